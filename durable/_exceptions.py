@@ -1,0 +1,143 @@
+"""The exception tree of `durable`.
+
+Every error that the runtime itself raises derives from :class:`DurableError`, and also from the
+standard-library base a caller would naturally catch (``TypeError`` for bad values, ``ValueError``
+for limits). Messages follow Cloudflare's wording wherever Cloudflare has one, so that people can
+search for them.
+
+    DurableError
+    ├── DataCloneError            (also TypeError)   a value cannot be stored or sent over RPC
+    ├── DataCorruptionError       (also ValueError)  stored bytes that the codec cannot read
+    ├── StorageLimitError         (also ValueError)  a production storage limit was exceeded
+    ├── SqlError                                     SQLite refused a statement (``...: SQLITE_<CODE>``)
+    ├── RuntimeClosedError        (also RuntimeError) the runtime was closed, or never entered
+    ├── PathLockedError           (also RuntimeError) another live runtime holds the storage path
+    ├── InvalidTransactionError   (also RuntimeError) a transaction used outside its closure
+    ├── ObjectResetError                             the object was reset; ``durable_object_reset``
+    │   └── ObjectAbortedError                       ``ctx.abort()`` was called
+    ├── OverloadedError                              the object's queue is full; ``overloaded``
+    └── ConnectionClosedError                        the instance went away mid-call; ``retryable``
+
+Errors raised by the application inside an object are not wrapped: they reach the caller as the
+same class with the same message and ``remote = True`` (see :func:`copy_remote_exception`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConnectionClosedError",
+    "DataCloneError",
+    "DataCorruptionError",
+    "DurableError",
+    "InvalidTransactionError",
+    "ObjectAbortedError",
+    "ObjectResetError",
+    "OverloadedError",
+    "PathLockedError",
+    "RuntimeClosedError",
+    "SqlError",
+    "StorageLimitError",
+    "copy_remote_exception",
+]
+
+
+class DurableError(Exception):
+    """Root of every error raised by `durable` itself.
+
+    The class attributes mirror the properties Cloudflare adds to errors that cross a stub:
+    ``remote`` (raised on the object's side), ``retryable`` (a transient failure, safe to retry an
+    idempotent call), ``overloaded`` (do not retry) and ``durable_object_reset`` (the object was
+    reset and its in-memory state is gone). The camelCase ``durableObjectReset`` reads the same flag.
+    """
+
+    remote: bool = False
+    retryable: bool = False
+    overloaded: bool = False
+    durable_object_reset: bool = False
+
+    @property
+    def durableObjectReset(self) -> bool:  # noqa: N802 - Cloudflare's spelling
+        return self.durable_object_reset
+
+
+class DataCloneError(DurableError, TypeError):
+    """A value is not of a type that structured clone (storage or RPC) can carry."""
+
+
+class DataCorruptionError(DurableError, ValueError):
+    """Stored bytes could not be decoded: not written by this codec, or damaged."""
+
+
+class StorageLimitError(DurableError, ValueError):
+    """A key, value or batch exceeded a production Cloudflare limit (see ``Runtime(limits=...)``)."""
+
+
+class SqlError(DurableError):
+    """SQLite refused a statement. The message ends with ``: SQLITE_<CODE>`` when SQLite gave one."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RuntimeClosedError(DurableError, RuntimeError):
+    """The runtime was used after ``aclose()`` (or before it was started)."""
+
+
+class PathLockedError(DurableError, RuntimeError):
+    """Another live runtime, in this process or another, already holds the storage path."""
+
+
+class InvalidTransactionError(DurableError, RuntimeError):
+    """A transaction handle was used after it committed or rolled back, or misused inside one."""
+
+
+class ObjectResetError(DurableError):
+    """The Durable Object was reset: in-memory state is gone and unflushed writes were dropped.
+
+    The stub that saw this error is broken, as on Cloudflare: later calls on it raise the same
+    error. Get a new stub from the namespace to reach a fresh instance.
+    """
+
+    durable_object_reset = True
+
+
+class ObjectAbortedError(ObjectResetError):
+    """The object called ``ctx.abort(reason)``."""
+
+
+class OverloadedError(DurableError):
+    """The object has too many calls queued; Cloudflare advises not to retry."""
+
+    overloaded = True
+
+
+class ConnectionClosedError(DurableError):
+    """The instance that was serving the call is no longer active (evicted or shut down)."""
+
+    retryable = True
+
+
+def copy_remote_exception(exc: BaseException) -> BaseException:
+    """Return a copy of an exception raised inside an object, as the caller should see it.
+
+    Like Cloudflare, only the class and the message travel: the traceback, ``__cause__`` and
+    other attributes stay behind, and the copy has ``remote = True``. Errors of the runtime itself
+    keep their flags (``durable_object_reset``, ``overloaded``, ``retryable``).
+    """
+    cls = type(exc)
+    copy: BaseException
+    try:
+        copy = cls(*exc.args)
+    except Exception:
+        # A constructor with another signature: build the instance without running it, as
+        # structured clone does for error types, and give it the original arguments.
+        copy = cls.__new__(cls)
+        BaseException.__init__(copy, *exc.args)
+    if isinstance(exc, SqlError) and isinstance(copy, SqlError):
+        copy.code = exc.code
+    try:
+        copy.remote = True  # type: ignore[attr-defined]
+    except AttributeError:  # pragma: no cover - a class with __slots__ and no __dict__
+        pass
+    return copy
