@@ -1,0 +1,796 @@
+"""HTTP types: ``Request``, ``Response``, ``Headers``, ``WorkerEntrypoint`` and ``ExecutionContext``.
+
+These follow the Fetch API as Cloudflare's runtime (workerd) implements it, and the shape of
+Cloudflare's Python Workers SDK: a body is read once (``await r.text()``, ``await r.json()``,
+``await r.bytes()``), header names are case-insensitive, ``Response.json(data)`` builds a JSON
+response. Error messages reuse workerd's wording so that they can be searched for.
+
+Layering: this module knows nothing of Durable Objects, runtimes or ASGI. The core calls
+:func:`build_request` from ``Stub.fetch``; the ASGI front (``durable.asgi``) translates HTTP
+to and from these types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import http
+import inspect
+import json as _json
+import logging
+import re
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
+from typing import Any, Final, Generic, TypeVar, Union, final, overload
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "ExecutionContext",
+    "Headers",
+    "HeadersInit",
+    "Request",
+    "Response",
+    "WorkerEntrypoint",
+    "build_request",
+]
+
+logger = logging.getLogger("durable")
+
+#: What a ``headers=`` argument may be: a mapping, ``(name, value)`` pairs, or ``Headers``.
+HeadersInit = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]]]
+
+#: What a ``body=`` argument may be. An async iterable streams ``bytes`` chunks.
+BodyInit = Union[str, bytes, bytearray, memoryview, AsyncIterable[bytes], None]
+
+_TEXT_PLAIN: Final = "text/plain;charset=UTF-8"
+_APPLICATION_JSON: Final = "application/json"
+
+# workerd's messages (src/workerd/api/http.c++, headers.c++).
+_BODY_USED: Final = (
+    "Body has already been used. It can only be used once. "
+    "Use tee() first if you need to read it twice."
+)
+_GET_HEAD_BODY: Final = "Request with a GET or HEAD method cannot have a body."
+_STATUS_RANGE: Final = (
+    "Responses may only be constructed with status codes in the range 200 to 599, inclusive."
+)
+_NULL_BODY_STATUS: Final = (
+    "Response with null body status (101, 204, 205, or 304) cannot have a body."
+)
+_NULL_BODY_STATUSES: Final = frozenset({101, 204, 205, 304})
+_REDIRECT_STATUSES: Final = (301, 302, 303, 307, 308)
+
+# RFC 9110 token characters (header names, methods) and the bytes a header value may not hold.
+_TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE_RE: Final = re.compile(r"[\r\n\x00]")
+_HTTP_WHITESPACE: Final = " \t\r\n"
+
+_T = TypeVar("_T")
+
+
+class _Missing:
+    """Sentinel type: an argument that was not given (distinct from an explicit ``None``)."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+_MISSING: Final = _Missing()
+
+
+# ---------------------------------------------------------------------------------------------
+# Headers
+
+
+@final
+class Headers(MutableMapping[str, str]):
+    """Case-insensitive, multi-valued HTTP headers, like the Fetch API's ``Headers``.
+
+    Names are stored lower-cased (Fetch exposes them that way); each name may carry several
+    values, kept in the order they were added. ``get(name)`` and ``headers[name]`` join repeated
+    values with ``", "``; ``get_all(name)`` returns them one by one. Iteration yields the distinct
+    names, sorted, as Fetch's iterator does; ``items()`` pairs each name with its joined value,
+    and ``multi_items()`` gives every ``(name, value)`` pair in insertion order.
+
+    Args:
+        init: a mapping, an iterable of ``(name, value)`` pairs, or another ``Headers`` (copied).
+
+    Raises:
+        TypeError: a name that is not an HTTP token (``Invalid header name.``), a value holding
+            CR, LF or NUL (``Invalid header value.``), or a name or value that is not a ``str``.
+
+    Example::
+
+        h = Headers({"Content-Type": "text/plain"})
+        h.append("Set-Cookie", "a=1"); h.append("Set-Cookie", "b=2")
+        h["content-type"]           # 'text/plain'
+        h.get_all("set-cookie")     # ['a=1', 'b=2']
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, init: HeadersInit | None = None) -> None:
+        self._items: list[tuple[str, str]] = []
+        if init is None:
+            return
+        if isinstance(init, Headers):
+            self._items = list(init._items)
+            return
+        pairs: Iterable[Any] = init.items() if isinstance(init, Mapping) else init
+        if isinstance(pairs, (str, bytes)):
+            raise TypeError("Headers init must be a mapping or an iterable of (name, value) pairs.")
+        for pair in pairs:
+            try:
+                name, value = pair
+            except (TypeError, ValueError):
+                raise TypeError(
+                    "Headers init pairs must be (name, value) sequences of two strings, "
+                    f"got {pair!r}."
+                ) from None
+            self.append(name, value)
+
+    # -- Fetch API methods ---------------------------------------------------------------------
+
+    def append(self, name: str, value: str) -> None:
+        """Add a value for ``name``, keeping the values it already has."""
+        self._items.append((_check_name(name), _normalize_value(value)))
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every value of ``name`` with ``value``."""
+        key = _check_name(name)
+        value = _normalize_value(value)
+        self._items = [(n, v) for n, v in self._items if n != key]
+        self._items.append((key, value))
+
+    def delete(self, name: str) -> None:
+        """Remove every value of ``name``; nothing happens if it is absent."""
+        key = _check_name(name)
+        self._items = [(n, v) for n, v in self._items if n != key]
+
+    def has(self, name: str) -> bool:
+        """Whether ``name`` has at least one value (same as ``name in headers``)."""
+        return name in self
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+    @overload
+    def get(self, name: str, default: _T) -> str | _T: ...
+
+    def get(self, name: str, default: object = None) -> object:
+        """The values of ``name`` joined with ``", "``, or ``default`` (``None``) if absent."""
+        values = self.get_all(name)
+        return ", ".join(values) if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``, in the order added (``[]`` if absent)."""
+        key = name.lower() if isinstance(name, str) else _check_name(name)
+        return [v for n, v in self._items if n == key]
+
+    def get_set_cookie(self) -> list[str]:
+        """The ``Set-Cookie`` values, one per cookie (Fetch's ``getSetCookie()``)."""
+        return self.get_all("set-cookie")
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)`` pair, names lower-cased, in insertion order."""
+        return list(self._items)
+
+    def copy(self) -> Headers:
+        """An independent copy."""
+        return Headers(self)
+
+    # -- Mapping protocol ----------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> str:
+        values = self.get_all(name)
+        if not values:
+            raise KeyError(name)
+        return ", ".join(values)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self.set(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        self.delete(name)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(n == key for n, _ in self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({n for n, _ in self._items}))
+
+    def __len__(self) -> int:
+        return len({n for n, _ in self._items})
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return sorted(self._items) == sorted(other._items)
+        if isinstance(other, Mapping):
+            return dict(self.items()) == {str(k).lower(): v for k, v in other.items()}
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    # Cloudflare's camelCase spellings.
+    getAll = get_all  # noqa: N815
+    getSetCookie = get_set_cookie  # noqa: N815
+
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"Header names must be str, not {type(name).__name__}.")
+    if _TOKEN_RE.fullmatch(name) is None:
+        raise TypeError("Invalid header name.")
+    return name.lower()
+
+
+def _normalize_value(value: object) -> str:
+    # Fetch strips leading and trailing HTTP whitespace, then refuses CR, LF and NUL.
+    if not isinstance(value, str):
+        raise TypeError(
+            f"Header values must be str, not {type(value).__name__}; convert it with str()."
+        )
+    value = value.strip(_HTTP_WHITESPACE)
+    if _BAD_VALUE_RE.search(value) is not None:
+        raise TypeError("Invalid header value.")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies
+
+
+class _Body:
+    """The body half shared by ``Request`` and ``Response``: read once, as text, JSON or bytes.
+
+    A body is ``None`` (no body), buffered ``bytes``, or an async iterable of ``bytes`` chunks
+    (a stream). Reading a buffered or streamed body marks it used; reading it again raises
+    ``TypeError`` as in Fetch. Reading a null body gives empty content and never fails.
+    """
+
+    __slots__ = ("_body", "_body_used", "headers")
+
+    headers: Headers
+    _body: builtins.bytes | AsyncIterable[builtins.bytes] | None
+    _body_used: bool
+
+    def _init_body(self, body: object, headers: Headers, what: str) -> None:
+        self.headers = headers
+        self._body_used = False
+        if body is None:
+            self._body = None
+        elif isinstance(body, str):
+            self._body = body.encode("utf-8")
+            if "content-type" not in headers:
+                headers.append("content-type", _TEXT_PLAIN)
+        elif isinstance(body, builtins.bytes):
+            self._body = body
+        elif isinstance(body, (bytearray, memoryview)):
+            self._body = builtins.bytes(body)  # copied, so later mutation changes nothing
+        elif isinstance(body, AsyncIterable):
+            self._body = body
+        else:
+            hint = ""
+            if isinstance(body, (int, float)):
+                hint = f"; to send a number, convert it first: {what}(str(value))"
+            raise TypeError(
+                f"{what} body must be str, bytes, bytearray, memoryview, an async iterable "
+                f"of bytes, or None, not {type(body).__name__}{hint}."
+            )
+
+    @property
+    def body_used(self) -> bool:
+        """Whether the body has been read (or handed to another ``Request``)."""
+        return self._body_used
+
+    @property
+    def body(self) -> AsyncIterator[builtins.bytes] | None:
+        """The body as an async iterator of ``bytes`` chunks, or ``None`` when there is none.
+
+        Iterating it uses the body up, like reading ``body`` in Fetch.
+        """
+        if self._body is None:
+            return None
+        return self._iter_body()
+
+    async def _iter_body(self) -> AsyncIterator[builtins.bytes]:
+        source = self._take_body()
+        if source is not None:
+            async for chunk in _chunks(source):
+                yield chunk
+
+    def _take_body(self) -> builtins.bytes | AsyncIterable[builtins.bytes] | None:
+        """Claim the body for reading: marks it used; raises if it already was."""
+        if self._body is None:
+            return None
+        if self._body_used:
+            raise TypeError(_BODY_USED)
+        self._body_used = True
+        return self._body
+
+    async def bytes(self) -> builtins.bytes:
+        """Read the whole body as ``bytes``.
+
+        Raises:
+            TypeError: the body was already read (``Body has already been used. ...``).
+        """
+        source = self._take_body()
+        if source is None:
+            return b""
+        if isinstance(source, builtins.bytes):
+            return source
+        return b"".join([chunk async for chunk in _chunks(source)])
+
+    async def array_buffer(self) -> builtins.bytes:
+        """Same as :meth:`bytes` (Fetch's ``arrayBuffer()``)."""
+        return await self.bytes()
+
+    async def text(self) -> str:
+        """Read the whole body and decode it as UTF-8 (invalid bytes become U+FFFD)."""
+        data = await self.bytes()
+        # Fetch's "UTF-8 decode": drop one leading byte order mark, replace invalid sequences.
+        return data.decode("utf-8-sig", "replace")
+
+    async def _read_json(self) -> Any:
+        """Read the whole body and parse it as JSON.
+
+        Raises:
+            ValueError: the body is not valid JSON (``json.JSONDecodeError``).
+        """
+        return _json.loads(await self.text())
+
+    # Cloudflare's camelCase spellings.
+    arrayBuffer = array_buffer  # noqa: N815
+
+    @property
+    def bodyUsed(self) -> bool:  # noqa: N802
+        """Same as :attr:`body_used`."""
+        return self._body_used
+
+
+async def _chunks(source: bytes | AsyncIterable[object]) -> AsyncIterator[bytes]:
+    """Yield the non-empty chunks of a body, checking that a stream yields bytes."""
+    if isinstance(source, bytes):
+        if source:
+            yield source
+        return
+    async for chunk in source:
+        if isinstance(chunk, (bytearray, memoryview)):
+            chunk = bytes(chunk)
+        elif not isinstance(chunk, bytes):
+            raise TypeError(f"A streamed body must yield bytes, not {type(chunk).__name__}.")
+        if chunk:
+            yield chunk
+
+
+# ---------------------------------------------------------------------------------------------
+# Request
+
+
+class Request(_Body):
+    """An HTTP request, as a Worker or a Durable Object's ``fetch`` handler receives it.
+
+    Args:
+        input: the URL (a ``str``), or a ``Request`` to copy: its URL, method and headers are
+            copied and its body is moved over (the original is then used), unless overridden.
+        method: the HTTP method, upper-cased (default ``GET``, or the copied request's).
+        headers: the headers (see :class:`Headers`); default empty, or the copied request's.
+        body: ``None``, ``str`` (UTF-8, and ``content-type: text/plain;charset=UTF-8`` unless
+            one is given), ``bytes``/``bytearray``/``memoryview``, or an async iterable of
+            ``bytes`` (a streamed body). ``GET`` and ``HEAD`` requests cannot have one.
+
+    Raises:
+        TypeError: a ``GET``/``HEAD`` request with a body (``Request with a GET or HEAD method
+            cannot have a body.``), an invalid method (``Invalid HTTP method string: x``), an
+            unsupported body type, invalid headers, or copying a request whose body was used.
+
+    The URL is kept as given, except that an absolute ``http``/``https`` URL has its scheme
+    and host lower-cased, a default port dropped and an empty path made ``/``, as the URL
+    parser of Fetch does. A relative URL is accepted here but refused by ``stub.fetch``.
+
+    Example::
+
+        req = Request("https://example.com/items", method="POST", body='{"a": 1}')
+        await req.json()   # {'a': 1}
+    """
+
+    __slots__ = ("method", "url")
+
+    def __init__(
+        self,
+        input: str | Request,
+        *,
+        method: str | None = None,
+        headers: HeadersInit | None = None,
+        body: BodyInit | _Missing = _MISSING,
+    ) -> None:
+        source_body: object = None
+        if isinstance(input, Request):
+            url = input.url
+            base_method = input.method
+            base_headers = input.headers
+            if body is _MISSING:
+                if input._body is not None:
+                    if input._body_used:
+                        raise TypeError("Cannot reconstruct a Request with a used body.")
+                    input._body_used = True  # the body moves to the new request
+                    source_body = input._body
+        elif isinstance(input, str):
+            url = input
+            base_method = "GET"
+            base_headers = None
+        else:
+            raise TypeError(
+                f"Request input must be a URL string or a Request, not {type(input).__name__}."
+            )
+        self.url: str = _normalize_url(url)
+        self.method: str = base_method if method is None else _check_method(method)
+        new_headers = Headers(headers if headers is not None else base_headers)
+        if body is _MISSING:
+            self._init_body(source_body, new_headers, "Request")
+            # A copied GET request that already carried a body may pass through, as in
+            # workerd; only a new method or body triggers the check.
+            check = not isinstance(input, Request) or method is not None
+        else:
+            self._init_body(body, new_headers, "Request")
+            check = True
+        if check and self._body is not None and self.method in ("GET", "HEAD"):
+            raise TypeError(_GET_HEAD_BODY)
+
+    async def json(self) -> Any:
+        """Read the whole body and parse it as JSON.
+
+        Raises:
+            ValueError: the body is not valid JSON (``json.JSONDecodeError``).
+            TypeError: the body was already read.
+        """
+        return await self._read_json()
+
+    def __repr__(self) -> str:
+        return f"<Request [{self.method} {self.url}]>"
+
+
+def _check_method(method: object) -> str:
+    if not isinstance(method, str):
+        raise TypeError(f"HTTP method must be a str, not {type(method).__name__}.")
+    if _TOKEN_RE.fullmatch(method) is None:
+        raise TypeError(f"Invalid HTTP method string: {method}")
+    return method.upper()
+
+
+def _normalize_url(url: str) -> str:
+    # A light version of the WHATWG URL serializer, enough that ``urlsplit(req.url).path``
+    # reads like JavaScript's ``new URL(req.url).pathname``. Anything else is kept as given.
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
+        return url
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if port is not None and port == (80 if scheme == "http" else 443):
+        hostport = hostport[: hostport.rindex(":")]
+    netloc = f"{userinfo}{at}{hostport.lower()}"
+    normalized = urlunsplit((scheme, netloc, parts.path or "/", parts.query, parts.fragment))
+    # urlunsplit drops a bare "?" or "#"; keep the string as given in that case.
+    if url.endswith(("?", "#")) and not normalized.endswith(url[-1]):
+        normalized += url[-1]
+    return normalized
+
+
+_INIT_KEYS: Final = ("body", "headers", "method")
+
+
+def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -> Request:
+    """Build the ``Request`` that ``stub.fetch(input, **init)`` delivers to an object.
+
+    As in Fetch, a new ``Request`` is always made: a ``Request`` given as ``input`` has its
+    body moved to the new one. The URL must be absolute ``http:`` or ``https:`` with a host,
+    as Cloudflare requires since ``durable_object_fetch_requires_full_url`` (2021-11-10).
+
+    Args:
+        input: a URL string or a :class:`Request`.
+        init: optional ``method``, ``headers`` and ``body``, as for :class:`Request`.
+
+    Raises:
+        TypeError: ``Fetch API cannot load: <url>`` for a relative, malformed or non-HTTP URL;
+            an ``init`` key other than ``method``, ``headers``, ``body``; and whatever
+            :class:`Request` raises.
+    """
+    options = dict(init) if init else {}
+    unknown = sorted(k for k in options if k not in _INIT_KEYS)
+    if unknown:
+        raise TypeError(
+            f"fetch() got an unsupported option {unknown[0]!r}; "
+            "the supported options are 'body', 'headers' and 'method'."
+        )
+    if not isinstance(input, (str, Request)):
+        raise TypeError(
+            f"fetch() input must be a URL string or a durable.Request, not {type(input).__name__}."
+        )
+    request = Request(input, **options)
+    _require_full_url(request.url)
+    return request
+
+
+def _require_full_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise TypeError(f"Fetch API cannot load: {url}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise TypeError(f"Fetch API cannot load: {url}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Response
+
+_R = TypeVar("_R", bound="Response")
+
+
+class _JsonMember(Generic[_R]):
+    """``Response.json``: a builder on the class, an async reader on an instance.
+
+    ``Response.json(data)`` builds a JSON response (Fetch's static ``Response.json``) while
+    ``await resp.json()`` parses a response's body, as both Fetch and Cloudflare's Python SDK
+    spell them with the same name.
+    """
+
+    @overload
+    def __get__(self, obj: None, objtype: type[_R]) -> Callable[..., _R]: ...
+    @overload
+    def __get__(self, obj: _R, objtype: type[_R] | None = None) -> Callable[[], Awaitable[Any]]: ...
+
+    def __get__(self, obj: _R | None, objtype: type[_R] | None = None) -> Callable[..., Any]:
+        if obj is None:
+            assert objtype is not None
+            cls = objtype
+
+            def build(
+                data: Any,
+                status: int = 200,
+                headers: HeadersInit | None = None,
+                *,
+                status_text: str | None = None,
+            ) -> _R:
+                return cls._from_json(data, status=status, headers=headers, status_text=status_text)
+
+            build.__doc__ = Response._from_json.__doc__
+            build.__name__ = build.__qualname__ = "json"
+            return build
+        return obj._read_json
+
+
+class Response(_Body):
+    """An HTTP response, returned by a Worker's or a Durable Object's ``fetch`` handler.
+
+    Args:
+        body: ``None``, ``str`` (UTF-8, and ``content-type: text/plain;charset=UTF-8`` unless
+            one is given), ``bytes``/``bytearray``/``memoryview``, or an async iterable of
+            ``bytes`` (streamed). Unlike JavaScript, a number is not converted: write
+            ``Response(str(value))``.
+        status: 200 to 599 (default 200).
+        headers: the headers (see :class:`Headers`).
+        status_text: the reason phrase; by default the standard one for ``status``.
+
+    Raises:
+        ValueError: ``status`` outside 200..599 (Fetch raises a ``RangeError``).
+        TypeError: an unsupported body type, a body with status 204, 205 or 304, a status text
+            holding control characters, or invalid headers.
+
+    ``Response.json(data, status=200, headers=None)`` builds a JSON response;
+    ``await response.json()`` parses one.
+
+    Example::
+
+        return Response("Not found", status=404)
+        return Response.json({"count": 3})
+    """
+
+    __slots__ = ("_status_text", "status")
+
+    json = _JsonMember["Response"]()
+
+    def __init__(
+        self,
+        body: BodyInit = None,
+        *,
+        status: int = 200,
+        headers: HeadersInit | None = None,
+        status_text: str | None = None,
+    ) -> None:
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise TypeError(f"Response status must be an int, not {type(status).__name__}.")
+        if not 200 <= status <= 599:
+            raise ValueError(_STATUS_RANGE)
+        if status_text is not None:
+            if not isinstance(status_text, str):
+                raise TypeError(
+                    f"Response status_text must be a str, not {type(status_text).__name__}."
+                )
+            if any(ord(c) < 0x20 or c == "\x7f" for c in status_text):
+                raise TypeError("Invalid statusText")
+        self.status: int = status
+        self._status_text = status_text
+        self._init_body(body, Headers(headers), "Response")
+        if status in _NULL_BODY_STATUSES and self._body is not None:
+            if self._body != b"":
+                raise TypeError(_NULL_BODY_STATUS)
+            self._body = None  # a zero-length body counts as none, as workerd allows
+
+    @property
+    def ok(self) -> bool:
+        """Whether the status is in the 200..299 range."""
+        return 200 <= self.status <= 299
+
+    @property
+    def status_text(self) -> str:
+        """The reason phrase: as given, else the standard one (``"OK"``, ``"Not Found"``...)."""
+        if self._status_text is not None:
+            return self._status_text
+        return _default_status_text(self.status)
+
+    @classmethod
+    def _from_json(
+        cls: type[_R],
+        data: Any,
+        status: int = 200,
+        headers: HeadersInit | None = None,
+        *,
+        status_text: str | None = None,
+    ) -> _R:
+        """Build a response whose body is ``data`` serialized as JSON.
+
+        The content type is ``application/json`` unless ``headers`` sets one. Serialization
+        is compact, like ``JSON.stringify``, and keeps non-ASCII characters as they are.
+
+        Raises:
+            TypeError: ``data`` holds something JSON cannot represent.
+            ValueError: ``data`` holds a NaN or an infinity (JSON has no spelling for them).
+        """
+        text = _json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        merged = Headers(headers)
+        if "content-type" not in merged:
+            merged.append("content-type", _APPLICATION_JSON)
+        return cls(text, status=status, headers=merged, status_text=status_text)
+
+    @classmethod
+    def redirect(cls: type[_R], url: str, status: int = 302) -> _R:
+        """Build a redirect to ``url`` (Fetch's ``Response.redirect``).
+
+        Raises:
+            ValueError: ``status`` is not 301, 302, 303, 307 or 308.
+            TypeError: ``url`` holds CR, LF or NUL.
+        """
+        if status not in _REDIRECT_STATUSES:
+            raise ValueError(
+                f"{status} is not a redirect status code. "
+                "It must be one of: 301, 302, 303, 307, or 308."
+            )
+        if _BAD_VALUE_RE.search(url) is not None:
+            raise TypeError(f"Redirect URL cannot contain '\\r', '\\n', or '\\0': {url}")
+        return cls(None, status=status, headers={"location": url})
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status} {self.status_text}]>"
+
+    # Cloudflare's camelCase spelling.
+    @property
+    def statusText(self) -> str:  # noqa: N802
+        """Same as :attr:`status_text`."""
+        return self.status_text
+
+
+def _default_status_text(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        # workerd falls back to the status class named by RFC 9110 section 15.
+        return {2: "Successful", 3: "Redirection", 4: "Client Error", 5: "Server Error"}.get(
+            status // 100, ""
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+
+
+class ExecutionContext:
+    """The ``ctx`` a Worker receives: work that may outlive the response.
+
+    ``wait_until(awaitable)`` starts the work at once (a coroutine becomes a task) and the
+    server waits for it after the response has been sent; an exception in it is logged and
+    does not affect the response. ``pass_through_on_exception()`` is accepted for
+    compatibility and does nothing: there is no origin server to fall back to.
+    """
+
+    __slots__ = ("_tasks",)
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Future[Any]] = []
+
+    def wait_until(self, awaitable: Awaitable[Any]) -> None:
+        """Keep ``awaitable`` running after the response is sent.
+
+        Raises:
+            TypeError: ``awaitable`` is not awaitable.
+        """
+        if not inspect.isawaitable(awaitable):
+            raise TypeError(
+                f"wait_until() expects an awaitable, not {type(awaitable).__name__}."
+            )
+        self._tasks.append(asyncio.ensure_future(awaitable))
+
+    def pass_through_on_exception(self) -> None:
+        """Accepted for compatibility; does nothing (there is no origin to pass through to)."""
+
+    async def _drain(self) -> None:
+        """Wait for every ``wait_until`` task, including ones added while waiting; log failures."""
+        while self._tasks:
+            tasks, self._tasks = self._tasks, []
+            for task, result in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True)):
+                if isinstance(result, BaseException) and not isinstance(
+                    result, asyncio.CancelledError
+                ):
+                    logger.error("A wait_until() task failed: %r", task, exc_info=result)
+
+    # Cloudflare's camelCase spellings.
+    waitUntil = wait_until  # noqa: N815
+    passThroughOnException = pass_through_on_exception  # noqa: N815
+
+
+class WorkerEntrypoint:
+    """Base class of a stateless Worker: the front that receives HTTP requests.
+
+    Subclass it and define ``async def fetch(self, request) -> Response``. A new instance is
+    made for every request as ``Worker(ctx, env)``: ``self.env`` holds the bindings (for
+    example ``self.env.COUNTER``, a Durable Object namespace) and ``self.ctx`` is the
+    request's :class:`ExecutionContext`.
+
+    Example::
+
+        class Worker(WorkerEntrypoint):
+            async def fetch(self, request):
+                stub = self.env.COUNTER.get_by_name("A")
+                return await stub.fetch(request.url)
+    """
+
+    def __init__(self, ctx: ExecutionContext, env: Any) -> None:
+        self.ctx = ctx
+        self.env = env
+
+    async def fetch(self, request: Request) -> Response:
+        """Handle one request. Subclasses override this; the base raises.
+
+        Raises:
+            NotImplementedError: the subclass did not define ``fetch``.
+        """
+        raise NotImplementedError("Handler does not export a fetch() function.")
