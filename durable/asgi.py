@@ -1,0 +1,434 @@
+"""Serve a Worker over HTTP as an ASGI application (uvicorn, Hypercorn, Starlette, FastAPI).
+
+``asgi_app(Worker, runtime)`` turns each HTTP request into a :class:`durable.Request`, runs
+``Worker(ctx, runtime.env).fetch(request)`` and sends back the :class:`durable.Response` it
+returns. It plays the part of Cloudflare's edge in front of a Worker:
+
+- request bodies stream into ``request`` as they arrive, up to ``max_body_size`` bytes
+  (default 100 MB, Cloudflare's limit on the Free and Pro plans); more gives ``413``;
+- a request this front cannot translate (bad ``Host``, bad ``Content-Length``) gives ``400``;
+- a Worker that raises, or returns something that is not a ``Response``, gives ``500`` with a
+  short text body, and the error is logged on the ``durable.asgi`` logger;
+- ``lifespan`` events are acknowledged; the runtime is **not** opened or closed by this app:
+  whoever created the runtime owns it (``durable serve`` does);
+- WebSocket connections are refused (not supported yet).
+
+The app works the same with or without lifespan events, so it can be driven directly by
+``httpx.ASGITransport`` in tests. This module uses only the public API of ``durable``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any, Final, Protocol
+from urllib.parse import unquote_to_bytes
+
+from ._http import ExecutionContext, Headers, Request, Response, WorkerEntrypoint, _chunks
+
+__all__ = ["WorkerApp", "asgi_app"]
+
+logger = logging.getLogger("durable.asgi")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Cloudflare's request body limit on the Free and Pro plans.
+DEFAULT_MAX_BODY_SIZE: Final = 100 * 1024 * 1024
+
+_TEXT_PLAIN: Final = (b"content-type", b"text/plain;charset=UTF-8")
+# Headers the server computes from the body it is given; a Worker's values are dropped.
+_FRAMING_HEADERS: Final = frozenset({"content-length", "transfer-encoding"})
+_NO_BODY_STATUSES: Final = frozenset({204, 304})
+# Bytes kept as they are when rebuilding the URL from what the client sent: printable ASCII
+# except the characters the WHATWG URL parser percent-encodes in paths and in queries.
+_PRINTABLE: Final = frozenset(range(0x21, 0x7F))
+_PATH_KEEP: Final = _PRINTABLE - frozenset(b'"#<>?`{}')
+_QUERY_KEEP: Final = _PRINTABLE - frozenset(b'"#<>')
+# A decoded path (no raw_path to go by) has its literal "%" encoded too.
+_DECODED_KEEP: Final = _PATH_KEEP - frozenset(b"%")
+_HOST_FORBIDDEN: Final = frozenset(" \t/\\?#@<>^|%\"'`{}")
+
+
+class _HasEnv(Protocol):
+    """What ``asgi_app`` needs from a runtime: its ``env`` (a ``durable.Runtime`` has one)."""
+
+    @property
+    def env(self) -> Any: ...
+
+
+class _BadRequest(Exception):
+    """The request cannot be translated into a ``durable.Request``: answered with 400."""
+
+
+class _BodyTooLarge(Exception):
+    """The request body exceeded ``max_body_size``: answered with 413."""
+
+
+class _ClientDisconnected(Exception):
+    """The client went away while its body was being read: nothing is answered."""
+
+
+def asgi_app(
+    worker: type[WorkerEntrypoint],
+    runtime: _HasEnv,
+    *,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+) -> WorkerApp:
+    """Make an ASGI application that serves ``worker`` with ``runtime.env`` as its env.
+
+    Args:
+        worker: the Worker class (a :class:`durable.WorkerEntrypoint` subclass, not an
+            instance); one is constructed per request as ``worker(ctx, runtime.env)``.
+        runtime: the :class:`durable.Runtime` whose namespaces the Worker reaches through
+            ``self.env``. The app does not open or close it.
+        max_body_size: the largest request body accepted, in bytes; larger gives ``413``.
+
+    Raises:
+        TypeError: ``worker`` is not a class with a ``fetch`` method.
+        ValueError: ``max_body_size`` is negative.
+
+    Example::
+
+        async with durable.Runtime(path="state") as rt:
+            rt.namespace(Counter, name="COUNTER")
+            app = durable.asgi_app(Worker, rt)
+            await uvicorn.Server(uvicorn.Config(app)).serve()
+
+    Mounted in Starlette or FastAPI: ``app.mount("/counter", durable.asgi_app(Worker, rt))``.
+    """
+    return WorkerApp(worker, runtime, max_body_size=max_body_size)
+
+
+class WorkerApp:
+    """The ASGI application made by :func:`asgi_app`; see there."""
+
+    def __init__(
+        self,
+        worker: type[WorkerEntrypoint],
+        runtime: _HasEnv,
+        *,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        if not isinstance(worker, type) or not callable(getattr(worker, "fetch", None)):
+            raise TypeError(
+                "asgi_app() expects the Worker class (a durable.WorkerEntrypoint subclass "
+                f"with a fetch method), not {worker!r}."
+            )
+        if not isinstance(max_body_size, int) or max_body_size < 0:
+            raise ValueError(f"max_body_size must be a non-negative int, not {max_body_size!r}.")
+        self.worker = worker
+        self.runtime = runtime
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection (``http``, ``lifespan`` or ``websocket``)."""
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        elif kind == "websocket":
+            await _refuse_websocket(scope, receive, send)
+        else:
+            raise ValueError(f"durable.asgi_app cannot handle ASGI scope type {kind!r}.")
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = _RequestBody(receive, self.max_body_size)
+        try:
+            request = _to_request(scope, body)
+        except _BadRequest as exc:
+            await _send_text(send, 400, f"Bad Request: {exc}")
+            return
+        except _BodyTooLarge:
+            await _send_text(send, 413, self._too_large_text())
+            return
+
+        ctx = ExecutionContext()
+        try:
+            response = await self._call_worker(request, ctx, body)
+            if response is not None:
+                await _send_response(
+                    send, response, head=request.method == "HEAD", too_large=self._too_large_text()
+                )
+        finally:
+            await ctx._drain()
+
+    async def _call_worker(
+        self, request: Request, ctx: ExecutionContext, body: _RequestBody
+    ) -> Response | None:
+        """Run the Worker; return the Response to send, or None when nothing should be sent."""
+        try:
+            instance = self.worker(ctx, self.runtime.env)
+            result: object = instance.fetch(request)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception:
+            if body.disconnected:
+                return None
+            if body.too_large:
+                return _text_response(413, self._too_large_text())
+            logger.exception(
+                "Worker %s raised while handling %s %s", self.worker.__qualname__,
+                request.method, request.url,
+            )
+            return _text_response(500, "Worker threw exception")
+        if body.too_large:
+            # The Worker swallowed the error: the client still learns its body was refused.
+            return _text_response(413, self._too_large_text())
+        if not isinstance(result, Response):
+            logger.error(
+                "Worker %s returned %s from fetch() while handling %s %s; "
+                "it must return a durable.Response.",
+                self.worker.__qualname__, type(result).__name__, request.method, request.url,
+            )
+            return _text_response(500, "Worker threw exception")
+        if result.body_used:
+            logger.error(
+                "Worker %s returned a Response whose body was already used, for %s %s.",
+                self.worker.__qualname__, request.method, request.url,
+            )
+            return _text_response(500, "Worker threw exception")
+        return result
+
+    def _too_large_text(self) -> str:
+        return f"Payload Too Large: the request body exceeds {self.max_body_size} bytes."
+
+
+# ---------------------------------------------------------------------------------------------
+# ASGI scope -> durable.Request
+
+
+class _RequestBody:
+    """The request body as an async iterator over ``http.request`` messages, with a size cap."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self._receive = receive
+        self._limit = limit
+        self._size = 0
+        self._done = False
+        self.too_large = False
+        self.disconnected = False
+
+    def check_declared_length(self, value: str | None) -> bool:
+        """Validate a Content-Length header; return whether the request has a body at all."""
+        if value is None:
+            return True  # unknown: chunked, or a body-less request; the stream will tell
+        if not value.isdigit():
+            raise _BadRequest("invalid Content-Length header")
+        length = int(value)
+        if length > self._limit:
+            self.too_large = True
+            raise _BodyTooLarge
+        return length > 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while not self._done:
+            message = await self._receive()
+            kind = message.get("type")
+            if kind == "http.disconnect":
+                self.disconnected = True
+                self._done = True
+                raise _ClientDisconnected("the client disconnected before sending its whole body")
+            if kind != "http.request":
+                continue
+            chunk = bytes(message.get("body", b""))
+            self._done = not message.get("more_body", False)
+            self._size += len(chunk)
+            if self._size > self._limit:
+                self.too_large = True
+                self._done = True
+                raise _BodyTooLarge(f"the request body exceeds {self._limit} bytes")
+            if chunk:
+                yield chunk
+
+
+def _to_request(scope: Scope, body: _RequestBody) -> Request:
+    method = scope.get("method", "GET")
+    try:
+        raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
+        headers = Headers(raw_headers)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _BadRequest(f"invalid header ({exc})") from None
+    url = _request_url(scope, headers)
+    lengths = headers.get_all("content-length")
+    if len(set(lengths)) > 1:
+        raise _BadRequest("conflicting Content-Length headers")
+    has_body = body.check_declared_length(lengths[0] if lengths else None)
+    # A GET or HEAD request may arrive with a body over HTTP; Fetch cannot represent it, so
+    # (as on Cloudflare) the Worker sees none.
+    with_body = has_body and method not in ("GET", "HEAD")
+    try:
+        return Request(url, method=method, headers=headers, body=body if with_body else None)
+    except TypeError as exc:
+        raise _BadRequest(str(exc)) from None
+
+
+def _request_url(scope: Scope, headers: Headers) -> str:
+    """Rebuild the absolute URL the client asked for, keeping its percent-encoding."""
+    scheme = scope.get("scheme", "http")
+    host = headers.get_all("host")
+    if host:
+        authority = host[0].strip().lower()
+        if not authority or any(c in _HOST_FORBIDDEN for c in authority) or not authority.isascii():
+            raise _BadRequest("invalid Host header")
+    else:
+        server = scope.get("server")
+        if server is None:
+            authority = "localhost"
+        elif server[1] is None:  # a Unix socket: no host to speak of
+            authority = "localhost"
+        else:
+            name, port = server[0], server[1]
+            authority = f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+    default_port = {"http": ":80", "https": ":443"}.get(scheme)
+    if default_port and authority.endswith(default_port):
+        authority = authority[: -len(default_port)]
+
+    root_path: str = scope.get("root_path", "")
+    path: str = scope.get("path", "/")
+    # Starlette and recent uvicorn include root_path in path; the ASGI spec says not to.
+    full_path = path if path.startswith(root_path) else root_path + path
+    raw_path: bytes | None = scope.get("raw_path")
+    if raw_path is not None and not raw_path.startswith(b"/"):
+        raw_path = None  # an absolute-form or '*' target: fall back on the decoded path
+    if raw_path is not None:
+        decoded = unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape")
+        if decoded == full_path:
+            encoded_path = _encode(raw_path)
+        elif root_path + decoded == full_path:
+            encoded_path = _encode(root_path.encode("utf-8")) + _encode(raw_path)
+        else:
+            encoded_path = _encode(full_path.encode("utf-8", "surrogateescape"), _DECODED_KEEP)
+    else:
+        encoded_path = _encode(full_path.encode("utf-8", "surrogateescape"), _DECODED_KEEP)
+    if not encoded_path.startswith("/"):
+        encoded_path = "/" + encoded_path
+    query: bytes = scope.get("query_string", b"")
+    url = f"{scheme}://{authority}{encoded_path}"
+    return f"{url}?{_encode(query, _QUERY_KEEP)}" if query else url
+
+
+def _encode(raw: bytes, keep: frozenset[int] = _PATH_KEEP) -> str:
+    """Percent-encode the bytes of a path or query that cannot appear in a URL as they are."""
+    if all(b in keep for b in raw):
+        return raw.decode("ascii")
+    return "".join(chr(b) if b in keep else f"%{b:02X}" for b in raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# durable.Response -> ASGI messages
+
+
+def _text_response(status: int, text: str) -> Response:
+    return Response(text, status=status)
+
+
+async def _send_text(send: Send, status: int, text: str) -> None:
+    data = text.encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_TEXT_PLAIN, (b"content-length", str(len(data)).encode("ascii"))],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _send_response(send: Send, response: Response, *, head: bool, too_large: str) -> None:
+    status = response.status
+    headers = [
+        (name.encode("latin-1"), value.encode("utf-8"))
+        for name, value in response.headers.multi_items()
+        if name not in _FRAMING_HEADERS
+    ]
+    source = response._take_body()
+    if status in _NO_BODY_STATUSES or source is None:
+        if status not in _NO_BODY_STATUSES:
+            headers.append((b"content-length", b"0"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+
+    if isinstance(source, bytes):
+        headers.append((b"content-length", str(len(source)).encode("ascii")))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else source})
+        return
+
+    if head:
+        await _close(source)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+
+    # A streamed body: read the first chunk before committing to the status, so that a
+    # stream failing at once still gives a clean 500.
+    chunks = _chunks(source)
+    try:
+        first = await anext(chunks, b"")
+    except _ClientDisconnected:
+        return
+    except _BodyTooLarge:  # the Worker streams the request body back
+        await _send_text(send, 413, too_large)
+        return
+    except Exception:
+        logger.exception("The response body stream failed before its first chunk")
+        await _close(source)
+        await _send_text(send, 500, "Worker threw exception")
+        return
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if first:
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+    # If the stream fails now, the status line is gone: the exception propagates so that the
+    # server aborts the connection and the client sees a truncated response, not a
+    # complete-looking one.
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _close(stream: object) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+# ---------------------------------------------------------------------------------------------
+# lifespan and websocket
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    # Nothing to start or stop: the runtime belongs to whoever created it.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    if "websocket.http.response" in scope.get("extensions", {}):
+        text = b"WebSockets are not supported by durable's HTTP front yet."
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 501,
+                "headers": [_TEXT_PLAIN, (b"content-length", str(len(text)).encode("ascii"))],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": text})
+    else:
+        # Closing before accepting makes the server answer the handshake with 403.
+        await send({"type": "websocket.close", "code": 1011})
