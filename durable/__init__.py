@@ -1,3 +1,96 @@
-"""durable: Cloudflare Durable Objects, embeddable in Python (skeleton; filled in by the core)."""
+"""durable: Cloudflare Durable Objects, embeddable in Python.
+
+A Durable Object is a single-threaded stateful object addressed by name: ``namespace.id_from_name("A")``
+always reaches the one live instance for that name, which owns private, transactional storage.
+See ``README.md`` and ``docs/`` for the guide; ``API.md`` is the contract these names implement.
+
+Layering (a module may import only from the layers below it; nothing imports upward):
+
+    5  asgi, __main__/_cli, testing, pytest_plugin   use only the public API (plus testing hooks)
+    4  _runtime                                      runtime, env, eviction, the storage directory
+    3  _namespace, _stub                             ids and stubs -> hosts
+    2  _host, _alarms                                one object's lifecycle: events, gates, resets
+    1  _state, _storage, _sql                        what an object sees: ctx, storage, SQL
+    0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions
+       (_sqlite knows nothing of objects or the event loop; _http knows nothing of objects)
+"""
 
 from __future__ import annotations
+
+from ._clock import Clock as Clock
+from ._exceptions import ConnectionClosedError as ConnectionClosedError
+from ._exceptions import DataCloneError as DataCloneError
+from ._exceptions import DataCorruptionError as DataCorruptionError
+from ._exceptions import DurableError as DurableError
+from ._exceptions import InvalidTransactionError as InvalidTransactionError
+from ._exceptions import ObjectAbortedError as ObjectAbortedError
+from ._exceptions import ObjectResetError as ObjectResetError
+from ._exceptions import OverloadedError as OverloadedError
+from ._exceptions import PathLockedError as PathLockedError
+from ._exceptions import RuntimeClosedError as RuntimeClosedError
+from ._exceptions import SqlError as SqlError
+from ._exceptions import StorageLimitError as StorageLimitError
+from ._http import ExecutionContext as ExecutionContext
+from ._http import Headers as Headers
+from ._http import Request as Request
+from ._http import Response as Response
+from ._http import WorkerEntrypoint as WorkerEntrypoint
+from ._id import DurableObjectId as DurableObjectId
+from ._limits import Limits as Limits
+from ._namespace import Namespace as Namespace
+from ._object import AlarmInfo as AlarmInfo
+from ._object import DurableObject as DurableObject
+from ._runtime import Env as Env
+from ._runtime import Runtime as Runtime
+from ._state import State as State
+from ._storage import Storage as Storage
+from ._storage import Transaction as Transaction
+from ._stub import RpcMethod as RpcMethod
+from ._stub import Stub as Stub
+from .asgi import asgi_app as asgi_app
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AlarmInfo",
+    "Clock",
+    "ConnectionClosedError",
+    "DataCloneError",
+    "DataCorruptionError",
+    "DurableError",
+    "DurableObject",
+    "DurableObjectId",
+    "Env",
+    "ExecutionContext",
+    "Headers",
+    "InvalidTransactionError",
+    "Limits",
+    "Namespace",
+    "ObjectAbortedError",
+    "ObjectResetError",
+    "OverloadedError",
+    "PathLockedError",
+    "Request",
+    "Response",
+    "RpcMethod",
+    "Runtime",
+    "RuntimeClosedError",
+    "SqlError",
+    "State",
+    "Storage",
+    "StorageLimitError",
+    "Stub",
+    "Transaction",
+    "WorkerEntrypoint",
+    "asgi_app",
+]
+
+# Exported classes present themselves as ``durable.X``, not ``durable._module.X``.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or callable(_obj):
+        try:
+            _obj.__module__ = "durable"
+        except (AttributeError, TypeError):  # pragma: no cover
+            pass
+del _name, _obj

@@ -1,0 +1,87 @@
+"""Cloudflare's camelCase spellings, as aliases of the snake_case names, defined in one table.
+
+Code ported from Cloudflare (JavaScript or Python Workers) calls ``idFromName``, ``getByName``,
+``blockConcurrencyWhile``, ``deleteAll``, ``setAlarm``, ``toArray``... Each class listed here gets
+those names as plain aliases of the same methods or properties (no wrapper, no extra call cost),
+through :func:`camel_aliases`, applied as a class decorator. Keyword options use the same idea:
+:data:`OPTION_ALIASES` maps ``startAfter=`` to ``start_after=`` and so on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+__all__ = ["ALIASES", "OPTION_ALIASES", "camel_aliases", "normalize_options"]
+
+_T = TypeVar("_T", bound=type)
+
+ALIASES: dict[str, dict[str, str]] = {
+    "Namespace": {
+        "idFromName": "id_from_name",
+        "newUniqueId": "new_unique_id",
+        "idFromString": "id_from_string",
+        "getByName": "get_by_name",
+    },
+    "DurableObjectId": {"toString": "to_string"},
+    "State": {
+        "blockConcurrencyWhile": "block_concurrency_while",
+        "waitUntil": "wait_until",
+    },
+    "Storage": {
+        "deleteAll": "delete_all",
+        "getAlarm": "get_alarm",
+        "setAlarm": "set_alarm",
+        "deleteAlarm": "delete_alarm",
+        "transactionSync": "transaction_sync",
+    },
+    "Transaction": {
+        "getAlarm": "get_alarm",
+        "setAlarm": "set_alarm",
+        "deleteAlarm": "delete_alarm",
+    },
+    "SqlStorage": {"databaseSize": "database_size"},
+    "SqlCursor": {
+        "toArray": "to_array",
+        "columnNames": "column_names",
+        "rowsRead": "rows_read",
+        "rowsWritten": "rows_written",
+    },
+    "AlarmInfo": {
+        "retryCount": "retry_count",
+        "isRetry": "is_retry",
+        "scheduledTime": "scheduled_time",
+    },
+}
+"""Class name -> {camelCase alias: snake_case attribute}."""
+
+OPTION_ALIASES: dict[str, str] = {
+    "startAfter": "start_after",
+    "allowConcurrency": "allow_concurrency",
+    "allowUnconfirmed": "allow_unconfirmed",
+    "noCache": "no_cache",
+}
+"""camelCase keyword option -> snake_case keyword option."""
+
+
+def camel_aliases(cls: _T) -> _T:
+    """Give ``cls`` the camelCase aliases listed for its name in :data:`ALIASES`."""
+    for alias, target in ALIASES.get(cls.__name__, {}).items():
+        for klass in cls.__mro__:
+            if target in klass.__dict__:
+                setattr(cls, alias, klass.__dict__[target])
+                break
+        else:  # pragma: no cover - a typo in the table
+            raise AttributeError(f"{cls.__name__} has no attribute {target!r} to alias as {alias!r}")
+    return cls
+
+
+def normalize_options(func: str, options: dict[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
+    """Translate camelCase option names and refuse unknown ones with a ``TypeError`` naming them."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        name = OPTION_ALIASES.get(key, key)
+        if name not in allowed:
+            raise TypeError(f"{func}() got an unexpected keyword argument {key!r}")
+        out[name] = value
+    return out
+

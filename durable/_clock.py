@@ -1,0 +1,154 @@
+"""Time, injectable: everything time-based in `durable` (alarms, retries, idle eviction, timeouts)
+reads and schedules through a :class:`Clock`.
+
+:class:`RealClock` is wall-clock time on the running event loop. :class:`MockClock` stands still until
+a test calls ``await clock.advance(seconds)``, which fires every timer that falls due, in time order,
+and waits for the object code those timers started (an alarm handler, its retries) before moving on.
+This mirrors trio's ``MockClock`` but without autojump: in tests of Durable Objects, time is the
+thing under test, so it moves only when the test says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time as _time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+__all__ = ["Clock", "MockClock", "RealClock", "TimerHandle"]
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock:
+    """Base class of clocks. ``time()`` is seconds since the epoch, as ``time.time()``."""
+
+    def time(self) -> float:
+        raise NotImplementedError
+
+    def time_ms(self) -> int:
+        """The current time in whole milliseconds since the epoch (Cloudflare's ``Date.now()``)."""
+        return int(self.time() * 1000)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        """Run ``callback`` (on the running loop) once the clock reads ``when`` or later."""
+        raise NotImplementedError
+
+    def track(self, work: Awaitable[object]) -> None:
+        """Register work started by a timer, so that a mock clock can wait for it. No-op here."""
+
+
+class RealClock(Clock):
+    """Wall-clock time; timers run on the running asyncio loop."""
+
+    def time(self) -> float:
+        return _time.time()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        delay = max(0.0, when - _time.time())
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+
+class _MockTimer:
+    __slots__ = ("callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class MockClock(Clock):
+    """A clock that moves only when told to, for tests.
+
+    Args:
+        start: the initial time in seconds since the epoch; default: the real time now.
+
+    Example::
+
+        clock = durable.testing.MockClock(start=1_700_000_000)
+        async with durable.Runtime(clock=clock) as rt:
+            ...                       # an object sets an alarm 60 s ahead
+            await clock.advance(60)   # the alarm runs, and has finished, when this returns
+    """
+
+    def __init__(self, start: float | None = None) -> None:
+        self._now = float(_time.time() if start is None else start)
+        self._timers: list[tuple[float, int, _MockTimer]] = []
+        self._seq = itertools.count()
+        self._work: set[asyncio.Future[object]] = set()
+        self._advancing = False
+
+    def __repr__(self) -> str:
+        return f"MockClock(time={self._now!r})"
+
+    def time(self) -> float:
+        return self._now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        timer = _MockTimer(float(when), callback)
+        heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
+        if timer.when <= self._now and not self._advancing:
+            # Already due: run on the loop's next turn, as a real timer with delay 0 would.
+            asyncio.get_running_loop().call_soon(self._fire_due)
+        return timer
+
+    def track(self, work: Awaitable[object]) -> None:
+        fut = asyncio.ensure_future(work)
+        self._work.add(fut)
+        fut.add_done_callback(self._work.discard)
+
+    def _pop_due(self, limit: float) -> _MockTimer | None:
+        while self._timers:
+            when, _, timer = self._timers[0]
+            if timer.cancelled:
+                heapq.heappop(self._timers)
+                continue
+            if when > limit:
+                return None
+            heapq.heappop(self._timers)
+            return timer
+        return None
+
+    def _fire_due(self) -> None:
+        while (timer := self._pop_due(self._now)) is not None:
+            timer.callback()
+
+    async def _settle(self) -> None:
+        # Let callbacks scheduled by timers start, then wait for the work they registered.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        while self._work:
+            await asyncio.gather(*list(self._work), return_exceptions=True)
+            for _ in range(3):
+                await asyncio.sleep(0)
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, running everything that falls due on the way.
+
+        Timers fire in time order, each at its own time (``time()`` reads the timer's time while
+        its work runs); work they start, such as alarm handlers and retries scheduled by them, is
+        waited for before time moves past it. Returns once the clock reads the target time and
+        no started work is still running.
+        """
+        if seconds < 0:
+            raise ValueError(f"MockClock.advance() cannot move time backwards ({seconds!r} s)")
+        target = self._now + seconds
+        self._advancing = True
+        try:
+            await self._settle()
+            while (timer := self._pop_due(target)) is not None:
+                self._now = max(self._now, timer.when)
+                timer.callback()
+                await self._settle()
+            self._now = target
+            await self._settle()
+        finally:
+            self._advancing = False

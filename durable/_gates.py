@@ -1,0 +1,137 @@
+"""Input gates: which events may enter an object, and when.
+
+Cloudflare's rule (see "Durable Objects: Easy, Fast, Correct — Choose three"): while a storage
+operation is in flight, or a ``blockConcurrencyWhile`` callback or ``transaction()`` runs, no other
+event is delivered to the object: not new calls, not alarms, not the results of calls the object
+made to others. At any other suspension point events do get in.
+
+In `durable` every storage operation completes synchronously (SQLite is local; the awaitable a
+storage call returns is already resolved), so a storage read can never leave the gate open for a
+foreign event: ``v = await get(k); await put(k, v + 1)`` is atomic without any gate work. What does
+close the gate is a :class:`GateLock`, taken by ``block_concurrency_while`` and ``transaction()``
+for as long as their callback runs, across any awaits.
+
+Events that the lock holder itself started (a call it makes that comes back to the same object,
+A → B → A) must get in, or the chain would deadlock. Python's context variables carry that
+ancestry: a lock holder runs with the lock in :data:`held_locks`, every task it starts inherits a
+copy of its context, so a call chain that descends from the holder carries the lock along and
+passes the gate. Waiters are served first-come, first-served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from contextvars import ContextVar
+
+__all__ = ["GateLock", "InputGate", "held_locks"]
+
+
+class GateLock:
+    """A closed input gate, held by one ``block_concurrency_while`` or ``transaction()``."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<GateLock {self.reason}>"
+
+
+held_locks: ContextVar[frozenset[GateLock]] = ContextVar("durable_held_locks", default=frozenset())
+"""The gate locks held by the current call chain (inherited by every task it starts)."""
+
+
+class InputGate:
+    """The input gate of one generation of one object.
+
+    When the object is reset, its gate is broken: every event still waiting fails with the reset
+    error, and the next generation gets a fresh gate.
+    """
+
+    __slots__ = ("_broken", "_locks", "_seq", "_waiters")
+
+    def __init__(self) -> None:
+        self._locks: list[GateLock] = []
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._broken: BaseException | None = None
+
+    @property
+    def locked(self) -> bool:
+        return bool(self._locks)
+
+    def is_open(self) -> bool:
+        """Whether an event in the current context may proceed now."""
+        if not self._locks:
+            return True
+        held = held_locks.get()
+        return all(lock in held for lock in self._locks)
+
+    def lock(self, lock: GateLock) -> None:
+        self._locks.append(lock)
+
+    def unlock(self, lock: GateLock) -> None:
+        try:
+            self._locks.remove(lock)
+        except ValueError:
+            return
+        if not self._locks:
+            self._wake_next()
+
+    def _wake_next(self) -> None:
+        while self._waiters:
+            _, fut = self._waiters[0]
+            if fut.done():  # cancelled while waiting
+                heapq.heappop(self._waiters)
+                continue
+            fut.set_result(None)
+            return
+
+    async def wait(self) -> None:
+        """Wait until this event may enter. Raises the reset error if the gate breaks meanwhile."""
+        if self._broken is not None:
+            raise self._broken
+        if not self._waiters and self.is_open():
+            return
+        seq = next(self._seq)
+        while True:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            entry = (seq, fut)
+            heapq.heappush(self._waiters, entry)
+            try:
+                await fut
+            except BaseException:
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    # We were woken but will not enter: pass the turn on.
+                    self._remove(entry)
+                    self._wake_next()
+                else:
+                    self._remove(entry)
+                raise
+            self._remove(entry)
+            if self._broken is not None:
+                raise self._broken
+            if self.is_open():
+                # Let the next waiter check too; it resumes after this event has run up to its
+                # first suspension, by which time any lock this event takes is in place.
+                self._wake_next()
+                return
+
+    def _remove(self, entry: tuple[int, asyncio.Future[None]]) -> None:
+        try:
+            self._waiters.remove(entry)
+        except ValueError:
+            return
+        heapq.heapify(self._waiters)
+
+    def break_(self, error: BaseException) -> None:
+        """Fail every waiting event with ``error``; later waits fail at once."""
+        self._broken = error
+        self._locks.clear()
+        waiters, self._waiters = self._waiters, []
+        for _, fut in waiters:
+            if not fut.done():
+                fut.set_result(None)  # they re-check, see the break and raise

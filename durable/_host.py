@@ -1,0 +1,547 @@
+"""Hosting one Durable Object: its instance, its events, its gates, its commits and its resets.
+
+An :class:`ObjectHost` exists per object id in a runtime. It builds the instance lazily on the first
+event, delivers events (RPC calls, fetches, alarms, test hooks) through the input gate, commits the
+implicit transaction at the end of each turn, holds results behind the output gate until the writes
+made before them are durable, and resets the object when something breaks.
+
+Rules, and the Cloudflare behaviour each mirrors:
+
+- Events start in arrival order, each in its own task, so a call's handler keeps running even if
+  its caller stops waiting (Cloudflare does not cancel a Durable Object's work when a client goes
+  away). Calls are not serialized: at any await that is not storage, other events get in, exactly
+  as production interleaves them.
+- Writes made without a suspension between them coalesce: the first write opens SQLite's implicit
+  transaction and schedules one commit with ``loop.call_soon``, which runs once the current turn
+  yields (workerd commits SQLite-backed objects on the next turn of the event loop).
+- Output gate: a result (value or error) leaves only after the commit of every write made before
+  it; a call the object makes to another object also waits. ``allow_unconfirmed`` writes do not
+  hold it. If the commit fails, held results become reset errors, the batch is rolled back and the
+  instance is discarded (workerd's "broken.outputGateBroken").
+- Reset (failed commit, ``abort()``, failing or over-time ``block_concurrency_while``, a throwing
+  constructor): the generation ends, queued and running calls fail with an error carrying
+  ``durable_object_reset = True``, unflushed writes are dropped, and the next event builds a fresh
+  instance from durable storage. An ordinary exception in a handler fails only that call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from ._codec import clone
+from ._exceptions import (
+    ConnectionClosedError,
+    DurableError,
+    ObjectAbortedError,
+    ObjectResetError,
+    OverloadedError,
+    copy_remote_exception,
+)
+from ._gates import GateLock, InputGate, held_locks
+from ._id import DurableObjectId
+from ._limits import Limits
+from ._object import RESERVED_METHODS, AlarmInfo, DurableObject
+from ._sqlite import ObjectDatabase
+from ._state import State
+from ._storage import Done
+
+if TYPE_CHECKING:
+    from ._clock import Clock
+
+__all__ = ["ObjectHost", "current_host", "resolve_rpc"]
+
+log = logging.getLogger("durable")
+
+T = TypeVar("T")
+
+current_host: ContextVar[ObjectHost | None] = ContextVar("durable_current_host", default=None)
+"""The object whose code is running in the current task (None outside any object)."""
+
+BCW_TIMEOUT = 30.0
+"""Seconds a ``block_concurrency_while`` callback may run before the object is reset."""
+
+_CLOSED_MESSAGE = (
+    "Connection closed: this Durable Object instance is no longer active. Reconnect or retry the request."
+)
+
+
+class HostRuntime(Protocol):
+    """What a host needs from its runtime (implemented by ``_runtime.Runtime``)."""
+
+    clock: Clock
+    env: Any
+    max_queued_calls: int | None
+
+    def _check_open(self) -> None: ...
+    def _host_busy(self, host: ObjectHost) -> None: ...
+    def _host_idle(self, host: ObjectHost) -> None: ...
+    def _alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None: ...
+    def _alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None: ...
+
+
+class _Batch:
+    """Writes since the last commit; ``fut`` resolves when they are durable."""
+
+    __slots__ = ("fut", "gated")
+
+    def __init__(self, fut: asyncio.Future[None]) -> None:
+        self.fut = fut
+        self.gated = False
+
+
+class _Call:
+    __slots__ = ("fut", "task")
+
+    def __init__(self, fut: asyncio.Future[Any], task: asyncio.Task[Any] | None) -> None:
+        self.fut = fut
+        self.task = task
+
+
+def _reset_copy(error: BaseException) -> BaseException:
+    copy = copy_remote_exception(error)
+    if not isinstance(copy, DurableError):
+        copy.durable_object_reset = True  # type: ignore[attr-defined]
+    for flag in ("overloaded", "retryable"):
+        if getattr(error, flag, False):
+            setattr(copy, flag, True)
+    copy.__cause__ = error.__cause__
+    return copy
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    # Mark a future's exception as seen, so asyncio does not log "exception never retrieved".
+    if not fut.cancelled():
+        fut.exception()
+
+
+_rpc_cache: dict[tuple[type, str], object] = {}
+
+
+def resolve_rpc(cls: type, name: str) -> object:
+    """The class attribute ``name`` that RPC may reach on ``cls``, or raise Cloudflare's TypeError.
+
+    Reachable: public names defined on the class or its bases below :class:`DurableObject`. Not:
+    names starting with ``_``, instance attributes, ``fetch`` (only through ``stub.fetch``) and the
+    reserved handler names.
+    """
+    key = (cls, name)
+    found = _rpc_cache.get(key)
+    if found is not None:
+        return found
+    if name in RESERVED_METHODS:
+        raise TypeError(f"'{name}' is a reserved method and cannot be called over RPC.")
+    if not name.startswith("_") and name != "fetch":
+        for klass in cls.__mro__:
+            if klass is DurableObject or klass is object:
+                break
+            if name in klass.__dict__:
+                attr = klass.__dict__[name]
+                _rpc_cache[key] = attr
+                return attr
+    raise TypeError(f'The RPC receiver does not implement the method "{name}".')
+
+
+class ObjectHost:
+    """Hosts one object id: see the module docstring for the rules it implements."""
+
+    def __init__(
+        self,
+        runtime: HostRuntime,
+        cls: type[DurableObject],
+        oid: DurableObjectId,
+        db: ObjectDatabase,
+        *,
+        kv_backed: bool,
+        limits: Limits,
+    ) -> None:
+        self.runtime = runtime
+        self.cls = cls
+        self.id = oid
+        self.db = db
+        self.kv_backed = kv_backed
+        self.limits = limits
+        self.has_alarm_handler = callable(getattr(cls, "alarm", None))
+        self.gen = 0
+        self.gate = InputGate()
+        self.instance: DurableObject | None = None
+        self.state: State | None = None
+        self.batch: _Batch | None = None
+        self._flush_scheduled = False
+        self.calls: set[_Call] = set()
+        self.pending = 0
+        self._tasks: set[asyncio.Future[Any]] = set()  # bCW callbacks and wait_until work
+        self._broken: BaseException = ConnectionClosedError(_CLOSED_MESSAGE)
+        self.alarm_running = False
+        self.alarm_reset = False
+        self._alarm_dirty = False
+        self._bcw_timeouts: dict[asyncio.Task[Any], BaseException] = {}
+
+    def __repr__(self) -> str:
+        return f"<ObjectHost {self.id!r} gen={self.gen}>"
+
+    @property
+    def busy(self) -> bool:
+        """Whether anything runs or waits in this object (it may not be evicted then)."""
+        return bool(self.pending or self._tasks or self.gate.locked or self.db.savepoint_depth)
+
+    # -- the StorageHost protocol --------------------------------------------------------------
+
+    def check_live(self, generation: int) -> None:
+        if generation != self.gen:
+            raise _reset_copy(self._broken)
+
+    def now_ms(self) -> int:
+        return self.runtime.clock.time_ms()
+
+    def wrote(self, gated: bool) -> None:
+        batch = self.batch
+        if batch is None:
+            batch = self.batch = _Batch(asyncio.get_running_loop().create_future())
+        if gated:
+            batch.gated = True
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def alarm_written(self) -> None:
+        self._alarm_dirty = True
+        if self.alarm_running:
+            self.alarm_reset = True
+
+    def alarm_visible(self, stored: int | None) -> int | None:
+        if self.alarm_running and not self.alarm_reset:
+            return None
+        return stored
+
+    def commit_waiter(self) -> Awaitable[None]:
+        batch = self.batch
+        if batch is None:
+            return Done(None)
+        return asyncio.shield(batch.fut)
+
+    def transaction_ended(self) -> None:
+        if self.db.in_transaction:
+            self.wrote(False)
+
+    # -- commits -------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Commit the implicit transaction (end of turn). Deferred while a transaction runs."""
+        self._flush_scheduled = False
+        db = self.db
+        if db.savepoint_depth:
+            return  # transaction_ended() schedules the commit
+        batch, self.batch = self.batch, None
+        alarm_dirty, self._alarm_dirty = self._alarm_dirty, False
+        alarm = db.get_alarm() if alarm_dirty else None
+        try:
+            if alarm_dirty:
+                self.runtime._alarm_before_commit(self, alarm)
+            db.commit()
+        except BaseException as exc:
+            error = ObjectResetError(
+                f"Durable Object reset because its storage commit failed: {type(exc).__name__}: {exc}"
+            )
+            error.__cause__ = exc
+            log.error("durable: commit failed for %r; the object is reset", self.id, exc_info=exc)
+            if batch is not None:
+                batch.fut.add_done_callback(_retrieve)
+                batch.fut.set_exception(error)
+            self.reset(error)
+            return
+        if alarm_dirty:
+            self.runtime._alarm_after_commit(self, alarm)
+        if batch is not None and not batch.fut.done():
+            batch.fut.set_result(None)
+
+    async def _output_gate(self) -> None:
+        batch = self.batch
+        if batch is not None and batch.gated:
+            await asyncio.shield(batch.fut)
+
+    async def before_outgoing(self) -> None:
+        """Hold a call this object makes until its earlier writes are durable (output gate).
+
+        Inside a ``transaction()`` the commit waits for the closure, so waiting here would
+        deadlock; the call goes out and the transaction's writes commit when it ends.
+        """
+        if not self.db.savepoint_depth:
+            await self._output_gate()
+
+    # -- events --------------------------------------------------------------------------------
+
+    def invoke(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+        """Deliver an event; the returned future gets its result (or error) once it may leave."""
+        runtime = self.runtime
+        runtime._check_open()
+        limit = runtime.max_queued_calls
+        if limit is not None and self.pending >= limit:
+            raise OverloadedError("Durable Object is overloaded. Too many requests queued.")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self.pending += 1
+        runtime._host_busy(self)
+        loop.create_task(self._event(fut, kind, name, args, kwargs))
+        return fut
+
+    async def _enter(self) -> int:
+        """Wait at the gate, build the instance if needed; returns the generation entered."""
+        while True:
+            gate = self.gate
+            await gate.wait()
+            if self.instance is None:
+                self._construct()
+            if gate is self.gate and self.gate.is_open():
+                return self.gen
+
+    def _construct(self) -> None:
+        gen = self.gen
+        state = State(self, gen)
+        try:
+            instance = self.cls(state, self.runtime.env)
+        except BaseException as exc:
+            error = copy_remote_exception(exc)
+            if not isinstance(error, DurableError):
+                error.durable_object_reset = True  # type: ignore[attr-defined]
+            log.warning("durable: constructor of %s raised; the object is reset", self.cls.__name__, exc_info=exc)
+            self.reset(error)
+            raise error from None
+        if gen != self.gen:  # the constructor itself reset the object (abort)
+            raise _reset_copy(self._broken)
+        self.state = state
+        self.instance = instance
+
+    async def _event(self, fut: asyncio.Future[Any], kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        current_host.set(self)
+        call = _Call(fut, asyncio.current_task())
+        gen = self.gen
+        try:
+            gen = await self._enter()
+            self.calls.add(call)
+            result = self._dispatch(kind, name, args, kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            if kind == "rpc" or kind == "get":
+                result = clone(result)
+            elif kind == "fetch":
+                self._check_response(result)
+            await self._output_gate()
+            if gen != self.gen:
+                raise _reset_copy(self._broken)
+            if not fut.done():
+                fut.set_result(result)
+        except BaseException as exc:
+            if fut.done():
+                return
+            if gen != self.gen or isinstance(exc, asyncio.CancelledError):
+                fut.set_exception(_reset_copy(self._broken) if gen != self.gen else ConnectionClosedError(_CLOSED_MESSAGE))
+                return
+            error = copy_remote_exception(exc)
+            try:
+                await self._output_gate()  # errors are responses too: held like results
+            except BaseException:
+                error = _reset_copy(self._broken)
+            if not fut.done():
+                fut.set_exception(error)
+        finally:
+            if kind == "alarm":
+                self.alarm_running = False
+            self.calls.discard(call)
+            self.pending -= 1
+            if not self.busy:
+                self.runtime._host_idle(self)
+
+    def _dispatch(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        instance = self.instance
+        assert instance is not None
+        if kind == "rpc":
+            attr = resolve_rpc(self.cls, name)
+            value = getattr(instance, name)
+            if not callable(value):
+                raise TypeError(f'"{name}" is not a function.')
+            return value(*args, **kwargs)
+        if kind == "get":
+            attr = resolve_rpc(self.cls, name)
+            if inspect.isfunction(attr):
+                raise TypeError(f'"{name}" is a method: call it, as `await stub.{name}(...)`.')
+            return getattr(instance, name)
+        if kind == "fetch":
+            handler = getattr(instance, "fetch", None)
+            if handler is None or not callable(handler):
+                raise TypeError(
+                    f"Durable Object class {self.cls.__name__} has no fetch() handler: define "
+                    "`async def fetch(self, request)` to receive stub.fetch() calls."
+                )
+            return handler(*args)
+        if kind == "alarm":
+            self.alarm_running = True
+            self.alarm_reset = False
+            return self._alarm(instance, args[0])
+        if kind == "run":
+            return name(instance, self.state)
+        raise AssertionError(kind)  # pragma: no cover
+
+    async def _alarm(self, instance: DurableObject, info: AlarmInfo) -> None:
+        result = instance.alarm(info)  # type: ignore[attr-defined]
+        if inspect.isawaitable(result):
+            await result
+        self.alarm_running = False
+        if not self.alarm_reset and self.db.get_alarm() == info.scheduled_time:
+            # Success clears the alarm, unless the handler set a new one.
+            self.db.set_alarm(None)
+            self.alarm_written()
+            self.wrote(True)
+
+    @staticmethod
+    def _check_response(result: object) -> None:
+        from ._http import Response
+
+        if not isinstance(result, Response):
+            raise TypeError(
+                "Incorrect type for Promise: the Promise did not resolve to 'Response'. "
+                f"(fetch() returned {type(result).__name__}; return a durable.Response)"
+            )
+
+    # -- concurrency control -------------------------------------------------------------------
+
+    def block_concurrency_while(self, callback: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+        if not callable(callback):
+            raise TypeError(f"block_concurrency_while() takes a callable, not {type(callback).__name__}")
+        lock = GateLock("blockConcurrencyWhile()")
+        gate = self.gate
+        gate.lock(lock)
+        held = held_locks.get() | {lock}
+        task = asyncio.get_running_loop().create_task(self._run_bcw(callback, gate, lock, held, self.gen))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        task.add_done_callback(_retrieve)
+        return task
+
+    async def _run_bcw(
+        self, callback: Callable[[], Awaitable[T]], gate: InputGate, lock: GateLock, held: frozenset[GateLock], gen: int
+    ) -> T:
+        held_locks.set(held)
+        current_host.set(self)
+        task = asyncio.current_task()
+        assert task is not None
+        clock = self.runtime.clock
+        timer = clock.call_at(clock.time() + BCW_TIMEOUT, lambda: self._bcw_timeout(task, gen))
+        try:
+            result = callback()
+            if inspect.isawaitable(result):
+                result = await result
+            return result  # type: ignore[return-value]
+        except asyncio.CancelledError:
+            timeout_error = self._bcw_timeouts.pop(task, None)
+            if timeout_error is not None:
+                raise _reset_copy(timeout_error) from None
+            raise
+        except BaseException as exc:
+            if gen == self.gen:
+                error = copy_remote_exception(exc)
+                if not isinstance(error, DurableError):
+                    error.durable_object_reset = True  # type: ignore[attr-defined]
+                log.warning("durable: blockConcurrencyWhile() callback raised; the object is reset", exc_info=exc)
+                self.reset(error)
+            raise
+        finally:
+            timer.cancel()
+            gate.unlock(lock)
+
+    def _bcw_timeout(self, task: asyncio.Task[Any], gen: int) -> None:
+        if task.done() or gen != self.gen:
+            return
+        error = ObjectResetError(
+            "A call to blockConcurrencyWhile() in a Durable Object waited for too long. "
+            "The call was canceled and the Durable Object was reset."
+        )
+        error.overloaded = True
+        self._bcw_timeouts[task] = error
+        self.reset(error)
+        task.cancel()
+
+    def wait_until(self, work: Awaitable[Any]) -> None:
+        if not inspect.isawaitable(work):
+            raise TypeError(f"wait_until() takes an awaitable, not {type(work).__name__}")
+        fut = asyncio.ensure_future(work)
+        self._tasks.add(fut)
+        fut.add_done_callback(self._task_done)
+        fut.add_done_callback(self._log_background_error)
+
+    def _task_done(self, fut: asyncio.Future[Any]) -> None:
+        self._tasks.discard(fut)
+        if not self.busy:
+            self.runtime._host_idle(self)
+
+    def _log_background_error(self, fut: asyncio.Future[Any]) -> None:
+        if not fut.cancelled() and (exc := fut.exception()) is not None:
+            log.error("durable: work passed to wait_until() in %r raised", self.id, exc_info=exc)
+
+    def abort(self, reason: str | None, gen: int) -> Any:
+        self.check_live(gen)
+        error = ObjectAbortedError(reason if reason is not None else "Application called abort() to reset Durable Object.")
+        self.reset(error)
+        raise _reset_copy(error)
+
+    def drop_alarm(self, scheduled_ms: int) -> None:
+        """Delete the stored alarm if it is still the one set for ``scheduled_ms`` (given up)."""
+        if self.db.get_alarm() == scheduled_ms:
+            self.db.set_alarm(None)
+            self.alarm_written()
+            self.wrote(False)
+
+    # -- reset and eviction --------------------------------------------------------------------
+
+    def reset(self, error: BaseException) -> None:
+        """End this generation: fail its calls with ``error``, drop unflushed writes and the instance."""
+        self._end_generation(error)
+
+    def _end_generation(self, error: BaseException) -> None:
+        self.gen += 1
+        self._broken = error
+        old_gate, self.gate = self.gate, InputGate()
+        old_gate.break_(error)
+        self.db.rollback()
+        self._alarm_dirty = False
+        batch, self.batch = self.batch, None
+        if batch is not None and not batch.fut.done():
+            batch.fut.add_done_callback(_retrieve)
+            batch.fut.set_exception(error)
+        self.instance = None
+        self.state = None
+        current = asyncio.current_task()
+        calls, self.calls = self.calls, set()
+        for call in calls:
+            if not call.fut.done():
+                call.fut.set_exception(_reset_copy(error))
+            if call.task is not None and call.task is not current:
+                call.task.cancel()
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            if task is not current and task not in self._bcw_timeouts:
+                task.cancel()
+
+    def evict(self) -> None:
+        """Drop the instance but keep its storage: committed writes stay, the next event rebuilds.
+
+        Pending writes are committed first; calls still running fail with Cloudflare's
+        "Connection closed" error (``retryable = True``).
+        """
+        if self.db.in_transaction and not self.db.savepoint_depth:
+            self._flush()
+        self._end_generation(ConnectionClosedError(_CLOSED_MESSAGE))
+        if self.db.file is not None and not self.db.in_transaction:
+            self.db.close()
+
+    def close(self) -> None:
+        """Commit what can be committed and close the database (runtime shutdown)."""
+        if self.db.in_transaction and not self.db.savepoint_depth:
+            self._flush()
+        if self.instance is not None or self.calls or self._tasks:
+            self._end_generation(ConnectionClosedError(_CLOSED_MESSAGE))
+        self.db.close()

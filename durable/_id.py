@@ -1,0 +1,130 @@
+"""Durable Object ids, derived as workerd derives them.
+
+An id is 32 bytes, shown as 64 lowercase hex digits. For a name, the first 16 bytes are a keyed hash
+of the name; for a unique id they are random. The last 16 bytes are a keyed MAC of the first 16, so
+``id_from_string`` can tell a forged or foreign id from one of this namespace without any lookup.
+The key of a namespace is derived deterministically from the namespace's name, which keeps ids
+stable across restarts of a persisted runtime (workerd derives it from the namespace's unique key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from typing import Any, NoReturn, final
+
+__all__ = ["DurableObjectId", "IdFactory"]
+
+_HEX_ID = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _mac(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.sha256).digest()[:16]
+
+
+@final
+class DurableObjectId:
+    """The identity of one Durable Object within a namespace.
+
+    Minted by a namespace (``id_from_name``, ``new_unique_id``, ``id_from_string``), never
+    constructed directly. Ids compare equal and hash by value; ``str(oid)`` gives the 64-digit
+    lowercase hex form that ``id_from_string`` accepts.
+    """
+
+    __slots__ = ("_bytes", "_hex", "_name", "_namespace")
+
+    _bytes: bytes
+    _hex: str
+    _name: str | None
+    _namespace: str
+
+    def __init__(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(
+            "DurableObjectId has no public constructor: use namespace.id_from_name(), "
+            "namespace.new_unique_id() or namespace.id_from_string()"
+        )
+
+    @classmethod
+    def _make(cls, raw: bytes, name: str | None, namespace: str) -> DurableObjectId:
+        self = object.__new__(cls)
+        object.__setattr__(self, "_bytes", raw)
+        object.__setattr__(self, "_hex", raw.hex())
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_namespace", namespace)
+        return self
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError("DurableObjectId is immutable")
+
+    @property
+    def name(self) -> str | None:
+        """The name given to ``id_from_name``, or ``None`` for unique and string-derived ids."""
+        return self._name
+
+    def equals(self, other: object) -> bool:
+        """Whether ``other`` is the same id (Cloudflare's ``id.equals(other)``)."""
+        return self == other
+
+    def to_string(self) -> str:
+        """The 64-digit lowercase hex form (Cloudflare's ``toString()``)."""
+        return self._hex
+
+    def __str__(self) -> str:
+        return self._hex
+
+    def __repr__(self) -> str:
+        if self._name is not None:
+            return f"<DurableObjectId {self._namespace}:{self._name!r} {self._hex[:12]}…>"
+        return f"<DurableObjectId {self._namespace}:{self._hex}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DurableObjectId):
+            return NotImplemented
+        return self._bytes == other._bytes and self._namespace == other._namespace
+
+    def __hash__(self) -> int:
+        return hash(self._bytes)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("DurableObjectId cannot be pickled; send str(id) and use id_from_string()")
+
+
+class IdFactory:
+    """Mints and checks the ids of one namespace."""
+
+    __slots__ = ("_key", "namespace")
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self._key = hashlib.sha256(b"durable/namespace-id-key/v1\0" + namespace.encode()).digest()
+
+    def from_name(self, name: str) -> DurableObjectId:
+        if not isinstance(name, str):
+            raise TypeError(f"id_from_name() takes a str name, not {type(name).__name__}")
+        head = _mac(self._key, name.encode("utf-8", "surrogatepass"))
+        return DurableObjectId._make(head + _mac(self._key, head), name, self.namespace)
+
+    def unique(self) -> DurableObjectId:
+        head = os.urandom(16)
+        return DurableObjectId._make(head + _mac(self._key, head), None, self.namespace)
+
+    def from_string(self, text: str, name: str | None = None) -> DurableObjectId:
+        if not isinstance(text, str) or not _HEX_ID.fullmatch(text):
+            raise TypeError("Invalid Durable Object ID: must be 64 hex digits")
+        raw = bytes.fromhex(text)
+        if not hmac.compare_digest(raw[16:], _mac(self._key, raw[:16])):
+            raise TypeError("Durable Object ID is not valid for this namespace.")
+        return DurableObjectId._make(raw, name, self.namespace)
+
+    def check(self, oid: object) -> DurableObjectId:
+        """Return ``oid`` if it is an id of this namespace, else raise ``TypeError``."""
+        if not isinstance(oid, DurableObjectId):
+            raise TypeError(
+                f"get() takes a DurableObjectId, not {type(oid).__name__}; "
+                "use id_from_name(), id_from_string() or get_by_name()"
+            )
+        if oid._namespace != self.namespace:
+            raise TypeError("Durable Object ID is not valid for this namespace.")
+        return oid

@@ -1,0 +1,92 @@
+"""Namespaces: one per Durable Object class binding, minting ids and stubs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
+
+from ._aliases import camel_aliases
+from ._id import DurableObjectId, IdFactory
+from ._stub import Stub
+
+if TYPE_CHECKING:
+    from ._host import ObjectHost
+    from ._runtime import Runtime
+
+__all__ = ["Namespace"]
+
+T = TypeVar("T")
+
+
+@final
+@camel_aliases
+class Namespace(Generic[T]):
+    """The binding of one Durable Object class in a runtime (Cloudflare's ``DurableObjectNamespace``).
+
+    Made by ``runtime.namespace(cls)``. Ids and stubs are cheap and create nothing: an object
+    comes to life on its first call, and has storage only once it writes.
+
+    Example::
+
+        counters = rt.namespace(Counter)
+        stub = counters.get(counters.id_from_name("A"))     # or counters.get_by_name("A")
+        await stub.increment()
+    """
+
+    __slots__ = ("_ids", "_runtime", "cls", "name", "storage")
+
+    cls: type[T]
+    name: str
+    storage: str
+
+    def __init__(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("Namespace has no public constructor: use runtime.namespace(cls)")
+
+    @classmethod
+    def _make(cls, runtime: Runtime, klass: type[Any], name: str, storage: str) -> Namespace[Any]:
+        self = object.__new__(cls)
+        self._runtime = runtime
+        self.cls = klass
+        self.name = name
+        self.storage = storage
+        self._ids = IdFactory(name)
+        return self
+
+    def __repr__(self) -> str:
+        return f"<durable.Namespace {self.name!r} of {self.cls.__name__} ({self.storage})>"
+
+    def id_from_name(self, name: str) -> DurableObjectId:
+        """The id for ``name``: always the same for the same name in this namespace."""
+        return self._ids.from_name(name)
+
+    def new_unique_id(self, **options: Any) -> DurableObjectId:
+        """A new random id, whose ``name`` is ``None``. Keep ``str(id)`` to reach it again.
+
+        Raises ``NotImplementedError`` for the ``jurisdiction`` option, which `durable` does not
+        implement (workerd does not either).
+        """
+        if options.get("jurisdiction") is not None:
+            raise NotImplementedError("Jurisdiction restrictions are not implemented in durable.")
+        unknown = set(options) - {"jurisdiction"}
+        if unknown:
+            raise TypeError(f"new_unique_id() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+        return self._ids.unique()
+
+    def id_from_string(self, id: str) -> DurableObjectId:
+        """Rebuild an id from ``str(id)``.
+
+        Raises ``TypeError`` for anything that is not 64 hex digits (``Invalid Durable Object ID:
+        must be 64 hex digits``) and for an id of another namespace (``Durable Object ID is not
+        valid for this namespace.``).
+        """
+        return self._ids.from_string(id)
+
+    def get(self, id: DurableObjectId, **options: Any) -> Stub[Any]:
+        """A stub for ``id``. Lazy: creates nothing. Options (``location_hint``...) are ignored."""
+        return Stub._make(self, self._ids.check(id))
+
+    def get_by_name(self, name: str, **options: Any) -> Stub[Any]:
+        """Shorthand for ``get(id_from_name(name))``."""
+        return Stub._make(self, self._ids.from_name(name))
+
+    def _host(self, oid: DurableObjectId) -> ObjectHost:
+        return self._runtime._host(self, oid)

@@ -1,0 +1,437 @@
+"""The runtime: where Durable Objects live, in memory or persisted under a directory.
+
+A :class:`Runtime` registers namespaces, hosts one :class:`~durable._host.ObjectHost` per live object,
+owns the clock and the alarm scheduler, evicts idle objects, and keeps the storage directory for
+itself: a second live runtime on the same path, in this process or another, is refused.
+
+Layout of a persisted runtime's directory::
+
+    PATH/
+      .lock                        held (flock) by the live runtime; records its pid
+      durable-meta.sqlite          schema version and the alarm index
+      <namespace>/<id hex>.sqlite  one database per object that ever wrote anything
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Literal, TypeVar, overload
+
+from ._alarms import AlarmScheduler
+from ._clock import Clock, RealClock
+from ._exceptions import PathLockedError, RuntimeClosedError
+from ._host import ObjectHost
+from ._id import DurableObjectId
+from ._limits import Limits
+from ._namespace import Namespace
+from ._object import DurableObject
+from ._sqlite import SCHEMA_VERSION, ObjectDatabase
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["Env", "Runtime"]
+
+T = TypeVar("T", bound=DurableObject)
+
+_SAFE_DIR = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_held_paths: dict[Path, str] = {}
+_held_paths_lock = threading.Lock()
+
+
+class Env:
+    """``self.env`` of objects and Workers: the runtime's bindings.
+
+    Every namespace registered with ``name=`` is an attribute (``env.COUNTER``), and so is every
+    plain value passed as ``Runtime(vars={...})``. ``env["COUNTER"]`` and ``"COUNTER" in env``
+    work too.
+    """
+
+    __slots__ = ("_bindings",)
+
+    def __init__(self) -> None:
+        self._bindings: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._bindings[name]
+        except KeyError:
+            known = ", ".join(sorted(self._bindings)) or "none"
+            raise AttributeError(f"env has no binding {name!r} (bindings: {known})") from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._bindings[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._bindings
+
+    def __iter__(self) -> Any:
+        return iter(self._bindings)
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._bindings)
+
+    def __repr__(self) -> str:
+        return f"<durable.Env {sorted(self._bindings)}>"
+
+    def _bind(self, name: str, value: Any) -> None:
+        if name in self._bindings:
+            raise ValueError(f"env already has a binding named {name!r}")
+        self._bindings[name] = value
+
+
+class Runtime:
+    """Hosts Durable Objects. Use it as an async context manager, or call ``aclose()``.
+
+    Args:
+        path: a directory to persist storage in (created if missing); ``None`` keeps everything
+            in memory, gone when the runtime closes.
+        clock: the clock for alarms and timeouts; ``durable.testing.MockClock`` in tests.
+        limits: storage limits (default: production Cloudflare's); ``Limits.unlimited()`` relaxes.
+        vars: plain values to expose on ``env`` next to the namespaces.
+        idle_timeout: seconds after which an idle object is evicted (its in-memory state is lost,
+            its database closed); Cloudflare evicts after 70-140 s. ``None``: never.
+        max_live_objects: idle objects beyond this many are evicted, least recently used first,
+            which bounds memory and open files when many objects are touched.
+        max_queued_calls: calls waiting or running in one object beyond which new calls fail
+            with ``OverloadedError`` (``Durable Object is overloaded. Too many requests queued.``);
+            ``None`` (default) never refuses.
+        synchronous: ``"NORMAL"`` (default: a commit survives the process being killed) or
+            ``"FULL"`` (also survives power loss; every commit waits for the disk).
+
+    Raises:
+        PathLockedError: another live runtime holds ``path``.
+
+    Example::
+
+        async with durable.Runtime(path="state") as rt:
+            counters = rt.namespace(Counter, name="COUNTER")
+            print(await counters.get_by_name("A").increment())
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        clock: Clock | None = None,
+        limits: Limits | None = None,
+        vars: Mapping[str, Any] | None = None,
+        idle_timeout: float | None = 70.0,
+        max_live_objects: int = 1000,
+        max_queued_calls: int | None = None,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+        if max_live_objects < 1:
+            raise ValueError("max_live_objects must be at least 1")
+        if max_queued_calls is not None and max_queued_calls < 1:
+            raise ValueError("max_queued_calls must be at least 1 (or None)")
+        if limits is not None and not isinstance(limits, Limits):
+            raise TypeError(f"limits must be a durable.Limits, not {type(limits).__name__}")
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self.limits = limits if limits is not None else Limits()
+        self.idle_timeout = idle_timeout
+        self.max_live_objects = max_live_objects
+        self.max_queued_calls = max_queued_calls
+        self.synchronous = synchronous
+        self.env = Env()
+        for key, value in (vars or {}).items():
+            self.env._bind(key, value)
+        self._namespaces: dict[str, Namespace[Any]] = {}
+        self._hosts: dict[tuple[str, str], ObjectHost] = {}
+        self._memory: dict[tuple[str, str], ObjectDatabase] = {}
+        self._idle: OrderedDict[tuple[str, str], Any] = OrderedDict()  # key -> idle timer or None
+        self._closed = False
+        self._lock_file: IO[str] | None = None
+        self.path: Path | None = None
+        meta: sqlite3.Connection | None = None
+        if path is not None:
+            self.path = Path(path).resolve()
+            self._acquire(self.path)
+            try:
+                meta = self._open_meta(self.path)
+            except BaseException:
+                self._release()
+                raise
+        self._meta = meta
+        self._alarms = AlarmScheduler(self, meta)
+
+    def __repr__(self) -> str:
+        where = str(self.path) if self.path is not None else "in memory"
+        return f"<durable.Runtime {where}{' closed' if self._closed else ''}>"
+
+    # -- the storage directory -----------------------------------------------------------------
+
+    def _acquire(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        holder = f"pid {os.getpid()} on {socket.gethostname()}"
+        with _held_paths_lock:
+            if path in _held_paths:
+                raise PathLockedError(
+                    f"storage path {str(path)!r} is already used by another live durable.Runtime in this "
+                    f"process ({_held_paths[path]}); close it first (await runtime.aclose())"
+                )
+            lock_path = path / ".lock"
+            handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the runtime's life
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    handle.seek(0)
+                    other = handle.read().strip() or "an unknown process"
+                    handle.close()
+                    raise PathLockedError(
+                        f"storage path {str(path)!r} is locked by another durable.Runtime ({other}); "
+                        "two runtimes never share a path"
+                    ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(holder + "\n")
+            handle.flush()
+            self._lock_file = handle
+            _held_paths[path] = holder
+
+    def _release(self) -> None:
+        if self.path is not None:
+            with _held_paths_lock:
+                _held_paths.pop(self.path, None)
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the file releases the flock
+            self._lock_file = None
+
+    @staticmethod
+    def _open_meta(path: Path) -> sqlite3.Connection:
+        from ._sqlite import connect
+
+        meta = connect(path / "durable-meta.sqlite")
+        meta.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
+        row = meta.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            meta.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        elif int(row[0]) > SCHEMA_VERSION:
+            meta.close()
+            raise RuntimeError(
+                f"storage at {str(path)!r} was written by a newer durable (schema {row[0]}, this one reads "
+                f"up to {SCHEMA_VERSION}); upgrade durable to open it"
+            )
+        return meta
+
+    def _object_file(self, namespace: str, hexid: str) -> Path | None:
+        if self.path is None:
+            return None
+        folder = namespace if _SAFE_DIR.fullmatch(namespace) and namespace not in (".", "..") else "ns-" + namespace.encode().hex()
+        return self.path / folder / f"{hexid}.sqlite"
+
+    # -- namespaces ----------------------------------------------------------------------------
+
+    @overload
+    def namespace(self, cls: type[T], *, name: str | None = None, storage: Literal["sqlite", "kv"] = "sqlite") -> Namespace[T]: ...
+    @overload
+    def namespace(self, cls: type[Any], *, name: str | None = None, storage: str = "sqlite") -> Namespace[Any]: ...
+    def namespace(self, cls: type[Any], *, name: str | None = None, storage: str = "sqlite") -> Namespace[Any]:
+        """Register ``cls`` and return its namespace.
+
+        Args:
+            cls: a :class:`durable.DurableObject` subclass.
+            name: identifies the namespace (default: ``cls.__name__``); ids and stored data are keyed
+                by it. Given explicitly, it is also bound on ``env`` (``env.COUNTER``).
+            storage: ``"sqlite"`` (default, Cloudflare's recommended backend, with ``sql`` and
+                ``kv``) or ``"kv"`` (the legacy key-value backend, with its stricter limits).
+
+        Raises ``TypeError`` for a class that is not a DurableObject, ``ValueError`` for an unknown
+        backend or a name registered twice.
+        """
+        self._check_open()
+        if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
+            raise TypeError(f"namespace() takes a durable.DurableObject subclass, not {cls!r}")
+        if storage not in ("sqlite", "kv"):
+            raise ValueError(f"storage must be 'sqlite' or 'kv', not {storage!r}")
+        ns_name = cls.__name__ if name is None else name
+        if not isinstance(ns_name, str) or not ns_name:
+            raise ValueError(f"a namespace name must be a non-empty str, not {ns_name!r}")
+        existing = self._namespaces.get(ns_name)
+        if existing is not None:
+            if existing.cls is cls and existing.storage == storage:
+                return existing
+            raise ValueError(f"namespace {ns_name!r} is already registered for {existing.cls.__name__}")
+        ns = Namespace._make(self, cls, ns_name, storage)
+        self._namespaces[ns_name] = ns
+        if name is not None:
+            self.env._bind(name, ns)
+        self._alarms.namespace_bound(ns_name)
+        return ns
+
+    # -- hosts ---------------------------------------------------------------------------------
+
+    def _host(self, ns: Namespace[Any], oid: DurableObjectId) -> ObjectHost:
+        key = (ns.name, str(oid))
+        host = self._hosts.get(key)
+        if host is not None:
+            return host
+        self._check_open()
+        db = self._memory.get(key)
+        if db is None:
+            db = ObjectDatabase(self._object_file(*key), name=oid.name, synchronous=self.synchronous)
+            if self.path is None:
+                self._memory[key] = db
+        if oid.name is None and (stored := db.stored_name()) is not None:
+            oid = ns._ids.from_string(str(oid), name=stored)
+        elif db.name is None and oid.name is not None:
+            db.name = oid.name
+        host = ObjectHost(self, ns.cls, oid, db, kv_backed=ns.storage == "kv", limits=self.limits)
+        self._hosts[key] = host
+        return host
+
+    def _host_by_hex(self, namespace: str, hexid: str) -> ObjectHost | None:
+        ns = self._namespaces.get(namespace)
+        if ns is None:
+            return None
+        return self._host(ns, ns._ids.from_string(hexid))
+
+    def _host_busy(self, host: ObjectHost) -> None:
+        key = (self._ns_of(host), str(host.id))
+        timer = self._idle.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _ns_of(self, host: ObjectHost) -> str:
+        return host.id._namespace
+
+    def _host_idle(self, host: ObjectHost) -> None:
+        if self._closed:
+            return
+        key = (self._ns_of(host), str(host.id))
+        if self._hosts.get(key) is not host:
+            return
+        old = self._idle.pop(key, None)
+        if old is not None:
+            old.cancel()
+        timer = None
+        if self.idle_timeout is not None:
+            timer = self.clock.call_at(self.clock.time() + self.idle_timeout, lambda: self._evict_idle(key, host))
+        self._idle[key] = timer
+        while len(self._hosts) > self.max_live_objects and self._idle:
+            victim_key, victim_timer = self._idle.popitem(last=False)
+            if victim_timer is not None:
+                victim_timer.cancel()
+            victim = self._hosts.get(victim_key)
+            if victim is not None and not victim.busy:
+                self._drop(victim_key, victim)
+
+    def _evict_idle(self, key: tuple[str, str], host: ObjectHost) -> None:
+        self._idle.pop(key, None)
+        if self._hosts.get(key) is host and not host.busy:
+            self._drop(key, host)
+
+    def _drop(self, key: tuple[str, str], host: ObjectHost) -> None:
+        """Evict an idle object: drop its instance, close its file, forget the host."""
+        host.evict()
+        if not host.db.in_transaction:
+            del self._hosts[key]
+
+    # -- hooks used by hosts -------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeClosedError("this durable.Runtime is closed; create a new one to keep going")
+
+    def _alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None:
+        self._alarms.before_commit((self._ns_of(host), str(host.id)), when_ms)
+
+    def _alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None:
+        self._alarms.after_commit((self._ns_of(host), str(host.id)), when_ms)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Flush every object's writes, stop alarms and close every database. Idempotent."""
+        if self._closed:
+            return
+        await self._alarms.stop()
+        # Let commits scheduled for the end of this turn run before closing.
+        await asyncio.sleep(0)
+        self._closed = True
+        for timer in self._idle.values():
+            if timer is not None:
+                timer.cancel()
+        self._idle.clear()
+        hosts = list(self._hosts.values())
+        self._hosts.clear()
+        for host in hosts:
+            with contextlib.suppress(Exception):
+                host.close()
+        for db in self._memory.values():
+            db.close()
+        self._memory.clear()
+        if self._meta is not None:
+            self._meta.close()
+        self._release()
+
+    async def reset(self) -> None:
+        """Wipe all storage and alarms and drop every instance (a clean slate for the next test)."""
+        self._check_open()
+        self._alarms.cancel_all()
+        for timer in self._idle.values():
+            if timer is not None:
+                timer.cancel()
+        self._idle.clear()
+        hosts = list(self._hosts.values())
+        self._hosts.clear()
+        for host in hosts:
+            host.db.rollback()
+            host.close()
+        for db in self._memory.values():
+            db.close()
+        self._memory.clear()
+        if self.path is not None:
+            for ns_dir in self.path.iterdir():
+                if ns_dir.is_dir():
+                    for file in ns_dir.iterdir():
+                        if file.name.endswith((".sqlite", ".sqlite-wal", ".sqlite-shm")):
+                            file.unlink()
+
+    async def _list_ids(self, ns: Namespace[Any]) -> list[DurableObjectId]:
+        """Ids of the objects of ``ns`` that have storage, sorted by their hex form."""
+        self._check_open()
+        found: dict[str, DurableObjectId] = {}
+        candidates: set[str] = set()
+        if self.path is not None:
+            probe = self._object_file(ns.name, "0" * 64)
+            assert probe is not None
+            if probe.parent.is_dir():
+                candidates.update(p.name[: -len(".sqlite")] for p in probe.parent.glob("*.sqlite"))
+        candidates.update(h for (n, h) in self._memory if n == ns.name)
+        candidates.update(h for (n, h) in self._hosts if n == ns.name)
+        for hexid in sorted(candidates):
+            try:
+                oid = ns._ids.from_string(hexid)
+            except TypeError:
+                continue
+            host = self._host(ns, oid)
+            if host.db.has_data():
+                found[hexid] = host.id
+            if not host.busy and host.instance is None and host.db.file is not None:
+                host.db.close()
+        return [found[h] for h in sorted(found)]

@@ -1,0 +1,369 @@
+"""One object's database: a SQLite file (or in-memory database) and the implicit transaction on it.
+
+This module knows nothing of objects, events or the event loop. It owns the connection, every
+pragma, the two reserved tables, and the transaction primitives the storage layer builds on:
+
+- ``_cf_KV(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID``: the key-value data, as on Cloudflare,
+  so the SQL API shares the same database. TEXT keys with SQLite's BINARY collation sort in UTF-8
+  byte order, which is code-point order for valid strings. Values are codec bytes, never pickle.
+- ``_cf_METADATA(key TEXT PRIMARY KEY, value) WITHOUT ROWID``: the schema version, the object's
+  name (so ``ctx.id.name`` survives eviction) and its alarm.
+
+Writes go into an implicit transaction opened by the first write (``BEGIN``) and committed by the
+storage layer at the end of the turn (``commit()``), which is workerd's model for SQLite-backed
+objects: every write made without a suspension in between commits atomically. Nested explicit
+transactions are savepoints inside it. Nothing is created on disk for an object that only reads.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+__all__ = ["SCHEMA_VERSION", "ObjectDatabase", "connect"]
+
+SCHEMA_VERSION = 1
+"""Version of the reserved-table layout, stored in ``_cf_METADATA`` under ``schema_version``."""
+
+
+def connect(file: Path | str, *, synchronous: str = "NORMAL") -> sqlite3.Connection:
+    """Open a SQLite connection with every pragma `durable` relies on, set in this one place.
+
+    - ``isolation_level=None``: Python's sqlite3 must not open transactions behind our back; the
+      storage layer issues ``BEGIN``/``COMMIT`` itself, mirroring workerd's implicit transaction.
+    - ``journal_mode=WAL``: a commit is one append to the log, and a process killed at any moment
+      (``kill -9``) leaves either the whole transaction or none of it.
+    - ``synchronous=NORMAL`` (default): in WAL mode a commit survives the process being killed;
+      only a power loss may drop the last commits. ``Runtime(synchronous="FULL")`` fsyncs every
+      commit for power-loss durability, at a cost.
+    - ``foreign_keys=ON``: Cloudflare enforces foreign keys in Durable Object SQLite databases.
+    - ``busy_timeout``: one runtime owns a path (a lock file enforces it), so contention only
+      comes from outside tools reading the file; wait a little rather than fail at once.
+    - ``check_same_thread=False``: the connection is only used from the event-loop thread, but a
+      runtime may be closed from another thread after its loop ended.
+    """
+    conn = sqlite3.connect(
+        os.fspath(file), isolation_level=None, check_same_thread=False, cached_statements=256
+    )
+    if os.fspath(file) != ":memory:":
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class ObjectDatabase:
+    """The storage of one Durable Object: lazily opened, transactional, closable and reopenable.
+
+    Args:
+        file: the database file, or ``None`` for an in-memory database (which lives as long as
+            this object, across evictions of the Durable Object instance).
+        name: the object's name, recorded so ids rebuilt from storage keep it.
+        synchronous: the ``PRAGMA synchronous`` level for file databases.
+    """
+
+    def __init__(self, file: Path | None, *, name: str | None = None, synchronous: str = "NORMAL") -> None:
+        self.file = file
+        self.name = name
+        self._synchronous = synchronous
+        self._conn: sqlite3.Connection | None = None
+        self._kv_exists = False
+        self._meta_exists = False
+        self._meta_written = False
+        # Internal statements carry a per-database random tag, so the prepared-statement cache never
+        # hands a statement prepared without the SQL authorizer to user SQL of the same text.
+        self._tag = secrets.token_hex(8)
+        self.in_transaction = False
+        self.savepoint_depth = 0
+        self.user_sql = False
+        """True while user SQL (``sql.exec``) is being prepared; the SQL authorizer applies only then."""
+        self.fail_next: BaseException | None = None
+        """An exception the next ``commit()`` raises instead of committing (failure injection)."""
+        self.on_open: list[object] = []
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    def exists(self) -> bool:
+        """Whether anything was ever created for this object (a file, or an opened memory db)."""
+        if self._conn is not None:
+            return True
+        return self.file is not None and self.file.exists()
+
+    def _open(self) -> sqlite3.Connection:
+        if self.file is None:
+            conn = connect(":memory:")
+        else:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            conn = connect(self.file, synchronous=self._synchronous)
+        self._conn = conn
+        names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
+        self._kv_exists = "_cf_KV" in names
+        self._meta_exists = "_cf_METADATA" in names
+        self._meta_written = False
+        for hook in self.on_open:
+            hook(conn)  # type: ignore[operator]
+        return conn
+
+    def read_conn(self) -> sqlite3.Connection | None:
+        """The connection for reading, or ``None`` if the object has no storage at all yet."""
+        if self._conn is not None:
+            return self._conn
+        if self.file is not None and not self.file.exists():
+            return None
+        return self._open()
+
+    def write_conn(self) -> sqlite3.Connection:
+        """The connection for writing, inside the implicit transaction (opened if needed)."""
+        conn = self._conn or self._open()
+        if not self.in_transaction:
+            conn.execute(f"BEGIN -- {self._tag}")
+            self.in_transaction = True
+        if not self._meta_written:
+            self._write_meta(conn)
+        return conn
+
+    def _write_meta(self, conn: sqlite3.Connection) -> None:
+        self._meta_written = True
+        if not self._meta_exists:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID -- {self._tag}"
+            )
+            self._meta_exists = True
+        conn.executemany(
+            f"INSERT OR IGNORE INTO _cf_METADATA VALUES (?, ?) -- {self._tag}",
+            [("schema_version", SCHEMA_VERSION), ("name", self.name)],
+        )
+
+    def close(self) -> None:
+        """Roll back anything uncommitted and close the connection (a file db can be reopened)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self.in_transaction:
+            self._rollback(conn)
+        conn.close()
+
+    # -- transaction --------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Commit the implicit transaction. On failure it is rolled back and the error raised."""
+        conn = self._conn
+        if not self.in_transaction or conn is None:
+            return
+        failure, self.fail_next = self.fail_next, None
+        try:
+            if failure is not None:
+                raise failure
+            conn.execute(f"COMMIT -- {self._tag}")
+        except BaseException:
+            self._rollback(conn)
+            raise
+        self.in_transaction = False
+
+    def rollback(self) -> None:
+        """Drop every write not yet committed."""
+        if self._conn is not None and self.in_transaction:
+            self._rollback(self._conn)
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        self.in_transaction = False
+        self.savepoint_depth = 0
+        try:
+            conn.execute(f"ROLLBACK -- {self._tag}")
+        except sqlite3.Error:
+            pass  # SQLite may have rolled back already (after some errors it does so itself)
+        # Tables created in the dropped transaction are gone again; look afresh.
+        names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
+        self._kv_exists = "_cf_KV" in names
+        self._meta_exists = "_cf_METADATA" in names
+        self._meta_written = False
+
+    def savepoint(self) -> str:
+        """Open a nested savepoint inside the implicit transaction; returns its name."""
+        conn = self.write_conn()
+        name = f"_cf_savepoint_{self.savepoint_depth}"
+        conn.execute(f"SAVEPOINT {name} -- {self._tag}")
+        self.savepoint_depth += 1
+        return name
+
+    def release(self, name: str) -> None:
+        """Keep a savepoint's writes (they commit with the implicit transaction)."""
+        assert self._conn is not None
+        self._conn.execute(f"RELEASE {name} -- {self._tag}")
+        self.savepoint_depth -= 1
+
+    def rollback_to(self, name: str) -> None:
+        """Undo a savepoint's writes and end it."""
+        assert self._conn is not None
+        self._conn.execute(f"ROLLBACK TO {name} -- {self._tag}")
+        self._conn.execute(f"RELEASE {name} -- {self._tag}")
+        self.savepoint_depth -= 1
+        names = {row[0] for row in self._conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
+        self._kv_exists = "_cf_KV" in names
+        self._meta_exists = "_cf_METADATA" in names
+        if not self._meta_exists:
+            self._meta_written = False
+
+    # -- key-value ----------------------------------------------------------------------------
+
+    def _kv_ready_for_write(self) -> sqlite3.Connection:
+        conn = self.write_conn()
+        if not self._kv_exists:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID -- {self._tag}"
+            )
+            self._kv_exists = True
+        return conn
+
+    def kv_get(self, key: str) -> bytes | None:
+        conn = self.read_conn()
+        if conn is None or not self._kv_exists:
+            return None
+        row = conn.execute(f"SELECT value FROM _cf_KV WHERE key = ? -- {self._tag}", (key,)).fetchone()
+        return None if row is None else row[0]  # type: ignore[no-any-return]
+
+    def kv_get_many(self, keys: list[str]) -> list[tuple[str, bytes]]:
+        """The stored pairs among ``keys``, sorted by key; missing keys are left out."""
+        conn = self.read_conn()
+        if conn is None or not self._kv_exists or not keys:
+            return []
+        found: list[tuple[str, bytes]] = []
+        unique = sorted(set(keys))
+        for i in range(0, len(unique), 500):  # stay below SQLite's bound-parameter limit
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.extend(
+                conn.execute(
+                    f"SELECT key, value FROM _cf_KV WHERE key IN ({marks}) ORDER BY key -- {self._tag}",
+                    chunk,
+                )
+            )
+        return found
+
+    def kv_put(self, key: str, value: bytes) -> None:
+        conn = self._kv_ready_for_write()
+        conn.execute(f"INSERT OR REPLACE INTO _cf_KV VALUES (?, ?) -- {self._tag}", (key, value))
+
+    def kv_put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        conn = self._kv_ready_for_write()
+        conn.executemany(f"INSERT OR REPLACE INTO _cf_KV VALUES (?, ?) -- {self._tag}", items)
+
+    def kv_delete(self, key: str) -> bool:
+        if self.read_conn() is None or not self._kv_exists:
+            return False
+        conn = self.write_conn()
+        return conn.execute(f"DELETE FROM _cf_KV WHERE key = ? -- {self._tag}", (key,)).rowcount > 0
+
+    def kv_delete_many(self, keys: list[str]) -> int:
+        if self.read_conn() is None or not self._kv_exists or not keys:
+            return 0
+        conn = self.write_conn()
+        sql = f"DELETE FROM _cf_KV WHERE key = ? -- {self._tag}"
+        return sum(conn.execute(sql, (key,)).rowcount for key in dict.fromkeys(keys))
+
+    def kv_scan(
+        self, start: str | None, end: str | None, *, reverse: bool = False, limit: int | None = None
+    ) -> Iterator[tuple[str, bytes]]:
+        """Pairs with ``start <= key < end`` (``None``: unbounded), ascending or descending."""
+        conn = self.read_conn()
+        if conn is None or not self._kv_exists:
+            return iter(())
+        clauses: list[str] = []
+        params: list[object] = []
+        if start is not None:
+            clauses.append("key >= ?")
+            params.append(start)
+        if end is not None:
+            clauses.append("key < ?")
+            params.append(end)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "DESC" if reverse else "ASC"
+        tail = ""
+        if limit is not None:
+            tail = " LIMIT ?"
+            params.append(limit)
+        sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order}{tail} -- {self._tag}"
+        return conn.execute(sql, params)  # type: ignore[return-value]
+
+    def kv_count(self) -> int:
+        conn = self.read_conn()
+        if conn is None or not self._kv_exists:
+            return 0
+        return conn.execute(f"SELECT count(*) FROM _cf_KV -- {self._tag}").fetchone()[0]  # type: ignore[no-any-return]
+
+    def kv_clear(self) -> None:
+        """Delete every key-value pair and the alarm (``delete_all`` of a key-value-backed class)."""
+        if self.read_conn() is None:
+            return
+        conn = self.write_conn()
+        if self._kv_exists:
+            conn.execute(f"DELETE FROM _cf_KV -- {self._tag}")
+        self.set_alarm(None)
+
+    def wipe(self) -> None:
+        """Drop every table, index, view and trigger: ``delete_all`` of a SQLite-backed class.
+
+        Foreign-key checks are deferred for the drop (``defer_foreign_keys`` lasts until the
+        commit), since dropping a referenced table first would otherwise fail; once every table
+        is gone no violation can remain.
+        """
+        if self.read_conn() is None:
+            return
+        conn = self.write_conn()
+        conn.execute(f"PRAGMA defer_foreign_keys=ON -- {self._tag}")
+        rows = conn.execute(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')"
+            f" -- {self._tag}"
+        ).fetchall()
+        for kind, name in rows:
+            quoted = '"' + name.replace('"', '""') + '"'
+            conn.execute(f"DROP {kind.upper()} IF EXISTS {quoted} -- {self._tag}")
+        self._kv_exists = False
+        self._meta_exists = False
+        self._meta_written = False
+
+    # -- alarm --------------------------------------------------------------------------------
+
+    def get_alarm(self) -> int | None:
+        conn = self.read_conn()
+        if conn is None or not self._meta_exists:
+            return None
+        row = conn.execute(f"SELECT value FROM _cf_METADATA WHERE key = 'alarm' -- {self._tag}").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def set_alarm(self, when_ms: int | None) -> None:
+        if when_ms is None and (self.read_conn() is None or not self._meta_exists):
+            return
+        conn = self.write_conn()
+        if when_ms is None:
+            conn.execute(f"DELETE FROM _cf_METADATA WHERE key = 'alarm' -- {self._tag}")
+        else:
+            conn.execute(f"INSERT OR REPLACE INTO _cf_METADATA VALUES ('alarm', ?) -- {self._tag}", (when_ms,))
+
+    def stored_name(self) -> str | None:
+        conn = self.read_conn()
+        if conn is None or not self._meta_exists:
+            return None
+        row = conn.execute(f"SELECT value FROM _cf_METADATA WHERE key = 'name' -- {self._tag}").fetchone()
+        return None if row is None else row[0]  # type: ignore[no-any-return]
+
+    def has_data(self) -> bool:
+        """Whether the object has any storage: key-value pairs, an alarm, or SQL tables."""
+        conn = self.read_conn()
+        if conn is None:
+            return False
+        if self.kv_count() or self.get_alarm() is not None:
+            return True
+        row = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+            f" AND name NOT IN ('_cf_KV', '_cf_METADATA') LIMIT 1 -- {self._tag}"
+        ).fetchone()
+        return row is not None

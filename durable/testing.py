@@ -1,0 +1,101 @@
+"""Testing helpers for Durable Object code (see ``docs/testing.md``).
+
+Everything here reaches into a live runtime the way a test needs and production never allows:
+running code inside an object, firing its alarm now, evicting it, injecting a commit failure.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ._clock import MockClock
+from ._id import DurableObjectId
+from ._namespace import Namespace
+from ._object import DurableObject
+from ._state import State
+from ._stub import Stub
+
+__all__ = ["MockClock", "evict", "fail_next_commit", "list_ids", "run_alarm", "run_in_object"]
+
+
+def _check_stub(stub: object, func: str) -> Stub[Any]:
+    if not isinstance(stub, Stub):
+        raise TypeError(f"{func}() takes a durable.Stub (namespace.get(id)), not {type(stub).__name__}")
+    return stub
+
+
+async def run_in_object(stub: Stub[Any], fn: Callable[[DurableObject, State], Any]) -> Any:
+    """Run ``fn(instance, ctx)`` inside the live object, through its input gate; return the result.
+
+    The instance is constructed first if it is not live. ``fn`` may be async (it is awaited). The
+    result is returned as is, not copied. Writes ``fn`` makes are committed before this returns.
+
+    Example::
+
+        count = await durable.testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get("count"))
+    """
+    _check_stub(stub, "run_in_object")
+    if not callable(fn):
+        raise TypeError(f"run_in_object() takes a callable fn(instance, ctx), not {type(fn).__name__}")
+
+    async def call(instance: DurableObject, ctx: State) -> Any:
+        result = fn(instance, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    return await stub._call("run", call, (), {})
+
+
+async def run_alarm(stub: Stub[Any]) -> bool:
+    """Run the object's pending alarm now, whatever its time; ``False`` if none is set.
+
+    The handler gets a real ``AlarmInfo``; on success the alarm is cleared (unless the handler
+    set a new one); on failure the retry is scheduled as the runtime would (2 s, 4 s, ...).
+    """
+    _check_stub(stub, "run_alarm")
+    host = stub._host()
+    runtime: Any = host.runtime
+    scheduled = host.db.get_alarm()
+    if scheduled is None:
+        return False
+    key = (host.id._namespace, str(host.id))
+    entry = runtime._alarms.entry(key)
+    retry = entry.retry_count if entry is not None and entry.scheduled_ms == scheduled else 0
+    ok = await runtime._alarms.run(host, scheduled, retry)
+    entry = runtime._alarms.entry(key)
+    if not ok and entry is not None and entry.scheduled_ms == scheduled and host.db.get_alarm() == scheduled:
+        runtime._alarms.retry_later(key, entry)
+    return True
+
+
+async def evict(stub: Stub[Any]) -> None:
+    """Drop the live instance but keep its storage; the next call constructs a fresh instance.
+
+    Writes not yet committed are committed first. Calls still running in the instance fail with
+    ``durable.ConnectionClosedError``.
+    """
+    _check_stub(stub, "evict")
+    host = stub._host()
+    host.evict()
+
+
+async def list_ids(namespace: Namespace[Any]) -> list[DurableObjectId]:
+    """Ids of the objects of ``namespace`` that have storage (key-value data, SQL tables or an alarm)."""
+    if not isinstance(namespace, Namespace):
+        raise TypeError(f"list_ids() takes a durable.Namespace, not {type(namespace).__name__}")
+    return await namespace._runtime._list_ids(namespace)
+
+
+def fail_next_commit(stub: Stub[Any], exc: BaseException | None = None) -> None:
+    """Make the object's next storage commit fail with ``exc`` (default: ``OSError``).
+
+    As a disk failure would, the failed commit rolls back the batch, resets the object, and turns
+    the results it held into ``durable.ObjectResetError`` (``durable_object_reset = True``).
+    """
+    _check_stub(stub, "fail_next_commit")
+    if exc is not None and not isinstance(exc, BaseException):
+        raise TypeError(f"fail_next_commit() takes an exception instance, not {type(exc).__name__}")
+    stub._host().db.fail_next = exc if exc is not None else OSError(5, "disk I/O error (injected by durable.testing)")
