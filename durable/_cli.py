@@ -1,0 +1,379 @@
+"""The ``durable`` command line: ``durable serve FILE.py`` serves a Worker with uvicorn.
+
+The file is plain Python and declares what to serve with module-level names:
+
+- ``Worker``: the :class:`durable.WorkerEntrypoint` subclass that receives HTTP requests
+  (``default`` is accepted too, after JavaScript's ``export default``);
+- ``bindings``: a dict mapping each binding name to a :class:`durable.DurableObject`
+  subclass, or to ``{"class": Cls, "storage": "kv"}`` for the key-value backend; the Worker
+  reaches the namespace as ``self.env.<NAME>``;
+- ``vars`` (optional): a dict of plain values, also on ``self.env``.
+
+The command opens a :class:`durable.Runtime` on ``--persist DIR`` (default ``./.durable``)
+or in memory (``--in-memory``), registers each binding with ``rt.namespace(cls, name=...)``,
+serves ``durable.asgi_app(Worker, rt)`` and, on SIGINT or SIGTERM, stops accepting
+requests, lets the ones in flight finish and closes the runtime, which flushes storage.
+It uses only the public API of ``durable``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any, Final, TextIO
+
+from .asgi import asgi_app
+
+__all__ = ["AppLoadError", "LoadedApp", "build_parser", "load_app", "main"]
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 8787
+DEFAULT_PERSIST: Final = ".durable"
+#: Seconds that requests in flight get to finish on shutdown (Cloudflare grants 30 s).
+GRACEFUL_SHUTDOWN_SECONDS: Final = 30
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+
+_STORAGE_KINDS: Final = ("sqlite", "kv")
+_MISSING_UVICORN: Final = (
+    "durable: error: `durable serve` needs uvicorn, which is not installed.\n"
+    "Install the server extra: pip install 'durable[server]'"
+)
+
+
+class AppLoadError(Exception):
+    """The file given to ``durable serve`` cannot be loaded or does not declare an app."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One Durable Object namespace to register: ``rt.namespace(cls, name=name, ...)``."""
+
+    name: str
+    cls: type
+    storage: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadedApp:
+    """What a served file declares: its Worker, its bindings and its plain vars."""
+
+    path: Path
+    worker: type
+    bindings: tuple[Binding, ...]
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``durable`` command."""
+    parser = argparse.ArgumentParser(
+        prog="durable",
+        description="Cloudflare Durable Objects, embeddable in Python.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    serve = commands.add_parser(
+        "serve",
+        help="serve a Worker and its Durable Objects over HTTP (needs uvicorn)",
+        description=(
+            "Load FILE.py, bind its Durable Object classes to the names in its `bindings` "
+            "dict, and serve its `Worker` over HTTP with uvicorn."
+        ),
+        epilog=(
+            "The file defines `Worker` (a durable.WorkerEntrypoint subclass), `bindings = "
+            '{"NAME": DurableObjectClass}` (or {"NAME": {"class": Cls, "storage": "kv"}}) and, '
+            "optionally, `vars = {...}` for plain env values."
+        ),
+    )
+    serve.add_argument("file", metavar="FILE.py", help="the Python file that declares the app")
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})")
+    serve.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT,
+        help=f"TCP port to listen on (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    storage = serve.add_mutually_exclusive_group()
+    storage.add_argument(
+        "--persist", metavar="DIR", default=DEFAULT_PERSIST,
+        help=f"directory that keeps the objects' storage (default ./{DEFAULT_PERSIST})",
+    )
+    storage.add_argument(
+        "--in-memory", action="store_true",
+        help="keep storage in memory only; it is gone when the server stops",
+    )
+    serve.add_argument(
+        "--no-access-log", dest="access_log", action="store_false",
+        help="do not log each request",
+    )
+    serve.add_argument(
+        "--log-level", default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's log level (default info)",
+    )
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range (0-65535): {port}")
+    return port
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``durable`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    Exit codes: 0 after a clean shutdown, 1 when uvicorn is missing or the server fails, 2 for
+    a usage error or a file that does not declare a valid app.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already reported by argparse
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command == "serve":
+        return _serve_command(args)
+    return EXIT_USAGE  # pragma: no cover - argparse requires a command
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading the file
+
+
+def load_app(path: str | Path) -> LoadedApp:
+    """Execute the Python file at ``path`` and collect its ``Worker``, ``bindings`` and ``vars``.
+
+    The file runs as a module named after its stem (``__name__`` is not ``"__main__"``, so its
+    own command-line block stays idle), with its directory first on ``sys.path`` so that it
+    can import its neighbours.
+
+    Raises:
+        AppLoadError: the file is missing or raises, or what it declares is not valid; the
+            message names the problem.
+    """
+    import durable
+
+    file = Path(path)
+    if not file.is_file():
+        raise AppLoadError(f"file not found: {path}")
+    module = _exec_file(file)
+
+    worker = getattr(module, "Worker", None)
+    if worker is None:
+        worker = getattr(module, "default", None)
+    if worker is None:
+        raise AppLoadError(
+            f"{path} defines no `Worker`: define a durable.WorkerEntrypoint subclass named Worker"
+        )
+    if not (isinstance(worker, type) and callable(getattr(worker, "fetch", None))):
+        raise AppLoadError(
+            f"{path}: `Worker` must be a class with a fetch method "
+            f"(a durable.WorkerEntrypoint subclass), not {worker!r}"
+        )
+
+    raw_bindings = getattr(module, "bindings", {})
+    if not isinstance(raw_bindings, dict):
+        raise AppLoadError(
+            f"{path}: `bindings` must be a dict mapping binding names to Durable Object "
+            f"classes, not {type(raw_bindings).__name__}"
+        )
+    bindings = tuple(
+        _binding(path, name, value, durable.DurableObject) for name, value in raw_bindings.items()
+    )
+
+    raw_vars = getattr(module, "vars", {})
+    if not isinstance(raw_vars, dict) or not all(isinstance(k, str) for k in raw_vars):
+        raise AppLoadError(f"{path}: `vars` must be a dict with str keys")
+    clash = sorted(set(raw_vars) & set(raw_bindings))
+    if clash:
+        raise AppLoadError(f"{path}: {clash[0]!r} is both a binding and a var")
+    return LoadedApp(path=file, worker=worker, bindings=bindings, vars=dict(raw_vars))
+
+
+def _binding(path: str | Path, name: object, value: object, base: type) -> Binding:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise AppLoadError(
+            f"{path}: binding name {name!r} must be a str usable as an attribute (env.{name})"
+        )
+    storage = None
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"class", "storage"})
+        if unknown:
+            raise AppLoadError(f"{path}: binding {name!r} has an unknown key {unknown[0]!r}")
+        if "class" not in value:
+            raise AppLoadError(f"{path}: binding {name!r} needs a \"class\" key")
+        storage = value.get("storage")
+        if storage is not None and storage not in _STORAGE_KINDS:
+            raise AppLoadError(
+                f"{path}: binding {name!r} has storage {storage!r}; use \"sqlite\" or \"kv\""
+            )
+        value = value["class"]
+    if not (isinstance(value, type) and issubclass(value, base)):
+        raise AppLoadError(
+            f"{path}: binding {name!r} must be a durable.DurableObject subclass, not {value!r}"
+        )
+    return Binding(name=name, cls=value, storage=storage)
+
+
+def _exec_file(file: Path) -> ModuleType:
+    name = file.stem if file.stem.isidentifier() else "durable_app"
+    if name in sys.modules:
+        name = f"durable_app_{name}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise AppLoadError(f"cannot load {file} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    directory = str(file.resolve().parent)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    sys.modules[name] = module  # so that dataclasses, pickling and `typing` can find it
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        del sys.modules[name]
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        details = "".join(traceback.format_exception(exc)).rstrip()
+        raise AppLoadError(f"{file} raised while loading:\n{details}") from exc
+    return module
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn  # noqa: F401 - only checked here; used in _serve
+    except ImportError:
+        print(_MISSING_UVICORN, file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        app = load_app(args.file)
+    except AppLoadError as exc:
+        print(f"durable: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    persist = None if args.in_memory else args.persist
+    try:
+        sock = _bind(args.host, args.port)
+    except OSError as exc:
+        print(f"durable: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    with _shutdown_signals() as stopper, sock:
+        try:
+            asyncio.run(
+                _serve(
+                    app, sock, stopper, display=args.file, persist=persist,
+                    access_log=args.access_log, log_level=args.log_level,
+                )
+            )
+        except Exception as exc:
+            print(f"durable: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Listen on host:port ourselves, so that the real port is known before serving (port 0)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _Stopper:
+    """Turns SIGINT/SIGTERM into a graceful stop of the uvicorn server, once it exists.
+
+    uvicorn installs its own handlers while it serves and, once done, re-raises the signal it
+    caught; this handler is what receives that re-raise, so the process does not die before
+    the runtime is closed (SIGTERM's default action would kill it on the spot).
+    """
+
+    def __init__(self) -> None:
+        self.server: Any = None
+        self.signalled = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.server is not None and not self.signalled:
+            self.server.handle_exit(signum, frame)
+        self.signalled = True
+
+
+@contextlib.contextmanager
+def _shutdown_signals() -> Iterator[_Stopper]:
+    stopper = _Stopper()
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            previous[signum] = signal.signal(signum, stopper)
+    try:
+        yield stopper
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+async def _serve(
+    app: LoadedApp,
+    sock: socket.socket,
+    stopper: _Stopper,
+    *,
+    display: str,
+    persist: str | None,
+    access_log: bool,
+    log_level: str,
+) -> None:
+    import uvicorn
+
+    import durable
+
+    async with durable.Runtime(path=persist, vars=app.vars) as runtime:
+        for binding in app.bindings:
+            options = {} if binding.storage is None else {"storage": binding.storage}
+            runtime.namespace(binding.cls, name=binding.name, **options)
+        config = uvicorn.Config(
+            asgi_app(app.worker, runtime),
+            lifespan="on",
+            access_log=access_log,
+            log_level=log_level,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+        server = uvicorn.Server(config)
+        stopper.server = server
+        if stopper.signalled:
+            return
+        _say(f"durable: serving {display} on {_url(sock)} (storage: {persist or 'in memory'})")
+        await server.serve(sockets=[sock])
+    _say("durable: stopped; storage closed")
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _say(text: str, stream: TextIO | None = None) -> None:
+    print(text, file=stream or sys.stdout, flush=True)

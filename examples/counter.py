@@ -1,0 +1,73 @@
+"""Build a counter: Cloudflare's Durable Objects example, in Python.
+
+A stateless Worker reads the object name from ``?name=``, and each ``Counter`` object keeps
+its own count in storage. Run it with either of::
+
+    python examples/counter.py [--host H] [--port N] [--persist DIR | --in-memory]
+    durable serve examples/counter.py
+
+then visit http://127.0.0.1:8787/increment?name=A
+"""
+
+from __future__ import annotations
+
+import sys
+from urllib.parse import parse_qs, urlsplit
+
+import durable
+from durable import Request, Response
+
+
+class Worker(durable.WorkerEntrypoint):
+    """The stateless front: routes each request to the counter named by ``?name=``."""
+
+    async def fetch(self, request: Request) -> Response:
+        # Like JavaScript's url.searchParams.get("name"): the first value, "" counts as absent.
+        query = parse_qs(urlsplit(request.url).query, keep_blank_values=True)
+        name = query.get("name", [""])[0]
+        if not name:
+            return Response(
+                "Select a Durable Object to contact by using"
+                " the `name` URL query string parameter. e.g. ?name=A"
+            )
+
+        # Every unique ID refers to an individual instance of the Counter class that has its
+        # own state. id_from_name() always returns the same ID when given the same string
+        # (and called on the same class), but never the same ID for two different strings.
+        stub = self.env.COUNTER.get(self.env.COUNTER.id_from_name(name))
+
+        # Send a request to the Durable Object, then await its response.
+        resp = await stub.fetch(request.url)
+        count = await resp.text()
+        return Response(f"Durable Object '{name}' count: {count}")
+
+
+class Counter(durable.DurableObject):
+    """One counter. Requests to the same name reach the same instance, one at a time."""
+
+    async def fetch(self, request: Request) -> Response:
+        # Storage is cached in memory, so reading the same key on every request is fast.
+        value = await self.ctx.storage.get("value") or 0
+        match urlsplit(request.url).path:
+            case "/increment":
+                value += 1
+            case "/decrement":
+                value -= 1
+            case "/":
+                pass  # serves the current value
+            case _:
+                return Response("Not found", status=404)
+        # No concurrent request can change the value between the get and the put: the input
+        # gate holds other events while storage is read. Read-modify-write is safe.
+        await self.ctx.storage.put("value", value)
+        return Response(str(value))
+
+
+# What `durable serve` binds: the Worker reaches the Counter namespace as self.env.COUNTER.
+bindings = {"COUNTER": Counter}
+
+
+if __name__ == "__main__":
+    from durable.__main__ import main
+
+    sys.exit(main(["serve", __file__, *sys.argv[1:]]))

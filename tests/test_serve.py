@@ -1,0 +1,375 @@
+"""`durable serve`: argument parsing, the file convention, and the real server in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from durable._cli import DEFAULT_HOST, DEFAULT_PERSIST, DEFAULT_PORT, AppLoadError, build_parser, load_app, main
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "counter.py"
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+SELECT = (
+    "Select a Durable Object to contact by using the `name` URL query string parameter. e.g. ?name=A"
+)
+
+APP_HEADER = """
+import durable
+
+class Counter(durable.DurableObject):
+    async def fetch(self, request):
+        return durable.Response("0")
+
+class Worker(durable.WorkerEntrypoint):
+    async def fetch(self, request):
+        return durable.Response("hi")
+"""
+
+
+def write_app(tmp_path: Path, body: str, name: str = "app.py") -> Path:
+    path = tmp_path / name
+    path.write_text(body)
+    return path
+
+
+class TestArguments:
+    def test_defaults(self) -> None:
+        """serve defaults to 127.0.0.1:8787 with storage in ./.durable."""
+        args = build_parser().parse_args(["serve", "app.py"])
+        assert (args.host, args.port, args.persist, args.in_memory) == ("127.0.0.1", 8787, ".durable", False)
+        assert (DEFAULT_HOST, DEFAULT_PORT, DEFAULT_PERSIST) == ("127.0.0.1", 8787, ".durable")
+
+    def test_options(self) -> None:
+        """--host, --port, --persist and --in-memory are parsed."""
+        args = build_parser().parse_args(["serve", "a.py", "--host", "0.0.0.0", "--port", "9000", "--persist", "d"])
+        assert (args.host, args.port, args.persist) == ("0.0.0.0", 9000, "d")
+        assert build_parser().parse_args(["serve", "a.py", "--in-memory"]).in_memory
+
+    def test_help(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--help exits 0 and describes the serve command and its options."""
+        assert main(["--help"]) == 0
+        assert "serve" in capsys.readouterr().out
+        assert main(["serve", "--help"]) == 0
+        out = capsys.readouterr().out
+        for option in ("--host", "--port", "--persist", "--in-memory", "bindings"):
+            assert option in out
+
+    @pytest.mark.parametrize(
+        "argv",
+        [[], ["serve"], ["serve", "a.py", "--persist", "d", "--in-memory"], ["serve", "a.py", "--port", "x"],
+         ["serve", "a.py", "--port", "70000"], ["bogus"]],
+    )
+    def test_usage_errors(self, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+        """Usage errors exit with code 2 and a message."""
+        assert main(argv) == 2
+        assert "error" in capsys.readouterr().err
+
+    def test_uvicorn_missing(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        """Without uvicorn, serve exits 1 and says to install durable[server]."""
+        monkeypatch.setitem(sys.modules, "uvicorn", None)
+        assert main(["serve", str(EXAMPLE)]) == 1
+        assert "pip install 'durable[server]'" in capsys.readouterr().err
+
+
+class TestLoadApp:
+    def test_file_not_found(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A missing file exits 2 naming it."""
+        assert main(["serve", str(tmp_path / "nope.py")]) == 2
+        assert "file not found" in capsys.readouterr().err
+
+    def test_no_worker(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A file without Worker exits 2 saying so."""
+        path = write_app(tmp_path, "bindings = {}\n")
+        assert main(["serve", str(path)]) == 2
+        assert "defines no `Worker`" in capsys.readouterr().err
+
+    def test_worker_not_a_class(self, tmp_path: Path) -> None:
+        """A Worker that is not a class with fetch is refused."""
+        path = write_app(tmp_path, "Worker = 3\n")
+        with pytest.raises(AppLoadError, match="must be a class with a fetch method"):
+            load_app(path)
+
+    def test_bindings_not_a_dict(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """bindings that is not a dict exits 2 saying so."""
+        path = write_app(tmp_path, APP_HEADER + "bindings = [Counter]\n")
+        assert main(["serve", str(path)]) == 2
+        assert "`bindings` must be a dict" in capsys.readouterr().err
+
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [("int", "must be a durable.DurableObject subclass"), ("Worker", "must be a durable.DurableObject subclass"),
+         ("{'klass': Counter}", "unknown key 'klass'"), ("{'storage': 'kv'}", 'needs a "class" key'),
+         ("{'class': Counter, 'storage': 'disk'}", "use \"sqlite\" or \"kv\"")],
+    )
+    def test_bad_binding_value(self, tmp_path: Path, value: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """A binding that is not a DurableObject subclass (or a valid dict form) exits 2 naming it."""
+        path = write_app(tmp_path, APP_HEADER + f"bindings = {{'COUNTER': {value}}}\n")
+        assert main(["serve", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "'COUNTER'" in err and message in err
+
+    def test_bad_binding_name(self, tmp_path: Path) -> None:
+        """A binding name that cannot be an attribute of env is refused."""
+        path = write_app(tmp_path, APP_HEADER + "bindings = {'MY COUNTER': Counter}\n")
+        with pytest.raises(AppLoadError, match="binding name 'MY COUNTER'"):
+            load_app(path)
+
+    def test_bad_vars(self, tmp_path: Path) -> None:
+        """vars must be a dict with str keys, and may not reuse a binding name."""
+        with pytest.raises(AppLoadError, match="`vars` must be a dict"):
+            load_app(write_app(tmp_path, APP_HEADER + "vars = [1]\n"))
+        with pytest.raises(AppLoadError, match="both a binding and a var"):
+            load_app(write_app(tmp_path, APP_HEADER + "bindings = {'C': Counter}\nvars = {'C': 1}\n", "b.py"))
+
+    def test_file_that_raises(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A file that raises while loading exits 2 with its traceback."""
+        path = write_app(tmp_path, "raise RuntimeError('broken app')\n")
+        assert main(["serve", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "raised while loading" in err and "broken app" in err
+
+    def test_full_declaration(self, tmp_path: Path) -> None:
+        """Worker, both binding forms and vars are collected; `default` is accepted for Worker."""
+        path = write_app(
+            tmp_path,
+            APP_HEADER.replace("class Worker", "class Front")
+            + "default = Front\n"
+            + "bindings = {'A': Counter, 'B': {'class': Counter, 'storage': 'kv'}}\n"
+            + "vars = {'GREETING': 'hello'}\n",
+        )
+        app = load_app(path)
+        assert app.worker.__name__ == "Front"
+        assert [(b.name, b.cls.__name__, b.storage) for b in app.bindings] == [
+            ("A", "Counter", None), ("B", "Counter", "kv"),
+        ]
+        assert app.vars == {"GREETING": "hello"}
+
+    def test_main_block_does_not_run(self, tmp_path: Path) -> None:
+        """The file is not run as __main__, so its command-line block stays idle."""
+        path = write_app(tmp_path, APP_HEADER + "if __name__ == '__main__':\n    raise SystemExit(9)\n")
+        assert load_app(path).worker.__name__ == "Worker"
+
+    def test_neighbour_imports(self, tmp_path: Path) -> None:
+        """The file can import modules that sit next to it."""
+        write_app(tmp_path, "VALUE = 42\n", "helper_for_durable_test.py")
+        path = write_app(tmp_path, APP_HEADER + "from helper_for_durable_test import VALUE\nvars = {'V': VALUE}\n")
+        try:
+            assert load_app(path).vars == {"V": 42}
+        finally:
+            sys.modules.pop("helper_for_durable_test", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The real server
+
+
+class ServerProcess:
+    """`python -m durable serve ...` in a subprocess on a free port, killed in close() whatever happens."""
+
+    def __init__(self, tmp_path: Path, *args: str, command: list[str] | None = None) -> None:
+        self.stderr_path = tmp_path / f"server-{os.urandom(4).hex()}.log"
+        self._stderr: IO[str] = self.stderr_path.open("w")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        cmd = command or [sys.executable, "-m", "durable", "serve", str(EXAMPLE)]
+        self.proc = subprocess.Popen(
+            [*cmd, "--port", "0", "--no-access-log", *args],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stdout: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.url = ""
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.stdout.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_ready(self) -> str:
+        """Wait (bounded) for the 'serving ... on URL' line and return the URL."""
+        while True:
+            try:
+                line = self.lines.get(timeout=STARTUP_TIMEOUT)
+            except queue.Empty:
+                raise AssertionError(f"server did not start in {STARTUP_TIMEOUT}s: {self.diagnostics()}") from None
+            if line is None:
+                raise AssertionError(f"server exited before serving: {self.diagnostics()}")
+            if line.startswith("durable: serving"):
+                self.url = line.split(" on ", 1)[1].split(" ", 1)[0]
+                return self.url
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Send signum and wait (bounded) for the exit code."""
+        self.proc.send_signal(signum)
+        return self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def diagnostics(self) -> str:
+        self._stderr.flush()
+        return f"stdout={''.join(self.stdout)!r} stderr={self.stderr_path.read_text()[-3000:]!r}"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=STOP_TIMEOUT)
+        self._reader.join(timeout=STOP_TIMEOUT)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        self._stderr.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    """Start servers with serve(*args); every one started is killed at teardown."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, command: list[str] | None = None) -> ServerProcess:
+        server = ServerProcess(tmp_path, *args, command=command)
+        started.append(server)
+        server.wait_ready()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.close()
+
+
+def get(url: str) -> httpx.Response:
+    with httpx.Client(timeout=10) as client:
+        return client.get(url)
+
+
+def count_text(base: str, path: str) -> str:
+    resp = get(base + path)
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "text/plain;charset=UTF-8"
+    return resp.text
+
+
+@pytest.mark.slow
+class TestServeSubprocess:
+    def test_rows_and_restart(self, serve: Any, tmp_path: Path) -> None:
+        """The served counter answers the table's rows, and its counts survive a clean restart."""
+        state = str(tmp_path / "state")
+        server = serve("--persist", state)
+        base = server.url
+        assert base.startswith("http://127.0.0.1:")
+        assert f"(storage: {state})" in server.stdout[0]
+        assert count_text(base, "/") == SELECT
+        assert [count_text(base, "/increment?name=A") for _ in range(3)][-1] == "Durable Object 'A' count: 3"
+        assert count_text(base, "/decrement?name=A") == "Durable Object 'A' count: 2"
+        assert count_text(base, "/foo?name=A") == "Durable Object 'A' count: Not found"
+        assert count_text(base, "/?name=%C3%A9%20x") == "Durable Object 'é x' count: 0"
+        assert server.stop(signal.SIGTERM) == 0, server.diagnostics()
+        assert any("stopped; storage closed" in line for line in server.stdout), server.diagnostics()
+
+        again = serve("--persist", state)
+        assert count_text(again.url, "/?name=A") == "Durable Object 'A' count: 2"
+        assert again.stop(signal.SIGINT) == 0, again.diagnostics()
+        assert any("stopped; storage closed" in line for line in again.stdout), again.diagnostics()
+
+    def test_default_persist_dir(self, serve: Any, tmp_path: Path) -> None:
+        """Without --persist, storage goes to ./.durable in the working directory."""
+        server = serve()
+        assert "(storage: .durable)" in server.stdout[0]
+        count_text(server.url, "/increment?name=A")
+        assert server.stop() == 0
+        assert (tmp_path / ".durable").is_dir()
+
+    def test_in_memory(self, serve: Any) -> None:
+        """--in-memory keeps nothing across a restart."""
+        server = serve("--in-memory")
+        assert "(storage: in memory)" in server.stdout[0]
+        assert count_text(server.url, "/increment?name=A") == "Durable Object 'A' count: 1"
+        assert server.stop() == 0
+        again = serve("--in-memory")
+        assert count_text(again.url, "/?name=A") == "Durable Object 'A' count: 0"
+
+    def test_example_runs_as_a_script(self, serve: Any) -> None:
+        """python examples/counter.py serves the same counter."""
+        server = serve("--in-memory", command=[sys.executable, str(EXAMPLE)])
+        assert count_text(server.url, "/increment?name=A") == "Durable Object 'A' count: 1"
+        assert server.stop() == 0
+
+    def test_port_in_use(self, tmp_path: Path) -> None:
+        """A port already in use exits 1 with a message."""
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            env = dict(os.environ, PYTHONPATH=str(REPO))
+            done = subprocess.run(
+                [sys.executable, "-m", "durable", "serve", str(EXAMPLE), "--port", str(port), "--in-memory"],
+                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=STARTUP_TIMEOUT,
+            )
+        assert done.returncode == 1
+        assert "cannot listen" in done.stderr
+
+    async def test_sigkill_keeps_every_acknowledged_increment(self, serve: Any, tmp_path: Path) -> None:
+        """After kill -9 under load, the count on disk covers every increment a client saw acknowledged."""
+        state = str(tmp_path / "state")
+        server = serve("--persist", state)
+        acked: list[int] = []
+        attempts = 0
+        killed = asyncio.Event()
+
+        async def client_loop(client: httpx.AsyncClient) -> None:
+            nonlocal attempts
+            while not killed.is_set():
+                attempts += 1
+                try:
+                    resp = await client.get("/increment?name=K")
+                except httpx.HTTPError:
+                    return
+                assert resp.status_code == 200
+                acked.append(int(resp.text.rsplit(" ", 1)[1]))
+                if len(acked) >= 60 and not killed.is_set():
+                    server.proc.kill()  # SIGKILL, with other requests in flight
+                    killed.set()
+
+        limits = httpx.Limits(max_connections=16)
+        async with httpx.AsyncClient(base_url=server.url, timeout=10, limits=limits) as client:
+            await asyncio.wait_for(asyncio.gather(*(client_loop(client) for _ in range(16))), timeout=60)
+        assert server.proc.wait(timeout=STOP_TIMEOUT) == -signal.SIGKILL
+
+        again = serve("--persist", state)
+        final = int(count_text(again.url, "/?name=K").rsplit(" ", 1)[1])
+        assert final >= max(acked)
+        assert final >= len(acked)
+        assert final <= attempts
+
+    def test_second_server_on_the_same_directory_is_refused(self, serve: Any, tmp_path: Path) -> None:
+        """A second server on a persistence directory in use exits 1 instead of sharing it."""
+        state = str(tmp_path / "state")
+        serve("--persist", state)
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        done = subprocess.run(
+            [sys.executable, "-m", "durable", "serve", str(EXAMPLE), "--port", "0", "--persist", state],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=STARTUP_TIMEOUT,
+        )
+        assert done.returncode == 1, done.stderr
+        assert "durable: error:" in done.stderr
