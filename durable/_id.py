@@ -15,6 +15,8 @@ import os
 import re
 from typing import Any, NoReturn, final
 
+from ._aliases import camel_aliases
+
 __all__ = ["DurableObjectId", "IdFactory"]
 
 _HEX_ID = re.compile(r"[0-9a-fA-F]{64}")
@@ -25,6 +27,7 @@ def _mac(key: bytes, data: bytes) -> bytes:
 
 
 @final
+@camel_aliases
 class DurableObjectId:
     """The identity of one Durable Object within a namespace.
 

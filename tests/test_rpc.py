@@ -1,0 +1,238 @@
+"""RPC through stubs: which methods are reachable, copying of arguments and results, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import durable
+from durable import testing
+
+
+class Base(durable.DurableObject):
+    def inherited(self) -> str:
+        return "from base"
+
+
+class Obj(Base):
+    constructed = 0
+    answer = 42
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        type(self).constructed += 1
+        self.items: list[Any] = []
+        self.callable_attr = lambda: "instance attribute"
+
+    async def add(self, item: Any) -> list[Any]:
+        self.items.append(item)
+        return self.items
+
+    def plain(self, a: int, *, b: int = 0) -> int:
+        return a + b
+
+    async def mutate(self, value: dict[str, Any]) -> dict[str, Any]:
+        value["touched"] = True
+        return value
+
+    async def fail(self, cls_name: str) -> None:
+        raise {"ValueError": ValueError, "KeyError": KeyError, "Custom": CustomError}[cls_name]("went wrong")
+
+    def returns_unclonable(self) -> object:
+        return object()
+
+    @property
+    def prop(self) -> str:
+        return "property value"
+
+    def _private(self) -> None:
+        raise AssertionError("must not be reachable")
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        raise AssertionError("must not be reachable")
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        return durable.Response("fetched")
+
+
+class CustomError(Exception):
+    def __init__(self, message: str, extra: int = 0) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
+@pytest.fixture
+async def ns() -> Any:
+    Obj.constructed = 0
+    async with durable.Runtime() as rt:
+        yield rt.namespace(Obj)
+
+
+class TestReachability:
+    async def test_public_methods_are_callable(self, ns: Any) -> None:
+        """Public methods, async or plain, defined on the class or a base below DurableObject answer."""
+        stub = ns.get_by_name("a")
+        assert await stub.plain(1, b=2) == 3
+        assert await stub.add("x") == ["x"]
+        assert await stub.inherited() == "from base"
+
+    @pytest.mark.parametrize("name", ["_private", "__init__", "callable_attr", "missing", "ctx", "env", "fetch"])
+    async def test_unreachable_names(self, ns: Any, name: str) -> None:
+        """Private names, instance attributes, unknown names and fetch give Cloudflare's TypeError."""
+        stub = ns.get_by_name("a")
+        method = durable.RpcMethod(stub, name)
+        with pytest.raises(TypeError, match=f'^The RPC receiver does not implement the method "{name}".$'):
+            await method()
+
+    @pytest.mark.parametrize("name", ["alarm", "webSocketMessage", "webSocketClose", "webSocketError", "dup", "constructor"])
+    async def test_reserved_names(self, ns: Any, name: str) -> None:
+        """Reserved handler names cannot be called over RPC."""
+        with pytest.raises(TypeError, match=f"^'{name}' is a reserved method and cannot be called over RPC.$"):
+            await getattr(ns.get_by_name("a"), name)()
+
+    async def test_non_function_attribute_called(self, ns: Any) -> None:
+        """Calling a class attribute that is not a function raises Cloudflare's TypeError."""
+        with pytest.raises(TypeError, match='^"answer" is not a function.$'):
+            await ns.get_by_name("a").answer()
+
+    async def test_properties_are_read_by_awaiting(self, ns: Any) -> None:
+        """Awaiting stub.name without calling it reads a property or class attribute."""
+        stub = ns.get_by_name("a")
+        assert await stub.prop == "property value"
+        assert await stub.answer == 42
+
+    async def test_errors_are_remote_copies(self, ns: Any) -> None:
+        """An exception in the object reaches the caller with its class, message and remote=True."""
+        stub = ns.get_by_name("a")
+        with pytest.raises(ValueError, match="^went wrong$") as info:
+            await stub.fail("ValueError")
+        assert info.value.remote is True  # type: ignore[attr-defined]
+        assert info.value.__traceback__ is not None and info.value.__cause__ is None
+
+    async def test_custom_exception_class_is_kept(self, ns: Any) -> None:
+        """A user-defined exception class travels, without its extra attributes."""
+        with pytest.raises(CustomError) as info:
+            await ns.get_by_name("a").fail("Custom")
+        assert str(info.value) == "went wrong" and info.value.extra == 0
+
+    async def test_user_error_does_not_reset(self, ns: Any) -> None:
+        """An ordinary exception fails only that call: the instance and stub keep working."""
+        stub = ns.get_by_name("a")
+        await stub.add(1)
+        with pytest.raises(KeyError):
+            await stub.fail("KeyError")
+        assert await stub.add(2) == [1, 2]
+        assert Obj.constructed == 1
+
+
+class TestCopying:
+    async def test_arguments_are_copied(self, ns: Any) -> None:
+        """The object gets a copy of its arguments: its changes do not reach the caller's value."""
+        value = {"a": [1, 2]}
+        result = await ns.get_by_name("a").mutate(value)
+        assert value == {"a": [1, 2]}
+        assert result == {"a": [1, 2], "touched": True}
+
+    async def test_results_are_copied(self, ns: Any) -> None:
+        """The caller gets a copy of the result: changing it does not change the object's state."""
+        stub = ns.get_by_name("a")
+        items = await stub.add("x")
+        items.append("caller's change")
+        assert await stub.add("y") == ["x", "y"]
+
+    async def test_unclonable_argument(self, ns: Any) -> None:
+        """An argument that cannot be cloned raises DataCloneError before anything is sent."""
+        with pytest.raises(durable.DataCloneError, match="object"):
+            await ns.get_by_name("a").add(object())
+        assert Obj.constructed == 0
+
+    async def test_unclonable_result(self, ns: Any) -> None:
+        """A result that cannot be cloned fails the call with DataCloneError."""
+        with pytest.raises(durable.DataCloneError):
+            await ns.get_by_name("a").returns_unclonable()
+
+
+class TestInstances:
+    async def test_stub_is_lazy(self, ns: Any) -> None:
+        """Making ids and stubs constructs nothing."""
+        ns.get(ns.id_from_name("a"))
+        ns.get_by_name("b")
+        assert Obj.constructed == 0
+
+    async def test_one_live_instance_per_id(self, ns: Any) -> None:
+        """Every stub for one id reaches the same instance; other ids get their own."""
+        await ns.get_by_name("a").add(1)
+        await ns.get(ns.id_from_name("a")).add(2)
+        assert await ns.get(ns.id_from_string(str(ns.id_from_name("a")))).add(3) == [1, 2, 3]
+        assert await ns.get_by_name("b").add(9) == [9]
+        assert Obj.constructed == 2
+
+    async def test_concurrent_first_calls_construct_once(self, ns: Any) -> None:
+        """Many calls racing to a new object construct it exactly once."""
+        stub = ns.get_by_name("a")
+        await asyncio.gather(*(stub.add(i) for i in range(50)))
+        assert Obj.constructed == 1
+        assert sorted(await stub.add(50)) == list(range(51))
+
+    async def test_eviction_reruns_constructor(self, ns: Any) -> None:
+        """After eviction the next call builds a fresh instance: in-memory fields are gone."""
+        stub = ns.get_by_name("a")
+        await stub.add(1)
+        await testing.evict(stub)
+        assert await stub.add(2) == [2]
+        assert Obj.constructed == 2
+
+    async def test_stub_properties(self, ns: Any) -> None:
+        """stub.id is the id it was made with and stub.name its name."""
+        oid = ns.id_from_name("a")
+        stub = ns.get(oid)
+        assert stub.id == oid and stub.name == "a"
+        assert ns.get(ns.new_unique_id()).name is None
+
+    def test_stub_has_no_public_constructor(self) -> None:
+        """Stubs are made by namespaces only."""
+        with pytest.raises(TypeError, match="no public constructor"):
+            durable.Stub()
+
+
+class TestEnv:
+    async def test_env_has_named_namespaces_and_vars(self) -> None:
+        """rt.env exposes namespaces registered with name= and the vars given to the runtime."""
+
+        class Caller(durable.DurableObject):
+            async def call_other(self) -> int:
+                result: int = await self.env.OBJ.get_by_name("x").plain(1, b=self.env.BONUS)
+                return result
+
+        async with durable.Runtime(vars={"BONUS": 10}) as rt:
+            rt.namespace(Obj, name="OBJ")
+            callers = rt.namespace(Caller)
+            assert rt.env.BONUS == 10 and "OBJ" in rt.env and "Caller" not in rt.env
+            assert await callers.get_by_name("c").call_other() == 11
+            with pytest.raises(AttributeError, match="no binding 'NOPE'"):
+                rt.env.NOPE
+
+    async def test_namespace_registration_errors(self) -> None:
+        """Registering a non-object, an unknown backend or a taken name raises clearly."""
+        async with durable.Runtime() as rt:
+            with pytest.raises(TypeError, match="DurableObject subclass"):
+                rt.namespace(int)
+            with pytest.raises(ValueError, match="storage must be"):
+                rt.namespace(Obj, storage="redis")
+            rt.namespace(Obj, name="X")
+            assert rt.namespace(Obj, name="X").name == "X"
+            with pytest.raises(ValueError, match="already registered"):
+                rt.namespace(Base, name="X")
+
+    async def test_closed_runtime_refuses_calls(self) -> None:
+        """A closed runtime raises RuntimeClosedError, a RuntimeError that says what to do."""
+        rt = durable.Runtime()
+        ns = rt.namespace(Obj)
+        await rt.aclose()
+        with pytest.raises(durable.RuntimeClosedError, match="closed"):
+            await ns.get_by_name("a").plain(1)
+        with pytest.raises(RuntimeError):
+            rt.namespace(Base)
+        await rt.aclose()  # idempotent
