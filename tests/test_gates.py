@@ -1,0 +1,304 @@
+"""Input gates, output gates and write coalescing, as Cloudflare's Durable Objects have them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import durable
+from durable import testing
+from durable._sqlite import ObjectDatabase
+
+
+class Counter(durable.DurableObject):
+    barrier: asyncio.Barrier | None = None
+    log: list[str] = []
+
+    async def increment(self) -> int:
+        value = (await self.ctx.storage.get("n") or 0) + 1
+        await self.ctx.storage.put("n", value)
+        return value
+
+    async def racy_increment(self) -> int:
+        """Read, wait for the other caller at a non-storage await, then write."""
+        value = await self.ctx.storage.get("n") or 0
+        assert Counter.barrier is not None
+        await Counter.barrier.wait()
+        await self.ctx.storage.put("n", value + 1)
+        return value
+
+    async def gated_increment(self) -> int:
+        async def body() -> int:
+            value = await self.ctx.storage.get("n") or 0
+            for _ in range(5):
+                await asyncio.sleep(0)  # a non-storage await: still no other event gets in
+            await self.ctx.storage.put("n", value + 1)
+            return int(value)
+
+        return await self.ctx.block_concurrency_while(body)
+
+    async def get(self) -> Any:
+        return await self.ctx.storage.get("n")
+
+    async def put_unconfirmed(self, value: int) -> str:
+        self.ctx.storage.put("n", value, allow_unconfirmed=True)
+        return "sent"
+
+    async def put_then_sync(self, value: int) -> str:
+        self.ctx.storage.put("n", value, allow_unconfirmed=True)
+        await self.ctx.storage.sync()
+        return "synced"
+
+    async def many_writes(self, count: int) -> None:
+        for i in range(count):
+            self.ctx.storage.put(f"k{i}", i)
+
+    async def write_then_call(self, other: str) -> Any:
+        self.ctx.storage.put("n", 1)
+        return await self.env.COUNTER.get_by_name(other).increment()
+
+    async def record(self, label: str) -> None:
+        Counter.log.append(label)
+
+
+class Ping(durable.DurableObject):
+    """A calls B calls A: the chain must not deadlock."""
+
+    async def ping(self, depth: int) -> list[str]:
+        me = self.ctx.id.name
+        assert me is not None
+        if depth == 0:
+            return [me]
+        other = "b" if me == "a" else "a"
+        rest: list[str] = await self.env.PING.get_by_name(other).ping(depth - 1)
+        return [me, *rest]
+
+    async def ping_in_bcw(self) -> list[str]:
+        async def body() -> list[str]:
+            result: list[str] = await self.env.PING.get_by_name("b").ping(1)
+            return result
+
+        return await self.ctx.block_concurrency_while(body)
+
+
+class Waiter(durable.DurableObject):
+    release: asyncio.Event | None = None
+
+    async def wait(self) -> str:
+        assert Waiter.release is not None
+        await Waiter.release.wait()
+        return "released"
+
+
+class Caller(durable.DurableObject):
+    order: list[str] = []
+
+    async def call_out(self) -> None:
+        await self.env.WAITER.get_by_name("w").wait()
+        Caller.order.append("result delivered")
+
+    async def hold_gate(self) -> None:
+        async def body() -> None:
+            assert Waiter.release is not None
+            Waiter.release.set()
+            for _ in range(20):
+                await asyncio.sleep(0)
+            Caller.order.append("gate released")
+
+        await self.ctx.block_concurrency_while(body)
+
+
+class SlowInit(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        self.ready = False
+        ctx.block_concurrency_while(self.load)  # not awaited, as in Cloudflare's examples
+
+    async def load(self) -> None:
+        for _ in range(10):
+            await asyncio.sleep(0)
+        self.ready = True
+
+    def is_ready(self) -> bool:
+        return self.ready
+
+
+@pytest.fixture
+async def rt() -> Any:
+    Counter.log = []
+    Caller.order = []
+    async with durable.Runtime() as runtime:
+        runtime.namespace(Counter, name="COUNTER")
+        runtime.namespace(Ping, name="PING")
+        runtime.namespace(Waiter, name="WAITER")
+        runtime.namespace(Caller, name="CALLER")
+        runtime.namespace(SlowInit, name="SLOW")
+        yield runtime
+
+
+class TestInputGate:
+    async def test_concurrent_read_modify_write_is_safe(self, rt: Any) -> None:
+        """200 concurrent read-modify-write calls on one object end at exactly 200."""
+        stub = rt.env.COUNTER.get_by_name("c")
+        results = await asyncio.gather(*(stub.increment() for _ in range(200)))
+        assert sorted(results) == list(range(1, 201))
+        assert await stub.get() == 200
+
+    async def test_non_storage_await_lets_other_events_in(self, rt: Any) -> None:
+        """Two calls that await something else between read and write both read the same value."""
+        Counter.barrier = asyncio.Barrier(2)
+        stub = rt.env.COUNTER.get_by_name("c")
+        assert await asyncio.gather(stub.racy_increment(), stub.racy_increment()) == [0, 0]
+        assert await stub.get() == 1  # the lost update production would show too
+
+    async def test_block_concurrency_while_serializes(self, rt: Any) -> None:
+        """Inside block_concurrency_while the same interleaving cannot happen."""
+        stub = rt.env.COUNTER.get_by_name("c")
+        assert sorted(await asyncio.gather(*(stub.gated_increment() for _ in range(5)))) == [0, 1, 2, 3, 4]
+        assert await stub.get() == 5
+
+    async def test_call_chain_back_to_same_object(self, rt: Any) -> None:
+        """A calls B calls A (and deeper) completes instead of deadlocking."""
+        assert await rt.env.PING.get_by_name("a").ping(4) == ["a", "b", "a", "b", "a"]
+
+    async def test_call_chain_inside_block_concurrency_while(self, rt: Any) -> None:
+        """A call chain started inside block_concurrency_while may come back into the object."""
+        assert await rt.env.PING.get_by_name("a").ping_in_bcw() == ["b", "a"]
+
+    async def test_constructor_block_concurrency_while_holds_first_event(self, rt: Any) -> None:
+        """block_concurrency_while called (not awaited) in the constructor delays the first event."""
+        assert await rt.env.SLOW.get_by_name("s").is_ready() is True
+
+    async def test_results_of_outgoing_calls_wait_for_the_gate(self, rt: Any) -> None:
+        """A result coming back to an object waits while another event holds its gate."""
+        Waiter.release = asyncio.Event()
+        caller = rt.env.CALLER.get_by_name("x")
+        outgoing = asyncio.ensure_future(caller.call_out())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await caller.hold_gate()
+        await outgoing
+        assert Caller.order == ["gate released", "result delivered"]
+
+    async def test_events_start_in_arrival_order(self, rt: Any) -> None:
+        """Calls queued behind a closed gate start in the order they arrived."""
+        stub = rt.env.COUNTER.get_by_name("c")
+        gate = asyncio.ensure_future(stub.gated_increment())
+        await asyncio.sleep(0)
+        await asyncio.gather(*(stub.record(str(i)) for i in range(10)), gate)
+        assert Counter.log == [str(i) for i in range(10)]
+
+
+class TestOutputGate:
+    async def test_result_is_held_until_commit(self, rt: Any) -> None:
+        """A result leaves only after its writes commit: a failed commit replaces it with a reset error."""
+        stub = rt.env.COUNTER.get_by_name("c")
+        await stub.increment()
+        testing.fail_next_commit(stub)
+        with pytest.raises(durable.ObjectResetError) as info:
+            await stub.increment()
+        assert info.value.durable_object_reset is True
+        assert await rt.env.COUNTER.get_by_name("c").get() == 1
+
+    async def test_unconfirmed_writes_do_not_hold_results(self, rt: Any) -> None:
+        """allow_unconfirmed=True lets the result out before the commit (and a failed commit loses the write)."""
+        stub = rt.env.COUNTER.get_by_name("c")
+        testing.fail_next_commit(stub)
+        assert await stub.put_unconfirmed(7) == "sent"
+        assert await rt.env.COUNTER.get_by_name("c").get() is None
+
+    async def test_sync_waits_for_unconfirmed_writes(self, rt: Any) -> None:
+        """storage.sync() waits for the commit, so its failure reaches the caller."""
+        stub = rt.env.COUNTER.get_by_name("c")
+        assert await stub.put_then_sync(1) == "synced"
+        stub = rt.env.COUNTER.get_by_name("c")
+        testing.fail_next_commit(stub)
+        with pytest.raises(durable.ObjectResetError):
+            await stub.put_then_sync(2)
+        assert await rt.env.COUNTER.get_by_name("c").get() == 1
+
+    async def test_outgoing_call_waits_for_commit(self, rt: Any) -> None:
+        """A call the object makes to another object is not sent if the writes before it fail."""
+        stub = rt.env.COUNTER.get_by_name("a")
+        testing.fail_next_commit(stub)
+        with pytest.raises(durable.ObjectResetError):
+            await stub.write_then_call("b")
+        assert await rt.env.COUNTER.get_by_name("b").get() is None
+        assert await rt.env.COUNTER.get_by_name("a").write_then_call("b") == 1
+
+
+class TestCoalescing:
+    async def test_writes_in_one_turn_commit_once(self, rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Many writes with no suspension between them are one commit."""
+        commits: list[int] = []
+        original = ObjectDatabase.commit
+
+        def counting(self: ObjectDatabase) -> None:
+            if self.in_transaction:
+                commits.append(1)
+            original(self)
+
+        monkeypatch.setattr(ObjectDatabase, "commit", counting)
+        await rt.env.COUNTER.get_by_name("c").many_writes(100)
+        assert len(commits) == 1
+
+    async def test_failed_batch_is_all_or_nothing(self, rt: Any) -> None:
+        """When the commit of a batch fails, none of its writes are stored."""
+        stub = rt.env.COUNTER.get_by_name("c")
+        testing.fail_next_commit(stub)
+        with pytest.raises(durable.ObjectResetError):
+            await stub.many_writes(50)
+        assert await testing.run_in_object(rt.env.COUNTER.get_by_name("c"), lambda o, c: c.storage.list()) == {}
+
+    async def test_concurrent_calls_share_commits(self, rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Writes of concurrent calls coalesce: 100 concurrent increments take far fewer than 100 commits."""
+        commits: list[int] = []
+        original = ObjectDatabase.commit
+
+        def counting(self: ObjectDatabase) -> None:
+            if self.in_transaction:
+                commits.append(1)
+            original(self)
+
+        monkeypatch.setattr(ObjectDatabase, "commit", counting)
+        stub = rt.env.COUNTER.get_by_name("c")
+        await asyncio.gather(*(stub.increment() for _ in range(100)))
+        assert await stub.get() == 100
+        assert len(commits) < 10
+
+
+class TestOverloadAndBackground:
+    async def test_queue_limit(self) -> None:
+        """Calls beyond max_queued_calls fail with Cloudflare's overloaded error."""
+        Waiter.release = asyncio.Event()
+        async with durable.Runtime(max_queued_calls=3) as rt:
+            stub = rt.namespace(Waiter).get_by_name("w")
+            waiting = [asyncio.ensure_future(stub.wait()) for _ in range(3)]
+            await asyncio.sleep(0)
+            with pytest.raises(durable.OverloadedError, match=r"^Durable Object is overloaded\. Too many requests queued\.$") as info:
+                await stub.wait()
+            assert info.value.overloaded is True
+            Waiter.release.set()
+            assert await asyncio.gather(*waiting) == ["released"] * 3
+
+    async def test_wait_until_runs_past_the_response(self) -> None:
+        """Work passed to wait_until keeps running after the call returned."""
+        done = asyncio.Event()
+
+        class Background(durable.DurableObject):
+            async def start(self) -> str:
+                async def later() -> None:
+                    await asyncio.sleep(0)
+                    await self.ctx.storage.put("later", True)
+                    done.set()
+
+                self.ctx.wait_until(later())
+                return "returned"
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Background).get_by_name("b")
+            assert await stub.start() == "returned"
+            await asyncio.wait_for(done.wait(), 5)
+            assert await testing.run_in_object(stub, lambda o, c: c.storage.get("later")) is True
