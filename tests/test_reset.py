@@ -1,0 +1,138 @@
+"""Resets: failed commits, abort(), throwing constructors and block_concurrency_while callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import durable
+from durable import testing
+
+
+class Obj(durable.DurableObject):
+    constructed = 0
+    fail_constructor = False
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        type(self).constructed += 1
+        if type(self).fail_constructor:
+            raise ValueError("constructor failed")
+        self.memory: list[int] = []
+
+    async def remember(self, value: int) -> list[int]:
+        self.memory.append(value)
+        await self.ctx.storage.put("last", value)
+        return self.memory
+
+    async def last(self) -> Any:
+        return await self.ctx.storage.get("last")
+
+    async def abort(self, reason: str | None) -> None:
+        self.ctx.storage.put("last", -1)  # dropped: never committed
+        self.ctx.abort(reason)
+
+    async def failing_bcw(self) -> None:
+        async def body() -> None:
+            await asyncio.sleep(0)
+            raise KeyError("bcw failed")
+
+        await self.ctx.block_concurrency_while(body)
+
+
+@pytest.fixture
+async def ns() -> Any:
+    Obj.constructed = 0
+    Obj.fail_constructor = False
+    async with durable.Runtime() as rt:
+        yield rt.namespace(Obj)
+
+
+class TestFailedCommit:
+    async def test_caller_gets_reset_error_and_storage_is_unchanged(self, ns: Any) -> None:
+        """A failed commit reaches the caller as a reset error and leaves storage as it was."""
+        stub = ns.get_by_name("a")
+        await stub.remember(1)
+        testing.fail_next_commit(stub)
+        with pytest.raises(durable.ObjectResetError, match="commit failed") as info:
+            await stub.remember(2)
+        assert info.value.durable_object_reset is True
+        assert isinstance(info.value.__cause__, OSError)
+        assert await ns.get_by_name("a").last() == 1
+
+    async def test_instance_is_rebuilt(self, ns: Any) -> None:
+        """After the reset, in-memory state is gone and the constructor runs again."""
+        stub = ns.get_by_name("a")
+        await stub.remember(1)
+        testing.fail_next_commit(stub, RuntimeError("disk full"))
+        with pytest.raises(durable.ObjectResetError, match="disk full"):
+            await stub.remember(2)
+        assert await ns.get_by_name("a").remember(3) == [3]
+        assert Obj.constructed == 2
+
+    async def test_stub_is_broken_after_reset(self, ns: Any) -> None:
+        """The stub that saw a reset error keeps raising it; a new stub works."""
+        stub = ns.get_by_name("a")
+        testing.fail_next_commit(stub)
+        with pytest.raises(durable.ObjectResetError):
+            await stub.remember(1)
+        with pytest.raises(durable.ObjectResetError):
+            await stub.last()
+        assert await ns.get(stub.id).last() is None
+
+    async def test_all_held_results_fail(self, ns: Any) -> None:
+        """Every result waiting on the failed commit turns into a reset error."""
+        stub = ns.get_by_name("a")
+        await stub.remember(0)
+        testing.fail_next_commit(stub)
+        results = await asyncio.gather(*(ns.get_by_name("a").remember(i) for i in range(5)), return_exceptions=True)
+        assert all(isinstance(r, durable.ObjectResetError) for r in results)
+        assert await ns.get_by_name("a").last() == 0
+
+
+class TestAbort:
+    async def test_abort_with_reason(self, ns: Any) -> None:
+        """abort(reason) fails the call with a reset error carrying the reason and drops pending writes."""
+        stub = ns.get_by_name("a")
+        await stub.remember(1)
+        with pytest.raises(durable.ObjectAbortedError, match="^maintenance$") as info:
+            await stub.abort("maintenance")
+        assert info.value.durable_object_reset is True
+        assert Obj.constructed == 1
+        assert await ns.get_by_name("a").last() == 1
+        assert Obj.constructed == 2  # the next call built a fresh instance
+        assert await ns.get_by_name("a").remember(2) == [2]
+
+    async def test_abort_default_message(self, ns: Any) -> None:
+        """abort() without a reason uses Cloudflare's default message."""
+        with pytest.raises(durable.ObjectResetError, match=r"^Application called abort\(\) to reset Durable Object\.$"):
+            await ns.get_by_name("a").abort(None)
+
+
+class TestConstructorAndBlockConcurrency:
+    async def test_throwing_constructor(self, ns: Any) -> None:
+        """A constructor that raises fails the call with its error, flagged remote and reset."""
+        Obj.fail_constructor = True
+        with pytest.raises(ValueError, match="constructor failed") as info:
+            await ns.get_by_name("a").last()
+        assert info.value.remote is True  # type: ignore[attr-defined]
+        assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
+        Obj.fail_constructor = False
+        assert await ns.get_by_name("a").last() is None
+        assert Obj.constructed == 2
+
+    async def test_failing_block_concurrency_while_resets(self, ns: Any) -> None:
+        """A block_concurrency_while callback that raises resets the object and fails queued calls."""
+        stub = ns.get_by_name("a")
+        await stub.remember(1)
+        failing = asyncio.ensure_future(stub.failing_bcw())
+        await asyncio.sleep(0)
+        queued = asyncio.ensure_future(ns.get_by_name("a").remember(2))
+        with pytest.raises(KeyError):
+            await failing
+        with pytest.raises(KeyError) as info:
+            await queued
+        assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
+        assert await ns.get_by_name("a").remember(3) == [3]
