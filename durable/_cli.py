@@ -288,13 +288,15 @@ def _serve_command(args: argparse.Namespace) -> int:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """Listen on host:port ourselves, so that the real port is known before serving (port 0)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
+    """Listen on host:port ourselves, so that the real port is known before serving (port 0).
+
+    As uvicorn does, an address with a colon is IPv6 and anything else IPv4.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
+        sock.bind((host, port))
         sock.listen(2048)
     except OSError:
         sock.close()
