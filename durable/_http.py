@@ -29,7 +29,7 @@ from collections.abc import (
     Mapping,
     MutableMapping,
 )
-from typing import Any, Final, Generic, TypeVar, Union, final, overload
+from typing import Any, Final, Generic, Protocol, TypeVar, Union, final, overload
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
@@ -554,6 +554,20 @@ def _require_full_url(url: str) -> None:
 # Response
 
 _R = TypeVar("_R", bound="Response")
+_R_co = TypeVar("_R_co", bound="Response", covariant=True)
+
+
+class _JsonBuilder(Protocol[_R_co]):
+    """The signature of ``Response.json(...)`` used as a builder."""
+
+    def __call__(
+        self,
+        data: Any,
+        status: int = 200,
+        headers: HeadersInit | None = None,
+        *,
+        status_text: str | None = None,
+    ) -> _R_co: ...
 
 
 class _JsonMember(Generic[_R]):
@@ -565,7 +579,7 @@ class _JsonMember(Generic[_R]):
     """
 
     @overload
-    def __get__(self, obj: None, objtype: type[_R]) -> Callable[..., _R]: ...
+    def __get__(self, obj: None, objtype: type[_R]) -> _JsonBuilder[_R]: ...
     @overload
     def __get__(self, obj: _R, objtype: type[_R] | None = None) -> Callable[[], Awaitable[Any]]: ...
 
