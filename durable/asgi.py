@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final, Protocol
 from urllib.parse import unquote_to_bytes
@@ -50,7 +51,9 @@ _PATH_KEEP: Final = _PRINTABLE - frozenset(b'"#<>?`{}')
 _QUERY_KEEP: Final = _PRINTABLE - frozenset(b'"#<>')
 # A decoded path (no raw_path to go by) has its literal "%" encoded too.
 _DECODED_KEEP: Final = _PATH_KEEP - frozenset(b"%")
-_HOST_FORBIDDEN: Final = frozenset(" \t/\\?#@<>^|%\"'`{}")
+# A Host header: a registered name (RFC 3986 unreserved and sub-delims) or a bracketed IPv6
+# address, then an optional numeric port.
+_AUTHORITY_RE: Final = re.compile(r"(?:\[[0-9a-f:.]+\]|[a-z0-9\-._~!$&'()*+,;=]+)(?::[0-9]{1,5})?")
 
 
 class _HasEnv(Protocol):
@@ -219,7 +222,7 @@ class _RequestBody:
         """Validate a Content-Length header; return whether the request has a body at all."""
         if value is None:
             return True  # unknown: chunked, or a body-less request; the stream will tell
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             raise _BadRequest("invalid Content-Length header")
         length = int(value)
         if length > self._limit:
@@ -275,7 +278,7 @@ def _request_url(scope: Scope, headers: Headers) -> str:
     host = headers.get_all("host")
     if host:
         authority = host[0].strip().lower()
-        if not authority or any(c in _HOST_FORBIDDEN for c in authority) or not authority.isascii():
+        if _AUTHORITY_RE.fullmatch(authority) is None:
             raise _BadRequest("invalid Host header")
     else:
         server = scope.get("server")
@@ -302,7 +305,7 @@ def _request_url(scope: Scope, headers: Headers) -> str:
         if decoded == full_path:
             encoded_path = _encode(raw_path)
         elif root_path + decoded == full_path:
-            encoded_path = _encode(root_path.encode("utf-8")) + _encode(raw_path)
+            encoded_path = _encode(root_path.encode("utf-8"), _DECODED_KEEP) + _encode(raw_path)
         else:
             encoded_path = _encode(full_path.encode("utf-8", "surrogateescape"), _DECODED_KEEP)
     else:

@@ -162,12 +162,27 @@ class TestRequestTranslation:
         call = await raw_call(app_for(Echo), scope)
         assert json.loads(call.body)["url"] == "http://example.com/100%25%20%C3%A9%3F"
 
+    async def test_root_path_is_encoded(self) -> None:
+        """A root_path holding characters that need it is percent-encoded in the URL."""
+        scope = http_scope(root_path="/my api", path="/x", raw_path=b"/x")
+        call = await raw_call(app_for(Echo), scope)
+        assert json.loads(call.body)["url"] == "http://example.com/my%20api/x"
+
     @pytest.mark.parametrize("path", ["/api/items", "/items"])
     async def test_root_path(self, path: str) -> None:
         """The URL includes root_path whether or not the server already put it in path."""
         scope = http_scope(root_path="/api", path=path, raw_path=path.encode())
         call = await raw_call(app_for(Echo), scope)
         assert json.loads(call.body)["url"] == "http://example.com/api/items"
+
+    @pytest.mark.parametrize(
+        ("host", "expected"),
+        [(b"[::1]:8000", "http://[::1]:8000/"), (b"h.example:8080", "http://h.example:8080/"), (b"H", "http://h/")],
+    )
+    async def test_host_forms(self, host: bytes, expected: str) -> None:
+        """Names, ports and bracketed IPv6 addresses in the Host header are accepted."""
+        call = await raw_call(app_for(Echo), http_scope(headers=[(b"host", host)]))
+        assert json.loads(call.body)["url"] == expected
 
     async def test_host_header_wins_and_is_lower_cased(self) -> None:
         """The URL's host comes from the Host header, lower-cased, default port dropped."""
@@ -394,6 +409,9 @@ class TestErrors:
         [
             [(b"host", b"h"), (b"content-length", b"abc")],
             [(b"host", b"h"), (b"content-length", b"-1")],
+            [(b"host", b"h"), (b"content-length", "²".encode("latin-1"))],
+            [(b"host", b"h:port")],
+            [(b"host", b"user@h")],
             [(b"host", b"h"), (b"content-length", b"1"), (b"content-length", b"2")],
             [(b"host", b"a b")],
             [(b"host", b"a/b")],
