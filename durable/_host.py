@@ -31,7 +31,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from ._codec import clone
 from ._exceptions import (
@@ -432,10 +432,10 @@ class ObjectHost:
         clock = self.runtime.clock
         timer = clock.call_at(clock.time() + BCW_TIMEOUT, lambda: self._bcw_timeout(task, gen))
         try:
-            result = callback()
-            if inspect.isawaitable(result):
-                result = await result
-            return result  # type: ignore[return-value]
+            pending: Any = callback()  # a plain (non-async) callable is tolerated too
+            if inspect.isawaitable(pending):
+                pending = await pending
+            return pending  # type: ignore[no-any-return]
         except asyncio.CancelledError:
             timeout_error = self._bcw_timeouts.pop(task, None)
             if timeout_error is not None:
@@ -482,7 +482,7 @@ class ObjectHost:
         if not fut.cancelled() and (exc := fut.exception()) is not None:
             log.error("durable: work passed to wait_until() in %r raised", self.id, exc_info=exc)
 
-    def abort(self, reason: str | None, gen: int) -> Any:
+    def abort(self, reason: str | None, gen: int) -> NoReturn:
         self.check_live(gen)
         error = ObjectAbortedError(reason if reason is not None else "Application called abort() to reset Durable Object.")
         self.reset(error)

@@ -16,6 +16,7 @@ import re
 from typing import Any, NoReturn, final
 
 from ._aliases import camel_aliases
+from ._util import NoPublicConstructor
 
 __all__ = ["DurableObjectId", "IdFactory"]
 
@@ -28,7 +29,7 @@ def _mac(key: bytes, data: bytes) -> bytes:
 
 @final
 @camel_aliases
-class DurableObjectId:
+class DurableObjectId(metaclass=NoPublicConstructor):
     """The identity of one Durable Object within a namespace.
 
     Minted by a namespace (``id_from_name``, ``new_unique_id``, ``id_from_string``), never
@@ -43,20 +44,13 @@ class DurableObjectId:
     _name: str | None
     _namespace: str
 
-    def __init__(self, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError(
-            "DurableObjectId has no public constructor: use namespace.id_from_name(), "
-            "namespace.new_unique_id() or namespace.id_from_string()"
-        )
+    _how_to_get = ": use namespace.id_from_name(), namespace.new_unique_id() or namespace.id_from_string()"
 
-    @classmethod
-    def _make(cls, raw: bytes, name: str | None, namespace: str) -> DurableObjectId:
-        self = object.__new__(cls)
+    def __init__(self, raw: bytes, name: str | None, namespace: str) -> None:
         object.__setattr__(self, "_bytes", raw)
         object.__setattr__(self, "_hex", raw.hex())
         object.__setattr__(self, "_name", name)
         object.__setattr__(self, "_namespace", namespace)
-        return self
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError("DurableObjectId is immutable")
@@ -107,11 +101,11 @@ class IdFactory:
         if not isinstance(name, str):
             raise TypeError(f"id_from_name() takes a str name, not {type(name).__name__}")
         head = _mac(self._key, name.encode("utf-8", "surrogatepass"))
-        return DurableObjectId._make(head + _mac(self._key, head), name, self.namespace)
+        return DurableObjectId._create(head + _mac(self._key, head), name, self.namespace)
 
     def unique(self) -> DurableObjectId:
         head = os.urandom(16)
-        return DurableObjectId._make(head + _mac(self._key, head), None, self.namespace)
+        return DurableObjectId._create(head + _mac(self._key, head), None, self.namespace)
 
     def from_string(self, text: str, name: str | None = None) -> DurableObjectId:
         if not isinstance(text, str) or not _HEX_ID.fullmatch(text):
@@ -119,7 +113,7 @@ class IdFactory:
         raw = bytes.fromhex(text)
         if not hmac.compare_digest(raw[16:], _mac(self._key, raw[:16])):
             raise TypeError("Durable Object ID is not valid for this namespace.")
-        return DurableObjectId._make(raw, name, self.namespace)
+        return DurableObjectId._create(raw, name, self.namespace)
 
     def check(self, oid: object) -> DurableObjectId:
         """Return ``oid`` if it is an id of this namespace, else raise ``TypeError``."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from ._aliases import camel_aliases
 from ._id import DurableObjectId, IdFactory
 from ._stub import Stub
+from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
     from ._host import ObjectHost
@@ -19,7 +20,7 @@ T = TypeVar("T")
 
 @final
 @camel_aliases
-class Namespace(Generic[T]):
+class Namespace(Generic[T], metaclass=NoPublicConstructor):
     """The binding of one Durable Object class in a runtime (Cloudflare's ``DurableObjectNamespace``).
 
     Made by ``runtime.namespace(cls)``. Ids and stubs are cheap and create nothing: an object
@@ -34,22 +35,20 @@ class Namespace(Generic[T]):
 
     __slots__ = ("_ids", "_runtime", "cls", "name", "storage")
 
+    _how_to_get = ": use runtime.namespace(cls)"
+
     cls: type[T]
     name: str
     storage: str
+    _runtime: Runtime
+    _ids: IdFactory
 
-    def __init__(self, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError("Namespace has no public constructor: use runtime.namespace(cls)")
-
-    @classmethod
-    def _make(cls, runtime: Runtime, klass: type[Any], name: str, storage: str) -> Namespace[Any]:
-        self = object.__new__(cls)
+    def __init__(self, runtime: Runtime, cls: type[T], name: str, storage: str) -> None:
         self._runtime = runtime
-        self.cls = klass
+        self.cls = cls
         self.name = name
         self.storage = storage
         self._ids = IdFactory(name)
-        return self
 
     def __repr__(self) -> str:
         return f"<durable.Namespace {self.name!r} of {self.cls.__name__} ({self.storage})>"
@@ -82,11 +81,11 @@ class Namespace(Generic[T]):
 
     def get(self, id: DurableObjectId, **options: Any) -> Stub[Any]:
         """A stub for ``id``. Lazy: creates nothing. Options (``location_hint``...) are ignored."""
-        return Stub._make(self, self._ids.check(id))
+        return Stub._create(self, self._ids.check(id))
 
     def get_by_name(self, name: str, **options: Any) -> Stub[Any]:
         """Shorthand for ``get(id_from_name(name))``."""
-        return Stub._make(self, self._ids.from_name(name))
+        return Stub._create(self, self._ids.from_name(name))
 
     def _host(self, oid: DurableObjectId) -> ObjectHost:
         return self._runtime._host(self, oid)

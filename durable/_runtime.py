@@ -267,7 +267,7 @@ class Runtime:
             if existing.cls is cls and existing.storage == storage:
                 return existing
             raise ValueError(f"namespace {ns_name!r} is already registered for {existing.cls.__name__}")
-        ns = Namespace._make(self, cls, ns_name, storage)
+        ns = Namespace._create(self, cls, ns_name, storage)
         self._namespaces[ns_name] = ns
         if name is not None:
             self.env._bind(name, ns)

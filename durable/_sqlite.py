@@ -228,7 +228,7 @@ class ObjectDatabase:
         if conn is None or not self._kv_exists:
             return None
         row = conn.execute(f"SELECT value FROM _cf_KV WHERE key = ? -- {self._tag}", (key,)).fetchone()
-        return None if row is None else row[0]  # type: ignore[no-any-return]
+        return None if row is None else row[0]
 
     def kv_get_many(self, keys: list[str]) -> list[tuple[str, bytes]]:
         """The stored pairs among ``keys``, sorted by key; missing keys are left out."""
@@ -291,7 +291,7 @@ class ObjectDatabase:
             tail = " LIMIT ?"
             params.append(limit)
         sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order}{tail} -- {self._tag}"
-        return conn.execute(sql, params)  # type: ignore[return-value]
+        return conn.execute(sql, params)
 
     def kv_count(self) -> int:
         conn = self.read_conn()
@@ -353,7 +353,7 @@ class ObjectDatabase:
         if conn is None or not self._meta_exists:
             return None
         row = conn.execute(f"SELECT value FROM _cf_METADATA WHERE key = 'name' -- {self._tag}").fetchone()
-        return None if row is None else row[0]  # type: ignore[no-any-return]
+        return None if row is None else row[0]
 
     def has_data(self) -> bool:
         """Whether the object has any storage: key-value pairs, an alarm, or SQL tables."""

@@ -14,6 +14,7 @@ from ._codec import clone
 from ._exceptions import DurableError, copy_remote_exception
 from ._host import ObjectHost, current_host
 from ._id import DurableObjectId
+from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
     from ._http import Request, Response
@@ -32,7 +33,7 @@ def _breaks_stub(exc: BaseException) -> bool:
 
 
 @final
-class Stub(Generic[T]):
+class Stub(Generic[T], metaclass=NoPublicConstructor):
     """A client for one Durable Object. Made by ``namespace.get(id)``; creates nothing by itself.
 
     Example::
@@ -44,18 +45,16 @@ class Stub(Generic[T]):
 
     __slots__ = ("_broken", "_namespace", "id")
 
+    _how_to_get = ": use namespace.get(id) or namespace.get_by_name(name)"
+
     id: DurableObjectId
+    _namespace: Namespace[Any]
+    _broken: BaseException | None
 
-    def __init__(self, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError("Stub has no public constructor: use namespace.get(id) or namespace.get_by_name(name)")
-
-    @classmethod
-    def _make(cls, namespace: Namespace[Any], oid: DurableObjectId) -> Stub[Any]:
-        self = object.__new__(cls)
+    def __init__(self, namespace: Namespace[Any], oid: DurableObjectId) -> None:
         object.__setattr__(self, "_namespace", namespace)
         object.__setattr__(self, "id", oid)
         object.__setattr__(self, "_broken", None)
-        return self
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"cannot set attribute {name!r} on a Durable Object stub")
