@@ -26,6 +26,9 @@ ALIASES: dict[str, dict[str, str]] = {
     "State": {
         "blockConcurrencyWhile": "block_concurrency_while",
         "waitUntil": "wait_until",
+        "acceptWebSocket": "accept_web_socket",
+        "getWebSockets": "get_web_sockets",
+        "setWebSocketAutoResponse": "set_web_socket_auto_response",
     },
     "Storage": {
         "deleteAll": "delete_all",
@@ -33,6 +36,9 @@ ALIASES: dict[str, dict[str, str]] = {
         "setAlarm": "set_alarm",
         "deleteAlarm": "delete_alarm",
         "transactionSync": "transaction_sync",
+        "getCurrentBookmark": "get_current_bookmark",
+        "getBookmarkForTime": "get_bookmark_for_time",
+        "onNextSessionRestoreBookmark": "on_next_session_restore_bookmark",
     },
     "Transaction": {
         "getAlarm": "get_alarm",

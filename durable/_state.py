@@ -74,3 +74,23 @@ class State:
         ``reason``, or Cloudflare's default text.
         """
         self._host.abort(reason, self._gen)
+
+    # -- not implemented: the WebSocket Hibernation API --------------------------------------
+
+    def accept_web_socket(self, ws: object, tags: list[str] | None = None) -> NoReturn:
+        """Not implemented: `durable` has no WebSocket support yet (see docs/differences.md)."""
+        raise NotImplementedError(_NO_WEBSOCKETS)
+
+    def get_web_sockets(self, tag: str | None = None) -> NoReturn:
+        """Not implemented: `durable` has no WebSocket support yet (see docs/differences.md)."""
+        raise NotImplementedError(_NO_WEBSOCKETS)
+
+    def set_web_socket_auto_response(self, pair: object = None) -> NoReturn:
+        """Not implemented: `durable` has no WebSocket support yet (see docs/differences.md)."""
+        raise NotImplementedError(_NO_WEBSOCKETS)
+
+
+_NO_WEBSOCKETS = (
+    "The WebSocket Hibernation API (acceptWebSocket, getWebSockets, setWebSocketAutoResponse) is not "
+    "implemented in durable; see docs/differences.md"
+)

@@ -17,7 +17,7 @@ import datetime as _dt
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, final, overload
 
 from ._aliases import camel_aliases, normalize_options
 from ._codec import decode, encode
@@ -56,6 +56,11 @@ class Done(Generic[T]):
 
 
 _NONE: Done[None] = Done(None)
+
+_NO_PITR = (
+    "Point-in-time recovery (getCurrentBookmark, getBookmarkForTime, onNextSessionRestoreBookmark) is not "
+    "implemented in durable, as in Cloudflare's local runtime; see docs/differences.md"
+)
 
 
 class StorageHost(Protocol):
@@ -484,6 +489,20 @@ class Storage:
         db.release(savepoint)
         host.wrote(True)
         return result
+
+    # -- not implemented: point-in-time recovery --
+
+    def get_current_bookmark(self) -> NoReturn:
+        """Not implemented: point-in-time recovery (as in Cloudflare's local runtime)."""
+        raise NotImplementedError(_NO_PITR)
+
+    def get_bookmark_for_time(self, timestamp: object) -> NoReturn:
+        """Not implemented: point-in-time recovery (as in Cloudflare's local runtime)."""
+        raise NotImplementedError(_NO_PITR)
+
+    def on_next_session_restore_bookmark(self, bookmark: str) -> NoReturn:
+        """Not implemented: point-in-time recovery (as in Cloudflare's local runtime)."""
+        raise NotImplementedError(_NO_PITR)
 
     # -- SQLite-backed extras --
 

@@ -236,3 +236,28 @@ class TestEnv:
         with pytest.raises(RuntimeError):
             rt.namespace(Base)
         await rt.aclose()  # idempotent
+
+
+class TestNotImplemented:
+    async def test_websocket_and_pitr_apis_raise_not_implemented(self) -> None:
+        """APIs durable does not emulate raise NotImplementedError naming themselves, in both spellings."""
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Base).get_by_name("a")
+
+            def probe(obj: Any, ctx: Any) -> list[str]:
+                messages = []
+                for call in (
+                    lambda: ctx.accept_web_socket(None),
+                    lambda: ctx.getWebSockets(),
+                    lambda: ctx.storage.get_current_bookmark(),
+                    lambda: ctx.storage.onNextSessionRestoreBookmark("x"),
+                ):
+                    with pytest.raises(NotImplementedError) as info:
+                        call()
+                    messages.append(str(info.value))
+                return messages
+
+            messages = await testing.run_in_object(stub, probe)
+            assert "WebSocket" in messages[0] and "WebSocket" in messages[1]
+            assert "Point-in-time recovery" in messages[2] and "Point-in-time recovery" in messages[3]
