@@ -17,7 +17,16 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from durable._cli import DEFAULT_HOST, DEFAULT_PERSIST, DEFAULT_PORT, AppLoadError, build_parser, load_app, main
+from durable._cli import (
+    DEFAULT_HOST,
+    DEFAULT_PERSIST,
+    DEFAULT_PORT,
+    AppLoadError,
+    _bind,
+    build_parser,
+    load_app,
+    main,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "counter.py"
@@ -171,6 +180,14 @@ class TestLoadApp:
             assert load_app(path).vars == {"V": 42}
         finally:
             sys.modules.pop("helper_for_durable_test", None)
+
+
+class TestBind:
+    def test_listening_socket_says_tcp(self) -> None:
+        """The listening socket names IPPROTO_TCP, so asyncio sets TCP_NODELAY on connections."""
+        with _bind("127.0.0.1", 0) as sock:
+            assert sock.proto == socket.IPPROTO_TCP
+            assert sock.getsockname()[1] != 0
 
 
 # ---------------------------------------------------------------------------------------------
