@@ -116,8 +116,8 @@ class ObjectDatabase:
         """The connection for reading, or ``None`` if the object has no storage at all yet."""
         if self._conn is not None:
             return self._conn
-        if self.file is not None and not self.file.exists():
-            return None
+        if self.file is None or not self.file.exists():
+            return None  # nothing was ever written: nothing to open (or create)
         return self._open()
 
     def write_conn(self) -> sqlite3.Connection:
