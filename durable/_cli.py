@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import logging
 import signal
 import socket
 import sys
@@ -30,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 from .asgi import asgi_app
 
@@ -353,6 +354,7 @@ async def _serve(
 
     import durable
 
+    _configure_logging(log_level)
     async with durable.Runtime(path=persist, vars=app.vars) as runtime:
         for binding in app.bindings:
             options = {} if binding.storage is None else {"storage": binding.storage}
@@ -380,5 +382,16 @@ def _url(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-def _say(text: str, stream: TextIO | None = None) -> None:
-    print(text, file=stream or sys.stdout, flush=True)
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _configure_logging(level: str) -> None:
+    """Show the app's own log records (a Worker's exceptions, ``durable.asgi``) on stderr.
+
+    uvicorn configures only its own loggers; without this, records of other loggers would fall
+    to Python's last-resort handler. A root logger configured already is left alone.
+    """
+    if not logging.getLogger().handlers:
+        numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
+        logging.basicConfig(level=numeric, format="%(levelname)-9s %(name)s: %(message)s")

@@ -332,6 +332,18 @@ class TestServeSubprocess:
         assert count_text(server.url, "/increment?name=A") == "Durable Object 'A' count: 1"
         assert server.stop() == 0
 
+    def test_worker_exception_is_logged(self, serve: Any, tmp_path: Path) -> None:
+        """A Worker that raises answers 500 and its traceback appears in the server's log."""
+        path = write_app(tmp_path, "import durable\nclass Worker(durable.WorkerEntrypoint):\n"
+                         "    async def fetch(self, request):\n        raise ValueError('no luck here')\n")
+        server = serve("--in-memory", command=[sys.executable, "-m", "durable", "serve", str(path)])
+        resp = get(server.url + "/")
+        assert (resp.status_code, resp.text) == (500, "Worker threw exception")
+        assert server.stop() == 0
+        log = server.stderr_path.read_text()
+        assert "ERROR" in log and "durable.asgi" in log
+        assert "ValueError: no luck here" in log and "Traceback" in log
+
     def test_port_in_use(self, tmp_path: Path) -> None:
         """A port already in use exits 1 with a message."""
         with socket.socket() as busy:
