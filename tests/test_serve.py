@@ -87,6 +87,15 @@ class TestArguments:
         assert main(argv) == 2
         assert "error" in capsys.readouterr().err
 
+    def test_console_script(self) -> None:
+        """The installed `durable` command runs main() (skipped when the package is not installed)."""
+        script = Path(sys.executable).with_name("durable")
+        if not script.exists():
+            pytest.skip("the durable console script is not installed next to this interpreter")
+        done = subprocess.run([str(script), "serve", "--help"], capture_output=True, text=True, timeout=STARTUP_TIMEOUT)
+        assert done.returncode == 0
+        assert "--in-memory" in done.stdout
+
     def test_uvicorn_missing(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
         """Without uvicorn, serve exits 1 and says to install durable[server]."""
         monkeypatch.setitem(sys.modules, "uvicorn", None)
