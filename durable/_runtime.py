@@ -302,6 +302,7 @@ class Runtime:
         return self._host(ns, ns._ids.from_string(hexid))
 
     def _host_busy(self, host: ObjectHost) -> None:
+        self._alarms.attach_loop()  # arms alarms registered before a loop ran; records the loop
         key = (self._ns_of(host), str(host.id))
         timer = self._idle.pop(key, None)
         if timer is not None:
@@ -341,6 +342,8 @@ class Runtime:
         host.evict()
         if not host.db.in_transaction:
             del self._hosts[key]
+            if not host.db.exists():
+                self._memory.pop(key, None)  # an in-memory object that never wrote leaves nothing
 
     # -- hooks used by hosts -------------------------------------------------------------------
 
@@ -358,6 +361,7 @@ class Runtime:
 
     async def __aenter__(self) -> Runtime:
         self._check_open()
+        self._alarms.attach_loop()
         return self
 
     async def __aexit__(
