@@ -3,16 +3,24 @@
 Cloudflare's rules (reference section 6), as implemented here:
 
 - An object has at most one alarm; the committed value in its ``_cf_METADATA`` is the truth. The
-  scheduler learns of it after each commit that touched it, and keeps one timer per object.
+  scheduler learns of it after each commit that touched it (``after_commit``), and keeps one
+  timer per object. A write that fails to commit never reaches the scheduler, so a ``set_alarm``
+  followed by a failed commit leaves no alarm (the output gate's rule for every write).
 - When the timer fires, the alarm is delivered as an event (through the input gate, building the
   instance if needed) with an :class:`AlarmInfo`. Success clears the alarm unless the handler set
-  a new one. An exception is retried after 2 s, 4 s, 8 s, 16 s, 32 s, 64 s (no jitter, so tests can
-  predict it; workerd adds up to 25 %); after the 6th retry fails the alarm is dropped (7 attempts).
-  An alarm set or deleted while the handler runs replaces the retry.
+  a new one. An exception (``ctx.abort()`` included) is retried after 2 s, 4 s, 8 s, 16 s, 32 s,
+  64 s (no jitter, so tests can predict it; workerd adds up to 25 %); after the 6th retry fails
+  the alarm is deleted (7 attempts in all). An alarm set or deleted while the handler runs
+  replaces the retry.
+- At most one ``alarm()`` runs per object at a time (Cloudflare documents this): an alarm that
+  falls due while the handler runs, typically one the handler set in the past, waits and runs
+  when the handler ends.
 - Persisted runtimes keep an index of alarms in the runtime's metadata database, written *before*
   the object's commit when an alarm is set and *after* it when one is cleared, so it always lists a
-  superset of the real alarms. At start-up each entry is checked against the object's own storage,
-  and alarms that fell due while the runtime was down run at once.
+  superset of the real alarms. When a namespace is registered, each of its entries is checked
+  against the object's own storage, and alarms that fell due while the runtime was down run at
+  once. The retry count is not persisted: an alarm that was between retries starts again at
+  attempt 0 after a restart.
 """
 
 from __future__ import annotations
@@ -20,11 +28,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._object import AlarmInfo
 
 if TYPE_CHECKING:
+    from ._clock import TimerHandle
     from ._host import ObjectHost
     from ._runtime import Runtime
 
@@ -38,6 +47,8 @@ MAX_RETRIES = 6
 
 def retry_delay(retry_count: int) -> float:
     """Seconds to wait before retry number ``retry_count`` (1-based): 2, 4, 8, 16, 32, 64."""
+    if retry_count < 1:
+        raise ValueError(f"retry_count starts at 1, not {retry_count!r}")
     return float(2 << (retry_count - 1))
 
 
@@ -45,13 +56,15 @@ Key = tuple[str, str]
 
 
 class _Entry:
-    __slots__ = ("handle", "retry_count", "scheduled_ms", "token")
+    """The alarm of one object as the scheduler tracks it: its time, its attempt, its timer."""
 
-    def __init__(self, scheduled_ms: int, retry_count: int, token: int) -> None:
+    __slots__ = ("deferred", "handle", "retry_count", "scheduled_ms")
+
+    def __init__(self, scheduled_ms: int, retry_count: int = 0) -> None:
         self.scheduled_ms = scheduled_ms
         self.retry_count = retry_count
-        self.token = token
-        self.handle: Any = None
+        self.handle: TimerHandle | None = None
+        self.deferred = False  # fell due while the object's alarm() was running
 
 
 class AlarmScheduler:
@@ -61,10 +74,13 @@ class AlarmScheduler:
         self._runtime = runtime
         self._index = index
         self._entries: dict[Key, _Entry] = {}
-        self._tokens = 0
-        self._running: set[asyncio.Task[None]] = set()
+        self._active: dict[Key, asyncio.Task[BaseException | None]] = {}  # alarm() running
+        self._running: set[asyncio.Task[BaseException | None]] = set()
+        self._unarmed: dict[Key, tuple[_Entry, float]] = {}  # timers set while no loop ran
         self._stopped = False
         self._waiting: dict[str, list[tuple[str, int]]] = {}  # namespace -> [(id hex, ms)] not yet bound
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop the runtime was last used on (``attach_loop``); the pytest plugin closes on it."""
         if index is not None:
             index.execute(
                 "CREATE TABLE IF NOT EXISTS alarms (namespace TEXT, id TEXT, time INTEGER, PRIMARY KEY (namespace, id)) WITHOUT ROWID"
@@ -86,10 +102,13 @@ class AlarmScheduler:
     def namespace_bound(self, name: str) -> None:
         """A namespace was registered: schedule the persisted alarms of its objects."""
         for hexid, _ in self._waiting.pop(name, []):
-            host = self._runtime._host_by_hex(name, hexid)
-            if host is None:
-                continue
-            actual = host.db.get_alarm()  # the object's own storage is the truth
+            try:
+                host = self._runtime._host_by_hex(name, hexid)
+            except TypeError:  # not an id of this namespace: a stale or foreign index row
+                host = None
+            actual = host.db.get_alarm() if host is not None else None  # the object's storage is the truth
+            if host is not None and not host.busy and host.instance is None and host.db.file is not None:
+                host.db.close()  # reopened by the alarm's delivery; do not hold every file open until then
             if actual is None:
                 if self._index is not None:
                     self._index.execute("DELETE FROM alarms WHERE namespace = ? AND id = ?", (name, hexid))
@@ -98,86 +117,156 @@ class AlarmScheduler:
 
     # -- timers --------------------------------------------------------------------------------
 
+    def attach_loop(self) -> None:
+        """The runtime is used on the running loop: remember it, and arm timers set without one."""
+        self.loop = asyncio.get_running_loop()
+        if self._unarmed:
+            unarmed, self._unarmed = self._unarmed, {}
+            for key, (entry, at) in unarmed.items():
+                if self._entries.get(key) is entry:
+                    self._arm(key, entry, at)
+
     def schedule(self, key: Key, when_ms: int | None, retry_count: int = 0) -> None:
         """Make ``when_ms`` the object's alarm time (``None``: no alarm), replacing any timer."""
         old = self._entries.pop(key, None)
         if old is not None and old.handle is not None:
             old.handle.cancel()
+            old.handle = None
+        self._unarmed.pop(key, None)
         if when_ms is None or self._stopped:
             return
-        self._tokens += 1
-        entry = _Entry(when_ms, retry_count, self._tokens)
+        entry = _Entry(when_ms, retry_count)
         self._entries[key] = entry
         self._arm(key, entry, when_ms / 1000)
 
     def _arm(self, key: Key, entry: _Entry, at: float) -> None:
-        entry.handle = self._runtime.clock.call_at(at, lambda: self._fire(key, entry))
+        if entry.handle is not None:
+            entry.handle.cancel()
+        try:
+            entry.handle = self._runtime.clock.call_at(at, lambda: self._fire(key, entry))
+        except RuntimeError:
+            # No running loop (a persisted runtime's namespace registered from synchronous code):
+            # armed by attach_loop() when the runtime is first used on a loop.
+            entry.handle = None
+            self._unarmed[key] = (entry, at)
 
     def _fire(self, key: Key, entry: _Entry) -> None:
         if self._stopped or self._entries.get(key) is not entry:
             return
         entry.handle = None
-        task = asyncio.get_running_loop().create_task(self._deliver(key, entry))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        self._runtime.clock.track(task)
-
-    async def _deliver(self, key: Key, entry: _Entry) -> None:
-        host = self._runtime._host_by_hex(*key)
-        if host is None:
+        if key in self._active:
+            entry.deferred = True  # one alarm() at a time per object: runs when the current one ends
             return
-        ok = await self.run(host, entry.scheduled_ms, entry.retry_count)
-        if ok or self._entries.get(key) is not entry:
-            return  # success, or the handler set or deleted the alarm: that replaces any retry
-        self.retry_later(key, entry)
+        self._start(key, entry)
 
-    def retry_later(self, key: Key, entry: _Entry) -> None:
+    def _start(self, key: Key, entry: _Entry) -> asyncio.Task[BaseException | None]:
+        task = asyncio.get_running_loop().create_task(self._deliver(key, entry))
+        self._active[key] = task
+        self._running.add(task)
+        task.add_done_callback(self._delivery_done)
+        self._runtime.clock.track(task)
+        return task
+
+    def _delivery_done(self, task: asyncio.Task[BaseException | None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("durable: the alarm scheduler failed", exc_info=exc)  # pragma: no cover - a bug
+
+    async def _deliver(self, key: Key, entry: _Entry) -> BaseException | None:
+        """One attempt: run the handler, then clear, retry or give up. Returns the handler's error."""
+        try:
+            if self._entries.get(key) is not entry:
+                return None  # replaced or cancelled (Runtime.reset) before this task started
+            host = self._runtime._host_by_hex(*key)
+            if host is None:
+                return None
+            info = AlarmInfo(retry_count=entry.retry_count, scheduled_time=entry.scheduled_ms)
+            try:
+                await host.invoke("alarm", "alarm", (info,), {})
+            except Exception as exc:
+                log.warning(
+                    "durable: alarm of %r failed (attempt %d): %s: %s",
+                    host.id, entry.retry_count + 1, type(exc).__name__, exc,
+                )
+                if self._entries.get(key) is entry:  # not replaced by an alarm set meanwhile
+                    self._retry_later(key, entry)
+                return exc
+            return None
+        finally:
+            if self._active.get(key) is asyncio.current_task():
+                del self._active[key]
+            following = self._entries.get(key)
+            if following is not None and following.deferred and not self._stopped:
+                following.deferred = False
+                self._start(key, following)
+
+    def _retry_later(self, key: Key, entry: _Entry) -> None:
         if entry.retry_count >= MAX_RETRIES:
             log.error(
                 "durable: alarm of %s/%s failed %d times; giving up", key[0], key[1], entry.retry_count + 1
             )
-            self._entries.pop(key, None)
+            del self._entries[key]
             host = self._runtime._host_by_hex(*key)
             if host is not None:
                 host.drop_alarm(entry.scheduled_ms)
             return
         entry.retry_count += 1
-        self._arm(key, entry, self._runtime.clock.time() + retry_delay(entry.retry_count))
+        now_ms = self._runtime.clock.time_ms()
+        self._arm(key, entry, (now_ms + int(retry_delay(entry.retry_count) * 1000)) / 1000)
 
-    async def run(self, host: ObjectHost, scheduled_ms: int, retry_count: int) -> bool:
-        """Deliver one alarm attempt to ``host``; ``True`` if the handler succeeded."""
-        info = AlarmInfo(retry_count=retry_count, scheduled_time=scheduled_ms)
-        try:
-            await host.invoke("alarm", "alarm", (info,), {})
-        except Exception as exc:
-            log.warning(
-                "durable: alarm of %r failed (attempt %d): %s: %s", host.id, retry_count + 1, type(exc).__name__, exc
-            )
+    async def run_now(self, key: Key, host: ObjectHost) -> bool:
+        """Run the object's stored alarm now, as if its timer fired (``durable.testing.run_alarm``).
+
+        Returns ``False`` if no alarm is set. The attempt follows every rule of a timed one (its
+        retry count, clearing on success, retry or give-up on failure); the handler's exception,
+        if any, is raised after the retry has been scheduled.
+        """
+        scheduled = host.db.get_alarm()
+        if scheduled is None:
             return False
+        if key in self._active:
+            raise RuntimeError(
+                "the object's alarm() handler is already running; wait for it (await clock.advance(0)) first"
+            )
+        entry = self._entries.get(key)
+        if entry is None or entry.scheduled_ms != scheduled:
+            self.schedule(key, None)
+            entry = self._entries[key] = _Entry(scheduled)
+        if entry.handle is not None:
+            entry.handle.cancel()
+            entry.handle = None
+        self._unarmed.pop(key, None)
+        entry.deferred = False
+        error = await asyncio.shield(self._start(key, entry))
+        if error is not None:
+            raise error
         return True
-
-    def entry(self, key: Key) -> _Entry | None:
-        return self._entries.get(key)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def cancel_all(self) -> None:
+        """Forget every alarm (``Runtime.reset``); handlers already running finish on their own."""
         for entry in self._entries.values():
             if entry.handle is not None:
                 entry.handle.cancel()
         self._entries.clear()
+        self._unarmed.clear()
         self._waiting.clear()
         if self._index is not None:
             self._index.execute("DELETE FROM alarms")
 
     async def stop(self) -> None:
+        """Cancel every timer and every delivery in progress (runtime shutdown)."""
         self._stopped = True
         for entry in self._entries.values():
             if entry.handle is not None:
                 entry.handle.cancel()
         self._entries.clear()
-        running = list(self._running)
+        self._unarmed.clear()
+        running = [task for task in self._running if not task.done()]
         for task in running:
             task.cancel()
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        mine = [task for task in running if task.get_loop() is loop]
+        if mine:
+            await asyncio.wait(mine)

@@ -1,10 +1,10 @@
-"""Time, injectable: everything time-based in `durable` (alarms, retries, idle eviction, timeouts)
-reads and schedules through a :class:`Clock`.
+"""Time, injectable: everything time-based in `durable` (alarms, alarm retries, idle eviction, the
+``block_concurrency_while`` timeout) reads and schedules through a :class:`Clock`.
 
 :class:`RealClock` is wall-clock time on the running event loop. :class:`MockClock` stands still until
 a test calls ``await clock.advance(seconds)``, which fires every timer that falls due, in time order,
 and waits for the object code those timers started (an alarm handler, its retries) before moving on.
-This mirrors trio's ``MockClock`` but without autojump: in tests of Durable Objects, time is the
+This follows trio's ``MockClock`` but without autojump: in tests of Durable Objects, time is the
 thing under test, so it moves only when the test says so.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time as _time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -21,18 +22,25 @@ __all__ = ["Clock", "MockClock", "RealClock", "TimerHandle"]
 
 
 class TimerHandle(Protocol):
+    """What :meth:`Clock.call_at` returns: something that can be cancelled."""
+
     def cancel(self) -> None: ...
 
 
 class Clock:
-    """Base class of clocks. ``time()`` is seconds since the epoch, as ``time.time()``."""
+    """Base class of clocks. ``time()`` is seconds since the epoch, as ``time.time()``.
+
+    A clock schedules callbacks (``call_at``) and reads the time; subclasses implement both.
+    """
 
     def time(self) -> float:
+        """The current time in seconds since the epoch."""
         raise NotImplementedError
 
     def time_ms(self) -> int:
         """The current time in whole milliseconds since the epoch (Cloudflare's ``Date.now()``)."""
-        return int(self.time() * 1000)
+        # The 1 µs tolerance absorbs float error: 1_700_000_000.123 * 1000 is 1700000000122.9998.
+        return math.floor(self.time() * 1000 + 0.001)
 
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
         """Run ``callback`` (on the running loop) once the clock reads ``when`` or later."""
@@ -43,7 +51,14 @@ class Clock:
 
 
 class RealClock(Clock):
-    """Wall-clock time; timers run on the running asyncio loop."""
+    """Wall-clock time; timers run on the running asyncio loop.
+
+    ``call_at`` needs a running loop (it raises ``RuntimeError`` otherwise), like
+    ``loop.call_later``.
+    """
+
+    def __repr__(self) -> str:
+        return "RealClock()"
 
     def time(self) -> float:
         return _time.time()
@@ -71,6 +86,10 @@ class MockClock(Clock):
     Args:
         start: the initial time in seconds since the epoch; default: the real time now.
 
+    Timers that are already due when they are set (an alarm set in the past) run on the next turn
+    of the event loop, as a real timer with delay 0 would; ``await clock.advance(0)`` runs them
+    and waits for what they start.
+
     Example::
 
         clock = durable.testing.MockClock(start=1_700_000_000)
@@ -96,8 +115,15 @@ class MockClock(Clock):
         timer = _MockTimer(float(when), callback)
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
         if timer.when <= self._now and not self._advancing:
-            # Already due: run on the loop's next turn, as a real timer with delay 0 would.
-            asyncio.get_running_loop().call_soon(self._fire_due)
+            # Already due: run on the loop's next turn, as a real timer with delay 0 would. With
+            # no running loop (a namespace registered before the loop started) it waits for the
+            # next advance().
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                loop.call_soon(self._fire_due)
         return timer
 
     def track(self, work: Awaitable[object]) -> None:
@@ -118,15 +144,19 @@ class MockClock(Clock):
         return None
 
     def _fire_due(self) -> None:
+        if self._advancing:
+            return  # advance() fires them itself, in order
         while (timer := self._pop_due(self._now)) is not None:
             timer.callback()
 
     async def _settle(self) -> None:
-        # Let callbacks scheduled by timers start, then wait for the work they registered.
+        # Let callbacks scheduled by timers start, then wait for the work they registered (and
+        # the work that work registers). asyncio.wait, unlike gather, never cancels the work when
+        # the caller of advance() is cancelled.
         for _ in range(3):
             await asyncio.sleep(0)
         while self._work:
-            await asyncio.gather(*list(self._work), return_exceptions=True)
+            await asyncio.wait(list(self._work))
             for _ in range(3):
                 await asyncio.sleep(0)
 
@@ -134,12 +164,17 @@ class MockClock(Clock):
         """Move time forward by ``seconds``, running everything that falls due on the way.
 
         Timers fire in time order, each at its own time (``time()`` reads the timer's time while
-        its work runs); work they start, such as alarm handlers and retries scheduled by them, is
-        waited for before time moves past it. Returns once the clock reads the target time and
-        no started work is still running.
+        its work runs); work they start, such as alarm handlers, is waited for before time moves
+        past it, so a retry scheduled by a failed attempt fires within the same ``advance`` if it
+        falls due. Returns once the clock reads the target time and no started work is running.
+
+        Raises ``ValueError`` for a negative ``seconds`` and ``RuntimeError`` if another
+        ``advance()`` is in progress.
         """
-        if seconds < 0:
+        if not seconds >= 0:
             raise ValueError(f"MockClock.advance() cannot move time backwards ({seconds!r} s)")
+        if self._advancing:
+            raise RuntimeError("MockClock.advance() is already running; await it before advancing again")
         target = self._now + seconds
         self._advancing = True
         try:
@@ -148,7 +183,11 @@ class MockClock(Clock):
                 self._now = max(self._now, timer.when)
                 timer.callback()
                 await self._settle()
-            self._now = target
+            self._now = max(self._now, target)
             await self._settle()
+            # Work that settled at the target time may have set timers due right now.
+            while (timer := self._pop_due(self._now)) is not None:
+                timer.callback()
+                await self._settle()
         finally:
             self._advancing = False

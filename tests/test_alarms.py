@@ -1,0 +1,730 @@
+"""Alarms: setting, delivery, retries with backoff, give-up, storage semantics and restarts.
+
+Every test runs on a :class:`durable.testing.MockClock` started at ``T0``; time moves only through
+``await clock.advance(...)``, so the tests never sleep and every time they check is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durable
+from durable.testing import MockClock, evict, fail_next_commit, run_in_object
+
+T0 = 1_700_000_000
+"""The mock clock's start, in seconds since the epoch (a whole second, so times compare exactly)."""
+T0_MS = T0 * 1000
+
+Events = list[tuple[Any, ...]]
+
+
+class Alarmed(durable.DurableObject):
+    """Records its constructions and alarm attempts in ``env.events``; RPC methods drive storage."""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        env.events.append(("init", ctx.id.name))
+
+    async def arm(self, when: Any) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def disarm(self) -> None:
+        await self.ctx.storage.delete_alarm()
+
+    async def value(self, key: str) -> Any:
+        return await self.ctx.storage.get(key)
+
+    def offset(self) -> float:
+        return float(self.env.clock.time() - T0)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        self.env.events.append(("alarm", self.offset(), info.retry_count, info.is_retry, info.scheduled_time))
+        await self.outcome(info)
+
+    async def outcome(self, info: durable.AlarmInfo) -> None:
+        """What the handler does after recording the attempt (subclasses override)."""
+
+
+class Failing(Alarmed):
+    async def outcome(self, info: durable.AlarmInfo) -> None:
+        raise RuntimeError(f"boom {info.retry_count}")
+
+
+class NoHandler(durable.DurableObject):
+    async def arm(self, when: Any) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+
+def alarm_times(events: Events) -> list[float]:
+    """The clock offsets (seconds after ``T0``) at which ``alarm()`` was entered."""
+    return [e[1] for e in events if e[0] == "alarm"]
+
+
+@pytest.fixture
+def clock() -> MockClock:
+    return MockClock(T0)
+
+
+@pytest.fixture
+def events() -> Events:
+    return []
+
+
+@pytest.fixture
+async def rt(clock: MockClock, events: Events) -> AsyncIterator[durable.Runtime]:
+    async with durable.Runtime(clock=clock, vars={"events": events, "clock": clock}) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def quiet_alarm_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Capture the scheduler's warnings about failed attempts instead of printing them."""
+    with caplog.at_level(logging.WARNING, logger="durable"):
+        yield caplog
+
+
+async def let_the_loop_run() -> None:
+    """Give the event loop many turns, so that anything wrongly runnable gets the chance to run.
+
+    Used only before asserting that something has *not* happened; correct code passes with any
+    number of turns, so this orders nothing.
+    """
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+class TestSetAndGet:
+    async def test_set_then_get(self, rt: durable.Runtime) -> None:
+        """get_alarm() returns the time set_alarm() was given, in ms since the epoch."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        assert await stub.get() is None
+        await stub.arm(T0_MS + 60_000)
+        assert await stub.get() == T0_MS + 60_000
+
+    async def test_datetime_is_accepted(self, rt: durable.Runtime) -> None:
+        """A datetime is converted to ms since the epoch."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        await stub.arm(dt.datetime.fromtimestamp(T0 + 90, tz=dt.timezone.utc))
+        assert await stub.get() == T0_MS + 90_000
+
+    async def test_setting_replaces(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """An object has one alarm: a second set_alarm() replaces the first, which never runs."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        await stub.arm(T0_MS + 10_000)
+        await stub.arm(T0_MS + 20_000)
+        assert await stub.get() == T0_MS + 20_000
+        await clock.advance(100)
+        assert alarm_times(events) == [20.0]
+
+    async def test_delete_cancels(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """delete_alarm() removes the alarm, which then never runs; deleting again is a no-op."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        await stub.arm(T0_MS + 10_000)
+        await stub.disarm()
+        await stub.disarm()
+        assert await stub.get() is None
+        await clock.advance(100)
+        assert alarm_times(events) == []
+
+    @pytest.mark.parametrize("when", [0, -1, -T0_MS, 0.5])
+    async def test_time_not_positive_is_type_error(self, rt: durable.Runtime, when: float) -> None:
+        """A time <= 0 raises Cloudflare's TypeError."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        with pytest.raises(TypeError, match=r"^setAlarm\(\) cannot be called with an alarm time <= 0$"):
+            await stub.arm(when)
+        assert await stub.get() is None
+
+    async def test_class_without_handler_is_type_error(self, rt: durable.Runtime) -> None:
+        """A class without alarm() cannot set an alarm (Cloudflare's message)."""
+        stub = rt.namespace(NoHandler).get_by_name("a")
+        message = r"^Your Durable Object class must have an alarm\(\) handler in order to call setAlarm\(\)$"
+        with pytest.raises(TypeError, match=message):
+            await stub.arm(T0_MS + 1000)
+
+    @pytest.mark.parametrize("when", ["soon", None, float("nan")])
+    async def test_not_a_time_is_type_error(self, rt: durable.Runtime, when: Any) -> None:
+        """Anything but ms or a datetime is refused with a TypeError."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        with pytest.raises(TypeError, match="setAlarm"):
+            await stub.arm(when)
+
+    async def test_camel_case_aliases(self, rt: durable.Runtime) -> None:
+        """setAlarm / getAlarm / deleteAlarm are the same methods."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+
+        async def use(obj: durable.DurableObject, ctx: durable.State) -> list[Any]:
+            storage: Any = ctx.storage
+            await storage.setAlarm(T0_MS + 5000)
+            seen = [await storage.getAlarm()]
+            await storage.deleteAlarm()
+            seen.append(await storage.getAlarm())
+            return seen
+
+        assert await run_in_object(stub, use) == [T0_MS + 5000, None]
+
+    async def test_transaction_alarm_rolls_back(self, rt: durable.Runtime) -> None:
+        """An alarm set inside a transaction that rolls back is not set."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+
+        async def use(obj: durable.DurableObject, ctx: durable.State) -> None:
+            async def body(txn: durable.Transaction) -> None:
+                await txn.set_alarm(T0_MS + 5000)
+                assert await txn.get_alarm() == T0_MS + 5000
+                txn.rollback()
+
+            storage: Any = ctx.storage  # Storage.transaction's annotation defeats mypy's inference here
+            await storage.transaction(body)
+
+        await run_in_object(stub, use)
+        assert await stub.get() is None
+
+
+class TestDelivery:
+    async def test_runs_at_its_time_not_before(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """The alarm runs when the clock reaches its time, not a millisecond before."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        await stub.arm(T0_MS + 60_000)
+        await clock.advance(59.999)
+        assert alarm_times(events) == []
+        await clock.advance(0.001)
+        assert alarm_times(events) == [60.0]
+
+    async def test_handler_gets_alarm_info(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """alarm(info) receives a durable.AlarmInfo: retry_count 0, is_retry False, scheduled_time."""
+        infos: list[durable.AlarmInfo] = []
+
+        class Keeps(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                infos.append(info)
+
+        stub = rt.namespace(Keeps).get_by_name("a")
+        await stub.arm(T0_MS + 1234)
+        await clock.advance(2)
+        assert len(infos) == 1
+        assert isinstance(infos[0], durable.AlarmInfo)
+        assert (infos[0].retry_count, infos[0].is_retry, infos[0].scheduled_time) == (0, False, T0_MS + 1234)
+
+    async def test_past_time_runs_as_soon_as_possible(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """An alarm set in the past runs at once (on advance(0)), with the time it was given."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        await stub.arm(T0_MS - 5000)
+        await clock.advance(0)
+        assert [e for e in events if e[0] == "alarm"] == [("alarm", 0.0, 0, False, T0_MS - 5000)]
+        assert await stub.get() is None
+
+    async def test_past_alarm_fires_without_advance(self, rt: durable.Runtime, events: Events) -> None:
+        """A due alarm runs on the event loop by itself, as with a real clock; advance() only waits."""
+        fired = asyncio.Event()
+
+        class Signals(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                fired.set()
+
+        await rt.namespace(Signals).get_by_name("a").arm(T0_MS)
+        await fired.wait()
+        assert alarm_times(events) == [0.0]
+
+    async def test_sync_handler(self, rt: durable.Runtime, clock: MockClock) -> None:
+        """A plain `def alarm` works too."""
+        seen: list[int] = []
+
+        class Sync(durable.DurableObject):
+            async def arm(self, when: int) -> None:
+                await self.ctx.storage.set_alarm(when)
+
+            def alarm(self, info: durable.AlarmInfo) -> None:
+                seen.append(info.scheduled_time)
+
+        await rt.namespace(Sync).get_by_name("a").arm(T0_MS + 1000)
+        await clock.advance(1)
+        assert seen == [T0_MS + 1000]
+
+    async def test_success_clears_the_alarm(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """After a successful run get_alarm() is None and nothing runs again."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1)
+        assert await stub.get() is None
+        await clock.advance(1000)
+        assert alarm_times(events) == [1.0]
+
+    async def test_get_alarm_inside_handler_is_none(self, rt: durable.Runtime, clock: MockClock) -> None:
+        """Inside alarm(), get_alarm() is None while the handler has not set a new alarm."""
+        seen: list[int | None] = []
+
+        class Looks(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                seen.append(await self.ctx.storage.get_alarm())
+                await self.ctx.storage.set_alarm(T0_MS + 50_000)
+                seen.append(await self.ctx.storage.get_alarm())
+
+        stub = rt.namespace(Looks).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1)
+        assert seen == [None, T0_MS + 50_000]
+        assert await stub.get() == T0_MS + 50_000
+
+    async def test_handler_can_reschedule(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """An alarm set by the handler survives its success and runs at its own time."""
+
+        class Periodic(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                if info.scheduled_time < T0_MS + 30_000:
+                    await self.ctx.storage.set_alarm(info.scheduled_time + 10_000)
+
+        stub = rt.namespace(Periodic).get_by_name("a")
+        await stub.arm(T0_MS + 10_000)
+        await clock.advance(100)
+        assert alarm_times(events) == [10.0, 20.0, 30.0]
+        assert await stub.get() is None
+
+    async def test_past_alarm_set_by_handler_runs_after_it(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """An alarm the handler sets in the past runs again at once, but only after the handler ends."""
+        running: list[bool] = []
+
+        class Again(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                running.append(True)
+                assert running.count(True) == 1, "two alarm() calls overlapped"
+                if info.scheduled_time == T0_MS + 1000:
+                    await self.ctx.storage.set_alarm(T0_MS)  # in the past
+                    await let_the_loop_run()  # a concurrent delivery would start here
+                running.remove(True)
+
+        stub = rt.namespace(Again).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1)
+        assert [e[4] for e in events if e[0] == "alarm"] == [T0_MS + 1000, T0_MS]
+        assert await stub.get() is None
+
+    async def test_constructs_object_if_not_live(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """An alarm wakes an evicted object: the constructor runs, with ctx.id.name known."""
+        stub = rt.namespace(Alarmed).get_by_name("sleeper")
+        await stub.arm(T0_MS + 5000)
+        await evict(stub)
+        events.clear()
+        await clock.advance(5)
+        assert events == [("init", "sleeper"), ("alarm", 5.0, 0, False, T0_MS + 5000)]
+
+    async def test_unique_id_object_is_woken(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """Objects with unique ids (no name) get their alarms too."""
+        ns = rt.namespace(Alarmed)
+        stub = ns.get(ns.new_unique_id())
+        await stub.arm(T0_MS + 5000)
+        await evict(stub)
+        await clock.advance(5)
+        assert [e for e in events if e[0] == "init"] == [("init", None), ("init", None)]
+        assert alarm_times(events) == [5.0]
+
+    async def test_delivered_through_input_gate(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """A due alarm waits while block_concurrency_while() holds the object's input gate."""
+        started = asyncio.Event()
+        release = asyncio.Event()
+
+        class Blocking(Alarmed):
+            async def hold(self) -> None:
+                async def critical() -> None:
+                    started.set()
+                    await release.wait()
+                    self.env.events.append(("critical done",))
+
+                await self.ctx.block_concurrency_while(critical)
+
+        stub = rt.namespace(Blocking).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        holding = asyncio.create_task(stub.hold())
+        await started.wait()
+        advancing = asyncio.create_task(clock.advance(1))
+        await let_the_loop_run()
+        assert alarm_times(events) == []
+        release.set()
+        await advancing
+        await holding
+        assert [e[0] for e in events if e[0] != "init"] == ["critical done", "alarm"]
+
+    async def test_handler_writes_are_committed(self, rt: durable.Runtime, clock: MockClock) -> None:
+        """What the handler stores is durable once it has run."""
+
+        class Writes(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                await self.ctx.storage.put("ran", info.scheduled_time)
+
+        stub = rt.namespace(Writes).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1)
+        await evict(stub)
+        assert await stub.value("ran") == T0_MS + 1000
+
+    async def test_alarm_is_not_reachable_over_rpc(self, rt: durable.Runtime) -> None:
+        """`alarm` is a reserved name: calling it through a stub is a TypeError."""
+        stub: Any = rt.namespace(Alarmed).get_by_name("a")
+        with pytest.raises(TypeError, match="'alarm' is a reserved method"):
+            await stub.alarm()
+
+    async def test_independent_objects(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """Each object has its own alarm; they run in time order."""
+        ns = rt.namespace(Alarmed)
+        await ns.get_by_name("late").arm(T0_MS + 3000)
+        await ns.get_by_name("early").arm(T0_MS + 1000)
+        await ns.get_by_name("middle").arm(T0_MS + 2000)
+        await clock.advance(5)
+        assert [e[4] for e in events if e[0] == "alarm"] == [T0_MS + 1000, T0_MS + 2000, T0_MS + 3000]
+
+
+class TestRetries:
+    async def test_backoff_schedule(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """A failing handler is retried after 2, 4, 8, 16, 32 and 64 s, with retry_count 1..6."""
+        stub = rt.namespace(Failing).get_by_name("a")
+        await stub.arm(T0_MS + 10_000)
+        await clock.advance(10_000)
+        attempts = [e for e in events if e[0] == "alarm"]
+        assert [e[1] - 10 for e in attempts] == [0, 2, 6, 14, 30, 62, 126]
+        assert [e[2] for e in attempts] == [0, 1, 2, 3, 4, 5, 6]
+        assert [e[3] for e in attempts] == [False] + [True] * 6
+        assert {e[4] for e in attempts} == {T0_MS + 10_000}
+
+    async def test_gives_up_after_six_retries(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """After 7 failed attempts the alarm is deleted and never runs again."""
+        stub = rt.namespace(Failing).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1 + 126)
+        assert len(alarm_times(events)) == 7
+        assert await stub.get() is None
+        await clock.advance(100_000)
+        assert len(alarm_times(events)) == 7
+        assert "failed 7 times; giving up" in quiet_alarm_logs.text
+
+    async def test_each_failure_is_logged(
+        self, rt: durable.Runtime, clock: MockClock, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """A failed attempt is logged as a warning naming the error and the attempt."""
+        await rt.namespace(Failing).get_by_name("a").arm(T0_MS)
+        await clock.advance(0)
+        assert "(attempt 1): RuntimeError: boom 0" in quiet_alarm_logs.text
+
+    async def test_alarm_stays_set_between_retries(
+        self, rt: durable.Runtime, clock: MockClock, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """Between a failure and its retry, get_alarm() still returns the alarm's time."""
+        stub = rt.namespace(Failing).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1.5)
+        assert await stub.get() == T0_MS + 1000
+
+    async def test_success_on_a_retry_clears(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """A retry that succeeds clears the alarm and ends the retries."""
+
+        class Flaky(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                if info.retry_count < 2:
+                    raise RuntimeError("not yet")
+
+        stub = rt.namespace(Flaky).get_by_name("a")
+        await stub.arm(T0_MS)
+        await clock.advance(1000)
+        assert alarm_times(events) == [0.0, 2.0, 6.0]
+        assert await stub.get() is None
+
+    async def test_alarm_set_by_failing_handler_replaces_retry(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """A handler that sets a new alarm and then raises gets the new alarm, not a retry."""
+
+        class SetsThenFails(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                if info.scheduled_time == T0_MS:
+                    await self.ctx.storage.set_alarm(T0_MS + 100_000)
+                    raise RuntimeError("after setting")
+
+        stub = rt.namespace(SetsThenFails).get_by_name("a")
+        await stub.arm(T0_MS)
+        await clock.advance(1000)
+        attempts = [e for e in events if e[0] == "alarm"]
+        assert [(e[1], e[2], e[4]) for e in attempts] == [(0.0, 0, T0_MS), (100.0, 0, T0_MS + 100_000)]
+
+    async def test_delete_in_failing_handler_prevents_retry(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """delete_alarm() inside a handler that then raises means no retry."""
+
+        class DeletesThenFails(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                await self.ctx.storage.delete_alarm()
+                raise RuntimeError("after deleting")
+
+        stub = rt.namespace(DeletesThenFails).get_by_name("a")
+        await stub.arm(T0_MS)
+        await clock.advance(1000)
+        assert alarm_times(events) == [0.0]
+        assert await stub.get() is None
+
+    async def test_set_alarm_between_retries_restarts_count(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """A set_alarm() from a call while a retry is pending replaces it: the new alarm starts at attempt 0."""
+        stub = rt.namespace(Failing).get_by_name("a")
+        await stub.arm(T0_MS)
+        await clock.advance(0)
+        await stub.arm(T0_MS + 50_000)
+        await clock.advance(60)
+        attempts = [e for e in events if e[0] == "alarm"]
+        assert [(e[1], e[2]) for e in attempts][:3] == [(0.0, 0), (50.0, 0), (52.0, 1)]
+
+    async def test_delete_alarm_between_retries_cancels(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """delete_alarm() from a call while a retry is pending cancels the retry."""
+        stub = rt.namespace(Failing).get_by_name("a")
+        await stub.arm(T0_MS)
+        await clock.advance(1)
+        await stub.disarm()
+        await clock.advance(1000)
+        assert alarm_times(events) == [0.0]
+
+    async def test_abort_retries(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """ctx.abort() inside alarm() resets the object and the alarm is retried on a fresh instance."""
+
+        class Aborts(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                if info.retry_count == 0:
+                    await self.ctx.storage.put("unflushed", True)
+                    self.ctx.abort("alarm gave up on this instance")
+
+        stub = rt.namespace(Aborts).get_by_name("a")
+        await stub.arm(T0_MS)
+        await clock.advance(10)
+        assert [e[0] for e in events] == ["init", "alarm", "init", "alarm"]
+        assert [(e[1], e[2]) for e in events if e[0] == "alarm"] == [(0.0, 0), (2.0, 1)]
+        assert await stub.value("unflushed") is None
+        assert await stub.get() is None
+        assert "alarm gave up on this instance" in quiet_alarm_logs.text
+
+    async def test_constructor_failure_counts_as_attempt(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """If the constructor of an alarm-woken object raises, the attempt failed and is retried."""
+        broken = [True]
+
+        class Fragile(Alarmed):
+            def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+                super().__init__(ctx, env)
+                if broken[0]:
+                    raise RuntimeError("constructor failed")
+
+        broken[0] = False
+        stub = rt.namespace(Fragile).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await evict(stub)
+        broken[0] = True
+        await clock.advance(1)
+        broken[0] = False
+        await clock.advance(2)
+        assert [(e[1], e[2]) for e in events if e[0] == "alarm"] == [(3.0, 1)]
+
+
+class TestStorageSemantics:
+    async def test_failed_commit_leaves_no_alarm(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """set_alarm() is a storage write: if its commit fails, no alarm is set and none runs."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        fail_next_commit(stub)
+        with pytest.raises(durable.ObjectResetError):
+            await stub.arm(T0_MS + 1000)
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        assert await stub.get() is None
+        await clock.advance(100)
+        assert alarm_times(events) == []
+
+    async def test_coalesced_with_other_writes(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """An alarm and a put in one turn commit together: a failed commit drops both."""
+
+        class Both(Alarmed):
+            async def both(self) -> None:
+                self.ctx.storage.put("k", 1)
+                self.ctx.storage.set_alarm(T0_MS + 1000)
+
+        ns = rt.namespace(Both)
+        fail_next_commit(ns.get_by_name("a"))
+        with pytest.raises(durable.ObjectResetError):
+            await ns.get_by_name("a").both()
+        stub = ns.get_by_name("a")
+        assert (await stub.value("k"), await stub.get()) == (None, None)
+        await clock.advance(100)
+        assert alarm_times(events) == []
+
+    async def test_abort_drops_unflushed_alarm(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """An alarm set in the same turn as ctx.abort() is dropped with the other unflushed writes."""
+
+        class Aborting(Alarmed):
+            async def set_and_abort(self) -> None:
+                self.ctx.storage.set_alarm(T0_MS + 1000)
+                self.ctx.abort()
+
+        ns = rt.namespace(Aborting)
+        with pytest.raises(durable.ObjectAbortedError):
+            await ns.get_by_name("a").set_and_abort()
+        assert await ns.get_by_name("a").get() is None
+        await clock.advance(100)
+        assert alarm_times(events) == []
+
+    async def test_delete_all_removes_alarm(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """delete_all() also deletes the alarm."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await run_in_object(stub, lambda obj, ctx: ctx.storage.delete_all())
+        assert await stub.get() is None
+        await clock.advance(100)
+        assert alarm_times(events) == []
+
+    async def test_unconfirmed_alarm_is_set(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """allow_unconfirmed=True is accepted and the alarm still runs."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        await run_in_object(stub, lambda obj, ctx: ctx.storage.set_alarm(T0_MS + 1000, allow_unconfirmed=True))
+        await clock.advance(1)
+        assert alarm_times(events) == [1.0]
+
+
+class TestPersistence:
+    async def test_alarm_survives_restart(self, tmp_path: Path, events: Events) -> None:
+        """A persisted alarm is still set after a restart and runs at its time."""
+        clock = MockClock(T0)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            await rt.namespace(Alarmed).get_by_name("p").arm(T0_MS + 60_000)
+        clock = MockClock(T0 + 30)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            stub = rt.namespace(Alarmed).get_by_name("p")
+            assert await stub.get() == T0_MS + 60_000
+            await clock.advance(29.999)
+            assert alarm_times(events) == []
+            await clock.advance(0.001)
+            assert alarm_times(events) == [60.0]
+            assert await stub.get() is None
+
+    async def test_overdue_alarm_runs_once_at_start(self, tmp_path: Path, events: Events) -> None:
+        """An alarm that fell due while the runtime was down runs once, when its namespace is registered."""
+        clock = MockClock(T0)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            await rt.namespace(Alarmed).get_by_name("p").arm(T0_MS + 60_000)
+        events.clear()
+        clock = MockClock(T0 + 3600)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            rt.namespace(Alarmed)
+            await clock.advance(0)
+            assert events == [("init", "p"), ("alarm", 3600.0, 0, False, T0_MS + 60_000)]
+            await clock.advance(1000)
+            assert len(alarm_times(events)) == 1
+        events.clear()
+        clock = MockClock(T0 + 7200)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            rt.namespace(Alarmed)
+            await clock.advance(1000)
+            assert events == []
+
+    async def test_overdue_alarms_of_many_objects(self, tmp_path: Path, events: Events) -> None:
+        """Every object's overdue alarm runs at start-up, in the order they were due."""
+        clock = MockClock(T0)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            ns = rt.namespace(Alarmed)
+            for i in (3, 1, 2):
+                await ns.get_by_name(f"o{i}").arm(T0_MS + i * 1000)
+        events.clear()
+        clock = MockClock(T0 + 100)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            rt.namespace(Alarmed)
+            await clock.advance(0)
+            assert [e[1] for e in events if e[0] == "init"] == ["o1", "o2", "o3"]
+
+    async def test_alarm_waits_for_its_namespace(self, tmp_path: Path, events: Events) -> None:
+        """Alarms of a namespace not registered on the new runtime do not run until it is."""
+        clock = MockClock(T0)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            await rt.namespace(Alarmed, name="LATE").get_by_name("p").arm(T0_MS + 1000)
+        events.clear()
+        clock = MockClock(T0 + 100)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            await clock.advance(10)
+            assert events == []
+            rt.namespace(Alarmed, name="LATE")
+            await clock.advance(0)
+            assert alarm_times(events) == [110.0]
+
+    async def test_failed_commit_leaves_nothing_after_restart(self, tmp_path: Path, events: Events) -> None:
+        """An alarm whose commit failed does not come back after a restart."""
+        clock = MockClock(T0)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            stub = rt.namespace(Alarmed).get_by_name("p")
+            fail_next_commit(stub)
+            with pytest.raises(durable.ObjectResetError):
+                await stub.arm(T0_MS + 1000)
+        clock = MockClock(T0 + 100)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            rt.namespace(Alarmed)
+            await clock.advance(100)
+            assert alarm_times(events) == []
+        with sqlite3.connect(tmp_path / "durable-meta.sqlite") as meta:
+            assert meta.execute("SELECT count(*) FROM alarms").fetchone() == (0,)
+        meta.close()
+
+    async def test_deleted_alarm_stays_deleted_after_restart(self, tmp_path: Path, events: Events) -> None:
+        """An alarm deleted before shutdown does not run after a restart."""
+        clock = MockClock(T0)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            stub = rt.namespace(Alarmed).get_by_name("p")
+            await stub.arm(T0_MS + 1000)
+            await stub.disarm()
+        clock = MockClock(T0 + 100)
+        async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+            rt.namespace(Alarmed)
+            await clock.advance(100)
+            assert alarm_times(events) == []
+
+    def test_namespace_registered_before_the_loop_runs(self, tmp_path: Path, events: Events) -> None:
+        """A persisted runtime whose namespace is registered outside any event loop still runs its overdue alarms."""
+        fired = asyncio.Event()
+
+        class Signals(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                fired.set()
+
+        async def first() -> None:
+            clock = MockClock(T0)
+            async with durable.Runtime(path=tmp_path, clock=clock, vars={"events": events, "clock": clock}) as rt:
+                await rt.namespace(Signals).get_by_name("p").arm(T0_MS + 1000)
+
+        async def second(rt: durable.Runtime) -> None:
+            async with rt:
+                await fired.wait()  # the real clock fires the overdue alarm without help
+
+        run(first())
+        # A real clock: T0 is long past. Registration happens with no running loop.
+        rt = durable.Runtime(path=tmp_path, vars={"events": events, "clock": MockClock(T0)})  # env.clock: offsets only
+        rt.namespace(Signals)
+        run(second(rt))
+        assert alarm_times(events) == [0.0]
+
+
+def run(coro: Any) -> None:
+    """Run ``coro`` on a private event loop (for the test that needs code outside any loop)."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(coro)
+    finally:
+        loop.close()
