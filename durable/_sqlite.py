@@ -23,6 +23,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ._exceptions import SqlError
+
 __all__ = ["SCHEMA_VERSION", "ObjectDatabase", "connect"]
 
 SCHEMA_VERSION = 1
@@ -163,6 +165,11 @@ class ObjectDatabase:
             if failure is not None:
                 raise failure
             conn.execute(f"COMMIT -- {self._tag}")
+        except sqlite3.IntegrityError as exc:
+            # Deferred constraints (``PRAGMA defer_foreign_keys``) are checked at COMMIT. Cloudflare
+            # resets the object with the SQLite message; the host words the reset (see _host._flush).
+            self._rollback(conn)
+            raise SqlError(f"{exc}: SQLITE_CONSTRAINT", code="SQLITE_CONSTRAINT") from exc
         except BaseException:
             self._rollback(conn)
             raise
@@ -237,8 +244,10 @@ class ObjectDatabase:
             return []
         found: list[tuple[str, bytes]] = []
         unique = sorted(set(keys))
-        for i in range(0, len(unique), 500):  # stay below SQLite's bound-parameter limit
-            chunk = unique[i : i + 500]
+        # Chunks of 100 stay within SQLITE_LIMIT_VARIABLE_NUMBER, which the SQL API lowers to 100
+        # (Cloudflare's limit) on the connection once an object uses ``ctx.storage.sql``.
+        for i in range(0, len(unique), 100):
+            chunk = unique[i : i + 100]
             marks = ",".join("?" * len(chunk))
             found.extend(
                 conn.execute(
