@@ -244,9 +244,16 @@ class ObjectHost:
                 self.runtime._alarm_before_commit(self, alarm)
             db.commit()
         except BaseException as exc:
-            error = ObjectResetError(
-                f"Durable Object reset because its storage commit failed: {type(exc).__name__}: {exc}"
-            )
+            if isinstance(exc, DurableError) and getattr(exc, "code", None) == "SQLITE_CONSTRAINT":
+                # Deferred constraints violated at COMMIT (a SqlError from ObjectDatabase.commit):
+                # workerd's wording for this reset.
+                message = (
+                    "Durable Object was reset and rolled back to its last known good state because the "
+                    f"application left the database in a state where constraints were violated: {exc}"
+                )
+            else:
+                message = f"Durable Object reset because its storage commit failed: {type(exc).__name__}: {exc}"
+            error = ObjectResetError(message)
             error.__cause__ = exc
             log.error("durable: commit failed for %r; the object is reset", self.id, exc_info=exc)
             if batch is not None:
