@@ -85,13 +85,44 @@ class HostRuntime(Protocol):
 
 
 class _Batch:
-    """Writes since the last commit; ``fut`` resolves when they are durable."""
+    """Writes since the last commit, and what waits for them to be durable.
 
-    __slots__ = ("fut", "gated")
+    ``held`` are results the output gate holds: the commit delivers them straight to their callers'
+    futures (no task wakes up just to pass a result on). ``waiters`` are futures of code that
+    awaits durability (``sync()``, calls to other objects); each has its own, so a waiter that is
+    cancelled never disturbs the others.
+    """
 
-    def __init__(self, fut: asyncio.Future[None]) -> None:
-        self.fut = fut
+    __slots__ = ("gated", "held", "waiters")
+
+    def __init__(self) -> None:
         self.gated = False
+        self.held: list[tuple[asyncio.Future[Any], Any, bool]] = []
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def waiter(self) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        return fut
+
+    def succeed(self) -> None:
+        for fut, value, is_error in self.held:
+            if not fut.done():
+                if is_error:
+                    fut.set_exception(value)
+                else:
+                    fut.set_result(value)
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def fail(self, error: BaseException) -> None:
+        for fut, _, _ in self.held:
+            if not fut.done():
+                fut.set_exception(_reset_copy(error))
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_exception(_reset_copy(error))
 
 
 class _Call:
@@ -201,7 +232,7 @@ class ObjectHost:
     def wrote(self, gated: bool) -> None:
         batch = self.batch
         if batch is None:
-            batch = self.batch = _Batch(asyncio.get_running_loop().create_future())
+            batch = self.batch = _Batch()
         if gated:
             batch.gated = True
         if not self._flush_scheduled:
@@ -222,7 +253,7 @@ class ObjectHost:
         batch = self.batch
         if batch is None:
             return Done(None)
-        return asyncio.shield(batch.fut)
+        return batch.waiter()
 
     def transaction_ended(self) -> None:
         if self.db.in_transaction:
@@ -257,19 +288,28 @@ class ObjectHost:
             error.__cause__ = exc
             log.error("durable: commit failed for %r; the object is reset", self.id, exc_info=exc)
             if batch is not None:
-                batch.fut.add_done_callback(_retrieve)
-                batch.fut.set_exception(error)
+                batch.fail(error)
             self.reset(error)
             return
         if alarm_dirty:
             self.runtime._alarm_after_commit(self, alarm)
-        if batch is not None and not batch.fut.done():
-            batch.fut.set_result(None)
+        if batch is not None:
+            batch.succeed()
 
     async def _output_gate(self) -> None:
         batch = self.batch
         if batch is not None and batch.gated:
-            await asyncio.shield(batch.fut)
+            await batch.waiter()
+
+    def _deliver(self, fut: asyncio.Future[Any], value: Any, is_error: bool) -> None:
+        """Hand a result to its caller, through the output gate: at once, or when the commit succeeds."""
+        batch = self.batch
+        if batch is not None and batch.gated:
+            batch.held.append((fut, value, is_error))
+        elif is_error:
+            fut.set_exception(value)
+        else:
+            fut.set_result(value)
 
     async def before_outgoing(self) -> None:
         """Hold a call this object makes until its earlier writes are durable (output gate).
@@ -337,24 +377,17 @@ class ObjectHost:
                 result = clone(result)
             elif kind == "fetch":
                 self._check_response(result)
-            await self._output_gate()
             if gen != self.gen:
                 raise _reset_copy(self._broken)
             if not fut.done():
-                fut.set_result(result)
+                self._deliver(fut, result, False)
         except BaseException as exc:
             if fut.done():
                 return
             if gen != self.gen or isinstance(exc, asyncio.CancelledError):
                 fut.set_exception(_reset_copy(self._broken) if gen != self.gen else ConnectionClosedError(_CLOSED_MESSAGE))
                 return
-            error = copy_remote_exception(exc)
-            try:
-                await self._output_gate()  # errors are responses too: held like results
-            except BaseException:
-                error = _reset_copy(self._broken)
-            if not fut.done():
-                fut.set_exception(error)
+            self._deliver(fut, copy_remote_exception(exc), True)  # errors are responses too
         finally:
             if kind == "alarm":
                 self.alarm_running = False
@@ -516,9 +549,8 @@ class ObjectHost:
         self.db.rollback()
         self._alarm_dirty = False
         batch, self.batch = self.batch, None
-        if batch is not None and not batch.fut.done():
-            batch.fut.add_done_callback(_retrieve)
-            batch.fut.set_exception(error)
+        if batch is not None:
+            batch.fail(error)
         self.instance = None
         self.state = None
         current = asyncio.current_task()

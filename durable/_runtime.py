@@ -153,7 +153,8 @@ class Runtime:
         self._namespaces: dict[str, Namespace[Any]] = {}
         self._hosts: dict[tuple[str, str], ObjectHost] = {}
         self._memory: dict[tuple[str, str], ObjectDatabase] = {}
-        self._idle: OrderedDict[tuple[str, str], Any] = OrderedDict()  # key -> idle timer or None
+        self._idle: OrderedDict[tuple[str, str], float] = OrderedDict()  # key -> when it became idle
+        self._sweep_timer: Any = None
         self._closed = False
         self._lock_file: IO[str] | None = None
         self.path: Path | None = None
@@ -303,39 +304,48 @@ class Runtime:
 
     def _host_busy(self, host: ObjectHost) -> None:
         self._alarms.attach_loop()  # arms alarms registered before a loop ran; records the loop
-        key = (self._ns_of(host), str(host.id))
-        timer = self._idle.pop(key, None)
-        if timer is not None:
-            timer.cancel()
+        self._idle.pop((host.id._namespace, host.id._hex), None)
 
     def _ns_of(self, host: ObjectHost) -> str:
         return host.id._namespace
 
     def _host_idle(self, host: ObjectHost) -> None:
+        # Idle objects are kept in least-recently-idle order with the time they became idle. One
+        # sweep timer per runtime evicts those idle longer than idle_timeout (a timer per call
+        # would cost more than the call); the oldest go first when max_live_objects is exceeded.
         if self._closed:
             return
-        key = (self._ns_of(host), str(host.id))
+        key = (host.id._namespace, host.id._hex)
         if self._hosts.get(key) is not host:
             return
-        old = self._idle.pop(key, None)
-        if old is not None:
-            old.cancel()
-        timer = None
-        if self.idle_timeout is not None:
-            timer = self.clock.call_at(self.clock.time() + self.idle_timeout, lambda: self._evict_idle(key, host))
-        self._idle[key] = timer
-        while len(self._hosts) > self.max_live_objects and self._idle:
-            victim_key, victim_timer = self._idle.popitem(last=False)
-            if victim_timer is not None:
-                victim_timer.cancel()
+        idle = self._idle
+        idle.pop(key, None)
+        now = self.clock.time()
+        idle[key] = now
+        while len(self._hosts) > self.max_live_objects and idle:
+            victim_key, _ = idle.popitem(last=False)
             victim = self._hosts.get(victim_key)
             if victim is not None and not victim.busy:
                 self._drop(victim_key, victim)
+        if self.idle_timeout is not None and self._sweep_timer is None and idle:
+            self._sweep_timer = self.clock.call_at(now + self.idle_timeout, self._sweep_idle)
 
-    def _evict_idle(self, key: tuple[str, str], host: ObjectHost) -> None:
-        self._idle.pop(key, None)
-        if self._hosts.get(key) is host and not host.busy:
-            self._drop(key, host)
+    def _sweep_idle(self) -> None:
+        """Evict objects idle for ``idle_timeout`` seconds or more; re-arm for the next oldest."""
+        self._sweep_timer = None
+        if self._closed or self.idle_timeout is None:
+            return
+        deadline = self.clock.time() - self.idle_timeout
+        idle = self._idle
+        while idle:
+            key, since = next(iter(idle.items()))
+            if since > deadline:
+                self._sweep_timer = self.clock.call_at(since + self.idle_timeout, self._sweep_idle)
+                return
+            del idle[key]
+            host = self._hosts.get(key)
+            if host is not None and not host.busy:
+                self._drop(key, host)
 
     def _drop(self, key: tuple[str, str], host: ObjectHost) -> None:
         """Evict an idle object: drop its instance, close its file, forget the host."""
@@ -377,9 +387,9 @@ class Runtime:
         # Let commits scheduled for the end of this turn run before closing.
         await asyncio.sleep(0)
         self._closed = True
-        for timer in self._idle.values():
-            if timer is not None:
-                timer.cancel()
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = None
         self._idle.clear()
         hosts = list(self._hosts.values())
         self._hosts.clear()
@@ -397,9 +407,9 @@ class Runtime:
         """Wipe all storage and alarms and drop every instance (a clean slate for the next test)."""
         self._check_open()
         self._alarms.cancel_all()
-        for timer in self._idle.values():
-            if timer is not None:
-                timer.cancel()
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = None
         self._idle.clear()
         hosts = list(self._hosts.values())
         self._hosts.clear()
