@@ -36,9 +36,15 @@ tag                   payload
 ``0x25``              ``bytearray``: length (varint), data
 ``0x26``              back-reference: index (varint) of an earlier container
 ``0x27``              superseded tuple: item count, index (varints), items; see below
+``0x28``              ``list`` of ints: count (varint), width code (0-3 for 1, 2, 4, 8 bytes),
+                      the ints, signed little-endian of that width
+``0x29``              ``list`` of floats: count (varint), the floats (binary64, little-endian)
 ====================  ===========================================================================
 
-Multi-byte integers are little-endian; a varint is unsigned LEB128. Time zone kinds: 0 none, 1 a
+Multi-byte integers are little-endian; a varint is unsigned LEB128. A list of at least 8 items that
+are all ints within 64 bits (the narrowest width that holds them all) or all floats is written
+packed (tags ``0x28``, ``0x29``): struct packs and unpacks it in C, many times faster than item by
+item. Time zone kinds: 0 none, 1 a
 ``datetime.timezone`` made without a name (offset in microseconds, zigzag varint), 2 one made with
 a name (offset, then the name as length and UTF-8), 3 a ``zoneinfo.ZoneInfo`` (its key, as length
 and UTF-8).
@@ -56,7 +62,11 @@ define containers used later) and then uses the inner copy instead. A ``frozense
 a cycle: its members are hashable, and hashable values here contain only immutable ones.
 
 Encoding and decoding walk the value with an explicit stack, so nesting depth is limited only by
-memory. The encoding of a given value is the same every time; a ``set``'s members are written in
+memory. Two limits come from CPython itself, not from the format: a tuple that contains itself with
+no mutable container on the way cannot be built in Python (only through the C API) and would make
+``encode`` run until memory runs out; and hashing a tuple nested hundreds of thousands deep (a set
+member or dict key) can overflow the C stack. Stored data only reaches the latter if it was crafted,
+since every key and member was hashed once already by the program that stored it. The encoding of a given value is the same every time; a ``set``'s members are written in
 its iteration order, so two equal sets built in different orders may encode differently.
 """
 
@@ -69,7 +79,7 @@ import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal
 from itertools import chain
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 from ._exceptions import DataCloneError, DataCorruptionError
 
@@ -110,9 +120,6 @@ _INT_ARRAY: Final = 0x28
 _FLOAT_ARRAY: Final = 0x29
 _LAST_TAG: Final = _FLOAT_ARRAY
 # 0x2a-0x3f: reserved for more containers.
-
-# Lists of at least this many numbers, all ints or all floats, are written packed.
-_ARRAY_MIN_LEN: Final = 8
 _SHORT_STR: Final = 0x40  # 0x40-0x7f: str of 0-63 UTF-8 bytes
 _SMALL_INT: Final = 0x80  # 0x80-0xff: int 0-127
 
@@ -120,6 +127,9 @@ _TZ_NONE: Final = 0
 _TZ_OFFSET: Final = 1
 _TZ_NAMED_OFFSET: Final = 2
 _TZ_ZONEINFO: Final = 3
+
+# Lists of at least this many numbers, all ints or all floats, are written packed.
+_ARRAY_MIN_LEN: Final = 8
 
 _DECIMAL_KINDS: Final = ("n", "N", "F")  # as_tuple() exponents of NaN, sNaN, Infinity (kinds 1-3)
 
@@ -149,7 +159,7 @@ _pack_i64 = struct.Struct("<Bq").pack
 _S_DATETIME: Final = struct.Struct("<BHBBBBBIB")
 _S_DATE: Final = struct.Struct("<BHBB")
 _S_TIME: Final = struct.Struct("<BBBBIB")
-_S_TIMEDELTA: Final = struct.Struct("<Biii")
+_S_TIMEDELTA: Final = struct.Struct("<BiII")
 _unpack_float = struct.Struct("<d").unpack_from
 _unpack_i8 = struct.Struct("<b").unpack_from
 _unpack_i16 = struct.Struct("<h").unpack_from
@@ -159,7 +169,7 @@ _unpack_i64 = struct.Struct("<q").unpack_from
 _S_DATETIME_BODY: Final = struct.Struct("<HBBBBBIB")
 _S_DATE_BODY: Final = struct.Struct("<HBB")
 _S_TIME_BODY: Final = struct.Struct("<BBBIB")
-_S_TIMEDELTA_BODY: Final = struct.Struct("<iii")
+_S_TIMEDELTA_BODY: Final = struct.Struct("<iII")
 
 _NoneType: Final = type(None)
 
@@ -184,9 +194,12 @@ def _clone_error(value: object) -> DataCloneError:
             # The exact type is what round-trips; a subclass would come back as its base and lose
             # whatever the subclass adds (OrderedDict's methods, an enum's name, a namedtuple's
             # fields), so it is refused rather than silently changed.
+            name = base.__qualname__
+            if base.__module__ != "builtins":
+                name = f"{base.__module__}.{name}"
             message += (
-                f" (It is a subclass of {base.__module__}.{base.__qualname__}; only the exact "
-                f"type can be stored: convert it first, e.g. with {base.__qualname__}(value).)"
+                f" (It is a subclass of {name}; only the exact type can be stored: convert it "
+                f"first, e.g. with {name}(value).)"
             )
             break
     return DataCloneError(message)
@@ -395,8 +408,8 @@ def encode(value: object) -> bytes:
 def _pack_array(v: list[Any], n: int) -> bytes | None:
     """The packed encoding of a list of only ints (that fit in 64 bits) or only floats, else None.
 
-    Lists of numbers are common (series, vectors, ids) and struct packs and unpacks them in C, tens
-    of times faster than item by item. Ints take the narrowest width that holds them all.
+    Lists of numbers are common (series, vectors, ids). Ints take the narrowest width that holds
+    them all; bools are not ints here (their type must survive), so a list holding one is not packed.
     """
     first = type(v[0])
     if first is int:
@@ -647,8 +660,8 @@ def _read_tz(kind: int, data: bytes, pos: int) -> tuple[_dt.tzinfo | None, int]:
             return zoneinfo.ZoneInfo(key), pos
         except (KeyError, ValueError, OSError) as exc:
             raise DataCorruptionError(
-                f'time zone "{key}" is not available on this system (install the tzdata '
-                f"package?) or is not a valid zone key: {exc}"
+                f"time zone {key!r} is not available on this system (install the tzdata "
+                "package?) or is not a valid zone key"
             ) from exc
     us, pos = _read_svarint(data, pos)
     offset = _dt.timedelta(microseconds=us)
@@ -775,8 +788,9 @@ def decode(data: bytes | bytearray | memoryview) -> object:
         ) from exc
     except UnicodeDecodeError as exc:
         raise DataCorruptionError(f"invalid UTF-8 in a string: {exc}") from exc
-    except (TypeError, ValueError, ArithmeticError, KeyError) as exc:
-        # Out-of-range datetime fields, an unhashable set member or dict key, a bad Decimal, ...
+    except (TypeError, ValueError, ArithmeticError, KeyError, RecursionError) as exc:
+        # Out-of-range datetime fields, an unhashable set member or dict key, a bad Decimal, keys
+        # nested too deeply to compare (only crafted data gets there), ...
         raise DataCorruptionError(f"invalid value in data: {exc}") from exc
 
 

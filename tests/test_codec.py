@@ -49,7 +49,8 @@ def _canon(x: object) -> object:
     if t is frozenset:
         return (t, frozenset(collections.Counter(map(_canon, x)).items()))  # type: ignore[call-overload]
     if t is dt.datetime or t is dt.time:
-        return (t, x.replace(tzinfo=None), x.fold, type(x.tzinfo), repr(x.tzinfo))  # type: ignore[attr-defined]
+        naive = x.replace(tzinfo=None)  # type: ignore[attr-defined]
+        return (t, naive, x.fold, type(x.tzinfo), repr(x.tzinfo))  # type: ignore[attr-defined]
     return (t, x)
 
 
@@ -152,21 +153,22 @@ def _nan(bits: int) -> float:
     return float(struct.unpack("<d", struct.pack("<Q", bits))[0])
 
 
-special_floats = st.sampled_from(
-    [0.0, -0.0, math.inf, -math.inf, math.nan, -math.nan, 5e-324, 1.7976931348623157e308]
-) | st.integers(1, 2**52 - 1).flatmap(
-    lambda payload: st.sampled_from([_nan(0x7FF0_0000_0000_0000 | payload), _nan(0xFFF0_0000_0000_0000 | payload)])
+nan_payloads = st.integers(1, 2**52 - 1)  # 0 would be an infinity
+special_floats = st.one_of(
+    st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan, -math.nan, 5e-324, 1.7976931348623157e308]),
+    nan_payloads.map(lambda payload: _nan(0x7FF0_0000_0000_0000 | payload)),
+    nan_payloads.map(lambda payload: _nan(0xFFF0_0000_0000_0000 | payload)),
 )
 special_decimals = st.sampled_from(
-    [Decimal(s) for s in ["NaN", "-NaN", "NaN123", "sNaN", "-sNaN42", "Infinity", "-Infinity", "0",
-                          "-0", "-0E+5", "1.0", "1.00", "1E+999999999999999999", "1E-999999999999999999"]]
+    [Decimal(s) for s in ["NaN", "-NaN", "NaN123", "sNaN", "-sNaN42", "Infinity", "-Infinity", "0", "-0",
+                          "-0E+5", "1.0", "1.00", "1E+999999999999999999", "1E-999999999999999999"]]
 )  # fmt: skip
 texts = st.text() | st.text(st.characters(exclude_categories=())) | st.lists(
     st.sampled_from(["\ud800", "\udfff", "\udc80", "a", "é", "€", "\U0001f600", "\x00"])
 ).map("".join)
-ints = st.integers() | st.integers(-(2**300), 2**300) | st.sampled_from(
-    [0, 127, 128, -1, -128, -129, 2**15 - 1, 2**15, -(2**15) - 1, 2**31, -(2**31) - 1, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1]
-)  # fmt: skip
+INT_BOUNDARIES = [0, 127, 128, -1, -128, -129, 2**15 - 1, 2**15, -(2**15) - 1, 2**31, -(2**31) - 1,
+                  2**63 - 1, 2**63, -(2**63), -(2**63) - 1]  # fmt: skip
+ints = st.integers() | st.integers(-(2**300), 2**300) | st.sampled_from(INT_BOUNDARIES)
 
 decimals = st.decimals(allow_nan=True, allow_infinity=True) | special_decimals
 
@@ -256,10 +258,7 @@ class TestRoundTrip:
         assert not original & _mutable_ids(decode(encode(value)))
         assert not original & _mutable_ids(clone(value))
 
-    @pytest.mark.parametrize(
-        "value",
-        [0, 127, 128, -1, -128, -129, 2**15, -(2**31) - 1, 2**63 - 1, 2**63, -(2**63) - 1, 10**1000, -(10**1000)],
-    )  # fmt: skip
+    @pytest.mark.parametrize("value", [*INT_BOUNDARIES, 10**1000, -(10**1000)])
     def test_int_boundaries(self, value: int) -> None:
         """Ints at every width boundary, and huge ones, come back equal and of type int."""
         assert_same(value, decode(encode(value)))
@@ -297,8 +296,11 @@ class TestRoundTrip:
     @copier
     def test_timezone_name_is_kept(self, copy: Callable[[object], object]) -> None:
         """A fixed-offset timezone keeps its explicit name, or lack of one, as repr shows."""
-        for tz in [dt.timezone(dt.timedelta(hours=2)), dt.timezone(dt.timedelta(hours=-3, seconds=1), "X"),
-                   dt.timezone(dt.timedelta(0), "UTC")]:  # fmt: skip
+        for tz in [
+            dt.timezone(dt.timedelta(hours=2)),
+            dt.timezone(dt.timedelta(hours=-3, seconds=1), "X"),
+            dt.timezone(dt.timedelta(0), "UTC"),
+        ]:
             out = copy(dt.datetime(2024, 1, 1, tzinfo=tz))
             assert isinstance(out, dt.datetime)
             assert repr(out.tzinfo) == repr(tz)
@@ -331,8 +333,10 @@ class TestRoundTrip:
     @copier
     def test_number_lists(self, copy: Callable[[object], object]) -> None:
         """Long lists of ints (any width) or floats, and of bools, keep every item's type and value."""
-        for value in [list(range(-5, 200)), [2**40, -1] * 10, [2**64] * 9, [0.5, -0.0, math.nan] * 4,
-                      [True, False] * 8, [1, True] * 8, [1, 1.0] * 8, list(range(7)), list(range(8))]:  # fmt: skip
+        for value in [
+            list(range(-5, 200)), [2**40, -1] * 10, [2**64] * 9, [0.5, -0.0, math.nan] * 4,
+            [True, False] * 8, [1, True] * 8, [1, 1.0] * 8, list(range(7)), list(range(8)),
+        ]:  # fmt: skip
             assert_same(value, copy(value))
 
 
@@ -343,7 +347,9 @@ class TestSharingAndCycles:
         [list, dict, set, bytearray, tuple, frozenset, lambda: [1, 2, 3] * 4, lambda: (1, [2])],
         ids=["list", "dict", "set", "bytearray", "tuple", "frozenset", "number list", "tuple with list"],
     )
-    def test_shared_container_stays_shared(self, copy: Callable[[object], object], make: Callable[[], Any]) -> None:
+    def test_shared_container_stays_shared(
+        self, copy: Callable[[object], object], make: Callable[[], Any]
+    ) -> None:
         """A container that appears twice in the value appears twice, as one object, in the copy."""
         shared = make()
         out = copy([shared, {"k": shared}])
@@ -533,8 +539,11 @@ UNSUPPORTED: list[tuple[str, Callable[[], object], str]] = [
 ]
 
 
+UNSUPPORTED_IDS = [name for name, _, _ in UNSUPPORTED]
+
+
 class TestUnsupported:
-    @pytest.mark.parametrize("make, type_name", [(m, n) for _, m, n in UNSUPPORTED], ids=[i for i, _, _ in UNSUPPORTED])
+    @pytest.mark.parametrize("make, type_name", [(m, n) for _, m, n in UNSUPPORTED], ids=UNSUPPORTED_IDS)
     @pytest.mark.parametrize("operation", [encode, clone], ids=["encode", "clone"])
     def test_raises_data_clone_error_naming_the_type(
         self, operation: Callable[[object], object], make: Callable[[], object], type_name: str
@@ -544,10 +553,11 @@ class TestUnsupported:
             operation(make())
         assert isinstance(info.value, TypeError) and isinstance(info.value, DurableError)
         assert str(info.value).startswith(
-            f'Could not serialize object of type "{type_name}". This type does not support serialization.'
+            f'Could not serialize object of type "{type_name}". '
+            "This type does not support serialization."
         )
 
-    @pytest.mark.parametrize("make", [m for _, m, _ in UNSUPPORTED], ids=[i for i, _, _ in UNSUPPORTED])
+    @pytest.mark.parametrize("make", [m for _, m, _ in UNSUPPORTED], ids=UNSUPPORTED_IDS)
     def test_clone_and_encode_raise_the_same_message(self, make: Callable[[], object]) -> None:
         """clone raises exactly the error that encode raises."""
         value = make()
@@ -559,7 +569,7 @@ class TestUnsupported:
 
     def test_subclass_message_says_to_convert(self) -> None:
         """Refusing a subclass of a supported type says which base to convert to."""
-        with pytest.raises(DataCloneError, match=r"subclass of builtins\.dict"):
+        with pytest.raises(DataCloneError, match=r"subclass of dict;"):
             encode(collections.OrderedDict())
 
     def test_keyless_zoneinfo_is_refused(self, tmp_path: Path) -> None:
@@ -595,7 +605,8 @@ def _tzfile(key: str) -> Path:
 
 
 SAMPLE: list[Any] = [
-    None, True, False, 0, 300, -70000, 2**40, 2**100, 1.5, "héllo", "x" * 100, b"\x00\xff", bytearray(b"ab"),
+    None, True, False, 0, 300, -70000, 2**40, 2**100, 1.5, "héllo", "x" * 100, b"\x00\xff",
+    bytearray(b"ab"),
     (1, "a"), {"k": [1, 2]}, {3}, frozenset({4}), list(range(20)), [0.5] * 10,
     dt.datetime(2024, 5, 17, 12, 30, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
     dt.date(2024, 5, 17), dt.time(8, tzinfo=dt.timezone(dt.timedelta(hours=2), "CEST")),
@@ -652,7 +663,10 @@ class TestDecodeErrors:
             (b"\x01\x20\x02\x20\x00\x23\x01\x26\x01", "unhashable"),  # a set holding a list
             (b"\x01\x27\x01\x00\x80", "superseded"),
             (b"\x01\x0b\xe8\x07\x01\x01\x00\x00\x00\x00\x00\x00\x00\x10", "datetime/time flags"),
-            (b"\x01\x0b\xe8\x07\x01\x01\x00\x00\x00\x00\x00\x00\x00\x06\x10Nowhere/Atlantis", "Nowhere/Atlantis"),
+            (
+                b"\x01\x0b\xe8\x07\x01\x01\x00\x00\x00\x00\x00\x00\x00\x06\x10Nowhere/Atlantis",
+                "Nowhere/Atlantis",  # a ZoneInfo key unknown here
+            ),
             (b"\x01\x07\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", "varint"),
         ],
     )
@@ -672,7 +686,9 @@ class TestDecodeErrors:
 
     @hypothesis_settings
     @given(values, st.data())
-    def test_damaged_encodings_raise_only_data_corruption_error(self, value: object, data: st.DataObject) -> None:
+    def test_damaged_encodings_raise_only_data_corruption_error(
+        self, value: object, data: st.DataObject
+    ) -> None:
         """A real encoding with one byte changed decodes or raises DataCorruptionError, nothing else."""
         encoded = bytearray(encode(value))
         i = data.draw(st.integers(1, len(encoded) - 1)) if len(encoded) > 1 else 0
@@ -780,8 +796,8 @@ class TestFormat:
 
     def test_decoded_values_hold_only_supported_types(self) -> None:
         """The format cannot name a class or a function: decoding builds only the supported types."""
-        allowed = {type(None), bool, int, float, str, bytes, bytearray, list, tuple, dict, set, frozenset,
-                   dt.datetime, dt.date, dt.time, dt.timedelta, Decimal, uuid.UUID}  # fmt: skip
+        allowed = {type(None), bool, int, float, str, bytes, bytearray, list, tuple, dict, set,
+                   frozenset, dt.datetime, dt.date, dt.time, dt.timedelta, Decimal, uuid.UUID}  # fmt: skip
         out = decode(encode(SAMPLE))
         assert {type(v) for v in _walk(out)} <= allowed
         assert isinstance(out, list)
@@ -792,7 +808,8 @@ class TestClone:
     @pytest.mark.parametrize(
         "value",
         [None, True, 7, 2**100, 1.5, "s", b"b", Decimal("1.5"), uuid.UUID(int=3), dt.date(2024, 1, 1),
-         dt.timedelta(1), dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), (1, "a", (2.5,)), frozenset({1, 2})],
+         dt.timedelta(1), dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), (1, "a", (2.5,)),
+         frozenset({1, 2})],
     )  # fmt: skip
     def test_immutable_values_are_returned_as_they_are(self, value: object) -> None:
         """Immutable values, including tuples and frozensets of immutable values, are not copied."""
@@ -808,7 +825,9 @@ class TestClone:
     @copier
     def test_mutating_the_copy_leaves_the_original_alone(self, copy: Callable[[object], object]) -> None:
         """Changing every mutable container of the copy changes nothing in the original."""
-        value: dict[str, Any] = {"l": [1, [2]], "s": {3}, "b": bytearray(b"x"), "t": ([4],), "n": list(range(10))}
+        value: dict[str, Any] = {
+            "l": [1, [2]], "s": {3}, "b": bytearray(b"x"), "t": ([4],), "n": list(range(10))
+        }  # fmt: skip
         snapshot = encode(value)
         out = copy(value)
         assert isinstance(out, dict)
