@@ -52,23 +52,27 @@ async def run_in_object(stub: Stub[Any], fn: Callable[[DurableObject, State], An
 async def run_alarm(stub: Stub[Any]) -> bool:
     """Run the object's pending alarm now, whatever its time; ``False`` if none is set.
 
-    The handler gets a real ``AlarmInfo``; on success the alarm is cleared (unless the handler
-    set a new one); on failure the retry is scheduled as the runtime would (2 s, 4 s, ...).
+    Unlike the JavaScript ``runDurableObjectAlarm``, the attempt follows every rule of a timed
+    alarm: the handler gets a real :class:`durable.AlarmInfo` (``retry_count`` counts the attempts
+    already failed), success clears the alarm (unless the handler set a new one), and failure
+    schedules the retry as the runtime would (2 s, 4 s, ..., then gives up after 6 retries). The
+    handler's exception is then raised here, so a test sees it.
+
+    Raises:
+        TypeError: ``stub`` is not a ``durable.Stub``.
+        RuntimeError: the object's ``alarm()`` is already running.
+        Exception: whatever the handler raised (with ``remote = True``), after the retry is set.
+
+    Example::
+
+        await stub.schedule_cleanup()                 # sets an alarm an hour ahead
+        assert await durable.testing.run_alarm(stub)  # runs it now
+        assert not await durable.testing.run_alarm(stub)  # nothing left
     """
     _check_stub(stub, "run_alarm")
     host = stub._host()
     runtime: Any = host.runtime
-    scheduled = host.db.get_alarm()
-    if scheduled is None:
-        return False
-    key = (host.id._namespace, str(host.id))
-    entry = runtime._alarms.entry(key)
-    retry = entry.retry_count if entry is not None and entry.scheduled_ms == scheduled else 0
-    ok = await runtime._alarms.run(host, scheduled, retry)
-    entry = runtime._alarms.entry(key)
-    if not ok and entry is not None and entry.scheduled_ms == scheduled and host.db.get_alarm() == scheduled:
-        runtime._alarms.retry_later(key, entry)
-    return True
+    return await runtime._alarms.run_now((host.id._namespace, str(host.id)), host)  # type: ignore[no-any-return]
 
 
 async def evict(stub: Stub[Any]) -> None:

@@ -1,0 +1,370 @@
+"""Clocks: the mock clock's timers and advance(), the real clock, and what the runtime times with them
+(idle eviction and the 30 s limit of block_concurrency_while)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import durable
+from durable.testing import MockClock
+
+T0 = 1_700_000_000
+
+
+async def let_the_loop_run() -> None:
+    """Give the event loop many turns before asserting that something has *not* happened."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+class TestMockClock:
+    def test_starts_where_told(self) -> None:
+        """MockClock(start) reads `start` until it is advanced."""
+        clock = MockClock(T0)
+        assert clock.time() == T0
+        assert clock.time_ms() == T0 * 1000
+
+    def test_default_start_is_now(self) -> None:
+        """Without `start`, the clock starts at the real time."""
+        before = time.time()
+        clock = MockClock()
+        assert before <= clock.time() <= time.time()
+
+    def test_time_ms_is_exact_for_fractional_times(self) -> None:
+        """time_ms() is not thrown off by float error (1_700_000_000.123 s is ...123 ms)."""
+        assert MockClock(1_700_000_000.123).time_ms() == 1_700_000_000_123
+
+    def test_is_a_durable_clock(self) -> None:
+        """MockClock is a durable.Clock and is exported from durable.testing."""
+        assert isinstance(MockClock(T0), durable.Clock)
+
+    async def test_advance_moves_time(self) -> None:
+        """advance(s) adds s seconds."""
+        clock = MockClock(T0)
+        await clock.advance(1.5)
+        await clock.advance(0)
+        assert clock.time() == T0 + 1.5
+
+    @pytest.mark.parametrize("seconds", [-1, -0.001, float("nan")])
+    async def test_advance_refuses_to_go_back(self, seconds: float) -> None:
+        """A negative (or NaN) advance is a ValueError."""
+        clock = MockClock(T0)
+        with pytest.raises(ValueError, match="cannot move time backwards"):
+            await clock.advance(seconds)
+        assert clock.time() == T0
+
+    async def test_timers_fire_in_order_at_their_time(self) -> None:
+        """Timers fire in time order, and time() reads each timer's own time while it runs."""
+        clock = MockClock(T0)
+        seen: list[tuple[str, float]] = []
+        for name, at in [("c", 3.0), ("a", 1.0), ("b", 2.0), ("a2", 1.0)]:
+            clock.call_at(T0 + at, lambda name=name: seen.append((name, clock.time() - T0)))  # type: ignore[misc]
+        await clock.advance(10)
+        assert seen == [("a", 1.0), ("a2", 1.0), ("b", 2.0), ("c", 3.0)]
+        assert clock.time() == T0 + 10
+
+    async def test_timer_at_the_target_fires(self) -> None:
+        """A timer exactly at the target time fires; one just after does not."""
+        clock = MockClock(T0)
+        seen: list[str] = []
+        clock.call_at(T0 + 5, lambda: seen.append("at"))
+        clock.call_at(T0 + 5.001, lambda: seen.append("after"))
+        await clock.advance(5)
+        assert seen == ["at"]
+
+    async def test_cancelled_timer_does_not_fire(self) -> None:
+        """cancel() on the returned handle stops the timer."""
+        clock = MockClock(T0)
+        seen: list[str] = []
+        clock.call_at(T0 + 1, lambda: seen.append("x")).cancel()
+        await clock.advance(5)
+        assert seen == []
+
+    async def test_timer_set_by_timer_fires_in_same_advance(self) -> None:
+        """A timer set while advancing fires in the same advance() if it falls due."""
+        clock = MockClock(T0)
+        seen: list[float] = []
+
+        def first() -> None:
+            seen.append(clock.time() - T0)
+            clock.call_at(clock.time() + 2, lambda: seen.append(clock.time() - T0))
+
+        clock.call_at(T0 + 1, first)
+        await clock.advance(3)
+        assert seen == [1.0, 3.0]
+
+    async def test_due_timer_fires_without_advance(self) -> None:
+        """A timer set at or before the current time runs on the loop's next turn, as a real one would."""
+        clock = MockClock(T0)
+        fired = asyncio.Event()
+        clock.call_at(T0 - 10, fired.set)
+        await fired.wait()
+        assert clock.time() == T0
+
+    def test_due_timer_without_loop_waits_for_advance(self) -> None:
+        """A due timer set outside any event loop fires on the next advance()."""
+        clock = MockClock(T0)
+        seen: list[str] = []
+        clock.call_at(T0, lambda: seen.append("x"))
+        assert seen == []
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(clock.advance(0))
+        finally:
+            loop.close()
+        assert seen == ["x"]
+
+    async def test_advance_waits_for_tracked_work(self) -> None:
+        """advance() returns after the work its timers started, and the work that work started, is done."""
+        clock = MockClock(T0)
+        done: list[str] = []
+        gate = asyncio.Event()
+
+        async def inner() -> None:
+            await gate.wait()
+            done.append("inner")
+
+        async def outer() -> None:
+            clock.track(inner())
+            for _ in range(5):
+                await asyncio.sleep(0)
+            gate.set()
+            done.append("outer")
+
+        clock.call_at(T0 + 1, lambda: clock.track(outer()))
+        await clock.advance(1)
+        assert sorted(done) == ["inner", "outer"]
+
+    async def test_time_stays_at_timer_while_its_work_runs(self) -> None:
+        """Work started by a timer sees the timer's time, even when the advance goes further."""
+        clock = MockClock(T0)
+        seen: list[float] = []
+
+        async def work() -> None:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            seen.append(clock.time() - T0)
+
+        clock.call_at(T0 + 1, lambda: clock.track(work()))
+        await clock.advance(100)
+        assert seen == [1.0]
+
+    async def test_concurrent_advance_is_refused(self) -> None:
+        """A second advance() while one is running raises RuntimeError."""
+        clock = MockClock(T0)
+        release = asyncio.Event()
+        clock.call_at(T0 + 1, lambda: clock.track(release.wait()))
+        first = asyncio.create_task(clock.advance(1))
+        await let_the_loop_run()
+        with pytest.raises(RuntimeError, match="already running"):
+            await clock.advance(1)
+        release.set()
+        await first
+        assert clock.time() == T0 + 1
+
+    async def test_cancelling_advance_spares_the_work(self) -> None:
+        """Cancelling an advance() does not cancel the object code it was waiting for."""
+        clock = MockClock(T0)
+        release = asyncio.Event()
+        finished: list[str] = []
+
+        async def work() -> None:
+            await release.wait()
+            finished.append("work")
+
+        clock.call_at(T0 + 1, lambda: clock.track(work()))
+        advancing = asyncio.create_task(clock.advance(1))
+        await let_the_loop_run()
+        advancing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await advancing
+        release.set()
+        await clock.advance(0)
+        assert finished == ["work"]
+
+    def test_repr(self) -> None:
+        """The repr shows the time."""
+        assert repr(MockClock(T0)) == f"MockClock(time={float(T0)!r})"
+
+
+class TestRealClock:
+    def test_reads_wall_clock(self) -> None:
+        """RealClock().time() is time.time()."""
+        before = time.time()
+        now = durable._clock.RealClock().time()
+        assert before <= now <= time.time()
+
+    async def test_due_timer_fires(self) -> None:
+        """A timer set for now fires on the running loop."""
+        clock = durable._clock.RealClock()
+        fired = asyncio.Event()
+        clock.call_at(clock.time(), fired.set)
+        await fired.wait()
+
+    async def test_cancelled_timer_does_not_fire(self) -> None:
+        """A cancelled timer does not fire."""
+        clock = durable._clock.RealClock()
+        seen: list[str] = []
+        clock.call_at(clock.time(), lambda: seen.append("x")).cancel()
+        fired = asyncio.Event()
+        clock.call_at(clock.time(), fired.set)
+        await fired.wait()
+        await let_the_loop_run()
+        assert seen == []
+
+    def test_needs_a_running_loop(self) -> None:
+        """call_at() outside an event loop raises RuntimeError, as loop.call_later would."""
+        with pytest.raises(RuntimeError):
+            durable._clock.RealClock().call_at(time.time(), lambda: None)
+
+    def test_runtime_defaults_to_real_clock(self) -> None:
+        """A Runtime without clock= uses the real clock."""
+        assert isinstance(durable.Runtime().clock, durable._clock.RealClock)
+
+
+class Counter(durable.DurableObject):
+    """Counts its constructions (in env.built) and keeps a count in memory and in storage."""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        env.built.append(ctx.id.name)
+        self.in_memory = 0
+
+    async def bump(self) -> tuple[int, int]:
+        self.in_memory += 1
+        stored = (await self.ctx.storage.get("n") or 0) + 1
+        await self.ctx.storage.put("n", stored)
+        return self.in_memory, stored
+
+    async def wait_for(self, name: str) -> None:
+        await self.env.events[name].wait()
+
+    async def hold(self) -> None:
+        async def forever() -> None:
+            self.env.events["started"].set()
+            await self.env.events["never"].wait()
+
+        await self.ctx.block_concurrency_while(forever)
+
+
+@pytest.fixture
+def clock() -> MockClock:
+    return MockClock(T0)
+
+
+@pytest.fixture
+def built() -> list[Any]:
+    return []
+
+
+@pytest.fixture
+def events() -> dict[str, asyncio.Event]:
+    return {"started": asyncio.Event(), "never": asyncio.Event(), "release": asyncio.Event()}
+
+
+@pytest.fixture
+async def rt(clock: MockClock, built: list[Any], events: dict[str, asyncio.Event]) -> AsyncIterator[durable.Runtime]:
+    async with durable.Runtime(clock=clock, idle_timeout=10, vars={"built": built, "events": events}) as runtime:
+        yield runtime
+
+
+class TestIdleEviction:
+    async def test_idle_object_is_evicted(self, rt: durable.Runtime, clock: MockClock, built: list[Any]) -> None:
+        """After idle_timeout seconds without events the instance is dropped; the next call re-runs the constructor."""
+        stub = rt.namespace(Counter).get_by_name("a")
+        assert await stub.bump() == (1, 1)
+        await clock.advance(9.999)
+        assert await stub.bump() == (2, 2)
+        await clock.advance(9.999)
+        assert built == ["a"]
+        await clock.advance(0.001)
+        assert await stub.bump() == (1, 3)
+        assert built == ["a", "a"]
+
+    async def test_busy_object_is_not_evicted(
+        self, rt: durable.Runtime, clock: MockClock, built: list[Any], events: dict[str, asyncio.Event]
+    ) -> None:
+        """An object with a call in progress is not evicted, however long it takes; the idle time counts from its end."""
+        stub = rt.namespace(Counter).get_by_name("a")
+        await stub.bump()
+        waiting = asyncio.create_task(stub.wait_for("release"))
+        await let_the_loop_run()
+        await clock.advance(100)
+        events["release"].set()
+        await waiting
+        await clock.advance(9)
+        assert await stub.bump() == (2, 2)
+        assert built == ["a"]
+
+    async def test_no_timeout_never_evicts(self, clock: MockClock, built: list[Any]) -> None:
+        """idle_timeout=None keeps instances for the runtime's life."""
+        async with durable.Runtime(clock=clock, idle_timeout=None, vars={"built": built}) as rt:
+            stub = rt.namespace(Counter).get_by_name("a")
+            await stub.bump()
+            await clock.advance(10_000)
+            assert await stub.bump() == (2, 2)
+
+    async def test_alarm_wake_then_idle(self, rt: durable.Runtime, clock: MockClock, built: list[Any]) -> None:
+        """An object woken by an alarm is evicted idle_timeout seconds after the alarm."""
+
+        class Woken(Counter):
+            async def arm(self, when: int) -> None:
+                await self.ctx.storage.set_alarm(when)
+
+            async def alarm(self, info: durable.AlarmInfo) -> None:
+                self.in_memory = 100
+
+        stub = rt.namespace(Woken).get_by_name("w")
+        await stub.arm(T0 * 1000 + 50_000)
+        await clock.advance(50)
+        assert built == ["w", "w"]  # evicted after 10 s, woken at 50 s
+        await clock.advance(9)
+        assert await stub.bump() == (101, 1)
+        await clock.advance(10)
+        assert await stub.bump() == (1, 2)
+
+
+class TestBlockConcurrencyTimeout:
+    async def test_resets_after_thirty_seconds(
+        self, rt: durable.Runtime, clock: MockClock, built: list[Any], events: dict[str, asyncio.Event]
+    ) -> None:
+        """A block_concurrency_while() callback still waiting after 30 s resets the object with the overloaded error."""
+        stub = rt.namespace(Counter).get_by_name("a")
+        holding = asyncio.create_task(stub.hold())
+        await events["started"].wait()
+        await clock.advance(29.999)
+        assert not holding.done()
+        await clock.advance(0.001)
+        with pytest.raises(durable.ObjectResetError) as info:
+            await holding
+        assert str(info.value) == (
+            "A call to blockConcurrencyWhile() in a Durable Object waited for too long. "
+            "The call was canceled and the Durable Object was reset."
+        )
+        assert info.value.overloaded and info.value.durable_object_reset
+        fresh = rt.namespace(Counter).get_by_name("a")
+        assert await fresh.bump() == (1, 1)
+        assert built == ["a", "a"]
+
+    async def test_quick_callback_is_not_reset(self, clock: MockClock, built: list[Any]) -> None:
+        """A callback that finishes in time leaves no timer behind: advancing past 30 s resets nothing."""
+
+        class Quick(Counter):
+            async def init(self) -> int:
+                async def load() -> int:
+                    return 7
+
+                return await self.ctx.block_concurrency_while(load)
+
+        async with durable.Runtime(clock=clock, idle_timeout=None, vars={"built": built}) as rt:
+            stub = rt.namespace(Quick).get_by_name("q")
+            assert await stub.init() == 7
+            await stub.bump()
+            await clock.advance(31)
+            assert await stub.bump() == (2, 2)
+            assert built == ["q"]
