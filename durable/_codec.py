@@ -41,13 +41,12 @@ tag                   payload
 ``0x29``              ``list`` of floats: count (varint), the floats (binary64, little-endian)
 ====================  ===========================================================================
 
-Multi-byte integers are little-endian; a varint is unsigned LEB128. A list of at least 8 items that
-are all ints within 64 bits (the narrowest width that holds them all) or all floats is written
-packed (tags ``0x28``, ``0x29``): struct packs and unpacks it in C, many times faster than item by
-item. Time zone kinds: 0 none, 1 a
+Multi-byte integers are little-endian; a varint is unsigned LEB128. Time zone kinds: 0 none, 1 a
 ``datetime.timezone`` made without a name (offset in microseconds, zigzag varint), 2 one made with
 a name (offset, then the name as length and UTF-8), 3 a ``zoneinfo.ZoneInfo`` (its key, as length
-and UTF-8).
+and UTF-8). A list of at least 8 items that are all ints within 64 bits or all floats is written
+packed (tags ``0x28``, ``0x29``; ints in the narrowest width that holds them all): struct packs and
+unpacks it in C, many times faster than item by item.
 
 Shared references and cycles. Containers (``list``, ``tuple``, ``dict``, ``set``, ``frozenset``,
 ``bytearray``) are numbered in the order in which they become available while reading: a mutable
@@ -62,12 +61,14 @@ define containers used later) and then uses the inner copy instead. A ``frozense
 a cycle: its members are hashable, and hashable values here contain only immutable ones.
 
 Encoding and decoding walk the value with an explicit stack, so nesting depth is limited only by
-memory. Two limits come from CPython itself, not from the format: a tuple that contains itself with
-no mutable container on the way cannot be built in Python (only through the C API) and would make
-``encode`` run until memory runs out; and hashing a tuple nested hundreds of thousands deep (a set
-member or dict key) can overflow the C stack. Stored data only reaches the latter if it was crafted,
-since every key and member was hashed once already by the program that stored it. The encoding of a given value is the same every time; a ``set``'s members are written in
+memory. The encoding of a given value is the same every time; a ``set``'s members are written in
 its iteration order, so two equal sets built in different orders may encode differently.
+
+Two limits come from CPython, not from the format: a tuple that contains itself with no mutable
+container on the way cannot be built in Python (only through the C API) and would make ``encode``
+run until memory runs out; and hashing a tuple nested hundreds of thousands deep (as a set member or
+dict key) can overflow the C stack. Stored data reaches the latter only if it was crafted, since
+every key and member was hashed once already by the program that stored it.
 """
 
 from __future__ import annotations
@@ -884,20 +885,56 @@ def _decode_body(data: bytes) -> object:
             pos += 1
             if n >= 0x80:
                 n, pos = _read_uvarint_tail(data, pos, n)
-            if tag == _REF:
+            # Most common first. A container's items take at least one byte each, so a count
+            # larger than what is left is refused before anything is allocated.
+            if tag == _DICT:
+                if 2 * n > end - pos:
+                    raise _bad_count(n, pos, end)
+                v = {}
+                refs.append(v)
+                if n:
+                    stack.append((kind, target, left, aux))
+                    kind, target, left, aux = _K_DICT, v, 2 * n, None
+                    continue
+            elif tag == _LIST:
+                if n > end - pos:
+                    raise _bad_count(n, pos, end)
+                v = []
+                refs.append(v)
+                if n:
+                    stack.append((kind, target, left, aux))
+                    kind, target, left, aux = _K_LIST, v, n, None
+                    continue
+            elif tag == _REF:
                 if n >= len(refs):
                     raise DataCorruptionError(
                         f"invalid back-reference #{n} before offset {pos} "
                         f"({len(refs)} containers so far)"
                     )
                 v = refs[n]
-            elif tag == _BYTEARRAY:
-                e = pos + n
-                if e > end:
-                    raise _Truncated
-                v = bytearray(data[pos:e])
-                pos = e
+            elif tag == _TUPLE or tag == _FROZENSET:
+                # Numbered when complete, like the encoder does.
+                if n > end - pos:
+                    raise _bad_count(n, pos, end)
+                if n:
+                    stack.append((kind, target, left, aux))
+                    kind, target, left, aux = (
+                        _K_TUPLE if tag == _TUPLE else _K_FROZENSET, [], n, None
+                    )
+                    continue
+                v = () if tag == _TUPLE else frozenset()
                 refs.append(v)
+            elif tag == _SET:
+                # Numbered now, filled when complete: its members are hashable, so none of them
+                # can refer back to it.
+                if n > end - pos:
+                    raise _bad_count(n, pos, end)
+                v = set()
+                refs.append(v)
+                if n:
+                    stack.append((kind, target, left, aux))
+                    kind, target, left, aux = _K_SET, [], n, v
+                    continue
             elif tag == _INT_ARRAY:
                 code = data[pos]
                 pos += 1
@@ -916,55 +953,22 @@ def _decode_body(data: bytes) -> object:
                 v = list(struct.unpack_from(f"<{n}d", data, pos))
                 pos = e
                 refs.append(v)
-            else:
-                new_aux: Any = None
-                if tag == _SUPERSEDED:
-                    new_aux, pos = _read_uvarint(data, pos)
-                items = 2 * n if tag == _DICT else n
-                if items > end - pos:  # every item takes at least one byte
-                    raise DataCorruptionError(
-                        f"container before offset {pos} claims {n} items, "
-                        f"but only {end - pos} bytes follow"
-                    )
-                new: Any
-                if tag == _LIST:
-                    new = []
-                    refs.append(new)
-                    new_kind = _K_LIST
-                elif tag == _DICT:
-                    new = {}
-                    refs.append(new)
-                    new_kind = _K_DICT
-                elif tag == _SET:
-                    # Numbered now, filled when complete: members are hashable, so none of them
-                    # can refer back to the set.
-                    new_aux = set()
-                    refs.append(new_aux)
-                    new = []
-                    new_kind = _K_SET
-                else:
-                    new = []
-                    new_kind = (
-                        _K_TUPLE if tag == _TUPLE
-                        else _K_FROZENSET if tag == _FROZENSET
-                        else _K_SUPERSEDED
-                    )  # fmt: skip
-                if items:
+            elif tag == _BYTEARRAY:
+                e = pos + n
+                if e > end:
+                    raise _Truncated
+                v = bytearray(data[pos:e])
+                pos = e
+                refs.append(v)
+            else:  # _SUPERSEDED
+                index, pos = _read_uvarint(data, pos)
+                if n > end - pos:
+                    raise _bad_count(n, pos, end)
+                if n:
                     stack.append((kind, target, left, aux))
-                    kind, target, left, aux = new_kind, new, items, new_aux
+                    kind, target, left, aux = _K_SUPERSEDED, [], n, index
                     continue
-                if new_kind == _K_TUPLE:
-                    v = ()
-                    refs.append(v)
-                elif new_kind == _K_FROZENSET:
-                    v = frozenset()
-                    refs.append(v)
-                elif new_kind == _K_SUPERSEDED:
-                    v = _superseded(refs, new_aux)
-                elif new_kind == _K_SET:
-                    v = new_aux
-                else:
-                    v = new
+                v = _superseded(refs, index)
         else:
             # The open container is complete: build it and return to its parent.
             if not stack:
@@ -1000,6 +1004,12 @@ def _decode_body(data: bytes) -> object:
 
 
 _CONSTANTS: Final = (None, False, True)  # tags 0x00-0x02
+
+
+def _bad_count(n: int, pos: int, end: int) -> DataCorruptionError:
+    return DataCorruptionError(
+        f"container before offset {pos} claims {n} items, but only {end - pos} bytes follow"
+    )
 
 
 def _superseded(refs: list[Any], index: int) -> Any:
