@@ -42,6 +42,9 @@ from ._object import AlarmInfo as AlarmInfo
 from ._object import DurableObject as DurableObject
 from ._runtime import Env as Env
 from ._runtime import Runtime as Runtime
+from ._sql import SqlCursor as SqlCursor
+from ._sql import SqlStorage as SqlStorage
+from ._sql import SyncKV as SyncKV
 from ._state import State as State
 from ._storage import Storage as Storage
 from ._storage import Transaction as Transaction
@@ -75,11 +78,14 @@ __all__ = [
     "RpcMethod",
     "Runtime",
     "RuntimeClosedError",
+    "SqlCursor",
     "SqlError",
+    "SqlStorage",
     "State",
     "Storage",
     "StorageLimitError",
     "Stub",
+    "SyncKV",
     "Transaction",
     "WorkerEntrypoint",
     "asgi_app",
