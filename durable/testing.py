@@ -17,7 +17,7 @@ from ._object import DurableObject
 from ._state import State
 from ._stub import Stub
 
-__all__ = ["MockClock", "evict", "fail_next_commit", "list_ids", "run_alarm", "run_in_object"]
+__all__ = ["MockClock", "evict", "fail_next_commit", "list_ids", "query", "run_alarm", "run_in_object"]
 
 
 def _check_stub(stub: object, func: str) -> Stub[Any]:
@@ -103,3 +103,35 @@ def fail_next_commit(stub: Stub[Any], exc: BaseException | None = None) -> None:
     if exc is not None and not isinstance(exc, BaseException):
         raise TypeError(f"fail_next_commit() takes an exception instance, not {type(exc).__name__}")
     stub._host().db.fail_next = exc if exc is not None else OSError(5, "disk I/O error (injected by durable.testing)")
+
+
+async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = False) -> list[dict[str, Any]]:
+    """Run SQL in the object's database from a test (to seed or inspect it); rows come back as dicts.
+
+    The statements run inside the live object, through its input gate, exactly as
+    ``ctx.storage.sql.exec(sql, *bindings)`` would there: their writes join the object's implicit
+    transaction and are committed before this returns, so the object's transaction model holds
+    (there is no second connection that could see uncommitted data or write behind its back).
+
+    With ``unrestricted=True`` Cloudflare's restrictions on names, PRAGMAs and functions are
+    lifted (``PRAGMA user_version``, ``sqlite_version()``, ``SELECT * FROM _cf_KV``...). Transactions
+    (``BEGIN``, ``SAVEPOINT``) stay refused, and limits still apply. Writing durable's own ``_cf_``
+    tables this way can leave the object inconsistent: inspect them, do not change them.
+
+    Raises:
+        TypeError: ``stub`` is not a ``durable.Stub``, or the object is not SQLite-backed.
+        durable.SqlError: SQLite (or, unless ``unrestricted``, Cloudflare's rules) refused it.
+
+    Example::
+
+        await durable.testing.query(stub, "INSERT INTO users (name) VALUES (?)", "Ada")
+        assert await durable.testing.query(stub, "SELECT name FROM users") == [{"name": "Ada"}]
+    """
+    _check_stub(stub, "query")
+
+    def body(instance: DurableObject, ctx: State) -> list[dict[str, Any]]:
+        cursor = ctx.storage.sql._exec(sql, bindings, trusted=unrestricted)
+        return [row.to_py() for row in cursor]
+
+    result: list[dict[str, Any]] = await run_in_object(stub, body)
+    return result
