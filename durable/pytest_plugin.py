@@ -1,15 +1,39 @@
-"""The pytest plugin of `durable`, registered through the ``pytest11`` entry point.
+"""The pytest plugin of `durable`, registered through the ``pytest11`` entry point (installing the
+package is enough; disable it with ``-p no:durable``).
 
 Fixtures:
-    durable_runtime: a fresh in-memory :class:`durable.Runtime` per test, closed afterwards (so
-        no storage or alarm leaks from one test to the next). It uses the ``mock_clock`` fixture's
-        clock when the test also asks for ``mock_clock``.
-    mock_clock: a :class:`durable.testing.MockClock` for the test.
+    durable_runtime: a fresh in-memory :class:`durable.Runtime` per test, closed afterwards, so no
+        storage, instance or alarm leaks from one test to the next. It runs on the clock of the
+        ``mock_clock`` fixture when the test also asks for ``mock_clock``.
+    mock_clock: a :class:`durable.testing.MockClock` for the test, starting at the real time.
+
+Design: both fixtures are *synchronous*. A ``Runtime`` needs no event loop to be built, so a sync
+fixture works unchanged under every async runner: pytest-asyncio in auto or strict mode, and anyio's
+plugin (which only runs async fixtures for tests marked ``@pytest.mark.anyio``); an async fixture
+would need a different decorator for each. Closing is async, so the teardown runs
+``runtime.aclose()`` on the loop the test used if that loop is still open (a module- or
+session-scoped loop), and otherwise on a private loop: by then the test's runner has closed its
+loop and cancelled whatever was still running on it.
+
+The plugin also explains a missing runner: an async test (or an async fixture) that uses these
+fixtures while no plugin runs coroutines fails with a message naming the fix, instead of pytest's
+generic one.
+
+Example::
+
+    async def test_counter(durable_runtime, mock_clock):
+        counters = durable_runtime.namespace(Counter)
+        stub = counters.get_by_name("a")
+        assert await stub.increment() == 1
+        await mock_clock.advance(60)          # alarms due within the minute have run
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import inspect
+from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 
@@ -17,6 +41,8 @@ from ._clock import MockClock
 from ._runtime import Runtime
 
 __all__ = ["durable_runtime", "mock_clock"]
+
+_FIXTURES = ("durable_runtime", "mock_clock")
 
 
 @pytest.fixture
@@ -26,11 +52,108 @@ def mock_clock() -> MockClock:
 
 
 @pytest.fixture
-async def durable_runtime(request: pytest.FixtureRequest) -> AsyncIterator[Runtime]:
-    """A fresh in-memory runtime for one test, closed when the test ends."""
+def durable_runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    """A fresh in-memory runtime for one test, closed when the test ends.
+
+    It uses the ``mock_clock`` fixture's clock if the test requests ``mock_clock`` too.
+    """
+    _check_anyio_backend(request)
     clock = request.getfixturevalue("mock_clock") if "mock_clock" in request.fixturenames else None
     runtime = Runtime(clock=clock)
     try:
         yield runtime
     finally:
-        await runtime.aclose()
+        _close(runtime)
+
+
+def _close(runtime: Runtime) -> None:
+    """Run ``runtime.aclose()`` to completion from synchronous teardown code."""
+    if runtime._closed:
+        return
+    loop = runtime._alarms.loop
+    if loop is not None and not loop.is_closed() and not loop.is_running():
+        loop.run_until_complete(runtime.aclose())
+        return
+    # The test's loop is gone (its runner closed it after cancelling what still ran), or the
+    # runtime was never used on a loop: nothing is left on a loop, a private one does the rest.
+    own = asyncio.new_event_loop()
+    try:
+        own.run_until_complete(runtime.aclose())
+    finally:
+        own.close()
+
+
+def _check_anyio_backend(request: pytest.FixtureRequest) -> None:
+    if "anyio_backend" not in request.fixturenames:
+        return
+    backend: Any = request.getfixturevalue("anyio_backend")
+    name = backend[0] if isinstance(backend, tuple) else backend
+    if name != "asyncio":
+        pytest.fail(
+            f"durable runs on asyncio, but this test runs on anyio's {name!r} backend. Define an "
+            "`anyio_backend` fixture that returns \"asyncio\" (in conftest.py, for example).",
+            pytrace=False,
+        )
+
+
+def _uses_durable(names: object) -> bool:
+    return isinstance(names, list | tuple) and any(name in names for name in _FIXTURES)
+
+
+def _failure(message: str) -> BaseException:
+    """pytest's failure outcome, without traceback (what ``pytest.fail(..., pytrace=False)`` raises)."""
+    return pytest.fail.Exception(message, pytrace=False)
+
+
+def _no_runner_message(config: pytest.Config, what: str) -> str:
+    lines = [f"durable: {what} is async, but no plugin ran it: async tests need an async test runner."]
+    if config.pluginmanager.has_plugin("asyncio"):
+        lines.append(
+            "pytest-asyncio is installed but did not take it (strict mode): mark the test "
+            "@pytest.mark.asyncio and async fixtures @pytest_asyncio.fixture, or set "
+            'asyncio_mode = "auto" in your pytest configuration.'
+        )
+    else:
+        lines.append(
+            'Install pytest-asyncio (`pip install pytest-asyncio`) and set asyncio_mode = "auto" in '
+            "your pytest configuration (or mark tests @pytest.mark.asyncio)."
+        )
+    lines.append(
+        "Or use anyio's pytest plugin (installed with anyio): mark the test @pytest.mark.anyio, "
+        'with an `anyio_backend` fixture returning "asyncio".'
+    )
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Generator[None, object, object]:
+    """Explain pytest's failure for an async fixture no plugin took, when a durable test needs it.
+
+    pytest-asyncio and anyio take async fixtures in their own hook wrappers; when neither does,
+    pytest fails the setup. The failure is replaced by one that names the fix.
+    """
+    try:
+        return (yield)
+    except pytest.fail.Exception as exc:
+        func = fixturedef.func
+        unhandled = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+        if unhandled and "async fixture" in str(exc) and _uses_durable(request.fixturenames):
+            raise _failure(_no_runner_message(request.config, f"fixture {fixturedef.argname!r}")) from None
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    """Explain pytest's failure for an async test no plugin ran, when it uses durable's fixtures.
+
+    Runners either run the test in their own implementation of this hook (anyio) or replace the
+    test function by a synchronous one (pytest-asyncio); when none does, pytest fails the test
+    with a generic message, replaced here by one that names the fix.
+    """
+    try:
+        return (yield)
+    except pytest.fail.Exception as exc:
+        unhandled = inspect.iscoroutinefunction(pyfuncitem.obj) and "not natively supported" in str(exc)
+        if unhandled and _uses_durable(pyfuncitem.fixturenames):
+            raise _failure(_no_runner_message(pyfuncitem.config, f"test {pyfuncitem.name!r}")) from None
+        raise

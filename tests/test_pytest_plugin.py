@@ -1,0 +1,288 @@
+"""The pytest plugin, tested like a product: small test suites run through ``pytester`` in a subprocess,
+under each async runner (pytest-asyncio auto and strict mode, anyio's plugin) and under none."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+OBJECTS = '''
+import pytest
+import durable
+from durable.testing import MockClock, list_ids
+
+RAN = []
+SEEN = {}
+
+
+class Counter(durable.DurableObject):
+    async def increment(self) -> int:
+        n = (await self.ctx.storage.get("n") or 0) + 1
+        await self.ctx.storage.put("n", n)
+        return n
+
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        RAN.append(info.scheduled_time)
+'''
+
+SUITE = '''
+async def test_first(durable_runtime, mock_clock):
+    assert durable_runtime.clock is mock_clock
+    stub = durable_runtime.namespace(Counter).get_by_name("a")
+    assert await stub.increment() == 1
+    await stub.arm(mock_clock.time_ms() + 60_000)
+    SEEN.update(rt=durable_runtime, clock=mock_clock, stub=stub)
+
+
+async def test_nothing_leaks(durable_runtime, mock_clock):
+    old = SEEN["rt"]
+    assert old is not durable_runtime and old._closed
+    await SEEN["clock"].advance(3600)  # the first runtime's alarm went with it
+    assert RAN == []
+    ns = durable_runtime.namespace(Counter)
+    assert await list_ids(ns) == []
+    assert await ns.get_by_name("a").increment() == 1
+    with pytest.raises(durable.RuntimeClosedError):
+        await SEEN["stub"].increment()
+
+
+async def test_alarm_on_mock_clock(durable_runtime, mock_clock):
+    stub = durable_runtime.namespace(Counter).get_by_name("b")
+    await stub.arm(mock_clock.time_ms() + 1000)
+    await mock_clock.advance(1)
+    assert len(RAN) == 1
+
+
+async def test_real_clock_without_mock_clock(durable_runtime):
+    assert not isinstance(durable_runtime.clock, MockClock)
+    assert await durable_runtime.namespace(Counter).get_by_name("c").increment() == 1
+
+
+async def test_left_running_is_cleaned_up(durable_runtime):
+    """Leaves a call in flight and an alarm armed on the real clock; teardown must cope."""
+    import asyncio
+    import time
+
+    class Waits(Counter):
+        async def wait(self) -> None:
+            await asyncio.Event().wait()
+
+    stub = durable_runtime.namespace(Waits).get_by_name("w")
+    await stub.arm(int(time.time() * 1000) + 3_600_000)
+    SEEN["task"] = asyncio.ensure_future(stub.wait())
+    await asyncio.sleep(0)
+'''
+
+ANYIO_BACKEND = '''
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+'''
+
+STRICT_INI = """
+[pytest]
+filterwarnings = error
+asyncio_default_fixture_loop_scope = function
+"""
+
+AUTO_INI = STRICT_INI + "asyncio_mode = auto\n"
+
+PLAIN_INI = """
+[pytest]
+filterwarnings = error
+"""
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Run pytest on the pytester directory in a subprocess (hypothesis' slow-loading plugin off)."""
+    return pytester.runpytest_subprocess("-p", "no:hypothesispytest", *args)
+
+
+def write_suite(pytester: pytest.Pytester, ini: str, header: str = "") -> None:
+    pytester.makeini(ini)
+    pytester.makepyfile(test_suite=OBJECTS + textwrap.dedent(header) + SUITE)
+
+
+class TestRunners:
+    def test_pytest_asyncio_auto_mode(self, pytester: pytest.Pytester) -> None:
+        """Under pytest-asyncio in auto mode, unmarked async tests get working fixtures."""
+        write_suite(pytester, AUTO_INI)
+        result = run(pytester, "-p", "no:anyio")
+        result.assert_outcomes(passed=5)
+
+    def test_pytest_asyncio_strict_mode(self, pytester: pytest.Pytester) -> None:
+        """Under pytest-asyncio in strict mode, @pytest.mark.asyncio tests get working fixtures."""
+        write_suite(pytester, STRICT_INI, "pytestmark = pytest.mark.asyncio\n")
+        result = run(pytester, "-p", "no:anyio")
+        result.assert_outcomes(passed=5)
+
+    def test_pytest_asyncio_module_scoped_loop(self, pytester: pytest.Pytester) -> None:
+        """With a loop shared by the module's tests, each runtime is closed on that loop, right after its test."""
+        write_suite(pytester, AUTO_INI + "asyncio_default_test_loop_scope = module\n")
+        pytester.makepyfile(
+            test_zz_after="""
+            import durable
+            import test_suite
+
+            def test_call_in_flight_was_closed_on_the_shared_loop():
+                task = test_suite.SEEN["task"]
+                assert task.done() and not task.cancelled()
+                assert isinstance(task.exception(), durable.ConnectionClosedError)
+            """
+        )
+        result = run(pytester, "-p", "no:anyio")
+        result.assert_outcomes(passed=6)
+
+    def test_anyio_marker(self, pytester: pytest.Pytester) -> None:
+        """Under anyio's plugin alone, @pytest.mark.anyio tests get working fixtures."""
+        write_suite(pytester, PLAIN_INI, "pytestmark = pytest.mark.anyio\n" + ANYIO_BACKEND)
+        result = run(pytester, "-p", "no:asyncio")
+        result.assert_outcomes(passed=5)
+
+    def test_anyio_marker_next_to_strict_pytest_asyncio(self, pytester: pytest.Pytester) -> None:
+        """anyio-marked tests work while pytest-asyncio is installed in strict mode."""
+        write_suite(pytester, STRICT_INI, "pytestmark = pytest.mark.anyio\n" + ANYIO_BACKEND)
+        result = run(pytester)
+        result.assert_outcomes(passed=5)
+
+    def test_sync_test_can_use_the_runtime(self, pytester: pytest.Pytester) -> None:
+        """A synchronous test may request durable_runtime (to register namespaces); it is closed after."""
+        pytester.makeini(PLAIN_INI)
+        pytester.makepyfile(
+            OBJECTS
+            + """
+def test_sync(durable_runtime):
+    SEEN["ns"] = durable_runtime.namespace(Counter, name="COUNTER")
+    SEEN["rt"] = durable_runtime
+    assert durable_runtime.env.COUNTER is SEEN["ns"]
+
+
+def test_closed_after():
+    assert SEEN["rt"]._closed
+"""
+        )
+        result = run(pytester, "-p", "no:asyncio", "-p", "no:anyio")
+        result.assert_outcomes(passed=2)
+
+    def test_runtime_closed_after_failing_test(self, pytester: pytest.Pytester) -> None:
+        """A test that fails still has its runtime closed."""
+        pytester.makeini(AUTO_INI)
+        pytester.makepyfile(
+            OBJECTS
+            + """
+async def test_fails(durable_runtime):
+    SEEN["rt"] = durable_runtime
+    await durable_runtime.namespace(Counter).get_by_name("a").increment()
+    assert False, "on purpose"
+
+
+def test_closed_after():
+    assert SEEN["rt"]._closed
+"""
+        )
+        result = run(pytester, "-p", "no:anyio")
+        result.assert_outcomes(passed=1, failed=1)
+
+    def test_fixtures_are_listed(self, pytester: pytest.Pytester) -> None:
+        """The plugin is registered through its entry point: `pytest --fixtures` shows both fixtures."""
+        pytester.makeini(STRICT_INI)
+        pytester.makepyfile("def test_nothing(): pass\n")
+        result = run(pytester, "--fixtures")
+        result.stdout.fnmatch_lines(["*fixtures defined from durable.pytest_plugin*", "mock_clock -- *"])
+        result.stdout.fnmatch_lines(["durable_runtime -- *", "*fresh in-memory runtime*"])
+
+    def test_plugin_can_be_disabled(self, pytester: pytest.Pytester) -> None:
+        """`-p no:durable` removes the fixtures."""
+        pytester.makeini(STRICT_INI)
+        pytester.makepyfile("def test_uses(durable_runtime): pass\n")
+        result = run(pytester, "-p", "no:durable")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*fixture 'durable_runtime' not found*"])
+
+
+class TestNoRunner:
+    def test_async_test_without_runner(self, pytester: pytest.Pytester) -> None:
+        """With no async plugin at all, an async durable test fails with a message naming the fix."""
+        pytester.makeini(PLAIN_INI)
+        pytester.makepyfile(
+            """
+            async def test_needs_runner(durable_runtime):
+                pass
+            """
+        )
+        result = run(pytester, "-p", "no:asyncio", "-p", "no:anyio")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*durable: test 'test_needs_runner' is async, but no plugin ran it*",
+                "*pip install pytest-asyncio*",
+                "*@pytest.mark.anyio*",
+            ]
+        )
+        result.stdout.no_fnmatch_line("*not natively supported*")
+
+    def test_unmarked_test_in_strict_mode(self, pytester: pytest.Pytester) -> None:
+        """Under pytest-asyncio's strict mode, an unmarked async durable test is told to add the marker."""
+        pytester.makeini(STRICT_INI)
+        pytester.makepyfile(
+            """
+            async def test_unmarked(durable_runtime, mock_clock):
+                pass
+            """
+        )
+        result = run(pytester, "-p", "no:anyio")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*pytest-asyncio is installed but did not take it (strict mode)*"])
+
+    def test_async_fixture_without_runner(self, pytester: pytest.Pytester) -> None:
+        """An async fixture built on durable_runtime, in a run with no async plugin, errors with the fix."""
+        pytester.makeini(PLAIN_INI)
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.fixture
+            async def counters(durable_runtime):
+                return durable_runtime
+
+            def test_sync_but_fixture_async(counters):
+                pass
+            """
+        )
+        result = run(pytester, "-p", "no:asyncio", "-p", "no:anyio")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*durable: fixture 'counters' is async, but no plugin ran it*", "*pip install pytest-asyncio*"])
+
+    def test_other_tests_are_left_alone(self, pytester: pytest.Pytester) -> None:
+        """Async tests that do not use durable's fixtures get pytest's own message, not durable's."""
+        pytester.makeini(PLAIN_INI)
+        pytester.makepyfile("async def test_other(): pass\n")
+        result = run(pytester, "-p", "no:asyncio", "-p", "no:anyio")
+        result.assert_outcomes(failed=1)
+        result.stdout.no_fnmatch_line("*durable:*")
+
+    def test_anyio_trio_backend(self, pytester: pytest.Pytester) -> None:
+        """A test on anyio's trio backend is told that durable needs asyncio."""
+        pytester.makeini(PLAIN_INI)
+        pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.fixture
+            def anyio_backend():
+                return "trio"
+
+            @pytest.mark.anyio
+            async def test_on_trio(durable_runtime):
+                pass
+            """
+        )
+        result = run(pytester, "-p", "no:asyncio")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*durable runs on asyncio, but this test runs on anyio's 'trio' backend*"])
