@@ -7,8 +7,9 @@ made before them are durable, and resets the object when something breaks.
 
 Rules, and the Cloudflare behaviour each mirrors:
 
-- Events start in arrival order, each in its own task, so a call's handler keeps running even if
-  its caller stops waiting (Cloudflare does not cancel a Durable Object's work when a client goes
+- Events start in arrival order. An event starts eagerly, inside the call that delivers it, and
+  moves to a task of its own at its first suspension, so a handler keeps running even if its
+  caller stops waiting (Cloudflare does not cancel a Durable Object's work when a client goes
   away). Calls are not serialized: at any await that is not storage, other events get in, exactly
   as production interleaves them.
 - Writes made without a suspension between them coalesce: the first write opens SQLite's implicit
@@ -27,9 +28,10 @@ Rules, and the Cloudflare behaviour each mirrors:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
@@ -150,6 +152,50 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
+def _nothing_else_ready(flush: asyncio.Handle) -> bool:
+    """Whether the running loop has no callback ready to run but ``flush``.
+
+    Reads the loop's ready queue (``_ready``, present on asyncio's own loops); on a loop without
+    one, answers False, so the commit stays scheduled: correct, one loop turn slower.
+    """
+    ready = getattr(asyncio.get_running_loop(), "_ready", None)
+    if ready is None:
+        return False
+    return not ready or (len(ready) == 1 and ready[0] is flush)
+
+
+async def _drive(call: _Call, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+    """Continue an eagerly started event that suspended, stepping its coroutine as a task would.
+
+    The coroutine yielded ``yielded`` (a future it waits for, or None to let the loop turn). Wait
+    for that, then resume it; it reads the future's outcome itself. If this task is cancelled
+    (the object was reset), the cancellation reaches the coroutine the way a task's would.
+    """
+    call.task = asyncio.current_task()
+    while True:
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)
+            else:
+                # What Task.__step does with a yielded future: mark it as taken over, so that
+                # awaiting it here (and the coroutine's own await resuming) is legitimate.
+                yielded._asyncio_future_blocking = False
+                await yielded
+        except asyncio.CancelledError as exc:
+            if yielded is None or not yielded.cancelled():
+                try:
+                    yielded = coro.throw(exc)  # this task itself was cancelled
+                except StopIteration:
+                    return
+                continue
+        except BaseException:
+            pass  # the future failed: the coroutine raises it when resumed
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
+
+
 _rpc_cache: dict[tuple[type, str], object] = {}
 
 
@@ -202,7 +248,7 @@ class ObjectHost:
         self.instance: DurableObject | None = None
         self.state: State | None = None
         self.batch: _Batch | None = None
-        self._flush_scheduled = False
+        self._flush_handle: asyncio.Handle | None = None
         self.calls: set[_Call] = set()
         self.pending = 0
         self._tasks: set[asyncio.Future[Any]] = set()  # bCW callbacks and wait_until work
@@ -235,9 +281,8 @@ class ObjectHost:
             batch = self.batch = _Batch()
         if gated:
             batch.gated = True
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def alarm_written(self) -> None:
         self._alarm_dirty = True
@@ -263,7 +308,9 @@ class ObjectHost:
 
     def _flush(self) -> None:
         """Commit the implicit transaction (end of turn). Deferred while a transaction runs."""
-        self._flush_scheduled = False
+        handle, self._flush_handle = self._flush_handle, None
+        if handle is not None:
+            handle.cancel()  # when called directly, the scheduled flush has nothing left to do
         db = self.db
         if db.savepoint_depth:
             return  # transaction_ended() schedules the commit
@@ -333,7 +380,17 @@ class ObjectHost:
         fut: asyncio.Future[Any] = loop.create_future()
         self.pending += 1
         runtime._host_busy(self)
-        loop.create_task(self._event(fut, kind, name, args, kwargs))
+        # Eager start (what Python 3.12 calls an eager task): the event runs right here, in a copy
+        # of the caller's context, until it first suspends; only then does a task take it over.
+        # An event that never suspends (most storage-only handlers) costs no task and no loop turn.
+        call = _Call(fut, None)
+        coro = self._event(call, kind, name, args, kwargs)
+        context = contextvars.copy_context()
+        try:
+            yielded = context.run(coro.send, None)
+        except StopIteration:
+            return fut
+        loop.create_task(_drive(call, coro, yielded), context=context)
         return fut
 
     async def _enter(self) -> int:
@@ -363,12 +420,16 @@ class ObjectHost:
         self.state = state
         self.instance = instance
 
-    async def _event(self, fut: asyncio.Future[Any], kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    async def _event(self, call: _Call, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         current_host.set(self)
-        call = _Call(fut, asyncio.current_task())
+        fut = call.fut
         gen = self.gen
         try:
-            gen = await self._enter()
+            gate = self.gate
+            if self.instance is not None and not gate._locks and not gate._waiters:
+                gen = self.gen  # the common case: live instance, open gate, nobody queued
+            else:
+                gen = await self._enter()
             self.calls.add(call)
             result = self._dispatch(kind, name, args, kwargs)
             if inspect.isawaitable(result):
@@ -381,6 +442,12 @@ class ObjectHost:
                 raise _reset_copy(self._broken)
             if not fut.done():
                 self._deliver(fut, result, False)
+                if self._flush_handle is not None and _nothing_else_ready(self._flush_handle):
+                    # This event's turn ends here and nothing else can run before the scheduled
+                    # commit, so no other write could join the batch: commit now rather than one
+                    # loop turn later. When other work is ready (concurrent calls), the scheduled
+                    # commit runs after it and coalesces their writes into the same batch.
+                    self._flush()
         except BaseException as exc:
             if fut.done():
                 return

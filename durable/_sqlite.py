@@ -78,7 +78,12 @@ class ObjectDatabase:
         self._meta_written = False
         # Internal statements carry a per-database random tag, so the prepared-statement cache never
         # hands a statement prepared without the SQL authorizer to user SQL of the same text.
-        self._tag = secrets.token_hex(8)
+        self._tag = tag = secrets.token_hex(8)
+        # The hot statements, built once.
+        self._sql_begin = f"BEGIN -- {tag}"
+        self._sql_commit = f"COMMIT -- {tag}"
+        self._sql_get = f"SELECT value FROM _cf_KV WHERE key = ? -- {tag}"
+        self._sql_put = f"INSERT OR REPLACE INTO _cf_KV VALUES (?, ?) -- {tag}"
         self.in_transaction = False
         self.savepoint_depth = 0
         self.user_sql = False
@@ -126,7 +131,7 @@ class ObjectDatabase:
         """The connection for writing, inside the implicit transaction (opened if needed)."""
         conn = self._conn or self._open()
         if not self.in_transaction:
-            conn.execute(f"BEGIN -- {self._tag}")
+            conn.execute(self._sql_begin)
             self.in_transaction = True
         if not self._meta_written:
             self._write_meta(conn)
@@ -164,7 +169,7 @@ class ObjectDatabase:
         try:
             if failure is not None:
                 raise failure
-            conn.execute(f"COMMIT -- {self._tag}")
+            conn.execute(self._sql_commit)
         except sqlite3.IntegrityError as exc:
             # Deferred constraints (``PRAGMA defer_foreign_keys``) are checked at COMMIT. Cloudflare
             # resets the object with the SQLite message; the host words the reset (see _host._flush).
@@ -234,7 +239,7 @@ class ObjectDatabase:
         conn = self.read_conn()
         if conn is None or not self._kv_exists:
             return None
-        row = conn.execute(f"SELECT value FROM _cf_KV WHERE key = ? -- {self._tag}", (key,)).fetchone()
+        row = conn.execute(self._sql_get, (key,)).fetchone()
         return None if row is None else row[0]
 
     def kv_get_many(self, keys: list[str]) -> list[tuple[str, bytes]]:
@@ -259,11 +264,11 @@ class ObjectDatabase:
 
     def kv_put(self, key: str, value: bytes) -> None:
         conn = self._kv_ready_for_write()
-        conn.execute(f"INSERT OR REPLACE INTO _cf_KV VALUES (?, ?) -- {self._tag}", (key, value))
+        conn.execute(self._sql_put, (key, value))
 
     def kv_put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
         conn = self._kv_ready_for_write()
-        conn.executemany(f"INSERT OR REPLACE INTO _cf_KV VALUES (?, ?) -- {self._tag}", items)
+        conn.executemany(self._sql_put, items)
 
     def kv_delete(self, key: str) -> bool:
         if self.read_conn() is None or not self._kv_exists:

@@ -7,7 +7,7 @@ broken: later calls raise the same error, and ``namespace.get(id)`` gives a work
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from ._codec import clone
@@ -120,8 +120,14 @@ class RpcMethod:
     def __repr__(self) -> str:
         return f"<durable.RpcMethod {self._name} of {self._stub!r}>"
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._stub._call("rpc", self._name, clone(args), clone(kwargs))  # type: ignore[arg-type]
+    def __call__(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        # Copy the arguments (structured clone) now, as the call is made; an empty call has
+        # nothing to copy. Returns the call's coroutine directly (one frame less per call).
+        if args:
+            args = clone(args)  # type: ignore[assignment]
+        if kwargs:
+            kwargs = clone(kwargs)  # type: ignore[assignment]
+        return self._stub._call("rpc", self._name, args, kwargs)
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self._stub._call("get", self._name, (), {}).__await__()
