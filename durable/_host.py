@@ -159,9 +159,10 @@ def _nothing_else_ready(flush: asyncio.Handle) -> bool:
     one, answers False, so the commit stays scheduled: correct, one loop turn slower.
     """
     ready = getattr(asyncio.get_running_loop(), "_ready", None)
-    if ready is None:
+    if ready is None or len(ready) > 8:
         return False
-    return not ready or (len(ready) == 1 and ready[0] is flush)
+    # Cancelled handles (an earlier commit made directly) stay queued until the next turn.
+    return all(handle is flush or handle.cancelled() for handle in ready)
 
 
 async def _drive(call: _Call, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
