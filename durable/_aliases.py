@@ -52,6 +52,13 @@ ALIASES: dict[str, dict[str, str]] = {
         "rowsRead": "rows_read",
         "rowsWritten": "rows_written",
     },
+    "Headers": {"getAll": "get_all", "getSetCookie": "get_set_cookie"},
+    "_Body": {"arrayBuffer": "array_buffer", "bodyUsed": "body_used"},
+    "Response": {"statusText": "status_text"},
+    "ExecutionContext": {
+        "waitUntil": "wait_until",
+        "passThroughOnException": "pass_through_on_exception",
+    },
     "AlarmInfo": {
         "retryCount": "retry_count",
         "isRetry": "is_retry",

@@ -30,6 +30,8 @@ from collections.abc import (
     MutableMapping,
 )
 from typing import Any, Final, Generic, Protocol, TypeVar, Union, final, overload
+
+from ._aliases import camel_aliases
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
@@ -98,6 +100,7 @@ _MISSING: Final = _Missing()
 
 
 @final
+@camel_aliases
 class Headers(MutableMapping[str, str]):
     """Case-insensitive, multi-valued HTTP headers, like the Fetch API's ``Headers``.
 
@@ -235,9 +238,6 @@ class Headers(MutableMapping[str, str]):
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
 
-    # Cloudflare's camelCase spellings.
-    getAll = get_all  # noqa: N815
-    getSetCookie = get_set_cookie  # noqa: N815
 
 
 
@@ -265,6 +265,7 @@ def _normalize_value(value: object) -> str:
 # Bodies
 
 
+@camel_aliases
 class _Body:
     """The body half shared by ``Request`` and ``Response``: read once, as text, JSON or bytes.
 
@@ -364,13 +365,6 @@ class _Body:
         """
         return _json.loads(await self.text())
 
-    # Cloudflare's camelCase spellings.
-    arrayBuffer = array_buffer  # noqa: N815
-
-    @property
-    def bodyUsed(self) -> bool:  # noqa: N802
-        """Same as :attr:`body_used`."""
-        return self._body_used
 
 
 async def _chunks(source: bytes | AsyncIterable[object]) -> AsyncIterator[bytes]:
@@ -603,6 +597,7 @@ class _JsonMember(Generic[_R]):
         return obj._read_json
 
 
+@camel_aliases
 class Response(_Body):
     """An HTTP response, returned by a Worker's or a Durable Object's ``fetch`` handler.
 
@@ -716,11 +711,6 @@ class Response(_Body):
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.status_text}]>"
 
-    # Cloudflare's camelCase spelling.
-    @property
-    def statusText(self) -> str:  # noqa: N802
-        """Same as :attr:`status_text`."""
-        return self.status_text
 
 
 def _default_status_text(status: int) -> str:
@@ -737,6 +727,7 @@ def _default_status_text(status: int) -> str:
 # Workers
 
 
+@camel_aliases
 class ExecutionContext:
     """The ``ctx`` a Worker receives: work that may outlive the response.
 
@@ -776,9 +767,6 @@ class ExecutionContext:
                 ):
                     logger.error("A wait_until() task failed: %r", task, exc_info=result)
 
-    # Cloudflare's camelCase spellings.
-    waitUntil = wait_until  # noqa: N815
-    passThroughOnException = pass_through_on_exception  # noqa: N815
 
 
 class WorkerEntrypoint:
