@@ -31,8 +31,9 @@ from collections.abc import (
 )
 from typing import Any, Final, Generic, Protocol, TypeVar, Union, final, overload
 
-from ._aliases import camel_aliases
 from urllib.parse import urlsplit, urlunsplit
+
+from ._aliases import camel_aliases
 
 __all__ = [
     "ExecutionContext",
