@@ -30,7 +30,6 @@ from collections.abc import (
     MutableMapping,
 )
 from typing import Any, Final, Generic, Protocol, TypeVar, Union, final, overload
-
 from urllib.parse import urlsplit, urlunsplit
 
 from ._aliases import camel_aliases
