@@ -214,6 +214,8 @@ class TestDelivery:
         assert len(infos) == 1
         assert isinstance(infos[0], durable.AlarmInfo)
         assert (infos[0].retry_count, infos[0].is_retry, infos[0].scheduled_time) == (0, False, T0_MS + 1234)
+        camel: Any = infos[0]
+        assert (camel.retryCount, camel.isRetry, camel.scheduledTime) == (0, False, T0_MS + 1234)
 
     async def test_past_time_runs_as_soon_as_possible(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
         """An alarm set in the past runs at once (on advance(0)), with the time it was given."""

@@ -3,7 +3,9 @@ under each async runner (pytest-asyncio auto and strict mode, anyio's plugin) an
 
 from __future__ import annotations
 
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -286,3 +288,33 @@ class TestNoRunner:
         result = run(pytester, "-p", "no:asyncio")
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(["*durable runs on asyncio, but this test runs on anyio's 'trio' backend*"])
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+FILE_BLOCK = re.compile(r"^```\w+\n# (\S+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def doc_files(doc: str) -> dict[str, str]:
+    """The files a doc page shows: code blocks whose first line is ``# <file name>``."""
+    text = (DOCS / doc).read_text(encoding="utf-8")
+    return {name: f"# {name}\n{body}" for name, body in FILE_BLOCK.findall(text)}
+
+
+class TestDocs:
+    @pytest.mark.parametrize("doc", ["testing.md", "alarms.md"])
+    def test_every_code_block_is_a_file(self, doc: str) -> None:
+        """Every code block of the page names its file, so that the test below runs all of them."""
+        text = (DOCS / doc).read_text(encoding="utf-8")
+        assert text.count("```python") + text.count("```toml") == len(FILE_BLOCK.findall(text))
+
+    @pytest.mark.parametrize("doc", ["testing.md", "alarms.md"])
+    def test_examples_pass(self, pytester: pytest.Pytester, doc: str) -> None:
+        """The page's example project passes its own tests."""
+        files = doc_files(doc)
+        for name, body in files.items():
+            (pytester.path / name).write_text(body, encoding="utf-8")
+        if "pyproject.toml" not in files:
+            pytester.makeini(AUTO_INI)
+        tests = sum(body.count("def test_") for name, body in files.items() if name.startswith("test_"))
+        result = run(pytester)
+        result.assert_outcomes(passed=tests)
