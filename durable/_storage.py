@@ -194,13 +194,22 @@ _PUT_OPTIONS = frozenset({"allow_concurrency", "allow_unconfirmed", "no_cache"})
 _LIST_OPTIONS = frozenset({"start", "start_after", "end", "prefix", "reverse", "limit", "allow_concurrency", "no_cache"})
 
 
+_MAX_ALARM_MS = 8_640_000_000_000_000
+"""The largest time a JavaScript ``Date`` holds (ms since the epoch); SQLite's INTEGER holds it too."""
+
+
 def _to_alarm_ms(when: object, host: StorageHost) -> int:
     if isinstance(when, _dt.datetime):
         ms = int(when.timestamp() * 1000)
     elif type(when) is int or type(when) is float:
         if when != when:  # NaN
             raise TypeError("setAlarm() cannot be called with an alarm time that is not a number")
-        ms = int(when)
+        if when > _MAX_ALARM_MS:  # also +inf; a larger time is an invalid Date in JavaScript
+            raise TypeError(
+                f"setAlarm() cannot be called with an alarm time after {_MAX_ALARM_MS} "
+                "(the latest time a JavaScript Date can hold)"
+            )
+        ms = int(when) if when > 0 else 0  # -inf cannot be converted; any time <= 0 is refused below
     else:
         raise TypeError(
             f"setAlarm() takes a time in milliseconds since the epoch (int) or a datetime, "
