@@ -137,7 +137,7 @@ class TestSetAndGet:
         await clock.advance(100)
         assert alarm_times(events) == []
 
-    @pytest.mark.parametrize("when", [0, -1, -T0_MS, 0.5])
+    @pytest.mark.parametrize("when", [0, -1, -T0_MS, 0.5, float("-inf")])
     async def test_time_not_positive_is_type_error(self, rt: durable.Runtime, when: float) -> None:
         """A time <= 0 raises Cloudflare's TypeError."""
         stub = rt.namespace(Alarmed).get_by_name("a")
@@ -158,6 +158,15 @@ class TestSetAndGet:
         stub = rt.namespace(Alarmed).get_by_name("a")
         with pytest.raises(TypeError, match="setAlarm"):
             await stub.arm(when)
+
+    @pytest.mark.parametrize("when", [float("inf"), 8_640_000_000_000_001, 10**30])
+    async def test_time_beyond_javascript_dates_is_type_error(self, rt: durable.Runtime, when: float) -> None:
+        """A time later than the largest JavaScript Date (or infinite) is a TypeError, not an overflow."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        with pytest.raises(TypeError, match=r"after 8640000000000000"):
+            await stub.arm(when)
+        await stub.arm(8_640_000_000_000_000)
+        assert await stub.get() == 8_640_000_000_000_000
 
     async def test_camel_case_aliases(self, rt: durable.Runtime) -> None:
         """setAlarm / getAlarm / deleteAlarm are the same methods."""
