@@ -73,8 +73,13 @@ LIST_INVALIDATED: Final = (
 # sqlite.org/security.html. FUNCTION_ARG is workerd's 127 (SQLite's default), not the 32 the docs
 # list: workerd keeps the default because json_object() needs long argument lists. LENGTH comes
 # from Runtime(limits=...) (see _Connection.configure).
+_SQL_LENGTH: Final = 100_000
+"""Bytes of SQL SQLite compiles at once; exec() checks it against all the SQL it has not run yet."""
+
+_VARIABLE_NUMBER: Final = 100
+
 SQL_LIMITS: Final[tuple[tuple[int, int], ...]] = (
-    (sqlite3.SQLITE_LIMIT_SQL_LENGTH, 100_000),
+    (sqlite3.SQLITE_LIMIT_SQL_LENGTH, _SQL_LENGTH),
     (sqlite3.SQLITE_LIMIT_COLUMN, 100),
     (sqlite3.SQLITE_LIMIT_EXPR_DEPTH, 100),
     (sqlite3.SQLITE_LIMIT_COMPOUND_SELECT, 5),
@@ -82,7 +87,7 @@ SQL_LIMITS: Final[tuple[tuple[int, int], ...]] = (
     (sqlite3.SQLITE_LIMIT_FUNCTION_ARG, 127),
     (sqlite3.SQLITE_LIMIT_ATTACHED, 0),
     (sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 50),
-    (sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100),
+    (sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, _VARIABLE_NUMBER),
     (sqlite3.SQLITE_LIMIT_TRIGGER_DEPTH, 10),
     (sqlite3.SQLITE_LIMIT_WORKER_THREADS, 0),
 )
@@ -381,6 +386,8 @@ def error_offset(sql: str, message: str) -> int | None:
     m = _SYNTAX.fullmatch(message)
     if m is not None:
         return _syntax_error_offset(sql, message, m.group(1) if m.group(1) is not None else m.group(2))
+    if message == "too many SQL variables" or message.startswith("variable number must be between ?1 and ?"):
+        return _variable_error_offset(sql, message)
     m = _NAMED_ERROR.fullmatch(message)
     if m is None:
         return None
@@ -397,23 +404,51 @@ def error_offset(sql: str, message: str) -> int | None:
     return None
 
 
+def _variable_error_offset(sql: str, message: str) -> int | None:
+    """The first parameter SQLite numbers past the limit (or, for ``?NNN``, out of range)."""
+    limit = _VARIABLE_NUMBER
+    count = 0
+    seen: set[str] = set()
+    for kind, start, end in tokens(sql):
+        if kind != "variable":
+            continue
+        text = sql[start:end]
+        if text == "?":
+            count += 1
+        elif text[0] == "?":
+            index = int(text[1:])
+            if not 1 <= index <= limit:
+                return _utf8_offset(sql, start) if message != "too many SQL variables" else None
+            count = max(count, index)
+            continue
+        elif text not in seen:
+            seen.add(text)
+            count += 1
+        else:
+            continue
+        if count > limit and message == "too many SQL variables":
+            return _utf8_offset(sql, start)
+    return None
+
+
 def _syntax_error_offset(sql: str, message: str, token: str) -> int | None:
     spans = [(s, e) for _, s, e in _words(sql)]
     if not spans:
         return None
+
+    # Compile only, on an empty database: under EXPLAIN a statement is compiled and its program
+    # listed, never run. (A statement that is an EXPLAIN already runs nothing either.)
+    explain = "" if sql[spans[0][0] : spans[0][1]].upper() == "EXPLAIN" else "EXPLAIN "
     probe = sqlite3.connect(":memory:", isolation_level=None)
+
+    def fails(k: int) -> bool:
+        try:
+            probe.execute(explain + sql[: spans[k - 1][1]]).close()
+        except (sqlite3.Error, sqlite3.Warning) as exc:
+            return str(exc) == message
+        return False
+
     try:
-        # Compile only: the progress handler interrupts any statement that compiled at its first
-        # instruction, so nothing runs, whatever the prefix says.
-        probe.set_progress_handler(lambda: 1, 1)
-
-        def fails(k: int) -> bool:
-            try:
-                probe.execute(sql[: spans[k - 1][1]]).close()
-            except (sqlite3.Error, sqlite3.Warning) as exc:
-                return str(exc) == message
-            return False
-
         lo, hi = 1, len(spans)
         if not fails(hi):
             return None
@@ -559,12 +594,20 @@ class _Connection:
         self.saw_write = False
         self.probe_hit = False
         self.transaction = False
+        self.switches: list[tuple[str, str]] = []
+        """Switch PRAGMAs (``foreign_keys = OFF``...) the current statement sets."""
+        self.replay: list[tuple[str, str]] = []
+        """Switches set on the scratch database, to set again on the real one when it opens."""
         self._scratch: sqlite3.Connection | None = None
 
     def __call__(self, conn: sqlite3.Connection) -> None:
         """The ``on_open`` hook: configure a connection the database just opened."""
         self.configure(conn)
         self.kinds.clear()
+        replay, self.replay = self.replay, []
+        for name, value in replay:  # names come from ALLOWED_PRAGMAS: safe to splice
+            quoted = value.replace("'", "''")
+            conn.execute(f"PRAGMA {name} = '{quoted}' -- {self.db._tag}")
 
     def configure(self, conn: sqlite3.Connection) -> None:
         """Install workerd's authorizer and limits on ``conn``."""
@@ -579,7 +622,8 @@ class _Connection:
 
         Reading an object that has no database file must not create one; a read of an empty
         database gives the same result on any empty database. A statement that writes is refused
-        here (probe mode) and then run on the real database, which creates it.
+        here (probe mode) and then run on the real database, which creates it. Switches set here
+        (``PRAGMA recursive_triggers = ON``...) are set again on the real database when it opens.
         """
         if self._scratch is None:
             conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
@@ -598,6 +642,9 @@ class _Connection:
                 return _DENY
             if not self.trusted and not authorized(action, arg1, arg2, dbname):
                 return _DENY
+            if action == sqlite3.SQLITE_PRAGMA and arg1 is not None and arg2 is not None:
+                if ALLOWED_PRAGMAS.get(arg1) == _BOOLEAN:
+                    self.switches.append((arg1, arg2))
             if action in _WRITE_ACTIONS:
                 self.saw_write = True
                 if self.probe:
@@ -611,6 +658,7 @@ class _Connection:
         self.probe = probe
         self.trusted = trusted
         self.saw_write = self.probe_hit = self.transaction = False
+        self.switches = []
 
     def remember(self, sql: str) -> None:
         """Record what the authorizer saw of ``sql`` (a statement once seen writing stays a write)."""
@@ -639,25 +687,25 @@ def _state_of(db: ObjectDatabase, row_limit: int | None) -> _Connection:
 
 
 @final
-class SqlRow(dict[str, SqlValue]):
+class SqlRow(dict[str, Any]):
     """One result row: a ``dict`` of column name to value, whose columns are also attributes.
 
     ``row["x"]``, ``row.x``, ``dict(row)`` and ``row.to_py()`` (a plain ``dict``) all work. When
     column names repeat (``SELECT *`` over a join) the last column wins, as on Cloudflare. A
     column named like a ``dict`` method (``keys``, ``items``...) is reached as ``row["keys"]``.
-    RPC copies values by their exact type, so return ``row.to_py()`` (or ``cursor.to_py()``'s
-    lists) from an RPC method rather than the row itself.
+    Values are typed ``Any`` for convenience; at run time they are :data:`SqlValue`\ s. RPC copies
+    values by their exact type, so return ``row.to_py()`` from an RPC method, not the row itself.
     """
 
     __slots__ = ()
 
-    def __getattr__(self, name: str) -> SqlValue:
+    def __getattr__(self, name: str) -> Any:
         try:
             return self[name]
         except KeyError:
             raise AttributeError(f"the row has no column {name!r}") from None
 
-    def to_py(self) -> dict[str, SqlValue]:
+    def to_py(self) -> dict[str, Any]:
         """The row as a plain ``dict``."""
         return dict(self)
 
@@ -847,6 +895,9 @@ class SqlStorage:
         params = tuple(_binding(value, i) for i, value in enumerate(bindings, 1))
         code = query
         while True:
+            # workerd hands SQLite all the SQL not yet run, so the length limit applies to it.
+            if len(code) > _SQL_LENGTH // 4 and len(code.encode("utf-8", "surrogatepass")) > _SQL_LENGTH:
+                raise SqlError("statement too long: SQLITE_TOOBIG", code="SQLITE_TOOBIG")
             bounds = first_statement(code)
             if bounds is None:
                 raise SqlError(NO_STATEMENT)
@@ -864,33 +915,49 @@ class SqlStorage:
         """Prepare ``sql`` and take its first step, on the right connection, in the right mode."""
         db = self._db
         state = self._state
-        if not trusted and _ALTER.match(sql) and _renames_to_reserved(sql):
-            raise SqlError("not authorized: SQLITE_AUTH", code="SQLITE_AUTH")
-        writes = state.kinds.get(sql)
+        if trusted:
+            # A statement authorized without the rules must never be reused, from Python's
+            # statement cache, by the application: give it a text of its own.
+            text = f"{sql}\n-- durable.testing.query {db._tag}"
+        else:
+            text = sql
+            if _ALTER.match(sql) and _renames_to_reserved(sql):
+                raise SqlError("not authorized: SQLITE_AUTH", code="SQLITE_AUTH")
+        writes = state.kinds.get(text)
         if writes is None and _VACUUM_OR_OPTIMIZE.match(sql):
             writes = True  # they write while they run, where the authorizer cannot stop them
         if writes:
             conn = db.write_conn()
             self._host.wrote(True)
-            return self._attempt(conn, sql, params, last=last, probe=False, trusted=trusted)
+            return self._attempt(conn, sql, text, params, last=last, probe=False, trusted=trusted)
         if db.in_transaction:
-            return self._attempt(db.write_conn(), sql, params, last=last, probe=False, trusted=trusted)
+            return self._attempt(db.write_conn(), sql, text, params, last=last, probe=False, trusted=trusted)
         conn = db.read_conn() or state.scratch()
         try:
-            return self._attempt(conn, sql, params, last=last, probe=True, trusted=trusted)
+            return self._attempt(conn, sql, text, params, last=last, probe=True, trusted=trusted)
         except _ProbeHit:
             conn = db.write_conn()
             self._host.wrote(True)
-            return self._attempt(conn, sql, params, last=last, probe=False, trusted=trusted)
+            return self._attempt(conn, sql, text, params, last=last, probe=False, trusted=trusted)
 
     def _attempt(
-        self, conn: sqlite3.Connection, sql: str, params: tuple[SqlValue, ...], *, last: bool, probe: bool, trusted: bool
+        self,
+        conn: sqlite3.Connection,
+        sql: str,
+        text: str,
+        params: tuple[SqlValue, ...],
+        *,
+        last: bool,
+        probe: bool,
+        trusted: bool,
     ) -> tuple[sqlite3.Cursor, int]:
+        """Run ``text`` (``sql``, perhaps marked) to its first step; ``probe``: refuse any write."""
         db = self._db
         state = self._state
         bound: tuple[SqlValue, ...] | dict[str, SqlValue] | None = params
         if params and _NAMED_NEED_A_DICT and ("$" in sql or ":" in sql or "@" in sql):
             bound = _named_parameters(sql, params)
+        scratch = conn is state._scratch
         before = conn.total_changes
         state.start(probe=probe, trusted=trusted)
         db.user_sql = True
@@ -898,9 +965,9 @@ class SqlStorage:
             if bound is None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DeprecationWarning)
-                    cur = conn.execute(sql, params)
+                    cur = conn.execute(text, params)
             else:
-                cur = conn.execute(sql, bound)
+                cur = conn.execute(text, bound)
         except (sqlite3.Error, sqlite3.Warning) as exc:
             if state.probe_hit:
                 raise _ProbeHit from None
@@ -912,10 +979,12 @@ class SqlStorage:
         finally:
             db.user_sql = False
             state.probe = False
-            if not state.probe_hit and conn is not state._scratch:
-                state.remember(sql)
+            if not state.probe_hit and not scratch:
+                state.remember(text)
             if state.saw_write and not probe:
                 self._host.wrote(True)
+        if scratch:
+            state.replay.extend(state.switches)
         return cur, conn.total_changes - before
 
     @property
