@@ -693,7 +693,7 @@ class SqlRow(dict[str, Any]):
     ``row["x"]``, ``row.x``, ``dict(row)`` and ``row.to_py()`` (a plain ``dict``) all work. When
     column names repeat (``SELECT *`` over a join) the last column wins, as on Cloudflare. A
     column named like a ``dict`` method (``keys``, ``items``...) is reached as ``row["keys"]``.
-    Values are typed ``Any`` for convenience; at run time they are :data:`SqlValue`\ s. RPC copies
+    Values are typed ``Any`` for convenience; at run time they are ``SqlValue`` values. RPC copies
     values by their exact type, so return ``row.to_py()`` from an RPC method, not the row itself.
     """
 
