@@ -328,6 +328,19 @@ class TestDelivery:
         await clock.advance(5)
         assert events == [("init", "sleeper"), ("alarm", 5.0, 0, False, T0_MS + 5000)]
 
+    async def test_alarm_set_in_constructor(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+        """A constructor may set the alarm (un-awaited); it commits with the first event and runs."""
+
+        class SelfArming(Alarmed):
+            def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+                super().__init__(ctx, env)
+                ctx.storage.set_alarm(T0_MS + 5000)
+
+        stub = rt.namespace(SelfArming).get_by_name("a")
+        assert await stub.get() == T0_MS + 5000
+        await clock.advance(5)
+        assert alarm_times(events) == [5.0]
+
     async def test_unique_id_object_is_woken(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
         """Objects with unique ids (no name) get their alarms too."""
         ns = rt.namespace(Alarmed)
