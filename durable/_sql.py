@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Union, final
 from ._aliases import camel_aliases, normalize_options
 from ._codec import decode
 from ._exceptions import SqlError
-from ._sqlite import ObjectDatabase
+from ._sqlite import ObjectDatabase, connect
 from ._storage import check_key, compile_range, encode_checked
 
 if TYPE_CHECKING:
@@ -626,7 +626,7 @@ class _Connection:
         (``PRAGMA recursive_triggers = ON``...) are set again on the real database when it opens.
         """
         if self._scratch is None:
-            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            conn = connect(":memory:")  # the same pragmas as the real database (foreign_keys...)
             self.configure(conn)
             weakref.finalize(self, conn.close)
             self._scratch = conn

@@ -377,6 +377,17 @@ class TestValues:
         assert await stub.q("SELECT :p AS a, @q AS b, :p AS c", 1, 2) == [{"a": 1, "b": 2, "c": 1}]
         assert await stub.q("SELECT $v AS a", 5) == [{"a": 5}]
 
+    def test_named_parameters_as_a_dict(self) -> None:
+        """For Python 3.12+, positional bindings become a dict when every parameter has a name."""
+        named = _sql._named_parameters
+        assert named("SELECT ?, ?", (1, 2)) == (1, 2)
+        assert named("SELECT ?2, ?1", (1, 2)) == (1, 2)
+        assert named("SELECT :a, @b, :a, $c", (1, 2, 3)) == {"a": 1, "b": 2, "c": 3}
+        assert named("SELECT ':a', :b", (1,)) == {"b": 1}
+        assert named("SELECT :a, ?", (1, 2)) is None  # an unnamed one: the sequence it is
+        assert named("SELECT :a, @a", (1, 2)) is None  # two names, one key
+        assert named("SELECT :a", (1, 2)) is None  # the wrong count is reported by sqlite3
+
     async def test_nan_binds_as_null(self, stub: Any) -> None:
         """NaN binds as NULL, as SQLite stores it."""
         assert await stub.q("SELECT ? AS v", float("nan")) == [{"v": None}]
@@ -481,6 +492,34 @@ class TestCursor:
             return ins.rows_written, upd.rows_written, counts, ret.rows_written, ret_rows
 
         assert await inside(stub, body) == (6, 2, [0, 1, 3], 3, 3)
+
+    async def test_same_statement_twice_overlapping(self, stub: Any) -> None:
+        """Two cursors of the same SQL can be read interleaved (workerd's test)."""
+
+        def body(obj: Any, ctx: durable.State) -> Any:
+            sql = ctx.storage.sql
+            one = sql.exec("SELECT 1 AS v UNION ALL SELECT 2")
+            two = sql.exec("SELECT 1 AS v UNION ALL SELECT 2")
+            return [r.v for r in two], [r.v for r in one]
+
+        assert await inside(stub, body) == ([1, 2], [1, 2])
+
+    async def test_error_in_a_later_row(self, stub: Any) -> None:
+        """An error met while stepping to a later row is a SqlError, raised by the read that steps there.
+
+        As in workerd, reading a row also steps to the next one, so the error comes with the
+        read of the row before the failing one; the cursor is then finished.
+        """
+        await stub.q("CREATE TABLE t (a); INSERT INTO t VALUES (1), (2), (3)")
+
+        def body(obj: Any, ctx: durable.State) -> Any:
+            cur = ctx.storage.sql.exec("SELECT CASE WHEN a = 3 THEN json('{bad') ELSE a END AS v FROM t")
+            first = next(cur).v
+            with exactly(durable.SqlError, "malformed JSON: SQLITE_ERROR"):
+                next(cur)
+            return first, list(cur)
+
+        assert await inside(stub, body) == (1, [])
 
     async def test_cursor_of_a_reset_object(self, stub: Any) -> None:
         """A cursor kept past a reset raises the reset error when read."""
@@ -943,6 +982,15 @@ class TestCommits:
         async with durable.Runtime(path=tmp_path) as rt:
             stub = rt.namespace(Obj).get_by_name("fresh")
             assert await stub.q("SELECT name FROM sqlite_master WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\'") == [{"name": "t"}]
+
+    async def test_switches_set_before_the_database_exists(self, stub: Any) -> None:
+        """PRAGMA switches read or set before the first write apply to the database once it exists."""
+        assert await stub.q("PRAGMA foreign_keys") == [{"foreign_keys": 1}]
+        await stub.q("PRAGMA foreign_keys = OFF")
+        assert await stub.q("PRAGMA foreign_keys") == [{"foreign_keys": 0}]
+        await stub.q("CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (pid REFERENCES p (id)); INSERT INTO c VALUES (5)")
+        assert await stub.q("PRAGMA foreign_keys") == [{"foreign_keys": 0}]
+        assert await stub.q("SELECT pid FROM c") == [{"pid": 5}]
 
     async def test_deferred_foreign_key_violation_resets(self, durable_runtime: durable.Runtime) -> None:
         """A deferred constraint still violated at commit resets the object with Cloudflare's message."""
