@@ -59,6 +59,14 @@ class State:
         self._host.check_live(self._gen)
         return self._host.block_concurrency_while(callback)
 
+    def now_ms(self) -> int:
+        """The current time in ms since the epoch, on the runtime's clock (JavaScript's ``Date.now()``).
+
+        Object code that reads time through this follows a ``durable.testing.MockClock`` in
+        tests, as alarms do; ``time.time()`` would not.
+        """
+        return self._host.now_ms()
+
     def wait_until(self, work: Awaitable[Any]) -> None:
         """Keep ``work`` running after the current call returns (it does not delay the result).
 

@@ -422,6 +422,10 @@ class Storage:
 
     # -- transactions --
 
+    @overload
+    def transaction(self, closure: Callable[[Transaction], Awaitable[T]]) -> asyncio.Task[T]: ...
+    @overload
+    def transaction(self, closure: Callable[[Transaction], T]) -> asyncio.Task[T]: ...
     def transaction(self, closure: Callable[[Transaction], Awaitable[T] | T]) -> asyncio.Task[T]:
         """Run ``closure(txn)`` as one transaction, with no other event delivered meanwhile.
 

@@ -261,3 +261,14 @@ class TestNotImplemented:
             messages = await testing.run_in_object(stub, probe)
             assert "WebSocket" in messages[0] and "WebSocket" in messages[1]
             assert "Point-in-time recovery" in messages[2] and "Point-in-time recovery" in messages[3]
+
+
+class TestClockInsideObjects:
+    async def test_now_ms_follows_the_runtime_clock(self) -> None:
+        """ctx.now_ms() reads the runtime's clock, so a mock clock moves it."""
+        clock = testing.MockClock(start=1_700_000_000)
+        async with durable.Runtime(clock=clock) as rt:
+            stub = rt.namespace(Base).get_by_name("a")
+            assert await testing.run_in_object(stub, lambda obj, ctx: ctx.now_ms()) == 1_700_000_000_000
+            await clock.advance(2.5)
+            assert await testing.run_in_object(stub, lambda obj, ctx: ctx.now_ms()) == 1_700_000_002_500
