@@ -387,6 +387,13 @@ class Runtime:
         # Let commits scheduled for the end of this turn run before closing.
         await asyncio.sleep(0)
         self._closed = True
+        self._drop_all_hosts(keep_writes=True)
+        if self._meta is not None:
+            self._meta.close()
+        self._release()
+
+    def _drop_all_hosts(self, *, keep_writes: bool) -> None:
+        """End every instance and close every database, committing pending writes or not."""
         if self._sweep_timer is not None:
             self._sweep_timer.cancel()
             self._sweep_timer = None
@@ -394,31 +401,19 @@ class Runtime:
         hosts = list(self._hosts.values())
         self._hosts.clear()
         for host in hosts:
+            if not keep_writes:
+                host.db.rollback()
             with contextlib.suppress(Exception):
                 host.close()
         for db in self._memory.values():
             db.close()
         self._memory.clear()
-        if self._meta is not None:
-            self._meta.close()
-        self._release()
 
     async def reset(self) -> None:
         """Wipe all storage and alarms and drop every instance (a clean slate for the next test)."""
         self._check_open()
         self._alarms.cancel_all()
-        if self._sweep_timer is not None:
-            self._sweep_timer.cancel()
-            self._sweep_timer = None
-        self._idle.clear()
-        hosts = list(self._hosts.values())
-        self._hosts.clear()
-        for host in hosts:
-            host.db.rollback()
-            host.close()
-        for db in self._memory.values():
-            db.close()
-        self._memory.clear()
+        self._drop_all_hosts(keep_writes=False)
         if self.path is not None:
             for ns_dir in self.path.iterdir():
                 if ns_dir.is_dir():

@@ -229,18 +229,24 @@ class TestOutputGate:
         assert await rt.env.COUNTER.get_by_name("a").write_then_call("b") == 1
 
 
+@pytest.fixture
+def commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records every commit that has something to commit."""
+    seen: list[int] = []
+    original = ObjectDatabase.commit
+
+    def counting(self: ObjectDatabase) -> None:
+        if self.in_transaction:
+            seen.append(1)
+        original(self)
+
+    monkeypatch.setattr(ObjectDatabase, "commit", counting)
+    return seen
+
+
 class TestCoalescing:
-    async def test_writes_in_one_turn_commit_once(self, rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_writes_in_one_turn_commit_once(self, rt: Any, commits: list[int]) -> None:
         """Many writes with no suspension between them are one commit."""
-        commits: list[int] = []
-        original = ObjectDatabase.commit
-
-        def counting(self: ObjectDatabase) -> None:
-            if self.in_transaction:
-                commits.append(1)
-            original(self)
-
-        monkeypatch.setattr(ObjectDatabase, "commit", counting)
         await rt.env.COUNTER.get_by_name("c").many_writes(100)
         assert len(commits) == 1
 
@@ -252,17 +258,8 @@ class TestCoalescing:
             await stub.many_writes(50)
         assert await testing.run_in_object(rt.env.COUNTER.get_by_name("c"), lambda o, c: c.storage.list()) == {}
 
-    async def test_concurrent_calls_share_commits(self, rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_concurrent_calls_share_commits(self, rt: Any, commits: list[int]) -> None:
         """Writes of concurrent calls coalesce: 100 concurrent increments take far fewer than 100 commits."""
-        commits: list[int] = []
-        original = ObjectDatabase.commit
-
-        def counting(self: ObjectDatabase) -> None:
-            if self.in_transaction:
-                commits.append(1)
-            original(self)
-
-        monkeypatch.setattr(ObjectDatabase, "commit", counting)
         stub = rt.env.COUNTER.get_by_name("c")
         await asyncio.gather(*(stub.increment() for _ in range(100)))
         assert await stub.get() == 100
