@@ -28,7 +28,6 @@ import sqlite3
 import sys
 import warnings
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final, Union, final
 
@@ -98,10 +97,9 @@ _RECORD_SLACK: Final = 64
 The limit applies to whole records, and a ``_cf_KV`` record is its key and value plus a header of
 a few bytes: a pair that passes ``encode_checked`` (key + value <= the limit) must still fit."""
 
-_KINDS_REMEMBERED: Final = 1024
-"""How many statements' read/write kinds a connection remembers: four times Python's statement
-cache (``cached_statements=256`` in ``_sqlite.connect``), so that every statement Python may run
-from its cache, without calling the authorizer, is still known (both caches are LRU)."""
+_WRITES_REMEMBERED: Final = 4096
+"""How many writing statements a connection remembers before it forgets them all (see
+:meth:`_Connection.remember`)."""
 
 # -- the authorizer's rules (workerd util/sqlite.c++ isAuthorized) --------------------------------
 
@@ -293,6 +291,8 @@ _TOKEN = re.compile(
 )
 """SQLite's tokens, as far as durable needs them: where statements end, where an error is."""
 
+_SLOW_START: Final = frozenset([*" \t\n\r\f\v;-/", ""])
+"""First characters that may start a comment, an empty statement or spaces (and the empty string)."""
 _VACUUM_OR_OPTIMIZE = re.compile(r"(?is)[\s;]*(?:vacuum\b|pragma\s+(?:main\s*\.\s*)?optimize\b)")
 _ALTER = re.compile(r"(?is)(?:\s|;|--[^\n]*|/\*.*?\*/)*alter\b")
 
@@ -317,11 +317,11 @@ def first_statement(code: str) -> tuple[int, int] | None:
     body does not end it) or the end of ``code``; ``None`` when ``code`` holds no statement
     (only spaces, comments and semicolons).
     """
-    stripped = code.lstrip(_WHITESPACE)
-    if stripped and stripped[0] != ";" and not stripped.startswith(("--", "/*")):
-        body = code.rstrip(_WHITESPACE)
-        if ";" not in body[:-1]:  # the common case: one statement, with or without a final ";"
-            return len(code) - len(stripped), len(code)
+    if code[:1] not in _SLOW_START:
+        # The common case: one statement, with or without a final ";".
+        semi = code.find(";")
+        if semi < 0 or semi == len(code.rstrip(_WHITESPACE)) - 1:
+            return 0, len(code)
     first = -1
     for kind, start, end in tokens(code):
         if kind == "space" or kind == "comment":
@@ -498,6 +498,9 @@ def sql_error(exc: BaseException, sql: str) -> SqlError:
 
 # -- bindings ---------------------------------------------------------------------------------------
 
+_NATIVE: Final = frozenset({int, float, str, bytes, type(None)})
+"""Binding types sqlite3 binds as they are (out-of-range ints and lone surrogates it refuses)."""
+
 _NAMED_NEED_A_DICT: bool = sys.version_info >= (3, 12)
 """Python 3.12 deprecates (3.14 refuses) binding named placeholders from a sequence."""
 
@@ -587,8 +590,9 @@ class _Connection:
     def __init__(self, db: ObjectDatabase, row_limit: int | None) -> None:
         self.db = db
         self.row_limit = row_limit
-        self.kinds: OrderedDict[str, bool] = OrderedDict()
-        """Statement text -> whether it writes, for the statements of the current connection."""
+        self.writes: set[str] = set()
+        """Texts of the statements seen writing on the current connection (see remember())."""
+        self._conn: sqlite3.Connection | None = None
         self.probe = False
         self.trusted = False
         self.saw_write = False
@@ -603,7 +607,8 @@ class _Connection:
     def __call__(self, conn: sqlite3.Connection) -> None:
         """The ``on_open`` hook: configure a connection the database just opened."""
         self.configure(conn)
-        self.kinds.clear()
+        self.writes.clear()
+        self._conn = conn
         replay, self.replay = self.replay, []
         for name, value in replay:  # names come from ALLOWED_PRAGMAS: safe to splice
             quoted = value.replace("'", "''")
@@ -654,20 +659,25 @@ class _Connection:
         except Exception:  # pragma: no cover - an exception would be swallowed by sqlite3 anyway
             return _DENY
 
-    def start(self, *, probe: bool, trusted: bool) -> None:
-        self.probe = probe
-        self.trusted = trusted
-        self.saw_write = self.probe_hit = self.transaction = False
-        self.switches = []
-
     def remember(self, sql: str) -> None:
-        """Record what the authorizer saw of ``sql`` (a statement once seen writing stays a write)."""
-        kinds = self.kinds
-        if self.saw_write or sql not in kinds:
-            kinds[sql] = self.saw_write
-        kinds.move_to_end(sql)
-        if len(kinds) > _KINDS_REMEMBERED:
-            kinds.popitem(last=False)
+        """Record that ``sql`` writes, if the authorizer saw it write.
+
+        Python's statement cache runs a statement again without compiling it, so without calling
+        the authorizer: a writing statement run again in probe mode would not be caught, and would
+        run outside the implicit transaction. Every statement that compiled while writing is
+        therefore remembered, and goes straight to the transaction the next time. (Reads need no
+        record: a read run again is still a read.) Past the bound the record is dropped and every
+        compiled statement of the connection is expired (setting the authorizer does that), so
+        each is compiled, and authorized, again before it next runs.
+        """
+        if not self.saw_write:
+            return
+        writes = self.writes
+        writes.add(sql)
+        if len(writes) > _WRITES_REMEMBERED:
+            writes.clear()
+            if self._conn is not None:
+                self._conn.set_authorizer(self.authorize)
 
 
 def _state_of(db: ObjectDatabase, row_limit: int | None) -> _Connection:
@@ -679,7 +689,7 @@ def _state_of(db: ObjectDatabase, row_limit: int | None) -> _Connection:
     if db.is_open:
         conn = db.read_conn()
         assert conn is not None
-        state.configure(conn)
+        state(conn)
     return state
 
 
@@ -754,7 +764,8 @@ class SqlCursor:
         """Rows inserted, updated or deleted so far by the statement, triggers included."""
         return self._written
 
-    def _fetch(self, many: bool) -> list[tuple[SqlValue, ...]]:
+    def _fetch(self, limit: int) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` more rows (all of them for -1); the cursor closes once they run out."""
         cur = self._cur
         if cur is None:
             return []
@@ -765,18 +776,20 @@ class SqlCursor:
         before = conn.total_changes
         db.user_sql = True
         try:
-            if many:
-                rows: list[tuple[SqlValue, ...]] = cur.fetchall()
-            else:
+            if limit == 1:
                 row = cur.fetchone()
-                rows = [] if row is None else [row]
+                rows: list[tuple[Any, ...]] = [] if row is None else [row]
+            elif limit < 0:
+                rows = cur.fetchall()
+            else:
+                rows = cur.fetchmany(limit)
         except (sqlite3.Error, sqlite3.Warning) as exc:
             self._close()
             raise sql_error(exc, self._sql) from exc
         finally:
             db.user_sql = False
             self._written += conn.total_changes - before
-        if many or not rows:
+        if len(rows) != limit:
             self._close()
         self._read += len(rows)
         return rows
@@ -790,7 +803,7 @@ class SqlCursor:
         return self
 
     def __next__(self) -> SqlRow:
-        rows = self._fetch(False)
+        rows = self._fetch(1)
         if not rows:
             raise StopIteration
         return SqlRow(zip(self._names, rows[0]))
@@ -798,17 +811,17 @@ class SqlCursor:
     def to_array(self) -> list[SqlRow]:
         """Every remaining row, as a list."""
         names = self._names
-        return [SqlRow(zip(names, row)) for row in self._fetch(True)]
+        return [SqlRow(zip(names, row)) for row in self._fetch(-1)]
 
     def one(self) -> SqlRow:
         """The one row of the result; raises ``SqlError`` if there are none or several.
 
         It consumes the cursor.
         """
-        rows = self._fetch(False)
+        rows = self._fetch(2)
         if not rows:
             raise SqlError(NO_RESULTS)
-        if self._fetch(False):
+        if len(rows) > 1:
             self._close()
             raise SqlError(MULTIPLE_RESULTS)
         return SqlRow(zip(self._names, rows[0]))
@@ -829,14 +842,14 @@ class _RawIterator:
         return self
 
     def __next__(self) -> list[SqlValue]:
-        rows = self._cursor._fetch(False)
+        rows = self._cursor._fetch(1)
         if not rows:
             raise StopIteration
         return list(rows[0])
 
     def to_array(self) -> list[list[SqlValue]]:
         """Every remaining row, as lists of values."""
-        return [list(row) for row in self._cursor._fetch(True)]
+        return [list(row) for row in self._cursor._fetch(-1)]
 
 
 # -- the SQL API ------------------------------------------------------------------------------------
@@ -888,11 +901,14 @@ class SqlStorage:
         return self._exec(query, bindings, trusted=False)
 
     def _exec(self, query: str, bindings: tuple[Any, ...], *, trusted: bool) -> SqlCursor:
-        host = self._host
-        host.check_live(self._gen)
+        self._host.check_live(self._gen)
         if type(query) is not str:
             raise TypeError(f"sql.exec() takes the SQL as a str, not {type(query).__name__}")
-        params = tuple(_binding(value, i) for i, value in enumerate(bindings, 1))
+        params: tuple[SqlValue, ...] = bindings  # checked by sqlite3 as it binds (see _attempt)
+        for value in bindings:
+            if type(value) not in _NATIVE:
+                params = tuple(_binding(value, i) for i, value in enumerate(bindings, 1))
+                break
         code = query
         while True:
             # workerd hands SQLite all the SQL not yet run, so the length limit applies to it.
@@ -905,13 +921,13 @@ class SqlStorage:
             sql = code[:end]
             rest = code[end:].lstrip(_WHITESPACE)
             if not rest:
-                cur, written = self._run(sql, params, last=True, trusted=trusted)
+                cur, written = self._run(sql, params, True, trusted)
                 return SqlCursor(self, cur, sql, written)
-            cur, _ = self._run(sql, (), last=False, trusted=trusted)
+            cur, _ = self._run(sql, (), False, trusted)
             cur.close()
             code = rest
 
-    def _run(self, sql: str, params: tuple[SqlValue, ...], *, last: bool, trusted: bool) -> tuple[sqlite3.Cursor, int]:
+    def _run(self, sql: str, params: tuple[SqlValue, ...], last: bool, trusted: bool) -> tuple[sqlite3.Cursor, int]:
         """Prepare ``sql`` and take its first step, on the right connection, in the right mode."""
         db = self._db
         state = self._state
@@ -923,33 +939,23 @@ class SqlStorage:
             text = sql
             if _ALTER.match(sql) and _renames_to_reserved(sql):
                 raise SqlError("not authorized: SQLITE_AUTH", code="SQLITE_AUTH")
-        writes = state.kinds.get(text)
-        if writes is None and _VACUUM_OR_OPTIMIZE.match(sql):
-            writes = True  # they write while they run, where the authorizer cannot stop them
-        if writes:
+        if text in state.writes or _VACUUM_OR_OPTIMIZE.match(sql):
+            # (VACUUM and PRAGMA optimize write while they run, where the authorizer cannot stop them)
             conn = db.write_conn()
             self._host.wrote(True)
-            return self._attempt(conn, sql, text, params, last=last, probe=False, trusted=trusted)
+            return self._attempt(conn, sql, text, params, last, False, trusted)
         if db.in_transaction:
-            return self._attempt(db.write_conn(), sql, text, params, last=last, probe=False, trusted=trusted)
+            return self._attempt(db.write_conn(), sql, text, params, last, False, trusted)
         conn = db.read_conn() or state.scratch()
         try:
-            return self._attempt(conn, sql, text, params, last=last, probe=True, trusted=trusted)
+            return self._attempt(conn, sql, text, params, last, True, trusted)
         except _ProbeHit:
             conn = db.write_conn()
             self._host.wrote(True)
-            return self._attempt(conn, sql, text, params, last=last, probe=False, trusted=trusted)
+            return self._attempt(conn, sql, text, params, last, False, trusted)
 
     def _attempt(
-        self,
-        conn: sqlite3.Connection,
-        sql: str,
-        text: str,
-        params: tuple[SqlValue, ...],
-        *,
-        last: bool,
-        probe: bool,
-        trusted: bool,
+        self, conn: sqlite3.Connection, sql: str, text: str, params: tuple[SqlValue, ...], last: bool, probe: bool, trusted: bool
     ) -> tuple[sqlite3.Cursor, int]:
         """Run ``text`` (``sql``, perhaps marked) to its first step; ``probe``: refuse any write."""
         db = self._db
@@ -959,7 +965,11 @@ class SqlStorage:
             bound = _named_parameters(sql, params)
         scratch = conn is state._scratch
         before = conn.total_changes
-        state.start(probe=probe, trusted=trusted)
+        state.probe = probe
+        state.trusted = trusted
+        state.saw_write = state.probe_hit = state.transaction = False
+        if state.switches:
+            state.switches = []
         db.user_sql = True
         try:
             if bound is None:
@@ -976,14 +986,20 @@ class SqlStorage:
             if isinstance(exc, sqlite3.ProgrammingError) and str(exc).startswith("Incorrect number of bindings"):
                 raise SqlError(WRONG_BINDINGS if last else MULTI_PARAMETERS) from exc
             raise sql_error(exc, sql) from exc
+        except (OverflowError, UnicodeEncodeError):
+            # sqlite3 refused a value while binding it: say which, as _binding words it.
+            for i, value in enumerate(params, 1):
+                _binding(value, i)
+            raise  # pragma: no cover - _binding refuses whatever sqlite3 refuses
         finally:
             db.user_sql = False
             state.probe = False
-            if not state.probe_hit and not scratch:
-                state.remember(text)
-            if state.saw_write and not probe:
-                self._host.wrote(True)
-        if scratch:
+            if state.saw_write:
+                if not scratch and not state.probe_hit:
+                    state.remember(text)
+                if not probe:
+                    self._host.wrote(True)
+        if scratch and state.switches:
             state.replay.extend(state.switches)
         return cur, conn.total_changes - before
 
