@@ -786,6 +786,9 @@ class SqlCursor:
         except (sqlite3.Error, sqlite3.Warning) as exc:
             self._close()
             raise sql_error(exc, self._sql) from exc
+        except MemoryError as exc:
+            self._close()
+            raise SqlError("out of memory: SQLITE_NOMEM", code="SQLITE_NOMEM") from exc
         finally:
             db.user_sql = False
             self._written += conn.total_changes - before
@@ -986,6 +989,10 @@ class SqlStorage:
             if isinstance(exc, sqlite3.ProgrammingError) and str(exc).startswith("Incorrect number of bindings"):
                 raise SqlError(WRONG_BINDINGS if last else MULTI_PARAMETERS) from exc
             raise sql_error(exc, sql) from exc
+        except MemoryError as exc:
+            # sqlite3 turns SQLITE_NOMEM into MemoryError. It is what SQLite returns for a
+            # statement past SQLITE_LIMIT_VDBE_OP, as well as for a real shortage.
+            raise SqlError("out of memory: SQLITE_NOMEM", code="SQLITE_NOMEM") from exc
         except (OverflowError, UnicodeEncodeError):
             # sqlite3 refused a value while binding it: say which, as _binding words it.
             for i, value in enumerate(params, 1):

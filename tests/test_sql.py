@@ -741,10 +741,12 @@ class TestLimits:
             ("SELECT zeroblob(2 * 1024 * 1024 + 65)", "string or blob too big: SQLITE_TOOBIG"),
             ("SELECT 1" + " " * 100_000, "statement too long: SQLITE_TOOBIG"),
             ("SELECT 1;" + " SELECT 2;" * 10_000, "statement too long: SQLITE_TOOBIG"),
+            ("INSERT INTO t VALUES " + ",".join(["(1)"] * 20_000), "out of memory: SQLITE_NOMEM"),
         ],
     )
     async def test_limits(self, stub: Any, sql: str, message: str) -> None:
-        """Columns, expression depth, compound SELECTs, function arguments, LIKE patterns, lengths."""
+        """Columns, expression depth, compound SELECTs, function arguments, LIKE patterns, lengths, VM size."""
+        await stub.q("CREATE TABLE t (a)")
         with exactly(durable.SqlError, message):
             await stub.q(sql)
 
@@ -961,6 +963,21 @@ class TestCommits:
         assert await inside(stub, body) is True
         await testing.evict(stub)
         assert await stub.q("SELECT count(*) AS n FROM t") == [{"n": 4}]
+
+    async def test_forgotten_write_statement_still_opens_the_transaction(self, stub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Past the bound on remembered writes, a cached write statement is compiled, and caught, again."""
+        monkeypatch.setattr(_sql, "_WRITES_REMEMBERED", 2)
+        await stub.q("CREATE TABLE t (a)")
+        for value in range(4):  # the third distinct write makes the connection forget them all
+            await stub.q(f"INSERT INTO t VALUES ({value})")
+
+        def body(obj: Any, ctx: durable.State) -> Any:
+            ctx.storage.sql.exec("INSERT INTO t VALUES (0)")  # in Python's statement cache, forgotten here
+            return ctx.storage._db.in_transaction
+
+        assert await inside(stub, body) is True
+        await testing.evict(stub)
+        assert await stub.q("SELECT count(*) AS n FROM t") == [{"n": 5}]
 
     async def test_reading_does_not_create_a_database(self, tmp_path: Path) -> None:
         """On a persisted runtime, SQL reads of a new object create no file; its first write does."""
