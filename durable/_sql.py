@@ -379,7 +379,8 @@ def error_offset(sql: str, message: str) -> int | None:
 
     Python's sqlite3 does not expose it. Syntax errors are located exactly: the error token is
     the last token of the shortest prefix of ``sql`` that fails the same way, found by binary
-    search on a scratch connection that compiles but never runs anything. Errors that name a
+    search, compiling prefixes under ``EXPLAIN`` (so nothing runs) on an empty database. The
+    first parameter past the limit is found by numbering parameters as SQLite does. Errors that name a
     column, function or table point, as SQLite's do, at the first token with that name (SQLite
     records the exact expression; the first occurrence is nearly always it).
     """
@@ -907,6 +908,11 @@ class SqlStorage:
         self._host.check_live(self._gen)
         if type(query) is not str:
             raise TypeError(f"sql.exec() takes the SQL as a str, not {type(query).__name__}")
+        if not query.isascii():
+            try:
+                query.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise TypeError(f"sql.exec() SQL has a lone surrogate at index {exc.start}; it must be valid Unicode") from None
         params: tuple[SqlValue, ...] = bindings  # checked by sqlite3 as it binds (see _attempt)
         for value in bindings:
             if type(value) not in _NATIVE:

@@ -203,9 +203,11 @@ class TestExec:
             await stub.q(sql, *bindings)
 
     async def test_query_must_be_str(self, stub: Any) -> None:
-        """SQL given as anything but str raises TypeError."""
+        """SQL given as anything but valid Unicode str raises TypeError."""
         with pytest.raises(TypeError, match="str"):
             await inside(stub, lambda o, c: c.storage.sql.exec(b"SELECT 1"))  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="lone surrogate at index 8"):
+            await stub.q("SELECT '\ud800'")
 
     async def test_database_size(self, stub: Any) -> None:
         """database_size is (pages in use) x (page size): a table adds a page, dropping it removes it."""
@@ -937,6 +939,16 @@ class TestCommits:
         with pytest.raises(durable.SqlError, match="UNIQUE"):
             await stub.q("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); INSERT INTO t VALUES (1)")
         assert await stub.q("SELECT a FROM t ORDER BY a") == [{"a": 1}, {"a": 2}]
+
+    async def test_reads_are_not_held_and_commit_nothing(self, durable_runtime: durable.Runtime) -> None:
+        """A call that only reads commits nothing, so an injected commit failure waits for a write."""
+        ns = durable_runtime.namespace(Obj)
+        stub = ns.get_by_name("a")
+        testing.fail_next_commit(stub)
+        assert await stub.q("SELECT 1 AS x") == [{"x": 1}]
+        assert await stub.q("PRAGMA table_list") != []
+        with pytest.raises(durable.ObjectResetError):
+            await stub.q("CREATE TABLE t (a)")
 
     async def test_reads_open_no_transaction(self, stub: Any) -> None:
         """A read runs outside the implicit transaction; a write opens it."""
