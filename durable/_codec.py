@@ -84,10 +84,25 @@ from typing import Any, Final
 
 from ._exceptions import DataCloneError, DataCorruptionError
 
-__all__ = ["FORMAT_VERSION", "clone", "decode", "encode"]
+__all__ = ["FORMAT_VERSION", "clone", "copy_as_dict", "decode", "encode"]
 
 FORMAT_VERSION: Final[int] = 1
 """The first byte of every encoding. Bump it, and keep reading the old one, if the format changes."""
+
+_DICT_LIKE: set[type] = set()
+"""dict subclasses of durable itself that are copied as plain dicts (see :func:`copy_as_dict`)."""
+
+
+def copy_as_dict(cls: type[dict[Any, Any]]) -> None:
+    """Copy instances of ``cls``, a ``dict`` subclass of `durable`'s own, as plain dicts.
+
+    Structured clone drops the prototype of what it copies; `durable` refuses subclasses instead,
+    so that no user type is silently lost, except for its own result types registered here, such
+    as SQL rows (``durable.SqlRow``), which are plain data with attribute access added.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, dict)):
+        raise TypeError(f"copy_as_dict() takes a dict subclass, not {cls!r}")
+    _DICT_LIKE.add(cls)
 
 # -- tags -------------------------------------------------------------------------------------------
 
@@ -474,7 +489,7 @@ def _encode_container(value: object, out: list[bytes]) -> None:
             if ref is not None:
                 append(_REF_HEADERS[ref] if ref < 128 else _header(_REF, ref))
                 continue
-            if t is dict:
+            if t is dict or t in _DICT_LIKE:
                 memo[oid] = count
                 count += 1
                 n = len(v)
@@ -1078,8 +1093,8 @@ def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
     depth += 1
     atomic = _ATOMIC
     new: Any
-    if t is dict:
-        new = v.copy()
+    if t is dict or t in _DICT_LIKE:
+        new = dict.copy(v)
         memo[oid] = new
         for key, item in v.items():
             if type(key) not in atomic:

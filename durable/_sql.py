@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final, Union, final
 
 from ._aliases import camel_aliases, normalize_options
-from ._codec import decode
+from ._codec import copy_as_dict, decode
 from ._exceptions import SqlError
 from ._sqlite import ObjectDatabase, connect
 from ._storage import check_key, compile_range, encode_checked
@@ -704,8 +704,8 @@ class SqlRow(dict[str, Any]):
     ``row["x"]``, ``row.x``, ``dict(row)`` and ``row.to_py()`` (a plain ``dict``) all work. When
     column names repeat (``SELECT *`` over a join) the last column wins, as on Cloudflare. A
     column named like a ``dict`` method (``keys``, ``items``...) is reached as ``row["keys"]``.
-    Values are typed ``Any`` for convenience; at run time they are ``SqlValue`` values. RPC copies
-    values by their exact type, so return ``row.to_py()`` from an RPC method, not the row itself.
+    Values are typed ``Any`` for convenience; at run time they are ``SqlValue`` values. Rows cross
+    RPC and storage as plain dicts (structured clone drops the class, as Cloudflare's does).
     """
 
     __slots__ = ()
@@ -722,6 +722,9 @@ class SqlRow(dict[str, Any]):
 
     def __repr__(self) -> str:
         return f"SqlRow({dict.__repr__(self)})"
+
+
+copy_as_dict(SqlRow)
 
 
 @final

@@ -1367,3 +1367,17 @@ class TestExample:
             [sys.executable, str(ROOT / "examples" / "sql_schema.py")], capture_output=True, text=True, timeout=60, check=True
         )
         assert "pending: ['ship the release']" in out.stdout
+
+
+class TestRowsOverRpc:
+    async def test_rows_cross_rpc_as_plain_dicts(self) -> None:
+        """to_array() rows returned from an RPC method arrive as plain dicts, as structured clone gives."""
+
+        class Rows(durable.DurableObject):
+            def rows(self) -> Any:
+                return self.ctx.storage.sql.exec("SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y'").to_array()
+
+        async with durable.Runtime() as rt:
+            rows = await rt.namespace(Rows).get_by_name("r").rows()
+        assert rows == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+        assert all(type(row) is dict for row in rows)
