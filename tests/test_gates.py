@@ -150,7 +150,7 @@ class TestInputGate:
         """Two calls that await something else between read and write both read the same value."""
         Counter.barrier = asyncio.Barrier(2)
         stub = rt.env.COUNTER.get_by_name("c")
-        assert await asyncio.gather(stub.racy_increment(), stub.racy_increment()) == [0, 0]
+        assert list(await asyncio.gather(stub.racy_increment(), stub.racy_increment())) == [0, 0]
         assert await stub.get() == 1  # the lost update production would show too
 
     async def test_block_concurrency_while_serializes(self, rt: Any) -> None:
