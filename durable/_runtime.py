@@ -437,10 +437,18 @@ class Runtime:
             try:
                 oid = ns._ids.from_string(hexid)
             except TypeError:
-                continue
-            host = self._host(ns, oid)
-            if host.db.has_data():
-                found[hexid] = host.id
-            if not host.busy and host.instance is None and host.db.file is not None:
-                host.db.close()
+                continue  # not an object file of this namespace
+            key = (ns.name, hexid)
+            host = self._hosts.get(key)
+            db = host.db if host is not None else self._memory.get(key)
+            probe = db is None
+            if db is None:  # look at the file without bringing the object to life
+                db = ObjectDatabase(self._object_file(*key), synchronous=self.synchronous)
+            try:
+                if db.has_data():
+                    name = oid.name if oid.name is not None else db.stored_name()
+                    found[hexid] = ns._ids.from_string(hexid, name=name) if name is not None else oid
+            finally:
+                if probe:
+                    db.close()
         return [found[h] for h in sorted(found)]

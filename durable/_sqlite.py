@@ -58,8 +58,9 @@ def connect(file: Path | str, *, synchronous: str = "NORMAL", exclusive: bool = 
     if os.fspath(file) != ":memory:":
         if exclusive:
             conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-        conn.execute("PRAGMA journal_mode=WAL")
+        # synchronous first: switching a new file to WAL is itself a write, made at this level.
         conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
@@ -115,8 +116,14 @@ class ObjectDatabase:
         if self.file is None:
             conn = connect(":memory:")
         else:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            conn = connect(self.file, synchronous=self._synchronous)
+            try:
+                conn = connect(self.file, synchronous=self._synchronous)
+            except sqlite3.OperationalError:
+                if self.file.parent.is_dir():
+                    raise
+                # The namespace's folder is made on its first object's first write only.
+                self.file.parent.mkdir(parents=True, exist_ok=True)
+                conn = connect(self.file, synchronous=self._synchronous)
         self._conn = conn
         names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
         self._kv_exists = "_cf_KV" in names

@@ -158,3 +158,17 @@ class TestPathLock:
                     stream.close()
         async with durable.Runtime(path=tmp_path):  # the lock died with the process
             pass
+
+
+class TestListIdsLeavesNoTrace:
+    async def test_list_ids_does_not_bring_objects_to_life(self, tmp_path: Path) -> None:
+        """list_ids reads the files without registering a live object for each."""
+        async with durable.Runtime(path=tmp_path) as rt:
+            ns = rt.namespace(Obj)
+            for i in range(5):
+                await ns.get_by_name(str(i)).write("k", i)
+        async with durable.Runtime(path=tmp_path) as rt:
+            ns = rt.namespace(Obj)
+            ids = await testing.list_ids(ns)
+            assert sorted(oid.name or "" for oid in ids) == [str(i) for i in range(5)]
+            assert rt._hosts == {}
