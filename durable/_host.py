@@ -13,8 +13,10 @@ Rules, and the Cloudflare behaviour each mirrors:
   away). Calls are not serialized: at any await that is not storage, other events get in, exactly
   as production interleaves them.
 - Writes made without a suspension between them coalesce: the first write opens SQLite's implicit
-  transaction and schedules one commit with ``loop.call_soon``, which runs once the current turn
-  yields (workerd commits SQLite-backed objects on the next turn of the event loop).
+  transaction, which commits when the turn ends (workerd commits SQLite-backed objects on the
+  next turn of the event loop). When an event's synchronous step ends and nothing else is ready
+  to run, the commit happens at once; otherwise it is scheduled after the ready work, so the
+  writes of concurrent events share one commit (``step_done``).
 - Output gate: a result (value or error) leaves only after the commit of every write made before
   it; a call the object makes to another object also waits. ``allow_unconfirmed`` writes do not
   hold it. If the commit fails, held results become reset errors, the batch is rolled back and the
@@ -152,20 +154,19 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-def _nothing_else_ready(flush: asyncio.Handle) -> bool:
-    """Whether the running loop has no callback ready to run but ``flush``.
+def _nothing_else_ready() -> bool:
+    """Whether the running loop has no callback ready to run (other work of this turn).
 
     Reads the loop's ready queue (``_ready``, present on asyncio's own loops); on a loop without
-    one, answers False, so the commit stays scheduled: correct, one loop turn slower.
+    one, answers False, so the commit is scheduled: correct, one loop turn slower.
     """
     ready = getattr(asyncio.get_running_loop(), "_ready", None)
     if ready is None or len(ready) > 8:
         return False
-    # Cancelled handles (an earlier commit made directly) stay queued until the next turn.
-    return all(handle is flush or handle.cancelled() for handle in ready)
+    return all(handle.cancelled() for handle in ready)  # cancelled ones wait for the next turn
 
 
-async def _drive(call: _Call, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+async def _drive(host: ObjectHost, call: _Call, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
     """Continue an eagerly started event that suspended, stepping its coroutine as a task would.
 
     The coroutine yielded ``yielded`` (a future it waits for, or None to let the loop turn). Wait
@@ -184,17 +185,23 @@ async def _drive(call: _Call, coro: Coroutine[Any, Any, None], yielded: Any) -> 
                 await yielded
         except asyncio.CancelledError as exc:
             if yielded is None or not yielded.cancelled():
+                host.steps += 1
                 try:
                     yielded = coro.throw(exc)  # this task itself was cancelled
                 except StopIteration:
                     return
+                finally:
+                    host.step_done()
                 continue
         except BaseException:
             pass  # the future failed: the coroutine raises it when resumed
+        host.steps += 1
         try:
             yielded = coro.send(None)
         except StopIteration:
             return
+        finally:
+            host.step_done()
 
 
 _rpc_cache: dict[tuple[type, str], object] = {}
@@ -250,6 +257,8 @@ class ObjectHost:
         self.state: State | None = None
         self.batch: _Batch | None = None
         self._flush_handle: asyncio.Handle | None = None
+        self.steps = 0
+        """Synchronous steps of events running right now (nested when events call back in)."""
         self.calls: set[_Call] = set()
         self.pending = 0
         self._tasks: set[asyncio.Future[Any]] = set()  # bCW callbacks and wait_until work
@@ -282,7 +291,9 @@ class ObjectHost:
             batch = self.batch = _Batch()
         if gated:
             batch.gated = True
-        if self._flush_handle is None:
+        if self._flush_handle is None and not self.steps:
+            # A write outside any event step (a background task, a block_concurrency_while
+            # callback, test code): commit once this turn ends. Inside a step, step_done() decides.
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def alarm_written(self) -> None:
@@ -387,12 +398,31 @@ class ObjectHost:
         call = _Call(fut, None)
         coro = self._event(call, kind, name, args, kwargs)
         context = contextvars.copy_context()
+        self.steps += 1
         try:
             yielded = context.run(coro.send, None)
         except StopIteration:
             return fut
-        loop.create_task(_drive(call, coro, yielded), context=context)
+        finally:
+            self.step_done()
+        loop.create_task(_drive(self, call, coro, yielded), context=context)
         return fut
+
+    def step_done(self) -> None:
+        """An event's synchronous step ended (it returned or suspended): its turn is over.
+
+        If it left writes uncommitted: commit now when nothing else is ready to run in this loop
+        turn (no other write could join the batch, and the held result goes out at once), or
+        schedule the commit after the ready work, which coalesces concurrent events' writes into
+        one batch, as workerd commits on the next turn of the event loop.
+        """
+        self.steps -= 1
+        if self.steps or self.batch is None or self._flush_handle is not None:
+            return
+        if _nothing_else_ready():
+            self._flush()
+        else:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     async def _enter(self) -> int:
         """Wait at the gate, build the instance if needed; returns the generation entered."""
@@ -442,13 +472,7 @@ class ObjectHost:
             if gen != self.gen:
                 raise _reset_copy(self._broken)
             if not fut.done():
-                self._deliver(fut, result, False)
-                if self._flush_handle is not None and _nothing_else_ready(self._flush_handle):
-                    # This event's turn ends here and nothing else can run before the scheduled
-                    # commit, so no other write could join the batch: commit now rather than one
-                    # loop turn later. When other work is ready (concurrent calls), the scheduled
-                    # commit runs after it and coalesces their writes into the same batch.
-                    self._flush()
+                self._deliver(fut, result, False)  # held until the commit that step_done() makes
         except BaseException as exc:
             if fut.done():
                 return
