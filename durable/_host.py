@@ -161,7 +161,9 @@ def _nothing_else_ready() -> bool:
     one, answers False, so the commit is scheduled: correct, one loop turn slower.
     """
     ready = getattr(asyncio.get_running_loop(), "_ready", None)
-    if ready is None or len(ready) > 8:
+    if not ready:
+        return ready is not None
+    if len(ready) > 8:
         return False
     return all(handle.cancelled() for handle in ready)  # cancelled ones wait for the next turn
 
@@ -247,6 +249,9 @@ class ObjectHost:
         self.runtime = runtime
         self.cls = cls
         self.id = oid
+        self.key = (oid._namespace, oid._hex)
+        self.detached = False
+        """Set once the runtime has forgotten this host (evicted, closed): stubs look up anew."""
         self.db = db
         self.kv_backed = kv_backed
         self.limits = limits

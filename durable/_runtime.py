@@ -303,7 +303,9 @@ class Runtime:
         return self._host(ns, ns._ids.from_string(hexid))
 
     def _host_busy(self, host: ObjectHost) -> None:
-        self._alarms.attach_loop()  # arms alarms registered before a loop ran; records the loop
+        alarms = self._alarms
+        if alarms.loop is None or alarms._unarmed:
+            alarms.attach_loop()  # arms alarms registered before a loop ran; records the loop
         self._idle.pop((host.id._namespace, host.id._hex), None)
 
     def _ns_of(self, host: ObjectHost) -> str:
@@ -315,12 +317,13 @@ class Runtime:
         # would cost more than the call); the oldest go first when max_live_objects is exceeded.
         if self._closed:
             return
-        key = (host.id._namespace, host.id._hex)
-        if self._hosts.get(key) is not host:
+        if host.detached:
             return
+        key = host.key
         idle = self._idle
-        idle.pop(key, None)
         now = self.clock.time()
+        if key in idle:
+            idle.move_to_end(key)
         idle[key] = now
         while len(self._hosts) > self.max_live_objects and idle:
             victim_key, _ = idle.popitem(last=False)
@@ -352,6 +355,7 @@ class Runtime:
         host.evict()
         if not host.db.in_transaction:
             del self._hosts[key]
+            host.detached = True
             if not host.db.exists():
                 self._memory.pop(key, None)  # an in-memory object that never wrote leaves nothing
 
@@ -401,6 +405,7 @@ class Runtime:
         hosts = list(self._hosts.values())
         self._hosts.clear()
         for host in hosts:
+            host.detached = True
             if not keep_writes:
                 host.db.rollback()
             with contextlib.suppress(Exception):
@@ -441,7 +446,7 @@ class Runtime:
             key = (ns.name, hexid)
             host = self._hosts.get(key)
             db = host.db if host is not None else self._memory.get(key)
-            probe = db is None
+            probing = db is None
             if db is None:  # look at the file without bringing the object to life
                 db = ObjectDatabase(self._object_file(*key), synchronous=self.synchronous)
             try:
@@ -449,6 +454,6 @@ class Runtime:
                     name = oid.name if oid.name is not None else db.stored_name()
                     found[hexid] = ns._ids.from_string(hexid, name=name) if name is not None else oid
             finally:
-                if probe:
+                if probing:
                     db.close()
         return [found[h] for h in sorted(found)]

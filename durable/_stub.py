@@ -43,18 +43,22 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         resp = await stub.fetch("http://do/increment")   # HTTP handler
     """
 
-    __slots__ = ("_broken", "_namespace", "id")
+    __slots__ = ("_broken", "_host_cache", "_methods", "_namespace", "id")
 
     _how_to_get = ": use namespace.get(id) or namespace.get_by_name(name)"
 
     id: DurableObjectId
     _namespace: Namespace[Any]
     _broken: BaseException | None
+    _host_cache: ObjectHost | None
+    _methods: dict[str, RpcMethod]
 
     def __init__(self, namespace: Namespace[Any], oid: DurableObjectId) -> None:
         object.__setattr__(self, "_namespace", namespace)
         object.__setattr__(self, "id", oid)
         object.__setattr__(self, "_broken", None)
+        object.__setattr__(self, "_host_cache", None)
+        object.__setattr__(self, "_methods", {})
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"cannot set attribute {name!r} on a Durable Object stub")
@@ -68,12 +72,19 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         return self.id.name
 
     def __getattr__(self, name: str) -> RpcMethod:
-        if name.startswith("__") and name.endswith("__"):
-            raise AttributeError(name)
-        return RpcMethod(self, name)
+        method = self._methods.get(name)
+        if method is None:
+            if name.startswith("__") and name.endswith("__"):
+                raise AttributeError(name)
+            method = self._methods[name] = RpcMethod(self, name)
+        return method
 
     def _host(self) -> ObjectHost:
-        return self._namespace._host(self.id)
+        host = self._host_cache
+        if host is None or host.detached:
+            host = self._namespace._host(self.id)
+            object.__setattr__(self, "_host_cache", host)
+        return host
 
     async def _call(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         broken = self._broken
