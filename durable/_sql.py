@@ -405,11 +405,15 @@ def error_offset(sql: str, message: str) -> int | None:
     return None
 
 
-def _variable_error_offset(sql: str, message: str) -> int | None:
-    """The first parameter SQLite numbers past the limit (or, for ``?NNN``, out of range)."""
-    limit = _VARIABLE_NUMBER
-    count = 0
+def _numbered_variables(sql: str) -> Iterator[tuple[str, int, int]]:
+    """Each parameter of ``sql`` as SQLite numbers them: ``(text, start offset, count so far)``.
+
+    ``?`` takes the next number; ``?NNN`` takes NNN (the count becomes the largest number seen);
+    a name (``:x``, ``@x``, ``$x``) takes the next number where it first appears and is not
+    yielded again after that.
+    """
     seen: set[str] = set()
+    count = 0
     for kind, start, end in tokens(sql):
         if kind != "variable":
             continue
@@ -417,15 +421,22 @@ def _variable_error_offset(sql: str, message: str) -> int | None:
         if text == "?":
             count += 1
         elif text[0] == "?":
-            index = int(text[1:])
-            if not 1 <= index <= limit:
-                return _utf8_offset(sql, start) if message != "too many SQL variables" else None
-            count = max(count, index)
+            count = max(count, int(text[1:]))
+        elif text in seen:
             continue
-        elif text not in seen:
+        else:
             seen.add(text)
             count += 1
-        else:
+        yield text, start, count
+
+
+def _variable_error_offset(sql: str, message: str) -> int | None:
+    """The first parameter SQLite numbers past the limit (or, for ``?NNN``, out of range)."""
+    limit = _VARIABLE_NUMBER
+    for text, start, count in _numbered_variables(sql):
+        if text != "?" and text[0] == "?":
+            if not 1 <= int(text[1:]) <= limit:
+                return _utf8_offset(sql, start) if message != "too many SQL variables" else None
             continue
         if count > limit and message == "too many SQL variables":
             return _utf8_offset(sql, start)
@@ -550,23 +561,17 @@ def _named_parameters(sql: str, params: tuple[SqlValue, ...]) -> tuple[SqlValue,
     sequence, with the deprecation warning silenced.
     """
     names: dict[int, str] = {}
-    seen: dict[str, int] = {}
+    named = False
     count = 0
-    for kind, start, end in tokens(sql):
-        if kind != "variable":
-            continue
-        text = sql[start:end]
+    for text, _, count in _numbered_variables(sql):
         if text == "?":
-            count += 1
-        elif text[0] == "?":
-            index = int(text[1:])
-            names.setdefault(index, text)
-            count = max(count, index)
-        elif text not in seen:
-            count += 1
-            seen[text] = count
+            continue
+        if text[0] == "?":
+            names.setdefault(int(text[1:]), text)
+        else:
+            named = True
             names[count] = text
-    if not seen:
+    if not named:
         return params
     keys = {index: name[1:] for index, name in names.items()}
     if count != len(params) or len(keys) != count or len(set(keys.values())) != count:
