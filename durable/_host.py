@@ -609,6 +609,9 @@ class ObjectHost:
         self._tasks.add(fut)
         fut.add_done_callback(self._task_done)
         fut.add_done_callback(self._log_background_error)
+        if self.alarm_running:
+            # Started by an alarm, hence by a timer: a mock clock's advance() waits for it too.
+            self.runtime.clock.track(fut)
 
     def _task_done(self, fut: asyncio.Future[Any]) -> None:
         self._tasks.discard(fut)

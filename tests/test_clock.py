@@ -368,3 +368,27 @@ class TestBlockConcurrencyTimeout:
             await clock.advance(31)
             assert await stub.bump() == (2, 2)
             assert built == ["q"]
+
+
+class TestAdvanceWaitsForAlarmBackgroundWork:
+    async def test_wait_until_work_of_an_alarm_is_awaited(self) -> None:
+        """advance() returns only once work an alarm handler passed to wait_until() has finished."""
+        clock = MockClock(start=1_700_000_000)
+        done: list[str] = []
+
+        class Background(durable.DurableObject):
+            async def arm(self) -> None:
+                await self.ctx.storage.set_alarm(1_700_000_010_000)
+
+            async def alarm(self, info: durable.AlarmInfo) -> None:
+                async def later() -> None:
+                    for _ in range(20):
+                        await asyncio.sleep(0)
+                    done.append("background")
+
+                self.ctx.wait_until(later())
+
+        async with durable.Runtime(clock=clock) as rt:
+            await rt.namespace(Background).get_by_name("b").arm()
+            await clock.advance(10)
+            assert done == ["background"]
