@@ -164,7 +164,8 @@ class MockClock(Clock):
         """Move time forward by ``seconds``, running everything that falls due on the way.
 
         Timers fire in time order, each at its own time (``time()`` reads the timer's time while
-        its work runs); work they start, such as alarm handlers, is waited for before time moves
+        its work runs); work they start, such as alarm handlers (and what those pass to
+        ``ctx.wait_until()``), is waited for before time moves
         past it, so a retry scheduled by a failed attempt fires within the same ``advance`` if it
         falls due. Returns once the clock reads the target time and no started work is running.
 
