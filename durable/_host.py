@@ -35,6 +35,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from ._codec import clone
@@ -468,7 +469,7 @@ class ObjectHost:
                 gen = await self._enter()
             self.calls.add(call)
             result = self._dispatch(kind, name, args, kwargs)
-            if inspect.isawaitable(result):
+            if type(result) is CoroutineType or inspect.isawaitable(result):
                 result = await result
             if kind == "rpc" or kind == "get":
                 result = clone(result)
@@ -490,7 +491,7 @@ class ObjectHost:
                 self.alarm_running = False
             self.calls.discard(call)
             self.pending -= 1
-            if not self.busy:
+            if not (self.pending or self._tasks or self.gate._locks or self.db.savepoint_depth):  # not busy
                 self.runtime._host_idle(self)
 
     def _dispatch(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

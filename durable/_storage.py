@@ -72,6 +72,8 @@ class StorageHost(Protocol):
     has_alarm_handler: bool
     gate: InputGate
 
+    gen: int
+
     def check_live(self, generation: int) -> None: ...
     def wrote(self, gated: bool) -> None: ...
     def alarm_written(self) -> None: ...
@@ -265,7 +267,8 @@ class Storage:
         neither changes anything (see ``docs/differences.md``).
         """
         host = self._host
-        host.check_live(self._gen)
+        if self._gen != host.gen:
+            host.check_live(self._gen)  # raises: this instance was reset or evicted
         if options:
             normalize_options("get", options, _GET_OPTIONS)
         if type(key) is str:
@@ -287,7 +290,8 @@ class Storage:
         a limit that is not positive, with Cloudflare's messages.
         """
         host = self._host
-        host.check_live(self._gen)
+        if self._gen != host.gen:
+            host.check_live(self._gen)  # raises: this instance was reset or evicted
         opts = normalize_options("list", options, _LIST_OPTIONS) if options else {}
         opts.pop("allow_concurrency", None)
         opts.pop("no_cache", None)
@@ -307,7 +311,8 @@ class Storage:
         Option ``allow_unconfirmed=True``: results of the object are not held for this write.
         """
         host = self._host
-        host.check_live(self._gen)
+        if self._gen != host.gen:
+            host.check_live(self._gen)  # raises: this instance was reset or evicted
         opts = normalize_options("put", options, _PUT_OPTIONS) if options else {}
         if type(key) is str:
             if value is ...:
@@ -337,7 +342,8 @@ class Storage:
     def delete(self, key: str | KeyList, **options: Any) -> Done[bool] | Done[int]:
         """Delete one key (``True`` if it existed) or several (how many existed)."""
         host = self._host
-        host.check_live(self._gen)
+        if self._gen != host.gen:
+            host.check_live(self._gen)  # raises: this instance was reset or evicted
         opts = normalize_options("delete", options, _PUT_OPTIONS) if options else {}
         result: bool | int
         if type(key) is str:
