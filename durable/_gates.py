@@ -70,8 +70,15 @@ class InputGate:
         held = held_locks.get()
         return all(lock in held for lock in self._locks)
 
-    def lock(self, lock: GateLock) -> None:
+    def close_for(self, reason: str) -> tuple[GateLock, frozenset[GateLock]]:
+        """Close the gate for a callback about to run (``block_concurrency_while``, a transaction).
+
+        Returns the lock, to ``unlock`` when the callback ends, and the locks the callback's task
+        must carry in :data:`held_locks` so that it, and the calls it makes, still pass the gate.
+        """
+        lock = GateLock(reason)
         self._locks.append(lock)
+        return lock, held_locks.get() | {lock}
 
     def unlock(self, lock: GateLock) -> None:
         try:

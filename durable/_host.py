@@ -550,10 +550,8 @@ class ObjectHost:
     def block_concurrency_while(self, callback: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
         if not callable(callback):
             raise TypeError(f"block_concurrency_while() takes a callable, not {type(callback).__name__}")
-        lock = GateLock("blockConcurrencyWhile()")
         gate = self.gate
-        gate.lock(lock)
-        held = held_locks.get() | {lock}
+        lock, held = gate.close_for("blockConcurrencyWhile()")
         task = asyncio.get_running_loop().create_task(self._run_bcw(callback, gate, lock, held, self.gen))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)

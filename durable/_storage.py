@@ -444,10 +444,8 @@ class Storage:
         host.check_live(self._gen)
         if not callable(closure):
             raise TypeError(f"transaction() takes a callable, not {type(closure).__name__}")
-        lock = GateLock("transaction()")
         gate = host.gate
-        gate.lock(lock)
-        held = held_locks.get() | {lock}
+        lock, held = gate.close_for("transaction()")
         task = asyncio.ensure_future(self._run_transaction(closure, gate, lock, held))
         return task
 
