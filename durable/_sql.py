@@ -36,6 +36,7 @@ from ._codec import copy_as_dict, decode
 from ._exceptions import SqlError
 from ._sqlite import ObjectDatabase, connect
 from ._storage import check_key, compile_range, encode_checked
+from ._util import lone_surrogate_at
 
 if TYPE_CHECKING:
     from ._storage import Storage, StorageHost
@@ -524,14 +525,11 @@ def _binding(value: object, position: int) -> SqlValue:
     t = type(value)
     if t is str:
         assert isinstance(value, str)
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise TypeError(
-                    f"sql.exec() binding {position} is a str with a lone surrogate at index {exc.start}; "
-                    "SQL text must be valid Unicode"
-                ) from None
+        if (index := lone_surrogate_at(value)) is not None:
+            raise TypeError(
+                f"sql.exec() binding {position} is a str with a lone surrogate at index {index}; "
+                "SQL text must be valid Unicode"
+            )
         return value
     if t is float or t is bytes or value is None:
         return value  # type: ignore[return-value]

@@ -25,6 +25,7 @@ from ._exceptions import InvalidTransactionError, StorageLimitError
 from ._gates import GateLock, InputGate, held_locks
 from ._limits import Limits
 from ._sqlite import ObjectDatabase
+from ._util import lone_surrogate_at
 
 if TYPE_CHECKING:
     from ._sql import SqlStorage, SyncKV
@@ -100,14 +101,8 @@ def check_key(key: object, host: StorageHost) -> str:
             raise StorageLimitError(
                 f"Keys cannot be larger than {limit} bytes. A key of size {size} was provided."
             )
-    if not key.isascii():
-        try:
-            key.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise TypeError(
-                f"Storage keys must be valid Unicode: {key!r} contains a lone surrogate "
-                f"at index {exc.start}"
-            ) from None
+    if (index := lone_surrogate_at(key)) is not None:
+        raise TypeError(f"Storage keys must be valid Unicode: {key!r} contains a lone surrogate at index {index}")
     return key
 
 

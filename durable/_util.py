@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from typing import Any, NoReturn, TypeVar
 
-__all__ = ["NoPublicConstructor"]
+__all__ = ["NoPublicConstructor", "lone_surrogate_at"]
 
 T = TypeVar("T")
+
+
+def lone_surrogate_at(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (which UTF-8 cannot carry), or None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
 
 
 class NoPublicConstructor(type):
