@@ -914,11 +914,8 @@ class SqlStorage:
         self._host.check_live(self._gen)
         if type(query) is not str:
             raise TypeError(f"sql.exec() takes the SQL as a str, not {type(query).__name__}")
-        if not query.isascii():
-            try:
-                query.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise TypeError(f"sql.exec() SQL has a lone surrogate at index {exc.start}; it must be valid Unicode") from None
+        if (index := lone_surrogate_at(query)) is not None:
+            raise TypeError(f"sql.exec() SQL has a lone surrogate at index {index}; it must be valid Unicode")
         params: tuple[SqlValue, ...] = bindings  # checked by sqlite3 as it binds (see _attempt)
         for value in bindings:
             if type(value) not in _NATIVE:
