@@ -517,6 +517,9 @@ _NATIVE: Final = frozenset({int, float, str, bytes, type(None)})
 _NAMED_NEED_A_DICT: bool = sys.version_info >= (3, 12)
 """Python 3.12 deprecates (3.14 refuses) binding named placeholders from a sequence."""
 
+_NUMBERED_PARAMETER: Final = re.compile(r"\?[0-9]")
+"""``?NNN``, which early Python 3.12 releases took for a named placeholder (and warned about)."""
+
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
@@ -983,6 +986,8 @@ class SqlStorage:
         if state.switches:
             state.switches = []
         db.user_sql = True
+        if bound is params and _NAMED_NEED_A_DICT and "?" in sql and _NUMBERED_PARAMETER.search(sql):
+            bound = None  # ?NNN binds by position; Python 3.12.0-3.12.x warns that it is "named"
         try:
             if bound is None:
                 with warnings.catch_warnings():
