@@ -528,7 +528,7 @@ def _binding(value: object, position: int) -> SqlValue:
     t = type(value)
     if t is str:
         assert isinstance(value, str)
-        if (index := lone_surrogate_at(value)) is not None:
+        if not value.isascii() and (index := lone_surrogate_at(value)) is not None:
             raise TypeError(
                 f"sql.exec() binding {position} is a str with a lone surrogate at index {index}; "
                 "SQL text must be valid Unicode"

@@ -101,7 +101,7 @@ def check_key(key: object, host: StorageHost) -> str:
             raise StorageLimitError(
                 f"Keys cannot be larger than {limit} bytes. A key of size {size} was provided."
             )
-    if (index := lone_surrogate_at(key)) is not None:
+    if not key.isascii() and (index := lone_surrogate_at(key)) is not None:
         raise TypeError(f"Storage keys must be valid Unicode: {key!r} contains a lone surrogate at index {index}")
     return key
 
