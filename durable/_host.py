@@ -498,7 +498,7 @@ class ObjectHost:
         instance = self.instance
         assert instance is not None
         if kind == "rpc":
-            attr = resolve_rpc(self.cls, name)
+            resolve_rpc(self.cls, name)  # raises for a name RPC may not reach
             value = getattr(instance, name)
             if not callable(value):
                 raise TypeError(f'"{name}" is not a function.')

@@ -308,9 +308,6 @@ class Runtime:
             alarms.attach_loop()  # arms alarms registered before a loop ran; records the loop
         self._idle.pop((host.id._namespace, host.id._hex), None)
 
-    def _ns_of(self, host: ObjectHost) -> str:
-        return host.id._namespace
-
     def _host_idle(self, host: ObjectHost) -> None:
         # Idle objects are kept in least-recently-idle order with the time they became idle. One
         # sweep timer per runtime evicts those idle longer than idle_timeout (a timer per call
@@ -366,10 +363,10 @@ class Runtime:
             raise RuntimeClosedError("this durable.Runtime is closed; create a new one to keep going")
 
     def _alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None:
-        self._alarms.before_commit((self._ns_of(host), str(host.id)), when_ms)
+        self._alarms.before_commit(host.key, when_ms)
 
     def _alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None:
-        self._alarms.after_commit((self._ns_of(host), str(host.id)), when_ms)
+        self._alarms.after_commit(host.key, when_ms)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
