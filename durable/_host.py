@@ -81,6 +81,7 @@ class HostRuntime(Protocol):
     clock: Clock
     env: Any
     max_queued_calls: int | None
+    _closed: bool
 
     def _check_open(self) -> None: ...
     def _host_busy(self, host: ObjectHost) -> None: ...
@@ -390,7 +391,8 @@ class ObjectHost:
     def invoke(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
         """Deliver an event; the returned future gets its result (or error) once it may leave."""
         runtime = self.runtime
-        runtime._check_open()
+        if runtime._closed:
+            runtime._check_open()  # raises RuntimeClosedError
         limit = runtime.max_queued_calls
         if limit is not None and self.pending >= limit:
             raise OverloadedError("Durable Object is overloaded. Too many requests queued.")

@@ -306,7 +306,8 @@ class Runtime:
         alarms = self._alarms
         if alarms.loop is None or alarms._unarmed:
             alarms.attach_loop()  # arms alarms registered before a loop ran; records the loop
-        self._idle.pop((host.id._namespace, host.id._hex), None)
+        # A busy host may stay in the idle map: eviction skips busy hosts, and _host_idle moves
+        # it to the end with a fresh time when it is idle again.
 
     def _host_idle(self, host: ObjectHost) -> None:
         # Idle objects are kept in least-recently-idle order with the time they became idle. One
