@@ -52,6 +52,8 @@ from ._stub import RpcMethod as RpcMethod
 from ._stub import Stub as Stub
 from .asgi import asgi_app as asgi_app
 
+from . import testing as testing  # noqa: E402 - after the names it uses; `durable.testing.X` works after `import durable`
+
 __version__ = "0.1.0.dev0"
 
 __all__ = [

@@ -41,3 +41,12 @@ class TestExports:
 
         for module in (testing, pytest_plugin):
             assert all(hasattr(module, name) for name in module.__all__)
+
+    def test_testing_reachable_from_the_package(self) -> None:
+        """durable.testing works after a plain `import durable`, as the contract spells it."""
+        import subprocess
+        import sys
+
+        code = "import durable; print(durable.testing.MockClock(start=5).time())"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "5.0"
