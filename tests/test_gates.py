@@ -21,6 +21,13 @@ class Counter(durable.DurableObject):
         await self.ctx.storage.put("n", value)
         return value
 
+    async def sleepy_increment(self) -> int:
+        """Read, sleep (a non-storage await), then write."""
+        value = await self.ctx.storage.get("n") or 0
+        await asyncio.sleep(0)
+        await self.ctx.storage.put("n", value + 1)
+        return value
+
     async def racy_increment(self) -> int:
         """Read, wait for the other caller at a non-storage await, then write."""
         value = await self.ctx.storage.get("n") or 0
@@ -152,6 +159,12 @@ class TestInputGate:
         stub = rt.env.COUNTER.get_by_name("c")
         assert list(await asyncio.gather(stub.racy_increment(), stub.racy_increment())) == [0, 0]
         assert await stub.get() == 1  # the lost update production would show too
+
+    async def test_sleep_between_read_and_write_lets_the_other_call_in(self, rt: Any) -> None:
+        """Two concurrent calls that await asyncio.sleep() between read and write both read the same value."""
+        stub = rt.env.COUNTER.get_by_name("c")
+        assert list(await asyncio.gather(stub.sleepy_increment(), stub.sleepy_increment())) == [0, 0]
+        assert await stub.get() == 1
 
     async def test_block_concurrency_while_serializes(self, rt: Any) -> None:
         """Inside block_concurrency_while the same interleaving cannot happen."""
