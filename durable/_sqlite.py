@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ._exceptions import SqlError
@@ -98,7 +98,8 @@ class ObjectDatabase:
         """True while user SQL (``sql.exec``) is being prepared; the SQL authorizer applies only then."""
         self.fail_next: BaseException | None = None
         """An exception the next ``commit()`` raises instead of committing (failure injection)."""
-        self.on_open: list[object] = []
+        self.on_open: list[Callable[[sqlite3.Connection], None]] = []
+        """Called with every connection this database opens (the SQL layer installs its authorizer)."""
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -130,7 +131,7 @@ class ObjectDatabase:
         self._meta_exists = "_cf_METADATA" in names
         self._meta_written = False
         for hook in self.on_open:
-            hook(conn)  # type: ignore[operator]
+            hook(conn)
         return conn
 
     def read_conn(self) -> sqlite3.Connection | None:
