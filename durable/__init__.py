@@ -49,6 +49,7 @@ from ._state import State as State
 from ._storage import Storage as Storage
 from ._storage import Transaction as Transaction
 from ._stub import RpcMethod as RpcMethod
+from ._stub import RpcPromise as RpcPromise
 from ._stub import Stub as Stub
 from .asgi import asgi_app as asgi_app
 
@@ -78,6 +79,7 @@ __all__ = [
     "Request",
     "Response",
     "RpcMethod",
+    "RpcPromise",
     "Runtime",
     "RuntimeClosedError",
     "SqlCursor",

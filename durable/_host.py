@@ -156,52 +156,38 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-def _nothing_else_ready() -> bool:
-    """Whether the running loop has no callback ready to run (other work of this turn).
-
-    Reads the loop's ready queue (``_ready``, present on asyncio's own loops); on a loop without
-    one, answers False, so the commit is scheduled: correct, one loop turn slower.
-    """
-    ready = getattr(asyncio.get_running_loop(), "_ready", None)
-    if not ready:
-        return ready is not None
-    if len(ready) > 8:
-        return False
-    return all(handle.cancelled() for handle in ready)  # cancelled ones wait for the next turn
-
-
-async def _drive(host: ObjectHost, call: _Call, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+async def _drive(host: ObjectHost, call: _Call, coro: Coroutine[Any, Any, None], yielded: Any, gen: int) -> None:
     """Continue an eagerly started event that suspended, stepping its coroutine as a task would.
 
     The coroutine yielded ``yielded`` (a future it waits for, or None to let the loop turn). Wait
     for that, then resume it; it reads the future's outcome itself. If this task is cancelled
-    (the object was reset), the cancellation reaches the coroutine the way a task's would.
+    (the object was reset), the cancellation reaches the coroutine the way a task's would; so it
+    does if the object was reset (generation ``gen`` ended) before this task began.
     """
     call.task = asyncio.current_task()
+    cancel = gen != host.gen
     while True:
-        try:
-            if yielded is None:
-                await asyncio.sleep(0)
-            else:
-                # What Task.__step does with a yielded future: mark it as taken over, so that
-                # awaiting it here (and the coroutine's own await resuming) is legitimate.
-                yielded._asyncio_future_blocking = False
-                await yielded
-        except asyncio.CancelledError as exc:
-            if yielded is None or not yielded.cancelled():
-                host.steps += 1
-                try:
-                    yielded = coro.throw(exc)  # this task itself was cancelled
-                except StopIteration:
-                    return
-                finally:
-                    host.step_done()
-                continue
-        except BaseException:
-            pass  # the future failed: the coroutine raises it when resumed
+        if not cancel:
+            try:
+                if yielded is None:
+                    await asyncio.sleep(0)
+                else:
+                    # What Task.__step does with a yielded future: mark it as taken over, so that
+                    # awaiting it here (and the coroutine's own await resuming) is legitimate.
+                    yielded._asyncio_future_blocking = False
+                    await yielded
+            except asyncio.CancelledError:
+                # This task itself was cancelled, unless the future was (the coroutine sees that).
+                cancel = yielded is None or not yielded.cancelled()
+            except BaseException:
+                pass  # the future failed: the coroutine raises it when resumed
         host.steps += 1
         try:
-            yielded = coro.send(None)
+            if cancel:
+                cancel = False
+                yielded = coro.throw(asyncio.CancelledError())
+            else:
+                yielded = coro.send(None)
         except StopIteration:
             return
         finally:
@@ -301,7 +287,7 @@ class ObjectHost:
         if self._flush_handle is None and not self.steps:
             # A write outside any event step (a background task, a block_concurrency_while
             # callback, test code): commit once this turn ends. Inside a step, step_done() decides.
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_scheduled)
 
     def alarm_written(self) -> None:
         self._alarm_dirty = True
@@ -325,11 +311,26 @@ class ObjectHost:
 
     # -- commits -------------------------------------------------------------------------------
 
+    def _flush_scheduled(self) -> None:
+        self._flush_handle = None
+        self._flush()
+
+    def flush_now(self) -> None:
+        """Commit at once, if writes wait and no event step runs: someone awaits a held result.
+
+        The commit would happen when this loop turn ends anyway; a caller about to wait for it
+        makes it now, so an awaited call costs no loop turn. Within a step, nothing is done (the
+        step's writes are not complete).
+        """
+        if self.batch is not None and not self.steps:
+            self._flush()
+
     def _flush(self) -> None:
-        """Commit the implicit transaction (end of turn). Deferred while a transaction runs."""
-        handle, self._flush_handle = self._flush_handle, None
-        if handle is not None:
-            handle.cancel()  # when called directly, the scheduled flush has nothing left to do
+        """Commit the implicit transaction (end of turn). Deferred while a transaction runs.
+
+        A flush scheduled earlier stays scheduled (a flush of nothing is cheap), so a run of
+        awaited calls leaves one pending callback in the loop, not one per call.
+        """
         db = self.db
         if db.savepoint_depth:
             return  # transaction_ended() schedules the commit
@@ -362,10 +363,12 @@ class ObjectHost:
         if batch is not None:
             batch.succeed()
 
-    async def _output_gate(self) -> None:
+    def _output_gate(self) -> asyncio.Future[None] | None:
+        """A future for the commit of the writes made so far, if results must wait for one."""
         batch = self.batch
         if batch is not None and batch.gated:
-            await batch.waiter()
+            return batch.waiter()
+        return None
 
     def _deliver(self, fut: asyncio.Future[Any], value: Any, is_error: bool) -> None:
         """Hand a result to its caller, through the output gate: at once, or when the commit succeeds."""
@@ -377,33 +380,46 @@ class ObjectHost:
         else:
             fut.set_result(value)
 
-    async def before_outgoing(self) -> None:
-        """Hold a call this object makes until its earlier writes are durable (output gate).
+    def before_outgoing(self) -> asyncio.Future[None] | None:
+        """What a call this object makes now must wait for: the commit of its earlier writes.
 
-        Inside a ``transaction()`` the commit waits for the closure, so waiting here would
-        deadlock; the call goes out and the transaction's writes commit when it ends.
+        Taken when the call is made, so a commit that fails before the call goes out stops it
+        (output gate). Inside a ``transaction()`` the commit waits for the closure, so waiting
+        would deadlock; the call goes out and the transaction's writes commit when it ends.
         """
-        if not self.db.savepoint_depth:
-            await self._output_gate()
+        if self.db.savepoint_depth:
+            return None
+        return self._output_gate()
 
     # -- events --------------------------------------------------------------------------------
 
-    def invoke(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
-        """Deliver an event; the returned future gets its result (or error) once it may leave."""
+    def invoke(
+        self,
+        kind: str,
+        name: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        fut: asyncio.Future[Any] | None = None,
+    ) -> asyncio.Future[Any]:
+        """Deliver an event; the future (``fut``, or a new one) gets its result once it may leave."""
         runtime = self.runtime
         if runtime._closed:
             runtime._check_open()  # raises RuntimeClosedError
         limit = runtime.max_queued_calls
         if limit is not None and self.pending >= limit:
             raise OverloadedError("Durable Object is overloaded. Too many requests queued.")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
+        if fut is None:
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+        else:
+            loop = fut.get_loop()
         self.pending += 1
         runtime._host_busy(self)
         # Eager start (what Python 3.12 calls an eager task): the event runs right here, in a copy
         # of the caller's context, until it first suspends; only then does a task take it over.
         # An event that never suspends (most storage-only handlers) costs no task and no loop turn.
         call = _Call(fut, None)
+        gen = self.gen
         coro = self._event(call, kind, name, args, kwargs)
         context = contextvars.copy_context()
         self.steps += 1
@@ -413,24 +429,21 @@ class ObjectHost:
             return fut
         finally:
             self.step_done()
-        loop.create_task(_drive(self, call, coro, yielded), context=context)
+        loop.create_task(_drive(self, call, coro, yielded, gen), context=context)
         return fut
 
     def step_done(self) -> None:
         """An event's synchronous step ended (it returned or suspended): its turn is over.
 
-        If it left writes uncommitted: commit now when nothing else is ready to run in this loop
-        turn (no other write could join the batch, and the held result goes out at once), or
-        schedule the commit after the ready work, which coalesces concurrent events' writes into
-        one batch, as workerd commits on the next turn of the event loop.
+        If it left writes uncommitted, the commit is scheduled for the end of this loop turn, so
+        the writes of every event that runs meanwhile join the same batch (workerd commits on
+        the next turn of the event loop). A caller that awaits a held result commits at once
+        (``flush_now``): then no loop turn passes.
         """
         self.steps -= 1
         if self.steps or self.batch is None or self._flush_handle is not None:
             return
-        if _nothing_else_ready():
-            self._flush()
-        else:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+        self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_scheduled)
 
     async def _enter(self) -> int:
         """Wait at the gate, build the instance if needed; returns the generation entered."""

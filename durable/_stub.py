@@ -7,6 +7,8 @@ broken: later calls raise the same error, and ``namespace.get(id)`` gives a work
 
 from __future__ import annotations
 
+import asyncio
+from asyncio import _get_running_loop
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from ._namespace import Namespace
     from ._object import DurableObject
 
-__all__ = ["RpcMethod", "Stub"]
+__all__ = ["RpcMethod", "RpcPromise", "Stub"]
 
 T = TypeVar("T", bound="DurableObject")
 
@@ -86,15 +88,31 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             object.__setattr__(self, "_host_cache", host)
         return host
 
-    async def _call(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _call(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+        """The call as a coroutine; a call made by an object takes its output gate now."""
+        caller = current_host.get()
+        held = caller.before_outgoing() if caller is not None else None
+        return self._send(caller, held, kind, name, args, kwargs)
+
+    async def _send(
+        self,
+        caller: ObjectHost | None,
+        held: asyncio.Future[None] | None,
+        kind: str,
+        name: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
         broken = self._broken
         if broken is not None:
             raise copy_remote_exception(broken)
-        caller = current_host.get()
-        if caller is not None:
-            await caller.before_outgoing()
+        if held is not None:
+            await held  # the caller's earlier writes are durable (raises the reset error if not)
         try:
-            result = await self._host().invoke(kind, name, args, kwargs)
+            host = self._host()
+            fut = host.invoke(kind, name, args, kwargs)
+            host.flush_now()  # the caller waits for the result: its turn ends, writes commit
+            result = await fut
         except BaseException as exc:
             if _breaks_stub(exc):
                 object.__setattr__(self, "_broken", exc)
@@ -131,14 +149,98 @@ class RpcMethod:
     def __repr__(self) -> str:
         return f"<durable.RpcMethod {self._name} of {self._stub!r}>"
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
-        # Copy the arguments (structured clone) now, as the call is made; an empty call has
-        # nothing to copy. Returns the call's coroutine directly (one frame less per call).
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Make the call now and return its :class:`RpcPromise` (await it for the result).
+
+        Arguments are copied (structured clone) at once. As on Cloudflare, the call runs whether
+        or not the promise is awaited. Called where no event loop runs, it returns a coroutine
+        instead, which makes the call when awaited (``asyncio.run(stub.increment())``).
+        """
         if args:
             args = clone(args)  # type: ignore[assignment]
         if kwargs:
             kwargs = clone(kwargs)  # type: ignore[assignment]
-        return self._stub._call("rpc", self._name, args, kwargs)
+        stub = self._stub
+        loop = _get_running_loop()
+        if loop is None:
+            return stub._call("rpc", self._name, args, kwargs)
+        promise = RpcPromise(loop=loop)
+        promise._stub = stub
+        broken = stub._broken
+        if broken is not None:
+            promise.set_exception(copy_remote_exception(broken))
+        elif current_host.get() is not None:
+            # A call made by an object: its output gate and input gate apply (Stub._call), so it
+            # runs as a task of its own, which the promise follows.
+            promise._follow(loop.create_task(stub._call("rpc", self._name, args, kwargs)))
+        else:
+            try:
+                host = stub._host()
+                host.invoke("rpc", self._name, args, kwargs, promise)
+                promise._host = host
+            except Exception as exc:  # a closed runtime, an overloaded object
+                promise.set_exception(exc)
+        return promise
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self._stub._call("get", self._name, (), {}).__await__()
+
+
+class RpcPromise(asyncio.Future[Any], Coroutine[Any, Any, Any]):
+    """The pending result of an RPC call: what ``stub.method(...)`` returns (Cloudflare's "RPC promise").
+
+    The call is already made when you get it; ``await`` it for the result, or hand it to
+    ``asyncio.gather``, ``asyncio.wait_for``, ``asyncio.create_task``, a ``TaskGroup`` or anyio's
+    ``start_soon``: it is an ``asyncio.Future`` that also speaks the coroutine protocol. A call
+    nobody awaits still runs to completion, and its error, if any, is dropped, as on Cloudflare.
+    """
+
+    _stub: Stub[Any]
+    _host: ObjectHost | None = None
+    """The object the call went to directly (not set for calls made by an object)."""
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if (host := self._host) is not None:
+            # The caller waits for the result, so the call's turn is over: its writes commit now,
+            # not a loop turn later, and a failed commit is seen before the caller goes on.
+            host.flush_now()
+        return super().__await__()
+
+    def set_exception(self, exception: type | BaseException, /) -> None:
+        # A reset or overload error breaks the stub that made the call, awaited or not.
+        if isinstance(exception, BaseException) and _breaks_stub(exception):
+            stub = self._stub
+            if stub._broken is None:
+                object.__setattr__(stub, "_broken", exception)
+        super().set_exception(exception)
+        self._log_traceback = False  # an un-awaited call's error is dropped, as on Cloudflare
+
+    def _follow(self, task: asyncio.Task[Any]) -> None:
+        """Settle with ``task``'s outcome; cancelling this promise cancels the task."""
+        task.add_done_callback(self._settle_from)
+        self.add_done_callback(lambda promise: task.cancel() if promise.cancelled() else None)
+
+    def _settle_from(self, task: asyncio.Task[Any]) -> None:
+        if self.done():
+            return
+        if task.cancelled():
+            self.cancel()
+        elif (exc := task.exception()) is not None:
+            super().set_exception(exc)  # Stub._call already marked the stub broken if it must be
+            self._log_traceback = False
+        else:
+            self.set_result(task.result())
+
+    # -- the coroutine protocol, so that create_task(), TaskGroup and anyio take a promise --------
+
+    def send(self, value: Any, /) -> Any:
+        if not self.done():
+            self._asyncio_future_blocking = True
+            return self  # what Future.__await__ yields: the task waits for this future
+        raise StopIteration(self.result())
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
+        raise typ if val is None else val
+
+    def close(self) -> None:
+        pass

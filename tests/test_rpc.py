@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ class Base(durable.DurableObject):
 class Obj(Base):
     constructed = 0
     answer = 42
+    release: asyncio.Event | None = None
 
     def __init__(self, ctx: durable.State, env: durable.Env) -> None:
         super().__init__(ctx, env)
@@ -27,6 +29,15 @@ class Obj(Base):
         self.callable_attr = lambda: "instance attribute"
 
     async def add(self, item: Any) -> list[Any]:
+        self.items.append(item)
+        return self.items
+
+    async def save(self, item: Any) -> None:
+        await self.ctx.storage.put("item", item)
+
+    async def wait_then_add(self, item: Any) -> list[Any]:
+        assert Obj.release is not None
+        await Obj.release.wait()
         self.items.append(item)
         return self.items
 
@@ -195,6 +206,97 @@ class TestInstances:
         """Stubs are made by namespaces only."""
         with pytest.raises(TypeError, match="no public constructor"):
             durable.Stub()  # type: ignore[call-arg]
+
+
+class Relay(durable.DurableObject):
+    """Makes calls to Obj without awaiting them."""
+
+    async def fire_and_forget(self, name: str, item: int) -> str:
+        self.env.OBJ.get_by_name(name).add(item)  # not awaited: it runs all the same
+        return "sent"
+
+
+class TestRpcPromise:
+    """``stub.method(...)`` makes the call at once and returns an RpcPromise, as Cloudflare does."""
+
+    async def test_call_is_made_without_await(self, ns: Any) -> None:
+        """An RPC call nobody awaits still runs (the reference: "An emulator should still run them")."""
+        stub = ns.get_by_name("a")
+        promise = stub.add(1)
+        assert isinstance(promise, durable.RpcPromise)
+        del promise
+        gc.collect()  # no "coroutine was never awaited": nothing was left unstarted
+        assert await stub.add(2) == [1, 2]
+
+    async def test_unawaited_error_is_dropped(self, ns: Any, caplog: pytest.LogCaptureFixture) -> None:
+        """The error of a call nobody awaits is swallowed, as Cloudflare swallows it (nothing is logged)."""
+        stub = ns.get_by_name("a")
+        promise = stub.fail("ValueError")
+        await asyncio.sleep(0)
+        assert promise.done()
+        del promise
+        gc.collect()
+        assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+        assert await stub.plain(1, b=2) == 3  # an ordinary error does not break the stub
+
+    async def test_awaited_error_is_raised(self, ns: Any) -> None:
+        with pytest.raises(ValueError, match="went wrong"):
+            await ns.get_by_name("a").fail("ValueError")
+
+    async def test_unawaited_reset_breaks_the_stub(self, ns: Any) -> None:
+        """A reset error breaks the stub whether or not the failed call was awaited."""
+        stub = ns.get_by_name("a")
+        testing.fail_next_commit(stub)
+        stub.save(1)  # its write cannot commit: the object is reset
+        await asyncio.sleep(0)
+        with pytest.raises(durable.ObjectResetError):
+            await stub.plain(1)
+        assert await ns.get_by_name("a").add(2) == [2]  # a new stub reaches a fresh instance
+
+    async def test_works_with_asyncio_and_anyio(self, ns: Any) -> None:
+        """A promise is a Future and a coroutine: every way of waiting for work takes it."""
+        import anyio
+
+        stub = ns.get_by_name("a")
+        assert await asyncio.create_task(stub.plain(1)) == 1
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(stub.plain(2))
+        assert task.result() == 2
+        assert await asyncio.wait_for(stub.plain(3), timeout=10) == 3
+        assert list(await asyncio.gather(stub.plain(4), stub.plain(5))) == [4, 5]
+        assert await asyncio.shield(stub.plain(6)) == 6
+        async with anyio.create_task_group() as group:
+            group.start_soon(stub.add, 7)
+        assert await stub.add(8) == [7, 8]
+
+    async def test_cancelling_the_wait_does_not_stop_the_call(self, ns: Any) -> None:
+        """A caller that stops waiting does not cancel the object's work (Cloudflare does not either)."""
+        Obj.release = asyncio.Event()
+        stub = ns.get_by_name("a")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(stub.wait_then_add(1), timeout=0)
+        Obj.release.set()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert await stub.add(2) == [1, 2]
+
+    async def test_call_made_by_an_object_runs_unawaited(self) -> None:
+        """An object's un-awaited call to another object is made too."""
+        async with durable.Runtime() as rt:
+            rt.namespace(Obj, name="OBJ")
+            rt.namespace(Relay, name="RELAY")
+            assert await rt.env.RELAY.get_by_name("r").fire_and_forget("x", 5) == "sent"
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert await rt.env.OBJ.get_by_name("x").add(6) == [5, 6]
+
+    def test_outside_an_event_loop_a_coroutine(self) -> None:
+        """Where no loop runs, a call is a coroutine, made when awaited: asyncio.run(stub.m()) works."""
+        rt = durable.Runtime()
+        stub = rt.namespace(Obj).get_by_name("a")
+        call = stub.plain(1, b=1)
+        assert asyncio.iscoroutine(call) and not isinstance(call, asyncio.Future)
+        assert asyncio.run(call) == 2
 
 
 class TestEnv:
