@@ -755,6 +755,16 @@ _SCALAR_READERS: Final[tuple[_Reader, ...]] = (
 ) + (_r_unknown,) * (0x20 - 0x11)  # fmt: skip
 
 
+_FIXED_SCALARS: Final[dict[int, tuple[int, Callable[[bytes, int], tuple[Any, ...]]]]] = {
+    _INT8: (3, _unpack_i8),
+    _INT16: (4, _unpack_i16),
+    _INT32: (6, _unpack_i32),
+    _INT64: (10, _unpack_i64),
+    _FLOAT: (10, _unpack_float),
+}
+"""Lone fixed-size scalars, for the fast path of :func:`decode`: tag -> (whole length, reader)."""
+
+
 def decode(data: bytes | bytearray | memoryview) -> object:
     """Rebuild the value that :func:`encode` serialized.
 
@@ -784,11 +794,14 @@ def decode(data: bytes | bytearray | memoryview) -> object:
         if tag >= _SMALL_INT:
             if end == 2:
                 return tag - _SMALL_INT
-        elif tag >= _SHORT_STR and end == tag - _SHORT_STR + 2:
-            try:
-                return data[2:].decode()
-            except UnicodeDecodeError:
-                pass  # surrogates or damage: the general path tells them apart
+        elif tag >= _SHORT_STR:
+            if end == tag - _SHORT_STR + 2:
+                try:
+                    return data[2:].decode()
+                except UnicodeDecodeError:
+                    pass  # surrogates or damage: the general path tells them apart
+        elif (fixed := _FIXED_SCALARS.get(tag)) is not None and end == fixed[0]:
+            return fixed[1](data, 2)[0]
     if data[0] != FORMAT_VERSION:
         raise DataCorruptionError(
             f"unsupported format version {data[0]} (this version of durable reads version "

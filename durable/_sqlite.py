@@ -20,8 +20,9 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from ._exceptions import SqlError
 
@@ -66,6 +67,15 @@ def connect(file: Path | str, *, synchronous: str = "NORMAL", exclusive: bool = 
     return conn
 
 
+KV_CACHE_ENTRIES = 128
+"""Key-value pairs an object keeps cached in memory (reads of them skip SQLite)."""
+
+KV_CACHE_MAX_VALUE = 2048
+"""Larger values (encoded bytes) are not cached."""
+
+_MISSING: Any = object()
+
+
 class ObjectDatabase:
     """The storage of one Durable Object: lazily opened, transactional, closable and reopenable.
 
@@ -92,6 +102,8 @@ class ObjectDatabase:
         self._sql_commit = f"COMMIT -- {tag}"
         self._sql_get = f"SELECT value FROM _cf_KV WHERE key = ? -- {tag}"
         self._sql_put = f"INSERT OR REPLACE INTO _cf_KV VALUES (?, ?) -- {tag}"
+        self._kv_cache: dict[str, bytes | None] = {}
+        """Recently read or written key-value pairs (None: absent), as the transaction sees them."""
         self.in_transaction = False
         self.savepoint_depth = 0
         self.user_sql = False
@@ -166,6 +178,7 @@ class ObjectDatabase:
 
     def close(self) -> None:
         """Roll back anything uncommitted and close the connection (a file db can be reopened)."""
+        self._kv_cache.clear()
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -201,6 +214,7 @@ class ObjectDatabase:
             self._rollback(self._conn)
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
+        self._kv_cache.clear()
         self.in_transaction = False
         self.savepoint_depth = 0
         try:
@@ -230,6 +244,7 @@ class ObjectDatabase:
     def rollback_to(self, name: str) -> None:
         """Undo a savepoint's writes and end it."""
         assert self._conn is not None
+        self._kv_cache.clear()
         self._conn.execute(f"ROLLBACK TO {name} -- {self._tag}")
         self._conn.execute(f"RELEASE {name} -- {self._tag}")
         self.savepoint_depth -= 1
@@ -250,12 +265,30 @@ class ObjectDatabase:
             self._kv_exists = True
         return conn
 
+    def drop_caches(self) -> None:
+        """Forget cached key-value pairs (after SQL that may have written ``_cf_KV`` directly)."""
+        self._kv_cache.clear()
+
+    def _cache(self, key: str, value: bytes | None) -> None:
+        cache = self._kv_cache
+        if value is not None and len(value) > KV_CACHE_MAX_VALUE:
+            cache.pop(key, None)
+            return
+        if len(cache) >= KV_CACHE_ENTRIES and key not in cache:
+            del cache[next(iter(cache))]  # the oldest entry
+        cache[key] = value
+
     def kv_get(self, key: str) -> bytes | None:
+        cached = self._kv_cache.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[no-any-return]
         conn = self.read_conn()
         if conn is None or not self._kv_exists:
             return None
         row = conn.execute(self._sql_get, (key,)).fetchone()
-        return None if row is None else row[0]
+        value = None if row is None else row[0]
+        self._cache(key, value)
+        return value
 
     def kv_get_many(self, keys: list[str]) -> list[tuple[str, bytes]]:
         """The stored pairs among ``keys``, sorted by key; missing keys are left out."""
@@ -280,23 +313,32 @@ class ObjectDatabase:
     def kv_put(self, key: str, value: bytes) -> None:
         conn = self._kv_ready_for_write()
         conn.execute(self._sql_put, (key, value))
+        self._cache(key, value)
 
-    def kv_put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+    def kv_put_many(self, items: list[tuple[str, bytes]]) -> None:
         conn = self._kv_ready_for_write()
         conn.executemany(self._sql_put, items)
+        for key, value in items:
+            self._cache(key, value)
 
     def kv_delete(self, key: str) -> bool:
         if self.read_conn() is None or not self._kv_exists:
             return False
         conn = self.write_conn()
-        return conn.execute(f"DELETE FROM _cf_KV WHERE key = ? -- {self._tag}", (key,)).rowcount > 0
+        existed = conn.execute(f"DELETE FROM _cf_KV WHERE key = ? -- {self._tag}", (key,)).rowcount > 0
+        self._cache(key, None)
+        return existed
 
     def kv_delete_many(self, keys: list[str]) -> int:
         if self.read_conn() is None or not self._kv_exists or not keys:
             return 0
         conn = self.write_conn()
         sql = f"DELETE FROM _cf_KV WHERE key = ? -- {self._tag}"
-        return sum(conn.execute(sql, (key,)).rowcount for key in dict.fromkeys(keys))
+        deleted = 0
+        for key in dict.fromkeys(keys):
+            deleted += conn.execute(sql, (key,)).rowcount
+            self._cache(key, None)
+        return deleted
 
     def kv_scan(
         self, start: str | None, end: str | None, *, reverse: bool = False, limit: int | None = None
@@ -333,6 +375,7 @@ class ObjectDatabase:
         if self.read_conn() is None:
             return
         conn = self.write_conn()
+        self._kv_cache.clear()
         if self._kv_exists:
             conn.execute(f"DELETE FROM _cf_KV -- {self._tag}")
         self.set_alarm(None)
@@ -347,6 +390,7 @@ class ObjectDatabase:
         if self.read_conn() is None:
             return
         conn = self.write_conn()
+        self._kv_cache.clear()
         conn.execute(f"PRAGMA defer_foreign_keys=ON -- {self._tag}")
         rows = conn.execute(
             "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')"

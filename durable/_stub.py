@@ -45,7 +45,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         resp = await stub.fetch("http://do/increment")   # HTTP handler
     """
 
-    __slots__ = ("_broken", "_host_cache", "_methods", "_namespace", "id")
+    __slots__ = ("__dict__", "_broken", "_host_cache", "_namespace", "id")
 
     _how_to_get = ": use namespace.get(id) or namespace.get_by_name(name)"
 
@@ -53,14 +53,12 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
     _namespace: Namespace[Any]
     _broken: BaseException | None
     _host_cache: ObjectHost | None
-    _methods: dict[str, RpcMethod]
 
     def __init__(self, namespace: Namespace[Any], oid: DurableObjectId) -> None:
         object.__setattr__(self, "_namespace", namespace)
         object.__setattr__(self, "id", oid)
         object.__setattr__(self, "_broken", None)
         object.__setattr__(self, "_host_cache", None)
-        object.__setattr__(self, "_methods", {})
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"cannot set attribute {name!r} on a Durable Object stub")
@@ -74,11 +72,11 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         return self.id.name
 
     def __getattr__(self, name: str) -> RpcMethod:
-        method = self._methods.get(name)
-        if method is None:
-            if name.startswith("__") and name.endswith("__"):
-                raise AttributeError(name)
-            method = self._methods[name] = RpcMethod(self, name)
+        # Called only for names the stub does not have. The RpcMethod made is kept in the
+        # instance dict, where the next lookup finds it without coming here.
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        method = self.__dict__[name] = RpcMethod(self, name)
         return method
 
     def _host(self) -> ObjectHost:

@@ -131,7 +131,10 @@ async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = 
 
     def body(instance: DurableObject, ctx: State) -> list[dict[str, Any]]:
         cursor = ctx.storage.sql._exec(sql, bindings, trusted=unrestricted)
-        return [row.to_py() for row in cursor]
+        rows = [row.to_py() for row in cursor]
+        if unrestricted:
+            ctx.storage._db.drop_caches()  # the SQL may have touched _cf_KV behind the cache
+        return rows
 
     result: list[dict[str, Any]] = await run_in_object(stub, body)
     return result

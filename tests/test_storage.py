@@ -273,3 +273,99 @@ class TestAliases:
         assert await s.getAlarm() == 10**13
         await s.deleteAlarm()
         assert await s.getAlarm() is None
+
+
+class TestReadCache:
+    """Reads are served from a small in-memory cache; it must never show a value storage does not hold."""
+
+    async def test_rolled_back_writes_are_not_read_back(self, run: Any) -> None:
+        """A write undone by txn.rollback() or a failing transaction is gone from reads too."""
+
+        async def body(obj: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put("k", "committed")
+            assert await ctx.storage.get("k") == "committed"  # now cached
+
+            async def undone(txn: Any) -> None:
+                await txn.put("k", "rolled back")
+                assert await txn.get("k") == "rolled back"
+                txn.rollback()
+
+            await ctx.storage.transaction(undone)
+            after_rollback = await ctx.storage.get("k")
+
+            async def failing(txn: Any) -> None:
+                await txn.put("k", "failed")
+                await txn.delete("other")
+                raise ValueError("boom")
+
+            with pytest.raises(ValueError):
+                await ctx.storage.transaction(failing)
+            return after_rollback, await ctx.storage.get("k")
+
+        assert await run(body) == ("committed", "committed")
+
+    async def test_failed_commit_is_not_read_back(self) -> None:
+        """After a failed commit resets the object, reads show the last committed value."""
+
+        class Counter(durable.DurableObject):
+            async def put(self, value: int) -> None:
+                await self.ctx.storage.put("n", value)
+
+            async def get(self) -> Any:
+                return await self.ctx.storage.get("n")
+
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Counter)
+            await ns.get_by_name("c").put(1)
+            stub = ns.get_by_name("c")
+            testing.fail_next_commit(stub)
+            with pytest.raises(durable.ObjectResetError):
+                await stub.put(2)
+            assert await ns.get_by_name("c").get() == 1
+
+    async def test_delete_all_and_deletes_are_seen(self, run: Any) -> None:
+        async def body(obj: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put({"a": 1, "b": 2, "c": 3})
+            assert await ctx.storage.get(["a", "b", "c"]) == {"a": 1, "b": 2, "c": 3}
+            await ctx.storage.delete("a")
+            await ctx.storage.delete(["b"])
+            seen = (await ctx.storage.get("a"), await ctx.storage.get("b"), await ctx.storage.get("c"))
+            await ctx.storage.delete_all()
+            return seen, await ctx.storage.get("c")
+
+        assert await run(body) == ((None, None, 3), None)
+
+    async def test_cached_values_are_copies(self, run: Any) -> None:
+        async def body(obj: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put("k", {"items": [1]})
+            first = await ctx.storage.get("k")
+            first["items"].append(2)
+            return await ctx.storage.get("k")
+
+        assert await run(body) == {"items": [1]}
+
+    async def test_cache_is_bounded(self, run: Any) -> None:
+        """However many keys are read, the cache keeps at most KV_CACHE_ENTRIES, and no large value."""
+        from durable._sqlite import KV_CACHE_ENTRIES, KV_CACHE_MAX_VALUE
+
+        async def body(obj: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put({f"k{i}": i for i in range(KV_CACHE_ENTRIES)})
+            await ctx.storage.put({f"j{i}": i for i in range(KV_CACHE_ENTRIES)})
+            await ctx.storage.put("big", "x" * (KV_CACHE_MAX_VALUE + 1))
+            values = [await ctx.storage.get(f"k{i}") for i in range(KV_CACHE_ENTRIES)]
+            big = await ctx.storage.get("big")
+            cache = ctx.storage._db._kv_cache
+            return values == list(range(KV_CACHE_ENTRIES)), len(big), len(cache), "big" in cache
+
+        assert await run(body) == (True, KV_CACHE_MAX_VALUE + 1, KV_CACHE_ENTRIES, False)
+
+    async def test_unrestricted_query_writing_kv_table_is_seen(self) -> None:
+        """testing.query(unrestricted=True) may write _cf_KV directly; later reads see it."""
+        from durable._codec import encode
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("q")
+            await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.put("k", 1))
+            assert await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get("k")) == 1
+            await testing.query(stub, "UPDATE _cf_KV SET value = ? WHERE key = 'k'", encode(2), unrestricted=True)
+            assert await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get("k")) == 2
