@@ -35,7 +35,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from types import CoroutineType
+from types import CoroutineType, FunctionType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from ._codec import clone
@@ -56,6 +56,7 @@ from ._state import State
 from ._storage import Done
 
 if TYPE_CHECKING:
+    from ._alarms import AlarmScheduler
     from ._clock import Clock
 
 __all__ = ["ObjectHost", "current_host", "resolve_rpc"]
@@ -82,6 +83,7 @@ class HostRuntime(Protocol):
     env: Any
     max_queued_calls: int | None
     _closed: bool
+    _alarms: AlarmScheduler
 
     def _check_open(self) -> None: ...
     def _host_busy(self, host: ObjectHost) -> None: ...
@@ -156,13 +158,18 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-async def _drive(host: ObjectHost, call: _Call, coro: Coroutine[Any, Any, None], yielded: Any, gen: int) -> None:
+async def _drive(
+    host: ObjectHost, call: _Call, coro: Coroutine[Any, Any, Any], yielded: Any, gen: int, raw: bool = False
+) -> None:
     """Continue an eagerly started event that suspended, stepping its coroutine as a task would.
 
     The coroutine yielded ``yielded`` (a future it waits for, or None to let the loop turn). Wait
     for that, then resume it; it reads the future's outcome itself. If this task is cancelled
     (the object was reset), the cancellation reaches the coroutine the way a task's would; so it
     does if the object was reset (generation ``gen`` ended) before this task began.
+
+    ``coro`` is an ``_event`` coroutine, or with ``raw`` the RPC method's own coroutine (the fast
+    path of ``call_rpc``), whose outcome this then delivers.
     """
     call.task = asyncio.current_task()
     cancel = gen != host.gen
@@ -188,13 +195,29 @@ async def _drive(host: ObjectHost, call: _Call, coro: Coroutine[Any, Any, None],
                 yielded = coro.throw(asyncio.CancelledError())
             else:
                 yielded = coro.send(None)
-        except StopIteration:
+        except StopIteration as stop:
+            if raw:
+                host._settle(call.fut, gen, stop.value, None)
+                host._event_ended(call)
+            return
+        except BaseException as exc:
+            if not raw:
+                raise
+            host._settle(call.fut, gen, None, exc)
+            host._event_ended(call)
             return
         finally:
             host.step_done()
 
 
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
 _rpc_cache: dict[tuple[type, str], object] = {}
+
+_rpc_fast: dict[type, dict[str, tuple[Callable[..., Any], bool]]] = {}
+"""Per class: RPC method name -> (plain function, is it ``async def``), for ``call_rpc``."""
 
 
 def resolve_rpc(cls: type, name: str) -> object:
@@ -244,6 +267,7 @@ class ObjectHost:
         self.kv_backed = kv_backed
         self.limits = limits
         self.has_alarm_handler = callable(getattr(cls, "alarm", None))
+        self._rpc_fast = _rpc_fast.setdefault(cls, {})
         self.gen = 0
         self.gate = InputGate()
         self.instance: DurableObject | None = None
@@ -432,6 +456,92 @@ class ObjectHost:
         loop.create_task(_drive(self, call, coro, yielded, gen), context=context)
         return fut
 
+    def call_rpc(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], fut: asyncio.Future[Any]) -> None:
+        """Deliver an RPC call made from outside any object; ``fut`` gets its outcome.
+
+        The same as ``invoke("rpc", ...)``, on a shorter path for the common case (a live
+        instance, an open gate, a plain method called before): the method's own coroutine is
+        stepped here, with no event coroutine around it. Anything else goes through ``invoke``.
+        """
+        entry = self._rpc_fast.get(name)
+        instance = self.instance
+        gate = self.gate
+        runtime = self.runtime
+        alarms = runtime._alarms
+        if (
+            entry is None
+            or instance is None
+            or gate._locks
+            or gate._waiters
+            or runtime._closed
+            or runtime.max_queued_calls is not None
+            or alarms.loop is None
+            or alarms._unarmed
+        ):
+            self.invoke("rpc", name, args, kwargs, fut)
+            return
+        func, is_async = entry
+        self.pending += 1
+        gen = self.gen
+        context = contextvars.copy_context()
+        context.run(current_host.set, self)
+        self.steps += 1
+        try:
+            if is_async:
+                coro = func(instance, *args, **kwargs)
+            else:
+                result = context.run(func, instance, *args, **kwargs)
+                coro = _awaited(result) if inspect.isawaitable(result) else None
+            if coro is not None:
+                try:
+                    result = context.run(coro.send, None)
+                except StopIteration as stop:
+                    result = stop.value
+                else:  # suspended: a task takes the rest over
+                    call = _Call(fut, None)
+                    self.calls.add(call)
+                    fut.get_loop().create_task(_drive(self, call, coro, result, gen, True), context=context)
+                    return
+        except BaseException as exc:
+            self._settle(fut, gen, None, exc)
+        else:
+            self._settle(fut, gen, result, None)
+        finally:
+            self.step_done()
+        self._event_ended(None)
+
+    def _settle(self, fut: asyncio.Future[Any], gen: int, value: Any, error: BaseException | None) -> None:
+        """Deliver an RPC event's outcome: its result (copied), or the error it raised."""
+        if error is None:
+            try:
+                value = clone(value)
+                if gen != self.gen:
+                    raise _reset_copy(self._broken)
+            except BaseException as exc:
+                error = exc
+            else:
+                if not fut.done():
+                    self._deliver(fut, value, False)  # held until the commit that step_done() makes
+                return
+        self._fail_event(fut, gen, error)
+
+    def _fail_event(self, fut: asyncio.Future[Any], gen: int, error: BaseException) -> None:
+        if fut.done():
+            return
+        if gen != self.gen:
+            fut.set_exception(_reset_copy(self._broken))
+        elif isinstance(error, asyncio.CancelledError):
+            fut.set_exception(ConnectionClosedError(_CLOSED_MESSAGE))
+        else:
+            self._deliver(fut, copy_remote_exception(error), True)  # errors are responses too
+
+    def _event_ended(self, call: _Call | None) -> None:
+        if call is not None:
+            self.calls.discard(call)
+        self.pending -= 1
+        if not (self.pending or self._tasks or self.gate._locks or self.db.savepoint_depth):  # not busy
+            self.runtime._host_idle(self)
+
     def step_done(self) -> None:
         """An event's synchronous step ended (it returned or suspended): its turn is over.
 
@@ -495,26 +605,22 @@ class ObjectHost:
             if not fut.done():
                 self._deliver(fut, result, False)  # held until the commit that step_done() makes
         except BaseException as exc:
-            if fut.done():
-                return
-            if gen != self.gen or isinstance(exc, asyncio.CancelledError):
-                fut.set_exception(_reset_copy(self._broken) if gen != self.gen else ConnectionClosedError(_CLOSED_MESSAGE))
-                return
-            self._deliver(fut, copy_remote_exception(exc), True)  # errors are responses too
+            self._fail_event(fut, gen, exc)
         finally:
             if kind == "alarm":
                 self.alarm_running = False
-            self.calls.discard(call)
-            self.pending -= 1
-            if not (self.pending or self._tasks or self.gate._locks or self.db.savepoint_depth):  # not busy
-                self.runtime._host_idle(self)
+            self._event_ended(call)
 
     def _dispatch(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         instance = self.instance
         assert instance is not None
         if kind == "rpc":
-            resolve_rpc(self.cls, name)  # raises for a name RPC may not reach
-            value = getattr(instance, name)
+            attr = resolve_rpc(self.cls, name)  # raises for a name RPC may not reach
+            if type(attr) is FunctionType:
+                self._rpc_fast[name] = (attr, inspect.iscoroutinefunction(attr))
+            # Class attributes only, as Cloudflare reaches prototype methods only.
+            get = getattr(type(attr), "__get__", None)
+            value = get(attr, instance, self.cls) if get is not None else attr
             if not callable(value):
                 raise TypeError(f'"{name}" is not a function.')
             return value(*args, **kwargs)

@@ -173,8 +173,10 @@ class RpcMethod:
             promise._follow(loop.create_task(stub._call("rpc", self._name, args, kwargs)))
         else:
             try:
-                host = stub._host()
-                host.invoke("rpc", self._name, args, kwargs, promise)
+                host = stub._host_cache
+                if host is None or host.detached:
+                    host = stub._host()
+                host.call_rpc(self._name, args, kwargs, promise)
                 promise._host = host
             except Exception as exc:  # a closed runtime, an overloaded object
                 promise.set_exception(exc)

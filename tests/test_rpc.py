@@ -41,6 +41,19 @@ class Obj(Base):
         self.items.append(item)
         return self.items
 
+    def returns_awaitable(self, value: int) -> Any:
+        async def later() -> int:
+            await asyncio.sleep(0)
+            return value * 2
+
+        return later()
+
+    async def shadowed(self) -> str:
+        return "class method"
+
+    def shadow(self) -> None:
+        setattr(self, "shadowed", lambda: "instance attribute")
+
     def plain(self, a: int, *, b: int = 0) -> int:
         return a + b
 
@@ -136,6 +149,20 @@ class TestReachability:
             await stub.fail("KeyError")
         assert await stub.add(2) == [1, 2]
         assert Obj.constructed == 1
+
+
+    async def test_sync_method_returning_an_awaitable(self, ns: Any) -> None:
+        """A plain method's awaitable result is awaited, on every call (first and later ones)."""
+        stub = ns.get_by_name("a")
+        assert [await stub.returns_awaitable(i) for i in range(3)] == [0, 2, 4]
+
+    async def test_instance_attribute_does_not_shadow_a_method(self, ns: Any) -> None:
+        """RPC reaches the class's method even when the instance has an attribute of that name."""
+        stub = ns.get_by_name("a")
+        assert await stub.shadowed() == "class method"
+        await stub.shadow()
+        assert await stub.shadowed() == "class method"
+        assert await testing.run_in_object(stub, lambda obj, ctx: getattr(obj, "shadowed")()) == "instance attribute"
 
 
 class TestCopying:
