@@ -919,6 +919,8 @@ class SqlStorage:
             raise TypeError(f"sql.exec() takes the SQL as a str, not {type(query).__name__}")
         if (index := lone_surrogate_at(query)) is not None:
             raise TypeError(f"sql.exec() SQL has a lone surrogate at index {index}; it must be valid Unicode")
+        if trusted:
+            self._db.spill()  # SQL without the rules may read _cf_KV: buffered writes go there first
         params: tuple[SqlValue, ...] = bindings  # checked by sqlite3 as it binds (see _attempt)
         for value in bindings:
             if type(value) not in _NATIVE:
@@ -1029,6 +1031,7 @@ class SqlStorage:
         """The database's size in bytes: (pages in use) x (page size), as Cloudflare computes it."""
         self._host.check_live(self._gen)
         db = self._db
+        db.spill()  # buffered key-value writes count too
         conn = db.read_conn()
         if conn is None:
             return 0
@@ -1112,7 +1115,9 @@ class SyncKV:
             # An empty range never reaches the database, so (as in workerd) it does not
             # invalidate the live iterator.
             return _KvListIterator(self, None)
-        rows = self._db.kv_scan(bounds[0], bounds[1], reverse=opts.get("reverse", False), limit=opts.get("limit"))
+        rows = self._db.kv_scan(
+            bounds[0], bounds[1], reverse=opts.get("reverse", False), limit=opts.get("limit"), lazy=True
+        )
         if self._live is not None:
             self._live._invalidate()
         it = self._live = _KvListIterator(self, rows)

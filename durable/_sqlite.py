@@ -9,10 +9,15 @@ pragma, the two reserved tables, and the transaction primitives the storage laye
 - ``_cf_METADATA(key TEXT PRIMARY KEY, value) WITHOUT ROWID``: the schema version, the object's
   name (so ``ctx.id.name`` survives eviction) and its alarm.
 
-Writes go into an implicit transaction opened by the first write (``BEGIN``) and committed by the
-storage layer at the end of the turn (``commit()``), which is workerd's model for SQLite-backed
-objects: every write made without a suspension in between commits atomically. Nested explicit
-transactions are savepoints inside it. Nothing is created on disk for an object that only reads.
+Writes go into an implicit transaction committed by the storage layer at the end of the turn
+(``commit()``), which is workerd's model for SQLite-backed objects: every write made without a
+suspension in between commits atomically. Nested explicit transactions are savepoints inside it.
+Nothing is created on disk for an object that only reads.
+
+Key-value writes are buffered in memory (``_dirty``) and reach SQLite at the commit, or earlier when
+something must see them in SQLite (a range read, a savepoint, SQL that may read ``_cf_KV``). A
+commit of one buffered key-value write and nothing else is a single autocommit statement.
+Recently read or written pairs are cached (``_kv_cache``), so reading them runs no SQL.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ class ObjectDatabase:
         self.name = name
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
+        self._cursor: sqlite3.Cursor | None = None
         self._kv_exists = False
         self._meta_exists = False
         self._meta_written = False
@@ -102,9 +108,17 @@ class ObjectDatabase:
         self._sql_commit = f"COMMIT -- {tag}"
         self._sql_get = f"SELECT value FROM _cf_KV WHERE key = ? -- {tag}"
         self._sql_put = f"INSERT OR REPLACE INTO _cf_KV VALUES (?, ?) -- {tag}"
+        self._sql_delete = f"DELETE FROM _cf_KV WHERE key = ? -- {tag}"
         self._kv_cache: dict[str, bytes | None] = {}
-        """Recently read or written key-value pairs (None: absent), as the transaction sees them."""
+        """Recently read pairs (None: absent), as SQLite's transaction sees them."""
+        self._dirty: dict[str, bytes | None] = {}
+        """Key-value writes not yet in SQLite (None: delete), in the order made."""
+        self._began = False
+        """Whether ``BEGIN`` ran: SQLite holds uncommitted writes."""
+        self._write_through = False
+        """Set once a lazy scan was handed out (it must see later writes): writes skip the buffer."""
         self.in_transaction = False
+        """Whether there are uncommitted writes: in SQLite's transaction, or buffered."""
         self.savepoint_depth = 0
         self.user_sql = False
         """True while user SQL (``sql.exec``) is being prepared; the SQL authorizer applies only then."""
@@ -138,6 +152,7 @@ class ObjectDatabase:
                 self.file.parent.mkdir(parents=True, exist_ok=True)
                 conn = connect(self.file, synchronous=self._synchronous)
         self._conn = conn
+        self._cursor = conn.cursor()  # reused by the hot statements (a new cursor per call costs)
         names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
         self._kv_exists = "_cf_KV" in names
         self._meta_exists = "_cf_METADATA" in names
@@ -157,8 +172,11 @@ class ObjectDatabase:
     def write_conn(self) -> sqlite3.Connection:
         """The connection for writing, inside the implicit transaction (opened if needed)."""
         conn = self._conn or self._open()
-        if not self.in_transaction:
-            conn.execute(self._sql_begin)
+        if not self._began:
+            cursor = self._cursor
+            assert cursor is not None  # set with _conn
+            cursor.execute(self._sql_begin)
+            self._began = True
             self.in_transaction = True
         if not self._meta_written:
             self._write_meta(conn)
@@ -178,43 +196,83 @@ class ObjectDatabase:
 
     def close(self) -> None:
         """Roll back anything uncommitted and close the connection (a file db can be reopened)."""
-        self._kv_cache.clear()
+        self._drop_pending()
         conn, self._conn = self._conn, None
+        self._cursor = None
+        self._write_through = False
         if conn is None:
             return
-        if self.in_transaction:
+        if self._began:
             self._rollback(conn)
         conn.close()
+
+    def _drop_pending(self) -> None:
+        self._dirty.clear()
+        self._kv_cache.clear()
+        self.in_transaction = self._began
+
+    def spill(self) -> None:
+        """Write the buffered key-value writes into SQLite's transaction (before SQL must see them)."""
+        dirty = self._dirty
+        if not dirty:
+            return
+        conn = self._kv_ready_for_write()
+        puts = [(key, value) for key, value in dirty.items() if value is not None]
+        if puts:
+            conn.executemany(self._sql_put, puts)
+        if len(puts) < len(dirty):
+            conn.executemany(self._sql_delete, [(key,) for key, value in dirty.items() if value is None])
+        for key, value in dirty.items():
+            self._cache(key, value)
+        dirty.clear()
 
     # -- transaction --------------------------------------------------------------------------
 
     def commit(self) -> None:
         """Commit the implicit transaction. On failure it is rolled back and the error raised."""
-        conn = self._conn
-        if not self.in_transaction or conn is None:
+        if not self.in_transaction:
             return
         failure, self.fail_next = self.fail_next, None
         try:
             if failure is not None:
                 raise failure
-            conn.execute(self._sql_commit)
+            dirty = self._dirty
+            cursor = self._cursor
+            if not self._began and len(dirty) == 1 and cursor is not None and self._kv_exists and self._meta_written:
+                # One key-value write and nothing else: one autocommit statement is the transaction.
+                ((key, value),) = dirty.items()
+                if value is None:
+                    cursor.execute(self._sql_delete, (key,))
+                else:
+                    cursor.execute(self._sql_put, (key, value))
+                self._cache(key, value)
+                dirty.clear()
+            else:
+                self.spill()
+                cursor = self._cursor
+                assert cursor is not None  # spill() or an earlier write opened the connection
+                cursor.execute(self._sql_commit)
         except sqlite3.IntegrityError as exc:
             # Deferred constraints (``PRAGMA defer_foreign_keys``) are checked at COMMIT. Cloudflare
             # resets the object with the SQLite message; the host words the reset (see _host._flush).
-            self._rollback(conn)
+            self.rollback()
             raise SqlError(f"{exc}: SQLITE_CONSTRAINT", code="SQLITE_CONSTRAINT") from exc
         except BaseException:
-            self._rollback(conn)
+            self.rollback()
             raise
+        self._began = False
         self.in_transaction = False
 
     def rollback(self) -> None:
         """Drop every write not yet committed."""
-        if self._conn is not None and self.in_transaction:
+        self._drop_pending()
+        if self._conn is not None and self._began:
             self._rollback(self._conn)
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
+        self._dirty.clear()
         self._kv_cache.clear()
+        self._began = False
         self.in_transaction = False
         self.savepoint_depth = 0
         try:
@@ -229,6 +287,7 @@ class ObjectDatabase:
 
     def savepoint(self) -> str:
         """Open a nested savepoint inside the implicit transaction; returns its name."""
+        self.spill()  # what is buffered now belongs before the savepoint: rollback_to keeps it
         conn = self.write_conn()
         name = f"_cf_savepoint_{self.savepoint_depth}"
         conn.execute(f"SAVEPOINT {name} -- {self._tag}")
@@ -244,7 +303,7 @@ class ObjectDatabase:
     def rollback_to(self, name: str) -> None:
         """Undo a savepoint's writes and end it."""
         assert self._conn is not None
-        self._kv_cache.clear()
+        self._drop_pending()  # buffered writes were all made inside the savepoint
         self._conn.execute(f"ROLLBACK TO {name} -- {self._tag}")
         self._conn.execute(f"RELEASE {name} -- {self._tag}")
         self.savepoint_depth -= 1
@@ -279,19 +338,24 @@ class ObjectDatabase:
         cache[key] = value
 
     def kv_get(self, key: str) -> bytes | None:
-        cached = self._kv_cache.get(key, _MISSING)
+        cached = self._dirty.get(key, _MISSING)
+        if cached is _MISSING:
+            cached = self._kv_cache.get(key, _MISSING)
         if cached is not _MISSING:
             return cached  # type: ignore[no-any-return]
         conn = self.read_conn()
         if conn is None or not self._kv_exists:
             return None
-        row = conn.execute(self._sql_get, (key,)).fetchone()
+        cursor = self._cursor
+        assert cursor is not None  # set with _conn
+        row = cursor.execute(self._sql_get, (key,)).fetchone()
         value = None if row is None else row[0]
         self._cache(key, value)
         return value
 
     def kv_get_many(self, keys: list[str]) -> list[tuple[str, bytes]]:
         """The stored pairs among ``keys``, sorted by key; missing keys are left out."""
+        self.spill()
         conn = self.read_conn()
         if conn is None or not self._kv_exists or not keys:
             return []
@@ -311,39 +375,45 @@ class ObjectDatabase:
         return found
 
     def kv_put(self, key: str, value: bytes) -> None:
-        conn = self._kv_ready_for_write()
-        conn.execute(self._sql_put, (key, value))
-        self._cache(key, value)
+        self._dirty[key] = value
+        self.in_transaction = True
+        if self._write_through:
+            self.spill()
 
     def kv_put_many(self, items: list[tuple[str, bytes]]) -> None:
-        conn = self._kv_ready_for_write()
-        conn.executemany(self._sql_put, items)
-        for key, value in items:
-            self._cache(key, value)
+        self._dirty.update(items)
+        self.in_transaction = True
+        if self._write_through:
+            self.spill()
 
     def kv_delete(self, key: str) -> bool:
-        if self.read_conn() is None or not self._kv_exists:
-            return False
-        conn = self.write_conn()
-        existed = conn.execute(f"DELETE FROM _cf_KV WHERE key = ? -- {self._tag}", (key,)).rowcount > 0
-        self._cache(key, None)
+        """Delete ``key``; whether it existed."""
+        existed = self.kv_get(key) is not None
+        if existed or key in self._dirty:
+            self._dirty[key] = None
+            self.in_transaction = True
+            if self._write_through:
+                self.spill()
         return existed
 
     def kv_delete_many(self, keys: list[str]) -> int:
-        if self.read_conn() is None or not self._kv_exists or not keys:
-            return 0
-        conn = self.write_conn()
-        sql = f"DELETE FROM _cf_KV WHERE key = ? -- {self._tag}"
+        """Delete ``keys``; how many of them existed."""
         deleted = 0
         for key in dict.fromkeys(keys):
-            deleted += conn.execute(sql, (key,)).rowcount
-            self._cache(key, None)
+            deleted += self.kv_delete(key)
         return deleted
 
     def kv_scan(
-        self, start: str | None, end: str | None, *, reverse: bool = False, limit: int | None = None
+        self, start: str | None, end: str | None, *, reverse: bool = False, limit: int | None = None, lazy: bool = False
     ) -> Iterator[tuple[str, bytes]]:
-        """Pairs with ``start <= key < end`` (``None``: unbounded), ascending or descending."""
+        """Pairs with ``start <= key < end`` (``None``: unbounded), ascending or descending.
+
+        ``lazy``: the caller reads the rows as it goes, so later writes must reach SQLite at once
+        to be seen (from then on, as long as the connection is open, writes are not buffered).
+        """
+        self.spill()
+        if lazy:
+            self._write_through = True
         conn = self.read_conn()
         if conn is None or not self._kv_exists:
             return iter(())
@@ -365,6 +435,7 @@ class ObjectDatabase:
         return conn.execute(sql, params)
 
     def kv_count(self) -> int:
+        self.spill()
         conn = self.read_conn()
         if conn is None or not self._kv_exists:
             return 0
@@ -372,10 +443,10 @@ class ObjectDatabase:
 
     def kv_clear(self) -> None:
         """Delete every key-value pair and the alarm (``delete_all`` of a key-value-backed class)."""
+        self._drop_pending()
         if self.read_conn() is None:
             return
         conn = self.write_conn()
-        self._kv_cache.clear()
         if self._kv_exists:
             conn.execute(f"DELETE FROM _cf_KV -- {self._tag}")
         self.set_alarm(None)
@@ -387,10 +458,10 @@ class ObjectDatabase:
         commit), since dropping a referenced table first would otherwise fail; once every table
         is gone no violation can remain.
         """
+        self._drop_pending()
         if self.read_conn() is None:
             return
         conn = self.write_conn()
-        self._kv_cache.clear()
         conn.execute(f"PRAGMA defer_foreign_keys=ON -- {self._tag}")
         rows = conn.execute(
             "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')"

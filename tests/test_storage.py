@@ -348,16 +348,19 @@ class TestReadCache:
         """However many keys are read, the cache keeps at most KV_CACHE_ENTRIES, and no large value."""
         from durable._sqlite import KV_CACHE_ENTRIES, KV_CACHE_MAX_VALUE
 
-        async def body(obj: Any, ctx: durable.State) -> Any:
+        async def write(obj: Any, ctx: durable.State) -> None:
             await ctx.storage.put({f"k{i}": i for i in range(KV_CACHE_ENTRIES)})
             await ctx.storage.put({f"j{i}": i for i in range(KV_CACHE_ENTRIES)})
             await ctx.storage.put("big", "x" * (KV_CACHE_MAX_VALUE + 1))
+
+        async def read(obj: Any, ctx: durable.State) -> Any:
             values = [await ctx.storage.get(f"k{i}") for i in range(KV_CACHE_ENTRIES)]
             big = await ctx.storage.get("big")
             cache = ctx.storage._db._kv_cache
             return values == list(range(KV_CACHE_ENTRIES)), len(big), len(cache), "big" in cache
 
-        assert await run(body) == (True, KV_CACHE_MAX_VALUE + 1, KV_CACHE_ENTRIES, False)
+        await run(write)  # committed when the call returns
+        assert await run(read) == (True, KV_CACHE_MAX_VALUE + 1, KV_CACHE_ENTRIES, False)
 
     async def test_unrestricted_query_writing_kv_table_is_seen(self) -> None:
         """testing.query(unrestricted=True) may write _cf_KV directly; later reads see it."""
@@ -369,3 +372,59 @@ class TestReadCache:
             assert await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get("k")) == 1
             await testing.query(stub, "UPDATE _cf_KV SET value = ? WHERE key = 'k'", encode(2), unrestricted=True)
             assert await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get("k")) == 2
+
+
+class TestBufferedWrites:
+    """Key-value writes wait in memory until the commit; every read and the file must agree with them."""
+
+    async def test_mixed_writes_in_one_turn_reach_the_file(self, tmp_path: Any) -> None:
+        """Puts, deletes and batches in one turn: reads see them at once, the file after reopening."""
+
+        async def body(obj: Any, ctx: durable.State) -> Any:
+            s = ctx.storage
+            s.put("a", 1)
+            s.put({"b": 2, "c": 3, "d": 4})
+            first = s.delete("a"), s.delete("a"), s.delete("never")
+            s.delete(["b", "x"])
+            s.put("c", "changed")
+            s.put("a", "again")
+            return first, await s.get(["a", "b", "c", "d"]), await s.list()
+
+        async with durable.Runtime(tmp_path) as rt:
+            stub = rt.namespace(Obj).get_by_name("w")
+            (deleted, got, listed) = await testing.run_in_object(stub, body)
+        assert [await d for d in deleted] == [True, False, False]
+        expected = {"a": "again", "c": "changed", "d": 4}
+        assert got == expected and listed == expected
+        async with durable.Runtime(tmp_path) as rt:
+            stub = rt.namespace(Obj).get_by_name("w")
+            assert await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.list()) == expected
+
+    async def test_lazy_sync_list_sees_later_writes(self) -> None:
+        """kv.list() reads as it goes: a key deleted after it started is not returned when reached."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("l")
+
+            def body(obj: Any, ctx: durable.State) -> Any:
+                kv = ctx.storage.kv
+                for key in "abcde":
+                    kv.put(key, key)
+                it = kv.list()
+                first = next(it)
+                kv.delete("e")
+                ctx.storage.delete("d")  # the asynchronous API writes the same table
+                return first, list(it)
+
+            assert await testing.run_in_object(stub, body) == (("a", "a"), [("b", "b"), ("c", "c")])
+
+    async def test_database_size_counts_buffered_writes(self) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("s")
+
+            def body(obj: Any, ctx: durable.State) -> Any:
+                before = ctx.storage.sql.database_size
+                ctx.storage.put({f"k{i}": "x" * 1000 for i in range(50)})
+                return before, ctx.storage.sql.database_size
+
+            before, after = await testing.run_in_object(stub, body)
+            assert after > before + 50_000
