@@ -12,11 +12,11 @@ Rules, and the Cloudflare behaviour each mirrors:
   caller stops waiting (Cloudflare does not cancel a Durable Object's work when a client goes
   away). Calls are not serialized: at any await that is not storage, other events get in, exactly
   as production interleaves them.
-- Writes made without a suspension between them coalesce: the first write opens SQLite's implicit
+- Writes made without a suspension between them coalesce: they join the object's implicit
   transaction, which commits when the turn ends (workerd commits SQLite-backed objects on the
-  next turn of the event loop). When an event's synchronous step ends and nothing else is ready
-  to run, the commit happens at once; otherwise it is scheduled after the ready work, so the
-  writes of concurrent events share one commit (``step_done``).
+  next turn of the event loop). When an event's synchronous step ends, the commit is scheduled
+  for the end of the loop turn, so the writes of every event that runs in that turn share one
+  commit (``step_done``); a caller that awaits a result makes the commit at once (``flush_now``).
 - Output gate: a result (value or error) leaves only after the commit of every write made before
   it; a call the object makes to another object also waits. ``allow_unconfirmed`` writes do not
   hold it. If the commit fails, held results become reset errors, the batch is rolled back and the
