@@ -214,7 +214,8 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-_rpc_cache: dict[tuple[type, str], object] = {}
+_rpc_cache: dict[tuple[type, str], tuple[object, object]] = {}
+"""(class, name) -> (the attribute RPC reaches, what ``getattr(class, name)`` gave then)."""
 
 _rpc_fast: dict[type, dict[str, tuple[Callable[..., Any], bool]]] = {}
 """Per class: RPC method name -> (plain function, is it ``async def``), for ``call_rpc``."""
@@ -229,8 +230,8 @@ def resolve_rpc(cls: type, name: str) -> object:
     """
     key = (cls, name)
     found = _rpc_cache.get(key)
-    if found is not None:
-        return found
+    if found is not None and getattr(cls, name, None) is found[1]:
+        return found[0]  # unless the class was changed since (a test's monkeypatch.setattr)
     if name in RESERVED_METHODS:
         raise TypeError(f"'{name}' is a reserved method and cannot be called over RPC.")
     if not name.startswith("_") and name != "fetch":
@@ -239,7 +240,7 @@ def resolve_rpc(cls: type, name: str) -> object:
                 break
             if name in klass.__dict__:
                 attr = klass.__dict__[name]
-                _rpc_cache[key] = attr
+                _rpc_cache[key] = (attr, getattr(cls, name, None))
                 return attr
     raise TypeError(f'The RPC receiver does not implement the method "{name}".')
 
@@ -464,6 +465,8 @@ class ObjectHost:
         stepped here, with no event coroutine around it. Anything else goes through ``invoke``.
         """
         entry = self._rpc_fast.get(name)
+        if entry is not None and getattr(self.cls, name, None) is not entry[0]:
+            entry = None  # the class's method was replaced since (a test's monkeypatch.setattr)
         instance = self.instance
         gate = self.gate
         runtime = self.runtime

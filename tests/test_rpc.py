@@ -165,6 +165,21 @@ class TestReachability:
         assert await testing.run_in_object(stub, lambda obj, ctx: getattr(obj, "shadowed")()) == "instance attribute"
 
 
+    async def test_method_replaced_on_the_class_is_called(self, ns: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A method patched on the class (as tests do) is what later calls reach, and unpatched again."""
+        stub = ns.get_by_name("a")
+        assert await stub.plain(1) == 1
+
+        def patched(self: Any, a: int, *, b: int = 0) -> str:
+            return f"patched {a}"
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Obj, "plain", patched)
+            assert await stub.plain(1) == "patched 1"
+            assert await stub.plain(2) == "patched 2"
+        assert await stub.plain(3) == 3
+
+
 class TestCopying:
     async def test_arguments_are_copied(self, ns: Any) -> None:
         """The object gets a copy of its arguments: its changes do not reach the caller's value."""
