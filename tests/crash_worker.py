@@ -69,6 +69,13 @@ class Ledger(durable.DurableObject):
 
         return await self.ctx.storage.transaction(body)
 
+    async def bump(self) -> int:
+        """A second counter, written alone: a batch of one key commits as a single SQLite statement."""
+        storage = self.ctx.storage
+        solo = ((await storage.get("solo")) or 0) + 1
+        await storage.put("solo", solo)
+        return solo
+
     async def snapshot(self) -> dict[str, object]:
         """Everything the crash test checks: ``n``, ``n_copy`` and ``{log number: stored number}``."""
         storage = self.ctx.storage
@@ -76,16 +83,18 @@ class Ledger(durable.DurableObject):
         return {
             "n": await storage.get("n"),
             "n_copy": await storage.get("n_copy"),
+            "solo": await storage.get("solo"),
             "log": {int(key[4:]): value["n"] for key, value in log.items()},
         }
 
 
 async def client(ns: durable.Namespace[Ledger], name: str, rng: random.Random, deadline: float) -> None:
     stub = ns.get_by_name(name)
-    methods = (stub.append, stub.append_batch, stub.append_txn)
+    methods = ((name, stub.append), (name, stub.append_batch), (name, stub.append_txn), (f"{name}:solo", stub.bump))
     while time.monotonic() < deadline:
-        value = await rng.choice(methods)()
-        sys.stdout.write(f"ACK {name} {value}\n")
+        label, method = rng.choice(methods)
+        value = await method()
+        sys.stdout.write(f"ACK {label} {value}\n")
         sys.stdout.flush()
 
 
