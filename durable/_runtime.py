@@ -154,6 +154,7 @@ class Runtime:
         self._hosts: dict[tuple[str, str], ObjectHost] = {}
         self._memory: dict[tuple[str, str], ObjectDatabase] = {}
         self._idle: OrderedDict[tuple[str, str], float] = OrderedDict()  # key -> when it became idle
+        self._idle_newest: tuple[str, str] | None = None  # the key last put at the end of _idle
         self._sweep_timer: Any = None
         self._closed = False
         self._lock_file: IO[str] | None = None
@@ -313,15 +314,16 @@ class Runtime:
         # Idle objects are kept in least-recently-idle order with the time they became idle. One
         # sweep timer per runtime evicts those idle longer than idle_timeout (a timer per call
         # would cost more than the call); the oldest go first when max_live_objects is exceeded.
-        if self._closed:
-            return
-        if host.detached:
+        if self._closed or host.detached:
             return
         key = host.key
         idle = self._idle
         now = self.clock.time()
-        if key in idle:
-            idle.move_to_end(key)
+        if key is not self._idle_newest:
+            # Moved to the end. The newest key, if still in the map, is already last (every
+            # insertion updates it), so calls that keep coming to one object skip this.
+            idle.pop(key, None)
+            self._idle_newest = key
         idle[key] = now
         while len(self._hosts) > self.max_live_objects and idle:
             victim_key, _ = idle.popitem(last=False)

@@ -96,6 +96,17 @@ class TestFiles:
             assert [await ns.get_by_name(str(i)).read("i") for i in range(20)] == list(range(20))
         assert Obj.constructed >= 35
 
+    async def test_least_recently_used_object_is_evicted_first(self, tmp_path: Path) -> None:
+        """Past max_live_objects the object idle longest goes first; one called again stays live."""
+        async with durable.Runtime(path=tmp_path, max_live_objects=2) as rt:
+            ns = rt.namespace(Obj)
+            for name in ("a", "b", "a", "a", "c"):  # a is used again after b: b is the oldest
+                await ns.get_by_name(name).write("k", name)
+            live = sorted(str(host.id.name) for host in rt._hosts.values())
+            assert live == ["a", "c"]
+            await ns.get_by_name("b").read("k")  # b comes back: a is now the oldest
+            assert sorted(str(host.id.name) for host in rt._hosts.values()) == ["b", "c"]
+
     async def test_list_ids(self, tmp_path: Path) -> None:
         """list_ids gives the ids of objects with storage, named where the name is known."""
         async with durable.Runtime(path=tmp_path) as rt:
