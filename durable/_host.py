@@ -115,22 +115,27 @@ class _Batch:
 
     def succeed(self) -> None:
         for fut, value, is_error in self.held:
-            if not fut.done():
-                if is_error:
-                    fut.set_exception(value)
-                else:
-                    fut.set_result(value)
+            _resolve(fut, value, is_error)
         for waiter in self.waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+            _resolve(waiter, None, False)
 
     def fail(self, error: BaseException) -> None:
         for fut, _, _ in self.held:
-            if not fut.done():
-                fut.set_exception(_reset_copy(error))
+            _resolve(fut, _reset_copy(error), True)
         for waiter in self.waiters:
-            if not waiter.done():
-                waiter.set_exception(_reset_copy(error))
+            _resolve(waiter, _reset_copy(error), True)
+
+
+def _resolve(fut: asyncio.Future[Any], value: Any, is_error: bool) -> None:
+    if fut.done():
+        return
+    try:
+        if is_error:
+            fut.set_exception(value)
+        else:
+            fut.set_result(value)
+    except RuntimeError:
+        pass  # made on an event loop that is closed now: nobody can be waiting for it
 
 
 class _Call:
@@ -275,6 +280,7 @@ class ObjectHost:
         self.state: State | None = None
         self.batch: _Batch | None = None
         self._flush_handle: asyncio.Handle | None = None
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
         self.steps = 0
         """Synchronous steps of events running right now (nested when events call back in)."""
         self.calls: set[_Call] = set()
@@ -309,10 +315,10 @@ class ObjectHost:
             batch = self.batch = _Batch()
         if gated:
             batch.gated = True
-        if self._flush_handle is None and not self.steps:
+        if not self.steps:
             # A write outside any event step (a background task, a block_concurrency_while
             # callback, test code): commit once this turn ends. Inside a step, step_done() decides.
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_scheduled)
+            self._schedule_flush()
 
     def alarm_written(self) -> None:
         self._alarm_dirty = True
@@ -335,6 +341,14 @@ class ObjectHost:
             self.wrote(False)
 
     # -- commits -------------------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        """Commit when this loop turn ends; a flush already scheduled on this loop will do."""
+        loop = asyncio.get_running_loop()
+        if self._flush_handle is None or self._flush_loop is not loop:
+            # (A flush left on another loop, one that stopped before running it, never runs.)
+            self._flush_handle = loop.call_soon(self._flush_scheduled)
+            self._flush_loop = loop
 
     def _flush_scheduled(self) -> None:
         self._flush_handle = None
@@ -554,9 +568,9 @@ class ObjectHost:
         (``flush_now``): then no loop turn passes.
         """
         self.steps -= 1
-        if self.steps or self.batch is None or self._flush_handle is not None:
+        if self.steps or self.batch is None:
             return
-        self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_scheduled)
+        self._schedule_flush()
 
     async def _enter(self) -> int:
         """Wait at the gate, build the instance if needed; returns the generation entered."""

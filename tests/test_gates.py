@@ -282,6 +282,36 @@ class TestCoalescing:
         assert len(commits) < 10
 
 
+    def test_a_commit_left_on_a_stopped_loop_is_made_on_the_next(self) -> None:
+        """A runtime used on a new event loop commits, though a flush was left on the old one."""
+
+        class Counter2(durable.DurableObject):
+            async def increment(self) -> int:
+                value = (await self.ctx.storage.get("n") or 0) + 1
+                await self.ctx.storage.put("n", value)
+                return value
+
+        rt = durable.Runtime()
+        stub = rt.namespace(Counter2).get_by_name("c")
+        first = asyncio.new_event_loop()
+
+        def call_then_stop() -> None:
+            promise = stub.increment()  # runs now; its commit is scheduled for the next turn of `first`...
+            promise.add_done_callback(lambda _: None)  # (someone on `first` waits for it)
+            first.stop()  # ...which never comes
+
+        first.call_soon(call_then_stop)
+        first.run_forever()
+        first.close()
+
+        async def on_the_next_loop() -> list[int]:
+            results = await asyncio.wait_for(asyncio.gather(stub.increment(), stub.increment()), 10)
+            await rt.aclose()
+            return list(results)
+
+        assert asyncio.run(on_the_next_loop()) == [2, 3]
+
+
 class TestOverloadAndBackground:
     async def test_queue_limit(self) -> None:
         """Calls beyond max_queued_calls fail with Cloudflare's overloaded error."""
