@@ -219,11 +219,12 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-_rpc_cache: dict[tuple[type, str], tuple[object, object]] = {}
-"""(class, name) -> (the attribute RPC reaches, what ``getattr(class, name)`` gave then)."""
+_Resolved = tuple[Any, object, "bool | None"]
+"""(the attribute RPC reaches, what ``getattr(class, name)`` gave then, and for a plain function
+whether it is ``async def``; None for any other attribute)."""
 
-_rpc_fast: dict[type, dict[str, tuple[Callable[..., Any], bool]]] = {}
-"""Per class: RPC method name -> (plain function, is it ``async def``), for ``call_rpc``."""
+_rpc_cache: dict[type, dict[str, _Resolved]] = {}
+"""Per class, by name: what ``resolve_rpc`` found (``call_rpc`` reads it too)."""
 
 
 def resolve_rpc(cls: type, name: str) -> object:
@@ -233,8 +234,8 @@ def resolve_rpc(cls: type, name: str) -> object:
     names starting with ``_``, instance attributes, ``fetch`` (only through ``stub.fetch``) and the
     reserved handler names.
     """
-    key = (cls, name)
-    found = _rpc_cache.get(key)
+    table = _rpc_cache.setdefault(cls, {})
+    found = table.get(name)
     if found is not None and getattr(cls, name, None) is found[1]:
         return found[0]  # unless the class was changed since (a test's monkeypatch.setattr)
     if name in RESERVED_METHODS:
@@ -245,7 +246,8 @@ def resolve_rpc(cls: type, name: str) -> object:
                 break
             if name in klass.__dict__:
                 attr = klass.__dict__[name]
-                _rpc_cache[key] = (attr, getattr(cls, name, None))
+                is_async = inspect.iscoroutinefunction(attr) if type(attr) is FunctionType else None
+                table[name] = (attr, getattr(cls, name, None), is_async)
                 return attr
     raise TypeError(f'The RPC receiver does not implement the method "{name}".')
 
@@ -273,7 +275,7 @@ class ObjectHost:
         self.kv_backed = kv_backed
         self.limits = limits
         self.has_alarm_handler = callable(getattr(cls, "alarm", None))
-        self._rpc_fast = _rpc_fast.setdefault(cls, {})
+        self._rpc = _rpc_cache.setdefault(cls, {})
         self.gen = 0
         self.gate = InputGate()
         self.instance: DurableObject | None = None
@@ -402,13 +404,6 @@ class ObjectHost:
         if batch is not None:
             batch.succeed()
 
-    def _output_gate(self) -> asyncio.Future[None] | None:
-        """A future for the commit of the writes made so far, if results must wait for one."""
-        batch = self.batch
-        if batch is not None and batch.gated:
-            return batch.waiter()
-        return None
-
     def _deliver(self, fut: asyncio.Future[Any], value: Any, is_error: bool) -> None:
         """Hand a result to its caller, through the output gate: at once, or when the commit succeeds."""
         batch = self.batch
@@ -426,9 +421,10 @@ class ObjectHost:
         (output gate). Inside a ``transaction()`` the commit waits for the closure, so waiting
         would deadlock; the call goes out and the transaction's writes commit when it ends.
         """
-        if self.db.savepoint_depth:
+        batch = self.batch
+        if self.db.savepoint_depth or batch is None or not batch.gated:
             return None
-        return self._output_gate()
+        return batch.waiter()
 
     # -- events --------------------------------------------------------------------------------
 
@@ -478,9 +474,9 @@ class ObjectHost:
         instance, an open gate, a plain method called before): the method's own coroutine is
         stepped here, with no event coroutine around it. Anything else goes through ``invoke``.
         """
-        entry = self._rpc_fast.get(name)
-        if entry is not None and getattr(self.cls, name, None) is not entry[0]:
-            entry = None  # the class's method was replaced since (a test's monkeypatch.setattr)
+        entry = self._rpc.get(name)
+        if entry is not None and (entry[2] is None or getattr(self.cls, name, None) is not entry[1]):
+            entry = None  # not a plain function, or replaced on the class since (a test's monkeypatch)
         instance = self.instance
         gate = self.gate
         runtime = self.runtime
@@ -497,7 +493,7 @@ class ObjectHost:
         ):
             self.invoke("rpc", name, args, kwargs, fut)
             return
-        func, is_async = entry
+        func, _, is_async = entry
         self.pending += 1
         gen = self.gen
         context = contextvars.copy_context()
@@ -633,8 +629,6 @@ class ObjectHost:
         assert instance is not None
         if kind == "rpc":
             attr = resolve_rpc(self.cls, name)  # raises for a name RPC may not reach
-            if type(attr) is FunctionType:
-                self._rpc_fast[name] = (attr, inspect.iscoroutinefunction(attr))
             # Class attributes only, as Cloudflare reaches prototype methods only.
             get = getattr(type(attr), "__get__", None)
             value = get(attr, instance, self.cls) if get is not None else attr

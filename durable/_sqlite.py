@@ -117,8 +117,6 @@ class ObjectDatabase:
         """Whether ``BEGIN`` ran: SQLite holds uncommitted writes."""
         self._write_through = False
         """Set once a lazy scan was handed out (it must see later writes): writes skip the buffer."""
-        self.in_transaction = False
-        """Whether there are uncommitted writes: in SQLite's transaction, or buffered."""
         self.savepoint_depth = 0
         self.user_sql = False
         """True while user SQL (``sql.exec``) is being prepared; the SQL authorizer applies only then."""
@@ -128,6 +126,11 @@ class ObjectDatabase:
         """Called with every connection this database opens (the SQL layer installs its authorizer)."""
 
     # -- connection ---------------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether there are uncommitted writes: in SQLite's transaction, or buffered."""
+        return self._began or bool(self._dirty)
 
     @property
     def is_open(self) -> bool:
@@ -177,7 +180,6 @@ class ObjectDatabase:
             assert cursor is not None  # set with _conn
             cursor.execute(self._sql_begin)
             self._began = True
-            self.in_transaction = True
         if not self._meta_written:
             self._write_meta(conn)
         return conn
@@ -207,9 +209,9 @@ class ObjectDatabase:
         conn.close()
 
     def _drop_pending(self) -> None:
+        """Forget buffered writes, and cached pairs (they may show writes being rolled back)."""
         self._dirty.clear()
         self._kv_cache.clear()
-        self.in_transaction = self._began
 
     def spill(self) -> None:
         """Write the buffered key-value writes into SQLite's transaction (before SQL must see them)."""
@@ -261,7 +263,6 @@ class ObjectDatabase:
             self.rollback()
             raise
         self._began = False
-        self.in_transaction = False
 
     def rollback(self) -> None:
         """Drop every write not yet committed."""
@@ -270,10 +271,8 @@ class ObjectDatabase:
             self._rollback(self._conn)
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
-        self._dirty.clear()
-        self._kv_cache.clear()
+        self._drop_pending()
         self._began = False
-        self.in_transaction = False
         self.savepoint_depth = 0
         try:
             conn.execute(f"ROLLBACK -- {self._tag}")
@@ -376,13 +375,11 @@ class ObjectDatabase:
 
     def kv_put(self, key: str, value: bytes) -> None:
         self._dirty[key] = value
-        self.in_transaction = True
         if self._write_through:
             self.spill()
 
     def kv_put_many(self, items: list[tuple[str, bytes]]) -> None:
         self._dirty.update(items)
-        self.in_transaction = True
         if self._write_through:
             self.spill()
 
@@ -391,7 +388,6 @@ class ObjectDatabase:
         existed = self.kv_get(key) is not None
         if existed or key in self._dirty:
             self._dirty[key] = None
-            self.in_transaction = True
             if self._write_through:
                 self.spill()
         return existed
