@@ -1,0 +1,348 @@
+"""Wrappers giving `durable`'s objects the calling shapes of the Python Workers SDK.
+
+The SDK passes attribute names through to the JavaScript objects, so code calls camelCase
+methods with options as a *positional dict*: ``storage.list({"prefix": "a", "limit": 2})``,
+``storage.get("k", {"allowConcurrency": True})``. `durable`'s objects already have the camelCase
+names; these wrappers add the positional options, convert results as ``python_from_rpc`` does
+(dicts with attribute access), apply the strict value check, and make ``ctx.abort()`` raise
+:class:`DurableObjectAbort`. As in the SDK, wrapping is idempotent: ``ContextAdapter(a) is a``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, NoReturn
+
+import durable
+
+from ._convert import Converted, check_rpc_value, python_from_rpc
+from ._http import FetchResponse, as_fetch_response, unwrap_request
+
+__all__ = [
+    "ContextAdapter",
+    "DurableObjectAbort",
+    "EnvAdapter",
+    "NamespaceAdapter",
+    "StorageAdapter",
+    "StubAdapter",
+    "TransactionAdapter",
+]
+
+
+class DurableObjectAbort(BaseException):
+    """Raised inside a Durable Object by ``ctx.abort()``, as the SDK does.
+
+    A ``BaseException``, so ``except Exception`` in user code cannot swallow it. The object is
+    reset; the caller gets an ordinary reset error (:class:`durable.ObjectResetError`).
+    """
+
+
+_NOT_GIVEN: Any = object()
+
+
+def _options(name: str, options: object, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if options is None:
+        return kwargs
+    if not isinstance(options, Mapping):
+        raise TypeError(
+            f"{name}() options must be a dict such as {{\"allowConcurrency\": True}}, "
+            f"not {type(options).__name__}"
+        )
+    return {**options, **kwargs}
+
+
+class _StorageCalls:
+    """The storage methods shared by ``ctx.storage`` and a transaction's ``txn``."""
+
+    __slots__ = ("_target",)
+
+    _target: Any
+
+    def get(self, keys: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[Any]:
+        """``get(key)`` / ``get([keys])``, options as a positional dict; dicts come back as ``JsDict``."""
+        return Converted(self._target.get(keys, **_options("get", options, kwargs)), python_from_rpc)
+
+    def list(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[Any]:
+        """``list({"prefix": ..., "start": ..., "end": ..., "reverse": ..., "limit": ...})``."""
+        return Converted(self._target.list(**_options("list", options, kwargs)), python_from_rpc)
+
+    def put(self, key: Any, value: Any = _NOT_GIVEN, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[None]:
+        """``put(key, value[, options])`` or ``put({key: value, ...}[, options])``."""
+        if isinstance(key, Mapping):
+            if value is not _NOT_GIVEN:
+                if options is not None:
+                    raise TypeError("put() with a dict of entries takes at most one options dict")
+                options = value
+            entries = dict(key)
+            check_rpc_value(entries)
+            result: Awaitable[None] = self._target.put(entries, **_options("put", options, kwargs))
+            return result
+        if value is _NOT_GIVEN:
+            raise TypeError("put() needs a value: put(key, value) or put({key: value, ...})")
+        check_rpc_value(value)
+        result = self._target.put(key, value, **_options("put", options, kwargs))
+        return result
+
+    def delete(self, keys: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[Any]:
+        """``delete(key)`` -> bool, ``delete([keys])`` -> count."""
+        result: Awaitable[Any] = self._target.delete(keys, **_options("delete", options, kwargs))
+        return result
+
+    def deleteAll(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[None]:
+        """Delete every key (and, for storage, the alarm and SQL tables)."""
+        result: Awaitable[None] = self._target.delete_all(**_options("deleteAll", options, kwargs))
+        return result
+
+    def getAlarm(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[int | None]:
+        """The alarm time in ms since the epoch, or ``None``."""
+        result: Awaitable[int | None] = self._target.get_alarm(**_options("getAlarm", options, kwargs))
+        return result
+
+    def setAlarm(self, when: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[None]:
+        """Set the alarm to ``when`` (ms since the epoch or a ``datetime``)."""
+        result: Awaitable[None] = self._target.set_alarm(when, **_options("setAlarm", options, kwargs))
+        return result
+
+    def deleteAlarm(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[None]:
+        """Remove the alarm."""
+        result: Awaitable[None] = self._target.delete_alarm(**_options("deleteAlarm", options, kwargs))
+        return result
+
+    delete_all = deleteAll
+    get_alarm = getAlarm
+    set_alarm = setAlarm
+    delete_alarm = deleteAlarm
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+class StorageAdapter(_StorageCalls):
+    """``ctx.storage`` as the SDK shows it (a ``_BindingWrapper`` over ``DurableObjectStorage``)."""
+
+    __slots__ = ()
+
+    def __new__(cls, storage: Any) -> StorageAdapter:
+        if isinstance(storage, StorageAdapter):
+            return storage
+        self = super().__new__(cls)
+        self._target = storage
+        return self
+
+    def __repr__(self) -> str:
+        return f"<workers storage {self._target!r}>"
+
+    def transaction(self, closure: Callable[[TransactionAdapter], Any]) -> Awaitable[Any]:
+        """Run ``closure(txn)`` in a transaction; ``txn`` takes the same call shapes."""
+        result: Awaitable[Any] = self._target.transaction(lambda txn: closure(TransactionAdapter(txn)))
+        return result
+
+    def sync(self) -> Awaitable[None]:
+        """Completes when every earlier write is durable."""
+        result: Awaitable[None] = self._target.sync()
+        return result
+
+
+class TransactionAdapter(_StorageCalls):
+    """The ``txn`` of ``storage.transaction(closure)``, with the SDK's call shapes; ``rollback()`` too."""
+
+    __slots__ = ()
+
+    def __new__(cls, txn: Any) -> TransactionAdapter:
+        if isinstance(txn, TransactionAdapter):
+            return txn
+        self = super().__new__(cls)
+        self._target = txn
+        return self
+
+    def rollback(self) -> None:
+        """Roll the transaction back when the closure returns."""
+        self._target.rollback()
+
+
+class ContextAdapter:
+    """The ``self.ctx`` a Python Workers Durable Object sees (the SDK's ``DurableObjectContext``).
+
+    Every attribute passes through to the :class:`durable.State` (``id``, ``blockConcurrencyWhile``,
+    ``waitUntil``, ``acceptWebSocket``...); ``storage`` takes the SDK's call shapes and ``abort()``
+    raises :class:`DurableObjectAbort`.
+    """
+
+    __slots__ = ("_ctx", "storage")
+
+    def __new__(cls, ctx: Any) -> ContextAdapter:
+        if isinstance(ctx, ContextAdapter):
+            return ctx
+        self = super().__new__(cls)
+        self._ctx = ctx
+        self.storage = StorageAdapter(ctx.storage)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "get_websockets":  # the docs' Python spelling of getWebSockets
+            name = "getWebSockets"
+        return getattr(self._ctx, name)
+
+    def __repr__(self) -> str:
+        return f"<workers DurableObjectContext {self._ctx!r}>"
+
+    @property
+    def js_object(self) -> Any:
+        """The underlying :class:`durable.State`."""
+        return self._ctx
+
+    def abort(self, reason: str | None = None) -> NoReturn:
+        """Reset the object and raise :class:`DurableObjectAbort` to stop the running code.
+
+        Unflushed writes are dropped; the caller gets a reset error whose message is ``reason``.
+        """
+        try:
+            self._ctx.abort(reason)
+        except BaseException as exc:
+            raise DurableObjectAbort(reason or "Durable Object abort requested") from exc
+        raise DurableObjectAbort(reason or "Durable Object abort requested")  # pragma: no cover
+
+
+class StubAdapter:
+    """A Durable Object stub with the SDK's conversions.
+
+    ``await stub.method(*args)`` sends the arguments (strict-mode checked) and gives the result
+    converted as ``python_from_rpc`` does; ``await stub.fetch(url_or_request, {options})``
+    returns a :class:`FetchResponse`. ``id`` and ``name`` pass through.
+    """
+
+    __slots__ = ("_stub",)
+
+    def __new__(cls, stub: Any) -> StubAdapter:
+        if isinstance(stub, StubAdapter):
+            return stub
+        self = super().__new__(cls)
+        self._stub = stub
+        return self
+
+    def __repr__(self) -> str:
+        return f"<workers stub {self._stub!r}>"
+
+    @property
+    def id(self) -> durable.DurableObjectId:
+        stub_id: durable.DurableObjectId = self._stub.id
+        return stub_id
+
+    @property
+    def name(self) -> str | None:
+        name: str | None = self._stub.name
+        return name
+
+    async def fetch(self, input: Any, init: Mapping[str, Any] | None = None, /, **kwargs: Any) -> FetchResponse:
+        """Send an HTTP request to the object's ``fetch`` handler; returns a :class:`FetchResponse`."""
+        options = {**(init or {}), **kwargs}
+        if "body" in options:
+            options["body"] = unwrap_request(options["body"])
+        response = await self._stub.fetch(unwrap_request(input), **options)
+        return as_fetch_response(response)
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        method = getattr(self._stub, name)
+
+        def call(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+            check_rpc_value(list(args))
+            check_rpc_value(kwargs)
+            return Converted(method(*args, **kwargs), _from_rpc_result)
+
+        call.__name__ = call.__qualname__ = name
+        return call
+
+
+def _from_rpc_result(value: Any) -> Any:
+    check_rpc_value(value)
+    return python_from_rpc(value)
+
+
+class NamespaceAdapter:
+    """A Durable Object namespace binding (``env.LISTS``) whose stubs use the SDK's conversions.
+
+    ``idFromName``, ``newUniqueId``, ``idFromString`` pass through; ``get(id)`` and
+    ``getByName(name)`` return :class:`StubAdapter` stubs (an options dict is accepted and ignored
+    where it only places objects, as ``locationHint`` does).
+    """
+
+    __slots__ = ("_ns",)
+
+    def __new__(cls, namespace: Any) -> NamespaceAdapter:
+        if isinstance(namespace, NamespaceAdapter):
+            return namespace
+        self = super().__new__(cls)
+        self._ns = namespace
+        return self
+
+    def __repr__(self) -> str:
+        return f"<workers namespace {self._ns!r}>"
+
+    def get(self, id: Any, options: Mapping[str, Any] | None = None, /) -> StubAdapter:
+        """The stub for ``id``."""
+        return StubAdapter(self._ns.get(id))
+
+    def getByName(self, name: str, options: Mapping[str, Any] | None = None, /) -> StubAdapter:
+        """The stub for ``idFromName(name)``."""
+        return StubAdapter(self._ns.get_by_name(name))
+
+    get_by_name = getByName
+
+    def jurisdiction(self, name: str) -> NoReturn:
+        """Not emulated: `durable` has no jurisdictions."""
+        raise NotImplementedError("namespace.jurisdiction() is not supported by durable (there is one location)")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ns, name)
+
+
+class EnvAdapter:
+    """``self.env`` as the SDK shows it: namespaces wrapped as :class:`NamespaceAdapter`, vars as they are."""
+
+    __slots__ = ("_cache", "_env")
+
+    def __new__(cls, env: Any) -> EnvAdapter:
+        if isinstance(env, EnvAdapter):
+            return env
+        self = super().__new__(cls)
+        self._env = env
+        self._cache: dict[str, Any] = {}
+        return self
+
+    def __repr__(self) -> str:
+        return f"<workers env {self._env!r}>"
+
+    @property
+    def js_object(self) -> Any:
+        """The underlying :class:`durable.Env`."""
+        return self._env
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        value = getattr(self._env, name)
+        if isinstance(value, durable.Namespace):
+            value = NamespaceAdapter(value)
+        self._cache[name] = value
+        return value
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self.__getattr__(name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._env
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __dir__(self) -> list[str]:
+        return dir(self._env)

@@ -1,0 +1,168 @@
+"""Value rules of the Python Workers SDK: ``JsDict``, RPC conversions, strict mode, relaxed calls.
+
+On Cloudflare, values crossing RPC or storage go through the SDK's ``python_to_rpc`` (Python to
+JavaScript) and ``python_from_rpc`` (back): dicts come back as ``JsDict`` (a ``dict`` whose keys
+are attributes too), and ``tuple`` and ``bytearray`` are refused with
+``TypeError("<class 'tuple'> cannot be sent over RPC.")``. `durable` accepts those types (its
+values are structured-clone values), so the refusal happens only in *strict mode*, switched on
+with ``install(strict=True)``, where code that would fail on Cloudflare fails in tests too.
+
+Handlers are called *relaxed*, as pyodide's ``callRelaxed`` does for ``alarm`` and the
+WebSocket handlers: arguments the function does not accept are dropped, so ``async def
+alarm(self)`` works.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Generator
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "JsDict",
+    "Converted",
+    "check_rpc_value",
+    "is_strict",
+    "python_from_rpc",
+    "python_to_rpc",
+    "relaxed",
+    "set_strict",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_strict = False
+
+
+def set_strict(on: bool) -> None:
+    """Switch strict value mode on or off (see the module docstring)."""
+    global _strict
+    _strict = bool(on)
+
+
+def is_strict() -> bool:
+    """Whether strict value mode is on."""
+    return _strict
+
+
+class JsDict(dict[str, Any]):
+    """A ``dict`` whose keys are attributes too: what the SDK gives for a JavaScript object.
+
+    ``d["key"]`` and ``d.key`` both work; a key named like a ``dict`` method (``items``...) is
+    reached with ``d["items"]``. Setting an attribute sets the key.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def to_py(self) -> dict[str, Any]:
+        """The value as a plain ``dict`` (as pyodide's ``JsProxy.to_py()``)."""
+        return dict(self)
+
+
+def python_from_rpc(value: Any) -> Any:
+    """Convert a value received over RPC or read from storage the way the SDK does.
+
+    Dicts (at any depth inside dicts and lists) become :class:`JsDict`; everything else is
+    returned as it is.
+    """
+    if type(value) is dict or type(value) is JsDict:
+        return JsDict({k: python_from_rpc(v) for k, v in value.items()})
+    if type(value) is list:
+        return [python_from_rpc(v) for v in value]
+    return value
+
+
+def check_rpc_value(value: Any) -> None:
+    """In strict mode, raise the SDK's ``TypeError`` for values it cannot send over RPC.
+
+    Raises:
+        TypeError: ``<class 'tuple'> cannot be sent over RPC.`` (or ``bytearray``), for such a
+            value at any depth inside lists, dicts and sets. Nothing is raised outside strict mode.
+    """
+    if not _strict:
+        return
+    _check(value, set())
+
+
+def _check(value: Any, seen: set[int]) -> None:
+    if isinstance(value, (tuple, bytearray)):
+        raise TypeError(f"{type(value)} cannot be sent over RPC.")
+    if isinstance(value, (dict, list, set, frozenset)):
+        if id(value) in seen:
+            return
+        seen.add(id(value))
+        for item in value.values() if isinstance(value, dict) else value:
+            _check(item, seen)
+
+
+def python_to_rpc(value: T) -> T:
+    """The SDK's conversion before sending: the value itself, after the strict-mode check.
+
+    Raises:
+        TypeError: in strict mode, a value the SDK refuses (see :func:`check_rpc_value`).
+    """
+    check_rpc_value(value)
+    return value
+
+
+class Converted(Generic[T, R]):
+    """An awaitable that awaits ``inner`` and returns ``convert(result)``.
+
+    The call behind ``inner`` has already happened when this is made (as a JavaScript promise's
+    has), so a write that is never awaited still takes effect.
+    """
+
+    __slots__ = ("_convert", "_inner")
+
+    def __init__(self, inner: Any, convert: Callable[[T], R]) -> None:
+        self._inner = inner
+        self._convert = convert
+
+    def __await__(self) -> Generator[Any, None, R]:
+        result: T = yield from self._inner.__await__()
+        return self._convert(result)
+
+
+def _positional_arity(func: Callable[..., Any]) -> int | None:
+    """How many positional arguments ``func`` accepts (``self`` included); ``None``: any number."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+    count = 0
+    for param in signature.parameters.values():
+        if param.kind is param.VAR_POSITIONAL:
+            return None
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
+
+
+def relaxed(func: Callable[..., T], convert: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None) -> Callable[..., T]:
+    """Wrap ``func`` (a function defined in a class) so that extra positional arguments are dropped.
+
+    ``convert``, when given, rewrites the arguments (``self`` excluded) before the call.
+    """
+    arity = _positional_arity(func)
+
+    @functools.wraps(func)
+    def call(self: Any, *args: Any) -> T:
+        if convert is not None:
+            args = convert(args)
+        if arity is not None:
+            args = args[: max(arity - 1, 0)]
+        return func(self, *args)
+
+    call.__durable_relaxed__ = True  # type: ignore[attr-defined]
+    return call

@@ -1,0 +1,200 @@
+"""``workers.DurableObject``, ``workers.WorkerEntrypoint`` and ``@handler``, over `durable`'s classes.
+
+As the SDK does (``__init_subclass__`` rewriting each subclass), the constructor's ``ctx`` and
+``env`` are wrapped (:class:`ContextAdapter`, :class:`EnvAdapter`), and the handlers workerd calls
+*relaxed* (``fetch``, ``alarm``, the WebSocket handlers) drop the arguments the function does
+not declare; ``fetch`` receives a :class:`workers.Request`. Legacy handler names (``on_fetch``,
+``on_alarm``...) serve as the handler when the modern name is absent.
+
+Every ``DurableObject`` here has an ``alarm`` handler (a no-op unless the class defines one), as
+every Python Workers class has on Cloudflare, so ``setAlarm`` is accepted on any of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import durable
+
+from ._bindings import ContextAdapter, EnvAdapter
+from ._convert import relaxed
+from ._http import Request
+
+__all__ = [
+    "DurableObject",
+    "WorkerEntrypoint",
+    "WorkflowEntrypoint",
+    "current_env",
+    "handler",
+    "legacy_worker",
+    "set_current_env",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Handlers workerd calls relaxed (pyodide's callRelaxed), in both spellings.
+_RELAXED = (
+    "alarm",
+    "webSocketMessage",
+    "webSocketClose",
+    "webSocketError",
+    "web_socket_message",
+    "web_socket_close",
+    "web_socket_error",
+)
+
+_current_env: Any = None
+
+
+def set_current_env(env: Any) -> None:
+    """Make ``env`` what ``workers.env`` returns (the served project's runtime env)."""
+    global _current_env
+    _current_env = env
+
+
+def current_env() -> EnvAdapter:
+    """The env of the project being served, as ``workers.env`` gives it.
+
+    Raises:
+        RuntimeError: no project has been loaded onto a runtime yet.
+    """
+    if _current_env is None:
+        raise RuntimeError(
+            "workers.env is not bound yet: serve the project with `durable serve`, "
+            "durable.compat.python_workers.asgi_app(PROJECT, runtime) or "
+            "load_project(PROJECT).bind(runtime) first"
+        )
+    return EnvAdapter(_current_env)
+
+
+def _request_first(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    if args and isinstance(args[0], durable.Request):
+        return (Request(args[0]), *args[1:])
+    return args
+
+
+def _wrap_init(cls: type, context: bool) -> None:
+    init = cls.__dict__.get("__init__")
+    if init is None or getattr(init, "__durable_wrapped__", False):
+        return
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if args:
+            args = (ContextAdapter(args[0]) if context else args[0], *args[1:])
+        if len(args) > 1:
+            args = (args[0], EnvAdapter(args[1]), *args[2:])
+        init(self, *args, **kwargs)
+
+    __init__.__durable_wrapped__ = True  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[misc]
+
+
+def _wrap_handlers(cls: type, names: tuple[str, ...]) -> None:
+    for name in names:
+        func = cls.__dict__.get(name)
+        legacy = cls.__dict__.get(f"on_{name}")
+        if func is None and legacy is not None and not hasattr(cls, name):
+            func = legacy
+        if func is None or not inspect.isfunction(func) or getattr(func, "__durable_relaxed__", False):
+            continue
+        setattr(cls, name, relaxed(func, _request_first if name == "fetch" else None))
+
+
+class DurableObject(durable.DurableObject):
+    """Base class of a Python Workers Durable Object (``from workers import DurableObject``).
+
+    Example::
+
+        class List(DurableObject):
+            async def add(self, item):
+                items = await self.ctx.storage.get("items") or []
+                await self.ctx.storage.put("items", [*items, item])
+    """
+
+    ctx: Any
+    env: Any
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ContextAdapter(ctx), EnvAdapter(env))  # type: ignore[arg-type]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _wrap_init(cls, context=True)
+        _wrap_handlers(cls, ("fetch", *_RELAXED))
+
+    def alarm(self, *args: Any) -> None:
+        """The default alarm handler: does nothing (every Python Workers class has one)."""
+
+
+class WorkerEntrypoint(durable.WorkerEntrypoint):
+    """Base class of a Python Workers entrypoint; the module's ``Default`` class serves HTTP.
+
+    Example::
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                return Response("Hello")
+    """
+
+    ctx: Any
+    env: Any
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, EnvAdapter(env))
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _wrap_init(cls, context=False)
+        _wrap_handlers(cls, ("fetch",))
+
+
+class WorkflowEntrypoint:
+    """Not emulated: Workflows are not part of `durable`. Subclassing works; running raises."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        raise NotImplementedError("Workflows (WorkflowEntrypoint) are not supported by durable")
+
+
+def handler(func: F) -> F:
+    """The SDK's ``@handler`` for legacy module-level handlers such as ``on_fetch(request, env, ctx)``.
+
+    The request becomes a :class:`workers.Request` and ``env`` an :class:`EnvAdapter`.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        args = _request_first(args)
+        if len(args) > 1:
+            args = (args[0], EnvAdapter(args[1]), *args[2:])
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def legacy_worker(on_fetch: Callable[..., Any]) -> type[WorkerEntrypoint]:
+    """A Worker class whose ``fetch`` calls a module-level ``on_fetch(request, env, ctx)``, relaxed."""
+    class LegacyWorker(WorkerEntrypoint):
+        async def fetch(self, request: Any) -> Any:
+            args = _fit(on_fetch, (request, self.env, self.ctx))
+            result = on_fetch(*args)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+    LegacyWorker.__name__ = LegacyWorker.__qualname__ = "on_fetch"
+    return LegacyWorker
+
+
+def _fit(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return args
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return args
+    count = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    return args[:count]

@@ -1,0 +1,274 @@
+"""``workers.Request``, ``workers.FetchResponse`` and ``workers.Response``, over `durable`'s types.
+
+The SDK's shapes differ from `durable`'s (and from Fetch) in a few places, reproduced here:
+
+- ``Response(body=None, status=None, status_text="", headers=None, web_socket=None)`` takes
+  ``status`` positionally and ``None`` means 200; ``Response.from_json(data, status=200, ...)``
+  builds a JSON response; ``Response.json`` is that builder on the class and parses on an instance.
+- a body read twice raises ``OSError("Body already used")`` (pyodide's ``FetchResponse``);
+- ``request.method`` is an ``http.HTTPMethod`` (a ``str`` enum, so ``== "GET"`` holds);
+- ``stub.fetch()`` returns a :class:`FetchResponse`, the base class of :class:`Response`.
+
+Both response classes subclass :class:`durable.Response`, so a handler may return either.
+"""
+
+from __future__ import annotations
+
+import http
+import json as _json
+from collections.abc import Mapping
+from typing import Any
+
+import durable
+
+__all__ = ["FetchResponse", "Request", "Response", "as_fetch_response", "unwrap_request"]
+
+_BODY_USED = "Body already used"
+
+
+def _buffered(body_owner: Any, what: str) -> bytes | None:
+    # clone() needs the body without consuming it; `durable` keeps a buffered body as bytes.
+    body = body_owner._body
+    if body is None or isinstance(body, bytes):
+        return body
+    raise NotImplementedError(f"{what}.clone() of a streamed body is not supported by durable")
+
+
+class FetchResponse(durable.Response):
+    """A response as the SDK returns it from ``fetch`` and ``stub.fetch`` (pyodide's ``FetchResponse``).
+
+    A :class:`durable.Response` with the SDK's extras: ``status_text``, ``from_json``,
+    ``replace_body``, ``clone``, ``buffer()``, and ``OSError("Body already used")`` on a second
+    read.
+    """
+
+    def _check_unused(self) -> None:
+        if self.body_used:
+            raise OSError(_BODY_USED)
+
+    async def bytes(self) -> bytes:
+        """Read the whole body as ``bytes``. Raises ``OSError("Body already used")`` the second time."""
+        self._check_unused()
+        return await super().bytes()
+
+    async def text(self) -> str:
+        """Read the whole body as text. Raises ``OSError("Body already used")`` the second time."""
+        self._check_unused()
+        return await super().text()
+
+    async def buffer(self) -> bytes:
+        """Read the whole body as ``bytes`` (JavaScript's ``ArrayBuffer``)."""
+        return await self.bytes()
+
+    async def _read_json(self) -> Any:
+        self._check_unused()
+        return await super()._read_json()
+
+    async def blob(self) -> Any:
+        """Not emulated: `durable` has no ``Blob``; read ``bytes()`` instead."""
+        raise NotImplementedError("Response.blob() is not supported by durable; use await response.bytes()")
+
+    async def form_data(self) -> Any:
+        """Not emulated: `durable` has no ``FormData``; read ``text()`` and parse it instead."""
+        raise NotImplementedError("Response.form_data() is not supported by durable; use await response.text()")
+
+    formData = form_data
+
+    @classmethod
+    def from_json(
+        cls,
+        data: Any,
+        status: int = 200,
+        status_text: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Build a JSON response (``application/json``), as the SDK's ``Response.from_json``."""
+        text = _json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        merged = durable.Headers(headers)
+        if "content-type" not in merged:
+            merged["content-type"] = "application/json"
+        return Response(text, status, status_text, merged)
+
+    def replace_body(self, body: Any) -> Response:
+        """A new response with this one's status and headers and ``body``."""
+        return Response(body, self.status, self.status_text, durable.Headers(self.headers))
+
+    def clone(self) -> FetchResponse:
+        """A copy that can be read independently. Raises ``OSError`` if the body was read."""
+        self._check_unused()
+        copy = Response(_buffered(self, "Response"), self.status, self.status_text, durable.Headers(self.headers))
+        copy.__class__ = type(self)
+        return copy
+
+
+class Response(FetchResponse):
+    """The SDK's ``Response``: ``Response(body=None, status=None, status_text="", headers=None, web_socket=None)``.
+
+    Args:
+        body: ``str``, ``bytes``, ``None``... as for :class:`durable.Response`.
+        status: the status code; ``None`` means 200.
+        status_text: the reason phrase; empty means the standard one.
+        headers: a mapping or :class:`durable.Headers`.
+        web_socket: the client end of a WebSocket pair, with ``status=101`` (needs `durable`'s
+            WebSocket support).
+
+    Raises:
+        TypeError, ValueError: as :class:`durable.Response` does for a bad body, status or header.
+    """
+
+    def __init__(
+        self,
+        body: Any = None,
+        status: int | None = None,
+        status_text: str = "",
+        headers: Any = None,
+        web_socket: Any = None,
+    ) -> None:
+        options: dict[str, Any] = {}
+        if web_socket is not None:
+            options["web_socket"] = web_socket  # accepted by durable.Response where WebSockets exist
+        super().__init__(
+            body,
+            status=200 if status is None else int(status),
+            headers=headers,
+            status_text=status_text or None,
+            **options,
+        )
+
+    @staticmethod
+    def redirect(url: str, status: int = 302) -> Response:  # type: ignore[override]
+        """A redirect to ``url`` (status 301, 302, 303, 307 or 308)."""
+        built = durable.Response.redirect(url, int(status))
+        return Response(None, built.status, "", built.headers)
+
+
+# `Response.json` is the JSON builder on the class (the SDK's alias of `from_json`) and parses the
+# body on an instance, as `durable.Response.json` does.
+class _SdkJson:
+    def __get__(self, obj: FetchResponse | None, objtype: type[FetchResponse] | None = None) -> Any:
+        if obj is None:
+            return FetchResponse.from_json
+        return obj._read_json
+
+
+FetchResponse.json = _SdkJson()  # type: ignore[assignment,method-assign]
+
+
+def as_fetch_response(response: durable.Response) -> FetchResponse:
+    """The same response (same body, not read) as a :class:`FetchResponse`."""
+    if isinstance(response, FetchResponse):
+        return response
+    copy = FetchResponse.__new__(FetchResponse)
+    for klass in type(response).__mro__:
+        for slot in getattr(klass, "__slots__", ()):
+            if hasattr(response, slot):
+                setattr(copy, slot, getattr(response, slot))
+    if hasattr(response, "__dict__"):
+        copy.__dict__.update(vars(response))
+    return copy
+
+
+def _method(name: str) -> http.HTTPMethod | str:
+    try:
+        return http.HTTPMethod(name)
+    except ValueError:
+        return name
+
+
+class Request:
+    """The SDK's ``Request``, wrapping a :class:`durable.Request` (``request.js_object``).
+
+    ``Request(url_or_request, method=..., headers=..., body=...)``, or with the options as a
+    positional dict. ``method`` is an ``http.HTTPMethod``; ``headers`` is case-insensitive; the
+    body is read once with ``text()``, ``json()``, ``bytes()`` or ``buffer()`` and a second read
+    raises ``OSError("Body already used")``.
+
+    Raises:
+        TypeError: as :class:`durable.Request` does for a bad URL, method, header or body.
+    """
+
+    __slots__ = ("_req",)
+
+    def __init__(self, input: Any, init: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        options = {**(init or {}), **kwargs}
+        if isinstance(input, Request):
+            input = input._req
+        if isinstance(input, durable.Request) and not options:
+            self._req = input
+            return
+        unknown = sorted(set(options) - {"method", "headers", "body"})
+        if unknown:
+            raise TypeError(f"Request() got an unsupported option {unknown[0]!r}")
+        self._req = durable.Request(input, **options)
+
+    def __repr__(self) -> str:
+        return f"<workers.Request [{self._req.method} {self._req.url}]>"
+
+    @property
+    def js_object(self) -> durable.Request:
+        """The underlying :class:`durable.Request`."""
+        return self._req
+
+    @property
+    def url(self) -> str:
+        return self._req.url
+
+    @property
+    def method(self) -> http.HTTPMethod | str:
+        return _method(self._req.method)
+
+    @property
+    def headers(self) -> durable.Headers:
+        return self._req.headers
+
+    @property
+    def cf(self) -> None:
+        """Cloudflare's request properties: ``None`` (there is no edge)."""
+        return None
+
+    @property
+    def body(self) -> Any:
+        return self._req.body
+
+    @property
+    def body_used(self) -> bool:
+        return self._req.body_used
+
+    bodyUsed = body_used
+
+    def _check_unused(self) -> None:
+        if self._req.body_used:
+            raise OSError(_BODY_USED)
+
+    async def text(self) -> str:
+        self._check_unused()
+        return await self._req.text()
+
+    async def json(self, **kwargs: Any) -> Any:
+        self._check_unused()
+        return _json.loads(await self._req.text(), **kwargs)
+
+    async def bytes(self) -> bytes:
+        self._check_unused()
+        return await self._req.bytes()
+
+    async def buffer(self) -> bytes:
+        return await self.bytes()
+
+    async def blob(self) -> Any:
+        raise NotImplementedError("Request.blob() is not supported by durable; use await request.bytes()")
+
+    async def form_data(self) -> Any:
+        raise NotImplementedError("Request.form_data() is not supported by durable; use await request.text()")
+
+    def clone(self) -> Request:
+        """A copy that can be read independently. Raises ``OSError`` if the body was read."""
+        self._check_unused()
+        req = self._req
+        body = _buffered(req, "Request")
+        return Request(durable.Request(req.url, method=req.method, headers=durable.Headers(req.headers), body=body))
+
+
+def unwrap_request(value: Any) -> Any:
+    """The :class:`durable.Request` inside a :class:`Request`; anything else unchanged."""
+    return value._req if isinstance(value, Request) else value

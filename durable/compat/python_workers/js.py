@@ -1,0 +1,144 @@
+"""The ``js`` module of Pyodide (JavaScript globals), as far as Python Workers code uses it.
+
+While :func:`durable.compat.python_workers.install` is in effect, ``import js`` gives this
+module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now()``, ``Object``,
+``JSON``, ``console``, ``Response``. Anything else raises ``AttributeError`` naming it.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import logging
+import time
+from typing import Any
+
+__all__ = ["JSON", "Date", "Object", "Response", "WebSocketPair", "console"]
+
+_log = logging.getLogger("durable.js")
+
+
+class _Pair:
+    """A ``WebSocketPair`` as Python code sees it through Pyodide: ``object_values()``, ``[0]``, ``[1]``."""
+
+    def __init__(self, pair: Any) -> None:
+        client, server = pair
+        self._ends = (client, server)
+
+    def object_values(self) -> list[Any]:
+        """``[client, server]`` (JavaScript's ``Object.values(pair)``)."""
+        return list(self._ends)
+
+    def __iter__(self) -> Any:
+        return iter(self._ends)
+
+    def __getitem__(self, index: int) -> Any:
+        return self._ends[index]
+
+
+class WebSocketPair:
+    """``js.WebSocketPair``: ``WebSocketPair.new()`` makes a joined pair of `durable` WebSockets."""
+
+    @staticmethod
+    def new() -> _Pair:
+        """A new pair; ``client, server = WebSocketPair.new().object_values()``.
+
+        Raises:
+            NotImplementedError: this `durable` has no WebSocket support.
+        """
+        import durable
+
+        factory = getattr(durable, "WebSocketPair", None)
+        if factory is None:
+            raise NotImplementedError("WebSockets are not supported by this version of durable")
+        return _Pair(factory())
+
+
+class Date:
+    """``js.Date``: ``Date.now()`` in ms since the epoch."""
+
+    @staticmethod
+    def now() -> int:
+        """The current time in ms since the epoch (the real clock)."""
+        return int(time.time() * 1000)
+
+
+class Object:
+    """``js.Object``: ``Object.fromEntries`` (used as ``to_js(..., dict_converter=Object.fromEntries)``)."""
+
+    @staticmethod
+    def fromEntries(entries: Any) -> dict[Any, Any]:
+        """A dict from ``(key, value)`` pairs."""
+        return dict(entries)
+
+    @staticmethod
+    def keys(obj: Any) -> list[Any]:
+        return list(obj)
+
+    @staticmethod
+    def values(obj: Any) -> list[Any]:
+        return list(obj.values()) if isinstance(obj, dict) else list(obj)
+
+
+class JSON:
+    """``js.JSON``: ``stringify`` and ``parse``."""
+
+    @staticmethod
+    def stringify(value: Any) -> str:
+        return _json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+    @staticmethod
+    def parse(text: str) -> Any:
+        return _json.loads(text)
+
+
+class console:  # noqa: N801 - the JavaScript global's name
+    """``js.console``: ``log``, ``info``, ``warn``, ``error``, ``debug`` go to the ``durable.js`` logger."""
+
+    @staticmethod
+    def log(*args: Any) -> None:
+        _log.info(" ".join(map(str, args)))
+
+    info = log
+
+    @staticmethod
+    def warn(*args: Any) -> None:
+        _log.warning(" ".join(map(str, args)))
+
+    @staticmethod
+    def error(*args: Any) -> None:
+        _log.error(" ".join(map(str, args)))
+
+    @staticmethod
+    def debug(*args: Any) -> None:
+        _log.debug(" ".join(map(str, args)))
+
+
+class Response:
+    """``js.Response``: ``Response.new(body, {"status": ...})`` and ``Response.json(data)``."""
+
+    @staticmethod
+    def new(body: Any = None, init: dict[str, Any] | None = None) -> Any:
+        from ._http import Response as SdkResponse
+
+        options = dict(init or {})
+        return SdkResponse(
+            body,
+            options.get("status"),
+            options.get("statusText", ""),
+            options.get("headers"),
+            options.get("webSocket"),
+        )
+
+    @staticmethod
+    def json(data: Any, init: dict[str, Any] | None = None) -> Any:
+        from ._http import FetchResponse
+
+        options = dict(init or {})
+        return FetchResponse.from_json(data, options.get("status", 200), "", options.get("headers"))
+
+
+def __getattr__(name: str) -> Any:
+    raise AttributeError(
+        f"js.{name} is not emulated by durable (there is no JavaScript runtime); "
+        "the supported names are " + ", ".join(__all__)
+    )

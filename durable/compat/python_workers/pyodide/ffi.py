@@ -1,0 +1,77 @@
+"""``pyodide.ffi``: the conversions between Python and JavaScript, which are identities here.
+
+There is no JavaScript heap under `durable`: ``to_js``, ``create_proxy`` and
+``create_once_callable`` return their argument, ``JsProxy`` is a class no value is an instance
+of, and ``run_sync`` runs a coroutine to completion on a helper event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+__all__ = [
+    "JsArray",
+    "JsException",
+    "JsProxy",
+    "create_once_callable",
+    "create_proxy",
+    "destroy_proxies",
+    "run_sync",
+    "to_js",
+]
+
+T = TypeVar("T")
+
+
+class JsProxy:
+    """Pyodide's proxy of a JavaScript value. Under `durable` no value is one."""
+
+    def __init__(self) -> None:
+        raise TypeError("JsProxy cannot be constructed (there is no JavaScript runtime under durable)")
+
+
+class JsArray(JsProxy):
+    """Pyodide's proxy of a JavaScript array. Under `durable` no value is one."""
+
+
+class JsException(Exception):
+    """A JavaScript error as Pyodide raises it."""
+
+
+def to_js(value: T, *args: Any, **kwargs: Any) -> T:
+    """Return ``value`` itself: `durable` stores and sends Python values as they are."""
+    return value
+
+
+def create_proxy(obj: T, *args: Any, **kwargs: Any) -> T:
+    """Return ``obj`` itself (no proxy is needed without a JavaScript heap)."""
+    return obj
+
+
+def create_once_callable(obj: T, *args: Any, **kwargs: Any) -> T:
+    """Return ``obj`` itself."""
+    return obj
+
+
+def destroy_proxies(proxies: Any) -> None:
+    """Nothing to destroy."""
+
+
+def run_sync(awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` to completion and return its result, from synchronous code.
+
+    With no loop running in this thread it runs on a new loop; inside a running loop it runs on
+    a helper thread's loop (so it must not need the calling loop).
+    """
+    async def main() -> T:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
