@@ -27,7 +27,7 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -75,6 +75,8 @@ class LoadedApp:
     worker: type
     bindings: tuple[Binding, ...]
     vars: dict[str, Any] = field(default_factory=dict)
+    #: Called with the runtime once the bindings are registered (Python Workers projects).
+    on_runtime: Callable[[Any], None] | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
             "optionally, `vars = {...}` for plain env values."
         ),
     )
-    serve.add_argument("file", metavar="FILE.py", help="the Python file that declares the app")
+    serve.add_argument(
+        "file", metavar="FILE.py|PROJECT",
+        help="the Python file that declares the app, or a Python Workers project folder "
+        "(or its wrangler.jsonc / wrangler.toml)",
+    )
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})")
     serve.add_argument(
         "--port", type=_port, default=DEFAULT_PORT,
@@ -167,7 +173,10 @@ def load_app(path: str | Path) -> LoadedApp:
             message names the problem.
     """
     import durable
+    from .compat import python_workers
 
+    if python_workers.is_project(path):
+        return _load_python_workers_project(path)
     file = Path(path)
     if not file.is_file():
         raise AppLoadError(f"file not found: {path}")
@@ -203,6 +212,21 @@ def load_app(path: str | Path) -> LoadedApp:
     if clash:
         raise AppLoadError(f"{path}: {clash[0]!r} is both a binding and a var")
     return LoadedApp(path=file, worker=worker, bindings=bindings, vars=dict(raw_vars))
+
+
+def _load_python_workers_project(path: str | Path) -> LoadedApp:
+    """A Cloudflare Python Workers project (see ``durable.compat.python_workers``), as an app."""
+    from .compat import python_workers
+
+    try:
+        project = python_workers.load_project(path)
+    except python_workers.ProjectError as exc:
+        raise AppLoadError(str(exc)) from exc
+    bindings = tuple(Binding(name=b.name, cls=b.cls, storage=b.storage) for b in project.bindings)
+    return LoadedApp(
+        path=project.config, worker=project.worker, bindings=bindings, vars=project.vars,
+        on_runtime=python_workers.serving,
+    )
 
 
 def _binding(path: str | Path, name: object, value: object, base: type) -> Binding:
@@ -359,6 +383,8 @@ async def _serve(
         for binding in app.bindings:
             options = {} if binding.storage is None else {"storage": binding.storage}
             runtime.namespace(binding.cls, name=binding.name, **options)
+        if app.on_runtime is not None:
+            app.on_runtime(runtime)
         config = uvicorn.Config(
             asgi_app(app.worker, runtime),
             lifespan="on",

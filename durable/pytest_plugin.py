@@ -45,6 +45,38 @@ __all__ = ["durable_runtime", "mock_clock"]
 _FIXTURES = ("durable_runtime", "mock_clock")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--python-workers`` / ini ``durable_python_workers``: install the Python Workers shims."""
+    group = parser.getgroup("durable")
+    group.addoption(
+        "--python-workers", action="store_true", default=False,
+        help="make `import workers`, `js`, `pyodide` resolve to durable's stand-ins "
+        "(durable.compat.python_workers.install()) before collection",
+    )
+    group.addoption(
+        "--python-workers-strict", action="store_true", default=False,
+        help="as --python-workers, and refuse tuple/bytearray over RPC and storage as the SDK does",
+    )
+    parser.addini(
+        "durable_python_workers", type="bool", default=False,
+        help="install durable's Python Workers shims (workers, js, pyodide) before collection",
+    )
+    parser.addini(
+        "durable_python_workers_strict", type="bool", default=False,
+        help="with durable_python_workers: strict value mode (the SDK's RPC refusals)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the Python Workers shims when asked to, before any test module is imported."""
+    strict = bool(config.getoption("python_workers_strict") or config.getini("durable_python_workers_strict"))
+    if strict or config.getoption("python_workers") or config.getini("durable_python_workers"):
+        from .compat import python_workers
+
+        python_workers.install(strict=strict)
+        config.add_cleanup(python_workers.uninstall)
+
+
 @pytest.fixture
 def mock_clock() -> MockClock:
     """A mock clock, starting at the real time now; move it with ``await mock_clock.advance(s)``."""

@@ -30,6 +30,7 @@ from ._bindings import DurableObjectAbort as DurableObjectAbort
 from ._convert import JsDict as JsDict
 from ._convert import is_strict as is_strict
 from ._convert import set_strict as set_strict
+from ._entrypoints import set_current_env
 from ._finder import ALIASES as ALIASES
 from ._finder import install as _install_finder
 from ._finder import installed as installed
@@ -55,6 +56,7 @@ __all__ = [
     "is_strict",
     "load_project",
     "parse_jsonc",
+    "serving",
     "set_strict",
     "uninstall",
 ]
@@ -78,6 +80,15 @@ def uninstall() -> None:
     """Undo :func:`install` (strict mode is switched off too)."""
     set_strict(False)
     _uninstall_finder()
+
+
+def serving(runtime: durable.Runtime) -> None:
+    """Make ``runtime.env`` what the module-level ``workers.env`` returns.
+
+    :func:`asgi_app`, :meth:`Project.bind` and ``durable serve`` call it; tests that build their
+    own runtime may call it so that code reading ``workers.env`` sees that runtime's bindings.
+    """
+    set_current_env(runtime.env)
 
 
 def asgi_app(project: str | Path | Project, runtime: durable.Runtime, **options: Any) -> Any:

@@ -170,6 +170,9 @@ class ContextAdapter:
 
     __slots__ = ("_ctx", "storage")
 
+    _ctx: Any
+    storage: StorageAdapter
+
     def __new__(cls, ctx: Any) -> ContextAdapter:
         if isinstance(ctx, ContextAdapter):
             return ctx
@@ -213,6 +216,8 @@ class StubAdapter:
 
     __slots__ = ("_stub",)
 
+    _stub: Any
+
     def __new__(cls, stub: Any) -> StubAdapter:
         if isinstance(stub, StubAdapter):
             return stub
@@ -241,7 +246,7 @@ class StubAdapter:
         response = await self._stub.fetch(unwrap_request(input), **options)
         return as_fetch_response(response)
 
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         method = getattr(self._stub, name)
@@ -269,6 +274,8 @@ class NamespaceAdapter:
     """
 
     __slots__ = ("_ns",)
+
+    _ns: Any
 
     def __new__(cls, namespace: Any) -> NamespaceAdapter:
         if isinstance(namespace, NamespaceAdapter):
@@ -303,12 +310,15 @@ class EnvAdapter:
 
     __slots__ = ("_cache", "_env")
 
+    _cache: dict[str, Any]
+    _env: Any
+
     def __new__(cls, env: Any) -> EnvAdapter:
         if isinstance(env, EnvAdapter):
             return env
         self = super().__new__(cls)
         self._env = env
-        self._cache: dict[str, Any] = {}
+        self._cache = {}
         return self
 
     def __repr__(self) -> str:

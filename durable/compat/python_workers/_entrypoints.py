@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import durable
 
@@ -126,8 +126,10 @@ class DurableObject(durable.DurableObject):
         _wrap_init(cls, context=True)
         _wrap_handlers(cls, ("fetch", *_RELAXED))
 
-    def alarm(self, *args: Any) -> None:
-        """The default alarm handler: does nothing (every Python Workers class has one)."""
+    if not TYPE_CHECKING:  # hidden from type checkers: subclasses define alarm with any parameters
+
+        def alarm(self, *args):
+            """The default alarm handler: does nothing (every Python Workers class has one)."""
 
 
 class WorkerEntrypoint(durable.WorkerEntrypoint):

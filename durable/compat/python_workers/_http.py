@@ -14,10 +14,11 @@ Both response classes subclass :class:`durable.Response`, so a handler may retur
 
 from __future__ import annotations
 
+import builtins
 import http
 import json as _json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, overload
 
 import durable
 
@@ -34,6 +35,21 @@ def _buffered(body_owner: Any, what: str) -> bytes | None:
     raise NotImplementedError(f"{what}.clone() of a streamed body is not supported by durable")
 
 
+class _SdkJson:
+    """``Response.json``: the JSON builder on the class (the SDK's alias of ``from_json``), the
+    body parser on an instance, as `durable.Response.json` is."""
+
+    @overload
+    def __get__(self, obj: None, objtype: type[FetchResponse]) -> Callable[..., Response]: ...
+    @overload
+    def __get__(self, obj: FetchResponse, objtype: type[FetchResponse] | None = None) -> Callable[[], Awaitable[Any]]: ...
+
+    def __get__(self, obj: FetchResponse | None, objtype: type[FetchResponse] | None = None) -> Callable[..., Any]:
+        if obj is None:
+            return FetchResponse.from_json
+        return obj._read_json
+
+
 class FetchResponse(durable.Response):
     """A response as the SDK returns it from ``fetch`` and ``stub.fetch`` (pyodide's ``FetchResponse``).
 
@@ -42,11 +58,13 @@ class FetchResponse(durable.Response):
     read.
     """
 
+    json = _SdkJson()
+
     def _check_unused(self) -> None:
         if self.body_used:
             raise OSError(_BODY_USED)
 
-    async def bytes(self) -> bytes:
+    async def bytes(self) -> builtins.bytes:
         """Read the whole body as ``bytes``. Raises ``OSError("Body already used")`` the second time."""
         self._check_unused()
         return await super().bytes()
@@ -56,7 +74,7 @@ class FetchResponse(durable.Response):
         self._check_unused()
         return await super().text()
 
-    async def buffer(self) -> bytes:
+    async def buffer(self) -> builtins.bytes:
         """Read the whole body as ``bytes`` (JavaScript's ``ArrayBuffer``)."""
         return await self.bytes()
 
@@ -96,7 +114,7 @@ class FetchResponse(durable.Response):
     def clone(self) -> FetchResponse:
         """A copy that can be read independently. Raises ``OSError`` if the body was read."""
         self._check_unused()
-        copy = Response(_buffered(self, "Response"), self.status, self.status_text, durable.Headers(self.headers))
+        copy: FetchResponse = Response(_buffered(self, "Response"), self.status, self.status_text, durable.Headers(self.headers))
         copy.__class__ = type(self)
         return copy
 
@@ -136,22 +154,10 @@ class Response(FetchResponse):
         )
 
     @staticmethod
-    def redirect(url: str, status: int = 302) -> Response:  # type: ignore[override]
+    def redirect(url: str, status: int = 302) -> Response:
         """A redirect to ``url`` (status 301, 302, 303, 307 or 308)."""
         built = durable.Response.redirect(url, int(status))
         return Response(None, built.status, "", built.headers)
-
-
-# `Response.json` is the JSON builder on the class (the SDK's alias of `from_json`) and parses the
-# body on an instance, as `durable.Response.json` does.
-class _SdkJson:
-    def __get__(self, obj: FetchResponse | None, objtype: type[FetchResponse] | None = None) -> Any:
-        if obj is None:
-            return FetchResponse.from_json
-        return obj._read_json
-
-
-FetchResponse.json = _SdkJson()  # type: ignore[assignment,method-assign]
 
 
 def as_fetch_response(response: durable.Response) -> FetchResponse:
@@ -188,6 +194,8 @@ class Request:
     """
 
     __slots__ = ("_req",)
+
+    _req: durable.Request
 
     def __init__(self, input: Any, init: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
         options = {**(init or {}), **kwargs}
@@ -248,11 +256,11 @@ class Request:
         self._check_unused()
         return _json.loads(await self._req.text(), **kwargs)
 
-    async def bytes(self) -> bytes:
+    async def bytes(self) -> builtins.bytes:
         self._check_unused()
         return await self._req.bytes()
 
-    async def buffer(self) -> bytes:
+    async def buffer(self) -> builtins.bytes:
         return await self.bytes()
 
     async def blob(self) -> Any:

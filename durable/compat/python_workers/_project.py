@@ -81,7 +81,7 @@ class Project:
             ValueError: ``runtime.env`` already has a binding of one of these names.
         """
         for binding in self.bindings:
-            runtime.namespace(binding.cls, name=binding.name, storage=binding.storage)  # type: ignore[call-overload]
+            runtime.namespace(binding.cls, name=binding.name, storage=binding.storage)
         env = runtime.env
         for key, value in self.vars.items():
             if key in env:

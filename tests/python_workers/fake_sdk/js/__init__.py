@@ -1,0 +1,3 @@
+"""Stands in for Pyodide's `js` module in activation tests."""
+
+FAKE_SDK = True

@@ -1,0 +1,3 @@
+"""Stands in for the `pyodide` package in activation tests."""
+
+FAKE_SDK = True

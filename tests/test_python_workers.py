@@ -1,0 +1,463 @@
+"""Cloudflare Python Workers compatibility (durable.compat.python_workers): activation of the shims,
+the project loader, and the SDK's calling shapes on top of durable's objects."""
+
+from __future__ import annotations
+
+import http
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import durable
+from durable import _cli
+from durable.compat import python_workers as pw
+from durable.compat.python_workers import js
+from durable.compat.python_workers import workers as sdk
+from durable.compat.python_workers.pyodide import ffi
+from durable.testing import MockClock
+
+pytest_plugins = ["pytester"]
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE / "python_workers"
+REPO = HERE.parent
+
+
+@pytest.fixture(autouse=True)
+def shims() -> Iterator[None]:
+    """Every test here runs with the shims installed and leaves them uninstalled."""
+    pw.install()
+    try:
+        yield
+    finally:
+        pw.uninstall()
+
+
+def run_python(code: str, *, fake_sdk: bool = True) -> str:
+    """Run ``code`` in a fresh interpreter (the fake Cloudflare SDK on sys.path); return its stdout."""
+    paths = [str(REPO), *([str(FIXTURES / "fake_sdk")] if fake_sdk else []), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Activation
+
+
+class TestActivation:
+    def test_activated_imports_resolve_to_durable_over_the_sdk(self) -> None:
+        """With Cloudflare's SDK on sys.path, installed shims win: workers, js, pyodide.ffi are durable's."""
+        out = run_python("""
+            import sys
+            import durable
+            assert "workers" not in sys.modules
+            import workers
+            assert workers.FAKE_SDK                      # nothing shadowed before install()
+            from durable.compat import python_workers
+            python_workers.install()
+            import workers, js, pyodide, pyodide.ffi
+            from workers import DurableObject, Response, WorkerEntrypoint, DurableObjectAbort
+            from js import WebSocketPair
+            from pyodide.ffi import to_js, create_proxy
+            import durable.compat.python_workers.workers as shim
+            assert workers is shim and not hasattr(workers, "FAKE_SDK")
+            assert not hasattr(js, "FAKE_SDK") and not hasattr(pyodide, "FAKE_SDK")
+            assert issubclass(DurableObject, durable.DurableObject)
+            assert sys.modules["pyodide.ffi"].__name__ == "durable.compat.python_workers.pyodide.ffi"
+            python_workers.uninstall()
+            import workers
+            assert workers.FAKE_SDK                      # the SDK is back
+            print("ok")
+        """)
+        assert out.strip() == "ok"
+
+    def test_deactivated_shadows_nothing(self) -> None:
+        """Without install(), importing durable (and its compat package) leaves workers/js unresolvable."""
+        out = run_python("""
+            import importlib.util, sys
+            import durable, durable.compat.python_workers, durable.pytest_plugin
+            print(all(importlib.util.find_spec(n) is None for n in ("workers", "js", "pyodide")))
+        """, fake_sdk=False)
+        assert out.strip() == "True"
+
+    def test_install_is_idempotent_and_uninstall_restores(self) -> None:
+        """install() twice keeps one finder first on sys.meta_path; uninstall() removes the aliases."""
+        pw.install()
+        finders = [f for f in sys.meta_path if "python_workers" in repr(f)]
+        assert len(finders) == 1 and sys.meta_path[0] is finders[0]
+        import workers  # type: ignore[import-not-found]
+
+        assert workers is sdk
+        pw.uninstall()
+        assert "workers" not in sys.modules and not pw.installed()
+        pw.install()
+
+
+# ---------------------------------------------------------------------------------------------
+# The pytest option
+
+
+class TestPytestOption:
+    TEST = """
+        def test_imports():
+            import workers, js
+            from pyodide.ffi import to_js
+            assert workers.DurableObject.__module__.startswith("durable.compat")
+    """
+
+    def test_option_installs_the_shims(self, pytester: pytest.Pytester) -> None:
+        """--python-workers makes `import workers` work in a test file."""
+        pytester.makepyfile(self.TEST)
+        result = pytester.runpytest_subprocess("--python-workers", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+
+    def test_ini_key_installs_the_shims(self, pytester: pytest.Pytester) -> None:
+        """The ini key durable_python_workers = true does the same."""
+        pytester.makeini("[pytest]\ndurable_python_workers = true\n")
+        pytester.makepyfile(self.TEST)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+
+    def test_without_option_nothing_is_installed(self, pytester: pytest.Pytester) -> None:
+        """Without the option, `import workers` fails as it would without durable."""
+        pytester.makepyfile(self.TEST)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*ModuleNotFoundError: No module named 'workers'*"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The project loader
+
+
+def write_project(tmp_path: Path, config: str, entry: str = "", name: str = "wrangler.jsonc") -> Path:
+    (tmp_path / "src").mkdir(exist_ok=True)
+    (tmp_path / name).write_text(textwrap.dedent(config))
+    (tmp_path / "src" / "entry.py").write_text(textwrap.dedent(entry or """
+        from workers import DurableObject, Response, WorkerEntrypoint
+
+        class Thing(DurableObject):
+            pass
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                return Response("ok")
+    """))
+    return tmp_path
+
+
+GOOD = """{
+    "main": "src/entry.py",
+    "durable_objects": {"bindings": [{"name": "THINGS", "class_name": "Thing"}]},
+    "migrations": [{"tag": "v1", "new_classes": ["Thing"]}],
+    "vars": {"A": 1},
+}"""
+
+
+class TestLoader:
+    def test_reads_every_field(self, tmp_path: Path) -> None:
+        """main, bindings, migrations (new_classes -> kv), vars and compatibility_date are read."""
+        project = pw.load_project(write_project(tmp_path, GOOD.replace("{\n", '{"compatibility_date": "2025-01-02",\n', 1)))
+        assert project.config == (tmp_path / "wrangler.jsonc").resolve()
+        assert [(b.name, b.class_name, b.storage) for b in project.bindings] == [("THINGS", "Thing", "kv")]
+        assert project.vars == {"A": 1} and project.compatibility_date == "2025-01-02"
+        assert project.worker.__name__ == "Default"
+
+    def test_jsonc_comments_and_trailing_commas(self) -> None:
+        """Comments and trailing commas are accepted; // inside strings is kept."""
+        text = '{\n  // a comment\n  "url": "http://x//y", /* block */ "list": [1, 2,],\n}'
+        assert pw.parse_jsonc(text) == {"url": "http://x//y", "list": [1, 2]}
+
+    def test_config_file_path_and_toml(self) -> None:
+        """A wrangler.toml given by path works, with an unquoted TOML date."""
+        project = pw.load_project(FIXTURES / "legacy" / "wrangler.toml")
+        assert project.compatibility_date == "2024-04-01"
+        assert project.bindings[0].storage == "kv" and project.vars == {"GREETING": "Hello"}
+
+    @pytest.mark.parametrize(
+        ("config", "message"),
+        [
+            ("{", "wrangler.jsonc: invalid JSONC"),
+            ("{}", "wrangler.jsonc: `main` must name the entry module"),
+            ('{"main": "src/other.py"}', "`main` names 'src/other.py', which does not exist"),
+            ('{"main": "wrangler.jsonc"}', "`main` must be a Python file"),
+            ('{"main": "src/entry.py", "vars": []}', "`vars` must be an object"),
+            ('{"main": "src/entry.py", "durable_objects": {"bindings": {}}}', "`durable_objects.bindings` must be a list"),
+            ('{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X"}]}}',
+             "`durable_objects.bindings[0].class_name` must be a class name"),
+            ('{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "1x", "class_name": "Thing"}]}}',
+             "`durable_objects.bindings[0].name` must be a name"),
+            ('{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X", "class_name": "Nope"}]}}',
+             "`durable_objects.bindings[0].class_name` names 'Nope', which entry.py does not define"),
+            ('{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X", "class_name": "Default"}]}}',
+             "which is not a DurableObject subclass"),
+            ('{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X", "class_name": "Thing", "script_name": "o"}]}}',
+             "`durable_objects.bindings[0].script_name` names another Worker"),
+            ('{"main": "src/entry.py", "migrations": [{"new_sqlite_classes": "Thing"}]}',
+             "`migrations[0].new_sqlite_classes` must be a list"),
+            ('{"main": "src/entry.py", "compatibility_date": "soon"}', "`compatibility_date` must be a date"),
+        ],
+    )
+    def test_errors_name_the_file_and_the_field(self, tmp_path: Path, config: str, message: str) -> None:
+        """Every invalid field raises ProjectError naming the config file and the field."""
+        write_project(tmp_path, config)
+        with pytest.raises(pw.ProjectError) as info:
+            pw.load_project(tmp_path)
+        assert message in str(info.value) and "wrangler.jsonc" in str(info.value)
+
+    def test_missing_config_and_missing_default(self, tmp_path: Path) -> None:
+        """A folder without config, and an entry module without Default or on_fetch, are refused clearly."""
+        with pytest.raises(pw.ProjectError, match="no wrangler.jsonc, wrangler.json or wrangler.toml"):
+            pw.load_project(tmp_path)
+        write_project(tmp_path, '{"main": "src/entry.py"}', "X = 1\n")
+        with pytest.raises(pw.ProjectError, match="defines neither a `Default` class"):
+            pw.load_project(tmp_path)
+
+    def test_entry_module_that_raises(self, tmp_path: Path) -> None:
+        """An entry module that raises on import is reported with its traceback."""
+        write_project(tmp_path, '{"main": "src/entry.py"}', "raise RuntimeError('boom')\n")
+        with pytest.raises(pw.ProjectError, match="raised while loading:(.|\n)*RuntimeError: boom"):
+            pw.load_project(tmp_path)
+
+    def test_cli_loads_a_project(self, tmp_path: Path) -> None:
+        """`durable serve PROJECT` loads a project folder into the app it serves, errors as usage errors."""
+        app = _cli.load_app(write_project(tmp_path, GOOD))
+        assert app.worker.__name__ == "Default" and app.vars == {"A": 1}
+        assert [(b.name, b.storage) for b in app.bindings] == [("THINGS", "kv")]
+        (tmp_path / "wrangler.jsonc").write_text("{}")
+        with pytest.raises(_cli.AppLoadError, match="`main`"):
+            _cli.load_app(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling shapes
+
+
+SWALLOWED: list[bool] = []
+
+
+class Shapes(sdk.DurableObject):
+    def __init__(self, ctx: Any, env: Any) -> None:
+        self.ctx = ctx  # assigned without super(), as Cloudflare's changelog example does
+        self.env = env
+
+    async def options(self) -> list[Any]:
+        storage = self.ctx.storage
+        storage.put("k", 1, {"allowUnconfirmed": True})  # not awaited: the write still happens
+        await storage.put({"a": {"x": 1}, "b": 2}, {"noCache": True})
+        got = await storage.get("a", {"allowConcurrency": True})
+        listed = await storage.list({"start": "a", "limit": 1})
+        return [await storage.get("k"), got.x, list(listed), type(got).__name__]
+
+    async def bad_options(self) -> str:
+        try:
+            await self.ctx.storage.list("prefix")
+        except TypeError as exc:
+            return str(exc)
+        return "accepted"
+
+    async def arm(self, when: Any) -> None:
+        await self.ctx.storage.setAlarm(when)
+
+    async def swallow_abort(self) -> str:
+        await self.ctx.storage.put("unflushed", 1)
+        try:
+            self.ctx.abort("stop here")
+        except Exception:  # noqa: BLE001 - the point: DurableObjectAbort is not an Exception
+            SWALLOWED.append(True)
+            return "swallowed"
+        return "not reached"
+
+    async def record(self) -> dict[str, Any]:
+        return {"nested": {"value": [1, {"deep": True}]}}
+
+    async def echo(self, value: Any) -> Any:
+        return value
+
+    async def fetch(self, request: Any) -> Any:
+        if request.url.endswith("/twice"):
+            await request.text()
+            try:
+                await request.text()
+            except OSError as exc:
+                return sdk.Response(str(exc), 409)
+        body = await request.json() if request.method == http.HTTPMethod.POST else None
+        return sdk.Response.from_json({
+            "method": request.method, "is_enum": isinstance(request.method, http.HTTPMethod),
+            "body": body, "cf": request.cf, "ctx": type(self.ctx).__name__,
+        })
+
+
+ALARMS: list[str] = []
+
+
+class Relaxed(sdk.DurableObject):
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.setAlarm(when)
+
+    async def alarm(self) -> None:  # no alarm_info parameter, as Python Workers allows
+        ALARMS.append("fired")
+
+
+class TestCallingShapes:
+    async def test_positional_option_dicts(self, durable_runtime: durable.Runtime) -> None:
+        """Options as positional dicts work on get/put/list; an un-awaited put still happens; dicts read back as JsDict."""
+        stub = durable_runtime.namespace(Shapes).get_by_name("a")
+        assert await stub.options() == [1, 1, ["a"], "JsDict"]
+
+    async def test_options_must_be_a_dict(self, durable_runtime: durable.Runtime) -> None:
+        """An options argument that is not a dict is refused with a TypeError saying so."""
+        stub = durable_runtime.namespace(Shapes).get_by_name("a")
+        assert "list() options must be a dict" in await stub.bad_options()
+
+    async def test_relaxed_alarm_fires(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
+        """`async def alarm(self)` without the info parameter is called when the alarm fires."""
+        ALARMS.clear()
+        stub = durable_runtime.namespace(Relaxed).get_by_name("a")
+        await stub.arm(int(mock_clock.time() * 1000) + 1000)
+        await mock_clock.advance(2)
+        assert ALARMS == ["fired"]
+
+    async def test_set_alarm_without_alarm_handler(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
+        """setAlarm (with a datetime) is accepted on a class without alarm(), and firing it does nothing."""
+        import datetime as dt
+
+        stub = durable_runtime.namespace(Shapes).get_by_name("a")
+        await stub.arm(dt.datetime.fromtimestamp(mock_clock.time() + 5, dt.UTC))
+        await mock_clock.advance(10)
+
+    async def test_abort_raises_base_exception(self, durable_runtime: durable.Runtime) -> None:
+        """ctx.abort() cannot be swallowed by `except Exception`; the caller gets an ordinary reset error."""
+        ns = durable_runtime.namespace(Shapes)
+        with pytest.raises(durable.ObjectResetError, match="stop here") as info:
+            await ns.get_by_name("a").swallow_abort()
+        assert isinstance(info.value, Exception) and info.value.durable_object_reset
+        assert SWALLOWED == []
+        assert not issubclass(pw.DurableObjectAbort, Exception)
+
+    async def test_rpc_results_have_attribute_access(self, durable_runtime: durable.Runtime) -> None:
+        """Results through an env binding are dicts with attribute access, at any depth."""
+        durable_runtime.namespace(Shapes, name="SHAPES")
+        stub = pw._bindings.EnvAdapter(durable_runtime.env).SHAPES.getByName("a")
+        record: Any = await stub.record()
+        assert isinstance(record, pw.JsDict)
+        assert record["nested"]["value"][1]["deep"] is getattr(getattr(record, "nested").value[1], "deep")
+
+    async def test_stub_fetch_returns_fetch_response(self, durable_runtime: durable.Runtime) -> None:
+        """stub.fetch gives a FetchResponse; the object sees an HTTPMethod, cf None and the SDK's ctx."""
+        durable_runtime.namespace(Shapes, name="SHAPES")
+        stub = pw._bindings.EnvAdapter(durable_runtime.env).SHAPES.getByName("a")
+        resp = await stub.fetch("http://do/x", {"method": "POST", "body": '{"n": 1}'})
+        assert isinstance(resp, sdk.FetchResponse) and resp.status == 200
+        assert await resp.json() == {"method": "POST", "is_enum": True, "body": {"n": 1}, "cf": None, "ctx": "ContextAdapter"}
+        with pytest.raises(OSError, match="Body already used"):
+            await resp.text()
+        conflict = await stub.fetch(sdk.Request("http://do/twice", method="POST", body="x"))
+        assert conflict.status == 409 and await conflict.text() == "Body already used"
+
+    async def test_strict_mode_refuses_tuples(self, durable_runtime: durable.Runtime) -> None:
+        """In strict mode tuples and bytearrays are refused with the SDK's TypeError; not otherwise."""
+        durable_runtime.namespace(Shapes, name="SHAPES")
+        stub = pw._bindings.EnvAdapter(durable_runtime.env).SHAPES.getByName("a")
+        assert await stub.echo((1, 2)) == (1, 2)
+        pw.install(strict=True)
+        with pytest.raises(TypeError, match=r"^<class 'tuple'> cannot be sent over RPC\.$"):
+            await stub.echo((1, 2))
+        with pytest.raises(TypeError, match=r"^<class 'bytearray'> cannot be sent over RPC\.$"):
+            await stub.echo({"k": [bytearray(b"x")]})
+        assert await stub.echo([1, {"a": None}]) == [1, {"a": None}]
+        pw.set_strict(False)
+
+
+class TestRequestResponse:
+    async def test_response_shapes(self) -> None:
+        """Response takes status positionally, None means 200; from_json, replace_body and clone work."""
+        assert sdk.Response("x").status == 200 and sdk.Response("x", None).status == 200
+        resp = sdk.Response("gone", 404, "Gone!", {"x-a": "1"})
+        assert (resp.status, resp.status_text, resp.headers["x-a"]) == (404, "Gone!", "1")
+        built = sdk.Response.json({"a": 1}, 201)
+        assert built.status == 201 and built.headers["content-type"] == "application/json"
+        copy = built.clone()
+        assert await copy.json() == {"a": 1} and await built.text() == '{"a":1}'
+        replaced = sdk.Response.from_json([1]).replace_body("other")
+        assert await replaced.text() == "other" and replaced.headers["content-type"] == "application/json"
+        with pytest.raises(OSError, match="Body already used"):
+            built.clone()
+        assert sdk.Response.redirect("http://x/", 301).headers["location"] == "http://x/"
+
+    async def test_request_shapes(self) -> None:
+        """Request exposes method as HTTPMethod, clone(), and OSError on a second read."""
+        req = sdk.Request("http://x/a", {"method": "put", "body": "hi", "headers": {"A": "b"}})
+        assert req.method == "PUT" and req.method is http.HTTPMethod.PUT and req.headers["a"] == "b"
+        twin = req.clone()
+        assert await twin.text() == "hi" and await req.bytes() == b"hi"
+        with pytest.raises(OSError, match="Body already used"):
+            await req.json()
+        with pytest.raises(TypeError, match="unsupported option 'cf'"):
+            sdk.Request("http://x/", cf={})
+
+    def test_js_and_ffi(self) -> None:
+        """js.Object/JSON/Date and pyodide.ffi's conversions behave as identities where Python needs nothing."""
+        assert ffi.to_js([1]) == [1] and ffi.create_proxy(len) is len
+        assert js.Object.fromEntries([("a", 1)]) == {"a": 1}
+        assert js.JSON.parse(js.JSON.stringify({"a": [1]})) == {"a": [1]}
+        assert js.Date.now() > 0 and not isinstance([], ffi.JsProxy)
+        with pytest.raises(AttributeError, match="js.fetch is not emulated"):
+            js.fetch  # noqa: B018
+        with pytest.raises(NotImplementedError, match="outbound HTTP"):
+            sdk.fetch("http://x/")
+
+    def test_run_sync(self) -> None:
+        """pyodide.ffi.run_sync runs a coroutine to completion from synchronous code."""
+        async def seven() -> int:
+            return 7
+
+        assert ffi.run_sync(seven()) == 7
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving projects in process
+
+
+class TestServing:
+    async def test_legacy_on_fetch_project(self, durable_runtime: durable.Runtime) -> None:
+        """A module-level @handler on_fetch(request, env) serves; a DO's on_fetch is its fetch; vars reach env."""
+        app = pw.asgi_app(FIXTURES / "legacy", durable_runtime)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
+            assert (await client.get("/")).text == "Hello, World!"
+            assert (await client.get("/count")).text == "1"
+            assert (await client.get("/count")).text == "2"
+
+    async def test_workers_env(self, durable_runtime: durable.Runtime) -> None:
+        """workers.env is the env of the project bound last, with the SDK's wrappers."""
+        pw.load_project(FIXTURES / "bindings").bind(durable_runtime)
+        stub = sdk.env.TEST_DO.getByName("x")
+        assert await stub.wrap({"k": 1}) == {"received": {"k": 1}, "added": True}
+
+    def test_workers_env_unbound(self) -> None:
+        """Reading workers.env before any project is bound says how to bind one."""
+        from durable.compat.python_workers import _entrypoints
+
+        saved = _entrypoints._current_env
+        _entrypoints.set_current_env(None)
+        try:
+            with pytest.raises(RuntimeError, match="workers.env is not bound yet"):
+                sdk.env  # noqa: B018
+        finally:
+            _entrypoints.set_current_env(saved)
+
+    def test_json_dumps_http_method(self) -> None:
+        """An HTTPMethod serializes as its text in JSON (it is a str enum)."""
+        assert json.dumps(http.HTTPMethod.GET) == '"GET"'
