@@ -1,0 +1,192 @@
+"""Python Workers projects served by durable: the project's own examples/python-workers/ and,
+when a checkout of cloudflare/python-workers-examples is given, Cloudflare's own examples.
+
+Set DURABLE_PYTHON_WORKERS_EXAMPLES to the checkout's path to run Cloudflare's examples
+unmodified; their expectations are those of the checkout's tests/test_examples.py.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import durable
+from durable.compat import python_workers as pw
+from durable.testing import MockClock
+
+REPO = Path(__file__).resolve().parent.parent
+MESSAGES = REPO / "examples" / "python-workers" / "messages"
+CHECKOUT = os.environ.get("DURABLE_PYTHON_WORKERS_EXAMPLES")
+needs_checkout = pytest.mark.skipif(
+    not CHECKOUT, reason="set DURABLE_PYTHON_WORKERS_EXAMPLES to a checkout of cloudflare/python-workers-examples"
+)
+
+
+@pytest.fixture(autouse=True)
+def shims() -> Iterator[None]:
+    """Loading a project installs the shims; they are removed after each test."""
+    try:
+        yield
+    finally:
+        pw.uninstall()
+
+
+@pytest.fixture
+async def messages(durable_runtime: durable.Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the messages example, served in process."""
+    app = pw.asgi_app(MESSAGES, durable_runtime)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://messages") as client:
+        yield client
+
+
+class TestMessagesInProcess:
+    async def test_post_and_list(self, messages: httpx.AsyncClient) -> None:
+        """Posted messages are listed per board, in order, with their ids."""
+        first = await messages.post("/lobby/messages", json={"author": "ada", "text": "hello"})
+        assert first.status_code == 201 and first.json()["id"] == 1
+        await messages.post("/lobby/messages", json={"text": "again"})
+        await messages.post("/other/messages", json={"author": "bob", "text": "elsewhere"})
+        listed = (await messages.get("/lobby/messages")).json()
+        assert [(m["author"], m["text"]) for m in listed] == [("ada", "hello"), ("anonymous", "again")]
+        assert (await messages.get("/other/stats")).json()["count"] == 1
+
+    async def test_errors_and_clear(self, messages: httpx.AsyncClient) -> None:
+        """An empty text is a 400 (the object's ValueError); clear empties the board; bad routes 404/405."""
+        bad = await messages.post("/lobby/messages", json={"text": " "})
+        assert bad.status_code == 400 and bad.text == "a message needs a non-empty text"
+        await messages.post("/lobby/messages", json={"text": "x"})
+        assert (await messages.post("/lobby/clear")).status_code == 204
+        assert (await messages.get("/lobby/messages")).json() == []
+        assert (await messages.get("/")).status_code == 404
+        assert (await messages.delete("/lobby/messages")).status_code == 405
+
+    async def test_retention_alarm(self, durable_runtime: durable.Runtime, mock_clock: MockClock, messages: httpx.AsyncClient) -> None:
+        """The board's alarm (declared without parameters) deletes messages older than RETENTION_SECONDS."""
+        await messages.post("/lobby/messages", json={"text": "old"})
+        await mock_clock.advance(43200)
+        await messages.post("/lobby/messages", json={"text": "new"})
+        stats = (await messages.get("/lobby/stats")).json()
+        assert stats["count"] == 2 and stats["expires_at"] is not None
+        await mock_clock.advance(43200)
+        assert [m["text"] for m in (await messages.get("/lobby/messages")).json()] == ["new"]
+        await mock_clock.advance(43200)
+        assert (await messages.get("/lobby/stats")).json() == {"count": 0, "expires_at": None}
+
+    async def test_max_messages_var(self, durable_runtime: durable.Runtime, messages: httpx.AsyncClient) -> None:
+        """The MAX_MESSAGES var from wrangler.jsonc bounds the board."""
+        assert durable_runtime.env.MAX_MESSAGES == 100
+        for i in range(102):
+            await messages.post("/big/messages", json={"text": str(i)})
+        listed = (await messages.get("/big/messages")).json()
+        assert len(listed) == 100 and listed[0]["text"] == "2"
+
+
+class Server:
+    """`python -m durable serve PROJECT --in-memory --port 0` in a subprocess; killed on close()."""
+
+    def __init__(self, project: Path) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "durable", "serve", str(project), "--in-memory", "--port", "0", "--no-access-log"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        while True:
+            try:
+                line = lines.get(timeout=60)
+            except queue.Empty:
+                self.close()
+                raise AssertionError("durable serve did not start in 60 s") from None
+            if line is None:
+                self.close()
+                raise AssertionError("durable serve exited before serving")
+            if line.startswith("durable: serving"):
+                self.url = line.split(" on ", 1)[1].split(" ", 1)[0]
+                return
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[type[Server]]:
+    """Start `durable serve` on a project; every server started is stopped at teardown."""
+    started: list[Server] = []
+
+    class Started(Server):
+        def __init__(self, project: Path) -> None:
+            super().__init__(project)
+            started.append(self)
+
+    try:
+        yield Started
+    finally:
+        for server in started:
+            server.close()
+
+
+class TestMessagesOverHttp:
+    def test_served_by_durable_serve(self, serve: type[Server]) -> None:
+        """`durable serve examples/python-workers/messages` answers over HTTP."""
+        server = serve(MESSAGES)
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.post("/lobby/messages", json={"author": "ada", "text": "hi"}).status_code == 201
+            assert [m["text"] for m in client.get("/lobby/messages").json()] == ["hi"]
+
+
+def check_07(get: object) -> None:
+    """The four expectations of the upstream test_07_durable_objects."""
+    assert callable(get)
+    for path, text in [
+        ("/room-1/show", "No messages"),
+        ("/room-1/add/hi", "Message sent"),
+        ("/room-1/show", "hi"),
+        ("/room-2/show", "No messages"),
+    ]:
+        status, body = get(path)
+        assert (status, body) == (200, text), path
+
+
+@needs_checkout
+class TestCloudflareExamples:
+    async def test_07_durable_objects_in_process(self, durable_runtime: durable.Runtime) -> None:
+        """Cloudflare's 07-durable-objects, unmodified, passes its upstream expectations in process."""
+        app = pw.asgi_app(Path(str(CHECKOUT)) / "07-durable-objects", durable_runtime)
+        results = []
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
+            for path in ("/room-1/show", "/room-1/add/hi", "/room-1/show", "/room-2/show"):
+                resp = await client.get(path)
+                results.append((resp.status_code, resp.text))
+        replies = iter(results)
+        check_07(lambda path: next(replies))
+
+    def test_07_durable_objects_over_http(self, serve: type[Server]) -> None:
+        """Cloudflare's 07-durable-objects, unmodified, passes its upstream expectations under durable serve."""
+        server = serve(Path(str(CHECKOUT)) / "07-durable-objects")
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            check_07(lambda path: (lambda r: (r.status_code, r.text))(client.get(path)))
