@@ -7,6 +7,7 @@ unmodified; their expectations are those of the checkout's tests/test_examples.p
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +26,7 @@ from durable.testing import MockClock
 
 REPO = Path(__file__).resolve().parent.parent
 MESSAGES = REPO / "examples" / "python-workers" / "messages"
+CHAT = REPO / "examples" / "python-workers" / "chat"
 CHECKOUT = os.environ.get("DURABLE_PYTHON_WORKERS_EXAMPLES")
 needs_checkout = pytest.mark.skipif(
     not CHECKOUT, reason="set DURABLE_PYTHON_WORKERS_EXAMPLES to a checkout of cloudflare/python-workers-examples"
@@ -89,6 +92,68 @@ class TestMessagesInProcess:
         assert len(listed) == 100 and listed[0]["text"] == "2"
 
 
+needs_websockets = pytest.mark.skipif(
+    not hasattr(durable, "WebSocketPair"), reason="needs durable's WebSocket support"
+)
+
+
+async def receive(ws: Any) -> Any:
+    """The next JSON message on a client end."""
+    return json.loads(await ws.receive())
+
+
+@needs_websockets
+class TestChatInProcess:
+    def connect(self, app: Any, room: str = "a") -> Any:
+        websocket: Any = getattr(durable.testing, "websocket")  # noqa: B009 - needs WebSocket support
+        return websocket(app, f"http://chat/room/{room}")
+
+    async def test_broadcast_history_and_leaving(self, durable_runtime: durable.Runtime) -> None:
+        """Two members see each other's messages, a later one gets the history, leaving is announced."""
+        app = pw.asgi_app(CHAT, durable_runtime)
+        async with self.connect(app) as a, self.connect(app) as b:
+            a.send(json.dumps({"type": "join", "name": "ada"}))
+            assert await receive(a) == {"type": "history", "messages": []}
+            assert await receive(a) == {"type": "joined", "name": "ada"}
+            b.send(json.dumps({"type": "join", "name": "bob"}))
+            assert (await receive(b))["type"] == "history"
+            assert await receive(a) == await receive(b) == {"type": "joined", "name": "bob"}
+            a.send(json.dumps({"type": "say", "text": "hi"}))
+            said = {"type": "said", "name": "ada", "text": "hi"}
+            assert await receive(a) == await receive(b) == said
+            async with self.connect(app) as c:
+                c.send(json.dumps({"type": "join", "name": "cy"}))
+                assert await receive(c) == {"type": "history", "messages": [{"name": "ada", "text": "hi"}]}
+            for ws in (a, b):
+                assert await receive(ws) == {"type": "joined", "name": "cy"}
+                assert await receive(ws) == {"type": "left", "name": "cy"}
+            assert await durable_runtime.env.ROOMS.get_by_name("a").count() == 2
+
+    async def test_hibernation_keeps_names_and_history(self, durable_runtime: durable.Runtime) -> None:
+        """After the room hibernates, a message wakes it and the sender's name comes from its attachment."""
+        app = pw.asgi_app(CHAT, durable_runtime)
+        room = durable_runtime.env.ROOMS.get_by_name("h")
+        async with self.connect(app, "h") as a:
+            a.send(json.dumps({"type": "join", "name": "ada"}))
+            await receive(a)
+            await receive(a)
+            await getattr(durable.testing, "hibernate")(room)  # noqa: B009
+            a.send(json.dumps({"type": "say", "text": "awake"}))
+            assert await receive(a) == {"type": "said", "name": "ada", "text": "awake"}
+
+    async def test_errors(self, durable_runtime: durable.Runtime) -> None:
+        """A plain request is refused with 426; saying before joining is an error message."""
+        app = pw.asgi_app(CHAT, durable_runtime)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://chat") as client:
+            assert (await client.get("/room/a")).status_code == 426
+            assert (await client.get("/")).status_code == 404
+        async with self.connect(app) as a:
+            a.send(json.dumps({"type": "say", "text": "x"}))
+            assert await receive(a) == {"type": "error", "error": "join first"}
+            a.send("not json")
+            assert await receive(a) == {"type": "error", "error": "messages are JSON"}
+
+
 class Server:
     """`python -m durable serve PROJECT --in-memory --port 0` in a subprocess; killed on close()."""
 
@@ -150,13 +215,20 @@ def serve() -> Iterator[type[Server]]:
             server.close()
 
 
-class TestMessagesOverHttp:
-    def test_served_by_durable_serve(self, serve: type[Server]) -> None:
+class TestOverHttp:
+    def test_messages_served_by_durable_serve(self, serve: type[Server]) -> None:
         """`durable serve examples/python-workers/messages` answers over HTTP."""
         server = serve(MESSAGES)
         with httpx.Client(base_url=server.url, timeout=10) as client:
             assert client.post("/lobby/messages", json={"author": "ada", "text": "hi"}).status_code == 201
             assert [m["text"] for m in client.get("/lobby/messages").json()] == ["hi"]
+
+    def test_chat_served_by_durable_serve(self, serve: type[Server]) -> None:
+        """`durable serve examples/python-workers/chat` loads the project and answers plain HTTP."""
+        server = serve(CHAT)
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/").status_code == 404
+            assert client.get("/room/a").status_code == 426
 
 
 def check_07(get: object) -> None:
