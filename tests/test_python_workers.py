@@ -130,6 +130,19 @@ class TestPytestOption:
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
         result.assert_outcomes(passed=1)
 
+    def test_strict_option(self, pytester: pytest.Pytester) -> None:
+        """--python-workers-strict installs the shims in strict value mode."""
+        pytester.makepyfile("""
+            import pytest
+
+            def test_strict():
+                from workers import python_to_rpc
+                with pytest.raises(TypeError, match="cannot be sent over RPC"):
+                    python_to_rpc([(1, 2)])
+        """)
+        result = pytester.runpytest_subprocess("--python-workers-strict", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+
     def test_without_option_nothing_is_installed(self, pytester: pytest.Pytester) -> None:
         """Without the option, `import workers` fails as it would without durable."""
         pytester.makepyfile(self.TEST)

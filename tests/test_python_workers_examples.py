@@ -257,6 +257,24 @@ class TestCloudflareExamples:
         replies = iter(results)
         check_07(lambda path: next(replies))
 
+    @needs_websockets
+    async def test_15_chatroom_in_process(self, durable_runtime: durable.Runtime) -> None:
+        """Cloudflare's 15-chatroom, unmodified: welcome, broadcast to both members, history for a later one."""
+        app = pw.asgi_app(Path(str(CHECKOUT)) / "15-chatroom", durable_runtime)
+        websocket: Any = getattr(durable.testing, "websocket")  # noqa: B009
+        async with websocket(app, "http://x/room/a") as a, websocket(app, "http://x/room/a") as b:
+            assert (await receive(a))["type"] == (await receive(b))["type"] == "system"
+            a.send(json.dumps({"username": "u", "text": "hi"}))
+            for ws in (a, b):
+                message = await receive(ws)
+                assert (message["type"], message["username"], message["text"]) == ("message", "u", "hi")
+            async with websocket(app, "http://x/room/a") as c:
+                history = await receive(c)
+                assert history["type"] == "history" and [m["text"] for m in history["messages"]] == ["hi"]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
+            assert (await client.get("/room/a")).text == "Expected WebSocket upgrade"
+            assert "<html" in (await client.get("/")).text.lower()
+
     def test_07_durable_objects_over_http(self, serve: type[Server]) -> None:
         """Cloudflare's 07-durable-objects, unmodified, passes its upstream expectations under durable serve."""
         server = serve(Path(str(CHECKOUT)) / "07-durable-objects")

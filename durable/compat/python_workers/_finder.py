@@ -58,12 +58,10 @@ class PythonWorkersFinder(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
+        # Other submodules (`workers.rpc`, `pyodide.console`) are not emulated: `workers` is a
+        # plain module, so importing one fails with "'workers' is not a package".
         alias = ALIASES.get(fullname)
         if alias is None:
-            if fullname.partition(".")[0] in _ROOTS:
-                # `workers.x`, `pyodide.y`: not emulated; refuse rather than let the real SDK's
-                # submodule load against durable's package.
-                return None
             return None
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader(alias), is_package=fullname == "pyodide")
 
