@@ -58,7 +58,17 @@ class Date:
 
     @staticmethod
     def now() -> int:
-        """The current time in ms since the epoch (the real clock)."""
+        """The current time in ms since the epoch.
+
+        Inside a Durable Object this is the runtime's clock (``ctx.now_ms()``), so code that reads
+        time with ``Date.now()`` follows a ``durable.testing.MockClock`` as alarms do; elsewhere
+        it is the real clock.
+        """
+        from durable._host import current_host  # the object whose code is running, if any
+
+        host = current_host.get()
+        if host is not None:
+            return host.now_ms()
         return int(time.time() * 1000)
 
 

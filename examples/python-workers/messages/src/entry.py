@@ -14,6 +14,7 @@ older than env.RETENTION_SECONDS.
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
+from js import Date
 from workers import DurableObject, Response, WorkerEntrypoint
 
 
@@ -27,13 +28,10 @@ class Board(DurableObject):
             " at INTEGER NOT NULL)"
         )
 
-    def now_ms(self):
-        return self.ctx.now_ms() if hasattr(self.ctx, "now_ms") else int(datetime.now(UTC).timestamp() * 1000)
-
     async def add(self, author, text):
         if not isinstance(text, str) or not text.strip():
             raise ValueError("a message needs a non-empty text")
-        at = self.now_ms()
+        at = Date.now()
         row = self.sql.exec(
             "INSERT INTO messages (author, text, at) VALUES (?, ?, ?) RETURNING id",
             author or "anonymous", text, at,
@@ -66,7 +64,7 @@ class Board(DurableObject):
 
     async def alarm(self):
         # Called without arguments: Python Workers calls handlers with the parameters they declare.
-        cutoff = self.now_ms() - int(self.env.RETENTION_SECONDS) * 1000
+        cutoff = Date.now() - int(self.env.RETENTION_SECONDS) * 1000
         self.sql.exec("DELETE FROM messages WHERE at <= ?", cutoff)
         oldest = self.sql.exec("SELECT min(at) AS at FROM messages").one().at
         if oldest is not None:
