@@ -230,6 +230,13 @@ class TestLoader:
             pw.load_project(tmp_path)
         assert message in str(info.value) and "wrangler.jsonc" in str(info.value)
 
+    def test_cli_reports_a_bad_project_as_a_usage_error(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """`durable serve PROJECT` with an invalid config exits 2 naming the file and the field."""
+        write_project(tmp_path, '{"main": 3}')
+        assert _cli.main(["serve", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "wrangler.jsonc" in err and "`main` must name the entry module" in err
+
     def test_missing_config_and_missing_default(self, tmp_path: Path) -> None:
         """A folder without config, and an entry module without Default or on_fetch, are refused clearly."""
         with pytest.raises(pw.ProjectError, match="no wrangler.jsonc, wrangler.json or wrangler.toml"):
@@ -324,6 +331,14 @@ class Relaxed(sdk.DurableObject):
         ALARMS.append("fired")
 
 
+class LegacyAlarm(sdk.DurableObject):
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.setAlarm(when)
+
+    async def on_alarm(self) -> None:  # the legacy handler name
+        ALARMS.append("legacy")
+
+
 class TestCallingShapes:
     async def test_positional_option_dicts(self, durable_runtime: durable.Runtime) -> None:
         """Options as positional dicts work on get/put/list; an un-awaited put still happens; dicts read back as JsDict."""
@@ -342,6 +357,14 @@ class TestCallingShapes:
         await stub.arm(int(mock_clock.time() * 1000) + 1000)
         await mock_clock.advance(2)
         assert ALARMS == ["fired"]
+
+    async def test_legacy_on_alarm_fires(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
+        """A class that names its handler on_alarm (the legacy prefix) gets it called as its alarm."""
+        ALARMS.clear()
+        stub = durable_runtime.namespace(LegacyAlarm).get_by_name("a")
+        await stub.arm(int(mock_clock.time() * 1000) + 1000)
+        await mock_clock.advance(2)
+        assert ALARMS == ["legacy"]
 
     async def test_set_alarm_without_alarm_handler(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
         """setAlarm (with a datetime) is accepted on a class without alarm(), and firing it does nothing."""

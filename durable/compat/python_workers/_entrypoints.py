@@ -97,7 +97,8 @@ def _wrap_handlers(cls: type, names: tuple[str, ...]) -> None:
     for name in names:
         func = cls.__dict__.get(name)
         legacy = cls.__dict__.get(f"on_{name}")
-        if func is None and legacy is not None and not hasattr(cls, name):
+        inherited = getattr(cls, name, None)
+        if func is None and legacy is not None and (inherited is None or getattr(inherited, "__durable_default__", False)):
             func = legacy
         if func is None or not inspect.isfunction(func) or getattr(func, "__durable_relaxed__", False):
             continue
@@ -130,6 +131,8 @@ class DurableObject(durable.DurableObject):
 
         def alarm(self, *args):
             """The default alarm handler: does nothing (every Python Workers class has one)."""
+
+        alarm.__durable_default__ = True
 
 
 class WorkerEntrypoint(durable.WorkerEntrypoint):
