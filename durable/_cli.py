@@ -27,7 +27,7 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info",
         choices=["critical", "error", "warning", "info", "debug", "trace"],
         help="uvicorn's log level (default info)",
+    )
+    serve.add_argument(
+        "--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+        help="event loop for the runtime and the server (default auto: uvloop where installed)",
+    )
+    serve.add_argument(
+        "--http", default="auto", choices=["auto", "h11", "httptools"],
+        help="uvicorn's HTTP parser (default auto: httptools where installed, else h11)",
     )
     return parser
 
@@ -270,22 +278,49 @@ def _serve_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     persist = None if args.in_memory else args.persist
     try:
+        loop_factory = _loop_factory(args.loop)
+        if args.http == "httptools":
+            import httptools  # noqa: F401 - only checked here; uvicorn imports it
+    except ImportError as exc:
+        print(f"durable: error: --{'http' if args.http == 'httptools' else 'loop'} {exc.name} "
+              f"needs {exc.name}, which is not installed. Install the server extra: "
+              "pip install 'durable-objects[server]'", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
         sock = _bind(args.host, args.port)
     except OSError as exc:
         print(f"durable: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     with _shutdown_signals() as stopper, sock:
         try:
-            asyncio.run(
-                _serve(
-                    app, sock, stopper, display=args.file, persist=persist,
-                    access_log=args.access_log, log_level=args.log_level,
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                runner.run(
+                    _serve(
+                        app, sock, stopper, display=args.file, persist=persist,
+                        access_log=args.access_log, log_level=args.log_level, http=args.http,
+                    )
                 )
-            )
         except Exception as exc:
             print(f"durable: error: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_FAILURE
     return EXIT_OK
+
+
+def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The event loop ``durable serve`` runs on: uvloop where installed (``auto``), or as chosen.
+
+    The runtime and uvicorn share the loop, so the choice applies to both. Raises ImportError
+    when ``uvloop`` is asked for and missing.
+    """
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -349,6 +384,7 @@ async def _serve(
     persist: str | None,
     access_log: bool,
     log_level: str,
+    http: str = "auto",
 ) -> None:
     import uvicorn
 
@@ -362,6 +398,7 @@ async def _serve(
         config = uvicorn.Config(
             asgi_app(app.worker, runtime),
             lifespan="on",
+            http=http,
             access_log=access_log,
             log_level=log_level,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
