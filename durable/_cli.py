@@ -50,7 +50,7 @@ EXIT_USAGE: Final = 2
 _STORAGE_KINDS: Final = ("sqlite", "kv")
 _MISSING_UVICORN: Final = (
     "durable: error: `durable serve` needs uvicorn, which is not installed.\n"
-    "Install the server extra: pip install 'durable[server]'"
+    "Install the server extra: pip install 'durable-objects[server]'"
 )
 
 
