@@ -33,6 +33,7 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, Final
 
+from ._cli_messages import RELOAD_UNSUPPORTED, no_worker_message
 from .asgi import asgi_app
 
 __all__ = ["AppLoadError", "LoadedApp", "build_parser", "load_app", "main"]
@@ -50,7 +51,7 @@ EXIT_USAGE: Final = 2
 _STORAGE_KINDS: Final = ("sqlite", "kv")
 _MISSING_UVICORN: Final = (
     "durable: error: `durable serve` needs uvicorn, which is not installed.\n"
-    "Install the server extra: pip install 'durable[server]'"
+    "Install the server extra: pip install 'durable-objects[server]'"
 )
 
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="durable",
         description="Cloudflare Durable Objects, embeddable in Python.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     serve = commands.add_parser(
@@ -113,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--in-memory", action="store_true",
         help="keep storage in memory only; it is gone when the server stops",
     )
+    serve.add_argument("--reload", action="store_true", help="not supported: says why and what to do")
     serve.add_argument(
         "--no-access-log", dest="access_log", action="store_false",
         help="do not log each request",
@@ -131,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="uvicorn's HTTP parser (default auto: httptools where installed, else h11)",
     )
     return parser
+
+
+def _version() -> str:
+    import durable
+
+    return f"{durable.__version__} (durable-objects)"
 
 
 def _port(text: str) -> int:
@@ -185,9 +194,7 @@ def load_app(path: str | Path) -> LoadedApp:
     if worker is None:
         worker = getattr(module, "default", None)
     if worker is None:
-        raise AppLoadError(
-            f"{path} defines no `Worker`: define a durable.WorkerEntrypoint subclass named Worker"
-        )
+        raise AppLoadError(no_worker_message(path, module))
     if not (isinstance(worker, type) and callable(getattr(worker, "fetch", None))):
         raise AppLoadError(
             f"{path}: `Worker` must be a class with a fetch method "
@@ -266,6 +273,9 @@ def _exec_file(file: Path) -> ModuleType:
 
 
 def _serve_command(args: argparse.Namespace) -> int:
+    if args.reload:
+        print(f"durable: error: {RELOAD_UNSUPPORTED}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         import uvicorn  # noqa: F401 - only checked here; used in _serve
     except ImportError:
