@@ -6,11 +6,11 @@ See ``README.md`` and ``docs/`` for the guide; ``API.md`` is the contract these 
 
 Layering (a module may import only from the layers below it; nothing imports upward):
 
-    5  asgi, __main__/_cli, testing, pytest_plugin   use only the public API (plus testing hooks)
+    5  asgi, __main__/_cli/_cli_messages, testing, pytest_plugin   use only the public API (plus testing hooks)
     4  _runtime                                      runtime, env, eviction, the storage directory
     3  _namespace, _stub                             ids and stubs -> hosts
     2  _host, _alarms                                one object's lifecycle: events, gates, resets
-    1  _state, _storage, _sql                        what an object sees: ctx, storage, SQL
+    1  _state, _storage, _sql, _counter              what an object sees: ctx, storage, SQL; the reference object
     0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions
        (_sqlite knows nothing of objects or the event loop; _http knows nothing of objects)
 """
@@ -18,6 +18,7 @@ Layering (a module may import only from the layers below it; nothing imports upw
 from __future__ import annotations
 
 from ._clock import Clock as Clock
+from ._counter import Counter as Counter
 from ._exceptions import ConnectionClosedError as ConnectionClosedError
 from ._exceptions import DataCloneError as DataCloneError
 from ._exceptions import DataCorruptionError as DataCorruptionError
@@ -43,6 +44,7 @@ from ._object import DurableObject as DurableObject
 from ._runtime import Env as Env
 from ._runtime import Runtime as Runtime
 from ._sql import SqlCursor as SqlCursor
+from ._sql import SqlRow as SqlRow
 from ._sql import SqlStorage as SqlStorage
 from ._sql import SyncKV as SyncKV
 from ._state import State as State
@@ -61,6 +63,7 @@ __all__ = [
     "AlarmInfo",
     "Clock",
     "ConnectionClosedError",
+    "Counter",
     "DataCloneError",
     "DataCorruptionError",
     "DurableError",
@@ -84,6 +87,7 @@ __all__ = [
     "RuntimeClosedError",
     "SqlCursor",
     "SqlError",
+    "SqlRow",
     "SqlStorage",
     "State",
     "Storage",

@@ -1,7 +1,7 @@
 """Entry point of the ``durable`` command and of ``python -m durable``.
 
 ``durable serve FILE.py [--host 127.0.0.1] [--port 8787] [--persist DIR | --in-memory]``
-serves the Worker declared in FILE.py with uvicorn (``pip install 'durable[server]'``).
+serves the Worker declared in FILE.py with uvicorn (``pip install 'durable-objects[server]'``).
 See :mod:`durable._cli` for the file convention.
 """
 

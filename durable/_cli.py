@@ -33,6 +33,7 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, Final
 
+from ._cli_messages import RELOAD_UNSUPPORTED, no_worker_message
 from .asgi import asgi_app
 
 __all__ = ["AppLoadError", "LoadedApp", "build_parser", "load_app", "main"]
@@ -50,7 +51,7 @@ EXIT_USAGE: Final = 2
 _STORAGE_KINDS: Final = ("sqlite", "kv")
 _MISSING_UVICORN: Final = (
     "durable: error: `durable serve` needs uvicorn, which is not installed.\n"
-    "Install the server extra: pip install 'durable[server]'"
+    "Install the server extra: pip install 'durable-objects[server]'"
 )
 
 
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="durable",
         description="Cloudflare Durable Objects, embeddable in Python.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     serve = commands.add_parser(
@@ -119,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--in-memory", action="store_true",
         help="keep storage in memory only; it is gone when the server stops",
     )
+    serve.add_argument("--reload", action="store_true", help="not supported: says why and what to do")
     serve.add_argument(
         "--no-access-log", dest="access_log", action="store_false",
         help="do not log each request",
@@ -128,7 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["critical", "error", "warning", "info", "debug", "trace"],
         help="uvicorn's log level (default info)",
     )
+    serve.add_argument(
+        "--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+        help="event loop for the runtime and the server (default auto: uvloop where installed)",
+    )
+    serve.add_argument(
+        "--http", default="auto", choices=["auto", "h11", "httptools"],
+        help="uvicorn's HTTP parser (default auto: httptools where installed, else h11)",
+    )
     return parser
+
+
+def _version() -> str:
+    import durable
+
+    return f"{durable.__version__} (durable-objects)"
 
 
 def _port(text: str) -> int:
@@ -186,9 +203,7 @@ def load_app(path: str | Path) -> LoadedApp:
     if worker is None:
         worker = getattr(module, "default", None)
     if worker is None:
-        raise AppLoadError(
-            f"{path} defines no `Worker`: define a durable.WorkerEntrypoint subclass named Worker"
-        )
+        raise AppLoadError(no_worker_message(path, module))
     if not (isinstance(worker, type) and callable(getattr(worker, "fetch", None))):
         raise AppLoadError(
             f"{path}: `Worker` must be a class with a fetch method "
@@ -282,6 +297,9 @@ def _exec_file(file: Path) -> ModuleType:
 
 
 def _serve_command(args: argparse.Namespace) -> int:
+    if args.reload:
+        print(f"durable: error: {RELOAD_UNSUPPORTED}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         import uvicorn  # noqa: F401 - only checked here; used in _serve
     except ImportError:
@@ -294,22 +312,49 @@ def _serve_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     persist = None if args.in_memory else args.persist
     try:
+        loop_factory = _loop_factory(args.loop)
+        if args.http == "httptools":
+            import httptools  # noqa: F401 - only checked here; uvicorn imports it
+    except ImportError as exc:
+        print(f"durable: error: --{'http' if args.http == 'httptools' else 'loop'} {exc.name} "
+              f"needs {exc.name}, which is not installed. Install the server extra: "
+              "pip install 'durable-objects[server]'", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
         sock = _bind(args.host, args.port)
     except OSError as exc:
         print(f"durable: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     with _shutdown_signals() as stopper, sock:
         try:
-            asyncio.run(
-                _serve(
-                    app, sock, stopper, display=args.file, persist=persist,
-                    access_log=args.access_log, log_level=args.log_level,
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                runner.run(
+                    _serve(
+                        app, sock, stopper, display=args.file, persist=persist,
+                        access_log=args.access_log, log_level=args.log_level, http=args.http,
+                    )
                 )
-            )
         except Exception as exc:
             print(f"durable: error: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_FAILURE
     return EXIT_OK
+
+
+def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The event loop ``durable serve`` runs on: uvloop where installed (``auto``), or as chosen.
+
+    The runtime and uvicorn share the loop, so the choice applies to both. Raises ImportError
+    when ``uvloop`` is asked for and missing.
+    """
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -373,6 +418,7 @@ async def _serve(
     persist: str | None,
     access_log: bool,
     log_level: str,
+    http: str = "auto",
 ) -> None:
     import uvicorn
 
@@ -388,6 +434,7 @@ async def _serve(
         config = uvicorn.Config(
             asgi_app(app.worker, runtime),
             lifespan="on",
+            http=http,
             access_log=access_log,
             log_level=log_level,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,

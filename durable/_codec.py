@@ -73,7 +73,9 @@ every key and member was hashed once already by the program that stored it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import enum
 import struct
 import uuid
 import zoneinfo
@@ -205,6 +207,17 @@ def _clone_error(value: object) -> DataCloneError:
         f'Could not serialize object of type "{cls.__qualname__}". '
         "This type does not support serialization."
     )
+    # The two user types people most often try to store get the fix spelled out.
+    if isinstance(value, enum.Enum):
+        return DataCloneError(
+            f"{message} (It is an Enum member: store its .value (or .name) and rebuild the member "
+            f"with {cls.__qualname__}(value) (or {cls.__qualname__}[name]) after reading it.)"
+        )
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return DataCloneError(
+            f"{message} (It is a dataclass instance: store dataclasses.asdict(value) and rebuild "
+            f"it with {cls.__qualname__}(**data) after reading it.)"
+        )
     for base in _SUPPORTED_BASES:
         if isinstance(value, base):
             # The exact type is what round-trips; a subclass would come back as its base and lose

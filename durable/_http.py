@@ -19,6 +19,7 @@ import inspect
 import json as _json
 import logging
 import re
+from collections import deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -29,7 +30,7 @@ from collections.abc import (
     Mapping,
     MutableMapping,
 )
-from typing import Any, Final, Generic, Protocol, TypeVar, Union, final, overload
+from typing import Any, Final, Generic, Protocol, Self, TypeVar, Union, final, overload
 from urllib.parse import urlsplit, urlunsplit
 
 from ._aliases import camel_aliases
@@ -58,7 +59,7 @@ _APPLICATION_JSON: Final = "application/json"
 # workerd's messages (src/workerd/api/http.c++, headers.c++).
 _BODY_USED: Final = (
     "Body has already been used. It can only be used once. "
-    "Use tee() first if you need to read it twice."
+    "Use clone() first if you need to read it twice."
 )
 _GET_HEAD_BODY: Final = "Request with a GET or HEAD method cannot have a body."
 _STATUS_RANGE: Final = (
@@ -357,6 +358,24 @@ class _Body:
         # Fetch's "UTF-8 decode": drop one leading byte order mark, replace invalid sequences.
         return data.decode("utf-8-sig", "replace")
 
+    def _clone_into(self, twin: _Body) -> None:
+        """Give ``twin`` a copy of the headers and a body that reads the same bytes as this one.
+
+        A streamed body is split in two (like JavaScript's ``ReadableStream.tee()``): each side
+        reads every chunk, and chunks one side has read and the other not yet are kept in memory.
+        """
+        if self._body_used:
+            raise TypeError(_BODY_USED.replace("Use clone() first", "Call clone() before reading"))
+        twin.headers = self.headers.copy()
+        twin._body_used = False
+        if self._body is None or isinstance(self._body, builtins.bytes):
+            twin._body = self._body  # bytes are immutable: both sides may share them
+        else:
+            tee = _Tee(self._body)
+            self._body, twin._body = tee.branch(0), tee.branch(1)
+        if hasattr(self, "__dict__"):  # a user subclass's own attributes
+            twin.__dict__.update(self.__dict__)
+
     async def _read_json(self) -> Any:
         """Read the whole body and parse it as JSON.
 
@@ -365,6 +384,41 @@ class _Body:
         """
         return _json.loads(await self.text())
 
+
+
+class _Tee:
+    """One streamed body read by two consumers, each at its own pace (``clone()`` of a stream)."""
+
+    def __init__(self, source: AsyncIterable[bytes]) -> None:
+        self._source = _chunks(source)
+        self._pending: tuple[deque[bytes], deque[bytes]] = (deque(), deque())
+        self._done = False
+        self._error: BaseException | None = None
+        self._lock = asyncio.Lock()  # one branch pulls from the source at a time
+
+    async def branch(self, index: int) -> AsyncIterator[bytes]:
+        pending = self._pending[index]
+        while True:
+            if pending:
+                yield pending.popleft()
+                continue
+            if self._done:
+                if self._error is not None:
+                    raise self._error
+                return
+            async with self._lock:
+                if pending or self._done:
+                    continue  # the other branch pulled while this one waited
+                try:
+                    chunk = await anext(self._source)
+                except StopAsyncIteration:
+                    self._done = True
+                    continue
+                except Exception as exc:
+                    self._done, self._error = True, exc
+                    raise
+                for queue in self._pending:
+                    queue.append(chunk)
 
 
 async def _chunks(source: bytes | AsyncIterable[object]) -> AsyncIterator[bytes]:
@@ -464,6 +518,22 @@ class Request(_Body):
             TypeError: the body was already read.
         """
         return await self._read_json()
+
+    def clone(self) -> Self:
+        """Return a copy of this request whose body can be read independently of this one's.
+
+        Raises:
+            TypeError: the body was already read (clone before reading).
+
+        Example::
+
+            copy = request.clone()
+            await request.text(); await copy.text()   # the same text, twice
+        """
+        twin = object.__new__(type(self))
+        self._clone_into(twin)
+        twin.url, twin.method = self.url, self.method
+        return twin
 
     def __repr__(self) -> str:
         return f"<Request [{self.method} {self.url}]>"
@@ -707,6 +777,22 @@ class Response(_Body):
         if _BAD_VALUE_RE.search(url) is not None:
             raise TypeError(f"Redirect URL cannot contain '\\r', '\\n', or '\\0': {url}")
         return cls(None, status=status, headers={"location": url})
+
+    def clone(self) -> Self:
+        """Return a copy of this response whose body can be read independently of this one's.
+
+        Raises:
+            TypeError: the body was already read (clone before reading).
+
+        Example::
+
+            copy = response.clone()
+            await response.json(); await copy.text()   # the same body, twice
+        """
+        twin = object.__new__(type(self))
+        self._clone_into(twin)
+        twin.status, twin._status_text = self.status, self._status_text
+        return twin
 
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.status_text}]>"

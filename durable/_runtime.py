@@ -69,7 +69,11 @@ class Env:
             return self._bindings[name]
         except KeyError:
             known = ", ".join(sorted(self._bindings)) or "none"
-            raise AttributeError(f"env has no binding {name!r} (bindings: {known})") from None
+            raise AttributeError(
+                f"env has no binding {name!r} (bindings: {known}). A namespace becomes a binding "
+                f"when it is registered under that name: rt.namespace(YourClass, name={name!r}); "
+                f"a plain value, with durable.Runtime(vars={{{name!r}: value}})."
+            ) from None
 
     def __getitem__(self, name: str) -> Any:
         return self._bindings[name]

@@ -58,6 +58,37 @@ class Done(Generic[T]):
 
 _NONE: Done[None] = Done(None)
 
+# A storage call used without `await` hands its caller this awaitable instead of the value. Its
+# name says what it is, and using it as a value (arithmetic, comparison, truth, indexing,
+# iteration, attributes) raises an error that asks "did you forget await?" instead of Python's
+# "unsupported operand type(s) for +: 'Done' and 'int'".
+Done.__name__ = Done.__qualname__ = "StorageAwaitable"
+_FORGOT_AWAIT = (
+    "a storage call's result (a StorageAwaitable) was used as a value: did you forget await? "
+    "Write `value = await ctx.storage.get(key)`, not `value = ctx.storage.get(key)`."
+)
+
+
+def _forgot_await(self: Done[Any], *args: object) -> NoReturn:
+    raise TypeError(_FORGOT_AWAIT)
+
+
+def _forgot_await_attribute(self: Done[Any], name: str) -> NoReturn:
+    if name.startswith("__"):  # a protocol probe (copy, pickle, asyncio...), not a user's mistake
+        raise AttributeError(name)
+    raise AttributeError(f"'StorageAwaitable' object has no attribute {name!r}: {_FORGOT_AWAIT}")
+
+
+for _method in (
+    "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+    "__rtruediv__", "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__pow__", "__rpow__",
+    "__neg__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__len__", "__iter__",
+    "__contains__", "__getitem__", "__setitem__", "__int__", "__float__", "__index__",
+):  # fmt: skip
+    setattr(Done, _method, _forgot_await)
+Done.__getattr__ = _forgot_await_attribute  # type: ignore[attr-defined]
+del _method
+
 _NO_PITR = (
     "Point-in-time recovery (getCurrentBookmark, getBookmarkForTime, onNextSessionRestoreBookmark) is not "
     "implemented in durable, as in Cloudflare's local runtime; see docs/differences.md"
@@ -121,7 +152,13 @@ def encode_checked(key: str, value: object, host: StorageHost) -> bytes:
         # len(key) * 4 bounds its UTF-8 size: measure exactly only when it could matter.
         if limit is not None and len(blob) + len(key) * 4 > limit:
             if len(blob) + len(key.encode("utf-8")) > limit:
-                raise StorageLimitError("string or blob too big: SQLITE_TOOBIG")
+                raise StorageLimitError(
+                    "string or blob too big: SQLITE_TOOBIG (in a SQLite-backed object a key plus "
+                    f"its value may take at most {limit} bytes (2 MB), as on Cloudflare; this one "
+                    f"takes {len(blob) + len(key.encode('utf-8'))}. Split the value over several "
+                    "keys, or relax the limit where production is not the target with "
+                    "durable.Runtime(limits=durable.Limits(sqlite_max_row_bytes=...)).)"
+                )
     return blob
 
 
@@ -195,6 +232,27 @@ _MAX_ALARM_MS = 8_640_000_000_000_000
 """The largest time a JavaScript ``Date`` holds (ms since the epoch); SQLite's INTEGER holds it too."""
 
 
+_YEAR_MS = 365 * 86_400_000
+
+
+def _refuse_seconds(when: int | float, host: StorageHost) -> None:
+    """Refuse a time that is plainly in seconds since the epoch (``time.time() + 60``).
+
+    Read as milliseconds, such a time is a date in January 1970, so the alarm would fire at once.
+    Cloudflare accepts it silently; durable refuses a number that, read as seconds, lies within ten
+    years of the clock's now while, read as milliseconds, it lies over a year in the past (so a
+    mock clock started near 0 can still be given small millisecond times).
+    """
+    now = host.now_ms()
+    if abs(when * 1000 - now) <= 10 * _YEAR_MS and when < now - _YEAR_MS:
+        as_ms = _dt.datetime.fromtimestamp(when / 1000, _dt.timezone.utc)
+        raise TypeError(
+            f"setAlarm() takes a time in milliseconds since the epoch, but {when!r} looks like "
+            f"seconds (as milliseconds it is {as_ms:%Y-%m-%d %H:%M:%S} UTC). Pass "
+            "int(time.time() * 1000) + delay_ms, or a datetime."
+        )
+
+
 def _to_alarm_ms(when: object, host: StorageHost) -> int:
     if isinstance(when, _dt.datetime):
         ms = int(when.timestamp() * 1000)
@@ -207,6 +265,7 @@ def _to_alarm_ms(when: object, host: StorageHost) -> int:
                 "(the latest time a JavaScript Date can hold)"
             )
         ms = int(when) if when > 0 else 0  # -inf cannot be converted; any time <= 0 is refused below
+        _refuse_seconds(when, host)
     else:
         raise TypeError(
             f"setAlarm() takes a time in milliseconds since the epoch (int) or a datetime, "

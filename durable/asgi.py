@@ -80,6 +80,7 @@ def asgi_app(
     runtime: _HasEnv,
     *,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    strip_root_path: bool = False,
 ) -> WorkerApp:
     """Make an ASGI application that serves ``worker`` with ``runtime.env`` as its env.
 
@@ -89,6 +90,11 @@ def asgi_app(
         runtime: the :class:`durable.Runtime` whose namespaces the Worker reaches through
             ``self.env``. The app does not open or close it.
         max_body_size: the largest request body accepted, in bytes; larger gives ``413``.
+        strip_root_path: leave the ASGI ``root_path`` (the prefix the app is mounted under in
+            Starlette or FastAPI, or a server's ``--root-path``) out of ``request.url``, so that
+            a Worker written for the root (``/increment``) works under a prefix
+            (``/counter/increment``). By default the Worker sees the full URL, as a Worker on a
+            Cloudflare route does.
 
     Raises:
         TypeError: ``worker`` is not a class with a ``fetch`` method.
@@ -101,9 +107,10 @@ def asgi_app(
             app = durable.asgi_app(Worker, rt)
             await uvicorn.Server(uvicorn.Config(app)).serve()
 
-    Mounted in Starlette or FastAPI: ``app.mount("/counter", durable.asgi_app(Worker, rt))``.
+    Mounted in Starlette or FastAPI:
+    ``app.mount("/counter", durable.asgi_app(Worker, rt, strip_root_path=True))``.
     """
-    return WorkerApp(worker, runtime, max_body_size=max_body_size)
+    return WorkerApp(worker, runtime, max_body_size=max_body_size, strip_root_path=strip_root_path)
 
 
 class WorkerApp:
@@ -115,6 +122,7 @@ class WorkerApp:
         runtime: _HasEnv,
         *,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        strip_root_path: bool = False,
     ) -> None:
         if not isinstance(worker, type) or not callable(getattr(worker, "fetch", None)):
             raise TypeError(
@@ -123,9 +131,12 @@ class WorkerApp:
             )
         if not isinstance(max_body_size, int) or max_body_size < 0:
             raise ValueError(f"max_body_size must be a non-negative int, not {max_body_size!r}.")
+        if not isinstance(strip_root_path, bool):
+            raise TypeError(f"strip_root_path must be True or False, not {strip_root_path!r}.")
         self.worker = worker
         self.runtime = runtime
         self.max_body_size = max_body_size
+        self.strip_root_path = strip_root_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection (``http``, ``lifespan`` or ``websocket``)."""
@@ -144,7 +155,7 @@ class WorkerApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = _RequestBody(receive, self.max_body_size)
         try:
-            request = _to_request(scope, body)
+            request = _to_request(_without_root_path(scope) if self.strip_root_path else scope, body)
         except _BadRequest as exc:
             await _send_text(send, 400, f"Bad Request: {exc}")
             return
@@ -270,6 +281,24 @@ def _to_request(scope: Scope, body: _RequestBody) -> Request:
         return Request(url, method=method, headers=headers, body=body if with_body else None)
     except TypeError as exc:
         raise _BadRequest(str(exc)) from None
+
+
+def _without_root_path(scope: Scope) -> Scope:
+    """The scope as the app would see it mounted at ``/``: ``root_path`` taken out of the path."""
+    root_path: str = scope.get("root_path", "")
+    if not root_path:
+        return scope
+    path: str = scope.get("path", "/")
+    # Starlette and recent uvicorn include root_path in path; the ASGI spec says not to.
+    relative = path[len(root_path):] if path.startswith(root_path) else path
+    raw_path: bytes | None = scope.get("raw_path")
+    if raw_path is not None:
+        encoded_root = root_path.encode("utf-8")
+        if raw_path.startswith(encoded_root) and path.startswith(root_path):
+            raw_path = raw_path[len(encoded_root):]
+        elif path.startswith(root_path):
+            raw_path = None  # the prefix is percent-encoded in raw_path: use the decoded path
+    return {**scope, "root_path": "", "path": relative or "/", "raw_path": raw_path or None}
 
 
 def _request_url(scope: Scope, headers: Headers) -> str:

@@ -1,7 +1,9 @@
 """Build a counter: Cloudflare's Durable Objects example, in Python.
 
 A stateless Worker reads the object name from ``?name=``, and each ``Counter`` object keeps
-its own count in storage. Run it with either of::
+its own count in storage. The object is the reference ``durable.Counter`` (durable/_counter.py):
+its ``fetch`` answers ``/increment``, ``/decrement`` and ``/`` with the count, and it also offers
+RPC (``increment``, ``decrement``, ``get_counter_value``). Run it with either of::
 
     python examples/counter.py [--host H] [--port N] [--persist DIR | --in-memory]
     durable serve examples/counter.py
@@ -15,7 +17,7 @@ import sys
 from urllib.parse import parse_qs, urlsplit
 
 import durable
-from durable import Request, Response
+from durable import Counter, Request, Response
 
 
 class Worker(durable.WorkerEntrypoint):
@@ -42,27 +44,8 @@ class Worker(durable.WorkerEntrypoint):
         return Response(f"Durable Object '{name}' count: {count}")
 
 
-class Counter(durable.DurableObject):
-    """One counter. Requests to the same name reach the same instance, one at a time."""
-
-    async def fetch(self, request: Request) -> Response:
-        # Storage is cached in memory, so reading the same key on every request is fast.
-        value = await self.ctx.storage.get("value") or 0
-        match urlsplit(request.url).path:
-            case "/increment":
-                value += 1
-            case "/decrement":
-                value -= 1
-            case "/":
-                pass  # serves the current value
-            case _:
-                return Response("Not found", status=404)
-        # No concurrent request can change the value between the get and the put: the input
-        # gate holds other events while storage is read. Read-modify-write is safe.
-        await self.ctx.storage.put("value", value)
-        return Response(str(value))
-
-
+# The Durable Object is durable.Counter, the seed's counter shipped in the package; subclass it
+# to add methods (see docs/http.md).
 # What `durable serve` binds: the Worker reaches the Counter namespace as self.env.COUNTER.
 bindings = {"COUNTER": Counter}
 

@@ -127,3 +127,80 @@ class TestPersistence:
                 transport = httpx.ASGITransport(app=durable.asgi_app(counter_app.worker, rt))
                 async with httpx.AsyncClient(transport=transport, base_url="http://h") as c:
                     assert await text_of(c, "/increment?name=A") == f"Durable Object 'A' count: {expected}"
+
+
+class TestReferenceCounter:
+    def test_example_serves_the_package_counter(self, counter_app: LoadedApp) -> None:
+        """examples/counter.py binds durable.Counter itself as COUNTER."""
+        assert counter_app.bindings[0].cls is durable.Counter
+
+    async def test_rpc_methods(self, durable_runtime: durable.Runtime) -> None:
+        """increment, decrement and get_counter_value return the new and current count."""
+        stub = durable_runtime.namespace(durable.Counter).get_by_name("A")
+        assert await stub.get_counter_value() == 0
+        assert await stub.increment() == 1
+        assert await stub.increment(5) == 6
+        assert await stub.decrement() == 5
+        assert await stub.decrement(amount=7) == -2
+        assert await stub.get_counter_value() == -2
+        assert await stub.getCounterValue() == -2
+
+    async def test_rpc_and_fetch_share_the_count(self, durable_runtime: durable.Runtime) -> None:
+        """RPC and fetch read and write the same storage key, "value"."""
+        stub = durable_runtime.namespace(durable.Counter).get_by_name("A")
+        await stub.increment(10)
+        assert await (await stub.fetch("http://c/increment")).text() == "11"
+        assert await stub.get_counter_value() == 11
+        assert await durable.testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get("value")) == 11
+        resp = await stub.fetch("http://c/other")
+        assert (resp.status, await resp.text()) == (404, "Not found")
+
+    @pytest.mark.parametrize("amount", ["1", 1.5, True, None])
+    async def test_bad_amount_is_refused(self, durable_runtime: durable.Runtime, amount: object) -> None:
+        """A non-int amount raises TypeError naming the method and the type, and changes nothing."""
+        stub = durable_runtime.namespace(durable.Counter).get_by_name("A")
+        with pytest.raises(TypeError, match=r"Counter\.increment\(\) takes an int amount"):
+            await stub.increment(amount)
+        assert await stub.get_counter_value() == 0
+
+
+class Tally(durable.Counter):
+    """A subclass that adds a method and overrides RPC and fetch, reaching the base through super()."""
+
+    async def increment(self, amount: int = 1) -> int:
+        value = await super().increment(amount)
+        await self.ctx.storage.put("calls", await self.calls() + 1)
+        return value
+
+    async def calls(self) -> int:
+        calls: int = await self.ctx.storage.get("calls") or 0
+        return calls
+
+    async def reset(self) -> None:
+        await self.ctx.storage.put("value", 0)
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        if request.url.endswith("/calls"):
+            return durable.Response(str(await self.calls()))
+        return await super().fetch(request)
+
+
+class TestSubclass:
+    async def test_override_and_added_methods_over_rpc(self, durable_runtime: durable.Runtime) -> None:
+        """An overriding method reaches the base through super(); an added method is reachable by RPC."""
+        stub = durable_runtime.namespace(Tally).get_by_name("A")
+        assert await stub.increment(2) == 2
+        assert await stub.increment() == 3
+        assert await stub.calls() == 2
+        assert await stub.decrement() == 2
+        await stub.reset()
+        assert await stub.getCounterValue() == 0
+
+    async def test_override_of_fetch(self, durable_runtime: durable.Runtime) -> None:
+        """An overriding fetch answers its own paths and hands the rest to the reference handler."""
+        stub = durable_runtime.namespace(Tally).get_by_name("A")
+        assert await (await stub.fetch("http://t/increment")).text() == "1"
+        await stub.increment()
+        assert await (await stub.fetch("http://t/calls")).text() == "1"
+        assert await (await stub.fetch("http://t/")).text() == "2"
+        assert (await stub.fetch("http://t/nope")).status == 404

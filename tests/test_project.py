@@ -36,3 +36,32 @@ class TestProject:
         for part in text.split("](docs/")[1:]:
             page = part.split(")", 1)[0]
             assert (ROOT / "docs" / page).is_file(), page
+
+
+class TestDistribution:
+    def test_distribution_name(self) -> None:
+        """The distribution is durable-objects (the PyPI name `durable` belongs to another project)."""
+        import tomllib
+
+        project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        assert project["name"] == "durable-objects"
+        assert project["readme"] == "README.md"
+
+    def test_no_install_instruction_names_the_old_distribution(self) -> None:
+        """No page, message or docstring tells users to install `durable[...]` or plain `durable`."""
+        import re
+
+        wrong = re.compile(r"pip install (?:-U )?['\"]?durable(?:\[|['\"\s]|$)")
+        files = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "durable").glob("*.py")]
+        offenders = [f"{f.name}: {m.group(0)}" for f in files for m in wrong.finditer(f.read_text(encoding="utf-8"))]
+        assert offenders == []
+
+    def test_ci_builds_and_checks_the_distribution(self) -> None:
+        """.ci/run builds the sdist and wheel and checks them with twine."""
+        ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+        assert "python -m build" in ci and "twine check --strict dist/*" in ci
+
+    def test_readme_installs_the_published_name(self) -> None:
+        """The README says how to install from PyPI, server extra included."""
+        text = (ROOT / "README.md").read_text(encoding="utf-8")
+        assert "pip install 'durable-objects[server]'" in text

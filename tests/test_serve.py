@@ -97,10 +97,10 @@ class TestArguments:
         assert "--in-memory" in done.stdout
 
     def test_uvicorn_missing(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-        """Without uvicorn, serve exits 1 and says to install durable[server]."""
+        """Without uvicorn, serve exits 1 and says to install durable-objects[server]."""
         monkeypatch.setitem(sys.modules, "uvicorn", None)
         assert main(["serve", str(EXAMPLE)]) == 1
-        assert "pip install 'durable[server]'" in capsys.readouterr().err
+        assert "pip install 'durable-objects[server]'" in capsys.readouterr().err
 
 
 class TestLoadApp:

@@ -1,0 +1,92 @@
+"""The reference Durable Object: Cloudflare's "Build a counter" example, as ``durable.Counter``.
+
+One count per object, kept in the storage key ``"value"``. It is reachable over RPC with the
+method names of Cloudflare's current counter example (``increment``, ``decrement``,
+``get_counter_value``, alias ``getCounterValue``) and over HTTP with the seed's ``fetch``
+(``/increment``, ``/decrement``, ``/``), and both read and write the same key. Users serve it
+as is (``examples/counter.py``) or subclass it; every method is an ordinary method, so
+``super()`` in a subclass reaches this behaviour.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from ._http import Request, Response
+from ._object import DurableObject
+
+__all__ = ["Counter"]
+
+
+def _check_amount(method: str, amount: object) -> int:
+    # bool is an int subclass, but increment(True) is almost certainly a mistake.
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise TypeError(f"Counter.{method}() takes an int amount, not {type(amount).__name__}: {amount!r}")
+    return amount
+
+
+class Counter(DurableObject):
+    """A counter: Cloudflare's reference Durable Object.
+
+    Example::
+
+        async with durable.Runtime() as rt:
+            counters = rt.namespace(durable.Counter, name="COUNTER")
+            await counters.get_by_name("A").increment()      # 1
+            await counters.get_by_name("A").get_counter_value()  # 1
+
+    Subclass it to add or change methods; ``super().increment(amount)`` and
+    ``super().fetch(request)`` keep the reference behaviour.
+    """
+
+    async def get_counter_value(self) -> int:
+        """Return the current count (0 when never set)."""
+        value: int = await self.ctx.storage.get("value") or 0
+        return value
+
+    async def getCounterValue(self) -> int:  # noqa: N802 - Cloudflare's spelling
+        """Alias of :meth:`get_counter_value` (Cloudflare's name); follows overrides of it."""
+        return await self.get_counter_value()
+
+    async def increment(self, amount: int = 1) -> int:
+        """Add ``amount`` (default 1) to the count and return the new value.
+
+        Raises:
+            TypeError: ``amount`` is not an int.
+        """
+        amount = _check_amount("increment", amount)
+        value: int = (await self.ctx.storage.get("value") or 0) + amount
+        await self.ctx.storage.put("value", value)
+        return value
+
+    async def decrement(self, amount: int = 1) -> int:
+        """Subtract ``amount`` (default 1) from the count and return the new value.
+
+        Raises:
+            TypeError: ``amount`` is not an int.
+        """
+        amount = _check_amount("decrement", amount)
+        value: int = (await self.ctx.storage.get("value") or 0) - amount
+        await self.ctx.storage.put("value", value)
+        return value
+
+    async def fetch(self, request: Request) -> Response:
+        """The seed's HTTP handler: ``/increment``, ``/decrement`` or ``/`` answer the count as text.
+
+        Any other path answers ``404`` with the body ``Not found`` and changes nothing.
+        """
+        # Storage is cached in memory, so reading the same key on every request is fast.
+        value: int = await self.ctx.storage.get("value") or 0
+        match urlsplit(request.url).path:
+            case "/increment":
+                value += 1
+            case "/decrement":
+                value -= 1
+            case "/":
+                pass  # serves the current value
+            case _:
+                return Response("Not found", status=404)
+        # No concurrent request can change the value between the get and the put: the input
+        # gate holds other events while storage is read. Read-modify-write is safe.
+        await self.ctx.storage.put("value", value)
+        return Response(str(value))

@@ -1,0 +1,24 @@
+"""Shared test configuration.
+
+``DURABLE_TEST_LOOP=uvloop`` runs every asyncio test on uvloop's event loop instead of asyncio's
+own (``.ci/run`` does, once): ``durable serve`` runs the runtime on uvloop where it is installed,
+and the eager event start in ``durable/_host.py`` must behave the same on both loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+
+import pytest
+
+if os.environ.get("DURABLE_TEST_LOOP") == "uvloop":
+
+    def pytest_asyncio_loop_factories(
+        config: pytest.Config, item: pytest.Item
+    ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+        """uvloop's loop for every asyncio test (pytest-asyncio's loop-factory hook)."""
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}

@@ -1,0 +1,202 @@
+"""Error messages that say what to do: the mistakes a new user makes first, each with its fix."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durable
+from durable import testing
+from durable._cli import main
+
+
+class Obj(durable.DurableObject):
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        pass
+
+    async def rows(self) -> Any:
+        sql = self.ctx.storage.sql
+        sql.exec("CREATE TABLE IF NOT EXISTS t (name TEXT)")
+        sql.exec("INSERT INTO t VALUES ('Ada')")
+        return {"all": sql.exec("SELECT name FROM t").to_array(), "one": sql.exec("SELECT name FROM t").one()}
+
+
+async def storage_of(rt: durable.Runtime, name: str = "a") -> durable.Storage:
+    storage: durable.Storage = await testing.run_in_object(
+        rt.namespace(Obj).get_by_name(name), lambda obj, ctx: ctx.storage
+    )
+    return storage
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class TestForgottenAwait:
+    async def test_arithmetic_hints_await(self, durable_runtime: durable.Runtime) -> None:
+        """Adding to an un-awaited get raises TypeError asking 'did you forget await?'."""
+        storage = await storage_of(durable_runtime)
+        value: Any = storage.get("value")
+        with pytest.raises(TypeError, match="did you forget await"):
+            value + 1
+        with pytest.raises(TypeError, match="did you forget await"):
+            1 + value
+
+    async def test_truth_comparison_and_indexing(self, durable_runtime: durable.Runtime) -> None:
+        """Truth tests, comparisons, indexing and iteration of an un-awaited result all hint await."""
+        storage = await storage_of(durable_runtime)
+        result: Any = storage.list()
+        for use in (bool, lambda r: r < 3, lambda r: r["k"], list, len, lambda r: "k" in r):
+            with pytest.raises(TypeError, match="did you forget await"):
+                use(result)
+
+    async def test_attribute_hints_await(self, durable_runtime: durable.Runtime) -> None:
+        """A dict method looked up on an un-awaited list() says what it is and hints await."""
+        storage = await storage_of(durable_runtime)
+        result: Any = storage.list()
+        with pytest.raises(AttributeError, match=r"'StorageAwaitable' object has no attribute 'items'.*forget await"):
+            result.items()
+
+    async def test_type_name_explains_itself(self, durable_runtime: durable.Runtime) -> None:
+        """The awaitable's type is named StorageAwaitable, and awaiting it still gives the value."""
+        storage = await storage_of(durable_runtime)
+        pending = storage.put("k", 1)
+        assert type(pending).__name__ == "StorageAwaitable"
+        await pending
+        assert await storage.get("k") == 1
+        assert await storage.get("k") + 1 == 2
+
+
+class TestAlarmUnit:
+    async def test_seconds_are_refused(self, durable_runtime: durable.Runtime) -> None:
+        """set_alarm(time.time() + 60) raises TypeError naming milliseconds, and sets nothing."""
+        storage = await storage_of(durable_runtime)
+        for when in (time.time() + 60, int(time.time()) + 3600, time.time() - 5):
+            with pytest.raises(TypeError, match=r"milliseconds since the epoch.*looks like seconds.*1970"):
+                await storage.set_alarm(when)
+        assert await storage.get_alarm() is None
+
+    async def test_milliseconds_and_datetimes_are_accepted(self, durable_runtime: durable.Runtime) -> None:
+        """Milliseconds since the epoch and datetimes are accepted, in the past too."""
+        storage = await storage_of(durable_runtime)
+        soon = int(time.time() * 1000) + 60_000
+        await storage.set_alarm(soon)
+        assert await storage.get_alarm() == soon
+        await storage.set_alarm(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+        await storage.set_alarm(int(time.time() * 1000) - 5_000)
+
+    async def test_small_times_under_a_mock_clock(self) -> None:
+        """Under a mock clock started near 0, small millisecond times are not mistaken for seconds."""
+        async with durable.Runtime(clock=testing.MockClock(start=5)) as rt:
+            storage = await storage_of(rt)
+            await storage.set_alarm(10_000)
+            assert await storage.get_alarm() == 10_000
+
+
+class TestDataCloneHints:
+    async def test_dataclass_names_asdict(self, durable_runtime: durable.Runtime) -> None:
+        """Storing a dataclass instance names dataclasses.asdict as the fix."""
+        storage = await storage_of(durable_runtime)
+        with pytest.raises(durable.DataCloneError, match=r'"Point".*dataclasses\.asdict\(value\).*Point\(\*\*data\)'):
+            await storage.put("p", Point(1, 2))
+
+    @pytest.mark.parametrize(("member", "name"), [(Color.RED, "Color"), (Level.HIGH, "Level")])
+    async def test_enum_names_value(self, durable_runtime: durable.Runtime, member: enum.Enum, name: str) -> None:
+        """Storing an Enum member (an IntEnum too) names .value and the rebuild as the fix."""
+        storage = await storage_of(durable_runtime)
+        with pytest.raises(durable.DataCloneError, match=rf"Enum member: store its \.value.*{name}\(value\)"):
+            await storage.put("c", member)
+
+    async def test_over_rpc_too(self, durable_runtime: durable.Runtime) -> None:
+        """An RPC argument that is a dataclass gets the same hint."""
+        stub = durable_runtime.namespace(Obj).get_by_name("a")
+        with pytest.raises(durable.DataCloneError, match=r"dataclasses\.asdict"):
+            await stub.rows(Point(1, 2))
+
+
+class TestLimitsMessage:
+    async def test_toobig_names_limit_and_limits(self, durable_runtime: durable.Runtime) -> None:
+        """A 3 MB value keeps SQLite's text and names the 2 MB limit and durable.Limits."""
+        storage = await storage_of(durable_runtime)
+        with pytest.raises(durable.StorageLimitError) as info:
+            await storage.put("big", b"x" * 3_000_000)
+        text = str(info.value)
+        assert text.startswith("string or blob too big: SQLITE_TOOBIG")
+        assert "2097152 bytes (2 MB)" in text and "durable.Limits" in text
+
+
+class TestEnvBinding:
+    async def test_missing_binding_names_namespace_call(self, durable_runtime: durable.Runtime) -> None:
+        """env.X for an unknown X names rt.namespace(cls, name='X') and Runtime(vars=...)."""
+        with pytest.raises(AttributeError, match=r"rt\.namespace\(YourClass, name='X'\).*vars=\{'X': value\}"):
+            durable_runtime.env.X
+
+
+class TestSqlRows:
+    def test_sqlrow_is_exported(self) -> None:
+        """durable.SqlRow, named by docs/sql.md, is the class of result rows."""
+        assert durable.SqlRow.__module__ == "durable"
+
+    async def test_rows_cross_rpc_as_dicts(self, durable_runtime: durable.Runtime) -> None:
+        """Rows returned from an RPC method arrive as plain dicts."""
+        result = await durable_runtime.namespace(Obj).get_by_name("a").rows()
+        assert result == {"all": [{"name": "Ada"}], "one": {"name": "Ada"}}
+        assert type(result["one"]) is dict
+
+
+def serve(tmp_path: Path, source: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+    path = tmp_path / "app.py"
+    path.write_text(source, encoding="utf-8")
+    code = main(["serve", str(path), "--in-memory", *extra])
+    return code, capsys.readouterr().err
+
+
+class TestCommandLine:
+    def test_version(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`durable --version` prints the version and exits 0."""
+        assert main(["--version"]) == 0
+        assert capsys.readouterr().out.strip() == f"durable {durable.__version__} (durable-objects)"
+
+    def test_reload_is_refused_with_a_reason(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """`durable serve f.py --reload` exits 2 saying it is not supported and what to do instead."""
+        code, err = serve(tmp_path, "import durable\n", capsys, "--reload")
+        assert code == 2
+        assert "--reload is not supported" in err and "start it again" in err
+        assert "usage:" not in err
+
+    def test_worker_under_another_name(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A Worker class with another name is named, with the alias to add."""
+        source = "import durable\nclass Front(durable.WorkerEntrypoint):\n    async def fetch(self, r): ...\n"
+        code, err = serve(tmp_path, source, capsys)
+        assert code == 2
+        assert "defines no `Worker`, but it defines the Worker class Front" in err
+        assert "`Worker = Front`" in err
+
+    def test_fastapi_app(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A FastAPI app is named as such, with the way to serve it and mount durable in it."""
+        code, err = serve(tmp_path, "from fastapi import FastAPI\napp = FastAPI()\n", capsys)
+        assert code == 2
+        assert "ASGI application app (FastAPI)" in err and "uvicorn" in err and "strip_root_path=True" in err
+
+    def test_only_durable_objects(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A file with objects but no Worker names the objects and says what to define."""
+        source = "import durable\nclass Room(durable.DurableObject):\n    pass\n"
+        code, err = serve(tmp_path, source, capsys)
+        assert code == 2
+        assert "Durable Object classes Room" in err and "WorkerEntrypoint subclass named Worker" in err
