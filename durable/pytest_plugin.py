@@ -67,14 +67,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Install the Python Workers shims when asked to, before any test module is imported."""
-    strict = bool(config.getoption("python_workers_strict") or config.getini("durable_python_workers_strict"))
-    if strict or config.getoption("python_workers") or config.getini("durable_python_workers"):
+def _install_python_workers(config: pytest.Config, strict_option: object, option: object) -> None:
+    strict = bool(strict_option or config.getini("durable_python_workers_strict"))
+    if strict or option or config.getini("durable_python_workers"):
         from .compat import python_workers
 
+        if not python_workers.installed():
+            config.add_cleanup(python_workers.uninstall)
         python_workers.install(strict=strict)
-        config.add_cleanup(python_workers.uninstall)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """Install the Python Workers shims before the first conftest.py is imported, when asked to.
+
+    A project's conftest.py may import its entry module, which imports ``workers``.
+    """
+    known = early_config.known_args_namespace
+    _install_python_workers(
+        early_config, getattr(known, "python_workers_strict", False), getattr(known, "python_workers", False)
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the Python Workers shims when asked to (if not done already), before collection."""
+    _install_python_workers(config, config.getoption("python_workers_strict"), config.getoption("python_workers"))
 
 
 @pytest.fixture

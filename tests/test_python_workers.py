@@ -123,6 +123,13 @@ class TestPytestOption:
         result = pytester.runpytest_subprocess("--python-workers", "-p", "no:cacheprovider")
         result.assert_outcomes(passed=1)
 
+    def test_conftest_may_import_the_sdk(self, pytester: pytest.Pytester) -> None:
+        """The shims are installed before conftest.py is imported, so it may import workers."""
+        pytester.makeconftest("from workers import DurableObject\n")
+        pytester.makepyfile(self.TEST)
+        result = pytester.runpytest_subprocess("--python-workers", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+
     def test_ini_key_installs_the_shims(self, pytester: pytest.Pytester) -> None:
         """The ini key durable_python_workers = true does the same."""
         pytester.makeini("[pytest]\ndurable_python_workers = true\n")
