@@ -483,6 +483,35 @@ class TestServing:
             assert (await client.get("/count")).text == "1"
             assert (await client.get("/count")).text == "2"
 
+    async def test_changelog_style_project(self, durable_runtime: durable.Runtime, tmp_path: Path) -> None:
+        """The style of Cloudflare's 2025 announcement: ctx/env assigned without super(), a SQL row read
+        by attribute in a sync on_fetch, a @handler on_fetch(request, env, ctx) returning the stub's response."""
+        write_project(tmp_path, """{
+            "main": "src/entry.py",
+            "durable_objects": {"bindings": [{"name": "GREETER", "class_name": "Greeter"}]},
+            "migrations": [{"tag": "v1", "new_sqlite_classes": ["Greeter"]}],
+        }""", """
+            from workers import DurableObject, Response, handler
+
+            class Greeter(DurableObject):
+                def __init__(self, ctx, env):
+                    self.ctx = ctx
+                    self.env = env
+
+                def on_fetch(self, request):
+                    row = self.ctx.storage.sql.exec("SELECT 'Hello, World!' AS greeting").one()
+                    return Response(row.greeting)
+
+            @handler
+            async def on_fetch(request, env, ctx):
+                stub = env.GREETER.get(env.GREETER.idFromName("foo"))
+                return await stub.fetch(request.url)
+        """)
+        app = pw.asgi_app(tmp_path, durable_runtime)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
+            resp = await client.get("/")
+            assert (resp.status_code, resp.text) == (200, "Hello, World!")
+
     async def test_workers_env(self, durable_runtime: durable.Runtime) -> None:
         """workers.env is the env of the project bound last, with the SDK's wrappers."""
         pw.load_project(FIXTURES / "bindings").bind(durable_runtime)
