@@ -334,6 +334,9 @@ class Relaxed(sdk.DurableObject):
     async def arm(self, when: int) -> None:
         await self.ctx.storage.setAlarm(when)
 
+    def arm_soon(self) -> None:
+        self.ctx.storage.setAlarm(js.Date.now() + 100)  # not awaited, as workerd's own test does
+
     async def alarm(self) -> None:  # no alarm_info parameter, as Python Workers allows
         ALARMS.append("fired")
 
@@ -363,6 +366,14 @@ class TestCallingShapes:
         stub = durable_runtime.namespace(Relaxed).get_by_name("a")
         await stub.arm(int(mock_clock.time() * 1000) + 1000)
         await mock_clock.advance(2)
+        assert ALARMS == ["fired"]
+
+    async def test_unawaited_set_alarm_on_runtime_clock(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
+        """An un-awaited setAlarm(Date.now() + 100) from a plain method is set, on the runtime's clock, and fires."""
+        ALARMS.clear()
+        stub = durable_runtime.namespace(Relaxed).get_by_name("b")
+        await stub.arm_soon()
+        await mock_clock.advance(1)
         assert ALARMS == ["fired"]
 
     async def test_legacy_on_alarm_fires(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
