@@ -223,6 +223,23 @@ class TestOverHttp:
             assert client.post("/lobby/messages", json={"author": "ada", "text": "hi"}).status_code == 201
             assert [m["text"] for m in client.get("/lobby/messages").json()] == ["hi"]
 
+    @needs_websockets
+    def test_chat_over_websockets(self, serve: type[Server]) -> None:
+        """`durable serve examples/python-workers/chat` carries a real WebSocket chat between two clients."""
+        client_module: Any = pytest.importorskip("websockets.sync.client")
+        server = serve(CHAT)
+        url = server.url.replace("http://", "ws://") + "/room/lobby"
+        with client_module.connect(url) as a, client_module.connect(url) as b:
+            a.send(json.dumps({"type": "join", "name": "ada"}))
+            assert json.loads(a.recv(timeout=10))["type"] == "history"
+            assert json.loads(a.recv(timeout=10)) == {"type": "joined", "name": "ada"}
+            b.send(json.dumps({"type": "join", "name": "bob"}))
+            assert json.loads(b.recv(timeout=10))["type"] == "history"
+            a.send(json.dumps({"type": "say", "text": "over the wire"}))
+            for ws in (a, b):
+                messages = [json.loads(ws.recv(timeout=10)) for _ in range(2)]
+                assert messages[-1] == {"type": "said", "name": "ada", "text": "over the wire"}
+
     def test_chat_served_by_durable_serve(self, serve: type[Server]) -> None:
         """`durable serve examples/python-workers/chat` loads the project and answers plain HTTP."""
         server = serve(CHAT)
