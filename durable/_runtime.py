@@ -29,7 +29,7 @@ from typing import IO, Any, Literal, TypeVar, overload
 
 from ._alarms import AlarmScheduler
 from ._clock import Clock, RealClock
-from ._exceptions import PathLockedError, RuntimeClosedError
+from ._exceptions import DurableError, PathLockedError, RuntimeClosedError
 from ._host import ObjectHost
 from ._id import DurableObjectId
 from ._limits import Limits
@@ -453,6 +453,8 @@ class Runtime:
                 if db.has_data():
                     name = oid.name if oid.name is not None else db.stored_name()
                     found[hexid] = ns._ids.from_string(hexid, name=name) if name is not None else oid
+            except DurableError:
+                found[hexid] = oid  # a damaged file still holds storage; its calls report the damage
             finally:
                 if probing:
                     db.close()

@@ -440,7 +440,9 @@ class ObjectDatabase:
         except sqlite3.Error as exc:
             raise wrap_error(exc, self.file) from exc
         value = None if row is None else row[0]
-        self._cache(key, value)
+        if value is None or type(value) is bytes:
+            self._cache(key, value)
+        # else: stored as TEXT, INTEGER or REAL by another program; decode() reports it as damage.
         return value
 
     def kv_get_many(self, keys: list[str]) -> list[tuple[str, bytes]]:

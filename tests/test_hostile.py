@@ -1,0 +1,248 @@
+"""Hostile and damaged input: crafted codec bytes, damaged object files, hostile names and paths.
+
+Each test here is a regression test for a defect found by probing `durable` as an adversary would
+(issue 10, sections 3 and 4): it failed, hung or crashed before the fix.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durable
+from durable import DataCloneError, DataCorruptionError
+from durable._codec import MAX_SETS, decode, encode
+
+
+class Obj(durable.DurableObject):
+    async def write(self, key: str, value: Any) -> None:
+        await self.ctx.storage.put(key, value)
+
+    async def fill(self, n: int) -> None:
+        await self.ctx.storage.put({f"key{i:05}": "x" * 200 for i in range(n)})
+
+    async def read(self, key: str) -> Any:
+        return await self.ctx.storage.get(key)
+
+    async def dump(self) -> dict[str, Any]:
+        return await self.ctx.storage.list()
+
+    async def arm(self, ms: int) -> None:
+        await self.ctx.storage.set_alarm(ms)
+
+    async def alarm(self, info: Any = None) -> None:
+        pass
+
+
+def _as_set(value: object) -> bytes:
+    """The encoding of ``[value]`` with the list turned into a set, so ``value`` gets hashed."""
+    data = bytearray(encode([value]))
+    assert data[1] == 0x20  # a list of one item: tag, count
+    data[1] = 0x23
+    return bytes(data)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+class TestCraftedCodecInput:
+    def test_tuple_chain_of_261_bytes_is_refused_at_once(self) -> None:
+        """A 64-tuple chain (each the pair of the previous) as a set member is refused, not hashed 2**64 times."""
+        t: tuple[Any, ...] = ()
+        for _ in range(64):
+            t = (t, t)
+        data = _as_set(t)
+        assert len(data) == 261
+        with pytest.raises(DataCorruptionError, match="counted through its nested tuples"):
+            decode(data)
+
+    def test_tuple_chain_as_dict_key_is_refused(self) -> None:
+        """The same chain used as a dict key is refused too."""
+        t: tuple[Any, ...] = ()
+        for _ in range(64):
+            t = (t, t)
+        body = encode([t])[3:]  # t's encoding, after the version byte and the list's tag and count
+        crafted = b"\x01\x22\x01" + body + b"\x81"  # {t: 1}
+        with pytest.raises(DataCorruptionError, match="dict key or set member"):
+            decode(crafted)
+
+    def test_million_deep_tuple_key_does_not_crash(self, tmp_path: Path) -> None:
+        """A tuple nested a million deep used as a set member is refused; the process survives."""
+        script = textwrap.dedent(
+            """
+            from durable import DataCorruptionError
+            from durable._codec import decode
+            n = 1_000_000
+            # set of 1: a tuple of 1 item, n times, around an empty tuple
+            data = b"\\x01\\x23\\x01" + b"\\x21\\x01" * n + b"\\x21\\x00"
+            try:
+                decode(data)
+            except DataCorruptionError as exc:
+                print("refused:", exc)
+            """
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=100)
+        assert done.returncode == 0, done.stderr
+        assert "refused:" in done.stdout and "nested more than 10000 deep" in done.stdout
+
+    def test_deep_tuple_not_hashed_still_decodes(self) -> None:
+        """A deep tuple that is only a value (never hashed) still round-trips."""
+        t: tuple[Any, ...] = ()
+        for _ in range(20_000):
+            t = (t,)
+        (out,) = decode(encode([t]))  # type: ignore[misc]
+        depth = 0
+        while out:
+            (out,) = out
+            depth += 1
+        assert depth == 20_000
+
+    def test_blob_of_empty_sets_is_refused(self) -> None:
+        """2 MB of empty sets (which would take ~235 MB) is refused."""
+        n = 1_000_000
+        count = bytes([0x80 | (n & 0x7F), 0x80 | ((n >> 7) & 0x7F), n >> 14])
+        data = b"\x01\x20" + count + b"\x23\x00" * n
+        with pytest.raises(DataCorruptionError, match="more than 250000 sets"):
+            decode(data)
+
+    def test_encode_refuses_what_decode_would(self) -> None:
+        """encode refuses too many sets and too deep tuple keys, so nothing stored is unreadable."""
+        with pytest.raises(DataCloneError, match="more than 250000 sets"):
+            encode([frozenset() for _ in range(MAX_SETS + 1)])
+        deep: tuple[Any, ...] = ()
+        for _ in range(10_001):
+            deep = (deep,)
+        with pytest.raises(DataCloneError, match="set member"):
+            encode({deep})
+        with pytest.raises(DataCloneError, match="dict key"):
+            encode({deep: 1})
+        assert len(decode(encode([set() for _ in range(MAX_SETS)]))) == MAX_SETS  # type: ignore[arg-type]
+
+    def test_tuple_keys_and_members_within_limits_round_trip(self) -> None:
+        """Tuples as keys and members, nested and shared, still round-trip."""
+        inner = (1, (2, 3))
+        value = {inner: {inner, (inner, inner)}, (4,): frozenset({inner, ("a",)})}
+        assert decode(encode(value)) == value
+
+    @pytest.mark.parametrize("stored", ["text", 7, 1.5, None])
+    def test_value_that_is_not_a_blob(self, stored: object) -> None:
+        """A TEXT, INTEGER, REAL or NULL value handed to decode is DataCorruptionError."""
+        with pytest.raises(DataCorruptionError, match="must be the bytes"):
+            decode(stored)  # type: ignore[arg-type]
+
+
+async def _object_file(tmp_path: Path, n: int = 200) -> Path:
+    async with durable.Runtime(path=tmp_path) as rt:
+        await rt.namespace(Obj, name="OBJ").get_by_name("a").fill(n)
+    (file,) = sorted(tmp_path.glob("OBJ/*.sqlite"))
+    return file
+
+
+class TestDamagedFiles:
+    async def test_half_truncated_file_fails_the_same_way_every_time(self, tmp_path: Path) -> None:
+        """A half-truncated file gives DataCorruptionError on every call, with no lock or descriptor left behind."""
+        file = await _object_file(tmp_path)
+        with open(file, "r+b") as f:
+            f.truncate(os.path.getsize(file) // 2)
+        async with durable.Runtime(path=tmp_path) as rt:
+            stub = rt.namespace(Obj, name="OBJ").get_by_name("a")
+            with pytest.raises(DataCorruptionError, match="damaged"):
+                await stub.dump()
+            fds = _open_fds()
+            for _ in range(3):
+                with pytest.raises(DataCorruptionError, match="damaged"):
+                    await rt.namespace(Obj, name="OBJ").get_by_name("a").dump()
+            assert _open_fds() == fds
+
+    async def test_not_a_database(self, tmp_path: Path) -> None:
+        """A file that is not a database gives DataCorruptionError, not sqlite3.DatabaseError."""
+        file = await _object_file(tmp_path, 1)
+        file.write_bytes(b"this is not a database" * 500)
+        async with durable.Runtime(path=tmp_path) as rt:
+            for _ in range(2):
+                with pytest.raises(DataCorruptionError) as info:
+                    await rt.namespace(Obj, name="OBJ").get_by_name("a").read("key00000")
+                assert not isinstance(info.value, sqlite3.Error)
+                assert "file is not a database" in str(info.value)
+
+    def test_connect_closes_the_connection_when_a_pragma_fails(self, tmp_path: Path) -> None:
+        """connect() on a damaged file raises and leaves no connection (and no lock) open."""
+        from durable._sqlite import connect
+
+        bad = tmp_path / "bad.sqlite"
+        bad.write_bytes(b"garbage" * 1000)
+        fds = _open_fds()
+        for _ in range(3):
+            with pytest.raises(sqlite3.DatabaseError):
+                connect(bad)
+        assert _open_fds() == fds
+
+    async def test_zero_byte_file_of_an_object_with_data(self, tmp_path: Path) -> None:
+        """An object file truncated to zero bytes is DataCorruptionError, not an empty object."""
+        file = await _object_file(tmp_path, 3)
+        file.write_bytes(b"")
+        async with durable.Runtime(path=tmp_path) as rt:
+            with pytest.raises(DataCorruptionError, match="empty"):
+                await rt.namespace(Obj, name="OBJ").get_by_name("a").dump()
+
+    async def test_new_object_file_is_never_empty(self, tmp_path: Path) -> None:
+        """A new object's file is created with its first page, so no crash leaves an empty file."""
+        async with durable.Runtime(path=tmp_path) as rt:
+            await rt.namespace(Obj, name="OBJ").get_by_name("a").write("k", 1)
+            (file,) = sorted(tmp_path.glob("OBJ/*.sqlite"))
+            assert file.stat().st_size > 0
+            assert not list(tmp_path.glob("OBJ/*-new"))
+
+    @pytest.mark.parametrize("stored", ["'text'", "7", "1.5"])
+    async def test_value_stored_as_text_integer_or_real(self, tmp_path: Path, stored: str) -> None:
+        """A _cf_KV value that is not a BLOB is DataCorruptionError for get and list."""
+        file = await _object_file(tmp_path, 1)
+        with sqlite3.connect(file) as conn:
+            conn.execute(f"UPDATE _cf_KV SET value = {stored}")
+        conn.close()
+        async with durable.Runtime(path=tmp_path) as rt:
+            stub = rt.namespace(Obj, name="OBJ").get_by_name("a")
+            with pytest.raises(DataCorruptionError, match="must be the bytes"):
+                await stub.read("key00000")
+            with pytest.raises(DataCorruptionError, match="must be the bytes"):
+                await stub.dump()
+
+    async def test_blob_object_name(self, tmp_path: Path) -> None:
+        """A stored object name that is a BLOB is DataCorruptionError, not a bytes name."""
+        async with durable.Runtime(path=tmp_path) as rt:
+            ns = rt.namespace(Obj, name="OBJ")
+            hexid = str(ns.id_from_name("a"))
+            await ns.get_by_name("a").write("k", 1)
+        (file,) = sorted(tmp_path.glob("OBJ/*.sqlite"))
+        with sqlite3.connect(file) as conn:
+            conn.execute("UPDATE _cf_METADATA SET value = x'6162' WHERE key = 'name'")
+        conn.close()
+        async with durable.Runtime(path=tmp_path) as rt:
+            ns = rt.namespace(Obj, name="OBJ")
+            with pytest.raises(DataCorruptionError, match="stored name is a BLOB"):
+                await ns.get(ns.id_from_string(hexid)).read("k")
+
+    async def test_corrupt_object_with_an_alarm_is_confined(self, tmp_path: Path) -> None:
+        """A damaged object with an alarm does not stop its namespace (or the others) from starting."""
+        async with durable.Runtime(path=tmp_path) as rt:
+            ns = rt.namespace(Obj, name="OBJ")
+            await ns.get_by_name("bad").arm(10**13)
+            await ns.get_by_name("good").write("k", 1)
+            hexid = str(ns.id_from_name("bad"))
+        (tmp_path / "OBJ" / f"{hexid}.sqlite").write_bytes(b"not a database" * 1000)
+        async with durable.Runtime(path=tmp_path) as rt:
+            ns = rt.namespace(Obj, name="OBJ")
+            assert await ns.get_by_name("good").read("k") == 1
+            with pytest.raises(DataCorruptionError):
+                await ns.get_by_name("bad").read("k")
+
