@@ -54,8 +54,12 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         return f"<durable.Namespace {self.name!r} of {self.cls.__name__} ({self.storage})>"
 
     def id_from_name(self, name: str) -> DurableObjectId:
-        """The id for ``name``: always the same for the same name in this namespace."""
-        return self._ids.from_name(name)
+        """The id for ``name``: always the same for the same name in this namespace.
+
+        Raises ``TypeError`` for a name that is not a ``str`` and ``ValueError`` for one with a
+        lone surrogate (``"\\ud800"``), which cannot be stored as the object's name.
+        """
+        return self._ids.from_name(_check_object_name(name))
 
     def new_unique_id(self, **options: Any) -> DurableObjectId:
         """A new random id, whose ``name`` is ``None``. Keep ``str(id)`` to reach it again.
@@ -85,7 +89,25 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
 
     def get_by_name(self, name: str, **options: Any) -> Stub[Any]:
         """Shorthand for ``get(id_from_name(name))``."""
-        return Stub._create(self, self._ids.from_name(name))
+        return Stub._create(self, self._ids.from_name(_check_object_name(name)))
 
     def _host(self, oid: DurableObjectId) -> ObjectHost:
         return self._runtime._host(self, oid)
+
+
+def _check_object_name(name: str) -> str:
+    """Refuse an object name that could not be stored: one with a lone surrogate.
+
+    The name is stored as TEXT with the object (``ctx.id.name`` survives eviction), and SQLite
+    text is UTF-8, which has no encoding for a lone surrogate: accepting one would make every
+    write of the object fail. (workerd turns a lone surrogate into U+FFFD instead.)
+    """
+    if type(name) is str and not name.isascii():
+        try:
+            name.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"an object name must be valid Unicode text: {name!r} holds a lone surrogate at "
+                f"index {exc.start}, which cannot be stored"
+            ) from None
+    return name

@@ -173,6 +173,8 @@ def compile_range(
             raise TypeError(f"list() option limit must be an int, not {type(limit).__name__}")
         if limit <= 0:
             raise TypeError("List limit must be positive.")
+        if limit > 2**63 - 1:  # SQLite's largest integer: beyond it the query could not even run
+            raise TypeError(f"List limit must be at most 2**63 - 1 (9223372036854775807), not {limit}.")
     lo = start if start_after is None else start_after + "\0"
     hi = end
     if prefix:

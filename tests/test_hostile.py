@@ -6,6 +6,7 @@ Each test here is a regression test for a defect found by probing `durable` as a
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import sqlite3
@@ -100,7 +101,8 @@ class TestCraftedCodecInput:
         t: tuple[Any, ...] = ()
         for _ in range(20_000):
             t = (t,)
-        (out,) = decode(encode([t]))  # type: ignore[misc]
+        result: Any = decode(encode([t]))
+        out = result[0]
         depth = 0
         while out:
             (out,) = out
@@ -246,3 +248,123 @@ class TestDamagedFiles:
             with pytest.raises(DataCorruptionError):
                 await ns.get_by_name("bad").read("k")
 
+
+
+class ListObj(durable.DurableObject):
+    async def list_limit(self, limit: int) -> dict[str, Any]:
+        await self.ctx.storage.put("k", 1)
+        return await self.ctx.storage.list(limit=limit)
+
+    async def kv_list_limit(self, limit: int) -> list[tuple[str, Any]]:
+        self.ctx.storage.kv.put("k", 1)
+        return list(self.ctx.storage.kv.list(limit=limit))
+
+
+class TestListLimit:
+    @pytest.mark.parametrize("method", ["list_limit", "kv_list_limit"])
+    async def test_huge_limit_is_a_clear_error(self, method: str) -> None:
+        """list(limit=2**63) is a TypeError naming the rule, not an OverflowError; 2**63 - 1 works."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(ListObj).get_by_name("a")
+            with pytest.raises(TypeError, match=r"List limit must be at most 2\*\*63 - 1"):
+                await getattr(stub, method)(2**63)
+            assert len(await getattr(stub, method)(2**63 - 1)) == 1
+
+
+class TestReset:
+    async def test_reset_removes_only_durables_own_files(self, tmp_path: Path) -> None:
+        """reset() leaves unrelated *.sqlite files alone and follows no symbolic link."""
+        root = tmp_path / "state"
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        hexname = "ab" * 32 + ".sqlite"
+        (outside / hexname).write_bytes(b"outside")
+        (outside / "other.sqlite").write_bytes(b"outside")
+        async with durable.Runtime(path=root) as rt:
+            ns = rt.namespace(Obj, name="OBJ")
+            await ns.get_by_name("a").write("k", 1)
+            (root / "appdata").mkdir()
+            (root / "appdata" / "important.sqlite").write_bytes(b"keep")
+            (root / "OBJ" / "notes.sqlite").write_bytes(b"keep")
+            (root / "linked").symlink_to(outside, target_is_directory=True)
+            (root / "OBJ" / ("cd" * 32 + ".sqlite")).symlink_to(outside / hexname)
+            await rt.reset()
+            assert await ns.get_by_name("a").read("k") is None
+            assert not list(root.glob("OBJ/*.sqlite-*"))
+        assert (root / "appdata" / "important.sqlite").read_bytes() == b"keep"
+        assert (root / "OBJ" / "notes.sqlite").read_bytes() == b"keep"
+        assert (outside / hexname).read_bytes() == b"outside"
+        assert (outside / "other.sqlite").read_bytes() == b"outside"
+        assert (root / "OBJ" / ("cd" * 32 + ".sqlite")).is_symlink()
+        assert (root / "durable-meta.sqlite").exists()
+
+
+class TestNames:
+    async def test_lone_surrogate_object_name_is_refused(self) -> None:
+        """An object name with a lone surrogate is a ValueError up front, not an object that resets."""
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Obj)
+            with pytest.raises(ValueError, match="lone surrogate"):
+                ns.id_from_name("a\ud800")
+            with pytest.raises(ValueError, match="lone surrogate"):
+                ns.get_by_name("\udfff")
+            assert ns.id_from_name("é\U0001f600").name == "é\U0001f600"
+
+    def test_bad_namespace_names_are_refused(self) -> None:
+        """Lone surrogates, empty names and the encoded-folder forms are refused with the rule."""
+        rt = durable.Runtime()
+        with pytest.raises(ValueError, match="lone surrogate"):
+            rt.namespace(Obj, name="ns\ud800")
+        with pytest.raises(ValueError, match="non-empty"):
+            rt.namespace(Obj, name="")
+        with pytest.raises(TypeError, match="must be a str"):
+            rt.namespace(Obj, name=b"OBJ")  # type: ignore[arg-type]
+        for reserved in ("ns-41", "nsh-" + "0" * 64):
+            with pytest.raises(ValueError, match="reserved"):
+                rt.namespace(Obj, name=reserved)
+
+    @pytest.mark.parametrize(
+        "name",
+        [".lock", "durable-meta.sqlite", "durable-meta.sqlite-wal", "é" * 64, "€" * 400, "x" * 300, "a/b", ".."],
+    )
+    async def test_every_accepted_namespace_name_persists(self, tmp_path: Path, name: str) -> None:
+        """Names that collided with the runtime's files or were too long write, read and survive a restart."""
+        async with durable.Runtime(path=tmp_path) as rt:
+            await rt.namespace(Obj, name=name).get_by_name("a").write("k", name)
+        async with durable.Runtime(path=tmp_path) as rt:
+            ns = rt.namespace(Obj, name=name)
+            assert await ns.get_by_name("a").read("k") == name
+            assert [i.name for i in await durable.testing.list_ids(ns)] == ["a"]
+        assert (tmp_path / ".lock").is_file()
+
+    async def test_existing_folders_keep_their_names(self, tmp_path: Path) -> None:
+        """Names that worked before keep their folder, so existing directories stay readable."""
+        async with durable.Runtime(path=tmp_path) as rt:
+            for name in ("OBJ", ".lockdown", "é", "ns-users", "x" * 120):
+                await rt.namespace(Obj, name=name).get_by_name("a").write("k", 1)
+        folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+        assert folders == sorted([".lockdown", "OBJ", "ns-c3a9", "ns-users", "ns-" + ("x" * 120).encode().hex()])
+
+
+class TestRuntimeLifetime:
+    async def test_dropped_runtime_releases_its_path(self, tmp_path: Path) -> None:
+        """A runtime dropped without aclose() releases its path when collected, with a ResourceWarning."""
+        rt: Any = durable.Runtime(path=tmp_path, idle_timeout=None)
+        await rt.namespace(Obj, name="OBJ").get_by_name("a").write("k", 1)
+        with pytest.raises(durable.PathLockedError):
+            durable.Runtime(path=tmp_path)
+        for _ in range(3):
+            await asyncio.sleep(0)  # the end-of-turn callbacks that still refer to the runtime run
+        with pytest.warns(ResourceWarning, match="never closed"):
+            del rt
+            gc.collect()
+        async with durable.Runtime(path=tmp_path) as again:
+            assert await again.namespace(Obj, name="OBJ").get_by_name("a").read("k") == 1
+
+    def test_closed_or_in_memory_runtimes_do_not_warn(self, tmp_path: Path) -> None:
+        """Only a runtime that still holds a path warns when collected."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            rt: Any = durable.Runtime()
+            del rt
+            gc.collect()
