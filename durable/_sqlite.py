@@ -18,6 +18,13 @@ Key-value writes are buffered in memory (``_dirty``) and reach SQLite at the com
 something must see them in SQLite (a range read, a savepoint, SQL that may read ``_cf_KV``). A
 commit of one buffered key-value write and nothing else is a single autocommit statement.
 Recently read or written pairs are cached (``_kv_cache``), so reading them runs no SQL.
+
+A damaged file never leaks ``sqlite3`` errors or connections: opening it closes whatever it
+opened before raising, and the errors of opening and of the key-value and metadata reads reach
+callers as :class:`~durable.DataCorruptionError` (the file is damaged) or
+:class:`~durable.SqlError` (anything else), raised ``from`` the ``sqlite3`` error (``wrap_error``).
+An empty object file is damage too: durable creates each file with its first page already
+written (``_create_file``).
 """
 
 from __future__ import annotations
@@ -222,13 +229,13 @@ class ObjectDatabase:
         """
         temp = file.with_name(file.name + "-new")
         try:
-            conn = connect(temp, synchronous=self._synchronous, exclusive=False)
+            conn = connect(temp, synchronous=self._synchronous)
         except sqlite3.OperationalError:
             if file.parent.is_dir():
                 raise
             # The namespace's folder is made on its first object's first write only.
             file.parent.mkdir(parents=True, exist_ok=True)
-            conn = connect(temp, synchronous=self._synchronous, exclusive=False)
+            conn = connect(temp, synchronous=self._synchronous)
         conn.close()
         os.replace(temp, file)
 

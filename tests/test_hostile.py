@@ -318,7 +318,7 @@ class TestNames:
         with pytest.raises(ValueError, match="non-empty"):
             rt.namespace(Obj, name="")
         with pytest.raises(TypeError, match="must be a str"):
-            rt.namespace(Obj, name=b"OBJ")  # type: ignore[arg-type]
+            rt.namespace(Obj, name=b"OBJ")  # type: ignore[call-overload]
         for reserved in ("ns-41", "nsh-" + "0" * 64):
             with pytest.raises(ValueError, match="reserved"):
                 rt.namespace(Obj, name=reserved)
