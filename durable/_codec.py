@@ -257,6 +257,26 @@ class _Truncated(Exception):
     """Internal: the data ended inside a value (turned into a DataCorruptionError by ``decode``)."""
 
 
+def _dicts_in(value: object) -> list[Any]:
+    """Every dict (and dict-like) reachable from ``value``, once each, found without recursion."""
+    found: list[Any] = []
+    seen: set[int] = set()
+    todo: list[Any] = [value]
+    while todo:
+        v = todo.pop()
+        t = type(v)
+        if t is dict or t in _DICT_LIKE:
+            if id(v) not in seen:
+                seen.add(id(v))
+                found.append(v)
+                todo.extend(chain.from_iterable(v.items()))
+        elif t is list or t is tuple or t is set or t is frozenset:
+            if id(v) not in seen:
+                seen.add(id(v))
+                todo.extend(v)
+    return found
+
+
 class _HashLimit(Exception):
     """Internal: a dict key or set member is beyond the hashing limits (the message says which)."""
 
@@ -543,6 +563,10 @@ def _encode_container(value: object, out: list[bytes]) -> None:
     count = 0  # containers numbered so far
     sets = 0  # sets and frozensets so far (at most MAX_SETS)
     hashed: dict[int, tuple[int, int]] = {}  # tuples in keys and members checked (_check_hashed)
+    # Dict keys are checked at the end, and only if a tuple was met inside a dict (as a key or a
+    # value; the iterator of a dict's items is a chain): scanning every dict's keys as it is
+    # written would slow down the common case (str keys, no tuples).
+    tuple_in_dict = False
     # Each stack entry is the parent's iterator and its pending tuple/frozenset (or None).
     stack: list[tuple[Any, Any]] = []
     it: Any = iter((value,))
@@ -584,11 +608,6 @@ def _encode_container(value: object, out: list[bytes]) -> None:
                 memo[oid] = count
                 count += 1
                 n = len(v)
-                if n and tuple in map(type, v):
-                    try:
-                        _check_hashed(v, hashed)
-                    except _HashLimit as exc:
-                        raise _hash_clone_error(exc, "dict key") from None
                 append(_DICT_HEADERS[n] if n < 128 else _header(_DICT, n))
                 if n:
                     stack.append((it, pending))
@@ -614,7 +633,10 @@ def _encode_container(value: object, out: list[bytes]) -> None:
                 # Numbered only once complete (the reader can only build it then): see the
                 # `else` clause below.
                 n = len(v)
-                if t is frozenset:
+                if t is tuple:
+                    if type(it) is chain:
+                        tuple_in_dict = True
+                else:
                     sets += 1
                     if sets > MAX_SETS:
                         raise _sets_clone_error()
@@ -674,6 +696,13 @@ def _encode_container(value: object, out: list[bytes]) -> None:
                     # a mutable container): the reader uses that copy and drops this one.
                     out[header_index] = _header(_SUPERSEDED, len(obj)) + _uvarint(ref)
             if not stack:
+                if tuple_in_dict:
+                    for d in _dicts_in(value):
+                        if tuple in map(type, d):
+                            try:
+                                _check_hashed(d, hashed)
+                            except _HashLimit as exc:
+                                raise _hash_clone_error(exc, "dict key") from None
                 return
             it, pending = stack.pop()
 

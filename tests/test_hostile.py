@@ -128,6 +128,8 @@ class TestCraftedCodecInput:
             encode({deep})
         with pytest.raises(DataCloneError, match="dict key"):
             encode({deep: 1})
+        with pytest.raises(DataCloneError, match="dict key"):
+            encode([{"a": (1,)}, {"b": 2, deep: 3}])  # found after the first tuple in a dict
         assert len(decode(encode([set() for _ in range(MAX_SETS)]))) == MAX_SETS  # type: ignore[arg-type]
 
     def test_tuple_keys_and_members_within_limits_round_trip(self) -> None:
