@@ -293,11 +293,19 @@ class Runtime:
 
     @staticmethod
     def _open_meta(path: Path) -> sqlite3.Connection:
-        from ._sqlite import connect
+        from ._sqlite import connect, wrap_error
 
-        meta = connect(path / "durable-meta.sqlite")
-        meta.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
-        row = meta.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        file = path / "durable-meta.sqlite"
+        try:
+            meta = connect(file)
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, file, what="the runtime's metadata database") from exc
+        try:
+            meta.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
+            row = meta.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.Error as exc:
+            meta.close()
+            raise wrap_error(exc, file, what="the runtime's metadata database") from exc
         if row is None:
             meta.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         elif int(row[0]) > SCHEMA_VERSION:

@@ -91,7 +91,9 @@ def connect(file: Path | str, *, synchronous: str = "NORMAL", exclusive: bool = 
 _CORRUPTION_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_CORRUPT_INDEX", "SQLITE_CORRUPT_SEQUENCE"})
 
 
-def wrap_error(exc: sqlite3.Error, file: Path | None) -> DataCorruptionError | SqlError:
+def wrap_error(
+    exc: sqlite3.Error, file: Path | None, *, what: str = "the database of this Durable Object"
+) -> DataCorruptionError | SqlError:
     """The `durable` error for a ``sqlite3`` error met outside user SQL (raise it ``from exc``).
 
     A damaged file (SQLite's ``SQLITE_CORRUPT`` or ``SQLITE_NOTADB``, or a bare
@@ -103,11 +105,11 @@ def wrap_error(exc: sqlite3.Error, file: Path | None) -> DataCorruptionError | S
     where = "in memory" if file is None else f"at {os.fspath(file)!r}"
     if code in _CORRUPTION_CODES or type(exc) is sqlite3.DatabaseError:
         return DataCorruptionError(
-            f"the database of this Durable Object {where} is damaged ({exc}): restore it from a "
-            "backup, or delete the file to start the object afresh"
+            f"{what} {where} is damaged ({exc}): restore it from a backup, or delete the file to "
+            "start afresh"
         )
     suffix = f": {code}" if code else ""
-    return SqlError(f"{exc}{suffix} (the database of this Durable Object {where})", code=code)
+    return SqlError(f"{exc}{suffix} ({what} {where})", code=code)
 
 
 def _checked_rows(rows: Iterator[tuple[str, bytes]], file: Path | None) -> Iterator[tuple[str, bytes]]:

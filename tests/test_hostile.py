@@ -252,6 +252,15 @@ class TestDamagedFiles:
 
 
 
+class TestDamagedMetadata:
+    def test_damaged_metadata_database(self, tmp_path: Path) -> None:
+        """A damaged durable-meta.sqlite makes Runtime() raise DataCorruptionError and release the path."""
+        (tmp_path / "durable-meta.sqlite").write_bytes(b"not a database" * 1000)
+        for _ in range(2):
+            with pytest.raises(DataCorruptionError, match="metadata database .* is damaged"):
+                durable.Runtime(path=tmp_path)
+
+
 class ListObj(durable.DurableObject):
     async def list_limit(self, limit: int) -> dict[str, Any]:
         await self.ctx.storage.put("k", 1)
