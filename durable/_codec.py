@@ -76,6 +76,11 @@ with :class:`~durable.DataCorruptionError` in time and memory proportional to th
   tuples deep and hold at most ``MAX_HASHED_TUPLE_SIZE`` (1,000,000) items counted through its
   nested tuples (a shared tuple counts each time it appears). Both are checked, once per tuple,
   before anything is hashed. A frozenset caches its hash, so it does not count through.
+- Python's dicts and sets insert n keys that share a hash value in n**2 / 2 steps, and the hashes
+  of ints, floats, Decimals, UUIDs and tuples of them are not randomized (``k * (2**61 - 1)`` all
+  hash to 0). So a dict, set or frozenset of at least 256 items may have at most
+  ``MAX_EQUAL_HASHES`` (32) of them share a hash value; a big dict is filled once it is complete
+  and checked (smaller ones cost at most 256**2 / 2 steps each, in all bounded by the length).
 - A set or frozenset costs 216 bytes in memory and 2 bytes in the format: one value may hold at most
   ``MAX_SETS`` (250,000) of them, so that 2 MB cannot decode to 235 MB. Other containers cost at
   most about 32 times their encoded size.
@@ -91,6 +96,7 @@ import datetime as _dt
 import struct
 import uuid
 import zoneinfo
+from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from itertools import chain
@@ -170,6 +176,9 @@ MAX_HASHED_TUPLE_SIZE: Final = 1_000_000
 """Most items, counted through nested tuples as hashing counts them, of a dict key or set member."""
 MAX_SETS: Final = 250_000
 """Most sets and frozensets (empty ones included) in one value."""
+MAX_EQUAL_HASHES: Final = 32
+"""Most keys of one big dict, or members of one big set or frozenset, that share a hash value."""
+_BIG_CONTAINER: Final = 256  # dicts, sets and frozensets from this size on are checked for that
 
 _DECIMAL_KINDS: Final = ("n", "N", "F")  # as_tuple() exponents of NaN, sNaN, Infinity (kinds 1-3)
 
@@ -277,6 +286,24 @@ def _dicts_in(value: object) -> list[Any]:
     return found
 
 
+def _too_many_equal_hashes(items: Any) -> bool:
+    """Whether more than MAX_EQUAL_HASHES of ``items`` share a hash value.
+
+    Python's dicts and sets probe past every entry with the same hash: n keys with one hash take
+    n**2 / 2 steps to insert. ``str`` and ``bytes`` hashes are randomized per process, so only the
+    other types (ints, floats, Decimals, UUIDs, tuples of them...) can be made to collide on
+    purpose, as in ``k * (2**61 - 1)``, which all hash to 0.
+    """
+    try:
+        "".join(items)  # the fastest test, in C, that every item is a str: the common case
+        return False
+    except TypeError:
+        pass
+    if len(items) - len(set(map(hash, items))) < MAX_EQUAL_HASHES:
+        return False  # fewer repeats in all than the limit allows for one hash value
+    return max(Counter(map(hash, items)).values()) > MAX_EQUAL_HASHES
+
+
 class _HashLimit(Exception):
     """Internal: a dict key or set member is beyond the hashing limits (the message says which)."""
 
@@ -332,6 +359,14 @@ def _hash_clone_error(exc: _HashLimit, where: str) -> DataCloneError:
     return DataCloneError(
         f"Could not serialize a {where}: it holds {exc}, beyond what durable stores in a dict key "
         "or a set member (hashing it back would be too costly)."
+    )
+
+
+def _spread_clone_error(kind: str) -> DataCloneError:
+    return DataCloneError(
+        f"Could not serialize a {kind} in which more than {MAX_EQUAL_HASHES} keys or members share "
+        "a hash value: durable refuses to read such data back, since building it takes time "
+        "quadratic in its size."
     )
 
 
@@ -608,6 +643,8 @@ def _encode_container(value: object, out: list[bytes]) -> None:
                 memo[oid] = count
                 count += 1
                 n = len(v)
+                if n >= _BIG_CONTAINER and _too_many_equal_hashes(v):
+                    raise _spread_clone_error("dict")
                 append(_DICT_HEADERS[n] if n < 128 else _header(_DICT, n))
                 if n:
                     stack.append((it, pending))
@@ -645,6 +682,8 @@ def _encode_container(value: object, out: list[bytes]) -> None:
                             _check_hashed(v, hashed)
                         except _HashLimit as exc:
                             raise _hash_clone_error(exc, "frozenset member") from None
+                    if n >= _BIG_CONTAINER and _too_many_equal_hashes(v):
+                        raise _spread_clone_error("frozenset")
                 if n:
                     stack.append((it, pending))
                     pending = (v, len(out))
@@ -669,6 +708,8 @@ def _encode_container(value: object, out: list[bytes]) -> None:
                         _check_hashed(v, hashed)
                     except _HashLimit as exc:
                         raise _hash_clone_error(exc, "set member") from None
+                if n >= _BIG_CONTAINER and _too_many_equal_hashes(v):
+                    raise _spread_clone_error("set")
                 append(_SET_HEADERS[n] if n < 128 else _header(_SET, n))
                 if n:
                     stack.append((it, pending))
@@ -716,6 +757,7 @@ _K_FROZENSET: Final = 2
 _K_SUPERSEDED: Final = 3
 _K_DICT: Final = 4
 _K_SET: Final = 5
+_K_BIG_DICT: Final = 6  # a dict of at least _BIG_CONTAINER pairs: items collected, checked, then added
 
 
 def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
@@ -1076,7 +1118,10 @@ def _decode_body(data: bytes) -> object:
                 refs.append(v)
                 if n:
                     stack.append((kind, target, left, aux))
-                    kind, target, left, aux = _K_DICT, v, 2 * n, None
+                    if n < _BIG_CONTAINER:
+                        kind, target, left, aux = _K_DICT, v, 2 * n, None
+                    else:
+                        kind, target, left, aux = _K_BIG_DICT, [], 2 * n, v
                     continue
             elif tag == _LIST:
                 if n > end - pos:
@@ -1168,17 +1213,28 @@ def _decode_body(data: bytes) -> object:
                 return target[0]
             if kind == _K_LIST or kind == _K_DICT:
                 v = target
+            elif kind == _K_BIG_DICT:
+                keys = target[::2]
+                if tuple in map(type, keys):
+                    _check_members(keys, hashed)
+                _check_spread(keys)
+                aux.update(zip(keys, target[1::2]))
+                v = aux
             elif kind == _K_TUPLE:
                 v = tuple(target)
                 refs.append(v)
             elif kind == _K_SET:
                 if tuple in map(type, target):
                     _check_members(target, hashed)
+                if len(target) >= _BIG_CONTAINER:
+                    _check_spread(target)
                 aux.update(target)
                 v = aux
             elif kind == _K_FROZENSET:
                 if tuple in map(type, target):
                     _check_members(target, hashed)
+                if len(target) >= _BIG_CONTAINER:
+                    _check_spread(target)
                 v = frozenset(target)
                 refs.append(v)
             else:
@@ -1215,6 +1271,16 @@ def _check_members(items: Any, hashed: dict[int, tuple[int, int]]) -> None:
             f"a dict key or set member holds {exc}: refused, since hashing it would take too long "
             "or overflow the stack (only crafted data gets there)"
         ) from None
+
+
+def _check_spread(items: Any) -> None:
+    """Refuse the keys or members of one big container if too many of them share a hash value."""
+    if _too_many_equal_hashes(items):
+        raise DataCorruptionError(
+            f"more than {MAX_EQUAL_HASHES} keys or members of one dict, set or frozenset share a hash "
+            "value: refused, since building it would take time quadratic in its size (only crafted "
+            "data gets there)"
+        )
 
 
 def _too_many_sets() -> DataCorruptionError:

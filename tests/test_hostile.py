@@ -138,6 +138,37 @@ class TestCraftedCodecInput:
         value = {inner: {inner, (inner, inner)}, (4,): frozenset({inner, ("a",)})}
         assert decode(encode(value)) == value
 
+    def test_colliding_int_keys_are_refused(self) -> None:
+        """20000 int keys that all hash to 0 (k * (2**61 - 1)) are refused, not inserted in quadratic time."""
+        keys = [k * (2**61 - 1) for k in range(1, 20_001)]
+        # Encode the keys inside a list (no hashing), then turn the list into a set or a dict.
+        as_list = encode(keys)
+        assert as_list[1] == 0x20
+        with pytest.raises(DataCorruptionError, match="share a hash value"):
+            decode(as_list[:1] + b"\x23" + as_list[2:])
+        pairs = encode([x for k in keys for x in (k, None)])
+        n = len(keys)  # 20000 pairs, 40000 items: both counts are 3-byte varints
+        header = b"\x22" + bytes([0x80 | (n & 0x7F), 0x80 | ((n >> 7) & 0x7F), n >> 14])
+        with pytest.raises(DataCorruptionError, match="share a hash value"):
+            decode(pairs[:1] + header + pairs[5:])  # pairs[5:]: after version, list tag and count
+
+    def test_encode_refuses_colliding_keys(self) -> None:
+        """encode refuses a big set or dict with more than 32 members of one hash, so it is never unreadable."""
+        with pytest.raises(DataCloneError, match="share a hash value"):
+            encode({k * (2**61 - 1) for k in range(1, 300)})
+        with pytest.raises(DataCloneError, match="share a hash value"):
+            encode({k * (2**61 - 1): k for k in range(1, 300)})
+        few = {k * (2**61 - 1) for k in range(1, 20)} | set(range(1000))
+        assert decode(encode(few)) == few
+
+    def test_big_dicts_still_round_trip(self) -> None:
+        """Dicts of 256 pairs and more keep their order, shared references and cycles."""
+        d: dict[Any, Any] = {f"k{i}": [i] for i in range(1000)}
+        d["self"] = d
+        d[(1, 2)] = d["k1"]
+        out: Any = decode(encode(d))
+        assert out["self"] is out and out[(1, 2)] is out["k1"] and list(out) == list(d)
+
     @pytest.mark.parametrize("stored", ["text", 7, 1.5, None])
     def test_value_that_is_not_a_blob(self, stored: object) -> None:
         """A TEXT, INTEGER, REAL or NULL value handed to decode is DataCorruptionError."""
