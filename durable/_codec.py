@@ -1332,7 +1332,8 @@ def clone(value: object) -> object:
     True
 
     Raises:
-        DataCloneError: exactly when :func:`encode` would.
+        DataCloneError: exactly when :func:`encode` would for an unsupported type. The limits
+            on crafted values (see the module docstring) are not applied: a copy stays in memory.
     """
     t = type(value)
     if t in _ATOMIC:
