@@ -556,7 +556,10 @@ class ObjectDatabase:
             return
         conn = self.write_conn()
         if self._kv_exists:
-            conn.execute(f"DELETE FROM _cf_KV -- {self._tag}")
+            try:
+                conn.execute(f"DELETE FROM _cf_KV -- {self._tag}")
+            except sqlite3.Error as exc:
+                raise wrap_error(exc, self.file) from exc
         self.set_alarm(None)
 
     def wipe(self) -> None:
@@ -602,10 +605,13 @@ class ObjectDatabase:
         if when_ms is None and (self.read_conn() is None or not self._meta_exists):
             return
         conn = self.write_conn()
-        if when_ms is None:
-            conn.execute(f"DELETE FROM _cf_METADATA WHERE key = 'alarm' -- {self._tag}")
-        else:
-            conn.execute(f"INSERT OR REPLACE INTO _cf_METADATA VALUES ('alarm', ?) -- {self._tag}", (when_ms,))
+        try:
+            if when_ms is None:
+                conn.execute(f"DELETE FROM _cf_METADATA WHERE key = 'alarm' -- {self._tag}")
+            else:
+                conn.execute(f"INSERT OR REPLACE INTO _cf_METADATA VALUES ('alarm', ?) -- {self._tag}", (when_ms,))
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
 
     def stored_name(self) -> str | None:
         conn = self.read_conn()

@@ -222,6 +222,25 @@ class TestDamagedFiles:
                 connect(bad)
         assert _open_fds() == fds
 
+    @pytest.mark.parametrize("table", ["_cf_KV", "_cf_METADATA"])
+    async def test_damaged_table_page(self, tmp_path: Path, table: str) -> None:
+        """A damaged page of a reserved table makes reads and writes raise DataCorruptionError, never sqlite3 errors."""
+        file = await _object_file(tmp_path, 3)
+        with sqlite3.connect(file) as conn:
+            (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        conn.close()
+        with open(file, "r+b") as f:
+            f.seek((root - 1) * page_size)
+            f.write(b"\xff" * page_size)
+        async with durable.Runtime(path=tmp_path) as rt:
+            stub = rt.namespace(Obj, name="OBJ").get_by_name("a")
+            calls = [stub.read("key00001"), stub.dump()] if table == "_cf_KV" else [stub.arm(10**13)]
+            for call in calls:
+                with pytest.raises(DataCorruptionError, match="is damaged") as info:
+                    await call
+                assert "malformed" in str(info.value)
+
     async def test_zero_byte_file_of_an_object_with_data(self, tmp_path: Path) -> None:
         """An object file truncated to zero bytes is DataCorruptionError, not an empty object."""
         file = await _object_file(tmp_path, 3)
