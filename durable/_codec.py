@@ -104,7 +104,17 @@ from typing import Any, Final
 
 from ._exceptions import DataCloneError, DataCorruptionError
 
-__all__ = ["FORMAT_VERSION", "clone", "copy_as_dict", "decode", "encode"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_EQUAL_HASHES",
+    "MAX_HASHED_TUPLE_DEPTH",
+    "MAX_HASHED_TUPLE_SIZE",
+    "MAX_SETS",
+    "clone",
+    "copy_as_dict",
+    "decode",
+    "encode",
+]
 
 FORMAT_VERSION: Final[int] = 1
 """The first byte of every encoding. Bump it, and keep reading the old one, if the format changes."""

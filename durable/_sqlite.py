@@ -534,10 +534,12 @@ class ObjectDatabase:
             params.append(limit)
         sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order}{tail} -- {self._tag}"
         try:
+            if not lazy:
+                return iter(conn.execute(sql, params).fetchall())  # every row read now, errors included
             rows = conn.execute(sql, params)
         except sqlite3.Error as exc:
             raise wrap_error(exc, self.file) from exc
-        return _checked_rows(rows, self.file)
+        return _checked_rows(rows, self.file)  # read as the caller goes: errors wrapped then
 
     def kv_count(self) -> int:
         self.spill()

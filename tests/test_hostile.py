@@ -37,6 +37,9 @@ class Obj(durable.DurableObject):
     async def dump(self) -> dict[str, Any]:
         return await self.ctx.storage.list()
 
+    async def kv_dump(self) -> list[tuple[str, Any]]:
+        return list(self.ctx.storage.kv.list())
+
     async def arm(self, ms: int) -> None:
         await self.ctx.storage.set_alarm(ms)
 
@@ -235,7 +238,7 @@ class TestDamagedFiles:
             f.write(b"\xff" * page_size)
         async with durable.Runtime(path=tmp_path) as rt:
             stub = rt.namespace(Obj, name="OBJ").get_by_name("a")
-            calls = [stub.read("key00001"), stub.dump()] if table == "_cf_KV" else [stub.arm(10**13)]
+            calls = [stub.read("key00001"), stub.dump(), stub.kv_dump()] if table == "_cf_KV" else [stub.arm(10**13)]
             for call in calls:
                 with pytest.raises(DataCorruptionError, match="is damaged") as info:
                     await call
