@@ -30,6 +30,7 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING
 
+from ._exceptions import DurableError
 from ._object import AlarmInfo
 
 if TYPE_CHECKING:
@@ -104,9 +105,16 @@ class AlarmScheduler:
         for hexid, _ in self._waiting.pop(name, []):
             try:
                 host = self._runtime._host_by_hex(name, hexid)
+                actual = host.db.get_alarm() if host is not None else None  # the object's storage is the truth
             except TypeError:  # not an id of this namespace: a stale or foreign index row
                 host = None
-            actual = host.db.get_alarm() if host is not None else None  # the object's storage is the truth
+                actual = None
+            except DurableError as exc:
+                # A damaged object file: the error stays with that object (its calls raise it);
+                # the namespace and its other objects start. The index row is kept, so the alarm
+                # is checked again at the next start, once the file is repaired.
+                log.error("durable: cannot read the alarm of %s/%s: %s", name, hexid, exc)
+                continue
             if host is not None and not host.busy and host.instance is None and host.db.file is not None:
                 host.db.close()  # reopened by the alarm's delivery; do not hold every file open until then
             if actual is None:

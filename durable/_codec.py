@@ -64,11 +64,30 @@ Encoding and decoding walk the value with an explicit stack, so nesting depth is
 memory. The encoding of a given value is the same every time; a ``set``'s members are written in
 its iteration order, so two equal sets built in different orders may encode differently.
 
-Two limits come from CPython, not from the format: a tuple that contains itself with no mutable
-container on the way cannot be built in Python (only through the C API) and would make ``encode``
-run until memory runs out; and hashing a tuple nested hundreds of thousands deep (as a set member or
-dict key) can overflow the C stack. Stored data reaches the latter only if it was crafted, since
-every key and member was hashed once already by the program that stored it.
+Limits. A tuple that contains itself with no mutable container on the way cannot be built in
+Python (only through the C API) and would make ``encode`` run until memory runs out. Everything
+else is bounded, so that bytes crafted by hand (a damaged or hostile database file) are refused
+with :class:`~durable.DataCorruptionError` in time and memory proportional to their length:
+
+- Hashing a tuple visits every item of every nested tuple, without caching, and recurses in C. A
+  chain of 64 tuples, each the pair of the previous one, is 261 bytes with back-references but
+  takes 2**64 steps to hash; a tuple nested a million deep overflows the C stack. So a dict key or
+  a set or frozenset member that is a tuple may nest at most ``MAX_HASHED_TUPLE_DEPTH`` (10,000)
+  tuples deep and hold at most ``MAX_HASHED_TUPLE_SIZE`` (1,000,000) items counted through its
+  nested tuples (a shared tuple counts each time it appears). Both are checked, once per tuple,
+  before anything is hashed. A frozenset caches its hash, so it does not count through.
+- Python's dicts and sets insert n keys that share a hash value in n**2 / 2 steps, and the hashes
+  of ints, floats, Decimals, UUIDs and tuples of them are not randomized (``k * (2**61 - 1)`` all
+  hash to 0). So a dict, set or frozenset of at least 256 items may have at most
+  ``MAX_EQUAL_HASHES`` (32) of them share a hash value; a big dict is filled once it is complete
+  and checked (smaller ones cost at most 256**2 / 2 steps each, in all bounded by the length).
+- A set or frozenset costs 216 bytes in memory and 2 bytes in the format: one value may hold at most
+  ``MAX_SETS`` (250,000) of them, so that 2 MB cannot decode to 235 MB. Other containers cost at
+  most about 32 times their encoded size.
+
+``encode`` refuses values beyond these limits with :class:`~durable.DataCloneError` (no real
+program reaches them), so that whatever it accepts can be read back. ``clone`` does not apply them:
+an RPC copy stays in memory, and storing it is checked by ``encode``.
 """
 
 from __future__ import annotations
@@ -79,6 +98,7 @@ import enum
 import struct
 import uuid
 import zoneinfo
+from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from itertools import chain
@@ -86,7 +106,17 @@ from typing import Any, Final
 
 from ._exceptions import DataCloneError, DataCorruptionError
 
-__all__ = ["FORMAT_VERSION", "clone", "copy_as_dict", "decode", "encode"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_EQUAL_HASHES",
+    "MAX_HASHED_TUPLE_DEPTH",
+    "MAX_HASHED_TUPLE_SIZE",
+    "MAX_SETS",
+    "clone",
+    "copy_as_dict",
+    "decode",
+    "encode",
+]
 
 FORMAT_VERSION: Final[int] = 1
 """The first byte of every encoding. Bump it, and keep reading the old one, if the format changes."""
@@ -148,6 +178,19 @@ _TZ_ZONEINFO: Final = 3
 
 # Lists of at least this many numbers, all ints or all floats, are written packed.
 _ARRAY_MIN_LEN: Final = 8
+
+# Limits on what a value may hold, enforced alike by encode (DataCloneError) and decode
+# (DataCorruptionError), so that crafted bytes cannot make decoding run or allocate without bound
+# and nothing encode accepts is ever refused by decode. See "Limits" in the module docstring.
+MAX_HASHED_TUPLE_DEPTH: Final = 10_000
+"""Deepest nesting of tuples in a dict key or a set or frozenset member."""
+MAX_HASHED_TUPLE_SIZE: Final = 1_000_000
+"""Most items, counted through nested tuples as hashing counts them, of a dict key or set member."""
+MAX_SETS: Final = 250_000
+"""Most sets and frozensets (empty ones included) in one value."""
+MAX_EQUAL_HASHES: Final = 32
+"""Most keys of one big dict, or members of one big set or frozenset, that share a hash value."""
+_BIG_CONTAINER: Final = 256  # dicts, sets and frozensets from this size on are checked for that
 
 _DECIMAL_KINDS: Final = ("n", "N", "F")  # as_tuple() exponents of NaN, sNaN, Infinity (kinds 1-3)
 
@@ -244,6 +287,117 @@ def _tz_error(tz: object) -> DataCloneError:
 
 class _Truncated(Exception):
     """Internal: the data ended inside a value (turned into a DataCorruptionError by ``decode``)."""
+
+
+def _dicts_in(value: object) -> list[Any]:
+    """Every dict (and dict-like) reachable from ``value``, once each, found without recursion."""
+    found: list[Any] = []
+    seen: set[int] = set()
+    todo: list[Any] = [value]
+    while todo:
+        v = todo.pop()
+        t = type(v)
+        if t is dict or t in _DICT_LIKE:
+            if id(v) not in seen:
+                seen.add(id(v))
+                found.append(v)
+                todo.extend(chain.from_iterable(v.items()))
+        elif t is list or t is tuple or t is set or t is frozenset:
+            if id(v) not in seen:
+                seen.add(id(v))
+                todo.extend(v)
+    return found
+
+
+def _too_many_equal_hashes(items: Any) -> bool:
+    """Whether more than MAX_EQUAL_HASHES of ``items`` share a hash value.
+
+    Python's dicts and sets probe past every entry with the same hash: n keys with one hash take
+    n**2 / 2 steps to insert. ``str`` and ``bytes`` hashes are randomized per process, so only the
+    other types (ints, floats, Decimals, UUIDs, tuples of them...) can be made to collide on
+    purpose, as in ``k * (2**61 - 1)``, which all hash to 0.
+    """
+    try:
+        "".join(items)  # the fastest test, in C, that every item is a str: the common case
+        return False
+    except TypeError:
+        pass
+    if len(items) - len(set(map(hash, items))) < MAX_EQUAL_HASHES:
+        return False  # fewer repeats in all than the limit allows for one hash value
+    return max(Counter(map(hash, items)).values()) > MAX_EQUAL_HASHES
+
+
+class _HashLimit(Exception):
+    """Internal: a dict key or set member is beyond the hashing limits (the message says which)."""
+
+
+def _check_hashed_tuple(root: tuple[Any, ...], memo: dict[int, tuple[int, int]]) -> None:
+    """Raise _HashLimit if hashing ``root`` would go too deep or visit too many items.
+
+    Computes, without hashing and without recursion, each nested tuple's size (its items, counted
+    through nested tuples as ``hash`` visits them) and depth, once per tuple: ``memo`` maps the id
+    of every tuple checked so far to its (size, depth), so shared tuples cost nothing the second
+    time. The caller keeps every tuple in ``memo`` alive, so ids are not reused meanwhile.
+    """
+    if id(root) in memo:
+        return
+    stack = [root]
+    while stack:
+        node = stack[-1]
+        waiting = False
+        for item in node:
+            if type(item) is tuple and id(item) not in memo:
+                stack.append(item)
+                waiting = True
+        if waiting:
+            continue  # its nested tuples first
+        stack.pop()
+        if id(node) in memo:
+            continue  # pushed more than once (shared by siblings): done already
+        size = len(node)
+        depth = 1
+        for item in node:
+            if type(item) is tuple:
+                item_size, item_depth = memo[id(item)]
+                size += item_size
+                if item_depth >= depth:
+                    depth = item_depth + 1
+        if depth > MAX_HASHED_TUPLE_DEPTH:
+            raise _HashLimit(f"tuples nested more than {MAX_HASHED_TUPLE_DEPTH} deep")
+        if size > MAX_HASHED_TUPLE_SIZE:
+            raise _HashLimit(
+                f"a tuple of more than {MAX_HASHED_TUPLE_SIZE} items counted through its nested tuples"
+            )
+        memo[id(node)] = (size, depth)
+
+
+def _check_hashed(items: Any, memo: dict[int, tuple[int, int]]) -> None:
+    """Check every tuple among ``items`` (dict keys or set members) with _check_hashed_tuple."""
+    for item in items:
+        if type(item) is tuple:
+            _check_hashed_tuple(item, memo)
+
+
+def _hash_clone_error(exc: _HashLimit, where: str) -> DataCloneError:
+    return DataCloneError(
+        f"Could not serialize a {where}: it holds {exc}, beyond what durable stores in a dict key "
+        "or a set member (hashing it back would be too costly)."
+    )
+
+
+def _spread_clone_error(kind: str) -> DataCloneError:
+    return DataCloneError(
+        f"Could not serialize a {kind} in which more than {MAX_EQUAL_HASHES} keys or members share "
+        "a hash value: durable refuses to read such data back, since building it takes time "
+        "quadratic in its size."
+    )
+
+
+def _sets_clone_error() -> DataCloneError:
+    return DataCloneError(
+        f"Could not serialize a value holding more than {MAX_SETS} sets and frozensets: durable "
+        "stores at most that many in one value (each takes about 216 bytes when read back)."
+    )
 
 
 # -- encoding ---------------------------------------------------------------------------------------
@@ -465,6 +619,12 @@ def _encode_container(value: object, out: list[bytes]) -> None:
     memo: dict[int, int] = {}  # id(container) -> its number (see the module docstring)
     memo_get = memo.get
     count = 0  # containers numbered so far
+    sets = 0  # sets and frozensets so far (at most MAX_SETS)
+    hashed: dict[int, tuple[int, int]] = {}  # tuples in keys and members checked (_check_hashed)
+    # Dict keys are checked at the end, and only if a tuple was met inside a dict (as a key or a
+    # value; the iterator of a dict's items is a chain): scanning every dict's keys as it is
+    # written would slow down the common case (str keys, no tuples).
+    tuple_in_dict = False
     # Each stack entry is the parent's iterator and its pending tuple/frozenset (or None).
     stack: list[tuple[Any, Any]] = []
     it: Any = iter((value,))
@@ -506,6 +666,8 @@ def _encode_container(value: object, out: list[bytes]) -> None:
                 memo[oid] = count
                 count += 1
                 n = len(v)
+                if n >= _BIG_CONTAINER and _too_many_equal_hashes(v):
+                    raise _spread_clone_error("dict")
                 append(_DICT_HEADERS[n] if n < 128 else _header(_DICT, n))
                 if n:
                     stack.append((it, pending))
@@ -531,6 +693,20 @@ def _encode_container(value: object, out: list[bytes]) -> None:
                 # Numbered only once complete (the reader can only build it then): see the
                 # `else` clause below.
                 n = len(v)
+                if t is tuple:
+                    if type(it) is chain:
+                        tuple_in_dict = True
+                else:
+                    sets += 1
+                    if sets > MAX_SETS:
+                        raise _sets_clone_error()
+                    if n and tuple in map(type, v):
+                        try:
+                            _check_hashed(v, hashed)
+                        except _HashLimit as exc:
+                            raise _hash_clone_error(exc, "frozenset member") from None
+                    if n >= _BIG_CONTAINER and _too_many_equal_hashes(v):
+                        raise _spread_clone_error("frozenset")
                 if n:
                     stack.append((it, pending))
                     pending = (v, len(out))
@@ -546,7 +722,17 @@ def _encode_container(value: object, out: list[bytes]) -> None:
             elif t is set:
                 memo[oid] = count
                 count += 1
+                sets += 1
+                if sets > MAX_SETS:
+                    raise _sets_clone_error()
                 n = len(v)
+                if n and tuple in map(type, v):
+                    try:
+                        _check_hashed(v, hashed)
+                    except _HashLimit as exc:
+                        raise _hash_clone_error(exc, "set member") from None
+                if n >= _BIG_CONTAINER and _too_many_equal_hashes(v):
+                    raise _spread_clone_error("set")
                 append(_SET_HEADERS[n] if n < 128 else _header(_SET, n))
                 if n:
                     stack.append((it, pending))
@@ -574,6 +760,13 @@ def _encode_container(value: object, out: list[bytes]) -> None:
                     # a mutable container): the reader uses that copy and drops this one.
                     out[header_index] = _header(_SUPERSEDED, len(obj)) + _uvarint(ref)
             if not stack:
+                if tuple_in_dict:
+                    for d in _dicts_in(value):
+                        if tuple in map(type, d):
+                            try:
+                                _check_hashed(d, hashed)
+                            except _HashLimit as exc:
+                                raise _hash_clone_error(exc, "dict key") from None
                 return
             it, pending = stack.pop()
 
@@ -587,6 +780,7 @@ _K_FROZENSET: Final = 2
 _K_SUPERSEDED: Final = 3
 _K_DICT: Final = 4
 _K_SET: Final = 5
+_K_BIG_DICT: Final = 6  # a dict of at least _BIG_CONTAINER pairs: items collected, checked, then added
 
 
 def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
@@ -792,10 +986,20 @@ def decode(data: bytes | bytearray | memoryview) -> object:
         data: bytes produced by :func:`encode` (a ``memoryview`` or ``bytearray`` is read as bytes).
 
     Raises:
-        DataCorruptionError: the data is empty, has an unknown format version, is truncated,
-            contains an invalid tag, reference or field, or has bytes after the value.
+        DataCorruptionError: the data is not bytes (a value SQLite stored as TEXT, INTEGER or
+            REAL), is empty, has an unknown format version, is truncated, contains an invalid tag,
+            reference or field, has bytes after the value, or is beyond the limits in the module
+            docstring (tuples too deep or too large to hash as keys, too many sets).
     """
     if type(data) is not bytes:
+        if not isinstance(data, (bytearray, memoryview)):
+            # What SQLite hands back for a value stored as TEXT, INTEGER or REAL (or NULL): durable
+            # only ever writes BLOBs, so the database was written by something else, or damaged.
+            raise DataCorruptionError(
+                f"a stored value must be the bytes (a BLOB) written by durable's codec, not "
+                f"{type(data).__name__} {_preview(data)}: the database was changed by another "
+                "program, or is damaged"
+            )
         data = bytes(memoryview(data))
     end = len(data)
     if end < 2:
@@ -849,8 +1053,10 @@ def _decode_body(data: bytes) -> object:
     readers = _SCALAR_READERS
     constants = _CONSTANTS
     unpack_float = _unpack_float
-    refs: list[Any] = []  # containers, by number
+    refs: list[Any] = []  # containers, by number (which also keeps alive the tuples in `hashed`)
     stack: list[tuple[int, Any, int, Any]] = []
+    sets = 0  # sets and frozensets so far (at most MAX_SETS)
+    hashed: dict[int, tuple[int, int]] = {}  # tuples in keys and members checked (_check_hashed)
     kind = _K_LIST
     target: Any = []
     left = 1
@@ -935,7 +1141,10 @@ def _decode_body(data: bytes) -> object:
                 refs.append(v)
                 if n:
                     stack.append((kind, target, left, aux))
-                    kind, target, left, aux = _K_DICT, v, 2 * n, None
+                    if n < _BIG_CONTAINER:
+                        kind, target, left, aux = _K_DICT, v, 2 * n, None
+                    else:
+                        kind, target, left, aux = _K_BIG_DICT, [], 2 * n, v
                     continue
             elif tag == _LIST:
                 if n > end - pos:
@@ -957,6 +1166,10 @@ def _decode_body(data: bytes) -> object:
                 # Numbered when complete, like the encoder does.
                 if n > end - pos:
                     raise _bad_count(n, pos, end)
+                if tag == _FROZENSET:
+                    sets += 1
+                    if sets > MAX_SETS:
+                        raise _too_many_sets()
                 if n:
                     stack.append((kind, target, left, aux))
                     kind, target, left, aux = (
@@ -970,6 +1183,9 @@ def _decode_body(data: bytes) -> object:
                 # can refer back to it.
                 if n > end - pos:
                     raise _bad_count(n, pos, end)
+                sets += 1
+                if sets > MAX_SETS:
+                    raise _too_many_sets()
                 v = set()
                 refs.append(v)
                 if n:
@@ -1020,13 +1236,28 @@ def _decode_body(data: bytes) -> object:
                 return target[0]
             if kind == _K_LIST or kind == _K_DICT:
                 v = target
+            elif kind == _K_BIG_DICT:
+                keys = target[::2]
+                if tuple in map(type, keys):
+                    _check_members(keys, hashed)
+                _check_spread(keys)
+                aux.update(zip(keys, target[1::2]))
+                v = aux
             elif kind == _K_TUPLE:
                 v = tuple(target)
                 refs.append(v)
             elif kind == _K_SET:
+                if tuple in map(type, target):
+                    _check_members(target, hashed)
+                if len(target) >= _BIG_CONTAINER:
+                    _check_spread(target)
                 aux.update(target)
                 v = aux
             elif kind == _K_FROZENSET:
+                if tuple in map(type, target):
+                    _check_members(target, hashed)
+                if len(target) >= _BIG_CONTAINER:
+                    _check_spread(target)
                 v = frozenset(target)
                 refs.append(v)
             else:
@@ -1039,12 +1270,47 @@ def _decode_body(data: bytes) -> object:
                 target[aux] = v
             else:
                 aux = v
+                if type(v) is tuple:
+                    _check_members((v,), hashed)
         else:
             target.append(v)
         left -= 1
 
 
 _CONSTANTS: Final = (None, False, True)  # tags 0x00-0x02
+
+
+def _preview(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_members(items: Any, hashed: dict[int, tuple[int, int]]) -> None:
+    """Refuse, before they are hashed, dict keys or set members beyond the hashing limits."""
+    try:
+        _check_hashed(items, hashed)
+    except _HashLimit as exc:
+        raise DataCorruptionError(
+            f"a dict key or set member holds {exc}: refused, since hashing it would take too long "
+            "or overflow the stack (only crafted data gets there)"
+        ) from None
+
+
+def _check_spread(items: Any) -> None:
+    """Refuse the keys or members of one big container if too many of them share a hash value."""
+    if _too_many_equal_hashes(items):
+        raise DataCorruptionError(
+            f"more than {MAX_EQUAL_HASHES} keys or members of one dict, set or frozenset share a hash "
+            "value: refused, since building it would take time quadratic in its size (only crafted "
+            "data gets there)"
+        )
+
+
+def _too_many_sets() -> DataCorruptionError:
+    return DataCorruptionError(
+        f"the value holds more than {MAX_SETS} sets and frozensets, more than durable ever writes "
+        "in one value (only crafted data gets there)"
+    )
 
 
 def _bad_count(n: int, pos: int, end: int) -> DataCorruptionError:
@@ -1089,7 +1355,8 @@ def clone(value: object) -> object:
     True
 
     Raises:
-        DataCloneError: exactly when :func:`encode` would.
+        DataCloneError: exactly when :func:`encode` would for an unsupported type. The limits
+            on crafted values (see the module docstring) are not applied: a copy stays in memory.
     """
     t = type(value)
     if t in _ATOMIC:

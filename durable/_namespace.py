@@ -54,8 +54,20 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         return f"<durable.Namespace {self.name!r} of {self.cls.__name__} ({self.storage})>"
 
     def id_from_name(self, name: str) -> DurableObjectId:
-        """The id for ``name``: always the same for the same name in this namespace."""
-        return self._ids.from_name(name)
+        """The id for ``name``: always the same for the same name in this namespace.
+
+        A name with a lone surrogate (``"\\ud800"``) works as in workerd: the id is derived from
+        its UTF-8 bytes (the surrogate encoded as if it were a character), and ``id.name`` reads
+        those bytes back with U+FFFD for each byte that is not valid UTF-8 (``"\\ufffd" * 3``).
+
+        Raises ``TypeError`` for a name that is not a ``str``.
+        """
+        oid = self._ids.from_name(name)
+        if type(name) is str and not name.isascii():
+            readable = _as_workerd_reads(name)
+            if readable is not name:
+                oid = self._ids.from_string(oid.to_string(), name=readable)
+        return oid
 
     def new_unique_id(self, **options: Any) -> DurableObjectId:
         """A new random id, whose ``name`` is ``None``. Keep ``str(id)`` to reach it again.
@@ -85,7 +97,22 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
 
     def get_by_name(self, name: str, **options: Any) -> Stub[Any]:
         """Shorthand for ``get(id_from_name(name))``."""
-        return Stub._create(self, self._ids.from_name(name))
+        return Stub._create(self, self.id_from_name(name))
 
     def _host(self, oid: DurableObjectId) -> ObjectHost:
         return self._runtime._host(self, oid)
+
+
+def _as_workerd_reads(name: str) -> str:
+    """``name`` as workerd's ``id.name`` shows it: lone surrogates become U+FFFD per UTF-8 byte.
+
+    workerd encodes the name to UTF-8 with each lone surrogate as its three-byte form (as Python's
+    ``surrogatepass`` does), derives the id from those bytes, and decodes them back with
+    replacement. Doing the same behaves as workerd does, and gives a name that SQLite can
+    store (it has no encoding for a lone surrogate). Returns ``name`` itself when it has none.
+    """
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return name

@@ -10,17 +10,25 @@ Layout of a persisted runtime's directory::
       .lock                        held (flock) by the live runtime; records its pid
       durable-meta.sqlite          schema version and the alarm index
       <namespace>/<id hex>.sqlite  one database per object that ever wrote anything
+
+``<namespace>`` is the namespace's name when it is 1-100 of ``[A-Za-z0-9_.-]`` and cannot be
+mistaken for a file of the runtime's own or another namespace's folder (see
+:func:`namespace_folder`); otherwise ``ns-`` and the hex of its UTF-8 bytes, or for a name of more
+than 120 bytes (whose hex would exceed the 255-byte limit of file names) ``nsh-`` and the SHA-256
+of them. :meth:`Runtime.reset` removes only files of this layout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import re
 import socket
 import sqlite3
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,7 +37,7 @@ from typing import IO, Any, Literal, TypeVar, overload
 
 from ._alarms import AlarmScheduler
 from ._clock import Clock, RealClock
-from ._exceptions import PathLockedError, RuntimeClosedError
+from ._exceptions import DurableError, PathLockedError, RuntimeClosedError
 from ._host import ObjectHost
 from ._id import DurableObjectId
 from ._limits import Limits
@@ -47,6 +55,53 @@ __all__ = ["Env", "Runtime"]
 T = TypeVar("T", bound=DurableObject)
 
 _SAFE_DIR = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_HEX_FOLDER = re.compile(r"ns-(?:[0-9a-f]{2})+|nsh-[0-9a-f]{64}")
+_OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.sqlite(?:-wal|-shm|-journal|-new)?")
+# The runtime's own files, and SQLite's beside its metadata database: these names get encoded folders.
+_RESERVED_NAMES = frozenset(
+    {".", "..", ".lock", "durable-meta.sqlite"} | {f"durable-meta.sqlite-{s}" for s in ("wal", "shm", "journal")}
+)
+_MAX_HEX_NAME_BYTES = 120
+
+
+def namespace_folder(namespace: str) -> str:
+    """The folder, under a runtime's path, of the objects of the namespace named ``namespace``.
+
+    Names that are safe as they are keep them (so existing directories stay readable); every
+    other name is encoded, so that each name gets a folder of its own that the file system
+    accepts. ``namespace`` has no lone surrogates (``Runtime.namespace`` refuses them).
+    """
+    if (
+        _SAFE_DIR.fullmatch(namespace)
+        and namespace not in _RESERVED_NAMES
+        and not _HEX_FOLDER.fullmatch(namespace)
+    ):
+        return namespace
+    raw = namespace.encode()
+    if len(raw) <= _MAX_HEX_NAME_BYTES:
+        return "ns-" + raw.hex()
+    return "nsh-" + hashlib.sha256(raw).hexdigest()
+
+
+def check_namespace_name(name: object) -> str:
+    """Return ``name`` if it can name a namespace, else raise TypeError or ValueError saying why."""
+    if not isinstance(name, str):
+        raise TypeError(f"a namespace name must be a str, not {type(name).__name__}")
+    if not name:
+        raise ValueError("a namespace name must be a non-empty str, not ''")
+    try:
+        name.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"a namespace name must be valid Unicode text: {name!r} holds a lone surrogate at index "
+            f"{exc.start}, which cannot be stored"
+        ) from None
+    if _HEX_FOLDER.fullmatch(name):
+        raise ValueError(
+            f"the namespace name {name!r} is reserved: names made of 'ns-' and hex digits, or 'nsh-' "
+            "and 64 hex digits, are the folders of encoded namespace names"
+        )
+    return name
 _held_paths: dict[Path, str] = {}
 _held_paths_lock = threading.Lock()
 
@@ -175,6 +230,28 @@ class Runtime:
         self._meta = meta
         self._alarms = AlarmScheduler(self, meta)
 
+    def __del__(self) -> None:
+        # A runtime dropped without aclose() would keep its path locked for the rest of the process
+        # (the lock is per process, in _held_paths, as well as a flock): release it when collected,
+        # and say so, as files and sockets do. The databases are closed as aclose() would, without
+        # the event loop: a runtime that is being collected has no events left to run.
+        if getattr(self, "_lock_file", None) is None or self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._drop_all_hosts(keep_writes=True)
+        with contextlib.suppress(Exception):
+            if self._meta is not None:
+                self._meta.close()
+        self._release()  # before warning: where warnings are errors, the lock is released all the same
+        warnings.warn(
+            f"durable.Runtime at {str(self.path)!r} was never closed; its path lock was released when "
+            "it was garbage collected. Close runtimes with 'async with' or 'await runtime.aclose()'",
+            ResourceWarning,
+            stacklevel=2,
+            source=self,
+        )
+
     def __repr__(self) -> str:
         where = str(self.path) if self.path is not None else "in memory"
         return f"<durable.Runtime {where}{' closed' if self._closed else ''}>"
@@ -220,11 +297,19 @@ class Runtime:
 
     @staticmethod
     def _open_meta(path: Path) -> sqlite3.Connection:
-        from ._sqlite import connect
+        from ._sqlite import connect, wrap_error
 
-        meta = connect(path / "durable-meta.sqlite")
-        meta.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
-        row = meta.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        file = path / "durable-meta.sqlite"
+        try:
+            meta = connect(file)
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, file, what="the runtime's metadata database") from exc
+        try:
+            meta.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
+            row = meta.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.Error as exc:
+            meta.close()
+            raise wrap_error(exc, file, what="the runtime's metadata database") from exc
         if row is None:
             meta.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         elif int(row[0]) > SCHEMA_VERSION:
@@ -238,8 +323,7 @@ class Runtime:
     def _object_file(self, namespace: str, hexid: str) -> Path | None:
         if self.path is None:
             return None
-        folder = namespace if _SAFE_DIR.fullmatch(namespace) and namespace not in (".", "..") else "ns-" + namespace.encode().hex()
-        return self.path / folder / f"{hexid}.sqlite"
+        return self.path / namespace_folder(namespace) / f"{hexid}.sqlite"
 
     # -- namespaces ----------------------------------------------------------------------------
 
@@ -258,16 +342,15 @@ class Runtime:
                 ``kv``) or ``"kv"`` (the legacy key-value backend, with its stricter limits).
 
         Raises ``TypeError`` for a class that is not a DurableObject, ``ValueError`` for an unknown
-        backend or a name registered twice.
+        backend, a name registered twice, an empty name, a name with a lone surrogate, or a name
+        of the form ``ns-<hex>`` or ``nsh-<64 hex digits>`` (the folders of encoded names).
         """
         self._check_open()
         if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
             raise TypeError(f"namespace() takes a durable.DurableObject subclass, not {cls!r}")
         if storage not in ("sqlite", "kv"):
             raise ValueError(f"storage must be 'sqlite' or 'kv', not {storage!r}")
-        ns_name = cls.__name__ if name is None else name
-        if not isinstance(ns_name, str) or not ns_name:
-            raise ValueError(f"a namespace name must be a non-empty str, not {ns_name!r}")
+        ns_name = check_namespace_name(cls.__name__ if name is None else name)
         existing = self._namespaces.get(ns_name)
         if existing is not None:
             if existing.cls is cls and existing.storage == storage:
@@ -419,16 +502,17 @@ class Runtime:
         self._memory.clear()
 
     async def reset(self) -> None:
-        """Wipe all storage and alarms and drop every instance (a clean slate for the next test)."""
+        """Wipe all storage and alarms and drop every instance (a clean slate for the next test).
+
+        On disk it removes only durable's own object files (``<namespace folder>/<64 hex
+        digits>.sqlite`` and SQLite's files beside them), never following a symbolic link: other
+        files under the path are left alone.
+        """
         self._check_open()
         self._alarms.cancel_all()
         self._drop_all_hosts(keep_writes=False)
         if self.path is not None:
-            for ns_dir in self.path.iterdir():
-                if ns_dir.is_dir():
-                    for file in ns_dir.iterdir():
-                        if file.name.endswith((".sqlite", ".sqlite-wal", ".sqlite-shm")):
-                            file.unlink()
+            _remove_object_files(self.path)
 
     async def _list_ids(self, ns: Namespace[Any]) -> list[DurableObjectId]:
         """Ids of the objects of ``ns`` that have storage, sorted by their hex form."""
@@ -457,7 +541,23 @@ class Runtime:
                 if db.has_data():
                     name = oid.name if oid.name is not None else db.stored_name()
                     found[hexid] = ns._ids.from_string(hexid, name=name) if name is not None else oid
+            except DurableError:
+                found[hexid] = oid  # a damaged file still holds storage; its calls report the damage
             finally:
                 if probing:
                     db.close()
         return [found[h] for h in sorted(found)]
+
+
+def _remove_object_files(root: Path) -> None:
+    """Delete the object files under ``root`` (see the layout above), following no symbolic link."""
+    with os.scandir(root) as folders:
+        for folder in folders:
+            if not folder.is_dir(follow_symlinks=False):
+                continue  # files of the runtime's own, symbolic links, anything else
+            if not (_HEX_FOLDER.fullmatch(folder.name) or namespace_folder(folder.name) == folder.name):
+                continue
+            with os.scandir(folder.path) as files:
+                for file in files:
+                    if _OBJECT_FILE.fullmatch(file.name) and file.is_file(follow_symlinks=False):
+                        os.unlink(file.path)

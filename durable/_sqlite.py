@@ -18,6 +18,13 @@ Key-value writes are buffered in memory (``_dirty``) and reach SQLite at the com
 something must see them in SQLite (a range read, a savepoint, SQL that may read ``_cf_KV``). A
 commit of one buffered key-value write and nothing else is a single autocommit statement.
 Recently read or written pairs are cached (``_kv_cache``), so reading them runs no SQL.
+
+A damaged file never leaks ``sqlite3`` errors or connections: opening it closes whatever it
+opened before raising, and the errors of opening and of the key-value and metadata reads reach
+callers as :class:`~durable.DataCorruptionError` (the file is damaged) or
+:class:`~durable.SqlError` (anything else), raised ``from`` the ``sqlite3`` error (``wrap_error``).
+An empty object file is damage too: durable creates each file with its first page already
+written (``_create_file``).
 """
 
 from __future__ import annotations
@@ -29,9 +36,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ._exceptions import SqlError
+from ._exceptions import DataCorruptionError, SqlError
 
-__all__ = ["SCHEMA_VERSION", "ObjectDatabase", "connect"]
+__all__ = ["SCHEMA_VERSION", "ObjectDatabase", "connect", "wrap_error"]
 
 SCHEMA_VERSION = 1
 """Version of the reserved-table layout, stored in ``_cf_METADATA`` under ``schema_version``."""
@@ -57,19 +64,60 @@ def connect(file: Path | str, *, synchronous: str = "NORMAL", exclusive: bool = 
       comes from outside tools reading the file; wait a little rather than fail at once.
     - ``check_same_thread=False``: the connection is only used from the event-loop thread, but a
       runtime may be closed from another thread after its loop ended.
+
+    If a pragma fails (a damaged file: "file is not a database", "database disk image is
+    malformed"), the connection is closed before the error is raised: left open, it would keep the
+    file's exclusive lock, and every later attempt would wait out the busy timeout, then fail with
+    "database is locked".
     """
     conn = sqlite3.connect(
         os.fspath(file), isolation_level=None, check_same_thread=False, cached_statements=256
     )
-    if os.fspath(file) != ":memory:":
-        if exclusive:
-            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-        # synchronous first: switching a new file to WAL is itself a write, made at this level.
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=5000")
+    try:
+        if os.fspath(file) != ":memory:":
+            if exclusive:
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            # synchronous first: switching a new file to WAL is itself a write, made at this level.
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+_CORRUPTION_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_CORRUPT_INDEX", "SQLITE_CORRUPT_SEQUENCE"})
+
+
+def wrap_error(
+    exc: sqlite3.Error, file: Path | None, *, what: str = "the database of this Durable Object"
+) -> DataCorruptionError | SqlError:
+    """The `durable` error for a ``sqlite3`` error met outside user SQL (raise it ``from exc``).
+
+    A damaged file (SQLite's ``SQLITE_CORRUPT`` or ``SQLITE_NOTADB``, or a bare
+    ``sqlite3.DatabaseError``) is a :class:`DataCorruptionError` naming the file; anything else
+    (a full disk, an I/O error, a lock held by another program) a :class:`SqlError` with SQLite's
+    code.
+    """
+    code = getattr(exc, "sqlite_errorname", None)
+    where = "in memory" if file is None else f"at {os.fspath(file)!r}"
+    if code in _CORRUPTION_CODES or type(exc) is sqlite3.DatabaseError:
+        return DataCorruptionError(
+            f"{what} {where} is damaged ({exc}): restore it from a backup, or delete the file to "
+            "start afresh"
+        )
+    suffix = f": {code}" if code else ""
+    return SqlError(f"{exc}{suffix} ({what} {where})", code=code)
+
+
+def _checked_rows(rows: Iterator[tuple[str, bytes]], file: Path | None) -> Iterator[tuple[str, bytes]]:
+    """``rows`` with any ``sqlite3`` error met while reading them wrapped (see ``wrap_error``)."""
+    try:
+        yield from rows
+    except sqlite3.Error as exc:
+        raise wrap_error(exc, file) from exc
 
 
 KV_CACHE_ENTRIES = 128
@@ -143,26 +191,72 @@ class ObjectDatabase:
         return self.file is not None and self.file.exists()
 
     def _open(self) -> sqlite3.Connection:
-        if self.file is None:
-            conn = connect(":memory:")
-        else:
-            try:
+        """Open the connection; a damaged file raises DataCorruptionError and leaves nothing open."""
+        conn: sqlite3.Connection | None = None
+        try:
+            if self.file is None:
+                conn = connect(":memory:")
+            else:
+                if not self.file.exists():
+                    self._create_file(self.file)
+                else:
+                    self._check_not_emptied(self.file)
                 conn = connect(self.file, synchronous=self._synchronous)
-            except sqlite3.OperationalError:
-                if self.file.parent.is_dir():
-                    raise
-                # The namespace's folder is made on its first object's first write only.
-                self.file.parent.mkdir(parents=True, exist_ok=True)
-                conn = connect(self.file, synchronous=self._synchronous)
+            cursor = conn.cursor()  # reused by the hot statements (a new cursor per call costs)
+            names = {row[0] for row in cursor.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
+            for hook in self.on_open:
+                hook(conn)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise wrap_error(exc, self.file) from exc
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
         self._conn = conn
-        self._cursor = conn.cursor()  # reused by the hot statements (a new cursor per call costs)
-        names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
+        self._cursor = cursor
         self._kv_exists = "_cf_KV" in names
         self._meta_exists = "_cf_METADATA" in names
         self._meta_written = False
-        for hook in self.on_open:
-            hook(conn)
         return conn
+
+    def _create_file(self, file: Path) -> None:
+        """Create an object's file, already in WAL mode, in one step (a rename).
+
+        SQLite creates an empty file at connect and writes its first page when WAL mode is set; a
+        process killed between the two would leave an empty file, which durable refuses as
+        damaged (see ``_check_not_emptied``). So the file is made under a temporary name and
+        renamed once it has its first page.
+        """
+        temp = file.with_name(file.name + "-new")
+        try:
+            conn = connect(temp, synchronous=self._synchronous)
+        except sqlite3.OperationalError:
+            if file.parent.is_dir():
+                raise
+            # The namespace's folder is made on its first object's first write only.
+            file.parent.mkdir(parents=True, exist_ok=True)
+            conn = connect(temp, synchronous=self._synchronous)
+        conn.close()
+        os.replace(temp, file)
+
+    @staticmethod
+    def _check_not_emptied(file: Path) -> None:
+        """Refuse an object file that was emptied (truncated to zero bytes) after durable wrote it.
+
+        durable never leaves an empty file (``_create_file``), and committed data lives in the
+        file or in its write-ahead log. An empty file with no log is damage: reading it as an
+        object without data would silently lose everything it held.
+        """
+        if file.stat().st_size == 0:
+            wal = file.with_name(file.name + "-wal")
+            if not wal.exists() or wal.stat().st_size == 0:
+                raise DataCorruptionError(
+                    f"the database of this Durable Object at {os.fspath(file)!r} is damaged: the file "
+                    "is empty (it was truncated); restore it from a backup, or delete it to start "
+                    "the object afresh"
+                )
 
     def read_conn(self) -> sqlite3.Connection | None:
         """The connection for reading, or ``None`` if the object has no storage at all yet."""
@@ -185,16 +279,19 @@ class ObjectDatabase:
         return conn
 
     def _write_meta(self, conn: sqlite3.Connection) -> None:
-        self._meta_written = True
-        if not self._meta_exists:
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID -- {self._tag}"
+        try:
+            if not self._meta_exists:
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID -- {self._tag}"
+                )
+                self._meta_exists = True
+            conn.executemany(
+                f"INSERT OR IGNORE INTO _cf_METADATA VALUES (?, ?) -- {self._tag}",
+                [("schema_version", SCHEMA_VERSION), ("name", self.name)],
             )
-            self._meta_exists = True
-        conn.executemany(
-            f"INSERT OR IGNORE INTO _cf_METADATA VALUES (?, ?) -- {self._tag}",
-            [("schema_version", SCHEMA_VERSION), ("name", self.name)],
-        )
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
+        self._meta_written = True
 
     def close(self) -> None:
         """Roll back anything uncommitted and close the connection (a file db can be reopened)."""
@@ -347,9 +444,14 @@ class ObjectDatabase:
             return None
         cursor = self._cursor
         assert cursor is not None  # set with _conn
-        row = cursor.execute(self._sql_get, (key,)).fetchone()
+        try:
+            row = cursor.execute(self._sql_get, (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
         value = None if row is None else row[0]
-        self._cache(key, value)
+        if value is None or type(value) is bytes:
+            self._cache(key, value)
+        # else: stored as TEXT, INTEGER or REAL by another program; decode() reports it as damage.
         return value
 
     def kv_get_many(self, keys: list[str]) -> list[tuple[str, bytes]]:
@@ -365,12 +467,15 @@ class ObjectDatabase:
         for i in range(0, len(unique), 100):
             chunk = unique[i : i + 100]
             marks = ",".join("?" * len(chunk))
-            found.extend(
-                conn.execute(
-                    f"SELECT key, value FROM _cf_KV WHERE key IN ({marks}) ORDER BY key -- {self._tag}",
-                    chunk,
+            try:
+                found.extend(
+                    conn.execute(
+                        f"SELECT key, value FROM _cf_KV WHERE key IN ({marks}) ORDER BY key -- {self._tag}",
+                        chunk,
+                    )
                 )
-            )
+            except sqlite3.Error as exc:
+                raise wrap_error(exc, self.file) from exc
         return found
 
     def kv_put(self, key: str, value: bytes) -> None:
@@ -428,14 +533,23 @@ class ObjectDatabase:
             tail = " LIMIT ?"
             params.append(limit)
         sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order}{tail} -- {self._tag}"
-        return conn.execute(sql, params)
+        try:
+            if not lazy:
+                return iter(conn.execute(sql, params).fetchall())  # every row read now, errors included
+            rows = conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
+        return _checked_rows(rows, self.file)  # read as the caller goes: errors wrapped then
 
     def kv_count(self) -> int:
         self.spill()
         conn = self.read_conn()
         if conn is None or not self._kv_exists:
             return 0
-        return conn.execute(f"SELECT count(*) FROM _cf_KV -- {self._tag}").fetchone()[0]  # type: ignore[no-any-return]
+        try:
+            return conn.execute(f"SELECT count(*) FROM _cf_KV -- {self._tag}").fetchone()[0]  # type: ignore[no-any-return]
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
 
     def kv_clear(self) -> None:
         """Delete every key-value pair and the alarm (``delete_all`` of a key-value-backed class)."""
@@ -444,7 +558,10 @@ class ObjectDatabase:
             return
         conn = self.write_conn()
         if self._kv_exists:
-            conn.execute(f"DELETE FROM _cf_KV -- {self._tag}")
+            try:
+                conn.execute(f"DELETE FROM _cf_KV -- {self._tag}")
+            except sqlite3.Error as exc:
+                raise wrap_error(exc, self.file) from exc
         self.set_alarm(None)
 
     def wipe(self) -> None:
@@ -476,24 +593,49 @@ class ObjectDatabase:
         conn = self.read_conn()
         if conn is None or not self._meta_exists:
             return None
-        row = conn.execute(f"SELECT value FROM _cf_METADATA WHERE key = 'alarm' -- {self._tag}").fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+        try:
+            row = conn.execute(f"SELECT value FROM _cf_METADATA WHERE key = 'alarm' -- {self._tag}").fetchone()
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
+        if row is None or row[0] is None:
+            return None
+        if type(row[0]) is not int:
+            raise self._bad_metadata("alarm", row[0], "an INTEGER (milliseconds)")
+        return row[0]
 
     def set_alarm(self, when_ms: int | None) -> None:
         if when_ms is None and (self.read_conn() is None or not self._meta_exists):
             return
         conn = self.write_conn()
-        if when_ms is None:
-            conn.execute(f"DELETE FROM _cf_METADATA WHERE key = 'alarm' -- {self._tag}")
-        else:
-            conn.execute(f"INSERT OR REPLACE INTO _cf_METADATA VALUES ('alarm', ?) -- {self._tag}", (when_ms,))
+        try:
+            if when_ms is None:
+                conn.execute(f"DELETE FROM _cf_METADATA WHERE key = 'alarm' -- {self._tag}")
+            else:
+                conn.execute(f"INSERT OR REPLACE INTO _cf_METADATA VALUES ('alarm', ?) -- {self._tag}", (when_ms,))
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
 
     def stored_name(self) -> str | None:
         conn = self.read_conn()
         if conn is None or not self._meta_exists:
             return None
-        row = conn.execute(f"SELECT value FROM _cf_METADATA WHERE key = 'name' -- {self._tag}").fetchone()
-        return None if row is None else row[0]
+        try:
+            row = conn.execute(f"SELECT value FROM _cf_METADATA WHERE key = 'name' -- {self._tag}").fetchone()
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
+        if row is None or row[0] is None:
+            return None
+        if type(row[0]) is not str:
+            raise self._bad_metadata("name", row[0], "TEXT")
+        return row[0]
+
+    def _bad_metadata(self, key: str, value: object, expected: str) -> DataCorruptionError:
+        where = "in memory" if self.file is None else f"at {os.fspath(self.file)!r}"
+        kind = {bytes: "a BLOB", int: "an INTEGER", float: "a REAL", str: "TEXT"}.get(type(value), type(value).__name__)
+        return DataCorruptionError(
+            f"the database of this Durable Object {where} is damaged: its stored {key} is {kind}, "
+            f"not {expected}"
+        )
 
     def has_data(self) -> bool:
         """Whether the object has any storage: key-value pairs, an alarm, or SQL tables."""
@@ -502,8 +644,11 @@ class ObjectDatabase:
             return False
         if self.kv_count() or self.get_alarm() is not None:
             return True
-        row = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-            f" AND name NOT IN ('_cf_KV', '_cf_METADATA') LIMIT 1 -- {self._tag}"
-        ).fetchone()
+        try:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+                f" AND name NOT IN ('_cf_KV', '_cf_METADATA') LIMIT 1 -- {self._tag}"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
         return row is not None

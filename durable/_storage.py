@@ -208,6 +208,8 @@ def compile_range(
     if limit is not None:
         if type(limit) is not int:
             raise TypeError(f"list() option limit must be an int, not {type(limit).__name__}")
+        if not -(2**31) <= limit < 2**31:  # workerd reads the limit as an int32, and says so
+            raise TypeError("Value out of range. Must be between -2147483648 and 2147483647 (inclusive).")
         if limit <= 0:
             raise TypeError("List limit must be positive.")
     lo = start if start_after is None else start_after + "\0"
