@@ -10,6 +10,7 @@ Layout of a persisted runtime's directory::
       .lock                        held (flock) by the live runtime; records its pid
       durable-meta.sqlite          schema version and the alarm index
       <namespace>/<id hex>.sqlite  one database per object that ever wrote anything
+      <namespace>/<id hex>.history its commits, with point_in_time_recovery=True (docs/recovery.md)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import IO, Any, Literal, TypeVar, overload
 from ._alarms import AlarmScheduler
 from ._clock import Clock, RealClock
 from ._exceptions import PathLockedError, RuntimeClosedError
+from ._history import History, history_file
 from ._host import ObjectHost
 from ._id import DurableObjectId
 from ._limits import Limits
@@ -110,6 +112,10 @@ class Runtime:
             ``None`` (default) never refuses.
         synchronous: ``"NORMAL"`` (default: a commit survives the process being killed) or
             ``"FULL"`` (also survives power loss; every commit waits for the disk).
+        point_in_time_recovery: keep a 30-day history of every SQLite-backed object's commits, so
+            that ``ctx.storage.get_bookmark_for_time()`` and ``on_next_session_restore_bookmark()``
+            work (see ``docs/recovery.md``; it costs time on every commit, see
+            ``docs/performance.md``).
 
     Raises:
         PathLockedError: another live runtime holds ``path``.
@@ -132,7 +138,10 @@ class Runtime:
         max_live_objects: int = 1000,
         max_queued_calls: int | None = None,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        point_in_time_recovery: bool = False,
     ) -> None:
+        if not isinstance(point_in_time_recovery, bool):
+            raise TypeError(f"point_in_time_recovery must be a bool, not {type(point_in_time_recovery).__name__}")
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
         if max_live_objects < 1:
@@ -147,6 +156,7 @@ class Runtime:
         self.max_live_objects = max_live_objects
         self.max_queued_calls = max_queued_calls
         self.synchronous = synchronous
+        self.point_in_time_recovery = point_in_time_recovery
         self.env = Env()
         for key, value in (vars or {}).items():
             self.env._bind(key, value)
@@ -287,6 +297,11 @@ class Runtime:
         db = self._memory.get(key)
         if db is None:
             db = ObjectDatabase(self._object_file(*key), name=oid.name, synchronous=self.synchronous)
+            if self.point_in_time_recovery and ns.storage == "sqlite":
+                db.history = History(
+                    history_file(db.file), namespace=key[0], hexid=key[1], now_ms=self.clock.time_ms,
+                    fsync=self.synchronous == "FULL",
+                )
             if self.path is None:
                 self._memory[key] = db
         if oid.name is None and (stored := db.stored_name()) is not None:
@@ -423,7 +438,7 @@ class Runtime:
             for ns_dir in self.path.iterdir():
                 if ns_dir.is_dir():
                     for file in ns_dir.iterdir():
-                        if file.name.endswith((".sqlite", ".sqlite-wal", ".sqlite-shm")):
+                        if file.name.endswith((".sqlite", ".sqlite-wal", ".sqlite-shm", ".history")):
                             file.unlink()
 
     async def _list_ids(self, ns: Namespace[Any]) -> list[DurableObjectId]:

@@ -27,7 +27,7 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ._exceptions import SqlError
 
@@ -70,6 +70,15 @@ def connect(file: Path | str, *, synchronous: str = "NORMAL", exclusive: bool = 
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
+
+
+class CommitHooks(Protocol):
+    """What the database tells a history of itself (implemented by ``_history.History``)."""
+
+    def opened(self, conn: sqlite3.Connection, file: Path | None) -> None: ...
+    def committed(self, conn: sqlite3.Connection, file: Path | None) -> None: ...
+    def closing(self, conn: sqlite3.Connection, file: Path | None) -> None: ...
+    def closed(self, file: Path | None) -> None: ...
 
 
 KV_CACHE_ENTRIES = 128
@@ -124,6 +133,8 @@ class ObjectDatabase:
         """An exception the next ``commit()`` raises instead of committing (failure injection)."""
         self.on_open: list[Callable[[sqlite3.Connection], None]] = []
         """Called with every connection this database opens (the SQL layer installs its authorizer)."""
+        self.history: CommitHooks | None = None
+        """Told of every open, commit and close (point-in-time recovery keeps its log with it)."""
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -162,6 +173,8 @@ class ObjectDatabase:
         self._meta_written = False
         for hook in self.on_open:
             hook(conn)
+        if self.history is not None:
+            self.history.opened(conn, self.file)
         return conn
 
     def read_conn(self) -> sqlite3.Connection | None:
@@ -206,7 +219,11 @@ class ObjectDatabase:
             return
         if self._began:
             self._rollback(conn)
+        if self.history is not None:
+            self.history.closing(conn, self.file)
         conn.close()
+        if self.history is not None:
+            self.history.closed(self.file)
 
     def _drop_pending(self) -> None:
         """Forget buffered writes, and cached pairs (they may show writes being rolled back)."""
@@ -263,6 +280,32 @@ class ObjectDatabase:
             self.rollback()
             raise
         self._began = False
+        if self.history is not None:
+            assert self._conn is not None
+            self.history.committed(self._conn, self.file)
+
+    def load_image(self, image: bytes) -> None:
+        """Make the database exactly ``image`` (a serialized database; empty: no tables), as one commit.
+
+        A point-in-time restore: SQLite's backup API copies the image's pages over the live
+        database through its own journal, so a crash leaves the old or the new state, never a mix.
+        """
+        assert not self.in_transaction, "load_image() inside a transaction"
+        conn = self._conn or self._open()
+        source = sqlite3.connect(":memory:")
+        try:
+            if image:
+                source.deserialize(image)
+            source.backup(conn)
+        finally:
+            source.close()
+        self._drop_pending()
+        names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
+        self._kv_exists = "_cf_KV" in names
+        self._meta_exists = "_cf_METADATA" in names
+        self._meta_written = False
+        if self.history is not None:
+            self.history.committed(conn, self.file)
 
     def rollback(self) -> None:
         """Drop every write not yet committed."""
