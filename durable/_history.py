@@ -115,6 +115,7 @@ class _Store:
         self.readonly = readonly
         self.mem = bytearray()
         self.fd: int | None = None
+        self._size: int | None = None  # known while the file is open (only this object appends)
 
     def exists(self) -> bool:
         return bool(self.mem) if self.path is None else self.path.exists()
@@ -129,7 +130,9 @@ class _Store:
             return len(self.mem)
         self.open()
         assert self.fd is not None
-        return os.fstat(self.fd).st_size
+        if self._size is None:
+            self._size = os.fstat(self.fd).st_size
+        return self._size
 
     def read(self, offset: int, length: int) -> bytes:
         if self.path is None:
@@ -144,6 +147,9 @@ class _Store:
             return
         self.open()
         assert self.fd is not None
+        self.size()
+        assert self._size is not None
+        self._size += len(data)
         view = memoryview(data)
         while view:
             written = os.write(self.fd, view)
@@ -158,6 +164,7 @@ class _Store:
             self.open()
             assert self.fd is not None
             os.ftruncate(self.fd, size)
+            self._size = size
 
     def replace(self, data: bytes) -> None:
         """Swap the whole log for ``data`` atomically (compaction)."""
@@ -173,6 +180,7 @@ class _Store:
         os.replace(tmp, self.path)
 
     def close(self) -> None:
+        self._size = None
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
