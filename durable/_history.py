@@ -123,6 +123,8 @@ class _Store:
     def open(self) -> None:
         if self.path is not None and self.fd is None:
             flags = os.O_RDONLY if self.readonly else os.O_RDWR | os.O_CREAT | os.O_APPEND
+            if not self.readonly:
+                self.path.parent.mkdir(parents=True, exist_ok=True)  # the namespace's folder may not exist yet
             self.fd = os.open(self.path, flags, 0o644)
 
     def size(self) -> int:
@@ -236,6 +238,21 @@ def _serialize(conn: sqlite3.Connection) -> bytes:
     if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
         return b""
     return conn.serialize()
+
+
+def _file_crc(file: Path) -> tuple[int, int]:
+    """(size, CRC-32) of a file's bytes: a CLOSE record holds it; a file changed since fails the match.
+
+    Sizes and times of modification are not enough: the kernel's file times are coarse (a write a
+    few milliseconds after the close can keep the same time), and a write keeps the size.
+    """
+    crc = 0
+    size = 0
+    with open(file, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return size, crc
 
 
 def _unwal(image: bytes) -> bytes:
@@ -410,9 +427,8 @@ class History:
                 self._capture_wal(conn, file, limit=nlog)
                 trusted = True
         if not trusted and self._entries and self._entries[-1].kind == CLOSE and not nlog:
-            size, mtime, ino = struct.unpack("<qqq", self._store.read(self._entries[-1].offset, 24))
-            st = file.stat() if file.exists() else None
-            trusted = st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime, ino)
+            size, crc = struct.unpack("<qq", self._store.read(self._entries[-1].offset, 16))
+            trusted = file.exists() and _file_crc(file) == (size, crc)
         if not trusted or (not self._store.exists() and self._has_content(conn)):
             current = _serialize(conn)
             known = self.image_at(self.last_seq) if self._store.exists() else b""
@@ -451,8 +467,7 @@ class History:
     def closed(self, file: Path | None) -> None:
         """The database file was closed cleanly: it now holds exactly the last state."""
         if file is not None and self._store.exists() and file.exists():
-            st = file.stat()
-            self._append(CLOSE, 0, self._state_time(), struct.pack("<qqq", st.st_size, st.st_mtime_ns, st.st_ino))
+            self._append(CLOSE, 0, self._state_time(), struct.pack("<qq", *_file_crc(file)))
         self._store.close()
 
     # -- capture --
@@ -622,10 +637,10 @@ class History:
             raise ValueError(f"Invalid bookmark: {bookmark!r} names a state this object has not reached")
         states = {e.seq: e for e in self._entries if e.kind in _STATE_KINDS}
         earliest = self._earliest()
-        if seq != 0 and seq not in states:
-            raise ValueError(f"Invalid bookmark: {bookmark!r} names no state in this object's history")
         if (earliest is not None and seq < earliest[0]) or self._too_old(seq):
             raise ValueError(f"Bookmark {bookmark!r} is older than 30 days; it can no longer be restored")
+        if seq != 0 and seq not in states:
+            raise ValueError(f"Invalid bookmark: {bookmark!r} names no state in this object's history")
         undo = ((self._anchor >> 32) + 1) << 32
         self._pending = (seq, undo)
         self._append(REQUEST, 0, self._state_time(), struct.pack("<QQ", seq, undo))
@@ -645,11 +660,13 @@ class History:
     def begin_session(self, db: HistoryDatabase) -> bool:
         """A new instance is about to be built: apply a requested restore. True if one was applied."""
         self._load()
+        # Open the database now: opening brings the history up to date with the file (commits a
+        # crash left in the WAL, writes made while the history was off) before any bookmark is given.
+        db.read_conn()
         if self._pending is None:
             self._anchor = self.last_seq
             return False
         target, undo = self._pending
-        db.read_conn()  # opening recovers whatever a crash left behind, before the mark
         image = self.image_at(target)
         self._append(MARK, undo, self._state_time(), b"")
         self._pending = None
