@@ -566,6 +566,14 @@ class History:
                 _apply_frames(image, payload)
         return bytes(image)
 
+    def states(self) -> list[tuple[int, int]]:
+        """(seq, time in ms) of every state the log can restore, oldest first."""
+        self._load()
+        found = [(e.seq, e.time) for e in self._entries if e.kind in _STATE_KINDS]
+        if self._earliest() is None:
+            found.insert(0, (0, self.created_ms))
+        return found
+
     def _earliest(self) -> tuple[int, int] | None:
         """(seq, time) of the earliest state the log can rebuild; ``None`` when it starts empty."""
         for entry in self._entries:
