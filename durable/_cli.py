@@ -122,6 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["critical", "error", "warning", "info", "debug", "trace"],
         help="uvicorn's log level (default info)",
     )
+    inspect = commands.add_parser(
+        "inspect",
+        help="show what a persisted runtime's directory holds (never changes a file)",
+        description=(
+            "List the namespaces and objects of a durable.Runtime(path=DIR) directory, or show one "
+            "object's decoded key-value entries, SQL tables and alarm, or run one read-only SQL query "
+            "on it. A directory held by a live runtime is reported with its PID, not read."
+        ),
+    )
+    inspect.add_argument("directory", metavar="DIR", help="the runtime's storage directory")
+    inspect.add_argument("namespace", metavar="NAMESPACE", nargs="?", help="only this namespace")
+    inspect.add_argument("object", metavar="NAME_OR_ID", nargs="?", help="one object, by name or 64-hex id")
+    inspect.add_argument("--sql", metavar="QUERY", help="run one read-only query on the object")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -148,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     if args.command == "serve":
         return _serve_command(args)
+    if args.command == "inspect":
+        from ._inspect import run
+
+        return run(args.directory, args.namespace, args.object, sql=args.sql, as_json=args.json)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 
