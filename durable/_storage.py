@@ -512,15 +512,16 @@ class Storage:
             raise NotImplementedError(NO_PITR_KV)
         history = self._db.history
         if not isinstance(history, History):
-            raise RuntimeError(PITR_OFF)
+            # NotImplementedError (a RuntimeError), as when this runtime had no history at all.
+            raise NotImplementedError(PITR_OFF)
         return history
 
     def get_current_bookmark(self) -> Awaitable[str]:
         """A bookmark of the current state, once the writes made so far have committed.
 
         As on Cloudflare, it names the commit that includes every write made before the call
-        (and possibly concurrent ones made before that commit). Raises ``RuntimeError`` if the
-        runtime keeps no history, ``NotImplementedError`` for a key-value-backed class.
+        (and possibly concurrent ones made before that commit). Raises ``NotImplementedError`` if
+        the runtime keeps no history (saying how to turn it on) or for a key-value-backed class.
         """
         history = self._history()
         waiter = self._host.commit_waiter()

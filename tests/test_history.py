@@ -156,9 +156,9 @@ class TestOff:
         """Without point_in_time_recovery=True, the calls say how to turn it on."""
         async with durable.Runtime() as rt:
             stub = rt.namespace(Box).get_by_name("a")
-            with pytest.raises(RuntimeError, match=r"point_in_time_recovery=True"):
+            with pytest.raises(NotImplementedError, match=r"point_in_time_recovery=True"):
                 await stub.bookmark()
-            with pytest.raises(RuntimeError, match=r"point_in_time_recovery=True"):
+            with pytest.raises(NotImplementedError, match=r"point_in_time_recovery=True"):
                 await stub.bookmark_for(0)
 
     async def test_kv_backend_raises_workerds_error(self) -> None:
