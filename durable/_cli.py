@@ -14,6 +14,9 @@ or in memory (``--in-memory``), registers each binding with ``rt.namespace(cls, 
 serves ``durable.asgi_app(Worker, rt)`` and, on SIGINT or SIGTERM, stops accepting
 requests, lets the ones in flight finish and closes the runtime, which flushes storage.
 It uses only the public API of ``durable``.
+
+``durable inspect DIR [NAMESPACE [NAME_OR_ID]] [--sql QUERY] [--json]`` shows what a persisted
+runtime's directory holds, without changing it; it lives in ``_inspect.py``.
 """
 
 from __future__ import annotations

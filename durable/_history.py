@@ -38,10 +38,12 @@ Either way every state the history can restore is one the object really had.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import secrets
@@ -53,6 +55,8 @@ from pathlib import Path
 from typing import Protocol
 
 from ._exceptions import DataCorruptionError
+
+log = logging.getLogger("durable")
 
 __all__ = [
     "RETENTION_MS",
@@ -255,6 +259,10 @@ def _file_crc(file: Path) -> tuple[int, int]:
     return size, crc
 
 
+def _suppress_os_errors() -> contextlib.suppress:
+    return contextlib.suppress(OSError)
+
+
 def _unwal(image: bytes) -> bytes:
     """An image with the header's WAL flag cleared (bytes 18-19), so it deserializes in memory."""
     if len(image) >= 20 and image[18:20] == b"\x02\x02":
@@ -342,7 +350,7 @@ class History:
         self._check_header = True
         self._page_size = 0
         self._image: bytes | None = None  # the last image (in-memory databases)
-        self._last_compact_ms = 0
+        self._compact_due = float("inf")  # the clock time after which the oldest state can go
 
     # -- loading --
 
@@ -359,6 +367,7 @@ class History:
         self.lineage = int(meta.get("lineage", 0))  # type: ignore[call-overload]
         self.created_ms = int(meta.get("created_ms", 0))  # type: ignore[call-overload]
         self._entries = entries
+        self._update_compact_due()
         for entry in entries:
             if entry.kind in _STATE_KINDS:
                 self.last_seq = entry.seq
@@ -380,11 +389,25 @@ class History:
         store = self._store
         if not store.exists():
             self._create()
-        offset = store.size() + _REC.size
-        store.append(_record(kind, seq, time_ms, payload))
-        self._entries.append(_Entry(kind, seq, time_ms, offset, len(payload)))
+        size = store.size()
+        try:
+            store.append(_record(kind, seq, time_ms, payload))
+        except BaseException:
+            with _suppress_os_errors():
+                store.truncate(size)  # never leave half a record in the middle of the log
+            raise
+        self._entries.append(_Entry(kind, seq, time_ms, size + _REC.size, len(payload)))
         if kind in _STATE_KINDS:
             self.last_seq = seq
+            if self._compact_due == float("inf"):
+                self._update_compact_due()
+
+    def _update_compact_due(self) -> None:
+        """The oldest state can be dropped once the state after it is older than the window (and the slack)."""
+        states = (e for e in self._entries if e.kind in _STATE_KINDS)
+        next(states, None)
+        second = next(states, None)
+        self._compact_due = float("inf") if second is None else second.time + self.retention_ms + COMPACT_SLACK_MS
 
     def _state_time(self) -> int:
         """The time of the next state record: the clock, never earlier than the last record."""
@@ -448,13 +471,20 @@ class History:
         return None
 
     def committed(self, conn: sqlite3.Connection, file: Path | None) -> None:
-        """A transaction committed: copy its pages into the history."""
-        if file is None:
-            self._capture_image(conn)
-        else:
-            self._capture_wal(conn, file)
-        if self._entries and self._entries[0].time < self.now_ms() - self.retention_ms - COMPACT_SLACK_MS:
-            self.compact()
+        """A transaction committed: copy its pages into the history.
+
+        The commit stands whatever happens here: if the log cannot be written (a full disk), the
+        error is logged and the pages are copied at the next commit (they stay in the WAL).
+        """
+        try:
+            if file is None:
+                self._capture_image(conn)
+            else:
+                self._capture_wal(conn, file)
+            if self.now_ms() > self._compact_due:
+                self.compact()
+        except OSError as exc:
+            log.error("durable: the point-in-time history of %s/%s could not be written: %s", self.namespace, self.hexid, exc)
 
     def closing(self, conn: sqlite3.Connection, file: Path | None) -> None:
         """The database is about to close (SQLite then checkpoints and deletes the WAL)."""
@@ -477,7 +507,6 @@ class History:
         old = self._image or b""
         if image == old:
             return
-        self._image = image
         page_size = struct.unpack(">H", image[16:18])[0] if len(image) >= 100 else 4096
         page_size = 65536 if page_size == 1 else page_size
         pages = len(image) // page_size
@@ -490,6 +519,7 @@ class History:
             parts.append(_FRAME.pack(p + 1, commit, 0, 0, 0, 0))
             parts.append(image[p * page_size : (p + 1) * page_size])
         self._append(DELTA, self.last_seq + 1, self._state_time(), b"".join(parts))
+        self._image = image
 
     def _capture_wal(self, conn: sqlite3.Connection, file: Path, limit: int | None = None) -> None:
         fd = self._wal_fd
@@ -541,7 +571,7 @@ class History:
         for first, end in groups:
             payload = _DELTA_HEAD.pack(page_size, salt1, salt2, end) + data[(first - start) * step : (end - start) * step]
             self._append(DELTA, self.last_seq + 1, time_ms, payload)
-        self._frame = groups[-1][1]
+            self._frame = end  # as each is logged: a failure in between never logs a commit twice
         if self._frame >= CHECKPOINT_FRAMES:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._check_header = True  # the next write starts a new WAL generation (new salts)
@@ -696,8 +726,8 @@ class History:
         keep_seq = self._seq_at(cutoff)
         first = next((i for i, e in enumerate(self._entries) if e.kind in _STATE_KINDS and e.seq > keep_seq), None)
         base_entry = next((e for e in self._entries if e.kind in _STATE_KINDS and e.seq == keep_seq), None)
-        self._last_compact_ms = now
         if first is None or (base_entry is not None and base_entry is self._entries[0]):
+            self._update_compact_due()
             return
         image = self.image_at(keep_seq)
         base_time = base_entry.time if base_entry is not None else self.created_ms
