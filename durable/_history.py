@@ -122,7 +122,9 @@ class _Store:
         self._size: int | None = None  # known while the file is open (only this object appends)
 
     def exists(self) -> bool:
-        return bool(self.mem) if self.path is None else self.path.exists()
+        if self.path is None:
+            return bool(self.mem)
+        return self.fd is not None or self.path.exists()  # an open log exists: no stat per commit
 
     def open(self) -> None:
         if self.path is not None and self.fd is None:
