@@ -13,6 +13,8 @@ Every measurement is an *increment*: read a counter, add one, write it back, mak
     run in the same event-loop turn, their writes join one implicit transaction and one commit makes
     them all durable (write coalescing), so this may beat the bare loop.
 (c) the same two with ``durable.Runtime()`` in memory: the emulator's own cost, without the disk.
+(e) with ``--pitr``: (a) again on a runtime with ``point_in_time_recovery=True``, interleaved, and
+    its ratio to (a): the cost of keeping the history (see ``docs/performance.md``).
 (d) the floor: a bare ``sqlite3`` read-modify-write loop in this process (``BEGIN``, ``SELECT``,
     ``INSERT OR REPLACE``, ``COMMIT`` per increment) on a connection opened by
     ``durable._sqlite.connect``, so with exactly the pragmas `durable` uses.
