@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_storage.py [--ops 5000] [--concurrent 1000] [--repeats 7] [--no-full]
+    python benchmarks/bench_storage.py [--ops 5000] [--concurrent 1000] [--repeats 7] [--no-full] [--pitr]
 
 Every measurement is an *increment*: read a counter, add one, write it back, make it durable.
 
@@ -13,11 +13,11 @@ Every measurement is an *increment*: read a counter, add one, write it back, mak
     run in the same event-loop turn, their writes join one implicit transaction and one commit makes
     them all durable (write coalescing), so this may beat the bare loop.
 (c) the same two with ``durable.Runtime()`` in memory: the emulator's own cost, without the disk.
-(e) with ``--pitr``: (a) again on a runtime with ``point_in_time_recovery=True``, interleaved, and
-    its ratio to (a): the cost of keeping the history (see ``docs/performance.md``).
 (d) the floor: a bare ``sqlite3`` read-modify-write loop in this process (``BEGIN``, ``SELECT``,
     ``INSERT OR REPLACE``, ``COMMIT`` per increment) on a connection opened by
     ``durable._sqlite.connect``, so with exactly the pragmas `durable` uses.
+(e) with ``--pitr``: (a) again on a runtime with ``point_in_time_recovery=True``, interleaved, and
+    its ratio to (a): the cost of keeping the history (see ``docs/performance.md``).
 
 The measurements are interleaved: each repeat runs (a), (b), (c) and (d) one after the other, so a
 burst of load from elsewhere on the machine hits all of them alike. Each figure's best and median
