@@ -348,6 +348,22 @@ class TestRestart:
             assert (await stub.state())[0] == {"a": 1, "b": 2}
 
 
+class TestLongHistory:
+    async def test_bookmarks_across_wal_checkpoints(self, tmp_path: Path) -> None:
+        """Bookmarks taken before and after the WAL is checkpointed and restarted all restore exactly."""
+        async with durable.Runtime(tmp_path, clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Box).get_by_name("a")
+            marks: dict[int, str] = {}
+            for i in range(2600):  # more than two WAL generations of 1000 frames
+                await stub.put(f"k{i % 7}", i)
+                if i % 450 == 0:
+                    marks[i] = await stub.bookmark()
+            for i, mark in sorted(marks.items(), reverse=True):
+                stub = await restore(rt, stub, mark)
+                expected = {f"k{j % 7}": j for j in range(i + 1)}
+                assert (await stub.state())[0] == expected
+
+
 # -- random writes, random moments ---------------------------------------------------------------
 
 operations = st.lists(
@@ -358,6 +374,7 @@ operations = st.lists(
             st.tuples(st.just("delete"), st.sampled_from("abcd")),
             st.tuples(st.just("insert"), st.integers(min_value=0, max_value=9)),
             st.tuples(st.just("arm"), st.none() | st.integers(min_value=1, max_value=1000)),
+            st.tuples(st.just("evict")),
         ),
     ),
     min_size=1,
@@ -392,6 +409,9 @@ class TestModel:
                 elif op[0] == "insert":
                     rows.append(op[1])
                     await stub.insert(op[1])
+                elif op[0] == "evict":
+                    await evict(stub)  # closes the database: the log goes on from a clean close
+                    continue
                 else:
                     alarm = None if op[1] is None else FAR + op[1]
                     await stub.arm(alarm)
