@@ -509,6 +509,10 @@ class History:
         old = self._image or b""
         if image == old:
             return
+        if not image:  # no page left: no frame can say so, a BASE of nothing does
+            self._append(BASE, self.last_seq + 1, self._state_time(), b"")
+            self._image = image
+            return
         page_size = struct.unpack(">H", image[16:18])[0] if len(image) >= 100 else 4096
         page_size = 65536 if page_size == 1 else page_size
         pages = len(image) // page_size

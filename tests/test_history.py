@@ -421,5 +421,6 @@ class TestModel:
             for pick in picks:
                 when = start + int(pick * (end - start))
                 expected = [state for at, state in moments if at <= when][-1]
+                await clock.advance(1)  # a restore is a new state too: keep it after the moments picked
                 stub = await restore(rt, stub, await stub.bookmark_for(when))
                 assert await stub.state() == expected
