@@ -363,7 +363,17 @@ class History:
         store = self._store
         if not store.exists():
             return
-        meta, entries, valid = _scan(store)
+        try:
+            meta, entries, valid = _scan(store)
+        except (DataCorruptionError, ValueError, struct.error) as exc:
+            # A log that cannot be read must not make the object unusable: keep it aside for a
+            # human, and start a new history (a new lineage: older bookmarks are refused).
+            assert store.path is not None  # a log in memory is never damaged
+            aside = store.path.with_name(f"{store.path.name}.damaged-{self.now_ms()}")
+            store.close()
+            os.replace(store.path, aside)
+            log.error("durable: the history log %s cannot be read (%s); moved to %s, a new one starts", store.path, exc, aside.name)
+            return
         if valid < store.size():
             store.truncate(valid)  # a torn append: the commit is still in the WAL (see opened())
         self.lineage = int(meta.get("lineage", 0))  # type: ignore[call-overload]

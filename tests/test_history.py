@@ -424,3 +424,24 @@ class TestModel:
                 await clock.advance(1)  # a restore is a new state too: keep it after the moments picked
                 stub = await restore(rt, stub, await stub.bookmark_for(when))
                 assert await stub.state() == expected
+
+
+class TestDamagedLog:
+    async def test_damaged_log_is_set_aside(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """A log that cannot be read is moved aside with an error logged; the object keeps working."""
+        async with durable.Runtime(tmp_path, clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Box).get_by_name("a")
+            old = await stub.put_and_bookmark("k", 1)
+        log_file = next(tmp_path.glob("Box/*.history"))
+        log_file.write_bytes(b"garbage" * 10)
+        async with durable.Runtime(tmp_path, clock=MockClock(start=T0 + 10), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Box).get_by_name("a")
+            assert (await stub.state())[0] == {"k": 1}
+            mark = await stub.put_and_bookmark("k", 2)
+            with pytest.raises(ValueError, match="earlier, wiped history"):
+                await stub.restore(old)
+            await stub.put("k", 3)
+            stub = await restore(rt, stub, mark)
+            assert (await stub.state())[0] == {"k": 2}
+        assert "cannot be read" in caplog.text
+        assert list(tmp_path.glob("Box/*.history.damaged-*"))
