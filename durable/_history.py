@@ -261,10 +261,6 @@ def _file_crc(file: Path) -> tuple[int, int]:
     return size, crc
 
 
-def _suppress_os_errors() -> contextlib.suppress:
-    return contextlib.suppress(OSError)
-
-
 def _unwal(image: bytes) -> bytes:
     """An image with the header's WAL flag cleared (bytes 18-19), so it deserializes in memory."""
     if len(image) >= 20 and image[18:20] == b"\x02\x02":
@@ -405,7 +401,7 @@ class History:
         try:
             store.append(_record(kind, seq, time_ms, payload))
         except BaseException:
-            with _suppress_os_errors():
+            with contextlib.suppress(OSError):
                 store.truncate(size)  # never leave half a record in the middle of the log
             raise
         self._entries.append(_Entry(kind, seq, time_ms, size + _REC.size, len(payload)))
@@ -692,24 +688,22 @@ class History:
         states = {e.seq: e for e in self._entries if e.kind in _STATE_KINDS}
         earliest = self._earliest()
         if (earliest is not None and seq < earliest[0]) or self._too_old(seq):
-            raise ValueError(f"Bookmark {bookmark!r} is older than 30 days; it can no longer be restored")
+            raise ValueError(
+                f"Bookmark {bookmark!r} is older than 30 days (or than the start of this object's history, "
+                "when point-in-time recovery was turned on later); it can no longer be restored"
+            )
         if seq != 0 and seq not in states:
             raise ValueError(f"Invalid bookmark: {bookmark!r} names no state in this object's history")
         undo = ((self._anchor >> 32) + 1) << 32
         self._pending = (seq, undo)
         self._append(REQUEST, 0, self._state_time(), struct.pack("<QQ", seq, undo))
-        return f"{undo >> 32:08x}-{undo & 0xFFFFFFFF:08x}-{self.lineage:08x}-{_mac(self.namespace, self.hexid, undo, self.lineage)}"
+        return self.bookmark(undo)
 
     def _too_old(self, seq: int) -> bool:
         """Whether state ``seq`` ended more than the retention window ago."""
         cutoff = self.now_ms() - self.retention_ms
         following = [e.time for e in self._entries if e.kind in _STATE_KINDS and e.seq > seq]
         return bool(following) and following[0] < cutoff
-
-    @property
-    def restore_pending(self) -> bool:
-        self._load()
-        return self._pending is not None
 
     def begin_session(self, db: HistoryDatabase) -> bool:
         """A new instance is about to be built: apply a requested restore. True if one was applied."""
