@@ -524,6 +524,12 @@ class Storage:
         the runtime keeps no history (saying how to turn it on) or for a key-value-backed class.
         """
         history = self._history()
+        if self._db.savepoint_depth:
+            # The commit it would wait for happens when the transaction ends: waiting here would hang.
+            raise RuntimeError(
+                "get_current_bookmark() cannot be awaited inside transaction(): the commit it names happens "
+                "when the transaction ends; call it after the transaction returns"
+            )
         waiter = self._host.commit_waiter()
         if isinstance(waiter, Done):
             return Done(history.current_bookmark())

@@ -445,3 +445,22 @@ class TestDamagedLog:
             assert (await stub.state())[0] == {"k": 2}
         assert "cannot be read" in caplog.text
         assert list(tmp_path.glob("Box/*.history.damaged-*"))
+
+
+class TestInsideTransaction:
+    async def test_current_bookmark_in_a_transaction_is_refused(self, runtime: durable.Runtime) -> None:
+        """Inside transaction() the commit is not yet possible: a clear error instead of a hang."""
+        stub = runtime.namespace(Box).get_by_name("a")
+
+        async def body(obj: Any, ctx: durable.State) -> str:
+            async def txn(t: durable.Transaction) -> str:
+                await t.put("k", 1)
+                with pytest.raises(RuntimeError, match="inside transaction"):
+                    ctx.storage.get_current_bookmark()
+                return "ok"
+
+            await ctx.storage.transaction(txn)
+            return await ctx.storage.get_current_bookmark()
+
+        mark = await durable.testing.run_in_object(stub, body)
+        assert mark > "00000000-00000000"
