@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_storage.py [--ops 5000] [--concurrent 1000] [--repeats 7] [--no-full]
+    python benchmarks/bench_storage.py [--ops 5000] [--concurrent 1000] [--repeats 7] [--no-full] [--pitr]
 
 Every measurement is an *increment*: read a counter, add one, write it back, make it durable.
 
@@ -16,6 +16,8 @@ Every measurement is an *increment*: read a counter, add one, write it back, mak
 (d) the floor: a bare ``sqlite3`` read-modify-write loop in this process (``BEGIN``, ``SELECT``,
     ``INSERT OR REPLACE``, ``COMMIT`` per increment) on a connection opened by
     ``durable._sqlite.connect``, so with exactly the pragmas `durable` uses.
+(e) with ``--pitr``: (a) again on a runtime with ``point_in_time_recovery=True``, interleaved, and
+    its ratio to (a): the cost of keeping the history (see ``docs/performance.md``).
 
 The measurements are interleaved: each repeat runs (a), (b), (c) and (d) one after the other, so a
 burst of load from elsewhere on the machine hits all of them alike. Each figure's best and median
@@ -76,10 +78,10 @@ def check(condition: bool, message: str) -> None:
 class Emulated:
     """One runtime and the increments made on it, for the check after reopening."""
 
-    def __init__(self, path: Path | None, synchronous: Literal["NORMAL", "FULL"]) -> None:
+    def __init__(self, path: Path | None, synchronous: Literal["NORMAL", "FULL"], pitr: bool = False) -> None:
         self.path = path
         self.synchronous: Literal["NORMAL", "FULL"] = synchronous
-        self.rt = durable.Runtime(path=path, synchronous=synchronous)
+        self.rt = durable.Runtime(path=path, synchronous=synchronous, point_in_time_recovery=pitr)
         self.ns = self.rt.namespace(Counter)
         self.expected: dict[str, int] = {}
 
@@ -184,12 +186,14 @@ async def main_async(args: argparse.Namespace) -> None:
         root = Path(tmp)
         disk = Emulated(root / "normal", "NORMAL")
         memory = Emulated(None, "NORMAL")
+        history = Emulated(root / "pitr", "NORMAL", pitr=True) if args.pitr else None
         bare = Bare(root / "bare-normal.sqlite", "NORMAL")
         a: list[float] = []
         b: list[float] = []
         c_seq: list[float] = []
         c_conc: list[float] = []
         d: list[float] = []
+        e: list[float] = []
         try:
             await disk.sequential("warm-up", 500)
             await memory.sequential("warm-up", 500)
@@ -200,10 +204,14 @@ async def main_async(args: argparse.Namespace) -> None:
                 c_seq.append(await memory.sequential(f"seq-{r}", args.ops))
                 c_conc.append(await memory.concurrent(f"conc-{r}", args.concurrent))
                 d.append(bare.sequential(f"k{r}", args.ops))
+                if history is not None:
+                    e.append(await history.sequential(f"seq-{r}", args.ops))
         finally:
             bare.close()
             await memory.close_and_verify()
             await disk.close_and_verify()
+            if history is not None:
+                await history.close_and_verify()
         print()
         print("increments per second (higher is better):")
         print(rates("(a) sequential, persisted, NORMAL", a))
@@ -217,6 +225,11 @@ async def main_async(args: argparse.Namespace) -> None:
         print(ratios("(b)/(d)", b, d, "> 1.0 (coalescing)", 1.0, strict=True))
         print(ratios("(c)/(d)", c_seq, d))
         print(ratios("(c)/(d)", c_conc, d) + "   (concurrent, memory)")
+        if e:
+            print()
+            print("point-in-time recovery (--pitr): (e) = (a) with point_in_time_recovery=True")
+            print(rates("(e) sequential, persisted, NORMAL, history", e))
+            print(ratios("(e)/(a)", e, a) + "   (1 - this is the history's cost)")
 
         if not args.no_full:
             full = Emulated(root / "full", "FULL")
@@ -252,6 +265,8 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, default=1000, help="increments gathered at once (default 1000)")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats of each measurement (default 7)")
     parser.add_argument("--no-full", action="store_true", help='skip the synchronous="FULL" figures')
+    parser.add_argument("--pitr", action="store_true",
+                        help="also measure (a) with point_in_time_recovery=True, interleaved, as (e)")
     args = parser.parse_args()
     if min(args.ops, args.full_ops, args.concurrent, args.repeats) < 1:
         parser.error("--ops, --full-ops, --concurrent and --repeats must be positive")

@@ -7,11 +7,12 @@ See ``README.md`` and ``docs/`` for the guide; ``API.md`` is the contract these 
 Layering (a module may import only from the layers below it; nothing imports upward):
 
     5  asgi, __main__/_cli/_cli_messages, testing, pytest_plugin   use only the public API (plus testing hooks)
+       _inspect                                      reads a stopped runtime's files (their documented layout)
     4  _runtime                                      runtime, env, eviction, the storage directory
     3  _namespace, _stub                             ids and stubs -> hosts
     2  _host, _alarms                                one object's lifecycle: events, gates, resets
     1  _state, _storage, _sql, _counter              what an object sees: ctx, storage, SQL; the reference object
-    0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions
+    0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions, _history
        (_sqlite knows nothing of objects or the event loop; _http knows nothing of objects)
 """
 

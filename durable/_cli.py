@@ -14,6 +14,9 @@ or in memory (``--in-memory``), registers each binding with ``rt.namespace(cls, 
 serves ``durable.asgi_app(Worker, rt)`` and, on SIGINT or SIGTERM, stops accepting
 requests, lets the ones in flight finish and closes the runtime, which flushes storage.
 It uses only the public API of ``durable``.
+
+``durable inspect DIR [NAMESPACE [NAME_OR_ID]] [--sql QUERY] [--json]`` shows what a persisted
+runtime's directory holds, without changing it; it lives in ``_inspect.py``.
 """
 
 from __future__ import annotations
@@ -139,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--http", default="auto", choices=["auto", "h11", "httptools"],
         help="uvicorn's HTTP parser (default auto: httptools where installed, else h11)",
     )
+    inspect = commands.add_parser(
+        "inspect",
+        help="show what a persisted runtime's directory holds (never changes a file)",
+        description=(
+            "List the namespaces and objects of a durable.Runtime(path=DIR) directory, or show one "
+            "object's decoded key-value entries, SQL tables and alarm, or run one read-only SQL query "
+            "on it. A directory held by a live runtime is reported with its PID, not read."
+        ),
+    )
+    inspect.add_argument("directory", metavar="DIR", help="the runtime's storage directory")
+    inspect.add_argument("namespace", metavar="NAMESPACE", nargs="?", help="only this namespace")
+    inspect.add_argument("object", metavar="NAME_OR_ID", nargs="?", help="one object, by name or 64-hex id")
+    inspect.add_argument("--sql", metavar="QUERY", help="run one read-only query on the object")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -171,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     if args.command == "serve":
         return _serve_command(args)
+    if args.command == "inspect":
+        from ._inspect import run
+
+        return run(args.directory, args.namespace, args.object, sql=args.sql, as_json=args.json)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 

@@ -48,6 +48,7 @@ from ._exceptions import (
     copy_remote_exception,
 )
 from ._gates import GateLock, InputGate, held_locks
+from ._history import History
 from ._id import DurableObjectId
 from ._limits import Limits
 from ._object import RESERVED_METHODS, AlarmInfo, DurableObject
@@ -582,6 +583,8 @@ class ObjectHost:
         gen = self.gen
         state = State(self, gen)
         try:
+            if self.db.history is not None:
+                self._begin_session()
             instance = self.cls(state, self.runtime.env)
         except BaseException as exc:
             error = copy_remote_exception(exc)
@@ -623,6 +626,17 @@ class ObjectHost:
             if kind == "alarm":
                 self.alarm_running = False
             self._event_ended(call)
+
+    def _begin_session(self) -> None:
+        """A new instance is about to start: apply the restore the last one asked for (PITR).
+
+        The alarm returns with the rest of the storage, so the scheduler learns of it as of a commit.
+        """
+        history = self.db.history
+        if isinstance(history, History) and history.begin_session(self.db):
+            alarm = self.db.get_alarm()
+            self.runtime._alarm_before_commit(self, alarm)
+            self.runtime._alarm_after_commit(self, alarm)
 
     def _dispatch(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         instance = self.instance

@@ -16,6 +16,9 @@ mistaken for a file of the runtime's own or another namespace's folder (see
 :func:`namespace_folder`); otherwise ``ns-`` and the hex of its UTF-8 bytes, or for a name of more
 than 120 bytes (whose hex would exceed the 255-byte limit of file names) ``nsh-`` and the SHA-256
 of them. :meth:`Runtime.reset` removes only files of this layout.
+
+With ``point_in_time_recovery=True``, ``<namespace>/<id hex>.history`` beside each database holds its
+commits (docs/recovery.md).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import IO, Any, Literal, TypeVar, overload
 from ._alarms import AlarmScheduler
 from ._clock import Clock, RealClock
 from ._exceptions import DurableError, PathLockedError, RuntimeClosedError
+from ._history import History, history_file
 from ._host import ObjectHost
 from ._id import DurableObjectId
 from ._limits import Limits
@@ -56,7 +60,9 @@ T = TypeVar("T", bound=DurableObject)
 
 _SAFE_DIR = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _HEX_FOLDER = re.compile(r"ns-(?:[0-9a-f]{2})+|nsh-[0-9a-f]{64}")
-_OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.sqlite(?:-wal|-shm|-journal|-new)?")
+# Point-in-time history (docs/recovery.md): <hex>.history, its rewrite <hex>.history.tmp, and a
+# damaged log set aside as <hex>.history.damaged-<ms>.
+_OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.(?:sqlite(?:-wal|-shm|-journal|-new)?|history(?:\.tmp|\.damaged-\d+)?)")
 # The runtime's own files, and SQLite's beside its metadata database: these names get encoded folders.
 _RESERVED_NAMES = frozenset(
     {".", "..", ".lock", "durable-meta.sqlite"} | {f"durable-meta.sqlite-{s}" for s in ("wal", "shm", "journal")}
@@ -169,6 +175,10 @@ class Runtime:
             ``None`` (default) never refuses.
         synchronous: ``"NORMAL"`` (default: a commit survives the process being killed) or
             ``"FULL"`` (also survives power loss; every commit waits for the disk).
+        point_in_time_recovery: keep a 30-day history of every SQLite-backed object's commits, so
+            that ``ctx.storage.get_bookmark_for_time()`` and ``on_next_session_restore_bookmark()``
+            work (see ``docs/recovery.md``; it costs time on every commit, see
+            ``docs/performance.md``).
 
     Raises:
         PathLockedError: another live runtime holds ``path``.
@@ -191,7 +201,10 @@ class Runtime:
         max_live_objects: int = 1000,
         max_queued_calls: int | None = None,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        point_in_time_recovery: bool = False,
     ) -> None:
+        if not isinstance(point_in_time_recovery, bool):
+            raise TypeError(f"point_in_time_recovery must be a bool, not {type(point_in_time_recovery).__name__}")
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
         if max_live_objects < 1:
@@ -206,6 +219,7 @@ class Runtime:
         self.max_live_objects = max_live_objects
         self.max_queued_calls = max_queued_calls
         self.synchronous = synchronous
+        self.point_in_time_recovery = point_in_time_recovery
         self.env = Env()
         for key, value in (vars or {}).items():
             self.env._bind(key, value)
@@ -374,6 +388,11 @@ class Runtime:
         db = self._memory.get(key)
         if db is None:
             db = ObjectDatabase(self._object_file(*key), name=oid.name, synchronous=self.synchronous)
+            if self.point_in_time_recovery and ns.storage == "sqlite":
+                db.history = History(
+                    history_file(db.file), namespace=key[0], hexid=key[1], now_ms=self.clock.time_ms,
+                    fsync=self.synchronous == "FULL",
+                )
             if self.path is None:
                 self._memory[key] = db
         if oid.name is None and (stored := db.stored_name()) is not None:

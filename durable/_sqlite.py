@@ -34,7 +34,7 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ._exceptions import DataCorruptionError, SqlError
 
@@ -120,6 +120,15 @@ def _checked_rows(rows: Iterator[tuple[str, bytes]], file: Path | None) -> Itera
         raise wrap_error(exc, file) from exc
 
 
+class CommitHooks(Protocol):
+    """What the database tells a history of itself (implemented by ``_history.History``)."""
+
+    def opened(self, conn: sqlite3.Connection, file: Path | None) -> None: ...
+    def committed(self, conn: sqlite3.Connection, file: Path | None) -> None: ...
+    def closing(self, conn: sqlite3.Connection, file: Path | None) -> None: ...
+    def closed(self, file: Path | None) -> None: ...
+
+
 KV_CACHE_ENTRIES = 128
 """Key-value pairs an object keeps cached in memory (reads of them skip SQLite)."""
 
@@ -172,6 +181,8 @@ class ObjectDatabase:
         """An exception the next ``commit()`` raises instead of committing (failure injection)."""
         self.on_open: list[Callable[[sqlite3.Connection], None]] = []
         """Called with every connection this database opens (the SQL layer installs its authorizer)."""
+        self.history: CommitHooks | None = None
+        """Told of every open, commit and close (point-in-time recovery keeps its log with it)."""
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -219,6 +230,8 @@ class ObjectDatabase:
         self._kv_exists = "_cf_KV" in names
         self._meta_exists = "_cf_METADATA" in names
         self._meta_written = False
+        if self.history is not None:
+            self.history.opened(conn, self.file)
         return conn
 
     def _create_file(self, file: Path) -> None:
@@ -303,7 +316,11 @@ class ObjectDatabase:
             return
         if self._began:
             self._rollback(conn)
+        if self.history is not None:
+            self.history.closing(conn, self.file)
         conn.close()
+        if self.history is not None:
+            self.history.closed(self.file)
 
     def _drop_pending(self) -> None:
         """Forget buffered writes, and cached pairs (they may show writes being rolled back)."""
@@ -360,6 +377,32 @@ class ObjectDatabase:
             self.rollback()
             raise
         self._began = False
+        if self.history is not None:
+            assert self._conn is not None
+            self.history.committed(self._conn, self.file)
+
+    def load_image(self, image: bytes) -> None:
+        """Make the database exactly ``image`` (a serialized database; empty: no tables), as one commit.
+
+        A point-in-time restore: SQLite's backup API copies the image's pages over the live
+        database through its own journal, so a crash leaves the old or the new state, never a mix.
+        """
+        assert not self.in_transaction, "load_image() inside a transaction"
+        conn = self._conn or self._open()
+        source = sqlite3.connect(":memory:")
+        try:
+            if image:
+                source.deserialize(image)
+            source.backup(conn)
+        finally:
+            source.close()
+        self._drop_pending()
+        names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
+        self._kv_exists = "_cf_KV" in names
+        self._meta_exists = "_cf_METADATA" in names
+        self._meta_written = False
+        if self.history is not None:
+            self.history.committed(conn, self.file)
 
     def rollback(self) -> None:
         """Drop every write not yet committed."""

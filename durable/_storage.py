@@ -23,6 +23,7 @@ from ._aliases import camel_aliases, normalize_options
 from ._codec import decode, encode
 from ._exceptions import InvalidTransactionError, StorageLimitError
 from ._gates import GateLock, InputGate, held_locks
+from ._history import NO_PITR_KV, PITR_OFF, History
 from ._limits import Limits
 from ._sqlite import ObjectDatabase
 from ._util import lone_surrogate_at
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
 __all__ = ["Done", "Storage", "StorageHost", "Transaction", "check_key", "compile_range", "encode_checked"]
 
 T = TypeVar("T")
+
+
+async def _after(waiter: Awaitable[None], then: Callable[[], T]) -> T:
+    await waiter
+    return then()
 
 
 @final
@@ -88,11 +94,6 @@ for _method in (
     setattr(Done, _method, _forgot_await)
 Done.__getattr__ = _forgot_await_attribute  # type: ignore[attr-defined]
 del _method
-
-_NO_PITR = (
-    "Point-in-time recovery (getCurrentBookmark, getBookmarkForTime, onNextSessionRestoreBookmark) is not "
-    "implemented in durable, as in Cloudflare's local runtime; see docs/differences.md"
-)
 
 
 class StorageHost(Protocol):
@@ -563,19 +564,54 @@ class Storage:
         host.wrote(True)
         return result
 
-    # -- not implemented: point-in-time recovery --
+    # -- point-in-time recovery (see _history.py and docs/recovery.md) --
 
-    def get_current_bookmark(self) -> NoReturn:
-        """Not implemented: point-in-time recovery (as in Cloudflare's local runtime)."""
-        raise NotImplementedError(_NO_PITR)
+    def _history(self) -> History:
+        host = self._host
+        host.check_live(self._gen)
+        if host.kv_backed:
+            raise NotImplementedError(NO_PITR_KV)
+        history = self._db.history
+        if not isinstance(history, History):
+            # NotImplementedError (a RuntimeError), as when this runtime had no history at all.
+            raise NotImplementedError(PITR_OFF)
+        return history
 
-    def get_bookmark_for_time(self, timestamp: object) -> NoReturn:
-        """Not implemented: point-in-time recovery (as in Cloudflare's local runtime)."""
-        raise NotImplementedError(_NO_PITR)
+    def get_current_bookmark(self) -> Awaitable[str]:
+        """A bookmark of the current state, once the writes made so far have committed.
 
-    def on_next_session_restore_bookmark(self, bookmark: str) -> NoReturn:
-        """Not implemented: point-in-time recovery (as in Cloudflare's local runtime)."""
-        raise NotImplementedError(_NO_PITR)
+        As on Cloudflare, it names the commit that includes every write made before the call
+        (and possibly concurrent ones made before that commit). Raises ``NotImplementedError`` if
+        the runtime keeps no history (saying how to turn it on) or for a key-value-backed class.
+        """
+        history = self._history()
+        if self._db.savepoint_depth:
+            # The commit it would wait for happens when the transaction ends: waiting here would hang.
+            raise RuntimeError(
+                "get_current_bookmark() cannot be awaited inside transaction(): the commit it names happens "
+                "when the transaction ends; call it after the transaction returns"
+            )
+        waiter = self._host.commit_waiter()
+        if isinstance(waiter, Done):
+            return Done(history.current_bookmark())
+        return _after(waiter, history.current_bookmark)
+
+    def get_bookmark_for_time(self, timestamp: int | float | _dt.datetime) -> Done[str]:
+        """The bookmark of the state the object had at ``timestamp`` (ms since the epoch, or a datetime).
+
+        Raises ``ValueError`` for a time in the future, more than 30 days ago on the runtime's
+        clock, or before the object's history starts.
+        """
+        return Done(self._history().bookmark_for_time(timestamp))
+
+    def on_next_session_restore_bookmark(self, bookmark: str) -> Done[str]:
+        """Restore the whole storage (KV, SQL, alarm) to ``bookmark`` when the object next starts.
+
+        The restore happens before the next instance is built: force it with ``ctx.abort()``.
+        Returns a bookmark of the state at the end of this session, which undoes the restore.
+        Raises ``ValueError`` for a bookmark of another object, or older than 30 days.
+        """
+        return Done(self._history().request_restore(bookmark))
 
     # -- SQLite-backed extras --
 

@@ -98,10 +98,10 @@ async def client(ns: durable.Namespace[Ledger], name: str, rng: random.Random, d
         sys.stdout.flush()
 
 
-async def main_async(directory: str, *, seed: int, tasks: int, lifetime: float) -> None:
+async def main_async(directory: str, *, seed: int, tasks: int, lifetime: float, pitr: bool = False) -> None:
     rng = random.Random(seed)
     deadline = time.monotonic() + lifetime
-    async with durable.Runtime(path=directory) as rt:
+    async with durable.Runtime(path=directory, point_in_time_recovery=pitr) as rt:
         ns = rt.namespace(Ledger)
         sys.stdout.write("READY\n")
         sys.stdout.flush()
@@ -116,9 +116,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tasks", type=int, default=2 * len(OBJECTS))
     parser.add_argument("--lifetime", type=float, default=60.0)
+    parser.add_argument("--pitr", action="store_true", help="keep point-in-time recovery history (tests/test_recovery.py)")
     args = parser.parse_args()
     try:
-        asyncio.run(main_async(args.directory, seed=args.seed, tasks=args.tasks, lifetime=args.lifetime))
+        asyncio.run(main_async(args.directory, seed=args.seed, tasks=args.tasks, lifetime=args.lifetime, pitr=args.pitr))
     except BrokenPipeError:
         return 0  # the test stopped reading: nothing left to report to
     return 0

@@ -1,0 +1,336 @@
+"""``durable inspect``: what a persisted runtime's directory holds, read without changing a byte.
+
+It reads the on-disk layout ``Runtime`` documents (``_runtime.py``; ``docs/recovery.md`` for the
+history logs): one folder per namespace (``ns-<hex>`` for names that are not safe folder names),
+one ``<id hex>.sqlite`` per object, its ``_cf_KV`` and ``_cf_METADATA`` tables, and, with point-in-
+time recovery, ``<id hex>.history``.
+
+Never changing a file is the rule everything here follows:
+
+- a directory whose ``.lock`` is held (a live runtime, in this process or another) is reported with
+  the holder's PID, and not read: its files are changing under the runtime, which holds them with
+  SQLite's exclusive locking;
+- a database without a WAL is opened ``mode=ro&immutable=1`` (no lock, no ``-shm``, no journal); one
+  with a WAL left behind (a runtime killed before it closed) is copied with its WAL into a temporary
+  directory and the copy is opened, since reading a WAL means recovering it, which writes;
+- ``--sql`` runs on that connection with ``PRAGMA query_only``, so even the copy is never written.
+
+A file that is not a readable database is reported as such, and the other objects are still listed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._codec import decode
+from ._history import read_history
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["InspectError", "holder", "inspect_directory", "inspect_object", "run"]
+
+_HEX = frozenset("0123456789abcdef")
+
+
+class InspectError(Exception):
+    """What was asked cannot be shown (no such directory, namespace or object; a held directory)."""
+
+
+def holder(directory: Path) -> str | None:
+    """Who holds ``directory`` (``"pid N on HOST"``), or ``None`` if no live runtime does.
+
+    The lock is probed with a shared ``flock`` that is released at once; the file is opened
+    read-only and never written.
+    """
+    lock = directory / ".lock"
+    if fcntl is None or not lock.exists():
+        return None
+    with open(lock, encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            return handle.read().strip() or "an unknown process"
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return None
+
+
+def _namespace_name(folder: str) -> str:
+    if folder.startswith("ns-"):
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            return bytes.fromhex(folder[3:]).decode()
+    return folder
+
+
+def _namespaces(directory: Path) -> dict[str, Path]:
+    found = {}
+    for entry in sorted(directory.iterdir()):
+        if entry.is_dir() and any(_is_object_file(f) for f in entry.iterdir()):
+            found[_namespace_name(entry.name)] = entry
+    return found
+
+
+def _is_object_file(file: Path) -> bool:
+    stem = file.name[: -len(".sqlite")]
+    return file.name.endswith(".sqlite") and len(stem) == 64 and set(stem) <= _HEX
+
+
+@contextlib.contextmanager
+def _open(file: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to ``file`` that cannot change it (see the module docstring)."""
+    wal = Path(os.fspath(file) + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        with tempfile.TemporaryDirectory(prefix="durable-inspect-") as tmp:
+            copy = Path(tmp) / file.name
+            shutil.copyfile(file, copy)
+            shutil.copyfile(wal, Path(os.fspath(copy) + "-wal"))
+            conn = sqlite3.connect(copy)
+            try:
+                conn.execute("PRAGMA query_only=ON")
+                yield conn
+            finally:
+                conn.close()
+        return
+    conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        yield conn
+    finally:
+        conn.close()
+
+
+def _tables(conn: sqlite3.Connection) -> dict[str, int]:
+    names = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT IN ('_cf_KV', '_cf_METADATA') ORDER BY name"
+        )
+    ]
+    return {name: conn.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"').fetchone()[0] for name in names}
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> Any:
+    if not conn.execute("SELECT count(*) FROM sqlite_master WHERE name = '_cf_METADATA'").fetchone()[0]:
+        return None
+    row = conn.execute("SELECT value FROM _cf_METADATA WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def _has_kv(conn: sqlite3.Connection) -> bool:
+    return bool(conn.execute("SELECT count(*) FROM sqlite_master WHERE name = '_cf_KV'").fetchone()[0])
+
+
+def _alarm(ms: Any) -> dict[str, Any] | None:
+    if ms is None:
+        return None
+    when = _dt.datetime.fromtimestamp(int(ms) / 1000, tz=_dt.timezone.utc)
+    return {"ms": int(ms), "utc": when.isoformat(timespec="milliseconds")}
+
+
+def _summary(file: Path) -> dict[str, Any]:
+    info: dict[str, Any] = {"id": file.name[:64]}
+    wal = Path(os.fspath(file) + "-wal")
+    info["bytes"] = file.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    try:
+        with _open(file) as conn:
+            info["name"] = _meta(conn, "name")
+            info["keys"] = conn.execute("SELECT count(*) FROM _cf_KV").fetchone()[0] if _has_kv(conn) else 0
+            info["tables"] = _tables(conn)
+            info["alarm"] = _alarm(_meta(conn, "alarm"))
+    except sqlite3.DatabaseError as exc:
+        info["error"] = f"cannot read {file.name}: {exc}"
+    history = file.with_suffix(".history")
+    if history.exists():
+        try:
+            info["history"] = read_history(history)
+        except Exception as exc:  # a damaged log is reported like a damaged database
+            info["history"] = {"error": f"cannot read {history.name}: {exc}"}
+    return info
+
+
+def inspect_directory(directory: Path) -> dict[str, Any]:
+    """Every namespace and object under a runtime's ``directory``. Raises ``InspectError``."""
+    _check_directory(directory)
+    return {
+        "directory": str(directory),
+        "namespaces": {
+            name: [_summary(f) for f in sorted(folder.iterdir()) if _is_object_file(f)]
+            for name, folder in _namespaces(directory).items()
+        },
+    }
+
+
+def _check_directory(directory: Path) -> None:
+    if not directory.is_dir():
+        raise InspectError(f"{str(directory)!r} is not a directory")
+    held = holder(directory)
+    if held is not None:
+        raise InspectError(
+            f"{str(directory)!r} is held by a live durable.Runtime ({held}); its files change while it runs, "
+            "so they are not read: close that runtime first, or inspect a copy of the directory"
+        )
+
+
+def _find(directory: Path, namespace: str, name_or_id: str) -> Path:
+    spaces = _namespaces(directory)
+    folder = spaces.get(namespace)
+    if folder is None:
+        known = ", ".join(sorted(spaces)) or "none"
+        raise InspectError(f"no namespace {namespace!r} in {str(directory)!r} (namespaces: {known})")
+    if len(name_or_id) == 64 and set(name_or_id) <= _HEX and (folder / f"{name_or_id}.sqlite").exists():
+        return folder / f"{name_or_id}.sqlite"
+    for file in sorted(folder.iterdir()):
+        if _is_object_file(file):
+            with contextlib.suppress(sqlite3.DatabaseError), _open(file) as conn:
+                if _meta(conn, "name") == name_or_id:
+                    return file
+    raise InspectError(f"no object named or with id {name_or_id!r} in namespace {namespace!r}")
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+            return repr(value)
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return {"bytes": bytes(value).hex()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return {"repr": repr(value)}
+
+
+def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | None = None) -> dict[str, Any]:
+    """One object: its decoded key-value entries, tables, alarm; or the rows of one read-only query."""
+    _check_directory(directory)
+    file = _find(directory, namespace, name_or_id)
+    info = _summary(file)
+    if "error" in info:
+        raise InspectError(info["error"])
+    with _open(file) as conn:
+        if sql is not None:
+            try:
+                cursor = conn.execute(sql)
+                columns = [d[0] for d in cursor.description or ()]
+                rows = [list(row) for row in cursor.fetchall()]
+            except sqlite3.Error as exc:
+                raise InspectError(f"query failed: {exc} (the query runs read-only: PRAGMA query_only)") from exc
+            info["query"] = {"sql": sql, "columns": columns, "rows": rows}
+            return info
+        entries: dict[str, Any] = {}
+        if _has_kv(conn):
+            for key, blob in conn.execute("SELECT key, value FROM _cf_KV ORDER BY key"):
+                try:
+                    entries[key] = decode(blob)
+                except Exception as exc:  # a value this durable cannot decode is shown, not fatal
+                    entries[key] = _Undecodable(f"<undecodable value: {exc}>")
+        info["entries"] = entries
+    return info
+
+
+class _Undecodable(str):
+    def __repr__(self) -> str:
+        return str(self)
+
+
+# -- output -------------------------------------------------------------------------------------
+
+
+def _as_json(info: dict[str, Any]) -> dict[str, Any]:
+    out = dict(info)
+    if "entries" in out:
+        out["entries"] = {k: _jsonable(v) for k, v in out["entries"].items()}
+    if "query" in out:
+        out["query"] = dict(out["query"], rows=[[_jsonable(v) for v in row] for row in out["query"]["rows"]])
+    return out
+
+
+def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
+    if "error" in info:
+        out.write(f"{indent}{info['id']}  ERROR: {info['error']}\n")
+        return
+    tables = ", ".join(f"{name} ({rows} rows)" for name, rows in info["tables"].items()) or "-"
+    alarm = info["alarm"]["utc"] if info["alarm"] else "-"
+    name = repr(info["name"]) if info["name"] is not None else "-"
+    out.write(f"{indent}{info['id']}  name={name}  keys={info['keys']}  tables={tables}  bytes={info['bytes']}  alarm={alarm}")
+    if "history" in info:
+        history = info["history"]
+        out.write(f"  history={history.get('states', '?')} states, {history.get('bytes', '?')} bytes")
+    out.write("\n")
+
+
+def _print(info: dict[str, Any], out: TextIO) -> None:
+    if "namespaces" in info:
+        out.write(f"{info['directory']}\n")
+        if not info["namespaces"]:
+            out.write("  (no objects)\n")
+        for name, objects in info["namespaces"].items():
+            out.write(f"namespace {name!r}: {len(objects)} object{'s' if len(objects) != 1 else ''}\n")
+            for obj in objects:
+                _print_object(obj, out, "  ")
+        return
+    _print_object(info, out)
+    if "query" in info:
+        query = info["query"]
+        out.write(" | ".join(query["columns"]) + "\n")
+        for row in query["rows"]:
+            out.write(" | ".join(repr(v) if isinstance(v, (bytes, str)) else str(v) for v in row) + "\n")
+        out.write(f"({len(query['rows'])} row{'s' if len(query['rows']) != 1 else ''})\n")
+        return
+    out.write(f"{len(info['entries'])} key-value entr{'ies' if len(info['entries']) != 1 else 'y'}\n")
+    for key, value in info["entries"].items():
+        out.write(f"  {key!r}: {value!r}\n")
+
+
+def run(
+    directory: str,
+    namespace: str | None = None,
+    name_or_id: str | None = None,
+    *,
+    sql: str | None = None,
+    as_json: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """The ``durable inspect`` command: print, return the exit code (0, or 1 with a message on stderr)."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    try:
+        if sql is not None and name_or_id is None:
+            raise InspectError("--sql needs an object: durable inspect DIR NAMESPACE NAME_OR_ID --sql QUERY")
+        if namespace is not None and name_or_id is None:
+            info = inspect_directory(Path(directory))
+            if namespace not in info["namespaces"]:
+                known = ", ".join(sorted(info["namespaces"])) or "none"
+                raise InspectError(f"no namespace {namespace!r} in {directory!r} (namespaces: {known})")
+            info["namespaces"] = {namespace: info["namespaces"][namespace]}
+        elif namespace is not None and name_or_id is not None:
+            info = inspect_object(Path(directory), namespace, name_or_id, sql)
+        else:
+            info = inspect_directory(Path(directory))
+    except InspectError as exc:
+        if as_json:
+            held = holder(Path(directory)) if Path(directory).is_dir() else None
+            out.write(json.dumps({"error": str(exc), "held_by": held}) + "\n")
+        err.write(f"durable inspect: {exc}\n")
+        return 1
+    if as_json:
+        out.write(json.dumps(_as_json(info), indent=2, sort_keys=True) + "\n")
+    else:
+        _print(info, out)
+    return 0
