@@ -9,10 +9,11 @@ Layering (a module may import only from the layers below it; nothing imports upw
     5  asgi, __main__/_cli, testing, pytest_plugin   use only the public API (plus testing hooks)
     4  _runtime                                      runtime, env, eviction, the storage directory
     3  _namespace, _stub                             ids and stubs -> hosts
-    2  _host, _alarms                                one object's lifecycle: events, gates, resets
+    2  _host, _alarms, _hibernation                  one object's lifecycle: events, gates, resets, sockets
     1  _state, _storage, _sql                        what an object sees: ctx, storage, SQL
-    0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions
-       (_sqlite knows nothing of objects or the event loop; _http knows nothing of objects)
+    0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions, _websocket
+       (_sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of
+       objects: _hibernation plugs the object layer into sockets through _websocket.ObjectHooks)
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ from ._storage import Transaction as Transaction
 from ._stub import RpcMethod as RpcMethod
 from ._stub import RpcPromise as RpcPromise
 from ._stub import Stub as Stub
+from ._websocket import WebSocket as WebSocket
+from ._websocket import WebSocketClosed as WebSocketClosed
+from ._websocket import WebSocketError as WebSocketError
+from ._websocket import WebSocketPair as WebSocketPair
+from ._websocket import WebSocketRequestResponsePair as WebSocketRequestResponsePair
 from .asgi import asgi_app as asgi_app
 
 from . import testing as testing  # noqa: E402 - after the names it uses; `durable.testing.X` works after `import durable`
@@ -91,6 +97,11 @@ __all__ = [
     "Stub",
     "SyncKV",
     "Transaction",
+    "WebSocket",
+    "WebSocketClosed",
+    "WebSocketError",
+    "WebSocketPair",
+    "WebSocketRequestResponsePair",
     "WorkerEntrypoint",
     "asgi_app",
 ]
