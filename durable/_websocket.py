@@ -49,6 +49,7 @@ __all__ = [
     "WebSocketError",
     "WebSocketPair",
     "WebSocketRequestResponsePair",
+    "remote_close",
     "set_object_hooks",
     "validate_close",
 ]
@@ -789,3 +790,21 @@ class WebSocketRequestResponsePair:
 
     def __repr__(self) -> str:
         return f"WebSocketRequestResponsePair({self._request!r}, {self._response!r})"
+
+
+def remote_close(ws: WebSocket, code: int, reason: str | None, was_clean: bool) -> None:
+    """The network beyond ``ws`` closed: pass it on to the other end (no validation of ``code``).
+
+    ``was_clean=False`` is a connection lost without a Close frame: the other end sees workerd's
+    ``(1006, "WebSocket disconnected without sending Close frame.", False)``. Used by the ASGI
+    bridge and by ``durable.testing``.
+    """
+    if not was_clean:
+        ws._disconnect()
+        return
+    if ws._closed_out or ws._gone:
+        return
+    ws._closed_out = True
+    ws._emit((_CLOSE, code, reason or "", True))
+    if ws._closed_in:
+        ws._finished()
