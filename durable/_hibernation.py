@@ -247,8 +247,8 @@ def _handler_event(
         if timeout_ms:
             host = current_host.get()
             clock = registry.manager.runtime.clock
-            task = asyncio.current_task()
-            timer = clock.call_at(clock.time() + timeout_ms / 1000, lambda: _event_timed_out(host, task))
+            gen = host.gen if host is not None else 0
+            timer = clock.call_at(clock.time() + timeout_ms / 1000, lambda: _event_timed_out(host, gen))
         try:
             result = handler(*call_args)
             if inspect.isawaitable(result):
@@ -264,8 +264,9 @@ def _handler_event(
     return event
 
 
-def _event_timed_out(host: ObjectHost | None, task: asyncio.Task[Any] | None) -> None:
-    if host is None or task is None or task.done():
+def _event_timed_out(host: ObjectHost | None, gen: int) -> None:
+    # The timer is cancelled when the event ends, so firing means it still runs.
+    if host is None or host.gen != gen:
         return
     error = ObjectResetError(_EVENT_TIMEOUT_MESSAGE)
     log.error("durable: a WebSocket event of %r exceeded its timeout; the object is reset", host.id)

@@ -282,6 +282,7 @@ class WebSocket:
         "_out_pending",
         "_owner",
         "_peer",
+        "_used",
         "_receiver",
         "_waiter",
         "extensions",
@@ -294,6 +295,7 @@ class WebSocket:
     _closed_in: bool
     _closed_out: bool
     _gone: bool
+    _used: bool
     _close_info: tuple[int, str, bool] | None
     _backlog: list[tuple[Any, ...]]
     _inbox: deque[tuple[Any, ...]]
@@ -318,6 +320,7 @@ class WebSocket:
         self._closed_in = False
         self._closed_out = False
         self._gone = False
+        self._used = False
         self._close_info = None
         self._backlog = []
         self._inbox = deque()
@@ -372,6 +375,7 @@ class WebSocket:
         if self._mode == _STANDARD:
             return
         self._mode = _STANDARD
+        self._used = True
         owner = _hooks.standard_owner()
         if owner is not None and not self._gone and not (self._closed_in and self._closed_out):
             self._owner = owner
@@ -382,12 +386,15 @@ class WebSocket:
         """Hand this end to an object's socket registry (``ctx.accept_web_socket``)."""
         if self._mode == _STANDARD or self._mode == _HIBERNATABLE:
             raise WebSocketError("Cannot call `acceptWebSocket()` if the WebSocket was already accepted via `accept()`")
-        if self._mode == _RELEASED or (self._peer is not None and self._peer._mode == _RELEASED):
+        if self._mode == _RELEASED or (self._peer is not None and self._peer._used):
+            # The boundary is the pair's use (its other end accepted, used to send or close,
+            # or put in a Response), not the event that made it.
             raise WebSocketError(
                 "Cannot call `acceptWebSocket()` on this WebSocket because its pair has already been "
                 "accepted or used in a Response."
             )
         self._mode = _HIBERNATABLE
+        self._used = True
         self._receiver = receiver
         self._replay_backlog()
 
@@ -412,6 +419,7 @@ class WebSocket:
         other.url, other.protocol = self.url, self.protocol
         other._closed_in, other._closed_out, other._gone = self._closed_in, self._closed_out, self._gone
         self._mode = _RELEASED
+        self._used = other._used = True
         self._peer = None
         return other
 
@@ -437,7 +445,7 @@ class WebSocket:
 
     # -- sending -------------------------------------------------------------------------------
 
-    def send(self, message: str | bytes) -> None:
+    def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a text (``str``) or binary (``bytes``) message to the other end.
 
         Inside a Durable Object the message waits behind the output gate: it leaves once the
@@ -452,6 +460,7 @@ class WebSocket:
                 "You must call one of accept() or state.acceptWebSocket() on this WebSocket before sending messages."
             )
         data = _check_message(message)
+        self._used = True
         if self._closed_out:
             raise TypeError("Can't call WebSocket send() after close().")
         if self._gone:
@@ -469,6 +478,7 @@ class WebSocket:
             durable.WebSocketError: an invalid close code, or a reason over 123 UTF-8 bytes.
         """
         code, reason = validate_close(code, reason)
+        self._used = True
         if self._closed_out or self._gone:
             return
         self._closed_out = True

@@ -279,6 +279,9 @@ async def websocket(
         if client.ready_state != WebSocket.CLOSED:
             with contextlib.suppress(Exception):
                 client.close(1000)
+            # Wait for the other side's reply, so its close handler has started on return.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(_drain(client), 5.0)
         if task is not None:
             with contextlib.suppress(asyncio.TimeoutError, Exception):
                 await asyncio.wait_for(asyncio.shield(task), 1.0)
@@ -286,6 +289,12 @@ async def websocket(
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+
+
+async def _drain(ws: WebSocket) -> None:
+    with contextlib.suppress(WebSocketClosed):
+        while True:
+            await ws.receive()
 
 
 async def _asgi_connect(app: Any, url: str, headers: dict[str, str]) -> tuple[WebSocket, asyncio.Task[None]]:
