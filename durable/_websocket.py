@@ -519,28 +519,32 @@ class WebSocket:
         self._out_pending = None
 
     def _transmit(self, frame: tuple[Any, ...]) -> None:
-        peer = self._peer
-        if peer is None or self._gone:
+        if self._peer is None or self._gone:
             return
+        self._post(frame)
+
+    def _post(self, frame: tuple[Any, ...]) -> None:
+        # The peer is looked up when the frame arrives: an end handed over in a Response in
+        # the meantime has a new handle, which gets it.
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            peer._arrive(frame)
+            self._forward(frame)
         else:
-            loop.call_soon(peer._arrive, frame, context=contextvars.Context())
+            loop.call_soon(self._forward, frame, context=contextvars.Context())
+
+    def _forward(self, frame: tuple[Any, ...]) -> None:
+        peer = self._peer
+        if peer is not None:
+            peer._arrive(frame)
 
     def _disconnect(self, code: int = 1006, reason: str = DISCONNECTED_REASON) -> None:
         """The connection is lost: the other end gets a close (``was_clean`` False) and this end dies."""
         if self._gone:
             return
         self._gone = True
-        peer = self._peer
-        if peer is not None and not peer._gone:
-            frame = (_CLOSE, code, reason, False)
-            try:
-                asyncio.get_running_loop().call_soon(peer._arrive, frame, context=contextvars.Context())
-            except RuntimeError:
-                peer._arrive(frame)
+        if self._peer is not None:
+            self._post((_CLOSE, code, reason, False))
         self._finished()
 
     def _fail(self, error: BaseException) -> None:
@@ -548,12 +552,8 @@ class WebSocket:
         if self._gone:
             return
         self._gone = True
-        peer = self._peer
-        if peer is not None:
-            try:
-                asyncio.get_running_loop().call_soon(peer._arrive, (_ERROR, error), context=contextvars.Context())
-            except RuntimeError:
-                peer._arrive((_ERROR, error))
+        if self._peer is not None:
+            self._post((_ERROR, error))
         self._finished()
 
     def _finished(self) -> None:
