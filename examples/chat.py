@@ -50,7 +50,7 @@ class Worker(durable.WorkerEntrypoint):
         if path == "/":
             return Response(PAGE, headers={"content-type": "text/html;charset=UTF-8"})
         if path in ("/ws", "/history"):
-            stub = self.env.CHAT.get_by_name("chat")
+            stub: durable.Stub[ChatServer] = self.env.CHAT.get_by_name("chat")
             return await stub.fetch(request)
         return Response("Not found", status=404)
 
