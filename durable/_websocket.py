@@ -298,9 +298,9 @@ class WebSocket:
     _used: bool
     _close_info: tuple[int, str, bool] | None
     _backlog: list[tuple[Any, ...]]
-    _inbox: deque[tuple[Any, ...]]
+    _inbox: deque[tuple[Any, ...]] | None  # made on first use: a deque costs ~600 bytes
     _waiter: asyncio.Future[None] | None
-    _listeners: dict[str, list[Callable[[Any], Any]]]
+    _listeners: dict[str, list[Callable[[Any], Any]]] | None
     _attachment: bytes | None
     _out_pending: deque[tuple[tuple[Any, ...], asyncio.Future[None] | None]] | None
     _owner: StandardOwner | None
@@ -323,9 +323,9 @@ class WebSocket:
         self._used = False
         self._close_info = None
         self._backlog = []
-        self._inbox = deque()
+        self._inbox = None
         self._waiter = None
-        self._listeners = {}
+        self._listeners = None
         self._attachment = None
         self._out_pending = None
         self._owner = None
@@ -435,11 +435,13 @@ class WebSocket:
             raise TypeError(f'WebSocket has no "{type}" event; use "message", "close" or "error".')
         if not callable(listener):
             raise TypeError(f"add_event_listener() takes a callable listener, not {listener.__class__.__name__}.")
+        if self._listeners is None:
+            self._listeners = {}
         self._listeners.setdefault(type, []).append(listener)
 
     def remove_event_listener(self, type: str, listener: Callable[[Any], Any]) -> None:
         """Remove a listener added with :meth:`add_event_listener` (nothing if it was not added)."""
-        listeners = self._listeners.get(type, [])
+        listeners = self._listeners.get(type, []) if self._listeners is not None else []
         if listener in listeners:
             listeners.remove(listener)
 
@@ -595,9 +597,10 @@ class WebSocket:
 
     def _deliver_standard(self, frame: tuple[Any, ...]) -> None:
         kind = frame[0]
-        listeners = self._listeners.get(kind)
+        all_listeners = self._listeners or {}
+        listeners = all_listeners.get(kind)
         if not listeners:
-            if kind != _ERROR or not self._listeners.get(_CLOSE):
+            if kind != _ERROR or not all_listeners.get(_CLOSE):
                 self._push(frame)
             return
         if kind == _MESSAGE:
@@ -616,6 +619,8 @@ class WebSocket:
                 _run_listener(listener, event)
 
     def _push(self, frame: tuple[Any, ...]) -> None:
+        if self._inbox is None:
+            self._inbox = deque()
         self._inbox.append(frame)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -633,10 +638,11 @@ class WebSocket:
         if self._mode != _STANDARD:
             raise RuntimeError("call ws.accept() before ws.receive() (receive() reads a socket accepted with accept())")
         while True:
-            if self._inbox:
-                frame = self._inbox[0]
+            inbox = self._inbox
+            if inbox:
+                frame = inbox[0]
                 if frame[0] == _MESSAGE:
-                    self._inbox.popleft()
+                    inbox.popleft()
                     data: str | bytes = frame[1]
                     return data
                 raise self._closed_error()
