@@ -121,15 +121,10 @@ class SocketRegistry:
             return list(self.sockets)
         return [ws for ws, entry in self.sockets.items() if tag in entry.tags]
 
-    def get_tags(self, ws: WebSocket) -> list[str]:
-        if not isinstance(ws, WebSocket):
-            raise TypeError(f"get_tags() takes a durable.WebSocket, not {type(ws).__name__}")
+    def tags(self, ws: WebSocket) -> list[str] | None:
+        """The tags of ``ws``, or None if it is not one of this object's hibernatable sockets."""
         entry = self.sockets.get(ws)
-        if entry is None:
-            if not ws.hibernatable:
-                raise WebSocketError("only hibernatable websockets can have tags.")
-            raise WebSocketError("you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket.")
-        return list(entry.tags)
+        return list(entry.tags) if entry is not None else None
 
     def timestamp(self, ws: WebSocket) -> _dt.datetime | None:
         entry = self.sockets.get(ws)
@@ -431,11 +426,12 @@ class HibernationManager:
 class _Hooks:
     """The object layer as :mod:`durable._websocket` sees it (see ``ObjectHooks``)."""
 
-    def output_barrier(self) -> asyncio.Future[None] | None:
+    def output_barrier(self) -> tuple[asyncio.Future[None] | None, Callable[[], bool] | None]:
         host = current_host.get()
         if host is None:
-            return None
-        return host.before_outgoing()
+            return None, None
+        gen = host.gen
+        return host.before_outgoing(), lambda: host.gen == gen
 
     def standard_owner(self) -> SocketRegistry | None:
         host = current_host.get()

@@ -334,9 +334,13 @@ class ObjectHost:
         if not self.busy:
             self.runtime._host_idle(self)
 
-    def socket_registry(self) -> SocketRegistry:
-        """This object's WebSockets and Hibernation API settings (kept by the runtime)."""
-        return self.runtime.hibernation.registry(self.key)
+    def socket_registry(self, *, create: bool = True) -> SocketRegistry | None:
+        """This object's WebSockets and Hibernation API settings (kept by the runtime).
+
+        With ``create=False``, None when the object has none (reading makes nothing).
+        """
+        manager = self.runtime.hibernation
+        return manager.registry(self.key) if create else manager.registries.get(self.key)
 
     # -- the StorageHost protocol --------------------------------------------------------------
 

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final
 from ._aliases import camel_aliases
 from ._id import DurableObjectId
 from ._storage import Storage
-from ._websocket import WebSocket, WebSocketRequestResponsePair
+from ._websocket import WebSocket, WebSocketError, WebSocketRequestResponsePair
 
 if TYPE_CHECKING:
     import asyncio
     from datetime import datetime
 
+    from ._hibernation import SocketRegistry
     from ._host import ObjectHost
 
 __all__ = ["State"]
@@ -101,18 +102,19 @@ class State:
             TypeError: ``ws`` is not a ``durable.WebSocket`` or a tag is not a ``str``.
         """
         self._host.check_live(self._gen)
-        self._host.socket_registry().accept(ws, tags)
+        self._registry().accept(ws, tags)
 
     def get_web_sockets(self, tag: str | None = None) -> list[WebSocket]:
         """The connected hibernatable sockets of this object, or those with ``tag``."""
-        return self._host.socket_registry().get_web_sockets(tag)
+        registry = self._host.socket_registry(create=False)
+        return registry.get_web_sockets(tag) if registry is not None else []
 
     def get_tags(self, ws: WebSocket) -> list[str]:
         """The tags ``ws`` was accepted with.
 
         Raises ``durable.WebSocketError`` for a socket not accepted with ``accept_web_socket``.
         """
-        return self._host.socket_registry().get_tags(ws)
+        return tags_of(self._host.socket_registry(create=False), ws)
 
     def set_web_socket_auto_response(self, pair: WebSocketRequestResponsePair | None = None) -> None:
         """Answer a text message equal to ``pair.request`` with ``pair.response``, without an event.
@@ -131,16 +133,20 @@ class State:
                     f"not {type(pair).__name__}"
                 )
             pair._check()
-        registry = self._host.socket_registry()
-        registry.auto_response = pair
+        registry = self._host.socket_registry(create=pair is not None)
+        if registry is not None:
+            registry.auto_response = pair
+            registry.manager.maybe_forget(registry)
 
     def get_web_socket_auto_response(self) -> WebSocketRequestResponsePair | None:
         """The auto-response pair set on this object, or ``None``."""
-        return self._host.socket_registry().auto_response
+        registry = self._host.socket_registry(create=False)
+        return registry.auto_response if registry is not None else None
 
     def get_web_socket_auto_response_timestamp(self, ws: WebSocket) -> datetime | None:
         """When the runtime last auto-responded on ``ws`` (UTC), or ``None``; survives hibernation."""
-        return self._host.socket_registry().timestamp(ws)
+        registry = self._host.socket_registry(create=False)
+        return registry.timestamp(ws) if registry is not None else None
 
     def set_hibernatable_web_socket_event_timeout(self, timeout_ms: int | None = None) -> None:
         """Limit each WebSocket handler event to ``timeout_ms`` (0 or None: no limit).
@@ -153,8 +159,29 @@ class State:
                 raise TypeError(f"the event timeout must be a number of ms >= 0, not {timeout_ms!r}")
             if timeout_ms > 604_800_000:
                 raise ValueError("Event timeout should not exceed 604800000 ms.")
-        self._host.socket_registry().event_timeout_ms = int(timeout_ms) if timeout_ms else None
+        registry = self._host.socket_registry(create=bool(timeout_ms))
+        if registry is not None:
+            registry.event_timeout_ms = int(timeout_ms) if timeout_ms else None
+            registry.manager.maybe_forget(registry)
+
+    def _registry(self) -> SocketRegistry:
+        registry = self._host.socket_registry()
+        assert registry is not None
+        return registry
 
     def get_hibernatable_web_socket_event_timeout(self) -> int | None:
         """The event timeout in ms, or ``None`` when unset."""
-        return self._host.socket_registry().event_timeout_ms
+        registry = self._host.socket_registry(create=False)
+        return registry.event_timeout_ms if registry is not None else None
+
+
+def tags_of(registry: SocketRegistry | None, ws: WebSocket) -> list[str]:
+    """``ctx.get_tags(ws)``: the tags, or workerd's error for a socket that has none."""
+    if not isinstance(ws, WebSocket):
+        raise TypeError(f"get_tags() takes a durable.WebSocket, not {type(ws).__name__}")
+    tags = registry.tags(ws) if registry is not None else None
+    if tags is None:
+        if not ws.hibernatable:
+            raise WebSocketError("only hibernatable websockets can have tags.")
+        raise WebSocketError("you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket.")
+    return tags

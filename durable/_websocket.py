@@ -156,8 +156,9 @@ class ObjectHooks(Protocol):
     none registered (or outside any object) sockets behave as plain in-process sockets.
     """
 
-    def output_barrier(self) -> asyncio.Future[None] | None:
-        """What a frame sent now must wait for (the commit of earlier writes), or None."""
+    def output_barrier(self) -> tuple[asyncio.Future[None] | None, Callable[[], bool] | None]:
+        """What a frame sent now must wait for (the commit of earlier writes, or None), and a
+        check that the sender is still alive when the frame leaves (None outside any object)."""
 
     def standard_owner(self) -> StandardOwner | None:
         """The object code runs in now, for a socket accepted with ``accept()``; None outside."""
@@ -183,8 +184,8 @@ class Receiver(Protocol):
 
 
 class _NoHooks:
-    def output_barrier(self) -> asyncio.Future[None] | None:
-        return None
+    def output_barrier(self) -> tuple[asyncio.Future[None] | None, Callable[[], bool] | None]:
+        return None, None
 
     def standard_owner(self) -> StandardOwner | None:
         return None
@@ -302,7 +303,7 @@ class WebSocket:
     _waiter: asyncio.Future[None] | None
     _listeners: dict[str, list[Callable[[Any], Any]]] | None
     _attachment: bytes | None
-    _out_pending: deque[tuple[tuple[Any, ...], asyncio.Future[None] | None]] | None
+    _out_pending: deque[tuple[tuple[Any, ...], asyncio.Future[None] | None, Callable[[], bool] | None]] | None
     _owner: StandardOwner | None
     _receiver: Receiver | None
     url: str | None
@@ -494,21 +495,22 @@ class WebSocket:
         Each frame waits for the commit of the writes made before it (its barrier) and for the
         frames sent before it; a frame whose commit failed is dropped (workerd's output gate).
         """
-        barrier = _hooks.output_barrier()
+        barrier, alive = _hooks.output_barrier()
         pending = self._out_pending
         if pending is not None:
-            pending.append((frame, barrier))
+            pending.append((frame, barrier, alive))
             return
         if barrier is None:
-            self._transmit(frame)
+            if self._peer is not None and not self._gone:
+                self._post(frame, alive)
             return
-        self._out_pending = deque([(frame, barrier)])
+        self._out_pending = deque([(frame, barrier, alive)])
         barrier.add_done_callback(self._drain)
 
     def _drain(self, _: object = None) -> None:
         pending = self._out_pending
         while pending:
-            frame, barrier = pending[0]
+            frame, barrier, alive = pending[0]
             if barrier is not None:
                 if not barrier.done():
                     barrier.add_done_callback(self._drain)
@@ -517,7 +519,8 @@ class WebSocket:
                     pending.popleft()
                     continue  # its commit failed: it never leaves
             pending.popleft()
-            self._transmit(frame)
+            if self._peer is not None and not self._gone:
+                self._post(frame, alive)
         self._out_pending = None
 
     def _transmit(self, frame: tuple[Any, ...]) -> None:
@@ -525,17 +528,21 @@ class WebSocket:
             return
         self._post(frame)
 
-    def _post(self, frame: tuple[Any, ...]) -> None:
+    def _post(self, frame: tuple[Any, ...], alive: Callable[[], bool] | None = None) -> None:
         # The peer is looked up when the frame arrives: an end handed over in a Response in
         # the meantime has a new handle, which gets it.
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._forward(frame)
+            self._forward(frame, alive)
         else:
-            loop.call_soon(self._forward, frame, context=contextvars.Context())
+            loop.call_soon(self._forward, frame, alive, context=contextvars.Context())
 
-    def _forward(self, frame: tuple[Any, ...]) -> None:
+    def _forward(self, frame: tuple[Any, ...], alive: Callable[[], bool] | None) -> None:
+        if alive is not None and not alive():
+            # The object that sent it was reset before it left (a constructor that sends and
+            # then throws, abort() right after send()): workerd drops it with the broken actor.
+            return
         peer = self._peer
         if peer is not None:
             peer._arrive(frame)

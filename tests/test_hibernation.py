@@ -96,6 +96,22 @@ class Short(durable.DurableObject):
         self.env.log.append(("close", code))
 
 
+class Fragile(durable.DurableObject):
+    """Its constructor, on a wake with env.explode set, sends on every socket and then raises."""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        if env.log and env.log[-1] == "explode":
+            for ws in ctx.get_web_sockets():
+                ws.send("from the constructor")
+            raise RuntimeError("constructor failed")
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+
 @pytest.fixture
 def clock() -> MockClock:
     return MockClock(start=T0)
@@ -192,12 +208,21 @@ class TestAccept:
     async def test_get_tags_errors(self, rt: durable.Runtime) -> None:
         """get_tags on a socket not accepted with accept_web_socket raises workerd's messages."""
 
+        stash: list[durable.WebSocket] = []
+
         def check(obj: Any, ctx: durable.State) -> None:
             _, fresh = durable.WebSocketPair()
             with pytest.raises(durable.WebSocketError, match="^only hibernatable websockets can have tags.$"):
                 ctx.get_tags(fresh)
+            ctx.accept_web_socket(fresh)
+            stash.append(fresh)
+
+        def elsewhere(obj: Any, ctx: durable.State) -> None:
+            with pytest.raises(durable.WebSocketError, match="^you must call 'acceptWebSocket\\(\\)' before attempting to access the tags of a WebSocket.$"):
+                ctx.get_tags(stash[0])
 
         await run_in_object(room(rt), check)
+        await run_in_object(room(rt, "other"), elsewhere)
 
     async def test_send_behind_hibernation_accept(self, rt: durable.Runtime) -> None:
         """A hibernatable socket can send from the object right after being accepted."""
@@ -425,6 +450,24 @@ class TestHibernation:
                 await ws.receive()
             assert info.value.code == 1006
 
+    async def test_constructor_throws_after_send(self, rt: durable.Runtime, caplog: pytest.LogCaptureFixture) -> None:
+        """A constructor re-run on wake that sends and then throws: the connection ends, nothing is delivered (workerd server-test)."""
+        stub = rt.namespace(Fragile).get_by_name("f")
+        async with websocket(stub, "http://f/") as ws:
+            await hibernate(stub)
+            rt.env.log.append("explode")
+            with caplog.at_level(logging.CRITICAL, logger="durable"):
+                ws.send("wake up")
+                with pytest.raises(durable.WebSocketClosed) as info:
+                    await ws.receive()
+            assert info.value.code == 1006
+
+    async def test_reading_creates_nothing(self, rt: durable.Runtime) -> None:
+        """get_web_sockets() on an object that never accepted one returns [] and keeps no registry."""
+        stub = room(rt)
+        assert await run_in_object(stub, lambda obj, ctx: ctx.get_web_sockets()) == []
+        assert rt.hibernation.registries == {}
+
     async def test_hibernate_now(self, rt: durable.Runtime) -> None:
         """testing.hibernate drops the instance; tags, sockets and attachments stay."""
         stub = room(rt)
@@ -469,6 +512,8 @@ class TestHibernation:
                 await hibernate(stub)
             await clock.advance(200)
             assert rt.env.built == [1]
+            ws.send("n")  # still echoes after the wait (workerd server-test "Durable Objects websocket")
+            assert await ws.receive() == "std:n"
             await durable.testing.evict(stub)
             with pytest.raises(durable.WebSocketClosed) as info:
                 await ws.receive()
