@@ -78,7 +78,7 @@ class _Entry:
 class SocketRegistry:
     """One object's sockets and Hibernation API settings (see the module docstring)."""
 
-    __slots__ = ("auto_response", "event_timeout_ms", "key", "manager", "sockets", "standard", "timer")
+    __slots__ = ("auto_response", "event_timeout_ms", "idle_since", "key", "manager", "sockets", "standard", "timer")
 
     def __init__(self, manager: HibernationManager, key: Key) -> None:
         self.manager = manager
@@ -88,6 +88,7 @@ class SocketRegistry:
         self.auto_response: WebSocketRequestResponsePair | None = None
         self.event_timeout_ms: int | None = None
         self.timer: TimerHandle | None = None
+        self.idle_since = 0.0
 
     # -- the Hibernation API (called through ctx) ----------------------------------------------
 
@@ -325,13 +326,22 @@ class HibernationManager:
         registry = self.registries.get(host.key)
         if registry is None or not registry.sockets or self.hibernate_after is None:
             return
-        if registry.timer is not None:
-            registry.timer.cancel()
         clock = self.runtime.clock
-        registry.timer = clock.call_at(clock.time() + self.hibernate_after, lambda: self._due(registry))
+        registry.idle_since = clock.time()
+        if registry.timer is None:
+            # One timer per object, not one per event: when it fires early (the object was
+            # busy since), it is set again for the time the object last became idle plus the delay.
+            registry.timer = clock.call_at(registry.idle_since + self.hibernate_after, lambda: self._due(registry))
 
     def _due(self, registry: SocketRegistry) -> None:
         registry.timer = None
+        if self.hibernate_after is None:
+            return
+        clock = self.runtime.clock
+        due = registry.idle_since + self.hibernate_after
+        if clock.time() < due:
+            registry.timer = clock.call_at(due, lambda: self._due(registry))
+            return
         host = self.live_host(registry.key)
         if host is None or not host.has_instance or self.registries.get(registry.key) is not registry:
             return
