@@ -148,21 +148,29 @@ class SocketRegistry:
                 return
             self._dispatch("web_socket_message", "webSocketMessage", (ws, data))
             return
-        self.sockets.pop(ws, None)
+        # The socket is released once its close (or error) event has run: during the handler
+        # it is still listed by get_web_sockets(), as in workerd.
         if kind == "close":
-            self._dispatch("web_socket_close", "webSocketClose", (ws, frame[1], frame[2], frame[3]))
+            self._dispatch("web_socket_close", "webSocketClose", (ws, frame[1], frame[2], frame[3]), ws)
         else:
-            self._dispatch("web_socket_error", "webSocketError", (ws, frame[1]))
-        self.manager.maybe_forget(self)
+            self._dispatch("web_socket_error", "webSocketError", (ws, frame[1]), ws)
 
-    def _dispatch(self, name: str, camel: str, args: tuple[Any, ...]) -> None:
+    def _dispatch(self, name: str, camel: str, args: tuple[Any, ...], release: WebSocket | None = None) -> None:
         manager = self.manager
         try:
             host = manager.runtime.host_for_key(self.key)
             fut = host.invoke("run", _handler_event(self, name, camel, args), (), {})
         except RuntimeClosedError:
+            if release is not None:
+                self._release(release)
             return
         fut.add_done_callback(_retrieve)
+        if release is not None:
+            fut.add_done_callback(lambda _: self._release(release))
+
+    def _release(self, ws: WebSocket) -> None:
+        if self.sockets.pop(ws, None) is not None:
+            self.manager.maybe_forget(self)
 
     # -- sockets accepted with accept() inside the object (the StandardOwner protocol) ---------
 

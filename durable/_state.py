@@ -181,7 +181,7 @@ def tags_of(registry: SocketRegistry | None, ws: WebSocket) -> list[str]:
         raise TypeError(f"get_tags() takes a durable.WebSocket, not {type(ws).__name__}")
     tags = registry.tags(ws) if registry is not None else None
     if tags is None:
-        if not ws.hibernatable:
+        if ws.standard:
             raise WebSocketError("only hibernatable websockets can have tags.")
         raise WebSocketError("you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket.")
     return tags

@@ -356,6 +356,11 @@ class WebSocket:
         """Whether this end was accepted with ``ctx.accept_web_socket()``."""
         return self._mode == _HIBERNATABLE
 
+    @property
+    def standard(self) -> bool:
+        """Whether this end was accepted with ``accept()`` (the standard, non-hibernatable path)."""
+        return self._mode == _STANDARD
+
     # -- accepting -----------------------------------------------------------------------------
 
     def accept(self, allow_half_open: bool = False) -> None:
@@ -420,7 +425,8 @@ class WebSocket:
         other.url, other.protocol = self.url, self.protocol
         other._closed_in, other._closed_out, other._gone = self._closed_in, self._closed_out, self._gone
         self._mode = _RELEASED
-        self._used = other._used = True
+        # Handing an end over does not count as using the pair: workerd lets the object accept
+        # the server end after building the Response (measured with workerd 2026-07-30).
         self._peer = None
         return other
 

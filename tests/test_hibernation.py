@@ -141,7 +141,7 @@ class TestAccept:
             assert await ws.receive() == "echo:hi"
             ws.send(b"\x01\x02")
             assert await ws.receive() == b"\x02\x01"
-        assert rt.env.log == ["hi", b"\x01\x02", ("close", 1000, "", True, durable.WebSocket.CLOSED, 0)]
+        assert rt.env.log == ["hi", b"\x01\x02", ("close", 1000, "", True, durable.WebSocket.CLOSED, 1)]
 
     async def test_socket_limit(self, rt: durable.Runtime) -> None:
         """32,768 sockets are accepted on one object; the next raises workerd's message."""
@@ -197,9 +197,12 @@ class TestAccept:
             with pytest.raises(durable.WebSocketError, match="already accepted via `accept"):
                 ctx.accept_web_socket(standard)
             client2, server2 = durable.WebSocketPair()
-            durable.Response(None, status=101, web_socket=client2)
+            client2.accept()
             with pytest.raises(durable.WebSocketError, match="^Cannot call `acceptWebSocket\\(\\)` on this WebSocket because its pair has already been accepted or used in a Response.$"):
                 ctx.accept_web_socket(server2)
+            client3, server3 = durable.WebSocketPair()
+            durable.Response(None, status=101, web_socket=client3)
+            ctx.accept_web_socket(server3)  # the client end handed over first: allowed, as in workerd
             with pytest.raises(TypeError, match="durable.WebSocket"):
                 ctx.accept_web_socket("nope")  # type: ignore[arg-type]
 
@@ -211,8 +214,12 @@ class TestAccept:
         stash: list[durable.WebSocket] = []
 
         def check(obj: Any, ctx: durable.State) -> None:
-            _, fresh = durable.WebSocketPair()
+            _, standard = durable.WebSocketPair()
+            standard.accept()
             with pytest.raises(durable.WebSocketError, match="^only hibernatable websockets can have tags.$"):
+                ctx.get_tags(standard)
+            _, fresh = durable.WebSocketPair()
+            with pytest.raises(durable.WebSocketError, match="^you must call 'acceptWebSocket"):
                 ctx.get_tags(fresh)
             ctx.accept_web_socket(fresh)
             stash.append(fresh)
@@ -304,21 +311,22 @@ class TestEvents:
 
 class TestClose:
     async def test_client_close(self, rt: durable.Runtime) -> None:
-        """A client close reaches web_socket_close already CLOSED; the socket leaves get_web_sockets."""
+        """A client close reaches web_socket_close already CLOSED, still listed; then it leaves get_web_sockets."""
         async with websocket(room(rt), "http://room/") as ws:
             ws.close(4001, "leaving")
             with pytest.raises(durable.WebSocketClosed) as info:
                 await ws.receive()
             assert (info.value.code, info.value.reason) == (4001, "leaving")
         await settle()
-        assert rt.env.log == [("close", 4001, "leaving", True, durable.WebSocket.CLOSED, 0)]
+        assert rt.env.log == [("close", 4001, "leaving", True, durable.WebSocket.CLOSED, 1)]
+        assert await run_in_object(room(rt), lambda obj, ctx: ctx.get_web_sockets()) == []
 
     async def test_lost_connection(self, rt: durable.Runtime) -> None:
         """A client that drops its connection produces workerd's 1006 close in the object."""
         async with websocket(room(rt), "http://room/") as ws:
             durable.testing.disconnect(ws)
             await settle()
-        assert rt.env.log == [("close", 1006, "WebSocket disconnected without sending Close frame.", False, durable.WebSocket.CLOSED, 0)]
+        assert rt.env.log == [("close", 1006, "WebSocket disconnected without sending Close frame.", False, durable.WebSocket.CLOSED, 1)]
 
     async def test_error_event(self, rt: durable.Runtime) -> None:
         """A connection failure other than a close reaches web_socket_error and releases the socket."""
