@@ -112,6 +112,19 @@ class Fragile(durable.DurableObject):
         return durable.Response(None, status=101, web_socket=client)
 
 
+class PythonWorkersShape(durable.DurableObject):
+    """workerd's tests/python/durable-object-websocket/worker.py, spelled for durable."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        web_socket_pair = durable.WebSocketPair.new()
+        client, server = web_socket_pair
+        self.ctx.acceptWebSocket(server)  # type: ignore[attr-defined]
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def webSocketMessage(self, ws: durable.WebSocket, message: str | bytes) -> None:  # noqa: N802
+        ws.send("hello")
+
+
 @pytest.fixture
 def clock() -> MockClock:
     return MockClock(start=T0)
@@ -302,6 +315,12 @@ class TestEvents:
             assert await ws.receive() == "got one"
         await settle()
         assert rt.env.log == [("close", 1000)]
+
+    async def test_python_workers_shape(self, rt: durable.Runtime) -> None:
+        """The Python Workers spelling (WebSocketPair.new(), acceptWebSocket, webSocketMessage) works."""
+        async with websocket(rt.namespace(PythonWorkersShape).get_by_name("p"), "http://p/") as ws:
+            ws.send("hi")
+            assert await ws.receive() == "hello"
 
     async def test_handlers_not_rpc(self, rt: durable.Runtime) -> None:
         """Handlers stay unreachable over RPC."""
