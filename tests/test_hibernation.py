@@ -505,6 +505,18 @@ class TestHibernation:
             ws.send("ok")
             assert await ws.receive() == "echo:ok"
 
+    async def test_persisted_object_wakes_with_its_storage(self, clock: MockClock, tmp_path: Any) -> None:
+        """A persisted object hibernates (its database closed) and wakes with its storage on the next message."""
+        async with durable.Runtime(tmp_path, clock=clock, vars={"built": [], "log": []}) as rt:
+            stub = room(rt)
+            async with websocket(stub, "http://room/") as ws:
+                ws.send("count")
+                assert await ws.receive() == "1"
+                await clock.advance(10)
+                ws.send("count")
+                assert await ws.receive() == "2"
+                assert rt.env.built == [1, 1]
+
     async def test_not_before_the_delay(self, rt: durable.Runtime, clock: MockClock) -> None:
         """Nothing hibernates before hibernate_after seconds idle."""
         async with websocket(room(rt), "http://room/") as ws:

@@ -143,6 +143,21 @@ class TestInProcess:
             assert info.value.body == b"not a socket"  # type: ignore[attr-defined]
 
 
+    async def test_worker_raising_on_upgrade(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A Worker that raises on an upgrade refuses it with 500 (and the error is logged)."""
+
+        class Broken(durable.WorkerEntrypoint):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                raise ValueError("no sockets today")
+
+        async with durable.Runtime() as rt:
+            with pytest.raises(durable.WebSocketError) as info:
+                async with websocket(durable.asgi_app(Broken, rt), "http://x/"):
+                    pass
+        assert info.value.status == 500  # type: ignore[attr-defined]
+        assert "no sockets today" in caplog.text
+
+
 # ---------------------------------------------------------------------------------------------
 # A real server
 
