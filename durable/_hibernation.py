@@ -199,10 +199,8 @@ class SocketRegistry:
     # -- hibernation -----------------------------------------------------------------------------
 
     def disconnect_all(self, *, standard_only: bool = False) -> None:
-        standard, self.standard = self.standard, set()
-        for ws in standard:
-            ws._owner = None
-            ws._disconnect()
+        for ws in list(self.standard):
+            ws._disconnect()  # releases it (and its pin on the host) through release()
         if not standard_only:
             sockets, self.sockets = self.sockets, {}
             for ws in sockets:

@@ -646,7 +646,8 @@ class WebSocket:
 
         Raises:
             durable.WebSocketClosed: the other side closed (``code``, ``reason``, ``was_clean``).
-            RuntimeError: the end is not accepted with ``accept()``.
+            RuntimeError: the end is not accepted with ``accept()``, or another task is already
+                waiting in ``receive()`` on it.
         """
         if self._mode != _STANDARD:
             raise RuntimeError("call ws.accept() before ws.receive() (receive() reads a socket accepted with accept())")
@@ -661,8 +662,8 @@ class WebSocket:
                 raise self._closed_error()
             if self._gone or self._closed_in:
                 raise self._closed_error()
-            if self._closed_out and self._peer is None:
-                raise self._closed_error()
+            if self._waiter is not None:
+                raise RuntimeError("another task is already waiting in receive() on this WebSocket")
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter

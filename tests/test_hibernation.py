@@ -558,6 +558,21 @@ class TestHibernation:
                 await ws.receive()
             assert info.value.code == 1006
 
+    async def test_reset_releases_standard_sockets(self, rt: durable.Runtime, clock: MockClock) -> None:
+        """A reset disconnects accept() sockets and they stop pinning the object (idle eviction applies again)."""
+        stub = room(rt)
+        async with websocket(stub, "http://room/?standard") as ws:
+            assert hibernation_blockers(stub) == ["standard websocket"]
+            with pytest.raises(durable.ObjectResetError):
+                await run_in_object(stub, lambda obj, ctx: ctx.abort("reset"))
+            with pytest.raises(durable.WebSocketClosed) as info:
+                await ws.receive()
+            assert info.value.code == 1006
+            assert hibernation_blockers(stub) == []
+        await room(rt).fetch("http://room/")  # (the stub that saw the reset is broken)
+        await clock.advance(71)
+        assert rt.live_host(("Room", str(stub.id))) is None
+
     async def test_task_blocks(self, rt: durable.Runtime, clock: MockClock) -> None:
         """A pending task the object created blocks hibernation; once cancelled it hibernates."""
         stub = room(rt)

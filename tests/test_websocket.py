@@ -85,6 +85,15 @@ class TestPair:
         assert (info.value.code, info.value.reason, info.value.was_clean) == (3001, "bye", True)
         assert isinstance(info.value, durable.DurableError)
 
+    async def test_one_receiver_at_a_time(self) -> None:
+        """A second concurrent receive() raises instead of waiting forever."""
+        client, _ = accepted_pair()
+        first = asyncio.ensure_future(client.receive())
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="already waiting"):
+            await client.receive()
+        first.cancel()
+
     async def test_close_without_code_is_1005(self) -> None:
         """close() without a code arrives as 1005 with an empty reason."""
         client, server = accepted_pair()
