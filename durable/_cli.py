@@ -369,7 +369,6 @@ async def _serve(
             # (workerd refuses permessage-deflate unless `web_socket_compression` is set).
             ws_max_size=32 << 20,
             ws_per_message_deflate=False,
-            ws=_ws_protocol(),
         )
         server = uvicorn.Server(config)
         stopper.server = server
@@ -378,25 +377,6 @@ async def _serve(
         _say(f"durable: serving {display} on {_url(sock)} (storage: {persist or 'in memory'})")
         await server.serve(sockets=[sock])
     _say("durable: stopped; storage closed")
-
-
-def _ws_protocol() -> str:
-    """uvicorn's WebSocket implementation: the one on the `websockets` library's asyncio API.
-
-    It reports a connection lost without a Close frame as 1006 (uvicorn's sans-I/O and wsproto
-    implementations report 1005, the code of a Close frame without a code), which durable turns
-    into workerd's ``(1006, "WebSocket disconnected without sending Close frame.", False)``.
-    Where that module is gone from `websockets`, uvicorn picks its own.
-    """
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            import websockets.legacy.server  # noqa: F401
-        except ImportError:  # pragma: no cover - a future websockets without the legacy API
-            return "auto"
-    return "websockets"
 
 
 def _url(sock: socket.socket) -> str:

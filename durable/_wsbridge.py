@@ -5,7 +5,7 @@
 and joins it to ``client``: messages from the network are sent on ``client`` (so the object's
 end receives them), and what the object sends comes out of ``client`` and goes to the network.
 
-- ``websocket.disconnect`` with code 1006 (the connection dropped without a Close frame) becomes
+- ``websocket.disconnect`` for a connection dropped without a Close frame (see ``bridge``) becomes
   workerd's ``(1006, "WebSocket disconnected without sending Close frame.", False)`` in the
   object; any other code (1005 for a Close without a code, 1012 when the server shuts down, the
   client's own code) arrives as a clean close with that code and reason.
@@ -84,7 +84,11 @@ async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send
             elif kind == "websocket.disconnect":
                 code = int(event.get("code", 1005))
                 reason = str(event.get("reason") or "")
-                if code == 1006:
+                # ASGI has no separate signal for a connection that ended without a Close
+                # frame. uvicorn reports it as 1006 (its legacy `websockets` implementation) or
+                # as 1005 with no "reason" key (its sans-I/O and wsproto implementations), while
+                # the disconnect made from a received Close frame always carries its reason.
+                if code == 1006 or (code == 1005 and "reason" not in event):
                     remote_close(ws, 1006, None, False)
                 else:
                     remote_close(ws, code, reason, True)

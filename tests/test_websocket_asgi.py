@@ -143,6 +143,41 @@ class TestInProcess:
             assert info.value.body == b"not a socket"  # type: ignore[attr-defined]
 
 
+    @pytest.mark.parametrize(
+        ("disconnect", "expected"),
+        [
+            ({"code": 1006}, [1006, "WebSocket disconnected without sending Close frame.", False]),
+            ({"code": 1005}, [1006, "WebSocket disconnected without sending Close frame.", False]),
+            ({"code": 1005, "reason": ""}, [1005, "", True]),
+            ({"code": 4000, "reason": "done"}, [4000, "done", True]),
+            ({"code": 1012}, [1012, "", True]),
+        ],
+    )
+    async def test_disconnect_codes(self, disconnect: dict[str, Any], expected: list[Any]) -> None:
+        """ASGI disconnects map to the object's close: a drop (1006, or 1005 without a reason key) is workerd's 1006."""
+        namespace: dict[str, Any] = {}
+        exec(compile(ECHO_APP, "echo_app", "exec"), namespace)
+        async with durable.Runtime() as rt:
+            rt.namespace(namespace["Echo"], name="ECHO")
+            app = durable.asgi_app(namespace["Worker"], rt)
+            inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            sent: list[dict[str, Any]] = []
+            for message in ({"type": "websocket.connect"}, {"type": "websocket.receive", "text": "hi"}):
+                inbox.put_nowait(message)
+
+            async def send(message: Any) -> None:
+                sent.append(dict(message))
+                if message["type"] == "websocket.send":
+                    inbox.put_nowait({"type": "websocket.disconnect", **disconnect})
+
+            scope = {"type": "websocket", "scheme": "ws", "path": "/", "headers": [(b"host", b"echo"), (b"upgrade", b"websocket")]}
+            await asyncio.wait_for(app(scope, inbox.get, send), 5)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            log = await (await rt.env.ECHO.get_by_name("e").fetch("http://echo/log")).json()
+        assert [m["type"] for m in sent[:2]] == ["websocket.accept", "websocket.send"]
+        assert log == [expected]
+
     async def test_worker_raising_on_upgrade(self, caplog: pytest.LogCaptureFixture) -> None:
         """A Worker that raises on an upgrade refuses it with 500 (and the error is logged)."""
 
