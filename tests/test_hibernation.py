@@ -517,6 +517,27 @@ class TestHibernation:
                 assert await ws.receive() == "2"
                 assert rt.env.built == [1, 1]
 
+    async def test_sockets_survive_idle_eviction(self, clock: MockClock) -> None:
+        """Idle eviction (idle_timeout) keeps hibernatable sockets; the next message reaches a fresh instance."""
+        async with durable.Runtime(clock=clock, idle_timeout=20, hibernate_after=None, vars={"built": [], "log": []}) as rt:
+            stub = room(rt)
+            async with websocket(stub, "http://room/?t") as ws:
+                await clock.advance(21)
+                assert rt.live_host(("Room", str(stub.id))) is None  # the runtime forgot the object
+                ws.send("attachment")
+                assert await ws.receive() == "{'tags': ['t']}"
+                assert rt.env.built == [1, 1]
+
+    async def test_auto_response_interleaved_with_sends(self, rt: durable.Runtime) -> None:
+        """Auto-responses and the object's own sends reach the client in the order they were made."""
+        stub = room(rt)
+        await run_in_object(stub, lambda obj, ctx: ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("ping", "pong")))
+        async with websocket(stub, "http://room/") as ws:
+            for i in range(3):
+                ws.send(f"m{i}")
+                ws.send("ping")
+            assert [await ws.receive() for _ in range(6)] == ["echo:m0", "pong", "echo:m1", "pong", "echo:m2", "pong"]
+
     async def test_not_before_the_delay(self, rt: durable.Runtime, clock: MockClock) -> None:
         """Nothing hibernates before hibernate_after seconds idle."""
         async with websocket(room(rt), "http://room/") as ws:
