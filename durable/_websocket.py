@@ -405,9 +405,21 @@ class WebSocket:
         self._replay_backlog()
 
     def _replay_backlog(self) -> None:
+        """Deliver what arrived before acceptance, on the next loop turn (as workerd dispatches
+        events asynchronously), so listeners added right after ``accept()`` get it too."""
+        if not self._backlog:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush_backlog()
+        else:
+            loop.call_soon(self._flush_backlog, context=contextvars.Context())
+
+    def _flush_backlog(self) -> None:
         backlog, self._backlog = self._backlog, []
         for frame in backlog:
-            self._arrive(frame)
+            self._dispatch(frame)
 
     def _release(self) -> WebSocket:
         """Hand this end over in a Response: a fresh handle takes over, this one is dead."""
@@ -597,16 +609,20 @@ class WebSocket:
             self._closed_in = True
             self._gone = True
             self._close_info = (1006, DISCONNECTED_REASON, False)
+        if self._mode == _NEW or self._backlog:
+            self._backlog.append(frame)  # not accepted yet, or a replay is pending: keep the order
+        else:
+            self._dispatch(frame)
+        if kind != _MESSAGE:
+            self._finished()
+
+    def _dispatch(self, frame: tuple[Any, ...]) -> None:
         mode = self._mode
-        if mode == _NEW:
-            self._backlog.append(frame)
-        elif mode == _HIBERNATABLE:
+        if mode == _HIBERNATABLE:
             assert self._receiver is not None
             self._receiver.frame(self, frame)
         elif mode == _STANDARD:
             self._deliver_standard(frame)
-        if kind != _MESSAGE:
-            self._finished()
 
     def _deliver_standard(self, frame: tuple[Any, ...]) -> None:
         kind = frame[0]
@@ -660,7 +676,7 @@ class WebSocket:
                     data: str | bytes = frame[1]
                     return data
                 raise self._closed_error()
-            if self._gone or self._closed_in:
+            if (self._gone or self._closed_in) and not self._backlog:
                 raise self._closed_error()
             if self._waiter is not None:
                 raise RuntimeError("another task is already waiting in receive() on this WebSocket")

@@ -56,6 +56,32 @@ class TestPair:
         server.accept()
         assert await server.receive() == "early"
 
+    async def test_backlog_reaches_listeners_added_after_accept(self) -> None:
+        """Messages and a close sent before accept() reach listeners added right after it, in order."""
+        client, server = durable.WebSocketPair()
+        client.accept()
+        client.send("one")
+        client.send("two")
+        client.close(1000, "done")
+        await asyncio.sleep(0)
+        seen: list[Any] = []
+        server.accept()
+        server.add_event_listener("message", lambda e: seen.append(e.data))
+        server.add_event_listener("close", lambda e: seen.append((e.code, e.reason)))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert seen == ["one", "two", (1000, "done")]
+
+    async def test_backlog_before_closed_for_receive(self) -> None:
+        """receive() returns what arrived before acceptance before it reports the close."""
+        client, server = durable.WebSocketPair()
+        server.accept()
+        server.send("a")
+        server.close(1000)
+        await asyncio.sleep(0)
+        client.accept()
+        assert [m async for m in client] == ["a"]
+
     async def test_listeners(self) -> None:
         """Listeners get message and close events with data, code, reason and was_clean."""
         client, server = accepted_pair()
