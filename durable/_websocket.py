@@ -393,8 +393,9 @@ class WebSocket:
         if self._mode == _STANDARD or self._mode == _HIBERNATABLE:
             raise WebSocketError("Cannot call `acceptWebSocket()` if the WebSocket was already accepted via `accept()`")
         if self._mode == _RELEASED or (self._peer is not None and self._peer._used):
-            # The boundary is the pair's use (its other end accepted, used to send or close,
-            # or put in a Response), not the event that made it.
+            # The boundary is the pair's use (its other end accepted, or used to send or to
+            # close), not the event that made it; handing the other end over in a Response
+            # first is allowed (both measured with workerd 2026-07-30).
             raise WebSocketError(
                 "Cannot call `acceptWebSocket()` on this WebSocket because its pair has already been "
                 "accepted or used in a Response."

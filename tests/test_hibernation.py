@@ -663,3 +663,15 @@ class contextlib_stack:
     async def __aexit__(self, *exc: Any) -> None:
         for manager in reversed(self.managers):
             await manager.__aexit__(None, None, None)
+
+
+class TestPytestPlugin:
+    async def test_fixtures(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
+        """The plugin's isolated runtime and mock clock drive WebSockets and hibernation."""
+        stub = durable_runtime.namespace(Bare).get_by_name("b")
+        async with websocket(stub, "http://bare/") as ws:
+            await mock_clock.advance(10)
+            assert hibernation_blockers(stub) == []
+            ws.send("still connected")
+            await settle()
+            assert await run_in_object(stub, lambda obj, ctx: len(ctx.get_web_sockets())) == 1
