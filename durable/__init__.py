@@ -6,7 +6,7 @@ See ``README.md`` and ``docs/`` for the guide; ``API.md`` is the contract these 
 
 Layering (a module may import only from the layers below it; nothing imports upward):
 
-    5  asgi (+ _wsbridge), __main__/_cli, testing, pytest_plugin   use only the public API (plus testing hooks)
+    5  asgi (+ _wsbridge), __main__/_cli, testing (+ _wstesting), pytest_plugin   public API (+ testing hooks)
     4  _runtime                                      runtime, env, eviction, the storage directory
     3  _namespace, _stub                             ids and stubs -> hosts
     2  _host, _alarms, _hibernation                  one object's lifecycle: events, gates, resets, sockets
