@@ -6,14 +6,17 @@ See ``README.md`` and ``docs/`` for the guide; ``API.md`` is the contract these 
 
 Layering (a module may import only from the layers below it; nothing imports upward):
 
-    5  asgi, __main__/_cli/_cli_messages, testing, pytest_plugin   use only the public API (plus testing hooks)
+    5  asgi (+ _wsbridge), __main__/_cli/_cli_messages, testing (+ _wstesting), pytest_plugin
+                                                     public API (+ testing hooks)
        _inspect                                      reads a stopped runtime's files (their documented layout)
     4  _runtime                                      runtime, env, eviction, the storage directory
     3  _namespace, _stub                             ids and stubs -> hosts
-    2  _host, _alarms                                one object's lifecycle: events, gates, resets
+    2  _host, _alarms, _hibernation                  one object's lifecycle: events, gates, resets, sockets
     1  _state, _storage, _sql, _counter              what an object sees: ctx, storage, SQL; the reference object
-    0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions, _history
-       (_sqlite knows nothing of objects or the event loop; _http knows nothing of objects)
+    0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions, _history,
+       _websocket
+       (_sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of
+       objects: _hibernation plugs the object layer into sockets through _websocket.ObjectHooks)
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ from ._storage import Transaction as Transaction
 from ._stub import RpcMethod as RpcMethod
 from ._stub import RpcPromise as RpcPromise
 from ._stub import Stub as Stub
+from ._websocket import WebSocket as WebSocket
+from ._websocket import WebSocketClosed as WebSocketClosed
+from ._websocket import WebSocketError as WebSocketError
+from ._websocket import WebSocketPair as WebSocketPair
+from ._websocket import WebSocketRequestResponsePair as WebSocketRequestResponsePair
 from .asgi import asgi_app as asgi_app
 
 from . import testing as testing  # noqa: E402 - after the names it uses; `durable.testing.X` works after `import durable`
@@ -96,6 +104,11 @@ __all__ = [
     "Stub",
     "SyncKV",
     "Transaction",
+    "WebSocket",
+    "WebSocketClosed",
+    "WebSocketError",
+    "WebSocketPair",
+    "WebSocketRequestResponsePair",
     "WorkerEntrypoint",
     "asgi_app",
 ]

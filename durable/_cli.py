@@ -459,6 +459,10 @@ async def _serve(
             access_log=access_log,
             log_level=log_level,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            # WebSockets as on Cloudflare: received messages up to 32 MiB, no compression
+            # (workerd refuses permessage-deflate unless `web_socket_compression` is set).
+            ws_max_size=32 << 20,
+            ws_per_message_deflate=False,
         )
         server = uvicorn.Server(config)
         stopper.server = server

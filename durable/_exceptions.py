@@ -16,7 +16,9 @@ search for them.
     ├── ObjectResetError                             the object was reset; ``durable_object_reset``
     │   └── ObjectAbortedError                       ``ctx.abort()`` was called
     ├── OverloadedError                              the object's queue is full; ``overloaded``
-    └── ConnectionClosedError                        the instance went away mid-call; ``retryable``
+    ├── ConnectionClosedError                        the instance went away mid-call; ``retryable``
+    ├── WebSocketClosed                              ``ws.receive()`` on a closed socket (``_websocket``)
+    └── WebSocketError                               workerd's WebSocket ``Error``/``DOMException`` cases
 
 Errors raised by the application inside an object are not wrapped: they reach the caller as the
 same class with the same message and ``remote = True`` (see :func:`copy_remote_exception`).

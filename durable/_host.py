@@ -59,6 +59,7 @@ from ._storage import Done
 if TYPE_CHECKING:
     from ._alarms import AlarmScheduler
     from ._clock import Clock
+    from ._hibernation import HibernationManager, SocketRegistry
 
 __all__ = ["ObjectHost", "current_host", "resolve_rpc"]
 
@@ -83,6 +84,7 @@ class HostRuntime(Protocol):
     clock: Clock
     env: Any
     max_queued_calls: int | None
+    hibernation: HibernationManager
     _closed: bool
     _alarms: AlarmScheduler
 
@@ -294,6 +296,8 @@ class ObjectHost:
         self.alarm_reset = False
         self._alarm_dirty = False
         self._bcw_timeouts: dict[asyncio.Task[Any], BaseException] = {}
+        self.pins = 0
+        """Connections that keep the object busy (WebSockets accepted with ``accept()`` in it)."""
 
     def __repr__(self) -> str:
         return f"<ObjectHost {self.id!r} gen={self.gen}>"
@@ -301,7 +305,43 @@ class ObjectHost:
     @property
     def busy(self) -> bool:
         """Whether anything runs or waits in this object (it may not be evicted then)."""
-        return bool(self.pending or self._tasks or self.gate.locked or self.db.savepoint_depth)
+        return bool(self.pending or self._tasks or self.gate.locked or self.db.savepoint_depth or self.pins)
+
+    # -- what the hibernation manager asks (durable._hibernation) ------------------------------
+
+    @property
+    def has_instance(self) -> bool:
+        """Whether an instance is live (not evicted, hibernated or reset since)."""
+        return self.instance is not None
+
+    @property
+    def events_running(self) -> bool:
+        """Whether an event runs or waits, or the input gate is closed."""
+        return bool(self.pending or self.gate.locked or self.db.savepoint_depth)
+
+    @property
+    def background_work(self) -> bool:
+        """Whether ``wait_until`` work or a ``block_concurrency_while`` callback is pending."""
+        return bool(self._tasks)
+
+    def event_tasks(self) -> set[asyncio.Future[Any]]:
+        """The tasks that run this object's events and background work (not the object's own tasks)."""
+        running: set[asyncio.Future[Any]] = {call.task for call in self.calls if call.task is not None}
+        running.update(self._tasks)
+        return running
+
+    def maybe_idle(self) -> None:
+        """Tell the runtime the object is idle, if it is (a pinning connection ended)."""
+        if not self.busy:
+            self.runtime._host_idle(self)
+
+    def socket_registry(self, *, create: bool = True) -> SocketRegistry | None:
+        """This object's WebSockets and Hibernation API settings (kept by the runtime).
+
+        With ``create=False``, None when the object has none (reading makes nothing).
+        """
+        manager = self.runtime.hibernation
+        return manager.registry(self.key) if create else manager.registries.get(self.key)
 
     # -- the StorageHost protocol --------------------------------------------------------------
 
@@ -553,7 +593,7 @@ class ObjectHost:
         if call is not None:
             self.calls.discard(call)
         self.pending -= 1
-        if not (self.pending or self._tasks or self.gate._locks or self.db.savepoint_depth):  # not busy
+        if not (self.pending or self._tasks or self.gate._locks or self.db.savepoint_depth or self.pins):  # not busy
             self.runtime._host_idle(self)
 
     def step_done(self) -> None:
@@ -785,6 +825,7 @@ class ObjectHost:
     def reset(self, error: BaseException) -> None:
         """End this generation: fail its calls with ``error``, drop unflushed writes and the instance."""
         self._end_generation(error)
+        self.runtime.hibernation.object_reset(self)  # its WebSockets are disconnected
 
     def _end_generation(self, error: BaseException) -> None:
         self.gen += 1
@@ -819,6 +860,7 @@ class ObjectHost:
         if self.db.in_transaction and not self.db.savepoint_depth:
             self._flush()
         self._end_generation(ConnectionClosedError(_CLOSED_MESSAGE))
+        self.runtime.hibernation.object_evicted(self)  # hibernatable sockets stay
         if self.db.file is not None and not self.db.in_transaction:
             self.db.close()
 

@@ -34,6 +34,7 @@ from typing import Any, Final, Generic, Protocol, Self, TypeVar, Union, final, o
 from urllib.parse import urlsplit, urlunsplit
 
 from ._aliases import camel_aliases
+from ._websocket import WebSocket
 
 __all__ = [
     "ExecutionContext",
@@ -679,6 +680,8 @@ class Response(_Body):
         status: 200 to 599 (default 200).
         headers: the headers (see :class:`Headers`).
         status_text: the reason phrase; by default the standard one for ``status``.
+        web_socket: for a WebSocket upgrade, the client end of a :class:`durable.WebSocketPair`
+            (then ``status`` must be 101 and ``body`` None).
 
     Raises:
         ValueError: ``status`` outside 200..599 (Fetch raises a ``RangeError``).
@@ -694,7 +697,7 @@ class Response(_Body):
         return Response.json({"count": 3})
     """
 
-    __slots__ = ("_status_text", "status")
+    __slots__ = ("_status_text", "_web_socket", "status")
 
     json = _JsonMember["Response"]()
 
@@ -705,10 +708,20 @@ class Response(_Body):
         status: int = 200,
         headers: HeadersInit | None = None,
         status_text: str | None = None,
+        web_socket: WebSocket | None = None,
     ) -> None:
         if not isinstance(status, int) or isinstance(status, bool):
             raise TypeError(f"Response status must be an int, not {type(status).__name__}.")
-        if not 200 <= status <= 599:
+        self._web_socket: WebSocket | None = None
+        if web_socket is not None:
+            # A WebSocket upgrade (workerd api/http.c++): only with status 101; the end is
+            # handed over, so the object can no longer accept or send on this handle.
+            if not isinstance(web_socket, WebSocket):
+                raise TypeError(f"Response web_socket must be a durable.WebSocket, not {type(web_socket).__name__}.")
+            if status != 101:
+                raise ValueError("Responses with a WebSocket must have status code 101.")
+            self._web_socket = web_socket._release()
+        elif not 200 <= status <= 599:
             raise ValueError(_STATUS_RANGE)
         if status_text is not None:
             if not isinstance(status_text, str):
@@ -729,6 +742,11 @@ class Response(_Body):
     def ok(self) -> bool:
         """Whether the status is in the 200..299 range."""
         return 200 <= self.status <= 299
+
+    @property
+    def web_socket(self) -> WebSocket | None:
+        """The client end of a WebSocket upgrade (status 101), or ``None``; ``accept()`` it."""
+        return self._web_socket
 
     @property
     def status_text(self) -> str:

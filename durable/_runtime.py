@@ -41,6 +41,7 @@ from typing import IO, Any, Literal, TypeVar, overload
 from ._alarms import AlarmScheduler
 from ._clock import Clock, RealClock
 from ._exceptions import DurableError, PathLockedError, RuntimeClosedError
+from ._hibernation import HibernationManager
 from ._history import History, history_file
 from ._host import ObjectHost
 from ._id import DurableObjectId
@@ -179,6 +180,8 @@ class Runtime:
             that ``ctx.storage.get_bookmark_for_time()`` and ``on_next_session_restore_bookmark()``
             work (see ``docs/recovery.md``; it costs time on every commit, see
             ``docs/performance.md``).
+        hibernate_after: seconds after which an idle object whose only connections are
+            hibernatable WebSockets drops its instance (Cloudflare: 10 s); ``None``: never.
 
     Raises:
         PathLockedError: another live runtime holds ``path``.
@@ -202,6 +205,7 @@ class Runtime:
         max_queued_calls: int | None = None,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         point_in_time_recovery: bool = False,
+        hibernate_after: float | None = 10.0,
     ) -> None:
         if not isinstance(point_in_time_recovery, bool):
             raise TypeError(f"point_in_time_recovery must be a bool, not {type(point_in_time_recovery).__name__}")
@@ -220,6 +224,10 @@ class Runtime:
         self.max_queued_calls = max_queued_calls
         self.synchronous = synchronous
         self.point_in_time_recovery = point_in_time_recovery
+        if hibernate_after is not None and not hibernate_after >= 0:
+            raise ValueError(f"hibernate_after must be a number of seconds >= 0 (or None), not {hibernate_after!r}")
+        self.hibernation = HibernationManager(self, hibernate_after)
+        """The WebSockets of every object and their hibernation (``durable._hibernation``)."""
         self.env = Env()
         for key, value in (vars or {}).items():
             self.env._bind(key, value)
@@ -409,6 +417,20 @@ class Runtime:
             return None
         return self._host(ns, ns._ids.from_string(hexid))
 
+    def host_for_key(self, key: tuple[str, str]) -> ObjectHost:
+        """The host of object ``key`` (namespace name, id hex), made if it is not live."""
+        host = self._hosts.get(key)
+        if host is None:
+            self._check_open()
+            host = self._host_by_hex(*key)
+            if host is None:  # pragma: no cover - registries exist only for bound namespaces
+                raise RuntimeClosedError(f"namespace {key[0]!r} is not bound in this runtime")
+        return host
+
+    def live_host(self, key: tuple[str, str]) -> ObjectHost | None:
+        """The host of object ``key`` if the runtime has one now, else None."""
+        return self._hosts.get(key)
+
     def _host_busy(self, host: ObjectHost) -> None:
         alarms = self._alarms
         if alarms.loop is None or alarms._unarmed:
@@ -422,6 +444,8 @@ class Runtime:
         # would cost more than the call); the oldest go first when max_live_objects is exceeded.
         if self._closed or host.detached:
             return
+        if self.hibernation.registries:
+            self.hibernation.host_idle(host)
         key = host.key
         idle = self._idle
         now = self.clock.time()
@@ -508,6 +532,7 @@ class Runtime:
             self._sweep_timer.cancel()
             self._sweep_timer = None
         self._idle.clear()
+        self.hibernation.shutdown()
         hosts = list(self._hosts.values())
         self._hosts.clear()
         for host in hosts:

@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final
 from ._aliases import camel_aliases
 from ._id import DurableObjectId
 from ._storage import Storage
+from ._websocket import WebSocket, WebSocketError, WebSocketRequestResponsePair
 
 if TYPE_CHECKING:
     import asyncio
+    from datetime import datetime
 
+    from ._hibernation import SocketRegistry
     from ._host import ObjectHost
 
 __all__ = ["State"]
@@ -83,22 +86,102 @@ class State:
         """
         self._host.abort(reason, self._gen)
 
-    # -- not implemented: the WebSocket Hibernation API --------------------------------------
+    # -- the WebSocket Hibernation API (durable._hibernation keeps the sockets) ----------------
 
-    def accept_web_socket(self, ws: object, tags: list[str] | None = None) -> NoReturn:
-        """Not implemented: `durable` has no WebSocket support yet (see docs/differences.md)."""
-        raise NotImplementedError(_NO_WEBSOCKETS)
+    def accept_web_socket(self, ws: WebSocket, tags: list[str] | None = None) -> None:
+        """Accept the server end ``ws`` as a hibernatable WebSocket, with up to 10 ``tags``.
 
-    def get_web_sockets(self, tag: str | None = None) -> NoReturn:
-        """Not implemented: `durable` has no WebSocket support yet (see docs/differences.md)."""
-        raise NotImplementedError(_NO_WEBSOCKETS)
+        Its events go to the object's ``web_socket_message`` / ``web_socket_close`` /
+        ``web_socket_error`` handlers (never to listeners), and the object may hibernate while
+        it stays connected. Duplicate tags are dropped.
 
-    def set_web_socket_auto_response(self, pair: object = None) -> NoReturn:
-        """Not implemented: `durable` has no WebSocket support yet (see docs/differences.md)."""
-        raise NotImplementedError(_NO_WEBSOCKETS)
+        Raises:
+            durable.WebSocketError: the socket was already accepted, its pair was used in a
+                Response, more than 10 tags, a tag over 256 characters, or 32,768 sockets
+                already accepted on this object.
+            TypeError: ``ws`` is not a ``durable.WebSocket`` or a tag is not a ``str``.
+        """
+        self._host.check_live(self._gen)
+        self._registry().accept(ws, tags)
+
+    def get_web_sockets(self, tag: str | None = None) -> list[WebSocket]:
+        """The connected hibernatable sockets of this object, or those with ``tag``."""
+        registry = self._host.socket_registry(create=False)
+        return registry.get_web_sockets(tag) if registry is not None else []
+
+    def get_tags(self, ws: WebSocket) -> list[str]:
+        """The tags ``ws`` was accepted with.
+
+        Raises ``durable.WebSocketError`` for a socket not accepted with ``accept_web_socket``.
+        """
+        return tags_of(self._host.socket_registry(create=False), ws)
+
+    def set_web_socket_auto_response(self, pair: WebSocketRequestResponsePair | None = None) -> None:
+        """Answer a text message equal to ``pair.request`` with ``pair.response``, without an event.
+
+        Applies to every hibernatable socket of the object and does not wake a hibernated one.
+        No argument (or ``None``) removes it.
+
+        Raises:
+            ValueError: the request or the response is over 2,048 bytes (UTF-8).
+            TypeError: ``pair`` is not a ``durable.WebSocketRequestResponsePair``.
+        """
+        if pair is not None:
+            if not isinstance(pair, WebSocketRequestResponsePair):
+                raise TypeError(
+                    "set_web_socket_auto_response() takes a durable.WebSocketRequestResponsePair, "
+                    f"not {type(pair).__name__}"
+                )
+            pair._check()
+        registry = self._host.socket_registry(create=pair is not None)
+        if registry is not None:
+            registry.auto_response = pair
+            registry.manager.maybe_forget(registry)
+
+    def get_web_socket_auto_response(self) -> WebSocketRequestResponsePair | None:
+        """The auto-response pair set on this object, or ``None``."""
+        registry = self._host.socket_registry(create=False)
+        return registry.auto_response if registry is not None else None
+
+    def get_web_socket_auto_response_timestamp(self, ws: WebSocket) -> datetime | None:
+        """When the runtime last auto-responded on ``ws`` (UTC), or ``None``; survives hibernation."""
+        registry = self._host.socket_registry(create=False)
+        return registry.timestamp(ws) if registry is not None else None
+
+    def set_hibernatable_web_socket_event_timeout(self, timeout_ms: int | None = None) -> None:
+        """Limit each WebSocket handler event to ``timeout_ms`` (0 or None: no limit).
+
+        An event that runs longer resets the object (workerd's "Actor exceeded event execution
+        time"). Raises ``ValueError`` above 604,800,000 ms (7 days).
+        """
+        if timeout_ms is not None:
+            if not isinstance(timeout_ms, (int, float)) or isinstance(timeout_ms, bool) or timeout_ms < 0:
+                raise TypeError(f"the event timeout must be a number of ms >= 0, not {timeout_ms!r}")
+            if timeout_ms > 604_800_000:
+                raise ValueError("Event timeout should not exceed 604800000 ms.")
+        registry = self._host.socket_registry(create=bool(timeout_ms))
+        if registry is not None:
+            registry.event_timeout_ms = int(timeout_ms) if timeout_ms else None
+            registry.manager.maybe_forget(registry)
+
+    def _registry(self) -> SocketRegistry:
+        registry = self._host.socket_registry()
+        assert registry is not None
+        return registry
+
+    def get_hibernatable_web_socket_event_timeout(self) -> int | None:
+        """The event timeout in ms, or ``None`` when unset."""
+        registry = self._host.socket_registry(create=False)
+        return registry.event_timeout_ms if registry is not None else None
 
 
-_NO_WEBSOCKETS = (
-    "The WebSocket Hibernation API (acceptWebSocket, getWebSockets, setWebSocketAutoResponse) is not "
-    "implemented in durable; see docs/differences.md"
-)
+def tags_of(registry: SocketRegistry | None, ws: WebSocket) -> list[str]:
+    """``ctx.get_tags(ws)``: the tags, or workerd's error for a socket that has none."""
+    if not isinstance(ws, WebSocket):
+        raise TypeError(f"get_tags() takes a durable.WebSocket, not {type(ws).__name__}")
+    tags = registry.tags(ws) if registry is not None else None
+    if tags is None:
+        if ws.standard:
+            raise WebSocketError("only hibernatable websockets can have tags.")
+        raise WebSocketError("you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket.")
+    return tags

@@ -11,7 +11,11 @@ returns. It plays the part of Cloudflare's edge in front of a Worker:
   short text body, and the error is logged on the ``durable.asgi`` logger;
 - ``lifespan`` events are acknowledged; the runtime is **not** opened or closed by this app:
   whoever created the runtime owns it (``durable serve`` does);
-- WebSocket connections are refused (not supported yet).
+- WebSocket connections go to the Worker's ``fetch`` as ``GET`` requests with the
+  ``Upgrade: websocket`` header (and an ``http``/``https`` URL, as on Cloudflare); a
+  ``Response(None, status=101, web_socket=client)`` accepts the connection and bridges it to
+  ``client`` (``durable._wsbridge``); any other response is sent as the handshake's answer
+  (through the ``websocket.http.response`` extension, else a 403 close).
 
 The app works the same with or without lifespan events, so it can be driven directly by
 ``httpx.ASGITransport`` in tests. This module uses only the public API of ``durable``.
@@ -146,7 +150,7 @@ class WorkerApp:
         elif kind == "lifespan":
             await _lifespan(receive, send)
         elif kind == "websocket":
-            await _refuse_websocket(scope, receive, send)
+            await self._websocket(scope, receive, send)
         else:
             raise ValueError(f"durable.asgi_app cannot handle ASGI scope type {kind!r}.")
 
@@ -209,6 +213,34 @@ class WorkerApp:
             )
             return _text_response(500, "Worker threw exception")
         return result
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from ._wsbridge import bridge
+
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        http_scope = dict(scope)
+        http_scope["scheme"] = "https" if scope.get("scheme") == "wss" else "http"
+        http_scope["method"] = "GET"
+        body = _RequestBody(receive, 0)
+        try:
+            request = _to_request(http_scope, body)
+        except (_BadRequest, _BodyTooLarge) as exc:
+            await _deny_websocket(scope, send, _text_response(400, f"Bad Request: {exc}"))
+            return
+        ctx = ExecutionContext()
+        try:
+            response = await self._call_worker(request, ctx, body)
+            if response is None:
+                return
+            socket = response.web_socket
+            if response.status == 101 and socket is not None:
+                await bridge(socket, response, receive, send)
+            else:
+                await _deny_websocket(scope, send, response)
+        finally:
+            await ctx._drain()
 
     def _too_large_text(self) -> str:
         return f"Payload Too Large: the request body exceeds {self.max_body_size} bytes."
@@ -447,19 +479,17 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
-    message = await receive()
-    if message["type"] != "websocket.connect":
-        return
-    if "websocket.http.response" in scope.get("extensions", {}):
-        text = b"WebSockets are not supported by durable's HTTP front yet."
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": 501,
-                "headers": [_TEXT_PLAIN, (b"content-length", str(len(text)).encode("ascii"))],
-            }
-        )
+async def _deny_websocket(scope: Scope, send: Send, response: Response) -> None:
+    """Answer a WebSocket handshake with the Worker's own (non-101) response."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        text = await response.bytes() if not response.body_used else b""
+        headers = [
+            (name.encode("latin-1"), value.encode("utf-8"))
+            for name, value in response.headers.multi_items()
+            if name not in _FRAMING_HEADERS
+        ]
+        headers.append((b"content-length", str(len(text)).encode("ascii")))
+        await send({"type": "websocket.http.response.start", "status": response.status, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": text})
     else:
         # Closing before accepting makes the server answer the handshake with 403.

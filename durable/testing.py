@@ -16,8 +16,21 @@ from ._namespace import Namespace
 from ._object import DurableObject
 from ._state import State
 from ._stub import Stub
+from ._wstesting import disconnect, hibernate, hibernation_blockers, websocket
 
-__all__ = ["MockClock", "evict", "fail_next_commit", "list_ids", "query", "run_alarm", "run_in_object"]
+__all__ = [
+    "MockClock",
+    "disconnect",
+    "evict",
+    "fail_next_commit",
+    "hibernate",
+    "hibernation_blockers",
+    "list_ids",
+    "query",
+    "run_alarm",
+    "run_in_object",
+    "websocket",
+]
 
 
 def _check_stub(stub: object, func: str) -> Stub[Any]:
@@ -75,15 +88,22 @@ async def run_alarm(stub: Stub[Any]) -> bool:
     return await runtime._alarms.run_now((host.id._namespace, str(host.id)), host)  # type: ignore[no-any-return]
 
 
-async def evict(stub: Stub[Any]) -> None:
+async def evict(stub: Stub[Any], *, web_sockets: str = "hibernate") -> None:
     """Drop the live instance but keep its storage; the next call constructs a fresh instance.
 
     Writes not yet committed are committed first. Calls still running in the instance fail with
-    ``durable.ConnectionClosedError``.
+    ``durable.ConnectionClosedError``. WebSockets accepted with ``accept()`` are disconnected;
+    hibernatable ones stay connected (``web_sockets="hibernate"``, the default, as
+    ``evictDurableObject`` in Cloudflare's vitest pool) or are disconnected too
+    (``web_sockets="close"``: clients see the connection end, 1006).
     """
     _check_stub(stub, "evict")
+    if web_sockets not in ("hibernate", "close"):
+        raise ValueError(f'evict() web_sockets must be "hibernate" or "close", not {web_sockets!r}')
     host = stub._host()
     host.evict()
+    if web_sockets == "close":
+        host.runtime.hibernation.object_reset(host)
 
 
 async def list_ids(namespace: Namespace[Any]) -> list[DurableObjectId]:
@@ -138,3 +158,4 @@ async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = 
 
     result: list[dict[str, Any]] = await run_in_object(stub, body)
     return result
+

@@ -563,15 +563,16 @@ class TestLifespanAndOtherScopes:
             assert (await client.get("/")).status_code == 200
 
     async def test_websocket_refused_with_http_response_extension(self) -> None:
-        """A WebSocket handshake gets 501 when the server supports the HTTP response extension."""
+        """A handshake the Worker answers without 101 gets the Worker's response when the server supports it."""
         call = RawCall([{"type": "websocket.connect"}])
         scope = {"type": "websocket", "path": "/", "headers": [], "extensions": {"websocket.http.response": {}}}
         await app_for(Echo)(scope, call.receive, call.send)
         assert call.sent[0]["type"] == "websocket.http.response.start"
-        assert call.sent[0]["status"] == 501
+        assert call.sent[0]["status"] == 200
+        assert b'"method":"GET"' in call.sent[1]["body"]
 
     async def test_websocket_refused_with_close(self) -> None:
-        """Without that extension the handshake is closed before being accepted."""
+        """Without that extension a handshake the Worker does not accept is closed before being accepted."""
         call = RawCall([{"type": "websocket.connect"}])
         await app_for(Echo)({"type": "websocket", "path": "/", "headers": []}, call.receive, call.send)
         assert call.sent == [{"type": "websocket.close", "code": 1011}]

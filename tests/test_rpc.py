@@ -383,7 +383,7 @@ class TestEnv:
 
 
 class TestNotImplemented:
-    async def test_websocket_and_pitr_apis_raise_not_implemented(self) -> None:
+    async def test_pitr_apis_raise_not_implemented(self) -> None:
         """APIs durable does not emulate raise NotImplementedError naming themselves, in both spellings."""
 
         async with durable.Runtime() as rt:
@@ -392,8 +392,6 @@ class TestNotImplemented:
             def probe(obj: Any, ctx: Any) -> list[str]:
                 messages = []
                 calls: list[Any] = [
-                    lambda: ctx.accept_web_socket(None),
-                    lambda: ctx.getWebSockets(),
                     lambda: ctx.storage.get_current_bookmark(),
                     lambda: ctx.storage.onNextSessionRestoreBookmark("x"),
                 ]
@@ -404,8 +402,7 @@ class TestNotImplemented:
                 return messages
 
             messages = await testing.run_in_object(stub, probe)
-            assert "WebSocket" in messages[0] and "WebSocket" in messages[1]
-            assert "Point-in-time recovery" in messages[2] and "Point-in-time recovery" in messages[3]
+            assert "Point-in-time recovery" in messages[0] and "Point-in-time recovery" in messages[1]
 
 
 class TestClockInsideObjects:

@@ -1,0 +1,460 @@
+"""The Hibernation API: each object's accepted sockets, their events, and hibernation itself.
+
+A :class:`HibernationManager` belongs to the runtime, not to any instance, as workerd's
+hibernation manager belongs to the actor's channel and outlives its isolate state: it keeps one
+:class:`SocketRegistry` per object that has sockets, holding the sockets accepted with
+``ctx.accept_web_socket()`` (with their tags and auto-response timestamps; attachments live on
+the sockets), the sockets accepted with ``accept()`` inside the object, the auto-response pair and
+the event timeout. Dropping the instance (hibernation, eviction) leaves all of that in place; the
+next frame that needs the object builds a fresh instance through the host, constructor and all.
+
+Rules, and the Cloudflare behaviour each mirrors:
+
+- Each frame becomes an event of the object delivered through its input gate, like a request
+  (workerd's ``IoContext::run`` takes the input lock). Frames of one socket arrive in order and
+  events start in arrival order (the gate is first-come, first-served).
+- A text message equal to the auto-response request is answered here, with no event and without
+  waking a hibernated object; the socket's timestamp is recorded.
+- Handlers are optional (a missing one drops the event), are called with only the parameters
+  they declare (Python Workers calls them that way), and an exception in one is logged: the
+  socket stays and the object is not reset (workerd's ``HibernatableWebSocketCustomEvent::run``).
+- A close or error event releases the socket: it leaves ``get_web_sockets()``.
+- A reset (``abort()``, a failed commit, a throwing constructor) disconnects every socket of the
+  object: clients see the connection end (1006). Eviction closes only ``accept()`` sockets, whose
+  listeners belonged to the dropped instance.
+- ``Runtime(hibernate_after=10.0)``: an object whose only connections are hibernatable, with no
+  event running, no ``wait_until`` work and no pending task it created, drops its instance after
+  that many seconds idle, on the runtime's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime as _dt
+import inspect
+import logging
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Final
+
+from ._clock import TimerHandle
+from ._exceptions import ObjectResetError, RuntimeClosedError
+from ._host import ObjectHost, current_host
+from ._websocket import (
+    WebSocket,
+    WebSocketError,
+    WebSocketRequestResponsePair,
+    set_object_hooks,
+)
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["HibernationManager", "SocketRegistry"]
+
+log = logging.getLogger("durable")
+
+MAX_SOCKETS: Final = 1024 * 32
+"""workerd's ``ACTIVE_CONNECTION_LIMIT``: hibernatable sockets accepted on one object."""
+
+MAX_TAGS: Final = 10
+MAX_TAG_LENGTH: Final = 256
+MAX_EVENT_TIMEOUT_MS: Final = 604_800_000
+
+_EVENT_TIMEOUT_MESSAGE: Final = "broken.dropped; jsg.Error: Actor exceeded event execution time and was disconnected."
+
+Key = tuple[str, str]
+
+
+class _Entry:
+    __slots__ = ("tags", "timestamp")
+
+    def __init__(self, tags: tuple[str, ...]) -> None:
+        self.tags = tags
+        self.timestamp: int | None = None
+
+
+class SocketRegistry:
+    """One object's sockets and Hibernation API settings (see the module docstring)."""
+
+    __slots__ = ("auto_response", "event_timeout_ms", "idle_since", "key", "manager", "sockets", "standard", "timer")
+
+    def __init__(self, manager: HibernationManager, key: Key) -> None:
+        self.manager = manager
+        self.key = key
+        self.sockets: dict[WebSocket, _Entry] = {}
+        self.standard: set[WebSocket] = set()
+        self.auto_response: WebSocketRequestResponsePair | None = None
+        self.event_timeout_ms: int | None = None
+        self.timer: TimerHandle | None = None
+        self.idle_since = 0.0
+
+    # -- the Hibernation API (called through ctx) ----------------------------------------------
+
+    def accept(self, ws: WebSocket, tags: list[str] | tuple[str, ...] | None) -> None:
+        if not isinstance(ws, WebSocket):
+            raise TypeError(f"accept_web_socket() takes a durable.WebSocket, not {type(ws).__name__}")
+        unique: list[str] = []
+        if tags is not None:
+            if not isinstance(tags, (list, tuple)):
+                raise TypeError(f"accept_web_socket() tags must be a list of str, not {type(tags).__name__}")
+            for tag in tags:
+                # workerd checks the count before each element, duplicates included.
+                if len(unique) >= MAX_TAGS:
+                    raise WebSocketError("a Hibernatable WebSocket cannot have more than 10 tags")
+                if not isinstance(tag, str):
+                    raise TypeError(f"accept_web_socket() tags must be str, not {type(tag).__name__}")
+                if len(tag) > MAX_TAG_LENGTH:
+                    raise WebSocketError(f'"{tag}" is longer than the max tag length ({MAX_TAG_LENGTH} characters).')
+                if tag not in unique:
+                    unique.append(tag)
+        if len(self.sockets) >= MAX_SOCKETS:
+            raise WebSocketError(f"only {MAX_SOCKETS} websockets can be accepted on a single Durable Object instance")
+        ws._accept_hibernatable(self)
+        if ws.ready_state == WebSocket.CLOSED:
+            return  # closed while waiting for acceptance: its close event went out already
+        self.sockets[ws] = _Entry(tuple(unique))
+        self.manager.track_tasks()
+
+    def get_web_sockets(self, tag: str | None) -> list[WebSocket]:
+        if tag is None:
+            return list(self.sockets)
+        return [ws for ws, entry in self.sockets.items() if tag in entry.tags]
+
+    def tags(self, ws: WebSocket) -> list[str] | None:
+        """The tags of ``ws``, or None if it is not one of this object's hibernatable sockets."""
+        entry = self.sockets.get(ws)
+        return list(entry.tags) if entry is not None else None
+
+    def timestamp(self, ws: WebSocket) -> _dt.datetime | None:
+        entry = self.sockets.get(ws)
+        if entry is None or entry.timestamp is None:
+            return None
+        return _dt.datetime.fromtimestamp(entry.timestamp / 1000, tz=_dt.timezone.utc)
+
+    # -- frames from the sockets (the Receiver protocol) ---------------------------------------
+
+    def frame(self, ws: WebSocket, frame: tuple[Any, ...]) -> None:
+        kind = frame[0]
+        if kind == "message":
+            data = frame[1]
+            pair = self.auto_response
+            if pair is not None and isinstance(data, str) and data == pair.request:
+                entry = self.sockets.get(ws)
+                if entry is not None:
+                    entry.timestamp = self.manager.runtime.clock.time_ms()
+                ws._transmit(("message", pair.response))  # bypasses the object and its gates
+                return
+            self._dispatch("web_socket_message", "webSocketMessage", (ws, data))
+            return
+        # The socket is released once its close (or error) event has run: during the handler
+        # it is still listed by get_web_sockets(), as in workerd.
+        if kind == "close":
+            self._dispatch("web_socket_close", "webSocketClose", (ws, frame[1], frame[2], frame[3]), ws)
+        else:
+            self._dispatch("web_socket_error", "webSocketError", (ws, frame[1]), ws)
+
+    def _dispatch(self, name: str, camel: str, args: tuple[Any, ...], release: WebSocket | None = None) -> None:
+        manager = self.manager
+        try:
+            host = manager.runtime.host_for_key(self.key)
+            fut = host.invoke("run", _handler_event(self, name, camel, args), (), {})
+        except RuntimeClosedError:
+            if release is not None:
+                self._release(release)
+            return
+        fut.add_done_callback(_retrieve)
+        if release is not None:
+            fut.add_done_callback(lambda _: self._release(release))
+
+    def _release(self, ws: WebSocket) -> None:
+        if self.sockets.pop(ws, None) is not None:
+            self.manager.maybe_forget(self)
+
+    # -- sockets accepted with accept() inside the object (the StandardOwner protocol) ---------
+
+    def adopt(self, ws: WebSocket) -> None:
+        self.standard.add(ws)
+        host = self.manager.runtime.host_for_key(self.key)
+        host.pins += 1
+
+    def release(self, ws: WebSocket) -> None:
+        if ws in self.standard:
+            self.standard.discard(ws)
+            host = self.manager.live_host(self.key)
+            if host is not None:
+                host.pins -= 1
+                host.maybe_idle()
+            self.manager.maybe_forget(self)
+
+    def dispatch(self, ws: WebSocket, callback: Callable[[], Any]) -> None:
+        try:
+            host = self.manager.runtime.host_for_key(self.key)
+            fut = host.invoke("run", _listener_event(callback), (), {})
+        except RuntimeClosedError:
+            return
+        fut.add_done_callback(_retrieve)
+
+    # -- hibernation -----------------------------------------------------------------------------
+
+    def disconnect_all(self, *, standard_only: bool = False) -> None:
+        for ws in list(self.standard):
+            ws._disconnect()  # releases it (and its pin on the host) through release()
+        if not standard_only:
+            sockets, self.sockets = self.sockets, {}
+            for ws in sockets:
+                ws._disconnect()
+
+
+_signatures: dict[Any, int | None] = {}
+
+
+def _arity(func: Callable[..., Any]) -> int | None:
+    """How many positional arguments ``func`` takes (None: any number)."""
+    key = getattr(func, "__func__", func)
+    try:
+        return _signatures[key]
+    except KeyError:
+        pass
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        count: int | None = None
+    else:
+        count = 0
+        for param in params:
+            if param.kind is param.VAR_POSITIONAL:
+                count = None
+                break
+            if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+                count += 1
+    _signatures[key] = count
+    return count
+
+
+def _handler_event(
+    registry: SocketRegistry, name: str, camel: str, args: tuple[Any, ...]
+) -> Callable[[Any, Any], Coroutine[Any, Any, None]]:
+    async def event(instance: Any, ctx: Any) -> None:
+        handler = getattr(instance, name, None)
+        if handler is None:
+            handler = getattr(instance, camel, None)
+        if handler is None or not callable(handler):
+            return  # all three handlers are optional: the event is dropped
+        arity = _arity(handler)
+        call_args = args if arity is None else args[:arity]
+        timeout_ms = registry.event_timeout_ms
+        timer: TimerHandle | None = None
+        if timeout_ms:
+            host = current_host.get()
+            clock = registry.manager.runtime.clock
+            gen = host.gen if host is not None else 0
+            timer = clock.call_at(clock.time() + timeout_ms / 1000, lambda: _event_timed_out(host, gen))
+        try:
+            result = handler(*call_args)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            if isinstance(exc, ObjectResetError) or getattr(exc, "durable_object_reset", False):
+                raise
+            log.error("durable: %s.%s raised; the socket stays open", type(instance).__name__, name, exc_info=exc)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    return event
+
+
+def _event_timed_out(host: ObjectHost | None, gen: int) -> None:
+    # The timer is cancelled when the event ends, so firing means it still runs.
+    if host is None or host.gen != gen:
+        return
+    error = ObjectResetError(_EVENT_TIMEOUT_MESSAGE)
+    log.error("durable: a WebSocket event of %r exceeded its timeout; the object is reset", host.id)
+    host.reset(error)
+
+
+def _listener_event(callback: Callable[[], Any]) -> Callable[[Any, Any], Coroutine[Any, Any, None]]:
+    async def event(instance: Any, ctx: Any) -> None:
+        try:
+            result = callback()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            if isinstance(exc, ObjectResetError) or getattr(exc, "durable_object_reset", False):
+                raise
+            log.error("durable: a WebSocket listener raised; the socket stays open", exc_info=exc)
+
+    return event
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+class HibernationManager:
+    """The runtime's sockets, per object, and the hibernation timer (see the module docstring).
+
+    The runtime calls :meth:`host_idle` when an object becomes idle, :meth:`object_reset` and
+    :meth:`object_evicted` from the host, and :meth:`shutdown` when it closes.
+    """
+
+    def __init__(self, runtime: Runtime, hibernate_after: float | None) -> None:
+        self.runtime = runtime
+        self.hibernate_after = hibernate_after
+        self.registries: dict[Key, SocketRegistry] = {}
+        self._tasks: dict[Key, weakref.WeakSet[asyncio.Task[Any]]] = {}
+        self._factory_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+    def registry(self, key: Key) -> SocketRegistry:
+        """The registry of the object ``key``, made on first use."""
+        registry = self.registries.get(key)
+        if registry is None:
+            registry = self.registries[key] = SocketRegistry(self, key)
+        return registry
+
+    def live_host(self, key: Key) -> ObjectHost | None:
+        return self.runtime.live_host(key)
+
+    def maybe_forget(self, registry: SocketRegistry) -> None:
+        if not (registry.sockets or registry.standard or registry.auto_response or registry.event_timeout_ms):
+            if registry.timer is not None:
+                registry.timer.cancel()
+            self.registries.pop(registry.key, None)
+            self._tasks.pop(registry.key, None)
+
+    # -- hooks called by the runtime and hosts --------------------------------------------------
+
+    def host_idle(self, host: ObjectHost) -> None:
+        """``host`` became idle: arm its hibernation, if it has hibernatable sockets."""
+        registry = self.registries.get(host.key)
+        if registry is None or not registry.sockets or self.hibernate_after is None:
+            return
+        clock = self.runtime.clock
+        registry.idle_since = clock.time()
+        if registry.timer is None:
+            # One timer per object, not one per event: when it fires early (the object was
+            # busy since), it is set again for the time the object last became idle plus the delay.
+            registry.timer = clock.call_at(registry.idle_since + self.hibernate_after, lambda: self._due(registry))
+
+    def _due(self, registry: SocketRegistry) -> None:
+        registry.timer = None
+        if self.hibernate_after is None:
+            return
+        clock = self.runtime.clock
+        due = registry.idle_since + self.hibernate_after
+        if clock.time() < due:
+            registry.timer = clock.call_at(due, lambda: self._due(registry))
+            return
+        host = self.live_host(registry.key)
+        if host is None or not host.has_instance or self.registries.get(registry.key) is not registry:
+            return
+        if self.blockers(host):
+            # Not eligible now: look again later (a task or a timer finishing does not tell us).
+            if self.hibernate_after is not None and registry.sockets:
+                clock = self.runtime.clock
+                registry.timer = clock.call_at(clock.time() + self.hibernate_after, lambda: self._due(registry))
+            return
+        host.evict()
+
+    def object_reset(self, host: ObjectHost) -> None:
+        """The object was reset: every socket it had is disconnected (clients see 1006)."""
+        registry = self.registries.get(host.key)
+        if registry is not None:
+            registry.disconnect_all()
+            self.maybe_forget(registry)
+
+    def object_evicted(self, host: ObjectHost) -> None:
+        """The instance was dropped: sockets accepted with ``accept()`` go with it."""
+        registry = self.registries.get(host.key)
+        if registry is not None and registry.standard:
+            registry.disconnect_all(standard_only=True)
+            self.maybe_forget(registry)
+
+    def shutdown(self, code: int = 1001, reason: str = "") -> None:
+        """The runtime closes: every socket is closed with ``code``."""
+        registries, self.registries = self.registries, {}
+        for registry in registries.values():
+            if registry.timer is not None:
+                registry.timer.cancel()
+            for ws in [*registry.sockets, *registry.standard]:
+                ws._owner = None
+                if not ws._closed_out:
+                    ws._closed_out = True
+                    ws._transmit(("close", code, reason, True))
+                ws._gone = True
+
+    # -- eligibility -----------------------------------------------------------------------------
+
+    def blockers(self, host: ObjectHost) -> list[str]:
+        """Why ``host`` cannot hibernate now (empty: it can)."""
+        found: list[str] = []
+        registry = self.registries.get(host.key)
+        if registry is not None and registry.standard:
+            found.append("standard websocket")
+        if host.events_running:
+            found.append("event in progress")
+        if host.background_work:
+            found.append("wait_until")
+        tasks = self._tasks.get(host.key)
+        if tasks is not None:
+            running = host.event_tasks()
+            if any(not t.done() and t not in running for t in tasks):
+                found.append("pending task created by the object")
+        return found
+
+    def track_tasks(self) -> None:
+        """Attribute tasks created inside objects to them (for ``pending task`` blockers).
+
+        asyncio has no public way to ask which code created a task, so a task factory records
+        the object running when each task is made. It is installed on the running loop when the
+        first hibernatable socket is accepted, wrapping any factory already there.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if loop in self._factory_loops:
+            return
+        self._factory_loops.add(loop)
+        previous = loop.get_task_factory()
+        manager_ref = weakref.ref(self)
+
+        def factory(
+            loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context | None = None, **kwargs: Any
+        ) -> asyncio.Future[Any]:
+            if previous is not None:
+                make: Any = previous
+                task: Any = make(loop, coro, context=context, **kwargs) if context is not None else make(loop, coro, **kwargs)
+            else:
+                task = asyncio.Task(coro, loop=loop, context=context, **kwargs)
+            host = context.get(current_host) if context is not None else current_host.get()
+            manager = manager_ref()
+            if host is not None and manager is not None and host.key in manager.registries:
+                manager._tasks.setdefault(host.key, weakref.WeakSet()).add(task)
+            return task  # type: ignore[no-any-return]
+
+        loop.set_task_factory(factory)
+
+
+class _Hooks:
+    """The object layer as :mod:`durable._websocket` sees it (see ``ObjectHooks``)."""
+
+    def output_barrier(self) -> tuple[asyncio.Future[None] | None, Callable[[], bool] | None]:
+        host = current_host.get()
+        if host is None:
+            return None, None
+        gen = host.gen
+        return host.before_outgoing(), lambda: host.gen == gen
+
+    def standard_owner(self) -> SocketRegistry | None:
+        host = current_host.get()
+        if host is None:
+            return None
+        manager: HibernationManager = host.runtime.hibernation
+        return manager.registry(host.key)
+
+
+set_object_hooks(_Hooks())

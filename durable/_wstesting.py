@@ -1,0 +1,246 @@
+"""The WebSocket helpers of :mod:`durable.testing` (re-exported there; see ``docs/websockets.md``).
+
+``websocket()`` connects an in-process client end to a stub or an ASGI application, without
+sockets or threads; ``hibernate()`` and ``hibernation_blockers()`` hibernate an object on demand and
+say why it cannot; ``disconnect()`` drops a connection without a Close frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ._http import Request
+from ._stub import Stub
+from ._websocket import WebSocket, WebSocketClosed, WebSocketError, WebSocketPair, remote_close
+
+__all__ = ["disconnect", "hibernate", "hibernation_blockers", "websocket"]
+
+
+def _check_stub(stub: object, func: str) -> Stub[Any]:
+    if not isinstance(stub, Stub):
+        raise TypeError(f"{func}() takes a durable.Stub (namespace.get(id)), not {type(stub).__name__}")
+    return stub
+
+
+def hibernation_blockers(stub: Stub[Any]) -> list[str]:
+    """Why the object cannot hibernate now; an empty list when it can.
+
+    The reasons: ``"standard websocket"`` (a socket accepted with ``accept()``),
+    ``"event in progress"`` (a request, message or other event runs or waits, or the input gate
+    is closed), ``"wait_until"`` (work passed to ``ctx.wait_until`` or a
+    ``block_concurrency_while`` callback), ``"pending task created by the object"`` (an
+    ``asyncio`` task started by the object's code that has not finished; tracked once the object
+    has accepted a hibernatable WebSocket).
+
+    Example::
+
+        assert durable.testing.hibernation_blockers(stub) == []
+    """
+    _check_stub(stub, "hibernation_blockers")
+    host = stub._host()
+    return host.runtime.hibernation.blockers(host)
+
+
+async def hibernate(stub: Stub[Any]) -> None:
+    """Hibernate the object now, as ``Runtime(hibernate_after=...)`` would once it is idle.
+
+    The instance is dropped; hibernatable sockets, their tags and attachments, and the
+    auto-response stay. The next message (or any other event) constructs a fresh instance.
+
+    Raises:
+        TypeError: ``stub`` is not a ``durable.Stub``.
+        RuntimeError: the object is not eligible; the message names the blockers (see
+            :func:`hibernation_blockers`).
+    """
+    _check_stub(stub, "hibernate")
+    host = stub._host()
+    blockers = host.runtime.hibernation.blockers(host)
+    if blockers:
+        raise RuntimeError(
+            f"the Durable Object cannot hibernate: {', '.join(blockers)} "
+            "(see durable.testing.hibernation_blockers)"
+        )
+    host.evict()
+
+
+def disconnect(ws: WebSocket) -> None:
+    """Drop ``ws``'s connection without a Close frame, as a client losing its network would.
+
+    The other end gets ``(1006, "WebSocket disconnected without sending Close frame.", False)``.
+    """
+    if not isinstance(ws, WebSocket):
+        raise TypeError(f"disconnect() takes a durable.WebSocket, not {type(ws).__name__}")
+    remote_close(ws, 1006, None, False)
+
+
+@contextlib.asynccontextmanager
+async def websocket(
+    target: Any,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    protocols: Sequence[str] | None = None,
+) -> AsyncIterator[WebSocket]:
+    """Connect an accepted client end to ``target``, in process (no sockets, no threads).
+
+    ``target`` is a :class:`durable.Stub` (the upgrade request goes to ``stub.fetch``) or an ASGI
+    application (e.g. ``durable.asgi_app(Worker, runtime)``). ``url`` is an ``http://`` or
+    ``https://`` URL; the request carries ``Upgrade: websocket`` and, with ``protocols``, a
+    ``Sec-WebSocket-Protocol`` header. Leaving the block closes the socket (code 1000).
+
+    Raises:
+        durable.WebSocketError: the upgrade was refused (its ``response`` attribute holds the
+            answer for a stub; ``status`` holds the status).
+        TypeError: ``target`` is neither a stub nor an ASGI application, or ``url`` is not http(s).
+
+    Example::
+
+        async with durable.testing.websocket(stub, "http://room/ws") as ws:
+            ws.send("hello")
+            assert await ws.receive() == "echo: hello"
+    """
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise TypeError(f"websocket() takes an http:// or https:// URL, not {url!r}")
+    all_headers: dict[str, str] = {"upgrade": "websocket", "connection": "Upgrade", "sec-websocket-version": "13"}
+    all_headers.update({k.lower(): v for k, v in (headers or {}).items()})
+    if protocols:
+        all_headers["sec-websocket-protocol"] = ", ".join(protocols)
+    task: asyncio.Task[None] | None = None
+    if isinstance(target, Stub):
+        response = await target.fetch(Request(url, headers=all_headers))
+        client = response.web_socket
+        if response.status != 101 or client is None:
+            error = WebSocketError(f"the WebSocket upgrade was refused with status {response.status}")
+            error.response = response  # type: ignore[attr-defined]
+            error.status = response.status  # type: ignore[attr-defined]
+            raise error
+        client.accept()
+    elif callable(target):
+        client, task = await _asgi_connect(target, url, all_headers)
+    else:
+        raise TypeError(f"websocket() takes a durable.Stub or an ASGI application, not {type(target).__name__}")
+    try:
+        yield client
+    finally:
+        if client.ready_state != WebSocket.CLOSED:
+            with contextlib.suppress(Exception):
+                client.close(1000)
+            # Wait for the other side's reply, so its close handler has started on return.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(_drain(client), 5.0)
+        if task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), 1.0)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+
+async def _drain(ws: WebSocket) -> None:
+    with contextlib.suppress(WebSocketClosed):
+        while True:
+            await ws.receive()
+
+
+async def _asgi_connect(app: Any, url: str, headers: dict[str, str]) -> tuple[WebSocket, asyncio.Task[None]]:
+    """Run ``app`` for a websocket scope; the returned end talks to it through ASGI messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": "wss" if parts.scheme == "https" else "ws",
+        "server": (host, port),
+        "client": ("127.0.0.1", 50000),
+        "root_path": "",
+        "path": unquote(parts.path or "/"),
+        "raw_path": (parts.path or "/").encode("ascii", "replace"),
+        "query_string": parts.query.encode("ascii", "replace"),
+        "headers": [(b"host", (parts.netloc or host).encode("latin-1"))]
+        + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+        "subprotocols": [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()],
+        "extensions": {"websocket.http.response": {}},
+    }
+    user, app_side = WebSocketPair()
+    app_side.accept()
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    inbox.put_nowait({"type": "websocket.connect"})
+    outcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    denial: dict[str, Any] = {}
+
+    async def receive() -> dict[str, Any]:
+        return await inbox.get()
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "websocket.accept":
+            if not outcome.done():
+                outcome.set_result(dict(message))
+        elif kind == "websocket.send":
+            text = message.get("text")
+            app_side.send(text if text is not None else message.get("bytes") or b"")
+        elif kind == "websocket.close":
+            if not outcome.done():
+                outcome.set_result(dict(message))
+            else:
+                remote_close(app_side, int(message.get("code", 1000)), message.get("reason") or "", True)
+                inbox.put_nowait({"type": "websocket.disconnect", "code": int(message.get("code", 1000))})
+        elif kind == "websocket.http.response.start":
+            denial.update(message)
+        elif kind == "websocket.http.response.body":
+            denial["body"] = denial.get("body", b"") + message.get("body", b"")
+            if not message.get("more_body") and not outcome.done():
+                outcome.set_result({"type": "denied"})
+
+    async def pump() -> None:
+        # What the user sends reaches the app as websocket.receive; its close as a disconnect.
+        try:
+            while True:
+                data = await app_side.receive()
+                if isinstance(data, str):
+                    inbox.put_nowait({"type": "websocket.receive", "text": data})
+                else:
+                    inbox.put_nowait({"type": "websocket.receive", "bytes": data})
+        except WebSocketClosed as closed:
+            inbox.put_nowait({"type": "websocket.disconnect", "code": closed.code, "reason": closed.reason})
+
+    async def run() -> None:
+        pumping = asyncio.ensure_future(pump())
+        try:
+            await app(scope, receive, send)
+        except BaseException as exc:
+            if not outcome.done():
+                outcome.set_exception(exc)
+            raise
+        finally:
+            pumping.cancel()
+            if not outcome.done():
+                outcome.set_result({"type": "websocket.close", "code": 1006})
+            remote_close(app_side, 1006, None, False)
+
+    task = asyncio.ensure_future(run())
+    result = await outcome
+    if result["type"] != "websocket.accept":
+        status = denial.get("status", 403)
+        error = WebSocketError(f"the WebSocket upgrade was refused with status {status}")
+        error.status = status  # type: ignore[attr-defined]
+        error.body = denial.get("body", b"")  # type: ignore[attr-defined]
+        with contextlib.suppress(BaseException):
+            await task
+        raise error
+    user.protocol = result.get("subprotocol") or ""
+    user.url = url
+    user.accept()
+    return user, task
+
+
+for _func in (disconnect, hibernate, hibernation_blockers, websocket):
+    _func.__module__ = "durable.testing"
+del _func

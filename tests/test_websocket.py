@@ -1,0 +1,314 @@
+"""WebSocketPair, WebSocket and Response(web_socket=): the standard API, with workerd's validation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import durable
+
+
+def accepted_pair() -> tuple[durable.WebSocket, durable.WebSocket]:
+    client, server = durable.WebSocketPair()
+    client.accept()
+    server.accept()
+    return client, server
+
+
+class TestPair:
+    def test_unpacks_and_indexes(self) -> None:
+        """A pair unpacks as (client, server) and indexes as pair[0], pair[1]."""
+        pair = durable.WebSocketPair()
+        client, server = pair
+        assert pair[0] is client and pair[1] is server
+        assert isinstance(client, durable.WebSocket) and len(pair) == 2
+        assert durable.WebSocketPair.new().object_values()[0] is not client
+
+    def test_no_public_constructor(self) -> None:
+        """WebSocket ends come from WebSocketPair only."""
+        with pytest.raises(TypeError, match="WebSocketPair"):
+            durable.WebSocket()
+
+    def test_ready_state_constants(self) -> None:
+        """ready_state uses the standard constants and starts OPEN; readyState is an alias."""
+        client, _ = durable.WebSocketPair()
+        assert (durable.WebSocket.CONNECTING, durable.WebSocket.OPEN, durable.WebSocket.CLOSING, durable.WebSocket.CLOSED) == (0, 1, 2, 3)
+        assert client.ready_state == client.readyState == durable.WebSocket.OPEN  # type: ignore[attr-defined]
+
+    async def test_messages_both_ways(self) -> None:
+        """Text arrives as str and binary as bytes, in order, on the other end."""
+        client, server = accepted_pair()
+        client.send("one")
+        client.send(b"\x00two")
+        server.send(bytearray(b"three"))
+        assert await server.receive() == "one"
+        assert await server.receive() == b"\x00two"
+        assert await client.receive() == b"three"
+
+    async def test_messages_wait_for_accept(self) -> None:
+        """Messages sent before the other end accepts are delivered once it does."""
+        client, server = durable.WebSocketPair()
+        client.accept()
+        client.send("early")
+        await asyncio.sleep(0)
+        server.accept()
+        assert await server.receive() == "early"
+
+    async def test_backlog_reaches_listeners_added_after_accept(self) -> None:
+        """Messages and a close sent before accept() reach listeners added right after it, in order."""
+        client, server = durable.WebSocketPair()
+        client.accept()
+        client.send("one")
+        client.send("two")
+        client.close(1000, "done")
+        await asyncio.sleep(0)
+        seen: list[Any] = []
+        server.accept()
+        server.add_event_listener("message", lambda e: seen.append(e.data))
+        server.add_event_listener("close", lambda e: seen.append((e.code, e.reason)))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert seen == ["one", "two", (1000, "done")]
+
+    async def test_backlog_before_closed_for_receive(self) -> None:
+        """receive() returns what arrived before acceptance before it reports the close."""
+        client, server = durable.WebSocketPair()
+        server.accept()
+        server.send("a")
+        server.close(1000)
+        await asyncio.sleep(0)
+        client.accept()
+        assert [m async for m in client] == ["a"]
+
+    async def test_listeners(self) -> None:
+        """Listeners get message and close events with data, code, reason and was_clean."""
+        client, server = accepted_pair()
+        seen: list[Any] = []
+        server.addEventListener("message", lambda e: seen.append(("message", e.data)))  # type: ignore[attr-defined]
+        server.add_event_listener("close", lambda e: seen.append(("close", e.code, e.reason, e.was_clean, e.wasClean)))
+        client.send("hi")
+        client.close(4000, "done")
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert seen == [("message", "hi"), ("close", 4000, "done", True, True)]
+
+    async def test_async_for_ends_on_close(self) -> None:
+        """async for over a client end yields messages and stops when the other side closes."""
+        client, server = accepted_pair()
+        server.send("a")
+        server.send("b")
+        server.close(1000)
+        assert [m async for m in client] == ["a", "b"]
+
+    async def test_receive_raises_closed(self) -> None:
+        """receive() raises WebSocketClosed with the code, reason and was_clean of the close."""
+        client, server = accepted_pair()
+        server.close(3001, "bye")
+        with pytest.raises(durable.WebSocketClosed) as info:
+            await client.receive()
+        assert (info.value.code, info.value.reason, info.value.was_clean) == (3001, "bye", True)
+        assert isinstance(info.value, durable.DurableError)
+
+    async def test_one_receiver_at_a_time(self) -> None:
+        """A second concurrent receive() raises instead of waiting forever."""
+        client, _ = accepted_pair()
+        first = asyncio.ensure_future(client.receive())
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="already waiting"):
+            await client.receive()
+        first.cancel()
+
+    async def test_close_without_code_is_1005(self) -> None:
+        """close() without a code arrives as 1005 with an empty reason."""
+        client, server = accepted_pair()
+        server.close()
+        with pytest.raises(durable.WebSocketClosed) as info:
+            await client.receive()
+        assert (info.value.code, info.value.reason) == (1005, "")
+
+    async def test_auto_reply_to_close(self) -> None:
+        """The receiving end answers a Close itself: both ends are CLOSED afterwards."""
+        client, server = accepted_pair()
+        states: list[int] = []
+        server.add_event_listener("close", lambda e: states.append(e.target.ready_state))
+        client.close(1000)
+        assert client.ready_state == durable.WebSocket.CLOSING
+        with pytest.raises(durable.WebSocketClosed):
+            await client.receive()
+        assert states == [durable.WebSocket.CLOSED]
+        assert client.ready_state == server.ready_state == durable.WebSocket.CLOSED
+        server.close(1000)  # allowed, changes nothing
+
+    async def test_disconnect_is_1006(self) -> None:
+        """A connection lost without a Close frame gives workerd's 1006 close."""
+        client, server = accepted_pair()
+        durable.testing.disconnect(client)
+        with pytest.raises(durable.WebSocketClosed) as info:
+            await server.receive()
+        assert (info.value.code, info.value.reason, info.value.was_clean) == (
+            1006, "WebSocket disconnected without sending Close frame.", False,
+        )  # fmt: skip
+        server.send("ignored")  # the connection is gone: silently dropped
+
+
+class TestValidation:
+    def test_send_before_accept(self) -> None:
+        """send() before any accept raises workerd's TypeError."""
+        client, _ = durable.WebSocketPair()
+        with pytest.raises(TypeError, match=r"^You must call one of accept\(\) or state.acceptWebSocket\(\) on this WebSocket before sending messages.$"):
+            client.send("x")
+
+    def test_send_after_close(self) -> None:
+        """send() after close() raises workerd's TypeError."""
+        client, _ = accepted_pair()
+        client.close()
+        with pytest.raises(TypeError, match=r"^Can't call WebSocket send\(\) after close\(\).$"):
+            client.send("x")
+
+    def test_send_wrong_type(self) -> None:
+        """send() takes str or bytes only."""
+        client, _ = accepted_pair()
+        with pytest.raises(TypeError, match="str or bytes"):
+            client.send(3)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        ("code", "valid"),
+        [(999, False), (1000, True), (1004, False), (1005, False), (1006, False), (1015, False),
+         (2999, True), (3000, True), (4999, True), (5000, False), (1012, True)],
+    )  # fmt: skip
+    def test_close_code_matrix(self, code: int, valid: bool) -> None:
+        """Close codes follow workerd's non-pedantic rule: 1000-4999 except 1004, 1005, 1006, 1015."""
+        client, _ = accepted_pair()
+        if valid:
+            client.close(code)
+        else:
+            with pytest.raises(durable.WebSocketError, match=rf"^Invalid WebSocket close code: {code}.$"):
+                client.close(code)
+
+    def test_reason_without_code(self) -> None:
+        """A reason without a code raises workerd's TypeError."""
+        client, _ = accepted_pair()
+        with pytest.raises(TypeError, match="^If you specify a WebSocket close reason, you must also specify a code.$"):
+            client.close(reason="why")
+
+    def test_reason_length_in_bytes(self) -> None:
+        """A reason of 123 UTF-8 bytes is accepted; 124 raises."""
+        client, _ = accepted_pair()
+        with pytest.raises(durable.WebSocketError, match="^WebSocket close reason must not be longer than 123 bytes when UTF-8 encoded.$"):
+            client.close(1000, "é" * 62)
+        client.close(1000, "x" * 123)
+
+    def test_second_close_ignored(self) -> None:
+        """A second close() is ignored."""
+        client, _ = accepted_pair()
+        client.close(1000)
+        client.close(1001)
+
+    def test_accept_twice_allowed(self) -> None:
+        """accept() twice is allowed, as in workerd."""
+        client, _ = durable.WebSocketPair()
+        client.accept()
+        client.accept()
+
+    def test_event_type_checked(self) -> None:
+        """add_event_listener refuses an unknown event type."""
+        client, _ = durable.WebSocketPair()
+        with pytest.raises(TypeError, match='no "open" event'):
+            client.add_event_listener("open", print)
+
+
+class TestAttachment:
+    def test_round_trip_copies(self) -> None:
+        """An attachment is a copy: changing the value afterwards changes nothing."""
+        _, server = durable.WebSocketPair()
+        assert server.deserialize_attachment() is None
+        value: dict[str, Any] = {"name": "ada", "n": [1]}
+        server.serializeAttachment(value)  # type: ignore[attr-defined]
+        value["n"].append(2)
+        assert server.deserializeAttachment() == {"name": "ada", "n": [1]}  # type: ignore[attr-defined]
+
+    def test_size_limit(self) -> None:
+        """16,384 encoded bytes are accepted, 16,385 refused with workerd's message."""
+        _, server = durable.WebSocketPair()
+        overhead = len(durable._codec.encode(b""))
+        size = 16384
+        payload = b"x" * (size - overhead)
+        while len(durable._codec.encode(payload)) > size:
+            payload = payload[:-1]
+        while len(durable._codec.encode(payload + b"x")) <= size:
+            payload += b"x"
+        assert len(durable._codec.encode(payload)) == size
+        server.serialize_attachment(payload)
+        with pytest.raises(durable.WebSocketError) as info:
+            server.serialize_attachment(payload + b"x")
+        assert str(info.value) == "A WebSocket 'attachment' cannot be larger than 16384 bytes.'attachment' was 16385 bytes."
+
+    def test_not_cloneable(self) -> None:
+        """A value the codec cannot clone raises DataCloneError."""
+        _, server = durable.WebSocketPair()
+        with pytest.raises(durable.DataCloneError):
+            server.serialize_attachment(object())
+
+
+class TestResponse:
+    def test_web_socket_needs_101(self) -> None:
+        """A Response with a WebSocket must have status 101 (a RangeError, so ValueError)."""
+        client, _ = durable.WebSocketPair()
+        with pytest.raises(ValueError, match="^Responses with a WebSocket must have status code 101.$"):
+            durable.Response(None, status=200, web_socket=client)
+
+    def test_101_without_socket_refused(self) -> None:
+        """101 without a socket keeps raising, as before."""
+        with pytest.raises(ValueError, match="200 to 599"):
+            durable.Response(None, status=101)
+
+    def test_handover(self) -> None:
+        """The socket in a Response is handed over: the old handle is dead, resp.web_socket works."""
+        client, server = durable.WebSocketPair()
+        resp = durable.Response(None, status=101, web_socket=client)
+        assert resp.status == 101 and resp.webSocket is resp.web_socket and resp.web_socket is not client  # type: ignore[attr-defined]
+        with pytest.raises(TypeError, match=r"^Can't accept\(\) WebSocket that was already used in a response.$"):
+            client.accept()
+        with pytest.raises(TypeError, match="^Can't return WebSocket that was already used in a response.$"):
+            durable.Response(None, status=101, web_socket=client)
+        assert durable.Response(None, status=200).web_socket is None
+
+    def test_return_after_accept(self) -> None:
+        """A socket accepted with accept() cannot be returned in a Response."""
+        client, _ = durable.WebSocketPair()
+        client.accept()
+        with pytest.raises(TypeError, match=r"^Can't return WebSocket in a Response after calling accept\(\).$"):
+            durable.Response(None, status=101, web_socket=client)
+
+    def test_body_refused(self) -> None:
+        """A 101 response cannot have a body."""
+        client, _ = durable.WebSocketPair()
+        with pytest.raises(TypeError, match="null body status"):
+            durable.Response("x", status=101, web_socket=client)
+
+    async def test_handed_over_end_talks_to_server(self) -> None:
+        """The handle from the Response is joined to the server end."""
+        client, server = durable.WebSocketPair()
+        server.accept()
+        resp = durable.Response(None, status=101, web_socket=client)
+        ws = resp.web_socket
+        assert ws is not None
+        ws.accept()
+        server.send("from server")
+        ws.send("from client")
+        assert await ws.receive() == "from server"
+        assert await server.receive() == "from client"
+
+
+class TestRequestResponsePair:
+    def test_properties(self) -> None:
+        """The pair exposes request and response (also getRequest()/getResponse())."""
+        pair = durable.WebSocketRequestResponsePair("ping", "pong")
+        assert (pair.request, pair.response, pair.getRequest(), pair.getResponse()) == ("ping", "pong", "ping", "pong")  # type: ignore[attr-defined]
+
+    def test_types(self) -> None:
+        """Request and response must be str."""
+        with pytest.raises(TypeError, match="request must be a str"):
+            durable.WebSocketRequestResponsePair(b"ping", "pong")  # type: ignore[arg-type]

@@ -1,0 +1,307 @@
+"""WebSockets through durable.asgi_app in process, and over a real `durable serve` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import durable
+from durable.testing import MockClock, hibernate, websocket
+
+REPO = Path(__file__).resolve().parent.parent
+CHAT = REPO / "examples" / "chat.py"
+
+sys.path.insert(0, str(REPO / "examples"))
+import chat  # noqa: E402
+
+ECHO_APP = '''
+import durable
+
+class Worker(durable.WorkerEntrypoint):
+    async def fetch(self, request):
+        if request.url.endswith("/log"):
+            return await self.env.ECHO.get_by_name("e").fetch(request)
+        if request.headers.get("upgrade") != "websocket":
+            return durable.Response("no upgrade here", status=404)
+        if "/nows" in request.url:
+            return durable.Response("not a socket", status=403, headers={"x-why": "test"})
+        return await self.env.ECHO.get_by_name("e").fetch(request)
+
+class Echo(durable.DurableObject):
+    async def fetch(self, request):
+        if request.url.endswith("/log"):
+            return durable.Response.json(await self.ctx.storage.get("log") or [])
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        headers = {}
+        if request.headers.get("sec-websocket-protocol"):
+            headers["sec-websocket-protocol"] = request.headers["sec-websocket-protocol"].split(",")[0].strip()
+        return durable.Response(None, status=101, web_socket=client, headers=headers)
+
+    async def web_socket_message(self, ws, message):
+        if isinstance(message, bytes):
+            ws.send(f"bytes:{len(message)}")
+        else:
+            ws.send(f"text:{message[:20]}")
+
+    async def web_socket_close(self, ws, code, reason, was_clean):
+        log = await self.ctx.storage.get("log") or []
+        log.append([code, reason, was_clean])
+        await self.ctx.storage.put("log", log)
+
+bindings = {"ECHO": Echo}
+'''
+
+
+def chat_app(rt: durable.Runtime) -> Any:
+    rt.namespace(chat.ChatServer, name="CHAT")
+    return durable.asgi_app(chat.Worker, rt)
+
+
+class TestInProcess:
+    async def test_chat_two_clients(self) -> None:
+        """Two in-process clients of the chat example see each other's messages and history."""
+        async with durable.Runtime() as rt:
+            app = chat_app(rt)
+            async with websocket(app, "http://chat/ws?room=a&user=ada") as ada:
+                assert json.loads(await ada.receive()) == {"type": "history", "messages": []}
+                async with websocket(app, "http://chat/ws?room=a&user=bob") as bob:
+                    assert json.loads(await bob.receive())["type"] == "history"
+                    assert json.loads(await ada.receive()) == {"type": "join", "user": "bob"}
+                    bob.send(json.dumps({"text": "hello"}))
+                    for ws in (ada, bob):
+                        got = json.loads(await ws.receive())
+                        assert (got["type"], got["user"], got["text"]) == ("message", "bob", "hello")
+                assert json.loads(await ada.receive()) == {"type": "leave", "user": "bob"}
+                ada.send("ping")
+                assert await ada.receive() == "pong"
+                ada.send("not json")
+                assert json.loads(await ada.receive())["type"] == "error"
+            async with websocket(app, "http://chat/ws?room=a&user=cy") as cy:
+                history = json.loads(await cy.receive())["messages"]
+                assert [(m["user"], m["text"]) for m in history] == [("bob", "hello")]
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://chat") as client:
+                page = await client.get("/")
+                assert page.status_code == 200 and "new WebSocket" in page.text
+                assert (await client.get("/ws")).status_code == 426
+                assert [m["text"] for m in (await client.get("/history?room=a")).json()] == ["hello"]
+
+    async def test_chat_rooms_are_tags(self) -> None:
+        """A message reaches only the sockets tagged with its room."""
+        async with durable.Runtime() as rt:
+            app = chat_app(rt)
+            async with websocket(app, "http://chat/ws?room=a&user=ada") as ada, websocket(
+                app, "http://chat/ws?room=b&user=bob"
+            ) as bob:
+                await ada.receive()
+                await bob.receive()
+                bob.send(json.dumps({"text": "only b"}))
+                assert json.loads(await bob.receive())["text"] == "only b"
+                ada.send(json.dumps({"text": "only a"}))
+                assert json.loads(await ada.receive())["text"] == "only a"
+
+    async def test_chat_survives_hibernation(self) -> None:
+        """After hibernation the user's name comes back from the attachment and history from SQL."""
+        clock = MockClock(start=1_700_000_000)
+        async with durable.Runtime(clock=clock) as rt:
+            app = chat_app(rt)
+            stub = rt.env.CHAT.get_by_name("chat")
+            async with websocket(app, "http://chat/ws?room=a&user=ada") as ada:
+                await ada.receive()
+                await clock.advance(10)  # hibernated
+                await hibernate(stub)  # (already hibernated: nothing left to drop)
+                ada.send(json.dumps({"text": "still here"}))
+                got = json.loads(await ada.receive())
+                assert (got["user"], got["text"], got["at"]) == ("ada", "still here", 1_700_000_010_000)
+
+    async def test_subprotocol_and_refusal(self, tmp_path: Path) -> None:
+        """The 101's Sec-WebSocket-Protocol is the accepted subprotocol; a non-101 answer refuses."""
+        namespace: dict[str, Any] = {}
+        exec(compile(ECHO_APP, "echo_app", "exec"), namespace)
+        async with durable.Runtime() as rt:
+            rt.namespace(namespace["Echo"], name="ECHO")
+            app = durable.asgi_app(namespace["Worker"], rt)
+            async with websocket(app, "http://echo/", protocols=["chat.v1", "chat.v0"]) as ws:
+                assert ws.protocol == "chat.v1"
+                ws.send(b"abc")
+                assert await ws.receive() == "bytes:3"
+            with pytest.raises(durable.WebSocketError) as info:
+                async with websocket(app, "http://echo/nows"):
+                    pass
+            assert info.value.status == 403  # type: ignore[attr-defined]
+            assert info.value.body == b"not a socket"  # type: ignore[attr-defined]
+
+
+    @pytest.mark.parametrize(
+        ("disconnect", "expected"),
+        [
+            ({"code": 1006}, [1006, "WebSocket disconnected without sending Close frame.", False]),
+            ({"code": 1005}, [1006, "WebSocket disconnected without sending Close frame.", False]),
+            ({"code": 1005, "reason": ""}, [1005, "", True]),
+            ({"code": 4000, "reason": "done"}, [4000, "done", True]),
+            ({"code": 1012}, [1012, "", True]),
+        ],
+    )
+    async def test_disconnect_codes(self, disconnect: dict[str, Any], expected: list[Any]) -> None:
+        """ASGI disconnects map to the object's close: a drop (1006, or 1005 without a reason key) is workerd's 1006."""
+        namespace: dict[str, Any] = {}
+        exec(compile(ECHO_APP, "echo_app", "exec"), namespace)
+        async with durable.Runtime() as rt:
+            rt.namespace(namespace["Echo"], name="ECHO")
+            app = durable.asgi_app(namespace["Worker"], rt)
+            inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            sent: list[dict[str, Any]] = []
+            for message in ({"type": "websocket.connect"}, {"type": "websocket.receive", "text": "hi"}):
+                inbox.put_nowait(message)
+
+            async def send(message: Any) -> None:
+                sent.append(dict(message))
+                if message["type"] == "websocket.send":
+                    inbox.put_nowait({"type": "websocket.disconnect", **disconnect})
+
+            scope = {"type": "websocket", "scheme": "ws", "path": "/", "headers": [(b"host", b"echo"), (b"upgrade", b"websocket")]}
+            await asyncio.wait_for(app(scope, inbox.get, send), 5)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            log = await (await rt.env.ECHO.get_by_name("e").fetch("http://echo/log")).json()
+        assert [m["type"] for m in sent[:2]] == ["websocket.accept", "websocket.send"]
+        assert log == [expected]
+
+    async def test_worker_raising_on_upgrade(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A Worker that raises on an upgrade refuses it with 500 (and the error is logged)."""
+
+        class Broken(durable.WorkerEntrypoint):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                raise ValueError("no sockets today")
+
+        async with durable.Runtime() as rt:
+            with pytest.raises(durable.WebSocketError) as info:
+                async with websocket(durable.asgi_app(Broken, rt), "http://x/"):
+                    pass
+        assert info.value.status == 500  # type: ignore[attr-defined]
+        assert "no sockets today" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# A real server
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc = proc
+        self.url = url
+        self.ws_url = url.replace("http://", "ws://")
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(app: Path) -> Server:
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "durable", "serve", str(app), "--port", "0", "--in-memory", "--log-level", "warning"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        started.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert " on http://" in line, line
+        return Server(proc, line.split(" on ", 1)[1].split()[0])
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def echo_file(tmp_path: Path) -> Path:
+    path = tmp_path / "echo_app.py"
+    path.write_text(ECHO_APP)
+    return path
+
+
+async def wait_for_log(url: str, count: int) -> list[Any]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        deadline = time.monotonic() + 10
+        while True:
+            log: list[Any] = (await client.get(url + "/log")).json()
+            if len(log) >= count or time.monotonic() > deadline:
+                return log
+            await asyncio.sleep(0.05)
+
+
+class TestServe:
+    async def test_chat_over_a_real_server(self, serve: Any) -> None:
+        """Two websockets-library clients chat through `durable serve examples/chat.py`."""
+        from websockets.asyncio.client import connect
+
+        server = serve(CHAT)
+        async with connect(server.ws_url + "/ws?room=r&user=ada") as ada, connect(server.ws_url + "/ws?room=r&user=bob") as bob:
+            assert json.loads(await ada.recv())["type"] == "history"
+            assert json.loads(await bob.recv())["type"] == "history"
+            assert json.loads(await ada.recv()) == {"type": "join", "user": "bob"}
+            await ada.send(json.dumps({"text": "hi bob"}))
+            for ws in (ada, bob):
+                got = json.loads(await ws.recv())
+                assert (got["user"], got["text"]) == ("ada", "hi bob")
+            await bob.send("ping")
+            assert await bob.recv() == "pong"
+            assert ada.response is not None
+            assert "permessage-deflate" not in (ada.response.headers.get("sec-websocket-extensions") or "")
+
+    async def test_large_messages_and_lost_connection(self, serve: Any, tmp_path: Path) -> None:
+        """A 20 MiB message passes, 33 MiB is refused with 1009, and a dropped TCP connection gives 1006."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+        server = serve(echo_file(tmp_path))
+        async with connect(server.ws_url + "/", max_size=None, compression=None) as ws:
+            await ws.send(b"x" * (20 << 20))
+            assert await ws.recv() == "bytes:20971520"
+            await ws.send("y" * (20 << 20))
+            assert await ws.recv() == "text:" + "y" * 20
+        async with connect(server.ws_url + "/", max_size=None, compression=None) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.send(b"x" * (33 << 20))
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        ws = await connect(server.ws_url + "/", compression=None)
+        await ws.send("hello")
+        assert await ws.recv() == "text:hello"
+        ws.transport.abort()  # the TCP connection drops without a Close frame
+        log = await wait_for_log(server.url, 2)
+        assert [1006, "WebSocket disconnected without sending Close frame.", False] in log
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.ws_url + "/nows")
+        assert refused.value.response.status_code == 403
+        assert refused.value.response.body == b"not a socket"
+
+    async def test_shutdown_closes_with_1012(self, serve: Any, tmp_path: Path) -> None:
+        """SIGTERM stops the server; open sockets are closed with 1012."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        server = serve(echo_file(tmp_path))
+        async with connect(server.ws_url + "/", compression=None) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "text:hi"
+            server.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 15)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        assert await asyncio.to_thread(server.proc.wait, 15) == 0
