@@ -882,9 +882,10 @@ class SqlStorage:
             print(row.id, row["name"])
     """
 
-    __slots__ = ("_db", "_gen", "_host", "_state")
+    __slots__ = ("_db", "_gen", "_host", "_state", "_storage")
 
     def __init__(self, storage: Storage) -> None:
+        self._storage = storage
         self._host: StorageHost = storage._host
         self._gen: int = storage._gen
         self._db: ObjectDatabase = storage._db
@@ -915,6 +916,8 @@ class SqlStorage:
 
     def _exec(self, query: str, bindings: tuple[Any, ...], *, trusted: bool) -> SqlCursor:
         self._host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("sql.exec()")  # another event's transaction() is running
         if type(query) is not str:
             raise TypeError(f"sql.exec() takes the SQL as a str, not {type(query).__name__}")
         if (index := lone_surrogate_at(query)) is not None:
@@ -1030,6 +1033,8 @@ class SqlStorage:
     def database_size(self) -> int:
         """The database's size in bytes: (pages in use) x (page size), as Cloudflare computes it."""
         self._host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("sql.database_size")
         db = self._db
         db.spill()  # buffered key-value writes count too
         conn = db.read_conn()
@@ -1060,9 +1065,10 @@ class SyncKV:
             ...
     """
 
-    __slots__ = ("_db", "_gen", "_host", "_live")
+    __slots__ = ("_db", "_gen", "_host", "_live", "_storage")
 
     def __init__(self, storage: Storage) -> None:
+        self._storage = storage
         self._host: StorageHost = storage._host
         self._gen: int = storage._gen
         self._db: ObjectDatabase = storage._db
@@ -1075,6 +1081,8 @@ class SyncKV:
         """The value stored under ``key`` (a fresh copy), or ``None``."""
         host = self._host
         host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.get()")
         blob = self._db.kv_get(check_key(key, host))
         return None if blob is None else decode(blob)
 
@@ -1086,6 +1094,8 @@ class SyncKV:
         """
         host = self._host
         host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.put()")
         blob = encode_checked(check_key(key, host), value, host)
         self._db.kv_put(key, blob)
         host.wrote(True)
@@ -1094,6 +1104,8 @@ class SyncKV:
         """Delete ``key``; ``True`` if it existed."""
         host = self._host
         host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.delete()")
         existed = self._db.kv_delete(check_key(key, host))
         if self._db.in_transaction:
             host.wrote(True)
@@ -1109,6 +1121,8 @@ class SyncKV:
         """
         host = self._host
         host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.list()")
         opts = normalize_options("list", options, _SYNC_LIST_OPTIONS) if options else {}
         bounds = compile_range(**opts)
         if bounds is None:
@@ -1146,6 +1160,8 @@ class _KvListIterator:
             raise StopIteration
         kv = self._kv
         kv._host.check_live(kv._gen)
+        if kv._storage._stack:
+            kv._storage._check_sync("next() on a kv.list() iterator")
         item = next(rows, None)
         if item is None:
             self._finish()

@@ -294,19 +294,31 @@ class ObjectDatabase:
         return name
 
     def release(self, name: str) -> None:
-        """Keep a savepoint's writes (they commit with the implicit transaction)."""
+        """Keep a savepoint's writes (they commit with the implicit transaction).
+
+        The depth is restored even if SQLite fails, so a failure never leaves the object waiting
+        for a savepoint that no longer exists (the commit would be deferred forever).
+        """
         assert self._conn is not None
-        self._conn.execute(f"RELEASE {name} -- {self._tag}")
-        self.savepoint_depth -= 1
+        try:
+            self._conn.execute(f"RELEASE {name} -- {self._tag}")
+        finally:
+            self.savepoint_depth = max(0, self.savepoint_depth - 1)
 
     def rollback_to(self, name: str) -> None:
-        """Undo a savepoint's writes and end it."""
+        """Undo a savepoint's writes and end it (the depth is restored even if SQLite fails)."""
         assert self._conn is not None
         self._drop_pending()  # buffered writes were all made inside the savepoint
-        self._conn.execute(f"ROLLBACK TO {name} -- {self._tag}")
-        self._conn.execute(f"RELEASE {name} -- {self._tag}")
-        self.savepoint_depth -= 1
-        names = {row[0] for row in self._conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
+        try:
+            self._conn.execute(f"ROLLBACK TO {name} -- {self._tag}")
+            self._conn.execute(f"RELEASE {name} -- {self._tag}")
+        finally:
+            self.savepoint_depth = max(0, self.savepoint_depth - 1)
+            self._look_up_tables(self._conn)
+
+    def _look_up_tables(self, conn: sqlite3.Connection) -> None:
+        """Tables created in a rolled back part are gone again: look afresh."""
+        names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
         self._kv_exists = "_cf_KV" in names
         self._meta_exists = "_cf_METADATA" in names
         if not self._meta_exists:

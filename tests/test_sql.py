@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import durable
-from durable import _sql, testing
+from durable import _sql, _storage, testing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -1199,19 +1199,42 @@ class TestDeleteAll:
 
 
 class TestKvBackedNamespace:
-    """A storage="kv" namespace has no SQL, no synchronous KV and no transaction_sync."""
+    """A storage="kv" namespace has no SQL and no synchronous KV, but has transaction_sync."""
 
     async def test_refusals(self, durable_runtime: durable.Runtime) -> None:
-        """sql, kv and transaction_sync raise Cloudflare's errors."""
+        """sql and kv raise workerd's plain errors (DurableError, not TypeError), word for word."""
         stub = durable_runtime.namespace(Obj, storage="kv").get_by_name("a")
-        with pytest.raises(TypeError, match=r"^This Durable Object is not backed by SQLite storage, so the SQL API is not available\."):
+        with exactly(durable.DurableError, _storage._NO_SQL) as info:
             await inside(stub, lambda o, c: c.storage.sql)
-        with pytest.raises(TypeError, match=r"^The storage\.kv \(synchronous KV\) API is only available for SQLite-backed Durable Objects"):
+        assert not isinstance(info.value, TypeError)
+        assert _storage._NO_SQL.startswith(
+            "SQL is not enabled for this Durable Object class. To enable it, change `new_classes` to "
+            "`new_sqlite_classes` within the 'migrations' field in your wrangler.jsonc or wrangler.toml file."
+        )
+        with exactly(durable.DurableError, _storage._NO_SYNC_KV):
             await inside(stub, lambda o, c: c.storage.kv)
-        with exactly(TypeError, "Durable Object is not backed by SQL."):
-            await inside(stub, lambda o, c: c.storage.transaction_sync(lambda: None))
-        with pytest.raises(TypeError, match="not backed by SQLite"):
+        assert _storage._NO_SYNC_KV.startswith(
+            "The storage.kv (synchronous KV) API is only available for SQLite-backed Durable Objects"
+        )
+        with pytest.raises(durable.DurableError, match="^SQL is not enabled for this Durable Object class"):
             await testing.query(stub, "SELECT 1")
+
+    async def test_transaction_sync_runs(self, durable_runtime: durable.Runtime) -> None:
+        """transaction_sync runs fn on a kv class, as workerd does; an error inside propagates and rolls back."""
+        stub = durable_runtime.namespace(Obj, storage="kv").get_by_name("a")
+        assert await inside(stub, lambda o, c: c.storage.transaction_sync(lambda: 5)) == 5
+
+        def failing(o: Any, c: durable.State) -> None:
+            def body() -> None:
+                c.storage.put("w", 2)
+                raise KeyError("inner")
+
+            c.storage.put("q", 1)
+            c.storage.transaction_sync(body)
+
+        with pytest.raises(KeyError, match="inner"):
+            await inside(stub, failing)
+        assert await inside(stub, lambda o, c: c.storage.list()) == {"q": 1}
 
 
 class TestTestingQuery:
