@@ -144,9 +144,8 @@ ALLOWED_FUNCTIONS: Final = frozenset(
 _NO_ARG, _BOOLEAN, _OBJECT, _OPTIONAL_OBJECT, _NUMBER, _NUMBER_OR_OBJECT = range(6)
 
 ALLOWED_PRAGMAS: Final[dict[str, int]] = {
-    # read only, no argument (R*Tree reads page_size itself)
+    # read only, no argument (page_size is refused, as by workerd, except to R*Tree: see _RTREE)
     "data_version": _NO_ARG,
-    "page_size": _NO_ARG,
     # switches, read or set
     "case_sensitive_like": _BOOLEAN,
     "foreign_keys": _BOOLEAN,
@@ -169,6 +168,10 @@ ALLOWED_PRAGMAS: Final[dict[str, int]] = {
 compared as written, as workerd does: ``PRAGMA TABLE_INFO(t)`` is refused in production too."""
 
 _VIRTUAL_TABLE_MODULES: Final = frozenset({"fts5", "fts5vocab", "rtree", "rtree_i32"})
+_RTREE: Final = re.compile(r"(?is)(?:\s|;|--[^\n]*|/\*.*?\*/)*create\s+virtual\s+table\b.*?\busing\s+[\"'`\[]?rtree(?:_i32)?\b")
+"""A statement creating an R*Tree table. R*Tree's constructor runs ``PRAGMA page_size`` itself,
+which workerd refuses (so its R*Tree creation fails, although the docs list R*Tree as supported);
+durable lets R*Tree read it while such a statement runs, and refuses it to the application."""
 _BOOLEAN_WORDS: Final = ("true", "false", "yes", "no", "on", "off", "1", "0")
 _INT = re.compile(r"[ \t\n\r\f\v]*[+-]?(?:0[xX][0-9a-fA-F]+|[0-9]+)")
 _WHITESPACE: Final = " \t\n\r\f\v"
@@ -605,6 +608,8 @@ class _Connection:
         self.saw_write = False
         self.probe_hit = False
         self.transaction = False
+        self.rtree = False
+        """Set while a statement that creates an R*Tree table runs (see _RTREE)."""
         self.switches: list[tuple[str, str]] = []
         """Switch PRAGMAs (``foreign_keys = OFF``...) the current statement sets."""
         self.replay: list[tuple[str, str]] = []
@@ -652,6 +657,8 @@ class _Connection:
             if action == sqlite3.SQLITE_TRANSACTION or action == sqlite3.SQLITE_SAVEPOINT:
                 self.transaction = True
                 return _DENY
+            if action == sqlite3.SQLITE_PRAGMA and arg1 == "page_size" and arg2 is None and self.rtree:
+                return _OK  # R*Tree's own read, while a CREATE VIRTUAL TABLE ... USING rtree runs
             if not self.trusted and not authorized(action, arg1, arg2, dbname):
                 return _DENY
             if action == sqlite3.SQLITE_PRAGMA and arg1 is not None and arg2 is not None:
@@ -988,6 +995,7 @@ class SqlStorage:
         state.probe = probe
         state.trusted = trusted
         state.saw_write = state.probe_hit = state.transaction = False
+        state.rtree = _RTREE.match(sql) is not None
         if state.switches:
             state.switches = []
         db.user_sql = True
@@ -1019,7 +1027,7 @@ class SqlStorage:
             raise  # pragma: no cover - _binding refuses whatever sqlite3 refuses
         finally:
             db.user_sql = False
-            state.probe = False
+            state.probe = state.rtree = False
             if state.saw_write:
                 if not scratch and not state.probe_hit:
                     state.remember(text)

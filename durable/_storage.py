@@ -291,6 +291,10 @@ class Storage:
             txn = txn._outer
         return None
 
+    def inside_transaction(self) -> bool:
+        """Whether the running code is inside one of this object's open ``transaction()`` calls."""
+        return bool(self._stack) and self._level() is not None
+
     def _where(self) -> Transaction | None | _Here:
         """``_Here.NOW`` if the running code may use storage now, else the level it must wait for.
 

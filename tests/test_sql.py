@@ -631,7 +631,6 @@ class TestRestrictions:
         "sql",
         [
             "PRAGMA data_version",
-            "PRAGMA page_size",
             "PRAGMA foreign_keys",
             "PRAGMA foreign_keys = ON",
             "PRAGMA defer_foreign_keys = 'off'",
@@ -670,6 +669,9 @@ class TestRestrictions:
             "PRAGMA user_version",
             "PRAGMA user_version = 3",
             "PRAGMA data_version = 5",
+            "PRAGMA page_size",  # refused by workerd too (issue 10, section 2.5)
+            "PRAGMA main.page_size",
+            "SELECT * FROM pragma_page_size()",
             "PRAGMA page_size = 8192",
             "PRAGMA max_page_count = 65536",
             "PRAGMA journal_mode",
