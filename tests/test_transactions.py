@@ -257,6 +257,10 @@ class Racer(durable.DurableObject):
         except ValueError:
             return "raised"
 
+    async def late_txn(self, key: str) -> str:
+        await asyncio.sleep(0)  # already inside the object: resumes while another transaction runs
+        return await self.slow_txn(key, "commit", 20)
+
     async def late_put(self, key: str, awaited: bool) -> str:
         await asyncio.sleep(0)
         if awaited:
@@ -373,15 +377,15 @@ class TestOverlappingTransactions:
         assert (await guarded(contents(racer_rt.get_by_name("r"))))["bump7"] == 7
 
     async def test_second_event_transaction_waits(self, racer_rt: Any) -> None:
-        """A second event's transaction started while the first one's closure sleeps waits, then commits."""
+        """An event that starts a transaction while another one's closure sleeps waits for it; both commit."""
         stub = racer_rt.get_by_name("r")
-        first = asyncio.ensure_future(stub.slow_txn("t1", "commit"))
-        await asyncio.sleep(0)
-        inside = await guarded(testing.run_in_object(stub, lambda o, c: None))  # noqa: F841 - gate passes after t1
-        second = asyncio.ensure_future(stub.slow_txn("t2", "commit", 2))
+        second = asyncio.ensure_future(stub.late_txn("t2"))
+        first = asyncio.ensure_future(stub.slow_txn("t1", "commit", 3))  # would end first
         assert await guarded(asyncio.gather(first, second)) == ["commit", "commit"]
         assert await guarded(stub.depth()) == 0
-        assert await guarded(contents(stub)) == {"t1": "txn", "t2": "txn"}
+        assert await guarded(stub.bump(1)) == 1
+        await testing.evict(stub)
+        assert await guarded(contents(racer_rt.get_by_name("r"))) == {"t1": "txn", "t2": "txn", "bump1": 1}
 
     @pytest.mark.parametrize("outcome", ["raise", "rollback"])
     @pytest.mark.parametrize("awaited", [True, False])
