@@ -23,6 +23,7 @@ authorizer on a cache hit, so what was learnt is kept per connection (see :class
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import sys
@@ -709,6 +710,12 @@ def _state_of(db: ObjectDatabase, row_limit: int | None) -> _Connection:
 
 # -- rows and cursors -------------------------------------------------------------------------------
 
+_lenient_text: Final = functools.partial(str, encoding="utf-8", errors="replace")
+"""How the application's SQL reads TEXT: bytes that are not valid UTF-8 (``CAST(x'ff' AS TEXT)``,
+text written by another tool) read back with U+FFFD in their place, as in workerd, instead of
+making the row unreadable. Set on the connection only while the application's SQL runs or is
+read, so durable's own statements keep sqlite3's fast path."""
+
 
 @final
 class SqlRow(dict[str, Any]):
@@ -792,6 +799,7 @@ class SqlCursor:
         conn = cur.connection
         before = conn.total_changes
         db.user_sql = True
+        conn.text_factory = _lenient_text
         try:
             if limit == 1:
                 row = cur.fetchone()
@@ -808,6 +816,7 @@ class SqlCursor:
             raise SqlError("out of memory: SQLITE_NOMEM", code="SQLITE_NOMEM") from exc
         finally:
             db.user_sql = False
+            conn.text_factory = str
             self._written += conn.total_changes - before
         if len(rows) != limit:
             self._close()
@@ -929,8 +938,13 @@ class SqlStorage:
             raise TypeError(f"sql.exec() takes the SQL as a str, not {type(query).__name__}")
         if (index := lone_surrogate_at(query)) is not None:
             raise TypeError(f"sql.exec() SQL has a lone surrogate at index {index}; it must be valid Unicode")
-        if trusted:
-            self._db.spill()  # SQL without the rules may read _cf_KV: buffered writes go there first
+        db = self._db
+        if trusted or db.kv_pending:
+            # SQL without the rules may read _cf_KV, and any SQL may list it in sqlite_master: as
+            # in workerd, it exists from the first key-value write on. Buffered writes go there.
+            db.spill()
+            if db.in_transaction:
+                self._host.wrote(True)  # the table may be new: commit it at the end of the turn
         params: tuple[SqlValue, ...] = bindings  # checked by sqlite3 as it binds (see _attempt)
         for value in bindings:
             if type(value) not in _NATIVE:
@@ -999,6 +1013,7 @@ class SqlStorage:
         if state.switches:
             state.switches = []
         db.user_sql = True
+        conn.text_factory = _lenient_text
         if bound is params and _NAMED_NEED_A_DICT and "?" in sql and _NUMBERED_PARAMETER.search(sql):
             bound = None  # ?NNN binds by position; Python 3.12.0-3.12.x warns that it is "named"
         try:
@@ -1027,6 +1042,7 @@ class SqlStorage:
             raise  # pragma: no cover - _binding refuses whatever sqlite3 refuses
         finally:
             db.user_sql = False
+            conn.text_factory = str
             state.probe = state.rtree = False
             if state.saw_write:
                 if not scratch and not state.probe_hit:

@@ -115,6 +115,10 @@ class ObjectDatabase:
         """Key-value writes not yet in SQLite (None: delete), in the order made."""
         self._began = False
         """Whether ``BEGIN`` ran: SQLite holds uncommitted writes."""
+        self._kv_wanted = False
+        """A key-value delete that changed nothing was made before ``_cf_KV`` existed. workerd
+        creates the table on the first write, so SQL run afterwards sees it (``spill()`` creates
+        it then); by itself it creates no file, as a read would not."""
         self._write_through = False
         """Set once a lazy scan was handed out (it must see later writes): writes skip the buffer."""
         self.savepoint_depth = 0
@@ -131,6 +135,11 @@ class ObjectDatabase:
     def in_transaction(self) -> bool:
         """Whether there are uncommitted writes: in SQLite's transaction, or buffered."""
         return self._began or bool(self._dirty)
+
+    @property
+    def kv_pending(self) -> bool:
+        """Whether key-value writes wait in the buffer (``spill()`` would write to SQLite)."""
+        return bool(self._dirty) or self._kv_wanted
 
     @property
     def is_open(self) -> bool:
@@ -212,11 +221,15 @@ class ObjectDatabase:
         """Forget buffered writes, and cached pairs (they may show writes being rolled back)."""
         self._dirty.clear()
         self._kv_cache.clear()
+        self._kv_wanted = False
 
     def spill(self) -> None:
         """Write the buffered key-value writes into SQLite's transaction (before SQL must see them)."""
         dirty = self._dirty
         if not dirty:
+            if self._kv_wanted:
+                self._kv_ready_for_write()
+                self._kv_wanted = False
             return
         conn = self._kv_ready_for_write()
         puts = [(key, value) for key, value in dirty.items() if value is not None]
@@ -398,6 +411,8 @@ class ObjectDatabase:
     def kv_delete(self, key: str) -> bool:
         """Delete ``key``; whether it existed."""
         existed = self.kv_get(key) is not None
+        if not existed and not self._kv_exists and not self._dirty:
+            self._kv_wanted = True
         if existed or key in self._dirty:
             self._dirty[key] = None
             if self._write_through:

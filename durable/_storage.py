@@ -164,6 +164,16 @@ def _successor(prefix: str) -> str | None:
     return None
 
 
+def _past_surrogates(bound: str, index: int) -> str:
+    """A bound without lone surrogates that orders every valid key as ``bound`` does.
+
+    workerd compares keys as UTF-8 bytes and encodes a lone surrogate as its 3-byte form, which
+    sorts between U+D7FF and U+E000. No key holds one, so a key is above ``bound`` exactly when it
+    is at or above ``bound[:index] + "\\uE000"``, and below it otherwise.
+    """
+    return bound[:index] + "\ue000"
+
+
 def compile_range(
     *,
     start: str | None = None,
@@ -178,7 +188,8 @@ def compile_range(
     ``start`` is inclusive, ``start_after`` exclusive (it becomes ``start_after + "\\0"``), ``end``
     exclusive; ``prefix`` clamps the range to the keys that start with it. ``reverse`` does not
     swap the bounds. Returns ``None`` when the range is empty. Raises ``TypeError`` for options
-    Cloudflare refuses.
+    Cloudflare refuses. Bounds may hold lone surrogates (keys may not): they order keys as in
+    workerd.
     """
     if start is not None and start_after is not None:
         raise TypeError("list() cannot be called with both start and startAfter values.")
@@ -192,6 +203,14 @@ def compile_range(
             raise TypeError(f"list() option limit must be an int, not {type(limit).__name__}")
         if limit <= 0:
             raise TypeError("List limit must be positive.")
+    if prefix is not None and lone_surrogate_at(prefix) is not None:
+        return None  # no key holds a lone surrogate, so none starts with this prefix
+    if start_after is not None and (index := lone_surrogate_at(start_after)) is not None:
+        start, start_after = _past_surrogates(start_after, index), None
+    elif start is not None and (index := lone_surrogate_at(start)) is not None:
+        start = _past_surrogates(start, index)
+    if end is not None and (index := lone_surrogate_at(end)) is not None:
+        end = _past_surrogates(end, index)
     lo = start if start_after is None else start_after + "\0"
     hi = end
     if prefix:
