@@ -178,7 +178,7 @@ class TransactionMachine(RuleBasedStateMachine):
         reports = self.run(lambda: asyncio.gather(*(stub.run(self.batch, e, p) for e, p in enumerate(programs))))
         txns: dict[str, tuple[str | None, str]] = {}
         for report in reports:
-            txns.update({name: tuple(v) for name, v in report["txns"].items()})  # type: ignore[misc]
+            txns.update({name: tuple(v) for name, v in report["txns"].items()})
         before = set(self.shared_values)
         for report in reports:
             for key, value, txn in report["puts"]:
@@ -230,5 +230,5 @@ class TransactionMachine(RuleBasedStateMachine):
 
 TestTransactionModel = TransactionMachine.TestCase
 TestTransactionModel.settings = settings(
-    max_examples=100, stateful_step_count=8, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=200, stateful_step_count=8, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
