@@ -587,6 +587,72 @@ def _named_parameters(sql: str, params: tuple[SqlValue, ...]) -> tuple[SqlValue,
 # -- one connection's SQL state ---------------------------------------------------------------------
 
 
+_COUNTED_ACTIONS: Final = frozenset(
+    {
+        sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE, sqlite3.SQLITE_CREATE_TABLE,
+        sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_CREATE_TRIGGER,
+        sqlite3.SQLITE_ALTER_TABLE,
+    }
+)  # fmt: skip
+"""Authorizer actions that decide how many b-tree rows a statement writes (see ``rows_written``)."""
+
+_SCHEMA_ACTIONS: Final = _WRITE_ACTIONS - {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
+
+_AUTOINCREMENT = re.compile(r"(?i)\bautoincrement\b")
+_ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
+_WORD = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
+_PARTIAL = re.compile(r"(?is)\)\s*WHERE\b(.*)$")
+
+
+@final
+class _TableShape:
+    """What decides a table's index writes: its secondary indexes and its key columns.
+
+    ``indexes`` holds, per index, the columns it covers (lower case; for an index on an
+    expression, every word of its definition); a WITHOUT ROWID table's primary key is the table
+    itself, not an index. ``key``: the columns whose change rewrites every index (the
+    rowid, its alias, a WITHOUT ROWID table's primary key).
+    """
+
+    __slots__ = ("autoincrement", "indexes", "key")
+
+    def __init__(self, indexes: list[frozenset[str]], key: frozenset[str], autoincrement: bool) -> None:
+        self.indexes = indexes
+        self.key = key
+        self.autoincrement = autoincrement
+
+    @classmethod
+    def read(cls, conn: sqlite3.Connection, table: str, tag: str) -> _TableShape:
+        row = conn.execute(
+            f"SELECT sql FROM sqlite_master WHERE type = 'table' AND lower(name) = ? -- {tag}", (table,)
+        ).fetchone()
+        autoincrement = row is not None and row[0] is not None and _AUTOINCREMENT.search(row[0]) is not None
+        without_rowid = conn.execute(
+            f"SELECT wr FROM pragma_table_list WHERE lower(name) = ? AND schema = 'main' -- {tag}", (table,)
+        ).fetchone()
+        pk = [
+            (r[1].lower(), r[2].upper())
+            for r in conn.execute(f"SELECT pk, name, type FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk -- {tag}", (table,))
+        ]
+        wr = bool(without_rowid and without_rowid[0])
+        key = set(_ROWID_NAMES) if not wr else set()
+        if wr or (len(pk) == 1 and pk[0][1] == "INTEGER"):
+            key.update(name for name, _ in pk)  # the rowid's alias, or the WITHOUT ROWID key
+        indexes: list[frozenset[str]] = []
+        for _, name, _, origin, _ in conn.execute(f"SELECT seq, name, \"unique\", origin, partial FROM pragma_index_list(?) -- {tag}", (table,)):
+            if wr and origin == "pk":
+                continue
+            columns = [r[0] for r in conn.execute(f"SELECT name FROM pragma_index_info(?) -- {tag}", (name,))]
+            if any(c is None for c in columns):
+                # An index on an expression: SQLite rewrites it when a column it names changes.
+                row = conn.execute(f"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? -- {tag}", (name,)).fetchone()
+                words = _WORD.findall(row[0]) if row is not None and row[0] is not None else []
+                indexes.append(frozenset(w.lower() for w in words))
+            else:
+                indexes.append(frozenset(c.lower() for c in columns))
+        return cls(indexes, frozenset(key), autoincrement)
+
+
 class _ProbeHit(Exception):
     """A statement run as a read turned out to write (its first write action was refused)."""
 
@@ -611,6 +677,17 @@ class _Connection:
         self.transaction = False
         self.rtree = False
         """Set while a statement that creates an R*Tree table runs (see _RTREE)."""
+        self.compiled = False
+        """Whether SQLite compiled the current statement (so the authorizer saw its actions)."""
+        self.targets: list[tuple[int, str | None, str | None, str | None]] = []
+        """The writes the authorizer saw while compiling the current statement (for rows_written)."""
+        self.plans: dict[str, tuple[tuple[int, str | None, str | None, str | None], ...]] = {}
+        """Those writes, per statement text, for when the statement runs again from the cache."""
+        self.tables: dict[str, _TableShape] = {}
+        """Index shapes of tables, valid for ``tables_epoch``."""
+        self.tables_epoch = -1
+        self.per_row = 1
+        """b-tree rows the last statement writes per changed row (the row and its index entries)."""
         self.switches: list[tuple[str, str]] = []
         """Switch PRAGMAs (``foreign_keys = OFF``...) the current statement sets."""
         self.replay: list[tuple[str, str]] = []
@@ -654,6 +731,11 @@ class _Connection:
         """The SQLite authorizer: workerd's rules for the application's statements only."""
         if not self.db.user_sql:
             return _OK  # durable's own statements
+        self.compiled = True
+        if action in _COUNTED_ACTIONS:
+            self.targets.append((action, arg1, arg2, source))
+        if action in _SCHEMA_ACTIONS:
+            self.db.schema_epoch += 1  # the index shapes cached for rows_written may change
         try:
             if action == sqlite3.SQLITE_TRANSACTION or action == sqlite3.SQLITE_SAVEPOINT:
                 self.transaction = True
@@ -673,6 +755,84 @@ class _Connection:
             return _OK
         except Exception:  # pragma: no cover - an exception would be swallowed by sqlite3 anyway
             return _DENY
+
+    def rows_written(self, conn: sqlite3.Connection, plan: tuple[tuple[int, str | None, str | None, str | None], ...], changes: int) -> int:
+        """b-tree rows a statement wrote, as workerd counts them (its patched SQLite counts every
+        row and index entry inserted, every row deleted, and the rows of ``sqlite_master``).
+
+        Python's sqlite3 only reports changed rows (``total_changes``), so the rest is derived
+        from what the statement does (``plan``, the authorizer's actions) and the table's indexes:
+        an INSERT also writes one entry per index, an UPDATE one per index on a changed column
+        (every index when the rowid or primary key changes), a DELETE none. CREATE TABLE and
+        CREATE VIEW write 2 rows of ``sqlite_master``, CREATE INDEX 1 and an entry per row
+        indexed, CREATE TRIGGER and ALTER TABLE 1, DROP 0; an AUTOINCREMENT table's counter is
+        one more row. Statements that fire triggers or write several tables count changed rows
+        only, and partial indexes count as full ones (see docs/sql.md).
+        """
+        fixed = 0
+        tables: dict[str, tuple[bool, set[str]]] = {}
+        mixed = False
+        for action, arg1, arg2, source in plan:
+            if action == sqlite3.SQLITE_CREATE_TABLE or action == sqlite3.SQLITE_CREATE_VIEW:
+                fixed += 2
+            elif action == sqlite3.SQLITE_CREATE_INDEX:
+                if arg1 is not None and arg1.lower().startswith("sqlite_autoindex_"):
+                    continue  # a UNIQUE or PRIMARY KEY constraint's index, made with its table
+                fixed += 1 + (self._count(conn, arg1, arg2) if arg1 is not None and arg2 is not None else 0)
+            elif action == sqlite3.SQLITE_CREATE_TRIGGER or action == sqlite3.SQLITE_ALTER_TABLE:
+                fixed += 1
+            elif arg1 is not None and not arg1.lower().startswith("sqlite_"):
+                if source is not None:
+                    mixed = True  # written by a trigger
+                inserted, columns = tables.setdefault(arg1.lower(), (False, set()))
+                if action == sqlite3.SQLITE_INSERT:
+                    tables[arg1.lower()] = (True, columns)
+                elif action == sqlite3.SQLITE_UPDATE and arg2 is not None:
+                    columns.add(arg2.lower())
+        if fixed or mixed or len(tables) != 1 or not changes:
+            return changes + fixed
+        ((table, (inserted, columns)),) = tables.items()
+        shape = self._shape(conn, table)
+        if shape is None:
+            return changes
+        if inserted:
+            entries = len(shape.indexes)
+        elif columns:
+            if columns & shape.key:
+                entries = len(shape.indexes)
+            else:
+                entries = sum(1 for index in shape.indexes if index & columns)
+        else:
+            entries = 0  # DELETE: workerd does not count the index entries removed
+        self.per_row = 1 + entries
+        return changes * (1 + entries) + (1 if inserted and shape.autoincrement else 0)
+
+    def _count(self, conn: sqlite3.Connection, index: str, table: str) -> int:
+        """Entries of a new index: the table's rows (those its WHERE selects, for a partial index)."""
+        quoted = '"' + table.replace('"', '""') + '"'
+        tag = self.db._tag
+        try:
+            row = conn.execute(f"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? -- {tag}", (index,)).fetchone()
+            where = _PARTIAL.search(row[0]) if row is not None and row[0] is not None else None
+            condition = f" WHERE {where.group(1)}" if where is not None else ""
+            count = conn.execute(f"SELECT count(*) FROM {quoted}{condition} -- {tag}").fetchone()
+        except sqlite3.Error:
+            return 0
+        return int(count[0])
+
+    def _shape(self, conn: sqlite3.Connection, table: str) -> _TableShape | None:
+        """The indexes of ``table`` (cached until the schema may have changed)."""
+        if self.tables_epoch != self.db.schema_epoch:
+            self.tables.clear()
+            self.tables_epoch = self.db.schema_epoch
+        shape = self.tables.get(table)
+        if shape is None:
+            try:
+                shape = _TableShape.read(conn, table, self.db._tag)
+            except sqlite3.Error:
+                return None
+            self.tables[table] = shape
+        return shape
 
     def remember(self, sql: str) -> None:
         """Record that ``sql`` writes, if the authorizer saw it write.
@@ -758,7 +918,7 @@ class SqlCursor:
     ``await``: like Cloudflare's, it gives no snapshot isolation across other events.
     """
 
-    __slots__ = ("_cur", "_names", "_read", "_sql", "_storage", "_written")
+    __slots__ = ("_cur", "_names", "_per_row", "_read", "_sql", "_storage", "_written")
 
     def __init__(self, storage: SqlStorage, cur: sqlite3.Cursor | None, sql: str, written: int) -> None:
         self._storage = storage
@@ -767,6 +927,7 @@ class SqlCursor:
         self._names: list[str] = [d[0] for d in cur.description] if cur is not None and cur.description else []
         self._read = 0
         self._written = written
+        self._per_row = storage._state.per_row
 
     def __repr__(self) -> str:
         state = "done" if self._cur is None else "open"
@@ -817,7 +978,7 @@ class SqlCursor:
         finally:
             db.user_sql = False
             conn.text_factory = str
-            self._written += conn.total_changes - before
+            self._written += (conn.total_changes - before) * self._per_row
         if len(rows) != limit:
             self._close()
         self._read += len(rows)
@@ -1010,6 +1171,9 @@ class SqlStorage:
         state.trusted = trusted
         state.saw_write = state.probe_hit = state.transaction = False
         state.rtree = _RTREE.match(sql) is not None
+        state.compiled = False
+        if state.targets:
+            state.targets = []
         if state.switches:
             state.switches = []
         db.user_sql = True
@@ -1051,7 +1215,20 @@ class SqlStorage:
                     self._host.wrote(True)
         if scratch and state.switches:
             state.replay.extend(state.switches)
-        return cur, conn.total_changes - before
+        written = conn.total_changes - before
+        state.per_row = 1
+        if not probe:
+            if state.compiled:
+                plan = tuple(state.targets)
+                if plan or text in state.plans:
+                    if len(state.plans) > _WRITES_REMEMBERED:
+                        state.plans.clear()
+                    state.plans[text] = plan
+            else:
+                plan = state.plans.get(text, ())
+            if plan:
+                written = state.rows_written(conn, plan, written)
+        return cur, written
 
     @property
     def database_size(self) -> int:

@@ -122,6 +122,9 @@ class ObjectDatabase:
         self._write_through = False
         """Set once a lazy scan was handed out (it must see later writes): writes skip the buffer."""
         self.savepoint_depth = 0
+        self.schema_epoch = 0
+        """Changes whenever the schema may have changed behind the SQL layer's back (a rollback,
+        ``delete_all``, a new connection), so what it cached about tables is read again."""
         self.user_sql = False
         """True while user SQL (``sql.exec``) is being prepared; the SQL authorizer applies only then."""
         self.fail_next: BaseException | None = None
@@ -164,6 +167,7 @@ class ObjectDatabase:
                 self.file.parent.mkdir(parents=True, exist_ok=True)
                 conn = connect(self.file, synchronous=self._synchronous)
         self._conn = conn
+        self.schema_epoch += 1
         self._cursor = conn.cursor()  # reused by the hot statements (a new cursor per call costs)
         names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
         self._kv_exists = "_cf_KV" in names
@@ -292,9 +296,7 @@ class ObjectDatabase:
         except sqlite3.Error:
             pass  # SQLite may have rolled back already (after some errors it does so itself)
         # Tables created in the dropped transaction are gone again; look afresh.
-        names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
-        self._kv_exists = "_cf_KV" in names
-        self._meta_exists = "_cf_METADATA" in names
+        self._look_up_tables(conn)
         self._meta_written = False
 
     def savepoint(self) -> str:
@@ -331,6 +333,7 @@ class ObjectDatabase:
 
     def _look_up_tables(self, conn: sqlite3.Connection) -> None:
         """Tables created in a rolled back part are gone again: look afresh."""
+        self.schema_epoch += 1
         names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
         self._kv_exists = "_cf_KV" in names
         self._meta_exists = "_cf_METADATA" in names
@@ -496,6 +499,7 @@ class ObjectDatabase:
         self._kv_exists = False
         self._meta_exists = False
         self._meta_written = False
+        self.schema_epoch += 1
 
     # -- alarm --------------------------------------------------------------------------------
 
