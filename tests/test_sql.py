@@ -549,7 +549,7 @@ class TestCursor:
 
         def body(obj: Any, ctx: durable.State) -> Any:
             sql = ctx.storage.sql
-            seen = []
+            seen: list[tuple[str, int | None]] = []
             for statement, _ in self.WORKERD_ROWS_WRITTEN:
                 try:
                     cursor = sql.exec(statement)
