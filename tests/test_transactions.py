@@ -261,6 +261,14 @@ class Racer(durable.DurableObject):
         await asyncio.sleep(0)  # already inside the object: resumes while another transaction runs
         return await self.slow_txn(key, "commit", 20)
 
+    async def idle_txn(self, steps: int) -> str:
+        async def closure(txn: Any) -> str:
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            return "idle"
+
+        return await self.ctx.storage.transaction(closure)
+
     async def late_put(self, key: str, awaited: bool) -> str:
         await asyncio.sleep(0)
         if awaited:
@@ -454,3 +462,17 @@ class TestOverlappingTransactions:
         assert await guarded(fresh.bump(3)) == 3
         assert await guarded(fresh.depth()) == 0
         assert await guarded(contents(fresh)) == {"bump3": 3}
+
+    async def test_queued_write_holds_the_result(self, racer_rt: Any) -> None:
+        """An event's un-awaited put queued behind a transaction holds its result until it is durable."""
+        stub = racer_rt.get_by_name("r")
+        await stub.bump(0)
+        put = asyncio.ensure_future(stub.late_put("k", False))
+        txn = asyncio.ensure_future(stub.idle_txn(10))  # writes nothing itself
+        await asyncio.sleep(0)
+        testing.fail_next_commit(stub)
+        with pytest.raises(durable.ObjectResetError):
+            await guarded(put)  # the commit that would have made its write durable failed
+        with pytest.raises(durable.ObjectResetError):
+            await guarded(txn)
+        assert await guarded(contents(racer_rt.get_by_name("r"))) == {"bump0": 0}
