@@ -6,6 +6,12 @@ Cloudflare's promises run whether or not they are awaited: an un-awaited ``put``
 object's implicit transaction, which the host commits at the end of the turn; the output gate holds
 the object's results until that commit (see ``_host.py``).
 
+Explicit transactions (``transaction()``) are savepoints in that implicit transaction, kept
+isolated from the rest of the object's code: they are serialized (one per object runs at a time,
+nested ones inside it), and code outside the running one waits for it to end before it touches
+storage (see :class:`Storage`). workerd gets the same from its input gate, which holds every other
+continuation of the object; asyncio cannot hold another task's awaits, so storage does it.
+
 This module knows nothing of namespaces, stubs or HTTP. It talks to its object through the small
 :class:`StorageHost` protocol.
 """
