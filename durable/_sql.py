@@ -596,7 +596,8 @@ _COUNTED_ACTIONS: Final = frozenset(
 )  # fmt: skip
 """Authorizer actions that decide how many b-tree rows a statement writes (see ``rows_written``)."""
 
-_SCHEMA_ACTIONS: Final = _WRITE_ACTIONS - {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
+_DML_ACTIONS: Final = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
+_SCHEMA_ACTIONS: Final = _WRITE_ACTIONS - _DML_ACTIONS
 
 _AUTOINCREMENT = re.compile(r"(?i)\bautoincrement\b")
 _ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
@@ -675,8 +676,8 @@ class _Connection:
         self.saw_write = False
         self.probe_hit = False
         self.transaction = False
-        self.rtree = False
-        """Set while a statement that creates an R*Tree table runs (see _RTREE)."""
+        self.statement = ""
+        """The application's statement being run (R*Tree may read ``page_size`` while it creates one)."""
         self.compiled = False
         """Whether SQLite compiled the current statement (so the authorizer saw its actions)."""
         self.targets: list[tuple[int, str | None, str | None, str | None]] = []
@@ -686,6 +687,8 @@ class _Connection:
         self.tables: dict[str, _TableShape] = {}
         """Index shapes of tables, valid for ``tables_epoch``."""
         self.tables_epoch = -1
+        self.costs: dict[str, tuple[int, int, int]] = {}
+        """Per DML statement text: (schema epoch, rows per changed row, extra rows when any changed)."""
         self.per_row = 1
         """b-tree rows the last statement writes per changed row (the row and its index entries)."""
         self.switches: list[tuple[str, str]] = []
@@ -740,7 +743,7 @@ class _Connection:
             if action == sqlite3.SQLITE_TRANSACTION or action == sqlite3.SQLITE_SAVEPOINT:
                 self.transaction = True
                 return _DENY
-            if action == sqlite3.SQLITE_PRAGMA and arg1 == "page_size" and arg2 is None and self.rtree:
+            if action == sqlite3.SQLITE_PRAGMA and arg1 == "page_size" and arg2 is None and _RTREE.match(self.statement):
                 return _OK  # R*Tree's own read, while a CREATE VIRTUAL TABLE ... USING rtree runs
             if not self.trusted and not authorized(action, arg1, arg2, dbname):
                 return _DENY
@@ -756,7 +759,22 @@ class _Connection:
         except Exception:  # pragma: no cover - an exception would be swallowed by sqlite3 anyway
             return _DENY
 
-    def rows_written(self, conn: sqlite3.Connection, plan: tuple[tuple[int, str | None, str | None, str | None], ...], changes: int) -> int:
+    def rows_written(
+        self, conn: sqlite3.Connection, text: str, plan: tuple[tuple[int, str | None, str | None, str | None], ...], changes: int
+    ) -> int:
+        """b-tree rows a statement wrote (see ``_rows_written``), from a per-statement cache for DML."""
+        cost = self.costs.get(text)
+        if cost is not None and cost[0] == self.db.schema_epoch:
+            self.per_row = cost[1]
+            return changes * cost[1] + (cost[2] if changes else 0)
+        written = self._rows_written(conn, plan, changes)
+        if changes and self.per_row >= 1 and plan and all(a[0] in _DML_ACTIONS for a in plan):
+            if len(self.costs) > _WRITES_REMEMBERED:
+                self.costs.clear()
+            self.costs[text] = (self.db.schema_epoch, self.per_row, written - changes * self.per_row)
+        return written
+
+    def _rows_written(self, conn: sqlite3.Connection, plan: tuple[tuple[int, str | None, str | None, str | None], ...], changes: int) -> int:
         """b-tree rows a statement wrote, as workerd counts them (its patched SQLite counts every
         row and index entry inserted, every row deleted, and the rows of ``sqlite_master``).
 
@@ -1170,7 +1188,7 @@ class SqlStorage:
         state.probe = probe
         state.trusted = trusted
         state.saw_write = state.probe_hit = state.transaction = False
-        state.rtree = _RTREE.match(sql) is not None
+        state.statement = sql
         state.compiled = False
         if state.targets:
             state.targets = []
@@ -1207,7 +1225,7 @@ class SqlStorage:
         finally:
             db.user_sql = False
             conn.text_factory = str
-            state.probe = state.rtree = False
+            state.probe = False
             if state.saw_write:
                 if not scratch and not state.probe_hit:
                     state.remember(text)
@@ -1227,7 +1245,7 @@ class SqlStorage:
             else:
                 plan = state.plans.get(text, ())
             if plan:
-                written = state.rows_written(conn, plan, written)
+                written = state.rows_written(conn, text, plan, written)
         return cur, written
 
     @property
