@@ -715,12 +715,14 @@ class Storage:
                 txn._state = "failed" if failed else "committed"
             elif txn._state == "rolled_back":
                 txn._state = "rolled_back_ended"
-            if txn._open:
+            opened = txn._open
+            if opened:
                 txn._open = False
                 self._stack.remove(txn)  # the innermost one: its children have ended
+            self._drain()  # a transaction waiting for this one closes the gate before it opens
+            if opened:
                 assert txn._gate is not None and txn._lock is not None
                 txn._gate.unlock(txn._lock)
-            self._drain()
             if live:
                 host.transaction_ended()
 
