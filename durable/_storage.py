@@ -625,7 +625,7 @@ class Storage:
         """An awaitable that completes once every write made before the call is durable."""
         self._host.check_live(self._gen)
         if self._stack and (level := self._where()) is not _Here.NOW:
-            return self._sync_after(self._defer(level, lambda: None))
+            return asyncio.ensure_future(self._sync_after(self._defer(level, lambda: None)))
         return self._host.commit_waiter()
 
     async def _sync_after(self, queued: Awaitable[None]) -> None:

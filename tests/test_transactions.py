@@ -476,3 +476,37 @@ class TestOverlappingTransactions:
         with pytest.raises(durable.ObjectResetError):
             await guarded(txn)
         assert await guarded(contents(racer_rt.get_by_name("r"))) == {"bump0": 0}
+
+    async def test_other_calls_wait_in_order(self, racer_rt: Any) -> None:
+        """Every kind of storage call from outside a running transaction waits for it, in call order."""
+        stub = racer_rt.get_by_name("r")
+
+        async def outside(o: Any, ctx: durable.State) -> Any:
+            s = ctx.storage
+            order: list[str] = []
+
+            async def closure(txn: Any) -> None:
+                await txn.put("t", 1)
+                for _ in range(5):
+                    await asyncio.sleep(0)
+                order.append("txn end")
+
+            async def other() -> Any:
+                await asyncio.sleep(0)  # the transaction runs now
+                s.put("a", 1)
+                got = await asyncio.gather(
+                    s.get("t"), s.get(["a", "t"]), s.list(), s.delete("a"), s.get_alarm(), s.sync()
+                )
+                order.append("other")
+                with pytest.raises(durable.InvalidTransactionError, match="Cannot call deleteAll"):
+                    await s.transaction(lambda txn: txn.delete_all())
+                return got
+
+            txn = s.transaction(closure)
+            got = await other()
+            await txn
+            return order, got
+
+        order, got = await guarded(testing.run_in_object(stub, outside))
+        assert order == ["txn end", "other"]
+        assert got == [1, {"a": 1, "t": 1}, {"a": 1, "t": 1}, True, None, None]
