@@ -898,6 +898,8 @@ class Transaction:
 
 
 class _Here(enum.Enum):
+    """What ``Storage._where`` answers when the running code may use storage at once."""
+
     NOW = "now"
 
 
