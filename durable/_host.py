@@ -446,9 +446,16 @@ class ObjectHost:
             batch.succeed()
 
     def _deliver(self, fut: asyncio.Future[Any], value: Any, is_error: bool) -> None:
-        """Hand a result to its caller, through the output gate: at once, or when the commit succeeds."""
+        """Hand a result to its caller, through the output gate: at once, or when the commit succeeds.
+
+        An event that runs inside one of this object's open transactions (a call back from the
+        transaction's own call chain, A -> B -> A) is not held: its caller is part of the
+        transaction, whose commit waits for it, as ``before_outgoing`` does for calls going out.
+        """
         batch = self.batch
-        if batch is not None and batch.gated:
+        if batch is not None and batch.gated and not (
+            self.db.savepoint_depth and self.state is not None and self.state.storage.inside_transaction()
+        ):
             batch.held.append((fut, value, is_error))
         elif is_error:
             fut.set_exception(value)

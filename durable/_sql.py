@@ -23,6 +23,7 @@ authorizer on a cache hit, so what was learnt is kept per connection (see :class
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import sys
@@ -144,9 +145,8 @@ ALLOWED_FUNCTIONS: Final = frozenset(
 _NO_ARG, _BOOLEAN, _OBJECT, _OPTIONAL_OBJECT, _NUMBER, _NUMBER_OR_OBJECT = range(6)
 
 ALLOWED_PRAGMAS: Final[dict[str, int]] = {
-    # read only, no argument (R*Tree reads page_size itself)
+    # read only, no argument (page_size is refused, as by workerd, except to R*Tree: see _RTREE)
     "data_version": _NO_ARG,
-    "page_size": _NO_ARG,
     # switches, read or set
     "case_sensitive_like": _BOOLEAN,
     "foreign_keys": _BOOLEAN,
@@ -169,6 +169,10 @@ ALLOWED_PRAGMAS: Final[dict[str, int]] = {
 compared as written, as workerd does: ``PRAGMA TABLE_INFO(t)`` is refused in production too."""
 
 _VIRTUAL_TABLE_MODULES: Final = frozenset({"fts5", "fts5vocab", "rtree", "rtree_i32"})
+_RTREE: Final = re.compile(r"(?is)(?:\s|;|--[^\n]*|/\*.*?\*/)*create\s+virtual\s+table\b.*?\busing\s+[\"'`\[]?rtree(?:_i32)?\b")
+"""A statement creating an R*Tree table. R*Tree's constructor runs ``PRAGMA page_size`` itself,
+which workerd refuses (so its R*Tree creation fails, although the docs list R*Tree as supported);
+durable lets R*Tree read it while such a statement runs, and refuses it to the application."""
 _BOOLEAN_WORDS: Final = ("true", "false", "yes", "no", "on", "off", "1", "0")
 _INT = re.compile(r"[ \t\n\r\f\v]*[+-]?(?:0[xX][0-9a-fA-F]+|[0-9]+)")
 _WHITESPACE: Final = " \t\n\r\f\v"
@@ -583,6 +587,73 @@ def _named_parameters(sql: str, params: tuple[SqlValue, ...]) -> tuple[SqlValue,
 # -- one connection's SQL state ---------------------------------------------------------------------
 
 
+_COUNTED_ACTIONS: Final = frozenset(
+    {
+        sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE, sqlite3.SQLITE_CREATE_TABLE,
+        sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_CREATE_TRIGGER,
+        sqlite3.SQLITE_ALTER_TABLE,
+    }
+)  # fmt: skip
+"""Authorizer actions that decide how many b-tree rows a statement writes (see ``rows_written``)."""
+
+_DML_ACTIONS: Final = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
+_SCHEMA_ACTIONS: Final = _WRITE_ACTIONS - _DML_ACTIONS
+
+_AUTOINCREMENT = re.compile(r"(?i)\bautoincrement\b")
+_ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
+_WORD = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
+_PARTIAL = re.compile(r"(?is)\)\s*WHERE\b(.*)$")
+
+
+@final
+class _TableShape:
+    """What decides a table's index writes: its secondary indexes and its key columns.
+
+    ``indexes`` holds, per index, the columns it covers (lower case; for an index on an
+    expression, every word of its definition); a WITHOUT ROWID table's primary key is the table
+    itself, not an index. ``key``: the columns whose change rewrites every index (the
+    rowid, its alias, a WITHOUT ROWID table's primary key).
+    """
+
+    __slots__ = ("autoincrement", "indexes", "key")
+
+    def __init__(self, indexes: list[frozenset[str]], key: frozenset[str], autoincrement: bool) -> None:
+        self.indexes = indexes
+        self.key = key
+        self.autoincrement = autoincrement
+
+    @classmethod
+    def read(cls, conn: sqlite3.Connection, table: str, tag: str) -> _TableShape:
+        row = conn.execute(
+            f"SELECT sql FROM sqlite_master WHERE type = 'table' AND lower(name) = ? -- {tag}", (table,)
+        ).fetchone()
+        autoincrement = row is not None and row[0] is not None and _AUTOINCREMENT.search(row[0]) is not None
+        without_rowid = conn.execute(
+            f"SELECT wr FROM pragma_table_list WHERE lower(name) = ? AND schema = 'main' -- {tag}", (table,)
+        ).fetchone()
+        pk = [
+            (r[1].lower(), r[2].upper())
+            for r in conn.execute(f"SELECT pk, name, type FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk -- {tag}", (table,))
+        ]
+        wr = bool(without_rowid and without_rowid[0])
+        key = set(_ROWID_NAMES) if not wr else set()
+        if wr or (len(pk) == 1 and pk[0][1] == "INTEGER"):
+            key.update(name for name, _ in pk)  # the rowid's alias, or the WITHOUT ROWID key
+        indexes: list[frozenset[str]] = []
+        for _, name, _, origin, _ in conn.execute(f"SELECT seq, name, \"unique\", origin, partial FROM pragma_index_list(?) -- {tag}", (table,)):
+            if wr and origin == "pk":
+                continue
+            columns = [r[0] for r in conn.execute(f"SELECT name FROM pragma_index_info(?) -- {tag}", (name,))]
+            if any(c is None for c in columns):
+                # An index on an expression: SQLite rewrites it when a column it names changes.
+                row = conn.execute(f"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? -- {tag}", (name,)).fetchone()
+                words = _WORD.findall(row[0]) if row is not None and row[0] is not None else []
+                indexes.append(frozenset(w.lower() for w in words))
+            else:
+                indexes.append(frozenset(c.lower() for c in columns))
+        return cls(indexes, frozenset(key), autoincrement)
+
+
 class _ProbeHit(Exception):
     """A statement run as a read turned out to write (its first write action was refused)."""
 
@@ -605,6 +676,21 @@ class _Connection:
         self.saw_write = False
         self.probe_hit = False
         self.transaction = False
+        self.statement = ""
+        """The application's statement being run (R*Tree may read ``page_size`` while it creates one)."""
+        self.compiled = False
+        """Whether SQLite compiled the current statement (so the authorizer saw its actions)."""
+        self.targets: list[tuple[int, str | None, str | None, str | None]] = []
+        """The writes the authorizer saw while compiling the current statement (for rows_written)."""
+        self.plans: dict[str, tuple[tuple[int, str | None, str | None, str | None], ...]] = {}
+        """Those writes, per statement text, for when the statement runs again from the cache."""
+        self.tables: dict[str, _TableShape] = {}
+        """Index shapes of tables, valid for ``tables_epoch``."""
+        self.tables_epoch = -1
+        self.costs: dict[str, tuple[int, int, int]] = {}
+        """Per DML statement text: (schema epoch, rows per changed row, extra rows when any changed)."""
+        self.per_row = 1
+        """b-tree rows the last statement writes per changed row (the row and its index entries)."""
         self.switches: list[tuple[str, str]] = []
         """Switch PRAGMAs (``foreign_keys = OFF``...) the current statement sets."""
         self.replay: list[tuple[str, str]] = []
@@ -648,10 +734,17 @@ class _Connection:
         """The SQLite authorizer: workerd's rules for the application's statements only."""
         if not self.db.user_sql:
             return _OK  # durable's own statements
+        self.compiled = True
+        if action in _COUNTED_ACTIONS:
+            self.targets.append((action, arg1, arg2, source))
+        if action in _SCHEMA_ACTIONS:
+            self.db.schema_epoch += 1  # the index shapes cached for rows_written may change
         try:
             if action == sqlite3.SQLITE_TRANSACTION or action == sqlite3.SQLITE_SAVEPOINT:
                 self.transaction = True
                 return _DENY
+            if action == sqlite3.SQLITE_PRAGMA and arg1 == "page_size" and arg2 is None and _RTREE.match(self.statement):
+                return _OK  # R*Tree's own read, while a CREATE VIRTUAL TABLE ... USING rtree runs
             if not self.trusted and not authorized(action, arg1, arg2, dbname):
                 return _DENY
             if action == sqlite3.SQLITE_PRAGMA and arg1 is not None and arg2 is not None:
@@ -665,6 +758,99 @@ class _Connection:
             return _OK
         except Exception:  # pragma: no cover - an exception would be swallowed by sqlite3 anyway
             return _DENY
+
+    def rows_written(
+        self, conn: sqlite3.Connection, text: str, plan: tuple[tuple[int, str | None, str | None, str | None], ...], changes: int
+    ) -> int:
+        """b-tree rows a statement wrote (see ``_rows_written``), from a per-statement cache for DML."""
+        cost = self.costs.get(text)
+        if cost is not None and cost[0] == self.db.schema_epoch:
+            self.per_row = cost[1]
+            return changes * cost[1] + (cost[2] if changes else 0)
+        written = self._rows_written(conn, plan, changes)
+        if changes and self.per_row >= 1 and plan and all(a[0] in _DML_ACTIONS for a in plan):
+            if len(self.costs) > _WRITES_REMEMBERED:
+                self.costs.clear()
+            self.costs[text] = (self.db.schema_epoch, self.per_row, written - changes * self.per_row)
+        return written
+
+    def _rows_written(self, conn: sqlite3.Connection, plan: tuple[tuple[int, str | None, str | None, str | None], ...], changes: int) -> int:
+        """b-tree rows a statement wrote, as workerd counts them (its patched SQLite counts every
+        row and index entry inserted, every row deleted, and the rows of ``sqlite_master``).
+
+        Python's sqlite3 only reports changed rows (``total_changes``), so the rest is derived
+        from what the statement does (``plan``, the authorizer's actions) and the table's indexes:
+        an INSERT also writes one entry per index, an UPDATE one per index on a changed column
+        (every index when the rowid or primary key changes), a DELETE none. CREATE TABLE and
+        CREATE VIEW write 2 rows of ``sqlite_master``, CREATE INDEX 1 and an entry per row
+        indexed, CREATE TRIGGER and ALTER TABLE 1, DROP 0; an AUTOINCREMENT table's counter is
+        one more row. Statements that fire triggers or write several tables count changed rows
+        only, and partial indexes count as full ones (see docs/sql.md).
+        """
+        fixed = 0
+        tables: dict[str, tuple[bool, set[str]]] = {}
+        mixed = False
+        for action, arg1, arg2, source in plan:
+            if action == sqlite3.SQLITE_CREATE_TABLE or action == sqlite3.SQLITE_CREATE_VIEW:
+                fixed += 2
+            elif action == sqlite3.SQLITE_CREATE_INDEX:
+                if arg1 is not None and arg1.lower().startswith("sqlite_autoindex_"):
+                    continue  # a UNIQUE or PRIMARY KEY constraint's index, made with its table
+                fixed += 1 + (self._count(conn, arg1, arg2) if arg1 is not None and arg2 is not None else 0)
+            elif action == sqlite3.SQLITE_CREATE_TRIGGER or action == sqlite3.SQLITE_ALTER_TABLE:
+                fixed += 1
+            elif arg1 is not None and not arg1.lower().startswith("sqlite_"):
+                if source is not None:
+                    mixed = True  # written by a trigger
+                inserted, columns = tables.setdefault(arg1.lower(), (False, set()))
+                if action == sqlite3.SQLITE_INSERT:
+                    tables[arg1.lower()] = (True, columns)
+                elif action == sqlite3.SQLITE_UPDATE and arg2 is not None:
+                    columns.add(arg2.lower())
+        if fixed or mixed or len(tables) != 1 or not changes:
+            return changes + fixed
+        ((table, (inserted, columns)),) = tables.items()
+        shape = self._shape(conn, table)
+        if shape is None:
+            return changes
+        if inserted:
+            entries = len(shape.indexes)
+        elif columns:
+            if columns & shape.key:
+                entries = len(shape.indexes)
+            else:
+                entries = sum(1 for index in shape.indexes if index & columns)
+        else:
+            entries = 0  # DELETE: workerd does not count the index entries removed
+        self.per_row = 1 + entries
+        return changes * (1 + entries) + (1 if inserted and shape.autoincrement else 0)
+
+    def _count(self, conn: sqlite3.Connection, index: str, table: str) -> int:
+        """Entries of a new index: the table's rows (those its WHERE selects, for a partial index)."""
+        quoted = '"' + table.replace('"', '""') + '"'
+        tag = self.db._tag
+        try:
+            row = conn.execute(f"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? -- {tag}", (index,)).fetchone()
+            where = _PARTIAL.search(row[0]) if row is not None and row[0] is not None else None
+            condition = f" WHERE {where.group(1)}" if where is not None else ""
+            count = conn.execute(f"SELECT count(*) FROM {quoted}{condition} -- {tag}").fetchone()
+        except sqlite3.Error:
+            return 0
+        return int(count[0])
+
+    def _shape(self, conn: sqlite3.Connection, table: str) -> _TableShape | None:
+        """The indexes of ``table`` (cached until the schema may have changed)."""
+        if self.tables_epoch != self.db.schema_epoch:
+            self.tables.clear()
+            self.tables_epoch = self.db.schema_epoch
+        shape = self.tables.get(table)
+        if shape is None:
+            try:
+                shape = _TableShape.read(conn, table, self.db._tag)
+            except sqlite3.Error:
+                return None
+            self.tables[table] = shape
+        return shape
 
     def remember(self, sql: str) -> None:
         """Record that ``sql`` writes, if the authorizer saw it write.
@@ -701,6 +887,12 @@ def _state_of(db: ObjectDatabase, row_limit: int | None) -> _Connection:
 
 
 # -- rows and cursors -------------------------------------------------------------------------------
+
+_lenient_text: Final = functools.partial(str, encoding="utf-8", errors="replace")
+"""How the application's SQL reads TEXT: bytes that are not valid UTF-8 (``CAST(x'ff' AS TEXT)``,
+text written by another tool) read back with U+FFFD in their place, as in workerd, instead of
+making the row unreadable. Set on the connection only while the application's SQL runs or is
+read, so durable's own statements keep sqlite3's fast path."""
 
 
 @final
@@ -744,7 +936,7 @@ class SqlCursor:
     ``await``: like Cloudflare's, it gives no snapshot isolation across other events.
     """
 
-    __slots__ = ("_cur", "_names", "_read", "_sql", "_storage", "_written")
+    __slots__ = ("_cur", "_names", "_per_row", "_read", "_sql", "_storage", "_written")
 
     def __init__(self, storage: SqlStorage, cur: sqlite3.Cursor | None, sql: str, written: int) -> None:
         self._storage = storage
@@ -753,6 +945,7 @@ class SqlCursor:
         self._names: list[str] = [d[0] for d in cur.description] if cur is not None and cur.description else []
         self._read = 0
         self._written = written
+        self._per_row = storage._state.per_row
 
     def __repr__(self) -> str:
         state = "done" if self._cur is None else "open"
@@ -785,6 +978,7 @@ class SqlCursor:
         conn = cur.connection
         before = conn.total_changes
         db.user_sql = True
+        conn.text_factory = _lenient_text
         try:
             if limit == 1:
                 row = cur.fetchone()
@@ -801,7 +995,8 @@ class SqlCursor:
             raise SqlError("out of memory: SQLITE_NOMEM", code="SQLITE_NOMEM") from exc
         finally:
             db.user_sql = False
-            self._written += conn.total_changes - before
+            conn.text_factory = str
+            self._written += (conn.total_changes - before) * self._per_row
         if len(rows) != limit:
             self._close()
         self._read += len(rows)
@@ -882,9 +1077,10 @@ class SqlStorage:
             print(row.id, row["name"])
     """
 
-    __slots__ = ("_db", "_gen", "_host", "_state")
+    __slots__ = ("_db", "_gen", "_host", "_state", "_storage")
 
     def __init__(self, storage: Storage) -> None:
+        self._storage = storage
         self._host: StorageHost = storage._host
         self._gen: int = storage._gen
         self._db: ObjectDatabase = storage._db
@@ -915,12 +1111,19 @@ class SqlStorage:
 
     def _exec(self, query: str, bindings: tuple[Any, ...], *, trusted: bool) -> SqlCursor:
         self._host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("sql.exec()")  # another event's transaction() is running
         if type(query) is not str:
             raise TypeError(f"sql.exec() takes the SQL as a str, not {type(query).__name__}")
         if (index := lone_surrogate_at(query)) is not None:
             raise TypeError(f"sql.exec() SQL has a lone surrogate at index {index}; it must be valid Unicode")
-        if trusted:
-            self._db.spill()  # SQL without the rules may read _cf_KV: buffered writes go there first
+        db = self._db
+        if trusted or db.kv_pending:
+            # SQL without the rules may read _cf_KV, and any SQL may list it in sqlite_master: as
+            # in workerd, it exists from the first key-value write on. Buffered writes go there.
+            db.spill()
+            if db.in_transaction:
+                self._host.wrote(True)  # the table may be new: commit it at the end of the turn
         params: tuple[SqlValue, ...] = bindings  # checked by sqlite3 as it binds (see _attempt)
         for value in bindings:
             if type(value) not in _NATIVE:
@@ -985,9 +1188,14 @@ class SqlStorage:
         state.probe = probe
         state.trusted = trusted
         state.saw_write = state.probe_hit = state.transaction = False
+        state.statement = sql
+        state.compiled = False
+        if state.targets:
+            state.targets = []
         if state.switches:
             state.switches = []
         db.user_sql = True
+        conn.text_factory = _lenient_text
         if bound is params and _NAMED_NEED_A_DICT and "?" in sql and _NUMBERED_PARAMETER.search(sql):
             bound = None  # ?NNN binds by position; Python 3.12.0-3.12.x warns that it is "named"
         try:
@@ -1016,6 +1224,7 @@ class SqlStorage:
             raise  # pragma: no cover - _binding refuses whatever sqlite3 refuses
         finally:
             db.user_sql = False
+            conn.text_factory = str
             state.probe = False
             if state.saw_write:
                 if not scratch and not state.probe_hit:
@@ -1024,12 +1233,27 @@ class SqlStorage:
                     self._host.wrote(True)
         if scratch and state.switches:
             state.replay.extend(state.switches)
-        return cur, conn.total_changes - before
+        written = conn.total_changes - before
+        state.per_row = 1
+        if not probe:
+            if state.compiled:
+                plan = tuple(state.targets)
+                if plan or text in state.plans:
+                    if len(state.plans) > _WRITES_REMEMBERED:
+                        state.plans.clear()
+                    state.plans[text] = plan
+            else:
+                plan = state.plans.get(text, ())
+            if plan:
+                written = state.rows_written(conn, text, plan, written)
+        return cur, written
 
     @property
     def database_size(self) -> int:
         """The database's size in bytes: (pages in use) x (page size), as Cloudflare computes it."""
         self._host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("sql.database_size")
         db = self._db
         db.spill()  # buffered key-value writes count too
         conn = db.read_conn()
@@ -1060,9 +1284,10 @@ class SyncKV:
             ...
     """
 
-    __slots__ = ("_db", "_gen", "_host", "_live")
+    __slots__ = ("_db", "_gen", "_host", "_live", "_storage")
 
     def __init__(self, storage: Storage) -> None:
+        self._storage = storage
         self._host: StorageHost = storage._host
         self._gen: int = storage._gen
         self._db: ObjectDatabase = storage._db
@@ -1075,6 +1300,8 @@ class SyncKV:
         """The value stored under ``key`` (a fresh copy), or ``None``."""
         host = self._host
         host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.get()")
         blob = self._db.kv_get(check_key(key, host))
         return None if blob is None else decode(blob)
 
@@ -1086,6 +1313,8 @@ class SyncKV:
         """
         host = self._host
         host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.put()")
         blob = encode_checked(check_key(key, host), value, host)
         self._db.kv_put(key, blob)
         host.wrote(True)
@@ -1094,6 +1323,8 @@ class SyncKV:
         """Delete ``key``; ``True`` if it existed."""
         host = self._host
         host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.delete()")
         existed = self._db.kv_delete(check_key(key, host))
         if self._db.in_transaction:
             host.wrote(True)
@@ -1109,6 +1340,8 @@ class SyncKV:
         """
         host = self._host
         host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.list()")
         opts = normalize_options("list", options, _SYNC_LIST_OPTIONS) if options else {}
         bounds = compile_range(**opts)
         if bounds is None:
@@ -1146,6 +1379,8 @@ class _KvListIterator:
             raise StopIteration
         kv = self._kv
         kv._host.check_live(kv._gen)
+        if kv._storage._stack:
+            kv._storage._check_sync("next() on a kv.list() iterator")
         item = next(rows, None)
         if item is None:
             self._finish()

@@ -172,9 +172,16 @@ class ObjectDatabase:
         """Key-value writes not yet in SQLite (None: delete), in the order made."""
         self._began = False
         """Whether ``BEGIN`` ran: SQLite holds uncommitted writes."""
+        self._kv_wanted = False
+        """A key-value delete that changed nothing was made before ``_cf_KV`` existed. workerd
+        creates the table on the first write, so SQL run afterwards sees it (``spill()`` creates
+        it then); by itself it creates no file, as a read would not."""
         self._write_through = False
         """Set once a lazy scan was handed out (it must see later writes): writes skip the buffer."""
         self.savepoint_depth = 0
+        self.schema_epoch = 0
+        """Changes whenever the schema may have changed behind the SQL layer's back (a rollback,
+        ``delete_all``, a new connection), so what it cached about tables is read again."""
         self.user_sql = False
         """True while user SQL (``sql.exec``) is being prepared; the SQL authorizer applies only then."""
         self.fail_next: BaseException | None = None
@@ -190,6 +197,11 @@ class ObjectDatabase:
     def in_transaction(self) -> bool:
         """Whether there are uncommitted writes: in SQLite's transaction, or buffered."""
         return self._began or bool(self._dirty)
+
+    @property
+    def kv_pending(self) -> bool:
+        """Whether key-value writes wait in the buffer (``spill()`` would write to SQLite)."""
+        return bool(self._dirty) or self._kv_wanted
 
     @property
     def is_open(self) -> bool:
@@ -226,6 +238,7 @@ class ObjectDatabase:
                 conn.close()
             raise
         self._conn = conn
+        self.schema_epoch += 1
         self._cursor = cursor
         self._kv_exists = "_cf_KV" in names
         self._meta_exists = "_cf_METADATA" in names
@@ -326,11 +339,15 @@ class ObjectDatabase:
         """Forget buffered writes, and cached pairs (they may show writes being rolled back)."""
         self._dirty.clear()
         self._kv_cache.clear()
+        self._kv_wanted = False
 
     def spill(self) -> None:
         """Write the buffered key-value writes into SQLite's transaction (before SQL must see them)."""
         dirty = self._dirty
         if not dirty:
+            if self._kv_wanted:
+                self._kv_ready_for_write()
+                self._kv_wanted = False
             return
         conn = self._kv_ready_for_write()
         puts = [(key, value) for key, value in dirty.items() if value is not None]
@@ -419,9 +436,7 @@ class ObjectDatabase:
         except sqlite3.Error:
             pass  # SQLite may have rolled back already (after some errors it does so itself)
         # Tables created in the dropped transaction are gone again; look afresh.
-        names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
-        self._kv_exists = "_cf_KV" in names
-        self._meta_exists = "_cf_METADATA" in names
+        self._look_up_tables(conn)
         self._meta_written = False
 
     def savepoint(self) -> str:
@@ -434,19 +449,32 @@ class ObjectDatabase:
         return name
 
     def release(self, name: str) -> None:
-        """Keep a savepoint's writes (they commit with the implicit transaction)."""
+        """Keep a savepoint's writes (they commit with the implicit transaction).
+
+        The depth is restored even if SQLite fails, so a failure never leaves the object waiting
+        for a savepoint that no longer exists (the commit would be deferred forever).
+        """
         assert self._conn is not None
-        self._conn.execute(f"RELEASE {name} -- {self._tag}")
-        self.savepoint_depth -= 1
+        try:
+            self._conn.execute(f"RELEASE {name} -- {self._tag}")
+        finally:
+            self.savepoint_depth = max(0, self.savepoint_depth - 1)
 
     def rollback_to(self, name: str) -> None:
-        """Undo a savepoint's writes and end it."""
+        """Undo a savepoint's writes and end it (the depth is restored even if SQLite fails)."""
         assert self._conn is not None
         self._drop_pending()  # buffered writes were all made inside the savepoint
-        self._conn.execute(f"ROLLBACK TO {name} -- {self._tag}")
-        self._conn.execute(f"RELEASE {name} -- {self._tag}")
-        self.savepoint_depth -= 1
-        names = {row[0] for row in self._conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
+        try:
+            self._conn.execute(f"ROLLBACK TO {name} -- {self._tag}")
+            self._conn.execute(f"RELEASE {name} -- {self._tag}")
+        finally:
+            self.savepoint_depth = max(0, self.savepoint_depth - 1)
+            self._look_up_tables(self._conn)
+
+    def _look_up_tables(self, conn: sqlite3.Connection) -> None:
+        """Tables created in a rolled back part are gone again: look afresh."""
+        self.schema_epoch += 1
+        names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
         self._kv_exists = "_cf_KV" in names
         self._meta_exists = "_cf_METADATA" in names
         if not self._meta_exists:
@@ -534,6 +562,8 @@ class ObjectDatabase:
     def kv_delete(self, key: str) -> bool:
         """Delete ``key``; whether it existed."""
         existed = self.kv_get(key) is not None
+        if not existed and not self._kv_exists and not self._dirty:
+            self._kv_wanted = True
         if existed or key in self._dirty:
             self._dirty[key] = None
             if self._write_through:
@@ -629,6 +659,7 @@ class ObjectDatabase:
         self._kv_exists = False
         self._meta_exists = False
         self._meta_written = False
+        self.schema_epoch += 1
 
     # -- alarm --------------------------------------------------------------------------------
 

@@ -6,6 +6,12 @@ Cloudflare's promises run whether or not they are awaited: an un-awaited ``put``
 object's implicit transaction, which the host commits at the end of the turn; the output gate holds
 the object's results until that commit (see ``_host.py``).
 
+Explicit transactions (``transaction()``) are savepoints in that implicit transaction, kept
+isolated from the rest of the object's code: they are serialized (one per object runs at a time,
+nested ones inside it), and code outside the running one waits for it to end before it touches
+storage (see :class:`Storage`). workerd gets the same from its input gate, which holds every other
+continuation of the object; asyncio cannot hold another task's awaits, so storage does it.
+
 This module knows nothing of namespaces, stubs or HTTP. It talks to its object through the small
 :class:`StorageHost` protocol.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import enum
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from contextvars import ContextVar
@@ -21,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, fin
 
 from ._aliases import camel_aliases, normalize_options
 from ._codec import decode, encode
-from ._exceptions import InvalidTransactionError, StorageLimitError
+from ._exceptions import DurableError, InvalidTransactionError, StorageLimitError
 from ._gates import GateLock, InputGate, held_locks
 from ._history import NO_PITR_KV, PITR_OFF, History
 from ._limits import Limits
@@ -63,6 +70,23 @@ class Done(Generic[T]):
 
 
 _NONE: Done[None] = Done(None)
+
+_ENABLE_SQLITE = (
+    "change `new_classes` to `new_sqlite_classes` within the 'migrations' field in your wrangler.jsonc or "
+    "wrangler.toml file. If using workerd directly,{space}set `enableSql = true` in your workerd config for the "
+    "class. Note that this change cannot be made after the class is already deployed to production."
+)
+
+_NO_SQL = "SQL is not enabled for this Durable Object class. To enable it, " + _ENABLE_SQLITE.format(space="")
+"""workerd's text (sic: no space after "directly,"), for ``storage.sql`` on a key-value-backed class.
+In durable the switch is ``rt.namespace(cls, storage="sqlite")``."""
+
+_NO_SYNC_KV = (
+    "The storage.kv (synchronous KV) API is only available for SQLite-backed Durable Objects, but this "
+    "object's namespace is not declared to use SQLite. You can use the older, asyncronous interface via "
+    "methods of `storage` itself (e.g. `storage.get()`). Alternatively, to enable SQLite, "
+) + _ENABLE_SQLITE.format(space=" ")
+"""workerd's text (sic: "asyncronous"), for ``storage.kv`` on a key-value-backed class."""
 
 # A storage call used without `await` hands its caller this awaitable instead of the value. Its
 # name says what it is, and using it as a value (arithmetic, comparison, truth, indexing,
@@ -117,6 +141,7 @@ class StorageHost(Protocol):
 
 
 KeyList = list[str] | tuple[str, ...]
+_Pairs = list[tuple[str, bytes]]
 
 _in_transaction: ContextVar[Transaction | None] = ContextVar("durable_transaction", default=None)
 
@@ -183,6 +208,16 @@ def _successor(prefix: str) -> str | None:
     return None
 
 
+def _past_surrogates(bound: str, index: int) -> str:
+    """A bound without lone surrogates that orders every valid key as ``bound`` does.
+
+    workerd compares keys as UTF-8 bytes and encodes a lone surrogate as its 3-byte form, which
+    sorts between U+D7FF and U+E000. No key holds one, so a key is above ``bound`` exactly when it
+    is at or above ``bound[:index] + "\\uE000"``, and below it otherwise.
+    """
+    return bound[:index] + "\ue000"
+
+
 def compile_range(
     *,
     start: str | None = None,
@@ -197,7 +232,8 @@ def compile_range(
     ``start`` is inclusive, ``start_after`` exclusive (it becomes ``start_after + "\\0"``), ``end``
     exclusive; ``prefix`` clamps the range to the keys that start with it. ``reverse`` does not
     swap the bounds. Returns ``None`` when the range is empty. Raises ``TypeError`` for options
-    Cloudflare refuses.
+    Cloudflare refuses. Bounds may hold lone surrogates (keys may not): they order keys as in
+    workerd.
     """
     if start is not None and start_after is not None:
         raise TypeError("list() cannot be called with both start and startAfter values.")
@@ -213,6 +249,14 @@ def compile_range(
             raise TypeError("Value out of range. Must be between -2147483648 and 2147483647 (inclusive).")
         if limit <= 0:
             raise TypeError("List limit must be positive.")
+    if prefix is not None and lone_surrogate_at(prefix) is not None:
+        return None  # no key holds a lone surrogate, so none starts with this prefix
+    if start_after is not None and (index := lone_surrogate_at(start_after)) is not None:
+        start, start_after = _past_surrogates(start_after, index), None
+    elif start is not None and (index := lone_surrogate_at(start)) is not None:
+        start = _past_surrogates(start, index)
+    if end is not None and (index := lone_surrogate_at(end)) is not None:
+        end = _past_surrogates(end, index)
     lo = start if start_after is None else start_after + "\0"
     hi = end
     if prefix:
@@ -297,9 +341,15 @@ class Storage:
 
     Writes made without a real suspension between them commit together, atomically, at the end
     of the turn; results leave the object only after that commit (the output gate).
+
+    While a ``transaction()`` runs, code of the object that is not inside it (another event
+    already in progress, a sibling task) does not touch storage: its asynchronous calls are
+    queued, in call order, and take effect (their awaitables resolve) once the transaction has
+    ended, as workerd holds such code until then; its synchronous calls (``sql``, ``kv``,
+    ``transaction_sync``) raise ``InvalidTransactionError``. See ``docs/concurrency.md``.
     """
 
-    __slots__ = ("_db", "_gen", "_host", "_kv", "_sql")
+    __slots__ = ("_db", "_gen", "_host", "_kv", "_queue", "_sql", "_stack", "_sync_depth")
 
     def __init__(self, host: StorageHost, generation: int) -> None:
         self._host = host
@@ -307,17 +357,114 @@ class Storage:
         self._db = host.db
         self._sql: SqlStorage | None = None
         self._kv: SyncKV | None = None
+        self._stack: list[Transaction] = []
+        """Open transactions, outermost first; each one is nested in the one before it."""
+        self._queue: list[_Waiting] = []
+        """Storage calls and transactions waiting for the transaction they belong to to be innermost."""
+        self._sync_depth = 0
+        """How many ``transaction_sync()`` callbacks are running (a ``transaction()`` waits for them)."""
 
     def __repr__(self) -> str:
         return f"<durable.Storage {'kv' if self._host.kv_backed else 'sqlite'}-backed>"
 
+    # -- isolation of transactions ---------------------------------------------------------------
+
+    def _level(self) -> Transaction | None:
+        """The innermost open transaction of this object that the running code is inside, if any."""
+        txn = _in_transaction.get()
+        while txn is not None:
+            if txn._storage is self and txn._open:
+                return txn
+            txn = txn._outer
+        return None
+
+    def inside_transaction(self) -> bool:
+        """Whether the running code is inside one of this object's open ``transaction()`` calls."""
+        return bool(self._stack) and self._level() is not None
+
+    def _where(self) -> Transaction | None | _Here:
+        """``_Here.NOW`` if the running code may use storage now, else the level it must wait for.
+
+        Code may use storage when it runs inside the innermost open transaction (or no
+        transaction is open). Anything else would write into that transaction's savepoint (and be
+        undone by its rollback) or read its uncommitted writes.
+        """
+        stack = self._stack
+        if not stack:
+            return _Here.NOW
+        level = self._level()
+        return _Here.NOW if level is stack[-1] else level
+
+    def _defer(self, level: Transaction | None, apply: Callable[[], Any], write: bool = False, gated: bool = True) -> asyncio.Future[Any]:
+        """Queue ``apply`` until ``level`` is the innermost open transaction; a future of its result.
+
+        A write marks the object as written now, so the calling event's result waits behind the
+        output gate until the write, applied later, is committed.
+        """
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_retrieve)
+        self._queue.append(_Waiting(level, apply, fut, None))
+        if write:
+            self._host.wrote(gated)
+        return fut
+
+    def _check_sync(self, what: str) -> None:
+        """Refuse a synchronous call made from outside the transaction that is running."""
+        if self._stack and self._where() is not _Here.NOW:
+            raise InvalidTransactionError(
+                f"Cannot call {what} while a transaction() of another event is in progress on this "
+                "object: await that transaction first, or make the call inside its closure (workerd "
+                "runs no other code of the object until the transaction ends; durable cannot pause "
+                "synchronous code, so it refuses the call instead of mixing it into the transaction)"
+            )
+
+    def _drain(self) -> None:
+        """Run what waited for the now innermost transaction (or for none), in call order."""
+        stack, queue = self._stack, self._queue
+        host = self._host
+        i = 0
+        while i < len(queue):
+            top = stack[-1] if stack else None
+            entry = queue[i]
+            if entry.level is not top and self._gen == host.gen:
+                i += 1
+                continue
+            del queue[i]
+            fut = entry.fut
+            try:
+                host.check_live(self._gen)  # reset meanwhile: everything waiting fails
+                if entry.txn is not None:
+                    self._start(entry.txn)
+                    result: Any = None
+                else:
+                    assert entry.apply is not None
+                    result = entry.apply()
+            except BaseException as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+                continue
+            if not fut.done():
+                fut.set_result(result)
+            if entry.txn is not None:
+                return  # it is innermost now: what follows waits for it
+
+    def _start(self, txn: Transaction) -> None:
+        """Open ``txn``'s savepoint and close the input gate for it (its parent is innermost)."""
+        txn._savepoint = self._db.savepoint()
+        gate = self._host.gate
+        lock, _ = gate.close_for("transaction()")
+        txn._gate, txn._lock = gate, lock
+        txn._held = txn._caller_held | {lock}
+        txn._open = True
+        self._stack.append(txn)
+
     # -- reads --
 
     @overload
-    def get(self, key: str, **options: Any) -> Done[Any]: ...
+    def get(self, key: str, **options: Any) -> Awaitable[Any]: ...
     @overload
-    def get(self, key: KeyList, **options: Any) -> Done[dict[str, Any]]: ...
-    def get(self, key: str | KeyList, **options: Any) -> Done[Any]:
+    def get(self, key: KeyList, **options: Any) -> Awaitable[dict[str, Any]]: ...
+    def get(self, key: str | KeyList, **options: Any) -> Awaitable[Any]:
         """Read one key (its value, or ``None``) or several (a dict of those that exist, by key).
 
         Options ``allow_concurrency`` and ``no_cache`` are accepted; reads never suspend here, so
@@ -330,15 +477,26 @@ class Storage:
             normalize_options("get", options, _GET_OPTIONS)
         if type(key) is str:
             check_key(key, host)
+            if self._stack and (level := self._where()) is not _Here.NOW:
+                return self._defer(level, lambda: self._get_one(key))
             blob = self._db.kv_get(key)
             return _NONE if blob is None else Done(decode(blob))
         if isinstance(key, (list, tuple)):
             keys = [check_key(k, host) for k in key]
             _check_batch(len(keys), host)
-            return Done({k: decode(v) for k, v in self._db.kv_get_many(keys)})
+            if self._stack and (level := self._where()) is not _Here.NOW:
+                return self._defer(level, lambda: self._get_many(keys))
+            return Done(self._get_many(keys))
         raise TypeError(f"get() takes a str key or a list of str keys, not {type(key).__name__}")
 
-    def list(self, **options: Any) -> Done[dict[str, Any]]:
+    def _get_one(self, key: str) -> Any:
+        blob = self._db.kv_get(key)
+        return None if blob is None else decode(blob)
+
+    def _get_many(self, keys: list[str]) -> dict[str, Any]:
+        return {k: decode(v) for k, v in self._db.kv_get_many(keys)}
+
+    def list(self, **options: Any) -> Awaitable[dict[str, Any]]:
         """Key-value pairs in key order (code-point order), as a dict.
 
         Options: ``start`` (inclusive), ``start_after`` (exclusive), ``end`` (exclusive),
@@ -355,12 +513,18 @@ class Storage:
         bounds = compile_range(**opts)
         if bounds is None:
             return Done({})
-        rows = self._db.kv_scan(bounds[0], bounds[1], reverse=opts.get("reverse", False), limit=opts.get("limit"))
-        return Done({k: decode(v) for k, v in rows})
+        reverse, limit = opts.get("reverse", False), opts.get("limit")
+        if self._stack and (level := self._where()) is not _Here.NOW:
+            return self._defer(level, lambda: self._scan(bounds, reverse, limit))
+        return Done(self._scan(bounds, reverse, limit))
+
+    def _scan(self, bounds: tuple[str | None, str | None], reverse: bool, limit: int | None) -> dict[str, Any]:
+        rows = self._db.kv_scan(bounds[0], bounds[1], reverse=reverse, limit=limit)
+        return {k: decode(v) for k, v in rows}
 
     # -- writes --
 
-    def put(self, key: str | Mapping[str, Any], value: Any = ..., **options: Any) -> Done[None]:
+    def put(self, key: str | Mapping[str, Any], value: Any = ..., **options: Any) -> Awaitable[None]:
         """Store ``value`` under ``key``, or every pair of a dict as one atomic batch.
 
         Raises ``DataCloneError`` for a value that cannot be stored, ``StorageLimitError`` past a
@@ -371,10 +535,13 @@ class Storage:
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
         opts = normalize_options("put", options, _PUT_OPTIONS) if options else {}
+        gated = not opts.get("allow_unconfirmed", False)
         if type(key) is str:
             if value is ...:
                 raise TypeError("put() called with undefined value.")
             blob = encode_checked(check_key(key, host), value, host)
+            if self._stack and (level := self._where()) is not _Here.NOW:
+                return self._defer(level, lambda: self._put_one(key, blob, gated), True, gated)
             self._db.kv_put(key, blob)
         elif isinstance(key, Mapping) and value is ...:
             _check_batch(len(key), host)
@@ -382,6 +549,8 @@ class Storage:
             blobs = [(k, encode_checked(k, v, host)) for k, v in items]
             if not blobs:
                 return _NONE
+            if self._stack and (level := self._where()) is not _Here.NOW:
+                return self._defer(level, lambda: self._put_many(blobs, gated), True, gated)
             self._db.kv_put_many(blobs)
         else:
             raise TypeError(
@@ -389,33 +558,48 @@ class Storage:
                 "put(key, value, options) or with multiple key-value pairs and optional options as "
                 "put(entries, options)"
             )
-        host.wrote(not opts.get("allow_unconfirmed", False))
+        host.wrote(gated)
         return _NONE
 
+    def _put_one(self, key: str, blob: bytes, gated: bool) -> None:
+        self._db.kv_put(key, blob)
+        self._host.wrote(gated)
+
+    def _put_many(self, blobs: _Pairs, gated: bool) -> None:
+        self._db.kv_put_many(blobs)
+        self._host.wrote(gated)
+
     @overload
-    def delete(self, key: str, **options: Any) -> Done[bool]: ...
+    def delete(self, key: str, **options: Any) -> Awaitable[bool]: ...
     @overload
-    def delete(self, key: KeyList, **options: Any) -> Done[int]: ...
-    def delete(self, key: str | KeyList, **options: Any) -> Done[bool] | Done[int]:
+    def delete(self, key: KeyList, **options: Any) -> Awaitable[int]: ...
+    def delete(self, key: str | KeyList, **options: Any) -> Awaitable[bool] | Awaitable[int]:
         """Delete one key (``True`` if it existed) or several (how many existed)."""
         host = self._host
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
         opts = normalize_options("delete", options, _PUT_OPTIONS) if options else {}
-        result: bool | int
+        gated = not opts.get("allow_unconfirmed", False)
+        keys: str | list[str]
         if type(key) is str:
-            result = self._db.kv_delete(check_key(key, host))
+            keys = check_key(key, host)
         elif isinstance(key, (list, tuple)):
             keys = [check_key(k, host) for k in key]
             _check_batch(len(keys), host)
-            result = self._db.kv_delete_many(keys)
         else:
             raise TypeError(f"delete() takes a str key or a list of str keys, not {type(key).__name__}")
-        if self._db.in_transaction:
-            host.wrote(not opts.get("allow_unconfirmed", False))
-        return Done(result)
+        if self._stack and (level := self._where()) is not _Here.NOW:
+            return self._defer(level, lambda: self._delete(keys, gated), True, gated)
+        return Done(self._delete(keys, gated))
 
-    def delete_all(self, **options: Any) -> Done[None]:
+    def _delete(self, keys: str | KeyList, gated: bool) -> bool | int:
+        db = self._db
+        result = db.kv_delete(keys) if isinstance(keys, str) else db.kv_delete_many(list(keys))
+        if db.in_transaction:
+            self._host.wrote(gated)
+        return result
+
+    def delete_all(self, **options: Any) -> Awaitable[None]:
         """Delete everything: every key, the alarm and, for SQLite-backed objects, every SQL table.
 
         Raises ``InvalidTransactionError`` inside ``transaction()``, as Cloudflare does.
@@ -423,21 +607,27 @@ class Storage:
         host = self._host
         host.check_live(self._gen)
         opts = normalize_options("delete_all", options, _PUT_OPTIONS) if options else {}
-        if _in_transaction.get() is not None:
+        if self._level() is not None:
             raise InvalidTransactionError("Cannot call deleteAll() within a transaction")
-        if not self._db.exists():
-            return _NONE
-        if host.kv_backed:
+        gated = not opts.get("allow_unconfirmed", False)
+        if self._stack:
+            return self._defer(None, lambda: self._delete_all(gated), True, gated)
+        self._delete_all(gated)
+        return _NONE
+
+    def _delete_all(self, gated: bool) -> None:
+        # Buffered writes are dropped even when nothing reached SQLite yet (a new object's first
+        # turn): workerd's deleteAll() undoes them too.
+        if self._host.kv_backed:
             self._db.kv_clear()
         else:
             self._db.wipe()
-        host.alarm_written()
-        host.wrote(not opts.get("allow_unconfirmed", False))
-        return _NONE
+        self._host.alarm_written()
+        self._host.wrote(gated)
 
     # -- alarm --
 
-    def get_alarm(self, **options: Any) -> Done[int | None]:
+    def get_alarm(self, **options: Any) -> Awaitable[int | None]:
         """The alarm's time in ms since the epoch, or ``None``.
 
         Inside a running ``alarm()`` handler this is ``None`` unless the handler set a new alarm.
@@ -446,9 +636,11 @@ class Storage:
         host.check_live(self._gen)
         if options:
             normalize_options("get_alarm", options, frozenset({"allow_concurrency"}))
+        if self._stack and (level := self._where()) is not _Here.NOW:
+            return self._defer(level, lambda: host.alarm_visible(self._db.get_alarm()))
         return Done(host.alarm_visible(self._db.get_alarm()))
 
-    def set_alarm(self, scheduled_time: int | float | _dt.datetime, **options: Any) -> Done[None]:
+    def set_alarm(self, scheduled_time: int | float | _dt.datetime, **options: Any) -> Awaitable[None]:
         """Set the object's one alarm (replacing any other) to ``scheduled_time``.
 
         ``scheduled_time`` is ms since the epoch or a ``datetime``; a time in the past runs as soon
@@ -458,30 +650,49 @@ class Storage:
         host.check_live(self._gen)
         opts = normalize_options("set_alarm", options, frozenset({"allow_concurrency", "allow_unconfirmed"})) if options else {}
         ms = _to_alarm_ms(scheduled_time, host)
-        self._db.set_alarm(ms)
-        host.alarm_written()
-        host.wrote(not opts.get("allow_unconfirmed", False))
+        gated = not opts.get("allow_unconfirmed", False)
+        if self._stack and (level := self._where()) is not _Here.NOW:
+            return self._defer(level, lambda: self._set_alarm(ms, gated), True, gated)
+        self._set_alarm(ms, gated)
         return _NONE
 
-    def delete_alarm(self, **options: Any) -> Done[None]:
+    def _set_alarm(self, ms: int, gated: bool) -> None:
+        self._db.set_alarm(ms)
+        self._host.alarm_written()
+        self._host.wrote(gated)
+
+    def delete_alarm(self, **options: Any) -> Awaitable[None]:
         """Cancel the alarm, if any. A handler already running is not cancelled."""
         host = self._host
         host.check_live(self._gen)
         opts = normalize_options("delete_alarm", options, frozenset({"allow_concurrency", "allow_unconfirmed"})) if options else {}
+        gated = not opts.get("allow_unconfirmed", False)
+        if self._stack and (level := self._where()) is not _Here.NOW:
+            return self._defer(level, lambda: self._delete_alarm(gated), True, gated)
+        self._delete_alarm(gated)
+        return _NONE
+
+    def _delete_alarm(self, gated: bool) -> None:
+        host = self._host
         if self._db.get_alarm() is None and not host.alarm_visible(None):
             host.alarm_written()  # still clears a handler-set marker, see ObjectHost.alarm_written
-            return _NONE
+            return
         self._db.set_alarm(None)
         host.alarm_written()
-        host.wrote(not opts.get("allow_unconfirmed", False))
-        return _NONE
+        host.wrote(gated)
 
     # -- durability --
 
     def sync(self) -> Awaitable[None]:
         """An awaitable that completes once every write made before the call is durable."""
         self._host.check_live(self._gen)
+        if self._stack and (level := self._where()) is not _Here.NOW:
+            return asyncio.ensure_future(self._sync_after(self._defer(level, lambda: None)))
         return self._host.commit_waiter()
+
+    async def _sync_after(self, queued: Awaitable[None]) -> None:
+        await queued
+        await self._host.commit_waiter()
 
     # -- transactions --
 
@@ -496,73 +707,122 @@ class Storage:
         when it returns, and are rolled back if it raises (the error propagates; the object is
         not reset). ``txn.rollback()`` discards them and the closure's value is still returned.
         Transactions nest as savepoints. Returns a task that is already running.
+
+        Transactions are serialized: one started while another runs (from another event, or a
+        sibling task such as ``asyncio.gather(transaction(f), transaction(g))``) waits until that
+        one has ended, as workerd's do. Other code of the object never sees a transaction's writes
+        before it ends, and its rollback never undoes writes made outside it. A transaction ends
+        once its closure and the transactions started inside it have ended.
         """
         host = self._host
         host.check_live(self._gen)
         if not callable(closure):
             raise TypeError(f"transaction() takes a callable, not {type(closure).__name__}")
-        gate = host.gate
-        lock, held = gate.close_for("transaction()")
-        task = asyncio.ensure_future(self._run_transaction(closure, gate, lock, held))
+        parent = self._level()
+        txn = Transaction(self, _in_transaction.get(), held_locks.get())
+        stack = self._stack
+        ready: asyncio.Future[None] | None = None
+        if (not stack or stack[-1] is parent) and not self._sync_depth:
+            self._start(txn)
+        else:
+            ready = asyncio.get_running_loop().create_future()
+            self._queue.append(_Waiting(parent, None, ready, txn))
+        task = asyncio.ensure_future(self._run_transaction(closure, txn, ready))
+        if parent is not None:
+            children = parent._children
+            children.add(task)
+            task.add_done_callback(children.discard)
         return task
 
     async def _run_transaction(
-        self, closure: Callable[[Transaction], Awaitable[T] | T], gate: InputGate, lock: GateLock, held: frozenset[GateLock]
+        self, closure: Callable[[Transaction], Awaitable[T] | T], txn: Transaction, ready: asyncio.Future[None] | None
     ) -> T:
-        held_locks.set(held)
-        db = self._db
+        if ready is not None:
+            try:
+                await ready  # raises the reset error if the object was reset meanwhile
+            except BaseException:
+                if not txn._open:
+                    self._queue[:] = [entry for entry in self._queue if entry.txn is not txn]
+                    txn._state = "failed"
+                    raise
+                self._end(txn, failed=True)  # started, but cancelled before it could run
+                raise
+        held_locks.set(txn._held)
+        _in_transaction.set(txn)
         try:
-            self._host.check_live(self._gen)
-            savepoint = db.savepoint()
-            txn = Transaction(self, savepoint)
-            _in_transaction.set(txn)
             try:
                 result = closure(txn)
                 if inspect.isawaitable(result):
                     result = await result
-            except BaseException:
-                if txn._state == "active" and db.savepoint_depth > 0:
-                    db.rollback_to(savepoint)
-                txn._state = "failed"
-                raise
-            if txn._state == "active":
-                db.release(savepoint)
-            txn._state = "committed"
-            return result
+            finally:
+                await _wait_children(txn)
+        except BaseException:
+            self._end(txn, failed=True)
+            raise
+        self._end(txn, failed=False)
+        return result
+
+    def _end(self, txn: Transaction, *, failed: bool) -> None:
+        """Commit (release) or roll back ``txn``'s savepoint, reopen the gate, run what waited."""
+        host = self._host
+        live = self._gen == host.gen  # after a reset the savepoint is gone with everything else
+        try:
+            if live and txn._open and txn._state == "active":
+                if failed:
+                    self._db.rollback_to(txn._savepoint)
+                else:
+                    self._db.release(txn._savepoint)
         finally:
-            gate.unlock(lock)
-            self._host.transaction_ended()
+            if txn._state == "active":
+                txn._state = "failed" if failed else "committed"
+            elif txn._state == "rolled_back":
+                txn._state = "rolled_back_ended"
+            opened = txn._open
+            if opened:
+                txn._open = False
+                self._stack.remove(txn)  # the innermost one: its children have ended
+            self._drain()  # a transaction waiting for this one closes the gate before it opens
+            if opened:
+                assert txn._gate is not None and txn._lock is not None
+                txn._gate.unlock(txn._lock)
+            if live:
+                host.transaction_ended()
 
     def transaction_sync(self, closure: Callable[[], T]) -> T:
-        """Run ``closure()`` synchronously in a savepoint (SQLite-backed objects only).
+        """Run ``closure()`` synchronously in a savepoint and return its value.
 
         Its writes commit with the object's implicit transaction if it returns, and are rolled
-        back if it raises (only the inner part, when nested). ``closure`` must not be async.
+        back if it raises (only the inner part, when nested). ``closure`` must not be async. It
+        works on key-value-backed classes too, as in workerd (their ``put``/``delete`` join it).
         """
         host = self._host
         host.check_live(self._gen)
-        if host.kv_backed:
-            raise TypeError("Durable Object is not backed by SQL.")
         if not callable(closure):
             raise TypeError(f"transaction_sync() takes a callable, not {type(closure).__name__}")
         if inspect.iscoroutinefunction(closure):
             raise TypeError("transaction_sync() takes a synchronous callable; use transaction() for async code")
+        if self._stack:
+            self._check_sync("transaction_sync()")
         db = self._db
         savepoint = db.savepoint()
+        self._sync_depth += 1
         try:
-            result = closure()
-            if inspect.isawaitable(result):
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-                raise TypeError("transaction_sync() callback returned an awaitable; it must be synchronous")
-        except BaseException:
-            db.rollback_to(savepoint)
+            try:
+                result = closure()
+                if inspect.isawaitable(result):
+                    _close_awaitable(result)
+                    raise TypeError("transaction_sync() callback returned an awaitable; it must be synchronous")
+            except BaseException:
+                db.rollback_to(savepoint)
+                host.wrote(True)
+                raise
+            db.release(savepoint)
             host.wrote(True)
-            raise
-        db.release(savepoint)
-        host.wrote(True)
-        return result
+            return result
+        finally:
+            self._sync_depth -= 1
+            if self._queue and not self._sync_depth:
+                self._drain()  # a transaction() started inside the callback starts now
 
     # -- point-in-time recovery (see _history.py and docs/recovery.md) --
 
@@ -621,12 +881,7 @@ class Storage:
         if self._sql is None:
             self._host.check_live(self._gen)
             if self._host.kv_backed:
-                raise TypeError(
-                    "This Durable Object is not backed by SQLite storage, so the SQL API is not available. "
-                    "SQL can be enabled on a new Durable Object class by using the `new_sqlite_classes` "
-                    "instead of `new_classes` under `migrations` in your wrangler configuration "
-                    "(in durable: rt.namespace(cls, storage=\"sqlite\"))."
-                )
+                raise DurableError(_NO_SQL)
             from ._sql import SqlStorage
 
             self._sql = SqlStorage(self)
@@ -638,12 +893,7 @@ class Storage:
         if self._kv is None:
             self._host.check_live(self._gen)
             if self._host.kv_backed:
-                raise TypeError(
-                    "The storage.kv (synchronous KV) API is only available for SQLite-backed Durable "
-                    "Objects, but this object's namespace is not declared to use SQLite. You can use "
-                    "the older, asynchronous interface via methods of `storage` itself (e.g. "
-                    "`storage.get()`) (in durable: rt.namespace(cls, storage=\"sqlite\"))."
-                )
+                raise DurableError(_NO_SYNC_KV)
             from ._sql import SyncKV
 
             self._kv = SyncKV(self)
@@ -660,15 +910,30 @@ class Transaction:
     ``InvalidTransactionError`` with Cloudflare's message.
     """
 
-    __slots__ = ("_savepoint", "_state", "_storage")
+    __slots__ = (
+        "_caller_held", "_children", "_gate", "_held", "_lock", "_open", "_outer", "_savepoint", "_state", "_storage",
+    )
 
-    def __init__(self, storage: Storage, savepoint: str) -> None:
+    def __init__(self, storage: Storage, outer: Transaction | None, caller_held: frozenset[GateLock]) -> None:
         self._storage = storage
-        self._savepoint = savepoint
+        self._outer = outer
+        """The transaction (of any object) the code that started this one ran inside."""
+        self._caller_held = caller_held
+        self._held: frozenset[GateLock] = caller_held
+        self._gate: InputGate | None = None
+        self._lock: GateLock | None = None
+        self._savepoint = ""
         self._state = "active"
+        self._open = False
+        """Started (savepoint open, gate closed) and not yet ended."""
+        self._children: set[asyncio.Task[Any]] = set()
+        """Transactions started inside this one that have not ended: it ends after them."""
+
+    def __repr__(self) -> str:
+        return f"<durable.Transaction {self._state}>"
 
     def _check(self, op: str) -> Storage:
-        if self._state == "rolled_back":
+        if self._state.startswith("rolled_back"):
             raise InvalidTransactionError(f"Cannot {op} on rolled back transaction")
         if self._state != "active":
             raise InvalidTransactionError(
@@ -677,48 +942,100 @@ class Transaction:
             )
         return self._storage
 
-    def get(self, key: Any, **options: Any) -> Done[Any]:
+    def get(self, key: Any, **options: Any) -> Awaitable[Any]:
         """As ``Storage.get``, inside the transaction."""
         return self._check("get").get(key, **options)
 
-    def list(self, **options: Any) -> Done[dict[str, Any]]:
+    def list(self, **options: Any) -> Awaitable[dict[str, Any]]:
         """As ``Storage.list``, inside the transaction."""
         return self._check("list").list(**options)
 
-    def put(self, key: Any, value: Any = ..., **options: Any) -> Done[None]:
+    def put(self, key: Any, value: Any = ..., **options: Any) -> Awaitable[None]:
         """As ``Storage.put``, inside the transaction."""
         return self._check("put").put(key, value, **options)
 
-    def delete(self, key: Any, **options: Any) -> Done[Any]:
+    def delete(self, key: Any, **options: Any) -> Awaitable[Any]:
         """As ``Storage.delete``, inside the transaction."""
         return self._check("delete").delete(key, **options)
 
-    def get_alarm(self, **options: Any) -> Done[int | None]:
+    def get_alarm(self, **options: Any) -> Awaitable[int | None]:
         """As ``Storage.get_alarm``, inside the transaction."""
         return self._check("getAlarm").get_alarm(**options)
 
-    def set_alarm(self, scheduled_time: int | float | _dt.datetime, **options: Any) -> Done[None]:
+    def set_alarm(self, scheduled_time: int | float | _dt.datetime, **options: Any) -> Awaitable[None]:
         """As ``Storage.set_alarm``, inside the transaction."""
         return self._check("setAlarm").set_alarm(scheduled_time, **options)
 
-    def delete_alarm(self, **options: Any) -> Done[None]:
+    def delete_alarm(self, **options: Any) -> Awaitable[None]:
         """As ``Storage.delete_alarm``, inside the transaction."""
         return self._check("deleteAlarm").delete_alarm(**options)
 
-    def delete_all(self, **options: Any) -> Done[None]:
+    def delete_all(self, **options: Any) -> Awaitable[None]:
         """Not available in a transaction, as on Cloudflare."""
         raise InvalidTransactionError("Cannot call deleteAll() within a transaction")
 
     def rollback(self) -> None:
         """Discard the transaction's writes; the closure's return value is still returned.
 
-        May be called more than once. Afterwards every other operation on ``txn`` raises.
+        May be called more than once. Afterwards every other operation on ``txn`` raises. While
+        a transaction started inside this one runs, the rollback takes effect when it has ended
+        (and undoes its writes too, as an outer rollback does).
         """
         if self._state == "rolled_back":
             return
-        self._check("rollback")
-        db = self._storage._db
-        if db.savepoint_depth > 0:
-            db.rollback_to(self._savepoint)
+        storage = self._check("rollback")
         self._state = "rolled_back"
+        if storage._gen != storage._host.gen or not self._open:
+            return  # reset: the savepoint is gone already
+        savepoint, db = self._savepoint, storage._db
+        if storage._stack[-1] is self:
+            db.rollback_to(savepoint)
+        else:
+            storage._defer(self, lambda: db.rollback_to(savepoint))
 
+
+class _Here(enum.Enum):
+    """What ``Storage._where`` answers when the running code may use storage at once."""
+
+    NOW = "now"
+
+
+@final
+class _Waiting:
+    """A storage call or transaction that waits for ``level`` to be the innermost transaction."""
+
+    __slots__ = ("apply", "fut", "level", "txn")
+
+    def __init__(
+        self, level: Transaction | None, apply: Callable[[], Any] | None, fut: asyncio.Future[Any], txn: Transaction | None
+    ) -> None:
+        self.level = level
+        self.apply = apply
+        self.fut = fut
+        self.txn = txn
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    # A queued write may be left un-awaited: mark its error as seen (it also reached the commit).
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _close_awaitable(result: object) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
+async def _wait_children(txn: Transaction) -> None:
+    """Wait for the transactions started inside ``txn`` (they are nested in its savepoint)."""
+    cancelled = False
+    while txn._children:
+        try:
+            await asyncio.wait(list(txn._children))
+        except asyncio.CancelledError:
+            cancelled = True
+            for child in txn._children:
+                child.cancel()
+    if cancelled:
+        raise asyncio.CancelledError

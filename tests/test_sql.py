@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import durable
-from durable import _sql, testing
+from durable import _sql, _storage, testing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -495,6 +495,90 @@ class TestCursor:
 
         assert await inside(stub, body) == (6, 2, [0, 1, 3], 3, 3)
 
+    # (statement, workerd's rows_written): workerd counts every b-tree row written (its patched SQLite).
+    WORKERD_ROWS_WRITTEN = (
+        ("CREATE TABLE t (a TEXT UNIQUE, b)", 2),
+        ("CREATE INDEX ib ON t(b)", 1),
+        ("CREATE TABLE w (k PRIMARY KEY, v, x) WITHOUT ROWID", 2),
+        ("CREATE INDEX iwv ON w(v)", 1),
+        ("INSERT INTO t (a) VALUES ('x')", 3),
+        ("INSERT INTO t (a, b) VALUES ('y', 1)", 3),
+        ("UPDATE t SET a = a || '1'", 4),
+        ("UPDATE t SET b = 2", 4),
+        ("UPDATE t SET b = 3 WHERE a = 'zz'", 0),
+        ("UPDATE t SET rowid = rowid + 10", 6),
+        ("INSERT OR REPLACE INTO t (a, b) VALUES ('x1', 5)", 3),
+        ("INSERT INTO t (a, b) VALUES ('q1', 6) ON CONFLICT(a) DO UPDATE SET b = 7", 3),
+        ("DELETE FROM t WHERE a = 'q1'", 1),
+        ("DELETE FROM t", 2),
+        ("INSERT INTO w VALUES (1, 2, 3)", 2),
+        ("UPDATE w SET x = 4", 1),
+        ("UPDATE w SET v = 4", 2),
+        ("UPDATE w SET k = 9", 2),
+        ("DELETE FROM w", 1),
+        ("CREATE TABLE z (a)", 2),
+        ("INSERT INTO z VALUES (1), (2)", 2),
+        ("CREATE INDEX iz ON z(a)", 3),
+        ("DROP TABLE z", 0),
+        ("CREATE TABLE a (x INTEGER PRIMARY KEY AUTOINCREMENT, y)", 4),
+        ("INSERT INTO a (y) VALUES (1)", 2),
+        ("INSERT INTO a (y) VALUES (2), (3)", 3),
+        ("CREATE TABLE b (y)", 2),
+        ("CREATE TRIGGER tr AFTER INSERT ON b BEGIN INSERT INTO a (y) VALUES (new.y); END", 1),
+        ("CREATE VIEW v AS SELECT * FROM a", 2),
+        ("CREATE INDEX ia ON a(y) WHERE y > 2", 2),  # 1 + the one row with y > 2
+        ("INSERT INTO a (y) VALUES (10)", 3),
+        ("CREATE INDEX ie ON b(y + 1)", 1),
+        ("UPDATE b SET y = 6", 0),
+        ("ALTER TABLE b ADD COLUMN z", 1),
+        ("INSERT INTO z2 SELECT 1", None),  # refused: no such table (nothing written)
+        ("DROP VIEW v", 0),
+        ("DROP INDEX ia", 0),
+        ("CREATE TABLE c (p, q, PRIMARY KEY (p, q)) WITHOUT ROWID", 2),
+        ("CREATE UNIQUE INDEX cq ON c(q)", 1),
+        ("INSERT INTO c VALUES (1, 2), (3, 4)", 4),
+        ("UPDATE c SET q = q + 10", 4),
+        ("CREATE TABLE d (id INTEGER PRIMARY KEY, r REFERENCES d(id) ON DELETE CASCADE)", 2),
+        ("INSERT INTO d VALUES (1, NULL), (2, 1), (3, 2)", 3),
+        ("DELETE FROM d WHERE id = 1", 3),
+        ("REPLACE INTO c VALUES (1, 12)", 2),
+    )
+
+    async def test_rows_written_counts_index_entries(self, stub: Any) -> None:
+        """rows_written counts index entries and sqlite_master rows as workerd does (its observed figures)."""
+
+        def body(obj: Any, ctx: durable.State) -> Any:
+            sql = ctx.storage.sql
+            seen: list[tuple[str, int | None]] = []
+            for statement, _ in self.WORKERD_ROWS_WRITTEN:
+                try:
+                    cursor = sql.exec(statement)
+                except durable.SqlError:
+                    seen.append((statement, None))
+                    continue
+                cursor.to_array()
+                seen.append((statement, cursor.rows_written))
+            return seen
+
+        assert await inside(stub, body) == list(self.WORKERD_ROWS_WRITTEN)
+
+    async def test_rows_written_of_a_cached_statement(self, stub: Any) -> None:
+        """A statement run again (from sqlite3's statement cache) counts the same, and follows schema changes."""
+
+        def body(obj: Any, ctx: durable.State) -> Any:
+            sql = ctx.storage.sql
+            sql.exec("CREATE TABLE t (a, b)")
+            counts = [sql.exec("INSERT INTO t VALUES (1, 2)").rows_written]
+            sql.exec("CREATE INDEX ta ON t(a)")
+            counts.append(sql.exec("INSERT INTO t VALUES (1, 2)").rows_written)
+            sql.exec("DROP INDEX ta")
+            counts.append(sql.exec("INSERT INTO t VALUES (1, 2)").rows_written)
+            cursor = sql.exec("INSERT INTO t VALUES (3, 4) RETURNING a")
+            counts.append(len(cursor.to_array()) and cursor.rows_written)
+            return counts
+
+        assert await inside(stub, body) == [1, 2, 1, 1]
+
     async def test_same_statement_twice_overlapping(self, stub: Any) -> None:
         """Two cursors of the same SQL can be read interleaved (workerd's test)."""
 
@@ -631,7 +715,6 @@ class TestRestrictions:
         "sql",
         [
             "PRAGMA data_version",
-            "PRAGMA page_size",
             "PRAGMA foreign_keys",
             "PRAGMA foreign_keys = ON",
             "PRAGMA defer_foreign_keys = 'off'",
@@ -670,6 +753,9 @@ class TestRestrictions:
             "PRAGMA user_version",
             "PRAGMA user_version = 3",
             "PRAGMA data_version = 5",
+            "PRAGMA page_size",  # refused by workerd too (issue 10, section 2.5)
+            "PRAGMA main.page_size",
+            "SELECT * FROM pragma_page_size()",
             "PRAGMA page_size = 8192",
             "PRAGMA max_page_count = 65536",
             "PRAGMA journal_mode",
@@ -1199,19 +1285,42 @@ class TestDeleteAll:
 
 
 class TestKvBackedNamespace:
-    """A storage="kv" namespace has no SQL, no synchronous KV and no transaction_sync."""
+    """A storage="kv" namespace has no SQL and no synchronous KV, but has transaction_sync."""
 
     async def test_refusals(self, durable_runtime: durable.Runtime) -> None:
-        """sql, kv and transaction_sync raise Cloudflare's errors."""
+        """sql and kv raise workerd's plain errors (DurableError, not TypeError), word for word."""
         stub = durable_runtime.namespace(Obj, storage="kv").get_by_name("a")
-        with pytest.raises(TypeError, match=r"^This Durable Object is not backed by SQLite storage, so the SQL API is not available\."):
+        with exactly(durable.DurableError, _storage._NO_SQL) as info:
             await inside(stub, lambda o, c: c.storage.sql)
-        with pytest.raises(TypeError, match=r"^The storage\.kv \(synchronous KV\) API is only available for SQLite-backed Durable Objects"):
+        assert not isinstance(info.value, TypeError)
+        assert _storage._NO_SQL.startswith(
+            "SQL is not enabled for this Durable Object class. To enable it, change `new_classes` to "
+            "`new_sqlite_classes` within the 'migrations' field in your wrangler.jsonc or wrangler.toml file."
+        )
+        with exactly(durable.DurableError, _storage._NO_SYNC_KV):
             await inside(stub, lambda o, c: c.storage.kv)
-        with exactly(TypeError, "Durable Object is not backed by SQL."):
-            await inside(stub, lambda o, c: c.storage.transaction_sync(lambda: None))
-        with pytest.raises(TypeError, match="not backed by SQLite"):
+        assert _storage._NO_SYNC_KV.startswith(
+            "The storage.kv (synchronous KV) API is only available for SQLite-backed Durable Objects"
+        )
+        with pytest.raises(durable.DurableError, match="^SQL is not enabled for this Durable Object class"):
             await testing.query(stub, "SELECT 1")
+
+    async def test_transaction_sync_runs(self, durable_runtime: durable.Runtime) -> None:
+        """transaction_sync runs fn on a kv class, as workerd does; an error inside propagates and rolls back."""
+        stub = durable_runtime.namespace(Obj, storage="kv").get_by_name("a")
+        assert await inside(stub, lambda o, c: c.storage.transaction_sync(lambda: 5)) == 5
+
+        def failing(o: Any, c: durable.State) -> None:
+            def body() -> None:
+                c.storage.put("w", 2)
+                raise KeyError("inner")
+
+            c.storage.put("q", 1)
+            c.storage.transaction_sync(body)
+
+        with pytest.raises(KeyError, match="inner"):
+            await inside(stub, failing)
+        assert await inside(stub, lambda o, c: c.storage.list()) == {"q": 1}
 
 
 class TestTestingQuery:

@@ -310,7 +310,7 @@ class TestWrites:
     async def test_kv_backed_namespace_has_no_sync_kv(self, durable_runtime: durable.Runtime) -> None:
         """On a storage="kv" namespace, storage.kv raises Cloudflare's error."""
         stub = durable_runtime.namespace(Obj, storage="kv").get_by_name("a")
-        with pytest.raises(TypeError, match=r"^The storage\.kv \(synchronous KV\) API is only available for SQLite-backed"):
+        with pytest.raises(durable.DurableError, match=r"^The storage\.kv \(synchronous KV\) API is only available for SQLite-backed"):
             await inside(stub, lambda o, c: c.storage.kv)
 
 

@@ -195,3 +195,318 @@ class TestTransactions:
         with pytest.raises(durable.ObjectResetError):
             await stub.commit()
         assert await contents(stub._namespace.get(stub.id)) == {}
+
+
+# -- transactions that overlap other events (issue 10, section 1) ---------------------------------
+
+
+class Peer(durable.DurableObject):
+    """Another object, called from inside transactions; ``echo_back`` calls the caller back."""
+
+    async def echo(self, value: int) -> int:
+        await asyncio.sleep(0)
+        return value
+
+    async def echo_back(self, name: str, value: int, method: str) -> int:
+        result: int = await getattr(self.env.RACER.get_by_name(name), method)(value)
+        return result
+
+
+class Racer(durable.DurableObject):
+    """Events whose storage calls overlap a transaction at await points."""
+
+    async def bump(self, value: int) -> int:
+        await self.ctx.storage.put(f"bump{value}", value)
+        return value
+
+    async def peek(self, value: int) -> int:
+        await self.ctx.storage.get("a")  # a call back from inside the transaction: it reads now
+        return value
+
+    async def gather_two(self, call_back: str) -> Any:
+        peer = self.env.PEER.get_by_name("p")
+        storage = self.ctx.storage
+
+        def body(key: str, value: int) -> Any:
+            async def closure(txn: Any) -> int:
+                await txn.put(key, value)
+                if call_back:
+                    await peer.echo_back(str(self.ctx.id.name), value, call_back)
+                else:
+                    await peer.echo(value)
+                await txn.put(key + "-after", await txn.get(key))
+                return value
+
+            return closure
+
+        return await asyncio.gather(storage.transaction(body("a", 1)), storage.transaction(body("b", 2)))
+
+    async def slow_txn(self, key: str, outcome: str, steps: int = 20) -> str:
+        async def closure(txn: Any) -> str:
+            await txn.put(key, "txn")
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            if outcome == "raise":
+                raise ValueError("closure failed")
+            if outcome == "rollback":
+                txn.rollback()
+            return outcome
+
+        try:
+            return await self.ctx.storage.transaction(closure)
+        except ValueError:
+            return "raised"
+
+    async def late_txn(self, key: str) -> str:
+        await asyncio.sleep(0)  # already inside the object: resumes while another transaction runs
+        return await self.slow_txn(key, "commit", 20)
+
+    async def idle_txn(self, steps: int) -> str:
+        async def closure(txn: Any) -> str:
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            return "idle"
+
+        return await self.ctx.storage.transaction(closure)
+
+    async def late_put(self, key: str, awaited: bool) -> str:
+        await asyncio.sleep(0)
+        if awaited:
+            await self.ctx.storage.put(key, "plain")
+        else:
+            self.ctx.storage.put(key, "plain")
+        return "ok"
+
+    async def late_get(self, key: str) -> Any:
+        await asyncio.sleep(0)
+        return await self.ctx.storage.get(key)
+
+    async def late_sql(self) -> str:
+        await asyncio.sleep(0)
+        try:
+            self.ctx.storage.sql.exec("SELECT 1")
+        except durable.InvalidTransactionError as exc:
+            return str(exc)
+        return "ran"
+
+    async def nested_gather(self) -> Any:
+        storage = self.ctx.storage
+        order: list[str] = []
+
+        async def first(txn: Any) -> None:
+            await txn.put("n1", 1)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            order.append("n1 end")
+
+        async def second(txn: Any) -> None:
+            order.append("n2 start")
+            await txn.put("n2", 2)
+            raise KeyError("n2 fails")
+
+        async def outer(txn: Any) -> None:
+            results = await asyncio.gather(storage.transaction(first), storage.transaction(second), return_exceptions=True)
+            order.append(type(results[1]).__name__)
+
+        await storage.transaction(outer)
+        return order, await storage.list()
+
+    async def outer_rollback_while_inner_runs(self) -> Any:
+        storage = self.ctx.storage
+
+        async def inner(txn: Any) -> None:
+            await txn.put("inner", 1)
+            for _ in range(5):
+                await asyncio.sleep(0)
+
+        async def outer(txn: Any) -> str:
+            await txn.put("outer", 1)
+            storage.transaction(inner)  # not awaited: the outer transaction waits for it anyway
+            await asyncio.sleep(0)
+            txn.rollback()
+            return "rolled back"
+
+        result = await storage.transaction(outer)
+        return result, await storage.list()
+
+    async def inner_not_awaited(self) -> Any:
+        storage = self.ctx.storage
+
+        async def inner(txn: Any) -> None:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            await txn.put("inner", 1)
+
+        async def outer(txn: Any) -> None:
+            storage.transaction(inner)
+
+        await storage.transaction(outer)
+        return await storage.list()
+
+    async def abort_in_txn(self) -> None:
+        async def closure(txn: Any) -> None:
+            await txn.put("x", 1)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            self.ctx.abort("stop")
+
+        await self.ctx.storage.transaction(closure)
+
+    async def depth(self) -> int:
+        return self.ctx.storage._db.savepoint_depth
+
+
+@pytest.fixture(params=["memory-sqlite", "memory-kv", "disk-sqlite"])
+async def racer_rt(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    where, backend = request.param.split("-")
+    async with durable.Runtime(path=tmp_path / "state" if where == "disk" else None) as rt:
+        rt.namespace(Peer, name="PEER")
+        yield rt.namespace(Racer, name="RACER", storage=backend)
+
+
+async def guarded(awaitable: Any) -> Any:
+    """Await with a guard, so a wedged object fails the test instead of hanging it."""
+    return await asyncio.wait_for(awaitable, 10)
+
+
+class TestOverlappingTransactions:
+    """Transactions that overlap other events or each other are serialized and isolated."""
+
+    @pytest.mark.parametrize("call_back", ["", "peek", "bump"])
+    async def test_gather_of_two_transactions(self, racer_rt: Any, call_back: str) -> None:
+        """Two gathered transactions whose closures call another object (that may call back) both commit."""
+        stub = racer_rt.get_by_name("r")
+        assert await guarded(stub.gather_two(call_back)) == [1, 2]
+        assert await guarded(stub.depth()) == 0
+        stored = await guarded(contents(stub))
+        assert {k: stored[k] for k in ("a", "a-after", "b", "b-after")} == {"a": 1, "a-after": 1, "b": 2, "b-after": 2}
+        assert await guarded(stub.bump(7)) == 7  # later calls still run and commit
+        await testing.evict(stub)
+        assert (await guarded(contents(racer_rt.get_by_name("r"))))["bump7"] == 7
+
+    async def test_second_event_transaction_waits(self, racer_rt: Any) -> None:
+        """An event that starts a transaction while another one's closure sleeps waits for it; both commit."""
+        stub = racer_rt.get_by_name("r")
+        second = asyncio.ensure_future(stub.late_txn("t2"))
+        first = asyncio.ensure_future(stub.slow_txn("t1", "commit", 3))  # would end first
+        assert await guarded(asyncio.gather(first, second)) == ["commit", "commit"]
+        assert await guarded(stub.depth()) == 0
+        assert await guarded(stub.bump(1)) == 1
+        await testing.evict(stub)
+        assert await guarded(contents(racer_rt.get_by_name("r"))) == {"t1": "txn", "t2": "txn", "bump1": 1}
+
+    @pytest.mark.parametrize("outcome", ["raise", "rollback"])
+    @pytest.mark.parametrize("awaited", [True, False])
+    async def test_rollback_keeps_other_events_writes(self, racer_rt: Any, outcome: str, awaited: bool) -> None:
+        """A rollback never undoes puts that other events made (and were acknowledged for) meanwhile."""
+        stub = racer_rt.get_by_name("r")
+        puts = [asyncio.ensure_future(stub.late_put(f"k{i:03}", awaited)) for i in range(100)]
+        txn = asyncio.ensure_future(stub.slow_txn("x", outcome))
+        assert await guarded(asyncio.gather(*puts)) == ["ok"] * 100
+        assert await guarded(txn) == ("raised" if outcome == "raise" else "rollback")
+        await testing.evict(stub)
+        stored = await guarded(contents(racer_rt.get_by_name("r")))
+        assert stored == {f"k{i:03}": "plain" for i in range(100)}
+
+    @pytest.mark.parametrize("outcome", ["raise", "rollback", "commit"])
+    async def test_no_dirty_reads(self, racer_rt: Any, outcome: str) -> None:
+        """Other events never read a transaction's writes before it ends."""
+        stub = racer_rt.get_by_name("r")
+        await stub.bump(0)
+        reads = [asyncio.ensure_future(stub.late_get("x")) for _ in range(10)]
+        txn = asyncio.ensure_future(stub.slow_txn("x", outcome))
+        seen = await guarded(asyncio.gather(*reads))
+        await guarded(txn)
+        assert seen == ["txn" if outcome == "commit" else None] * 10
+
+    async def test_sync_calls_of_other_events_are_refused(self, durable_runtime: durable.Runtime) -> None:
+        """Synchronous SQL from another event during a transaction raises instead of joining it."""
+        durable_runtime.namespace(Peer, name="PEER")
+        stub = durable_runtime.namespace(Racer, name="RACER").get_by_name("r")
+        other = asyncio.ensure_future(stub.late_sql())
+        txn = asyncio.ensure_future(stub.slow_txn("x", "rollback"))
+        message = await guarded(other)
+        assert message.startswith("Cannot call sql.exec() while a transaction() of another event is in progress")
+        await guarded(txn)
+        assert await guarded(stub.late_sql()) == "ran"
+
+    async def test_nested_gather_is_serialized(self, racer_rt: Any) -> None:
+        """Nested transactions gathered in one closure run one after the other; a failing one undoes only itself."""
+        order, stored = await guarded(racer_rt.get_by_name("r").nested_gather())
+        assert order == ["n1 end", "n2 start", "KeyError"]
+        assert stored == {"n1": 1}
+
+    async def test_outer_rollback_while_inner_runs(self, racer_rt: Any) -> None:
+        """An outer rollback made while an inner transaction runs takes effect after it, undoing both."""
+        stub = racer_rt.get_by_name("r")
+        assert await guarded(stub.outer_rollback_while_inner_runs()) == ("rolled back", {})
+        assert await guarded(stub.depth()) == 0
+
+    async def test_outer_waits_for_inner(self, racer_rt: Any) -> None:
+        """A transaction ends only after the transactions started inside it, whose writes it keeps."""
+        stub = racer_rt.get_by_name("r")
+        assert await guarded(stub.inner_not_awaited()) == {"inner": 1}
+        assert await guarded(stub.depth()) == 0
+
+    async def test_reset_during_transaction(self, racer_rt: Any) -> None:
+        """An abort inside a transaction fails the calls waiting for it; the next instance works."""
+        stub = racer_rt.get_by_name("r")
+        txn = asyncio.ensure_future(stub.abort_in_txn())
+        waiting = asyncio.ensure_future(stub.late_put("k", True))
+        with pytest.raises(durable.ObjectResetError, match="stop"):
+            await guarded(txn)
+        with pytest.raises(Exception) as info:
+            await guarded(waiting)
+        assert getattr(info.value, "durable_object_reset", False) or isinstance(info.value, durable.DurableError)
+        fresh = racer_rt.get_by_name("r")
+        assert await guarded(fresh.bump(3)) == 3
+        assert await guarded(fresh.depth()) == 0
+        assert await guarded(contents(fresh)) == {"bump3": 3}
+
+    async def test_queued_write_holds_the_result(self, racer_rt: Any) -> None:
+        """An event's un-awaited put queued behind a transaction holds its result until it is durable."""
+        stub = racer_rt.get_by_name("r")
+        await stub.bump(0)
+        put = asyncio.ensure_future(stub.late_put("k", False))
+        txn = asyncio.ensure_future(stub.idle_txn(10))  # writes nothing itself
+        await asyncio.sleep(0)
+        testing.fail_next_commit(stub)
+        with pytest.raises(durable.ObjectResetError):
+            await guarded(put)  # the commit that would have made its write durable failed
+        with pytest.raises(durable.ObjectResetError):
+            await guarded(txn)
+        assert await guarded(contents(racer_rt.get_by_name("r"))) == {"bump0": 0}
+
+    async def test_other_calls_wait_in_order(self, racer_rt: Any) -> None:
+        """Every kind of storage call from outside a running transaction waits for it, in call order."""
+        stub = racer_rt.get_by_name("r")
+
+        async def outside(o: Any, ctx: durable.State) -> Any:
+            s = ctx.storage
+            order: list[str] = []
+
+            async def closure(txn: Any) -> None:
+                await txn.put("t", 1)
+                for _ in range(5):
+                    await asyncio.sleep(0)
+                order.append("txn end")
+
+            async def other() -> Any:
+                await asyncio.sleep(0)  # the transaction runs now
+                s.put("a", 1)
+                got = await asyncio.gather(
+                    s.get("t"), s.get(["a", "t"]), s.list(), s.delete("a"), s.get_alarm(), s.sync()
+                )
+                order.append("other")
+                with pytest.raises(durable.InvalidTransactionError, match="Cannot call deleteAll"):
+                    await s.transaction(lambda txn: txn.delete_all())
+                return got
+
+            txn = s.transaction(closure)
+            got = await other()
+            await txn
+            return order, got
+
+        order, got = await guarded(testing.run_in_object(stub, outside))
+        assert order == ["txn end", "other"]
+        assert got == [1, {"a": 1, "t": 1}, {"a": 1, "t": 1}, True, None, None]
