@@ -504,3 +504,791 @@ class TestEnv:
         async with durable.Runtime() as rt:
             with pytest.raises(AttributeError, match="NOPE"):
                 rt.env.NOPE
+
+
+# == 3. Inside an object: State ====================================================================
+
+
+class Blocking(durable.DurableObject):
+    """Loads in its constructor with an un-awaited block_concurrency_while."""
+
+    release: asyncio.Event
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        self.loaded = False
+        ctx.block_concurrency_while(self.load)  # not awaited, as in Cloudflare's examples
+
+    async def load(self) -> None:
+        await type(self).release.wait()
+        self.loaded = True
+
+    async def is_loaded(self) -> bool:
+        return self.loaded
+
+    async def bcw(self, value: Any) -> Any:
+        async def cb() -> Any:
+            return value
+
+        return await self.ctx.block_concurrency_while(cb)
+
+    async def bcw_fail(self) -> None:
+        async def cb() -> None:
+            raise KeyError("inside")
+
+        await self.ctx.blockConcurrencyWhile(cb)
+
+    async def later(self, done: list[int]) -> str:
+        async def work() -> None:
+            await asyncio.sleep(0)
+            await self.ctx.storage.put("later", "done")
+
+        self.ctx.wait_until(work())
+        return "returned"
+
+
+class TestState:
+    async def test_id_and_storage(self) -> None:
+        """`ctx.id` is the object's `DurableObjectId`, `ctx.storage` a `durable.Storage`."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+
+            def look(obj: Any, ctx: durable.State) -> Any:
+                return ctx.id, ctx.storage, obj.ctx is ctx
+
+            oid, storage, same = await testing.run_in_object(stub, look)
+            assert oid == stub.id and oid.name == "a" and same
+            assert isinstance(storage, durable.Storage)
+
+    async def test_block_concurrency_while_from_constructor(self) -> None:
+        """A constructor can call `block_concurrency_while` without `await`; the first event still waits for it."""
+        Blocking.release = asyncio.Event()
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Blocking).get_by_name("a")
+            call = asyncio.ensure_future(stub.is_loaded())
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert not call.done()
+            Blocking.release.set()
+            assert await call is True
+
+    async def test_block_concurrency_while_returns_result(self) -> None:
+        """`await ctx.block_concurrency_while(fn)` returns `fn()`'s result."""
+        Blocking.release = asyncio.Event()
+        Blocking.release.set()
+        async with durable.Runtime() as rt:
+            assert await rt.namespace(Blocking).get_by_name("a").bcw({"x": 1}) == {"x": 1}
+
+    async def test_block_concurrency_while_raising_resets(self) -> None:
+        """If `fn` raises, the object is reset."""
+        Blocking.release = asyncio.Event()
+        Blocking.release.set()
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Blocking)
+            stub = ns.get_by_name("a")
+
+            def ident(obj: Any, ctx: durable.State) -> int:
+                return id(obj)
+
+            before = await testing.run_in_object(stub, ident)
+            with pytest.raises(BaseException):
+                await stub.bcw_fail()
+            assert await testing.run_in_object(ns.get_by_name("a"), ident) != before
+
+    async def test_wait_until(self) -> None:
+        """`ctx.wait_until(awaitable)` keeps the work running past the response."""
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Blocking)
+            Blocking.release = asyncio.Event()
+            Blocking.release.set()
+            stub = ns.get_by_name("a")
+            assert await stub.later([]) == "returned"
+            for _ in range(10):
+                await asyncio.sleep(0)
+
+            def read(obj: Any, ctx: durable.State) -> Any:
+                return ctx.storage.get("later")
+
+            assert await testing.run_in_object(stub, read) == "done"
+
+    async def test_wait_until_alias(self) -> None:
+        """`waitUntil` and `blockConcurrencyWhile` are aliases on `ctx`."""
+        assert durable.State.waitUntil is durable.State.wait_until
+        assert durable.State.blockConcurrencyWhile is durable.State.block_concurrency_while
+
+    async def test_abort_with_reason(self) -> None:
+        """`ctx.abort(reason)` resets now: pending writes dropped, the call fails with a reset error including `reason`."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+            with pytest.raises(durable.DurableError, match="my reason") as info:
+                await stub.abort_now("my reason")
+            assert info.value.durable_object_reset is True
+            assert await rt.namespace(Obj).get_by_name("a").get("unflushed") is None
+
+    async def test_abort_default_reason(self) -> None:
+        """`ctx.abort()` without a reason fails the call with Cloudflare's default text."""
+        async with durable.Runtime() as rt:
+            with pytest.raises(durable.DurableError, match=r"^Application called abort\(\) to reset Durable Object\.$"):
+                await rt.namespace(Obj).get_by_name("a").abort_now(None)
+
+
+class Alarmed(durable.DurableObject):
+    seen: list[Any] = []
+    failures = 0
+
+    async def arm(self, when: Any) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        type(self).seen.append(info)
+        if type(self).failures:
+            type(self).failures -= 1
+            raise RuntimeError("fail")
+
+
+class TestAlarmInfo:
+    async def test_fields(self) -> None:
+        """`AlarmInfo`: `retry_count` (0 first), `is_retry` (bool), `scheduled_time` (int ms); retries count up."""
+        Alarmed.seen = []
+        Alarmed.failures = 1
+        clock = testing.MockClock(start=1_000_000.0)
+        async with durable.Runtime(clock=clock) as rt:
+            stub = rt.namespace(Alarmed).get_by_name("a")
+            await stub.arm(1_000_000_500)
+            await clock.advance(60)
+        first, second = Alarmed.seen
+        assert isinstance(first, durable.AlarmInfo)
+        assert (first.retry_count, first.is_retry, first.scheduled_time) == (0, False, 1_000_000_500)
+        assert (second.retry_count, second.is_retry) == (1, True)
+        assert type(first.scheduled_time) is int and type(first.is_retry) is bool
+        assert (first.retryCount, first.isRetry, first.scheduledTime) == (0, False, 1_000_000_500)
+
+
+# == 4. Storage =====================================================================================
+
+
+class Store(durable.DurableObject):
+    """Runs a storage scenario given as a function name, so every test reaches storage from inside."""
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        pass
+
+
+class KvStore(Store):
+    pass
+
+
+async def inside(fn: Any, *, storage: str = "sqlite", runtime: durable.Runtime | None = None, name: str = "a") -> Any:
+    """Run ``fn(ctx.storage)`` inside an object of a fresh runtime (or ``runtime``) and return its result."""
+
+    async def body(obj: Any, ctx: durable.State) -> Any:
+        result = fn(ctx.storage)
+        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            result = await result
+        return result
+
+    if runtime is not None:
+        ns = runtime.namespace(KvStore if storage == "kv" else Store, storage=storage)  # type: ignore[call-overload]
+        return await testing.run_in_object(ns.get_by_name(name), body)
+    async with durable.Runtime() as rt:
+        ns = rt.namespace(KvStore if storage == "kv" else Store, storage=storage)  # type: ignore[call-overload]
+        return await testing.run_in_object(ns.get_by_name(name), body)
+
+
+BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "kv"])
+
+
+class TestStorageKeyValue:
+    @BACKENDS
+    async def test_unawaited_put_happens(self, backend: str) -> None:
+        """Every method applies its effect when called and returns an awaitable: an un-awaited `put` still happens."""
+
+        async def body(s: durable.Storage) -> Any:
+            result = s.put("k", 1)
+            assert hasattr(result, "__await__")
+            s.delete("gone")
+            return await s.get("k")
+
+        assert await inside(body, storage=backend) == 1
+
+    @BACKENDS
+    async def test_get_single_and_many(self, backend: str) -> None:
+        """`get(key)` gives the value or None; `get([keys])` a dict of the keys that exist, sorted by key."""
+
+        async def body(s: durable.Storage) -> Any:
+            await s.put({"b": 2, "a": 1, "c": 3})
+            many = await s.get(["c", "missing", "a"])
+            return await s.get("a"), await s.get("missing"), many, list(many)
+
+        one, missing, many, order = await inside(body, storage=backend)
+        assert one == 1 and missing is None
+        assert many == {"a": 1, "c": 3} and order == ["a", "c"] and type(many) is dict
+
+    @BACKENDS
+    async def test_put_returns_none(self, backend: str) -> None:
+        """`put(key, value)` / `put({k: v})` return None."""
+
+        async def body(s: durable.Storage) -> Any:
+            return await s.put("k", 1), await s.put({"a": 1})
+
+        assert await inside(body, storage=backend) == (None, None)
+
+    @BACKENDS
+    async def test_delete_returns_bool_and_int(self, backend: str) -> None:
+        """`delete(key)` returns bool (existed); `delete([keys])` an int (how many existed)."""
+
+        async def body(s: durable.Storage) -> Any:
+            await s.put({"a": 1, "b": 2})
+            return await s.delete("a"), await s.delete("a"), await s.delete(["b", "c"])
+
+        first, second, count = await inside(body, storage=backend)
+        assert first is True and second is False
+        assert count == 1 and type(count) is int
+
+    @BACKENDS
+    async def test_delete_all(self, backend: str) -> None:
+        """`delete_all()` returns None and also removes the alarm."""
+
+        async def body(s: durable.Storage) -> Any:
+            await s.put("a", 1)
+            await s.set_alarm(10**13)
+            result = await s.delete_all()
+            return result, await s.list(), await s.get_alarm()
+
+        assert await inside(body, storage=backend) == (None, {}, None)
+
+    async def test_delete_all_drops_sql_tables(self) -> None:
+        """`delete_all()` on a SQLite-backed object removes all SQL tables."""
+
+        async def body(s: durable.Storage) -> Any:
+            s.sql.exec("CREATE TABLE t (x)")
+            s.sql.exec("INSERT INTO t VALUES (1)")
+            await s.delete_all()
+            return s.sql.exec("SELECT name FROM sqlite_master WHERE name = 't'").to_array()
+
+        assert await inside(body) == []
+
+    @BACKENDS
+    async def test_list_options(self, backend: str) -> None:
+        """`list(start=, start_after=, end=, prefix=, reverse=, limit=)` returns an ordered dict."""
+
+        async def body(s: durable.Storage) -> Any:
+            await s.put({k: i for i, k in enumerate(["a", "b", "ba", "bb", "c", "d"])})
+            return [
+                list(await s.list()),
+                list(await s.list(start="b")),
+                list(await s.list(start_after="b")),
+                list(await s.list(startAfter="b")),
+                list(await s.list(end="c")),
+                list(await s.list(prefix="b")),
+                list(await s.list(reverse=True)),
+                list(await s.list(reverse=True, limit=2)),
+                list(await s.list(limit=2)),
+                list(await s.list(start="b", end="c", reverse=True)),
+                type(await s.list()),
+            ]
+
+        got = await inside(body, storage=backend)
+        assert got == [
+            ["a", "b", "ba", "bb", "c", "d"],
+            ["b", "ba", "bb", "c", "d"],
+            ["ba", "bb", "c", "d"],
+            ["ba", "bb", "c", "d"],
+            ["a", "b", "ba", "bb"],
+            ["b", "ba", "bb"],
+            ["d", "c", "bb", "ba", "b", "a"],
+            ["d", "c"],
+            ["a", "b"],
+            ["bb", "ba", "b"],
+            dict,
+        ]
+
+    @BACKENDS
+    async def test_list_code_point_order(self, backend: str) -> None:
+        """`list()` orders keys by code point."""
+        keys = ["z", "é", "\uffff", "\U0001f600", "A", "", "a\x00"]
+
+        async def body(s: durable.Storage) -> Any:
+            await s.put({k: 1 for k in keys})
+            return list(await s.list()), list(await s.get(keys))
+
+        listed, got = await inside(body, storage=backend)
+        assert listed == sorted(keys) and got == sorted(keys)
+
+    @BACKENDS
+    async def test_list_errors(self, backend: str) -> None:
+        """`list()` refuses both start and start_after, and a limit that is not positive, with Cloudflare's texts."""
+
+        async def body(s: durable.Storage) -> Any:
+            errors = []
+            for kwargs in ({"start": "a", "start_after": "b"}, {"limit": 0}, {"limit": -1}):
+                try:
+                    await s.list(**kwargs)
+                except TypeError as exc:
+                    errors.append(str(exc))
+            return errors
+
+        assert await inside(body, storage=backend) == [
+            "list() cannot be called with both start and startAfter values.",
+            "List limit must be positive.",
+            "List limit must be positive.",
+        ]
+
+    @BACKENDS
+    async def test_keyword_options(self, backend: str) -> None:
+        """Keyword options `allow_concurrency=`, `allow_unconfirmed=`, `no_cache=` (and camelCase) are accepted."""
+
+        async def body(s: durable.Storage) -> Any:
+            await s.put("k", 1, allow_unconfirmed=True, no_cache=True, allow_concurrency=True)
+            await s.put("j", 2, allowUnconfirmed=True, noCache=True, allowConcurrency=True)
+            a = await s.get("k", allow_concurrency=True, no_cache=True)
+            b = await s.get("j", allowConcurrency=True, noCache=True)
+            c = await s.list(allow_concurrency=True, no_cache=True)
+            d = await s.delete("k", allow_unconfirmed=True)
+            await s.delete_all(allow_unconfirmed=True)
+            await s.set_alarm(10**13, allow_concurrency=True, allow_unconfirmed=True)
+            e = await s.get_alarm(allow_concurrency=True)
+            await s.delete_alarm(allow_concurrency=True, allow_unconfirmed=True)
+            return a, b, c, d, e
+
+        assert await inside(body, storage=backend) == (1, 2, {"j": 2, "k": 1}, True, 10**13)
+
+    @BACKENDS
+    async def test_unknown_option(self, backend: str) -> None:
+        """An unknown keyword option is a TypeError naming it."""
+
+        async def body(s: durable.Storage) -> Any:
+            with pytest.raises(TypeError, match="bogus"):
+                await s.get("k", bogus=True)
+            return True
+
+        assert await inside(body, storage=backend)
+
+    @BACKENDS
+    async def test_keys_are_str(self, backend: str) -> None:
+        """Keys are `str`: another type is refused with a TypeError."""
+
+        async def body(s: durable.Storage) -> Any:
+            for call in (lambda: s.get(1), lambda: s.put(1, "v"), lambda: s.delete(1), lambda: s.put({1: "v"})):
+                with pytest.raises(TypeError):
+                    await call()
+            return True
+
+        assert await inside(body, storage=backend)
+
+    @BACKENDS
+    async def test_sync(self, backend: str) -> None:
+        """`sync()` returns an awaitable that completes when every earlier write is durable."""
+
+        async def body(s: durable.Storage) -> Any:
+            s.put("k", 1)
+            return await s.sync()
+
+        assert await inside(body, storage=backend) is None
+
+    async def test_camel_case_storage_aliases(self) -> None:
+        """`deleteAll`, `getAlarm`, `setAlarm`, `deleteAlarm`, `transactionSync` are aliases."""
+        s = durable.Storage
+        assert s.deleteAll is s.delete_all and s.getAlarm is s.get_alarm and s.setAlarm is s.set_alarm
+        assert s.deleteAlarm is s.delete_alarm and s.transactionSync is s.transaction_sync
+
+
+class TestStorageValues:
+    @BACKENDS
+    async def test_structured_clone_types(self, backend: str) -> None:
+        """Every listed structured-clone type round-trips, NaN, infinities and -0.0 kept."""
+        value = {
+            "none": None,
+            "bools": [True, False],
+            "big": 2**200,
+            "neg": -(2**70),
+            "floats": [1.5, math.inf, -math.inf],
+            "str": "héllo\U0001f600",
+            "bytes": b"\x00\xff",
+            "bytearray": bytearray(b"ab"),
+            "tuple": (1, "a"),
+            "set": {1, 2},
+            "frozenset": frozenset({"x"}),
+            "datetime": datetime.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc),
+            "naive": datetime.datetime(2024, 1, 2, 3, 4, 5),
+            "date": datetime.date(2024, 1, 2),
+            "time": datetime.time(3, 4, 5),
+            "timedelta": datetime.timedelta(days=1, microseconds=3),
+            "decimal": decimal.Decimal("1.10"),
+            "uuid": uuid.UUID(int=5),
+            1: "int key",
+            (1, 2): "tuple key",
+            None: "none key",
+        }
+
+        async def body(s: durable.Storage) -> Any:
+            await s.put("v", value)
+            await s.put("nan", math.nan)
+            await s.put("negzero", -0.0)
+            return await s.get("v"), await s.get("nan"), await s.get("negzero")
+
+        got, nan, negzero = await inside(body, storage=backend)
+        assert got == value
+        for key in value:
+            assert type(got[key]) is type(value[key]), key
+        assert math.isnan(nan) and math.copysign(1.0, negzero) == -1.0
+
+    @BACKENDS
+    async def test_shared_references_and_cycles(self, backend: str) -> None:
+        """Shared references and cycles are preserved."""
+
+        async def body(s: durable.Storage) -> Any:
+            shared: list[Any] = [1]
+            cyclic: list[Any] = []
+            cyclic.append(cyclic)
+            d: dict[str, Any] = {}
+            d["self"] = d
+            await s.put("v", {"a": shared, "b": shared, "c": cyclic, "d": d})
+            return await s.get("v")
+
+        got = await inside(body, storage=backend)
+        assert got["a"] is got["b"]
+        assert got["c"][0] is got["c"]
+        assert got["d"]["self"] is got["d"]
+
+    @BACKENDS
+    async def test_values_are_copied(self, backend: str) -> None:
+        """A value is copied on `put` and on `get`: mutating it afterwards changes nothing stored."""
+
+        async def body(s: durable.Storage) -> Any:
+            value: dict[str, Any] = {"list": [1]}
+            await s.put("v", value)
+            value["list"].append(2)
+            first = await s.get("v")
+            first["list"].append(3)
+            return await s.get("v")
+
+        assert await inside(body, storage=backend) == {"list": [1]}
+
+    @BACKENDS
+    @pytest.mark.parametrize("bad", [object(), lambda: 1, {"nested": [object()]}, Path("/x")])
+    async def test_unsupported_values(self, backend: str, bad: Any) -> None:
+        """Anything else raises `durable.DataCloneError` (a TypeError) naming the type."""
+
+        async def body(s: durable.Storage) -> Any:
+            with pytest.raises(durable.DataCloneError) as info:
+                await s.put("v", bad)
+            assert isinstance(info.value, TypeError)
+            return str(info.value), await s.get("v")
+
+        message, stored = await inside(body, storage=backend)
+        inner = bad["nested"][0] if isinstance(bad, dict) else bad
+        assert type(inner).__name__ in message
+        assert stored is None
+
+
+class TestStorageLimits:
+    async def test_kv_key_limit(self) -> None:
+        """KV classes: keys at most 2048 UTF-8 bytes, else StorageLimitError with Cloudflare's message."""
+
+        async def body(s: durable.Storage) -> Any:
+            await s.put("é" * 1024, 1)  # 2048 bytes: allowed
+            with pytest.raises(durable.StorageLimitError) as info:
+                await s.put("é" * 1024 + "x", 1)
+            assert isinstance(info.value, ValueError)
+            return str(info.value)
+
+        assert await inside(body, storage="kv") == "Keys cannot be larger than 2048 bytes. A key of size 2049 was provided."
+
+    async def test_kv_value_limit(self) -> None:
+        """KV classes: values at most 131072 bytes encoded."""
+
+        async def body(s: durable.Storage) -> Any:
+            with pytest.raises(durable.StorageLimitError, match=r"^Values cannot be larger than 131072 bytes\. A value of size \d+ was provided\.$"):
+                await s.put("k", b"x" * 131073)
+            return await s.get("k")
+
+        assert await inside(body, storage="kv") is None
+
+    @pytest.mark.parametrize("op", ["get", "put", "delete"])
+    async def test_kv_batch_limit(self, op: str) -> None:
+        """KV classes: at most 128 keys per `get`/`put`/`delete` call."""
+
+        async def body(s: durable.Storage) -> Any:
+            keys = [f"k{i}" for i in range(129)]
+            call = {"get": lambda: s.get(keys), "put": lambda: s.put(dict.fromkeys(keys, 1)), "delete": lambda: s.delete(keys)}[op]
+            with pytest.raises(durable.StorageLimitError, match=r"^Maximum number of key value pairs is 128\. 129 pairs were provided\.$"):
+                await call()
+            return True
+
+        assert await inside(body, storage="kv")
+
+    async def test_sqlite_size_limit(self) -> None:
+        """SQLite-backed classes: key plus value at most 2 MB."""
+
+        async def body(s: durable.Storage) -> Any:
+            await s.put("k", b"x" * 1_000_000)
+            with pytest.raises(durable.StorageLimitError):
+                await s.put("k", b"x" * 2_100_000)
+            return len(await s.get("k"))
+
+        assert await inside(body) == 1_000_000
+
+    async def test_limits_can_be_relaxed(self) -> None:
+        """`Runtime(limits=...)` can relax the limits."""
+        async with durable.Runtime(limits=durable.Limits.unlimited()) as rt:
+
+            async def body(s: durable.Storage) -> Any:
+                await s.put("k" * 3000, b"x" * 200_000)
+                return len(await s.get("k" * 3000))
+
+            assert await inside(body, storage="kv", runtime=rt) == 200_000
+
+
+class TestTransactions:
+    @BACKENDS
+    async def test_transaction(self, backend: str) -> None:
+        """`transaction(fn)` returns `await fn(txn)`'s result; txn has get/put/delete/list/rollback and alarm methods."""
+
+        async def body(s: durable.Storage) -> Any:
+            async def fn(txn: Any) -> Any:
+                await txn.put("a", 1)
+                await txn.put({"b": 2})
+                got = await txn.get("a"), await txn.list()
+                assert await txn.delete("b") is True
+                await txn.set_alarm(10**13)
+                alarm = await txn.get_alarm()
+                await txn.delete_alarm()
+                await txn.setAlarm(10**13)
+                return got, alarm
+
+            result = await s.transaction(fn)
+            return result, await s.list(), await s.get_alarm()
+
+        assert await inside(body, storage=backend) == (((1, {"a": 1, "b": 2}), 10**13), {"a": 1}, 10**13)
+
+    @BACKENDS
+    async def test_rollback(self, backend: str) -> None:
+        """`txn.rollback()` discards the transaction's writes; the closure's result is still returned."""
+
+        async def body(s: durable.Storage) -> Any:
+            async def fn(txn: Any) -> str:
+                await txn.put("a", 1)
+                txn.rollback()
+                return "result"
+
+            return await s.transaction(fn), await s.get("a")
+
+        assert await inside(body, storage=backend) == ("result", None)
+
+    @BACKENDS
+    async def test_raising_closure_rolls_back(self, backend: str) -> None:
+        """A closure that raises rolls back, and the error reaches the caller."""
+
+        async def body(s: durable.Storage) -> Any:
+            async def fn(txn: Any) -> None:
+                await txn.put("a", 1)
+                raise LookupError("no")
+
+            with pytest.raises(LookupError, match="no"):
+                await s.transaction(fn)
+            return await s.get("a")
+
+        assert await inside(body, storage=backend) is None
+
+    async def test_transaction_sync(self) -> None:
+        """`transaction_sync(fn)` returns `fn()`'s result (SQLite-backed only)."""
+
+        async def body(s: durable.Storage) -> Any:
+            def fn() -> int:
+                s.sql.exec("CREATE TABLE t (x)")
+                s.kv.put("k", 1)
+                return 7
+
+            return s.transaction_sync(fn), s.kv.get("k")
+
+        assert await inside(body) == (7, 1)
+
+    async def test_transaction_sync_on_kv(self) -> None:
+        """`transaction_sync` on a KV-backed class raises Cloudflare's error."""
+
+        async def body(s: durable.Storage) -> Any:
+            with pytest.raises(Exception, match="not backed by SQL"):
+                s.transaction_sync(lambda: 1)
+            return True
+
+        assert await inside(body, storage="kv")
+
+
+class TestAlarmMethods:
+    @BACKENDS
+    async def test_alarm_methods(self, backend: str) -> None:
+        """`get_alarm()` returns int ms or None; `set_alarm(when)` takes ms or a datetime; all return None."""
+
+        async def body(s: durable.Storage) -> Any:
+            out = [await s.get_alarm(), await s.set_alarm(2_000_000_000_000), await s.get_alarm()]
+            when = datetime.datetime(2040, 1, 1, tzinfo=datetime.timezone.utc)
+            await s.set_alarm(when)
+            out.append(await s.get_alarm())
+            out.append(await s.delete_alarm())
+            out.append(await s.get_alarm())
+            return out
+
+        got = await inside(body, storage=backend)
+        assert got == [None, None, 2_000_000_000_000, 2208988800000, None, None]
+        assert type(got[2]) is int
+
+    @BACKENDS
+    async def test_set_alarm_refuses_nonpositive(self, backend: str) -> None:
+        """`set_alarm` refuses a time <= 0 (TypeError, Cloudflare's text)."""
+
+        async def body(s: durable.Storage) -> Any:
+            with pytest.raises(TypeError, match=r"^setAlarm\(\) cannot be called with an alarm time <= 0$"):
+                await s.set_alarm(0)
+            return True
+
+        assert await inside(body, storage=backend)
+
+    async def test_set_alarm_without_handler(self) -> None:
+        """A class without `alarm()` cannot set an alarm (TypeError, Cloudflare's text)."""
+        async with durable.Runtime() as rt:
+
+            async def body(obj: Any, ctx: durable.State) -> Any:
+                await ctx.storage.set_alarm(10**13)
+
+            with pytest.raises(TypeError, match=r"^Your Durable Object class must have an alarm\(\) handler in order to call setAlarm\(\)$"):
+                await testing.run_in_object(rt.namespace(SyncHandlers).get_by_name("a"), body)
+
+
+class TestSql:
+    async def test_exec_and_cursor(self) -> None:
+        """`sql.exec(query, *bindings) -> SqlCursor`: iterable rows (mapping and attribute access), to_array, one, raw, columns, counts."""
+
+        async def body(s: durable.Storage) -> Any:
+            sql = s.sql
+            assert isinstance(sql, durable.SqlStorage)
+            sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+            write = sql.exec("INSERT INTO t (name) VALUES (?), (?)", "a", "b")
+            assert isinstance(write, durable.SqlCursor)
+            written = write.rows_written
+            rows = list(sql.exec("SELECT * FROM t ORDER BY id"))
+            arr = sql.exec("SELECT name FROM t ORDER BY id").to_array()
+            one = sql.exec("SELECT name FROM t WHERE id = ?", 1).one()
+            raw = list(sql.exec("SELECT id, name FROM t ORDER BY id").raw())
+            cur = sql.exec("SELECT id, name FROM t")
+            cur.to_array()
+            return (
+                written,
+                [(r["id"], r.name) for r in rows],
+                [dict(r) for r in arr],
+                one["name"],
+                [list(r) for r in raw],
+                cur.column_names,
+                cur.rows_read,
+                cur.columnNames,
+                cur.rowsRead,
+            )
+
+        got = await inside(body)
+        assert got == (2, [(1, "a"), (2, "b")], [{"name": "a"}, {"name": "b"}], "a", [[1, "a"], [2, "b"]], ["id", "name"], 2, ["id", "name"], 2)
+
+    async def test_to_array_alias(self) -> None:
+        """`toArray` is an alias of `to_array`, `databaseSize` of `database_size`."""
+
+        async def body(s: durable.Storage) -> Any:
+            s.sql.exec("CREATE TABLE t (x)")
+            return s.sql.exec("SELECT 1 AS x").toArray()[0]["x"], s.sql.databaseSize == s.sql.database_size
+
+        assert await inside(body) == (1, True)
+
+    async def test_database_size(self) -> None:
+        """`database_size` is an int number of bytes that grows with data."""
+
+        async def body(s: durable.Storage) -> Any:
+            before = s.sql.database_size
+            s.sql.exec("CREATE TABLE t (x)")
+            s.sql.exec("INSERT INTO t VALUES (?)", b"x" * 100_000)
+            return before, s.sql.database_size
+
+        before, after = await inside(body)
+        assert type(before) is int and after > before
+
+    async def test_one_errors(self) -> None:
+        """`one()` raises unless exactly one row."""
+
+        async def body(s: durable.Storage) -> Any:
+            s.sql.exec("CREATE TABLE t (x)")
+            errors = []
+            with pytest.raises(durable.DurableError) as info:
+                s.sql.exec("SELECT * FROM t").one()
+            errors.append(str(info.value))
+            s.sql.exec("INSERT INTO t VALUES (1), (2)")
+            with pytest.raises(durable.DurableError) as info:
+                s.sql.exec("SELECT * FROM t").one()
+            errors.append(str(info.value))
+            return errors
+
+        assert await inside(body) == [
+            "Expected exactly one result from SQL query, but got no results.",
+            "Expected exactly one result from SQL query, but got multiple results.",
+        ]
+
+    async def test_sql_error_code(self) -> None:
+        """SQL failures raise `durable.SqlError` (a DurableError) whose message ends with `: SQLITE_<CODE>`."""
+
+        async def body(s: durable.Storage) -> Any:
+            s.sql.exec("CREATE TABLE t (x PRIMARY KEY)")
+            s.sql.exec("INSERT INTO t VALUES (1)")
+            with pytest.raises(durable.SqlError) as info:
+                s.sql.exec("INSERT INTO t VALUES (1)")
+            assert isinstance(info.value, durable.DurableError)
+            return str(info.value)
+
+        assert (await inside(body)).endswith(": SQLITE_CONSTRAINT")
+
+    async def test_no_sql_on_kv(self) -> None:
+        """A KV-backed class has no SQL: using `sql` raises a clear error."""
+
+        async def body(s: durable.Storage) -> Any:
+            with pytest.raises(Exception, match="SQL"):
+                s.sql.exec("SELECT 1")
+            return True
+
+        assert await inside(body, storage="kv")
+
+
+class TestSyncKv:
+    async def test_sync_kv(self) -> None:
+        """`kv` has synchronous get/put/delete/list on the same data; `kv.list` yields (key, value) pairs."""
+
+        async def body(s: durable.Storage) -> Any:
+            kv = s.kv
+            assert isinstance(kv, durable.SyncKV)
+            assert kv.put("b", 2) is None
+            await s.put("a", 1)
+            await s.put("c", 3)
+            out = [kv.get("a"), await s.get("b"), kv.get("missing")]
+            out.append(list(kv.list()))
+            out.append(list(kv.list(prefix="b")))
+            out.append(list(kv.list(start_after="a", reverse=True, limit=1)))
+            out.append(list(kv.list(startAfter="b")))
+            out.append(kv.delete("a"))
+            out.append(kv.delete("a"))
+            return out
+
+        assert await inside(body) == [
+            1,
+            2,
+            None,
+            [("a", 1), ("b", 2), ("c", 3)],
+            [("b", 2)],
+            [("c", 3)],
+            [("c", 3)],
+            True,
+            False,
+        ]
+
+    async def test_no_kv_on_kv_backend(self) -> None:
+        """`kv` exists on SQLite-backed classes only."""
+
+        async def body(s: durable.Storage) -> Any:
+            with pytest.raises(Exception, match="only available for SQLite-backed"):
+                s.kv.get("a")
+            return True
+
+        assert await inside(body, storage="kv")
