@@ -1292,3 +1292,144 @@ class TestSyncKv:
             return True
 
         assert await inside(body, storage="kv")
+
+
+# == 5. HTTP ==========================================================================================
+
+
+class EchoWorker(durable.WorkerEntrypoint):
+    instances: list[Any] = []
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        type(self).instances.append(self)
+        count = await self.env.COUNTER.get_by_name("a").increment()
+        return durable.Response.json({"count": count, "method": request.method, "greeting": self.env.GREETING})
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class TestRequestResponse:
+    async def test_request(self) -> None:
+        """`Request(url, *, method="GET", headers=None, body=None)`: `.url`, `.method`, `.headers` (case-insensitive), text/json/bytes."""
+        req = durable.Request("http://x/a", method="POST", headers={"X-Thing": "1"}, body='{"a": 1}')
+        assert (req.url, req.method) == ("http://x/a", "POST")
+        assert req.headers["x-thing"] == "1" and req.headers["X-THING"] == "1" and "x-Thing" in req.headers
+        assert await req.json() == {"a": 1}
+        assert await durable.Request("http://x/", method="PUT", body=b"raw").bytes() == b"raw"
+        assert await durable.Request("http://x/", method="PUT", body="t").text() == "t"
+        default = durable.Request("http://x/")
+        assert default.method == "GET" and len(default.headers) == 0
+        assert await default.text() == "" and await durable.Request("http://x/").bytes() == b""
+
+    async def test_request_url_keyword(self) -> None:
+        """The URL parameter of `Request` is named `url`, as API.md spells it."""
+        req = durable.Request(url="http://x/k", method="DELETE")
+        assert (req.url, req.method) == ("http://x/k", "DELETE")
+
+    async def test_response(self) -> None:
+        """`Response(body=None, *, status=200, headers=None)`: `.status`, `.ok`, `.headers`, text/json/bytes."""
+        resp = durable.Response('{"b": 2}', status=201, headers={"Content-Type": "application/json"})
+        assert resp.status == 201 and resp.ok is True
+        assert resp.headers["content-type"] == "application/json"
+        assert await resp.json() == {"b": 2}
+        empty = durable.Response()
+        assert empty.status == 200 and await empty.bytes() == b""
+        assert durable.Response(body="x", status=404).ok is False
+        assert await durable.Response(b"\xff").bytes() == b"\xff"
+        assert await durable.Response("é").text() == "é"
+
+    async def test_response_json_builder(self) -> None:
+        """`durable.Response.json(data, status=200)` builds a JSON response."""
+        resp = durable.Response.json({"a": [1, 2]})
+        assert resp.status == 200 and resp.headers["content-type"].startswith("application/json")
+        assert await resp.json() == {"a": [1, 2]}
+        assert durable.Response.json([], status=418).status == 418
+        assert durable.Response.json([], 202).status == 202
+
+    async def test_bad_status(self) -> None:
+        """A status outside 200..599 is refused with an error naming it."""
+        with pytest.raises(ValueError):
+            durable.Response("x", status=99)
+
+
+class TestWorkerEntrypoint:
+    async def test_asgi_app_serves_worker(self) -> None:
+        """`asgi_app(worker, runtime)` serves the Worker with `runtime.env`; the Worker is constructed per request as `Worker(ctx, env)`."""
+        import httpx
+
+        EchoWorker.instances = []
+        async with durable.Runtime(vars={"GREETING": "hi"}) as rt:
+            rt.namespace(durable.Counter, name="COUNTER")
+            app = durable.asgi_app(EchoWorker, rt)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                first = await client.post("/x")
+                second = await client.get("/y")
+        assert first.json() == {"count": 1, "method": "POST", "greeting": "hi"}
+        assert second.json()["count"] == 2
+        a, b = EchoWorker.instances
+        assert a is not b and a.env is rt.env
+
+    async def test_worker_entrypoint_init(self) -> None:
+        """`WorkerEntrypoint(ctx, env)` stores `self.ctx` and `self.env`."""
+        ctx, env = durable.ExecutionContext(), durable.Env()
+        worker = EchoWorker(ctx, env)
+        assert worker.ctx is ctx and worker.env is env
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _serve_and_get(argv: list[str], paths: list[str]) -> list[str]:
+    """Start a server with ``argv`` (which serves on 127.0.0.1 and a port given as {port}), GET ``paths``."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, *[a.format(port=port) for a in argv]],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(300):  # up to ~30 s for the interpreter and uvicorn to start
+                if proc.poll() is not None:
+                    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "server exited")
+                try:
+                    await client.get("/")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            return [(await client.get(p)).text for p in paths]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+class TestServe:
+    async def test_python_m_durable_serve(self) -> None:
+        """`python -m durable serve FILE.py --port N --in-memory` serves the file's Worker with its bindings."""
+        texts = await _serve_and_get(
+            ["-m", "durable", "serve", "examples/counter.py", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"],
+            ["/increment?name=A", "/increment?name=A", "/?name=B"],
+        )
+        assert texts == ["Durable Object 'A' count: 1", "Durable Object 'A' count: 2", "Durable Object 'B' count: 0"]
+
+    async def test_example_counter_runs_directly(self, tmp_path: Path) -> None:
+        """`python examples/counter.py [--port N] [--persist DIR]` serves the seed's counter."""
+        argv = ["examples/counter.py", "--port", "{port}", "--persist", str(tmp_path / "state")]
+        assert await _serve_and_get(argv, ["/increment?name=A"]) == ["Durable Object 'A' count: 1"]
+        assert await _serve_and_get(argv, ["/increment?name=A"]) == ["Durable Object 'A' count: 2"]
