@@ -20,6 +20,8 @@ import pytest
 import durable
 from durable import testing
 
+pytest_plugins = ["pytester"]
+
 # -- objects used across sections ---------------------------------------------------------------
 
 
@@ -1433,3 +1435,180 @@ class TestServe:
         argv = ["examples/counter.py", "--port", "{port}", "--persist", str(tmp_path / "state")]
         assert await _serve_and_get(argv, ["/increment?name=A"]) == ["Durable Object 'A' count: 1"]
         assert await _serve_and_get(argv, ["/increment?name=A"]) == ["Durable Object 'A' count: 2"]
+
+
+# == 6. Testing: durable.testing and the pytest plugin ==============================================
+
+
+class Retrying(durable.DurableObject):
+    attempts: list[int] = []
+    fail_times = 0
+
+    async def arm(self, delay_ms: int) -> int:
+        when: int = self.ctx.now_ms() + delay_ms
+        await self.ctx.storage.set_alarm(when)
+        return when
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        type(self).attempts.append(info.retry_count)
+        if len(type(self).attempts) <= type(self).fail_times:
+            raise RuntimeError("try again")
+
+
+class TestTesting:
+    async def test_mock_clock_start_and_time(self) -> None:
+        """`MockClock(start)` starts at `start` seconds; `clock.time()` reads it; the default is the real time."""
+        import time
+
+        assert testing.MockClock(start=123.5).time() == 123.5
+        before = time.time()
+        clock = testing.MockClock()
+        assert before - 1 <= clock.time() <= time.time() + 1
+        assert testing.MockClock(None).time() >= before - 1
+
+    async def test_advance_moves_time_and_runs_alarms_with_retries(self) -> None:
+        """`await clock.advance(seconds)` moves time and runs every alarm that falls due, retries included."""
+        Retrying.attempts = []
+        Retrying.fail_times = 2
+        clock = testing.MockClock(start=1000.0)
+        async with durable.Runtime(clock=clock) as rt:
+            stub = rt.namespace(Retrying).get_by_name("a")
+            await stub.arm(5000)
+            await clock.advance(4.9)
+            assert Retrying.attempts == [] and clock.time() == pytest.approx(1004.9)
+            await clock.advance(0.1)
+            assert Retrying.attempts == [0]
+            await clock.advance(120)  # retry backoff is 2 s then 4 s, with jitter
+            assert Retrying.attempts == [0, 1, 2]
+
+    async def test_run_in_object(self) -> None:
+        """`run_in_object(stub, fn)` runs `fn(instance, ctx)` inside the live object and returns the result, awaited if async."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+            await stub.put("k", 5)
+
+            def sync_fn(obj: Any, ctx: durable.State) -> Any:
+                return type(obj).__name__, ctx.id
+
+            async def async_fn(obj: Any, ctx: durable.State) -> Any:
+                return await ctx.storage.get("k")
+
+            assert await testing.run_in_object(stub, sync_fn) == ("Obj", stub.id)
+            assert await testing.run_in_object(stub, async_fn) == 5
+
+    async def test_run_alarm(self) -> None:
+        """`run_alarm(stub)` runs the pending alarm now and returns True; False if none."""
+        Retrying.attempts = []
+        Retrying.fail_times = 0
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Retrying).get_by_name("a")
+            assert await testing.run_alarm(stub) is False
+            await stub.arm(3_600_000)
+            assert await testing.run_alarm(stub) is True
+            assert Retrying.attempts == [0]
+            assert await testing.run_alarm(stub) is False
+
+    async def test_evict(self) -> None:
+        """`evict(stub)` drops the live instance, keeps storage; the next call constructs a fresh instance."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+            await stub.put("k", 1)
+
+            def ident(obj: Any, ctx: durable.State) -> int:
+                return id(obj)
+
+            before = await testing.run_in_object(stub, ident)
+            holder = await testing.run_in_object(stub, lambda obj, ctx: obj)
+            assert await testing.evict(stub) is None
+            after = await testing.run_in_object(stub, lambda obj, ctx: obj)
+            assert after is not holder and before == id(holder)
+            assert await stub.get("k") == 1
+
+    async def test_list_ids(self) -> None:
+        """`list_ids(namespace)` returns the ids of objects that have storage."""
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Obj)
+            await ns.get_by_name("a").put("k", 1)
+            await ns.get_by_name("b").echo(1)  # no storage
+            uid = ns.new_unique_id()
+            await ns.get(uid).put("k", 1)
+            ids = await testing.list_ids(ns)
+            assert isinstance(ids, list) and all(isinstance(i, durable.DurableObjectId) for i in ids)
+            assert set(ids) == {ns.id_from_name("a"), uid}
+
+    async def test_fail_next_commit_default(self) -> None:
+        """`fail_next_commit(stub)` (a plain call) makes the next commit fail as a disk failure would (default OSError)."""
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Obj)
+            stub = ns.get_by_name("a")
+            await stub.put("k", 1)
+            assert testing.fail_next_commit(stub) is None
+            with pytest.raises(BaseException) as info:
+                await stub.put("k", 2)
+            assert isinstance(info.value, (OSError, durable.DurableError))
+            assert await ns.get_by_name("a").get("k") == 1
+            await ns.get_by_name("a").put("k", 3)
+            assert await ns.get_by_name("a").get("k") == 3
+
+    async def test_fail_next_commit_custom(self) -> None:
+        """`fail_next_commit(stub, exc)` makes the next commit fail with `exc`; the write is lost."""
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Obj)
+            testing.fail_next_commit(ns.get_by_name("a"), RuntimeError("disk gone"))
+            with pytest.raises(BaseException, match="disk gone"):
+                await ns.get_by_name("a").put("k", 2)
+            assert await ns.get_by_name("a").get("k") is None
+
+    async def test_reset(self) -> None:
+        """`await rt.reset()` wipes all storage and alarms and drops every instance."""
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Retrying)
+            stub = ns.get_by_name("a")
+            await stub.arm(3_600_000)
+            holder = await testing.run_in_object(stub, lambda obj, ctx: obj)
+            await rt.reset()
+            assert await testing.list_ids(ns) == []
+            fresh = ns.get_by_name("a")
+            assert await testing.run_alarm(fresh) is False
+            assert await testing.run_in_object(fresh, lambda obj, ctx: obj) is not holder
+
+
+class TestPytestPlugin:
+    def test_fixtures(self, pytester: pytest.Pytester) -> None:
+        """The plugin (a `pytest11` entry point) gives `durable_runtime` (fresh, in memory) and `mock_clock`."""
+        pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+        pytester.makepyfile(
+            """
+            import durable
+
+            class C(durable.DurableObject):
+                async def put(self):
+                    await self.ctx.storage.put("k", 1)
+                async def get(self):
+                    return await self.ctx.storage.get("k")
+                async def now(self):
+                    return self.ctx.now_ms()
+
+            async def test_one(durable_runtime):
+                assert isinstance(durable_runtime, durable.Runtime)
+                await durable_runtime.namespace(C).get_by_name("a").put()
+
+            async def test_two_is_fresh(durable_runtime):
+                assert await durable_runtime.namespace(C).get_by_name("a").get() is None
+
+            async def test_clock(durable_runtime, mock_clock):
+                assert isinstance(mock_clock, durable.testing.MockClock)
+                stub = durable_runtime.namespace(C).get_by_name("a")
+                start = await stub.now()
+                await mock_clock.advance(10)
+                assert await stub.now() == start + 10_000
+            """
+        )
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+        result.assert_outcomes(passed=3)
+
+    def test_entry_point(self) -> None:
+        """The plugin is registered through the `pytest11` entry point."""
+        from importlib.metadata import entry_points
+
+        assert any(ep.value == "durable.pytest_plugin" for ep in entry_points(group="pytest11"))
