@@ -1612,3 +1612,303 @@ class TestPytestPlugin:
         from importlib.metadata import entry_points
 
         assert any(ep.value == "durable.pytest_plugin" for ep in entry_points(group="pytest11"))
+
+
+# == 7. The reference object: durable.Counter =======================================================
+
+
+class Doubling(durable.Counter):
+    """A subclass that overrides one method and adds another."""
+
+    async def increment(self, amount: int = 1) -> int:
+        return await super().increment(amount * 2)
+
+    async def reset_to(self, value: int) -> int:
+        await self.ctx.storage.put("value", value)
+        return value
+
+
+class TestCounter:
+    async def test_rpc(self) -> None:
+        """`increment`/`decrement` return the new value; `get_counter_value` (alias `getCounterValue`) is 0 when never set."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(durable.Counter).get_by_name("a")
+            assert await stub.get_counter_value() == 0
+            assert await stub.getCounterValue() == 0
+            assert await stub.increment() == 1
+            assert await stub.increment(5) == 6
+            assert await stub.decrement() == 5
+            assert await stub.decrement(amount=10) == -5
+            assert await stub.get_counter_value() == -5 and await stub.getCounterValue() == -5
+
+    async def test_storage_key_value(self) -> None:
+        """One count per object, in storage key `"value"`; RPC and `fetch` read and write the same key."""
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(durable.Counter)
+            stub = ns.get_by_name("a")
+            await stub.increment(3)
+            assert await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get("value")) == 3
+            assert await (await stub.fetch("http://c/increment")).text() == "4"
+            assert await stub.get_counter_value() == 4
+            assert await ns.get_by_name("b").get_counter_value() == 0
+
+    async def test_fetch(self) -> None:
+        """`fetch`: `/increment`, `/decrement`, `/` answer the new value as text; any other path is `404` `Not found`."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(durable.Counter).get_by_name("a")
+            texts = []
+            for path in ("/", "/increment", "/increment", "/decrement", "/", "/increment?x=1"):
+                resp = await stub.fetch(f"http://counter{path}")
+                assert resp.status == 200
+                texts.append(await resp.text())
+            assert texts == ["0", "1", "2", "1", "1", "2"]
+            missing = await stub.fetch("http://counter/nope")
+            assert missing.status == 404 and await missing.text() == "Not found"
+            assert await stub.get_counter_value() == 2
+
+    async def test_subclass(self) -> None:
+        """A subclass that adds or overrides methods works through RPC and `fetch`; `super()` reaches the reference behaviour."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Doubling).get_by_name("a")
+            assert await stub.increment() == 2
+            assert await stub.reset_to(10) == 10
+            assert await (await stub.fetch("http://c/decrement")).text() == "9"
+            assert await stub.getCounterValue() == 9
+
+    async def test_is_durable_object(self) -> None:
+        """`durable.Counter` is a `DurableObject` subclass shipped in the package."""
+        assert issubclass(durable.Counter, durable.DurableObject)
+        assert durable.Counter.__module__ == "durable"
+
+    async def test_bad_amount(self) -> None:
+        """A bad amount is refused with a TypeError naming it, and changes nothing."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(durable.Counter).get_by_name("a")
+            with pytest.raises(TypeError, match="str"):
+                await stub.increment("5")
+            assert await stub.get_counter_value() == 0
+
+
+# == 10. Python Workers compatibility ===============================================================
+
+PROJECT_ENTRY = '''
+from workers import DurableObject, Response, WorkerEntrypoint
+from js import Date
+from pyodide.ffi import to_js
+
+
+class Notes(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        self.ctx.blockConcurrencyWhile(self.setup)
+
+    async def setup(self):
+        self.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT)")
+
+    async def add(self, text):
+        self.ctx.storage.sql.exec("INSERT INTO notes (text) VALUES (?)", text)
+        await self.ctx.storage.put("note:" + text, to_js({"text": text}))
+        rows = self.ctx.storage.sql.exec("SELECT text FROM notes ORDER BY id").toArray()
+        listed = await self.ctx.storage.list({"prefix": "note:"})
+        return {"sql": [row.text for row in rows], "items": [row["text"] for row in rows], "kv": list(listed)}
+
+    async def arm(self):
+        self.ctx.storage.setAlarm(Date.now() + 1000)
+        return await self.ctx.storage.getAlarm() is not None
+
+    async def alarm(self):
+        await self.ctx.storage.put("alarmed", True)
+
+    async def fetch(self, request):
+        return Response(f"notes {self.env.GREETING}")
+
+
+class Legacy(DurableObject):
+    async def put(self, value):
+        await self.ctx.storage.put("v", value)
+        return await self.ctx.storage.get("v")
+
+    async def arm(self):
+        await self.ctx.storage.setAlarm(Date.now() + 1000)
+        return True
+
+    async def boom(self):
+        self.ctx.abort("gone")
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        stub = self.env.NOTES.get(self.env.NOTES.idFromName("a"))
+        resp = await stub.fetch(request.url)
+        return Response(await resp.text() + " via worker", status=200)
+'''
+
+PROJECT_CONFIG = """
+// a Python Workers project, as wrangler writes it
+{
+  "name": "notes",
+  "main": "src/entry.py",
+  "compatibility_flags": ["python_workers"],
+  "vars": {"GREETING": "hello"},
+  "durable_objects": {"bindings": [
+    {"name": "NOTES", "class_name": "Notes"},
+    {"name": "LEGACY", "class_name": "Legacy"},
+  ]},
+  "migrations": [{"tag": "v1", "new_sqlite_classes": ["Notes"], "new_classes": ["Legacy"]}],
+}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A small Python Workers project folder (a unique module name per test)."""
+    folder = tmp_path / "proj"
+    (folder / "src").mkdir(parents=True)
+    (folder / "src" / "entry.py").write_text(PROJECT_ENTRY)
+    (folder / "wrangler.jsonc").write_text(PROJECT_CONFIG)
+    return folder
+
+
+@pytest.fixture
+def shims() -> Any:
+    """Install the Python Workers shims for one test, uninstalling afterwards."""
+    from durable.compat import python_workers
+
+    python_workers.install()
+    try:
+        yield python_workers
+    finally:
+        python_workers.uninstall()
+
+
+class TestPythonWorkers:
+    def test_install_uninstall(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """While installed, `workers`, `js`, `pyodide`, `pyodide.ffi` resolve to durable's, even over Cloudflare's SDK; nothing is shadowed otherwise."""
+        import importlib
+        import sys
+
+        from durable.compat import python_workers
+
+        monkeypatch.syspath_prepend(str(REPO / "tests" / "python_workers" / "fake_sdk"))
+        for name in ("workers", "js", "pyodide", "pyodide.ffi"):
+            monkeypatch.delitem(sys.modules, name, raising=False)
+        assert getattr(importlib.import_module("workers"), "FAKE_SDK", False)
+        python_workers.install()
+        try:
+            workers = importlib.import_module("workers")
+            assert not getattr(workers, "FAKE_SDK", False)
+            assert issubclass(workers.DurableObject, durable.DurableObject) or workers.DurableObject is durable.DurableObject
+            for name in ("WorkerEntrypoint", "Response"):
+                assert hasattr(workers, name)
+            assert hasattr(importlib.import_module("js"), "WebSocketPair")
+            assert callable(importlib.import_module("pyodide.ffi").to_js)
+            importlib.import_module("pyodide")
+        finally:
+            python_workers.uninstall()
+        assert getattr(importlib.import_module("workers"), "FAKE_SDK", False)
+        for name in ("workers", "js", "pyodide", "pyodide.ffi"):
+            sys.modules.pop(name, None)
+
+    async def test_asgi_app(self, project: Path) -> None:
+        """`python_workers.asgi_app(PROJECT, runtime)` installs the shims itself and serves the entry module's `Default`."""
+        import httpx
+
+        from durable.compat import python_workers
+
+        try:
+            async with durable.Runtime() as rt:
+                app = python_workers.asgi_app(project, rt)
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                    resp = await client.get("/x")
+                assert resp.text == "notes hello via worker"
+                assert rt.env.GREETING == "hello"
+        finally:
+            python_workers.uninstall()
+
+    async def test_wrangler_file_and_migrations(self, project: Path) -> None:
+        """The project may be given as its `wrangler.jsonc`; `new_sqlite_classes` → sqlite, `new_classes` → kv."""
+        from durable.compat import python_workers
+
+        try:
+            async with durable.Runtime() as rt:
+                python_workers.asgi_app(project / "wrangler.jsonc", rt)
+                assert rt.env.NOTES.storage == "sqlite" and rt.env.LEGACY.storage == "kv"
+        finally:
+            python_workers.uninstall()
+
+    async def test_calling_shapes(self, project: Path) -> None:
+        """Positional option dicts, camelCase, rows with item and attribute access, relaxed `alarm(self)`, setAlarm on a class without alarm()."""
+        from durable.compat import python_workers
+
+        clock = testing.MockClock(start=1000.0)
+        try:
+            async with durable.Runtime(clock=clock) as rt:
+                python_workers.asgi_app(project, rt)
+                notes = rt.env.NOTES.getByName("a")
+                got = await notes.add("x")
+                assert (got["sql"], got["items"], got["kv"]) == (["x"], ["x"], ["note:x"])
+                assert await notes.arm() is True
+                await clock.advance(2)
+                assert await testing.run_in_object(notes, lambda obj, ctx: ctx.storage.get("alarmed")) is True
+                legacy = rt.env.LEGACY.getByName("a")
+                assert await legacy.put(1) == 1
+                assert await legacy.arm() is True
+                await clock.advance(2)
+        finally:
+            python_workers.uninstall()
+
+    async def test_abort_is_ordinary_reset_for_caller(self, project: Path) -> None:
+        """`ctx.abort()` raises a BaseException inside the object; the caller gets an ordinary reset error."""
+        from durable.compat import python_workers
+
+        try:
+            async with durable.Runtime() as rt:
+                python_workers.asgi_app(project, rt)
+                with pytest.raises(durable.ObjectResetError, match="gone") as info:
+                    await rt.env.LEGACY.getByName("a").boom()
+                assert isinstance(info.value, Exception) and info.value.durable_object_reset
+        finally:
+            python_workers.uninstall()
+
+    def test_pytest_option(self, pytester: pytest.Pytester) -> None:
+        """The pytest option `--python-workers` (or ini `durable_python_workers = true`) installs the shims before collection."""
+        pytester.makepyfile(
+            test_a="""
+            from workers import DurableObject
+            import durable
+
+            def test_shim():
+                assert issubclass(DurableObject, durable.DurableObject) or DurableObject is durable.DurableObject
+            """
+        )
+        pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--python-workers").assert_outcomes(passed=1)
+        pytester.makeini("[pytest]\ndurable_python_workers = true\n")
+        pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest").assert_outcomes(passed=1)
+
+    async def test_durable_serve_project(self, project: Path) -> None:
+        """`durable serve PROJECT` serves a Python Workers project folder."""
+        texts = await _serve_and_get(["-m", "durable", "serve", str(project), "--port", "{port}", "--in-memory"], ["/a"])
+        assert texts == ["notes hello via worker"]
+
+
+# == 13. Distribution ================================================================================
+
+
+class TestDistribution:
+    def test_distribution_name(self) -> None:
+        """The distribution is `durable-objects`; the import name stays `durable`."""
+        from importlib.metadata import distribution
+
+        dist = distribution("durable-objects")
+        assert dist.metadata["Name"] == "durable-objects"
+        assert any(ep.name == "durable" and ep.value.startswith("durable.") for ep in dist.entry_points)
+        assert durable.__name__ == "durable"
+
+    def test_server_extra(self) -> None:
+        """`durable-objects[server]` installs what `durable serve` needs for HTTP and WebSockets."""
+        import tomllib
+
+        extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+        server = " ".join(extras["server"])
+        assert "uvicorn" in server
+        assert "websockets" in server or "wsproto" in server
