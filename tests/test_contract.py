@@ -244,7 +244,7 @@ class TestRuntimeAndNamespace:
         """A `storage=` other than "sqlite" or "kv" is refused with an error naming it."""
         async with durable.Runtime() as rt:
             with pytest.raises(ValueError, match="storage"):
-                rt.namespace(Obj, storage="redis")  # type: ignore[call-overload]
+                rt.namespace(Obj, storage="redis")
 
     async def test_two_runtimes_on_one_path_are_refused(self, tmp_path: Path) -> None:
         """Two live runtimes on the same path are refused with a clear error, never shared."""
@@ -284,11 +284,11 @@ class TestRuntimeAndNamespace:
         """`idFromName`, `newUniqueId`, `idFromString`, `getByName` are aliases on the namespace."""
         async with durable.Runtime() as rt:
             ns = rt.namespace(Obj)
-            oid = ns.idFromName("a")
+            oid = ns.idFromName("a")  # type: ignore[attr-defined]
             assert oid == ns.id_from_name("a")
-            assert ns.idFromString(str(oid)) == oid
-            assert ns.newUniqueId().name is None
-            assert ns.getByName("a").id == oid
+            assert ns.idFromString(str(oid)) == oid  # type: ignore[attr-defined]
+            assert ns.newUniqueId().name is None  # type: ignore[attr-defined]
+            assert ns.getByName("a").id == oid  # type: ignore[attr-defined]
 
 
 class TestIds:
@@ -299,7 +299,7 @@ class TestIds:
             for oid in (ns.id_from_name("a"), ns.new_unique_id()):
                 text = str(oid)
                 assert len(text) == 64 and text == text.lower() and int(text, 16) >= 0
-                assert oid.to_string() == oid.toString() == text
+                assert oid.to_string() == oid.toString() == text  # type: ignore[attr-defined]
 
     async def test_name(self) -> None:
         """`.name` is the name for `id_from_name` ids, else `None`."""
@@ -538,7 +538,7 @@ class Blocking(durable.DurableObject):
         async def cb() -> None:
             raise KeyError("inside")
 
-        await self.ctx.blockConcurrencyWhile(cb)
+        await self.ctx.blockConcurrencyWhile(cb)  # type: ignore[attr-defined]
 
     async def later(self, done: list[int]) -> str:
         async def work() -> None:
@@ -615,8 +615,8 @@ class TestState:
 
     async def test_wait_until_alias(self) -> None:
         """`waitUntil` and `blockConcurrencyWhile` are aliases on `ctx`."""
-        assert durable.State.waitUntil is durable.State.wait_until
-        assert durable.State.blockConcurrencyWhile is durable.State.block_concurrency_while
+        assert durable.State.waitUntil is durable.State.wait_until  # type: ignore[attr-defined]
+        assert durable.State.blockConcurrencyWhile is durable.State.block_concurrency_while  # type: ignore[attr-defined]
 
     async def test_abort_with_reason(self) -> None:
         """`ctx.abort(reason)` resets now: pending writes dropped, the call fails with a reset error including `reason`."""
@@ -663,7 +663,7 @@ class TestAlarmInfo:
         assert (first.retry_count, first.is_retry, first.scheduled_time) == (0, False, 1_000_000_500)
         assert (second.retry_count, second.is_retry) == (1, True)
         assert type(first.scheduled_time) is int and type(first.is_retry) is bool
-        assert (first.retryCount, first.isRetry, first.scheduledTime) == (0, False, 1_000_000_500)
+        assert (first.retryCount, first.isRetry, first.scheduledTime) == (0, False, 1_000_000_500)  # type: ignore[attr-defined]
 
 
 # == 4. Storage =====================================================================================
@@ -690,10 +690,10 @@ async def inside(fn: Any, *, storage: str = "sqlite", runtime: durable.Runtime |
         return result
 
     if runtime is not None:
-        ns = runtime.namespace(KvStore if storage == "kv" else Store, storage=storage)  # type: ignore[call-overload]
+        ns = runtime.namespace(KvStore if storage == "kv" else Store, storage=storage)
         return await testing.run_in_object(ns.get_by_name(name), body)
     async with durable.Runtime() as rt:
-        ns = rt.namespace(KvStore if storage == "kv" else Store, storage=storage)  # type: ignore[call-overload]
+        ns = rt.namespace(KvStore if storage == "kv" else Store, storage=storage)
         return await testing.run_in_object(ns.get_by_name(name), body)
 
 
@@ -731,7 +731,7 @@ class TestStorageKeyValue:
         """`put(key, value)` / `put({k: v})` return None."""
 
         async def body(s: durable.Storage) -> Any:
-            return await s.put("k", 1), await s.put({"a": 1})
+            return await s.put("k", 1), await s.put({"a": 1})  # type: ignore[func-returns-value]
 
         assert await inside(body, storage=backend) == (None, None)
 
@@ -754,7 +754,7 @@ class TestStorageKeyValue:
         async def body(s: durable.Storage) -> Any:
             await s.put("a", 1)
             await s.set_alarm(10**13)
-            result = await s.delete_all()
+            result = await s.delete_all()  # type: ignore[func-returns-value]
             return result, await s.list(), await s.get_alarm()
 
         assert await inside(body, storage=backend) == (None, {}, None)
@@ -871,7 +871,7 @@ class TestStorageKeyValue:
         """Keys are `str`: another type is refused with a TypeError."""
 
         async def body(s: durable.Storage) -> Any:
-            for call in (lambda: s.get(1), lambda: s.put(1, "v"), lambda: s.delete(1), lambda: s.put({1: "v"})):
+            for call in (lambda: s.get(1), lambda: s.put(1, "v"), lambda: s.delete(1), lambda: s.put({1: "v"})):  # type: ignore[arg-type,call-overload,dict-item]
                 with pytest.raises(TypeError):
                     await call()
             return True
@@ -891,8 +891,8 @@ class TestStorageKeyValue:
     async def test_camel_case_storage_aliases(self) -> None:
         """`deleteAll`, `getAlarm`, `setAlarm`, `deleteAlarm`, `transactionSync` are aliases."""
         s = durable.Storage
-        assert s.deleteAll is s.delete_all and s.getAlarm is s.get_alarm and s.setAlarm is s.set_alarm
-        assert s.deleteAlarm is s.delete_alarm and s.transactionSync is s.transaction_sync
+        assert s.deleteAll is s.delete_all and s.getAlarm is s.get_alarm and s.setAlarm is s.set_alarm  # type: ignore[attr-defined]
+        assert s.deleteAlarm is s.delete_alarm and s.transactionSync is s.transaction_sync  # type: ignore[attr-defined]
 
 
 class TestStorageValues:
@@ -1015,7 +1015,7 @@ class TestStorageLimits:
             keys = [f"k{i}" for i in range(129)]
             call = {"get": lambda: s.get(keys), "put": lambda: s.put(dict.fromkeys(keys, 1)), "delete": lambda: s.delete(keys)}[op]
             with pytest.raises(durable.StorageLimitError, match=r"^Maximum number of key value pairs is 128\. 129 pairs were provided\.$"):
-                await call()
+                await call()  # type: ignore[misc,no-untyped-call]
             return True
 
         assert await inside(body, storage="kv")
@@ -1123,11 +1123,11 @@ class TestAlarmMethods:
         """`get_alarm()` returns int ms or None; `set_alarm(when)` takes ms or a datetime; all return None."""
 
         async def body(s: durable.Storage) -> Any:
-            out = [await s.get_alarm(), await s.set_alarm(2_000_000_000_000), await s.get_alarm()]
+            out = [await s.get_alarm(), await s.set_alarm(2_000_000_000_000), await s.get_alarm()]  # type: ignore[func-returns-value]
             when = datetime.datetime(2040, 1, 1, tzinfo=datetime.timezone.utc)
             await s.set_alarm(when)
             out.append(await s.get_alarm())
-            out.append(await s.delete_alarm())
+            out.append(await s.delete_alarm())  # type: ignore[func-returns-value]
             out.append(await s.get_alarm())
             return out
 
@@ -1182,8 +1182,8 @@ class TestSql:
                 [list(r) for r in raw],
                 cur.column_names,
                 cur.rows_read,
-                cur.columnNames,
-                cur.rowsRead,
+                cur.columnNames,  # type: ignore[attr-defined]
+                cur.rowsRead,  # type: ignore[attr-defined]
             )
 
         got = await inside(body)
@@ -1194,7 +1194,7 @@ class TestSql:
 
         async def body(s: durable.Storage) -> Any:
             s.sql.exec("CREATE TABLE t (x)")
-            return s.sql.exec("SELECT 1 AS x").toArray()[0]["x"], s.sql.databaseSize == s.sql.database_size
+            return s.sql.exec("SELECT 1 AS x").toArray()[0]["x"], s.sql.databaseSize == s.sql.database_size  # type: ignore[attr-defined]
 
         assert await inside(body) == (1, True)
 
@@ -1261,7 +1261,7 @@ class TestSyncKv:
         async def body(s: durable.Storage) -> Any:
             kv = s.kv
             assert isinstance(kv, durable.SyncKV)
-            assert kv.put("b", 2) is None
+            assert kv.put("b", 2) is None  # type: ignore[func-returns-value]
             await s.put("a", 1)
             await s.put("c", 3)
             out = [kv.get("a"), await s.get("b"), kv.get("missing")]
@@ -1519,7 +1519,7 @@ class TestTesting:
 
             before = await testing.run_in_object(stub, ident)
             holder = await testing.run_in_object(stub, lambda obj, ctx: obj)
-            assert await testing.evict(stub) is None
+            assert await testing.evict(stub) is None  # type: ignore[func-returns-value]
             after = await testing.run_in_object(stub, lambda obj, ctx: obj)
             assert after is not holder and before == id(holder)
             assert await stub.get("k") == 1
@@ -1542,7 +1542,7 @@ class TestTesting:
             ns = rt.namespace(Obj)
             stub = ns.get_by_name("a")
             await stub.put("k", 1)
-            assert testing.fail_next_commit(stub) is None
+            assert testing.fail_next_commit(stub) is None  # type: ignore[func-returns-value]
             with pytest.raises(BaseException) as info:
                 await stub.put("k", 2)
             assert isinstance(info.value, (OSError, durable.DurableError))
