@@ -524,7 +524,7 @@ class Storage:
                 raise
             if txn._state == "active":
                 db.release(savepoint)
-            txn._state = "committed"
+                txn._state = "committed"  # a rolled-back txn keeps saying so afterwards, as in workerd
             return result
         finally:
             gate.unlock(lock)
@@ -631,10 +631,10 @@ class Transaction:
 
     def _check(self, op: str) -> Storage:
         if self._state == "rolled_back":
-            raise InvalidTransactionError(f"Cannot {op} on rolled back transaction")
+            raise InvalidTransactionError(f"Cannot {op}() on rolled back transaction")  # workerd's text
         if self._state != "active":
             raise InvalidTransactionError(
-                f"Cannot call {op} on transaction that has already committed: did you move `txn` "
+                f"Cannot call {op}() on transaction that has already committed: did you move `txn` "
                 "outside of the closure?"
             )
         return self._storage

@@ -1093,6 +1093,50 @@ class TestTransactions:
 
         assert await inside(body, storage=backend) is None
 
+    @BACKENDS
+    async def test_txn_misuse(self, backend: str) -> None:
+        """`txn` refuses `delete_all`, use after `rollback()` and use after the closure, with workerd's texts."""
+
+        async def body(s: durable.Storage) -> Any:
+            kept: list[Any] = []
+            errors: list[str] = []
+
+            async def fn(txn: Any) -> None:
+                kept.append(txn)
+                try:
+                    txn.delete_all()
+                except RuntimeError as exc:
+                    errors.append(str(exc))
+                txn.rollback()
+                txn.rollback()  # may be called more than once
+                try:
+                    await txn.put("a", 1)
+                except RuntimeError as exc:
+                    errors.append(str(exc))
+
+            await s.transaction(fn)
+            try:
+                await kept[0].get("a")
+            except RuntimeError as exc:
+                errors.append(str(exc))
+
+            async def fn2(txn: Any) -> None:
+                kept.append(txn)
+
+            await s.transaction(fn2)
+            try:
+                await kept[1].get("a")
+            except RuntimeError as exc:
+                errors.append(str(exc))
+            return errors
+
+        assert await inside(body, storage=backend) == [
+            "Cannot call deleteAll() within a transaction",
+            "Cannot put() on rolled back transaction",
+            "Cannot get() on rolled back transaction",
+            "Cannot call get() on transaction that has already committed: did you move `txn` outside of the closure?",
+        ]
+
     async def test_transaction_sync(self) -> None:
         """`transaction_sync(fn)` returns `fn()`'s result (SQLite-backed only)."""
 
@@ -1105,16 +1149,6 @@ class TestTransactions:
             return s.transaction_sync(fn), s.kv.get("k")
 
         assert await inside(body) == (7, 1)
-
-    async def test_transaction_sync_on_kv(self) -> None:
-        """`transaction_sync` on a KV-backed class raises Cloudflare's error."""
-
-        async def body(s: durable.Storage) -> Any:
-            with pytest.raises(Exception, match="not backed by SQL"):
-                s.transaction_sync(lambda: 1)
-            return True
-
-        assert await inside(body, storage="kv")
 
 
 class TestAlarmMethods:
@@ -1284,6 +1318,23 @@ class TestSyncKv:
             True,
             False,
         ]
+
+    async def test_kv_list_is_an_iterator(self) -> None:
+        """`kv.list(...)` returns an iterator of `(key, value)` pairs, taking the options of `list`."""
+
+        async def body(s: durable.Storage) -> Any:
+            s.kv.put("a", 1)
+            s.kv.put("b", 2)
+            it = s.kv.list(end="b")
+            assert iter(it) is it
+            first = next(it)
+            with pytest.raises(StopIteration):
+                next(it)
+            with pytest.raises(TypeError, match=r"^List limit must be positive\.$"):
+                list(s.kv.list(limit=0))
+            return first
+
+        assert await inside(body) == ("a", 1)
 
     async def test_no_kv_on_kv_backend(self) -> None:
         """`kv` exists on SQLite-backed classes only."""
