@@ -253,6 +253,38 @@ class TestRuntimeAndNamespace:
                 async with durable.Runtime(path=tmp_path):
                     pass
 
+    def test_runtime_in_another_process_is_refused(self, tmp_path: Path) -> None:
+        """A runtime on a path held by a live runtime of another process is refused with a clear error."""
+        import subprocess
+        import sys
+
+        holder = (
+            "import asyncio, sys, durable\n"
+            "async def main():\n"
+            "    async with durable.Runtime(path=sys.argv[1]):\n"
+            "        print('ready', flush=True)\n"
+            "        await asyncio.to_thread(sys.stdin.readline)\n"
+            "asyncio.run(main())\n"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-c", holder, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+
+            async def open_it() -> None:
+                async with durable.Runtime(path=tmp_path):
+                    pass
+
+            with pytest.raises(durable.PathLockedError, match=str(proc.pid)):
+                asyncio.run(open_it())
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(timeout=60)
+            assert proc.stdout is not None
+            proc.stdout.close()
+
     async def test_aclose_flushes(self, tmp_path: Path) -> None:
         """`await rt.aclose()` flushes everything: an un-awaited put is on disk afterwards."""
         rt = durable.Runtime(path=tmp_path)
@@ -422,6 +454,13 @@ class TestStubs:
             assert await resp.text() == "POST http://do/path"
             resp = await stub.fetch(durable.Request("http://do/r", method="PUT"))
             assert await resp.text() == "PUT http://do/r"
+
+    async def test_fetch_without_handler(self) -> None:
+        """`stub.fetch` on a class without `fetch` fails with workerd's text `Handler does not export a fetch() function.`"""
+        async with durable.Runtime() as rt:
+            with pytest.raises(Exception, match=r"^Handler does not export a fetch\(\) function\.") as info:
+                await rt.namespace(Uses).get_by_name("a").fetch("http://do/")
+            assert info.value.remote is True  # type: ignore[attr-defined]
 
     async def test_fetch_refuses_relative_url(self) -> None:
         """The URL must be absolute, as on Cloudflare (TypeError)."""
