@@ -454,7 +454,8 @@ class Storage:
         host = self._host
         host.check_live(self._gen)
         opts = normalize_options("set_alarm", options, frozenset({"allow_concurrency", "allow_unconfirmed"})) if options else {}
-        ms = _to_alarm_ms(scheduled_time, host)
+        # workerd clamps a time in the past to now: get_alarm() and AlarmInfo.scheduled_time read now.
+        ms = max(_to_alarm_ms(scheduled_time, host), host.now_ms())
         self._db.set_alarm(ms)
         host.alarm_written()
         host.wrote(not opts.get("allow_unconfirmed", False))

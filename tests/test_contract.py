@@ -524,6 +524,47 @@ class TestErrors:
             assert await fresh.get("unflushed") is None
 
 
+class FailingConstructor(durable.DurableObject):
+    failures = 0
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        if type(self).failures:
+            type(self).failures -= 1
+            raise LookupError("constructor failed")
+
+    async def hi(self) -> str:
+        return "hi"
+
+
+class TestResets:
+    async def test_constructor_error_breaks_stub_with_flags(self) -> None:
+        """A constructor that raises resets the object: the caller gets the error with `durable_object_reset`, and so does every later call on that stub."""
+        FailingConstructor.failures = 1
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(FailingConstructor)
+            stub = ns.get_by_name("a")
+            for _ in range(2):
+                with pytest.raises(LookupError, match="^constructor failed$") as info:
+                    await stub.hi()
+                assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
+                assert info.value.remote is True  # type: ignore[attr-defined]
+            assert await ns.get_by_name("a").hi() == "hi"
+
+    async def test_block_concurrency_while_error_breaks_stub_with_flags(self) -> None:
+        """If `fn` given to `block_concurrency_while` raises, the caller gets that error as a reset error, and the stub stays broken."""
+        Blocking.release = asyncio.Event()
+        Blocking.release.set()
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Blocking)
+            stub = ns.get_by_name("a")
+            for call in (stub.bcw_fail, lambda: stub.bcw(1)):
+                with pytest.raises(KeyError, match="inside") as info:
+                    await call()
+                assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
+            assert await ns.get_by_name("a").bcw(2) == 2
+
+
 class Uses(durable.DurableObject):
     async def read(self) -> Any:
         return (self.env.GREETING, await self.env.OTHER.get_by_name("x").echo("via env"))
@@ -1207,6 +1248,22 @@ class TestAlarmMethods:
         got = await inside(body, storage=backend)
         assert got == [None, None, 2_000_000_000_000, 2208988800000, None, None]
         assert type(got[2]) is int
+
+    async def test_past_alarm_is_clamped_to_now(self) -> None:
+        """A time in the past is clamped to now, as workerd does: `get_alarm()` and `scheduled_time` read now."""
+        Alarmed.seen = []
+        Alarmed.failures = 0
+        clock = testing.MockClock(start=5_000.0)
+        async with durable.Runtime(clock=clock) as rt:
+            stub = rt.namespace(Alarmed).get_by_name("a")
+
+            async def body(obj: Any, ctx: durable.State) -> Any:
+                await ctx.storage.set_alarm(1_000)
+                return await ctx.storage.get_alarm()
+
+            assert await testing.run_in_object(stub, body) == 5_000_000
+            await clock.advance(0)
+        assert [info.scheduled_time for info in Alarmed.seen] == [5_000_000]
 
     @BACKENDS
     async def test_set_alarm_refuses_nonpositive(self, backend: str) -> None:
