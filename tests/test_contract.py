@@ -1536,7 +1536,7 @@ def _free_port() -> int:
         return port
 
 
-async def _serve_and_get(argv: list[str], paths: list[str]) -> list[str]:
+async def _serve_and_get(argv: list[str], paths: list[str], cwd: Path = REPO) -> list[str]:
     """Start a server with ``argv`` (which serves on 127.0.0.1 and a port given as {port}), GET ``paths``."""
     import subprocess
     import sys
@@ -1546,7 +1546,7 @@ async def _serve_and_get(argv: list[str], paths: list[str]) -> list[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, *[a.format(port=port) for a in argv]],
-        cwd=REPO,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -1576,6 +1576,18 @@ class TestServe:
             ["/increment?name=A", "/increment?name=A", "/?name=B"],
         )
         assert texts == ["Durable Object 'A' count: 1", "Durable Object 'A' count: 2", "Durable Object 'B' count: 0"]
+
+    async def test_persistence_defaults_to_dot_durable(self, tmp_path: Path) -> None:
+        """`durable serve` persists to `./.durable` by default."""
+        import shutil
+
+        app = tmp_path / "counter.py"
+        shutil.copy(REPO / "examples" / "counter.py", app)
+        argv = ["-m", "durable", "serve", str(app), "--port", "{port}"]
+        texts = await _serve_and_get(argv, ["/increment?name=A"], cwd=tmp_path)
+        assert texts == ["Durable Object 'A' count: 1"]
+        assert (tmp_path / ".durable").is_dir()
+        assert await _serve_and_get(argv, ["/increment?name=A"], cwd=tmp_path) == ["Durable Object 'A' count: 2"]
 
     async def test_example_counter_runs_directly(self, tmp_path: Path) -> None:
         """`python examples/counter.py [--port N] [--persist DIR]` serves the seed's counter."""
@@ -2014,6 +2026,22 @@ class TestPythonWorkers:
                 with pytest.raises(durable.ObjectResetError, match="gone") as info:
                     await rt.env.LEGACY.getByName("a").boom()
                 assert isinstance(info.value, Exception) and info.value.durable_object_reset
+        finally:
+            python_workers.uninstall()
+
+    async def test_wrangler_toml_and_legacy_on_fetch(self) -> None:
+        """A `wrangler.toml` project with a legacy module-level `on_fetch(request, env)` is served too."""
+        import httpx
+
+        from durable.compat import python_workers
+
+        try:
+            async with durable.Runtime() as rt:
+                app = python_workers.asgi_app(REPO / "tests" / "python_workers" / "legacy" / "wrangler.toml", rt)
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                    assert (await client.get("/")).text == "Hello, World!"
+                    assert (await client.get("/count")).text == "1"
+                assert rt.env.COUNTER.storage == "kv"
         finally:
             python_workers.uninstall()
 
