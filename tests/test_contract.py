@@ -88,6 +88,9 @@ class SyncHandlers(durable.DurableObject):
 
 
 class TestDefiningAnObject:
+    """API.md section 1: Defining an object."""
+
+    # -- defining an object --------------------------------------------------------------------
     async def test_init_stores_ctx_and_env(self) -> None:
         """`DurableObject.__init__(ctx, env)` stores `self.ctx` and `self.env`."""
         async with durable.Runtime(vars={"X": 1}) as rt:
@@ -177,7 +180,28 @@ class KvObj(Obj):
     pass
 
 
-class TestRuntimeAndNamespace:
+class FailingConstructor(durable.DurableObject):
+    failures = 0
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        if type(self).failures:
+            type(self).failures -= 1
+            raise LookupError("constructor failed")
+
+    async def hi(self) -> str:
+        return "hi"
+
+
+class Uses(durable.DurableObject):
+    async def read(self) -> Any:
+        return (self.env.GREETING, await self.env.OTHER.get_by_name("x").echo("via env"))
+
+
+class TestHosting:
+    """API.md section 2: Hosting objects: Runtime, Namespace, ids, stubs."""
+
+    # -- runtime and namespace -----------------------------------------------------------------
     async def test_in_memory_runtime_forgets_on_close(self) -> None:
         """`durable.Runtime()` keeps storage in memory, gone when closed."""
         async with durable.Runtime() as rt:
@@ -322,8 +346,7 @@ class TestRuntimeAndNamespace:
             assert ns.newUniqueId().name is None  # type: ignore[attr-defined]
             assert ns.getByName("a").id == oid  # type: ignore[attr-defined]
 
-
-class TestIds:
+    # -- ids -----------------------------------------------------------------------------------
     async def test_str_is_64_lowercase_hex(self) -> None:
         """`str(oid)` is 64 lowercase hex characters."""
         async with durable.Runtime() as rt:
@@ -384,8 +407,7 @@ class TestIds:
             assert ns.id_from_string(str(oid).upper()) == oid
             assert str(ns.id_from_string(str(oid).upper())) == str(oid)
 
-
-class TestStubs:
+    # -- stubs ---------------------------------------------------------------------------------
     async def test_get_is_lazy(self) -> None:
         """`namespace.get(id)` is lazy: it creates nothing."""
         async with durable.Runtime() as rt:
@@ -475,8 +497,7 @@ class TestStubs:
         with pytest.raises(TypeError):
             durable.DurableObjectId()  # type: ignore[call-arg]
 
-
-class TestErrors:
+    # -- errors --------------------------------------------------------------------------------
     async def test_remote_exception(self) -> None:
         """An exception raised inside the object reaches the caller as the same class and message, `remote = True`."""
         async with durable.Runtime() as rt:
@@ -523,21 +544,7 @@ class TestErrors:
             assert await fresh.get("k") == 1
             assert await fresh.get("unflushed") is None
 
-
-class FailingConstructor(durable.DurableObject):
-    failures = 0
-
-    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
-        super().__init__(ctx, env)
-        if type(self).failures:
-            type(self).failures -= 1
-            raise LookupError("constructor failed")
-
-    async def hi(self) -> str:
-        return "hi"
-
-
-class TestResets:
+    # -- resets --------------------------------------------------------------------------------
     async def test_constructor_error_breaks_stub_with_flags(self) -> None:
         """A constructor that raises resets the object: the caller gets the error with `durable_object_reset`, and so does every later call on that stub."""
         FailingConstructor.failures = 1
@@ -558,19 +565,15 @@ class TestResets:
         async with durable.Runtime() as rt:
             ns = rt.namespace(Blocking)
             stub = ns.get_by_name("a")
-            for call in (stub.bcw_fail, lambda: stub.bcw(1)):
-                with pytest.raises(KeyError, match="inside") as info:
-                    await call()
-                assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
+            with pytest.raises(KeyError, match="inside") as info:
+                await stub.bcw_fail()
+            assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
+            with pytest.raises(KeyError, match="inside") as again:
+                await stub.bcw(1)
+            assert again.value.durable_object_reset is True  # type: ignore[attr-defined]
             assert await ns.get_by_name("a").bcw(2) == 2
 
-
-class Uses(durable.DurableObject):
-    async def read(self) -> Any:
-        return (self.env.GREETING, await self.env.OTHER.get_by_name("x").echo("via env"))
-
-
-class TestEnv:
+    # -- env -----------------------------------------------------------------------------------
     async def test_env_bindings(self) -> None:
         """`rt.env` gives every namespace registered with `name=` plus `Runtime(vars=...)`; objects see it as `self.env`."""
         async with durable.Runtime(vars={"GREETING": "hi"}) as rt:
@@ -629,7 +632,24 @@ class Blocking(durable.DurableObject):
         return "returned"
 
 
+class Alarmed(durable.DurableObject):
+    seen: list[Any] = []
+    failures = 0
+
+    async def arm(self, when: Any) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        type(self).seen.append(info)
+        if type(self).failures:
+            type(self).failures -= 1
+            raise RuntimeError("fail")
+
+
 class TestState:
+    """API.md section 3: Inside an object: State."""
+
+    # -- state ---------------------------------------------------------------------------------
     async def test_id_and_storage(self) -> None:
         """`ctx.id` is the object's `DurableObjectId`, `ctx.storage` a `durable.Storage`."""
         async with durable.Runtime() as rt:
@@ -713,22 +733,7 @@ class TestState:
             with pytest.raises(durable.DurableError, match=r"^Application called abort\(\) to reset Durable Object\.$"):
                 await rt.namespace(Obj).get_by_name("a").abort_now(None)
 
-
-class Alarmed(durable.DurableObject):
-    seen: list[Any] = []
-    failures = 0
-
-    async def arm(self, when: Any) -> None:
-        await self.ctx.storage.set_alarm(when)
-
-    async def alarm(self, info: durable.AlarmInfo) -> None:
-        type(self).seen.append(info)
-        if type(self).failures:
-            type(self).failures -= 1
-            raise RuntimeError("fail")
-
-
-class TestAlarmInfo:
+    # -- alarm info ----------------------------------------------------------------------------
     async def test_fields(self) -> None:
         """`AlarmInfo`: `retry_count` (0 first), `is_retry` (bool), `scheduled_time` (int ms); retries count up."""
         Alarmed.seen = []
@@ -780,7 +785,10 @@ async def inside(fn: Any, *, storage: str = "sqlite", runtime: durable.Runtime |
 BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "kv"])
 
 
-class TestStorageKeyValue:
+class TestStorage:
+    """API.md section 4: Storage."""
+
+    # -- storage key value ---------------------------------------------------------------------
     @BACKENDS
     async def test_unawaited_put_happens(self, backend: str) -> None:
         """Every method applies its effect when called and returns an awaitable: an un-awaited `put` still happens."""
@@ -974,8 +982,7 @@ class TestStorageKeyValue:
         assert s.deleteAll is s.delete_all and s.getAlarm is s.get_alarm and s.setAlarm is s.set_alarm  # type: ignore[attr-defined]
         assert s.deleteAlarm is s.delete_alarm and s.transactionSync is s.transaction_sync  # type: ignore[attr-defined]
 
-
-class TestStorageValues:
+    # -- storage values ------------------------------------------------------------------------
     @BACKENDS
     async def test_structured_clone_types(self, backend: str) -> None:
         """Every listed structured-clone type round-trips, NaN, infinities and -0.0 kept."""
@@ -1063,8 +1070,7 @@ class TestStorageValues:
         assert type(inner).__name__ in message
         assert stored is None
 
-
-class TestStorageLimits:
+    # -- storage limits ------------------------------------------------------------------------
     async def test_kv_key_limit(self) -> None:
         """KV classes: keys at most 2048 UTF-8 bytes, else StorageLimitError with Cloudflare's message."""
 
@@ -1121,8 +1127,7 @@ class TestStorageLimits:
 
             assert await inside(body, storage="kv", runtime=rt) == 200_000
 
-
-class TestTransactions:
+    # -- transactions --------------------------------------------------------------------------
     @BACKENDS
     async def test_transaction(self, backend: str) -> None:
         """`transaction(fn)` returns `await fn(txn)`'s result; txn has get/put/delete/list/rollback and alarm methods."""
@@ -1230,8 +1235,7 @@ class TestTransactions:
 
         assert await inside(body) == (7, 1)
 
-
-class TestAlarmMethods:
+    # -- alarm methods -------------------------------------------------------------------------
     @BACKENDS
     async def test_alarm_methods(self, backend: str) -> None:
         """`get_alarm()` returns int ms or None; `set_alarm(when)` takes ms or a datetime; all return None."""
@@ -1286,8 +1290,7 @@ class TestAlarmMethods:
             with pytest.raises(TypeError, match=r"^Your Durable Object class must have an alarm\(\) handler in order to call setAlarm\(\)$"):
                 await testing.run_in_object(rt.namespace(SyncHandlers).get_by_name("a"), body)
 
-
-class TestSql:
+    # -- sql -----------------------------------------------------------------------------------
     async def test_exec_and_cursor(self) -> None:
         """`sql.exec(query, *bindings) -> SqlCursor`: iterable rows (mapping and attribute access), to_array, one, raw, columns, counts."""
 
@@ -1383,8 +1386,7 @@ class TestSql:
 
         assert await inside(body, storage="kv")
 
-
-class TestSyncKv:
+    # -- sync kv -------------------------------------------------------------------------------
     async def test_sync_kv(self) -> None:
         """`kv` has synchronous get/put/delete/list on the same data; `kv.list` yields (key, value) pairs."""
 
@@ -1458,7 +1460,51 @@ class EchoWorker(durable.WorkerEntrypoint):
 REPO = Path(__file__).resolve().parent.parent
 
 
-class TestRequestResponse:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _serve_and_get(argv: list[str], paths: list[str], cwd: Path = REPO) -> list[str]:
+    """Start a server with ``argv`` (which serves on 127.0.0.1 and a port given as {port}), GET ``paths``."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, *[a.format(port=port) for a in argv]],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(300):  # up to ~30 s for the interpreter and uvicorn to start
+                if proc.poll() is not None:
+                    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "server exited")
+                try:
+                    await client.get("/")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            return [(await client.get(p)).text for p in paths]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+class TestHttp:
+    """API.md section 5: HTTP."""
+
+    # -- request response ----------------------------------------------------------------------
     async def test_request(self) -> None:
         """`Request(url, *, method="GET", headers=None, body=None)`: `.url`, `.method`, `.headers` (case-insensitive), text/json/bytes."""
         req = durable.Request("http://x/a", method="POST", headers={"X-Thing": "1"}, body='{"a": 1}')
@@ -1501,8 +1547,7 @@ class TestRequestResponse:
         with pytest.raises(ValueError):
             durable.Response("x", status=99)
 
-
-class TestWorkerEntrypoint:
+    # -- worker entrypoint ---------------------------------------------------------------------
     async def test_asgi_app_serves_worker(self) -> None:
         """`asgi_app(worker, runtime)` serves the Worker with `runtime.env`; the Worker is constructed per request as `Worker(ctx, env)`."""
         import httpx
@@ -1526,49 +1571,7 @@ class TestWorkerEntrypoint:
         worker = EchoWorker(ctx, env)
         assert worker.ctx is ctx and worker.env is env
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _serve_and_get(argv: list[str], paths: list[str], cwd: Path = REPO) -> list[str]:
-    """Start a server with ``argv`` (which serves on 127.0.0.1 and a port given as {port}), GET ``paths``."""
-    import subprocess
-    import sys
-
-    import httpx
-
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, *[a.format(port=port) for a in argv]],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(300):  # up to ~30 s for the interpreter and uvicorn to start
-                if proc.poll() is not None:
-                    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "server exited")
-                try:
-                    await client.get("/")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            return [(await client.get(p)).text for p in paths]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr:
-            proc.stderr.close()
-
-
-class TestServe:
+    # -- serve ---------------------------------------------------------------------------------
     async def test_python_m_durable_serve(self) -> None:
         """`python -m durable serve FILE.py --port N --in-memory` serves the file's Worker with its bindings."""
         texts = await _serve_and_get(
@@ -1615,6 +1618,9 @@ class Retrying(durable.DurableObject):
 
 
 class TestTesting:
+    """API.md section 6: Testing: durable.testing and the pytest plugin."""
+
+    # -- testing -------------------------------------------------------------------------------
     async def test_mock_clock_start_and_time(self) -> None:
         """`MockClock(start)` starts at `start` seconds; `clock.time()` reads it; the default is the real time."""
         import time
@@ -1731,8 +1737,7 @@ class TestTesting:
             assert await testing.run_alarm(fresh) is False
             assert await testing.run_in_object(fresh, lambda obj, ctx: obj) is not holder
 
-
-class TestPytestPlugin:
+    # -- pytest plugin -------------------------------------------------------------------------
     def test_fixtures(self, pytester: pytest.Pytester) -> None:
         """The plugin (a `pytest11` entry point) gives `durable_runtime` (fresh, in memory) and `mock_clock`."""
         pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
@@ -1788,6 +1793,9 @@ class Doubling(durable.Counter):
 
 
 class TestCounter:
+    """API.md section 7: The reference object: durable.Counter."""
+
+    # -- counter -------------------------------------------------------------------------------
     async def test_rpc(self) -> None:
         """`increment`/`decrement` return the new value; `get_counter_value` (alias `getCounterValue`) is 0 when never set."""
         async with durable.Runtime() as rt:
@@ -1850,6 +1858,7 @@ class TestCounter:
 
 # == 10. Python Workers compatibility ===============================================================
 
+
 PROJECT_ENTRY = '''
 from workers import DurableObject, Response, WorkerEntrypoint
 from js import Date
@@ -1902,6 +1911,7 @@ class Default(WorkerEntrypoint):
         return Response(await resp.text() + " via worker", status=200)
 '''
 
+
 PROJECT_CONFIG = """
 // a Python Workers project, as wrangler writes it
 {
@@ -1941,6 +1951,9 @@ def shims() -> Any:
 
 
 class TestPythonWorkers:
+    """API.md section 10: Python Workers compatibility."""
+
+    # -- python workers ------------------------------------------------------------------------
     def test_install_uninstall(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """While installed, `workers`, `js`, `pyodide`, `pyodide.ffi` resolve to durable's, even over Cloudflare's SDK; nothing is shadowed otherwise."""
         import importlib
@@ -2070,6 +2083,9 @@ class TestPythonWorkers:
 
 
 class TestDistribution:
+    """API.md section 13: Distribution."""
+
+    # -- distribution --------------------------------------------------------------------------
     def test_distribution_name(self) -> None:
         """The distribution is `durable-objects`; the import name stays `durable`."""
         from importlib.metadata import distribution
