@@ -336,6 +336,19 @@ class TestHosting:
             await clock.advance(2)
             assert not await testing.run_alarm(stub)
 
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"clock": "now"}, "clock must be a durable.Clock"),
+            ({"vars": ["X"]}, "vars must be a mapping"),
+            ({"vars": {1: "x"}}, "vars must be a mapping of str names"),
+        ],
+    )
+    def test_bad_runtime_options(self, kwargs: dict[str, Any], message: str) -> None:
+        """Bad `Runtime(...)` options are refused at once with a TypeError naming the option."""
+        with pytest.raises(TypeError, match=message):
+            durable.Runtime(**kwargs)
+
     async def test_camel_case_namespace_aliases(self) -> None:
         """`idFromName`, `newUniqueId`, `idFromString`, `getByName` are aliases on the namespace."""
         async with durable.Runtime() as rt:
@@ -1630,6 +1643,18 @@ class TestTesting:
         clock = testing.MockClock()
         assert before - 1 <= clock.time() <= time.time() + 1
         assert testing.MockClock(None).time() >= before - 1
+
+    async def test_mock_clock_bad_input(self) -> None:
+        """`MockClock` refuses a start that is not a finite number, and `advance()` a non-number or negative."""
+        for bad in ("0", math.nan, math.inf, True):
+            with pytest.raises(TypeError, match="MockClock"):
+                testing.MockClock(bad)  # type: ignore[arg-type]
+        clock = testing.MockClock(start=0)
+        with pytest.raises(TypeError, match="advance"):
+            await clock.advance("1")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="backwards"):
+            await clock.advance(-1)
+        assert clock.time() == 0
 
     async def test_advance_moves_time_and_runs_alarms_with_retries(self) -> None:
         """`await clock.advance(seconds)` moves time and runs every alarm that falls due, retries included."""
