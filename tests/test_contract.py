@@ -2054,6 +2054,36 @@ class TestPythonWorkers:
         finally:
             python_workers.uninstall()
 
+    async def test_storage_call_shapes(self, shims: Any) -> None:
+        """Options as positional dicts on every storage call (`kv.list` too); what storage returns can be stored and returned again."""
+        from workers import DurableObject  # type: ignore[import-not-found]  # the shim, installed by the fixture
+
+        class Shapes(DurableObject):  # type: ignore[misc]
+            async def alarm(self) -> None:
+                pass
+
+            async def run(self) -> Any:
+                s = self.ctx.storage
+                await s.put("a", {"n": 1}, {"allowUnconfirmed": True})
+                await s.put({"b": [{"n": 2}]}, {"noCache": True})
+                got = await s.get(["a", "b"], {"allowConcurrency": True})
+                assert got.a.n == 1 and got["b"][0].n == 2
+                await s.put("copy", got)  # values read back (JsDict) can be stored again
+                listed = await s.list({"prefix": "a", "limit": 1, "reverse": True})
+                await s.setAlarm(10**13, {"allowUnconfirmed": True})
+                alarm = await s.getAlarm({"allowConcurrency": True})
+                await s.deleteAlarm({})
+                s.kv.put("kv1", 1)
+                kv = list(s.kv.list({"prefix": "kv"}))
+                deleted = await s.delete(["a"], {})
+                return {"listed": list(listed), "alarm": alarm, "kv": kv, "deleted": deleted, "copy": await s.get("copy")}
+
+        async with durable.Runtime() as rt:
+            result = await rt.namespace(Shapes).get_by_name("a").run()  # a JsDict result crosses RPC too
+        assert result["listed"] == ["a"] and result["alarm"] == 10**13
+        assert [tuple(pair) for pair in result["kv"]] == [("kv1", 1)] and result["deleted"] == 1
+        assert result["copy"] == {"a": {"n": 1}, "b": [{"n": 2}]}
+
     async def test_abort_is_ordinary_reset_for_caller(self, project: Path) -> None:
         """`ctx.abort()` raises a BaseException inside the object; the caller gets an ordinary reset error."""
         from durable.compat import python_workers
