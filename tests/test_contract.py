@@ -323,6 +323,19 @@ class TestHosting:
         async with durable.Runtime(path=tmp_path) as rt:
             assert await rt.namespace(Obj).get_by_name("a").get("k") == "v"
 
+    async def test_aclose_stops_alarms(self) -> None:
+        """`await rt.aclose()` stops alarms: one that falls due afterwards does not run."""
+        Retrying.attempts = []
+        Retrying.fail_times = 0
+        clock = testing.MockClock(start=1000.0)
+        rt = durable.Runtime(clock=clock)
+        await rt.namespace(Retrying).get_by_name("a").arm(1000)
+        await rt.aclose()
+        await clock.advance(10)
+        assert Retrying.attempts == []
+        with pytest.raises(durable.RuntimeClosedError):
+            await rt.namespace(Retrying).get_by_name("a").arm(1000)
+
     async def test_clock_option_takes_mock_clock(self) -> None:
         """`Runtime(clock=...)` takes a `durable.testing.MockClock`."""
         clock = testing.MockClock(start=1000.0)
