@@ -99,6 +99,10 @@ class MockClock(Clock):
     """
 
     def __init__(self, start: float | None = None) -> None:
+        if start is not None and (
+            not isinstance(start, (int, float)) or isinstance(start, bool) or not math.isfinite(start)
+        ):
+            raise TypeError(f"MockClock(start) takes seconds since the epoch (a finite number) or None, not {start!r}")
         self._now = float(_time.time() if start is None else start)
         self._timers: list[tuple[float, int, _MockTimer]] = []
         self._seq = itertools.count()
@@ -172,6 +176,8 @@ class MockClock(Clock):
         Raises ``ValueError`` for a negative ``seconds`` and ``RuntimeError`` if another
         ``advance()`` is in progress.
         """
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+            raise TypeError(f"MockClock.advance() takes a number of seconds, not {type(seconds).__name__}")
         if not seconds >= 0:
             raise ValueError(f"MockClock.advance() cannot move time backwards ({seconds!r} s)")
         if self._advancing:

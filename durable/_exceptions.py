@@ -138,6 +138,14 @@ def copy_remote_exception(exc: BaseException) -> BaseException:
         BaseException.__init__(copy, *exc.args)
     if isinstance(exc, SqlError) and isinstance(copy, SqlError):
         copy.code = exc.code
+    for flag in ("retryable", "overloaded", "durable_object_reset"):
+        # Flags the runtime set on an application error (a constructor that raised, say) travel
+        # too, so a broken stub raises "the same error" with them.
+        if getattr(exc, flag, False) is True and getattr(copy, flag, False) is not True:
+            try:
+                setattr(copy, flag, True)
+            except AttributeError:  # pragma: no cover - a class with __slots__ and no __dict__
+                pass
     try:
         copy.remote = True  # type: ignore[attr-defined]
     except AttributeError:  # pragma: no cover - a class with __slots__ and no __dict__

@@ -704,9 +704,9 @@ class ObjectHost:
         if kind == "fetch":
             handler = getattr(instance, "fetch", None)
             if handler is None or not callable(handler):
-                raise TypeError(
-                    f"Durable Object class {self.cls.__name__} has no fetch() handler: define "
-                    "`async def fetch(self, request)` to receive stub.fetch() calls."
+                raise TypeError(  # workerd's text first, so it can be searched for
+                    f"Handler does not export a fetch() function. (Durable Object class {self.cls.__name__} "
+                    "has no fetch() handler: define `async def fetch(self, request)` to receive stub.fetch() calls.)"
                 )
             return handler(*args)
         if kind == "alarm":

@@ -445,7 +445,7 @@ class Request(_Body):
     """An HTTP request, as a Worker or a Durable Object's ``fetch`` handler receives it.
 
     Args:
-        input: the URL (a ``str``), or a ``Request`` to copy: its URL, method and headers are
+        url: the URL (a ``str``), or a ``Request`` to copy: its URL, method and headers are
             copied and its body is moved over (the original is then used), unless overridden.
         method: the HTTP method, upper-cased (default ``GET``, or the copied request's).
         headers: the headers (see :class:`Headers`); default empty, or the copied request's.
@@ -472,12 +472,13 @@ class Request(_Body):
 
     def __init__(
         self,
-        input: str | Request,
+        url: str | Request,
         *,
         method: str | None = None,
         headers: HeadersInit | None = None,
         body: BodyInit | _Missing = _MISSING,
     ) -> None:
+        input = url  # API.md names the parameter `url`; it also takes a Request to copy (Fetch's `input`)
         source_body: object = None
         if isinstance(input, Request):
             url = input.url

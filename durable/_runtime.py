@@ -217,6 +217,10 @@ class Runtime:
             raise ValueError("max_queued_calls must be at least 1 (or None)")
         if limits is not None and not isinstance(limits, Limits):
             raise TypeError(f"limits must be a durable.Limits, not {type(limits).__name__}")
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a durable.Clock (durable.testing.MockClock in tests), not {type(clock).__name__}")
+        if vars is not None and (not isinstance(vars, Mapping) or not all(isinstance(k, str) for k in vars)):
+            raise TypeError(f"vars must be a mapping of str names to values, not {vars!r}")
         self.clock: Clock = clock if clock is not None else RealClock()
         self.limits = limits if limits is not None else Limits()
         self.idle_timeout = idle_timeout

@@ -649,7 +649,8 @@ class Storage:
         host = self._host
         host.check_live(self._gen)
         opts = normalize_options("set_alarm", options, frozenset({"allow_concurrency", "allow_unconfirmed"})) if options else {}
-        ms = _to_alarm_ms(scheduled_time, host)
+        # workerd clamps a time in the past to now: get_alarm() and AlarmInfo.scheduled_time read now.
+        ms = max(_to_alarm_ms(scheduled_time, host), host.now_ms())
         gated = not opts.get("allow_unconfirmed", False)
         if self._stack and (level := self._where()) is not _Here.NOW:
             return self._defer(level, lambda: self._set_alarm(ms, gated), True, gated)
@@ -934,10 +935,10 @@ class Transaction:
 
     def _check(self, op: str) -> Storage:
         if self._state.startswith("rolled_back"):
-            raise InvalidTransactionError(f"Cannot {op} on rolled back transaction")
+            raise InvalidTransactionError(f"Cannot {op}() on rolled back transaction")  # workerd's text
         if self._state != "active":
             raise InvalidTransactionError(
-                f"Cannot call {op} on transaction that has already committed: did you move `txn` "
+                f"Cannot call {op}() on transaction that has already committed: did you move `txn` "
                 "outside of the closure?"
             )
         return self._storage

@@ -150,12 +150,12 @@ class TestTransactions:
     @pytest.mark.parametrize("op", ["get", "put", "delete", "list"])
     async def test_use_after_rollback(self, stub: Any, op: str) -> None:
         """After rollback() every other txn operation raises Cloudflare's error."""
-        with pytest.raises(durable.InvalidTransactionError, match=f"^Cannot {op} on rolled back transaction$"):
+        with pytest.raises(durable.InvalidTransactionError, match=rf"^Cannot {op}\(\) on rolled back transaction$"):
             await stub.after_rollback(op)
 
     async def test_use_after_commit(self, stub: Any) -> None:
         """Using txn after the closure returned raises Cloudflare's error."""
-        with pytest.raises(RuntimeError, match=r"^Cannot call get on transaction that has already committed: did you move `txn` outside of the closure\?$"):
+        with pytest.raises(RuntimeError, match=r"^Cannot call get\(\) on transaction that has already committed: did you move `txn` outside of the closure\?$"):
             await stub.escape()
 
     async def test_inner_commit_then_outer_rollback(self, stub: Any) -> None:

@@ -142,6 +142,27 @@ class StorageAdapter(_StorageCalls):
         result: Awaitable[None] = self._target.sync()
         return result
 
+    @property
+    def kv(self) -> SyncKVAdapter:
+        """``storage.kv``, whose ``list`` also takes its options as a positional dict."""
+        return SyncKVAdapter(self._target.kv)
+
+
+class SyncKVAdapter:
+    """``storage.kv`` with the SDK's call shapes: ``kv.list({"prefix": "a"})``."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, kv: Any) -> None:
+        self._target = kv
+
+    def list(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
+        """An iterator of ``(key, value)`` pairs; options as a positional dict or keywords."""
+        return self._target.list(**_options("list", options, kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
 
 class TransactionAdapter(_StorageCalls):
     """The ``txn`` of ``storage.transaction(closure)``, with the SDK's call shapes; ``rollback()`` too."""

@@ -19,6 +19,8 @@ import inspect
 from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
+from ..._codec import copy_as_dict
+
 __all__ = [
     "JsDict",
     "Converted",
@@ -68,6 +70,11 @@ class JsDict(dict[str, Any]):
     def to_py(self) -> dict[str, Any]:
         """The value as a plain ``dict`` (as pyodide's ``JsProxy.to_py()``)."""
         return dict(self)
+
+
+# What storage and RPC give Python Workers code goes back in as a plain dict, as the SDK's
+# python_to_rpc sends any dict: `items = await storage.get("items"); await storage.put("items", items)`.
+copy_as_dict(JsDict)
 
 
 def python_from_rpc(value: Any) -> Any:
