@@ -3,17 +3,30 @@
 ``await stub.increment(5)`` calls ``increment`` on the one live instance for the stub's id. Arguments
 and results cross by copy (structured clone), as on Cloudflare. A stub that saw a reset error is
 broken: later calls raise the same error, and ``namespace.get(id)`` gives a working stub.
+
+Threads and other event loops: a runtime's objects run on one loop, the runtime's (the loop it
+was opened or first used on). A call made on any other loop (``asyncio.run(stub.increment())``
+in a worker thread) is forwarded to the runtime's loop, and its outcome comes back to the
+caller's loop (:func:`_forward`). A call made where no loop runs returns a coroutine, which is
+routed when it is awaited. If the runtime's loop has stopped or closed, the caller's loop becomes
+the runtime's loop (it "adopts" the runtime), so a runtime used by one ``asyncio.run`` after
+another keeps working; a forwarded call that had not started when the runtime's loop stopped is
+withdrawn and routed again, so it is neither lost nor left waiting forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import threading
 from asyncio import _get_running_loop
-from collections.abc import Coroutine, Generator
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from ._codec import clone
-from ._exceptions import DurableError, copy_remote_exception
+from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception
 from ._host import ObjectHost, current_host
 from ._id import DurableObjectId
 from ._util import NoPublicConstructor
@@ -22,6 +35,7 @@ if TYPE_CHECKING:
     from ._http import Request, Response
     from ._namespace import Namespace
     from ._object import DurableObject
+    from ._runtime import Runtime
 
 __all__ = ["RpcMethod", "RpcPromise", "Stub"]
 
@@ -45,17 +59,19 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         resp = await stub.fetch("http://do/increment")   # HTTP handler
     """
 
-    __slots__ = ("__dict__", "_broken", "_host_cache", "_namespace", "id")
+    __slots__ = ("__dict__", "_broken", "_host_cache", "_namespace", "_runtime", "id")
 
     _how_to_get = ": use namespace.get(id) or namespace.get_by_name(name)"
 
     id: DurableObjectId
     _namespace: Namespace[Any]
+    _runtime: Runtime
     _broken: BaseException | None
     _host_cache: ObjectHost | None
 
     def __init__(self, namespace: Namespace[Any], oid: DurableObjectId) -> None:
         object.__setattr__(self, "_namespace", namespace)
+        object.__setattr__(self, "_runtime", namespace._runtime)
         object.__setattr__(self, "id", oid)
         object.__setattr__(self, "_broken", None)
         object.__setattr__(self, "_host_cache", None)
@@ -87,7 +103,17 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         return host
 
     def _call(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
-        """The call as a coroutine; a call made by an object takes its output gate now."""
+        """The call as a coroutine; a call made by an object takes its output gate now.
+
+        Made on another loop than the runtime's, or where no loop runs, the coroutine forwards
+        the call to the runtime's loop when awaited.
+        """
+        loop = _get_running_loop()
+        if loop is None or loop is not self._runtime._alarms.loop:
+            if kind == "rpc":
+                method = RpcMethod(self, name)
+                return _forward(self._runtime, lambda: method._start_forwarded(args, kwargs))
+            return _forward(self._runtime, lambda: self._call(kind, name, args, kwargs))
         caller = current_host.get()
         held = caller.before_outgoing() if caller is not None else None
         return self._send(caller, held, kind, name, args, kwargs)
@@ -131,7 +157,17 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         from ._http import build_request
 
         request = build_request(input, init)
+        if asyncio.get_running_loop() is not self._runtime._alarms.loop:
+            # Forwarded to the runtime's loop: bodies are read on the loop that streams them.
+            await _buffer_body(request)
+            return await _forward(self._runtime, lambda: self._fetch_buffered(request))  # type: ignore[no-any-return]
         return await self._call("fetch", "fetch", (request,), {})  # type: ignore[no-any-return]
+
+    async def _fetch_buffered(self, request: Request) -> Response:
+        """``fetch`` on the runtime's loop, with the response body read there (for another loop)."""
+        response: Response = await self._call("fetch", "fetch", (request,), {})
+        await _buffer_body(response)
+        return response
 
 
 @final
@@ -162,6 +198,26 @@ class RpcMethod:
         loop = _get_running_loop()
         if loop is None:
             return stub._call("rpc", self._name, args, kwargs)
+        if loop is not stub._runtime._alarms.loop and (home := _runtime_loop(stub._runtime, loop)) is not None:
+            # Another thread's loop runs the runtime: forwarded, see the module docstring.
+            promise = RpcPromise(loop=loop)
+            promise._stub = stub
+            forward = _forward(stub._runtime, lambda: self._start_forwarded(args, kwargs), home)
+            promise._follow(loop.create_task(forward))
+            return promise
+        return self._start(args, kwargs)
+
+    def _start_forwarded(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RpcPromise:
+        """``_start`` for a caller on another loop, which waits for the result: commit at once."""
+        promise = self._start(args, kwargs)
+        if (host := promise._host) is not None:
+            host.flush_now()
+        return promise
+
+    def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RpcPromise:
+        """Make the call (arguments already copied) on the runtime's loop, which is running."""
+        stub = self._stub
+        loop = asyncio.get_running_loop()
         promise = RpcPromise(loop=loop)
         promise._stub = stub
         broken = stub._broken
@@ -244,3 +300,111 @@ class RpcPromise(asyncio.Future[Any], Coroutine[Any, Any, Any]):
 
     def close(self) -> None:
         pass
+
+
+# -- calls from other threads and event loops ---------------------------------------------------
+
+_route_lock = threading.Lock()
+"""Serializes the choice of a runtime's loop between threads (``_runtime_loop``)."""
+
+POLL_SECONDS = 0.25
+"""How often a forwarded call that has not started checks that the runtime's loop still runs."""
+
+
+def _runtime_loop(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop | None:
+    """The loop a call made on ``loop`` must be forwarded to; ``None``: run it here.
+
+    The runtime's loop is the one it was opened or last used on. If that loop no longer runs
+    (closed, or stopped), ``loop`` takes the runtime over: nothing of the runtime can be running
+    on a loop that does not run.
+    """
+    with _route_lock:
+        alarms = runtime._alarms
+        home = alarms.loop
+        if home is loop:
+            return None
+        if home is None or home.is_closed() or not home.is_running():
+            alarms.attach_loop()  # the runtime's loop is now `loop` (and its timers are armed there)
+            return None
+        return home
+
+
+async def _forward(
+    runtime: Runtime, make: Callable[[], Awaitable[Any]], home: asyncio.AbstractEventLoop | None = None
+) -> Any:
+    """Run ``make()`` on the runtime's loop and return its outcome on the running (caller's) loop.
+
+    ``make()`` is called on the runtime's loop, in an empty context (no object's identity
+    leaks in from the caller's thread). While the call has not started, the caller checks every
+    ``POLL_SECONDS`` that the runtime's loop still runs; if it stopped, the call is withdrawn
+    and routed again. Once started, the call runs to its end even if the caller stops waiting
+    (as on Cloudflare); a call cancelled there (its loop shutting down) fails with
+    ``ConnectionClosedError``.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        if home is None and (home := _runtime_loop(runtime, loop)) is None:
+            return await make()
+        outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def start(outcome: concurrent.futures.Future[Any] = outcome) -> None:
+            if not outcome.set_running_or_notify_cancel():
+                return  # withdrawn before it started
+            try:
+                inner = asyncio.ensure_future(make())
+            except BaseException as exc:
+                outcome.set_exception(exc)
+                return
+            if inner.done():
+                _pass_outcome(inner, outcome)  # now: the runtime's loop may stop after this turn
+            else:
+                inner.add_done_callback(lambda done: _pass_outcome(done, outcome))
+
+        try:
+            home.call_soon_threadsafe(start, context=contextvars.Context())
+        except RuntimeError:
+            home = None
+            continue  # the loop closed meanwhile: route again
+        waiter = asyncio.wrap_future(outcome, loop=loop)
+        try:
+            while True:
+                done, _ = await asyncio.wait((waiter,), timeout=POLL_SECONDS)
+                if done:
+                    return waiter.result()
+                if home.is_closed() or not home.is_running():
+                    if outcome.cancel():
+                        home = None
+                        break  # withdrawn before it started: route it again
+                    if home.is_closed() and not outcome.done():
+                        # Started on a loop that closed before it ended: it can never finish.
+                        with contextlib.suppress(concurrent.futures.InvalidStateError):
+                            outcome.set_exception(ConnectionClosedError(_LOOP_CLOSED))
+        except asyncio.CancelledError:
+            waiter.cancel()  # a call that has not started never will; a started one runs on
+            raise
+
+
+_LOOP_CLOSED = (
+    "Connection closed: the runtime's event loop stopped before the call ended (a runtime must be "
+    "opened on a loop that outlives the calls made from other threads, or use durable.BlockingRuntime)."
+)
+
+
+def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future[Any]) -> None:
+    if outcome.done():
+        return
+    if inner.cancelled():
+        outcome.set_exception(ConnectionClosedError(_LOOP_CLOSED))
+    elif (exc := inner.exception()) is not None:
+        outcome.set_exception(exc)
+    else:
+        outcome.set_result(inner.result())
+
+
+async def _buffer_body(message: Request | Response) -> None:
+    """Read a streamed body into bytes, so that another loop can read it later."""
+    body = message._body
+    if body is not None and isinstance(body, AsyncIterable) and not message._body_used:
+        data = await message.bytes()
+        message._body = data
+        message._body_used = False
