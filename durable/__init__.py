@@ -7,6 +7,7 @@ See ``README.md`` and ``docs/`` for the guide; ``API.md`` is the contract these 
 Layering (a module may import only from the layers below it; nothing imports upward):
 
     5  asgi, __main__/_cli, testing, pytest_plugin   use only the public API (plus testing hooks)
+       _blocking                                     BlockingRuntime: a runtime on a loop thread (+ _stub.submit)
     4  _runtime                                      runtime, env, eviction, the storage directory
     3  _namespace, _stub                             ids and stubs -> hosts
     2  _host, _alarms                                one object's lifecycle: events, gates, resets
@@ -17,6 +18,9 @@ Layering (a module may import only from the layers below it; nothing imports upw
 
 from __future__ import annotations
 
+from ._blocking import BlockingNamespace as BlockingNamespace
+from ._blocking import BlockingRuntime as BlockingRuntime
+from ._blocking import BlockingStub as BlockingStub
 from ._clock import Clock as Clock
 from ._exceptions import ConnectionClosedError as ConnectionClosedError
 from ._exceptions import DataCloneError as DataCloneError
@@ -59,6 +63,9 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AlarmInfo",
+    "BlockingNamespace",
+    "BlockingRuntime",
+    "BlockingStub",
     "Clock",
     "ConnectionClosedError",
     "DataCloneError",

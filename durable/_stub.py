@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["RpcMethod", "RpcPromise", "Stub"]
 
 T = TypeVar("T", bound="DurableObject")
+T_co = TypeVar("T_co")
 
 
 def _breaks_stub(exc: BaseException) -> bool:
@@ -345,23 +346,8 @@ async def _forward(
     while True:
         if home is None and (home := _runtime_loop(runtime, loop)) is None:
             return await make()
-        outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def start(outcome: concurrent.futures.Future[Any] = outcome) -> None:
-            if not outcome.set_running_or_notify_cancel():
-                return  # withdrawn before it started
-            try:
-                inner = asyncio.ensure_future(make())
-            except BaseException as exc:
-                outcome.set_exception(exc)
-                return
-            if inner.done():
-                _pass_outcome(inner, outcome)  # now: the runtime's loop may stop after this turn
-            else:
-                inner.add_done_callback(lambda done: _pass_outcome(done, outcome))
-
         try:
-            home.call_soon_threadsafe(start, context=contextvars.Context())
+            outcome = submit(home, make)
         except RuntimeError:
             home = None
             continue  # the loop closed meanwhile: route again
@@ -384,6 +370,32 @@ async def _forward(
             raise
 
 
+def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]]) -> concurrent.futures.Future[T_co]:
+    """Call ``make()`` on ``loop`` (running in another thread); its outcome settles the future returned.
+
+    ``make()`` runs in an empty context, so no object's identity leaks in from the caller's
+    thread. Cancelling the future before ``make()`` was called withdraws the call. Raises
+    ``RuntimeError`` if ``loop`` is closed.
+    """
+    outcome: concurrent.futures.Future[T_co] = concurrent.futures.Future()
+
+    def start() -> None:
+        if not outcome.set_running_or_notify_cancel():
+            return  # withdrawn before it started
+        try:
+            inner = asyncio.ensure_future(make())
+        except BaseException as exc:
+            outcome.set_exception(exc)
+            return
+        if inner.done():
+            _pass_outcome(inner, outcome)  # now: the loop may stop after this turn
+        else:
+            inner.add_done_callback(lambda done: _pass_outcome(done, outcome))
+
+    loop.call_soon_threadsafe(start, context=contextvars.Context())
+    return outcome
+
+
 _LOOP_CLOSED = (
     "Connection closed: the runtime's event loop stopped before the call ended (a runtime must be "
     "opened on a loop that outlives the calls made from other threads, or use durable.BlockingRuntime)."
@@ -391,6 +403,7 @@ _LOOP_CLOSED = (
 
 
 def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future[Any]) -> None:
+    """Copy a finished future's outcome (on the runtime's loop) to the caller's future."""
     if outcome.done():
         return
     if inner.cancelled():
