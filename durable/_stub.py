@@ -137,6 +137,8 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             host = self._host()
             fut = host.invoke(kind, name, args, kwargs)
             host.flush_now()  # the caller waits for the result: its turn ends, writes commit
+            if fut.done() and _due_to_yield():
+                await asyncio.sleep(0)  # settled at once: yield now and then (see _due_to_yield)
             result = await fut
         except BaseException as exc:
             if _breaks_stub(exc):
@@ -243,6 +245,31 @@ class RpcMethod:
         return self._stub._call("get", self._name, (), {}).__await__()
 
 
+YIELD_EVERY = 64
+"""Awaits of already-settled calls in a row after which the awaiting task yields to the loop once."""
+
+_unyielded = 0
+"""Awaits of already-settled calls since the last suspension (any thread: it only paces yields)."""
+
+
+def _due_to_yield() -> bool:
+    """Count an await of a call that settled without suspending; True when it is time to yield.
+
+    A loop of such awaits (``for ...: await stub.increment()`` on an object that only uses
+    storage) would otherwise never let another task run: no request, timer or alarm of the
+    runtime's loop, and no eviction's cleanup. Yielding once every YIELD_EVERY calls keeps the
+    loop fair for a cost of about one loop turn per YIELD_EVERY calls (measured with
+    ``benchmarks/bench_storage.py``'s sequential figure; tests/test_threads.py proves the
+    fairness).
+    """
+    global _unyielded
+    _unyielded += 1
+    if _unyielded >= YIELD_EVERY:
+        _unyielded = 0
+        return True
+    return False
+
+
 class RpcPromise(asyncio.Future[Any], Coroutine[Any, Any, Any]):
     """The pending result of an RPC call: what ``stub.method(...)`` returns (Cloudflare's "RPC promise").
 
@@ -261,7 +288,13 @@ class RpcPromise(asyncio.Future[Any], Coroutine[Any, Any, Any]):
             # The caller waits for the result, so the call's turn is over: its writes commit now,
             # not a loop turn later, and a failed commit is seen before the caller goes on.
             host.flush_now()
-        return super().__await__()
+        if self.done():
+            # Settled without suspending (no I/O in the call): the caller goes on without
+            # yielding to the loop, except once every YIELD_EVERY times (see _due_to_yield).
+            if _due_to_yield():
+                yield None  # what asyncio.sleep(0) yields: the task runs again on the next turn
+            return self.result()
+        return (yield from super().__await__())
 
     def set_exception(self, exception: type | BaseException, /) -> None:
         # A reset or overload error breaks the stub that made the call, awaited or not.
