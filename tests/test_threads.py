@@ -1,0 +1,183 @@
+"""Stubs called from other threads and event loops, and fairness of sequential calls (issue 11).
+
+The threaded scenarios run in a subprocess (``tests/threads_worker.py``), so that a crash or a
+deadlock fails the test that caused it rather than the whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import durable
+
+WORKER = Path(__file__).resolve().parent / "threads_worker.py"
+WORKER_TIMEOUT = 240.0
+"""Seconds a worker may take (16 threads x 1000 calls take a few seconds on a loaded 2-core VM)."""
+
+
+def run_worker(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(WORKER), *args], capture_output=True, text=True, timeout=WORKER_TIMEOUT
+    )
+    assert done.returncode == 0, f"worker exited {done.returncode}: {done.stdout[-2000:]} {done.stderr[-2000:]}"
+    return done.stdout
+
+
+class Counter(durable.DurableObject):
+    async def increment(self, by: int = 1) -> int:
+        value: int = (await self.ctx.storage.get("n")) or 0
+        await self.ctx.storage.put("n", value + by)
+        return value + by
+
+    async def fail(self) -> None:
+        raise ValueError("no luck")
+
+
+class TestManyThreads:
+    @pytest.mark.parametrize("storage", ["memory", "disk"])
+    def test_exact_counts_from_16_threads(self, storage: str, tmp_path: Path) -> None:
+        """16 threads x 1000 calls, each thread with its own loop(s), on an opened runtime: exact counts."""
+        out = run_worker("opened", storage, "16", "1000", str(tmp_path / "state"))
+        assert out.splitlines()[0] == "OK 16000 0"
+
+    @pytest.mark.parametrize("storage", ["memory", "disk"])
+    def test_blocking_runtime_from_16_threads(self, storage: str, tmp_path: Path) -> None:
+        """16 threads x 1000 blocking calls on a BlockingRuntime: exact counts, also after reopening."""
+        out = run_worker("blocking", storage, "16", "1000", str(tmp_path / "state"))
+        assert out.splitlines()[0] == "OK 16000 0"
+
+    @pytest.mark.parametrize("storage", ["memory", "disk"])
+    def test_unopened_runtime_taken_over_by_short_loops(self, storage: str, tmp_path: Path) -> None:
+        """A runtime never opened, used by many threads' short-lived loops, neither crashes nor hangs."""
+        out = run_worker("adopted", storage, "8", "200", str(tmp_path / "state"))
+        assert out.startswith("OK ")
+
+    def test_many_runs_never_crash(self, tmp_path: Path) -> None:
+        """The threaded scenarios, run again and again, pass every time."""
+        for run in range(6):
+            scenario = ("opened", "blocking", "adopted")[run % 3]
+            storage = ("memory", "disk")[run % 2]
+            out = run_worker(scenario, storage, "8", "100", str(tmp_path / f"state{run}"))
+            assert out.startswith("OK "), out
+
+
+class TestOtherLoops:
+    async def test_call_from_a_worker_thread(self) -> None:
+        """asyncio.run(stub.increment()) in a worker thread runs on the runtime's loop and returns."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Counter).get_by_name("a")
+            loops: list[asyncio.AbstractEventLoop] = []
+
+            class Probe(durable.DurableObject):
+                async def where(self) -> bool:
+                    loops.append(asyncio.get_running_loop())
+                    return True
+
+            probe = rt.namespace(Probe).get_by_name("p")
+            assert await asyncio.to_thread(lambda: asyncio.run(stub.increment(2))) == 2
+            assert await asyncio.to_thread(lambda: asyncio.run(probe.where()))
+            assert loops == [asyncio.get_running_loop()]
+            assert await stub.increment() == 3
+
+    async def test_errors_come_back_to_the_caller(self) -> None:
+        """An exception raised in the object reaches the caller on the other loop, as itself."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Counter).get_by_name("a")
+
+            async def call() -> None:
+                await stub.fail()
+
+            with pytest.raises(ValueError, match="no luck"):
+                await asyncio.to_thread(lambda: asyncio.run(call()))
+
+    async def test_fetch_and_property_from_another_loop(self) -> None:
+        """stub.fetch from another loop returns a Response whose body reads there."""
+
+        class Web(durable.DurableObject):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                async def chunks():  # type: ignore[no-untyped-def]
+                    yield b"str"
+                    yield b"eamed"
+
+                return durable.Response(chunks())
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Web).get_by_name("w")
+
+            async def call() -> str:
+                response = await stub.fetch("http://do/")
+                return await response.text()
+
+            assert await asyncio.to_thread(lambda: asyncio.run(call())) == "streamed"
+
+    def test_runtime_used_by_one_loop_after_another(self) -> None:
+        """A runtime whose loop closed is taken over by the next loop that uses it."""
+        rt = durable.Runtime()
+        stub = rt.namespace(Counter).get_by_name("a")
+        assert asyncio.run(stub.increment()) == 1
+        assert asyncio.run(stub.increment()) == 2
+
+        async def last() -> int:
+            value: int = await stub.increment()
+            await rt.aclose()
+            return value
+
+        assert asyncio.run(last()) == 3
+
+    def test_call_made_without_a_loop_is_routed_when_awaited(self) -> None:
+        """A call made where no loop runs is a coroutine that reaches the runtime's loop when awaited."""
+        result: list[int] = []
+
+        async def main() -> None:
+            async with durable.Runtime() as rt:
+                stub = rt.namespace(Counter).get_by_name("a")
+                coro = await asyncio.to_thread(lambda: stub.increment(4))  # made in a thread, no loop there
+                result.append(await asyncio.to_thread(asyncio.run, coro))
+
+        asyncio.run(main())
+        assert result == [4]
+
+
+class TestFairness:
+    async def test_sequential_calls_let_other_tasks_run(self) -> None:
+        """During a loop of awaited calls that never suspend, another task still gets to run."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Counter).get_by_name("a")
+            ticks = 0
+            stop = threading.Event()
+
+            async def other() -> None:
+                nonlocal ticks
+                while not stop.is_set():
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            task = asyncio.create_task(other())
+            await asyncio.sleep(0)
+            ticks = 0
+            for _ in range(1000):
+                await stub.increment()
+            stop.set()
+            await task
+            assert ticks >= 1000 // durable._stub.YIELD_EVERY
+
+    async def test_sequential_fetches_let_other_tasks_run(self) -> None:
+        """The same holds for awaited fetches."""
+
+        class Web(durable.DurableObject):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                return durable.Response("ok")
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Web).get_by_name("w")
+            ran = asyncio.Event()
+            asyncio.get_running_loop().call_soon(ran.set)
+            for _ in range(500):
+                await stub.fetch("http://do/")
+            assert ran.is_set()
