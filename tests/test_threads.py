@@ -10,6 +10,7 @@ import asyncio
 import subprocess
 import sys
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,7 @@ class TestOtherLoops:
 
         class Web(durable.DurableObject):
             async def fetch(self, request: durable.Request) -> durable.Response:
-                async def chunks():  # type: ignore[no-untyped-def]
+                async def chunks() -> AsyncIterator[bytes]:
                     yield b"str"
                     yield b"eamed"
 
