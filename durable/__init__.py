@@ -12,7 +12,7 @@ Layering (a module may import only from the layers below it; nothing imports upw
     3  _namespace, _stub                             ids and stubs -> hosts
     2  _host, _alarms                                one object's lifecycle: events, gates, resets
     1  _state, _storage, _sql                        what an object sees: ctx, storage, SQL
-    0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions
+    0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions, _context
        (_sqlite knows nothing of objects or the event loop; _http knows nothing of objects)
 """
 

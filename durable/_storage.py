@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, fin
 
 from ._aliases import camel_aliases, normalize_options
 from ._codec import decode, encode
+from ._context import check_owner
 from ._exceptions import InvalidTransactionError, StorageLimitError
 from ._gates import GateLock, InputGate, held_locks
 from ._limits import Limits
@@ -262,6 +263,7 @@ class Storage:
         neither changes anything (see ``docs/differences.md``).
         """
         host = self._host
+        check_owner(host)
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
         if options:
@@ -285,6 +287,7 @@ class Storage:
         a limit that is not positive, with Cloudflare's messages.
         """
         host = self._host
+        check_owner(host)
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
         opts = normalize_options("list", options, _LIST_OPTIONS) if options else {}
@@ -306,6 +309,7 @@ class Storage:
         Option ``allow_unconfirmed=True``: results of the object are not held for this write.
         """
         host = self._host
+        check_owner(host)
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
         opts = normalize_options("put", options, _PUT_OPTIONS) if options else {}
@@ -337,6 +341,7 @@ class Storage:
     def delete(self, key: str | KeyList, **options: Any) -> Done[bool] | Done[int]:
         """Delete one key (``True`` if it existed) or several (how many existed)."""
         host = self._host
+        check_owner(host)
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
         opts = normalize_options("delete", options, _PUT_OPTIONS) if options else {}

@@ -10,12 +10,14 @@ import asyncio
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import durable
+from durable import testing
 
 WORKER = Path(__file__).resolve().parent / "threads_worker.py"
 WORKER_TIMEOUT = 240.0
@@ -182,3 +184,92 @@ class TestFairness:
             for _ in range(500):
                 await stub.fetch("http://do/")
             assert ran.is_set()
+
+
+class Stash(durable.DurableObject):
+    """Keeps its ctx where code outside the object can reach it (the misuse under test)."""
+
+    stashed: dict[str, Any] = {}
+
+    async def stash(self) -> None:
+        Stash.stashed["ctx"] = self.ctx
+        Stash.stashed["storage"] = self.ctx.storage
+        Stash.stashed["cursor"] = self.ctx.storage.sql.exec("SELECT 1 AS one")
+        Stash.stashed["kv"] = self.ctx.storage.kv
+        await self.ctx.storage.put("k", 1)
+
+    async def use_other(self) -> Any:
+        return await Stash.stashed["storage"].get("k")
+
+
+FIX = r"durable\.testing\.run_in_object.*RPC"
+
+
+class TestOwnership:
+    async def test_storage_used_from_the_test_body(self) -> None:
+        """ctx.storage stashed and used from the test body raises RuntimeError naming the fix."""
+        async with durable.Runtime() as rt:
+            await rt.namespace(Stash).get_by_name("a").stash()
+            storage = Stash.stashed["storage"]
+            uses: list[Callable[[], object]] = [
+                lambda: storage.get("k"), lambda: storage.put("k", 2), lambda: storage.delete("k"),
+                lambda: storage.list(), lambda: storage.get_alarm(), lambda: storage.sync(),
+                lambda: storage.delete_all(), lambda: storage.sql.exec("SELECT 1"),
+                lambda: Stash.stashed["kv"].get("k"), lambda: Stash.stashed["cursor"].to_array(),
+                lambda: Stash.stashed["ctx"].wait_until(asyncio.get_running_loop().create_future()),
+                lambda: Stash.stashed["ctx"].block_concurrency_while(lambda: asyncio.sleep(0)),
+                lambda: Stash.stashed["ctx"].abort(),
+            ]
+            for use in uses:
+                with pytest.raises(RuntimeError, match=FIX):
+                    use()
+            assert await testing.run_in_object(rt.namespace(Stash).get_by_name("a"), lambda o, c: c.storage.get("k")) == 1
+
+    async def test_storage_used_from_another_object(self) -> None:
+        """Another object using a stashed ctx.storage gets the RuntimeError, as itself."""
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Stash)
+            await ns.get_by_name("a").stash()
+            with pytest.raises(RuntimeError, match="another Durable Object"):
+                await ns.get_by_name("b").use_other()
+
+    async def test_storage_used_from_another_thread(self) -> None:
+        """A plain thread using a stashed ctx.storage gets the RuntimeError."""
+        async with durable.Runtime() as rt:
+            await rt.namespace(Stash).get_by_name("a").stash()
+            errors: list[BaseException] = []
+
+            def use() -> None:
+                try:
+                    Stash.stashed["storage"].get("k")
+                except BaseException as exc:
+                    errors.append(exc)
+
+            thread = threading.Thread(target=use)
+            thread.start()
+            await asyncio.to_thread(thread.join)
+            assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+
+    async def test_tasks_started_by_the_object_may_use_it(self) -> None:
+        """Tasks an object starts, wait_until work and transactions are the object's own code."""
+
+        class Busy(durable.DurableObject):
+            async def work(self) -> int:
+                async def later() -> None:
+                    await self.ctx.storage.put("later", 1)
+
+                self.ctx.wait_until(later())
+                async def task() -> None:
+                    await self.ctx.storage.put("task", 2)
+
+                await asyncio.create_task(task())
+
+                async def txn(t: durable.Transaction) -> None:
+                    await t.put("txn", 3)
+
+                await self.ctx.storage.transaction(txn)
+                await asyncio.sleep(0)
+                return sum((await self.ctx.storage.list()).values())
+
+        async with durable.Runtime() as rt:
+            assert await rt.namespace(Busy).get_by_name("a").work() == 6
