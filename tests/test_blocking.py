@@ -121,3 +121,20 @@ class TestBlockingRuntime:
             assert ns.id_from_string(str(ns.new_unique_id())).name is None
             with pytest.raises(TypeError):
                 rt.namespace(int)
+
+
+class TestExample:
+    def test_examples_blocking_runs(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """examples/blocking.py counts every call from its threads, and persists with --persist."""
+        import importlib.util
+
+        path = Path(__file__).resolve().parent.parent / "examples" / "blocking.py"
+        spec = importlib.util.spec_from_file_location("durable_example_blocking", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.main(["--threads", "4", "--calls", "50"])
+        assert capsys.readouterr().out.startswith("shared: 200 (each worker: [50, 50, 50, 50])")
+        for expected in ("200", "400"):
+            module.main(["--threads", "4", "--calls", "50", "--persist", str(tmp_path)])
+            assert capsys.readouterr().out.startswith(f"shared: {expected} ")
