@@ -270,13 +270,14 @@ def _due_to_yield() -> bool:
     return False
 
 
-class RpcPromise(asyncio.Future[Any], Coroutine[Any, Any, Any]):
+class RpcPromise(asyncio.Future[Any]):
     """The pending result of an RPC call: what ``stub.method(...)`` returns (Cloudflare's "RPC promise").
 
     The call is already made when you get it; ``await`` it for the result, or hand it to
-    ``asyncio.gather``, ``asyncio.wait_for``, ``asyncio.create_task``, a ``TaskGroup`` or anyio's
-    ``start_soon``: it is an ``asyncio.Future`` that also speaks the coroutine protocol. A call
-    nobody awaits still runs to completion, and its error, if any, is dropped, as on Cloudflare.
+    ``asyncio.gather``, ``asyncio.wait``, ``asyncio.wait_for``, ``asyncio.create_task``, a
+    ``TaskGroup`` or anyio's ``start_soon``: it is an ``asyncio.Future`` that ``asyncio.Task`` also
+    takes as a coroutine (see ``_let_tasks_take_promises``). A call nobody awaits still runs to
+    completion, and its error, if any, is dropped, as on Cloudflare.
     """
 
     _stub: Stub[Any]
@@ -321,19 +322,73 @@ class RpcPromise(asyncio.Future[Any], Coroutine[Any, Any, Any]):
         else:
             self.set_result(task.result())
 
-    # -- the coroutine protocol, so that create_task(), TaskGroup and anyio take a promise --------
+    # -- the coroutine protocol, so that create_task() and TaskGroup take a promise ---------------
+    # Reached through __getattr__, not defined on the class: a class that defines send, throw and
+    # close is a collections.abc.Coroutine, and asyncio.wait() refuses coroutines.
 
-    def send(self, value: Any, /) -> Any:
+    def __getattr__(self, name: str) -> Any:
+        if name in _COROUTINE_METHODS:
+            return getattr(self, _COROUTINE_METHODS[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _coro_send(self, value: Any, /) -> Any:
         if not self.done():
             self._asyncio_future_blocking = True
             return self  # what Future.__await__ yields: the task waits for this future
         raise StopIteration(self.result())
 
-    def throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
+    def _coro_throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
         raise typ if val is None else val
 
-    def close(self) -> None:
+    def _coro_close(self) -> None:
         pass
+
+
+_COROUTINE_METHODS = {"send": "_coro_send", "throw": "_coro_throw", "close": "_coro_close"}
+
+
+def _let_tasks_take_promises() -> bool:
+    """Make ``asyncio.Task`` take an :class:`RpcPromise` as its coroutine; True if it now does.
+
+    ``asyncio.wait()`` refuses what ``asyncio.coroutines.iscoroutine()`` accepts, and
+    ``asyncio.Task`` (``create_task``, ``TaskGroup``) requires it, so one type cannot please both
+    through that function. But CPython's C ``Task`` (``Modules/_asynciomodule.c``,
+    ``is_coroutine()``, 3.11 to 3.13) first looks the type up in a cache of its own, to which it
+    adds every type that ``iscoroutine()`` accepted once. So ``iscoroutine()`` is told, for the
+    making of one throwaway task, that ``RpcPromise`` is a coroutine type (through its own type
+    cache), and then told no longer. Where that does not take (a pure-Python ``Task``), the type
+    is registered as a ``Coroutine`` instead: ``create_task`` keeps working and ``asyncio.wait``
+    refuses promises. ``tests/test_threads.py::TestAsyncioInterop`` proves both behaviours.
+    """
+    cache: set[type] | None = getattr(asyncio.coroutines, "_iscoroutine_typecache", None)
+    loop = asyncio.new_event_loop()
+    try:
+        if isinstance(cache, set):
+            cache.add(RpcPromise)
+            try:
+                with contextlib.suppress(TypeError):
+                    _throwaway_task(loop)
+            finally:
+                cache.discard(RpcPromise)
+        try:
+            _throwaway_task(loop)  # taken without iscoroutine()'s help?
+        except TypeError:
+            Coroutine.register(RpcPromise)
+            return False
+        return not asyncio.iscoroutine(RpcPromise(loop=loop))
+    finally:
+        loop.close()
+
+
+def _throwaway_task(loop: asyncio.AbstractEventLoop) -> None:
+    promise = RpcPromise(loop=loop)
+    task = asyncio.Task(promise, loop=loop)
+    task._log_destroy_pending = False  # type: ignore[attr-defined]  # never run: its loop closes next
+    promise.cancel()
+
+
+TASKS_TAKE_PROMISES = _let_tasks_take_promises()
+"""Whether asyncio.Task takes promises while asyncio.wait does too (see _let_tasks_take_promises)."""
 
 
 # -- calls from other threads and event loops ---------------------------------------------------

@@ -273,3 +273,33 @@ class TestOwnership:
 
         async with durable.Runtime() as rt:
             assert await rt.namespace(Busy).get_by_name("a").work() == 6
+
+
+class TestAsyncioInterop:
+    async def test_asyncio_wait_takes_a_promise(self) -> None:
+        """await asyncio.wait([stub.m()]) works: a promise is a Future, not a coroutine, to asyncio.wait."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Counter).get_by_name("a")
+            done, pending = await asyncio.wait([stub.increment(), stub.increment()])
+            assert sorted(f.result() for f in done) == [1, 2] and not pending
+            done, _ = await asyncio.wait([stub.increment()], return_when=asyncio.FIRST_COMPLETED)
+            assert [f.result() for f in done] == [3]
+            assert not asyncio.iscoroutine(stub.increment())
+            assert durable._stub.TASKS_TAKE_PROMISES
+
+    async def test_tasks_still_take_a_promise(self) -> None:
+        """create_task and TaskGroup.create_task still take a promise as their coroutine."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Counter).get_by_name("a")
+            assert await asyncio.create_task(stub.increment()) == 1
+            async with asyncio.TaskGroup() as group:
+                task = group.create_task(stub.increment())
+            assert task.result() == 2
+            assert list(await asyncio.gather(*[asyncio.create_task(stub.increment()) for _ in range(3)])) == [3, 4, 5]
+
+    async def test_a_task_on_a_failing_promise_raises(self) -> None:
+        """A task made from a promise whose call raises raises the same error."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Counter).get_by_name("a")
+            with pytest.raises(ValueError, match="no luck"):
+                await asyncio.create_task(stub.fail())
