@@ -7,7 +7,7 @@ See ``README.md`` and ``docs/`` for the guide; ``API.md`` is the contract these 
 Layering (a module may import only from the layers below it; nothing imports upward):
 
     5  asgi, __main__/_cli, testing, pytest_plugin   use only the public API (plus testing hooks)
-       _blocking                                     BlockingRuntime: a runtime on a loop thread (+ _stub.submit)
+       _blocking, _serve_limits                      BlockingRuntime (+ _stub.submit); serve's connection bounds
     4  _runtime                                      runtime, env, eviction, the storage directory
     3  _namespace, _stub                             ids and stubs -> hosts
     2  _host, _alarms                                one object's lifecycle: events, gates, resets
