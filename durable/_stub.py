@@ -208,19 +208,18 @@ class RpcMethod:
             forward = _forward(stub._runtime, lambda: self._start_forwarded(args, kwargs), home)
             promise._follow(loop.create_task(forward))
             return promise
-        return self._start(args, kwargs)
+        return self._start(args, kwargs, loop)
 
     def _start_forwarded(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RpcPromise:
         """``_start`` for a caller on another loop, which waits for the result: commit at once."""
-        promise = self._start(args, kwargs)
+        promise = self._start(args, kwargs, asyncio.get_running_loop())
         if (host := promise._host) is not None:
             host.flush_now()
         return promise
 
-    def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RpcPromise:
-        """Make the call (arguments already copied) on the runtime's loop, which is running."""
+    def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any], loop: asyncio.AbstractEventLoop) -> RpcPromise:
+        """Make the call (arguments already copied) on ``loop``, the runtime's, running now."""
         stub = self._stub
-        loop = asyncio.get_running_loop()
         promise = RpcPromise(loop=loop)
         promise._stub = stub
         broken = stub._broken
@@ -274,10 +273,10 @@ class RpcPromise(asyncio.Future[Any]):
     """The pending result of an RPC call: what ``stub.method(...)`` returns (Cloudflare's "RPC promise").
 
     The call is already made when you get it; ``await`` it for the result, or hand it to
-    ``asyncio.gather``, ``asyncio.wait``, ``asyncio.wait_for``, ``asyncio.create_task``, a
-    ``TaskGroup`` or anyio's ``start_soon``: it is an ``asyncio.Future`` that ``asyncio.Task`` also
-    takes as a coroutine (see ``_let_tasks_take_promises``). A call nobody awaits still runs to
-    completion, and its error, if any, is dropped, as on Cloudflare.
+    ``asyncio.gather``, ``asyncio.wait``, ``asyncio.wait_for``, ``asyncio.create_task`` or a
+    ``TaskGroup``: it is an ``asyncio.Future`` that ``asyncio.Task`` also takes as a coroutine (see
+    ``_let_tasks_take_promises``). A call nobody awaits still runs to completion, and its error,
+    if any, is dropped, as on Cloudflare.
     """
 
     _stub: Stub[Any]
@@ -494,12 +493,13 @@ def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future
     """Copy a finished future's outcome (on the runtime's loop) to the caller's future."""
     if outcome.done():
         return
-    if inner.cancelled():
-        outcome.set_exception(ConnectionClosedError(_LOOP_CLOSED))
-    elif (exc := inner.exception()) is not None:
-        outcome.set_exception(exc)
-    else:
-        outcome.set_result(inner.result())
+    with contextlib.suppress(concurrent.futures.InvalidStateError):  # failed meanwhile by _forward
+        if inner.cancelled():
+            outcome.set_exception(ConnectionClosedError(_LOOP_CLOSED))
+        elif (exc := inner.exception()) is not None:
+            outcome.set_exception(exc)
+        else:
+            outcome.set_result(inner.result())
 
 
 async def _buffer_body(message: Request | Response) -> None:
