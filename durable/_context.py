@@ -11,6 +11,7 @@ Layer 0: knows nothing of hosts beyond identity.
 
 from __future__ import annotations
 
+from asyncio import _get_running_loop
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
@@ -21,8 +22,12 @@ current_host: ContextVar[Any] = ContextVar("durable_current_host", default=None)
 
 
 def check_owner(host: object) -> None:
-    """Raise ``RuntimeError`` unless the code running now is ``host``'s object's own."""
-    if current_host.get() is not host:
+    """Raise ``RuntimeError`` unless the code running now is ``host``'s object's own.
+
+    An object's code always runs on an event loop; a thread the object started (``to_thread``)
+    inherits its context but runs no loop, so it is told apart by that.
+    """
+    if current_host.get() is not host or _get_running_loop() is None:
         not_owner(host)
 
 
@@ -30,9 +35,12 @@ def not_owner(host: object) -> NoReturn:
     """Raise the ``RuntimeError`` for storage or ``ctx`` used from outside its object."""
     oid = getattr(host, "id", None)
     running = current_host.get()
-    where = "code running in another Durable Object" if running is not None else (
-        "code that is not running inside it (the test body, a stashed reference, another thread)"
-    )
+    if _get_running_loop() is None:
+        where = "a thread that runs no event loop (a thread the object started, or any other)"
+    elif running is not None and running is not host:
+        where = "code running in another Durable Object"
+    else:
+        where = "code that is not running inside it (the test body, a stashed reference, another thread)"
     raise RuntimeError(
         f"ctx and ctx.storage of Durable Object {oid!r} belong to that object and were used from {where}. "
         "From a test, run the code inside the object with "

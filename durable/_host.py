@@ -308,8 +308,7 @@ class ObjectHost:
     def check_live(self, generation: int) -> None:
         if generation != self.gen:
             raise _reset_copy(self._broken)
-        if current_host.get() is not self:
-            _context.not_owner(self)  # ctx or storage used from outside the object
+        _context.check_owner(self)  # ctx or storage used from outside the object?
 
     def now_ms(self) -> int:
         return self.runtime.clock.time_ms()
@@ -737,8 +736,7 @@ class ObjectHost:
         task.cancel()
 
     def wait_until(self, work: Awaitable[Any]) -> None:
-        if current_host.get() is not self:
-            _context.not_owner(self)
+        _context.check_owner(self)
         if not inspect.isawaitable(work):
             raise TypeError(f"wait_until() takes an awaitable, not {type(work).__name__}")
         fut = asyncio.ensure_future(work)

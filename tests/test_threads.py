@@ -250,6 +250,21 @@ class TestOwnership:
             await asyncio.to_thread(thread.join)
             assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
 
+    async def test_storage_used_from_a_thread_the_object_started(self) -> None:
+        """A thread started by the object (asyncio.to_thread) inherits its context but is refused."""
+
+        class Threaded(durable.DurableObject):
+            async def offload(self) -> str:
+                try:
+                    await asyncio.to_thread(lambda: self.ctx.storage.get("k"))
+                except RuntimeError as exc:
+                    return str(exc)
+                return "not refused"
+
+        async with durable.Runtime() as rt:
+            message = await rt.namespace(Threaded).get_by_name("a").offload()
+            assert "runs no event loop" in message and "run_in_object" in message
+
     async def test_tasks_started_by_the_object_may_use_it(self) -> None:
         """Tasks an object starts, wait_until work and transactions are the object's own code."""
 
