@@ -208,18 +208,6 @@ class RpcMethod:
             forward = _forward(stub._runtime, lambda: self._start_forwarded(args, kwargs), home)
             promise._follow(loop.create_task(forward))
             return promise
-        return self._start(args, kwargs, loop)
-
-    def _start_forwarded(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RpcPromise:
-        """``_start`` for a caller on another loop, which waits for the result: commit at once."""
-        promise = self._start(args, kwargs, asyncio.get_running_loop())
-        if (host := promise._host) is not None:
-            host.flush_now()
-        return promise
-
-    def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any], loop: asyncio.AbstractEventLoop) -> RpcPromise:
-        """Make the call (arguments already copied) on ``loop``, the runtime's, running now."""
-        stub = self._stub
         promise = RpcPromise(loop=loop)
         promise._stub = stub
         broken = stub._broken
@@ -238,6 +226,13 @@ class RpcMethod:
                 promise._host = host
             except Exception as exc:  # a closed runtime, an overloaded object
                 promise.set_exception(exc)
+        return promise
+
+    def _start_forwarded(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RpcPromise:
+        """Make the call on the runtime's loop for a caller on another loop, which waits: commit at once."""
+        promise: RpcPromise = self(*args, **kwargs)
+        if (host := promise._host) is not None:
+            host.flush_now()
         return promise
 
     def __await__(self) -> Generator[Any, None, Any]:
@@ -290,8 +285,11 @@ class RpcPromise(asyncio.Future[Any]):
             host.flush_now()
         if self.done():
             # Settled without suspending (no I/O in the call): the caller goes on without
-            # yielding to the loop, except once every YIELD_EVERY times (see _due_to_yield).
-            if _due_to_yield():
+            # yielding to the loop, except once every YIELD_EVERY times (_due_to_yield, inlined).
+            global _unyielded
+            _unyielded += 1
+            if _unyielded >= YIELD_EVERY:
+                _unyielded = 0
                 yield None  # what asyncio.sleep(0) yields: the task runs again on the next turn
             return self.result()
         return (yield from super().__await__())
