@@ -508,7 +508,7 @@ class TestConnectionBounds:
 
     def test_connections_beyond_the_cap_are_refused(self, serve: Any) -> None:
         """Beyond --max-connections, a new connection gets 503; once idle ones time out, requests work."""
-        server = serve("--in-memory", "--max-connections", "3", "--header-timeout", "1")
+        server = serve("--in-memory", "--max-connections", "3", "--header-timeout", "5")
         idle = [_connect(server.url) for _ in range(3)]
         try:
             with _connect(server.url) as extra:
