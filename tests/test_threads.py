@@ -318,3 +318,38 @@ class TestAsyncioInterop:
             stub = rt.namespace(Counter).get_by_name("a")
             with pytest.raises(ValueError, match="no luck"):
                 await asyncio.create_task(stub.fail())
+
+
+@pytest.mark.slow
+class TestUnderUvicorn:
+    def test_def_routes_calling_asyncio_run(self, tmp_path: Path) -> None:
+        """Under uvicorn, 400 concurrent requests whose thread-pool routes call asyncio.run(stub.m()) all count."""
+        import httpx
+
+        server = subprocess.Popen(
+            [sys.executable, str(WORKER.with_name("threads_server.py")), str(tmp_path / "state")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            assert server.stdout is not None
+            line = server.stdout.readline()
+            assert line.startswith("PORT "), server.stderr.read() if server.stderr else line
+            base = f"http://127.0.0.1:{line.split()[1]}"
+
+            async def hammer() -> list[int]:
+                async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=50)) as client:
+                    responses = await asyncio.gather(*(client.get(base + "/increment") for _ in range(400)))
+                    assert all(r.status_code == 200 for r in responses)
+                    values = sorted(int(r.text) for r in responses)
+                    values.append(int((await client.get(base + "/count")).text))
+                    return values
+
+            values = asyncio.run(hammer())
+            assert values[:-1] == list(range(1, 401)) and values[-1] == 400
+        finally:
+            server.terminate()
+            server.wait(timeout=WORKER_TIMEOUT)
+            if server.stdout is not None:
+                server.stdout.close()
+            if server.stderr is not None:
+                server.stderr.close()
