@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -138,6 +139,14 @@ class BlockingRuntime:
             text = rt.run(response.text)
         """
         self._check_thread("BlockingRuntime.run()")
+        target: object = async_fn
+        if not callable(target):
+            if inspect.iscoroutine(target):
+                target.close()  # never awaited on purpose: no "never awaited" warning
+            raise TypeError(
+                "rt.run() takes a coroutine function and its arguments, as rt.run(fn, *args), "
+                f"not {type(async_fn).__name__}"
+            )
         return self._submit(lambda: _awaitable(async_fn(*args))).result()
 
     def _submit(self, make: Callable[[], Awaitable[R]]) -> concurrent.futures.Future[R]:

@@ -66,6 +66,17 @@ class TestBlockingRuntime:
             assert rt.run(twice, "B") == 2
             assert isinstance(rt.runtime, durable.Runtime)
 
+    def test_run_refuses_a_coroutine_object(self) -> None:
+        """rt.run(coro) instead of rt.run(fn) raises TypeError saying how to call it."""
+        with durable.BlockingRuntime() as rt:
+
+            async def answer() -> int:
+                return 42
+
+            with pytest.raises(TypeError, match=r"rt.run\(fn, \*args\)"):
+                rt.run(answer())  # type: ignore[arg-type]
+            assert rt.run(answer) == 42
+
     def test_persisted_across_runtimes(self, tmp_path: Path) -> None:
         """A persisted BlockingRuntime's writes are there when the directory is opened again."""
         with durable.BlockingRuntime(tmp_path) as rt:
