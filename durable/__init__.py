@@ -8,19 +8,23 @@ Layering (a module may import only from the layers below it; nothing imports upw
 
     5  asgi (+ _wsbridge), __main__/_cli/_cli_messages, testing (+ _wstesting), pytest_plugin
                                                      public API (+ testing hooks)
+       _blocking, _serve_limits                      BlockingRuntime (+ _stub.submit); serve's connection bounds
        _inspect                                      reads a stopped runtime's files (their documented layout)
     4  _runtime                                      runtime, env, eviction, the storage directory
     3  _namespace, _stub                             ids and stubs -> hosts
     2  _host, _alarms, _hibernation                  one object's lifecycle: events, gates, resets, sockets
     1  _state, _storage, _sql, _counter              what an object sees: ctx, storage, SQL; the reference object
     0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions, _history,
-       _websocket
+       _websocket, _context
        (_sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of
        objects: _hibernation plugs the object layer into sockets through _websocket.ObjectHooks)
 """
 
 from __future__ import annotations
 
+from ._blocking import BlockingNamespace as BlockingNamespace
+from ._blocking import BlockingRuntime as BlockingRuntime
+from ._blocking import BlockingStub as BlockingStub
 from ._clock import Clock as Clock
 from ._counter import Counter as Counter
 from ._exceptions import ConnectionClosedError as ConnectionClosedError
@@ -70,6 +74,9 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AlarmInfo",
+    "BlockingNamespace",
+    "BlockingRuntime",
+    "BlockingStub",
     "Clock",
     "ConnectionClosedError",
     "Counter",

@@ -46,6 +46,11 @@ DEFAULT_PORT: Final = 8787
 DEFAULT_PERSIST: Final = ".durable"
 #: Seconds that requests in flight get to finish on shutdown (Cloudflare grants 30 s).
 GRACEFUL_SHUTDOWN_SECONDS: Final = 30
+#: Seconds a client has to send a complete request head (Node's headersTimeout is 60 s; a
+#: local server can be stricter).
+DEFAULT_HEADER_TIMEOUT: Final = 10.0
+#: Seconds an idle keep-alive connection stays open between requests (uvicorn's and Node's 5 s).
+DEFAULT_KEEP_ALIVE_TIMEOUT: Final = 5.0
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -130,6 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not log each request",
     )
     serve.add_argument(
+        "--header-timeout", type=_seconds, default=DEFAULT_HEADER_TIMEOUT, metavar="SECONDS",
+        help=f"close a connection that has not sent a complete request head in this time "
+        f"(default {DEFAULT_HEADER_TIMEOUT:g}; 0 turns it off)",
+    )
+    serve.add_argument(
+        "--keep-alive-timeout", type=_seconds, default=DEFAULT_KEEP_ALIVE_TIMEOUT, metavar="SECONDS",
+        help=f"close an idle keep-alive connection after this time (default {DEFAULT_KEEP_ALIVE_TIMEOUT:g})",
+    )
+    serve.add_argument(
+        "--max-connections", type=_count, default=None, metavar="N",
+        help="answer 503 to connections beyond N open at once (default: 1000, or a quarter of "
+        "the open-files limit if lower; 0 turns the cap off)",
+    )
+    serve.add_argument(
         "--log-level", default="info",
         choices=["critical", "error", "warning", "info", "debug", "trace"],
         help="uvicorn's log level (default info)",
@@ -173,6 +192,26 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port out of range (0-65535): {port}")
     return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds must be a finite number >= 0, not {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a count must be >= 0, not {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -353,6 +392,7 @@ def _serve_command(args: argparse.Namespace) -> int:
                     _serve(
                         app, sock, stopper, display=args.file, persist=persist,
                         access_log=args.access_log, log_level=args.log_level, http=args.http,
+                        limits=_ConnectionLimits.from_args(args),
                     )
                 )
         except Exception as exc:
@@ -440,8 +480,13 @@ async def _serve(
     access_log: bool,
     log_level: str,
     http: str = "auto",
+    limits: _ConnectionLimits | None = None,
 ) -> None:
     import uvicorn
+
+    from ._serve_limits import guarded_protocol
+
+    limits = limits or _ConnectionLimits()
 
     import durable
 
@@ -455,7 +500,6 @@ async def _serve(
         config = uvicorn.Config(
             asgi_app(app.worker, runtime),
             lifespan="on",
-            http=http,
             access_log=access_log,
             log_level=log_level,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
@@ -463,6 +507,9 @@ async def _serve(
             # (workerd refuses permessage-deflate unless `web_socket_compression` is set).
             ws_max_size=32 << 20,
             ws_per_message_deflate=False,
+            timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]  # a float works (call_later)
+            # The header timeout and the connection cap: see _serve_limits (uvicorn has neither).
+            http=guarded_protocol(http, limits.header_timeout, limits.max_connections),
         )
         server = uvicorn.Server(config)
         stopper.server = server
@@ -471,6 +518,26 @@ async def _serve(
         _say(f"durable: serving {display} on {_url(sock)} (storage: {persist or 'in memory'})")
         await server.serve(sockets=[sock])
     _say("durable: stopped; storage closed")
+
+
+@dataclass(frozen=True)
+class _ConnectionLimits:
+    """What bounds the server's connections (``--header-timeout`` and friends); None: unbounded."""
+
+    header_timeout: float | None = DEFAULT_HEADER_TIMEOUT
+    keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT
+    max_connections: int | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> _ConnectionLimits:
+        from ._serve_limits import default_max_connections
+
+        cap = default_max_connections() if args.max_connections is None else args.max_connections
+        return cls(
+            header_timeout=args.header_timeout or None,
+            keep_alive_timeout=args.keep_alive_timeout,
+            max_connections=cap or None,
+        )
 
 
 def _url(sock: socket.socket) -> str:

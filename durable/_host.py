@@ -38,6 +38,7 @@ from contextvars import ContextVar
 from types import CoroutineType, FunctionType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
+from . import _context
 from ._codec import clone
 from ._exceptions import (
     ConnectionClosedError,
@@ -67,7 +68,7 @@ log = logging.getLogger("durable")
 
 T = TypeVar("T")
 
-current_host: ContextVar[ObjectHost | None] = ContextVar("durable_current_host", default=None)
+current_host: ContextVar[ObjectHost | None] = _context.current_host
 """The object whose code is running in the current task (None outside any object)."""
 
 BCW_TIMEOUT = 30.0
@@ -348,6 +349,7 @@ class ObjectHost:
     def check_live(self, generation: int) -> None:
         if generation != self.gen:
             raise _reset_copy(self._broken)
+        _context.check_owner(self)  # ctx or storage used from outside the object?
 
     def now_ms(self) -> int:
         return self.runtime.clock.time_ms()
@@ -795,6 +797,7 @@ class ObjectHost:
         task.cancel()
 
     def wait_until(self, work: Awaitable[Any]) -> None:
+        _context.check_owner(self)
         if not inspect.isawaitable(work):
             raise TypeError(f"wait_until() takes an awaitable, not {type(work).__name__}")
         fut = asyncio.ensure_future(work)

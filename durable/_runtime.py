@@ -55,7 +55,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Env", "Runtime"]
+__all__ = ["Env", "Runtime", "default_max_live_objects"]
 
 T = TypeVar("T", bound=DurableObject)
 
@@ -111,6 +111,32 @@ def check_namespace_name(name: object) -> str:
     return name
 _held_paths: dict[Path, str] = {}
 _held_paths_lock = threading.Lock()
+
+
+FDS_PER_OBJECT = 3
+"""Descriptors a live persisted object may hold: its database and WAL (a transient journal
+or temporary file at times)."""
+
+FDS_RESERVED = 64
+"""Descriptors kept out of the objects' share: stdio, the lock and meta files, Python's own."""
+
+
+def default_max_live_objects() -> int:
+    """The default ``max_live_objects``: 1000, or less where the limit on open files requires.
+
+    Live objects may use half of ``RLIMIT_NOFILE`` (the soft limit) beyond ``FDS_RESERVED``, at
+    ``FDS_PER_OBJECT`` descriptors each; the other half is left to sockets (``durable serve``'s
+    connections) and the application. Under the common limit of 1024 that is 160 objects;
+    from a limit of about 6,100 it is 1000. Never less than 8.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return 1000
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1000
+    return max(8, min(1000, (soft - FDS_RESERVED) // (2 * FDS_PER_OBJECT)))
 
 
 class Env:
@@ -170,7 +196,9 @@ class Runtime:
         idle_timeout: seconds after which an idle object is evicted (its in-memory state is lost,
             its database closed); Cloudflare evicts after 70-140 s. ``None``: never.
         max_live_objects: idle objects beyond this many are evicted, least recently used first,
-            which bounds memory and open files when many objects are touched.
+            which bounds memory and open files when many objects are touched. Default
+            (``None``): :func:`default_max_live_objects`, derived from the process's limit on
+            open files, so that the default always fits it.
         max_queued_calls: calls waiting or running in one object beyond which new calls fail
             with ``OverloadedError`` (``Durable Object is overloaded. Too many requests queued.``);
             ``None`` (default) never refuses.
@@ -201,7 +229,7 @@ class Runtime:
         limits: Limits | None = None,
         vars: Mapping[str, Any] | None = None,
         idle_timeout: float | None = 70.0,
-        max_live_objects: int = 1000,
+        max_live_objects: int | None = None,
         max_queued_calls: int | None = None,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         point_in_time_recovery: bool = False,
@@ -211,6 +239,8 @@ class Runtime:
             raise TypeError(f"point_in_time_recovery must be a bool, not {type(point_in_time_recovery).__name__}")
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+        if max_live_objects is None:
+            max_live_objects = default_max_live_objects()
         if max_live_objects < 1:
             raise ValueError("max_live_objects must be at least 1")
         if max_queued_calls is not None and max_queued_calls < 1:

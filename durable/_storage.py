@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, fin
 
 from ._aliases import camel_aliases, normalize_options
 from ._codec import decode, encode
+from ._context import check_owner
 from ._exceptions import DurableError, InvalidTransactionError, StorageLimitError
 from ._gates import GateLock, InputGate, held_locks
 from ._history import NO_PITR_KV, PITR_OFF, History
@@ -471,6 +472,7 @@ class Storage:
         neither changes anything (see ``docs/differences.md``).
         """
         host = self._host
+        check_owner(host)
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
         if options:
@@ -505,6 +507,7 @@ class Storage:
         a limit that is not positive, with Cloudflare's messages.
         """
         host = self._host
+        check_owner(host)
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
         opts = normalize_options("list", options, _LIST_OPTIONS) if options else {}
@@ -532,6 +535,7 @@ class Storage:
         Option ``allow_unconfirmed=True``: results of the object are not held for this write.
         """
         host = self._host
+        check_owner(host)
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
         opts = normalize_options("put", options, _PUT_OPTIONS) if options else {}
@@ -576,6 +580,7 @@ class Storage:
     def delete(self, key: str | KeyList, **options: Any) -> Awaitable[bool] | Awaitable[int]:
         """Delete one key (``True`` if it existed) or several (how many existed)."""
         host = self._host
+        check_owner(host)
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
         opts = normalize_options("delete", options, _PUT_OPTIONS) if options else {}

@@ -3,17 +3,30 @@
 ``await stub.increment(5)`` calls ``increment`` on the one live instance for the stub's id. Arguments
 and results cross by copy (structured clone), as on Cloudflare. A stub that saw a reset error is
 broken: later calls raise the same error, and ``namespace.get(id)`` gives a working stub.
+
+Threads and other event loops: a runtime's objects run on one loop, the runtime's (the loop it
+was opened or first used on). A call made on any other loop (``asyncio.run(stub.increment())``
+in a worker thread) is forwarded to the runtime's loop, and its outcome comes back to the
+caller's loop (:func:`_forward`). A call made where no loop runs returns a coroutine, which is
+routed when it is awaited. If the runtime's loop has stopped or closed, the caller's loop becomes
+the runtime's loop (it "adopts" the runtime), so a runtime used by one ``asyncio.run`` after
+another keeps working; a forwarded call that had not started when the runtime's loop stopped is
+withdrawn and routed again, so it is neither lost nor left waiting forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import threading
 from asyncio import _get_running_loop
-from collections.abc import Coroutine, Generator
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from ._codec import clone
-from ._exceptions import DurableError, copy_remote_exception
+from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception
 from ._host import ObjectHost, current_host
 from ._id import DurableObjectId
 from ._util import NoPublicConstructor
@@ -22,10 +35,12 @@ if TYPE_CHECKING:
     from ._http import Request, Response
     from ._namespace import Namespace
     from ._object import DurableObject
+    from ._runtime import Runtime
 
 __all__ = ["RpcMethod", "RpcPromise", "Stub"]
 
 T = TypeVar("T", bound="DurableObject")
+T_co = TypeVar("T_co")
 
 
 def _breaks_stub(exc: BaseException) -> bool:
@@ -45,17 +60,19 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         resp = await stub.fetch("http://do/increment")   # HTTP handler
     """
 
-    __slots__ = ("__dict__", "_broken", "_host_cache", "_namespace", "id")
+    __slots__ = ("__dict__", "_broken", "_host_cache", "_namespace", "_runtime", "id")
 
     _how_to_get = ": use namespace.get(id) or namespace.get_by_name(name)"
 
     id: DurableObjectId
     _namespace: Namespace[Any]
+    _runtime: Runtime
     _broken: BaseException | None
     _host_cache: ObjectHost | None
 
     def __init__(self, namespace: Namespace[Any], oid: DurableObjectId) -> None:
         object.__setattr__(self, "_namespace", namespace)
+        object.__setattr__(self, "_runtime", namespace._runtime)
         object.__setattr__(self, "id", oid)
         object.__setattr__(self, "_broken", None)
         object.__setattr__(self, "_host_cache", None)
@@ -87,7 +104,17 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         return host
 
     def _call(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
-        """The call as a coroutine; a call made by an object takes its output gate now."""
+        """The call as a coroutine; a call made by an object takes its output gate now.
+
+        Made on another loop than the runtime's, or where no loop runs, the coroutine forwards
+        the call to the runtime's loop when awaited.
+        """
+        loop = _get_running_loop()
+        if loop is None or loop is not self._runtime._alarms.loop:
+            if kind == "rpc":
+                method = RpcMethod(self, name)
+                return _forward(self._runtime, lambda: method._start_forwarded(args, kwargs))
+            return _forward(self._runtime, lambda: self._call(kind, name, args, kwargs))
         caller = current_host.get()
         held = caller.before_outgoing() if caller is not None else None
         return self._send(caller, held, kind, name, args, kwargs)
@@ -110,6 +137,8 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             host = self._host()
             fut = host.invoke(kind, name, args, kwargs)
             host.flush_now()  # the caller waits for the result: its turn ends, writes commit
+            if fut.done() and _due_to_yield():
+                await asyncio.sleep(0)  # settled at once: yield now and then (see _due_to_yield)
             result = await fut
         except BaseException as exc:
             if _breaks_stub(exc):
@@ -131,7 +160,17 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         from ._http import build_request
 
         request = build_request(input, init)
+        if asyncio.get_running_loop() is not self._runtime._alarms.loop:
+            # Forwarded to the runtime's loop: bodies are read on the loop that streams them.
+            await _buffer_body(request)
+            return await _forward(self._runtime, lambda: self._fetch_buffered(request))  # type: ignore[no-any-return]
         return await self._call("fetch", "fetch", (request,), {})  # type: ignore[no-any-return]
+
+    async def _fetch_buffered(self, request: Request) -> Response:
+        """``fetch`` on the runtime's loop, with the response body read there (for another loop)."""
+        response: Response = await self._call("fetch", "fetch", (request,), {})
+        await _buffer_body(response)
+        return response
 
 
 @final
@@ -162,6 +201,13 @@ class RpcMethod:
         loop = _get_running_loop()
         if loop is None:
             return stub._call("rpc", self._name, args, kwargs)
+        if loop is not stub._runtime._alarms.loop and (home := _runtime_loop(stub._runtime, loop)) is not None:
+            # Another thread's loop runs the runtime: forwarded, see the module docstring.
+            promise = RpcPromise(loop=loop)
+            promise._stub = stub
+            forward = _forward(stub._runtime, lambda: self._start_forwarded(args, kwargs), home)
+            promise._follow(loop.create_task(forward))
+            return promise
         promise = RpcPromise(loop=loop)
         promise._stub = stub
         broken = stub._broken
@@ -182,17 +228,50 @@ class RpcMethod:
                 promise.set_exception(exc)
         return promise
 
+    def _start_forwarded(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RpcPromise:
+        """Make the call on the runtime's loop for a caller on another loop, which waits: commit at once."""
+        promise: RpcPromise = self(*args, **kwargs)
+        if (host := promise._host) is not None:
+            host.flush_now()
+        return promise
+
     def __await__(self) -> Generator[Any, None, Any]:
         return self._stub._call("get", self._name, (), {}).__await__()
 
 
-class RpcPromise(asyncio.Future[Any], Coroutine[Any, Any, Any]):
+YIELD_EVERY = 64
+"""Awaits of already-settled calls in a row after which the awaiting task yields to the loop once."""
+
+_unyielded = 0
+"""Awaits of already-settled calls since the last suspension (any thread: it only paces yields)."""
+
+
+def _due_to_yield() -> bool:
+    """Count an await of a call that settled without suspending; True when it is time to yield.
+
+    A loop of such awaits (``for ...: await stub.increment()`` on an object that only uses
+    storage) would otherwise never let another task run: no request, timer or alarm of the
+    runtime's loop, and no eviction's cleanup. Yielding once every YIELD_EVERY calls keeps the
+    loop fair for a cost of about one loop turn per YIELD_EVERY calls (measured with
+    ``benchmarks/bench_storage.py``'s sequential figure; tests/test_threads.py proves the
+    fairness).
+    """
+    global _unyielded
+    _unyielded += 1
+    if _unyielded >= YIELD_EVERY:
+        _unyielded = 0
+        return True
+    return False
+
+
+class RpcPromise(asyncio.Future[Any]):
     """The pending result of an RPC call: what ``stub.method(...)`` returns (Cloudflare's "RPC promise").
 
     The call is already made when you get it; ``await`` it for the result, or hand it to
-    ``asyncio.gather``, ``asyncio.wait_for``, ``asyncio.create_task``, a ``TaskGroup`` or anyio's
-    ``start_soon``: it is an ``asyncio.Future`` that also speaks the coroutine protocol. A call
-    nobody awaits still runs to completion, and its error, if any, is dropped, as on Cloudflare.
+    ``asyncio.gather``, ``asyncio.wait``, ``asyncio.wait_for``, ``asyncio.create_task`` or a
+    ``TaskGroup``: it is an ``asyncio.Future`` that ``asyncio.Task`` also takes as a coroutine (see
+    ``_let_tasks_take_promises``). A call nobody awaits still runs to completion, and its error,
+    if any, is dropped, as on Cloudflare.
     """
 
     _stub: Stub[Any]
@@ -204,7 +283,16 @@ class RpcPromise(asyncio.Future[Any], Coroutine[Any, Any, Any]):
             # The caller waits for the result, so the call's turn is over: its writes commit now,
             # not a loop turn later, and a failed commit is seen before the caller goes on.
             host.flush_now()
-        return super().__await__()
+        if self.done():
+            # Settled without suspending (no I/O in the call): the caller goes on without
+            # yielding to the loop, except once every YIELD_EVERY times (_due_to_yield, inlined).
+            global _unyielded
+            _unyielded += 1
+            if _unyielded >= YIELD_EVERY:
+                _unyielded = 0
+                yield None  # what asyncio.sleep(0) yields: the task runs again on the next turn
+            return self.result()
+        return (yield from super().__await__())
 
     def set_exception(self, exception: type | BaseException, /) -> None:
         # A reset or overload error breaks the stub that made the call, awaited or not.
@@ -231,16 +319,191 @@ class RpcPromise(asyncio.Future[Any], Coroutine[Any, Any, Any]):
         else:
             self.set_result(task.result())
 
-    # -- the coroutine protocol, so that create_task(), TaskGroup and anyio take a promise --------
+    # -- the coroutine protocol, so that create_task() and TaskGroup take a promise ---------------
+    # Reached through __getattr__, not defined on the class: a class that defines send, throw and
+    # close is a collections.abc.Coroutine, and asyncio.wait() refuses coroutines.
 
-    def send(self, value: Any, /) -> Any:
+    def __getattr__(self, name: str) -> Any:
+        if name in _COROUTINE_METHODS:
+            return getattr(self, _COROUTINE_METHODS[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _coro_send(self, value: Any, /) -> Any:
         if not self.done():
             self._asyncio_future_blocking = True
             return self  # what Future.__await__ yields: the task waits for this future
         raise StopIteration(self.result())
 
-    def throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
+    def _coro_throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
         raise typ if val is None else val
 
-    def close(self) -> None:
+    def _coro_close(self) -> None:
         pass
+
+
+_COROUTINE_METHODS = {"send": "_coro_send", "throw": "_coro_throw", "close": "_coro_close"}
+
+
+def _let_tasks_take_promises() -> bool:
+    """Make ``asyncio.Task`` take an :class:`RpcPromise` as its coroutine; True if it now does.
+
+    ``asyncio.wait()`` refuses what ``asyncio.coroutines.iscoroutine()`` accepts, and
+    ``asyncio.Task`` (``create_task``, ``TaskGroup``) requires it, so one type cannot please both
+    through that function. But CPython's C ``Task`` (``Modules/_asynciomodule.c``,
+    ``is_coroutine()``, 3.11 to 3.13) first looks the type up in a cache of its own, to which it
+    adds every type that ``iscoroutine()`` accepted once. So ``iscoroutine()`` is told, for the
+    making of one throwaway task, that ``RpcPromise`` is a coroutine type (through its own type
+    cache), and then told no longer. Where that does not take (a pure-Python ``Task``), the type
+    is registered as a ``Coroutine`` instead: ``create_task`` keeps working and ``asyncio.wait``
+    refuses promises. ``tests/test_threads.py::TestAsyncioInterop`` proves both behaviours.
+    """
+    cache: set[type] | None = getattr(asyncio.coroutines, "_iscoroutine_typecache", None)
+    loop = asyncio.new_event_loop()
+    try:
+        if isinstance(cache, set):
+            cache.add(RpcPromise)
+            try:
+                with contextlib.suppress(TypeError):
+                    _throwaway_task(loop)
+            finally:
+                cache.discard(RpcPromise)
+        try:
+            _throwaway_task(loop)  # taken without iscoroutine()'s help?
+        except TypeError:
+            Coroutine.register(RpcPromise)
+            return False
+        return not asyncio.iscoroutine(RpcPromise(loop=loop))
+    finally:
+        loop.close()
+
+
+def _throwaway_task(loop: asyncio.AbstractEventLoop) -> None:
+    promise = RpcPromise(loop=loop)
+    task = asyncio.Task(promise, loop=loop)
+    task._log_destroy_pending = False  # type: ignore[attr-defined]  # never run: its loop closes next
+    promise.cancel()
+
+
+TASKS_TAKE_PROMISES = _let_tasks_take_promises()
+"""Whether asyncio.Task takes promises while asyncio.wait does too (see _let_tasks_take_promises)."""
+
+
+# -- calls from other threads and event loops ---------------------------------------------------
+
+_route_lock = threading.Lock()
+"""Serializes the choice of a runtime's loop between threads (``_runtime_loop``)."""
+
+POLL_SECONDS = 0.25
+"""How often a forwarded call that has not started checks that the runtime's loop still runs."""
+
+
+def _runtime_loop(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop | None:
+    """The loop a call made on ``loop`` must be forwarded to; ``None``: run it here.
+
+    The runtime's loop is the one it was opened or last used on. If that loop no longer runs
+    (closed, or stopped), ``loop`` takes the runtime over: nothing of the runtime can be running
+    on a loop that does not run.
+    """
+    with _route_lock:
+        alarms = runtime._alarms
+        home = alarms.loop
+        if home is loop:
+            return None
+        if home is None or home.is_closed() or not home.is_running():
+            alarms.attach_loop()  # the runtime's loop is now `loop` (and its timers are armed there)
+            return None
+        return home
+
+
+async def _forward(
+    runtime: Runtime, make: Callable[[], Awaitable[Any]], home: asyncio.AbstractEventLoop | None = None
+) -> Any:
+    """Run ``make()`` on the runtime's loop and return its outcome on the running (caller's) loop.
+
+    ``make()`` is called on the runtime's loop, in an empty context (no object's identity
+    leaks in from the caller's thread). While the call has not started, the caller checks every
+    ``POLL_SECONDS`` that the runtime's loop still runs; if it stopped, the call is withdrawn
+    and routed again. Once started, the call runs to its end even if the caller stops waiting
+    (as on Cloudflare); a call cancelled there (its loop shutting down) fails with
+    ``ConnectionClosedError``.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        if home is None and (home := _runtime_loop(runtime, loop)) is None:
+            return await make()
+        try:
+            outcome = submit(home, make)
+        except RuntimeError:
+            home = None
+            continue  # the loop closed meanwhile: route again
+        waiter = asyncio.wrap_future(outcome, loop=loop)
+        try:
+            while True:
+                done, _ = await asyncio.wait((waiter,), timeout=POLL_SECONDS)
+                if done:
+                    return waiter.result()
+                if home.is_closed() or not home.is_running():
+                    if outcome.cancel():
+                        home = None
+                        break  # withdrawn before it started: route it again
+                    if home.is_closed() and not outcome.done():
+                        # Started on a loop that closed before it ended: it can never finish.
+                        with contextlib.suppress(concurrent.futures.InvalidStateError):
+                            outcome.set_exception(ConnectionClosedError(_LOOP_CLOSED))
+        except asyncio.CancelledError:
+            waiter.cancel()  # a call that has not started never will; a started one runs on
+            raise
+
+
+def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]]) -> concurrent.futures.Future[T_co]:
+    """Call ``make()`` on ``loop`` (running in another thread); its outcome settles the future returned.
+
+    ``make()`` runs in an empty context, so no object's identity leaks in from the caller's
+    thread. Cancelling the future before ``make()`` was called withdraws the call. Raises
+    ``RuntimeError`` if ``loop`` is closed.
+    """
+    outcome: concurrent.futures.Future[T_co] = concurrent.futures.Future()
+
+    def start() -> None:
+        if not outcome.set_running_or_notify_cancel():
+            return  # withdrawn before it started
+        try:
+            inner = asyncio.ensure_future(make())
+        except BaseException as exc:
+            outcome.set_exception(exc)
+            return
+        if inner.done():
+            _pass_outcome(inner, outcome)  # now: the loop may stop after this turn
+        else:
+            inner.add_done_callback(lambda done: _pass_outcome(done, outcome))
+
+    loop.call_soon_threadsafe(start, context=contextvars.Context())
+    return outcome
+
+
+_LOOP_CLOSED = (
+    "Connection closed: the runtime's event loop stopped before the call ended (a runtime must be "
+    "opened on a loop that outlives the calls made from other threads, or use durable.BlockingRuntime)."
+)
+
+
+def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future[Any]) -> None:
+    """Copy a finished future's outcome (on the runtime's loop) to the caller's future."""
+    if outcome.done():
+        return
+    with contextlib.suppress(concurrent.futures.InvalidStateError):  # failed meanwhile by _forward
+        if inner.cancelled():
+            outcome.set_exception(ConnectionClosedError(_LOOP_CLOSED))
+        elif (exc := inner.exception()) is not None:
+            outcome.set_exception(exc)
+        else:
+            outcome.set_result(inner.result())
+
+
+async def _buffer_body(message: Request | Response) -> None:
+    """Read a streamed body into bytes, so that another loop can read it later."""
+    body = message._body
+    if body is not None and isinstance(body, AsyncIterable) and not message._body_used:
+        data = await message.bytes()
+        message._body = data
+        message._body_used = False

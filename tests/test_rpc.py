@@ -296,10 +296,12 @@ class TestRpcPromise:
         assert await ns.get_by_name("a").add(2) == [2]  # a new stub reaches a fresh instance
 
     async def test_works_with_asyncio_and_anyio(self, ns: Any) -> None:
-        """A promise is a Future and a coroutine: every way of waiting for work takes it."""
+        """A promise is a Future that asyncio.Task takes too: every asyncio way of waiting takes it."""
         import anyio
 
         stub = ns.get_by_name("a")
+        done, _ = await asyncio.wait([stub.plain(0)])
+        assert [t.result() for t in done] == [0]
         assert await asyncio.create_task(stub.plain(1)) == 1
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(stub.plain(2))
@@ -307,8 +309,11 @@ class TestRpcPromise:
         assert await asyncio.wait_for(stub.plain(3), timeout=10) == 3
         assert list(await asyncio.gather(stub.plain(4), stub.plain(5))) == [4, 5]
         assert await asyncio.shield(stub.plain(6)) == 6
+        async def add(value: int) -> Any:  # anyio's start_soon wants a coroutine function
+            return await stub.add(value)
+
         async with anyio.create_task_group() as group:
-            group.start_soon(stub.add, 7)
+            group.start_soon(add, 7)
         assert await stub.add(8) == [7, 8]
 
     async def test_cancelling_the_wait_does_not_stop_the_call(self, ns: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import select
 import signal
 import socket
 import subprocess
@@ -22,11 +23,13 @@ from durable._cli import (
     DEFAULT_PERSIST,
     DEFAULT_PORT,
     AppLoadError,
+    _ConnectionLimits,
     _bind,
     build_parser,
     load_app,
     main,
 )
+from durable._serve_limits import default_max_connections
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "counter.py"
@@ -411,3 +414,109 @@ class TestServeSubprocess:
         )
         assert done.returncode == 1, done.stderr
         assert "durable: error:" in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Connection bounds: header timeout, keep-alive timeout, connection cap (issue 11)
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=STARTUP_TIMEOUT)
+    return sock
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (bounded by the socket timeout)."""
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(4096)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+class TestConnectionBoundArguments:
+    def test_defaults(self) -> None:
+        """The bounds default to a 10 s header timeout, 5 s keep-alive and a derived connection cap."""
+        args = build_parser().parse_args(["serve", "app.py"])
+        assert (args.header_timeout, args.keep_alive_timeout, args.max_connections) == (10.0, 5.0, None)
+        limits = _ConnectionLimits.from_args(args)
+        assert limits.max_connections == default_max_connections()
+        assert 8 <= default_max_connections() <= 1000
+
+    def test_zero_turns_off(self) -> None:
+        """0 turns the header timeout and the connection cap off."""
+        args = build_parser().parse_args(["serve", "a.py", "--header-timeout", "0", "--max-connections", "0"])
+        limits = _ConnectionLimits.from_args(args)
+        assert (limits.header_timeout, limits.max_connections) == (None, None)
+
+    @pytest.mark.parametrize(
+        "argv",
+        [["--header-timeout", "-1"], ["--header-timeout", "nan"], ["--keep-alive-timeout", "x"],
+         ["--max-connections", "-3"], ["--max-connections", "1.5"]],
+    )
+    def test_bad_values(self, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+        """A negative, non-numeric or infinite bound is a usage error naming the option."""
+        assert main(["serve", "a.py", *argv]) == 2
+        assert argv[0] in capsys.readouterr().err
+
+    def test_cap_follows_the_descriptor_limit(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Under a 1024-descriptor limit the default cap is 240 connections."""
+        import resource
+
+        monkeypatch.setattr(resource, "getrlimit", lambda which: (1024, 1024))
+        assert default_max_connections() == 240
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("http", ["h11", "httptools"])  # both of uvicorn's parsers are guarded
+class TestConnectionBounds:
+    def test_silent_connection_is_closed(self, serve: Any, http: str) -> None:
+        """A connection that sends nothing is closed after the header timeout."""
+        server = serve("--in-memory", "--http", http, "--header-timeout", "0.5")
+        with _connect(server.url) as sock:
+            assert _read_until_closed(sock) == b""
+
+    def test_slow_request_head_is_closed(self, serve: Any, http: str) -> None:
+        """A client sending its request head a byte at a time is dropped before it completes."""
+        server = serve("--in-memory", "--http", http, "--header-timeout", "0.5")
+        head = b"GET /?name=A HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000 + b"\r\n\r\n"
+        with _connect(server.url) as sock:
+            closed = False
+            for byte in head:
+                try:
+                    sock.send(bytes([byte]))
+                except OSError:
+                    closed = True
+                    break
+                ready = select.select([sock], [], [], 0.05)[0]
+                if ready and sock.recv(4096) == b"":
+                    closed = True
+                    break
+            assert closed, "the server kept a connection whose head never completed"
+
+    def test_idle_keep_alive_connection_is_closed(self, serve: Any, http: str) -> None:
+        """After a response, an idle keep-alive connection is closed after the keep-alive timeout."""
+        server = serve("--in-memory", "--http", http, "--keep-alive-timeout", "0.5")
+        with _connect(server.url) as sock:
+            sock.sendall(b"GET /?name=A HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = _read_until_closed(sock)
+        assert data.startswith(b"HTTP/1.1 200 ")
+
+    def test_connections_beyond_the_cap_are_refused(self, serve: Any, http: str) -> None:
+        """Beyond --max-connections, a new connection gets 503; once idle ones time out, requests work."""
+        server = serve("--in-memory", "--http", http, "--max-connections", "3", "--header-timeout", "5")
+        idle = [_connect(server.url) for _ in range(3)]
+        try:
+            with _connect(server.url) as extra:
+                assert _read_until_closed(extra).startswith(b"HTTP/1.1 503 ")
+            for sock in idle:  # the header timeout frees the slots the idle ones held
+                assert _read_until_closed(sock) == b""
+            assert count_text(server.url, "/?name=A") == "Durable Object 'A' count: 0"
+        finally:
+            for sock in idle:
+                sock.close()

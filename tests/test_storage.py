@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import durable
+from durable import _context
 from durable import testing
 
 
@@ -34,6 +35,9 @@ async def run(request: pytest.FixtureRequest) -> Any:
 
 async def storage_of(run: Any) -> durable.Storage:
     storage: durable.Storage = await run(lambda obj, ctx: ctx.storage)
+    # These white-box tests drive storage from the test body: mark the body as the object's own
+    # code (storage refuses any other, see durable/_context.py). The input gate is bypassed.
+    _context.current_host.set(storage._host)
     return storage
 
 
@@ -229,6 +233,7 @@ class TestLimits:
         """The key-value backend refuses big keys, big values and big batches with Cloudflare's messages."""
         async with durable.Runtime() as rt:
             s = await testing.run_in_object(rt.namespace(Obj, storage="kv").get_by_name("a"), lambda o, c: c.storage)
+            _context.current_host.set(s._host)  # used from the test body below (see storage_of)
             with pytest.raises(durable.StorageLimitError, match=r"^Keys cannot be larger than 2048 bytes\. A key of size 2049 was provided\.$"):
                 s.put("k" * 2049, 1)
             s.put("k" * 2048, 1)
@@ -245,6 +250,7 @@ class TestLimits:
         """The SQLite backend refuses a key plus value over 2 MB, and allows big batches and keys."""
         async with durable.Runtime() as rt:
             s = await testing.run_in_object(rt.namespace(Obj).get_by_name("a"), lambda o, c: c.storage)
+            _context.current_host.set(s._host)  # used from the test body below (see storage_of)
             with pytest.raises(durable.StorageLimitError, match=r"^string or blob too big: SQLITE_TOOBIG \(.*2 MB.*durable\.Limits"):
                 s.put("v", b"x" * (2 * 1024 * 1024))
             s.put({str(i): i for i in range(500)})
@@ -255,6 +261,7 @@ class TestLimits:
         """Runtime(limits=Limits.unlimited()) lets oversized values through."""
         async with durable.Runtime(limits=durable.Limits.unlimited()) as rt:
             s = await testing.run_in_object(rt.namespace(Obj, storage="kv").get_by_name("a"), lambda o, c: c.storage)
+            _context.current_host.set(s._host)  # used from the test body below (see storage_of)
             s.put("v", "x" * 200_000)
             assert len(await s.get("v")) == 200_000
 

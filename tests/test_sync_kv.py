@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import durable
+from durable import _context
 from durable import _sql, testing
 
 
@@ -41,6 +42,9 @@ async def inside(stub: Any, fn: Fn) -> Any:
 
 async def kv_of(stub: Any) -> durable.SyncKV:
     kv: durable.SyncKV = await inside(stub, lambda o, c: c.storage.kv)
+    # These white-box tests use the kv API from the test body: mark the body as the object's own
+    # code (storage refuses any other, see durable/_context.py). The input gate is bypassed.
+    _context.current_host.set(kv._host)
     return kv
 
 

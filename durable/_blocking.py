@@ -1,0 +1,290 @@
+"""``durable.BlockingRuntime``: a runtime for synchronous code (Flask, Django, scripts, the REPL).
+
+It opens a :class:`durable.Runtime` on an event loop of its own, running in a background thread,
+until it is closed. Its namespaces hand out stubs whose methods block the calling thread until
+the result is there; any number of threads may call at once. Each call is made on the runtime's
+loop through the same forwarding as a call from another event loop (``_stub.submit``), so
+objects keep Cloudflare's semantics: one instance per id, gates, coalesced commits.
+
+This module sits beside the command line in the layering (layer 5): it uses the runtime and
+stubs, and only ``_stub``'s forwarding helpers beyond the public API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Generic, TypeVar, final
+
+from ._codec import clone
+from ._exceptions import RuntimeClosedError
+from ._http import Request, Response, build_request
+from ._id import DurableObjectId
+from ._namespace import Namespace
+from ._runtime import Runtime
+from ._stub import RpcMethod, Stub, _buffer_body, submit
+
+__all__ = ["BlockingNamespace", "BlockingRuntime", "BlockingStub"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_CLOSED = "this durable.BlockingRuntime is closed; create a new one to keep going"
+_SAME_THREAD = (
+    "{what} was called on the runtime's own event-loop thread (from inside a Durable Object or "
+    "a coroutine passed to rt.run()), where it would wait for itself: await the stub's method "
+    "there instead (`await stub.method()`)"
+)
+
+
+@final
+class BlockingRuntime:
+    """A :class:`durable.Runtime` for synchronous code: its stubs' methods block and return results.
+
+    Args:
+        path: as for ``Runtime``: a directory to persist storage in, or ``None`` for memory.
+        **runtime_options: any other ``Runtime`` keyword option (``clock``, ``limits``,
+            ``vars``, ``idle_timeout``, ``max_live_objects``, ...).
+
+    The runtime runs on an event loop in a background thread from construction until
+    :meth:`close` (or the end of the ``with`` block), which flushes storage. Every method may be
+    called from many threads at once.
+
+    Raises:
+        PathLockedError: another live runtime holds ``path``.
+
+    Example::
+
+        with durable.BlockingRuntime() as rt:
+            counters = rt.namespace(durable.Counter)
+            counters.get_by_name("A").increment(5)       # blocks, returns 5
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, **runtime_options: Any) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="durable-runtime", daemon=True)
+        self._thread.start()
+        try:
+            self.runtime: Runtime = Runtime(path, **runtime_options)
+            """The underlying :class:`durable.Runtime` (use it on its loop, through :meth:`run`)."""
+            self.run(self.runtime.__aenter__)  # opened on its loop: the runtime's loop from now on
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    def __repr__(self) -> str:
+        return f"<durable.BlockingRuntime {self.runtime!r}>"
+
+    def __enter__(self) -> BlockingRuntime:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close the runtime (flushing every object's writes) and stop its thread. Idempotent.
+
+        Raises ``RuntimeError`` when called from the runtime's own thread (inside an object).
+        """
+        self._check_thread("BlockingRuntime.close()")
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._submit(self._shutdown).result()
+        finally:
+            self._stop_loop()
+
+    async def _shutdown(self) -> None:
+        await self.runtime.aclose()
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await self._loop.shutdown_asyncgens()
+
+    def _stop_loop(self) -> None:
+        self._closed = True
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    # -- running code on the runtime's loop ---------------------------------------------------
+
+    def run(self, async_fn: Callable[..., Awaitable[R]], *args: Any) -> R:
+        """Call ``async_fn(*args)`` on the runtime's loop, wait for its result and return it.
+
+        As anyio's blocking portal: ``async_fn`` is a coroutine function (a plain function is
+        called there too). Its exception is raised here. Raises ``RuntimeClosedError`` once the
+        runtime is closed, ``RuntimeError`` when called from the runtime's own thread.
+
+        Example::
+
+            response = stub.fetch("http://do/")
+            text = rt.run(response.text)
+        """
+        self._check_thread("BlockingRuntime.run()")
+        target: object = async_fn
+        if not callable(target):
+            if inspect.iscoroutine(target):
+                target.close()  # never awaited on purpose: no "never awaited" warning
+            raise TypeError(
+                "rt.run() takes a coroutine function and its arguments, as rt.run(fn, *args), "
+                f"not {type(async_fn).__name__}"
+            )
+        return self._submit(lambda: _awaitable(async_fn(*args))).result()
+
+    def _submit(self, make: Callable[[], Awaitable[R]]) -> concurrent.futures.Future[R]:
+        if self._loop.is_closed():
+            raise RuntimeClosedError(_CLOSED)
+        try:
+            return submit(self._loop, make)
+        except RuntimeError:  # closed meanwhile
+            raise RuntimeClosedError(_CLOSED) from None
+
+    def _check_thread(self, what: str) -> None:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError(_SAME_THREAD.format(what=what))
+
+    # -- namespaces ---------------------------------------------------------------------------
+
+    def namespace(self, cls: type[T], **options: Any) -> BlockingNamespace[T]:
+        """Register ``cls`` as ``Runtime.namespace`` does, and return its blocking namespace.
+
+        Options as for ``Runtime.namespace`` (``name=``, ``storage=``), with the same errors.
+        """
+        self._check_thread("BlockingRuntime.namespace()")
+        if self._closed:
+            raise RuntimeClosedError(_CLOSED)
+        async def register() -> Namespace[T]:
+            return self.runtime.namespace(cls, **options)
+
+        namespace = self.run(register)
+        return BlockingNamespace(self, namespace)
+
+
+async def _awaitable(value: Awaitable[R]) -> R:
+    if isinstance(value, Awaitable):
+        return await value
+    return value  # type: ignore[unreachable]  # a plain function's result (tolerated, as anyio's portal does)
+
+
+@final
+class BlockingNamespace(Generic[T]):
+    """A namespace of a :class:`BlockingRuntime`: the id methods of ``Namespace``, blocking stubs.
+
+    ``namespace`` is the underlying :class:`durable.Namespace` (for use on the runtime's loop).
+    """
+
+    __slots__ = ("_runtime", "namespace")
+
+    def __init__(self, runtime: BlockingRuntime, namespace: Namespace[T]) -> None:
+        self._runtime = runtime
+        self.namespace = namespace
+
+    def __repr__(self) -> str:
+        return f"<durable.BlockingNamespace {self.namespace.name!r}>"
+
+    @property
+    def name(self) -> str:
+        """The namespace's name."""
+        return self.namespace.name
+
+    def id_from_name(self, name: str) -> DurableObjectId:
+        """As ``Namespace.id_from_name``."""
+        return self.namespace.id_from_name(name)
+
+    def new_unique_id(self, **options: Any) -> DurableObjectId:
+        """As ``Namespace.new_unique_id``."""
+        return self.namespace.new_unique_id(**options)
+
+    def id_from_string(self, id: str) -> DurableObjectId:
+        """As ``Namespace.id_from_string``."""
+        return self.namespace.id_from_string(id)
+
+    def get(self, id: DurableObjectId, **options: Any) -> BlockingStub[T]:
+        """A blocking stub for ``id`` (lazy: creates nothing)."""
+        return BlockingStub(self._runtime, self.namespace.get(id, **options))
+
+    def get_by_name(self, name: str, **options: Any) -> BlockingStub[T]:
+        """Shorthand for ``get(id_from_name(name))``."""
+        return BlockingStub(self._runtime, self.namespace.get_by_name(name, **options))
+
+    idFromName = id_from_name  # noqa: N815 - Cloudflare's spellings, as on Namespace
+    newUniqueId = new_unique_id  # noqa: N815
+    idFromString = id_from_string  # noqa: N815
+    getByName = get_by_name  # noqa: N815
+
+
+@final
+class BlockingStub(Generic[T]):
+    """A stub whose methods block until the result is there: ``stub.increment(5)`` returns ``5``.
+
+    Arguments and results are copied as for any RPC call; an exception raised in the object is
+    raised here. ``stub.fetch(...)`` returns a ``durable.Response`` whose body is already read.
+    ``stub.stub`` is the underlying async :class:`durable.Stub`.
+    """
+
+    __slots__ = ("__dict__", "_runtime", "stub")
+
+    def __init__(self, runtime: BlockingRuntime, stub: Stub[Any]) -> None:
+        self._runtime = runtime
+        self.stub = stub
+
+    def __repr__(self) -> str:
+        return f"<durable.BlockingStub {self.stub.id!r}>"
+
+    @property
+    def id(self) -> DurableObjectId:
+        """The object's id."""
+        return self.stub.id
+
+    @property
+    def name(self) -> str | None:
+        """The name the id was derived from, or ``None``."""
+        return self.stub.name
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        method = RpcMethod(self.stub, name)
+        runtime = self._runtime
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            runtime._check_thread(f"stub.{name}() of a BlockingRuntime")
+            copied: tuple[Any, ...] = clone(args) if args else args  # type: ignore[assignment]
+            kw: dict[str, Any] = clone(kwargs) if kwargs else kwargs  # type: ignore[assignment]
+            return runtime._submit(lambda: method._start_forwarded(copied, kw)).result()
+
+        call.__name__ = call.__qualname__ = name
+        self.__dict__[name] = call
+        return call
+
+    def fetch(self, input: str | Request, **init: Any) -> Response:
+        """Send an HTTP request to the object's ``fetch`` handler; returns its (read) ``Response``.
+
+        ``rt.run(response.text)`` (or ``.json``, ``.bytes``) gives its body.
+        """
+        runtime = self._runtime
+        runtime._check_thread("stub.fetch() of a BlockingRuntime")
+        request = build_request(input, init)
+        if request._body is not None and not isinstance(request._body, bytes):
+            # A streamed body is read on the loop that owns it... here, none runs: read it there.
+            runtime.run(_buffer_body, request)
+        stub = self.stub
+        return runtime._submit(lambda: stub._fetch_buffered(request)).result()

@@ -1,0 +1,184 @@
+"""Bounds for ``durable serve``: a header timeout and a connection cap on top of uvicorn's HTTP protocols.
+
+uvicorn (0.29 to at least 0.55) bounds a connection only between requests (``timeout_keep_alive``,
+armed when a response completes): a connection that never sends a byte, or sends its request
+head one byte at a time, stays open forever, and its ``limit_concurrency`` answers 503 to the
+requests of connections already open instead of refusing new ones. So ``durable serve`` uses
+:func:`guarded_protocol`: a subclass of uvicorn's ``H11Protocol`` or, with the fast parser,
+``HttpToolsProtocol``, that adds:
+
+- a header timeout: a request head (request line and headers) must arrive completely within
+  ``header_timeout`` seconds of the connection opening, or of the first byte after a response;
+  otherwise the connection is closed (what Node's ``headersTimeout`` and nginx's
+  ``client_header_timeout`` do);
+- a connection cap: a connection beyond ``max_connections`` open at once is answered ``503``
+  and closed at once, so idle connections cannot hold every descriptor.
+
+Layer 5: imported by ``_cli`` only, and only once uvicorn is known to be installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+__all__ = ["default_max_connections", "guarded_h11_protocol", "guarded_protocol"]
+
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\n"
+    b"content-length: 21\r\n"
+    b"\r\n"
+    b"Too many connections\n"
+)
+
+
+def default_max_connections() -> int:
+    """The default connection cap: 1000, or a quarter of the limit on open files if lower.
+
+    A quarter leaves the runtime's live objects their half (``default_max_live_objects``) and
+    the rest to the process. Under a 1024-descriptor limit this is 240. Never less than 8.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return 1000
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1000
+    return max(8, min(1000, (soft - 64) // 4))
+
+
+def guarded_protocol(
+    http: str, header_timeout: float | None, max_connections: int | None
+) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol class for ``http`` with a header timeout and a connection cap.
+
+    ``http`` is ``"h11"``, ``"httptools"`` or ``"auto"`` (httptools where installed, as uvicorn
+    chooses); ``None`` for a bound means none.
+    """
+    if http == "auto":
+        try:
+            import httptools  # noqa: F401 - only checked
+        except ImportError:
+            http = "h11"
+        else:
+            http = "httptools"
+    if http == "httptools":
+        return _guarded_httptools_protocol(header_timeout, max_connections)
+    return guarded_h11_protocol(header_timeout, max_connections)
+
+
+class _Guard:
+    """What both guarded protocols add: the connection cap and the header timer.
+
+    The protocol calls ``_admit`` from ``connection_made``, ``_head_expected`` when a request head
+    may start (data arriving while none is in progress), ``_head_complete`` once a head is parsed,
+    and ``_disarm_header_timer`` when the connection is lost.
+    """
+
+    header_timeout: float | None = None
+    max_connections: int | None = None
+    _header_timer: asyncio.TimerHandle | None = None
+    _awaiting_head = True
+    connections: set[Any]
+    loop: asyncio.AbstractEventLoop
+    logger: Any
+    transport: asyncio.Transport
+
+    def _admit(self, transport: asyncio.Transport) -> bool:
+        if self.max_connections is not None and len(self.connections) > self.max_connections:
+            self.logger.warning("Refused a connection: %d connections are open already.", self.max_connections)
+            transport.write(_REFUSED)
+            transport.close()
+            return False
+        self._arm_header_timer()
+        return True
+
+    def _head_expected(self) -> None:
+        if self._header_timer is None and self._awaiting_head:
+            self._arm_header_timer()  # the first byte of the next request: its head is timed too
+
+    def _head_complete(self) -> None:
+        self._awaiting_head = False
+        self._disarm_header_timer()
+
+    def _arm_header_timer(self) -> None:
+        if self.header_timeout is not None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._header_timed_out)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timed_out(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing() and self._awaiting_head:
+            self.logger.debug("Closed a connection that sent no complete request head in %ss.", self.header_timeout)
+            self.transport.close()
+
+
+def guarded_h11_protocol(header_timeout: float | None, max_connections: int | None) -> type[asyncio.Protocol]:
+    """uvicorn's ``H11Protocol`` with a header timeout and a connection cap (``None``: none)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(_Guard, H11Protocol):
+        """H11Protocol that closes connections slow to send a request head, and refuses extra ones."""
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._admit(transport)
+
+        def data_received(self, data: bytes) -> None:
+            self._awaiting_head = self.conn.their_state is h11.IDLE
+            self._head_expected()
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._head_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm_header_timer()
+            super().connection_lost(exc)
+
+    return _configured(GuardedH11Protocol, header_timeout, max_connections)
+
+
+def _guarded_httptools_protocol(header_timeout: float | None, max_connections: int | None) -> type[asyncio.Protocol]:
+    """uvicorn's ``HttpToolsProtocol`` (the fast parser) with the same two bounds."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
+        """HttpToolsProtocol that closes connections slow to send a request head, and refuses extra ones."""
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._admit(transport)
+
+        def data_received(self, data: bytes) -> None:
+            self._head_expected()
+            super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._head_complete()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            self._awaiting_head = True  # the next request's head is timed from its first byte
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm_header_timer()
+            super().connection_lost(exc)
+
+    return _configured(GuardedHttpToolsProtocol, header_timeout, max_connections)
+
+
+def _configured(cls: type[Any], header_timeout: float | None, max_connections: int | None) -> type[asyncio.Protocol]:
+    cls.header_timeout = header_timeout
+    cls.max_connections = max_connections
+    cls.__qualname__ = cls.__name__
+    protocol: type[asyncio.Protocol] = cls
+    return protocol

@@ -1,0 +1,151 @@
+"""``durable.BlockingRuntime``: the runtime for synchronous code (API.md section 8)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import durable
+
+
+class Counter(durable.DurableObject):
+    async def increment(self, by: int = 1) -> int:
+        value: int = (await self.ctx.storage.get("n")) or 0
+        await self.ctx.storage.put("n", value + by)
+        return value + by
+
+    def plain(self, x: list[int]) -> list[int]:
+        x.append(1)
+        return x
+
+    async def fail(self) -> None:
+        raise KeyError("missing")
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        return durable.Response(f"{request.method} {request.url}")
+
+
+class TestBlockingRuntime:
+    def test_blocking_calls_return_results(self) -> None:
+        """Stub methods block and return the result; arguments are copied."""
+        with durable.BlockingRuntime() as rt:
+            counters = rt.namespace(Counter)
+            stub = counters.get_by_name("A")
+            assert stub.increment(5) == 5
+            assert counters.get(counters.id_from_name("A")).increment() == 6
+            arg = [0]
+            assert stub.plain(arg) == [0, 1]
+            assert arg == [0]
+            assert stub.name == "A" and stub.id == counters.id_from_name("A")
+
+    def test_errors_are_raised_in_the_caller(self) -> None:
+        """An exception raised in the object is raised by the blocking call."""
+        with durable.BlockingRuntime() as rt, pytest.raises(KeyError, match="missing"):
+            rt.namespace(Counter).get_by_name("A").fail()
+
+    def test_fetch_returns_a_read_response(self) -> None:
+        """stub.fetch blocks and returns a Response whose text rt.run gives."""
+        with durable.BlockingRuntime() as rt:
+            response = rt.namespace(Counter).get_by_name("A").fetch("http://do/x", method="POST")
+            assert response.status == 200
+            assert rt.run(response.text) == "POST http://do/x"
+
+    def test_run_runs_a_coroutine_function(self) -> None:
+        """rt.run(async_fn, *args) returns its result, computed on the runtime's loop."""
+        with durable.BlockingRuntime() as rt:
+            ns = rt.namespace(Counter)
+
+            async def twice(name: str) -> int:
+                stub = ns.namespace.get_by_name(name)
+                await stub.increment()
+                return int(await stub.increment())
+
+            assert rt.run(twice, "B") == 2
+            assert isinstance(rt.runtime, durable.Runtime)
+
+    def test_run_refuses_a_coroutine_object(self) -> None:
+        """rt.run(coro) instead of rt.run(fn) raises TypeError saying how to call it."""
+        with durable.BlockingRuntime() as rt:
+
+            async def answer() -> int:
+                return 42
+
+            with pytest.raises(TypeError, match=r"rt.run\(fn, \*args\)"):
+                rt.run(answer())  # type: ignore[arg-type]
+            assert rt.run(answer) == 42
+
+    def test_persisted_across_runtimes(self, tmp_path: Path) -> None:
+        """A persisted BlockingRuntime's writes are there when the directory is opened again."""
+        with durable.BlockingRuntime(tmp_path) as rt:
+            assert rt.namespace(Counter).get_by_name("A").increment(3) == 3
+        with durable.BlockingRuntime(tmp_path) as rt:
+            assert rt.namespace(Counter).get_by_name("A").increment() == 4
+
+    def test_path_held_twice_is_refused(self, tmp_path: Path) -> None:
+        """A second runtime on the same path fails at construction, and leaves no thread behind."""
+        before = threading.active_count()
+        with durable.BlockingRuntime(tmp_path):
+            with pytest.raises(durable.PathLockedError):
+                durable.BlockingRuntime(tmp_path)
+        assert threading.active_count() == before
+
+    def test_many_threads_at_once(self, tmp_path: Path) -> None:
+        """Calls from a pool of threads all count, in memory and persisted."""
+        for path in (None, tmp_path):
+            with durable.BlockingRuntime(path) as rt:
+                stub = rt.namespace(Counter).get_by_name("A")
+                with ThreadPoolExecutor(8) as pool:
+                    list(pool.map(lambda _: stub.increment(), range(400)))
+                assert stub.increment(0) == 400
+
+    def test_closed_runtime_refuses_calls(self) -> None:
+        """After close, calls raise RuntimeClosedError; close is idempotent."""
+        rt = durable.BlockingRuntime()
+        stub = rt.namespace(Counter).get_by_name("A")
+        rt.close()
+        rt.close()
+        assert rt.closed
+        with pytest.raises(durable.RuntimeClosedError):
+            stub.increment()
+        with pytest.raises(durable.RuntimeClosedError):
+            rt.namespace(Counter)
+
+    def test_blocking_call_from_inside_the_runtime_is_refused(self) -> None:
+        """A blocking call made on the runtime's own thread raises instead of deadlocking."""
+        with durable.BlockingRuntime() as rt:
+            stub = rt.namespace(Counter).get_by_name("A")
+
+            async def inside() -> int:
+                return int(stub.increment())
+
+            with pytest.raises(RuntimeError, match="own event-loop thread"):
+                rt.run(inside)
+
+    def test_namespace_options_and_errors(self) -> None:
+        """namespace() takes Runtime.namespace's options and raises its errors."""
+        with durable.BlockingRuntime() as rt:
+            ns = rt.namespace(Counter, name="COUNTER", storage="kv")
+            assert ns.name == "COUNTER"
+            assert ns.id_from_string(str(ns.new_unique_id())).name is None
+            with pytest.raises(TypeError):
+                rt.namespace(int)
+
+
+class TestExample:
+    def test_examples_blocking_runs(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """examples/blocking.py counts every call from its threads, and persists with --persist."""
+        import importlib.util
+
+        path = Path(__file__).resolve().parent.parent / "examples" / "blocking.py"
+        spec = importlib.util.spec_from_file_location("durable_example_blocking", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.main(["--threads", "4", "--calls", "50"])
+        assert capsys.readouterr().out.startswith("shared: 200 (each worker: [50, 50, 50, 50])")
+        for expected in ("200", "400"):
+            module.main(["--threads", "4", "--calls", "50", "--persist", str(tmp_path)])
+            assert capsys.readouterr().out.startswith(f"shared: {expected} ")
