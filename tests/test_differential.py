@@ -116,7 +116,7 @@ class TestOpenDefects:
         """OPEN and the reproductions name the same defects."""
         assert set(OPEN_REPRODUCTIONS) == {a.name for a in allowances.OPEN}
 
-    @pytest.mark.xfail(strict=True, reason="an open defect (allowances.OPEN): XPASS means it is fixed")
+    @pytest.mark.xfail(strict=True, raises=AssertionError, reason="open defect (allowances.OPEN); XPASS: fixed")
     @pytest.mark.parametrize("name", sorted(OPEN_REPRODUCTIONS))
     async def test_open_defect(self, name: str, workerd: Workerd, side: DurableSide) -> None:
         """The reproduction answers alike on both sides (it does not while the defect is open)."""

@@ -49,7 +49,13 @@ ALLOWED: tuple[Allowance, ...] = (
         "error-classes",
         "Errors are Python classes: `TypeError` stays `TypeError`, `durable.DataCloneError` stands for "
         "`DataCloneError`, and `SqlError`, `StorageLimitError` and `InvalidTransactionError` stand for "
-        "`Error` (`RangeError` where workerd raises one).",
+        "`Error`.",
+    ),
+    Allowance(
+        "production-limits",
+        "`durable` enforces production's limits by default (keys of 2048 bytes, values of 128 KiB and "
+        "128 keys a call for `storage=\"kv\"` classes), which local workerd does not: the sequences "
+        "stay within them.",
     ),
     Allowance(
         "past-alarms",
