@@ -15,7 +15,10 @@ the types they stand for (the structured-clone types that exist on both sides):
     map    dict                       Map        (list of [key, value] pairs, in order)
     set    set                        Set        (list of members)
 
-JavaScript-only results are tagged ``undefined`` and ``other``. SQL cells and bindings use plain JSON
+A container (``arr``, ``map``, ``set``, ``buf``) that occurs more than once in a value carries an
+``"id"`` where it first occurs (depth first) and is ``{"t": "ref", "v": id}`` wherever it occurs
+again, cycles included: shared references and cycles are compared too. JavaScript-only results are
+tagged ``undefined`` and ``other``. SQL cells and bindings use plain JSON
 (numbers, strings, null) plus ``{"blob": hex}`` and ``{"num": "NaN" | "Infinity" | ...}``.
 """
 
@@ -47,8 +50,10 @@ def number_to_json(x: float) -> float | str:
     return x
 
 
-def decode(v: Tagged) -> Any:
-    """A Python value from its tagged form."""
+def decode(v: Tagged, defined: dict[int, Any] | None = None) -> Any:
+    """A Python value from its tagged form (containers with an ``id`` may be ``ref``-ed again)."""
+    if defined is None:
+        defined = {}
     tag = v["t"]
     if tag == "null":
         return None
@@ -62,21 +67,63 @@ def decode(v: Tagged) -> Any:
         return str(v["v"])
     if tag == "bytes":
         return bytes.fromhex(v["v"])
-    if tag == "buf":
-        return bytearray.fromhex(v["v"])
     if tag == "date":
         return EPOCH + _dt.timedelta(milliseconds=v["v"])
+    if tag == "ref":
+        return defined[v["v"]]
+    out: Any
+    if tag == "buf":
+        out = bytearray.fromhex(v["v"])
+    elif tag == "arr":
+        out = []
+    elif tag == "map":
+        out = {}
+    elif tag == "set":
+        out = set()
+    else:
+        raise ValueError(f"no Python value for tag {tag!r}")
+    if "id" in v:
+        defined[v["id"]] = out  # before the contents, which may refer to it (a cycle)
     if tag == "arr":
-        return [decode(x) for x in v["v"]]
-    if tag == "map":
-        return {decode(k): decode(x) for k, x in v["v"]}
-    if tag == "set":
-        return {decode(x) for x in v["v"]}
-    raise ValueError(f"no Python value for tag {tag!r}")
+        out.extend(decode(x, defined) for x in v["v"])
+    elif tag == "map":
+        for k, x in v["v"]:
+            key = decode(k, defined)
+            out[key] = decode(x, defined)
+    elif tag == "set":
+        out.update(decode(x, defined) for x in v["v"])
+    return out
 
 
-def encode(x: Any) -> Tagged:
-    """The tagged form of a Python value (``other`` for a type with no JavaScript counterpart)."""
+_CONTAINERS = (list, dict, set, bytearray)
+"""The types whose sharing is visible on both sides (JavaScript's Array, Map, Set, ArrayBuffer)."""
+
+
+def _count(x: Any, counts: dict[int, int]) -> None:
+    if type(x) not in _CONTAINERS:
+        return
+    counts[id(x)] = counts.get(id(x), 0) + 1
+    if counts[id(x)] > 1:
+        return
+    if type(x) is dict:
+        for k, y in x.items():
+            _count(k, counts)
+            _count(y, counts)
+    elif type(x) is not bytearray:
+        for y in x:
+            _count(y, counts)
+
+
+def encode(x: Any, state: tuple[dict[int, int], dict[int, int]] | None = None) -> Tagged:
+    """The tagged form of a Python value (``other`` for a type with no JavaScript counterpart).
+
+    Containers that occur more than once get an ``id`` in the order they are first met (depth
+    first), and ``ref``s after that, numbered as ``worker.js`` numbers them.
+    """
+    if state is None:
+        state = ({}, {})
+        _count(x, state[0])
+    counts, ids = state
     kind = type(x)
     if x is None:
         return {"t": "null"}
@@ -90,17 +137,24 @@ def encode(x: Any) -> Tagged:
         return {"t": "str", "v": x}
     if kind is bytes:
         return {"t": "bytes", "v": x.hex()}
-    if kind is bytearray:
-        return {"t": "buf", "v": x.hex()}
     if kind is _dt.datetime and x.tzinfo is _dt.timezone.utc:
         return {"t": "date", "v": (x - EPOCH) // _dt.timedelta(milliseconds=1)}
-    if kind is list:
-        return {"t": "arr", "v": [encode(y) for y in x]}
-    if kind is dict:
-        return {"t": "map", "v": [[encode(k), encode(y)] for k, y in x.items()]}
-    if kind is set:
-        return {"t": "set", "v": [encode(y) for y in x]}
-    return {"t": "other", "v": kind.__name__}
+    if kind not in _CONTAINERS:
+        return {"t": "other", "v": kind.__name__}
+    if id(x) in ids:
+        return {"t": "ref", "v": ids[id(x)]}
+    out: Tagged = {}
+    if counts[id(x)] > 1:
+        out["id"] = ids[id(x)] = len(ids)
+    if kind is bytearray:
+        out.update(t="buf", v=x.hex())
+    elif kind is list:
+        out.update(t="arr", v=[encode(y, state) for y in x])
+    elif kind is dict:
+        out.update(t="map", v=[[encode(k, state), encode(y, state)] for k, y in x.items()])
+    else:
+        out.update(t="set", v=[encode(y, state) for y in x])
+    return out
 
 
 def cell_from_json(c: Any) -> Any:

@@ -27,6 +27,9 @@ ALPHABET = [
 
 LONE_SURROGATES = ["\ud800", "\udfff", "a\udc00"]
 
+LATE_ALARMS: list[float] = [] if allowances.is_open("alarm-time-range") else [9_223_372_036_855, 1e300]
+"""Alarm times workerd refuses as too late (2**63 ns and more)."""
+
 ALARM_BASE = 4_102_444_800_000
 """2100-01-01 in ms: alarms are set far in the future so that none fires during a run."""
 
@@ -102,18 +105,38 @@ class Generator:
                 used.add(ident)
                 return item
 
-    def value(self, depth: int = 0) -> Tagged:
+    def value(self) -> Tagged:
+        """A stored value: a scalar or containers up to 3 deep, sometimes shared or cyclic."""
+        self._labels: list[int] = []
+        return self._value(0)
+
+    def _container(self, tag: str, items: Any) -> Tagged:
+        label = len(self._labels)
+        self._labels.append(label)
+        return {"t": tag, "id": label, "v": items}
+
+    def _value(self, depth: int) -> Tagged:
         rng = self.rng
+        if depth and self._labels and rng.random() < 0.08:
+            # A container met before or an enclosing one (a cycle): structured clone keeps both.
+            return {"t": "ref", "v": rng.choice(self._labels)}
         kind = rng.random()
         if depth >= 3 or kind < 0.55:
-            return self.scalar()
+            scalar = self.scalar()
+            if scalar["t"] == "buf":
+                return self._container("buf", scalar["v"])
+            return scalar
         size = rng.randint(0, 4)
         if kind < 0.75:
-            return {"t": "arr", "v": [self.value(depth + 1) for _ in range(size)]}
+            arr = self._container("arr", [])
+            arr["v"].extend(self._value(depth + 1) for _ in range(size))
+            return arr
         used: set[str] = set()
         if kind < 0.9:
-            return {"t": "map", "v": [[self.hashable(used), self.value(depth + 1)] for _ in range(size)]}
-        return {"t": "set", "v": [self.hashable(used) for _ in range(size)]}
+            mapping = self._container("map", [])
+            mapping["v"].extend([self.hashable(used), self._value(depth + 1)] for _ in range(size))
+            return mapping
+        return self._container("set", [self.hashable(used) for _ in range(size)])
 
     # -- operations --
 
@@ -151,8 +174,9 @@ class Generator:
             return {"op": "list", "options": self.list_options()}
         if kind == "set_alarm":
             time: float = ALARM_BASE + rng.randint(0, 10**6)
-            if rng.random() < 0.1:
-                time = rng.choice([0, -1000])
+            if rng.random() < 0.3:
+                # Fractions of a ms, the latest time workerd takes, times <= 0 (refused) and later ones.
+                time = rng.choice([time + 0.5, time + 0.999, 0, -1000, -0.5, 9_223_372_036_854.7] + LATE_ALARMS)
             return {"op": "set_alarm", "time": time}
         return {"op": kind}
 

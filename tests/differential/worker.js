@@ -29,8 +29,13 @@ function encodeNumber(n) {
   return n;
 }
 
-// Tagged JSON -> a JavaScript value.
-function decode(v) {
+// Tagged JSON -> a JavaScript value. A container tagged with "id" may be referred to again, from
+// inside itself (a cycle) or later on, as {"t": "ref", "v": id}.
+function decode(v, defined = new Map()) {
+  const define = (x) => {
+    if ("id" in v) defined.set(v.id, x);
+    return x;
+  };
   switch (v.t) {
     case "null": return null;
     case "bool": return v.v;
@@ -38,17 +43,47 @@ function decode(v) {
     case "big": return BigInt(v.v);
     case "str": return v.v;
     case "bytes": return hexToBytes(v.v);
-    case "buf": return hexToBytes(v.v).buffer;
+    case "buf": return define(hexToBytes(v.v).buffer);
     case "date": return new Date(v.v);
-    case "arr": return v.v.map(decode);
-    case "map": return new Map(v.v.map(([k, x]) => [decode(k), decode(x)]));
-    case "set": return new Set(v.v.map(decode));
+    case "ref": return defined.get(v.v);
+    case "arr": {
+      const out = define([]);
+      for (const x of v.v) out.push(decode(x, defined));
+      return out;
+    }
+    case "map": {
+      const out = define(new Map());
+      for (const [k, x] of v.v) out.set(decode(k, defined), decode(x, defined));
+      return out;
+    }
+    case "set": {
+      const out = define(new Set());
+      for (const x of v.v) out.add(decode(x, defined));
+      return out;
+    }
     default: throw new Error(`harness: unknown tag ${v.t}`);
   }
 }
 
-// A JavaScript value -> tagged JSON.
-function encode(x) {
+const isContainer = (x) => Array.isArray(x) || x instanceof Map || x instanceof Set || x instanceof ArrayBuffer;
+
+// How many times each container occurs in `x` (its contents are walked once).
+function countContainers(x, counts) {
+  if (!isContainer(x)) return;
+  counts.set(x, (counts.get(x) ?? 0) + 1);
+  if (counts.get(x) > 1) return;
+  if (Array.isArray(x)) x.forEach((y) => countContainers(y, counts));
+  else if (x instanceof Map) x.forEach((y, k) => { countContainers(k, counts); countContainers(y, counts); });
+  else if (x instanceof Set) x.forEach((y) => countContainers(y, counts));
+}
+
+// A JavaScript value -> tagged JSON. Containers that occur more than once get ids in the order they
+// are first met (depth first), and "ref"s after that: the Python side numbers them the same way.
+function encode(x, state) {
+  if (state === undefined) {
+    state = { counts: new Map(), ids: new Map() };
+    countContainers(x, state.counts);
+  }
   if (x === null) return { t: "null" };
   if (x === undefined) return { t: "undefined" };
   switch (typeof x) {
@@ -58,12 +93,20 @@ function encode(x) {
     case "string": return { t: "str", v: x };
   }
   if (x instanceof Uint8Array) return { t: "bytes", v: bytesToHex(x) };
-  if (x instanceof ArrayBuffer) return { t: "buf", v: bytesToHex(new Uint8Array(x)) };
   if (x instanceof Date) return { t: "date", v: x.getTime() };
-  if (Array.isArray(x)) return { t: "arr", v: x.map(encode) };
-  if (x instanceof Map) return { t: "map", v: Array.from(x, ([k, y]) => [encode(k), encode(y)]) };
-  if (x instanceof Set) return { t: "set", v: Array.from(x, encode) };
-  return { t: "other", v: Object.prototype.toString.call(x) };
+  if (!isContainer(x)) return { t: "other", v: Object.prototype.toString.call(x) };
+  if (state.ids.has(x)) return { t: "ref", v: state.ids.get(x) };
+  const out = {};
+  if (state.counts.get(x) > 1) {
+    out.id = state.ids.size;
+    state.ids.set(x, out.id);
+  }
+  if (x instanceof ArrayBuffer) return Object.assign(out, { t: "buf", v: bytesToHex(new Uint8Array(x)) });
+  if (Array.isArray(x)) return Object.assign(out, { t: "arr", v: x.map((y) => encode(y, state)) });
+  if (x instanceof Map) {
+    return Object.assign(out, { t: "map", v: Array.from(x, ([k, y]) => [encode(k, state), encode(y, state)]) });
+  }
+  return Object.assign(out, { t: "set", v: Array.from(x, (y) => encode(y, state)) });
 }
 
 // An SQL cell or binding: JSON numbers, strings and null as themselves; {"blob": hex}; special numbers as strings in {"num": ...}.
