@@ -182,6 +182,7 @@ class TestGenerator:
         assert {op["op"] for op in ops} == {
             "get", "get_many", "put", "put_many", "delete", "delete_many", "delete_all", "list", "get_alarm",
             "set_alarm", "delete_alarm", "txn", "txn_sync", "kv_get", "kv_put", "kv_delete", "kv_list", "sql",
+            "calls", "restart",
         }
         options = {name for op in ops if op["op"] in ("list", "kv_list") for name in op["options"]}
         assert options == {"start", "start_after", "end", "prefix", "reverse", "limit"}

@@ -1,7 +1,8 @@
 """Random storage operation sequences for the differential test.
 
-A sequence is ``{"backend": "sqlite" | "kv", "calls": [[op, ...], ...]}``: each call is one RPC to a
-fresh object, each op a JSON object that ``worker.js`` and ``runner.DurableHarness`` both execute.
+A sequence is ``{"backend": "sqlite" | "kv", "calls": [[op, ...], ...]}``: each call is one RPC to
+the sequence's own object, each op a JSON object that ``worker.js`` and ``runner.Harness`` both
+execute. A call ``[{"op": "restart"}]`` resets the object (``ctx.abort()``) between two others.
 Keys come from an alphabet chosen to break naive ordering and encoding (astral characters,
 combining marks, U+FFFF, NUL and its neighbours, the surrogate boundaries); values cover every
 structured-clone type both languages have (see ``codec``). The generator never produces what
@@ -286,8 +287,13 @@ class Generator:
         calls: list[list[Op]] = []
         for index in range(rng.randint(1, 4)):
             call = [self.op(backend) for _ in range(rng.randint(1, 8))]
+            if rng.random() < 0.3:
+                call.insert(0, {"op": "calls"})
             if index == 0 and allowances.is_open("delete-all-first-turn"):
                 # A first call that commits a write, so that delete_all never runs before it.
                 calls.append([{"op": "put", "key": "seed", "value": {"t": "null"}}])
             calls.append(call)
+            if rng.random() < 0.25:
+                # ctx.abort(): the next call reaches a new instance, which reads what was committed.
+                calls.append([{"op": "restart"}])
         return {"backend": backend, "calls": calls}

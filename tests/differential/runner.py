@@ -223,8 +223,13 @@ class Harness(durable.DurableObject):
     """The object that runs op lists in ``durable`` (the counterpart of ``worker.js``)."""
 
     async def run(self, ops_json: str) -> str:
+        ops = json.loads(ops_json)
+        if ops == [{"op": "restart"}]:
+            self.ctx.abort("restart")
+        self.calls = getattr(self, "calls", 0) + 1
         storage = self.ctx.storage
-        results = [await _step(storage, storage, op) for op in json.loads(ops_json)]
+        # "calls": how many calls this instance has served, which shows when a restart happened.
+        results = [{"ok": self.calls} if op["op"] == "calls" else await _step(storage, storage, op) for op in ops]
         return json.dumps(results)
 
     async def alarm(self) -> None:
@@ -243,7 +248,13 @@ class DurableSide:
     async def call(self, backend: str, obj: str, ops: list[Op]) -> list[Any]:
         """Run ``ops`` in the object named ``obj`` of the ``backend`` class; one result per op."""
         stub: Any = self._namespaces[backend].get_by_name(obj)
-        results: list[Any] = json.loads(json.dumps(json.loads(await stub.run(json.dumps(ops)))))
+        try:
+            answer = await stub.run(json.dumps(ops))
+        except durable.ObjectAbortedError:
+            if ops == [{"op": "restart"}]:
+                return [{"ok": None}]  # the next call gets a new instance, as in worker.js
+            raise
+        results: list[Any] = json.loads(answer)
         return results
 
 

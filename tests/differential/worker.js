@@ -215,8 +215,14 @@ function stepSync(storage, op) {
 
 class Harness extends DurableObject {
   async run(json) {
+    const ops = JSON.parse(json);
+    if (ops.length === 1 && ops[0].op === "restart") this.ctx.abort("restart");
+    this.calls = (this.calls ?? 0) + 1;
     const results = [];
-    for (const op of JSON.parse(json)) results.push(await step(this.ctx.storage, this.ctx.storage, op));
+    for (const op of ops) {
+      // "calls": how many calls this instance has served, which shows when a restart happened.
+      results.push(op.op === "calls" ? { ok: this.calls } : await step(this.ctx.storage, this.ctx.storage, op));
+    }
     return JSON.stringify(results);
   }
   async alarm() {}
@@ -232,6 +238,8 @@ export default {
     try {
       return new Response(await ns.get(ns.idFromName(object)).run(JSON.stringify(ops)));
     } catch (e) {
+      // A restart call ends with the reset that ctx.abort() causes; the next call gets a new instance.
+      if (ops.length === 1 && ops[0].op === "restart") return new Response(JSON.stringify([{ ok: null }]));
       return new Response(JSON.stringify(failure(e)), { status: 500 });
     }
   },
