@@ -248,6 +248,15 @@ class Generator:
             ("SELECT json_object('k', ?), json_array(?, ?)", [self.text(), self.text(), rng.random()]),
             ("SELECT 9007199254740993 AS big, 1e308 * 10 AS inf, -0.0 AS z, 10 / 4, 10 / 4.0, 7 % 3", []),
             ("BEGIN", []),
+            ("SELECT ?2 AS second, ?1 AS first", [b(), b()]),
+            ("SELECT :a AS a, @b AS b, $c AS c", [b(), b(), b()]),
+            (f"INSERT INTO {table} (id, b) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET b = excluded.b", [rng.randint(1, 4), b()]),
+            (f"ALTER TABLE {table} ADD COLUMN e DEFAULT 7", []),
+            (f"SELECT * FROM {table} ORDER BY id LIMIT ?", [b()]),
+            (f"PRAGMA table_info({table})", []),
+            ("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) SELECT sum(x) FROM n", [rng.randint(0, 50)]),
+            ("SELECT zeroblob(3), x'00' || 'a', quote(?), printf('%.3f|%5s|%x', ?, ?, ?)", [b(), 2.5, self.text(), 255]),
+            ("SELECT 1 / 0, 5 % 0, abs(-9223372036854775808)", []),
             (f"SELECT b FROM {table} ORDER BY b COLLATE BINARY", []),
         ]
         query, bindings = rng.choice(choices)
