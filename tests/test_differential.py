@@ -2,7 +2,8 @@
 
 Needs ``node`` and ``npm install --prefix tests/differential`` (``.ci/run`` does it); without them
 the tests that talk to workerd skip. ``DURABLE_DIFFERENTIAL_SEQUENCES`` (default 300) and
-``DURABLE_DIFFERENTIAL_SEED`` (default 0) choose how many sequences run and from which seed;
+``DURABLE_DIFFERENTIAL_SEED`` (default 0) choose how many sequences run and from which seed (a
+third as many again against a runtime persisted in files);
 ``python tests/differential/run.py N`` runs more by hand and prints every difference.
 """
 
@@ -63,11 +64,20 @@ class TestRandomSequences:
     async def test_no_unexplained_difference(self, workerd: Workerd, side: DurableSide) -> None:
         """Every op of every sequence answers alike on both sides, once allowed differences are taken out."""
         count = int(os.environ.get("DURABLE_DIFFERENTIAL_SEQUENCES", "300"))
-        seed = int(os.environ.get("DURABLE_DIFFERENTIAL_SEED", "0"))
+        await self.check(workerd, side, count, "memory")
+
+    async def test_persisted_runtime(self, workerd: Workerd, tmp_path: Path) -> None:
+        """The same holds with storage in files (one SQLite file per object), from another seed."""
+        count = int(os.environ.get("DURABLE_DIFFERENTIAL_SEQUENCES", "300")) // 3
+        async with durable.Runtime(path=tmp_path / "state") as rt:
+            await self.check(workerd, DurableSide(rt), count, "files", offset=1)
+
+    async def check(self, workerd: Workerd, side: DurableSide, count: int, label: str, offset: int = 0) -> None:
+        seed = int(os.environ.get("DURABLE_DIFFERENTIAL_SEED", "0")) + offset
         gen = Generator(seed)
         found = []
         for number in range(count):
-            difference = await compare(gen.sequence(), f"seq-{seed}-{number}", workerd, side)
+            difference = await compare(gen.sequence(), f"{label}-{seed}-{number}", workerd, side)
             if difference is not None:
                 found.append(f"sequence {number}: {difference}\n  calls: {difference.reproduction()}")
         assert not found, f"{len(found)} of {count} sequences differ (seed {seed}):\n" + "\n".join(found[:5])
