@@ -165,6 +165,8 @@ class Generator:
         if kind in ("get_many", "delete_many"):
             return {"op": kind, "keys": [self.key() for _ in range(rng.randint(0, 4))]}
         if kind == "put":
+            if rng.random() < 0.2:
+                return {"op": "put", "key": self.key(), "value": self.value(), "wait": False}
             return {"op": "put", "key": self.key(), "value": self.value()}
         if kind == "put_many":
             keys = {self.key() for _ in range(rng.randint(0, 4))}
@@ -268,9 +270,12 @@ class Generator:
         end = rng.choice(["commit", "commit", "throw", "rollback"])
         return {"op": "txn", "via": rng.choice(["txn", "txn", "storage"]), "end": end, "ops": inner}
 
-    def transaction_sync(self, backend: str) -> Op:
+    def transaction_sync(self, backend: str, depth: int = 0) -> Op:
         rng = self.rng
-        inner = [self.sync_op(backend) for _ in range(rng.randint(0, 4))]
+        inner = [
+            self.transaction_sync(backend, depth + 1) if depth < 1 and rng.random() < 0.15 else self.sync_op(backend)
+            for _ in range(rng.randint(0, 4))
+        ]
         return {"op": "txn_sync", "end": rng.choice(["commit", "commit", "throw"]), "ops": inner}
 
     def op(self, backend: str, depth: int = 0, *, in_txn: bool = False) -> Op:

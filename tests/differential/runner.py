@@ -133,6 +133,17 @@ def _entries(items: Any) -> list[list[Any]]:
 
 def _sync(storage: durable.Storage, op: Op) -> Any:
     kind = op["op"]
+    if kind == "txn_sync":
+        inner: list[Any] = []
+
+        def closure() -> str:
+            for sub in op["ops"]:
+                inner.append(_step_sync(storage, sub))
+            if op["end"] == "throw":
+                raise Boom("boom")
+            return "done"
+
+        return {"inner": inner, "value": storage.transaction_sync(closure)}
     if kind == "kv_get":
         return codec.encode(storage.kv.get(op["key"]))
     if kind == "kv_put":
@@ -164,7 +175,9 @@ async def _execute(storage: durable.Storage, target: Any, op: Op) -> Any:
     if kind == "get_many":
         return _entries((await target.get(op["keys"])).items())
     if kind == "put":
-        await target.put(op["key"], codec.decode(op["value"]))
+        done = target.put(op["key"], codec.decode(op["value"]))
+        if op.get("wait", True):
+            await done  # not awaited: the write still applies, at once
         return None
     if kind == "put_many":
         await target.put({k: codec.decode(v) for k, v in op["entries"]})
@@ -198,17 +211,6 @@ async def _execute(storage: durable.Storage, target: Any, op: Op) -> Any:
 
         value = await storage.transaction(closure)
         return {"inner": inner, "value": value}
-    if kind == "txn_sync":
-        inner_sync: list[Any] = []
-
-        def closure_sync() -> str:
-            for sub in op["ops"]:
-                inner_sync.append(_step_sync(storage, sub))
-            if op["end"] == "throw":
-                raise Boom("boom")
-            return "done"
-
-        return {"inner": inner_sync, "value": storage.transaction_sync(closure_sync)}
     return _sync(storage, op)
 
 

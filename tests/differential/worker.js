@@ -141,7 +141,11 @@ async function execute(storage, target, op) {
   switch (op.op) {
     case "get": return encode(await target.get(op.key));
     case "get_many": return entries(await target.get(op.keys));
-    case "put": await target.put(op.key, decode(op.value)); return null;
+    case "put": {
+      const done = target.put(op.key, decode(op.value));
+      if (op.wait !== false) await done; // not awaited: the write still applies, at once
+      return null;
+    }
     case "put_many": {
       const obj = {};
       for (const [k, v] of op.entries) obj[k] = decode(v);
@@ -165,6 +169,12 @@ async function execute(storage, target, op) {
       });
       return { inner, value };
     }
+    default: return executeSync(storage, op);
+  }
+}
+
+function executeSync(storage, op) {
+  switch (op.op) {
     case "txn_sync": {
       const inner = [];
       const value = storage.transactionSync(() => {
@@ -174,12 +184,6 @@ async function execute(storage, target, op) {
       });
       return { inner, value };
     }
-    default: return executeSync(storage, op);
-  }
-}
-
-function executeSync(storage, op) {
-  switch (op.op) {
     case "kv_get": return encode(storage.kv.get(op.key));
     case "kv_put": storage.kv.put(op.key, decode(op.value)); return null;
     case "kv_delete": return storage.kv.delete(op.key);
