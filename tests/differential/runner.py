@@ -13,6 +13,7 @@ import os
 import queue
 import shutil
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +42,13 @@ class Workerd:
     """A running ``harness.mjs``: one workerd process serving calls, until ``close()``."""
 
     def __init__(self) -> None:
+        self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
             ["node", str(HERE / "harness.mjs")],
             cwd=HERE,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._stderr,
             text=True,
             encoding="utf-8",
         )
@@ -71,7 +73,10 @@ class Workerd:
             self.close()
             raise TimeoutError(f"workerd did not answer within {TIMEOUT} s") from None
         if not line:
-            raise RuntimeError(f"the workerd harness exited (code {self._proc.wait()})")
+            code = self._proc.wait()
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-2000:].decode("utf-8", "replace")
+            raise RuntimeError(f"the workerd harness exited (code {code}):\n{tail}")
         return line
 
     def call(self, backend: str, obj: str, ops: list[Op]) -> list[Any]:
@@ -98,6 +103,7 @@ class Workerd:
                 proc.wait()
         self._reader.join(timeout=10)
         proc.stdout.close()
+        self._stderr.close()
 
 
 # -- the durable side --------------------------------------------------------------------------
