@@ -732,13 +732,13 @@ class TestState:
             ns = rt.namespace(Blocking)
             stub = ns.get_by_name("a")
 
-            def ident(obj: Any, ctx: durable.State) -> int:
-                return id(obj)
+            def instance(obj: Any, ctx: durable.State) -> Any:
+                return obj  # held below, so a new instance cannot reuse its id
 
-            before = await testing.run_in_object(stub, ident)
+            before = await testing.run_in_object(stub, instance)
             with pytest.raises(BaseException):
                 await stub.bcw_fail()
-            assert await testing.run_in_object(ns.get_by_name("a"), ident) != before
+            assert await testing.run_in_object(ns.get_by_name("a"), instance) is not before
 
     async def test_wait_until(self) -> None:
         """`ctx.wait_until(awaitable)` keeps the work running past the response."""

@@ -1,0 +1,7 @@
+"""The randomized differential test against workerd: generator, both executors, comparison.
+
+``ops`` generates storage operation sequences, ``codec`` is the type-tagged JSON both sides speak,
+``runner`` runs a sequence in workerd (``harness.mjs`` + ``worker.js``, through npm's ``miniflare``)
+and in ``durable`` and compares them op by op, ``allowances`` lists the deliberate differences.
+``tests/test_differential.py`` is the test; ``python tests/differential/run.py`` runs it by hand.
+"""

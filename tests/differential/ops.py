@@ -1,0 +1,313 @@
+"""Random storage operation sequences for the differential test.
+
+A sequence is ``{"backend": "sqlite" | "kv", "calls": [[op, ...], ...]}``: each call is one RPC to
+the sequence's own object, each op a JSON object that ``worker.js`` and ``runner.Harness`` both
+execute. A call ``[{"op": "restart"}]`` resets the object (``ctx.abort()``) between two others.
+Keys come from an alphabet chosen to break naive ordering and encoding (astral characters,
+combining marks, U+FFFF, NUL and its neighbours, the surrogate boundaries); values cover every
+structured-clone type both languages have (see ``codec``). The generator never produces what
+``allowances.AVOIDED`` or ``allowances.OPEN`` says it must not (each entry names its reason).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from . import allowances
+from .codec import Tagged, number_to_json
+
+Op = dict[str, Any]
+Sequence = dict[str, Any]
+
+ALPHABET = [
+    "a", "b", "z", "A", "é", "e\u0301", "\u0301", "\x00", "\x01", "\x7f", "\x80", "\uffff", "\ufffe",
+    "\ufffd", "\ud7ff", "\ue000", "\U00010000", "\U0001f600", "\U0010ffff", "/", " ", "~",
+]
+"""Characters keys are made of: sorting by UTF-16 units, UTF-8 bytes and code points differ on them."""
+
+LONE_SURROGATES = ["\ud800", "\udfff", "a\udc00"]
+
+LATE_ALARMS: list[float] = [] if allowances.is_open("alarm-time-range") else [9_223_372_036_855, 1e300]
+"""Alarm times workerd refuses as too late (2**63 ns and more)."""
+
+ALARM_BASE = 4_102_444_800_000
+"""2100-01-01 in ms: alarms are set far in the future so that none fires during a run."""
+
+
+class Generator:
+    """Draws sequences from a seeded ``random.Random`` (the same seed gives the same sequences)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.keys: list[str] = []
+
+    # -- keys and values --
+
+    def key(self) -> str:
+        rng = self.rng
+        if self.keys and rng.random() < 0.7:
+            return rng.choice(self.keys)
+        key = "".join(rng.choice(ALPHABET) for _ in range(rng.choice([0, 1, 1, 2, 2, 3, 4])))
+        self.keys.append(key)
+        return key
+
+    def bound(self) -> str:
+        """A list() bound: a key, a prefix of one, or (when allowed) a string with a lone surrogate."""
+        rng = self.rng
+        if not allowances.is_open("lone-surrogate-bounds") and rng.random() < 0.05:
+            return rng.choice(LONE_SURROGATES)
+        key = self.key()
+        return key[: rng.randint(0, len(key))]
+
+    def scalar(self) -> Tagged:
+        rng = self.rng
+        kind = rng.choice(["null", "bool", "num", "num", "big", "str", "str", "bytes", "buf", "date"])
+        if kind == "null":
+            return {"t": "null"}
+        if kind == "bool":
+            return {"t": "bool", "v": rng.random() < 0.5}
+        if kind == "num":
+            x = rng.choice([0.0, -0.0, 1.0, -1.5, 0.1, 1e300, -1e-300, 5e-324, 2.0**53, float("nan"),
+                            float("inf"), float("-inf"), rng.uniform(-1e6, 1e6)])
+            return {"t": "num", "v": number_to_json(x)}
+        if kind == "big":
+            n = rng.choice([0, 1, -1, 127, 2**53 + 1, 2**63, -(2**64) - 1, 10**40, rng.randint(-(10**9), 10**9)])
+            return {"t": "big", "v": str(n)}
+        if kind == "str":
+            text = "".join(rng.choice(ALPHABET + LONE_SURROGATES) for _ in range(rng.randint(0, 5)))
+            return {"t": "str", "v": text}
+        if kind in ("bytes", "buf"):
+            return {"t": kind, "v": rng.randbytes(rng.randint(0, 6)).hex()}
+        # Dates inside Python's datetime range (years 1 to 9999), whole milliseconds.
+        ms = rng.choice([0, -1, 1, 253_402_300_799_999, -62_135_596_800_000, rng.randint(-(10**13), 10**13)])
+        return {"t": "date", "v": ms}
+
+    def hashable(self, used: set[str]) -> Tagged:
+        """A Map key or Set member that no other in the same container equals on either side.
+
+        Python merges ``1``, ``1.0`` and ``True`` and never matches NaN; JavaScript's SameValueZero
+        merges ``0`` and ``-0``. Drawing from strings, BigInts, non-integral finite numbers and
+        null, and skipping repeats, keeps both sides with the same members.
+        """
+        rng = self.rng
+        while True:
+            kind = rng.choice(["str", "str", "big", "num", "null"])
+            if kind == "str":
+                item: Tagged = {"t": "str", "v": "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 3)))}
+            elif kind == "big":
+                item = {"t": "big", "v": str(rng.randint(-5, 5))}
+            elif kind == "num":
+                item = {"t": "num", "v": rng.choice([0.5, -2.25, 1e-9, 3.75])}
+            else:
+                item = {"t": "null"}
+            ident = repr(sorted(item.items()))
+            if ident not in used:
+                used.add(ident)
+                return item
+
+    def value(self) -> Tagged:
+        """A stored value: a scalar or containers up to 3 deep, sometimes shared or cyclic."""
+        self._labels: list[int] = []
+        return self._value(0)
+
+    def _container(self, tag: str, items: Any) -> Tagged:
+        label = len(self._labels)
+        self._labels.append(label)
+        return {"t": tag, "id": label, "v": items}
+
+    def _value(self, depth: int) -> Tagged:
+        rng = self.rng
+        if depth and self._labels and rng.random() < 0.08:
+            # A container met before or an enclosing one (a cycle): structured clone keeps both.
+            return {"t": "ref", "v": rng.choice(self._labels)}
+        kind = rng.random()
+        if depth >= 3 or kind < 0.55:
+            scalar = self.scalar()
+            if scalar["t"] == "buf":
+                return self._container("buf", scalar["v"])
+            return scalar
+        size = rng.randint(0, 4)
+        if kind < 0.75:
+            arr = self._container("arr", [])
+            arr["v"].extend(self._value(depth + 1) for _ in range(size))
+            return arr
+        used: set[str] = set()
+        if kind < 0.9:
+            mapping = self._container("map", [])
+            mapping["v"].extend([self.hashable(used), self._value(depth + 1)] for _ in range(size))
+            return mapping
+        return self._container("set", [self.hashable(used) for _ in range(size)])
+
+    # -- operations --
+
+    def list_options(self) -> dict[str, Any]:
+        rng = self.rng
+        options: dict[str, Any] = {}
+        for name in ("start", "start_after", "end", "prefix"):
+            if rng.random() < 0.25:
+                options[name] = self.bound()
+        if "start" in options and "start_after" in options and rng.random() < 0.7:
+            del options["start_after"]  # keep most lists valid; the rest check the error
+        if rng.random() < 0.3:
+            options["reverse"] = True
+        if rng.random() < 0.3:
+            options["limit"] = rng.choice([1, 2, 3, 10, 0, -1]) if rng.random() < 0.9 else 1000
+        return options
+
+    def kv_op(self) -> Op:
+        """An operation of the asynchronous key-value API (usable on ``storage`` and ``txn``)."""
+        rng = self.rng
+        kind = rng.choice(["get", "get", "get_many", "put", "put", "put", "put_many", "delete", "delete_many",
+                           "list", "list", "get_alarm", "set_alarm", "delete_alarm"])
+        if kind == "get":
+            return {"op": "get", "key": self.key()}
+        if kind in ("get_many", "delete_many"):
+            return {"op": kind, "keys": [self.key() for _ in range(rng.randint(0, 4))]}
+        if kind == "put":
+            if rng.random() < 0.2:
+                return {"op": "put", "key": self.key(), "value": self.value(), "wait": False}
+            return {"op": "put", "key": self.key(), "value": self.value()}
+        if kind == "put_many":
+            keys = {self.key() for _ in range(rng.randint(0, 4))}
+            return {"op": "put_many", "entries": [[k, self.value()] for k in sorted(keys)]}
+        if kind == "delete":
+            return {"op": "delete", "key": self.key()}
+        if kind == "list":
+            return {"op": "list", "options": self.list_options()}
+        if kind == "set_alarm":
+            time: float = ALARM_BASE + rng.randint(0, 10**6)
+            if rng.random() < 0.3:
+                # Fractions of a ms, the latest time workerd takes, times <= 0 (refused) and later ones.
+                time = rng.choice([time + 0.5, time + 0.999, 0, -1000, -0.5, 9_223_372_036_854.7] + LATE_ALARMS)
+            return {"op": "set_alarm", "time": time}
+        return {"op": kind}
+
+    def sync_op(self, backend: str) -> Op:
+        """An operation of the synchronous APIs: ``storage.kv`` and ``storage.sql``."""
+        rng = self.rng
+        if rng.random() < 0.5:
+            return self.sql_op()
+        kind = rng.choice(["kv_get", "kv_put", "kv_put", "kv_delete", "kv_list"])
+        if kind == "kv_get" or kind == "kv_delete":
+            return {"op": kind, "key": self.key()}
+        if kind == "kv_put":
+            return {"op": kind, "key": self.key(), "value": self.value()}
+        return {"op": kind, "options": self.list_options()}
+
+    def text(self) -> str:
+        rng = self.rng
+        return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 4)))
+
+    def binding(self) -> Any:
+        rng = self.rng
+        kind = rng.random()
+        if kind < 0.15:
+            return None
+        if kind < 0.45:
+            # JavaScript numbers bind as REAL: integral values stay integral on both sides.
+            return rng.choice([0, 1, -7, 2.5, 1e100, 0.1, rng.randint(-1000, 1000)])
+        if kind < 0.8:
+            return self.text()
+        return {"blob": rng.randbytes(rng.randint(0, 4)).hex()}
+
+    def code_point(self) -> int:
+        """An argument for SQL's ``char()``: a surrogate makes text that is not valid UTF-8."""
+        point = self.rng.randint(0, 0x10FFFF)
+        if allowances.is_open("invalid-utf8-text") and 0xD800 <= point <= 0xDFFF:
+            point -= 0x800
+        return point
+
+    def sql_op(self) -> Op:
+        rng = self.rng
+        table = rng.choice(["t1", "t1", "t2"])
+        b = self.binding
+        # A BLOB made text by a function may not be valid UTF-8 (an open item while it fails here).
+        text = self.text if allowances.is_open("invalid-utf8-text") else self.binding
+        unique = "" if allowances.is_open("rows-written-indexes") else " UNIQUE"
+        choices: list[tuple[str, list[Any]]] = [
+            (f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, b TEXT, c BLOB, d REAL)", []),
+            (f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, b{unique}, c, d)", []),
+            (f"INSERT INTO {table} (b, c, d) VALUES (?, ?, ?)", [b(), b(), b()]),
+            (f"INSERT INTO {table} (id, b) VALUES (?, ?)", [rng.randint(1, 4), b()]),
+            (f"INSERT INTO {table} (b) VALUES (?), (?) RETURNING id, b", [b(), b()]),
+            (f"SELECT * FROM {table} ORDER BY id", []),
+            (f"SELECT id, b, typeof(b), length(b), hex(c), d FROM {table} WHERE id >= ? ORDER BY id DESC", [b()]),
+            (f"SELECT count(*) AS n, total(d), max(b) FROM {table}", []),
+            (f"UPDATE {table} SET d = coalesce(d, 0) + ? WHERE id % 2 = 1", [b()]),
+            (f"DELETE FROM {table} WHERE id > ?", [rng.randint(0, 4)]),
+            (f"DROP TABLE {table}", []),
+            ("SELECT ? AS x, typeof(?) AS y", [b(), b()]),
+            ("SELECT ?, ?", [b()]),
+            ("SELECT 1", [b()]),
+            ("SELEC 1", []),
+            ("SELECT * FROM nowhere", []),
+            ("", []),
+            # A text of its own each time: see allowance "workerd-statement-cache".
+            (f"SELECT {rng.randint(0, 10**9)} AS one; SELECT 2 AS two", []),
+            ("SELECT upper(?), lower(?), unicode(?), char(?)", [text(), text(), text(), self.code_point()]),
+            # No BLOB, no long fraction: see allowance "sqlite-version".
+            ("SELECT json_object('k', ?), json_array(?, ?)", [self.text(), self.text(), rng.choice([0.5, 0.1, -2.25, 1e100])]),
+            ("SELECT 9007199254740993 AS big, 1e308 * 10 AS inf, -0.0 AS z, 10 / 4, 10 / 4.0, 7 % 3", []),
+            ("BEGIN", []),
+            ("SELECT ?2 AS second, ?1 AS first", [b(), b()]),
+            ("SELECT :a AS a, @b AS b, $c AS c", [b(), b(), b()]),
+            (f"INSERT INTO {table} (id, b) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET b = excluded.b", [rng.randint(1, 4), b()]),
+            (f"ALTER TABLE {table} ADD COLUMN e DEFAULT 7", []),
+            (f"SELECT * FROM {table} ORDER BY id LIMIT ?", [b()]),
+            (f"PRAGMA table_info({table})", []),
+            ("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) SELECT sum(x) FROM n", [rng.randint(0, 50)]),
+            ("SELECT zeroblob(3), x'00' || 'a', quote(?), printf('%.3f|%5s|%x', ?, ?, ?)", [b(), 2.5, self.text(), 255]),
+            ("SELECT 1 / 0, 5 % 0, abs(-9223372036854775808)", []),
+            (f"SELECT b FROM {table} ORDER BY b COLLATE BINARY", []),
+        ]
+        query, bindings = rng.choice(choices)
+        return {"op": "sql", "query": query, "bindings": bindings}
+
+    def transaction(self, backend: str, depth: int) -> Op:
+        rng = self.rng
+        inner = [self.op(backend, depth + 1, in_txn=True) for _ in range(rng.randint(0, 4))]
+        end = rng.choice(["commit", "commit", "throw", "rollback"])
+        return {"op": "txn", "via": rng.choice(["txn", "txn", "storage"]), "end": end, "ops": inner}
+
+    def transaction_sync(self, backend: str, depth: int = 0) -> Op:
+        rng = self.rng
+        inner = [
+            self.transaction_sync(backend, depth + 1) if depth < 1 and rng.random() < 0.15 else self.sync_op(backend)
+            for _ in range(rng.randint(0, 4))
+        ]
+        return {"op": "txn_sync", "end": rng.choice(["commit", "commit", "throw"]), "ops": inner}
+
+    def op(self, backend: str, depth: int = 0, *, in_txn: bool = False) -> Op:
+        rng = self.rng
+        sqlite = backend == "sqlite" or not allowances.is_open("kv-class-sql-error")
+        roll = rng.random()
+        if roll < 0.08 and depth < 2:
+            return self.transaction(backend, depth)
+        if roll < 0.13 and (backend == "sqlite" or not allowances.is_open("transaction-sync-kv")):
+            if backend == "sqlite":
+                return self.transaction_sync(backend)
+            return {"op": "txn_sync", "end": "commit", "ops": []}
+        if roll < 0.15:
+            return {"op": "delete_all"}
+        if roll < 0.45 and sqlite:
+            return self.sync_op(backend)
+        return self.kv_op()
+
+    def sequence(self) -> Sequence:
+        rng = self.rng
+        self.keys = []
+        backend = rng.choice(["sqlite", "sqlite", "kv"])
+        calls: list[list[Op]] = []
+        for index in range(rng.randint(1, 4)):
+            call = [self.op(backend) for _ in range(rng.randint(1, 8))]
+            if rng.random() < 0.3:
+                call.insert(0, {"op": "calls"})
+            if index == 0 and allowances.is_open("delete-all-first-turn"):
+                # A first call that commits a write, so that delete_all never runs before it.
+                calls.append([{"op": "put", "key": "seed", "value": {"t": "null"}}])
+            calls.append(call)
+            if rng.random() < 0.25:
+                # ctx.abort(): the next call reaches a new instance, which reads what was committed.
+                calls.append([{"op": "restart"}])
+        return {"backend": backend, "calls": calls}

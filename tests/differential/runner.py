@@ -1,0 +1,329 @@
+"""Both executors of the differential test, and the op-by-op comparison.
+
+``Workerd`` drives ``harness.mjs`` (real workerd, through npm's ``miniflare``) over stdio;
+``DurableSide`` runs the same op lists in an in-memory ``durable.Runtime``. ``compare`` runs one
+sequence on both and returns its differences after ``allowances.normalize``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import durable
+
+from . import allowances, codec
+from .ops import Op, Sequence
+
+HERE = Path(__file__).resolve().parent
+TIMEOUT = 60.0
+"""Seconds to wait for workerd to start or to answer one call before giving up."""
+
+
+def harness_missing() -> str | None:
+    """Why workerd cannot run here (no ``node``, or ``npm install`` not run), or ``None``."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (HERE / "node_modules" / "miniflare" / "package.json").exists():
+        return f"miniflare is not installed: run `npm install --prefix {HERE}`"
+    return None
+
+
+class Workerd:
+    """A running ``harness.mjs``: one workerd process serving calls, until ``close()``."""
+
+    def __init__(self) -> None:
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            ["node", str(HERE / "harness.mjs")],
+            cwd=HERE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            encoding="utf-8",
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        ready = json.loads(self._next_line())
+        self.version: str = ready["miniflare"]
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        try:
+            for line in self._proc.stdout:
+                self._lines.put(line)
+        finally:
+            self._lines.put("")
+
+    def _next_line(self) -> str:
+        try:
+            line = self._lines.get(timeout=TIMEOUT)
+        except queue.Empty:
+            self.close()
+            raise TimeoutError(f"workerd did not answer within {TIMEOUT} s") from None
+        if not line:
+            code = self._proc.wait()
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-2000:].decode("utf-8", "replace")
+            raise RuntimeError(f"the workerd harness exited (code {code}):\n{tail}")
+        return line
+
+    def call(self, backend: str, obj: str, ops: list[Op]) -> list[Any]:
+        """Run ``ops`` in the object named ``obj`` of the ``backend`` class; one result per op."""
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps({"backend": backend, "object": obj, "ops": ops}) + "\n")
+        self._proc.stdin.flush()
+        answer = json.loads(self._next_line())
+        if isinstance(answer, dict):
+            raise RuntimeError(f"the workerd call failed: {answer}")
+        results: list[Any] = answer
+        return results
+
+    def close(self) -> None:
+        """Stop the harness (and its workerd)."""
+        proc = self._proc
+        assert proc.stdin is not None and proc.stdout is not None
+        if proc.poll() is None:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._reader.join(timeout=10)
+        proc.stdout.close()
+        self._stderr.close()
+
+
+# -- the durable side --------------------------------------------------------------------------
+
+
+class Boom(Exception):
+    """What a transaction closure raises to make it fail (``Boom`` on both sides)."""
+
+
+ERROR_NAMES: dict[type[BaseException], str] = {
+    Boom: "Boom",
+    durable.DataCloneError: "DataCloneError",
+    durable.SqlError: "Error",
+    durable.StorageLimitError: "Error",
+    durable.InvalidTransactionError: "Error",
+    TypeError: "TypeError",
+}
+"""The JavaScript error name each exception class stands for (allowance ``error-classes``)."""
+
+
+def _failure(exc: BaseException) -> dict[str, Any]:
+    name = next((n for cls, n in ERROR_NAMES.items() if isinstance(exc, cls)), type(exc).__name__)
+    return {"err": {"name": name, "message": str(exc)}}
+
+
+def _list_options(options: dict[str, Any]) -> dict[str, Any]:
+    return dict(options)
+
+
+def _entries(items: Any) -> list[list[Any]]:
+    return [[k, codec.encode(v)] for k, v in items]
+
+
+def _sync(storage: durable.Storage, op: Op) -> Any:
+    kind = op["op"]
+    if kind == "txn_sync":
+        inner: list[Any] = []
+
+        def closure() -> str:
+            for sub in op["ops"]:
+                inner.append(_step_sync(storage, sub))
+            if op["end"] == "throw":
+                raise Boom("boom")
+            return "done"
+
+        return {"inner": inner, "value": storage.transaction_sync(closure)}
+    if kind == "kv_get":
+        return codec.encode(storage.kv.get(op["key"]))
+    if kind == "kv_put":
+        storage.kv.put(op["key"], codec.decode(op["value"]))
+        return None
+    if kind == "kv_delete":
+        return storage.kv.delete(op["key"])
+    if kind == "kv_list":
+        return _entries(storage.kv.list(**_list_options(op["options"])))
+    if kind == "sql":
+        cursor = storage.sql.exec(op["query"], *(codec.cell_from_json(c) for c in op["bindings"]))
+        rows = [[codec.cell_to_json(c) for c in row] for row in cursor.raw()]
+        return {"columns": cursor.column_names, "rows": rows, "rowsRead": cursor.rows_read,
+                "rowsWritten": cursor.rows_written}
+    raise ValueError(f"unknown op {kind!r}")
+
+
+def _step_sync(storage: durable.Storage, op: Op) -> Any:
+    try:
+        return {"ok": _sync(storage, op)}
+    except Exception as exc:
+        return _failure(exc)
+
+
+async def _execute(storage: durable.Storage, target: Any, op: Op) -> Any:
+    kind = op["op"]
+    if kind == "get":
+        return codec.encode(await target.get(op["key"]))
+    if kind == "get_many":
+        return _entries((await target.get(op["keys"])).items())
+    if kind == "put":
+        done = target.put(op["key"], codec.decode(op["value"]))
+        if op.get("wait", True):
+            await done  # not awaited: the write still applies, at once
+        return None
+    if kind == "put_many":
+        await target.put({k: codec.decode(v) for k, v in op["entries"]})
+        return None
+    if kind in ("delete", "delete_many"):
+        return await target.delete(op["key"] if kind == "delete" else op["keys"])
+    if kind == "delete_all":
+        await target.delete_all()
+        return None
+    if kind == "list":
+        return _entries((await target.list(**_list_options(op["options"]))).items())
+    if kind == "get_alarm":
+        return await target.get_alarm()
+    if kind == "set_alarm":
+        await target.set_alarm(op["time"])
+        return None
+    if kind == "delete_alarm":
+        await target.delete_alarm()
+        return None
+    if kind == "txn":
+        inner: list[Any] = []
+
+        async def closure(txn: durable.Transaction) -> str:
+            for sub in op["ops"]:
+                inner.append(await _step(storage, txn if op["via"] == "txn" else storage, sub))
+            if op["end"] == "rollback":
+                txn.rollback()
+            if op["end"] == "throw":
+                raise Boom("boom")
+            return "done"
+
+        value = await storage.transaction(closure)
+        return {"inner": inner, "value": value}
+    return _sync(storage, op)
+
+
+async def _step(storage: durable.Storage, target: Any, op: Op) -> Any:
+    try:
+        return {"ok": await _execute(storage, target, op)}
+    except Exception as exc:
+        return _failure(exc)
+
+
+class Harness(durable.DurableObject):
+    """The object that runs op lists in ``durable`` (the counterpart of ``worker.js``)."""
+
+    async def run(self, ops_json: str) -> str:
+        ops = json.loads(ops_json)
+        if ops == [{"op": "restart"}]:
+            self.ctx.abort("restart")
+        self.calls = getattr(self, "calls", 0) + 1
+        storage = self.ctx.storage
+        # "calls": how many calls this instance has served, which shows when a restart happened.
+        results = [{"ok": self.calls} if op["op"] == "calls" else await _step(storage, storage, op) for op in ops]
+        return json.dumps(results)
+
+    async def alarm(self) -> None:
+        pass
+
+
+class DurableSide:
+    """The same calls as ``Workerd.call``, made to objects of an in-memory ``durable.Runtime``."""
+
+    def __init__(self, runtime: durable.Runtime) -> None:
+        self._namespaces = {
+            "sqlite": runtime.namespace(Harness, name="Sqlite", storage="sqlite"),
+            "kv": runtime.namespace(Harness, name="Kv", storage="kv"),
+        }
+
+    async def call(self, backend: str, obj: str, ops: list[Op]) -> list[Any]:
+        """Run ``ops`` in the object named ``obj`` of the ``backend`` class; one result per op."""
+        stub: Any = self._namespaces[backend].get_by_name(obj)
+        try:
+            answer = await stub.run(json.dumps(ops))
+        except durable.ObjectAbortedError:
+            if ops == [{"op": "restart"}]:
+                return [{"ok": None}]  # the next call gets a new instance, as in worker.js
+            raise
+        results: list[Any] = json.loads(answer)
+        return results
+
+
+# -- comparing -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Difference:
+    """The first op of a sequence whose normalized results differ."""
+
+    sequence: Sequence
+    call: int
+    index: int
+    op: Op
+    workerd: Any
+    durable: Any
+
+    def __str__(self) -> str:
+        return (
+            f"{self.sequence['backend']} class, call {self.call}, op {self.index}: "
+            f"{json.dumps(self.op)}\n  workerd: {json.dumps(self.workerd)}\n  durable: {json.dumps(self.durable)}"
+        )
+
+    def reproduction(self) -> str:
+        """The calls up to and including the differing op, as JSON (feed it to either side)."""
+        calls = self.sequence["calls"][: self.call] + [self.sequence["calls"][self.call][: self.index + 1]]
+        return json.dumps({"backend": self.sequence["backend"], "calls": calls})
+
+
+def same(a: Any, b: Any) -> bool:
+    """JSON equality where ``1`` equals ``1.0`` (JavaScript prints both as ``1``) but not ``True``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and bool(a == b)
+
+
+async def compare(
+    sequence: Sequence, name: str, workerd: Workerd, side: DurableSide, lifted: frozenset[str] = frozenset()
+) -> Difference | None:
+    """Run ``sequence`` in a fresh object called ``name`` on both sides; the first difference, if any.
+
+    ``lifted`` names open defects (``allowances.OPEN``) not to normalize away.
+    """
+    backend = sequence["backend"]
+    for number, ops in enumerate(sequence["calls"]):
+        expected = await asyncio.to_thread(workerd.call, backend, name, ops)
+        got = await side.call(backend, name, ops)
+        for index, op in enumerate(ops):
+            w = allowances.normalize(op, expected[index], lifted)
+            d = allowances.normalize(op, got[index], lifted)
+            if not same(w, d):
+                return Difference(sequence, number, index, op, w, d)
+    return None
+
+
+def workerd_available() -> bool:
+    """Whether the harness can start (see ``harness_missing``)."""
+    return harness_missing() is None and os.environ.get("DURABLE_DIFFERENTIAL", "1") != "0"

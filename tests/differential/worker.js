@@ -1,0 +1,250 @@
+// The workerd side of the differential test (tests/test_differential.py).
+//
+// A Durable Object whose `run(json)` executes a list of storage operations and answers, for each,
+// {"ok": result} or {"err": {"name", "message"}}. Values travel in the type-tagged JSON form that
+// tests/differential/codec.py reads and writes (see its docstring): this file is its JavaScript half.
+// Two classes: `Sqlite` (new_sqlite_classes) and `Kv` (the legacy key-value backend).
+import { DurableObject } from "cloudflare:workers";
+
+function hexToBytes(hex) {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  return out;
+}
+
+function bytesToHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function decodeNumber(v) {
+  if (typeof v === "number") return v;
+  return { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity, "-0": -0 }[v];
+}
+
+function encodeNumber(n) {
+  if (Number.isNaN(n)) return "NaN";
+  if (n === Infinity) return "Infinity";
+  if (n === -Infinity) return "-Infinity";
+  if (Object.is(n, -0)) return "-0";
+  return n;
+}
+
+// Tagged JSON -> a JavaScript value. A container tagged with "id" may be referred to again, from
+// inside itself (a cycle) or later on, as {"t": "ref", "v": id}.
+function decode(v, defined = new Map()) {
+  const define = (x) => {
+    if ("id" in v) defined.set(v.id, x);
+    return x;
+  };
+  switch (v.t) {
+    case "null": return null;
+    case "bool": return v.v;
+    case "num": return decodeNumber(v.v);
+    case "big": return BigInt(v.v);
+    case "str": return v.v;
+    case "bytes": return hexToBytes(v.v);
+    case "buf": return define(hexToBytes(v.v).buffer);
+    case "date": return new Date(v.v);
+    case "ref": return defined.get(v.v);
+    case "arr": {
+      const out = define([]);
+      for (const x of v.v) out.push(decode(x, defined));
+      return out;
+    }
+    case "map": {
+      const out = define(new Map());
+      for (const [k, x] of v.v) out.set(decode(k, defined), decode(x, defined));
+      return out;
+    }
+    case "set": {
+      const out = define(new Set());
+      for (const x of v.v) out.add(decode(x, defined));
+      return out;
+    }
+    default: throw new Error(`harness: unknown tag ${v.t}`);
+  }
+}
+
+const isContainer = (x) => Array.isArray(x) || x instanceof Map || x instanceof Set || x instanceof ArrayBuffer;
+
+// How many times each container occurs in `x` (its contents are walked once).
+function countContainers(x, counts) {
+  if (!isContainer(x)) return;
+  counts.set(x, (counts.get(x) ?? 0) + 1);
+  if (counts.get(x) > 1) return;
+  if (Array.isArray(x)) x.forEach((y) => countContainers(y, counts));
+  else if (x instanceof Map) x.forEach((y, k) => { countContainers(k, counts); countContainers(y, counts); });
+  else if (x instanceof Set) x.forEach((y) => countContainers(y, counts));
+}
+
+// A JavaScript value -> tagged JSON. Containers that occur more than once get ids in the order they
+// are first met (depth first), and "ref"s after that: the Python side numbers them the same way.
+function encode(x, state) {
+  if (state === undefined) {
+    state = { counts: new Map(), ids: new Map() };
+    countContainers(x, state.counts);
+  }
+  if (x === null) return { t: "null" };
+  if (x === undefined) return { t: "undefined" };
+  switch (typeof x) {
+    case "boolean": return { t: "bool", v: x };
+    case "number": return { t: "num", v: encodeNumber(x) };
+    case "bigint": return { t: "big", v: x.toString() };
+    case "string": return { t: "str", v: x };
+  }
+  if (x instanceof Uint8Array) return { t: "bytes", v: bytesToHex(x) };
+  if (x instanceof Date) return { t: "date", v: x.getTime() };
+  if (!isContainer(x)) return { t: "other", v: Object.prototype.toString.call(x) };
+  if (state.ids.has(x)) return { t: "ref", v: state.ids.get(x) };
+  const out = {};
+  if (state.counts.get(x) > 1) {
+    out.id = state.ids.size;
+    state.ids.set(x, out.id);
+  }
+  if (x instanceof ArrayBuffer) return Object.assign(out, { t: "buf", v: bytesToHex(new Uint8Array(x)) });
+  if (Array.isArray(x)) return Object.assign(out, { t: "arr", v: x.map((y) => encode(y, state)) });
+  if (x instanceof Map) {
+    return Object.assign(out, { t: "map", v: Array.from(x, ([k, y]) => [encode(k, state), encode(y, state)]) });
+  }
+  return Object.assign(out, { t: "set", v: Array.from(x, (y) => encode(y, state)) });
+}
+
+// An SQL cell or binding: JSON numbers, strings and null as themselves; {"blob": hex}; special numbers as strings in {"num": ...}.
+function decodeCell(c) {
+  if (c !== null && typeof c === "object") {
+    if ("blob" in c) return hexToBytes(c.blob).buffer;
+    if ("num" in c) return decodeNumber(c.num);
+  }
+  return c;
+}
+
+function encodeCell(c) {
+  if (c instanceof ArrayBuffer) return { blob: bytesToHex(new Uint8Array(c)) };
+  if (typeof c === "number" && typeof encodeNumber(c) === "string") return { num: encodeNumber(c) };
+  if (typeof c === "bigint") return { bigint: c.toString() };
+  return c;
+}
+
+function listOptions(o) {
+  const out = {};
+  for (const [k, v] of Object.entries(o)) out[k === "start_after" ? "startAfter" : k] = v;
+  return out;
+}
+
+function entries(map) {
+  return Array.from(map, ([k, v]) => [k, encode(v)]);
+}
+
+class Boom extends Error {}
+
+async function execute(storage, target, op) {
+  switch (op.op) {
+    case "get": return encode(await target.get(op.key));
+    case "get_many": return entries(await target.get(op.keys));
+    case "put": {
+      const done = target.put(op.key, decode(op.value));
+      if (op.wait !== false) await done; // not awaited: the write still applies, at once
+      return null;
+    }
+    case "put_many": {
+      const obj = {};
+      for (const [k, v] of op.entries) obj[k] = decode(v);
+      await target.put(obj);
+      return null;
+    }
+    case "delete": return await target.delete(op.key);
+    case "delete_many": return await target.delete(op.keys);
+    case "delete_all": await target.deleteAll(); return null;
+    case "list": return entries(await target.list(listOptions(op.options)));
+    case "get_alarm": return await target.getAlarm();
+    case "set_alarm": await target.setAlarm(op.time); return null;
+    case "delete_alarm": await target.deleteAlarm(); return null;
+    case "txn": {
+      const inner = [];
+      const value = await storage.transaction(async (txn) => {
+        for (const sub of op.ops) inner.push(await step(storage, op.via === "txn" ? txn : storage, sub));
+        if (op.end === "rollback") txn.rollback();
+        if (op.end === "throw") throw new Boom("boom");
+        return "done";
+      });
+      return { inner, value };
+    }
+    default: return executeSync(storage, op);
+  }
+}
+
+function executeSync(storage, op) {
+  switch (op.op) {
+    case "txn_sync": {
+      const inner = [];
+      const value = storage.transactionSync(() => {
+        for (const sub of op.ops) inner.push(stepSync(storage, sub));
+        if (op.end === "throw") throw new Boom("boom");
+        return "done";
+      });
+      return { inner, value };
+    }
+    case "kv_get": return encode(storage.kv.get(op.key));
+    case "kv_put": storage.kv.put(op.key, decode(op.value)); return null;
+    case "kv_delete": return storage.kv.delete(op.key);
+    case "kv_list": return Array.from(storage.kv.list(listOptions(op.options)), ([k, v]) => [k, encode(v)]);
+    case "sql": {
+      const cursor = storage.sql.exec(op.query, ...op.bindings.map(decodeCell));
+      const rows = cursor.raw().toArray().map((row) => row.map(encodeCell));
+      return { columns: cursor.columnNames, rows, rowsRead: cursor.rowsRead, rowsWritten: cursor.rowsWritten };
+    }
+    default: throw new Error(`harness: unknown op ${op.op}`);
+  }
+}
+
+function failure(e) {
+  return { err: { name: e instanceof Boom ? "Boom" : String(e?.name ?? typeof e), message: String(e?.message ?? e) } };
+}
+
+async function step(storage, target, op) {
+  try {
+    return { ok: await execute(storage, target, op) };
+  } catch (e) {
+    return failure(e);
+  }
+}
+
+function stepSync(storage, op) {
+  try {
+    return { ok: executeSync(storage, op) };
+  } catch (e) {
+    return failure(e);
+  }
+}
+
+class Harness extends DurableObject {
+  async run(json) {
+    const ops = JSON.parse(json);
+    if (ops.length === 1 && ops[0].op === "restart") this.ctx.abort("restart");
+    this.calls = (this.calls ?? 0) + 1;
+    const results = [];
+    for (const op of ops) {
+      // "calls": how many calls this instance has served, which shows when a restart happened.
+      results.push(op.op === "calls" ? { ok: this.calls } : await step(this.ctx.storage, this.ctx.storage, op));
+    }
+    return JSON.stringify(results);
+  }
+  async alarm() {}
+}
+
+export class Sqlite extends Harness {}
+export class Kv extends Harness {}
+
+export default {
+  async fetch(request, env) {
+    const { backend, object, ops } = await request.json();
+    const ns = backend === "kv" ? env.KV : env.SQLITE;
+    try {
+      return new Response(await ns.get(ns.idFromName(object)).run(JSON.stringify(ops)));
+    } catch (e) {
+      // A restart call ends with the reset that ctx.abort() causes; the next call gets a new instance.
+      if (ops.length === 1 && ops[0].op === "restart") return new Response(JSON.stringify([{ ok: null }]));
+      return new Response(JSON.stringify(failure(e)), { status: 500 });
+    }
+  },
+};

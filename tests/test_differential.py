@@ -1,0 +1,212 @@
+"""The randomized differential test: storage op sequences run in real workerd and in durable.
+
+Needs ``node`` and ``npm install --prefix tests/differential`` (``.ci/run`` does it); without them
+the tests that talk to workerd skip. ``DURABLE_DIFFERENTIAL_SEQUENCES`` (default 300) and
+``DURABLE_DIFFERENTIAL_SEED`` (default 0) choose how many sequences run and from which seed (a
+third as many again against a runtime persisted in files);
+``python tests/differential/run.py N`` runs more by hand and prints every difference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durable
+from differential import allowances, codec
+from differential.ops import Generator, Op, Sequence
+from differential.runner import DurableSide, Workerd, compare, harness_missing
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "differences.md"
+
+
+@pytest.fixture(scope="module")
+def workerd() -> Iterator[Workerd]:
+    missing = harness_missing()
+    if missing is not None:
+        pytest.skip(f"workerd is not available: {missing}")
+    harness = Workerd()
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def side(durable_runtime: durable.Runtime) -> DurableSide:
+    return DurableSide(durable_runtime)
+
+
+def walk(ops: list[Op]) -> Iterator[Op]:
+    for op in ops:
+        yield op
+        yield from walk(op.get("ops", []))
+
+
+def tags(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        if "t" in value:
+            yield value["t"]
+        for item in value.values():
+            yield from tags(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from tags(item)
+
+
+class TestRandomSequences:
+    """Random sequences give the same results in workerd and in durable."""
+
+    async def test_no_unexplained_difference(self, workerd: Workerd, side: DurableSide) -> None:
+        """Every op of every sequence answers alike on both sides, once allowed differences are taken out."""
+        count = int(os.environ.get("DURABLE_DIFFERENTIAL_SEQUENCES", "300"))
+        await self.check(workerd, side, count, "memory")
+
+    async def test_persisted_runtime(self, workerd: Workerd, tmp_path: Path) -> None:
+        """The same holds with storage in files (one SQLite file per object), from another seed."""
+        count = int(os.environ.get("DURABLE_DIFFERENTIAL_SEQUENCES", "300")) // 3
+        async with durable.Runtime(path=tmp_path / "state") as rt:
+            await self.check(workerd, DurableSide(rt), count, "files", offset=1)
+
+    async def check(self, workerd: Workerd, side: DurableSide, count: int, label: str, offset: int = 0) -> None:
+        seed = int(os.environ.get("DURABLE_DIFFERENTIAL_SEED", "0")) + offset
+        gen = Generator(seed)
+        found = []
+        for number in range(count):
+            difference = await compare(gen.sequence(), f"{label}-{seed}-{number}", workerd, side)
+            if difference is not None:
+                found.append(f"sequence {number}: {difference}\n  calls: {difference.reproduction()}")
+        assert not found, f"{len(found)} of {count} sequences differ (seed {seed}):\n" + "\n".join(found[:5])
+
+
+class TestChosenSequences:
+    """Sequences written by hand, for what random ones reach rarely."""
+
+    async def test_shared_and_cyclic_values(self, workerd: Workerd, side: DurableSide) -> None:
+        """A value with a cycle and shared containers reads back with the same shape on both sides."""
+        value = {"t": "arr", "id": 0, "v": [
+            {"t": "ref", "v": 0},
+            {"t": "map", "id": 1, "v": [[{"t": "str", "v": "self"}, {"t": "ref", "v": 1}]]},
+            {"t": "ref", "v": 1},
+            {"t": "buf", "id": 2, "v": "00ff"},
+            {"t": "ref", "v": 2},
+        ]}
+        ops: list[Op] = [{"op": "put", "key": "c", "value": value}, {"op": "get", "key": "c"}]
+        assert await compare(seq("sqlite", ops, [{"op": "list", "options": {}}]), "cyclic", workerd, side) is None
+        got = await side.call("kv", "cyclic", ops)
+        assert got[1]["ok"] == value
+
+    async def test_alarm_times(self, workerd: Workerd, side: DurableSide) -> None:
+        """Fractional alarm times, the latest time workerd takes and times <= 0 answer alike."""
+        ops: list[Op] = [
+            op
+            for time in (4_102_444_800_000.7, 0, -0.5, 6_311_433_600_001, 9_223_372_036_854.7)
+            for op in ({"op": "set_alarm", "time": time}, {"op": "get_alarm"})
+        ]
+        assert await compare(seq("sqlite", ops), "alarms", workerd, side) is None
+
+
+def seq(backend: str, *calls: list[Op]) -> Sequence:
+    return {"backend": backend, "calls": list(calls)}
+
+
+def sql(query: str, *bindings: Any) -> Op:
+    return {"op": "sql", "query": query, "bindings": list(bindings)}
+
+
+NULL = {"t": "null"}
+
+OPEN_REPRODUCTIONS: dict[str, Sequence] = {
+    "rows-written-indexes": seq(
+        "sqlite", [sql("CREATE TABLE t (a TEXT UNIQUE, b)")], [sql("INSERT INTO t (a) VALUES ('x'), ('y') RETURNING a")]
+    ),
+    "rows-written-ddl": seq("sqlite", [sql("CREATE TABLE t1 (id INTEGER PRIMARY KEY, b UNIQUE, c, d)")]),
+    "cf-metadata-visible": seq("sqlite", [sql("CREATE TABLE t (a)"), sql("SELECT name FROM sqlite_master ORDER BY name")]),
+    "kv-class-sql-error": seq("kv", [sql("SELECT 1")]),
+    "rows-read": seq("sqlite", [sql("CREATE TABLE t (a)")], [sql("SELECT * FROM t")]),
+    "constraint-extended-code": seq(
+        "sqlite", [sql("CREATE TABLE t (a INTEGER PRIMARY KEY)"), sql("INSERT INTO t VALUES (1)")],
+        [sql("INSERT INTO t VALUES (1)")],
+    ),
+    "alarm-time-range": seq("sqlite", [{"op": "set_alarm", "time": 9_223_372_036_855}, {"op": "get_alarm"}]),
+}
+"""A minimal reproduction of each open defect (``allowances.OPEN``)."""
+
+
+class TestOpenDefects:
+    """Each open defect still reproduces; once fixed, its entry must leave allowances.OPEN."""
+
+    def test_every_open_defect_has_a_reproduction(self) -> None:
+        """OPEN and the reproductions name the same defects."""
+        assert set(OPEN_REPRODUCTIONS) == {a.name for a in allowances.OPEN}
+
+    @pytest.mark.xfail(strict=True, raises=AssertionError, reason="open defect (allowances.OPEN); XPASS: fixed")
+    @pytest.mark.parametrize("name", sorted(OPEN_REPRODUCTIONS))
+    async def test_open_defect(self, name: str, workerd: Workerd, side: DurableSide) -> None:
+        """The reproduction answers alike on both sides (it does not while the defect is open)."""
+        difference = await compare(OPEN_REPRODUCTIONS[name], f"open-{name}", workerd, side, frozenset({name}))
+        assert difference is None, str(difference)
+
+
+class TestAllowList:
+    """The allow-list in code and in docs/differences.md are the same."""
+
+    def test_docs_list_every_allowance(self) -> None:
+        """The docs section lists each allowed difference, by name, with the same sentence."""
+        text = DOCS.read_text(encoding="utf-8")
+        section = text.split("## Allowed in the differential test", 1)[1].split("\n## ", 1)[0]
+        listed = dict(re.findall(r"^- \*\*`([a-z0-9-]+)`\*\*: (.*(?:\n  .*)*)", section, re.MULTILINE))
+        assert list(listed) == [a.name for a in allowances.ALLOWED]
+        for allowance in allowances.ALLOWED:
+            assert " ".join(listed[allowance.name].split()) == allowance.reason
+
+
+class TestGenerator:
+    """The sequence generator."""
+
+    def test_deterministic(self) -> None:
+        """The same seed gives the same sequences."""
+        first = [Generator(7).sequence() for _ in range(3)]
+        again = [Generator(7).sequence() for _ in range(3)]
+        assert json.dumps(first) == json.dumps(again)
+
+    def test_covers_every_op_and_type(self) -> None:
+        """A few hundred sequences use every op, every list option, both backends and every value tag."""
+        gen = Generator(0)
+        sequences = [gen.sequence() for _ in range(300)]
+        ops = [op for s in sequences for call in s["calls"] for op in walk(call)]
+        assert {op["op"] for op in ops} == {
+            "get", "get_many", "put", "put_many", "delete", "delete_many", "delete_all", "list", "get_alarm",
+            "set_alarm", "delete_alarm", "txn", "txn_sync", "kv_get", "kv_put", "kv_delete", "kv_list", "sql",
+            "calls", "restart",
+        }
+        options = {name for op in ops if op["op"] in ("list", "kv_list") for name in op["options"]}
+        assert options == {"start", "start_after", "end", "prefix", "reverse", "limit"}
+        assert {s["backend"] for s in sequences} == {"sqlite", "kv"}
+        assert set(tags(ops)) >= {"null", "bool", "num", "big", "str", "bytes", "buf", "date", "arr", "map", "set"}
+        keys = "".join(op.get("key", "") for op in ops)
+        assert {"\U0001f600", "\u0301", "\uffff", "\x00", "\x01"} <= set(keys)
+
+    def test_values_round_trip_in_python(self) -> None:
+        """Generated values, shared references and cycles included, decode and encode back alike."""
+        gen = Generator(3)
+        values = [gen.value() for _ in range(500)]
+        assert any("ref" in tags(value) for value in values)
+        for value in values:
+            once = codec.encode(codec.decode(value))
+            twice = codec.encode(codec.decode(once))
+            get = {"op": "get"}
+            assert json.dumps(allowances.normalize(get, {"ok": once})) == json.dumps(allowances.normalize(get, {"ok": twice}))
+
+
+class TestWithoutNode:
+    """Where node or miniflare is missing, the tests skip instead of failing."""
+
+    def test_reports_missing_node(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """harness_missing() says node is missing when it is not on PATH."""
+        monkeypatch.setenv("PATH", "")
+        assert harness_missing() == "node is not installed"
