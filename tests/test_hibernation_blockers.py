@@ -36,7 +36,7 @@ class Ticker(durable.DurableObject):
         if message == "timer":
             handle = asyncio.get_running_loop().call_later(3600, lambda: None)
             self.env.handles.append(handle)
-        ws.send(f"echo:{message}")
+        ws.send(f"echo:{message!r}")
 
 
 class Plain(durable.DurableObject):
@@ -65,7 +65,7 @@ class TestTasksStartedBeforeAccepting:
         ticker = rt.namespace(Ticker).get_by_name("t")
         async with websocket(first, "http://p/"), websocket(ticker, "http://t/") as ws:
             ws.send("hi")
-            assert await ws.receive() == "echo:hi"
+            assert await ws.receive() == "echo:'hi'"
             assert hibernation_blockers(ticker) == ["pending task created by the object"]
             clock: Any = rt.clock
             await clock.advance(10)
@@ -75,7 +75,7 @@ class TestTasksStartedBeforeAccepting:
             assert hibernation_blockers(ticker) == []
             await clock.advance(10)
             ws.send("again")
-            assert await ws.receive() == "echo:again"
+            assert await ws.receive() == "echo:'again'"
             assert len(rt.env.built) == 2  # hibernated, then woken by the message
             for task in rt.env.heartbeats:
                 task.cancel()
@@ -98,7 +98,7 @@ class TestNotSeen:
         async with websocket(ticker, "http://t/") as ws:
             rt.env.heartbeats[0].cancel()
             ws.send("timer")
-            assert await ws.receive() == "echo:timer"
+            assert await ws.receive() == "echo:'timer'"
             await settle()
             assert hibernation_blockers(ticker) == []
             rt.env.handles[0].cancel()

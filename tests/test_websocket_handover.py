@@ -51,7 +51,8 @@ class Greeter(durable.DurableObject):
 
 class Worker(durable.WorkerEntrypoint):
     async def fetch(self, request: durable.Request) -> durable.Response:
-        return await self.env.GREETER.get_by_name("g").fetch(request)
+        response: durable.Response = await self.env.GREETER.get_by_name("g").fetch(request)
+        return response
 
 
 EARLY = ["welcome", "history", b"\x00binary"]
