@@ -58,6 +58,11 @@ class Worker(durable.WorkerEntrypoint):
 EARLY = ["welcome", "history", b"\x00binary"]
 
 
+async def recv(ws: durable.WebSocket) -> str | bytes:
+    """The next message, failing (not hanging) when a lost frame never comes."""
+    return await asyncio.wait_for(ws.receive(), 10)
+
+
 class TestSentBeforeTheResponse:
     async def test_stub_fetch(self) -> None:
         """The caller of stub.fetch receives what the object sent before returning, in order."""
@@ -66,9 +71,9 @@ class TestSentBeforeTheResponse:
             ws = response.web_socket
             assert ws is not None
             ws.accept()
-            assert [await ws.receive() for _ in EARLY] == EARLY
+            assert [await recv(ws) for _ in EARLY] == EARLY
             ws.send("hi")
-            assert await ws.receive() == "echo hi"
+            assert await recv(ws) == "echo hi"
 
     @pytest.mark.parametrize("path", ["/", "/standard"])
     async def test_testing_websocket_stub(self, path: str) -> None:
@@ -76,18 +81,18 @@ class TestSentBeforeTheResponse:
         async with durable.Runtime() as rt:
             stub = rt.namespace(Greeter).get_by_name("g")
             async with websocket(stub, "http://g" + path) as ws:
-                assert [await ws.receive() for _ in EARLY] == EARLY
+                assert [await recv(ws) for _ in EARLY] == EARLY
                 ws.send("hi")
-                assert await ws.receive() == "echo hi"
+                assert await recv(ws) == "echo hi"
 
     async def test_testing_websocket_asgi(self) -> None:
         """Through a Worker served by asgi_app, the early messages come first, in order."""
         async with durable.Runtime() as rt:
             rt.namespace(Greeter, name="GREETER")
             async with websocket(durable.asgi_app(Worker, rt), "http://g/") as ws:
-                assert [await ws.receive() for _ in EARLY] == EARLY
+                assert [await recv(ws) for _ in EARLY] == EARLY
                 ws.send("hi")
-                assert await ws.receive() == "echo hi"
+                assert await recv(ws) == "echo hi"
 
     async def test_close_before_the_response(self) -> None:
         """A close sent before the 101 reaches the client after the messages, with its code and reason."""
@@ -97,9 +102,9 @@ class TestSentBeforeTheResponse:
             ws = response.web_socket
             assert ws is not None
             ws.accept()
-            assert [await ws.receive() for _ in EARLY] == EARLY
+            assert [await recv(ws) for _ in EARLY] == EARLY
             with pytest.raises(durable.WebSocketClosed) as closed:
-                await ws.receive()
+                await recv(ws)
             assert (closed.value.code, closed.value.reason, closed.value.was_clean) == (4000, "bye", True)
 
 
@@ -122,12 +127,12 @@ class TestMessageLimit:
             target: Any = stub if through == "stub" else durable.asgi_app(Worker, rt)
             async with websocket(target, "http://g/") as ws:
                 for _ in EARLY:
-                    await ws.receive()
+                    await recv(ws)
                 ws.send("y" * MAX_MESSAGE_SIZE)  # exactly 32 MiB passes
-                assert await ws.receive() == "echo " + "y" * 20
+                assert await recv(ws) == "echo " + "y" * 20
                 ws.send("z" * MAX_MESSAGE_SIZE + "é")
                 with pytest.raises(durable.WebSocketClosed) as closed:
-                    await ws.receive()
+                    await recv(ws)
                 assert (closed.value.code, closed.value.reason) == (1009, "Message is too large")
                 assert ws.ready_state == durable.WebSocket.CLOSED
                 for _ in range(5):
