@@ -305,7 +305,8 @@ class HibernationManager:
         self.runtime = runtime
         self.hibernate_after = hibernate_after
         self.registries: dict[Key, SocketRegistry] = {}
-        self._tasks: dict[Key, weakref.WeakSet[asyncio.Task[Any]]] = {}
+        # The tasks each live host's objects created (entries go with their host).
+        self._tasks: weakref.WeakKeyDictionary[ObjectHost, weakref.WeakSet[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
         self._factory_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
     def registry(self, key: Key) -> SocketRegistry:
@@ -323,7 +324,6 @@ class HibernationManager:
             if registry.timer is not None:
                 registry.timer.cancel()
             self.registries.pop(registry.key, None)
-            self._tasks.pop(registry.key, None)
 
     # -- hooks called by the runtime and hosts --------------------------------------------------
 
@@ -398,19 +398,26 @@ class HibernationManager:
             found.append("event in progress")
         if host.background_work:
             found.append("wait_until")
-        tasks = self._tasks.get(host.key)
+        tasks = self._tasks.get(host)
         if tasks is not None:
             running = host.event_tasks()
             if any(not t.done() and t not in running for t in tasks):
                 found.append("pending task created by the object")
+        # Not found here: callbacks scheduled with loop.call_later()/call_at() directly (asyncio
+        # offers no public way to attribute a TimerHandle to the code that made it). The
+        # Python spelling of setTimeout/setInterval, a task that sleeps, is found above.
         return found
 
     def track_tasks(self) -> None:
         """Attribute tasks created inside objects to them (for ``pending task`` blockers).
 
-        asyncio has no public way to ask which code created a task, so a task factory records
-        the object running when each task is made. It is installed on the running loop when the
-        first hibernatable socket is accepted, wrapping any factory already there.
+        A task factory records the object running when each task is made (Python 3.11 has no
+        public way to ask a task which context created it). It is installed on the running loop
+        when the first hibernatable socket is accepted, wrapping any factory already there, and
+        records the tasks of every object from then on, so a task started in a constructor
+        before the object's own first accept counts. On Python 3.12 and later the tasks already
+        running at that moment are attributed too, through ``Task.get_context()``; on 3.11 a
+        task started before the loop's first hibernatable accept is not seen.
         """
         try:
             loop = asyncio.get_running_loop()
@@ -421,6 +428,12 @@ class HibernationManager:
         self._factory_loops.add(loop)
         previous = loop.get_task_factory()
         manager_ref = weakref.ref(self)
+        for task in asyncio.all_tasks(loop):
+            get_context = getattr(task, "get_context", None)  # Python 3.12+
+            if get_context is not None:
+                owner = get_context().get(current_host)
+                if owner is not None and owner.runtime is self.runtime:
+                    self._tasks.setdefault(owner, weakref.WeakSet()).add(task)
 
         def factory(
             loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context | None = None, **kwargs: Any
@@ -432,8 +445,8 @@ class HibernationManager:
                 task = asyncio.Task(coro, loop=loop, context=context, **kwargs)
             host = context.get(current_host) if context is not None else current_host.get()
             manager = manager_ref()
-            if host is not None and manager is not None and host.key in manager.registries:
-                manager._tasks.setdefault(host.key, weakref.WeakSet()).add(task)
+            if host is not None and manager is not None and host.runtime is manager.runtime:
+                manager._tasks.setdefault(host, weakref.WeakSet()).add(task)
             return task  # type: ignore[no-any-return]
 
         loop.set_task_factory(factory)

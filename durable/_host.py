@@ -739,6 +739,7 @@ class ObjectHost:
                 "Incorrect type for Promise: the Promise did not resolve to 'Response'. "
                 f"(fetch() returned {type(result).__name__}; return a durable.Response)"
             )
+        result._hand_over()  # a WebSocket end leaves the object now (workerd: when returned)
 
     # -- concurrency control -------------------------------------------------------------------
 

@@ -715,13 +715,14 @@ class Response(_Body):
             raise TypeError(f"Response status must be an int, not {type(status).__name__}.")
         self._web_socket: WebSocket | None = None
         if web_socket is not None:
-            # A WebSocket upgrade (workerd api/http.c++): only with status 101; the end is
-            # handed over, so the object can no longer accept or send on this handle.
+            # A WebSocket upgrade (workerd api/http.c++): only with status 101. The end is
+            # handed over when the response is returned (see _hand_over), not here: workerd
+            # lets code build the response, then accept or reuse the end (measured 2026-04-26).
             if not isinstance(web_socket, WebSocket):
                 raise TypeError(f"Response web_socket must be a durable.WebSocket, not {type(web_socket).__name__}.")
             if status != 101:
                 raise ValueError("Responses with a WebSocket must have status code 101.")
-            self._web_socket = web_socket._release()
+            self._web_socket = web_socket
         elif not 200 <= status <= 599:
             raise ValueError(_STATUS_RANGE)
         if status_text is not None:
@@ -748,6 +749,20 @@ class Response(_Body):
     def web_socket(self) -> WebSocket | None:
         """The client end of a WebSocket upgrade (status 101), or ``None``; ``accept()`` it."""
         return self._web_socket
+
+    def _hand_over(self) -> None:
+        """The response leaves the ``fetch`` that returned it: hand its WebSocket end over.
+
+        workerd couples the end when the response is sent (``WebSocket::couple``), and raises
+        there for an end that was accepted or already handed over; the returned handle is
+        dead afterwards and ``web_socket`` is a fresh handle joined to the same peer. Called by
+        the object host for ``stub.fetch`` and by ``durable.asgi`` for the Worker's response.
+
+        Raises:
+            TypeError: workerd's ``Can't return WebSocket ...`` messages.
+        """
+        if self._web_socket is not None:
+            self._web_socket = self._web_socket._release()
 
     @property
     def status_text(self) -> str:

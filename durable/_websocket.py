@@ -40,6 +40,7 @@ __all__ = [
     "DISCONNECTED_REASON",
     "MAX_ATTACHMENT_SIZE",
     "MAX_MESSAGE_SIZE",
+    "TOO_LARGE_MESSAGE",
     "CloseEvent",
     "ErrorEvent",
     "MessageEvent",
@@ -64,6 +65,13 @@ MAX_MESSAGE_SIZE: Final = 32 << 20
 
 DISCONNECTED_REASON: Final = "WebSocket disconnected without sending Close frame."
 """workerd's close reason when a connection ends without a Close frame (code 1006)."""
+
+TOO_LARGE_MESSAGE: Final = (
+    "WebSocket protocol error; protocolError.statusCode = 1009; protocolError.description = Message is too large"
+)
+"""The error workerd's ``webSocketError`` handler receives for a message over 32 MiB from the
+network (measured with workerd 2026-04-26 under miniflare); the client's connection is closed
+with 1009."""
 
 _MAX_REASON_BYTES: Final = 123
 _RESERVED_CODES: Final = frozenset({1004, 1005, 1006, 1015})
@@ -223,6 +231,14 @@ def validate_close(code: int | None, reason: str | None) -> tuple[int | None, st
     return code, reason
 
 
+def _too_large(data: str | bytes) -> bool:
+    """Whether ``data`` is over workerd's 32 MiB limit (UTF-8 bytes for text)."""
+    if isinstance(data, str):
+        # A str of n characters is n to 4n bytes in UTF-8: encode only when it can matter.
+        return len(data) > MAX_MESSAGE_SIZE // 4 and len(data.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_SIZE
+    return len(data) > MAX_MESSAGE_SIZE
+
+
 def _check_message(message: object) -> str | bytes:
     if isinstance(message, str):
         return message
@@ -280,6 +296,7 @@ class WebSocket:
         "_inbox",
         "_listeners",
         "_mode",
+        "_network",
         "_out_pending",
         "_owner",
         "_peer",
@@ -293,6 +310,7 @@ class WebSocket:
 
     _peer: WebSocket | None
     _mode: int
+    _network: bool
     _closed_in: bool
     _closed_out: bool
     _gone: bool
@@ -318,6 +336,7 @@ class WebSocket:
         self = object.__new__(cls)
         self._peer = None
         self._mode = _NEW
+        self._network = False
         self._closed_in = False
         self._closed_out = False
         self._gone = False
@@ -437,6 +456,7 @@ class WebSocket:
         other._backlog, self._backlog = self._backlog, []
         other.url, other.protocol = self.url, self.protocol
         other._closed_in, other._closed_out, other._gone = self._closed_in, self._closed_out, self._gone
+        other._close_info, other._network = self._close_info, self._network
         self._mode = _RELEASED
         # Handing an end over does not count as using the pair: workerd lets the object accept
         # the server end after building the Response (measured with workerd 2026-07-30).
@@ -487,6 +507,9 @@ class WebSocket:
             raise TypeError("Can't call WebSocket send() after close().")
         if self._gone:
             return  # the connection is gone: silently dropped, as workerd does
+        if self._network and _too_large(data):
+            self._refuse_too_large()
+            return
         self._emit((_MESSAGE, data))
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
@@ -507,6 +530,31 @@ class WebSocket:
         self._emit((_CLOSE, 1005 if code is None else code, reason, True))
         if self._closed_in:
             self._finished()
+
+    def _network_end(self) -> None:
+        """Mark this end as the network side of a connection (a client beyond the runtime).
+
+        What it sends is what the object *receives*, so workerd's 32 MiB limit on received
+        messages applies to it (see :meth:`_refuse_too_large`). Ends of a pair made in process
+        have no limit: workerd passes a message of 32 MiB + 1 between two such ends (measured
+        with workerd 2026-04-26 under miniflare). Set by the ASGI bridge and ``durable.testing``.
+        """
+        self._network = True
+
+    def _refuse_too_large(self) -> None:
+        """A message over 32 MiB from the network: workerd's read loop fails with a protocol
+        error. The object's end gets an error event (:data:`TOO_LARGE_MESSAGE`) and is released;
+        this end, the client's, is closed with 1009 ``Message is too large``."""
+        self._closed_out = True
+        if self._peer is not None:
+            self._post((_ERROR, WebSocketError(TOO_LARGE_MESSAGE)))
+        frame = (_CLOSE, 1009, "Message is too large", True)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._arrive(frame)
+        else:
+            loop.call_soon(self._arrive, frame, context=contextvars.Context())
 
     def _emit(self, frame: tuple[Any, ...]) -> None:
         """Send a frame to the peer, after the output gate; frames stay in order.

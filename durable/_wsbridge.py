@@ -11,8 +11,9 @@ end receives them), and what the object sends comes out of ``client`` and goes t
   client's own code) arrives as a clean close with that code and reason.
 - A Close from the object becomes ``websocket.close`` with its code and reason (1000 when it had
   no code: ASGI cannot send a Close without one).
-- A message over 32 MiB (workerd's limit for received messages) closes the connection with 1009.
-  Servers refuse those earlier when configured as ``durable serve`` configures uvicorn.
+- A message over 32 MiB (workerd's limit for received messages) gives the object workerd's
+  ``webSocketError`` (``durable._websocket.TOO_LARGE_MESSAGE``) and closes the connection with
+  1009. Servers refuse those earlier when configured as ``durable serve`` configures uvicorn.
 
 The bridge is owned by the ASGI server's connection task, not by the object's instance, so the
 connection survives hibernation and evictions that keep sockets.
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._http import Headers, Response
-from ._websocket import MAX_MESSAGE_SIZE, WebSocket, WebSocketClosed, remote_close
+from ._websocket import WebSocket, WebSocketClosed, remote_close
 
 __all__ = ["accept_headers", "bridge"]
 
@@ -60,6 +61,7 @@ async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send
     if protocol:
         message["subprotocol"] = protocol
     ws.accept()
+    ws._network_end()
     await send(message)
     outgoing = asyncio.ensure_future(_pump_out(ws, send))
     try:
@@ -71,14 +73,8 @@ async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send
                 data: str | bytes | None = text if text is not None else event.get("bytes")
                 if data is None:
                     continue
-                size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
-                if size > MAX_MESSAGE_SIZE:
-                    remote_close(ws, 1009, "", True)
-                    if not outgoing.done():
-                        outgoing.cancel()
-                    with contextlib.suppress(Exception):
-                        await send({"type": "websocket.close", "code": 1009, "reason": "Message too big"})
-                    return
+                # A message over 32 MiB is refused by ws itself (a network end): the object
+                # gets workerd's error event and the close (1009) goes out through _pump_out.
                 with contextlib.suppress(TypeError):  # closed from our side meanwhile: dropped
                     ws.send(data)
             elif kind == "websocket.disconnect":

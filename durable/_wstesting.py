@@ -33,8 +33,10 @@ def hibernation_blockers(stub: Stub[Any]) -> list[str]:
     ``"event in progress"`` (a request, message or other event runs or waits, or the input gate
     is closed), ``"wait_until"`` (work passed to ``ctx.wait_until`` or a
     ``block_concurrency_while`` callback), ``"pending task created by the object"`` (an
-    ``asyncio`` task started by the object's code that has not finished; tracked once the object
-    has accepted a hibernatable WebSocket).
+    ``asyncio`` task started by the object's code, its constructor included, that has not
+    finished; tracked from the loop's first ``accept_web_socket``, and on Python 3.12+ also the
+    tasks already running then). Callbacks scheduled directly with ``loop.call_later()`` are not
+    seen (see docs/websockets.md).
 
     Example::
 
@@ -119,6 +121,7 @@ async def websocket(
             error.status = response.status  # type: ignore[attr-defined]
             raise error
         client.accept()
+        client._network_end()  # it stands for a client beyond the runtime: the 32 MiB limit applies
     elif callable(target):
         client, task = await _asgi_connect(target, url, all_headers)
     else:

@@ -234,8 +234,15 @@ class WorkerApp:
             response = await self._call_worker(request, ctx, body)
             if response is None:
                 return
-            socket = response.web_socket
-            if response.status == 101 and socket is not None:
+            if response.status == 101 and response.web_socket is not None:
+                try:
+                    response._hand_over()  # workerd checks the end when the response is returned
+                except TypeError:
+                    logger.exception("Worker %s returned a WebSocket it cannot hand over, for %s", self.worker.__qualname__, request.url)
+                    await _deny_websocket(scope, send, _text_response(500, "Worker threw exception"))
+                    return
+                socket = response.web_socket
+                assert socket is not None
                 await bridge(socket, response, receive, send)
             else:
                 await _deny_websocket(scope, send, response)

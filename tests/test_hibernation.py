@@ -204,7 +204,7 @@ class TestAccept:
             with pytest.raises(TypeError, match=r"^Can't accept\(\) WebSocket after enabling hibernation.$"):
                 server.accept()
             with pytest.raises(TypeError, match=r"^Can't return WebSocket in a Response after calling acceptWebSocket\(\).$"):
-                durable.Response(None, status=101, web_socket=server)
+                durable.Response(None, status=101, web_socket=server)._hand_over()
             _, standard = durable.WebSocketPair()
             standard.accept()
             with pytest.raises(durable.WebSocketError, match="already accepted via `accept"):
@@ -214,7 +214,7 @@ class TestAccept:
             with pytest.raises(durable.WebSocketError, match="^Cannot call `acceptWebSocket\\(\\)` on this WebSocket because its pair has already been accepted or used in a Response.$"):
                 ctx.accept_web_socket(server2)
             client3, server3 = durable.WebSocketPair()
-            durable.Response(None, status=101, web_socket=client3)
+            durable.Response(None, status=101, web_socket=client3)._hand_over()
             ctx.accept_web_socket(server3)  # the client end handed over first: allowed, as in workerd
             with pytest.raises(TypeError, match="durable.WebSocket"):
                 ctx.accept_web_socket("nope")  # type: ignore[arg-type]

@@ -288,6 +288,9 @@ class TestCloudflareExamples:
             async with websocket(app, "http://x/room/a") as c:
                 history = await receive(c)
                 assert history["type"] == "history" and [m["text"] for m in history["messages"]] == ["hi"]
+            room = durable_runtime.env.CHATROOM.get_by_name("a")
+            count = await durable.testing.run_in_object(room, lambda obj, ctx: len(ctx.getWebSockets()))  # type: ignore[attr-defined]
+            assert count == 2  # c left: its close handler ran and released it
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
             assert (await client.get("/room/a")).text == "Expected WebSocket upgrade"
             assert "<html" in (await client.get("/")).text.lower()
@@ -297,3 +300,24 @@ class TestCloudflareExamples:
         server = serve(Path(str(CHECKOUT)) / "07-durable-objects")
         with httpx.Client(base_url=server.url, timeout=10) as client:
             check_07(lambda path: (lambda r: (r.status_code, r.text))(client.get(path)))
+
+    @needs_websockets
+    def test_15_chatroom_over_websockets(self, serve: type[Server]) -> None:
+        """Cloudflare's 15-chatroom, unmodified, under durable serve with a real WebSocket client."""
+        client_module: Any = pytest.importorskip("websockets.sync.client")
+        server = serve(Path(str(CHECKOUT)) / "15-chatroom")
+        url = server.url.replace("http://", "ws://") + "/room/lobby"
+        with client_module.connect(url) as a, client_module.connect(url) as b:
+            for ws in (a, b):
+                assert json.loads(ws.recv(timeout=10))["type"] == "system"  # sent before the 101
+            a.send(json.dumps({"username": "u", "text": "over the wire"}))
+            for ws in (a, b):
+                message = json.loads(ws.recv(timeout=10))
+                assert (message["type"], message["username"], message["text"]) == ("message", "u", "over the wire")
+            with client_module.connect(url) as c:
+                history = json.loads(c.recv(timeout=10))
+                assert history["type"] == "history" and [m["text"] for m in history["messages"]] == ["over the wire"]
+                assert json.loads(c.recv(timeout=10))["type"] == "system"
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/room/lobby").text == "Expected WebSocket upgrade"
+            assert "<html" in client.get("/").text.lower()

@@ -264,23 +264,68 @@ class TestResponse:
         with pytest.raises(ValueError, match="200 to 599"):
             durable.Response(None, status=101)
 
-    def test_handover(self) -> None:
-        """The socket in a Response is handed over: the old handle is dead, resp.web_socket works."""
-        client, server = durable.WebSocketPair()
+    def test_building_hands_nothing_over(self) -> None:
+        """Building a Response checks only the status: the end stays usable, as in workerd."""
+        client, _ = durable.WebSocketPair()
         resp = durable.Response(None, status=101, web_socket=client)
-        assert resp.status == 101 and resp.webSocket is resp.web_socket and resp.web_socket is not client  # type: ignore[attr-defined]
-        with pytest.raises(TypeError, match=r"^Can't accept\(\) WebSocket that was already used in a response.$"):
-            client.accept()
-        with pytest.raises(TypeError, match="^Can't return WebSocket that was already used in a response.$"):
-            durable.Response(None, status=101, web_socket=client)
+        again = durable.Response(None, status=101, web_socket=client)
+        assert resp.status == 101 and resp.webSocket is resp.web_socket is again.web_socket is client  # type: ignore[attr-defined]
+        client.accept()  # allowed after building (workerd measured); returning it would now fail
         assert durable.Response(None, status=200).web_socket is None
 
-    def test_return_after_accept(self) -> None:
-        """A socket accepted with accept() cannot be returned in a Response."""
-        client, _ = durable.WebSocketPair()
-        client.accept()
-        with pytest.raises(TypeError, match=r"^Can't return WebSocket in a Response after calling accept\(\).$"):
-            durable.Response(None, status=101, web_socket=client)
+    async def test_handover_when_returned(self) -> None:
+        """Returning the Response from fetch hands the end over: the caller gets a fresh handle."""
+        kept: list[Any] = []
+
+        class Obj(durable.DurableObject):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                client, server = durable.WebSocketPair()
+                server.accept()
+                server.add_event_listener("message", lambda e: server.send("echo " + e.data))
+                first = durable.Response(None, status=101, web_socket=client)
+                second = durable.Response(None, status=101, web_socket=client)
+                kept.extend([client, first])
+                return second  # workerd returns whichever of the two is returned
+
+        async with durable.Runtime() as rt:
+            resp = await rt.namespace(Obj).get_by_name("a").fetch("http://a/")
+            ws = resp.web_socket
+            assert ws is not None and ws is not kept[0]
+            with pytest.raises(TypeError, match=r"^Can't accept\(\) WebSocket that was already used in a response.$"):
+                kept[0].accept()
+            with pytest.raises(TypeError, match="^Can't return WebSocket that was already used in a response.$"):
+                kept[1]._hand_over()
+            ws.accept()
+            ws.send("hi")
+            assert await ws.receive() == "echo hi"
+
+    @pytest.mark.parametrize(
+        ("how", "message"),
+        [
+            ("accept", r"^Can't return WebSocket in a Response after calling accept\(\).$"),
+            ("hibernate", r"^Can't return WebSocket in a Response after calling acceptWebSocket\(\).$"),
+            ("twice", "^Can't return WebSocket that was already used in a response.$"),
+        ],
+    )
+    async def test_return_errors(self, how: str, message: str) -> None:
+        """Returning an accepted or already returned end raises workerd's TypeError for the caller."""
+
+        class Obj(durable.DurableObject):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                client, server = durable.WebSocketPair()
+                if how == "accept":
+                    client.accept()
+                elif how == "hibernate":
+                    self.ctx.accept_web_socket(client)
+                else:
+                    durable.Response(None, status=101, web_socket=client)._hand_over()
+                return durable.Response(None, status=101, web_socket=client)
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+            with pytest.raises(TypeError, match=message):
+                await stub.fetch("http://a/")
+            assert stub.id is not None  # a plain TypeError: the object is not reset
 
     def test_body_refused(self) -> None:
         """A 101 response cannot have a body."""

@@ -63,6 +63,31 @@ class Echo(durable.DurableObject):
 bindings = {"ECHO": Echo}
 '''
 
+GREETER_APP = """
+import asyncio
+import durable
+
+class Worker(durable.WorkerEntrypoint):
+    async def fetch(self, request):
+        return await self.env.GREETER.get_by_name("g").fetch(request)
+
+class Greeter(durable.DurableObject):
+    async def fetch(self, request):
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        server.send("welcome")
+        await self.ctx.storage.put("seen", True)
+        server.send("history")
+        await asyncio.sleep(0)
+        server.send(b"bin")
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws, message):
+        ws.send("echo " + message)
+
+bindings = {"GREETER": Greeter}
+"""
+
 
 def chat_app(rt: durable.Runtime) -> Any:
     rt.namespace(chat.ChatServer, name="CHAT")
@@ -290,6 +315,18 @@ class TestServe:
             await connect(server.ws_url + "/nows")
         assert refused.value.response.status_code == 403
         assert refused.value.response.body == b"not a socket"
+
+    async def test_messages_sent_before_the_101(self, serve: Any, tmp_path: Path) -> None:
+        """What the object sends before returning the 101 reaches a real client first, in order."""
+        from websockets.asyncio.client import connect
+
+        app = tmp_path / "greeter_app.py"
+        app.write_text(GREETER_APP)
+        server = serve(app)
+        async with connect(server.ws_url + "/", compression=None) as ws:
+            assert [await ws.recv() for _ in range(3)] == ["welcome", "history", b"bin"]
+            await ws.send("hi")
+            assert await ws.recv() == "echo hi"
 
     async def test_shutdown_closes_with_1012(self, serve: Any, tmp_path: Path) -> None:
         """SIGTERM stops the server; open sockets are closed with 1012."""
