@@ -49,14 +49,14 @@ from ._limits import Limits as Limits
 from ._namespace import Namespace as Namespace
 from ._object import AlarmInfo as AlarmInfo
 from ._object import DurableObject as DurableObject
-from ._runtime import Env as Env
+from ._object import Env as Env
 from ._runtime import Runtime as Runtime
 from ._sql import SqlCursor as SqlCursor
 from ._sql import SqlRow as SqlRow
 from ._sql import SqlStorage as SqlStorage
-from ._sql import SyncKV as SyncKV
 from ._state import State as State
 from ._storage import Storage as Storage
+from ._storage import SyncKV as SyncKV
 from ._storage import Transaction as Transaction
 from ._stub import RpcMethod as RpcMethod
 from ._stub import RpcPromise as RpcPromise

@@ -8,15 +8,14 @@ special meaning (see ``API.md`` section 1).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Any, final
 
 from ._aliases import camel_aliases
 
 if TYPE_CHECKING:
-    from ._runtime import Env
     from ._state import State
 
-__all__ = ["RESERVED_METHODS", "AlarmInfo", "DurableObject"]
+__all__ = ["RESERVED_METHODS", "AlarmInfo", "DurableObject", "Env"]
 
 RESERVED_METHODS = frozenset(
     {
@@ -77,3 +76,47 @@ class AlarmInfo:
     def is_retry(self) -> bool:
         return self.retry_count > 0
 
+
+class Env:
+    """``self.env`` of objects and Workers: the runtime's bindings.
+
+    Every namespace registered with ``name=`` is an attribute (``env.COUNTER``), and so is every
+    plain value passed as ``Runtime(vars={...})``. ``env["COUNTER"]`` and ``"COUNTER" in env``
+    work too.
+    """
+
+    __slots__ = ("_bindings",)
+
+    def __init__(self) -> None:
+        self._bindings: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._bindings[name]
+        except KeyError:
+            known = ", ".join(sorted(self._bindings)) or "none"
+            raise AttributeError(
+                f"env has no binding {name!r} (bindings: {known}). A namespace becomes a binding "
+                f"when it is registered under that name: rt.namespace(YourClass, name={name!r}); "
+                f"a plain value, with durable.Runtime(vars={{{name!r}: value}})."
+            ) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._bindings[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._bindings
+
+    def __iter__(self) -> Any:
+        return iter(self._bindings)
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._bindings)
+
+    def __repr__(self) -> str:
+        return f"<durable.Env {sorted(self._bindings)}>"
+
+    def _bind(self, name: str, value: Any) -> None:
+        if name in self._bindings:
+            raise ValueError(f"env already has a binding named {name!r}")
+        self._bindings[name] = value

@@ -47,7 +47,7 @@ from ._host import ObjectHost
 from ._id import DurableObjectId
 from ._limits import Limits
 from ._namespace import Namespace
-from ._object import DurableObject
+from ._object import DurableObject, Env
 from ._sqlite import SCHEMA_VERSION, ObjectDatabase
 
 try:
@@ -137,51 +137,6 @@ def default_max_live_objects() -> int:
     if soft == resource.RLIM_INFINITY:
         return 1000
     return max(8, min(1000, (soft - FDS_RESERVED) // (2 * FDS_PER_OBJECT)))
-
-
-class Env:
-    """``self.env`` of objects and Workers: the runtime's bindings.
-
-    Every namespace registered with ``name=`` is an attribute (``env.COUNTER``), and so is every
-    plain value passed as ``Runtime(vars={...})``. ``env["COUNTER"]`` and ``"COUNTER" in env``
-    work too.
-    """
-
-    __slots__ = ("_bindings",)
-
-    def __init__(self) -> None:
-        self._bindings: dict[str, Any] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._bindings[name]
-        except KeyError:
-            known = ", ".join(sorted(self._bindings)) or "none"
-            raise AttributeError(
-                f"env has no binding {name!r} (bindings: {known}). A namespace becomes a binding "
-                f"when it is registered under that name: rt.namespace(YourClass, name={name!r}); "
-                f"a plain value, with durable.Runtime(vars={{{name!r}: value}})."
-            ) from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._bindings[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._bindings
-
-    def __iter__(self) -> Any:
-        return iter(self._bindings)
-
-    def __dir__(self) -> list[str]:
-        return sorted(self._bindings)
-
-    def __repr__(self) -> str:
-        return f"<durable.Env {sorted(self._bindings)}>"
-
-    def _bind(self, name: str, value: Any) -> None:
-        if name in self._bindings:
-            raise ValueError(f"env already has a binding named {name!r}")
-        self._bindings[name] = value
 
 
 class Runtime:

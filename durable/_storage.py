@@ -6,6 +6,9 @@ Cloudflare's promises run whether or not they are awaited: an un-awaited ``put``
 object's implicit transaction, which the host commits at the end of the turn; the output gate holds
 the object's results until that commit (see ``_host.py``).
 
+:class:`SyncKV` (``ctx.storage.kv``) is the synchronous key-value API of SQLite-backed objects,
+over the same table and the same implicit transaction; ``ctx.storage.sql`` lives in ``_sql.py``.
+
 Explicit transactions (``transaction()``) are savepoints in that implicit transaction, kept
 isolated from the rest of the object's code: they are serialized (one per object runs at a time,
 nested ones inside it), and code outside the running one waits for it to end before it touches
@@ -22,9 +25,9 @@ import asyncio
 import datetime as _dt
 import enum
 import inspect
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, TypeVar, final, overload
 
 from ._aliases import camel_aliases, normalize_options
 from ._codec import decode, encode
@@ -37,9 +40,9 @@ from ._sqlite import ObjectDatabase
 from ._util import lone_surrogate_at
 
 if TYPE_CHECKING:
-    from ._sql import SqlStorage, SyncKV
+    from ._sql import SqlStorage
 
-__all__ = ["Done", "Storage", "StorageHost", "Transaction", "check_key", "compile_range", "encode_checked"]
+__all__ = ["Done", "Storage", "StorageHost", "SyncKV", "Transaction", "check_key", "compile_range", "encode_checked"]
 
 T = TypeVar("T")
 
@@ -122,7 +125,16 @@ del _method
 
 
 class StorageHost(Protocol):
-    """What storage needs from the object that owns it (implemented by ``_host.ObjectHost``)."""
+    """What storage needs from the object that owns it (implemented by ``_host.ObjectHost``).
+
+    Attributes:
+        db: the object's database (write buffer, read cache, implicit transaction).
+        limits: the runtime's storage limits (key and value sizes, batch sizes).
+        kv_backed: whether the object is key-value-backed (no ``sql``, ``kv``, bookmarks).
+        has_alarm_handler: whether the object's class defines ``alarm()`` (``set_alarm`` needs it).
+        gate: the object's input gate, which ``transaction()`` closures hold.
+        gen: the current instance generation; a reset increments it.
+    """
 
     db: ObjectDatabase
     limits: Limits
@@ -132,13 +144,40 @@ class StorageHost(Protocol):
 
     gen: int
 
-    def check_live(self, generation: int) -> None: ...
-    def wrote(self, gated: bool) -> None: ...
-    def alarm_written(self) -> None: ...
-    def alarm_visible(self, stored: int | None) -> int | None: ...
-    def now_ms(self) -> int: ...
-    def commit_waiter(self) -> Awaitable[None]: ...
-    def transaction_ended(self) -> None: ...
+    def check_live(self, generation: int) -> None:
+        """Raise the reset's error if the instance of ``generation`` was reset (or the runtime
+        closed), and ``RuntimeError`` if called from outside the object's own events."""
+        ...
+
+    def wrote(self, *, gated: bool) -> None:
+        """Record a write in the current batch, which commits at the end of the turn.
+
+        ``gated``: the write holds the output gate until it commits (every write but those
+        made with ``allow_unconfirmed=True``).
+        """
+        ...
+
+    def alarm_written(self) -> None:
+        """Record that the alarm changed, so that the scheduler re-arms it after the commit."""
+        ...
+
+    def alarm_visible(self, stored: int | None) -> int | None:
+        """The alarm ``get_alarm()`` reports, given the ``stored`` one: ``None`` while the alarm
+        handler runs, unless the handler set a new alarm (as Cloudflare reports it)."""
+        ...
+
+    def now_ms(self) -> int:
+        """The runtime clock's time, in milliseconds since the epoch (alarm validation)."""
+        ...
+
+    def commit_waiter(self) -> Awaitable[None]:
+        """An awaitable that resolves when the writes made so far have committed (``sync()``);
+        already done when nothing is pending. It raises when the commit fails."""
+        ...
+
+    def transaction_ended(self) -> None:
+        """A ``transaction()`` closure ended: commit what it wrote with the current batch."""
+        ...
 
 
 KeyList = list[str] | tuple[str, ...]
@@ -406,7 +445,7 @@ class Storage:
         fut.add_done_callback(_retrieve)
         self._queue.append(_Waiting(level, apply, fut, None))
         if write:
-            self._host.wrote(gated)
+            self._host.wrote(gated=gated)
         return fut
 
     def _check_sync(self, what: str) -> None:
@@ -562,16 +601,16 @@ class Storage:
                 "put(key, value, options) or with multiple key-value pairs and optional options as "
                 "put(entries, options)"
             )
-        host.wrote(gated)
+        host.wrote(gated=gated)
         return _NONE
 
     def _put_one(self, key: str, blob: bytes, gated: bool) -> None:
         self._db.kv_put(key, blob)
-        self._host.wrote(gated)
+        self._host.wrote(gated=gated)
 
     def _put_many(self, blobs: _Pairs, gated: bool) -> None:
         self._db.kv_put_many(blobs)
-        self._host.wrote(gated)
+        self._host.wrote(gated=gated)
 
     @overload
     def delete(self, key: str, **options: Any) -> Awaitable[bool]: ...
@@ -601,7 +640,7 @@ class Storage:
         db = self._db
         result = db.kv_delete(keys) if isinstance(keys, str) else db.kv_delete_many(list(keys))
         if db.in_transaction:
-            self._host.wrote(gated)
+            self._host.wrote(gated=gated)
         return result
 
     def delete_all(self, **options: Any) -> Awaitable[None]:
@@ -628,7 +667,7 @@ class Storage:
         else:
             self._db.wipe()
         self._host.alarm_written()
-        self._host.wrote(gated)
+        self._host.wrote(gated=gated)
 
     # -- alarm --
 
@@ -665,7 +704,7 @@ class Storage:
     def _set_alarm(self, ms: int, gated: bool) -> None:
         self._db.set_alarm(ms)
         self._host.alarm_written()
-        self._host.wrote(gated)
+        self._host.wrote(gated=gated)
 
     def delete_alarm(self, **options: Any) -> Awaitable[None]:
         """Cancel the alarm, if any. A handler already running is not cancelled."""
@@ -685,7 +724,7 @@ class Storage:
             return
         self._db.set_alarm(None)
         host.alarm_written()
-        host.wrote(gated)
+        host.wrote(gated=gated)
 
     # -- durability --
 
@@ -820,10 +859,10 @@ class Storage:
                     raise TypeError("transaction_sync() callback returned an awaitable; it must be synchronous")
             except BaseException:
                 db.rollback_to(savepoint)
-                host.wrote(True)
+                host.wrote(gated=True)
                 raise
             db.release(savepoint)
-            host.wrote(True)
+            host.wrote(gated=True)
             return result
         finally:
             self._sync_depth -= 1
@@ -888,9 +927,11 @@ class Storage:
             self._host.check_live(self._gen)
             if self._host.kv_backed:
                 raise DurableError(_NO_SQL)
-            from ._sql import SqlStorage
+            from ._sql import SqlStorage  # _sql (one layer down) is imported only by SQLite-backed objects
 
-            self._sql = SqlStorage(self)
+            self._sql = SqlStorage(
+                self._host, self._gen, self._db, transactions=self._stack, check_sync=self._check_sync
+            )
         return self._sql
 
     @property
@@ -900,8 +941,6 @@ class Storage:
             self._host.check_live(self._gen)
             if self._host.kv_backed:
                 raise DurableError(_NO_SYNC_KV)
-            from ._sql import SyncKV
-
             self._kv = SyncKV(self)
         return self._kv
 
@@ -1045,3 +1084,142 @@ async def _wait_children(txn: Transaction) -> None:
                 child.cancel()
     if cancelled:
         raise asyncio.CancelledError
+
+
+# -- the synchronous key-value API (ctx.storage.kv) ------------------------------------------------
+
+LIST_INVALIDATED: Final = (
+    "kv.list() iterator was invalidated because a new call to kv.list() was started. Only one "
+    "kv.list() iterator can exist at a time."
+)
+
+_SYNC_LIST_OPTIONS: Final = frozenset({"start", "start_after", "end", "prefix", "reverse", "limit"})
+
+
+@final
+class SyncKV:
+    """``ctx.storage.kv``: synchronous ``get``/``put``/``delete``/``list`` (SQLite-backed objects).
+
+    The same data as the asynchronous API (the ``_cf_KV`` table), with the same keys, values and
+    limits; writes join the implicit transaction like every other write. Example::
+
+        kv = self.ctx.storage.kv
+        kv.put("count", (kv.get("count") or 0) + 1)
+        for key, value in kv.list(prefix="user:"):
+            ...
+    """
+
+    __slots__ = ("_db", "_gen", "_host", "_live", "_storage")
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._host: StorageHost = storage._host
+        self._gen: int = storage._gen
+        self._db: ObjectDatabase = storage._db
+        self._live: _KvListIterator | None = None
+
+    def __repr__(self) -> str:
+        return "<durable.SyncKV>"
+
+    def get(self, key: str) -> Any:
+        """The value stored under ``key`` (a fresh copy), or ``None``."""
+        host = self._host
+        host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.get()")
+        blob = self._db.kv_get(check_key(key, host))
+        return None if blob is None else decode(blob)
+
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key``.
+
+        Raises ``DataCloneError`` for a value that cannot be stored and ``StorageLimitError`` for
+        a key plus value over the limit.
+        """
+        host = self._host
+        host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.put()")
+        blob = encode_checked(check_key(key, host), value, host)
+        self._db.kv_put(key, blob)
+        host.wrote(gated=True)
+
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; ``True`` if it existed."""
+        host = self._host
+        host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.delete()")
+        existed = self._db.kv_delete(check_key(key, host))
+        if self._db.in_transaction:
+            host.wrote(gated=True)
+        return existed
+
+    def list(self, **options: Any) -> Iterator[tuple[str, Any]]:
+        """A lazy iterator of ``(key, value)`` pairs in key order.
+
+        Options as ``storage.list()``: ``start``, ``start_after``, ``end``, ``prefix``,
+        ``reverse`` and ``limit`` (camelCase accepted). Only one such iterator lives at a time:
+        calling ``list()`` again invalidates the previous one, whose next step raises
+        ``RuntimeError`` with Cloudflare's message.
+        """
+        host = self._host
+        host.check_live(self._gen)
+        if self._storage._stack:
+            self._storage._check_sync("kv.list()")
+        opts = normalize_options("list", options, _SYNC_LIST_OPTIONS) if options else {}
+        bounds = compile_range(**opts)
+        if bounds is None:
+            # An empty range never reaches the database, so (as in workerd) it does not
+            # invalidate the live iterator.
+            return _KvListIterator(self, None)
+        rows = self._db.kv_scan(
+            bounds[0], bounds[1], reverse=opts.get("reverse", False), limit=opts.get("limit"), lazy=True
+        )
+        if self._live is not None:
+            self._live._invalidate()
+        it = self._live = _KvListIterator(self, rows)
+        return it
+
+
+@final
+class _KvListIterator:
+    """The iterator ``kv.list()`` returns."""
+
+    __slots__ = ("_invalid", "_kv", "_rows")
+
+    def __init__(self, kv: SyncKV, rows: Iterator[tuple[str, bytes]] | None) -> None:
+        self._kv = kv
+        self._rows = rows
+        self._invalid = False
+
+    def __iter__(self) -> _KvListIterator:
+        return self
+
+    def __next__(self) -> tuple[str, Any]:
+        if self._invalid:
+            raise RuntimeError(LIST_INVALIDATED)
+        rows = self._rows
+        if rows is None:
+            raise StopIteration
+        kv = self._kv
+        kv._host.check_live(kv._gen)
+        if kv._storage._stack:
+            kv._storage._check_sync("next() on a kv.list() iterator")
+        item = next(rows, None)
+        if item is None:
+            self._finish()
+            raise StopIteration
+        return item[0], decode(item[1])
+
+    def _finish(self) -> None:
+        rows, self._rows = self._rows, None
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+        if self._kv._live is self:
+            self._kv._live = None
+
+    def _invalidate(self) -> None:
+        self._finish()
+        self._invalid = True

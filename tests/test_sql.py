@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import durable
-from durable import _sql, _storage, testing
+from durable import _sql, _sql_rules, _storage, testing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,7 +126,7 @@ def durable_split(code: str) -> list[str | None]:
     """The statements durable's exec loop runs, in order (None: "no statement"), without trailing spaces."""
     out: list[str | None] = []
     while True:
-        bounds = _sql.first_statement(code)
+        bounds = _sql_rules.first_statement(code)
         if bounds is None:
             out.append(None)
             return out
@@ -169,9 +169,9 @@ class TestExec:
 
     async def test_parameters_only_in_the_last_statement(self, stub: Any) -> None:
         """A parameter in an earlier statement is refused with Cloudflare's message."""
-        with exactly(durable.SqlError, _sql.MULTI_PARAMETERS):
+        with exactly(durable.SqlError, _sql_rules.MULTI_PARAMETERS):
             await stub.q("SELECT ?; SELECT 1")
-        with exactly(durable.SqlError, _sql.MULTI_PARAMETERS):
+        with exactly(durable.SqlError, _sql_rules.MULTI_PARAMETERS):
             await stub.q("SELECT ?; SELECT ?", 1)
 
     @pytest.mark.parametrize("sql", ["", "   ", ";", " ; ; ", "-- just a comment", "/* only */", "\n-- a\n/* b */\n"])
@@ -381,7 +381,7 @@ class TestValues:
 
     def test_named_parameters_as_a_dict(self) -> None:
         """For Python 3.12+, positional bindings become a dict when every parameter has a name."""
-        named = _sql._named_parameters
+        named = _sql_rules.named_parameters
         assert named("SELECT ?, ?", (1, 2)) == (1, 2)
         assert named("SELECT ?2, ?1", (1, 2)) == (1, 2)
         assert named("SELECT :a, @b, :a, $c", (1, 2, 3)) == {"a": 1, "b": 2, "c": 3}
@@ -629,7 +629,7 @@ class TestRestrictions:
     )
     async def test_transactions(self, stub: Any, sql: str) -> None:
         """BEGIN, COMMIT, ROLLBACK, SAVEPOINT and RELEASE are refused with Cloudflare's advice."""
-        with exactly(durable.SqlError, _sql.TRANSACTION_MESSAGE):
+        with exactly(durable.SqlError, _sql_rules.TRANSACTION_MESSAGE):
             await stub.q(sql)
 
     async def test_reading_cf_kv(self, stub: Any) -> None:
@@ -957,7 +957,7 @@ class TestErrors:
         finally:
             ref.close()
         assert rc != 0
-        assert _sql.error_offset(sql, message) == (None if offset < 0 else offset)
+        assert _sql_rules.error_offset(sql, message) == (None if offset < 0 else offset)
 
     async def test_remote_error(self, stub: Any) -> None:
         """Over RPC the caller gets a SqlError with the same message and code, marked remote."""
@@ -1206,7 +1206,7 @@ class TestTransactions:
 
             with pytest.raises(durable.SqlError, match="UNIQUE"):
                 ctx.storage.transaction_sync(dup)
-            with exactly(durable.SqlError, _sql.TRANSACTION_MESSAGE):
+            with exactly(durable.SqlError, _sql_rules.TRANSACTION_MESSAGE):
                 ctx.storage.transaction_sync(lambda: sql.exec("BEGIN"))
             return sql.exec("SELECT count(*) AS n FROM t").one().n
 
@@ -1343,7 +1343,7 @@ class TestTestingQuery:
         assert await testing.query(stub, "PRAGMA user_version", unrestricted=True) == [{"user_version": 0}]
         assert await testing.query(stub, "SELECT key FROM _cf_KV", unrestricted=True) == [{"key": "k"}]
         assert len(await testing.query(stub, "SELECT sqlite_version() AS v", unrestricted=True)) == 1
-        with exactly(durable.SqlError, _sql.TRANSACTION_MESSAGE):
+        with exactly(durable.SqlError, _sql_rules.TRANSACTION_MESSAGE):
             await testing.query(stub, "BEGIN", unrestricted=True)
         with pytest.raises(durable.SqlError, match="not authorized"):
             await stub.q("PRAGMA user_version")  # the object's own SQL is still restricted

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import durable
 from durable import _context
-from durable import _sql, testing
+from durable import _storage, testing
 
 
 class Obj(durable.DurableObject):
@@ -190,9 +190,9 @@ class TestOneLiveIterator:
             old = kv.list()
             first = next(old)
             new = kv.list()
-            with exactly(RuntimeError, _sql.LIST_INVALIDATED):
+            with exactly(RuntimeError, _storage.LIST_INVALIDATED):
                 next(old)
-            with exactly(RuntimeError, _sql.LIST_INVALIDATED):
+            with exactly(RuntimeError, _storage.LIST_INVALIDATED):
                 next(old)
             return first, list(new)
 
@@ -206,7 +206,7 @@ class TestOneLiveIterator:
             kv.put("a", 1)
             old = kv.list()
             kv.list(prefix="a")
-            with exactly(RuntimeError, _sql.LIST_INVALIDATED):
+            with exactly(RuntimeError, _storage.LIST_INVALIDATED):
                 list(old)
 
         await inside(stub, body)

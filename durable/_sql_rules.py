@@ -1,0 +1,571 @@
+"""The rules of ``ctx.storage.sql``, as pure functions: what workerd allows and how it words errors.
+
+Everything here works on SQL text, authorizer actions and ``sqlite3`` exceptions, never on an
+object's database, so it is tested on its own (``tests/test_sql_rules.py``) and read without the
+runtime open. :mod:`durable._sql` applies these rules to a connection:
+
+- Cloudflare's messages, and workerd's limits (``SQL_LIMITS``; util/sqlite.c++ setupSecurity);
+- the authorizer's rules (:func:`authorized`, the function and PRAGMA allow-lists);
+- a tokenizer (:func:`tokens`), where a statement ends (:func:`first_statement`), where an error
+  is (:func:`error_offset`) and how it is worded (:func:`sql_error`);
+- how bindings are checked (:func:`check_binding`) and passed to ``sqlite3`` (:func:`named_parameters`);
+- what an authorizer action says about a statement (``WRITE_ACTIONS``, ``COUNTED_ACTIONS``...).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import sys
+from collections.abc import Iterator
+from typing import Final, Union
+
+from ._exceptions import SqlError
+from ._util import lone_surrogate_at
+
+SqlValue = Union[int, float, str, bytes, None]
+"""A value SQLite returns: INTEGER as ``int``, REAL as ``float``, TEXT as ``str``, BLOB as ``bytes``."""
+
+# -- Cloudflare's messages ------------------------------------------------------------------------
+
+TRANSACTION_MESSAGE: Final = (
+    "To execute a transaction, please use the state.storage.transaction() or "
+    "state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION or SAVEPOINT "
+    "statements. The JavaScript API is safer because it will automatically roll back on "
+    "exceptions, and because it interacts correctly with Durable Objects' automatic atomic "
+    "write coalescing."
+)
+NO_STATEMENT: Final = "SQL code did not contain a statement."
+MULTI_PARAMETERS: Final = (
+    "When executing multiple SQL statements in a single call, only the last statement can have parameters."
+)
+WRONG_BINDINGS: Final = "Wrong number of parameter bindings for SQL query."
+NO_RESULTS: Final = "Expected exactly one result from SQL query, but got no results."
+MULTIPLE_RESULTS: Final = "Expected exactly one result from SQL query, but got multiple results."
+
+# -- limits -----------------------------------------------------------------------------------------
+
+# workerd's sqlite3_limit() settings (util/sqlite.c++ setupSecurity), which follow the advice of
+# sqlite.org/security.html. FUNCTION_ARG is workerd's 127 (SQLite's default), not the 32 the docs
+# list: workerd keeps the default because json_object() needs long argument lists. LENGTH comes
+# from Runtime(limits=...) (see _Connection.configure).
+SQL_LENGTH: Final = 100_000
+"""Bytes of SQL SQLite compiles at once; exec() checks it against all the SQL it has not run yet."""
+
+VARIABLE_NUMBER: Final = 100
+
+SQL_LIMITS: Final[tuple[tuple[int, int], ...]] = (
+    (sqlite3.SQLITE_LIMIT_SQL_LENGTH, SQL_LENGTH),
+    (sqlite3.SQLITE_LIMIT_COLUMN, 100),
+    (sqlite3.SQLITE_LIMIT_EXPR_DEPTH, 100),
+    (sqlite3.SQLITE_LIMIT_COMPOUND_SELECT, 5),
+    (sqlite3.SQLITE_LIMIT_VDBE_OP, 25_000),
+    (sqlite3.SQLITE_LIMIT_FUNCTION_ARG, 127),
+    (sqlite3.SQLITE_LIMIT_ATTACHED, 0),
+    (sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 50),
+    (sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, VARIABLE_NUMBER),
+    (sqlite3.SQLITE_LIMIT_TRIGGER_DEPTH, 10),
+    (sqlite3.SQLITE_LIMIT_WORKER_THREADS, 0),
+)
+
+RECORD_SLACK: Final = 64
+"""Bytes allowed above ``Limits.sqlite_max_row_bytes`` in SQLITE_LIMIT_LENGTH.
+
+The limit applies to whole records, and a ``_cf_KV`` record is its key and value plus a header of
+a few bytes: a pair that passes ``encode_checked`` (key + value <= the limit) must still fit."""
+
+# -- the authorizer's rules (workerd util/sqlite.c++ isAuthorized) --------------------------------
+
+ALLOWED_FUNCTIONS: Final = frozenset(
+    {
+        # core functions (sqlite_version, sqlite_source_id, sqlite_compileoption_*, sqlite_offset
+        # are left out on purpose: they reveal build details)
+        "abs", "changes", "char", "coalesce", "concat", "concat_ws", "format", "glob", "hex",
+        "ifnull", "iif", "instr", "last_insert_rowid", "length", "like", "likelihood", "likely",
+        "load_extension", "lower", "ltrim", "max_scalar", "min_scalar", "nullif", "octet_length",
+        "printf", "quote", "random", "randomblob", "replace", "round", "rtrim", "sign", "soundex",
+        "substr", "substring", "total_changes", "trim", "typeof", "unhex", "unicode", "unlikely",
+        "upper", "zeroblob",
+        # date and time
+        "date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff",
+        "current_date", "current_time", "current_timestamp",
+        # aggregates
+        "avg", "count", "group_concat", "max", "min", "string_agg", "sum", "total",
+        # window functions
+        "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
+        "first_value", "last_value", "nth_value",
+        # math
+        "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "cos", "cosh",
+        "degrees", "exp", "floor", "ln", "log", "log2", "mod", "pi", "pow", "radians", "sin",
+        "sinh", "sqrt", "tan", "tanh", "trunc",
+        # JSON, including the -> and ->> operators
+        "json", "jsonb", "json_array", "jsonb_array", "json_array_length", "json_extract",
+        "jsonb_extract", "->", "->>", "json_insert", "jsonb_insert", "json_object",
+        "jsonb_object", "json_patch", "jsonb_patch", "json_remove", "jsonb_remove",
+        "json_replace", "jsonb_replace", "json_set", "jsonb_set", "json_type", "json_valid",
+        "json_quote", "json_group_array", "jsonb_group_array", "json_group_object",
+        "jsonb_group_object", "json_each", "json_tree",
+        # FTS5 and R*Tree
+        "match", "highlight", "bm25", "snippet", "rtreecheck",
+        # used internally by ALTER TABLE
+        "sqlite_rename_column", "sqlite_rename_table", "sqlite_rename_test",
+        "sqlite_drop_column", "sqlite_rename_quotefix",
+    }
+)  # fmt: skip
+
+_NO_ARG, BOOLEAN, _OBJECT, _OPTIONAL_OBJECT, _NUMBER, _NUMBER_OR_OBJECT = range(6)
+
+ALLOWED_PRAGMAS: Final[dict[str, int]] = {
+    # read only, no argument (page_size is refused, as by workerd, except to R*Tree: see RTREE)
+    "data_version": _NO_ARG,
+    # switches, read or set
+    "case_sensitive_like": BOOLEAN,
+    "foreign_keys": BOOLEAN,
+    "defer_foreign_keys": BOOLEAN,
+    "ignore_check_constraints": BOOLEAN,
+    "legacy_alter_table": BOOLEAN,
+    "recursive_triggers": BOOLEAN,
+    "reverse_unordered_selects": BOOLEAN,
+    # information about a table or index the application may access
+    "foreign_key_check": _OPTIONAL_OBJECT,
+    "foreign_key_list": _OBJECT,
+    "index_info": _OBJECT,
+    "index_list": _OBJECT,
+    "index_xinfo": _OBJECT,
+    "quick_check": _NUMBER_OR_OBJECT,
+    "optimize": _NUMBER,
+}
+"""PRAGMAs the application may use, with the argument each takes. Also allowed: ``table_list``
+(any), ``table_info`` and ``table_xinfo`` (of a table the application may access). Names are
+compared as written, as workerd does: ``PRAGMA TABLE_INFO(t)`` is refused in production too."""
+
+_VIRTUAL_TABLE_MODULES: Final = frozenset({"fts5", "fts5vocab", "rtree", "rtree_i32"})
+RTREE: Final = re.compile(r"(?is)(?:\s|;|--[^\n]*|/\*.*?\*/)*create\s+virtual\s+table\b.*?\busing\s+[\"'`\[]?rtree(?:_i32)?\b")
+"""A statement creating an R*Tree table. R*Tree's constructor runs ``PRAGMA page_size`` itself,
+which workerd refuses (so its R*Tree creation fails, although the docs list R*Tree as supported);
+durable lets R*Tree read it while such a statement runs, and refuses it to the application."""
+_BOOLEAN_WORDS: Final = ("true", "false", "yes", "no", "on", "off", "1", "0")
+_INT = re.compile(r"[ \t\n\r\f\v]*[+-]?(?:0[xX][0-9a-fA-F]+|[0-9]+)")
+WHITESPACE: Final = " \t\n\r\f\v"
+
+OK: Final = sqlite3.SQLITE_OK
+DENY: Final = sqlite3.SQLITE_DENY
+
+WRITE_ACTIONS: Final = frozenset(
+    {
+        sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_TEMP_INDEX,
+        sqlite3.SQLITE_CREATE_TEMP_TABLE, sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
+        sqlite3.SQLITE_CREATE_TEMP_VIEW, sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_CREATE_VIEW,
+        sqlite3.SQLITE_DELETE, sqlite3.SQLITE_DROP_INDEX, sqlite3.SQLITE_DROP_TABLE,
+        sqlite3.SQLITE_DROP_TEMP_INDEX, sqlite3.SQLITE_DROP_TEMP_TABLE,
+        sqlite3.SQLITE_DROP_TEMP_TRIGGER, sqlite3.SQLITE_DROP_TEMP_VIEW, sqlite3.SQLITE_DROP_TRIGGER,
+        sqlite3.SQLITE_DROP_VIEW, sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE,
+        sqlite3.SQLITE_ALTER_TABLE, sqlite3.SQLITE_REINDEX, sqlite3.SQLITE_ANALYZE,
+        sqlite3.SQLITE_CREATE_VTABLE, sqlite3.SQLITE_DROP_VTABLE,
+    }
+)  # fmt: skip
+"""Authorizer actions of statements that change the database (``sqlite3_stmt_readonly`` false)."""
+
+_NAMED_ACTIONS: Final = frozenset(
+    {
+        sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_DELETE, sqlite3.SQLITE_DROP_TABLE,
+        sqlite3.SQLITE_INSERT, sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_DROP_VIEW,
+        sqlite3.SQLITE_REINDEX, sqlite3.SQLITE_READ, sqlite3.SQLITE_UPDATE,
+    }
+)  # fmt: skip
+_TWO_NAME_ACTIONS: Final = frozenset(
+    {sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_DROP_INDEX, sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_DROP_TRIGGER}
+)
+
+
+def _allowed_name(name: str | None) -> bool:
+    """Names starting ``_cf_`` (any case) are Cloudflare's own (``_cf_KV``, ``_cf_METADATA``)."""
+    return name is None or len(name) < 4 or name[:4].lower() != "_cf_"
+
+
+def _allowed_pragma(name: str | None, arg: str | None) -> bool:
+    if name == "table_list":
+        return True  # lists the reserved tables too; their existence is no secret, their data is
+    if name == "table_info" or name == "table_xinfo":
+        return arg is not None and _allowed_name(arg)
+    sig = ALLOWED_PRAGMAS.get(name or "")
+    if sig is None:
+        return False
+    if arg is None:
+        return sig != _OBJECT
+    if sig == _NO_ARG:
+        return False
+    if sig == BOOLEAN:
+        if len(arg) >= 2 and arg[0] in "'\"" and arg[-1] == arg[0]:
+            arg = arg[1:-1]
+        return arg.lower().startswith(_BOOLEAN_WORDS)  # workerd compares prefixes (strncasecmp)
+    if sig == _OBJECT or sig == _OPTIONAL_OBJECT:
+        return _allowed_name(arg)
+    if sig == _NUMBER:
+        number = _parse_int(arg)
+        return number is not None and -(2**31) <= number < 2**31
+    number = _parse_int(arg)  # _NUMBER_OR_OBJECT
+    return (number is not None and 0 <= number < 2**32) or _allowed_name(arg)
+
+
+def _parse_int(text: str) -> int | None:
+    """The integer ``text`` spells in decimal or ``0x`` hex (kj's ``tryParseAs``), else ``None``."""
+    if _INT.fullmatch(text) is None:
+        return None
+    text = text.strip(WHITESPACE)
+    sign = -1 if text[0] == "-" else 1
+    digits = text.lstrip("+-")
+    return sign * int(digits, 16 if digits[:2].lower() == "0x" else 10)
+
+
+def authorized(action: int, arg1: str | None, arg2: str | None, dbname: str | None) -> bool:
+    """Whether production Cloudflare lets application SQL perform ``action`` (workerd's rules).
+
+    Transactions and savepoints are handled by the caller (they are refused with a message of
+    their own).
+    """
+    if action == sqlite3.SQLITE_ALTER_TABLE or action == sqlite3.SQLITE_DETACH:
+        # SQLite passes the database name first for these two; workerd swaps it back.
+        arg1, arg2, dbname = arg2, None, arg1
+    if dbname == "temp":
+        return (action == sqlite3.SQLITE_READ or action == sqlite3.SQLITE_UPDATE) and _allowed_name(arg1)
+    if dbname is not None and dbname != "main":
+        return False  # attached databases
+    if action == sqlite3.SQLITE_SELECT or action == sqlite3.SQLITE_RECURSIVE or action == sqlite3.SQLITE_ANALYZE:
+        return True  # ANALYZE of everything (PRAGMA optimize) only writes statistics
+    if action in _NAMED_ACTIONS or action == sqlite3.SQLITE_ALTER_TABLE:
+        return _allowed_name(arg1)
+    if action in _TWO_NAME_ACTIONS:
+        return _allowed_name(arg1) and _allowed_name(arg2)
+    if action == sqlite3.SQLITE_PRAGMA:
+        return _allowed_pragma(arg1, arg2)
+    if action == sqlite3.SQLITE_FUNCTION:
+        return arg2 in ALLOWED_FUNCTIONS
+    if action == sqlite3.SQLITE_CREATE_VTABLE or action == sqlite3.SQLITE_DROP_VTABLE:
+        return arg2 is not None and arg2.lower() in _VIRTUAL_TABLE_MODULES and _allowed_name(arg1)
+    # ATTACH, DETACH, TEMP objects (SQLite would put them in a second file), and anything else.
+    return False
+
+
+# -- a tokenizer, for what Python's sqlite3 does not expose ----------------------------------------
+
+_ID: Final = r"A-Za-z0-9_$\u0080-\U0010ffff"
+_TOKEN = re.compile(
+    rf"""
+      (?P<space>[ \t\n\f\r\v]+)
+    | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
+    | (?P<semi>;)
+    | (?P<string>'[^']*(?:''[^']*)*(?:'|\Z))
+    | (?P<quoted>"[^"]*(?:""[^"]*)*(?:"|\Z)|`[^`]*(?:``[^`]*)*(?:`|\Z)|\[[^\]]*(?:\]|\Z))
+    | (?P<blob>[xX]'[^']*(?:'|\Z))
+    | (?P<variable>\?[0-9]*|[:@#][{_ID}]+|\$[{_ID}]+(?:::[{_ID}]+)*(?:\([^)]*\))?)
+    | (?P<number>(?:0[xX][0-9a-fA-F]+|[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)[{_ID}]*)
+    | (?P<word>[A-Za-z_\u0080-\U0010ffff][{_ID}]*)
+    | (?P<op>->>|->|\|\||<=|>=|<>|!=|==|<<|>>|.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+"""SQLite's tokens, as far as durable needs them: where statements end, where an error is."""
+
+_SLOW_START: Final = frozenset([*" \t\n\r\f\v;-/", ""])
+"""First characters that may start a comment, an empty statement or spaces (and the empty string)."""
+VACUUM_OR_OPTIMIZE = re.compile(r"(?is)[\s;]*(?:vacuum\b|pragma\s+(?:main\s*\.\s*)?optimize\b)")
+ALTER = re.compile(r"(?is)(?:\s|;|--[^\n]*|/\*.*?\*/)*alter\b")
+
+
+def tokens(sql: str) -> Iterator[tuple[str, int, int]]:
+    """``(kind, start, end)`` for every token of ``sql``, spaces and comments included."""
+    pos, n, match = 0, len(sql), _TOKEN.match
+    while pos < n:
+        m = match(sql, pos)
+        assert m is not None  # the last alternative matches any character
+        kind = m.lastgroup
+        assert kind is not None
+        yield kind, pos, m.end()
+        pos = m.end()
+
+
+def first_statement(code: str) -> tuple[int, int] | None:
+    """Where the first statement of ``code`` starts and ends, as ``sqlite3_prepare`` would see it.
+
+    Returns ``(start of its first token, end)``, where ``end`` is just after the semicolon that
+    ends it (``sqlite3.complete_statement`` decides, so a semicolon inside a ``CREATE TRIGGER``
+    body does not end it) or the end of ``code``; ``None`` when ``code`` holds no statement
+    (only spaces, comments and semicolons).
+    """
+    if code[:1] not in _SLOW_START:
+        # The common case: one statement, with or without a final ";".
+        semi = code.find(";")
+        if semi < 0 or semi == len(code.rstrip(WHITESPACE)) - 1:
+            return 0, len(code)
+    first = -1
+    for kind, start, end in tokens(code):
+        if kind == "space" or kind == "comment":
+            continue
+        if kind == "semi":
+            if first >= 0 and sqlite3.complete_statement(code[:end]):
+                return first, end
+            continue  # a leading ";" (an empty statement), or one inside a trigger body
+        if first < 0:
+            first = start
+    return None if first < 0 else (first, len(code))
+
+
+def _unquote(text: str) -> str:
+    if text[:1] in ("'", '"', "`") and len(text) >= 2 and text[-1] == text[0]:
+        return text[1:-1].replace(text[0] * 2, text[0])
+    if text[:1] == "[" and text[-1:] == "]":
+        return text[1:-1]
+    return text
+
+
+def _words(sql: str) -> list[tuple[str, int, int]]:
+    return [(sql[s:e], s, e) for kind, s, e in tokens(sql) if kind != "space" and kind != "comment"]
+
+
+def renames_to_reserved(sql: str) -> bool:
+    """Whether ``sql`` is ``ALTER TABLE ... RENAME TO _cf_...``.
+
+    workerd's patched SQLite shows the new name to the authorizer; stock SQLite does not, so
+    the one refusal that needs it is checked here, from the tokens.
+    """
+    words = [_unquote(w) for w, _, _ in _words(sql)]
+    upper = [w.upper() for w in words]
+    for i in range(len(upper) - 2):
+        if upper[i] == "RENAME" and upper[i + 1] == "TO":
+            return not _allowed_name(words[i + 2])
+    return False
+
+
+def _utf8_offset(sql: str, index: int) -> int:
+    return len(sql[:index].encode("utf-8", "surrogatepass"))
+
+
+_SYNTAX = re.compile(r'near "(.*)": syntax error|unrecognized token: "(.*)"', re.DOTALL)
+_NAMED_ERROR = re.compile(
+    r"no such column: (?P<col>.+)|ambiguous column name: (?P<amb>.+)|no such function: (?P<fn>.+)"
+    r"|not authorized to use function: (?P<auth>.+)|wrong number of arguments to function (?P<args>.+)\(\)"
+    r"|misuse of aggregate function (?P<agg>.+)\(\)|table (?P<table>.+) already exists",
+    re.DOTALL,
+)
+
+
+def error_offset(sql: str, message: str) -> int | None:
+    """The byte offset SQLite's ``sqlite3_error_offset`` would give for ``message``, if any.
+
+    Python's sqlite3 does not expose it. Syntax errors are located exactly: the error token is
+    the last token of the shortest prefix of ``sql`` that fails the same way, found by binary
+    search, compiling prefixes under ``EXPLAIN`` (so nothing runs) on an empty database. The
+    first parameter past the limit is found by numbering parameters as SQLite does. Errors that name a
+    column, function or table point, as SQLite's do, at the first token with that name (SQLite
+    records the exact expression; the first occurrence is nearly always it).
+    """
+    m = _SYNTAX.fullmatch(message)
+    if m is not None:
+        return _syntax_error_offset(sql, message, m.group(1) if m.group(1) is not None else m.group(2))
+    if message == "too many SQL variables" or message.startswith("variable number must be between ?1 and ?"):
+        return _variable_error_offset(sql, message)
+    m = _NAMED_ERROR.fullmatch(message)
+    if m is None:
+        return None
+    kind = m.lastgroup
+    name = m.group(kind or 0)
+    if kind == "col" and "." in name:
+        name = name.split(".")[0]
+    words = _words(sql)
+    if kind == "col" and words and words[0][0].upper() == "UPDATE":
+        return None  # an unknown column assigned by SET has no offset in SQLite
+    for word, start, _ in words:
+        if _unquote(word).lower() == name.lower():
+            return _utf8_offset(sql, start)
+    return None
+
+
+def _numbered_variables(sql: str) -> Iterator[tuple[str, int, int]]:
+    """Each parameter of ``sql`` as SQLite numbers them: ``(text, start offset, count so far)``.
+
+    ``?`` takes the next number; ``?NNN`` takes NNN (the count becomes the largest number seen);
+    a name (``:x``, ``@x``, ``$x``) takes the next number where it first appears and is not
+    yielded again after that.
+    """
+    seen: set[str] = set()
+    count = 0
+    for kind, start, end in tokens(sql):
+        if kind != "variable":
+            continue
+        text = sql[start:end]
+        if text == "?":
+            count += 1
+        elif text[0] == "?":
+            count = max(count, int(text[1:]))
+        elif text in seen:
+            continue
+        else:
+            seen.add(text)
+            count += 1
+        yield text, start, count
+
+
+def _variable_error_offset(sql: str, message: str) -> int | None:
+    """The first parameter SQLite numbers past the limit (or, for ``?NNN``, out of range)."""
+    limit = VARIABLE_NUMBER
+    for text, start, count in _numbered_variables(sql):
+        if text != "?" and text[0] == "?":
+            if not 1 <= int(text[1:]) <= limit:
+                return _utf8_offset(sql, start) if message != "too many SQL variables" else None
+            continue
+        if count > limit and message == "too many SQL variables":
+            return _utf8_offset(sql, start)
+    return None
+
+
+def _syntax_error_offset(sql: str, message: str, token: str) -> int | None:
+    spans = [(s, e) for _, s, e in _words(sql)]
+    if not spans:
+        return None
+
+    # Compile only, on an empty database: under EXPLAIN a statement is compiled and its program
+    # listed, never run. (A statement that is an EXPLAIN already runs nothing either.)
+    explain = "" if sql[spans[0][0] : spans[0][1]].upper() == "EXPLAIN" else "EXPLAIN "
+    probe = sqlite3.connect(":memory:", isolation_level=None)
+
+    def fails(k: int) -> bool:
+        try:
+            probe.execute(explain + sql[: spans[k - 1][1]]).close()
+        except (sqlite3.Error, sqlite3.Warning) as exc:
+            return str(exc) == message
+        return False
+
+    try:
+        lo, hi = 1, len(spans)
+        if not fails(hi):
+            return None
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if fails(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+    finally:
+        probe.close()
+    start, end = spans[lo - 1]
+    if sql[start:end] != token and not sql[start:].startswith(token):
+        return None
+    return _utf8_offset(sql, start)
+
+
+_PRIMARY_CODES: Final[dict[int, str]] = {
+    1: "SQLITE_ERROR", 2: "SQLITE_INTERNAL", 3: "SQLITE_PERM", 4: "SQLITE_ABORT", 5: "SQLITE_BUSY",
+    6: "SQLITE_LOCKED", 7: "SQLITE_NOMEM", 8: "SQLITE_READONLY", 9: "SQLITE_INTERRUPT",
+    10: "SQLITE_IOERR", 11: "SQLITE_CORRUPT", 12: "SQLITE_NOTFOUND", 13: "SQLITE_FULL",
+    14: "SQLITE_CANTOPEN", 15: "SQLITE_PROTOCOL", 16: "SQLITE_EMPTY", 17: "SQLITE_SCHEMA",
+    18: "SQLITE_TOOBIG", 19: "SQLITE_CONSTRAINT", 20: "SQLITE_MISMATCH", 21: "SQLITE_MISUSE",
+    22: "SQLITE_NOLFS", 23: "SQLITE_AUTH", 24: "SQLITE_FORMAT", 25: "SQLITE_RANGE",
+    26: "SQLITE_NOTADB", 27: "SQLITE_NOTICE", 28: "SQLITE_WARNING",
+}  # fmt: skip
+"""SQLite's primary result codes, which Cloudflare names at the end of its messages."""
+
+
+def sql_error(exc: BaseException, sql: str) -> SqlError:
+    """Wrap an ``sqlite3`` error as Cloudflare words it: ``<message>[ at offset N]: SQLITE_<CODE>``.
+
+    The code is the primary one (``FOREIGN KEY constraint failed: SQLITE_CONSTRAINT``, not
+    ``SQLITE_CONSTRAINT_FOREIGNKEY``); it is also the error's ``code``.
+    """
+    extended = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(extended, int):
+        return SqlError(str(exc))
+    primary = extended & 0xFF
+    name = _PRIMARY_CODES.get(primary, f"SQLITE_UNKNOWN_ERROR_CODE({primary})")
+    message = str(exc)
+    offset = error_offset(sql, message) if primary == 1 else None
+    if offset is not None:
+        message = f"{message} at offset {offset}"
+    return SqlError(f"{message}: {name}", code=name)
+
+
+# -- bindings ---------------------------------------------------------------------------------------
+
+NATIVE: Final = frozenset({int, float, str, bytes, type(None)})
+"""Binding types sqlite3 binds as they are (out-of-range ints and lone surrogates it refuses)."""
+
+NAMED_NEED_A_DICT: bool = sys.version_info >= (3, 12)
+"""Python 3.12 deprecates (3.14 refuses) binding named placeholders from a sequence."""
+
+NUMBERED_PARAMETER: Final = re.compile(r"\?[0-9]")
+"""``?NNN``, which early Python 3.12 releases took for a named placeholder (and warned about)."""
+
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+
+
+def check_binding(value: object, position: int) -> SqlValue:
+    t = type(value)
+    if t is str:
+        assert isinstance(value, str)
+        if not value.isascii() and (index := lone_surrogate_at(value)) is not None:
+            raise TypeError(
+                f"sql.exec() binding {position} is a str with a lone surrogate at index {index}; "
+                "SQL text must be valid Unicode"
+            )
+        return value
+    if t is float or t is bytes or value is None:
+        return value  # type: ignore[return-value]
+    if isinstance(value, int):
+        # bool binds as INTEGER 1 / 0: SQLite has no boolean type (JavaScript true would not bind).
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise OverflowError(f"sql.exec() binding {position}: {value} does not fit in a 64-bit SQLite INTEGER")
+        return int(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return check_binding(str(value), position)
+    if isinstance(value, float):
+        return float(value)
+    raise TypeError(
+        f"sql.exec() binding {position} is of type {t.__qualname__}, which SQL cannot bind: "
+        "use None, int, float, str or bytes (bool binds as 1 or 0)"
+    )
+
+
+def named_parameters(sql: str, params: tuple[SqlValue, ...]) -> tuple[SqlValue, ...] | dict[str, SqlValue] | None:
+    """On Python 3.12+, the bindings for ``sql`` in the form ``sqlite3`` accepts without warning.
+
+    Cloudflare binds by position, also to ``:name``, ``@name`` and ``$name`` parameters. Python
+    3.12 deprecates a sequence for named placeholders (3.14 refuses it), so when every parameter
+    has a name the bindings are passed as a dict keyed by SQLite's numbering. ``None``: pass the
+    sequence, with the deprecation warning silenced.
+    """
+    names: dict[int, str] = {}
+    named = False
+    count = 0
+    for text, _, count in _numbered_variables(sql):
+        if text == "?":
+            continue
+        if text[0] == "?":
+            names.setdefault(int(text[1:]), text)
+        else:
+            named = True
+            names[count] = text
+    if not named:
+        return params
+    keys = {index: name[1:] for index, name in names.items()}
+    if count != len(params) or len(keys) != count or len(set(keys.values())) != count:
+        return None
+    return {keys[i + 1]: value for i, value in enumerate(params)}
+
+
+
+# -- what the authorizer's actions say about a statement ---------------------------------------
+
+COUNTED_ACTIONS: Final = frozenset(
+    {
+        sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE, sqlite3.SQLITE_CREATE_TABLE,
+        sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_CREATE_TRIGGER,
+        sqlite3.SQLITE_ALTER_TABLE,
+    }
+)  # fmt: skip
+"""Authorizer actions that decide how many b-tree rows a statement writes (see ``rows_written``)."""
+
+DML_ACTIONS: Final = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
+SCHEMA_ACTIONS: Final = WRITE_ACTIONS - DML_ACTIONS
