@@ -916,3 +916,42 @@ class WorkerEntrypoint:
             NotImplementedError: the subclass did not define ``fetch``.
         """
         raise NotImplementedError("Handler does not export a fetch() function.")
+
+
+# -- for the package's own fronts (durable.asgi) ------------------------------------------------
+# Module functions rather than public methods, so that Request, Response and ExecutionContext keep
+# Cloudflare's API and nothing more; durable.asgi uses these names, never the private members.
+
+
+def take_body(message: Request | Response) -> bytes | AsyncIterable[bytes] | None:
+    """Claim ``message``'s body for sending: ``None`` (no body), ``bytes``, or a stream (see
+    :func:`body_chunks`). Marks the body used.
+
+    Raises:
+        TypeError: the body was already read (``Body has already been used. ...``).
+    """
+    return message._take_body()
+
+
+def body_chunks(source: bytes | AsyncIterable[object]) -> AsyncIterator[bytes]:
+    """The non-empty chunks of a body taken with :func:`take_body`.
+
+    Raises (while iterating):
+        TypeError: a streamed body yielded something other than bytes.
+    """
+    return _chunks(source)
+
+
+def hand_over(response: Response) -> None:
+    """``response`` leaves the ``fetch`` that returned it: hand its WebSocket end over.
+
+    Raises:
+        TypeError: workerd's ``Can't return WebSocket ...`` messages (an end that was accepted
+            or already handed over).
+    """
+    response._hand_over()
+
+
+async def drain(ctx: ExecutionContext) -> None:
+    """Wait for every ``ctx.wait_until`` task, including ones added while waiting; log failures."""
+    await ctx._drain()

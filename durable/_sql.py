@@ -35,6 +35,7 @@ from ._aliases import camel_aliases
 from ._codec import copy_as_dict
 from ._exceptions import SqlError
 from ._sql_rules import (
+    ALLOWED_PRAGMAS,
     ALTER,
     BOOLEAN,
     COUNTED_ACTIONS,
@@ -58,7 +59,6 @@ from ._sql_rules import (
     WHITESPACE,
     WRITE_ACTIONS,
     WRONG_BINDINGS,
-    ALLOWED_PRAGMAS,
     SqlValue,
     authorized,
     check_binding,

@@ -23,6 +23,15 @@ from typing import Final, Union
 from ._exceptions import SqlError
 from ._util import lone_surrogate_at
 
+__all__ = [
+    "ALLOWED_FUNCTIONS", "ALLOWED_PRAGMAS", "ALTER", "BOOLEAN", "COUNTED_ACTIONS", "DENY", "DML_ACTIONS",
+    "MULTIPLE_RESULTS", "MULTI_PARAMETERS", "NAMED_NEED_A_DICT", "NATIVE", "NO_RESULTS", "NO_STATEMENT",
+    "NUMBERED_PARAMETER", "OK", "RECORD_SLACK", "RTREE", "SCHEMA_ACTIONS", "SQL_LENGTH", "SQL_LIMITS",
+    "TRANSACTION_MESSAGE", "VACUUM_OR_OPTIMIZE", "VARIABLE_NUMBER", "WHITESPACE", "WRITE_ACTIONS",
+    "WRONG_BINDINGS", "SqlValue", "authorized", "check_binding", "error_offset", "first_statement",
+    "named_parameters", "renames_to_reserved", "sql_error", "tokens",
+]  # fmt: skip
+
 SqlValue = Union[int, float, str, bytes, None]
 """A value SQLite returns: INTEGER as ``int``, REAL as ``float``, TEXT as ``str``, BLOB as ``bytes``."""
 
@@ -48,7 +57,7 @@ MULTIPLE_RESULTS: Final = "Expected exactly one result from SQL query, but got m
 # workerd's sqlite3_limit() settings (util/sqlite.c++ setupSecurity), which follow the advice of
 # sqlite.org/security.html. FUNCTION_ARG is workerd's 127 (SQLite's default), not the 32 the docs
 # list: workerd keeps the default because json_object() needs long argument lists. LENGTH comes
-# from Runtime(limits=...) (see _Connection.configure).
+# from Runtime(limits=...) (see RECORD_SLACK, and _Connection.configure in _sql.py).
 SQL_LENGTH: Final = 100_000
 """Bytes of SQL SQLite compiles at once; exec() checks it against all the SQL it has not run yet."""
 
@@ -500,6 +509,13 @@ _INT64_MAX: Final = 2**63 - 1
 
 
 def check_binding(value: object, position: int) -> SqlValue:
+    """``value`` as SQLite binds it at ``position`` (1-based): ``bytearray`` and ``memoryview`` as
+    ``bytes``, ``bool`` and int subclasses as ``int``, str and float subclasses as their base.
+
+    Raises:
+        TypeError: a type SQL cannot bind, or a ``str`` with a lone surrogate.
+        OverflowError: an ``int`` outside SQLite's 64-bit INTEGER.
+    """
     t = type(value)
     if t is str:
         assert isinstance(value, str)

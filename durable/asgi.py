@@ -30,7 +30,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final, Protocol
 from urllib.parse import unquote_to_bytes
 
-from ._http import ExecutionContext, Headers, Request, Response, WorkerEntrypoint, _chunks
+from ._http import (
+    ExecutionContext,
+    Headers,
+    Request,
+    Response,
+    WorkerEntrypoint,
+    body_chunks,
+    drain,
+    hand_over,
+    take_body,
+)
 
 __all__ = ["WorkerApp", "asgi_app"]
 
@@ -175,7 +185,7 @@ class WorkerApp:
                     send, response, head=request.method == "HEAD", too_large=self._too_large_text()
                 )
         finally:
-            await ctx._drain()
+            await drain(ctx)
 
     async def _call_worker(
         self, request: Request, ctx: ExecutionContext, body: _RequestBody
@@ -236,7 +246,7 @@ class WorkerApp:
                 return
             if response.status == 101 and response.web_socket is not None:
                 try:
-                    response._hand_over()  # workerd checks the end when the response is returned
+                    hand_over(response)  # workerd checks the end when the response is returned
                 except TypeError:
                     logger.exception("Worker %s returned a WebSocket it cannot hand over, for %s", self.worker.__qualname__, request.url)
                     await _deny_websocket(scope, send, _text_response(500, "Worker threw exception"))
@@ -247,7 +257,7 @@ class WorkerApp:
             else:
                 await _deny_websocket(scope, send, response)
         finally:
-            await ctx._drain()
+            await drain(ctx)
 
     def _too_large_text(self) -> str:
         return f"Payload Too Large: the request body exceeds {self.max_body_size} bytes."
@@ -419,7 +429,7 @@ async def _send_response(send: Send, response: Response, *, head: bool, too_larg
         for name, value in response.headers.multi_items()
         if name not in _FRAMING_HEADERS
     ]
-    source = response._take_body()
+    source = take_body(response)
     if status in _NO_BODY_STATUSES or source is None:
         if status not in _NO_BODY_STATUSES:
             headers.append((b"content-length", b"0"))
@@ -441,7 +451,7 @@ async def _send_response(send: Send, response: Response, *, head: bool, too_larg
 
     # A streamed body: read the first chunk before committing to the status, so that a
     # stream failing at once still gives a clean 500.
-    chunks = _chunks(source)
+    chunks = body_chunks(source)
     try:
         first = await anext(chunks, b"")
     except _ClientDisconnected:
