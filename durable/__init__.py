@@ -4,20 +4,28 @@ A Durable Object is a single-threaded stateful object addressed by name: ``names
 always reaches the one live instance for that name, which owns private, transactional storage.
 See ``README.md`` and ``docs/`` for the guide; ``API.md`` is the contract these names implement.
 
-Layering (a module may import only from the layers below it; nothing imports upward):
+Layering. A module imports only from lower layers, or from its own layer without making a cycle;
+imports under ``if TYPE_CHECKING:`` are exempt. ``tests/test_layering.py`` reads this table, so
+keep its shape: a layer starts with its number and its modules, the role follows ``--``;
+``durable`` is this file and ``compat`` the whole ``durable.compat`` package.
 
-    5  asgi (+ _wsbridge), __main__/_cli/_cli_messages, testing (+ _wstesting), pytest_plugin
-                                                     public API (+ testing hooks)
-       _blocking, _serve_limits                      BlockingRuntime (+ _stub.submit); serve's connection bounds
-       _inspect                                      reads a stopped runtime's files (their documented layout)
-    4  _runtime                                      runtime, env, eviction, the storage directory
-    3  _namespace, _stub                             ids and stubs -> hosts
-    2  _host, _alarms, _hibernation                  one object's lifecycle: events, gates, resets, sockets
-    1  _state, _storage, _sql, _counter              what an object sees: ctx, storage, SQL; the reference object
-    0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions, _history,
-       _websocket, _context
-       (_sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of
-       objects: _hibernation plugs the object layer into sockets through _websocket.ObjectHooks)
+    8  __main__, _cli, _cli_messages, compat, pytest_plugin
+           -- the command line, Python Workers compatibility, the pytest plugin (they import the package)
+    7  durable                       -- the public API, re-exported
+    6  asgi, _wsbridge, testing, _wstesting, _blocking, _serve_limits, _inspect
+           -- fronts: ASGI (only supported names of _http), testing hooks, BlockingRuntime;
+              serve's connection bounds; reading a stopped runtime's files (their documented layout)
+    5  _runtime                      -- runtime, env bindings, eviction, the storage directory
+    4  _namespace, _stub             -- ids and stubs -> hosts
+    3  _host, _alarms, _hibernation  -- one object's lifecycle: events, gates, resets, sockets
+    2  _state, _storage, _counter    -- what an object sees: ctx, storage and kv; the reference object
+    1  _sql                          -- ctx.storage.sql: the connection, rows, cursors
+    0  _sql_rules, _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases,
+       _exceptions, _history, _websocket, _context, _util
+           -- building blocks: SQL rules, the database, values, gates, ids, time, HTTP, sockets
+
+_sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of objects:
+_hibernation plugs the object layer into sockets through _websocket.ObjectHooks.
 """
 
 from __future__ import annotations
