@@ -189,7 +189,7 @@ class _Connection:
         replay, self.replay = self.replay, []
         for name, value in replay:  # names come from ALLOWED_PRAGMAS: safe to splice
             quoted = value.replace("'", "''")
-            conn.execute(f"PRAGMA {name} = '{quoted}' -- {self.db._tag}")
+            conn.execute(self.db.tagged(f"PRAGMA {name} = '{quoted}'"))
 
     def configure(self, conn: sqlite3.Connection) -> None:
         """Install workerd's authorizer and limits on ``conn``."""
@@ -312,7 +312,7 @@ class _Connection:
     def _count(self, conn: sqlite3.Connection, index: str, table: str) -> int:
         """Entries of a new index: the table's rows (those its WHERE selects, for a partial index)."""
         quoted = '"' + table.replace('"', '""') + '"'
-        tag = self.db._tag
+        tag = self.db.tag
         try:
             row = conn.execute(f"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? -- {tag}", (index,)).fetchone()
             where = _PARTIAL.search(row[0]) if row is not None and row[0] is not None else None
@@ -330,7 +330,7 @@ class _Connection:
         shape = self.tables.get(table)
         if shape is None:
             try:
-                shape = _TableShape.read(conn, table, self.db._tag)
+                shape = _TableShape.read(conn, table, self.db.tag)
             except sqlite3.Error:
                 return None
             self.tables[table] = shape
@@ -658,7 +658,7 @@ class SqlStorage:
         if trusted:
             # A statement authorized without the rules must never be reused, from Python's
             # statement cache, by the application: give it a text of its own.
-            text = f"{sql}\n-- durable.testing.query {db._tag}"
+            text = f"{sql}\n-- durable.testing.query {db.tag}"
         else:
             text = sql
             if ALTER.match(sql) and renames_to_reserved(sql):
@@ -765,6 +765,6 @@ class SqlStorage:
             return 0
         row = conn.execute(
             "SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM "
-            f"pragma_freelist_count()), (SELECT page_size FROM pragma_page_size()) -- {db._tag}"
+            f"pragma_freelist_count()), (SELECT page_size FROM pragma_page_size()) -- {db.tag}"
         ).fetchone()
         return int(row[0]) * int(row[1])

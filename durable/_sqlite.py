@@ -159,13 +159,13 @@ class ObjectDatabase:
         self._meta_written = False
         # Internal statements carry a per-database random tag, so the prepared-statement cache never
         # hands a statement prepared without the SQL authorizer to user SQL of the same text.
-        self._tag = tag = secrets.token_hex(8)
+        self._tag = secrets.token_hex(8)
         # The hot statements, built once.
-        self._sql_begin = f"BEGIN -- {tag}"
-        self._sql_commit = f"COMMIT -- {tag}"
-        self._sql_get = f"SELECT value FROM _cf_KV WHERE key = ? -- {tag}"
-        self._sql_put = f"INSERT OR REPLACE INTO _cf_KV VALUES (?, ?) -- {tag}"
-        self._sql_delete = f"DELETE FROM _cf_KV WHERE key = ? -- {tag}"
+        self._sql_begin = self.tagged("BEGIN")
+        self._sql_commit = self.tagged("COMMIT")
+        self._sql_get = self.tagged("SELECT value FROM _cf_KV WHERE key = ?")
+        self._sql_put = self.tagged("INSERT OR REPLACE INTO _cf_KV VALUES (?, ?)")
+        self._sql_delete = self.tagged("DELETE FROM _cf_KV WHERE key = ?")
         self._kv_cache: dict[str, bytes | None] = {}
         """Recently read pairs (None: absent), as SQLite's transaction sees them."""
         self._dirty: dict[str, bytes | None] = {}
@@ -190,6 +190,19 @@ class ObjectDatabase:
         """Called with every connection this database opens (the SQL layer installs its authorizer)."""
         self.history: CommitHooks | None = None
         """Told of every open, commit and close (point-in-time recovery keeps its log with it)."""
+
+    @property
+    def tag(self) -> str:
+        """This database's random tag, which ends every statement durable runs itself."""
+        return self._tag
+
+    def tagged(self, sql: str) -> str:
+        """``sql`` marked as durable's own statement: ``<sql> -- <tag>``.
+
+        The tag is random per database, so Python's statement cache never hands a statement
+        prepared without the SQL authorizer (durable's) to the application's SQL of the same text.
+        """
+        return f"{sql} -- {self._tag}"
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -226,7 +239,7 @@ class ObjectDatabase:
                     self._check_not_emptied(self.file)
                 conn = connect(self.file, synchronous=self._synchronous)
             cursor = conn.cursor()  # reused by the hot statements (a new cursor per call costs)
-            names = {row[0] for row in cursor.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
+            kv_exists, meta_exists = self._reserved_tables(cursor)
             for hook in self.on_open:
                 hook(conn)
         except sqlite3.Error as exc:
@@ -240,12 +253,17 @@ class ObjectDatabase:
         self._conn = conn
         self.schema_epoch += 1
         self._cursor = cursor
-        self._kv_exists = "_cf_KV" in names
-        self._meta_exists = "_cf_METADATA" in names
+        self._kv_exists, self._meta_exists = kv_exists, meta_exists
         self._meta_written = False
         if self.history is not None:
             self.history.opened(conn, self.file)
         return conn
+
+    def _reserved_tables(self, conn: sqlite3.Connection | sqlite3.Cursor) -> tuple[bool, bool]:
+        """Whether ``_cf_KV`` and ``_cf_METADATA`` exist: the one scan of ``sqlite_master`` made
+        when a connection opens, an image is loaded or a rollback may have dropped tables."""
+        names = {row[0] for row in conn.execute(self.tagged("SELECT name FROM sqlite_master WHERE type='table'"))}
+        return "_cf_KV" in names, "_cf_METADATA" in names
 
     def _create_file(self, file: Path) -> None:
         """Create an object's file, already in WAL mode, in one step (a rename).
@@ -308,11 +326,11 @@ class ObjectDatabase:
         try:
             if not self._meta_exists:
                 conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID -- {self._tag}"
+                    self.tagged("CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
                 )
                 self._meta_exists = True
             conn.executemany(
-                f"INSERT OR IGNORE INTO _cf_METADATA VALUES (?, ?) -- {self._tag}",
+                self.tagged("INSERT OR IGNORE INTO _cf_METADATA VALUES (?, ?)"),
                 [("schema_version", SCHEMA_VERSION), ("name", self.name)],
             )
         except sqlite3.Error as exc:
@@ -414,9 +432,7 @@ class ObjectDatabase:
         finally:
             source.close()
         self._drop_pending()
-        names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
-        self._kv_exists = "_cf_KV" in names
-        self._meta_exists = "_cf_METADATA" in names
+        self._kv_exists, self._meta_exists = self._reserved_tables(conn)
         self._meta_written = False
         if self.history is not None:
             self.history.committed(conn, self.file)
@@ -432,7 +448,7 @@ class ObjectDatabase:
         self._began = False
         self.savepoint_depth = 0
         try:
-            conn.execute(f"ROLLBACK -- {self._tag}")
+            conn.execute(self.tagged("ROLLBACK"))
         except sqlite3.Error:
             pass  # SQLite may have rolled back already (after some errors it does so itself)
         # Tables created in the dropped transaction are gone again; look afresh.
@@ -444,7 +460,7 @@ class ObjectDatabase:
         self.spill()  # what is buffered now belongs before the savepoint: rollback_to keeps it
         conn = self.write_conn()
         name = f"_cf_savepoint_{self.savepoint_depth}"
-        conn.execute(f"SAVEPOINT {name} -- {self._tag}")
+        conn.execute(self.tagged(f"SAVEPOINT {name}"))
         self.savepoint_depth += 1
         return name
 
@@ -456,7 +472,7 @@ class ObjectDatabase:
         """
         assert self._conn is not None
         try:
-            self._conn.execute(f"RELEASE {name} -- {self._tag}")
+            self._conn.execute(self.tagged(f"RELEASE {name}"))
         finally:
             self.savepoint_depth = max(0, self.savepoint_depth - 1)
 
@@ -465,8 +481,8 @@ class ObjectDatabase:
         assert self._conn is not None
         self._drop_pending()  # buffered writes were all made inside the savepoint
         try:
-            self._conn.execute(f"ROLLBACK TO {name} -- {self._tag}")
-            self._conn.execute(f"RELEASE {name} -- {self._tag}")
+            self._conn.execute(self.tagged(f"ROLLBACK TO {name}"))
+            self._conn.execute(self.tagged(f"RELEASE {name}"))
         finally:
             self.savepoint_depth = max(0, self.savepoint_depth - 1)
             self._look_up_tables(self._conn)
@@ -474,9 +490,7 @@ class ObjectDatabase:
     def _look_up_tables(self, conn: sqlite3.Connection) -> None:
         """Tables created in a rolled back part are gone again: look afresh."""
         self.schema_epoch += 1
-        names = {row[0] for row in conn.execute(f"SELECT name FROM sqlite_master WHERE type='table' -- {self._tag}")}
-        self._kv_exists = "_cf_KV" in names
-        self._meta_exists = "_cf_METADATA" in names
+        self._kv_exists, self._meta_exists = self._reserved_tables(conn)
         if not self._meta_exists:
             self._meta_written = False
 
@@ -486,7 +500,7 @@ class ObjectDatabase:
         conn = self.write_conn()
         if not self._kv_exists:
             conn.execute(
-                f"CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID -- {self._tag}"
+                self.tagged("CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID")
             )
             self._kv_exists = True
         return conn
@@ -541,7 +555,7 @@ class ObjectDatabase:
             try:
                 found.extend(
                     conn.execute(
-                        f"SELECT key, value FROM _cf_KV WHERE key IN ({marks}) ORDER BY key -- {self._tag}",
+                        self.tagged(f"SELECT key, value FROM _cf_KV WHERE key IN ({marks}) ORDER BY key"),
                         chunk,
                     )
                 )
@@ -605,7 +619,7 @@ class ObjectDatabase:
         if limit is not None:
             tail = " LIMIT ?"
             params.append(limit)
-        sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order}{tail} -- {self._tag}"
+        sql = self.tagged(f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order}{tail}")
         try:
             if not lazy:
                 return iter(conn.execute(sql, params).fetchall())  # every row read now, errors included
@@ -620,7 +634,7 @@ class ObjectDatabase:
         if conn is None or not self._kv_exists:
             return 0
         try:
-            return conn.execute(f"SELECT count(*) FROM _cf_KV -- {self._tag}").fetchone()[0]  # type: ignore[no-any-return]
+            return conn.execute(self.tagged("SELECT count(*) FROM _cf_KV")).fetchone()[0]  # type: ignore[no-any-return]
         except sqlite3.Error as exc:
             raise wrap_error(exc, self.file) from exc
 
@@ -632,7 +646,7 @@ class ObjectDatabase:
         conn = self.write_conn()
         if self._kv_exists:
             try:
-                conn.execute(f"DELETE FROM _cf_KV -- {self._tag}")
+                conn.execute(self.tagged("DELETE FROM _cf_KV"))
             except sqlite3.Error as exc:
                 raise wrap_error(exc, self.file) from exc
         self.set_alarm(None)
@@ -648,14 +662,13 @@ class ObjectDatabase:
         if self.read_conn() is None:
             return
         conn = self.write_conn()
-        conn.execute(f"PRAGMA defer_foreign_keys=ON -- {self._tag}")
+        conn.execute(self.tagged("PRAGMA defer_foreign_keys=ON"))
         rows = conn.execute(
-            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')"
-            f" -- {self._tag}"
+            self.tagged("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')")
         ).fetchall()
         for kind, name in rows:
             quoted = '"' + name.replace('"', '""') + '"'
-            conn.execute(f"DROP {kind.upper()} IF EXISTS {quoted} -- {self._tag}")
+            conn.execute(self.tagged(f"DROP {kind.upper()} IF EXISTS {quoted}"))
         self._kv_exists = False
         self._meta_exists = False
         self._meta_written = False
@@ -668,7 +681,7 @@ class ObjectDatabase:
         if conn is None or not self._meta_exists:
             return None
         try:
-            row = conn.execute(f"SELECT value FROM _cf_METADATA WHERE key = 'alarm' -- {self._tag}").fetchone()
+            row = conn.execute(self.tagged("SELECT value FROM _cf_METADATA WHERE key = 'alarm'")).fetchone()
         except sqlite3.Error as exc:
             raise wrap_error(exc, self.file) from exc
         if row is None or row[0] is None:
@@ -683,9 +696,9 @@ class ObjectDatabase:
         conn = self.write_conn()
         try:
             if when_ms is None:
-                conn.execute(f"DELETE FROM _cf_METADATA WHERE key = 'alarm' -- {self._tag}")
+                conn.execute(self.tagged("DELETE FROM _cf_METADATA WHERE key = 'alarm'"))
             else:
-                conn.execute(f"INSERT OR REPLACE INTO _cf_METADATA VALUES ('alarm', ?) -- {self._tag}", (when_ms,))
+                conn.execute(self.tagged("INSERT OR REPLACE INTO _cf_METADATA VALUES ('alarm', ?)"), (when_ms,))
         except sqlite3.Error as exc:
             raise wrap_error(exc, self.file) from exc
 
@@ -694,7 +707,7 @@ class ObjectDatabase:
         if conn is None or not self._meta_exists:
             return None
         try:
-            row = conn.execute(f"SELECT value FROM _cf_METADATA WHERE key = 'name' -- {self._tag}").fetchone()
+            row = conn.execute(self.tagged("SELECT value FROM _cf_METADATA WHERE key = 'name'")).fetchone()
         except sqlite3.Error as exc:
             raise wrap_error(exc, self.file) from exc
         if row is None or row[0] is None:
@@ -720,8 +733,9 @@ class ObjectDatabase:
             return True
         try:
             row = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-                f" AND name NOT IN ('_cf_KV', '_cf_METADATA') LIMIT 1 -- {self._tag}"
+                self.tagged(
+                    "SELECT 1 FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT IN ('_cf_KV', '_cf_METADATA') LIMIT 1"
+                )
             ).fetchone()
         except sqlite3.Error as exc:
             raise wrap_error(exc, self.file) from exc
