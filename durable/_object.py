@@ -2,7 +2,8 @@
 
 A Durable Object class subclasses :class:`DurableObject`; its constructor takes ``(ctx, env)``. Any
 public method is reachable over RPC through a stub; ``fetch`` and ``alarm`` are handlers with
-special meaning (see ``API.md`` section 1).
+special meaning (see ``API.md`` section 1). :class:`Env` (the bindings ``env`` holds) lives here
+too, at the bottom layer, so that what an object receives needs nothing of the runtime.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ._aliases import camel_aliases
 if TYPE_CHECKING:
     from ._state import State
 
-__all__ = ["RESERVED_METHODS", "AlarmInfo", "DurableObject", "Env"]
+__all__ = ["RESERVED_METHODS", "AlarmInfo", "DurableObject", "Env", "bind"]
 
 RESERVED_METHODS = frozenset(
     {
@@ -120,3 +121,14 @@ class Env:
         if name in self._bindings:
             raise ValueError(f"env already has a binding named {name!r}")
         self._bindings[name] = value
+
+
+def bind(env: Env, name: str, value: Any) -> None:
+    """Add the binding ``name`` to ``env`` (the runtime's namespaces and ``vars``).
+
+    A function rather than a method, so that no method name can hide a binding of that name.
+
+    Raises:
+        ValueError: ``env`` already has a binding named ``name``.
+    """
+    env._bind(name, value)

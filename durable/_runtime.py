@@ -47,7 +47,7 @@ from ._host import ObjectHost
 from ._id import DurableObjectId
 from ._limits import Limits
 from ._namespace import Namespace
-from ._object import DurableObject, Env
+from ._object import DurableObject, Env, bind
 from ._sqlite import SCHEMA_VERSION, ObjectDatabase
 
 try:
@@ -219,7 +219,7 @@ class Runtime:
         """The WebSockets of every object and their hibernation (``durable._hibernation``)."""
         self.env = Env()
         for key, value in (vars or {}).items():
-            self.env._bind(key, value)
+            bind(self.env, key, value)
         self._namespaces: dict[str, Namespace[Any]] = {}
         self._hosts: dict[tuple[str, str], ObjectHost] = {}
         self._memory: dict[tuple[str, str], ObjectDatabase] = {}
@@ -370,7 +370,7 @@ class Runtime:
         ns = Namespace._create(self, cls, ns_name, storage)
         self._namespaces[ns_name] = ns
         if name is not None:
-            self.env._bind(name, ns)
+            bind(self.env, name, ns)
         self._alarms.namespace_bound(ns_name)
         return ns
 
