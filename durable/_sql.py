@@ -101,7 +101,7 @@ class _TableShape:
 
     __slots__ = ("autoincrement", "indexes", "key")
 
-    def __init__(self, indexes: list[frozenset[str]], key: frozenset[str], autoincrement: bool) -> None:
+    def __init__(self, indexes: list[frozenset[str]], key: frozenset[str], *, autoincrement: bool) -> None:
         self.indexes = indexes
         self.key = key
         self.autoincrement = autoincrement
@@ -135,7 +135,7 @@ class _TableShape:
                 indexes.append(frozenset(w.lower() for w in words))
             else:
                 indexes.append(frozenset(c.lower() for c in columns))
-        return cls(indexes, frozenset(key), autoincrement)
+        return cls(indexes, frozenset(key), autoincrement=autoincrement)
 
 
 class _ProbeHit(Exception):

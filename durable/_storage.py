@@ -435,7 +435,9 @@ class Storage:
         level = self._level()
         return _Here.NOW if level is stack[-1] else level
 
-    def _defer(self, level: Transaction | None, apply: Callable[[], Any], write: bool = False, gated: bool = True) -> asyncio.Future[Any]:
+    def _defer(
+        self, level: Transaction | None, apply: Callable[[], Any], *, write: bool = False, gated: bool = True
+    ) -> asyncio.Future[Any]:
         """Queue ``apply`` until ``level`` is the innermost open transaction; a future of its result.
 
         A write marks the object as written now, so the calling event's result waits behind the
@@ -557,10 +559,10 @@ class Storage:
             return Done({})
         reverse, limit = opts.get("reverse", False), opts.get("limit")
         if self._stack and (level := self._where()) is not _Here.NOW:
-            return self._defer(level, lambda: self._scan(bounds, reverse, limit))
-        return Done(self._scan(bounds, reverse, limit))
+            return self._defer(level, lambda: self._scan(bounds, reverse=reverse, limit=limit))
+        return Done(self._scan(bounds, reverse=reverse, limit=limit))
 
-    def _scan(self, bounds: tuple[str | None, str | None], reverse: bool, limit: int | None) -> dict[str, Any]:
+    def _scan(self, bounds: tuple[str | None, str | None], *, reverse: bool, limit: int | None) -> dict[str, Any]:
         rows = self._db.kv_scan(bounds[0], bounds[1], reverse=reverse, limit=limit)
         return {k: decode(v) for k, v in rows}
 
@@ -584,7 +586,7 @@ class Storage:
                 raise TypeError("put() called with undefined value.")
             blob = encode_checked(check_key(key, host), value, host)
             if self._stack and (level := self._where()) is not _Here.NOW:
-                return self._defer(level, lambda: self._put_one(key, blob, gated), True, gated)
+                return self._defer(level, lambda: self._put_one(key, blob, gated=gated), write=True, gated=gated)
             self._db.kv_put(key, blob)
         elif isinstance(key, Mapping) and value is ...:
             _check_batch(len(key), host)
@@ -593,7 +595,7 @@ class Storage:
             if not blobs:
                 return _NONE
             if self._stack and (level := self._where()) is not _Here.NOW:
-                return self._defer(level, lambda: self._put_many(blobs, gated), True, gated)
+                return self._defer(level, lambda: self._put_many(blobs, gated=gated), write=True, gated=gated)
             self._db.kv_put_many(blobs)
         else:
             raise TypeError(
@@ -604,11 +606,11 @@ class Storage:
         host.wrote(gated=gated)
         return _NONE
 
-    def _put_one(self, key: str, blob: bytes, gated: bool) -> None:
+    def _put_one(self, key: str, blob: bytes, *, gated: bool) -> None:
         self._db.kv_put(key, blob)
         self._host.wrote(gated=gated)
 
-    def _put_many(self, blobs: _Pairs, gated: bool) -> None:
+    def _put_many(self, blobs: _Pairs, *, gated: bool) -> None:
         self._db.kv_put_many(blobs)
         self._host.wrote(gated=gated)
 
@@ -633,10 +635,10 @@ class Storage:
         else:
             raise TypeError(f"delete() takes a str key or a list of str keys, not {type(key).__name__}")
         if self._stack and (level := self._where()) is not _Here.NOW:
-            return self._defer(level, lambda: self._delete(keys, gated), True, gated)
-        return Done(self._delete(keys, gated))
+            return self._defer(level, lambda: self._delete(keys, gated=gated), write=True, gated=gated)
+        return Done(self._delete(keys, gated=gated))
 
-    def _delete(self, keys: str | KeyList, gated: bool) -> bool | int:
+    def _delete(self, keys: str | KeyList, *, gated: bool) -> bool | int:
         db = self._db
         result = db.kv_delete(keys) if isinstance(keys, str) else db.kv_delete_many(list(keys))
         if db.in_transaction:
@@ -655,11 +657,11 @@ class Storage:
             raise InvalidTransactionError("Cannot call deleteAll() within a transaction")
         gated = not opts.get("allow_unconfirmed", False)
         if self._stack:
-            return self._defer(None, lambda: self._delete_all(gated), True, gated)
-        self._delete_all(gated)
+            return self._defer(None, lambda: self._delete_all(gated=gated), write=True, gated=gated)
+        self._delete_all(gated=gated)
         return _NONE
 
-    def _delete_all(self, gated: bool) -> None:
+    def _delete_all(self, *, gated: bool) -> None:
         # Buffered writes are dropped even when nothing reached SQLite yet (a new object's first
         # turn): workerd's deleteAll() undoes them too.
         if self._host.kv_backed:
@@ -697,11 +699,11 @@ class Storage:
         ms = max(_to_alarm_ms(scheduled_time, host), host.now_ms())
         gated = not opts.get("allow_unconfirmed", False)
         if self._stack and (level := self._where()) is not _Here.NOW:
-            return self._defer(level, lambda: self._set_alarm(ms, gated), True, gated)
-        self._set_alarm(ms, gated)
+            return self._defer(level, lambda: self._set_alarm(ms, gated=gated), write=True, gated=gated)
+        self._set_alarm(ms, gated=gated)
         return _NONE
 
-    def _set_alarm(self, ms: int, gated: bool) -> None:
+    def _set_alarm(self, ms: int, *, gated: bool) -> None:
         self._db.set_alarm(ms)
         self._host.alarm_written()
         self._host.wrote(gated=gated)
@@ -713,11 +715,11 @@ class Storage:
         opts = normalize_options("delete_alarm", options, frozenset({"allow_concurrency", "allow_unconfirmed"})) if options else {}
         gated = not opts.get("allow_unconfirmed", False)
         if self._stack and (level := self._where()) is not _Here.NOW:
-            return self._defer(level, lambda: self._delete_alarm(gated), True, gated)
-        self._delete_alarm(gated)
+            return self._defer(level, lambda: self._delete_alarm(gated=gated), write=True, gated=gated)
+        self._delete_alarm(gated=gated)
         return _NONE
 
-    def _delete_alarm(self, gated: bool) -> None:
+    def _delete_alarm(self, *, gated: bool) -> None:
         host = self._host
         if self._db.get_alarm() is None and not host.alarm_visible(None):
             host.alarm_written()  # still clears a handler-set marker, see ObjectHost.alarm_written
