@@ -90,7 +90,7 @@ class Project:
                 continue
             # Env has no public way to add a value after construction; vars are part of the
             # project, so the loader adds them where Runtime(vars=...) would have.
-            env._bind(key, value)
+            env.bind(key, value)
         set_current_env(env)
 
 
