@@ -10,10 +10,12 @@ Layering (a module may import only from the layers below it; nothing imports upw
                                                      public API (+ testing hooks)
        _blocking, _serve_limits                      BlockingRuntime (+ _stub.submit); serve's connection bounds
        _inspect                                      reads a stopped runtime's files (their documented layout)
-    4  _runtime                                      runtime, env, eviction, the storage directory
+    4  _runtime                                      runtime, env, namespaces, hosts, eviction, lifecycle
     3  _namespace, _stub                             ids and stubs -> hosts
     2  _host, _alarms, _hibernation                  one object's lifecycle: events, gates, resets, sockets
     1  _state, _storage, _sql, _counter              what an object sees: ctx, storage, SQL; the reference object
+       _directory                                    the storage directory: path lock, metadata database,
+                                                     alarm index, object names, file naming and removal
     0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions, _history,
        _websocket, _context
        (_sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of
