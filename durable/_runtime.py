@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import warnings
 from collections import OrderedDict
@@ -276,13 +277,14 @@ class Runtime:
         db = directory.kept(key)
         if db is None:
             db = ObjectDatabase(directory.object_file(*key), name=oid.name, synchronous=self.synchronous)
+            db.name_sink = functools.partial(directory.record_name, key)
             if self.point_in_time_recovery and ns.storage == "sqlite":
                 db.history = History(
                     history_file(db.file), namespace=key[0], hexid=key[1], now_ms=self.clock.time_ms,
                     fsync=self.synchronous == "FULL",
                 )
             directory.keep(key, db)
-        if oid.name is None and (stored := db.stored_name()) is not None:
+        if oid.name is None and (stored := directory.stored_name(key) or db.stored_name()) is not None:
             oid = ns.ids.from_string(str(oid), name=stored)
         elif db.name is None and oid.name is not None:
             db.name = oid.name
@@ -498,9 +500,10 @@ class Runtime:
             probing = db is None
             if db is None:  # look at the file without bringing the object to life
                 db = ObjectDatabase(directory.object_file(*key), synchronous=self.synchronous)
+                db.name_sink = functools.partial(directory.record_name, key)
             try:
                 if db.has_data():
-                    name = oid.name if oid.name is not None else db.stored_name()
+                    name = oid.name if oid.name is not None else directory.stored_name(key) or db.stored_name()
                     found[hexid] = ns.ids.from_string(hexid, name=name) if name is not None else oid
             except DurableError:
                 found[hexid] = oid  # a damaged file still holds storage; its calls report the damage
