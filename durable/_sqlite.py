@@ -8,7 +8,7 @@ pragma, the two reserved tables, and the transaction primitives the storage laye
   byte order, which is code-point order for valid strings. Values are codec bytes, never pickle.
 - ``_cf_METADATA(key TEXT PRIMARY KEY, value) WITHOUT ROWID``: the object's alarm. As in workerd,
   it is created by the first ``set_alarm`` only, so user SQL sees no such table before (``no such
-  table: _cf_METADATA``), and ``delete_all`` keeps it (empty) once it exists.
+  table: _cf_METADATA``), and ``delete_all`` drops it with every other table.
 
 The schema version is the file's ``PRAGMA user_version`` (refused to user SQL, as in workerd), and
 the object's name is kept by the runtime's directory (``_directory.py``): the object's own database
@@ -677,17 +677,15 @@ class ObjectDatabase:
             return
         conn = self.write_conn()
         conn.execute(f"PRAGMA defer_foreign_keys=ON -- {self._tag}")
-        # workerd keeps _cf_METADATA (its alarm row is deleted by delete_all's delete_alarm).
         rows = conn.execute(
             "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')"
-            f" AND name != '_cf_METADATA' -- {self._tag}"
+            f" -- {self._tag}"
         ).fetchall()
         for kind, name in rows:
             quoted = '"' + name.replace('"', '""') + '"'
             conn.execute(f"DROP {kind.upper()} IF EXISTS {quoted} -- {self._tag}")
-        if self._meta_exists:
-            conn.execute(f"DELETE FROM _cf_METADATA -- {self._tag}")
         self._kv_exists = False
+        self._meta_exists = False  # dropped with the rest, alarm included, as in workerd
         self.schema_epoch += 1
 
     # -- alarm --------------------------------------------------------------------------------
