@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from ._alarms import AlarmScheduler
 from ._clock import Clock, RealClock
-from ._directory import MemoryDirectory, StorageDirectory, check_namespace_name, namespace_folder, open_directory
+from ._directory import MemoryDirectory, StorageDirectory, check_namespace_name, open_directory
 from ._exceptions import DurableError, RuntimeClosedError
 from ._hibernation import HibernationManager
 from ._history import History, history_file
@@ -34,7 +34,7 @@ from ._namespace import Namespace
 from ._object import DurableObject
 from ._sqlite import ObjectDatabase
 
-__all__ = ["Env", "Runtime", "check_namespace_name", "default_max_live_objects", "namespace_folder"]
+__all__ = ["Env", "Runtime", "default_max_live_objects"]
 
 T = TypeVar("T", bound=DurableObject)
 
