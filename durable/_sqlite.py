@@ -231,9 +231,9 @@ class ObjectDatabase:
                 conn = connect(":memory:")
             else:
                 if not self.file.exists():
-                    self._create_file(self.file)
                     if self.name is not None and self.name_sink is not None:
-                        self.name_sink(self.name)
+                        self.name_sink(self.name)  # first: no crash leaves a file without its name
+                    self._create_file(self.file)
                 else:
                     self._check_not_emptied(self.file)
                 conn = connect(self.file, synchronous=self._synchronous)
