@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._exceptions import DurableError
 from ._object import AlarmInfo
 
 if TYPE_CHECKING:
-    from ._clock import TimerHandle
+    from ._clock import Clock, TimerHandle
+    from ._directory import StorageDirectory
     from ._host import ObjectHost
-    from ._runtime import Runtime
 
 __all__ = ["MAX_RETRIES", "AlarmScheduler", "retry_delay"]
 
@@ -69,11 +69,29 @@ class _Entry:
 
 
 class AlarmScheduler:
-    """One per runtime. Keys are ``(namespace name, id hex)``."""
+    """One per runtime. Keys are ``(namespace name, id hex)``.
 
-    def __init__(self, runtime: Runtime, index: sqlite3.Connection | None) -> None:
-        self._runtime = runtime
+    Args:
+        clock: the runtime's clock (timers, retry times, tracking of delivery tasks).
+        index: the runtime's storage directory, whose alarm index survives restarts (a
+            :class:`~durable._directory.MemoryDirectory` keeps none).
+        lookup: the host of an object key, made if it is not live; ``None`` if its namespace is not
+            bound; ``TypeError`` if the id hex does not belong to the namespace.
+        stored_alarm: the alarm an object's storage holds (raises as ``lookup`` does, and
+            ``DurableError`` for a damaged file), read without keeping the object's file open.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        index: StorageDirectory,
+        lookup: Callable[[Key], ObjectHost | None],
+        stored_alarm: Callable[[Key], int | None],
+    ) -> None:
+        self._clock = clock
         self._index = index
+        self._lookup = lookup
+        self._stored_alarm = stored_alarm
         self._entries: dict[Key, _Entry] = {}
         self._active: dict[Key, asyncio.Task[BaseException | None]] = {}  # alarm() running
         self._running: set[asyncio.Task[BaseException | None]] = set()
@@ -82,32 +100,33 @@ class AlarmScheduler:
         self._waiting: dict[str, list[tuple[str, int]]] = {}  # namespace -> [(id hex, ms)] not yet bound
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop the runtime was last used on (``attach_loop``); the pytest plugin closes on it."""
-        if index is not None:
-            index.execute(
-                "CREATE TABLE IF NOT EXISTS alarms (namespace TEXT, id TEXT, time INTEGER, PRIMARY KEY (namespace, id)) WITHOUT ROWID"
-            )
-            for namespace, hexid, ms in index.execute("SELECT namespace, id, time FROM alarms"):
-                self._waiting.setdefault(namespace, []).append((hexid, ms))
+        for namespace, hexid, ms in index.alarm_rows():
+            self._waiting.setdefault(namespace, []).append((hexid, ms))
 
     # -- the index -----------------------------------------------------------------------------
 
+    @property
+    def armed(self) -> bool:
+        """Whether a loop is attached and every timer is armed on it (no ``attach_loop`` needed)."""
+        return self.loop is not None and not self._unarmed
+
     def before_commit(self, key: Key, when_ms: int | None) -> None:
-        if self._index is not None and when_ms is not None:
-            self._index.execute("INSERT OR REPLACE INTO alarms VALUES (?, ?, ?)", (*key, when_ms))
+        """Object ``key`` is about to commit ``when_ms`` as its alarm: index a new alarm first."""
+        if when_ms is not None:
+            self._index.index_alarm(key, when_ms)
 
     def after_commit(self, key: Key, when_ms: int | None) -> None:
-        if self._index is not None and when_ms is None:
-            self._index.execute("DELETE FROM alarms WHERE namespace = ? AND id = ?", key)
+        """Object ``key`` committed ``when_ms`` as its alarm: unindex a cleared one, set the timer."""
+        if when_ms is None:
+            self._index.unindex_alarm(key)
         self.schedule(key, when_ms)
 
     def namespace_bound(self, name: str) -> None:
         """A namespace was registered: schedule the persisted alarms of its objects."""
         for hexid, _ in self._waiting.pop(name, []):
             try:
-                host = self._runtime._host_by_hex(name, hexid)
-                actual = host.db.get_alarm() if host is not None else None  # the object's storage is the truth
+                actual = self._stored_alarm((name, hexid))  # the object's storage is the truth
             except TypeError:  # not an id of this namespace: a stale or foreign index row
-                host = None
                 actual = None
             except DurableError as exc:
                 # A damaged object file: the error stays with that object (its calls raise it);
@@ -115,11 +134,8 @@ class AlarmScheduler:
                 # is checked again at the next start, once the file is repaired.
                 log.error("durable: cannot read the alarm of %s/%s: %s", name, hexid, exc)
                 continue
-            if host is not None and not host.busy and host.instance is None and host.db.file is not None:
-                host.db.close()  # reopened by the alarm's delivery; do not hold every file open until then
             if actual is None:
-                if self._index is not None:
-                    self._index.execute("DELETE FROM alarms WHERE namespace = ? AND id = ?", (name, hexid))
+                self._index.unindex_alarm((name, hexid))
                 continue
             self.schedule((name, hexid), actual)
 
@@ -151,7 +167,7 @@ class AlarmScheduler:
         if entry.handle is not None:
             entry.handle.cancel()
         try:
-            entry.handle = self._runtime.clock.call_at(at, lambda: self._fire(key, entry))
+            entry.handle = self._clock.call_at(at, lambda: self._fire(key, entry))
         except RuntimeError:
             # No running loop (a persisted runtime's namespace registered from synchronous code):
             # armed by attach_loop() when the runtime is first used on a loop.
@@ -172,7 +188,7 @@ class AlarmScheduler:
         self._active[key] = task
         self._running.add(task)
         task.add_done_callback(self._delivery_done)
-        self._runtime.clock.track(task)
+        self._clock.track(task)
         return task
 
     def _delivery_done(self, task: asyncio.Task[BaseException | None]) -> None:
@@ -185,7 +201,7 @@ class AlarmScheduler:
         try:
             if self._entries.get(key) is not entry:
                 return None  # replaced or cancelled (Runtime.reset) before this task started
-            host = self._runtime._host_by_hex(*key)
+            host = self._lookup(key)
             if host is None:
                 return None
             info = AlarmInfo(retry_count=entry.retry_count, scheduled_time=entry.scheduled_ms)
@@ -214,12 +230,12 @@ class AlarmScheduler:
                 "durable: alarm of %s/%s failed %d times; giving up", key[0], key[1], entry.retry_count + 1
             )
             del self._entries[key]
-            host = self._runtime._host_by_hex(*key)
+            host = self._lookup(key)
             if host is not None:
                 host.drop_alarm(entry.scheduled_ms)
             return
         entry.retry_count += 1
-        now_ms = self._runtime.clock.time_ms()
+        now_ms = self._clock.time_ms()
         self._arm(key, entry, (now_ms + int(retry_delay(entry.retry_count) * 1000)) / 1000)
 
     async def run_now(self, key: Key, host: ObjectHost) -> bool:
@@ -260,8 +276,7 @@ class AlarmScheduler:
         self._entries.clear()
         self._unarmed.clear()
         self._waiting.clear()
-        if self._index is not None:
-            self._index.execute("DELETE FROM alarms")
+        self._index.clear_alarms()
 
     async def stop(self) -> None:
         """Cancel every timer and every delivery in progress (runtime shutdown)."""

@@ -63,6 +63,11 @@ class InputGate:
     def locked(self) -> bool:
         return bool(self._locks)
 
+    @property
+    def idle(self) -> bool:
+        """No lock is held and no event waits: an event may run at once, with no ordering to keep."""
+        return not self._locks and not self._waiters
+
     def is_open(self) -> bool:
         """Whether an event in the current context may proceed now."""
         if not self._locks:

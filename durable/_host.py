@@ -58,7 +58,6 @@ from ._state import State
 from ._storage import Done
 
 if TYPE_CHECKING:
-    from ._alarms import AlarmScheduler
     from ._clock import Clock
     from ._hibernation import HibernationManager, SocketRegistry
 
@@ -86,14 +85,23 @@ class HostRuntime(Protocol):
     env: Any
     max_queued_calls: int | None
     hibernation: HibernationManager
-    _closed: bool
-    _alarms: AlarmScheduler
 
-    def _check_open(self) -> None: ...
-    def _host_busy(self, host: ObjectHost) -> None: ...
-    def _host_idle(self, host: ObjectHost) -> None: ...
-    def _alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None: ...
-    def _alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None: ...
+    @property
+    def closed(self) -> bool:
+        """Whether the runtime is closed."""
+    @property
+    def armed(self) -> bool:
+        """Whether the runtime is attached to the running loop with every alarm timer armed."""
+    def check_open(self) -> None:
+        """Raise ``RuntimeClosedError`` if the runtime is closed."""
+    def host_busy(self, host: ObjectHost) -> None:
+        """``host`` starts an event (the runtime attaches to the running loop if it must)."""
+    def host_idle(self, host: ObjectHost) -> None:
+        """``host`` has no event left (it may be evicted)."""
+    def alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None:
+        """``host`` is about to commit ``when_ms`` as its alarm (``None``: none)."""
+    def alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None:
+        """``host`` committed ``when_ms`` as its alarm (``None``: none)."""
 
 
 class _Batch:
@@ -334,7 +342,7 @@ class ObjectHost:
     def maybe_idle(self) -> None:
         """Tell the runtime the object is idle, if it is (a pinning connection ended)."""
         if not self.busy:
-            self.runtime._host_idle(self)
+            self.runtime.host_idle(self)
 
     def socket_registry(self, *, create: bool = True) -> SocketRegistry | None:
         """This object's WebSockets and Hibernation API settings (kept by the runtime).
@@ -423,7 +431,7 @@ class ObjectHost:
         alarm = db.get_alarm() if alarm_dirty else None
         try:
             if alarm_dirty:
-                self.runtime._alarm_before_commit(self, alarm)
+                self.runtime.alarm_before_commit(self, alarm)
             db.commit()
         except BaseException as exc:
             if isinstance(exc, DurableError) and getattr(exc, "code", None) == "SQLITE_CONSTRAINT":
@@ -443,7 +451,7 @@ class ObjectHost:
             self.reset(error)
             return
         if alarm_dirty:
-            self.runtime._alarm_after_commit(self, alarm)
+            self.runtime.alarm_after_commit(self, alarm)
         if batch is not None:
             batch.succeed()
 
@@ -488,8 +496,8 @@ class ObjectHost:
     ) -> asyncio.Future[Any]:
         """Deliver an event; the future (``fut``, or a new one) gets its result once it may leave."""
         runtime = self.runtime
-        if runtime._closed:
-            runtime._check_open()  # raises RuntimeClosedError
+        if runtime.closed:
+            runtime.check_open()  # raises RuntimeClosedError
         limit = runtime.max_queued_calls
         if limit is not None and self.pending >= limit:
             raise OverloadedError("Durable Object is overloaded. Too many requests queued.")
@@ -499,7 +507,7 @@ class ObjectHost:
         else:
             loop = fut.get_loop()
         self.pending += 1
-        runtime._host_busy(self)
+        runtime.host_busy(self)
         # Eager start (what Python 3.12 calls an eager task): the event runs right here, in a copy
         # of the caller's context, until it first suspends; only then does a task take it over.
         # An event that never suspends (most storage-only handlers) costs no task and no loop turn.
@@ -530,16 +538,13 @@ class ObjectHost:
         instance = self.instance
         gate = self.gate
         runtime = self.runtime
-        alarms = runtime._alarms
         if (
             entry is None
             or instance is None
-            or gate._locks
-            or gate._waiters
-            or runtime._closed
+            or not gate.idle
+            or runtime.closed
             or runtime.max_queued_calls is not None
-            or alarms.loop is None
-            or alarms._unarmed
+            or not runtime.armed
         ):
             self.invoke("rpc", name, args, kwargs, fut)
             return
@@ -602,8 +607,8 @@ class ObjectHost:
         if call is not None:
             self.calls.discard(call)
         self.pending -= 1
-        if not (self.pending or self._tasks or self.gate._locks or self.db.savepoint_depth or self.pins):  # not busy
-            self.runtime._host_idle(self)
+        if not (self.pending or self._tasks or self.gate.locked or self.db.savepoint_depth or self.pins):  # not busy
+            self.runtime.host_idle(self)
 
     def step_done(self) -> None:
         """An event's synchronous step ended (it returned or suspended): its turn is over.
@@ -653,7 +658,7 @@ class ObjectHost:
         gen = self.gen
         try:
             gate = self.gate
-            if self.instance is not None and not gate._locks and not gate._waiters:
+            if self.instance is not None and gate.idle:
                 gen = self.gen  # the common case: live instance, open gate, nobody queued
             else:
                 gen = await self._enter()
@@ -684,8 +689,8 @@ class ObjectHost:
         history = self.db.history
         if isinstance(history, History) and history.begin_session(self.db):
             alarm = self.db.get_alarm()
-            self.runtime._alarm_before_commit(self, alarm)
-            self.runtime._alarm_after_commit(self, alarm)
+            self.runtime.alarm_before_commit(self, alarm)
+            self.runtime.alarm_after_commit(self, alarm)
 
     def _dispatch(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         instance = self.instance
@@ -812,7 +817,7 @@ class ObjectHost:
     def _task_done(self, fut: asyncio.Future[Any]) -> None:
         self._tasks.discard(fut)
         if not self.busy:
-            self.runtime._host_idle(self)
+            self.runtime.host_idle(self)
 
     def _log_background_error(self, fut: asyncio.Future[Any]) -> None:
         if not fut.cancelled() and (exc := fut.exception()) is not None:

@@ -1,9 +1,10 @@
 """``durable inspect``: what a persisted runtime's directory holds, read without changing a byte.
 
-It reads the on-disk layout ``Runtime`` documents (``_runtime.py``; ``docs/recovery.md`` for the
-history logs): one folder per namespace (``ns-<hex>`` for names that are not safe folder names),
-one ``<id hex>.sqlite`` per object, its ``_cf_KV`` and ``_cf_METADATA`` tables, and, with point-in-
-time recovery, ``<id hex>.history``.
+It reads the on-disk layout ``_directory.py`` documents, with its naming helpers
+(``docs/recovery.md`` for the history logs): one folder per namespace (``ns-<hex>`` or ``nsh-<hash>``
+for names that are not safe folder names), one ``<id hex>.sqlite`` per object with its ``_cf_KV``
+and ``_cf_METADATA`` tables, the objects' names in ``durable-meta.sqlite`` (in ``_cf_METADATA``
+for files of an older durable), and, with point-in-time recovery, ``<id hex>.history``.
 
 Never changing a file is the rule everything here follows:
 
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._codec import decode
+from ._directory import DATABASE_FILE, META_FILE, namespace_folder, namespace_of_folder
 from ._history import read_history
 
 try:
@@ -68,24 +70,32 @@ def holder(directory: Path) -> str | None:
     return None
 
 
-def _namespace_name(folder: str) -> str:
-    if folder.startswith("ns-"):
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
-            return bytes.fromhex(folder[3:]).decode()
-    return folder
+def _names(directory: Path) -> dict[tuple[str, str], str]:
+    """The objects' names the runtime's metadata database records: ``(namespace, id hex) -> name``."""
+    meta = directory / META_FILE
+    if not meta.exists():
+        return {}
+    try:
+        with _open(meta) as conn:
+            if not conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'objects'").fetchone()[0]:
+                return {}
+            return {(ns, hexid): name for ns, hexid, name in conn.execute("SELECT namespace, id, name FROM objects")}
+    except sqlite3.DatabaseError:
+        return {}  # each object's own file is still read (names of an older durable are there)
 
 
-def _namespaces(directory: Path) -> dict[str, Path]:
+def _namespaces(directory: Path, names: dict[tuple[str, str], str]) -> dict[str, Path]:
+    by_folder = {namespace_folder(ns): ns for ns, _ in names}
     found = {}
     for entry in sorted(directory.iterdir()):
         if entry.is_dir() and any(_is_object_file(f) for f in entry.iterdir()):
-            found[_namespace_name(entry.name)] = entry
+            name = by_folder.get(entry.name) or namespace_of_folder(entry.name) or entry.name
+            found[name] = entry
     return found
 
 
 def _is_object_file(file: Path) -> bool:
-    stem = file.name[: -len(".sqlite")]
-    return file.name.endswith(".sqlite") and len(stem) == 64 and set(stem) <= _HEX
+    return DATABASE_FILE.fullmatch(file.name) is not None
 
 
 @contextlib.contextmanager
@@ -141,13 +151,13 @@ def _alarm(ms: Any) -> dict[str, Any] | None:
     return {"ms": int(ms), "utc": when.isoformat(timespec="milliseconds")}
 
 
-def _summary(file: Path) -> dict[str, Any]:
+def _summary(file: Path, name: str | None = None) -> dict[str, Any]:
     info: dict[str, Any] = {"id": file.name[:64]}
     wal = Path(os.fspath(file) + "-wal")
     info["bytes"] = file.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     try:
         with _open(file) as conn:
-            info["name"] = _meta(conn, "name")
+            info["name"] = name if name is not None else _meta(conn, "name")
             info["keys"] = conn.execute("SELECT count(*) FROM _cf_KV").fetchone()[0] if _has_kv(conn) else 0
             info["tables"] = _tables(conn)
             info["alarm"] = _alarm(_meta(conn, "alarm"))
@@ -165,11 +175,12 @@ def _summary(file: Path) -> dict[str, Any]:
 def inspect_directory(directory: Path) -> dict[str, Any]:
     """Every namespace and object under a runtime's ``directory``. Raises ``InspectError``."""
     _check_directory(directory)
+    names = _names(directory)
     return {
         "directory": str(directory),
         "namespaces": {
-            name: [_summary(f) for f in sorted(folder.iterdir()) if _is_object_file(f)]
-            for name, folder in _namespaces(directory).items()
+            ns: [_summary(f, names.get((ns, f.name[:64]))) for f in sorted(folder.iterdir()) if _is_object_file(f)]
+            for ns, folder in _namespaces(directory, names).items()
         },
     }
 
@@ -185,14 +196,17 @@ def _check_directory(directory: Path) -> None:
         )
 
 
-def _find(directory: Path, namespace: str, name_or_id: str) -> Path:
-    spaces = _namespaces(directory)
+def _find(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[str, str], str]) -> Path:
+    spaces = _namespaces(directory, names)
     folder = spaces.get(namespace)
     if folder is None:
         known = ", ".join(sorted(spaces)) or "none"
         raise InspectError(f"no namespace {namespace!r} in {str(directory)!r} (namespaces: {known})")
     if len(name_or_id) == 64 and set(name_or_id) <= _HEX and (folder / f"{name_or_id}.sqlite").exists():
         return folder / f"{name_or_id}.sqlite"
+    for (ns, hexid), name in sorted(names.items()):
+        if ns == namespace and name == name_or_id and (folder / f"{hexid}.sqlite").exists():
+            return folder / f"{hexid}.sqlite"
     for file in sorted(folder.iterdir()):
         if _is_object_file(file):
             with contextlib.suppress(sqlite3.DatabaseError), _open(file) as conn:
@@ -218,8 +232,9 @@ def _jsonable(value: Any) -> Any:
 def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | None = None) -> dict[str, Any]:
     """One object: its decoded key-value entries, tables, alarm; or the rows of one read-only query."""
     _check_directory(directory)
-    file = _find(directory, namespace, name_or_id)
-    info = _summary(file)
+    names = _names(directory)
+    file = _find(directory, namespace, name_or_id, names)
+    info = _summary(file, names.get((namespace, file.name[:64])))
     if "error" in info:
         raise InspectError(info["error"])
     with _open(file) as conn:

@@ -33,22 +33,24 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         await stub.increment()
     """
 
-    __slots__ = ("_ids", "_runtime", "cls", "name", "storage")
+    __slots__ = ("cls", "ids", "name", "runtime", "storage")
 
     _how_to_get = ": use runtime.namespace(cls)"
 
     cls: type[T]
     name: str
     storage: str
-    _runtime: Runtime
-    _ids: IdFactory
+    runtime: Runtime
+    """The runtime that hosts the namespace's objects (for the package: stubs reach hosts through it)."""
+    ids: IdFactory
+    """Mints and checks the namespace's ids (for the package: the runtime rebuilds ids from file names)."""
 
     def __init__(self, runtime: Runtime, cls: type[T], name: str, storage: str) -> None:
-        self._runtime = runtime
+        self.runtime = runtime
         self.cls = cls
         self.name = name
         self.storage = storage
-        self._ids = IdFactory(name)
+        self.ids = IdFactory(name)
 
     def __repr__(self) -> str:
         return f"<durable.Namespace {self.name!r} of {self.cls.__name__} ({self.storage})>"
@@ -62,11 +64,11 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
 
         Raises ``TypeError`` for a name that is not a ``str``.
         """
-        oid = self._ids.from_name(name)
+        oid = self.ids.from_name(name)
         if type(name) is str and not name.isascii():
             readable = _as_workerd_reads(name)
             if readable is not name:
-                oid = self._ids.from_string(oid.to_string(), name=readable)
+                oid = self.ids.from_string(oid.to_string(), name=readable)
         return oid
 
     def new_unique_id(self, **options: Any) -> DurableObjectId:
@@ -80,7 +82,7 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         unknown = set(options) - {"jurisdiction"}
         if unknown:
             raise TypeError(f"new_unique_id() got an unexpected keyword argument {sorted(unknown)[0]!r}")
-        return self._ids.unique()
+        return self.ids.unique()
 
     def id_from_string(self, id: str) -> DurableObjectId:
         """Rebuild an id from ``str(id)``.
@@ -89,18 +91,19 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         must be 64 hex digits``) and for an id of another namespace (``Durable Object ID is not
         valid for this namespace.``).
         """
-        return self._ids.from_string(id)
+        return self.ids.from_string(id)
 
     def get(self, id: DurableObjectId, **options: Any) -> Stub[Any]:
         """A stub for ``id``. Lazy: creates nothing. Options (``location_hint``...) are ignored."""
-        return Stub._create(self, self._ids.check(id))
+        return Stub._create(self, self.ids.check(id))
 
     def get_by_name(self, name: str, **options: Any) -> Stub[Any]:
         """Shorthand for ``get(id_from_name(name))``."""
         return Stub._create(self, self.id_from_name(name))
 
-    def _host(self, oid: DurableObjectId) -> ObjectHost:
-        return self._runtime._host(self, oid)
+    def host(self, oid: DurableObjectId) -> ObjectHost:
+        """The host of object ``oid``, made if it is not live (for the package's stubs)."""
+        return self.runtime.host_for(self, oid)
 
 
 def _as_workerd_reads(name: str) -> str:

@@ -4,43 +4,27 @@ A :class:`Runtime` registers namespaces, hosts one :class:`~durable._host.Object
 owns the clock and the alarm scheduler, evicts idle objects, and keeps the storage directory for
 itself: a second live runtime on the same path, in this process or another, is refused.
 
-Layout of a persisted runtime's directory::
-
-    PATH/
-      .lock                        held (flock) by the live runtime; records its pid
-      durable-meta.sqlite          schema version and the alarm index
-      <namespace>/<id hex>.sqlite  one database per object that ever wrote anything
-
-``<namespace>`` is the namespace's name when it is 1-100 of ``[A-Za-z0-9_.-]`` and cannot be
-mistaken for a file of the runtime's own or another namespace's folder (see
-:func:`namespace_folder`); otherwise ``ns-`` and the hex of its UTF-8 bytes, or for a name of more
-than 120 bytes (whose hex would exceed the 255-byte limit of file names) ``nsh-`` and the SHA-256
-of them. :meth:`Runtime.reset` removes only files of this layout.
-
-With ``point_in_time_recovery=True``, ``<namespace>/<id hex>.history`` beside each database holds its
-commits (docs/recovery.md).
+The directory itself (its lock, metadata database, alarm index and file names) is
+``_directory.py``'s; an in-memory runtime gets a :class:`~durable._directory.MemoryDirectory`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import functools
 import os
-import re
-import socket
-import sqlite3
-import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from ._alarms import AlarmScheduler
 from ._clock import Clock, RealClock
-from ._exceptions import DurableError, PathLockedError, RuntimeClosedError
+from ._directory import MemoryDirectory, StorageDirectory, check_namespace_name, open_directory
+from ._exceptions import DurableError, RuntimeClosedError
 from ._hibernation import HibernationManager
 from ._history import History, history_file
 from ._host import ObjectHost
@@ -48,69 +32,12 @@ from ._id import DurableObjectId
 from ._limits import Limits
 from ._namespace import Namespace
 from ._object import DurableObject, Env, bind
-from ._sqlite import SCHEMA_VERSION, ObjectDatabase
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+from ._sqlite import ObjectDatabase
 
 __all__ = ["Env", "Runtime", "default_max_live_objects"]
 
 T = TypeVar("T", bound=DurableObject)
 
-_SAFE_DIR = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-_HEX_FOLDER = re.compile(r"ns-(?:[0-9a-f]{2})+|nsh-[0-9a-f]{64}")
-# Point-in-time history (docs/recovery.md): <hex>.history, its rewrite <hex>.history.tmp, and a
-# damaged log set aside as <hex>.history.damaged-<ms>.
-_OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.(?:sqlite(?:-wal|-shm|-journal|-new)?|history(?:\.tmp|\.damaged-\d+)?)")
-# The runtime's own files, and SQLite's beside its metadata database: these names get encoded folders.
-_RESERVED_NAMES = frozenset(
-    {".", "..", ".lock", "durable-meta.sqlite"} | {f"durable-meta.sqlite-{s}" for s in ("wal", "shm", "journal")}
-)
-_MAX_HEX_NAME_BYTES = 120
-
-
-def namespace_folder(namespace: str) -> str:
-    """The folder, under a runtime's path, of the objects of the namespace named ``namespace``.
-
-    Names that are safe as they are keep them (so existing directories stay readable); every
-    other name is encoded, so that each name gets a folder of its own that the file system
-    accepts. ``namespace`` has no lone surrogates (``Runtime.namespace`` refuses them).
-    """
-    if (
-        _SAFE_DIR.fullmatch(namespace)
-        and namespace not in _RESERVED_NAMES
-        and not _HEX_FOLDER.fullmatch(namespace)
-    ):
-        return namespace
-    raw = namespace.encode()
-    if len(raw) <= _MAX_HEX_NAME_BYTES:
-        return "ns-" + raw.hex()
-    return "nsh-" + hashlib.sha256(raw).hexdigest()
-
-
-def check_namespace_name(name: object) -> str:
-    """Return ``name`` if it can name a namespace, else raise TypeError or ValueError saying why."""
-    if not isinstance(name, str):
-        raise TypeError(f"a namespace name must be a str, not {type(name).__name__}")
-    if not name:
-        raise ValueError("a namespace name must be a non-empty str, not ''")
-    try:
-        name.encode()
-    except UnicodeEncodeError as exc:
-        raise ValueError(
-            f"a namespace name must be valid Unicode text: {name!r} holds a lone surrogate at index "
-            f"{exc.start}, which cannot be stored"
-        ) from None
-    if _HEX_FOLDER.fullmatch(name):
-        raise ValueError(
-            f"the namespace name {name!r} is reserved: names made of 'ns-' and hex digits, or 'nsh-' "
-            "and 64 hex digits, are the folders of encoded namespace names"
-        )
-    return name
-_held_paths: dict[Path, str] = {}
-_held_paths_lock = threading.Lock()
 
 
 FDS_PER_OBJECT = 3
@@ -222,39 +149,25 @@ class Runtime:
             bind(self.env, key, value)
         self._namespaces: dict[str, Namespace[Any]] = {}
         self._hosts: dict[tuple[str, str], ObjectHost] = {}
-        self._memory: dict[tuple[str, str], ObjectDatabase] = {}
         self._idle: OrderedDict[tuple[str, str], float] = OrderedDict()  # key -> when it became idle
         self._idle_newest: tuple[str, str] | None = None  # the key last put at the end of _idle
         self._sweep_timer: Any = None
         self._closed = False
-        self._lock_file: IO[str] | None = None
-        self.path: Path | None = None
-        meta: sqlite3.Connection | None = None
-        if path is not None:
-            self.path = Path(path).resolve()
-            self._acquire(self.path)
-            try:
-                meta = self._open_meta(self.path)
-            except BaseException:
-                self._release()
-                raise
-        self._meta = meta
-        self._alarms = AlarmScheduler(self, meta)
+        self._directory: StorageDirectory = MemoryDirectory() if path is None else open_directory(Path(path).resolve())
+        self.path: Path | None = self._directory.path
+        self._alarms = AlarmScheduler(self.clock, self._directory, self._host_by_key, self._stored_alarm)
 
     def __del__(self) -> None:
         # A runtime dropped without aclose() would keep its path locked for the rest of the process
         # (the lock is per process, in _held_paths, as well as a flock): release it when collected,
         # and say so, as files and sockets do. The databases are closed as aclose() would, without
         # the event loop: a runtime that is being collected has no events left to run.
-        if getattr(self, "_lock_file", None) is None or self._closed:
+        if getattr(self, "path", None) is None or self._closed:
             return
         self._closed = True
         with contextlib.suppress(Exception):
             self._drop_all_hosts(keep_writes=True)
-        with contextlib.suppress(Exception):
-            if self._meta is not None:
-                self._meta.close()
-        self._release()  # before warning: where warnings are errors, the lock is released all the same
+        self._directory.close()  # before warning: where warnings are errors, the lock is released all the same
         warnings.warn(
             f"durable.Runtime at {str(self.path)!r} was never closed; its path lock was released when "
             "it was garbage collected. Close runtimes with 'async with' or 'await runtime.aclose()'",
@@ -266,75 +179,6 @@ class Runtime:
     def __repr__(self) -> str:
         where = str(self.path) if self.path is not None else "in memory"
         return f"<durable.Runtime {where}{' closed' if self._closed else ''}>"
-
-    # -- the storage directory -----------------------------------------------------------------
-
-    def _acquire(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        holder = f"pid {os.getpid()} on {socket.gethostname()}"
-        with _held_paths_lock:
-            if path in _held_paths:
-                raise PathLockedError(
-                    f"storage path {str(path)!r} is already used by another live durable.Runtime in this "
-                    f"process ({_held_paths[path]}); close it first (await runtime.aclose())"
-                )
-            lock_path = path / ".lock"
-            handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the runtime's life
-            if fcntl is not None:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    handle.seek(0)
-                    other = handle.read().strip() or "an unknown process"
-                    handle.close()
-                    raise PathLockedError(
-                        f"storage path {str(path)!r} is locked by another durable.Runtime ({other}); "
-                        "two runtimes never share a path"
-                    ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(holder + "\n")
-            handle.flush()
-            self._lock_file = handle
-            _held_paths[path] = holder
-
-    def _release(self) -> None:
-        if self.path is not None:
-            with _held_paths_lock:
-                _held_paths.pop(self.path, None)
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing the file releases the flock
-            self._lock_file = None
-
-    @staticmethod
-    def _open_meta(path: Path) -> sqlite3.Connection:
-        from ._sqlite import connect, wrap_error
-
-        file = path / "durable-meta.sqlite"
-        try:
-            meta = connect(file)
-        except sqlite3.Error as exc:
-            raise wrap_error(exc, file, what="the runtime's metadata database") from exc
-        try:
-            meta.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
-            row = meta.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.Error as exc:
-            meta.close()
-            raise wrap_error(exc, file, what="the runtime's metadata database") from exc
-        if row is None:
-            meta.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-        elif int(row[0]) > SCHEMA_VERSION:
-            meta.close()
-            raise RuntimeError(
-                f"storage at {str(path)!r} was written by a newer durable (schema {row[0]}, this one reads "
-                f"up to {SCHEMA_VERSION}); upgrade durable to open it"
-            )
-        return meta
-
-    def _object_file(self, namespace: str, hexid: str) -> Path | None:
-        if self.path is None:
-            return None
-        return self.path / namespace_folder(namespace) / f"{hexid}.sqlite"
 
     # -- namespaces ----------------------------------------------------------------------------
 
@@ -356,7 +200,7 @@ class Runtime:
         backend, a name registered twice, an empty name, a name with a lone surrogate, or a name
         of the form ``ns-<hex>`` or ``nsh-<64 hex digits>`` (the folders of encoded names).
         """
-        self._check_open()
+        self.check_open()
         if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
             raise TypeError(f"namespace() takes a durable.DurableObject subclass, not {cls!r}")
         if storage not in ("sqlite", "kv"):
@@ -376,42 +220,64 @@ class Runtime:
 
     # -- hosts ---------------------------------------------------------------------------------
 
-    def _host(self, ns: Namespace[Any], oid: DurableObjectId) -> ObjectHost:
+    def host_for(self, ns: Namespace[Any], oid: DurableObjectId) -> ObjectHost:
+        """The host of object ``oid`` of ``ns``, made if it is not live (``Namespace.get``'s stubs)."""
         key = (ns.name, str(oid))
         host = self._hosts.get(key)
         if host is not None:
             return host
-        self._check_open()
-        db = self._memory.get(key)
+        self.check_open()
+        directory = self._directory
+        db = directory.kept(key)
         if db is None:
-            db = ObjectDatabase(self._object_file(*key), name=oid.name, synchronous=self.synchronous)
+            db = ObjectDatabase(directory.object_file(*key), name=oid.name, synchronous=self.synchronous)
+            db.name_sink = functools.partial(directory.record_name, key)
             if self.point_in_time_recovery and ns.storage == "sqlite":
                 db.history = History(
                     history_file(db.file), namespace=key[0], hexid=key[1], now_ms=self.clock.time_ms,
                     fsync=self.synchronous == "FULL",
                 )
-            if self.path is None:
-                self._memory[key] = db
-        if oid.name is None and (stored := db.stored_name()) is not None:
-            oid = ns._ids.from_string(str(oid), name=stored)
+            directory.keep(key, db)
+        if oid.name is None and (stored := directory.stored_name(key) or db.stored_name()) is not None:
+            oid = ns.ids.from_string(str(oid), name=stored)
         elif db.name is None and oid.name is not None:
             db.name = oid.name
         host = ObjectHost(self, ns.cls, oid, db, kv_backed=ns.storage == "kv", limits=self.limits)
         self._hosts[key] = host
         return host
 
-    def _host_by_hex(self, namespace: str, hexid: str) -> ObjectHost | None:
-        ns = self._namespaces.get(namespace)
+    def _host_by_key(self, key: tuple[str, str]) -> ObjectHost | None:
+        """The host of object ``key`` (namespace name, id hex); None if the namespace is not bound.
+
+        Raises ``TypeError`` if the hex is not an id of that namespace. The scheduler's lookup.
+        """
+        ns = self._namespaces.get(key[0])
         if ns is None:
             return None
-        return self._host(ns, ns._ids.from_string(hexid))
+        return self.host_for(ns, ns.ids.from_string(key[1]))
+
+    def _stored_alarm(self, key: tuple[str, str]) -> int | None:
+        """The alarm object ``key``'s storage holds (the scheduler's probe at start).
+
+        An object that is not live has its file closed again after the read: it is reopened by
+        the alarm's delivery, not held open until then. Raises as ``_host_by_key`` does, and
+        ``DurableError`` for a damaged file.
+        """
+        host = self._host_by_key(key)
+        if host is None:
+            return None
+        try:
+            return host.db.get_alarm()
+        finally:
+            if not host.busy and host.instance is None and host.db.file is not None:
+                host.db.close()
 
     def host_for_key(self, key: tuple[str, str]) -> ObjectHost:
         """The host of object ``key`` (namespace name, id hex), made if it is not live."""
         host = self._hosts.get(key)
         if host is None:
-            self._check_open()
-            host = self._host_by_hex(*key)
+            self.check_open()
+            host = self._host_by_key(key)
             if host is None:  # pragma: no cover - registries exist only for bound namespaces
                 raise RuntimeClosedError(f"namespace {key[0]!r} is not bound in this runtime")
         return host
@@ -420,14 +286,15 @@ class Runtime:
         """The host of object ``key`` if the runtime has one now, else None."""
         return self._hosts.get(key)
 
-    def _host_busy(self, host: ObjectHost) -> None:
-        alarms = self._alarms
-        if alarms.loop is None or alarms._unarmed:
-            alarms.attach_loop()  # arms alarms registered before a loop ran; records the loop
+    def host_busy(self, host: ObjectHost) -> None:
+        """A host starts an event: the runtime is in use on the running loop."""
+        if not self._alarms.armed:
+            self._alarms.attach_loop()  # arms alarms registered before a loop ran; records the loop
         # A busy host may stay in the idle map: eviction skips busy hosts, and _host_idle moves
         # it to the end with a fresh time when it is idle again.
 
-    def _host_idle(self, host: ObjectHost) -> None:
+    def host_idle(self, host: ObjectHost) -> None:
+        """A host has no event left: it joins the idle objects (evicted after ``idle_timeout``)."""
         # Idle objects are kept in least-recently-idle order with the time they became idle. One
         # sweep timer per runtime evicts those idle longer than idle_timeout (a timer per call
         # would cost more than the call); the oldest go first when max_live_objects is exceeded.
@@ -476,24 +343,50 @@ class Runtime:
             del self._hosts[key]
             host.detached = True
             if not host.db.exists():
-                self._memory.pop(key, None)  # an in-memory object that never wrote leaves nothing
+                self._directory.forget(key)  # an in-memory object that never wrote leaves nothing
 
     # -- hooks used by hosts -------------------------------------------------------------------
 
-    def _check_open(self) -> None:
+    @property
+    def closed(self) -> bool:
+        """Whether the runtime is closed (``aclose()`` ran, or it was garbage collected)."""
+        return self._closed
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the runtime was opened or last used on (calls on others are forwarded)."""
+        return self._alarms.loop
+
+    @property
+    def armed(self) -> bool:
+        """Whether the runtime is attached to a loop with every alarm timer armed on it."""
+        return self._alarms.armed
+
+    def attach_loop(self) -> None:
+        """Make the running loop the runtime's loop, and arm timers set while none ran."""
+        self._alarms.attach_loop()
+
+    async def run_alarm(self, host: ObjectHost) -> bool:
+        """Run ``host``'s stored alarm now, as its timer would (``durable.testing.run_alarm``)."""
+        return await self._alarms.run_now(host.key, host)
+
+    def check_open(self) -> None:
+        """Raise ``RuntimeClosedError`` if the runtime is closed."""
         if self._closed:
             raise RuntimeClosedError("this durable.Runtime is closed; create a new one to keep going")
 
-    def _alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None:
+    def alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None:
+        """``host`` is about to commit ``when_ms`` as its alarm (``None``: none)."""
         self._alarms.before_commit(host.key, when_ms)
 
-    def _alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None:
+    def alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None:
+        """``host`` committed ``when_ms`` as its alarm (``None``: none)."""
         self._alarms.after_commit(host.key, when_ms)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Runtime:
-        self._check_open()
+        self.check_open()
         self._alarms.attach_loop()
         return self
 
@@ -511,9 +404,7 @@ class Runtime:
         await asyncio.sleep(0)
         self._closed = True
         self._drop_all_hosts(keep_writes=True)
-        if self._meta is not None:
-            self._meta.close()
-        self._release()
+        self._directory.close()
 
     def _drop_all_hosts(self, *, keep_writes: bool) -> None:
         """End every instance and close every database, committing pending writes or not."""
@@ -530,9 +421,7 @@ class Runtime:
                 host.db.rollback()
             with contextlib.suppress(Exception):
                 host.close()
-        for db in self._memory.values():
-            db.close()
-        self._memory.clear()
+        self._directory.close_kept()
 
     async def reset(self) -> None:
         """Wipe all storage and alarms and drop every instance (a clean slate for the next test).
@@ -541,39 +430,35 @@ class Runtime:
         digits>.sqlite`` and SQLite's files beside them), never following a symbolic link: other
         files under the path are left alone.
         """
-        self._check_open()
+        self.check_open()
         self._alarms.cancel_all()
         self._drop_all_hosts(keep_writes=False)
-        if self.path is not None:
-            _remove_object_files(self.path)
+        self._directory.remove_object_files()
 
-    async def _list_ids(self, ns: Namespace[Any]) -> list[DurableObjectId]:
+    async def list_ids(self, ns: Namespace[Any]) -> list[DurableObjectId]:
         """Ids of the objects of ``ns`` that have storage, sorted by their hex form."""
-        self._check_open()
+        self.check_open()
         found: dict[str, DurableObjectId] = {}
         candidates: set[str] = set()
-        if self.path is not None:
-            probe = self._object_file(ns.name, "0" * 64)
-            assert probe is not None
-            if probe.parent.is_dir():
-                candidates.update(p.name[: -len(".sqlite")] for p in probe.parent.glob("*.sqlite"))
-        candidates.update(h for (n, h) in self._memory if n == ns.name)
+        directory = self._directory
+        candidates.update(directory.object_hexes(ns.name))
         candidates.update(h for (n, h) in self._hosts if n == ns.name)
         for hexid in sorted(candidates):
             try:
-                oid = ns._ids.from_string(hexid)
+                oid = ns.ids.from_string(hexid)
             except TypeError:
                 continue  # not an object file of this namespace
             key = (ns.name, hexid)
             host = self._hosts.get(key)
-            db = host.db if host is not None else self._memory.get(key)
+            db = host.db if host is not None else directory.kept(key)
             probing = db is None
             if db is None:  # look at the file without bringing the object to life
-                db = ObjectDatabase(self._object_file(*key), synchronous=self.synchronous)
+                db = ObjectDatabase(directory.object_file(*key), synchronous=self.synchronous)
+                db.name_sink = functools.partial(directory.record_name, key)
             try:
                 if db.has_data():
-                    name = oid.name if oid.name is not None else db.stored_name()
-                    found[hexid] = ns._ids.from_string(hexid, name=name) if name is not None else oid
+                    name = oid.name if oid.name is not None else directory.stored_name(key) or db.stored_name()
+                    found[hexid] = ns.ids.from_string(hexid, name=name) if name is not None else oid
             except DurableError:
                 found[hexid] = oid  # a damaged file still holds storage; its calls report the damage
             finally:
@@ -581,16 +466,3 @@ class Runtime:
                     db.close()
         return [found[h] for h in sorted(found)]
 
-
-def _remove_object_files(root: Path) -> None:
-    """Delete the object files under ``root`` (see the layout above), following no symbolic link."""
-    with os.scandir(root) as folders:
-        for folder in folders:
-            if not folder.is_dir(follow_symlinks=False):
-                continue  # files of the runtime's own, symbolic links, anything else
-            if not (_HEX_FOLDER.fullmatch(folder.name) or namespace_folder(folder.name) == folder.name):
-                continue
-            with os.scandir(folder.path) as files:
-                for file in files:
-                    if _OBJECT_FILE.fullmatch(file.name) and file.is_file(follow_symlinks=False):
-                        os.unlink(file.path)

@@ -6,8 +6,14 @@ pragma, the two reserved tables, and the transaction primitives the storage laye
 - ``_cf_KV(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID``: the key-value data, as on Cloudflare,
   so the SQL API shares the same database. TEXT keys with SQLite's BINARY collation sort in UTF-8
   byte order, which is code-point order for valid strings. Values are codec bytes, never pickle.
-- ``_cf_METADATA(key TEXT PRIMARY KEY, value) WITHOUT ROWID``: the schema version, the object's
-  name (so ``ctx.id.name`` survives eviction) and its alarm.
+- ``_cf_METADATA(key TEXT PRIMARY KEY, value) WITHOUT ROWID``: the object's alarm. As in workerd,
+  it is created by the first ``set_alarm`` only, so user SQL sees no such table before (``no such
+  table: _cf_METADATA``), and ``delete_all`` drops it with every other table.
+
+The schema version is the file's ``PRAGMA user_version`` (refused to user SQL, as in workerd), and
+the object's name is kept by the runtime's directory (``_directory.py``): the object's own database
+holds nothing workerd's does not. Files written by an older durable, whose ``_cf_METADATA`` held
+the schema version and the name, are cleaned when opened: the name is handed to ``name_sink``.
 
 Writes go into an implicit transaction committed by the storage layer at the end of the turn
 (``commit()``), which is workerd's model for SQLite-backed objects: every write made without a
@@ -41,7 +47,8 @@ from ._exceptions import DataCorruptionError, SqlError
 __all__ = ["SCHEMA_VERSION", "ObjectDatabase", "connect", "wrap_error"]
 
 SCHEMA_VERSION = 1
-"""Version of the reserved-table layout, stored in ``_cf_METADATA`` under ``schema_version``."""
+"""Version of the reserved-table layout: an object file's ``PRAGMA user_version``, and the runtime
+metadata database's ``schema_version``."""
 
 
 def connect(file: Path | str, *, synchronous: str = "NORMAL", exclusive: bool = True) -> sqlite3.Connection:
@@ -144,7 +151,8 @@ class ObjectDatabase:
     Args:
         file: the database file, or ``None`` for an in-memory database (which lives as long as
             this object, across evictions of the Durable Object instance).
-        name: the object's name, recorded so ids rebuilt from storage keep it.
+        name: the object's name, handed to ``name_sink`` when the file is created (so ids rebuilt
+            from storage keep it); an in-memory database keeps it here.
         synchronous: the ``PRAGMA synchronous`` level for file databases.
     """
 
@@ -156,7 +164,6 @@ class ObjectDatabase:
         self._cursor: sqlite3.Cursor | None = None
         self._kv_exists = False
         self._meta_exists = False
-        self._meta_written = False
         # Internal statements carry a per-database random tag, so the prepared-statement cache never
         # hands a statement prepared without the SQL authorizer to user SQL of the same text.
         self._tag = secrets.token_hex(8)
@@ -190,6 +197,9 @@ class ObjectDatabase:
         """Called with every connection this database opens (the SQL layer installs its authorizer)."""
         self.history: CommitHooks | None = None
         """Told of every open, commit and close (point-in-time recovery keeps its log with it)."""
+        self.name_sink: Callable[[str], None] | None = None
+        """Where the object's name is recorded (the runtime's directory): called with ``name`` when
+        the file is created, and with the name found in a file of an older durable."""
 
     @property
     def tag(self) -> str:
@@ -234,12 +244,16 @@ class ObjectDatabase:
                 conn = connect(":memory:")
             else:
                 if not self.file.exists():
+                    if self.name is not None and self.name_sink is not None:
+                        self.name_sink(self.name)  # first: no crash leaves a file without its name
                     self._create_file(self.file)
                 else:
                     self._check_not_emptied(self.file)
                 conn = connect(self.file, synchronous=self._synchronous)
             cursor = conn.cursor()  # reused by the hot statements (a new cursor per call costs)
             kv_exists, meta_exists = self._reserved_tables(cursor)
+            if meta_exists and self._clean_legacy_metadata(conn):
+                meta_exists = False
             for hook in self.on_open:
                 hook(conn)
         except sqlite3.Error as exc:
@@ -254,7 +268,6 @@ class ObjectDatabase:
         self.schema_epoch += 1
         self._cursor = cursor
         self._kv_exists, self._meta_exists = kv_exists, meta_exists
-        self._meta_written = False
         if self.history is not None:
             self.history.opened(conn, self.file)
         return conn
@@ -264,6 +277,37 @@ class ObjectDatabase:
         when a connection opens, an image is loaded or a rollback may have dropped tables."""
         names = {row[0] for row in conn.execute(self.tagged("SELECT name FROM sqlite_master WHERE type='table'"))}
         return "_cf_KV" in names, "_cf_METADATA" in names
+
+    def _clean_legacy_metadata(self, conn: sqlite3.Connection) -> bool:
+        """Move what an older durable kept in ``_cf_METADATA`` out of it; True if the table is gone.
+
+        Its ``name`` row goes to ``name_sink`` (and ``name``), its ``schema_version`` row to
+        ``PRAGMA user_version``; the rows are deleted, and the table too if no alarm is left in it,
+        in one autocommit transaction outside the object's implicit one.
+        """
+        rows = dict(conn.execute(self.tagged("SELECT key, value FROM _cf_METADATA WHERE key IN ('name', 'schema_version')")))
+        if not rows:
+            return False
+        legacy = rows.get("name")
+        if legacy is not None and type(legacy) is not str:
+            raise self._bad_metadata("name", legacy, "TEXT")
+        if legacy is not None:
+            if self.name is None:
+                self.name = legacy
+            if self.name_sink is not None:
+                self.name_sink(legacy)
+        conn.execute(self.tagged("BEGIN"))
+        try:
+            conn.execute(self.tagged("DELETE FROM _cf_METADATA WHERE key IN ('name', 'schema_version')"))
+            left = conn.execute(self.tagged("SELECT count(*) FROM _cf_METADATA")).fetchone()[0]
+            if not left:
+                conn.execute(self.tagged("DROP TABLE _cf_METADATA"))
+            conn.execute(self.tagged(f"PRAGMA user_version = {SCHEMA_VERSION}"))
+            conn.execute(self.tagged("COMMIT"))
+        except BaseException:
+            conn.execute(self.tagged("ROLLBACK"))
+            raise
+        return not left
 
     def _create_file(self, file: Path) -> None:
         """Create an object's file, already in WAL mode, in one step (a rename).
@@ -282,7 +326,10 @@ class ObjectDatabase:
             # The namespace's folder is made on its first object's first write only.
             file.parent.mkdir(parents=True, exist_ok=True)
             conn = connect(temp, synchronous=self._synchronous)
-        conn.close()
+        try:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            conn.close()
         os.replace(temp, file)
 
     @staticmethod
@@ -318,24 +365,7 @@ class ObjectDatabase:
             assert cursor is not None  # set with _conn
             cursor.execute(self._sql_begin)
             self._began = True
-        if not self._meta_written:
-            self._write_meta(conn)
         return conn
-
-    def _write_meta(self, conn: sqlite3.Connection) -> None:
-        try:
-            if not self._meta_exists:
-                conn.execute(
-                    self.tagged("CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
-                )
-                self._meta_exists = True
-            conn.executemany(
-                self.tagged("INSERT OR IGNORE INTO _cf_METADATA VALUES (?, ?)"),
-                [("schema_version", SCHEMA_VERSION), ("name", self.name)],
-            )
-        except sqlite3.Error as exc:
-            raise wrap_error(exc, self.file) from exc
-        self._meta_written = True
 
     def close(self) -> None:
         """Roll back anything uncommitted and close the connection (a file db can be reopened)."""
@@ -389,7 +419,7 @@ class ObjectDatabase:
                 raise failure
             dirty = self._dirty
             cursor = self._cursor
-            if not self._began and len(dirty) == 1 and cursor is not None and self._kv_exists and self._meta_written:
+            if not self._began and len(dirty) == 1 and cursor is not None and self._kv_exists:
                 # One key-value write and nothing else: one autocommit statement is the transaction.
                 ((key, value),) = dirty.items()
                 if value is None:
@@ -433,7 +463,8 @@ class ObjectDatabase:
             source.close()
         self._drop_pending()
         self._kv_exists, self._meta_exists = self._reserved_tables(conn)
-        self._meta_written = False
+        if self._meta_exists and self._clean_legacy_metadata(conn):
+            self._meta_exists = False  # an image of a file an older durable wrote
         if self.history is not None:
             self.history.committed(conn, self.file)
 
@@ -453,7 +484,6 @@ class ObjectDatabase:
             pass  # SQLite may have rolled back already (after some errors it does so itself)
         # Tables created in the dropped transaction are gone again; look afresh.
         self._look_up_tables(conn)
-        self._meta_written = False
 
     def savepoint(self) -> str:
         """Open a nested savepoint inside the implicit transaction; returns its name."""
@@ -491,8 +521,6 @@ class ObjectDatabase:
         """Tables created in a rolled back part are gone again: look afresh."""
         self.schema_epoch += 1
         self._kv_exists, self._meta_exists = self._reserved_tables(conn)
-        if not self._meta_exists:
-            self._meta_written = False
 
     # -- key-value ----------------------------------------------------------------------------
 
@@ -670,8 +698,7 @@ class ObjectDatabase:
             quoted = '"' + name.replace('"', '""') + '"'
             conn.execute(self.tagged(f"DROP {kind.upper()} IF EXISTS {quoted}"))
         self._kv_exists = False
-        self._meta_exists = False
-        self._meta_written = False
+        self._meta_exists = False  # dropped with the rest, alarm included, as in workerd
         self.schema_epoch += 1
 
     # -- alarm --------------------------------------------------------------------------------
@@ -698,23 +725,21 @@ class ObjectDatabase:
             if when_ms is None:
                 conn.execute(self.tagged("DELETE FROM _cf_METADATA WHERE key = 'alarm'"))
             else:
+                if not self._meta_exists:  # workerd creates it with the first alarm
+                    conn.execute(self.tagged("CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID"))
+                    self._meta_exists = True
                 conn.execute(self.tagged("INSERT OR REPLACE INTO _cf_METADATA VALUES ('alarm', ?)"), (when_ms,))
         except sqlite3.Error as exc:
             raise wrap_error(exc, self.file) from exc
 
     def stored_name(self) -> str | None:
-        conn = self.read_conn()
-        if conn is None or not self._meta_exists:
-            return None
-        try:
-            row = conn.execute(self.tagged("SELECT value FROM _cf_METADATA WHERE key = 'name'")).fetchone()
-        except sqlite3.Error as exc:
-            raise wrap_error(exc, self.file) from exc
-        if row is None or row[0] is None:
-            return None
-        if type(row[0]) is not str:
-            raise self._bad_metadata("name", row[0], "TEXT")
-        return row[0]
+        """The name this database knows: given, or found in a file an older durable wrote.
+
+        Opens the file (cleaning it, see ``_clean_legacy_metadata``) if it exists and is not open.
+        """
+        if self.name is None:
+            self.read_conn()
+        return self.name
 
     def _bad_metadata(self, key: str, value: object, expected: str) -> DataCorruptionError:
         where = "in memory" if self.file is None else f"at {os.fspath(self.file)!r}"

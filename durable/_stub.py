@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ._object import DurableObject
     from ._runtime import Runtime
 
-__all__ = ["RpcMethod", "RpcPromise", "Stub"]
+__all__ = ["RpcMethod", "RpcPromise", "Stub", "deliver", "host_of", "runtime_of"]
 
 T = TypeVar("T", bound="DurableObject")
 T_co = TypeVar("T_co")
@@ -72,7 +72,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
 
     def __init__(self, namespace: Namespace[Any], oid: DurableObjectId) -> None:
         object.__setattr__(self, "_namespace", namespace)
-        object.__setattr__(self, "_runtime", namespace._runtime)
+        object.__setattr__(self, "_runtime", namespace.runtime)
         object.__setattr__(self, "id", oid)
         object.__setattr__(self, "_broken", None)
         object.__setattr__(self, "_host_cache", None)
@@ -99,7 +99,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
     def _host(self) -> ObjectHost:
         host = self._host_cache
         if host is None or host.detached:
-            host = self._namespace._host(self.id)
+            host = self._namespace.host(self.id)
             object.__setattr__(self, "_host_cache", host)
         return host
 
@@ -110,7 +110,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         the call to the runtime's loop when awaited.
         """
         loop = _get_running_loop()
-        if loop is None or loop is not self._runtime._alarms.loop:
+        if loop is None or loop is not self._runtime.loop:
             if kind == "rpc":
                 method = RpcMethod(self, name)
                 return _forward(self._runtime, lambda: method._start_forwarded(args, kwargs))
@@ -160,7 +160,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         from ._http import build_request
 
         request = build_request(input, init)
-        if asyncio.get_running_loop() is not self._runtime._alarms.loop:
+        if asyncio.get_running_loop() is not self._runtime.loop:
             # Forwarded to the runtime's loop: bodies are read on the loop that streams them.
             await _buffer_body(request)
             return await _forward(self._runtime, lambda: self._fetch_buffered(request))  # type: ignore[no-any-return]
@@ -201,7 +201,7 @@ class RpcMethod:
         loop = _get_running_loop()
         if loop is None:
             return stub._call("rpc", self._name, args, kwargs)
-        if loop is not stub._runtime._alarms.loop and (home := _runtime_loop(stub._runtime, loop)) is not None:
+        if loop is not stub._runtime.loop and (home := _runtime_loop(stub._runtime, loop)) is not None:
             # Another thread's loop runs the runtime: forwarded, see the module docstring.
             promise = RpcPromise(loop=loop)
             promise._stub = stub
@@ -405,12 +405,11 @@ def _runtime_loop(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> asyncio.
     on a loop that does not run.
     """
     with _route_lock:
-        alarms = runtime._alarms
-        home = alarms.loop
+        home = runtime.loop
         if home is loop:
             return None
         if home is None or home.is_closed() or not home.is_running():
-            alarms.attach_loop()  # the runtime's loop is now `loop` (and its timers are armed there)
+            runtime.attach_loop()  # the runtime's loop is now `loop` (and its timers are armed there)
             return None
         return home
 
@@ -507,3 +506,23 @@ async def _buffer_body(message: Request | Response) -> None:
         data = await message.bytes()
         message._body = data
         message._body_used = False
+
+
+# -- for the package's test helpers -----------------------------------------------------------
+# A stub's public attributes are its object's RPC methods, so its own state stays `_private`:
+# durable.testing and the WebSocket test client reach it through these functions.
+
+
+def host_of(stub: Stub[Any]) -> ObjectHost:
+    """The host of ``stub``'s object, made if it is not live."""
+    return stub._host()
+
+
+def runtime_of(stub: Stub[Any]) -> Runtime:
+    """The runtime that hosts ``stub``'s object."""
+    return stub._runtime
+
+
+def deliver(stub: Stub[Any], kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+    """Deliver an event of ``kind`` to ``stub``'s object as a call of the stub would (``Stub._call``)."""
+    return stub._call(kind, name, args, kwargs)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ._http import Request
-from ._stub import Stub
+from ._stub import Stub, host_of
 from ._websocket import WebSocket, WebSocketClosed, WebSocketError, WebSocketPair, remote_close
 
 __all__ = ["disconnect", "hibernate", "hibernation_blockers", "websocket"]
@@ -43,7 +43,7 @@ def hibernation_blockers(stub: Stub[Any]) -> list[str]:
         assert durable.testing.hibernation_blockers(stub) == []
     """
     _check_stub(stub, "hibernation_blockers")
-    host = stub._host()
+    host = host_of(stub)
     return host.runtime.hibernation.blockers(host)
 
 
@@ -59,7 +59,7 @@ async def hibernate(stub: Stub[Any]) -> None:
             :func:`hibernation_blockers`).
     """
     _check_stub(stub, "hibernate")
-    host = stub._host()
+    host = host_of(stub)
     blockers = host.runtime.hibernation.blockers(host)
     if blockers:
         raise RuntimeError(

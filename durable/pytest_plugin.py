@@ -117,9 +117,9 @@ def durable_runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
 
 def _close(runtime: Runtime) -> None:
     """Run ``runtime.aclose()`` to completion from synchronous teardown code."""
-    if runtime._closed:
+    if runtime.closed:
         return
-    loop = runtime._alarms.loop
+    loop = runtime.loop
     if loop is not None and not loop.is_closed() and not loop.is_running():
         loop.run_until_complete(runtime.aclose())
         return

@@ -15,7 +15,7 @@ from ._id import DurableObjectId
 from ._namespace import Namespace
 from ._object import DurableObject
 from ._state import State
-from ._stub import Stub
+from ._stub import Stub, deliver, host_of, runtime_of
 from ._wstesting import disconnect, hibernate, hibernation_blockers, websocket
 
 __all__ = [
@@ -59,7 +59,7 @@ async def run_in_object(stub: Stub[Any], fn: Callable[[DurableObject, State], An
             result = await result
         return result
 
-    return await stub._call("run", call, (), {})
+    return await deliver(stub, "run", call, (), {})
 
 
 async def run_alarm(stub: Stub[Any]) -> bool:
@@ -83,9 +83,8 @@ async def run_alarm(stub: Stub[Any]) -> bool:
         assert not await durable.testing.run_alarm(stub)  # nothing left
     """
     _check_stub(stub, "run_alarm")
-    host = stub._host()
-    runtime: Any = host.runtime
-    return await runtime._alarms.run_now((host.id._namespace, str(host.id)), host)  # type: ignore[no-any-return]
+    host = host_of(stub)
+    return await runtime_of(stub).run_alarm(host)
 
 
 async def evict(stub: Stub[Any], *, web_sockets: str = "hibernate") -> None:
@@ -100,7 +99,7 @@ async def evict(stub: Stub[Any], *, web_sockets: str = "hibernate") -> None:
     _check_stub(stub, "evict")
     if web_sockets not in ("hibernate", "close"):
         raise ValueError(f'evict() web_sockets must be "hibernate" or "close", not {web_sockets!r}')
-    host = stub._host()
+    host = host_of(stub)
     host.evict()
     if web_sockets == "close":
         host.runtime.hibernation.object_reset(host)
@@ -110,7 +109,7 @@ async def list_ids(namespace: Namespace[Any]) -> list[DurableObjectId]:
     """Ids of the objects of ``namespace`` that have storage (key-value data, SQL tables or an alarm)."""
     if not isinstance(namespace, Namespace):
         raise TypeError(f"list_ids() takes a durable.Namespace, not {type(namespace).__name__}")
-    return await namespace._runtime._list_ids(namespace)
+    return await namespace.runtime.list_ids(namespace)
 
 
 def fail_next_commit(stub: Stub[Any], exc: BaseException | None = None) -> None:
@@ -122,7 +121,7 @@ def fail_next_commit(stub: Stub[Any], exc: BaseException | None = None) -> None:
     _check_stub(stub, "fail_next_commit")
     if exc is not None and not isinstance(exc, BaseException):
         raise TypeError(f"fail_next_commit() takes an exception instance, not {type(exc).__name__}")
-    stub._host().db.fail_next = exc if exc is not None else OSError(5, "disk I/O error (injected by durable.testing)")
+    host_of(stub).db.fail_next = exc if exc is not None else OSError(5, "disk I/O error (injected by durable.testing)")
 
 
 async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = False) -> list[dict[str, Any]]:

@@ -109,6 +109,19 @@ class TestChosenSequences:
         ]
         assert await compare(seq("sqlite", ops), "alarms", workerd, side) is None
 
+    async def test_cf_metadata_as_workerd_has_it(self, workerd: Workerd, side: DurableSide) -> None:
+        """_cf_METADATA is unseen until the first alarm, then listed and refused; delete_all drops it."""
+        master = sql("SELECT name FROM sqlite_master ORDER BY name")
+        meta = sql("SELECT * FROM _cf_METADATA")
+        calls = [
+            [sql("CREATE TABLE t (a)"), master, meta],
+            [{"op": "put", "key": "k", "value": {"t": "str", "v": "v"}}, master],
+            [{"op": "set_alarm", "time": 4_102_444_800_000}, master, meta],
+            [{"op": "delete_all"}, master, meta, {"op": "get_alarm"}],
+        ]
+        difference = await compare(seq("sqlite", *calls), "cf-metadata", workerd, side)
+        assert difference is None, str(difference)
+
 
 def seq(backend: str, *calls: list[Op]) -> Sequence:
     return {"backend": backend, "calls": list(calls)}
@@ -125,7 +138,6 @@ OPEN_REPRODUCTIONS: dict[str, Sequence] = {
         "sqlite", [sql("CREATE TABLE t (a TEXT UNIQUE, b)")], [sql("INSERT INTO t (a) VALUES ('x'), ('y') RETURNING a")]
     ),
     "rows-written-ddl": seq("sqlite", [sql("CREATE TABLE t1 (id INTEGER PRIMARY KEY, b UNIQUE, c, d)")]),
-    "cf-metadata-visible": seq("sqlite", [sql("CREATE TABLE t (a)"), sql("SELECT name FROM sqlite_master ORDER BY name")]),
     "kv-class-sql-error": seq("kv", [sql("SELECT 1")]),
     "rows-read": seq("sqlite", [sql("CREATE TABLE t (a)")], [sql("SELECT * FROM t")]),
     "constraint-extended-code": seq(

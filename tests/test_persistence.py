@@ -63,7 +63,7 @@ class TestFiles:
         assert all(p.parent.name == "OBJ" for p in object_files(tmp_path))
 
     async def test_file_layout_is_cloudflare_like(self, tmp_path: Path) -> None:
-        """Key-value data lives in _cf_KV in WAL mode, with a schema-version row and no pickle."""
+        """Key-value data lives in _cf_KV in WAL mode, no pickle; schema version and name are out of sight."""
         async with durable.Runtime(path=tmp_path) as rt:
             await rt.namespace(Obj).get_by_name("a").write("k", [1, "two"])
         (file,) = object_files(tmp_path)
@@ -72,10 +72,16 @@ class TestFiles:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             ((key, blob),) = conn.execute("SELECT key, value FROM _cf_KV").fetchall()
             assert key == "k" and isinstance(blob, bytes) and not blob.startswith(b"\x80")  # not a pickle
-            meta = dict(conn.execute("SELECT key, value FROM _cf_METADATA"))
-            assert meta["schema_version"] == 1 and meta["name"] == "a"
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            assert "_cf_METADATA" not in tables  # workerd's exists from the first alarm only
         finally:
             conn.close()
+        meta = sqlite3.connect(tmp_path / "durable-meta.sqlite")
+        try:
+            assert meta.execute("SELECT namespace, name FROM objects").fetchall() == [("Obj", "a")]
+        finally:
+            meta.close()
 
     async def test_in_memory_storage_outlives_eviction(self) -> None:
         """Without a path, storage still survives the instance being evicted."""

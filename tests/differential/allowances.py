@@ -84,7 +84,6 @@ ALLOWED: tuple[Allowance, ...] = (
 )
 
 OPEN: tuple[Allowance, ...] = (
-    Allowance("cf-metadata-visible", "issue 10 §2.3: _cf_METADATA is listed in sqlite_master."),
     Allowance("kv-class-sql-error", "issue 10 §2.7: SQL and storage.kv on a kv class raise another error."),
     Allowance("rows-read", "found here: rows_read differs from workerd's count for most statements."),
     Allowance("constraint-extended-code", "found here: constraint errors lack workerd's ' (extended: SQLITE_CONSTRAINT_X)'."),

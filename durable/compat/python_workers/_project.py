@@ -28,6 +28,7 @@ from typing import Any, Final
 import durable
 
 from ._entrypoints import legacy_worker, set_current_env
+from ..._object import bind
 
 __all__ = ["Binding", "Project", "ProjectError", "load_project", "parse_jsonc"]
 
@@ -88,9 +89,8 @@ class Project:
                 if env[key] != value:
                     raise ValueError(f"runtime env already has {key!r} with another value")
                 continue
-            # Env has no public way to add a value after construction; vars are part of the
-            # project, so the loader adds them where Runtime(vars=...) would have.
-            env._bind(key, value)
+            # vars are part of the project, so the loader adds them where Runtime(vars=...) would have.
+            bind(env, key, value)
         set_current_env(env)
 
 

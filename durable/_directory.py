@@ -1,0 +1,360 @@
+"""The storage directory of a persisted runtime: its lock, its metadata database, its file names.
+
+Layout of a persisted runtime's directory::
+
+    PATH/
+      .lock                        held (flock) by the live runtime; records its pid
+      durable-meta.sqlite          schema version, the alarm index and the objects' names
+      <namespace>/<id hex>.sqlite  one database per object that ever wrote anything
+
+``<namespace>`` is the namespace's name when it is 1-100 of ``[A-Za-z0-9_.-]`` and cannot be
+mistaken for a file of the runtime's own or another namespace's folder (see
+:func:`namespace_folder`); otherwise ``ns-`` and the hex of its UTF-8 bytes, or for a name of more
+than 120 bytes (whose hex would exceed the 255-byte limit of file names) ``nsh-`` and the SHA-256
+of them. :meth:`Directory.remove_object_files` removes only files of this layout.
+
+With ``point_in_time_recovery=True``, ``<namespace>/<id hex>.history`` beside each database holds its
+commits (docs/recovery.md).
+
+The metadata database holds, besides its schema version, two tables: ``alarms`` (the alarm index of
+``_alarms.py``: a superset of the objects' alarms, so a restarted runtime finds them) and
+``objects`` (namespace, id hex, name: the name an object was reached by when its file was created,
+so that ``ctx.id.name`` survives eviction and restarts, as Cloudflare keeps it). workerd keeps
+neither in the object's own database, so user SQL never sees them.
+
+An in-memory runtime uses :class:`MemoryDirectory`, which has no files and remembers nothing:
+its objects' databases live as long as the runtime, and so do their ids with their names.
+This module knows nothing of objects, hosts or the event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+from ._exceptions import PathLockedError
+from ._sqlite import SCHEMA_VERSION, ObjectDatabase, connect, wrap_error
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "OBJECT_FILE",
+    "Directory",
+    "MemoryDirectory",
+    "StorageDirectory",
+    "check_namespace_name",
+    "namespace_folder",
+    "namespace_of_folder",
+    "open_directory",
+]
+
+Key = tuple[str, str]
+
+_SAFE_DIR = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+HEX_FOLDER = re.compile(r"ns-(?:[0-9a-f]{2})+|nsh-[0-9a-f]{64}")
+"""Folders of encoded namespace names (see :func:`namespace_folder`)."""
+# Point-in-time history (docs/recovery.md): <hex>.history, its rewrite <hex>.history.tmp, and a
+# damaged log set aside as <hex>.history.damaged-<ms>.
+OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.(?:sqlite(?:-wal|-shm|-journal|-new)?|history(?:\.tmp|\.damaged-\d+)?)")
+"""Every file of an object's under its namespace folder: its database, SQLite's files, its history."""
+DATABASE_FILE = re.compile(r"[0-9a-f]{64}\.sqlite")
+"""An object's database."""
+META_FILE = "durable-meta.sqlite"
+# The runtime's own files, and SQLite's beside its metadata database: these names get encoded folders.
+_RESERVED_NAMES = frozenset({".", "..", ".lock", META_FILE} | {f"{META_FILE}-{s}" for s in ("wal", "shm", "journal")})
+_MAX_HEX_NAME_BYTES = 120
+
+
+def namespace_folder(namespace: str) -> str:
+    """The folder, under a runtime's path, of the objects of the namespace named ``namespace``.
+
+    Names that are safe as they are keep them (so existing directories stay readable); every
+    other name is encoded, so that each name gets a folder of its own that the file system
+    accepts. ``namespace`` has no lone surrogates (``Runtime.namespace`` refuses them).
+    """
+    if _SAFE_DIR.fullmatch(namespace) and namespace not in _RESERVED_NAMES and not HEX_FOLDER.fullmatch(namespace):
+        return namespace
+    raw = namespace.encode()
+    if len(raw) <= _MAX_HEX_NAME_BYTES:
+        return "ns-" + raw.hex()
+    return "nsh-" + hashlib.sha256(raw).hexdigest()
+
+
+def namespace_of_folder(folder: str) -> str | None:
+    """The namespace name whose folder is ``folder``, if the folder's name alone tells it.
+
+    ``None`` for an ``nsh-`` folder (a hash: the metadata database's ``objects`` table names it)
+    and for a name that is no namespace's folder.
+    """
+    if folder.startswith("ns-") and HEX_FOLDER.fullmatch(folder):
+        try:
+            name = bytes.fromhex(folder[3:]).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return name if namespace_folder(name) == folder else None
+    if folder.startswith("nsh-") or namespace_folder(folder) != folder:
+        return None
+    return folder
+
+
+def is_namespace_folder(folder: str) -> bool:
+    """Whether ``folder`` may be the folder of some namespace (an encoded one or a safe name)."""
+    return bool(HEX_FOLDER.fullmatch(folder)) or namespace_folder(folder) == folder
+
+
+def check_namespace_name(name: object) -> str:
+    """Return ``name`` if it can name a namespace, else raise TypeError or ValueError saying why."""
+    if not isinstance(name, str):
+        raise TypeError(f"a namespace name must be a str, not {type(name).__name__}")
+    if not name:
+        raise ValueError("a namespace name must be a non-empty str, not ''")
+    try:
+        name.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"a namespace name must be valid Unicode text: {name!r} holds a lone surrogate at index "
+            f"{exc.start}, which cannot be stored"
+        ) from None
+    if HEX_FOLDER.fullmatch(name):
+        raise ValueError(
+            f"the namespace name {name!r} is reserved: names made of 'ns-' and hex digits, or 'nsh-' "
+            "and 64 hex digits, are the folders of encoded namespace names"
+        )
+    return name
+
+
+_held_paths: dict[Path, str] = {}
+_held_paths_lock = threading.Lock()
+
+
+class StorageDirectory:
+    """Where a runtime's objects are stored: the interface :class:`Runtime` and the scheduler use.
+
+    This base class is the in-memory directory (:class:`MemoryDirectory`): no files, an alarm
+    index and name table that keep nothing (a runtime that is not persisted never restarts).
+    :class:`Directory` is the persisted one.
+    """
+
+    path: Path | None = None
+
+    def object_file(self, namespace: str, hexid: str) -> Path | None:
+        """The database file of object ``(namespace, hexid)``; ``None`` in memory."""
+        return None
+
+    def object_hexes(self, namespace: str) -> set[str]:
+        """The id hexes of the objects of ``namespace`` that have a database file."""
+        return set()
+
+    def alarm_rows(self) -> list[tuple[str, str, int]]:
+        """Every row of the alarm index: ``(namespace, id hex, ms)``."""
+        return []
+
+    def index_alarm(self, key: Key, when_ms: int) -> None:
+        """Record that object ``key`` has an alarm at ``when_ms`` (written before its commit)."""
+
+    def unindex_alarm(self, key: Key) -> None:
+        """Forget the alarm of object ``key`` in the index (written after its commit)."""
+
+    def clear_alarms(self) -> None:
+        """Empty the alarm index (``Runtime.reset``)."""
+
+    def record_name(self, key: Key, name: str) -> None:
+        """Remember that object ``key`` is named ``name`` (its file is being created)."""
+
+    def stored_name(self, key: Key) -> str | None:
+        """The name recorded for object ``key``, if any."""
+        return None
+
+    def remove_object_files(self) -> None:
+        """Delete every object's files and forget their names (``Runtime.reset``)."""
+
+    def keep(self, key: Key, db: ObjectDatabase) -> None:
+        """Hold ``db`` for the runtime's life when it has no file (it is the object's storage)."""
+
+    def kept(self, key: Key) -> ObjectDatabase | None:
+        """The database ``keep`` holds for object ``key``, if any."""
+        return None
+
+    def forget(self, key: Key) -> None:
+        """Stop holding object ``key``'s database (it never wrote: nothing to keep)."""
+
+    def close_kept(self) -> None:
+        """Close and forget every held database (``Runtime.reset`` and shutdown)."""
+
+    def close(self) -> None:
+        """Close the metadata database and release the path. Idempotent."""
+
+
+class MemoryDirectory(StorageDirectory):
+    """The directory of an in-memory runtime: no files; it holds the objects' databases instead."""
+
+    def __init__(self) -> None:
+        self._databases: dict[Key, ObjectDatabase] = {}
+
+    def object_hexes(self, namespace: str) -> set[str]:
+        return {hexid for (name, hexid) in self._databases if name == namespace}
+
+    def keep(self, key: Key, db: ObjectDatabase) -> None:
+        self._databases[key] = db
+
+    def kept(self, key: Key) -> ObjectDatabase | None:
+        return self._databases.get(key)
+
+    def forget(self, key: Key) -> None:
+        self._databases.pop(key, None)
+
+    def close_kept(self) -> None:
+        for db in self._databases.values():
+            db.close()
+        self._databases.clear()
+
+
+class Directory(StorageDirectory):
+    """A persisted runtime's directory, locked for the runtime's life (see the module docstring).
+
+    Made by :func:`open_directory`.
+    """
+
+    path: Path
+
+    def __init__(self, path: Path, lock: IO[str], meta: sqlite3.Connection) -> None:
+        self.path = path
+        self._lock: IO[str] | None = lock
+        self._meta = meta
+
+    def _execute(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
+        try:
+            return self._meta.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.path / META_FILE, what="the runtime's metadata database") from exc
+
+    def object_file(self, namespace: str, hexid: str) -> Path:
+        return self.path / namespace_folder(namespace) / f"{hexid}.sqlite"
+
+    def object_hexes(self, namespace: str) -> set[str]:
+        folder = self.path / namespace_folder(namespace)
+        if not folder.is_dir():
+            return set()
+        return {p.name[: -len(".sqlite")] for p in folder.glob("*.sqlite") if DATABASE_FILE.fullmatch(p.name)}
+
+    def alarm_rows(self) -> list[tuple[str, str, int]]:
+        return [(ns, hexid, ms) for ns, hexid, ms in self._execute("SELECT namespace, id, time FROM alarms")]
+
+    def index_alarm(self, key: Key, when_ms: int) -> None:
+        self._execute("INSERT OR REPLACE INTO alarms VALUES (?, ?, ?)", (*key, when_ms))
+
+    def unindex_alarm(self, key: Key) -> None:
+        self._execute("DELETE FROM alarms WHERE namespace = ? AND id = ?", key)
+
+    def clear_alarms(self) -> None:
+        self._execute("DELETE FROM alarms")
+
+    def record_name(self, key: Key, name: str) -> None:
+        self._execute("INSERT OR REPLACE INTO objects VALUES (?, ?, ?)", (*key, name))
+
+    def stored_name(self, key: Key) -> str | None:
+        row = self._execute("SELECT name FROM objects WHERE namespace = ? AND id = ?", key).fetchone()
+        return row[0] if row is not None and isinstance(row[0], str) else None
+
+    def remove_object_files(self) -> None:
+        """Delete the object files (see the layout above), following no symbolic link."""
+        with os.scandir(self.path) as folders:
+            for folder in folders:
+                if not folder.is_dir(follow_symlinks=False):
+                    continue  # files of the runtime's own, symbolic links, anything else
+                if not is_namespace_folder(folder.name):
+                    continue
+                with os.scandir(folder.path) as files:
+                    for file in files:
+                        if OBJECT_FILE.fullmatch(file.name) and file.is_file(follow_symlinks=False):
+                            os.unlink(file.path)
+        self._execute("DELETE FROM objects")
+
+    def close(self) -> None:
+        if self._lock is None:
+            return
+        try:
+            self._meta.close()
+        finally:
+            with _held_paths_lock:
+                _held_paths.pop(self.path, None)
+            self._lock.close()  # closing the file releases the flock
+            self._lock = None
+
+
+def open_directory(path: Path) -> Directory:
+    """Lock ``path`` (created if missing) for this runtime and open its metadata database.
+
+    Raises:
+        PathLockedError: another live runtime, in this process or another, holds ``path``.
+        DataCorruptionError: the metadata database cannot be read.
+        RuntimeError: the directory was written by a newer durable.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    with _held_paths_lock:
+        if path in _held_paths:
+            raise PathLockedError(
+                f"storage path {str(path)!r} is already used by another live durable.Runtime in this "
+                f"process ({_held_paths[path]}); close it first (await runtime.aclose())"
+            )
+        handle = open(path / ".lock", "a+", encoding="utf-8")  # noqa: SIM115 - held for the runtime's life
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                other = handle.read().strip() or "an unknown process"
+                handle.close()
+                raise PathLockedError(
+                    f"storage path {str(path)!r} is locked by another durable.Runtime ({other}); "
+                    "two runtimes never share a path"
+                ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(holder + "\n")
+        handle.flush()
+        try:
+            meta = _open_meta(path)
+        except BaseException:
+            handle.close()
+            raise
+        _held_paths[path] = holder
+    return Directory(path, handle, meta)
+
+
+def _open_meta(path: Path) -> sqlite3.Connection:
+    file = path / META_FILE
+    try:
+        meta = connect(file)
+    except sqlite3.Error as exc:
+        raise wrap_error(exc, file, what="the runtime's metadata database") from exc
+    try:
+        meta.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
+        row = meta.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
+            meta.close()
+            raise RuntimeError(
+                f"storage at {str(path)!r} was written by a newer durable (schema {row[0]}, this one reads "
+                f"up to {SCHEMA_VERSION}); upgrade durable to open it"
+            )
+        if row is None:
+            meta.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        meta.execute(
+            "CREATE TABLE IF NOT EXISTS alarms (namespace TEXT, id TEXT, time INTEGER, PRIMARY KEY (namespace, id)) WITHOUT ROWID"
+        )
+        meta.execute("CREATE TABLE IF NOT EXISTS objects (namespace TEXT, id TEXT, name, PRIMARY KEY (namespace, id)) WITHOUT ROWID")
+    except sqlite3.Error as exc:
+        meta.close()
+        raise wrap_error(exc, file, what="the runtime's metadata database") from exc
+    return meta
