@@ -104,7 +104,7 @@ class TestChosenSequences:
         """Fractional alarm times, the latest time workerd takes and times <= 0 answer alike."""
         ops: list[Op] = [
             op
-            for time in (4_102_444_800_000.7, 0, -0.5, 6_311_433_600_001, 9_223_372_036_854.7)
+            for time in (4_102_444_800_000.7, 0, -0.5, 6_311_433_600_001, 9_223_372_036_854.7, 9_223_372_036_854.776, 1e300)
             for op in ({"op": "set_alarm", "time": time}, {"op": "get_alarm"})
         ]
         assert await compare(seq("sqlite", ops), "alarms", workerd, side) is None
@@ -132,7 +132,6 @@ OPEN_REPRODUCTIONS: dict[str, Sequence] = {
         "sqlite", [sql("CREATE TABLE t (a INTEGER PRIMARY KEY)"), sql("INSERT INTO t VALUES (1)")],
         [sql("INSERT INTO t VALUES (1)")],
     ),
-    "alarm-time-range": seq("sqlite", [{"op": "set_alarm", "time": 9_223_372_036_855}, {"op": "get_alarm"}]),
 }
 """A minimal reproduction of each open defect (``allowances.OPEN``)."""
 

@@ -238,7 +238,7 @@ class TestDamagedFiles:
             f.write(b"\xff" * page_size)
         async with durable.Runtime(path=tmp_path) as rt:
             stub = rt.namespace(Obj, name="OBJ").get_by_name("a")
-            calls = [stub.read("key00001"), stub.dump(), stub.kv_dump()] if table == "_cf_KV" else [stub.arm(10**13)]
+            calls = [stub.read("key00001"), stub.dump(), stub.kv_dump()] if table == "_cf_KV" else [stub.arm(4 * 10**12)]
             for call in calls:
                 with pytest.raises(DataCorruptionError, match="is damaged") as info:
                     await call
@@ -293,7 +293,7 @@ class TestDamagedFiles:
         """A damaged object with an alarm does not stop its namespace (or the others) from starting."""
         async with durable.Runtime(path=tmp_path) as rt:
             ns = rt.namespace(Obj, name="OBJ")
-            await ns.get_by_name("bad").arm(10**13)
+            await ns.get_by_name("bad").arm(4 * 10**12)
             await ns.get_by_name("good").write("k", 1)
             hexid = str(ns.id_from_name("bad"))
         (tmp_path / "OBJ" / f"{hexid}.sqlite").write_bytes(b"not a database" * 1000)

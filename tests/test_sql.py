@@ -807,12 +807,12 @@ class TestRestrictions:
             s.sql.exec("SELECT 1")
             await s.put({f"k{i:03}": i for i in range(300)})
             got = await s.get([f"k{i:03}" for i in range(300)])
-            await s.set_alarm(10**13)
+            await s.set_alarm(4 * 10**12)
             listed = await s.list(prefix="k00")
             deleted = await s.delete([f"k{i:03}" for i in range(150)])
             return len(got), len(listed), deleted, await s.get_alarm()
 
-        assert await inside(stub, body) == (300, 10, 150, 10**13)
+        assert await inside(stub, body) == (300, 10, 150, 4 * 10**12)
 
 
 class TestLimits:
@@ -1273,7 +1273,7 @@ class TestDeleteAll:
 
         async def body(obj: Any, ctx: durable.State) -> Any:
             ctx.storage.kv.put("k", 1)
-            await ctx.storage.set_alarm(10**13)
+            await ctx.storage.set_alarm(4 * 10**12)
             await ctx.storage.delete_all()
 
         await inside(stub, body)
