@@ -349,12 +349,16 @@ class ObjectDatabase:
                 self._kv_ready_for_write()
                 self._kv_wanted = False
             return
-        conn = self._kv_ready_for_write()
-        puts = [(key, value) for key, value in dirty.items() if value is not None]
-        if puts:
-            conn.executemany(self._sql_put, puts)
-        if len(puts) < len(dirty):
-            conn.executemany(self._sql_delete, [(key,) for key, value in dirty.items() if value is None])
+        try:
+            conn = self._kv_ready_for_write()
+            puts = [(key, value) for key, value in dirty.items() if value is not None]
+            if puts:
+                conn.executemany(self._sql_put, puts)
+            if len(puts) < len(dirty):
+                conn.executemany(self._sql_delete, [(key,) for key, value in dirty.items() if value is None])
+        except sqlite3.Error as exc:
+            # Damage met only now (a page the write reaches): DataCorruptionError naming the file.
+            raise wrap_error(exc, self.file) from exc
         for key, value in dirty.items():
             self._cache(key, value)
         dirty.clear()
@@ -390,6 +394,11 @@ class ObjectDatabase:
             # resets the object with the SQLite message; the host words the reset (see _host._flush).
             self.rollback()
             raise SqlError(f"{exc}: SQLITE_CONSTRAINT", code="SQLITE_CONSTRAINT") from exc
+        except sqlite3.Error as exc:
+            # A damaged file that shows only at commit (DataCorruptionError), a full disk, an I/O
+            # error (SqlError): the host resets the object with this error as the cause.
+            self.rollback()
+            raise wrap_error(exc, self.file) from exc
         except BaseException:
             self.rollback()
             raise
@@ -436,7 +445,10 @@ class ObjectDatabase:
         except sqlite3.Error:
             pass  # SQLite may have rolled back already (after some errors it does so itself)
         # Tables created in the dropped transaction are gone again; look afresh.
-        self._look_up_tables(conn)
+        try:
+            self._look_up_tables(conn)
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
         self._meta_written = False
 
     def savepoint(self) -> str:
@@ -648,14 +660,17 @@ class ObjectDatabase:
         if self.read_conn() is None:
             return
         conn = self.write_conn()
-        conn.execute(f"PRAGMA defer_foreign_keys=ON -- {self._tag}")
-        rows = conn.execute(
-            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')"
-            f" -- {self._tag}"
-        ).fetchall()
-        for kind, name in rows:
-            quoted = '"' + name.replace('"', '""') + '"'
-            conn.execute(f"DROP {kind.upper()} IF EXISTS {quoted} -- {self._tag}")
+        try:
+            conn.execute(f"PRAGMA defer_foreign_keys=ON -- {self._tag}")
+            rows = conn.execute(
+                "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')"
+                f" -- {self._tag}"
+            ).fetchall()
+            for kind, name in rows:
+                quoted = '"' + name.replace('"', '""') + '"'
+                conn.execute(f"DROP {kind.upper()} IF EXISTS {quoted} -- {self._tag}")
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
         self._kv_exists = False
         self._meta_exists = False
         self._meta_written = False
