@@ -497,7 +497,7 @@ class TestCursor:
 
     # (statement, workerd's rows_written): workerd counts every b-tree row written (its patched SQLite).
     WORKERD_ROWS_WRITTEN = (
-        ("CREATE TABLE t (a TEXT UNIQUE, b)", 2),
+        ("CREATE TABLE t (a TEXT UNIQUE, b)", 3),  # its UNIQUE index's row of sqlite_master too
         ("CREATE INDEX ib ON t(b)", 1),
         ("CREATE TABLE w (k PRIMARY KEY, v, x) WITHOUT ROWID", 2),
         ("CREATE INDEX iwv ON w(v)", 1),
@@ -542,6 +542,22 @@ class TestCursor:
         ("INSERT INTO d VALUES (1, NULL), (2, 1), (3, 2)", 3),
         ("DELETE FROM d WHERE id = 1", 3),
         ("REPLACE INTO c VALUES (1, 12)", 2),
+        ("CREATE TABLE IF NOT EXISTS t (a TEXT UNIQUE, b)", 0),  # exists: nothing written
+        ("CREATE TABLE IF NOT EXISTS n (a UNIQUE)", 3),
+        ("CREATE VIEW IF NOT EXISTS v2 AS SELECT 1", 2),
+        ("CREATE VIEW IF NOT EXISTS v2 AS SELECT 1", 0),
+        ("CREATE TRIGGER IF NOT EXISTS tn AFTER INSERT ON n BEGIN SELECT 1; END", 1),
+        ("CREATE TRIGGER IF NOT EXISTS tn AFTER INSERT ON n BEGIN SELECT 1; END", 0),
+        ("CREATE TABLE u3 (a UNIQUE, b UNIQUE)", 4),
+        ("CREATE TABLE u4 (a PRIMARY KEY, b)", 3),
+        ("CREATE TABLE u6 (a TEXT PRIMARY KEY, b UNIQUE) WITHOUT ROWID", 3),
+        ("CREATE TABLE u7 (a, b, UNIQUE (a, b), UNIQUE (a, b))", 3),  # SQLite keeps one of the two
+        ("CREATE TABLE u8 (a UNIQUE UNIQUE)", 3),
+        ("CREATE TABLE u9 AS SELECT 1 AS x UNION SELECT 2", 4),  # and its two rows
+        ("INSERT INTO u3 (a) VALUES ('x'), ('y') RETURNING a", 6),
+        ("UPDATE u3 SET a = a || '1' RETURNING a", 4),
+        ("CREATE TABLE u10 (a INTEGER PRIMARY KEY AUTOINCREMENT, b UNIQUE)", 3),  # sqlite_sequence exists
+        ("INSERT INTO u10 (b) VALUES (1), (2) RETURNING a", 5),
     )
 
     async def test_rows_written_counts_index_entries(self, stub: Any) -> None:
