@@ -89,6 +89,14 @@ _WORD = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
 _PARTIAL = re.compile(r"(?is)\)\s*WHERE\b(.*)$")
 
 
+_IF_NOT_EXISTS = re.compile(r"(?is)\s*CREATE\b[^(]*?\bIF\s+NOT\s+EXISTS\b")
+
+
+def _schema_version(conn: sqlite3.Connection, tag: str) -> int:
+    """SQLite's schema cookie, which every change of the schema increments."""
+    return int(conn.execute(f"PRAGMA schema_version -- {tag}").fetchone()[0])
+
+
 @final
 class _TableShape:
     """What decides a table's index writes: its secondary indexes and its key columns.
@@ -175,6 +183,8 @@ class _Connection:
         """Per DML statement text: (schema epoch, rows per changed row, extra rows when any changed)."""
         self.per_row = 1
         """b-tree rows the last statement writes per changed row (the row and its index entries)."""
+        self.extra = 0
+        """b-tree rows the last statement writes once if it changes any (an AUTOINCREMENT counter)."""
         self.switches: list[tuple[str, str]] = []
         """Switch PRAGMAs (``foreign_keys = OFF``...) the current statement sets."""
         self.replay: list[tuple[str, str]] = []
@@ -250,6 +260,7 @@ class _Connection:
         cost = self.costs.get(text)
         if cost is not None and cost[0] == self.db.schema_epoch:
             self.per_row = cost[1]
+            self.extra = cost[2]
             return changes * cost[1] + (cost[2] if changes else 0)
         written = self._rows_written(conn, plan, changes)
         if changes and self.per_row >= 1 and plan and all(a[0] in DML_ACTIONS for a in plan):
@@ -277,9 +288,11 @@ class _Connection:
         for action, arg1, arg2, source in plan:
             if action == sqlite3.SQLITE_CREATE_TABLE or action == sqlite3.SQLITE_CREATE_VIEW:
                 fixed += 2
+                if action == sqlite3.SQLITE_CREATE_TABLE and arg1 is not None:
+                    fixed += self._autoindexes(conn, arg1)  # and the rows of CREATE TABLE ... AS SELECT
             elif action == sqlite3.SQLITE_CREATE_INDEX:
                 if arg1 is not None and arg1.lower().startswith("sqlite_autoindex_"):
-                    continue  # a UNIQUE or PRIMARY KEY constraint's index, made with its table
+                    continue  # a UNIQUE or PRIMARY KEY constraint's index: counted with its table
                 fixed += 1 + (self._count(conn, arg1, arg2) if arg1 is not None and arg2 is not None else 0)
             elif action == sqlite3.SQLITE_CREATE_TRIGGER or action == sqlite3.SQLITE_ALTER_TABLE:
                 fixed += 1
@@ -291,7 +304,7 @@ class _Connection:
                     tables[arg1.lower()] = (True, columns)
                 elif action == sqlite3.SQLITE_UPDATE and arg2 is not None:
                     columns.add(arg2.lower())
-        if fixed or mixed or len(tables) != 1 or not changes:
+        if fixed or mixed or len(tables) != 1:
             return changes + fixed
         ((table, (inserted, columns)),) = tables.items()
         shape = self._shape(conn, table)
@@ -306,8 +319,34 @@ class _Connection:
                 entries = sum(1 for index in shape.indexes if index & columns)
         else:
             entries = 0  # DELETE: workerd does not count the index entries removed
+        # Set even when nothing changed yet: a statement with RETURNING reports its changes only
+        # as its rows are fetched, and the cursor counts them with this.
         self.per_row = 1 + entries
-        return changes * (1 + entries) + (1 if inserted and shape.autoincrement else 0)
+        self.extra = 1 if inserted and shape.autoincrement else 0  # the row of sqlite_sequence
+        if not changes:
+            return 0
+        return changes * (1 + entries) + self.extra
+
+    def _autoindexes(self, conn: sqlite3.Connection, table: str) -> int:
+        """Rows a new table's UNIQUE and PRIMARY KEY constraints wrote to ``sqlite_master``, and
+        the rows ``CREATE TABLE ... AS SELECT`` wrote into it.
+
+        One per index SQLite kept: the authorizer also reports a duplicate constraint's index, which
+        SQLite drops, and a WITHOUT ROWID table's primary key, which is the table itself.
+        """
+        quoted = '"' + table.replace('"', '""') + '"'
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND lower(tbl_name) = ? AND "
+                f"name LIKE 'sqlite\\_autoindex\\_%' ESCAPE '\\' -- {self.db._tag}",
+                (table.lower(),),
+            ).fetchone()
+            # A new table holds rows only if CREATE TABLE ... AS SELECT put them there (one b-tree
+            # row each; sqlite3 does not report them as changes).
+            filled = conn.execute(f"SELECT count(*) FROM {quoted} -- {self.db._tag}").fetchone()
+        except sqlite3.Error:
+            return 0
+        return int(row[0]) + int(filled[0])
 
     def _count(self, conn: sqlite3.Connection, index: str, table: str) -> int:
         """Entries of a new index: the table's rows (those its WHERE selects, for a partial index)."""
@@ -420,7 +459,7 @@ class SqlCursor:
     ``await``: like Cloudflare's, it gives no snapshot isolation across other events.
     """
 
-    __slots__ = ("_cur", "_names", "_per_row", "_read", "_sql", "_storage", "_written")
+    __slots__ = ("_cur", "_extra", "_names", "_per_row", "_read", "_sql", "_storage", "_written")
 
     def __init__(self, storage: SqlStorage, cur: sqlite3.Cursor | None, sql: str, written: int) -> None:
         self._storage = storage
@@ -430,6 +469,7 @@ class SqlCursor:
         self._read = 0
         self._written = written
         self._per_row = storage._state.per_row
+        self._extra = 0 if written else storage._state.extra
 
     def __repr__(self) -> str:
         state = "done" if self._cur is None else "open"
@@ -480,7 +520,10 @@ class SqlCursor:
         finally:
             db.user_sql = False
             conn.text_factory = str
-            self._written += (conn.total_changes - before) * self._per_row
+            changed = conn.total_changes - before
+            if changed:  # a statement with RETURNING reports its changes as its rows are fetched
+                self._written += changed * self._per_row + self._extra
+                self._extra = 0
         if len(rows) != limit:
             self._close()
         self._read += len(rows)
@@ -688,6 +731,9 @@ class SqlStorage:
         if params and NAMED_NEED_A_DICT and ("$" in sql or ":" in sql or "@" in sql):
             bound = named_parameters(sql, params)
         scratch = conn is state._scratch
+        # A CREATE ... IF NOT EXISTS of something that exists writes nothing (workerd: 0 rows), but
+        # the authorizer reports its CREATE all the same: the schema's version tells them apart.
+        schema = _schema_version(conn, db._tag) if not probe and _IF_NOT_EXISTS.match(sql) else None
         before = conn.total_changes
         state.probe = probe
         state.trusted = trusted
@@ -739,6 +785,7 @@ class SqlStorage:
             state.replay.extend(state.switches)
         written = conn.total_changes - before
         state.per_row = 1
+        state.extra = 0
         if not probe:
             if state.compiled:
                 plan = tuple(state.targets)
@@ -748,6 +795,8 @@ class SqlStorage:
                     state.plans[text] = plan
             else:
                 plan = state.plans.get(text, ())
+            if schema is not None and _schema_version(conn, db._tag) == schema:
+                plan = ()  # CREATE ... IF NOT EXISTS that created nothing
             if plan:
                 written = state.rows_written(conn, text, plan, written)
         return cur, written

@@ -397,12 +397,16 @@ class ObjectDatabase:
                 self._kv_ready_for_write()
                 self._kv_wanted = False
             return
-        conn = self._kv_ready_for_write()
-        puts = [(key, value) for key, value in dirty.items() if value is not None]
-        if puts:
-            conn.executemany(self._sql_put, puts)
-        if len(puts) < len(dirty):
-            conn.executemany(self._sql_delete, [(key,) for key, value in dirty.items() if value is None])
+        try:
+            conn = self._kv_ready_for_write()
+            puts = [(key, value) for key, value in dirty.items() if value is not None]
+            if puts:
+                conn.executemany(self._sql_put, puts)
+            if len(puts) < len(dirty):
+                conn.executemany(self._sql_delete, [(key,) for key, value in dirty.items() if value is None])
+        except sqlite3.Error as exc:
+            # Damage met only now (a page the write reaches): DataCorruptionError naming the file.
+            raise wrap_error(exc, self.file) from exc
         for key, value in dirty.items():
             self._cache(key, value)
         dirty.clear()
@@ -438,6 +442,11 @@ class ObjectDatabase:
             # resets the object with the SQLite message; the host words the reset (see _host._flush).
             self.rollback()
             raise SqlError(f"{exc}: SQLITE_CONSTRAINT", code="SQLITE_CONSTRAINT") from exc
+        except sqlite3.Error as exc:
+            # A damaged file that shows only at commit (DataCorruptionError), a full disk, an I/O
+            # error (SqlError): the host resets the object with this error as the cause.
+            self.rollback()
+            raise wrap_error(exc, self.file) from exc
         except BaseException:
             self.rollback()
             raise
@@ -483,7 +492,10 @@ class ObjectDatabase:
         except sqlite3.Error:
             pass  # SQLite may have rolled back already (after some errors it does so itself)
         # Tables created in the dropped transaction are gone again; look afresh.
-        self._look_up_tables(conn)
+        try:
+            self._look_up_tables(conn)
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
 
     def savepoint(self) -> str:
         """Open a nested savepoint inside the implicit transaction; returns its name."""
@@ -690,13 +702,16 @@ class ObjectDatabase:
         if self.read_conn() is None:
             return
         conn = self.write_conn()
-        conn.execute(self.tagged("PRAGMA defer_foreign_keys=ON"))
-        rows = conn.execute(
-            self.tagged("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')")
-        ).fetchall()
-        for kind, name in rows:
-            quoted = '"' + name.replace('"', '""') + '"'
-            conn.execute(self.tagged(f"DROP {kind.upper()} IF EXISTS {quoted}"))
+        try:
+            conn.execute(self.tagged("PRAGMA defer_foreign_keys=ON"))
+            rows = conn.execute(
+                self.tagged("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')")
+            ).fetchall()
+            for kind, name in rows:
+                quoted = '"' + name.replace('"', '""') + '"'
+                conn.execute(self.tagged(f"DROP {kind.upper()} IF EXISTS {quoted}"))
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self.file) from exc
         self._kv_exists = False
         self._meta_exists = False  # dropped with the rest, alarm included, as in workerd
         self.schema_epoch += 1

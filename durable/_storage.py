@@ -315,8 +315,10 @@ _PUT_OPTIONS = frozenset({"allow_concurrency", "allow_unconfirmed", "no_cache"})
 _LIST_OPTIONS = frozenset({"start", "start_after", "end", "prefix", "reverse", "limit", "allow_concurrency", "no_cache"})
 
 
-_MAX_ALARM_MS = 8_640_000_000_000_000
-"""The largest time a JavaScript ``Date`` holds (ms since the epoch); SQLite's INTEGER holds it too."""
+_MAX_ALARM_NS = float(2**63)
+"""workerd converts an alarm time to nanoseconds in an int64 (kj::Date): ``ms * 1e6``, computed as a
+double, must lie strictly between -2**63 and 2**63 (so the latest time is in 2262, although workerd's
+message says 2189)."""
 
 
 _YEAR_MS = 365 * 86_400_000
@@ -340,18 +342,26 @@ def _refuse_seconds(when: int | float, host: StorageHost) -> None:
         )
 
 
+def _check_alarm_range(ms: int | float) -> None:
+    """Refuse, with workerd's words, a time that is not a valid Date or does not fit a kj::Date."""
+    if ms != ms or ms in (float("inf"), float("-inf")):
+        raise TypeError("The value cannot be converted because it is not a valid Date.")
+    # The time in ms, as a double, times 1e6 must fit an int64 of nanoseconds.
+    nanos = float(ms) * 1e6 if abs(ms) < 2**64 else (1.0 if ms > 0 else -1.0) * 2.0**64
+    if nanos >= _MAX_ALARM_NS:
+        raise TypeError("This API doesn't support dates after 2189.")
+    if nanos <= -_MAX_ALARM_NS:
+        raise TypeError("This API doesn't support dates before 1687.")
+
+
 def _to_alarm_ms(when: object, host: StorageHost) -> int:
     if isinstance(when, _dt.datetime):
-        ms = int(when.timestamp() * 1000)
+        stamp = when.timestamp() * 1000
+        _check_alarm_range(stamp)
+        ms = int(stamp)
     elif type(when) is int or type(when) is float:
-        if when != when:  # NaN
-            raise TypeError("setAlarm() cannot be called with an alarm time that is not a number")
-        if when > _MAX_ALARM_MS:  # also +inf; a larger time is an invalid Date in JavaScript
-            raise TypeError(
-                f"setAlarm() cannot be called with an alarm time after {_MAX_ALARM_MS} "
-                "(the latest time a JavaScript Date can hold)"
-            )
-        ms = int(when) if when > 0 else 0  # -inf cannot be converted; any time <= 0 is refused below
+        _check_alarm_range(when)
+        ms = int(when) if when > 0 else 0  # any time <= 0 is refused below
         _refuse_seconds(when, host)
     else:
         raise TypeError(

@@ -884,7 +884,7 @@ class TestStorage:
 
         async def body(s: durable.Storage) -> Any:
             await s.put("a", 1)
-            await s.set_alarm(10**13)
+            await s.set_alarm(4 * 10**12)
             result = await s.delete_all()  # type: ignore[func-returns-value]
             return result, await s.list(), await s.get_alarm()
 
@@ -979,12 +979,12 @@ class TestStorage:
             c = await s.list(allow_concurrency=True, no_cache=True)
             d = await s.delete("k", allow_unconfirmed=True)
             await s.delete_all(allow_unconfirmed=True)
-            await s.set_alarm(10**13, allow_concurrency=True, allow_unconfirmed=True)
+            await s.set_alarm(4 * 10**12, allow_concurrency=True, allow_unconfirmed=True)
             e = await s.get_alarm(allow_concurrency=True)
             await s.delete_alarm(allow_concurrency=True, allow_unconfirmed=True)
             return a, b, c, d, e
 
-        assert await inside(body, storage=backend) == (1, 2, {"j": 2, "k": 1}, True, 10**13)
+        assert await inside(body, storage=backend) == (1, 2, {"j": 2, "k": 1}, True, 4 * 10**12)
 
     @BACKENDS
     async def test_unknown_option(self, backend: str) -> None:
@@ -1181,16 +1181,16 @@ class TestStorage:
                 await txn.put({"b": 2})
                 got = await txn.get("a"), await txn.list()
                 assert await txn.delete("b") is True
-                await txn.set_alarm(10**13)
+                await txn.set_alarm(4 * 10**12)
                 alarm = await txn.get_alarm()
                 await txn.delete_alarm()
-                await txn.setAlarm(10**13)
+                await txn.setAlarm(4 * 10**12)
                 return got, alarm
 
             result = await s.transaction(fn)
             return result, await s.list(), await s.get_alarm()
 
-        assert await inside(body, storage=backend) == (((1, {"a": 1, "b": 2}), 10**13), {"a": 1}, 10**13)
+        assert await inside(body, storage=backend) == (((1, {"a": 1, "b": 2}), 4 * 10**12), {"a": 1}, 4 * 10**12)
 
     @BACKENDS
     async def test_rollback(self, backend: str) -> None:
@@ -1328,7 +1328,7 @@ class TestStorage:
         async with durable.Runtime() as rt:
 
             async def body(obj: Any, ctx: durable.State) -> Any:
-                await ctx.storage.set_alarm(10**13)
+                await ctx.storage.set_alarm(4 * 10**12)
 
             with pytest.raises(TypeError, match=r"^Your Durable Object class must have an alarm\(\) handler in order to call setAlarm\(\)$"):
                 await testing.run_in_object(rt.namespace(SyncHandlers).get_by_name("a"), body)
@@ -2100,7 +2100,7 @@ class TestPythonWorkers:
                 assert got.a.n == 1 and got["b"][0].n == 2
                 await s.put("copy", got)  # values read back (JsDict) can be stored again
                 listed = await s.list({"prefix": "a", "limit": 1, "reverse": True})
-                await s.setAlarm(10**13, {"allowUnconfirmed": True})
+                await s.setAlarm(4 * 10**12, {"allowUnconfirmed": True})
                 alarm = await s.getAlarm({"allowConcurrency": True})
                 await s.deleteAlarm({})
                 s.kv.put("kv1", 1)
@@ -2110,7 +2110,7 @@ class TestPythonWorkers:
 
         async with durable.Runtime() as rt:
             result = await rt.namespace(Shapes).get_by_name("a").run()  # a JsDict result crosses RPC too
-        assert result["listed"] == ["a"] and result["alarm"] == 10**13
+        assert result["listed"] == ["a"] and result["alarm"] == 4 * 10**12
         assert [tuple(pair) for pair in result["kv"]] == [("kv1", 1)] and result["deleted"] == 1
         assert result["copy"] == {"a": {"n": 1}, "b": [{"n": 2}]}
 

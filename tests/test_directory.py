@@ -76,7 +76,7 @@ class TestHiddenMetadata:
         """The first alarm creates _cf_METADATA (listed, refused), and delete_all() drops it."""
         async with durable.Runtime() as rt:
             stub = rt.namespace(Obj).get_by_name("a")
-            await stub.arm(10**13)
+            await stub.arm(4 * 10**12)
             names = await testing.query(stub, "SELECT name FROM sqlite_master")
             assert [row["name"] for row in names] == ["_cf_METADATA"]
             with pytest.raises(durable.SqlError, match="SQLITE_AUTH"):
@@ -143,13 +143,13 @@ class TestNames:
         async with durable.Runtime(path=tmp_path) as rt:
             await rt.namespace(Obj).get_by_name("old").write("k", 1)
         (file,) = tmp_path.glob("Obj/*.sqlite")
-        _make_legacy(file, "old", alarm=10**13)
+        _make_legacy(file, "old", alarm=4 * 10**12)
         async with durable.Runtime(path=tmp_path) as rt:
             stub = rt.namespace(Obj).get_by_name("old")
-            assert await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get_alarm()) == 10**13
+            assert await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get_alarm()) == 4 * 10**12
         conn = sqlite3.connect(file)
         try:
-            assert conn.execute("SELECT key, value FROM _cf_METADATA").fetchall() == [("alarm", 10**13)]
+            assert conn.execute("SELECT key, value FROM _cf_METADATA").fetchall() == [("alarm", 4 * 10**12)]
         finally:
             conn.close()
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import durable
+import durable.testing
 from durable import DataCloneError, DataCorruptionError
 from durable._codec import MAX_SETS, decode, encode
 
@@ -231,7 +232,7 @@ class TestDamagedFiles:
         file = await _object_file(tmp_path, 3)
         if table == "_cf_METADATA":  # it exists from the first alarm, as in workerd
             async with durable.Runtime(path=tmp_path) as rt:
-                await rt.namespace(Obj, name="OBJ").get_by_name("a").arm(10**13)
+                await rt.namespace(Obj, name="OBJ").get_by_name("a").arm(4 * 10**12)
         with sqlite3.connect(file) as conn:
             (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
             (page_size,) = conn.execute("PRAGMA page_size").fetchone()
@@ -241,7 +242,7 @@ class TestDamagedFiles:
             f.write(b"\xff" * page_size)
         async with durable.Runtime(path=tmp_path) as rt:
             stub = rt.namespace(Obj, name="OBJ").get_by_name("a")
-            calls = [stub.read("key00001"), stub.dump(), stub.kv_dump()] if table == "_cf_KV" else [stub.arm(10**13)]
+            calls = [stub.read("key00001"), stub.dump(), stub.kv_dump()] if table == "_cf_KV" else [stub.arm(4 * 10**12)]
             for call in calls:
                 with pytest.raises(DataCorruptionError, match="is damaged") as info:
                     await call
@@ -297,7 +298,7 @@ class TestDamagedFiles:
         """A damaged object with an alarm does not stop its namespace (or the others) from starting."""
         async with durable.Runtime(path=tmp_path) as rt:
             ns = rt.namespace(Obj, name="OBJ")
-            await ns.get_by_name("bad").arm(10**13)
+            await ns.get_by_name("bad").arm(4 * 10**12)
             await ns.get_by_name("good").write("k", 1)
             hexid = str(ns.id_from_name("bad"))
         (tmp_path / "OBJ" / f"{hexid}.sqlite").write_bytes(b"not a database" * 1000)
@@ -306,6 +307,86 @@ class TestDamagedFiles:
             assert await ns.get_by_name("good").read("k") == 1
             with pytest.raises(DataCorruptionError):
                 await ns.get_by_name("bad").read("k")
+
+
+
+class SqlObj(durable.DurableObject):
+    async def make_table(self, rows: int) -> None:
+        sql = self.ctx.storage.sql
+        sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+        for i in range(rows):
+            sql.exec("INSERT INTO t (body) VALUES (?)", f"row{i:05}" + "y" * 200)
+
+    async def delete_all(self) -> None:
+        await self.ctx.storage.delete_all()
+
+
+def _damage_page_holding(file: Path, marker: bytes) -> None:
+    """Overwrite the header of the page that holds ``marker`` (a leaf no read of other rows needs)."""
+    data = file.read_bytes()
+    with sqlite3.connect(file) as conn:
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    page = data.index(marker) // page_size
+    assert page > 0
+    with open(file, "r+b") as f:
+        f.seek(page * page_size)
+        f.write(b"\xff" * 16)
+
+
+class TestDamageMetAtCommit:
+    """Damage that shows only when a commit (or delete_all) reaches it is named DataCorruptionError."""
+
+    async def test_write_to_a_damaged_page_resets_with_a_corruption_cause(self, tmp_path: Path) -> None:
+        """The reset error names DataCorruptionError and the file, and its cause is the DataCorruptionError."""
+        file = await _object_file(tmp_path, 200)
+        _damage_page_holding(file, b"key00150")
+        async with durable.Runtime(path=tmp_path) as rt:
+            ns = rt.namespace(Obj, name="OBJ")
+            with pytest.raises(durable.ObjectResetError) as info:
+                await ns.get_by_name("a").write("key00150", 1)
+            error = info.value
+            assert error.durable_object_reset
+            assert "commit failed: DataCorruptionError: the database of this Durable Object at" in str(error)
+            assert str(file) in str(error) and "malformed" in str(error)
+            assert isinstance(error.__cause__, DataCorruptionError)
+            assert isinstance(error.__cause__.__cause__, sqlite3.DatabaseError)
+            # The write was not acknowledged and is not there; pages that are intact still read.
+            assert await ns.get_by_name("a").read("key00001") == "x" * 200
+
+    async def test_buffered_write_spilled_before_sql_is_a_corruption_error(self, tmp_path: Path) -> None:
+        """A buffered write that meets damage when SQL makes it reach SQLite raises DataCorruptionError, not sqlite3's error."""
+        file = await _object_file(tmp_path, 200)
+        _damage_page_holding(file, b"key00150")
+        async with durable.Runtime(path=tmp_path) as rt:
+            stub = rt.namespace(Obj, name="OBJ").get_by_name("a")
+
+            async def body(obj: durable.DurableObject, ctx: durable.State) -> Any:
+                await ctx.storage.put("key00150", 1)
+                return ctx.storage.sql.exec("SELECT 1 AS one").one()
+
+            # SQL makes the buffered write reach SQLite (DataCorruptionError inside the object); the
+            # turn's commit meets the damage again, so the caller gets the reset, caused by it.
+            with pytest.raises(durable.ObjectResetError, match="commit failed: DataCorruptionError: ") as info:
+                await durable.testing.run_in_object(stub, body)
+            assert isinstance(info.value.__cause__, DataCorruptionError)
+
+    async def test_delete_all_on_a_damaged_table(self, tmp_path: Path) -> None:
+        """delete_all() that meets a damaged page raises DataCorruptionError naming the file, not a sqlite3 error."""
+        async with durable.Runtime(path=tmp_path) as rt:
+            await rt.namespace(SqlObj, name="SQL").get_by_name("a").make_table(100)
+        (file,) = sorted(tmp_path.glob("SQL/*.sqlite"))
+        with sqlite3.connect(file) as conn:
+            (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 't'").fetchone()
+            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        conn.close()
+        with open(file, "r+b") as f:  # the table's root page: DROP TABLE meets it at once
+            f.seek((root - 1) * page_size)
+            f.write(b"\xff" * 16)
+        async with durable.Runtime(path=tmp_path) as rt:
+            with pytest.raises(DataCorruptionError, match="is damaged") as info:
+                await rt.namespace(SqlObj, name="SQL").get_by_name("a").delete_all()
+            assert str(file) in str(info.value) and "malformed" in str(info.value)
 
 
 

@@ -75,7 +75,7 @@ class TestSchedulerAlone:
                 self.dropped.append(key)
 
         index = Index()
-        stored = {("N", "aa"): None, ("N", "bb"): 10**13}
+        stored = {("N", "aa"): None, ("N", "bb"): 4 * 10**12}
         scheduler = AlarmScheduler(MockClock(), index, lambda key: None, stored.__getitem__)
         scheduler.attach_loop()
         scheduler.namespace_bound("N")

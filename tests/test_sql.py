@@ -497,7 +497,7 @@ class TestCursor:
 
     # (statement, workerd's rows_written): workerd counts every b-tree row written (its patched SQLite).
     WORKERD_ROWS_WRITTEN = (
-        ("CREATE TABLE t (a TEXT UNIQUE, b)", 2),
+        ("CREATE TABLE t (a TEXT UNIQUE, b)", 3),  # its UNIQUE index's row of sqlite_master too
         ("CREATE INDEX ib ON t(b)", 1),
         ("CREATE TABLE w (k PRIMARY KEY, v, x) WITHOUT ROWID", 2),
         ("CREATE INDEX iwv ON w(v)", 1),
@@ -542,6 +542,22 @@ class TestCursor:
         ("INSERT INTO d VALUES (1, NULL), (2, 1), (3, 2)", 3),
         ("DELETE FROM d WHERE id = 1", 3),
         ("REPLACE INTO c VALUES (1, 12)", 2),
+        ("CREATE TABLE IF NOT EXISTS t (a TEXT UNIQUE, b)", 0),  # exists: nothing written
+        ("CREATE TABLE IF NOT EXISTS n (a UNIQUE)", 3),
+        ("CREATE VIEW IF NOT EXISTS v2 AS SELECT 1", 2),
+        ("CREATE VIEW IF NOT EXISTS v2 AS SELECT 1", 0),
+        ("CREATE TRIGGER IF NOT EXISTS tn AFTER INSERT ON n BEGIN SELECT 1; END", 1),
+        ("CREATE TRIGGER IF NOT EXISTS tn AFTER INSERT ON n BEGIN SELECT 1; END", 0),
+        ("CREATE TABLE u3 (a UNIQUE, b UNIQUE)", 4),
+        ("CREATE TABLE u4 (a PRIMARY KEY, b)", 3),
+        ("CREATE TABLE u6 (a TEXT PRIMARY KEY, b UNIQUE) WITHOUT ROWID", 3),
+        ("CREATE TABLE u7 (a, b, UNIQUE (a, b), UNIQUE (a, b))", 3),  # SQLite keeps one of the two
+        ("CREATE TABLE u8 (a UNIQUE UNIQUE)", 3),
+        ("CREATE TABLE u9 AS SELECT 1 AS x UNION SELECT 2", 4),  # and its two rows
+        ("INSERT INTO u3 (a) VALUES ('x'), ('y') RETURNING a", 6),
+        ("UPDATE u3 SET a = a || '1' RETURNING a", 4),
+        ("CREATE TABLE u10 (a INTEGER PRIMARY KEY AUTOINCREMENT, b UNIQUE)", 3),  # sqlite_sequence exists
+        ("INSERT INTO u10 (b) VALUES (1), (2) RETURNING a", 5),
     )
 
     async def test_rows_written_counts_index_entries(self, stub: Any) -> None:
@@ -668,7 +684,7 @@ class TestRestrictions:
         """Names starting with _cf_ (any case) cannot be created, changed or inspected."""
         await stub.q("CREATE TABLE t (a)")
         await inside(stub, lambda o, c: c.storage.put("k", 1))
-        await inside(stub, lambda o, c: c.storage.set_alarm(10**13))  # _cf_METADATA exists from the first alarm
+        await inside(stub, lambda o, c: c.storage.set_alarm(4 * 10**12))  # _cf_METADATA exists from the first alarm
         with pytest.raises(durable.SqlError, match=r"(not authorized|prohibited): SQLITE_AUTH$"):
             await stub.q(sql)
 
@@ -808,12 +824,12 @@ class TestRestrictions:
             s.sql.exec("SELECT 1")
             await s.put({f"k{i:03}": i for i in range(300)})
             got = await s.get([f"k{i:03}" for i in range(300)])
-            await s.set_alarm(10**13)
+            await s.set_alarm(4 * 10**12)
             listed = await s.list(prefix="k00")
             deleted = await s.delete([f"k{i:03}" for i in range(150)])
             return len(got), len(listed), deleted, await s.get_alarm()
 
-        assert await inside(stub, body) == (300, 10, 150, 10**13)
+        assert await inside(stub, body) == (300, 10, 150, 4 * 10**12)
 
 
 class TestLimits:
@@ -1274,7 +1290,7 @@ class TestDeleteAll:
 
         async def body(obj: Any, ctx: durable.State) -> Any:
             ctx.storage.kv.put("k", 1)
-            await ctx.storage.set_alarm(10**13)
+            await ctx.storage.set_alarm(4 * 10**12)
             await ctx.storage.delete_all()
 
         await inside(stub, body)

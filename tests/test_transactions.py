@@ -105,7 +105,7 @@ class Obj(durable.DurableObject):
 
     async def alarm_in_txn(self) -> Any:
         async def body(txn: Any) -> Any:
-            await txn.set_alarm(10**13)
+            await txn.set_alarm(4 * 10**12)
             return await txn.get_alarm()
 
         return await self.ctx.storage.transaction(body)
@@ -183,7 +183,7 @@ class TestTransactions:
 
     async def test_alarm_methods(self, stub: Any) -> None:
         """The alarm can be set and read inside a transaction."""
-        assert await stub.alarm_in_txn() == 10**13
+        assert await stub.alarm_in_txn() == 4 * 10**12
 
     async def test_sync_closure(self, stub: Any) -> None:
         """A plain (non-async) closure works too."""

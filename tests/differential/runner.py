@@ -120,6 +120,7 @@ ERROR_NAMES: dict[type[BaseException], str] = {
     durable.StorageLimitError: "Error",
     durable.InvalidTransactionError: "Error",
     TypeError: "TypeError",
+    durable.DurableError: "Error",  # e.g. "SQL is not enabled for this Durable Object class."
 }
 """The JavaScript error name each exception class stands for (allowance ``error-classes``)."""
 
