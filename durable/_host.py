@@ -35,8 +35,8 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from types import CoroutineType, FunctionType
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
 
 from . import _context
 from ._codec import clone
@@ -48,11 +48,13 @@ from ._exceptions import (
     OverloadedError,
     copy_remote_exception,
 )
+from ._eager import EventCall, start_eagerly
 from ._gates import GateLock, InputGate, held_locks
 from ._history import History
 from ._id import DurableObjectId
 from ._limits import Limits
-from ._object import RESERVED_METHODS, AlarmInfo, DurableObject
+from ._object import AlarmInfo, DurableObject, resolve_rpc, rpc_table
+from ._output_gate import OutputGate, reset_copy
 from ._sqlite import ObjectDatabase
 from ._state import State
 from ._storage import Done
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._hibernation import HibernationManager, SocketRegistry
 
-__all__ = ["ObjectHost", "current_host", "resolve_rpc"]
+__all__ = ["EventKind", "ObjectHost", "current_host"]
 
 log = logging.getLogger("durable")
 
@@ -96,164 +98,14 @@ class HostRuntime(Protocol):
     def _alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None: ...
 
 
-class _Batch:
-    """Writes since the last commit, and what waits for them to be durable.
-
-    ``held`` are results the output gate holds: the commit delivers them straight to their callers'
-    futures (no task wakes up just to pass a result on). ``waiters`` are futures of code that
-    awaits durability (``sync()``, calls to other objects); each has its own, so a waiter that is
-    cancelled never disturbs the others.
-    """
-
-    __slots__ = ("gated", "held", "waiters")
-
-    def __init__(self) -> None:
-        self.gated = False
-        self.held: list[tuple[asyncio.Future[Any], Any, bool]] = []
-        self.waiters: list[asyncio.Future[None]] = []
-
-    def waiter(self) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiters.append(fut)
-        return fut
-
-    def succeed(self) -> None:
-        for fut, value, is_error in self.held:
-            _resolve(fut, value, is_error)
-        for waiter in self.waiters:
-            _resolve(waiter, None, False)
-
-    def fail(self, error: BaseException) -> None:
-        for fut, _, _ in self.held:
-            _resolve(fut, _reset_copy(error), True)
-        for waiter in self.waiters:
-            _resolve(waiter, _reset_copy(error), True)
-
-
-def _resolve(fut: asyncio.Future[Any], value: Any, is_error: bool) -> None:
-    if fut.done():
-        return
-    try:
-        if is_error:
-            fut.set_exception(value)
-        else:
-            fut.set_result(value)
-    except RuntimeError:
-        pass  # made on an event loop that is closed now: nobody can be waiting for it
-
-
-class _Call:
-    __slots__ = ("fut", "task")
-
-    def __init__(self, fut: asyncio.Future[Any], task: asyncio.Task[Any] | None) -> None:
-        self.fut = fut
-        self.task = task
-
-
-def _reset_copy(error: BaseException) -> BaseException:
-    copy = copy_remote_exception(error)
-    if not isinstance(copy, DurableError):
-        copy.durable_object_reset = True  # type: ignore[attr-defined]
-    for flag in ("overloaded", "retryable"):
-        if getattr(error, flag, False):
-            setattr(copy, flag, True)
-    copy.__cause__ = error.__cause__
-    return copy
-
-
 def _retrieve(fut: asyncio.Future[Any]) -> None:
     # Mark a future's exception as seen, so asyncio does not log "exception never retrieved".
     if not fut.cancelled():
         fut.exception()
 
 
-async def _drive(
-    host: ObjectHost, call: _Call, coro: Coroutine[Any, Any, Any], yielded: Any, gen: int, raw: bool = False
-) -> None:
-    """Continue an eagerly started event that suspended, stepping its coroutine as a task would.
-
-    The coroutine yielded ``yielded`` (a future it waits for, or None to let the loop turn). Wait
-    for that, then resume it; it reads the future's outcome itself. If this task is cancelled
-    (the object was reset), the cancellation reaches the coroutine the way a task's would; so it
-    does if the object was reset (generation ``gen`` ended) before this task began.
-
-    ``coro`` is an ``_event`` coroutine, or with ``raw`` the RPC method's own coroutine (the fast
-    path of ``call_rpc``), whose outcome this then delivers.
-    """
-    call.task = asyncio.current_task()
-    cancel = gen != host.gen
-    while True:
-        if not cancel:
-            try:
-                if yielded is None:
-                    await asyncio.sleep(0)
-                else:
-                    # What Task.__step does with a yielded future: mark it as taken over, so that
-                    # awaiting it here (and the coroutine's own await resuming) is legitimate.
-                    yielded._asyncio_future_blocking = False
-                    await yielded
-            except asyncio.CancelledError:
-                # This task itself was cancelled, unless the future was (the coroutine sees that).
-                cancel = yielded is None or not yielded.cancelled()
-            except BaseException:
-                pass  # the future failed: the coroutine raises it when resumed
-        host.steps += 1
-        try:
-            if cancel:
-                cancel = False
-                yielded = coro.throw(asyncio.CancelledError())
-            else:
-                yielded = coro.send(None)
-        except StopIteration as stop:
-            if raw:
-                host._settle(call.fut, gen, stop.value, None)
-                host._event_ended(call)
-            return
-        except BaseException as exc:
-            if not raw:
-                raise
-            host._settle(call.fut, gen, None, exc)
-            host._event_ended(call)
-            return
-        finally:
-            host.step_done()
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
-
-
-_Resolved = tuple[Any, object, "bool | None"]
-"""(the attribute RPC reaches, what ``getattr(class, name)`` gave then, and for a plain function
-whether it is ``async def``; None for any other attribute)."""
-
-_rpc_cache: dict[type, dict[str, _Resolved]] = {}
-"""Per class, by name: what ``resolve_rpc`` found (``call_rpc`` reads it too)."""
-
-
-def resolve_rpc(cls: type, name: str) -> object:
-    """The class attribute ``name`` that RPC may reach on ``cls``, or raise Cloudflare's TypeError.
-
-    Reachable: public names defined on the class or its bases below :class:`DurableObject`. Not:
-    names starting with ``_``, instance attributes, ``fetch`` (only through ``stub.fetch``) and the
-    reserved handler names.
-    """
-    table = _rpc_cache.setdefault(cls, {})
-    found = table.get(name)
-    if found is not None and getattr(cls, name, None) is found[1]:
-        return found[0]  # unless the class was changed since (a test's monkeypatch.setattr)
-    if name in RESERVED_METHODS:
-        raise TypeError(f"'{name}' is a reserved method and cannot be called over RPC.")
-    if not name.startswith("_") and name != "fetch":
-        for klass in cls.__mro__:
-            if klass is DurableObject or klass is object:
-                break
-            if name in klass.__dict__:
-                attr = klass.__dict__[name]
-                is_async = inspect.iscoroutinefunction(attr) if type(attr) is FunctionType else None
-                table[name] = (attr, getattr(cls, name, None), is_async)
-                return attr
-    raise TypeError(f'The RPC receiver does not implement the method "{name}".')
+EventKind = Literal["rpc", "get", "fetch", "alarm", "run"]
+"""What an event is: an RPC call, a property read over RPC, a fetch, an alarm, or test code run in the object."""
 
 
 class ObjectHost:
@@ -279,17 +131,15 @@ class ObjectHost:
         self.kv_backed = kv_backed
         self.limits = limits
         self.has_alarm_handler = callable(getattr(cls, "alarm", None))
-        self._rpc = _rpc_cache.setdefault(cls, {})
+        self._rpc = rpc_table(cls)
         self.gen = 0
         self.gate = InputGate()
         self.instance: DurableObject | None = None
         self.state: State | None = None
-        self.batch: _Batch | None = None
-        self._flush_handle: asyncio.Handle | None = None
-        self._flush_loop: asyncio.AbstractEventLoop | None = None
+        self.output = OutputGate(self._flush)
         self.steps = 0
         """Synchronous steps of events running right now (nested when events call back in)."""
-        self.calls: set[_Call] = set()
+        self.calls: set[EventCall] = set()
         self.pending = 0
         self._tasks: set[asyncio.Future[Any]] = set()  # bCW callbacks and wait_until work
         self._broken: BaseException = ConnectionClosedError(_CLOSED_MESSAGE)
@@ -348,22 +198,18 @@ class ObjectHost:
 
     def check_live(self, generation: int) -> None:
         if generation != self.gen:
-            raise _reset_copy(self._broken)
+            raise reset_copy(self._broken)
         _context.check_owner(self)  # ctx or storage used from outside the object?
 
     def now_ms(self) -> int:
         return self.runtime.clock.time_ms()
 
     def wrote(self, gated: bool) -> None:
-        batch = self.batch
-        if batch is None:
-            batch = self.batch = _Batch()
-        if gated:
-            batch.gated = True
+        self.output.wrote(gated)
         if not self.steps:
             # A write outside any event step (a background task, a block_concurrency_while
             # callback, test code): commit once this turn ends. Inside a step, step_done() decides.
-            self._schedule_flush()
+            self.output.schedule_commit()
 
     def alarm_written(self) -> None:
         self._alarm_dirty = True
@@ -376,28 +222,14 @@ class ObjectHost:
         return stored
 
     def commit_waiter(self) -> Awaitable[None]:
-        batch = self.batch
-        if batch is None:
-            return Done(None)
-        return batch.waiter()
+        waiter = self.output.commit_waiter()
+        return Done(None) if waiter is None else waiter
 
     def transaction_ended(self) -> None:
         if self.db.in_transaction:
             self.wrote(False)
 
     # -- commits -------------------------------------------------------------------------------
-
-    def _schedule_flush(self) -> None:
-        """Commit when this loop turn ends; a flush already scheduled on this loop will do."""
-        loop = asyncio.get_running_loop()
-        if self._flush_handle is None or self._flush_loop is not loop:
-            # (A flush left on another loop, one that stopped before running it, never runs.)
-            self._flush_handle = loop.call_soon(self._flush_scheduled)
-            self._flush_loop = loop
-
-    def _flush_scheduled(self) -> None:
-        self._flush_handle = None
-        self._flush()
 
     def flush_now(self) -> None:
         """Commit at once, if writes wait and no event step runs: someone awaits a held result.
@@ -406,7 +238,7 @@ class ObjectHost:
         makes it now, so an awaited call costs no loop turn. Within a step, nothing is done (the
         step's writes are not complete).
         """
-        if self.batch is not None and not self.steps:
+        if self.output.batch is not None and not self.steps:
             self._flush()
 
     def _flush(self) -> None:
@@ -418,7 +250,7 @@ class ObjectHost:
         db = self.db
         if db.savepoint_depth:
             return  # transaction_ended() schedules the commit
-        batch, self.batch = self.batch, None
+        batch = self.output.take()
         alarm_dirty, self._alarm_dirty = self._alarm_dirty, False
         alarm = db.get_alarm() if alarm_dirty else None
         try:
@@ -454,15 +286,8 @@ class ObjectHost:
         transaction's own call chain, A -> B -> A) is not held: its caller is part of the
         transaction, whose commit waits for it, as ``before_outgoing`` does for calls going out.
         """
-        batch = self.batch
-        if batch is not None and batch.gated and not (
-            self.db.savepoint_depth and self.state is not None and self.state.storage.inside_transaction()
-        ):
-            batch.held.append((fut, value, is_error))
-        elif is_error:
-            fut.set_exception(value)
-        else:
-            fut.set_result(value)
+        inside = bool(self.db.savepoint_depth) and self.state is not None and self.state.storage.inside_transaction()
+        self.output.deliver(fut, value, is_error, hold=not inside)
 
     def before_outgoing(self) -> asyncio.Future[None] | None:
         """What a call this object makes now must wait for: the commit of its earlier writes.
@@ -471,16 +296,15 @@ class ObjectHost:
         (output gate). Inside a ``transaction()`` the commit waits for the closure, so waiting
         would deadlock; the call goes out and the transaction's writes commit when it ends.
         """
-        batch = self.batch
-        if self.db.savepoint_depth or batch is None or not batch.gated:
+        if self.db.savepoint_depth:
             return None
-        return batch.waiter()
+        return self.output.outgoing_waiter()
 
     # -- events --------------------------------------------------------------------------------
 
     def invoke(
         self,
-        kind: str,
+        kind: EventKind,
         name: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -500,21 +324,11 @@ class ObjectHost:
             loop = fut.get_loop()
         self.pending += 1
         runtime._host_busy(self)
-        # Eager start (what Python 3.12 calls an eager task): the event runs right here, in a copy
-        # of the caller's context, until it first suspends; only then does a task take it over.
-        # An event that never suspends (most storage-only handlers) costs no task and no loop turn.
-        call = _Call(fut, None)
-        gen = self.gen
-        coro = self._event(call, kind, name, args, kwargs)
-        context = contextvars.copy_context()
-        self.steps += 1
-        try:
-            yielded = context.run(coro.send, None)
-        except StopIteration:
-            return fut
-        finally:
-            self.step_done()
-        loop.create_task(_drive(self, call, coro, yielded, gen), context=context)
+        # Eager start (durable._eager): the event runs right here, in a copy of the caller's
+        # context, until it first suspends; only then does a task take it over. An event that
+        # never suspends (most storage-only handlers) costs no loop turn.
+        call = EventCall(fut)
+        start_eagerly(self, call, self._event(call, kind, name, args, kwargs), loop, contextvars.copy_context())
         return fut
 
     def call_rpc(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], fut: asyncio.Future[Any]) -> None:
@@ -522,7 +336,7 @@ class ObjectHost:
 
         The same as ``invoke("rpc", ...)``, on a shorter path for the common case (a live
         instance, an open gate, a plain method called before): the method's own coroutine is
-        stepped here, with no event coroutine around it. Anything else goes through ``invoke``.
+        started here, with no gate or dispatch work around it. Anything else goes through ``invoke``.
         """
         entry = self._rpc.get(name)
         if entry is not None and (entry[2] is None or getattr(self.cls, name, None) is not entry[1]):
@@ -543,35 +357,27 @@ class ObjectHost:
         ):
             self.invoke("rpc", name, args, kwargs, fut)
             return
-        func, _, is_async = entry
         self.pending += 1
-        gen = self.gen
-        context = contextvars.copy_context()
-        context.run(current_host.set, self)
-        self.steps += 1
+        call = EventCall(fut)
+        event = self._rpc_event(call, self.gen, instance, entry[0], args, kwargs)
+        start_eagerly(self, call, event, fut.get_loop(), contextvars.copy_context())
+
+    async def _rpc_event(
+        self, call: EventCall, gen: int, instance: DurableObject, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """``call_rpc``'s event: call the plain method ``func``, deliver its outcome."""
+        current_host.set(self)
+        self.calls.add(call)
         try:
-            if is_async:
-                coro = func(instance, *args, **kwargs)
-            else:
-                result = context.run(func, instance, *args, **kwargs)
-                coro = _awaited(result) if inspect.isawaitable(result) else None
-            if coro is not None:
-                try:
-                    result = context.run(coro.send, None)
-                except StopIteration as stop:
-                    result = stop.value
-                else:  # suspended: a task takes the rest over
-                    call = _Call(fut, None)
-                    self.calls.add(call)
-                    fut.get_loop().create_task(_drive(self, call, coro, result, gen, True), context=context)
-                    return
+            result = func(instance, *args, **kwargs)
+            if type(result) is CoroutineType or inspect.isawaitable(result):
+                result = await result
         except BaseException as exc:
-            self._settle(fut, gen, None, exc)
+            self._settle(call.fut, gen, None, exc)
         else:
-            self._settle(fut, gen, result, None)
+            self._settle(call.fut, gen, result, None)
         finally:
-            self.step_done()
-        self._event_ended(None)
+            self._event_ended(call)
 
     def _settle(self, fut: asyncio.Future[Any], gen: int, value: Any, error: BaseException | None) -> None:
         """Deliver an RPC event's outcome: its result (copied), or the error it raised."""
@@ -579,7 +385,7 @@ class ObjectHost:
             try:
                 value = clone(value)
                 if gen != self.gen:
-                    raise _reset_copy(self._broken)
+                    raise reset_copy(self._broken)
             except BaseException as exc:
                 error = exc
             else:
@@ -592,15 +398,14 @@ class ObjectHost:
         if fut.done():
             return
         if gen != self.gen:
-            fut.set_exception(_reset_copy(self._broken))
+            fut.set_exception(reset_copy(self._broken))
         elif isinstance(error, asyncio.CancelledError):
             fut.set_exception(ConnectionClosedError(_CLOSED_MESSAGE))
         else:
             self._deliver(fut, copy_remote_exception(error), True)  # errors are responses too
 
-    def _event_ended(self, call: _Call | None) -> None:
-        if call is not None:
-            self.calls.discard(call)
+    def _event_ended(self, call: EventCall) -> None:
+        self.calls.discard(call)
         self.pending -= 1
         if not (self.pending or self._tasks or self.gate._locks or self.db.savepoint_depth or self.pins):  # not busy
             self.runtime._host_idle(self)
@@ -614,9 +419,9 @@ class ObjectHost:
         (``flush_now``): then no loop turn passes.
         """
         self.steps -= 1
-        if self.steps or self.batch is None:
+        if self.steps or self.output.batch is None:
             return
-        self._schedule_flush()
+        self.output.schedule_commit()
 
     async def _enter(self) -> int:
         """Wait at the gate, build the instance if needed; returns the generation entered."""
@@ -636,18 +441,16 @@ class ObjectHost:
                 self._begin_session()
             instance = self.cls(state, self.runtime.env)
         except BaseException as exc:
-            error = copy_remote_exception(exc)
-            if not isinstance(error, DurableError):
-                error.durable_object_reset = True  # type: ignore[attr-defined]
+            error = reset_copy(exc, keep_cause=False)
             log.warning("durable: constructor of %s raised; the object is reset", self.cls.__name__, exc_info=exc)
             self.reset(error)
             raise error from None
         if gen != self.gen:  # the constructor itself reset the object (abort)
-            raise _reset_copy(self._broken)
+            raise reset_copy(self._broken)
         self.state = state
         self.instance = instance
 
-    async def _event(self, call: _Call, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    async def _event(self, call: EventCall, kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         current_host.set(self)
         fut = call.fut
         gen = self.gen
@@ -666,7 +469,7 @@ class ObjectHost:
             elif kind == "fetch":
                 self._check_response(result)
             if gen != self.gen:
-                raise _reset_copy(self._broken)
+                raise reset_copy(self._broken)
             if not fut.done():
                 self._deliver(fut, result, False)  # held until the commit that step_done() makes
         except BaseException as exc:
@@ -687,7 +490,7 @@ class ObjectHost:
             self.runtime._alarm_before_commit(self, alarm)
             self.runtime._alarm_after_commit(self, alarm)
 
-    def _dispatch(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _dispatch(self, kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         instance = self.instance
         assert instance is not None
         if kind == "rpc":
@@ -771,13 +574,11 @@ class ObjectHost:
         except asyncio.CancelledError:
             timeout_error = self._bcw_timeouts.pop(task, None)
             if timeout_error is not None:
-                raise _reset_copy(timeout_error) from None
+                raise reset_copy(timeout_error) from None
             raise
         except BaseException as exc:
             if gen == self.gen:
-                error = copy_remote_exception(exc)
-                if not isinstance(error, DurableError):
-                    error.durable_object_reset = True  # type: ignore[attr-defined]
+                error = reset_copy(exc, keep_cause=False)
                 log.warning("durable: blockConcurrencyWhile() callback raised; the object is reset", exc_info=exc)
                 self.reset(error)
             raise
@@ -822,7 +623,7 @@ class ObjectHost:
         self.check_live(gen)
         error = ObjectAbortedError(reason if reason is not None else "Application called abort() to reset Durable Object.")
         self.reset(error)
-        raise _reset_copy(error)
+        raise reset_copy(error)
 
     def drop_alarm(self, scheduled_ms: int) -> None:
         """Delete the stored alarm if it is still the one set for ``scheduled_ms`` (given up)."""
@@ -845,16 +646,14 @@ class ObjectHost:
         old_gate.break_(error)
         self.db.rollback()
         self._alarm_dirty = False
-        batch, self.batch = self.batch, None
-        if batch is not None:
-            batch.fail(error)
+        self.output.fail(error)
         self.instance = None
         self.state = None
         current = asyncio.current_task()
         calls, self.calls = self.calls, set()
         for call in calls:
             if not call.fut.done():
-                call.fut.set_exception(_reset_copy(error))
+                call.fut.set_exception(reset_copy(error))
             if call.task is not None and call.task is not current:
                 call.task.cancel()
         tasks, self._tasks = self._tasks, set()

@@ -8,7 +8,10 @@ special meaning (see ``API.md`` section 1).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, final
+import inspect
+import weakref
+from types import FunctionType
+from typing import TYPE_CHECKING, Any, final
 
 from ._aliases import camel_aliases
 
@@ -16,7 +19,7 @@ if TYPE_CHECKING:
     from ._runtime import Env
     from ._state import State
 
-__all__ = ["RESERVED_METHODS", "AlarmInfo", "DurableObject"]
+__all__ = ["RESERVED_METHODS", "AlarmInfo", "DurableObject", "resolve_rpc", "rpc_table"]
 
 RESERVED_METHODS = frozenset(
     {
@@ -32,6 +35,55 @@ RESERVED_METHODS = frozenset(
     }
 )
 """Handler names that can never be called over RPC (Cloudflare's reserved methods)."""
+
+RpcEntry = tuple[Any, object, "bool | None"]
+"""What :func:`resolve_rpc` found for one name: the attribute RPC reaches, what ``getattr(class,
+name)`` gave then (to see a later change to the class), and for a plain function whether it is
+``async def`` (None for any other attribute)."""
+
+_rpc_cache: weakref.WeakKeyDictionary[type, dict[str, RpcEntry]] = weakref.WeakKeyDictionary()
+"""Per class, by name: what :func:`resolve_rpc` found. Weak, so that a class dropped by its
+module (one made in a test) is not kept alive by having been called."""
+
+
+def rpc_table(cls: type) -> dict[str, RpcEntry]:
+    """The names :func:`resolve_rpc` has resolved on ``cls`` so far (the host's fast path reads it).
+
+    The dict stays the same for as long as ``cls`` lives; it is filled as names are resolved.
+    """
+    table = _rpc_cache.get(cls)
+    if table is None:
+        table = _rpc_cache[cls] = {}
+    return table
+
+
+def resolve_rpc(cls: type, name: str) -> object:
+    """The class attribute ``name`` that RPC may reach on ``cls``, or raise Cloudflare's TypeError.
+
+    Reachable: public names defined on the class or its bases below :class:`DurableObject`. Not:
+    names starting with ``_``, instance attributes, ``fetch`` (only through ``stub.fetch``) and the
+    reserved handler names (:data:`RESERVED_METHODS`).
+
+    Raises:
+        TypeError: ``'<name>' is a reserved method and cannot be called over RPC.``, or
+            ``The RPC receiver does not implement the method "<name>".``
+    """
+    table = rpc_table(cls)
+    found = table.get(name)
+    if found is not None and getattr(cls, name, None) is found[1]:
+        return found[0]  # unless the class was changed since (a test's monkeypatch.setattr)
+    if name in RESERVED_METHODS:
+        raise TypeError(f"'{name}' is a reserved method and cannot be called over RPC.")
+    if not name.startswith("_") and name != "fetch":
+        for klass in cls.__mro__:
+            if klass is DurableObject or klass is object:
+                break
+            if name in klass.__dict__:
+                attr = klass.__dict__[name]
+                is_async = inspect.iscoroutinefunction(attr) if type(attr) is FunctionType else None
+                table[name] = (attr, getattr(cls, name, None), is_async)
+                return attr
+    raise TypeError(f'The RPC receiver does not implement the method "{name}".')
 
 
 class DurableObject:
