@@ -48,6 +48,7 @@ from ._exceptions import (
     OverloadedError,
     copy_remote_exception,
 )
+from ._background import BackgroundWork
 from ._eager import EventCall, start_eagerly
 from ._gates import GateLock, InputGate, held_locks
 from ._history import History
@@ -73,9 +74,6 @@ T = TypeVar("T")
 current_host: ContextVar[ObjectHost | None] = _context.current_host
 """The object whose code is running in the current task (None outside any object)."""
 
-BCW_TIMEOUT = 30.0
-"""Seconds a ``block_concurrency_while`` callback may run before the object is reset."""
-
 _CLOSED_MESSAGE = (
     "Connection closed: this Durable Object instance is no longer active. Reconnect or retry the request."
 )
@@ -96,12 +94,6 @@ class HostRuntime(Protocol):
     def _host_idle(self, host: ObjectHost) -> None: ...
     def _alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None: ...
     def _alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None: ...
-
-
-def _retrieve(fut: asyncio.Future[Any]) -> None:
-    # Mark a future's exception as seen, so asyncio does not log "exception never retrieved".
-    if not fut.cancelled():
-        fut.exception()
 
 
 EventKind = Literal["rpc", "get", "fetch", "alarm", "run"]
@@ -141,12 +133,11 @@ class ObjectHost:
         """Synchronous steps of events running right now (nested when events call back in)."""
         self.calls: set[EventCall] = set()
         self.pending = 0
-        self._tasks: set[asyncio.Future[Any]] = set()  # bCW callbacks and wait_until work
+        self.background = BackgroundWork(self, runtime.clock)
         self._broken: BaseException = ConnectionClosedError(_CLOSED_MESSAGE)
         self.alarm_running = False
         self.alarm_reset = False
         self._alarm_dirty = False
-        self._bcw_timeouts: dict[asyncio.Task[Any], BaseException] = {}
         self.pins = 0
         """Connections that keep the object busy (WebSockets accepted with ``accept()`` in it)."""
 
@@ -156,7 +147,7 @@ class ObjectHost:
     @property
     def busy(self) -> bool:
         """Whether anything runs or waits in this object (it may not be evicted then)."""
-        return bool(self.pending or self._tasks or self.gate.locked or self.db.savepoint_depth or self.pins)
+        return bool(self.pending or self.background.tasks or self.gate.locked or self.db.savepoint_depth or self.pins)
 
     # -- what the hibernation manager asks (durable._hibernation) ------------------------------
 
@@ -173,12 +164,12 @@ class ObjectHost:
     @property
     def background_work(self) -> bool:
         """Whether ``wait_until`` work or a ``block_concurrency_while`` callback is pending."""
-        return bool(self._tasks)
+        return bool(self.background.tasks)
 
     def event_tasks(self) -> set[asyncio.Future[Any]]:
         """The tasks that run this object's events and background work (not the object's own tasks)."""
         running: set[asyncio.Future[Any]] = {call.task for call in self.calls if call.task is not None}
-        running.update(self._tasks)
+        running.update(self.background.tasks)
         return running
 
     def maybe_idle(self) -> None:
@@ -407,7 +398,7 @@ class ObjectHost:
     def _event_ended(self, call: EventCall) -> None:
         self.calls.discard(call)
         self.pending -= 1
-        if not (self.pending or self._tasks or self.gate._locks or self.db.savepoint_depth or self.pins):  # not busy
+        if not (self.pending or self.background.tasks or self.gate._locks or self.db.savepoint_depth or self.pins):  # not busy
             self.runtime._host_idle(self)
 
     def step_done(self) -> None:
@@ -544,80 +535,16 @@ class ObjectHost:
             )
         result._hand_over()  # a WebSocket end leaves the object now (workerd: when returned)
 
-    # -- concurrency control -------------------------------------------------------------------
+    # -- background work (durable._background) ------------------------------------------------
 
     def block_concurrency_while(self, callback: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
-        if not callable(callback):
-            raise TypeError(f"block_concurrency_while() takes a callable, not {type(callback).__name__}")
-        gate = self.gate
-        lock, held = gate.close_for("blockConcurrencyWhile()")
-        task = asyncio.get_running_loop().create_task(self._run_bcw(callback, gate, lock, held, self.gen))
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        task.add_done_callback(_retrieve)
-        return task
-
-    async def _run_bcw(
-        self, callback: Callable[[], Awaitable[T]], gate: InputGate, lock: GateLock, held: frozenset[GateLock], gen: int
-    ) -> T:
-        held_locks.set(held)
-        current_host.set(self)
-        task = asyncio.current_task()
-        assert task is not None
-        clock = self.runtime.clock
-        timer = clock.call_at(clock.time() + BCW_TIMEOUT, lambda: self._bcw_timeout(task, gen))
-        try:
-            pending: Any = callback()  # a plain (non-async) callable is tolerated too
-            if inspect.isawaitable(pending):
-                pending = await pending
-            return pending  # type: ignore[no-any-return]
-        except asyncio.CancelledError:
-            timeout_error = self._bcw_timeouts.pop(task, None)
-            if timeout_error is not None:
-                raise reset_copy(timeout_error) from None
-            raise
-        except BaseException as exc:
-            if gen == self.gen:
-                error = reset_copy(exc, keep_cause=False)
-                log.warning("durable: blockConcurrencyWhile() callback raised; the object is reset", exc_info=exc)
-                self.reset(error)
-            raise
-        finally:
-            timer.cancel()
-            gate.unlock(lock)
-
-    def _bcw_timeout(self, task: asyncio.Task[Any], gen: int) -> None:
-        if task.done() or gen != self.gen:
-            return
-        error = ObjectResetError(
-            "A call to blockConcurrencyWhile() in a Durable Object waited for too long. "
-            "The call was canceled and the Durable Object was reset."
-        )
-        error.overloaded = True
-        self._bcw_timeouts[task] = error
-        self.reset(error)
-        task.cancel()
+        """``ctx.block_concurrency_while``: run ``callback`` with the input gate closed."""
+        return self.background.block_concurrency_while(callback)
 
     def wait_until(self, work: Awaitable[Any]) -> None:
+        """``ctx.wait_until``: keep the object busy until ``work`` ends (its code only)."""
         _context.check_owner(self)
-        if not inspect.isawaitable(work):
-            raise TypeError(f"wait_until() takes an awaitable, not {type(work).__name__}")
-        fut = asyncio.ensure_future(work)
-        self._tasks.add(fut)
-        fut.add_done_callback(self._task_done)
-        fut.add_done_callback(self._log_background_error)
-        if self.alarm_running:
-            # Started by an alarm, hence by a timer: a mock clock's advance() waits for it too.
-            self.runtime.clock.track(fut)
-
-    def _task_done(self, fut: asyncio.Future[Any]) -> None:
-        self._tasks.discard(fut)
-        if not self.busy:
-            self.runtime._host_idle(self)
-
-    def _log_background_error(self, fut: asyncio.Future[Any]) -> None:
-        if not fut.cancelled() and (exc := fut.exception()) is not None:
-            log.error("durable: work passed to wait_until() in %r raised", self.id, exc_info=exc)
+        self.background.wait_until(work)
 
     def abort(self, reason: str | None, gen: int) -> NoReturn:
         self.check_live(gen)
@@ -656,10 +583,7 @@ class ObjectHost:
                 call.fut.set_exception(reset_copy(error))
             if call.task is not None and call.task is not current:
                 call.task.cancel()
-        tasks, self._tasks = self._tasks, set()
-        for task in tasks:
-            if task is not current and task not in self._bcw_timeouts:
-                task.cancel()
+        self.background.cancel_all()
 
     def evict(self) -> None:
         """Drop the instance but keep its storage: committed writes stay, the next event rebuilds.
@@ -678,6 +602,6 @@ class ObjectHost:
         """Commit what can be committed and close the database (runtime shutdown)."""
         if self.db.in_transaction and not self.db.savepoint_depth:
             self._flush()
-        if self.instance is not None or self.calls or self._tasks:
+        if self.instance is not None or self.calls or self.background.tasks:
             self._end_generation(ConnectionClosedError(_CLOSED_MESSAGE))
         self.db.close()
