@@ -33,29 +33,22 @@ import asyncio
 import contextvars
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
 
 from . import _context
 from ._codec import clone
-from ._exceptions import (
-    ConnectionClosedError,
-    DurableError,
-    ObjectAbortedError,
-    ObjectResetError,
-    OverloadedError,
-    copy_remote_exception,
-)
 from ._background import BackgroundWork
 from ._eager import EventCall, start_eagerly
-from ._gates import GateLock, InputGate, held_locks
+from ._exceptions import ConnectionClosedError, ObjectAbortedError, OverloadedError, copy_remote_exception
+from ._gates import InputGate
 from ._history import History
 from ._id import DurableObjectId
 from ._limits import Limits
-from ._object import AlarmInfo, DurableObject, resolve_rpc, rpc_table
-from ._output_gate import OutputGate, reset_copy
+from ._object import AlarmInfo, DurableObject, call_fetch, call_method, check_response, read_property, rpc_table
+from ._output_gate import OutputGate, commit_failed, reset_copy
 from ._sqlite import ObjectDatabase
 from ._state import State
 from ._storage import Done
@@ -249,17 +242,7 @@ class ObjectHost:
                 self.runtime._alarm_before_commit(self, alarm)
             db.commit()
         except BaseException as exc:
-            if isinstance(exc, DurableError) and getattr(exc, "code", None) == "SQLITE_CONSTRAINT":
-                # Deferred constraints violated at COMMIT (a SqlError from ObjectDatabase.commit):
-                # workerd's wording for this reset.
-                message = (
-                    "Durable Object was reset and rolled back to its last known good state because the "
-                    f"application left the database in a state where constraints were violated: {exc}"
-                )
-            else:
-                message = f"Durable Object reset because its storage commit failed: {type(exc).__name__}: {exc}"
-            error = ObjectResetError(message)
-            error.__cause__ = exc
+            error = commit_failed(exc)
             log.error("durable: commit failed for %r; the object is reset", self.id, exc_info=exc)
             if batch is not None:
                 batch.fail(error)
@@ -458,7 +441,7 @@ class ObjectHost:
             if kind == "rpc" or kind == "get":
                 result = clone(result)
             elif kind == "fetch":
-                self._check_response(result)
+                check_response(result)
             if gen != self.gen:
                 raise reset_copy(self._broken)
             if not fut.done():
@@ -485,26 +468,11 @@ class ObjectHost:
         instance = self.instance
         assert instance is not None
         if kind == "rpc":
-            attr = resolve_rpc(self.cls, name)  # raises for a name RPC may not reach
-            # Class attributes only, as Cloudflare reaches prototype methods only.
-            get = getattr(type(attr), "__get__", None)
-            value = get(attr, instance, self.cls) if get is not None else attr
-            if not callable(value):
-                raise TypeError(f'"{name}" is not a function.')
-            return value(*args, **kwargs)
+            return call_method(self.cls, instance, name, args, kwargs)
         if kind == "get":
-            attr = resolve_rpc(self.cls, name)
-            if inspect.isfunction(attr):
-                raise TypeError(f'"{name}" is a method: call it, as `await stub.{name}(...)`.')
-            return getattr(instance, name)
+            return read_property(self.cls, instance, name)
         if kind == "fetch":
-            handler = getattr(instance, "fetch", None)
-            if handler is None or not callable(handler):
-                raise TypeError(  # workerd's text first, so it can be searched for
-                    f"Handler does not export a fetch() function. (Durable Object class {self.cls.__name__} "
-                    "has no fetch() handler: define `async def fetch(self, request)` to receive stub.fetch() calls.)"
-                )
-            return handler(*args)
+            return call_fetch(self.cls, instance, args[0])
         if kind == "alarm":
             self.alarm_running = True
             self.alarm_reset = False
@@ -523,17 +491,6 @@ class ObjectHost:
             self.db.set_alarm(None)
             self.alarm_written()
             self.wrote(True)
-
-    @staticmethod
-    def _check_response(result: object) -> None:
-        from ._http import Response
-
-        if not isinstance(result, Response):
-            raise TypeError(
-                "Incorrect type for Promise: the Promise did not resolve to 'Response'. "
-                f"(fetch() returned {type(result).__name__}; return a durable.Response)"
-            )
-        result._hand_over()  # a WebSocket end leaves the object now (workerd: when returned)
 
     # -- background work (durable._background) ------------------------------------------------
 

@@ -19,7 +19,17 @@ if TYPE_CHECKING:
     from ._runtime import Env
     from ._state import State
 
-__all__ = ["RESERVED_METHODS", "AlarmInfo", "DurableObject", "resolve_rpc", "rpc_table"]
+__all__ = [
+    "RESERVED_METHODS",
+    "AlarmInfo",
+    "DurableObject",
+    "call_fetch",
+    "call_method",
+    "check_response",
+    "read_property",
+    "resolve_rpc",
+    "rpc_table",
+]
 
 RESERVED_METHODS = frozenset(
     {
@@ -84,6 +94,57 @@ def resolve_rpc(cls: type, name: str) -> object:
                 table[name] = (attr, getattr(cls, name, None), is_async)
                 return attr
     raise TypeError(f'The RPC receiver does not implement the method "{name}".')
+
+
+def call_method(cls: type, instance: object, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call the RPC method ``name`` of ``instance`` (of class ``cls``); returns what it returns.
+
+    Raises ``TypeError`` as :func:`resolve_rpc` does, or ``"<name>" is not a function.``
+    """
+    attr = resolve_rpc(cls, name)  # raises for a name RPC may not reach
+    # Class attributes only, as Cloudflare reaches prototype methods only.
+    get = getattr(type(attr), "__get__", None)
+    value = get(attr, instance, cls) if get is not None else attr
+    if not callable(value):
+        raise TypeError(f'"{name}" is not a function.')
+    return value(*args, **kwargs)
+
+
+def read_property(cls: type, instance: object, name: str) -> Any:
+    """Read the property ``name`` of ``instance`` over RPC (``await stub.name``).
+
+    Raises ``TypeError`` as :func:`resolve_rpc` does, or for a method (which must be called).
+    """
+    attr = resolve_rpc(cls, name)
+    if inspect.isfunction(attr):
+        raise TypeError(f'"{name}" is a method: call it, as `await stub.{name}(...)`.')
+    return getattr(instance, name)
+
+
+def call_fetch(cls: type, instance: object, request: Any) -> Any:
+    """Call ``instance``'s ``fetch`` handler with ``request``; ``TypeError`` (workerd's text) if it has none."""
+    handler = getattr(instance, "fetch", None)
+    if handler is None or not callable(handler):
+        raise TypeError(  # workerd's text first, so it can be searched for
+            f"Handler does not export a fetch() function. (Durable Object class {cls.__name__} "
+            "has no fetch() handler: define `async def fetch(self, request)` to receive stub.fetch() calls.)"
+        )
+    return handler(request)
+
+
+def check_response(result: object) -> None:
+    """Check that a ``fetch`` handler returned a ``durable.Response`` (workerd's TypeError if not).
+
+    The response's WebSocket end, if any, leaves the object now (workerd: when returned).
+    """
+    from ._http import Response
+
+    if not isinstance(result, Response):
+        raise TypeError(
+            "Incorrect type for Promise: the Promise did not resolve to 'Response'. "
+            f"(fetch() returned {type(result).__name__}; return a durable.Response)"
+        )
+    result._hand_over()
 
 
 class DurableObject:

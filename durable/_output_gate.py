@@ -19,9 +19,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from ._exceptions import DurableError, copy_remote_exception
+from ._exceptions import DurableError, ObjectResetError, copy_remote_exception
 
-__all__ = ["Batch", "OutputGate", "reset_copy", "resolve"]
+__all__ = ["Batch", "OutputGate", "commit_failed", "reset_copy", "resolve"]
 
 
 def reset_copy(error: BaseException, *, keep_cause: bool = True) -> BaseException:
@@ -42,6 +42,22 @@ def reset_copy(error: BaseException, *, keep_cause: bool = True) -> BaseExceptio
     if keep_cause:
         copy.__cause__ = error.__cause__
     return copy
+
+
+def commit_failed(exc: BaseException) -> ObjectResetError:
+    """The reset error for a commit that raised ``exc`` (workerd's wording), caused by ``exc``."""
+    if isinstance(exc, DurableError) and getattr(exc, "code", None) == "SQLITE_CONSTRAINT":
+        # Deferred constraints violated at COMMIT (a SqlError from ObjectDatabase.commit):
+        # workerd's wording for this reset.
+        message = (
+            "Durable Object was reset and rolled back to its last known good state because the "
+            f"application left the database in a state where constraints were violated: {exc}"
+        )
+    else:
+        message = f"Durable Object reset because its storage commit failed: {type(exc).__name__}: {exc}"
+    error = ObjectResetError(message)
+    error.__cause__ = exc
+    return error
 
 
 def resolve(fut: asyncio.Future[Any], value: Any, is_error: bool) -> None:
