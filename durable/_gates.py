@@ -61,7 +61,13 @@ class InputGate:
 
     @property
     def locked(self) -> bool:
+        """Whether a ``block_concurrency_while`` or ``transaction()`` holds the gate closed."""
         return bool(self._locks)
+
+    @property
+    def idle(self) -> bool:
+        """Whether no lock holds the gate and no event waits at it: an event may enter at once."""
+        return not self._locks and not self._waiters
 
     def is_open(self) -> bool:
         """Whether an event in the current context may proceed now."""

@@ -109,6 +109,10 @@ class Batch:
             resolve(fut, reset_copy(error), True)
         for waiter in self.waiters:
             resolve(waiter, reset_copy(error), True)
+            if waiter.done() and not waiter.cancelled():
+                # Seen: its awaiter (if still there) raises it; one cancelled by the reset never
+                # reads it, and asyncio would log "Future exception was never retrieved".
+                waiter.exception()
 
 
 class OutputGate:
