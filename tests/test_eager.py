@@ -53,7 +53,7 @@ class Probe(durable.DurableObject):
         await asyncio.sleep(0)
         task = asyncio.current_task()
         assert task is not None
-        return task.get_coro().__qualname__  # type: ignore[union-attr]
+        return str(task.get_coro().__qualname__)  # type: ignore[union-attr]
 
     def abort(self) -> None:
         self.ctx.abort("stop")
@@ -103,7 +103,7 @@ class TestEagerStart:
     async def test_a_reset_cancels_a_suspended_event(self, probe: Any) -> None:
         """A reset cancels the task that continues a suspended event, and its caller gets the reset error."""
         logs: list[list[str]] = []
-        await durable.testing.run_in_object(probe, lambda obj, ctx: logs.append(obj.log))
+        await durable.testing.run_in_object(probe, lambda obj, ctx: logs.append(obj.log))  # type: ignore[attr-defined]
         pending = probe.until_released()
         await asyncio.sleep(0)  # the continuing task has begun
         with pytest.raises(durable.ObjectAbortedError):
@@ -120,7 +120,7 @@ class TestEagerStart:
         first = probe.until_released()
         logs: list[list[str]] = []
 
-        def release_and_abort(obj: Probe, ctx: durable.State) -> None:
+        def release_and_abort(obj: Any, ctx: durable.State) -> None:
             logs.append(obj.log)
             obj.release.set()  # would resume the event, were it not cancelled first
             ctx.abort("stop")
