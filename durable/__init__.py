@@ -14,8 +14,9 @@ Layering (a module may import only from the layers below it; nothing imports upw
     3  _namespace, _stub                             ids and stubs -> hosts
     2  _host, _alarms, _hibernation                  one object's lifecycle: events, gates, resets, sockets
     1  _state, _storage, _sql, _counter              what an object sees: ctx, storage, SQL; the reference object
+       _background                                   an object's block_concurrency_while and wait_until work
     0  _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases, _exceptions, _history,
-       _websocket, _context
+       _websocket, _context, _output_gate, _eager
        (_sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of
        objects: _hibernation plugs the object layer into sockets through _websocket.ObjectHooks)
 """
