@@ -260,8 +260,15 @@ class ObjectHost:
         transaction's own call chain, A -> B -> A) is not held: its caller is part of the
         transaction, whose commit waits for it, as ``before_outgoing`` does for calls going out.
         """
+        output = self.output
+        if output.batch is None:  # nothing to wait for (the common case of a call that wrote nothing)
+            if is_error:
+                fut.set_exception(value)
+            else:
+                fut.set_result(value)
+            return
         inside = bool(self.db.savepoint_depth) and self.state is not None and self.state.storage.inside_transaction()
-        self.output.deliver(fut, value, is_error, hold=not inside)
+        output.deliver(fut, value, is_error, hold=not inside)
 
     def before_outgoing(self) -> asyncio.Future[None] | None:
         """What a call this object makes now must wait for: the commit of its earlier writes.
