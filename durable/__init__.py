@@ -18,11 +18,13 @@ keep its shape: a layer starts with its number and its modules, the role follows
     5  _runtime                      -- runtime, env bindings, eviction, the storage directory
     4  _namespace, _stub             -- ids and stubs -> hosts
     3  _host, _alarms, _hibernation  -- one object's lifecycle: events, gates, resets, sockets
-    2  _state, _storage, _counter    -- what an object sees: ctx, storage and kv; the reference object
+    2  _state, _storage, _counter, _background
+           -- what an object sees: ctx, storage and kv; the reference object; block_concurrency_while
+              and wait_until work
     1  _sql, _directory              -- ctx.storage.sql: the connection, rows, cursors; the storage directory
            (path lock, metadata database, alarm index, object names, file naming and removal)
     0  _sql_rules, _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases,
-       _exceptions, _history, _websocket, _context, _util
+       _exceptions, _history, _websocket, _context, _util, _output_gate, _eager
            -- building blocks: SQL rules, the database, values, gates, ids, time, HTTP, sockets
 
 _sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of objects:

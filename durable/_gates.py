@@ -61,6 +61,7 @@ class InputGate:
 
     @property
     def locked(self) -> bool:
+        """Whether a ``block_concurrency_while`` or ``transaction()`` holds the gate closed."""
         return bool(self._locks)
 
     @property

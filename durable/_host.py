@@ -33,26 +33,22 @@ import asyncio
 import contextvars
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from types import CoroutineType, FunctionType
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
 
 from . import _context
 from ._codec import clone
-from ._exceptions import (
-    ConnectionClosedError,
-    DurableError,
-    ObjectAbortedError,
-    ObjectResetError,
-    OverloadedError,
-    copy_remote_exception,
-)
-from ._gates import GateLock, InputGate, held_locks
+from ._background import BackgroundWork
+from ._eager import EventCall, start_eagerly
+from ._exceptions import ConnectionClosedError, ObjectAbortedError, OverloadedError, copy_remote_exception
+from ._gates import InputGate
 from ._history import History
 from ._id import DurableObjectId
 from ._limits import Limits
-from ._object import RESERVED_METHODS, AlarmInfo, DurableObject
+from ._object import AlarmInfo, DurableObject, call_fetch, call_method, check_response, read_property, rpc_table
+from ._output_gate import OutputGate, commit_failed, reset_copy
 from ._sqlite import ObjectDatabase
 from ._state import State
 from ._storage import Done
@@ -61,7 +57,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._hibernation import HibernationManager, SocketRegistry
 
-__all__ = ["ObjectHost", "current_host", "resolve_rpc"]
+__all__ = ["EventKind", "ObjectHost", "current_host"]
 
 log = logging.getLogger("durable")
 
@@ -69,9 +65,6 @@ T = TypeVar("T")
 
 current_host: ContextVar[ObjectHost | None] = _context.current_host
 """The object whose code is running in the current task (None outside any object)."""
-
-BCW_TIMEOUT = 30.0
-"""Seconds a ``block_concurrency_while`` callback may run before the object is reset."""
 
 _CLOSED_MESSAGE = (
     "Connection closed: this Durable Object instance is no longer active. Reconnect or retry the request."
@@ -104,164 +97,8 @@ class HostRuntime(Protocol):
         """``host`` committed ``when_ms`` as its alarm (``None``: none)."""
 
 
-class _Batch:
-    """Writes since the last commit, and what waits for them to be durable.
-
-    ``held`` are results the output gate holds: the commit delivers them straight to their callers'
-    futures (no task wakes up just to pass a result on). ``waiters`` are futures of code that
-    awaits durability (``sync()``, calls to other objects); each has its own, so a waiter that is
-    cancelled never disturbs the others.
-    """
-
-    __slots__ = ("gated", "held", "waiters")
-
-    def __init__(self) -> None:
-        self.gated = False
-        self.held: list[tuple[asyncio.Future[Any], Any, bool]] = []
-        self.waiters: list[asyncio.Future[None]] = []
-
-    def waiter(self) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiters.append(fut)
-        return fut
-
-    def succeed(self) -> None:
-        for fut, value, is_error in self.held:
-            _resolve(fut, value, is_error)
-        for waiter in self.waiters:
-            _resolve(waiter, None, False)
-
-    def fail(self, error: BaseException) -> None:
-        for fut, _, _ in self.held:
-            _resolve(fut, _reset_copy(error), True)
-        for waiter in self.waiters:
-            _resolve(waiter, _reset_copy(error), True)
-
-
-def _resolve(fut: asyncio.Future[Any], value: Any, is_error: bool) -> None:
-    if fut.done():
-        return
-    try:
-        if is_error:
-            fut.set_exception(value)
-        else:
-            fut.set_result(value)
-    except RuntimeError:
-        pass  # made on an event loop that is closed now: nobody can be waiting for it
-
-
-class _Call:
-    __slots__ = ("fut", "task")
-
-    def __init__(self, fut: asyncio.Future[Any], task: asyncio.Task[Any] | None) -> None:
-        self.fut = fut
-        self.task = task
-
-
-def _reset_copy(error: BaseException) -> BaseException:
-    copy = copy_remote_exception(error)
-    if not isinstance(copy, DurableError):
-        copy.durable_object_reset = True  # type: ignore[attr-defined]
-    for flag in ("overloaded", "retryable"):
-        if getattr(error, flag, False):
-            setattr(copy, flag, True)
-    copy.__cause__ = error.__cause__
-    return copy
-
-
-def _retrieve(fut: asyncio.Future[Any]) -> None:
-    # Mark a future's exception as seen, so asyncio does not log "exception never retrieved".
-    if not fut.cancelled():
-        fut.exception()
-
-
-async def _drive(
-    host: ObjectHost, call: _Call, coro: Coroutine[Any, Any, Any], yielded: Any, gen: int, raw: bool = False
-) -> None:
-    """Continue an eagerly started event that suspended, stepping its coroutine as a task would.
-
-    The coroutine yielded ``yielded`` (a future it waits for, or None to let the loop turn). Wait
-    for that, then resume it; it reads the future's outcome itself. If this task is cancelled
-    (the object was reset), the cancellation reaches the coroutine the way a task's would; so it
-    does if the object was reset (generation ``gen`` ended) before this task began.
-
-    ``coro`` is an ``_event`` coroutine, or with ``raw`` the RPC method's own coroutine (the fast
-    path of ``call_rpc``), whose outcome this then delivers.
-    """
-    call.task = asyncio.current_task()
-    cancel = gen != host.gen
-    while True:
-        if not cancel:
-            try:
-                if yielded is None:
-                    await asyncio.sleep(0)
-                else:
-                    # What Task.__step does with a yielded future: mark it as taken over, so that
-                    # awaiting it here (and the coroutine's own await resuming) is legitimate.
-                    yielded._asyncio_future_blocking = False
-                    await yielded
-            except asyncio.CancelledError:
-                # This task itself was cancelled, unless the future was (the coroutine sees that).
-                cancel = yielded is None or not yielded.cancelled()
-            except BaseException:
-                pass  # the future failed: the coroutine raises it when resumed
-        host.steps += 1
-        try:
-            if cancel:
-                cancel = False
-                yielded = coro.throw(asyncio.CancelledError())
-            else:
-                yielded = coro.send(None)
-        except StopIteration as stop:
-            if raw:
-                host._settle(call.fut, gen, stop.value, None)
-                host._event_ended(call)
-            return
-        except BaseException as exc:
-            if not raw:
-                raise
-            host._settle(call.fut, gen, None, exc)
-            host._event_ended(call)
-            return
-        finally:
-            host.step_done()
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
-
-
-_Resolved = tuple[Any, object, "bool | None"]
-"""(the attribute RPC reaches, what ``getattr(class, name)`` gave then, and for a plain function
-whether it is ``async def``; None for any other attribute)."""
-
-_rpc_cache: dict[type, dict[str, _Resolved]] = {}
-"""Per class, by name: what ``resolve_rpc`` found (``call_rpc`` reads it too)."""
-
-
-def resolve_rpc(cls: type, name: str) -> object:
-    """The class attribute ``name`` that RPC may reach on ``cls``, or raise Cloudflare's TypeError.
-
-    Reachable: public names defined on the class or its bases below :class:`DurableObject`. Not:
-    names starting with ``_``, instance attributes, ``fetch`` (only through ``stub.fetch``) and the
-    reserved handler names.
-    """
-    table = _rpc_cache.setdefault(cls, {})
-    found = table.get(name)
-    if found is not None and getattr(cls, name, None) is found[1]:
-        return found[0]  # unless the class was changed since (a test's monkeypatch.setattr)
-    if name in RESERVED_METHODS:
-        raise TypeError(f"'{name}' is a reserved method and cannot be called over RPC.")
-    if not name.startswith("_") and name != "fetch":
-        for klass in cls.__mro__:
-            if klass is DurableObject or klass is object:
-                break
-            if name in klass.__dict__:
-                attr = klass.__dict__[name]
-                is_async = inspect.iscoroutinefunction(attr) if type(attr) is FunctionType else None
-                table[name] = (attr, getattr(cls, name, None), is_async)
-                return attr
-    raise TypeError(f'The RPC receiver does not implement the method "{name}".')
+EventKind = Literal["rpc", "get", "fetch", "alarm", "run"]
+"""What an event is: an RPC call, a property read over RPC, a fetch, an alarm, or test code run in the object."""
 
 
 class ObjectHost:
@@ -287,24 +124,21 @@ class ObjectHost:
         self.kv_backed = kv_backed
         self.limits = limits
         self.has_alarm_handler = callable(getattr(cls, "alarm", None))
-        self._rpc = _rpc_cache.setdefault(cls, {})
+        self._rpc = rpc_table(cls)
         self.gen = 0
         self.gate = InputGate()
         self.instance: DurableObject | None = None
         self.state: State | None = None
-        self.batch: _Batch | None = None
-        self._flush_handle: asyncio.Handle | None = None
-        self._flush_loop: asyncio.AbstractEventLoop | None = None
+        self.output = OutputGate(self._flush)
         self.steps = 0
         """Synchronous steps of events running right now (nested when events call back in)."""
-        self.calls: set[_Call] = set()
+        self.calls: set[EventCall] = set()
         self.pending = 0
-        self._tasks: set[asyncio.Future[Any]] = set()  # bCW callbacks and wait_until work
+        self.background = BackgroundWork(self, runtime.clock)
         self._broken: BaseException = ConnectionClosedError(_CLOSED_MESSAGE)
         self.alarm_running = False
         self.alarm_reset = False
         self._alarm_dirty = False
-        self._bcw_timeouts: dict[asyncio.Task[Any], BaseException] = {}
         self.pins = 0
         """Connections that keep the object busy (WebSockets accepted with ``accept()`` in it)."""
 
@@ -314,7 +148,7 @@ class ObjectHost:
     @property
     def busy(self) -> bool:
         """Whether anything runs or waits in this object (it may not be evicted then)."""
-        return bool(self.pending or self._tasks or self.gate.locked or self.db.savepoint_depth or self.pins)
+        return bool(self.pending or self.background.tasks or self.gate.locked or self.db.savepoint_depth or self.pins)
 
     # -- what the hibernation manager asks (durable._hibernation) ------------------------------
 
@@ -331,12 +165,12 @@ class ObjectHost:
     @property
     def background_work(self) -> bool:
         """Whether ``wait_until`` work or a ``block_concurrency_while`` callback is pending."""
-        return bool(self._tasks)
+        return bool(self.background.tasks)
 
     def event_tasks(self) -> set[asyncio.Future[Any]]:
         """The tasks that run this object's events and background work (not the object's own tasks)."""
         running: set[asyncio.Future[Any]] = {call.task for call in self.calls if call.task is not None}
-        running.update(self._tasks)
+        running.update(self.background.tasks)
         return running
 
     def maybe_idle(self) -> None:
@@ -356,22 +190,18 @@ class ObjectHost:
 
     def check_live(self, generation: int) -> None:
         if generation != self.gen:
-            raise _reset_copy(self._broken)
+            raise reset_copy(self._broken)
         _context.check_owner(self)  # ctx or storage used from outside the object?
 
     def now_ms(self) -> int:
         return self.runtime.clock.time_ms()
 
     def wrote(self, gated: bool) -> None:
-        batch = self.batch
-        if batch is None:
-            batch = self.batch = _Batch()
-        if gated:
-            batch.gated = True
+        self.output.wrote(gated)
         if not self.steps:
             # A write outside any event step (a background task, a block_concurrency_while
             # callback, test code): commit once this turn ends. Inside a step, step_done() decides.
-            self._schedule_flush()
+            self.output.schedule_commit()
 
     def alarm_written(self) -> None:
         self._alarm_dirty = True
@@ -384,28 +214,14 @@ class ObjectHost:
         return stored
 
     def commit_waiter(self) -> Awaitable[None]:
-        batch = self.batch
-        if batch is None:
-            return Done(None)
-        return batch.waiter()
+        waiter = self.output.commit_waiter()
+        return Done(None) if waiter is None else waiter
 
     def transaction_ended(self) -> None:
         if self.db.in_transaction:
             self.wrote(False)
 
     # -- commits -------------------------------------------------------------------------------
-
-    def _schedule_flush(self) -> None:
-        """Commit when this loop turn ends; a flush already scheduled on this loop will do."""
-        loop = asyncio.get_running_loop()
-        if self._flush_handle is None or self._flush_loop is not loop:
-            # (A flush left on another loop, one that stopped before running it, never runs.)
-            self._flush_handle = loop.call_soon(self._flush_scheduled)
-            self._flush_loop = loop
-
-    def _flush_scheduled(self) -> None:
-        self._flush_handle = None
-        self._flush()
 
     def flush_now(self) -> None:
         """Commit at once, if writes wait and no event step runs: someone awaits a held result.
@@ -414,7 +230,7 @@ class ObjectHost:
         makes it now, so an awaited call costs no loop turn. Within a step, nothing is done (the
         step's writes are not complete).
         """
-        if self.batch is not None and not self.steps:
+        if self.output.batch is not None and not self.steps:
             self._flush()
 
     def _flush(self) -> None:
@@ -426,7 +242,7 @@ class ObjectHost:
         db = self.db
         if db.savepoint_depth:
             return  # transaction_ended() schedules the commit
-        batch, self.batch = self.batch, None
+        batch = self.output.take()
         alarm_dirty, self._alarm_dirty = self._alarm_dirty, False
         alarm = db.get_alarm() if alarm_dirty else None
         try:
@@ -434,17 +250,7 @@ class ObjectHost:
                 self.runtime.alarm_before_commit(self, alarm)
             db.commit()
         except BaseException as exc:
-            if isinstance(exc, DurableError) and getattr(exc, "code", None) == "SQLITE_CONSTRAINT":
-                # Deferred constraints violated at COMMIT (a SqlError from ObjectDatabase.commit):
-                # workerd's wording for this reset.
-                message = (
-                    "Durable Object was reset and rolled back to its last known good state because the "
-                    f"application left the database in a state where constraints were violated: {exc}"
-                )
-            else:
-                message = f"Durable Object reset because its storage commit failed: {type(exc).__name__}: {exc}"
-            error = ObjectResetError(message)
-            error.__cause__ = exc
+            error = commit_failed(exc)
             log.error("durable: commit failed for %r; the object is reset", self.id, exc_info=exc)
             if batch is not None:
                 batch.fail(error)
@@ -462,15 +268,15 @@ class ObjectHost:
         transaction's own call chain, A -> B -> A) is not held: its caller is part of the
         transaction, whose commit waits for it, as ``before_outgoing`` does for calls going out.
         """
-        batch = self.batch
-        if batch is not None and batch.gated and not (
-            self.db.savepoint_depth and self.state is not None and self.state.storage.inside_transaction()
-        ):
-            batch.held.append((fut, value, is_error))
-        elif is_error:
-            fut.set_exception(value)
-        else:
-            fut.set_result(value)
+        output = self.output
+        if output.batch is None:  # nothing to wait for (the common case of a call that wrote nothing)
+            if is_error:
+                fut.set_exception(value)
+            else:
+                fut.set_result(value)
+            return
+        inside = bool(self.db.savepoint_depth) and self.state is not None and self.state.storage.inside_transaction()
+        output.deliver(fut, value, is_error, hold=not inside)
 
     def before_outgoing(self) -> asyncio.Future[None] | None:
         """What a call this object makes now must wait for: the commit of its earlier writes.
@@ -479,16 +285,15 @@ class ObjectHost:
         (output gate). Inside a ``transaction()`` the commit waits for the closure, so waiting
         would deadlock; the call goes out and the transaction's writes commit when it ends.
         """
-        batch = self.batch
-        if self.db.savepoint_depth or batch is None or not batch.gated:
+        if self.db.savepoint_depth:
             return None
-        return batch.waiter()
+        return self.output.outgoing_waiter()
 
     # -- events --------------------------------------------------------------------------------
 
     def invoke(
         self,
-        kind: str,
+        kind: EventKind,
         name: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -508,21 +313,11 @@ class ObjectHost:
             loop = fut.get_loop()
         self.pending += 1
         runtime.host_busy(self)
-        # Eager start (what Python 3.12 calls an eager task): the event runs right here, in a copy
-        # of the caller's context, until it first suspends; only then does a task take it over.
-        # An event that never suspends (most storage-only handlers) costs no task and no loop turn.
-        call = _Call(fut, None)
-        gen = self.gen
-        coro = self._event(call, kind, name, args, kwargs)
-        context = contextvars.copy_context()
-        self.steps += 1
-        try:
-            yielded = context.run(coro.send, None)
-        except StopIteration:
-            return fut
-        finally:
-            self.step_done()
-        loop.create_task(_drive(self, call, coro, yielded, gen), context=context)
+        # Eager start (durable._eager): the event runs right here, in a copy of the caller's
+        # context, until it first suspends; only then does a task take it over. An event that
+        # never suspends (most storage-only handlers) costs no loop turn.
+        call = EventCall(fut)
+        start_eagerly(self, call, self._event(call, kind, name, args, kwargs), loop, contextvars.copy_context())
         return fut
 
     def call_rpc(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], fut: asyncio.Future[Any]) -> None:
@@ -530,7 +325,7 @@ class ObjectHost:
 
         The same as ``invoke("rpc", ...)``, on a shorter path for the common case (a live
         instance, an open gate, a plain method called before): the method's own coroutine is
-        stepped here, with no event coroutine around it. Anything else goes through ``invoke``.
+        started here, with no gate or dispatch work around it. Anything else goes through ``invoke``.
         """
         entry = self._rpc.get(name)
         if entry is not None and (entry[2] is None or getattr(self.cls, name, None) is not entry[1]):
@@ -548,35 +343,27 @@ class ObjectHost:
         ):
             self.invoke("rpc", name, args, kwargs, fut)
             return
-        func, _, is_async = entry
         self.pending += 1
-        gen = self.gen
-        context = contextvars.copy_context()
-        context.run(current_host.set, self)
-        self.steps += 1
+        call = EventCall(fut)
+        event = self._rpc_event(call, self.gen, instance, entry[0], args, kwargs)
+        start_eagerly(self, call, event, fut.get_loop(), contextvars.copy_context())
+
+    async def _rpc_event(
+        self, call: EventCall, gen: int, instance: DurableObject, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """``call_rpc``'s event: call the plain method ``func``, deliver its outcome."""
+        current_host.set(self)
+        self.calls.add(call)
         try:
-            if is_async:
-                coro = func(instance, *args, **kwargs)
-            else:
-                result = context.run(func, instance, *args, **kwargs)
-                coro = _awaited(result) if inspect.isawaitable(result) else None
-            if coro is not None:
-                try:
-                    result = context.run(coro.send, None)
-                except StopIteration as stop:
-                    result = stop.value
-                else:  # suspended: a task takes the rest over
-                    call = _Call(fut, None)
-                    self.calls.add(call)
-                    fut.get_loop().create_task(_drive(self, call, coro, result, gen, True), context=context)
-                    return
+            result = func(instance, *args, **kwargs)
+            if type(result) is CoroutineType or inspect.isawaitable(result):
+                result = await result
         except BaseException as exc:
-            self._settle(fut, gen, None, exc)
+            self._settle(call.fut, gen, None, exc)
         else:
-            self._settle(fut, gen, result, None)
+            self._settle(call.fut, gen, result, None)
         finally:
-            self.step_done()
-        self._event_ended(None)
+            self._event_ended(call)
 
     def _settle(self, fut: asyncio.Future[Any], gen: int, value: Any, error: BaseException | None) -> None:
         """Deliver an RPC event's outcome: its result (copied), or the error it raised."""
@@ -584,7 +371,7 @@ class ObjectHost:
             try:
                 value = clone(value)
                 if gen != self.gen:
-                    raise _reset_copy(self._broken)
+                    raise reset_copy(self._broken)
             except BaseException as exc:
                 error = exc
             else:
@@ -597,17 +384,16 @@ class ObjectHost:
         if fut.done():
             return
         if gen != self.gen:
-            fut.set_exception(_reset_copy(self._broken))
+            fut.set_exception(reset_copy(self._broken))
         elif isinstance(error, asyncio.CancelledError):
             fut.set_exception(ConnectionClosedError(_CLOSED_MESSAGE))
         else:
             self._deliver(fut, copy_remote_exception(error), True)  # errors are responses too
 
-    def _event_ended(self, call: _Call | None) -> None:
-        if call is not None:
-            self.calls.discard(call)
+    def _event_ended(self, call: EventCall) -> None:
+        self.calls.discard(call)
         self.pending -= 1
-        if not (self.pending or self._tasks or self.gate.locked or self.db.savepoint_depth or self.pins):  # not busy
+        if not (self.pending or self.background.tasks or self.gate.locked or self.db.savepoint_depth or self.pins):  # not busy
             self.runtime.host_idle(self)
 
     def step_done(self) -> None:
@@ -619,9 +405,9 @@ class ObjectHost:
         (``flush_now``): then no loop turn passes.
         """
         self.steps -= 1
-        if self.steps or self.batch is None:
+        if self.steps or self.output.batch is None:
             return
-        self._schedule_flush()
+        self.output.schedule_commit()
 
     async def _enter(self) -> int:
         """Wait at the gate, build the instance if needed; returns the generation entered."""
@@ -641,18 +427,16 @@ class ObjectHost:
                 self._begin_session()
             instance = self.cls(state, self.runtime.env)
         except BaseException as exc:
-            error = copy_remote_exception(exc)
-            if not isinstance(error, DurableError):
-                error.durable_object_reset = True  # type: ignore[attr-defined]
+            error = reset_copy(exc, keep_cause=False)
             log.warning("durable: constructor of %s raised; the object is reset", self.cls.__name__, exc_info=exc)
             self.reset(error)
             raise error from None
         if gen != self.gen:  # the constructor itself reset the object (abort)
-            raise _reset_copy(self._broken)
+            raise reset_copy(self._broken)
         self.state = state
         self.instance = instance
 
-    async def _event(self, call: _Call, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    async def _event(self, call: EventCall, kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         current_host.set(self)
         fut = call.fut
         gen = self.gen
@@ -669,9 +453,9 @@ class ObjectHost:
             if kind == "rpc" or kind == "get":
                 result = clone(result)
             elif kind == "fetch":
-                self._check_response(result)
+                check_response(result)
             if gen != self.gen:
-                raise _reset_copy(self._broken)
+                raise reset_copy(self._broken)
             if not fut.done():
                 self._deliver(fut, result, False)  # held until the commit that step_done() makes
         except BaseException as exc:
@@ -692,30 +476,15 @@ class ObjectHost:
             self.runtime.alarm_before_commit(self, alarm)
             self.runtime.alarm_after_commit(self, alarm)
 
-    def _dispatch(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _dispatch(self, kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         instance = self.instance
         assert instance is not None
         if kind == "rpc":
-            attr = resolve_rpc(self.cls, name)  # raises for a name RPC may not reach
-            # Class attributes only, as Cloudflare reaches prototype methods only.
-            get = getattr(type(attr), "__get__", None)
-            value = get(attr, instance, self.cls) if get is not None else attr
-            if not callable(value):
-                raise TypeError(f'"{name}" is not a function.')
-            return value(*args, **kwargs)
+            return call_method(self.cls, instance, name, args, kwargs)
         if kind == "get":
-            attr = resolve_rpc(self.cls, name)
-            if inspect.isfunction(attr):
-                raise TypeError(f'"{name}" is a method: call it, as `await stub.{name}(...)`.')
-            return getattr(instance, name)
+            return read_property(self.cls, instance, name)
         if kind == "fetch":
-            handler = getattr(instance, "fetch", None)
-            if handler is None or not callable(handler):
-                raise TypeError(  # workerd's text first, so it can be searched for
-                    f"Handler does not export a fetch() function. (Durable Object class {self.cls.__name__} "
-                    "has no fetch() handler: define `async def fetch(self, request)` to receive stub.fetch() calls.)"
-                )
-            return handler(*args)
+            return call_fetch(self.cls, instance, args[0])
         if kind == "alarm":
             self.alarm_running = True
             self.alarm_reset = False
@@ -735,99 +504,22 @@ class ObjectHost:
             self.alarm_written()
             self.wrote(True)
 
-    @staticmethod
-    def _check_response(result: object) -> None:
-        from ._http import Response
-
-        if not isinstance(result, Response):
-            raise TypeError(
-                "Incorrect type for Promise: the Promise did not resolve to 'Response'. "
-                f"(fetch() returned {type(result).__name__}; return a durable.Response)"
-            )
-        result._hand_over()  # a WebSocket end leaves the object now (workerd: when returned)
-
-    # -- concurrency control -------------------------------------------------------------------
+    # -- background work (durable._background) ------------------------------------------------
 
     def block_concurrency_while(self, callback: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
-        if not callable(callback):
-            raise TypeError(f"block_concurrency_while() takes a callable, not {type(callback).__name__}")
-        gate = self.gate
-        lock, held = gate.close_for("blockConcurrencyWhile()")
-        task = asyncio.get_running_loop().create_task(self._run_bcw(callback, gate, lock, held, self.gen))
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        task.add_done_callback(_retrieve)
-        return task
-
-    async def _run_bcw(
-        self, callback: Callable[[], Awaitable[T]], gate: InputGate, lock: GateLock, held: frozenset[GateLock], gen: int
-    ) -> T:
-        held_locks.set(held)
-        current_host.set(self)
-        task = asyncio.current_task()
-        assert task is not None
-        clock = self.runtime.clock
-        timer = clock.call_at(clock.time() + BCW_TIMEOUT, lambda: self._bcw_timeout(task, gen))
-        try:
-            pending: Any = callback()  # a plain (non-async) callable is tolerated too
-            if inspect.isawaitable(pending):
-                pending = await pending
-            return pending  # type: ignore[no-any-return]
-        except asyncio.CancelledError:
-            timeout_error = self._bcw_timeouts.pop(task, None)
-            if timeout_error is not None:
-                raise _reset_copy(timeout_error) from None
-            raise
-        except BaseException as exc:
-            if gen == self.gen:
-                error = copy_remote_exception(exc)
-                if not isinstance(error, DurableError):
-                    error.durable_object_reset = True  # type: ignore[attr-defined]
-                log.warning("durable: blockConcurrencyWhile() callback raised; the object is reset", exc_info=exc)
-                self.reset(error)
-            raise
-        finally:
-            timer.cancel()
-            gate.unlock(lock)
-
-    def _bcw_timeout(self, task: asyncio.Task[Any], gen: int) -> None:
-        if task.done() or gen != self.gen:
-            return
-        error = ObjectResetError(
-            "A call to blockConcurrencyWhile() in a Durable Object waited for too long. "
-            "The call was canceled and the Durable Object was reset."
-        )
-        error.overloaded = True
-        self._bcw_timeouts[task] = error
-        self.reset(error)
-        task.cancel()
+        """``ctx.block_concurrency_while``: run ``callback`` with the input gate closed."""
+        return self.background.block_concurrency_while(callback)
 
     def wait_until(self, work: Awaitable[Any]) -> None:
+        """``ctx.wait_until``: keep the object busy until ``work`` ends (its code only)."""
         _context.check_owner(self)
-        if not inspect.isawaitable(work):
-            raise TypeError(f"wait_until() takes an awaitable, not {type(work).__name__}")
-        fut = asyncio.ensure_future(work)
-        self._tasks.add(fut)
-        fut.add_done_callback(self._task_done)
-        fut.add_done_callback(self._log_background_error)
-        if self.alarm_running:
-            # Started by an alarm, hence by a timer: a mock clock's advance() waits for it too.
-            self.runtime.clock.track(fut)
-
-    def _task_done(self, fut: asyncio.Future[Any]) -> None:
-        self._tasks.discard(fut)
-        if not self.busy:
-            self.runtime.host_idle(self)
-
-    def _log_background_error(self, fut: asyncio.Future[Any]) -> None:
-        if not fut.cancelled() and (exc := fut.exception()) is not None:
-            log.error("durable: work passed to wait_until() in %r raised", self.id, exc_info=exc)
+        self.background.wait_until(work)
 
     def abort(self, reason: str | None, gen: int) -> NoReturn:
         self.check_live(gen)
         error = ObjectAbortedError(reason if reason is not None else "Application called abort() to reset Durable Object.")
         self.reset(error)
-        raise _reset_copy(error)
+        raise reset_copy(error)
 
     def drop_alarm(self, scheduled_ms: int) -> None:
         """Delete the stored alarm if it is still the one set for ``scheduled_ms`` (given up)."""
@@ -850,22 +542,17 @@ class ObjectHost:
         old_gate.break_(error)
         self.db.rollback()
         self._alarm_dirty = False
-        batch, self.batch = self.batch, None
-        if batch is not None:
-            batch.fail(error)
+        self.output.fail(error)
         self.instance = None
         self.state = None
         current = asyncio.current_task()
         calls, self.calls = self.calls, set()
         for call in calls:
             if not call.fut.done():
-                call.fut.set_exception(_reset_copy(error))
+                call.fut.set_exception(reset_copy(error))
             if call.task is not None and call.task is not current:
                 call.task.cancel()
-        tasks, self._tasks = self._tasks, set()
-        for task in tasks:
-            if task is not current and task not in self._bcw_timeouts:
-                task.cancel()
+        self.background.cancel_all()
 
     def evict(self) -> None:
         """Drop the instance but keep its storage: committed writes stay, the next event rebuilds.
@@ -884,6 +571,6 @@ class ObjectHost:
         """Commit what can be committed and close the database (runtime shutdown)."""
         if self.db.in_transaction and not self.db.savepoint_depth:
             self._flush()
-        if self.instance is not None or self.calls or self._tasks:
+        if self.instance is not None or self.calls or self.background.tasks:
             self._end_generation(ConnectionClosedError(_CLOSED_MESSAGE))
         self.db.close()

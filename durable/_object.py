@@ -9,6 +9,9 @@ too, at the bottom layer, so that what an object receives needs nothing of the r
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import weakref
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, final
 
 from ._aliases import camel_aliases
@@ -16,7 +19,19 @@ from ._aliases import camel_aliases
 if TYPE_CHECKING:
     from ._state import State
 
-__all__ = ["RESERVED_METHODS", "AlarmInfo", "DurableObject", "Env", "bind"]
+__all__ = [
+    "RESERVED_METHODS",
+    "AlarmInfo",
+    "DurableObject",
+    "Env",
+    "bind",
+    "call_fetch",
+    "call_method",
+    "check_response",
+    "read_property",
+    "resolve_rpc",
+    "rpc_table",
+]
 
 RESERVED_METHODS = frozenset(
     {
@@ -32,6 +47,106 @@ RESERVED_METHODS = frozenset(
     }
 )
 """Handler names that can never be called over RPC (Cloudflare's reserved methods)."""
+
+RpcEntry = tuple[Any, object, "bool | None"]
+"""What :func:`resolve_rpc` found for one name: the attribute RPC reaches, what ``getattr(class,
+name)`` gave then (to see a later change to the class), and for a plain function whether it is
+``async def`` (None for any other attribute)."""
+
+_rpc_cache: weakref.WeakKeyDictionary[type, dict[str, RpcEntry]] = weakref.WeakKeyDictionary()
+"""Per class, by name: what :func:`resolve_rpc` found. Weak, so that a class dropped by its
+module (one made in a test) is not kept alive by having been called."""
+
+
+def rpc_table(cls: type) -> dict[str, RpcEntry]:
+    """The names :func:`resolve_rpc` has resolved on ``cls`` so far (the host's fast path reads it).
+
+    The dict stays the same for as long as ``cls`` lives; it is filled as names are resolved.
+    """
+    table = _rpc_cache.get(cls)
+    if table is None:
+        table = _rpc_cache[cls] = {}
+    return table
+
+
+def resolve_rpc(cls: type, name: str) -> object:
+    """The class attribute ``name`` that RPC may reach on ``cls``, or raise Cloudflare's TypeError.
+
+    Reachable: public names defined on the class or its bases below :class:`DurableObject`. Not:
+    names starting with ``_``, instance attributes, ``fetch`` (only through ``stub.fetch``) and the
+    reserved handler names (:data:`RESERVED_METHODS`).
+
+    Raises:
+        TypeError: ``'<name>' is a reserved method and cannot be called over RPC.``, or
+            ``The RPC receiver does not implement the method "<name>".``
+    """
+    table = rpc_table(cls)
+    found = table.get(name)
+    if found is not None and getattr(cls, name, None) is found[1]:
+        return found[0]  # unless the class was changed since (a test's monkeypatch.setattr)
+    if name in RESERVED_METHODS:
+        raise TypeError(f"'{name}' is a reserved method and cannot be called over RPC.")
+    if not name.startswith("_") and name != "fetch":
+        for klass in cls.__mro__:
+            if klass is DurableObject or klass is object:
+                break
+            if name in klass.__dict__:
+                attr = klass.__dict__[name]
+                is_async = inspect.iscoroutinefunction(attr) if type(attr) is FunctionType else None
+                table[name] = (attr, getattr(cls, name, None), is_async)
+                return attr
+    raise TypeError(f'The RPC receiver does not implement the method "{name}".')
+
+
+def call_method(cls: type, instance: object, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call the RPC method ``name`` of ``instance`` (of class ``cls``); returns what it returns.
+
+    Raises ``TypeError`` as :func:`resolve_rpc` does, or ``"<name>" is not a function.``
+    """
+    attr = resolve_rpc(cls, name)  # raises for a name RPC may not reach
+    # Class attributes only, as Cloudflare reaches prototype methods only.
+    get = getattr(type(attr), "__get__", None)
+    value = get(attr, instance, cls) if get is not None else attr
+    if not callable(value):
+        raise TypeError(f'"{name}" is not a function.')
+    return value(*args, **kwargs)
+
+
+def read_property(cls: type, instance: object, name: str) -> Any:
+    """Read the property ``name`` of ``instance`` over RPC (``await stub.name``).
+
+    Raises ``TypeError`` as :func:`resolve_rpc` does, or for a method (which must be called).
+    """
+    attr = resolve_rpc(cls, name)
+    if inspect.isfunction(attr):
+        raise TypeError(f'"{name}" is a method: call it, as `await stub.{name}(...)`.')
+    return getattr(instance, name)
+
+
+def call_fetch(cls: type, instance: object, request: Any) -> Any:
+    """Call ``instance``'s ``fetch`` handler with ``request``; ``TypeError`` (workerd's text) if it has none."""
+    handler = getattr(instance, "fetch", None)
+    if handler is None or not callable(handler):
+        raise TypeError(  # workerd's text first, so it can be searched for
+            f"Handler does not export a fetch() function. (Durable Object class {cls.__name__} "
+            "has no fetch() handler: define `async def fetch(self, request)` to receive stub.fetch() calls.)"
+        )
+    return handler(request)
+
+
+def check_response(result: object) -> None:
+    """Check that a ``fetch`` handler returned a ``durable.Response`` (workerd's TypeError if not).
+
+    The response's WebSocket end, if any, leaves the object now (workerd: when returned).
+    """
+    from ._http import Response, hand_over
+
+    if not isinstance(result, Response):
+        raise TypeError(
+            "Incorrect type for Promise: the Promise did not resolve to 'Response'. "
+            f"(fetch() returned {type(result).__name__}; return a durable.Response)"
+        )
+    hand_over(result)
 
 
 class DurableObject:

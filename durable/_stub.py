@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from ._codec import clone
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception
-from ._host import ObjectHost, current_host
+from ._host import EventKind, ObjectHost, current_host
 from ._id import DurableObjectId
 from ._util import NoPublicConstructor
 
@@ -103,7 +103,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             object.__setattr__(self, "_host_cache", host)
         return host
 
-    def _call(self, kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+    def _call(self, kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
         """The call as a coroutine; a call made by an object takes its output gate now.
 
         Made on another loop than the runtime's, or where no loop runs, the coroutine forwards
@@ -123,7 +123,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         self,
         caller: ObjectHost | None,
         held: asyncio.Future[None] | None,
-        kind: str,
+        kind: EventKind,
         name: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -523,6 +523,6 @@ def runtime_of(stub: Stub[Any]) -> Runtime:
     return stub._runtime
 
 
-def deliver(stub: Stub[Any], kind: str, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+def deliver(stub: Stub[Any], kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
     """Deliver an event of ``kind`` to ``stub``'s object as a call of the stub would (``Stub._call``)."""
     return stub._call(kind, name, args, kwargs)

@@ -22,7 +22,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("_namespace.py", "_create"): "NoPublicConstructor",
     ("_runtime.py", "_create"): "NoPublicConstructor",
     # asyncio internals reproduced on purpose (issue 12 item 6 keeps them in one place).
-    ("_host.py", "_asyncio_future_blocking"): "asyncio's Task stepping protocol",
+    ("_eager.py", "_asyncio_future_blocking"): "asyncio's Task stepping protocol",
     ("_stub.py", "_log_destroy_pending"): "asyncio.Task's flag for tasks ended with their loop",
     # Names that this module defines too, on another instance of its own class (the static rule
     # cannot tell them from another module's names of the same spelling).

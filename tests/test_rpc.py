@@ -419,3 +419,33 @@ class TestClockInsideObjects:
             assert await testing.run_in_object(stub, lambda obj, ctx: ctx.now_ms()) == 1_700_000_000_000
             await clock.advance(2.5)
             assert await testing.run_in_object(stub, lambda obj, ctx: ctx.now_ms()) == 1_700_000_002_500
+
+
+class TestResolveCache:
+    def test_a_resolved_class_is_not_kept_alive(self) -> None:
+        """The RPC resolution cache holds classes weakly: a class made in a test can be collected."""
+        import weakref
+
+        from durable._object import _rpc_cache, resolve_rpc, rpc_table
+
+        class Ephemeral(durable.DurableObject):
+            def ping(self) -> str:
+                return "pong"
+
+        assert resolve_rpc(Ephemeral, "ping") is Ephemeral.__dict__["ping"]
+        assert "ping" in rpc_table(Ephemeral)
+        assert Ephemeral in _rpc_cache
+        ref = weakref.ref(Ephemeral)
+        del Ephemeral
+        gc.collect()
+        assert ref() is None
+
+    def test_resolve_rpc_is_next_to_reserved_methods(self) -> None:
+        """resolve_rpc raises Cloudflare's TypeErrors for reserved, private and missing names."""
+        from durable._object import resolve_rpc
+
+        with pytest.raises(TypeError, match="'alarm' is a reserved method and cannot be called over RPC."):
+            resolve_rpc(Obj, "alarm")
+        with pytest.raises(TypeError, match='The RPC receiver does not implement the method "_private".'):
+            resolve_rpc(Obj, "_private")
+        assert resolve_rpc(Obj, "plain") is Obj.__dict__["plain"]

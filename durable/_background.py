@@ -1,0 +1,163 @@
+"""An object's background work: ``block_concurrency_while`` callbacks and ``wait_until`` work.
+
+Rules, and the Cloudflare behaviour each mirrors:
+
+- ``ctx.block_concurrency_while(callback)`` closes the object's input gate for as long as the
+  callback runs (no other event gets in, across any awaits); calls the callback makes that come
+  back to the object still get in (see ``durable._gates``). If the callback raises, or runs longer
+  than :data:`BCW_TIMEOUT` seconds, the object is reset (workerd: "A call to
+  blockConcurrencyWhile() in a Durable Object waited for too long"), the timeout error marked
+  ``overloaded``.
+- ``ctx.wait_until(work)`` keeps the object alive (not evicted, not hibernated) until ``work``
+  ends; its error, if any, is logged and goes nowhere else, as on Cloudflare.
+- A reset cancels all of it (:meth:`BackgroundWork.cancel_all`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from . import _context
+from ._exceptions import ObjectResetError
+from ._gates import GateLock, InputGate, held_locks
+from ._output_gate import reset_copy
+
+if TYPE_CHECKING:
+    from ._clock import Clock
+
+__all__ = ["BCW_TIMEOUT", "BackgroundHost", "BackgroundWork"]
+
+log = logging.getLogger("durable")
+
+T = TypeVar("T")
+
+BCW_TIMEOUT = 30.0
+"""Seconds a ``block_concurrency_while`` callback may run before the object is reset."""
+
+
+class BackgroundHost(Protocol):
+    """What background work needs of its object (implemented by ``ObjectHost``)."""
+
+    id: Any
+    gen: int
+    """The object's generation: work of an ended generation resets nothing."""
+    gate: InputGate
+    alarm_running: bool
+
+    def reset(self, error: BaseException) -> None:
+        """End the generation (its calls fail with a copy of ``error``)."""
+        ...
+
+    def maybe_idle(self) -> None:
+        """Tell the runtime the object is idle, if it is."""
+        ...
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    # Mark a future's exception as seen, so asyncio does not log "exception never retrieved".
+    if not fut.cancelled():
+        fut.exception()
+
+
+class BackgroundWork:
+    """The ``block_concurrency_while`` callbacks and ``wait_until`` work of one object."""
+
+    __slots__ = ("_clock", "_host", "_timeouts", "tasks")
+
+    def __init__(self, host: BackgroundHost, clock: Clock) -> None:
+        self._host = host
+        self._clock = clock
+        self.tasks: set[asyncio.Future[Any]] = set()
+        """What runs now: callbacks' tasks and ``wait_until`` work (the object is busy meanwhile)."""
+        self._timeouts: dict[asyncio.Task[Any], BaseException] = {}
+
+    def block_concurrency_while(self, callback: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+        """Run ``callback`` in a task of its own with the input gate closed; returns the task.
+
+        Raises ``TypeError`` if ``callback`` is not callable.
+        """
+        if not callable(callback):
+            raise TypeError(f"block_concurrency_while() takes a callable, not {type(callback).__name__}")
+        host = self._host
+        gate = host.gate
+        lock, held = gate.close_for("blockConcurrencyWhile()")
+        task = asyncio.get_running_loop().create_task(self._run(callback, gate, lock, held, host.gen))
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        task.add_done_callback(_retrieve)
+        return task
+
+    async def _run(
+        self, callback: Callable[[], Awaitable[T]], gate: InputGate, lock: GateLock, held: frozenset[GateLock], gen: int
+    ) -> T:
+        host = self._host
+        held_locks.set(held)
+        _context.current_host.set(host)
+        task = asyncio.current_task()
+        assert task is not None
+        clock = self._clock
+        timer = clock.call_at(clock.time() + BCW_TIMEOUT, lambda: self._timeout(task, gen))
+        try:
+            pending: Any = callback()  # a plain (non-async) callable is tolerated too
+            if inspect.isawaitable(pending):
+                pending = await pending
+            return pending  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            timeout_error = self._timeouts.pop(task, None)
+            if timeout_error is not None:
+                raise reset_copy(timeout_error) from None
+            raise
+        except BaseException as exc:
+            if gen == host.gen:
+                error = reset_copy(exc, keep_cause=False)
+                log.warning("durable: blockConcurrencyWhile() callback raised; the object is reset", exc_info=exc)
+                host.reset(error)
+            raise
+        finally:
+            timer.cancel()
+            gate.unlock(lock)
+
+    def _timeout(self, task: asyncio.Task[Any], gen: int) -> None:
+        host = self._host
+        if task.done() or gen != host.gen:
+            return
+        error = ObjectResetError(
+            "A call to blockConcurrencyWhile() in a Durable Object waited for too long. "
+            "The call was canceled and the Durable Object was reset."
+        )
+        error.overloaded = True
+        self._timeouts[task] = error
+        host.reset(error)
+        task.cancel()
+
+    def wait_until(self, work: Awaitable[Any]) -> None:
+        """Keep the object busy until ``work`` ends. Raises ``TypeError`` if it is not awaitable."""
+        if not inspect.isawaitable(work):
+            raise TypeError(f"wait_until() takes an awaitable, not {type(work).__name__}")
+        fut = asyncio.ensure_future(work)
+        self.tasks.add(fut)
+        fut.add_done_callback(self._done)
+        fut.add_done_callback(self._log_error)
+        if self._host.alarm_running:
+            # Started by an alarm, hence by a timer: a mock clock's advance() waits for it too.
+            self._clock.track(fut)
+
+    def _done(self, fut: asyncio.Future[Any]) -> None:
+        self.tasks.discard(fut)
+        self._host.maybe_idle()
+
+    def _log_error(self, fut: asyncio.Future[Any]) -> None:
+        if not fut.cancelled() and (exc := fut.exception()) is not None:
+            log.error("durable: work passed to wait_until() in %r raised", self._host.id, exc_info=exc)
+
+    def cancel_all(self) -> None:
+        """The object was reset: cancel its work (not the running task, nor a callback that timed out)."""
+        current = asyncio.current_task()
+        tasks, self.tasks = self.tasks, set()
+        for task in tasks:
+            if task is not current and task not in self._timeouts:
+                task.cancel()

@@ -1,0 +1,123 @@
+"""Eager start of an object's events: an event runs inside the call that delivers it.
+
+An event (an RPC call, a fetch, an alarm) starts at once, in the caller's stack, and moves to a
+task of its own only at its first suspension. An event that never suspends (most storage-only
+handlers) costs no loop turn, and its writes commit with the caller's turn; one that suspends keeps
+running even if its caller stops waiting (Cloudflare does not cancel a Durable Object's work when a
+client goes away).
+
+On Python 3.12 and later this is asyncio's own eager task (``asyncio.Task(..., eager_start=True)``).
+Python 3.11 has none, so :func:`_drive` reproduces it there by hand (the one place in the package
+that steps a coroutine itself). ``tests/test_eager.py`` proves that both behave alike.
+
+Layer 0: knows nothing of objects beyond the :class:`Stepping` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+__all__ = ["EAGER_TASKS", "EventCall", "Stepping", "start_eagerly"]
+
+EAGER_TASKS = sys.version_info >= (3, 12)
+"""Whether asyncio has eager tasks (Python 3.12+); if not, :func:`_drive` steps events by hand."""
+
+
+class Stepping(Protocol):
+    """What eager start needs of the object an event runs in (implemented by ``ObjectHost``)."""
+
+    steps: int
+    """Synchronous steps of its events running right now: writes made meanwhile commit at the step's end."""
+
+    gen: int
+    """Its generation: an event whose generation ended before its task began is cancelled at once."""
+
+    def step_done(self) -> None:
+        """An event's synchronous step ended (``steps`` was decremented by the caller's count)."""
+        ...
+
+
+class EventCall:
+    """One event in flight: the future its caller waits on and the task that runs it once suspended."""
+
+    __slots__ = ("fut", "task")
+
+    def __init__(self, fut: asyncio.Future[Any]) -> None:
+        self.fut = fut
+        self.task: asyncio.Task[Any] | None = None
+        """Set when the event suspended and a task took it over (None while it runs eagerly)."""
+
+
+def start_eagerly(
+    host: Stepping,
+    call: EventCall,
+    coro: Coroutine[Any, Any, None],
+    loop: asyncio.AbstractEventLoop,
+    context: contextvars.Context,
+) -> None:
+    """Run ``coro`` (an event, which never raises) in ``context`` until it first suspends, then in a task.
+
+    Its first step counts as one of ``host``'s steps; ``call.task`` is set to the task that
+    continues it, if it suspends.
+    """
+    host.steps += 1
+    if EAGER_TASKS:
+        try:
+            task = asyncio.Task(coro, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        finally:
+            host.step_done()
+        if not task.done():
+            call.task = task
+        return
+    try:
+        yielded = context.run(coro.send, None)
+    except StopIteration:
+        return
+    finally:
+        host.step_done()
+    loop.create_task(_drive(host, call, coro, yielded, host.gen), context=context)
+
+
+async def _drive(host: Stepping, call: EventCall, coro: Coroutine[Any, Any, None], yielded: Any, gen: int) -> None:
+    """Python 3.11 only: continue an eagerly started event that suspended, stepping it as a task would.
+
+    This reproduces what ``asyncio.Task.__step`` does with the coroutine it runs (and what
+    ``eager_start=True`` does for its first step on 3.12+): the coroutine yielded ``yielded`` (a
+    future it waits for, or None to let the loop turn); wait for that, then resume it, and it reads
+    the future's outcome itself. If this task is cancelled (the object was reset), the cancellation
+    reaches the coroutine the way a task's would; so it does if the object was reset (generation
+    ``gen`` ended) before this task began. Every step counts as one of ``host``'s steps, as the
+    first did. ``tests/test_eager.py`` proves it (it runs on every Python in CI).
+    """
+    call.task = asyncio.current_task()
+    cancel = gen != host.gen
+    while True:
+        if not cancel:
+            try:
+                if yielded is None:
+                    await asyncio.sleep(0)
+                else:
+                    # What Task.__step does with a yielded future: mark it as taken over, so that
+                    # awaiting it here (and the coroutine's own await resuming) is legitimate.
+                    yielded._asyncio_future_blocking = False
+                    await yielded
+            except asyncio.CancelledError:
+                # This task itself was cancelled, unless the future was (the coroutine sees that).
+                cancel = yielded is None or not yielded.cancelled()
+            except BaseException:
+                pass  # the future failed: the coroutine raises it when resumed
+        host.steps += 1
+        try:
+            if cancel:
+                cancel = False
+                yielded = coro.throw(asyncio.CancelledError())
+            else:
+                yielded = coro.send(None)
+        except StopIteration:
+            return
+        finally:
+            host.step_done()

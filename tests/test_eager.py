@@ -1,0 +1,153 @@
+"""Eager start of events (durable._eager): asyncio's eager tasks on 3.12+, the hand stepper on 3.11.
+
+Every behaviour test runs twice: once as this Python does it, once with the hand-written stepper
+forced (``EAGER_TASKS = False``), so the 3.11 path is proven on every Python in CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import durable
+from durable import _eager
+
+
+class Probe(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+        self.release = asyncio.Event()
+
+    def plain(self) -> str:
+        self.log.append("plain")
+        return "done"
+
+    async def until_released(self) -> str:
+        self.log.append("started")
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.log.append("cancelled")
+            raise
+        self.log.append("resumed")
+        return "released"
+
+    async def write_then_wait(self) -> int:
+        await self.ctx.storage.put("k", 1)
+        await asyncio.sleep(0)
+        value: int = await self.ctx.storage.get("k")
+        return value
+
+    def release_all(self) -> None:
+        self.release.set()
+
+    def read_log(self) -> list[str]:
+        return self.log
+
+    async def task_after_suspension(self) -> str:
+        await asyncio.sleep(0)
+        task = asyncio.current_task()
+        assert task is not None
+        return str(task.get_coro().__qualname__)  # type: ignore[union-attr]
+
+    def abort(self) -> None:
+        self.ctx.abort("stop")
+
+
+@pytest.fixture(params=["native", "hand-stepped"])
+def stepping(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test as this Python starts events, then with the hand-written stepper forced."""
+    if request.param == "hand-stepped":
+        monkeypatch.setattr(_eager, "EAGER_TASKS", False)
+    yield request.param
+
+
+@pytest.fixture
+async def probe(stepping: str) -> Any:
+    async with durable.Runtime() as rt:
+        yield rt.namespace(Probe).get_by_name("p")
+
+
+class TestEagerStart:
+    async def test_an_event_that_never_suspends_is_done_when_the_call_returns(self, probe: Any) -> None:
+        """A call whose handler never suspends is settled before the call returns: no loop turn."""
+        assert await probe.read_log() == []  # the instance exists
+        promise = probe.plain()
+        assert promise.done()
+        assert await promise == "done"
+
+    async def test_an_event_runs_up_to_its_first_suspension_inside_the_call(self, probe: Any) -> None:
+        """A handler runs in the caller's call until it first suspends; then a task continues it."""
+        assert await probe.read_log() == []
+        promise = probe.until_released()
+        assert not promise.done()
+        assert await probe.read_log() == ["started"]
+        await probe.release_all()
+        assert await promise == "released"
+        assert await probe.read_log() == ["started", "resumed"]
+
+    async def test_a_suspended_event_runs_on_when_the_caller_stops_waiting(self, probe: Any) -> None:
+        """Cancelling the wait does not cancel the event (Cloudflare does not cancel an object's work)."""
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(probe.until_released(), timeout=0)
+        await probe.release_all()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert await probe.read_log() == ["started", "resumed"]
+
+    async def test_a_reset_cancels_a_suspended_event(self, probe: Any) -> None:
+        """A reset cancels the task that continues a suspended event, and its caller gets the reset error."""
+        logs: list[list[str]] = []
+        await durable.testing.run_in_object(probe, lambda obj, ctx: logs.append(obj.log))  # type: ignore[attr-defined]
+        pending = probe.until_released()
+        await asyncio.sleep(0)  # the continuing task has begun
+        with pytest.raises(durable.ObjectAbortedError):
+            await probe.abort()
+        with pytest.raises(durable.ObjectAbortedError):
+            await pending
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert logs[0] == ["started", "cancelled"]
+
+    async def test_a_reset_before_the_task_begins_cancels_the_event(self, probe: Any) -> None:
+        """An event reset between its first suspension and its task's first step is cancelled, not resumed."""
+        assert await probe.read_log() == []
+        first = probe.until_released()
+        logs: list[list[str]] = []
+
+        def release_and_abort(obj: Any, ctx: durable.State) -> None:
+            logs.append(obj.log)
+            obj.release.set()  # would resume the event, were it not cancelled first
+            ctx.abort("stop")
+
+        with pytest.raises(durable.ObjectAbortedError):
+            await durable.testing.run_in_object(probe, release_and_abort)
+        with pytest.raises(durable.ObjectAbortedError):
+            await first
+        for _ in range(3):
+            await asyncio.sleep(0)  # the continuing task runs its first step
+        assert logs[0] == ["started", "cancelled"]
+
+    async def test_writes_before_and_after_a_suspension_commit(self, probe: Any) -> None:
+        """Writes made in the eager step and in later steps are both committed and readable."""
+        assert await probe.write_then_wait() == 1
+
+    async def test_the_eager_step_runs_in_the_task_that_continues_it(self, probe: Any, stepping: str) -> None:
+        """On 3.12+ the event's own coroutine is an asyncio task's (no hand stepping); on 3.11 `_drive` steps it."""
+        first = await probe.task_after_suspension()  # through invoke(): builds the instance, resolves the name
+        second = await probe.task_after_suspension()  # through call_rpc()'s shorter path
+        if _eager.EAGER_TASKS:
+            assert (first, second) == ("ObjectHost._event", "ObjectHost._rpc_event")
+        else:
+            assert (first, second) == ("_drive", "_drive")
+
+
+class TestVersions:
+    def test_eager_tasks_on_312_and_later(self) -> None:
+        """asyncio's eager tasks are used exactly where Python has them (3.12+)."""
+        assert _eager.EAGER_TASKS == (sys.version_info >= (3, 12))
