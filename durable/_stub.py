@@ -175,7 +175,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             request = build_request(input, init)
         except Exception as exc:  # a relative URL, a bad option: the promise is rejected
             promise.set_exception(exc)
-            return promise  # type: ignore[return-value]
+            return promise
         broken = self._broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))
@@ -195,7 +195,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
                 promise._host = host
             except Exception as exc:  # a closed runtime, an overloaded object
                 promise.set_exception(exc)
-        return promise  # type: ignore[return-value]
+        return promise
 
     async def _fetch_elsewhere(self, input: str | Request, init: dict[str, Any]) -> Response:
         """``fetch`` made on another loop than the runtime's, or where no loop ran when it was called."""
