@@ -76,7 +76,10 @@ _REDIRECT_STATUSES: Final = (301, 302, 303, 307, 308)
 # RFC 9110 token characters (header names, methods) and the bytes a header value may not hold.
 _TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE_RE: Final = re.compile(r"[\r\n\x00]")
+# Tokens separated by "\n" (which no token holds): every header name at once (Headers._from_latin1).
+_NAMES_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*")
 _HTTP_WHITESPACE: Final = " \t\r\n"
+_STANDARD_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 _T = TypeVar("_T")
 
@@ -149,6 +152,27 @@ class Headers(MutableMapping[str, str]):
                     f"got {pair!r}."
                 ) from None
             self.append(name, value)
+
+    @classmethod
+    def _from_latin1(cls, raw: Iterable[tuple[builtins.bytes, builtins.bytes]]) -> Headers:
+        """Headers from an HTTP server's ``(name, value)`` byte pairs (ASGI's ``scope["headers"]``).
+
+        The same result and errors as ``Headers(decoded pairs)``, checked in one pass over all
+        names and one over all values instead of a regex per header (issue 16: 2.6 us of the
+        served counter's request with wrk's three headers, 0.9 us now).
+
+        Raises:
+            TypeError: an invalid name or value, as ``Headers`` raises it.
+            AttributeError: a name or value that is not bytes.
+        """
+        items = [(k.decode("latin-1").lower(), v.decode("latin-1").strip(_HTTP_WHITESPACE)) for k, v in raw]
+        names = "\n".join([n for n, _ in items])
+        values = "".join([v for _, v in items])
+        if (_NAMES_RE.fullmatch(names) is None and items) or _BAD_VALUE_RE.search(values) is not None:
+            return cls(items)  # raises the error for the first bad pair
+        headers = cls()
+        headers._items = items
+        return headers
 
     # -- Fetch API methods ---------------------------------------------------------------------
 
@@ -551,6 +575,8 @@ class Request(_Body):
 
 
 def _check_method(method: object) -> str:
+    if method in _STANDARD_METHODS:
+        return method  # valid and upper-case already (issue 16: 0.4 us)
     if not isinstance(method, str):
         raise TypeError(f"HTTP method must be a str, not {type(method).__name__}.")
     if _TOKEN_RE.fullmatch(method) is None:
