@@ -168,7 +168,10 @@ class Headers(MutableMapping[str, str]):
         items = [(k.decode("latin-1").lower(), v.decode("latin-1").strip(_HTTP_WHITESPACE)) for k, v in raw]
         names = "\n".join([n for n, _ in items])
         values = "".join([v for _, v in items])
-        if (_NAMES_RE.fullmatch(names) is None and items) or _BAD_VALUE_RE.search(values) is not None:
+        # (A name holding the "\n" separator would pass as two tokens: the count catches it.)
+        if items and (_NAMES_RE.fullmatch(names) is None or names.count("\n") != len(items) - 1):
+            return cls(items)  # raises the error for the first bad pair
+        if _BAD_VALUE_RE.search(values) is not None:
             return cls(items)  # raises the error for the first bad pair
         headers = cls()
         headers._items = items
