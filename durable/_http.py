@@ -578,7 +578,7 @@ class Request(_Body):
 
 
 def _check_method(method: object) -> str:
-    if method in _STANDARD_METHODS:
+    if type(method) is str and method in _STANDARD_METHODS:
         return method  # valid and upper-case already (issue 16: 0.4 us)
     if not isinstance(method, str):
         raise TypeError(f"HTTP method must be a str, not {type(method).__name__}.")
@@ -589,10 +589,19 @@ def _check_method(method: object) -> str:
 
 # Issue 16: every Request normalizes its URL and every stub.fetch checks it, two urlsplit()
 # calls and a urlunsplit() (about 2.1 us of an in-memory fetch). Both are pure functions of
-# the string, and programs send the same few URLs over and over: cached, bounded, they cost a
-# dict lookup. A cache miss costs what it did before.
-@functools.lru_cache(maxsize=1024)
+# the string, and programs send the same few URLs over and over: cached, they cost a dict
+# lookup. Only URLs up to CACHED_URL_LENGTH characters are cached, so the caches stay small
+# (at most 1024 entries each) whatever clients send. A cache miss costs what it did before.
+CACHED_URL_LENGTH: Final = 512
+
+
 def _normalize_url(url: str) -> str:
+    if len(url) <= CACHED_URL_LENGTH:
+        return _normalize_url_cached(url)
+    return _normalize_url_uncached(url)
+
+
+def _normalize_url_uncached(url: str) -> str:
     # A light version of the WHATWG URL serializer, enough that ``urlsplit(req.url).path``
     # reads like JavaScript's ``new URL(req.url).pathname``. Anything else is kept as given.
     try:
@@ -612,6 +621,9 @@ def _normalize_url(url: str) -> str:
     if url.endswith(("?", "#")) and not normalized.endswith(url[-1]):
         normalized += url[-1]
     return normalized
+
+
+_normalize_url_cached = functools.lru_cache(maxsize=1024)(_normalize_url_uncached)
 
 
 _INIT_KEYS: Final = ("body", "headers", "method")
@@ -650,11 +662,11 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
 
 
 def _require_full_url(url: str) -> None:
-    if not _is_full_url(url):
+    full = _is_full_url_cached(url) if len(url) <= CACHED_URL_LENGTH else _is_full_url(url)
+    if not full:
         raise TypeError(f"Fetch API cannot load: {url}")
 
 
-@functools.lru_cache(maxsize=1024)  # see _normalize_url
 def _is_full_url(url: str) -> bool:
     try:
         parts = urlsplit(url)
@@ -662,6 +674,9 @@ def _is_full_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+_is_full_url_cached = functools.lru_cache(maxsize=1024)(_is_full_url)  # see _normalize_url
 
 
 # ---------------------------------------------------------------------------------------------

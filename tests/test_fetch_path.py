@@ -186,3 +186,30 @@ class TestBodyShortcuts:
         assert Request("http://a/", method="purge").method == "PURGE"
         with pytest.raises(TypeError, match="Invalid HTTP method string"):
             Request("http://a/", method="BAD METHOD")
+
+
+class TestCacheBounds:
+    def test_long_urls_are_not_cached(self) -> None:
+        """URLs longer than the cached length are normalized and checked without entering a cache."""
+        from durable import _http
+
+        long_url = "HTTP://Example.COM:80/" + "a" * 600
+        before = (_http._normalize_url_cached.cache_info().currsize, _http._is_full_url_cached.cache_info().currsize)
+        assert durable.Request(long_url).url == "http://example.com/" + "a" * 600
+        _http.build_request(long_url)
+        after = (_http._normalize_url_cached.cache_info().currsize, _http._is_full_url_cached.cache_info().currsize)
+        assert after == before
+
+    def test_long_targets_are_not_cached(self) -> None:
+        """A long request target from a client gets its URL without entering the cache."""
+        from durable import asgi
+
+        before = asgi._url_from_parts_cached.cache_info().currsize
+        scope = _scope(query_string=b"q=" + b"x" * 600)
+        assert _request_url(scope, Headers._from_latin1(scope["headers"])).endswith("x" * 600)
+        assert asgi._url_from_parts_cached.cache_info().currsize == before
+
+    def test_a_method_that_is_not_a_str(self) -> None:
+        """A method that is not a str is refused with the constructor's message, even unhashable."""
+        with pytest.raises(TypeError, match="HTTP method must be a str, not list"):
+            Request("http://a/", method=["GET"])  # type: ignore[arg-type]
