@@ -30,7 +30,7 @@ from collections.abc import (
     Mapping,
     MutableMapping,
 )
-from typing import Any, Final, Generic, Protocol, Self, TypeVar, Union, final, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, Union, final, overload
 from urllib.parse import urlsplit, urlunsplit
 
 from ._aliases import camel_aliases
@@ -240,6 +240,10 @@ class Headers(MutableMapping[str, str]):
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
 
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        getAll = get_all
+        getSetCookie = get_set_cookie
+
 
 
 
@@ -384,6 +388,10 @@ class _Body:
             ValueError: the body is not valid JSON (``json.JSONDecodeError``).
         """
         return _json.loads(await self.text())
+
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        arrayBuffer = array_buffer
+        bodyUsed = body_used
 
 
 
@@ -831,6 +839,10 @@ class Response(_Body):
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.status_text}]>"
 
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        statusText = status_text
+        webSocket = web_socket
+
 
 
 def _default_status_text(status: int) -> str:
@@ -886,6 +898,10 @@ class ExecutionContext:
                     result, asyncio.CancelledError
                 ):
                     logger.error("A wait_until() task failed: %r", task, exc_info=result)
+
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        waitUntil = wait_until
+        passThroughOnException = pass_through_on_exception
 
 
 

@@ -102,6 +102,12 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
     def _host(self, oid: DurableObjectId) -> ObjectHost:
         return self._runtime._host(self, oid)
 
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        idFromName = id_from_name
+        newUniqueId = new_unique_id
+        idFromString = id_from_string
+        getByName = get_by_name
+
 
 def _as_workerd_reads(name: str) -> str:
     """``name`` as workerd's ``id.name`` shows it: lone surrogates become U+FFFD per UTF-8 byte.

@@ -77,3 +77,8 @@ class AlarmInfo:
     def is_retry(self) -> bool:
         return self.retry_count > 0
 
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        retryCount = retry_count
+        isRetry = is_retry
+        scheduledTime = scheduled_time
+

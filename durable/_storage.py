@@ -905,6 +905,16 @@ class Storage:
             self._kv = SyncKV(self)
         return self._kv
 
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        deleteAll = delete_all
+        getAlarm = get_alarm
+        setAlarm = set_alarm
+        deleteAlarm = delete_alarm
+        transactionSync = transaction_sync
+        getCurrentBookmark = get_current_bookmark
+        getBookmarkForTime = get_bookmark_for_time
+        onNextSessionRestoreBookmark = on_next_session_restore_bookmark
+
 
 @final
 @camel_aliases
@@ -998,6 +1008,11 @@ class Transaction:
             db.rollback_to(savepoint)
         else:
             storage._defer(self, lambda: db.rollback_to(savepoint))
+
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        getAlarm = get_alarm
+        setAlarm = set_alarm
+        deleteAlarm = delete_alarm
 
 
 class _Here(enum.Enum):

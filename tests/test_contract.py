@@ -366,11 +366,11 @@ class TestHosting:
         """`idFromName`, `newUniqueId`, `idFromString`, `getByName` are aliases on the namespace."""
         async with durable.Runtime() as rt:
             ns = rt.namespace(Obj)
-            oid = ns.idFromName("a")  # type: ignore[attr-defined]
+            oid = ns.idFromName("a")
             assert oid == ns.id_from_name("a")
-            assert ns.idFromString(str(oid)) == oid  # type: ignore[attr-defined]
-            assert ns.newUniqueId().name is None  # type: ignore[attr-defined]
-            assert ns.getByName("a").id == oid  # type: ignore[attr-defined]
+            assert ns.idFromString(str(oid)) == oid
+            assert ns.newUniqueId().name is None
+            assert ns.getByName("a").id == oid
 
     # -- ids -----------------------------------------------------------------------------------
     async def test_str_is_64_lowercase_hex(self) -> None:
@@ -380,7 +380,7 @@ class TestHosting:
             for oid in (ns.id_from_name("a"), ns.new_unique_id()):
                 text = str(oid)
                 assert len(text) == 64 and text == text.lower() and int(text, 16) >= 0
-                assert oid.to_string() == oid.toString() == text  # type: ignore[attr-defined]
+                assert oid.to_string() == oid.toString() == text
 
     async def test_name(self) -> None:
         """`.name` is the name for `id_from_name` ids, else `None`."""
@@ -664,7 +664,7 @@ class Blocking(durable.DurableObject):
         async def cb() -> None:
             raise KeyError("inside")
 
-        await self.ctx.blockConcurrencyWhile(cb)  # type: ignore[attr-defined]
+        await self.ctx.blockConcurrencyWhile(cb)
 
     async def later(self, done: list[int]) -> str:
         async def work() -> None:
@@ -758,8 +758,8 @@ class TestState:
 
     async def test_wait_until_alias(self) -> None:
         """`waitUntil` and `blockConcurrencyWhile` are aliases on `ctx`."""
-        assert durable.State.waitUntil is durable.State.wait_until  # type: ignore[attr-defined]
-        assert durable.State.blockConcurrencyWhile is durable.State.block_concurrency_while  # type: ignore[attr-defined]
+        assert durable.State.waitUntil is durable.State.wait_until
+        assert durable.State.blockConcurrencyWhile is durable.State.block_concurrency_while
 
     async def test_abort_with_reason(self) -> None:
         """`ctx.abort(reason)` resets now: pending writes dropped, the call fails with a reset error including `reason`."""
@@ -791,7 +791,7 @@ class TestState:
         assert (first.retry_count, first.is_retry, first.scheduled_time) == (0, False, 1_000_000_500)
         assert (second.retry_count, second.is_retry) == (1, True)
         assert type(first.scheduled_time) is int and type(first.is_retry) is bool
-        assert (first.retryCount, first.isRetry, first.scheduledTime) == (0, False, 1_000_000_500)  # type: ignore[attr-defined]
+        assert (first.retryCount, first.isRetry, first.scheduledTime) == (0, False, 1_000_000_500)
 
 
 # == 4. Storage =====================================================================================
@@ -1022,8 +1022,8 @@ class TestStorage:
     async def test_camel_case_storage_aliases(self) -> None:
         """`deleteAll`, `getAlarm`, `setAlarm`, `deleteAlarm`, `transactionSync` are aliases."""
         s = durable.Storage
-        assert s.deleteAll is s.delete_all and s.getAlarm is s.get_alarm and s.setAlarm is s.set_alarm  # type: ignore[attr-defined]
-        assert s.deleteAlarm is s.delete_alarm and s.transactionSync is s.transaction_sync  # type: ignore[attr-defined]
+        assert s.deleteAll is s.delete_all and s.getAlarm is s.get_alarm and s.setAlarm is s.set_alarm
+        assert s.deleteAlarm is s.delete_alarm and s.transactionSync is s.transaction_sync
 
     # -- storage values ------------------------------------------------------------------------
     @BACKENDS
@@ -1358,8 +1358,8 @@ class TestStorage:
                 [list(r) for r in raw],
                 cur.column_names,
                 cur.rows_read,
-                cur.columnNames,  # type: ignore[attr-defined]
-                cur.rowsRead,  # type: ignore[attr-defined]
+                cur.columnNames,
+                cur.rowsRead,
             )
 
         got = await inside(body)
@@ -1370,7 +1370,7 @@ class TestStorage:
 
         async def body(s: durable.Storage) -> Any:
             s.sql.exec("CREATE TABLE t (x)")
-            return s.sql.exec("SELECT 1 AS x").toArray()[0]["x"], s.sql.databaseSize == s.sql.database_size  # type: ignore[attr-defined]
+            return s.sql.exec("SELECT 1 AS x").toArray()[0]["x"], s.sql.databaseSize == s.sql.database_size
 
         assert await inside(body) == (1, True)
 

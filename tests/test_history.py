@@ -176,9 +176,9 @@ class TestOff:
     def test_camel_case_aliases(self) -> None:
         """getCurrentBookmark, getBookmarkForTime and onNextSessionRestoreBookmark alias the methods."""
         storage = durable.Storage
-        assert storage.getCurrentBookmark is storage.get_current_bookmark  # type: ignore[attr-defined]
-        assert storage.getBookmarkForTime is storage.get_bookmark_for_time  # type: ignore[attr-defined]
-        assert storage.onNextSessionRestoreBookmark is storage.on_next_session_restore_bookmark  # type: ignore[attr-defined]
+        assert storage.getCurrentBookmark is storage.get_current_bookmark
+        assert storage.getBookmarkForTime is storage.get_bookmark_for_time
+        assert storage.onNextSessionRestoreBookmark is storage.on_next_session_restore_bookmark
 
 
 class TestRestore:

@@ -289,7 +289,7 @@ class TestCloudflareExamples:
                 history = await receive(c)
                 assert history["type"] == "history" and [m["text"] for m in history["messages"]] == ["hi"]
             room = durable_runtime.env.CHATROOM.get_by_name("a")
-            count = await durable.testing.run_in_object(room, lambda obj, ctx: len(ctx.getWebSockets()))  # type: ignore[attr-defined]
+            count = await durable.testing.run_in_object(room, lambda obj, ctx: len(ctx.getWebSockets()))
             assert count == 2  # c left: its close handler ran and released it
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
             assert (await client.get("/room/a")).text == "Expected WebSocket upgrade"

@@ -35,7 +35,7 @@ class TestPair:
         """ready_state uses the standard constants and starts OPEN; readyState is an alias."""
         client, _ = durable.WebSocketPair()
         assert (durable.WebSocket.CONNECTING, durable.WebSocket.OPEN, durable.WebSocket.CLOSING, durable.WebSocket.CLOSED) == (0, 1, 2, 3)
-        assert client.ready_state == client.readyState == durable.WebSocket.OPEN  # type: ignore[attr-defined]
+        assert client.ready_state == client.readyState == durable.WebSocket.OPEN
 
     async def test_messages_both_ways(self) -> None:
         """Text arrives as str and binary as bytes, in order, on the other end."""
@@ -86,7 +86,7 @@ class TestPair:
         """Listeners get message and close events with data, code, reason and was_clean."""
         client, server = accepted_pair()
         seen: list[Any] = []
-        server.addEventListener("message", lambda e: seen.append(("message", e.data)))  # type: ignore[attr-defined]
+        server.addEventListener("message", lambda e: seen.append(("message", e.data)))
         server.add_event_listener("close", lambda e: seen.append(("close", e.code, e.reason, e.was_clean, e.wasClean)))
         client.send("hi")
         client.close(4000, "done")
@@ -225,9 +225,9 @@ class TestAttachment:
         _, server = durable.WebSocketPair()
         assert server.deserialize_attachment() is None
         value: dict[str, Any] = {"name": "ada", "n": [1]}
-        server.serializeAttachment(value)  # type: ignore[attr-defined]
+        server.serializeAttachment(value)
         value["n"].append(2)
-        assert server.deserializeAttachment() == {"name": "ada", "n": [1]}  # type: ignore[attr-defined]
+        assert server.deserializeAttachment() == {"name": "ada", "n": [1]}
 
     def test_size_limit(self) -> None:
         """16,384 encoded bytes are accepted, 16,385 refused with workerd's message."""
@@ -269,7 +269,7 @@ class TestResponse:
         client, _ = durable.WebSocketPair()
         resp = durable.Response(None, status=101, web_socket=client)
         again = durable.Response(None, status=101, web_socket=client)
-        assert resp.status == 101 and resp.webSocket is resp.web_socket is again.web_socket is client  # type: ignore[attr-defined]
+        assert resp.status == 101 and resp.webSocket is resp.web_socket is again.web_socket is client
         client.accept()  # allowed after building (workerd measured); returning it would now fail
         assert durable.Response(None, status=200).web_socket is None
 
@@ -351,7 +351,7 @@ class TestRequestResponsePair:
     def test_properties(self) -> None:
         """The pair exposes request and response (also getRequest()/getResponse())."""
         pair = durable.WebSocketRequestResponsePair("ping", "pong")
-        assert (pair.request, pair.response, pair.getRequest(), pair.getResponse()) == ("ping", "pong", "ping", "pong")  # type: ignore[attr-defined]
+        assert (pair.request, pair.response, pair.getRequest(), pair.getResponse()) == ("ping", "pong", "ping", "pong")
 
     def test_types(self) -> None:
         """Request and response must be str."""
