@@ -68,7 +68,8 @@ from ._websocket import WebSocketPair as WebSocketPair
 from ._websocket import WebSocketRequestResponsePair as WebSocketRequestResponsePair
 from .asgi import asgi_app as asgi_app
 
-from . import testing as testing  # noqa: E402 - after the names it uses; `durable.testing.X` works after `import durable`
+# isort: split
+from . import testing as testing  # after the names it uses; `durable.testing.X` works after `import durable`
 
 __version__ = "0.1.0.dev0"
 

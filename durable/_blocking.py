@@ -225,10 +225,10 @@ class BlockingNamespace(Generic[T]):
         """Shorthand for ``get(id_from_name(name))``."""
         return BlockingStub(self._runtime, self.namespace.get_by_name(name, **options))
 
-    idFromName = id_from_name  # noqa: N815 - Cloudflare's spellings, as on Namespace
-    newUniqueId = new_unique_id  # noqa: N815
-    idFromString = id_from_string  # noqa: N815
-    getByName = get_by_name  # noqa: N815
+    idFromName = id_from_name  # Cloudflare's spellings, as on Namespace
+    newUniqueId = new_unique_id
+    idFromString = id_from_string
+    getByName = get_by_name
 
 
 @final

@@ -78,7 +78,7 @@ class AlarmInfo:
         return self.retry_count > 0
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
-        retryCount = retry_count
+        retryCount = retry_count  # noqa: F821 - a dataclass field
         isRetry = is_retry
-        scheduledTime = scheduled_time
+        scheduledTime = scheduled_time  # noqa: F821 - a dataclass field
 

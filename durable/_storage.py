@@ -293,7 +293,7 @@ def _refuse_seconds(when: int | float, host: StorageHost) -> None:
     """
     now = host.now_ms()
     if abs(when * 1000 - now) <= 10 * _YEAR_MS and when < now - _YEAR_MS:
-        as_ms = _dt.datetime.fromtimestamp(when / 1000, _dt.timezone.utc)
+        as_ms = _dt.datetime.fromtimestamp(when / 1000, _dt.UTC)
         raise TypeError(
             f"setAlarm() takes a time in milliseconds since the epoch, but {when!r} looks like "
             f"seconds (as milliseconds it is {as_ms:%Y-%m-%d %H:%M:%S} UTC). Pass "
@@ -383,7 +383,7 @@ class Storage:
         """Whether the running code is inside one of this object's open ``transaction()`` calls."""
         return bool(self._stack) and self._level() is not None
 
-    def _where(self) -> Transaction | None | _Here:
+    def _where(self) -> Transaction | _Here | None:
         """``_Here.NOW`` if the running code may use storage now, else the level it must wait for.
 
         Code may use storage when it runs inside the innermost open transaction (or no

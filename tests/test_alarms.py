@@ -115,7 +115,7 @@ class TestSetAndGet:
     async def test_datetime_is_accepted(self, rt: durable.Runtime) -> None:
         """A datetime is converted to ms since the epoch."""
         stub = rt.namespace(Alarmed).get_by_name("a")
-        await stub.arm(dt.datetime.fromtimestamp(T0 + 90, tz=dt.timezone.utc))
+        await stub.arm(dt.datetime.fromtimestamp(T0 + 90, tz=dt.UTC))
         assert await stub.get() == T0_MS + 90_000
 
     async def test_setting_replaces(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:

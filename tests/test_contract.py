@@ -261,7 +261,7 @@ class TestHosting:
             def use_sql(obj: Any, ctx: durable.State) -> Any:
                 return ctx.storage.sql
 
-            with pytest.raises(Exception):
+            with pytest.raises(Exception):  # noqa: B017 - any error will do
                 await testing.run_in_object(stub, use_sql)
 
     async def test_bad_storage_option(self) -> None:
@@ -343,7 +343,7 @@ class TestHosting:
             stub = rt.namespace(Obj).get_by_name("a")
 
             def now(obj: Any, ctx: durable.State) -> Any:
-                return ctx.storage.set_alarm(datetime.datetime.fromtimestamp(1001, datetime.timezone.utc))
+                return ctx.storage.set_alarm(datetime.datetime.fromtimestamp(1001, datetime.UTC))
 
             await testing.run_in_object(stub, now)
             await clock.advance(2)
@@ -736,7 +736,7 @@ class TestState:
                 return obj  # held below, so a new instance cannot reuse its id
 
             before = await testing.run_in_object(stub, instance)
-            with pytest.raises(BaseException):
+            with pytest.raises(BaseException):  # noqa: B017 - any error will do
                 await stub.bcw_fail()
             assert await testing.run_in_object(ns.get_by_name("a"), instance) is not before
 
@@ -1041,7 +1041,7 @@ class TestStorage:
             "tuple": (1, "a"),
             "set": {1, 2},
             "frozenset": frozenset({"x"}),
-            "datetime": datetime.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc),
+            "datetime": datetime.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=datetime.UTC),
             "naive": datetime.datetime(2024, 1, 2, 3, 4, 5),
             "date": datetime.date(2024, 1, 2),
             "time": datetime.time(3, 4, 5),
@@ -1285,7 +1285,7 @@ class TestStorage:
 
         async def body(s: durable.Storage) -> Any:
             out = [await s.get_alarm(), await s.set_alarm(2_000_000_000_000), await s.get_alarm()]  # type: ignore[func-returns-value]
-            when = datetime.datetime(2040, 1, 1, tzinfo=datetime.timezone.utc)
+            when = datetime.datetime(2040, 1, 1, tzinfo=datetime.UTC)
             await s.set_alarm(when)
             out.append(await s.get_alarm())
             out.append(await s.delete_alarm())  # type: ignore[func-returns-value]

@@ -197,7 +197,7 @@ class TestAccept:
         """Accepting twice, after accept(), or a pair already returned raises workerd's messages."""
 
         def check(obj: Any, ctx: durable.State) -> None:
-            client, server = durable.WebSocketPair()
+            _client, server = durable.WebSocketPair()
             ctx.accept_web_socket(server)
             with pytest.raises(durable.WebSocketError, match=r"^Cannot call `acceptWebSocket\(\)` if the WebSocket was already accepted via `accept\(\)`$"):
                 ctx.accept_web_socket(server)
@@ -644,7 +644,7 @@ class TestHibernation:
                 pass
 
 
-class contextlib_stack:
+class contextlib_stack:  # noqa: N801 - used like contextlib's helpers
     """Open n in-process sockets to one stub."""
 
     def __init__(self, stub: durable.Stub[Any], n: int) -> None:

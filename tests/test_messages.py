@@ -101,7 +101,7 @@ class TestAlarmUnit:
         soon = int(time.time() * 1000) + 60_000
         await storage.set_alarm(soon)
         assert await storage.get_alarm() == soon
-        await storage.set_alarm(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+        await storage.set_alarm(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
         await storage.set_alarm(int(time.time() * 1000) - 5_000)
 
     async def test_small_times_under_a_mock_clock(self) -> None:

@@ -67,7 +67,7 @@ def _load_sqlite() -> Any:
     name = ctypes.util.find_library("sqlite3") or "libsqlite3.so.0"
     try:
         lib = ctypes.CDLL(name)
-        lib.sqlite3_error_offset  # noqa: B018 - SQLite 3.38+
+        lib.sqlite3_error_offset
     except (OSError, AttributeError):
         return None
     lib.sqlite3_libversion.restype = ctypes.c_char_p
@@ -448,7 +448,7 @@ class TestCursor:
         def body(obj: Any, ctx: durable.State) -> Any:
             row = ctx.storage.sql.exec("SELECT 1 AS x, 'b' AS y").one()
             with pytest.raises(AttributeError, match="no column 'z'"):
-                row.z  # noqa: B018
+                row.z
             return row["x"], row.x, dict(row), row.to_py(), row == {"x": 1, "y": "b"}, isinstance(row, dict), repr(row)
 
         x, attr, as_dict, py, equal, is_dict, text = await inside(stub, body)

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable import _context
-from durable import testing
+from durable import _context, testing
 
 
 class Obj(durable.DurableObject):
@@ -161,7 +160,7 @@ class TestDelete:
         """delete_all removes every key and the alarm."""
         s = await storage_of(run)
         await s.put({"a": 1, "b": 2})
-        await s.set_alarm(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+        await s.set_alarm(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
         await s.delete_all()
         assert await s.list() == {}
         assert await s.get_alarm() is None

@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import durable
-from durable import _context
-from durable import _sql, testing
+from durable import _context, _sql, testing
 
 
 class Obj(durable.DurableObject):

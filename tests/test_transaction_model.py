@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, settings

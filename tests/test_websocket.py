@@ -312,7 +312,7 @@ class TestResponse:
 
         class Obj(durable.DurableObject):
             async def fetch(self, request: durable.Request) -> durable.Response:
-                client, server = durable.WebSocketPair()
+                client, _server = durable.WebSocketPair()
                 if how == "accept":
                     client.accept()
                 elif how == "hibernate":

@@ -148,7 +148,7 @@ class TestReturnedOnce:
 
         class Bad(durable.WorkerEntrypoint):
             async def fetch(self, request: durable.Request) -> durable.Response:
-                client, server = durable.WebSocketPair()
+                client, _server = durable.WebSocketPair()
                 client.accept()
                 return durable.Response(None, status=101, web_socket=client)
 
