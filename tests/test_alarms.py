@@ -19,6 +19,8 @@ import pytest
 import durable
 from durable.testing import MockClock, evict, fail_next_commit, run_in_object
 
+from helpers import settle
+
 T0 = 1_700_000_000
 """The mock clock's start, in seconds since the epoch (a whole second, so times compare exactly)."""
 T0_MS = T0 * 1000
@@ -100,8 +102,7 @@ async def let_the_loop_run() -> None:
     Used only before asserting that something has *not* happened; correct code passes with any
     number of turns, so this orders nothing.
     """
-    for _ in range(50):
-        await asyncio.sleep(0)
+    await settle(50)
 
 
 class TestSetAndGet:
@@ -310,7 +311,7 @@ class TestDelivery:
                 assert running.count(True) == 1, "two alarm() calls overlapped"
                 if len([e for e in events if e[0] == "alarm"]) == 1:
                     await self.ctx.storage.set_alarm(T0_MS)  # in the past: clamped to now
-                    await let_the_loop_run()  # a concurrent delivery would start here
+                    await settle(50)  # a concurrent delivery would start here
                 running.remove(True)
 
         stub = rt.namespace(Again).get_by_name("a")
@@ -370,7 +371,7 @@ class TestDelivery:
         holding = asyncio.create_task(stub.hold())
         await started.wait()
         advancing = asyncio.create_task(clock.advance(1))
-        await let_the_loop_run()
+        await settle(50)
         assert alarm_times(events) == []
         release.set()
         await advancing

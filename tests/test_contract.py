@@ -20,6 +20,8 @@ import pytest
 import durable
 from durable import testing
 
+from helpers import settle
+
 pytest_plugins = ["pytester"]
 
 # -- objects used across sections ---------------------------------------------------------------
@@ -711,8 +713,7 @@ class TestState:
         async with durable.Runtime() as rt:
             stub = rt.namespace(Blocking).get_by_name("a")
             call = asyncio.ensure_future(stub.is_loaded())
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await settle()
             assert not call.done()
             Blocking.release.set()
             assert await call is True
@@ -748,8 +749,7 @@ class TestState:
             Blocking.release.set()
             stub = ns.get_by_name("a")
             assert await stub.later([]) == "returned"
-            for _ in range(10):
-                await asyncio.sleep(0)
+            await settle(10)
 
             def read(obj: Any, ctx: durable.State) -> Any:
                 return ctx.storage.get("later")

@@ -12,6 +12,8 @@ import pytest
 import durable
 from durable.testing import MockClock, hibernate, hibernation_blockers, run_in_object, websocket
 
+from helpers import settle
+
 T0 = 1_700_000_000
 
 
@@ -139,11 +141,6 @@ async def rt(clock: MockClock) -> AsyncIterator[durable.Runtime]:
 
 def room(rt: durable.Runtime, name: str = "r") -> durable.Stub[Room]:
     return rt.namespace(Room).get_by_name(name)
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 class TestAccept:

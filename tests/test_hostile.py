@@ -6,7 +6,6 @@ Each test here is a regression test for a defect found by probing `durable` as a
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import sqlite3
@@ -22,6 +21,8 @@ import pytest
 import durable
 from durable import DataCloneError, DataCorruptionError
 from durable._codec import MAX_SETS, decode, encode
+
+from helpers import settle
 
 
 class Obj(durable.DurableObject):
@@ -424,8 +425,7 @@ class TestRuntimeLifetime:
         await rt.namespace(Obj, name="OBJ").get_by_name("a").write("k", 1)
         with pytest.raises(durable.PathLockedError):
             durable.Runtime(path=tmp_path)
-        for _ in range(3):
-            await asyncio.sleep(0)  # the end-of-turn callbacks that still refer to the runtime run
+        await settle(3)  # the end-of-turn callbacks that still refer to the runtime run
         with pytest.warns(ResourceWarning, match="never closed"):
             del rt
             gc.collect()

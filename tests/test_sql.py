@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import re
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,8 @@ from hypothesis import strategies as st
 
 import durable
 from durable import _sql, _storage, testing
+
+from helpers import exactly, inside
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,23 +36,6 @@ class Obj(durable.DurableObject):
     async def write_then_fail(self, sql: str) -> None:
         self.ctx.storage.sql.exec(sql)
         raise ValueError("after the write")
-
-
-Fn = Callable[[Any, durable.State], Any]
-
-
-def exactly(cls: type[BaseException], message: str) -> AbstractContextManager[pytest.ExceptionInfo[BaseException]]:
-    """pytest.raises for exactly this message."""
-    return pytest.raises(cls, match="^" + re.escape(message) + "$")
-
-
-@pytest.fixture
-def stub(durable_runtime: durable.Runtime) -> Any:
-    return durable_runtime.namespace(Obj).get_by_name("a")
-
-
-async def inside(stub: Any, fn: Fn) -> Any:
-    return await testing.run_in_object(stub, fn)
 
 
 def sql_of(ctx: durable.State) -> durable.SqlStorage:

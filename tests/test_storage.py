@@ -11,6 +11,8 @@ import pytest
 import durable
 from durable import _context, testing
 
+from helpers import as_own_code
+
 
 class Obj(durable.DurableObject):
     async def alarm(self, info: durable.AlarmInfo) -> None:
@@ -33,11 +35,8 @@ async def run(request: pytest.FixtureRequest) -> Any:
 
 
 async def storage_of(run: Any) -> durable.Storage:
-    storage: durable.Storage = await run(lambda obj, ctx: ctx.storage)
-    # These white-box tests drive storage from the test body: mark the body as the object's own
-    # code (storage refuses any other, see durable/_context.py). The input gate is bypassed.
-    _context.current_host.set(storage._host)
-    return storage
+    # White-box tests: storage is driven from the test body (see helpers.as_own_code).
+    return as_own_code(await run(lambda obj, ctx: ctx.storage))
 
 
 class TestGetPut:

@@ -9,6 +9,8 @@ import pytest
 
 import durable
 
+from helpers import settle
+
 
 def accepted_pair() -> tuple[durable.WebSocket, durable.WebSocket]:
     client, server = durable.WebSocketPair()
@@ -68,8 +70,7 @@ class TestPair:
         server.accept()
         server.add_event_listener("message", lambda e: seen.append(e.data))
         server.add_event_listener("close", lambda e: seen.append((e.code, e.reason)))
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await settle(3)
         assert seen == ["one", "two", (1000, "done")]
 
     async def test_backlog_before_closed_for_receive(self) -> None:
@@ -90,8 +91,7 @@ class TestPair:
         server.add_event_listener("close", lambda e: seen.append(("close", e.code, e.reason, e.was_clean, e.wasClean)))
         client.send("hi")
         client.close(4000, "done")
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await settle(3)
         assert seen == [("message", "hi"), ("close", 4000, "done", True, True)]
 
     async def test_async_for_ends_on_close(self) -> None:
