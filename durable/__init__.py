@@ -2,7 +2,8 @@
 
 A Durable Object is a single-threaded stateful object addressed by name: ``namespace.id_from_name("A")``
 always reaches the one live instance for that name, which owns private, transactional storage.
-See ``README.md`` and ``docs/`` for the guide; ``API.md`` is the contract these names implement.
+See ``README.md`` and ``docs/`` for the guide, ``docs/api.md`` for every public name and
+``docs/design.md`` for how the modules fit together.
 
 Layering (a module may import only from the layers below it; nothing imports upward):
 

@@ -486,7 +486,7 @@ class Request(_Body):
         headers: HeadersInit | None = None,
         body: BodyInit | _Missing = _MISSING,
     ) -> None:
-        input = url  # API.md names the parameter `url`; it also takes a Request to copy (Fetch's `input`)
+        input = url  # the parameter is named `url` (docs/api.md); it also takes a Request to copy (Fetch's `input`)
         source_body: object = None
         if isinstance(input, Request):
             url = input.url

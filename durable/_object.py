@@ -2,7 +2,7 @@
 
 A Durable Object class subclasses :class:`DurableObject`; its constructor takes ``(ctx, env)``. Any
 public method is reachable over RPC through a stub; ``fetch`` and ``alarm`` are handlers with
-special meaning (see ``API.md`` section 1).
+special meaning (see ``docs/guide.md`` and ``docs/api.md``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``durable.BlockingRuntime``: the runtime for synchronous code (API.md section 8)."""
+"""``durable.BlockingRuntime``: the runtime for synchronous code (docs/threads.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Conformance of the public surface to the contract in API.md, section by section.
+"""Conformance of the public surface to the contract (docs/api.md), section by section.
 
 Every test checks one stated behaviour through the public API only (``import durable``,
 ``durable.testing``, the pytest plugin's fixtures), as code outside the repository would. The
@@ -90,7 +90,7 @@ class SyncHandlers(durable.DurableObject):
 
 
 class TestDefiningAnObject:
-    """API.md section 1: Defining an object."""
+    """Defining an object."""
 
     # -- defining an object --------------------------------------------------------------------
     async def test_init_stores_ctx_and_env(self) -> None:
@@ -201,7 +201,7 @@ class Uses(durable.DurableObject):
 
 
 class TestHosting:
-    """API.md section 2: Hosting objects: Runtime, Namespace, ids, stubs."""
+    """Hosting objects: Runtime, Namespace, ids, stubs."""
 
     # -- runtime and namespace -----------------------------------------------------------------
     async def test_in_memory_runtime_forgets_on_close(self) -> None:
@@ -512,7 +512,7 @@ class TestHosting:
                 await rt.namespace(Uses).get_by_name("a").fetch("http://do/")
             assert info.value.remote is True  # type: ignore[attr-defined]
 
-    @pytest.mark.xfail(strict=True, reason="Request/Response cannot cross RPC yet (workerd allows them); see the contract report")
+    @pytest.mark.xfail(strict=True, reason="Request/Response cannot cross RPC yet (workerd allows them)")
     async def test_request_and_response_cross_rpc(self) -> None:
         """As in workerd, a `Request` may be an RPC argument and a `Response` an RPC result."""
 
@@ -692,7 +692,7 @@ class Alarmed(durable.DurableObject):
 
 
 class TestState:
-    """API.md section 3: Inside an object: State."""
+    """Inside an object: State."""
 
     # -- state ---------------------------------------------------------------------------------
     async def test_id_and_storage(self) -> None:
@@ -829,7 +829,7 @@ BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "kv"])
 
 
 class TestStorage:
-    """API.md section 4: Storage."""
+    """Storage."""
 
     # -- storage key value ---------------------------------------------------------------------
     @BACKENDS
@@ -1545,7 +1545,7 @@ async def _serve_and_get(argv: list[str], paths: list[str], cwd: Path = REPO) ->
 
 
 class TestHttp:
-    """API.md section 5: HTTP."""
+    """HTTP."""
 
     # -- request response ----------------------------------------------------------------------
     async def test_request(self) -> None:
@@ -1561,7 +1561,7 @@ class TestHttp:
         assert await default.text() == "" and await durable.Request("http://x/").bytes() == b""
 
     async def test_request_url_keyword(self) -> None:
-        """The URL parameter of `Request` is named `url`, as API.md spells it."""
+        """The URL parameter of `Request` is named `url`, as docs/api.md spells it."""
         req = durable.Request(url="http://x/k", method="DELETE")
         assert (req.url, req.method) == ("http://x/k", "DELETE")
 
@@ -1661,7 +1661,7 @@ class Retrying(durable.DurableObject):
 
 
 class TestTesting:
-    """API.md section 6: Testing: durable.testing and the pytest plugin."""
+    """Testing: durable.testing and the pytest plugin."""
 
     # -- testing -------------------------------------------------------------------------------
     async def test_mock_clock_start_and_time(self) -> None:
@@ -1848,7 +1848,7 @@ class Doubling(durable.Counter):
 
 
 class TestCounter:
-    """API.md section 7: The reference object: durable.Counter."""
+    """The reference object: durable.Counter."""
 
     # -- counter -------------------------------------------------------------------------------
     async def test_rpc(self) -> None:
@@ -2006,7 +2006,7 @@ def shims() -> Any:
 
 
 class TestPythonWorkers:
-    """API.md section 10: Python Workers compatibility."""
+    """Python Workers compatibility."""
 
     # -- python workers ------------------------------------------------------------------------
     def test_install_uninstall(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -2168,7 +2168,7 @@ class TestPythonWorkers:
 
 
 class TestDistribution:
-    """API.md section 13: Distribution."""
+    """Distribution."""
 
     # -- distribution --------------------------------------------------------------------------
     def test_distribution_name(self) -> None:

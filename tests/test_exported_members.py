@@ -5,7 +5,7 @@ from __future__ import annotations
 import durable
 
 CONTRACT = {
-    # Names that API.md promises; dropping or renaming one breaks users' code.
+    # Names that docs/api.md promises; dropping or renaming one breaks users' code.
     "AlarmInfo", "DataCloneError", "DurableError", "DurableObject", "DurableObjectId", "Env", "Namespace",
     "Request", "Response", "Runtime", "SqlCursor", "SqlError", "SqlStorage", "State", "Storage",
     "StorageLimitError", "Stub", "WorkerEntrypoint", "asgi_app",

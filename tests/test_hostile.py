@@ -1,7 +1,7 @@
 """Hostile and damaged input: crafted codec bytes, damaged object files, hostile names and paths.
 
-Each test here is a regression test for a defect found by probing `durable` as an adversary would
-(issue 10, sections 3 and 4): it failed, hung or crashed before the fix.
+Each test here is a regression test for a defect found by probing `durable` as an adversary would:
+it failed, hung or crashed before the fix.
 """
 
 from __future__ import annotations

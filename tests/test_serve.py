@@ -417,7 +417,7 @@ class TestServeSubprocess:
 
 
 # ---------------------------------------------------------------------------------------------
-# Connection bounds: header timeout, keep-alive timeout, connection cap (issue 11)
+# Connection bounds: header timeout, keep-alive timeout, connection cap
 
 
 def _connect(url: str) -> socket.socket:

@@ -735,7 +735,7 @@ class TestRestrictions:
             "PRAGMA user_version",
             "PRAGMA user_version = 3",
             "PRAGMA data_version = 5",
-            "PRAGMA page_size",  # refused by workerd too (issue 10, section 2.5)
+            "PRAGMA page_size",  # refused by workerd too
             "PRAGMA main.page_size",
             "SELECT * FROM pragma_page_size()",
             "PRAGMA page_size = 8192",

@@ -197,7 +197,7 @@ class TestTransactions:
         assert await contents(stub._namespace.get(stub.id)) == {}
 
 
-# -- transactions that overlap other events (issue 10, section 1) ---------------------------------
+# -- transactions that overlap other events --------------------------------------------------------
 
 
 class Peer(durable.DurableObject):
