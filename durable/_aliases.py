@@ -25,6 +25,12 @@ ALIASES: dict[str, dict[str, str]] = {
         "idFromString": "id_from_string",
         "getByName": "get_by_name",
     },
+    "BlockingNamespace": {
+        "idFromName": "id_from_name",
+        "newUniqueId": "new_unique_id",
+        "idFromString": "id_from_string",
+        "getByName": "get_by_name",
+    },
     "DurableObjectId": {"toString": "to_string"},
     "State": {
         "blockConcurrencyWhile": "block_concurrency_while",
