@@ -146,6 +146,14 @@ class TestTypedUse:
 
             assert await durable.testing.run_in_object(stub, body) == (["x"], [{"x": 1}], True, True)
 
+    def test_blocking_namespace_aliases(self) -> None:
+        """``BlockingNamespace`` has the same spellings as ``Namespace``, typed."""
+        with durable.BlockingRuntime() as runtime:
+            ns = runtime.namespace(durable.Counter)
+            oid = ns.idFromName("a")
+            assert ns.idFromString(str(oid)) == oid and ns.newUniqueId() != oid
+            assert ns.getByName("a").increment(2) == 2
+
 
 if __name__ == "__main__":  # print every declaration block, to paste at the end of its class
     for name, info in sorted(aliased_classes().items()):
