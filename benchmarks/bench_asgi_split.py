@@ -35,8 +35,8 @@ from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import durable  # noqa: E402
-from durable import Request, Response  # noqa: E402
+import durable
+from durable import Request, Response
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "counter.py"
 URL = "http://127.0.0.1:8787/increment?name=A"

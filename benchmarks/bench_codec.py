@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from durable._codec import clone, decode, encode  # noqa: E402
+from durable._codec import clone, decode, encode
 
 TARGET_SECONDS = 0.1
 REPEATS = 3
@@ -38,7 +38,7 @@ def _document() -> dict[str, object]:
         "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
         "name": "Ada Lovelace",
         "email": "ada@example.com",
-        "created": dt.datetime(2024, 5, 17, 12, 30, 5, tzinfo=dt.timezone.utc),
+        "created": dt.datetime(2024, 5, 17, 12, 30, 5, tzinfo=dt.UTC),
         "active": True,
         "balance": Decimal("1234.50"),
         "tags": ["admin", "beta", "math"],

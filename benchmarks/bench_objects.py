@@ -54,9 +54,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import durable  # noqa: E402
-import durable.testing  # noqa: E402
-from durable._sqlite import connect  # noqa: E402
+import durable
+import durable.testing
+from durable._sqlite import connect
 
 MEMORY_TARGET_MB = 250
 FD_SLACK = 32

@@ -51,8 +51,8 @@ from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import durable  # noqa: E402
-from durable._sqlite import connect  # noqa: E402
+import durable
+from durable._sqlite import connect
 
 
 class Counter(durable.DurableObject):

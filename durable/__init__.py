@@ -2,7 +2,8 @@
 
 A Durable Object is a single-threaded stateful object addressed by name: ``namespace.id_from_name("A")``
 always reaches the one live instance for that name, which owns private, transactional storage.
-See ``README.md`` and ``docs/`` for the guide; ``API.md`` is the contract these names implement.
+See ``README.md`` and ``docs/`` for the guide, ``docs/api.md`` for every public name and
+``docs/design.md`` for how the modules fit together.
 
 Layering. A module imports only from lower layers, or from its own layer without making a cycle;
 imports under ``if TYPE_CHECKING:`` are exempt. ``tests/test_layering.py`` reads this table, so
@@ -79,7 +80,8 @@ from ._websocket import WebSocketPair as WebSocketPair
 from ._websocket import WebSocketRequestResponsePair as WebSocketRequestResponsePair
 from .asgi import asgi_app as asgi_app
 
-from . import testing as testing  # noqa: E402 - after the names it uses; `durable.testing.X` works after `import durable`
+# isort: split
+from . import testing as testing  # after the names it uses; `durable.testing.X` works after `import durable`
 
 __version__ = "0.1.0.dev0"
 

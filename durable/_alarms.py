@@ -1,6 +1,6 @@
 """The alarm scheduler of a runtime: timers, delivery, retries, and the index that survives restarts.
 
-Cloudflare's rules (reference section 6), as implemented here:
+Cloudflare's alarm rules (docs/alarms.md), as implemented here:
 
 - An object has at most one alarm; the committed value in its ``_cf_METADATA`` is the truth. The
   scheduler learns of it after each commit that touched it (``after_commit``), and keeps one

@@ -3,7 +3,10 @@
 Code ported from Cloudflare (JavaScript or Python Workers) calls ``idFromName``, ``getByName``,
 ``blockConcurrencyWhile``, ``deleteAll``, ``setAlarm``, ``toArray``... Each class listed here gets
 those names as plain aliases of the same methods or properties (no wrapper, no extra call cost),
-through :func:`camel_aliases`, applied as a class decorator. Keyword options use the same idea:
+through :func:`camel_aliases`, applied as a class decorator. Type checkers do not run decorators,
+so each of those classes also ends with an ``if TYPE_CHECKING:`` block declaring the same aliases
+(``deleteAll = delete_all``); ``tests/test_aliases.py`` fails when a block and this table differ and
+prints the block to paste. Keyword options use the same idea:
 :data:`OPTION_ALIASES` maps ``startAfter=`` to ``start_after=`` and so on.
 """
 
@@ -17,6 +20,12 @@ _T = TypeVar("_T", bound=type)
 
 ALIASES: dict[str, dict[str, str]] = {
     "Namespace": {
+        "idFromName": "id_from_name",
+        "newUniqueId": "new_unique_id",
+        "idFromString": "id_from_string",
+        "getByName": "get_by_name",
+    },
+    "BlockingNamespace": {
         "idFromName": "id_from_name",
         "newUniqueId": "new_unique_id",
         "idFromString": "id_from_string",

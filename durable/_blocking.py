@@ -19,8 +19,9 @@ import os
 import threading
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
+from ._aliases import camel_aliases
 from ._codec import clone
 from ._exceptions import RuntimeClosedError
 from ._http import Request, Response, build_request
@@ -185,6 +186,7 @@ async def _awaitable(value: Awaitable[R]) -> R:
 
 
 @final
+@camel_aliases
 class BlockingNamespace(Generic[T]):
     """A namespace of a :class:`BlockingRuntime`: the id methods of ``Namespace``, blocking stubs.
 
@@ -225,10 +227,11 @@ class BlockingNamespace(Generic[T]):
         """Shorthand for ``get(id_from_name(name))``."""
         return BlockingStub(self._runtime, self.namespace.get_by_name(name, **options))
 
-    idFromName = id_from_name  # noqa: N815 - Cloudflare's spellings, as on Namespace
-    newUniqueId = new_unique_id  # noqa: N815
-    idFromString = id_from_string  # noqa: N815
-    getByName = get_by_name  # noqa: N815
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        idFromName = id_from_name
+        newUniqueId = new_unique_id
+        idFromString = id_from_string
+        getByName = get_by_name
 
 
 @final

@@ -250,6 +250,7 @@ def load_app(path: str | Path) -> LoadedApp:
             message names the problem.
     """
     import durable
+
     from .compat import python_workers
 
     if python_workers.is_project(path):

@@ -32,7 +32,7 @@ def _is_asgi_app(value: object) -> bool:
     """An application object (FastAPI, Starlette, any ASGI callable instance), not a class."""
     if isinstance(value, type) or inspect.isroutine(value) or inspect.ismodule(value):
         return False
-    call = getattr(type(value), "__call__", None)
+    call = getattr(type(value), "__call__", None)  # noqa: B004 - the class's __call__: is calling it async?
     return call is not None and inspect.iscoroutinefunction(call)
 
 

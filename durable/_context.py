@@ -1,7 +1,7 @@
 """Which object's code is running: the context variable behind the ownership rule of ``ctx``.
 
 ``ctx``, ``ctx.storage`` and what they return (transactions, SQL cursors, ``storage.kv``) belong
-to their object (API.md section 8): used from code that is not running inside that object (the
+to their object (``docs/threads.md``): used from code that is not running inside that object (the
 test body, another object, another thread), they raise ``RuntimeError`` naming the fix. The host
 sets :data:`current_host` for every event it delivers (and tasks the object starts inherit it);
 :func:`check_owner` compares. It is one context-variable read on the hot path.

@@ -131,7 +131,7 @@ class SocketRegistry:
         entry = self.sockets.get(ws)
         if entry is None or entry.timestamp is None:
             return None
-        return _dt.datetime.fromtimestamp(entry.timestamp / 1000, tz=_dt.timezone.utc)
+        return _dt.datetime.fromtimestamp(entry.timestamp / 1000, tz=_dt.UTC)
 
     # -- frames from the sockets (the Receiver protocol) ---------------------------------------
 

@@ -59,12 +59,12 @@ from ._exceptions import DataCorruptionError
 log = logging.getLogger("durable")
 
 __all__ = [
-    "RETENTION_MS",
-    "History",
-    "history_file",
-    "HistoryDatabase",
     "NO_PITR_KV",
     "PITR_OFF",
+    "RETENTION_MS",
+    "History",
+    "HistoryDatabase",
+    "history_file",
     "read_history",
 ]
 

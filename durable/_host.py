@@ -39,8 +39,8 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
 
 from . import _context
-from ._codec import clone
 from ._background import BackgroundWork
+from ._codec import clone
 from ._eager import EventCall, start_eagerly
 from ._exceptions import ConnectionClosedError, ObjectAbortedError, OverloadedError, copy_remote_exception
 from ._gates import InputGate

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import os
 import re
-from typing import Any, NoReturn, final
+from typing import TYPE_CHECKING, Any, NoReturn, final
 
 from ._aliases import camel_aliases
 from ._util import NoPublicConstructor
@@ -86,6 +86,9 @@ class DurableObjectId(metaclass=NoPublicConstructor):
 
     def __reduce__(self) -> Any:
         raise TypeError("DurableObjectId cannot be pickled; send str(id) and use id_from_string()")
+
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        toString = to_string
 
 
 class IdFactory:

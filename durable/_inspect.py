@@ -147,7 +147,7 @@ def _has_kv(conn: sqlite3.Connection) -> bool:
 def _alarm(ms: Any) -> dict[str, Any] | None:
     if ms is None:
         return None
-    when = _dt.datetime.fromtimestamp(int(ms) / 1000, tz=_dt.timezone.utc)
+    when = _dt.datetime.fromtimestamp(int(ms) / 1000, tz=_dt.UTC)
     return {"ms": int(ms), "utc": when.isoformat(timespec="milliseconds")}
 
 

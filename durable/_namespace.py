@@ -105,6 +105,12 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         """The host of object ``oid``, made if it is not live (for the package's stubs)."""
         return self.runtime.host_for(self, oid)
 
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        idFromName = id_from_name
+        newUniqueId = new_unique_id
+        idFromString = id_from_string
+        getByName = get_by_name
+
 
 def _as_workerd_reads(name: str) -> str:
     """``name`` as workerd's ``id.name`` shows it: lone surrogates become U+FFFD per UTF-8 byte.

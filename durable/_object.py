@@ -2,8 +2,8 @@
 
 A Durable Object class subclasses :class:`DurableObject`; its constructor takes ``(ctx, env)``. Any
 public method is reachable over RPC through a stub; ``fetch`` and ``alarm`` are handlers with
-special meaning (see ``API.md`` section 1). :class:`Env` (the bindings ``env`` holds) lives here
-too, at the bottom layer, so that what an object receives needs nothing of the runtime.
+special meaning (see ``docs/guide.md`` and ``docs/api.md``). :class:`Env` (the bindings ``env``
+holds) lives here too, at the bottom layer, so that what an object receives needs nothing of the runtime.
 """
 
 from __future__ import annotations
@@ -192,6 +192,10 @@ class AlarmInfo:
     def is_retry(self) -> bool:
         return self.retry_count > 0
 
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        retryCount = retry_count  # noqa: F821 - a dataclass field
+        isRetry = is_retry
+        scheduledTime = scheduled_time  # noqa: F821 - a dataclass field
 
 class Env:
     """``self.env`` of objects and Workers: the runtime's bindings.

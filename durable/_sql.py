@@ -565,6 +565,12 @@ class SqlCursor:
         """An iterator of rows as lists of values, over the same stream as the cursor."""
         return _RawIterator(self)
 
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        toArray = to_array
+        columnNames = column_names
+        rowsRead = rows_read
+        rowsWritten = rows_written
+
 
 @final
 class _RawIterator:
@@ -817,3 +823,7 @@ class SqlStorage:
             f"pragma_freelist_count()), (SELECT page_size FROM pragma_page_size()) -- {db.tag}"
         ).fetchone()
         return int(row[0]) * int(row[1])
+
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        databaseSize = database_size
+

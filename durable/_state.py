@@ -174,6 +174,18 @@ class State:
         registry = self._host.socket_registry(create=False)
         return registry.event_timeout_ms if registry is not None else None
 
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        blockConcurrencyWhile = block_concurrency_while
+        waitUntil = wait_until
+        acceptWebSocket = accept_web_socket
+        getWebSockets = get_web_sockets
+        getTags = get_tags
+        setWebSocketAutoResponse = set_web_socket_auto_response
+        getWebSocketAutoResponse = get_web_socket_auto_response
+        getWebSocketAutoResponseTimestamp = get_web_socket_auto_response_timestamp
+        setHibernatableWebSocketEventTimeout = set_hibernatable_web_socket_event_timeout
+        getHibernatableWebSocketEventTimeout = get_hibernatable_web_socket_event_timeout
+
 
 def tags_of(registry: SocketRegistry | None, ws: WebSocket) -> list[str]:
     """``ctx.get_tags(ws)``: the tags, or workerd's error for a socket that has none."""

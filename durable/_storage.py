@@ -334,7 +334,7 @@ def _refuse_seconds(when: int | float, host: StorageHost) -> None:
     """
     now = host.now_ms()
     if abs(when * 1000 - now) <= 10 * _YEAR_MS and when < now - _YEAR_MS:
-        as_ms = _dt.datetime.fromtimestamp(when / 1000, _dt.timezone.utc)
+        as_ms = _dt.datetime.fromtimestamp(when / 1000, _dt.UTC)
         raise TypeError(
             f"setAlarm() takes a time in milliseconds since the epoch, but {when!r} looks like "
             f"seconds (as milliseconds it is {as_ms:%Y-%m-%d %H:%M:%S} UTC). Pass "
@@ -432,7 +432,7 @@ class Storage:
         """Whether the running code is inside one of this object's open ``transaction()`` calls."""
         return bool(self._stack) and self._level() is not None
 
-    def _where(self) -> Transaction | None | _Here:
+    def _where(self) -> Transaction | _Here | None:
         """``_Here.NOW`` if the running code may use storage now, else the level it must wait for.
 
         Code may use storage when it runs inside the innermost open transaction (or no
@@ -956,6 +956,16 @@ class Storage:
             self._kv = SyncKV(self)
         return self._kv
 
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        deleteAll = delete_all
+        getAlarm = get_alarm
+        setAlarm = set_alarm
+        deleteAlarm = delete_alarm
+        transactionSync = transaction_sync
+        getCurrentBookmark = get_current_bookmark
+        getBookmarkForTime = get_bookmark_for_time
+        onNextSessionRestoreBookmark = on_next_session_restore_bookmark
+
 
 @final
 @camel_aliases
@@ -1049,6 +1059,11 @@ class Transaction:
             db.rollback_to(savepoint)
         else:
             storage._defer(self, lambda: db.rollback_to(savepoint))
+
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        getAlarm = get_alarm
+        setAlarm = set_alarm
+        deleteAlarm = delete_alarm
 
 
 class _Here(enum.Enum):

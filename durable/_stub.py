@@ -160,7 +160,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
 
         On the runtime's loop the request is sent at once, like an RPC call (Cloudflare's
         ``fetch`` promise): what is returned is an :class:`RpcPromise`, so ``asyncio.gather`` of
-        many fetches makes no task per fetch and their writes share one commit (issue 16: 1000
+        many fetches makes no task per fetch and their writes share one commit (measured: 1000
         concurrent fetches of the seed counter went from about 24,000/s, one commit each, to
         the figure in docs/performance.md). A bad argument fails the promise, as a rejected
         fetch promise does. Called on another loop, or where no loop runs, it returns a

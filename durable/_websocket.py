@@ -30,7 +30,7 @@ import contextvars
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Final, Protocol, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 from ._aliases import camel_aliases
 from ._codec import decode, encode
@@ -289,9 +289,9 @@ class WebSocket:
         "__weakref__",
         "_attachment",
         "_backlog",
+        "_close_info",
         "_closed_in",
         "_closed_out",
-        "_close_info",
         "_gone",
         "_inbox",
         "_listeners",
@@ -300,8 +300,8 @@ class WebSocket:
         "_out_pending",
         "_owner",
         "_peer",
-        "_used",
         "_receiver",
+        "_used",
         "_waiter",
         "extensions",
         "protocol",
@@ -773,6 +773,13 @@ class WebSocket:
             return None
         return decode(self._attachment)
 
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        readyState = ready_state
+        addEventListener = add_event_listener
+        removeEventListener = remove_event_listener
+        serializeAttachment = serialize_attachment
+        deserializeAttachment = deserialize_attachment
+
 
 def _bind(listener: Callable[[Any], Any], event: Any) -> Callable[[], Any]:
     def run() -> Any:
@@ -885,6 +892,10 @@ class WebSocketRequestResponsePair:
 
     def __repr__(self) -> str:
         return f"WebSocketRequestResponsePair({self._request!r}, {self._response!r})"
+
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        getRequest = get_request
+        getResponse = get_response
 
 
 def remote_close(ws: WebSocket, code: int, reason: str | None, was_clean: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
 
@@ -22,3 +23,9 @@ if os.environ.get("DURABLE_TEST_LOOP") == "uvloop":
         import uvloop
 
         return {"uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture
+def stub(durable_runtime: Any, request: pytest.FixtureRequest) -> Any:
+    """A stub of the test module's ``Obj`` class, named "a", in the in-memory ``durable_runtime``."""
+    return durable_runtime.namespace(request.module.Obj).get_by_name("a")

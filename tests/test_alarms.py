@@ -19,6 +19,8 @@ import pytest
 import durable
 from durable.testing import MockClock, evict, fail_next_commit, run_in_object
 
+from helpers import settle
+
 T0 = 1_700_000_000
 """The mock clock's start, in seconds since the epoch (a whole second, so times compare exactly)."""
 T0_MS = T0 * 1000
@@ -100,8 +102,7 @@ async def let_the_loop_run() -> None:
     Used only before asserting that something has *not* happened; correct code passes with any
     number of turns, so this orders nothing.
     """
-    for _ in range(50):
-        await asyncio.sleep(0)
+    await settle(50)
 
 
 class TestSetAndGet:
@@ -115,7 +116,7 @@ class TestSetAndGet:
     async def test_datetime_is_accepted(self, rt: durable.Runtime) -> None:
         """A datetime is converted to ms since the epoch."""
         stub = rt.namespace(Alarmed).get_by_name("a")
-        await stub.arm(dt.datetime.fromtimestamp(T0 + 90, tz=dt.timezone.utc))
+        await stub.arm(dt.datetime.fromtimestamp(T0 + 90, tz=dt.UTC))
         assert await stub.get() == T0_MS + 90_000
 
     async def test_setting_replaces(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
@@ -168,7 +169,7 @@ class TestSetAndGet:
 
     @pytest.mark.parametrize(
         "when",
-        [9_223_372_036_854.776, 9_223_372_036_855, 8_640_000_000_000_000, 10**400, dt.datetime(2263, 1, 1, tzinfo=dt.timezone.utc)],
+        [9_223_372_036_854.776, 9_223_372_036_855, 8_640_000_000_000_000, 10**400, dt.datetime(2263, 1, 1, tzinfo=dt.UTC)],
     )
     async def test_time_beyond_int64_nanoseconds_is_type_error(self, rt: durable.Runtime, when: Any) -> None:
         """A time whose nanoseconds do not fit an int64 is refused with workerd's words; the last one that fits is taken."""
@@ -327,7 +328,7 @@ class TestDelivery:
                 assert running.count(True) == 1, "two alarm() calls overlapped"
                 if len([e for e in events if e[0] == "alarm"]) == 1:
                     await self.ctx.storage.set_alarm(T0_MS)  # in the past: clamped to now
-                    await let_the_loop_run()  # a concurrent delivery would start here
+                    await settle(50)  # a concurrent delivery would start here
                 running.remove(True)
 
         stub = rt.namespace(Again).get_by_name("a")
@@ -387,7 +388,7 @@ class TestDelivery:
         holding = asyncio.create_task(stub.hold())
         await started.wait()
         advancing = asyncio.create_task(clock.advance(1))
-        await let_the_loop_run()
+        await settle(50)
         assert alarm_times(events) == []
         release.set()
         await advancing

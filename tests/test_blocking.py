@@ -1,4 +1,4 @@
-"""``durable.BlockingRuntime``: the runtime for synchronous code (API.md section 8)."""
+"""``durable.BlockingRuntime``: the runtime for synchronous code (docs/threads.md)."""
 
 from __future__ import annotations
 
@@ -87,9 +87,8 @@ class TestBlockingRuntime:
     def test_path_held_twice_is_refused(self, tmp_path: Path) -> None:
         """A second runtime on the same path fails at construction, and leaves no thread behind."""
         before = threading.active_count()
-        with durable.BlockingRuntime(tmp_path):
-            with pytest.raises(durable.PathLockedError):
-                durable.BlockingRuntime(tmp_path)
+        with durable.BlockingRuntime(tmp_path), pytest.raises(durable.PathLockedError):
+            durable.BlockingRuntime(tmp_path)
         assert threading.active_count() == before
 
     def test_many_threads_at_once(self, tmp_path: Path) -> None:
@@ -98,7 +97,7 @@ class TestBlockingRuntime:
             with durable.BlockingRuntime(path) as rt:
                 stub = rt.namespace(Counter).get_by_name("A")
                 with ThreadPoolExecutor(8) as pool:
-                    list(pool.map(lambda _: stub.increment(), range(400)))
+                    list(pool.map(lambda _: stub.increment(), range(400)))  # noqa: B023 - called in this iteration
                 assert stub.increment(0) == 400
 
     def test_closed_runtime_refuses_calls(self) -> None:

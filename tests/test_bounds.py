@@ -1,4 +1,4 @@
-"""Defaults that fit the machine: ``max_live_objects`` derived from the limit on open files (issue 11)."""
+"""Defaults that fit the machine: ``max_live_objects`` derived from the limit on open files."""
 
 from __future__ import annotations
 

@@ -13,13 +13,9 @@ import pytest
 import durable
 from durable.testing import MockClock
 
+from helpers import settle
+
 T0 = 1_700_000_000
-
-
-async def let_the_loop_run() -> None:
-    """Give the event loop many turns before asserting that something has *not* happened."""
-    for _ in range(50):
-        await asyncio.sleep(0)
 
 
 class TestMockClock:
@@ -131,8 +127,7 @@ class TestMockClock:
 
         async def outer() -> None:
             clock.track(inner())
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await settle()
             gate.set()
             done.append("outer")
 
@@ -146,8 +141,7 @@ class TestMockClock:
         seen: list[float] = []
 
         async def work() -> None:
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await settle()
             seen.append(clock.time() - T0)
 
         clock.call_at(T0 + 1, lambda: clock.track(work()))
@@ -160,7 +154,7 @@ class TestMockClock:
         release = asyncio.Event()
         clock.call_at(T0 + 1, lambda: clock.track(release.wait()))
         first = asyncio.create_task(clock.advance(1))
-        await let_the_loop_run()
+        await settle(50)
         with pytest.raises(RuntimeError, match="already running"):
             await clock.advance(1)
         release.set()
@@ -179,7 +173,7 @@ class TestMockClock:
 
         clock.call_at(T0 + 1, lambda: clock.track(work()))
         advancing = asyncio.create_task(clock.advance(1))
-        await let_the_loop_run()
+        await settle(50)
         advancing.cancel()
         with pytest.raises(asyncio.CancelledError):
             await advancing
@@ -214,7 +208,7 @@ class TestRealClock:
         fired = asyncio.Event()
         clock.call_at(clock.time(), fired.set)
         await fired.wait()
-        await let_the_loop_run()
+        await settle(50)
         assert seen == []
 
     def test_needs_a_running_loop(self) -> None:
@@ -293,7 +287,7 @@ class TestIdleEviction:
         stub = rt.namespace(Counter).get_by_name("a")
         await stub.bump()
         waiting = asyncio.create_task(stub.wait_for("release"))
-        await let_the_loop_run()
+        await settle(50)
         await clock.advance(100)
         events["release"].set()
         await waiting
@@ -382,8 +376,7 @@ class TestAdvanceWaitsForAlarmBackgroundWork:
 
             async def alarm(self, info: durable.AlarmInfo) -> None:
                 async def later() -> None:
-                    for _ in range(20):
-                        await asyncio.sleep(0)
+                    await settle(20)
                     done.append("background")
 
                 self.ctx.wait_until(later())

@@ -139,7 +139,7 @@ _MAX_OFFSET_US = 24 * 3600 * 1_000_000 - 1
 offsets = st.integers(-_MAX_OFFSET_US, _MAX_OFFSET_US).map(lambda us: dt.timedelta(microseconds=us))
 tzinfos = st.one_of(
     st.none(),
-    st.just(dt.timezone.utc),
+    st.just(dt.UTC),
     st.builds(dt.timezone, offsets),
     st.builds(dt.timezone, offsets, st.text(max_size=8)),
     st.timezones(),
@@ -308,9 +308,9 @@ class TestRoundTrip:
     def test_utc_and_zoneinfo_come_back_as_the_shared_instances(self) -> None:
         """timezone.utc decodes to timezone.utc, and a ZoneInfo to ZoneInfo(key) itself."""
         paris = zoneinfo.ZoneInfo("Europe/Paris")
-        out = decode(encode([dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), dt.time(1, tzinfo=paris)]))
+        out = decode(encode([dt.datetime(2024, 1, 1, tzinfo=dt.UTC), dt.time(1, tzinfo=paris)]))
         assert isinstance(out, list)
-        assert out[0].tzinfo is dt.timezone.utc
+        assert out[0].tzinfo is dt.UTC
         assert out[1].tzinfo is paris
 
     @copier
@@ -722,7 +722,7 @@ GOLDEN: list[tuple[object, str]] = [
     ([1, (2,), {"a": {3}}, frozenset()], "01200481210182220141612301832400"),
     (list(range(8)), "01280800" + "0001020304050607"),
     ([0.5] * 8, "012908" + "000000000000e03f" * 8),
-    (dt.datetime(2024, 5, 17, 1, 2, 3, 4, tzinfo=dt.timezone.utc), "010be8070511010203040000000200"),
+    (dt.datetime(2024, 5, 17, 1, 2, 3, 4, tzinfo=dt.UTC), "010be8070511010203040000000200"),
     (dt.date(2024, 5, 17), "010ce8070511"),
     (dt.time(1, 2, 3, 4, fold=1), "010d0102030400000001"),
     (dt.timedelta(days=-1, seconds=2, microseconds=3), "010effffffff0200000003000000"),
@@ -808,7 +808,7 @@ class TestClone:
     @pytest.mark.parametrize(
         "value",
         [None, True, 7, 2**100, 1.5, "s", b"b", Decimal("1.5"), uuid.UUID(int=3), dt.date(2024, 1, 1),
-         dt.timedelta(1), dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), (1, "a", (2.5,)),
+         dt.timedelta(1), dt.datetime(2024, 1, 1, tzinfo=dt.UTC), (1, "a", (2.5,)),
          frozenset({1, 2})],
     )  # fmt: skip
     def test_immutable_values_are_returned_as_they_are(self, value: object) -> None:

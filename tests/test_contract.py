@@ -1,4 +1,4 @@
-"""Conformance of the public surface to the contract in API.md, section by section.
+"""Conformance of the public surface to the contract (docs/api.md), section by section.
 
 Every test checks one stated behaviour through the public API only (``import durable``,
 ``durable.testing``, the pytest plugin's fixtures), as code outside the repository would. The
@@ -19,6 +19,8 @@ import pytest
 
 import durable
 from durable import testing
+
+from helpers import settle
 
 pytest_plugins = ["pytester"]
 
@@ -88,7 +90,7 @@ class SyncHandlers(durable.DurableObject):
 
 
 class TestDefiningAnObject:
-    """API.md section 1: Defining an object."""
+    """Defining an object."""
 
     # -- defining an object --------------------------------------------------------------------
     async def test_init_stores_ctx_and_env(self) -> None:
@@ -199,7 +201,7 @@ class Uses(durable.DurableObject):
 
 
 class TestHosting:
-    """API.md section 2: Hosting objects: Runtime, Namespace, ids, stubs."""
+    """Hosting objects: Runtime, Namespace, ids, stubs."""
 
     # -- runtime and namespace -----------------------------------------------------------------
     async def test_in_memory_runtime_forgets_on_close(self) -> None:
@@ -261,7 +263,7 @@ class TestHosting:
             def use_sql(obj: Any, ctx: durable.State) -> Any:
                 return ctx.storage.sql
 
-            with pytest.raises(Exception):
+            with pytest.raises(Exception):  # noqa: B017 - any error will do
                 await testing.run_in_object(stub, use_sql)
 
     async def test_bad_storage_option(self) -> None:
@@ -343,7 +345,7 @@ class TestHosting:
             stub = rt.namespace(Obj).get_by_name("a")
 
             def now(obj: Any, ctx: durable.State) -> Any:
-                return ctx.storage.set_alarm(datetime.datetime.fromtimestamp(1001, datetime.timezone.utc))
+                return ctx.storage.set_alarm(datetime.datetime.fromtimestamp(1001, datetime.UTC))
 
             await testing.run_in_object(stub, now)
             await clock.advance(2)
@@ -366,11 +368,11 @@ class TestHosting:
         """`idFromName`, `newUniqueId`, `idFromString`, `getByName` are aliases on the namespace."""
         async with durable.Runtime() as rt:
             ns = rt.namespace(Obj)
-            oid = ns.idFromName("a")  # type: ignore[attr-defined]
+            oid = ns.idFromName("a")
             assert oid == ns.id_from_name("a")
-            assert ns.idFromString(str(oid)) == oid  # type: ignore[attr-defined]
-            assert ns.newUniqueId().name is None  # type: ignore[attr-defined]
-            assert ns.getByName("a").id == oid  # type: ignore[attr-defined]
+            assert ns.idFromString(str(oid)) == oid
+            assert ns.newUniqueId().name is None
+            assert ns.getByName("a").id == oid
 
     # -- ids -----------------------------------------------------------------------------------
     async def test_str_is_64_lowercase_hex(self) -> None:
@@ -380,7 +382,7 @@ class TestHosting:
             for oid in (ns.id_from_name("a"), ns.new_unique_id()):
                 text = str(oid)
                 assert len(text) == 64 and text == text.lower() and int(text, 16) >= 0
-                assert oid.to_string() == oid.toString() == text  # type: ignore[attr-defined]
+                assert oid.to_string() == oid.toString() == text
 
     async def test_name(self) -> None:
         """`.name` is the name for `id_from_name` ids, else `None`."""
@@ -510,7 +512,7 @@ class TestHosting:
                 await rt.namespace(Uses).get_by_name("a").fetch("http://do/")
             assert info.value.remote is True  # type: ignore[attr-defined]
 
-    @pytest.mark.xfail(strict=True, reason="Request/Response cannot cross RPC yet (workerd allows them); see the contract report")
+    @pytest.mark.xfail(strict=True, reason="Request/Response cannot cross RPC yet (workerd allows them)")
     async def test_request_and_response_cross_rpc(self) -> None:
         """As in workerd, a `Request` may be an RPC argument and a `Response` an RPC result."""
 
@@ -664,7 +666,7 @@ class Blocking(durable.DurableObject):
         async def cb() -> None:
             raise KeyError("inside")
 
-        await self.ctx.blockConcurrencyWhile(cb)  # type: ignore[attr-defined]
+        await self.ctx.blockConcurrencyWhile(cb)
 
     async def later(self, done: list[int]) -> str:
         async def work() -> None:
@@ -690,7 +692,7 @@ class Alarmed(durable.DurableObject):
 
 
 class TestState:
-    """API.md section 3: Inside an object: State."""
+    """Inside an object: State."""
 
     # -- state ---------------------------------------------------------------------------------
     async def test_id_and_storage(self) -> None:
@@ -711,8 +713,7 @@ class TestState:
         async with durable.Runtime() as rt:
             stub = rt.namespace(Blocking).get_by_name("a")
             call = asyncio.ensure_future(stub.is_loaded())
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await settle()
             assert not call.done()
             Blocking.release.set()
             assert await call is True
@@ -736,7 +737,7 @@ class TestState:
                 return obj  # held below, so a new instance cannot reuse its id
 
             before = await testing.run_in_object(stub, instance)
-            with pytest.raises(BaseException):
+            with pytest.raises(BaseException):  # noqa: B017 - any error will do
                 await stub.bcw_fail()
             assert await testing.run_in_object(ns.get_by_name("a"), instance) is not before
 
@@ -748,8 +749,7 @@ class TestState:
             Blocking.release.set()
             stub = ns.get_by_name("a")
             assert await stub.later([]) == "returned"
-            for _ in range(10):
-                await asyncio.sleep(0)
+            await settle(10)
 
             def read(obj: Any, ctx: durable.State) -> Any:
                 return ctx.storage.get("later")
@@ -758,8 +758,8 @@ class TestState:
 
     async def test_wait_until_alias(self) -> None:
         """`waitUntil` and `blockConcurrencyWhile` are aliases on `ctx`."""
-        assert durable.State.waitUntil is durable.State.wait_until  # type: ignore[attr-defined]
-        assert durable.State.blockConcurrencyWhile is durable.State.block_concurrency_while  # type: ignore[attr-defined]
+        assert durable.State.waitUntil is durable.State.wait_until
+        assert durable.State.blockConcurrencyWhile is durable.State.block_concurrency_while
 
     async def test_abort_with_reason(self) -> None:
         """`ctx.abort(reason)` resets now: pending writes dropped, the call fails with a reset error including `reason`."""
@@ -791,7 +791,7 @@ class TestState:
         assert (first.retry_count, first.is_retry, first.scheduled_time) == (0, False, 1_000_000_500)
         assert (second.retry_count, second.is_retry) == (1, True)
         assert type(first.scheduled_time) is int and type(first.is_retry) is bool
-        assert (first.retryCount, first.isRetry, first.scheduledTime) == (0, False, 1_000_000_500)  # type: ignore[attr-defined]
+        assert (first.retryCount, first.isRetry, first.scheduledTime) == (0, False, 1_000_000_500)
 
 
 # == 4. Storage =====================================================================================
@@ -829,7 +829,7 @@ BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "kv"])
 
 
 class TestStorage:
-    """API.md section 4: Storage."""
+    """Storage."""
 
     # -- storage key value ---------------------------------------------------------------------
     @BACKENDS
@@ -1022,8 +1022,8 @@ class TestStorage:
     async def test_camel_case_storage_aliases(self) -> None:
         """`deleteAll`, `getAlarm`, `setAlarm`, `deleteAlarm`, `transactionSync` are aliases."""
         s = durable.Storage
-        assert s.deleteAll is s.delete_all and s.getAlarm is s.get_alarm and s.setAlarm is s.set_alarm  # type: ignore[attr-defined]
-        assert s.deleteAlarm is s.delete_alarm and s.transactionSync is s.transaction_sync  # type: ignore[attr-defined]
+        assert s.deleteAll is s.delete_all and s.getAlarm is s.get_alarm and s.setAlarm is s.set_alarm
+        assert s.deleteAlarm is s.delete_alarm and s.transactionSync is s.transaction_sync
 
     # -- storage values ------------------------------------------------------------------------
     @BACKENDS
@@ -1041,7 +1041,7 @@ class TestStorage:
             "tuple": (1, "a"),
             "set": {1, 2},
             "frozenset": frozenset({"x"}),
-            "datetime": datetime.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc),
+            "datetime": datetime.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=datetime.UTC),
             "naive": datetime.datetime(2024, 1, 2, 3, 4, 5),
             "date": datetime.date(2024, 1, 2),
             "time": datetime.time(3, 4, 5),
@@ -1285,7 +1285,7 @@ class TestStorage:
 
         async def body(s: durable.Storage) -> Any:
             out = [await s.get_alarm(), await s.set_alarm(2_000_000_000_000), await s.get_alarm()]  # type: ignore[func-returns-value]
-            when = datetime.datetime(2040, 1, 1, tzinfo=datetime.timezone.utc)
+            when = datetime.datetime(2040, 1, 1, tzinfo=datetime.UTC)
             await s.set_alarm(when)
             out.append(await s.get_alarm())
             out.append(await s.delete_alarm())  # type: ignore[func-returns-value]
@@ -1358,8 +1358,8 @@ class TestStorage:
                 [list(r) for r in raw],
                 cur.column_names,
                 cur.rows_read,
-                cur.columnNames,  # type: ignore[attr-defined]
-                cur.rowsRead,  # type: ignore[attr-defined]
+                cur.columnNames,
+                cur.rowsRead,
             )
 
         got = await inside(body)
@@ -1370,7 +1370,7 @@ class TestStorage:
 
         async def body(s: durable.Storage) -> Any:
             s.sql.exec("CREATE TABLE t (x)")
-            return s.sql.exec("SELECT 1 AS x").toArray()[0]["x"], s.sql.databaseSize == s.sql.database_size  # type: ignore[attr-defined]
+            return s.sql.exec("SELECT 1 AS x").toArray()[0]["x"], s.sql.databaseSize == s.sql.database_size
 
         assert await inside(body) == (1, True)
 
@@ -1545,7 +1545,7 @@ async def _serve_and_get(argv: list[str], paths: list[str], cwd: Path = REPO) ->
 
 
 class TestHttp:
-    """API.md section 5: HTTP."""
+    """HTTP."""
 
     # -- request response ----------------------------------------------------------------------
     async def test_request(self) -> None:
@@ -1561,7 +1561,7 @@ class TestHttp:
         assert await default.text() == "" and await durable.Request("http://x/").bytes() == b""
 
     async def test_request_url_keyword(self) -> None:
-        """The URL parameter of `Request` is named `url`, as API.md spells it."""
+        """The URL parameter of `Request` is named `url`, as docs/api.md spells it."""
         req = durable.Request(url="http://x/k", method="DELETE")
         assert (req.url, req.method) == ("http://x/k", "DELETE")
 
@@ -1661,7 +1661,7 @@ class Retrying(durable.DurableObject):
 
 
 class TestTesting:
-    """API.md section 6: Testing: durable.testing and the pytest plugin."""
+    """Testing: durable.testing and the pytest plugin."""
 
     # -- testing -------------------------------------------------------------------------------
     async def test_mock_clock_start_and_time(self) -> None:
@@ -1848,7 +1848,7 @@ class Doubling(durable.Counter):
 
 
 class TestCounter:
-    """API.md section 7: The reference object: durable.Counter."""
+    """The reference object: durable.Counter."""
 
     # -- counter -------------------------------------------------------------------------------
     async def test_rpc(self) -> None:
@@ -2006,7 +2006,7 @@ def shims() -> Any:
 
 
 class TestPythonWorkers:
-    """API.md section 10: Python Workers compatibility."""
+    """Python Workers compatibility."""
 
     # -- python workers ------------------------------------------------------------------------
     def test_install_uninstall(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -2168,7 +2168,7 @@ class TestPythonWorkers:
 
 
 class TestDistribution:
-    """API.md section 13: Distribution."""
+    """Distribution."""
 
     # -- distribution --------------------------------------------------------------------------
     def test_distribution_name(self) -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import durable
 from differential import allowances, codec
 from differential.ops import Generator, Op, Sequence
 from differential.runner import DurableSide, Workerd, compare, harness_missing
+
+import durable
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "differences.md"
 

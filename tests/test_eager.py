@@ -150,4 +150,4 @@ class TestEagerStart:
 class TestVersions:
     def test_eager_tasks_on_312_and_later(self) -> None:
         """asyncio's eager tasks are used exactly where Python has them (3.12+)."""
-        assert _eager.EAGER_TASKS == (sys.version_info >= (3, 12))
+        assert (sys.version_info >= (3, 12)) == _eager.EAGER_TASKS

@@ -13,7 +13,6 @@ from durable._sqlite import ObjectDatabase
 from durable.asgi import _request_url, _to_request
 
 
-
 class Recorder(durable.DurableObject):
     """Records every request it receives and answers with the count so far."""
 

@@ -11,6 +11,8 @@ import durable
 from durable import testing
 from durable._sqlite import ObjectDatabase
 
+from helpers import settle
+
 
 class Counter(durable.DurableObject):
     barrier: asyncio.Barrier | None = None
@@ -39,8 +41,7 @@ class Counter(durable.DurableObject):
     async def gated_increment(self) -> int:
         async def body() -> int:
             value = await self.ctx.storage.get("n") or 0
-            for _ in range(5):
-                await asyncio.sleep(0)  # a non-storage await: still no other event gets in
+            await settle()  # a non-storage await: still no other event gets in
             await self.ctx.storage.put("n", value + 1)
             return int(value)
 
@@ -110,8 +111,7 @@ class Caller(durable.DurableObject):
         async def body() -> None:
             assert Waiter.release is not None
             Waiter.release.set()
-            for _ in range(20):
-                await asyncio.sleep(0)
+            await settle(20)
             Caller.order.append("gate released")
 
         await self.ctx.block_concurrency_while(body)
@@ -124,8 +124,7 @@ class SlowInit(durable.DurableObject):
         ctx.block_concurrency_while(self.load)  # not awaited, as in Cloudflare's examples
 
     async def load(self) -> None:
-        for _ in range(10):
-            await asyncio.sleep(0)
+        await settle(10)
         self.ready = True
 
     def is_ready(self) -> bool:
@@ -189,8 +188,7 @@ class TestInputGate:
         Waiter.release = asyncio.Event()
         caller = rt.env.CALLER.get_by_name("x")
         outgoing = asyncio.ensure_future(caller.call_out())
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await settle()
         await caller.hold_gate()
         await outgoing
         assert Caller.order == ["gate released", "result delivered"]
@@ -239,8 +237,7 @@ class TestOutputGate:
         with pytest.raises(durable.ObjectResetError):
             await stub.write_then_call("b")
         assert await rt.env.COUNTER.get_by_name("b").get() is None
-        for _ in range(5):
-            await asyncio.sleep(0)  # the reset event does not go on to make the call later either
+        await settle()  # the reset event does not go on to make the call later either
         assert await rt.env.COUNTER.get_by_name("b").get() is None
         assert await rt.env.COUNTER.get_by_name("a").write_then_call("b") == 1
 

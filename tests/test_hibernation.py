@@ -12,6 +12,8 @@ import pytest
 import durable
 from durable.testing import MockClock, hibernate, hibernation_blockers, run_in_object, websocket
 
+from helpers import settle
+
 T0 = 1_700_000_000
 
 
@@ -86,7 +88,7 @@ class Short(durable.DurableObject):
 
     async def fetch(self, request: durable.Request) -> durable.Response:
         client, server = durable.WebSocketPair()
-        self.ctx.acceptWebSocket(server)  # type: ignore[attr-defined]
+        self.ctx.acceptWebSocket(server)
         return durable.Response(None, status=101, web_socket=client)
 
     async def webSocketMessage(self, ws: durable.WebSocket) -> None:  # noqa: N802
@@ -118,7 +120,7 @@ class PythonWorkersShape(durable.DurableObject):
     async def fetch(self, request: durable.Request) -> durable.Response:
         web_socket_pair = durable.WebSocketPair.new()
         client, server = web_socket_pair
-        self.ctx.acceptWebSocket(server)  # type: ignore[attr-defined]
+        self.ctx.acceptWebSocket(server)
         return durable.Response(None, status=101, web_socket=client)
 
     async def webSocketMessage(self, ws: durable.WebSocket, message: str | bytes) -> None:  # noqa: N802
@@ -139,11 +141,6 @@ async def rt(clock: MockClock) -> AsyncIterator[durable.Runtime]:
 
 def room(rt: durable.Runtime, name: str = "r") -> durable.Stub[Room]:
     return rt.namespace(Room).get_by_name(name)
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 class TestAccept:
@@ -175,10 +172,10 @@ class TestAccept:
         def check(obj: Any, ctx: durable.State) -> None:
             a, b, c = (durable.WebSocketPair()[1] for _ in range(3))
             ctx.accept_web_socket(a, ["x", "y", "x"])
-            ctx.acceptWebSocket(b, ["y"])  # type: ignore[attr-defined]
+            ctx.acceptWebSocket(b, ["y"])
             ctx.accept_web_socket(c)
-            assert ctx.get_tags(a) == ["x", "y"] and ctx.getTags(c) == []  # type: ignore[attr-defined]
-            assert ctx.get_web_sockets("y") == [a, b] and ctx.getWebSockets("x") == [a]  # type: ignore[attr-defined]
+            assert ctx.get_tags(a) == ["x", "y"] and ctx.getTags(c) == []
+            assert ctx.get_web_sockets("y") == [a, b] and ctx.getWebSockets("x") == [a]
             assert ctx.get_web_sockets() == [a, b, c] and ctx.get_web_sockets("none") == []
             with pytest.raises(durable.WebSocketError, match="^a Hibernatable WebSocket cannot have more than 10 tags$"):
                 ctx.accept_web_socket(durable.WebSocketPair()[1], [str(i) for i in range(11)])
@@ -197,7 +194,7 @@ class TestAccept:
         """Accepting twice, after accept(), or a pair already returned raises workerd's messages."""
 
         def check(obj: Any, ctx: durable.State) -> None:
-            client, server = durable.WebSocketPair()
+            _client, server = durable.WebSocketPair()
             ctx.accept_web_socket(server)
             with pytest.raises(durable.WebSocketError, match=r"^Cannot call `acceptWebSocket\(\)` if the WebSocket was already accepted via `accept\(\)`$"):
                 ctx.accept_web_socket(server)
@@ -395,7 +392,7 @@ class TestAutoResponse:
             assert await ws.receive() == "pong"
             ws.send(b"ping")
             assert await ws.receive() == b"gnip"
-            stamp = await run_in_object(stub, lambda obj, ctx: ctx.getWebSocketAutoResponseTimestamp(ctx.get_web_sockets()[0]))  # type: ignore[attr-defined]
+            stamp = await run_in_object(stub, lambda obj, ctx: ctx.getWebSocketAutoResponseTimestamp(ctx.get_web_sockets()[0]))
             assert stamp is not None and stamp.timestamp() == T0
         assert rt.env.log[0] == b"ping"  # the text "ping" never reached the handler
 
@@ -433,8 +430,8 @@ class TestEventTimeout:
 
         def check(obj: Any, ctx: durable.State) -> None:
             assert ctx.get_hibernatable_web_socket_event_timeout() is None
-            ctx.setHibernatableWebSocketEventTimeout(5000)  # type: ignore[attr-defined]
-            assert ctx.getHibernatableWebSocketEventTimeout() == 5000  # type: ignore[attr-defined]
+            ctx.setHibernatableWebSocketEventTimeout(5000)
+            assert ctx.getHibernatableWebSocketEventTimeout() == 5000
             with pytest.raises(ValueError, match="^Event timeout should not exceed 604800000 ms.$"):
                 ctx.set_hibernatable_web_socket_event_timeout(604_800_001)
             ctx.set_hibernatable_web_socket_event_timeout(0)
@@ -644,7 +641,7 @@ class TestHibernation:
                 pass
 
 
-class contextlib_stack:
+class contextlib_stack:  # noqa: N801 - used like contextlib's helpers
     """Open n in-process sockets to one stub."""
 
     def __init__(self, stub: durable.Stub[Any], n: int) -> None:

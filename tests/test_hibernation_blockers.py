@@ -17,6 +17,8 @@ import pytest
 import durable
 from durable.testing import MockClock, hibernation_blockers, websocket
 
+from helpers import settle
+
 
 class Ticker(durable.DurableObject):
     """Starts a heartbeat task in its constructor (like setInterval in a dependency)."""
@@ -51,11 +53,6 @@ async def rt() -> AsyncIterator[durable.Runtime]:
     env: dict[str, Any] = {"built": [], "heartbeats": [], "handles": []}
     async with durable.Runtime(clock=MockClock(start=1_700_000_000), vars=env) as runtime:
         yield runtime
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 class TestTasksStartedBeforeAccepting:

@@ -66,7 +66,7 @@ class Box(durable.DurableObject):
         return await self.ctx.storage.on_next_session_restore_bookmark(bookmark)
 
     async def restore_now(self, bookmark: str) -> None:
-        await getattr(self.ctx.storage, "onNextSessionRestoreBookmark")(bookmark)  # the camelCase alias
+        await self.ctx.storage.onNextSessionRestoreBookmark(bookmark)  # the camelCase alias
         self.ctx.abort("restoring")
 
     async def alarm(self, info: durable.AlarmInfo) -> None:
@@ -140,7 +140,7 @@ class TestBookmarks:
         """A datetime names the same moment as its ms since the epoch."""
         stub = runtime.namespace(Box).get_by_name("a")
         await stub.put("k", 1)
-        when = dt.datetime.fromtimestamp(T0, tz=dt.timezone.utc)
+        when = dt.datetime.fromtimestamp(T0, tz=dt.UTC)
         assert await stub.bookmark_for(when) == await stub.bookmark_for(T0 * 1000)
 
     async def test_object_that_never_wrote_has_the_empty_bookmark(self, runtime: durable.Runtime) -> None:
@@ -176,9 +176,9 @@ class TestOff:
     def test_camel_case_aliases(self) -> None:
         """getCurrentBookmark, getBookmarkForTime and onNextSessionRestoreBookmark alias the methods."""
         storage = durable.Storage
-        assert storage.getCurrentBookmark is storage.get_current_bookmark  # type: ignore[attr-defined]
-        assert storage.getBookmarkForTime is storage.get_bookmark_for_time  # type: ignore[attr-defined]
-        assert storage.onNextSessionRestoreBookmark is storage.on_next_session_restore_bookmark  # type: ignore[attr-defined]
+        assert storage.getCurrentBookmark is storage.get_current_bookmark
+        assert storage.getBookmarkForTime is storage.get_bookmark_for_time
+        assert storage.onNextSessionRestoreBookmark is storage.on_next_session_restore_bookmark
 
 
 class TestRestore:

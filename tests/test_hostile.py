@@ -1,12 +1,11 @@
 """Hostile and damaged input: crafted codec bytes, damaged object files, hostile names and paths.
 
-Each test here is a regression test for a defect found by probing `durable` as an adversary would
-(issue 10, sections 3 and 4): it failed, hung or crashed before the fix.
+Each test here is a regression test for a defect found by probing `durable` as an adversary would:
+it failed, hung or crashed before the fix.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import sqlite3
@@ -23,6 +22,8 @@ import durable
 import durable.testing
 from durable import DataCloneError, DataCorruptionError
 from durable._codec import MAX_SETS, decode, encode
+
+from helpers import settle
 
 
 class Obj(durable.DurableObject):
@@ -509,8 +510,7 @@ class TestRuntimeLifetime:
         await rt.namespace(Obj, name="OBJ").get_by_name("a").write("k", 1)
         with pytest.raises(durable.PathLockedError):
             durable.Runtime(path=tmp_path)
-        for _ in range(3):
-            await asyncio.sleep(0)  # the end-of-turn callbacks that still refer to the runtime run
+        await settle(3)  # the end-of-turn callbacks that still refer to the runtime run
         with pytest.warns(ResourceWarning, match="never closed"):
             del rt
             gc.collect()

@@ -85,7 +85,7 @@ class TestHeaders:
         h = Headers([("Set-Cookie", "a=1"), ("X", "y"), ("set-cookie", "b=2")])
         assert h.multi_items() == [("set-cookie", "a=1"), ("x", "y"), ("set-cookie", "b=2")]
         assert h.get_set_cookie() == ["a=1", "b=2"]
-        assert h.getSetCookie() == ["a=1", "b=2"]  # type: ignore[attr-defined]
+        assert h.getSetCookie() == ["a=1", "b=2"]
 
     def test_values_are_trimmed(self) -> None:
         """Leading and trailing HTTP whitespace is stripped from values, as in Fetch."""
@@ -209,7 +209,7 @@ class TestRequest:
         """A second read raises TypeError with Fetch's 'Body has already been used' message."""
         req = Request("http://x/", method="POST", body="1")
         await getattr(req, reader)()
-        assert req.body_used and req.bodyUsed  # type: ignore[attr-defined]
+        assert req.body_used and req.bodyUsed
         with pytest.raises(TypeError, match=BODY_USED):
             await getattr(req, reader)()
 
@@ -344,7 +344,7 @@ class TestResponse:
     async def test_defaults(self) -> None:
         """A Response defaults to 200 OK with no body and no content type."""
         resp = Response()
-        assert (resp.status, resp.ok, resp.status_text, resp.statusText) == (200, True, "OK", "OK")  # type: ignore[attr-defined]
+        assert (resp.status, resp.ok, resp.status_text, resp.statusText) == (200, True, "OK", "OK")
         assert "content-type" not in resp.headers
         assert await resp.text() == ""
 
@@ -473,7 +473,7 @@ class TestWorkers:
 
         async def first() -> None:
             await gate.wait()
-            ctx.waitUntil(second())  # type: ignore[attr-defined]
+            ctx.waitUntil(second())
             done.append("first")
 
         ctx.wait_until(first())
@@ -503,5 +503,5 @@ class TestWorkers:
         """pass_through_on_exception is accepted and does nothing."""
         ctx = ExecutionContext()
         ctx.pass_through_on_exception()
-        ctx.passThroughOnException()  # type: ignore[attr-defined]
+        ctx.passThroughOnException()
         assert ctx._tasks == []

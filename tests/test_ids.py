@@ -158,8 +158,8 @@ class TestIdObject:
         """Cloudflare's spellings work on namespaces and ids."""
         async with durable.Runtime() as rt:
             ns = rt.namespace(Obj)
-            oid = ns.idFromName("A")  # type: ignore[attr-defined]
+            oid = ns.idFromName("A")
             assert oid.toString() == str(oid)
-            assert ns.idFromString(str(oid)) == oid  # type: ignore[attr-defined]
-            assert ns.getByName("A").id == oid  # type: ignore[attr-defined]
-            assert ns.newUniqueId().name is None  # type: ignore[attr-defined]
+            assert ns.idFromString(str(oid)) == oid
+            assert ns.getByName("A").id == oid
+            assert ns.newUniqueId().name is None

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 import durable
-from durable import _context, testing
+from durable import testing
 from durable._cli import main
+
+import helpers
 
 
 class Obj(durable.DurableObject):
@@ -28,13 +30,8 @@ class Obj(durable.DurableObject):
 
 
 async def storage_of(rt: durable.Runtime, name: str = "a") -> durable.Storage:
-    storage: durable.Storage = await testing.run_in_object(
-        rt.namespace(Obj).get_by_name(name), lambda obj, ctx: ctx.storage
-    )
-    # These tests drive storage from the test body: mark the body as the object's own code
-    # (storage refuses any other, see durable/_context.py). The input gate is bypassed.
-    _context.current_host.set(storage._host)
-    return storage
+    # These tests drive storage from the test body (see helpers.as_own_code).
+    return await helpers.storage_of(rt.namespace(Obj).get_by_name(name))
 
 
 @dataclasses.dataclass
@@ -101,7 +98,7 @@ class TestAlarmUnit:
         soon = int(time.time() * 1000) + 60_000
         await storage.set_alarm(soon)
         assert await storage.get_alarm() == soon
-        await storage.set_alarm(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+        await storage.set_alarm(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
         await storage.set_alarm(int(time.time() * 1000) - 5_000)
 
     async def test_small_times_under_a_mock_clock(self) -> None:

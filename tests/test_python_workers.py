@@ -302,7 +302,7 @@ class Shapes(sdk.DurableObject):
         await self.ctx.storage.put("unflushed", 1)
         try:
             self.ctx.abort("stop here")
-        except Exception:  # noqa: BLE001 - the point: DurableObjectAbort is not an Exception
+        except Exception:  # the point: DurableObjectAbort is not an Exception
             SWALLOWED.append(True)
             return "swallowed"
         return "not reached"
@@ -407,7 +407,7 @@ class TestCallingShapes:
         stub = pw._bindings.EnvAdapter(durable_runtime.env).SHAPES.getByName("a")
         record: Any = await stub.record()
         assert isinstance(record, pw.JsDict)
-        assert record["nested"]["value"][1]["deep"] is getattr(getattr(record, "nested").value[1], "deep")
+        assert record["nested"]["value"][1]["deep"] is record.nested.value[1].deep
 
     async def test_stub_fetch_returns_fetch_response(self, durable_runtime: durable.Runtime) -> None:
         """stub.fetch gives a FetchResponse; the object sees an HTTPMethod, cf None and the SDK's ctx."""
@@ -469,7 +469,7 @@ class TestRequestResponse:
         assert js.JSON.parse(js.JSON.stringify({"a": [1]})) == {"a": [1]}
         assert js.Date.now() > 0 and not isinstance([], ffi.JsProxy)
         with pytest.raises(AttributeError, match="js.fetch is not emulated"):
-            js.fetch  # noqa: B018
+            js.fetch
         with pytest.raises(NotImplementedError, match="outbound HTTP"):
             sdk.fetch("http://x/")
 
@@ -537,7 +537,7 @@ class TestServing:
         _entrypoints.set_current_env(None)
         try:
             with pytest.raises(RuntimeError, match="workers.env is not bound yet"):
-                sdk.env  # noqa: B018
+                sdk.env
         finally:
             _entrypoints.set_current_env(saved)
 

@@ -105,7 +105,7 @@ async def receive(ws: Any) -> Any:
 @needs_websockets
 class TestChatInProcess:
     def connect(self, app: Any, room: str = "a") -> Any:
-        websocket: Any = getattr(durable.testing, "websocket")  # noqa: B009 - needs WebSocket support
+        websocket: Any = getattr(durable.testing, "websocket")
         return websocket(app, f"http://chat/room/{room}")
 
     async def test_broadcast_history_and_leaving(self, durable_runtime: durable.Runtime) -> None:
@@ -137,7 +137,7 @@ class TestChatInProcess:
             a.send(json.dumps({"type": "join", "name": "ada"}))
             await receive(a)
             await receive(a)
-            await getattr(durable.testing, "hibernate")(room)  # noqa: B009
+            await getattr(durable.testing, "hibernate")(room)
             a.send(json.dumps({"type": "say", "text": "awake"}))
             assert await receive(a) == {"type": "said", "name": "ada", "text": "awake"}
 
@@ -278,7 +278,7 @@ class TestCloudflareExamples:
     async def test_15_chatroom_in_process(self, durable_runtime: durable.Runtime) -> None:
         """Cloudflare's 15-chatroom, unmodified: welcome, broadcast to both members, history for a later one."""
         app = pw.asgi_app(Path(str(CHECKOUT)) / "15-chatroom", durable_runtime)
-        websocket: Any = getattr(durable.testing, "websocket")  # noqa: B009
+        websocket: Any = getattr(durable.testing, "websocket")
         async with websocket(app, "http://x/room/a") as a, websocket(app, "http://x/room/a") as b:
             assert (await receive(a))["type"] == (await receive(b))["type"] == "system"
             a.send(json.dumps({"username": "u", "text": "hi"}))
@@ -289,7 +289,7 @@ class TestCloudflareExamples:
                 history = await receive(c)
                 assert history["type"] == "history" and [m["text"] for m in history["messages"]] == ["hi"]
             room = durable_runtime.env.CHATROOM.get_by_name("a")
-            count = await durable.testing.run_in_object(room, lambda obj, ctx: len(ctx.getWebSockets()))  # type: ignore[attr-defined]
+            count = await durable.testing.run_in_object(room, lambda obj, ctx: len(ctx.getWebSockets()))
             assert count == 2  # c left: its close handler ran and released it
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
             assert (await client.get("/room/a")).text == "Expected WebSocket upgrade"

@@ -11,6 +11,8 @@ import pytest
 import durable
 from durable import testing
 
+from helpers import settle
+
 
 class Base(durable.DurableObject):
     def inherited(self) -> str:
@@ -323,8 +325,7 @@ class TestRpcPromise:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(stub.wait_then_add(1), timeout=0)
         Obj.release.set()
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await settle(3)
         assert await stub.add(2) == [1, 2]
 
     async def test_call_made_by_an_object_runs_unawaited(self) -> None:
@@ -333,8 +334,7 @@ class TestRpcPromise:
             rt.namespace(Obj, name="OBJ")
             rt.namespace(Relay, name="RELAY")
             assert await rt.env.RELAY.get_by_name("r").fire_and_forget("x", 5) == "sent"
-            for _ in range(3):
-                await asyncio.sleep(0)
+            await settle(3)
             assert await rt.env.OBJ.get_by_name("x").add(6) == [5, 6]
 
     def test_outside_an_event_loop_a_coroutine(self) -> None:

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 import durable
-from durable._object import bind
 from durable._alarms import AlarmScheduler
 from durable._directory import MemoryDirectory
 from durable._gates import InputGate
+from durable._object import bind
 from durable.testing import MockClock
 
 

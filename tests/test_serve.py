@@ -23,8 +23,8 @@ from durable._cli import (
     DEFAULT_PERSIST,
     DEFAULT_PORT,
     AppLoadError,
-    _ConnectionLimits,
     _bind,
+    _ConnectionLimits,
     build_parser,
     load_app,
     main,
@@ -417,7 +417,7 @@ class TestServeSubprocess:
 
 
 # ---------------------------------------------------------------------------------------------
-# Connection bounds: header timeout, keep-alive timeout, connection cap (issue 11)
+# Connection bounds: header timeout, keep-alive timeout, connection cap
 
 
 def _connect(url: str) -> socket.socket:

@@ -7,10 +7,9 @@ import sys
 from typing import Any
 
 import pytest
+from test_serve import EXAMPLE, count_text, serve  # noqa: F401 - serve is a fixture
 
 from durable._cli import _loop_factory, build_parser, main
-
-from test_serve import EXAMPLE, count_text, serve  # noqa: F401 - serve is a fixture
 
 HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 HAVE_HTTPTOOLS = importlib.util.find_spec("httptools") is not None
@@ -70,7 +69,7 @@ class TestStacks:
                 not (HAVE_UVLOOP and HAVE_HTTPTOOLS), reason="uvloop or httptools is not installed")),
         ],
     )
-    def test_counter_serves_on_each_stack(self, serve: Any, loop: str, http: str) -> None:
+    def test_counter_serves_on_each_stack(self, serve: Any, loop: str, http: str) -> None:  # noqa: F811
         """The counter answers, counts and stops cleanly on the pure-Python and the fast stack."""
         server = serve("--in-memory", "--loop", loop, "--http", http)
         for expected in range(1, 4):

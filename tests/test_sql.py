@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import re
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,8 @@ from hypothesis import strategies as st
 
 import durable
 from durable import _sql, _sql_rules, _storage, testing
+
+from helpers import exactly, inside
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,23 +38,6 @@ class Obj(durable.DurableObject):
         raise ValueError("after the write")
 
 
-Fn = Callable[[Any, durable.State], Any]
-
-
-def exactly(cls: type[BaseException], message: str) -> AbstractContextManager[pytest.ExceptionInfo[BaseException]]:
-    """pytest.raises for exactly this message."""
-    return pytest.raises(cls, match="^" + re.escape(message) + "$")
-
-
-@pytest.fixture
-def stub(durable_runtime: durable.Runtime) -> Any:
-    return durable_runtime.namespace(Obj).get_by_name("a")
-
-
-async def inside(stub: Any, fn: Fn) -> Any:
-    return await testing.run_in_object(stub, fn)
-
-
 def sql_of(ctx: durable.State) -> durable.SqlStorage:
     return ctx.storage.sql
 
@@ -67,7 +49,7 @@ def _load_sqlite() -> Any:
     name = ctypes.util.find_library("sqlite3") or "libsqlite3.so.0"
     try:
         lib = ctypes.CDLL(name)
-        lib.sqlite3_error_offset  # noqa: B018 - SQLite 3.38+
+        lib.sqlite3_error_offset
     except (OSError, AttributeError):
         return None
     lib.sqlite3_libversion.restype = ctypes.c_char_p
@@ -448,7 +430,7 @@ class TestCursor:
         def body(obj: Any, ctx: durable.State) -> Any:
             row = ctx.storage.sql.exec("SELECT 1 AS x, 'b' AS y").one()
             with pytest.raises(AttributeError, match="no column 'z'"):
-                row.z  # noqa: B018
+                row.z
             return row["x"], row.x, dict(row), row.to_py(), row == {"x": 1, "y": "b"}, isinstance(row, dict), repr(row)
 
         x, attr, as_dict, py, equal, is_dict, text = await inside(stub, body)
@@ -770,7 +752,7 @@ class TestRestrictions:
             "PRAGMA user_version",
             "PRAGMA user_version = 3",
             "PRAGMA data_version = 5",
-            "PRAGMA page_size",  # refused by workerd too (issue 10, section 2.5)
+            "PRAGMA page_size",  # refused by workerd too
             "PRAGMA main.page_size",
             "SELECT * FROM pragma_page_size()",
             "PRAGMA page_size = 8192",

@@ -6,6 +6,7 @@ pin the pure functions down one by one.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 
 import pytest
@@ -121,8 +122,8 @@ class TestStatements:
         """Tokens are contiguous, and a semicolon inside a string is part of the string."""
         found = list(tokens("SELECT 'a;b' -- x\n;"))
         assert [kind for kind, _, _ in found] == ["word", "space", "string", "space", "comment", "space", "semi"]
-        assert [(start, end) for _, start, end in found][0] == (0, 6)
-        assert all(a[2] == b[1] for a, b in zip(found, found[1:]))
+        assert next((start, end) for _, start, end in found) == (0, 6)
+        assert all(a[2] == b[1] for a, b in itertools.pairwise(found))
 
     @pytest.mark.parametrize(
         ("code", "bounds"),

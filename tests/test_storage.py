@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 import durable
-from durable import _context
-from durable import testing
+from durable import _context, testing
+
+from helpers import as_own_code
 
 
 class Obj(durable.DurableObject):
@@ -34,11 +35,8 @@ async def run(request: pytest.FixtureRequest) -> Any:
 
 
 async def storage_of(run: Any) -> durable.Storage:
-    storage: durable.Storage = await run(lambda obj, ctx: ctx.storage)
-    # These white-box tests drive storage from the test body: mark the body as the object's own
-    # code (storage refuses any other, see durable/_context.py). The input gate is bypassed.
-    _context.current_host.set(storage._host)
-    return storage
+    # White-box tests: storage is driven from the test body (see helpers.as_own_code).
+    return as_own_code(await run(lambda obj, ctx: ctx.storage))
 
 
 class TestGetPut:
@@ -161,7 +159,7 @@ class TestDelete:
         """delete_all removes every key and the alarm."""
         s = await storage_of(run)
         await s.put({"a": 1, "b": 2})
-        await s.set_alarm(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+        await s.set_alarm(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
         await s.delete_all()
         assert await s.list() == {}
         assert await s.get_alarm() is None

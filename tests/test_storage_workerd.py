@@ -1,4 +1,4 @@
-"""Storage and SQL results that once differed from workerd's (issue 10, section 2), now the same."""
+"""Storage and SQL results that once differed from workerd's, now the same."""
 
 from __future__ import annotations
 

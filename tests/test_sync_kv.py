@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import durable
-from durable import _context
 from durable import _storage, testing
+
+from helpers import exactly, inside, storage_of
 
 
 class Obj(durable.DurableObject):
@@ -23,29 +21,9 @@ class Obj(durable.DurableObject):
         return list(self.ctx.storage.kv.list(**options))
 
 
-Fn = Callable[[Any, durable.State], Any]
-
-
-def exactly(cls: type[BaseException], message: str) -> AbstractContextManager[pytest.ExceptionInfo[BaseException]]:
-    """pytest.raises for exactly this message."""
-    return pytest.raises(cls, match="^" + re.escape(message) + "$")
-
-
-@pytest.fixture
-def stub(durable_runtime: durable.Runtime) -> Any:
-    return durable_runtime.namespace(Obj).get_by_name("a")
-
-
-async def inside(stub: Any, fn: Fn) -> Any:
-    return await testing.run_in_object(stub, fn)
-
-
 async def kv_of(stub: Any) -> durable.SyncKV:
-    kv: durable.SyncKV = await inside(stub, lambda o, c: c.storage.kv)
-    # These white-box tests use the kv API from the test body: mark the body as the object's own
-    # code (storage refuses any other, see durable/_context.py). The input gate is bypassed.
-    _context.current_host.set(kv._host)
-    return kv
+    # White-box tests: the kv API is used from the test body (see helpers.as_own_code).
+    return (await storage_of(stub)).kv
 
 
 class TestGetPutDelete:

@@ -13,6 +13,8 @@ import pytest
 import durable
 from durable.testing import MockClock, evict, fail_next_commit, list_ids, run_alarm, run_in_object
 
+from helpers import settle
+
 T0 = 1_700_000_000
 T0_MS = T0 * 1000
 
@@ -78,12 +80,6 @@ def quiet_alarm_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCap
         yield caplog
 
 
-async def let_the_loop_run() -> None:
-    """Give the event loop many turns before asserting that something has *not* happened."""
-    for _ in range(50):
-        await asyncio.sleep(0)
-
-
 class TestRunInObject:
     async def test_gets_instance_and_ctx(self, ns: durable.Namespace[Thing]) -> None:
         """fn receives the live instance and its ctx, and its result is returned."""
@@ -141,7 +137,7 @@ class TestRunInObject:
 
         await run_in_object(stub, lambda o, ctx: ctx.block_concurrency_while(critical) and None)
         probing = asyncio.create_task(run_in_object(stub, lambda o, ctx: order.append("probe")))
-        await let_the_loop_run()
+        await settle(50)
         assert order == []
         release.set()
         await probing
@@ -251,7 +247,7 @@ class TestRunAlarm:
         stub = rt.namespace(Slow).get_by_name("a")
         await stub.arm(T0_MS)
         advancing = asyncio.create_task(clock.advance(0))
-        await let_the_loop_run()
+        await settle(50)
         with pytest.raises(RuntimeError, match="already running"):
             await run_alarm(stub)
         env["release"].set()
@@ -289,7 +285,7 @@ class TestEvict:
         """A call still running in the evicted instance fails with ConnectionClosedError."""
         stub = ns.get_by_name("a")
         waiting = asyncio.create_task(stub.wait())
-        await let_the_loop_run()
+        await settle(50)
         await evict(stub)
         with pytest.raises(durable.ConnectionClosedError):
             await waiting
@@ -450,7 +446,7 @@ class TestRuntimeReset:
 
         with pytest.raises(durable.DurableError):
             await run_in_object(stub, write_and_reset)
-        await let_the_loop_run()
+        await settle(50)
         assert await ns.get_by_name("a").get("k") is None
         assert await list_ids(ns) == []
 

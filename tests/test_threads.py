@@ -1,4 +1,4 @@
-"""Stubs called from other threads and event loops, and fairness of sequential calls (issue 11).
+"""Stubs called from other threads and event loops, and fairness of sequential calls.
 
 The threaded scenarios run in a subprocess (``tests/threads_worker.py``), so that a crash or a
 deadlock fails the test that caused it rather than the whole run.

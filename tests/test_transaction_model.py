@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -28,6 +27,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 import durable
 from durable import testing
+
+from helpers import settle
 
 SHARED = "s"
 """The key every writer writes (with a value naming the writer), so that reads can be judged."""
@@ -76,8 +77,7 @@ class Obj(durable.DurableObject):
                 here = (*path, i)
                 kind = step[0]
                 if kind == "sleep":
-                    for _ in range(step[1]):
-                        await asyncio.sleep(0)
+                    await settle(step[1])
                 elif kind == "put":
                     key = f"e{event}.{path_name(here)}"
                     value = f"{batch}:{key}"

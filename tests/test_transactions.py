@@ -10,6 +10,8 @@ import pytest
 import durable
 from durable import testing
 
+from helpers import settle
+
 
 class Obj(durable.DurableObject):
     log: list[str] = []
@@ -94,8 +96,7 @@ class Obj(durable.DurableObject):
     async def slow_transaction(self) -> None:
         async def body(txn: Any) -> None:
             Obj.log.append("txn start")
-            for _ in range(10):
-                await asyncio.sleep(0)
+            await settle(10)
             Obj.log.append("txn end")
 
         await self.ctx.storage.transaction(body)
@@ -175,8 +176,7 @@ class TestTransactions:
     async def test_holds_the_input_gate(self, stub: Any) -> None:
         """No other event is delivered while a transaction's closure runs, even across awaits."""
         txn = asyncio.ensure_future(stub.slow_transaction())
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await settle(3)
         await stub.note("other event")
         await txn
         assert Obj.log == ["txn start", "txn end", "other event"]
@@ -197,7 +197,7 @@ class TestTransactions:
         assert await contents(stub._namespace.get(stub.id)) == {}
 
 
-# -- transactions that overlap other events (issue 10, section 1) ---------------------------------
+# -- transactions that overlap other events --------------------------------------------------------
 
 
 class Peer(durable.DurableObject):
@@ -244,8 +244,7 @@ class Racer(durable.DurableObject):
     async def slow_txn(self, key: str, outcome: str, steps: int = 20) -> str:
         async def closure(txn: Any) -> str:
             await txn.put(key, "txn")
-            for _ in range(steps):
-                await asyncio.sleep(0)
+            await settle(steps)
             if outcome == "raise":
                 raise ValueError("closure failed")
             if outcome == "rollback":
@@ -263,8 +262,7 @@ class Racer(durable.DurableObject):
 
     async def idle_txn(self, steps: int) -> str:
         async def closure(txn: Any) -> str:
-            for _ in range(steps):
-                await asyncio.sleep(0)
+            await settle(steps)
             return "idle"
 
         return await self.ctx.storage.transaction(closure)
@@ -295,8 +293,7 @@ class Racer(durable.DurableObject):
 
         async def first(txn: Any) -> None:
             await txn.put("n1", 1)
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await settle()
             order.append("n1 end")
 
         async def second(txn: Any) -> None:
@@ -316,8 +313,7 @@ class Racer(durable.DurableObject):
 
         async def inner(txn: Any) -> None:
             await txn.put("inner", 1)
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await settle()
 
         async def outer(txn: Any) -> str:
             await txn.put("outer", 1)
@@ -333,8 +329,7 @@ class Racer(durable.DurableObject):
         storage = self.ctx.storage
 
         async def inner(txn: Any) -> None:
-            for _ in range(3):
-                await asyncio.sleep(0)
+            await settle(3)
             await txn.put("inner", 1)
 
         async def outer(txn: Any) -> None:
@@ -346,8 +341,7 @@ class Racer(durable.DurableObject):
     async def abort_in_txn(self) -> None:
         async def closure(txn: Any) -> None:
             await txn.put("x", 1)
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await settle()
             self.ctx.abort("stop")
 
         await self.ctx.storage.transaction(closure)
@@ -487,8 +481,7 @@ class TestOverlappingTransactions:
 
             async def closure(txn: Any) -> None:
                 await txn.put("t", 1)
-                for _ in range(5):
-                    await asyncio.sleep(0)
+                await settle()
                 order.append("txn end")
 
             async def other() -> Any:

@@ -9,6 +9,8 @@ import pytest
 
 import durable
 
+from helpers import settle
+
 
 def accepted_pair() -> tuple[durable.WebSocket, durable.WebSocket]:
     client, server = durable.WebSocketPair()
@@ -35,7 +37,7 @@ class TestPair:
         """ready_state uses the standard constants and starts OPEN; readyState is an alias."""
         client, _ = durable.WebSocketPair()
         assert (durable.WebSocket.CONNECTING, durable.WebSocket.OPEN, durable.WebSocket.CLOSING, durable.WebSocket.CLOSED) == (0, 1, 2, 3)
-        assert client.ready_state == client.readyState == durable.WebSocket.OPEN  # type: ignore[attr-defined]
+        assert client.ready_state == client.readyState == durable.WebSocket.OPEN
 
     async def test_messages_both_ways(self) -> None:
         """Text arrives as str and binary as bytes, in order, on the other end."""
@@ -68,8 +70,7 @@ class TestPair:
         server.accept()
         server.add_event_listener("message", lambda e: seen.append(e.data))
         server.add_event_listener("close", lambda e: seen.append((e.code, e.reason)))
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await settle(3)
         assert seen == ["one", "two", (1000, "done")]
 
     async def test_backlog_before_closed_for_receive(self) -> None:
@@ -86,12 +87,11 @@ class TestPair:
         """Listeners get message and close events with data, code, reason and was_clean."""
         client, server = accepted_pair()
         seen: list[Any] = []
-        server.addEventListener("message", lambda e: seen.append(("message", e.data)))  # type: ignore[attr-defined]
+        server.addEventListener("message", lambda e: seen.append(("message", e.data)))
         server.add_event_listener("close", lambda e: seen.append(("close", e.code, e.reason, e.was_clean, e.wasClean)))
         client.send("hi")
         client.close(4000, "done")
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await settle(3)
         assert seen == [("message", "hi"), ("close", 4000, "done", True, True)]
 
     async def test_async_for_ends_on_close(self) -> None:
@@ -225,9 +225,9 @@ class TestAttachment:
         _, server = durable.WebSocketPair()
         assert server.deserialize_attachment() is None
         value: dict[str, Any] = {"name": "ada", "n": [1]}
-        server.serializeAttachment(value)  # type: ignore[attr-defined]
+        server.serializeAttachment(value)
         value["n"].append(2)
-        assert server.deserializeAttachment() == {"name": "ada", "n": [1]}  # type: ignore[attr-defined]
+        assert server.deserializeAttachment() == {"name": "ada", "n": [1]}
 
     def test_size_limit(self) -> None:
         """16,384 encoded bytes are accepted, 16,385 refused with workerd's message."""
@@ -269,7 +269,7 @@ class TestResponse:
         client, _ = durable.WebSocketPair()
         resp = durable.Response(None, status=101, web_socket=client)
         again = durable.Response(None, status=101, web_socket=client)
-        assert resp.status == 101 and resp.webSocket is resp.web_socket is again.web_socket is client  # type: ignore[attr-defined]
+        assert resp.status == 101 and resp.webSocket is resp.web_socket is again.web_socket is client
         client.accept()  # allowed after building (workerd measured); returning it would now fail
         assert durable.Response(None, status=200).web_socket is None
 
@@ -312,7 +312,7 @@ class TestResponse:
 
         class Obj(durable.DurableObject):
             async def fetch(self, request: durable.Request) -> durable.Response:
-                client, server = durable.WebSocketPair()
+                client, _server = durable.WebSocketPair()
                 if how == "accept":
                     client.accept()
                 elif how == "hibernate":
@@ -351,7 +351,7 @@ class TestRequestResponsePair:
     def test_properties(self) -> None:
         """The pair exposes request and response (also getRequest()/getResponse())."""
         pair = durable.WebSocketRequestResponsePair("ping", "pong")
-        assert (pair.request, pair.response, pair.getRequest(), pair.getResponse()) == ("ping", "pong", "ping", "pong")  # type: ignore[attr-defined]
+        assert (pair.request, pair.response, pair.getRequest(), pair.getResponse()) == ("ping", "pong", "ping", "pong")
 
     def test_types(self) -> None:
         """Request and response must be str."""

@@ -19,6 +19,8 @@ import pytest
 import durable
 from durable.testing import MockClock, hibernate, websocket
 
+from helpers import settle
+
 REPO = Path(__file__).resolve().parent.parent
 CHAT = REPO / "examples" / "chat.py"
 
@@ -197,8 +199,7 @@ class TestInProcess:
 
             scope = {"type": "websocket", "scheme": "ws", "path": "/", "headers": [(b"host", b"echo"), (b"upgrade", b"websocket")]}
             await asyncio.wait_for(app(scope, inbox.get, send), 5)
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await settle()
             log = await (await rt.env.ECHO.get_by_name("e").fetch("http://echo/log")).json()
         assert [m["type"] for m in sent[:2]] == ["websocket.accept", "websocket.send"]
         assert log == [expected]

@@ -17,6 +17,8 @@ import durable
 from durable._websocket import MAX_MESSAGE_SIZE, TOO_LARGE_MESSAGE
 from durable.testing import websocket
 
+from helpers import settle
+
 errors: list[str] = []
 
 
@@ -33,13 +35,11 @@ class Greeter(durable.DurableObject):
         server.send("welcome")
         await self.ctx.storage.put("seen", True)  # output gate: "history" waits for this commit
         server.send("history")
-        for _ in range(3):
-            await asyncio.sleep(0)  # frames sent so far reach the client end before the handover
+        await settle(3)  # frames sent so far reach the client end before the handover
         server.send(b"\x00binary")
         if "close" in request.url:
             server.close(4000, "bye")
-            for _ in range(3):
-                await asyncio.sleep(0)  # the close reaches the client end before the handover
+            await settle(3)  # the close reaches the client end before the handover
         return durable.Response(None, status=101, web_socket=client)
 
     async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
@@ -135,8 +135,7 @@ class TestMessageLimit:
                     await recv(ws)
                 assert (closed.value.code, closed.value.reason) == (1009, "Message is too large")
                 assert ws.ready_state == durable.WebSocket.CLOSED
-                for _ in range(5):
-                    await asyncio.sleep(0)
+                await settle()
                 sockets = await durable.testing.run_in_object(stub, lambda obj, ctx: len(ctx.get_web_sockets()))
         assert errors == [TOO_LARGE_MESSAGE]
         assert sockets == 0
@@ -148,7 +147,7 @@ class TestReturnedOnce:
 
         class Bad(durable.WorkerEntrypoint):
             async def fetch(self, request: durable.Request) -> durable.Response:
-                client, server = durable.WebSocketPair()
+                client, _server = durable.WebSocketPair()
                 client.accept()
                 return durable.Response(None, status=101, web_socket=client)
 

@@ -29,7 +29,6 @@ from typing import Any
 
 import durable
 
-
 RETRIED = [0]
 """Calls of the ``adopted`` scenario that failed with the retryable error (for the re-read check)."""
 

@@ -30,7 +30,7 @@ from typing import Any
 
 Tagged = dict[str, Any]
 
-EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf, "-0": -0.0}
 
 
@@ -137,7 +137,7 @@ def encode(x: Any, state: tuple[dict[int, int], dict[int, int]] | None = None) -
         return {"t": "str", "v": x}
     if kind is bytes:
         return {"t": "bytes", "v": x.hex()}
-    if kind is _dt.datetime and x.tzinfo is _dt.timezone.utc:
+    if kind is _dt.datetime and x.tzinfo is _dt.UTC:
         return {"t": "date", "v": (x - EPOCH) // _dt.timedelta(milliseconds=1)}
     if kind not in _CONTAINERS:
         return {"t": "other", "v": kind.__name__}

@@ -179,7 +179,7 @@ class Generator:
             time: float = ALARM_BASE + rng.randint(0, 10**6)
             if rng.random() < 0.3:
                 # Fractions of a ms, the latest time workerd takes, times <= 0 (refused) and later ones.
-                time = rng.choice([time + 0.5, time + 0.999, 0, -1000, -0.5, 9_223_372_036_854.7] + LATE_ALARMS)
+                time = rng.choice([time + 0.5, time + 0.999, 0, -1000, -0.5, 9_223_372_036_854.7, *LATE_ALARMS])
             return {"op": "set_alarm", "time": time}
         return {"op": kind}
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import durable  # noqa: E402
-from differential.ops import Generator  # noqa: E402
-from differential.runner import DurableSide, Workerd, compare, harness_missing  # noqa: E402
+import durable
+from differential.ops import Generator
+from differential.runner import DurableSide, Workerd, compare, harness_missing
 
 
 async def main(count: int, seed: int) -> int:

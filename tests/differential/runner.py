@@ -42,7 +42,7 @@ class Workerd:
     """A running ``harness.mjs``: one workerd process serving calls, until ``close()``."""
 
     def __init__(self) -> None:
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the harness
         self._proc = subprocess.Popen(
             ["node", str(HERE / "harness.mjs")],
             cwd=HERE,
@@ -289,7 +289,7 @@ class Difference:
 
     def reproduction(self) -> str:
         """The calls up to and including the differing op, as JSON (feed it to either side)."""
-        calls = self.sequence["calls"][: self.call] + [self.sequence["calls"][self.call][: self.index + 1]]
+        calls = [*self.sequence["calls"][: self.call], self.sequence["calls"][self.call][: self.index + 1]]
         return json.dumps({"backend": self.sequence["backend"], "calls": calls})
 
 

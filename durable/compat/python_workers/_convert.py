@@ -22,8 +22,8 @@ from typing import Any, Generic, TypeVar
 from ..._codec import copy_as_dict
 
 __all__ = [
-    "JsDict",
     "Converted",
+    "JsDict",
     "check_rpc_value",
     "is_strict",
     "python_from_rpc",

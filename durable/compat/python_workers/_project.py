@@ -27,8 +27,8 @@ from typing import Any, Final
 
 import durable
 
-from ._entrypoints import legacy_worker, set_current_env
 from ..._object import bind
+from ._entrypoints import legacy_worker, set_current_env
 
 __all__ = ["Binding", "Project", "ProjectError", "load_project", "parse_jsonc"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from durable import Headers as Headers
 
-from ._bindings import ContextAdapter as DurableObjectContext
+from ._bindings import ContextAdapter as DurableObjectContext  # noqa: F401 - the SDK's name
 from ._bindings import DurableObjectAbort as DurableObjectAbort
 from ._convert import JsDict as JsDict
 from ._convert import python_from_rpc as python_from_rpc

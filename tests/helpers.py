@@ -1,0 +1,59 @@
+"""Helpers shared by the test modules (import them: ``from helpers import exactly, settle``).
+
+Fixtures live in ``tests/conftest.py``; plain functions live here, so a test module names what it
+uses. Every helper reaches the runtime through the public API, except :func:`as_own_code`, which
+white-box tests use to drive storage from the test body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pytest
+
+import durable
+from durable import _context, testing
+
+Fn = Callable[[Any, durable.State], Any]
+"""A function run inside an object: ``fn(instance, ctx)``, sync or async."""
+
+
+def exactly(cls: type[BaseException], message: str) -> AbstractContextManager[pytest.ExceptionInfo[BaseException]]:
+    """``pytest.raises`` for ``cls`` with exactly this message (no regular expression)."""
+    return pytest.raises(cls, match="^" + re.escape(message) + "$")
+
+
+async def inside(stub: Any, fn: Fn) -> Any:
+    """Run ``fn(instance, ctx)`` inside the object behind ``stub`` and return its result."""
+    return await testing.run_in_object(stub, fn)
+
+
+def as_own_code(storage: durable.Storage) -> durable.Storage:
+    """Mark the running test body as the object's own code, so it may drive ``storage`` directly.
+
+    Storage refuses code that is not its object's (durable/_context.py); white-box tests of storage
+    call it from the test body instead, bypassing the input gate. Returns ``storage``.
+    """
+    _context.current_host.set(storage._host)
+    return storage
+
+
+async def storage_of(stub: Any) -> durable.Storage:
+    """The storage of the object behind ``stub``, usable from the test body (see :func:`as_own_code`)."""
+    storage: durable.Storage = await inside(stub, lambda obj, ctx: ctx.storage)
+    return as_own_code(storage)
+
+
+async def settle(turns: int = 5) -> None:
+    """Give the event loop ``turns`` turns, so that work already scheduled runs.
+
+    For steps that take a known, small number of turns (a frame delivered, a task started). Prefer
+    waiting on an event where the test can name one; use many turns (50) before asserting that
+    something has *not* happened.
+    """
+    for _ in range(turns):
+        await asyncio.sleep(0)
