@@ -238,10 +238,18 @@ class Runtime:
                     fsync=self.synchronous == "FULL",
                 )
             directory.keep(key, db)
-        if oid.name is None and (stored := directory.stored_name(key) or db.stored_name()) is not None:
-            oid = ns.ids.from_string(str(oid), name=stored)
-        elif db.name is None and oid.name is not None:
-            db.name = oid.name
+        try:
+            if oid.name is None and (stored := directory.stored_name(key) or db.stored_name()) is not None:
+                oid = ns.ids.from_string(str(oid), name=stored)
+            elif db.name is None and oid.name is not None:
+                db.name = oid.name
+        except BaseException:
+            # A damaged file (reading its legacy name opened it): close it now rather than leave
+            # an open connection to the garbage collector. A database the directory keeps (in
+            # memory) is the object's storage and stays.
+            if directory.kept(key) is not db:
+                db.close()
+            raise
         host = ObjectHost(self, ns.cls, oid, db, kv_backed=ns.storage == "kv", limits=self.limits)
         self._hosts[key] = host
         return host
