@@ -30,7 +30,9 @@ _STEP = {"/increment": 1, "/decrement": -1, "/": 0}
 _NO_NAME = b"Select a Durable Object to contact by using the `name` URL query string parameter. e.g. ?name=A"
 
 
-async def app(scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]) -> None:
+async def app(
+    scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+) -> None:
     if scope["type"] == "lifespan":  # nothing to set up or tear down
         while True:
             kind = (await receive())["type"]
@@ -53,9 +55,11 @@ async def app(scope: Scope, receive: Callable[[], Awaitable[Message]], send: Cal
             _db.execute("INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)", (name, value))
             _db.execute("COMMIT")
             body = f"Durable Object '{name}' count: {value}".encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"text/plain;charset=UTF-8"), (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain;charset=UTF-8"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -41,9 +41,17 @@ from durable import Request, Response
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "counter.py"
 URL = "http://127.0.0.1:8787/increment?name=A"
 SCOPE: dict[str, Any] = {
-    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-    "scheme": "http", "path": "/increment", "raw_path": b"/increment", "query_string": b"name=A",
-    "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8787),
+    "type": "http",
+    "asgi": {"version": "3.0"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "path": "/increment",
+    "raw_path": b"/increment",
+    "query_string": b"name=A",
+    "root_path": "",
+    "client": ("127.0.0.1", 50000),
+    "server": ("127.0.0.1", 8787),
     "headers": [(b"host", b"127.0.0.1:8787"), (b"user-agent", b"wrk"), (b"accept", b"*/*")],
 }
 
@@ -93,7 +101,10 @@ async def run(args: argparse.Namespace, path: str | None) -> int:
             sent.append(message)
 
         workers: dict[str, type[durable.WorkerEntrypoint]] = {
-            "front": Front, "routing": Routing, "fetch": Fetch, "counter": load_example(),
+            "front": Front,
+            "routing": Routing,
+            "fetch": Fetch,
+            "counter": load_example(),
         }
         apps = {label: durable.asgi_app(worker, rt) for label, worker in workers.items()}
         served = dict.fromkeys(apps, 0)
@@ -121,13 +132,17 @@ async def run(args: argparse.Namespace, path: str | None) -> int:
             for label in [*apps, "stub.fetch"]:
                 sent.clear()
                 await measure(label, args.requests)
-        print(f"CPU time per request, least of {args.repeats} x {args.requests} "
-              f"({'in memory' if path is None else 'persisted'}):")
+        print(
+            f"CPU time per request, least of {args.repeats} x {args.requests} "
+            f"({'in memory' if path is None else 'persisted'}):"
+        )
         for label, values in figures.items():
             print(f"  {label:<11} {min(values):7.2f} us")
-        ok = (await counters.get_by_name("A").get_counter_value() == served["counter"]
-              and await Fetch.stub.get_counter_value() == served["fetch"]
-              and await direct.get_counter_value() == direct_count)
+        ok = (
+            await counters.get_by_name("A").get_counter_value() == served["counter"]
+            and await Fetch.stub.get_counter_value() == served["fetch"]
+            and await direct.get_counter_value() == direct_count
+        )
         if not ok:
             print("CORRECTNESS FAILURE: a count does not match the requests answered", file=sys.stderr)
             return 1

@@ -44,8 +44,7 @@ def _document() -> dict[str, object]:
         "tags": ["admin", "beta", "math"],
         "address": {"street": "12 St James's Square", "city": "London", "zip": "SW1Y 4JH"},
         "orders": [
-            {"sku": f"SKU-{i:04d}", "qty": i % 5 + 1, "price": 9.99 + i, "shipped": i % 2 == 0}
-            for i in range(10)
+            {"sku": f"SKU-{i:04d}", "qty": i % 5 + 1, "price": 9.99 + i, "shipped": i % 2 == 0} for i in range(10)
         ],
         "history": [(2020 + i, i * 1.5) for i in range(5)],
         "notes": None,

@@ -68,9 +68,26 @@ class Server:
     def __init__(self, *storage_args: str, cwd: str) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "durable", "serve", str(EXAMPLE), "--host", "127.0.0.1",
-             "--port", "0", "--no-access-log", "--log-level", "warning", *storage_args],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [
+                sys.executable,
+                "-m",
+                "durable",
+                "serve",
+                str(EXAMPLE),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                *storage_args,
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -147,7 +164,8 @@ async def run_level(
                     writer.write(request)
                     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
                     length = next(
-                        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
                         if line.lower().startswith(b"content-length:")
                     )
                     await asyncio.wait_for(reader.readexactly(length), 10)
@@ -161,9 +179,7 @@ async def run_level(
                 await writer.wait_closed()
 
         one_connection = raw_connection if client_kind == "raw" else httpx_connection
-        await asyncio.wait_for(
-            asyncio.gather(*(one_connection() for _ in range(connections))), timeout=duration + 60
-        )
+        await asyncio.wait_for(asyncio.gather(*(one_connection() for _ in range(connections))), timeout=duration + 60)
         elapsed = loop.time() - begin
         text = (await client.get(f"/?name={name}")).text
     return Result(mode, connections, ok, errors, elapsed, latencies, int(text.rsplit(" ", 1)[1]))
@@ -184,16 +200,22 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--modes", nargs="+", choices=["memory", "persist"], default=["memory", "persist"])
     parser.add_argument("--max-requests", type=int, default=200_000, help="cap per level")
-    parser.add_argument("--client", choices=["httpx", "raw"], default="httpx",
-                        help="httpx.AsyncClient (default) or bare asyncio streams")
+    parser.add_argument(
+        "--client",
+        choices=["httpx", "raw"],
+        default="httpx",
+        help="httpx.AsyncClient (default) or bare asyncio streams",
+    )
     args = parser.parse_args()
 
     print(
         f"durable HTTP benchmark: examples/counter.py over 127.0.0.1, {args.duration:g} s per level, "
         f"client {args.client}"
     )
-    print(f"{'storage':<8} {'conns':>5} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>6}  final count")
+    print(
+        f"{'storage':<8} {'conns':>5} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>6}  final count"
+    )
     all_consistent = True
     with tempfile.TemporaryDirectory(prefix="durable-bench-") as tmp:
         for mode in args.modes:
@@ -202,7 +224,9 @@ def main() -> int:
             try:
                 url = server.url()
                 for connections in args.concurrency:
-                    result = asyncio.run(run_level(url, mode, connections, args.duration, args.max_requests, args.client))
+                    result = asyncio.run(
+                        run_level(url, mode, connections, args.duration, args.max_requests, args.client)
+                    )
                     report(result)
                     all_consistent &= result.consistent and result.errors == 0
             finally:

@@ -89,18 +89,53 @@ def start_servers(stack: str, tmp: Path) -> tuple[Server, Server]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     floor = Server(
         "floor",
-        [sys.executable, "-m", "uvicorn", "bare_counter:app", "--app-dir", str(BENCHMARKS),
-         "--host", "127.0.0.1", "--port", "{port}", "--loop", loop, "--http", http,
-         "--no-access-log", "--log-level", "warning"],
-        dict(env, BARE_COUNTER_DB=str(tmp / f"bare-{stack}.sqlite")), str(tmp),
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_counter:app",
+            "--app-dir",
+            str(BENCHMARKS),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--loop",
+            loop,
+            "--http",
+            http,
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        dict(env, BARE_COUNTER_DB=str(tmp / f"bare-{stack}.sqlite")),
+        str(tmp),
     )
     try:
         served = Server(
             "durable",
-            [sys.executable, "-m", "durable", "serve", str(EXAMPLE), "--host", "127.0.0.1",
-             "--port", "{port}", "--loop", loop, "--http", http, "--persist", str(tmp / f"state-{stack}"),
-             "--no-access-log", "--log-level", "warning"],
-            env, str(tmp),
+            [
+                sys.executable,
+                "-m",
+                "durable",
+                "serve",
+                str(EXAMPLE),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+                "--loop",
+                loop,
+                "--http",
+                http,
+                "--persist",
+                str(tmp / f"state-{stack}"),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            str(tmp),
         )
     except BaseException:
         floor.close()
@@ -118,9 +153,19 @@ def measure(server: Server, connections: int, duration: float, client: str, tag:
     if client == "wrk":
         name = f"{server.label}-{tag}-{connections}"
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s",
-             f"{server.url}/increment?name={name}"],
-            capture_output=True, text=True, timeout=duration + 60, check=True,
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{duration:g}s",
+                "--timeout",
+                "10s",
+                f"{server.url}/increment?name={name}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=duration + 60,
+            check=True,
         ).stdout
         answered = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
         rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -142,8 +187,10 @@ def main() -> int:
     parser.add_argument("--client", choices=["wrk", "raw"], default="wrk" if shutil.which("wrk") else "raw")
     args = parser.parse_args()
 
-    print(f"served counter vs bare ASGI floor, persisted, {args.duration:g} s per level, "
-          f"{args.repeats} interleaved repeats, client {args.client}")
+    print(
+        f"served counter vs bare ASGI floor, persisted, {args.duration:g} s per level, "
+        f"{args.repeats} interleaved repeats, client {args.client}"
+    )
     print(f"{'stack':<6} {'conns':>5} {'floor req/s':>12} {'durable req/s':>14} {'ratio':>7}  ratios per repeat")
     ok = True
     with tempfile.TemporaryDirectory(prefix="durable-floor-") as tmp_name:
@@ -167,9 +214,12 @@ def main() -> int:
                                 print(f"  MISMATCH: {server.label} at {connections} connections, repeat {repeat}")
                             (floors if server is floor else serveds).append(rate)
                     ratios = [s / f for s, f in zip(serveds, floors)]
-                    print(f"{stack:<6} {connections:>5} {statistics.median(floors):>12.0f} "
-                          f"{statistics.median(serveds):>14.0f} {statistics.median(ratios):>7.2f}  "
-                          + " ".join(f"{r:.2f}" for r in ratios), flush=True)
+                    print(
+                        f"{stack:<6} {connections:>5} {statistics.median(floors):>12.0f} "
+                        f"{statistics.median(serveds):>14.0f} {statistics.median(ratios):>7.2f}  "
+                        + " ".join(f"{r:.2f}" for r in ratios),
+                        flush=True,
+                    )
             finally:
                 served.close()
                 floor.close()

@@ -172,8 +172,11 @@ async def run(root: Path, args: argparse.Namespace) -> bool:
             SAMPLER.sample()
             live_peak = max(live_peak, len(rt._hosts))  # diagnostic only: private, may change
             if args.progress and (base // args.batch) % 20 == 0:
-                print(f"  {touched:>7} objects  {time.perf_counter() - start:6.1f} s  "
-                      f"fds {SAMPLER.max}  rss {max_rss_mb():.0f} MB", flush=True)
+                print(
+                    f"  {touched:>7} objects  {time.perf_counter() - start:6.1f} s  "
+                    f"fds {SAMPLER.max}  rss {max_rss_mb():.0f} MB",
+                    flush=True,
+                )
     elapsed = time.perf_counter() - start
     fds_after = open_fds()
     rss_peak = max_rss_mb()
@@ -195,24 +198,35 @@ async def run(root: Path, args: argparse.Namespace) -> bool:
 
     fd_bound = (args.max_live + args.batch) * 3 + FD_SLACK
     print()
-    stopped = "" if touched == args.objects else f" (stopped at the {args.max_seconds:g} s budget; --max-seconds 0 runs all)"
+    stopped = (
+        "" if touched == args.objects else f" (stopped at the {args.max_seconds:g} s budget; --max-seconds 0 runs all)"
+    )
     print(f"objects touched      {touched:,} of {args.objects:,}{stopped}")
     print(f"                     one write each, batches of {args.batch}, max_live_objects={args.max_live}")
     print(f"elapsed              {elapsed:.1f} s")
     print(f"objects per second   {touched / elapsed:,.0f}")
     if floor is not None:
-        print(f"bare sqlite3 floor   {floor:,.0f} objects/s ({args.floor} files: create, write, commit, close); "
-              f"durable / floor = {touched / elapsed / floor:.2f}")
+        print(
+            f"bare sqlite3 floor   {floor:,.0f} objects/s ({args.floor} files: create, write, commit, close); "
+            f"durable / floor = {touched / elapsed / floor:.2f}"
+        )
     print(f"live objects, peak   {live_peak:,} (between batches)")
-    print(f"peak RSS             {rss_peak:.0f} MB (before the run: {rss_before:.0f} MB)   "
-          f"target < {MEMORY_TARGET_MB} MB: {'target met' if rss_peak < MEMORY_TARGET_MB else 'target missed'}")
+    print(
+        f"peak RSS             {rss_peak:.0f} MB (before the run: {rss_before:.0f} MB)   "
+        f"target < {MEMORY_TARGET_MB} MB: {'target met' if rss_peak < MEMORY_TARGET_MB else 'target missed'}"
+    )
     if args.tracemalloc:
         print(f"tracemalloc peak     {traced_peak / 2**20:.0f} MB of Python allocations")
-    print(f"open fds, max seen   {SAMPLER.max:,} (before: {fds_before}, after closing: {fds_after})   "
-          f"bound ({args.max_live} + {args.batch}) x 3 + {FD_SLACK} = {fd_bound:,}: "
-          f"{'target met' if 0 <= SAMPLER.max <= fd_bound else 'target missed'}")
-    print("files on disk        " + ", ".join(f"{n:,} {k}" for k, n in sorted(kinds.items()))
-          + f"; {size / 2**20:.0f} MB in all")
+    print(
+        f"open fds, max seen   {SAMPLER.max:,} (before: {fds_before}, after closing: {fds_after})   "
+        f"bound ({args.max_live} + {args.batch}) x 3 + {FD_SLACK} = {fd_bound:,}: "
+        f"{'target met' if 0 <= SAMPLER.max <= fd_bound else 'target missed'}"
+    )
+    print(
+        "files on disk        "
+        + ", ".join(f"{n:,} {k}" for k, n in sorted(kinds.items()))
+        + f"; {size / 2**20:.0f} MB in all"
+    )
     if failures:
         for failure in failures:
             print(f"CORRECTNESS FAILURE: {failure}", file=sys.stderr)
@@ -224,12 +238,18 @@ async def run(root: Path, args: argparse.Namespace) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=100_000, help="distinct objects to touch (default 100000)")
-    parser.add_argument("--max-seconds", type=float, default=30.0,
-                        help="stop starting batches after this long; 0: no limit (default 30)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=30.0,
+        help="stop starting batches after this long; 0: no limit (default 30)",
+    )
     parser.add_argument("--batch", type=int, default=200, help="calls gathered at once (default 200)")
     parser.add_argument("--max-live", type=int, default=1000, help="Runtime(max_live_objects=...) (default 1000)")
     parser.add_argument("--sample-every", type=int, default=100, help="count open fds every N calls (default 100)")
-    parser.add_argument("--floor", type=int, default=500, help="objects for the bare sqlite3 floor; 0: skip (default 500)")
+    parser.add_argument(
+        "--floor", type=int, default=500, help="objects for the bare sqlite3 floor; 0: skip (default 500)"
+    )
     parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations (slower)")
     parser.add_argument("--progress", action="store_true", help="print progress every 20 batches")
     parser.add_argument("--dir", help="parent of the temporary directory (default: the system's; try /dev/shm)")

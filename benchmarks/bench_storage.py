@@ -146,8 +146,10 @@ class Emulated:
         responses = await asyncio.gather(*(stub.fetch(INCREMENT) for _ in range(calls)))
         texts = [await response.text() for response in responses]
         elapsed = time.perf_counter() - start
-        check(sorted(int(t) for t in texts) == list(range(1, calls + 1)),
-              f"{name}: fetch answers are not exactly 1..{calls}")
+        check(
+            sorted(int(t) for t in texts) == list(range(1, calls + 1)),
+            f"{name}: fetch answers are not exactly 1..{calls}",
+        )
         final = await stub.get_counter_value()
         check(final == calls, f"{name}: final count {final}, expected {calls}")
         self.seed_expected[name] = calls
@@ -205,16 +207,21 @@ class Bare:
 
 
 def rates(label: str, values: list[float]) -> str:
-    return (f"  {label:<44} best {max(values):>9,.0f}/s   median {statistics.median(values):>9,.0f}/s"
-            f"   ({len(values)} runs)")
+    return (
+        f"  {label:<44} best {max(values):>9,.0f}/s   median {statistics.median(values):>9,.0f}/s"
+        f"   ({len(values)} runs)"
+    )
 
 
-def ratios(label: str, num: list[float], den: list[float], target: str | None = None, goal: float = 0.0,
-           strict: bool = False) -> str:
+def ratios(
+    label: str, num: list[float], den: list[float], target: str | None = None, goal: float = 0.0, strict: bool = False
+) -> str:
     paired = [a / b for a, b in zip(num, den)]
     median = statistics.median(paired)
-    line = (f"  {label:<9} median {median:5.2f}  (per-repeat {min(paired):.2f}-{max(paired):.2f};"
-            f" best/best {max(num) / max(den):.2f})")
+    line = (
+        f"  {label:<9} median {median:5.2f}  (per-repeat {min(paired):.2f}-{max(paired):.2f};"
+        f" best/best {max(num) / max(den):.2f})"
+    )
     if target is not None:
         met = median > goal if strict else median >= goal
         line += f"   target {target}: {'target met' if met else 'target missed'}"
@@ -222,9 +229,11 @@ def ratios(label: str, num: list[float], den: list[float], target: str | None = 
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    print(f"durable storage benchmark: {args.ops} sequential and {args.concurrent} concurrent increments, "
-          f"{args.repeats} interleaved repeats (Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version})",
-          flush=True)
+    print(
+        f"durable storage benchmark: {args.ops} sequential and {args.concurrent} concurrent increments, "
+        f"{args.repeats} interleaved repeats (Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version})",
+        flush=True,
+    )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="durable-bench-") as tmp:
         root = Path(tmp)
@@ -309,21 +318,28 @@ async def main_async(args: argparse.Namespace) -> None:
             print(ratios("(a)/(d)", fa, fd))
             print(ratios("(b)/(d)", fb, fd))
     print()
-    print(f"correctness: every result and every final count (also after reopening) as expected; "
-          f"total time {time.perf_counter() - t0:.1f} s")
+    print(
+        f"correctness: every result and every final count (also after reopening) as expected; "
+        f"total time {time.perf_counter() - t0:.1f} s"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ops", type=int, default=5000, help="sequential increments per repeat (default 5000)")
-    parser.add_argument("--full-ops", type=int, default=500,
-                        help='sequential increments per repeat with synchronous="FULL" (default 500)')
+    parser.add_argument(
+        "--full-ops",
+        type=int,
+        default=500,
+        help='sequential increments per repeat with synchronous="FULL" (default 500)',
+    )
     parser.add_argument("--concurrent", type=int, default=1000, help="increments gathered at once (default 1000)")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats of each measurement (default 7)")
     parser.add_argument("--no-full", action="store_true", help='skip the synchronous="FULL" figures')
     parser.add_argument("--no-fetch", action="store_true", help="skip the fetch figures (f) and (g)")
-    parser.add_argument("--pitr", action="store_true",
-                        help="also measure (a) with point_in_time_recovery=True, interleaved, as (e)")
+    parser.add_argument(
+        "--pitr", action="store_true", help="also measure (a) with point_in_time_recovery=True, interleaved, as (e)"
+    )
     args = parser.parse_args()
     if min(args.ops, args.full_ops, args.concurrent, args.repeats) < 1:
         parser.error("--ops, --full-ops, --concurrent and --repeats must be positive")

@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 import durable  # noqa: E402
 from durable.testing import hibernate, websocket  # noqa: E402
 
-ECHO_APP = '''
+ECHO_APP = """
 import durable
 
 class Worker(durable.WorkerEntrypoint):
@@ -56,7 +56,7 @@ class Echo(durable.DurableObject):
         ws.send(message)
 
 bindings = {"ECHO": Echo}
-'''
+"""
 
 
 class Echo(durable.DurableObject):
@@ -190,8 +190,10 @@ async def main() -> None:
             rate = await over_serve(clients, args.messages)
             print(f"durable serve, {clients:3d} client(s): {rate:10,.0f} echoed messages/s")
     heap, rss = await memory(args.sockets)
-    print(f"{args.sockets:,} hibernated sockets: {heap:,.0f} bytes of Python heap per socket "
-          f"(both in-process ends), RSS growth {rss:,.0f} bytes per socket")
+    print(
+        f"{args.sockets:,} hibernated sockets: {heap:,.0f} bytes of Python heap per socket "
+        f"(both in-process ends), RSS growth {rss:,.0f} bytes per socket"
+    )
 
 
 if __name__ == "__main__":

@@ -210,7 +210,10 @@ class AlarmScheduler:
             except Exception as exc:
                 log.warning(
                     "durable: alarm of %r failed (attempt %d): %s: %s",
-                    host.id, entry.retry_count + 1, type(exc).__name__, exc,
+                    host.id,
+                    entry.retry_count + 1,
+                    type(exc).__name__,
+                    exc,
                 )
                 if self._entries.get(key) is entry:  # not replaced by an alarm set meanwhile
                     self._retry_later(key, entry)
@@ -226,9 +229,7 @@ class AlarmScheduler:
 
     def _retry_later(self, key: Key, entry: _Entry) -> None:
         if entry.retry_count >= MAX_RETRIES:
-            log.error(
-                "durable: alarm of %s/%s failed %d times; giving up", key[0], key[1], entry.retry_count + 1
-            )
+            log.error("durable: alarm of %s/%s failed %d times; giving up", key[0], key[1], entry.retry_count + 1)
             del self._entries[key]
             host = self._lookup(key)
             if host is not None:

@@ -119,4 +119,3 @@ def normalize_options(func: str, options: dict[str, Any], allowed: frozenset[str
             raise TypeError(f"{func}() got an unexpected keyword argument {key!r}")
         out[name] = value
     return out
-

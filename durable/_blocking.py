@@ -172,6 +172,7 @@ class BlockingRuntime:
         self._check_thread("BlockingRuntime.namespace()")
         if self._closed:
             raise RuntimeClosedError(_CLOSED)
+
         async def register() -> Namespace[T]:
             return self.runtime.namespace(cls, **options)
 

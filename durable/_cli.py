@@ -111,54 +111,76 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument(
-        "file", metavar="FILE.py|PROJECT",
+        "file",
+        metavar="FILE.py|PROJECT",
         help="the Python file that declares the app, or a Python Workers project folder "
         "(or its wrangler.jsonc / wrangler.toml)",
     )
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})")
     serve.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT,
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
         help=f"TCP port to listen on (default {DEFAULT_PORT}; 0 picks a free one)",
     )
     storage = serve.add_mutually_exclusive_group()
     storage.add_argument(
-        "--persist", metavar="DIR", default=DEFAULT_PERSIST,
+        "--persist",
+        metavar="DIR",
+        default=DEFAULT_PERSIST,
         help=f"directory that keeps the objects' storage (default ./{DEFAULT_PERSIST})",
     )
     storage.add_argument(
-        "--in-memory", action="store_true",
+        "--in-memory",
+        action="store_true",
         help="keep storage in memory only; it is gone when the server stops",
     )
     serve.add_argument("--reload", action="store_true", help="not supported: says why and what to do")
     serve.add_argument(
-        "--no-access-log", dest="access_log", action="store_false",
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
         help="do not log each request",
     )
     serve.add_argument(
-        "--header-timeout", type=_seconds, default=DEFAULT_HEADER_TIMEOUT, metavar="SECONDS",
+        "--header-timeout",
+        type=_seconds,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
         help=f"close a connection that has not sent a complete request head in this time "
         f"(default {DEFAULT_HEADER_TIMEOUT:g}; 0 turns it off)",
     )
     serve.add_argument(
-        "--keep-alive-timeout", type=_seconds, default=DEFAULT_KEEP_ALIVE_TIMEOUT, metavar="SECONDS",
+        "--keep-alive-timeout",
+        type=_seconds,
+        default=DEFAULT_KEEP_ALIVE_TIMEOUT,
+        metavar="SECONDS",
         help=f"close an idle keep-alive connection after this time (default {DEFAULT_KEEP_ALIVE_TIMEOUT:g})",
     )
     serve.add_argument(
-        "--max-connections", type=_count, default=None, metavar="N",
+        "--max-connections",
+        type=_count,
+        default=None,
+        metavar="N",
         help="answer 503 to connections beyond N open at once (default: 1000, or a quarter of "
         "the open-files limit if lower; 0 turns the cap off)",
     )
     serve.add_argument(
-        "--log-level", default="info",
+        "--log-level",
+        default="info",
         choices=["critical", "error", "warning", "info", "debug", "trace"],
         help="uvicorn's log level (default info)",
     )
     serve.add_argument(
-        "--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+        "--loop",
+        default="auto",
+        choices=["auto", "asyncio", "uvloop"],
         help="event loop for the runtime and the server (default auto: uvloop where installed)",
     )
     serve.add_argument(
-        "--http", default="auto", choices=["auto", "h11", "httptools"],
+        "--http",
+        default="auto",
+        choices=["auto", "h11", "httptools"],
         help="uvicorn's HTTP parser (default auto: httptools where installed, else h11)",
     )
     inspect = commands.add_parser(
@@ -277,9 +299,7 @@ def load_app(path: str | Path) -> LoadedApp:
             f"{path}: `bindings` must be a dict mapping binding names to Durable Object "
             f"classes, not {type(raw_bindings).__name__}"
         )
-    bindings = tuple(
-        _binding(path, name, value, durable.DurableObject) for name, value in raw_bindings.items()
-    )
+    bindings = tuple(_binding(path, name, value, durable.DurableObject) for name, value in raw_bindings.items())
 
     raw_vars = getattr(module, "vars", {})
     if not isinstance(raw_vars, dict) or not all(isinstance(k, str) for k in raw_vars):
@@ -300,33 +320,30 @@ def _load_python_workers_project(path: str | Path) -> LoadedApp:
         raise AppLoadError(str(exc)) from exc
     bindings = tuple(Binding(name=b.name, cls=b.cls, storage=b.storage) for b in project.bindings)
     return LoadedApp(
-        path=project.config, worker=project.worker, bindings=bindings, vars=project.vars,
+        path=project.config,
+        worker=project.worker,
+        bindings=bindings,
+        vars=project.vars,
         on_runtime=python_workers.serving,
     )
 
 
 def _binding(path: str | Path, name: object, value: object, base: type) -> Binding:
     if not isinstance(name, str) or not name.isidentifier():
-        raise AppLoadError(
-            f"{path}: binding name {name!r} must be a str usable as an attribute (env.{name})"
-        )
+        raise AppLoadError(f"{path}: binding name {name!r} must be a str usable as an attribute (env.{name})")
     storage = None
     if isinstance(value, dict):
         unknown = sorted(set(value) - {"class", "storage"})
         if unknown:
             raise AppLoadError(f"{path}: binding {name!r} has an unknown key {unknown[0]!r}")
         if "class" not in value:
-            raise AppLoadError(f"{path}: binding {name!r} needs a \"class\" key")
+            raise AppLoadError(f'{path}: binding {name!r} needs a "class" key')
         storage = value.get("storage")
         if storage is not None and storage not in _STORAGE_KINDS:
-            raise AppLoadError(
-                f"{path}: binding {name!r} has storage {storage!r}; use \"sqlite\" or \"kv\""
-            )
+            raise AppLoadError(f'{path}: binding {name!r} has storage {storage!r}; use "sqlite" or "kv"')
         value = value["class"]
     if not (isinstance(value, type) and issubclass(value, base)):
-        raise AppLoadError(
-            f"{path}: binding {name!r} must be a durable.DurableObject subclass, not {value!r}"
-        )
+        raise AppLoadError(f"{path}: binding {name!r} must be a durable.DurableObject subclass, not {value!r}")
     return Binding(name=name, cls=value, storage=storage)
 
 
@@ -377,9 +394,12 @@ def _serve_command(args: argparse.Namespace) -> int:
         if args.http == "httptools":
             import httptools  # noqa: F401 - only checked here; uvicorn imports it
     except ImportError as exc:
-        print(f"durable: error: --{'http' if args.http == 'httptools' else 'loop'} {exc.name} "
-              f"needs {exc.name}, which is not installed. Install the server extra: "
-              "pip install 'durable-objects[server]'", file=sys.stderr)
+        print(
+            f"durable: error: --{'http' if args.http == 'httptools' else 'loop'} {exc.name} "
+            f"needs {exc.name}, which is not installed. Install the server extra: "
+            "pip install 'durable-objects[server]'",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     try:
         sock = _bind(args.host, args.port)
@@ -391,8 +411,14 @@ def _serve_command(args: argparse.Namespace) -> int:
             with asyncio.Runner(loop_factory=loop_factory) as runner:
                 runner.run(
                     _serve(
-                        app, sock, stopper, display=args.file, persist=persist,
-                        access_log=args.access_log, log_level=args.log_level, http=args.http,
+                        app,
+                        sock,
+                        stopper,
+                        display=args.file,
+                        persist=persist,
+                        access_log=args.access_log,
+                        log_level=args.log_level,
+                        http=args.http,
                         limits=_ConnectionLimits.from_args(args),
                     )
                 )

@@ -64,7 +64,7 @@ def no_worker_message(path: str | Path, module: ModuleType) -> str:
             f"{message}; it defines the ASGI application {', '.join(apps)}. `durable serve` serves "
             "a durable.WorkerEntrypoint subclass named Worker, not an ASGI app: serve your app with "
             "uvicorn (`uvicorn module:app`) and mount durable.asgi_app(Worker, runtime, "
-            "strip_root_path=True) in it (see docs/http.md, \"Mounting in Starlette or FastAPI\"), "
+            'strip_root_path=True) in it (see docs/http.md, "Mounting in Starlette or FastAPI"), '
             "or define a Worker class in this file"
         )
     found = f" (it defines the Durable Object classes {', '.join(objects)})" if objects else ""

@@ -136,6 +136,7 @@ def copy_as_dict(cls: type[dict[Any, Any]]) -> None:
         raise TypeError(f"copy_as_dict() takes a dict subclass, not {cls!r}")
     _DICT_LIKE.add(cls)
 
+
 # -- tags -------------------------------------------------------------------------------------------
 
 _NONE: Final = 0x00
@@ -246,10 +247,7 @@ _SUPPORTED_BASES: Final = (
 def _clone_error(value: object) -> DataCloneError:
     """The DataCloneError for a value of an unsupported type, in Cloudflare's words."""
     cls = type(value)
-    message = (
-        f'Could not serialize object of type "{cls.__qualname__}". '
-        "This type does not support serialization."
-    )
+    message = f'Could not serialize object of type "{cls.__qualname__}". This type does not support serialization.'
     # The two user types people most often try to store get the fix spelled out.
     if isinstance(value, enum.Enum):
         return DataCloneError(
@@ -365,9 +363,7 @@ def _check_hashed_tuple(root: tuple[Any, ...], memo: dict[int, tuple[int, int]])
         if depth > MAX_HASHED_TUPLE_DEPTH:
             raise _HashLimit(f"tuples nested more than {MAX_HASHED_TUPLE_DEPTH} deep")
         if size > MAX_HASHED_TUPLE_SIZE:
-            raise _HashLimit(
-                f"a tuple of more than {MAX_HASHED_TUPLE_SIZE} items counted through its nested tuples"
-            )
+            raise _HashLimit(f"a tuple of more than {MAX_HASHED_TUPLE_SIZE} items counted through its nested tuples")
         memo[id(node)] = (size, depth)
 
 
@@ -1029,9 +1025,7 @@ def decode(data: bytes | bytearray | memoryview) -> object:
     except DataCorruptionError:
         raise
     except (_Truncated, IndexError, struct.error) as exc:
-        raise DataCorruptionError(
-            f"truncated data: the {end} bytes end in the middle of a value"
-        ) from exc
+        raise DataCorruptionError(f"truncated data: the {end} bytes end in the middle of a value") from exc
     except UnicodeDecodeError as exc:
         raise DataCorruptionError(f"invalid UTF-8 in a string: {exc}") from exc
     except (TypeError, ValueError, ArithmeticError, KeyError, RecursionError) as exc:
@@ -1158,8 +1152,7 @@ def _decode_body(data: bytes) -> object:
             elif tag == _REF:
                 if n >= len(refs):
                     raise DataCorruptionError(
-                        f"invalid back-reference #{n} before offset {pos} "
-                        f"({len(refs)} containers so far)"
+                        f"invalid back-reference #{n} before offset {pos} ({len(refs)} containers so far)"
                     )
                 v = refs[n]
             elif tag == _TUPLE or tag == _FROZENSET:
@@ -1172,9 +1165,7 @@ def _decode_body(data: bytes) -> object:
                         raise _too_many_sets()
                 if n:
                     stack.append((kind, target, left, aux))
-                    kind, target, left, aux = (
-                        _K_TUPLE if tag == _TUPLE else _K_FROZENSET, [], n, None
-                    )
+                    kind, target, left, aux = (_K_TUPLE if tag == _TUPLE else _K_FROZENSET, [], n, None)
                     continue
                 v = () if tag == _TUPLE else frozenset()
                 refs.append(v)
@@ -1314,9 +1305,7 @@ def _too_many_sets() -> DataCorruptionError:
 
 
 def _bad_count(n: int, pos: int, end: int) -> DataCorruptionError:
-    return DataCorruptionError(
-        f"container before offset {pos} claims {n} items, but only {end - pos} bytes follow"
-    )
+    return DataCorruptionError(f"container before offset {pos} claims {n} items, but only {end - pos} bytes follow")
 
 
 def _superseded(refs: list[Any], index: int) -> Any:
@@ -1329,9 +1318,7 @@ def _superseded(refs: list[Any], index: int) -> Any:
 
 # Values that are immutable and contain nothing: clone returns them as they are. datetime and time
 # are immutable too but their tzinfo must be checked; tuple and frozenset may contain mutables.
-_ATOMIC: Final = frozenset(
-    {_NoneType, bool, int, float, str, bytes, _dt.date, _dt.timedelta, Decimal, uuid.UUID}
-)
+_ATOMIC: Final = frozenset({_NoneType, bool, int, float, str, bytes, _dt.date, _dt.timedelta, Decimal, uuid.UUID})
 
 # Depth up to which clone recurses; deeper values go through encode/decode, which use an explicit
 # stack. Real documents are far shallower, and this stays well inside the interpreter's limit.

@@ -353,7 +353,9 @@ def _open_meta(path: Path) -> sqlite3.Connection:
         meta.execute(
             "CREATE TABLE IF NOT EXISTS alarms (namespace TEXT, id TEXT, time INTEGER, PRIMARY KEY (namespace, id)) WITHOUT ROWID"
         )
-        meta.execute("CREATE TABLE IF NOT EXISTS objects (namespace TEXT, id TEXT, name, PRIMARY KEY (namespace, id)) WITHOUT ROWID")
+        meta.execute(
+            "CREATE TABLE IF NOT EXISTS objects (namespace TEXT, id TEXT, name, PRIMARY KEY (namespace, id)) WITHOUT ROWID"
+        )
     except sqlite3.Error as exc:
         meta.close()
         raise wrap_error(exc, file, what="the runtime's metadata database") from exc

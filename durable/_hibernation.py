@@ -306,7 +306,9 @@ class HibernationManager:
         self.hibernate_after = hibernate_after
         self.registries: dict[Key, SocketRegistry] = {}
         # The tasks each live host's objects created (entries go with their host).
-        self._tasks: weakref.WeakKeyDictionary[ObjectHost, weakref.WeakSet[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
+        self._tasks: weakref.WeakKeyDictionary[ObjectHost, weakref.WeakSet[asyncio.Task[Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._factory_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
     def registry(self, key: Key) -> SocketRegistry:
@@ -440,7 +442,9 @@ class HibernationManager:
         ) -> asyncio.Future[Any]:
             if previous is not None:
                 make: Any = previous
-                task: Any = make(loop, coro, context=context, **kwargs) if context is not None else make(loop, coro, **kwargs)
+                task: Any = (
+                    make(loop, coro, context=context, **kwargs) if context is not None else make(loop, coro, **kwargs)
+                )
             else:
                 task = asyncio.Task(coro, loop=loop, context=context, **kwargs)
             host = context.get(current_host) if context is not None else current_host.get()

@@ -368,7 +368,12 @@ class History:
             aside = store.path.with_name(f"{store.path.name}.damaged-{self.now_ms()}")
             store.close()
             os.replace(store.path, aside)
-            log.error("durable: the history log %s cannot be read (%s); moved to %s, a new one starts", store.path, exc, aside.name)
+            log.error(
+                "durable: the history log %s cannot be read (%s); moved to %s, a new one starts",
+                store.path,
+                exc,
+                aside.name,
+            )
             return
         if valid < store.size():
             store.truncate(valid)  # a torn append: the commit is still in the WAL (see opened())
@@ -390,7 +395,9 @@ class History:
         self.lineage = secrets.randbits(32) or 1
         self.created_ms = self.now_ms()
         self._store.append(
-            _header({"namespace": self.namespace, "id": self.hexid, "lineage": self.lineage, "created_ms": self.created_ms})
+            _header(
+                {"namespace": self.namespace, "id": self.hexid, "lineage": self.lineage, "created_ms": self.created_ms}
+            )
         )
 
     def _append(self, kind: int, seq: int, time_ms: int, payload: bytes) -> None:
@@ -492,7 +499,9 @@ class History:
             if self.now_ms() > self._compact_due:
                 self.compact()
         except OSError as exc:
-            log.error("durable: the point-in-time history of %s/%s could not be written: %s", self.namespace, self.hexid, exc)
+            log.error(
+                "durable: the point-in-time history of %s/%s could not be written: %s", self.namespace, self.hexid, exc
+            )
 
     def closing(self, conn: sqlite3.Connection, file: Path | None) -> None:
         """The database is about to close (SQLite then checkpoints and deletes the WAL)."""
@@ -522,7 +531,11 @@ class History:
         page_size = struct.unpack(">H", image[16:18])[0] if len(image) >= 100 else 4096
         page_size = 65536 if page_size == 1 else page_size
         pages = len(image) // page_size
-        changed = [p for p in range(pages) if image[p * page_size : (p + 1) * page_size] != old[p * page_size : (p + 1) * page_size]]
+        changed = [
+            p
+            for p in range(pages)
+            if image[p * page_size : (p + 1) * page_size] != old[p * page_size : (p + 1) * page_size]
+        ]
         if not changed:
             changed = [0]  # the database shrank: one frame carries the new size
         parts = [_DELTA_HEAD.pack(page_size, 0, 0, 0)]
@@ -581,7 +594,9 @@ class History:
         assert salt is not None
         salt1, salt2 = struct.unpack(">II", salt)
         for first, end in groups:
-            payload = _DELTA_HEAD.pack(page_size, salt1, salt2, end) + data[(first - start) * step : (end - start) * step]
+            payload = (
+                _DELTA_HEAD.pack(page_size, salt1, salt2, end) + data[(first - start) * step : (end - start) * step]
+            )
             self._append(DELTA, self.last_seq + 1, time_ms, payload)
             self._frame = end  # as each is logged: a failure in between never logs a commit twice
         if self._frame >= CHECKPOINT_FRAMES:
@@ -670,7 +685,9 @@ class History:
             raise TypeError(f"a bookmark is a str, not {type(bookmark).__name__}")
         match = _BOOKMARK.fullmatch(bookmark)
         if match is None:
-            raise ValueError(f"Invalid bookmark: {bookmark!r} (expected a string like those getCurrentBookmark() returns)")
+            raise ValueError(
+                f"Invalid bookmark: {bookmark!r} (expected a string like those getCurrentBookmark() returns)"
+            )
         seq = (int(match[1], 16) << 32) | int(match[2], 16)
         lineage = int(match[3], 16)
         if match[4] != _mac(self.namespace, self.hexid, seq, lineage):
@@ -730,7 +747,9 @@ class History:
         now = self.now_ms()
         cutoff = now - self.retention_ms
         if self._pending is not None:
-            target_time = next((e.time for e in self._entries if e.kind in _STATE_KINDS and e.seq == self._pending[0]), None)
+            target_time = next(
+                (e.time for e in self._entries if e.kind in _STATE_KINDS and e.seq == self._pending[0]), None
+            )
             if target_time is not None:
                 cutoff = min(cutoff, target_time)
         keep_seq = self._seq_at(cutoff)
@@ -742,7 +761,11 @@ class History:
         image = self.image_at(keep_seq)
         base_time = base_entry.time if base_entry is not None else self.created_ms
         out = io.BytesIO()
-        out.write(_header({"namespace": self.namespace, "id": self.hexid, "lineage": self.lineage, "created_ms": self.created_ms}))
+        out.write(
+            _header(
+                {"namespace": self.namespace, "id": self.hexid, "lineage": self.lineage, "created_ms": self.created_ms}
+            )
+        )
         if keep_seq or image:
             out.write(_record(BASE, keep_seq, base_time, image))
         if self._pending is not None:

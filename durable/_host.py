@@ -66,9 +66,7 @@ T = TypeVar("T")
 current_host: ContextVar[ObjectHost | None] = _context.current_host
 """The object whose code is running in the current task (None outside any object)."""
 
-_CLOSED_MESSAGE = (
-    "Connection closed: this Durable Object instance is no longer active. Reconnect or retry the request."
-)
+_CLOSED_MESSAGE = "Connection closed: this Durable Object instance is no longer active. Reconnect or retry the request."
 
 
 class HostRuntime(Protocol):
@@ -82,17 +80,23 @@ class HostRuntime(Protocol):
     @property
     def closed(self) -> bool:
         """Whether the runtime is closed."""
+
     @property
     def armed(self) -> bool:
         """Whether the runtime is attached to the running loop with every alarm timer armed."""
+
     def check_open(self) -> None:
         """Raise ``RuntimeClosedError`` if the runtime is closed."""
+
     def host_busy(self, host: ObjectHost) -> None:
         """``host`` starts an event (the runtime attaches to the running loop if it must)."""
+
     def host_idle(self, host: ObjectHost) -> None:
         """``host`` has no event left (it may be evicted)."""
+
     def alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None:
         """``host`` is about to commit ``when_ms`` as its alarm (``None``: none)."""
+
     def alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None:
         """``host`` committed ``when_ms`` as its alarm (``None``: none)."""
 
@@ -349,7 +353,13 @@ class ObjectHost:
         start_eagerly(self, call, event, fut.get_loop(), contextvars.copy_context())
 
     async def _rpc_event(
-        self, call: EventCall, gen: int, instance: DurableObject, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        call: EventCall,
+        gen: int,
+        instance: DurableObject,
+        func: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> None:
         """``call_rpc``'s event: call the plain method ``func``, deliver its outcome."""
         current_host.set(self)
@@ -393,7 +403,9 @@ class ObjectHost:
     def _event_ended(self, call: EventCall) -> None:
         self.calls.discard(call)
         self.pending -= 1
-        if not (self.pending or self.background.tasks or self.gate.locked or self.db.savepoint_depth or self.pins):  # not busy
+        if not (
+            self.pending or self.background.tasks or self.gate.locked or self.db.savepoint_depth or self.pins
+        ):  # not busy
             self.runtime.host_idle(self)
 
     def step_done(self) -> None:
@@ -436,7 +448,9 @@ class ObjectHost:
         self.state = state
         self.instance = instance
 
-    async def _event(self, call: EventCall, kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    async def _event(
+        self, call: EventCall, kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         current_host.set(self)
         fut = call.fut
         gen = self.gen
@@ -517,7 +531,9 @@ class ObjectHost:
 
     def abort(self, reason: str | None, gen: int) -> NoReturn:
         self.check_live(gen)
-        error = ObjectAbortedError(reason if reason is not None else "Application called abort() to reset Durable Object.")
+        error = ObjectAbortedError(
+            reason if reason is not None else "Application called abort() to reset Durable Object."
+        )
         self.reset(error)
         raise reset_copy(error)
 

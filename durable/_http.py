@@ -60,16 +60,11 @@ _APPLICATION_JSON: Final = "application/json"
 
 # workerd's messages (src/workerd/api/http.c++, headers.c++).
 _BODY_USED: Final = (
-    "Body has already been used. It can only be used once. "
-    "Use clone() first if you need to read it twice."
+    "Body has already been used. It can only be used once. Use clone() first if you need to read it twice."
 )
 _GET_HEAD_BODY: Final = "Request with a GET or HEAD method cannot have a body."
-_STATUS_RANGE: Final = (
-    "Responses may only be constructed with status codes in the range 200 to 599, inclusive."
-)
-_NULL_BODY_STATUS: Final = (
-    "Response with null body status (101, 204, 205, or 304) cannot have a body."
-)
+_STATUS_RANGE: Final = "Responses may only be constructed with status codes in the range 200 to 599, inclusive."
+_NULL_BODY_STATUS: Final = "Response with null body status (101, 204, 205, or 304) cannot have a body."
 _NULL_BODY_STATUSES: Final = frozenset({101, 204, 205, 304})
 _REDIRECT_STATUSES: Final = (301, 302, 303, 307, 308)
 
@@ -148,8 +143,7 @@ class Headers(MutableMapping[str, str]):
                 name, value = pair
             except (TypeError, ValueError):
                 raise TypeError(
-                    "Headers init pairs must be (name, value) sequences of two strings, "
-                    f"got {pair!r}."
+                    f"Headers init pairs must be (name, value) sequences of two strings, got {pair!r}."
                 ) from None
             self.append(name, value)
 
@@ -273,8 +267,6 @@ class Headers(MutableMapping[str, str]):
         getSetCookie = get_set_cookie
 
 
-
-
 def _check_name(name: object) -> str:
     if not isinstance(name, str):
         raise TypeError(f"Header names must be str, not {type(name).__name__}.")
@@ -286,9 +278,7 @@ def _check_name(name: object) -> str:
 def _normalize_value(value: object) -> str:
     # Fetch strips leading and trailing HTTP whitespace, then refuses CR, LF and NUL.
     if not isinstance(value, str):
-        raise TypeError(
-            f"Header values must be str, not {type(value).__name__}; convert it with str()."
-        )
+        raise TypeError(f"Header values must be str, not {type(value).__name__}; convert it with str().")
     value = value.strip(_HTTP_WHITESPACE)
     if _BAD_VALUE_RE.search(value) is not None:
         raise TypeError("Invalid header value.")
@@ -430,7 +420,6 @@ class _Body:
         bodyUsed = body_used
 
 
-
 class _Tee:
     """One streamed body read by two consumers, each at its own pace (``clone()`` of a stream)."""
 
@@ -539,9 +528,7 @@ class Request(_Body):
             base_method = "GET"
             base_headers = None
         else:
-            raise TypeError(
-                f"Request input must be a URL string or a Request, not {type(input).__name__}."
-            )
+            raise TypeError(f"Request input must be a URL string or a Request, not {type(input).__name__}.")
         self.url: str = _normalize_url(url)
         self.method: str = base_method if method is None else _check_method(method)
         new_headers = Headers(headers if headers is not None else base_headers)
@@ -661,9 +648,7 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
             "the supported options are 'body', 'headers' and 'method'."
         )
     if not isinstance(input, (str, Request)):
-        raise TypeError(
-            f"fetch() input must be a URL string or a durable.Request, not {type(input).__name__}."
-        )
+        raise TypeError(f"fetch() input must be a URL string or a durable.Request, not {type(input).__name__}.")
     request = Request(input, **options)
     _require_full_url(request.url)
     return request
@@ -798,9 +783,7 @@ class Response(_Body):
             raise ValueError(_STATUS_RANGE)
         if status_text is not None:
             if not isinstance(status_text, str):
-                raise TypeError(
-                    f"Response status_text must be a str, not {type(status_text).__name__}."
-                )
+                raise TypeError(f"Response status_text must be a str, not {type(status_text).__name__}.")
             if any(ord(c) < 0x20 or c == "\x7f" for c in status_text):
                 raise TypeError("Invalid statusText")
         self.status: int = status
@@ -875,10 +858,7 @@ class Response(_Body):
             TypeError: ``url`` holds CR, LF or NUL.
         """
         if status not in _REDIRECT_STATUSES:
-            raise ValueError(
-                f"{status} is not a redirect status code. "
-                "It must be one of: 301, 302, 303, 307, or 308."
-            )
+            raise ValueError(f"{status} is not a redirect status code. It must be one of: 301, 302, 303, 307, or 308.")
         if _BAD_VALUE_RE.search(url) is not None:
             raise TypeError(f"Redirect URL cannot contain '\\r', '\\n', or '\\0': {url}")
         return cls(None, status=status, headers={"location": url})
@@ -907,15 +887,12 @@ class Response(_Body):
         webSocket = web_socket
 
 
-
 def _default_status_text(status: int) -> str:
     try:
         return http.HTTPStatus(status).phrase
     except ValueError:
         # workerd falls back to the status class named by RFC 9110 section 15.
-        return {2: "Successful", 3: "Redirection", 4: "Client Error", 5: "Server Error"}.get(
-            status // 100, ""
-        )
+        return {2: "Successful", 3: "Redirection", 4: "Client Error", 5: "Server Error"}.get(status // 100, "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -944,9 +921,7 @@ class ExecutionContext:
             TypeError: ``awaitable`` is not awaitable.
         """
         if not inspect.isawaitable(awaitable):
-            raise TypeError(
-                f"wait_until() expects an awaitable, not {type(awaitable).__name__}."
-            )
+            raise TypeError(f"wait_until() expects an awaitable, not {type(awaitable).__name__}.")
         self._tasks.append(asyncio.ensure_future(awaitable))
 
     def pass_through_on_exception(self) -> None:
@@ -957,15 +932,12 @@ class ExecutionContext:
         while self._tasks:
             tasks, self._tasks = self._tasks, []
             for task, result in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True)):
-                if isinstance(result, BaseException) and not isinstance(
-                    result, asyncio.CancelledError
-                ):
+                if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                     logger.error("A wait_until() task failed: %r", task, exc_info=result)
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
         waitUntil = wait_until
         passThroughOnException = pass_through_on_exception
-
 
 
 class WorkerEntrypoint:

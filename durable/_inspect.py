@@ -130,7 +130,10 @@ def _tables(conn: sqlite3.Connection) -> dict[str, int]:
             "AND name NOT IN ('_cf_KV', '_cf_METADATA') ORDER BY name"
         )
     ]
-    return {name: conn.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"').fetchone()[0] for name in names}
+    return {
+        name: conn.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
+        for name in names
+    }
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> Any:
@@ -282,7 +285,9 @@ def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
     tables = ", ".join(f"{name} ({rows} rows)" for name, rows in info["tables"].items()) or "-"
     alarm = info["alarm"]["utc"] if info["alarm"] else "-"
     name = repr(info["name"]) if info["name"] is not None else "-"
-    out.write(f"{indent}{info['id']}  name={name}  keys={info['keys']}  tables={tables}  bytes={info['bytes']}  alarm={alarm}")
+    out.write(
+        f"{indent}{info['id']}  name={name}  keys={info['keys']}  tables={tables}  bytes={info['bytes']}  alarm={alarm}"
+    )
     if "history" in info:
         history = info["history"]
         out.write(f"  history={history.get('states', '?')} states, {history.get('bytes', '?')} bytes")

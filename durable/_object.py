@@ -197,6 +197,7 @@ class AlarmInfo:
         isRetry = is_retry
         scheduledTime = scheduled_time  # noqa: F821 - a dataclass field
 
+
 class Env:
     """``self.env`` of objects and Workers: the runtime's bindings.
 

@@ -39,7 +39,6 @@ __all__ = ["Env", "Runtime", "default_max_live_objects"]
 T = TypeVar("T", bound=DurableObject)
 
 
-
 FDS_PER_OBJECT = 3
 """Descriptors a live persisted object may hold: its database and WAL (a transient journal
 or temporary file at times)."""
@@ -130,7 +129,9 @@ class Runtime:
         if limits is not None and not isinstance(limits, Limits):
             raise TypeError(f"limits must be a durable.Limits, not {type(limits).__name__}")
         if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a durable.Clock (durable.testing.MockClock in tests), not {type(clock).__name__}")
+            raise TypeError(
+                f"clock must be a durable.Clock (durable.testing.MockClock in tests), not {type(clock).__name__}"
+            )
         if vars is not None and (not isinstance(vars, Mapping) or not all(isinstance(k, str) for k in vars)):
             raise TypeError(f"vars must be a mapping of str names to values, not {vars!r}")
         self.clock: Clock = clock if clock is not None else RealClock()
@@ -183,7 +184,9 @@ class Runtime:
     # -- namespaces ----------------------------------------------------------------------------
 
     @overload
-    def namespace(self, cls: type[T], *, name: str | None = None, storage: Literal["sqlite", "kv"] = "sqlite") -> Namespace[T]: ...
+    def namespace(
+        self, cls: type[T], *, name: str | None = None, storage: Literal["sqlite", "kv"] = "sqlite"
+    ) -> Namespace[T]: ...
     @overload
     def namespace(self, cls: type[Any], *, name: str | None = None, storage: str = "sqlite") -> Namespace[Any]: ...
     def namespace(self, cls: type[Any], *, name: str | None = None, storage: str = "sqlite") -> Namespace[Any]:
@@ -234,7 +237,10 @@ class Runtime:
             db.name_sink = functools.partial(directory.record_name, key)
             if self.point_in_time_recovery and ns.storage == "sqlite":
                 db.history = History(
-                    history_file(db.file), namespace=key[0], hexid=key[1], now_ms=self.clock.time_ms,
+                    history_file(db.file),
+                    namespace=key[0],
+                    hexid=key[1],
+                    now_ms=self.clock.time_ms,
                     fsync=self.synchronous == "FULL",
                 )
             directory.keep(key, db)
@@ -473,4 +479,3 @@ class Runtime:
                 if probing:
                     db.close()
         return [found[h] for h in sorted(found)]
-

@@ -50,9 +50,7 @@ def default_max_connections() -> int:
     return max(8, min(1000, (soft - 64) // 4))
 
 
-def guarded_protocol(
-    http: str, header_timeout: float | None, max_connections: int | None
-) -> type[asyncio.Protocol]:
+def guarded_protocol(http: str, header_timeout: float | None, max_connections: int | None) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol class for ``http`` with a header timeout and a connection cap.
 
     ``http`` is ``"h11"``, ``"httptools"`` or ``"auto"`` (httptools where installed, as uvicorn

@@ -125,20 +125,26 @@ class _TableShape:
         ).fetchone()
         pk = [
             (r[1].lower(), r[2].upper())
-            for r in conn.execute(f"SELECT pk, name, type FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk -- {tag}", (table,))
+            for r in conn.execute(
+                f"SELECT pk, name, type FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk -- {tag}", (table,)
+            )
         ]
         wr = bool(without_rowid and without_rowid[0])
         key = set(_ROWID_NAMES) if not wr else set()
         if wr or (len(pk) == 1 and pk[0][1] == "INTEGER"):
             key.update(name for name, _ in pk)  # the rowid's alias, or the WITHOUT ROWID key
         indexes: list[frozenset[str]] = []
-        for _, name, _, origin, _ in conn.execute(f"SELECT seq, name, \"unique\", origin, partial FROM pragma_index_list(?) -- {tag}", (table,)):
+        for _, name, _, origin, _ in conn.execute(
+            f'SELECT seq, name, "unique", origin, partial FROM pragma_index_list(?) -- {tag}', (table,)
+        ):
             if wr and origin == "pk":
                 continue
             columns = [r[0] for r in conn.execute(f"SELECT name FROM pragma_index_info(?) -- {tag}", (name,))]
             if any(c is None for c in columns):
                 # An index on an expression: SQLite rewrites it when a column it names changes.
-                row = conn.execute(f"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? -- {tag}", (name,)).fetchone()
+                row = conn.execute(
+                    f"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? -- {tag}", (name,)
+                ).fetchone()
                 words = _WORD.findall(row[0]) if row is not None and row[0] is not None else []
                 indexes.append(frozenset(w.lower() for w in words))
             else:
@@ -254,7 +260,11 @@ class _Connection:
             return DENY
 
     def rows_written(
-        self, conn: sqlite3.Connection, text: str, plan: tuple[tuple[int, str | None, str | None, str | None], ...], changes: int
+        self,
+        conn: sqlite3.Connection,
+        text: str,
+        plan: tuple[tuple[int, str | None, str | None, str | None], ...],
+        changes: int,
     ) -> int:
         """b-tree rows a statement wrote (see ``_rows_written``), from a per-statement cache for DML."""
         cost = self.costs.get(text)
@@ -269,7 +279,9 @@ class _Connection:
             self.costs[text] = (self.db.schema_epoch, self.per_row, written - changes * self.per_row)
         return written
 
-    def _rows_written(self, conn: sqlite3.Connection, plan: tuple[tuple[int, str | None, str | None, str | None], ...], changes: int) -> int:
+    def _rows_written(
+        self, conn: sqlite3.Connection, plan: tuple[tuple[int, str | None, str | None, str | None], ...], changes: int
+    ) -> int:
         """b-tree rows a statement wrote, as workerd counts them (its patched SQLite counts every
         row and index entry inserted, every row deleted, and the rows of ``sqlite_master``).
 
@@ -353,7 +365,9 @@ class _Connection:
         quoted = '"' + table.replace('"', '""') + '"'
         tag = self.db.tag
         try:
-            row = conn.execute(f"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? -- {tag}", (index,)).fetchone()
+            row = conn.execute(
+                f"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? -- {tag}", (index,)
+            ).fetchone()
             where = _PARTIAL.search(row[0]) if row is not None and row[0] is not None else None
             condition = f" WHERE {where.group(1)}" if where is not None else ""
             count = conn.execute(f"SELECT count(*) FROM {quoted}{condition} -- {tag}").fetchone()
@@ -473,7 +487,9 @@ class SqlCursor:
 
     def __repr__(self) -> str:
         state = "done" if self._cur is None else "open"
-        return f"<durable.SqlCursor {state} columns={self._names!r} rows_read={self._read} rows_written={self._written}>"
+        return (
+            f"<durable.SqlCursor {state} columns={self._names!r} rows_read={self._read} rows_written={self._written}>"
+        )
 
     @property
     def column_names(self) -> list[str]:
@@ -728,7 +744,15 @@ class SqlStorage:
             return self._attempt(conn, sql, text, params, last=last, probe=False, trusted=trusted)
 
     def _attempt(
-        self, conn: sqlite3.Connection, sql: str, text: str, params: tuple[SqlValue, ...], *, last: bool, probe: bool, trusted: bool
+        self,
+        conn: sqlite3.Connection,
+        sql: str,
+        text: str,
+        params: tuple[SqlValue, ...],
+        *,
+        last: bool,
+        probe: bool,
+        trusted: bool,
     ) -> tuple[sqlite3.Cursor, int]:
         """Run ``text`` (``sql``, perhaps marked) to its first step; ``probe``: refuse any write."""
         db = self._db
@@ -826,4 +850,3 @@ class SqlStorage:
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
         databaseSize = database_size
-

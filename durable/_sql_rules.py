@@ -149,7 +149,9 @@ ALLOWED_PRAGMAS: Final[dict[str, int]] = {
 compared as written, as workerd does: ``PRAGMA TABLE_INFO(t)`` is refused in production too."""
 
 _VIRTUAL_TABLE_MODULES: Final = frozenset({"fts5", "fts5vocab", "rtree", "rtree_i32"})
-RTREE: Final = re.compile(r"(?is)(?:\s|;|--[^\n]*|/\*.*?\*/)*create\s+virtual\s+table\b.*?\busing\s+[\"'`\[]?rtree(?:_i32)?\b")
+RTREE: Final = re.compile(
+    r"(?is)(?:\s|;|--[^\n]*|/\*.*?\*/)*create\s+virtual\s+table\b.*?\busing\s+[\"'`\[]?rtree(?:_i32)?\b"
+)
 """A statement creating an R*Tree table. R*Tree's constructor runs ``PRAGMA page_size`` itself,
 which workerd refuses (so its R*Tree creation fails, although the docs list R*Tree as supported);
 durable lets R*Tree read it while such a statement runs, and refuses it to the application."""
@@ -569,7 +571,6 @@ def named_parameters(sql: str, params: tuple[SqlValue, ...]) -> tuple[SqlValue, 
     if count != len(params) or len(keys) != count or len(set(keys.values())) != count:
         return None
     return {keys[i + 1]: value for i, value in enumerate(params)}
-
 
 
 # -- what the authorizer's actions say about a statement ---------------------------------------

@@ -77,9 +77,7 @@ def connect(file: Path | str, *, synchronous: str = "NORMAL", exclusive: bool = 
     file's exclusive lock, and every later attempt would wait out the busy timeout, then fail with
     "database is locked".
     """
-    conn = sqlite3.connect(
-        os.fspath(file), isolation_level=None, check_same_thread=False, cached_statements=256
-    )
+    conn = sqlite3.connect(os.fspath(file), isolation_level=None, check_same_thread=False, cached_statements=256)
     try:
         if os.fspath(file) != ":memory:":
             if exclusive:
@@ -112,8 +110,7 @@ def wrap_error(
     where = "in memory" if file is None else f"at {os.fspath(file)!r}"
     if code in _CORRUPTION_CODES or type(exc) is sqlite3.DatabaseError:
         return DataCorruptionError(
-            f"{what} {where} is damaged ({exc}): restore it from a backup, or delete the file to "
-            "start afresh"
+            f"{what} {where} is damaged ({exc}): restore it from a backup, or delete the file to start afresh"
         )
     suffix = f": {code}" if code else ""
     return SqlError(f"{exc}{suffix} ({what} {where})", code=code)
@@ -285,7 +282,9 @@ class ObjectDatabase:
         ``PRAGMA user_version``; the rows are deleted, and the table too if no alarm is left in it,
         in one autocommit transaction outside the object's implicit one.
         """
-        rows = dict(conn.execute(self.tagged("SELECT key, value FROM _cf_METADATA WHERE key IN ('name', 'schema_version')")))
+        rows = dict(
+            conn.execute(self.tagged("SELECT key, value FROM _cf_METADATA WHERE key IN ('name', 'schema_version')"))
+        )
         if not rows:
             return False
         legacy = rows.get("name")
@@ -705,7 +704,9 @@ class ObjectDatabase:
         try:
             conn.execute(self.tagged("PRAGMA defer_foreign_keys=ON"))
             rows = conn.execute(
-                self.tagged("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')")
+                self.tagged(
+                    "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND type IN ('table', 'view')"
+                )
             ).fetchall()
             for kind, name in rows:
                 quoted = '"' + name.replace('"', '""') + '"'
@@ -741,7 +742,11 @@ class ObjectDatabase:
                 conn.execute(self.tagged("DELETE FROM _cf_METADATA WHERE key = 'alarm'"))
             else:
                 if not self._meta_exists:  # workerd creates it with the first alarm
-                    conn.execute(self.tagged("CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID"))
+                    conn.execute(
+                        self.tagged(
+                            "CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID"
+                        )
+                    )
                     self._meta_exists = True
                 conn.execute(self.tagged("INSERT OR REPLACE INTO _cf_METADATA VALUES ('alarm', ?)"), (when_ms,))
         except sqlite3.Error as exc:
@@ -760,8 +765,7 @@ class ObjectDatabase:
         where = "in memory" if self.file is None else f"at {os.fspath(self.file)!r}"
         kind = {bytes: "a BLOB", int: "an INTEGER", float: "a REAL", str: "TEXT"}.get(type(value), type(value).__name__)
         return DataCorruptionError(
-            f"the database of this Durable Object {where} is damaged: its stored {key} is {kind}, "
-            f"not {expected}"
+            f"the database of this Durable Object {where} is damaged: its stored {key} is {kind}, not {expected}"
         )
 
     def has_data(self) -> bool:

@@ -195,9 +195,7 @@ def check_key(key: object, host: StorageHost) -> str:
     if host.kv_backed and (limit := host.limits.kv_max_key_bytes) is not None and len(key) * 4 > limit:
         size = len(key.encode("utf-8", "surrogatepass"))
         if size > limit:
-            raise StorageLimitError(
-                f"Keys cannot be larger than {limit} bytes. A key of size {size} was provided."
-            )
+            raise StorageLimitError(f"Keys cannot be larger than {limit} bytes. A key of size {size} was provided.")
     if not key.isascii() and (index := lone_surrogate_at(key)) is not None:
         raise TypeError(f"Storage keys must be valid Unicode: {key!r} contains a lone surrogate at index {index}")
     return key
@@ -312,7 +310,9 @@ def compile_range(
 
 _GET_OPTIONS = frozenset({"allow_concurrency", "no_cache"})
 _PUT_OPTIONS = frozenset({"allow_concurrency", "allow_unconfirmed", "no_cache"})
-_LIST_OPTIONS = frozenset({"start", "start_after", "end", "prefix", "reverse", "limit", "allow_concurrency", "no_cache"})
+_LIST_OPTIONS = frozenset(
+    {"start", "start_after", "end", "prefix", "reverse", "limit", "allow_concurrency", "no_cache"}
+)
 
 
 _MAX_ALARM_NS = float(2**63)
@@ -365,8 +365,7 @@ def _to_alarm_ms(when: object, host: StorageHost) -> int:
         _refuse_seconds(when, host)
     else:
         raise TypeError(
-            f"setAlarm() takes a time in milliseconds since the epoch (int) or a datetime, "
-            f"not {type(when).__name__}"
+            f"setAlarm() takes a time in milliseconds since the epoch (int) or a datetime, not {type(when).__name__}"
         )
     if ms <= 0:
         raise TypeError("setAlarm() cannot be called with an alarm time <= 0")
@@ -704,7 +703,11 @@ class Storage:
         """
         host = self._host
         host.check_live(self._gen)
-        opts = normalize_options("set_alarm", options, frozenset({"allow_concurrency", "allow_unconfirmed"})) if options else {}
+        opts = (
+            normalize_options("set_alarm", options, frozenset({"allow_concurrency", "allow_unconfirmed"}))
+            if options
+            else {}
+        )
         # workerd clamps a time in the past to now: get_alarm() and AlarmInfo.scheduled_time read now.
         ms = max(_to_alarm_ms(scheduled_time, host), host.now_ms())
         gated = not opts.get("allow_unconfirmed", False)
@@ -722,7 +725,11 @@ class Storage:
         """Cancel the alarm, if any. A handler already running is not cancelled."""
         host = self._host
         host.check_live(self._gen)
-        opts = normalize_options("delete_alarm", options, frozenset({"allow_concurrency", "allow_unconfirmed"})) if options else {}
+        opts = (
+            normalize_options("delete_alarm", options, frozenset({"allow_concurrency", "allow_unconfirmed"}))
+            if options
+            else {}
+        )
         gated = not opts.get("allow_unconfirmed", False)
         if self._stack and (level := self._where()) is not _Here.NOW:
             return self._defer(level, lambda: self._delete_alarm(gated=gated), write=True, gated=gated)
@@ -978,7 +985,16 @@ class Transaction:
     """
 
     __slots__ = (
-        "_caller_held", "_children", "_gate", "_held", "_lock", "_open", "_outer", "_savepoint", "_state", "_storage",
+        "_caller_held",
+        "_children",
+        "_gate",
+        "_held",
+        "_lock",
+        "_open",
+        "_outer",
+        "_savepoint",
+        "_state",
+        "_storage",
     )
 
     def __init__(self, storage: Storage, outer: Transaction | None, caller_held: frozenset[GateLock]) -> None:
@@ -1079,7 +1095,11 @@ class _Waiting:
     __slots__ = ("apply", "fut", "level", "txn")
 
     def __init__(
-        self, level: Transaction | None, apply: Callable[[], Any] | None, fut: asyncio.Future[Any], txn: Transaction | None
+        self,
+        level: Transaction | None,
+        apply: Callable[[], Any] | None,
+        fut: asyncio.Future[Any],
+        txn: Transaction | None,
     ) -> None:
         self.level = level
         self.apply = apply

@@ -104,7 +104,9 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             object.__setattr__(self, "_host_cache", host)
         return host
 
-    def _call(self, kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+    def _call(
+        self, kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, Any]:
         """The call as a coroutine; a call made by an object takes its output gate now.
 
         Made on another loop than the runtime's, or where no loop runs, the coroutine forwards
@@ -564,6 +566,8 @@ def runtime_of(stub: Stub[Any]) -> Runtime:
     return stub._runtime
 
 
-def deliver(stub: Stub[Any], kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+def deliver(
+    stub: Stub[Any], kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Coroutine[Any, Any, Any]:
     """Deliver an event of ``kind`` to ``stub``'s object as a call of the stub would (``Stub._call``)."""
     return stub._call(kind, name, args, kwargs)

@@ -27,7 +27,9 @@ class NoPublicConstructor(type):
     """
 
     def __call__(cls, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError(f"{cls.__module__}.{cls.__qualname__} has no public constructor{getattr(cls, '_how_to_get', '')}")
+        raise TypeError(
+            f"{cls.__module__}.{cls.__qualname__} has no public constructor{getattr(cls, '_how_to_get', '')}"
+        )
 
     def _create(cls: type[T], *args: Any, **kwargs: Any) -> T:
         return super().__call__(*args, **kwargs)  # type: ignore[misc, no-any-return]

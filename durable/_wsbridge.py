@@ -103,7 +103,9 @@ async def _pump_out(ws: WebSocket, send: Send) -> None:
         except WebSocketClosed as closed:
             code = closed.code if closed.code not in (1005, 1006) else 1000
             with contextlib.suppress(Exception):
-                await send({"type": "websocket.close", "code": code, "reason": closed.reason if code == closed.code else ""})
+                await send(
+                    {"type": "websocket.close", "code": code, "reason": closed.reason if code == closed.code else ""}
+                )
             return
         if isinstance(data, str):
             await send({"type": "websocket.send", "text": data})

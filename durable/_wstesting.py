@@ -63,8 +63,7 @@ async def hibernate(stub: Stub[Any]) -> None:
     blockers = host.runtime.hibernation.blockers(host)
     if blockers:
         raise RuntimeError(
-            f"the Durable Object cannot hibernate: {', '.join(blockers)} "
-            "(see durable.testing.hibernation_blockers)"
+            f"the Durable Object cannot hibernate: {', '.join(blockers)} (see durable.testing.hibernation_blockers)"
         )
     host.evict()
 

@@ -184,15 +184,11 @@ class WorkerApp:
         try:
             response = await self._call_worker(request, ctx, body)
             if response is not None:
-                await _send_response(
-                    send, response, head=request.method == "HEAD", too_large=self._too_large_text()
-                )
+                await _send_response(send, response, head=request.method == "HEAD", too_large=self._too_large_text())
         finally:
             await drain(ctx)
 
-    async def _call_worker(
-        self, request: Request, ctx: ExecutionContext, body: _RequestBody
-    ) -> Response | None:
+    async def _call_worker(self, request: Request, ctx: ExecutionContext, body: _RequestBody) -> Response | None:
         """Run the Worker; return the Response to send, or None when nothing should be sent."""
         try:
             instance = self.worker(ctx, self.runtime.env)
@@ -205,8 +201,10 @@ class WorkerApp:
             if body.too_large:
                 return _text_response(413, self._too_large_text())
             logger.exception(
-                "Worker %s raised while handling %s %s", self.worker.__qualname__,
-                request.method, request.url,
+                "Worker %s raised while handling %s %s",
+                self.worker.__qualname__,
+                request.method,
+                request.url,
             )
             return _text_response(500, "Worker threw exception")
         if body.too_large:
@@ -214,15 +212,19 @@ class WorkerApp:
             return _text_response(413, self._too_large_text())
         if not isinstance(result, Response):
             logger.error(
-                "Worker %s returned %s from fetch() while handling %s %s; "
-                "it must return a durable.Response.",
-                self.worker.__qualname__, type(result).__name__, request.method, request.url,
+                "Worker %s returned %s from fetch() while handling %s %s; it must return a durable.Response.",
+                self.worker.__qualname__,
+                type(result).__name__,
+                request.method,
+                request.url,
             )
             return _text_response(500, "Worker threw exception")
         if result.body_used:
             logger.error(
                 "Worker %s returned a Response whose body was already used, for %s %s.",
-                self.worker.__qualname__, request.method, request.url,
+                self.worker.__qualname__,
+                request.method,
+                request.url,
             )
             return _text_response(500, "Worker threw exception")
         return result
@@ -251,7 +253,11 @@ class WorkerApp:
                 try:
                     hand_over(response)  # workerd checks the end when the response is returned
                 except TypeError:
-                    logger.exception("Worker %s returned a WebSocket it cannot hand over, for %s", self.worker.__qualname__, request.url)
+                    logger.exception(
+                        "Worker %s returned a WebSocket it cannot hand over, for %s",
+                        self.worker.__qualname__,
+                        request.url,
+                    )
                     await _deny_websocket(scope, send, _text_response(500, "Worker threw exception"))
                     return
                 socket = response.web_socket
@@ -341,12 +347,12 @@ def _without_root_path(scope: Scope) -> Scope:
         return scope
     path: str = scope.get("path", "/")
     # Starlette and recent uvicorn include root_path in path; the ASGI spec says not to.
-    relative = path[len(root_path):] if path.startswith(root_path) else path
+    relative = path[len(root_path) :] if path.startswith(root_path) else path
     raw_path: bytes | None = scope.get("raw_path")
     if raw_path is not None:
         encoded_root = root_path.encode("utf-8")
         if raw_path.startswith(encoded_root) and path.startswith(root_path):
-            raw_path = raw_path[len(encoded_root):]
+            raw_path = raw_path[len(encoded_root) :]
         elif path.startswith(root_path):
             raw_path = None  # the prefix is percent-encoded in raw_path: use the decoded path
     return {**scope, "root_path": "", "path": relative or "/", "raw_path": raw_path or None}

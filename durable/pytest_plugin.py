@@ -49,20 +49,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     """``--python-workers`` / ini ``durable_python_workers``: install the Python Workers shims."""
     group = parser.getgroup("durable")
     group.addoption(
-        "--python-workers", action="store_true", default=False,
+        "--python-workers",
+        action="store_true",
+        default=False,
         help="make `import workers`, `js`, `pyodide` resolve to durable's stand-ins "
         "(durable.compat.python_workers.install()) before collection",
     )
     group.addoption(
-        "--python-workers-strict", action="store_true", default=False,
+        "--python-workers-strict",
+        action="store_true",
+        default=False,
         help="as --python-workers, and refuse tuple/bytearray over RPC and storage as the SDK does",
     )
     parser.addini(
-        "durable_python_workers", type="bool", default=False,
+        "durable_python_workers",
+        type="bool",
+        default=False,
         help="install durable's Python Workers shims (workers, js, pyodide) before collection",
     )
     parser.addini(
-        "durable_python_workers_strict", type="bool", default=False,
+        "durable_python_workers_strict",
+        type="bool",
+        default=False,
         help="with durable_python_workers: strict value mode (the SDK's RPC refusals)",
     )
 
@@ -140,7 +148,7 @@ def _check_anyio_backend(request: pytest.FixtureRequest) -> None:
     if name != "asyncio":
         pytest.fail(
             f"durable runs on asyncio, but this test runs on anyio's {name!r} backend. Define an "
-            "`anyio_backend` fixture that returns \"asyncio\" (in conftest.py, for example).",
+            '`anyio_backend` fixture that returns "asyncio" (in conftest.py, for example).',
             pytrace=False,
         )
 
@@ -175,7 +183,9 @@ def _no_runner_message(config: pytest.Config, what: str) -> str:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Generator[None, object, object]:
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
     """Explain pytest's failure for an async fixture no plugin took, when a durable test needs it.
 
     pytest-asyncio and anyio take async fixtures in their own hook wrappers; when neither does,

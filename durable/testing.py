@@ -157,4 +157,3 @@ async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = 
 
     result: list[dict[str, Any]] = await run_in_object(stub, body)
     return result
-

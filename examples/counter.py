@@ -29,8 +29,7 @@ class Worker(durable.WorkerEntrypoint):
         name = query.get("name", [""])[0]
         if not name:
             return Response(
-                "Select a Durable Object to contact by using"
-                " the `name` URL query string parameter. e.g. ?name=A"
+                "Select a Durable Object to contact by using the `name` URL query string parameter. e.g. ?name=A"
             )
 
         # Every unique ID refers to an individual instance of the Counter class that has its

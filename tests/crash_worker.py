@@ -116,10 +116,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tasks", type=int, default=2 * len(OBJECTS))
     parser.add_argument("--lifetime", type=float, default=60.0)
-    parser.add_argument("--pitr", action="store_true", help="keep point-in-time recovery history (tests/test_recovery.py)")
+    parser.add_argument(
+        "--pitr", action="store_true", help="keep point-in-time recovery history (tests/test_recovery.py)"
+    )
     args = parser.parse_args()
     try:
-        asyncio.run(main_async(args.directory, seed=args.seed, tasks=args.tasks, lifetime=args.lifetime, pitr=args.pitr))
+        asyncio.run(
+            main_async(args.directory, seed=args.seed, tasks=args.tasks, lifetime=args.lifetime, pitr=args.pitr)
+        )
     except BrokenPipeError:
         return 0  # the test stopped reading: nothing left to report to
     return 0

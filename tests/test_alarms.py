@@ -169,7 +169,13 @@ class TestSetAndGet:
 
     @pytest.mark.parametrize(
         "when",
-        [9_223_372_036_854.776, 9_223_372_036_855, 8_640_000_000_000_000, 10**400, dt.datetime(2263, 1, 1, tzinfo=dt.UTC)],
+        [
+            9_223_372_036_854.776,
+            9_223_372_036_855,
+            8_640_000_000_000_000,
+            10**400,
+            dt.datetime(2263, 1, 1, tzinfo=dt.UTC),
+        ],
     )
     async def test_time_beyond_int64_nanoseconds_is_type_error(self, rt: durable.Runtime, when: Any) -> None:
         """A time whose nanoseconds do not fit an int64 is refused with workerd's words; the last one that fits is taken."""
@@ -244,7 +250,9 @@ class TestDelivery:
         camel: Any = infos[0]
         assert (camel.retryCount, camel.isRetry, camel.scheduledTime) == (0, False, T0_MS + 1234)
 
-    async def test_past_time_runs_as_soon_as_possible(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+    async def test_past_time_runs_as_soon_as_possible(
+        self, rt: durable.Runtime, clock: MockClock, events: Events
+    ) -> None:
         """An alarm set in the past runs at once (on advance(0)), its time clamped to now as in workerd."""
         stub = rt.namespace(Alarmed).get_by_name("a")
         await stub.arm(T0_MS - 5000)
@@ -318,7 +326,9 @@ class TestDelivery:
         assert alarm_times(events) == [10.0, 20.0, 30.0]
         assert await stub.get() is None
 
-    async def test_past_alarm_set_by_handler_runs_after_it(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
+    async def test_past_alarm_set_by_handler_runs_after_it(
+        self, rt: durable.Runtime, clock: MockClock, events: Events
+    ) -> None:
         """An alarm the handler sets in the past runs again at once, but only after the handler ends."""
         running: list[bool] = []
 

@@ -143,9 +143,7 @@ class TestRequestTranslation:
 
     async def test_raw_path_is_kept(self) -> None:
         """An encoded slash or space in the path stays encoded as received."""
-        call = await raw_call(
-            app_for(Echo), http_scope(path="/a/b c", raw_path=b"/a%2Fb%20c", query_string=b"q=%2F")
-        )
+        call = await raw_call(app_for(Echo), http_scope(path="/a/b c", raw_path=b"/a%2Fb%20c", query_string=b"q=%2F"))
         assert json.loads(call.body)["url"] == "http://example.com/a%2Fb%20c?q=%2F"
 
     async def test_unencoded_bytes_are_percent_encoded(self) -> None:
@@ -192,8 +190,13 @@ class TestRequestTranslation:
 
     @pytest.mark.parametrize(
         ("server", "expected"),
-        [(("10.0.0.1", 8000), "http://10.0.0.1:8000/"), (("::1", 8000), "http://[::1]:8000/"),
-         (("/tmp/sock", None), "http://localhost/"), (None, "http://localhost/"), (("h", 80), "http://h/")],
+        [
+            (("10.0.0.1", 8000), "http://10.0.0.1:8000/"),
+            (("::1", 8000), "http://[::1]:8000/"),
+            (("/tmp/sock", None), "http://localhost/"),
+            (None, "http://localhost/"),
+            (("h", 80), "http://h/"),
+        ],
     )
     async def test_no_host_header(self, server: tuple[str, int | None] | None, expected: str) -> None:
         """Without a Host header the URL's host comes from the server address."""

@@ -65,7 +65,9 @@ class TestMaxLiveObjectsDefault:
         script.write_text(SCRIPT)
         done = subprocess.run(
             [sys.executable, str(script), str(tmp_path / "state"), "1000"],
-            capture_output=True, text=True, timeout=240,
+            capture_output=True,
+            text=True,
+            timeout=240,
         )
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.split() == ["default", "160", "failed", "0"]

@@ -157,7 +157,14 @@ class TestDefiningAnObject:
 
     @pytest.mark.parametrize(
         "name",
-        ["web_socket_message", "web_socket_close", "web_socket_error", "webSocketMessage", "webSocketClose", "webSocketError"],
+        [
+            "web_socket_message",
+            "web_socket_close",
+            "web_socket_error",
+            "webSocketMessage",
+            "webSocketClose",
+            "webSocketError",
+        ],
     )
     async def test_websocket_handlers_are_reserved(self, name: str) -> None:
         """The websocket handlers cannot be called over RPC."""
@@ -229,7 +236,9 @@ class TestHosting:
             ns = rt.namespace(Obj)
             await ns.get_by_name("a").put("k", 1)
             await ns.get_by_name("b").put("k", 1)
-        files = [p for p in tmp_path.rglob("*.sqlite") if p.stem in {str(ns.id_from_name("a")), str(ns.id_from_name("b"))}]
+        files = [
+            p for p in tmp_path.rglob("*.sqlite") if p.stem in {str(ns.id_from_name("a")), str(ns.id_from_name("b"))}
+        ]
         assert len(files) == 2
 
     async def test_namespace_default_name_is_class_name(self) -> None:
@@ -569,7 +578,12 @@ class TestHosting:
                 assert type(getattr(err, flag)) is bool
             assert err.durable_object_reset is True
             assert err.durableObjectReset is True
-            for cls in (durable.ObjectResetError, durable.OverloadedError, durable.ConnectionClosedError, durable.DurableError):
+            for cls in (
+                durable.ObjectResetError,
+                durable.OverloadedError,
+                durable.ConnectionClosedError,
+                durable.DurableError,
+            ):
                 for flag in ("retryable", "overloaded", "durable_object_reset", "remote"):
                     assert type(getattr(cls("x"), flag)) is bool
 
@@ -1124,13 +1138,19 @@ class TestStorage:
             assert isinstance(info.value, ValueError)
             return str(info.value)
 
-        assert await inside(body, storage="kv") == "Keys cannot be larger than 2048 bytes. A key of size 2049 was provided."
+        assert (
+            await inside(body, storage="kv")
+            == "Keys cannot be larger than 2048 bytes. A key of size 2049 was provided."
+        )
 
     async def test_kv_value_limit(self) -> None:
         """KV classes: values at most 131072 bytes encoded."""
 
         async def body(s: durable.Storage) -> Any:
-            with pytest.raises(durable.StorageLimitError, match=r"^Values cannot be larger than 131072 bytes\. A value of size \d+ was provided\.$"):
+            with pytest.raises(
+                durable.StorageLimitError,
+                match=r"^Values cannot be larger than 131072 bytes\. A value of size \d+ was provided\.$",
+            ):
                 await s.put("k", b"x" * 131073)
             return await s.get("k")
 
@@ -1142,8 +1162,15 @@ class TestStorage:
 
         async def body(s: durable.Storage) -> Any:
             keys = [f"k{i}" for i in range(129)]
-            call = {"get": lambda: s.get(keys), "put": lambda: s.put(dict.fromkeys(keys, 1)), "delete": lambda: s.delete(keys)}[op]
-            with pytest.raises(durable.StorageLimitError, match=r"^Maximum number of key value pairs is 128\. 129 pairs were provided\.$"):
+            call = {
+                "get": lambda: s.get(keys),
+                "put": lambda: s.put(dict.fromkeys(keys, 1)),
+                "delete": lambda: s.delete(keys),
+            }[op]
+            with pytest.raises(
+                durable.StorageLimitError,
+                match=r"^Maximum number of key value pairs is 128\. 129 pairs were provided\.$",
+            ):
                 await call()  # type: ignore[no-untyped-call]
             return True
 
@@ -1330,7 +1357,10 @@ class TestStorage:
             async def body(obj: Any, ctx: durable.State) -> Any:
                 await ctx.storage.set_alarm(4 * 10**12)
 
-            with pytest.raises(TypeError, match=r"^Your Durable Object class must have an alarm\(\) handler in order to call setAlarm\(\)$"):
+            with pytest.raises(
+                TypeError,
+                match=r"^Your Durable Object class must have an alarm\(\) handler in order to call setAlarm\(\)$",
+            ):
                 await testing.run_in_object(rt.namespace(SyncHandlers).get_by_name("a"), body)
 
     # -- sql -----------------------------------------------------------------------------------
@@ -1363,7 +1393,17 @@ class TestStorage:
             )
 
         got = await inside(body)
-        assert got == (2, [(1, "a"), (2, "b")], [{"name": "a"}, {"name": "b"}], "a", [[1, "a"], [2, "b"]], ["id", "name"], 2, ["id", "name"], 2)
+        assert got == (
+            2,
+            [(1, "a"), (2, "b")],
+            [{"name": "a"}, {"name": "b"}],
+            "a",
+            [[1, "a"], [2, "b"]],
+            ["id", "name"],
+            2,
+            ["id", "name"],
+            2,
+        )
 
     async def test_to_array_alias(self) -> None:
         """`toArray` is an alias of `to_array`, `databaseSize` of `database_size`."""
@@ -1914,7 +1954,7 @@ class TestCounter:
 # == 10. Python Workers compatibility ===============================================================
 
 
-PROJECT_ENTRY = '''
+PROJECT_ENTRY = """
 from workers import DurableObject, Response, WorkerEntrypoint
 from js import Date
 from pyodide.ffi import to_js
@@ -1964,7 +2004,7 @@ class Default(WorkerEntrypoint):
         stub = self.env.NOTES.get(self.env.NOTES.idFromName("a"))
         resp = await stub.fetch(request.url)
         return Response(await resp.text() + " via worker", status=200)
-'''
+"""
 
 
 PROJECT_CONFIG = """
@@ -2024,7 +2064,10 @@ class TestPythonWorkers:
         try:
             workers = importlib.import_module("workers")
             assert not getattr(workers, "FAKE_SDK", False)
-            assert issubclass(workers.DurableObject, durable.DurableObject) or workers.DurableObject is durable.DurableObject
+            assert (
+                issubclass(workers.DurableObject, durable.DurableObject)
+                or workers.DurableObject is durable.DurableObject
+            )
             for name in ("WorkerEntrypoint", "Response"):
                 assert hasattr(workers, name)
             assert hasattr(importlib.import_module("js"), "WebSocketPair")
@@ -2106,7 +2149,13 @@ class TestPythonWorkers:
                 s.kv.put("kv1", 1)
                 kv = list(s.kv.list({"prefix": "kv"}))
                 deleted = await s.delete(["a"], {})
-                return {"listed": list(listed), "alarm": alarm, "kv": kv, "deleted": deleted, "copy": await s.get("copy")}
+                return {
+                    "listed": list(listed),
+                    "alarm": alarm,
+                    "kv": kv,
+                    "deleted": deleted,
+                    "copy": await s.get("copy"),
+                }
 
         async with durable.Runtime() as rt:
             result = await rt.namespace(Shapes).get_by_name("a").run()  # a JsDict result crosses RPC too
@@ -2154,13 +2203,17 @@ class TestPythonWorkers:
                 assert issubclass(DurableObject, durable.DurableObject) or DurableObject is durable.DurableObject
             """
         )
-        pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--python-workers").assert_outcomes(passed=1)
+        pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--python-workers"
+        ).assert_outcomes(passed=1)
         pytester.makeini("[pytest]\ndurable_python_workers = true\n")
         pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest").assert_outcomes(passed=1)
 
     async def test_durable_serve_project(self, project: Path) -> None:
         """`durable serve PROJECT` serves a Python Workers project folder."""
-        texts = await _serve_and_get(["-m", "durable", "serve", str(project), "--port", "{port}", "--in-memory"], ["/a"])
+        texts = await _serve_and_get(
+            ["-m", "durable", "serve", str(project), "--port", "{port}", "--in-memory"], ["/a"]
+        )
         assert texts == ["notes hello via worker"]
 
 

@@ -16,9 +16,7 @@ import durable
 from durable._cli import LoadedApp, load_app
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "counter.py"
-SELECT = (
-    "Select a Durable Object to contact by using the `name` URL query string parameter. e.g. ?name=A"
-)
+SELECT = "Select a Durable Object to contact by using the `name` URL query string parameter. e.g. ?name=A"
 
 
 @pytest.fixture(scope="module")

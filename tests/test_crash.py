@@ -136,13 +136,16 @@ def _run_round(index: int, directory: Path, rng: random.Random, logs: Path) -> R
     rnd = Round(index, f"{plan} {delay:.3f}")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])))
     stderr_path = logs / f"worker-{index}.stderr"
-    with open(stderr_path, "wb") as stderr, subprocess.Popen(
-        [sys.executable, str(WORKER), str(directory), "--seed", str(rng.randrange(2**32)), "--tasks", str(TASKS)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        env=env,
-    ) as proc:
+    with (
+        open(stderr_path, "wb") as stderr,
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(directory), "--seed", str(rng.randrange(2**32)), "--tasks", str(TASKS)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+        ) as proc,
+    ):
         reader = _Reader(proc)
         try:
             spawned = time.monotonic()
@@ -248,7 +251,9 @@ class TestKillNine:
                     assert solo >= max(solo_values), (
                         f"{where}: {name} stored solo={solo} but {max(solo_values)} was acknowledged"
                     )
-                assert solo >= previous_solo[name], f"{where}: {name} solo went back from {previous_solo[name]} to {solo}"
+                assert solo >= previous_solo[name], (
+                    f"{where}: {name} solo went back from {previous_solo[name]} to {solo}"
+                )
                 assert min(solo_values, default=solo + 1) > previous_solo[name], (
                     f"{where}: {name} solo acknowledged {min(solo_values)} again: an acknowledged write was lost"
                 )

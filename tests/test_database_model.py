@@ -101,7 +101,13 @@ class DatabaseMachine(RuleBasedStateMachine):
         expected = sorted((key, self.current[key]) for key in set(keys_) if key in self.current)
         assert self.db.kv_get_many(keys_) == expected
 
-    @rule(start=bounds, end=bounds, reverse=st.booleans(), limit=st.one_of(st.none(), st.integers(1, 4)), lazy=st.booleans())
+    @rule(
+        start=bounds,
+        end=bounds,
+        reverse=st.booleans(),
+        limit=st.one_of(st.none(), st.integers(1, 4)),
+        lazy=st.booleans(),
+    )
     def scan(self, start: str | None, end: str | None, reverse: bool, limit: int | None, lazy: bool) -> None:
         expected = sorted(
             (k, v) for k, v in self.current.items() if (start is None or k >= start) and (end is None or k < end)

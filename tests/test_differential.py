@@ -88,13 +88,17 @@ class TestChosenSequences:
 
     async def test_shared_and_cyclic_values(self, workerd: Workerd, side: DurableSide) -> None:
         """A value with a cycle and shared containers reads back with the same shape on both sides."""
-        value = {"t": "arr", "id": 0, "v": [
-            {"t": "ref", "v": 0},
-            {"t": "map", "id": 1, "v": [[{"t": "str", "v": "self"}, {"t": "ref", "v": 1}]]},
-            {"t": "ref", "v": 1},
-            {"t": "buf", "id": 2, "v": "00ff"},
-            {"t": "ref", "v": 2},
-        ]}
+        value = {
+            "t": "arr",
+            "id": 0,
+            "v": [
+                {"t": "ref", "v": 0},
+                {"t": "map", "id": 1, "v": [[{"t": "str", "v": "self"}, {"t": "ref", "v": 1}]]},
+                {"t": "ref", "v": 1},
+                {"t": "buf", "id": 2, "v": "00ff"},
+                {"t": "ref", "v": 2},
+            ],
+        }
         ops: list[Op] = [{"op": "put", "key": "c", "value": value}, {"op": "get", "key": "c"}]
         assert await compare(seq("sqlite", ops, [{"op": "list", "options": {}}]), "cyclic", workerd, side) is None
         got = await side.call("kv", "cyclic", ops)
@@ -104,7 +108,15 @@ class TestChosenSequences:
         """Fractional alarm times, the latest time workerd takes and times <= 0 answer alike."""
         ops: list[Op] = [
             op
-            for time in (4_102_444_800_000.7, 0, -0.5, 6_311_433_600_001, 9_223_372_036_854.7, 9_223_372_036_854.776, 1e300)
+            for time in (
+                4_102_444_800_000.7,
+                0,
+                -0.5,
+                6_311_433_600_001,
+                9_223_372_036_854.7,
+                9_223_372_036_854.776,
+                1e300,
+            )
             for op in ({"op": "set_alarm", "time": time}, {"op": "get_alarm"})
         ]
         assert await compare(seq("sqlite", ops), "alarms", workerd, side) is None
@@ -204,9 +216,26 @@ class TestGenerator:
         sequences = [gen.sequence() for _ in range(300)]
         ops = [op for s in sequences for call in s["calls"] for op in walk(call)]
         assert {op["op"] for op in ops} == {
-            "get", "get_many", "put", "put_many", "delete", "delete_many", "delete_all", "list", "get_alarm",
-            "set_alarm", "delete_alarm", "txn", "txn_sync", "kv_get", "kv_put", "kv_delete", "kv_list", "sql",
-            "calls", "restart",
+            "get",
+            "get_many",
+            "put",
+            "put_many",
+            "delete",
+            "delete_many",
+            "delete_all",
+            "list",
+            "get_alarm",
+            "set_alarm",
+            "delete_alarm",
+            "txn",
+            "txn_sync",
+            "kv_get",
+            "kv_put",
+            "kv_delete",
+            "kv_list",
+            "sql",
+            "calls",
+            "restart",
         }
         options = {name for op in ops if op["op"] in ("list", "kv_list") for name in op["options"]}
         assert options == {"start", "start_after", "end", "prefix", "reverse", "limit"}
@@ -224,7 +253,9 @@ class TestGenerator:
             once = codec.encode(codec.decode(value))
             twice = codec.encode(codec.decode(once))
             get = {"op": "get"}
-            assert json.dumps(allowances.normalize(get, {"ok": once})) == json.dumps(allowances.normalize(get, {"ok": twice}))
+            assert json.dumps(allowances.normalize(get, {"ok": once})) == json.dumps(
+                allowances.normalize(get, {"ok": twice})
+            )
 
 
 class TestWithoutNode:

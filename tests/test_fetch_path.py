@@ -119,9 +119,15 @@ class TestHeadersFromServer:
 
 def _scope(**changes: Any) -> dict[str, Any]:
     scope: dict[str, Any] = {
-        "type": "http", "method": "GET", "scheme": "http", "path": "/increment",
-        "raw_path": b"/increment", "query_string": b"name=A", "root_path": "",
-        "headers": [(b"host", b"example.com:8787")], "server": ("127.0.0.1", 8787),
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/increment",
+        "raw_path": b"/increment",
+        "query_string": b"name=A",
+        "root_path": "",
+        "headers": [(b"host", b"example.com:8787")],
+        "server": ("127.0.0.1", 8787),
     }
     scope.update(changes)
     return scope
@@ -150,8 +156,9 @@ class TestCachedRequestUrl:
 
     def test_unhashable_parts_still_work(self) -> None:
         """A server giving a bytearray query string and a list for server still gets its URL."""
-        scope = _scope(raw_path=b"/a%20b", path="/a b", headers=[], server=["10.0.0.1", 80],
-                       query_string=bytearray(b"name=A"))
+        scope = _scope(
+            raw_path=b"/a%20b", path="/a b", headers=[], server=["10.0.0.1", 80], query_string=bytearray(b"name=A")
+        )
         assert _request_url(scope, Headers()) == "http://10.0.0.1/a%20b?name=A"
 
 

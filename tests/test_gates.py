@@ -278,7 +278,6 @@ class TestCoalescing:
         assert await stub.get() == 100
         assert len(commits) < 10
 
-
     def test_a_commit_left_on_a_stopped_loop_is_made_on_the_next(self) -> None:
         """A runtime used on a new event loop commits, though a flush was left on the old one."""
 
@@ -317,7 +316,9 @@ class TestOverloadAndBackground:
             stub = rt.namespace(Waiter).get_by_name("w")
             waiting = [asyncio.ensure_future(stub.wait()) for _ in range(3)]
             await asyncio.sleep(0)
-            with pytest.raises(durable.OverloadedError, match=r"^Durable Object is overloaded\. Too many requests queued\.$") as info:
+            with pytest.raises(
+                durable.OverloadedError, match=r"^Durable Object is overloaded\. Too many requests queued\.$"
+            ) as info:
                 await stub.wait()
             assert info.value.overloaded is True
             Waiter.release.set()

@@ -177,7 +177,9 @@ class TestAccept:
             assert ctx.get_tags(a) == ["x", "y"] and ctx.getTags(c) == []
             assert ctx.get_web_sockets("y") == [a, b] and ctx.getWebSockets("x") == [a]
             assert ctx.get_web_sockets() == [a, b, c] and ctx.get_web_sockets("none") == []
-            with pytest.raises(durable.WebSocketError, match="^a Hibernatable WebSocket cannot have more than 10 tags$"):
+            with pytest.raises(
+                durable.WebSocketError, match="^a Hibernatable WebSocket cannot have more than 10 tags$"
+            ):
                 ctx.accept_web_socket(durable.WebSocketPair()[1], [str(i) for i in range(11)])
             with pytest.raises(durable.WebSocketError, match="cannot have more than 10 tags"):
                 ctx.accept_web_socket(durable.WebSocketPair()[1], [str(i) for i in range(10)] + ["0"])
@@ -196,11 +198,16 @@ class TestAccept:
         def check(obj: Any, ctx: durable.State) -> None:
             _client, server = durable.WebSocketPair()
             ctx.accept_web_socket(server)
-            with pytest.raises(durable.WebSocketError, match=r"^Cannot call `acceptWebSocket\(\)` if the WebSocket was already accepted via `accept\(\)`$"):
+            with pytest.raises(
+                durable.WebSocketError,
+                match=r"^Cannot call `acceptWebSocket\(\)` if the WebSocket was already accepted via `accept\(\)`$",
+            ):
                 ctx.accept_web_socket(server)
             with pytest.raises(TypeError, match=r"^Can't accept\(\) WebSocket after enabling hibernation.$"):
                 server.accept()
-            with pytest.raises(TypeError, match=r"^Can't return WebSocket in a Response after calling acceptWebSocket\(\).$"):
+            with pytest.raises(
+                TypeError, match=r"^Can't return WebSocket in a Response after calling acceptWebSocket\(\).$"
+            ):
                 durable.Response(None, status=101, web_socket=server)._hand_over()
             _, standard = durable.WebSocketPair()
             standard.accept()
@@ -208,7 +215,10 @@ class TestAccept:
                 ctx.accept_web_socket(standard)
             client2, server2 = durable.WebSocketPair()
             client2.accept()
-            with pytest.raises(durable.WebSocketError, match="^Cannot call `acceptWebSocket\\(\\)` on this WebSocket because its pair has already been accepted or used in a Response.$"):
+            with pytest.raises(
+                durable.WebSocketError,
+                match="^Cannot call `acceptWebSocket\\(\\)` on this WebSocket because its pair has already been accepted or used in a Response.$",
+            ):
                 ctx.accept_web_socket(server2)
             client3, server3 = durable.WebSocketPair()
             durable.Response(None, status=101, web_socket=client3)._hand_over()
@@ -235,7 +245,10 @@ class TestAccept:
             stash.append(fresh)
 
         def elsewhere(obj: Any, ctx: durable.State) -> None:
-            with pytest.raises(durable.WebSocketError, match="^you must call 'acceptWebSocket\\(\\)' before attempting to access the tags of a WebSocket.$"):
+            with pytest.raises(
+                durable.WebSocketError,
+                match="^you must call 'acceptWebSocket\\(\\)' before attempting to access the tags of a WebSocket.$",
+            ):
                 ctx.get_tags(stash[0])
 
         await run_in_object(room(rt), check)
@@ -342,7 +355,9 @@ class TestClose:
         async with websocket(room(rt), "http://room/") as ws:
             durable.testing.disconnect(ws)
             await settle()
-        assert rt.env.log == [("close", 1006, "WebSocket disconnected without sending Close frame.", False, durable.WebSocket.CLOSED, 1)]
+        assert rt.env.log == [
+            ("close", 1006, "WebSocket disconnected without sending Close frame.", False, durable.WebSocket.CLOSED, 1)
+        ]
 
     async def test_error_event(self, rt: durable.Runtime) -> None:
         """A connection failure other than a close reaches web_socket_error and releases the socket."""
@@ -392,21 +407,28 @@ class TestAutoResponse:
             assert await ws.receive() == "pong"
             ws.send(b"ping")
             assert await ws.receive() == b"gnip"
-            stamp = await run_in_object(stub, lambda obj, ctx: ctx.getWebSocketAutoResponseTimestamp(ctx.get_web_sockets()[0]))
+            stamp = await run_in_object(
+                stub, lambda obj, ctx: ctx.getWebSocketAutoResponseTimestamp(ctx.get_web_sockets()[0])
+            )
             assert stamp is not None and stamp.timestamp() == T0
         assert rt.env.log[0] == b"ping"  # the text "ping" never reached the handler
 
     async def test_hibernated(self, rt: durable.Runtime, clock: MockClock) -> None:
         """While hibernated, the auto-response answers without constructing the object."""
         stub = room(rt)
-        await run_in_object(stub, lambda obj, ctx: ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("ping", "pong")))
+        await run_in_object(
+            stub,
+            lambda obj, ctx: ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("ping", "pong")),
+        )
         async with websocket(stub, "http://room/") as ws:
             await hibernate(stub)
             await clock.advance(5)
             ws.send("ping")
             assert await ws.receive() == "pong"
             assert rt.env.built == [1]
-            stamp = await run_in_object(stub, lambda obj, ctx: ctx.get_web_socket_auto_response_timestamp(ctx.get_web_sockets()[0]))
+            stamp = await run_in_object(
+                stub, lambda obj, ctx: ctx.get_web_socket_auto_response_timestamp(ctx.get_web_sockets()[0])
+            )
             assert stamp.timestamp() == T0 + 5
             await run_in_object(stub, lambda obj, ctx: ctx.set_web_socket_auto_response())
             assert await run_in_object(stub, lambda obj, ctx: ctx.get_web_socket_auto_response()) is None
@@ -416,9 +438,13 @@ class TestAutoResponse:
 
         def check(obj: Any, ctx: durable.State) -> None:
             ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("x" * 2048, "y" * 2048))
-            with pytest.raises(ValueError, match="^Request cannot be larger than 2048 bytes. A request of size 2049 was provided.$"):
+            with pytest.raises(
+                ValueError, match="^Request cannot be larger than 2048 bytes. A request of size 2049 was provided.$"
+            ):
                 ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("x" * 2049, "y"))
-            with pytest.raises(ValueError, match="^Response cannot be larger than 2048 bytes. A response of size 2050 was provided.$"):
+            with pytest.raises(
+                ValueError, match="^Response cannot be larger than 2048 bytes. A response of size 2050 was provided.$"
+            ):
                 ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("x", "é" * 1025))
 
         await run_in_object(room(rt), check)
@@ -439,7 +465,9 @@ class TestEventTimeout:
 
         await run_in_object(room(rt), check)
 
-    async def test_timeout_resets(self, rt: durable.Runtime, clock: MockClock, caplog: pytest.LogCaptureFixture) -> None:
+    async def test_timeout_resets(
+        self, rt: durable.Runtime, clock: MockClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
         """A handler running past the event timeout resets the object (the client sees the end)."""
         stub = room(rt)
         await run_in_object(stub, lambda obj, ctx: ctx.set_hibernatable_web_socket_event_timeout(1000))
@@ -516,7 +544,9 @@ class TestHibernation:
 
     async def test_sockets_survive_idle_eviction(self, clock: MockClock) -> None:
         """Idle eviction (idle_timeout) keeps hibernatable sockets; the next message reaches a fresh instance."""
-        async with durable.Runtime(clock=clock, idle_timeout=20, hibernate_after=None, vars={"built": [], "log": []}) as rt:
+        async with durable.Runtime(
+            clock=clock, idle_timeout=20, hibernate_after=None, vars={"built": [], "log": []}
+        ) as rt:
             stub = room(rt)
             async with websocket(stub, "http://room/?t") as ws:
                 await clock.advance(21)
@@ -528,7 +558,10 @@ class TestHibernation:
     async def test_auto_response_interleaved_with_sends(self, rt: durable.Runtime) -> None:
         """Auto-responses and the object's own sends reach the client in the order they were made."""
         stub = room(rt)
-        await run_in_object(stub, lambda obj, ctx: ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("ping", "pong")))
+        await run_in_object(
+            stub,
+            lambda obj, ctx: ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("ping", "pong")),
+        )
         async with websocket(stub, "http://room/") as ws:
             for i in range(3):
                 ws.send(f"m{i}")

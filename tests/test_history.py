@@ -384,7 +384,9 @@ operations = st.lists(
 
 class TestModel:
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(ops=operations, picks=st.lists(st.floats(min_value=0, max_value=1), min_size=1, max_size=4), disk=st.booleans())
+    @given(
+        ops=operations, picks=st.lists(st.floats(min_value=0, max_value=1), min_size=1, max_size=4), disk=st.booleans()
+    )
     def test_restores_match_a_model_of_every_moment(self, ops: list[Any], picks: list[float], disk: bool) -> None:
         """Random writes at random times; bookmarks for random moments restore exactly that moment's state."""
         with tempfile.TemporaryDirectory() as tmp:
@@ -397,7 +399,9 @@ class TestModel:
             kv: dict[str, Any] = {}
             rows: list[int] = []
             alarm: int | None = None
-            moments: list[tuple[int, tuple[dict[str, Any], list[int], int | None]]] = [(clock.time_ms(), ({}, [], None))]
+            moments: list[tuple[int, tuple[dict[str, Any], list[int], int | None]]] = [
+                (clock.time_ms(), ({}, [], None))
+            ]
             for wait, op in ops:
                 await clock.advance(wait)
                 if op[0] == "put":

@@ -243,7 +243,9 @@ class TestDamagedFiles:
             f.write(b"\xff" * page_size)
         async with durable.Runtime(path=tmp_path) as rt:
             stub = rt.namespace(Obj, name="OBJ").get_by_name("a")
-            calls = [stub.read("key00001"), stub.dump(), stub.kv_dump()] if table == "_cf_KV" else [stub.arm(4 * 10**12)]
+            calls = (
+                [stub.read("key00001"), stub.dump(), stub.kv_dump()] if table == "_cf_KV" else [stub.arm(4 * 10**12)]
+            )
             for call in calls:
                 with pytest.raises(DataCorruptionError, match="is damaged") as info:
                     await call
@@ -308,7 +310,6 @@ class TestDamagedFiles:
             assert await ns.get_by_name("good").read("k") == 1
             with pytest.raises(DataCorruptionError):
                 await ns.get_by_name("bad").read("k")
-
 
 
 class SqlObj(durable.DurableObject):
@@ -388,7 +389,6 @@ class TestDamageMetAtCommit:
             with pytest.raises(DataCorruptionError, match="is damaged") as info:
                 await rt.namespace(SqlObj, name="SQL").get_by_name("a").delete_all()
             assert str(file) in str(info.value) and "malformed" in str(info.value)
-
 
 
 class TestDamagedMetadata:

@@ -310,8 +310,19 @@ class TestBuildRequest:
 
     @pytest.mark.parametrize(
         "url",
-        ["/increment", "increment", "", "counter/increment", "ftp://x/", "ws://x/", "http://", "http:///p",
-         "http://[::1", "http://x:port/", "//x/y"],
+        [
+            "/increment",
+            "increment",
+            "",
+            "counter/increment",
+            "ftp://x/",
+            "ws://x/",
+            "http://",
+            "http:///p",
+            "http://[::1",
+            "http://x:port/",
+            "//x/y",
+        ],
     )
     def test_relative_or_non_http_url(self, url: str) -> None:
         """A relative, malformed or non-HTTP URL raises TypeError 'Fetch API cannot load: <url>'."""

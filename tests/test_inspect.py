@@ -134,7 +134,9 @@ class TestObject:
     def test_read_only_query(self, directory: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--sql runs one query; a write is refused and changes nothing."""
         before = hashes(directory)
-        code, out, _ = run(capsys, str(directory), "Shelf", "first", "--sql", "SELECT name FROM items ORDER BY id", "--json")
+        code, out, _ = run(
+            capsys, str(directory), "Shelf", "first", "--sql", "SELECT name FROM items ORDER BY id", "--json"
+        )
         assert code == 0 and json.loads(out)["query"]["rows"] == [["x"], ["y"], ["z"]]
         code, _, err = run(capsys, str(directory), "Shelf", "first", "--sql", "DELETE FROM items")
         assert code == 1 and "readonly" in err
@@ -215,6 +217,9 @@ class TestDirectoriesInOtherStates:
         env = dict(os.environ, PYTHONPATH=str(HERE.parent))
         result = subprocess.run(
             [sys.executable, "-m", "durable", "inspect", str(directory), "Shelf"],
-            capture_output=True, text=True, env=env, timeout=60,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
         )
         assert result.returncode == 0 and "name='first'" in result.stdout

@@ -162,7 +162,9 @@ class TestPathLock:
             sys.stdin.readline()
             """
         )
-        child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         try:
             assert child.stdout is not None and child.stdout.readline().strip() == "locked"
             with pytest.raises(durable.PathLockedError, match=f"pid {child.pid}"):

@@ -81,7 +81,10 @@ ALLOWED: dict[tuple[str, str], str] = {
 
 
 def _modules() -> dict[str, ast.Module]:
-    return {p.relative_to(PACKAGE).as_posix(): ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.rglob("*.py"))}
+    return {
+        p.relative_to(PACKAGE).as_posix(): ast.parse(p.read_text(encoding="utf-8"))
+        for p in sorted(PACKAGE.rglob("*.py"))
+    }
 
 
 def _private(name: str) -> bool:
@@ -135,11 +138,26 @@ class TestPrivateNames:
         """The rule flags ``runtime._closed`` read from another module, as the host did before."""
         modules = {
             "_runtime.py": ast.parse("class Runtime:\n    def __init__(self):\n        self._closed = False\n"),
-            "_host.py": ast.parse("class Host:\n    def f(self, runtime):\n        return runtime._closed or self._own\n"),
+            "_host.py": ast.parse(
+                "class Host:\n    def f(self, runtime):\n        return runtime._closed or self._own\n"
+            ),
         }
         assert violations(modules) == ["_host.py:3: runtime._closed"]
 
     def test_the_runtime_seams_are_not_allow_listed(self) -> None:
         """Runtime, scheduler, namespace and env privates never appear in the allow-list."""
-        forbidden = {"_alarms", "_closed", "_check_open", "_host_busy", "_host_idle", "_unarmed", "_locks", "_waiters", "_bind", "_ids", "_list_ids", "_host_by_hex"}
+        forbidden = {
+            "_alarms",
+            "_closed",
+            "_check_open",
+            "_host_busy",
+            "_host_idle",
+            "_unarmed",
+            "_locks",
+            "_waiters",
+            "_bind",
+            "_ids",
+            "_list_ids",
+            "_host_by_hex",
+        }
         assert not {attr for (_, attr) in ALLOWED} & forbidden

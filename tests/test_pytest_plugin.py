@@ -11,7 +11,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-OBJECTS = '''
+OBJECTS = """
 import pytest
 import durable
 from durable.testing import MockClock, list_ids
@@ -31,7 +31,7 @@ class Counter(durable.DurableObject):
 
     async def alarm(self, info: durable.AlarmInfo) -> None:
         RAN.append(info.scheduled_time)
-'''
+"""
 
 SUITE = '''
 async def test_first(durable_runtime, mock_clock):
@@ -81,11 +81,11 @@ async def test_left_running_is_cleaned_up(durable_runtime):
     await asyncio.sleep(0)
 '''
 
-ANYIO_BACKEND = '''
+ANYIO_BACKEND = """
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-'''
+"""
 
 STRICT_INI = """
 [pytest]
@@ -259,7 +259,9 @@ class TestNoRunner:
         )
         result = run(pytester, "-p", "no:asyncio", "-p", "no:anyio")
         result.assert_outcomes(errors=1)
-        result.stdout.fnmatch_lines(["*durable: fixture 'counters' is async, but no plugin ran it*", "*pip install pytest-asyncio*"])
+        result.stdout.fnmatch_lines(
+            ["*durable: fixture 'counters' is async, but no plugin ran it*", "*pip install pytest-asyncio*"]
+        )
 
     def test_other_tests_are_left_alone(self, pytester: pytest.Pytester) -> None:
         """Async tests that do not use durable's fixtures get pytest's own message, not durable's."""

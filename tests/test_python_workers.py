@@ -46,7 +46,11 @@ def run_python(code: str, *, fake_sdk: bool = True) -> str:
     paths = [str(REPO), *([str(FIXTURES / "fake_sdk")] if fake_sdk else []), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -85,11 +89,14 @@ class TestActivation:
 
     def test_deactivated_shadows_nothing(self) -> None:
         """Without install(), importing durable (and its compat package) leaves workers/js unresolvable."""
-        out = run_python("""
+        out = run_python(
+            """
             import importlib.util, sys
             import durable, durable.compat.python_workers, durable.pytest_plugin
             print(all(importlib.util.find_spec(n) is None for n in ("workers", "js", "pyodide")))
-        """, fake_sdk=False)
+        """,
+            fake_sdk=False,
+        )
         assert out.strip() == "True"
 
     def test_install_is_idempotent_and_uninstall_restores(self) -> None:
@@ -165,7 +172,10 @@ class TestPytestOption:
 def write_project(tmp_path: Path, config: str, entry: str = "", name: str = "wrangler.jsonc") -> Path:
     (tmp_path / "src").mkdir(exist_ok=True)
     (tmp_path / name).write_text(textwrap.dedent(config))
-    (tmp_path / "src" / "entry.py").write_text(textwrap.dedent(entry or """
+    (tmp_path / "src" / "entry.py").write_text(
+        textwrap.dedent(
+            entry
+            or """
         from workers import DurableObject, Response, WorkerEntrypoint
 
         class Thing(DurableObject):
@@ -174,7 +184,9 @@ def write_project(tmp_path: Path, config: str, entry: str = "", name: str = "wra
         class Default(WorkerEntrypoint):
             async def fetch(self, request):
                 return Response("ok")
-    """))
+    """
+        )
+    )
     return tmp_path
 
 
@@ -189,7 +201,9 @@ GOOD = """{
 class TestLoader:
     def test_reads_every_field(self, tmp_path: Path) -> None:
         """main, bindings, migrations (new_classes -> kv), vars and compatibility_date are read."""
-        project = pw.load_project(write_project(tmp_path, GOOD.replace("{\n", '{"compatibility_date": "2025-01-02",\n', 1)))
+        project = pw.load_project(
+            write_project(tmp_path, GOOD.replace("{\n", '{"compatibility_date": "2025-01-02",\n', 1))
+        )
         assert project.config == (tmp_path / "wrangler.jsonc").resolve()
         assert [(b.name, b.class_name, b.storage) for b in project.bindings] == [("THINGS", "Thing", "kv")]
         assert project.vars == {"A": 1} and project.compatibility_date == "2025-01-02"
@@ -214,19 +228,34 @@ class TestLoader:
             ('{"main": "src/other.py"}', "`main` names 'src/other.py', which does not exist"),
             ('{"main": "wrangler.jsonc"}', "`main` must be a Python file"),
             ('{"main": "src/entry.py", "vars": []}', "`vars` must be an object"),
-            ('{"main": "src/entry.py", "durable_objects": {"bindings": {}}}', "`durable_objects.bindings` must be a list"),
-            ('{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X"}]}}',
-             "`durable_objects.bindings[0].class_name` must be a class name"),
-            ('{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "1x", "class_name": "Thing"}]}}',
-             "`durable_objects.bindings[0].name` must be a name"),
-            ('{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X", "class_name": "Nope"}]}}',
-             "`durable_objects.bindings[0].class_name` names 'Nope', which entry.py does not define"),
-            ('{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X", "class_name": "Default"}]}}',
-             "which is not a DurableObject subclass"),
-            ('{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X", "class_name": "Thing", "script_name": "o"}]}}',
-             "`durable_objects.bindings[0].script_name` names another Worker"),
-            ('{"main": "src/entry.py", "migrations": [{"new_sqlite_classes": "Thing"}]}',
-             "`migrations[0].new_sqlite_classes` must be a list"),
+            (
+                '{"main": "src/entry.py", "durable_objects": {"bindings": {}}}',
+                "`durable_objects.bindings` must be a list",
+            ),
+            (
+                '{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X"}]}}',
+                "`durable_objects.bindings[0].class_name` must be a class name",
+            ),
+            (
+                '{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "1x", "class_name": "Thing"}]}}',
+                "`durable_objects.bindings[0].name` must be a name",
+            ),
+            (
+                '{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X", "class_name": "Nope"}]}}',
+                "`durable_objects.bindings[0].class_name` names 'Nope', which entry.py does not define",
+            ),
+            (
+                '{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X", "class_name": "Default"}]}}',
+                "which is not a DurableObject subclass",
+            ),
+            (
+                '{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X", "class_name": "Thing", "script_name": "o"}]}}',
+                "`durable_objects.bindings[0].script_name` names another Worker",
+            ),
+            (
+                '{"main": "src/entry.py", "migrations": [{"new_sqlite_classes": "Thing"}]}',
+                "`migrations[0].new_sqlite_classes` must be a list",
+            ),
             ('{"main": "src/entry.py", "compatibility_date": "soon"}', "`compatibility_date` must be a date"),
         ],
     )
@@ -237,7 +266,9 @@ class TestLoader:
             pw.load_project(tmp_path)
         assert message in str(info.value) and "wrangler.jsonc" in str(info.value)
 
-    def test_cli_reports_a_bad_project_as_a_usage_error(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_cli_reports_a_bad_project_as_a_usage_error(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """`durable serve PROJECT` with an invalid config exits 2 naming the file and the field."""
         write_project(tmp_path, '{"main": 3}')
         assert _cli.main(["serve", str(tmp_path)]) == 2
@@ -321,10 +352,15 @@ class Shapes(sdk.DurableObject):
             except OSError as exc:
                 return sdk.Response(str(exc), 409)
         body = await request.json() if request.method == http.HTTPMethod.POST else None
-        return sdk.Response.from_json({
-            "method": request.method, "is_enum": isinstance(request.method, http.HTTPMethod),
-            "body": body, "cf": request.cf, "ctx": type(self.ctx).__name__,
-        })
+        return sdk.Response.from_json(
+            {
+                "method": request.method,
+                "is_enum": isinstance(request.method, http.HTTPMethod),
+                "body": body,
+                "cf": request.cf,
+                "ctx": type(self.ctx).__name__,
+            }
+        )
 
 
 ALARMS: list[str] = []
@@ -368,7 +404,9 @@ class TestCallingShapes:
         await mock_clock.advance(2)
         assert ALARMS == ["fired"]
 
-    async def test_unawaited_set_alarm_on_runtime_clock(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
+    async def test_unawaited_set_alarm_on_runtime_clock(
+        self, durable_runtime: durable.Runtime, mock_clock: MockClock
+    ) -> None:
         """An un-awaited setAlarm(Date.now() + 100) from a plain method is set, on the runtime's clock, and fires."""
         ALARMS.clear()
         stub = durable_runtime.namespace(Relaxed).get_by_name("b")
@@ -384,7 +422,9 @@ class TestCallingShapes:
         await mock_clock.advance(2)
         assert ALARMS == ["legacy"]
 
-    async def test_set_alarm_without_alarm_handler(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
+    async def test_set_alarm_without_alarm_handler(
+        self, durable_runtime: durable.Runtime, mock_clock: MockClock
+    ) -> None:
         """setAlarm (with a datetime) is accepted on a class without alarm(), and firing it does nothing."""
         import datetime as dt
 
@@ -415,7 +455,13 @@ class TestCallingShapes:
         stub = pw._bindings.EnvAdapter(durable_runtime.env).SHAPES.getByName("a")
         resp = await stub.fetch("http://do/x", {"method": "POST", "body": '{"n": 1}'})
         assert isinstance(resp, sdk.FetchResponse) and resp.status == 200
-        assert await resp.json() == {"method": "POST", "is_enum": True, "body": {"n": 1}, "cf": None, "ctx": "ContextAdapter"}
+        assert await resp.json() == {
+            "method": "POST",
+            "is_enum": True,
+            "body": {"n": 1},
+            "cf": None,
+            "ctx": "ContextAdapter",
+        }
         with pytest.raises(OSError, match="Body already used"):
             await resp.text()
         conflict = await stub.fetch(sdk.Request("http://do/twice", method="POST", body="x"))
@@ -475,6 +521,7 @@ class TestRequestResponse:
 
     def test_run_sync(self) -> None:
         """pyodide.ffi.run_sync runs a coroutine to completion from synchronous code."""
+
         async def seven() -> int:
             return 7
 
@@ -497,11 +544,14 @@ class TestServing:
     async def test_changelog_style_project(self, durable_runtime: durable.Runtime, tmp_path: Path) -> None:
         """The style of Cloudflare's 2025 announcement: ctx/env assigned without super(), a SQL row read
         by attribute in a sync on_fetch, a @handler on_fetch(request, env, ctx) returning the stub's response."""
-        write_project(tmp_path, """{
+        write_project(
+            tmp_path,
+            """{
             "main": "src/entry.py",
             "durable_objects": {"bindings": [{"name": "GREETER", "class_name": "Greeter"}]},
             "migrations": [{"tag": "v1", "new_sqlite_classes": ["Greeter"]}],
-        }""", """
+        }""",
+            """
             from workers import DurableObject, Response, handler
 
             class Greeter(DurableObject):
@@ -517,7 +567,8 @@ class TestServing:
             async def on_fetch(request, env, ctx):
                 stub = env.GREETER.get(env.GREETER.idFromName("foo"))
                 return await stub.fetch(request.url)
-        """)
+        """,
+        )
         app = pw.asgi_app(tmp_path, durable_runtime)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
             resp = await client.get("/")

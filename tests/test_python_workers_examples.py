@@ -71,7 +71,9 @@ class TestMessagesInProcess:
         assert (await messages.get("/")).status_code == 404
         assert (await messages.delete("/lobby/messages")).status_code == 405
 
-    async def test_retention_alarm(self, durable_runtime: durable.Runtime, mock_clock: MockClock, messages: httpx.AsyncClient) -> None:
+    async def test_retention_alarm(
+        self, durable_runtime: durable.Runtime, mock_clock: MockClock, messages: httpx.AsyncClient
+    ) -> None:
         """The board's alarm (declared without parameters) deletes messages older than RETENTION_SECONDS."""
         await messages.post("/lobby/messages", json={"text": "old"})
         await mock_clock.advance(43200)
@@ -92,9 +94,7 @@ class TestMessagesInProcess:
         assert len(listed) == 100 and listed[0]["text"] == "2"
 
 
-needs_websockets = pytest.mark.skipif(
-    not hasattr(durable, "WebSocketPair"), reason="needs durable's WebSocket support"
-)
+needs_websockets = pytest.mark.skipif(not hasattr(durable, "WebSocketPair"), reason="needs durable's WebSocket support")
 
 
 async def receive(ws: Any) -> Any:
@@ -161,7 +161,10 @@ class Server:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "durable", "serve", str(project), "--in-memory", "--port", "0", "--no-access-log"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         lines: queue.Queue[str | None] = queue.Queue()
 

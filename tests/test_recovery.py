@@ -40,7 +40,16 @@ def _kill_round(directory: Path, rng: random.Random, acks_before_kill: int) -> N
     """Run the worker until it printed ``acks_before_kill`` ACK lines (or 30 s), then SIGKILL it."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])))
     with subprocess.Popen(
-        [sys.executable, str(WORKER), str(directory), "--pitr", "--seed", str(rng.randrange(2**32)), "--lifetime", "60"],
+        [
+            sys.executable,
+            str(WORKER),
+            str(directory),
+            "--pitr",
+            "--seed",
+            str(rng.randrange(2**32)),
+            "--lifetime",
+            "60",
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -148,7 +157,14 @@ class TestKillNineWithHistory:
                 await durable.testing.evict(stub)
                 after = await ns.get_by_name("alpha").snapshot()
                 assert after["n"] == expected.get("n") and after["solo"] == expected.get("solo")
-                _check_consistent({"n": after["n"], "n_copy": after["n_copy"], **{f"log:{k}": {"n": v} for k, v in after["log"].items()}}, "restored")
+                _check_consistent(
+                    {
+                        "n": after["n"],
+                        "n_copy": after["n_copy"],
+                        **{f"log:{k}": {"n": v} for k, v in after["log"].items()},
+                    },
+                    "restored",
+                )
 
         asyncio.run(body())
 

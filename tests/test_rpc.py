@@ -112,7 +112,9 @@ class TestReachability:
         with pytest.raises(TypeError, match=f'^The RPC receiver does not implement the method "{name}".$'):
             await method()
 
-    @pytest.mark.parametrize("name", ["alarm", "webSocketMessage", "webSocketClose", "webSocketError", "dup", "constructor"])
+    @pytest.mark.parametrize(
+        "name", ["alarm", "webSocketMessage", "webSocketClose", "webSocketError", "dup", "constructor"]
+    )
     async def test_reserved_names(self, ns: Any, name: str) -> None:
         """Reserved handler names cannot be called over RPC."""
         with pytest.raises(TypeError, match=f"^'{name}' is a reserved method and cannot be called over RPC.$"):
@@ -152,7 +154,6 @@ class TestReachability:
         assert await stub.add(2) == [1, 2]
         assert Obj.constructed == 1
 
-
     async def test_sync_method_returning_an_awaitable(self, ns: Any) -> None:
         """A plain method's awaitable result is awaited, on every call (first and later ones)."""
         stub = ns.get_by_name("a")
@@ -165,7 +166,6 @@ class TestReachability:
         await stub.shadow()
         assert await stub.shadowed() == "class method"
         assert await testing.run_in_object(stub, lambda obj, ctx: getattr(obj, "shadowed")()) == "instance attribute"
-
 
     async def test_method_replaced_on_the_class_is_called(self, ns: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         """A method patched on the class (as tests do) is what later calls reach, and unpatched again."""
@@ -311,6 +311,7 @@ class TestRpcPromise:
         assert await asyncio.wait_for(stub.plain(3), timeout=10) == 3
         assert list(await asyncio.gather(stub.plain(4), stub.plain(5))) == [4, 5]
         assert await asyncio.shield(stub.plain(6)) == 6
+
         async def add(value: int) -> Any:  # anyio's start_soon wants a coroutine function
             return await stub.add(value)
 

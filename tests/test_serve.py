@@ -35,9 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "counter.py"
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
-SELECT = (
-    "Select a Durable Object to contact by using the `name` URL query string parameter. e.g. ?name=A"
-)
+SELECT = "Select a Durable Object to contact by using the `name` URL query string parameter. e.g. ?name=A"
 
 APP_HEADER = """
 import durable
@@ -82,8 +80,14 @@ class TestArguments:
 
     @pytest.mark.parametrize(
         "argv",
-        [[], ["serve"], ["serve", "a.py", "--persist", "d", "--in-memory"], ["serve", "a.py", "--port", "x"],
-         ["serve", "a.py", "--port", "70000"], ["bogus"]],
+        [
+            [],
+            ["serve"],
+            ["serve", "a.py", "--persist", "d", "--in-memory"],
+            ["serve", "a.py", "--port", "x"],
+            ["serve", "a.py", "--port", "70000"],
+            ["bogus"],
+        ],
     )
     def test_usage_errors(self, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
         """Usage errors exit with code 2 and a message."""
@@ -132,11 +136,17 @@ class TestLoadApp:
 
     @pytest.mark.parametrize(
         ("value", "message"),
-        [("int", "must be a durable.DurableObject subclass"), ("Worker", "must be a durable.DurableObject subclass"),
-         ("{'klass': Counter}", "unknown key 'klass'"), ("{'storage': 'kv'}", 'needs a "class" key'),
-         ("{'class': Counter, 'storage': 'disk'}", "use \"sqlite\" or \"kv\"")],
+        [
+            ("int", "must be a durable.DurableObject subclass"),
+            ("Worker", "must be a durable.DurableObject subclass"),
+            ("{'klass': Counter}", "unknown key 'klass'"),
+            ("{'storage': 'kv'}", 'needs a "class" key'),
+            ("{'class': Counter, 'storage': 'disk'}", 'use "sqlite" or "kv"'),
+        ],
     )
-    def test_bad_binding_value(self, tmp_path: Path, value: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_bad_binding_value(
+        self, tmp_path: Path, value: str, message: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A binding that is not a DurableObject subclass (or a valid dict form) exits 2 naming it."""
         path = write_app(tmp_path, APP_HEADER + f"bindings = {{'COUNTER': {value}}}\n")
         assert main(["serve", str(path)]) == 2
@@ -175,7 +185,8 @@ class TestLoadApp:
         app = load_app(path)
         assert app.worker.__name__ == "Front"
         assert [(b.name, b.cls.__name__, b.storage) for b in app.bindings] == [
-            ("A", "Counter", None), ("B", "Counter", "kv"),
+            ("A", "Counter", None),
+            ("B", "Counter", "kv"),
         ]
         assert app.vars == {"GREETING": "hello"}
 
@@ -216,7 +227,11 @@ class ServerProcess:
         cmd = command or [sys.executable, "-m", "durable", "serve", str(EXAMPLE)]
         self.proc = subprocess.Popen(
             [*cmd, "--port", "0", "--no-access-log", *args],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stdout: list[str] = []
@@ -346,8 +361,11 @@ class TestServeSubprocess:
 
     def test_worker_exception_is_logged(self, serve: Any, tmp_path: Path) -> None:
         """A Worker that raises answers 500 and its traceback appears in the server's log."""
-        path = write_app(tmp_path, "import durable\nclass Worker(durable.WorkerEntrypoint):\n"
-                         "    async def fetch(self, request):\n        raise ValueError('no luck here')\n")
+        path = write_app(
+            tmp_path,
+            "import durable\nclass Worker(durable.WorkerEntrypoint):\n"
+            "    async def fetch(self, request):\n        raise ValueError('no luck here')\n",
+        )
         server = serve("--in-memory", command=[sys.executable, "-m", "durable", "serve", str(path)])
         resp = get(server.url + "/")
         assert (resp.status_code, resp.text) == (500, "Worker threw exception")
@@ -365,7 +383,11 @@ class TestServeSubprocess:
             env = dict(os.environ, PYTHONPATH=str(REPO))
             done = subprocess.run(
                 [sys.executable, "-m", "durable", "serve", str(EXAMPLE), "--port", str(port), "--in-memory"],
-                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=STARTUP_TIMEOUT,
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=STARTUP_TIMEOUT,
             )
         assert done.returncode == 1
         assert "cannot listen" in done.stderr
@@ -410,7 +432,11 @@ class TestServeSubprocess:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         done = subprocess.run(
             [sys.executable, "-m", "durable", "serve", str(EXAMPLE), "--port", "0", "--persist", state],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=STARTUP_TIMEOUT,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT,
         )
         assert done.returncode == 1, done.stderr
         assert "durable: error:" in done.stderr
@@ -456,8 +482,13 @@ class TestConnectionBoundArguments:
 
     @pytest.mark.parametrize(
         "argv",
-        [["--header-timeout", "-1"], ["--header-timeout", "nan"], ["--keep-alive-timeout", "x"],
-         ["--max-connections", "-3"], ["--max-connections", "1.5"]],
+        [
+            ["--header-timeout", "-1"],
+            ["--header-timeout", "nan"],
+            ["--keep-alive-timeout", "x"],
+            ["--max-connections", "-3"],
+            ["--max-connections", "1.5"],
+        ],
     )
     def test_bad_values(self, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
         """A negative, non-numeric or infinite bound is a usage error naming the option."""

@@ -65,8 +65,13 @@ class TestStacks:
         ("loop", "http"),
         [
             ("asyncio", "h11"),
-            pytest.param("uvloop", "httptools", marks=pytest.mark.skipif(
-                not (HAVE_UVLOOP and HAVE_HTTPTOOLS), reason="uvloop or httptools is not installed")),
+            pytest.param(
+                "uvloop",
+                "httptools",
+                marks=pytest.mark.skipif(
+                    not (HAVE_UVLOOP and HAVE_HTTPTOOLS), reason="uvloop or httptools is not installed"
+                ),
+            ),
         ],
     )
     def test_counter_serves_on_each_stack(self, serve: Any, loop: str, http: str) -> None:  # noqa: F811

@@ -126,7 +126,10 @@ class TestExec:
 
     async def test_select_rows(self, stub: Any) -> None:
         """A SELECT gives its rows as column -> value mappings."""
-        assert await stub.q("SELECT 1 AS x, 'a' AS y UNION ALL SELECT 2, 'b'") == [{"x": 1, "y": "a"}, {"x": 2, "y": "b"}]
+        assert await stub.q("SELECT 1 AS x, 'a' AS y UNION ALL SELECT 2, 'b'") == [
+            {"x": 1, "y": "a"},
+            {"x": 2, "y": "b"},
+        ]
 
     async def test_writes_happen_without_reading_the_cursor(self, stub: Any) -> None:
         """A write runs inside exec(), even when its cursor is never read."""
@@ -172,7 +175,14 @@ class TestExec:
         assert await stub.q("SELECT a FROM t") == [{"a": 1}, {"a": 2}]
 
     @pytest.mark.parametrize(
-        "sql", ["SELECT 1 AS v;", "SELECT 1 AS v;  \n\t", ";;SELECT 1 AS v", "-- lead\nSELECT 1 AS v -- trail", "SELECT 1 AS v /* c */"]
+        "sql",
+        [
+            "SELECT 1 AS v;",
+            "SELECT 1 AS v;  \n\t",
+            ";;SELECT 1 AS v",
+            "-- lead\nSELECT 1 AS v -- trail",
+            "SELECT 1 AS v /* c */",
+        ],
     )
     async def test_accepted_shapes(self, stub: Any, sql: str) -> None:
         """Leading semicolons and comments, a final semicolon, trailing spaces and comments are fine."""
@@ -334,7 +344,9 @@ class TestValues:
 
     async def test_bool_binds_as_integer(self, stub: Any) -> None:
         """True and False bind as INTEGER 1 and 0."""
-        assert await stub.q("SELECT ? AS t, ? AS f, typeof(?) AS k", True, False, True) == [{"t": 1, "f": 0, "k": "integer"}]
+        assert await stub.q("SELECT ? AS t, ? AS f, typeof(?) AS k", True, False, True) == [
+            {"t": 1, "f": 0, "k": "integer"}
+        ]
 
     async def test_bytes_like_bind_as_blob(self, stub: Any) -> None:
         """bytearray and memoryview bind as BLOB and come back as bytes."""
@@ -439,7 +451,9 @@ class TestCursor:
 
     async def test_repeated_column_names(self, stub: Any) -> None:
         """column_names keeps repeats; in a row the last column of a name wins."""
-        await stub.q("CREATE TABLE a (id, v); CREATE TABLE b (id, w); INSERT INTO a VALUES (1, 'a'); INSERT INTO b VALUES (2, 'b')")
+        await stub.q(
+            "CREATE TABLE a (id, v); CREATE TABLE b (id, w); INSERT INTO a VALUES (1, 'a'); INSERT INTO b VALUES (2, 'b')"
+        )
 
         def body(obj: Any, ctx: durable.State) -> Any:
             cur = ctx.storage.sql.exec("SELECT * FROM a, b")
@@ -459,7 +473,9 @@ class TestCursor:
 
     async def test_row_counts(self, stub: Any) -> None:
         """rows_written counts changed rows (triggers included); rows_read grows as rows are read."""
-        await stub.q("CREATE TABLE t (a); CREATE TABLE log (a); CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.a); END")
+        await stub.q(
+            "CREATE TABLE t (a); CREATE TABLE log (a); CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.a); END"
+        )
 
         def body(obj: Any, ctx: durable.State) -> Any:
             sql = ctx.storage.sql
@@ -623,7 +639,18 @@ class TestRestrictions:
     """What production Cloudflare refuses is refused, with its messages."""
 
     @pytest.mark.parametrize(
-        "sql", ["BEGIN", "BEGIN TRANSACTION", "BEGIN IMMEDIATE", "COMMIT", "END", "ROLLBACK", "SAVEPOINT x", "RELEASE x", "ROLLBACK TO x"]
+        "sql",
+        [
+            "BEGIN",
+            "BEGIN TRANSACTION",
+            "BEGIN IMMEDIATE",
+            "COMMIT",
+            "END",
+            "ROLLBACK",
+            "SAVEPOINT x",
+            "RELEASE x",
+            "ROLLBACK TO x",
+        ],
     )
     async def test_transactions(self, stub: Any, sql: str) -> None:
         """BEGIN, COMMIT, ROLLBACK, SAVEPOINT and RELEASE are refused with Cloudflare's advice."""
@@ -654,7 +681,7 @@ class TestRestrictions:
             "DROP TABLE _cf_METADATA",
             "ALTER TABLE _cf_KV ADD COLUMN x",
             "ALTER TABLE t RENAME TO _cf_t",
-            "ALTER TABLE t RENAME TO \"_Cf_t\"",
+            'ALTER TABLE t RENAME TO "_Cf_t"',
             "PRAGMA table_info(_cf_KV)",
             "PRAGMA table_xinfo(_cf_KV)",
             "PRAGMA index_list(_cf_KV)",
@@ -704,7 +731,9 @@ class TestRestrictions:
             "INSERT INTO docs VALUES ('one', 'hello world'), ('two', 'goodbye');"
             "INSERT INTO boxes VALUES (1, 0, 10)"
         )
-        rows = await stub.q("SELECT title, highlight(docs, 1, '[', ']') AS h FROM docs WHERE docs MATCH 'hello' ORDER BY bm25(docs)")
+        rows = await stub.q(
+            "SELECT title, highlight(docs, 1, '[', ']') AS h FROM docs WHERE docs MATCH 'hello' ORDER BY bm25(docs)"
+        )
         assert rows == [{"title": "one", "h": "[hello] world"}]
         assert await stub.q("SELECT term FROM vocab WHERE term = 'hello'") == [{"term": "hello"}]
         assert await stub.q("SELECT id FROM boxes WHERE x0 <= 5 AND x1 >= 5") == [{"id": 1}]
@@ -795,7 +824,9 @@ class TestRestrictions:
             {"arrow": '[4,5,{"f":7}]', "arrow2": 2, "je": 1, "ja": "[1,2]", "c": 1.0, "p": 1,
              "d": "2024-01-02", "u": 86400, "a": 3, "up": "X", "ts": 19}
         ]  # fmt: skip
-        assert await stub.q("SELECT sum(v) AS s, row_number() OVER () AS r FROM (SELECT 1 AS v UNION ALL SELECT 2)") == [{"s": 3, "r": 1}]
+        assert await stub.q(
+            "SELECT sum(v) AS s, row_number() OVER () AS r FROM (SELECT 1 AS v UNION ALL SELECT 2)"
+        ) == [{"s": 3, "r": 1}]
         assert await stub.q("SELECT value FROM json_each('[1,2]')") == [{"value": 1}, {"value": 2}]
 
     async def test_durable_own_storage_is_unaffected(self, stub: Any) -> None:
@@ -820,10 +851,16 @@ class TestLimits:
     @pytest.mark.parametrize(
         ("sql", "message"),
         [
-            ("CREATE TABLE wide (" + ", ".join(f"c{i}" for i in range(101)) + ")", "too many columns on wide: SQLITE_ERROR"),
+            (
+                "CREATE TABLE wide (" + ", ".join(f"c{i}" for i in range(101)) + ")",
+                "too many columns on wide: SQLITE_ERROR",
+            ),
             ("SELECT " + "1+" * 100 + "1", "Expression tree is too large (maximum depth 100): SQLITE_ERROR"),
             (" UNION ALL ".join(["SELECT 1"] * 6), "too many terms in compound SELECT: SQLITE_ERROR"),
-            ("SELECT json_array(" + ",".join(["1"] * 128) + ")", "too many arguments on function json_array: SQLITE_ERROR"),
+            (
+                "SELECT json_array(" + ",".join(["1"] * 128) + ")",
+                "too many arguments on function json_array: SQLITE_ERROR",
+            ),
             ("SELECT 'a' LIKE '" + "a" * 51 + "'", "LIKE or GLOB pattern too complex: SQLITE_ERROR"),
             ("SELECT zeroblob(2 * 1024 * 1024 + 65)", "string or blob too big: SQLITE_TOOBIG"),
             ("SELECT 1" + " " * 100_000, "statement too long: SQLITE_TOOBIG"),
@@ -880,7 +917,12 @@ class TestErrors:
                 return str(exc), exc.code, type(exc.__cause__).__name__, isinstance(exc, durable.DurableError)
             raise AssertionError("no error")
 
-        assert await inside(stub, body) == ("UNIQUE constraint failed: t.a: SQLITE_CONSTRAINT", "SQLITE_CONSTRAINT", "IntegrityError", True)
+        assert await inside(stub, body) == (
+            "UNIQUE constraint failed: t.a: SQLITE_CONSTRAINT",
+            "SQLITE_CONSTRAINT",
+            "IntegrityError",
+            True,
+        )
 
     async def test_foreign_keys_are_enforced(self, stub: Any) -> None:
         """Foreign keys are on, as on Cloudflare."""
@@ -903,7 +945,7 @@ class TestErrors:
             ("INSER INTO xyz VALUES ('a'),('b');", 'near "INSER": syntax error at offset 0: SQLITE_ERROR'),
             ("SELECT 'é', ;", 'near ";": syntax error at offset 13: SQLITE_ERROR'),
             ("SELECT 1; SELECT * bunk", 'near "bunk": syntax error at offset 9: SQLITE_ERROR'),
-            ("SELECT 'abc", "unrecognized token: \"'abc\" at offset 7: SQLITE_ERROR"),
+            ("SELECT 'abc", 'unrecognized token: "\'abc" at offset 7: SQLITE_ERROR'),
             ("SELECT", "incomplete input: SQLITE_ERROR"),
             ("SELECT * FROM nosuch", "no such table: nosuch: SQLITE_ERROR"),
             ("SELECT nosuch FROM t", "no such column: nosuch at offset 7: SQLITE_ERROR"),
@@ -1061,7 +1103,9 @@ class TestCommits:
         await testing.evict(stub)
         assert await stub.q("SELECT count(*) AS n FROM t") == [{"n": 4}]
 
-    async def test_forgotten_write_statement_still_opens_the_transaction(self, stub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_forgotten_write_statement_still_opens_the_transaction(
+        self, stub: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Past the bound on remembered writes, a cached write statement is compiled, and caught, again."""
         monkeypatch.setattr(_sql, "_WRITES_REMEMBERED", 2)
         await stub.q("CREATE TABLE t (a)")
@@ -1095,14 +1139,18 @@ class TestCommits:
             assert len(list(tmp_path.glob("Obj/*.sqlite"))) == 1
         async with durable.Runtime(path=tmp_path) as rt:
             stub = rt.namespace(Obj).get_by_name("fresh")
-            assert await stub.q("SELECT name FROM sqlite_master WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\'") == [{"name": "t"}]
+            assert await stub.q("SELECT name FROM sqlite_master WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\'") == [
+                {"name": "t"}
+            ]
 
     async def test_switches_set_before_the_database_exists(self, stub: Any) -> None:
         """PRAGMA switches read or set before the first write apply to the database once it exists."""
         assert await stub.q("PRAGMA foreign_keys") == [{"foreign_keys": 1}]
         await stub.q("PRAGMA foreign_keys = OFF")
         assert await stub.q("PRAGMA foreign_keys") == [{"foreign_keys": 0}]
-        await stub.q("CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (pid REFERENCES p (id)); INSERT INTO c VALUES (5)")
+        await stub.q(
+            "CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (pid REFERENCES p (id)); INSERT INTO c VALUES (5)"
+        )
         assert await stub.q("PRAGMA foreign_keys") == [{"foreign_keys": 0}]
         assert await stub.q("SELECT pid FROM c") == [{"pid": 5}]
 
@@ -1122,7 +1170,9 @@ class TestCommits:
             await stub.q("SELECT 1")  # the stub that saw the reset stays broken
         fresh = ns.get_by_name("a")
         assert await fresh.q("SELECT * FROM c") == []
-        assert await fresh.q("PRAGMA defer_foreign_keys = ON; INSERT INTO p VALUES (5); INSERT INTO c VALUES (5); SELECT count(*) AS n FROM c") == [{"n": 1}]
+        assert await fresh.q(
+            "PRAGMA defer_foreign_keys = ON; INSERT INTO p VALUES (5); INSERT INTO c VALUES (5); SELECT count(*) AS n FROM c"
+        ) == [{"n": 1}]
 
     async def test_foreign_keys_off_within_transaction_is_a_no_op(self, stub: Any) -> None:
         """PRAGMA foreign_keys cannot be changed inside the open implicit transaction (SQLite's rule)."""
@@ -1472,7 +1522,11 @@ class TestExample:
     def test_runs_as_a_script(self) -> None:
         """python examples/sql_schema.py runs and prints its results."""
         out = subprocess.run(
-            [sys.executable, str(ROOT / "examples" / "sql_schema.py")], capture_output=True, text=True, timeout=60, check=True
+            [sys.executable, str(ROOT / "examples" / "sql_schema.py")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         )
         assert "pending: ['ship the release']" in out.stdout
 

@@ -232,12 +232,21 @@ class TestLimits:
         async with durable.Runtime() as rt:
             s = await testing.run_in_object(rt.namespace(Obj, storage="kv").get_by_name("a"), lambda o, c: c.storage)
             _context.current_host.set(s._host)  # used from the test body below (see storage_of)
-            with pytest.raises(durable.StorageLimitError, match=r"^Keys cannot be larger than 2048 bytes\. A key of size 2049 was provided\.$"):
+            with pytest.raises(
+                durable.StorageLimitError,
+                match=r"^Keys cannot be larger than 2048 bytes\. A key of size 2049 was provided\.$",
+            ):
                 s.put("k" * 2049, 1)
             s.put("k" * 2048, 1)
-            with pytest.raises(durable.StorageLimitError, match=r"^Values cannot be larger than 131072 bytes\. A value of size \d+ was provided\.$"):
+            with pytest.raises(
+                durable.StorageLimitError,
+                match=r"^Values cannot be larger than 131072 bytes\. A value of size \d+ was provided\.$",
+            ):
                 s.put("v", "x" * 131072)
-            with pytest.raises(durable.StorageLimitError, match=r"^Maximum number of key value pairs is 128\. 129 pairs were provided\.$"):
+            with pytest.raises(
+                durable.StorageLimitError,
+                match=r"^Maximum number of key value pairs is 128\. 129 pairs were provided\.$",
+            ):
                 s.get([str(i) for i in range(129)])
             with pytest.raises(ValueError):  # StorageLimitError is a ValueError
                 s.put({str(i): i for i in range(129)})
@@ -249,7 +258,9 @@ class TestLimits:
         async with durable.Runtime() as rt:
             s = await testing.run_in_object(rt.namespace(Obj).get_by_name("a"), lambda o, c: c.storage)
             _context.current_host.set(s._host)  # used from the test body below (see storage_of)
-            with pytest.raises(durable.StorageLimitError, match=r"^string or blob too big: SQLITE_TOOBIG \(.*2 MB.*durable\.Limits"):
+            with pytest.raises(
+                durable.StorageLimitError, match=r"^string or blob too big: SQLITE_TOOBIG \(.*2 MB.*durable\.Limits"
+            ):
                 s.put("v", b"x" * (2 * 1024 * 1024))
             s.put({str(i): i for i in range(500)})
             s.put("k" * 5000, b"x" * 200_000)

@@ -272,7 +272,9 @@ class TestWrites:
         """Reading, listing and deleting on a new persisted object create no database file."""
         async with durable.Runtime(path=tmp_path) as rt:
             stub = rt.namespace(Obj).get_by_name("fresh")
-            assert await inside(stub, lambda o, c: (c.storage.kv.get("a"), list(c.storage.kv.list()), c.storage.kv.delete("a"))) == (
+            assert await inside(
+                stub, lambda o, c: (c.storage.kv.get("a"), list(c.storage.kv.list()), c.storage.kv.delete("a"))
+            ) == (
                 None,
                 [],
                 False,
@@ -292,7 +294,9 @@ class TestWrites:
     async def test_kv_backed_namespace_has_no_sync_kv(self, durable_runtime: durable.Runtime) -> None:
         """On a storage="kv" namespace, storage.kv raises Cloudflare's error."""
         stub = durable_runtime.namespace(Obj, storage="kv").get_by_name("a")
-        with pytest.raises(durable.DurableError, match=r"^The storage\.kv \(synchronous KV\) API is only available for SQLite-backed"):
+        with pytest.raises(
+            durable.DurableError, match=r"^The storage\.kv \(synchronous KV\) API is only available for SQLite-backed"
+        ):
             await inside(stub, lambda o, c: c.storage.kv)
 
 

@@ -157,7 +157,9 @@ class TestRunAlarm:
         assert await run_alarm(ns.get_by_name("a")) is False
         assert env["alarms"] == []
 
-    async def test_runs_future_alarm_now(self, ns: durable.Namespace[Thing], env: dict[str, Any], clock: MockClock) -> None:
+    async def test_runs_future_alarm_now(
+        self, ns: durable.Namespace[Thing], env: dict[str, Any], clock: MockClock
+    ) -> None:
         """A pending alarm runs at once with a real AlarmInfo, and is cleared."""
         stub = ns.get_by_name("a")
         await stub.arm(T0_MS + 3_600_000)
@@ -166,7 +168,9 @@ class TestRunAlarm:
         assert await stub.alarm_time() is None
         assert await run_alarm(stub) is False
 
-    async def test_timer_does_not_run_it_again(self, ns: durable.Namespace[Thing], env: dict[str, Any], clock: MockClock) -> None:
+    async def test_timer_does_not_run_it_again(
+        self, ns: durable.Namespace[Thing], env: dict[str, Any], clock: MockClock
+    ) -> None:
         """Once run by run_alarm(), the alarm does not also run when its time comes."""
         stub = ns.get_by_name("a")
         await stub.arm(T0_MS + 60_000)
@@ -175,7 +179,11 @@ class TestRunAlarm:
         assert len(env["alarms"]) == 1
 
     async def test_failure_raises_and_schedules_retry(
-        self, ns: durable.Namespace[Thing], env: dict[str, Any], clock: MockClock, quiet_alarm_logs: pytest.LogCaptureFixture
+        self,
+        ns: durable.Namespace[Thing],
+        env: dict[str, Any],
+        clock: MockClock,
+        quiet_alarm_logs: pytest.LogCaptureFixture,
     ) -> None:
         """A failing handler's exception is raised, the alarm stays set, and its retry runs 2 s later."""
         env["failures"].append(1)
@@ -194,7 +202,11 @@ class TestRunAlarm:
         assert len(env["alarms"]) == 2
 
     async def test_continues_the_retry_count(
-        self, ns: durable.Namespace[Thing], env: dict[str, Any], clock: MockClock, quiet_alarm_logs: pytest.LogCaptureFixture
+        self,
+        ns: durable.Namespace[Thing],
+        env: dict[str, Any],
+        clock: MockClock,
+        quiet_alarm_logs: pytest.LogCaptureFixture,
     ) -> None:
         """run_alarm() on an alarm that already failed passes the next retry_count."""
         env["failures"].append(100)
@@ -206,7 +218,11 @@ class TestRunAlarm:
         assert [(i.retry_count, i.is_retry) for i in env["alarms"]] == [(0, False), (1, True)]
 
     async def test_gives_up_after_seven_attempts(
-        self, ns: durable.Namespace[Thing], env: dict[str, Any], clock: MockClock, quiet_alarm_logs: pytest.LogCaptureFixture
+        self,
+        ns: durable.Namespace[Thing],
+        env: dict[str, Any],
+        clock: MockClock,
+        quiet_alarm_logs: pytest.LogCaptureFixture,
     ) -> None:
         """Seven failing run_alarm() calls exhaust the retries: the alarm is deleted."""
         env["failures"].append(100)
@@ -396,7 +412,9 @@ class TestFailNextCommit:
 
 
 class TestRuntimeReset:
-    async def test_wipes_storage_and_instances(self, rt: durable.Runtime, ns: durable.Namespace[Thing], env: dict[str, Any]) -> None:
+    async def test_wipes_storage_and_instances(
+        self, rt: durable.Runtime, ns: durable.Namespace[Thing], env: dict[str, Any]
+    ) -> None:
         """reset() deletes every object's storage and drops every instance."""
         stub = ns.get_by_name("a")
         await stub.put("k", 1)
@@ -407,7 +425,9 @@ class TestRuntimeReset:
         assert await stub.remember("y") == 1
         assert env["built"] == ["a", "a"]
 
-    async def test_cancels_alarms(self, rt: durable.Runtime, ns: durable.Namespace[Thing], env: dict[str, Any], clock: MockClock) -> None:
+    async def test_cancels_alarms(
+        self, rt: durable.Runtime, ns: durable.Namespace[Thing], env: dict[str, Any], clock: MockClock
+    ) -> None:
         """Alarms set before reset() never run, and none is set afterwards."""
         await ns.get_by_name("a").arm(T0_MS + 1000)
         await ns.get_by_name("b").arm(T0_MS)
@@ -417,7 +437,11 @@ class TestRuntimeReset:
         assert await ns.get_by_name("a").alarm_time() is None
 
     async def test_cancels_pending_retries(
-        self, rt: durable.Runtime, ns: durable.Namespace[Thing], env: dict[str, Any], clock: MockClock,
+        self,
+        rt: durable.Runtime,
+        ns: durable.Namespace[Thing],
+        env: dict[str, Any],
+        clock: MockClock,
         quiet_alarm_logs: pytest.LogCaptureFixture,
     ) -> None:
         """An alarm waiting for its retry is gone after reset()."""

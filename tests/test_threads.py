@@ -25,9 +25,7 @@ WORKER_TIMEOUT = 240.0
 
 
 def run_worker(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(WORKER), *args], capture_output=True, text=True, timeout=WORKER_TIMEOUT
-    )
+    done = subprocess.run([sys.executable, str(WORKER), *args], capture_output=True, text=True, timeout=WORKER_TIMEOUT)
     assert done.returncode == 0, f"worker exited {done.returncode}: {done.stdout[-2000:]} {done.stderr[-2000:]}"
     return done.stdout
 
@@ -212,10 +210,16 @@ class TestOwnership:
             await rt.namespace(Stash).get_by_name("a").stash()
             storage = Stash.stashed["storage"]
             uses: list[Callable[[], object]] = [
-                lambda: storage.get("k"), lambda: storage.put("k", 2), lambda: storage.delete("k"),
-                lambda: storage.list(), lambda: storage.get_alarm(), lambda: storage.sync(),
-                lambda: storage.delete_all(), lambda: storage.sql.exec("SELECT 1"),
-                lambda: Stash.stashed["kv"].get("k"), lambda: Stash.stashed["cursor"].to_array(),
+                lambda: storage.get("k"),
+                lambda: storage.put("k", 2),
+                lambda: storage.delete("k"),
+                lambda: storage.list(),
+                lambda: storage.get_alarm(),
+                lambda: storage.sync(),
+                lambda: storage.delete_all(),
+                lambda: storage.sql.exec("SELECT 1"),
+                lambda: Stash.stashed["kv"].get("k"),
+                lambda: Stash.stashed["cursor"].to_array(),
                 lambda: Stash.stashed["ctx"].wait_until(asyncio.get_running_loop().create_future()),
                 lambda: Stash.stashed["ctx"].block_concurrency_while(lambda: asyncio.sleep(0)),
                 lambda: Stash.stashed["ctx"].abort(),
@@ -223,7 +227,9 @@ class TestOwnership:
             for use in uses:
                 with pytest.raises(RuntimeError, match=FIX):
                     use()
-            assert await testing.run_in_object(rt.namespace(Stash).get_by_name("a"), lambda o, c: c.storage.get("k")) == 1
+            assert (
+                await testing.run_in_object(rt.namespace(Stash).get_by_name("a"), lambda o, c: c.storage.get("k")) == 1
+            )
 
     async def test_storage_used_from_another_object(self) -> None:
         """Another object using a stashed ctx.storage gets the RuntimeError, as itself."""
@@ -274,6 +280,7 @@ class TestOwnership:
                     await self.ctx.storage.put("later", 1)
 
                 self.ctx.wait_until(later())
+
                 async def task() -> None:
                     await self.ctx.storage.put("task", 2)
 
@@ -328,7 +335,9 @@ class TestUnderUvicorn:
 
         server = subprocess.Popen(
             [sys.executable, str(WORKER.with_name("threads_server.py")), str(tmp_path / "state")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             assert server.stdout is not None

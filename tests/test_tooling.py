@@ -35,8 +35,10 @@ class TestRuff:
         assert any(req.startswith("ruff") for req in test_extra)
 
     def test_ci_runs_ruff_check(self) -> None:
-        """.ci/run lints the whole tree."""
-        assert "ruff check ." in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        """.ci/run lints the whole tree and checks its formatting."""
+        lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        assert "ruff check ." in lines
+        assert "ruff format --check ." in lines
 
     def test_tree_is_clean(self) -> None:
         """`ruff check .` reports nothing (skipped where ruff is not installed)."""

@@ -202,6 +202,7 @@ class TransactionMachine(RuleBasedStateMachine):
                 source = writer[value]
                 common = next(t for t in ancestors(source, txns) if t in chain)
                 assert kept(source, txns, common), f"dirty read of {value!r} in {reader!r}"
+
         async def look(o: Any, c: durable.State) -> tuple[dict[str, Any], int]:
             return await c.storage.list(), c.storage._db.savepoint_depth
 

@@ -156,7 +156,10 @@ class TestTransactions:
 
     async def test_use_after_commit(self, stub: Any) -> None:
         """Using txn after the closure returned raises Cloudflare's error."""
-        with pytest.raises(RuntimeError, match=r"^Cannot call get\(\) on transaction that has already committed: did you move `txn` outside of the closure\?$"):
+        with pytest.raises(
+            RuntimeError,
+            match=r"^Cannot call get\(\) on transaction that has already committed: did you move `txn` outside of the closure\?$",
+        ):
             await stub.escape()
 
     async def test_inner_commit_then_outer_rollback(self, stub: Any) -> None:
@@ -302,7 +305,9 @@ class Racer(durable.DurableObject):
             raise KeyError("n2 fails")
 
         async def outer(txn: Any) -> None:
-            results = await asyncio.gather(storage.transaction(first), storage.transaction(second), return_exceptions=True)
+            results = await asyncio.gather(
+                storage.transaction(first), storage.transaction(second), return_exceptions=True
+            )
             order.append(type(results[1]).__name__)
 
         await storage.transaction(outer)

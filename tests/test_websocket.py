@@ -36,7 +36,12 @@ class TestPair:
     def test_ready_state_constants(self) -> None:
         """ready_state uses the standard constants and starts OPEN; readyState is an alias."""
         client, _ = durable.WebSocketPair()
-        assert (durable.WebSocket.CONNECTING, durable.WebSocket.OPEN, durable.WebSocket.CLOSING, durable.WebSocket.CLOSED) == (0, 1, 2, 3)
+        assert (
+            durable.WebSocket.CONNECTING,
+            durable.WebSocket.OPEN,
+            durable.WebSocket.CLOSING,
+            durable.WebSocket.CLOSED,
+        ) == (0, 1, 2, 3)
         assert client.ready_state == client.readyState == durable.WebSocket.OPEN
 
     async def test_messages_both_ways(self) -> None:
@@ -157,7 +162,10 @@ class TestValidation:
     def test_send_before_accept(self) -> None:
         """send() before any accept raises workerd's TypeError."""
         client, _ = durable.WebSocketPair()
-        with pytest.raises(TypeError, match=r"^You must call one of accept\(\) or state.acceptWebSocket\(\) on this WebSocket before sending messages.$"):
+        with pytest.raises(
+            TypeError,
+            match=r"^You must call one of accept\(\) or state.acceptWebSocket\(\) on this WebSocket before sending messages.$",
+        ):
             client.send("x")
 
     def test_send_after_close(self) -> None:
@@ -196,7 +204,10 @@ class TestValidation:
     def test_reason_length_in_bytes(self) -> None:
         """A reason of 123 UTF-8 bytes is accepted; 124 raises."""
         client, _ = accepted_pair()
-        with pytest.raises(durable.WebSocketError, match="^WebSocket close reason must not be longer than 123 bytes when UTF-8 encoded.$"):
+        with pytest.raises(
+            durable.WebSocketError,
+            match="^WebSocket close reason must not be longer than 123 bytes when UTF-8 encoded.$",
+        ):
             client.close(1000, "é" * 62)
         client.close(1000, "x" * 123)
 
@@ -243,7 +254,10 @@ class TestAttachment:
         server.serialize_attachment(payload)
         with pytest.raises(durable.WebSocketError) as info:
             server.serialize_attachment(payload + b"x")
-        assert str(info.value) == "A WebSocket 'attachment' cannot be larger than 16384 bytes.'attachment' was 16385 bytes."
+        assert (
+            str(info.value)
+            == "A WebSocket 'attachment' cannot be larger than 16384 bytes.'attachment' was 16385 bytes."
+        )
 
     def test_not_cloneable(self) -> None:
         """A value the codec cannot clone raises DataCloneError."""

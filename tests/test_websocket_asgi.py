@@ -27,7 +27,7 @@ CHAT = REPO / "examples" / "chat.py"
 sys.path.insert(0, str(REPO / "examples"))
 import chat  # noqa: E402
 
-ECHO_APP = '''
+ECHO_APP = """
 import durable
 
 class Worker(durable.WorkerEntrypoint):
@@ -63,7 +63,7 @@ class Echo(durable.DurableObject):
         await self.ctx.storage.put("log", log)
 
 bindings = {"ECHO": Echo}
-'''
+"""
 
 GREETER_APP = """
 import asyncio
@@ -128,9 +128,10 @@ class TestInProcess:
         """A message reaches only the sockets tagged with its room."""
         async with durable.Runtime() as rt:
             app = chat_app(rt)
-            async with websocket(app, "http://chat/ws?room=a&user=ada") as ada, websocket(
-                app, "http://chat/ws?room=b&user=bob"
-            ) as bob:
+            async with (
+                websocket(app, "http://chat/ws?room=a&user=ada") as ada,
+                websocket(app, "http://chat/ws?room=b&user=bob") as bob,
+            ):
                 await ada.receive()
                 await bob.receive()
                 bob.send(json.dumps({"text": "only b"}))
@@ -169,7 +170,6 @@ class TestInProcess:
             assert info.value.status == 403  # type: ignore[attr-defined]
             assert info.value.body == b"not a socket"  # type: ignore[attr-defined]
 
-
     @pytest.mark.parametrize(
         ("disconnect", "expected"),
         [
@@ -197,7 +197,12 @@ class TestInProcess:
                 if message["type"] == "websocket.send":
                     inbox.put_nowait({"type": "websocket.disconnect", **disconnect})
 
-            scope = {"type": "websocket", "scheme": "ws", "path": "/", "headers": [(b"host", b"echo"), (b"upgrade", b"websocket")]}
+            scope = {
+                "type": "websocket",
+                "scheme": "ws",
+                "path": "/",
+                "headers": [(b"host", b"echo"), (b"upgrade", b"websocket")],
+            }
             await asyncio.wait_for(app(scope, inbox.get, send), 5)
             await settle()
             log = await (await rt.env.ECHO.get_by_name("e").fetch("http://echo/log")).json()
@@ -277,7 +282,10 @@ class TestServe:
         from websockets.asyncio.client import connect
 
         server = serve(CHAT)
-        async with connect(server.ws_url + "/ws?room=r&user=ada") as ada, connect(server.ws_url + "/ws?room=r&user=bob") as bob:
+        async with (
+            connect(server.ws_url + "/ws?room=r&user=ada") as ada,
+            connect(server.ws_url + "/ws?room=r&user=bob") as bob,
+        ):
             assert json.loads(await ada.recv())["type"] == "history"
             assert json.loads(await bob.recv())["type"] == "history"
             assert json.loads(await ada.recv()) == {"type": "join", "user": "bob"}

@@ -54,7 +54,7 @@ ALLOWED: tuple[Allowance, ...] = (
     Allowance(
         "production-limits",
         "`durable` enforces production's limits by default (keys of 2048 bytes, values of 128 KiB and "
-        "128 keys a call for `storage=\"kv\"` classes), which local workerd does not: the sequences "
+        '128 keys a call for `storage="kv"` classes), which local workerd does not: the sequences '
         "stay within them.",
     ),
     Allowance(
@@ -65,14 +65,14 @@ ALLOWED: tuple[Allowance, ...] = (
     Allowance(
         "workerd-statement-cache",
         "workerd refuses a query of several statements when one of its first statements has the text "
-        "of a statement it ran before in the object (\"A SQL prepared statement can only be executed "
-        "once at a time.\"), a bug of its statement cache; `durable` runs it. The sequences give each "
+        'of a statement it ran before in the object ("A SQL prepared statement can only be executed '
+        'once at a time."), a bug of its statement cache; `durable` runs it. The sequences give each '
         "such query a text of its own.",
     ),
     Allowance(
         "sqlite-version",
         "Python's SQLite may be older than workerd's: before SQLite 3.45, JSON functions given a BLOB "
-        "raise \"JSON cannot hold BLOB values\" (later ones read it as JSONB), and a REAL turned into "
+        'raise "JSON cannot hold BLOB values" (later ones read it as JSONB), and a REAL turned into '
         "text may differ in its 15th digit. The sequences pass JSON functions text and short numbers.",
     ),
     Allowance(

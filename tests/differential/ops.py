@@ -21,8 +21,28 @@ Op = dict[str, Any]
 Sequence = dict[str, Any]
 
 ALPHABET = [
-    "a", "b", "z", "A", "é", "e\u0301", "\u0301", "\x00", "\x01", "\x7f", "\x80", "\uffff", "\ufffe",
-    "\ufffd", "\ud7ff", "\ue000", "\U00010000", "\U0001f600", "\U0010ffff", "/", " ", "~",
+    "a",
+    "b",
+    "z",
+    "A",
+    "é",
+    "e\u0301",
+    "\u0301",
+    "\x00",
+    "\x01",
+    "\x7f",
+    "\x80",
+    "\uffff",
+    "\ufffe",
+    "\ufffd",
+    "\ud7ff",
+    "\ue000",
+    "\U00010000",
+    "\U0001f600",
+    "\U0010ffff",
+    "/",
+    " ",
+    "~",
 ]
 """Characters keys are made of: sorting by UTF-16 units, UTF-8 bytes and code points differ on them."""
 
@@ -68,8 +88,23 @@ class Generator:
         if kind == "bool":
             return {"t": "bool", "v": rng.random() < 0.5}
         if kind == "num":
-            x = rng.choice([0.0, -0.0, 1.0, -1.5, 0.1, 1e300, -1e-300, 5e-324, 2.0**53, float("nan"),
-                            float("inf"), float("-inf"), rng.uniform(-1e6, 1e6)])
+            x = rng.choice(
+                [
+                    0.0,
+                    -0.0,
+                    1.0,
+                    -1.5,
+                    0.1,
+                    1e300,
+                    -1e-300,
+                    5e-324,
+                    2.0**53,
+                    float("nan"),
+                    float("inf"),
+                    float("-inf"),
+                    rng.uniform(-1e6, 1e6),
+                ]
+            )
             return {"t": "num", "v": number_to_json(x)}
         if kind == "big":
             n = rng.choice([0, 1, -1, 127, 2**53 + 1, 2**63, -(2**64) - 1, 10**40, rng.randint(-(10**9), 10**9)])
@@ -158,8 +193,24 @@ class Generator:
     def kv_op(self) -> Op:
         """An operation of the asynchronous key-value API (usable on ``storage`` and ``txn``)."""
         rng = self.rng
-        kind = rng.choice(["get", "get", "get_many", "put", "put", "put", "put_many", "delete", "delete_many",
-                           "list", "list", "get_alarm", "set_alarm", "delete_alarm"])
+        kind = rng.choice(
+            [
+                "get",
+                "get",
+                "get_many",
+                "put",
+                "put",
+                "put",
+                "put_many",
+                "delete",
+                "delete_many",
+                "list",
+                "list",
+                "get_alarm",
+                "set_alarm",
+                "delete_alarm",
+            ]
+        )
         if kind == "get":
             return {"op": "get", "key": self.key()}
         if kind in ("get_many", "delete_many"):
@@ -247,17 +298,29 @@ class Generator:
             (f"SELECT {rng.randint(0, 10**9)} AS one; SELECT 2 AS two", []),
             ("SELECT upper(?), lower(?), unicode(?), char(?)", [text(), text(), text(), self.code_point()]),
             # No BLOB, no long fraction: see allowance "sqlite-version".
-            ("SELECT json_object('k', ?), json_array(?, ?)", [self.text(), self.text(), rng.choice([0.5, 0.1, -2.25, 1e100])]),
+            (
+                "SELECT json_object('k', ?), json_array(?, ?)",
+                [self.text(), self.text(), rng.choice([0.5, 0.1, -2.25, 1e100])],
+            ),
             ("SELECT 9007199254740993 AS big, 1e308 * 10 AS inf, -0.0 AS z, 10 / 4, 10 / 4.0, 7 % 3", []),
             ("BEGIN", []),
             ("SELECT ?2 AS second, ?1 AS first", [b(), b()]),
             ("SELECT :a AS a, @b AS b, $c AS c", [b(), b(), b()]),
-            (f"INSERT INTO {table} (id, b) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET b = excluded.b", [rng.randint(1, 4), b()]),
+            (
+                f"INSERT INTO {table} (id, b) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET b = excluded.b",
+                [rng.randint(1, 4), b()],
+            ),
             (f"ALTER TABLE {table} ADD COLUMN e DEFAULT 7", []),
             (f"SELECT * FROM {table} ORDER BY id LIMIT ?", [b()]),
             (f"PRAGMA table_info({table})", []),
-            ("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) SELECT sum(x) FROM n", [rng.randint(0, 50)]),
-            ("SELECT zeroblob(3), x'00' || 'a', quote(?), printf('%.3f|%5s|%x', ?, ?, ?)", [b(), 2.5, self.text(), 255]),
+            (
+                "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) SELECT sum(x) FROM n",
+                [rng.randint(0, 50)],
+            ),
+            (
+                "SELECT zeroblob(3), x'00' || 'a', quote(?), printf('%.3f|%5s|%x', ?, ?, ?)",
+                [b(), 2.5, self.text(), 255],
+            ),
             ("SELECT 1 / 0, 5 % 0, abs(-9223372036854775808)", []),
             (f"SELECT b FROM {table} ORDER BY b COLLATE BINARY", []),
         ]

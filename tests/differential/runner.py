@@ -163,8 +163,12 @@ def _sync(storage: durable.Storage, op: Op) -> Any:
     if kind == "sql":
         cursor = storage.sql.exec(op["query"], *(codec.cell_from_json(c) for c in op["bindings"]))
         rows = [[codec.cell_to_json(c) for c in row] for row in cursor.raw()]
-        return {"columns": cursor.column_names, "rows": rows, "rowsRead": cursor.rows_read,
-                "rowsWritten": cursor.rows_written}
+        return {
+            "columns": cursor.column_names,
+            "rows": rows,
+            "rowsRead": cursor.rows_read,
+            "rowsWritten": cursor.rows_written,
+        }
     raise ValueError(f"unknown op {kind!r}")
 
 

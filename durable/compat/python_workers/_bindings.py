@@ -45,8 +45,7 @@ def _options(name: str, options: object, kwargs: dict[str, Any]) -> dict[str, An
         return kwargs
     if not isinstance(options, Mapping):
         raise TypeError(
-            f"{name}() options must be a dict such as {{\"allowConcurrency\": True}}, "
-            f"not {type(options).__name__}"
+            f'{name}() options must be a dict such as {{"allowConcurrency": True}}, not {type(options).__name__}'
         )
     return {**options, **kwargs}
 
@@ -66,7 +65,9 @@ class _StorageCalls:
         """``list({"prefix": ..., "start": ..., "end": ..., "reverse": ..., "limit": ...})``."""
         return Converted(self._target.list(**_options("list", options, kwargs)), python_from_rpc)
 
-    def put(self, key: Any, value: Any = _NOT_GIVEN, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[None]:
+    def put(
+        self, key: Any, value: Any = _NOT_GIVEN, options: Mapping[str, Any] | None = None, /, **kwargs: Any
+    ) -> Awaitable[None]:
         """``put(key, value[, options])`` or ``put({key: value, ...}[, options])``."""
         if isinstance(key, Mapping):
             if value is not _NOT_GIVEN:

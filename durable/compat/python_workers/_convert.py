@@ -156,7 +156,9 @@ def _positional_arity(func: Callable[..., Any]) -> int | None:
     return count
 
 
-def relaxed(func: Callable[..., T], convert: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None) -> Callable[..., T]:
+def relaxed(
+    func: Callable[..., T], convert: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
+) -> Callable[..., T]:
     """Wrap ``func`` (a function defined in a class) so that extra positional arguments are dropped.
 
     ``convert``, when given, rewrites the arguments (``self`` excluded) before the call.

@@ -98,7 +98,11 @@ def _wrap_handlers(cls: type, names: tuple[str, ...]) -> None:
         func = cls.__dict__.get(name)
         legacy = cls.__dict__.get(f"on_{name}")
         inherited = getattr(cls, name, None)
-        if func is None and legacy is not None and (inherited is None or getattr(inherited, "__durable_default__", False)):
+        if (
+            func is None
+            and legacy is not None
+            and (inherited is None or getattr(inherited, "__durable_default__", False))
+        ):
             func = legacy
         if func is None or not inspect.isfunction(func) or getattr(func, "__durable_relaxed__", False):
             continue
@@ -182,6 +186,7 @@ def handler(func: F) -> F:
 
 def legacy_worker(on_fetch: Callable[..., Any]) -> type[WorkerEntrypoint]:
     """A Worker class whose ``fetch`` calls a module-level ``on_fetch(request, env, ctx)``, relaxed."""
+
     class LegacyWorker(WorkerEntrypoint):
         async def fetch(self, request: Any) -> Any:
             args = _fit(on_fetch, (request, self.env, self.ctx))

@@ -42,7 +42,9 @@ class _SdkJson:
     @overload
     def __get__(self, obj: None, objtype: type[FetchResponse]) -> Callable[..., Response]: ...
     @overload
-    def __get__(self, obj: FetchResponse, objtype: type[FetchResponse] | None = None) -> Callable[[], Awaitable[Any]]: ...
+    def __get__(
+        self, obj: FetchResponse, objtype: type[FetchResponse] | None = None
+    ) -> Callable[[], Awaitable[Any]]: ...
 
     def __get__(self, obj: FetchResponse | None, objtype: type[FetchResponse] | None = None) -> Callable[..., Any]:
         if obj is None:
@@ -114,7 +116,9 @@ class FetchResponse(durable.Response):
     def clone(self) -> FetchResponse:
         """A copy that can be read independently. Raises ``OSError`` if the body was read."""
         self._check_unused()
-        copy: FetchResponse = Response(_buffered(self, "Response"), self.status, self.status_text, durable.Headers(self.headers))
+        copy: FetchResponse = Response(
+            _buffered(self, "Response"), self.status, self.status_text, durable.Headers(self.headers)
+        )
         copy.__class__ = type(self)
         return copy
 

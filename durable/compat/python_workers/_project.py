@@ -235,7 +235,7 @@ def load_project(path: str | Path) -> Project:
 
     main_value = data.get("main")
     if not isinstance(main_value, str) or not main_value:
-        raise _field(config, "main", "must name the entry module, e.g. \"src/entry.py\"")
+        raise _field(config, "main", 'must name the entry module, e.g. "src/entry.py"')
     main = (config.parent / main_value).resolve()
     if main.suffix != ".py":
         raise _field(config, "main", f"must be a Python file (.py), not {main_value!r}")
@@ -277,7 +277,9 @@ def load_project(path: str | Path) -> Project:
         binding_name = item.get("name")
         class_name = item.get("class_name")
         if not isinstance(binding_name, str) or not binding_name.isidentifier():
-            raise _field(config, f"{where}.name", f"must be a name usable as an attribute (env.NAME), not {binding_name!r}")
+            raise _field(
+                config, f"{where}.name", f"must be a name usable as an attribute (env.NAME), not {binding_name!r}"
+            )
         if binding_name in seen:
             raise _field(config, f"{where}.name", f"{binding_name!r} is bound twice (bindings and vars share env)")
         seen.add(binding_name)
@@ -285,7 +287,8 @@ def load_project(path: str | Path) -> Project:
             raise _field(config, f"{where}.class_name", f"must be a class name, not {class_name!r}")
         if item.get("script_name") is not None:
             raise _field(
-                config, f"{where}.script_name",
+                config,
+                f"{where}.script_name",
                 "names another Worker; durable serves one project, so bind classes of this one",
             )
         checked.append((binding_name, class_name, kinds.get(class_name, "sqlite")))
@@ -298,12 +301,14 @@ def load_project(path: str | Path) -> Project:
         cls = getattr(module, class_name, None)
         if cls is None:
             raise _field(
-                config, f"durable_objects.bindings[{i}].class_name",
+                config,
+                f"durable_objects.bindings[{i}].class_name",
                 f"names {class_name!r}, which {main.name} does not define",
             )
         if not (isinstance(cls, type) and issubclass(cls, durable.DurableObject)):
             raise _field(
-                config, f"durable_objects.bindings[{i}].class_name",
+                config,
+                f"durable_objects.bindings[{i}].class_name",
                 f"names {class_name!r}, which is not a DurableObject subclass (from workers import DurableObject)",
             )
         bindings.append(Binding(binding_name, class_name, cls, kind))
@@ -340,5 +345,3 @@ def is_project(path: str | Path) -> bool:
     if p.is_dir():
         return any((p / name).is_file() for name in CONFIG_NAMES)
     return p.name.startswith("wrangler.") and p.name.endswith((".jsonc", ".json", ".toml"))
-
-

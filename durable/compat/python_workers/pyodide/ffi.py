@@ -66,6 +66,7 @@ def run_sync(awaitable: Awaitable[T]) -> T:
     With no loop running in this thread it runs on a new loop; inside a running loop it runs on
     a helper thread's loop (so it must not need the calling loop).
     """
+
     async def main() -> T:
         return await awaitable
 

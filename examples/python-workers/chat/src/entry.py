@@ -81,6 +81,6 @@ class Default(WorkerEntrypoint):
     async def fetch(self, request):
         path = urlparse(request.url).path
         if path.startswith("/room/") and len(path) > len("/room/"):
-            room = self.env.ROOMS.getByName(path[len("/room/"):])
+            room = self.env.ROOMS.getByName(path[len("/room/") :])
             return await room.fetch(request)
         return Response("Connect a WebSocket to /room/<name>", status=404)

@@ -34,7 +34,9 @@ class Board(DurableObject):
         at = Date.now()
         row = self.sql.exec(
             "INSERT INTO messages (author, text, at) VALUES (?, ?, ?) RETURNING id",
-            author or "anonymous", text, at,
+            author or "anonymous",
+            text,
+            at,
         ).one()
         limit = int(self.env.MAX_MESSAGES)
         self.sql.exec(
