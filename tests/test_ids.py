@@ -34,7 +34,22 @@ class TestIdFromName:
         async with durable.Runtime() as rt:
             ns = rt.namespace(Obj)
             a, b = ns.id_from_name("A"), ns.id_from_name("A")
-            assert a == b and a.equals(b) and hash(a) == hash(b) and a is not b
+            assert a == b and a.equals(b) and hash(a) == hash(b)
+            c = ns.id_from_string(str(a))  # another object with the same value
+            assert a == c and a.equals(c) and hash(a) == hash(c) and a is not c
+
+    async def test_minted_ids_are_remembered_within_a_bound(self) -> None:
+        """Ids of recent names are reused (a served request derives one each time); the memory is bounded."""
+        from durable import _id
+
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Obj)
+            assert ns.id_from_name("A") is ns.id_from_name("A")
+            for i in range(_id._NAME_CACHE_SIZE + 10):
+                ns.id_from_name(f"n{i}")
+            assert len(ns.ids._by_name) <= _id._NAME_CACHE_SIZE
+            long = "x" * (_id._NAME_CACHE_MAX_LENGTH + 1)
+            assert ns.id_from_name(long) == ns.id_from_name(long) and long not in ns.ids._by_name
 
     async def test_different_names_and_namespaces_differ(self) -> None:
         """Different names, or the same name in different namespaces, give different ids."""
