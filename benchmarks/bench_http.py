@@ -62,6 +62,17 @@ class Result:
         return self.final_count == self.ok
 
 
+def stop_process(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    """Stop a server subprocess: SIGTERM, then kill if it has not exited within STOP_TIMEOUT."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait(timeout=STOP_TIMEOUT)
+
+
 class Server:
     """The counter served by `durable serve` in a subprocess; stopped in close()."""
 
@@ -111,13 +122,7 @@ class Server:
                 return line.split(" on ", 1)[1].split(" ", 1)[0]
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc.wait(timeout=STOP_TIMEOUT)
+        stop_process(self.proc)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
 

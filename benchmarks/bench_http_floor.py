@@ -25,7 +25,6 @@ import asyncio
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_http import run_level
+from bench_http import run_level, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "counter.py"
@@ -75,13 +74,7 @@ class Server:
                 time.sleep(0.1)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc.wait(timeout=STOP_TIMEOUT)
+        stop_process(self.proc)
 
 
 def start_servers(stack: str, tmp: Path) -> tuple[Server, Server]:

@@ -33,6 +33,7 @@ from ._limits import Limits
 from ._namespace import Namespace
 from ._object import DurableObject, Env, bind
 from ._sqlite import ObjectDatabase
+from ._util import open_files_limit
 
 __all__ = ["Env", "Runtime", "default_max_live_objects"]
 
@@ -55,12 +56,8 @@ def default_max_live_objects() -> int:
     connections) and the application. Under the common limit of 1024 that is 160 objects;
     from a limit of about 6,100 it is 1000. Never less than 8.
     """
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not POSIX
-        return 1000
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
+    soft = open_files_limit()
+    if soft is None:
         return 1000
     return max(8, min(1000, (soft - FDS_RESERVED) // (2 * FDS_PER_OBJECT)))
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ._util import open_files_limit
+
 __all__ = ["default_max_connections", "guarded_h11_protocol", "guarded_protocol"]
 
 _REFUSED = (
@@ -40,12 +42,8 @@ def default_max_connections() -> int:
     A quarter leaves the runtime's live objects their half (``default_max_live_objects``) and
     the rest to the process. Under a 1024-descriptor limit this is 240. Never less than 8.
     """
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not POSIX
-        return 1000
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
+    soft = open_files_limit()
+    if soft is None:
         return 1000
     return max(8, min(1000, (soft - 64) // 4))
 

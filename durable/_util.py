@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from typing import Any, NoReturn, TypeVar
 
-__all__ = ["NoPublicConstructor", "lone_surrogate_at"]
+__all__ = ["NoPublicConstructor", "lone_surrogate_at", "open_files_limit"]
 
 T = TypeVar("T")
+
+
+def open_files_limit() -> int | None:
+    """The soft limit on open files (``RLIMIT_NOFILE``), or None where there is none or no way to tell.
+
+    The defaults that must fit under it (``default_max_live_objects``, ``durable serve``'s
+    ``default_max_connections``) derive from it.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 def lone_surrogate_at(text: str) -> int | None:
