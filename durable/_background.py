@@ -27,6 +27,7 @@ from ._gates import GateLock, InputGate, held_locks
 from ._output_gate import reset_copy
 
 if TYPE_CHECKING:
+    from ._alarm_state import AlarmState
     from ._clock import Clock
 
 __all__ = ["BCW_TIMEOUT", "BackgroundHost", "BackgroundWork"]
@@ -46,7 +47,11 @@ class BackgroundHost(Protocol):
     gen: int
     """The object's generation: work of an ended generation resets nothing."""
     gate: InputGate
-    alarm_running: bool
+
+    @property
+    def alarms(self) -> AlarmState:
+        """The object's alarm bookkeeping (whether its alarm handler runs)."""
+        ...
 
     def reset(self, error: BaseException) -> None:
         """End the generation (its calls fail with a copy of ``error``)."""
@@ -142,7 +147,7 @@ class BackgroundWork:
         self.tasks.add(fut)
         fut.add_done_callback(self._done)
         fut.add_done_callback(self._log_error)
-        if self._host.alarm_running:
+        if self._host.alarms.running:
             # Started by an alarm, hence by a timer: a mock clock's advance() waits for it too.
             self._clock.track(fut)
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ._object import DurableObject
     from ._runtime import Runtime
 
-__all__ = ["RpcMethod", "RpcPromise", "Stub", "deliver", "host_of", "runtime_of"]
+__all__ = ["RpcMethod", "RpcPromise", "Stub", "call_forwarded", "deliver", "fetch_forwarded", "host_of", "runtime_of"]
 
 T = TypeVar("T", bound="DurableObject")
 T_co = TypeVar("T_co")
@@ -139,7 +139,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         try:
             host = self._host()
             fut = host.invoke(kind, name, args, kwargs)
-            host.flush_now()  # the caller waits for the result: its turn ends, writes commit
+            host.output.flush_now()  # the caller waits for the result: its turn ends, writes commit
             if fut.done() and _due_to_yield():
                 await asyncio.sleep(0)  # settled at once: yield now and then (see _due_to_yield)
             result = await fut
@@ -275,7 +275,7 @@ class RpcMethod:
         """Make the call on the runtime's loop for a caller on another loop, which waits: commit at once."""
         promise: RpcPromise = self(*args, **kwargs)
         if (host := promise._host) is not None:
-            host.flush_now()
+            host.output.flush_now()
         return promise
 
     def __await__(self) -> Generator[Any, None, Any]:
@@ -325,7 +325,7 @@ class RpcPromise(asyncio.Future[Any]):
         if (host := self._host) is not None:
             # The caller waits for the result, so the call's turn is over: its writes commit now,
             # not a loop turn later, and a failed commit is seen before the caller goes on.
-            host.flush_now()
+            host.output.flush_now()
         if self.done():
             # Settled without suspending (no I/O in the call): the caller goes on without
             # yielding to the loop, except once every YIELD_EVERY times (_due_to_yield, inlined).
@@ -571,3 +571,17 @@ def deliver(
 ) -> Coroutine[Any, Any, Any]:
     """Deliver an event of ``kind`` to ``stub``'s object as a call of the stub would (``Stub._call``)."""
     return stub._call(kind, name, args, kwargs)
+
+
+def call_forwarded(stub: Stub[Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RpcPromise:
+    """Call ``stub.name(*args, **kwargs)`` on the runtime's loop for a caller on another thread, which waits.
+
+    ``args`` and ``kwargs`` are copies already. The caller waits, so the call's writes commit at
+    once. For ``durable.BlockingStub``.
+    """
+    return RpcMethod(stub, name)._start_forwarded(args, kwargs)
+
+
+def fetch_forwarded(stub: Stub[Any], request: Request) -> Coroutine[Any, Any, Response]:
+    """``stub.fetch(request)`` on the runtime's loop, the response body read there (for another thread)."""
+    return stub._fetch_buffered(request)

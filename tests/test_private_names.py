@@ -43,8 +43,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("_sql.py", "_host"): "SyncKV's own field, and Storage's (items 1 and 4)",
     ("_hibernation.py", "_tasks"): "HibernationManager's own field, from a closure of this module",
     # Still crossing a seam; each belongs to an open item of issue 12 owned elsewhere.
-    ("_host.py", "_hex"): "DurableObjectId internals (the object key)",
-    ("_host.py", "_namespace"): "DurableObjectId internals (the object key)",
     ("_sql.py", "_tag"): "ObjectDatabase's statement tag (item 8)",
     ("_sql.py", "_db"): "Storage internals (items 1 and 4)",
     ("_sql.py", "_state"): "Storage internals (items 1 and 4)",
@@ -54,8 +52,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("_stub.py", "_body"): "Request body buffering (_http)",
     ("_stub.py", "_body_used"): "Request body buffering (_http)",
     ("_blocking.py", "_body"): "Request body buffering (_http)",
-    ("_blocking.py", "_start_forwarded"): "RpcMethod forwarding (_stub)",
-    ("_blocking.py", "_fetch_buffered"): "Stub forwarding (_stub)",
     ("_hibernation.py", "_accept_hibernatable"): "WebSocket internals (_websocket.ObjectHooks)",
     ("_hibernation.py", "_closed_out"): "WebSocket internals",
     ("_hibernation.py", "_disconnect"): "WebSocket internals",
