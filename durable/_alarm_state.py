@@ -76,7 +76,10 @@ class AlarmState:
         return stored
 
     def take_change(self) -> bool:
-        """Whether the alarm changed since the last commit; the change is now this commit's to announce."""
+        """Whether the alarm changed since the last commit; the change is now this commit's to announce.
+
+        (The output gate reads ``changed`` first: most commits change no alarm.)
+        """
         if not self.changed:
             return False
         self.changed = False

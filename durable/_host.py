@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 from . import _context
 from ._alarm_state import AlarmState
 from ._background import BackgroundWork
-from ._codec import clone
+from ._codec import ATOMIC_TYPES, clone
 from ._eager import EventCall, EventCalls, start_eagerly
 from ._exceptions import ConnectionClosedError, ObjectAbortedError, copy_remote_exception
 from ._gates import InputGate
@@ -257,7 +257,10 @@ class ObjectHost:
         instance, an open gate, a plain method called before): the method's own coroutine is
         started here, with no gate or dispatch work around it. Anything else goes through ``invoke``.
         """
-        func = self.type.plain_method(name)
+        # ObjectClass.plain_method(name), inlined (issue 16): the method resolved before, a plain
+        # function, not replaced on the class since (a test's monkeypatch).
+        entry = self.type.rpc.get(name)
+        func = entry[0] if entry is not None and entry[2] is not None and getattr(self.cls, name, None) is entry[1] else None
         instance = self.instance
         runtime = self.runtime
         if (
@@ -291,7 +294,8 @@ class ObjectHost:
             result = func(instance, *args, **kwargs)
             if type(result) is CoroutineType or inspect.isawaitable(result):
                 result = await result
-            result = clone(result)
+            if type(result) not in ATOMIC_TYPES:  # (clone() returns those as they are)
+                result = clone(result)
             if gen != self.gen:
                 raise reset_copy(self._broken)
             if not call.fut.done():
@@ -312,7 +316,9 @@ class ObjectHost:
             self.output.deliver(fut, copy_remote_exception(error), True)  # errors are responses too
 
     def _event_ended(self, call: EventCall) -> None:
-        self.events.ended(call)
+        events = self.events
+        events.running.discard(call)  # events.ended(call), inlined (issue 16)
+        events.admitted -= 1
         if not (
             self.events.admitted or self.background.tasks or self.gate.locked or self.db.savepoint_depth or self.pins
         ):  # not busy

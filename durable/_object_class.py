@@ -32,14 +32,17 @@ EventKind = Literal["rpc", "get", "fetch", "alarm", "run"]
 class ObjectClass:
     """The class of one hosted object, with what its host needs to build and call its instances."""
 
-    __slots__ = ("_alarms", "_rpc", "cls", "has_alarm_handler")
+    __slots__ = ("_alarms", "cls", "has_alarm_handler", "rpc")
 
     def __init__(self, cls: type[DurableObject], alarms: AlarmState) -> None:
         self.cls = cls
         self.has_alarm_handler = callable(getattr(cls, "alarm", None))
         """Whether the class defines ``alarm()`` (``set_alarm`` needs one)."""
         self._alarms = alarms
-        self._rpc = rpc_table(cls)
+        self.rpc = rpc_table(cls)
+        """``name -> (function, class attribute, plain?)`` for the names RPC has resolved on ``cls``
+        (``durable._object.rpc_table``); :meth:`plain_method` reads it, and so does the host's fast
+        path, inlined (a call less per RPC call, about 1%: issue 16)."""
 
     def construct(self, state: State, env: Any, db: ObjectDatabase) -> DurableObject:
         """A new instance, ``cls(state, env)``; raises what the constructor raises.
@@ -58,7 +61,7 @@ class ObjectClass:
         None as well for anything but a plain function, or one replaced on the class since it
         was resolved (a test's monkeypatch): the host then takes its general path (``dispatch``).
         """
-        entry = self._rpc.get(name)
+        entry = self.rpc.get(name)
         if entry is None or entry[2] is None or getattr(self.cls, name, None) is not entry[1]:
             return None
         return entry[0]

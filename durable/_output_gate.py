@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio import _get_running_loop
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -103,7 +104,16 @@ class Batch:
     def succeed(self) -> None:
         """The batch is durable: release what it held."""
         for fut, value, is_error in self.held:
-            resolve(fut, value, is_error)
+            # resolve(), inlined: one held result per awaited call that wrote (issue 16).
+            if fut.done():
+                continue
+            try:
+                if is_error:
+                    fut.set_exception(value)
+                else:
+                    fut.set_result(value)
+            except RuntimeError:
+                pass  # made on an event loop that is closed now: nobody can be waiting for it
         for waiter in self.waiters:
             resolve(waiter, None, False)
 
@@ -220,7 +230,11 @@ class OutputGate:
         A write outside any event step (a background task, a ``block_concurrency_while``
         callback, test code) commits once this turn ends; inside a step, :meth:`step_done` decides.
         """
-        self.wrote(gated)
+        batch = self.batch  # wrote(), inlined: this runs for every write (issue 16)
+        if batch is None:
+            batch = self.batch = Batch()
+        if gated:
+            batch.gated = True
         if not self.steps:
             self.schedule_commit()
 
@@ -235,6 +249,8 @@ class OutputGate:
         self.steps -= 1
         if self.steps or self.batch is None:
             return
+        if self._handle is not None and self._loop is _get_running_loop():
+            return  # a commit is already scheduled on this loop (schedule_commit's test, without the call)
         self.schedule_commit()
 
     def take(self) -> Batch | None:
@@ -282,9 +298,9 @@ class OutputGate:
         db = self._db
         if db.savepoint_depth:
             return  # the transaction's end (ObjectHost.transaction_ended) schedules the commit
-        batch = self.take()
+        batch, self.batch = self.batch, None
         alarms = owner.alarms
-        alarm_changed = alarms.take_change()
+        alarm_changed = alarms.changed and alarms.take_change()
         try:
             if alarm_changed:
                 alarms.before_commit()

@@ -317,15 +317,20 @@ class RpcPromise(asyncio.Future[Any]):
     if any, is dropped, as on Cloudflare.
     """
 
+    # Slots, not an instance dict: making the dict of each promise cost more than the rest of
+    # the promise (callgrind, benchmarks/README.md, issue 16). An unset `_host` reads as None
+    # (__getattr__ below).
+    __slots__ = ("_host", "_stub")
+
     _stub: Stub[Any]
-    _host: ObjectHost | None = None
+    _host: ObjectHost | None
     """The object the call went to directly (not set for calls made by an object)."""
 
     def __await__(self) -> Generator[Any, None, Any]:
-        if (host := self._host) is not None:
+        if (host := self._host) is not None and (output := host.output).batch is not None:
             # The caller waits for the result, so the call's turn is over: its writes commit now,
             # not a loop turn later, and a failed commit is seen before the caller goes on.
-            host.output.flush_now()
+            output.flush_now()
         if self.done():
             # Settled without suspending (no I/O in the call): the caller goes on without
             # yielding to the loop, except once every YIELD_EVERY times (_due_to_yield, inlined).
@@ -367,6 +372,8 @@ class RpcPromise(asyncio.Future[Any]):
     # close is a collections.abc.Coroutine, and asyncio.wait() refuses coroutines.
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_host":
+            return None  # not set: the call did not go to an object directly
         if name in _COROUTINE_METHODS:
             return getattr(self, _COROUTINE_METHODS[name])
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
