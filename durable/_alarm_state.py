@@ -10,42 +10,20 @@ Rules, and the Cloudflare behaviour each mirrors:
   (:meth:`AlarmState.before_commit`, :meth:`AlarmState.after_commit`, called by the output gate),
   so an alarm written by a turn that is rolled back never fires.
 
-Layer 0: it knows its object only through the :class:`AlarmOwner` protocol.
+Layer 0: it knows its object (an ``ObjectHost``) only by type, and uses its ``db``, its
+``runtime``'s two alarm hooks and its ``wrote()``.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._host import ObjectHost
     from ._object import AlarmInfo, DurableObject
-    from ._sqlite import ObjectDatabase
 
-__all__ = ["AlarmOwner", "AlarmRuntime", "AlarmState"]
-
-
-class AlarmRuntime(Protocol):
-    """The runtime's side of an object's alarm (implemented by ``durable._runtime.Runtime``)."""
-
-    def alarm_before_commit(self, host: Any, when_ms: int | None) -> None:
-        """``host`` is about to commit ``when_ms`` as its alarm (``None``: none)."""
-        ...
-
-    def alarm_after_commit(self, host: Any, when_ms: int | None) -> None:
-        """``host`` committed ``when_ms`` as its alarm (``None``: none)."""
-        ...
-
-
-class AlarmOwner(Protocol):
-    """The object the alarm belongs to (implemented by ``durable._host.ObjectHost``)."""
-
-    db: ObjectDatabase
-    runtime: AlarmRuntime
-
-    def wrote(self, gated: bool) -> None:
-        """Record a write (the alarm's deletion) in the current batch."""
-        ...
+__all__ = ["AlarmState"]
 
 
 class AlarmState:
@@ -53,7 +31,7 @@ class AlarmState:
 
     __slots__ = ("_committing", "_owner", "changed", "reset", "running")
 
-    def __init__(self, owner: AlarmOwner) -> None:
+    def __init__(self, owner: ObjectHost) -> None:
         self._owner = owner
         self.running = False
         """Whether the alarm handler runs now."""

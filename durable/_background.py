@@ -140,7 +140,11 @@ class BackgroundWork:
         task.cancel()
 
     def wait_until(self, work: Awaitable[Any]) -> None:
-        """Keep the object busy until ``work`` ends. Raises ``TypeError`` if it is not awaitable."""
+        """Keep the object busy until ``work`` ends (its code only). Raises ``TypeError`` if it is not awaitable.
+
+        Raises ``RuntimeError`` if called from outside the object's own code (``ctx.wait_until``'s rule).
+        """
+        _context.check_owner(self._host)
         if not inspect.isawaitable(work):
             raise TypeError(f"wait_until() takes an awaitable, not {type(work).__name__}")
         fut = asyncio.ensure_future(work)

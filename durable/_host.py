@@ -33,7 +33,8 @@ import asyncio
 import contextvars
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from asyncio import Future
+from collections.abc import Awaitable
 from contextvars import ContextVar
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
@@ -66,6 +67,11 @@ T = TypeVar("T")
 
 current_host: ContextVar[ObjectHost | None] = _context.current_host
 """The object whose code is running in the current task (None outside any object)."""
+
+Args = tuple[Any, ...]
+"""An event's positional arguments."""
+Kwargs = dict[str, Any]
+"""An event's keyword arguments."""
 
 _CLOSED_MESSAGE = "Connection closed: this Durable Object instance is no longer active. Reconnect or retry the request."
 
@@ -130,7 +136,7 @@ class ObjectHost:
         self.kv_backed = kv_backed
         self.limits = limits
         self.alarms = AlarmState(self)
-        self.type = ObjectClass(cls, self.alarms)
+        self.type = ObjectClass(cls, self.alarms, self.reset)
         self.has_alarm_handler = self.type.has_alarm_handler
         self.gen = 0
         self.gate = InputGate()
@@ -149,7 +155,7 @@ class ObjectHost:
     @property
     def busy(self) -> bool:
         """Whether anything runs or waits in this object (it may not be evicted then)."""
-        return bool(self.events.admitted or self.background.tasks or self.gate.locked or self.db.savepoint_depth or self.pins)
+        return self.events_running or bool(self.background.tasks or self.pins)
 
     # -- what the hibernation manager asks (durable._hibernation) ------------------------------
 
@@ -227,13 +233,8 @@ class ObjectHost:
     # -- events --------------------------------------------------------------------------------
 
     def invoke(
-        self,
-        kind: EventKind,
-        name: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        fut: asyncio.Future[Any] | None = None,
-    ) -> asyncio.Future[Any]:
+        self, kind: EventKind, name: Any, args: Args, kwargs: Kwargs, fut: Future[Any] | None = None
+    ) -> Future[Any]:
         """Deliver an event; the future (``fut``, or a new one) gets its result once it may leave."""
         runtime = self.runtime
         if runtime.closed:
@@ -250,7 +251,7 @@ class ObjectHost:
         start_eagerly(self, call, self._event(call, kind, name, args, kwargs), loop, contextvars.copy_context())
         return fut
 
-    def call_rpc(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], fut: asyncio.Future[Any]) -> None:
+    def call_rpc(self, name: str, args: Args, kwargs: Kwargs, fut: Future[Any]) -> None:
         """Deliver an RPC call made from outside any object; ``fut`` gets its outcome.
 
         The same as ``invoke("rpc", ...)``, on a shorter path for the common case (a live
@@ -260,7 +261,7 @@ class ObjectHost:
         # ObjectClass.plain_method(name), inlined (issue 16): the method resolved before, a plain
         # function, not replaced on the class since (a test's monkeypatch).
         entry = self.type.rpc.get(name)
-        func = entry[0] if entry is not None and entry[2] is not None and getattr(self.cls, name, None) is entry[1] else None
+        func = None if entry is None or entry[2] is None or getattr(self.cls, name, None) is not entry[1] else entry[0]
         instance = self.instance
         runtime = self.runtime
         if (
@@ -278,15 +279,7 @@ class ObjectHost:
         event = self._rpc_event(call, self.gen, instance, func, args, kwargs)
         start_eagerly(self, call, event, fut.get_loop(), contextvars.copy_context())
 
-    async def _rpc_event(
-        self,
-        call: EventCall,
-        gen: int,
-        instance: DurableObject,
-        func: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
+    async def _rpc_event(self, call: EventCall, gen: int, instance: Any, func: Any, args: Args, kwargs: Kwargs) -> None:
         """``call_rpc``'s event: call the plain method ``func``, deliver its outcome."""
         current_host.set(self)
         self.events.running.add(call)
@@ -317,11 +310,9 @@ class ObjectHost:
 
     def _event_ended(self, call: EventCall) -> None:
         events = self.events
-        events.running.discard(call)  # events.ended(call), inlined (issue 16)
+        events.running.discard(call)  # events.ended(call), then not self.busy: inlined (issue 16)
         events.admitted -= 1
-        if not (
-            self.events.admitted or self.background.tasks or self.gate.locked or self.db.savepoint_depth or self.pins
-        ):  # not busy
+        if not (events.admitted or self.background.tasks or self.gate.locked or self.db.savepoint_depth or self.pins):
             self.runtime.host_idle(self)
 
     async def _enter(self) -> int:
@@ -337,21 +328,13 @@ class ObjectHost:
     def _construct(self) -> None:
         gen = self.gen
         state = State(self, gen)
-        try:
-            instance = self.type.construct(state, self.runtime.env, self.db)
-        except BaseException as exc:
-            error = reset_copy(exc, keep_cause=False)
-            log.warning("durable: constructor of %s raised; the object is reset", self.cls.__name__, exc_info=exc)
-            self.reset(error)
-            raise error from None
+        instance = self.type.construct(state, self.runtime.env, self.db)  # resets the object if it raises
         if gen != self.gen:  # the constructor itself reset the object (abort)
             raise reset_copy(self._broken)
         self.state = state
         self.instance = instance
 
-    async def _event(
-        self, call: EventCall, kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
+    async def _event(self, call: EventCall, kind: EventKind, name: Any, args: Args, kwargs: Kwargs) -> None:
         current_host.set(self)
         fut = call.fut
         gen = self.gen
@@ -375,16 +358,7 @@ class ObjectHost:
                 self.alarms.running = False
             self._event_ended(call)
 
-    # -- background work (durable._background) ------------------------------------------------
-
-    def block_concurrency_while(self, callback: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
-        """``ctx.block_concurrency_while``: run ``callback`` with the input gate closed."""
-        return self.background.block_concurrency_while(callback)
-
-    def wait_until(self, work: Awaitable[Any]) -> None:
-        """``ctx.wait_until``: keep the object busy until ``work`` ends (its code only)."""
-        _context.check_owner(self)
-        self.background.wait_until(work)
+    # -- reset and eviction --------------------------------------------------------------------
 
     def abort(self, reason: str | None, gen: int) -> NoReturn:
         self.check_live(gen)
@@ -393,8 +367,6 @@ class ObjectHost:
         )
         self.reset(error)
         raise reset_copy(error)
-
-    # -- reset and eviction --------------------------------------------------------------------
 
     def reset(self, error: BaseException) -> None:
         """End this generation: fail its calls with ``error``, drop unflushed writes and the instance."""

@@ -11,11 +11,14 @@ Layer 0: it knows the host only through the arguments of its methods.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._codec import clone
 from ._history import History
 from ._object import call_fetch, call_method, check_response, read_property, rpc_table
+from ._output_gate import reset_copy
 
 if TYPE_CHECKING:
     from ._alarm_state import AlarmState
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EventKind", "ObjectClass"]
 
+log = logging.getLogger("durable")
+
 EventKind = Literal["rpc", "get", "fetch", "alarm", "run"]
 """What an event is: an RPC call, a property read over RPC, a fetch, an alarm, or test code run in the object."""
 
@@ -32,10 +37,11 @@ EventKind = Literal["rpc", "get", "fetch", "alarm", "run"]
 class ObjectClass:
     """The class of one hosted object, with what its host needs to build and call its instances."""
 
-    __slots__ = ("_alarms", "cls", "has_alarm_handler", "rpc")
+    __slots__ = ("_alarms", "_reset", "cls", "has_alarm_handler", "rpc")
 
-    def __init__(self, cls: type[DurableObject], alarms: AlarmState) -> None:
+    def __init__(self, cls: type[DurableObject], alarms: AlarmState, reset: Callable[[BaseException], None]) -> None:
         self.cls = cls
+        self._reset = reset
         self.has_alarm_handler = callable(getattr(cls, "alarm", None))
         """Whether the class defines ``alarm()`` (``set_alarm`` needs one)."""
         self._alarms = alarms
@@ -45,15 +51,24 @@ class ObjectClass:
         path, inlined (a call less per RPC call, about 1%: issue 16)."""
 
     def construct(self, state: State, env: Any, db: ObjectDatabase) -> DurableObject:
-        """A new instance, ``cls(state, env)``; raises what the constructor raises.
+        """A new instance, ``cls(state, env)``.
 
         Before it starts, the restore the last instance asked for (PITR) is applied; the alarm
-        returns with the rest of the storage, so the scheduler learns of it as of a commit.
+        returns with the rest of the storage, so the scheduler learns of it as of a commit. If the
+        constructor (or the restore) raises, the object is reset with a copy of the error marked
+        ``durable_object_reset``, and that copy is raised (workerd resets an object whose
+        constructor throws).
         """
-        history = db.history
-        if isinstance(history, History) and history.begin_session(db):
-            self._alarms.restored()
-        return self.cls(state, env)
+        try:
+            history = db.history
+            if isinstance(history, History) and history.begin_session(db):
+                self._alarms.restored()
+            return self.cls(state, env)
+        except BaseException as exc:
+            error = reset_copy(exc, keep_cause=False)
+            log.warning("durable: constructor of %s raised; the object is reset", self.cls.__name__, exc_info=exc)
+            self._reset(error)
+            raise error from None
 
     def plain_method(self, name: str) -> Any:
         """The plain function RPC reaches for ``name``, if it was resolved before; else None.
@@ -67,7 +82,13 @@ class ObjectClass:
         return entry[0]
 
     def dispatch(
-        self, instance: DurableObject, state: State | None, kind: EventKind, name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        instance: DurableObject,
+        state: State | None,
+        kind: EventKind,
+        name: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
         """Start the event on ``instance``: what the handler returns (maybe an awaitable)."""
         if kind == "rpc":

@@ -148,6 +148,9 @@ class GateDatabase(Protocol):
 class AlarmCommits(Protocol):
     """The alarm bookkeeping a commit reports to (``durable._alarm_state.AlarmState``)."""
 
+    changed: bool
+    """Whether the alarm was written since the last commit."""
+
     def take_change(self) -> bool:
         """Whether the alarm changed since the last commit (and so must be announced with this one)."""
         ...
@@ -165,8 +168,16 @@ class GateOwner(Protocol):
     """The object an output gate belongs to (implemented by ``durable._host.ObjectHost``)."""
 
     id: Any
-    db: GateDatabase
-    alarms: AlarmCommits
+
+    @property
+    def db(self) -> GateDatabase:
+        """The object's database: what the gate commits."""
+        ...
+
+    @property
+    def alarms(self) -> AlarmCommits:
+        """The object's alarm bookkeeping, told of each commit."""
+        ...
 
     def reset(self, error: BaseException) -> None:
         """End the object's generation: its commit failed with ``error``."""
