@@ -1323,7 +1323,7 @@ _ATOMIC: Final = frozenset({_NoneType, bool, int, float, str, bytes, _dt.date, _
 
 ATOMIC_TYPES: Final = _ATOMIC
 """The exact types :func:`clone` returns as they are. A hot path may test ``type(v) in ATOMIC_TYPES``
-and skip the call (an RPC result is most often one of them: about 1% of a call, issue 16)."""
+and skip the call (an RPC result is most often one of them; see docs/performance.md)."""
 
 # Depth up to which clone recurses; deeper values go through encode/decode, which use an explicit
 # stack. Real documents are far shallower, and this stays well inside the interpreter's limit.

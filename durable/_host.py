@@ -258,7 +258,7 @@ class ObjectHost:
         instance, an open gate, a plain method called before): the method's own coroutine is
         started here, with no gate or dispatch work around it. Anything else goes through ``invoke``.
         """
-        # ObjectClass.plain_method(name), inlined (issue 16): the method resolved before, a plain
+        # ObjectClass.plain_method(name), inlined (docs/performance.md): the method resolved before, a plain
         # function, not replaced on the class since (a test's monkeypatch).
         entry = self.type.rpc.get(name)
         func = None if entry is None or entry[2] is None or getattr(self.cls, name, None) is not entry[1] else entry[0]
@@ -310,7 +310,7 @@ class ObjectHost:
 
     def _event_ended(self, call: EventCall) -> None:
         events = self.events
-        events.running.discard(call)  # events.ended(call), then not self.busy: inlined (issue 16)
+        events.running.discard(call)  # events.ended(call), then not self.busy: inlined (docs/performance.md)
         events.admitted -= 1
         if not (events.admitted or self.background.tasks or self.gate.locked or self.db.savepoint_depth or self.pins):
             self.runtime.host_idle(self)

@@ -104,7 +104,7 @@ class Batch:
     def succeed(self) -> None:
         """The batch is durable: release what it held."""
         for fut, value, is_error in self.held:
-            # resolve(), inlined: one held result per awaited call that wrote (issue 16).
+            # resolve(), inlined: one held result per awaited call that wrote (docs/performance.md).
             if fut.done():
                 continue
             try:
@@ -241,7 +241,7 @@ class OutputGate:
         A write outside any event step (a background task, a ``block_concurrency_while``
         callback, test code) commits once this turn ends; inside a step, :meth:`step_done` decides.
         """
-        batch = self.batch  # wrote(), inlined: this runs for every write (issue 16)
+        batch = self.batch  # wrote(), inlined: this runs for every write (docs/performance.md)
         if batch is None:
             batch = self.batch = Batch()
         if gated:
