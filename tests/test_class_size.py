@@ -20,7 +20,6 @@ OVERSIZED: dict[tuple[str, str], int] = {
     ("_websocket.py", "WebSocket"): 516,
     ("_host.py", "ObjectHost"): 485,
     ("_history.py", "History"): 480,
-    ("_runtime.py", "Runtime"): 414,
 }
 
 
