@@ -16,7 +16,7 @@ keep its shape: a layer starts with its number and its modules, the role follows
     6  asgi, _wsbridge, testing, _wstesting, _blocking, _serve_limits, _inspect
            -- fronts: ASGI (only supported names of _http), testing hooks, BlockingRuntime;
               serve's connection bounds; reading a stopped runtime's files (their documented layout)
-    5  _runtime                      -- runtime, env bindings, eviction, the storage directory
+    5  _runtime, _hosts              -- runtime, env bindings, its lifecycle; the live hosts and their eviction
     4  _namespace, _stub             -- ids and stubs -> hosts
     3  _host, _alarms, _hibernation  -- one object's lifecycle: events, gates, resets, sockets
     2  _state, _storage, _counter, _background
@@ -25,7 +25,8 @@ keep its shape: a layer starts with its number and its modules, the role follows
     1  _sql, _directory              -- ctx.storage.sql: the connection, rows, cursors; the storage directory
            (path lock, metadata database, alarm index, object names, file naming and removal)
     0  _sql_rules, _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases,
-       _exceptions, _history, _websocket, _context, _util, _output_gate, _eager
+       _exceptions, _history, _websocket, _context, _util, _output_gate, _eager,
+       _history_log, _history_capture
            -- building blocks: SQL rules, the database, values, gates, ids, time, HTTP, sockets
 
 _sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of objects:

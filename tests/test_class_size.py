@@ -19,8 +19,6 @@ OVERSIZED: dict[tuple[str, str], int] = {
     ("_storage.py", "Storage"): 593,
     ("_websocket.py", "WebSocket"): 516,
     ("_host.py", "ObjectHost"): 485,
-    ("_history.py", "History"): 480,
-    ("_runtime.py", "Runtime"): 414,
 }
 
 
