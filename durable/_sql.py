@@ -4,7 +4,7 @@
 holds the ``_cf_KV`` table, so SQL and key-value writes share one implicit transaction: they commit
 together at the end of the turn, are held behind the output gate together, roll back together when
 the commit fails, and join the savepoints of ``transaction()`` / ``transaction_sync()``.
-:class:`durable._storage.SyncKV` is the synchronous key-value API over the same table.
+:class:`durable._kv.SyncKV` is the synchronous key-value API over the same table.
 
 What production Cloudflare refuses is refused here too, with workerd's messages (its
 ``util/sqlite.c++`` and ``api/sql.c++``; the rules themselves are in ``_sql_rules.py``): an SQLite authorizer, installed on every connection of the
