@@ -192,7 +192,8 @@ class Transactions:
         self._gen = generation
         self._db = host.db
         self.stack: list[Transaction] = []
-        """Open transactions, outermost first; each one is nested in the one before it."""
+        """Open transactions, outermost first; each one is nested in the one before it. Never
+        rebound: ``Storage``, ``SqlStorage`` and ``SyncKV`` test this same list."""
         self._queue: list[_Waiting] = []
         """Storage calls and transactions waiting for the transaction they belong to to be innermost."""
         self._sync_depth = 0
