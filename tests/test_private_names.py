@@ -30,24 +30,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("_stub.py", "_stub"): "RpcPromise's own field",
     ("_stub.py", "_broken"): "Stub's own field",
     ("_stub.py", "_runtime"): "Stub's own field",
-    ("_storage.py", "_lock"): "Transaction's own field",
-    ("_storage.py", "_open"): "Transaction's own field",
-    ("_storage.py", "_state"): "Transaction's own field",
-    ("_storage.py", "_storage"): "Transaction's own field",
-    ("_storage.py", "_db"): "Storage's own field",
-    ("_storage.py", "_check_sync"): "Storage's own method, called by SyncKV of the same module",
     ("_http.py", "_drain"): "ExecutionContext's own method, behind _http.drain()",
-    ("_storage.py", "_gen"): "Storage's own field",
-    ("_storage.py", "_host"): "Storage's own field",
-    ("_sql.py", "_gen"): "SyncKV's own field, and Storage's (items 1 and 4)",
-    ("_sql.py", "_host"): "SyncKV's own field, and Storage's (items 1 and 4)",
     ("_hibernation.py", "_tasks"): "HibernationManager's own field, from a closure of this module",
     # Still crossing a seam; each belongs to an open item of issue 12 owned elsewhere.
     ("_host.py", "_hex"): "DurableObjectId internals (the object key)",
     ("_host.py", "_namespace"): "DurableObjectId internals (the object key)",
-    ("_sql.py", "_tag"): "ObjectDatabase's statement tag (item 8)",
-    ("_sql.py", "_db"): "Storage internals (items 1 and 4)",
-    ("_sql.py", "_state"): "Storage internals (items 1 and 4)",
     ("_state.py", "_check"): "WebSocketRequestResponsePair's check",
     ("_http.py", "_read_json"): "Body mixin used by compat",
     ("_http.py", "_release"): "WebSocket hand-over (_websocket)",
@@ -66,8 +53,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("_wstesting.py", "_network_end"): "WebSocket internals",
     ("compat/python_workers/_http.py", "_body"): "Body internals (_http)",
     ("compat/python_workers/_http.py", "_read_json"): "Body internals (_http)",
-    ("testing.py", "_db"): "Storage's database for query(unrestricted=True)",
-    ("testing.py", "_exec"): "SqlStorage's trusted exec for query(unrestricted=True)",
 }
 
 
