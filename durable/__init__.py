@@ -25,11 +25,12 @@ keep its shape: a layer starts with its number and its modules, the role follows
     1  _sql, _directory              -- ctx.storage.sql: the connection, rows, cursors; the storage directory
            (path lock, metadata database, alarm index, object names, file naming and removal)
     0  _sql_rules, _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases,
-       _exceptions, _history, _websocket, _context, _util, _output_gate, _eager
+       _exceptions, _history, _websocket, _context, _util, _output_gate, _eager,
+       _wsbase, _wsnetwork, _wsdelivery
            -- building blocks: SQL rules, the database, values, gates, ids, time, HTTP, sockets
 
 _sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of objects:
-_hibernation plugs the object layer into sockets through _websocket.ObjectHooks.
+_hibernation plugs the object layer into sockets through _wsbase.ObjectHooks.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ LIMIT = 300
 OVERSIZED: dict[tuple[str, str], int] = {
     ("_sqlite.py", "ObjectDatabase"): 642,
     ("_storage.py", "Storage"): 593,
-    ("_websocket.py", "WebSocket"): 516,
     ("_host.py", "ObjectHost"): 485,
     ("_history.py", "History"): 480,
     ("_runtime.py", "Runtime"): 414,
