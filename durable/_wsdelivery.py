@@ -65,7 +65,9 @@ class Delivery:
     def __init__(self, socket: WebSocket) -> None:
         self.socket = socket
         self._mode = _NEW
-        self._backlog: list[tuple[Any, ...]] = []
+        # Made on first use, as the inbox: most sockets never need one (memory per hibernated
+        # socket, benchmarks/bench_websockets.py).
+        self._backlog: list[tuple[Any, ...]] | None = None
         self._inbox = None
         self._waiter: asyncio.Future[None] | None = None
         self._listeners: dict[str, list[Callable[[Any], Any]]] | None = None
@@ -134,7 +136,7 @@ class Delivery:
         self._receiver = receiver
         self._replay_backlog()
 
-    def release(self) -> list[tuple[Any, ...]]:
+    def release(self) -> list[tuple[Any, ...]] | None:
         """The socket is handed over in a Response: this handle dies; returns its backlog.
 
         Raises:
@@ -148,10 +150,10 @@ class Delivery:
         if self._mode == _STANDARD:
             raise TypeError("Can't return WebSocket in a Response after calling accept().")
         self._mode = _RELEASED
-        backlog, self._backlog = self._backlog, []
+        backlog, self._backlog = self._backlog, None
         return backlog
 
-    def take_over(self, backlog: list[tuple[Any, ...]]) -> None:
+    def take_over(self, backlog: list[tuple[Any, ...]] | None) -> None:
         """Start with ``backlog``, the frames a handed-over handle had not delivered yet."""
         self._backlog = backlog
 
@@ -168,8 +170,8 @@ class Delivery:
             loop.call_soon(self._flush_backlog, context=contextvars.Context())
 
     def _flush_backlog(self) -> None:
-        backlog, self._backlog = self._backlog, []
-        for frame in backlog:
+        backlog, self._backlog = self._backlog, None
+        for frame in backlog or ():
             self._dispatch(frame)
 
     # -- the owning object (sockets accepted with accept() inside one) -------------------------
@@ -211,7 +213,10 @@ class Delivery:
     def deliver(self, frame: tuple[Any, ...]) -> None:
         """A frame arrived (the network end has updated the close state already)."""
         if self._mode == _NEW or self._backlog:
-            self._backlog.append(frame)  # not accepted yet, or a replay is pending: keep the order
+            # Not accepted yet, or a replay is pending: keep the order.
+            if self._backlog is None:
+                self._backlog = []
+            self._backlog.append(frame)
         else:
             self._dispatch(frame)
 
