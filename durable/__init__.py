@@ -13,7 +13,7 @@ keep its shape: a layer starts with its number and its modules, the role follows
     8  __main__, _cli, _cli_messages, compat, pytest_plugin
            -- the command line, Python Workers compatibility, the pytest plugin (they import the package)
     7  durable                       -- the public API, re-exported
-    6  asgi, _wsbridge, testing, _wstesting, _blocking, _serve_limits, _inspect
+    6  asgi, _wsbridge, testing, _wstesting, _blocking, _serve_limits, _inspect, _serve_ws
            -- fronts: ASGI (only supported names of _http), testing hooks, BlockingRuntime;
               serve's connection bounds; reading a stopped runtime's files (their documented layout)
     5  _runtime                      -- runtime, env bindings, eviction, the storage directory
