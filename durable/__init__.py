@@ -13,7 +13,7 @@ keep its shape: a layer starts with its number and its modules, the role follows
     8  __main__, _cli, _cli_messages, compat, pytest_plugin
            -- the command line, Python Workers compatibility, the pytest plugin (they import the package)
     7  durable                       -- the public API, re-exported
-    6  asgi, _wsbridge, testing, _wstesting, _blocking, _serve_limits, _inspect
+    6  asgi, _wsbridge, testing, _wstesting, _blocking, _serve_limits, _inspect, _serve_ws
            -- fronts: ASGI (only supported names of _http), testing hooks, BlockingRuntime;
               serve's connection bounds; reading a stopped runtime's files (their documented layout)
     5  _runtime, _hosts              -- runtime, env bindings, its lifecycle; the live hosts and their eviction
@@ -28,12 +28,12 @@ keep its shape: a layer starts with its number and its modules, the role follows
            storage's parts: ctx.storage.kv, transactions, the alarm methods, bookmarks
     0  _sql_rules, _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases,
        _exceptions, _history, _websocket, _context, _util, _output_gate, _eager,
-       _history_log, _history_capture, _done, _keys
+       _history_log, _history_capture, _done, _keys, _wsbase, _wsnetwork, _wsdelivery
            -- building blocks: SQL rules, the database, values, gates, ids, time, HTTP, sockets;
               storage's resolved awaitable and its key, value and range checks
 
 _sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of objects:
-_hibernation plugs the object layer into sockets through _websocket.ObjectHooks.
+_hibernation plugs the object layer into sockets through _wsbase.ObjectHooks.
 """
 
 from __future__ import annotations
