@@ -25,6 +25,7 @@ keep its shape: a layer starts with its number and its modules, the role follows
     1  _sql, _directory              -- ctx.storage.sql: the connection, rows, cursors; the storage directory
            (path lock, metadata database, alarm index, object names, file naming and removal)
     0  _sql_rules, _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases,
+       _kvcache, _dbmeta, _dbfile,
        _exceptions, _history, _websocket, _context, _util, _output_gate, _eager
            -- building blocks: SQL rules, the database, values, gates, ids, time, HTTP, sockets
 

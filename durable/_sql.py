@@ -350,12 +350,12 @@ class _Connection:
         try:
             row = conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND lower(tbl_name) = ? AND "
-                f"name LIKE 'sqlite\\_autoindex\\_%' ESCAPE '\\' -- {self.db._tag}",
+                f"name LIKE 'sqlite\\_autoindex\\_%' ESCAPE '\\' -- {self.db.tag}",
                 (table.lower(),),
             ).fetchone()
             # A new table holds rows only if CREATE TABLE ... AS SELECT put them there (one b-tree
             # row each; sqlite3 does not report them as changes).
-            filled = conn.execute(f"SELECT count(*) FROM {quoted} -- {self.db._tag}").fetchone()
+            filled = conn.execute(f"SELECT count(*) FROM {quoted} -- {self.db.tag}").fetchone()
         except sqlite3.Error:
             return 0
         return int(row[0]) + int(filled[0])
@@ -687,10 +687,10 @@ class SqlStorage:
         if (index := lone_surrogate_at(query)) is not None:
             raise TypeError(f"sql.exec() SQL has a lone surrogate at index {index}; it must be valid Unicode")
         db = self._db
-        if trusted or db.kv_pending:
+        if trusted or db.kv.pending:
             # SQL without the rules may read _cf_KV, and any SQL may list it in sqlite_master: as
             # in workerd, it exists from the first key-value write on. Buffered writes go there.
-            db.spill()
+            db.kv.spill()
             if db.in_transaction:
                 self._host.wrote(gated=True)  # the table may be new: commit it at the end of the turn
         params: tuple[SqlValue, ...] = bindings  # checked by sqlite3 as it binds (see _attempt)
@@ -763,7 +763,7 @@ class SqlStorage:
         scratch = conn is state._scratch
         # A CREATE ... IF NOT EXISTS of something that exists writes nothing (workerd: 0 rows), but
         # the authorizer reports its CREATE all the same: the schema's version tells them apart.
-        schema = _schema_version(conn, db._tag) if not probe and _IF_NOT_EXISTS.match(sql) else None
+        schema = _schema_version(conn, db.tag) if not probe and _IF_NOT_EXISTS.match(sql) else None
         before = conn.total_changes
         state.probe = probe
         state.trusted = trusted
@@ -825,7 +825,7 @@ class SqlStorage:
                     state.plans[text] = plan
             else:
                 plan = state.plans.get(text, ())
-            if schema is not None and _schema_version(conn, db._tag) == schema:
+            if schema is not None and _schema_version(conn, db.tag) == schema:
                 plan = ()  # CREATE ... IF NOT EXISTS that created nothing
             if plan:
                 written = state.rows_written(conn, text, plan, written)
@@ -838,7 +838,7 @@ class SqlStorage:
         if self._transactions:
             self._check_sync("sql.database_size")
         db = self._db
-        db.spill()  # buffered key-value writes count too
+        db.kv.spill()  # buffered key-value writes count too
         conn = db.read_conn()
         if conn is None:
             return 0

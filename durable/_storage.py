@@ -531,7 +531,7 @@ class Storage:
             check_key(key, host)
             if self._stack and (level := self._where()) is not _Here.NOW:
                 return self._defer(level, lambda: self._get_one(key))
-            blob = self._db.kv_get(key)
+            blob = self._db.kv.get(key)
             return _NONE if blob is None else Done(decode(blob))
         if isinstance(key, (list, tuple)):
             keys = [check_key(k, host) for k in key]
@@ -542,11 +542,11 @@ class Storage:
         raise TypeError(f"get() takes a str key or a list of str keys, not {type(key).__name__}")
 
     def _get_one(self, key: str) -> Any:
-        blob = self._db.kv_get(key)
+        blob = self._db.kv.get(key)
         return None if blob is None else decode(blob)
 
     def _get_many(self, keys: list[str]) -> dict[str, Any]:
-        return {k: decode(v) for k, v in self._db.kv_get_many(keys)}
+        return {k: decode(v) for k, v in self._db.kv.get_many(keys)}
 
     def list(self, **options: Any) -> Awaitable[dict[str, Any]]:
         """Key-value pairs in key order (code-point order), as a dict.
@@ -572,7 +572,7 @@ class Storage:
         return Done(self._scan(bounds, reverse=reverse, limit=limit))
 
     def _scan(self, bounds: tuple[str | None, str | None], *, reverse: bool, limit: int | None) -> dict[str, Any]:
-        rows = self._db.kv_scan(bounds[0], bounds[1], reverse=reverse, limit=limit)
+        rows = self._db.kv.scan(bounds[0], bounds[1], reverse=reverse, limit=limit)
         return {k: decode(v) for k, v in rows}
 
     # -- writes --
@@ -596,7 +596,7 @@ class Storage:
             blob = encode_checked(check_key(key, host), value, host)
             if self._stack and (level := self._where()) is not _Here.NOW:
                 return self._defer(level, lambda: self._put_one(key, blob, gated=gated), write=True, gated=gated)
-            self._db.kv_put(key, blob)
+            self._db.kv.put(key, blob)
         elif isinstance(key, Mapping) and value is ...:
             _check_batch(len(key), host)
             items = [(check_key(k, host), v) for k, v in key.items()]
@@ -605,7 +605,7 @@ class Storage:
                 return _NONE
             if self._stack and (level := self._where()) is not _Here.NOW:
                 return self._defer(level, lambda: self._put_many(blobs, gated=gated), write=True, gated=gated)
-            self._db.kv_put_many(blobs)
+            self._db.kv.put_many(blobs)
         else:
             raise TypeError(
                 "put() may only be called with a single key-value pair and optional options as "
@@ -616,11 +616,11 @@ class Storage:
         return _NONE
 
     def _put_one(self, key: str, blob: bytes, *, gated: bool) -> None:
-        self._db.kv_put(key, blob)
+        self._db.kv.put(key, blob)
         self._host.wrote(gated=gated)
 
     def _put_many(self, blobs: _Pairs, *, gated: bool) -> None:
-        self._db.kv_put_many(blobs)
+        self._db.kv.put_many(blobs)
         self._host.wrote(gated=gated)
 
     @overload
@@ -649,7 +649,7 @@ class Storage:
 
     def _delete(self, keys: str | KeyList, *, gated: bool) -> bool | int:
         db = self._db
-        result = db.kv_delete(keys) if isinstance(keys, str) else db.kv_delete_many(list(keys))
+        result = db.kv.delete(keys) if isinstance(keys, str) else db.kv.delete_many(list(keys))
         if db.in_transaction:
             self._host.wrote(gated=gated)
         return result
@@ -692,8 +692,8 @@ class Storage:
         if options:
             normalize_options("get_alarm", options, frozenset({"allow_concurrency"}))
         if self._stack and (level := self._where()) is not _Here.NOW:
-            return self._defer(level, lambda: host.alarm_visible(self._db.get_alarm()))
-        return Done(host.alarm_visible(self._db.get_alarm()))
+            return self._defer(level, lambda: host.alarm_visible(self._db.meta.get_alarm()))
+        return Done(host.alarm_visible(self._db.meta.get_alarm()))
 
     def set_alarm(self, scheduled_time: int | float | _dt.datetime, **options: Any) -> Awaitable[None]:
         """Set the object's one alarm (replacing any other) to ``scheduled_time``.
@@ -717,7 +717,7 @@ class Storage:
         return _NONE
 
     def _set_alarm(self, ms: int, *, gated: bool) -> None:
-        self._db.set_alarm(ms)
+        self._db.meta.set_alarm(ms)
         self._host.alarm_written()
         self._host.wrote(gated=gated)
 
@@ -738,10 +738,10 @@ class Storage:
 
     def _delete_alarm(self, *, gated: bool) -> None:
         host = self._host
-        if self._db.get_alarm() is None and not host.alarm_visible(None):
+        if self._db.meta.get_alarm() is None and not host.alarm_visible(None):
             host.alarm_written()  # still clears a handler-set marker, see ObjectHost.alarm_written
             return
-        self._db.set_alarm(None)
+        self._db.meta.set_alarm(None)
         host.alarm_written()
         host.wrote(gated=gated)
 
@@ -1174,7 +1174,7 @@ class SyncKV:
         host.check_live(self._gen)
         if self._storage._stack:
             self._storage._check_sync("kv.get()")
-        blob = self._db.kv_get(check_key(key, host))
+        blob = self._db.kv.get(check_key(key, host))
         return None if blob is None else decode(blob)
 
     def put(self, key: str, value: Any) -> None:
@@ -1188,7 +1188,7 @@ class SyncKV:
         if self._storage._stack:
             self._storage._check_sync("kv.put()")
         blob = encode_checked(check_key(key, host), value, host)
-        self._db.kv_put(key, blob)
+        self._db.kv.put(key, blob)
         host.wrote(gated=True)
 
     def delete(self, key: str) -> bool:
@@ -1197,7 +1197,7 @@ class SyncKV:
         host.check_live(self._gen)
         if self._storage._stack:
             self._storage._check_sync("kv.delete()")
-        existed = self._db.kv_delete(check_key(key, host))
+        existed = self._db.kv.delete(check_key(key, host))
         if self._db.in_transaction:
             host.wrote(gated=True)
         return existed
@@ -1220,7 +1220,7 @@ class SyncKV:
             # An empty range never reaches the database, so (as in workerd) it does not
             # invalidate the live iterator.
             return _KvListIterator(self, None)
-        rows = self._db.kv_scan(
+        rows = self._db.kv.scan(
             bounds[0], bounds[1], reverse=opts.get("reverse", False), limit=opts.get("limit"), lazy=True
         )
         if self._live is not None:

@@ -152,7 +152,7 @@ async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = 
         cursor = ctx.storage.sql._exec(sql, bindings, trusted=unrestricted)
         rows = [row.to_py() for row in cursor]
         if unrestricted:
-            ctx.storage._db.drop_caches()  # the SQL may have touched _cf_KV behind the cache
+            ctx.storage._db.kv.drop_caches()  # the SQL may have touched _cf_KV behind the cache
         return rows
 
     result: list[dict[str, Any]] = await run_in_object(stub, body)

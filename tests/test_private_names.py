@@ -45,7 +45,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     # Still crossing a seam; each belongs to an open item of issue 12 owned elsewhere.
     ("_host.py", "_hex"): "DurableObjectId internals (the object key)",
     ("_host.py", "_namespace"): "DurableObjectId internals (the object key)",
-    ("_sql.py", "_tag"): "ObjectDatabase's statement tag (item 8)",
     ("_sql.py", "_db"): "Storage internals (items 1 and 4)",
     ("_sql.py", "_state"): "Storage internals (items 1 and 4)",
     ("_state.py", "_check"): "WebSocketRequestResponsePair's check",
