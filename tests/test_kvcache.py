@@ -72,10 +72,12 @@ class TestBuffer:
     def test_writes_reach_sqlite_only_when_spilled(self, conns: Connections, kv: KvCache) -> None:
         """A put is read back from the buffer; SQLite has no table until ``spill()`` writes it there."""
         kv.put("a", b"1")
-        assert kv.get("a") == b"1" and kv.buffered and kv.pending
+        assert kv.get("a") == b"1"
+        assert (kv.buffered, kv.pending) == (True, True)
         assert conns.conn.execute("SELECT name FROM sqlite_master").fetchall() == []
         kv.spill()
-        assert conns.rows() == [("a", b"1")] and not kv.buffered and kv.exists
+        assert conns.rows() == [("a", b"1")]
+        assert (kv.buffered, kv.exists) == (False, True)
 
     def test_a_lone_write_is_one_autocommit_statement(self, conns: Connections, kv: KvCache) -> None:
         """``write_alone()`` commits one buffered write without ``BEGIN``, and refuses two."""
