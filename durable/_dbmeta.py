@@ -80,7 +80,7 @@ class MetadataTable:
         except sqlite3.Error as exc:
             raise wrap_error(exc, self._conns.file) from exc
 
-    def clean_legacy(self, conn: sqlite3.Connection | sqlite3.Cursor, found_name: Callable[[str], None]) -> bool:
+    def clean_legacy(self, conn: sqlite3.Connection, found_name: Callable[[str], None]) -> bool:
         """Move what an older durable kept in ``_cf_METADATA`` out of it; True if the table is gone.
 
         Its ``name`` row goes to ``found_name``, its ``schema_version`` row to ``PRAGMA

@@ -135,8 +135,10 @@ class ObjectDatabase:
         conn: sqlite3.Connection | None = None
         try:
             conn = open_file(self.file, synchronous=self._synchronous, creating=self._creating)
+            # Not on a cursor kept in a local: a statement failed on a damaged page would stay alive with
+            # the traceback, and the closed connection keep the file's lock ("database is locked").
+            self._look_up_tables(conn, clean=True)
             cursor = conn.cursor()  # reused by the hot statements (a new cursor per call costs)
-            self._look_up_tables(cursor, clean=True)
             for hook in self.on_open:
                 hook(conn)
         except sqlite3.Error as exc:
@@ -154,7 +156,7 @@ class ObjectDatabase:
             self.history.opened(conn, self.file)
         return conn
 
-    def _look_up_tables(self, conn: sqlite3.Connection | sqlite3.Cursor, *, clean: bool = False) -> None:
+    def _look_up_tables(self, conn: sqlite3.Connection, *, clean: bool = False) -> None:
         """Which reserved tables exist, after the schema may have changed (a new connection, an
         image loaded, a rollback); ``clean``: clean a file an older durable wrote (``clean_legacy``)."""
         self.schema_epoch += 1
