@@ -68,7 +68,8 @@ class TestMockClock:
                 await self.ctx.storage.set_alarm(at_ms)
 
             async def beats(self) -> int:
-                return await self.ctx.storage.get("beats")
+                beats: int = await self.ctx.storage.get("beats")
+                return beats
 
             async def alarm(self, info: durable.AlarmInfo) -> None:
                 await self.ctx.storage.put("beats", await self.ctx.storage.get("beats") + 1)
