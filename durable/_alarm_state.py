@@ -61,7 +61,7 @@ class AlarmState:
         if not self.changed:
             return False
         self.changed = False
-        self._committing = self._owner.db.get_alarm()
+        self._committing = self._owner.db.meta.get_alarm()
         return True
 
     def before_commit(self) -> None:
@@ -74,7 +74,7 @@ class AlarmState:
 
     def restored(self) -> None:
         """The storage was restored (point-in-time recovery): announce its alarm as of a commit."""
-        self._committing = self._owner.db.get_alarm()
+        self._committing = self._owner.db.meta.get_alarm()
         self.before_commit()
         self.after_commit()
 
@@ -87,15 +87,15 @@ class AlarmState:
             await result
         self.running = False
         db = self._owner.db
-        if not self.reset and db.get_alarm() == info.scheduled_time:
-            db.set_alarm(None)
+        if not self.reset and db.meta.get_alarm() == info.scheduled_time:
+            db.meta.set_alarm(None)
             self.written()
             self._owner.wrote(True)
 
     def drop(self, scheduled_ms: int) -> None:
         """Delete the stored alarm if it is still the one set for ``scheduled_ms`` (given up)."""
         db = self._owner.db
-        if db.get_alarm() == scheduled_ms:
-            db.set_alarm(None)
+        if db.meta.get_alarm() == scheduled_ms:
+            db.meta.set_alarm(None)
             self.written()
             self._owner.wrote(False)

@@ -16,6 +16,19 @@ from durable._output_gate import OutputGate
 from durable._stub import RpcPromise, host_of
 
 
+class FakeMeta:
+    """The metadata table's alarm row."""
+
+    def __init__(self) -> None:
+        self.alarm: int | None = None
+
+    def get_alarm(self) -> int | None:
+        return self.alarm
+
+    def set_alarm(self, when: int | None) -> None:
+        self.alarm = when
+
+
 class FakeDatabase:
     """The database an output gate commits: counts commits, fails one on demand."""
 
@@ -24,18 +37,12 @@ class FakeDatabase:
         self.in_transaction = True
         self.commits = 0
         self.fail: BaseException | None = None
-        self.alarm: int | None = None
+        self.meta = FakeMeta()
 
     def commit(self) -> None:
         if self.fail is not None:
             raise self.fail
         self.commits += 1
-
-    def get_alarm(self) -> int | None:
-        return self.alarm
-
-    def set_alarm(self, when: int | None) -> None:
-        self.alarm = when
 
 
 class FakeRuntime:
@@ -144,7 +151,7 @@ class TestOutputGateCommits:
     async def test_a_changed_alarm_is_announced_with_its_commit(self, owner: FakeOwner) -> None:
         """The scheduler hears of a written alarm before and after the commit that makes it durable, once."""
         gate = OutputGate(owner=owner)
-        owner.db.alarm = 1_000
+        owner.db.meta.alarm = 1_000
         owner.alarms.written()
         gate.wrote(True)
         gate.flush()
@@ -176,19 +183,19 @@ class TestAlarmState:
             async def alarm(self, info: Any) -> None:
                 pass
 
-        owner.db.alarm = 1_000
+        owner.db.meta.alarm = 1_000
         info = durable.AlarmInfo(retry_count=0, scheduled_time=1_000)
         await owner.alarms.run(Handler(), info)  # type: ignore[arg-type]
-        assert owner.db.get_alarm() is None and owner.writes == [True] and owner.alarms.changed
+        assert owner.db.meta.get_alarm() is None and owner.writes == [True] and owner.alarms.changed
         assert not owner.alarms.running
 
     async def test_a_given_up_alarm_is_dropped_if_still_stored(self, owner: FakeOwner) -> None:
         """drop() deletes the alarm only if it is still the one that was given up on."""
-        owner.db.alarm = 2_000
+        owner.db.meta.alarm = 2_000
         owner.alarms.drop(1_000)
-        assert owner.db.get_alarm() == 2_000 and owner.writes == []
+        assert owner.db.meta.get_alarm() == 2_000 and owner.writes == []
         owner.alarms.drop(2_000)
-        assert owner.db.get_alarm() is None and owner.writes == [False]
+        assert owner.db.meta.get_alarm() is None and owner.writes == [False]
 
 
 class TestEventCalls:
