@@ -1,9 +1,12 @@
 """Hosting one Durable Object: its instance, its events, its gates, its commits and its resets.
 
 An :class:`ObjectHost` exists per object id in a runtime. It builds the instance lazily on the first
-event, delivers events (RPC calls, fetches, alarms, test hooks) through the input gate, commits the
-implicit transaction at the end of each turn, holds results behind the output gate until the writes
-made before them are durable, and resets the object when something breaks.
+event, delivers events (RPC calls, fetches, alarms, test hooks) through the input gate, and resets
+the object when something breaks. Its collaborators do the rest: the output gate
+(``durable._output_gate.OutputGate``) commits the implicit transaction at the end of each turn and
+holds results until the writes made before them are durable; ``durable._alarm_state.AlarmState``
+keeps the alarm's bookkeeping; ``durable._object_class.ObjectClass`` builds the instance and calls
+into it; ``durable._eager`` starts events and counts those in flight.
 
 Rules, and the Cloudflare behaviour each mirrors:
 
@@ -16,7 +19,8 @@ Rules, and the Cloudflare behaviour each mirrors:
   transaction, which commits when the turn ends (workerd commits SQLite-backed objects on the
   next turn of the event loop). When an event's synchronous step ends, the commit is scheduled
   for the end of the loop turn, so the writes of every event that runs in that turn share one
-  commit (``step_done``); a caller that awaits a result makes the commit at once (``flush_now``).
+  commit (``OutputGate.step_done``); a caller that awaits a result makes the commit at once
+  (``OutputGate.flush_now``).
 - Output gate: a result (value or error) leaves only after the commit of every write made before
   it; a call the object makes to another object also waits. ``allow_unconfirmed`` writes do not
   hold it. If the commit fails, held results become reset errors, the batch is rolled back and the
