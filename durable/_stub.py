@@ -25,7 +25,7 @@ from asyncio import _get_running_loop
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
-from ._codec import clone
+from ._codec import ATOMIC_TYPES, clone
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception
 from ._host import EventKind, ObjectHost, current_host
 from ._http import build_request
@@ -237,7 +237,12 @@ class RpcMethod:
         instead, which makes the call when awaited (``asyncio.run(stub.increment())``).
         """
         if args:
-            args = clone(args)  # type: ignore[assignment]
+            # clone() returns a tuple of atomic values as it is: tested here first, without its
+            # two calls and memo dict (docs/performance.md: a call with two such arguments).
+            for arg in args:
+                if type(arg) not in ATOMIC_TYPES:
+                    args = clone(args)  # type: ignore[assignment]
+                    break
         if kwargs:
             kwargs = clone(kwargs)  # type: ignore[assignment]
         stub = self._stub

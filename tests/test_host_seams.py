@@ -262,3 +262,30 @@ class TestSeams:
         assert not hasattr(promise, "__dict__")
         assert promise._host is None
         promise.cancel()
+
+
+class TestArgumentCopies:
+    async def test_atomic_arguments_skip_clone(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A call whose arguments are all atomic values passes them on without a clone() call; others are copied."""
+        import durable._stub
+        from durable._codec import clone as original
+
+        calls: list[object] = []
+
+        def counting(value: object) -> object:
+            calls.append(value)
+            return original(value)
+
+        monkeypatch.setattr(durable._stub, "clone", counting)
+
+        class Echo(durable.DurableObject):
+            async def echo(self, *args: Any) -> Any:
+                return list(args)
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Echo).get_by_name("e")
+            assert await stub.echo(1, "x", None) == [1, "x", None]
+            assert calls == []
+            items = [1, 2]
+            copied = await stub.echo(items)
+            assert copied == [[1, 2]] and len(calls) == 1
