@@ -11,7 +11,8 @@ SQLite's in-memory statements), on one object:
 - ``seq-increment``: ``await stub.increment()`` in a loop (read, add one, write; one commit each);
 - ``conc-increment``: ``asyncio.gather`` of 1000 increments at a time (one commit per 1000);
 - ``seq-noop``: ``await stub.noop()`` of an ``async def`` that touches no storage (the RPC
-  machinery alone: stub, promise, host, gates, eager start, result copy, delivery).
+  machinery alone: stub, promise, host, gates, eager start, result copy, delivery);
+- ``seq-args``: the same with two arguments, ``await stub.first(1, "x")`` (their copy).
 
 It prints ``time.process_time()`` per call (best and median of ``--repeats``), which a busy shared
 machine disturbs less than wall-clock time. For a figure that does not move at all, count
@@ -52,6 +53,9 @@ class Counter(durable.DurableObject):
     async def noop(self) -> int:
         return 1
 
+    async def first(self, a: int, b: str) -> int:
+        return a
+
 
 async def seq_increment(stub: Any, calls: int) -> None:
     last = 0
@@ -76,10 +80,16 @@ async def seq_noop(stub: Any, calls: int) -> None:
         await stub.noop()
 
 
+async def seq_args(stub: Any, calls: int) -> None:
+    for _ in range(calls):
+        await stub.first(1, "x")
+
+
 WORKLOADS: dict[str, Callable[[Any, int], Awaitable[None]]] = {
     "seq-increment": seq_increment,
     "conc-increment": conc_increment,
     "seq-noop": seq_noop,
+    "seq-args": seq_args,
 }
 
 
