@@ -7,6 +7,7 @@ bare in-memory connection and look at SQLite directly.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,10 @@ class Connections:
 
 
 @pytest.fixture
-def conns() -> Connections:
-    return Connections()
+def conns() -> Iterator[Connections]:
+    conns = Connections()
+    yield conns
+    conns.conn.close()  # an unclosed connection is a ResourceWarning when collected (3.13)
 
 
 class TestAlarmRow:

@@ -8,7 +8,9 @@ The class meets its database only through ``_dbfile.Connections`` (``read_conn``
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,8 +57,10 @@ class Connections:
 
 
 @pytest.fixture
-def conns() -> Connections:
-    return Connections()
+def conns() -> Iterator[Connections]:
+    conns = Connections()
+    yield conns
+    conns.conn.close()  # an unclosed connection is a ResourceWarning when collected (3.13)
 
 
 @pytest.fixture
@@ -93,8 +97,9 @@ class TestBuffer:
     def test_a_lone_write_waits_for_the_table(self, kv: KvCache) -> None:
         """Before ``_cf_KV`` exists, ``write_alone()`` declines: the table must be created in a transaction."""
         kv.put("a", b"1")
-        kv.attach(sqlite3.connect(":memory:").cursor())
-        assert kv.write_alone() is False and kv.buffered
+        with contextlib.closing(sqlite3.connect(":memory:")) as other:
+            kv.attach(other.cursor())
+            assert kv.write_alone() is False and kv.buffered
 
     def test_discard_forgets_buffer_and_cache(self, conns: Connections, kv: KvCache) -> None:
         """After ``discard()`` (a rollback), reads go to SQLite again and see no buffered write."""
