@@ -27,6 +27,7 @@ from ._gates import GateLock, InputGate, held_locks
 from ._output_gate import reset_copy
 
 if TYPE_CHECKING:
+    from ._alarm_state import AlarmState
     from ._clock import Clock
 
 __all__ = ["BCW_TIMEOUT", "BackgroundHost", "BackgroundWork"]
@@ -46,7 +47,11 @@ class BackgroundHost(Protocol):
     gen: int
     """The object's generation: work of an ended generation resets nothing."""
     gate: InputGate
-    alarm_running: bool
+
+    @property
+    def alarms(self) -> AlarmState:
+        """The object's alarm bookkeeping (whether its alarm handler runs)."""
+        ...
 
     def reset(self, error: BaseException) -> None:
         """End the generation (its calls fail with a copy of ``error``)."""
@@ -135,14 +140,18 @@ class BackgroundWork:
         task.cancel()
 
     def wait_until(self, work: Awaitable[Any]) -> None:
-        """Keep the object busy until ``work`` ends. Raises ``TypeError`` if it is not awaitable."""
+        """Keep the object busy until ``work`` ends (its code only). Raises ``TypeError`` if it is not awaitable.
+
+        Raises ``RuntimeError`` if called from outside the object's own code (``ctx.wait_until``'s rule).
+        """
+        _context.check_owner(self._host)
         if not inspect.isawaitable(work):
             raise TypeError(f"wait_until() takes an awaitable, not {type(work).__name__}")
         fut = asyncio.ensure_future(work)
         self.tasks.add(fut)
         fut.add_done_callback(self._done)
         fut.add_done_callback(self._log_error)
-        if self._host.alarm_running:
+        if self._host.alarms.running:
             # Started by an alarm, hence by a timer: a mock clock's advance() waits for it too.
             self._clock.track(fut)
 

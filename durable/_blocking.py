@@ -28,7 +28,7 @@ from ._http import Request, Response, build_request
 from ._id import DurableObjectId
 from ._namespace import Namespace
 from ._runtime import Runtime
-from ._stub import RpcMethod, Stub, _buffer_body, submit
+from ._stub import Stub, _buffer_body, call_forwarded, fetch_forwarded, submit
 
 __all__ = ["BlockingNamespace", "BlockingRuntime", "BlockingStub"]
 
@@ -266,14 +266,14 @@ class BlockingStub(Generic[T]):
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        method = RpcMethod(self.stub, name)
+        stub = self.stub
         runtime = self._runtime
 
         def call(*args: Any, **kwargs: Any) -> Any:
             runtime._check_thread(f"stub.{name}() of a BlockingRuntime")
             copied: tuple[Any, ...] = clone(args) if args else args  # type: ignore[assignment]
             kw: dict[str, Any] = clone(kwargs) if kwargs else kwargs  # type: ignore[assignment]
-            return runtime._submit(lambda: method._start_forwarded(copied, kw)).result()
+            return runtime._submit(lambda: call_forwarded(stub, name, copied, kw)).result()
 
         call.__name__ = call.__qualname__ = name
         self.__dict__[name] = call
@@ -291,4 +291,4 @@ class BlockingStub(Generic[T]):
             # A streamed body is read on the loop that owns it... here, none runs: read it there.
             runtime.run(_buffer_body, request)
         stub = self.stub
-        return runtime._submit(lambda: stub._fetch_buffered(request)).result()
+        return runtime._submit(lambda: fetch_forwarded(stub, request)).result()

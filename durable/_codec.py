@@ -107,6 +107,7 @@ from typing import Any, Final
 from ._exceptions import DataCloneError, DataCorruptionError
 
 __all__ = [
+    "ATOMIC_TYPES",
     "FORMAT_VERSION",
     "MAX_EQUAL_HASHES",
     "MAX_HASHED_TUPLE_DEPTH",
@@ -1319,6 +1320,10 @@ def _superseded(refs: list[Any], index: int) -> Any:
 # Values that are immutable and contain nothing: clone returns them as they are. datetime and time
 # are immutable too but their tzinfo must be checked; tuple and frozenset may contain mutables.
 _ATOMIC: Final = frozenset({_NoneType, bool, int, float, str, bytes, _dt.date, _dt.timedelta, Decimal, uuid.UUID})
+
+ATOMIC_TYPES: Final = _ATOMIC
+"""The exact types :func:`clone` returns as they are. A hot path may test ``type(v) in ATOMIC_TYPES``
+and skip the call (an RPC result is most often one of them; see docs/performance.md)."""
 
 # Depth up to which clone recurses; deeper values go through encode/decode, which use an explicit
 # stack. Real documents are far shallower, and this stays well inside the interpreter's limit.

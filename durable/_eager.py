@@ -21,23 +21,35 @@ import sys
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-__all__ = ["EAGER_TASKS", "EventCall", "Stepping", "start_eagerly"]
+from ._exceptions import OverloadedError
+from ._output_gate import reset_copy
+
+__all__ = ["EAGER_TASKS", "EventCall", "EventCalls", "StepCounter", "Stepping", "start_eagerly"]
 
 EAGER_TASKS = sys.version_info >= (3, 12)
 """Whether asyncio has eager tasks (Python 3.12+); if not, :func:`_drive` steps events by hand."""
 
 
-class Stepping(Protocol):
-    """What eager start needs of the object an event runs in (implemented by ``ObjectHost``)."""
+class StepCounter(Protocol):
+    """Counts the synchronous steps of an object's events (implemented by ``_output_gate.OutputGate``)."""
 
     steps: int
     """Synchronous steps of its events running right now: writes made meanwhile commit at the step's end."""
 
+    def step_done(self) -> None:
+        """An event's synchronous step ended: ``steps`` goes down by one (the commit may be scheduled)."""
+        ...
+
+
+class Stepping(Protocol):
+    """What eager start needs of the object an event runs in (implemented by ``ObjectHost``)."""
+
     gen: int
     """Its generation: an event whose generation ended before its task began is cancelled at once."""
 
-    def step_done(self) -> None:
-        """An event's synchronous step ended (``steps`` was decremented by the caller's count)."""
+    @property
+    def output(self) -> StepCounter:
+        """Its step counter (the output gate, which commits when the last step of a turn ends)."""
         ...
 
 
@@ -52,6 +64,50 @@ class EventCall:
         """Set when the event suspended and a task took it over (None while it runs eagerly)."""
 
 
+class EventCalls:
+    """The events in flight in one object: how many were admitted, and the ones running now.
+
+    An event is admitted when it is delivered (it may then wait at the input gate), runs once it
+    is past the gate (its :class:`EventCall` is in ``running``), and ends once, either way.
+    """
+
+    __slots__ = ("admitted", "running")
+
+    def __init__(self) -> None:
+        self.admitted = 0
+        """Events delivered and not ended (waiting at the input gate or running)."""
+        self.running: set[EventCall] = set()
+        """The events past the input gate of the current generation."""
+
+    def admit(self, limit: int | None) -> None:
+        """Count an event in; ``OverloadedError`` (workerd's text) if ``limit`` events are in already."""
+        if limit is not None and self.admitted >= limit:
+            raise OverloadedError("Durable Object is overloaded. Too many requests queued.")
+        self.admitted += 1
+
+    def ended(self, call: EventCall) -> None:
+        """``call``'s event ended (delivered its outcome, failed, or was cancelled by a reset)."""
+        self.running.discard(call)
+        self.admitted -= 1
+
+    def tasks(self) -> set[asyncio.Future[Any]]:
+        """The tasks that continue running events (those that suspended)."""
+        return {call.task for call in self.running if call.task is not None}
+
+    def fail_running(self, error: BaseException) -> None:
+        """The generation ended with ``error``: each running event's caller gets a copy; its task is cancelled.
+
+        The task running now (the one that resets the object) is not cancelled: it goes on to its end.
+        """
+        current = asyncio.current_task()
+        calls, self.running = self.running, set()
+        for call in calls:
+            if not call.fut.done():
+                call.fut.set_exception(reset_copy(error))
+            if call.task is not None and call.task is not current:
+                call.task.cancel()
+
+
 def start_eagerly(
     host: Stepping,
     call: EventCall,
@@ -64,12 +120,13 @@ def start_eagerly(
     Its first step counts as one of ``host``'s steps; ``call.task`` is set to the task that
     continues it, if it suspends.
     """
-    host.steps += 1
+    counter = host.output
+    counter.steps += 1
     if EAGER_TASKS:
         try:
             task = asyncio.Task(coro, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg,unused-ignore]
         finally:
-            host.step_done()
+            counter.step_done()
         if not task.done():
             call.task = task
         return
@@ -78,7 +135,7 @@ def start_eagerly(
     except StopIteration:
         return
     finally:
-        host.step_done()
+        counter.step_done()
     loop.create_task(_drive(host, call, coro, yielded, host.gen), context=context)
 
 
@@ -110,7 +167,8 @@ async def _drive(host: Stepping, call: EventCall, coro: Coroutine[Any, Any, None
                 cancel = yielded is None or not yielded.cancelled()
             except BaseException:
                 pass  # the future failed: the coroutine raises it when resumed
-        host.steps += 1
+        counter = host.output
+        counter.steps += 1
         try:
             if cancel:
                 cancel = False
@@ -120,4 +178,4 @@ async def _drive(host: Stepping, call: EventCall, coro: Coroutine[Any, Any, None
         except StopIteration:
             return
         finally:
-            host.step_done()
+            counter.step_done()

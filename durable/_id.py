@@ -60,6 +60,14 @@ class DurableObjectId(metaclass=NoPublicConstructor):
         """The name given to ``id_from_name``, or ``None`` for unique and string-derived ids."""
         return self._name
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(namespace name, hex id)``: the object's key in a runtime (its hosts, files and alarms).
+
+        Package-internal (not in ``durable.__all__``'s documented API): the runtime's maps use it.
+        """
+        return (self._namespace, self._hex)
+
     def equals(self, other: object) -> bool:
         """Whether ``other`` is the same id (Cloudflare's ``id.equals(other)``)."""
         return self == other

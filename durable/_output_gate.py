@@ -7,21 +7,26 @@ are never sent: the object is reset instead (workerd's "broken.outputGateBroken"
 ``allow_unconfirmed`` do not hold the gate.
 
 An :class:`OutputGate` belongs to one object's host. It keeps the :class:`Batch` of writes made
-since the last commit and decides, per result, whether it leaves now or waits for that batch. The
-host commits (it owns the database); the gate only schedules the commit for the end of the loop
-turn and settles what waited on it, with the results or with copies of the reset error
-(:func:`reset_copy`).
+since the last commit, counts the synchronous steps of the events running now, decides per result
+whether it leaves now or waits for that batch, and makes the commit of a turn (:meth:`OutputGate.flush`):
+the owner's database commits, the owner's alarm bookkeeping hears of it, and what waited is settled,
+with the results or with copies of the reset error (:func:`reset_copy`); a failed commit resets the
+owner (:class:`GateOwner`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from asyncio import _get_running_loop
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ._exceptions import DurableError, ObjectResetError, copy_remote_exception
 
-__all__ = ["Batch", "OutputGate", "commit_failed", "reset_copy", "resolve"]
+__all__ = ["AlarmCommits", "Batch", "GateDatabase", "GateOwner", "OutputGate", "commit_failed", "reset_copy", "resolve"]
+
+log = logging.getLogger("durable")
 
 
 def reset_copy(error: BaseException, *, keep_cause: bool = True) -> BaseException:
@@ -99,7 +104,16 @@ class Batch:
     def succeed(self) -> None:
         """The batch is durable: release what it held."""
         for fut, value, is_error in self.held:
-            resolve(fut, value, is_error)
+            # resolve(), inlined: one held result per awaited call that wrote (docs/performance.md).
+            if fut.done():
+                continue
+            try:
+                if is_error:
+                    fut.set_exception(value)
+                else:
+                    fut.set_result(value)
+            except RuntimeError:
+                pass  # made on an event loop that is closed now: nobody can be waiting for it
         for waiter in self.waiters:
             resolve(waiter, None, False)
 
@@ -115,22 +129,98 @@ class Batch:
                 waiter.exception()
 
 
-class OutputGate:
-    """The output gate of one object: its uncommitted batch and the commit scheduled for it.
+class GateDatabase(Protocol):
+    """What the gate needs of its owner's database (``durable._sqlite.ObjectDatabase``)."""
 
-    ``commit`` is the host's commit; the gate calls it once the loop turn in which
-    :meth:`schedule_commit` was first called ends (workerd commits on the next turn of the event
-    loop, so the writes of every event that runs in that turn share one commit).
+    savepoint_depth: int
+    """Open ``transaction()`` savepoints: while one is open, the commit waits for it to end."""
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether writes wait in the implicit transaction."""
+        ...
+
+    def commit(self) -> None:
+        """Commit the implicit transaction; raises if the commit fails (the batch is then lost)."""
+        ...
+
+
+class AlarmCommits(Protocol):
+    """The alarm bookkeeping a commit reports to (``durable._alarm_state.AlarmState``)."""
+
+    changed: bool
+    """Whether the alarm was written since the last commit."""
+
+    def take_change(self) -> bool:
+        """Whether the alarm changed since the last commit (and so must be announced with this one)."""
+        ...
+
+    def before_commit(self) -> None:
+        """The changed alarm is about to commit."""
+        ...
+
+    def after_commit(self) -> None:
+        """The changed alarm committed."""
+        ...
+
+
+class GateOwner(Protocol):
+    """The object an output gate belongs to (implemented by ``durable._host.ObjectHost``)."""
+
+    id: Any
+
+    @property
+    def db(self) -> GateDatabase:
+        """The object's database: what the gate commits."""
+        ...
+
+    @property
+    def alarms(self) -> AlarmCommits:
+        """The object's alarm bookkeeping, told of each commit."""
+        ...
+
+    def reset(self, error: BaseException) -> None:
+        """End the object's generation: its commit failed with ``error``."""
+        ...
+
+    def inside_own_transaction(self) -> bool:
+        """Whether the running event runs inside one of the object's own open ``transaction()`` closures."""
+        ...
+
+
+class _NoDatabase:
+    """The database of a gate without owner (unit tests give it a plain commit callable)."""
+
+    savepoint_depth = 0
+    in_transaction = False
+
+    def commit(self) -> None:
+        raise AssertionError("an output gate without owner commits through the callable it was given")
+
+
+class OutputGate:
+    """The output gate of one object: its uncommitted batch, its event steps and the commit of a turn.
+
+    At the end of a loop turn in which writes were made (:meth:`schedule_commit`), the gate calls
+    ``commit``: by default :meth:`flush`, which commits the ``owner``'s database (workerd commits on
+    the next turn of the event loop, so the writes of every event that runs in that turn share one
+    commit). A gate made with a ``commit`` callable and no owner (the unit tests) calls only that.
     """
 
-    __slots__ = ("_commit", "_handle", "_loop", "batch")
+    __slots__ = ("_commit", "_db", "_handle", "_loop", "_owner", "batch", "steps")
 
-    def __init__(self, commit: Callable[[], None]) -> None:
-        self._commit = commit
+    def __init__(self, commit: Callable[[], None] | None = None, *, owner: GateOwner | None = None) -> None:
+        if commit is None and owner is None:
+            raise TypeError("OutputGate() takes a commit callable or an owner")
+        self._owner = owner
+        self._db: GateDatabase = owner.db if owner is not None else _NoDatabase()
+        self._commit = commit if commit is not None else self.flush
         self._handle: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batch: Batch | None = None
         """The writes since the last commit (None: nothing to commit)."""
+        self.steps = 0
+        """Synchronous steps of events running right now (nested when events call back in)."""
 
     @property
     def pending(self) -> bool:
@@ -144,6 +234,35 @@ class OutputGate:
             batch = self.batch = Batch()
         if gated:
             batch.gated = True
+
+    def wrote_in_turn(self, gated: bool) -> None:
+        """A write of the owner's code: recorded, and committed at the end of the turn if no event step runs.
+
+        A write outside any event step (a background task, a ``block_concurrency_while``
+        callback, test code) commits once this turn ends; inside a step, :meth:`step_done` decides.
+        """
+        batch = self.batch  # wrote(), inlined: this runs for every write (docs/performance.md)
+        if batch is None:
+            batch = self.batch = Batch()
+        if gated:
+            batch.gated = True
+        if not self.steps:
+            self.schedule_commit()
+
+    def step_done(self) -> None:
+        """An event's synchronous step ended (it returned or suspended): its turn is over.
+
+        It ends the step counted when it began (``steps += 1``). If the step left writes uncommitted, the commit is scheduled for the end of this loop turn,
+        so the writes of every event that runs meanwhile join the same batch (workerd commits on
+        the next turn of the event loop). A caller that awaits a held result commits at once
+        (:meth:`flush_now`): then no loop turn passes.
+        """
+        self.steps -= 1
+        if self.steps or self.batch is None:
+            return
+        if self._handle is not None and self._loop is _get_running_loop():
+            return  # a commit is already scheduled on this loop (schedule_commit's test, without the call)
+        self.schedule_commit()
 
     def take(self) -> Batch | None:
         """The batch to commit now; the gate starts a new one (empty until the next write)."""
@@ -168,14 +287,67 @@ class OutputGate:
         self._handle = None
         self._commit()
 
+    def flush_now(self) -> None:
+        """Commit at once, if writes wait and no event step runs: someone awaits a held result.
+
+        The commit would happen when this loop turn ends anyway; a caller about to wait for it
+        makes it now, so an awaited call costs no loop turn. Within a step, nothing is done (the
+        step's writes are not complete). A commit scheduled earlier stays scheduled (a commit of
+        nothing is cheap), so a run of awaited calls leaves one pending callback in the loop.
+        """
+        if self.batch is not None and not self.steps:
+            self._commit()
+
+    def flush(self) -> None:
+        """Commit the owner's implicit transaction (end of turn); deferred while a transaction runs.
+
+        On success the batch's held results and waiters are released; on failure they get copies
+        of the reset error (:func:`commit_failed`) and the owner is reset ("broken.outputGateBroken").
+        """
+        owner = self._owner
+        assert owner is not None, "an output gate without owner cannot flush"
+        db = self._db
+        if db.savepoint_depth:
+            return  # the transaction's end (ObjectHost.transaction_ended) schedules the commit
+        batch, self.batch = self.batch, None
+        alarms = owner.alarms
+        alarm_changed = alarms.changed and alarms.take_change()
+        try:
+            if alarm_changed:
+                alarms.before_commit()
+            db.commit()
+        except BaseException as exc:
+            error = commit_failed(exc)
+            log.error("durable: commit failed for %r; the object is reset", owner.id, exc_info=exc)
+            if batch is not None:
+                batch.fail(error)
+            owner.reset(error)
+            return
+        if alarm_changed:
+            alarms.after_commit()
+        if batch is not None:
+            batch.succeed()
+
+    def flush_pending(self) -> None:
+        """Commit what waits now, unless a ``transaction()`` is open (eviction, shutdown)."""
+        if self._db.in_transaction and not self._db.savepoint_depth:
+            self.flush()
+
     def deliver(self, fut: asyncio.Future[Any], value: Any, is_error: bool, *, hold: bool = True) -> None:
         """Hand a result to its caller: at once, or when the batch it follows is durable.
 
-        With ``hold=False`` (the event runs inside one of the object's own open transactions,
-        whose commit waits for it) the result leaves at once.
+        With ``hold=False`` the result leaves at once. With an owner, an event that runs inside one
+        of the owner's open transactions (a call back from the transaction's own call chain,
+        A -> B -> A) is not held either: its caller is part of the transaction, whose commit waits
+        for it, as :meth:`outgoing_waiter` does for calls going out.
         """
         batch = self.batch
-        if hold and batch is not None and batch.gated:
+        if (
+            hold
+            and batch is not None
+            and batch.gated
+            and not (self._db.savepoint_depth and self._owner is not None and self._owner.inside_own_transaction())
+        ):
             batch.held.append((fut, value, is_error))
         elif is_error:
             fut.set_exception(value)
@@ -183,9 +355,14 @@ class OutputGate:
             fut.set_result(value)
 
     def outgoing_waiter(self) -> asyncio.Future[None] | None:
-        """What a call the object makes now must wait for: the commit of its earlier writes, if any."""
+        """What a call the object makes now must wait for: the commit of its earlier writes, if any.
+
+        Taken when the call is made, so a commit that fails before the call goes out stops it.
+        Inside a ``transaction()`` the commit waits for the closure, so waiting would deadlock;
+        the call goes out and the transaction's writes commit when it ends.
+        """
         batch = self.batch
-        if batch is None or not batch.gated:
+        if batch is None or not batch.gated or self._db.savepoint_depth:
             return None
         return batch.waiter()
 

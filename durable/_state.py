@@ -60,7 +60,7 @@ class State:
                 ctx.block_concurrency_while(self.load)
         """
         self._host.check_live(self._gen)
-        return self._host.block_concurrency_while(callback)
+        return self._host.background.block_concurrency_while(callback)
 
     def now_ms(self) -> int:
         """The current time in ms since the epoch, on the runtime's clock (JavaScript's ``Date.now()``).
@@ -75,7 +75,7 @@ class State:
 
         The object is not evicted while such work is pending. Errors it raises are logged.
         """
-        self._host.wait_until(work)
+        self._host.background.wait_until(work)
 
     def abort(self, reason: str | None = None) -> NoReturn:
         """Reset the object now: unflushed writes are dropped and the instance discarded.

@@ -25,7 +25,7 @@ from asyncio import _get_running_loop
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
-from ._codec import clone
+from ._codec import ATOMIC_TYPES, clone
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception
 from ._host import EventKind, ObjectHost, current_host
 from ._http import build_request
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ._object import DurableObject
     from ._runtime import Runtime
 
-__all__ = ["RpcMethod", "RpcPromise", "Stub", "deliver", "host_of", "runtime_of"]
+__all__ = ["RpcMethod", "RpcPromise", "Stub", "call_forwarded", "deliver", "fetch_forwarded", "host_of", "runtime_of"]
 
 T = TypeVar("T", bound="DurableObject")
 T_co = TypeVar("T_co")
@@ -139,7 +139,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         try:
             host = self._host()
             fut = host.invoke(kind, name, args, kwargs)
-            host.flush_now()  # the caller waits for the result: its turn ends, writes commit
+            host.output.flush_now()  # the caller waits for the result: its turn ends, writes commit
             if fut.done() and _due_to_yield():
                 await asyncio.sleep(0)  # settled at once: yield now and then (see _due_to_yield)
             result = await fut
@@ -237,7 +237,12 @@ class RpcMethod:
         instead, which makes the call when awaited (``asyncio.run(stub.increment())``).
         """
         if args:
-            args = clone(args)  # type: ignore[assignment]
+            # clone() returns a tuple of atomic values as it is: tested here first, without its
+            # two calls and memo dict (docs/performance.md: a call with two such arguments).
+            for arg in args:
+                if type(arg) not in ATOMIC_TYPES:
+                    args = clone(args)  # type: ignore[assignment]
+                    break
         if kwargs:
             kwargs = clone(kwargs)  # type: ignore[assignment]
         stub = self._stub
@@ -275,7 +280,7 @@ class RpcMethod:
         """Make the call on the runtime's loop for a caller on another loop, which waits: commit at once."""
         promise: RpcPromise = self(*args, **kwargs)
         if (host := promise._host) is not None:
-            host.flush_now()
+            host.output.flush_now()
         return promise
 
     def __await__(self) -> Generator[Any, None, Any]:
@@ -317,15 +322,20 @@ class RpcPromise(asyncio.Future[Any]):
     if any, is dropped, as on Cloudflare.
     """
 
+    # Slots, not an instance dict: about 740 of the ~99,000 instructions of a sequential in-memory
+    # increment (callgrind, docs/performance.md). An unset `_host` reads as None
+    # (__getattr__ below).
+    __slots__ = ("_host", "_stub")
+
     _stub: Stub[Any]
-    _host: ObjectHost | None = None
+    _host: ObjectHost | None
     """The object the call went to directly (not set for calls made by an object)."""
 
     def __await__(self) -> Generator[Any, None, Any]:
-        if (host := self._host) is not None:
+        if (host := self._host) is not None and (output := host.output).batch is not None:
             # The caller waits for the result, so the call's turn is over: its writes commit now,
             # not a loop turn later, and a failed commit is seen before the caller goes on.
-            host.flush_now()
+            output.flush_now()
         if self.done():
             # Settled without suspending (no I/O in the call): the caller goes on without
             # yielding to the loop, except once every YIELD_EVERY times (_due_to_yield, inlined).
@@ -367,6 +377,8 @@ class RpcPromise(asyncio.Future[Any]):
     # close is a collections.abc.Coroutine, and asyncio.wait() refuses coroutines.
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_host":
+            return None  # not set: the call did not go to an object directly
         if name in _COROUTINE_METHODS:
             return getattr(self, _COROUTINE_METHODS[name])
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -571,3 +583,17 @@ def deliver(
 ) -> Coroutine[Any, Any, Any]:
     """Deliver an event of ``kind`` to ``stub``'s object as a call of the stub would (``Stub._call``)."""
     return stub._call(kind, name, args, kwargs)
+
+
+def call_forwarded(stub: Stub[Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RpcPromise:
+    """Call ``stub.name(*args, **kwargs)`` on the runtime's loop for a caller on another thread, which waits.
+
+    ``args`` and ``kwargs`` are copies already. The caller waits, so the call's writes commit at
+    once. For ``durable.BlockingStub``.
+    """
+    return RpcMethod(stub, name)._start_forwarded(args, kwargs)
+
+
+def fetch_forwarded(stub: Stub[Any], request: Request) -> Coroutine[Any, Any, Response]:
+    """``stub.fetch(request)`` on the runtime's loop, the response body read there (for another thread)."""
+    return stub._fetch_buffered(request)

@@ -14,9 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "durable"
 LIMIT = 300
 
 # (module path under durable/, class): the most lines it may still have. Only ever shrinks.
-OVERSIZED: dict[tuple[str, str], int] = {
-    ("_host.py", "ObjectHost"): 485,
-}
+OVERSIZED: dict[tuple[str, str], int] = {}
 
 
 def class_sizes() -> dict[tuple[str, str], int]:

@@ -1,0 +1,101 @@
+"""One object's alarm bookkeeping: what its storage reports, what a commit announces, the handler's run.
+
+Rules, and the Cloudflare behaviour each mirrors:
+
+- While the alarm handler runs, ``get_alarm()`` reports no alarm, unless the handler set a new one
+  (workerd clears the alarm before running its handler, as seen by the handler).
+- A handler that returns clears the alarm it ran for, unless it set a new one meanwhile; an alarm
+  the scheduler gives up on (retries exhausted) is deleted if it is still the one stored.
+- A changed alarm reaches the runtime's scheduler only with the commit that makes it durable
+  (:meth:`AlarmState.before_commit`, :meth:`AlarmState.after_commit`, called by the output gate),
+  so an alarm written by a turn that is rolled back never fires.
+
+Layer 0: it knows its object (an ``ObjectHost``) only by type, and uses its ``db``, its
+``runtime``'s two alarm hooks and its ``wrote()``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._host import ObjectHost
+    from ._object import AlarmInfo, DurableObject
+
+__all__ = ["AlarmState"]
+
+
+class AlarmState:
+    """The alarm of one object: whether its handler runs, and whether it changed since the last commit."""
+
+    __slots__ = ("_committing", "_owner", "changed", "reset", "running")
+
+    def __init__(self, owner: ObjectHost) -> None:
+        self._owner = owner
+        self.running = False
+        """Whether the alarm handler runs now."""
+        self.reset = False
+        """Whether the running handler set (or deleted) the alarm itself."""
+        self.changed = False
+        """Whether the alarm was written since the last commit (the scheduler must hear of it)."""
+        self._committing: int | None = None
+
+    def written(self) -> None:
+        """The alarm was set or deleted: the scheduler re-arms it after the commit."""
+        self.changed = True
+        if self.running:
+            self.reset = True
+
+    def visible(self, stored: int | None) -> int | None:
+        """The alarm ``get_alarm()`` reports, given the ``stored`` one (None while the handler runs)."""
+        if self.running and not self.reset:
+            return None
+        return stored
+
+    def take_change(self) -> bool:
+        """Whether the alarm changed since the last commit; the change is now this commit's to announce.
+
+        (The output gate reads ``changed`` first: most commits change no alarm.)
+        """
+        if not self.changed:
+            return False
+        self.changed = False
+        self._committing = self._owner.db.meta.get_alarm()
+        return True
+
+    def before_commit(self) -> None:
+        """The changed alarm (read by :meth:`take_change`) is about to commit."""
+        self._owner.runtime.alarm_before_commit(self._owner, self._committing)
+
+    def after_commit(self) -> None:
+        """The changed alarm committed: the scheduler arms it."""
+        self._owner.runtime.alarm_after_commit(self._owner, self._committing)
+
+    def restored(self) -> None:
+        """The storage was restored (point-in-time recovery): announce its alarm as of a commit."""
+        self._committing = self._owner.db.meta.get_alarm()
+        self.before_commit()
+        self.after_commit()
+
+    async def run(self, instance: DurableObject, info: AlarmInfo) -> None:
+        """Run the alarm handler; success clears the alarm, unless the handler set a new one."""
+        self.running = True
+        self.reset = False
+        result = instance.alarm(info)  # type: ignore[attr-defined]
+        if inspect.isawaitable(result):
+            await result
+        self.running = False
+        db = self._owner.db
+        if not self.reset and db.meta.get_alarm() == info.scheduled_time:
+            db.meta.set_alarm(None)
+            self.written()
+            self._owner.wrote(True)
+
+    def drop(self, scheduled_ms: int) -> None:
+        """Delete the stored alarm if it is still the one set for ``scheduled_ms`` (given up)."""
+        db = self._owner.db
+        if db.meta.get_alarm() == scheduled_ms:
+            db.meta.set_alarm(None)
+            self.written()
+            self._owner.wrote(False)
