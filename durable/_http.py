@@ -1011,3 +1011,38 @@ def hand_over(response: Response) -> None:
 async def drain(ctx: ExecutionContext) -> None:
     """Wait for every ``ctx.wait_until`` task, including ones added while waiting; log failures."""
     await ctx._drain()
+
+
+# -- for the package's stubs and compat layer (durable._stub, durable._blocking, compat) ---------
+
+
+def held_body(message: Request | Response) -> bytes | AsyncIterable[bytes] | None:
+    """``message``'s body as it is held, without reading it or marking it used.
+
+    ``None`` (no body), ``bytes`` (buffered) or an async iterable (streamed, not yet read). The
+    compat layer's ``clone()`` copies a buffered body this way; ``stub.fetch`` of a
+    ``BlockingRuntime`` tells a streamed body from a buffered one.
+    """
+    return message._body
+
+
+async def buffer_body(message: Request | Response) -> None:
+    """Read a streamed, unread body into ``bytes``, so that another loop can read it later.
+
+    The body stays unused: reading it afterwards gives the same bytes. A buffered, absent or
+    used body is left as it is.
+
+    Raises:
+        TypeError: a streamed body yielded something other than bytes.
+    """
+    body = message._body
+    if body is not None and not isinstance(body, builtins.bytes) and not message._body_used:
+        data = await message.bytes()
+        message._body = data
+        message._body_used = False
+
+
+def json_reader(message: Request | Response) -> Callable[[], Awaitable[Any]]:
+    """``message``'s body parser, ``await json_reader(message)()`` (what ``response.json`` is
+    on an instance); the compat layer's ``Response.json`` descriptor returns it."""
+    return message._read_json
