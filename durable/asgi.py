@@ -185,7 +185,7 @@ class WorkerApp:
         try:
             response = await self._call_worker(request, ctx, body)
             if response is not None:
-                await _send_response(send, response, head=request.method == "HEAD", too_large=self._too_large_text())
+                await _send_response(send, response, head=request.method == "HEAD", too_large=self._too_large_text)
         finally:
             await drain(ctx)
 
@@ -375,11 +375,14 @@ def _request_url(scope: Scope, headers: Headers) -> str:
         scope.get("raw_path"),
         scope.get("query_string", b""),
     )
-    # (The sum is spelled out: a generator over the parts cost 0.5 us a request, timeit.)
-    size = 0
-    for part in parts:
-        if isinstance(part, (str, bytes)):
-            size += len(part)
+    # The size is spelled out: a generator over the parts cost 0.5 us a request (timeit). A part
+    # of an unexpected type counts as long, so the URL takes the uncached path, as before.
+    scheme, host_name, _, root_path, path, raw_path, query = parts
+    try:
+        size = len(scheme) + len(root_path) + len(path) + len(query)
+        size += (len(host_name) if host_name is not None else 0) + (len(raw_path) if raw_path is not None else 0)
+    except TypeError:
+        size = _CACHED_LENGTH + 1
     if size <= _CACHED_LENGTH:
         try:
             return _url_from_parts_cached(*parts)
@@ -468,7 +471,8 @@ async def _send_text(send: Send, status: int, text: str) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-async def _send_response(send: Send, response: Response, *, head: bool, too_large: str) -> None:
+async def _send_response(send: Send, response: Response, *, head: bool, too_large: Callable[[], str]) -> None:
+    # too_large makes the 413 text only when it is sent (made for every request, it cost 0.2 us).
     status = response.status
     headers = [
         (name.encode("latin-1"), value.encode("utf-8"))
@@ -503,7 +507,7 @@ async def _send_response(send: Send, response: Response, *, head: bool, too_larg
     except _ClientDisconnected:
         return
     except _BodyTooLarge:  # the Worker streams the request body back
-        await _send_text(send, 413, too_large)
+        await _send_text(send, 413, too_large())
         return
     except Exception:
         logger.exception("The response body stream failed before its first chunk")
