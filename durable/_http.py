@@ -167,7 +167,7 @@ class Headers(MutableMapping[str, str]):
         # A client sends the same head again and again (a browser, a load generator, a proxy): the
         # checked pairs of a head are kept, keyed by its raw pairs, so a repeat costs a hash and a
         # list copy (measured with timeit, wrk's three headers: 1.8 us -> 0.35 us). Only heads of
-        # at most _CACHED_HEAD_SIZE characters, and at most _CACHED_HEADS of them, are kept.
+        # at most _CACHED_HEAD_SIZE bytes as sent, and at most _CACHED_HEADS of them, are kept.
         try:
             key: tuple[Any, ...] | None = tuple(raw)
             cached = _head_cache.get(key)  # type: ignore[arg-type]
@@ -186,7 +186,8 @@ class Headers(MutableMapping[str, str]):
         if _BAD_VALUE_RE.search(values) is not None:
             return cls(items)  # raises the error for the first bad pair
         headers._items = items
-        if key is not None and len(names) + len(values) <= _CACHED_HEAD_SIZE:
+        # (The size as sent, not as stripped: a value padded with spaces would make a long key.)
+        if key is not None and sum(len(k) + len(v) for k, v in key) <= _CACHED_HEAD_SIZE:
             if len(_head_cache) >= _CACHED_HEADS:
                 del _head_cache[next(iter(_head_cache))]  # the oldest head goes first
             _head_cache[key] = tuple(items)

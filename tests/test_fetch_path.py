@@ -289,6 +289,9 @@ class TestRequestHeadCache:
         big = ((b"x-big", b"v" * (_http._CACHED_HEAD_SIZE + 1)),)
         Headers._from_latin1(big)
         assert big not in _http._head_cache
+        padded = ((b"x-padded", b"v" + b" " * _http._CACHED_HEAD_SIZE),)  # short once stripped, long as sent
+        assert Headers._from_latin1(padded).get("x-padded") == "v"
+        assert padded not in _http._head_cache
 
     def test_a_generator_of_pairs_is_read_once(self) -> None:
         """A one-shot iterable of pairs still gives every header."""
