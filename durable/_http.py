@@ -583,6 +583,28 @@ class Request(_Body):
         request._body_used = False
         return request
 
+    @classmethod
+    def _moved_from(cls, source: Request, url: str) -> Request:
+        """``Request(source)`` for ``url`` (``source.url`` normalized): the body moves over.
+
+        Raises:
+            TypeError: ``source``'s body was used (``Cannot reconstruct a Request with a used body.``).
+        """
+        body = source._body
+        if body is not None:
+            if source._body_used:
+                raise TypeError("Cannot reconstruct a Request with a used body.")
+            source._body_used = True  # the body moves to the new request
+        request = object.__new__(Request)
+        request.url = url
+        request.method = source.method
+        headers = object.__new__(Headers)
+        headers._items = list(source.headers._items)
+        request.headers = headers
+        request._body = body
+        request._body_used = False
+        return request
+
     async def json(self) -> Any:
         """Read the whole body and parse it as JSON.
 
@@ -689,6 +711,16 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
         if not full:
             raise TypeError(f"Fetch API cannot load: {url}")
         return Request._get(url)
+    if not init and type(input) is Request and type(input.headers) is Headers and len(input.url) <= CACHED_URL_LENGTH:
+        # ``stub.fetch(request)``: a Worker forwarding the request it received. The copy that
+        # ``Request(request)`` makes (URL, method and headers copied, the body moved over), without
+        # its keyword handling (measured with timeit: 1.16 us -> 0.45 us). The same errors, in the
+        # same order: a used body first, then the URL (after the body has moved, as before).
+        url, full = _fetch_url_cached(input.url)
+        request = Request._moved_from(input, url)
+        if not full:
+            raise TypeError(f"Fetch API cannot load: {url}")
+        return request
     options = dict(init) if init else {}
     unknown = sorted(k for k in options if k not in _INIT_KEYS)
     if unknown:

@@ -26,6 +26,13 @@ class Recorder(durable.DurableObject):
         return value
 
 
+class Echo(durable.DurableObject):
+    """Answers with the method, one header and the body of the request it receives."""
+
+    async def fetch(self, request: Request) -> Response:
+        return Response(f"{request.method} {request.headers.get('x-seen')} {await request.text()}")
+
+
 class TestStubFetchIsSentAtOnce:
     async def test_a_fetch_nobody_awaits_still_runs(self) -> None:
         """As on Cloudflare, stub.fetch() sends the request when called, awaited or not."""
@@ -254,6 +261,44 @@ class TestCommonFetchRequest:
             for url in ("/increment", "ftp://a/", "http://a:99999/"):
                 with pytest.raises(TypeError, match=f"^Fetch API cannot load: {url}$"):
                     build_request(url)
+
+    async def test_a_forwarded_request_is_copied_and_its_body_moved(self) -> None:
+        """stub.fetch(request) gives the object a copy: the same URL, method and headers, the body moved."""
+        from durable._http import build_request
+
+        original = Request("HTTP://A:80/x", method="POST", headers={"X-A": "1"}, body="hi")
+        copy = build_request(original)
+        assert (copy.url, copy.method, copy.headers) == ("http://a/x", "POST", original.headers)
+        assert copy.headers is not original.headers
+        copy.headers.set("x-b", "2")
+        assert "x-b" not in original.headers
+        assert original.body_used and not copy.body_used
+        assert await copy.text() == "hi"
+
+    def test_a_forwarded_request_fails_as_before(self) -> None:
+        """A used body is refused first; a relative URL is refused after the body has moved, as before."""
+        from durable._http import build_request
+
+        used = Request("http://a/", method="POST", body="x")
+        build_request(used)
+        with pytest.raises(TypeError, match="^Cannot reconstruct a Request with a used body.$"):
+            build_request(used)
+        relative = Request("/x", method="POST", body="x")
+        with pytest.raises(TypeError, match="^Fetch API cannot load: /x$"):
+            build_request(relative)
+        assert relative.body_used
+        bodiless = Request("/x")
+        with pytest.raises(TypeError, match="^Fetch API cannot load: /x$"):
+            build_request(bodiless)
+
+    async def test_forwarding_through_a_stub(self) -> None:
+        """A Worker's request forwarded with stub.fetch reaches the object with its body, once."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Echo).get_by_name("a")
+            request = Request("http://do/echo", method="PUT", headers={"X-Seen": "yes"}, body=b"payload")
+            response = await stub.fetch(request)
+            assert await response.text() == "PUT yes payload"
+            assert request.body_used
 
     async def test_text_drops_only_one_byte_order_mark(self) -> None:
         """text() drops one leading BOM, keeps a second one, and replaces invalid bytes, as before."""
