@@ -170,7 +170,7 @@ async def run(root: Path, args: argparse.Namespace) -> bool:
             if results != [1] * len(names):
                 failures.append(f"batch at {base}: results {sorted(set(results))}, expected all 1")
             SAMPLER.sample()
-            live_peak = max(live_peak, len(rt._hosts))  # diagnostic only: private, may change
+            live_peak = max(live_peak, len(rt.hosts.live))  # diagnostic only: package-internal, may change
             if args.progress and (base // args.batch) % 20 == 0:
                 print(
                     f"  {touched:>7} objects  {time.perf_counter() - start:6.1f} s  "

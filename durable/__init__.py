@@ -13,23 +13,27 @@ keep its shape: a layer starts with its number and its modules, the role follows
     8  __main__, _cli, _cli_messages, compat, pytest_plugin
            -- the command line, Python Workers compatibility, the pytest plugin (they import the package)
     7  durable                       -- the public API, re-exported
-    6  asgi, _wsbridge, testing, _wstesting, _blocking, _serve_limits, _inspect
+    6  asgi, _wsbridge, testing, _wstesting, _blocking, _serve_limits, _inspect, _serve_ws
            -- fronts: ASGI (only supported names of _http), testing hooks, BlockingRuntime;
               serve's connection bounds; reading a stopped runtime's files (their documented layout)
-    5  _runtime                      -- runtime, env bindings, eviction, the storage directory
+    5  _runtime, _hosts              -- runtime, env bindings, its lifecycle; the live hosts and their eviction
     4  _namespace, _stub             -- ids and stubs -> hosts
     3  _host, _alarms, _hibernation  -- one object's lifecycle: events, gates, resets, sockets
     2  _state, _storage, _counter, _background
-           -- what an object sees: ctx, storage and kv; the reference object; block_concurrency_while
+           -- what an object sees: ctx, storage; the reference object; block_concurrency_while
               and wait_until work
-    1  _sql, _directory              -- ctx.storage.sql: the connection, rows, cursors; the storage directory
-           (path lock, metadata database, alarm index, object names, file naming and removal)
+    1  _sql, _directory, _kv, _transaction, _storage_alarm, _bookmarks
+           -- ctx.storage.sql: the connection, rows, cursors; the storage directory
+           (path lock, metadata database, alarm index, object names, file naming and removal);
+           storage's parts: ctx.storage.kv, transactions, the alarm methods, bookmarks
     0  _sql_rules, _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases,
-       _exceptions, _history, _websocket, _context, _util, _output_gate, _eager
-           -- building blocks: SQL rules, the database, values, gates, ids, time, HTTP, sockets
+       _exceptions, _history, _websocket, _context, _util, _output_gate, _eager,
+       _history_log, _history_capture, _done, _keys, _wsbase, _wsnetwork, _wsdelivery
+           -- building blocks: SQL rules, the database, values, gates, ids, time, HTTP, sockets;
+              storage's resolved awaitable and its key, value and range checks
 
 _sqlite knows nothing of objects or the event loop; _http and _websocket know nothing of objects:
-_hibernation plugs the object layer into sockets through _websocket.ObjectHooks.
+_hibernation plugs the object layer into sockets through _wsbase.ObjectHooks.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from ._http import Request as Request
 from ._http import Response as Response
 from ._http import WorkerEntrypoint as WorkerEntrypoint
 from ._id import DurableObjectId as DurableObjectId
+from ._kv import SyncKV as SyncKV
 from ._limits import Limits as Limits
 from ._namespace import Namespace as Namespace
 from ._object import AlarmInfo as AlarmInfo
@@ -68,11 +73,10 @@ from ._sql import SqlRow as SqlRow
 from ._sql import SqlStorage as SqlStorage
 from ._state import State as State
 from ._storage import Storage as Storage
-from ._storage import SyncKV as SyncKV
-from ._storage import Transaction as Transaction
 from ._stub import RpcMethod as RpcMethod
 from ._stub import RpcPromise as RpcPromise
 from ._stub import Stub as Stub
+from ._transaction import Transaction as Transaction
 from ._websocket import WebSocket as WebSocket
 from ._websocket import WebSocketClosed as WebSocketClosed
 from ._websocket import WebSocketError as WebSocketError

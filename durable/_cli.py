@@ -512,6 +512,7 @@ async def _serve(
     import uvicorn
 
     from ._serve_limits import guarded_protocol
+    from ._serve_ws import websocket_protocol
 
     limits = limits or _ConnectionLimits()
 
@@ -534,6 +535,7 @@ async def _serve(
             # (workerd refuses permessage-deflate unless `web_socket_compression` is set).
             ws_max_size=32 << 20,
             ws_per_message_deflate=False,
+            ws=websocket_protocol() or "auto",  # a client that breaks the protocol is not reset: see _serve_ws
             timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]  # a float works (call_later)
             # The header timeout and the connection cap: see _serve_limits (uvicorn has neither).
             http=guarded_protocol(http, limits.header_timeout, limits.max_connections),

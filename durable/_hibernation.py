@@ -111,7 +111,7 @@ class SocketRegistry:
                     unique.append(tag)
         if len(self.sockets) >= MAX_SOCKETS:
             raise WebSocketError(f"only {MAX_SOCKETS} websockets can be accepted on a single Durable Object instance")
-        ws._accept_hibernatable(self)
+        ws.delivery.accept_hibernatable(self)
         if ws.ready_state == WebSocket.CLOSED:
             return  # closed while waiting for acceptance: its close event went out already
         self.sockets[ws] = _Entry(tuple(unique))
@@ -144,7 +144,7 @@ class SocketRegistry:
                 entry = self.sockets.get(ws)
                 if entry is not None:
                     entry.timestamp = self.manager.runtime.clock.time_ms()
-                ws._transmit(("message", pair.response))  # bypasses the object and its gates
+                ws.network.transmit(("message", pair.response))  # bypasses the object and its gates
                 return
             self._dispatch("web_socket_message", "webSocketMessage", (ws, data))
             return
@@ -200,11 +200,11 @@ class SocketRegistry:
 
     def disconnect_all(self, *, standard_only: bool = False) -> None:
         for ws in list(self.standard):
-            ws._disconnect()  # releases it (and its pin on the host) through release()
+            ws.network.disconnect()  # releases it (and its pin on the host) through release()
         if not standard_only:
             sockets, self.sockets = self.sockets, {}
             for ws in sockets:
-                ws._disconnect()
+                ws.network.disconnect()
 
 
 _signatures: dict[Any, int | None] = {}
@@ -382,11 +382,7 @@ class HibernationManager:
             if registry.timer is not None:
                 registry.timer.cancel()
             for ws in [*registry.sockets, *registry.standard]:
-                ws._owner = None
-                if not ws._closed_out:
-                    ws._closed_out = True
-                    ws._transmit(("close", code, reason, True))
-                ws._gone = True
+                ws.network.shut_down(code, reason)
 
     # -- eligibility -----------------------------------------------------------------------------
 

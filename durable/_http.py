@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, 
 from urllib.parse import urlsplit, urlunsplit
 
 from ._aliases import camel_aliases
-from ._websocket import WebSocket
+from ._websocket import WebSocket, hand_over_end
 
 __all__ = [
     "ExecutionContext",
@@ -904,7 +904,7 @@ class Response(_Body):
             TypeError: workerd's ``Can't return WebSocket ...`` messages.
         """
         if self._web_socket is not None:
-            self._web_socket = self._web_socket._release()
+            self._web_socket = hand_over_end(self._web_socket)
 
     @property
     def status_text(self) -> str:

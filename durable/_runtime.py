@@ -1,21 +1,21 @@
 """The runtime: where Durable Objects live, in memory or persisted under a directory.
 
-A :class:`Runtime` registers namespaces, hosts one :class:`~durable._host.ObjectHost` per live object,
-owns the clock and the alarm scheduler, evicts idle objects, and keeps the storage directory for
-itself: a second live runtime on the same path, in this process or another, is refused.
+A :class:`Runtime` registers namespaces, owns the clock, the alarm scheduler and the sockets, and
+keeps the storage directory for itself: a second live runtime on the same path, in this process or
+another, is refused. It opens, resets and closes all of them together.
 
-The directory itself (its lock, metadata database, alarm index and file names) is
-``_directory.py``'s; an in-memory runtime gets a :class:`~durable._directory.MemoryDirectory`.
+Its live objects (one :class:`~durable._host.ObjectHost` per object, made on first use) and their
+idle eviction are a :class:`~durable._hosts.HostTable`'s. The directory itself (its lock, metadata
+database, alarm index and file names) is ``_directory.py``'s; an in-memory runtime gets a
+:class:`~durable._directory.MemoryDirectory`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import warnings
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -24,15 +24,14 @@ from typing import Any, Literal, TypeVar, overload
 from ._alarms import AlarmScheduler
 from ._clock import Clock, RealClock
 from ._directory import MemoryDirectory, StorageDirectory, check_namespace_name, open_directory
-from ._exceptions import DurableError, RuntimeClosedError
+from ._exceptions import RuntimeClosedError
 from ._hibernation import HibernationManager
-from ._history import History, history_file
 from ._host import ObjectHost
+from ._hosts import HostTable
 from ._id import DurableObjectId
 from ._limits import Limits
 from ._namespace import Namespace
 from ._object import DurableObject, Env, bind
-from ._sqlite import ObjectDatabase
 from ._util import open_files_limit
 
 __all__ = ["Env", "Runtime", "default_max_live_objects"]
@@ -146,14 +145,12 @@ class Runtime:
         for key, value in (vars or {}).items():
             bind(self.env, key, value)
         self._namespaces: dict[str, Namespace[Any]] = {}
-        self._hosts: dict[tuple[str, str], ObjectHost] = {}
-        self._idle: OrderedDict[tuple[str, str], float] = OrderedDict()  # key -> when it became idle
-        self._idle_newest: tuple[str, str] | None = None  # the key last put at the end of _idle
-        self._sweep_timer: Any = None
         self._closed = False
         self._directory: StorageDirectory = MemoryDirectory() if path is None else open_directory(Path(path).resolve())
+        self.hosts = HostTable(self, self._namespaces, self._directory)
+        """The live objects' hosts and their idle eviction (``durable._hosts``)."""
         self.path: Path | None = self._directory.path
-        self._alarms = AlarmScheduler(self.clock, self._directory, self._host_by_key, self._stored_alarm)
+        self._alarms = AlarmScheduler(self.clock, self._directory, self.hosts.host_by_key, self.hosts.stored_alarm)
 
     def __del__(self) -> None:
         # A runtime dropped without aclose() would keep its path locked for the rest of the process
@@ -218,143 +215,34 @@ class Runtime:
         self._alarms.namespace_bound(ns_name)
         return ns
 
-    # -- hosts ---------------------------------------------------------------------------------
+    # -- hosts (the table in _hosts.py) -----------------------------------------------------
 
     def host_for(self, ns: Namespace[Any], oid: DurableObjectId) -> ObjectHost:
         """The host of object ``oid`` of ``ns``, made if it is not live (``Namespace.get``'s stubs)."""
-        key = (ns.name, str(oid))
-        host = self._hosts.get(key)
-        if host is not None:
-            return host
-        self.check_open()
-        directory = self._directory
-        db = directory.kept(key)
-        if db is None:
-            db = ObjectDatabase(directory.object_file(*key), name=oid.name, synchronous=self.synchronous)
-            db.name_sink = functools.partial(directory.record_name, key)
-            if self.point_in_time_recovery and ns.storage == "sqlite":
-                db.history = History(
-                    history_file(db.file),
-                    namespace=key[0],
-                    hexid=key[1],
-                    now_ms=self.clock.time_ms,
-                    fsync=self.synchronous == "FULL",
-                )
-            directory.keep(key, db)
-        try:
-            if oid.name is None and (stored := directory.stored_name(key) or db.stored_name()) is not None:
-                oid = ns.ids.from_string(str(oid), name=stored)
-            elif db.name is None and oid.name is not None:
-                db.name = oid.name
-        except BaseException:
-            # A damaged file (reading its legacy name opened it): close it now rather than leave
-            # an open connection to the garbage collector. A database the directory keeps (in
-            # memory) is the object's storage and stays.
-            if directory.kept(key) is not db:
-                db.close()
-            raise
-        host = ObjectHost(self, ns.cls, oid, db, kv_backed=ns.storage == "kv", limits=self.limits)
-        self._hosts[key] = host
-        return host
-
-    def _host_by_key(self, key: tuple[str, str]) -> ObjectHost | None:
-        """The host of object ``key`` (namespace name, id hex); None if the namespace is not bound.
-
-        Raises ``TypeError`` if the hex is not an id of that namespace. The scheduler's lookup.
-        """
-        ns = self._namespaces.get(key[0])
-        if ns is None:
-            return None
-        return self.host_for(ns, ns.ids.from_string(key[1]))
-
-    def _stored_alarm(self, key: tuple[str, str]) -> int | None:
-        """The alarm object ``key``'s storage holds (the scheduler's probe at start).
-
-        An object that is not live has its file closed again after the read: it is reopened by
-        the alarm's delivery, not held open until then. Raises as ``_host_by_key`` does, and
-        ``DurableError`` for a damaged file.
-        """
-        host = self._host_by_key(key)
-        if host is None:
-            return None
-        try:
-            return host.db.get_alarm()
-        finally:
-            if not host.busy and host.instance is None and host.db.file is not None:
-                host.db.close()
+        return self.hosts.host_for(ns, oid)
 
     def host_for_key(self, key: tuple[str, str]) -> ObjectHost:
         """The host of object ``key`` (namespace name, id hex), made if it is not live."""
-        host = self._hosts.get(key)
-        if host is None:
-            self.check_open()
-            host = self._host_by_key(key)
-            if host is None:  # pragma: no cover - registries exist only for bound namespaces
-                raise RuntimeClosedError(f"namespace {key[0]!r} is not bound in this runtime")
-        return host
+        return self.hosts.host_for_key(key)
 
     def live_host(self, key: tuple[str, str]) -> ObjectHost | None:
         """The host of object ``key`` if the runtime has one now, else None."""
-        return self._hosts.get(key)
+        return self.hosts.live.get(key)
 
     def host_busy(self, host: ObjectHost) -> None:
         """A host starts an event: the runtime is in use on the running loop."""
         if not self._alarms.armed:
             self._alarms.attach_loop()  # arms alarms registered before a loop ran; records the loop
-        # A busy host may stay in the idle map: eviction skips busy hosts, and _host_idle moves
+        # A busy host may stay in the idle map: eviction skips busy hosts, and host_idle moves
         # it to the end with a fresh time when it is idle again.
 
     def host_idle(self, host: ObjectHost) -> None:
         """A host has no event left: it joins the idle objects (evicted after ``idle_timeout``)."""
-        # Idle objects are kept in least-recently-idle order with the time they became idle. One
-        # sweep timer per runtime evicts those idle longer than idle_timeout (a timer per call
-        # would cost more than the call); the oldest go first when max_live_objects is exceeded.
         if self._closed or host.detached:
             return
         if self.hibernation.registries:
             self.hibernation.host_idle(host)
-        key = host.key
-        idle = self._idle
-        now = self.clock.time()
-        if key is not self._idle_newest:
-            # Moved to the end. The newest key, if still in the map, is already last (every
-            # insertion updates it), so calls that keep coming to one object skip this.
-            idle.pop(key, None)
-            self._idle_newest = key
-        idle[key] = now
-        while len(self._hosts) > self.max_live_objects and idle:
-            victim_key, _ = idle.popitem(last=False)
-            victim = self._hosts.get(victim_key)
-            if victim is not None and not victim.busy:
-                self._drop(victim_key, victim)
-        if self.idle_timeout is not None and self._sweep_timer is None and idle:
-            self._sweep_timer = self.clock.call_at(now + self.idle_timeout, self._sweep_idle)
-
-    def _sweep_idle(self) -> None:
-        """Evict objects idle for ``idle_timeout`` seconds or more; re-arm for the next oldest."""
-        self._sweep_timer = None
-        if self._closed or self.idle_timeout is None:
-            return
-        deadline = self.clock.time() - self.idle_timeout
-        idle = self._idle
-        while idle:
-            key, since = next(iter(idle.items()))
-            if since > deadline:
-                self._sweep_timer = self.clock.call_at(since + self.idle_timeout, self._sweep_idle)
-                return
-            del idle[key]
-            host = self._hosts.get(key)
-            if host is not None and not host.busy:
-                self._drop(key, host)
-
-    def _drop(self, key: tuple[str, str], host: ObjectHost) -> None:
-        """Evict an idle object: drop its instance, close its file, forget the host."""
-        host.evict()
-        if not host.db.in_transaction:
-            del self._hosts[key]
-            host.detached = True
-            if not host.db.exists():
-                self._directory.forget(key)  # an in-memory object that never wrote leaves nothing
+        self.hosts.idle(host)
 
     # -- hooks used by hosts -------------------------------------------------------------------
 
@@ -418,21 +306,9 @@ class Runtime:
         self._directory.close()
 
     def _drop_all_hosts(self, *, keep_writes: bool) -> None:
-        """End every instance and close every database, committing pending writes or not."""
-        if self._sweep_timer is not None:
-            self._sweep_timer.cancel()
-            self._sweep_timer = None
-        self._idle.clear()
+        """End every instance and close every database and socket, committing pending writes or not."""
         self.hibernation.shutdown()
-        hosts = list(self._hosts.values())
-        self._hosts.clear()
-        for host in hosts:
-            host.detached = True
-            if not keep_writes:
-                host.db.rollback()
-            with contextlib.suppress(Exception):
-                host.close()
-        self._directory.close_kept()
+        self.hosts.drop_all(keep_writes=keep_writes)
 
     async def reset(self) -> None:
         """Wipe all storage and alarms and drop every instance (a clean slate for the next test).
@@ -449,30 +325,4 @@ class Runtime:
     async def list_ids(self, ns: Namespace[Any]) -> list[DurableObjectId]:
         """Ids of the objects of ``ns`` that have storage, sorted by their hex form."""
         self.check_open()
-        found: dict[str, DurableObjectId] = {}
-        candidates: set[str] = set()
-        directory = self._directory
-        candidates.update(directory.object_hexes(ns.name))
-        candidates.update(h for (n, h) in self._hosts if n == ns.name)
-        for hexid in sorted(candidates):
-            try:
-                oid = ns.ids.from_string(hexid)
-            except TypeError:
-                continue  # not an object file of this namespace
-            key = (ns.name, hexid)
-            host = self._hosts.get(key)
-            db = host.db if host is not None else directory.kept(key)
-            probing = db is None
-            if db is None:  # look at the file without bringing the object to life
-                db = ObjectDatabase(directory.object_file(*key), synchronous=self.synchronous)
-                db.name_sink = functools.partial(directory.record_name, key)
-            try:
-                if db.has_data():
-                    name = oid.name if oid.name is not None else directory.stored_name(key) or db.stored_name()
-                    found[hexid] = ns.ids.from_string(hexid, name=name) if name is not None else oid
-            except DurableError:
-                found[hexid] = oid  # a damaged file still holds storage; its calls report the damage
-            finally:
-                if probing:
-                    db.close()
-        return [found[h] for h in sorted(found)]
+        return self.hosts.ids_with_storage(ns)

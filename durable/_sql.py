@@ -4,7 +4,7 @@
 holds the ``_cf_KV`` table, so SQL and key-value writes share one implicit transaction: they commit
 together at the end of the turn, are held behind the output gate together, roll back together when
 the commit fails, and join the savepoints of ``transaction()`` / ``transaction_sync()``.
-:class:`durable._storage.SyncKV` is the synchronous key-value API over the same table.
+:class:`durable._kv.SyncKV` is the synchronous key-value API over the same table.
 
 What production Cloudflare refuses is refused here too, with workerd's messages (its
 ``util/sqlite.c++`` and ``api/sql.c++``; the rules themselves are in ``_sql_rules.py``): an SQLite authorizer, installed on every connection of the
@@ -73,7 +73,7 @@ from ._util import lone_surrogate_at
 if TYPE_CHECKING:
     from ._storage import StorageHost
 
-__all__ = ["SqlCursor", "SqlRow", "SqlStorage", "SqlValue"]
+__all__ = ["SqlCursor", "SqlRow", "SqlStorage", "SqlValue", "exec_unrestricted"]
 
 _WRITES_REMEMBERED: Final = 4096
 """How many writing statements a connection remembers before it forgets them all (see
@@ -350,12 +350,12 @@ class _Connection:
         try:
             row = conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND lower(tbl_name) = ? AND "
-                f"name LIKE 'sqlite\\_autoindex\\_%' ESCAPE '\\' -- {self.db._tag}",
+                f"name LIKE 'sqlite\\_autoindex\\_%' ESCAPE '\\' -- {self.db.tag}",
                 (table.lower(),),
             ).fetchone()
             # A new table holds rows only if CREATE TABLE ... AS SELECT put them there (one b-tree
             # row each; sqlite3 does not report them as changes).
-            filled = conn.execute(f"SELECT count(*) FROM {quoted} -- {self.db._tag}").fetchone()
+            filled = conn.execute(f"SELECT count(*) FROM {quoted} -- {self.db.tag}").fetchone()
         except sqlite3.Error:
             return 0
         return int(row[0]) + int(filled[0])
@@ -473,17 +473,40 @@ class SqlCursor:
     ``await``: like Cloudflare's, it gives no snapshot isolation across other events.
     """
 
-    __slots__ = ("_cur", "_extra", "_names", "_per_row", "_read", "_sql", "_storage", "_written")
+    __slots__ = ("_cur", "_db", "_extra", "_gen", "_host", "_names", "_per_row", "_read", "_sql", "_written")
 
-    def __init__(self, storage: SqlStorage, cur: sqlite3.Cursor | None, sql: str, written: int) -> None:
-        self._storage = storage
+    def __init__(
+        self,
+        cur: sqlite3.Cursor | None,
+        sql: str,
+        written: int,
+        *,
+        host: StorageHost,
+        generation: int,
+        db: ObjectDatabase,
+        per_row: int,
+        extra: int,
+    ) -> None:
+        """Made by ``sql.exec()``, never by applications.
+
+        Args:
+            cur: the statement's ``sqlite3`` cursor, after its first step (``None``: no rows).
+            sql: the statement, for error messages.
+            written: rows written by the first step.
+            host, generation, db: as ``SqlStorage`` holds them (liveness checks, the database).
+            per_row: rows written per row a ``RETURNING`` statement reports (its index entries
+                included); extra: rows written once more if such a statement writes at all.
+        """
         self._cur = cur
         self._sql = sql
         self._names: list[str] = [d[0] for d in cur.description] if cur is not None and cur.description else []
         self._read = 0
         self._written = written
-        self._per_row = storage._state.per_row
-        self._extra = 0 if written else storage._state.extra
+        self._host = host
+        self._gen = generation
+        self._db = db
+        self._per_row = per_row
+        self._extra = 0 if written else extra
 
     def __repr__(self) -> str:
         state = "done" if self._cur is None else "open"
@@ -512,9 +535,8 @@ class SqlCursor:
         cur = self._cur
         if cur is None:
             return []
-        storage = self._storage
-        storage._host.check_live(storage._gen)
-        db = storage._db
+        self._host.check_live(self._gen)
+        db = self._db
         conn = cur.connection
         before = conn.total_changes
         db.user_sql = True
@@ -711,7 +733,17 @@ class SqlStorage:
             rest = code[end:].lstrip(WHITESPACE)
             if not rest:
                 cur, written = self._run(sql, params, last=True, trusted=trusted)
-                return SqlCursor(self, cur, sql, written)
+                state = self._state
+                return SqlCursor(
+                    cur,
+                    sql,
+                    written,
+                    host=self._host,
+                    generation=self._gen,
+                    db=db,
+                    per_row=state.per_row,
+                    extra=state.extra,
+                )
             cur, _ = self._run(sql, (), last=False, trusted=trusted)
             cur.close()
             code = rest
@@ -763,7 +795,7 @@ class SqlStorage:
         scratch = conn is state._scratch
         # A CREATE ... IF NOT EXISTS of something that exists writes nothing (workerd: 0 rows), but
         # the authorizer reports its CREATE all the same: the schema's version tells them apart.
-        schema = _schema_version(conn, db._tag) if not probe and _IF_NOT_EXISTS.match(sql) else None
+        schema = _schema_version(conn, db.tag) if not probe and _IF_NOT_EXISTS.match(sql) else None
         before = conn.total_changes
         state.probe = probe
         state.trusted = trusted
@@ -825,7 +857,7 @@ class SqlStorage:
                     state.plans[text] = plan
             else:
                 plan = state.plans.get(text, ())
-            if schema is not None and _schema_version(conn, db._tag) == schema:
+            if schema is not None and _schema_version(conn, db.tag) == schema:
                 plan = ()  # CREATE ... IF NOT EXISTS that created nothing
             if plan:
                 written = state.rows_written(conn, text, plan, written)
@@ -850,3 +882,14 @@ class SqlStorage:
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
         databaseSize = database_size
+
+
+def exec_unrestricted(sql: SqlStorage, query: str, bindings: tuple[Any, ...]) -> SqlCursor:
+    """Run ``query`` as ``sql.exec(query, *bindings)`` does, without Cloudflare's rules.
+
+    Package-internal, for ``durable.testing.query(..., unrestricted=True)``: a function rather
+    than a method, so that ``ctx.storage.sql`` never offers applications a way around the rules.
+    Transactions stay refused and the limits apply. The statements get a text of their own, so
+    Python's statement cache never hands them to the application's SQL.
+    """
+    return sql._exec(query, bindings, trusted=True)

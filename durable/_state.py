@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final
 from ._aliases import camel_aliases
 from ._id import DurableObjectId
 from ._storage import Storage
-from ._websocket import WebSocket, WebSocketError, WebSocketRequestResponsePair
+from ._websocket import WebSocket, WebSocketError, WebSocketRequestResponsePair, validate_auto_response
 
 if TYPE_CHECKING:
     import asyncio
@@ -132,7 +132,7 @@ class State:
                     "set_web_socket_auto_response() takes a durable.WebSocketRequestResponsePair, "
                     f"not {type(pair).__name__}"
                 )
-            pair._check()
+            validate_auto_response(pair)
         registry = self._host.socket_registry(create=pair is not None)
         if registry is not None:
             registry.auto_response = pair

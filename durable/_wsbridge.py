@@ -61,7 +61,7 @@ async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send
     if protocol:
         message["subprotocol"] = protocol
     ws.accept()
-    ws._network_end()
+    ws.network.mark_remote()
     await send(message)
     outgoing = asyncio.ensure_future(_pump_out(ws, send))
     try:

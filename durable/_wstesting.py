@@ -120,7 +120,7 @@ async def websocket(
             error.status = response.status  # type: ignore[attr-defined]
             raise error
         client.accept()
-        client._network_end()  # it stands for a client beyond the runtime: the 32 MiB limit applies
+        client.network.mark_remote()  # it stands for a client beyond the runtime: the 32 MiB limit applies
     elif callable(target):
         client, task = await _asgi_connect(target, url, all_headers)
     else:

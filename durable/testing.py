@@ -14,6 +14,7 @@ from ._clock import MockClock
 from ._id import DurableObjectId
 from ._namespace import Namespace
 from ._object import DurableObject
+from ._sql import exec_unrestricted
 from ._state import State
 from ._stub import Stub, deliver, host_of, runtime_of
 from ._wstesting import disconnect, hibernate, hibernation_blockers, websocket
@@ -149,10 +150,11 @@ async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = 
     _check_stub(stub, "query")
 
     def body(instance: DurableObject, ctx: State) -> list[dict[str, Any]]:
-        cursor = ctx.storage.sql._exec(sql, bindings, trusted=unrestricted)
+        api = ctx.storage.sql
+        cursor = exec_unrestricted(api, sql, bindings) if unrestricted else api.exec(sql, *bindings)
         rows = [row.to_py() for row in cursor]
         if unrestricted:
-            ctx.storage._db.drop_caches()  # the SQL may have touched _cf_KV behind the cache
+            host_of(stub).db.drop_caches()  # the SQL may have touched _cf_KV behind the cache
         return rows
 
     result: list[dict[str, Any]] = await run_in_object(stub, body)

@@ -363,7 +363,7 @@ class TestClose:
         """A connection failure other than a close reaches web_socket_error and releases the socket."""
         stub = room(rt)
         async with websocket(stub, "http://room/") as ws:
-            ws._fail(OSError("network broke"))
+            ws.network.fail(OSError("network broke"))
             await settle()
         assert rt.env.log == [("error", "network broke")]
         assert await run_in_object(stub, lambda obj, ctx: ctx.get_web_sockets()) == []

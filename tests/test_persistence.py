@@ -98,7 +98,7 @@ class TestFiles:
             ns = rt.namespace(Obj)
             for i in range(20):
                 await ns.get_by_name(str(i)).write("i", i)
-            assert len(rt._hosts) <= 5
+            assert len(rt.hosts.live) <= 5
             assert [await ns.get_by_name(str(i)).read("i") for i in range(20)] == list(range(20))
         assert Obj.constructed >= 35
 
@@ -108,10 +108,10 @@ class TestFiles:
             ns = rt.namespace(Obj)
             for name in ("a", "b", "a", "a", "c"):  # a is used again after b: b is the oldest
                 await ns.get_by_name(name).write("k", name)
-            live = sorted(str(host.id.name) for host in rt._hosts.values())
+            live = sorted(str(host.id.name) for host in rt.hosts.live.values())
             assert live == ["a", "c"]
             await ns.get_by_name("b").read("k")  # b comes back: a is now the oldest
-            assert sorted(str(host.id.name) for host in rt._hosts.values()) == ["b", "c"]
+            assert sorted(str(host.id.name) for host in rt.hosts.live.values()) == ["b", "c"]
 
     async def test_list_ids(self, tmp_path: Path) -> None:
         """list_ids gives the ids of objects with storage, named where the name is known."""
@@ -190,4 +190,4 @@ class TestListIdsLeavesNoTrace:
             ns = rt.namespace(Obj)
             ids = await testing.list_ids(ns)
             assert sorted(oid.name or "" for oid in ids) == [str(i) for i in range(5)]
-            assert rt._hosts == {}
+            assert rt.hosts.live == {}

@@ -28,7 +28,8 @@ import pytest
 
 import durable
 from durable._codec import decode
-from durable._history import History, _unwal
+from durable._history import History
+from durable._history_log import unwal as _unwal
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "crash_worker.py"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -318,12 +321,43 @@ class TestServe:
         await ws.send("hello")
         assert await ws.recv() == "text:hello"
         ws.transport.abort()  # the TCP connection drops without a Close frame
-        log = await wait_for_log(server.url, 2)
+        # Three closes by then: 1000 and 1009 above, and this one, logged a little later.
+        log = await wait_for_log(server.url, 3)
         assert [1006, "WebSocket disconnected without sending Close frame.", False] in log
         with pytest.raises(InvalidStatus) as refused:
             await connect(server.ws_url + "/nows")
         assert refused.value.response.status_code == 403
         assert refused.value.response.body == b"not a socket"
+
+    async def test_too_large_message_closes_without_a_reset(self, serve: Any, tmp_path: Path) -> None:
+        """A client still sending a message over 32 MiB gets the 1009 Close, then EOF: no TCP reset."""
+        server = serve(echo_file(tmp_path))
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+
+        def exchange() -> bytes:
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                key = base64.b64encode(os.urandom(16)).decode()
+                sock.sendall(
+                    f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+                )
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += sock.recv(4096)
+                assert head.startswith(b"HTTP/1.1 101"), head
+                # A client sending a 33 MiB message: the server refuses it at the header, while
+                # the client is still sending; the client answers the Close after its message.
+                mask = b"\0" * 4  # payload bytes stay as they are
+                sock.sendall(bytes([0x82, 0xFF]) + struct.pack("!Q", 33 << 20) + mask + b"x" * (33 << 20))
+                received = sock.recv(2 + 125)  # ConnectionResetError here (or in sendall) was the bug
+                sock.sendall(bytes([0x88, 0x82]) + mask + struct.pack("!H", 1009))
+                while chunk := sock.recv(65536):
+                    received += chunk
+                return received
+
+        received = await asyncio.to_thread(exchange)
+        assert received[:2] == bytes([0x88, len(received) - 2])  # one Close frame, then EOF
+        assert struct.unpack("!H", received[2:4]) == (1009,)
 
     async def test_messages_sent_before_the_101(self, serve: Any, tmp_path: Path) -> None:
         """What the object sends before returning the 101 reaches a real client first, in order."""

@@ -1,0 +1,81 @@
+"""``StorageAwaitable``: the already-resolved awaitable that every storage call returns.
+
+Cloudflare's storage promises run whether or not they are awaited, and durable's storage is local,
+so every call applies its effect at once and hands back a :class:`Done`: awaiting it returns the
+value without suspending, so writes made with or without ``await`` between them coalesce into one
+commit. Using it as a value instead (a forgotten ``await``) raises an error that says so.
+
+This module knows nothing of objects or storage; ``_storage``, its collaborators and ``_host``
+use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Generic, NoReturn, TypeVar, final
+
+__all__ = ["NONE", "Done", "after"]
+
+T = TypeVar("T")
+
+
+async def after(waiter: Awaitable[None], then: Callable[[], T]) -> T:
+    """Await ``waiter``, then return ``then()`` (a storage result that needs a commit first)."""
+    await waiter
+    return then()
+
+
+@final
+class Done(Generic[T]):
+    """An awaitable that is already resolved: ``await`` returns its value without suspending.
+
+    Storage calls return these, so awaiting a storage call never yields to the event loop, and
+    writes made with or without ``await`` between them coalesce into one commit.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, T]:
+        yield from ()  # a generator that never yields: awaiting it does not suspend
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"<Done {self.value!r}>"
+
+
+NONE: Done[None] = Done(None)
+"""The result of every write: shared, as it carries nothing."""
+
+# A storage call used without `await` hands its caller this awaitable instead of the value. Its
+# name says what it is, and using it as a value (arithmetic, comparison, truth, indexing,
+# iteration, attributes) raises an error that asks "did you forget await?" instead of Python's
+# "unsupported operand type(s) for +: 'Done' and 'int'".
+Done.__name__ = Done.__qualname__ = "StorageAwaitable"
+_FORGOT_AWAIT = (
+    "a storage call's result (a StorageAwaitable) was used as a value: did you forget await? "
+    "Write `value = await ctx.storage.get(key)`, not `value = ctx.storage.get(key)`."
+)
+
+
+def _forgot_await(self: Done[Any], *args: object) -> NoReturn:
+    raise TypeError(_FORGOT_AWAIT)
+
+
+def _forgot_await_attribute(self: Done[Any], name: str) -> NoReturn:
+    if name.startswith("__"):  # a protocol probe (copy, pickle, asyncio...), not a user's mistake
+        raise AttributeError(name)
+    raise AttributeError(f"'StorageAwaitable' object has no attribute {name!r}: {_FORGOT_AWAIT}")
+
+
+for _method in (
+    "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+    "__rtruediv__", "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__pow__", "__rpow__",
+    "__neg__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__len__", "__iter__",
+    "__contains__", "__getitem__", "__setitem__", "__int__", "__float__", "__index__",
+):  # fmt: skip
+    setattr(Done, _method, _forgot_await)
+Done.__getattr__ = _forgot_await_attribute  # type: ignore[attr-defined]
+del _method

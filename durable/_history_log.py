@@ -1,0 +1,497 @@
+"""The history log of one object: its byte format, its records, the states it can rebuild.
+
+The log is the file ``<id>.history`` (or a ``bytearray`` for an in-memory database): a header
+(``MAGIC``, then the object and its lineage as JSON), then records, each framed by its length
+and a CRC-32 and followed by its length again, so that a torn tail (``kill -9`` in the middle of
+an append) is detected and dropped on load, and the log can be read backwards. See
+``docs/recovery.md`` for the byte layout and ``_history.py`` for what the kinds of record mean.
+
+A :class:`HistoryLog` loads the log lazily, appends records (never leaving half of one behind),
+rebuilds the image of any state it holds, and compacts itself: states that ended more than the
+retention window ago (30 days, as on Cloudflare) are folded into one ``BASE`` record. It knows
+nothing of SQLite connections or bookmarks: ``_history_capture.py`` writes its states,
+``_history.History`` reads them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import secrets
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+from ._exceptions import DataCorruptionError
+
+log = logging.getLogger("durable")
+
+__all__ = [
+    "BASE",
+    "CLOSE",
+    "DELTA",
+    "DELTA_HEAD",
+    "FRAME",
+    "MARK",
+    "REQUEST",
+    "STATE_KINDS",
+    "Entry",
+    "HistoryLog",
+    "read_history",
+    "unwal",
+]
+
+COMPACT_SLACK_MS = 3600 * 1000
+"""States older than the window are dropped from the log once the oldest is this much older (an hour)."""
+
+MAGIC = b"DOHIST01"
+BASE, DELTA, MARK, REQUEST, CLOSE = 1, 2, 3, 4, 5
+STATE_KINDS = (BASE, DELTA, MARK)
+"""The kinds of record that are states (the others, ``REQUEST`` and ``CLOSE``, are control records)."""
+_REC = struct.Struct("<IIBQq")  # payload length, crc32(kind..payload), kind, seq, time ms
+_FOOT = struct.Struct("<I")  # payload length again: the log can be read backwards
+DELTA_HEAD = struct.Struct("<IIII")  # page size, WAL salt-1, salt-2, WAL frame count after the commit
+FRAME = struct.Struct(">IIIIII")  # a WAL frame header: page number, db size (commit), salts, checksums
+
+
+class _Store:
+    """The bytes of a log: a file (appended with ``os.write``) or a ``bytearray`` in memory."""
+
+    def __init__(self, path: Path | None, fsync: bool, *, readonly: bool = False) -> None:
+        self.path = path
+        self.fsync = fsync
+        self.readonly = readonly
+        self.mem = bytearray()
+        self.fd: int | None = None
+        self._size: int | None = None  # known while the file is open (only this object appends)
+
+    def exists(self) -> bool:
+        if self.path is None:
+            return bool(self.mem)
+        return self.fd is not None or self.path.exists()  # an open log exists: no stat per commit
+
+    def open(self) -> None:
+        if self.path is not None and self.fd is None:
+            flags = os.O_RDONLY if self.readonly else os.O_RDWR | os.O_CREAT | os.O_APPEND
+            if not self.readonly:
+                self.path.parent.mkdir(parents=True, exist_ok=True)  # the namespace's folder may not exist yet
+            self.fd = os.open(self.path, flags, 0o644)
+
+    def size(self) -> int:
+        if self.path is None:
+            return len(self.mem)
+        self.open()
+        assert self.fd is not None
+        if self._size is None:
+            self._size = os.fstat(self.fd).st_size
+        return self._size
+
+    def read(self, offset: int, length: int) -> bytes:
+        if self.path is None:
+            return bytes(self.mem[offset : offset + length])
+        self.open()
+        assert self.fd is not None
+        return os.pread(self.fd, length, offset)
+
+    def append(self, data: bytes) -> None:
+        if self.path is None:
+            self.mem += data
+            return
+        self.open()
+        assert self.fd is not None
+        self.size()
+        assert self._size is not None
+        self._size += len(data)
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+        if self.fsync:
+            os.fsync(self.fd)
+
+    def truncate(self, size: int) -> None:
+        if self.path is None:
+            del self.mem[size:]
+        else:
+            self.open()
+            assert self.fd is not None
+            os.ftruncate(self.fd, size)
+            self._size = size
+
+    def replace(self, data: bytes) -> None:
+        """Swap the whole log for ``data`` atomically (compaction)."""
+        if self.path is None:
+            self.mem = bytearray(data)
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.close()
+        os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        self._size = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _record(kind: int, seq: int, time_ms: int, payload: bytes) -> bytes:
+    head = struct.pack("<BQq", kind, seq, time_ms)
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return _REC.pack(len(payload), crc, kind, seq, time_ms) + payload + _FOOT.pack(len(payload))
+
+
+class Entry:
+    """One record of a log, as loaded: its kind, seq and time, and where its payload is."""
+
+    __slots__ = ("kind", "offset", "seq", "size", "time")
+
+    def __init__(self, kind: int, seq: int, time_ms: int, offset: int, size: int) -> None:
+        self.kind = kind
+        self.seq = seq
+        self.time = time_ms
+        self.offset = offset  # of the payload
+        self.size = size
+
+
+def _header(meta: dict[str, object]) -> bytes:
+    blob = json.dumps(meta, sort_keys=True).encode()
+    return MAGIC + struct.pack("<I", len(blob)) + blob
+
+
+def _scan(store: _Store) -> tuple[dict[str, object], list[Entry], int]:
+    """Read a log: its header, its records, and the size of its valid prefix (a torn tail ends it)."""
+    size = store.size()
+    head = store.read(0, 12)
+    if len(head) < 12 or head[:8] != MAGIC:
+        raise DataCorruptionError("not a durable history log (bad magic)")
+    (meta_len,) = struct.unpack("<I", head[8:12])
+    meta = json.loads(store.read(12, meta_len))
+    offset = 12 + meta_len
+    entries: list[Entry] = []
+    while offset + _REC.size <= size:
+        length, crc, kind, seq, time_ms = _REC.unpack(store.read(offset, _REC.size))
+        end = offset + _REC.size + length + _FOOT.size
+        if end > size or kind not in (BASE, DELTA, MARK, REQUEST, CLOSE):
+            break
+        payload = store.read(offset + _REC.size, length)
+        if zlib.crc32(payload, zlib.crc32(struct.pack("<BQq", kind, seq, time_ms))) != crc:
+            break
+        entries.append(Entry(kind, seq, time_ms, offset + _REC.size, length))
+        offset = end
+    return meta, entries, offset
+
+
+def _apply_frames(image: bytearray, payload: bytes) -> None:
+    page_size, _, _, _ = DELTA_HEAD.unpack_from(payload, 0)
+    offset = DELTA_HEAD.size
+    step = FRAME.size + page_size
+    while offset + step <= len(payload):
+        pgno, commit = FRAME.unpack_from(payload, offset)[:2]
+        start = (pgno - 1) * page_size
+        if len(image) < start + page_size:
+            image.extend(bytes(start + page_size - len(image)))
+        image[start : start + page_size] = payload[offset + FRAME.size : offset + step]
+        if commit:
+            del image[commit * page_size :]
+        offset += step
+
+
+def unwal(image: bytes) -> bytes:
+    """An image with the header's WAL flag cleared (bytes 18-19), so it deserializes in memory."""
+    if len(image) >= 20 and image[18:20] == b"\x02\x02":
+        return image[:18] + b"\x01\x01" + image[20:]
+    return image
+
+
+class HistoryLog:
+    """The log of one object's states, loaded lazily from ``path`` (``None``: kept in memory).
+
+    Args:
+        path: the log file, or ``None`` to keep it in memory (it lives as long as this object).
+        namespace, hexid: the object, written into the log's header.
+        now_ms: the runtime clock, in ms since the epoch.
+        fsync: fsync every append.
+        retention_ms: how far back states stay restorable (compaction keeps them).
+
+    ``lineage``, ``created_ms`` and ``last_seq`` describe the log once loaded; ``pending`` is the
+    restore requested for the next session (``(target seq, undo seq)``), ``anchor`` the last seq
+    when the current session began. They are read and set by ``_history.History``.
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        namespace: str,
+        hexid: str,
+        now_ms: Callable[[], int],
+        fsync: bool,
+        retention_ms: int,
+    ) -> None:
+        self.namespace = namespace
+        self.hexid = hexid
+        self.now_ms = now_ms
+        self.retention_ms = retention_ms
+        self._store = _Store(path, fsync)
+        self._loaded = False
+        self._entries: list[Entry] = []
+        self.lineage = 0
+        self.created_ms = 0
+        self.last_seq = 0
+        self.pending: tuple[int, int] | None = None  # (target seq, undo seq)
+        self.anchor = 0  # last seq when the current session began
+        self._compact_due = float("inf")  # the clock time after which the oldest state can go
+
+    # -- loading and appending --
+
+    def load(self) -> None:
+        """Read the log once: its header, its records, the pending restore; a torn tail is cut off.
+
+        A log that cannot be read is moved aside (``<id>.history.damaged-<ms>``) and a new one
+        starts, with a new lineage.
+        """
+        if self._loaded:
+            return
+        self._loaded = True
+        store = self._store
+        if not store.exists():
+            return
+        try:
+            meta, entries, valid = _scan(store)
+        except (DataCorruptionError, ValueError, struct.error) as exc:
+            # A log that cannot be read must not make the object unusable: keep it aside for a
+            # human, and start a new history (a new lineage: older bookmarks are refused).
+            assert store.path is not None  # a log in memory is never damaged
+            aside = store.path.with_name(f"{store.path.name}.damaged-{self.now_ms()}")
+            store.close()
+            os.replace(store.path, aside)
+            log.error(
+                "durable: the history log %s cannot be read (%s); moved to %s, a new one starts",
+                store.path,
+                exc,
+                aside.name,
+            )
+            return
+        if valid < store.size():
+            store.truncate(valid)  # a torn append: the commit is still in the WAL (see opened())
+        self.lineage = int(meta.get("lineage", 0))  # type: ignore[call-overload]
+        self.created_ms = int(meta.get("created_ms", 0))  # type: ignore[call-overload]
+        self._entries = entries
+        self._update_compact_due()
+        for entry in entries:
+            if entry.kind in STATE_KINDS:
+                self.last_seq = entry.seq
+                if self.pending is not None and entry.kind == MARK and entry.seq == self.pending[1]:
+                    self.pending = None
+            elif entry.kind == REQUEST:
+                target, undo = struct.unpack("<QQ", store.read(entry.offset, 16))
+                self.pending = (target, undo)
+        self.anchor = self.last_seq
+
+    def _create(self) -> None:
+        """Start the log: its header, with a new lineage."""
+        self.lineage = secrets.randbits(32) or 1
+        self.created_ms = self.now_ms()
+        self._store.append(
+            _header(
+                {"namespace": self.namespace, "id": self.hexid, "lineage": self.lineage, "created_ms": self.created_ms}
+            )
+        )
+
+    def append(self, kind: int, seq: int, time_ms: int, payload: bytes) -> None:
+        """Append one record (the log starts with its header if it did not exist).
+
+        Raises ``OSError`` if it cannot be written; the log is then cut back to where it was.
+        """
+        store = self._store
+        if not store.exists():
+            self._create()
+        size = store.size()
+        try:
+            store.append(_record(kind, seq, time_ms, payload))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                store.truncate(size)  # never leave half a record in the middle of the log
+            raise
+        self._entries.append(Entry(kind, seq, time_ms, size + _REC.size, len(payload)))
+        if kind in STATE_KINDS:
+            self.last_seq = seq
+            if self._compact_due == float("inf"):
+                self._update_compact_due()
+
+    def _update_compact_due(self) -> None:
+        """The oldest state can be dropped once the state after it is older than the window (and the slack)."""
+        states = (e for e in self._entries if e.kind in STATE_KINDS)
+        next(states, None)
+        second = next(states, None)
+        self._compact_due = float("inf") if second is None else second.time + self.retention_ms + COMPACT_SLACK_MS
+
+    def state_time(self) -> int:
+        """The time of the next state record: the clock, never earlier than the last record."""
+        now = self.now_ms()
+        if self._entries and self._entries[-1].time > now:
+            return self._entries[-1].time
+        return now
+
+    # -- reading records --
+
+    def exists(self) -> bool:
+        """Whether the log has been written (a file, or bytes in memory)."""
+        return self._store.exists()
+
+    def read(self, entry: Entry, length: int | None = None) -> bytes:
+        """The payload of ``entry``, or its first ``length`` bytes."""
+        return self._store.read(entry.offset, entry.size if length is None else length)
+
+    def last_entry(self) -> Entry | None:
+        """The last record of the log (state or control); ``None`` for an empty log."""
+        return self._entries[-1] if self._entries else None
+
+    def last_state_entry(self) -> Entry | None:
+        """The last state record of the log; ``None`` if it has none."""
+        for entry in reversed(self._entries):
+            if entry.kind in STATE_KINDS:
+                return entry
+        return None
+
+    def request(self, target: int, undo: int) -> None:
+        """Record a restore of state ``target`` for the next session; ``undo`` will name the state before it."""
+        self.pending = (target, undo)
+        self.append(REQUEST, 0, self.state_time(), struct.pack("<QQ", target, undo))
+
+    def has_state(self, seq: int) -> bool:
+        """Whether the log holds a state record ``seq``."""
+        return any(e.kind in STATE_KINDS and e.seq == seq for e in self._entries)
+
+    def close(self) -> None:
+        """Close the log's file (reopened on the next read or append)."""
+        self._store.close()
+
+    # -- states --
+
+    def image_at(self, seq: int) -> bytes:
+        """The database image of state ``seq`` (``b""``: the empty database)."""
+        self.load()
+        entries = [e for e in self._entries if e.kind in STATE_KINDS and e.seq <= seq]
+        start = 0
+        for index in range(len(entries) - 1, -1, -1):
+            if entries[index].kind == BASE:
+                start = index
+                break
+        image = bytearray()
+        for entry in entries[start:]:
+            payload = self._store.read(entry.offset, entry.size)
+            if entry.kind == BASE:
+                image = bytearray(payload)
+            elif entry.kind == DELTA:
+                _apply_frames(image, payload)
+        return bytes(image)
+
+    def states(self) -> list[tuple[int, int]]:
+        """(seq, time in ms) of every state the log can restore, oldest first."""
+        self.load()
+        found = [(e.seq, e.time) for e in self._entries if e.kind in STATE_KINDS]
+        if self.earliest() is None:
+            found.insert(0, (0, self.created_ms))
+        return found
+
+    def earliest(self) -> tuple[int, int] | None:
+        """(seq, time) of the earliest state the log can rebuild; ``None`` when it starts empty."""
+        for entry in self._entries:
+            if entry.kind == BASE:
+                return entry.seq, entry.time
+            if entry.kind in STATE_KINDS:
+                return None
+        return None
+
+    def seq_at(self, time_ms: int) -> int:
+        """The seq of the state current at ``time_ms`` (0: the empty database)."""
+        seq = 0
+        for entry in self._entries:
+            if entry.kind in STATE_KINDS:
+                if entry.time > time_ms:
+                    break
+                seq = entry.seq
+        return seq
+
+    def too_old(self, seq: int) -> bool:
+        """Whether state ``seq`` ended more than the retention window ago."""
+        cutoff = self.now_ms() - self.retention_ms
+        following = [e.time for e in self._entries if e.kind in STATE_KINDS and e.seq > seq]
+        return bool(following) and following[0] < cutoff
+
+    # -- retention --
+
+    def compact_if_due(self) -> None:
+        """Compact when the oldest state has been out of the window for the slack (an hour)."""
+        if self.now_ms() > self._compact_due:
+            self.compact()
+
+    def compact(self) -> None:
+        """Forget states that ended more than the retention window ago (rewrites the log)."""
+        self.load()
+        now = self.now_ms()
+        cutoff = now - self.retention_ms
+        if self.pending is not None:
+            target_time = next(
+                (e.time for e in self._entries if e.kind in STATE_KINDS and e.seq == self.pending[0]), None
+            )
+            if target_time is not None:
+                cutoff = min(cutoff, target_time)
+        keep_seq = self.seq_at(cutoff)
+        first = next((i for i, e in enumerate(self._entries) if e.kind in STATE_KINDS and e.seq > keep_seq), None)
+        base_entry = next((e for e in self._entries if e.kind in STATE_KINDS and e.seq == keep_seq), None)
+        if first is None or (base_entry is not None and base_entry is self._entries[0]):
+            self._update_compact_due()
+            return
+        image = self.image_at(keep_seq)
+        base_time = base_entry.time if base_entry is not None else self.created_ms
+        out = io.BytesIO()
+        out.write(
+            _header(
+                {"namespace": self.namespace, "id": self.hexid, "lineage": self.lineage, "created_ms": self.created_ms}
+            )
+        )
+        if keep_seq or image:
+            out.write(_record(BASE, keep_seq, base_time, image))
+        if self.pending is not None:
+            out.write(_record(REQUEST, 0, base_time, struct.pack("<QQ", *self.pending)))
+        for entry in self._entries[first:]:
+            out.write(_record(entry.kind, entry.seq, entry.time, self._store.read(entry.offset, entry.size)))
+        self._store.replace(out.getvalue())
+        self._loaded = False
+        self._entries = []
+        pending, anchor = self.pending, self.anchor
+        self.pending = None
+        self.load()
+        self.pending, self.anchor = pending, anchor
+
+    def size(self) -> int:
+        """Bytes the log takes."""
+        return self._store.size() if self._store.exists() else 0
+
+
+def read_history(path: Path) -> dict[str, object]:
+    """A summary of a history log file, read without changing it (``durable inspect``)."""
+    store = _Store(path, False, readonly=True)
+    try:
+        meta, entries, valid = _scan(store)
+        states = [e for e in entries if e.kind in STATE_KINDS]
+        return {
+            "bytes": store.size(),
+            "states": len(states),
+            "first_ms": states[0].time if states else None,
+            "last_ms": states[-1].time if states else None,
+            "torn_tail_bytes": store.size() - valid,
+            "lineage": meta.get("lineage"),
+        }
+    finally:
+        store.close()

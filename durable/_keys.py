@@ -1,0 +1,145 @@
+"""Keys, values and key ranges: the checks shared by ``ctx.storage``, its transactions and ``kv``.
+
+A key is a ``str`` without lone surrogates, within the backend's size limit; a value is encoded by
+the codec and must fit the backend's value (key-value) or row (SQLite) limit; ``list()`` options
+compile to a half-open key range, as workerd compiles them. Errors use Cloudflare's wording.
+
+Pure functions: the only thing they read of the object is its backend and limits (the
+``StorageHost`` protocol of ``_storage.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._codec import encode
+from ._exceptions import StorageLimitError
+from ._util import lone_surrogate_at
+
+if TYPE_CHECKING:
+    from ._storage import StorageHost
+
+__all__ = ["KeyList", "check_batch", "check_key", "compile_range", "encode_checked"]
+
+KeyList = list[str] | tuple[str, ...]
+
+
+def check_key(key: object, host: StorageHost) -> str:
+    """Return ``key`` if it is a valid key, else raise ``TypeError`` / ``StorageLimitError``."""
+    if type(key) is not str:
+        raise TypeError(f"Storage keys must be str, not {type(key).__name__}")
+    if host.kv_backed and (limit := host.limits.kv_max_key_bytes) is not None and len(key) * 4 > limit:
+        size = len(key.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise StorageLimitError(f"Keys cannot be larger than {limit} bytes. A key of size {size} was provided.")
+    if not key.isascii() and (index := lone_surrogate_at(key)) is not None:
+        raise TypeError(f"Storage keys must be valid Unicode: {key!r} contains a lone surrogate at index {index}")
+    return key
+
+
+def encode_checked(key: str, value: object, host: StorageHost) -> bytes:
+    """Encode ``value`` for storage under ``key``, enforcing the value limits of the backend."""
+    blob = encode(value)
+    limits = host.limits
+    if host.kv_backed:
+        limit = limits.kv_max_value_bytes
+        if limit is not None and len(blob) > limit:
+            raise StorageLimitError(
+                f"Values cannot be larger than {limit} bytes. A value of size {len(blob)} was provided."
+            )
+    else:
+        limit = limits.sqlite_max_row_bytes
+        # len(key) * 4 bounds its UTF-8 size: measure exactly only when it could matter.
+        if limit is not None and len(blob) + len(key) * 4 > limit:
+            if len(blob) + len(key.encode("utf-8")) > limit:
+                raise StorageLimitError(
+                    "string or blob too big: SQLITE_TOOBIG (in a SQLite-backed object a key plus "
+                    f"its value may take at most {limit} bytes (2 MB), as on Cloudflare; this one "
+                    f"takes {len(blob) + len(key.encode('utf-8'))}. Split the value over several "
+                    "keys, or relax the limit where production is not the target with "
+                    "durable.Runtime(limits=durable.Limits(sqlite_max_row_bytes=...)).)"
+                )
+    return blob
+
+
+def check_batch(count: int, host: StorageHost) -> None:
+    """Refuse a batch of ``count`` keys past the key-value backend's limit (Cloudflare's text)."""
+    limit = host.limits.kv_max_batch
+    if host.kv_backed and limit is not None and count > limit:
+        raise StorageLimitError(f"Maximum number of key value pairs is {limit}. {count} pairs were provided.")
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string greater than every string that starts with ``prefix`` (None: none)."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars[-1]) + 1
+        if code == 0xD800:
+            code = 0xE000  # surrogates never occur in keys
+        if code <= 0x10FFFF:
+            chars[-1] = chr(code)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+def _past_surrogates(bound: str, index: int) -> str:
+    """A bound without lone surrogates that orders every valid key as ``bound`` does.
+
+    workerd compares keys as UTF-8 bytes and encodes a lone surrogate as its 3-byte form, which
+    sorts between U+D7FF and U+E000. No key holds one, so a key is above ``bound`` exactly when it
+    is at or above ``bound[:index] + "\\uE000"``, and below it otherwise.
+    """
+    return bound[:index] + "\ue000"
+
+
+def compile_range(
+    *,
+    start: str | None = None,
+    start_after: str | None = None,
+    end: str | None = None,
+    prefix: str | None = None,
+    reverse: bool = False,
+    limit: int | None = None,
+) -> tuple[str | None, str | None] | None:
+    """Turn ``list()`` options into a half-open key range ``[lo, hi)``, as workerd compiles them.
+
+    ``start`` is inclusive, ``start_after`` exclusive (it becomes ``start_after + "\\0"``), ``end``
+    exclusive; ``prefix`` clamps the range to the keys that start with it. ``reverse`` does not
+    swap the bounds. Returns ``None`` when the range is empty. Raises ``TypeError`` for options
+    Cloudflare refuses. Bounds may hold lone surrogates (keys may not): they order keys as in
+    workerd.
+    """
+    if start is not None and start_after is not None:
+        raise TypeError("list() cannot be called with both start and startAfter values.")
+    for label, bound in (("start", start), ("startAfter", start_after), ("end", end), ("prefix", prefix)):
+        if bound is not None and type(bound) is not str:
+            raise TypeError(f"list() option {label} must be a str, not {type(bound).__name__}")
+    if type(reverse) is not bool:
+        raise TypeError(f"list() option reverse must be a bool, not {type(reverse).__name__}")
+    if limit is not None:
+        if type(limit) is not int:
+            raise TypeError(f"list() option limit must be an int, not {type(limit).__name__}")
+        if not -(2**31) <= limit < 2**31:  # workerd reads the limit as an int32, and says so
+            raise TypeError("Value out of range. Must be between -2147483648 and 2147483647 (inclusive).")
+        if limit <= 0:
+            raise TypeError("List limit must be positive.")
+    if prefix is not None and lone_surrogate_at(prefix) is not None:
+        return None  # no key holds a lone surrogate, so none starts with this prefix
+    if start_after is not None and (index := lone_surrogate_at(start_after)) is not None:
+        start, start_after = _past_surrogates(start_after, index), None
+    elif start is not None and (index := lone_surrogate_at(start)) is not None:
+        start = _past_surrogates(start, index)
+    if end is not None and (index := lone_surrogate_at(end)) is not None:
+        end = _past_surrogates(end, index)
+    lo = start if start_after is None else start_after + "\0"
+    hi = end
+    if prefix:
+        if lo is None or lo < prefix:
+            lo = prefix
+        succ = _successor(prefix)
+        if succ is not None and (hi is None or succ < hi):
+            hi = succ
+    if lo is not None and hi is not None and hi <= lo:
+        return None
+    return lo, hi

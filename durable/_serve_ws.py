@@ -1,0 +1,132 @@
+"""``durable serve``'s WebSocket protocol: uvicorn's, with a failing connection closed without a reset.
+
+When a client breaks the protocol (a message over ``ws_max_size``, 32 MiB as on Cloudflare; a bad
+frame), uvicorn's ``websockets-sansio`` protocol writes the Close frame (1009 for a message too
+large) and closes the socket at once. The client is usually still sending (the rest of the big
+message), so the socket is closed with unread data and the kernel answers with a TCP reset. A
+client whose write fails on that reset before it has read the Close frame drops the frame and
+reports 1006 instead of 1009 (seen under load in ``tests/test_websocket_asgi.py``).
+
+So the server reads on after its Close frame, discarding, until the client's own Close frame has
+arrived (RFC 6455 5.5.1: the client answers a Close with a Close, after the message it was
+sending), and only then closes the connection, with nothing left unread: no reset. The client's
+frames are followed by their headers alone (:class:`FrameEnds`), as the ``websockets`` parser
+stops at the header of the frame it refuses. uvicorn's close timeout (10 s) still bounds the wait.
+Half-closing first (EOF after the Close frame) is what RFC 6455 7.1.7 describes, but a client on
+CPython 3.11/3.12 that gets EOF while it still has data to write can fail its own close later
+(``transport.abort()`` after the buffered close: ``'NoneType' object has no attribute
+'call_soon'``), so the server waits for the client's Close instead.
+
+With a uvicorn whose ``auto`` WebSocket protocol is not ``websockets-sansio`` (older releases
+pick the legacy ``websockets`` one), :func:`websocket_protocol` returns None and the server keeps
+its default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["FrameEnds", "websocket_protocol"]
+
+_CLOSE_OPCODE = 0x8
+
+
+class FrameEnds:
+    """Follows the frames of a byte stream by their headers, to see when a Close frame arrives.
+
+    Feed it every byte the client sends, in order; :attr:`closed` turns True once a Close frame
+    has arrived whole.
+    """
+
+    __slots__ = ("_close", "_head", "_skip", "closed")
+
+    def __init__(self) -> None:
+        self._head = bytearray()  # an incomplete header
+        self._skip = 0  # payload bytes of the current frame still to come
+        self._close = False  # the current frame is a Close
+        self.closed = False
+
+    def feed(self, data: bytes | bytearray) -> None:
+        """Account for ``data``, the next bytes of the stream."""
+        pos, end = 0, len(data)
+        while pos < end and not self.closed:
+            if self._skip:
+                step = min(self._skip, end - pos)
+                self._skip -= step
+                pos += step
+                if not self._skip and self._close:
+                    self.closed = True
+                continue
+            head = self._head
+            if len(head) < 2:
+                take = min(2 - len(head), end - pos)
+                head += data[pos : pos + take]
+                pos += take
+                if len(head) < 2:
+                    return
+            length = head[1] & 0x7F
+            size = 2 + (2 if length == 126 else 8 if length == 127 else 0) + (4 if head[1] & 0x80 else 0)
+            if len(head) < size:
+                take = min(size - len(head), end - pos)
+                head += data[pos : pos + take]
+                pos += take
+                if len(head) < size:
+                    return
+            if length == 126:
+                length = int.from_bytes(head[2:4], "big")
+            elif length == 127:
+                length = int.from_bytes(head[2:10], "big")
+            self._close = head[0] & 0x0F == _CLOSE_OPCODE
+            self._head = bytearray()
+            self._skip = length
+            if not length and self._close:
+                self.closed = True
+
+
+def websocket_protocol() -> type[Any] | None:
+    """uvicorn's ``auto`` WebSocket protocol with a close that leaves nothing unread, or None."""
+    try:
+        from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    except ImportError:  # pragma: no cover - uvicorn before the Sans-I/O protocol, or no websockets
+        return None
+    if AutoWebSocketsProtocol is not WebSocketsSansIOProtocol:  # pragma: no cover - older uvicorn
+        return None
+
+    class GracefulWebSocketProtocol(WebSocketsSansIOProtocol):
+        """uvicorn's protocol; a connection the client broke closes once the client's Close is read."""
+
+        durable_frames: FrameEnds | None = None  # uvicorn has its own `frames`
+        durable_failed = False
+
+        def data_received(self, data: bytes) -> None:
+            if self.durable_failed:
+                self.durable_discard(data)
+                return
+            if self.handshake_complete:
+                if self.durable_frames is None:
+                    self.durable_frames = FrameEnds()
+                self.durable_frames.feed(data)
+            super().data_received(data)
+
+        def durable_discard(self, data: bytes) -> None:
+            assert self.durable_frames is not None
+            self.durable_frames.feed(data)
+            if self.durable_frames.closed:
+                self.transport.close()  # everything the client sent is read: no reset
+
+        def handle_parser_exception(self) -> None:
+            close = self.conn.close_sent
+            assert close is not None  # the parser failed the connection: it sent a Close
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": close.code, "reason": close.reason})
+            self.durable_failed = self.close_sent = True
+            self.transport.write(b"".join(self.conn.data_to_send()))  # the Close frame
+            if self.durable_frames is None or self.durable_frames.closed:
+                self.transport.close()
+                return
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
+            self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+
+    return GracefulWebSocketProtocol

@@ -1,0 +1,439 @@
+"""``storage.transaction()`` and ``transaction_sync()``: explicit transactions and their isolation.
+
+Explicit transactions are savepoints in the object's implicit transaction, kept isolated from the
+rest of the object's code: they are serialized (one per object runs at a time, nested ones inside
+it), and code outside the running one waits for it to end before it touches storage. workerd gets
+the same from its input gate, which holds every other continuation of the object; asyncio cannot
+hold another task's awaits, so storage does it.
+
+:class:`Transactions` is that machinery, one per ``Storage``: the stack of open transactions, the
+queue of storage calls and transactions waiting for their turn, and the running of closures.
+``Storage`` asks it, only while a transaction is open, where the running code stands
+(:meth:`Transactions.where`) and queues a call that must wait (:meth:`Transactions.defer`).
+:class:`Transaction` is the ``txn`` handle a closure receives; it forwards to the ``Storage``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import enum
+import inspect
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+
+from ._aliases import camel_aliases
+from ._exceptions import InvalidTransactionError
+from ._gates import GateLock, InputGate, held_locks
+
+if TYPE_CHECKING:
+    from ._storage import Storage, StorageHost
+
+__all__ = ["NOW", "Transaction", "Transactions"]
+
+T = TypeVar("T")
+
+_in_transaction: ContextVar[Transaction | None] = ContextVar("durable_transaction", default=None)
+
+
+@final
+@camel_aliases
+class Transaction:
+    """The ``txn`` handle of a ``storage.transaction()`` closure.
+
+    Offers ``get``, ``put``, ``delete``, ``list``, the alarm methods and ``rollback()``; not
+    ``delete_all``. Using it after the closure returned, or after ``rollback()``, raises
+    ``InvalidTransactionError`` with Cloudflare's message.
+    """
+
+    __slots__ = (
+        "_caller_held",
+        "_children",
+        "_gate",
+        "_gate_lock",
+        "_held",
+        "_outer",
+        "_phase",
+        "_runner",
+        "_savepoint",
+        "_started",
+        "_storage",
+    )
+
+    def __init__(
+        self, storage: Storage, txns: Transactions, outer: Transaction | None, caller_held: frozenset[GateLock]
+    ) -> None:
+        self._storage = storage
+        """The storage the operations of ``txn`` go to."""
+        self._runner = txns
+        """The storage's transaction machinery, which opens, ends and rolls back this one."""
+        self._outer = outer
+        """The transaction (of any object) the code that started this one ran inside."""
+        self._caller_held = caller_held
+        self._held: frozenset[GateLock] = caller_held
+        self._gate: InputGate | None = None
+        self._gate_lock: GateLock | None = None
+        self._savepoint = ""
+        self._phase = "active"
+        self._started = False
+        """Started (savepoint open, gate closed) and not yet ended."""
+        self._children: set[asyncio.Task[Any]] = set()
+        """Transactions started inside this one that have not ended: it ends after them."""
+
+    def __repr__(self) -> str:
+        return f"<durable.Transaction {self._phase}>"
+
+    def _check(self, op: str) -> Storage:
+        if self._phase.startswith("rolled_back"):
+            raise InvalidTransactionError(f"Cannot {op}() on rolled back transaction")  # workerd's text
+        if self._phase != "active":
+            raise InvalidTransactionError(
+                f"Cannot call {op}() on transaction that has already committed: did you move `txn` "
+                "outside of the closure?"
+            )
+        return self._storage
+
+    def get(self, key: Any, **options: Any) -> Awaitable[Any]:
+        """As ``Storage.get``, inside the transaction."""
+        return self._check("get").get(key, **options)
+
+    def list(self, **options: Any) -> Awaitable[dict[str, Any]]:
+        """As ``Storage.list``, inside the transaction."""
+        return self._check("list").list(**options)
+
+    def put(self, key: Any, value: Any = ..., **options: Any) -> Awaitable[None]:
+        """As ``Storage.put``, inside the transaction."""
+        return self._check("put").put(key, value, **options)
+
+    def delete(self, key: Any, **options: Any) -> Awaitable[Any]:
+        """As ``Storage.delete``, inside the transaction."""
+        return self._check("delete").delete(key, **options)
+
+    def get_alarm(self, **options: Any) -> Awaitable[int | None]:
+        """As ``Storage.get_alarm``, inside the transaction."""
+        return self._check("getAlarm").get_alarm(**options)
+
+    def set_alarm(self, scheduled_time: int | float | _dt.datetime, **options: Any) -> Awaitable[None]:
+        """As ``Storage.set_alarm``, inside the transaction."""
+        return self._check("setAlarm").set_alarm(scheduled_time, **options)
+
+    def delete_alarm(self, **options: Any) -> Awaitable[None]:
+        """As ``Storage.delete_alarm``, inside the transaction."""
+        return self._check("deleteAlarm").delete_alarm(**options)
+
+    def delete_all(self, **options: Any) -> Awaitable[None]:
+        """Not available in a transaction, as on Cloudflare."""
+        raise InvalidTransactionError("Cannot call deleteAll() within a transaction")
+
+    def rollback(self) -> None:
+        """Discard the transaction's writes; the closure's return value is still returned.
+
+        May be called more than once. Afterwards every other operation on ``txn`` raises. While
+        a transaction started inside this one runs, the rollback takes effect when it has ended
+        (and undoes its writes too, as an outer rollback does).
+        """
+        if self._phase == "rolled_back":
+            return
+        self._check("rollback")
+        self._phase = "rolled_back"
+        self._runner.roll_back(self)
+
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        getAlarm = get_alarm
+        setAlarm = set_alarm
+        deleteAlarm = delete_alarm
+
+
+class _Here(enum.Enum):
+    """What :meth:`Transactions.where` answers when the running code may use storage at once."""
+
+    NOW = "now"
+
+
+NOW: Final = _Here.NOW
+"""``Transactions.where()``'s answer when the running code may use storage now."""
+
+
+@final
+class _Waiting:
+    """A storage call or transaction that waits for ``level`` to be the innermost transaction."""
+
+    __slots__ = ("apply", "fut", "level", "txn")
+
+    def __init__(
+        self,
+        level: Transaction | None,
+        apply: Callable[[], Any] | None,
+        fut: asyncio.Future[Any],
+        txn: Transaction | None,
+    ) -> None:
+        self.level = level
+        self.apply = apply
+        self.fut = fut
+        self.txn = txn
+
+
+@final
+class Transactions:
+    """One storage's explicit transactions: the open ones, the calls waiting, the closures' runs.
+
+    ``stack`` holds the open transactions, outermost first, each nested in the one before it; it
+    is empty unless a ``transaction()`` runs, so ``Storage`` tests it before asking anything else
+    (the hot path of a plain ``get``/``put`` stays one list test). Package-internal interface:
+    ``stack``, :meth:`level`, :meth:`inside`, :meth:`where`, :meth:`defer`, :meth:`check_sync`,
+    :meth:`run`, :meth:`run_sync` and :meth:`roll_back`.
+    """
+
+    __slots__ = ("_db", "_gen", "_host", "_queue", "_sync_depth", "stack")
+
+    def __init__(self, host: StorageHost, generation: int) -> None:
+        self._host = host
+        self._gen = generation
+        self._db = host.db
+        self.stack: list[Transaction] = []
+        """Open transactions, outermost first; each one is nested in the one before it. Never
+        rebound: ``Storage``, ``SqlStorage`` and ``SyncKV`` test this same list."""
+        self._queue: list[_Waiting] = []
+        """Storage calls and transactions waiting for the transaction they belong to to be innermost."""
+        self._sync_depth = 0
+        """How many ``transaction_sync()`` callbacks are running (a ``transaction()`` waits for them)."""
+
+    # -- where the running code stands -----------------------------------------------------------
+
+    def level(self) -> Transaction | None:
+        """The innermost open transaction of this storage that the running code is inside, if any."""
+        txn = _in_transaction.get()
+        while txn is not None:
+            if txn._runner is self and txn._started:
+                return txn
+            txn = txn._outer
+        return None
+
+    def inside(self) -> bool:
+        """Whether the running code is inside one of this storage's open ``transaction()`` calls."""
+        return bool(self.stack) and self.level() is not None
+
+    def where(self) -> Transaction | _Here | None:
+        """:data:`NOW` if the running code may use storage now, else the level it must wait for.
+
+        Code may use storage when it runs inside the innermost open transaction (or no
+        transaction is open). Anything else would write into that transaction's savepoint (and be
+        undone by its rollback) or read its uncommitted writes.
+        """
+        stack = self.stack
+        if not stack:
+            return NOW
+        level = self.level()
+        return NOW if level is stack[-1] else level
+
+    def defer(
+        self, level: Transaction | None, apply: Callable[[], Any], *, write: bool = False, gated: bool = True
+    ) -> asyncio.Future[Any]:
+        """Queue ``apply`` until ``level`` is the innermost open transaction; a future of its result.
+
+        A write marks the object as written now, so the calling event's result waits behind the
+        output gate until the write, applied later, is committed.
+        """
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_retrieve)
+        self._queue.append(_Waiting(level, apply, fut, None))
+        if write:
+            self._host.wrote(gated=gated)
+        return fut
+
+    def check_sync(self, what: str) -> None:
+        """Refuse a synchronous call (``what``) made from outside the transaction that is running."""
+        if self.stack and self.where() is not NOW:
+            raise InvalidTransactionError(
+                f"Cannot call {what} while a transaction() of another event is in progress on this "
+                "object: await that transaction first, or make the call inside its closure (workerd "
+                "runs no other code of the object until the transaction ends; durable cannot pause "
+                "synchronous code, so it refuses the call instead of mixing it into the transaction)"
+            )
+
+    def _drain(self) -> None:
+        """Run what waited for the now innermost transaction (or for none), in call order."""
+        stack, queue = self.stack, self._queue
+        host = self._host
+        i = 0
+        while i < len(queue):
+            top = stack[-1] if stack else None
+            entry = queue[i]
+            if entry.level is not top and self._gen == host.gen:
+                i += 1
+                continue
+            del queue[i]
+            fut = entry.fut
+            try:
+                host.check_live(self._gen)  # reset meanwhile: everything waiting fails
+                if entry.txn is not None:
+                    self._start(entry.txn)
+                    result: Any = None
+                else:
+                    assert entry.apply is not None
+                    result = entry.apply()
+            except BaseException as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+                continue
+            if not fut.done():
+                fut.set_result(result)
+            if entry.txn is not None:
+                return  # it is innermost now: what follows waits for it
+
+    def _start(self, txn: Transaction) -> None:
+        """Open ``txn``'s savepoint and close the input gate for it (its parent is innermost)."""
+        txn._savepoint = self._db.savepoint()
+        gate = self._host.gate
+        lock, _ = gate.close_for("transaction()")
+        txn._gate, txn._gate_lock = gate, lock
+        txn._held = txn._caller_held | {lock}
+        txn._started = True
+        self.stack.append(txn)
+
+    # -- transaction() ---------------------------------------------------------------------------
+
+    def run(self, closure: Callable[[Transaction], Awaitable[T] | T], storage: Storage) -> asyncio.Task[T]:
+        """``storage.transaction(closure)``: a running task; ``txn`` forwards to ``storage``."""
+        self._host.check_live(self._gen)
+        if not callable(closure):
+            raise TypeError(f"transaction() takes a callable, not {type(closure).__name__}")
+        parent = self.level()
+        txn = Transaction(storage, self, _in_transaction.get(), held_locks.get())
+        stack = self.stack
+        ready: asyncio.Future[None] | None = None
+        if (not stack or stack[-1] is parent) and not self._sync_depth:
+            self._start(txn)
+        else:
+            ready = asyncio.get_running_loop().create_future()
+            self._queue.append(_Waiting(parent, None, ready, txn))
+        task = asyncio.ensure_future(self._run(closure, txn, ready))
+        if parent is not None:
+            children = parent._children
+            children.add(task)
+            task.add_done_callback(children.discard)
+        return task
+
+    async def _run(
+        self, closure: Callable[[Transaction], Awaitable[T] | T], txn: Transaction, ready: asyncio.Future[None] | None
+    ) -> T:
+        if ready is not None:
+            try:
+                await ready  # raises the reset error if the object was reset meanwhile
+            except BaseException:
+                if not txn._started:
+                    self._queue[:] = [entry for entry in self._queue if entry.txn is not txn]
+                    txn._phase = "failed"
+                    raise
+                self._end(txn, failed=True)  # started, but cancelled before it could run
+                raise
+        held_locks.set(txn._held)
+        _in_transaction.set(txn)
+        try:
+            try:
+                result = closure(txn)
+                if inspect.isawaitable(result):
+                    result = await result
+            finally:
+                await _wait_children(txn)
+        except BaseException:
+            self._end(txn, failed=True)
+            raise
+        self._end(txn, failed=False)
+        return result
+
+    def _end(self, txn: Transaction, *, failed: bool) -> None:
+        """Commit (release) or roll back ``txn``'s savepoint, reopen the gate, run what waited."""
+        host = self._host
+        live = self._gen == host.gen  # after a reset the savepoint is gone with everything else
+        try:
+            if live and txn._started and txn._phase == "active":
+                if failed:
+                    self._db.rollback_to(txn._savepoint)
+                else:
+                    self._db.release(txn._savepoint)
+        finally:
+            if txn._phase == "active":
+                txn._phase = "failed" if failed else "committed"
+            elif txn._phase == "rolled_back":
+                txn._phase = "rolled_back_ended"
+            opened = txn._started
+            if opened:
+                txn._started = False
+                self.stack.remove(txn)  # the innermost one: its children have ended
+            self._drain()  # a transaction waiting for this one closes the gate before it opens
+            if opened:
+                assert txn._gate is not None and txn._gate_lock is not None
+                txn._gate.unlock(txn._gate_lock)
+            if live:
+                host.transaction_ended()
+
+    def roll_back(self, txn: Transaction) -> None:
+        """Undo ``txn``'s savepoint (``txn.rollback()``), once the transactions inside it ended."""
+        if self._gen != self._host.gen or not txn._started:
+            return  # reset: the savepoint is gone already
+        savepoint, db = txn._savepoint, self._db
+        if self.stack[-1] is txn:
+            db.rollback_to(savepoint)
+        else:
+            self.defer(txn, lambda: db.rollback_to(savepoint))
+
+    # -- transaction_sync() ----------------------------------------------------------------------
+
+    def run_sync(self, closure: Callable[[], T]) -> T:
+        """``storage.transaction_sync(closure)``: run it in a savepoint and return its value."""
+        host = self._host
+        host.check_live(self._gen)
+        if not callable(closure):
+            raise TypeError(f"transaction_sync() takes a callable, not {type(closure).__name__}")
+        if inspect.iscoroutinefunction(closure):
+            raise TypeError("transaction_sync() takes a synchronous callable; use transaction() for async code")
+        if self.stack:
+            self.check_sync("transaction_sync()")
+        db = self._db
+        savepoint = db.savepoint()
+        self._sync_depth += 1
+        try:
+            try:
+                result = closure()
+                if inspect.isawaitable(result):
+                    _close_awaitable(result)
+                    raise TypeError("transaction_sync() callback returned an awaitable; it must be synchronous")
+            except BaseException:
+                db.rollback_to(savepoint)
+                host.wrote(gated=True)
+                raise
+            db.release(savepoint)
+            host.wrote(gated=True)
+            return result
+        finally:
+            self._sync_depth -= 1
+            if self._queue and not self._sync_depth:
+                self._drain()  # a transaction() started inside the callback starts now
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    # A queued write may be left un-awaited: mark its error as seen (it also reached the commit).
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _close_awaitable(result: object) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
+async def _wait_children(txn: Transaction) -> None:
+    """Wait for the transactions started inside ``txn`` (they are nested in its savepoint)."""
+    cancelled = False
+    while txn._children:
+        try:
+            await asyncio.wait(list(txn._children))
+        except asyncio.CancelledError:
+            cancelled = True
+            for child in txn._children:
+                child.cancel()
+    if cancelled:
+        raise asyncio.CancelledError

@@ -1,0 +1,214 @@
+"""What the WebSocket modules share: workerd's limits, the frames, the errors, the listener events
+and the seam to the object layer.
+
+A frame is a tuple whose first item is its kind: ``("message", data)``, ``("close", code, reason,
+was_clean)`` or ``("error", exception)``. Frames travel between the :class:`~durable._wsnetwork.
+NetworkEnd` of two joined sockets and are delivered by each socket's :class:`~durable._wsdelivery.
+Delivery`; :mod:`durable._websocket` puts the two together behind the public ``WebSocket``.
+
+The object layer plugs in here: ``durable._hibernation`` registers its :class:`ObjectHooks` with
+:func:`set_object_hooks` when it is imported, the way an anyio backend is plugged in behind one
+abstract class, so that no WebSocket module knows of objects, hosts or runtimes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol, final
+
+from ._exceptions import DurableError
+
+if TYPE_CHECKING:
+    from ._websocket import WebSocket
+
+__all__ = [
+    "CLOSE",
+    "CLOSED",
+    "CLOSING",
+    "DISCONNECTED_REASON",
+    "ERROR",
+    "MAX_MESSAGE_SIZE",
+    "MESSAGE",
+    "OPEN",
+    "TOO_LARGE_MESSAGE",
+    "CloseEvent",
+    "ErrorEvent",
+    "MessageEvent",
+    "ObjectHooks",
+    "Receiver",
+    "StandardOwner",
+    "WebSocketClosed",
+    "WebSocketError",
+    "object_hooks",
+    "set_object_hooks",
+    "too_large",
+]
+
+MAX_MESSAGE_SIZE: Final = 32 << 20
+"""workerd's ``WEBSOCKET_MAX_MESSAGE_SIZE``: the largest message a Durable Object receives."""
+
+DISCONNECTED_REASON: Final = "WebSocket disconnected without sending Close frame."
+"""workerd's close reason when a connection ends without a Close frame (code 1006)."""
+
+TOO_LARGE_MESSAGE: Final = (
+    "WebSocket protocol error; protocolError.statusCode = 1009; protocolError.description = Message is too large"
+)
+"""The error workerd's ``webSocketError`` handler receives for a message over 32 MiB from the
+network (measured with workerd 2026-04-26 under miniflare); the client's connection is closed
+with 1009."""
+
+# The kinds of frame.
+MESSAGE: Final = "message"
+CLOSE: Final = "close"
+ERROR: Final = "error"
+
+# Ready states (``WebSocket.OPEN``...).
+OPEN: Final = 1
+CLOSING: Final = 2
+CLOSED: Final = 3
+
+
+def too_large(data: str | bytes) -> bool:
+    """Whether ``data`` is over workerd's 32 MiB limit (UTF-8 bytes for text)."""
+    if isinstance(data, str):
+        # A str of n characters is n to 4n bytes in UTF-8: encode only when it can matter.
+        return len(data) > MAX_MESSAGE_SIZE // 4 and len(data.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_SIZE
+    return len(data) > MAX_MESSAGE_SIZE
+
+
+class WebSocketClosed(DurableError):
+    """The other side closed: raised by ``await ws.receive()`` on a closed socket.
+
+    Attributes:
+        code: the close code (1005 when the Close frame had none, 1006 when the connection was
+            lost without one).
+        reason: the close reason (``""`` if none).
+        was_clean: ``False`` when the connection was lost without a Close frame.
+    """
+
+    def __init__(self, code: int, reason: str, was_clean: bool) -> None:
+        super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
+        self.code = code
+        self.reason = reason
+        self.was_clean = was_clean
+        self.wasClean = was_clean
+
+
+class WebSocketError(DurableError):
+    """workerd's DOMException and ``Error`` cases for WebSockets (invalid close code, too-long
+    reason, a second ``accept_web_socket``, an attachment over 16,384 bytes...)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Events given to listeners
+
+
+@final
+class MessageEvent:
+    """What a ``"message"`` listener receives: ``data`` is the message, ``str`` or ``bytes``."""
+
+    __slots__ = ("data", "target")
+    type = "message"
+
+    def __init__(self, target: WebSocket, data: str | bytes) -> None:
+        self.target = target
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<MessageEvent data={self.data!r:.60}>"
+
+
+@final
+class CloseEvent:
+    """What a ``"close"`` listener receives: ``code``, ``reason`` and ``was_clean`` (``wasClean``)."""
+
+    __slots__ = ("code", "reason", "target", "was_clean")
+    type = "close"
+
+    def __init__(self, target: WebSocket, code: int, reason: str, was_clean: bool) -> None:
+        self.target = target
+        self.code = code
+        self.reason = reason
+        self.was_clean = was_clean
+
+    @property
+    def wasClean(self) -> bool:  # noqa: N802 - Cloudflare's spelling
+        return self.was_clean
+
+    def __repr__(self) -> str:
+        return f"<CloseEvent code={self.code} reason={self.reason!r} was_clean={self.was_clean}>"
+
+
+@final
+class ErrorEvent:
+    """What an ``"error"`` listener receives: ``error``, the exception, and its ``message``."""
+
+    __slots__ = ("error", "message", "target")
+    type = "error"
+
+    def __init__(self, target: WebSocket, error: BaseException) -> None:
+        self.target = target
+        self.error = error
+        self.message = str(error)
+
+
+# ---------------------------------------------------------------------------------------------
+# The seam to the object layer
+
+
+class ObjectHooks(Protocol):
+    """What a socket needs from the Durable Object running the current code, if any.
+
+    Implemented by ``durable._hibernation`` and registered with :func:`set_object_hooks`; with
+    none registered (or outside any object) sockets behave as plain in-process sockets.
+    """
+
+    def output_barrier(self) -> tuple[asyncio.Future[None] | None, Callable[[], bool] | None]:
+        """What a frame sent now must wait for (the commit of earlier writes, or None), and a
+        check that the sender is still alive when the frame leaves (None outside any object)."""
+
+    def standard_owner(self) -> StandardOwner | None:
+        """The object code runs in now, for a socket accepted with ``accept()``; None outside."""
+
+
+class StandardOwner(Protocol):
+    """An object that owns sockets accepted with ``accept()``: runs their listeners in its gate."""
+
+    def adopt(self, ws: WebSocket) -> None:
+        """Track ``ws`` (it keeps the object from hibernating) until it is closed."""
+
+    def release(self, ws: WebSocket) -> None:
+        """``ws`` is closed: stop tracking it."""
+
+    def dispatch(self, ws: WebSocket, callback: Callable[[], Any]) -> None:
+        """Run ``callback()`` as an event of the object (through its input gate)."""
+
+
+class Receiver(Protocol):
+    """Where the frames of a socket accepted with ``ctx.accept_web_socket()`` go."""
+
+    def frame(self, ws: WebSocket, frame: tuple[Any, ...]) -> None:
+        """Handle ``frame``, which arrived on ``ws`` (the registry dispatches the handler event)."""
+
+
+class _NoHooks:
+    def output_barrier(self) -> tuple[asyncio.Future[None] | None, Callable[[], bool] | None]:
+        return None, None
+
+    def standard_owner(self) -> StandardOwner | None:
+        return None
+
+
+_hooks: ObjectHooks = _NoHooks()
+
+
+def set_object_hooks(hooks: ObjectHooks) -> None:
+    """Register the object layer (``durable._hibernation`` does this once, when imported)."""
+    global _hooks
+    _hooks = hooks
+
+
+def object_hooks() -> ObjectHooks:
+    """The object layer registered with :func:`set_object_hooks` (a no-op one until then)."""
+    return _hooks

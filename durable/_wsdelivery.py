@@ -1,0 +1,328 @@
+"""Who sees what arrives on a socket: the backlog, listeners, ``receive()``, or the object's registry.
+
+A :class:`Delivery` takes the frames its socket's :class:`~durable._wsnetwork.NetworkEnd` receives
+and hands them on according to how the socket was accepted, as in workerd:
+
+- not accepted yet: frames wait in a backlog until it is (workerd buffers until ``accept()``);
+- ``accept()`` (the standard path): ``message`` / ``close`` / ``error`` listeners run, and a
+  client end also offers ``await ws.receive()`` and ``async for``; inside a Durable Object the
+  listeners run through the object's input gate (its :class:`~durable._wsbase.StandardOwner`);
+- ``ctx.accept_web_socket()`` (the Hibernation API): frames go to the object's socket registry
+  (a :class:`~durable._wsbase.Receiver`), which checks the auto-response and dispatches the
+  handler events (``durable._hibernation``);
+- handed over in a Response: this handle is dead, a fresh one took its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from ._wsbase import (
+    CLOSE,
+    CLOSED,
+    DISCONNECTED_REASON,
+    ERROR,
+    MESSAGE,
+    CloseEvent,
+    ErrorEvent,
+    MessageEvent,
+    Receiver,
+    StandardOwner,
+    WebSocketClosed,
+    WebSocketError,
+    object_hooks,
+)
+
+if TYPE_CHECKING:
+    from ._websocket import WebSocket
+
+__all__ = ["Delivery"]
+
+log = logging.getLogger("durable")
+
+# How a socket was accepted.
+_NEW = 0  # not accepted yet: frames wait in the backlog
+_STANDARD = 1  # accept(): listeners / receive()
+_HIBERNATABLE = 2  # ctx.accept_web_socket(): the registry's receiver
+_RELEASED = 3  # handed over in a Response: this handle is dead
+
+
+class Delivery:
+    """Where one socket's incoming frames go (see the module docstring).
+
+    Package-internal: ``ws.delivery`` of every ``WebSocket``; not part of the public API.
+    """
+
+    __slots__ = ("_backlog", "_inbox", "_listeners", "_mode", "_owner", "_receiver", "_waiter", "socket")
+
+    _inbox: deque[tuple[Any, ...]] | None  # made on first use: a deque costs ~600 bytes
+
+    def __init__(self, socket: WebSocket) -> None:
+        self.socket = socket
+        self._mode = _NEW
+        # Made on first use, as the inbox: most sockets never need one (memory per hibernated
+        # socket, benchmarks/bench_websockets.py).
+        self._backlog: list[tuple[Any, ...]] | None = None
+        self._inbox = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._listeners: dict[str, list[Callable[[Any], Any]]] | None = None
+        self._owner: StandardOwner | None = None
+        self._receiver: Receiver | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the socket was accepted, either way (and not handed over)."""
+        return self._mode == _STANDARD or self._mode == _HIBERNATABLE
+
+    @property
+    def standard(self) -> bool:
+        """Whether the socket was accepted with ``accept()``."""
+        return self._mode == _STANDARD
+
+    @property
+    def hibernatable(self) -> bool:
+        """Whether the socket was accepted with ``ctx.accept_web_socket()``."""
+        return self._mode == _HIBERNATABLE
+
+    # -- accepting -----------------------------------------------------------------------------
+
+    def accept(self) -> None:
+        """``ws.accept()``: deliver to listeners and ``receive()`` (see ``WebSocket.accept``).
+
+        Raises:
+            TypeError: the socket was handed over in a Response, or accepted with
+                ``ctx.accept_web_socket()``.
+        """
+        if self._mode == _RELEASED:
+            raise TypeError("Can't accept() WebSocket that was already used in a response.")
+        if self._mode == _HIBERNATABLE:
+            raise TypeError("Can't accept() WebSocket after enabling hibernation.")
+        if self._mode == _STANDARD:
+            return
+        self._mode = _STANDARD
+        network = self.socket.network
+        network.used = True
+        owner = object_hooks().standard_owner()
+        if owner is not None and network.ready_state != CLOSED:
+            self._owner = owner
+            owner.adopt(self.socket)
+        self._replay_backlog()
+
+    def accept_hibernatable(self, receiver: Receiver) -> None:
+        """Hand the socket to an object's socket registry (``ctx.accept_web_socket``).
+
+        Raises:
+            durable.WebSocketError: workerd's errors for a socket already accepted, or whose
+                pair was used.
+        """
+        if self._mode == _STANDARD or self._mode == _HIBERNATABLE:
+            raise WebSocketError("Cannot call `acceptWebSocket()` if the WebSocket was already accepted via `accept()`")
+        network = self.socket.network
+        if self._mode == _RELEASED or (network.peer is not None and network.peer.used):
+            # The boundary is the pair's use (its other end accepted, or used to send or to
+            # close), not the event that made it; handing the other end over in a Response
+            # first is allowed (both measured with workerd 2026-07-30).
+            raise WebSocketError(
+                "Cannot call `acceptWebSocket()` on this WebSocket because its pair has already been "
+                "accepted or used in a Response."
+            )
+        self._mode = _HIBERNATABLE
+        network.used = True
+        self._receiver = receiver
+        self._replay_backlog()
+
+    def release(self) -> list[tuple[Any, ...]] | None:
+        """The socket is handed over in a Response: this handle dies; returns its backlog.
+
+        Raises:
+            TypeError: workerd's ``Can't return WebSocket ...`` messages (already handed over,
+                or accepted either way).
+        """
+        if self._mode == _RELEASED:
+            raise TypeError("Can't return WebSocket that was already used in a response.")
+        if self._mode == _HIBERNATABLE:
+            raise TypeError("Can't return WebSocket in a Response after calling acceptWebSocket().")
+        if self._mode == _STANDARD:
+            raise TypeError("Can't return WebSocket in a Response after calling accept().")
+        self._mode = _RELEASED
+        backlog, self._backlog = self._backlog, None
+        return backlog
+
+    def take_over(self, backlog: list[tuple[Any, ...]] | None) -> None:
+        """Start with ``backlog``, the frames a handed-over handle had not delivered yet."""
+        self._backlog = backlog
+
+    def _replay_backlog(self) -> None:
+        """Deliver what arrived before acceptance, on the next loop turn (as workerd dispatches
+        events asynchronously), so listeners added right after ``accept()`` get it too."""
+        if not self._backlog:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush_backlog()
+        else:
+            loop.call_soon(self._flush_backlog, context=contextvars.Context())
+
+    def _flush_backlog(self) -> None:
+        backlog, self._backlog = self._backlog, None
+        for frame in backlog or ():
+            self._dispatch(frame)
+
+    # -- the owning object (sockets accepted with accept() inside one) -------------------------
+
+    def finished(self) -> None:
+        """The connection is over: the owning object, if any, stops tracking the socket."""
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.release(self.socket)
+
+    def disown(self) -> None:
+        """Forget the owning object without telling it (it is shutting down)."""
+        self._owner = None
+
+    # -- listeners -----------------------------------------------------------------------------
+
+    def add_listener(self, type: str, listener: Callable[[Any], Any]) -> None:
+        """``ws.add_event_listener(type, listener)``: see there for the rules.
+
+        Raises:
+            TypeError: another event type, or a listener that is not callable.
+        """
+        if type not in (MESSAGE, CLOSE, ERROR):
+            raise TypeError(f'WebSocket has no "{type}" event; use "message", "close" or "error".')
+        if not callable(listener):
+            raise TypeError(f"add_event_listener() takes a callable listener, not {listener.__class__.__name__}.")
+        if self._listeners is None:
+            self._listeners = {}
+        self._listeners.setdefault(type, []).append(listener)
+
+    def remove_listener(self, type: str, listener: Callable[[Any], Any]) -> None:
+        """``ws.remove_event_listener(type, listener)``: nothing if it was not added."""
+        listeners = self._listeners.get(type, []) if self._listeners is not None else []
+        if listener in listeners:
+            listeners.remove(listener)
+
+    # -- frames --------------------------------------------------------------------------------
+
+    def deliver(self, frame: tuple[Any, ...]) -> None:
+        """A frame arrived (the network end has updated the close state already)."""
+        if self._mode == _NEW or self._backlog:
+            # Not accepted yet, or a replay is pending: keep the order.
+            if self._backlog is None:
+                self._backlog = []
+            self._backlog.append(frame)
+        else:
+            self._dispatch(frame)
+
+    def _dispatch(self, frame: tuple[Any, ...]) -> None:
+        mode = self._mode
+        if mode == _HIBERNATABLE:
+            assert self._receiver is not None
+            self._receiver.frame(self.socket, frame)
+        elif mode == _STANDARD:
+            self._deliver_standard(frame)
+
+    def _deliver_standard(self, frame: tuple[Any, ...]) -> None:
+        kind = frame[0]
+        all_listeners = self._listeners or {}
+        listeners = all_listeners.get(kind)
+        if not listeners:
+            if kind != ERROR or not all_listeners.get(CLOSE):
+                self._push(frame)
+            return
+        socket = self.socket
+        if kind == MESSAGE:
+            event: Any = MessageEvent(socket, frame[1])
+        elif kind == CLOSE:
+            event = CloseEvent(socket, frame[1], frame[2], frame[3])
+        else:
+            event = ErrorEvent(socket, frame[1])
+        if kind != MESSAGE:
+            self._push(frame)  # receive() still learns the socket is closed
+        owner = self._owner
+        for listener in list(listeners):
+            if owner is not None:
+                owner.dispatch(socket, _bind(listener, event))
+            else:
+                _run_listener(listener, event)
+
+    def _push(self, frame: tuple[Any, ...]) -> None:
+        if self._inbox is None:
+            self._inbox = deque()
+        self._inbox.append(frame)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- receive() and async iteration ----------------------------------------------------------
+
+    async def receive(self) -> str | bytes:
+        """``await ws.receive()``: the next message (see there for the rules).
+
+        Raises:
+            durable.WebSocketClosed: the other side closed.
+            RuntimeError: the socket is not accepted with ``accept()``, or another task waits.
+        """
+        if self._mode != _STANDARD:
+            raise RuntimeError("call ws.accept() before ws.receive() (receive() reads a socket accepted with accept())")
+        network = self.socket.network
+        while True:
+            inbox = self._inbox
+            if inbox:
+                frame = inbox[0]
+                if frame[0] == MESSAGE:
+                    inbox.popleft()
+                    data: str | bytes = frame[1]
+                    return data
+                raise self._closed_error()
+            if (network.gone or network.closed_in) and not self._backlog:
+                raise self._closed_error()
+            if self._waiter is not None:
+                raise RuntimeError("another task is already waiting in receive() on this WebSocket")
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    def _closed_error(self) -> WebSocketClosed:
+        info = self.socket.network.close_info or (1006, DISCONNECTED_REASON, False)
+        return WebSocketClosed(*info)
+
+    async def iterate(self) -> AsyncIterator[str | bytes]:
+        """``async for message in ws``: every message until the other side closes."""
+        while True:
+            try:
+                message = await self.receive()
+            except WebSocketClosed:
+                return
+            yield message
+
+
+def _bind(listener: Callable[[Any], Any], event: Any) -> Callable[[], Any]:
+    def run() -> Any:
+        return listener(event)
+
+    return run
+
+
+def _run_listener(listener: Callable[[Any], Any], event: Any) -> None:
+    try:
+        result = listener(event)
+    except Exception:
+        log.exception("durable: a WebSocket %s listener raised", event.type)
+        return
+    if asyncio.iscoroutine(result):
+        task = asyncio.ensure_future(result)
+        task.add_done_callback(_log_listener_error)
+
+
+def _log_listener_error(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("durable: a WebSocket listener raised", exc_info=exc)

@@ -1,0 +1,263 @@
+"""One socket's end of the connection: the peer, the close handshake, and the frames in flight.
+
+A :class:`NetworkEnd` is what the other end of a pair (or the ASGI bridge, or
+``durable.testing``) sees of a ``WebSocket``. It sends frames to its peer after the output gate,
+one loop turn later (``loop.call_soon``, first in, first out), as over a network: a sender never
+runs the receiver's code inside its own call. It receives the peer's frames (:meth:`arrive`),
+keeps the state of the close handshake, and hands every frame to its socket's
+:class:`~durable._wsdelivery.Delivery`, which decides who sees it.
+
+Close semantics are Cloudflare's from compatibility date 2026-04-07
+(``web_socket_auto_reply_to_close``): a Close frame is answered by the runtime itself, so the
+receiving end is already ``CLOSED`` when its close event runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._wsbase import (
+    CLOSE,
+    CLOSED,
+    CLOSING,
+    DISCONNECTED_REASON,
+    ERROR,
+    MESSAGE,
+    OPEN,
+    TOO_LARGE_MESSAGE,
+    WebSocketError,
+    object_hooks,
+    too_large,
+)
+
+if TYPE_CHECKING:
+    from ._wsdelivery import Delivery
+
+__all__ = ["NetworkEnd"]
+
+_Pending = deque[tuple[tuple[Any, ...], asyncio.Future[None] | None, Callable[[], bool] | None]]
+
+
+class NetworkEnd:
+    """One socket's end of the connection (see the module docstring).
+
+    Package-internal: ``ws.network`` of every ``WebSocket``; not part of the public API.
+
+    Attributes:
+        delivery: where the frames that arrive go (the socket's :class:`Delivery`).
+        peer: the other end's :class:`NetworkEnd` (None once handed over).
+        closed_in: a Close (or an error) arrived from the peer.
+        closed_out: this end sent its Close.
+        gone: the connection is lost; nothing is sent or received any more.
+        close_info: ``(code, reason, was_clean)`` of the close that arrived, once one did.
+        used: the end was accepted, or used to send or to close (``accept_web_socket`` on the
+            other end of the pair is refused from then on).
+    """
+
+    __slots__ = ("_limited", "_pending", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer", "used")
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.peer: NetworkEnd | None = None
+        self.closed_in = False
+        self.closed_out = False
+        self.gone = False
+        self.used = False
+        self.close_info: tuple[int, str, bool] | None = None
+        self._limited = False
+        self._pending: _Pending | None = None
+
+    @property
+    def ready_state(self) -> int:
+        """``OPEN`` (1), ``CLOSING`` (2: one side sent its Close) or ``CLOSED`` (3)."""
+        if self.gone or (self.closed_in and self.closed_out):
+            return CLOSED
+        if self.closed_in or self.closed_out:
+            return CLOSING
+        return OPEN
+
+    def mark_remote(self) -> None:
+        """Mark this end as the network side of a connection (a client beyond the runtime).
+
+        What it sends is what the object *receives*, so workerd's 32 MiB limit on received
+        messages applies to it (see :meth:`_refuse_too_large`). Ends of a pair made in process
+        have no limit: workerd passes a message of 32 MiB + 1 between two such ends (measured
+        with workerd 2026-04-26 under miniflare). Set by the ASGI bridge and ``durable.testing``.
+        """
+        self._limited = True
+
+    def move_to(self, other: NetworkEnd) -> None:
+        """Hand this end's connection over to ``other`` (a fresh handle's end, in a Response).
+
+        ``other`` takes the peer and the state of the close handshake; this end is detached:
+        what it still sends goes nowhere, and nothing arrives at it any more.
+        """
+        other.peer = self.peer
+        if self.peer is not None:
+            self.peer.peer = other
+        other.closed_in, other.closed_out, other.gone = self.closed_in, self.closed_out, self.gone
+        other.close_info, other._limited = self.close_info, self._limited
+        self.peer = None
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send(self, data: str | bytes) -> None:
+        """Send a message (``WebSocket.send`` has checked the end is accepted and ``data``'s type).
+
+        Raises:
+            TypeError: this end was closed with ``close()``.
+        """
+        self.used = True
+        if self.closed_out:
+            raise TypeError("Can't call WebSocket send() after close().")
+        if self.gone:
+            return  # the connection is gone: silently dropped, as workerd does
+        if self._limited and too_large(data):
+            self._refuse_too_large()
+            return
+        self.emit((MESSAGE, data))
+
+    def close(self, code: int, reason: str) -> None:
+        """Send a Close frame (already validated), unless this end closed or is gone."""
+        if self.closed_out or self.gone:
+            return
+        self.closed_out = True
+        self.emit((CLOSE, code, reason, True))
+        if self.closed_in:
+            self.delivery.finished()
+
+    def emit(self, frame: tuple[Any, ...]) -> None:
+        """Send a frame to the peer, after the output gate; frames stay in order.
+
+        Each frame waits for the commit of the writes made before it (its barrier) and for the
+        frames sent before it; a frame whose commit failed is dropped (workerd's output gate).
+        """
+        barrier, alive = object_hooks().output_barrier()
+        pending = self._pending
+        if pending is not None:
+            pending.append((frame, barrier, alive))
+            return
+        if barrier is None:
+            if self.peer is not None and not self.gone:
+                self._post(frame, alive)
+            return
+        self._pending = deque([(frame, barrier, alive)])
+        barrier.add_done_callback(self._drain)
+
+    def _drain(self, _: object = None) -> None:
+        pending = self._pending
+        while pending:
+            frame, barrier, alive = pending[0]
+            if barrier is not None:
+                if not barrier.done():
+                    barrier.add_done_callback(self._drain)
+                    return
+                if barrier.cancelled() or barrier.exception() is not None:
+                    pending.popleft()
+                    continue  # its commit failed: it never leaves
+            pending.popleft()
+            if self.peer is not None and not self.gone:
+                self._post(frame, alive)
+        self._pending = None
+
+    def transmit(self, frame: tuple[Any, ...]) -> None:
+        """Send ``frame`` now, bypassing the output gate (the runtime's own answers: the reply to
+        a Close, an auto-response, the close at shutdown)."""
+        if self.peer is None or self.gone:
+            return
+        self._post(frame)
+
+    def _post(self, frame: tuple[Any, ...], alive: Callable[[], bool] | None = None) -> None:
+        # The peer is looked up when the frame arrives: an end handed over in a Response in
+        # the meantime has a new handle, which gets it.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._forward(frame, alive)
+        else:
+            loop.call_soon(self._forward, frame, alive, context=contextvars.Context())
+
+    def _forward(self, frame: tuple[Any, ...], alive: Callable[[], bool] | None) -> None:
+        if alive is not None and not alive():
+            # The object that sent it was reset before it left (a constructor that sends and
+            # then throws, abort() right after send()): workerd drops it with the broken actor.
+            return
+        peer = self.peer
+        if peer is not None:
+            peer.arrive(frame)
+
+    def _refuse_too_large(self) -> None:
+        """A message over 32 MiB from the network: workerd's read loop fails with a protocol
+        error. The object's end gets an error event (:data:`TOO_LARGE_MESSAGE`) and is released;
+        this end, the client's, is closed with 1009 ``Message is too large``."""
+        self.closed_out = True
+        if self.peer is not None:
+            self._post((ERROR, WebSocketError(TOO_LARGE_MESSAGE)))
+        frame = (CLOSE, 1009, "Message is too large", True)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.arrive(frame)
+        else:
+            loop.call_soon(self.arrive, frame, context=contextvars.Context())
+
+    # -- the connection ends -------------------------------------------------------------------
+
+    def disconnect(self, code: int = 1006, reason: str = DISCONNECTED_REASON) -> None:
+        """The connection is lost: the other end gets a close (``was_clean`` False) and this end dies."""
+        if self.gone:
+            return
+        self.gone = True
+        if self.peer is not None:
+            self._post((CLOSE, code, reason, False))
+        self.delivery.finished()
+
+    def fail(self, error: BaseException) -> None:
+        """The connection failed with ``error``: the other end gets an error event and dies."""
+        if self.gone:
+            return
+        self.gone = True
+        if self.peer is not None:
+            self._post((ERROR, error))
+        self.delivery.finished()
+
+    def shut_down(self, code: int, reason: str) -> None:
+        """The runtime closes: send a Close with ``code`` now (unless this end sent one) and die.
+
+        The owning object is forgotten without being told (it is going away too).
+        """
+        self.delivery.disown()
+        if not self.closed_out:
+            self.closed_out = True
+            self.transmit((CLOSE, code, reason, True))
+        self.gone = True
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    def arrive(self, frame: tuple[Any, ...]) -> None:
+        """A frame from the peer (or from the network, through the ASGI bridge)."""
+        if self.gone or self.closed_in:
+            return
+        kind = frame[0]
+        if kind == CLOSE:
+            self.closed_in = True
+            self.close_info = (frame[1], frame[2], frame[3])
+            if frame[3]:
+                if not self.closed_out:
+                    # The runtime answers a Close itself (web_socket_auto_reply_to_close).
+                    self.closed_out = True
+                    self.transmit((CLOSE, frame[1], frame[2], True))
+            else:
+                self.gone = True
+        elif kind == ERROR:
+            self.closed_in = True
+            self.gone = True
+            self.close_info = (1006, DISCONNECTED_REASON, False)
+        delivery = self.delivery
+        delivery.deliver(frame)
+        if kind != MESSAGE:
+            delivery.finished()
