@@ -28,7 +28,7 @@ keep its shape: a layer starts with its number and its modules, the role follows
            storage's parts: ctx.storage.kv, transactions, the alarm methods, bookmarks
     0  _sql_rules, _sqlite, _codec, _gates, _id, _clock, _limits, _http, _object, _aliases,
        _exceptions, _history, _websocket, _context, _util, _output_gate, _eager,
-       _history_log, _history_capture, _done, _keys, _wsbase, _wsnetwork, _wsdelivery
+       _history_log, _history_capture, _kvcache, _dbmeta, _dbfile, _done, _keys, _wsbase, _wsnetwork, _wsdelivery
            -- building blocks: SQL rules, the database, values, gates, ids, time, HTTP, sockets;
               storage's resolved awaitable and its key, value and range checks
 

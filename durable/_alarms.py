@@ -246,7 +246,7 @@ class AlarmScheduler:
         retry count, clearing on success, retry or give-up on failure); the handler's exception,
         if any, is raised after the retry has been scheduled.
         """
-        scheduled = host.db.get_alarm()
+        scheduled = host.db.meta.get_alarm()
         if scheduled is None:
             return False
         if key in self._active:

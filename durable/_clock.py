@@ -27,6 +27,13 @@ class TimerHandle(Protocol):
     def cancel(self) -> None: ...
 
 
+# A mock timer this close after the target time counts as due. time_ms() rounds a time within 1 us
+# below a millisecond up to it (float error), so an alarm at ``time_ms() + 60_000`` can sit up to
+# 1 us (plus float error, ~0.24 us per step at today's epoch) after ``time() + 60``; without this,
+# ``advance(60)`` would stop just short of it, depending on the microseconds of the start time.
+_DUE_TOLERANCE = 2e-6
+
+
 class Clock:
     """Base class of clocks. ``time()`` is seconds since the epoch, as ``time.time()``.
 
@@ -118,7 +125,7 @@ class MockClock(Clock):
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
         timer = _MockTimer(float(when), callback)
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
-        if timer.when <= self._now and not self._advancing:
+        if timer.when <= self._now + _DUE_TOLERANCE and not self._advancing:
             # Already due: run on the loop's next turn, as a real timer with delay 0 would. With
             # no running loop (a namespace registered before the loop started) it waits for the
             # next advance().
@@ -141,7 +148,7 @@ class MockClock(Clock):
             if timer.cancelled:
                 heapq.heappop(self._timers)
                 continue
-            if when > limit:
+            if when > limit + _DUE_TOLERANCE:
                 return None
             heapq.heappop(self._timers)
             return timer

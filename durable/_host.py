@@ -248,7 +248,7 @@ class ObjectHost:
             return  # transaction_ended() schedules the commit
         batch = self.output.take()
         alarm_dirty, self._alarm_dirty = self._alarm_dirty, False
-        alarm = db.get_alarm() if alarm_dirty else None
+        alarm = db.meta.get_alarm() if alarm_dirty else None
         try:
             if alarm_dirty:
                 self.runtime.alarm_before_commit(self, alarm)
@@ -486,7 +486,7 @@ class ObjectHost:
         """
         history = self.db.history
         if isinstance(history, History) and history.begin_session(self.db):
-            alarm = self.db.get_alarm()
+            alarm = self.db.meta.get_alarm()
             self.runtime.alarm_before_commit(self, alarm)
             self.runtime.alarm_after_commit(self, alarm)
 
@@ -512,9 +512,9 @@ class ObjectHost:
         if inspect.isawaitable(result):
             await result
         self.alarm_running = False
-        if not self.alarm_reset and self.db.get_alarm() == info.scheduled_time:
+        if not self.alarm_reset and self.db.meta.get_alarm() == info.scheduled_time:
             # Success clears the alarm, unless the handler set a new one.
-            self.db.set_alarm(None)
+            self.db.meta.set_alarm(None)
             self.alarm_written()
             self.wrote(True)
 
@@ -539,8 +539,8 @@ class ObjectHost:
 
     def drop_alarm(self, scheduled_ms: int) -> None:
         """Delete the stored alarm if it is still the one set for ``scheduled_ms`` (given up)."""
-        if self.db.get_alarm() == scheduled_ms:
-            self.db.set_alarm(None)
+        if self.db.meta.get_alarm() == scheduled_ms:
+            self.db.meta.set_alarm(None)
             self.alarm_written()
             self.wrote(False)
 

@@ -165,7 +165,7 @@ class HostTable:
         if host is None:
             return None
         try:
-            return host.db.get_alarm()
+            return host.db.meta.get_alarm()
         finally:
             if not host.busy and host.instance is None and host.db.file is not None:
                 host.db.close()

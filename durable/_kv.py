@@ -89,7 +89,7 @@ class SyncKV:
         host.check_live(self._gen)
         if self._transactions:
             self._check_sync("kv.get()")
-        blob = self._db.kv_get(check_key(key, host))
+        blob = self._db.kv.get(check_key(key, host))
         return None if blob is None else decode(blob)
 
     def put(self, key: str, value: Any) -> None:
@@ -103,7 +103,7 @@ class SyncKV:
         if self._transactions:
             self._check_sync("kv.put()")
         blob = encode_checked(check_key(key, host), value, host)
-        self._db.kv_put(key, blob)
+        self._db.kv.put(key, blob)
         host.wrote(gated=True)
 
     def delete(self, key: str) -> bool:
@@ -112,7 +112,7 @@ class SyncKV:
         host.check_live(self._gen)
         if self._transactions:
             self._check_sync("kv.delete()")
-        existed = self._db.kv_delete(check_key(key, host))
+        existed = self._db.kv.delete(check_key(key, host))
         if self._db.in_transaction:
             host.wrote(gated=True)
         return existed
@@ -132,7 +132,7 @@ class SyncKV:
             # An empty range never reaches the database, so (as in workerd) it does not
             # invalidate the live iterator.
             return _KvListIterator(self, None)
-        rows = self._db.kv_scan(
+        rows = self._db.kv.scan(
             bounds[0], bounds[1], reverse=opts.get("reverse", False), limit=opts.get("limit"), lazy=True
         )
         if self._live is not None:

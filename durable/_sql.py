@@ -709,10 +709,10 @@ class SqlStorage:
         if (index := lone_surrogate_at(query)) is not None:
             raise TypeError(f"sql.exec() SQL has a lone surrogate at index {index}; it must be valid Unicode")
         db = self._db
-        if trusted or db.kv_pending:
+        if trusted or db.kv.pending:
             # SQL without the rules may read _cf_KV, and any SQL may list it in sqlite_master: as
             # in workerd, it exists from the first key-value write on. Buffered writes go there.
-            db.spill()
+            db.kv.spill()
             if db.in_transaction:
                 self._host.wrote(gated=True)  # the table may be new: commit it at the end of the turn
         params: tuple[SqlValue, ...] = bindings  # checked by sqlite3 as it binds (see _attempt)
@@ -870,7 +870,7 @@ class SqlStorage:
         if self._transactions:
             self._check_sync("sql.database_size")
         db = self._db
-        db.spill()  # buffered key-value writes count too
+        db.kv.spill()  # buffered key-value writes count too
         conn = db.read_conn()
         if conn is None:
             return 0

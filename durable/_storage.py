@@ -159,32 +159,32 @@ class _KvTable:
 
     def get(self, key: str) -> Any:
         """The value under ``key``, or ``None``."""
-        blob = self._db.kv_get(key)
+        blob = self._db.kv.get(key)
         return None if blob is None else decode(blob)
 
     def get_many(self, keys: list[str]) -> dict[str, Any]:
         """The values of those of ``keys`` that exist, by key."""
-        return {k: decode(v) for k, v in self._db.kv_get_many(keys)}
+        return {k: decode(v) for k, v in self._db.kv.get_many(keys)}
 
     def scan(self, bounds: tuple[str | None, str | None], *, reverse: bool, limit: int | None) -> dict[str, Any]:
         """The pairs of the key range ``bounds``, in key order (``list()``)."""
-        rows = self._db.kv_scan(bounds[0], bounds[1], reverse=reverse, limit=limit)
+        rows = self._db.kv.scan(bounds[0], bounds[1], reverse=reverse, limit=limit)
         return {k: decode(v) for k, v in rows}
 
     def put(self, key: str, blob: bytes, *, gated: bool) -> None:
         """Store one encoded value."""
-        self._db.kv_put(key, blob)
+        self._db.kv.put(key, blob)
         self._host.wrote(gated=gated)
 
     def put_all(self, blobs: _Pairs, *, gated: bool) -> None:
         """Store encoded values, as one batch."""
-        self._db.kv_put_many(blobs)
+        self._db.kv.put_many(blobs)
         self._host.wrote(gated=gated)
 
     def delete(self, keys: str | KeyList, *, gated: bool) -> bool | int:
         """Delete one key (whether it existed) or several (how many existed)."""
         db = self._db
-        result = db.kv_delete(keys) if isinstance(keys, str) else db.kv_delete_many(list(keys))
+        result = db.kv.delete(keys) if isinstance(keys, str) else db.kv.delete_many(list(keys))
         if db.in_transaction:
             self._host.wrote(gated=gated)
         return result
@@ -274,7 +274,7 @@ class Storage:
             check_key(key, host)
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, lambda: self._table.get(key))
-            blob = self._db.kv_get(key)
+            blob = self._db.kv.get(key)
             return _NONE if blob is None else Done(decode(blob))
         if isinstance(key, (list, tuple)):
             keys = [check_key(k, host) for k in key]
@@ -328,7 +328,7 @@ class Storage:
             blob = encode_checked(check_key(key, host), value, host)
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, lambda: self._table.put(key, blob, gated=gated), write=True, gated=gated)
-            self._db.kv_put(key, blob)
+            self._db.kv.put(key, blob)
         elif isinstance(key, Mapping) and value is ...:
             check_batch(len(key), host)
             items = [(check_key(k, host), v) for k, v in key.items()]
@@ -337,7 +337,7 @@ class Storage:
                 return _NONE
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, lambda: self._table.put_all(blobs, gated=gated), write=True, gated=gated)
-            self._db.kv_put_many(blobs)
+            self._db.kv.put_many(blobs)
         else:
             raise TypeError(
                 "put() may only be called with a single key-value pair and optional options as "

@@ -109,8 +109,8 @@ class StorageAlarm:
             normalize_options("get_alarm", options, _GET_OPTIONS)
         txns = self._txns
         if txns.stack and (level := txns.where()) is not NOW:
-            return txns.defer(level, lambda: host.alarm_visible(self._db.get_alarm()))
-        return Done(host.alarm_visible(self._db.get_alarm()))
+            return txns.defer(level, lambda: host.alarm_visible(self._db.meta.get_alarm()))
+        return Done(host.alarm_visible(self._db.meta.get_alarm()))
 
     def set(self, scheduled_time: int | float | _dt.datetime, options: dict[str, Any]) -> Awaitable[None]:
         """``set_alarm(scheduled_time)``: validate the time, then store it (a past time is now)."""
@@ -127,7 +127,7 @@ class StorageAlarm:
         return NONE
 
     def _set(self, ms: int, *, gated: bool) -> None:
-        self._db.set_alarm(ms)
+        self._db.meta.set_alarm(ms)
         self._host.alarm_written()
         self._host.wrote(gated=gated)
 
@@ -145,9 +145,9 @@ class StorageAlarm:
 
     def _delete(self, *, gated: bool) -> None:
         host = self._host
-        if self._db.get_alarm() is None and not host.alarm_visible(None):
+        if self._db.meta.get_alarm() is None and not host.alarm_visible(None):
             host.alarm_written()  # still clears a handler-set marker, see ObjectHost.alarm_written
             return
-        self._db.set_alarm(None)
+        self._db.meta.set_alarm(None)
         host.alarm_written()
         host.wrote(gated=gated)

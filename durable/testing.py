@@ -154,7 +154,7 @@ async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = 
         cursor = exec_unrestricted(api, sql, bindings) if unrestricted else api.exec(sql, *bindings)
         rows = [row.to_py() for row in cursor]
         if unrestricted:
-            host_of(stub).db.drop_caches()  # the SQL may have touched _cf_KV behind the cache
+            host_of(stub).db.kv.drop_caches()  # the SQL may have touched _cf_KV behind the cache
         return rows
 
     result: list[dict[str, Any]] = await run_in_object(stub, body)

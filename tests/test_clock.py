@@ -54,6 +54,38 @@ class TestMockClock:
             await clock.advance(seconds)
         assert clock.time() == T0
 
+    @pytest.mark.parametrize("start", [1796509637.579999, 1_700_000_000.1234567, 1_700_000_000.0009996])
+    async def test_alarm_at_time_ms_plus_a_period_fires_after_that_period(self, start: float) -> None:
+        """An alarm at ``time_ms() + 60_000`` fires on ``advance(60)``, whatever microseconds the start has.
+
+        time_ms() rounds a start like ...637.579999 up to ...637_580 ms (its 1 us tolerance), so the
+        alarm's time is a hair after start + 60 s; the clock counts a timer within 1 us as due.
+        """
+
+        class Beat(durable.DurableObject):
+            async def arm(self, at_ms: int) -> None:
+                await self.ctx.storage.put("beats", 0)
+                await self.ctx.storage.set_alarm(at_ms)
+
+            async def beats(self) -> int:
+                beats: int = await self.ctx.storage.get("beats")
+                return beats
+
+            async def alarm(self, info: durable.AlarmInfo) -> None:
+                await self.ctx.storage.put("beats", await self.ctx.storage.get("beats") + 1)
+                await self.ctx.storage.set_alarm(info.scheduled_time + 60_000)
+
+        clock = MockClock(start)
+        async with durable.Runtime(clock=clock) as rt:
+            stub = rt.namespace(Beat).get_by_name("b")
+            await stub.arm(clock.time_ms() + 60_000)
+            await clock.advance(59.9)
+            assert await stub.beats() == 0
+            await clock.advance(0.1)
+            assert await stub.beats() == 1
+            await clock.advance(60)
+            assert await stub.beats() == 2
+
     async def test_timers_fire_in_order_at_their_time(self) -> None:
         """Timers fire in time order, and time() reads each timer's own time while it runs."""
         clock = MockClock(T0)

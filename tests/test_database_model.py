@@ -1,7 +1,9 @@
-"""ObjectDatabase's write buffer and read cache against a dict model (a Hypothesis state machine).
+"""The key-value write buffer and read cache (``KvCache``) against a dict model (a Hypothesis state machine).
 
-The database buffers key-value writes in memory (``_dirty``), caches what it read (``_kv_cache``),
-and writes the buffer through to SQLite when SQL, a savepoint, a lazy scan or the commit needs it.
+``KvCache`` (``ObjectDatabase.kv``) buffers key-value writes in memory (``_dirty``), caches what it
+read (``_cache``), and writes the buffer through to SQLite when SQL, a savepoint, a lazy scan or
+the commit needs it. Key-value operations go to the ``KvCache`` directly, transaction operations
+and the alarm to the ``ObjectDatabase`` that holds it, as the storage layer uses them.
 The machine runs random sequences of writes, reads, scans (eager and lazy), savepoints
 (``release`` / ``rollback_to``), commits, failed commits, rollbacks and reopenings, and checks
 every read against a model: the committed dict, the current dict, and a stack of snapshots, one
@@ -20,13 +22,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from durable import _sqlite
+from durable import _kvcache
+from durable._kvcache import KvCache
 from durable._sqlite import ObjectDatabase
 
 keys = st.sampled_from(["a", "b", "c", "d", "é", "a\x00", "\U0001f600"])
 values = st.one_of(
     st.binary(max_size=6),
-    st.binary(min_size=_sqlite.KV_CACHE_MAX_VALUE + 1, max_size=_sqlite.KV_CACHE_MAX_VALUE + 2),  # never cached
+    st.binary(min_size=_kvcache.KV_CACHE_MAX_VALUE + 1, max_size=_kvcache.KV_CACHE_MAX_VALUE + 2),  # never cached
 )
 bounds = st.one_of(st.none(), keys)
 alarms = st.one_of(st.none(), st.integers(min_value=0, max_value=2**40))
@@ -52,6 +55,11 @@ class DatabaseMachine(RuleBasedStateMachine):
         self.alarm: int | None = None
         self.savepoints: list[tuple[str, dict[str, bytes], int | None]] = []
 
+    @property
+    def kv(self) -> KvCache:
+        """The key-value table under test (the database's; a restart makes a new one)."""
+        return self.db.kv
+
     def teardown(self) -> None:
         self.db.close()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -60,22 +68,22 @@ class DatabaseMachine(RuleBasedStateMachine):
 
     @rule(key=keys, value=values)
     def put(self, key: str, value: bytes) -> None:
-        self.db.kv_put(key, value)
+        self.kv.put(key, value)
         self.current[key] = value
 
     @rule(items=st.lists(st.tuples(keys, values), max_size=4))
     def put_many(self, items: list[tuple[str, bytes]]) -> None:
-        self.db.kv_put_many(items)
+        self.kv.put_many(items)
         self.current.update(items)
 
     @rule(key=keys)
     def delete(self, key: str) -> None:
-        assert self.db.kv_delete(key) == (key in self.current)
+        assert self.kv.delete(key) == (key in self.current)
         self.current.pop(key, None)
 
     @rule(keys_=st.lists(keys, max_size=4))
     def delete_many(self, keys_: list[str]) -> None:
-        assert self.db.kv_delete_many(keys_) == len(set(keys_) & self.current.keys())
+        assert self.kv.delete_many(keys_) == len(set(keys_) & self.current.keys())
         for key in keys_:
             self.current.pop(key, None)
 
@@ -87,19 +95,19 @@ class DatabaseMachine(RuleBasedStateMachine):
 
     @rule(when=alarms)
     def set_alarm(self, when: int | None) -> None:
-        self.db.set_alarm(when)
+        self.db.meta.set_alarm(when)
         self.alarm = when
 
     # -- reads -------------------------------------------------------------------------------
 
     @rule(key=keys)
     def get(self, key: str) -> None:
-        assert self.db.kv_get(key) == self.current.get(key)
+        assert self.kv.get(key) == self.current.get(key)
 
     @rule(keys_=st.lists(keys, max_size=4))
     def get_many(self, keys_: list[str]) -> None:
         expected = sorted((key, self.current[key]) for key in set(keys_) if key in self.current)
-        assert self.db.kv_get_many(keys_) == expected
+        assert self.kv.get_many(keys_) == expected
 
     @rule(
         start=bounds,
@@ -116,24 +124,24 @@ class DatabaseMachine(RuleBasedStateMachine):
             expected.reverse()
         if limit is not None:
             expected = expected[:limit]
-        rows = self.db.kv_scan(start, end, reverse=reverse, limit=limit, lazy=lazy)
+        rows = self.kv.scan(start, end, reverse=reverse, limit=limit, lazy=lazy)
         assert list(rows) == expected
 
     @rule()
     def count(self) -> None:
-        assert self.db.kv_count() == len(self.current)
+        assert self.kv.count() == len(self.current)
 
     @rule()
     def get_alarm(self) -> None:
-        assert self.db.get_alarm() == self.alarm
+        assert self.db.meta.get_alarm() == self.alarm
 
     @rule()
     def drop_caches(self) -> None:
-        self.db.drop_caches()
+        self.kv.drop_caches()
 
     @rule()
     def spill(self) -> None:
-        self.db.spill()
+        self.kv.spill()
 
     # -- savepoints (transaction() closures) -------------------------------------------------
 
@@ -203,8 +211,8 @@ class DatabaseMachine(RuleBasedStateMachine):
         self.db = ObjectDatabase(self.file, name="model")
         self.current, self.alarm = dict(self.committed), self.committed_alarm
         self.savepoints.clear()
-        assert list(self.db.kv_scan(None, None)) == sorted(self.committed.items())
-        assert self.db.get_alarm() == self.committed_alarm
+        assert list(self.kv.scan(None, None)) == sorted(self.committed.items())
+        assert self.db.meta.get_alarm() == self.committed_alarm
 
     @invariant()
     def savepoint_depth(self) -> None:
@@ -228,5 +236,5 @@ class TestDatabaseModel:
         """Every read, scan and reopening agrees with the dict model, with a small read cache."""
         from hypothesis.stateful import run_state_machine_as_test
 
-        with mock.patch.object(_sqlite, "KV_CACHE_ENTRIES", 3):  # evictions happen often
+        with mock.patch.object(_kvcache, "KV_CACHE_ENTRIES", 3):  # evictions happen often
             run_state_machine_as_test(machine, settings=_SETTINGS)

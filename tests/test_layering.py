@@ -171,6 +171,9 @@ class TestImports:
         ("unit", "forbidden"),
         [
             ("_sqlite", {"asyncio", "durable._object", "durable._storage", "durable._host"}),
+            ("_kvcache", {"asyncio", "durable._object", "durable._storage", "durable._host"}),
+            ("_dbmeta", {"asyncio", "durable._object", "durable._storage", "durable._host"}),
+            ("_dbfile", {"asyncio", "durable._object", "durable._storage", "durable._host"}),
             ("_http", {"durable._object", "durable._host", "durable._state"}),
             ("_websocket", {"durable._object", "durable._host", "durable._state"}),
         ],

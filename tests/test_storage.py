@@ -362,7 +362,7 @@ class TestReadCache:
 
     async def test_cache_is_bounded(self, run: Any) -> None:
         """However many keys are read, the cache keeps at most KV_CACHE_ENTRIES, and no large value."""
-        from durable._sqlite import KV_CACHE_ENTRIES, KV_CACHE_MAX_VALUE
+        from durable._kvcache import KV_CACHE_ENTRIES, KV_CACHE_MAX_VALUE
 
         async def write(obj: Any, ctx: durable.State) -> None:
             await ctx.storage.put({f"k{i}": i for i in range(KV_CACHE_ENTRIES)})
@@ -372,7 +372,7 @@ class TestReadCache:
         async def read(obj: Any, ctx: durable.State) -> Any:
             values = [await ctx.storage.get(f"k{i}") for i in range(KV_CACHE_ENTRIES)]
             big = await ctx.storage.get("big")
-            cache = ctx.storage._db._kv_cache
+            cache = ctx.storage._db.kv._cache
             return values == list(range(KV_CACHE_ENTRIES)), len(big), len(cache), "big" in cache
 
         await run(write)  # committed when the call returns

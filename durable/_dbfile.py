@@ -1,0 +1,219 @@
+"""An object's SQLite file: how a connection to it is opened, how the file is made and checked.
+
+This is the lowest part of one object's database (``_sqlite.ObjectDatabase``, which re-exports
+``connect``, ``wrap_error`` and ``SCHEMA_VERSION``): every pragma `durable` relies on, set in
+``connect()``; the creation of an object file with its first page already written
+(``create_file()``); the refusal of a file emptied behind durable's back (``check_not_emptied()``);
+and the one translation of ``sqlite3`` errors met outside user SQL into durable's errors
+(``wrap_error()``): :class:`~durable.DataCorruptionError` when the file is damaged,
+:class:`~durable.SqlError` for anything else, raised ``from`` the ``sqlite3`` error.
+
+It also names what the classes of the reserved tables (``_kvcache.KvCache`` for ``_cf_KV``,
+``_dbmeta.MetadataTable`` for ``_cf_METADATA``) need from the database that holds them:
+``Connections``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+from ._exceptions import DataCorruptionError, SqlError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Connections",
+    "check_not_emptied",
+    "checked_rows",
+    "connect",
+    "copy_image",
+    "create_file",
+    "open_file",
+    "schema_entries",
+    "wrap_error",
+]
+
+SCHEMA_VERSION = 1
+"""Version of the reserved-table layout: an object file's ``PRAGMA user_version``, and the runtime
+metadata database's ``schema_version``."""
+
+
+def connect(file: Path | str, *, synchronous: str = "NORMAL", exclusive: bool = True) -> sqlite3.Connection:
+    """Open a SQLite connection with every pragma `durable` relies on, set in this one place.
+
+    - ``isolation_level=None``: Python's sqlite3 must not open transactions behind our back; the
+      storage layer issues ``BEGIN``/``COMMIT`` itself, mirroring workerd's implicit transaction.
+    - ``journal_mode=WAL``: a commit is one append to the log, and a process killed at any moment
+      (``kill -9``) leaves either the whole transaction or none of it.
+    - ``synchronous=NORMAL`` (default): in WAL mode a commit survives the process being killed;
+      only a power loss may drop the last commits. ``Runtime(synchronous="FULL")`` fsyncs every
+      commit for power-loss durability, at a cost.
+    - ``locking_mode=EXCLUSIVE`` (set before WAL, so the WAL index lives in process memory, not in
+      a ``-shm`` file): a runtime owns its files alone (the path lock refuses a second runtime), so
+      SQLite need not take and drop file locks around every transaction; that was 8 ``fcntl``
+      calls per read-modify-write. Outside tools can read an object's file once the runtime has
+      closed it (idle eviction or ``aclose()``).
+    - ``foreign_keys=ON``: Cloudflare enforces foreign keys in Durable Object SQLite databases.
+    - ``busy_timeout``: one runtime owns a path (a lock file enforces it), so contention only
+      comes from outside tools reading the file; wait a little rather than fail at once.
+    - ``check_same_thread=False``: the connection is only used from the event-loop thread, but a
+      runtime may be closed from another thread after its loop ended.
+
+    If a pragma fails (a damaged file: "file is not a database", "database disk image is
+    malformed"), the connection is closed before the error is raised: left open, it would keep the
+    file's exclusive lock, and every later attempt would wait out the busy timeout, then fail with
+    "database is locked".
+    """
+    conn = sqlite3.connect(os.fspath(file), isolation_level=None, check_same_thread=False, cached_statements=256)
+    try:
+        if os.fspath(file) != ":memory:":
+            if exclusive:
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            # synchronous first: switching a new file to WAL is itself a write, made at this level.
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+_CORRUPTION_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_CORRUPT_INDEX", "SQLITE_CORRUPT_SEQUENCE"})
+
+
+def wrap_error(
+    exc: sqlite3.Error, file: Path | None, *, what: str = "the database of this Durable Object"
+) -> DataCorruptionError | SqlError:
+    """The `durable` error for a ``sqlite3`` error met outside user SQL (raise it ``from exc``).
+
+    A damaged file (SQLite's ``SQLITE_CORRUPT`` or ``SQLITE_NOTADB``, or a bare
+    ``sqlite3.DatabaseError``) is a :class:`DataCorruptionError` naming the file; anything else
+    (a full disk, an I/O error, a lock held by another program) a :class:`SqlError` with SQLite's
+    code.
+    """
+    code = getattr(exc, "sqlite_errorname", None)
+    where = "in memory" if file is None else f"at {os.fspath(file)!r}"
+    if code in _CORRUPTION_CODES or type(exc) is sqlite3.DatabaseError:
+        return DataCorruptionError(
+            f"{what} {where} is damaged ({exc}): restore it from a backup, or delete the file to start afresh"
+        )
+    suffix = f": {code}" if code else ""
+    return SqlError(f"{exc}{suffix} ({what} {where})", code=code)
+
+
+def checked_rows(rows: Iterator[tuple[str, bytes]], file: Path | None) -> Iterator[tuple[str, bytes]]:
+    """``rows`` with any ``sqlite3`` error met while reading them wrapped (see ``wrap_error``)."""
+    try:
+        yield from rows
+    except sqlite3.Error as exc:
+        raise wrap_error(exc, file) from exc
+
+
+def create_file(file: Path, *, synchronous: str) -> None:
+    """Create an object's file, already in WAL mode, in one step (a rename).
+
+    SQLite creates an empty file at connect and writes its first page when WAL mode is set; a
+    process killed between the two would leave an empty file, which durable refuses as damaged
+    (see ``check_not_emptied``). So the file is made under a temporary name and renamed once it
+    has its first page. The namespace's folder is made here, on its first object's first write.
+    """
+    temp = file.with_name(file.name + "-new")
+    try:
+        conn = connect(temp, synchronous=synchronous)
+    except sqlite3.OperationalError:
+        if file.parent.is_dir():
+            raise
+        file.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(temp, synchronous=synchronous)
+    try:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    finally:
+        conn.close()
+    os.replace(temp, file)
+
+
+def check_not_emptied(file: Path) -> None:
+    """Refuse an object file that was emptied (truncated to zero bytes) after durable wrote it.
+
+    durable never leaves an empty file (``create_file``), and committed data lives in the file or
+    in its write-ahead log. An empty file with no log is damage: reading it as an object without
+    data would silently lose everything it held.
+
+    Raises:
+        DataCorruptionError: the file is empty and has no write-ahead log with data.
+    """
+    if file.stat().st_size == 0:
+        wal = file.with_name(file.name + "-wal")
+        if not wal.exists() or wal.stat().st_size == 0:
+            raise DataCorruptionError(
+                f"the database of this Durable Object at {os.fspath(file)!r} is damaged: the file "
+                "is empty (it was truncated); restore it from a backup, or delete it to start "
+                "the object afresh"
+            )
+
+
+def open_file(file: Path | None, *, synchronous: str, creating: Callable[[], None]) -> sqlite3.Connection:
+    """A new connection to an object's database: in memory (``file`` is ``None``), or its file.
+
+    A file that does not exist is created (``creating`` is called first, so no crash leaves a
+    file without its name recorded); one that exists is checked (``check_not_emptied``).
+    ``sqlite3`` errors are raised as they are (the database wraps them).
+    """
+    if file is None:
+        return connect(":memory:")
+    if not file.exists():
+        creating()
+        create_file(file, synchronous=synchronous)
+    else:
+        check_not_emptied(file)
+    return connect(file, synchronous=synchronous)
+
+
+def copy_image(image: bytes, conn: sqlite3.Connection) -> None:
+    """Make ``conn``'s database exactly ``image`` (a serialized database; empty: no tables).
+
+    SQLite's backup API copies the image's pages over the live database through its own journal,
+    so a crash leaves the old or the new state, never a mix.
+    """
+    source = sqlite3.connect(":memory:")
+    try:
+        if image:
+            source.deserialize(image)
+        source.backup(conn)
+    finally:
+        source.close()
+
+
+def schema_entries(conn: sqlite3.Connection | sqlite3.Cursor, tag: str) -> list[tuple[str, str]]:
+    """Every table, index, view and trigger but SQLite's own, as ``(type, name)``.
+
+    The one scan of ``sqlite_master`` the database makes: which reserved tables exist (when a
+    connection opens, an image is loaded or a rollback may have dropped tables), what
+    ``delete_all`` drops, and whether the object has SQL data. ``tag`` marks the statement as
+    durable's own (``ObjectDatabase.tagged``).
+    """
+    return conn.execute(f"SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' -- {tag}").fetchall()
+
+
+class Connections(Protocol):
+    """What a reserved table's class needs from the database that holds it (``ObjectDatabase``)."""
+
+    file: Path | None
+    """The database file (``None``: in memory), named by the errors of ``wrap_error``."""
+
+    def read_conn(self) -> sqlite3.Connection | None:
+        """The connection for reading, or ``None`` if the object has no storage at all yet."""
+        ...
+
+    def write_conn(self) -> sqlite3.Connection:
+        """The connection for writing, inside the implicit transaction (opened if needed)."""
+        ...
+
+    def tagged(self, sql: str) -> str:
+        """``sql`` marked as durable's own statement (so the SQL authorizer never applies to it)."""
+        ...
