@@ -1116,7 +1116,8 @@ def hand_over(response: Response) -> None:
 
 async def drain(ctx: ExecutionContext) -> None:
     """Wait for every ``ctx.wait_until`` task, including ones added while waiting; log failures."""
-    await ctx._drain()
+    if ctx._tasks:  # most requests start none: no second coroutine for them
+        await ctx._drain()
 
 
 # -- for the package's stubs and compat layer (durable._stub, durable._blocking, compat) ---------

@@ -28,6 +28,7 @@ import inspect
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from types import CoroutineType
 from typing import Any, Final, Protocol
 from urllib.parse import unquote_to_bytes
 
@@ -194,7 +195,7 @@ class WorkerApp:
         try:
             instance = self.worker(ctx, self.runtime.env)
             result: object = instance.fetch(request)
-            if inspect.isawaitable(result):
+            if type(result) is CoroutineType or inspect.isawaitable(result):  # an async def first, cheaply
                 result = await result
         except Exception:
             if body.disconnected:
