@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 from ._aliases import camel_aliases
 from ._codec import clone
 from ._exceptions import RuntimeClosedError
-from ._http import Request, Response, build_request
+from ._http import Request, Response, buffer_body, build_request, held_body
 from ._id import DurableObjectId
 from ._namespace import Namespace
 from ._runtime import Runtime
-from ._stub import Stub, _buffer_body, call_forwarded, fetch_forwarded, submit
+from ._stub import Stub, call_forwarded, fetch_forwarded, submit
 
 __all__ = ["BlockingNamespace", "BlockingRuntime", "BlockingStub"]
 
@@ -287,8 +287,9 @@ class BlockingStub(Generic[T]):
         runtime = self._runtime
         runtime._check_thread("stub.fetch() of a BlockingRuntime")
         request = build_request(input, init)
-        if request._body is not None and not isinstance(request._body, bytes):
+        body = held_body(request)
+        if body is not None and not isinstance(body, bytes):
             # A streamed body is read on the loop that owns it... here, none runs: read it there.
-            runtime.run(_buffer_body, request)
+            runtime.run(buffer_body, request)
         stub = self.stub
         return runtime._submit(lambda: fetch_forwarded(stub, request)).result()

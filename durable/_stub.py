@@ -22,13 +22,13 @@ import contextlib
 import contextvars
 import threading
 from asyncio import _get_running_loop
-from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from ._codec import ATOMIC_TYPES, clone
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception
 from ._host import EventKind, ObjectHost, current_host
-from ._http import build_request
+from ._http import buffer_body, build_request
 from ._id import DurableObjectId
 from ._util import NoPublicConstructor
 
@@ -205,14 +205,14 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         request = build_request(input, init)
         if asyncio.get_running_loop() is not self._runtime.loop:
             # Forwarded to the runtime's loop: bodies are read on the loop that streams them.
-            await _buffer_body(request)
+            await buffer_body(request)
             return await _forward(self._runtime, lambda: self._fetch_buffered(request))  # type: ignore[no-any-return]
         return await self._call("fetch", "fetch", (request,), {})  # type: ignore[no-any-return]
 
     async def _fetch_buffered(self, request: Request) -> Response:
         """``fetch`` on the runtime's loop, with the response body read there (for another loop)."""
         response: Response = await self._call("fetch", "fetch", (request,), {})
-        await _buffer_body(response)
+        await buffer_body(response)
         return response
 
 
@@ -552,15 +552,6 @@ def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future
             outcome.set_exception(exc)
         else:
             outcome.set_result(inner.result())
-
-
-async def _buffer_body(message: Request | Response) -> None:
-    """Read a streamed body into bytes, so that another loop can read it later."""
-    body = message._body
-    if body is not None and isinstance(body, AsyncIterable) and not message._body_used:
-        data = await message.bytes()
-        message._body = data
-        message._body_used = False
 
 
 # -- for the package's test helpers -----------------------------------------------------------

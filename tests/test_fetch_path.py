@@ -26,6 +26,13 @@ class Recorder(durable.DurableObject):
         return value
 
 
+class Echo(durable.DurableObject):
+    """Answers with the method, one header and the body of the request it receives."""
+
+    async def fetch(self, request: Request) -> Response:
+        return Response(f"{request.method} {request.headers.get('x-seen')} {await request.text()}")
+
+
 class TestStubFetchIsSentAtOnce:
     async def test_a_fetch_nobody_awaits_still_runs(self) -> None:
         """As on Cloudflare, stub.fetch() sends the request when called, awaited or not."""
@@ -219,3 +226,180 @@ class TestCacheBounds:
         """A method that is not a str is refused with the constructor's message, even unhashable."""
         with pytest.raises(TypeError, match="HTTP method must be a str, not list"):
             Request("http://a/", method=["GET"])  # type: ignore[arg-type]
+
+
+class TestCommonFetchRequest:
+    """``stub.fetch(url)`` builds its Request on a shorter path that gives the same request."""
+
+    def test_same_request_as_the_general_path(self) -> None:
+        """A bare URL gives the request that an explicit GET with no headers gives."""
+        from durable._http import build_request
+
+        for url in ("http://counter/increment", "HTTP://Example.COM:80", "https://a:443/x?y#z"):
+            fast, general = build_request(url), build_request(url, {"method": "GET"})
+            assert (fast.url, fast.method, fast.headers, fast.body_used) == (
+                general.url,
+                general.method,
+                general.headers,
+                general.body_used,
+            )
+            assert type(fast) is Request and fast.body is None
+
+    def test_requests_do_not_share_headers(self) -> None:
+        """Each request from the same URL has headers of its own, as a new Request would."""
+        from durable._http import build_request
+
+        first = build_request("http://a/")
+        first.headers.set("x-mine", "1")
+        assert "x-mine" not in build_request("http://a/").headers
+
+    def test_a_relative_url_fails_every_time(self) -> None:
+        """The cached check refuses a relative or non-HTTP URL with workerd's text, every time."""
+        from durable._http import build_request
+
+        for _ in range(2):
+            for url in ("/increment", "ftp://a/", "http://a:99999/"):
+                with pytest.raises(TypeError, match=f"^Fetch API cannot load: {url}$"):
+                    build_request(url)
+
+    async def test_a_forwarded_request_is_copied_and_its_body_moved(self) -> None:
+        """stub.fetch(request) gives the object a copy: the same URL, method and headers, the body moved."""
+        from durable._http import build_request
+
+        original = Request("HTTP://A:80/x", method="POST", headers={"X-A": "1"}, body="hi")
+        copy = build_request(original)
+        assert (copy.url, copy.method, copy.headers) == ("http://a/x", "POST", original.headers)
+        assert copy.headers is not original.headers
+        copy.headers.set("x-b", "2")
+        assert "x-b" not in original.headers
+        assert original.body_used and not copy.body_used
+        assert await copy.text() == "hi"
+
+    def test_a_forwarded_request_fails_as_before(self) -> None:
+        """A used body is refused first; a relative URL is refused after the body has moved, as before."""
+        from durable._http import build_request
+
+        used = Request("http://a/", method="POST", body="x")
+        build_request(used)
+        with pytest.raises(TypeError, match="^Cannot reconstruct a Request with a used body.$"):
+            build_request(used)
+        relative = Request("/x", method="POST", body="x")
+        with pytest.raises(TypeError, match="^Fetch API cannot load: /x$"):
+            build_request(relative)
+        assert relative.body_used
+        bodiless = Request("/x")
+        with pytest.raises(TypeError, match="^Fetch API cannot load: /x$"):
+            build_request(bodiless)
+
+    async def test_forwarding_through_a_stub(self) -> None:
+        """A Worker's request forwarded with stub.fetch reaches the object with its body, once."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Echo).get_by_name("a")
+            request = Request("http://do/echo", method="PUT", headers={"X-Seen": "yes"}, body=b"payload")
+            response = await stub.fetch(request)
+            assert await response.text() == "PUT yes payload"
+            assert request.body_used
+
+    async def test_text_drops_only_one_byte_order_mark(self) -> None:
+        """text() drops one leading BOM, keeps a second one, and replaces invalid bytes, as before."""
+        assert await Response(b"\xef\xbb\xbf\xef\xbb\xbfa").text() == "\ufeffa"
+        assert await Response(b"\xef\xbb").text() == "\ufffd"
+        assert await Response(b"a\xef\xbb\xbf").text() == "a\ufeff"
+
+
+class TestRequestHeadCache:
+    """Request heads seen before are not checked again, and nothing cached can be changed."""
+
+    def test_a_repeated_head_gives_independent_headers(self) -> None:
+        """Headers from the same raw head are equal but separate: changing one leaves the next alone."""
+        raw = [(b"Host", b"a"), (b"X-Repeat", b" v ")]
+        first = Headers._from_latin1(raw)
+        first.append("x-added", "1")
+        second = Headers._from_latin1(raw)
+        assert second.multi_items() == [("host", "a"), ("x-repeat", "v")]
+
+    def test_bad_heads_fail_every_time(self) -> None:
+        """An invalid head is never cached: it is refused on every request."""
+        for _ in range(2):
+            with pytest.raises(TypeError, match="Invalid header value"):
+                Headers._from_latin1([(b"a", b"x\x00")])
+
+    def test_the_cache_is_bounded(self) -> None:
+        """At most _CACHED_HEADS heads are kept, and a head over _CACHED_HEAD_SIZE is not kept."""
+        from durable import _http
+
+        for i in range(_http._CACHED_HEADS + 10):
+            Headers._from_latin1([(b"x-n", str(i).encode())])
+        assert len(_http._head_cache) == _http._CACHED_HEADS
+        big = ((b"x-big", b"v" * (_http._CACHED_HEAD_SIZE + 1)),)
+        Headers._from_latin1(big)
+        assert big not in _http._head_cache
+        padded = ((b"x-padded", b"v" + b" " * _http._CACHED_HEAD_SIZE),)  # short once stripped, long as sent
+        assert Headers._from_latin1(padded).get("x-padded") == "v"
+        assert padded not in _http._head_cache
+
+    def test_a_generator_of_pairs_is_read_once(self) -> None:
+        """A one-shot iterable of pairs still gives every header."""
+        pairs = iter([(b"A", b"1"), (b"B", b"2")])
+        assert Headers._from_latin1(pairs).multi_items() == [("a", "1"), ("b", "2")]
+
+
+class TestRequestFromServer:
+    """The ASGI front's Request takes the headers it made instead of copying them."""
+
+    def test_same_request_as_the_constructor(self) -> None:
+        """The request equals Request(url, method=..., headers=..., body=...) and holds the headers given."""
+        from durable._http import request_from_server
+
+        headers = Headers({"host": "a"})
+        request = request_from_server("HTTP://A:80/x", "purge", headers, None)
+        assert (request.url, request.method) == ("http://a/x", "PURGE")
+        assert request.headers is headers
+
+    def test_same_errors_as_the_constructor(self) -> None:
+        """A bad method, or a GET with a body, fails with the constructor's messages."""
+        from durable._http import request_from_server
+
+        async def stream() -> Any:
+            yield b"x"
+
+        with pytest.raises(TypeError, match="Invalid HTTP method string"):
+            request_from_server("http://a/", "BAD METHOD", Headers(), None)
+        with pytest.raises(TypeError, match="Request with a GET or HEAD method cannot have a body"):
+            request_from_server("http://a/", "GET", Headers(), stream())
+
+
+class TestBodyInterface:
+    """The package-internal body functions used by stubs and the compat layer (issue 12)."""
+
+    async def test_held_body_does_not_read(self) -> None:
+        """held_body shows the body without marking it used."""
+        from durable._http import held_body
+
+        response = Response(b"abc")
+        assert held_body(response) == b"abc"
+        assert not response.body_used
+        assert held_body(Response()) is None
+
+    async def test_buffer_body_keeps_a_stream_unread(self) -> None:
+        """buffer_body turns a stream into bytes that can still be read once."""
+        from durable._http import buffer_body, held_body
+
+        async def stream() -> Any:
+            yield b"a"
+            yield bytearray(b"b")
+
+        response = Response(stream())
+        await buffer_body(response)
+        assert held_body(response) == b"ab"
+        assert not response.body_used
+        assert await response.text() == "ab"
+
+    async def test_compat_json_reads_once(self) -> None:
+        """The SDK's response.json() parses the body, and a second read raises its OSError."""
+        from durable.compat.python_workers import _http as sdk
+
+        response = sdk.as_fetch_response(Response('{"a": 1}'))
+        assert await response.json() == {"a": 1}
+        with pytest.raises(OSError, match="Body already used"):
+            await response.json()

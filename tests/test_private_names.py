@@ -32,13 +32,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("_stub.py", "_runtime"): "Stub's own field",
     ("_http.py", "_drain"): "ExecutionContext's own method, behind _http.drain()",
     ("_hibernation.py", "_tasks"): "HibernationManager's own field, from a closure of this module",
-    # Still crossing a seam; each belongs to an open item of issue 12 owned elsewhere.
-    ("_http.py", "_read_json"): "Body mixin used by compat",
-    ("_stub.py", "_body"): "Request body buffering (_http)",
-    ("_stub.py", "_body_used"): "Request body buffering (_http)",
-    ("_blocking.py", "_body"): "Request body buffering (_http)",
-    ("compat/python_workers/_http.py", "_body"): "Body internals (_http)",
-    ("compat/python_workers/_http.py", "_read_json"): "Body internals (_http)",
 }
 
 

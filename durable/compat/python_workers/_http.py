@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, overload
 
 import durable
+from durable._http import held_body, json_reader
 
 __all__ = ["FetchResponse", "Request", "Response", "as_fetch_response", "unwrap_request"]
 
@@ -29,7 +30,7 @@ _BODY_USED = "Body already used"
 
 def _buffered(body_owner: Any, what: str) -> bytes | None:
     # clone() needs the body without consuming it; `durable` keeps a buffered body as bytes.
-    body = body_owner._body
+    body = held_body(body_owner)
     if body is None or isinstance(body, bytes):
         return body
     raise NotImplementedError(f"{what}.clone() of a streamed body is not supported by durable")
@@ -49,7 +50,7 @@ class _SdkJson:
     def __get__(self, obj: FetchResponse | None, objtype: type[FetchResponse] | None = None) -> Callable[..., Any]:
         if obj is None:
             return FetchResponse.from_json
-        return obj._read_json
+        return json_reader(obj)
 
 
 class FetchResponse(durable.Response):
@@ -79,10 +80,6 @@ class FetchResponse(durable.Response):
     async def buffer(self) -> builtins.bytes:
         """Read the whole body as ``bytes`` (JavaScript's ``ArrayBuffer``)."""
         return await self.bytes()
-
-    async def _read_json(self) -> Any:
-        self._check_unused()
-        return await super()._read_json()
 
     async def blob(self) -> Any:
         """Not emulated: `durable` has no ``Blob``; read ``bytes()`` instead."""
