@@ -30,6 +30,9 @@ __all__ = ["FrameEnds", "websocket_protocol"]
 
 _CLOSE_OPCODE = 0x8
 
+# What the close below reads and sets of uvicorn's WebSocketsSansIOProtocol (uvicorn 0.29-0.55).
+_UVICORN_STATE = ("conn", "queue", "close_sent", "transport", "read_paused", "close_timeout", "loop")
+
 
 class FrameEnds:
     """Follows the frames of a byte stream by their headers, to see when a Close frame arrives.
@@ -103,7 +106,7 @@ def websocket_protocol() -> type[Any] | None:
             if self.durable_failed:
                 self.durable_discard(data)
                 return
-            if self.handshake_complete:
+            if getattr(self, "handshake_complete", False):
                 if self.durable_frames is None:
                     self.durable_frames = FrameEnds()
                 self.durable_frames.feed(data)
@@ -116,6 +119,10 @@ def websocket_protocol() -> type[Any] | None:
                 self.transport.close()  # everything the client sent is read: no reset
 
         def handle_parser_exception(self) -> None:
+            if not all(hasattr(self, name) for name in _UVICORN_STATE):
+                # A uvicorn release whose protocol keeps other state: its own close, unchanged.
+                super().handle_parser_exception()
+                return
             close = self.conn.close_sent
             assert close is not None  # the parser failed the connection: it sent a Close
             self.queue.put_nowait({"type": "websocket.disconnect", "code": close.code, "reason": close.reason})

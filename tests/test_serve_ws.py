@@ -77,3 +77,14 @@ class TestProtocol:
         protocol = websocket_protocol()
         assert protocol is not None
         assert protocol.__mro__[1] is AutoWebSocketsProtocol
+
+    def test_a_uvicorn_without_the_expected_state_keeps_its_own_close(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Where the protocol lacks the state the graceful close reads, uvicorn's own close runs."""
+        protocol = websocket_protocol()
+        assert protocol is not None
+        base = protocol.__mro__[1]
+        calls: list[object] = []
+        monkeypatch.setattr(base, "handle_parser_exception", lambda self: calls.append(self))
+        instance = object.__new__(protocol)  # no __init__: none of uvicorn's state is there
+        instance.handle_parser_exception()
+        assert calls == [instance]
