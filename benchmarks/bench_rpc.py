@@ -39,16 +39,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_storage import Counter as StorageCounter
+
 import durable
 
 
-class Counter(durable.DurableObject):
-    """The counter of ``bench_storage.py``, and a method that does nothing."""
-
-    async def increment(self) -> int:
-        value = (await self.ctx.storage.get("n")) or 0
-        await self.ctx.storage.put("n", value + 1)
-        return value + 1
+class Counter(StorageCounter):
+    """The counter of ``bench_storage.py``, a method that does nothing and one with two arguments."""
 
     async def noop(self) -> int:
         return 1
