@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from durable import DataCorruptionError
-from durable._dbfile import SCHEMA_VERSION, open_file, schema_entries
+from durable import DataCorruptionError, _dbfile
+from durable._dbfile import SCHEMA_VERSION, connect, create_file, open_file, schema_entries
 from durable._dbmeta import MetadataTable
 
 
@@ -124,3 +124,67 @@ class TestOpenFile:
         file.write_bytes(b"")
         with pytest.raises(DataCorruptionError, match="empty"):
             open_file(file, synchronous="NORMAL", creating=lambda: pytest.fail("created"))
+
+
+class TestCreateFile:
+    """``create_file`` makes the process's first object file with SQLite, and copies it after that."""
+
+    @pytest.fixture(autouse=True)
+    def fresh_process(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(_dbfile, "_first_page", None)  # as in a process that made no file yet
+
+    @staticmethod
+    def _check_usable(file: Path) -> None:
+        """``file`` opens in WAL mode with durable's schema version, takes a commit and keeps it."""
+        conn = connect(file)
+        try:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            conn.execute("CREATE TABLE t (v)")
+            conn.execute("INSERT INTO t VALUES (42)")
+        finally:
+            conn.close()
+        with sqlite3.connect(file) as again:
+            assert again.execute("SELECT v FROM t").fetchall() == [(42,)]
+        again.close()
+
+    def test_later_files_are_copies_of_the_first(self, tmp_path: Path) -> None:
+        """The second file has the first one's bytes and is as usable as the one SQLite made."""
+        first, second = tmp_path / "NS" / "a.sqlite", tmp_path / "NS" / "b.sqlite"
+        create_file(first, synchronous="NORMAL")
+        assert _dbfile._first_page == first.read_bytes()
+        create_file(second, synchronous="NORMAL")
+        assert second.read_bytes() == first.read_bytes()
+        assert sorted(p.name for p in first.parent.iterdir()) == ["a.sqlite", "b.sqlite"]
+        self._check_usable(first)
+        self._check_usable(second)
+
+    def test_a_copy_makes_its_folder_and_replaces_a_leftover(self, tmp_path: Path) -> None:
+        """A copy into a folder not made yet works; a ``-new`` file a crash left behind is overwritten."""
+        create_file(tmp_path / "A" / "a.sqlite", synchronous="NORMAL")
+        create_file(tmp_path / "B" / "b.sqlite", synchronous="FULL")  # the folder B does not exist yet
+        self._check_usable(tmp_path / "B" / "b.sqlite")
+        leftover = tmp_path / "B" / "c.sqlite-new"
+        leftover.write_bytes(b"half a page from a crash" * 1000)
+        create_file(tmp_path / "B" / "c.sqlite", synchronous="NORMAL")
+        assert not leftover.exists()
+        self._check_usable(tmp_path / "B" / "c.sqlite")
+
+    def test_first_page_check(self, tmp_path: Path) -> None:
+        """Only a one-page WAL-mode database with durable's schema version is kept for copying."""
+        create_file(tmp_path / "a.sqlite", synchronous="NORMAL")
+        image = (tmp_path / "a.sqlite").read_bytes()
+        assert _dbfile._is_first_page(image)
+        rollback_mode = image[:18] + b"\x01\x01" + image[20:]
+        other_version = image[:60] + (SCHEMA_VERSION + 1).to_bytes(4, "big") + image[64:]
+        for bad in (rollback_mode, other_version, image[:100], image + image, b"", b"not a database" * 300):
+            assert not _dbfile._is_first_page(bad)
+
+    def test_an_image_that_fails_the_check_is_not_kept(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If SQLite ever made another kind of first file, every file would still be made by SQLite."""
+        monkeypatch.setattr(_dbfile, "_is_first_page", lambda image: False)
+        create_file(tmp_path / "a.sqlite", synchronous="NORMAL")
+        create_file(tmp_path / "b.sqlite", synchronous="NORMAL")
+        assert _dbfile._first_page is None
+        self._check_usable(tmp_path / "b.sqlite")
