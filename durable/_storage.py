@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+from asyncio import _get_running_loop
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final, overload
 
 from ._aliases import camel_aliases, normalize_options
 from ._bookmarks import Bookmarks
 from ._codec import decode
-from ._context import check_owner
+from ._context import check_owner, current_host
 from ._done import NONE as _NONE
 from ._done import Done as Done
 from ._exceptions import DurableError, InvalidTransactionError
@@ -265,13 +266,14 @@ class Storage:
         neither changes anything (see ``docs/differences.md``).
         """
         host = self._host
-        check_owner(host)
-        if self._gen != host.gen:
-            host.check_live(self._gen)  # raises: this instance was reset or evicted
+        # check_live() and check_key() are called only when a test of theirs could fail (docs/performance.md).
+        if self._gen != host.gen or current_host.get() is not host or _get_running_loop() is None:
+            host.check_live(self._gen)  # raises: reset or evicted, or not used by the object's own code
         if options:
             normalize_options("get", options, _GET_OPTIONS)
         if type(key) is str:
-            check_key(key, host)
+            if host.kv_backed or not key.isascii():
+                check_key(key, host)
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, lambda: self._table.get(key))
             blob = self._db.kv.get(key)
@@ -317,15 +319,15 @@ class Storage:
         Option ``allow_unconfirmed=True``: results of the object are not held for this write.
         """
         host = self._host
-        check_owner(host)
-        if self._gen != host.gen:
-            host.check_live(self._gen)  # raises: this instance was reset or evicted
-        opts = normalize_options("put", options, _PUT_OPTIONS) if options else {}
-        gated = not opts.get("allow_unconfirmed", False)
+        if self._gen != host.gen or current_host.get() is not host or _get_running_loop() is None:
+            host.check_live(self._gen)  # raises, as in get()
+        gated = not options or not normalize_options("put", options, _PUT_OPTIONS).get("allow_unconfirmed", False)
         if type(key) is str:
             if value is ...:
                 raise TypeError("put() called with undefined value.")
-            blob = encode_checked(check_key(key, host), value, host)
+            if host.kv_backed or not key.isascii():
+                check_key(key, host)  # the common case needs no check (as in get())
+            blob = encode_checked(key, value, host)
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, lambda: self._table.put(key, blob, gated=gated), write=True, gated=gated)
             self._db.kv.put(key, blob)

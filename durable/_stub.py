@@ -174,6 +174,8 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             return self._fetch_elsewhere(input, init)
         promise = RpcPromise(loop=loop)
         promise._stub = self
+        promise._host = None
+        promise.close = _close
         try:
             request = build_request(input, init)
         except Exception as exc:  # a relative URL, a bad option: the promise is rejected
@@ -253,11 +255,15 @@ class RpcMethod:
             # Another thread's loop runs the runtime: forwarded, see the module docstring.
             promise = RpcPromise(loop=loop)
             promise._stub = stub
+            promise._host = None
+            promise.close = _close
             forward = _forward(stub._runtime, lambda: self._start_forwarded(args, kwargs), home)
             promise._follow(loop.create_task(forward))
             return promise
         promise = RpcPromise(loop=loop)
         promise._stub = stub
+        promise._host = None
+        promise.close = _close
         broken = stub._broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))
@@ -323,8 +329,7 @@ class RpcPromise(asyncio.Future[Any]):
     """
 
     # Slots, not an instance dict: about 740 of the ~99,000 instructions of a sequential in-memory
-    # increment (callgrind, docs/performance.md). An unset `_host` reads as None
-    # (__getattr__ below).
+    # increment (callgrind, docs/performance.md). Whoever makes a promise sets both.
     __slots__ = ("_host", "_stub")
 
     _stub: Stub[Any]
@@ -373,30 +378,31 @@ class RpcPromise(asyncio.Future[Any]):
             self.set_result(task.result())
 
     # -- the coroutine protocol, so that create_task() and TaskGroup take a promise ---------------
-    # Reached through __getattr__, not defined on the class: a class that defines send, throw and
-    # close is a collections.abc.Coroutine, and asyncio.wait() refuses coroutines.
+    # asyncio.Task steps what it runs with send() and throw(), defined here. close() is not in
+    # the class: a class that defines send, throw and close is a collections.abc.Coroutine, and
+    # asyncio.wait() refuses coroutines. Each promise gets its close() as an instance attribute
+    # instead, where that check does not look (TaskGroup.create_task of Python 3.13 closes a
+    # coroutine it refuses). These were all reached through a class-level __getattr__ before,
+    # which put every attribute read of a promise, asyncio's too, on CPython's slow path:
+    # 82,879 -> 80,354 instructions per concurrent increment (callgrind, docs/performance.md).
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "_host":
-            return None  # not set: the call did not go to an object directly
-        if name in _COROUTINE_METHODS:
-            return getattr(self, _COROUTINE_METHODS[name])
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    close: Callable[[], None]
+    """Does nothing (set on each promise: see above); the call goes on, as an un-awaited call does."""
 
-    def _coro_send(self, value: Any, /) -> Any:
+    def send(self, value: Any, /) -> Any:
+        """Step the promise as a coroutine (``asyncio.Task``): wait for it, or return its result."""
         if not self.done():
             self._asyncio_future_blocking = True
             return self  # what Future.__await__ yields: the task waits for this future
         raise StopIteration(self.result())
 
-    def _coro_throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
+    def throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
+        """Raise what a task throws in (its cancellation) out of the promise's "coroutine"."""
         raise typ if val is None else val
 
-    def _coro_close(self) -> None:
-        pass
 
-
-_COROUTINE_METHODS = {"send": "_coro_send", "throw": "_coro_throw", "close": "_coro_close"}
+def _close() -> None:
+    pass
 
 
 def _let_tasks_take_promises() -> bool:
@@ -434,6 +440,8 @@ def _let_tasks_take_promises() -> bool:
 
 def _throwaway_task(loop: asyncio.AbstractEventLoop) -> None:
     promise = RpcPromise(loop=loop)
+    promise._host = None
+    promise.close = _close
     task = asyncio.Task(promise, loop=loop)
     task._log_destroy_pending = False  # type: ignore[attr-defined]  # never run: its loop closes next
     promise.cancel()

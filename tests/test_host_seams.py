@@ -4,6 +4,7 @@ events in flight and the object's class (issue 12's split of ObjectHost), and th
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 from typing import Any
 
 import pytest
@@ -256,12 +257,22 @@ class TestSeams:
             assert stub.id.key == ("C", str(stub.id))
             assert host_of(stub).key == stub.id.key
 
-    async def test_a_promise_has_no_instance_dict(self) -> None:
-        """RpcPromise keeps its two fields in slots (no dict made per call); an unset host reads as None."""
-        promise = RpcPromise(loop=asyncio.get_running_loop())
-        assert not hasattr(promise, "__dict__")
-        assert promise._host is None
-        promise.cancel()
+    async def test_a_promise_keeps_its_fields_in_slots(self) -> None:
+        """RpcPromise keeps its two fields in slots, and has no class-level __getattr__ (CPython's slow path).
+
+        Its only instance attribute is ``close`` (kept out of the class so that it is no
+        ``collections.abc.Coroutine``).
+        """
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(durable.Counter, name="C").get_by_name("a")
+            promise = stub.increment()
+            assert set(RpcPromise.__slots__) == {"_host", "_stub"}
+            assert all("__getattr__" not in klass.__dict__ for klass in RpcPromise.__mro__)
+            assert promise._host is host_of(stub) and promise._stub is stub
+            assert all("close" not in klass.__dict__ for klass in RpcPromise.__mro__)
+            assert promise.close() is None  # found on the promise itself
+            assert not isinstance(promise, collections.abc.Coroutine)
+            assert await promise == 1
 
 
 class TestArgumentCopies:

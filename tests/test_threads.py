@@ -7,6 +7,7 @@ deadlock fails the test that caused it rather than the whole run.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import subprocess
 import sys
 import threading
@@ -38,6 +39,10 @@ class Counter(durable.DurableObject):
 
     async def fail(self) -> None:
         raise ValueError("no luck")
+
+    async def slow(self) -> str:
+        await asyncio.sleep(30)
+        return "late"
 
 
 class TestManyThreads:
@@ -325,6 +330,29 @@ class TestAsyncioInterop:
             stub = rt.namespace(Counter).get_by_name("a")
             with pytest.raises(ValueError, match="no luck"):
                 await asyncio.create_task(stub.fail())
+
+    async def test_a_task_on_a_pending_promise_can_be_cancelled(self) -> None:
+        """Cancelling a task that waits on a promise cancels the task (the cancellation is thrown in)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Counter).get_by_name("a")
+            promise = stub.slow()
+            assert not isinstance(promise, collections.abc.Coroutine)  # asyncio.wait takes it
+            task = asyncio.create_task(promise)
+            await asyncio.sleep(0)
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert task.cancelled() and promise.cancelled()
+
+    async def test_a_task_group_that_refuses_a_promise_says_why(self) -> None:
+        """A TaskGroup not entered refuses a promise with its own RuntimeError (3.13 first closes it)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Counter).get_by_name("a")
+            promise = stub.increment()
+            with pytest.raises(RuntimeError, match="has not been entered"):
+                asyncio.TaskGroup().create_task(promise)
+            assert await promise == 1  # the call was made, and closing the promise changed nothing
 
 
 @pytest.mark.slow
