@@ -6,7 +6,7 @@ Run from the repository root::
     python benchmarks/bench_rpc.py --only seq-increment --calls 2000 --repeats 1   # under callgrind
 
 Each workload runs on an in-memory runtime (no disk: what is left is the emulator's own Python and
-SQLite's in-memory statements), on one object:
+SQLite's in-memory statements), or with ``--persisted`` on a temporary directory, on one object:
 
 - ``seq-increment``: ``await stub.increment()`` in a loop (read, add one, write; one commit each);
 - ``conc-increment``: ``asyncio.gather`` of 1000 increments at a time (one commit per 1000);
@@ -32,6 +32,7 @@ import asyncio
 import gc
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -90,10 +91,10 @@ WORKLOADS: dict[str, Callable[[Any, int], Awaitable[None]]] = {
 }
 
 
-async def measure(name: str, calls: int, repeats: int) -> list[float]:
+async def measure(name: str, calls: int, repeats: int, path: Path | None = None) -> list[float]:
     """Microseconds of CPU time per call, one figure per repeat (each on a fresh object)."""
     figures = []
-    async with durable.Runtime() as rt:
+    async with durable.Runtime(path=path) as rt:
         ns = rt.namespace(Counter)
         for repeat in range(repeats):
             stub = ns.get_by_name(f"{name}-{repeat}")
@@ -110,13 +111,17 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20000, help="calls per repeat (default 20000)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats of each workload (default 5)")
     parser.add_argument("--only", choices=sorted(WORKLOADS), help="run one workload only")
+    parser.add_argument(
+        "--persisted", action="store_true", help="a runtime on a temporary directory (WAL, NORMAL) instead of in memory"
+    )
     args = parser.parse_args()
     names = [args.only] if args.only else list(WORKLOADS)
     print(f"durable RPC path: {args.calls} calls per repeat, {args.repeats} repeats (Python {sys.version.split()[0]})")
-    print("CPU time per call (time.process_time), in-memory runtime:")
-    for name in names:
-        figures = asyncio.run(measure(name, args.calls, args.repeats))
-        print(f"  {name:16} best {min(figures):6.2f} us   median {statistics.median(figures):6.2f} us")
+    print(f"CPU time per call (time.process_time), {'persisted' if args.persisted else 'in-memory'} runtime:")
+    with tempfile.TemporaryDirectory(prefix="durable-bench-rpc-") as tmp:
+        for name in names:
+            figures = asyncio.run(measure(name, args.calls, args.repeats, Path(tmp) / name if args.persisted else None))
+            print(f"  {name:16} best {min(figures):6.2f} us   median {statistics.median(figures):6.2f} us")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ Every measurement is an *increment*: read a counter, add one, write it back, mak
     this is one SQLite transaction per increment, plus the emulator's RPC, gate and codec work.
 (b) ``concurrent``: ``asyncio.gather`` of ``--concurrent`` calls on one persisted object. The calls
     run in the same event-loop turn, their writes join one implicit transaction and one commit makes
-    them all durable (write coalescing), so this may beat the bare loop.
+    them all durable (write coalescing), so this may beat the bare loop. The object is new, so
+    the figure includes making its file; a second line gathers as many again on it, now live.
 (c) the same two with ``durable.Runtime()`` in memory: the emulator's own cost, without the disk.
 (d) the floor: a bare ``sqlite3`` read-modify-write loop in this process (``BEGIN``, ``SELECT``,
     ``INSERT OR REPLACE``, ``COMMIT`` per increment) on a connection opened by
@@ -21,6 +22,12 @@ Every measurement is an *increment*: read a counter, add one, write it back, mak
     fetches gathered at once, like (b). Targets: (f)/(d) >= 0.6 and (g)/(d) >= 1.0.
 (e) with ``--pitr``: (a) again on a runtime with ``point_in_time_recovery=True``, interleaved, and
     its ratio to (a): the cost of keeping the history (see ``docs/performance.md``).
+(h) the asyncio floor, for reference: what any design built on asyncio coroutines and futures
+    costs at the least for (a) and (b), with none of the emulator's rules. An ``async def``
+    increment on a plain dict, awaited in a loop with one ``INSERT OR REPLACE`` (its own
+    transaction) after each call; and ``--concurrent`` such calls, each stepped once by hand
+    with its result held in a future, one statement for them all, then the futures released
+    and gathered. (a)/(h) and (b)/(h) say how much of what Python allows the emulator reaches.
 
 The measurements are interleaved: each repeat runs (a), (b), (c) and (d) one after the other, so a
 burst of load from elsewhere on the machine hits all of them alike. Each figure's best and median
@@ -110,17 +117,29 @@ class Emulated:
         self.expected[name] = ops
         return ops / elapsed
 
-    async def concurrent(self, name: str, calls: int) -> float:
-        """``calls`` increments started at once on a fresh object; returns increments per second."""
+    async def concurrent(self, name: str, calls: int, live: list[float] | None = None) -> float:
+        """``calls`` increments started at once on a fresh object; returns increments per second.
+
+        With ``live``, ``calls`` more are then gathered on the same object, now created and live,
+        and their rate is appended to it (the first figure includes making the object's file).
+        """
         stub = self.ns.get_by_name(name)
         gc.collect()
         start = time.perf_counter()
         results = await asyncio.gather(*(stub.increment() for _ in range(calls)))
         elapsed = time.perf_counter() - start
         check(sorted(results) == list(range(1, calls + 1)), f"{name}: results are not exactly 1..{calls}")
+        total = calls
+        if live is not None:
+            gc.collect()
+            again = time.perf_counter()
+            results = await asyncio.gather(*(stub.increment() for _ in range(calls)))
+            live.append(calls / (time.perf_counter() - again))
+            check(sorted(results) == list(range(calls + 1, 2 * calls + 1)), f"{name}: second results are wrong")
+            total += calls
         final = await stub.count()
-        check(final == calls, f"{name}: final count {final}, expected {calls}")
-        self.expected[name] = calls
+        check(final == total, f"{name}: final count {final}, expected {total}")
+        self.expected[name] = total
         return calls / elapsed
 
     async def fetch_sequential(self, name: str, ops: int) -> float:
@@ -203,6 +222,69 @@ class Bare:
         self.conn.close()
 
 
+# -- the asyncio floor: the same increments with none of the emulator's rules ------------------
+
+
+class _Plain:
+    """An object reduced to its data: an ``async def`` increment on a dict."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, int] = {}
+
+    async def increment(self) -> int:
+        value = self.data.get("n", 0) + 1
+        self.data["n"] = value
+        return value
+
+
+class AsyncioFloor:
+    """(h): what an asyncio design costs at the least; its writes go to SQLite like (d)'s."""
+
+    UPSERT = Bare.UPSERT
+
+    def __init__(self, file: Path) -> None:
+        self.conn: sqlite3.Connection = connect(file)
+        self.conn.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
+
+    async def sequential(self, key: str, ops: int) -> float:
+        """Await the coroutine of each call, then write its result in a statement of its own."""
+        obj, execute, upsert = _Plain(), self.conn.execute, self.UPSERT
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(ops):
+            execute(upsert, (key, await obj.increment()))
+        elapsed = time.perf_counter() - start
+        check(obj.data["n"] == ops, f"floor {key}: {obj.data['n']}, expected {ops}")
+        return ops / elapsed
+
+    async def concurrent(self, key: str, calls: int) -> float:
+        """Step each call's coroutine once, hold its result in a future; one statement; gather."""
+        obj, loop = _Plain(), asyncio.get_running_loop()
+        held: list[tuple[asyncio.Future[int], int]] = []
+
+        def call() -> asyncio.Future[int]:
+            future: asyncio.Future[int] = loop.create_future()
+            try:
+                obj.increment().send(None)
+            except StopIteration as stop:
+                held.append((future, stop.value))
+            return future
+
+        gc.collect()
+        start = time.perf_counter()
+        futures = [call() for _ in range(calls)]
+        self.conn.execute(self.UPSERT, (key, obj.data["n"]))
+        for future, value in held:
+            future.set_result(value)
+        results = await asyncio.gather(*futures)
+        elapsed = time.perf_counter() - start
+        check(sorted(results) == list(range(1, calls + 1)), f"floor {key}: results are not exactly 1..{calls}")
+        return calls / elapsed
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 # -- report ------------------------------------------------------------------------------------
 
 
@@ -241,6 +323,7 @@ async def main_async(args: argparse.Namespace) -> None:
         memory = Emulated(None, "NORMAL")
         history = Emulated(root / "pitr", "NORMAL", pitr=True) if args.pitr else None
         bare = Bare(root / "bare-normal.sqlite", "NORMAL")
+        floor = AsyncioFloor(root / "floor.sqlite")
         a: list[float] = []
         b: list[float] = []
         c_seq: list[float] = []
@@ -249,6 +332,9 @@ async def main_async(args: argparse.Namespace) -> None:
         e: list[float] = []
         f: list[float] = []
         g: list[float] = []
+        b_live: list[float] = []
+        h_seq: list[float] = []
+        h_conc: list[float] = []
         try:
             await disk.sequential("warm-up", 500)
             await disk.fetch_sequential("warm-up", 500)
@@ -256,10 +342,12 @@ async def main_async(args: argparse.Namespace) -> None:
             bare.sequential("warm-up", 500)
             for r in range(args.repeats):
                 a.append(await disk.sequential(f"seq-{r}", args.ops))
-                b.append(await disk.concurrent(f"conc-{r}", args.concurrent))
+                b.append(await disk.concurrent(f"conc-{r}", args.concurrent, b_live))
                 c_seq.append(await memory.sequential(f"seq-{r}", args.ops))
                 c_conc.append(await memory.concurrent(f"conc-{r}", args.concurrent))
                 d.append(bare.sequential(f"k{r}", args.ops))
+                h_seq.append(await floor.sequential(f"seq-{r}", args.ops))
+                h_conc.append(await floor.concurrent(f"conc-{r}", args.concurrent))
                 if not args.no_fetch:
                     f.append(await disk.fetch_sequential(f"fetch-seq-{r}", args.ops))
                     g.append(await disk.fetch_concurrent(f"fetch-conc-{r}", args.concurrent))
@@ -267,6 +355,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     e.append(await history.sequential(f"seq-{r}", args.ops))
         finally:
             bare.close()
+            floor.close()
             await memory.close_and_verify()
             await disk.close_and_verify()
             if history is not None:
@@ -275,21 +364,31 @@ async def main_async(args: argparse.Namespace) -> None:
         print("increments per second (higher is better):")
         print(rates("(a) sequential, persisted, NORMAL", a))
         print(rates(f"(b) {args.concurrent} concurrent, persisted, NORMAL", b))
+        print(rates("    the same again on that object, now live", b_live))
         print(rates("(c) sequential, memory", c_seq))
         print(rates(f"(c) {args.concurrent} concurrent, memory", c_conc))
         print(rates("(d) bare sqlite3, NORMAL", d))
         if f:
             print(rates("(f) sequential fetch, persisted, NORMAL", f))
             print(rates(f"(g) {args.concurrent} concurrent fetches, persisted", g))
+        print(rates("(h) asyncio floor, sequential", h_seq))
+        print(rates(f"(h) asyncio floor, {args.concurrent} concurrent", h_conc))
         print()
         print("ratios to the bare loop of the same repeat (targets judged on the median):")
         print(ratios("(a)/(d)", a, d, ">= 0.8", 0.8))
         print(ratios("(b)/(d)", b, d, ">= 2.0 (coalescing)", 2.0))
+        print(ratios("(b)/(d)", b_live, d) + "   (again on the live object: without making its file)")
         if f:
             print(ratios("(f)/(d)", f, d, ">= 0.6 (fetch)", 0.6))
             print(ratios("(g)/(d)", g, d, ">= 1.0 (fetch, coalescing)", 1.0))
         print(ratios("(c)/(d)", c_seq, d))
         print(ratios("(c)/(d)", c_conc, d) + "   (concurrent, memory)")
+        print()
+        print("the asyncio floor (h), no rules: what Python allows, and how much of it the emulator reaches:")
+        print(ratios("(h)/(d)", h_seq, d) + "   (sequential)")
+        print(ratios("(h)/(d)", h_conc, d) + "   (concurrent)")
+        print(ratios("(a)/(h)", a, h_seq))
+        print(ratios("(b)/(h)", b, h_conc))
         if e:
             print()
             print("point-in-time recovery (--pitr): (e) = (a) with point_in_time_recovery=True")
