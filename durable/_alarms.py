@@ -100,15 +100,18 @@ class AlarmScheduler:
         self._waiting: dict[str, list[tuple[str, int]]] = {}  # namespace -> [(id hex, ms)] not yet bound
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop the runtime was last used on (``attach_loop``); the pytest plugin closes on it."""
+        self.armed = False
+        """Whether a loop is attached and every timer is armed on it (no ``attach_loop`` needed).
+
+        An attribute kept up to date where ``loop`` or the unarmed timers change
+        (``_note_armed``), not a property: it is read for every RPC call (docs/performance.md)."""
         for namespace, hexid, ms in index.alarm_rows():
             self._waiting.setdefault(namespace, []).append((hexid, ms))
 
     # -- the index -----------------------------------------------------------------------------
 
-    @property
-    def armed(self) -> bool:
-        """Whether a loop is attached and every timer is armed on it (no ``attach_loop`` needed)."""
-        return self.loop is not None and not self._unarmed
+    def _note_armed(self) -> None:
+        self.armed = self.loop is not None and not self._unarmed
 
     def before_commit(self, key: Key, when_ms: int | None) -> None:
         """Object ``key`` is about to commit ``when_ms`` as its alarm: index a new alarm first."""
@@ -149,6 +152,7 @@ class AlarmScheduler:
             for key, (entry, at) in unarmed.items():
                 if self._entries.get(key) is entry:
                     self._arm(key, entry, at)
+        self._note_armed()
 
     def schedule(self, key: Key, when_ms: int | None, retry_count: int = 0) -> None:
         """Make ``when_ms`` the object's alarm time (``None``: no alarm), replacing any timer."""
@@ -156,7 +160,8 @@ class AlarmScheduler:
         if old is not None and old.handle is not None:
             old.handle.cancel()
             old.handle = None
-        self._unarmed.pop(key, None)
+        if self._unarmed.pop(key, None) is not None:
+            self._note_armed()
         if when_ms is None or self._stopped:
             return
         entry = _Entry(when_ms, retry_count)
@@ -173,6 +178,7 @@ class AlarmScheduler:
             # armed by attach_loop() when the runtime is first used on a loop.
             entry.handle = None
             self._unarmed[key] = (entry, at)
+            self.armed = False
 
     def _fire(self, key: Key, entry: _Entry) -> None:
         if self._stopped or self._entries.get(key) is not entry:
@@ -260,7 +266,8 @@ class AlarmScheduler:
         if entry.handle is not None:
             entry.handle.cancel()
             entry.handle = None
-        self._unarmed.pop(key, None)
+        if self._unarmed.pop(key, None) is not None:
+            self._note_armed()
         entry.deferred = False
         error = await asyncio.shield(self._start(key, entry))
         if error is not None:
@@ -276,6 +283,7 @@ class AlarmScheduler:
                 entry.handle.cancel()
         self._entries.clear()
         self._unarmed.clear()
+        self._note_armed()
         self._waiting.clear()
         self._index.clear_alarms()
 
@@ -287,6 +295,7 @@ class AlarmScheduler:
                 entry.handle.cancel()
         self._entries.clear()
         self._unarmed.clear()
+        self._note_armed()
         running = [task for task in self._running if not task.done()]
         for task in running:
             task.cancel()

@@ -51,30 +51,35 @@ class InputGate:
     error, and the next generation gets a fresh gate.
     """
 
-    __slots__ = ("_broken", "_locks", "_seq", "_waiters")
+    __slots__ = ("_broken", "_seq", "locks", "waiters")
 
     def __init__(self) -> None:
-        self._locks: list[GateLock] = []
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # Read directly by the host's fast path (ObjectHost.call_rpc, the end of an event): the
+        # `idle` and `locked` properties cost a Python call each, about 650 instructions on 3.11.
+        # Changed only here.
+        self.locks: list[GateLock] = []
+        """The locks that hold the gate closed (``block_concurrency_while``, ``transaction()``)."""
+        self.waiters: list[tuple[int, asyncio.Future[None]]] = []
+        """The events waiting at the gate, as a heap by arrival."""
         self._seq = itertools.count()
         self._broken: BaseException | None = None
 
     @property
     def locked(self) -> bool:
         """Whether a ``block_concurrency_while`` or ``transaction()`` holds the gate closed."""
-        return bool(self._locks)
+        return bool(self.locks)
 
     @property
     def idle(self) -> bool:
         """No lock is held and no event waits: an event may run at once, with no ordering to keep."""
-        return not self._locks and not self._waiters
+        return not self.locks and not self.waiters
 
     def is_open(self) -> bool:
         """Whether an event in the current context may proceed now."""
-        if not self._locks:
+        if not self.locks:
             return True
         held = held_locks.get()
-        return all(lock in held for lock in self._locks)
+        return all(lock in held for lock in self.locks)
 
     def close_for(self, reason: str) -> tuple[GateLock, frozenset[GateLock]]:
         """Close the gate for a callback about to run (``block_concurrency_while``, a transaction).
@@ -83,22 +88,22 @@ class InputGate:
         must carry in :data:`held_locks` so that it, and the calls it makes, still pass the gate.
         """
         lock = GateLock(reason)
-        self._locks.append(lock)
+        self.locks.append(lock)
         return lock, held_locks.get() | {lock}
 
     def unlock(self, lock: GateLock) -> None:
         try:
-            self._locks.remove(lock)
+            self.locks.remove(lock)
         except ValueError:
             return
-        if not self._locks:
+        if not self.locks:
             self._wake_next()
 
     def _wake_next(self) -> None:
-        while self._waiters:
-            _, fut = self._waiters[0]
+        while self.waiters:
+            _, fut = self.waiters[0]
             if fut.done():  # cancelled while waiting
-                heapq.heappop(self._waiters)
+                heapq.heappop(self.waiters)
                 continue
             fut.set_result(None)
             return
@@ -107,13 +112,13 @@ class InputGate:
         """Wait until this event may enter. Raises the reset error if the gate breaks meanwhile."""
         if self._broken is not None:
             raise self._broken
-        if not self._waiters and self.is_open():
+        if not self.waiters and self.is_open():
             return
         seq = next(self._seq)
         while True:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             entry = (seq, fut)
-            heapq.heappush(self._waiters, entry)
+            heapq.heappush(self.waiters, entry)
             try:
                 await fut
             except BaseException:
@@ -135,16 +140,16 @@ class InputGate:
 
     def _remove(self, entry: tuple[int, asyncio.Future[None]]) -> None:
         try:
-            self._waiters.remove(entry)
+            self.waiters.remove(entry)
         except ValueError:
             return
-        heapq.heapify(self._waiters)
+        heapq.heapify(self.waiters)
 
     def break_(self, error: BaseException) -> None:
         """Fail every waiting event with ``error``; later waits fail at once."""
         self._broken = error
-        self._locks.clear()
-        waiters, self._waiters = self._waiters, []
+        self.locks.clear()
+        waiters, self.waiters = self.waiters, []
         for _, fut in waiters:
             if not fut.done():
                 fut.set_result(None)  # they re-check, see the break and raise

@@ -268,10 +268,12 @@ class ObjectHost:
         func = None if entry is None or entry[2] is None or getattr(self.cls, name, None) is not entry[1] else entry[0]
         instance = self.instance
         runtime = self.runtime
+        gate = self.gate
         if (
             func is None
             or instance is None
-            or not self.gate.idle
+            or gate.locks  # not gate.idle, without the property's call (also below)
+            or gate.waiters
             or runtime.closed
             or runtime.max_queued_calls is not None
             or not runtime.armed
@@ -316,7 +318,7 @@ class ObjectHost:
         events = self.events
         events.running.discard(call)  # events.ended(call), then not self.busy: inlined (docs/performance.md)
         events.admitted -= 1
-        if not (events.admitted or self.background.tasks or self.gate.locked or self.db.savepoint_depth or self.pins):
+        if not (events.admitted or self.background.tasks or self.gate.locks or self.db.savepoint_depth or self.pins):
             self.runtime.host_idle(self)
 
     async def _enter(self) -> int:

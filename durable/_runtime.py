@@ -145,7 +145,12 @@ class Runtime:
         for key, value in (vars or {}).items():
             bind(self.env, key, value)
         self._namespaces: dict[str, Namespace[Any]] = {}
-        self._closed = False
+        # `closed` and `loop` are attributes, not properties: read for every call (a property
+        # is a Python call, about 650 instructions on 3.11; docs/performance.md).
+        self.closed = False
+        """Whether the runtime is closed (``aclose()`` ran, or it was garbage collected)."""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The event loop the runtime was opened or last used on (calls on others are forwarded)."""
         self._directory: StorageDirectory = MemoryDirectory() if path is None else open_directory(Path(path).resolve())
         self.hosts = HostTable(self, self._namespaces, self._directory)
         """The live objects' hosts and their idle eviction (``durable._hosts``)."""
@@ -157,9 +162,9 @@ class Runtime:
         # (the lock is per process, in _held_paths, as well as a flock): release it when collected,
         # and say so, as files and sockets do. The databases are closed as aclose() would, without
         # the event loop: a runtime that is being collected has no events left to run.
-        if getattr(self, "path", None) is None or self._closed:
+        if getattr(self, "path", None) is None or self.closed:
             return
-        self._closed = True
+        self.closed = True
         with contextlib.suppress(Exception):
             self._drop_all_hosts(keep_writes=True)
         self._directory.close()  # before warning: where warnings are errors, the lock is released all the same
@@ -173,7 +178,7 @@ class Runtime:
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path is not None else "in memory"
-        return f"<durable.Runtime {where}{' closed' if self._closed else ''}>"
+        return f"<durable.Runtime {where}{' closed' if self.closed else ''}>"
 
     # -- namespaces ----------------------------------------------------------------------------
 
@@ -232,29 +237,19 @@ class Runtime:
     def host_busy(self, host: ObjectHost) -> None:
         """A host starts an event: the runtime is in use on the running loop."""
         if not self._alarms.armed:
-            self._alarms.attach_loop()  # arms alarms registered before a loop ran; records the loop
+            self.attach_loop()  # arms alarms registered before a loop ran; records the loop
         # A busy host may stay in the idle map: eviction skips busy hosts, and host_idle moves
         # it to the end with a fresh time when it is idle again.
 
     def host_idle(self, host: ObjectHost) -> None:
         """A host has no event left: it joins the idle objects (evicted after ``idle_timeout``)."""
-        if self._closed or host.detached:
+        if self.closed or host.detached:
             return
         if self.hibernation.registries:
             self.hibernation.host_idle(host)
         self.hosts.idle(host)
 
     # -- hooks used by hosts -------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """Whether the runtime is closed (``aclose()`` ran, or it was garbage collected)."""
-        return self._closed
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        """The event loop the runtime was opened or last used on (calls on others are forwarded)."""
-        return self._alarms.loop
 
     @property
     def armed(self) -> bool:
@@ -264,6 +259,7 @@ class Runtime:
     def attach_loop(self) -> None:
         """Make the running loop the runtime's loop, and arm timers set while none ran."""
         self._alarms.attach_loop()
+        self.loop = self._alarms.loop
 
     async def run_alarm(self, host: ObjectHost) -> bool:
         """Run ``host``'s stored alarm now, as its timer would (``durable.testing.run_alarm``)."""
@@ -271,7 +267,7 @@ class Runtime:
 
     def check_open(self) -> None:
         """Raise ``RuntimeClosedError`` if the runtime is closed."""
-        if self._closed:
+        if self.closed:
             raise RuntimeClosedError("this durable.Runtime is closed; create a new one to keep going")
 
     def alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None:
@@ -286,7 +282,7 @@ class Runtime:
 
     async def __aenter__(self) -> Runtime:
         self.check_open()
-        self._alarms.attach_loop()
+        self.attach_loop()
         return self
 
     async def __aexit__(
@@ -296,12 +292,12 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Flush every object's writes, stop alarms and close every database. Idempotent."""
-        if self._closed:
+        if self.closed:
             return
         await self._alarms.stop()
         # Let commits scheduled for the end of this turn run before closing.
         await asyncio.sleep(0)
-        self._closed = True
+        self.closed = True
         self._drop_all_hosts(keep_writes=True)
         self._directory.close()
 

@@ -44,7 +44,7 @@ async def test_first(durable_runtime, mock_clock):
 
 async def test_nothing_leaks(durable_runtime, mock_clock):
     old = SEEN["rt"]
-    assert old is not durable_runtime and old._closed
+    assert old is not durable_runtime and old.closed
     await SEEN["clock"].advance(3600)  # the first runtime's alarm went with it
     assert RAN == []
     ns = durable_runtime.namespace(Counter)
@@ -166,7 +166,7 @@ def test_sync(durable_runtime):
 
 
 def test_closed_after():
-    assert SEEN["rt"]._closed
+    assert SEEN["rt"].closed
 """
         )
         result = run(pytester, "-p", "no:asyncio", "-p", "no:anyio")
@@ -185,7 +185,7 @@ async def test_fails(durable_runtime):
 
 
 def test_closed_after():
-    assert SEEN["rt"]._closed
+    assert SEEN["rt"].closed
 """
         )
         result = run(pytester, "-p", "no:anyio")
