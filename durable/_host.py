@@ -147,6 +147,9 @@ class ObjectHost:
         self.instance: DurableObject | None = None
         self.state: State | None = None
         self.output = OutputGate(owner=self)
+        self.wrote = self.output.wrote_in_turn
+        """Record a write of the object's code (``StorageHost.wrote``): the output gate's own method,
+        not one that calls it, as every storage write calls it (docs/performance.md)."""
         self.events = EventCalls()
         self.background = BackgroundWork(self, runtime.clock)
         self._broken: BaseException = ConnectionClosedError(_CLOSED_MESSAGE)
@@ -204,9 +207,6 @@ class ObjectHost:
 
     def now_ms(self) -> int:
         return self.runtime.clock.time_ms()
-
-    def wrote(self, gated: bool) -> None:
-        self.output.wrote_in_turn(gated)
 
     def alarm_written(self) -> None:
         self.alarms.written()
