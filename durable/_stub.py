@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import threading
 from asyncio import _get_running_loop
+from asyncio import current_task as _current_task
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
@@ -339,8 +340,10 @@ class RpcPromise(asyncio.Future[Any]):
     def __await__(self) -> Generator[Any, None, Any]:
         if (host := self._host) is not None and (output := host.output).batch is not None:
             # The caller waits for the result, so the call's turn is over: its writes commit now,
-            # not a loop turn later, and a failed commit is seen before the caller goes on.
-            output.flush_now()
+            # not a loop turn later, and a failed commit is seen before the caller goes on;
+            # unless other tasks wait on the object in this turn too: then they share the commit
+            # at the end of the turn (OutputGate.flush_for).
+            output.flush_for(_current_task())
         if self.done():
             # Settled without suspending (no I/O in the call): the caller goes on without
             # yielding to the loop, except once every YIELD_EVERY times (_due_to_yield, inlined).

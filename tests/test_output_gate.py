@@ -88,6 +88,90 @@ class TestOutputGate:
         assert commits == [1]
 
 
+class TestFlushFor:
+    """flush_for(): an awaited result commits at once, unless several tasks await in one turn."""
+
+    @staticmethod
+    def gate_and_commits() -> tuple[OutputGate, list[int]]:
+        """A gate whose commit records how many held results each commit released."""
+        commits: list[int] = []
+
+        def commit() -> None:
+            batch = gate.take()
+            commits.append(0 if batch is None else len(batch.held))
+            if batch is not None:
+                batch.succeed()
+
+        gate = OutputGate(commit)
+        return gate, commits
+
+    @staticmethod
+    def call(gate: OutputGate, value: int) -> asyncio.Future[int]:
+        """A write outside any event step (its commit is scheduled), and a result it holds."""
+        gate.wrote(True)
+        gate.schedule_commit()
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        gate.deliver(fut, value, False)
+        return fut
+
+    async def test_one_task_commits_at_once_each_time(self) -> None:
+        """Calls awaited one after the other by one task each commit at once, within one turn."""
+        gate, commits = self.gate_and_commits()
+        task = object()
+        for value in range(3):
+            fut = self.call(gate, value)
+            gate.flush_for(task)
+            assert fut.result() == value
+        assert commits == [1, 1, 1]
+
+    async def test_tasks_awaiting_in_one_turn_share_the_scheduled_commit(self) -> None:
+        """The first task commits at once; the others in the same turn wait for one commit together."""
+        gate, commits = self.gate_and_commits()
+        first = self.call(gate, 1)
+        gate.flush_for(object())
+        assert first.result() == 1 and commits == [1]
+        others = []
+        for value in (2, 3):
+            others.append(self.call(gate, value))
+            gate.flush_for(object())
+        assert not any(fut.done() for fut in others) and commits == [1]
+        await asyncio.sleep(0)  # the end of the turn: the scheduled commit
+        assert [fut.result() for fut in others] == [2, 3] and commits == [1, 2]
+
+    async def test_contention_is_remembered_for_one_turn(self) -> None:
+        """After a shared commit the next awaiter waits for the turn's commit too; alone, it stops."""
+        gate, commits = self.gate_and_commits()
+        task = object()
+        self.call(gate, 1)
+        gate.flush_for(task)
+        for value in (2, 3):
+            self.call(gate, value)
+            gate.flush_for(object())
+        await asyncio.sleep(0)
+        assert commits == [1, 2]
+        alone = self.call(gate, 4)
+        gate.flush_for(task)
+        assert not alone.done()  # the last commit was shared: this one waits for the end of the turn
+        await asyncio.sleep(0)
+        assert alone.result() == 4 and commits == [1, 2, 1]
+        again = self.call(gate, 5)
+        gate.flush_for(task)
+        assert again.result() == 5 and commits == [1, 2, 1, 1]  # alone last time: at once again
+
+    async def test_nothing_waits_without_a_scheduled_commit(self) -> None:
+        """Without a commit scheduled on this loop, every awaiter commits at once."""
+        gate, commits = self.gate_and_commits()
+        gate.wrote(True)
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        gate.deliver(fut, 7, False)
+        gate.flush_for(object())
+        gate.wrote(True)
+        other: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        gate.deliver(other, 8, False)
+        gate.flush_for(object())
+        assert fut.result() == 7 and other.result() == 8 and commits == [1, 1]
+
+
 class TestResetCopy:
     def test_an_application_error_is_marked_as_a_reset(self) -> None:
         """A copy of an application's exception carries durable_object_reset, not its cause."""

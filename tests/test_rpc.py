@@ -272,6 +272,32 @@ class TestRpcPromise:
         gc.collect()  # no "coroutine was never awaited": nothing was left unstarted
         assert await stub.add(2) == [1, 2]
 
+    async def test_tasks_awaiting_in_one_turn_share_a_commit(self, ns: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Awaited calls from one task commit one by one; from many tasks in one turn, together."""
+        from durable._sqlite import ObjectDatabase
+
+        commits: list[bool] = []
+        original = ObjectDatabase.commit
+
+        def counting(db: ObjectDatabase) -> None:
+            commits.append(db.in_transaction)
+            original(db)
+
+        monkeypatch.setattr(ObjectDatabase, "commit", counting)
+        stub = ns.get_by_name("commits")
+        for item in range(3):
+            await stub.save(item)  # each commits before the next starts: no loop turn in between
+        assert commits.count(True) == 3
+        commits.clear()
+
+        async def save(item: int) -> None:
+            await stub.save(item)
+
+        await asyncio.gather(*(asyncio.create_task(save(item)) for item in range(10)))
+        # The first task commits at once; the nine others, in the same turn, share the turn's commit.
+        assert commits.count(True) == 2
+        assert await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get("item")) == 9
+
     async def test_unawaited_error_is_dropped(self, ns: Any, caplog: pytest.LogCaptureFixture) -> None:
         """The error of a call nobody awaits is swallowed, as Cloudflare swallows it (nothing is logged)."""
         stub = ns.get_by_name("a")
