@@ -305,10 +305,15 @@ class OutputGate:
         """
         if self.batch is None or self.steps:
             return
-        if self._handle is not None and self._loop is _get_running_loop():
-            if self._contended or (self._flusher is not task and self._flusher is not None):
-                self._contended = True
-                return  # the scheduled commit, at the end of this turn, commits for them all
+        flusher = self._flusher
+        if (
+            flusher is not task  # (a task awaiting call after call commits at once, every time)
+            and (self._contended or flusher is not None)
+            and self._handle is not None
+            and self._loop is _get_running_loop()
+        ):
+            self._contended = True
+            return  # the scheduled commit, at the end of this turn, commits for them all
         self._flusher = task
         self._commit()
 
