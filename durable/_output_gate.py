@@ -218,8 +218,9 @@ class OutputGate:
         self._handle: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: object = None
-        self._contended = False
         """The task that last committed early (``flush_for``) since the scheduled commit last ran."""
+        self._contended = False
+        """Whether callers waited for the scheduled commit in this turn, or shared the last one."""
         self.batch: Batch | None = None
         """The writes since the last commit (None: nothing to commit)."""
         self.steps = 0
