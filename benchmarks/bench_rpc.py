@@ -12,7 +12,9 @@ SQLite's in-memory statements), or with ``--persisted`` on a temporary directory
 - ``conc-increment``: ``asyncio.gather`` of 1000 increments at a time (one commit per 1000);
 - ``seq-noop``: ``await stub.noop()`` of an ``async def`` that touches no storage (the RPC
   machinery alone: stub, promise, host, gates, eager start, result copy, delivery);
-- ``seq-args``: the same with two arguments, ``await stub.first(1, "x")`` (their copy).
+- ``seq-args``: the same with two arguments, ``await stub.first(1, "x")`` (their copy);
+- ``fan-in``: 50 objects at once, each awaiting its share of the calls to one counter's
+  ``increment()`` (calls between objects; those that reach the counter in one turn share a commit).
 
 It prints ``time.process_time()`` per call (best and median of ``--repeats``), which a busy shared
 machine disturbs less than wall-clock time. For a figure that does not move at all, count
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,40 @@ class Counter(StorageCounter):
 
     async def first(self, a: int, b: str) -> int:
         return a
+
+
+class Caller(durable.DurableObject):
+    """An object that increments the counter named ``"fan-in"`` (namespace ``COUNTER``), awaiting each call."""
+
+    async def increment_counter(self, times: int) -> int:
+        counter = self.env.COUNTER.get_by_name("fan-in")
+        for _ in range(times):
+            await counter.increment()
+        return times
+
+
+FAN_IN_CALLERS = 50
+
+
+@dataclass
+class FanInTarget:
+    """What ``fan-in`` works on: the callers' namespace, the counter they all call, its count so far."""
+
+    callers: Any
+    counter: Any
+    before: int = 0
+
+
+async def fan_in(target: FanInTarget, calls: int) -> None:
+    """``FAN_IN_CALLERS`` objects at once, each awaiting its share of ``calls`` increments of one counter."""
+    share = max(1, calls // FAN_IN_CALLERS)
+    callers = [target.callers.get_by_name(f"caller-{i}") for i in range(FAN_IN_CALLERS)]
+    await asyncio.gather(*(caller.increment_counter(share) for caller in callers))
+    expected = target.before + share * FAN_IN_CALLERS
+    count = await target.counter.count()
+    if count != expected:
+        raise SystemExit(f"fan-in: the counter reads {count}, expected {expected}")
+    target.before = count
 
 
 async def seq_increment(stub: Any, calls: int) -> None:
@@ -88,6 +125,7 @@ WORKLOADS: dict[str, Callable[[Any, int], Awaitable[None]]] = {
     "conc-increment": conc_increment,
     "seq-noop": seq_noop,
     "seq-args": seq_args,
+    "fan-in": fan_in,
 }
 
 
@@ -95,13 +133,15 @@ async def measure(name: str, calls: int, repeats: int, path: Path | None = None)
     """Microseconds of CPU time per call, one figure per repeat (each on a fresh object)."""
     figures = []
     async with durable.Runtime(path=path) as rt:
-        ns = rt.namespace(Counter)
+        ns = rt.namespace(Counter, name="COUNTER")
+        fan_in_target = FanInTarget(rt.namespace(Caller, name="CALLER"), ns.get_by_name("fan-in"))
         for repeat in range(repeats):
             stub = ns.get_by_name(f"{name}-{repeat}")
             await stub.noop()  # builds the instance and resolves the name: not part of the figure
+            target: Any = fan_in_target if name == "fan-in" else stub
             gc.collect()
             start = time.process_time()
-            await WORKLOADS[name](stub, calls)
+            await WORKLOADS[name](target, calls)
             figures.append((time.process_time() - start) / calls * 1e6)
     return figures
 

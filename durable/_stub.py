@@ -140,7 +140,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         try:
             host = self._host()
             fut = host.invoke(kind, name, args, kwargs)
-            host.output.flush_now()  # the caller waits for the result: its turn ends, writes commit
+            host.output.flush_for(_current_task())  # the caller waits: its turn ends (OutputGate.flush_for)
             if fut.done() and _due_to_yield():
                 await asyncio.sleep(0)  # settled at once: yield now and then (see _due_to_yield)
             result = await fut

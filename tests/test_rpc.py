@@ -259,6 +259,9 @@ class Relay(durable.DurableObject):
         self.env.OBJ.get_by_name(name).add(item)  # not awaited: it runs all the same
         return "sent"
 
+    async def save_in(self, name: str, item: int) -> None:
+        await self.env.OBJ.get_by_name(name).save(item)
+
 
 class TestRpcPromise:
     """``stub.method(...)`` makes the call at once and returns an RpcPromise, as Cloudflare does."""
@@ -297,6 +300,25 @@ class TestRpcPromise:
         # The first task commits at once; the nine others, in the same turn, share the turn's commit.
         assert commits.count(True) == 2
         assert await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get("item")) == 9
+
+    async def test_objects_calling_one_object_in_one_turn_share_a_commit(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Calls from many objects that reach one object in the same turn share its commit."""
+        from durable._sqlite import ObjectDatabase
+
+        commits: list[bool] = []
+        original = ObjectDatabase.commit
+
+        def counting(db: ObjectDatabase) -> None:
+            commits.append(db.in_transaction)
+            original(db)
+
+        monkeypatch.setattr(ObjectDatabase, "commit", counting)
+        async with durable.Runtime() as rt:
+            target = rt.namespace(Obj, name="OBJ").get_by_name("target")
+            relays = [rt.namespace(Relay, name="RELAY").get_by_name(f"r{i}") for i in range(10)]
+            await asyncio.gather(*(relay.save_in("target", i) for i, relay in enumerate(relays)))
+            assert commits.count(True) == 2  # the first call's at once; the nine others' together
+            assert await testing.run_in_object(target, lambda obj, ctx: ctx.storage.get("item")) == 9
 
     async def test_unawaited_error_is_dropped(self, ns: Any, caplog: pytest.LogCaptureFixture) -> None:
         """The error of a call nobody awaits is swallowed, as Cloudflare swallows it (nothing is logged)."""
