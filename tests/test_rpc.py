@@ -96,6 +96,22 @@ async def ns() -> Any:
         yield rt.namespace(Obj)
 
 
+@pytest.fixture
+def commits(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Every ``ObjectDatabase.commit`` call from now on, as whether it had writes to commit."""
+    from durable._sqlite import ObjectDatabase
+
+    seen: list[bool] = []
+    original = ObjectDatabase.commit
+
+    def counting(db: ObjectDatabase) -> None:
+        seen.append(db.in_transaction)
+        original(db)
+
+    monkeypatch.setattr(ObjectDatabase, "commit", counting)
+    return seen
+
+
 class TestReachability:
     async def test_public_methods_are_callable(self, ns: Any) -> None:
         """Public methods, async or plain, defined on the class or a base below DurableObject answer."""
@@ -275,18 +291,8 @@ class TestRpcPromise:
         gc.collect()  # no "coroutine was never awaited": nothing was left unstarted
         assert await stub.add(2) == [1, 2]
 
-    async def test_tasks_awaiting_in_one_turn_share_a_commit(self, ns: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_tasks_awaiting_in_one_turn_share_a_commit(self, ns: Any, commits: list[bool]) -> None:
         """Awaited calls from one task commit one by one; from many tasks in one turn, together."""
-        from durable._sqlite import ObjectDatabase
-
-        commits: list[bool] = []
-        original = ObjectDatabase.commit
-
-        def counting(db: ObjectDatabase) -> None:
-            commits.append(db.in_transaction)
-            original(db)
-
-        monkeypatch.setattr(ObjectDatabase, "commit", counting)
         stub = ns.get_by_name("commits")
         for item in range(3):
             await stub.save(item)  # each commits before the next starts: no loop turn in between
@@ -301,18 +307,8 @@ class TestRpcPromise:
         assert commits.count(True) == 2
         assert await testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get("item")) == 9
 
-    async def test_objects_calling_one_object_in_one_turn_share_a_commit(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_objects_calling_one_object_in_one_turn_share_a_commit(self, commits: list[bool]) -> None:
         """Calls from many objects that reach one object in the same turn share its commit."""
-        from durable._sqlite import ObjectDatabase
-
-        commits: list[bool] = []
-        original = ObjectDatabase.commit
-
-        def counting(db: ObjectDatabase) -> None:
-            commits.append(db.in_transaction)
-            original(db)
-
-        monkeypatch.setattr(ObjectDatabase, "commit", counting)
         async with durable.Runtime() as rt:
             target = rt.namespace(Obj, name="OBJ").get_by_name("target")
             relays = [rt.namespace(Relay, name="RELAY").get_by_name(f"r{i}") for i in range(10)]
