@@ -102,7 +102,7 @@ from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from itertools import chain
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ._exceptions import DataCloneError, DataCorruptionError
 
@@ -113,10 +113,12 @@ __all__ = [
     "MAX_HASHED_TUPLE_DEPTH",
     "MAX_HASHED_TUPLE_SIZE",
     "MAX_SETS",
+    "Transfer",
     "clone",
     "copy_as_dict",
     "decode",
     "encode",
+    "register_transfer",
 ]
 
 FORMAT_VERSION: Final[int] = 1
@@ -260,6 +262,9 @@ def _clone_error(value: object) -> DataCloneError:
             f"{message} (It is a dataclass instance: store dataclasses.asdict(value) and rebuild "
             f"it with {cls.__qualname__}(**data) after reading it.)"
         )
+    transfer = _transfer_for(cls)
+    if transfer is not None:
+        return DataCloneError(f"{message} ({transfer.hint})")
     for base in _SUPPORTED_BASES:
         if isinstance(value, base):
             # The exact type is what round-trips; a subclass would come back as its base and lose
@@ -1334,10 +1339,46 @@ class _TooDeep(Exception):
     pass
 
 
+class Transfer(NamedTuple):
+    """How :func:`clone` carries instances of a type that crosses RPC but is never stored."""
+
+    copy: Callable[[Any], Any]
+    """Make the receiver's object from the sender's; raise ``TypeError`` if it cannot be sent."""
+    moved: Callable[[Any], None]
+    """Called on each sender's object once the whole value is copied (e.g. its body moved)."""
+    hint: str
+    """Appended to the ``DataCloneError`` that storage raises for it."""
+
+
+_TRANSFERS: dict[type, Transfer] = {}
+"""Types that cross RPC but not storage (``register_transfer``): workerd's ``Request``,
+``Response`` and ``Headers``. Only :func:`clone` (RPC's copy) consults it; :func:`encode`
+(storage's) refuses them, with the hint."""
+
+_MOVED: Final = -1
+"""The key in a clone's memo under which the transferred originals wait (no ``id()`` is negative)."""
+
+
+def register_transfer(cls: type, transfer: Transfer) -> None:
+    """Let :func:`clone` carry ``cls`` and its subclasses, as ``transfer`` says (layer 0 knows no HTTP)."""
+    _TRANSFERS[cls] = transfer
+
+
+def _transfer_for(t: type) -> Transfer | None:
+    if not _TRANSFERS:
+        return None
+    found = _TRANSFERS.get(t)
+    if found is None:
+        found = next((_TRANSFERS[base] for base in t.__mro__ if base in _TRANSFERS), None)
+    return found
+
+
 def clone(value: object) -> object:
     """Return a structured-clone copy of ``value``: the same result as ``decode(encode(value))``.
 
-    Used for RPC arguments and results. Mutable containers are copied, shared references and
+    Used for RPC arguments and results, which may also hold the types registered with
+    :func:`register_transfer` (workerd's ``Request``, ``Response``, ``Headers``), within the
+    first 100 levels of nesting; storage refuses those. Mutable containers are copied, shared references and
     cycles are kept; immutable values (including tuples and frozensets that hold only immutable
     values) may be returned as they are, which no caller can tell from a copy.
 
@@ -1353,12 +1394,26 @@ def clone(value: object) -> object:
     t = type(value)
     if t in _ATOMIC:
         return value
+    memo: dict[int, Any] = {}
     try:
-        return _clone(value, {}, 0)
+        copy = _clone(value, memo, 0)
     except (_TooDeep, RecursionError):
         # Too deep to recurse: take the iterative path. Nothing was modified, so starting over is
         # safe, and it raises the same DataCloneError if the value holds an unsupported type.
         return decode(encode(value))
+    moved = memo.get(_MOVED)
+    if moved is not None:
+        # Every part was copied: only now do the originals give up what moved (a failed copy
+        # leaves the sender's requests and responses as they were).
+        for original in moved:
+            _moved(original)
+    return copy
+
+
+def _moved(original: Any) -> None:
+    transfer = _transfer_for(type(original))
+    assert transfer is not None
+    transfer.moved(original)
 
 
 def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
@@ -1425,4 +1480,10 @@ def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
         new = bytearray(v)
         memo[oid] = new
         return new
-    raise _clone_error(v)
+    transfer = _transfer_for(t)
+    if transfer is None:
+        raise _clone_error(v)
+    new = transfer.copy(v)
+    memo[oid] = new
+    memo.setdefault(_MOVED, []).append(v)
+    return new

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, 
 from urllib.parse import urlsplit, urlunsplit
 
 from ._aliases import camel_aliases
+from ._codec import Transfer, register_transfer
+from ._exceptions import DataCloneError
 from ._websocket import WebSocket, hand_over_end
 
 __all__ = [
@@ -1118,6 +1120,67 @@ async def drain(ctx: ExecutionContext) -> None:
     """Wait for every ``ctx.wait_until`` task, including ones added while waiting; log failures."""
     if ctx._tasks:  # most requests start none: no second coroutine for them
         await ctx._drain()
+
+
+# -- across RPC -----------------------------------------------------------------------------------
+# workerd lets a Request, a Response or Headers be an RPC argument or result, anywhere in the
+# value (measured with miniflare 2026-12-06; tests/test_http_rpc.py). The receiver gets its own,
+# with the same URL, method, status, status text and headers, and the body moves: the sender's is
+# used afterwards (reading it raises "Body has already been used..."), and a body already read
+# cannot be sent (workerd's TypeError: "The ReadableStream has been locked to a reader."). A
+# Response that carries a WebSocket cannot cross. Storage refuses all three (_codec.encode).
+
+_LOCKED = "The ReadableStream has been locked to a reader."
+
+_NOT_STORED = (
+    "A Request, Response or Headers can be an RPC argument or result but not a stored value: "
+    "store what you need of it, such as its URL, status, dict(headers) or await .text()"
+)
+
+
+def _body_for_rpc(source: _Body, twin: _Body) -> None:
+    if source._body is not None and source._body_used:
+        raise TypeError(
+            f"{_LOCKED} (This {type(source).__name__}'s body was already read; a body crosses RPC "
+            "once, unread: send it before reading it, or send a clone().)"
+        )
+    twin.headers = source.headers.copy()
+    twin._body = source._body  # moves: the sender's is marked used once the whole value is copied
+    twin._body_used = False
+    if hasattr(source, "__dict__"):  # a user subclass's own attributes
+        twin.__dict__.update(source.__dict__)
+
+
+def _request_for_rpc(source: Request) -> Request:
+    twin = object.__new__(type(source))
+    _body_for_rpc(source, twin)
+    twin.url, twin.method = source.url, source.method
+    return twin
+
+
+def _response_for_rpc(source: Response) -> Response:
+    if source._web_socket is not None:
+        raise DataCloneError(
+            'Could not serialize object of type "WebSocket". This type does not support serialization.'
+        )
+    twin = object.__new__(type(source))
+    _body_for_rpc(source, twin)
+    twin.status, twin._status_text, twin._web_socket = source.status, source._status_text, None
+    return twin
+
+
+def _body_moved(source: _Body) -> None:
+    if source._body is not None:
+        source._body_used = True
+
+
+def _headers_moved(source: Headers) -> None:
+    pass  # a copy: nothing moves
+
+
+register_transfer(Request, Transfer(_request_for_rpc, _body_moved, _NOT_STORED))
+register_transfer(Response, Transfer(_response_for_rpc, _body_moved, _NOT_STORED))
+register_transfer(Headers, Transfer(Headers.copy, _headers_moved, _NOT_STORED))
 
 
 # -- for the package's stubs and compat layer (durable._stub, durable._blocking, compat) ---------

@@ -521,7 +521,6 @@ class TestHosting:
                 await rt.namespace(Uses).get_by_name("a").fetch("http://do/")
             assert info.value.remote is True  # type: ignore[attr-defined]
 
-    @pytest.mark.xfail(strict=True, reason="Request/Response cannot cross RPC yet (workerd allows them)")
     async def test_request_and_response_cross_rpc(self) -> None:
         """As in workerd, a `Request` may be an RPC argument and a `Response` an RPC result."""
 
