@@ -26,7 +26,7 @@ from asyncio import current_task as _current_task
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
-from ._codec import ATOMIC_TYPES, clone
+from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception
 from ._host import EventKind, ObjectHost, current_host
 from ._http import buffer_body, build_request
@@ -97,6 +97,11 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             raise AttributeError(name)
         method = self.__dict__[name] = RpcMethod(self, name)
         return method
+
+    def _for_rpc(self) -> Stub[T]:
+        """The receiver's stub when this one crosses RPC (as workerd allows): a fresh stub for the
+        same object, so a reset that broke this one does not break it."""
+        return Stub._create(self._namespace, self.id)
 
     def _host(self) -> ObjectHost:
         host = self._host_cache
@@ -217,6 +222,21 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         response: Response = await self._call("fetch", "fetch", (request,), {})
         await buffer_body(response)
         return response
+
+
+def _stub_sent(stub: Stub[Any]) -> None:
+    pass  # the sender keeps its stub
+
+
+register_transfer(
+    Stub,
+    Transfer(
+        Stub._for_rpc,
+        _stub_sent,
+        "A stub can be an RPC argument or result but not a stored value: store str(stub.id) and get it "
+        "back with namespace.get(namespace.id_from_string(text))",
+    ),
+)
 
 
 @final

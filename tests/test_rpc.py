@@ -225,6 +225,50 @@ class TestCopying:
             await ns.get_by_name("a").returns_unclonable()
 
 
+class Introducer(durable.DurableObject):
+    """Takes and gives stubs over RPC."""
+
+    async def whoami(self) -> str | None:
+        return self.ctx.id.name
+
+    async def ask(self, other: Any) -> str | None:
+        return await other.whoami()
+
+    async def give(self, name: str) -> Any:
+        return self.env.INTRO.get_by_name(name)
+
+    async def store(self, value: Any) -> None:
+        await self.ctx.storage.put("k", value)
+
+
+class TestStubsCrossRpc:
+    """As in workerd (measured with miniflare 2026-12-06), a stub may be an RPC argument or result."""
+
+    async def test_stub_argument(self) -> None:
+        """The receiver calls the object the stub it was given reaches."""
+        async with durable.Runtime() as rt:
+            intro = rt.namespace(Introducer, name="INTRO")
+            assert await intro.get_by_name("a").ask(intro.get_by_name("b")) == "b"
+
+    async def test_stub_result(self) -> None:
+        """A stub returned by an object reaches the object it names."""
+        async with durable.Runtime() as rt:
+            intro = rt.namespace(Introducer, name="INTRO")
+            other = await intro.get_by_name("a").give("c")
+            assert isinstance(other, durable.Stub) and other.id == intro.id_from_name("c")
+            assert await other.whoami() == "c"
+
+    async def test_stub_not_stored_nor_id_sent(self) -> None:
+        """Storage refuses a stub, naming what to store; an id crosses neither (as in workerd)."""
+        async with durable.Runtime() as rt:
+            intro = rt.namespace(Introducer, name="INTRO")
+            stub = intro.get_by_name("a")
+            with pytest.raises(durable.DataCloneError, match=r"store str\(stub\.id\)"):
+                await stub.store(intro.get_by_name("b"))
+            with pytest.raises(durable.DataCloneError, match='"DurableObjectId"'):
+                await stub.ask(intro.id_from_name("b"))
+
+
 class TestInstances:
     async def test_stub_is_lazy(self, ns: Any) -> None:
         """Making ids and stubs constructs nothing."""
