@@ -24,7 +24,16 @@ from typing import Any, Protocol
 from ._exceptions import OverloadedError
 from ._output_gate import reset_copy
 
-__all__ = ["EAGER_TASKS", "EventCall", "EventCalls", "StepCounter", "Stepping", "start_eagerly"]
+__all__ = [
+    "EAGER_TASKS",
+    "EventCall",
+    "EventCalls",
+    "StepCounter",
+    "Steppable",
+    "Stepping",
+    "continue_in_task",
+    "start_eagerly",
+]
 
 EAGER_TASKS = sys.version_info >= (3, 12)
 """Whether asyncio has eager tasks (Python 3.12+); if not, :func:`_drive` steps events by hand."""
@@ -50,6 +59,18 @@ class Stepping(Protocol):
     @property
     def output(self) -> StepCounter:
         """Its step counter (the output gate, which commits when the last step of a turn ends)."""
+        ...
+
+
+class Steppable(Protocol):
+    """What ``_drive`` steps: a coroutine, or an object that steps like one (``_host._RpcRest``)."""
+
+    def send(self, value: None, /) -> Any:
+        """Resume; return what it waits on next, or raise ``StopIteration`` at its end."""
+        ...
+
+    def throw(self, exc: BaseException, /) -> Any:
+        """Resume by raising ``exc`` where it waits; as ``send`` otherwise."""
         ...
 
 
@@ -139,7 +160,17 @@ def start_eagerly(
     loop.create_task(_drive(host, call, coro, yielded, host.gen), context=context)
 
 
-async def _drive(host: Stepping, call: EventCall, coro: Coroutine[Any, Any, None], yielded: Any, gen: int) -> None:
+def continue_in_task(host: Stepping, call: EventCall, coro: Steppable, yielded: Any) -> None:
+    """Continue, in a task, an event whose first step ran and suspended on ``yielded``.
+
+    For a caller that stepped the event's first step itself, in the event's context (the
+    current one, which the task copies): ``ObjectHost.call_rpc``. ``coro`` (which never raises)
+    is resumed once ``yielded`` is done, as a task would resume it, and stepped to its end.
+    """
+    call.fut.get_loop().create_task(_drive(host, call, coro, yielded, host.gen))
+
+
+async def _drive(host: Stepping, call: EventCall, coro: Steppable, yielded: Any, gen: int) -> None:
     """Python 3.11 only: continue an eagerly started event that suspended, stepping it as a task would.
 
     This reproduces what ``asyncio.Task.__step`` does with the coroutine it runs (and what

@@ -47,7 +47,7 @@ from . import _context
 from ._alarm_state import AlarmState
 from ._background import BackgroundWork
 from ._codec import ATOMIC_TYPES, clone
-from ._eager import EventCall, EventCalls, start_eagerly
+from ._eager import EventCall, EventCalls, continue_in_task, start_eagerly
 from ._exceptions import ConnectionClosedError, ObjectAbortedError, copy_remote_exception
 from ._gates import InputGate
 from ._id import DurableObjectId
@@ -110,6 +110,44 @@ class HostRuntime(Protocol):
 
     def alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None:
         """``host`` committed ``when_ms`` as its alarm (``None``: none)."""
+
+
+class _RpcRest:
+    """The rest of a ``call_rpc`` event whose method suspended, stepped by a task like a coroutine.
+
+    ``send``/``throw`` step the method's coroutine (a task's cancellation reaches it where it
+    waits, even before the task's first step); when it ends, its outcome is delivered and the
+    event ends. It raises nothing but ``StopIteration``, as ``continue_in_task`` requires.
+    """
+
+    __slots__ = ("call", "coro", "gen", "host")
+
+    def __init__(self, host: ObjectHost, call: EventCall, gen: int, coro: CoroutineType[Any, Any, Any]) -> None:
+        self.host, self.call, self.gen, self.coro = host, call, gen, coro
+
+    def send(self, value: None, /) -> Any:
+        try:
+            return self.coro.send(value)
+        except BaseException as exc:
+            self._end(exc)
+
+    def throw(self, exc: BaseException, /) -> Any:
+        try:
+            return self.coro.throw(exc)
+        except BaseException as raised:
+            self._end(raised)
+
+    def _end(self, exc: BaseException) -> NoReturn:
+        host, call = self.host, self.call
+        if isinstance(exc, StopIteration):
+            try:
+                _rpc_deliver(host, call, self.gen, exc.value)
+            except BaseException as error:  # a result that cannot be copied, a reset
+                exc = error
+        if not isinstance(exc, StopIteration):
+            host._fail_event(call.fut, self.gen, exc)
+        host._event_ended(call)
+        raise StopIteration
 
 
 class ObjectHost:
@@ -282,27 +320,12 @@ class ObjectHost:
             return
         self.events.admitted += 1
         call = EventCall(fut)
-        event = self._rpc_event(call, self.gen, instance, func, args, kwargs)
-        start_eagerly(self, call, event, fut.get_loop(), contextvars.copy_context())
-
-    async def _rpc_event(self, call: EventCall, gen: int, instance: Any, func: Any, args: Args, kwargs: Kwargs) -> None:
-        """``call_rpc``'s event: call the plain method ``func``, deliver its outcome."""
-        current_host.set(self)
-        self.events.running.add(call)
+        output = self.output
+        output.steps += 1  # the event's first step, as start_eagerly() counts it
         try:
-            result = func(instance, *args, **kwargs)
-            if type(result) is CoroutineType or inspect.isawaitable(result):
-                result = await result
-            if type(result) not in ATOMIC_TYPES:  # (clone() returns those as they are)
-                result = clone(result)
-            if gen != self.gen:
-                raise reset_copy(self._broken)
-            if not call.fut.done():
-                self.output.deliver(call.fut, result, False)  # held until the commit step_done() schedules
-        except BaseException as exc:
-            self._fail_event(call.fut, gen, exc)
+            contextvars.copy_context().run(_rpc_first_step, self, call, self.gen, instance, func, args, kwargs)
         finally:
-            self._event_ended(call)
+            output.step_done()
 
     def _fail_event(self, fut: asyncio.Future[Any], gen: int, error: BaseException) -> None:
         if fut.done():
@@ -410,3 +433,63 @@ class ObjectHost:
         if self.instance is not None or self.events.running or self.background.tasks:
             self._end_generation(ConnectionClosedError(_CLOSED_MESSAGE))
         self.db.close()
+
+
+# -- the event of ObjectHost.call_rpc (functions, to keep the class within its size) ----------
+
+
+def _rpc_first_step(
+    host: ObjectHost, call: EventCall, gen: int, instance: Any, func: Any, args: Args, kwargs: Kwargs
+) -> None:
+    """``ObjectHost.call_rpc``'s event, in its own context: call the plain method ``func`` and step its
+    coroutine here, up to its first suspension; deliver its outcome, or leave the rest to a task.
+
+    The eager start of ``start_eagerly()`` without its wrapper coroutine (and, on 3.12+,
+    without an eager ``asyncio.Task`` made for every call): the method's own coroutine is
+    stepped, and only one that suspends gets a task (``_RpcRest``).
+    """
+    current_host.set(host)
+    host.events.running.add(call)
+    try:
+        result = func(instance, *args, **kwargs)
+        if type(result) is CoroutineType:
+            try:
+                yielded = result.send(None)
+            except StopIteration as stop:
+                result = stop.value
+            else:
+                # Suspended on ``yielded``: a task waits for it, then resumes the method.
+                continue_in_task(host, call, _RpcRest(host, call, gen, result), yielded)
+                return
+        elif inspect.isawaitable(result):
+            rest = _rpc_rest(host, call, gen, result)
+            try:
+                yielded = rest.send(None)  # (_rpc_rest delivers and ends the event itself)
+            except StopIteration:
+                return
+            continue_in_task(host, call, rest, yielded)
+            return
+        _rpc_deliver(host, call, gen, result)
+    except BaseException as exc:
+        host._fail_event(call.fut, gen, exc)
+    host._event_ended(call)
+
+
+async def _rpc_rest(host: ObjectHost, call: EventCall, gen: int, awaitable: Awaitable[Any]) -> None:
+    """A ``call_rpc`` event whose method returned an awaitable that is not a coroutine."""
+    try:
+        _rpc_deliver(host, call, gen, await awaitable)
+    except BaseException as exc:
+        host._fail_event(call.fut, gen, exc)
+    finally:
+        host._event_ended(call)
+
+
+def _rpc_deliver(host: ObjectHost, call: EventCall, gen: int, result: Any) -> None:
+    """Hand the method's ``result`` (a copy) to the caller, once the output gate lets it leave."""
+    if type(result) not in ATOMIC_TYPES:  # (clone() returns those as they are)
+        result = clone(result)
+    if gen != host.gen:
+        host.check_live(gen)  # raises the reset's error
+    if not call.fut.done():
+        host.output.deliver(call.fut, result, False)  # held until the commit step_done() schedules
