@@ -1,20 +1,15 @@
-"""Eager start of events (durable._eager): asyncio's eager tasks on 3.12+, the hand stepper on 3.11.
-
-Every behaviour test runs twice: once as this Python does it, once with the hand-written stepper
-forced (``EAGER_TASKS = False``), so the 3.11 path is proven on every Python in CI.
+"""Eager start of events (durable._eager): an event's first step runs inside the call that delivers
+it, and a task continues it from its first suspension (stepped by hand, on every Python).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import durable
-from durable import _eager
 
 
 class Probe(durable.DurableObject):
@@ -71,16 +66,8 @@ class Probe(durable.DurableObject):
         raise KeyError("missing")
 
 
-@pytest.fixture(params=["native", "hand-stepped"])
-def stepping(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Run the test as this Python starts events, then with the hand-written stepper forced."""
-    if request.param == "hand-stepped":
-        monkeypatch.setattr(_eager, "EAGER_TASKS", False)
-    yield request.param
-
-
 @pytest.fixture
-async def probe(stepping: str) -> Any:
+async def probe() -> Any:
     async with durable.Runtime() as rt:
         yield rt.namespace(Probe).get_by_name("p")
 
@@ -163,19 +150,8 @@ class TestEagerStart:
         """Writes made in the eager step and in later steps are both committed and readable."""
         assert await probe.write_then_wait() == 1
 
-    async def test_the_eager_step_runs_in_the_task_that_continues_it(self, probe: Any, stepping: str) -> None:
-        """On 3.12+ an event's own coroutine is an asyncio task's (no hand stepping); on 3.11 `_drive` steps it.
-
-        ``call_rpc``'s shorter path steps the method's coroutine itself on every Python, and
-        `_drive` continues it if it suspends (no task is made for a call that does not).
-        """
+    async def test_a_suspended_event_continues_in_the_stepper_task(self, probe: Any) -> None:
+        """After its first suspension an event runs in a task that `_drive` steps, on both paths."""
         first = await probe.task_after_suspension()  # through invoke(): builds the instance, resolves the name
         second = await probe.task_after_suspension()  # through call_rpc()'s shorter path
-        assert first == ("ObjectHost._event" if _eager.EAGER_TASKS else "_drive")
-        assert second == "_drive"
-
-
-class TestVersions:
-    def test_eager_tasks_on_312_and_later(self) -> None:
-        """asyncio's eager tasks are used exactly where Python has them (3.12+)."""
-        assert (sys.version_info >= (3, 12)) == _eager.EAGER_TASKS
+        assert (first, second) == ("_drive", "_drive")
