@@ -202,7 +202,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
                 host = self._host_cache
                 if host is None or host.detached:
                     host = self._host()
-                host.invoke("fetch", "fetch", (request,), {}, promise)
+                host.call_fetch(request, promise)
                 promise._host = host
             except Exception as exc:  # a closed runtime, an overloaded object
                 promise.set_exception(exc)

@@ -53,6 +53,19 @@ class Probe(durable.DurableObject):
     def abort(self) -> None:
         self.ctx.abort("stop")
 
+    async def fetch(self, request: durable.Request) -> Any:
+        self.log.append("fetch")
+        if request.url.endswith("/wait"):
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.log.append("fetch cancelled")
+                raise
+        if request.url.endswith("/wrong"):
+            await asyncio.sleep(0)
+            return "not a response"
+        return durable.Response("fetched")
+
     def later(self, value: str | None) -> asyncio.Future[str]:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         if value is None:
@@ -145,6 +158,34 @@ class TestEagerStart:
         with pytest.raises(KeyError):
             await probe.fail_after_suspension()
         assert await probe.read_log() == []  # the object was not reset
+
+    async def test_a_fetch_runs_up_to_its_first_suspension_inside_the_call(self, probe: Any) -> None:
+        """A fetch on a live object starts inside the call too, and a task continues it."""
+        assert await probe.read_log() == []
+        promise = probe.fetch("http://do/wait")
+        assert not promise.done()
+        assert await probe.read_log() == ["fetch"]
+        await probe.release_all()
+        assert await (await promise).text() == "fetched"
+
+    async def test_a_fetch_that_returns_no_response_after_suspending(self, probe: Any) -> None:
+        """The handler's result is checked after a suspension as well (workerd's TypeError)."""
+        assert await probe.read_log() == []
+        with pytest.raises(TypeError, match="^Incorrect type for Promise"):
+            await probe.fetch("http://do/wrong")
+
+    async def test_a_reset_cancels_a_suspended_fetch(self, probe: Any) -> None:
+        """A reset cancels a suspended fetch where it waits; its caller gets the reset error."""
+        logs: list[list[str]] = []
+        await durable.testing.run_in_object(probe, lambda obj, ctx: logs.append(obj.log))  # type: ignore[attr-defined]
+        pending = probe.fetch("http://do/wait")
+        with pytest.raises(durable.ObjectAbortedError):
+            await probe.abort()
+        with pytest.raises(durable.ObjectAbortedError):
+            await pending
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert logs[0] == ["fetch", "fetch cancelled"]
 
     async def test_writes_before_and_after_a_suspension_commit(self, probe: Any) -> None:
         """Writes made in the eager step and in later steps are both committed and readable."""
