@@ -77,6 +77,9 @@ Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
 """An event's keyword arguments."""
 
+_NO_KWARGS: Kwargs = {}
+"""A fetch handler's keyword arguments (none; never changed)."""
+
 _CLOSED_MESSAGE = "Connection closed: this Durable Object instance is no longer active. Reconnect or retry the request."
 
 
@@ -149,7 +152,7 @@ class _EventRest:
                 exc = error
         if not isinstance(exc, StopIteration):
             host._fail_event(call.fut, self.gen, exc)
-        host._event_ended(call)
+        _event_ended(host, call)
         raise StopIteration
 
 
@@ -307,43 +310,48 @@ class ObjectHost:
         # function, not replaced on the class since (a test's monkeypatch).
         entry = self.type.rpc.get(name)
         func = None if entry is None or entry[2] is None or getattr(self.cls, name, None) is not entry[1] else entry[0]
-        if func is None or not self._fast_path_open():
-            self.invoke("rpc", name, args, kwargs, fut)
-            return
-        self._start_fast(fut, func, args, kwargs, False)
-
-    def call_fetch(self, request: Any, fut: Future[Any]) -> None:
-        """Deliver a fetch made from outside any object; ``fut`` gets the ``Response``.
-
-        The same as ``invoke("fetch", ...)``, on ``call_rpc``'s shorter path when the instance
-        is live and the gate open.
-        """
-        if not self._fast_path_open():
-            self.invoke("fetch", "fetch", (request,), {}, fut)
-            return
-        self._start_fast(fut, _call_fetch, (request,), {}, True)
-
-    def _fast_path_open(self) -> bool:
-        """Whether an event may start on the shorter path: a live instance, an open gate with
-        nobody waiting, an open runtime attached to this loop, no queue limit to count against."""
         gate = self.gate
         runtime = self.runtime
-        return not (
-            self.instance is None
+        if (  # the shorter path's conditions (as in call_fetch; inlined: a call is ~750 instructions)
+            func is None
+            or self.instance is None
             or gate.locks  # not gate.idle, without the property's call
             or gate.waiters
             or runtime.closed
             or runtime.max_queued_calls is not None
             or not runtime.armed
-        )
-
-    def _start_fast(self, fut: Future[Any], func: Any, args: Args, kwargs: Kwargs, fetch: bool) -> None:
+        ):
+            self.invoke("rpc", name, args, kwargs, fut)
+            return
         self.events.admitted += 1
         call = EventCall(fut)
         output = self.output
         output.steps += 1  # the event's first step, as start_eagerly() counts it
         try:
-            contextvars.copy_context().run(_first_step, self, call, self.gen, func, args, kwargs, fetch)
+            contextvars.copy_context().run(_first_step, self, call, self.gen, func, args, kwargs, False)
+        finally:
+            output.step_done()
+
+    def call_fetch(self, request: Any, fut: Future[Any]) -> None:
+        """Deliver a fetch made from outside any object (``invoke("fetch", ...)`` on ``call_rpc``'s shorter path)."""
+        gate = self.gate
+        runtime = self.runtime
+        if (
+            self.instance is None
+            or gate.locks
+            or gate.waiters
+            or runtime.closed
+            or runtime.max_queued_calls is not None
+            or not runtime.armed
+        ):
+            self.invoke("fetch", "fetch", (request,), {}, fut)
+            return
+        self.events.admitted += 1
+        call = EventCall(fut)
+        output = self.output
+        output.steps += 1
+        try:
+            contextvars.copy_context().run(_first_step, self, call, self.gen, _call_fetch, (request,), _NO_KWARGS, True)
         finally:
             output.step_done()
 
@@ -356,13 +364,6 @@ class ObjectHost:
             fut.set_exception(ConnectionClosedError(_CLOSED_MESSAGE))
         else:
             self.output.deliver(fut, copy_remote_exception(error), True)  # errors are responses too
-
-    def _event_ended(self, call: EventCall) -> None:
-        events = self.events
-        events.running.discard(call)  # events.ended(call), then not self.busy: inlined (docs/performance.md)
-        events.admitted -= 1
-        if not (events.admitted or self.background.tasks or self.gate.locks or self.db.savepoint_depth or self.pins):
-            self.runtime.host_idle(self)
 
     async def _enter(self) -> int:
         """Wait at the gate, build the instance if needed; returns the generation entered."""
@@ -405,7 +406,7 @@ class ObjectHost:
         finally:
             if kind == "alarm":
                 self.alarms.running = False
-            self._event_ended(call)
+            _event_ended(self, call)
 
     # -- reset and eviction --------------------------------------------------------------------
 
@@ -493,7 +494,7 @@ def _first_step(
         _deliver(host, call, gen, result, fetch)
     except BaseException as exc:
         host._fail_event(call.fut, gen, exc)
-    host._event_ended(call)
+    _event_ended(host, call)
 
 
 async def _awaitable_rest(host: ObjectHost, call: EventCall, gen: int, awaitable: Awaitable[Any], fetch: bool) -> None:
@@ -503,7 +504,7 @@ async def _awaitable_rest(host: ObjectHost, call: EventCall, gen: int, awaitable
     except BaseException as exc:
         host._fail_event(call.fut, gen, exc)
     finally:
-        host._event_ended(call)
+        _event_ended(host, call)
 
 
 def _deliver(host: ObjectHost, call: EventCall, gen: int, result: Any, fetch: bool) -> None:
@@ -517,6 +518,15 @@ def _deliver(host: ObjectHost, call: EventCall, gen: int, result: Any, fetch: bo
         host.check_live(gen)  # raises the reset's error
     if not call.fut.done():
         host.output.deliver(call.fut, result, False)  # held until the commit step_done() schedules
+
+
+def _event_ended(host: ObjectHost, call: EventCall) -> None:
+    """``call``'s event ended: count it out; tell the runtime if the object is now idle."""
+    events = host.events
+    events.running.discard(call)  # events.ended(call), then not host.busy: inlined (docs/performance.md)
+    events.admitted -= 1
+    if not (events.admitted or host.background.tasks or host.gate.locks or host.db.savepoint_depth or host.pins):
+        host.runtime.host_idle(host)
 
 
 def _call_fetch(instance: Any, request: Any) -> Any:
