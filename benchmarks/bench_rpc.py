@@ -13,6 +13,8 @@ SQLite's in-memory statements), or with ``--persisted`` on a temporary directory
 - ``seq-noop``: ``await stub.noop()`` of an ``async def`` that touches no storage (the RPC
   machinery alone: stub, promise, host, gates, eager start, result copy, delivery);
 - ``seq-args``: the same with two arguments, ``await stub.first(1, "x")`` (their copy);
+- ``seq-fetch``, ``conc-fetch``: the increment through ``fetch``, ``await (await
+  stub.fetch(url)).text()`` in a loop, or 1000 fetches gathered at a time;
 - ``fan-in``: 50 objects at once, each awaiting its share of the calls to one counter's
   ``increment()`` (calls between objects; those that reach the counter in one turn share a commit).
 
@@ -43,16 +45,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_storage import INCREMENT
 from bench_storage import Counter as StorageCounter
 
 import durable
 
 
 class Counter(StorageCounter):
-    """The counter of ``bench_storage.py``, a method that does nothing and one with two arguments."""
+    """The counter of ``bench_storage.py``, a method that does nothing, one with two arguments, and
+    the seed counter's ``fetch`` increment (the same key, answered as text)."""
 
     async def noop(self) -> int:
         return 1
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        value = ((await self.ctx.storage.get("n")) or 0) + 1
+        await self.ctx.storage.put("n", value)
+        return durable.Response(str(value))
 
     async def first(self, a: int, b: str) -> int:
         return a
@@ -110,6 +119,25 @@ async def conc_increment(stub: Any, calls: int) -> None:
         done += size
 
 
+async def seq_fetch(stub: Any, calls: int) -> None:
+    text = ""
+    for _ in range(calls):
+        text = await (await stub.fetch(INCREMENT)).text()
+    if text != str(calls):
+        raise SystemExit(f"seq-fetch: last answer {text!r}, expected {calls}")
+
+
+async def conc_fetch(stub: Any, calls: int) -> None:
+    done = 0
+    while done < calls:
+        size = min(1000, calls - done)
+        responses = await asyncio.gather(*(stub.fetch(INCREMENT) for _ in range(size)))
+        answers = sorted([int(await response.text()) for response in responses])
+        if answers != list(range(done + 1, done + size + 1)):
+            raise SystemExit("conc-fetch: answers are not exactly the next increments")
+        done += size
+
+
 async def seq_noop(stub: Any, calls: int) -> None:
     for _ in range(calls):
         await stub.noop()
@@ -125,6 +153,8 @@ WORKLOADS: dict[str, Callable[[Any, int], Awaitable[None]]] = {
     "conc-increment": conc_increment,
     "seq-noop": seq_noop,
     "seq-args": seq_args,
+    "seq-fetch": seq_fetch,
+    "conc-fetch": conc_fetch,
     "fan-in": fan_in,
 }
 
