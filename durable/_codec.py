@@ -1410,6 +1410,14 @@ def clone(value: object) -> object:
     return copy
 
 
+def _key_transfer_error(key: object) -> DataCloneError:
+    """A dict key or set member that holds a type that crosses RPC by being copied (``register_transfer``)."""
+    return DataCloneError(
+        f"A {type(key).__qualname__} that holds a Request, Response, Headers or stub cannot be a dict key "
+        "or set member over RPC: each crosses as a new object. Send them as dict values or list items."
+    )
+
+
 def _moved(original: Any) -> None:
     transfer = _transfer_for(type(original))
     assert transfer is not None
@@ -1440,7 +1448,8 @@ def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
             if type(key) not in atomic:
                 # A key is hashable, and every hashable supported value clones to itself, so the
                 # key in the copy is already right: this only checks what it holds.
-                _clone(key, memo, depth)
+                if _clone(key, memo, depth) is not key:
+                    raise _key_transfer_error(key)
             if type(item) not in atomic:
                 new[key] = _clone(item, memo, depth)
         return new
@@ -1472,7 +1481,8 @@ def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
     if t is set or t is frozenset:
         for item in v:
             if type(item) not in atomic:
-                _clone(item, memo, depth)  # members are hashable: they clone to themselves
+                if _clone(item, memo, depth) is not item:  # members are hashable: they clone to themselves
+                    raise _key_transfer_error(item)
         new = v.copy() if t is set else v
         memo[oid] = new
         return new

@@ -1212,6 +1212,19 @@ async def buffer_body(message: Request | Response) -> None:
         message._body_used = False
 
 
+async def buffer_bodies(value: object) -> None:
+    """:func:`buffer_body` for every ``Request`` and ``Response`` in ``value`` (an RPC argument
+    or result about to cross to another event loop), through lists, tuples, dicts and sets."""
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (Request, Response)):
+            await buffer_body(item)
+        elif isinstance(item, (list, tuple, dict, set, frozenset)) and id(item) not in seen:
+            seen.add(id(item))  # (exact types only reach here: clone() refuses subclasses)
+            stack.extend(item.values() if isinstance(item, dict) else item)
+
+
 def json_reader(message: Request | Response) -> Callable[[], Awaitable[Any]]:
     """``message``'s body parser, ``await json_reader(message)()`` (what ``response.json`` is
     on an instance); the compat layer's ``Response.json`` descriptor returns it."""

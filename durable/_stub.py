@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception
 from ._host import EventKind, ObjectHost, current_host
-from ._http import buffer_body, build_request
+from ._http import buffer_bodies, buffer_body, build_request
 from ._id import DurableObjectId
 from ._util import NoPublicConstructor
 
@@ -121,8 +121,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         loop = _get_running_loop()
         if loop is None or loop is not self._runtime.loop:
             if kind == "rpc":
-                method = RpcMethod(self, name)
-                return _forward(self._runtime, lambda: method._start_forwarded(args, kwargs))
+                return _forward_rpc(RpcMethod(self, name), args, kwargs)
             return _forward(self._runtime, lambda: self._call(kind, name, args, kwargs))
         caller = current_host.get()
         held = caller.before_outgoing() if caller is not None else None
@@ -278,8 +277,7 @@ class RpcMethod:
             promise._stub = stub
             promise._host = None
             promise.close = _close
-            forward = _forward(stub._runtime, lambda: self._start_forwarded(args, kwargs), home)
-            promise._follow(loop.create_task(forward))
+            promise._follow(loop.create_task(_forward_rpc(self, args, kwargs, home)))
             return promise
         promise = RpcPromise(loop=loop)
         promise._stub = stub
@@ -608,13 +606,38 @@ def deliver(
     return stub._call(kind, name, args, kwargs)
 
 
-def call_forwarded(stub: Stub[Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RpcPromise:
+def call_forwarded(
+    stub: Stub[Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Coroutine[Any, Any, Any]:
     """Call ``stub.name(*args, **kwargs)`` on the runtime's loop for a caller on another thread, which waits.
 
     ``args`` and ``kwargs`` are copies already. The caller waits, so the call's writes commit at
-    once. For ``durable.BlockingStub``.
+    once; streamed bodies in the result are read on the runtime's loop. For ``durable.BlockingStub``.
     """
-    return RpcMethod(stub, name)._start_forwarded(args, kwargs)
+    return _readable_elsewhere(RpcMethod(stub, name)._start_forwarded(args, kwargs))
+
+
+async def _forward_rpc(
+    method: RpcMethod, args: tuple[Any, ...], kwargs: dict[str, Any], home: asyncio.AbstractEventLoop | None = None
+) -> Any:
+    """Forward an RPC call made on another loop than the runtime's (``_forward``).
+
+    Streamed bodies cross with it read: those of the arguments here, on the loop that streams
+    them, and those of the result on the runtime's loop, as ``stub.fetch`` does for its request
+    and response: a stream may wait on its own loop's futures, which another loop cannot.
+    """
+    if any(type(arg) not in ATOMIC_TYPES for arg in args) or kwargs:
+        await buffer_bodies((args, kwargs))
+    runtime = method._stub._runtime
+    return await _forward(runtime, lambda: _readable_elsewhere(method._start_forwarded(args, kwargs)), home)
+
+
+async def _readable_elsewhere(promise: RpcPromise) -> Any:
+    """The call's result, its Requests' and Responses' streamed bodies read on this (the runtime's) loop."""
+    result = await promise
+    if type(result) not in ATOMIC_TYPES:
+        await buffer_bodies(result)
+    return result
 
 
 def fetch_forwarded(stub: Stub[Any], request: Request) -> Coroutine[Any, Any, Response]:

@@ -8,6 +8,7 @@ been locked to a reader."); a Response carrying a WebSocket cannot cross; storag
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -163,3 +164,74 @@ class TestStorage:
         """Storage refuses them, saying they cross RPC and what to store instead."""
         with pytest.raises(durable.DataCloneError, match=r"can be an RPC argument or result but not a stored value"):
             await durable.testing.run_in_object(stub, lambda obj, ctx: ctx.storage.put("k", value()))
+
+
+class TestKeys:
+    async def test_request_as_dict_key_refused(self, stub: Any) -> None:
+        """A Request cannot be a dict key over RPC (it would arrive as the sender's own object); its body does not move."""
+        request = durable.Request("http://x/", method="POST", body="k")
+        with pytest.raises(durable.DataCloneError, match="cannot be a dict key or set member over RPC"):
+            await stub.describe({request: 1})  # type: ignore[dict-item]
+        assert not request.body_used
+
+    async def test_stub_in_a_set_refused(self, stub: Any) -> None:
+        """Nor a stub inside a set member (a tuple)."""
+        with pytest.raises(durable.DataCloneError, match="cannot be a dict key or set member over RPC"):
+            await stub.describe({("a", stub)})
+
+
+class Streams(durable.DurableObject):
+    """Streamed bodies that wait on futures of the runtime's loop (as a real stream would)."""
+
+    async def streamed(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        loop.call_later(0.01, ready.set_result, None)
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"x"
+            await ready  # a future of the runtime's loop: only that loop can wait for it
+            yield b"y"
+
+        return {"response": durable.Response(body())}
+
+    async def read(self, request: durable.Request) -> str:
+        return await request.text()
+
+
+class TestOtherLoops:
+    async def test_streamed_result_readable_on_the_callers_loop(self) -> None:
+        """A streamed body in a result is read on the runtime's loop before it crosses to the caller's."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Streams).get_by_name("a")
+
+            async def elsewhere() -> str:
+                value = await stub.streamed()
+                return await value["response"].text()
+
+            assert await asyncio.to_thread(lambda: asyncio.run(elsewhere())) == "xy"
+
+    async def test_streamed_argument_read_on_the_callers_loop(self) -> None:
+        """A streamed request body from another loop is read there before the call crosses."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Streams).get_by_name("a")
+
+            async def elsewhere() -> str:
+                loop = asyncio.get_running_loop()
+                ready = loop.create_future()
+                loop.call_later(0.01, ready.set_result, None)
+
+                async def body() -> AsyncIterator[bytes]:
+                    yield b"p"
+                    await ready  # the caller's loop's future
+                    yield b"q"
+
+                return await stub.read(durable.Request("http://x/", method="POST", body=body()))  # type: ignore[no-any-return]
+
+            assert await asyncio.to_thread(lambda: asyncio.run(elsewhere())) == "pq"
+
+    def test_blocking_stub_result(self) -> None:
+        """A BlockingStub's result arrives with its streamed bodies read."""
+        with durable.BlockingRuntime() as rt:
+            value = rt.namespace(Streams).get_by_name("a").streamed()
+            assert asyncio.run(value["response"].text()) == "xy"
