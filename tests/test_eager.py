@@ -112,11 +112,16 @@ class TestEagerStart:
         await asyncio.sleep(0)
         assert await probe.read_log() == ["started", "resumed"]
 
-    async def test_a_reset_cancels_a_suspended_event(self, probe: Any) -> None:
-        """A reset cancels the task that continues a suspended event, and its caller gets the reset error."""
+    @pytest.mark.parametrize(
+        ("kind", "expected"),
+        [("rpc", ["started", "cancelled"]), ("fetch", ["fetch", "fetch cancelled"])],
+    )
+    async def test_a_reset_cancels_a_suspended_event(self, probe: Any, kind: str, expected: list[str]) -> None:
+        """A reset cancels the task that continues a suspended call or fetch where it waits, and
+        its caller gets the reset error."""
         logs: list[list[str]] = []
         await durable.testing.run_in_object(probe, lambda obj, ctx: logs.append(obj.log))  # type: ignore[attr-defined]
-        pending = probe.until_released()
+        pending = probe.until_released() if kind == "rpc" else probe.fetch("http://do/wait")
         await asyncio.sleep(0)  # the continuing task has begun
         with pytest.raises(durable.ObjectAbortedError):
             await probe.abort()
@@ -124,7 +129,7 @@ class TestEagerStart:
             await pending
         for _ in range(3):
             await asyncio.sleep(0)
-        assert logs[0] == ["started", "cancelled"]
+        assert logs[0] == expected
 
     async def test_a_reset_before_the_task_begins_cancels_the_event(self, probe: Any) -> None:
         """An event reset between its first suspension and its task's first step is cancelled, not resumed."""
@@ -173,19 +178,6 @@ class TestEagerStart:
         assert await probe.read_log() == []
         with pytest.raises(TypeError, match="^Incorrect type for Promise"):
             await probe.fetch("http://do/wrong")
-
-    async def test_a_reset_cancels_a_suspended_fetch(self, probe: Any) -> None:
-        """A reset cancels a suspended fetch where it waits; its caller gets the reset error."""
-        logs: list[list[str]] = []
-        await durable.testing.run_in_object(probe, lambda obj, ctx: logs.append(obj.log))  # type: ignore[attr-defined]
-        pending = probe.fetch("http://do/wait")
-        with pytest.raises(durable.ObjectAbortedError):
-            await probe.abort()
-        with pytest.raises(durable.ObjectAbortedError):
-            await pending
-        for _ in range(3):
-            await asyncio.sleep(0)
-        assert logs[0] == ["fetch", "fetch cancelled"]
 
     async def test_writes_before_and_after_a_suspension_commit(self, probe: Any) -> None:
         """Writes made in the eager step and in later steps are both committed and readable."""
