@@ -52,7 +52,8 @@ class Http(durable.DurableObject):
 
     async def forward(self, name: str, request: durable.Request) -> list[Any]:
         other = self.env.HTTP.get_by_name(name)
-        return await other.describe(request)
+        described: list[Any] = await other.describe(request)
+        return described
 
     async def workers_response(self) -> durable.Response:
         return WorkersResponse("from the SDK", status=202)
@@ -171,7 +172,7 @@ class TestKeys:
         """A Request cannot be a dict key over RPC (it would arrive as the sender's own object); its body does not move."""
         request = durable.Request("http://x/", method="POST", body="k")
         with pytest.raises(durable.DataCloneError, match="cannot be a dict key or set member over RPC"):
-            await stub.describe({request: 1})  # type: ignore[dict-item]
+            await stub.describe({request: 1})
         assert not request.body_used
 
     async def test_stub_in_a_set_refused(self, stub: Any) -> None:
@@ -207,7 +208,8 @@ class TestOtherLoops:
 
             async def elsewhere() -> str:
                 value = await stub.streamed()
-                return await value["response"].text()
+                text: str = await value["response"].text()
+                return text
 
             assert await asyncio.to_thread(lambda: asyncio.run(elsewhere())) == "xy"
 

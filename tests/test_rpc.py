@@ -232,7 +232,8 @@ class Introducer(durable.DurableObject):
         return self.ctx.id.name
 
     async def ask(self, other: Any) -> str | None:
-        return await other.whoami()
+        name: str | None = await other.whoami()
+        return name
 
     async def give(self, name: str) -> Any:
         return self.env.INTRO.get_by_name(name)
