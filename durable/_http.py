@@ -1138,34 +1138,29 @@ _NOT_STORED = (
 )
 
 
-def _body_for_rpc(source: _Body, twin: _Body) -> None:
+_M = TypeVar("_M", bound=_Body)
+
+
+def _message_for_rpc(source: _M) -> _M:
+    """The receiver's copy of a ``Request`` or ``Response`` (a subclass's own fields too)."""
     if source._body is not None and source._body_used:
         raise TypeError(
             f"{_LOCKED} (This {type(source).__name__}'s body was already read; a body crosses RPC "
             "once, unread: send it before reading it, or send a clone().)"
         )
-    twin.headers = source.headers.copy()
-    twin._body = source._body  # moves: the sender's is marked used once the whole value is copied
-    twin._body_used = False
-    if hasattr(source, "__dict__"):  # a user subclass's own attributes
-        twin.__dict__.update(source.__dict__)
-
-
-def _request_for_rpc(source: Request) -> Request:
-    twin = object.__new__(type(source))
-    _body_for_rpc(source, twin)
-    twin.url, twin.method = source.url, source.method
-    return twin
-
-
-def _response_for_rpc(source: Response) -> Response:
-    if source._web_socket is not None:
+    if isinstance(source, Response) and source._web_socket is not None:
         raise DataCloneError(
             'Could not serialize object of type "WebSocket". This type does not support serialization.'
         )
     twin = object.__new__(type(source))
-    _body_for_rpc(source, twin)
-    twin.status, twin._status_text, twin._web_socket = source.status, source._status_text, None
+    for klass in type(source).__mro__:  # every slot: the URL, method, status... and a subclass's
+        for slot in klass.__dict__.get("__slots__", ()):
+            if slot not in ("__dict__", "__weakref__") and hasattr(source, slot):
+                setattr(twin, slot, getattr(source, slot))
+    if hasattr(source, "__dict__"):  # a user subclass's own attributes
+        twin.__dict__.update(source.__dict__)
+    twin.headers = source.headers.copy()
+    twin._body_used = False  # the body moves: the sender's is marked used once the whole value is copied
     return twin
 
 
@@ -1178,8 +1173,8 @@ def _headers_moved(source: Headers) -> None:
     pass  # a copy: nothing moves
 
 
-register_transfer(Request, Transfer(_request_for_rpc, _body_moved, _NOT_STORED))
-register_transfer(Response, Transfer(_response_for_rpc, _body_moved, _NOT_STORED))
+register_transfer(Request, Transfer(_message_for_rpc, _body_moved, _NOT_STORED))
+register_transfer(Response, Transfer(_message_for_rpc, _body_moved, _NOT_STORED))
 register_transfer(Headers, Transfer(Headers.copy, _headers_moved, _NOT_STORED))
 
 

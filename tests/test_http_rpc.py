@@ -23,6 +23,17 @@ async def _stream() -> AsyncIterator[bytes]:
     yield b"chunk-2"
 
 
+class TaggedResponse(durable.Response):
+    """A user's subclass with a slot and an attribute of its own."""
+
+    __slots__ = ("__dict__", "tag")
+
+    def __init__(self, body: str, tag: str) -> None:
+        super().__init__(body)
+        self.tag = tag
+        self.note = "kept"
+
+
 class Http(durable.DurableObject):
     async def response(self) -> durable.Response:
         return durable.Response("hi", status=404, status_text="Nope", headers={"x-a": "1"})
@@ -54,6 +65,9 @@ class Http(durable.DurableObject):
         other = self.env.HTTP.get_by_name(name)
         described: list[Any] = await other.describe(request)
         return described
+
+    async def tagged(self) -> TaggedResponse:
+        return TaggedResponse("tagged body", "t1")
 
     async def workers_response(self) -> durable.Response:
         return WorkersResponse("from the SDK", status=202)
@@ -89,6 +103,13 @@ class TestResults:
         response = await stub.workers_response()
         assert type(response) is WorkersResponse
         assert response.status == 202 and await response.text() == "from the SDK"
+
+    async def test_user_subclass_keeps_its_fields(self, stub: Any) -> None:
+        """A user's Response subclass arrives as that class, with its own slots and attributes."""
+        response = await stub.tagged()
+        assert type(response) is TaggedResponse
+        assert (response.tag, response.note, response.status) == ("t1", "kept", 200)
+        assert await response.text() == "tagged body"
 
     async def test_web_socket_response_refused(self, stub: Any) -> None:
         """A Response that carries a WebSocket cannot cross (workerd's DataCloneError)."""
