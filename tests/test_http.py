@@ -394,6 +394,16 @@ class TestResponse:
             Response(status="200")  # type: ignore[arg-type]
         with pytest.raises(TypeError):
             Response(status=True)
+        with pytest.raises(TypeError):
+            Response("text", status=200.0)  # type: ignore[arg-type]  # (a str body has a fast path)
+
+    async def test_str_body_fast_path_builds_the_same_response(self) -> None:
+        """Response(text) (its fast path) equals one built through every check (a header given)."""
+        fast = Response("é", status=200)
+        checked = Response("é", headers={"content-type": "text/plain;charset=UTF-8"})
+        assert list(fast.headers.multi_items()) == list(checked.headers.multi_items())
+        assert (fast.status, fast.status_text, fast.web_socket, fast.body_used) == (200, "OK", None, False)
+        assert await fast.bytes() == await checked.bytes() == "é".encode()
 
     @pytest.mark.parametrize("status", [204, 205, 304])
     def test_null_body_status(self, status: int) -> None:
