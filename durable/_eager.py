@@ -6,12 +6,14 @@ handlers) costs no loop turn, and its writes commit with the caller's turn; one 
 running even if its caller stops waiting (Cloudflare does not cancel a Durable Object's work when a
 client goes away).
 
-The first step runs by hand, ``context.run(coro.send, None)``, and :func:`_drive` continues an
-event that suspended, stepping it as ``asyncio.Task`` would (this module and ``_host``'s
-``_rpc_first_step`` are the places in the package that step a coroutine themselves). Python 3.12+
-has eager tasks (``asyncio.Task(..., eager_start=True)``), used here before: they make a ``Task``
-for every event, even one that never suspends, and stepping by hand on every Python measured
-7% less CPU per sequential fetch and 5% per concurrent one on 3.13 (docs/performance.md).
+On Python 3.12 and later this is asyncio's own eager task (``asyncio.Task(..., eager_start=True)``).
+Python 3.11 has none, so :func:`_drive` reproduces it there by hand (with ``_host``'s
+``_first_step``, the places in the package that step a coroutine themselves).
+``tests/test_eager.py`` proves that both behave alike, but for one thing: by hand, the first step
+runs in the caller's task, so what captures the current task there (``asyncio.timeout()``) gets
+the caller's. Stepping by hand on 3.12+ too measured 5-7% less CPU per fetch on 3.13, because no
+``Task`` is made for an event that never suspends, and was undone for that reason
+(docs/performance.md).
 
 Layer 0: knows nothing of objects beyond the :class:`Stepping` protocol.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -27,6 +30,7 @@ from ._exceptions import OverloadedError
 from ._output_gate import reset_copy
 
 __all__ = [
+    "EAGER_TASKS",
     "EventCall",
     "EventCalls",
     "StepCounter",
@@ -35,6 +39,9 @@ __all__ = [
     "continue_in_task",
     "start_eagerly",
 ]
+
+EAGER_TASKS = sys.version_info >= (3, 12)
+"""Whether asyncio has eager tasks (Python 3.12+); if not, :func:`_drive` steps events by hand."""
 
 
 class StepCounter(Protocol):
@@ -141,6 +148,14 @@ def start_eagerly(
     """
     counter = host.output
     counter.steps += 1
+    if EAGER_TASKS:
+        try:
+            task = asyncio.Task(coro, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        finally:
+            counter.step_done()
+        if not task.done():
+            call.task = task
+        return
     try:
         yielded = context.run(coro.send, None)
     except StopIteration:
@@ -161,14 +176,15 @@ def continue_in_task(host: Stepping, call: EventCall, coro: Steppable, yielded: 
 
 
 async def _drive(host: Stepping, call: EventCall, coro: Steppable, yielded: Any, gen: int) -> None:
-    """Continue an eagerly started event that suspended, stepping it as a task would.
+    """Python 3.11 only: continue an eagerly started event that suspended, stepping it as a task would.
 
-    This reproduces what ``asyncio.Task.__step`` does with the coroutine it runs: the coroutine yielded ``yielded`` (a
+    This reproduces what ``asyncio.Task.__step`` does with the coroutine it runs (and what
+    ``eager_start=True`` does for its first step on 3.12+): the coroutine yielded ``yielded`` (a
     future it waits for, or None to let the loop turn); wait for that, then resume it, and it reads
     the future's outcome itself. If this task is cancelled (the object was reset), the cancellation
     reaches the coroutine the way a task's would; so it does if the object was reset (generation
     ``gen`` ended) before this task began. Every step counts as one of ``host``'s steps, as the
-    first did. ``tests/test_eager.py`` proves it (on every Python in CI).
+    first did. ``tests/test_eager.py`` proves it (it runs on every Python in CI).
     """
     call.task = asyncio.current_task()
     cancel = gen != host.gen

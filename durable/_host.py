@@ -43,7 +43,7 @@ from contextvars import ContextVar
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
-from . import _context
+from . import _context, _eager
 from ._alarm_state import AlarmState
 from ._background import BackgroundWork
 from ._codec import ATOMIC_TYPES, clone
@@ -323,14 +323,7 @@ class ObjectHost:
         ):
             self.invoke("rpc", name, args, kwargs, fut)
             return
-        self.events.admitted += 1
-        call = EventCall(fut)
-        output = self.output
-        output.steps += 1  # the event's first step, as start_eagerly() counts it
-        try:
-            contextvars.copy_context().run(_first_step, self, call, self.gen, func, args, kwargs, False)
-        finally:
-            output.step_done()
+        _start_fast(self, fut, func, args, kwargs, False)
 
     def call_fetch(self, request: Any, fut: Future[Any]) -> None:
         """Deliver a fetch made from outside any object (``invoke("fetch", ...)`` on ``call_rpc``'s shorter path)."""
@@ -346,14 +339,7 @@ class ObjectHost:
         ):
             self.invoke("fetch", "fetch", (request,), {}, fut)
             return
-        self.events.admitted += 1
-        call = EventCall(fut)
-        output = self.output
-        output.steps += 1
-        try:
-            contextvars.copy_context().run(_first_step, self, call, self.gen, _call_fetch, (request,), _NO_KWARGS, True)
-        finally:
-            output.step_done()
+        _start_fast(self, fut, _call_fetch, (request,), _NO_KWARGS, True)
 
     def _fail_event(self, fut: asyncio.Future[Any], gen: int, error: BaseException) -> None:
         if fut.done():
@@ -459,6 +445,22 @@ class ObjectHost:
 # -- the fast-path event of ObjectHost.call_rpc and call_fetch (functions: the class stays small) --
 
 
+def _start_fast(host: ObjectHost, fut: Future[Any], func: Any, args: Args, kwargs: Kwargs, fetch: bool) -> None:
+    """Start a fast-path event: ``func(instance, *args, **kwargs)``, its outcome to ``fut``."""
+    host.events.admitted += 1
+    call = EventCall(fut)
+    if _eager.EAGER_TASKS:  # 3.12+: asyncio's eager task (see _fast_event)
+        event = _fast_event(host, call, host.gen, func, args, kwargs, fetch)
+        start_eagerly(host, call, event, fut.get_loop(), contextvars.copy_context())
+        return
+    output = host.output
+    output.steps += 1  # the event's first step, as start_eagerly() counts it
+    try:
+        contextvars.copy_context().run(_first_step, host, call, host.gen, func, args, kwargs, fetch)
+    finally:
+        output.step_done()
+
+
 def _first_step(
     host: ObjectHost, call: EventCall, gen: int, func: Any, args: Args, kwargs: Kwargs, fetch: bool
 ) -> None:
@@ -495,6 +497,28 @@ def _first_step(
     except BaseException as exc:
         host._fail_event(call.fut, gen, exc)
     _event_ended(host, call)
+
+
+async def _fast_event(
+    host: ObjectHost, call: EventCall, gen: int, func: Any, args: Args, kwargs: Kwargs, fetch: bool
+) -> None:
+    """A fast-path event as a coroutine, for asyncio's eager task on 3.12+.
+
+    There, the event runs in a task of its own from its first step, so code that needs the
+    current task in that step gets the event's own (``asyncio.timeout()``, ``asyncio.wait_for()``,
+    ``TaskGroup``); ``_first_step`` steps by hand on 3.11, which has no eager tasks.
+    """
+    current_host.set(host)
+    host.events.running.add(call)
+    try:
+        result = func(host.instance, *args, **kwargs)
+        if type(result) is CoroutineType or inspect.isawaitable(result):
+            result = await result
+        _deliver(host, call, gen, result, fetch)
+    except BaseException as exc:
+        host._fail_event(call.fut, gen, exc)
+    finally:
+        _event_ended(host, call)
 
 
 async def _awaitable_rest(host: ObjectHost, call: EventCall, gen: int, awaitable: Awaitable[Any], fetch: bool) -> None:

@@ -1,15 +1,20 @@
-"""Eager start of events (durable._eager): an event's first step runs inside the call that delivers
-it, and a task continues it from its first suspension (stepped by hand, on every Python).
+"""Eager start of events (durable._eager): asyncio's eager tasks on 3.12+, the hand stepper on 3.11.
+
+Every behaviour test runs twice: once as this Python does it, once with the hand-written stepper
+forced (``EAGER_TASKS = False``), so the 3.11 path is proven on every Python in CI.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import durable
+from durable import _eager
 
 
 class Probe(durable.DurableObject):
@@ -53,7 +58,20 @@ class Probe(durable.DurableObject):
     def abort(self) -> None:
         self.ctx.abort("stop")
 
+    async def times_out(self, how: str) -> str:
+        try:
+            if how == "timeout":
+                async with asyncio.timeout(0.01):
+                    await asyncio.sleep(5)
+            else:
+                await asyncio.wait_for(asyncio.sleep(5), 0.01)
+        except TimeoutError:
+            return "timed out inside"
+        return "no timeout"
+
     async def fetch(self, request: durable.Request) -> Any:
+        if request.url.endswith(("/timeout", "/wait_for")):
+            return durable.Response(await self.times_out(request.url.rsplit("/", 1)[1]))
         self.log.append("fetch")
         if request.url.endswith("/wait"):
             try:
@@ -79,8 +97,16 @@ class Probe(durable.DurableObject):
         raise KeyError("missing")
 
 
+@pytest.fixture(params=["native", "hand-stepped"])
+def stepping(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test as this Python starts events, then with the hand-written stepper forced."""
+    if request.param == "hand-stepped":
+        monkeypatch.setattr(_eager, "EAGER_TASKS", False)
+    yield request.param
+
+
 @pytest.fixture
-async def probe() -> Any:
+async def probe(stepping: str) -> Any:
     async with durable.Runtime() as rt:
         yield rt.namespace(Probe).get_by_name("p")
 
@@ -183,8 +209,36 @@ class TestEagerStart:
         """Writes made in the eager step and in later steps are both committed and readable."""
         assert await probe.write_then_wait() == 1
 
-    async def test_a_suspended_event_continues_in_the_stepper_task(self, probe: Any) -> None:
-        """After its first suspension an event runs in a task that `_drive` steps, on both paths."""
+    async def test_the_eager_step_runs_in_the_task_that_continues_it(self, probe: Any, stepping: str) -> None:
+        """On 3.12+ an event's own coroutine is an asyncio task's (no hand stepping); on 3.11 `_drive` steps it.
+
+        On 3.11 ``call_rpc``'s shorter path steps the method's own coroutine (no wrapper), and
+        `_drive` continues it if it suspends (no task is made for a call that does not).
+        """
         first = await probe.task_after_suspension()  # through invoke(): builds the instance, resolves the name
         second = await probe.task_after_suspension()  # through call_rpc()'s shorter path
-        assert (first, second) == ("_drive", "_drive")
+        if _eager.EAGER_TASKS:
+            assert (first, second) == ("ObjectHost._event", "_fast_event")
+        else:
+            assert (first, second) == ("_drive", "_drive")
+
+    @pytest.mark.parametrize("how", ["timeout", "wait_for"])
+    async def test_a_timeout_in_the_first_step_belongs_to_the_event(self, probe: Any, stepping: str, how: str) -> None:
+        """`asyncio.timeout()` or `wait_for()` entered before the first suspension times out the
+        event, not its caller: the event's own task is current from its first step (3.12+).
+
+        On 3.11, which has no eager tasks, the first step runs in the caller's task, and a
+        timeout entered there cancels the caller instead (docs/differences.md).
+        """
+        if not _eager.EAGER_TASKS:
+            pytest.skip("hand-stepped (Python 3.11): the first step runs in the caller's task")
+        assert await probe.read_log() == []  # the instance exists: the next calls take the shorter path
+        assert await asyncio.wait_for(probe.times_out(how), 5) == "timed out inside"
+        response = await asyncio.wait_for(probe.fetch(f"http://do/{how}"), 5)
+        assert await response.text() == "timed out inside"
+
+
+class TestVersions:
+    def test_eager_tasks_on_312_and_later(self) -> None:
+        """asyncio's eager tasks are used exactly where Python has them (3.12+)."""
+        assert (sys.version_info >= (3, 12)) == _eager.EAGER_TASKS
