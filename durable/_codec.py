@@ -1344,10 +1344,11 @@ class Transfer(NamedTuple):
 
     copy: Callable[[Any], Any]
     """Make the receiver's object from the sender's; raise ``TypeError`` if it cannot be sent."""
-    moved: Callable[[Any], None]
-    """Called on each sender's object once the whole value is copied (e.g. its body moved)."""
     hint: str
     """Appended to the ``DataCloneError`` that storage raises for it."""
+    moved: Callable[[Any], None] | None = None
+    """Called on each sender's object once the whole value is copied (its body moved); ``None``:
+    the sender keeps all of it."""
 
 
 _TRANSFERS: dict[type, Transfer] = {}
@@ -1356,7 +1357,8 @@ _TRANSFERS: dict[type, Transfer] = {}
 (storage's) refuses them, with the hint."""
 
 _MOVED: Final = -1
-"""The key in a clone's memo under which the transferred originals wait (no ``id()`` is negative)."""
+"""The key in a clone's memo under which the originals that give something up wait, with their
+``Transfer.moved`` (no ``id()`` is negative)."""
 
 
 def register_transfer(cls: type, transfer: Transfer) -> None:
@@ -1405,8 +1407,8 @@ def clone(value: object) -> object:
     if moved is not None:
         # Every part was copied: only now do the originals give up what moved (a failed copy
         # leaves the sender's requests and responses as they were).
-        for original in moved:
-            _moved(original)
+        for give_up, original in moved:
+            give_up(original)
     return copy
 
 
@@ -1416,12 +1418,6 @@ def _key_transfer_error(key: object) -> DataCloneError:
         f"A {type(key).__qualname__} that holds a Request, Response, Headers or stub cannot be a dict key "
         "or set member over RPC: each crosses as a new object. Send them as dict values or list items."
     )
-
-
-def _moved(original: Any) -> None:
-    transfer = _transfer_for(type(original))
-    assert transfer is not None
-    transfer.moved(original)
 
 
 def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
@@ -1495,5 +1491,6 @@ def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
         raise _clone_error(v)
     new = transfer.copy(v)
     memo[oid] = new
-    memo.setdefault(_MOVED, []).append(v)
+    if transfer.moved is not None:
+        memo.setdefault(_MOVED, []).append((transfer.moved, v))
     return new

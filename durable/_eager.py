@@ -68,7 +68,7 @@ class Stepping(Protocol):
 
 
 class Steppable(Protocol):
-    """What ``_drive`` steps: a coroutine, or an object that steps like one (``_host._RpcRest``)."""
+    """What ``_drive`` steps: a coroutine, or an object that steps like one (``_host._EventRest``)."""
 
     def send(self, value: None, /) -> Any:
         """Resume; return what it waits on next, or raise ``StopIteration`` at its end."""
@@ -169,7 +169,8 @@ def continue_in_task(host: Stepping, call: EventCall, coro: Steppable, yielded: 
     """Continue, in a task, an event whose first step ran and suspended on ``yielded``.
 
     For a caller that stepped the event's first step itself, in the event's context (the
-    current one, which the task copies): ``ObjectHost.call_rpc``. ``coro`` (which never raises)
+    current one, which the task copies): the shorter path of ``ObjectHost.call_rpc`` and
+    ``call_fetch`` on 3.11. ``coro`` (which never raises)
     is resumed once ``yielded`` is done, as a task would resume it, and stepped to its end.
     """
     call.fut.get_loop().create_task(_drive(host, call, coro, yielded, host.gen))

@@ -1188,13 +1188,9 @@ def _body_moved(source: _Body) -> None:
         source._body_used = True
 
 
-def _headers_moved(source: Headers) -> None:
-    pass  # a copy: nothing moves
-
-
-register_transfer(Request, Transfer(_message_for_rpc, _body_moved, _NOT_STORED))
-register_transfer(Response, Transfer(_message_for_rpc, _body_moved, _NOT_STORED))
-register_transfer(Headers, Transfer(Headers.copy, _headers_moved, _NOT_STORED))
+register_transfer(Request, Transfer(_message_for_rpc, _NOT_STORED, _body_moved))
+register_transfer(Response, Transfer(_message_for_rpc, _NOT_STORED, _body_moved))
+register_transfer(Headers, Transfer(Headers.copy, _NOT_STORED))  # a copy: nothing moves
 
 
 # -- for the package's stubs and compat layer (durable._stub, durable._blocking, compat) ---------

@@ -223,15 +223,10 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         return response
 
 
-def _stub_sent(stub: Stub[Any]) -> None:
-    pass  # the sender keeps its stub
-
-
 register_transfer(
     Stub,
     Transfer(
         Stub._for_rpc,
-        _stub_sent,
         "A stub can be an RPC argument or result but not a stored value: store str(stub.id) and get it "
         "back with namespace.get(namespace.id_from_string(text))",
     ),
