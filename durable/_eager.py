@@ -9,10 +9,12 @@ client goes away).
 On Python 3.12 and later this is asyncio's own eager task (``asyncio.Task(..., eager_start=True)``).
 Python 3.11 has none, so :func:`_drive` reproduces it there by hand (with ``_host``'s
 ``_first_step``, the places in the package that step a coroutine themselves).
-``tests/test_eager.py`` proves that both behave alike, but for one thing: by hand, the first step
-runs in the caller's task, so what captures the current task there (``asyncio.timeout()``) gets
-the caller's. Stepping by hand on 3.12+ too measured 5-7% less CPU per fetch on 3.13, because no
-``Task`` is made for an event that never suspends, and was undone for that reason
+``tests/test_eager.py`` proves that both behave alike. By hand, the event's code sees its
+:class:`EventCall` as the current task in every step, the first included (asyncio's current-task
+entry is set around each step), so what captures the current task there (``asyncio.timeout()``,
+a ``TaskGroup``) binds to the event, as it does to the eager task on 3.12+. Stepping by hand on
+3.12+ too measured 5-7% less CPU per fetch on 3.13, because no ``Task`` is made for an event that
+never suspends; it stays off there so that the current task is a real ``asyncio.Task``
 (docs/performance.md).
 
 Layer 0: knows nothing of objects beyond the :class:`Stepping` protocol.
@@ -23,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from ._exceptions import OverloadedError
 from ._output_gate import reset_copy
 
 __all__ = [
+    "CURRENT_TASKS",
     "EAGER_TASKS",
     "EventCall",
     "EventCalls",
@@ -38,10 +41,31 @@ __all__ = [
     "Stepping",
     "continue_in_task",
     "start_eagerly",
+    "swap_current_task",
 ]
 
 EAGER_TASKS = sys.version_info >= (3, 12)
 """Whether asyncio has eager tasks (Python 3.12+); if not, :func:`_drive` steps events by hand."""
+
+# What asyncio.current_task() returns, set while a hand-stepped event runs (EventCall's docstring).
+if sys.version_info >= (3, 12):  # (only tests step events by hand there: EAGER_TASKS forced off)
+    CURRENT_TASKS: dict[Any, Any] | None = None
+    swap_current_task: Callable[[Any, Any], Any] = asyncio.tasks._swap_current_task  # type: ignore[attr-defined]
+else:
+    CURRENT_TASKS = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
+    """Python 3.11: the dict (loop -> task) that C's ``current_task()`` reads. The shorter path
+    (``_host._start_fast``) sets it inline: through :func:`swap_current_task` it cost about 900
+    instructions more per call (callgrind, ``bench_rpc.py --only seq-noop``)."""
+
+    def swap_current_task(loop: Any, task: Any) -> Any:
+        """Make ``task`` (None: none) the current task on ``loop``; return the one it was (3.12's
+        ``asyncio.tasks._swap_current_task``, which eager tasks use)."""
+        prev = CURRENT_TASKS.get(loop)
+        if task is None:
+            CURRENT_TASKS.pop(loop, None)
+        else:
+            CURRENT_TASKS[loop] = task
+        return prev
 
 
 class StepCounter(Protocol):
@@ -80,14 +104,114 @@ class Steppable(Protocol):
 
 
 class EventCall:
-    """One event in flight: the future its caller waits on and the task that runs it once suspended."""
+    """One event in flight: the future its caller waits on and the task that runs it once suspended.
 
-    __slots__ = ("fut", "task")
+    Where events are stepped by hand (Python 3.11, :func:`_drive`), it is also what
+    ``asyncio.current_task()`` returns while the event's code runs, from its first step to its
+    last, so that what captures the current task there (``asyncio.timeout()``, a
+    ``TaskGroup``) binds to the event, not to its caller: ``cancel()``, ``uncancel()``,
+    ``cancelling()`` and ``done()`` act on the task that continues the event, as they would on an
+    eager task's own (a cancellation requested before that task exists waits for it). The rest of
+    the ``Task`` methods are passed to that task once it exists (before, they raise
+    ``RuntimeError`` and say why). It is not an ``asyncio.Task``: ``asyncio.all_tasks()`` does
+    not list it.
+    """
+
+    __slots__ = ("cancel_msg", "cancels", "fut", "task")
+
+    cancels: int
+    """Cancellations requested (as the current task) before a task took the event over; unset: none."""
+    cancel_msg: Any
 
     def __init__(self, fut: asyncio.Future[Any]) -> None:
         self.fut = fut
         self.task: asyncio.Task[Any] | None = None
         """Set when the event suspended and a task took it over (None while it runs eagerly)."""
+        # (``cancels`` and ``cancel_msg`` are set only if asked for: two stores fewer per event)
+
+    # -- the current task while a hand-stepped event runs (Python 3.11; see the class docstring) --
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the event's task (or, before it exists, once it exists), as ``Task.cancel()``."""
+        if self.task is not None:
+            return self.task.cancel(msg)
+        self.cancels = getattr(self, "cancels", 0) + 1
+        self.cancel_msg = msg
+        return True
+
+    def uncancel(self) -> int:
+        """Take back one cancellation request (as ``Task.uncancel()``); the number left."""
+        if self.task is not None:
+            return self.task.uncancel()
+        cancels = getattr(self, "cancels", 0)
+        if cancels > 0:
+            self.cancels = cancels = cancels - 1
+        return cancels
+
+    def cancelling(self) -> int:
+        """The cancellation requests not taken back (as ``Task.cancelling()``)."""
+        return self.task.cancelling() if self.task is not None else getattr(self, "cancels", 0)
+
+    def done(self) -> bool:
+        """Whether the event's task is done (before it exists: whether the event has an outcome)."""
+        return self.task.done() if self.task is not None else self.fut.done()
+
+    def cancelled(self) -> bool:
+        """Whether the event's task was cancelled (False before it exists)."""
+        return self.task is not None and self.task.cancelled()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the event runs on."""
+        return self.fut.get_loop()
+
+    def get_name(self) -> str:
+        """The name of the event's task (before it exists, a name for the event)."""
+        return self.task.get_name() if self.task is not None else f"durable event {id(self):#x}"
+
+    def _task_now(self, method: str) -> asyncio.Task[Any]:
+        if self.task is None:
+            raise RuntimeError(
+                f"asyncio.current_task().{method}() is not available before the event's first suspension "
+                "on Python 3.11, which has no eager tasks (durable runs the first step of an event by "
+                "hand there); call it after an await, or use Python 3.12+"
+            )
+        return self.task
+
+    def get_coro(self) -> Any:
+        """The coroutine of the task that continues the event."""
+        return self._task_now("get_coro").get_coro()
+
+    def get_context(self) -> contextvars.Context:
+        """The context the event runs in."""
+        return self._task_now("get_context").get_context()  # type: ignore[attr-defined,no-any-return,unused-ignore]
+
+    def add_done_callback(self, fn: Any, *, context: contextvars.Context | None = None) -> None:
+        """As ``Task.add_done_callback``, on the task that continues the event."""
+        self._task_now("add_done_callback").add_done_callback(fn, context=context)
+
+    def remove_done_callback(self, fn: Any) -> int:
+        """As ``Task.remove_done_callback``, on the task that continues the event."""
+        return self._task_now("remove_done_callback").remove_done_callback(fn)
+
+    def result(self) -> Any:
+        """As ``Task.result``, on the task that continues the event."""
+        return self._task_now("result").result()
+
+    def exception(self) -> BaseException | None:
+        """As ``Task.exception``, on the task that continues the event."""
+        return self._task_now("exception").exception()
+
+    def get_stack(self, *, limit: int | None = None) -> list[Any]:
+        """As ``Task.get_stack``, on the task that continues the event."""
+        return self._task_now("get_stack").get_stack(limit=limit)
+
+    def print_stack(self, *, limit: int | None = None, file: Any = None) -> None:
+        """As ``Task.print_stack``, on the task that continues the event."""
+        self._task_now("print_stack").print_stack(limit=limit, file=file)
+
+    def __repr__(self) -> str:
+        state = "in its first step" if self.task is None else f"in {self.task!r}"
+        return f"<durable event {state}>"
 
 
 class EventCalls:
@@ -125,12 +249,12 @@ class EventCalls:
 
         The task running now (the one that resets the object) is not cancelled: it goes on to its end.
         """
-        current = asyncio.current_task()
+        current: object = asyncio.current_task()  # (a hand-stepped event's EventCall, see its docstring)
         calls, self.running = self.running, set()
         for call in calls:
             if not call.fut.done():
                 call.fut.set_exception(reset_copy(error))
-            if call.task is not None and call.task is not current:
+            if call.task is not None and call.task is not current and call is not current:
                 call.task.cancel()
 
 
@@ -156,11 +280,13 @@ def start_eagerly(
         if not task.done():
             call.task = task
         return
+    caller = swap_current_task(loop, call)  # the event's code sees itself as the current task
     try:
         yielded = context.run(coro.send, None)
     except StopIteration:
         return
     finally:
+        swap_current_task(loop, caller)
         counter.step_done()
     loop.create_task(_drive(host, call, coro, yielded, host.gen), context=context)
 
@@ -187,8 +313,12 @@ async def _drive(host: Stepping, call: EventCall, coro: Steppable, yielded: Any,
     ``gen`` ended) before this task began. Every step counts as one of ``host``'s steps, as the
     first did. ``tests/test_eager.py`` proves it (it runs on every Python in CI).
     """
-    call.task = asyncio.current_task()
+    task = call.task = asyncio.current_task()
+    assert task is not None
+    loop = task.get_loop()
     cancel = gen != host.gen
+    for _ in range(getattr(call, "cancels", 0)):  # asked for (of asyncio.current_task()) in the first step
+        task.cancel(call.cancel_msg)  # (what the event waits on is cancelled, as a task does)
     while True:
         if not cancel:
             try:
@@ -206,6 +336,7 @@ async def _drive(host: Stepping, call: EventCall, coro: Steppable, yielded: Any,
                 pass  # the future failed: the coroutine raises it when resumed
         counter = host.output
         counter.steps += 1
+        swap_current_task(loop, call)  # the event's code sees the same current task in every step
         try:
             if cancel:
                 cancel = False
@@ -215,4 +346,5 @@ async def _drive(host: Stepping, call: EventCall, coro: Steppable, yielded: Any,
         except StopIteration:
             return
         finally:
+            swap_current_task(loop, task)
             counter.step_done()

@@ -47,7 +47,7 @@ from . import _context, _eager
 from ._alarm_state import AlarmState
 from ._background import BackgroundWork
 from ._codec import ATOMIC_TYPES, clone
-from ._eager import EventCall, EventCalls, continue_in_task, start_eagerly
+from ._eager import CURRENT_TASKS, EventCall, EventCalls, continue_in_task, start_eagerly, swap_current_task
 from ._exceptions import ConnectionClosedError, ObjectAbortedError, copy_remote_exception
 from ._gates import InputGate
 from ._id import DurableObjectId
@@ -89,6 +89,7 @@ class HostRuntime(Protocol):
     clock: Clock
     env: Any
     max_queued_calls: int | None
+    loop: asyncio.AbstractEventLoop | None
     hibernation: HibernationManager
 
     @property
@@ -455,9 +456,24 @@ def _start_fast(host: ObjectHost, fut: Future[Any], func: Any, args: Args, kwarg
         return
     output = host.output
     output.steps += 1  # the event's first step, as start_eagerly() counts it
+    # The handler sees its event (``call``) as the current task, as on 3.12+ it sees its eager
+    # task (EventCall's docstring): on 3.11 the dict current_task() reads, set inline (_eager.CURRENT_TASKS).
+    loop = host.runtime.loop  # (the running loop: the shorter path needs runtime.armed; fut.get_loop() cost ~500 more)
+    tasks = CURRENT_TASKS
+    if tasks is None:
+        caller = swap_current_task(loop, call)
+    else:
+        caller = tasks.get(loop)
+        tasks[loop] = call
     try:
         contextvars.copy_context().run(_first_step, host, call, host.gen, func, args, kwargs, fetch)
     finally:
+        if tasks is None:
+            swap_current_task(loop, caller)
+        elif caller is None:
+            del tasks[loop]
+        else:
+            tasks[loop] = caller
         output.step_done()
 
 

@@ -16,6 +16,9 @@ import pytest
 import durable
 from durable import _eager
 
+SEEN: list[object] = []
+"""The current tasks that ``Probe.current_task_of_plain`` saw (objects and test share the process)."""
+
 
 class Probe(durable.DurableObject):
     def __init__(self, ctx: durable.State, env: durable.Env) -> None:
@@ -68,6 +71,46 @@ class Probe(durable.DurableObject):
         except TimeoutError:
             return "timed out inside"
         return "no timeout"
+
+    async def task_group(self, fail: bool) -> list[int]:
+        """A TaskGroup entered before the first suspension; a child fails if ``fail``."""
+
+        async def child(n: int) -> int:
+            await asyncio.sleep(0)
+            if fail and n == 1:
+                raise ValueError("child 1 failed")
+            await asyncio.sleep(0.01 * n)
+            return n
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(child(n)) for n in range(3)]
+        return [task.result() for task in tasks]
+
+    async def current_tasks(self) -> bool:
+        """Whether the current task is the same object before and after suspensions."""
+        first = asyncio.current_task()
+        await asyncio.sleep(0)
+        second = asyncio.current_task()
+        await asyncio.sleep(0.001)
+        return first is second is asyncio.current_task() and first is not None
+
+    def current_task_of_plain(self) -> None:
+        SEEN.append(asyncio.current_task())
+
+    async def cancel_itself(self) -> str:
+        """Cancel the current task in the first step: the first await raises CancelledError."""
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        self.log.append(f"cancelling {task.cancelling()}")
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            self.log.append(f"cancelled {task.cancelling()}")
+            task.uncancel()
+            self.log.append(f"uncancelled {task.cancelling()}")
+            return "cancelled at the first await"
+        return "not cancelled"
 
     async def fetch(self, request: durable.Request) -> Any:
         if request.url.endswith(("/timeout", "/wait_for")):
@@ -222,20 +265,64 @@ class TestEagerStart:
         else:
             assert (first, second) == ("_drive", "_drive")
 
+    @pytest.mark.parametrize("path", ["invoke", "shorter"])
     @pytest.mark.parametrize("how", ["timeout", "wait_for"])
-    async def test_a_timeout_in_the_first_step_belongs_to_the_event(self, probe: Any, stepping: str, how: str) -> None:
+    async def test_a_timeout_in_the_first_step_belongs_to_the_event(
+        self, probe: Any, stepping: str, how: str, path: str
+    ) -> None:
         """`asyncio.timeout()` or `wait_for()` entered before the first suspension times out the
-        event, not its caller: the event's own task is current from its first step (3.12+).
+        event, not its caller: the event is the current task from its first step, an eager task's
+        own on 3.12+, its ``EventCall`` where it is stepped by hand (3.11).
 
-        On 3.11, which has no eager tasks, the first step runs in the caller's task, and a
-        timeout entered there cancels the caller instead (docs/differences.md).
+        ``path``: the first call to an object goes through ``invoke()`` (``start_eagerly``); the
+        next ones through ``call_rpc``/``call_fetch``'s shorter path.
         """
-        if not _eager.EAGER_TASKS:
-            pytest.skip("hand-stepped (Python 3.11): the first step runs in the caller's task")
-        assert await probe.read_log() == []  # the instance exists: the next calls take the shorter path
+        if path == "shorter":
+            assert await probe.read_log() == []  # the instance exists: the next calls take the shorter path
         assert await asyncio.wait_for(probe.times_out(how), 5) == "timed out inside"
         response = await asyncio.wait_for(probe.fetch(f"http://do/{how}"), 5)
         assert await response.text() == "timed out inside"
+
+    @pytest.mark.parametrize("path", ["invoke", "shorter"])
+    async def test_a_task_group_in_the_first_step_belongs_to_the_event(
+        self, probe: Any, stepping: str, path: str
+    ) -> None:
+        """A TaskGroup entered before the first suspension: its children's results, or their
+        error for the caller (the group cancels the event, not the caller)."""
+        if path == "shorter":
+            assert await probe.read_log() == []
+        with pytest.raises(ExceptionGroup) as raised:
+            await asyncio.wait_for(probe.task_group(True), 5)
+        assert [str(error) for error in raised.value.exceptions] == ["child 1 failed"]
+        assert await asyncio.wait_for(probe.task_group(False), 5) == [0, 1, 2]
+
+    async def test_the_current_task_is_the_events_own_in_every_step(self, probe: Any, stepping: str) -> None:
+        """The event's code sees one current task, from its first step to its last, not the caller's."""
+        caller = asyncio.current_task()
+        assert await probe.current_tasks() is True
+        assert await probe.current_tasks() is True  # the shorter path too
+        await probe.current_task_of_plain()
+        assert SEEN[-1] is not None and SEEN[-1] is not caller
+        assert asyncio.current_task() is caller  # given back to the caller after the first step
+
+    async def test_a_cancellation_asked_for_in_the_first_step_reaches_the_first_await(
+        self, probe: Any, stepping: str
+    ) -> None:
+        """As an eager task's: ``cancel()`` on the current task in the first step cancels what
+        the event next waits on; ``cancelling()`` and ``uncancel()`` count as a task's do."""
+        assert await probe.read_log() == []
+        assert await asyncio.wait_for(probe.cancel_itself(), 5) == "cancelled at the first await"
+        assert await probe.read_log() == ["cancelling 1", "cancelled 1", "uncancelled 0"]
+
+    async def test_task_methods_before_the_first_suspension(self) -> None:
+        """Hand-stepped, the current task's other methods wait for the task that continues the
+        event, and say so if called before it exists."""
+        loop = asyncio.get_running_loop()
+        call = _eager.EventCall(loop.create_future())
+        with pytest.raises(RuntimeError, match=r"get_coro\(\) is not available before the event's first suspension"):
+            call.get_coro()
+        assert call.get_loop() is loop and not call.done() and not call.cancelled()
+        assert "first step" in repr(call) and call.get_name().startswith("durable event")
 
 
 class TestVersions:

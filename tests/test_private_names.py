@@ -23,6 +23,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     # asyncio internals reproduced on purpose (issue 12 item 6 keeps them in one place).
     ("_eager.py", "_asyncio_future_blocking"): "asyncio's Task stepping protocol",
     ("_stub.py", "_log_destroy_pending"): "asyncio.Task's flag for tasks ended with their loop",
+    ("_eager.py", "_swap_current_task"): "asyncio's current task, set for a hand-stepped event (3.12+)",
+    ("_eager.py", "_current_tasks"): "asyncio's current task, set for a hand-stepped event (3.11)",
     # Names that this module defines too, on another instance of its own class (the static rule
     # cannot tell them from another module's names of the same spelling).
     ("_id.py", "_namespace"): "DurableObjectId's own field (equality, factory checks)",
