@@ -113,15 +113,19 @@ class EventCall:
     ``cancelling()`` and ``done()`` act on the task that continues the event, as they would on an
     eager task's own (a cancellation requested before that task exists waits for it). The rest of
     the ``Task`` methods are passed to that task once it exists (before, they raise
-    ``RuntimeError`` and say why). It is not an ``asyncio.Task``: ``asyncio.all_tasks()`` does
-    not list it.
+    ``RuntimeError`` and say why, but for ``get_coro()``, the event's coroutine). It is not an
+    ``asyncio.Task``: ``asyncio.all_tasks()`` does not list it. Libraries that read a task's
+    private ``_must_cancel`` and ``_fut_waiter`` and keep tasks in a ``WeakKeyDictionary`` (anyio,
+    so httpx) work with it too.
     """
 
-    __slots__ = ("cancel_msg", "cancels", "fut", "task")
+    __slots__ = ("__weakref__", "cancel_msg", "cancels", "coro", "fut", "task")
 
     cancels: int
     """Cancellations requested (as the current task) before a task took the event over; unset: none."""
     cancel_msg: Any
+    coro: Any
+    """The event's coroutine, for ``get_coro()`` before a task took it over (set when stepped by hand)."""
 
     def __init__(self, fut: asyncio.Future[Any]) -> None:
         self.fut = fut
@@ -178,8 +182,20 @@ class EventCall:
         return self.task
 
     def get_coro(self) -> Any:
-        """The coroutine of the task that continues the event."""
-        return self._task_now("get_coro").get_coro()
+        """The coroutine of the task that continues the event (before it exists, the event's)."""
+        return self.task.get_coro() if self.task is not None else getattr(self, "coro", None)
+
+    @property
+    def _must_cancel(self) -> bool:
+        """``Task._must_cancel``, which anyio reads: a cancellation waits to be thrown in."""
+        task: Any = self.task
+        return bool(task._must_cancel) if task is not None else getattr(self, "cancels", 0) > 0
+
+    @property
+    def _fut_waiter(self) -> Any:
+        """``Task._fut_waiter``, which anyio reads: the future the event waits on (None while it runs)."""
+        task: Any = self.task
+        return task._fut_waiter if task is not None else None
 
     def get_context(self) -> contextvars.Context:
         """The context the event runs in."""
@@ -280,6 +296,7 @@ def start_eagerly(
         if not task.done():
             call.task = task
         return
+    call.coro = coro
     caller = swap_current_task(loop, call)  # the event's code sees itself as the current task
     try:
         yielded = context.run(coro.send, None)

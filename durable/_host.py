@@ -494,6 +494,7 @@ def _first_step(
     try:
         result = func(host.instance, *args, **kwargs)
         if type(result) is CoroutineType:
+            call.coro = result  # (EventCall.get_coro(), the current task's)
             try:
                 yielded = result.send(None)
             except StopIteration as stop:

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
+import httpx
 import pytest
 
 import durable
@@ -111,6 +113,36 @@ class Probe(durable.DurableObject):
             self.log.append(f"uncancelled {task.cancelling()}")
             return "cancelled at the first await"
         return "not cancelled"
+
+    async def anyio_deadline(self) -> str:
+        """anyio's cancel scope with a deadline, entered before the first suspension."""
+        try:
+            with anyio.fail_after(0.01):
+                await anyio.sleep(5)
+        except TimeoutError:
+            return "timed out inside"
+        return "no timeout"
+
+    async def anyio_group(self, fail: bool) -> list[int]:
+        """anyio's task group, entered before the first suspension; a child fails if ``fail``."""
+        done: list[int] = []
+
+        async def child(n: int) -> None:
+            await anyio.sleep(0.01 * n)
+            if fail and n == 1:
+                raise ValueError("child 1 failed")
+            done.append(n)
+
+        async with anyio.create_task_group() as group:
+            for n in range(3):
+                group.start_soon(child, n)
+        return done
+
+    async def get_url(self, url: str) -> str:
+        """An outbound request with httpx (anyio underneath), made in the first step."""
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(url)
+        return response.text
 
     async def fetch(self, request: durable.Request) -> Any:
         if request.url.endswith(("/timeout", "/wait_for")):
@@ -314,13 +346,41 @@ class TestEagerStart:
         assert await asyncio.wait_for(probe.cancel_itself(), 5) == "cancelled at the first await"
         assert await probe.read_log() == ["cancelling 1", "cancelled 1", "uncancelled 0"]
 
+    @pytest.mark.parametrize("path", ["invoke", "shorter"])
+    async def test_anyio_scopes_and_groups_in_the_first_step(self, probe: Any, stepping: str, path: str) -> None:
+        """anyio (which httpx runs on) keys its cancel scopes by the current task: a deadline or
+        a failed child in a group entered before the first suspension acts on the event."""
+        if path == "shorter":
+            assert await probe.read_log() == []
+        assert await asyncio.wait_for(probe.anyio_deadline(), 5) == "timed out inside"
+        assert await asyncio.wait_for(probe.anyio_group(False), 5) == [0, 1, 2]
+        with pytest.raises(ExceptionGroup) as raised:
+            await asyncio.wait_for(probe.anyio_group(True), 5)
+        assert [str(error) for error in raised.value.exceptions] == ["child 1 failed"]
+
+    async def test_an_httpx_request_in_the_first_step(self, probe: Any, stepping: str) -> None:
+        """An object's handler makes an outbound HTTP request with httpx before anything else."""
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            for _ in range(2):  # through invoke(), then the shorter path
+                assert await asyncio.wait_for(probe.get_url(f"http://127.0.0.1:{port}/"), 10) == "hello"
+
     async def test_task_methods_before_the_first_suspension(self) -> None:
         """Hand-stepped, the current task's other methods wait for the task that continues the
         event, and say so if called before it exists."""
         loop = asyncio.get_running_loop()
         call = _eager.EventCall(loop.create_future())
-        with pytest.raises(RuntimeError, match=r"get_coro\(\) is not available before the event's first suspension"):
-            call.get_coro()
+        with pytest.raises(RuntimeError, match=r"get_context\(\) is not available before the event's first suspension"):
+            call.get_context()
+        assert call.get_coro() is None  # (the event's coroutine, once one is stepped)
         assert call.get_loop() is loop and not call.done() and not call.cancelled()
         assert "first step" in repr(call) and call.get_name().startswith("durable event")
 
