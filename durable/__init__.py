@@ -54,6 +54,7 @@ from ._exceptions import ObjectAbortedError as ObjectAbortedError
 from ._exceptions import ObjectResetError as ObjectResetError
 from ._exceptions import OverloadedError as OverloadedError
 from ._exceptions import PathLockedError as PathLockedError
+from ._exceptions import RpcNotImplementedError as RpcNotImplementedError
 from ._exceptions import RuntimeClosedError as RuntimeClosedError
 from ._exceptions import SqlError as SqlError
 from ._exceptions import StorageLimitError as StorageLimitError
@@ -117,6 +118,7 @@ __all__ = [
     "Request",
     "Response",
     "RpcMethod",
+    "RpcNotImplementedError",
     "RpcPromise",
     "Runtime",
     "RuntimeClosedError",

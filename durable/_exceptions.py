@@ -36,6 +36,7 @@ __all__ = [
     "ObjectResetError",
     "OverloadedError",
     "PathLockedError",
+    "RpcNotImplementedError",
     "RuntimeClosedError",
     "SqlError",
     "StorageLimitError",
@@ -64,6 +65,11 @@ class DurableError(Exception):
 
 class DataCloneError(DurableError, TypeError):
     """A value is not of a type that structured clone (storage or RPC) can carry."""
+
+
+class RpcNotImplementedError(DataCloneError, NotImplementedError):
+    """A value that workerd sends over RPC and durable does not: a function (workerd's callback
+    stubs). Both a ``DataCloneError`` (what structured clone raises) and a ``NotImplementedError``."""
 
 
 class DataCorruptionError(DurableError, ValueError):

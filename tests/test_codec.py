@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import enum
+import functools
 import math
 import struct
 import subprocess
@@ -21,7 +22,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from durable._codec import FORMAT_VERSION, clone, decode, encode
-from durable._exceptions import DataCloneError, DataCorruptionError, DurableError
+from durable._exceptions import DataCloneError, DataCorruptionError, DurableError, RpcNotImplementedError
 
 # -- comparing values exactly ------------------------------------------------------------------------
 
@@ -513,7 +514,7 @@ def _nested_bad() -> dict[str, Any]:
 
 UNSUPPORTED: list[tuple[str, Callable[[], object], str]] = [
     ("object", object, "object"),
-    ("lambda", lambda: lambda: None, "function"),
+    ("object holding a function", lambda: [Plain(), len], "Plain"),
     ("class instance", Plain, "Plain"),
     ("class", lambda: Plain, "type"),
     ("OrderedDict", lambda: collections.OrderedDict(a=1), "OrderedDict"),
@@ -562,6 +563,39 @@ class TestUnsupported:
         with pytest.raises(DataCloneError) as from_clone:
             clone(value)
         assert str(from_clone.value) == str(from_encode.value)
+
+    @pytest.mark.parametrize(
+        "make",
+        [lambda: lambda: None, lambda: len, lambda: [].append, lambda: (1).__add__, lambda: functools.partial(len)],
+        ids=["lambda", "builtin", "bound builtin", "method-wrapper", "partial"],
+    )
+    def test_functions_are_not_stored_and_not_sent_over_rpc(self, make: Callable[[], object]) -> None:
+        """A function cannot be stored (workerd neither); over RPC workerd sends it as a callback
+        stub, which durable does not implement: RpcNotImplementedError, a DataCloneError and a
+        NotImplementedError, says so."""
+        value = {"callback": make()}
+        with pytest.raises(DataCloneError, match=r"This type does not support serialization\.$") as stored:
+            encode(value)
+        assert not isinstance(stored.value, NotImplementedError)
+        with pytest.raises(RpcNotImplementedError, match=r"over RPC: workerd passes a function as a callback stub"):
+            clone(value)
+        assert issubclass(RpcNotImplementedError, DataCloneError) and issubclass(
+            RpcNotImplementedError, NotImplementedError
+        )
+
+    def test_an_awaitable_says_to_await_it(self) -> None:
+        """A coroutine sent or stored by mistake (a missing await) gets the fix in its message."""
+
+        async def later() -> int:
+            return 1
+
+        coroutine = later()
+        try:
+            for operation in (encode, clone):
+                with pytest.raises(DataCloneError, match=r'"coroutine".*It is an awaitable: await it first'):
+                    operation([coroutine])
+        finally:
+            coroutine.close()
 
     def test_subclass_message_says_to_convert(self) -> None:
         """Refusing a subclass of a supported type says which base to convert to."""

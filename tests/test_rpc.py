@@ -69,6 +69,9 @@ class Obj(Base):
     def returns_unclonable(self) -> object:
         return object()
 
+    def returns_function(self) -> object:
+        return len
+
     @property
     def prop(self) -> str:
         return "property value"
@@ -498,6 +501,16 @@ class TestNotImplemented:
 
             messages = await testing.run_in_object(stub, probe)
             assert "Point-in-time recovery" in messages[0] and "Point-in-time recovery" in messages[1]
+
+    async def test_functions_over_rpc_raise_not_implemented(self, ns: Any) -> None:
+        """workerd sends a function as a callback stub; durable does not implement that, and says so
+        (RpcNotImplementedError: a DataCloneError and a NotImplementedError), as argument or result."""
+        stub = ns.get_by_name("a")
+        with pytest.raises(durable.RpcNotImplementedError, match="callback stub"):
+            await stub.add(lambda: None)
+        with pytest.raises(NotImplementedError, match="callback stub"):
+            await stub.returns_function()
+        assert await stub.add("still works") == ["still works"]  # the object was not reset
 
 
 class TestClockInsideObjects:
