@@ -17,6 +17,10 @@ CPython 3.11/3.12 that gets EOF while it still has data to write can fail its ow
 (``transport.abort()`` after the buffered close: ``'NoneType' object has no attribute
 'call_soon'``), so the server waits for the client's Close instead.
 
+The protocol also tells the bridge (``durable._wsbridge``) that it can send a Close without a
+status code (uvicorn's ``send_close(None)``), so an object's ``ws.close()`` reaches the client
+as 1005, as on workerd.
+
 With a uvicorn whose ``auto`` WebSocket protocol is not ``websockets-sansio`` (older releases
 pick the legacy ``websockets`` one), :func:`websocket_protocol` returns None and the server keeps
 its default.
@@ -25,6 +29,8 @@ its default.
 from __future__ import annotations
 
 from typing import Any
+
+from ._wsbridge import CLOSE_WITHOUT_CODE
 
 __all__ = ["FrameEnds", "websocket_protocol"]
 
@@ -135,5 +141,12 @@ def websocket_protocol() -> type[Any] | None:
                 self.read_paused = False
                 self.transport.resume_reading()
             self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+
+        def handle_connect(self, event: Any) -> None:
+            super().handle_connect(event)
+            scope = getattr(self, "scope", None)  # (none if the handshake was refused)
+            if isinstance(scope, dict):
+                # uvicorn's send_close(None) writes a Close without a code: the bridge may ask for it.
+                scope.setdefault("extensions", {})[CLOSE_WITHOUT_CODE] = {}
 
     return GracefulWebSocketProtocol

@@ -9,8 +9,13 @@ end receives them), and what the object sends comes out of ``client`` and goes t
   workerd's ``(1006, "WebSocket disconnected without sending Close frame.", False)`` in the
   object; any other code (1005 for a Close without a code, 1012 when the server shuts down, the
   client's own code) arrives as a clean close with that code and reason.
-- A Close from the object becomes ``websocket.close`` with its code and reason (1000 when it had
-  no code: ASGI cannot send a Close without one).
+- A Close from the object becomes ``websocket.close`` with its code and reason. A Close without a
+  code goes out without one (the client sees 1005, as workerd's) where the server says it can
+  send that (:data:`CLOSE_WITHOUT_CODE` in the scope's extensions: ``durable serve`` and
+  ``durable.testing.websocket``); elsewhere as 1000, since an ASGI close carries a code.
+- An object reset (or anything else that ends the socket abnormally, 1006) closes no Close frame:
+  the bridge returns without ``websocket.close``, and the server drops the connection (uvicorn
+  closes it), so the client sees 1006, as workerd's do, and can tell a crash from a clean close.
 - A message over 32 MiB (workerd's limit for received messages) gives the object workerd's
   ``webSocketError`` (``durable._websocket.TOO_LARGE_MESSAGE``) and closes the connection with
   1009. Servers refuse those earlier when configured as ``durable serve`` configures uvicorn.
@@ -29,7 +34,11 @@ from typing import Any
 from ._http import Headers, Response
 from ._websocket import WebSocket, WebSocketClosed, remote_close
 
-__all__ = ["accept_headers", "bridge"]
+__all__ = ["CLOSE_WITHOUT_CODE", "accept_headers", "bridge"]
+
+CLOSE_WITHOUT_CODE = "durable.websocket.close_without_code"
+"""An ASGI scope extension: the server sends ``websocket.close`` with ``"code": None`` as a Close
+frame without a status code (RFC 6455 5.5.1), which the client reads as 1005."""
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -54,8 +63,14 @@ def accept_headers(response: Response) -> tuple[str | None, list[tuple[bytes, by
     return protocol, extra
 
 
-async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send) -> None:
-    """Accept the ASGI connection and carry messages between it and ``ws`` until both close."""
+async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send, scope: Message | None = None) -> None:
+    """Accept the ASGI connection and carry messages between it and ``ws`` until both close.
+
+    Returns without a ``websocket.close`` if ``ws`` ends abnormally (1006): the server then drops
+    the connection (see the module docstring). ``scope`` tells whether the server can send a Close
+    without a code (:data:`CLOSE_WITHOUT_CODE`).
+    """
+    no_code = scope is not None and CLOSE_WITHOUT_CODE in (scope.get("extensions") or {})
     protocol, extra = accept_headers(response)
     message: Message = {"type": "websocket.accept", "headers": extra}
     if protocol:
@@ -63,10 +78,22 @@ async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send
     ws.accept()
     ws.network.mark_remote()
     await send(message)
-    outgoing = asyncio.ensure_future(_pump_out(ws, send))
+    # "receiving": this task waits on receive(), where _pump_out may cancel it to drop the
+    # connection ("dropped"), when the object's end fails (1006).
+    state: set[str] = set()
+    outgoing = asyncio.ensure_future(_pump_out(ws, send, no_code, asyncio.current_task(), state))
     try:
         while True:
-            event = await receive()
+            state.add("receiving")
+            try:
+                event = await receive()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if "dropped" in state and task is not None and task.uncancel() == 0:
+                    return  # the object's end failed: no Close frame, the server drops the connection
+                raise
+            finally:
+                state.discard("receiving")
             kind = event["type"]
             if kind == "websocket.receive":
                 text = event.get("text")
@@ -78,7 +105,7 @@ async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send
                 with contextlib.suppress(TypeError):  # closed from our side meanwhile: dropped
                     ws.send(data)
             elif kind == "websocket.disconnect":
-                code = int(event.get("code", 1005))
+                code = int(event.get("code") or 1005)
                 reason = str(event.get("reason") or "")
                 # ASGI has no separate signal for a connection that ended without a Close
                 # frame. uvicorn reports it as 1006 (its legacy `websockets` implementation) or
@@ -96,16 +123,22 @@ async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send
             await outgoing
 
 
-async def _pump_out(ws: WebSocket, send: Send) -> None:
+async def _pump_out(ws: WebSocket, send: Send, no_code: bool, bridging: Any, state: set[str]) -> None:
     while True:
         try:
             data = await ws.receive()
         except WebSocketClosed as closed:
-            code = closed.code if closed.code not in (1005, 1006) else 1000
+            if closed.code == 1006:
+                # Ended abnormally (the object was reset): the connection is dropped, not closed.
+                if "receiving" in state and bridging is not None:
+                    state.add("dropped")
+                    bridging.cancel()
+                return
+            code: int | None = closed.code
+            if code == 1005:
+                code = None if no_code else 1000
             with contextlib.suppress(Exception):
-                await send(
-                    {"type": "websocket.close", "code": code, "reason": closed.reason if code == closed.code else ""}
-                )
+                await send({"type": "websocket.close", "code": code, "reason": closed.reason if code else ""})
             return
         if isinstance(data, str):
             await send({"type": "websocket.send", "text": data})

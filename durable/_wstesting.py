@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ._http import Request
+from ._http import Headers, Request
 from ._stub import Stub, host_of
 from ._websocket import WebSocket, WebSocketClosed, WebSocketError, WebSocketPair, remote_close
+from ._wsbridge import CLOSE_WITHOUT_CODE
 
 __all__ = ["disconnect", "hibernate", "hibernation_blockers", "websocket"]
 
@@ -83,14 +84,16 @@ async def websocket(
     target: Any,
     url: str,
     *,
-    headers: Mapping[str, str] | None = None,
-    protocols: Sequence[str] | None = None,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    protocols: str | Sequence[str] | None = None,
 ) -> AsyncIterator[WebSocket]:
     """Connect an accepted client end to ``target``, in process (no sockets, no threads).
 
     ``target`` is a :class:`durable.Stub` (the upgrade request goes to ``stub.fetch``) or an ASGI
     application (e.g. ``durable.asgi_app(Worker, runtime)``). ``url`` is an ``http://`` or
-    ``https://`` URL; the request carries ``Upgrade: websocket`` and, with ``protocols``, a
+    ``https://`` URL; the request carries ``Upgrade: websocket``, ``headers`` (a mapping, pairs or
+    a ``durable.Headers``, as ``Request`` takes them) and, with ``protocols`` (one name or a
+    sequence of names, as JavaScript's ``new WebSocket(url, protocols)``), a
     ``Sec-WebSocket-Protocol`` header. Leaving the block closes the socket (code 1000).
 
     Raises:
@@ -107,9 +110,15 @@ async def websocket(
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise TypeError(f"websocket() takes an http:// or https:// URL, not {url!r}")
     all_headers: dict[str, str] = {"upgrade": "websocket", "connection": "Upgrade", "sec-websocket-version": "13"}
-    all_headers.update({k.lower(): v for k, v in (headers or {}).items()})
+    all_headers.update(Headers(headers).items() if headers is not None else ())
+    if isinstance(protocols, str):
+        protocols = [protocols]
     if protocols:
-        all_headers["sec-websocket-protocol"] = ", ".join(protocols)
+        names = list(protocols)
+        for name in names:
+            if not isinstance(name, str) or not name or any(c in name for c in ' ,"\t'):
+                raise TypeError(f"websocket() takes subprotocol names (tokens), not {name!r}")
+        all_headers["sec-websocket-protocol"] = ", ".join(names)
     task: asyncio.Task[None] | None = None
     if isinstance(target, Stub):
         response = await target.fetch(Request(url, headers=all_headers))
@@ -168,7 +177,7 @@ async def _asgi_connect(app: Any, url: str, headers: dict[str, str]) -> tuple[We
         "headers": [(b"host", (parts.netloc or host).encode("latin-1"))]
         + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
         "subprotocols": [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()],
-        "extensions": {"websocket.http.response": {}},
+        "extensions": {"websocket.http.response": {}, CLOSE_WITHOUT_CODE: {}},
     }
     user, app_side = WebSocketPair()
     app_side.accept()
@@ -192,8 +201,10 @@ async def _asgi_connect(app: Any, url: str, headers: dict[str, str]) -> tuple[We
             if not outcome.done():
                 outcome.set_result(dict(message))
             else:
-                remote_close(app_side, int(message.get("code", 1000)), message.get("reason") or "", True)
-                inbox.put_nowait({"type": "websocket.disconnect", "code": int(message.get("code", 1000))})
+                code = message.get("code", 1000)
+                code = 1005 if code is None else int(code)  # (None: a Close without a code, CLOSE_WITHOUT_CODE)
+                remote_close(app_side, code, message.get("reason") or "", True)
+                inbox.put_nowait({"type": "websocket.disconnect", "code": code})
         elif kind == "websocket.http.response.start":
             denial.update(message)
         elif kind == "websocket.http.response.body":

@@ -264,7 +264,7 @@ class WorkerApp:
                     return
                 socket = response.web_socket
                 assert socket is not None
-                await bridge(socket, response, receive, send)
+                await bridge(socket, response, receive, send, scope)
             else:
                 await _deny_websocket(scope, send, response)
         finally:

@@ -154,6 +154,17 @@ class TestRequest:
         with pytest.raises(TypeError, match="^Invalid HTTP method string: GE T$"):
             Request("http://x/", method="GE T")
 
+    @pytest.mark.parametrize("method", ["purge", "PROPFIND", "msearch", "Trace", "QUERY", "unsubscribe"])
+    def test_workerds_other_methods(self, method: str) -> None:
+        """workerd takes kj's methods beyond the common ones, in any case (measured with miniflare)."""
+        assert Request("http://x/", method=method).method == method.upper()
+
+    @pytest.mark.parametrize("method", ["FOO", "foo", "CONNECT", "connect", "M-SEARCH", "BIND", "LINK", "po\u017ft"])
+    def test_methods_workerd_refuses(self, method: str) -> None:
+        """A token workerd does not know as a method is refused as workerd does (CONNECT included)."""
+        with pytest.raises(TypeError, match=f"^Invalid HTTP method string: {method}$"):
+            Request("http://x/", method=method)
+
     @pytest.mark.parametrize("method", ["GET", "HEAD", "get"])
     def test_get_or_head_with_body(self, method: str) -> None:
         """A GET or HEAD request with a body raises TypeError with workerd's message."""

@@ -55,7 +55,11 @@ class Echo(durable.DurableObject):
         return durable.Response(None, status=101, web_socket=client, headers=headers)
 
     async def web_socket_message(self, ws, message):
-        if isinstance(message, bytes):
+        if message == "abort":
+            self.ctx.abort("asked to")
+        elif message == "close":
+            ws.close()
+        elif isinstance(message, bytes):
             ws.send(f"bytes:{len(message)}")
         else:
             ws.send(f"text:{message[:20]}")
@@ -167,6 +171,13 @@ class TestInProcess:
                 assert ws.protocol == "chat.v1"
                 ws.send(b"abc")
                 assert await ws.receive() == "bytes:3"
+            # One name may be given as a string (as JavaScript's new WebSocket(url, "chat")), and
+            # headers as pairs, as Request takes them.
+            async with websocket(app, "http://echo/", protocols="chat", headers=[("X-Extra", "1")]) as ws:
+                assert ws.protocol == "chat"
+            with pytest.raises(TypeError, match="subprotocol names"):
+                async with websocket(app, "http://echo/", protocols=["two words"]):
+                    pass
             with pytest.raises(durable.WebSocketError) as info:
                 async with websocket(app, "http://echo/nows"):
                     pass
@@ -211,6 +222,23 @@ class TestInProcess:
             log = await (await rt.env.ECHO.get_by_name("e").fetch("http://echo/log")).json()
         assert [m["type"] for m in sent[:2]] == ["websocket.accept", "websocket.send"]
         assert log == [expected]
+
+    async def test_reset_drops_the_connection_and_close_without_code_is_1005(self, tmp_path: Path) -> None:
+        """Through asgi_app, as on workerd: a reset object's socket ends the connection without a
+        Close frame (1006, not clean), and ``ws.close()`` without a code reaches the client as 1005."""
+        namespace: dict[str, Any] = {}
+        exec(compile(ECHO_APP, "echo_app", "exec"), namespace)
+        async with durable.Runtime() as rt:
+            rt.namespace(namespace["Echo"], name="ECHO")
+            app = durable.asgi_app(namespace["Worker"], rt)
+            for message, expected in [("abort", (1006, False)), ("close", (1005, True))]:
+                async with websocket(app, "http://echo/") as ws:
+                    ws.send(message)
+                    with pytest.raises(durable.WebSocketClosed) as closed:
+                        await ws.receive()
+                    assert (closed.value.code, closed.value.was_clean) == expected
+                    if message == "abort":
+                        assert closed.value.reason == "WebSocket disconnected without sending Close frame."
 
     async def test_worker_raising_on_upgrade(self, caplog: pytest.LogCaptureFixture) -> None:
         """A Worker that raises on an upgrade refuses it with 500 (and the error is logged)."""
@@ -328,6 +356,29 @@ class TestServe:
             await connect(server.ws_url + "/nows")
         assert refused.value.response.status_code == 403
         assert refused.value.response.body == b"not a socket"
+
+    async def test_reset_drops_the_connection_and_close_without_code_is_1005(self, serve: Any, tmp_path: Path) -> None:
+        """As on workerd: an object reset drops its clients' connections (no Close frame: 1006),
+        and ``ws.close()`` without a code sends a Close without a code (1005), not 1000."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        server = serve(echo_file(tmp_path))
+        async with connect(server.ws_url + "/", compression=None) as ws:
+            await ws.send("close")
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1005
+        log = await wait_for_log(server.url, 1)
+        assert log == [[1005, "", True]]  # the client's answering Close, without a code too
+        async with connect(server.ws_url + "/", compression=None) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "text:hello"
+            await ws.send("abort")
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is None and closed.value.sent is None  # no Close frame either way
+            assert ws.close_code == 1006
 
     async def test_too_large_message_closes_without_a_reset(self, serve: Any, tmp_path: Path) -> None:
         """A client still sending a message over 32 MiB gets the 1009 Close, then EOF: no TCP reset."""
