@@ -35,6 +35,7 @@ from ._aliases import camel_aliases
 from ._codec import copy_as_dict
 from ._exceptions import SqlError
 from ._sql_rules import (
+    ABSENT_TABLES,
     ALLOWED_PRAGMAS,
     ALTER,
     BOOLEAN,
@@ -174,6 +175,8 @@ class _Connection:
         self.saw_write = False
         self.probe_hit = False
         self.transaction = False
+        self.absent: str | None = None
+        """A table the statement reads that workerd's SQLite lacks (``ABSENT_TABLES``), refused."""
         self.statement = ""
         """The application's statement being run (R*Tree may read ``page_size`` while it creates one)."""
         self.compiled = False
@@ -246,6 +249,14 @@ class _Connection:
             if action == sqlite3.SQLITE_PRAGMA and arg1 == "page_size" and arg2 is None and RTREE.match(self.statement):
                 return OK  # R*Tree's own read, while a CREATE VIRTUAL TABLE ... USING rtree runs
             if not self.trusted and not authorized(action, arg1, arg2, dbname):
+                return DENY
+            if (
+                action == sqlite3.SQLITE_READ
+                and arg1 is not None
+                and arg1.lower() in ABSENT_TABLES
+                and not self.trusted
+            ):
+                self.absent = arg1
                 return DENY
             if action == sqlite3.SQLITE_PRAGMA and arg1 is not None and arg2 is not None:
                 if ALLOWED_PRAGMAS.get(arg1) == BOOLEAN:
@@ -462,6 +473,41 @@ class SqlRow(dict[str, Any]):
 copy_as_dict(SqlRow)
 
 
+class _Rows:
+    """The rows of a statement already run to its end (``SqlCursor._complete``), read like a
+    ``sqlite3.Cursor``."""
+
+    __slots__ = ("_rows", "connection")
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows = rows
+        self.connection = _NoChanges
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def close(self) -> None:
+        self._rows = []
+
+
+class _NoChangesConnection:
+    """What ``SqlCursor._fetch`` reads of the connection of rows already fetched: nothing changes."""
+
+    total_changes = 0
+    text_factory: Any = str
+
+
+_NoChanges = _NoChangesConnection()
+
+
 @final
 @camel_aliases
 class SqlCursor:
@@ -473,7 +519,7 @@ class SqlCursor:
     ``await``: like Cloudflare's, it gives no snapshot isolation across other events.
     """
 
-    __slots__ = ("_cur", "_db", "_extra", "_gen", "_host", "_names", "_per_row", "_read", "_sql", "_written")
+    __slots__ = ("_cur", "_db", "_extra", "_failed", "_gen", "_host", "_names", "_per_row", "_read", "_sql", "_written")
 
     def __init__(
         self,
@@ -534,6 +580,10 @@ class SqlCursor:
         """Up to ``limit`` more rows (all of them for -1); the cursor closes once they run out."""
         cur = self._cur
         if cur is None:
+            failed: SqlError | None = getattr(self, "_failed", None)  # (set only when a step failed)
+            if failed is not None:
+                # workerd raises a cursor's error again on every later read (measured with miniflare)
+                raise SqlError(str(failed), code=failed.code)
             return []
         self._host.check_live(self._gen)
         db = self._db
@@ -551,10 +601,12 @@ class SqlCursor:
                 rows = cur.fetchmany(limit)
         except (sqlite3.Error, sqlite3.Warning) as exc:
             self._close()
-            raise sql_error(exc, self._sql) from exc
+            self._failed = error = sql_error(exc, self._sql)
+            raise error from exc
         except MemoryError as exc:
             self._close()
-            raise SqlError("out of memory: SQLITE_NOMEM", code="SQLITE_NOMEM") from exc
+            self._failed = error = SqlError("out of memory: SQLITE_NOMEM", code="SQLITE_NOMEM")
+            raise error from exc
         finally:
             db.user_sql = False
             conn.text_factory = str
@@ -571,6 +623,18 @@ class SqlCursor:
         cur, self._cur = self._cur, None
         if cur is not None:
             cur.close()
+
+    def _complete(self) -> None:
+        """Run a write with ``RETURNING`` to its end now, keeping its rows for reading.
+
+        SQLite makes all of such a statement's changes on its first step, and workerd reports
+        them in ``rows_written`` at once (measured with miniflare); Python's ``sqlite3`` counts
+        them only when the statement ends. A failure raises here, from ``exec()``, as in workerd.
+        """
+        rows = self._fetch(-1)
+        self._read -= len(rows)  # not read by the application yet
+        if rows:
+            self._cur = _Rows(rows)  # type: ignore[assignment]  # (fetchone/fetchmany/fetchall/close)
 
     def __iter__(self) -> SqlCursor:
         return self
@@ -734,7 +798,7 @@ class SqlStorage:
             if not rest:
                 cur, written = self._run(sql, params, last=True, trusted=trusted)
                 state = self._state
-                return SqlCursor(
+                cursor = SqlCursor(
                     cur,
                     sql,
                     written,
@@ -744,6 +808,9 @@ class SqlStorage:
                     per_row=state.per_row,
                     extra=state.extra,
                 )
+                if state.saw_write and cur.description is not None:
+                    cursor._complete()  # a write with RETURNING: see _complete
+                return cursor
             cur, _ = self._run(sql, (), last=False, trusted=trusted)
             cur.close()
             code = rest
@@ -800,6 +867,7 @@ class SqlStorage:
         state.probe = probe
         state.trusted = trusted
         state.saw_write = state.probe_hit = state.transaction = False
+        state.absent = None
         state.statement = sql
         state.compiled = False
         if state.targets:
@@ -822,6 +890,8 @@ class SqlStorage:
                 raise _ProbeHit from None
             if state.transaction:
                 raise SqlError(TRANSACTION_MESSAGE) from exc
+            if state.absent is not None:
+                raise SqlError(f"no such table: {state.absent}: SQLITE_ERROR", code="SQLITE_ERROR") from exc
             if isinstance(exc, sqlite3.ProgrammingError) and str(exc).startswith("Incorrect number of bindings"):
                 raise SqlError(WRONG_BINDINGS if last else MULTI_PARAMETERS) from exc
             raise sql_error(exc, sql) from exc

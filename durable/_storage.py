@@ -202,6 +202,20 @@ class _KvTable:
         self._host.wrote(gated=gated)
 
 
+def _sync_in_transaction(txns: Transactions, host: StorageHost) -> Awaitable[None]:
+    """``sync()`` while a ``transaction()`` is open.
+
+    From the running transaction's own code it completes at once: its writes commit when the
+    outermost transaction ends, after this closure, so waiting for that commit there would wait
+    forever (workerd resolves it at once, measured with miniflare 2026-12-06). From other code, it
+    waits for its turn, then for the commit that follows.
+    """
+    level = txns.where()
+    if level is NOW:
+        return _NONE
+    return asyncio.ensure_future(_commit_after(txns.defer(level, lambda: None), host))
+
+
 async def _commit_after(queued: Awaitable[None], host: StorageHost) -> None:
     """``sync()`` from outside a running transaction: its turn, then the commit that follows."""
     await queued
@@ -390,10 +404,10 @@ class Storage:
         return _NONE
 
     def sync(self) -> Awaitable[None]:
-        """An awaitable that completes once every write made before the call is durable."""
+        """Completes once every write made before the call is durable (``_sync_in_transaction``)."""
         self._host.check_live(self._gen)
-        if self._stack and (level := self._txns.where()) is not NOW:
-            return asyncio.ensure_future(_commit_after(self._txns.defer(level, lambda: None), self._host))
+        if self._stack:
+            return _sync_in_transaction(self._txns, self._host)
         return self._host.commit_waiter()
 
     # -- the alarm (_storage_alarm.py) --

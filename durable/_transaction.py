@@ -129,13 +129,21 @@ class Transaction:
     def rollback(self) -> None:
         """Discard the transaction's writes; the closure's return value is still returned.
 
-        May be called more than once. Afterwards every other operation on ``txn`` raises. While
-        a transaction started inside this one runs, the rollback takes effect when it has ended
-        (and undoes its writes too, as an outer rollback does).
+        May be called more than once. Afterwards every other operation on ``txn`` raises.
+
+        Raises:
+            InvalidTransactionError: a transaction started inside this one is still running
+                (workerd's ``Cannot roll back an outer transaction while a nested transaction is
+                still running.``, measured with miniflare); nothing is rolled back.
         """
         if self._phase == "rolled_back":
             return
         self._check("rollback")
+        runner = self._runner
+        if self._started and ((runner.stack and runner.stack[-1] is not self) or runner._sync_depth):
+            raise InvalidTransactionError(
+                "Cannot roll back an outer transaction while a nested transaction is still running."
+            )
         self._phase = "rolled_back"
         self._runner.roll_back(self)
 

@@ -320,15 +320,49 @@ class Racer(durable.DurableObject):
             await txn.put("inner", 1)
             await settle()
 
-        async def outer(txn: Any) -> str:
+        async def outer(txn: Any) -> tuple[str, str]:
             await txn.put("outer", 1)
-            storage.transaction(inner)  # not awaited: the outer transaction waits for it anyway
+            running = storage.transaction(inner)  # not awaited yet: it starts and runs meanwhile
             await asyncio.sleep(0)
-            txn.rollback()
-            return "rolled back"
+            try:
+                txn.rollback()
+            except durable.InvalidTransactionError as exc:
+                refused = str(exc)
+            await running
+            txn.rollback()  # now that it ended: undoes its writes too
+            return refused, "rolled back"
 
         result = await storage.transaction(outer)
         return result, await storage.list()
+
+    async def outer_rollback_from_inner(self, catch: bool) -> Any:
+        storage = self.ctx.storage
+
+        async def outer(t1: Any) -> str | None:
+            await t1.put("outer", 1)
+
+            async def inner(t2: Any) -> None:
+                await t2.put("inner", 1)
+                t1.rollback()
+
+            try:
+                await storage.transaction(inner)
+            except durable.InvalidTransactionError as exc:
+                if not catch:
+                    raise
+                return str(exc)
+            return None
+
+        result = await storage.transaction(outer)
+        return result, await storage.list()
+
+    async def sync_in_txn(self) -> Any:
+        async def closure(txn: Any) -> Any:
+            await txn.put("synced", 1)
+            await self.ctx.storage.sync()
+            return await txn.get("synced")
+
+        return await self.ctx.storage.transaction(closure)
 
     async def inner_not_awaited(self) -> Any:
         storage = self.ctx.storage
@@ -436,10 +470,30 @@ class TestOverlappingTransactions:
         assert stored == {"n1": 1}
 
     async def test_outer_rollback_while_inner_runs(self, racer_rt: Any) -> None:
-        """An outer rollback made while an inner transaction runs takes effect after it, undoing both."""
+        """An outer rollback made while an inner transaction runs is refused, as in workerd
+        (measured with miniflare); once the inner one ended, it undoes both."""
         stub = racer_rt.get_by_name("r")
-        assert await guarded(stub.outer_rollback_while_inner_runs()) == ("rolled back", {})
+        refused = "Cannot roll back an outer transaction while a nested transaction is still running."
+        assert await guarded(stub.outer_rollback_while_inner_runs()) == ((refused, "rolled back"), {})
         assert await guarded(stub.depth()) == 0
+
+    async def test_outer_rollback_from_the_inner_closure(self, racer_rt: Any) -> None:
+        """workerd's case: ``t1.rollback()`` called inside the nested closure raises there; the
+        inner transaction is undone by its error, and the outer one commits if it catches it."""
+        stub = racer_rt.get_by_name("r")
+        result, stored = await guarded(stub.outer_rollback_from_inner(True))
+        assert result == "Cannot roll back an outer transaction while a nested transaction is still running."
+        assert stored == {"outer": 1}
+        with pytest.raises(durable.InvalidTransactionError, match="nested transaction is still running"):
+            await guarded(stub.outer_rollback_from_inner(False))
+        assert await guarded(contents(racer_rt.get_by_name("r"))) == {"outer": 1}  # the first call's
+
+    async def test_sync_inside_a_transaction(self, racer_rt: Any) -> None:
+        """``storage.sync()`` in a transaction's closure resolves at once (workerd), after a write too:
+        the transaction's writes become durable when it ends. It used to wait for that forever."""
+        stub = racer_rt.get_by_name("r")
+        assert await asyncio.wait_for(guarded(stub.sync_in_txn()), 10) == 1
+        assert await guarded(contents(racer_rt.get_by_name("r"))) == {"synced": 1}
 
     async def test_outer_waits_for_inner(self, racer_rt: Any) -> None:
         """A transaction ends only after the transactions started inside it, whose writes it keeps."""
