@@ -32,11 +32,12 @@ from collections.abc import (
     MutableMapping,
 )
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, Union, final, overload
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from ._aliases import camel_aliases
 from ._codec import Transfer, register_transfer
 from ._exceptions import DataCloneError
+from ._url import parse_url
 from ._websocket import WebSocket, hand_over_end
 
 __all__ = [
@@ -531,9 +532,9 @@ class Request(_Body):
             cannot have a body.``), an invalid method (``Invalid HTTP method string: x``), an
             unsupported body type, invalid headers, or copying a request whose body was used.
 
-    The URL is kept as given, except that an absolute ``http``/``https`` URL has its scheme
-    and host lower-cased, a default port dropped and an empty path made ``/``, as the URL
-    parser of Fetch does. A relative URL is accepted here but refused by ``stub.fetch``.
+    The URL is parsed and serialized as workerd's URL parser does (``durable._url``): scheme and
+    host lower-cased, a default port dropped, ``.``/``..`` resolved, a space in the path as
+    ``%20``... A relative or malformed URL raises ``TypeError: Invalid URL: <url>``.
 
     Example::
 
@@ -673,25 +674,12 @@ def _normalize_url(url: str) -> str:
 
 
 def _normalize_url_uncached(url: str) -> str:
-    # A light version of the WHATWG URL serializer, enough that ``urlsplit(req.url).path``
-    # reads like JavaScript's ``new URL(req.url).pathname``. Anything else is kept as given.
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return url
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.netloc:
-        return url
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if port is not None and port == (80 if scheme == "http" else 443):
-        hostport = hostport[: hostport.rindex(":")]
-    netloc = f"{userinfo}{at}{hostport.lower()}"
-    normalized = urlunsplit((scheme, netloc, parts.path or "/", parts.query, parts.fragment))
-    # urlunsplit drops a bare "?" or "#"; keep the string as given in that case.
-    if url.endswith(("?", "#")) and not normalized.endswith(url[-1]):
-        normalized += url[-1]
-    return normalized
+    # The URL as workerd's parser serializes it (durable._url), so that ``req.url`` reads as
+    # JavaScript's ``request.url`` does: ``urlsplit(req.url).path`` is ``new URL(req.url).pathname``.
+    parsed = parse_url(url)
+    if parsed is None:
+        raise TypeError(f"Invalid URL: {url}")  # workerd's words
+    return parsed
 
 
 _normalize_url_cached = functools.lru_cache(maxsize=1024)(_normalize_url_uncached)
@@ -973,13 +961,18 @@ class Response(_Body):
 
         Raises:
             ValueError: ``status`` is not 301, 302, 303, 307 or 308.
-            TypeError: ``url`` holds CR, LF or NUL.
+            TypeError: ``url`` holds CR, LF or NUL, or is relative or malformed (workerd's
+                ``Unable to parse URL: <url>``). The ``Location`` is the URL as workerd
+                serializes it.
         """
         if status not in _REDIRECT_STATUSES:
             raise ValueError(f"{status} is not a redirect status code. It must be one of: 301, 302, 303, 307, or 308.")
         if _BAD_VALUE_RE.search(url) is not None:
             raise TypeError(f"Redirect URL cannot contain '\\r', '\\n', or '\\0': {url}")
-        return cls(None, status=status, headers={"location": url})
+        location = parse_url(url)
+        if location is None:
+            raise TypeError(f"Unable to parse URL: {url}")  # workerd's words (a relative URL too)
+        return cls(None, status=status, headers={"location": location})
 
     def clone(self) -> Self:
         """Return a copy of this response whose body can be read independently of this one's.

@@ -1,0 +1,269 @@
+"""URLs as workerd's ``Request`` and ``Response.redirect`` hold them: the WHATWG URL parser, in part.
+
+:func:`parse_url` serializes an absolute URL as the WHATWG URL Standard (which workerd follows)
+does, or returns ``None`` where that parser fails (``TypeError: Invalid URL: ...`` in workerd).
+For the special schemes (``http``, ``https``, ``ws``, ``wss``, ``ftp``) it does what requests
+meet: the scheme and host lower-cased, internationalized hosts in punycode, IPv4 hosts in any
+notation written as four numbers, IPv6 hosts compressed, default ports dropped, ``.`` and ``..``
+segments resolved, backslashes read as slashes, and the code points each part may not hold
+percent-encoded (a space as ``%20``). Every case in ``tests/test_url.py`` was measured in workerd
+(miniflare, 2026-12-06).
+
+Not done: internationalized hosts are lower-cased and NFC-normalized before punycode, which is
+UTS #46's mapping for the letters people use but not all of it (no other case or compatibility
+mappings, no check of which code points are allowed); ``file:`` URLs and other schemes are kept
+as given, once checked for a host workerd would refuse. Layer 0: the standard library only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from typing import Final
+
+__all__ = ["parse_url"]
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
+"""The special schemes (``file`` aside) and their default ports."""
+
+_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+_C0_OR_SPACE: Final = "".join(map(chr, range(0x21)))
+_TAB_OR_NEWLINE: Final = str.maketrans("", "", "\t\n\r")
+
+# Percent-encode sets (WHATWG URL, 1.3): each includes the C0 controls and everything above "~".
+_FRAGMENT_SET: Final = frozenset(' "<>`')
+_QUERY_SET: Final = frozenset(' "#<>')
+_SPECIAL_QUERY_SET: Final = _QUERY_SET | {"'"}
+_PATH_SET: Final = _QUERY_SET | frozenset("?^`{}")
+_USERINFO_SET: Final = _PATH_SET | frozenset("/:;=@[\\]|")
+
+_FORBIDDEN_HOST: Final = frozenset("\0\t\n\r #/:<>?@[\\]^|")
+_FORBIDDEN_DOMAIN: Final = _FORBIDDEN_HOST | frozenset(map(chr, range(0x20))) | {"%", "\x7f"}
+_SINGLE_DOT: Final = frozenset({".", "%2e"})
+_DOUBLE_DOT: Final = frozenset({"..", ".%2e", "%2e.", "%2e%2e"})
+_PERCENT_BYTE: Final = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+
+def parse_url(url: str) -> str | None:
+    """``url`` serialized as workerd's URL parser does, or ``None`` if that parser refuses it.
+
+    A relative URL (no scheme) is refused: there is no base to resolve it against.
+    """
+    text = url.strip(_C0_OR_SPACE).translate(_TAB_OR_NEWLINE)
+    match = _SCHEME.match(text)
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    rest = text[match.end() :]
+    default_port = _DEFAULT_PORTS.get(scheme, -1)
+    if default_port == -1:
+        return _other_scheme(scheme, rest)
+    # Special schemes: any run of slashes (either kind) leads to the authority.
+    rest = rest.lstrip("/\\")
+    end = len(rest)
+    for i, char in enumerate(rest):
+        if char in "/\\?#":
+            end = i
+            break
+    authority, rest = rest[:end], rest[end:]
+    userinfo, at, hostport = authority.rpartition("@")
+    credentials = _credentials(userinfo) if at else ""
+    host_port = _host_and_port(hostport, default_port)
+    if host_port is None:
+        return None
+    path, query, fragment = _split_tail(rest)
+    return f"{scheme}://{credentials}{host_port}{_path(path)}{query}{fragment}"
+
+
+def _split_tail(rest: str) -> tuple[str, str, str]:
+    """The path, ``?query`` (encoded) and ``#fragment`` (encoded) of what follows the authority."""
+    fragment = ""
+    hash_at = rest.find("#")
+    if hash_at >= 0:
+        fragment = "#" + _encode(rest[hash_at + 1 :], _FRAGMENT_SET)
+        rest = rest[:hash_at]
+    query = ""
+    question = rest.find("?")
+    if question >= 0:
+        query = "?" + _encode(rest[question + 1 :], _SPECIAL_QUERY_SET)
+        rest = rest[:question]
+    return rest, query, fragment
+
+
+def _path(path: str) -> str:
+    """A special URL's path: dot segments resolved, each segment percent-encoded; at least ``/``."""
+    if not path:
+        return "/"
+    segments = re.split(r"[/\\]", path)[1:]  # the path starts with a slash of either kind
+    out: list[str] = []
+    last = len(segments) - 1
+    for i, segment in enumerate(segments):
+        lowered = segment.lower()
+        if lowered in _DOUBLE_DOT:
+            if out:
+                out.pop()
+            if i == last:
+                out.append("")
+        elif lowered in _SINGLE_DOT:
+            if i == last:
+                out.append("")
+        else:
+            out.append(_encode(segment, _PATH_SET))
+    return "/" + "/".join(out)
+
+
+def _credentials(userinfo: str) -> str:
+    """``user:password@`` percent-encoded, or ``""`` when both are empty."""
+    user, _, password = userinfo.partition(":")
+    user, password = _encode(user, _USERINFO_SET), _encode(password, _USERINFO_SET)
+    if not user and not password:
+        return ""
+    return f"{user}:{password}@" if password else f"{user}@"
+
+
+def _host_and_port(hostport: str, default_port: int) -> str | None:
+    """``host[:port]`` serialized, the default port dropped; ``None`` if either is invalid."""
+    if hostport.startswith("["):
+        close = hostport.find("]")
+        if close < 0:
+            return None
+        host = _ipv6(hostport[1:close])
+        after = hostport[close + 1 :]
+        if after and not after.startswith(":"):
+            return None
+        port_text = after[1:] if after else ""
+    else:
+        raw_host, _, port_text = hostport.partition(":")
+        host = _domain(raw_host)
+    if host is None:
+        return None
+    if port_text:
+        if not port_text.isascii() or not port_text.isdigit():
+            return None
+        port = int(port_text)
+        if port > 65535:
+            return None
+        if port != default_port:
+            return f"{host}:{port}"
+    return host
+
+
+def _ipv6(text: str) -> str | None:
+    if "%" in text:  # a zone id: not in URLs
+        return None
+    try:
+        return f"[{ipaddress.IPv6Address(text).compressed}]"
+    except ValueError:
+        return None
+
+
+def _domain(raw: str) -> str | None:
+    """A special URL's host: percent-decoded, lower-cased, punycode; an IPv4 address if it ends
+    in a number; ``None`` for an empty host or one with a forbidden code point."""
+    if not raw:
+        return None
+    decoded = _percent_decode(raw)
+    if decoded is None:
+        return None
+    labels = []
+    for label in decoded.lower().split("."):
+        if not label.isascii():
+            # UTS #46 (non-transitional, as workerd): lower-cased, NFC, punycode; ß stays ß.
+            try:
+                label = "xn--" + unicodedata.normalize("NFC", label).encode("punycode").decode("ascii")
+            except UnicodeError:
+                return None
+        elif label.startswith("xn--"):
+            try:
+                label[4:].encode("ascii").decode("punycode")
+            except (UnicodeError, IndexError):
+                return None  # not valid punycode, which workerd refuses
+        labels.append(label)
+    ascii_host = ".".join(labels)
+    if any(char in _FORBIDDEN_DOMAIN for char in ascii_host) or not ascii_host:
+        return None
+    if _ends_in_a_number(ascii_host):
+        return _ipv4(ascii_host)
+    return ascii_host
+
+
+def _percent_decode(text: str) -> str | None:
+    if "%" not in text:
+        return text
+    raw = _PERCENT_BYTE.sub(lambda m: bytes([int(m.group(1), 16)]), text.encode("utf-8"))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _ends_in_a_number(host: str) -> bool:
+    parts = host.split(".")
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    last = parts[-1]
+    return bool(last) and (last.isdigit() or _ipv4_number(last) is not None)
+
+
+def _ipv4_number(part: str) -> int | None:
+    if not part:
+        return None
+    base = 10
+    if part[:2] in ("0x", "0X"):
+        part, base = part[2:], 16
+    elif len(part) > 1 and part[0] == "0":
+        part, base = part[1:], 8
+    if not part:
+        return 0
+    try:
+        return int(part, base) if part.isascii() and part.isalnum() else None
+    except ValueError:
+        return None
+
+
+def _ipv4(host: str) -> str | None:
+    parts = host.split(".")
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    if len(parts) > 4:
+        return None
+    numbers = []
+    for part in parts:
+        number = _ipv4_number(part)
+        if number is None:
+            return None
+        numbers.append(number)
+    if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
+        return None
+    address = numbers[-1]
+    for i, n in enumerate(numbers[:-1]):
+        address += n * 256 ** (3 - i)
+    return ".".join(str((address >> shift) & 255) for shift in (24, 16, 8, 0))
+
+
+def _encode(text: str, encode_set: frozenset[str]) -> str:
+    """``text`` with the code points of ``encode_set``, the C0 controls and all above ``~``
+    percent-encoded as UTF-8 (``%`` itself and what is already encoded are kept)."""
+    if text.isascii() and text.isprintable() and not any(char in encode_set for char in text):
+        return text  # the common case: nothing to encode
+    out = []
+    for char in text:
+        if char in encode_set or not (" " <= char <= "~"):
+            out.append("".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass")))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _other_scheme(scheme: str, rest: str) -> str | None:
+    """A URL of another scheme (``mailto:``, ``data:``, ``foo://...``): refused only if its host
+    would be; otherwise kept as given (after the scheme is lower-cased)."""
+    if rest.startswith("//"):
+        authority = re.split(r"[/?#]", rest[2:], maxsplit=1)[0]
+        host = authority.rpartition("@")[2]
+        if not host.startswith("["):
+            host = host.partition(":")[0]
+            if any(char in _FORBIDDEN_HOST for char in host):
+                return None
+    return f"{scheme}:{rest}"
