@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
 import os
 import threading
@@ -69,6 +70,8 @@ class BlockingRuntime:
     def __init__(self, path: str | os.PathLike[str] | None = None, **runtime_options: Any) -> None:
         self._lock = threading.Lock()
         self._closed = False
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+        """Calls submitted and not settled: failed with RuntimeClosedError if the loop stops first."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="durable-runtime", daemon=True)
         self._thread.start()
@@ -107,23 +110,38 @@ class BlockingRuntime:
                 return
             self._closed = True
         try:
-            self._submit(self._shutdown).result()
+            self._submit(self._shutdown, closing=True).result()
         finally:
             self._stop_loop()
 
     async def _shutdown(self) -> None:
         await self.runtime.aclose()
-        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+        # Calls submitted just before close() may start after the first tasks are cancelled:
+        # cancel until none is left (bounded: a task that starts others as it is cancelled).
+        for _ in range(10):
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            if not others:
+                break
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            await asyncio.sleep(0)  # the calls whose start was queued meanwhile
         await self._loop.shutdown_asyncgens()
 
     def _stop_loop(self) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+        # A call whose start never ran, or whose task the loop's end cut short, would leave its
+        # thread waiting forever: it fails instead, as every call after close() does.
+        with self._lock:
+            pending, self._pending = self._pending, set()
+        for fut in pending:
+            if not fut.done():
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    fut.set_exception(RuntimeClosedError(_CLOSED))
 
     # -- running code on the runtime's loop ---------------------------------------------------
 
@@ -150,13 +168,17 @@ class BlockingRuntime:
             )
         return self._submit(lambda: _awaitable(async_fn(*args))).result()
 
-    def _submit(self, make: Callable[[], Awaitable[R]]) -> concurrent.futures.Future[R]:
-        if self._loop.is_closed():
-            raise RuntimeClosedError(_CLOSED)
-        try:
-            return submit(self._loop, make)
-        except RuntimeError:  # closed meanwhile
-            raise RuntimeClosedError(_CLOSED) from None
+    def _submit(self, make: Callable[[], Awaitable[R]], *, closing: bool = False) -> concurrent.futures.Future[R]:
+        with self._lock:  # (close() sets _closed under it: no call is submitted after that)
+            if (self._closed and not closing) or self._loop.is_closed():
+                raise RuntimeClosedError(_CLOSED)
+            try:
+                fut = submit(self._loop, make)
+            except RuntimeError:  # closed meanwhile
+                raise RuntimeClosedError(_CLOSED) from None
+            self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+        return fut
 
     def _check_thread(self, what: str) -> None:
         if threading.current_thread() is self._thread:

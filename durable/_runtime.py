@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import warnings
 from collections.abc import Mapping
@@ -45,6 +46,11 @@ or temporary file at times)."""
 
 FDS_RESERVED = 64
 """Descriptors kept out of the objects' share: stdio, the lock and meta files, Python's own."""
+
+SHUTDOWN_GRACE = 30.0
+"""Seconds ``aclose()`` waits for ``ctx.wait_until()`` work still running (then cancels it, logged)."""
+
+log = logging.getLogger("durable")
 
 
 def default_max_live_objects() -> int:
@@ -295,11 +301,37 @@ class Runtime:
         if self.closed:
             return
         await self._alarms.stop()
+        await self._finish_background_work()
         # Let commits scheduled for the end of this turn run before closing.
         await asyncio.sleep(0)
         self.closed = True
         self._drop_all_hosts(keep_writes=True)
         self._directory.close()
+
+    async def _finish_background_work(self) -> None:
+        """Let ``ctx.wait_until()`` work (and ``block_concurrency_while`` callbacks) end before closing.
+
+        Nobody waits for such work, so closing under it would lose it silently (a write it had
+        yet to make). It gets up to ``SHUTDOWN_GRACE`` seconds (real time), as Cloudflare keeps an
+        object alive for its ``waitUntil`` work; what is still running then is cancelled, and
+        logged. Work started meanwhile is waited for too.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_GRACE
+        while True:
+            work = {task for host in list(self.hosts.live.values()) for task in host.background.tasks}
+            if not work:
+                return
+            left = deadline - loop.time()
+            if left <= 0:
+                log.warning(
+                    "durable: closing the runtime cancels %d unfinished task(s) passed to ctx.wait_until() "
+                    "or block_concurrency_while() after waiting %.0f s for them",
+                    len(work),
+                    SHUTDOWN_GRACE,
+                )
+                return
+            await asyncio.wait(work, timeout=left)
 
     def _drop_all_hosts(self, *, keep_writes: bool) -> None:
         """End every instance and close every database and socket, committing pending writes or not."""

@@ -112,6 +112,35 @@ class TestBlockingRuntime:
         with pytest.raises(durable.RuntimeClosedError):
             rt.namespace(Counter)
 
+    def test_calls_racing_close_are_never_left_waiting(self) -> None:
+        """Threads calling while another closes the runtime each get a result or
+        RuntimeClosedError, never a wait without end (a call whose start came after the
+        shutdown's cancellations used to wait forever)."""
+        for _ in range(20):
+            rt = durable.BlockingRuntime()
+            stub = rt.namespace(Counter).get_by_name("A")
+            outcomes: list[str] = []
+            started = threading.Barrier(4)
+
+            def caller() -> None:
+                started.wait()  # noqa: B023 - this iteration's barrier
+                while True:
+                    try:
+                        stub.increment()  # noqa: B023 - this iteration's stub
+                    except durable.RuntimeClosedError:
+                        outcomes.append("closed")  # noqa: B023
+                        return
+
+            threads = [threading.Thread(target=caller, daemon=True) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            started.wait()
+            rt.close()
+            for thread in threads:
+                thread.join(10)
+            assert not any(thread.is_alive() for thread in threads)
+            assert outcomes == ["closed"] * 3
+
     def test_blocking_call_from_inside_the_runtime_is_refused(self) -> None:
         """A blocking call made on the runtime's own thread raises instead of deadlocking."""
         with durable.BlockingRuntime() as rt:

@@ -324,6 +324,51 @@ class TestOverloadAndBackground:
             Waiter.release.set()
             assert await asyncio.gather(*waiting) == ["released"] * 3
 
+    async def test_closing_lets_wait_until_work_finish(self, tmp_path: Any) -> None:
+        """aclose() ("flushes everything") waits for wait_until work still running, so its writes
+        are not lost; it used to close under it, silently."""
+
+        class Later(durable.DurableObject):
+            async def start(self) -> str:
+                async def later() -> None:
+                    await asyncio.sleep(0.05)
+                    await self.ctx.storage.put("later", True)
+
+                self.ctx.wait_until(later())
+                return "returned"
+
+        async with durable.Runtime(tmp_path) as rt:
+            assert await rt.namespace(Later).get_by_name("b").start() == "returned"
+        async with durable.Runtime(tmp_path) as rt:
+            stub = rt.namespace(Later).get_by_name("b")
+            assert await testing.run_in_object(stub, lambda o, c: c.storage.get("later")) is True
+
+    async def test_closing_cancels_endless_wait_until_work_after_the_grace(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Work that does not end within SHUTDOWN_GRACE is cancelled, and the log says so."""
+        from durable import _runtime
+
+        monkeypatch.setattr(_runtime, "SHUTDOWN_GRACE", 0.05)
+        cancelled = asyncio.Event()
+
+        class Endless(durable.DurableObject):
+            async def start(self) -> None:
+                async def forever() -> None:
+                    try:
+                        await asyncio.sleep(3600)
+                    except asyncio.CancelledError:
+                        cancelled.set()
+                        raise
+
+                self.ctx.wait_until(forever())
+
+        rt = durable.Runtime()
+        async with rt:
+            await rt.namespace(Endless).get_by_name("e").start()
+        await asyncio.wait_for(cancelled.wait(), 5)
+        assert "cancels 1 unfinished task(s) passed to ctx.wait_until()" in caplog.text
+
     async def test_wait_until_runs_past_the_response(self) -> None:
         """Work passed to wait_until keeps running after the call returned."""
         done = asyncio.Event()
