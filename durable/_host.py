@@ -48,7 +48,7 @@ from ._alarm_state import AlarmState
 from ._background import BackgroundWork
 from ._codec import ATOMIC_TYPES, clone
 from ._eager import CURRENT_TASKS, EventCall, EventCalls, continue_in_task, start_eagerly, swap_current_task
-from ._exceptions import ConnectionClosedError, ObjectAbortedError, copy_remote_exception
+from ._exceptions import ConnectionClosedError, DurableError, ObjectAbortedError, copy_remote_exception
 from ._gates import InputGate
 from ._id import DurableObjectId
 from ._limits import Limits
@@ -80,6 +80,11 @@ Kwargs = dict[str, Any]
 _NO_KWARGS: Kwargs = {}
 """A fetch handler's keyword arguments (none; never changed)."""
 
+_HANDLER_CANCELLED = (
+    "The Durable Object's handler raised asyncio.CancelledError (a task it awaited was cancelled, or it "
+    "cancelled itself). durable reports it as this error, so that the caller does not take it for its own "
+    "cancellation; the object was not reset."
+)
 _CLOSED_MESSAGE = "Connection closed: this Durable Object instance is no longer active. Reconnect or retry the request."
 
 
@@ -348,7 +353,14 @@ class ObjectHost:
         if gen != self.gen:
             fut.set_exception(reset_copy(self._broken))
         elif isinstance(error, asyncio.CancelledError):
-            fut.set_exception(ConnectionClosedError(_CLOSED_MESSAGE))
+            task = asyncio.current_task()  # the event's (its EventCall when stepped by hand)
+            if task is not None and task.cancelling():
+                fut.set_exception(ConnectionClosedError(_CLOSED_MESSAGE))  # the event was cancelled: its loop stops
+            else:
+                # The handler's own code raised it (a task it awaited was cancelled): an error of
+                # this call, not a reset nor a cancellation of the caller, who must not take it
+                # for its own; the object lives on.
+                self.output.deliver(fut, copy_remote_exception(DurableError(_HANDLER_CANCELLED)), True)
         else:
             self.output.deliver(fut, copy_remote_exception(error), True)  # errors are responses too
 

@@ -513,6 +513,40 @@ class TestNotImplemented:
         assert await stub.add("still works") == ["still works"]  # the object was not reset
 
 
+class Cancels(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.calls = 0
+
+    async def awaits_a_cancelled_task(self) -> None:
+        self.calls += 1
+        helper = asyncio.ensure_future(asyncio.sleep(10))
+        asyncio.get_running_loop().call_later(0.01, helper.cancel)
+        await helper
+
+    async def count(self) -> int:
+        return self.calls
+
+
+class TestCancelledInsideAMethod:
+    async def test_a_cancelled_helper_is_an_error_of_the_call(self) -> None:
+        """A CancelledError the method's own code raised (a task it awaited was cancelled) reaches
+        the caller as a DurableError that says so: not retryable, not a cancellation of the
+        caller, and neither the stub nor the instance is broken."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Cancels).get_by_name("c")
+            for _ in range(2):
+                with pytest.raises(durable.DurableError, match="raised asyncio.CancelledError") as info:
+                    await stub.awaits_a_cancelled_task()
+                assert not isinstance(info.value, asyncio.CancelledError)
+                assert (info.value.retryable, info.value.remote, info.value.durable_object_reset) == (
+                    False,
+                    True,
+                    False,
+                )
+            assert await stub.count() == 2  # the same stub, the same instance
+
+
 class TestClockInsideObjects:
     async def test_now_ms_follows_the_runtime_clock(self) -> None:
         """ctx.now_ms() reads the runtime's clock, so a mock clock moves it."""
