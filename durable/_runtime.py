@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -51,6 +52,32 @@ SHUTDOWN_GRACE = 30.0
 """Seconds ``aclose()`` waits for ``ctx.wait_until()`` work still running (then cancels it, logged)."""
 
 log = logging.getLogger("durable")
+
+
+def _check_count(name: str, value: object, *, allow_none: bool) -> None:
+    """Refuse ``value`` unless it is an ``int`` >= 1 (or ``None`` if allowed), naming the option."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int{' or None' if allow_none else ''}, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1{' (or None)' if allow_none else ''}, not {value}")
+
+
+def _check_seconds(name: str, value: object) -> float | None:
+    """``value`` as seconds (a finite number >= 0, or ``None`` for never), else an error naming the option."""
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not (math.isfinite(seconds) and seconds >= 0):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ValueError(f"{name} must be a finite number of seconds >= 0 (or None for never), not {shown}")
+    return seconds
 
 
 def default_max_live_objects() -> int:
@@ -124,10 +151,10 @@ class Runtime:
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
         if max_live_objects is None:
             max_live_objects = default_max_live_objects()
-        if max_live_objects < 1:
-            raise ValueError("max_live_objects must be at least 1")
-        if max_queued_calls is not None and max_queued_calls < 1:
-            raise ValueError("max_queued_calls must be at least 1 (or None)")
+        _check_count("max_live_objects", max_live_objects, allow_none=False)
+        _check_count("max_queued_calls", max_queued_calls, allow_none=True)
+        idle_timeout = _check_seconds("idle_timeout", idle_timeout)
+        hibernate_after = _check_seconds("hibernate_after", hibernate_after)
         if limits is not None and not isinstance(limits, Limits):
             raise TypeError(f"limits must be a durable.Limits, not {type(limits).__name__}")
         if clock is not None and not isinstance(clock, Clock):
@@ -143,8 +170,6 @@ class Runtime:
         self.max_queued_calls = max_queued_calls
         self.synchronous = synchronous
         self.point_in_time_recovery = point_in_time_recovery
-        if hibernate_after is not None and not hibernate_after >= 0:
-            raise ValueError(f"hibernate_after must be a number of seconds >= 0 (or None), not {hibernate_after!r}")
         self.hibernation = HibernationManager(self, hibernate_after)
         """The WebSockets of every object and their hibernation (``durable._hibernation``)."""
         self.env = Env()

@@ -347,6 +347,11 @@ class Transactions:
                 await _wait_children(txn)
         except BaseException:
             self._end(txn, failed=True)
+            if self._gen != self._host.gen and (task := asyncio.current_task()) is not None:
+                # The object was reset under the transaction: every caller gets the reset error,
+                # and the event that awaited this task is cancelled; asyncio need not report
+                # this task's copy as "never retrieved".
+                task.add_done_callback(_retrieve)
             raise
         self._end(txn, failed=False)
         return result

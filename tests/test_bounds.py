@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,6 +58,38 @@ class TestMaxLiveObjectsDefault:
         assert durable.Runtime(max_live_objects=5).max_live_objects == 5
         with pytest.raises(ValueError, match="at least 1"):
             durable.Runtime(max_live_objects=0)
+
+    @pytest.mark.parametrize(
+        ("options", "error", "words"),
+        [
+            ({"idle_timeout": "70"}, TypeError, "idle_timeout must be a number of seconds or None, not str"),
+            ({"idle_timeout": 10**400}, ValueError, "idle_timeout must be a finite number of seconds >= 0"),
+            ({"idle_timeout": -1}, ValueError, "idle_timeout must be a finite number of seconds >= 0"),
+            ({"idle_timeout": float("nan")}, ValueError, "idle_timeout must be a finite number"),
+            ({"hibernate_after": float("inf")}, ValueError, "hibernate_after must be a finite number"),
+            ({"hibernate_after": True}, TypeError, "hibernate_after must be a number of seconds"),
+            ({"max_queued_calls": "x"}, TypeError, "max_queued_calls must be an int or None, not str"),
+            ({"max_queued_calls": True}, TypeError, "max_queued_calls must be an int or None, not bool"),
+            ({"max_queued_calls": 1.5}, TypeError, "max_queued_calls must be an int or None, not float"),
+            ({"max_queued_calls": 0}, ValueError, "max_queued_calls must be at least 1 (or None), not 0"),
+            ({"max_live_objects": 2.0}, TypeError, "max_live_objects must be an int, not float"),
+        ],
+    )
+    def test_bad_options_are_refused_naming_the_option(
+        self, options: dict[str, Any], error: type[Exception], words: str
+    ) -> None:
+        """A bad number option is refused when the runtime is made, with an error that names it
+        (it used to be accepted, and failed later in the idle bookkeeping, or evicted at once)."""
+        with pytest.raises(error) as info:
+            durable.Runtime(**options)
+        assert str(info.value).startswith(words)
+
+    def test_good_options_are_kept(self) -> None:
+        """Whole seconds, fractions and None are accepted as given."""
+        rt = durable.Runtime(idle_timeout=0, max_queued_calls=3, hibernate_after=None)
+        assert (rt.idle_timeout, rt.max_queued_calls) == (0, 3)
+        assert durable.Runtime(idle_timeout=None).idle_timeout is None
+        assert durable.Runtime(idle_timeout=2.5).idle_timeout == 2.5
 
     @pytest.mark.skipif(sys.platform == "win32", reason="POSIX descriptor limits")
     def test_defaults_work_under_1024_descriptors(self, tmp_path: Path) -> None:

@@ -488,6 +488,34 @@ class TestOverlappingTransactions:
             await guarded(stub.outer_rollback_from_inner(False))
         assert await guarded(contents(racer_rt.get_by_name("r"))) == {"outer": 1}  # the first call's
 
+    async def test_abort_inside_a_transaction_leaves_no_unretrieved_error(self) -> None:
+        """ctx.abort() in a transaction's closure: the caller gets the reset error, and asyncio
+        reports no "Task exception was never retrieved" for the transaction's own task."""
+        import gc
+
+        class Aborts(durable.DurableObject):
+            async def run(self) -> None:
+                async def closure(txn: Any) -> None:
+                    await txn.put("a", 1)
+                    self.ctx.abort("asked to")
+
+                await self.ctx.storage.transaction(closure)
+
+        reported: list[str] = []
+        loop = asyncio.get_running_loop()
+        previous = loop.get_exception_handler()
+        loop.set_exception_handler(lambda _, context: reported.append(str(context.get("message"))))
+        try:
+            async with durable.Runtime() as rt:
+                with pytest.raises(durable.ObjectAbortedError, match="asked to"):
+                    await rt.namespace(Aborts).get_by_name("a").run()
+                await asyncio.sleep(0.01)
+                gc.collect()
+                await asyncio.sleep(0)
+        finally:
+            loop.set_exception_handler(previous)
+        assert reported == []
+
     async def test_sync_inside_a_transaction(self, racer_rt: Any) -> None:
         """``storage.sync()`` in a transaction's closure resolves at once (workerd), after a write too:
         the transaction's writes become durable when it ends. It used to wait for that forever."""
