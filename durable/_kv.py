@@ -20,6 +20,7 @@ from ._keys import check_key, compile_range, encode_checked
 from ._sqlite import ObjectDatabase
 
 if TYPE_CHECKING:
+    from ._kvcache import KvCache
     from ._storage import StorageHost
 
 __all__ = ["LIST_INVALIDATED", "SyncKV"]
@@ -132,24 +133,41 @@ class SyncKV:
             # An empty range never reaches the database, so (as in workerd) it does not
             # invalidate the live iterator.
             return _KvListIterator(self, None)
-        rows = self._db.kv.scan(
-            bounds[0], bounds[1], reverse=opts.get("reverse", False), limit=opts.get("limit"), lazy=True
-        )
         if self._live is not None:
             self._live._invalidate()
-        it = self._live = _KvListIterator(self, rows)
+        rows = _Range(bounds[0], bounds[1], opts.get("reverse", False), opts.get("limit"))
+        it = self._live = _KvListIterator(self, rows, self._db.kv)
+        self._db.kv.listing = self.invalidate_iterator  # storage.list() invalidates it too
         return it
+
+    def invalidate_iterator(self) -> None:
+        """A ``storage.list()`` started: the live ``kv.list()`` iterator is invalidated, as in workerd."""
+        if self._live is not None:
+            self._live._invalidate()
+
+
+@final
+class _Range:
+    """What a ``kv.list()`` iterator walks: bounds, direction, how many rows are left, the last key."""
+
+    __slots__ = ("after", "end", "left", "reverse", "start")
+
+    def __init__(self, start: str | None, end: str | None, reverse: bool, limit: int | None) -> None:
+        self.start, self.end, self.reverse, self.left = start, end, reverse, limit
+        self.after: str | None = None
 
 
 @final
 class _KvListIterator:
-    """The iterator ``kv.list()`` returns."""
+    """The iterator ``kv.list()`` returns: each step reads the next pair as stored at that moment."""
 
-    __slots__ = ("_invalid", "_kv", "_rows")
+    __slots__ = ("_cache", "_invalid", "_kv", "_rows")
 
-    def __init__(self, kv: SyncKV, rows: Iterator[tuple[str, bytes]] | None) -> None:
+    def __init__(self, kv: SyncKV, rows: _Range | None, cache: KvCache | None = None) -> None:
         self._kv = kv
         self._rows = rows
+        self._cache = cache
+        """The object's key-value data, which each step reads (none for an empty range)."""
         self._invalid = False
 
     def __iter__(self) -> _KvListIterator:
@@ -162,17 +180,19 @@ class _KvListIterator:
         if rows is None:
             raise StopIteration
         self._kv._usable("next() on a kv.list() iterator")
-        item = next(rows, None)
+        item = None
+        if (rows.left is None or rows.left > 0) and self._cache is not None:
+            item = self._cache.step(rows.start, rows.end, rows.after, reverse=rows.reverse)
         if item is None:
             self._finish()
             raise StopIteration
+        rows.after = item[0]
+        if rows.left is not None:
+            rows.left -= 1
         return item[0], decode(item[1])
 
     def _finish(self) -> None:
-        rows, self._rows = self._rows, None
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()
+        self._rows = None
         if self._kv._live is self:
             self._kv._live = None
 

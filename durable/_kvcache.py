@@ -23,7 +23,7 @@ the table exists (``exists``). ``tests/test_database_model.py`` runs this class 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._dbfile import Connections, checked_rows, wrap_error
@@ -62,6 +62,8 @@ class KvCache:
         itself it creates no file, as a read would not."""
         self._write_through = False
         """Set once a lazy scan was handed out (it must see later writes): writes skip the buffer."""
+        self.listing: Callable[[], None] | None = None
+        """Called when ``storage.list()`` starts (``SyncKV`` invalidates its live ``kv.list()`` iterator)."""
         self._sql_get = db.tagged("SELECT value FROM _cf_KV WHERE key = ?")
         self._sql_put = db.tagged("INSERT OR REPLACE INTO _cf_KV VALUES (?, ?)")
         self._sql_delete = db.tagged("DELETE FROM _cf_KV WHERE key = ?")
@@ -271,6 +273,39 @@ class KvCache:
         except sqlite3.Error as exc:
             raise wrap_error(exc, self._conns.file) from exc
         return checked_rows(rows, self._conns.file)  # read as the caller goes: errors wrapped then
+
+    def step(self, start: str | None, end: str | None, after: str | None, *, reverse: bool) -> tuple[str, bytes] | None:
+        """The first pair in ``start <= key < end`` past ``after`` (in the direction given), as
+        stored now; ``None`` when there is none.
+
+        ``kv.list()``'s iterator takes its rows one by one with this, so that, as workerd's
+        cursor does, it sees what was written or deleted ahead of it since it started (a
+        ``sqlite3`` cursor has read its next row already).
+        """
+        self.spill()
+        conn = self._conns.read_conn()
+        if conn is None or not self.exists:
+            return None
+        clauses: list[str] = []
+        params: list[object] = []
+        if start is not None:
+            clauses.append("key >= ?")
+            params.append(start)
+        if end is not None:
+            clauses.append("key < ?")
+            params.append(end)
+        if after is not None:
+            clauses.append("key < ?" if reverse else "key > ?")
+            params.append(after)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = self._conns.tagged(
+            f"SELECT key, value FROM _cf_KV{where} ORDER BY key {'DESC' if reverse else 'ASC'} LIMIT 1"
+        )
+        try:
+            row: tuple[str, bytes] | None = conn.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self._conns.file) from exc
+        return row
 
     def count(self) -> int:
         """How many pairs are stored."""

@@ -169,7 +169,10 @@ class _KvTable:
 
     def scan(self, bounds: tuple[str | None, str | None], *, reverse: bool, limit: int | None) -> dict[str, Any]:
         """The pairs of the key range ``bounds``, in key order (``list()``)."""
-        rows = self._db.kv.scan(bounds[0], bounds[1], reverse=reverse, limit=limit)
+        kv = self._db.kv
+        if kv.listing is not None:
+            kv.listing()  # a new list invalidates kv.list()'s live iterator, as in workerd
+        rows = kv.scan(bounds[0], bounds[1], reverse=reverse, limit=limit)
         return {k: decode(v) for k, v in rows}
 
     def put(self, key: str, blob: bytes, *, gated: bool) -> None:

@@ -154,6 +154,44 @@ class TestList:
 
         assert await inside(stub, body) == (True, ("k0", 0), [("k1", 1)])
 
+    @pytest.mark.parametrize("reverse", [False, True])
+    async def test_sees_writes_ahead_of_it(self, stub: Any, reverse: bool) -> None:
+        """Each step reads the next pair as stored then, as workerd's cursor does (measured with
+        miniflare: ``[a, b]`` after ``b`` is put and ``c`` deleted once ``a`` was read); a
+        sqlite3 cursor would have read ``c`` already."""
+
+        def body(obj: Any, ctx: durable.State) -> Any:
+            kv = ctx.storage.kv
+            kv.put("a", 1)
+            kv.put("c", 3)
+            if reverse:
+                kv.put("e", 5)
+            it = kv.list(reverse=reverse)
+            out = [next(it)]
+            kv.put("b", 2)
+            kv.delete("c")
+            kv.put("f" if reverse else "0", 0)  # behind the iterator: not seen
+            out += list(it)
+            return out
+
+        expected = [("e", 5), ("b", 2), ("a", 1)] if reverse else [("a", 1), ("b", 2)]
+        assert await inside(stub, body) == expected
+
+    async def test_limit_counts_the_pairs_returned(self, stub: Any) -> None:
+        """``limit`` bounds the pairs the iterator returns, whatever is written meanwhile."""
+
+        def body(obj: Any, ctx: durable.State) -> Any:
+            kv = ctx.storage.kv
+            for key in "acegi":
+                kv.put(key, key)
+            it = kv.list(limit=3)
+            out = [next(it)[0]]
+            kv.put("b", "b")
+            out += [key for key, _ in it]
+            return out
+
+        assert await inside(stub, body) == ["a", "b", "c"]
+
 
 class TestOneLiveIterator:
     """Only one kv.list() iterator lives at a time."""
@@ -175,6 +213,22 @@ class TestOneLiveIterator:
             return first, list(new)
 
         assert await inside(stub, body) == (("a", 1), [("a", 1), ("b", 2)])
+
+    async def test_storage_list_invalidates_it(self, stub: Any) -> None:
+        """An async ``storage.list()`` started meanwhile invalidates it too (workerd, measured)."""
+
+        async def body(obj: Any, ctx: durable.State) -> Any:
+            kv = ctx.storage.kv
+            kv.put("a", 1)
+            kv.put("b", 2)
+            it = kv.list()
+            first = next(it)
+            listed = await ctx.storage.list()
+            with exactly(RuntimeError, _storage.LIST_INVALIDATED):
+                next(it)
+            return first, listed
+
+        assert await inside(stub, body) == (("a", 1), {"a": 1, "b": 2})
 
     async def test_invalidated_before_its_first_step(self, stub: Any) -> None:
         """An iterator never advanced is invalidated too."""
