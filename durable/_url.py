@@ -153,9 +153,27 @@ def _ipv6(text: str) -> str | None:
     if "%" in text:  # a zone id: not in URLs
         return None
     try:
-        return f"[{ipaddress.IPv6Address(text).compressed}]"
+        packed = ipaddress.IPv6Address(text).packed
     except ValueError:
         return None
+    # WHATWG's serializer (not ipaddress's, which writes an IPv4-mapped address with dots on
+    # Python 3.13): eight hex pieces, the first longest run of two or more zeros as "::".
+    pieces = [packed[i] << 8 | packed[i + 1] for i in range(0, 16, 2)]
+    best, best_len, run_start, run_len = -1, 1, -1, 0
+    for i, piece in enumerate(pieces):
+        if piece == 0:
+            if run_len == 0:
+                run_start = i
+            run_len += 1
+            if run_len > best_len:
+                best, best_len = run_start, run_len
+        else:
+            run_len = 0
+    if best < 0:
+        return "[" + ":".join(f"{p:x}" for p in pieces) + "]"
+    head = ":".join(f"{p:x}" for p in pieces[:best])
+    tail = ":".join(f"{p:x}" for p in pieces[best + best_len :])
+    return f"[{head}::{tail}]"
 
 
 def _domain(raw: str) -> str | None:
