@@ -78,8 +78,16 @@ class AlarmState:
         self.before_commit()
         self.after_commit()
 
-    async def run(self, instance: DurableObject, info: AlarmInfo) -> None:
-        """Run the alarm handler; success clears the alarm, unless the handler set a new one."""
+    async def run(self, instance: DurableObject, info: AlarmInfo) -> bool:
+        """Run the alarm handler; success clears the alarm, unless the handler set a new one.
+
+        Returns ``False``, running nothing, if the stored alarm is no longer the one that fell
+        due: it was deleted or moved (or a point-in-time restore removed it) while this event
+        waited at the input gate. workerd cancels the handler then ("alarm handler canceled
+        with requestScheduledAlarm", measured with miniflare).
+        """
+        if self._owner.db.meta.get_alarm() != info.scheduled_time:
+            return False
         self.running = True
         self.reset = False
         result = instance.alarm(info)  # type: ignore[attr-defined]
@@ -91,6 +99,7 @@ class AlarmState:
             db.meta.set_alarm(None)
             self.written()
             self._owner.wrote(True)
+        return True
 
     def drop(self, scheduled_ms: int) -> None:
         """Delete the stored alarm if it is still the one set for ``scheduled_ms`` (given up)."""

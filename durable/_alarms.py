@@ -59,13 +59,14 @@ Key = tuple[str, str]
 class _Entry:
     """The alarm of one object as the scheduler tracks it: its time, its attempt, its timer."""
 
-    __slots__ = ("deferred", "handle", "retry_count", "scheduled_ms")
+    __slots__ = ("cancelled", "deferred", "handle", "retry_count", "scheduled_ms")
 
     def __init__(self, scheduled_ms: int, retry_count: int = 0) -> None:
         self.scheduled_ms = scheduled_ms
         self.retry_count = retry_count
         self.handle: TimerHandle | None = None
         self.deferred = False  # fell due while the object's alarm() was running
+        self.cancelled = False  # its handler did not run: the stored alarm had changed (AlarmState.run)
 
 
 class AlarmScheduler:
@@ -212,7 +213,8 @@ class AlarmScheduler:
                 return None
             info = AlarmInfo(retry_count=entry.retry_count, scheduled_time=entry.scheduled_ms)
             try:
-                await host.invoke("alarm", "alarm", (info,), {})
+                if await host.invoke("alarm", "alarm", (info,), {}) is False:
+                    entry.cancelled = True  # deleted or moved meanwhile: nothing ran, nothing to retry
             except Exception as exc:
                 log.warning(
                     "durable: alarm of %r failed (attempt %d): %s: %s",
@@ -248,7 +250,8 @@ class AlarmScheduler:
     async def run_now(self, key: Key, host: ObjectHost) -> bool:
         """Run the object's stored alarm now, as if its timer fired (``durable.testing.run_alarm``).
 
-        Returns ``False`` if no alarm is set. The attempt follows every rule of a timed one (its
+        Returns ``False`` if no alarm is set (or none is once the object has started: a pending
+        point-in-time restore may remove it). The attempt follows every rule of a timed one (its
         retry count, clearing on success, retry or give-up on failure); the handler's exception,
         if any, is raised after the retry has been scheduled.
         """
@@ -272,7 +275,7 @@ class AlarmScheduler:
         error = await asyncio.shield(self._start(key, entry))
         if error is not None:
             raise error
-        return True
+        return not entry.cancelled  # (a restore applied as the object started may have removed it)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

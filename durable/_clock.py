@@ -16,7 +16,7 @@ import itertools
 import math
 import time as _time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 __all__ = ["Clock", "MockClock", "RealClock", "TimerHandle"]
 
@@ -86,6 +86,10 @@ class _MockTimer:
 
     def cancel(self) -> None:
         self.cancelled = True
+
+
+_MAX_TIME: Final = 253402300799.0
+"""The last second of the year 9999 (``datetime``'s limit): ``MockClock`` does not go beyond it."""
 
 
 class MockClock(Clock):
@@ -186,8 +190,12 @@ class MockClock(Clock):
         """
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
             raise TypeError(f"MockClock.advance() takes a number of seconds, not {type(seconds).__name__}")
-        if not seconds >= 0:
+        if not math.isfinite(seconds):
+            raise ValueError(f"MockClock.advance() takes a finite number of seconds, not {seconds!r}")
+        if seconds < 0:
             raise ValueError(f"MockClock.advance() cannot move time backwards ({seconds!r} s)")
+        if self._now + seconds > _MAX_TIME:
+            raise ValueError(f"MockClock.advance({seconds!r}) would move time past the year 9999")
         if self._advancing:
             raise RuntimeError("MockClock.advance() is already running; await it before advancing again")
         target = self._now + seconds

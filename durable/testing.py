@@ -139,7 +139,9 @@ async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = 
     tables this way can leave the object inconsistent: inspect them, do not change them.
 
     Raises:
-        TypeError: ``stub`` is not a ``durable.Stub``, or the object is not SQLite-backed.
+        TypeError: ``stub`` is not a ``durable.Stub``.
+        durable.DurableError: the object is not SQLite-backed (Cloudflare's "SQL is not enabled
+            for this Durable Object class" text).
         durable.SqlError: SQLite (or, unless ``unrestricted``, Cloudflare's rules) refused it.
 
     Example::

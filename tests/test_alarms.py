@@ -593,6 +593,52 @@ class TestRetries:
         assert [(e[1], e[2]) for e in events if e[0] == "alarm"] == [(3.0, 1)]
 
 
+class Gated(durable.DurableObject):
+    """Holds its input gate closed until released, then deletes or moves its alarm."""
+
+    release: asyncio.Event
+    ran: list[tuple[int, int]]
+
+    async def arm(self, when_ms: int) -> None:
+        await self.ctx.storage.set_alarm(when_ms)
+
+    async def hold_then(self, what: int | None) -> None:
+        async def closed() -> None:
+            await Gated.release.wait()
+            if what is None:
+                await self.ctx.storage.delete_alarm()
+            else:
+                await self.ctx.storage.set_alarm(what)
+
+        await self.ctx.block_concurrency_while(closed)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        Gated.ran.append((info.scheduled_time, info.retry_count))
+
+
+class TestChangedWhileDue:
+    @pytest.mark.parametrize("moved", [False, True])
+    async def test_an_alarm_changed_before_its_handler_starts_does_not_run(
+        self, rt: durable.Runtime, clock: MockClock, moved: bool
+    ) -> None:
+        """An alarm that fell due while the input gate was closed, and was deleted or moved before
+        its handler could start, does not run: workerd cancels that handler (measured with
+        miniflare: nothing runs). A moved alarm runs at its new time."""
+        Gated.release, Gated.ran = asyncio.Event(), []
+        stub = rt.namespace(Gated).get_by_name("g")
+        await stub.arm(T0_MS + 1000)
+        held = asyncio.ensure_future(stub.hold_then(T0_MS + 500_000 if moved else None))
+        await let_the_loop_run()
+        advancing = asyncio.ensure_future(clock.advance(2))  # the alarm falls due; its event waits
+        await let_the_loop_run()
+        Gated.release.set()
+        await held
+        await advancing
+        assert Gated.ran == []
+        await clock.advance(1000)
+        assert Gated.ran == ([(T0_MS + 500_000, 0)] if moved else [])
+
+
 class TestStorageSemantics:
     async def test_failed_commit_leaves_no_alarm(self, rt: durable.Runtime, clock: MockClock, events: Events) -> None:
         """set_alarm() is a storage write: if its commit fails, no alarm is set and none runs."""

@@ -46,13 +46,29 @@ class TestMockClock:
         await clock.advance(0)
         assert clock.time() == T0 + 1.5
 
-    @pytest.mark.parametrize("seconds", [-1, -0.001, float("nan")])
+    @pytest.mark.parametrize("seconds", [-1, -0.001])
     async def test_advance_refuses_to_go_back(self, seconds: float) -> None:
-        """A negative (or NaN) advance is a ValueError."""
+        """A negative advance is a ValueError."""
         clock = MockClock(T0)
         with pytest.raises(ValueError, match="cannot move time backwards"):
             await clock.advance(seconds)
         assert clock.time() == T0
+
+    @pytest.mark.parametrize(
+        ("seconds", "words"),
+        [
+            (float("nan"), "takes a finite number of seconds, not nan"),
+            (float("inf"), "takes a finite number of seconds, not inf"),
+            (1e300, "would move time past the year 9999"),
+        ],
+    )
+    async def test_advance_refuses_what_time_cannot_reach(self, seconds: float, words: str) -> None:
+        """An advance to infinity (which ran a periodic alarm forever, or left time_ms() raising
+        OverflowError) or past the year 9999 is a ValueError that says so; time stays."""
+        clock = MockClock(T0)
+        with pytest.raises(ValueError, match=words):
+            await clock.advance(seconds)
+        assert clock.time() == T0 and clock.time_ms() == T0 * 1000
 
     @pytest.mark.parametrize("start", [1796509637.579999, 1_700_000_000.1234567, 1_700_000_000.0009996])
     async def test_alarm_at_time_ms_plus_a_period_fires_after_that_period(self, start: float) -> None:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import durable
-from durable.testing import MockClock, evict
+from durable.testing import MockClock, evict, run_alarm
 
 T0 = 1_700_000_000
 DAY = 24 * 3600
@@ -213,6 +213,31 @@ class TestRestore:
         await clock.advance(200)
         kv, _, alarm = await stub.state()
         assert kv == {"alarm ran": (T0 + 100) * 1000} and alarm is None
+
+    async def test_an_alarm_the_restore_removed_does_not_run(self, runtime: durable.Runtime) -> None:
+        """The alarm set after the bookmark was pending when the restore was asked for: it falls
+        due after the object restarted on the restored state, which has no alarm, so it does not
+        run (it used to run once, on the restored data)."""
+        clock = runtime.clock
+        assert isinstance(clock, MockClock)
+        stub = runtime.namespace(Box).get_by_name("a")
+        mark = await stub.put_and_bookmark("x", "old")
+        await stub.put("x", "new")
+        await stub.arm((T0 + 5) * 1000)
+        stub = await restore(runtime, stub, mark)
+        await clock.advance(10)
+        assert await stub.state() == ({"x": "old"}, [], None)
+
+    async def test_run_alarm_after_a_restore_that_removed_it(self, runtime: durable.Runtime) -> None:
+        """``run_alarm`` on an object whose pending restore removes its alarm runs nothing and
+        returns False, as for an object without an alarm."""
+        stub = runtime.namespace(Box).get_by_name("a")
+        mark = await stub.put_and_bookmark("x", 1)
+        await stub.arm(FAR)
+        await stub.restore(mark)
+        await evict(stub)
+        assert await run_alarm(stub) is False
+        assert await stub.state() == ({"x": 1}, [], None)
 
     async def test_undo_bookmark_round_trip(self, runtime: durable.Runtime) -> None:
         """The returned undo bookmark brings back the state the session ended with."""
