@@ -3,6 +3,7 @@ the project loader, and the SDK's calling shapes on top of durable's objects."""
 
 from __future__ import annotations
 
+import asyncio
 import http
 import json
 import os
@@ -341,6 +342,14 @@ class Shapes(sdk.DurableObject):
     async def record(self) -> dict[str, Any]:
         return {"nested": {"value": [1, {"deep": True}]}}
 
+    async def in_tasks(self) -> list[Any]:
+        await asyncio.create_task(self.ctx.storage.put("t", {"a": 1}))
+        got = await asyncio.create_task(self.ctx.storage.get("t"))
+        other = self.env.SHAPES.getByName("other")
+        echoed = await asyncio.create_task(other.echo({"b": 2}))
+        both = await asyncio.gather(self.ctx.storage.get("t"), other.echo(3))
+        return [type(got).__name__, got.a, type(echoed).__name__, echoed.b, both[1]]
+
     async def echo(self, value: Any) -> Any:
         return value
 
@@ -377,6 +386,21 @@ class Relaxed(sdk.DurableObject):
         ALARMS.append("fired")
 
 
+class HandlersMixin:
+    """Handlers on a plain mixin, as workerd finds them along the class hierarchy."""
+
+    async def alarm(self) -> None:  # no info parameter
+        ALARMS.append("mixin")
+
+    async def fetch(self, request: Any) -> Any:
+        return sdk.Response(f"{type(request).__module__}.{type(request).__name__} {request.method!r}")
+
+
+class Mixed(HandlersMixin, sdk.DurableObject):
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.setAlarm(when)
+
+
 class LegacyAlarm(sdk.DurableObject):
     async def arm(self, when: int) -> None:
         await self.ctx.storage.setAlarm(when)
@@ -390,6 +414,12 @@ class TestCallingShapes:
         """Options as positional dicts work on get/put/list; an un-awaited put still happens; dicts read back as JsDict."""
         stub = durable_runtime.namespace(Shapes).get_by_name("a")
         assert await stub.options() == [1, 1, ["a"], "JsDict"]
+
+    async def test_calls_go_into_tasks(self, durable_runtime: durable.Runtime) -> None:
+        """As the SDK's coroutines do, storage calls and stub calls may be handed to
+        ``asyncio.create_task()`` and ``gather()``, results converted (``JsDict``)."""
+        stub = durable_runtime.namespace(Shapes, name="SHAPES").get_by_name("a")
+        assert await stub.in_tasks() == ["JsDict", 1, "JsDict", 2, 3]
 
     async def test_options_must_be_a_dict(self, durable_runtime: durable.Runtime) -> None:
         """An options argument that is not a dict is refused with a TypeError saying so."""
@@ -413,6 +443,17 @@ class TestCallingShapes:
         await stub.arm_soon()
         await mock_clock.advance(1)
         assert ALARMS == ["fired"]
+
+    async def test_handlers_on_a_mixin(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
+        """alarm() and fetch() defined on a mixin are called as Python Workers calls them: the
+        alarm without its info, fetch with the SDK's Request (they were called as durable's)."""
+        ALARMS.clear()
+        stub = durable_runtime.namespace(Mixed).get_by_name("m")
+        response = await stub.fetch("http://do/")
+        assert await response.text() == "durable.compat.python_workers._http.Request <HTTPMethod.GET>"
+        await stub.arm(int(mock_clock.time() * 1000) + 1000)
+        await mock_clock.advance(2)
+        assert ALARMS == ["mixin"]
 
     async def test_legacy_on_alarm_fires(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
         """A class that names its handler on_alarm (the legacy prefix) gets it called as its alarm."""

@@ -76,38 +76,31 @@ class _StorageCalls:
                 options = value
             entries = dict(key)
             check_rpc_value(entries)
-            result: Awaitable[None] = self._target.put(entries, **_options("put", options, kwargs))
-            return result
+            return Converted(self._target.put(entries, **_options("put", options, kwargs)), python_from_rpc)
         if value is _NOT_GIVEN:
             raise TypeError("put() needs a value: put(key, value) or put({key: value, ...})")
         check_rpc_value(value)
-        result = self._target.put(key, value, **_options("put", options, kwargs))
-        return result
+        return Converted(self._target.put(key, value, **_options("put", options, kwargs)), python_from_rpc)
 
     def delete(self, keys: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[Any]:
         """``delete(key)`` -> bool, ``delete([keys])`` -> count."""
-        result: Awaitable[Any] = self._target.delete(keys, **_options("delete", options, kwargs))
-        return result
+        return Converted(self._target.delete(keys, **_options("delete", options, kwargs)), python_from_rpc)
 
     def deleteAll(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[None]:
         """Delete every key (and, for storage, the alarm and SQL tables)."""
-        result: Awaitable[None] = self._target.delete_all(**_options("deleteAll", options, kwargs))
-        return result
+        return Converted(self._target.delete_all(**_options("deleteAll", options, kwargs)), python_from_rpc)
 
     def getAlarm(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[int | None]:
         """The alarm time in ms since the epoch, or ``None``."""
-        result: Awaitable[int | None] = self._target.get_alarm(**_options("getAlarm", options, kwargs))
-        return result
+        return Converted(self._target.get_alarm(**_options("getAlarm", options, kwargs)), python_from_rpc)
 
     def setAlarm(self, when: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[None]:
         """Set the alarm to ``when`` (ms since the epoch or a ``datetime``)."""
-        result: Awaitable[None] = self._target.set_alarm(when, **_options("setAlarm", options, kwargs))
-        return result
+        return Converted(self._target.set_alarm(when, **_options("setAlarm", options, kwargs)), python_from_rpc)
 
     def deleteAlarm(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[None]:
         """Remove the alarm."""
-        result: Awaitable[None] = self._target.delete_alarm(**_options("deleteAlarm", options, kwargs))
-        return result
+        return Converted(self._target.delete_alarm(**_options("deleteAlarm", options, kwargs)), python_from_rpc)
 
     delete_all = deleteAll
     get_alarm = getAlarm

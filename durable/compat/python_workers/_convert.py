@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
 from ..._codec import copy_as_dict
@@ -124,21 +124,47 @@ def python_to_rpc(value: T) -> T:
 
 
 class Converted(Generic[T, R]):
-    """An awaitable that awaits ``inner`` and returns ``convert(result)``.
+    """An awaitable that awaits ``inner`` and returns ``convert(result)``: the SDK's
+    ``await_and_convert()`` coroutine (workers-py ``rpc.py``), minus its warning when it is
+    never awaited.
 
     The call behind ``inner`` has already happened when this is made (as a JavaScript promise's
-    has), so a write that is never awaited still takes effect.
+    has), so a write that is never awaited still takes effect, and says nothing (Python Workers
+    code often leaves ``setAlarm`` or a fire-and-forget call un-awaited). ``asyncio.create_task()``
+    and ``ensure_future()`` take it too: it steps like a coroutine (``send``/``throw``/``close``) and
+    is registered as ``collections.abc.Coroutine``, as the SDK's real coroutine is one.
     """
 
-    __slots__ = ("_convert", "_inner")
+    __slots__ = ("_convert", "_inner", "_steps")
 
     def __init__(self, inner: Any, convert: Callable[[T], R]) -> None:
         self._inner = inner
         self._convert = convert
+        self._steps: Generator[Any, None, R] | None = None
 
     def __await__(self) -> Generator[Any, None, R]:
         result: T = yield from self._inner.__await__()
         return self._convert(result)
+
+    def send(self, value: Any, /) -> Any:
+        """Step it as a task steps a coroutine."""
+        if self._steps is None:
+            self._steps = self.__await__()
+        return self._steps.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
+        """Raise into it where it waits, as a task does to cancel a coroutine."""
+        if self._steps is None:
+            self._steps = self.__await__()
+        return self._steps.throw(typ if val is None else val)
+
+    def close(self) -> None:
+        """Stop stepping it (its call has happened: nothing is undone)."""
+        if self._steps is not None:
+            self._steps.close()
+
+
+Coroutine.register(Converted)
 
 
 def _positional_arity(func: Callable[..., Any]) -> int | None:

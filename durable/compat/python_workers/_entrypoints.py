@@ -96,6 +96,14 @@ def _wrap_init(cls: type, context: bool) -> None:
 def _wrap_handlers(cls: type, names: tuple[str, ...]) -> None:
     for name in names:
         func = cls.__dict__.get(name)
+        if func is None:
+            # Defined on a mixin (a base that is no Durable Object class, so never wrapped by this
+            # hook): workerd finds handlers along the whole class hierarchy, and calls them so.
+            for base in cls.__mro__[1:]:
+                if name in base.__dict__:
+                    if not issubclass(base, durable.DurableObject):
+                        func = base.__dict__[name]
+                    break
         legacy = cls.__dict__.get(f"on_{name}")
         inherited = getattr(cls, name, None)
         if (
