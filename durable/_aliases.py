@@ -68,6 +68,7 @@ ALIASES: dict[str, dict[str, str]] = {
         "deleteAlarm": "delete_alarm",
     },
     "SqlStorage": {"databaseSize": "database_size"},
+    "_RawIterator": {"toArray": "to_array"},
     "SqlCursor": {
         "toArray": "to_array",
         "columnNames": "column_names",

@@ -253,9 +253,9 @@ class Headers(MutableMapping[str, str]):
         """Every ``(name, value)`` pair, names lower-cased, in insertion order."""
         return list(self._items)
 
-    def copy(self) -> Headers:
-        """An independent copy."""
-        return Headers(self)
+    def copy(self) -> Self:
+        """An independent copy (of the same class)."""
+        return type(self)(self)
 
     # -- Mapping protocol ----------------------------------------------------------------------
 

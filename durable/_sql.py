@@ -675,7 +675,11 @@ class SqlCursor:
 
 
 @final
+@camel_aliases
 class _RawIterator:
+    """What ``cursor.raw()`` returns: the rows as lists of values; ``to_array()`` (``toArray``)
+    gives every remaining one, as workerd's raw iterator does."""
+
     __slots__ = ("_cursor",)
 
     def __init__(self, cursor: SqlCursor) -> None:
@@ -693,6 +697,9 @@ class _RawIterator:
     def to_array(self) -> list[list[SqlValue]]:
         """Every remaining row, as lists of values."""
         return [list(row) for row in self._cursor._fetch(-1)]
+
+    if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        toArray = to_array
 
 
 # -- the SQL API ------------------------------------------------------------------------------------

@@ -523,6 +523,31 @@ class TestCallingShapes:
 
 
 class TestRequestResponse:
+    async def test_headers_read_as_an_http_message(self) -> None:
+        """As the SDK's HTTPMessage: a missing header is None (so `headers["Upgrade"] != ...`
+        works), names are case-insensitive, get_content_type() is there; durable's own Headers
+        still raise KeyError."""
+        request = sdk.Request("http://x/", headers={"Content-Type": "Application/JSON; charset=utf-8", "X-A": "1"})
+        assert request.headers["upgrade"] is None and request.headers["x-a"] == "1"
+        assert request.headers.get_content_type() == "application/json"
+        assert sdk.Request("http://x/").headers.get_content_type() == "text/plain"
+        response = sdk.Response("body", headers={"X-B": "2"})
+        headers: Any = response.headers  # (typed as durable.Headers: an HTTPMessage-like reading of it)
+        assert headers["missing"] is None and headers["X-B"] == "2"
+        cloned: Any = response.clone().headers
+        assert cloned["missing"] is None
+        with pytest.raises(KeyError):
+            durable.Headers()["missing"]
+
+    async def test_js_response_json_and_auto_response_pair(self) -> None:
+        """``js.Response.json`` is JavaScript's (compact JSON); ``js.WebSocketRequestResponsePair``
+        makes durable's auto-response pair."""
+        built = js.Response.json({"a": [1, 2]}, {"status": 201})
+        assert built.status == 201 and await built.text() == '{"a":[1,2]}'
+        pair = js.WebSocketRequestResponsePair.new("ping", "pong")
+        assert isinstance(pair, durable.WebSocketRequestResponsePair)
+        assert (pair.request, pair.response) == ("ping", "pong")
+
     async def test_response_shapes(self) -> None:
         """Response takes status positionally, None means 200; from_json, replace_body and clone work."""
         assert sdk.Response("x").status == 200 and sdk.Response("x", None).status == 200
@@ -531,7 +556,9 @@ class TestRequestResponse:
         built = sdk.Response.json({"a": 1}, 201)
         assert built.status == 201 and built.headers["content-type"] == "application/json"
         copy = built.clone()
-        assert await copy.json() == {"a": 1} and await built.text() == '{"a":1}'
+        # The SDK writes Python data with json.dumps(data), spaces and ASCII escapes included.
+        assert await copy.json() == {"a": 1} and await built.text() == '{"a": 1}'
+        assert await sdk.Response.json({"é": [1, 2]}).text() == '{"\\u00e9": [1, 2]}'
         replaced = sdk.Response.from_json([1]).replace_body("other")
         assert await replaced.text() == "other" and replaced.headers["content-type"] == "application/json"
         with pytest.raises(OSError, match="Body already used"):

@@ -458,6 +458,16 @@ class TestCursor:
         error = ("malformed JSON: SQLITE_ERROR", "SQLITE_ERROR")
         assert await inside(stub, body) == [error] * 5
 
+    async def test_raw_to_array(self, stub: Any) -> None:
+        """``raw().toArray()`` (``to_array``) gives the remaining rows as lists, as workerd's raw
+        iterator does (measured with miniflare: ``[[1, "a"], [2, "b"]]``)."""
+
+        def body(obj: Any, ctx: durable.State) -> Any:
+            cur: Any = ctx.storage.sql.exec("SELECT 1 AS id, 'a' AS v UNION ALL SELECT 2, 'b'")
+            return cur.raw().toArray()
+
+        assert await inside(stub, body) == [[1, "a"], [2, "b"]]
+
     async def test_raw_continues_the_same_stream(self, stub: Any) -> None:
         """raw() gives value lists over the same stream as the row iterator."""
 

@@ -23,6 +23,8 @@ from typing import Any, overload
 import durable
 from durable._http import held_body, json_reader
 
+from ._convert import JsDict
+
 __all__ = ["FetchResponse", "Request", "Response", "as_fetch_response", "unwrap_request"]
 
 _BODY_USED = "Body already used"
@@ -63,6 +65,10 @@ class FetchResponse(durable.Response):
 
     json = _SdkJson()
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        as_message(self.headers)  # read as the SDK's HTTPMessage (a missing name is None)
+
     def _check_unused(self) -> None:
         if self.body_used:
             raise OSError(_BODY_USED)
@@ -99,8 +105,16 @@ class FetchResponse(durable.Response):
         status_text: str = "",
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        """Build a JSON response (``application/json``), as the SDK's ``Response.from_json``."""
-        text = _json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        """Build a JSON response (``application/json``), as the SDK's ``Response.from_json``.
+
+        As there, Python data is written with ``json.dumps(data)`` (its default spacing and
+        ASCII escapes: ``{"a": 1, "\\u00e9": 2}``); a value read from JavaScript (a ``JsDict``,
+        Pyodide's ``JsProxy``) goes through ``Response.json``, compact as ``JSON.stringify``.
+        """
+        if isinstance(data, JsDict):
+            text = _json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        else:
+            text = _json.dumps(data)
         merged = durable.Headers(headers)
         if "content-type" not in merged:
             merged["content-type"] = "application/json"
@@ -172,7 +186,43 @@ def as_fetch_response(response: durable.Response) -> FetchResponse:
                 setattr(copy, slot, getattr(response, slot))
     if hasattr(response, "__dict__"):
         copy.__dict__.update(vars(response))
+    as_message(copy.headers)
     return copy
+
+
+class MessageHeaders(durable.Headers):  # type: ignore[misc]  # (Headers is final to users; this is its reading for the SDK)
+    """Headers as the SDK hands them out, an ``http.client.HTTPMessage`` (workers-py
+    ``_js_headers_to_http_message``): a missing name reads as ``None``, not ``KeyError``, so
+    ``if request.headers["Upgrade"] != "websocket"`` works as on Cloudflare; and
+    ``get_content_type()`` is there. Otherwise a :class:`durable.Headers` (case-insensitive,
+    ``get``, ``items``...).
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, name: str) -> str | None:  # type: ignore[override]
+        values = self.get_all(name)
+        return ", ".join(values) if values else None
+
+    def get_content_type(self) -> str:
+        """The ``Content-Type``'s ``maintype/subtype``, lower-cased; ``text/plain`` if there is none."""
+        value = (self.get("content-type") or "").split(";", 1)[0].strip().lower()
+        return value if value.count("/") == 1 else "text/plain"
+
+    def get_content_maintype(self) -> str:
+        """The part of :meth:`get_content_type` before the slash."""
+        return self.get_content_type().split("/", 1)[0]
+
+    def get_content_subtype(self) -> str:
+        """The part of :meth:`get_content_type` after the slash."""
+        return self.get_content_type().split("/", 1)[1]
+
+
+def as_message(headers: durable.Headers) -> MessageHeaders:
+    """``headers`` itself, read as the SDK's ``HTTPMessage`` is (see :class:`MessageHeaders`)."""
+    if type(headers) is durable.Headers:
+        headers.__class__ = MessageHeaders
+    return headers  # type: ignore[return-value]
 
 
 def _method(name: str) -> http.HTTPMethod | str:
@@ -227,8 +277,9 @@ class Request:
         return _method(self._req.method)
 
     @property
-    def headers(self) -> durable.Headers:
-        return self._req.headers
+    def headers(self) -> MessageHeaders:
+        """The headers, read as the SDK's ``HTTPMessage`` is (a missing name is ``None``)."""
+        return as_message(self._req.headers)
 
     @property
     def cf(self) -> None:

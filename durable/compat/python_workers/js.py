@@ -2,7 +2,8 @@
 
 While :func:`durable.compat.python_workers.install` is in effect, ``import js`` gives this
 module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now()``, ``Object``,
-``JSON``, ``console``, ``Response``. Anything else raises ``AttributeError`` naming it.
+``JSON``, ``console``, ``Response``, ``WebSocketRequestResponsePair``. Anything else raises
+``AttributeError`` naming it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-__all__ = ["JSON", "Date", "Object", "Response", "WebSocketPair", "console"]
+__all__ = ["JSON", "Date", "Object", "Response", "WebSocketPair", "WebSocketRequestResponsePair", "console"]
 
 _log = logging.getLogger("durable.js")
 
@@ -141,10 +142,36 @@ class Response:
 
     @staticmethod
     def json(data: Any, init: dict[str, Any] | None = None) -> Any:
-        from ._http import FetchResponse
+        """JavaScript's ``Response.json``: the body is ``JSON.stringify(data)`` (compact)."""
+        import json
+
+        from ._http import Response as SdkResponse
 
         options = dict(init or {})
-        return FetchResponse.from_json(data, options.get("status", 200), "", options.get("headers"))
+        headers = durable_headers(options.get("headers"))
+        if "content-type" not in headers:
+            headers["content-type"] = "application/json"
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        return SdkResponse(text, options.get("status", 200), "", headers)
+
+
+class WebSocketRequestResponsePair:
+    """``js.WebSocketRequestResponsePair``: ``WebSocketRequestResponsePair.new(request, response)``,
+    for ``ctx.setWebSocketAutoResponse``."""
+
+    @staticmethod
+    def new(request: str, response: str) -> Any:
+        """The auto-response pair: ``request`` answered with ``response``."""
+        import durable
+
+        return durable.WebSocketRequestResponsePair(request, response)
+
+
+def durable_headers(init: Any) -> Any:
+    """``init`` (a mapping, pairs, or nothing) as ``durable.Headers``."""
+    import durable
+
+    return durable.Headers(init)
 
 
 def __getattr__(name: str) -> Any:
