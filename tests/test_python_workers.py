@@ -20,7 +20,7 @@ import pytest
 import durable
 from durable import _cli
 from durable.compat import python_workers as pw
-from durable.compat.python_workers import js
+from durable.compat.python_workers import _convert, js
 from durable.compat.python_workers import workers as sdk
 from durable.compat.python_workers.pyodide import ffi
 from durable.testing import MockClock
@@ -386,6 +386,28 @@ class Relaxed(sdk.DurableObject):
         ALARMS.append("fired")
 
 
+class Converts(sdk.DurableObject):
+    """Values as the SDK converts them: sync KV reads, JSON vars."""
+
+    async def kv_values(self) -> list[Any]:
+        kv = self.ctx.storage.kv
+        kv.put("s", {"a": 1})
+        got = kv.get("s")
+        listed = list(kv.list({"prefix": "s"}))
+        return [type(got).__name__, got.a, type(listed[0][1]).__name__]
+
+    async def strict_kv_put(self) -> str:
+        try:
+            self.ctx.storage.kv.put("t", (1, 2))
+        except TypeError as exc:
+            return str(exc)
+        return "stored"
+
+    async def config(self) -> list[Any]:
+        config = self.env.CONFIG
+        return [type(config).__name__, config.limit, config.to_py() == {"limit": 3}]
+
+
 class HandlersMixin:
     """Handlers on a plain mixin, as workerd finds them along the class hierarchy."""
 
@@ -443,6 +465,34 @@ class TestCallingShapes:
         await stub.arm_soon()
         await mock_clock.advance(1)
         assert ALARMS == ["fired"]
+
+    async def test_sync_kv_and_json_vars_convert_as_the_sdk(self) -> None:
+        """storage.kv reads give JsDict, strict mode checks its writes, and a JSON object var
+        reads as a JsDict (a JsProxy on Cloudflare: attribute access, to_py())."""
+        async with durable.Runtime(vars={"CONFIG": {"limit": 3}}) as rt:
+            stub = rt.namespace(Converts).get_by_name("c")
+            assert await stub.kv_values() == ["JsDict", 1, "JsDict"]
+            assert await stub.config() == ["JsDict", 3, True]
+            pw.set_strict(True)
+            try:
+                assert await stub.strict_kv_put() == "<class 'tuple'> cannot be sent over RPC."
+            finally:
+                pw.set_strict(False)
+
+    def test_strict_mode_refuses_awaitables(self) -> None:
+        """As workers-py's rpc.py: an awaitable (a missing await) cannot be sent."""
+
+        async def later() -> int:
+            return 1
+
+        pending = later()
+        pw.set_strict(True)
+        try:
+            with pytest.raises(TypeError, match=r"^Awaitable <class 'coroutine'> cannot be sent over RPC\.$"):
+                _convert.python_to_rpc([pending])
+        finally:
+            pw.set_strict(False)
+            pending.close()
 
     async def test_handlers_on_a_mixin(self, durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
         """alarm() and fetch() defined on a mixin are called as Python Workers calls them: the

@@ -143,16 +143,28 @@ class StorageAdapter(_StorageCalls):
 
 
 class SyncKVAdapter:
-    """``storage.kv`` with the SDK's call shapes: ``kv.list({"prefix": "a"})``."""
+    """``storage.kv`` with the SDK's call shapes and conversions: ``kv.list({"prefix": "a"})``;
+    values read come back as the SDK gives them (dicts as ``JsDict``), values written are checked
+    in strict mode (workers-py wraps ``storage.kv`` as it wraps ``storage``)."""
 
     __slots__ = ("_target",)
 
     def __init__(self, kv: Any) -> None:
         self._target = kv
 
+    def get(self, key: str) -> Any:
+        """The value under ``key`` (dicts as ``JsDict``), or ``None``."""
+        return python_from_rpc(self._target.get(key))
+
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key`` (strict mode refuses what the SDK cannot send)."""
+        check_rpc_value(value)
+        self._target.put(key, value)
+
     def list(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
-        """An iterator of ``(key, value)`` pairs; options as a positional dict or keywords."""
-        return self._target.list(**_options("list", options, kwargs))
+        """An iterator of ``(key, value)`` pairs (dicts as ``JsDict``); options as a positional
+        dict or keywords."""
+        return ((key, python_from_rpc(value)) for key, value in self._target.list(**_options("list", options, kwargs)))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._target, name)
@@ -354,6 +366,8 @@ class EnvAdapter:
         value = getattr(self._env, name)
         if isinstance(value, durable.Namespace):
             value = NamespaceAdapter(value)
+        elif type(value) is dict:
+            value = python_from_rpc(value)  # a JSON object var: a JsProxy there (attribute access, to_py())
         self._cache[name] = value
         return value
 

@@ -94,7 +94,8 @@ def check_rpc_value(value: Any) -> None:
     """In strict mode, raise the SDK's ``TypeError`` for values it cannot send over RPC.
 
     Raises:
-        TypeError: ``<class 'tuple'> cannot be sent over RPC.`` (or ``bytearray``), for such a
+        TypeError: ``<class 'tuple'> cannot be sent over RPC.`` (or ``bytearray``; for an
+            awaitable, ``Awaitable <class 'coroutine'> cannot be sent over RPC.``), for such a
             value at any depth inside lists, dicts and sets. Nothing is raised outside strict mode.
     """
     if not _strict:
@@ -105,6 +106,8 @@ def check_rpc_value(value: Any) -> None:
 def _check(value: Any, seen: set[int]) -> None:
     if isinstance(value, (tuple, bytearray)):
         raise TypeError(f"{type(value)} cannot be sent over RPC.")
+    if inspect.isawaitable(value):
+        raise TypeError(f"Awaitable {type(value)} cannot be sent over RPC.")  # workers-py rpc.py's words
     if isinstance(value, (dict, list, set, frozenset)):
         if id(value) in seen:
             return
