@@ -107,7 +107,7 @@ from decimal import Decimal
 from itertools import chain
 from typing import Any, Final, NamedTuple
 
-from ._exceptions import DataCloneError, DataCorruptionError, RpcNotImplementedError
+from ._exceptions import DataCloneError, DataCorruptionError, RpcNotImplementedError, use_value_copier
 
 __all__ = [
     "ATOMIC_TYPES",
@@ -1512,3 +1512,6 @@ def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
     if transfer.moved is not None:
         memo.setdefault(_MOVED, []).append((transfer.moved, v))
     return new
+
+
+use_value_copier(clone)  # exceptions crossing RPC have their arguments copied like any value

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -27,7 +27,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "Connections",
     "check_not_emptied",
-    "checked_rows",
     "connect",
     "copy_image",
     "create_file",
@@ -104,14 +103,6 @@ def wrap_error(
         )
     suffix = f": {code}" if code else ""
     return SqlError(f"{exc}{suffix} ({what} {where})", code=code)
-
-
-def checked_rows(rows: Iterator[tuple[str, bytes]], file: Path | None) -> Iterator[tuple[str, bytes]]:
-    """``rows`` with any ``sqlite3`` error met while reading them wrapped (see ``wrap_error``)."""
-    try:
-        yield from rows
-    except sqlite3.Error as exc:
-        raise wrap_error(exc, file) from exc
 
 
 def create_file(file: Path, *, synchronous: str) -> None:

@@ -26,6 +26,9 @@ same class with the same message and ``remote = True`` (see :func:`copy_remote_e
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Final
+
 __all__ = [
     "ConnectionClosedError",
     "DataCloneError",
@@ -41,6 +44,7 @@ __all__ = [
     "SqlError",
     "StorageLimitError",
     "copy_remote_exception",
+    "use_value_copier",
 ]
 
 
@@ -126,34 +130,93 @@ class ConnectionClosedError(DurableError):
     retryable = True
 
 
-def copy_remote_exception(exc: BaseException) -> BaseException:
+_FLAGS: Final = ("retryable", "overloaded", "durable_object_reset")
+
+
+def copy_remote_exception(exc: BaseException, *, flags: bool = True) -> BaseException:
     """Return a copy of an exception raised inside an object, as the caller should see it.
 
     Like Cloudflare, only the class and the message travel: the traceback, ``__cause__`` and
-    other attributes stay behind, and the copy has ``remote = True``. Errors of the runtime itself
-    keep their flags (``durable_object_reset``, ``overloaded``, ``retryable``).
+    other attributes stay behind, and the copy has ``remote = True``. Its arguments are copies
+    (structured clone), so the caller cannot reach the object's values through them; arguments
+    that cannot be copied travel as the message. The copy says what the original says:
+    ``cls(*args)`` is used only if it gives the same message (a class that formats its message in
+    ``__init__`` would format it again), else the instance is made without running ``__init__``.
+    A ``StopIteration`` (which no future may hold) arrives as a ``RuntimeError`` naming it.
+
+    Errors of the runtime itself keep their flags (``durable_object_reset``, ``overloaded``,
+    ``retryable``); with ``flags=False`` (an error that an object received from another call and
+    let through, as workerd does) the copy carries none of them.
     """
-    cls = type(exc)
-    copy: BaseException
-    try:
-        copy = cls(*exc.args)
-    except Exception:
-        # A constructor with another signature: build the instance without running it, as
-        # structured clone does for error types, and give it the original arguments.
-        copy = cls.__new__(cls)
-        BaseException.__init__(copy, *exc.args)
+    if isinstance(exc, (StopIteration, StopAsyncIteration)):
+        copy: BaseException = RuntimeError(f"the handler raised {type(exc).__name__}{': ' if str(exc) else ''}{exc}")
+    elif isinstance(exc, BaseExceptionGroup):
+        copy = _copy_group(exc, flags)
+    else:
+        copy = _copy_plain(exc)
     if isinstance(exc, SqlError) and isinstance(copy, SqlError):
         copy.code = exc.code
-    for flag in ("retryable", "overloaded", "durable_object_reset"):
+    for flag in _FLAGS:
         # Flags the runtime set on an application error (a constructor that raised, say) travel
         # too, so a broken stub raises "the same error" with them.
-        if getattr(exc, flag, False) is True and getattr(copy, flag, False) is not True:
-            try:
+        try:
+            if not flags:
+                if getattr(copy, flag, False):
+                    setattr(copy, flag, False)
+            elif getattr(exc, flag, False) is True and getattr(copy, flag, False) is not True:
                 setattr(copy, flag, True)
-            except AttributeError:  # pragma: no cover - a class with __slots__ and no __dict__
-                pass
+        except AttributeError:  # pragma: no cover - a class with __slots__ and no __dict__
+            pass
     try:
         copy.remote = True  # type: ignore[attr-defined]
     except AttributeError:  # pragma: no cover - a class with __slots__ and no __dict__
         pass
     return copy
+
+
+def _as_it_is(value: Any) -> Any:
+    return value
+
+
+_copy_value: Callable[[Any], Any] = _as_it_is
+"""How an exception's arguments are copied: ``_codec.clone``, which the codec installs when it is
+imported (with :func:`use_value_copier`; the codec imports this module, not the reverse)."""
+
+
+def use_value_copier(copier: Callable[[Any], Any]) -> None:
+    """Copy exceptions' arguments with ``copier`` (structured clone; ``durable._codec`` sets it)."""
+    global _copy_value
+    _copy_value = copier
+
+
+def _copy_plain(exc: BaseException) -> BaseException:
+    cls = type(exc)
+    message = str(exc)
+    args: tuple[Any, ...]
+    try:
+        args = _copy_value(exc.args)
+    except Exception:
+        args = (message,)  # what cannot be copied travels as the message
+    try:
+        copy = cls(*args)
+        if str(copy) == message:
+            return copy
+    except Exception:
+        pass
+    # A constructor with another signature, or one that would say something else: build the
+    # instance without running it, as structured clone does for error types, with the arguments.
+    try:
+        copy = cls.__new__(cls, *args)
+    except Exception:
+        copy = cls.__new__(cls)
+    BaseException.__init__(copy, *args)
+    return copy
+
+
+def _copy_group(exc: BaseExceptionGroup[Any], flags: bool) -> BaseException:
+    inner = [copy_remote_exception(e, flags=flags) for e in exc.exceptions]
+    cls = type(exc)
+    try:
+        return cls.__new__(cls, exc.message, inner)  # (no __init__: a subclass may take other arguments)
+    except Exception:
+        return BaseExceptionGroup(exc.message, inner)

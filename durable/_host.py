@@ -362,7 +362,10 @@ class ObjectHost:
                 # for its own; the object lives on.
                 self.output.deliver(fut, copy_remote_exception(DurableError(_HANDLER_CANCELLED)), True)
         else:
-            self.output.deliver(fut, copy_remote_exception(error), True)  # errors are responses too
+            # Errors are responses too. One this object got from another call and let through
+            # does not carry that call's reset or overload flags: this object was not reset, and
+            # the caller's stub to it stays usable (workerd: remote, no durableObjectReset).
+            self.output.deliver(fut, copy_remote_exception(error, flags=not getattr(error, "remote", False)), True)
 
     async def _enter(self) -> int:
         """Wait at the gate, build the instance if needed; returns the generation entered."""

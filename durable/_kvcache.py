@@ -23,10 +23,10 @@ the table exists (``exists``). ``tests/test_database_model.py`` runs this class 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from ._dbfile import Connections, checked_rows, wrap_error
+from ._dbfile import Connections, wrap_error
 
 __all__ = ["KV_CACHE_ENTRIES", "KV_CACHE_MAX_VALUE", "KvCache"]
 
@@ -60,8 +60,6 @@ class KvCache:
         """A delete that changed nothing was made before ``_cf_KV`` existed. workerd creates the
         table on the first write, so SQL run afterwards sees it (``spill()`` creates it then); by
         itself it creates no file, as a read would not."""
-        self._write_through = False
-        """Set once a lazy scan was handed out (it must see later writes): writes skip the buffer."""
         self.listing: Callable[[], None] | None = None
         """Called when ``storage.list()`` starts (``SyncKV`` invalidates its live ``kv.list()`` iterator)."""
         self._sql_get = db.tagged("SELECT value FROM _cf_KV WHERE key = ?")
@@ -78,7 +76,6 @@ class KvCache:
         """The connection is closing: forget the buffer, the cache and the cursor."""
         self.discard()
         self._cursor = None
-        self._write_through = False
 
     def discard(self) -> None:
         """Forget buffered writes, and cached pairs (they may show writes being rolled back)."""
@@ -210,14 +207,10 @@ class KvCache:
     def put(self, key: str, value: bytes) -> None:
         """Store ``value`` (codec bytes) under ``key``, in the buffer."""
         self._dirty[key] = value
-        if self._write_through:
-            self.spill()
 
     def put_many(self, items: list[tuple[str, bytes]]) -> None:
         """Store every pair of ``items``, in the buffer."""
         self._dirty.update(items)
-        if self._write_through:
-            self.spill()
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; whether it existed."""
@@ -226,8 +219,6 @@ class KvCache:
             self._wanted = True
         if existed or key in self._dirty:
             self._dirty[key] = None
-            if self._write_through:
-                self.spill()
         return existed
 
     def delete_many(self, keys: list[str]) -> int:
@@ -238,41 +229,10 @@ class KvCache:
         return deleted
 
     def scan(
-        self, start: str | None, end: str | None, *, reverse: bool = False, limit: int | None = None, lazy: bool = False
-    ) -> Iterator[tuple[str, bytes]]:
-        """Pairs with ``start <= key < end`` (``None``: unbounded), ascending or descending.
-
-        ``lazy``: the caller reads the rows as it goes, so later writes must reach SQLite at once
-        to be seen (from then on, as long as the connection is open, writes are not buffered).
-        """
-        self.spill()
-        if lazy:
-            self._write_through = True
-        conn = self._conns.read_conn()
-        if conn is None or not self.exists:
-            return iter(())
-        clauses: list[str] = []
-        params: list[object] = []
-        if start is not None:
-            clauses.append("key >= ?")
-            params.append(start)
-        if end is not None:
-            clauses.append("key < ?")
-            params.append(end)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        order = "DESC" if reverse else "ASC"
-        tail = ""
-        if limit is not None:
-            tail = " LIMIT ?"
-            params.append(limit)
-        sql = self._conns.tagged(f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order}{tail}")
-        try:
-            if not lazy:
-                return iter(conn.execute(sql, params).fetchall())  # every row read now, errors included
-            rows = conn.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise wrap_error(exc, self._conns.file) from exc
-        return checked_rows(rows, self._conns.file)  # read as the caller goes: errors wrapped then
+        self, start: str | None, end: str | None, *, reverse: bool = False, limit: int | None = None
+    ) -> list[tuple[str, bytes]]:
+        """Pairs with ``start <= key < end`` (``None``: unbounded), ascending or descending."""
+        return self._select(start, end, None, reverse=reverse, limit=limit)
 
     def step(self, start: str | None, end: str | None, after: str | None, *, reverse: bool) -> tuple[str, bytes] | None:
         """The first pair in ``start <= key < end`` past ``after`` (in the direction given), as
@@ -282,10 +242,16 @@ class KvCache:
         cursor does, it sees what was written or deleted ahead of it since it started (a
         ``sqlite3`` cursor has read its next row already).
         """
+        rows = self._select(start, end, after, reverse=reverse, limit=1)
+        return rows[0] if rows else None
+
+    def _select(
+        self, start: str | None, end: str | None, after: str | None, *, reverse: bool, limit: int | None
+    ) -> list[tuple[str, bytes]]:
         self.spill()
         conn = self._conns.read_conn()
         if conn is None or not self.exists:
-            return None
+            return []
         clauses: list[str] = []
         params: list[object] = []
         if start is not None:
@@ -298,14 +264,17 @@ class KvCache:
             clauses.append("key < ?" if reverse else "key > ?")
             params.append(after)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = self._conns.tagged(
-            f"SELECT key, value FROM _cf_KV{where} ORDER BY key {'DESC' if reverse else 'ASC'} LIMIT 1"
-        )
+        tail = ""
+        if limit is not None:
+            tail = " LIMIT ?"
+            params.append(limit)
+        order = "DESC" if reverse else "ASC"
+        sql = self._conns.tagged(f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order}{tail}")
         try:
-            row: tuple[str, bytes] | None = conn.execute(sql, params).fetchone()
+            rows: list[tuple[str, bytes]] = conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise wrap_error(exc, self._conns.file) from exc
-        return row
+        return rows
 
     def count(self) -> int:
         """How many pairs are stored."""

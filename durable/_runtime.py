@@ -241,13 +241,15 @@ class Runtime:
         ns_name = check_namespace_name(cls.__name__ if name is None else name)
         existing = self._namespaces.get(ns_name)
         if existing is not None:
-            if existing.cls is cls and existing.storage == storage:
-                return existing
-            raise ValueError(f"namespace {ns_name!r} is already registered for {existing.cls.__name__}")
+            if existing.cls is not cls or existing.storage != storage:
+                raise ValueError(f"namespace {ns_name!r} is already registered for {existing.cls.__name__}")
+            if name is not None and getattr(self.env, name, None) is not existing:
+                bind(self.env, name, existing)  # registered before without name=: bound on env now
+            return existing
         ns = Namespace._create(self, cls, ns_name, storage)
-        self._namespaces[ns_name] = ns
         if name is not None:
-            bind(self.env, name, ns)
+            bind(self.env, name, ns)  # first: a name env already has refuses the whole registration
+        self._namespaces[ns_name] = ns
         self._alarms.namespace_bound(ns_name)
         return ns
 

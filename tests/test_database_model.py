@@ -1,10 +1,10 @@
 """The key-value write buffer and read cache (``KvCache``) against a dict model (a Hypothesis state machine).
 
 ``KvCache`` (``ObjectDatabase.kv``) buffers key-value writes in memory (``_dirty``), caches what it
-read (``_cache``), and writes the buffer through to SQLite when SQL, a savepoint, a lazy scan or
+read (``_cache``), and writes the buffer through to SQLite when SQL, a savepoint, a scan or
 the commit needs it. Key-value operations go to the ``KvCache`` directly, transaction operations
 and the alarm to the ``ObjectDatabase`` that holds it, as the storage layer uses them.
-The machine runs random sequences of writes, reads, scans (eager and lazy), savepoints
+The machine runs random sequences of writes, reads, scans, kv.list() steps, savepoints
 (``release`` / ``rollback_to``), commits, failed commits, rollbacks and reopenings, and checks
 every read against a model: the committed dict, the current dict, and a stack of snapshots, one
 per open savepoint. A new database opened on the same file must see exactly what committed.
@@ -114,9 +114,8 @@ class DatabaseMachine(RuleBasedStateMachine):
         end=bounds,
         reverse=st.booleans(),
         limit=st.one_of(st.none(), st.integers(1, 4)),
-        lazy=st.booleans(),
     )
-    def scan(self, start: str | None, end: str | None, reverse: bool, limit: int | None, lazy: bool) -> None:
+    def scan(self, start: str | None, end: str | None, reverse: bool, limit: int | None) -> None:
         expected = sorted(
             (k, v) for k, v in self.current.items() if (start is None or k >= start) and (end is None or k < end)
         )
@@ -124,8 +123,21 @@ class DatabaseMachine(RuleBasedStateMachine):
             expected.reverse()
         if limit is not None:
             expected = expected[:limit]
-        rows = self.kv.scan(start, end, reverse=reverse, limit=limit, lazy=lazy)
+        rows = self.kv.scan(start, end, reverse=reverse, limit=limit)
         assert list(rows) == expected
+
+    @rule(start=bounds, end=bounds, after=bounds, reverse=st.booleans())
+    def step(self, start: str | None, end: str | None, after: str | None, reverse: bool) -> None:
+        """kv.list()'s step: the first pair of the range past ``after``, as stored now."""
+        pairs = sorted(
+            (k, v)
+            for k, v in self.current.items()
+            if (start is None or k >= start)
+            and (end is None or k < end)
+            and (after is None or (k < after if reverse else k > after))
+        )
+        expected = (pairs[-1] if reverse else pairs[0]) if pairs else None
+        assert self.kv.step(start, end, after, reverse=reverse) == expected
 
     @rule()
     def count(self) -> None:

@@ -468,6 +468,21 @@ class TestEnv:
             with pytest.raises(ValueError, match="already registered"):
                 rt.namespace(Base, name="X")
 
+    async def test_a_name_given_later_binds_the_namespace(self) -> None:
+        """``rt.namespace(C)`` then ``rt.namespace(C, name="C")``: the same namespace, now on env
+        (it was never bound, while the error told to do exactly that)."""
+        async with durable.Runtime() as rt:
+            first = rt.namespace(Obj)
+            assert rt.namespace(Obj, name="Obj") is first and rt.env.Obj is first
+
+    async def test_a_refused_registration_leaves_nothing_behind(self) -> None:
+        """A name env already has (a var) refuses the registration whole, every time."""
+        async with durable.Runtime(vars={"X": 1}) as rt:
+            for _ in range(2):
+                with pytest.raises(ValueError, match="env already has a binding named 'X'"):
+                    rt.namespace(Obj, name="X")
+            assert rt.env.X == 1
+
     async def test_closed_runtime_refuses_calls(self) -> None:
         """A closed runtime raises RuntimeClosedError, a RuntimeError that says what to do."""
         rt = durable.Runtime()
@@ -545,6 +560,107 @@ class TestCancelledInsideAMethod:
                     False,
                 )
             assert await stub.count() == 2  # the same stub, the same instance
+
+
+class Tagged(Exception):
+    """Formats its message in __init__ (so running it again would format it twice)."""
+
+    def __init__(self, msg: str, status: int = 500) -> None:
+        super().__init__(f"[{status}] {msg}")
+
+
+class HttpError(Exception):
+    """Says its message through __str__, from an attribute __init__ sets."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}"
+
+
+class Raises(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.data = {"secret": "kept"}
+
+    def tagged(self) -> None:
+        raise Tagged("not found", 404)
+
+    def http(self) -> None:
+        raise HttpError(418)
+
+    def holds(self) -> None:
+        raise ValueError(self.data)
+
+    def secret(self) -> Any:
+        return self.data
+
+    def group(self) -> None:
+        raise ExceptionGroup("two", [KeyError("k"), Tagged("inner", 409)])
+
+    def stop(self) -> None:
+        raise StopIteration("done")
+
+    async def via(self, name: str) -> None:
+        await self.env.RAISES.get_by_name(name).abort_me()
+
+    def abort_me(self) -> None:
+        self.ctx.abort("the other one")
+
+    def hi(self) -> str:
+        return "hi"
+
+
+class TestErrorCopies:
+    async def test_the_message_is_the_one_raised(self) -> None:
+        """The caller sees the object's message: a class that formats its message in __init__ is
+        not run again on it (it said "[500] [404] not found"), one that says it through an
+        attribute is (its __str__ needs it)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Raises, name="RAISES").get_by_name("a")
+            with pytest.raises(Tagged) as tagged:
+                await stub.tagged()
+            assert str(tagged.value) == "[404] not found" and tagged.value.remote is True  # type: ignore[attr-defined]
+            with pytest.raises(HttpError) as http:
+                await stub.http()
+            assert str(http.value) == "HTTP 418"
+
+    async def test_arguments_are_copies(self) -> None:
+        """An exception's arguments are copied like any value crossing RPC: the caller cannot
+        change the object's data through them."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Raises, name="RAISES").get_by_name("a")
+            with pytest.raises(ValueError) as info:
+                await stub.holds()
+            info.value.args[0]["secret"] = "changed by the caller"
+            assert await stub.secret() == {"secret": "kept"}
+
+    async def test_groups_and_stop_iteration(self) -> None:
+        """An ExceptionGroup's members are copies too (remote, messages kept); a StopIteration,
+        which no future may hold, arrives as a RuntimeError naming it."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Raises, name="RAISES").get_by_name("a")
+            with pytest.raises(ExceptionGroup) as group:
+                await stub.group()
+            inner = group.value.exceptions
+            assert [type(e).__name__ for e in inner] == ["KeyError", "Tagged"] and str(inner[1]) == "[409] inner"
+            assert all(getattr(e, "remote", False) for e in inner)
+            with pytest.raises(RuntimeError, match="^the handler raised StopIteration: done$"):
+                await stub.stop()
+            assert await stub.hi() == "hi"
+
+    async def test_a_reset_let_through_does_not_break_the_callers_stub(self) -> None:
+        """A's call to B fails because B was reset; A lets the error through. Its caller gets the
+        error, remote, without the reset flag, and its stub to A keeps working (workerd:
+        "B aborted remote=true reset=undefined", then A answers)."""
+        async with durable.Runtime() as rt:
+            a = rt.namespace(Raises, name="RAISES").get_by_name("a")
+            with pytest.raises(durable.ObjectAbortedError, match="the other one") as info:
+                await a.via("b")
+            assert info.value.durable_object_reset is False and info.value.remote is True
+            assert await a.hi() == "hi"
 
 
 class TestClockInsideObjects:
