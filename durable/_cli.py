@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import os
 import signal
 import socket
 import sys
@@ -278,6 +279,11 @@ def load_app(path: str | Path) -> LoadedApp:
     if python_workers.is_project(path):
         return _load_python_workers_project(path)
     file = Path(path)
+    if file.is_dir():
+        raise AppLoadError(
+            f"{path} is a directory without wrangler.jsonc, wrangler.json or wrangler.toml: not a Python "
+            "Workers project; give a Python file (durable serve app.py) or such a project's directory"
+        )
     if not file.is_file():
         raise AppLoadError(f"file not found: {path}")
     module = _exec_file(file)
@@ -347,6 +353,23 @@ def _binding(path: str | Path, name: object, value: object, base: type) -> Bindi
     return Binding(name=name, cls=value, storage=storage)
 
 
+def _persist_problem(persist: str) -> str | None:
+    """What is wrong with ``--persist DIR`` (``None``: nothing found before opening it)."""
+    if not persist.strip():
+        return "empty: give a directory (an unset shell variable, perhaps?), or --in-memory"
+    path = Path(persist)
+    if path.exists() and not path.is_dir():
+        return "exists and is not a directory"
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable" if parent != path else "not writable"
+    return None
+
+
 def _exec_file(file: Path) -> ModuleType:
     name = file.stem if file.stem.isidentifier() else "durable_app"
     if name in sys.modules:
@@ -363,11 +386,26 @@ def _exec_file(file: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except BaseException as exc:
         del sys.modules[name]
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        if isinstance(exc, KeyboardInterrupt):
             raise
-        details = "".join(traceback.format_exception(exc)).rstrip()
-        raise AppLoadError(f"{file} raised while loading:\n{details}") from exc
+        if isinstance(exc, SystemExit):
+            raise AppLoadError(f"{file} exited while loading (sys.exit({exc.code!r}))") from exc
+        raise AppLoadError(f"{file} raised while loading:\n{_user_traceback(exc)}") from exc
     return module
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback without the frames of durable and of Python's import machinery."""
+    te = traceback.TracebackException.from_exception(exc)
+    package = str(Path(__file__).resolve().parent)
+    te.stack = traceback.StackSummary.from_list(
+        [
+            frame
+            for frame in te.stack
+            if not frame.filename.startswith(package) and not frame.filename.startswith("<frozen importlib")
+        ]
+    )
+    return "".join(te.format()).rstrip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,6 +427,11 @@ def _serve_command(args: argparse.Namespace) -> int:
         print(f"durable: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     persist = None if args.in_memory else args.persist
+    if persist is not None:
+        problem = _persist_problem(persist)
+        if problem is not None:
+            print(f"durable: error: --persist {persist!r}: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         loop_factory = _loop_factory(args.loop)
         if args.http == "httptools":

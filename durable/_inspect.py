@@ -191,6 +191,11 @@ def inspect_directory(directory: Path) -> dict[str, Any]:
 def _check_directory(directory: Path) -> None:
     if not directory.is_dir():
         raise InspectError(f"{str(directory)!r} is not a directory")
+    if not (directory / META_FILE).is_file():
+        raise InspectError(
+            f"{str(directory)!r} is not a durable storage directory (it has no {META_FILE}): give the "
+            "directory a persisted runtime was opened on (durable serve --persist DIR, Runtime(path=DIR))"
+        )
     held = holder(directory)
     if held is not None:
         raise InspectError(
@@ -349,8 +354,15 @@ def run(
             out.write(json.dumps({"error": str(exc), "held_by": held}) + "\n")
         err.write(f"durable inspect: {exc}\n")
         return 1
-    if as_json:
-        out.write(json.dumps(_as_json(info), indent=2, sort_keys=True) + "\n")
-    else:
-        _print(info, out)
+    try:
+        if as_json:
+            out.write(json.dumps(_as_json(info), indent=2, sort_keys=True) + "\n")
+        else:
+            _print(info, out)
+        out.flush()
+    except BrokenPipeError:
+        # The reader stopped early (``durable inspect DIR | head``): not an error. Python would
+        # report the pipe again when it flushes stdout at exit, so stdout goes to devnull.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
     return 0

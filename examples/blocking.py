@@ -26,11 +26,18 @@ class Counter(durable.DurableObject):
         return durable.Response(str((await self.ctx.storage.get("value")) or 0))
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--persist", metavar="DIR", default=None, help="keep storage under DIR (default: memory)")
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--calls", type=int, default=250)
+    parser.add_argument("--threads", type=_positive, default=8, help="worker threads (default 8)")
+    parser.add_argument("--calls", type=_positive, default=250, help="calls per thread (default 250)")
     args = parser.parse_args(argv)
 
     with durable.BlockingRuntime(args.persist) as rt:

@@ -151,6 +151,27 @@ class TestObject:
 
 
 class TestDirectoriesInOtherStates:
+    def test_a_directory_that_is_not_durable_storage(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A directory without durable's metadata file is said to be no storage directory (it
+        printed "(no objects)" and exited 0)."""
+        (tmp_path / "other").mkdir()
+        code, _, err = run(capsys, str(tmp_path / "other"))
+        assert code == 1 and "is not a durable storage directory (it has no durable-meta.sqlite)" in err
+
+    def test_a_reader_that_stops_early(self, directory: Path) -> None:
+        """``durable inspect DIR | head -1``: the closed pipe is not an error (it was a traceback)."""
+        env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "durable", "inspect", str(directory), "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before anything was read
+        err = proc.stderr.read()
+        proc.stderr.close()
+        assert proc.wait(timeout=60) == 0
+        assert b"Traceback" not in err and b"BrokenPipe" not in err
+
     def test_held_directory_reports_the_pid(self, directory: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A directory held by a live runtime in another process is reported with its PID, not read."""
         script = (

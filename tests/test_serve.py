@@ -116,6 +116,47 @@ class TestLoadApp:
         assert main(["serve", str(tmp_path / "nope.py")]) == 2
         assert "file not found" in capsys.readouterr().err
 
+    def test_a_file_that_fails_to_load_shows_its_own_frames(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A file that raises while loading: its traceback, without durable's frames or Python's
+        import machinery; a SyntaxError shows its line. sys.exit() there is said, not silent."""
+        for code, words in [
+            ("import nosuchmodule_xyz\n", "No module named 'nosuchmodule_xyz'"),
+            ("def f(:\n    pass\n", "SyntaxError"),
+        ]:
+            path = write_app(tmp_path, code)
+            assert main(["serve", str(path)]) == 2
+            err = capsys.readouterr().err
+            assert "raised while loading" in err and words in err
+            assert "_cli.py" not in err and "<frozen importlib" not in err
+        path = write_app(tmp_path, "import sys\nsys.exit(3)\n")
+        assert main(["serve", str(path)]) == 2
+        assert "exited while loading (sys.exit(3))" in capsys.readouterr().err
+
+    def test_a_directory_that_is_no_project(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A directory without a wrangler file is said to be no Python Workers project."""
+        assert main(["serve", str(tmp_path)]) == 2
+        assert "is a directory without wrangler.jsonc, wrangler.json or wrangler.toml" in capsys.readouterr().err
+
+    @pytest.mark.parametrize(
+        ("persist", "words"),
+        [
+            ("", "empty: give a directory"),
+            ("afile", "exists and is not a directory"),
+            ("afile/sub", "is not a directory"),
+        ],
+    )
+    def test_bad_persist_directories(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], persist: str, words: str
+    ) -> None:
+        """--persist that cannot be a storage directory is refused before anything starts (an
+        empty one used to say "in memory" and write into the current directory)."""
+        (tmp_path / "afile").write_text("x")
+        value = str(tmp_path / persist) if persist else ""
+        assert main(["serve", str(EXAMPLE), "--persist", value]) == 2
+        assert words in capsys.readouterr().err
+
     def test_no_worker(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A file without Worker exits 2 saying so."""
         path = write_app(tmp_path, "bindings = {}\n")
