@@ -119,13 +119,15 @@ class EventCall:
     so httpx) work with it too.
     """
 
-    __slots__ = ("__weakref__", "cancel_msg", "cancels", "coro", "fut", "task")
+    __slots__ = ("__weakref__", "cancel_msg", "cancels", "coro", "fut", "name", "task")
 
     cancels: int
     """Cancellations requested (as the current task) before a task took the event over; unset: none."""
     cancel_msg: Any
     coro: Any
     """The event's coroutine, for ``get_coro()`` before a task took it over (set when stepped by hand)."""
+    name: str
+    """The event's name, made when first asked for (``get_name()``)."""
 
     def __init__(self, fut: asyncio.Future[Any]) -> None:
         self.fut = fut
@@ -169,8 +171,18 @@ class EventCall:
         return self.fut.get_loop()
 
     def get_name(self) -> str:
-        """The name of the event's task (before it exists, a name for the event)."""
-        return self.task.get_name() if self.task is not None else f"durable event {id(self):#x}"
+        """The event's name: the same in every step (``set_name()`` changes it)."""
+        try:
+            return self.name
+        except AttributeError:  # (set when first asked for: no store per event)
+            self.name = f"durable event {id(self):#x}"
+            return self.name
+
+    def set_name(self, value: object) -> None:
+        """Name the event (and the task that continues it, once there is one)."""
+        self.name = str(value)
+        if self.task is not None:
+            self.task.set_name(self.name)
 
     def _task_now(self, method: str) -> asyncio.Task[Any]:
         if self.task is None:

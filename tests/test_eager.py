@@ -89,12 +89,14 @@ class Probe(durable.DurableObject):
         return [task.result() for task in tasks]
 
     async def current_tasks(self) -> bool:
-        """Whether the current task is the same object before and after suspensions."""
+        """Whether the current task is the same object, with the same name, before and after suspensions."""
         first = asyncio.current_task()
+        assert first is not None
+        name = first.get_name()
         await asyncio.sleep(0)
         second = asyncio.current_task()
         await asyncio.sleep(0.001)
-        return first is second is asyncio.current_task() and first is not None
+        return first is second is asyncio.current_task() and asyncio.current_task().get_name() == name  # type: ignore[union-attr]
 
     def current_task_of_plain(self) -> None:
         SEEN.append(asyncio.current_task())
@@ -383,6 +385,9 @@ class TestEagerStart:
         assert call.get_coro() is None  # (the event's coroutine, once one is stepped)
         assert call.get_loop() is loop and not call.done() and not call.cancelled()
         assert "first step" in repr(call) and call.get_name().startswith("durable event")
+        assert call.get_name() == call.get_name()  # the same name in every step
+        call.set_name("mine")
+        assert call.get_name() == "mine"
 
 
 class TestVersions:
