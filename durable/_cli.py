@@ -583,6 +583,7 @@ async def _serve(
             # The header timeout and the connection cap: see _serve_limits (uvicorn has neither).
             http=guarded_protocol(http, limits.header_timeout, limits.max_connections),
         )
+        logging.getLogger("uvicorn.error").addFilter(_quiet_shutdown)
         server = uvicorn.Server(config)
         stopper.server = server
         if stopper.signalled:
@@ -621,6 +622,24 @@ def _url(sock: socket.socket) -> str:
 
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+def _quiet_shutdown(record: logging.LogRecord) -> bool:
+    """uvicorn's log filter for ``durable serve``: a request, or the lifespan, cancelled because the
+    server is stopping (its graceful-shutdown timeout ran out, or a second Ctrl-C) is one line,
+    not "Exception in ASGI application" with a traceback; the stop is expected."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, asyncio.CancelledError):
+        message = record.getMessage()
+        if message.startswith("Exception in ASGI application"):
+            record.msg, record.args = "a request was cancelled: the server stopped before it finished", ()
+        elif message.startswith("Exception in 'lifespan' protocol"):
+            record.msg, record.args = "the server's startup or shutdown was cancelled (stopped twice)", ()
+        else:
+            return True
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+    return True
 
 
 def _configure_logging(level: str) -> None:

@@ -110,6 +110,32 @@ class TestArguments:
         assert "pip install 'durable-objects[server]'" in capsys.readouterr().err
 
 
+class TestQuietShutdown:
+    @pytest.mark.parametrize(
+        ("message", "said"),
+        [
+            ("Exception in ASGI application\n", "a request was cancelled: the server stopped before it finished"),
+            ("Exception in 'lifespan' protocol\n", "the server's startup or shutdown was cancelled (stopped twice)"),
+        ],
+    )
+    def test_a_cancellation_at_shutdown_is_one_line(self, message: str, said: str) -> None:
+        """uvicorn's report of a request (or the lifespan) cancelled while the server stops is one
+        warning line without a traceback; any other exception keeps its traceback."""
+        import asyncio
+        import logging
+
+        from durable._cli import _quiet_shutdown
+
+        def record(exc: BaseException) -> logging.LogRecord:
+            return logging.LogRecord("uvicorn.error", logging.ERROR, "x", 1, message, (), (type(exc), exc, None))
+
+        cancelled = record(asyncio.CancelledError("Task cancelled, timeout graceful shutdown exceeded"))
+        assert _quiet_shutdown(cancelled)
+        assert (cancelled.getMessage(), cancelled.levelname, cancelled.exc_info) == (said, "WARNING", None)
+        failed = record(ValueError("a bug"))
+        assert _quiet_shutdown(failed) and failed.exc_info is not None and failed.levelname == "ERROR"
+
+
 class TestLoadApp:
     def test_file_not_found(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A missing file exits 2 naming it."""
