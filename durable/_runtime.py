@@ -48,7 +48,7 @@ or temporary file at times)."""
 FDS_RESERVED = 64
 """Descriptors kept out of the objects' share: stdio, the lock and meta files, Python's own."""
 
-SHUTDOWN_GRACE = 30.0
+SHUTDOWN_GRACE = 5.0
 """Seconds ``aclose()`` waits for ``ctx.wait_until()`` work still running (then cancels it, logged)."""
 
 log = logging.getLogger("durable")
