@@ -357,7 +357,13 @@ def _persist_problem(persist: str) -> str | None:
     """What is wrong with ``--persist DIR`` (``None``: nothing found before opening it)."""
     if not persist.strip():
         return "empty: give a directory (an unset shell variable, perhaps?), or --in-memory"
-    path = Path(persist)
+    try:
+        return _directory_problem(Path(persist))
+    except OSError as exc:  # a parent that cannot be searched, say
+        return f"cannot be used: {exc.strerror or exc}"
+
+
+def _directory_problem(path: Path) -> str | None:
     if path.exists() and not path.is_dir():
         return "exists and is not a directory"
     parent = path

@@ -149,7 +149,8 @@ def copy_remote_exception(exc: BaseException, *, flags: bool = True) -> BaseExce
     let through, as workerd does) the copy carries none of them.
     """
     if isinstance(exc, (StopIteration, StopAsyncIteration)):
-        copy: BaseException = RuntimeError(f"the handler raised {type(exc).__name__}{': ' if str(exc) else ''}{exc}")
+        said = _message(exc)
+        copy: BaseException = RuntimeError(f"the handler raised {type(exc).__name__}{': ' if said else ''}{said}")
     elif isinstance(exc, BaseExceptionGroup):
         copy = _copy_group(exc, flags)
     else:
@@ -191,7 +192,7 @@ def use_value_copier(copier: Callable[[Any], Any]) -> None:
 
 def _copy_plain(exc: BaseException) -> BaseException:
     cls = type(exc)
-    message = str(exc)
+    message = _message(exc)
     args: tuple[Any, ...]
     try:
         args = _copy_value(exc.args)
@@ -199,18 +200,32 @@ def _copy_plain(exc: BaseException) -> BaseException:
         args = (message,)  # what cannot be copied travels as the message
     try:
         copy = cls(*args)
-        if str(copy) == message:
+        if _message(copy) == message:
             return copy
     except Exception:
         pass
     # A constructor with another signature, or one that would say something else: build the
-    # instance without running it, as structured clone does for error types, with the arguments.
+    # instance without running it, as structured clone does for error types, with the arguments
+    # and the attributes that can be copied (a __str__ may read them).
     try:
         copy = cls.__new__(cls, *args)
     except Exception:
         copy = cls.__new__(cls)
     BaseException.__init__(copy, *args)
+    for name, value in getattr(exc, "__dict__", {}).items():
+        try:
+            setattr(copy, name, _copy_value(value))
+        except Exception:
+            continue
     return copy
+
+
+def _message(exc: BaseException) -> str:
+    """``str(exc)``, or what can be said of it if its ``__str__`` fails (copying never raises)."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} whose message could not be read>"
 
 
 def _copy_group(exc: BaseExceptionGroup[Any], flags: bool) -> BaseException:

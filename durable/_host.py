@@ -81,9 +81,9 @@ _NO_KWARGS: Kwargs = {}
 """A fetch handler's keyword arguments (none; never changed)."""
 
 _HANDLER_CANCELLED = (
-    "The Durable Object's handler raised asyncio.CancelledError (a task it awaited was cancelled, or it "
-    "cancelled itself). durable reports it as this error, so that the caller does not take it for its own "
-    "cancellation; the object was not reset."
+    "The Durable Object's handler raised asyncio.CancelledError (a task it awaited was cancelled). durable "
+    "reports it as this error, so that the caller does not take it for its own cancellation; the object was "
+    "not reset."
 )
 _CLOSED_MESSAGE = "Connection closed: this Durable Object instance is no longer active. Reconnect or retry the request."
 

@@ -477,25 +477,31 @@ class _Rows:
     """The rows of a statement already run to its end (``SqlCursor._complete``), read like a
     ``sqlite3.Cursor``."""
 
-    __slots__ = ("_rows", "connection")
+    __slots__ = ("_at", "_rows", "connection")
 
     def __init__(self, rows: list[tuple[Any, ...]]) -> None:
         self._rows = rows
+        self._at = 0  # the next row to read (an index: reading one by one stays linear)
         self.connection = _NoChanges
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        return self._rows.pop(0) if self._rows else None
+        if self._at >= len(self._rows):
+            return None
+        self._at += 1
+        return self._rows[self._at - 1]
 
     def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
-        rows, self._rows = self._rows[:size], self._rows[size:]
+        rows = self._rows[self._at : self._at + size]
+        self._at += len(rows)
         return rows
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        rows, self._rows = self._rows, []
+        rows = self._rows[self._at :]
+        self._at = len(self._rows)
         return rows
 
     def close(self) -> None:
-        self._rows = []
+        self._rows, self._at = [], 0
 
 
 class _NoChangesConnection:

@@ -40,6 +40,9 @@ _USERINFO_SET: Final = _PATH_SET | frozenset("/:;=@[\\]|")
 
 _FORBIDDEN_HOST: Final = frozenset("\0\t\n\r #/:<>?@[\\]^|")
 _FORBIDDEN_DOMAIN: Final = _FORBIDDEN_HOST | frozenset(map(chr, range(0x20))) | {"%", "\x7f"}
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
+_OCTAL_DIGITS: Final = frozenset("01234567")
+_DECIMAL_DIGITS: Final = frozenset("0123456789")
 _SINGLE_DOT: Final = frozenset({".", "%2e"})
 _DOUBLE_DOT: Final = frozenset({"..", ".%2e", "%2e.", "%2e%2e"})
 _PERCENT_BYTE: Final = re.compile(rb"%([0-9A-Fa-f]{2})")
@@ -196,7 +199,7 @@ def _domain(raw: str) -> str | None:
             try:
                 label[4:].encode("ascii").decode("punycode")
             except (UnicodeError, IndexError):
-                return None  # not valid punycode, which workerd refuses
+                return None  # punycode Python cannot decode, which workerd refuses too
         labels.append(label)
     ascii_host = ".".join(labels)
     if any(char in _FORBIDDEN_DOMAIN for char in ascii_host) or not ascii_host:
@@ -234,10 +237,10 @@ def _ipv4_number(part: str) -> int | None:
         part, base = part[1:], 8
     if not part:
         return 0
-    try:
-        return int(part, base) if part.isascii() and part.isalnum() else None
-    except ValueError:
-        return None
+    digits = _HEX_DIGITS if base == 16 else _OCTAL_DIGITS if base == 8 else _DECIMAL_DIGITS
+    if not set(part) <= digits:
+        return None  # (int() would also take "0x", "0o", "_"... which WHATWG does not)
+    return int(part, base)
 
 
 def _ipv4(host: str) -> str | None:

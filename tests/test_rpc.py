@@ -580,6 +580,22 @@ class HttpError(Exception):
         return f"HTTP {self.status}"
 
 
+class ApiError(Exception):
+    """Needs two arguments and says its message through attributes its __init__ sets."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(status, detail)
+        self.status, self.detail = status, detail
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.detail}"
+
+
+class Unsayable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
 class Raises(durable.DurableObject):
     def __init__(self, ctx: durable.State, env: Any) -> None:
         super().__init__(ctx, env)
@@ -612,8 +628,30 @@ class Raises(durable.DurableObject):
     def hi(self) -> str:
         return "hi"
 
+    def api(self) -> None:
+        raise ApiError(404, "missing")
+
+    def unsayable(self) -> None:
+        raise Unsayable("x")
+
+    async def relay(self, method: str) -> None:
+        await getattr(self.env.RAISES.get_by_name("other"), method)()
+
 
 class TestErrorCopies:
+    @pytest.mark.parametrize("through", [False, True])
+    async def test_errors_that_are_hard_to_copy_still_reach_the_caller(self, through: bool) -> None:
+        """An error whose __str__ reads attributes its __init__ set (with another signature), or
+        whose __str__ fails, still reaches the caller, directly or let through another object
+        (the caller used to wait forever when copying it raised)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Raises, name="RAISES").get_by_name("a")
+            with pytest.raises(ApiError) as api:
+                await asyncio.wait_for(stub.relay("api") if through else stub.api(), 5)
+            assert str(api.value) == "404: missing" and api.value.status == 404
+            with pytest.raises(Unsayable):
+                await asyncio.wait_for(stub.relay("unsayable") if through else stub.unsayable(), 5)
+
     async def test_the_message_is_the_one_raised(self) -> None:
         """The caller sees the object's message: a class that formats its message in __init__ is
         not run again on it (it said "[500] [404] not found"), one that says it through an

@@ -183,6 +183,18 @@ class TestLoadApp:
         assert main(["serve", str(EXAMPLE), "--persist", value]) == 2
         assert words in capsys.readouterr().err
 
+    def test_a_persist_directory_that_cannot_be_checked(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A --persist whose parent cannot be searched (EACCES) is a usage error, not a traceback."""
+
+        def refused(self: Path) -> bool:
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(Path, "exists", refused)
+        assert main(["serve", str(EXAMPLE), "--persist", str(tmp_path / "locked" / "state")]) == 2
+        assert "cannot be used: Permission denied" in capsys.readouterr().err
+
     def test_no_worker(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A file without Worker exits 2 saying so."""
         path = write_app(tmp_path, "bindings = {}\n")

@@ -163,7 +163,22 @@ WORKERD: list[tuple[str, str | None]] = [
 KNOWN = {"http://xn--a.com/"}
 
 
+WHATWG_ONLY: list[tuple[str, str | None]] = [
+    ("http://0x0x1/", "http://0x0x1/"),
+    ("http://00o7/", "http://00o7/"),
+    ("http://1.0X0x1/", "http://1.0x0x1/"),
+    ("http://017/", "http://0.0.0.15/"),
+]
+"""IPv4-like hosts that Python's ``int()`` would read as numbers and the standard does not
+(checked with Node's WHATWG ``URL``, the parser workerd's follows)."""
+
+
 class TestParse:
+    @pytest.mark.parametrize(("given", "expected"), WHATWG_ONLY)
+    def test_ipv4_numbers_are_the_standards(self, given: str, expected: str | None) -> None:
+        """Only hex digits after 0x, octal digits after a leading 0, decimal digits otherwise."""
+        assert parse_url(given) == expected
+
     @pytest.mark.parametrize(("given", "expected"), [row for row in WORKERD if row[0] not in KNOWN])
     def test_as_workerd(self, given: str, expected: str | None) -> None:
         """Each input is serialized, or refused, as workerd's URL parser does."""
