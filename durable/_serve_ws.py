@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._wsbridge import CLOSE_WITHOUT_CODE
+from ._wsbase import TOO_LARGE_MESSAGE
+from ._wsbridge import CLOSE_WITHOUT_CODE, PROTOCOL_ERROR
 
-__all__ = ["FrameEnds", "websocket_protocol"]
+__all__ = ["FrameEnds", "protocol_error", "websocket_protocol"]
 
 _CLOSE_OPCODE = 0x8
 
@@ -92,6 +93,22 @@ class FrameEnds:
                 self.closed = True
 
 
+def protocol_error(code: int, reason: str) -> str | None:
+    """workerd's ``webSocketError`` text for a connection the client broke (``None``: not one).
+
+    workerd's read loop fails the object's end with ``WebSocket protocol error;
+    protocolError.statusCode = N; protocolError.description = ...`` (measured with miniflare: 1009
+    for a message too large, 1002 "Unexpected continuation frame"); the description here is the
+    ``websockets`` parser's reason, capitalized, which matches workerd's for the common cases.
+    """
+    if code == 1009:
+        return TOO_LARGE_MESSAGE
+    if code == 1002:
+        description = reason[:1].upper() + reason[1:]
+        return f"WebSocket protocol error; protocolError.statusCode = 1002; protocolError.description = {description}"
+    return None
+
+
 def websocket_protocol() -> type[Any] | None:
     """uvicorn's ``auto`` WebSocket protocol with a close that leaves nothing unread, or None."""
     try:
@@ -131,7 +148,11 @@ def websocket_protocol() -> type[Any] | None:
                 return
             close = self.conn.close_sent
             assert close is not None  # the parser failed the connection: it sent a Close
-            self.queue.put_nowait({"type": "websocket.disconnect", "code": close.code, "reason": close.reason})
+            event: dict[str, Any] = {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
+            error = protocol_error(close.code, close.reason)
+            if error is not None:
+                event[PROTOCOL_ERROR] = error  # the object gets workerd's error event, not a close
+            self.queue.put_nowait(event)  # type: ignore[arg-type]  # (a key of durable's own added)
             self.durable_failed = self.close_sent = True
             self.transport.write(b"".join(self.conn.data_to_send()))  # the Close frame
             if self.durable_frames is None or self.durable_frames.closed:

@@ -32,9 +32,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._http import Headers, Response
-from ._websocket import WebSocket, WebSocketClosed, remote_close
+from ._websocket import WebSocket, WebSocketClosed, WebSocketError, remote_close
 
-__all__ = ["CLOSE_WITHOUT_CODE", "accept_headers", "bridge"]
+__all__ = ["CLOSE_WITHOUT_CODE", "PROTOCOL_ERROR", "accept_headers", "bridge"]
+
+PROTOCOL_ERROR = "durable.protocol_error"
+"""A key of ``websocket.disconnect`` that ``durable serve``'s protocol adds when the client broke
+the WebSocket protocol: workerd's error text, which the object gets as ``web_socket_error``."""
 
 CLOSE_WITHOUT_CODE = "durable.websocket.close_without_code"
 """An ASGI scope extension: the server sends ``websocket.close`` with ``"code": None`` as a Close
@@ -105,6 +109,10 @@ async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send
                 with contextlib.suppress(TypeError):  # closed from our side meanwhile: dropped
                     ws.send(data)
             elif kind == "websocket.disconnect":
+                error = event.get(PROTOCOL_ERROR)
+                if error is not None:
+                    ws.network.fail(WebSocketError(str(error)))  # as workerd: an error event, no close
+                    return
                 code = int(event.get("code") or 1005)
                 reason = str(event.get("reason") or "")
                 # ASGI has no separate signal for a connection that ended without a Close

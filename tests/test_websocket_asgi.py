@@ -69,6 +69,11 @@ class Echo(durable.DurableObject):
         log.append([code, reason, was_clean])
         await self.ctx.storage.put("log", log)
 
+    async def web_socket_error(self, ws, error):
+        log = await self.ctx.storage.get("log") or []
+        log.append(["error", str(error)])
+        await self.ctx.storage.put("log", log)
+
 bindings = {"ECHO": Echo}
 """
 
@@ -349,9 +354,11 @@ class TestServe:
         await ws.send("hello")
         assert await ws.recv() == "text:hello"
         ws.transport.abort()  # the TCP connection drops without a Close frame
-        # Three closes by then: 1000 and 1009 above, and this one, logged a little later.
+        # Three entries by then: the 1000 close, the error of the message too large (as workerd's
+        # webSocketError, not a close), and this one, logged a little later.
         log = await wait_for_log(server.url, 3)
         assert [1006, "WebSocket disconnected without sending Close frame.", False] in log
+        assert ["error", durable._websocket.TOO_LARGE_MESSAGE] in log
         with pytest.raises(InvalidStatus) as refused:
             await connect(server.ws_url + "/nows")
         assert refused.value.response.status_code == 403
@@ -379,6 +386,28 @@ class TestServe:
                 await ws.recv()
             assert closed.value.rcvd is None and closed.value.sent is None  # no Close frame either way
             assert ws.close_code == 1006
+
+    async def test_a_broken_protocol_is_an_error_event(self, serve: Any, tmp_path: Path) -> None:
+        """A client that breaks the protocol (a continuation frame with nothing to continue):
+        the object gets workerd's webSocketError (measured with miniflare), not a close."""
+        from websockets.asyncio.client import connect
+
+        server = serve(echo_file(tmp_path))
+        async with connect(server.ws_url + "/", compression=None) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "text:hello"
+            # A masked continuation frame (opcode 0, FIN) with no message before it.
+            ws.transport.write(bytes([0x80, 0x82, 1, 2, 3, 4, ord("h") ^ 1, ord("i") ^ 2]))
+            with pytest.raises(Exception):  # noqa: B017 - the server closes with 1002
+                await asyncio.wait_for(ws.recv(), 10)
+        log = await wait_for_log(server.url, 1)
+        assert log == [
+            [
+                "error",
+                "WebSocket protocol error; protocolError.statusCode = 1002; "
+                "protocolError.description = Unexpected continuation frame",
+            ]
+        ]
 
     async def test_too_large_message_closes_without_a_reset(self, serve: Any, tmp_path: Path) -> None:
         """A client still sending a message over 32 MiB gets the 1009 Close, then EOF: no TCP reset."""
