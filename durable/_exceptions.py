@@ -136,12 +136,13 @@ _FLAGS: Final = ("retryable", "overloaded", "durable_object_reset")
 def copy_remote_exception(exc: BaseException, *, flags: bool = True) -> BaseException:
     """Return a copy of an exception raised inside an object, as the caller should see it.
 
-    Like Cloudflare, only the class and the message travel: the traceback, ``__cause__`` and
-    other attributes stay behind, and the copy has ``remote = True``. Its arguments are copies
-    (structured clone), so the caller cannot reach the object's values through them; arguments
-    that cannot be copied travel as the message. The copy says what the original says:
-    ``cls(*args)`` is used only if it gives the same message (a class that formats its message in
-    ``__init__`` would format it again), else the instance is made without running ``__init__``.
+    Like Cloudflare, the class and the message travel: the traceback and ``__cause__`` stay
+    behind, and the copy has ``remote = True``. Its arguments are copies (structured clone), so
+    the caller cannot reach the object's values through them; arguments that cannot be copied
+    travel as the message. The copy says what the original says: ``cls(*args)`` is used if it
+    gives the same message (a class that formats its message in ``__init__`` would format it
+    again); else the instance is made without running ``__init__``, with copies of the
+    attributes it had (its ``__str__`` may read them).
     A ``StopIteration`` (which no future may hold) arrives as a ``RuntimeError`` naming it.
 
     Errors of the runtime itself keep their flags (``durable_object_reset``, ``overloaded``,

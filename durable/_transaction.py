@@ -383,14 +383,10 @@ class Transactions:
                 host.transaction_ended()
 
     def roll_back(self, txn: Transaction) -> None:
-        """Undo ``txn``'s savepoint (``txn.rollback()``), once the transactions inside it ended."""
+        """Undo ``txn``'s savepoint (``txn.rollback()``, which refuses while one inside it runs)."""
         if self._gen != self._host.gen or not txn._started:
             return  # reset: the savepoint is gone already
-        savepoint, db = txn._savepoint, self._db
-        if self.stack[-1] is txn:
-            db.rollback_to(savepoint)
-        else:
-            self.defer(txn, lambda: db.rollback_to(savepoint))
+        self._db.rollback_to(txn._savepoint)
 
     # -- transaction_sync() ----------------------------------------------------------------------
 
