@@ -179,6 +179,10 @@ def main() -> int:
     parser.add_argument("--stack", nargs="+", choices=sorted(STACKS), default=["fast", "pure"])
     parser.add_argument("--client", choices=["wrk", "raw"], default="wrk" if shutil.which("wrk") else "raw")
     args = parser.parse_args()
+    if args.client == "wrk" and (args.duration < 1 or args.duration != int(args.duration)):
+        parser.error(f"--duration {args.duration:g}: wrk takes whole seconds (1 or more); use --client raw for less")
+    if args.duration <= 0 or args.repeats < 1 or min(args.concurrency) < 1:
+        parser.error("--duration must be positive, --repeats and --concurrency at least 1")
 
     print(
         f"served counter vs bare ASGI floor, persisted, {args.duration:g} s per level, "

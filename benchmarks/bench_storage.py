@@ -22,6 +22,10 @@ Every measurement is an *increment*: read a counter, add one, write it back, mak
     fetches gathered at once, like (b). Targets: (f)/(d) >= 0.6 and (g)/(d) >= 1.0.
 (e) with ``--pitr``: (a) again on a runtime with ``point_in_time_recovery=True``, interleaved, and
     its ratio to (a): the cost of keeping the history (see ``docs/performance.md``).
+(i) the commit alone, for reference: (d)'s connection running one autocommit ``INSERT OR
+    REPLACE`` per increment, which is what durable's commit of one written key runs. The script
+    prints the budget of (a) it implies: at (a)/(d) = 0.8 a call may take 1 / (0.8 (d)); less the
+    commit, that is what the RPC, the gates, ``get`` and ``put`` may cost together.
 (h) the asyncio floor, for reference: what any design built on asyncio coroutines and futures
     costs at the least for (a) and (b), with none of the emulator's rules. An ``async def``
     increment on a plain dict, awaited in a loop with one ``INSERT OR REPLACE`` (its own
@@ -218,6 +222,22 @@ class Bare:
         check(stored == ops, f"sqlite {key}: {stored}, expected {ops}")
         return ops / elapsed
 
+    def commits_only(self, key: str, ops: int) -> float:
+        """(i): one autocommit ``INSERT OR REPLACE`` per increment, the value counted in Python.
+
+        This is the statement durable's commit runs for a call that wrote one key (its write
+        buffer holds the value, its cache the read): what every awaited call pays at the least.
+        """
+        execute, upsert = self.conn.execute, self.UPSERT
+        gc.collect()
+        start = time.perf_counter()
+        for value in range(1, ops + 1):
+            execute(upsert, (key, value))
+        elapsed = time.perf_counter() - start
+        stored = execute(self.SELECT, (key,)).fetchone()[0]
+        check(stored == ops, f"sqlite {key}: {stored}, expected {ops}")
+        return ops / elapsed
+
     def close(self) -> None:
         self.conn.close()
 
@@ -295,6 +315,18 @@ def rates(label: str, values: list[float]) -> str:
     )
 
 
+def budget(a: list[float], d: list[float], i: list[float]) -> str:
+    """Microseconds per call: the target's total, the commit (i), what is left, what (a) spends."""
+    target = 1e6 / (0.8 * statistics.median(d))
+    commit = 1e6 / statistics.median(i)
+    spent = 1e6 / statistics.median(a) - commit
+    return (
+        f"  (a) may take {target:.1f} us per call at 0.8 of (d); the commit (i) takes {commit:.1f} us of it,"
+        f" leaving {target - commit:.1f} us;\n  (a) spends {spent:.1f} us beside the commit"
+        f" (medians; the RPC machinery alone is bench_rpc.py's seq-noop)"
+    )
+
+
 def ratios(
     label: str, num: list[float], den: list[float], target: str | None = None, goal: float = 0.0, strict: bool = False
 ) -> str:
@@ -335,6 +367,7 @@ async def main_async(args: argparse.Namespace) -> None:
         b_live: list[float] = []
         h_seq: list[float] = []
         h_conc: list[float] = []
+        i: list[float] = []
         try:
             await disk.sequential("warm-up", 500)
             await disk.fetch_sequential("warm-up", 500)
@@ -346,6 +379,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 c_seq.append(await memory.sequential(f"seq-{r}", args.ops))
                 c_conc.append(await memory.concurrent(f"conc-{r}", args.concurrent))
                 d.append(bare.sequential(f"k{r}", args.ops))
+                i.append(bare.commits_only(f"i{r}", args.ops))
                 h_seq.append(await floor.sequential(f"seq-{r}", args.ops))
                 h_conc.append(await floor.concurrent(f"conc-{r}", args.concurrent))
                 if not args.no_fetch:
@@ -373,6 +407,7 @@ async def main_async(args: argparse.Namespace) -> None:
             print(rates(f"(g) {args.concurrent} concurrent fetches, persisted", g))
         print(rates("(h) asyncio floor, sequential", h_seq))
         print(rates(f"(h) asyncio floor, {args.concurrent} concurrent", h_conc))
+        print(rates("(i) the commit alone (one autocommit write)", i))
         print()
         print("ratios to the bare loop of the same repeat (targets judged on the median):")
         print(ratios("(a)/(d)", a, d, ">= 0.8", 0.8))
@@ -389,6 +424,9 @@ async def main_async(args: argparse.Namespace) -> None:
         print(ratios("(h)/(d)", h_conc, d) + "   (concurrent)")
         print(ratios("(a)/(h)", a, h_seq))
         print(ratios("(b)/(h)", b, h_conc))
+        print()
+        print("the budget of (a): what (a)/(d) >= 0.8 leaves for everything but the commit each call makes:")
+        print(budget(a, d, i))
         if e:
             print()
             print("point-in-time recovery (--pitr): (e) = (a) with point_in_time_recovery=True")
