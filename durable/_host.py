@@ -62,6 +62,7 @@ from ._storage import Done
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._hibernation import HibernationManager, SocketRegistry
+    from ._http import Request
 
 __all__ = ["EventKind", "ObjectHost", "current_host"]
 
@@ -133,7 +134,7 @@ class _EventRest:
     __slots__ = ("call", "coro", "fetch", "gen", "host")
 
     def __init__(
-        self, host: ObjectHost, call: EventCall, gen: int, coro: CoroutineType[Any, Any, Any], fetch: bool
+        self, host: ObjectHost, call: EventCall, gen: int, coro: CoroutineType[Any, Any, Any], fetch: Request | None
     ) -> None:
         self.host, self.call, self.gen, self.coro, self.fetch = host, call, gen, coro, fetch
 
@@ -329,7 +330,7 @@ class ObjectHost:
         ):
             self.invoke("rpc", name, args, kwargs, fut)
             return
-        _start_fast(self, fut, func, args, kwargs, False)
+        _start_fast(self, fut, func, args, kwargs, None)
 
     def call_fetch(self, request: Any, fut: Future[Any]) -> None:
         """Deliver a fetch made from outside any object (``invoke("fetch", ...)`` on ``call_rpc``'s shorter path)."""
@@ -345,7 +346,7 @@ class ObjectHost:
         ):
             self.invoke("fetch", "fetch", (request,), {}, fut)
             return
-        _start_fast(self, fut, _call_fetch, (request,), _NO_KWARGS, True)
+        _start_fast(self, fut, _call_fetch, (request,), _NO_KWARGS, request)
 
     def _fail_event(self, fut: asyncio.Future[Any], gen: int, error: BaseException) -> None:
         if fut.done():
@@ -398,7 +399,7 @@ class ObjectHost:
             result = self.type.dispatch(self.instance, self.state, kind, name, args, kwargs)
             if type(result) is CoroutineType or inspect.isawaitable(result):
                 result = await result
-            result = self.type.result(kind, result)
+            result = self.type.result(kind, result, args)
             if gen != self.gen:
                 raise reset_copy(self._broken)
             if not fut.done():
@@ -461,7 +462,9 @@ class ObjectHost:
 # -- the fast-path event of ObjectHost.call_rpc and call_fetch (functions: the class stays small) --
 
 
-def _start_fast(host: ObjectHost, fut: Future[Any], func: Any, args: Args, kwargs: Kwargs, fetch: bool) -> None:
+def _start_fast(
+    host: ObjectHost, fut: Future[Any], func: Any, args: Args, kwargs: Kwargs, fetch: Request | None
+) -> None:
     """Start a fast-path event: ``func(instance, *args, **kwargs)``, its outcome to ``fut``."""
     host.events.admitted += 1
     call = EventCall(fut)
@@ -493,7 +496,7 @@ def _start_fast(host: ObjectHost, fut: Future[Any], func: Any, args: Args, kwarg
 
 
 def _first_step(
-    host: ObjectHost, call: EventCall, gen: int, func: Any, args: Args, kwargs: Kwargs, fetch: bool
+    host: ObjectHost, call: EventCall, gen: int, func: Any, args: Args, kwargs: Kwargs, fetch: Request | None
 ) -> None:
     """A fast-path event, in its own context: call ``func`` (the method, given the instance
     first; for a fetch, ``_call_fetch``) and step its coroutine here, up to its first
@@ -533,7 +536,7 @@ def _first_step(
 
 
 async def _fast_event(
-    host: ObjectHost, call: EventCall, gen: int, func: Any, args: Args, kwargs: Kwargs, fetch: bool
+    host: ObjectHost, call: EventCall, gen: int, func: Any, args: Args, kwargs: Kwargs, fetch: Request | None
 ) -> None:
     """A fast-path event as a coroutine, for asyncio's eager task on 3.12+.
 
@@ -554,7 +557,9 @@ async def _fast_event(
         _event_ended(host, call)
 
 
-async def _awaitable_rest(host: ObjectHost, call: EventCall, gen: int, awaitable: Awaitable[Any], fetch: bool) -> None:
+async def _awaitable_rest(
+    host: ObjectHost, call: EventCall, gen: int, awaitable: Awaitable[Any], fetch: Request | None
+) -> None:
     """A fast-path event whose handler returned an awaitable that is not a coroutine."""
     try:
         _deliver(host, call, gen, await awaitable, fetch)
@@ -564,11 +569,11 @@ async def _awaitable_rest(host: ObjectHost, call: EventCall, gen: int, awaitable
         _event_ended(host, call)
 
 
-def _deliver(host: ObjectHost, call: EventCall, gen: int, result: Any, fetch: bool) -> None:
-    """Hand the handler's ``result`` (a copy; for a fetch, the checked ``Response``) to the
-    caller, once the output gate lets it leave."""
-    if fetch:
-        check_response(result)
+def _deliver(host: ObjectHost, call: EventCall, gen: int, result: Any, fetch: Request | None) -> None:
+    """Hand the handler's ``result`` (a copy; for a fetch, whose request ``fetch`` is, the
+    checked ``Response``) to the caller, once the output gate lets it leave."""
+    if fetch is not None:
+        check_response(result, fetch)
     elif type(result) not in ATOMIC_TYPES:  # (clone() returns those as they are)
         result = clone(result)
     if gen != host.gen:

@@ -1127,6 +1127,17 @@ def body_chunks(source: bytes | AsyncIterable[object]) -> AsyncIterator[bytes]:
     return _chunks(source)
 
 
+NOT_AN_UPGRADE: Final = 'Worker tried to return a WebSocket in a response to a request which did not contain the header "Upgrade: websocket".'
+"""workerd's TypeError for a Response with a WebSocket answering a request that is not an upgrade."""
+
+
+def is_websocket_upgrade(request: Request) -> bool:
+    """Whether ``request`` asks for a WebSocket: an ``Upgrade: websocket`` header, in any case
+    (workerd refuses a returned WebSocket otherwise, ``Upgrade: h2c`` included)."""
+    value = request.headers.get("upgrade")
+    return value is not None and value.strip(_HTTP_WHITESPACE).lower() == "websocket"
+
+
 def hand_over(response: Response) -> None:
     """``response`` leaves the ``fetch`` that returned it: hand its WebSocket end over.
 

@@ -105,10 +105,11 @@ class ObjectClass:
         raise AssertionError(kind)  # pragma: no cover
 
     @staticmethod
-    def result(kind: EventKind, value: Any) -> Any:
-        """What the event's caller gets for ``value``: a copy over RPC, a checked ``Response`` from ``fetch``."""
+    def result(kind: EventKind, value: Any, args: tuple[Any, ...] = ()) -> Any:
+        """What the event's caller gets for ``value``: a copy over RPC, a checked ``Response`` from
+        ``fetch`` (whose request is ``args[0]``)."""
         if kind == "rpc" or kind == "get":
             return clone(value)
         if kind == "fetch":
-            check_response(value)
+            check_response(value, args[0] if args else None)
         return value

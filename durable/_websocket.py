@@ -70,6 +70,14 @@ MAX_ATTACHMENT_SIZE: Final = 16 * 1024
 
 _MAX_REASON_BYTES: Final = 123
 _RESERVED_CODES: Final = frozenset({1004, 1005, 1006, 1015})
+_NOT_ACCEPTED: Final = (
+    "You must call one of accept() or state.acceptWebSocket() on this WebSocket before sending messages."
+)
+
+
+class ReasonWithoutCodeError(WebSocketError, TypeError):
+    """``close(reason=...)`` without a code: workerd's DOMException (``InvalidAccessError``), so a
+    :class:`durable.WebSocketError`; also a ``TypeError``, as ``durable`` raised it before."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,8 +87,9 @@ _RESERVED_CODES: Final = frozenset({1004, 1005, 1006, 1015})
 def validate_close(code: int | None, reason: str | None) -> tuple[int | None, str]:
     """Check ``close(code, reason)`` as workerd does (non-pedantic mode); return them normalized."""
     if code is None:
-        if reason:
-            raise TypeError("If you specify a WebSocket close reason, you must also specify a code.")
+        if reason is not None:
+            # Even an empty reason (workerd, measured with miniflare 4, 2026-04-07).
+            raise ReasonWithoutCodeError("If you specify a WebSocket close reason, you must also specify a code.")
         return None, ""
     if not isinstance(code, int) or isinstance(code, bool):
         raise TypeError(f"WebSocket close code must be an int, not {type(code).__name__}.")
@@ -220,9 +229,7 @@ class WebSocket:
                 is neither ``str`` nor ``bytes``.
         """
         if not self.delivery.accepted:
-            raise TypeError(
-                "You must call one of accept() or state.acceptWebSocket() on this WebSocket before sending messages."
-            )
+            raise TypeError(_NOT_ACCEPTED)
         self.network.send(_check_message(message))
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
@@ -232,10 +239,14 @@ class WebSocket:
         output gate like :meth:`send`.
 
         Raises:
-            TypeError: a reason without a code.
-            durable.WebSocketError: an invalid close code, or a reason over 123 UTF-8 bytes.
+            durable.WebSocketError: an invalid close code, a reason over 123 UTF-8 bytes, or a
+                reason (even ``""``) without a code (that one is also a ``TypeError``).
+            TypeError: the end is not accepted yet (workerd's message, as for :meth:`send`).
         """
         code, reason = validate_close(code, reason)
+        if not self.delivery.accepted:
+            # workerd checks the arguments first, then this (measured with miniflare 4, 2026-04-07).
+            raise TypeError(_NOT_ACCEPTED)
         network = self.network
         network.used = True
         network.close(1005 if code is None else code, reason)

@@ -33,6 +33,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import unquote_to_bytes
 
 from ._http import (
+    NOT_AN_UPGRADE,
     ExecutionContext,
     Headers,
     Request,
@@ -185,6 +186,17 @@ class WorkerApp:
         ctx = ExecutionContext()
         try:
             response = await self._call_worker(request, ctx, body)
+            if response is not None and response.web_socket is not None:
+                # An HTTP request is no upgrade (those come as "websocket" scopes): workerd's
+                # TypeError, a 500 for the client (measured with miniflare 4, 2026-04-07).
+                logger.error(
+                    "Worker %s raised while handling %s %s: TypeError: %s",
+                    self.worker.__qualname__,
+                    request.method,
+                    request.url,
+                    NOT_AN_UPGRADE,
+                )
+                response = _text_response(500, "Worker threw exception")
             if response is not None:
                 await _send_response(send, response, head=request.method == "HEAD", too_large=self._too_large_text)
         finally:

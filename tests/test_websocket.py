@@ -302,7 +302,7 @@ class TestResponse:
                 return second  # workerd returns whichever of the two is returned
 
         async with durable.Runtime() as rt:
-            resp = await rt.namespace(Obj).get_by_name("a").fetch("http://a/")
+            resp = await rt.namespace(Obj).get_by_name("a").fetch("http://a/", headers={"Upgrade": "websocket"})
             ws = resp.web_socket
             assert ws is not None and ws is not kept[0]
             with pytest.raises(TypeError, match=r"^Can't accept\(\) WebSocket that was already used in a response.$"):
