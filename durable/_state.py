@@ -148,8 +148,12 @@ class State:
         registry = self._host.socket_registry(create=False)
         return registry.timestamp(ws) if registry is not None else None
 
-    def set_hibernatable_web_socket_event_timeout(self, ms: float | None = None) -> None:
+    def set_hibernatable_web_socket_event_timeout(
+        self, ms: float | None = None, *, timeout_ms: float | None = None
+    ) -> None:
         """Limit each WebSocket handler event to ``ms`` milliseconds (0 or None: no limit).
+
+        ``timeout_ms=`` is the keyword's earlier spelling, still accepted.
 
         An event that runs longer resets the object (workerd's "Actor exceeded event execution
         time"). A fraction of a ms is dropped, as workerd converts to an integer.
@@ -159,6 +163,10 @@ class State:
                 4,294,967,295 (workerd's conversion errors).
             durable.WebSocketError: over 604,800,000 ms (7 days); also a ``ValueError``.
         """
+        if timeout_ms is not None:
+            if ms is not None:
+                raise TypeError("set_hibernatable_web_socket_event_timeout() takes ms or timeout_ms, not both")
+            ms = timeout_ms
         ms = check_event_timeout(ms)
         registry = self._host.socket_registry(create=bool(ms))
         if registry is not None:

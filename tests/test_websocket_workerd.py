@@ -153,6 +153,10 @@ class TestHibernationApi:
             assert ctx.get_hibernatable_web_socket_event_timeout() == 604_800_000
             ctx.set_hibernatable_web_socket_event_timeout(0.5)
             assert ctx.get_hibernatable_web_socket_event_timeout() is None
+            ctx.set_hibernatable_web_socket_event_timeout(timeout_ms=300)  # the earlier spelling still works
+            assert ctx.get_hibernatable_web_socket_event_timeout() == 300
+            with pytest.raises(TypeError, match="takes ms or timeout_ms, not both"):
+                ctx.set_hibernatable_web_socket_event_timeout(1, timeout_ms=2)
             for value in (604_800_001, 4_294_967_295):
                 with pytest.raises(
                     durable.WebSocketError, match="^Event timeout should not exceed 604800000 ms.$"
