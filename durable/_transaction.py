@@ -43,8 +43,8 @@ class Transaction:
     """The ``txn`` handle of a ``storage.transaction()`` closure.
 
     Offers ``get``, ``put``, ``delete``, ``list``, the alarm methods and ``rollback()``; not
-    ``delete_all``. Using it after the closure returned, or after ``rollback()``, raises
-    ``InvalidTransactionError`` with Cloudflare's message.
+    ``delete_all``. Using it after the closure returned, or after ``rollback()`` (or the closure
+    raising, which rolls it back), raises ``InvalidTransactionError`` with Cloudflare's message.
     """
 
     __slots__ = (
@@ -129,15 +129,16 @@ class Transaction:
     def rollback(self) -> None:
         """Discard the transaction's writes; the closure's return value is still returned.
 
-        May be called more than once. Afterwards every other operation on ``txn`` raises.
+        May be called more than once, even after the closure ended rolled back (it called
+        ``rollback()`` or raised). Afterwards every other operation on ``txn`` raises.
 
         Raises:
             InvalidTransactionError: a transaction started inside this one is still running
                 (workerd's ``Cannot roll back an outer transaction while a nested transaction is
                 still running.``, measured with miniflare); nothing is rolled back.
         """
-        if self._phase == "rolled_back":
-            return
+        if self._phase.startswith("rolled_back"):
+            return  # also once the closure ended rolled back (it raised): workerd returns undefined
         self._check("rollback")
         runner = self._runner
         if self._started and ((runner.stack and runner.stack[-1] is not self) or runner._sync_depth):
@@ -367,9 +368,11 @@ class Transactions:
                 else:
                     self._db.release(txn._savepoint)
         finally:
-            if txn._phase == "active":
-                txn._phase = "failed" if failed else "committed"
-            elif txn._phase == "rolled_back":
+            if txn._phase == "active" and not failed:
+                txn._phase = "committed"
+            elif txn._phase in ("active", "rolled_back"):
+                # A closure that raised was rolled back: workerd then says "on rolled back
+                # transaction" to an escaped txn, as after rollback() (measured with miniflare).
                 txn._phase = "rolled_back_ended"
             opened = txn._started
             if opened:
