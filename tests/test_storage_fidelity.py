@@ -3,6 +3,7 @@ compatibility date 2026-04-07, on SQLite-backed and key-value-backed objects ali
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import pytest
@@ -86,3 +87,58 @@ class TestTxnAfterTheClosure:
             "outside of the closure?",
         ):
             await inside(stub, body)
+
+
+class Key(enum.StrEnum):
+    COUNT = "count"
+    OTHER = "other"
+
+
+class MixinKey(str, enum.Enum):  # noqa: UP042 (the pre-3.11 spelling, whose str() differs)
+    COUNT = "count"
+
+
+class TestStrSubclassKeys:
+    """A key that is a ``str`` subclass (a ``StrEnum`` member) is the key of its text.
+
+    API.md: keys are ``str``, and a ``StrEnum`` member is one. (JavaScript has no such keys: its
+    storage takes ``String(key)`` of a primitive key.) Before, ``put(Key.COUNT, 1)`` raised the
+    message for a malformed ``put()`` call and ``get`` refused the key.
+    """
+
+    @pytest.mark.parametrize("key", [Key.COUNT, MixinKey.COUNT])
+    async def test_async_api(self, stub: Any, key: str) -> None:
+        """put, get (one key and a list), list bounds and delete take it; keys come back plain."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            s = ctx.storage
+            await s.put(key, 1)
+            await s.put({Key.OTHER: 2})
+            listed = await s.list(start=key, prefix=Key.COUNT[:2])
+            many = await s.get([key, Key.OTHER])
+            got = await s.get(key)
+            return got, many, listed, [type(k) for k in await s.list()], await s.delete(key), await s.get("count")
+
+        got, many, listed, types, deleted, after = await inside(stub, body)
+        assert (got, many, listed, deleted, after) == (1, {"count": 1, "other": 2}, {"count": 1}, True, None)
+        assert types == [str, str]
+
+    async def test_sync_kv(self, durable_runtime: durable.Runtime) -> None:
+        """storage.kv takes it too, and stores the plain text."""
+        stub = durable_runtime.namespace(Obj).get_by_name("a")
+
+        def body(o: Any, ctx: durable.State) -> Any:
+            kv = ctx.storage.kv
+            kv.put(Key.COUNT, 1)
+            return kv.get("count"), [(type(k), k) for k, _ in kv.list(end=Key.OTHER)], kv.delete(Key.COUNT)
+
+        assert await inside(stub, body) == (1, [(str, "count")], True)
+
+    async def test_other_types_still_refused(self, stub: Any) -> None:
+        """A key of another type is still a TypeError, with the same messages."""
+        with exactly(TypeError, "get() takes a str key or a list of str keys, not bytes"):
+            await inside(stub, lambda o, c: c.storage.get(b"count"))  # type: ignore[call-overload]
+        with exactly(TypeError, "Storage keys must be str, not int"):
+            await inside(stub, lambda o, c: c.storage.put({1: 1}))  # type: ignore[dict-item]
+        with pytest.raises(TypeError, match=r"^put\(\) may only be called with a single key-value pair"):
+            await inside(stub, lambda o, c: c.storage.put(5, 1))  # type: ignore[arg-type]
