@@ -40,7 +40,7 @@ from ._kv import SyncKV as SyncKV
 from ._limits import Limits
 from ._sqlite import ObjectDatabase
 from ._storage_alarm import StorageAlarm
-from ._transaction import NOW, Transactions
+from ._transaction import NOW, AsyncClosure, Closure, Transactions
 from ._transaction import Transaction as Transaction
 
 if TYPE_CHECKING:
@@ -435,13 +435,13 @@ class Storage:
     # -- transactions (_transaction.py) --
 
     @overload
-    def transaction(self, closure: Callable[[Transaction], Awaitable[T]]) -> asyncio.Task[T]: ...
+    def transaction(self, closure: AsyncClosure[T]) -> asyncio.Task[T]: ...
     @overload
-    def transaction(self, closure: Callable[[Transaction], T]) -> asyncio.Task[T]: ...
-    def transaction(self, closure: Callable[[Transaction], Awaitable[T] | T]) -> asyncio.Task[T]:
-        """Run ``closure(txn)`` as one transaction, with no other event delivered meanwhile.
+    def transaction(self, closure: Callable[[Transaction], T] | Callable[[], T]) -> asyncio.Task[T]: ...
+    def transaction(self, closure: Closure[T]) -> asyncio.Task[T]:
+        """Run ``closure(txn)`` (``closure()`` if it takes no argument) as one transaction.
 
-        The closure's writes (through ``txn`` or straight on ``ctx.storage``) commit together
+        No other event is delivered meanwhile. The closure's writes (through ``txn`` or straight on ``ctx.storage``) commit together
         when it returns, and are rolled back if it raises (the error propagates; the object is
         not reset). ``txn.rollback()`` discards them and the closure's value is still returned.
         Transactions nest as savepoints. Returns a task that is already running.

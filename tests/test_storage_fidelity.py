@@ -4,6 +4,7 @@ compatibility date 2026-04-07, on SQLite-backed and key-value-backed objects ali
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any
 
 import pytest
@@ -142,3 +143,68 @@ class TestStrSubclassKeys:
             await inside(stub, lambda o, c: c.storage.put({1: 1}))  # type: ignore[dict-item]
         with pytest.raises(TypeError, match=r"^put\(\) may only be called with a single key-value pair"):
             await inside(stub, lambda o, c: c.storage.put(5, 1))  # type: ignore[arg-type]
+
+
+class TestClosureWithoutTxn:
+    """``transaction(closure)`` with a closure of no argument calls it without ``txn``.
+
+    JavaScript's ``ctx.storage.transaction(async () => { ... })`` ignores the argument (workerd,
+    measured with miniflare: such a closure's writes straight on ``ctx.storage`` commit, or roll
+    back when it throws); its Python port is a closure of no parameter.
+    """
+
+    async def test_coroutine_function(self, stub: Any) -> None:
+        """Its writes commit with the transaction, and its value is the transaction's."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            async def work() -> int:
+                await ctx.storage.put("a", 1)
+                return 7
+
+            return await ctx.storage.transaction(work), await ctx.storage.get("a")
+
+        assert await inside(stub, body) == (7, 1)
+
+    async def test_raises_rolls_back(self, stub: Any) -> None:
+        """An error rolls its writes back, as for any closure."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            async def work() -> None:
+                await ctx.storage.put("a", 1)
+                raise ValueError("no")
+
+            with pytest.raises(ValueError, match="^no$"):
+                await ctx.storage.transaction(work)
+            return await ctx.storage.list()
+
+        assert await inside(stub, body) == {}
+
+    async def test_other_callables(self, stub: Any) -> None:
+        """A lambda of nothing, a bound method and a partial of no argument left; callables that
+        take txn (a method, a partial, *args) still get it."""
+
+        class Holder:
+            async def without(self) -> str:
+                return "method"
+
+            async def with_txn(self, txn: Any) -> bool:
+                return isinstance(txn, durable.Transaction)
+
+        async def of(*args: Any) -> int:
+            return len(args)
+
+        async def pair(a: int, txn: Any) -> bool:
+            return a == 1 and isinstance(txn, durable.Transaction)
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            t = ctx.storage.transaction
+            return [
+                await t(lambda: 5),
+                await t(Holder().without),
+                await t(functools.partial(pair, 1, None)),
+                await t(Holder().with_txn),
+                await t(of),
+                await t(functools.partial(pair, 1)),
+            ]
+
+        assert await inside(stub, body) == [5, "method", False, True, 1, True]
