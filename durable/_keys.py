@@ -117,7 +117,7 @@ def compile_range(
     start_after: str | None = None,
     end: str | None = None,
     prefix: str | None = None,
-    reverse: bool = False,
+    reverse: bool | None = False,
     limit: int | None = None,
 ) -> tuple[str | None, str | None] | None:
     """Turn ``list()`` options into a half-open key range ``[lo, hi)``, as workerd compiles them.
@@ -136,7 +136,7 @@ def compile_range(
     start, start_after, end, prefix = (
         None if bound is None else str.__str__(bound) for bound in (start, start_after, end, prefix)
     )
-    if type(reverse) is not bool:
+    if reverse is not None and type(reverse) is not bool:  # None: not given, as for the other options
         raise TypeError(f"list() option reverse must be a bool, not {type(reverse).__name__}")
     if limit is not None:
         if type(limit) is not int:

@@ -208,3 +208,23 @@ class TestClosureWithoutTxn:
             ]
 
         assert await inside(stub, body) == [5, "method", False, True, 1, True]
+
+
+class TestListOptionsNone:
+    """Every ``list()`` option may be ``None``, meaning "not given": ``reverse=None`` raised
+    ``TypeError`` where ``start=None`` and ``limit=None`` did not. (workerd, measured with miniflare:
+    ``list({reverse: null})`` and ``kv.list({reverse: null})`` list ascending.)"""
+
+    async def test_reverse_none(self, stub: Any) -> None:
+        """reverse=None lists ascending, on storage.list, txn.list and (SQLite-backed) kv.list."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put({"a": 1, "b": 2})
+            none: dict[str, Any] = {"reverse": None, "start": None, "limit": None, "prefix": None}
+            in_txn = await ctx.storage.transaction(lambda txn: txn.list(**none))
+            listed = [list(await ctx.storage.list(**none)), list(in_txn)]
+            if "kv" not in repr(ctx.storage):  # storage.kv: SQLite-backed objects only
+                listed.append([k for k, _ in ctx.storage.kv.list(**none)])
+            return listed
+
+        assert await inside(stub, body) in ([["a", "b"]] * 2, [["a", "b"]] * 3)
