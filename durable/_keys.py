@@ -19,15 +19,33 @@ from ._util import lone_surrogate_at
 if TYPE_CHECKING:
     from ._storage import StorageHost
 
-__all__ = ["KeyList", "check_batch", "check_key", "compile_range", "encode_checked"]
+__all__ = ["PUT_SHAPE", "KeyList", "as_key", "check_batch", "check_key", "compile_range", "encode_checked"]
 
 KeyList = list[str] | tuple[str, ...]
 
+PUT_SHAPE = (
+    "put() may only be called with a single key-value pair and optional options as "
+    "put(key, value, options) or with multiple key-value pairs and optional options as "
+    "put(entries, options)"
+)
+"""workerd's TypeError for a ``put()`` call of another shape."""
+
+
+def as_key(key: object, method: str) -> str:
+    """``key`` as a plain ``str``: a ``str`` subclass (a ``StrEnum`` member) gives its text, as
+    JavaScript's storage takes ``String(key)``; anything else raises ``TypeError``."""
+    if not isinstance(key, str):
+        raise TypeError(f"{method}() takes a str key or a list of str keys, not {type(key).__name__}")
+    return str.__str__(key)
+
 
 def check_key(key: object, host: StorageHost) -> str:
-    """Return ``key`` if it is a valid key, else raise ``TypeError`` / ``StorageLimitError``."""
+    """Return ``key`` (as a plain ``str``) if it is a valid key, else raise ``TypeError`` /
+    ``StorageLimitError``."""
     if type(key) is not str:
-        raise TypeError(f"Storage keys must be str, not {type(key).__name__}")
+        if not isinstance(key, str):
+            raise TypeError(f"Storage keys must be str, not {type(key).__name__}")
+        key = str.__str__(key)  # a str subclass, as in as_key()
     if host.kv_backed and (limit := host.limits.kv_max_key_bytes) is not None and len(key) * 4 > limit:
         size = len(key.encode("utf-8", "surrogatepass"))
         if size > limit:
@@ -99,7 +117,7 @@ def compile_range(
     start_after: str | None = None,
     end: str | None = None,
     prefix: str | None = None,
-    reverse: bool = False,
+    reverse: bool | None = False,
     limit: int | None = None,
 ) -> tuple[str | None, str | None] | None:
     """Turn ``list()`` options into a half-open key range ``[lo, hi)``, as workerd compiles them.
@@ -113,9 +131,12 @@ def compile_range(
     if start is not None and start_after is not None:
         raise TypeError("list() cannot be called with both start and startAfter values.")
     for label, bound in (("start", start), ("startAfter", start_after), ("end", end), ("prefix", prefix)):
-        if bound is not None and type(bound) is not str:
+        if bound is not None and not isinstance(bound, str):
             raise TypeError(f"list() option {label} must be a str, not {type(bound).__name__}")
-    if type(reverse) is not bool:
+    start, start_after, end, prefix = (
+        None if bound is None else str.__str__(bound) for bound in (start, start_after, end, prefix)
+    )
+    if reverse is not None and type(reverse) is not bool:  # None: not given, as for the other options
         raise TypeError(f"list() option reverse must be a bool, not {type(reverse).__name__}")
     if limit is not None:
         if type(limit) is not int:

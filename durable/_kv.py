@@ -103,7 +103,8 @@ class SyncKV:
         host.check_live(self._gen)
         if self._transactions:
             self._check_sync("kv.put()")
-        blob = encode_checked(check_key(key, host), value, host)
+        key = check_key(key, host)
+        blob = encode_checked(key, value, host)
         self._db.kv.put(key, blob)
         host.wrote(gated=True)
 

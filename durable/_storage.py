@@ -33,14 +33,14 @@ from ._done import NONE as _NONE
 from ._done import Done as Done
 from ._exceptions import DurableError, InvalidTransactionError
 from ._gates import InputGate
-from ._keys import KeyList, check_batch, check_key, encode_checked
+from ._keys import PUT_SHAPE, KeyList, as_key, check_batch, check_key, encode_checked
 from ._keys import compile_range as compile_range
 from ._kv import LIST_INVALIDATED as LIST_INVALIDATED
 from ._kv import SyncKV as SyncKV
 from ._limits import Limits
 from ._sqlite import ObjectDatabase
 from ._storage_alarm import StorageAlarm
-from ._transaction import NOW, Transactions
+from ._transaction import NOW, AsyncClosure, Closure, Transactions
 from ._transaction import Transaction as Transaction
 
 if TYPE_CHECKING:
@@ -301,7 +301,7 @@ class Storage:
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, lambda: self._table.get_many(keys))
             return Done(self._table.get_many(keys))
-        raise TypeError(f"get() takes a str key or a list of str keys, not {type(key).__name__}")
+        return self.get(as_key(key, "get"), **options)  # a str subclass, or TypeError
 
     def list(self, **options: Any) -> Awaitable[dict[str, Any]]:
         """Key-value pairs in key order (code-point order), as a dict.
@@ -357,12 +357,10 @@ class Storage:
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, lambda: self._table.put_all(blobs, gated=gated), write=True, gated=gated)
             self._db.kv.put_many(blobs)
+        elif isinstance(key, str):
+            return self.put(as_key(key, "put"), value, **options)  # a str subclass: its text
         else:
-            raise TypeError(
-                "put() may only be called with a single key-value pair and optional options as "
-                "put(key, value, options) or with multiple key-value pairs and optional options as "
-                "put(entries, options)"
-            )
+            raise TypeError(PUT_SHAPE)
         host.wrote(gated=gated)
         return _NONE
 
@@ -379,7 +377,7 @@ class Storage:
         opts = normalize_options("delete", options, _PUT_OPTIONS) if options else {}
         gated = not opts.get("allow_unconfirmed", False)
         keys: str | list[str]
-        if type(key) is str:
+        if isinstance(key, str):
             keys = check_key(key, host)
         elif isinstance(key, (list, tuple)):
             keys = [check_key(k, host) for k in key]
@@ -437,13 +435,13 @@ class Storage:
     # -- transactions (_transaction.py) --
 
     @overload
-    def transaction(self, closure: Callable[[Transaction], Awaitable[T]]) -> asyncio.Task[T]: ...
+    def transaction(self, closure: AsyncClosure[T]) -> asyncio.Task[T]: ...
     @overload
-    def transaction(self, closure: Callable[[Transaction], T]) -> asyncio.Task[T]: ...
-    def transaction(self, closure: Callable[[Transaction], Awaitable[T] | T]) -> asyncio.Task[T]:
-        """Run ``closure(txn)`` as one transaction, with no other event delivered meanwhile.
+    def transaction(self, closure: Callable[[Transaction], T] | Callable[[], T]) -> asyncio.Task[T]: ...
+    def transaction(self, closure: Closure[T]) -> asyncio.Task[T]:
+        """Run ``closure(txn)`` (``closure()`` if it takes no argument) as one transaction.
 
-        The closure's writes (through ``txn`` or straight on ``ctx.storage``) commit together
+        No other event is delivered meanwhile. The closure's writes (through ``txn`` or straight on ``ctx.storage``) commit together
         when it returns, and are rolled back if it raises (the error propagates; the object is
         not reset). ``txn.rollback()`` discards them and the closure's value is still returned.
         Transactions nest as savepoints. Returns a task that is already running.

@@ -19,6 +19,7 @@ import asyncio
 import datetime as _dt
 import enum
 import inspect
+import types
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
@@ -30,7 +31,7 @@ from ._gates import GateLock, InputGate, held_locks
 if TYPE_CHECKING:
     from ._storage import Storage, StorageHost
 
-__all__ = ["NOW", "Transaction", "Transactions"]
+__all__ = ["NOW", "AsyncClosure", "Closure", "Transaction", "Transactions"]
 
 T = TypeVar("T")
 
@@ -43,8 +44,8 @@ class Transaction:
     """The ``txn`` handle of a ``storage.transaction()`` closure.
 
     Offers ``get``, ``put``, ``delete``, ``list``, the alarm methods and ``rollback()``; not
-    ``delete_all``. Using it after the closure returned, or after ``rollback()``, raises
-    ``InvalidTransactionError`` with Cloudflare's message.
+    ``delete_all``. Using it after the closure returned, or after ``rollback()`` (or the closure
+    raising, which rolls it back), raises ``InvalidTransactionError`` with Cloudflare's message.
     """
 
     __slots__ = (
@@ -129,15 +130,16 @@ class Transaction:
     def rollback(self) -> None:
         """Discard the transaction's writes; the closure's return value is still returned.
 
-        May be called more than once. Afterwards every other operation on ``txn`` raises.
+        May be called more than once, even after the closure ended rolled back (it called
+        ``rollback()`` or raised). Afterwards every other operation on ``txn`` raises.
 
         Raises:
             InvalidTransactionError: a transaction started inside this one is still running
                 (workerd's ``Cannot roll back an outer transaction while a nested transaction is
                 still running.``, measured with miniflare); nothing is rolled back.
         """
-        if self._phase == "rolled_back":
-            return
+        if self._phase.startswith("rolled_back"):
+            return  # also once the closure ended rolled back (it raised): workerd returns undefined
         self._check("rollback")
         runner = self._runner
         if self._started and ((runner.stack and runner.stack[-1] is not self) or runner._sync_depth):
@@ -151,6 +153,34 @@ class Transaction:
         getAlarm = get_alarm
         setAlarm = set_alarm
         deleteAlarm = delete_alarm
+
+
+AsyncClosure = Callable[[Transaction], Awaitable[T]] | Callable[[], Awaitable[T]]
+"""A ``transaction()`` closure that is a coroutine function: of ``txn``, or of nothing."""
+Closure = Callable[[Transaction], Awaitable[T] | T] | Callable[[], Awaitable[T] | T]
+"""Any ``transaction()`` closure: of ``txn`` or of nothing, returning a value or an awaitable."""
+
+
+def _takes_txn(closure: Callable[..., Any]) -> bool:
+    """Whether ``closure`` takes the ``txn`` argument. One that takes no argument is called without
+    it, as JavaScript's ``transaction(async () => ...)`` ignores it (the usual form on SQLite-backed
+    objects, where writes straight on ``ctx.storage`` join the transaction)."""
+    if isinstance(closure, types.FunctionType):  # the common case, without inspect.signature
+        code = closure.__code__
+        return bool(code.co_argcount or code.co_flags & inspect.CO_VARARGS)
+    try:
+        signature = inspect.signature(closure)
+    except (TypeError, ValueError):
+        return True  # no signature to read: called with txn, as the contract says
+    try:
+        signature.bind(None)
+    except TypeError:
+        try:
+            signature.bind()
+        except TypeError:
+            return True  # it takes neither: the call with txn raises Python's own error
+        return False
+    return True
 
 
 class _Here(enum.Enum):
@@ -302,7 +332,7 @@ class Transactions:
 
     # -- transaction() ---------------------------------------------------------------------------
 
-    def run(self, closure: Callable[[Transaction], Awaitable[T] | T], storage: Storage) -> asyncio.Task[T]:
+    def run(self, closure: Closure[T], storage: Storage) -> asyncio.Task[T]:
         """``storage.transaction(closure)``: a running task; ``txn`` forwards to ``storage``."""
         self._host.check_live(self._gen)
         if not callable(closure):
@@ -323,9 +353,7 @@ class Transactions:
             task.add_done_callback(children.discard)
         return task
 
-    async def _run(
-        self, closure: Callable[[Transaction], Awaitable[T] | T], txn: Transaction, ready: asyncio.Future[None] | None
-    ) -> T:
+    async def _run(self, closure: Closure[T], txn: Transaction, ready: asyncio.Future[None] | None) -> T:
         if ready is not None:
             try:
                 await ready  # raises the reset error if the object was reset meanwhile
@@ -340,7 +368,7 @@ class Transactions:
         _in_transaction.set(txn)
         try:
             try:
-                result = closure(txn)
+                result = closure(txn) if _takes_txn(closure) else closure()  # type: ignore[call-arg]
                 if inspect.isawaitable(result):
                     result = await result
             finally:
@@ -367,9 +395,11 @@ class Transactions:
                 else:
                     self._db.release(txn._savepoint)
         finally:
-            if txn._phase == "active":
-                txn._phase = "failed" if failed else "committed"
-            elif txn._phase == "rolled_back":
+            if txn._phase == "active" and not failed:
+                txn._phase = "committed"
+            elif txn._phase in ("active", "rolled_back"):
+                # A closure that raised was rolled back: workerd then says "on rolled back
+                # transaction" to an escaped txn, as after rollback() (measured with miniflare).
                 txn._phase = "rolled_back_ended"
             opened = txn._started
             if opened:
