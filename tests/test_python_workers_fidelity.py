@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 import durable
@@ -91,3 +93,93 @@ class TestRpcArguments:
         durable_runtime.namespace(Inbox, name="INBOX")
         stub = env_of(durable_runtime).INBOX.getByName("a")
         assert list(await stub.local()) == ["dict", True]
+
+
+# ---------------------------------------------------------------------------------------------
+# Module-level names: wait_until, import_from_javascript, patch_env
+
+DONE: list[str] = []
+
+
+async def _note(what: str) -> None:
+    await asyncio.sleep(0.01)
+    DONE.append(what)
+
+
+class Background(sdk.DurableObject):
+    async def go(self) -> str:
+        sdk.wait_until(_note("object"))  # cloudflare:workers' waitUntil, inside an object
+        return "returned"
+
+
+class BackgroundWorker(sdk.WorkerEntrypoint):
+    async def fetch(self, request: Any) -> Any:
+        from workers import waitUntil  # type: ignore[import-not-found]
+
+        waitUntil(_note("worker"))
+        cloudflare_workers = sdk.import_from_javascript("cloudflare:workers")
+        cloudflare_workers.waitUntil(_note("imported"))
+        return sdk.Response(f"{cloudflare_workers.env.GREETING} {await self.env.BG.getByName('a').go()}")
+
+
+class TestModuleLevelNames:
+    async def test_wait_until_in_a_worker_and_an_object(self) -> None:
+        """``workers.wait_until`` is ``cloudflare:workers``' ``waitUntil``: the work of the request
+        (or object call) in progress continues after the response.
+
+        workerd (miniflare 4, 2026-04-07): ``waitUntil`` imported from ``cloudflare:workers`` runs
+        its promise to completion after the response, in a Worker's fetch and in an object.
+        """
+        DONE.clear()
+        async with durable.Runtime(vars={"GREETING": "hello"}) as rt:
+            rt.namespace(Background, name="BG")
+            pw.serving(rt)
+            app = durable.asgi_app(BackgroundWorker, rt)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
+                response = await client.get("/")
+            assert response.text == "hello returned"
+            for _ in range(100):
+                if len(DONE) == 3:
+                    break
+                await asyncio.sleep(0.01)
+        assert sorted(DONE) == ["imported", "object", "worker"]
+
+    def test_wait_until_outside_a_request(self) -> None:
+        """Outside any request: workerd's "Disallowed operation called within global scope" error.
+
+        workerd (miniflare 4, 2026-04-07), ``waitUntil(p)`` at module level: ``Error: Disallowed
+        operation called within global scope. Asynchronous I/O ...``.
+        """
+        from pyodide.ffi import JsException  # type: ignore[import-not-found]
+
+        work = _note("never")
+        with pytest.raises(JsException, match="Disallowed operation called within global scope") as caught:
+            sdk.wait_until(work)
+        work.close()
+        assert caught.value.name == "Error" and caught.value.message.startswith("Disallowed operation")
+
+    async def test_import_from_javascript(self) -> None:
+        """The docs' ``import_from_javascript("cloudflare:workers").env.MY_VARIABLE``; other modules fail clearly."""
+        async with durable.Runtime(vars={"MY_VARIABLE": "value"}) as rt:
+            pw.serving(rt)
+            cloudflare_workers = sdk.import_from_javascript("cloudflare:workers")
+            assert cloudflare_workers.env.MY_VARIABLE == "value"
+        assert cloudflare_workers.waitUntil is sdk.wait_until
+        with pytest.raises(NotImplementedError, match="cloudflare:sockets"):
+            sdk.import_from_javascript("cloudflare:sockets")
+        with pytest.raises(ImportError, match="Failed to import 'left-pad'"):
+            sdk.import_from_javascript("left-pad")
+        with pytest.raises(NotImplementedError, match="RpcTarget"):
+            cloudflare_workers.RpcTarget
+
+    async def test_patch_env(self) -> None:
+        """``with patch_env(NAME=value)`` overrides names of ``workers.env`` inside the block, nested
+        blocks included (the SDK's ``patch_env``: dict, pairs or keywords)."""
+        async with durable.Runtime(vars={"KEEP": "kept", "NAME": "original"}) as rt:
+            pw.serving(rt)
+            with sdk.patch_env({"NAME": "patched"}):
+                assert (sdk.env.NAME, sdk.env.KEEP) == ("patched", "kept")
+                with sdk.patch_env([("OTHER", 1)], NAME="inner"):
+                    assert (sdk.env.NAME, sdk.env.OTHER) == ("inner", 1)
+                assert sdk.env.NAME == "patched" and "OTHER" not in sdk.env
+            assert sdk.env.NAME == "original"

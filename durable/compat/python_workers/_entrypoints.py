@@ -22,6 +22,7 @@ from durable._object import RESERVED_METHODS
 
 from ._bindings import ContextAdapter, EnvAdapter
 from ._convert import python_from_rpc, relaxed
+from ._globals import patched_env, tracks_request
 from ._http import Request
 
 __all__ = [
@@ -65,13 +66,14 @@ def current_env() -> EnvAdapter:
     Raises:
         RuntimeError: no project has been loaded onto a runtime yet.
     """
-    if _current_env is None:
-        raise RuntimeError(
-            "workers.env is not bound yet: serve the project with `durable serve`, "
-            "durable.compat.python_workers.asgi_app(PROJECT, runtime) or "
-            "load_project(PROJECT).bind(runtime) first"
-        )
-    return EnvAdapter(_current_env)
+    patched = patched_env(_current_env)
+    if patched is not None:
+        return EnvAdapter(patched)
+    raise RuntimeError(
+        "workers.env is not bound yet: serve the project with `durable serve`, "
+        "durable.compat.python_workers.asgi_app(PROJECT, runtime) or "
+        "load_project(PROJECT).bind(runtime) first"
+    )
 
 
 def _request_first(args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -212,6 +214,11 @@ class WorkerEntrypoint(durable.WorkerEntrypoint):
         super().__init_subclass__(**kwargs)
         _wrap_init(cls, context=False)
         _wrap_handlers(cls, ("fetch",))
+        fetch = cls.__dict__.get("fetch")
+        if inspect.isfunction(fetch) and not getattr(fetch, "__durable_tracked__", False):
+            tracked = tracks_request(fetch)
+            tracked.__durable_tracked__ = True  # type: ignore[attr-defined]
+            cls.fetch = tracked  # type: ignore[method-assign]
 
 
 class WorkflowEntrypoint:

@@ -38,7 +38,18 @@ class JsArray(JsProxy):
 
 
 class JsException(Exception):
-    """A JavaScript error as Pyodide raises it."""
+    """A JavaScript error as Pyodide raises it: ``name`` (``"Error"``, ``"TypeError"``...) and
+    ``message``; ``str()`` is JavaScript's ``"Name: message"``.
+
+    ``JsException(message)`` or ``JsException(name, message)``.
+    """
+
+    def __init__(self, name: str = "", message: str | None = None) -> None:
+        if message is None:
+            name, message = "Error", name
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
 
 
 def to_js(value: T, *args: Any, **kwargs: Any) -> T:
