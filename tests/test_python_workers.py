@@ -623,8 +623,8 @@ class TestRequestResponse:
         assert await twin.text() == "hi" and await req.bytes() == b"hi"
         with pytest.raises(OSError, match="Body already used"):
             await req.json()
-        with pytest.raises(TypeError, match="unsupported option 'cf'"):
-            sdk.Request("http://x/", cf={})
+        with pytest.raises(TypeError, match="unsupported option 'colour'"):
+            sdk.Request("http://x/", colour={})
 
     def test_js_and_ffi(self) -> None:
         """js.Object/JSON/Date and pyodide.ffi's conversions behave as identities where Python needs nothing."""

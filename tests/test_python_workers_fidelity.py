@@ -183,3 +183,72 @@ class TestModuleLevelNames:
                     assert (sdk.env.NAME, sdk.env.OTHER) == ("inner", 1)
                 assert sdk.env.NAME == "patched" and "OTHER" not in sdk.env
             assert sdk.env.NAME == "original"
+
+
+# ---------------------------------------------------------------------------------------------
+# Request and Response
+
+
+class TestRequestResponse:
+    def test_request_properties_and_options(self) -> None:
+        """The SDK's Request properties read workerd's values; its options are checked as workerd checks them.
+
+        workerd (miniflare 4, 2026-04-07), ``new Request("https://x.com/a")``: ``cache`` undefined,
+        ``redirect`` "follow", ``integrity`` "", ``keepalive`` false (also when given true);
+        ``{cache: "no-store"}`` reads back; ``{redirect: "bogus"}`` and ``{integrity: "sha256-abc"}``
+        raise TypeError with the texts matched below.
+        """
+        req = sdk.Request("https://x.com/a")
+        assert (req.cache, req.redirect, req.integrity, req.keepalive) == (None, "follow", "", False)
+        assert repr(req) == "Request(method='GET', url='https://x.com/a')"
+        req = sdk.Request("https://x.com/a", redirect="manual", cache="no-store", keepalive=True, cf={"cacheTtl": 5})
+        assert (req.redirect, req.cache, req.keepalive, req.cf.cacheTtl) == ("manual", "no-store", False, 5)
+        assert sdk.Request(req).redirect == "manual" and req.clone().cache == "no-store"
+        with pytest.raises(TypeError, match=r'^Invalid redirect value, must be one of "follow" or "manual"'):
+            sdk.Request("https://x.com/a", redirect="bogus")
+        with pytest.raises(TypeError, match="^Subrequest integrity checking is not implemented"):
+            sdk.Request("https://x.com/a", integrity="sha256-abc")
+        import http
+
+        assert sdk.Request("https://x.com/a", method=http.HTTPMethod.PUT).method == "PUT"
+
+    def test_response_body_types(self) -> None:
+        """workers-py ``Response.__init__`` accepts str, bytes, None (and JavaScript bodies) and says
+        ``Unsupported type in Response: <type>`` for anything else."""
+        for body in ({"a": 1}, 5, bytearray(b"x"), [b"x"]):
+            with pytest.raises(TypeError, match=rf"^Unsupported type in Response: {type(body).__name__}$"):
+                sdk.Response(body)
+        assert sdk.Response(b"x").status == 200 and sdk.Response(None).status == 200
+
+    async def test_fetch_response_extras(self) -> None:
+        """pyodide's FetchResponse API: url, redirected, type, string(), memoryview(), raise_for_status()."""
+        resp = sdk.Response("gone", 404)
+        assert (resp.url, resp.redirected, resp.type, resp.js_object is resp) == ("", False, "default", True)
+        with pytest.raises(OSError, match=r"^404 Client Error: Not Found for url: $"):
+            resp.raise_for_status()
+        with pytest.raises(OSError, match=r"^503 Server Error: Service Unavailable for url: $"):
+            sdk.Response("x", 503).raise_for_status()
+        sdk.Response("fine").raise_for_status()
+        assert await resp.clone().string() == "gone"
+        assert bytes(await resp.memoryview()) == b"gone"
+
+    def test_response_repr(self) -> None:
+        """As workers-py's ``Response.__repr__``."""
+        assert (
+            repr(sdk.Response("x")) == "Response(status=200, status_text='OK', content_type='text/plain;charset=UTF-8')"
+        )
+        assert repr(sdk.Response(None, 204)) == "Response(status=204, status_text='No Content')"
+
+    async def test_js_response_keyword_init(self) -> None:
+        """Pyodide passes keyword arguments of a JavaScript call as its trailing object:
+        ``js.Response.new("x", status=404, headers=...)`` is ``new Response("x", {status: 404, ...})``,
+        as the SDK itself calls it."""
+        import js  # type: ignore[import-not-found]
+
+        resp = js.Response.new("missing", status=404, headers={"x-a": "1"})
+        assert (resp.status, resp.headers["x-a"], await resp.text()) == (404, "1", "missing")
+        moved = js.Response.redirect("https://a.example/", 301)
+        assert (moved.status, moved.headers["location"]) == (301, "https://a.example/")
+        data = js.Response.json({"a": 1}, status=201)
+        assert (data.status, await data.text()) == (201, '{"a":1}')
+        assert (await js.Response.new(bytearray(b"buf")).bytes()) == b"buf"

@@ -125,13 +125,20 @@ class console:  # noqa: N801 - the JavaScript global's name
 
 
 class Response:
-    """``js.Response``: ``Response.new(body, {"status": ...})`` and ``Response.json(data)``."""
+    """``js.Response``: ``Response.new(body, {"status": ...})``, ``Response.json(data)``,
+    ``Response.redirect(url, status)``.
+
+    As Pyodide passes them, keyword arguments are the init object's fields:
+    ``Response.new("x", status=404, headers={...})`` is ``new Response("x", {status: 404, ...})``.
+    """
 
     @staticmethod
-    def new(body: Any = None, init: dict[str, Any] | None = None) -> Any:
+    def new(body: Any = None, init: dict[str, Any] | None = None, /, **fields: Any) -> Any:
         from ._http import Response as SdkResponse
 
-        options = dict(init or {})
+        options = {**(init or {}), **fields}
+        if isinstance(body, (bytearray, memoryview)):
+            body = bytes(body)  # a JavaScript buffer
         return SdkResponse(
             body,
             options.get("status"),
@@ -141,18 +148,25 @@ class Response:
         )
 
     @staticmethod
-    def json(data: Any, init: dict[str, Any] | None = None) -> Any:
+    def json(data: Any, init: dict[str, Any] | None = None, /, **fields: Any) -> Any:
         """JavaScript's ``Response.json``: the body is ``JSON.stringify(data)`` (compact)."""
         import json
 
         from ._http import Response as SdkResponse
 
-        options = dict(init or {})
+        options = {**(init or {}), **fields}
         headers = durable_headers(options.get("headers"))
         if "content-type" not in headers:
             headers["content-type"] = "application/json"
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        return SdkResponse(text, options.get("status", 200), "", headers)
+        return SdkResponse(text, options.get("status", 200), options.get("statusText", ""), headers)
+
+    @staticmethod
+    def redirect(url: str, status: int = 302) -> Any:
+        """JavaScript's ``Response.redirect``: an empty response with ``Location: url``."""
+        from ._http import Response as SdkResponse
+
+        return SdkResponse.redirect(url, status)
 
 
 class WebSocketRequestResponsePair:
