@@ -252,3 +252,43 @@ class TestRequestResponse:
         data = js.Response.json({"a": 1}, status=201)
         assert (data.status, await data.text()) == (201, '{"a":1}')
         assert (await js.Response.new(bytearray(b"buf")).bytes()) == b"buf"
+
+
+# ---------------------------------------------------------------------------------------------
+# js and pyodide.ffi
+
+
+class TestJsAndFfi:
+    async def test_js_headers_and_request(self) -> None:
+        """``js.Headers.new(init)`` and ``js.Request.new(url, init)`` (as the SDK builds them)."""
+        import js
+
+        headers = js.Headers.new({"X-A": "1"}.items())
+        assert headers["x-a"] == "1"
+        req = js.Request.new("https://x.example/p", method="POST", body="hi")
+        assert (req.method, req.url, await req.text()) == ("POST", "https://x.example/p", "hi")
+
+    def test_unemulated_globals_import_and_fail_clearly(self) -> None:
+        """Globals of the Workers runtime that durable lacks import (a module's ``from js import
+        fetch`` loads) and raise NotImplementedError naming them when used (PX 14's
+        ``js.WebSocket.new(url)``); a name that is no global stays an AttributeError."""
+        from js import WebSocket, fetch
+
+        with pytest.raises(NotImplementedError, match=r"^js\.WebSocket\.new is not supported by durable"):
+            WebSocket.new("wss://example.com/")
+        with pytest.raises(NotImplementedError, match=r"^js\.fetch\(\) is not supported by durable"):
+            fetch("https://example.com/")
+        import js
+
+        with pytest.raises(AttributeError, match="js.NoSuchGlobal is not emulated"):
+            js.NoSuchGlobal
+
+    def test_ffi_names(self) -> None:
+        """pyodide.ffi's proxy types exist for isinstance checks (nothing is one) with IN_BROWSER etc."""
+        import pyodide.ffi as ffi  # type: ignore[import-not-found]
+
+        for name in ("JsBuffer", "JsCallable", "JsPromise", "JsMap", "JsIterable", "JsGenerator", "JsDoubleProxy"):
+            kind = getattr(ffi, name)
+            assert issubclass(kind, ffi.JsProxy) and not isinstance({}, kind)
+        assert ffi.IN_BROWSER is False and ffi.can_run_sync() is True
+        assert issubclass(ffi.ConversionError, Exception)
