@@ -623,8 +623,8 @@ class TestRequestResponse:
         assert await twin.text() == "hi" and await req.bytes() == b"hi"
         with pytest.raises(OSError, match="Body already used"):
             await req.json()
-        with pytest.raises(TypeError, match="unsupported option 'cf'"):
-            sdk.Request("http://x/", cf={})
+        with pytest.raises(TypeError, match="unsupported option 'colour'"):
+            sdk.Request("http://x/", colour={})
 
     def test_js_and_ffi(self) -> None:
         """js.Object/JSON/Date and pyodide.ffi's conversions behave as identities where Python needs nothing."""
@@ -632,8 +632,10 @@ class TestRequestResponse:
         assert js.Object.fromEntries([("a", 1)]) == {"a": 1}
         assert js.JSON.parse(js.JSON.stringify({"a": [1]})) == {"a": [1]}
         assert js.Date.now() > 0 and not isinstance([], ffi.JsProxy)
-        with pytest.raises(AttributeError, match="js.fetch is not emulated"):
-            js.fetch
+        with pytest.raises(NotImplementedError, match=r"js\.fetch\(\) is not supported by durable"):
+            js.fetch("http://x/")
+        with pytest.raises(AttributeError, match="js.no_such_global is not emulated"):
+            js.no_such_global
         with pytest.raises(NotImplementedError, match="outbound HTTP"):
             sdk.fetch("http://x/")
 

@@ -18,9 +18,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import durable
+from durable._object import RESERVED_METHODS
 
 from ._bindings import ContextAdapter, EnvAdapter
-from ._convert import relaxed
+from ._convert import python_from_rpc, relaxed
+from ._globals import patched_env, tracks_request
 from ._http import Request
 
 __all__ = [
@@ -46,6 +48,9 @@ _RELAXED = (
     "web_socket_error",
 )
 
+# Handlers (and their legacy ``on_`` names): called by the runtime with raw arguments, never over RPC.
+_NOT_RPC = frozenset({"fetch", *RESERVED_METHODS} | {f"on_{name}" for name in ("fetch", *RESERVED_METHODS)})
+
 _current_env: Any = None
 
 
@@ -61,19 +66,60 @@ def current_env() -> EnvAdapter:
     Raises:
         RuntimeError: no project has been loaded onto a runtime yet.
     """
-    if _current_env is None:
-        raise RuntimeError(
-            "workers.env is not bound yet: serve the project with `durable serve`, "
-            "durable.compat.python_workers.asgi_app(PROJECT, runtime) or "
-            "load_project(PROJECT).bind(runtime) first"
-        )
-    return EnvAdapter(_current_env)
+    patched = patched_env(_current_env)
+    if patched is not None:
+        return EnvAdapter(patched)
+    raise RuntimeError(
+        "workers.env is not bound yet: serve the project with `durable serve`, "
+        "durable.compat.python_workers.asgi_app(PROJECT, runtime) or "
+        "load_project(PROJECT).bind(runtime) first"
+    )
 
 
 def _request_first(args: tuple[Any, ...]) -> tuple[Any, ...]:
     if args and isinstance(args[0], durable.Request):
         return (Request(args[0]), *args[1:])
     return args
+
+
+def _rpc_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap the RPC method ``func`` so that arguments arriving over RPC are converted as the SDK's
+    ``python_from_rpc`` converts them (dicts become :class:`JsDict`, at any depth).
+
+    workerd converts the arguments of calls that come over RPC only (``introspection.py``); a call
+    from the object's own code (``await self.add(item)``) passes its arguments untouched, so the
+    wrapper converts only when it is called by `durable`'s runtime.
+    """
+
+    @functools.wraps(func)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        frame = inspect.currentframe()
+        caller = frame.f_back if frame is not None else None
+        if caller is not None and caller.f_globals.get("__name__", "").startswith("durable._"):
+            args = tuple(map(python_from_rpc, args))
+            if kwargs:
+                kwargs = {key: python_from_rpc(value) for key, value in kwargs.items()}
+        return func(self, *args, **kwargs)
+
+    method.__durable_rpc_wrapped__ = True  # type: ignore[attr-defined]
+    return method
+
+
+def _wrap_rpc_methods(cls: type) -> None:
+    """Wrap the public plain functions RPC may reach on ``cls`` with :func:`_rpc_arguments`: those
+    defined on ``cls`` or on a mixin (a base that is no Durable Object class, whose own hook would
+    have wrapped them), as ``durable._object.resolve_rpc`` finds them."""
+    bases = cls.__mro__[: cls.__mro__.index(DurableObject)] if DurableObject in cls.__mro__ else (cls,)
+    names = {name for klass in bases for name in vars(klass)}
+    for name in names:
+        if name.startswith("_") or name in _NOT_RPC:
+            continue
+        owner = next(klass for klass in bases if name in vars(klass))
+        func = vars(owner)[name]
+        if owner is not cls and issubclass(owner, durable.DurableObject):
+            continue  # that Durable Object class's own hook wrapped it
+        if inspect.isfunction(func) and not getattr(func, "__durable_rpc_wrapped__", False):
+            setattr(cls, name, _rpc_arguments(func))
 
 
 def _wrap_init(cls: type, context: bool) -> None:
@@ -138,6 +184,7 @@ class DurableObject(durable.DurableObject):
         super().__init_subclass__(**kwargs)
         _wrap_init(cls, context=True)
         _wrap_handlers(cls, ("fetch", *_RELAXED))
+        _wrap_rpc_methods(cls)
 
     if not TYPE_CHECKING:  # hidden from type checkers: subclasses define alarm with any parameters
 
@@ -167,6 +214,11 @@ class WorkerEntrypoint(durable.WorkerEntrypoint):
         super().__init_subclass__(**kwargs)
         _wrap_init(cls, context=False)
         _wrap_handlers(cls, ("fetch",))
+        fetch = cls.__dict__.get("fetch")
+        if inspect.isfunction(fetch) and not getattr(fetch, "__durable_tracked__", False):
+            tracked = tracks_request(fetch)
+            tracked.__durable_tracked__ = True  # type: ignore[attr-defined]
+            cls.fetch = tracked  # type: ignore[method-assign]
 
 
 class WorkflowEntrypoint:

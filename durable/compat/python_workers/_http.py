@@ -87,6 +87,43 @@ class FetchResponse(durable.Response):
         """Read the whole body as ``bytes`` (JavaScript's ``ArrayBuffer``)."""
         return await self.bytes()
 
+    async def string(self) -> str:
+        """Read the whole body as text (pyodide's ``FetchResponse.string``)."""
+        return await self.text()
+
+    async def memoryview(self) -> builtins.memoryview:
+        """Read the whole body as a ``memoryview``."""
+        return builtins.memoryview(await self.bytes())
+
+    @property
+    def url(self) -> str:
+        """The response's URL: empty, as for every response not fetched from the network."""
+        return ""
+
+    @property
+    def redirected(self) -> bool:
+        """Whether the response came after a redirect: ``False`` (no redirect is followed)."""
+        return False
+
+    @property
+    def type(self) -> str:
+        """The response type: ``"default"``."""
+        return "default"
+
+    @property
+    def js_object(self) -> durable.Response:
+        """The response itself (there is no separate JavaScript object)."""
+        return self
+
+    js_response = js_object
+
+    def raise_for_status(self) -> None:
+        """Raise ``OSError`` for a 4xx or 5xx status, in pyodide's words
+        (``"404 Client Error: Not Found for url: "``)."""
+        kind = "Client" if 400 <= self.status < 500 else "Server" if 500 <= self.status < 600 else None
+        if kind is not None:
+            raise OSError(f"{self.status} {kind} Error: {self.status_text} for url: {self.url}")
+
     async def blob(self) -> Any:
         """Not emulated: `durable` has no ``Blob``; read ``bytes()`` instead."""
         raise NotImplementedError("Response.blob() is not supported by durable; use await response.bytes()")
@@ -157,6 +194,9 @@ class Response(FetchResponse):
         headers: Any = None,
         web_socket: Any = None,
     ) -> None:
+        if body is not None and not isinstance(body, (str, builtins.bytes)):
+            # workers-py response.py: only str, bytes, FormData and JavaScript bodies are accepted.
+            raise TypeError(f"Unsupported type in Response: {type(body).__name__}")
         options: dict[str, Any] = {}
         if web_socket is not None:
             options["web_socket"] = web_socket  # accepted by durable.Response where WebSockets exist
@@ -167,6 +207,16 @@ class Response(FetchResponse):
             status_text=status_text or None,
             **options,
         )
+
+    def __repr__(self) -> str:
+        """As the SDK's: ``Response(status=200, status_text='OK', content_type='text/plain;charset=UTF-8')``."""
+        parts = [f"status={self.status}"]
+        if self.status_text:
+            parts.append(f"status_text={self.status_text!r}")
+        content_type = self.headers.get("content-type")
+        if content_type is not None:
+            parts.append(f"content_type={content_type!r}")
+        return f"Response({', '.join(parts)})"
 
     @staticmethod
     def redirect(url: str, status: int = 302) -> Response:
@@ -244,24 +294,57 @@ class Request:
         TypeError: as :class:`durable.Request` does for a bad URL, method, header or body.
     """
 
-    __slots__ = ("_req",)
+    __slots__ = ("_extra", "_req")
 
     _req: durable.Request
+    _extra: dict[str, Any]
 
     def __init__(self, input: Any, init: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
         options = {**(init or {}), **kwargs}
+        extra: dict[str, Any] = {}
         if isinstance(input, Request):
-            input = input._req
+            extra = input.init_options()
+            input = input.js_object
+        for name in _EXTRA_OPTIONS:
+            if name in options:
+                extra[name] = _extra_option(name, options.pop(name))
+        self._extra = extra
         if isinstance(input, durable.Request) and not options:
             self._req = input
             return
+        if isinstance(options.get("method"), http.HTTPMethod):
+            options["method"] = options["method"].value
         unknown = sorted(set(options) - {"method", "headers", "body"})
         if unknown:
             raise TypeError(f"Request() got an unsupported option {unknown[0]!r}")
         self._req = durable.Request(input, **options)
 
+    def init_options(self) -> dict[str, Any]:
+        """The constructor's options that live on this wrapper (``redirect``, ``cache``, ``cf``...)."""
+        return dict(self._extra)
+
     def __repr__(self) -> str:
-        return f"<workers.Request [{self._req.method} {self._req.url}]>"
+        return f"Request(method={self._req.method!r}, url={self._req.url!r})"
+
+    @property
+    def redirect(self) -> str:
+        """The redirect mode: ``"follow"`` unless constructed with ``redirect="manual"``."""
+        return str(self._extra.get("redirect", "follow"))
+
+    @property
+    def cache(self) -> str | None:
+        """The cache mode given to the constructor (``"no-store"``), else ``None`` (workerd: undefined)."""
+        return self._extra.get("cache")
+
+    @property
+    def integrity(self) -> str:
+        """Always ``""`` (workerd implements no subrequest integrity checking)."""
+        return ""
+
+    @property
+    def keepalive(self) -> bool:
+        """Always ``False``, as workerd reads it whatever the constructor was given."""
+        return False
 
     @property
     def js_object(self) -> durable.Request:
@@ -282,9 +365,10 @@ class Request:
         return as_message(self._req.headers)
 
     @property
-    def cf(self) -> None:
-        """Cloudflare's request properties: ``None`` (there is no edge)."""
-        return None
+    def cf(self) -> Any:
+        """Cloudflare's request properties: those given to the constructor (``cf={...}``, with
+        attribute access), else ``None`` (there is no edge to fill them)."""
+        return self._extra.get("cf")
 
     @property
     def body(self) -> Any:
@@ -326,7 +410,32 @@ class Request:
         self._check_unused()
         req = self._req
         body = _buffered(req, "Request")
-        return Request(durable.Request(req.url, method=req.method, headers=durable.Headers(req.headers), body=body))
+        copy = durable.Request(req.url, method=req.method, headers=durable.Headers(req.headers), body=body)
+        return Request(copy, self._extra)
+
+
+_EXTRA_OPTIONS = ("redirect", "cache", "integrity", "keepalive", "cf")
+
+_BAD_REDIRECT = (
+    'Invalid redirect value, must be one of "follow" or "manual" ("error" won\'t be implemented since it '
+    'does not make sense at the edge; use "manual" and check the response status code).'
+)
+_NO_INTEGRITY = (
+    "Subrequest integrity checking is not implemented. The integrity option must be either undefined or an "
+    "empty string."
+)
+
+
+def _extra_option(name: str, value: Any) -> Any:
+    """A Request option `durable.Request` does not take, checked as workerd checks it (measured:
+    miniflare 4, 2026-04-07)."""
+    if name == "redirect" and value not in ("follow", "manual"):
+        raise TypeError(_BAD_REDIRECT)
+    if name == "integrity" and value not in (None, ""):
+        raise TypeError(_NO_INTEGRITY)
+    if name == "cf" and type(value) is dict:
+        return JsDict(value)
+    return value
 
 
 def unwrap_request(value: Any) -> Any:

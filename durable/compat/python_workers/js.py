@@ -2,8 +2,10 @@
 
 While :func:`durable.compat.python_workers.install` is in effect, ``import js`` gives this
 module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now()``, ``Object``,
-``JSON``, ``console``, ``Response``, ``WebSocketRequestResponsePair``. Anything else raises
-``AttributeError`` naming it.
+``JSON``, ``console``, ``Response``, ``Request``, ``Headers``, ``WebSocketRequestResponsePair``.
+Other globals of the Workers runtime (``fetch``, ``WebSocket``, ``HTMLRewriter``...) can be
+imported, and raise ``NotImplementedError`` naming them when used; any other name raises
+``AttributeError``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ import logging
 import time
 from typing import Any
 
-__all__ = ["JSON", "Date", "Object", "Response", "WebSocketPair", "WebSocketRequestResponsePair", "console"]
+__all__ = [
+    "JSON",
+    "Date",
+    "Headers",
+    "Object",
+    "Request",
+    "Response",
+    "WebSocketPair",
+    "WebSocketRequestResponsePair",
+    "console",
+]
 
 _log = logging.getLogger("durable.js")
 
@@ -125,13 +137,20 @@ class console:  # noqa: N801 - the JavaScript global's name
 
 
 class Response:
-    """``js.Response``: ``Response.new(body, {"status": ...})`` and ``Response.json(data)``."""
+    """``js.Response``: ``Response.new(body, {"status": ...})``, ``Response.json(data)``,
+    ``Response.redirect(url, status)``.
+
+    As Pyodide passes them, keyword arguments are the init object's fields:
+    ``Response.new("x", status=404, headers={...})`` is ``new Response("x", {status: 404, ...})``.
+    """
 
     @staticmethod
-    def new(body: Any = None, init: dict[str, Any] | None = None) -> Any:
+    def new(body: Any = None, init: dict[str, Any] | None = None, /, **fields: Any) -> Any:
         from ._http import Response as SdkResponse
 
-        options = dict(init or {})
+        options = {**(init or {}), **fields}
+        if isinstance(body, (bytearray, memoryview)):
+            body = bytes(body)  # a JavaScript buffer
         return SdkResponse(
             body,
             options.get("status"),
@@ -141,18 +160,25 @@ class Response:
         )
 
     @staticmethod
-    def json(data: Any, init: dict[str, Any] | None = None) -> Any:
+    def json(data: Any, init: dict[str, Any] | None = None, /, **fields: Any) -> Any:
         """JavaScript's ``Response.json``: the body is ``JSON.stringify(data)`` (compact)."""
         import json
 
         from ._http import Response as SdkResponse
 
-        options = dict(init or {})
+        options = {**(init or {}), **fields}
         headers = durable_headers(options.get("headers"))
         if "content-type" not in headers:
             headers["content-type"] = "application/json"
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        return SdkResponse(text, options.get("status", 200), "", headers)
+        return SdkResponse(text, options.get("status", 200), options.get("statusText", ""), headers)
+
+    @staticmethod
+    def redirect(url: str, status: int = 302) -> Any:
+        """JavaScript's ``Response.redirect``: an empty response with ``Location: url``."""
+        from ._http import Response as SdkResponse
+
+        return SdkResponse.redirect(url, status)
 
 
 class WebSocketRequestResponsePair:
@@ -174,7 +200,71 @@ def durable_headers(init: Any) -> Any:
     return durable.Headers(init)
 
 
+class Headers:
+    """``js.Headers``: ``Headers.new(init)`` is a :class:`durable.Headers` (a mapping or pairs)."""
+
+    @staticmethod
+    def new(init: Any = None, /) -> Any:
+        return durable_headers(init)
+
+
+class Request:
+    """``js.Request``: ``Request.new(url, init)`` (or keyword init fields) is the SDK's ``Request``."""
+
+    @staticmethod
+    def new(input: Any, init: dict[str, Any] | None = None, /, **fields: Any) -> Any:
+        from ._http import Request as SdkRequest
+
+        return SdkRequest(input, {**(init or {}), **fields})
+
+
+# JavaScript globals of the Workers runtime that `durable` does not emulate: reading them works
+# (``from js import fetch`` at module level), using them raises NotImplementedError naming them.
+_NOT_EMULATED = frozenset(
+    {
+        "fetch", "WebSocket", "HTMLRewriter", "caches", "crypto", "setTimeout", "setInterval",
+        "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "scheduler",
+        "navigator", "performance", "ReadableStream", "WritableStream", "TransformStream",
+        "TextEncoder", "TextDecoder", "CompressionStream", "DecompressionStream",
+        "FixedLengthStream", "IdentityTransformStream", "AbortController", "AbortSignal", "Blob",
+        "File", "FormData", "URL", "URLSearchParams", "URLPattern", "EventTarget", "Event",
+        "CustomEvent", "MessageChannel", "Promise", "Array", "ArrayBuffer", "Uint8Array", "DataView",
+        "Map", "Set", "WeakMap", "WeakRef", "Error", "TypeError", "RangeError", "DOMException",
+        "Math", "Number", "String", "Boolean", "Symbol", "Reflect", "Proxy", "BigInt", "Intl",
+        "atob", "btoa", "encodeURIComponent", "decodeURIComponent", "globalThis", "self",
+    }
+)  # fmt: skip
+
+
+class _NotEmulated:
+    """A JavaScript global `durable` does not emulate: any use raises ``NotImplementedError``."""
+
+    __slots__ = ("_path",)
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def _refuse(self, what: str) -> NotImplementedError:
+        return NotImplementedError(
+            f"{what} is not supported by durable (there is no JavaScript runtime); "
+            "the emulated js names are " + ", ".join(__all__)
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise self._refuse(f"{self._path}.{name}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._refuse(f"{self._path}()")
+
+    def __repr__(self) -> str:
+        return f"<{self._path}: not supported by durable>"
+
+
 def __getattr__(name: str) -> Any:
+    if name in _NOT_EMULATED:
+        return _NotEmulated(f"js.{name}")
     raise AttributeError(
         f"js.{name} is not emulated by durable (there is no JavaScript runtime); "
         "the supported names are " + ", ".join(__all__)

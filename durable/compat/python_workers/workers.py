@@ -2,7 +2,8 @@
 
 While :func:`durable.compat.python_workers.install` is in effect, ``import workers`` gives this
 module. Its names follow the SDK's ``workers.__all__``; ``env`` is the served project's env
-(through the same wrappers as ``self.env``). What `durable` does not emulate (``Blob``,
+(through the same wrappers as ``self.env``, with ``patch_env``'s overrides), ``wait_until`` the
+running request's or object's ``waitUntil``. What `durable` does not emulate (``Blob``,
 ``FormData``, outbound ``fetch``, Workflows) raises ``NotImplementedError`` naming it.
 """
 
@@ -22,6 +23,9 @@ from ._entrypoints import WorkerEntrypoint as WorkerEntrypoint
 from ._entrypoints import WorkflowEntrypoint as WorkflowEntrypoint
 from ._entrypoints import current_env
 from ._entrypoints import handler as handler
+from ._globals import import_from_javascript as import_from_javascript
+from ._globals import patch_env as patch_env
+from ._globals import wait_until as _wait_until
 from ._http import FetchResponse as FetchResponse
 from ._http import Request as Request
 from ._http import Response as Response
@@ -85,20 +89,10 @@ Blob = _NotEmulated("Blob", "use bytes")
 File = _NotEmulated("File", "use bytes")
 FormData = _NotEmulated("FormData", "parse the body yourself")
 fetch = _NotEmulated("fetch", "outbound HTTP is not emulated; call another Durable Object through its stub")
-import_from_javascript = _NotEmulated("import_from_javascript", "there is no JavaScript runtime")
-
-
-def patch_env(*args: Any, **kwargs: Any) -> Any:
-    """Not supported: ``workers.env`` is the served project's env."""
-    raise NotImplementedError("workers.patch_env() is not supported by durable")
+wait_until = waitUntil = _wait_until  # noqa: N816 - the SDK's names
 
 
 def __getattr__(name: str) -> Any:
     if name == "env":
         return current_env()
-    if name in ("wait_until", "waitUntil"):
-        raise NotImplementedError(
-            "the module-level workers.wait_until is not supported by durable; "
-            "use self.ctx.waitUntil(...) in the Worker or Durable Object"
-        )
     raise AttributeError(f"module 'workers' has no attribute {name!r}")

@@ -13,9 +13,27 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 __all__ = [
+    "IN_BROWSER",
+    "ConversionError",
     "JsArray",
+    "JsAsyncGenerator",
+    "JsAsyncIterable",
+    "JsAsyncIterator",
+    "JsBuffer",
+    "JsCallable",
+    "JsDomElement",
+    "JsDoubleProxy",
     "JsException",
+    "JsFetchResponse",
+    "JsGenerator",
+    "JsIterable",
+    "JsIterator",
+    "JsMap",
+    "JsMutableMap",
+    "JsPromise",
     "JsProxy",
+    "JsTypedArray",
+    "can_run_sync",
     "create_once_callable",
     "create_proxy",
     "destroy_proxies",
@@ -37,8 +55,93 @@ class JsArray(JsProxy):
     """Pyodide's proxy of a JavaScript array. Under `durable` no value is one."""
 
 
+# Pyodide's other proxy types, for isinstance checks and annotations: no value is one.
+class JsBuffer(JsProxy):
+    """Pyodide's proxy of a JavaScript buffer. Under `durable` no value is one."""
+
+
+class JsCallable(JsProxy):
+    """Pyodide's proxy of a JavaScript function. Under `durable` no value is one."""
+
+
+class JsPromise(JsProxy):
+    """Pyodide's proxy of a JavaScript promise. Under `durable` no value is one."""
+
+
+class JsIterable(JsProxy):
+    """Pyodide's proxy of a JavaScript iterable. Under `durable` no value is one."""
+
+
+class JsIterator(JsProxy):
+    """Pyodide's proxy of a JavaScript iterator. Under `durable` no value is one."""
+
+
+class JsAsyncIterable(JsProxy):
+    """Pyodide's proxy of a JavaScript async iterable. Under `durable` no value is one."""
+
+
+class JsAsyncIterator(JsProxy):
+    """Pyodide's proxy of a JavaScript async iterator. Under `durable` no value is one."""
+
+
+class JsGenerator(JsIterator):
+    """Pyodide's proxy of a JavaScript generator. Under `durable` no value is one."""
+
+
+class JsAsyncGenerator(JsAsyncIterator):
+    """Pyodide's proxy of a JavaScript async generator. Under `durable` no value is one."""
+
+
+class JsMap(JsProxy):
+    """Pyodide's proxy of a JavaScript Map (or object used as one). Under `durable` no value is one."""
+
+
+class JsMutableMap(JsMap):
+    """Pyodide's proxy of a mutable JavaScript Map. Under `durable` no value is one."""
+
+
+class JsTypedArray(JsBuffer):
+    """Pyodide's proxy of a JavaScript typed array. Under `durable` no value is one."""
+
+
+class JsDoubleProxy(JsProxy):
+    """Pyodide's proxy of a proxy made by ``create_proxy``. Under `durable` no value is one."""
+
+
+class JsFetchResponse(JsProxy):
+    """Pyodide's proxy of a JavaScript ``Response``. Under `durable` no value is one."""
+
+
+class JsDomElement(JsProxy):
+    """Pyodide's proxy of a DOM element. Under `durable` no value is one."""
+
+
+class ConversionError(Exception):
+    """Raised by Pyodide when a value cannot be converted between Python and JavaScript."""
+
+
+IN_BROWSER = False
+"""Whether the code runs in a browser (Pyodide's flag): never under `durable`."""
+
+
+def can_run_sync() -> bool:
+    """Whether :func:`run_sync` may be called here: always (see its restrictions)."""
+    return True
+
+
 class JsException(Exception):
-    """A JavaScript error as Pyodide raises it."""
+    """A JavaScript error as Pyodide raises it: ``name`` (``"Error"``, ``"TypeError"``...) and
+    ``message``; ``str()`` is JavaScript's ``"Name: message"``.
+
+    ``JsException(message)`` or ``JsException(name, message)``.
+    """
+
+    def __init__(self, name: str = "", message: str | None = None) -> None:
+        if message is None:
+            name, message = "Error", name
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
 
 
 def to_js(value: T, *args: Any, **kwargs: Any) -> T:
