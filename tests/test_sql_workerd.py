@@ -1,0 +1,79 @@
+"""``ctx.storage.sql`` against what workerd does, case by case (measured with miniflare 4.20260730).
+
+Each test names the workerd result it reproduces; the cases were run in workerd (npm's
+``miniflare``, compatibility date 2026-04-07, SQLite-backed object) and in ``durable``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import durable
+
+from helpers import exactly
+
+
+class Obj(durable.DurableObject):
+    def q(self, sql: str, *bindings: Any) -> list[dict[str, Any]]:
+        return [row.to_py() for row in self.ctx.storage.sql.exec(sql, *bindings)]
+
+
+# -- functions workerd's SQLite is built without ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd: Error: no such function: soundex at offset 7: SQLITE_ERROR (Python's SQLite
+        # may be built with SQLITE_SOUNDEX and answered 'X000').
+        ("SELECT soundex('x')", "no such function: soundex at offset 7: SQLITE_ERROR"),
+        ("SELECT SOUNDEX('x')", "no such function: SOUNDEX at offset 7: SQLITE_ERROR"),
+        ("SELECT a FROM t WHERE soundex(a) = 'X'", "no such function: soundex at offset 22: SQLITE_ERROR"),
+        # workerd: the same message whatever the arguments (durable said "wrong number of arguments").
+        ("SELECT soundex()", "no such function: soundex at offset 7: SQLITE_ERROR"),
+        # R*Tree's and FTS3's functions: workerd has none of them. rtreecheck used to run a
+        # transaction of its own, refused with the BEGIN TRANSACTION message.
+        ("SELECT rtreecheck('x')", "no such function: rtreecheck at offset 7: SQLITE_ERROR"),
+        ("SELECT rtreedepth()", "no such function: rtreedepth at offset 7: SQLITE_ERROR"),
+        ("SELECT rtreenode(1, x'00')", "no such function: rtreenode at offset 7: SQLITE_ERROR"),
+        ("SELECT matchinfo('x')", "no such function: matchinfo at offset 7: SQLITE_ERROR"),
+        ("SELECT offsets()", "no such function: offsets at offset 7: SQLITE_ERROR"),
+        ("SELECT optimize()", "no such function: optimize at offset 7: SQLITE_ERROR"),
+        ("SELECT fts3_tokenizer()", "no such function: fts3_tokenizer at offset 7: SQLITE_ERROR"),
+    ],
+)
+async def test_functions_workerd_lacks(stub: Any, sql: str, message: str) -> None:
+    await stub.q("CREATE TABLE t(a)")
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
+
+
+async def test_pragma_optimize_is_not_the_function(stub: Any) -> None:
+    """``PRAGMA optimize`` still runs (workerd: ``[]``); only FTS3's ``optimize()`` function is absent."""
+    await stub.q("CREATE TABLE t(a)")
+    assert await stub.q("PRAGMA optimize") == []
+
+
+# -- error offsets ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd: Error: misuse of aggregate: max() at offset 27: SQLITE_ERROR
+        ("SELECT sum(a) FROM t WHERE max(a) > 1", "misuse of aggregate: max() at offset 27: SQLITE_ERROR"),
+        # workerd: Error: misuse of window function row_number() at offset 15: SQLITE_ERROR
+        (
+            "SELECT 1 WHERE row_number() OVER () > 1",
+            "misuse of window function row_number() at offset 15: SQLITE_ERROR",
+        ),
+        ("SELECT a FROM t WHERE rank() > 1", "misuse of window function rank() at offset 22: SQLITE_ERROR"),
+        ("SELECT cume_dist()", "misuse of window function cume_dist() at offset 7: SQLITE_ERROR"),
+    ],
+)
+async def test_misuse_offsets(stub: Any, sql: str, message: str) -> None:
+    await stub.q("CREATE TABLE t(a)")
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
