@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import durable
+from durable import testing
 
 from helpers import exactly
 
@@ -77,3 +78,25 @@ async def test_misuse_offsets(stub: Any, sql: str, message: str) -> None:
     await stub.q("CREATE TABLE t(a)")
     with exactly(durable.SqlError, message):
         await stub.q(sql)
+
+
+# -- the reserved tables as sqlite_master shows them ----------------------------------------------
+
+
+async def test_kv_table_text_in_sqlite_master(stub: Any) -> None:
+    """workerd (miniflare 4.20260730): after ``kv.put``, ``SELECT sql FROM sqlite_master`` gives
+    its CREATE statement with its own line breaks, and no trailing comment."""
+
+    async def put(_: Any, ctx: durable.State) -> None:
+        ctx.storage.kv.put("a", 1)
+
+    await testing.run_in_object(stub, put)
+    rows = await stub.q("SELECT type, name, tbl_name, sql FROM sqlite_master")
+    assert rows == [
+        {
+            "type": "table",
+            "name": "_cf_KV",
+            "tbl_name": "_cf_KV",
+            "sql": "CREATE TABLE _cf_KV (\n        key TEXT PRIMARY KEY,\n        value BLOB\n      ) WITHOUT ROWID",
+        }
+    ]
