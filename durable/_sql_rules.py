@@ -371,7 +371,8 @@ _NAMED_ERROR = re.compile(
     r"no such column: (?P<col>.+)|ambiguous column name: (?P<amb>.+)|no such function: (?P<fn>.+)"
     r"|not authorized to use function: (?P<auth>.+)|wrong number of arguments to function (?P<args>.+)\(\)"
     r"|misuse of aggregate function (?P<agg>.+)\(\)|misuse of aggregate: (?P<aggr>.+)\(\)"
-    r"|misuse of window function (?P<win>.+)\(\)|table (?P<table>.+) already exists",
+    r"|misuse of window function (?P<win>.+)\(\)|too many arguments on function (?P<many>.+)"
+    r"|table (?P<table>.+) already exists",
     re.DOTALL,
 )
 

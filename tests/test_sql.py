@@ -943,7 +943,7 @@ class TestLimits:
             (" UNION ALL ".join(["SELECT 1"] * 6), "too many terms in compound SELECT: SQLITE_ERROR"),
             (
                 "SELECT json_array(" + ",".join(["1"] * 128) + ")",
-                "too many arguments on function json_array: SQLITE_ERROR",
+                "too many arguments on function json_array at offset 7: SQLITE_ERROR",
             ),
             ("SELECT 'a' LIKE '" + "a" * 51 + "'", "LIKE or GLOB pattern too complex: SQLITE_ERROR"),
             ("SELECT zeroblob(2 * 1024 * 1024 + 65)", "string or blob too big: SQLITE_TOOBIG"),
@@ -1421,11 +1421,16 @@ class TestKvBackedNamespace:
     """A storage="kv" namespace has no SQL and no synchronous KV, but has transaction_sync."""
 
     async def test_refusals(self, durable_runtime: durable.Runtime) -> None:
-        """sql and kv raise workerd's plain errors (DurableError, not TypeError), word for word."""
+        """sql and kv raise workerd's plain errors (DurableError, not TypeError), word for word.
+
+        As in workerd, ``storage.sql`` itself exists; its ``exec()`` and ``database_size`` raise.
+        """
         stub = durable_runtime.namespace(Obj, storage="kv").get_by_name("a")
         with exactly(durable.DurableError, _storage._NO_SQL) as info:
-            await inside(stub, lambda o, c: c.storage.sql)
+            await inside(stub, lambda o, c: c.storage.sql.exec("SELECT 1"))
         assert not isinstance(info.value, TypeError)
+        with exactly(durable.DurableError, _storage._NO_SQL):
+            await inside(stub, lambda o, c: c.storage.sql.database_size)
         assert _storage._NO_SQL.startswith(
             "SQL is not enabled for this Durable Object class. To enable it, change `new_classes` to "
             "`new_sqlite_classes` within the 'migrations' field in your wrangler.jsonc or wrangler.toml file."

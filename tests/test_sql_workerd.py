@@ -100,3 +100,44 @@ async def test_kv_table_text_in_sqlite_master(stub: Any) -> None:
             "sql": "CREATE TABLE _cf_KV (\n        key TEXT PRIMARY KEY,\n        value BLOB\n      ) WITHOUT ROWID",
         }
     ]
+
+
+async def test_too_many_arguments_offset(stub: Any) -> None:
+    """workerd: ``Error: too many arguments on function max at offset 7: SQLITE_ERROR`` (128 > 127)."""
+    with exactly(durable.SqlError, "too many arguments on function max at offset 7: SQLITE_ERROR"):
+        await stub.q("SELECT max(" + ",".join(["1"] * 128) + ") AS x")
+    assert await stub.q("SELECT max(" + ",".join(["1"] * 127) + ") AS x") == [{"x": 1}]
+
+
+# -- a key-value-backed object ------------------------------------------------------------------------
+
+
+class KeepsSql(durable.DurableObject):
+    """Keeps ``ctx.storage.sql`` from its constructor, as SQLite-backed code often does."""
+
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.sql = ctx.storage.sql
+
+    async def hello(self) -> str:
+        return "hello"
+
+    def size(self) -> int:
+        return self.sql.databaseSize
+
+    def run(self) -> Any:
+        return self.sql.exec("SELECT 1").to_array()
+
+
+async def test_kv_backed_object_has_sql_that_refuses(durable_runtime: durable.Runtime) -> None:
+    """workerd (``new_classes``): ``typeof ctx.storage.sql`` is ``"object"``, so the constructor
+    runs; ``exec()`` and ``databaseSize`` raise ``Error: SQL is not enabled for this Durable Object
+    class...``. durable raised that from ``ctx.storage.sql`` itself, failing the constructor."""
+    stub = durable_runtime.namespace(KeepsSql, storage="kv").get_by_name("a")
+    assert await stub.hello() == "hello"
+    for call in (stub.size, stub.run):
+        with pytest.raises(durable.DurableError, match="^SQL is not enabled for this Durable Object class"):
+            await call()
+    assert await testing.run_in_object(stub, lambda o, c: repr(c.storage.sql)) == "<durable.SqlStorage>"
+    with pytest.raises(durable.DurableError, match="^SQL is not enabled for this Durable Object class"):
+        await testing.query(stub, "SELECT 1", unrestricted=True)
