@@ -798,6 +798,11 @@ class SqlStorage:
                 params = tuple(check_binding(value, i) for i, value in enumerate(bindings, 1))
                 break
         code = query
+        # workerd's SQLite reads the SQL up to a NUL: the statements before it run as earlier
+        # statements do, then what is left holds none ("SQL code did not contain a statement.").
+        cut = "\0" in query
+        if cut:
+            code = query[: query.index("\0")]
         while True:
             # workerd hands SQLite all the SQL not yet run, so the length limit applies to it.
             if len(code) > SQL_LENGTH // 4 and len(code.encode("utf-8", "surrogatepass")) > SQL_LENGTH:
@@ -808,7 +813,7 @@ class SqlStorage:
             end = bounds[1]
             sql = code[:end]
             rest = code[end:].lstrip(WHITESPACE)
-            if not rest:
+            if not rest and not cut:
                 cur, written = self._run(sql, params, last=True, trusted=trusted)
                 state = self._state
                 cursor = SqlCursor(

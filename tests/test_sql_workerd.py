@@ -141,3 +141,40 @@ async def test_kv_backed_object_has_sql_that_refuses(durable_runtime: durable.Ru
     assert await testing.run_in_object(stub, lambda o, c: repr(c.storage.sql)) == "<durable.SqlStorage>"
     with pytest.raises(durable.DurableError, match="^SQL is not enabled for this Durable Object class"):
         await testing.query(stub, "SELECT 1", unrestricted=True)
+
+
+# -- a NUL character in the SQL ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd (miniflare 4.20260730): SQLite reads the SQL up to the NUL; what follows it
+        # holds no statement.
+        ("SELECT 1 AS a\0", "SQL code did not contain a statement."),
+        ("\0SELECT 1 AS a", "SQL code did not contain a statement."),
+        ("SELECT 1 AS a -- \0 x", "SQL code did not contain a statement."),
+        ("SELECT 1 AS a /* \0 */", "SQL code did not contain a statement."),
+        ("SELECT 'a\0b' AS a", 'unrecognized token: "\'a" at offset 7: SQLITE_ERROR'),
+        ('SELECT 1 AS "a\0b"', 'unrecognized token: ""a" at offset 12: SQLITE_ERROR'),
+        ("SELEC\0T 1", 'near "SELEC": syntax error at offset 0: SQLITE_ERROR'),
+        ("SELECT 1 +\0 2", "incomplete input: SQLITE_ERROR"),
+    ],
+)
+async def test_nul_ends_the_sql(stub: Any, sql: str, message: str) -> None:
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
+
+
+async def test_statements_before_a_nul_run(stub: Any) -> None:
+    """workerd: ``CREATE TABLE t(a); CREATE TABLE u(a)\\0 x`` creates both tables, then raises
+    ``SQL code did not contain a statement.``; a binding makes the statement before the NUL one
+    of several (``only the last statement can have parameters``)."""
+    with exactly(durable.SqlError, "SQL code did not contain a statement."):
+        await stub.q("CREATE TABLE t(a); CREATE TABLE u(a)\0 x")
+    assert await stub.q("SELECT name FROM sqlite_master") == [{"name": "t"}, {"name": "u"}]
+    with exactly(
+        durable.SqlError,
+        "When executing multiple SQL statements in a single call, only the last statement can have parameters.",
+    ):
+        await stub.q("SELECT ? AS a\0", 1)
