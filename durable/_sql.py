@@ -76,6 +76,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SqlCursor", "SqlRow", "SqlStorage", "SqlValue", "exec_unrestricted"]
 
+_EMPTY_DATABASE_SIZE: Final = 4096
+"""``sql.database_size`` of an object with no database file yet: workerd's new database has one
+4096-byte page (``databaseSize`` is 4096 before any write, measured with miniflare 4.20260730)."""
+
 _WRITES_REMEMBERED: Final = 4096
 """How many writing statements a connection remembers before it forgets them all (see
 :meth:`_Connection.remember`)."""
@@ -961,7 +965,7 @@ class SqlStorage:
         db.kv.spill()  # buffered key-value writes count too
         conn = db.read_conn()
         if conn is None:
-            return 0
+            return _EMPTY_DATABASE_SIZE  # no file yet: workerd's empty database has one page
         row = conn.execute(
             "SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM "
             f"pragma_freelist_count()), (SELECT page_size FROM pragma_page_size()) -- {db.tag}"
@@ -980,7 +984,4 @@ def exec_unrestricted(sql: SqlStorage, query: str, bindings: tuple[Any, ...]) ->
     Transactions stay refused and the limits apply. The statements get a text of their own, so
     Python's statement cache never hands them to the application's SQL.
     """
-    target: Any = sql
-    if type(target) is not SqlStorage:
-        target.exec(query, *bindings)  # a key-value-backed object's: raises "SQL is not enabled..."
     return sql._exec(query, bindings, trusted=True)

@@ -23,7 +23,7 @@ import asyncio
 import datetime as _dt
 from asyncio import _get_running_loop
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar, cast, final, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final, overload
 
 from ._aliases import camel_aliases, normalize_options
 from ._bookmarks import Bookmarks
@@ -141,30 +141,6 @@ _PUT_OPTIONS = frozenset({"allow_concurrency", "allow_unconfirmed", "no_cache"})
 _LIST_OPTIONS = frozenset(
     {"start", "start_after", "end", "prefix", "reverse", "limit", "allow_concurrency", "no_cache"}
 )
-
-
-@final
-class _SqlUnavailable:
-    """``ctx.storage.sql`` of a key-value-backed object: there, as in workerd, but every use raises.
-
-    workerd (miniflare 4.20260730, a ``new_classes`` object): ``typeof ctx.storage.sql`` is
-    ``"object"``; ``exec()`` and ``databaseSize`` raise ``Error: SQL is not enabled for this
-    Durable Object class...``.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<durable.SqlStorage>"
-
-    def exec(self, query: str, /, *bindings: Any) -> NoReturn:
-        raise DurableError(_NO_SQL)
-
-    @property
-    def database_size(self) -> NoReturn:
-        raise DurableError(_NO_SQL)
-
-    databaseSize = database_size
 
 
 @final
@@ -521,11 +497,11 @@ class Storage:
 
     @property
     def sql(self) -> SqlStorage:
-        """The SQL API (``durable.SqlStorage``); on key-value-backed objects, every use raises."""
+        """The SQL API (``durable.SqlStorage``); SQLite-backed objects only."""
         if self._sql is None:
             self._host.check_live(self._gen)
             if self._host.kv_backed:
-                return cast("SqlStorage", _SqlUnavailable())
+                raise DurableError(_NO_SQL)
             from ._sql import SqlStorage  # _sql (one layer down) is imported only by SQLite-backed objects
 
             self._sql = SqlStorage(

@@ -109,40 +109,6 @@ async def test_too_many_arguments_offset(stub: Any) -> None:
     assert await stub.q("SELECT max(" + ",".join(["1"] * 127) + ") AS x") == [{"x": 1}]
 
 
-# -- a key-value-backed object ------------------------------------------------------------------------
-
-
-class KeepsSql(durable.DurableObject):
-    """Keeps ``ctx.storage.sql`` from its constructor, as SQLite-backed code often does."""
-
-    def __init__(self, ctx: durable.State, env: Any) -> None:
-        super().__init__(ctx, env)
-        self.sql = ctx.storage.sql
-
-    async def hello(self) -> str:
-        return "hello"
-
-    def size(self) -> int:
-        return self.sql.databaseSize
-
-    def run(self) -> Any:
-        return self.sql.exec("SELECT 1").to_array()
-
-
-async def test_kv_backed_object_has_sql_that_refuses(durable_runtime: durable.Runtime) -> None:
-    """workerd (``new_classes``): ``typeof ctx.storage.sql`` is ``"object"``, so the constructor
-    runs; ``exec()`` and ``databaseSize`` raise ``Error: SQL is not enabled for this Durable Object
-    class...``. durable raised that from ``ctx.storage.sql`` itself, failing the constructor."""
-    stub = durable_runtime.namespace(KeepsSql, storage="kv").get_by_name("a")
-    assert await stub.hello() == "hello"
-    for call in (stub.size, stub.run):
-        with pytest.raises(durable.DurableError, match="^SQL is not enabled for this Durable Object class"):
-            await call()
-    assert await testing.run_in_object(stub, lambda o, c: repr(c.storage.sql)) == "<durable.SqlStorage>"
-    with pytest.raises(durable.DurableError, match="^SQL is not enabled for this Durable Object class"):
-        await testing.query(stub, "SELECT 1", unrestricted=True)
-
-
 # -- a NUL character in the SQL ---------------------------------------------------------------------
 
 
@@ -178,3 +144,20 @@ async def test_statements_before_a_nul_run(stub: Any) -> None:
         "When executing multiple SQL statements in a single call, only the last statement can have parameters.",
     ):
         await stub.q("SELECT ? AS a\0", 1)
+
+
+# -- database_size ------------------------------------------------------------------------------------
+
+
+async def test_database_size_before_any_write(stub: Any) -> None:
+    """workerd: ``databaseSize`` is 4096 on a fresh object, after a read-only query and after
+    reads of keys; 8192 once a table exists (durable: 0 until its file existed)."""
+
+    def size(_: Any, ctx: durable.State) -> int:
+        return ctx.storage.sql.database_size
+
+    assert await testing.run_in_object(stub, size) == 4096
+    await stub.q("SELECT 1")
+    assert await testing.run_in_object(stub, size) == 4096
+    await stub.q("CREATE TABLE t(a)")
+    assert await testing.run_in_object(stub, size) == 8192
