@@ -28,6 +28,13 @@ from typing import Any
 
 from ._dbfile import Connections, wrap_error
 
+_CREATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS _cf_KV (\n        key TEXT PRIMARY KEY,\n        value BLOB\n      ) WITHOUT ROWID;"
+)
+"""workerd's statement, spaces included: ``sqlite_master`` shows its text (from the table's name
+on, so without ``IF NOT EXISTS``) as in workerd. The ``;`` ends the text SQLite keeps there
+before durable's tag (a WITHOUT ROWID table's text otherwise runs to the end, comment included)."""
+
 __all__ = ["KV_CACHE_ENTRIES", "KV_CACHE_MAX_VALUE", "KvCache"]
 
 KV_CACHE_ENTRIES = 128
@@ -142,9 +149,7 @@ class KvCache:
     def _ready_for_write(self) -> sqlite3.Connection:
         conn = self._conns.write_conn()
         if not self.exists:
-            conn.execute(
-                self._conns.tagged("CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID")
-            )
+            conn.execute(self._conns.tagged(_CREATE_TABLE))
             self.exists = True
         return conn
 

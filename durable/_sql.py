@@ -76,6 +76,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SqlCursor", "SqlRow", "SqlStorage", "SqlValue", "exec_unrestricted"]
 
+_EMPTY_DATABASE_SIZE: Final = 4096
+"""``sql.database_size`` of an object with no database file yet: workerd's new database has one
+4096-byte page (``databaseSize`` is 4096 before any write, measured with miniflare 4.20260730)."""
+
 _WRITES_REMEMBERED: Final = 4096
 """How many writing statements a connection remembers before it forgets them all (see
 :meth:`_Connection.remember`)."""
@@ -798,6 +802,11 @@ class SqlStorage:
                 params = tuple(check_binding(value, i) for i, value in enumerate(bindings, 1))
                 break
         code = query
+        # workerd's SQLite reads the SQL up to a NUL: the statements before it run as earlier
+        # statements do, then what is left holds none ("SQL code did not contain a statement.").
+        cut = "\0" in query
+        if cut:
+            code = query[: query.index("\0")]
         while True:
             # workerd hands SQLite all the SQL not yet run, so the length limit applies to it.
             if len(code) > SQL_LENGTH // 4 and len(code.encode("utf-8", "surrogatepass")) > SQL_LENGTH:
@@ -808,7 +817,7 @@ class SqlStorage:
             end = bounds[1]
             sql = code[:end]
             rest = code[end:].lstrip(WHITESPACE)
-            if not rest:
+            if not rest and not cut:
                 cur, written = self._run(sql, params, last=True, trusted=trusted)
                 state = self._state
                 cursor = SqlCursor(
@@ -956,7 +965,7 @@ class SqlStorage:
         db.kv.spill()  # buffered key-value writes count too
         conn = db.read_conn()
         if conn is None:
-            return 0
+            return _EMPTY_DATABASE_SIZE  # no file yet: workerd's empty database has one page
         row = conn.execute(
             "SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM "
             f"pragma_freelist_count()), (SELECT page_size FROM pragma_page_size()) -- {db.tag}"

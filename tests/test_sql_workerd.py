@@ -1,0 +1,163 @@
+"""``ctx.storage.sql`` against what workerd does, case by case (measured with miniflare 4.20260730).
+
+Each test names the workerd result it reproduces; the cases were run in workerd (npm's
+``miniflare``, compatibility date 2026-04-07, SQLite-backed object) and in ``durable``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import durable
+from durable import testing
+
+from helpers import exactly
+
+
+class Obj(durable.DurableObject):
+    def q(self, sql: str, *bindings: Any) -> list[dict[str, Any]]:
+        return [row.to_py() for row in self.ctx.storage.sql.exec(sql, *bindings)]
+
+
+# -- functions workerd's SQLite is built without ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd: Error: no such function: soundex at offset 7: SQLITE_ERROR (Python's SQLite
+        # may be built with SQLITE_SOUNDEX and answered 'X000').
+        ("SELECT soundex('x')", "no such function: soundex at offset 7: SQLITE_ERROR"),
+        ("SELECT SOUNDEX('x')", "no such function: SOUNDEX at offset 7: SQLITE_ERROR"),
+        ("SELECT a FROM t WHERE soundex(a) = 'X'", "no such function: soundex at offset 22: SQLITE_ERROR"),
+        # workerd: the same message whatever the arguments (durable said "wrong number of arguments").
+        ("SELECT soundex()", "no such function: soundex at offset 7: SQLITE_ERROR"),
+        # R*Tree's and FTS3's functions: workerd has none of them. rtreecheck used to run a
+        # transaction of its own, refused with the BEGIN TRANSACTION message.
+        ("SELECT rtreecheck('x')", "no such function: rtreecheck at offset 7: SQLITE_ERROR"),
+        ("SELECT rtreedepth()", "no such function: rtreedepth at offset 7: SQLITE_ERROR"),
+        ("SELECT rtreenode(1, x'00')", "no such function: rtreenode at offset 7: SQLITE_ERROR"),
+        ("SELECT matchinfo('x')", "no such function: matchinfo at offset 7: SQLITE_ERROR"),
+        ("SELECT offsets()", "no such function: offsets at offset 7: SQLITE_ERROR"),
+        ("SELECT optimize()", "no such function: optimize at offset 7: SQLITE_ERROR"),
+        ("SELECT fts3_tokenizer()", "no such function: fts3_tokenizer at offset 7: SQLITE_ERROR"),
+    ],
+)
+async def test_functions_workerd_lacks(stub: Any, sql: str, message: str) -> None:
+    await stub.q("CREATE TABLE t(a)")
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
+
+
+async def test_pragma_optimize_is_not_the_function(stub: Any) -> None:
+    """``PRAGMA optimize`` still runs (workerd: ``[]``); only FTS3's ``optimize()`` function is absent."""
+    await stub.q("CREATE TABLE t(a)")
+    assert await stub.q("PRAGMA optimize") == []
+
+
+# -- error offsets ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd: Error: misuse of aggregate: max() at offset 27: SQLITE_ERROR
+        ("SELECT sum(a) FROM t WHERE max(a) > 1", "misuse of aggregate: max() at offset 27: SQLITE_ERROR"),
+        # workerd: Error: misuse of window function row_number() at offset 15: SQLITE_ERROR
+        (
+            "SELECT 1 WHERE row_number() OVER () > 1",
+            "misuse of window function row_number() at offset 15: SQLITE_ERROR",
+        ),
+        ("SELECT a FROM t WHERE rank() > 1", "misuse of window function rank() at offset 22: SQLITE_ERROR"),
+        ("SELECT cume_dist()", "misuse of window function cume_dist() at offset 7: SQLITE_ERROR"),
+    ],
+)
+async def test_misuse_offsets(stub: Any, sql: str, message: str) -> None:
+    await stub.q("CREATE TABLE t(a)")
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
+
+
+# -- the reserved tables as sqlite_master shows them ----------------------------------------------
+
+
+async def test_kv_table_text_in_sqlite_master(stub: Any) -> None:
+    """workerd (miniflare 4.20260730): after ``kv.put``, ``SELECT sql FROM sqlite_master`` gives
+    its CREATE statement with its own line breaks, and no trailing comment."""
+
+    async def put(_: Any, ctx: durable.State) -> None:
+        ctx.storage.kv.put("a", 1)
+
+    await testing.run_in_object(stub, put)
+    rows = await stub.q("SELECT type, name, tbl_name, sql FROM sqlite_master")
+    assert rows == [
+        {
+            "type": "table",
+            "name": "_cf_KV",
+            "tbl_name": "_cf_KV",
+            "sql": "CREATE TABLE _cf_KV (\n        key TEXT PRIMARY KEY,\n        value BLOB\n      ) WITHOUT ROWID",
+        }
+    ]
+
+
+async def test_too_many_arguments_offset(stub: Any) -> None:
+    """workerd: ``Error: too many arguments on function max at offset 7: SQLITE_ERROR`` (128 > 127)."""
+    with exactly(durable.SqlError, "too many arguments on function max at offset 7: SQLITE_ERROR"):
+        await stub.q("SELECT max(" + ",".join(["1"] * 128) + ") AS x")
+    assert await stub.q("SELECT max(" + ",".join(["1"] * 127) + ") AS x") == [{"x": 1}]
+
+
+# -- a NUL character in the SQL ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd (miniflare 4.20260730): SQLite reads the SQL up to the NUL; what follows it
+        # holds no statement.
+        ("SELECT 1 AS a\0", "SQL code did not contain a statement."),
+        ("\0SELECT 1 AS a", "SQL code did not contain a statement."),
+        ("SELECT 1 AS a -- \0 x", "SQL code did not contain a statement."),
+        ("SELECT 1 AS a /* \0 */", "SQL code did not contain a statement."),
+        ("SELECT 'a\0b' AS a", 'unrecognized token: "\'a" at offset 7: SQLITE_ERROR'),
+        ('SELECT 1 AS "a\0b"', 'unrecognized token: ""a" at offset 12: SQLITE_ERROR'),
+        ("SELEC\0T 1", 'near "SELEC": syntax error at offset 0: SQLITE_ERROR'),
+        ("SELECT 1 +\0 2", "incomplete input: SQLITE_ERROR"),
+    ],
+)
+async def test_nul_ends_the_sql(stub: Any, sql: str, message: str) -> None:
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
+
+
+async def test_statements_before_a_nul_run(stub: Any) -> None:
+    """workerd: ``CREATE TABLE t(a); CREATE TABLE u(a)\\0 x`` creates both tables, then raises
+    ``SQL code did not contain a statement.``; a binding makes the statement before the NUL one
+    of several (``only the last statement can have parameters``)."""
+    with exactly(durable.SqlError, "SQL code did not contain a statement."):
+        await stub.q("CREATE TABLE t(a); CREATE TABLE u(a)\0 x")
+    assert await stub.q("SELECT name FROM sqlite_master") == [{"name": "t"}, {"name": "u"}]
+    with exactly(
+        durable.SqlError,
+        "When executing multiple SQL statements in a single call, only the last statement can have parameters.",
+    ):
+        await stub.q("SELECT ? AS a\0", 1)
+
+
+# -- database_size ------------------------------------------------------------------------------------
+
+
+async def test_database_size_before_any_write(stub: Any) -> None:
+    """workerd: ``databaseSize`` is 4096 on a fresh object, after a read-only query and after
+    reads of keys; 8192 once a table exists (durable: 0 until its file existed)."""
+
+    def size(_: Any, ctx: durable.State) -> int:
+        return ctx.storage.sql.database_size
+
+    assert await testing.run_in_object(stub, size) == 4096
+    await stub.q("SELECT 1")
+    assert await testing.run_in_object(stub, size) == 4096
+    await stub.q("CREATE TABLE t(a)")
+    assert await testing.run_in_object(stub, size) == 8192
