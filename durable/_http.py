@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-import http
 import inspect
 import json as _json
 import logging
@@ -998,12 +997,34 @@ class Response(_Body):
         webSocket = web_socket
 
 
+# workerd's reason phrases (measured with miniflare 4, 2026-04-07, for every status 200..599).
+# Python's http.HTTPStatus differs for some (413 "Request Entity Too Large", 418 "I'm a Teapot",
+# 425 "Too Early"...) and changes between Python versions, so the table is workerd's own.
+_STATUS_TEXTS: Final = {
+    101: "Switching Protocols",
+    200: "OK", 201: "Created", 202: "Accepted", 203: "Non-Authoritative Information", 204: "No Content",
+    205: "Reset Content", 206: "Partial Content", 207: "Multi-Status", 208: "Already Reported", 226: "IM Used",
+    300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
+    305: "Use Proxy", 307: "Temporary Redirect", 308: "Permanent Redirect",
+    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 406: "Not Acceptable", 407: "Proxy Authentication Required",
+    408: "Request Timeout", 409: "Conflict", 410: "Gone", 411: "Length Required", 412: "Precondition Failed",
+    413: "Payload Too Large", 414: "URI Too Long", 415: "Unsupported Media Type", 416: "Range Not Satisfiable",
+    417: "Expectation Failed", 418: "I'm a teapot", 421: "Misdirected Request", 422: "Unprocessable Entity",
+    423: "Locked", 424: "Failed Dependency", 426: "Upgrade Required", 428: "Precondition Required",
+    429: "Too Many Requests", 431: "Request Header Fields Too Large", 451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
+    504: "Gateway Timeout", 505: "HTTP Version Not Supported", 506: "Variant Also Negotiates",
+    507: "Insufficient Storage", 508: "Loop Detected", 510: "Not Extended", 511: "Network Authentication Required",
+}  # fmt: skip
+
+
 def _default_status_text(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        # workerd falls back to the status class named by RFC 9110 section 15.
-        return {2: "Successful", 3: "Redirection", 4: "Client Error", 5: "Server Error"}.get(status // 100, "")
+    text = _STATUS_TEXTS.get(status)
+    if text is not None:
+        return text
+    # workerd falls back to the status class named by RFC 9110 section 15 (425 too).
+    return {2: "Successful", 3: "Redirection", 4: "Client Error", 5: "Server Error"}.get(status // 100, "")
 
 
 # ---------------------------------------------------------------------------------------------

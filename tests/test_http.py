@@ -380,7 +380,7 @@ class TestResponse:
         assert (resp.status, resp.ok, resp.status_text, resp.headers["x-a"]) == (404, False, "Nope", "b")
         assert await resp.bytes() == b"nf"
 
-    @pytest.mark.parametrize(("status", "text"), [(299, "Successful"), (599, "Server Error"), (418, "I'm a Teapot")])
+    @pytest.mark.parametrize(("status", "text"), [(299, "Successful"), (599, "Server Error"), (418, "I'm a teapot")])
     def test_default_status_text(self, status: int, text: str) -> None:
         """The default status text is the standard phrase, else the status class as in workerd."""
         assert Response(status=status).status_text.lower() == text.lower()

@@ -1,0 +1,32 @@
+"""HTTP objects compared with workerd: each expectation here was measured with miniflare 4
+(compatibility date 2026-04-07); the measurement is quoted in each test's docstring."""
+
+from __future__ import annotations
+
+import pytest
+
+from durable._http import Response
+
+
+class TestStatusText:
+    @pytest.mark.parametrize(
+        ("status", "text"),
+        [
+            (413, "Payload Too Large"),
+            (414, "URI Too Long"),
+            (416, "Range Not Satisfiable"),
+            (418, "I'm a teapot"),
+            (425, "Client Error"),
+            (422, "Unprocessable Entity"),
+            (200, "OK"),
+            (299, "Successful"),
+            (404, "Not Found"),
+            (599, "Server Error"),
+        ],
+    )
+    def test_default_status_text_is_workerds(self, status: int, text: str) -> None:
+        """``new Response(null, {status}).statusText`` in workerd, for every status 200..599, is
+        its own table: 413 "Payload Too Large", 414 "URI Too Long", 416 "Range Not Satisfiable",
+        418 "I'm a teapot", and 425 (which it does not name) "Client Error"; Python's
+        ``http.HTTPStatus`` phrases differ there."""
+        assert Response(status=status).status_text == text
