@@ -832,7 +832,7 @@ class Response(_Body):
     Raises:
         ValueError: ``status`` outside 200..599 (Fetch raises a ``RangeError``).
         TypeError: an unsupported body type, a body with status 204, 205 or 304, a status text
-            holding control characters, or invalid headers.
+            holding a character below U+0020 (tab included), or invalid headers.
 
     ``Response.json(data, status=200, headers=None)`` builds a JSON response;
     ``await response.json()`` parses one.
@@ -889,7 +889,7 @@ class Response(_Body):
         if status_text is not None:
             if not isinstance(status_text, str):
                 raise TypeError(f"Response status_text must be a str, not {type(status_text).__name__}.")
-            if any(ord(c) < 0x20 or c == "\x7f" for c in status_text):
+            if any(ord(c) < 0x20 for c in status_text):
                 raise TypeError("Invalid statusText")
         self.status = status
         self._status_text = status_text

@@ -30,3 +30,16 @@ class TestStatusText:
         418 "I'm a teapot", and 425 (which it does not name) "Client Error"; Python's
         ``http.HTTPStatus`` phrases differ there."""
         assert Response(status=status).status_text == text
+
+    @pytest.mark.parametrize("text", ["a\x7fb", "a\x80b", "\xff", "é", "€", "😀", " a ", ""])
+    def test_status_text_accepts_del_and_non_ascii(self, text: str) -> None:
+        """workerd: ``new Response(null, {statusText: "a\\x7fb"})`` (and U+0080, U+00FF, é, €, an
+        emoji, spaces, "") is accepted and kept as given."""
+        assert Response(status_text=text).status_text == text
+
+    @pytest.mark.parametrize("code", [0, 1, 8, 9, 10, 13, 31])
+    def test_status_text_refuses_control_characters(self, code: int) -> None:
+        """workerd: a statusText holding U+0000..U+001F (tab included) raises ``TypeError: Invalid
+        statusText``."""
+        with pytest.raises(TypeError, match="^Invalid statusText$"):
+            Response(status_text=f"a{chr(code)}b")
