@@ -893,11 +893,15 @@ class Response(_Body):
                 raise TypeError("Invalid statusText")
         self.status = status
         self._status_text = status_text
-        self._init_body(body, Headers(headers), "Response")
-        if status in _NULL_BODY_STATUSES and self._body is not None:
-            if self._body != b"":
+        if status in _NULL_BODY_STATUSES and body is not None:
+            if isinstance(body, (str, builtins.bytes, bytearray, memoryview)) and len(body) == 0:
+                # A zero-length body counts as none, as workerd allows; and, as there, an empty
+                # str then adds no content-type (measured: new Response("", {status: 204}) has
+                # no headers).
+                body = None
+            elif isinstance(body, (str, builtins.bytes, bytearray, memoryview, AsyncIterable)):
                 raise TypeError(_NULL_BODY_STATUS)
-            self._body = None  # a zero-length body counts as none, as workerd allows
+        self._init_body(body, Headers(headers), "Response")
 
     @property
     def ok(self) -> bool:

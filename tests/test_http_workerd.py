@@ -43,3 +43,31 @@ class TestStatusText:
         statusText``."""
         with pytest.raises(TypeError, match="^Invalid statusText$"):
             Response(status_text=f"a{chr(code)}b")
+
+
+class TestNullBodyStatus:
+    @pytest.mark.parametrize("status", [204, 205, 304])
+    @pytest.mark.parametrize("body", ["", b"", bytearray(), memoryview(b"")])
+    async def test_empty_body_adds_no_content_type(self, status: int, body: object) -> None:
+        """workerd: ``new Response("", {status: 204}).headers`` is empty and its body null (an
+        empty str adds no ``content-type`` there, unlike ``new Response("")`` with status 200)."""
+        response = Response(body, status=status)  # type: ignore[arg-type]
+        assert response.headers.multi_items() == []
+        assert response.body is None
+        assert await response.text() == ""
+
+    def test_empty_body_keeps_a_given_content_type(self) -> None:
+        """workerd: ``new Response("", {status: 204, headers: {"content-type": "x/y"}})`` keeps it."""
+        response = Response("", status=204, headers={"content-type": "x/y"})
+        assert response.headers.multi_items() == [("content-type", "x/y")]
+
+    def test_empty_str_with_status_200_has_the_default_content_type(self) -> None:
+        """workerd: ``new Response("", {status: 200})`` has ``content-type: text/plain;charset=UTF-8``."""
+        assert Response("").headers.multi_items() == [("content-type", "text/plain;charset=UTF-8")]
+
+    @pytest.mark.parametrize("status", [204, 205, 304])
+    def test_a_body_is_refused(self, status: int) -> None:
+        """workerd: ``new Response("a", {status: 204})`` raises ``TypeError: Response with null body
+        status (101, 204, 205, or 304) cannot have a body.``"""
+        with pytest.raises(TypeError, match=r"^Response with null body status \(101, 204, 205, or 304\)"):
+            Response("a", status=status)
