@@ -134,6 +134,8 @@ class Headers(MutableMapping[str, str]):
     Raises:
         TypeError: a name that is not an HTTP token (``Invalid header name.``), a value holding
             CR, LF or NUL (``Invalid header value.``), or a name or value that is not a ``str``.
+            ``get``, ``get_all``, ``has``, ``set``, ``append`` and ``delete`` check the name as
+            workerd does; ``name in headers`` and ``headers[name]`` treat an invalid one as absent.
 
     Example::
 
@@ -159,8 +161,9 @@ class Headers(MutableMapping[str, str]):
             try:
                 name, value = pair
             except (TypeError, ValueError):
-                raise TypeError(
-                    f"Headers init pairs must be (name, value) sequences of two strings, got {pair!r}."
+                raise TypeError(  # workerd's words, then which pair
+                    "To initialize a Headers object from a sequence, each inner sequence must have "
+                    f"exactly two elements. (Got {pair!r}.)"
                 ) from None
             self.append(name, value)
 
@@ -224,8 +227,13 @@ class Headers(MutableMapping[str, str]):
         self._items = [(n, v) for n, v in self._items if n != key]
 
     def has(self, name: str) -> bool:
-        """Whether ``name`` has at least one value (same as ``name in headers``)."""
-        return name in self
+        """Whether ``name`` has at least one value (``name in headers``, which never raises).
+
+        Raises:
+            TypeError: ``name`` is not an HTTP token (``Invalid header name.``), as in workerd.
+        """
+        key = _check_name(name)
+        return any(n == key for n, _ in self._items)
 
     @overload
     def get(self, name: str) -> str | None: ...
@@ -235,13 +243,21 @@ class Headers(MutableMapping[str, str]):
     def get(self, name: str, default: _T) -> str | _T: ...
 
     def get(self, name: str, default: object = None) -> object:
-        """The values of ``name`` joined with ``", "``, or ``default`` (``None``) if absent."""
+        """The values of ``name`` joined with ``", "``, or ``default`` (``None``) if absent.
+
+        Raises:
+            TypeError: ``name`` is not an HTTP token (``Invalid header name.``), as in workerd.
+        """
         values = self.get_all(name)
         return ", ".join(values) if values else default
 
     def get_all(self, name: str) -> list[str]:
-        """Every value of ``name``, in the order added (``[]`` if absent)."""
-        key = name.lower() if isinstance(name, str) else _check_name(name)
+        """Every value of ``name``, in the order added (``[]`` if absent).
+
+        Raises:
+            TypeError: ``name`` is not an HTTP token (``Invalid header name.``).
+        """
+        key = _check_name(name)
         return [v for n, v in self._items if n == key]
 
     def get_set_cookie(self) -> list[str]:
@@ -259,7 +275,9 @@ class Headers(MutableMapping[str, str]):
     # -- Mapping protocol ----------------------------------------------------------------------
 
     def __getitem__(self, name: str) -> str:
-        values = self.get_all(name)
+        # (Lenient, as a mapping is: a name that is not a token is simply absent.)
+        key = name.lower() if isinstance(name, str) else _check_name(name)
+        values = [v for n, v in self._items if n == key]
         if not values:
             raise KeyError(name)
         return ", ".join(values)

@@ -110,7 +110,7 @@ class TestHeaders:
 
     def test_malformed_init_is_refused(self) -> None:
         """An init that is neither a mapping nor pairs raises TypeError."""
-        with pytest.raises(TypeError, match="pairs"):
+        with pytest.raises(TypeError, match="two elements"):
             Headers([("a", "b", "c")])  # type: ignore[list-item]
         with pytest.raises(TypeError):
             Headers("ab")  # type: ignore[arg-type]

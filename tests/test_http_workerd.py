@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from durable._http import Response
+from durable._http import Headers, Response
 
 
 class TestStatusText:
@@ -71,3 +71,31 @@ class TestNullBodyStatus:
         status (101, 204, 205, or 304) cannot have a body.``"""
         with pytest.raises(TypeError, match=r"^Response with null body status \(101, 204, 205, or 304\)"):
             Response("a", status=status)
+
+
+class TestHeaders:
+    @pytest.mark.parametrize("call", ["get", "has", "get_all", "delete", "set", "append"])
+    def test_invalid_name_raises(self, call: str) -> None:
+        """workerd: ``new Headers().get("a b")`` (and ``has``, ``delete``, ``set``) raises
+        ``TypeError: Invalid header name.``; durable's ``get_all`` checks the name the same way."""
+        args = ("a b", "v") if call in ("set", "append") else ("a b",)
+        with pytest.raises(TypeError, match=r"^Invalid header name\.$"):
+            getattr(Headers(), call)(*args)
+
+    def test_invalid_name_is_absent_for_the_mapping_protocol(self) -> None:
+        """``in`` and subscripting stay a mapping's: a name that is not a token is absent."""
+        h = Headers({"a": "1"})
+        assert "a b" not in h
+        with pytest.raises(KeyError):
+            h["a b"]
+
+    @pytest.mark.parametrize("pair", [("a",), ("a", "b", "c")])
+    def test_init_pair_of_wrong_length(self, pair: tuple[str, ...]) -> None:
+        """workerd: ``new Headers([["a"]])`` and ``new Headers([["a", "b", "c"]])`` raise ``TypeError:
+        To initialize a Headers object from a sequence, each inner sequence must have exactly two
+        elements.``"""
+        with pytest.raises(
+            TypeError,
+            match=r"^To initialize a Headers object from a sequence, each inner sequence must have exactly two elements\.",
+        ):
+            Headers([pair])  # type: ignore[list-item]
