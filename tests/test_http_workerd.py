@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
 
-from durable._http import Headers, Response
+import durable
+from durable._http import Headers, Request, Response
 
 
 class TestStatusText:
@@ -99,3 +103,73 @@ class TestHeaders:
             match=r"^To initialize a Headers object from a sequence, each inner sequence must have exactly two elements\.",
         ):
             Headers([pair])  # type: ignore[list-item]
+
+
+class _Echo(durable.DurableObject):
+    async def fetch(self, request: Request) -> Response:
+        return Response.json(
+            {
+                "url": request.url,
+                "method": request.method,
+                "headers": request.headers.multi_items(),
+                "body": await request.text(),
+            }
+        )
+
+
+async def _stream(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+class TestWhatTheObjectSees:
+    """workerd (miniflare 4, 2026-04-07): an object's ``fetch`` handler echoing ``[...request.headers]``."""
+
+    @pytest.mark.parametrize(
+        ("init", "headers"),
+        [
+            ({}, []),
+            (
+                {"method": "POST", "body": "abc"},
+                [("content-length", "3"), ("content-type", "text/plain;charset=UTF-8")],
+            ),
+            ({"method": "PUT", "body": b"hi"}, [("content-length", "2")]),
+            ({"method": "POST", "body": ""}, [("content-length", "0"), ("content-type", "text/plain;charset=UTF-8")]),
+            ({"method": "POST", "body": b""}, [("content-length", "0")]),
+            (
+                {"method": "POST", "body": "abc", "headers": {"content-length": "5"}},
+                [("content-length", "5"), ("content-type", "text/plain;charset=UTF-8")],
+            ),
+            (
+                {"method": "POST", "body": "abc", "headers": {"transfer-encoding": "chunked"}},
+                [("content-type", "text/plain;charset=UTF-8"), ("transfer-encoding", "chunked")],
+            ),
+            ({"headers": {"content-length": "0"}}, [("content-length", "0")]),
+        ],
+    )
+    async def test_framing_headers(self, init: dict[str, Any], headers: list[tuple[str, str]]) -> None:
+        """A body arrives with ``content-length`` (``0`` when empty), unless the sender set
+        ``content-length`` or ``transfer-encoding`` itself: workerd measured ``[["content-length",
+        "3"], ["content-type", "text/plain;charset=UTF-8"]]`` for ``{method: "POST", body: "abc"}``,
+        and keeps a given ``content-length: 5`` as it is."""
+        async with durable.Runtime() as rt:
+            seen = await (await rt.namespace(_Echo).get_by_name("a").fetch("http://h/echo", **init)).json()
+        assert sorted(map(tuple, seen["headers"])) == headers
+
+    async def test_streamed_body_is_chunked(self) -> None:
+        """workerd: a ``ReadableStream`` body arrives with ``transfer-encoding: chunked``."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_Echo).get_by_name("a")
+            seen = await (await stub.fetch("http://h/echo", method="POST", body=_stream(b"a"))).json()
+        assert seen["headers"] == [["transfer-encoding", "chunked"]]
+        assert seen["body"] == "a"
+
+    async def test_forwarded_request(self) -> None:
+        """workerd: ``stub.fetch(new Request(url, {method: "PATCH", body: "z", headers:
+        {"Content-Type": "a/b"}}))`` arrives with ``content-length: 1`` and ``content-type: a/b``;
+        the sender's request keeps its own headers."""
+        request = Request("http://h/echo?q=1", method="PATCH", body="z", headers={"Content-Type": "a/b"})
+        async with durable.Runtime() as rt:
+            seen = await (await rt.namespace(_Echo).get_by_name("a").fetch(request)).json()
+        assert sorted(map(tuple, seen["headers"])) == [("content-length", "1"), ("content-type", "a/b")]
+        assert request.headers.multi_items() == [("content-type", "a/b")]
