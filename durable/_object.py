@@ -147,6 +147,8 @@ def check_response(result: object) -> None:
             "Incorrect type for Promise: the Promise did not resolve to 'Response'. "
             f"(fetch() returned {type(result).__name__}; return a durable.Response)"
         )
+    if result.status == 0:  # Response.error() (no other response has status 0)
+        raise TypeError("Return value from serve handler must not be an error response (like Response.error())")
     hand_over(result)
 
 
