@@ -416,3 +416,32 @@ class TestStubFetchRedirects:
             response = brt.namespace(_Redirector).get_by_name("a").fetch("http://h/r308", method="PUT", body="b")
             assert (response.status, response.url, response.redirected) == (200, "http://h/echo", True)
             assert json.loads(brt.run(response.text))["body"] == "b"
+
+    async def test_a_workers_request_forwarded_is_not_followed(self) -> None:
+        """workerd: a Worker's own request says ``redirect`` "manual", so ``stub.fetch(request)``
+        returns the object's redirect (302, ``url`` the request's, ``redirected`` false), while
+        ``stub.fetch(request.url)`` follows it (200, ``redirected`` true)."""
+        import httpx
+
+        class Worker(durable.WorkerEntrypoint):
+            async def fetch(self, request: Request) -> Response:
+                stub = self.env.REDIRECTOR.get_by_name("a")
+                forwarded = await stub.fetch(request)
+                by_url = await stub.fetch(request.url)
+                return Response.json(
+                    [
+                        request.redirect,
+                        forwarded.status,
+                        forwarded.url,
+                        forwarded.redirected,
+                        by_url.status,
+                        by_url.redirected,
+                    ]
+                )
+
+        async with durable.Runtime() as rt:
+            rt.namespace(_Redirector, name="REDIRECTOR")
+            transport = httpx.ASGITransport(app=durable.asgi_app(Worker, rt))
+            async with httpx.AsyncClient(transport=transport, base_url="http://h") as client:
+                answer = (await client.get("/r302")).json()
+        assert answer == ["manual", 302, "http://h/r302", False, 200, True]
