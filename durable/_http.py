@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-import http
 import inspect
 import json as _json
 import logging
@@ -32,7 +31,7 @@ from collections.abc import (
     MutableMapping,
 )
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, Union, final, overload
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from ._aliases import camel_aliases
 from ._codec import Transfer, register_transfer
@@ -74,6 +73,11 @@ _STATUS_RANGE: Final = "Responses may only be constructed with status codes in t
 _NULL_BODY_STATUS: Final = "Response with null body status (101, 204, 205, or 304) cannot have a body."
 _NULL_BODY_STATUSES: Final = frozenset({101, 204, 205, 304})
 _REDIRECT_STATUSES: Final = (301, 302, 303, 307, 308)
+_REDIRECT_MODES: Final = ("follow", "manual")
+_REDIRECT_MODE: Final = (
+    'Invalid redirect value, must be one of "follow" or "manual" ("error" won\'t be implemented since it '
+    'does not make sense at the edge; use "manual" and check the response status code).'
+)
 
 # RFC 9110 token characters (header names, methods) and the bytes a header value may not hold.
 _TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -135,6 +139,8 @@ class Headers(MutableMapping[str, str]):
     Raises:
         TypeError: a name that is not an HTTP token (``Invalid header name.``), a value holding
             CR, LF or NUL (``Invalid header value.``), or a name or value that is not a ``str``.
+            ``get``, ``get_all``, ``has``, ``set``, ``append`` and ``delete`` check the name as
+            workerd does; ``name in headers`` and ``headers[name]`` treat an invalid one as absent.
 
     Example::
 
@@ -160,8 +166,9 @@ class Headers(MutableMapping[str, str]):
             try:
                 name, value = pair
             except (TypeError, ValueError):
-                raise TypeError(
-                    f"Headers init pairs must be (name, value) sequences of two strings, got {pair!r}."
+                raise TypeError(  # workerd's words, then which pair
+                    "To initialize a Headers object from a sequence, each inner sequence must have "
+                    f"exactly two elements. (Got {pair!r}.)"
                 ) from None
             self.append(name, value)
 
@@ -225,8 +232,13 @@ class Headers(MutableMapping[str, str]):
         self._items = [(n, v) for n, v in self._items if n != key]
 
     def has(self, name: str) -> bool:
-        """Whether ``name`` has at least one value (same as ``name in headers``)."""
-        return name in self
+        """Whether ``name`` has at least one value (``name in headers``, which never raises).
+
+        Raises:
+            TypeError: ``name`` is not an HTTP token (``Invalid header name.``), as in workerd.
+        """
+        key = _check_name(name)
+        return any(n == key for n, _ in self._items)
 
     @overload
     def get(self, name: str) -> str | None: ...
@@ -236,13 +248,21 @@ class Headers(MutableMapping[str, str]):
     def get(self, name: str, default: _T) -> str | _T: ...
 
     def get(self, name: str, default: object = None) -> object:
-        """The values of ``name`` joined with ``", "``, or ``default`` (``None``) if absent."""
+        """The values of ``name`` joined with ``", "``, or ``default`` (``None``) if absent.
+
+        Raises:
+            TypeError: ``name`` is not an HTTP token (``Invalid header name.``), as in workerd.
+        """
         values = self.get_all(name)
         return ", ".join(values) if values else default
 
     def get_all(self, name: str) -> list[str]:
-        """Every value of ``name``, in the order added (``[]`` if absent)."""
-        key = name.lower() if isinstance(name, str) else _check_name(name)
+        """Every value of ``name``, in the order added (``[]`` if absent).
+
+        Raises:
+            TypeError: ``name`` is not an HTTP token (``Invalid header name.``).
+        """
+        key = _check_name(name)
         return [v for n, v in self._items if n == key]
 
     def get_set_cookie(self) -> list[str]:
@@ -260,7 +280,9 @@ class Headers(MutableMapping[str, str]):
     # -- Mapping protocol ----------------------------------------------------------------------
 
     def __getitem__(self, name: str) -> str:
-        values = self.get_all(name)
+        # (Lenient, as a mapping is: a name that is not a token is simply absent.)
+        key = name.lower() if isinstance(name, str) else _check_name(name)
+        values = [v for n, v in self._items if n == key]
         if not values:
             raise KeyError(name)
         return ", ".join(values)
@@ -526,6 +548,9 @@ class Request(_Body):
         body: ``None``, ``str`` (UTF-8, and ``content-type: text/plain;charset=UTF-8`` unless
             one is given), ``bytes``/``bytearray``/``memoryview``, or an async iterable of
             ``bytes`` (a streamed body). ``GET`` and ``HEAD`` requests cannot have one.
+        redirect: ``"follow"`` (the default, or the copied request's) or ``"manual"``: whether
+            ``stub.fetch`` of this request follows a redirect the object answers. A request a
+            handler receives says ``"manual"``, as in workerd.
 
     Raises:
         TypeError: a ``GET``/``HEAD`` request with a body (``Request with a GET or HEAD method
@@ -542,7 +567,7 @@ class Request(_Body):
         await req.json()   # {'a': 1}
     """
 
-    __slots__ = ("method", "url")
+    __slots__ = ("method", "redirect", "url")
 
     def __init__(
         self,
@@ -551,13 +576,17 @@ class Request(_Body):
         method: str | None = None,
         headers: HeadersInit | None = None,
         body: BodyInit | _Missing = _MISSING,
+        redirect: str | None = None,
     ) -> None:
         input = url  # the parameter is named `url` (docs/api.md); it also takes a Request to copy (Fetch's `input`)
         source_body: object = None
+        if redirect is not None and redirect not in _REDIRECT_MODES:
+            raise TypeError(_REDIRECT_MODE)
         if isinstance(input, Request):
             url = input.url
             base_method = input.method
             base_headers = input.headers
+            self.redirect: str = input.redirect if redirect is None else redirect
             if body is _MISSING:
                 if input._body is not None:
                     if input._body_used:
@@ -568,6 +597,7 @@ class Request(_Body):
             url = input
             base_method = "GET"
             base_headers = None
+            self.redirect = "follow" if redirect is None else redirect
         else:
             raise TypeError(f"Request input must be a URL string or a Request, not {type(input).__name__}.")
         self.url: str = _normalize_url(url)
@@ -590,6 +620,7 @@ class Request(_Body):
         request = object.__new__(Request)
         request.url = url
         request.method = "GET"
+        request.redirect = "follow"
         headers = object.__new__(Headers)
         headers._items = []
         request.headers = headers
@@ -612,6 +643,7 @@ class Request(_Body):
         request = object.__new__(Request)
         request.url = url
         request.method = source.method
+        request.redirect = source.redirect
         headers = object.__new__(Headers)
         headers._items = list(source.headers._items)
         request.headers = headers
@@ -641,7 +673,7 @@ class Request(_Body):
         """
         twin = object.__new__(type(self))
         self._clone_into(twin)
-        twin.url, twin.method = self.url, self.method
+        twin.url, twin.method, twin.redirect = self.url, self.method, self.redirect
         return twin
 
     def __repr__(self) -> str:
@@ -685,7 +717,7 @@ def _normalize_url_uncached(url: str) -> str:
 _normalize_url_cached = functools.lru_cache(maxsize=1024)(_normalize_url_uncached)
 
 
-_INIT_KEYS: Final = ("body", "headers", "method")
+_INIT_KEYS: Final = ("body", "headers", "method", "redirect")
 
 
 def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -> Request:
@@ -693,16 +725,18 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
 
     As in Fetch, a new ``Request`` is always made: a ``Request`` given as ``input`` has its
     body moved to the new one. The URL must be absolute ``http:`` or ``https:`` with a host,
-    as Cloudflare requires since ``durable_object_fetch_requires_full_url`` (2021-11-10).
+    as Cloudflare requires since ``durable_object_fetch_requires_full_url`` (2021-11-10). As
+    workerd sends it over HTTP, the object sees no fragment (``#...``) and, for a body, a
+    ``content-length`` or ``transfer-encoding`` header. Its ``redirect`` is still the sender's
+    (see :func:`follows_redirects`).
 
     Args:
         input: a URL string or a :class:`Request`.
-        init: optional ``method``, ``headers`` and ``body``, as for :class:`Request`.
+        init: optional ``method``, ``headers``, ``body`` and ``redirect``, as for :class:`Request`.
 
     Raises:
         TypeError: ``Fetch API cannot load: <url>`` for a relative, malformed or non-HTTP URL;
-            an ``init`` key other than ``method``, ``headers``, ``body``; and whatever
-            :class:`Request` raises.
+            an ``init`` key other than those; and whatever :class:`Request` raises.
     """
     if not init and type(input) is str and len(input) <= CACHED_URL_LENGTH:
         # The common call, ``stub.fetch(url)``: a GET with no headers and no body, made without
@@ -722,19 +756,44 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
         request = Request._moved_from(input, url)
         if not full:
             raise TypeError(f"Fetch API cannot load: {url}")
+        if request._body is not None:
+            _frame_body(request)
         return request
     options = dict(init) if init else {}
     unknown = sorted(k for k in options if k not in _INIT_KEYS)
     if unknown:
         raise TypeError(
             f"fetch() got an unsupported option {unknown[0]!r}; "
-            "the supported options are 'body', 'headers' and 'method'."
+            "the supported options are 'body', 'headers', 'method' and 'redirect'."
         )
     if not isinstance(input, (str, Request)):
         raise TypeError(f"fetch() input must be a URL string or a durable.Request, not {type(input).__name__}.")
     request = Request(input, **options)
+    request.url = request.url.partition("#")[0]  # HTTP sends no fragment: the object sees none
     _require_full_url(request.url)
+    if request._body is not None:
+        _frame_body(request)
     return request
+
+
+def _frame_body(request: Request) -> None:
+    """Add the framing header that the object sees on a request with a body, as workerd does.
+
+    workerd sends a fetch to an object as HTTP, so its handler sees ``content-length: N`` for a
+    buffered body (``0`` for an empty one) and ``transfer-encoding: chunked`` for a stream, unless
+    the sender gave one of the two itself, which is kept as given (measured with miniflare 4,
+    2026-04-07: ``stub.fetch(url, {method: "POST", body: "abc"})`` arrives with
+    ``content-length: 3``; with ``headers: {"transfer-encoding": "chunked"}``, without it).
+    """
+    items = request.headers._items
+    for name, _ in items:
+        if name == "content-length" or name == "transfer-encoding":
+            return
+    body = request._body
+    if isinstance(body, builtins.bytes):
+        items.append(("content-length", str(len(body))))
+    else:
+        items.append(("transfer-encoding", "chunked"))
 
 
 def _require_full_url(url: str) -> None:
@@ -758,7 +817,7 @@ _is_full_url_cached = functools.lru_cache(maxsize=1024)(_is_full_url)  # see _no
 @functools.lru_cache(maxsize=1024)  # see _normalize_url; only for URLs up to CACHED_URL_LENGTH
 def _fetch_url_cached(url: str) -> tuple[str, bool]:
     """``url`` as a ``Request`` holds it, and whether ``stub.fetch`` may load it (build_request's fast path)."""
-    normalized = _normalize_url(url)
+    normalized = _normalize_url(url).partition("#")[0]  # HTTP sends no fragment: the object sees none
     return normalized, _is_full_url(normalized)
 
 
@@ -833,7 +892,7 @@ class Response(_Body):
     Raises:
         ValueError: ``status`` outside 200..599 (Fetch raises a ``RangeError``).
         TypeError: an unsupported body type, a body with status 204, 205 or 304, a status text
-            holding control characters, or invalid headers.
+            holding a character below U+0020 (tab included), or invalid headers.
 
     ``Response.json(data, status=200, headers=None)`` builds a JSON response;
     ``await response.json()`` parses one.
@@ -844,11 +903,15 @@ class Response(_Body):
         return Response.json({"count": 3})
     """
 
-    __slots__ = ("_status_text", "_web_socket", "status")
+    # _url and _redirected are set only on a response that stub.fetch returned (see the
+    # properties): every other response, the common case, is built without them.
+    __slots__ = ("_redirected", "_status_text", "_url", "_web_socket", "status")
 
     status: int
     _status_text: str | None
     _web_socket: WebSocket | None
+    _url: str
+    _redirected: bool
 
     json = _JsonMember["Response"]()
 
@@ -890,20 +953,62 @@ class Response(_Body):
         if status_text is not None:
             if not isinstance(status_text, str):
                 raise TypeError(f"Response status_text must be a str, not {type(status_text).__name__}.")
-            if any(ord(c) < 0x20 or c == "\x7f" for c in status_text):
+            if any(ord(c) < 0x20 for c in status_text):
                 raise TypeError("Invalid statusText")
         self.status = status
         self._status_text = status_text
-        self._init_body(body, Headers(headers), "Response")
-        if status in _NULL_BODY_STATUSES and self._body is not None:
-            if self._body != b"":
+        if status in _NULL_BODY_STATUSES and body is not None:
+            if isinstance(body, (str, builtins.bytes, bytearray, memoryview)) and len(body) == 0:
+                # A zero-length body counts as none, as workerd allows; and, as there, an empty
+                # str then adds no content-type (measured: new Response("", {status: 204}) has
+                # no headers).
+                body = None
+            elif isinstance(body, (str, builtins.bytes, bytearray, memoryview, AsyncIterable)):
                 raise TypeError(_NULL_BODY_STATUS)
-            self._body = None  # a zero-length body counts as none, as workerd allows
+        self._init_body(body, Headers(headers), "Response")
 
     @property
     def ok(self) -> bool:
         """Whether the status is in the 200..299 range."""
         return 200 <= self.status <= 299
+
+    @property
+    def url(self) -> str:
+        """The URL of the request this response answers, as ``stub.fetch`` returned it (the last
+        one, after redirects); ``""`` for a response built here, as in workerd."""
+        try:
+            return self._url
+        except AttributeError:
+            return ""
+
+    @property
+    def redirected(self) -> bool:
+        """Whether ``stub.fetch`` followed a redirect to get this response."""
+        try:
+            return self._redirected
+        except AttributeError:
+            return False
+
+    @property
+    def type(self) -> str:
+        """``"error"`` for :meth:`error`'s response, else ``"default"`` (Fetch's response type)."""
+        return "error" if self.status == 0 else "default"
+
+    @classmethod
+    def error(cls) -> Self:
+        """A network error response (Fetch's ``Response.error()``): status 0, type ``"error"``.
+
+        A ``fetch`` handler cannot return one: ``stub.fetch`` then raises ``TypeError: Return
+        value from serve handler must not be an error response (like Response.error())``.
+        """
+        response = object.__new__(cls)
+        response.headers = Headers()
+        response._body = None
+        response._body_used = False
+        response.status = 0
+        response._status_text = None
+        response._web_socket = None
+        return response
 
     @property
     def web_socket(self) -> WebSocket | None:
@@ -933,7 +1038,7 @@ class Response(_Body):
 
     @classmethod
     def _from_json(
-        cls: type[_R],
+        cls: builtins.type[_R],
         data: Any,
         status: int = 200,
         headers: HeadersInit | None = None,
@@ -956,7 +1061,7 @@ class Response(_Body):
         return cls(text, status=status, headers=merged, status_text=status_text)
 
     @classmethod
-    def redirect(cls: type[_R], url: str, status: int = 302) -> _R:
+    def redirect(cls: builtins.type[_R], url: str, status: int = 302) -> _R:
         """Build a redirect to ``url`` (Fetch's ``Response.redirect``).
 
         Raises:
@@ -988,6 +1093,9 @@ class Response(_Body):
         twin = object.__new__(type(self))
         self._clone_into(twin)
         twin.status, twin._status_text = self.status, self._status_text
+        twin._web_socket = None  # (the WebSocket end stays with the original)
+        if hasattr(self, "_url"):  # stub.fetch's response: the clone keeps its URL (as in workerd)
+            twin._url, twin._redirected = self._url, self.redirected
         return twin
 
     def __repr__(self) -> str:
@@ -998,12 +1106,34 @@ class Response(_Body):
         webSocket = web_socket
 
 
+# workerd's reason phrases (measured with miniflare 4, 2026-04-07, for every status 200..599).
+# Python's http.HTTPStatus differs for some (413 "Request Entity Too Large", 418 "I'm a Teapot",
+# 425 "Too Early"...) and changes between Python versions, so the table is workerd's own.
+_STATUS_TEXTS: Final = {
+    101: "Switching Protocols",
+    200: "OK", 201: "Created", 202: "Accepted", 203: "Non-Authoritative Information", 204: "No Content",
+    205: "Reset Content", 206: "Partial Content", 207: "Multi-Status", 208: "Already Reported", 226: "IM Used",
+    300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
+    305: "Use Proxy", 307: "Temporary Redirect", 308: "Permanent Redirect",
+    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 406: "Not Acceptable", 407: "Proxy Authentication Required",
+    408: "Request Timeout", 409: "Conflict", 410: "Gone", 411: "Length Required", 412: "Precondition Failed",
+    413: "Payload Too Large", 414: "URI Too Long", 415: "Unsupported Media Type", 416: "Range Not Satisfiable",
+    417: "Expectation Failed", 418: "I'm a teapot", 421: "Misdirected Request", 422: "Unprocessable Entity",
+    423: "Locked", 424: "Failed Dependency", 426: "Upgrade Required", 428: "Precondition Required",
+    429: "Too Many Requests", 431: "Request Header Fields Too Large", 451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
+    504: "Gateway Timeout", 505: "HTTP Version Not Supported", 506: "Variant Also Negotiates",
+    507: "Insufficient Storage", 508: "Loop Detected", 510: "Not Extended", 511: "Network Authentication Required",
+}  # fmt: skip
+
+
 def _default_status_text(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        # workerd falls back to the status class named by RFC 9110 section 15.
-        return {2: "Successful", 3: "Redirection", 4: "Client Error", 5: "Server Error"}.get(status // 100, "")
+    text = _STATUS_TEXTS.get(status)
+    if text is not None:
+        return text
+    # workerd falls back to the status class named by RFC 9110 section 15 (425 too).
+    return {2: "Successful", 3: "Redirection", 4: "Client Error", 5: "Server Error"}.get(status // 100, "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1102,6 +1232,7 @@ def request_from_server(url: str, method: str, headers: Headers, body: AsyncIter
     request = object.__new__(Request)
     request.url = _normalize_url(url)
     request.method = _check_method(method)
+    request.redirect = "manual"  # what a Worker's fetch handler sees in workerd
     request._init_body(body, headers, "Request")
     if body is not None and request.method in ("GET", "HEAD"):
         raise TypeError(_GET_HEAD_BODY)
@@ -1207,6 +1338,88 @@ register_transfer(Headers, Transfer(Headers.copy, _NOT_STORED))  # a copy: nothi
 
 
 # -- for the package's stubs and compat layer (durable._stub, durable._blocking, compat) ---------
+
+MAX_REDIRECTS: Final = 20
+"""How many redirects ``stub.fetch`` follows; the next one raises ``Too many redirects.`` (workerd)."""
+
+_ONE_TIME_BODY: Final = (
+    "A request with a one-time-use body (it was initialized from a stream, not a buffer) encountered a "
+    "redirect requiring the body to be retransmitted. To avoid this error in the future, construct this "
+    "request from a buffer-like body initializer."
+)
+
+
+def follows_redirects(request: Request) -> bool:
+    """Whether ``stub.fetch`` of ``request`` (from :func:`build_request`) follows redirects.
+
+    The request then says ``redirect == "manual"``: what the object sees in workerd.
+    """
+    follow = request.redirect == "follow"
+    request.redirect = "manual"
+    return follow
+
+
+def fetched(response: Response, request: Request, redirected: bool = False) -> None:
+    """``response`` is what ``stub.fetch`` of ``request`` gives back: its ``url`` is the
+    request's and, as workerd sends no body in answer to ``HEAD``, a ``HEAD`` gets none."""
+    response._url = request.url
+    response._redirected = redirected
+    if request.method == "HEAD" and response._body is not None and not response._body_used:
+        response._body = None
+
+
+def redirect_target(request: Request, response: Response) -> str | None:
+    """Where a ``stub.fetch`` that follows redirects goes next after ``response``, or ``None``.
+
+    As workerd does: statuses 301, 302, 303, 307 and 308 with a non-empty ``Location``, resolved
+    against the request's URL (a relative one too), fragment dropped.
+
+    Raises:
+        TypeError: the ``Location`` is not a URL (``Invalid Location header; unable to follow
+            redirect.``).
+    """
+    if response.status not in _REDIRECT_STATUSES:
+        return None
+    location = response.headers.get("location")
+    if not location:
+        return None
+    try:
+        target = parse_url(urljoin(request.url, location))
+    except ValueError:  # urljoin's own refusal ("Invalid IPv6 URL")
+        target = None
+    if target is None:
+        raise TypeError("Invalid Location header; unable to follow redirect.")
+    return target.partition("#")[0]
+
+
+def redirected_request(request: Request, status: int, url: str) -> Request:
+    """The request ``stub.fetch`` sends to ``url`` after ``request`` was answered ``status``.
+
+    As measured in workerd: 303 (but for ``HEAD``), and 301 or 302 after a ``POST``, turn it into
+    a ``GET`` without body or framing headers (other headers, ``content-type`` too, are kept);
+    otherwise the method, headers and body are sent again, which a streamed body cannot be.
+
+    Raises:
+        TypeError: a streamed body to send again (workerd's ``A request with a one-time-use
+            body ...`` message).
+    """
+    method, body = request.method, request._body
+    items = request.headers._items
+    if (status == 303 and method not in ("GET", "HEAD")) or (status in (301, 302) and method == "POST"):
+        method, body = "GET", None
+        items = [(n, v) for n, v in items if n != "content-length" and n != "transfer-encoding"]
+    elif body is not None and not isinstance(body, builtins.bytes):
+        raise TypeError(_ONE_TIME_BODY)
+    new = object.__new__(Request)
+    new.url = url
+    new.method = method
+    new.redirect = "manual"
+    headers = object.__new__(Headers)
+    headers._items = list(items)
+    new.headers = headers
+    new._body = body
+    new._body_used = False
+    return new
 
 
 def held_body(message: Request | Response) -> bytes | AsyncIterable[bytes] | None:

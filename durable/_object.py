@@ -148,6 +148,8 @@ def check_response(result: object, request: object = None) -> None:
             "Incorrect type for Promise: the Promise did not resolve to 'Response'. "
             f"(fetch() returned {type(result).__name__}; return a durable.Response)"
         )
+    if result.status == 0:  # Response.error() (no other response has status 0)
+        raise TypeError("Return value from serve handler must not be an error response (like Response.error())")
     if result.web_socket is not None:
         hand_over(result)
         if isinstance(request, Request) and not is_websocket_upgrade(request):

@@ -29,12 +29,22 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception
 from ._host import EventKind, ObjectHost, current_host
-from ._http import buffer_bodies, buffer_body, build_request
+from ._http import (
+    MAX_REDIRECTS,
+    Response,
+    buffer_bodies,
+    buffer_body,
+    build_request,
+    fetched,
+    follows_redirects,
+    redirect_target,
+    redirected_request,
+)
 from ._id import DurableObjectId
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
-    from ._http import Request, Response
+    from ._http import Request
     from ._namespace import Namespace
     from ._object import DurableObject
     from ._runtime import Runtime
@@ -177,15 +187,18 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         loop = _get_running_loop()
         if loop is None or loop is not self._runtime.loop:
             return self._fetch_elsewhere(input, init)
-        promise = RpcPromise(loop=loop)
+        promise = _FetchPromise(loop=loop)
         promise._stub = self
         promise._host = None
+        promise._sent = None
         promise.close = _close
         try:
             request = build_request(input, init)
         except Exception as exc:  # a relative URL, a bad option: the promise is rejected
             promise.set_exception(exc)
             return promise  # a promise is taken as a coroutine (_let_tasks_take_promises)
+        promise._sent = request
+        promise._follows = follows_redirects(request)
         broken = self._broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))
@@ -214,13 +227,23 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             # Forwarded to the runtime's loop: bodies are read on the loop that streams them.
             await buffer_body(request)
             return await _forward(self._runtime, lambda: self._fetch_buffered(request))  # type: ignore[no-any-return]
-        return await self._call("fetch", "fetch", (request,), {})  # type: ignore[no-any-return]
+        return await self._fetch_following(request)
 
     async def _fetch_buffered(self, request: Request) -> Response:
         """``fetch`` on the runtime's loop, with the response body read there (for another loop)."""
-        response: Response = await self._call("fetch", "fetch", (request,), {})
+        response = await self._fetch_following(request)
         await buffer_body(response)
         return response
+
+    async def _fetch_following(self, request: Request) -> Response:
+        """Send ``request`` (from ``build_request``) and follow the redirects it answers, if it may."""
+        follow = follows_redirects(request)
+        response: Response = await self._call("fetch", "fetch", (request,), {})
+        target = redirect_target(request, response) if follow else None
+        if target is None:
+            fetched(response, request)
+            return response
+        return await _follow_redirects(self, request, response, target)
 
 
 register_transfer(
@@ -420,6 +443,56 @@ class RpcPromise(asyncio.Future[Any]):
 
 def _close() -> None:
     pass
+
+
+class _FetchPromise(RpcPromise):
+    """The promise ``stub.fetch`` returns: the response says which URL it answers, and a redirect
+    is followed when the request's ``redirect`` is ``"follow"``, as workerd's fetch does."""
+
+    __slots__ = ("_follows", "_sent")
+
+    _sent: Request | None
+    """The request sent, until the response is in (``None`` once it settles the promise)."""
+    _follows: bool
+
+    def set_result(self, result: Any, /) -> None:
+        request = self._sent
+        if request is not None and isinstance(result, Response):
+            self._sent = None
+            try:
+                target = redirect_target(request, result) if self._follows else None
+            except TypeError as exc:
+                self.set_exception(exc)
+                return
+            if target is not None:  # (rare) the rest is a task of its own, which the promise follows
+                self._follow(self.get_loop().create_task(_follow_redirects(self._stub, request, result, target)))
+                return
+            fetched(result, request)
+        super().set_result(result)
+
+
+async def _follow_redirects(stub: Stub[Any], request: Request, response: Response, target: str) -> Response:
+    """Follow ``response``, a redirect to ``target`` answering ``request``, to the final response.
+
+    As workerd does: every hop goes to the same object (a stub's fetch always does), up to
+    MAX_REDIRECTS of them; the final response has ``redirected`` set and ``url`` its request's.
+
+    Raises:
+        TypeError: ``Too many redirects.`` and the URLs requested (workerd's text); an invalid
+            ``Location``; a streamed body to send again.
+    """
+    urls = [request.url]
+    while True:
+        if len(urls) > MAX_REDIRECTS:
+            raise TypeError("Too many redirects." + ", ".join(urls))
+        request = redirected_request(request, response.status, target)
+        urls.append(target)
+        response = await stub._call("fetch", "fetch", (request,), {})
+        next_target = redirect_target(request, response)
+        if next_target is None:
+            fetched(response, request, redirected=True)
+            return response
+        target = next_target
 
 
 def _let_tasks_take_promises() -> bool:

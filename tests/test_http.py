@@ -110,7 +110,7 @@ class TestHeaders:
 
     def test_malformed_init_is_refused(self) -> None:
         """An init that is neither a mapping nor pairs raises TypeError."""
-        with pytest.raises(TypeError, match="pairs"):
+        with pytest.raises(TypeError, match="two elements"):
             Headers([("a", "b", "c")])  # type: ignore[list-item]
         with pytest.raises(TypeError):
             Headers("ab")  # type: ignore[arg-type]
@@ -346,8 +346,8 @@ class TestBuildRequest:
 
     def test_unknown_init_key(self) -> None:
         """An unknown init key raises TypeError naming it."""
-        with pytest.raises(TypeError, match="'redirect'"):
-            build_request("http://x/", {"method": "GET", "redirect": "manual"})
+        with pytest.raises(TypeError, match="'cf'"):
+            build_request("http://x/", {"method": "GET", "cf": {}})
 
     def test_invalid_input_type(self) -> None:
         """An input that is neither a str nor a Request raises TypeError."""
@@ -380,7 +380,7 @@ class TestResponse:
         assert (resp.status, resp.ok, resp.status_text, resp.headers["x-a"]) == (404, False, "Nope", "b")
         assert await resp.bytes() == b"nf"
 
-    @pytest.mark.parametrize(("status", "text"), [(299, "Successful"), (599, "Server Error"), (418, "I'm a Teapot")])
+    @pytest.mark.parametrize(("status", "text"), [(299, "Successful"), (599, "Server Error"), (418, "I'm a teapot")])
     def test_default_status_text(self, status: int, text: str) -> None:
         """The default status text is the standard phrase, else the status class as in workerd."""
         assert Response(status=status).status_text.lower() == text.lower()

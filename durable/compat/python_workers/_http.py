@@ -254,6 +254,11 @@ class MessageHeaders(durable.Headers):  # type: ignore[misc]  # (Headers is fina
         values = self.get_all(name)
         return ", ".join(values) if values else None
 
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``; ``[]`` for a name that is not a token (``HTTPMessage`` never raises)."""
+        key = name.lower() if isinstance(name, str) else name
+        return [v for n, v in self.multi_items() if n == key]
+
     def get_content_type(self) -> str:
         """The ``Content-Type``'s ``maintype/subtype``, lower-cased; ``text/plain`` if there is none."""
         value = (self.get("content-type") or "").split(";", 1)[0].strip().lower()
