@@ -1,0 +1,121 @@
+"""More conformance checks of the contract (docs/api.md): runtime, ``ctx``, testing helpers, threads.
+
+Each test checks a stated rule through the public API (``import durable``, ``durable.testing``) the
+way a user's test suite or a conformance check would, with the inputs such a suite tries first
+(wrong types, calls in the wrong state, other threads and event loops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import durable
+from durable import testing
+
+
+class Timed(durable.DurableObject):
+    """Counts, sets alarms, and records the thread its alarm handler ran on."""
+
+    threads: list[int] = []
+
+    async def increment(self, by: int = 1) -> int:
+        value: int = (await self.ctx.storage.get("n") or 0) + by
+        await self.ctx.storage.put("n", value)
+        return value
+
+    async def schedule(self, seconds: float) -> None:
+        await self.ctx.storage.set_alarm(self.ctx.now_ms() + int(seconds * 1000))
+
+    async def thread(self) -> int:
+        return threading.get_ident()
+
+    async def slow(self) -> str:
+        await asyncio.sleep(0.3)
+        return "done"
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        Timed.threads.append(threading.get_ident())
+        await asyncio.sleep(0.01)
+        await self.ctx.storage.put("alarmed", info.retry_count)
+
+    async def get(self, key: str) -> Any:
+        return await self.ctx.storage.get(key)
+
+
+# -- section 6 and 8: durable.testing with a runtime on another thread's loop --------------------
+
+
+def test_mock_clock_advance_from_another_loop_runs_alarms_on_the_runtimes_loop() -> None:
+    """Section 8: "A Runtime runs on the event loop it was opened on." A test of synchronous code
+    (``BlockingRuntime``) that moves its ``MockClock`` with ``asyncio.run(clock.advance(s))`` gets
+    the alarms run on the runtime's thread, not on the test's (where they would run the object's
+    code on two threads at once)."""
+    clock = testing.MockClock(start=1_700_000_000)
+    Timed.threads.clear()
+    with durable.BlockingRuntime(clock=clock) as rt:
+        stub = rt.namespace(Timed).get_by_name("a")
+        home = stub.thread()
+        stub.schedule(10)
+        asyncio.run(clock.advance(11))
+        assert Timed.threads == [home]
+        assert stub.get("alarmed") == 0
+
+
+def test_run_alarm_evict_reset_from_another_loop_run_on_the_runtimes_loop() -> None:
+    """``run_alarm``, ``evict``, ``list_ids`` and ``rt.reset()`` awaited on another thread's loop run
+    the object's code (and end its calls) on the runtime's own loop, as a stub call does."""
+    Timed.threads.clear()
+    with durable.BlockingRuntime() as rt:
+        stub = rt.namespace(Timed).get_by_name("a")
+        home = stub.thread()
+        stub.schedule(3600)
+        assert asyncio.run(testing.run_alarm(stub.stub)) is True
+        assert Timed.threads == [home]
+        assert [i.name for i in asyncio.run(testing.list_ids(rt.namespace(Timed).namespace))] == ["a"]
+
+        results: list[Any] = []
+        caller = threading.Thread(target=lambda: results.append(_outcome(stub.slow)))
+        caller.start()
+        time.sleep(0.05)  # the call is running in the object
+        asyncio.run(testing.evict(stub.stub))
+        caller.join()
+        assert results == ["ConnectionClosedError"]
+
+        stub = rt.namespace(Timed).get_by_name("a")  # the one that saw the error is broken
+        assert stub.increment() == 1
+        asyncio.run(rt.runtime.reset())
+        assert stub.increment() == 1
+
+
+def _outcome(call: Any) -> str:
+    try:
+        return str(call())
+    except Exception as exc:
+        return type(exc).__name__
+
+
+def test_testing_helpers_take_blocking_stubs_and_namespaces() -> None:
+    """The helpers of ``durable.testing`` take a ``BlockingRuntime``'s stubs and namespaces too
+    (``rt.run(durable.testing.run_in_object, stub, fn)``), instead of a ``TypeError``."""
+    with durable.BlockingRuntime() as rt:
+        counters = rt.namespace(Timed)
+        stub = counters.get_by_name("a")
+        assert stub.increment(2) == 2
+        assert rt.run(testing.run_in_object, stub, lambda obj, ctx: ctx.id.name) == "a"
+        assert rt.run(testing.query, stub, "SELECT 1 AS x") == [{"x": 1}]
+        assert rt.run(testing.run_alarm, stub) is False
+        assert [i.name for i in rt.run(testing.list_ids, counters)] == ["a"]
+        rt.run(testing.evict, stub)
+        testing.fail_next_commit(stub, OSError("disk full"))
+        with pytest.raises(durable.ObjectResetError, match="disk full"):
+            stub.increment()
+        assert counters.get_by_name("a").increment() == 3
+        with pytest.raises(TypeError, match="durable.Stub"):
+            rt.run(testing.evict, counters)
+        with pytest.raises(TypeError, match="durable.Namespace"):
+            rt.run(testing.list_ids, stub)
