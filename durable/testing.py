@@ -125,15 +125,21 @@ async def list_ids(namespace: Namespace[Any] | BlockingNamespace[Any]) -> list[D
     return await on_runtime_loop(runtime, lambda: runtime.list_ids(target))
 
 
-def fail_next_commit(stub: Stub[Any] | BlockingStub[Any], exc: BaseException | None = None) -> None:
+def fail_next_commit(
+    stub: Stub[Any] | BlockingStub[Any], exc: BaseException | type[BaseException] | None = None
+) -> None:
     """Make the object's next storage commit fail with ``exc`` (default: ``OSError``).
+
+    ``exc`` is an exception, or an exception class (called without arguments, as ``raise`` does).
 
     As a disk failure would, the failed commit rolls back the batch, resets the object, and turns
     the results it held into ``durable.ObjectResetError`` (``durable_object_reset = True``).
     """
     target = _check_stub(stub, "fail_next_commit")
+    if isinstance(exc, type) and issubclass(exc, BaseException):
+        exc = exc()  # a class, as `raise` takes one
     if exc is not None and not isinstance(exc, BaseException):
-        raise TypeError(f"fail_next_commit() takes an exception instance, not {type(exc).__name__}")
+        raise TypeError(f"fail_next_commit() takes an exception or an exception class, not {type(exc).__name__}")
     host_of(target).db.fail_next = (
         exc if exc is not None else OSError(5, "disk I/O error (injected by durable.testing)")
     )

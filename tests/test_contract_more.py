@@ -119,3 +119,18 @@ def test_testing_helpers_take_blocking_stubs_and_namespaces() -> None:
             rt.run(testing.evict, counters)
         with pytest.raises(TypeError, match="durable.Namespace"):
             rt.run(testing.list_ids, stub)
+
+
+async def test_fail_next_commit_takes_an_exception_class() -> None:
+    """``fail_next_commit(stub, exc)``: ``exc`` may be a class, as ``raise`` takes one; the caller
+    gets the reset error, whose cause is an instance of it."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Timed).get_by_name("a")
+        testing.fail_next_commit(stub, PermissionError)
+        with pytest.raises(durable.ObjectResetError, match="PermissionError") as caught:
+            await stub.increment()
+        assert caught.value.durable_object_reset is True
+        assert isinstance(caught.value.__cause__, PermissionError)
+        assert await rt.namespace(Timed).get_by_name("a").increment() == 1
+        with pytest.raises(TypeError, match="an exception or an exception class, not str"):
+            testing.fail_next_commit(stub, "disk full")  # type: ignore[arg-type]
