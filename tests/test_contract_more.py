@@ -134,3 +134,26 @@ async def test_fail_next_commit_takes_an_exception_class() -> None:
         assert await rt.namespace(Timed).get_by_name("a").increment() == 1
         with pytest.raises(TypeError, match="an exception or an exception class, not str"):
             testing.fail_next_commit(stub, "disk full")  # type: ignore[arg-type]
+
+
+class Gated(durable.DurableObject):
+    async def block_with(self, kind: str) -> Any:
+        async def five() -> int:
+            return 5
+
+        if kind == "coroutine":
+            return await self.ctx.block_concurrency_while(five())  # type: ignore[arg-type]
+        return await self.ctx.block_concurrency_while(5)  # type: ignore[arg-type]
+
+
+async def test_block_concurrency_while_refuses_a_coroutine_naming_the_fix() -> None:
+    """Section 3: ``block_concurrency_while(fn)`` takes the async callable. Given its coroutine
+    (``fn()``), the ``TypeError`` says to pass the function, and no "coroutine was never awaited"
+    warning follows (warnings are errors in this suite). workerd: ``parameter 1 is not of type
+    'function'``."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Gated).get_by_name("a")
+        with pytest.raises(TypeError, match=r"block_concurrency_while\(fn\), not fn\(\)"):
+            await stub.block_with("coroutine")
+        with pytest.raises(TypeError, match="takes a callable, not int"):
+            await rt.namespace(Gated).get_by_name("a").block_with("int")
