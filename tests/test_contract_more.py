@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ class Timed(durable.DurableObject):
     """Counts, sets alarms, and records the thread its alarm handler ran on."""
 
     threads: list[int] = []
+    slow_started = threading.Event()
 
     async def increment(self, by: int = 1) -> int:
         value: int = (await self.ctx.storage.get("n") or 0) + by
@@ -35,6 +35,7 @@ class Timed(durable.DurableObject):
         return threading.get_ident()
 
     async def slow(self) -> str:
+        Timed.slow_started.set()
         await asyncio.sleep(0.3)
         return "done"
 
@@ -80,8 +81,9 @@ def test_run_alarm_evict_reset_from_another_loop_run_on_the_runtimes_loop() -> N
 
         results: list[Any] = []
         caller = threading.Thread(target=lambda: results.append(_outcome(stub.slow)))
+        Timed.slow_started.clear()
         caller.start()
-        time.sleep(0.05)  # the call is running in the object
+        assert Timed.slow_started.wait(10)  # the call is running in the object
         asyncio.run(testing.evict(stub.stub))
         caller.join()
         assert results == ["ConnectionClosedError"]
@@ -157,3 +159,62 @@ async def test_block_concurrency_while_refuses_a_coroutine_naming_the_fix() -> N
             await stub.block_with("coroutine")
         with pytest.raises(TypeError, match="takes a callable, not int"):
             await rt.namespace(Gated).get_by_name("a").block_with("int")
+
+
+class Initialising(durable.DurableObject):
+    """Its block_concurrency_while callback fails; the method catches the error."""
+
+    async def catch_failed_block(self) -> str:
+        async def fail() -> None:
+            raise LookupError("init failed")
+
+        try:
+            await self.ctx.block_concurrency_while(fail)
+        except LookupError:
+            return "caught"
+        return "not raised"
+
+    async def hang(self) -> None:
+        await self.ctx.block_concurrency_while(lambda: asyncio.sleep(3600))
+
+    async def ping(self) -> str:
+        return "pong"
+
+
+async def test_block_concurrency_while_failure_resets_even_when_caught() -> None:
+    """Section 3: "if `fn` raises, the object is reset", whatever the method does with the error.
+    workerd (miniflare 4, 2026-04-07): a method that catches the callback's ``RangeError`` still
+    fails with it (``durableObjectReset`` true), so does the next call on that stub, and a new
+    stub reaches a fresh instance."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Initialising).get_by_name("a")
+        with pytest.raises(LookupError, match="init failed") as caught:
+            await stub.catch_failed_block()
+        assert caught.value.durable_object_reset is True  # type: ignore[attr-defined]
+        with pytest.raises(LookupError, match="init failed"):
+            await stub.ping()
+        assert await rt.namespace(Initialising).get_by_name("a").ping() == "pong"
+
+
+async def test_block_concurrency_while_timeout_is_an_overloaded_reset() -> None:
+    """Section 3 and the reference: a callback still running after 30 s resets the object.
+    workerd (miniflare 4, 2026-04-07), after 30,030 ms: the call and a call queued behind it fail
+    with ``A call to blockConcurrencyWhile() in a Durable Object waited for too long. The call was
+    canceled and the Durable Object was reset.``, ``overloaded`` and ``durableObjectReset`` true;
+    the same stub stays broken, a new one reaches a fresh instance."""
+    clock = testing.MockClock()
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(Initialising).get_by_name("a")
+        hung = asyncio.ensure_future(stub.hang())
+        await asyncio.sleep(0)
+        queued = asyncio.ensure_future(stub.ping())
+        await clock.advance(29.9)
+        assert not hung.done() and not queued.done()
+        await clock.advance(0.2)
+        for call in (hung, queued, stub.ping()):
+            with pytest.raises(
+                durable.ObjectResetError, match="blockConcurrencyWhile.. in a Durable Object waited"
+            ) as c:
+                await call
+            assert (c.value.overloaded, c.value.durable_object_reset) == (True, True)
+        assert await rt.namespace(Initialising).get_by_name("a").ping() == "pong"
