@@ -243,7 +243,8 @@ class Runtime:
         existing = self._namespaces.get(ns_name)
         if existing is not None:
             if existing.cls is not cls or existing.storage != storage:
-                raise ValueError(f"namespace {ns_name!r} is already registered for {existing.cls.__name__}")
+                was = f"{existing.cls.__name__}, storage={existing.storage!r}"
+                raise ValueError(f"namespace {ns_name!r} is already registered (for {was}); give another name=")
             if name is not None and getattr(self.env, name, None) is not existing:
                 bind(self.env, name, existing)  # registered before without name=: bound on env now
             return existing
@@ -325,10 +326,7 @@ class Runtime:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Flush every object's writes, stop alarms and close every database. Idempotent.
-
-        Awaited on another loop than the runtime's (another thread's), it runs on the runtime's.
-        """
+        """Flush every object's writes, stop alarms, close every database, on the runtime's loop. Idempotent."""
         if self.closed:
             return
         await on_runtime_loop(self, self._close)

@@ -218,3 +218,21 @@ async def test_block_concurrency_while_timeout_is_an_overloaded_reset() -> None:
                 await call
             assert (c.value.overloaded, c.value.durable_object_reset) == (True, True)
         assert await rt.namespace(Initialising).get_by_name("a").ping() == "pong"
+
+
+class Other(durable.DurableObject):
+    pass
+
+
+async def test_namespace_registered_twice() -> None:
+    """Section 2: a namespace is identified by its name. The same class, name and storage again
+    give the same namespace; anything else under a taken name is a ``ValueError`` that says what
+    holds the name (the class and its storage backend)."""
+    async with durable.Runtime() as rt:
+        first = rt.namespace(Timed)
+        assert rt.namespace(Timed) is first
+        assert rt.namespace(Timed, name="Timed") is first
+        with pytest.raises(ValueError, match=r"'Timed' is already registered \(for Timed, storage='sqlite'\)"):
+            rt.namespace(Timed, storage="kv")
+        with pytest.raises(ValueError, match=r"'Timed' is already registered \(for Timed, storage='sqlite'\)"):
+            rt.namespace(Other, name="Timed")
