@@ -85,8 +85,15 @@ class BackgroundWork:
 
         Raises ``TypeError`` if ``callback`` is not callable.
         """
-        if not callable(callback):
-            raise TypeError(f"block_concurrency_while() takes a callable, not {type(callback).__name__}")
+        given: object = callback
+        if not callable(given):
+            if inspect.iscoroutine(given):
+                given.close()  # refused: no "never awaited" warning on top of the error
+                raise TypeError(
+                    "block_concurrency_while() takes a callable, not coroutine: pass the async "
+                    "function itself, block_concurrency_while(fn), not fn()"
+                )
+            raise TypeError(f"block_concurrency_while() takes a callable, not {type(given).__name__}")
         host = self._host
         gate = host.gate
         lock, held = gate.close_for("blockConcurrencyWhile()")

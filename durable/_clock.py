@@ -11,6 +11,7 @@ thing under test, so it moves only when the test says so.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import math
@@ -120,6 +121,8 @@ class MockClock(Clock):
         self._seq = itertools.count()
         self._work: set[asyncio.Future[object]] = set()
         self._advancing = False
+        self._home: asyncio.AbstractEventLoop | None = None
+        """The loop timers were last set on: the runtime's (``advance()`` runs there)."""
 
     def __repr__(self) -> str:
         return f"MockClock(time={self._now!r})"
@@ -130,16 +133,14 @@ class MockClock(Clock):
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
         timer = _MockTimer(float(when), callback)
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return timer  # no loop yet (a namespace registered before it started): next advance()
+        self._home = loop
         if timer.when <= self._now + _DUE_TOLERANCE and not self._advancing:
-            # Already due: run on the loop's next turn, as a real timer with delay 0 would. With
-            # no running loop (a namespace registered before the loop started) it waits for the
-            # next advance().
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                loop.call_soon(self._fire_due)
+            # Already due: run on the loop's next turn, as a real timer with delay 0 would.
+            loop.call_soon(self._fire_due)
         return timer
 
     def track(self, work: Awaitable[object]) -> None:
@@ -185,6 +186,9 @@ class MockClock(Clock):
         past it, so a retry scheduled by a failed attempt fires within the same ``advance`` if it
         falls due. Returns once the clock reads the target time and no started work is running.
 
+        Awaited on another loop than the one the runtime's timers were set on (a thread's, with the
+        runtime's loop running in another thread), it runs on the runtime's loop and waits there.
+
         Raises ``ValueError`` for a negative ``seconds`` and ``RuntimeError`` if another
         ``advance()`` is in progress.
         """
@@ -196,6 +200,13 @@ class MockClock(Clock):
             raise ValueError(f"MockClock.advance() cannot move time backwards ({seconds!r} s)")
         if self._now + seconds > _MAX_TIME:
             raise ValueError(f"MockClock.advance({seconds!r}) would move time past the year 9999")
+        home = self._home
+        if home is not None and home is not asyncio.get_running_loop() and home.is_running():
+            # The timers' callbacks belong to the runtime that set them, on its loop in another
+            # thread (a BlockingRuntime's, say): they run there, and this waits for them.
+            forwarded = contextvars.Context().run(asyncio.run_coroutine_threadsafe, self.advance(seconds), home)
+            await asyncio.wrap_future(forwarded)
+            return
         if self._advancing:
             raise RuntimeError("MockClock.advance() is already running; await it before advancing again")
         target = self._now + seconds

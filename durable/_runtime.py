@@ -34,6 +34,7 @@ from ._id import DurableObjectId
 from ._limits import Limits
 from ._namespace import Namespace
 from ._object import DurableObject, Env, bind
+from ._stub import on_runtime_loop
 from ._util import open_files_limit
 
 __all__ = ["Env", "Runtime", "default_max_live_objects"]
@@ -242,7 +243,8 @@ class Runtime:
         existing = self._namespaces.get(ns_name)
         if existing is not None:
             if existing.cls is not cls or existing.storage != storage:
-                raise ValueError(f"namespace {ns_name!r} is already registered for {existing.cls.__name__}")
+                was = f"{existing.cls.__name__}, storage={existing.storage!r}"
+                raise ValueError(f"namespace {ns_name!r} is already registered (for {was}); give another name=")
             if name is not None and getattr(self.env, name, None) is not existing:
                 bind(self.env, name, existing)  # registered before without name=: bound on env now
             return existing
@@ -324,7 +326,12 @@ class Runtime:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Flush every object's writes, stop alarms and close every database. Idempotent."""
+        """Flush every object's writes, stop alarms, close every database, on the runtime's loop. Idempotent."""
+        if self.closed:
+            return
+        await on_runtime_loop(self, self._close)
+
+    async def _close(self) -> None:
         if self.closed:
             return
         await self._alarms.stop()
@@ -370,8 +377,13 @@ class Runtime:
 
         On disk it removes only durable's own object files (``<namespace folder>/<64 hex
         digits>.sqlite`` and SQLite's files beside them), never following a symbolic link: other
-        files under the path are left alone.
+        files under the path are left alone. Awaited on another loop than the runtime's (another
+        thread's), it runs on the runtime's.
         """
+        self.check_open()
+        await on_runtime_loop(self, self._reset)
+
+    async def _reset(self) -> None:
         self.check_open()
         self._alarms.cancel_all()
         self._drop_all_hosts(keep_writes=False)

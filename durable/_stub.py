@@ -49,7 +49,17 @@ if TYPE_CHECKING:
     from ._object import DurableObject
     from ._runtime import Runtime
 
-__all__ = ["RpcMethod", "RpcPromise", "Stub", "call_forwarded", "deliver", "fetch_forwarded", "host_of", "runtime_of"]
+__all__ = [
+    "RpcMethod",
+    "RpcPromise",
+    "Stub",
+    "call_forwarded",
+    "deliver",
+    "fetch_forwarded",
+    "host_of",
+    "on_runtime_loop",
+    "runtime_of",
+]
 
 T = TypeVar("T", bound="DurableObject")
 T_co = TypeVar("T_co")
@@ -665,6 +675,16 @@ def host_of(stub: Stub[Any]) -> ObjectHost:
 def runtime_of(stub: Stub[Any]) -> Runtime:
     """The runtime that hosts ``stub``'s object."""
     return stub._runtime
+
+
+async def on_runtime_loop(runtime: Runtime, make: Callable[[], Awaitable[T_co]]) -> T_co:
+    """Await ``make()`` on the runtime's loop, from any loop or thread, as a stub call is run there.
+
+    For the runtime's own operations that touch its objects (``reset()``, ``aclose()``, the
+    testing hooks): run from another thread's loop, they would run objects' code, or cancel their
+    tasks, off the thread that runs them.
+    """
+    return await _forward(runtime, make)  # type: ignore[no-any-return]
 
 
 def deliver(

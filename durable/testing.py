@@ -10,13 +10,14 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from ._blocking import BlockingNamespace, BlockingStub
 from ._clock import MockClock
 from ._id import DurableObjectId
 from ._namespace import Namespace
 from ._object import DurableObject
 from ._sql import exec_unrestricted
 from ._state import State
-from ._stub import Stub, deliver, host_of, runtime_of
+from ._stub import Stub, deliver, host_of, on_runtime_loop, runtime_of
 from ._wstesting import disconnect, hibernate, hibernation_blockers, websocket
 
 __all__ = [
@@ -35,12 +36,15 @@ __all__ = [
 
 
 def _check_stub(stub: object, func: str) -> Stub[Any]:
+    """``stub`` as a ``Stub`` (a ``BlockingStub``'s own, for a test of synchronous code)."""
+    if isinstance(stub, BlockingStub):
+        return stub.stub
     if not isinstance(stub, Stub):
         raise TypeError(f"{func}() takes a durable.Stub (namespace.get(id)), not {type(stub).__name__}")
     return stub
 
 
-async def run_in_object(stub: Stub[Any], fn: Callable[[DurableObject, State], Any]) -> Any:
+async def run_in_object(stub: Stub[Any] | BlockingStub[Any], fn: Callable[[DurableObject, State], Any]) -> Any:
     """Run ``fn(instance, ctx)`` inside the live object, through its input gate; return the result.
 
     The instance is constructed first if it is not live. ``fn`` may be async (it is awaited). The
@@ -50,7 +54,7 @@ async def run_in_object(stub: Stub[Any], fn: Callable[[DurableObject, State], An
 
         count = await durable.testing.run_in_object(stub, lambda obj, ctx: ctx.storage.get("count"))
     """
-    _check_stub(stub, "run_in_object")
+    target = _check_stub(stub, "run_in_object")
     if not callable(fn):
         raise TypeError(f"run_in_object() takes a callable fn(instance, ctx), not {type(fn).__name__}")
 
@@ -60,10 +64,10 @@ async def run_in_object(stub: Stub[Any], fn: Callable[[DurableObject, State], An
             result = await result
         return result
 
-    return await deliver(stub, "run", call, (), {})
+    return await deliver(target, "run", call, (), {})
 
 
-async def run_alarm(stub: Stub[Any]) -> bool:
+async def run_alarm(stub: Stub[Any] | BlockingStub[Any]) -> bool:
     """Run the object's pending alarm now, whatever its time; ``False`` if none is set.
 
     Unlike the JavaScript ``runDurableObjectAlarm``, the attempt follows every rule of a timed
@@ -73,7 +77,7 @@ async def run_alarm(stub: Stub[Any]) -> bool:
     handler's exception is then raised here, so a test sees it.
 
     Raises:
-        TypeError: ``stub`` is not a ``durable.Stub``.
+        TypeError: ``stub`` is not a ``durable.Stub`` (or ``durable.BlockingStub``).
         RuntimeError: the object's ``alarm()`` is already running.
         Exception: whatever the handler raised (with ``remote = True``), after the retry is set.
 
@@ -83,12 +87,12 @@ async def run_alarm(stub: Stub[Any]) -> bool:
         assert await durable.testing.run_alarm(stub)  # runs it now
         assert not await durable.testing.run_alarm(stub)  # nothing left
     """
-    _check_stub(stub, "run_alarm")
-    host = host_of(stub)
-    return await runtime_of(stub).run_alarm(host)
+    target = _check_stub(stub, "run_alarm")
+    runtime = runtime_of(target)
+    return await on_runtime_loop(runtime, lambda: runtime.run_alarm(host_of(target)))
 
 
-async def evict(stub: Stub[Any], *, web_sockets: str = "hibernate") -> None:
+async def evict(stub: Stub[Any] | BlockingStub[Any], *, web_sockets: str = "hibernate") -> None:
     """Drop the live instance but keep its storage; the next call constructs a fresh instance.
 
     Writes not yet committed are committed first. Calls still running in the instance fail with
@@ -97,35 +101,53 @@ async def evict(stub: Stub[Any], *, web_sockets: str = "hibernate") -> None:
     ``evictDurableObject`` in Cloudflare's vitest pool) or are disconnected too
     (``web_sockets="close"``: clients see the connection end, 1006).
     """
-    _check_stub(stub, "evict")
+    target = _check_stub(stub, "evict")
     if web_sockets not in ("hibernate", "close"):
         raise ValueError(f'evict() web_sockets must be "hibernate" or "close", not {web_sockets!r}')
-    host = host_of(stub)
-    host.evict()
-    if web_sockets == "close":
-        host.runtime.hibernation.object_reset(host)
+
+    async def drop() -> None:
+        host = host_of(target)
+        host.evict()
+        if web_sockets == "close":
+            host.runtime.hibernation.object_reset(host)
+
+    await on_runtime_loop(runtime_of(target), drop)
 
 
-async def list_ids(namespace: Namespace[Any]) -> list[DurableObjectId]:
+async def list_ids(namespace: Namespace[Any] | BlockingNamespace[Any]) -> list[DurableObjectId]:
     """Ids of the objects of ``namespace`` that have storage (key-value data, SQL tables or an alarm)."""
+    if isinstance(namespace, BlockingNamespace):
+        namespace = namespace.namespace
     if not isinstance(namespace, Namespace):
         raise TypeError(f"list_ids() takes a durable.Namespace, not {type(namespace).__name__}")
-    return await namespace.runtime.list_ids(namespace)
+    target = namespace
+    runtime = target.runtime
+    return await on_runtime_loop(runtime, lambda: runtime.list_ids(target))
 
 
-def fail_next_commit(stub: Stub[Any], exc: BaseException | None = None) -> None:
+def fail_next_commit(
+    stub: Stub[Any] | BlockingStub[Any], exc: BaseException | type[BaseException] | None = None
+) -> None:
     """Make the object's next storage commit fail with ``exc`` (default: ``OSError``).
+
+    ``exc`` is an exception, or an exception class (called without arguments, as ``raise`` does).
 
     As a disk failure would, the failed commit rolls back the batch, resets the object, and turns
     the results it held into ``durable.ObjectResetError`` (``durable_object_reset = True``).
     """
-    _check_stub(stub, "fail_next_commit")
+    target = _check_stub(stub, "fail_next_commit")
+    if isinstance(exc, type) and issubclass(exc, BaseException):
+        exc = exc()  # a class, as `raise` takes one
     if exc is not None and not isinstance(exc, BaseException):
-        raise TypeError(f"fail_next_commit() takes an exception instance, not {type(exc).__name__}")
-    host_of(stub).db.fail_next = exc if exc is not None else OSError(5, "disk I/O error (injected by durable.testing)")
+        raise TypeError(f"fail_next_commit() takes an exception or an exception class, not {type(exc).__name__}")
+    host_of(target).db.fail_next = (
+        exc if exc is not None else OSError(5, "disk I/O error (injected by durable.testing)")
+    )
 
 
-async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = False) -> list[dict[str, Any]]:
+async def query(
+    stub: Stub[Any] | BlockingStub[Any], sql: str, *bindings: Any, unrestricted: bool = False
+) -> list[dict[str, Any]]:
     """Run SQL in the object's database from a test (to seed or inspect it); rows come back as dicts.
 
     The statements run inside the live object, through its input gate, exactly as
@@ -139,7 +161,7 @@ async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = 
     tables this way can leave the object inconsistent: inspect them, do not change them.
 
     Raises:
-        TypeError: ``stub`` is not a ``durable.Stub``.
+        TypeError: ``stub`` is not a ``durable.Stub`` (or ``durable.BlockingStub``).
         durable.DurableError: the object is not SQLite-backed (Cloudflare's "SQL is not enabled
             for this Durable Object class" text).
         durable.SqlError: SQLite (or, unless ``unrestricted``, Cloudflare's rules) refused it.
@@ -149,15 +171,15 @@ async def query(stub: Stub[Any], sql: str, *bindings: Any, unrestricted: bool = 
         await durable.testing.query(stub, "INSERT INTO users (name) VALUES (?)", "Ada")
         assert await durable.testing.query(stub, "SELECT name FROM users") == [{"name": "Ada"}]
     """
-    _check_stub(stub, "query")
+    target = _check_stub(stub, "query")
 
     def body(instance: DurableObject, ctx: State) -> list[dict[str, Any]]:
         api = ctx.storage.sql
         cursor = exec_unrestricted(api, sql, bindings) if unrestricted else api.exec(sql, *bindings)
         rows = [row.to_py() for row in cursor]
         if unrestricted:
-            host_of(stub).db.kv.drop_caches()  # the SQL may have touched _cf_KV behind the cache
+            host_of(target).db.kv.drop_caches()  # the SQL may have touched _cf_KV behind the cache
         return rows
 
-    result: list[dict[str, Any]] = await run_in_object(stub, body)
+    result: list[dict[str, Any]] = await run_in_object(target, body)
     return result

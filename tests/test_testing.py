@@ -407,7 +407,7 @@ class TestFailNextCommit:
         """A non-stub or a non-exception is a TypeError."""
         with pytest.raises(TypeError, match="fail_next_commit"):
             fail_next_commit(ns)  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match="exception instance"):
+        with pytest.raises(TypeError, match="an exception or an exception class"):
             fail_next_commit(ns.get_by_name("a"), "disk full")  # type: ignore[arg-type]
 
 
