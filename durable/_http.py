@@ -72,7 +72,8 @@ _GET_HEAD_BODY: Final = "Request with a GET or HEAD method cannot have a body."
 _STATUS_RANGE: Final = "Responses may only be constructed with status codes in the range 200 to 599, inclusive."
 _NULL_BODY_STATUS: Final = "Response with null body status (101, 204, 205, or 304) cannot have a body."
 _NULL_BODY_STATUSES: Final = frozenset({101, 204, 205, 304})
-_REDIRECT_STATUSES: Final = (301, 302, 303, 307, 308)
+REDIRECT_STATUSES: Final = frozenset((301, 302, 303, 307, 308))
+"""The statuses a fetch that follows redirects follows (with a ``Location``)."""
 _REDIRECT_MODES: Final = ("follow", "manual")
 _REDIRECT_MODE: Final = (
     'Invalid redirect value, must be one of "follow" or "manual" ("error" won\'t be implemented since it '
@@ -1070,7 +1071,7 @@ class Response(_Body):
                 ``Unable to parse URL: <url>``). The ``Location`` is the URL as workerd
                 serializes it.
         """
-        if status not in _REDIRECT_STATUSES:
+        if status not in REDIRECT_STATUSES:
             raise ValueError(f"{status} is not a redirect status code. It must be one of: 301, 302, 303, 307, or 308.")
         if _BAD_VALUE_RE.search(url) is not None:
             raise TypeError(f"Redirect URL cannot contain '\\r', '\\n', or '\\0': {url}")
@@ -1378,7 +1379,7 @@ def redirect_target(request: Request, response: Response) -> str | None:
         TypeError: the ``Location`` is not a URL (``Invalid Location header; unable to follow
             redirect.``).
     """
-    if response.status not in _REDIRECT_STATUSES:
+    if response.status not in REDIRECT_STATUSES:
         return None
     location = response.headers.get("location")
     if not location:
