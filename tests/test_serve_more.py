@@ -1,0 +1,61 @@
+"""More of `durable serve` and `durable.asgi_app`, checked against what workerd does.
+
+Measurements cited here were made with miniflare 4 (workerd, compatibility date 2026-04-07)
+serving the seed's counter and a probe Worker on a real port, and curl against it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import durable
+from durable._cli import AppLoadError, load_app, main
+
+
+class Probe(durable.WorkerEntrypoint):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        return durable.Response.json(dict(request.headers.items()))
+
+
+class NotAWorker:
+    """Has fetch and takes (ctx, env), but is no WorkerEntrypoint subclass."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        pass
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        return durable.Response("x")
+
+
+class TestWorkerClassChecked:
+    async def test_durable_object_class_refused(self, durable_runtime: durable.Runtime) -> None:
+        """A Durable Object class given as the Worker is refused at once, with the fix.
+
+        Before, asgi_app(Counter, rt) was accepted and every request answered 500
+        (AttributeError: 'ExecutionContext' object has no attribute 'storage').
+        """
+        with pytest.raises(TypeError, match=r"not the Durable Object class Counter: bind it with runtime\.namespace"):
+            durable.asgi_app(durable.Counter, durable_runtime)  # type: ignore[arg-type]
+
+    async def test_class_not_a_worker_entrypoint_refused(self, durable_runtime: durable.Runtime) -> None:
+        """Any class that is no WorkerEntrypoint subclass is refused (API.md section 5: the subclass itself)."""
+        with pytest.raises(TypeError, match=r"declare it as class NotAWorker\(durable\.WorkerEntrypoint\)"):
+            durable.asgi_app(NotAWorker, durable_runtime)  # type: ignore[arg-type]
+
+    async def test_worker_entrypoint_subclass_accepted(self, durable_runtime: durable.Runtime) -> None:
+        app = durable.asgi_app(Probe, durable_runtime)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            assert (await client.get("/")).status_code == 200
+
+    def test_serve_refuses_a_durable_object_as_worker(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """`Worker = Counter` in a served file exits 2 naming the mistake and the `bindings` fix."""
+        path = tmp_path / "app.py"
+        path.write_text("import durable\nWorker = durable.Counter\nbindings = {'COUNTER': durable.Counter}\n")
+        with pytest.raises(AppLoadError, match=r"not the Durable Object class Counter: bind it with bindings = "):
+            load_app(path)
+        assert main(["serve", str(path), "--in-memory"]) == 2
+        assert "must be a class with a fetch method" in capsys.readouterr().err
