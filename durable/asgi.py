@@ -353,6 +353,12 @@ def _to_request(scope: Scope, body: _RequestBody) -> Request:
     except (TypeError, ValueError, AttributeError) as exc:
         raise _BadRequest(f"invalid header ({exc})") from None
     url = _request_url(scope, headers)
+    # workerd's front (miniflare, as wrangler dev runs it) adds the client's address as
+    # CF-Connecting-IP when the request has none, as Cloudflare's edge always does: code reads
+    # the client's IP there.
+    client = scope.get("client")
+    if client and isinstance(client[0], str) and client[0] and not headers.has("cf-connecting-ip"):
+        headers.append("cf-connecting-ip", client[0])
     lengths = headers.get_all("content-length")
     if len(set(lengths)) > 1:
         raise _BadRequest("conflicting Content-Length headers")

@@ -59,3 +59,37 @@ class TestWorkerClassChecked:
             load_app(path)
         assert main(["serve", str(path), "--in-memory"]) == 2
         assert "must be a class with a fetch method" in capsys.readouterr().err
+
+
+class TestRequestHeaders:
+    """What a Worker finds in `request.headers` of a request that came over HTTP."""
+
+    async def test_cf_connecting_ip_added(self, durable_runtime: durable.Runtime) -> None:
+        """The client's address arrives as CF-Connecting-IP, as in workerd behind miniflare's front.
+
+        Measured (miniflare 4, curl to 127.0.0.1): the Worker sees `cf-connecting-ip: 127.0.0.1`
+        beside the client's own headers; a CF-Connecting-IP the client sends is kept as it is.
+        """
+        app = durable.asgi_app(Probe, durable_runtime)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("10.1.2.3", 5)), base_url="http://t"
+        ) as c:
+            seen = (await c.get("/")).json()
+            assert seen["cf-connecting-ip"] == "10.1.2.3"
+            kept = (await c.get("/", headers={"CF-Connecting-IP": "1.2.3.4"})).json()
+            assert kept["cf-connecting-ip"] == "1.2.3.4"
+
+    async def test_no_client_address_no_header(self, durable_runtime: durable.Runtime) -> None:
+        """A server that knows no client address (a Unix socket) adds nothing."""
+        app = durable.asgi_app(Probe, durable_runtime)
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"host", b"h")], "client": None}
+        await app(scope, receive, send)
+        assert "cf-connecting-ip" not in sent[1]["body"].decode()
