@@ -6,6 +6,7 @@ serving the seed's counter and a probe Worker on a real port, and curl against i
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,12 @@ class TestRequestHeaders:
     async def test_no_client_address_no_header(self, durable_runtime: durable.Runtime) -> None:
         """A server that knows no client address (a Unix socket) adds nothing."""
         app = durable.asgi_app(Probe, durable_runtime)
-        sent: list[dict[str, Any]] = []
+        sent: list[MutableMapping[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": b"", "more_body": False}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
         scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"host", b"h")], "client": None}
