@@ -94,3 +94,39 @@ class TestRequestHeaders:
         scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"host", b"h")], "client": None}
         await app(scope, receive, send)
         assert "cf-connecting-ip" not in sent[1]["body"].decode()
+
+    @pytest.mark.parametrize(
+        ("raw", "seen"),
+        [
+            (b"caf\xc3\xa9", "café"),
+            (b"\xe6\x97\xa5\xe6\x9c\xac", "日本"),
+            (b"\xf0\x9f\x98\x80", "\U0001f600"),
+            (b"caf\xe9", "caf\ufffd"),
+            (b"\xc3", "\ufffd"),
+            (b"plain ascii", "plain ascii"),
+        ],
+    )
+    async def test_header_values_read_as_utf8(self, durable_runtime: durable.Runtime, raw: bytes, seen: str) -> None:
+        """Header bytes are read as UTF-8, invalid sequences as U+FFFD, as workerd reads them.
+
+        Measured (miniflare 4, raw HTTP/1.1 to its port): `X-V: caf\\xc3\\xa9` arrives as `café`,
+        `\\xe6\\x97\\xa5\\xe6\\x9c\\xac` as `日本`, `caf\\xe9` as `caf\\ufffd`, `\\xc3` as `\\ufffd`.
+        Before, durable read them as latin-1 (`cafÃ©`).
+        """
+        app = durable.asgi_app(Probe, durable_runtime)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            assert (await c.get("/", headers={b"X-V": raw})).json()["x-v"] == seen
+
+    async def test_websocket_helper_sends_utf8_headers(self, durable_runtime: durable.Runtime) -> None:
+        """durable.testing.websocket sends header values as UTF-8, so the Worker sees them as given."""
+
+        class Upgrade(durable.WorkerEntrypoint):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                client, server = durable.WebSocketPair()
+                server.accept()
+                server.send(request.headers.get("x-name") or "")
+                return durable.Response(None, status=101, web_socket=client)
+
+        app = durable.asgi_app(Upgrade, durable_runtime)
+        async with durable.testing.websocket(app, "http://t/", headers={"X-Name": "José 日本"}) as ws:
+            assert await ws.receive() == "José 日本"
