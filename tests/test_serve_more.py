@@ -130,3 +130,23 @@ class TestRequestHeaders:
         app = durable.asgi_app(Upgrade, durable_runtime)
         async with durable.testing.websocket(app, "http://t/", headers={"X-Name": "José 日本"}) as ws:
             assert await ws.receive() == "José 日本"
+
+
+class TestPythonWorkersDefault:
+    def test_plain_default_class_refused(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A project whose `Default` is no WorkerEntrypoint subclass exits 2 naming the fix.
+
+        workerd serves only the WorkerEntrypoint subclasses its introspection collects from the
+        main module (src/pyodide/python-entrypoint-helper.ts), so such a class serves nothing
+        there. Before, `durable serve` died with exit code 1 and a bare TypeError from asgi_app.
+        """
+        (tmp_path / "src").mkdir()
+        (tmp_path / "wrangler.jsonc").write_text('{"main": "src/entry.py"}')
+        (tmp_path / "src" / "entry.py").write_text(
+            "from workers import Response\n\nclass Default:\n    async def fetch(self, request):\n"
+            "        return Response('hi')\n"
+        )
+        assert main(["serve", str(tmp_path), "--in-memory"]) == 2
+        err = capsys.readouterr().err
+        assert "`Default` must be a class with a fetch method (a WorkerEntrypoint subclass" in err
+        assert "class Default(WorkerEntrypoint)" in err
