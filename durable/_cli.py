@@ -38,7 +38,7 @@ from types import FrameType, ModuleType
 from typing import Any, Final
 
 from ._cli_messages import RELOAD_UNSUPPORTED, no_worker_message
-from .asgi import asgi_app
+from .asgi import asgi_app, worker_class_problem
 
 __all__ = ["AppLoadError", "LoadedApp", "build_parser", "load_app", "main"]
 
@@ -293,10 +293,10 @@ def load_app(path: str | Path) -> LoadedApp:
         worker = getattr(module, "default", None)
     if worker is None:
         raise AppLoadError(no_worker_message(path, module))
-    if not (isinstance(worker, type) and callable(getattr(worker, "fetch", None))):
+    problem = worker_class_problem(worker, how_to_bind='bindings = {{"NAME": {cls}}}')
+    if problem is not None:
         raise AppLoadError(
-            f"{path}: `Worker` must be a class with a fetch method "
-            f"(a durable.WorkerEntrypoint subclass), not {worker!r}"
+            f"{path}: `Worker` must be a class with a fetch method (a durable.WorkerEntrypoint subclass), not {problem}"
         )
 
     raw_bindings = getattr(module, "bindings", {})

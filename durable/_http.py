@@ -177,6 +177,9 @@ class Headers(MutableMapping[str, str]):
     def _from_latin1(cls, raw: Iterable[tuple[builtins.bytes, builtins.bytes]]) -> Headers:
         """Headers from an HTTP server's ``(name, value)`` byte pairs (ASGI's ``scope["headers"]``).
 
+        Names are latin-1 (an HTTP token is ASCII; anything else fails the check). Values are
+        read as UTF-8, invalid sequences becoming U+FFFD, as workerd reads them (measured with
+        miniflare 4: ``X-V: caf\\xc3\\xa9`` arrives as ``café``, ``caf\\xe9`` as ``caf\\ufffd``).
         The same result and errors as ``Headers(decoded pairs)``, checked in one pass over all
         names and one over all values instead of a regex per header (measured: with wrk's three
         headers, 2.6-3.2 us instead of 3.0-4.0 us, measured with timeit side by side).
@@ -198,7 +201,9 @@ class Headers(MutableMapping[str, str]):
         if cached is not None:
             headers._items = list(cached)
             return headers
-        items = [(k.decode("latin-1").lower(), v.decode("latin-1").strip(_HTTP_WHITESPACE)) for k, v in key or raw]
+        items = [
+            (k.decode("latin-1").lower(), v.decode("utf-8", "replace").strip(_HTTP_WHITESPACE)) for k, v in key or raw
+        ]
         names = "\n".join([n for n, _ in items])
         values = "".join([v for _, v in items])
         # (A name holding the "\n" separator would pass as two tokens: the count catches it.)
@@ -1217,7 +1222,7 @@ class WorkerEntrypoint:
 
 
 def headers_from_server(raw: Iterable[tuple[builtins.bytes, builtins.bytes]]) -> Headers:
-    """``Headers`` from a server's raw (latin-1 bytes) pairs, checked in one pass (the ASGI front's path)."""
+    """``Headers`` from a server's raw byte pairs (values read as UTF-8), checked in one pass (the ASGI front's path)."""
     return Headers._from_latin1(raw)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import json
 import os
 import shutil
@@ -237,6 +238,25 @@ def _jsonable(value: Any) -> Any:
     return {"repr": repr(value)}
 
 
+def _read_only_authorizer(refused: list[str], action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
+    """Deny what ``PRAGMA query_only`` lets through and would still write: a file made by
+    ``ATTACH`` or ``VACUUM INTO`` (both authorized as ``SQLITE_ATTACH``), or turning ``query_only`` off.
+    """
+    if action == sqlite3.SQLITE_ATTACH:
+        refused.append(
+            f"ATTACH and VACUUM INTO are refused: they would create or change the file {arg1!r}, "
+            "and durable inspect never changes a file"
+        )
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_DETACH:
+        refused.append("DETACH is refused: durable inspect runs one read-only query")
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() == "query_only" and arg2 is not None:
+        refused.append("PRAGMA query_only cannot be changed: durable inspect runs the query read-only")
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
 def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | None = None) -> dict[str, Any]:
     """One object: its decoded key-value entries, tables, alarm; or the rows of one read-only query."""
     _check_directory(directory)
@@ -247,11 +267,15 @@ def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | 
         raise InspectError(info["error"])
     with _open(file) as conn:
         if sql is not None:
+            refused: list[str] = []
+            conn.set_authorizer(functools.partial(_read_only_authorizer, refused))
             try:
                 cursor = conn.execute(sql)
                 columns = [d[0] for d in cursor.description or ()]
                 rows = [list(row) for row in cursor.fetchall()]
             except sqlite3.Error as exc:
+                if refused:
+                    raise InspectError(f"query refused: {refused[0]}") from exc
                 raise InspectError(f"query failed: {exc} (the query runs read-only: PRAGMA query_only)") from exc
             info["query"] = {"sql": sql, "columns": columns, "rows": rows}
             return info

@@ -175,7 +175,7 @@ async def _asgi_connect(app: Any, url: str, headers: dict[str, str]) -> tuple[We
         "raw_path": (parts.path or "/").encode("ascii", "replace"),
         "query_string": parts.query.encode("ascii", "replace"),
         "headers": [(b"host", (parts.netloc or host).encode("latin-1"))]
-        + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+        + [(k.encode("latin-1"), v.encode("utf-8")) for k, v in headers.items()],
         "subprotocols": [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()],
         "extensions": {"websocket.http.response": {}, CLOSE_WITHOUT_CODE: {}},
     }

@@ -46,8 +46,9 @@ from ._http import (
     request_from_server,
     take_body,
 )
+from ._object import DurableObject
 
-__all__ = ["WorkerApp", "asgi_app"]
+__all__ = ["WorkerApp", "asgi_app", "worker_class_problem"]
 
 logger = logging.getLogger("durable.asgi")
 
@@ -95,6 +96,28 @@ class _ClientDisconnected(Exception):
     """The client went away while its body was being read: nothing is answered."""
 
 
+def worker_class_problem(worker: object, *, how_to_bind: str = 'runtime.namespace({cls}, name="NAME")') -> str | None:
+    """What ``worker`` is, if it cannot be served as a Worker (to end "... not "), else ``None``.
+
+    A Worker is a :class:`durable.WorkerEntrypoint` subclass, constructed per request as
+    ``Worker(ctx, env)``. A Durable Object class in its place (a common slip: ``asgi_app(Counter,
+    rt)``) would be built with the request's ``ExecutionContext`` as its ``ctx`` and fail on every
+    request, so it is refused with the fix (``how_to_bind``, formatted with ``cls``, says how to
+    bind it instead); so is any other class, an instance or a function.
+    """
+    if isinstance(worker, type) and issubclass(worker, WorkerEntrypoint):
+        return None
+    if isinstance(worker, type) and issubclass(worker, DurableObject):
+        bind = how_to_bind.format(cls=worker.__qualname__)
+        return (
+            f"the Durable Object class {worker.__qualname__}: bind it with {bind} and serve a Worker "
+            "whose fetch forwards to it (self.env.NAME.get_by_name(...).fetch(request))."
+        )
+    if isinstance(worker, type):
+        return f"{worker!r}: declare it as class {worker.__name__}(durable.WorkerEntrypoint)."
+    return f"{worker!r}."
+
+
 def asgi_app(
     worker: type[WorkerEntrypoint],
     runtime: _HasEnv,
@@ -117,7 +140,8 @@ def asgi_app(
             Cloudflare route does.
 
     Raises:
-        TypeError: ``worker`` is not a class with a ``fetch`` method.
+        TypeError: ``worker`` is not a :class:`durable.WorkerEntrypoint` subclass (a Durable
+            Object class, an instance, a function or another class).
         ValueError: ``max_body_size`` is negative.
 
     Example::
@@ -144,10 +168,10 @@ class WorkerApp:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         strip_root_path: bool = False,
     ) -> None:
-        if not isinstance(worker, type) or not callable(getattr(worker, "fetch", None)):
+        problem = worker_class_problem(worker)
+        if problem is not None:
             raise TypeError(
-                "asgi_app() expects the Worker class (a durable.WorkerEntrypoint subclass "
-                f"with a fetch method), not {worker!r}."
+                f"asgi_app() expects the Worker class (a durable.WorkerEntrypoint subclass with a fetch method), not {problem}"
             )
         if not isinstance(max_body_size, int) or max_body_size < 0:
             raise ValueError(f"max_body_size must be a non-negative int, not {max_body_size!r}.")
@@ -341,6 +365,12 @@ def _to_request(scope: Scope, body: _RequestBody) -> Request:
     except (TypeError, ValueError, AttributeError) as exc:
         raise _BadRequest(f"invalid header ({exc})") from None
     url = _request_url(scope, headers)
+    # workerd's front (miniflare, as wrangler dev runs it) adds the client's address as
+    # CF-Connecting-IP when the request has none, as Cloudflare's edge always does: code reads
+    # the client's IP there.
+    client = scope.get("client")
+    if client and isinstance(client[0], str) and client[0] and not headers.has("cf-connecting-ip"):
+        headers.append("cf-connecting-ip", client[0])
     lengths = headers.get_all("content-length")
     if len(set(lengths)) > 1:
         raise _BadRequest("conflicting Content-Length headers")

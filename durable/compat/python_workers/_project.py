@@ -324,8 +324,13 @@ def load_project(path: str | Path) -> Project:
         if not callable(on_fetch):
             raise ProjectError(f"{main}: `on_fetch` must be a function, not {type(on_fetch).__name__}")
         worker = legacy_worker(on_fetch)
-    elif not (isinstance(worker, type) and callable(getattr(worker, "fetch", None))):
-        raise ProjectError(f"{main}: `Default` must be a class with a fetch method (a WorkerEntrypoint subclass)")
+    elif not (isinstance(worker, type) and issubclass(worker, durable.WorkerEntrypoint)):
+        # workerd serves only the WorkerEntrypoint subclasses its introspection collects from the
+        # main module (python-entrypoint-helper.ts): a plain class named Default serves nothing.
+        raise ProjectError(
+            f"{main}: `Default` must be a class with a fetch method (a WorkerEntrypoint subclass: "
+            f"from workers import WorkerEntrypoint; class Default(WorkerEntrypoint)), not {worker!r}"
+        )
 
     return Project(
         config=config,
