@@ -68,9 +68,17 @@ class DurableObjectId(metaclass=NoPublicConstructor):
         """
         return (self._namespace, self._hex)
 
-    def equals(self, other: object) -> bool:
-        """Whether ``other`` is the same id (Cloudflare's ``id.equals(other)``)."""
-        return self == other
+    def equals(self, other: DurableObjectId) -> bool:
+        """Whether ``other`` is the same id (Cloudflare's ``id.equals(other)``).
+
+        An id of another namespace is not equal. Raises ``TypeError`` (workerd's words) if
+        ``other`` is not a ``DurableObjectId`` (a string, ``None``): compare ``str(id)`` for that.
+        """
+        if not isinstance(other, DurableObjectId):
+            raise TypeError(
+                "Failed to execute 'equals' on 'DurableObjectId': parameter 1 is not of type 'DurableObjectId'."
+            )
+        return self._bytes == other._bytes and self._namespace == other._namespace
 
     def to_string(self) -> str:
         """The 64-digit lowercase hex form (Cloudflare's ``toString()``)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from ._aliases import camel_aliases
 from ._id import DurableObjectId, IdFactory
@@ -83,6 +83,14 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         if unknown:
             raise TypeError(f"new_unique_id() got an unexpected keyword argument {sorted(unknown)[0]!r}")
         return self.ids.unique()
+
+    def jurisdiction(self, name: str) -> NoReturn:
+        """Cloudflare's namespace restricted to a jurisdiction (``"eu"``, ``"fedramp"``): not implemented.
+
+        Raises ``NotImplementedError`` for any ``name``, as workerd's local runtime raises
+        ``Error: Jurisdiction restrictions are not implemented in workerd.``
+        """
+        raise NotImplementedError("Jurisdiction restrictions are not implemented in durable.")
 
     def id_from_string(self, id: str) -> DurableObjectId:
         """Rebuild an id from ``str(id)``.
