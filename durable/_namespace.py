@@ -71,6 +71,15 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
                 oid = self.ids.from_string(oid.to_string(), name=readable)
         return oid
 
+    def _from_name(self, name: str, caller: str) -> DurableObjectId:
+        """``id_from_name`` for ``caller`` (the camelCase name its ``TypeError`` gives)."""
+        oid = self.ids.from_name(name, caller)
+        if type(name) is str and not name.isascii():
+            readable = _as_workerd_reads(name)
+            if readable is not name:
+                oid = self.ids.from_string(oid.to_string(), name=readable)
+        return oid
+
     def new_unique_id(self, **options: Any) -> DurableObjectId:
         """A new random id, whose ``name`` is ``None``. Keep ``str(id)`` to reach it again.
 
@@ -107,7 +116,7 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
 
     def get_by_name(self, name: str, **options: Any) -> Stub[Any]:
         """Shorthand for ``get(id_from_name(name))``."""
-        return Stub._create(self, self.id_from_name(name))
+        return Stub._create(self, self._from_name(name, "getByName"))
 
     def host(self, oid: DurableObjectId) -> ObjectHost:
         """The host of object ``oid``, made if it is not live (for the package's stubs)."""

@@ -50,3 +50,32 @@ class TestJurisdiction:
         ns = rt.namespace(Obj)
         with pytest.raises(NotImplementedError, match=r"^Jurisdiction restrictions are not implemented in durable\.$"):
             ns.jurisdiction(name)
+
+
+class TestArgumentTypes:
+    @pytest.mark.parametrize("name", [123, None, b"a", 1.5])
+    async def test_name_that_is_not_a_str(self, rt: durable.Runtime, name: Any) -> None:
+        """workerd: idFromName() / getByName() without a string raise TypeError: Failed to execute
+        'idFromName' on 'DurableObjectNamespace': parameter 1 is not of type 'string'. (workerd turns
+        a number into its string; durable refuses it, in the same words)."""
+        ns = rt.namespace(Obj)
+        with pytest.raises(
+            TypeError,
+            match=r"^Failed to execute 'idFromName' on 'DurableObjectNamespace': parameter 1 is not of type 'string'\.$",
+        ):
+            ns.id_from_name(name)
+        with pytest.raises(
+            TypeError,
+            match=r"^Failed to execute 'getByName' on 'DurableObjectNamespace': parameter 1 is not of type 'string'\.$",
+        ):
+            ns.get_by_name(name)
+
+    @pytest.mark.parametrize("oid", ["A", None, {}, 1])
+    async def test_get_of_what_is_not_an_id(self, rt: durable.Runtime, oid: Any) -> None:
+        """workerd: get("A"), get(null), get({}) raise TypeError: Failed to execute 'get' on
+        'DurableObjectNamespace': parameter 1 is not of type 'DurableObjectId'."""
+        with pytest.raises(
+            TypeError,
+            match=r"^Failed to execute 'get' on 'DurableObjectNamespace': parameter 1 is not of type 'DurableObjectId'\.$",
+        ):
+            rt.namespace(Obj).get(oid)
