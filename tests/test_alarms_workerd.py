@@ -175,3 +175,37 @@ class TestAlarmWrittenInsideATransactionOfTheHandler:
         the running alarm's time and the alarm stays stored: docs/differences.md.)
         """
         assert await run_scenario("sync", backend) == (["alarm", None], None)
+
+
+class FailingAlarm(durable.DurableObject):
+    """Its alarm fails every time; records (seconds after T0, retry_count) of each attempt."""
+
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def set_and_roll_back(self) -> None:
+        async def body(txn: durable.Transaction) -> None:
+            await txn.set_alarm(self.ctx.now_ms() + 100_000)
+            txn.rollback()
+
+        await self.ctx.storage.transaction(body)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        self.env.attempts.append(((self.ctx.now_ms() - T0_MS) / 1000, info.retry_count))
+        raise RuntimeError("fails")
+
+
+class TestRetriesAndUnchangedAlarms:
+    async def test_rolled_back_alarm_write_keeps_the_retry(self) -> None:
+        """workerd: a transaction() that sets the alarm and rolls back, between two retries, changes
+        nothing (attempts at 0.3 s, 2.5 s, 6.7 s with retry counts 0, 1, 2); durable ran the alarm
+        again at once as a first attempt."""
+        clock = MockClock(T0)
+        attempts: list[tuple[float, int]] = []
+        async with durable.Runtime(clock=clock, vars={"attempts": attempts}) as rt:
+            stub = rt.namespace(FailingAlarm).get_by_name("a")
+            await stub.arm(T0_MS + 1000)
+            await clock.advance(1.5)
+            await stub.set_and_roll_back()
+            await clock.advance(20)
+        assert attempts == [(1.0, 0), (3.0, 1), (7.0, 2), (15.0, 3)]
