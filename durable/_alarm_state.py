@@ -3,7 +3,10 @@
 Rules, and the Cloudflare behaviour each mirrors:
 
 - While the alarm handler runs, ``get_alarm()`` reports no alarm, unless the handler set a new one
-  (workerd clears the alarm before running its handler, as seen by the handler).
+  (workerd clears the alarm before running its handler, as seen by the handler). An alarm set or
+  deleted inside a ``transaction()`` counts once the transaction commits, and not at all if it rolls
+  back (workerd's "alarm dirty" flag of an explicit transaction): until then only code inside that
+  transaction (or one nested in it) sees it.
 - A handler that returns clears the alarm it ran for, unless it set a new one meanwhile; an alarm
   the scheduler gives up on (retries exhausted) is deleted if it is still the one stored.
 - A changed alarm reaches the runtime's scheduler only with the commit that makes it durable
@@ -29,7 +32,7 @@ __all__ = ["AlarmState"]
 class AlarmState:
     """The alarm of one object: whether its handler runs, and whether it changed since the last commit."""
 
-    __slots__ = ("_committing", "_owner", "changed", "reset", "running")
+    __slots__ = ("_committing", "_dirty_depth", "_owner", "changed", "reset", "running")
 
     def __init__(self, owner: ObjectHost) -> None:
         self._owner = owner
@@ -40,17 +43,44 @@ class AlarmState:
         self.changed = False
         """Whether the alarm was written since the last commit (the scheduler must hear of it)."""
         self._committing: int | None = None
+        self._dirty_depth: int | None = None
+        """While the handler runs: the shallowest savepoint depth (``transaction()`` nesting) whose
+        uncommitted writes set or deleted the alarm; they make ``reset`` true once they reach depth
+        0, and are forgotten if that savepoint rolls back. ``None``: no such write."""
 
     def written(self) -> None:
         """The alarm was set or deleted: the scheduler re-arms it after the commit."""
         self.changed = True
-        if self.running:
+        if self.running and not self.reset:
+            depth = self._owner.db.savepoint_depth
+            if depth == 0:
+                self.reset = True
+                self._dirty_depth = None
+            elif self._dirty_depth is None or depth < self._dirty_depth:
+                self._dirty_depth = depth
+
+    def savepoint_ended(self, kept: bool) -> None:
+        """A ``transaction()`` savepoint was released (``kept``) or rolled back: so were its alarm writes."""
+        dirty = self._dirty_depth
+        if dirty is None:
+            return
+        depth = self._owner.db.savepoint_depth  # the depth now, after the savepoint ended
+        if dirty <= depth:
+            return  # written outside the savepoint that ended
+        if not kept:
+            self._dirty_depth = None
+        elif depth == 0:
             self.reset = True
+            self._dirty_depth = None
+        else:
+            self._dirty_depth = depth
 
     def visible(self, stored: int | None) -> int | None:
         """The alarm ``get_alarm()`` reports, given the ``stored`` one (None while the handler runs)."""
         if self.running and not self.reset:
-            return None
+            dirty = self._dirty_depth
+            if dirty is None or self._owner.db.savepoint_depth < dirty:
+                return None
         return stored
 
     def take_change(self) -> bool:
@@ -90,6 +120,7 @@ class AlarmState:
             return False
         self.running = True
         self.reset = False
+        self._dirty_depth = None
         result = instance.alarm(info)  # type: ignore[attr-defined]
         if inspect.isawaitable(result):
             await result

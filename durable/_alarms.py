@@ -120,9 +120,18 @@ class AlarmScheduler:
             self._index.index_alarm(key, when_ms)
 
     def after_commit(self, key: Key, when_ms: int | None) -> None:
-        """Object ``key`` committed ``when_ms`` as its alarm: unindex a cleared one, set the timer."""
+        """Object ``key`` committed ``when_ms`` as its alarm: unindex a cleared one, set the timer.
+
+        An alarm committed unchanged (a ``transaction()`` that set it and rolled back) keeps its
+        pending timer, and so its retry count, as in workerd, which schedules nothing when the
+        stored alarm did not change (measured with miniflare: the retries go on at 2 s, 4 s...).
+        """
         if when_ms is None:
             self._index.unindex_alarm(key)
+        else:
+            old = self._entries.get(key)
+            if old is not None and old.scheduled_ms == when_ms and old.handle is not None and key not in self._active:
+                return
         self.schedule(key, when_ms)
 
     def namespace_bound(self, name: str) -> None:

@@ -265,6 +265,9 @@ class ObjectHost:
     def alarm_visible(self, stored: int | None) -> int | None:
         return self.alarms.visible(stored)
 
+    def savepoint_ended(self, kept: bool) -> None:
+        self.alarms.savepoint_ended(kept)
+
     def commit_waiter(self) -> Awaitable[None]:
         waiter = self.output.commit_waiter()
         return Done(None) if waiter is None else waiter

@@ -68,9 +68,17 @@ class DurableObjectId(metaclass=NoPublicConstructor):
         """
         return (self._namespace, self._hex)
 
-    def equals(self, other: object) -> bool:
-        """Whether ``other`` is the same id (Cloudflare's ``id.equals(other)``)."""
-        return self == other
+    def equals(self, other: DurableObjectId) -> bool:
+        """Whether ``other`` is the same id (Cloudflare's ``id.equals(other)``).
+
+        An id of another namespace is not equal. Raises ``TypeError`` (workerd's words) if
+        ``other`` is not a ``DurableObjectId`` (a string, ``None``): compare ``str(id)`` for that.
+        """
+        if not isinstance(other, DurableObjectId):
+            raise TypeError(
+                "Failed to execute 'equals' on 'DurableObjectId': parameter 1 is not of type 'DurableObjectId'."
+            )
+        return self._bytes == other._bytes and self._namespace == other._namespace
 
     def to_string(self) -> str:
         """The 64-digit lowercase hex form (Cloudflare's ``toString()``)."""
@@ -116,11 +124,17 @@ class IdFactory:
         (two HMACs, about 3.7 us of the ~120 us a served counter request costs); ids are
         immutable values, so a repeated name gets the same id object back in ~0.1 us."""
 
-    def from_name(self, name: str) -> DurableObjectId:
+    def from_name(self, name: str, caller: str = "idFromName") -> DurableObjectId:
+        """The id of ``name``; ``TypeError`` (workerd's words, naming ``caller``) if it is not a ``str``.
+
+        (workerd turns a number into its string; durable, in Python, refuses it.)
+        """
         if type(name) is str and (cached := self._by_name.get(name)) is not None:
             return cached
         if not isinstance(name, str):
-            raise TypeError(f"id_from_name() takes a str name, not {type(name).__name__}")
+            raise TypeError(
+                f"Failed to execute '{caller}' on 'DurableObjectNamespace': parameter 1 is not of type 'string'."
+            )
         head = _mac(self._key, name.encode("utf-8", "surrogatepass"))
         oid = DurableObjectId._create(head + _mac(self._key, head), name, self.namespace)
         if type(name) is str and len(name) <= _NAME_CACHE_MAX_LENGTH:
@@ -144,9 +158,8 @@ class IdFactory:
     def check(self, oid: object) -> DurableObjectId:
         """Return ``oid`` if it is an id of this namespace, else raise ``TypeError``."""
         if not isinstance(oid, DurableObjectId):
-            raise TypeError(
-                f"get() takes a DurableObjectId, not {type(oid).__name__}; "
-                "use id_from_name(), id_from_string() or get_by_name()"
+            raise TypeError(  # workerd's words
+                "Failed to execute 'get' on 'DurableObjectNamespace': parameter 1 is not of type 'DurableObjectId'."
             )
         if oid._namespace != self.namespace:
             raise TypeError("Durable Object ID is not valid for this namespace.")

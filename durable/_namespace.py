@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from ._aliases import camel_aliases
 from ._id import DurableObjectId, IdFactory
@@ -71,6 +71,15 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
                 oid = self.ids.from_string(oid.to_string(), name=readable)
         return oid
 
+    def _from_name(self, name: str, caller: str) -> DurableObjectId:
+        """``id_from_name`` for ``caller`` (the camelCase name its ``TypeError`` gives)."""
+        oid = self.ids.from_name(name, caller)
+        if type(name) is str and not name.isascii():
+            readable = _as_workerd_reads(name)
+            if readable is not name:
+                oid = self.ids.from_string(oid.to_string(), name=readable)
+        return oid
+
     def new_unique_id(self, **options: Any) -> DurableObjectId:
         """A new random id, whose ``name`` is ``None``. Keep ``str(id)`` to reach it again.
 
@@ -83,6 +92,14 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         if unknown:
             raise TypeError(f"new_unique_id() got an unexpected keyword argument {sorted(unknown)[0]!r}")
         return self.ids.unique()
+
+    def jurisdiction(self, name: str) -> NoReturn:
+        """Cloudflare's namespace restricted to a jurisdiction (``"eu"``, ``"fedramp"``): not implemented.
+
+        Raises ``NotImplementedError`` for any ``name``, as workerd's local runtime raises
+        ``Error: Jurisdiction restrictions are not implemented in workerd.``
+        """
+        raise NotImplementedError("Jurisdiction restrictions are not implemented in durable.")
 
     def id_from_string(self, id: str) -> DurableObjectId:
         """Rebuild an id from ``str(id)``.
@@ -99,7 +116,7 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
 
     def get_by_name(self, name: str, **options: Any) -> Stub[Any]:
         """Shorthand for ``get(id_from_name(name))``."""
-        return Stub._create(self, self.id_from_name(name))
+        return Stub._create(self, self._from_name(name, "getByName"))
 
     def host(self, oid: DurableObjectId) -> ObjectHost:
         """The host of object ``oid``, made if it is not live (for the package's stubs)."""

@@ -115,6 +115,10 @@ class StorageHost(Protocol):
         """Record that the alarm changed, so that the scheduler re-arms it after the commit."""
         ...
 
+    def savepoint_ended(self, kept: bool) -> None:
+        """A ``transaction()`` or ``transaction_sync()`` savepoint was released (``kept``) or rolled back."""
+        ...
+
     def alarm_visible(self, stored: int | None) -> int | None:
         """The alarm ``get_alarm()`` reports, given the ``stored`` one: ``None`` while the alarm
         handler runs, unless the handler set a new alarm (as Cloudflare reports it)."""

@@ -74,9 +74,8 @@ def _to_alarm_ms(when: object, host: StorageHost) -> int:
         ms = int(when) if when > 0 else 0  # any time <= 0 is refused below
         _refuse_seconds(when, host)
     else:
-        raise TypeError(
-            f"setAlarm() takes a time in milliseconds since the epoch (int) or a datetime, not {type(when).__name__}"
-        )
+        # workerd's words for anything that is neither a number nor a Date (a string, null, a bool...).
+        raise TypeError("Failed to execute 'setAlarm' on 'DurableObjectStorage': parameter 1 is not of type 'date'.")
     if ms <= 0:
         raise TypeError("setAlarm() cannot be called with an alarm time <= 0")
     if not host.has_alarm_handler:

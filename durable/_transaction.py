@@ -394,6 +394,7 @@ class Transactions:
                     self._db.rollback_to(txn._savepoint)
                 else:
                     self._db.release(txn._savepoint)
+                host.savepoint_ended(not failed)
         finally:
             if txn._phase == "active" and not failed:
                 txn._phase = "committed"
@@ -417,6 +418,7 @@ class Transactions:
         if self._gen != self._host.gen or not txn._started:
             return  # reset: the savepoint is gone already
         self._db.rollback_to(txn._savepoint)
+        self._host.savepoint_ended(False)
 
     # -- transaction_sync() ----------------------------------------------------------------------
 
@@ -441,9 +443,11 @@ class Transactions:
                     raise TypeError("transaction_sync() callback returned an awaitable; it must be synchronous")
             except BaseException:
                 db.rollback_to(savepoint)
+                host.savepoint_ended(False)
                 host.wrote(gated=True)
                 raise
             db.release(savepoint)
+            host.savepoint_ended(True)
             host.wrote(gated=True)
             return result
         finally:

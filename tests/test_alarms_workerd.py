@@ -1,0 +1,211 @@
+"""Alarm behaviour that once differed from workerd's (measured with miniflare 4, compatibility date 2026-04-07)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import durable
+from durable.testing import MockClock
+
+T0 = 1_700_000_000
+T0_MS = T0 * 1000
+
+
+class Alarmed(durable.DurableObject):
+    async def arm(self, when: Any) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        pass
+
+
+@pytest.fixture
+async def rt() -> AsyncIterator[durable.Runtime]:
+    async with durable.Runtime(clock=MockClock(T0)) as runtime:
+        yield runtime
+
+
+class TestSetAlarmArguments:
+    @pytest.mark.parametrize("when", ["12345678901234", "soon", None, True, False, b"1", [T0_MS], {}])
+    async def test_not_a_number_or_date_has_workerds_message(self, rt: durable.Runtime, when: Any) -> None:
+        """Neither a number nor a date: workerd raises TypeError: Failed to execute 'setAlarm' on
+        'DurableObjectStorage': parameter 1 is not of type 'date'. (for a string, null, a boolean,
+        an object), and nothing is set."""
+        stub = rt.namespace(Alarmed).get_by_name("a")
+        message = r"^Failed to execute 'setAlarm' on 'DurableObjectStorage': parameter 1 is not of type 'date'\.$"
+        with pytest.raises(TypeError, match=message):
+            await stub.arm(when)
+        assert await stub.get() is None
+
+
+Seen = list[Any]
+
+
+class InTransactions(durable.DurableObject):
+    """Its alarm() handler runs the scenario named by its object's name, recording what it sees."""
+
+    async def arm(self) -> None:
+        await self.ctx.storage.set_alarm(self.ctx.now_ms() + 200)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        seen: Seen = self.env.seen
+        seen.append("alarm")
+        if len(seen) > 10:  # a scenario that makes the alarm run again and again
+            await self.ctx.storage.delete_alarm()
+            return
+        storage = self.ctx.storage
+        later = self.ctx.now_ms() + 100_000
+        name = self.ctx.id.name
+
+        async def visible(txn: Any) -> Any:
+            alarm = await txn.get_alarm()
+            return alarm if alarm is None else alarm == later
+
+        if name == "rollback":
+
+            async def set_and_roll_back(txn: durable.Transaction) -> None:
+                await txn.set_alarm(later)
+                seen.append(await visible(txn))
+                txn.rollback()
+
+            await storage.transaction(set_and_roll_back)
+        elif name == "raise":
+
+            async def set_and_raise(txn: durable.Transaction) -> None:
+                await txn.set_alarm(later)
+                raise ValueError("undo")
+
+            with pytest.raises(ValueError):
+                await storage.transaction(set_and_raise)
+        elif name == "nested":
+
+            async def outer(txn: durable.Transaction) -> None:
+                async def inner(txn2: durable.Transaction) -> None:
+                    await txn2.set_alarm(later)
+                    seen.append(await visible(txn2))
+
+                await storage.transaction(inner)
+                seen.append(await visible(txn))
+                if self.env.roll_back_outer:
+                    txn.rollback()
+
+            await storage.transaction(outer)
+        elif name == "inner-rollback":
+
+            async def outer2(txn: durable.Transaction) -> None:
+                seen.append(await visible(txn))
+
+                async def inner(txn2: durable.Transaction) -> None:
+                    await txn2.set_alarm(later)
+                    seen.append(await visible(txn2))
+                    txn2.rollback()
+
+                await storage.transaction(inner)
+                seen.append(await visible(txn))
+
+            await storage.transaction(outer2)
+        elif name == "sync":
+
+            def set_and_fail() -> None:
+                storage.set_alarm(later)
+                raise ValueError("undo")
+
+            with pytest.raises(ValueError):
+                storage.transaction_sync(set_and_fail)
+        seen.append(await visible(storage))
+        if seen[-1] is True:
+            await storage.delete_alarm()  # a committed alarm: visible, so the handler ends clean
+
+
+@pytest.fixture(params=["sqlite", "kv"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def run_scenario(name: str, backend: str, *, roll_back_outer: bool = False) -> tuple[Seen, int | None]:
+    """Arm the object's alarm, let it run (and run again if it stays set), return what it saw."""
+    clock = MockClock(T0)
+    seen: Seen = []
+    async with durable.Runtime(clock=clock, vars={"seen": seen, "roll_back_outer": roll_back_outer}) as rt:
+        stub = rt.namespace(InTransactions, storage=backend).get_by_name(name)
+        await stub.arm()
+        await clock.advance(60)
+        return seen, await stub.get()
+
+
+class TestAlarmWrittenInsideATransactionOfTheHandler:
+    """workerd (miniflare 4, 2026-04-07, SQLite- and KV-backed alike) counts an alarm set inside a
+    transaction() of the alarm handler once that transaction commits, and not at all if it rolls
+    back; durable kept the handler's "I set a new alarm" mark after a rollback, so get_alarm()
+    read the alarm that was running and the alarm ran again and again."""
+
+    async def test_rolled_back(self, backend: str) -> None:
+        """workerd: inside the transaction getAlarm() reads the new time; after rollback() null, once."""
+        assert await run_scenario("rollback", backend) == (["alarm", True, None], None)
+
+    async def test_transaction_that_raises(self, backend: str) -> None:
+        """workerd: a transaction() whose closure throws undoes its setAlarm: getAlarm() is null, once."""
+        assert await run_scenario("raise", backend) == (["alarm", None], None)
+
+    async def test_nested_commits(self, backend: str) -> None:
+        """workerd: an alarm set in a nested transaction is seen by the outer one and, once committed, after it."""
+        assert await run_scenario("nested", backend) == (["alarm", True, True, True], None)
+
+    async def test_outer_rollback_undoes_the_nested_one(self, backend: str) -> None:
+        """workerd: the outer transaction's rollback() undoes what its committed nested one set."""
+        assert await run_scenario("nested", backend, roll_back_outer=True) == (["alarm", True, True, None], None)
+
+    async def test_inner_rollback(self, backend: str) -> None:
+        """workerd: the outer transaction reads null before and after a nested one set the alarm and rolled back."""
+        assert await run_scenario("inner-rollback", backend) == (["alarm", None, True, None, None], None)
+
+    async def test_transaction_sync_that_raises(self, backend: str) -> None:
+        """A transaction_sync() that raises undoes its set_alarm: the handler then reads None and ends once.
+
+        (workerd's transactionSync keeps its "new alarm" mark after the rollback, so getAlarm() reads
+        the running alarm's time and the alarm stays stored: docs/differences.md.)
+        """
+        assert await run_scenario("sync", backend) == (["alarm", None], None)
+
+
+class FailingAlarm(durable.DurableObject):
+    """Its alarm fails every time; records (seconds after T0, retry_count) of each attempt."""
+
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def set_and_roll_back(self) -> None:
+        async def body(txn: durable.Transaction) -> None:
+            await txn.set_alarm(self.ctx.now_ms() + 100_000)
+            txn.rollback()
+
+        await self.ctx.storage.transaction(body)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        self.env.attempts.append(((self.ctx.now_ms() - T0_MS) / 1000, info.retry_count))
+        raise RuntimeError("fails")
+
+
+class TestRetriesAndUnchangedAlarms:
+    async def test_rolled_back_alarm_write_keeps_the_retry(self) -> None:
+        """workerd: a transaction() that sets the alarm and rolls back, between two retries, changes
+        nothing (attempts at 0.3 s, 2.5 s, 6.7 s with retry counts 0, 1, 2); durable ran the alarm
+        again at once as a first attempt."""
+        clock = MockClock(T0)
+        attempts: list[tuple[float, int]] = []
+        async with durable.Runtime(clock=clock, vars={"attempts": attempts}) as rt:
+            stub = rt.namespace(FailingAlarm).get_by_name("a")
+            await stub.arm(T0_MS + 1000)
+            await clock.advance(1.5)
+            await stub.set_and_roll_back()
+            await clock.advance(20)
+        assert attempts == [(1.0, 0), (3.0, 1), (7.0, 2), (15.0, 3)]
