@@ -75,7 +75,8 @@ def rpc_table(cls: type) -> dict[str, RpcEntry]:
 def resolve_rpc(cls: type, name: str) -> object:
     """The class attribute ``name`` that RPC may reach on ``cls``, or raise Cloudflare's TypeError.
 
-    Reachable: public names defined on the class or its bases below :class:`DurableObject`. Not:
+    Reachable: public names defined on the class or its other bases than :class:`DurableObject`
+    (mixins, listed before or after it: the method resolution order decides). Not:
     names starting with ``_``, instance attributes, ``fetch`` (only through ``stub.fetch``) and the
     reserved handler names (:data:`RESERVED_METHODS`).
 
@@ -91,7 +92,9 @@ def resolve_rpc(cls: type, name: str) -> object:
         raise TypeError(f"'{name}' is a reserved method and cannot be called over RPC.")
     if not name.startswith("_") and name != "fetch":
         for klass in cls.__mro__:
-            if klass is DurableObject or klass is object:
+            if klass is DurableObject:
+                continue  # (a mixin listed after it, ``class X(DurableObject, Mixin)``, comes later)
+            if klass is object:
                 break
             if name in klass.__dict__:
                 attr = klass.__dict__[name]

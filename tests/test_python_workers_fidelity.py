@@ -61,12 +61,23 @@ class Inbox(Mixin, sdk.DurableObject):
         return type(value).__name__
 
 
+class InboxAfter(sdk.DurableObject, Mixin):
+    """The mixin listed after DurableObject: later in the method resolution order."""
+
+
 class InboxChild(Inbox):
     async def child_take(self, value: Any) -> Any:
         return type(value).__name__
 
 
 class TestRpcArguments:
+    async def test_mixin_after_durable_object(self, durable_runtime: durable.Runtime) -> None:
+        """`class X(DurableObject, Mixin)`: the mixin's methods are reachable over RPC and get
+        their arguments converted as the class's own do (workers-py reaches any attribute)."""
+        durable_runtime.namespace(InboxAfter, name="AFTER")
+        stub = env_of(durable_runtime).AFTER.getByName("a")
+        assert await stub.mixed({"key": 5}) == ("JsDict", 5)
+
     async def test_dict_arguments_arrive_as_js_dicts(self, durable_runtime: durable.Runtime) -> None:
         """A dict sent over RPC arrives as the SDK's JsDict (attribute access), at any depth.
 

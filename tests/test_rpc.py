@@ -740,3 +740,33 @@ class TestResolveCache:
         with pytest.raises(TypeError, match='The RPC receiver does not implement the method "_private".'):
             resolve_rpc(Obj, "_private")
         assert resolve_rpc(Obj, "plain") is Obj.__dict__["plain"]
+
+
+class _GreetingMixin:
+    """A plain mixin with a public method, for TestMixinAfterDurableObject."""
+
+    async def greet(self, name: str) -> str:
+        return f"hello {name}"
+
+    def _hidden(self) -> int:
+        return 1
+
+
+class _MixedAfter(durable.DurableObject, _GreetingMixin):
+    async def own(self) -> str:
+        return "own"
+
+
+class TestMixinAfterDurableObject:
+    async def test_a_mixin_listed_after_durable_object_is_reachable(self) -> None:
+        """`class X(DurableObject, Mixin)` puts the mixin after DurableObject in the method
+        resolution order; its public methods are the class's methods all the same (workers-py
+        reaches any attribute of the instance), and its private ones stay unreachable."""
+        async with durable.Runtime() as rt:
+            stub: Any = rt.namespace(_MixedAfter).get_by_name("a")
+            assert await stub.own() == "own"
+            assert await stub.greet("you") == "hello you"
+            with pytest.raises(TypeError, match='does not implement the method "_hidden"'):
+                await stub._hidden()
+            with pytest.raises(TypeError, match='does not implement the method "nothing"'):
+                await stub.nothing()

@@ -109,7 +109,9 @@ def _wrap_rpc_methods(cls: type) -> None:
     """Wrap the public plain functions RPC may reach on ``cls`` with :func:`_rpc_arguments`: those
     defined on ``cls`` or on a mixin (a base that is no Durable Object class, whose own hook would
     have wrapped them), as ``durable._object.resolve_rpc`` finds them."""
-    bases = cls.__mro__[: cls.__mro__.index(DurableObject)] if DurableObject in cls.__mro__ else (cls,)
+    # Every base but the SDK's and durable's own DurableObject (and object): a mixin may come
+    # before or after them in the method resolution order.
+    bases = [klass for klass in cls.__mro__ if klass not in (DurableObject, durable.DurableObject, object)]
     names = {name for klass in bases for name in vars(klass)}
     for name in names:
         if name.startswith("_") or name in _NOT_RPC:
