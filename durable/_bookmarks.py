@@ -13,11 +13,31 @@ from typing import TYPE_CHECKING, final
 
 from ._done import Done, after
 from ._history import NO_PITR_KV, PITR_OFF, History
+from ._storage_alarm import check_date_range
 
 if TYPE_CHECKING:
     from ._storage import StorageHost
 
 __all__ = ["Bookmarks"]
+
+
+def _time_ms(when: object) -> int:
+    """``getBookmarkForTime``'s argument in ms since the epoch, refused with workerd's TypeErrors.
+
+    workerd converts it to a kj::Date before anything else (so these come first, even where
+    point-in-time recovery is unavailable): a value that is neither a number nor a Date, NaN or
+    an infinity, and a time outside kj::Date's range are ``TypeError`` (miniflare 4, 2026-04-07).
+    """
+    if isinstance(when, _dt.datetime):
+        stamp: int | float = when.timestamp() * 1000  # a naive datetime is local time, as in timestamp()
+    elif isinstance(when, (int, float)) and not isinstance(when, bool):
+        stamp = when
+    else:
+        raise TypeError(
+            "Failed to execute 'getBookmarkForTime' on 'DurableObjectStorage': parameter 1 is not of type 'date'."
+        )
+    check_date_range(stamp)
+    return int(stamp)
 
 
 @final
@@ -63,8 +83,15 @@ class Bookmarks:
 
     def for_time(self, timestamp: int | float | _dt.datetime) -> Done[str]:
         """The bookmark of the state at ``timestamp`` (ms since the epoch, or a datetime)."""
-        return Done(self._history().bookmark_for_time(timestamp))
+        ms = _time_ms(timestamp)
+        return Done(self._history().bookmark_for_time(ms))
 
     def restore_next(self, bookmark: str) -> Done[str]:
         """Ask for the restore of ``bookmark`` when the object next starts; the undo bookmark."""
+        if not isinstance(bookmark, str):
+            # workerd's words for a missing bookmark (JavaScript would turn a number into a string).
+            raise TypeError(
+                "Failed to execute 'onNextSessionRestoreBookmark' on 'DurableObjectStorage': "
+                f"parameter 1 is not of type 'string' (a bookmark is a str, not {type(bookmark).__name__})."
+            )
         return Done(self._history().request_restore(bookmark))

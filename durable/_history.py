@@ -43,7 +43,6 @@ log itself (its format, loading, appending, the image of any state, compaction).
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import re
 import sqlite3
@@ -96,18 +95,6 @@ def _mac(namespace: str, hexid: str, seq: int, lineage: int) -> str:
     return hashlib.blake2b(data, digest_size=16, key=b"durable-pitr-1").hexdigest()
 
 
-def _to_ms(when: object) -> int:
-    if isinstance(when, _dt.datetime):
-        if when.tzinfo is None:
-            when = when.astimezone()
-        return int(when.timestamp() * 1000)
-    if isinstance(when, bool) or not isinstance(when, (int, float)):
-        raise TypeError(f"getBookmarkForTime() takes ms since the epoch (int) or a datetime, not {type(when).__name__}")
-    if when != when or when in (float("inf"), float("-inf")):
-        raise ValueError(f"getBookmarkForTime() got an invalid time: {when!r}")
-    return int(when)
-
-
 # -- the history of one object --------------------------------------------------------------------
 
 
@@ -146,11 +133,13 @@ class History:
         """The log: its records, the states it can rebuild, compaction."""
         self.capture = HistoryCapture(self.log)
         """What turns the database's commits into the log's state records."""
+        self._given: int | None = None  # the seq of the last current bookmark handed out
 
     # -- the database's hooks (see _history_capture.py) --
 
     def opened(self, conn: sqlite3.Connection, file: Path | None) -> None:
         """The database was opened: recover what a crash left in the WAL, then record from here."""
+        self._note_given()
         self.capture.opened(conn, file)
 
     def committed(self, conn: sqlite3.Connection, file: Path | None) -> None:
@@ -191,19 +180,35 @@ class History:
         return f"{seq >> 32:08x}-{seq & 0xFFFFFFFF:08x}-{lineage:08x}-{_mac(self.namespace, self.hexid, seq, lineage)}"
 
     def current_bookmark(self) -> str:
-        """The bookmark of the last committed state."""
-        self.log.load()
-        return self.bookmark(self.log.last_seq)
+        """The bookmark of the last committed state, sorting after every one handed out before.
 
-    def bookmark_for_time(self, when: object) -> str:
-        """The bookmark of the state current at ``when`` (ms since the epoch or a datetime).
+        As in workerd (whose local bookmarks count the calls, "Later bookmarks sort after earlier
+        bookmarks"; its ``sql-test.js`` asserts that each call's bookmark is larger, with no
+        write in between), a call that finds the state already named by an earlier bookmark
+        records a ``MARK``: a new state, equal to the last one, with the next seq. A log written
+        by an earlier session counts as handed out, so a new session's bookmarks sort after it.
+        """
+        history = self.log
+        self._note_given()
+        if history.last_seq == self._given:
+            history.append(MARK, history.last_seq + 1, history.state_time(), b"")
+        self._given = history.last_seq
+        return self.bookmark(history.last_seq)
 
-        Raises ``TypeError`` for another type, ``ValueError`` for a time in the future, more than
-        30 days ago, or before the object's history starts.
+    def _note_given(self) -> None:
+        """On first use: count the last state of a log written before as handed out as a bookmark."""
+        if self._given is None:
+            self.log.load()
+            self._given = self.log.last_seq if self.log.exists() else -1
+
+    def bookmark_for_time(self, ms: int) -> str:
+        """The bookmark of the state current at ``ms`` (ms since the epoch, already checked).
+
+        Raises ``ValueError`` for a time in the future, more than 30 days ago, or before the
+        object's history starts.
         """
         history = self.log
         history.load()
-        ms = _to_ms(when)
         now = self.now_ms()
         if ms > now:
             raise ValueError(f"getBookmarkForTime(): {ms} is in the future (the runtime clock says {now})")

@@ -20,7 +20,7 @@ from ._transaction import NOW, Transactions
 if TYPE_CHECKING:
     from ._storage import StorageHost
 
-__all__ = ["StorageAlarm"]
+__all__ = ["StorageAlarm", "check_date_range"]
 
 _GET_OPTIONS = frozenset({"allow_concurrency"})
 _SET_OPTIONS = frozenset({"allow_concurrency", "allow_unconfirmed"})
@@ -52,8 +52,11 @@ def _refuse_seconds(when: int | float, host: StorageHost) -> None:
         )
 
 
-def _check_alarm_range(ms: int | float) -> None:
-    """Refuse, with workerd's words, a time that is not a valid Date or does not fit a kj::Date."""
+def check_date_range(ms: int | float) -> None:
+    """Refuse, with workerd's words, a time that is not a valid Date or does not fit a kj::Date.
+
+    Shared by ``setAlarm`` and ``getBookmarkForTime`` (``_bookmarks.py``), which convert alike.
+    """
     if ms != ms or ms in (float("inf"), float("-inf")):
         raise TypeError("The value cannot be converted because it is not a valid Date.")
     # The time in ms, as a double, times 1e6 must fit an int64 of nanoseconds.
@@ -67,10 +70,10 @@ def _check_alarm_range(ms: int | float) -> None:
 def _to_alarm_ms(when: object, host: StorageHost) -> int:
     if isinstance(when, _dt.datetime):
         stamp = when.timestamp() * 1000
-        _check_alarm_range(stamp)
+        check_date_range(stamp)
         ms = int(stamp)
     elif type(when) is int or type(when) is float:
-        _check_alarm_range(when)
+        check_date_range(when)
         ms = int(when) if when > 0 else 0  # any time <= 0 is refused below
         _refuse_seconds(when, host)
     else:

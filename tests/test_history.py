@@ -100,11 +100,14 @@ class TestBookmarks:
         assert marks == sorted(marks) and len(set(marks)) == len(marks)
         assert all(len(m) == 59 for m in marks)
 
-    async def test_bookmark_without_writes_is_stable(self, runtime: durable.Runtime) -> None:
-        """Without a write in between, the current bookmark does not change."""
+    async def test_bookmark_without_writes_still_advances(self, runtime: durable.Runtime) -> None:
+        """Without a write in between, the next bookmark is larger (as workerd's) and names the same data."""
         stub = runtime.namespace(Box).get_by_name("a")
         await stub.put("k", 1)
-        assert await stub.bookmark() == await stub.bookmark()
+        first, second = await stub.bookmark(), await stub.bookmark()
+        assert first < second
+        stub = await restore(runtime, stub, first)
+        assert (await stub.state())[0] == {"k": 1}
 
     async def test_bookmark_of_another_object_is_refused(self, runtime: durable.Runtime) -> None:
         """A bookmark of object A given to object B raises, naming the problem."""
@@ -133,7 +136,7 @@ class TestBookmarks:
             await stub.bookmark_for((T0 + 10) * 1000)
         with pytest.raises(ValueError, match="more than 30 days ago"):
             await stub.bookmark_for((T0 - 31 * DAY) * 1000)
-        with pytest.raises(TypeError, match="ms since the epoch"):
+        with pytest.raises(TypeError, match="parameter 1 is not of type 'date'"):
             await stub.bookmark_for("yesterday")
 
     async def test_datetime_is_accepted(self, runtime: durable.Runtime) -> None:

@@ -1,0 +1,181 @@
+"""Point-in-time recovery, measured against workerd: argument errors, bookmark order, restore flows.
+
+The errors of ``getBookmarkForTime`` and ``onNextSessionRestoreBookmark`` for bad arguments, and
+the order of successive ``getCurrentBookmark`` results, were measured with miniflare 4
+(compatibility date 2026-04-07); workerd's local back-end implements nothing else of the API, so
+the restore flows follow Cloudflare's documentation (see ``docs/recovery.md``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durable
+from durable.testing import MockClock, evict
+
+T0 = 1_700_000_000
+DAY = 24 * 3600
+
+NOT_A_DATE = "Failed to execute 'getBookmarkForTime' on 'DurableObjectStorage': parameter 1 is not of type 'date'."
+INVALID_DATE = "The value cannot be converted because it is not a valid Date."
+NOT_A_STRING = (
+    "Failed to execute 'onNextSessionRestoreBookmark' on 'DurableObjectStorage': parameter 1 is not of type 'string'"
+)
+
+
+class Pit(durable.DurableObject):
+    async def put(self, key: str, value: Any) -> None:
+        await self.ctx.storage.put(key, value)
+
+    async def get(self, key: str) -> Any:
+        return await self.ctx.storage.get(key)
+
+    async def bookmark(self) -> str:
+        return await self.ctx.storage.get_current_bookmark()
+
+    async def bookmarks(self, n: int) -> list[str]:
+        return [await self.ctx.storage.get_current_bookmark() for _ in range(n)]
+
+    async def bookmark_for(self, when: Any) -> str:
+        return await self.ctx.storage.get_bookmark_for_time(when)
+
+    async def restore(self, bookmark: Any) -> str:
+        return await self.ctx.storage.on_next_session_restore_bookmark(bookmark)
+
+
+@pytest.fixture(params=["memory", "disk"])
+async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[durable.Runtime]:
+    path = tmp_path / "state" if request.param == "disk" else None
+    async with durable.Runtime(path, clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+        yield rt
+
+
+class TestTimeArgument:
+    """workerd converts getBookmarkForTime's argument to a kj::Date, with JSG's TypeErrors."""
+
+    @pytest.mark.parametrize("when", [float("nan"), float("inf"), float("-inf")])
+    async def test_nan_and_infinities_are_not_valid_dates(self, runtime: durable.Runtime, when: float) -> None:
+        """workerd: ``getBookmarkForTime(NaN)`` (and Infinity) rejects with ``TypeError: The value
+        cannot be converted because it is not a valid Date.``"""
+        stub = runtime.namespace(Pit).get_by_name("a")
+        with pytest.raises(TypeError) as info:
+            await stub.bookmark_for(when)
+        assert str(info.value) == INVALID_DATE
+
+    @pytest.mark.parametrize(
+        ("when", "message"),
+        [
+            (8.64e15, "This API doesn't support dates after 2189."),
+            (1e300, "This API doesn't support dates after 2189."),
+            (-8.64e15, "This API doesn't support dates before 1687."),
+        ],
+    )
+    async def test_times_outside_kj_date_are_type_errors(
+        self, runtime: durable.Runtime, when: float, message: str
+    ) -> None:
+        """workerd: ``getBookmarkForTime(8.64e15)`` rejects with ``TypeError: This API doesn't
+        support dates after 2189.`` (JSG's kj::Date conversion), not a range error of its own."""
+        stub = runtime.namespace(Pit).get_by_name("a")
+        with pytest.raises(TypeError) as info:
+            await stub.bookmark_for(when)
+        assert str(info.value) == message
+
+    @pytest.mark.parametrize("when", ["abc", "123", None, True, {}, dt.date(2023, 11, 14)])
+    async def test_other_types_get_workerds_message(self, runtime: durable.Runtime, when: Any) -> None:
+        """workerd: a string, null, a bool, a BigInt or an object: ``TypeError: Failed to execute
+        'getBookmarkForTime' on 'DurableObjectStorage': parameter 1 is not of type 'date'.``"""
+        stub = runtime.namespace(Pit).get_by_name("a")
+        with pytest.raises(TypeError) as info:
+            await stub.bookmark_for(when)
+        assert str(info.value) == NOT_A_DATE
+
+    async def test_argument_is_checked_before_the_backend(self, tmp_path: Path) -> None:
+        """workerd checks the argument before its storage back-end refuses: on a key-value-backed
+        object ``getBookmarkForTime('abc')`` is the TypeError, ``getBookmarkForTime(NaN)`` too."""
+        async with durable.Runtime(point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit, storage="kv").get_by_name("a")
+            with pytest.raises(TypeError, match="not of type 'date'"):
+                await stub.bookmark_for("abc")
+            with pytest.raises(TypeError, match="not a valid Date"):
+                await stub.bookmark_for(float("nan"))
+            with pytest.raises(TypeError, match="not of type 'string'"):
+                await stub.restore(None)
+            with pytest.raises(NotImplementedError, match="does not implement point-in-time recovery"):
+                await stub.bookmark_for(T0 * 1000)
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            with pytest.raises(TypeError, match="not of type 'date'"):
+                await stub.bookmark_for("abc")
+            with pytest.raises(NotImplementedError, match="point_in_time_recovery=True"):
+                await stub.bookmark_for(T0 * 1000)
+
+    async def test_fractional_ms_are_truncated(self, runtime: durable.Runtime) -> None:
+        """A fractional time names the same state as its whole ms (kj::Date from ``int64_t(millis)``)."""
+        stub = runtime.namespace(Pit).get_by_name("a")
+        await stub.put("k", 1)
+        assert await stub.bookmark_for(T0 * 1000 + 0.9) == await stub.bookmark_for(T0 * 1000)
+
+
+class TestRestoreArgument:
+    async def test_missing_bookmark_is_workerds_type_error(self, runtime: durable.Runtime) -> None:
+        """workerd: ``onNextSessionRestoreBookmark()`` rejects with ``TypeError: Failed to execute
+        'onNextSessionRestoreBookmark' on 'DurableObjectStorage': parameter 1 is not of type 'string'.``"""
+        stub = runtime.namespace(Pit).get_by_name("a")
+        with pytest.raises(TypeError, match=NOT_A_STRING):
+            await stub.restore(None)
+        with pytest.raises(TypeError, match=NOT_A_STRING):
+            await stub.restore(5)
+
+
+class TestBookmarkOrder:
+    async def test_each_call_sorts_after_the_previous_one(self, runtime: durable.Runtime) -> None:
+        """workerd's ``sql-test.js`` (testSessionsAPIBookmark) asserts that each of 20 successive
+        ``getCurrentBookmark()`` calls, with no write in between, is larger than the last ("new
+        bookmark didn't advance!"); miniflare 4 measured: ``...-00000000-...``, ``...-00000001-...``."""
+        stub = runtime.namespace(Pit).get_by_name("a")
+        marks = await stub.bookmarks(20)
+        await stub.put("k", 1)
+        marks += [await stub.bookmark() for _ in range(3)]
+        assert all(a < b for a, b in itertools.pairwise(marks)), marks
+
+    async def test_unchanged_states_restore_the_same_data(self, runtime: durable.Runtime) -> None:
+        """Bookmarks taken with no write in between name the same data: any of them restores it."""
+        ns = runtime.namespace(Pit)
+        stub = ns.get_by_name("a")
+        await stub.put("k", "old")
+        first, second = await stub.bookmarks(2)
+        await stub.put("k", "new")
+        for mark in (first, second):
+            await stub.restore(mark)
+            await evict(stub)
+            assert await stub.get("k") == "old"
+            await stub.put("k", "new")
+
+    async def test_a_new_session_sorts_after_the_last(self, tmp_path: Path) -> None:
+        """workerd keeps its counter in the database so that "bookmarks from the current workerd
+        session sort after bookmarks from previous sessions" (``actor-sqlite.c++``)."""
+        path = tmp_path / "state"
+        async with durable.Runtime(path, clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            before = await stub.bookmark()
+        async with durable.Runtime(path, clock=MockClock(start=T0 + 60), point_in_time_recovery=True) as rt:
+            after = await rt.namespace(Pit).get_by_name("a").bookmark()
+        assert before < after
+
+    async def test_object_that_never_wrote_still_starts_empty(self, runtime: durable.Runtime) -> None:
+        """The first bookmark of a new object names the empty state; later ones restore to it."""
+        ns = runtime.namespace(Pit)
+        stub = ns.get_by_name("a")
+        first, later = await stub.bookmarks(2)
+        assert first.startswith("00000000-00000000-00000000-") and first < later
+        await stub.put("k", 1)
+        await stub.restore(later)
+        await evict(stub)
+        assert await stub.get("k") is None
