@@ -1,0 +1,97 @@
+"""Hibernation and its interplay with the rest: close handlers, auto-responses, timing, wake-ups.
+
+Each behaviour is measured in workerd (miniflare 4, compatibility date 2026-04-07) where the test
+says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import durable
+from durable.testing import MockClock, hibernate, websocket
+
+from helpers import settle
+
+T0 = 1_700_000_000
+
+
+class Chat(durable.DurableObject):
+    """A chat room: broadcasts to every socket, the closing one included, when one leaves."""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        env.built.append(len(ctx.get_web_sockets()))
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server, ["chat"])
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+        if message == "close":
+            ws.close(4001, "me")
+            return
+        ws.send(f"echo:{message!s}")
+
+    async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
+        sent = []
+        for other in self.ctx.get_web_sockets():
+            try:
+                other.send(f"left:{code}")
+            except TypeError as exc:
+                sent.append((other is ws, f"TypeError: {exc}"))
+            else:
+                sent.append((other is ws, "sent"))
+        self.env.log.append(sent)
+
+
+@pytest.fixture
+def clock() -> MockClock:
+    return MockClock(start=T0)
+
+
+@pytest.fixture
+async def rt(clock: MockClock) -> AsyncIterator[durable.Runtime]:
+    runtime = durable.Runtime(clock=clock, vars={"built": [], "log": []})
+    async with runtime:
+        yield runtime
+
+
+def chat(rt: durable.Runtime) -> durable.Stub[Any]:
+    return rt.namespace(Chat).get_by_name("room")
+
+
+class TestCloseHandler:
+    @pytest.mark.parametrize("hibernated", [False, True])
+    async def test_broadcast_reaches_the_closing_socket_without_error(
+        self, rt: durable.Runtime, hibernated: bool
+    ) -> None:
+        """send() on the socket whose client closed, from web_socket_close, raises nothing.
+
+        workerd (miniflare 4, 2026-04-07): in the handler that socket is listed by getWebSockets()
+        and `ws.send()` on it returns normally (the broadcast goes on to the other sockets); on a
+        socket the object itself closed, send() raises "Can't call WebSocket send() after close()".
+        """
+        stub = chat(rt)
+        async with websocket(stub, "http://room/") as stays:
+            async with websocket(stub, "http://room/"):
+                if hibernated:
+                    await hibernate(stub)
+            assert await stays.receive() == "left:1000"
+        # (the second entry is the close of `stays` itself, alone by then)
+        assert rt.env.log[0] == [(True, "sent"), (False, "sent")]
+        assert rt.env.log[1] == [(True, "sent")]
+
+    async def test_send_after_own_close_still_raises(self, rt: durable.Runtime) -> None:
+        """The object closed the socket itself: send() in its close handler raises, as workerd's."""
+        stub = chat(rt)
+        async with websocket(stub, "http://room/") as ws:
+            ws.send("close")
+            with pytest.raises(durable.WebSocketClosed):
+                await ws.receive()
+            await settle()
+        assert rt.env.log == [[(True, "TypeError: Can't call WebSocket send() after close().")]]
