@@ -6,13 +6,15 @@ says so.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 import durable
-from durable.testing import MockClock, hibernate, websocket
+from durable.testing import MockClock, hibernate, run_in_object, websocket
 
 from helpers import settle
 
@@ -95,3 +97,67 @@ class TestCloseHandler:
                 await ws.receive()
             await settle()
         assert rt.env.log == [[(True, "TypeError: Can't call WebSocket send() after close().")]]
+
+
+class Slow(durable.DurableObject):
+    """Its handler sleeps on "slow"; counts constructions in env.built."""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        env.built.append(len(ctx.get_web_sockets()))
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        if request.url.endswith("/standard"):
+            server.accept()
+        else:
+            self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+        if message == "slow":
+            ws.send("started")
+            await asyncio.sleep(3600)
+            ws.send("never")
+        ws.send(f"echo:{message!s}")
+
+    async def slow_call(self) -> str:
+        await asyncio.sleep(3600)
+        return "never"
+
+
+class TestEventTimeout:
+    async def test_sockets_stay_connected(
+        self, rt: durable.Runtime, clock: MockClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """An event over the timeout stops the handler and resets the object; hibernatable sockets stay.
+
+        workerd (miniflare 4, 2026-04-07), timeout 500 ms, a handler awaiting 3 s: the handler's
+        continuation never runs, neither the socket whose handler ran too long nor another socket
+        of the object is closed, and both still get their messages handled. (workerd's
+        `eventTimeoutPromise` shuts the actor down but not its hibernation manager.) Sockets
+        accepted with accept() belonged to the instance and are disconnected; calls in progress
+        fail with workerd's message.
+        """
+        stub = rt.namespace(Slow).get_by_name("s")
+        await run_in_object(stub, lambda obj, ctx: ctx.set_hibernatable_web_socket_event_timeout(500))
+        async with (
+            websocket(stub, "http://s/") as other,
+            websocket(stub, "http://s/") as slow,
+            websocket(stub, "http://s/standard") as standard,
+        ):
+            call = asyncio.ensure_future(stub.slow_call())
+            slow.send("slow")
+            assert await slow.receive() == "started"
+            with caplog.at_level(logging.CRITICAL, logger="durable"):
+                await clock.advance(0.5)
+                with pytest.raises(durable.ObjectResetError, match="Actor exceeded event execution time"):
+                    await call
+            with pytest.raises(durable.WebSocketClosed) as info:
+                await standard.receive()
+            assert info.value.code == 1006
+            slow.send("a")
+            assert await slow.receive() == "echo:a"
+            other.send("b")
+            assert await other.receive() == "echo:b"
+            assert rt.env.built == [0, 2]  # the second instance found both sockets
