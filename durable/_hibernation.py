@@ -319,6 +319,8 @@ class HibernationManager:
             weakref.WeakKeyDictionary()
         )
         self._factory_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        # The pending tasks that blocked a hibernation: when one ends, the object may be idle.
+        self._watched: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     def registry(self, key: Key) -> SocketRegistry:
         """The registry of the object ``key``, made on first use."""
@@ -363,12 +365,25 @@ class HibernationManager:
         if host is None or not host.has_instance or self.registries.get(registry.key) is not registry:
             return
         if self.blockers(host):
-            # Not eligible now: look again later (a task or a timer finishing does not tell us).
+            # Not eligible now: look again later (a timer finishing does not tell us), and when
+            # a pending task ends, count the idle time from then (as an event ending does).
+            self._watch_tasks(host)
             if self.hibernate_after is not None and registry.sockets:
                 clock = self.runtime.clock
                 registry.timer = clock.call_at(clock.time() + self.hibernate_after, lambda: self._due(registry))
             return
         host.evict()
+
+    def _watch_tasks(self, host: ObjectHost) -> None:
+        running = host.event_tasks()
+        for task in self._tasks.get(host, ()):
+            if not task.done() and task not in running and task not in self._watched:
+                self._watched.add(task)
+                task.add_done_callback(lambda _, host=host: self._task_ended(host))
+
+    def _task_ended(self, host: ObjectHost) -> None:
+        if self.live_host(host.key) is host and host.has_instance and not self.blockers(host):
+            self.host_idle(host)
 
     def object_reset(self, host: ObjectHost, keep_hibernatable: bool = False) -> None:
         """The object was reset: every socket it had is disconnected (clients see 1006), or with

@@ -161,3 +161,50 @@ class TestEventTimeout:
             other.send("b")
             assert await other.receive() == "echo:b"
             assert rt.env.built == [0, 2]  # the second instance found both sockets
+
+
+class Tasks(durable.DurableObject):
+    """Starts a task of its own on "task" (it waits for env.release)."""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        env.built.append(len(ctx.get_web_sockets()))
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+        if message == "task":
+            self.env.tasks.append(asyncio.get_running_loop().create_task(self.env.release.wait()))
+        elif message == "wait_until":
+            self.ctx.wait_until(self.env.release.wait())
+        ws.send("ok")
+
+
+class TestHibernateAfter:
+    @pytest.mark.parametrize("blocker", ["task", "wait_until"])
+    async def test_idle_time_counts_from_the_end_of_a_blocker(self, clock: MockClock, blocker: str) -> None:
+        """An object blocked by a pending task (or wait_until work) hibernates hibernate_after
+        seconds after it ends, not at the next check after it ended (the contract: "drops its
+        instance after that long idle"; workerd arms its 10 s timer when the actor becomes idle)."""
+        release = asyncio.Event()
+        async with durable.Runtime(clock=clock, vars={"built": [], "tasks": [], "release": release}) as rt:
+            stub = rt.namespace(Tasks).get_by_name("t")
+            async with websocket(stub, "http://t/") as ws:
+                ws.send(blocker)
+                assert await ws.receive() == "ok"
+                await clock.advance(15)
+                assert rt.env.built == [0]  # still the first instance
+                release.set()
+                await settle()
+                await clock.advance(9.9)
+                ws_count = await run_in_object(stub, lambda obj, ctx: len(ctx.get_web_sockets()))
+                assert (ws_count, rt.env.built) == (1, [0])  # not hibernated yet
+                await clock.advance(9.9)  # (the call above was activity: 10 s from it)
+                assert rt.env.built == [0]
+                await clock.advance(0.2)
+                ws.send("x")
+                assert await ws.receive() == "ok"
+                assert rt.env.built == [0, 1]
