@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as _dt
+import functools
 import inspect
 import logging
 import weakref
@@ -379,9 +380,9 @@ class HibernationManager:
         for task in self._tasks.get(host, ()):
             if not task.done() and task not in running and task not in self._watched:
                 self._watched.add(task)
-                task.add_done_callback(lambda _, host=host: self._task_ended(host))
+                task.add_done_callback(functools.partial(self._task_ended, host))
 
-    def _task_ended(self, host: ObjectHost) -> None:
+    def _task_ended(self, host: ObjectHost, _: object = None) -> None:
         if self.live_host(host.key) is host and host.has_instance and not self.blockers(host):
             self.host_idle(host)
 
