@@ -208,3 +208,80 @@ class TestHibernateAfter:
                 ws.send("x")
                 assert await ws.receive() == "ok"
                 assert rt.env.built == [0, 1]
+
+
+class Lobby(durable.DurableObject):
+    """Logs what each fresh instance sees of its sockets, in env.log."""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        env.built.append(len(ctx.get_web_sockets()))
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server, ["a", "b"])
+        server.serialize_attachment({"n": 1})
+        return durable.Response(None, status=101, web_socket=client)
+
+    def seen(self, ws: durable.WebSocket) -> tuple[Any, ...]:
+        return (self.ctx.get_tags(ws), ws.deserialize_attachment(), len(self.ctx.get_web_sockets("a")))
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+        self.env.log.append(("message", message, *self.seen(ws)))
+        if message == "alarm":
+            await self.ctx.storage.set_alarm(self.ctx.now_ms() + 12_000)
+        ws.send(f"echo:{message!s}")
+
+    async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
+        seen = self.seen(ws)
+        ws.serialize_attachment({"n": 2})  # allowed after the close, as in workerd
+        self.env.log.append(("close", code, reason, was_clean, *seen, ws.deserialize_attachment()))
+
+    async def alarm(self, info: Any = None) -> None:
+        self.env.log.append(("alarm", *self.seen(self.ctx.get_web_sockets()[0])))
+
+    async def sockets(self) -> int:
+        return len(self.ctx.get_web_sockets("b"))
+
+
+class TestWakeUps:
+    async def test_each_wake_up_as_in_workerd(self, rt: durable.Runtime, clock: MockClock) -> None:
+        """What wakes a hibernated object, and what the fresh instance sees.
+
+        workerd (miniflare 4, 2026-04-07, 12 s idle between steps): a message, an RPC call, an
+        alarm and the client's close each construct a fresh instance that finds the socket with
+        its tags and attachment; an auto-response answers without constructing one; a pending
+        alarm does not keep the object from hibernating; the close handler may still
+        serialize an attachment; once it has run the socket is gone.
+        """
+        stub = rt.namespace(Lobby).get_by_name("l")
+        async with websocket(stub, "http://l/") as ws:
+            ws.send("hi")
+            assert await ws.receive() == "echo:hi"
+            await clock.advance(12)
+            ws.send("hi2")
+            assert await ws.receive() == "echo:hi2"
+            assert rt.env.built == [0, 1]
+            assert rt.env.log[-1] == ("message", "hi2", ["a", "b"], {"n": 1}, 1)
+            await run_in_object(
+                stub, lambda obj, ctx: ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("p", "q"))
+            )
+            await clock.advance(12)
+            ws.send("p")
+            assert await ws.receive() == "q"
+            assert rt.env.built == [0, 1]  # not woken
+            assert await stub.sockets() == 1  # an RPC call wakes it
+            assert rt.env.built == [0, 1, 1]
+            ws.send("alarm")
+            assert await ws.receive() == "echo:alarm"
+            await clock.advance(13)  # hibernates at 10 s, then the alarm wakes it
+            assert rt.env.built == [0, 1, 1, 1]
+            assert rt.env.log[-1] == ("alarm", ["a", "b"], {"n": 1}, 1)
+            await clock.advance(11)
+            ws.close(4000, "bye")
+            with pytest.raises(durable.WebSocketClosed):
+                await ws.receive()
+            await settle()
+        assert rt.env.built == [0, 1, 1, 1, 1]
+        assert rt.env.log[-1] == ("close", 4000, "bye", True, ["a", "b"], {"n": 1}, 1, {"n": 2})
+        assert await stub.sockets() == 0
