@@ -285,3 +285,31 @@ class TestWakeUps:
         assert rt.env.built == [0, 1, 1, 1, 1]
         assert rt.env.log[-1] == ("close", 4000, "bye", True, ["a", "b"], {"n": 1}, 1, {"n": 2})
         assert await stub.sockets() == 0
+
+
+class TestRuntimeClose:
+    async def test_hibernated_sockets_close_with_1001_and_do_not_come_back(
+        self, clock: MockClock, tmp_path: Any
+    ) -> None:
+        """rt.aclose() closes a hibernated object's sockets with 1001 (no close handler runs); the
+        runtime opened again on the same path has the storage but no sockets nor auto-response."""
+        vars: dict[str, list[Any]] = {"built": [], "log": []}
+        rt = durable.Runtime(tmp_path, clock=clock, vars=vars)
+        stub = rt.namespace(Lobby).get_by_name("l")
+        async with websocket(stub, "http://l/") as ws:
+            await run_in_object(stub, lambda obj, ctx: ctx.storage.put("k", 1))
+            await run_in_object(
+                stub, lambda obj, ctx: ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("p", "q"))
+            )
+            await hibernate(stub)
+            await rt.aclose()
+            with pytest.raises(durable.WebSocketClosed) as info:
+                await ws.receive()
+            assert (info.value.code, info.value.was_clean) == (1001, True)
+        assert vars["log"] == []
+        async with durable.Runtime(tmp_path, clock=clock, vars=vars) as again:
+
+            async def look(obj: Any, ctx: durable.State) -> tuple[Any, ...]:
+                return (ctx.get_web_sockets(), ctx.get_web_socket_auto_response(), await ctx.storage.get("k"))
+
+            assert await run_in_object(again.namespace(Lobby).get_by_name("l"), look) == ([], None, 1)
