@@ -88,6 +88,40 @@ class TestCloseHandler:
         assert rt.env.log[0] == [(True, "sent"), (False, "sent")]
         assert rt.env.log[1] == [(True, "sent")]
 
+    async def test_send_from_a_message_handler_overtaken_by_the_close(self, rt: durable.Runtime) -> None:
+        """A message handler that awaits while the client's close arrives may still send().
+
+        workerd (miniflare 4, 2026-04-07), client `send("m"); close(4000)`, a handler awaiting a
+        put and a timer: the close handler runs during the await; back in the message handler
+        `ws.send("echo")` returns normally and `getWebSockets()` is empty.
+        """
+
+        class Late(durable.DurableObject):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                client, server = durable.WebSocketPair()
+                self.ctx.accept_web_socket(server)
+                return durable.Response(None, status=101, web_socket=client)
+
+            async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+                await self.ctx.storage.put("k", 1)
+                await self.env.go.wait()
+                ws.send("echo")
+                self.env.log.append(("sent", len(self.ctx.get_web_sockets())))
+
+            async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, clean: bool) -> None:
+                self.env.log.append(("close", code))
+                self.env.closed.set()
+
+        async with durable.Runtime(vars={"log": [], "closed": asyncio.Event(), "go": asyncio.Event()}) as rt2:
+            async with websocket(rt2.namespace(Late).get_by_name("l"), "http://l/") as ws:
+                ws.send("m")
+                ws.close(4000, "bye")
+                await asyncio.wait_for(rt2.env.closed.wait(), 5)
+                await settle()
+                rt2.env.go.set()
+                await settle()
+            assert rt2.env.log == [("close", 4000), ("sent", 0)]
+
     async def test_send_after_own_close_still_raises(self, rt: durable.Runtime) -> None:
         """The object closed the socket itself: send() in its close handler raises, as workerd's."""
         stub = chat(rt)
