@@ -424,10 +424,10 @@ class ObjectHost:
         self.reset(error)
         raise reset_copy(error)
 
-    def reset(self, error: BaseException) -> None:
+    def reset(self, error: BaseException, *, keep_hibernatable: bool = False) -> None:
         """End this generation: fail its calls with ``error``, drop unflushed writes and the instance."""
         self._end_generation(error)
-        self.runtime.hibernation.object_reset(self)  # its WebSockets are disconnected
+        self.runtime.hibernation.object_reset(self, keep_hibernatable)  # its WebSockets are disconnected
 
     def _end_generation(self, error: BaseException) -> None:
         self.gen += 1

@@ -156,7 +156,7 @@ class State:
         ``timeout_ms=`` is the keyword's earlier spelling, still accepted.
 
         An event that runs longer resets the object (workerd's "Actor exceeded event execution
-        time"). A fraction of a ms is dropped, as workerd converts to an integer.
+        time"); its hibernatable sockets stay connected. A fraction of a ms is dropped, as workerd converts to an integer.
 
         Raises:
             TypeError: ``ms`` is not a number, is negative, not finite, or over

@@ -52,19 +52,23 @@ class NetworkEnd:
         peer: the other end's :class:`NetworkEnd` (None once handed over).
         closed_in: a Close (or an error) arrived from the peer.
         closed_out: this end sent its Close.
+        replied: that Close was the runtime's answer to the peer's (not the object's ``close()``).
         gone: the connection is lost; nothing is sent or received any more.
         close_info: ``(code, reason, was_clean)`` of the close that arrived, once one did.
         used: the end was accepted, or used to send or to close (``accept_web_socket`` on the
             other end of the pair is refused from then on).
     """
 
-    __slots__ = ("_limited", "_pending", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer", "used")
+    __slots__ = (
+        "_limited", "_pending", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer", "replied", "used"
+    )  # fmt: skip
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self.peer: NetworkEnd | None = None
         self.closed_in = False
         self.closed_out = False
+        self.replied = False
         self.gone = False
         self.used = False
         self.close_info: tuple[int, str, bool] | None = None
@@ -100,6 +104,7 @@ class NetworkEnd:
         if self.peer is not None:
             self.peer.peer = other
         other.closed_in, other.closed_out, other.gone = self.closed_in, self.closed_out, self.gone
+        other.replied = self.replied
         other.close_info, other._limited = self.close_info, self._limited
         self.peer = None
 
@@ -108,11 +113,19 @@ class NetworkEnd:
     def send(self, data: str | bytes) -> None:
         """Send a message (``WebSocket.send`` has checked the end is accepted and ``data``'s type).
 
+        A hibernatable end whose peer closed drops it silently: workerd runs the close handler
+        before its reply goes out (``readyState`` still ``CLOSING``) and lets the handler send
+        there, e.g. a broadcast to ``get_web_sockets()``, which lists the closing socket (measured
+        with miniflare 4, 2026-04-07); here the runtime has replied already, so nothing leaves.
+
         Raises:
-            TypeError: this end was closed with ``close()``.
+            TypeError: this end was closed with ``close()`` (or, on the standard path, the runtime
+                answered the peer's Close: workerd's ``close`` listener gets the same error).
         """
         self.used = True
         if self.closed_out:
+            if self.replied and self.delivery.hibernatable:
+                return
             raise TypeError("Can't call WebSocket send() after close().")
         if self.gone:
             return  # the connection is gone: silently dropped, as workerd does
@@ -249,7 +262,7 @@ class NetworkEnd:
             if frame[3]:
                 if not self.closed_out:
                     # The runtime answers a Close itself (web_socket_auto_reply_to_close).
-                    self.closed_out = True
+                    self.closed_out = self.replied = True
                     self.transmit((CLOSE, frame[1], frame[2], True))
             else:
                 self.gone = True
