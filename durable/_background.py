@@ -96,12 +96,29 @@ class BackgroundWork:
             raise TypeError(f"block_concurrency_while() takes a callable, not {type(given).__name__}")
         host = self._host
         gate = host.gate
-        lock, held = gate.close_for("blockConcurrencyWhile()")
-        task = asyncio.get_running_loop().create_task(self._run(callback, gate, lock, held, host.gen))
+        loop = asyncio.get_running_loop()
+        if not gate.locks or gate.inside():
+            lock, held = gate.close_for("blockConcurrencyWhile()")
+            task = loop.create_task(self._run(callback, gate, lock, held, host.gen))
+        else:
+            # Another callback or transaction, not this code's, holds the gate: wait for it to end,
+            # ahead of the waiting events, as workerd's critical section waits for the input lock
+            # (measured with miniflare 4, 2026-04-07: two blockConcurrencyWhile() started together
+            # by one event run one after the other).
+            ticket = gate.ticket()
+            task = loop.create_task(self._queued(callback, gate, ticket, host.gen))
+            task.add_done_callback(lambda _: gate.abandon(ticket))
         self.tasks.add(task)
         task.add_done_callback(self._done)
         task.add_done_callback(_retrieve)
         return task
+
+    async def _queued(
+        self, callback: Callable[[], Awaitable[T]], gate: InputGate, ticket: tuple[int, asyncio.Future[None]], gen: int
+    ) -> T:
+        await gate.wait(ticket)
+        lock, held = gate.close_for("blockConcurrencyWhile()")
+        return await self._run(callback, gate, lock, held, gen)
 
     async def _run(
         self, callback: Callable[[], Awaitable[T]], gate: InputGate, lock: GateLock, held: frozenset[GateLock], gen: int

@@ -69,3 +69,78 @@ async def test_current_bookmark_opens_the_input_gate() -> None:
     async with durable.Runtime(point_in_time_recovery=True) as rt:
         stub = rt.namespace(Obj).get_by_name("a")
         assert list(await asyncio.gather(stub.bump("bookmark"), stub.bump("bookmark"))) == [1, 1]
+
+
+class Blocker(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def two(self, pause: str) -> list[str]:
+        """Two block_concurrency_while() started together by one event."""
+
+        async def first() -> None:
+            self.log.append("a1")
+            await self._pause(pause, 0.03)
+            self.log.append("a2")
+
+        async def second() -> None:
+            self.log.append("b1")
+            await self._pause(pause, 0.005)
+            self.log.append("b2")
+
+        bcw = self.ctx.block_concurrency_while
+        await asyncio.gather(bcw(first), bcw(second))
+        return self.log
+
+    async def _pause(self, pause: str, seconds: float) -> None:
+        if pause == "sleep":
+            await asyncio.sleep(seconds)
+        else:
+            await self.env.SLOW.get_by_name("s").slow(seconds)
+
+    async def nested(self) -> str:
+        async def inner() -> str:
+            return "inner"
+
+        async def outer() -> str:
+            return await self.ctx.block_concurrency_while(inner)
+
+        return await self.ctx.block_concurrency_while(outer)
+
+    async def mark(self, x: str) -> list[str]:
+        self.log.append(x)
+        return self.log
+
+
+class Slow(durable.DurableObject):
+    async def slow(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class TestBlockConcurrencyWhile:
+    @pytest.mark.parametrize("pause", ["sleep", "rpc"])
+    async def test_two_callbacks_of_one_event_run_one_after_the_other(self, pause: str) -> None:
+        """workerd: `Promise.all([bCW(a), bCW(b)])` from one event logs a1, a2, b1, b2 (each
+        callback awaiting a timer or an RPC): the second waits for the input lock the first holds.
+        durable ran both at once (a1, b1, b2, a2)."""
+        async with durable.Runtime() as rt:
+            rt.namespace(Slow, name="SLOW")
+            stub = rt.namespace(Blocker).get_by_name("a")
+            assert await stub.two(pause) == ["a1", "a2", "b1", "b2"]
+
+    async def test_a_waiting_callback_goes_before_waiting_events(self) -> None:
+        """workerd: an event that arrives while the first of two callbacks runs gets in after both
+        (a1, a2, b1, b2, e2): a waiting callback goes before waiting events."""
+        async with durable.Runtime() as rt:
+            rt.namespace(Slow, name="SLOW")
+            stub = rt.namespace(Blocker).get_by_name("a")
+            two = asyncio.ensure_future(stub.two("rpc"))
+            await asyncio.sleep(0.01)
+            await asyncio.gather(two, stub.mark("e2"))
+            assert await stub.mark("end") == ["a1", "a2", "b1", "b2", "e2", "end"]
+
+    async def test_nested_callback_runs(self) -> None:
+        """workerd: bCW(async () => await bCW(async () => "inner")) returns "inner"."""
+        async with durable.Runtime() as rt:
+            assert await rt.namespace(Blocker).get_by_name("a").nested() == "inner"
