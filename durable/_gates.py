@@ -112,6 +112,11 @@ class InputGate:
             fut.set_result(None)
             return
 
+    def depth(self) -> int:
+        """How many of the locks held on this gate the current context runs inside (nesting depth)."""
+        held = held_locks.get()
+        return sum(lock in held for lock in self.locks)
+
     def inside(self) -> bool:
         """Whether the current context runs inside a lock held on this gate (its callback, its calls)."""
         held = held_locks.get()

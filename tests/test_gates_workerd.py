@@ -144,3 +144,48 @@ class TestBlockConcurrencyWhile:
         """workerd: bCW(async () => await bCW(async () => "inner")) returns "inner"."""
         async with durable.Runtime() as rt:
             assert await rt.namespace(Blocker).get_by_name("a").nested() == "inner"
+
+
+class Nester(durable.DurableObject):
+    async def nest(self, catch: bool) -> list[Any]:
+        reached = 0
+        caught: list[Any] = []
+
+        async def down(depth: int) -> str:
+            nonlocal reached
+            reached = depth
+            if depth >= 70:
+                return "bottom"
+            if not catch:
+                return await self.ctx.block_concurrency_while(lambda: down(depth + 1))
+            try:
+                return await self.ctx.block_concurrency_while(lambda: down(depth + 1))
+            except RuntimeError as exc:
+                caught.append([depth, str(exc)])
+                return "caught"
+
+        return [await down(0), reached, caught]
+
+
+class TestNestingDepth:
+    async def test_the_65th_nested_callback_is_refused(self) -> None:
+        """workerd: 64 nested blockConcurrencyWhile() run; the 65th call throws `Error:
+        blockConcurrencyWhile() calls are nested too deeply.` (caught there, the call goes on:
+        ["caught", 64, [64, "..."]])."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Nester).get_by_name("a")
+            assert await stub.nest(True) == [
+                "caught",
+                64,
+                [[64, "blockConcurrencyWhile() calls are nested too deeply."]],
+            ]
+
+    async def test_uncaught_it_resets_the_object(self) -> None:
+        """workerd: uncaught, it fails every callback (so resets the object) and the call."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Nester).get_by_name("a")
+            with pytest.raises(
+                RuntimeError, match=r"^blockConcurrencyWhile\(\) calls are nested too deeply\.$"
+            ) as info:
+                await stub.nest(False)
+            assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
