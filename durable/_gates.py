@@ -100,8 +100,11 @@ class InputGate:
             self.locks.remove(lock)
         except ValueError:
             return
-        if not self.locks:
-            self._wake_next()
+        if not self.locks and self.waiters:
+            # On the next loop iteration: the callback's caller, woken when its task ends, resumes
+            # first and runs up to its next suspension before a waiting event gets in, as in
+            # workerd, which resolves blockConcurrencyWhile()'s promise under the input lock.
+            asyncio.get_running_loop().call_soon(self._wake_next)
 
     def _wake_next(self) -> None:
         while self.waiters:

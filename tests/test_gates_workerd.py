@@ -189,3 +189,35 @@ class TestNestingDepth:
             ) as info:
                 await stub.nest(False)
             assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
+
+
+class Continues(durable.DurableObject):
+    async def bump(self, mode: str) -> int:
+        """`v = this.n; await <callback>; this.n = v + 1`."""
+        value = getattr(self, "n", 0)
+
+        async def quick(*_: Any) -> None:
+            pass
+
+        async def sleepy(*_: Any) -> None:
+            await asyncio.sleep(0.005)
+
+        callback = sleepy if mode.endswith("sleep") else quick
+        if mode.startswith("bcw"):
+            await self.ctx.block_concurrency_while(callback)
+        else:
+            await self.ctx.storage.transaction(callback)
+        self.n = value + 1
+        return self.n
+
+
+class TestAfterTheCallback:
+    @pytest.mark.parametrize("mode", ["bcw", "bcw-sleep", "txn", "txn-sleep"])
+    async def test_the_caller_goes_on_before_waiting_events(self, mode: str) -> None:
+        """workerd: three concurrent `v = this.n; await blockConcurrencyWhile(cb) (or
+        transaction(cb)); this.n = v + 1` give [1, 2, 3], the callback quick or awaiting a timer:
+        the caller's code after the await runs before a waiting event gets in. durable let the
+        next event in first ([1, 2, 2] / [1, 1, 2])."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Continues).get_by_name("a")
+            assert list(await asyncio.gather(*(stub.bump(mode) for _ in range(3)))) == [1, 2, 3]
