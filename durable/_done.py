@@ -11,10 +11,11 @@ use it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, NoReturn, TypeVar, final
 
-__all__ = ["NONE", "Done", "after"]
+__all__ = ["NONE", "Done", "after", "next_turn"]
 
 T = TypeVar("T")
 
@@ -23,6 +24,24 @@ async def after(waiter: Awaitable[None], then: Callable[[], T]) -> T:
     """Await ``waiter``, then return ``then()`` (a storage result that needs a commit first)."""
     await waiter
     return then()
+
+
+def next_turn(value: T) -> asyncio.Future[T]:
+    """A future that resolves to ``value`` on the event loop's next iteration.
+
+    For the storage calls that workerd awaits as outside I/O (``sync()``, ``getCurrentBookmark()``):
+    awaiting them suspends, so the input gate opens and other events may run meanwhile, even when
+    the result is known at once.
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+    loop.call_soon(_settle, fut, value)
+    return fut
+
+
+def _settle(fut: asyncio.Future[T], value: T) -> None:
+    if not fut.done():
+        fut.set_result(value)
 
 
 @final

@@ -28,6 +28,10 @@ from contextvars import ContextVar
 __all__ = ["GateLock", "InputGate", "held_locks"]
 
 
+_CHILD_FIRST = 1 << 62
+"""Subtracted from the place of a callback waiting to close the gate: it goes before every event."""
+
+
 class GateLock:
     """A closed input gate, held by one ``block_concurrency_while`` or ``transaction()``."""
 
@@ -96,8 +100,11 @@ class InputGate:
             self.locks.remove(lock)
         except ValueError:
             return
-        if not self.locks:
-            self._wake_next()
+        if not self.locks and self.waiters:
+            # On the next loop iteration: the callback's caller, woken when its task ends, resumes
+            # first and runs up to its next suspension before a waiting event gets in, as in
+            # workerd, which resolves blockConcurrencyWhile()'s promise under the input lock.
+            asyncio.get_running_loop().call_soon(self._wake_next)
 
     def _wake_next(self) -> None:
         while self.waiters:
@@ -108,17 +115,53 @@ class InputGate:
             fut.set_result(None)
             return
 
-    async def wait(self) -> None:
+    def depth(self) -> int:
+        """How many of the locks held on this gate the current context runs inside (nesting depth)."""
+        held = held_locks.get()
+        return sum(lock in held for lock in self.locks)
+
+    def inside(self) -> bool:
+        """Whether the current context runs inside a lock held on this gate (its callback, its calls)."""
+        held = held_locks.get()
+        return any(lock in held for lock in self.locks)
+
+    def ticket(self) -> tuple[int, asyncio.Future[None]]:
+        """A place in the queue for a callback that will close the gate, for a ``wait(ticket)`` that
+        starts later. Such callbacks go before every waiting event, first-come, first-served among
+        themselves (workerd's critical sections wait as the gate's "children", served first).
+
+        If that wait never starts (its task cancelled first), pass the ticket to ``abandon``.
+        """
+        entry = (next(self._seq) - _CHILD_FIRST, asyncio.get_running_loop().create_future())
+        heapq.heappush(self.waiters, entry)
+        return entry
+
+    def abandon(self, entry: tuple[int, asyncio.Future[None]]) -> None:
+        """A ticket will not be used: leave the queue, passing the turn on if it had come."""
+        if entry in self.waiters:
+            self._remove(entry)
+            if entry[1].done() and not entry[1].cancelled():
+                self._wake_next()
+        entry[1].cancel()
+
+    async def wait(self, ticket: tuple[int, asyncio.Future[None]] | None = None) -> None:
         """Wait until this event may enter. Raises the reset error if the gate breaks meanwhile."""
         if self._broken is not None:
             raise self._broken
-        if not self.waiters and self.is_open():
-            return
-        seq = next(self._seq)
+        if ticket is None:
+            if not self.waiters and self.is_open():
+                return
+            seq = next(self._seq)
+        else:
+            seq = ticket[0]
         while True:
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            entry = (seq, fut)
-            heapq.heappush(self.waiters, entry)
+            if ticket is None:
+                fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                entry = (seq, fut)
+                heapq.heappush(self.waiters, entry)
+            else:
+                entry, ticket = ticket, None
+                fut = entry[1]
             try:
                 await fut
             except BaseException:

@@ -31,6 +31,7 @@ from ._codec import decode
 from ._context import check_owner, current_host
 from ._done import NONE as _NONE
 from ._done import Done as Done
+from ._done import next_turn
 from ._exceptions import DurableError, InvalidTransactionError
 from ._gates import InputGate
 from ._keys import PUT_SHAPE, KeyList, as_key, check_batch, check_key, encode_checked
@@ -409,11 +410,13 @@ class Storage:
         return _NONE
 
     def sync(self) -> Awaitable[None]:
-        """Completes once every write made before the call is durable (``_sync_in_transaction``)."""
+        """Completes once every write made before the call is durable (``_sync_in_transaction``).
+        It suspends even with nothing pending: workerd's opens the input gate (``next_turn``)."""
         self._host.check_live(self._gen)
         if self._stack:
             return _sync_in_transaction(self._txns, self._host)
-        return self._host.commit_waiter()
+        waiter = self._host.commit_waiter()
+        return next_turn(None) if isinstance(waiter, Done) else waiter
 
     # -- the alarm (_storage_alarm.py) --
 

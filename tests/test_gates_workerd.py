@@ -1,0 +1,223 @@
+"""The concurrency of one object where it once differed from workerd (measured with miniflare 4,
+compatibility date 2026-04-07): what opens the input gate, event order, resets of queued events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import durable
+
+
+class Obj(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.n = 0
+
+    async def bump(self, mode: str) -> int:
+        """A read-modify-write of memory around one await: lost updates show the gate opened."""
+        value = self.n
+        storage = self.ctx.storage
+        if mode == "sync":
+            await storage.sync()
+        elif mode == "sync-after-put":
+            storage.put("other", 1)
+            await storage.sync()
+        elif mode == "bookmark":
+            await storage.get_current_bookmark()
+        elif mode == "get":
+            await storage.get("x")
+        elif mode == "sleep":
+            await asyncio.sleep(0)
+        self.n = value + 1
+        return self.n
+
+
+@pytest.fixture(params=["sqlite", "kv"])
+async def ns(request: pytest.FixtureRequest) -> AsyncIterator[durable.Namespace[Obj]]:
+    async with durable.Runtime() as rt:
+        yield rt.namespace(Obj, storage=request.param)
+
+
+class TestWhatOpensTheInputGate:
+    @pytest.mark.parametrize(
+        ("mode", "expected"),
+        [
+            ("none", [1, 2, 3]),
+            ("get", [1, 2, 3]),
+            ("sync", [1, 1, 1]),
+            ("sync-after-put", [1, 1, 1]),
+            ("sleep", [1, 1, 1]),
+        ],
+    )
+    async def test_three_concurrent_calls(self, ns: Any, mode: str, expected: list[int]) -> None:
+        """workerd, both backends: `v = this.n; await X; this.n = v + 1` from three concurrent calls
+        gives [1, 2, 3] when X is a storage get (the gate stays closed) and [1, 1, 1] when X is
+        `storage.sync()` (with or without writes pending) or a timer: sync() is awaited as
+        outside I/O, which opens the input gate."""
+        stub = ns.get_by_name(mode)
+        assert list(await asyncio.gather(*(stub.bump(mode) for _ in range(3)))) == expected
+
+
+async def test_current_bookmark_opens_the_input_gate() -> None:
+    """workerd: two concurrent `v = await get(); await getCurrentBookmark(); await put(v + 1)`
+    both read the same value: getCurrentBookmark() opens the input gate, even with nothing
+    pending."""
+    async with durable.Runtime(point_in_time_recovery=True) as rt:
+        stub = rt.namespace(Obj).get_by_name("a")
+        assert list(await asyncio.gather(stub.bump("bookmark"), stub.bump("bookmark"))) == [1, 1]
+
+
+class Blocker(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def two(self, pause: str) -> list[str]:
+        """Two block_concurrency_while() started together by one event."""
+
+        async def first() -> None:
+            self.log.append("a1")
+            await self._pause(pause, 0.03)
+            self.log.append("a2")
+
+        async def second() -> None:
+            self.log.append("b1")
+            await self._pause(pause, 0.005)
+            self.log.append("b2")
+
+        bcw = self.ctx.block_concurrency_while
+        await asyncio.gather(bcw(first), bcw(second))
+        return self.log
+
+    async def _pause(self, pause: str, seconds: float) -> None:
+        if pause == "sleep":
+            await asyncio.sleep(seconds)
+        else:
+            await self.env.SLOW.get_by_name("s").slow(seconds)
+
+    async def nested(self) -> str:
+        async def inner() -> str:
+            return "inner"
+
+        async def outer() -> str:
+            return await self.ctx.block_concurrency_while(inner)
+
+        return await self.ctx.block_concurrency_while(outer)
+
+    async def mark(self, x: str) -> list[str]:
+        self.log.append(x)
+        return self.log
+
+
+class Slow(durable.DurableObject):
+    async def slow(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class TestBlockConcurrencyWhile:
+    @pytest.mark.parametrize("pause", ["sleep", "rpc"])
+    async def test_two_callbacks_of_one_event_run_one_after_the_other(self, pause: str) -> None:
+        """workerd: `Promise.all([bCW(a), bCW(b)])` from one event logs a1, a2, b1, b2 (each
+        callback awaiting a timer or an RPC): the second waits for the input lock the first holds.
+        durable ran both at once (a1, b1, b2, a2)."""
+        async with durable.Runtime() as rt:
+            rt.namespace(Slow, name="SLOW")
+            stub = rt.namespace(Blocker).get_by_name("a")
+            assert await stub.two(pause) == ["a1", "a2", "b1", "b2"]
+
+    async def test_a_waiting_callback_goes_before_waiting_events(self) -> None:
+        """workerd: an event that arrives while the first of two callbacks runs gets in after both
+        (a1, a2, b1, b2, e2): a waiting callback goes before waiting events."""
+        async with durable.Runtime() as rt:
+            rt.namespace(Slow, name="SLOW")
+            stub = rt.namespace(Blocker).get_by_name("a")
+            two = asyncio.ensure_future(stub.two("rpc"))
+            await asyncio.sleep(0.01)
+            await asyncio.gather(two, stub.mark("e2"))
+            assert await stub.mark("end") == ["a1", "a2", "b1", "b2", "e2", "end"]
+
+    async def test_nested_callback_runs(self) -> None:
+        """workerd: bCW(async () => await bCW(async () => "inner")) returns "inner"."""
+        async with durable.Runtime() as rt:
+            assert await rt.namespace(Blocker).get_by_name("a").nested() == "inner"
+
+
+class Nester(durable.DurableObject):
+    async def nest(self, catch: bool) -> list[Any]:
+        reached = 0
+        caught: list[Any] = []
+
+        async def down(depth: int) -> str:
+            nonlocal reached
+            reached = depth
+            if depth >= 70:
+                return "bottom"
+            if not catch:
+                return await self.ctx.block_concurrency_while(lambda: down(depth + 1))
+            try:
+                return await self.ctx.block_concurrency_while(lambda: down(depth + 1))
+            except RuntimeError as exc:
+                caught.append([depth, str(exc)])
+                return "caught"
+
+        return [await down(0), reached, caught]
+
+
+class TestNestingDepth:
+    async def test_the_65th_nested_callback_is_refused(self) -> None:
+        """workerd: 64 nested blockConcurrencyWhile() run; the 65th call throws `Error:
+        blockConcurrencyWhile() calls are nested too deeply.` (caught there, the call goes on:
+        ["caught", 64, [64, "..."]])."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Nester).get_by_name("a")
+            assert await stub.nest(True) == [
+                "caught",
+                64,
+                [[64, "blockConcurrencyWhile() calls are nested too deeply."]],
+            ]
+
+    async def test_uncaught_it_resets_the_object(self) -> None:
+        """workerd: uncaught, it fails every callback (so resets the object) and the call."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Nester).get_by_name("a")
+            with pytest.raises(
+                RuntimeError, match=r"^blockConcurrencyWhile\(\) calls are nested too deeply\.$"
+            ) as info:
+                await stub.nest(False)
+            assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
+
+
+class Continues(durable.DurableObject):
+    async def bump(self, mode: str) -> int:
+        """`v = this.n; await <callback>; this.n = v + 1`."""
+        value = getattr(self, "n", 0)
+
+        async def quick(*_: Any) -> None:
+            pass
+
+        async def sleepy(*_: Any) -> None:
+            await asyncio.sleep(0.005)
+
+        callback = sleepy if mode.endswith("sleep") else quick
+        if mode.startswith("bcw"):
+            await self.ctx.block_concurrency_while(callback)
+        else:
+            await self.ctx.storage.transaction(callback)
+        self.n = value + 1
+        return self.n
+
+
+class TestAfterTheCallback:
+    @pytest.mark.parametrize("mode", ["bcw", "bcw-sleep", "txn", "txn-sleep"])
+    async def test_the_caller_goes_on_before_waiting_events(self, mode: str) -> None:
+        """workerd: three concurrent `v = this.n; await blockConcurrencyWhile(cb) (or
+        transaction(cb)); this.n = v + 1` give [1, 2, 3], the callback quick or awaiting a timer:
+        the caller's code after the await runs before a waiting event gets in. durable let the
+        next event in first ([1, 2, 2] / [1, 1, 2])."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Continues).get_by_name("a")
+            assert list(await asyncio.gather(*(stub.bump(mode) for _ in range(3)))) == [1, 2, 3]
