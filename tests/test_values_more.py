@@ -121,6 +121,9 @@ class Box(durable.DurableObject):
     async def echo(self, value: Any) -> Any:
         return value
 
+    async def identities(self, a: Any, b: Any = None, *, c: Any = None, d: Any = None) -> list[bool]:
+        return [a is b, a is c, c is d, a[0] is c]
+
     async def put_with_a_bad_value(self) -> tuple[str, dict[str, Any]]:
         try:
             await self.ctx.storage.put({"a": 1, "b": object(), "c": 3})
@@ -183,6 +186,26 @@ class TestRoundTrips:
                 await box.put("k", value)
             with pytest.raises(durable.DataCloneError, match=f'of type "{type(value).__qualname__}"'):
                 await box.echo(value)
+
+
+class TestSharedArguments:
+    """workerd (miniflare 4, 2026-04-07) copies all the arguments of a call as one value:
+    ``stub.same(x, x, {k: x})`` receives ``a === b``, ``a === c.k``. A value passed positionally and
+    by keyword arrived as two copies (args and kwargs were copied separately)."""
+
+    async def test_stub(self) -> None:
+        x: list[Any] = [1]
+        async with durable.Runtime() as rt:
+            box = rt.namespace(Box).get_by_name("b")
+            assert await box.identities(x, x, c=x, d=x) == [True, True, True, False]
+            assert await box.identities([x], c=x, d=x) == [False, False, True, True]
+
+    def test_blocking_stub(self) -> None:
+        x: list[Any] = [1]
+        with durable.BlockingRuntime() as rt:
+            box = rt.namespace(Box).get_by_name("b")
+            assert box.identities(x, x, c=x, d=x) == [True, True, True, False]
+            assert box.identities([x], c=x, d=x) == [False, False, True, True]
 
 
 class TestInspect:
