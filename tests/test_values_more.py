@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import decimal
 import enum
 import json
 import math
@@ -186,6 +187,64 @@ class TestRoundTrips:
                 await box.put("k", value)
             with pytest.raises(durable.DataCloneError, match=f'of type "{type(value).__qualname__}"'):
                 await box.echo(value)
+
+
+class Moment(dt.datetime):
+    """A datetime subclass with a tzinfo of its own class, as pendulum's DateTime has."""
+
+
+class Zone(zoneinfo.ZoneInfo):
+    pass
+
+
+class Day(dt.date):
+    pass
+
+
+class Clock(dt.time):
+    pass
+
+
+class Span(dt.timedelta):
+    pass
+
+
+class Ident(uuid.UUID):
+    pass
+
+
+class Amount(Decimal):
+    pass
+
+
+class TestSubclassMessages:
+    @pytest.mark.parametrize(
+        "value",
+        [
+            Moment(2020, 1, 2, 3, 4, 5, 6, tzinfo=Zone("Europe/Paris")),
+            Moment(2020, 1, 2),
+            Day(2020, 1, 2),
+            Clock(1, 2, 3, 4, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            Span(days=-5, microseconds=3),
+            Ident(int=12345),
+            Amount("1.50"),
+            collections.OrderedDict(a=1),
+        ],
+        ids=lambda v: type(v).__name__,
+    )
+    async def test_the_suggested_conversion_works(self, value: Any) -> None:
+        """The message of a refused subclass names a conversion that gives a storable, equal value.
+        It said ``datetime.datetime(value)`` (and the same for date, time, timedelta, UUID), which
+        raises TypeError."""
+        async with durable.Runtime() as rt:
+            box = rt.namespace(Box).get_by_name("b")
+            with pytest.raises(durable.DataCloneError, match="It is a subclass of") as caught:
+                await box.put("k", value)
+            expression = str(caught.value).split("e.g. with ", 1)[1].removesuffix(".)")
+            converted = eval(expression, {"datetime": dt, "uuid": uuid, "decimal": decimal}, {"value": value})
+            assert type(converted) in {dt.datetime, dt.date, dt.time, dt.timedelta, uuid.UUID, Decimal, dict}
+            await box.put("k", converted)
+            assert await box.get("k") == value
 
 
 class TestSharedArguments:
