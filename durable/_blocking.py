@@ -293,8 +293,10 @@ class BlockingStub(Generic[T]):
 
         def call(*args: Any, **kwargs: Any) -> Any:
             runtime._check_thread(f"stub.{name}() of a BlockingRuntime")
-            copied: tuple[Any, ...] = clone(args) if args else args  # type: ignore[assignment]
-            kw: dict[str, Any] = clone(kwargs) if kwargs else kwargs  # type: ignore[assignment]
+            copied: tuple[Any, ...]
+            kw: dict[str, Any]
+            # One copy of all the arguments, as workerd makes (a value passed twice arrives as one).
+            copied, kw = clone((args, kwargs)) if args or kwargs else (args, kwargs)  # type: ignore[misc]
             return runtime._submit(lambda: call_forwarded(stub, name, copied, kw)).result()
 
         call.__name__ = call.__qualname__ = name

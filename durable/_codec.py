@@ -250,6 +250,19 @@ _SUPPORTED_BASES: Final = (
 )  # fmt: skip
 
 
+_CONVERSIONS: Final[dict[type, str]] = {
+    # How to make the exact type from a subclass, where calling the base on the value fails
+    # (datetime.datetime(value) raises TypeError). fromisoformat keeps the UTC offset of an aware
+    # value, whatever its tzinfo class (pendulum's, pytz's), as a datetime.timezone.
+    _dt.datetime: "datetime.datetime.fromisoformat(value.isoformat())",
+    _dt.date: "datetime.date.fromordinal(value.toordinal())",
+    _dt.time: "datetime.time.fromisoformat(value.isoformat())",
+    _dt.timedelta: "datetime.timedelta(value.days, value.seconds, value.microseconds)",
+    uuid.UUID: "uuid.UUID(int=value.int)",
+}
+"""Subclass conversions named in DataCloneError messages, for bases whose constructor takes no instance."""
+
+
 _FUNCTION_TYPES: Final = (
     types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.BuiltinMethodType,
     types.MethodWrapperType, functools.partial,
@@ -293,7 +306,7 @@ def _clone_error(value: object, rpc: bool = False) -> DataCloneError:
                 name = f"{base.__module__}.{name}"
             message += (
                 f" (It is a subclass of {name}; only the exact type can be stored: convert it "
-                f"first, e.g. with {name}(value).)"
+                f"first, e.g. with {_CONVERSIONS.get(base, f'{name}(value)')}.)"
             )
             break
     return DataCloneError(message)

@@ -224,18 +224,123 @@ def _find(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[st
     raise InspectError(f"no object named or with id {name_or_id!r} in namespace {namespace!r}")
 
 
+class _Text(str):
+    """Internal: literal output queued on :func:`show`'s stack (decoded values are never of this type)."""
+
+
+class _Leave(int):
+    """Internal: the id of a container :func:`show` has finished writing."""
+
+
+_OPEN: dict[type, tuple[str, str, str]] = {
+    # type: (opening, closing, what repr() writes for a reference back to a container being written)
+    list: ("[", "]", "[...]"),
+    tuple: ("(", ")", "(...)"),
+    dict: ("{", "}", "{...}"),
+    set: ("{", "}", "{...}"),
+    frozenset: ("frozenset({", "})", "frozenset(...)"),
+}
+_EMPTY: dict[type, str] = {list: "[]", tuple: "()", dict: "{}", set: "set()", frozenset: "frozenset()"}
+
+
+def _int_repr(value: int) -> str:
+    # repr() of an int of more than sys.get_int_max_str_digits() digits raises ValueError (a
+    # guard against quadratic conversion); hexadecimal has no such limit and is just as exact.
+    try:
+        return repr(value)
+    except ValueError:
+        return hex(value)
+
+
+def show(value: Any) -> str:
+    """``repr(value)`` for a decoded value, written without recursion.
+
+    ``repr`` recurses (a value nested 100,000 deep, which storage accepts, raises RecursionError)
+    and refuses ints of more than 4,300 digits; this writes the same text, with such ints in
+    hexadecimal, and a reference back to a container being written as ``repr`` does (``[...]``).
+    """
+    parts: list[str] = []
+    active: set[int] = set()
+    stack: list[Any] = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is _Text:
+            parts.append(v)
+        elif t is _Leave:
+            active.discard(v)
+        elif t is int:
+            parts.append(_int_repr(v))
+        elif t not in _OPEN:
+            parts.append(repr(v))
+        elif not v:
+            parts.append(_EMPTY[t])
+        elif id(v) in active:
+            parts.append(_OPEN[t][2])
+        else:
+            opening, closing, _ = _OPEN[t]
+            active.add(id(v))
+            parts.append(opening)
+            todo: list[Any] = []
+            if t is dict:
+                for key, item in v.items():
+                    todo += (key, _Text(": "), item, _Text(", "))
+            else:
+                for item in v:
+                    todo += (item, _Text(", "))
+            todo[-1] = _Text("," + closing if t is tuple and len(v) == 1 else closing)
+            todo.append(_Leave(id(v)))
+            todo.reverse()
+            stack += todo
+    return "".join(parts)
+
+
+_JSON_DEPTH = 100
+"""Containers nested deeper than this are shown as ``{"repr": ...}`` (json.dumps recurses)."""
+
+
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-            return repr(value)
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        return {"bytes": bytes(value).hex()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return {"repr": repr(value)}
+    """``value`` as JSON data: bytes as ``{"bytes": hex}``, what JSON cannot hold as ``{"repr": ...}``.
+
+    Built without recursion; a reference back to a list or dict being converted (a cycle), or a
+    container nested more than ``_JSON_DEPTH`` deep, is shown as ``{"repr": ...}`` too.
+    """
+    root: list[Any] = [None]
+    active: set[int] = set()
+    # (value, where to put its conversion, index or key there, depth); a _Leave pops a container.
+    stack: list[Any] = [(value, root, 0, 0)]
+    while stack:
+        entry = stack.pop()
+        if type(entry) is _Leave:
+            active.discard(entry)
+            continue
+        v, target, slot, depth = entry
+        t = type(v)
+        if v is None or t is bool or t is str:
+            target[slot] = v
+        elif t is int:
+            text = _int_repr(v)
+            target[slot] = {"repr": text} if "x" in text else v
+        elif t is float:
+            target[slot] = v if v == v and v not in (float("inf"), float("-inf")) else repr(v)
+        elif t is bytes or t is bytearray:
+            target[slot] = {"bytes": bytes(v).hex()}
+        elif (t is list or t is tuple or (t is dict and all(type(k) is str for k in v))) and depth < _JSON_DEPTH:
+            if id(v) in active:
+                target[slot] = {"repr": _OPEN[t][2]}
+                continue
+            active.add(id(v))
+            stack.append(_Leave(id(v)))
+            if t is dict:
+                out: Any = dict.fromkeys(v)
+                stack += [(item, out, key, depth + 1) for key, item in reversed(v.items())]
+            else:
+                out = [None] * len(v)
+                stack += [(item, out, i, depth + 1) for i, item in reversed(list(enumerate(v)))]
+            target[slot] = out
+        else:
+            target[slot] = {"repr": show(v)}
+    return root[0]
 
 
 def _read_only_authorizer(refused: list[str], action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
@@ -343,7 +448,7 @@ def _print(info: dict[str, Any], out: TextIO) -> None:
         return
     out.write(f"{len(info['entries'])} key-value entr{'ies' if len(info['entries']) != 1 else 'y'}\n")
     for key, value in info["entries"].items():
-        out.write(f"  {key!r}: {value!r}\n")
+        out.write(f"  {key!r}: {show(value)}\n")
 
 
 def run(

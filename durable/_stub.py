@@ -289,15 +289,17 @@ class RpcMethod:
         or not the promise is awaited. Called where no event loop runs, it returns a coroutine
         instead, which makes the call when awaited (``asyncio.run(stub.increment())``).
         """
-        if args:
+        if kwargs:
+            # One copy of all the arguments, as workerd makes, so that a value passed both
+            # positionally and by keyword arrives as one object.
+            args, kwargs = clone((args, kwargs))  # type: ignore[misc]
+        elif args:
             # clone() returns a tuple of atomic values as it is: tested here first, without its
             # two calls and memo dict (docs/performance.md: a call with two such arguments).
             for arg in args:
                 if type(arg) not in ATOMIC_TYPES:
                     args = clone(args)  # type: ignore[assignment]
                     break
-        if kwargs:
-            kwargs = clone(kwargs)  # type: ignore[assignment]
         stub = self._stub
         loop = _get_running_loop()
         if loop is None:
