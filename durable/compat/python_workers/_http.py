@@ -96,16 +96,6 @@ class FetchResponse(durable.Response):
         return builtins.memoryview(await self.bytes())
 
     @property
-    def url(self) -> str:
-        """The response's URL: empty, as for every response not fetched from the network."""
-        return ""
-
-    @property
-    def redirected(self) -> bool:
-        """Whether the response came after a redirect: ``False`` (no redirect is followed)."""
-        return False
-
-    @property
     def type(self) -> str:
         """The response type: ``"default"``."""
         return "default"

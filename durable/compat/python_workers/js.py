@@ -2,8 +2,8 @@
 
 While :func:`durable.compat.python_workers.install` is in effect, ``import js`` gives this
 module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now()``, ``Object``,
-``JSON``, ``console``, ``Response``, ``Request``, ``Headers``, ``WebSocketRequestResponsePair``.
-Other globals of the Workers runtime (``fetch``, ``WebSocket``, ``HTMLRewriter``...) can be
+``JSON``, ``console``, ``Response``, ``Request``, ``Headers``, ``WebSocketRequestResponsePair``,
+``fetch`` (outbound HTTP). Other globals of the Workers runtime (``WebSocket``, ``HTMLRewriter``...) can be
 imported, and raise ``NotImplementedError`` naming them when used; any other name raises
 ``AttributeError``.
 """
@@ -25,6 +25,7 @@ __all__ = [
     "WebSocketPair",
     "WebSocketRequestResponsePair",
     "console",
+    "fetch",
 ]
 
 _log = logging.getLogger("durable.js")
@@ -181,6 +182,18 @@ class Response:
         return SdkResponse.redirect(url, status)
 
 
+async def fetch(resource: Any, init: dict[str, Any] | None = None, /, **fields: Any) -> Any:
+    """``js.fetch(url_or_request, init)``: outbound HTTP, as workerd's ``fetch`` (the SDK's ``Response``).
+
+    Raises:
+        pyodide.ffi.JsException: what workerd's ``fetch`` rejects with (``TypeError: Invalid
+            URL: /x``, ``Error: Network connection lost.``, ``TypeError: Too many redirects....``).
+    """
+    from ._fetch import js_fetch
+
+    return await js_fetch(resource, init, **fields)
+
+
 class WebSocketRequestResponsePair:
     """``js.WebSocketRequestResponsePair``: ``WebSocketRequestResponsePair.new(request, response)``,
     for ``ctx.setWebSocketAutoResponse``."""
@@ -222,7 +235,7 @@ class Request:
 # (``from js import fetch`` at module level), using them raises NotImplementedError naming them.
 _NOT_EMULATED = frozenset(
     {
-        "fetch", "WebSocket", "HTMLRewriter", "caches", "crypto", "setTimeout", "setInterval",
+        "WebSocket", "HTMLRewriter", "caches", "crypto", "setTimeout", "setInterval",
         "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "scheduler",
         "navigator", "performance", "ReadableStream", "WritableStream", "TransformStream",
         "TextEncoder", "TextDecoder", "CompressionStream", "DecompressionStream",

@@ -3,8 +3,9 @@
 While :func:`durable.compat.python_workers.install` is in effect, ``import workers`` gives this
 module. Its names follow the SDK's ``workers.__all__``; ``env`` is the served project's env
 (through the same wrappers as ``self.env``, with ``patch_env``'s overrides), ``wait_until`` the
-running request's or object's ``waitUntil``. What `durable` does not emulate (``Blob``,
-``FormData``, outbound ``fetch``, Workflows) raises ``NotImplementedError`` naming it.
+running request's or object's ``waitUntil``; ``fetch`` reaches the network (see ``_fetch``).
+What `durable` does not emulate (``Blob``, ``FormData``, Workflows) raises
+``NotImplementedError`` naming it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ._entrypoints import WorkerEntrypoint as WorkerEntrypoint
 from ._entrypoints import WorkflowEntrypoint as WorkflowEntrypoint
 from ._entrypoints import current_env
 from ._entrypoints import handler as handler
+from ._fetch import sdk_fetch as fetch
 from ._globals import import_from_javascript as import_from_javascript
 from ._globals import patch_env as patch_env
 from ._globals import wait_until as _wait_until
@@ -88,7 +90,6 @@ class _NotEmulated:
 Blob = _NotEmulated("Blob", "use bytes")
 File = _NotEmulated("File", "use bytes")
 FormData = _NotEmulated("FormData", "parse the body yourself")
-fetch = _NotEmulated("fetch", "outbound HTTP is not emulated; call another Durable Object through its stub")
 wait_until = waitUntil = _wait_until  # noqa: N816 - the SDK's names
 
 
