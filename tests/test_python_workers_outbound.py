@@ -314,3 +314,250 @@ async def test_worker_and_object_fetch(tmp_path: Path, server: Server, durable_r
         assert resp.json() == {"worker": "/echo?from=worker", "via": "worker"}
         resp = await client.get("/object")
         assert resp.json() == {"object": "/echo?from=object", "body": "o"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Blob, File, FormData
+
+
+MULTIPART = (
+    b'--XX\r\nContent-Disposition: form-data; name="a"\r\n\r\nhello\r\n'
+    b'--XX\r\nContent-Disposition: form-data; name="f"; filename="x.txt"\r\nContent-Type: Text/Plain\r\n\r\n'
+    b"file body\r\n"
+    b'--XX\r\nContent-Disposition: form-data; name="g"; filename="y.bin"\r\n\r\nraw\r\n'
+    b'--XX\r\nContent-Disposition: form-data; name="a"\r\nContent-Type: text/x\r\n\r\nagain\r\n--XX--\r\n'
+)
+
+
+def form_request(body: bytes | str, content_type: str | None) -> Any:
+    headers = {} if content_type is None else {"content-type": content_type}
+    return sdk.Request("http://x/", method="POST", body=body, headers=headers)
+
+
+class TestBlob:
+    async def test_blob(self) -> None:
+        """workerd: ``new Blob(["ab", Uint8Array[99], new Blob(["d"])], {type: "Text/Plain"})`` has
+        size 4, type "text/plain"; a type outside printable ASCII becomes ""; ``endings`` raises
+        ``Error: The 'endings' field on 'Options' is not implemented.``."""
+        blob = sdk.Blob(["ab", b"c", bytearray(b"d"), sdk.Blob("e")], "Text/Plain")
+        assert (blob.size, blob.content_type, blob.type) == (5, "text/plain", "text/plain")
+        assert (await blob.text(), await blob.bytes()) == ("abcde", b"abcde")
+        assert sdk.Blob("é").size == 2 and sdk.Blob(b"xyz").size == 3
+        assert sdk.Blob("x", "a\u00e9b").content_type == "" and sdk.Blob("x", "a\tb").content_type == ""
+        assert sdk.Blob(sdk.Blob("x", "a/b")).content_type == "a/b"  # one Blob passes its type on
+        assert sdk.Blob([sdk.Blob("x", "a/b")]).content_type == ""
+        with pytest.raises(ffi.JsException, match="The 'endings' field on 'Options' is not implemented."):
+            sdk.Blob("x", endings="native")
+        with pytest.raises(TypeError, match="^Don't know how to handle <class 'int'> for Blob\\(\\)$"):
+            sdk.Blob([1])
+
+    async def test_slice(self) -> None:
+        """workerd: ``slice(-4, -1)`` of "abcdef" is "cde", ``slice(2)`` "cdef", ``slice(4, 2)``
+        empty, ``slice(-100, 2)`` "ab"; the SDK rebuilds the slice from a list, so its
+        ``content_type`` is ""."""
+        blob = sdk.Blob("abcdef", "x/y")
+        assert await blob.slice(-4, -1).text() == "cde"
+        assert await blob.slice(2).text() == "cdef"
+        assert blob.slice(4, 2).size == 0 and await blob.slice(-100, 2).text() == "ab"
+        assert blob.slice(1, 3, "a/b").content_type == ""
+
+    def test_file(self) -> None:
+        """workerd: a File has its name, type and a lastModified of now unless given."""
+        file = sdk.File(["abc"], "n.txt", "text/plain")
+        assert (file.name, file.size, file.content_type, isinstance(file, sdk.Blob)) == ("n.txt", 3, "text/plain", True)
+        assert file.last_modified > 1_600_000_000_000
+        assert sdk.File("abc", "n.txt", last_modified=5).last_modified == 5
+        again = sdk.File(sdk.File("q", "a", "a/b", last_modified=7), "b")
+        assert (again.name, again.content_type, again.last_modified) == ("b", "a/b", 7)
+
+
+class TestFormData:
+    def test_entries(self) -> None:
+        """workerd: ``get`` is the first value (null when none: the SDK's ``form[name]`` is None),
+        ``getAll`` every one, ``set`` replaces all where the first was; a Blob becomes a File named
+        after its field, a File appended with a name a new File of that name, its type kept; a
+        number is its text."""
+        form = sdk.FormData({"z": "0"})
+        form.append("a", "1")
+        form.append("a", "2")
+        form.append("b", sdk.Blob("x", "t/x"))
+        form.append("c", sdk.Blob("y"), "c.bin")
+        form.append("d", sdk.File("q", "orig.txt", "a/b"), "new.txt")
+        form.append("n", 5)
+        assert (form["a"], form.get_all("a"), form["missing"], form.get("missing")) == ("1", ["1", "2"], None, None)
+        b, c, d = form["b"], form["c"], form["d"]
+        assert isinstance(b, sdk.File) and (b.name, b.content_type) == ("b", "t/x")
+        assert (c.name, c.content_type, d.name, d.content_type, form["n"]) == ("c.bin", "", "new.txt", "a/b", "5")
+        assert "b" in form and "q" not in form
+        assert list(form.keys()) == ["z", "a", "a", "b", "c", "d", "n"]
+        form["a"] = "9"
+        assert [(k, v) for k, v in form.items() if isinstance(v, str)] == [("z", "0"), ("a", "9"), ("n", "5")]
+        del form["a"]
+        form.delete("nope")
+        assert "a" not in form and len(form) == 5
+        with pytest.raises(TypeError, match="^Expected single item in arguments to FormData.__setitem__$"):
+            form["x"] = ["a", "b"]
+        with pytest.raises(TypeError, match="^Expected form_data to be a dict or an instance of FormData$"):
+            sdk.FormData([("a", "b")])
+
+    async def test_multipart_body(self) -> None:
+        """workerd: a FormData body is multipart/form-data with a 32-hex-digit boundary, a quote in a
+        name as %22, a Blob part typed application/octet-stream when it has none, and no line break
+        after the closing boundary; a Content-Type given is kept."""
+        form = sdk.FormData()
+        form.append("a", "1\r\n2")
+        form.append('q"x', "v")
+        form.append("file", sdk.Blob("DATA", "image/png"), 'p"ic.png')
+        form.append("e", sdk.Blob("E"))
+        resp = sdk.Response(form)
+        content_type = resp.headers["content-type"]
+        assert content_type.startswith("multipart/form-data; boundary=")
+        boundary = content_type.split("=", 1)[1]
+        assert len(boundary) == 32 and int(boundary, 16) >= 0
+        expected = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n2\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="q%22x"\r\n\r\nv\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p%22ic.png"\r\n'
+            "Content-Type: image/png\r\n\r\nDATA\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="e"; filename="e"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\nE\r\n--{boundary}--"
+        )
+        assert await resp.text() == expected
+        kept = sdk.Request("http://x/", method="POST", body=form, headers={"content-type": "text/plain"})
+        assert kept.headers["content-type"] == "text/plain"
+        parsed = await sdk.Response(form).form_data()
+        # (workerd does not decode %22 when parsing: the name comes back as sent)
+        assert parsed["a"] == "1\r\n2" and parsed["q%22x"] == "v" and await parsed["file"].bytes() == b"DATA"
+        assert sdk.Request("http://x/", method="POST", body=sdk.Blob("z", "q/r")).headers["content-type"] == "q/r"
+        assert sdk.Request("http://x/", method="POST", body=sdk.Blob("z")).headers["content-type"] is None
+
+    async def test_parse_multipart(self) -> None:
+        """workerd: a part with a file name is a File (its type the part's, "" if none), one without
+        is text, in order; the SDK's File lower-cases the type."""
+        form = await form_request(MULTIPART, "multipart/form-data; boundary=XX").form_data()
+        assert isinstance(form, sdk.FormData)
+        assert [k for k in form] == ["a", "f", "g", "a"] and form.get_all("a") == ["hello", "again"]
+        f, g = form["f"], form["g"]
+        assert (f.name, f.content_type, await f.text()) == ("x.txt", "text/plain", "file body")
+        assert (g.name, g.content_type, await g.bytes()) == ("y.bin", "", b"raw")
+        quoted = 'multipart/form-data; boundary="a b"'
+        body = '--a b\r\nContent-Disposition: form-data; name="k"\r\n\r\nv\r\n--a b--'
+        assert list((await form_request(body, quoted).form_data()).items()) == [("k", "v")]
+        lf = '--XX\nContent-Disposition: form-data; name="a"; filename=""\n\nv\n--XX--'
+        assert list((await form_request("pre\r\n" + lf, "multipart/form-data; boundary=XX").form_data()).items()) == [
+            ("a", "v")
+        ]
+
+    async def test_parse_urlencoded(self) -> None:
+        """workerd: ``+`` is a space, ``%`` takes up to two hex digits (``%zz`` -> "zz", ``%4`` ->
+        U+0004, ``%`` dropped), invalid UTF-8 becomes U+FFFD, a charset parameter is fine."""
+        body = "a=1&b=x+y%21&a=2&c&=e&d=%zz&f=%&g=%4g&h=%%41&i=%C3%A9&j=%FF&k=a=b"
+        form = await form_request(body, "application/x-www-form-urlencoded; charset=UTF-8").form_data()
+        assert list(form.items()) == [
+            ("a", "1"),
+            ("b", "x y!"),
+            ("a", "2"),
+            ("c", ""),
+            ("", "e"),
+            ("d", "zz"),
+            ("f", ""),
+            ("g", "\x04g"),
+            ("h", "A"),
+            ("i", "é"),
+            ("j", "\ufffd"),
+            ("k", "a=b"),
+        ]
+
+    async def test_parse_errors(self) -> None:
+        """workerd's TypeErrors for a body that is no form; a second read is the SDK's OSError."""
+        multipart = "multipart/form-data; boundary=XX"
+        part = '--XX\r\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n'
+        cases: list[tuple[str | bytes, str | None, str]] = [
+            ("a=1", "text/plain", "Unrecognized Content-Type header value. FormData can only parse the following"),
+            (b"a=1", None, "Parsing a Body as FormData requires a Content-Type header."),
+            ("x", "multipart/form-data", "No boundary string in Content-Type header."),
+            ("garbage", multipart, "No initial boundary string (or you have a truncated message)."),
+            (part, multipart, "No subsequent boundary string after multipart message."),
+            (part + "--XX", multipart, "No subsequent boundary string after multipart message."),
+            ("--XX   \r\n", multipart, "Boundary string was not succeeded by CRLF, LF, or '--'."),
+            ("--XX\r\nContent-Type: a/b\r\n\r\nv\r\n--XX--", multipart, "No valid Content-Disposition header found"),
+            (
+                "--XX\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--XX--",
+                multipart,
+                "Content-Disposition header in FormData part is missing a name.",
+            ),
+        ]
+        for body, content_type, message in cases:
+            with pytest.raises(TypeError) as info:
+                await form_request(body, content_type).form_data()
+            assert str(info.value).startswith(message), (body, info.value)
+        assert list((await form_request("--XX--\r\n", multipart).form_data()).items()) == []
+        resp = sdk.Response("a=1", headers={"content-type": "application/x-www-form-urlencoded"})
+        assert (await resp.form_data())["a"] == "1"
+        with pytest.raises(OSError, match="^Body already used$"):
+            await resp.form_data()
+
+    async def test_body_blob(self) -> None:
+        """workerd: ``body.blob()`` is typed with the Content-Type as a MIME type serialized
+        (``Text/Weird; A=B`` -> ``text/weird;a=B``, quotes dropped), which the SDK's Blob then
+        lower-cases; "" without one."""
+        blob = await form_request("hey", "Text/Weird; A=B").blob()
+        assert (type(blob), blob.content_type, blob.size) == (sdk.Blob, "text/weird;a=b", 3)
+        blob = await form_request("hey", 'text/plain;charset="UTF-8"; x').blob()
+        assert blob.content_type == "text/plain;charset=utf-8"
+        assert (await form_request("hey", "garbage").blob()).content_type == ""
+        assert (await sdk.Response(b"\x00").blob()).content_type == ""
+
+    def test_js_constructors(self) -> None:
+        """``js.Blob.new``, ``js.File.new`` and ``js.FormData.new`` make the same objects."""
+        blob = js.Blob.new(["a", "b"], {"type": "A/B"})
+        file = js.File.new(["c"], "f.txt", type="t/t", lastModified=3)
+        form = js.FormData.new()
+        form.append("b", blob)
+        form.set("f", file)
+        assert (blob.size, blob.type, file.name, file.lastModified) == (2, "a/b", "f.txt", 3)
+        assert form.has("f") and form.getAll("b")[0].name == "b"
+
+    async def test_fetch_form(self, server: Server, transport: str) -> None:
+        """A FormData body sent with fetch arrives as multipart/form-data; a form body read back."""
+        form = sdk.FormData({"a": "1"})
+        form.append("up", sdk.File("data", "d.txt", "text/plain"))
+        data = await (await sdk.fetch(server.base + "/echo", method="POST", body=form)).json()
+        assert data["headers"]["content-type"].startswith("multipart/form-data; boundary=")
+        assert 'name="up"; filename="d.txt"\r\nContent-Type: text/plain\r\n\r\ndata\r\n' in data["body"]
+        form = await (await sdk.fetch(server.base + "/form")).form_data()
+        assert form.get_all("a") == ["1", "2"] and form["b"] == "x y!"
+
+
+UPLOAD_ENTRY = """
+from workers import DurableObject, Response, WorkerEntrypoint
+
+
+class Store(DurableObject):
+    async def fetch(self, request):
+        form = await request.form_data()
+        upload = form["file"]
+        await self.ctx.storage.put(upload.name, await upload.bytes())
+        return Response.json({"name": upload.name, "type": upload.content_type, "title": form["title"]})
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return await self.env.STORE.getByName("s").fetch(request)
+"""
+
+
+async def test_upload_through_worker_and_object(tmp_path: Path, durable_runtime: durable.Runtime) -> None:
+    """A multipart upload reaches a Durable Object through a Worker and is read with form_data()."""
+    (tmp_path / "src").mkdir()
+    config = {
+        "main": "src/entry.py",
+        "durable_objects": {"bindings": [{"name": "STORE", "class_name": "Store"}]},
+        "migrations": [{"tag": "v1", "new_sqlite_classes": ["Store"]}],
+    }
+    (tmp_path / "wrangler.jsonc").write_text(json.dumps(config))
+    (tmp_path / "src" / "entry.py").write_text(textwrap.dedent(UPLOAD_ENTRY))
+    app = pw.asgi_app(tmp_path, durable_runtime)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
+        resp = await client.post("/", data={"title": "T"}, files={"file": ("a.png", b"\x89PNG", "image/png")})
+        assert resp.json() == {"name": "a.png", "type": "image/png", "title": "T"}

@@ -17,7 +17,10 @@ from typing import Any
 
 __all__ = [
     "JSON",
+    "Blob",
     "Date",
+    "File",
+    "FormData",
     "Headers",
     "Object",
     "Request",
@@ -194,6 +197,38 @@ async def fetch(resource: Any, init: dict[str, Any] | None = None, /, **fields: 
     return await js_fetch(resource, init, **fields)
 
 
+class Blob:
+    """``js.Blob``: ``Blob.new(parts, {"type": ...})`` (or ``type=`` as a keyword) is a ``workers.Blob``."""
+
+    @staticmethod
+    def new(parts: Any = (), options: dict[str, Any] | None = None, /, **fields: Any) -> Any:
+        from ._forms import Blob as SdkBlob
+
+        init = {**(options or {}), **fields}
+        return SdkBlob(list(parts), init.get("type"), init.get("endings"))
+
+
+class File:
+    """``js.File``: ``File.new(parts, name, {"type": ..., "lastModified": ...})`` is a ``workers.File``."""
+
+    @staticmethod
+    def new(parts: Any, name: str, options: dict[str, Any] | None = None, /, **fields: Any) -> Any:
+        from ._forms import File as SdkFile
+
+        init = {**(options or {}), **fields}
+        return SdkFile(list(parts), name, init.get("type"), init.get("endings"), init.get("lastModified"))
+
+
+class FormData:
+    """``js.FormData``: ``FormData.new()`` is an empty ``workers.FormData`` (``append``, ``get``, ``getAll``...)."""
+
+    @staticmethod
+    def new() -> Any:
+        from ._forms import FormData as SdkFormData
+
+        return SdkFormData()
+
+
 class WebSocketRequestResponsePair:
     """``js.WebSocketRequestResponsePair``: ``WebSocketRequestResponsePair.new(request, response)``,
     for ``ctx.setWebSocketAutoResponse``."""
@@ -239,8 +274,7 @@ _NOT_EMULATED = frozenset(
         "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "scheduler",
         "navigator", "performance", "ReadableStream", "WritableStream", "TransformStream",
         "TextEncoder", "TextDecoder", "CompressionStream", "DecompressionStream",
-        "FixedLengthStream", "IdentityTransformStream", "AbortController", "AbortSignal", "Blob",
-        "File", "FormData", "URL", "URLSearchParams", "URLPattern", "EventTarget", "Event",
+        "FixedLengthStream", "IdentityTransformStream", "AbortController", "AbortSignal", "URL", "URLSearchParams", "URLPattern", "EventTarget", "Event",
         "CustomEvent", "MessageChannel", "Promise", "Array", "ArrayBuffer", "Uint8Array", "DataView",
         "Map", "Set", "WeakMap", "WeakRef", "Error", "TypeError", "RangeError", "DOMException",
         "Math", "Number", "String", "Boolean", "Symbol", "Reflect", "Proxy", "BigInt", "Intl",
