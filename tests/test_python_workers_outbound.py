@@ -561,3 +561,18 @@ async def test_upload_through_worker_and_object(tmp_path: Path, durable_runtime:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
         resp = await client.post("/", data={"title": "T"}, files={"file": ("a.png", b"\x89PNG", "image/png")})
         assert resp.json() == {"name": "a.png", "type": "image/png", "title": "T"}
+
+
+class Echo(sdk.DurableObject):
+    async def fetch(self, request: Any) -> Any:
+        return sdk.Response("hi")
+
+
+async def test_stub_fetch_url(durable_runtime: durable.Runtime) -> None:
+    """The SDK reads ``url`` from workerd's response: ``stub.fetch``'s says the URL requested (as
+    JavaScript's ``response.url`` does), not ``""``."""
+    durable_runtime.namespace(Echo, name="ECHO")
+    pw.serving(durable_runtime)
+    resp = await sdk.env.ECHO.getByName("e").fetch("http://o/path?q=1")
+    assert isinstance(resp, sdk.FetchResponse)
+    assert (resp.url, resp.redirected) == ("http://o/path?q=1", False)
