@@ -24,6 +24,7 @@ import durable
 from durable._http import held_body, json_reader
 
 from ._convert import JsDict
+from ._forms import Blob, FormData, encode_body, mime_type, parse_form
 
 __all__ = ["FetchResponse", "Request", "Response", "as_fetch_response", "unwrap_request"]
 
@@ -96,16 +97,6 @@ class FetchResponse(durable.Response):
         return builtins.memoryview(await self.bytes())
 
     @property
-    def url(self) -> str:
-        """The response's URL: empty, as for every response not fetched from the network."""
-        return ""
-
-    @property
-    def redirected(self) -> bool:
-        """Whether the response came after a redirect: ``False`` (no redirect is followed)."""
-        return False
-
-    @property
     def type(self) -> str:
         """The response type: ``"default"``."""
         return "default"
@@ -124,13 +115,20 @@ class FetchResponse(durable.Response):
         if kind is not None:
             raise OSError(f"{self.status} {kind} Error: {self.status_text} for url: {self.url}")
 
-    async def blob(self) -> Any:
-        """Not emulated: `durable` has no ``Blob``; read ``bytes()`` instead."""
-        raise NotImplementedError("Response.blob() is not supported by durable; use await response.bytes()")
+    async def blob(self) -> Blob:
+        """Read the whole body as a :class:`Blob` typed with the ``Content-Type`` (``""`` if none)."""
+        return Blob(await self.bytes(), mime_type(self.headers.get("content-type")))
 
-    async def form_data(self) -> Any:
-        """Not emulated: `durable` has no ``FormData``; read ``text()`` and parse it instead."""
-        raise NotImplementedError("Response.form_data() is not supported by durable; use await response.text()")
+    async def form_data(self) -> FormData:
+        """Read the body as a :class:`FormData` (``multipart/form-data`` or
+        ``application/x-www-form-urlencoded``).
+
+        Raises:
+            OSError: the body was already read (``Body already used``).
+            TypeError: another content type, or a malformed body (workerd's messages).
+        """
+        self._check_unused()
+        return parse_form(self.headers.get("content-type"), await self.bytes())
 
     formData = form_data
 
@@ -194,9 +192,10 @@ class Response(FetchResponse):
         headers: Any = None,
         web_socket: Any = None,
     ) -> None:
-        if body is not None and not isinstance(body, (str, builtins.bytes)):
+        if body is not None and not isinstance(body, (str, builtins.bytes, FormData, Blob)):
             # workers-py response.py: only str, bytes, FormData and JavaScript bodies are accepted.
             raise TypeError(f"Unsupported type in Response: {type(body).__name__}")
+        body, headers = with_form_body(body, headers)
         options: dict[str, Any] = {}
         if web_socket is not None:
             options["web_socket"] = web_socket  # accepted by durable.Response where WebSockets exist
@@ -223,6 +222,18 @@ class Response(FetchResponse):
         """A redirect to ``url`` (status 301, 302, 303, 307 or 308)."""
         built = durable.Response.redirect(url, int(status))
         return Response(None, built.status, "", built.headers)
+
+
+def with_form_body(body: Any, headers: Any) -> tuple[Any, Any]:
+    """A ``FormData`` or ``Blob`` body as bytes, and ``headers`` with its ``Content-Type`` when they
+    have none (workerd keeps a given one, measured); any other body and ``headers`` as they are."""
+    data, content_type = encode_body(body)
+    if content_type is None:
+        return data, headers
+    merged = durable.Headers(headers)
+    if "content-type" not in merged:
+        merged["content-type"] = content_type
+    return data, merged
 
 
 def as_fetch_response(response: durable.Response) -> FetchResponse:
@@ -317,6 +328,10 @@ class Request:
         if isinstance(input, durable.Request) and not options:
             self._req = input
             return
+        if "body" in options:
+            options["body"], options["headers"] = with_form_body(options["body"], options.get("headers"))
+            if options["headers"] is None:
+                del options["headers"]
         if isinstance(options.get("method"), http.HTTPMethod):
             options["method"] = options["method"].value
         unknown = sorted(set(options) - {"method", "headers", "body"})
@@ -404,11 +419,16 @@ class Request:
     async def buffer(self) -> builtins.bytes:
         return await self.bytes()
 
-    async def blob(self) -> Any:
-        raise NotImplementedError("Request.blob() is not supported by durable; use await request.bytes()")
+    async def blob(self) -> Blob:
+        """Read the whole body as a :class:`Blob` typed with the ``Content-Type`` (``""`` if none)."""
+        return Blob(await self.bytes(), mime_type(self._req.headers.get("content-type")))
 
-    async def form_data(self) -> Any:
-        raise NotImplementedError("Request.form_data() is not supported by durable; use await request.text()")
+    async def form_data(self) -> FormData:
+        """Read the body as a :class:`FormData` (see :meth:`FetchResponse.form_data`)."""
+        self._check_unused()
+        return parse_form(self._req.headers.get("content-type"), await self._req.bytes())
+
+    formData = form_data
 
     def clone(self) -> Request:
         """A copy that can be read independently. Raises ``OSError`` if the body was read."""

@@ -2,8 +2,8 @@
 
 While :func:`durable.compat.python_workers.install` is in effect, ``import js`` gives this
 module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now()``, ``Object``,
-``JSON``, ``console``, ``Response``, ``Request``, ``Headers``, ``WebSocketRequestResponsePair``.
-Other globals of the Workers runtime (``fetch``, ``WebSocket``, ``HTMLRewriter``...) can be
+``JSON``, ``console``, ``Response``, ``Request``, ``Headers``, ``WebSocketRequestResponsePair``,
+``fetch`` (outbound HTTP). Other globals of the Workers runtime (``WebSocket``, ``HTMLRewriter``...) can be
 imported, and raise ``NotImplementedError`` naming them when used; any other name raises
 ``AttributeError``.
 """
@@ -17,7 +17,10 @@ from typing import Any
 
 __all__ = [
     "JSON",
+    "Blob",
     "Date",
+    "File",
+    "FormData",
     "Headers",
     "Object",
     "Request",
@@ -25,6 +28,7 @@ __all__ = [
     "WebSocketPair",
     "WebSocketRequestResponsePair",
     "console",
+    "fetch",
 ]
 
 _log = logging.getLogger("durable.js")
@@ -181,6 +185,50 @@ class Response:
         return SdkResponse.redirect(url, status)
 
 
+async def fetch(resource: Any, init: dict[str, Any] | None = None, /, **fields: Any) -> Any:
+    """``js.fetch(url_or_request, init)``: outbound HTTP, as workerd's ``fetch`` (the SDK's ``Response``).
+
+    Raises:
+        pyodide.ffi.JsException: what workerd's ``fetch`` rejects with (``TypeError: Invalid
+            URL: /x``, ``Error: Network connection lost.``, ``TypeError: Too many redirects....``).
+    """
+    from ._fetch import js_fetch
+
+    return await js_fetch(resource, init, **fields)
+
+
+class Blob:
+    """``js.Blob``: ``Blob.new(parts, {"type": ...})`` (or ``type=`` as a keyword) is a ``workers.Blob``."""
+
+    @staticmethod
+    def new(parts: Any = (), options: dict[str, Any] | None = None, /, **fields: Any) -> Any:
+        from ._forms import Blob as SdkBlob
+
+        init = {**(options or {}), **fields}
+        return SdkBlob(list(parts), init.get("type"), init.get("endings"))
+
+
+class File:
+    """``js.File``: ``File.new(parts, name, {"type": ..., "lastModified": ...})`` is a ``workers.File``."""
+
+    @staticmethod
+    def new(parts: Any, name: str, options: dict[str, Any] | None = None, /, **fields: Any) -> Any:
+        from ._forms import File as SdkFile
+
+        init = {**(options or {}), **fields}
+        return SdkFile(list(parts), name, init.get("type"), init.get("endings"), init.get("lastModified"))
+
+
+class FormData:
+    """``js.FormData``: ``FormData.new()`` is an empty ``workers.FormData`` (``append``, ``get``, ``getAll``...)."""
+
+    @staticmethod
+    def new() -> Any:
+        from ._forms import FormData as SdkFormData
+
+        return SdkFormData()
+
+
 class WebSocketRequestResponsePair:
     """``js.WebSocketRequestResponsePair``: ``WebSocketRequestResponsePair.new(request, response)``,
     for ``ctx.setWebSocketAutoResponse``."""
@@ -222,12 +270,11 @@ class Request:
 # (``from js import fetch`` at module level), using them raises NotImplementedError naming them.
 _NOT_EMULATED = frozenset(
     {
-        "fetch", "WebSocket", "HTMLRewriter", "caches", "crypto", "setTimeout", "setInterval",
+        "WebSocket", "HTMLRewriter", "caches", "crypto", "setTimeout", "setInterval",
         "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "scheduler",
         "navigator", "performance", "ReadableStream", "WritableStream", "TransformStream",
         "TextEncoder", "TextDecoder", "CompressionStream", "DecompressionStream",
-        "FixedLengthStream", "IdentityTransformStream", "AbortController", "AbortSignal", "Blob",
-        "File", "FormData", "URL", "URLSearchParams", "URLPattern", "EventTarget", "Event",
+        "FixedLengthStream", "IdentityTransformStream", "AbortController", "AbortSignal", "URL", "URLSearchParams", "URLPattern", "EventTarget", "Event",
         "CustomEvent", "MessageChannel", "Promise", "Array", "ArrayBuffer", "Uint8Array", "DataView",
         "Map", "Set", "WeakMap", "WeakRef", "Error", "TypeError", "RangeError", "DOMException",
         "Math", "Number", "String", "Boolean", "Symbol", "Reflect", "Proxy", "BigInt", "Intl",

@@ -3,12 +3,14 @@
 While :func:`durable.compat.python_workers.install` is in effect, ``import workers`` gives this
 module. Its names follow the SDK's ``workers.__all__``; ``env`` is the served project's env
 (through the same wrappers as ``self.env``, with ``patch_env``'s overrides), ``wait_until`` the
-running request's or object's ``waitUntil``. What `durable` does not emulate (``Blob``,
-``FormData``, outbound ``fetch``, Workflows) raises ``NotImplementedError`` naming it.
+running request's or object's ``waitUntil``; ``fetch`` reaches the network (see ``_fetch``).
+``Blob``, ``File`` and ``FormData`` are in ``_forms``. What `durable` does not emulate
+(Workflows) raises ``NotImplementedError`` naming it.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from durable import Headers as Headers
@@ -23,6 +25,10 @@ from ._entrypoints import WorkerEntrypoint as WorkerEntrypoint
 from ._entrypoints import WorkflowEntrypoint as WorkflowEntrypoint
 from ._entrypoints import current_env
 from ._entrypoints import handler as handler
+from ._fetch import sdk_fetch as fetch
+from ._forms import Blob as Blob
+from ._forms import File as File
+from ._forms import FormData as FormData
 from ._globals import import_from_javascript as import_from_javascript
 from ._globals import patch_env as patch_env
 from ._globals import wait_until as _wait_until
@@ -67,28 +73,18 @@ Context = Any
 FetchKwargs = dict
 RequestInitCfProperties = dict
 BlobValue = Any
-BlobEnding = str
+
+
+class BlobEnding(StrEnum):
+    """The SDK's ``endings`` values (workerd implements neither: passing one raises)."""
+
+    TRANSPARENT = "transparent"
+    NATIVE = "native"
+
+
 FormDataValue = Any
 
 
-class _NotEmulated:
-    """A name of the SDK that `durable` does not emulate: using it raises ``NotImplementedError``."""
-
-    def __init__(self, name: str, hint: str) -> None:
-        self._name = name
-        self._hint = hint
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(f"workers.{self._name} is not supported by durable; {self._hint}")
-
-    def __repr__(self) -> str:
-        return f"<workers.{self._name}: not supported by durable>"
-
-
-Blob = _NotEmulated("Blob", "use bytes")
-File = _NotEmulated("File", "use bytes")
-FormData = _NotEmulated("FormData", "parse the body yourself")
-fetch = _NotEmulated("fetch", "outbound HTTP is not emulated; call another Durable Object through its stub")
 wait_until = waitUntil = _wait_until  # noqa: N816 - the SDK's names
 
 
