@@ -1,11 +1,15 @@
 """Every ```python block of README.md and docs/*.md runs as a standalone script.
 
-A block fenced ```python skip is a fragment and is not run; shell commands are fenced ```sh.
+A block fenced ```python skip is a fragment: it is compiled, not run; shell commands are fenced ```sh.
 Each block runs in its own interpreter, in an empty directory (so ``Runtime(path="state")``
 writes nothing into the repository), with a timeout, and is named by ``file:line`` so that a
 failure says which block drifted. A page that shows the files of a small project (blocks whose
 first line is ``# name.py``, as docs/testing.md does) has those files written next to the block,
 so that one file of the project can import another.
+
+What a reader follows from the pages is checked too: relative links and their headings, the
+`durable.X` names, the options shown for `durable serve` / `durable inspect`, and the guide's
+`durable inspect` commands, run on what its step 2 stored.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ def blocks_of(page: Path) -> list[Block]:
 
 ALL_BLOCKS = [block for page in PAGES for block in blocks_of(page)]
 PYTHON_BLOCKS = [block for block in ALL_BLOCKS if block.info == "python"]
+SKIPPED_BLOCKS = [block for block in ALL_BLOCKS if block.info == "python skip"]
 
 
 def run_block(block: Block, directory: Path) -> subprocess.CompletedProcess[str]:
@@ -96,6 +101,14 @@ class TestDocBlocks:
         """The block runs on its own and exits with status 0."""
         result = run_block(block, tmp_path)
         assert result.returncode == 0, f"{block.where} failed:\n{result.stdout}\n{result.stderr}"
+
+    @pytest.mark.parametrize("block", SKIPPED_BLOCKS, ids=[b.where for b in SKIPPED_BLOCKS])
+    def test_fragment_compiles(self, block: Block) -> None:
+        """A ```python skip fragment (an object's method body, a test's lines) is still valid Python:
+        it compiles, `await` allowed at its top level."""
+        import ast
+
+        compile(block.code, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
 
     def test_info_strings_are_known(self) -> None:
         """Every code block is tagged with a known info string, so none is run or skipped by accident."""
