@@ -40,7 +40,7 @@ from typing import Any, Final
 from ._cli_messages import RELOAD_UNSUPPORTED, no_worker_message
 from .asgi import asgi_app, worker_class_problem
 
-__all__ = ["AppLoadError", "LoadedApp", "build_parser", "load_app", "main"]
+__all__ = ["AppLoadError", "LoadedApp", "build_parser", "load_app", "main", "serve_file"]
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8787
@@ -117,6 +117,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Python file that declares the app, or a Python Workers project folder "
         "(or its wrangler.jsonc / wrangler.toml)",
     )
+    _add_serve_options(serve)
+    inspect = commands.add_parser(
+        "inspect",
+        help="show what a persisted runtime's directory holds (never changes a file)",
+        description=(
+            "List the namespaces and objects of a durable.Runtime(path=DIR) directory, or show one "
+            "object's decoded key-value entries, SQL tables and alarm, or run one read-only SQL query "
+            "on it. A directory held by a live runtime is reported with its PID, not read."
+        ),
+    )
+    inspect.add_argument("directory", metavar="DIR", help="the runtime's storage directory")
+    inspect.add_argument("namespace", metavar="NAMESPACE", nargs="?", help="only this namespace")
+    inspect.add_argument("object", metavar="NAME_OR_ID", nargs="?", help="one object, by name or 64-hex id")
+    inspect.add_argument("--sql", metavar="QUERY", help="run one read-only query on the object")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _add_serve_options(serve: argparse.ArgumentParser) -> None:
+    """The options of ``durable serve`` (all but its FILE.py|PROJECT argument)."""
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})")
     serve.add_argument(
         "--port",
@@ -184,21 +204,6 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "h11", "httptools"],
         help="uvicorn's HTTP parser (default auto: httptools where installed, else h11)",
     )
-    inspect = commands.add_parser(
-        "inspect",
-        help="show what a persisted runtime's directory holds (never changes a file)",
-        description=(
-            "List the namespaces and objects of a durable.Runtime(path=DIR) directory, or show one "
-            "object's decoded key-value entries, SQL tables and alarm, or run one read-only SQL query "
-            "on it. A directory held by a live runtime is reported with its PID, not read."
-        ),
-    )
-    inspect.add_argument("directory", metavar="DIR", help="the runtime's storage directory")
-    inspect.add_argument("namespace", metavar="NAMESPACE", nargs="?", help="only this namespace")
-    inspect.add_argument("object", metavar="NAME_OR_ID", nargs="?", help="one object, by name or 64-hex id")
-    inspect.add_argument("--sql", metavar="QUERY", help="run one read-only query on the object")
-    inspect.add_argument("--json", action="store_true", help="print JSON")
-    return parser
 
 
 def _version() -> str:
@@ -255,6 +260,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(args.directory, args.namespace, args.object, sql=args.sql, as_json=args.json)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
+
+
+def serve_file(path: str | Path, argv: Sequence[str] | None = None) -> int:
+    """``durable serve PATH`` with the options in ``argv`` (default: ``sys.argv[1:]``); the exit code.
+
+    What a served file runs as a script (``python examples/counter.py --port 9000``), ending with
+    ``sys.exit(serve_file(__file__))``. Its ``--help`` and usage errors name the script, and take
+    every option of ``durable serve`` but the file.
+    """
+    display = _display_path(path)
+    parser = argparse.ArgumentParser(
+        prog=f"python {display}",
+        description=f"Serve {display} over HTTP with uvicorn, as `durable serve {display}` does: "
+        "its `Worker`, and its Durable Object classes bound to the names in its `bindings` dict.",
+    )
+    _add_serve_options(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already reported by argparse
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    args.file = display
+    return _serve_command(args)
+
+
+def _display_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies under it (as typed), else as given."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 # ---------------------------------------------------------------------------------------------

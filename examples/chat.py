@@ -15,6 +15,9 @@ Run it with either of::
 
 then open http://127.0.0.1:8787/ in two browser tabs.
 
+A client connects to ``/ws?room=<room>&user=<name>`` (defaults ``lobby`` and ``anonymous``);
+``/history?room=<room>`` answers the room's last messages as JSON.
+
 Protocol (JSON text messages): the client sends ``{"text": "..."}``; the server sends
 ``{"type": "history", "messages": [...]}`` on connect, then ``{"type": "message", "user",
 "text", "at"}``, ``{"type": "join", "user"}``, ``{"type": "leave", "user"}`` and
@@ -168,6 +171,6 @@ $("form").onsubmit = (event) => {
 
 
 if __name__ == "__main__":
-    from durable.__main__ import main
+    from durable.__main__ import serve_file
 
-    sys.exit(main(["serve", __file__, *sys.argv[1:]]))
+    sys.exit(serve_file(__file__))  # as `durable serve` this file, with the same options

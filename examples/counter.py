@@ -50,6 +50,6 @@ bindings = {"COUNTER": Counter}
 
 
 if __name__ == "__main__":
-    from durable.__main__ import main
+    from durable.__main__ import serve_file
 
-    sys.exit(main(["serve", __file__, *sys.argv[1:]]))
+    sys.exit(serve_file(__file__))  # as `durable serve` this file, with the same options

@@ -9,6 +9,7 @@ records it, so a migration is applied completely, once, or not at all. Run it::
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 import durable
@@ -74,4 +75,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None).parse_args()
     asyncio.run(main())

@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import decimal
 import math
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -1559,9 +1560,12 @@ async def _serve_and_get(argv: list[str], paths: list[str], cwd: Path = REPO) ->
     import httpx
 
     port = _free_port()
+    # A script (examples/counter.py) imports this checkout's durable, whatever is installed.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen(
         [sys.executable, *[a.format(port=port) for a in argv]],
         cwd=cwd,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -1,11 +1,15 @@
 """Every ```python block of README.md and docs/*.md runs as a standalone script.
 
-A block fenced ```python skip is a fragment and is not run; shell commands are fenced ```sh.
+A block fenced ```python skip is a fragment: it is compiled, not run; shell commands are fenced ```sh.
 Each block runs in its own interpreter, in an empty directory (so ``Runtime(path="state")``
 writes nothing into the repository), with a timeout, and is named by ``file:line`` so that a
 failure says which block drifted. A page that shows the files of a small project (blocks whose
 first line is ``# name.py``, as docs/testing.md does) has those files written next to the block,
 so that one file of the project can import another.
+
+What a reader follows from the pages is checked too: relative links and their headings, the
+`durable.X` names, the options shown for `durable serve` / `durable inspect`, and the guide's
+`durable inspect` commands, run on what its step 2 stored.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ def blocks_of(page: Path) -> list[Block]:
 
 ALL_BLOCKS = [block for page in PAGES for block in blocks_of(page)]
 PYTHON_BLOCKS = [block for block in ALL_BLOCKS if block.info == "python"]
+SKIPPED_BLOCKS = [block for block in ALL_BLOCKS if block.info == "python skip"]
 
 
 def run_block(block: Block, directory: Path) -> subprocess.CompletedProcess[str]:
@@ -96,6 +101,14 @@ class TestDocBlocks:
         """The block runs on its own and exits with status 0."""
         result = run_block(block, tmp_path)
         assert result.returncode == 0, f"{block.where} failed:\n{result.stdout}\n{result.stderr}"
+
+    @pytest.mark.parametrize("block", SKIPPED_BLOCKS, ids=[b.where for b in SKIPPED_BLOCKS])
+    def test_fragment_compiles(self, block: Block) -> None:
+        """A ```python skip fragment (an object's method body, a test's lines) is still valid Python:
+        it compiles, `await` allowed at its top level."""
+        import ast
+
+        compile(block.code, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
 
     def test_info_strings_are_known(self) -> None:
         """Every code block is tagged with a known info string, so none is run or skipped by accident."""
@@ -131,3 +144,178 @@ class TestExtractor:
         (block,) = blocks_of(page)
         result = run_block(block, tmp_path)
         assert result.returncode != 0 and "drifted" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Links, names and commands: what a reader follows from the pages must exist.
+
+LINKED_PAGES = [
+    *PAGES,
+    ROOT / "CHANGELOG.md",
+    ROOT / "benchmarks" / "README.md",
+    *sorted((ROOT / "examples").rglob("*.md")),
+]
+# The changelog is history: it may name what was renamed or removed since.
+NAMING_PAGES = [page for page in LINKED_PAGES if page.name != "CHANGELOG.md"]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
+DURABLE_NAME = re.compile(r"(?<![\w/.-])durable\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
+
+
+def prose_lines(page: Path) -> list[str]:
+    """The page's lines outside fenced code blocks."""
+    lines: list[str] = []
+    fence: str | None = None
+    for line in page.read_text(encoding="utf-8").splitlines():
+        opening = FENCE.match(line)
+        if fence is None and opening is not None:
+            fence = opening.group(1)
+        elif fence is not None and line.startswith(fence):
+            fence = None
+        elif fence is None:
+            lines.append(line)
+    return lines
+
+
+def anchors(page: Path) -> set[str]:
+    """The fragment of every heading of ``page``, as GitHub derives it (duplicates get -1, -2...)."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    for line in prose_lines(page):
+        heading = HEADING.match(line)
+        if heading is None:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", heading.group(1).lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+def resolve_name(dotted: str) -> object:
+    """``durable.<dotted>``, importing submodules on the way; AttributeError if it does not exist."""
+    import importlib
+
+    import durable
+
+    obj: object = durable
+    path = "durable"
+    for part in dotted.split("."):
+        path = f"{path}.{part}"
+        if hasattr(obj, part):
+            obj = getattr(obj, part)
+            continue
+        try:
+            obj = importlib.import_module(path)
+        except ImportError:
+            raise AttributeError(f"{path} does not exist") from None
+    return obj
+
+
+class TestLinksAndNames:
+    @pytest.mark.parametrize("page", LINKED_PAGES, ids=[str(p.relative_to(ROOT)) for p in LINKED_PAGES])
+    def test_relative_links_resolve(self, page: Path) -> None:
+        """Every relative link of the page names an existing file, and a heading of it after `#`."""
+        broken = []
+        for line in prose_lines(page):
+            for target in LINK.findall(line):
+                if re.match(r"[a-z]+:", target):
+                    continue  # https:, mailto:
+                path, _, fragment = target.partition("#")
+                linked = (page.parent / path).resolve() if path else page
+                if not linked.exists():
+                    broken.append(f"{target}: no such file")
+                elif fragment and linked.suffix == ".md" and fragment not in anchors(linked):
+                    broken.append(f"{target}: no heading #{fragment} in {linked.name}")
+        assert broken == []
+
+    def test_anchors_follow_github(self, tmp_path: Path) -> None:
+        """Headings become GitHub's fragments: lower case, punctuation dropped, spaces as dashes."""
+        page = tmp_path / "p.md"
+        page.write_text("# A b\n## The reference object: `durable.Counter`\n```sh\n# not a heading\n```\n# A b\n")
+        assert anchors(page) == {"a-b", "the-reference-object-durablecounter", "a-b-1"}
+
+    @pytest.mark.parametrize("page", NAMING_PAGES, ids=[str(p.relative_to(ROOT)) for p in NAMING_PAGES])
+    def test_durable_names_exist(self, page: Path) -> None:
+        """Every `durable.X` (or `durable.testing.X`...) the page names is a real attribute or module."""
+        text = page.read_text(encoding="utf-8")
+        missing = []
+        for dotted in sorted(set(DURABLE_NAME.findall(text))):
+            try:
+                resolve_name(dotted)
+            except AttributeError:
+                missing.append(f"durable.{dotted}")
+        assert missing == []
+
+    @pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.py")), ids=lambda p: p.name)
+    def test_example_docstrings_name_real_things(self, example: Path) -> None:
+        """The examples' docstrings and comments name only `durable.X` that exist."""
+        text = example.read_text(encoding="utf-8")
+        missing = []
+        for dotted in sorted(set(DURABLE_NAME.findall(text))):
+            try:
+                resolve_name(dotted)
+            except AttributeError:
+                missing.append(f"durable.{dotted}")
+        assert missing == []
+
+
+def cli_options(*argv: str) -> set[str]:
+    """The options that ``durable <argv> --help`` lists."""
+    import contextlib
+    import io
+
+    from durable.__main__ import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main([*argv, "--help"]) == 0
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", out.getvalue()))
+
+
+class TestCommands:
+    def test_serve_options_shown_exist(self) -> None:
+        """Every option docs/http.md shows in its `durable serve` section, and the README and other
+        pages show after `durable serve`, is an option of the command."""
+        options = cli_options("serve") | cli_options()  # and `durable --version`
+        http = (ROOT / "docs" / "http.md").read_text(encoding="utf-8")
+        section = http.split("## durable serve", 1)[1].split("\n## ", 1)[0]
+        shown = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", section))
+        for page in PAGES:
+            for command in re.findall(
+                r"(?:durable serve|python examples/(?:counter|chat)\.py)\b[^`\n]*", page.read_text(encoding="utf-8")
+            ):
+                shown |= set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", command))
+        assert shown - options == set()
+
+    def test_inspect_options_shown_exist(self) -> None:
+        """Every option shown after `durable inspect` is an option of the command."""
+        options = cli_options("inspect")
+        shown: set[str] = set()
+        for page in PAGES:
+            for command in re.findall(r"durable inspect\b[^`\n]*", page.read_text(encoding="utf-8")):
+                shown |= set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", command.split("#", 1)[0]))
+        assert shown and shown - options == set()
+
+    def test_guide_inspect_commands_run(self, tmp_path: Path) -> None:
+        """docs/guide.md's `durable inspect` commands work on what its step 2 stored."""
+        import shlex
+
+        guide = ROOT / "docs" / "guide.md"
+        blocks = blocks_of(guide)
+        (step2,) = [b for b in blocks if b.info == "python" and 'Runtime(path="state")' in b.code]
+        assert run_block(step2, tmp_path).returncode == 0
+        (commands,) = [b for b in blocks if b.info == "sh" and "durable inspect" in b.code]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        for line in commands.code.splitlines():
+            argv = shlex.split(line, comments=True)
+            assert argv[0] == "durable"
+            result = subprocess.run(
+                [sys.executable, "-m", "durable", *argv[1:]],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+            )
+            assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
