@@ -517,8 +517,10 @@ async def _follow_redirects(stub: Stub[Any], request: Request, response: Respons
         target = next_target
 
 
-def _let_tasks_take_promises() -> bool:
-    """Make ``asyncio.Task`` take an :class:`RpcPromise` as its coroutine; True if it now does.
+def _let_tasks_take_promises(promise_type: type[RpcPromise] = RpcPromise) -> bool:
+    """Make ``asyncio.Task`` take a ``promise_type`` (an :class:`RpcPromise` class) as its
+    coroutine; True if it now does. The C ``Task``'s cache holds exact types: each class of
+    promise (``_FetchPromise`` too) is introduced on its own.
 
     ``asyncio.wait()`` refuses what ``asyncio.coroutines.iscoroutine()`` accepts, and
     ``asyncio.Task`` (``create_task``, ``TaskGroup``) requires it, so one type cannot please both
@@ -534,24 +536,24 @@ def _let_tasks_take_promises() -> bool:
     loop = asyncio.new_event_loop()
     try:
         if isinstance(cache, set):
-            cache.add(RpcPromise)
+            cache.add(promise_type)
             try:
                 with contextlib.suppress(TypeError):
-                    _throwaway_task(loop)
+                    _throwaway_task(loop, promise_type)
             finally:
-                cache.discard(RpcPromise)
+                cache.discard(promise_type)
         try:
-            _throwaway_task(loop)  # taken without iscoroutine()'s help?
+            _throwaway_task(loop, promise_type)  # taken without iscoroutine()'s help?
         except TypeError:
-            Coroutine.register(RpcPromise)
+            Coroutine.register(promise_type)
             return False
-        return not asyncio.iscoroutine(RpcPromise(loop=loop))
+        return not asyncio.iscoroutine(promise_type(loop=loop))
     finally:
         loop.close()
 
 
-def _throwaway_task(loop: asyncio.AbstractEventLoop) -> None:
-    promise = RpcPromise(loop=loop)
+def _throwaway_task(loop: asyncio.AbstractEventLoop, promise_type: type[RpcPromise]) -> None:
+    promise = promise_type(loop=loop)
     promise._host = None
     promise.close = _close
     task = asyncio.Task(promise, loop=loop)
@@ -559,7 +561,8 @@ def _throwaway_task(loop: asyncio.AbstractEventLoop) -> None:
     promise.cancel()
 
 
-TASKS_TAKE_PROMISES = _let_tasks_take_promises()
+# (and stub.fetch's promises, refused by create_task() before: "a coroutine was expected")
+TASKS_TAKE_PROMISES = _let_tasks_take_promises() & _let_tasks_take_promises(_FetchPromise)
 """Whether asyncio.Task takes promises while asyncio.wait does too (see _let_tasks_take_promises)."""
 
 
