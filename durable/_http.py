@@ -1365,9 +1365,14 @@ def follows_redirects(request: Request) -> bool:
     return follow
 
 
-def fetched(response: Response, request: Request, redirected: bool = False) -> None:
+def fetched(response: Response, request: Request | str, redirected: bool = False) -> None:
     """``response`` is what ``stub.fetch`` of ``request`` gives back: its ``url`` is the
-    request's and, as workerd sends no body in answer to ``HEAD``, a ``HEAD`` gets none."""
+    request's and, as workerd sends no body in answer to ``HEAD``, a ``HEAD`` gets none.
+    (``request`` may be only the URL of a ``GET``: see ``Stub.fetch``.)"""
+    if isinstance(request, str):
+        response._url = request
+        response._redirected = redirected
+        return
     response._url = request.url
     response._redirected = redirected
     if request.method == "HEAD" and response._body is not None and not response._body_used:
