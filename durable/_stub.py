@@ -497,7 +497,7 @@ class _FetchPromise(RpcPromise):
                 if target is not None:  # the rest is a task of its own, which the promise follows
                     self._follow(self.get_loop().create_task(_follow_redirects(self._stub, request, result, target)))
                     return
-            fetched(result, request)
+            # (its url was set on the object's side, by check_response, which had the request)
         _future_set_result(self, result)
 
 
