@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, final
 from ._aliases import camel_aliases
 
 # Imported here, not in check_response: an import statement run per fetch cost 0.8 us (timeit).
-from ._http import NOT_AN_UPGRADE, Request, Response, hand_over, is_websocket_upgrade
+from ._http import check_response as check_response
 
 if TYPE_CHECKING:
     from ._state import State
@@ -138,27 +138,6 @@ def call_fetch(cls: type, instance: object, request: Any) -> Any:
             "has no fetch() handler: define `async def fetch(self, request)` to receive stub.fetch() calls.)"
         )
     return handler(request)
-
-
-def check_response(result: object, request: object = None) -> None:
-    """Check that a ``fetch`` handler returned a ``durable.Response`` (workerd's TypeError if not).
-
-    The response's WebSocket end, if any, leaves the object now (workerd: when returned), if
-    ``request`` (the request it answers, when known) asked for one with ``Upgrade: websocket``.
-    """
-    if not isinstance(result, Response):
-        raise TypeError(
-            "Incorrect type for Promise: the Promise did not resolve to 'Response'. "
-            f"(fetch() returned {type(result).__name__}; return a durable.Response)"
-        )
-    if result.status == 0:  # Response.error() (no other response has status 0)
-        raise TypeError("Return value from serve handler must not be an error response (like Response.error())")
-    if result.web_socket is not None:
-        hand_over(result)
-        if isinstance(request, Request) and not is_websocket_upgrade(request):
-            # Raised to the caller, who never gets the end; the object's end stays open
-            # (measured with miniflare 4, 2026-04-07: its getWebSockets() still lists it, OPEN).
-            raise TypeError(NOT_AN_UPGRADE)
 
 
 class DurableObject:

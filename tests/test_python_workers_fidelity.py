@@ -303,3 +303,37 @@ class TestJsAndFfi:
             assert issubclass(kind, ffi.JsProxy) and not isinstance({}, kind)
         assert ffi.IN_BROWSER is False and ffi.can_run_sync() is True
         assert issubclass(ffi.ConversionError, Exception)
+
+
+class Mover(sdk.DurableObject):
+    async def fetch(self, request: Any) -> Any:
+        if request.url.endswith("/old"):
+            return sdk.Response.redirect("https://o.example/new", 302)
+        return sdk.Response(f"{request.url} {request.redirect}")
+
+
+class TestRedirectMode:
+    """The SDK Request's ``redirect`` and durable.Request's ``redirect`` (which stub.fetch follows)
+    are one field: two helpers added one each, and they disagreed."""
+
+    async def test_manual_request_is_not_followed(self, durable_runtime: durable.Runtime) -> None:
+        """``stub.fetch(Request(url, redirect="manual"))`` returns the 302 itself, as workerd does
+        (miniflare 4, 2026-04-07: a DO stub's fetch with redirect "manual" answers 302; the
+        default "follow" reaches the target); the handler's request says "manual"."""
+        durable_runtime.namespace(Mover, name="MOVER")
+        stub = env_of(durable_runtime).MOVER.getByName("a")
+        moved = await stub.fetch(sdk.Request("https://o.example/old", redirect="manual"))
+        assert (moved.status, moved.headers["location"]) == (302, "https://o.example/new")
+        followed = await stub.fetch(sdk.Request("https://o.example/old"))
+        assert (followed.status, await followed.text()) == (200, "https://o.example/new manual")
+        assert followed.redirected
+
+    def test_redirect_mode_reads_the_request(self) -> None:
+        """A request a handler receives (durable.Request with redirect "manual") reads "manual"
+        through the SDK wrapper, as ``request.redirect`` does in workerd; copies keep the mode."""
+        inner = durable.Request("https://x.com/a", redirect="manual")
+        assert sdk.Request(inner).redirect == "manual"
+        assert sdk.Request(inner).clone().redirect == "manual"
+        assert sdk.Request(inner, redirect="follow").redirect == "follow"
+        assert inner.redirect == "manual"  # the received request itself is not changed
+        assert sdk.Request("https://x.com/a", redirect="manual").js_object.redirect == "manual"

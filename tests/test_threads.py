@@ -31,6 +31,11 @@ def run_worker(*args: str) -> str:
     return done.stdout
 
 
+class Fetched(durable.DurableObject):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        return durable.Response("hi")
+
+
 class Counter(durable.DurableObject):
     async def increment(self, by: int = 1) -> int:
         value: int = (await self.ctx.storage.get("n")) or 0
@@ -323,6 +328,21 @@ class TestAsyncioInterop:
                 task = group.create_task(stub.increment())
             assert task.result() == 2
             assert list(await asyncio.gather(*[asyncio.create_task(stub.increment()) for _ in range(3)])) == [3, 4, 5]
+
+    async def test_tasks_take_a_fetch_promise(self) -> None:
+        """stub.fetch's promise (a subclass of RpcPromise since redirects are followed) is taken by
+        create_task and TaskGroup.create_task too, and by asyncio.wait; it was refused with
+        "TypeError: a coroutine was expected" (the Task type cache held RpcPromise alone)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Fetched).get_by_name("a")
+            response = await asyncio.create_task(stub.fetch("http://x/"))
+            assert await response.text() == "hi"
+            async with asyncio.TaskGroup() as group:
+                task = group.create_task(stub.fetch("http://x/"))
+            assert task.result().status == 200
+            done, _ = await asyncio.wait([stub.fetch("http://x/")])  # type: ignore[type-var]
+            assert [f.result().status for f in done] == [200]  # type: ignore[attr-defined]
+            assert not asyncio.iscoroutine(stub.fetch("http://x/"))
 
     async def test_a_task_on_a_failing_promise_raises(self) -> None:
         """A task made from a promise whose call raises raises the same error."""

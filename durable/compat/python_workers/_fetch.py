@@ -132,8 +132,7 @@ def _outbound_request(resource: Any, options: dict[str, Any]) -> tuple[durable.R
     request.url = request.url.partition("#")[0]  # HTTP sends no fragment
     if urlsplit(request.url).scheme not in ("http", "https"):
         raise TypeError(f"Fetch API cannot load: {request.url}")
-    mode = sdk_request.init_options().get("redirect", request.redirect)
-    return request, mode != "manual"
+    return request, request.redirect != "manual"  # the SDK Request keeps its mode on durable.Request
 
 
 async def _body_bytes(request: durable.Request) -> bytes | None:

@@ -324,7 +324,12 @@ class Request:
         for name in _EXTRA_OPTIONS:
             if name in options:
                 extra[name] = _extra_option(name, options.pop(name))
+        # redirect is durable.Request's own field (stub.fetch follows it): kept there, not here,
+        # so that the mode stub.fetch and fetch() obey is the one this wrapper reports.
+        redirect = extra.pop("redirect", None)
         self._extra = extra
+        if redirect is not None and not (isinstance(input, durable.Request) and input.redirect == redirect):
+            options["redirect"] = redirect
         if isinstance(input, durable.Request) and not options:
             self._req = input
             return
@@ -334,22 +339,23 @@ class Request:
                 del options["headers"]
         if isinstance(options.get("method"), http.HTTPMethod):
             options["method"] = options["method"].value
-        unknown = sorted(set(options) - {"method", "headers", "body"})
+        unknown = sorted(set(options) - {"method", "headers", "body", "redirect"})
         if unknown:
             raise TypeError(f"Request() got an unsupported option {unknown[0]!r}")
         self._req = durable.Request(input, **options)
 
     def init_options(self) -> dict[str, Any]:
-        """The constructor's options that live on this wrapper (``redirect``, ``cache``, ``cf``...)."""
-        return dict(self._extra)
+        """The constructor's options that live on this wrapper (``cache``, ``cf``...) and ``redirect``."""
+        return {**self._extra, "redirect": self._req.redirect}
 
     def __repr__(self) -> str:
         return f"Request(method={self._req.method!r}, url={self._req.url!r})"
 
     @property
     def redirect(self) -> str:
-        """The redirect mode: ``"follow"`` unless constructed with ``redirect="manual"``."""
-        return str(self._extra.get("redirect", "follow"))
+        """The redirect mode: ``"follow"`` unless constructed with ``redirect="manual"``, or
+        ``"manual"`` for a request a handler received (durable.Request's ``redirect``, as workerd)."""
+        return self._req.redirect
 
     @property
     def cache(self) -> str | None:
@@ -435,7 +441,9 @@ class Request:
         self._check_unused()
         req = self._req
         body = _buffered(req, "Request")
-        copy = durable.Request(req.url, method=req.method, headers=durable.Headers(req.headers), body=body)
+        copy = durable.Request(
+            req.url, method=req.method, headers=durable.Headers(req.headers), body=body, redirect=req.redirect
+        )
         return Request(copy, self._extra)
 
 
