@@ -104,7 +104,13 @@ class InputGate:
             # On the next loop iteration: the callback's caller, woken when its task ends, resumes
             # first and runs up to its next suspension before a waiting event gets in, as in
             # workerd, which resolves blockConcurrencyWhile()'s promise under the input lock.
-            asyncio.get_running_loop().call_soon(self._wake_next)
+            # The waiters' loop, not the running one: a callback's coroutine closed where no loop
+            # runs (collected at shutdown) still ends here, and must not raise in its `finally`.
+            loop = self.waiters[0][1].get_loop()
+            if loop.is_closed():
+                self._wake_next()  # (nothing will run them: settle what waits at once)
+            else:
+                loop.call_soon(self._wake_next)
 
     def _wake_next(self) -> None:
         while self.waiters:

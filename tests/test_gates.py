@@ -388,3 +388,28 @@ class TestOverloadAndBackground:
             assert await stub.start() == "returned"
             await asyncio.wait_for(done.wait(), 5)
             assert await testing.run_in_object(stub, lambda o, c: c.storage.get("later")) is True
+
+
+class TestUnlockWithoutARunningLoop:
+    def test_unlock_outside_any_loop_wakes_on_the_waiters_loop(self) -> None:
+        """A lock released where no event loop runs (a callback's coroutine closed at shutdown)
+        does not raise; the waiting event is woken on its own loop's next turn."""
+        from durable._gates import InputGate
+
+        loop = asyncio.new_event_loop()
+        try:
+            gate = InputGate()
+            lock, _ = gate.close_for("test")
+
+            async def enqueue() -> asyncio.Task[None]:
+                task = asyncio.ensure_future(gate.wait())
+                await asyncio.sleep(0)  # the event is now queued behind the lock
+                return task
+
+            waiting = loop.run_until_complete(enqueue())
+            assert not waiting.done()
+            gate.unlock(lock)  # no loop runs here
+            loop.run_until_complete(asyncio.wait_for(waiting, 5))
+            assert waiting.result() is None
+        finally:
+            loop.close()
