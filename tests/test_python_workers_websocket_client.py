@@ -114,6 +114,9 @@ class TestApi:
         assert (ws.readyState, ws.url, ws.protocol, ws.extensions, ws.binaryType) == (0, base + "/echo", "", "", "blob")
         log: list[Any] = []
         record(ws, log)
+        targets: list[Any] = []
+        for kind in ("open", "message", "close"):
+            ws.addEventListener(kind, lambda event: targets.append(event.target))
         await until(lambda: ws.readyState == 1)
         ws.send("hi")
         ws.send(b"\x09\x08")
@@ -122,9 +125,11 @@ class TestApi:
         assert ws.readyState == 2
         await until(lambda: len(log) == 4)
         assert log[:2] == [("open", "open", 1, None), ("message", "echo:hi")]
+        assert ws.readyState == 3
         blob = log[2][1]
         assert isinstance(blob, pw.workers.Blob) and await blob.bytes() == b"\x09\x08"
         assert log[3] == ("close", 4000, "done", True, 3)
+        assert len(targets) == 4 and all(target is ws for target in targets)
 
     async def test_protocols_and_close_without_code(self, base: str) -> None:
         """workerd: the negotiated subprotocol after open (a list or one string); close() -> 1005."""

@@ -276,6 +276,11 @@ class JsWebSocket:
 
     # -- events --------------------------------------------------------------------------------
 
+    @property
+    def _target(self) -> Any:
+        """The events' ``target``: this socket (the event classes are durable's)."""
+        return self
+
     def _fire(self, type: str, event: Any) -> None:
         """Deliver ``event`` to the listeners of ``type``: one event of the owning object, if any."""
         if not self._listeners.get(type) or not self._alive():
@@ -304,16 +309,16 @@ class JsWebSocket:
         data: Any = event.data
         if isinstance(data, bytes) and self._binary_type == "blob":
             data = Blob([data])
-        await self._listeners_of("message", MessageEvent(self._socket, data))()
+        await self._listeners_of("message", MessageEvent(self._target, data))()
 
     async def _on_close(self, event: CloseEvent) -> None:
-        close = CloseEvent(self._socket, event.code, event.reason, event.was_clean)
+        close = CloseEvent(self._target, event.code, event.reason, event.was_clean)
         await self._listeners_of("close", close)()
         if self.server_closed:
             self._fire("error", self._error_event("Error", _NETWORK_LOST))
 
     def _error_event(self, name: str, message: str) -> ErrorEvent:
-        event = ErrorEvent(self._socket, JsException(name, message))
+        event = ErrorEvent(self._target, JsException(name, message))
         event.message = f"Uncaught {name}: {message}"
         return event
 
@@ -322,7 +327,7 @@ class JsWebSocket:
         self._connected = True  # it is over: only once
         self._state = self.CLOSED
         self._fire("error", self._error_event(name, message))
-        self._fire("close", CloseEvent(self._socket, 1006, FAILED_REASON, False))
+        self._fire("close", CloseEvent(self._target, 1006, FAILED_REASON, False))
         self._socket.network.disconnect()  # the object stops tracking the socket
 
     # -- the connection ------------------------------------------------------------------------
