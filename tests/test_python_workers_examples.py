@@ -7,6 +7,7 @@ unmodified; their expectations are those of the checkout's tests/test_examples.p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -324,3 +325,39 @@ class TestCloudflareExamples:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             assert client.get("/room/lobby").text == "Expected WebSocket upgrade"
             assert "<html" in client.get("/").text.lower()
+
+
+@needs_checkout
+async def test_14_websocket_stream_consumer_in_process(durable_runtime: durable.Runtime) -> None:
+    """Cloudflare's 14-websocket-stream-consumer, unmodified, against a local stand-in for Bluesky's
+    Jetstream (``route_websockets`` sends its ``wss://`` origin there): it connects, consumes posts,
+    keeps the cursor, and is reset by its close listener's ``ctx.abort()``; then reconnects from the
+    cursor."""
+    server_module: Any = pytest.importorskip("websockets.asyncio.server")
+    paths: list[str] = []
+
+    async def jetstream(conn: Any) -> None:
+        paths.append(conn.request.path)
+        for i in range(3):
+            commit = {"collection": "app.bsky.feed.post", "record": {"text": f"post {i}"}}
+            await conn.send(json.dumps({"kind": "commit", "time_us": 1000 + i, "commit": commit}))
+        await asyncio.sleep(0.3)
+        await conn.close(1000, "bye")
+
+    async with server_module.serve(jetstream, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        pw.route_websockets({"wss://jetstream2.us-east.bsky.network": f"ws://127.0.0.1:{port}"})
+        app = pw.asgi_app(Path(str(CHECKOUT)) / "14-websocket-stream-consumer", durable_runtime)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
+            assert (await client.get("/status")).text == "Firehose status: disconnected"  # open comes later
+            texts = []
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                texts.append((await client.get("/status")).text)
+                if any(path.endswith("&cursor=1002") for path in paths):
+                    break
+            # Connected; the close listener's abort() reset the object; the next fetch reconnected
+            # from the cursor its message listener stored.
+            assert "Firehose status: connected" in texts
+            assert paths[0] == "/subscribe?wantedCollections=app.bsky.feed.post"
+            assert paths[-1] == "/subscribe?wantedCollections=app.bsky.feed.post&cursor=1002"

@@ -281,12 +281,13 @@ class TestJsAndFfi:
 
     def test_unemulated_globals_import_and_fail_clearly(self) -> None:
         """Globals of the Workers runtime that durable lacks import (a module's ``from js import
-        HTMLRewriter`` loads) and raise NotImplementedError naming them when used (PX 14's
-        ``js.WebSocket.new(url)``); a name that is no global stays an AttributeError."""
-        from js import HTMLRewriter, WebSocket
+        HTMLRewriter`` loads) and raise NotImplementedError naming them when used; a name that is
+        no global stays an AttributeError. (``js.WebSocket`` is emulated: see
+        tests/test_python_workers_websocket_client.py.)"""
+        from js import HTMLRewriter, crypto
 
-        with pytest.raises(NotImplementedError, match=r"^js\.WebSocket\.new is not supported by durable"):
-            WebSocket.new("wss://example.com/")
+        with pytest.raises(NotImplementedError, match=r"^js\.crypto\.getRandomValues is not supported by durable"):
+            crypto.getRandomValues(b"")
         with pytest.raises(NotImplementedError, match=r"^js\.HTMLRewriter\(\) is not supported by durable"):
             HTMLRewriter()
         import js

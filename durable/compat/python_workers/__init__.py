@@ -41,6 +41,7 @@ from ._project import ProjectError as ProjectError
 from ._project import is_project as is_project
 from ._project import load_project as load_project
 from ._project import parse_jsonc as parse_jsonc
+from ._wsclient import route_websockets as route_websockets
 
 __all__ = [
     "ALIASES",
@@ -56,6 +57,7 @@ __all__ = [
     "is_strict",
     "load_project",
     "parse_jsonc",
+    "route_websockets",
     "serving",
     "set_strict",
     "uninstall",
@@ -77,8 +79,10 @@ def install(*, strict: bool | None = None) -> None:
 
 
 def uninstall() -> None:
-    """Undo :func:`install` (strict mode is switched off too)."""
+    """Undo :func:`install` (strict mode is switched off too, and :func:`route_websockets`' routes
+    are cleared)."""
     set_strict(False)
+    route_websockets(None)
     _uninstall_finder()
 
 

@@ -3,7 +3,8 @@
 While :func:`durable.compat.python_workers.install` is in effect, ``import js`` gives this
 module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now()``, ``Object``,
 ``JSON``, ``console``, ``Response``, ``Request``, ``Headers``, ``WebSocketRequestResponsePair``,
-``fetch`` (outbound HTTP). Other globals of the Workers runtime (``WebSocket``, ``HTMLRewriter``...) can be
+``fetch`` (outbound HTTP), ``WebSocket`` (outbound WebSockets: ``WebSocket.new(url, protocols)``). Other
+globals of the Workers runtime (``HTMLRewriter``, ``crypto``...) can be
 imported, and raise ``NotImplementedError`` naming them when used; any other name raises
 ``AttributeError``.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "Object",
     "Request",
     "Response",
+    "WebSocket",
     "WebSocketPair",
     "WebSocketRequestResponsePair",
     "console",
@@ -68,6 +70,32 @@ class WebSocketPair:
         if factory is None:
             raise NotImplementedError("WebSockets are not supported by this version of durable")
         return _Pair(factory())
+
+
+class WebSocket:
+    """``js.WebSocket``: ``WebSocket.new(url)`` / ``WebSocket.new(url, protocols)`` opens an outbound
+    WebSocket, as workerd's ``new WebSocket(url, protocols)`` (see ``_wsclient``'s docstring).
+
+    The connection is made by the ``websockets`` package (``pip install 'durable-objects[server]'``).
+    """
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+    @staticmethod
+    def new(url: Any, protocols: Any = None, /) -> Any:
+        """A new socket, ``CONNECTING``; ``open`` (or ``error`` and ``close``) follows.
+
+        Raises:
+            pyodide.ffi.JsException: ``SyntaxError`` for a URL that is not ``ws:``/``wss:``, has a
+                fragment, or invalid or repeated subprotocols (workerd's messages).
+            ModuleNotFoundError: the ``websockets`` package is not installed.
+        """
+        from ._wsclient import JsWebSocket
+
+        return JsWebSocket(url, protocols)
 
 
 class Date:
@@ -270,7 +298,7 @@ class Request:
 # (``from js import fetch`` at module level), using them raises NotImplementedError naming them.
 _NOT_EMULATED = frozenset(
     {
-        "WebSocket", "HTMLRewriter", "caches", "crypto", "setTimeout", "setInterval",
+        "HTMLRewriter", "caches", "crypto", "setTimeout", "setInterval",
         "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "scheduler",
         "navigator", "performance", "ReadableStream", "WritableStream", "TransformStream",
         "TextEncoder", "TextDecoder", "CompressionStream", "DecompressionStream",
