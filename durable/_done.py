@@ -62,7 +62,7 @@ class Done(Generic[T]):
         return self.value
 
     def __repr__(self) -> str:
-        return f"<Done {self.value!r}>"
+        return f"<StorageAwaitable {self.value!r}>"  # the name users see (set below)
 
 
 NONE: Done[None] = Done(None)

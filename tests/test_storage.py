@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -444,3 +445,27 @@ class TestBufferedWrites:
 
             before, after = await testing.run_in_object(stub, body)
             assert after > before + 50_000
+
+
+class TestStorageAwaitableWithAsyncio:
+    async def test_asyncio_helpers_take_it_and_create_task_names_it(self) -> None:
+        """A storage call's awaitable goes to gather, wait_for, ensure_future and shield; asyncio's
+        create_task refuses it (not a coroutine), and its message names it as users know it."""
+
+        class Obj(durable.DurableObject):
+            async def go(self) -> list[Any]:
+                storage = self.ctx.storage
+                out: list[Any] = [await asyncio.gather(storage.put("a", 1), storage.get("a"))]
+                out.append(await asyncio.wait_for(storage.get("a"), 5))
+                out.append(await asyncio.ensure_future(storage.get("a")))
+                out.append(await asyncio.shield(storage.get("a")))
+                try:
+                    asyncio.create_task(storage.get("a"))  # type: ignore[arg-type]
+                except TypeError as exc:
+                    out.append(str(exc))
+                return out
+
+        async with durable.Runtime() as rt:
+            result = await rt.namespace(Obj).get_by_name("x").go()
+        assert result[:4] == [[None, 1], 1, 1, 1]
+        assert result[4] == "a coroutine was expected, got <StorageAwaitable 1>"
