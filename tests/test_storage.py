@@ -460,7 +460,7 @@ class TestStorageAwaitableWithAsyncio:
                 out.append(await asyncio.ensure_future(storage.get("a")))
                 out.append(await asyncio.shield(storage.get("a")))
                 try:
-                    asyncio.create_task(storage.get("a"))  # type: ignore[arg-type]
+                    asyncio.create_task(storage.get("a"))  # type: ignore[arg-type]  # noqa: RUF006
                 except TypeError as exc:
                     out.append(str(exc))
                 return out
