@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from asyncio import _get_running_loop
 from contextvars import ContextVar
 
 __all__ = ["GateLock", "InputGate", "held_locks"]
@@ -107,10 +108,13 @@ class InputGate:
             # The waiters' loop, not the running one: a callback's coroutine closed where no loop
             # runs (collected at shutdown) still ends here, and must not raise in its `finally`.
             loop = self.waiters[0][1].get_loop()
-            if loop.is_closed():
-                self._wake_next()  # (nothing will run them: settle what waits at once)
-            else:
+            if loop is _get_running_loop():
                 loop.call_soon(self._wake_next)
+            else:  # another thread's loop, maybe running: thread-safely
+                try:
+                    loop.call_soon_threadsafe(self._wake_next)
+                except RuntimeError:
+                    pass  # closed: it runs nothing more (waking its waiters would raise the same)
 
     def _wake_next(self) -> None:
         while self.waiters:

@@ -413,3 +413,58 @@ class TestUnlockWithoutARunningLoop:
             assert waiting.result() is None
         finally:
             loop.close()
+
+    def test_unlock_after_the_waiters_loop_closed_does_not_raise(self) -> None:
+        """The waiters' loop closed with an event still waiting (a task awaiting the gate): a lock
+        released afterwards (the callback's coroutine collected later) does not raise. Setting the
+        waiter's result would schedule its task on the closed loop (``Event loop is closed``)."""
+        from durable._gates import InputGate
+
+        loop = asyncio.new_event_loop()
+        gate = InputGate()
+        lock, _ = gate.close_for("test")
+
+        async def enqueue() -> asyncio.Task[None]:
+            task = asyncio.ensure_future(gate.wait())
+            await asyncio.sleep(0)
+            return task
+
+        waiting = loop.run_until_complete(enqueue())
+        loop.close()
+        gate.unlock(lock)  # raised RuntimeError: Event loop is closed
+        assert not waiting.done()
+        waiting._log_destroy_pending = False  # type: ignore[attr-defined]  # (never to run: the loop is closed)
+
+    def test_unlock_from_another_thread_wakes_thread_safely(self) -> None:
+        """A lock released on another thread than the one running the waiters' loop (a coroutine
+        closed by the garbage collector there) wakes the waiter through ``call_soon_threadsafe``:
+        plain ``call_soon`` from another thread is refused in debug mode and may be missed."""
+        import threading
+
+        from durable._gates import InputGate
+
+        loop = asyncio.new_event_loop()
+        loop.set_debug(True)
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        try:
+            gate = InputGate()
+            lock, _ = gate.close_for("test")
+
+            async def enqueue() -> asyncio.Task[None]:
+                task = asyncio.ensure_future(gate.wait())
+                await asyncio.sleep(0)
+                return task
+
+            waiting = asyncio.run_coroutine_threadsafe(enqueue(), loop).result(5)
+            gate.unlock(lock)  # raised RuntimeError: Non-thread-safe operation (debug mode)
+
+            async def woken() -> None:
+                await asyncio.wait_for(waiting, 5)
+
+            asyncio.run_coroutine_threadsafe(woken(), loop).result(6)
+            assert waiting.result() is None
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(5)
+            loop.close()

@@ -180,6 +180,41 @@ class TestApi:
         await until(lambda: any(entry[0] == "close" for entry in log))
         assert log[-1][:4] == ("close", 1006, "WebSocket disconnected without sending Close frame.", False)
 
+    async def test_loop_ending_closes_the_connection(self) -> None:
+        """An open socket whose event loop ends (``asyncio.run`` returning, which cancels its task)
+        drops its connection then, not when the garbage collector finds it ("unclosed transport"
+        ResourceWarning): the server sees the connection end at once."""
+        import gc
+        import threading
+
+        ended = asyncio.get_running_loop().create_future()
+
+        async def watch(conn: Any) -> None:
+            try:
+                await conn.wait_closed()
+            finally:
+                if not ended.done():
+                    ended.set_result(conn.close_code)
+
+        async with server_module.serve(watch, "127.0.0.1", 0) as server:
+            url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+            opened: list[Any] = []
+
+            async def open_one() -> None:
+                ws = js.WebSocket.new(url)
+                await until(lambda: ws.readyState == 1)
+                opened.append(ws)
+
+            gc.disable()  # (what the collector would close must be closed already)
+            try:
+                thread = threading.Thread(target=lambda: asyncio.run(open_one()))
+                thread.start()
+                await asyncio.to_thread(thread.join, 10)
+                assert opened and opened[0]._task.done()
+                assert await asyncio.wait_for(ended, 3) == 1006
+            finally:
+                gc.enable()
+
     @pytest.mark.parametrize(
         ("path", "message"),
         [

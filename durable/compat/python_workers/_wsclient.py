@@ -393,6 +393,11 @@ async def _carry(conn: Any, remote: durable.WebSocket, owner: JsWebSocket) -> No
                 return
             with contextlib.suppress(TypeError):  # the object closed meanwhile: dropped
                 remote.send(data)
+    except BaseException:
+        # Cancelled (its event loop ending: asyncio.run returning) or failed: the connection is
+        # dropped now, not left to the garbage collector ("unclosed transport").
+        conn.transport.abort()
+        raise
     finally:
         await asyncio.sleep(0)  # let a Close the object just sent go out first
         if not outgoing.done():
