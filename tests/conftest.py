@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -29,3 +29,16 @@ if os.environ.get("DURABLE_TEST_LOOP") == "uvloop":
 def stub(durable_runtime: Any, request: pytest.FixtureRequest) -> Any:
     """A stub of the test module's ``Obj`` class, named "a", in the in-memory ``durable_runtime``."""
     return durable_runtime.namespace(request.module.Obj).get_by_name("a")
+
+
+@pytest.fixture
+def python_workers_shims() -> Iterator[None]:
+    """The Python Workers shims installed for one test, uninstalled afterwards (the modules of
+    that layer use it for every test: ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    from durable.compat import python_workers
+
+    python_workers.install()
+    try:
+        yield
+    finally:
+        python_workers.uninstall()

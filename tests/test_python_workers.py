@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +31,7 @@ FIXTURES = HERE / "python_workers"
 REPO = HERE.parent
 
 
-@pytest.fixture(autouse=True)
-def shims() -> Iterator[None]:
-    """Every test here runs with the shims installed and leaves them uninstalled."""
-    pw.install()
-    try:
-        yield
-    finally:
-        pw.uninstall()
+pytestmark = pytest.mark.usefixtures("python_workers_shims")  # installed for every test, then uninstalled
 
 
 def run_python(code: str, *, fake_sdk: bool = True) -> str:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,15 +13,7 @@ import durable
 from durable.compat import python_workers as pw
 from durable.compat.python_workers import workers as sdk
 
-
-@pytest.fixture(autouse=True)
-def shims() -> Iterator[None]:
-    """Every test here runs with the shims installed and leaves them uninstalled."""
-    pw.install()
-    try:
-        yield
-    finally:
-        pw.uninstall()
+pytestmark = pytest.mark.usefixtures("python_workers_shims")  # installed for every test, then uninstalled
 
 
 def env_of(runtime: durable.Runtime) -> Any:

@@ -26,15 +26,7 @@ from durable.compat.python_workers import workers as sdk
 from durable.compat.python_workers.pyodide import ffi
 from durable.compat.python_workers.pyodide import http as pyodide_http
 
-
-@pytest.fixture(autouse=True)
-def shims() -> Iterator[None]:
-    """Every test here runs with the shims installed and leaves them uninstalled."""
-    pw.install()
-    try:
-        yield
-    finally:
-        pw.uninstall()
+pytestmark = pytest.mark.usefixtures("python_workers_shims")  # installed for every test, then uninstalled
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

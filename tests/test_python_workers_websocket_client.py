@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,13 +30,7 @@ server_module: Any = pytest.importorskip("websockets.asyncio.server")
 http11: Any = pytest.importorskip("websockets.http11")
 
 
-@pytest.fixture(autouse=True)
-def shims() -> Iterator[None]:
-    pw.install()
-    try:
-        yield
-    finally:
-        pw.uninstall()
+pytestmark = pytest.mark.usefixtures("python_workers_shims")  # installed for every test, then uninstalled
 
 
 async def handler(conn: Any) -> None:
