@@ -57,3 +57,21 @@ async def settle(turns: int = 5) -> None:
     """
     for _ in range(turns):
         await asyncio.sleep(0)
+
+
+def resolve_durable_name(dotted: str) -> object:
+    """The object ``durable.<dotted>`` names, importing submodules on the way; AttributeError if none."""
+    import importlib
+
+    obj: object = durable
+    path = "durable"
+    for part in dotted.split("."):
+        path = f"{path}.{part}"
+        if hasattr(obj, part):
+            obj = getattr(obj, part)
+            continue
+        try:
+            obj = importlib.import_module(path)
+        except ImportError:
+            raise AttributeError(f"{path} does not exist") from None
+    return obj

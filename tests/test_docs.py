@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import resolve_durable_name
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(`{3,})(.*)$")
@@ -192,24 +194,15 @@ def anchors(page: Path) -> set[str]:
     return found
 
 
-def resolve_name(dotted: str) -> object:
-    """``durable.<dotted>``, importing submodules on the way; AttributeError if it does not exist."""
-    import importlib
-
-    import durable
-
-    obj: object = durable
-    path = "durable"
-    for part in dotted.split("."):
-        path = f"{path}.{part}"
-        if hasattr(obj, part):
-            obj = getattr(obj, part)
-            continue
+def missing_durable_names(text: str) -> list[str]:
+    """The `durable.X` names in ``text`` that are no real attribute or module."""
+    missing = []
+    for dotted in sorted(set(DURABLE_NAME.findall(text))):
         try:
-            obj = importlib.import_module(path)
-        except ImportError:
-            raise AttributeError(f"{path} does not exist") from None
-    return obj
+            resolve_durable_name(dotted)
+        except AttributeError:
+            missing.append(f"durable.{dotted}")
+    return missing
 
 
 class TestLinksAndNames:
@@ -238,26 +231,12 @@ class TestLinksAndNames:
     @pytest.mark.parametrize("page", NAMING_PAGES, ids=[str(p.relative_to(ROOT)) for p in NAMING_PAGES])
     def test_durable_names_exist(self, page: Path) -> None:
         """Every `durable.X` (or `durable.testing.X`...) the page names is a real attribute or module."""
-        text = page.read_text(encoding="utf-8")
-        missing = []
-        for dotted in sorted(set(DURABLE_NAME.findall(text))):
-            try:
-                resolve_name(dotted)
-            except AttributeError:
-                missing.append(f"durable.{dotted}")
-        assert missing == []
+        assert missing_durable_names(page.read_text(encoding="utf-8")) == []
 
     @pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.py")), ids=lambda p: p.name)
     def test_example_docstrings_name_real_things(self, example: Path) -> None:
         """The examples' docstrings and comments name only `durable.X` that exist."""
-        text = example.read_text(encoding="utf-8")
-        missing = []
-        for dotted in sorted(set(DURABLE_NAME.findall(text))):
-            try:
-                resolve_name(dotted)
-            except AttributeError:
-                missing.append(f"durable.{dotted}")
-        assert missing == []
+        assert missing_durable_names(example.read_text(encoding="utf-8")) == []
 
 
 def cli_options(*argv: str) -> set[str]:

@@ -6,7 +6,6 @@ every ``durable.X`` (or ``durable.testing.X``) the page names exists.
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import pytest
 
 import durable
 import durable.testing
+
+from helpers import resolve_durable_name
 
 API_MD = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 TEXT = API_MD.read_text(encoding="utf-8")
@@ -23,22 +24,6 @@ TREE_NAMES = set(re.findall(r"(?:^|── )([A-Z]\w+)", TREE.group(1), re.M)) if
 TESTING = re.search(r"## Testing\n(.*?)(?=\n## |\Z)", TEXT, re.S)
 TESTING_TEXT = TESTING.group(1) if TESTING else ""
 NAMED = sorted(set(re.findall(r"\bdurable\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)", TEXT)))
-
-
-def resolve(dotted: str) -> object:
-    """The object ``durable.<dotted>`` names, importing submodules on the way; AttributeError if none."""
-    obj: object = durable
-    path = "durable"
-    for part in dotted.split("."):
-        path = f"{path}.{part}"
-        if hasattr(obj, part):
-            obj = getattr(obj, part)
-            continue
-        try:
-            obj = importlib.import_module(path)
-        except ImportError:
-            raise AttributeError(f"{path} does not exist") from None
-    return obj
 
 
 class TestApiReference:
@@ -57,7 +42,7 @@ class TestApiReference:
     @pytest.mark.parametrize("dotted", NAMED)
     def test_every_named_thing_exists(self, dotted: str) -> None:
         """Every `durable.X` the page names is a real attribute or submodule."""
-        resolve(dotted)
+        resolve_durable_name(dotted)
 
     def test_the_error_tree_is_the_real_tree(self) -> None:
         """Every class in the page's error tree is a durable exception."""
