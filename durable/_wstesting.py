@@ -107,7 +107,7 @@ async def websocket(
             ws.send("hello")
             assert await ws.receive() == "echo: hello"
     """
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if not isinstance(url, str) or not url[:8].lower().startswith(("http://", "https://")):
         raise TypeError(f"websocket() takes an http:// or https:// URL, not {url!r}")
     all_headers: dict[str, str] = {"upgrade": "websocket", "connection": "Upgrade", "sec-websocket-version": "13"}
     all_headers.update(Headers(headers).items() if headers is not None else ())
@@ -128,6 +128,10 @@ async def websocket(
             error.response = response  # type: ignore[attr-defined]
             error.status = response.status  # type: ignore[attr-defined]
             raise error
+        # The client end stands for the connecting client: its url is the one it connected to and
+        # its protocol the one the object chose (the 101's Sec-WebSocket-Protocol), as over ASGI.
+        client.url = url
+        client.protocol = response.headers.get("sec-websocket-protocol") or ""
         client.accept()
         client.network.mark_remote()  # it stands for a client beyond the runtime: the 32 MiB limit applies
     elif callable(target):
