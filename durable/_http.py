@@ -557,6 +557,9 @@ class Request(_Body):
         redirect: ``"follow"`` (the default, or the copied request's) or ``"manual"``: whether
             ``stub.fetch`` of this request follows a redirect the object answers. A request a
             handler receives says ``"manual"``, as in workerd.
+        cf: Cloudflare's request properties, a dict (default ``None``, or the copied request's):
+            kept as a JSON copy in ``request.cf``, and delivered by ``stub.fetch`` to the object,
+            whose ``request.cf`` is that copy (as in workerd; ``None`` when none was given).
 
     Raises:
         TypeError: a ``GET``/``HEAD`` request with a body (``Request with a GET or HEAD method
@@ -573,7 +576,7 @@ class Request(_Body):
         await req.json()   # {'a': 1}
     """
 
-    __slots__ = ("method", "redirect", "url")
+    __slots__ = ("cf", "method", "redirect", "url")
 
     def __init__(
         self,
@@ -583,6 +586,7 @@ class Request(_Body):
         headers: HeadersInit | None = None,
         body: BodyInit | _Missing = _MISSING,
         redirect: str | None = None,
+        cf: Mapping[str, Any] | _Missing | None = _MISSING,
     ) -> None:
         input = url  # the parameter is named `url` (docs/api.md); it also takes a Request to copy (Fetch's `input`)
         source_body: object = None
@@ -593,6 +597,7 @@ class Request(_Body):
             base_method = input.method
             base_headers = input.headers
             self.redirect: str = input.redirect if redirect is None else redirect
+            self.cf: Any = input.cf if cf is _MISSING else _copy_cf(cf)
             if body is _MISSING:
                 if input._body is not None:
                     if input._body_used:
@@ -604,6 +609,7 @@ class Request(_Body):
             base_method = "GET"
             base_headers = None
             self.redirect = "follow" if redirect is None else redirect
+            self.cf = None if cf is _MISSING else _copy_cf(cf)
         else:
             raise TypeError(f"Request input must be a URL string or a Request, not {type(input).__name__}.")
         self.url: str = _normalize_url(url)
@@ -627,6 +633,7 @@ class Request(_Body):
         request.url = url
         request.method = "GET"
         request.redirect = "follow"
+        request.cf = None
         headers = object.__new__(Headers)
         headers._items = []
         request.headers = headers
@@ -650,6 +657,7 @@ class Request(_Body):
         request.url = url
         request.method = source.method
         request.redirect = source.redirect
+        request.cf = source.cf
         headers = object.__new__(Headers)
         headers._items = list(source.headers._items)
         request.headers = headers
@@ -679,11 +687,22 @@ class Request(_Body):
         """
         twin = object.__new__(type(self))
         self._clone_into(twin)
-        twin.url, twin.method, twin.redirect = self.url, self.method, self.redirect
+        twin.url, twin.method, twin.redirect, twin.cf = self.url, self.method, self.redirect, self.cf
         return twin
 
     def __repr__(self) -> str:
         return f"<Request [{self.method} {self.url}]>"
+
+
+def _copy_cf(cf: object) -> Any:
+    """``cf`` as workerd keeps it: a JSON copy of an object (measured with miniflare 4,
+    2026-04-07: ``new Request(url, {cf: o}).cf`` equals ``o`` but is not ``o``; a string or
+    ``null`` raises the TypeError below)."""
+    if not isinstance(cf, Mapping):
+        raise TypeError(
+            "Incorrect type for the 'cf' field on 'RequestInitializerDict': the provided value is not of type 'Object'."
+        )
+    return _json.loads(_json.dumps(cf))
 
 
 def _check_method(method: object) -> str:
@@ -723,7 +742,7 @@ def _normalize_url_uncached(url: str) -> str:
 _normalize_url_cached = functools.lru_cache(maxsize=1024)(_normalize_url_uncached)
 
 
-_INIT_KEYS: Final = ("body", "headers", "method", "redirect")
+_INIT_KEYS: Final = ("body", "cf", "headers", "method", "redirect")
 
 
 def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -> Request:
@@ -770,7 +789,7 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
     if unknown:
         raise TypeError(
             f"fetch() got an unsupported option {unknown[0]!r}; "
-            "the supported options are 'body', 'headers', 'method' and 'redirect'."
+            "the supported options are 'body', 'cf', 'headers', 'method' and 'redirect'."
         )
     if not isinstance(input, (str, Request)):
         raise TypeError(f"fetch() input must be a URL string or a durable.Request, not {type(input).__name__}.")
@@ -1239,6 +1258,7 @@ def request_from_server(url: str, method: str, headers: Headers, body: AsyncIter
     request.url = _normalize_url(url)
     request.method = _check_method(method)
     request.redirect = "manual"  # what a Worker's fetch handler sees in workerd
+    request.cf = None  # (no edge here to fill it: docs/differences.md)
     request._init_body(body, headers, "Request")
     if body is not None and request.method in ("GET", "HEAD"):
         raise TypeError(_GET_HEAD_BODY)
@@ -1456,6 +1476,7 @@ def redirected_request(request: Request, status: int, url: str) -> Request:
     new.url = url
     new.method = method
     new.redirect = "manual"
+    new.cf = request.cf
     headers = object.__new__(Headers)
     headers._items = list(items)
     new.headers = headers

@@ -445,3 +445,46 @@ class TestStubFetchRedirects:
             async with httpx.AsyncClient(transport=transport, base_url="http://h") as client:
                 answer = (await client.get("/r302")).json()
         assert answer == ["manual", 302, "http://h/r302", False, 200, True]
+
+
+class _CfEcho(durable.DurableObject):
+    async def fetch(self, request: Request) -> Response:
+        return Response.json({"cf": request.cf})
+
+
+class TestCf:
+    """workerd (miniflare 4, 2026-04-07): ``cf`` in a RequestInit."""
+
+    def test_request_keeps_a_copy(self) -> None:
+        """workerd: ``new Request(url, {cf: o}).cf`` equals ``o`` but is not ``o`` (a later change
+        to ``o`` is not seen); without ``cf`` it is undefined; a copy and a clone keep it, a copy
+        given ``cf`` takes the new one."""
+        given = {"a": {"b": [1, 2]}, "c": "s"}
+        request = Request("http://h/", cf=given)
+        given["c"] = "changed"
+        assert request.cf == {"a": {"b": [1, 2]}, "c": "s"}
+        assert Request("http://h/").cf is None
+        assert Request(request).cf == request.cf
+        assert request.clone().cf == request.cf
+        assert Request(request, cf={"b": 2}).cf == {"b": 2}
+
+    @pytest.mark.parametrize("value", ["x", None, 3])
+    def test_not_an_object(self, value: Any) -> None:
+        """workerd: ``{cf: "x"}`` and ``{cf: null}`` raise ``TypeError: Incorrect type for the 'cf'
+        field on 'RequestInitializerDict': the provided value is not of type 'Object'.``"""
+        with pytest.raises(TypeError, match=r"^Incorrect type for the 'cf' field on 'RequestInitializerDict'"):
+            Request("http://h/", cf=value)
+
+    async def test_stub_fetch_delivers_it(self) -> None:
+        """workerd: ``stub.fetch(url, {cf: {a: 1, b: "x"}})`` -> the object's ``request.cf`` is
+        ``{a: 1, b: "x"}``; without it, undefined; ``stub.fetch(new Request(url, {cf: {a: 1}}))``
+        -> ``{a: 1}``, and a ``cf`` in the init wins over the request's."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_CfEcho).get_by_name("a")
+            assert await (await stub.fetch("http://h/", cf={"a": 1, "b": "x"})).json() == {"cf": {"a": 1, "b": "x"}}
+            assert await (await stub.fetch("http://h/")).json() == {"cf": None}
+            assert await (await stub.fetch(Request("http://h/", cf={"a": 1}))).json() == {"cf": {"a": 1}}
+            seen = await (await stub.fetch(Request("http://h/", cf={"a": 1}), cf={"z": 9})).json()
+            assert seen == {"cf": {"z": 9}}
+            with pytest.raises(TypeError, match=r"^Incorrect type for the 'cf' field"):
+                await stub.fetch("http://h/", cf="str")

@@ -558,6 +558,16 @@ class TestCallingShapes:
         conflict = await stub.fetch(sdk.Request("http://do/twice", method="POST", body="x"))
         assert conflict.status == 409 and await conflict.text() == "Body already used"
 
+    async def test_stub_fetch_passes_cf_through(self, durable_runtime: durable.Runtime) -> None:
+        """workerd (miniflare 4, 2026-04-07): ``stub.fetch(url, {cf: {a: 1}})``, and a Request
+        built with ``cf``, arrive with the object's ``request.cf`` equal to it."""
+        durable_runtime.namespace(Shapes, name="SHAPES")
+        stub = pw._bindings.EnvAdapter(durable_runtime.env).SHAPES.getByName("a")
+        resp = await stub.fetch("http://do/x", {"cf": {"a": 1}})
+        assert (await resp.json())["cf"] == {"a": 1}
+        resp = await stub.fetch(sdk.Request("http://do/x", cf={"b": {"c": 2}}))
+        assert (await resp.json())["cf"] == {"b": {"c": 2}}
+
     async def test_strict_mode_refuses_tuples(self, durable_runtime: durable.Runtime) -> None:
         """In strict mode tuples and bytearrays are refused with the SDK's TypeError; not otherwise."""
         durable_runtime.namespace(Shapes, name="SHAPES")

@@ -393,8 +393,12 @@ class Request:
     @property
     def cf(self) -> Any:
         """Cloudflare's request properties: those given to the constructor (``cf={...}``, with
-        attribute access), else ``None`` (there is no edge to fill them)."""
-        return self._extra.get("cf")
+        attribute access), else those ``stub.fetch`` delivered with the request (workerd hands
+        the sender's ``cf`` to the object), else ``None`` (there is no edge to fill them)."""
+        if "cf" in self._extra:
+            return self._extra["cf"]
+        cf = self._req.cf
+        return None if cf is None else JsDict(cf)
 
     @property
     def body(self) -> Any:
