@@ -1385,7 +1385,7 @@ def follows_redirects(request: Request) -> bool:
     return follow
 
 
-def check_response(result: object, request: object = None) -> None:
+def check_response(result: object, request: object = None) -> Response:
     """Check that a ``fetch`` handler returned a ``durable.Response`` (workerd's TypeError if not).
 
     The response's WebSocket end, if any, leaves the object now (workerd: when returned), if
@@ -1395,6 +1395,12 @@ def check_response(result: object, request: object = None) -> None:
     side, rather than by the promise when it settles: with the fields set directly, no call
     to ``fetched`` nor to the ``web_socket`` property. conc-fetch 101,892 -> 100,890 and seq-fetch
     111,213 -> 110,153 instructions per fetch, callgrind, /work/bench/instr.sh, bench_rpc.py.)
+
+    Returns the response the caller gets: a copy, the body moved to it (the object's response
+    then says ``body_used``), as workerd sends the response over HTTP.
+
+    Raises:
+        TypeError: the response's body was already read, or sent by an earlier fetch.
     """
     if not isinstance(result, Response):
         raise TypeError(
@@ -1409,11 +1415,39 @@ def check_response(result: object, request: object = None) -> None:
             # Raised to the caller, who never gets the end; the object's end stays open
             # (measured with miniflare 4, 2026-04-07: its getWebSockets() still lists it, OPEN).
             raise TypeError(NOT_AN_UPGRADE)
+    body = result._body
+    if body is not None:
+        if result._body_used:
+            # workerd (miniflare 4, 2026-04-07): an object returning a Response whose body it read,
+            # or the same Response a second time (its body went to the first caller), makes
+            # stub.fetch raise "TypeError: Body has already been used. ..." (workerd says tee()).
+            raise TypeError(_BODY_USED)
+        result._body_used = True  # the body leaves with the response, a HEAD's too (as in workerd)
+    # The caller gets a response of its own (workerd sends it over HTTP): the object's keeps its
+    # headers, its url "", and sees its body used (measured: bodyUsed true, url "").
+    twin = object.__new__(type(result))
+    headers = result.headers
+    if type(headers) is Headers:
+        copied = object.__new__(Headers)
+        copied._items = list(headers._items)
+        twin.headers = copied
+    else:
+        twin.headers = headers.copy()
+    twin._body = body
+    twin._body_used = False
+    twin.status = result.status
+    twin._status_text = result._status_text
+    twin._web_socket = result._web_socket
+    if hasattr(result, "__dict__"):  # a user subclass's own attributes
+        twin.__dict__.update(result.__dict__)
     if isinstance(request, Request):
-        result._url = request.url
-        result._redirected = False
-        if request.method == "HEAD" and result._body is not None and not result._body_used:
-            result._body = None
+        twin._url = request.url
+        twin._redirected = False
+        if request.method == "HEAD":
+            twin._body = None
+    elif hasattr(result, "_url"):
+        twin._url, twin._redirected = result._url, result._redirected
+    return twin
 
 
 def fetched(response: Response, request: Request | str, redirected: bool = False) -> None:

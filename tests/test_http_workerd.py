@@ -488,3 +488,74 @@ class TestCf:
             assert seen == {"cf": {"z": 9}}
             with pytest.raises(TypeError, match=r"^Incorrect type for the 'cf' field"):
                 await stub.fetch("http://h/", cf="str")
+
+
+class _Cached(durable.DurableObject):
+    response: Response | None = None
+
+    async def fetch(self, request: Request) -> Response:
+        path = urlsplit(request.url).path
+        if path == "/state":
+            assert self.response is not None
+            kept = self.response
+            return Response.json({"used": kept.body_used, "url": kept.url, "headers": kept.headers.multi_items()})
+        if path == "/read-first":
+            response = Response("x")
+            await response.text()
+            return response
+        if path == "/null":
+            if self.response is None:
+                self.response = Response(None, status=204)
+            return self.response
+        if self.response is None:
+            self.response = Response("x", headers={"a": "b"})
+        return self.response
+
+
+class TestReturnedResponse:
+    """workerd (miniflare 4, 2026-04-07): an object caching ``this.r = new Response("x", {headers:
+    {a: "b"}})`` and returning it to every ``stub.fetch``."""
+
+    async def test_the_same_response_twice(self) -> None:
+        """workerd: the first caller gets "x"; afterwards the object's response has ``bodyUsed``
+        true, ``url`` "" and its own headers (the caller's changes are not seen); the second
+        ``stub.fetch`` rejects with ``TypeError: Body has already been used. It can only be used
+        once. Use tee() first if you need to read it twice.`` (durable says clone())."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_Cached).get_by_name("a")
+            first = await stub.fetch("http://h/cached")
+            first.headers.set("z", "1")
+            assert (first.url, await first.text()) == ("http://h/cached", "x")
+            state = await (await stub.fetch("http://h/state")).json()
+            assert state == {
+                "used": True,
+                "url": "",
+                "headers": [["a", "b"], ["content-type", "text/plain;charset=UTF-8"]],
+            }
+            with pytest.raises(TypeError, match=r"^Body has already been used\. It can only be used once\."):
+                await stub.fetch("http://h/cached")
+
+    async def test_a_head_uses_the_body_too(self) -> None:
+        """workerd: a HEAD answered with the cached response gets no body, and a GET after it
+        rejects with ``TypeError: Body has already been used. ...`` (the HEAD used it)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_Cached).get_by_name("a")
+            head = await stub.fetch("http://h/cached", method="HEAD")
+            assert (head.status, await head.text()) == (200, "")
+            with pytest.raises(TypeError, match=r"^Body has already been used\."):
+                await stub.fetch("http://h/cached")
+
+    async def test_a_body_the_object_read(self) -> None:
+        """workerd: returning ``r`` after ``await r.text()`` makes ``stub.fetch`` reject with
+        ``TypeError: Body has already been used. ...`` (durable raised only on the caller's read)."""
+        async with durable.Runtime() as rt:
+            with pytest.raises(TypeError, match=r"^Body has already been used\."):
+                await rt.namespace(_Cached).get_by_name("a").fetch("http://h/read-first")
+
+    async def test_a_null_body_may_be_returned_again(self) -> None:
+        """workerd: a cached ``new Response(null, {status: 204})`` answers every fetch (204, "")."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_Cached).get_by_name("a")
+            for _ in range(3):
+                response = await stub.fetch("http://h/null")
+                assert (response.status, await response.text()) == (204, "")
