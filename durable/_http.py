@@ -1427,12 +1427,9 @@ def check_response(result: object, request: object = None) -> Response:
     # headers, its url "", and sees its body used (measured: bodyUsed true, url "").
     twin = object.__new__(type(result))
     headers = result.headers
-    if type(headers) is Headers:
-        copied = object.__new__(Headers)
-        copied._items = list(headers._items)
-        twin.headers = copied
-    else:
-        twin.headers = headers.copy()
+    copied = object.__new__(type(headers))
+    copied._items = list(headers._items)
+    twin.headers = copied
     twin._body = body
     twin._body_used = False
     twin.status = result.status
