@@ -68,6 +68,11 @@ _UTF8_BOM: Final = b"\xef\xbb\xbf"
 _BODY_USED: Final = (
     "Body has already been used. It can only be used once. Use clone() first if you need to read it twice."
 )
+# workerd's guard on the headers of a request a handler receives and of a response stub.fetch
+# returns (and of their clones): such headers keep their pairs in a tuple. Headers(h) and
+# h.copy() are mutable, as ``new Headers(h)`` is.
+_IMMUTABLE_HEADERS: Final = "Can't modify immutable headers."
+_FROZEN: Final[type[object]] = tuple  # (typed as a type, so that mypy allows the check on a list)
 _GET_HEAD_BODY: Final = "Request with a GET or HEAD method cannot have a body."
 _STATUS_RANGE: Final = "Responses may only be constructed with status codes in the range 200 to 599, inclusive."
 _NULL_BODY_STATUS: Final = "Response with null body status (101, 204, 205, or 304) cannot have a body."
@@ -223,10 +228,15 @@ class Headers(MutableMapping[str, str]):
 
     def append(self, name: str, value: str) -> None:
         """Add a value for ``name``, keeping the values it already has."""
-        self._items.append((_check_name(name), _normalize_value(value)))
+        items = self._items
+        if type(items) is _FROZEN:
+            raise TypeError(_IMMUTABLE_HEADERS)
+        items.append((_check_name(name), _normalize_value(value)))
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` with ``value``."""
+        if type(self._items) is _FROZEN:
+            raise TypeError(_IMMUTABLE_HEADERS)
         key = _check_name(name)
         value = _normalize_value(value)
         self._items = [(n, v) for n, v in self._items if n != key]
@@ -234,6 +244,8 @@ class Headers(MutableMapping[str, str]):
 
     def delete(self, name: str) -> None:
         """Remove every value of ``name``; nothing happens if it is absent."""
+        if type(self._items) is _FROZEN:
+            raise TypeError(_IMMUTABLE_HEADERS)
         key = _check_name(name)
         self._items = [(n, v) for n, v in self._items if n != key]
 
@@ -297,6 +309,8 @@ class Headers(MutableMapping[str, str]):
         self.set(name, value)
 
     def __delitem__(self, name: str) -> None:
+        if type(self._items) is _FROZEN:
+            raise TypeError(_IMMUTABLE_HEADERS)
         if name not in self:
             raise KeyError(name)
         self.delete(name)
@@ -328,6 +342,11 @@ class Headers(MutableMapping[str, str]):
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
         getAll = get_all
         getSetCookie = get_set_cookie
+
+
+def _freeze(headers: Headers) -> None:
+    """Make ``headers`` immutable (``_IMMUTABLE_HEADERS``): its pairs kept in a tuple."""
+    headers._items = tuple(headers._items)  # type: ignore[assignment]
 
 
 def _check_name(name: object) -> str:
@@ -466,6 +485,8 @@ class _Body:
         if self._body_used:
             raise TypeError(_BODY_USED.replace("Use clone() first", "Call clone() before reading"))
         twin.headers = self.headers.copy()
+        if type(self.headers._items) is _FROZEN:  # immutable headers stay so in the clone (workerd)
+            _freeze(twin.headers)
         twin._body_used = False
         if self._body is None or isinstance(self._body, builtins.bytes):
             twin._body = self._body  # bytes are immutable: both sides may share them
@@ -771,7 +792,9 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
         url, full = _fetch_url_cached(input)
         if not full:
             raise TypeError(f"Fetch API cannot load: {url}")
-        return Request._get(url)
+        request = Request._get(url)
+        _freeze(request.headers)  # the object's request: immutable headers (workerd)
+        return request
     if not init and type(input) is Request and type(input.headers) is Headers and len(input.url) <= CACHED_URL_LENGTH:
         # ``stub.fetch(request)``: a Worker forwarding the request it received. The copy that
         # ``Request(request)`` makes (URL, method and headers copied, the body moved over), without
@@ -783,6 +806,7 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
             raise TypeError(f"Fetch API cannot load: {url}")
         if request._body is not None:
             _frame_body(request)
+        _freeze(request.headers)
         return request
     options = dict(init) if init else {}
     unknown = sorted(k for k in options if k not in _INIT_KEYS)
@@ -798,6 +822,10 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
     _require_full_url(request.url)
     if request._body is not None:
         _frame_body(request)
+    # The object's request has immutable headers, as in workerd (measured with miniflare 4,
+    # 2026-04-07: ``request.headers.set("z", "1")`` there raises ``TypeError: Can't modify
+    # immutable headers.``; ``new Request(request)`` has mutable ones).
+    _freeze(request.headers)
     return request
 
 
@@ -1260,6 +1288,7 @@ def request_from_server(url: str, method: str, headers: Headers, body: AsyncIter
     request.redirect = "manual"  # what a Worker's fetch handler sees in workerd
     request.cf = None  # (no edge here to fill it: docs/differences.md)
     request._init_body(body, headers, "Request")
+    _freeze(headers)  # immutable, as a Worker's request is in workerd
     if body is not None and request.method in ("GET", "HEAD"):
         raise TypeError(_GET_HEAD_BODY)
     return request
@@ -1429,6 +1458,7 @@ def check_response(result: object, request: object = None) -> Response:
     headers = result.headers
     copied = object.__new__(type(headers))
     copied._items = list(headers._items)
+    _freeze(copied)  # immutable for the caller, as in workerd (measured)
     twin.headers = copied
     twin._body = body
     twin._body_used = False
@@ -1510,6 +1540,7 @@ def redirected_request(request: Request, status: int, url: str) -> Request:
     new.cf = request.cf
     headers = object.__new__(Headers)
     headers._items = list(items)
+    _freeze(headers)  # the object's request: immutable headers (workerd)
     new.headers = headers
     new._body = body
     new._body_used = False

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -518,13 +518,16 @@ class TestReturnedResponse:
 
     async def test_the_same_response_twice(self) -> None:
         """workerd: the first caller gets "x"; afterwards the object's response has ``bodyUsed``
-        true, ``url`` "" and its own headers (the caller's changes are not seen); the second
+        true, ``url`` "" and its own headers (the caller's are immutable: ``TypeError: Can't
+        modify immutable headers.``, and ``new Headers(r.headers)`` is not); the second
         ``stub.fetch`` rejects with ``TypeError: Body has already been used. It can only be used
         once. Use tee() first if you need to read it twice.`` (durable says clone())."""
         async with durable.Runtime() as rt:
             stub = rt.namespace(_Cached).get_by_name("a")
             first = await stub.fetch("http://h/cached")
-            first.headers.set("z", "1")
+            with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
+                first.headers.set("z", "1")
+            Headers(first.headers).set("z", "1")
             assert (first.url, await first.text()) == ("http://h/cached", "x")
             state = await (await stub.fetch("http://h/state")).json()
             assert state == {
@@ -559,3 +562,55 @@ class TestReturnedResponse:
             for _ in range(3):
                 response = await stub.fetch("http://h/null")
                 assert (response.status, await response.text()) == (204, "")
+
+
+class _Touch(durable.DurableObject):
+    async def fetch(self, request: Request) -> Response:
+        seen = {}
+        changes: list[tuple[str, Callable[[], None]]] = [
+            ("set", lambda: request.headers.set("z", "1")),
+            ("clone", lambda: request.clone().headers.append("z", "1")),
+            ("del", lambda: request.headers.__delitem__("nope")),
+        ]
+        for name, change in changes:
+            try:
+                change()
+                seen[name] = "ok"
+            except TypeError as exc:
+                seen[name] = str(exc)
+        copy = Request(request)
+        copy.headers.set("z", "1")
+        seen["copy"] = copy.headers.get("z") or ""
+        return Response.json(seen, headers={"a": "b"})
+
+
+class TestImmutableHeaders:
+    """workerd (miniflare 4, 2026-04-07): the headers of the request an object receives, and of
+    the response ``stub.fetch`` returns, and of their clones, raise ``TypeError: Can't modify
+    immutable headers.`` on set, append and delete (even of an absent name); ``new
+    Request(request)`` and ``new Headers(h)`` have mutable ones."""
+
+    async def test_the_objects_request(self) -> None:
+        async with durable.Runtime() as rt:
+            response = await rt.namespace(_Touch).get_by_name("a").fetch("http://h/", headers={"x": "1"})
+            message = "Can't modify immutable headers."
+            assert await response.clone().json() == {"set": message, "clone": message, "del": message, "copy": "1"}
+            changes: list[Callable[[], None]] = [
+                lambda: response.headers.append("z", "1"),
+                lambda: response.headers.delete("nope"),
+                lambda: response.clone().headers.set("z", "1"),
+            ]
+            for change in changes:
+                with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
+                    change()
+            mutable = response.headers.copy()
+            mutable.set("z", "1")
+            assert mutable.get("z") == "1"
+
+    def test_a_workers_request(self) -> None:
+        """workerd: a Worker's incoming ``request.headers.set(...)`` raises the same TypeError."""
+        from durable._http import headers_from_server, request_from_server
+
+        request = request_from_server("http://h/", "GET", headers_from_server([(b"x", b"1")]), None)
+        with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
+            request.headers["z"] = "1"
