@@ -576,7 +576,7 @@ def _deliver(host: ObjectHost, call: EventCall, gen: int, result: Any, fetch: Re
     """Hand the handler's ``result`` (a copy; for a fetch, whose request ``fetch`` is, the
     checked ``Response``) to the caller, once the output gate lets it leave."""
     if fetch is not None:
-        check_response(result, fetch)
+        result = check_response(result, fetch)
     elif type(result) not in ATOMIC_TYPES:  # (clone() returns those as they are)
         result = clone(result)
     if gen != host.gen:

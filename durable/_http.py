@@ -68,6 +68,11 @@ _UTF8_BOM: Final = b"\xef\xbb\xbf"
 _BODY_USED: Final = (
     "Body has already been used. It can only be used once. Use clone() first if you need to read it twice."
 )
+# workerd's guard on the headers of a request a handler receives and of a response stub.fetch
+# returns (and of their clones): such headers keep their pairs in a tuple. Headers(h) and
+# h.copy() are mutable, as ``new Headers(h)`` is.
+_IMMUTABLE_HEADERS: Final = "Can't modify immutable headers."
+_FROZEN: Final[type[object]] = tuple  # (typed as a type, so that mypy allows the check on a list)
 _GET_HEAD_BODY: Final = "Request with a GET or HEAD method cannot have a body."
 _STATUS_RANGE: Final = "Responses may only be constructed with status codes in the range 200 to 599, inclusive."
 _NULL_BODY_STATUS: Final = "Response with null body status (101, 204, 205, or 304) cannot have a body."
@@ -223,10 +228,15 @@ class Headers(MutableMapping[str, str]):
 
     def append(self, name: str, value: str) -> None:
         """Add a value for ``name``, keeping the values it already has."""
-        self._items.append((_check_name(name), _normalize_value(value)))
+        items = self._items
+        if type(items) is _FROZEN:
+            raise TypeError(_IMMUTABLE_HEADERS)
+        items.append((_check_name(name), _normalize_value(value)))
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` with ``value``."""
+        if type(self._items) is _FROZEN:
+            raise TypeError(_IMMUTABLE_HEADERS)
         key = _check_name(name)
         value = _normalize_value(value)
         self._items = [(n, v) for n, v in self._items if n != key]
@@ -234,6 +244,8 @@ class Headers(MutableMapping[str, str]):
 
     def delete(self, name: str) -> None:
         """Remove every value of ``name``; nothing happens if it is absent."""
+        if type(self._items) is _FROZEN:
+            raise TypeError(_IMMUTABLE_HEADERS)
         key = _check_name(name)
         self._items = [(n, v) for n, v in self._items if n != key]
 
@@ -297,6 +309,8 @@ class Headers(MutableMapping[str, str]):
         self.set(name, value)
 
     def __delitem__(self, name: str) -> None:
+        if type(self._items) is _FROZEN:
+            raise TypeError(_IMMUTABLE_HEADERS)
         if name not in self:
             raise KeyError(name)
         self.delete(name)
@@ -328,6 +342,11 @@ class Headers(MutableMapping[str, str]):
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
         getAll = get_all
         getSetCookie = get_set_cookie
+
+
+def _freeze(headers: Headers) -> None:
+    """Make ``headers`` immutable (``_IMMUTABLE_HEADERS``): its pairs kept in a tuple."""
+    headers._items = tuple(headers._items)  # type: ignore[assignment]
 
 
 def _check_name(name: object) -> str:
@@ -466,6 +485,8 @@ class _Body:
         if self._body_used:
             raise TypeError(_BODY_USED.replace("Use clone() first", "Call clone() before reading"))
         twin.headers = self.headers.copy()
+        if type(self.headers._items) is _FROZEN:  # immutable headers stay so in the clone (workerd)
+            _freeze(twin.headers)
         twin._body_used = False
         if self._body is None or isinstance(self._body, builtins.bytes):
             twin._body = self._body  # bytes are immutable: both sides may share them
@@ -557,6 +578,9 @@ class Request(_Body):
         redirect: ``"follow"`` (the default, or the copied request's) or ``"manual"``: whether
             ``stub.fetch`` of this request follows a redirect the object answers. A request a
             handler receives says ``"manual"``, as in workerd.
+        cf: Cloudflare's request properties, a dict (default ``None``, or the copied request's):
+            kept as a JSON copy in ``request.cf``, and delivered by ``stub.fetch`` to the object,
+            whose ``request.cf`` is that copy (as in workerd; ``None`` when none was given).
 
     Raises:
         TypeError: a ``GET``/``HEAD`` request with a body (``Request with a GET or HEAD method
@@ -573,7 +597,7 @@ class Request(_Body):
         await req.json()   # {'a': 1}
     """
 
-    __slots__ = ("method", "redirect", "url")
+    __slots__ = ("cf", "method", "redirect", "url")
 
     def __init__(
         self,
@@ -583,6 +607,7 @@ class Request(_Body):
         headers: HeadersInit | None = None,
         body: BodyInit | _Missing = _MISSING,
         redirect: str | None = None,
+        cf: Mapping[str, Any] | _Missing | None = _MISSING,
     ) -> None:
         input = url  # the parameter is named `url` (docs/api.md); it also takes a Request to copy (Fetch's `input`)
         source_body: object = None
@@ -593,6 +618,7 @@ class Request(_Body):
             base_method = input.method
             base_headers = input.headers
             self.redirect: str = input.redirect if redirect is None else redirect
+            self.cf: Any = input.cf if cf is _MISSING else _copy_cf(cf)
             if body is _MISSING:
                 if input._body is not None:
                     if input._body_used:
@@ -604,6 +630,7 @@ class Request(_Body):
             base_method = "GET"
             base_headers = None
             self.redirect = "follow" if redirect is None else redirect
+            self.cf = None if cf is _MISSING else _copy_cf(cf)
         else:
             raise TypeError(f"Request input must be a URL string or a Request, not {type(input).__name__}.")
         self.url: str = _normalize_url(url)
@@ -627,6 +654,7 @@ class Request(_Body):
         request.url = url
         request.method = "GET"
         request.redirect = "follow"
+        request.cf = None
         headers = object.__new__(Headers)
         headers._items = []
         request.headers = headers
@@ -650,6 +678,7 @@ class Request(_Body):
         request.url = url
         request.method = source.method
         request.redirect = source.redirect
+        request.cf = source.cf
         headers = object.__new__(Headers)
         headers._items = list(source.headers._items)
         request.headers = headers
@@ -679,11 +708,22 @@ class Request(_Body):
         """
         twin = object.__new__(type(self))
         self._clone_into(twin)
-        twin.url, twin.method, twin.redirect = self.url, self.method, self.redirect
+        twin.url, twin.method, twin.redirect, twin.cf = self.url, self.method, self.redirect, self.cf
         return twin
 
     def __repr__(self) -> str:
         return f"<Request [{self.method} {self.url}]>"
+
+
+def _copy_cf(cf: object) -> Any:
+    """``cf`` as workerd keeps it: a JSON copy of an object (measured with miniflare 4,
+    2026-04-07: ``new Request(url, {cf: o}).cf`` equals ``o`` but is not ``o``; a string or
+    ``null`` raises the TypeError below)."""
+    if not isinstance(cf, Mapping):
+        raise TypeError(
+            "Incorrect type for the 'cf' field on 'RequestInitializerDict': the provided value is not of type 'Object'."
+        )
+    return _json.loads(_json.dumps(cf))
 
 
 def _check_method(method: object) -> str:
@@ -723,7 +763,7 @@ def _normalize_url_uncached(url: str) -> str:
 _normalize_url_cached = functools.lru_cache(maxsize=1024)(_normalize_url_uncached)
 
 
-_INIT_KEYS: Final = ("body", "headers", "method", "redirect")
+_INIT_KEYS: Final = ("body", "cf", "headers", "method", "redirect")
 
 
 def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -> Request:
@@ -752,7 +792,9 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
         url, full = _fetch_url_cached(input)
         if not full:
             raise TypeError(f"Fetch API cannot load: {url}")
-        return Request._get(url)
+        request = Request._get(url)
+        _freeze(request.headers)  # the object's request: immutable headers (workerd)
+        return request
     if not init and type(input) is Request and type(input.headers) is Headers and len(input.url) <= CACHED_URL_LENGTH:
         # ``stub.fetch(request)``: a Worker forwarding the request it received. The copy that
         # ``Request(request)`` makes (URL, method and headers copied, the body moved over), without
@@ -764,13 +806,14 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
             raise TypeError(f"Fetch API cannot load: {url}")
         if request._body is not None:
             _frame_body(request)
+        _freeze(request.headers)
         return request
     options = dict(init) if init else {}
     unknown = sorted(k for k in options if k not in _INIT_KEYS)
     if unknown:
         raise TypeError(
             f"fetch() got an unsupported option {unknown[0]!r}; "
-            "the supported options are 'body', 'headers', 'method' and 'redirect'."
+            "the supported options are 'body', 'cf', 'headers', 'method' and 'redirect'."
         )
     if not isinstance(input, (str, Request)):
         raise TypeError(f"fetch() input must be a URL string or a durable.Request, not {type(input).__name__}.")
@@ -779,6 +822,10 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
     _require_full_url(request.url)
     if request._body is not None:
         _frame_body(request)
+    # The object's request has immutable headers, as in workerd (measured with miniflare 4,
+    # 2026-04-07: ``request.headers.set("z", "1")`` there raises ``TypeError: Can't modify
+    # immutable headers.``; ``new Request(request)`` has mutable ones).
+    _freeze(request.headers)
     return request
 
 
@@ -1239,7 +1286,9 @@ def request_from_server(url: str, method: str, headers: Headers, body: AsyncIter
     request.url = _normalize_url(url)
     request.method = _check_method(method)
     request.redirect = "manual"  # what a Worker's fetch handler sees in workerd
+    request.cf = None  # (no edge here to fill it: docs/differences.md)
     request._init_body(body, headers, "Request")
+    _freeze(headers)  # immutable, as a Worker's request is in workerd
     if body is not None and request.method in ("GET", "HEAD"):
         raise TypeError(_GET_HEAD_BODY)
     return request
@@ -1365,7 +1414,7 @@ def follows_redirects(request: Request) -> bool:
     return follow
 
 
-def check_response(result: object, request: object = None) -> None:
+def check_response(result: object, request: object = None) -> Response:
     """Check that a ``fetch`` handler returned a ``durable.Response`` (workerd's TypeError if not).
 
     The response's WebSocket end, if any, leaves the object now (workerd: when returned), if
@@ -1375,6 +1424,12 @@ def check_response(result: object, request: object = None) -> None:
     side, rather than by the promise when it settles: with the fields set directly, no call
     to ``fetched`` nor to the ``web_socket`` property. conc-fetch 101,892 -> 100,890 and seq-fetch
     111,213 -> 110,153 instructions per fetch, callgrind, /work/bench/instr.sh, bench_rpc.py.)
+
+    Returns the response the caller gets: a copy, the body moved to it (the object's response
+    then says ``body_used``), as workerd sends the response over HTTP.
+
+    Raises:
+        TypeError: the response's body was already read, or sent by an earlier fetch.
     """
     if not isinstance(result, Response):
         raise TypeError(
@@ -1389,11 +1444,37 @@ def check_response(result: object, request: object = None) -> None:
             # Raised to the caller, who never gets the end; the object's end stays open
             # (measured with miniflare 4, 2026-04-07: its getWebSockets() still lists it, OPEN).
             raise TypeError(NOT_AN_UPGRADE)
+    body = result._body
+    if body is not None:
+        if result._body_used:
+            # workerd (miniflare 4, 2026-04-07): an object returning a Response whose body it read,
+            # or the same Response a second time (its body went to the first caller), makes
+            # stub.fetch raise "TypeError: Body has already been used. ..." (workerd says tee()).
+            raise TypeError(_BODY_USED)
+        result._body_used = True  # the body leaves with the response, a HEAD's too (as in workerd)
+    # The caller gets a response of its own (workerd sends it over HTTP): the object's keeps its
+    # headers, its url "", and sees its body used (measured: bodyUsed true, url "").
+    twin = object.__new__(type(result))
+    headers = result.headers
+    copied = object.__new__(type(headers))
+    copied._items = list(headers._items)
+    _freeze(copied)  # immutable for the caller, as in workerd (measured)
+    twin.headers = copied
+    twin._body = body
+    twin._body_used = False
+    twin.status = result.status
+    twin._status_text = result._status_text
+    twin._web_socket = result._web_socket
+    if hasattr(result, "__dict__"):  # a user subclass's own attributes
+        twin.__dict__.update(result.__dict__)
     if isinstance(request, Request):
-        result._url = request.url
-        result._redirected = False
-        if request.method == "HEAD" and result._body is not None and not result._body_used:
-            result._body = None
+        twin._url = request.url
+        twin._redirected = False
+        if request.method == "HEAD":
+            twin._body = None
+    elif hasattr(result, "_url"):
+        twin._url, twin._redirected = result._url, result._redirected
+    return twin
 
 
 def fetched(response: Response, request: Request | str, redirected: bool = False) -> None:
@@ -1456,8 +1537,10 @@ def redirected_request(request: Request, status: int, url: str) -> Request:
     new.url = url
     new.method = method
     new.redirect = "manual"
+    new.cf = request.cf
     headers = object.__new__(Headers)
     headers._items = list(items)
+    _freeze(headers)  # the object's request: immutable headers (workerd)
     new.headers = headers
     new._body = body
     new._body_used = False

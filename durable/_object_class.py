@@ -111,5 +111,5 @@ class ObjectClass:
         if kind == "rpc" or kind == "get":
             return clone(value)
         if kind == "fetch":
-            check_response(value, args[0] if args else None)
+            return check_response(value, args[0] if args else None)
         return value

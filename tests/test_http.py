@@ -346,8 +346,8 @@ class TestBuildRequest:
 
     def test_unknown_init_key(self) -> None:
         """An unknown init key raises TypeError naming it."""
-        with pytest.raises(TypeError, match="'cf'"):
-            build_request("http://x/", {"method": "GET", "cf": {}})
+        with pytest.raises(TypeError, match="'signal'"):
+            build_request("http://x/", {"method": "GET", "signal": None})
 
     def test_invalid_input_type(self) -> None:
         """An input that is neither a str nor a Request raises TypeError."""

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -445,3 +445,172 @@ class TestStubFetchRedirects:
             async with httpx.AsyncClient(transport=transport, base_url="http://h") as client:
                 answer = (await client.get("/r302")).json()
         assert answer == ["manual", 302, "http://h/r302", False, 200, True]
+
+
+class _CfEcho(durable.DurableObject):
+    async def fetch(self, request: Request) -> Response:
+        return Response.json({"cf": request.cf})
+
+
+class TestCf:
+    """workerd (miniflare 4, 2026-04-07): ``cf`` in a RequestInit."""
+
+    def test_request_keeps_a_copy(self) -> None:
+        """workerd: ``new Request(url, {cf: o}).cf`` equals ``o`` but is not ``o`` (a later change
+        to ``o`` is not seen); without ``cf`` it is undefined; a copy and a clone keep it, a copy
+        given ``cf`` takes the new one."""
+        given = {"a": {"b": [1, 2]}, "c": "s"}
+        request = Request("http://h/", cf=given)
+        given["c"] = "changed"
+        assert request.cf == {"a": {"b": [1, 2]}, "c": "s"}
+        assert Request("http://h/").cf is None
+        assert Request(request).cf == request.cf
+        assert request.clone().cf == request.cf
+        assert Request(request, cf={"b": 2}).cf == {"b": 2}
+
+    @pytest.mark.parametrize("value", ["x", None, 3])
+    def test_not_an_object(self, value: Any) -> None:
+        """workerd: ``{cf: "x"}`` and ``{cf: null}`` raise ``TypeError: Incorrect type for the 'cf'
+        field on 'RequestInitializerDict': the provided value is not of type 'Object'.``"""
+        with pytest.raises(TypeError, match=r"^Incorrect type for the 'cf' field on 'RequestInitializerDict'"):
+            Request("http://h/", cf=value)
+
+    async def test_stub_fetch_delivers_it(self) -> None:
+        """workerd: ``stub.fetch(url, {cf: {a: 1, b: "x"}})`` -> the object's ``request.cf`` is
+        ``{a: 1, b: "x"}``; without it, undefined; ``stub.fetch(new Request(url, {cf: {a: 1}}))``
+        -> ``{a: 1}``, and a ``cf`` in the init wins over the request's."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_CfEcho).get_by_name("a")
+            assert await (await stub.fetch("http://h/", cf={"a": 1, "b": "x"})).json() == {"cf": {"a": 1, "b": "x"}}
+            assert await (await stub.fetch("http://h/")).json() == {"cf": None}
+            assert await (await stub.fetch(Request("http://h/", cf={"a": 1}))).json() == {"cf": {"a": 1}}
+            seen = await (await stub.fetch(Request("http://h/", cf={"a": 1}), cf={"z": 9})).json()
+            assert seen == {"cf": {"z": 9}}
+            with pytest.raises(TypeError, match=r"^Incorrect type for the 'cf' field"):
+                await stub.fetch("http://h/", cf="str")
+
+
+class _Cached(durable.DurableObject):
+    response: Response | None = None
+
+    async def fetch(self, request: Request) -> Response:
+        path = urlsplit(request.url).path
+        if path == "/state":
+            assert self.response is not None
+            kept = self.response
+            return Response.json({"used": kept.body_used, "url": kept.url, "headers": kept.headers.multi_items()})
+        if path == "/read-first":
+            response = Response("x")
+            await response.text()
+            return response
+        if path == "/null":
+            if self.response is None:
+                self.response = Response(None, status=204)
+            return self.response
+        if self.response is None:
+            self.response = Response("x", headers={"a": "b"})
+        return self.response
+
+
+class TestReturnedResponse:
+    """workerd (miniflare 4, 2026-04-07): an object caching ``this.r = new Response("x", {headers:
+    {a: "b"}})`` and returning it to every ``stub.fetch``."""
+
+    async def test_the_same_response_twice(self) -> None:
+        """workerd: the first caller gets "x"; afterwards the object's response has ``bodyUsed``
+        true, ``url`` "" and its own headers (the caller's are immutable: ``TypeError: Can't
+        modify immutable headers.``, and ``new Headers(r.headers)`` is not); the second
+        ``stub.fetch`` rejects with ``TypeError: Body has already been used. It can only be used
+        once. Use tee() first if you need to read it twice.`` (durable says clone())."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_Cached).get_by_name("a")
+            first = await stub.fetch("http://h/cached")
+            with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
+                first.headers.set("z", "1")
+            Headers(first.headers).set("z", "1")
+            assert (first.url, await first.text()) == ("http://h/cached", "x")
+            state = await (await stub.fetch("http://h/state")).json()
+            assert state == {
+                "used": True,
+                "url": "",
+                "headers": [["a", "b"], ["content-type", "text/plain;charset=UTF-8"]],
+            }
+            with pytest.raises(TypeError, match=r"^Body has already been used\. It can only be used once\."):
+                await stub.fetch("http://h/cached")
+
+    async def test_a_head_uses_the_body_too(self) -> None:
+        """workerd: a HEAD answered with the cached response gets no body, and a GET after it
+        rejects with ``TypeError: Body has already been used. ...`` (the HEAD used it)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_Cached).get_by_name("a")
+            head = await stub.fetch("http://h/cached", method="HEAD")
+            assert (head.status, await head.text()) == (200, "")
+            with pytest.raises(TypeError, match=r"^Body has already been used\."):
+                await stub.fetch("http://h/cached")
+
+    async def test_a_body_the_object_read(self) -> None:
+        """workerd: returning ``r`` after ``await r.text()`` makes ``stub.fetch`` reject with
+        ``TypeError: Body has already been used. ...`` (durable raised only on the caller's read)."""
+        async with durable.Runtime() as rt:
+            with pytest.raises(TypeError, match=r"^Body has already been used\."):
+                await rt.namespace(_Cached).get_by_name("a").fetch("http://h/read-first")
+
+    async def test_a_null_body_may_be_returned_again(self) -> None:
+        """workerd: a cached ``new Response(null, {status: 204})`` answers every fetch (204, "")."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_Cached).get_by_name("a")
+            for _ in range(3):
+                response = await stub.fetch("http://h/null")
+                assert (response.status, await response.text()) == (204, "")
+
+
+class _Touch(durable.DurableObject):
+    async def fetch(self, request: Request) -> Response:
+        seen = {}
+        changes: list[tuple[str, Callable[[], None]]] = [
+            ("set", lambda: request.headers.set("z", "1")),
+            ("clone", lambda: request.clone().headers.append("z", "1")),
+            ("del", lambda: request.headers.__delitem__("nope")),
+        ]
+        for name, change in changes:
+            try:
+                change()
+                seen[name] = "ok"
+            except TypeError as exc:
+                seen[name] = str(exc)
+        copy = Request(request)
+        copy.headers.set("z", "1")
+        seen["copy"] = copy.headers.get("z") or ""
+        return Response.json(seen, headers={"a": "b"})
+
+
+class TestImmutableHeaders:
+    """workerd (miniflare 4, 2026-04-07): the headers of the request an object receives, and of
+    the response ``stub.fetch`` returns, and of their clones, raise ``TypeError: Can't modify
+    immutable headers.`` on set, append and delete (even of an absent name); ``new
+    Request(request)`` and ``new Headers(h)`` have mutable ones."""
+
+    async def test_the_objects_request(self) -> None:
+        async with durable.Runtime() as rt:
+            response = await rt.namespace(_Touch).get_by_name("a").fetch("http://h/", headers={"x": "1"})
+            message = "Can't modify immutable headers."
+            assert await response.clone().json() == {"set": message, "clone": message, "del": message, "copy": "1"}
+            changes: list[Callable[[], None]] = [
+                lambda: response.headers.append("z", "1"),
+                lambda: response.headers.delete("nope"),
+                lambda: response.clone().headers.set("z", "1"),
+            ]
+            for change in changes:
+                with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
+                    change()
+            mutable = response.headers.copy()
+            mutable.set("z", "1")
+            assert mutable.get("z") == "1"
+
+    def test_a_workers_request(self) -> None:
+        """workerd: a Worker's incoming ``request.headers.set(...)`` raises the same TypeError."""
+        from durable._http import headers_from_server, request_from_server
+
+        request = request_from_server("http://h/", "GET", headers_from_server([(b"x", b"1")]), None)
+        with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
+            request.headers["z"] = "1"

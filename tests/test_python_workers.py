@@ -550,6 +550,16 @@ class TestCallingShapes:
         conflict = await stub.fetch(sdk.Request("http://do/twice", method="POST", body="x"))
         assert conflict.status == 409 and await conflict.text() == "Body already used"
 
+    async def test_stub_fetch_passes_cf_through(self, durable_runtime: durable.Runtime) -> None:
+        """workerd (miniflare 4, 2026-04-07): ``stub.fetch(url, {cf: {a: 1}})``, and a Request
+        built with ``cf``, arrive with the object's ``request.cf`` equal to it."""
+        durable_runtime.namespace(Shapes, name="SHAPES")
+        stub = pw._bindings.EnvAdapter(durable_runtime.env).SHAPES.getByName("a")
+        resp = await stub.fetch("http://do/x", {"cf": {"a": 1}})
+        assert (await resp.json())["cf"] == {"a": 1}
+        resp = await stub.fetch(sdk.Request("http://do/x", cf={"b": {"c": 2}}))
+        assert (await resp.json())["cf"] == {"b": {"c": 2}}
+
     async def test_strict_mode_refuses_tuples(self, durable_runtime: durable.Runtime) -> None:
         """In strict mode tuples and bytearrays are refused with the SDK's TypeError; not otherwise."""
         durable_runtime.namespace(Shapes, name="SHAPES")
@@ -617,6 +627,24 @@ class TestRequestResponse:
             await req.json()
         with pytest.raises(TypeError, match="unsupported option 'colour'"):
             sdk.Request("http://x/", colour={})
+
+    async def test_clone_of_a_streamed_body(self) -> None:
+        """workerd (miniflare 4, 2026-04-07): cloning a Response or Request with a ReadableStream
+        body, and cloning the clone, gives copies that each read the whole body ("abcd");
+        durable raised NotImplementedError for the SDK's clone() of a stream."""
+
+        async def stream() -> Any:
+            yield b"ab"
+            yield b"cd"
+
+        resp = pw._http.as_fetch_response(durable.Response(stream()))  # as a stub.fetch gives it
+        copy = resp.clone()
+        second = copy.clone()
+        assert [await copy.text(), await resp.text(), await second.text()] == ["abcd"] * 3
+        req = sdk.Request("http://x/", method="POST", body=stream(), cf={"a": 1})
+        twin = req.clone()
+        assert [await twin.text(), await req.text()] == ["abcd", "abcd"]
+        assert twin.cf.a == 1
 
     def test_js_and_ffi(self) -> None:
         """js.Object/JSON/Date and pyodide.ffi's conversions behave as identities where Python needs nothing."""

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import durable
 
 from ._convert import Converted, check_rpc_value, python_from_rpc
-from ._http import FetchResponse, as_fetch_response, unwrap_request
+from ._http import FetchResponse, Request, as_fetch_response, unwrap_request
 
 __all__ = [
     "ContextAdapter",
@@ -270,6 +270,8 @@ class StubAdapter:
         options = {**(init or {}), **kwargs}
         if "body" in options:
             options["body"] = unwrap_request(options["body"])
+        if "cf" not in options and isinstance(input, Request) and input.cf is not None:
+            options["cf"] = input.cf  # the object sees it as request.cf, as in workerd
         response = await self._stub.fetch(unwrap_request(input), **options)
         return as_fetch_response(response)
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, overload
 
 import durable
-from durable._http import held_body, json_reader
+from durable._http import json_reader
 
 from ._convert import JsDict
 from ._forms import Blob, FormData, encode_body, mime_type, parse_form
@@ -29,14 +29,6 @@ from ._forms import Blob, FormData, encode_body, mime_type, parse_form
 __all__ = ["FetchResponse", "Request", "Response", "as_fetch_response", "unwrap_request"]
 
 _BODY_USED = "Body already used"
-
-
-def _buffered(body_owner: Any, what: str) -> bytes | None:
-    # clone() needs the body without consuming it; `durable` keeps a buffered body as bytes.
-    body = held_body(body_owner)
-    if body is None or isinstance(body, bytes):
-        return body
-    raise NotImplementedError(f"{what}.clone() of a streamed body is not supported by durable")
 
 
 class _SdkJson:
@@ -162,11 +154,9 @@ class FetchResponse(durable.Response):
     def clone(self) -> FetchResponse:
         """A copy that can be read independently. Raises ``OSError`` if the body was read."""
         self._check_unused()
-        copy: FetchResponse = Response(
-            _buffered(self, "Response"), self.status, self.status_text, durable.Headers(self.headers)
-        )
-        copy.__class__ = type(self)
-        return copy
+        # durable's clone: a streamed body is split so that each copy reads every chunk (the
+        # SDK's clone is JavaScript's, which tees the stream).
+        return durable.Response.clone(self)
 
 
 class Response(FetchResponse):
@@ -393,8 +383,12 @@ class Request:
     @property
     def cf(self) -> Any:
         """Cloudflare's request properties: those given to the constructor (``cf={...}``, with
-        attribute access), else ``None`` (there is no edge to fill them)."""
-        return self._extra.get("cf")
+        attribute access), else those ``stub.fetch`` delivered with the request (workerd hands
+        the sender's ``cf`` to the object), else ``None`` (there is no edge to fill them)."""
+        if "cf" in self._extra:
+            return self._extra["cf"]
+        cf = self._req.cf
+        return None if cf is None else JsDict(cf)
 
     @property
     def body(self) -> Any:
@@ -439,12 +433,7 @@ class Request:
     def clone(self) -> Request:
         """A copy that can be read independently. Raises ``OSError`` if the body was read."""
         self._check_unused()
-        req = self._req
-        body = _buffered(req, "Request")
-        copy = durable.Request(
-            req.url, method=req.method, headers=durable.Headers(req.headers), body=body, redirect=req.redirect
-        )
-        return Request(copy, self._extra)
+        return Request(self._req.clone(), self._extra)
 
 
 _EXTRA_OPTIONS = ("redirect", "cache", "integrity", "keepalive", "cf")
