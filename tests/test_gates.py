@@ -9,6 +9,7 @@ import pytest
 
 import durable
 from durable import testing
+from durable._gates import InputGate
 from durable._sqlite import ObjectDatabase
 
 from helpers import settle
@@ -390,23 +391,23 @@ class TestOverloadAndBackground:
             assert await testing.run_in_object(stub, lambda o, c: c.storage.get("later")) is True
 
 
+async def wait_behind(gate: InputGate) -> asyncio.Task[None]:
+    """An event queued at ``gate`` behind its lock: the task that waits there."""
+    task = asyncio.ensure_future(gate.wait())
+    await asyncio.sleep(0)  # the event is now queued behind the lock
+    return task
+
+
 class TestUnlockWithoutARunningLoop:
     def test_unlock_outside_any_loop_wakes_on_the_waiters_loop(self) -> None:
         """A lock released where no event loop runs (a callback's coroutine closed at shutdown)
         does not raise; the waiting event is woken on its own loop's next turn."""
-        from durable._gates import InputGate
-
         loop = asyncio.new_event_loop()
         try:
             gate = InputGate()
             lock, _ = gate.close_for("test")
 
-            async def enqueue() -> asyncio.Task[None]:
-                task = asyncio.ensure_future(gate.wait())
-                await asyncio.sleep(0)  # the event is now queued behind the lock
-                return task
-
-            waiting = loop.run_until_complete(enqueue())
+            waiting = loop.run_until_complete(wait_behind(gate))
             assert not waiting.done()
             gate.unlock(lock)  # no loop runs here
             loop.run_until_complete(asyncio.wait_for(waiting, 5))
@@ -418,18 +419,11 @@ class TestUnlockWithoutARunningLoop:
         """The waiters' loop closed with an event still waiting (a task awaiting the gate): a lock
         released afterwards (the callback's coroutine collected later) does not raise. Setting the
         waiter's result would schedule its task on the closed loop (``Event loop is closed``)."""
-        from durable._gates import InputGate
-
         loop = asyncio.new_event_loop()
         gate = InputGate()
         lock, _ = gate.close_for("test")
 
-        async def enqueue() -> asyncio.Task[None]:
-            task = asyncio.ensure_future(gate.wait())
-            await asyncio.sleep(0)
-            return task
-
-        waiting = loop.run_until_complete(enqueue())
+        waiting = loop.run_until_complete(wait_behind(gate))
         loop.close()
         gate.unlock(lock)  # raised RuntimeError: Event loop is closed
         assert not waiting.done()
@@ -441,8 +435,6 @@ class TestUnlockWithoutARunningLoop:
         plain ``call_soon`` from another thread is refused in debug mode and may be missed."""
         import threading
 
-        from durable._gates import InputGate
-
         loop = asyncio.new_event_loop()
         loop.set_debug(True)
         thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -451,12 +443,7 @@ class TestUnlockWithoutARunningLoop:
             gate = InputGate()
             lock, _ = gate.close_for("test")
 
-            async def enqueue() -> asyncio.Task[None]:
-                task = asyncio.ensure_future(gate.wait())
-                await asyncio.sleep(0)
-                return task
-
-            waiting = asyncio.run_coroutine_threadsafe(enqueue(), loop).result(5)
+            waiting = asyncio.run_coroutine_threadsafe(wait_behind(gate), loop).result(5)
             gate.unlock(lock)  # raised RuntimeError: Non-thread-safe operation (debug mode)
 
             async def woken() -> None:
