@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import datetime as _dt
 import functools
 import inspect
 import logging
@@ -49,6 +48,7 @@ from ._websocket import (
     WebSocketRequestResponsePair,
     set_object_hooks,
 )
+from ._wsbase import HibernatableEntry
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -69,14 +69,6 @@ _EVENT_TIMEOUT_MESSAGE: Final = "broken.dropped; jsg.Error: Actor exceeded event
 Key = tuple[str, str]
 
 
-class _Entry:
-    __slots__ = ("tags", "timestamp")
-
-    def __init__(self, tags: tuple[str, ...]) -> None:
-        self.tags = tags
-        self.timestamp: int | None = None
-
-
 class SocketRegistry:
     """One object's sockets and Hibernation API settings (see the module docstring)."""
 
@@ -85,7 +77,7 @@ class SocketRegistry:
     def __init__(self, manager: HibernationManager, key: Key) -> None:
         self.manager = manager
         self.key = key
-        self.sockets: dict[WebSocket, _Entry] = {}
+        self.sockets: dict[WebSocket, HibernatableEntry] = {}
         self.standard: set[WebSocket] = set()
         self.auto_response: WebSocketRequestResponsePair | None = None
         self.event_timeout_ms: int | None = None
@@ -115,10 +107,11 @@ class SocketRegistry:
                     unique.append(tag)
         if len(self.sockets) >= MAX_SOCKETS:
             raise WebSocketError(f"only {MAX_SOCKETS} websockets can be accepted on a single Durable Object instance")
-        ws.delivery.accept_hibernatable(self)
+        entry = HibernatableEntry(self.key, tuple(unique))
+        ws.delivery.accept_hibernatable(self, entry)
         if ws.ready_state == WebSocket.CLOSED:
             return  # closed while waiting for acceptance: its close event went out already
-        self.sockets[ws] = _Entry(tuple(unique))
+        self.sockets[ws] = entry
         self.manager.track_tasks()
 
     def get_web_sockets(self, tag: str | None) -> list[WebSocket]:
@@ -129,17 +122,6 @@ class SocketRegistry:
             return list(reversed(self.sockets))
         return [ws for ws, entry in self.sockets.items() if tag in entry.tags]
 
-    def tags(self, ws: WebSocket) -> list[str] | None:
-        """The tags of ``ws``, or None if it is not one of this object's hibernatable sockets."""
-        entry = self.sockets.get(ws)
-        return list(entry.tags) if entry is not None else None
-
-    def timestamp(self, ws: WebSocket) -> _dt.datetime | None:
-        entry = self.sockets.get(ws)
-        if entry is None or entry.timestamp is None:
-            return None
-        return _dt.datetime.fromtimestamp(entry.timestamp / 1000, tz=_dt.UTC)
-
     # -- frames from the sockets (the Receiver protocol) ---------------------------------------
 
     def frame(self, ws: WebSocket, frame: tuple[Any, ...]) -> None:
@@ -148,10 +130,10 @@ class SocketRegistry:
             data = frame[1]
             pair = self.auto_response
             if pair is not None and isinstance(data, str) and data == pair.request:
-                entry = self.sockets.get(ws)
+                entry = ws.delivery.hibernation
                 if entry is not None:
                     entry.timestamp = self.manager.runtime.clock.time_ms()
-                ws.network.transmit(("message", pair.response))  # bypasses the object and its gates
+                ws.network.auto_respond(pair.response)  # bypasses the object and its input gate
                 return
             self._dispatch("web_socket_message", "webSocketMessage", (ws, data))
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final
 
@@ -114,7 +115,7 @@ class State:
 
         Raises ``durable.WebSocketError`` for a socket not accepted with ``accept_web_socket``.
         """
-        return tags_of(self._host.socket_registry(create=False), ws)
+        return tags_of(self._host.key, ws)
 
     def set_web_socket_auto_response(self, pair: WebSocketRequestResponsePair | None = None) -> None:
         """Answer a text message equal to ``pair.request`` with ``pair.response``, without an event.
@@ -144,9 +145,21 @@ class State:
         return registry.auto_response if registry is not None else None
 
     def get_web_socket_auto_response_timestamp(self, ws: WebSocket) -> datetime | None:
-        """When the runtime last auto-responded on ``ws`` (UTC), or ``None``; survives hibernation."""
-        registry = self._host.socket_registry(create=False)
-        return registry.timestamp(ws) if registry is not None else None
+        """When the runtime last auto-responded on ``ws`` (UTC), or ``None``; survives hibernation,
+        and the socket's close (as workerd keeps it on the socket).
+
+        Raises ``TypeError`` when ``ws`` is not a ``durable.WebSocket``.
+        """
+        if not isinstance(ws, WebSocket):
+            # workerd: "Failed to execute 'getWebSocketAutoResponseTimestamp' on
+            # 'DurableObjectState': parameter 1 is not of type 'WebSocket'." (miniflare 4, 2026-04-07)
+            raise TypeError(
+                f"get_web_socket_auto_response_timestamp() takes a durable.WebSocket, not {type(ws).__name__}"
+            )
+        entry = ws.delivery.hibernation
+        if entry is None or entry.timestamp is None or entry.owner != self._host.key:
+            return None
+        return _dt.datetime.fromtimestamp(entry.timestamp / 1000, tz=_dt.UTC)
 
     def set_hibernatable_web_socket_event_timeout(
         self, ms: float | None = None, *, timeout_ms: float | None = None
@@ -223,13 +236,18 @@ def check_event_timeout(timeout_ms: object) -> int:
     return ms
 
 
-def tags_of(registry: SocketRegistry | None, ws: WebSocket) -> list[str]:
-    """``ctx.get_tags(ws)``: the tags, or workerd's error for a socket that has none."""
+def tags_of(owner: object, ws: WebSocket) -> list[str]:
+    """``ctx.get_tags(ws)`` in the object whose key is ``owner``: the tags, or workerd's error
+    for a socket that has none (or that another object accepted).
+
+    The tags stay with the socket after it closed (workerd keeps them on the socket: measured
+    with miniflare 4, 2026-04-07).
+    """
     if not isinstance(ws, WebSocket):
         raise TypeError(f"get_tags() takes a durable.WebSocket, not {type(ws).__name__}")
-    tags = registry.tags(ws) if registry is not None else None
-    if tags is None:
+    entry = ws.delivery.hibernation
+    if entry is None or entry.owner != owner:
         if ws.standard:
             raise WebSocketError("only hibernatable websockets can have tags.")
         raise WebSocketError("you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket.")
-    return tags
+    return list(entry.tags)

@@ -30,6 +30,7 @@ from ._wsbase import (
     MESSAGE,
     CloseEvent,
     ErrorEvent,
+    HibernatableEntry,
     MessageEvent,
     Receiver,
     StandardOwner,
@@ -58,7 +59,9 @@ class Delivery:
     Package-internal: ``ws.delivery`` of every ``WebSocket``; not part of the public API.
     """
 
-    __slots__ = ("_backlog", "_inbox", "_listeners", "_mode", "_owner", "_receiver", "_waiter", "socket")
+    __slots__ = (
+        "_backlog", "_inbox", "_listeners", "_mode", "_owner", "_receiver", "_waiter", "hibernation", "socket"
+    )  # fmt: skip
 
     _inbox: deque[tuple[Any, ...]] | None  # made on first use: a deque costs ~600 bytes
 
@@ -73,6 +76,9 @@ class Delivery:
         self._listeners: dict[str, list[Callable[[Any], Any]]] | None = None
         self._owner: StandardOwner | None = None
         self._receiver: Receiver | None = None
+        # Tags and auto-response time, once accepted with ctx.accept_web_socket() (kept after
+        # the socket closes, as workerd keeps them).
+        self.hibernation: HibernatableEntry | None = None
 
     @property
     def accepted(self) -> bool:
@@ -113,8 +119,9 @@ class Delivery:
             owner.adopt(self.socket)
         self._replay_backlog()
 
-    def accept_hibernatable(self, receiver: Receiver) -> None:
-        """Hand the socket to an object's socket registry (``ctx.accept_web_socket``).
+    def accept_hibernatable(self, receiver: Receiver, entry: HibernatableEntry) -> None:
+        """Hand the socket to an object's socket registry (``ctx.accept_web_socket``), with its
+        tags and auto-response time (``entry``).
 
         Raises:
             durable.WebSocketError: workerd's errors for a socket already accepted, or whose
@@ -134,6 +141,7 @@ class Delivery:
         self._mode = _HIBERNATABLE
         network.used = True
         self._receiver = receiver
+        self.hibernation = entry
         self._replay_backlog()
 
     def release(self) -> list[tuple[Any, ...]] | None:

@@ -177,6 +177,20 @@ class NetworkEnd:
                 self._post(frame, alive)
         self._pending = None
 
+    def auto_respond(self, data: str) -> None:
+        """Send an auto-response: after the frames this end sent that still wait for the output
+        gate, before any sent later, and never after this end's Close has gone out (workerd's
+        ``sendAutoResponse``: a message the object sent after a write, still held by the output
+        gate, reaches the client before the auto-response to a later request; measured with
+        miniflare 4, 2026-04-07)."""
+        if self.peer is None or self.gone:
+            return
+        pending = self._pending
+        if pending:
+            pending.append(((MESSAGE, data), None, None))
+        elif not self.closed_out:
+            self._post((MESSAGE, data))
+
     def transmit(self, frame: tuple[Any, ...]) -> None:
         """Send ``frame`` now, bypassing the output gate (the runtime's own answers: the reply to
         a Close, an auto-response, the close at shutdown)."""

@@ -208,3 +208,101 @@ class TestUpgradeHeader:
             response = await http.get("/")
         assert response.status_code == 500
         assert NOT_AN_UPGRADE in caplog.text
+
+
+class AutoObj(durable.DurableObject):
+    """Auto-responds "pong" to "ping"; keeps every socket it accepted (tag "t") in ``kept``."""
+
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.kept: list[durable.WebSocket] = []
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        self.ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("ping", "pong"))
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server, ["t"])
+        self.kept.append(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+        if message == "put":
+            self.ctx.storage.put("k", "v")  # not awaited: the send below waits for its commit
+            ws.send("after-put")
+        elif message == "close":
+            ws.close(4001, "srv")
+        else:
+            ws.send(f"echo:{message!s}")
+
+    def kept_state(self) -> list[Any]:
+        out: list[Any] = []
+        for ws in self.kept:
+            stamp = self.ctx.get_web_socket_auto_response_timestamp(ws)
+            out.append((self.ctx.get_tags(ws), stamp is not None, len(self.ctx.get_web_sockets())))
+        return out
+
+
+@pytest.fixture
+async def art() -> Any:
+    async with durable.Runtime() as runtime:
+        runtime.namespace(AutoObj, name="AUTO")
+        yield runtime
+
+
+class TestAutoResponseDetails:
+    async def test_waits_for_sends_behind_the_output_gate(self, art: durable.Runtime) -> None:
+        """A message the object sent after a write, still held by the output gate, reaches the
+        client before the auto-response to a later "ping" (workerd queues auto-responses behind
+        the socket's pending sends: the client got "after-put" then "pong"); a send made after
+        an await is overtaken (workerd: "pong" before "late")."""
+        from durable.testing import websocket
+
+        async with websocket(art.env.AUTO.get_by_name("a"), "http://a/") as ws:
+            ws.send("put")
+            ws.send("ping")
+            assert [await ws.receive(), await ws.receive()] == ["after-put", "pong"]
+            ws.send("x")
+            ws.send("ping")
+            assert {await ws.receive(), await ws.receive()} == {"echo:x", "pong"}
+
+    async def test_no_auto_response_after_the_objects_close(self, art: durable.Runtime) -> None:
+        """A "ping" that reaches the object after it closed the socket gets no "pong" (workerd:
+        the client sees only the close, 4001 "srv"), though the timestamp is still recorded."""
+        from durable.testing import websocket
+
+        stub = art.env.AUTO.get_by_name("b")
+        async with websocket(stub, "http://a/") as ws:
+            ws.send("close")
+            ws.send("ping")
+            with pytest.raises(durable.WebSocketClosed) as info:
+                await ws.receive()
+            assert (info.value.code, info.value.reason) == (4001, "srv")
+        assert [state[:2] for state in await stub.kept_state()] == [(["t"], True)]
+
+    async def test_tags_and_timestamp_outlive_the_close(self, art: durable.Runtime) -> None:
+        """After a socket closed and left get_web_sockets(), get_tags() and
+        get_web_socket_auto_response_timestamp() still answer for it (workerd keeps both on the
+        socket: ["t"] and a Date, with getWebSockets().length 0)."""
+        from durable.testing import websocket
+
+        stub = art.env.AUTO.get_by_name("c")
+        async with websocket(stub, "http://a/") as ws:
+            ws.send("ping")
+            assert await ws.receive() == "pong"
+        async with websocket(stub, "http://a/") as ws:
+            pass
+        assert await stub.kept_state() == [(["t"], True, 0), (["t"], False, 0)]
+
+    async def test_timestamp_of_something_else(self, rt: durable.Runtime) -> None:
+        """workerd: TypeError "Failed to execute 'getWebSocketAutoResponseTimestamp' on
+        'DurableObjectState': parameter 1 is not of type 'WebSocket'."; None for a socket never
+        accepted, or accepted with accept()."""
+
+        def check(obj: Any, ctx: durable.State) -> None:
+            with pytest.raises(TypeError):
+                ctx.get_web_socket_auto_response_timestamp({})  # type: ignore[arg-type]
+            pair = durable.WebSocketPair()
+            assert ctx.get_web_socket_auto_response_timestamp(pair[1]) is None
+            pair[1].accept()
+            assert ctx.get_web_socket_auto_response_timestamp(pair[1]) is None
+
+        await run_in_object(rt.env.OBJ.get_by_name("ts"), check)
