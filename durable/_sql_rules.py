@@ -277,8 +277,8 @@ def authorized(action: int, arg1: str | None, arg2: str | None, dbname: str | No
 _ID: Final = r"A-Za-z0-9_$\u0080-\U0010ffff"
 _TOKEN = re.compile(
     rf"""
-      (?P<space>[ \t\n\f\r\v]+)
-    | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
+      (?P<space>[ \t\n\f\r][ \t\n\f\r\v]*)
+    | (?P<comment>--[^\n]*|/\*(?:.*?\*/|.+))
     | (?P<semi>;)
     | (?P<string>'[^']*(?:''[^']*)*(?:'|\Z))
     | (?P<quoted>"[^"]*(?:""[^"]*)*(?:"|\Z)|`[^`]*(?:``[^`]*)*(?:`|\Z)|\[[^\]]*(?:\]|\Z))
@@ -290,7 +290,10 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-"""SQLite's tokens, as far as durable needs them: where statements end, where an error is."""
+"""SQLite's tokens, as far as durable needs them: where statements end, where an error is.
+
+As in SQLite's tokenizer, a vertical tab continues a run of spaces but cannot start one (alone it
+is an unrecognized token), and ``/*`` with nothing after it is a slash and a star, not a comment."""
 
 _SLOW_START: Final = frozenset([*" \t\n\r\f\v;-/", ""])
 """First characters that may start a comment, an empty statement or spaces (and the empty string)."""
@@ -321,8 +324,10 @@ def first_statement(code: str) -> tuple[int, int] | None:
     if code[:1] not in _SLOW_START:
         # The common case: one statement, with or without a final ";".
         semi = code.find(";")
-        if semi < 0 or semi == len(code.rstrip(WHITESPACE)) - 1:
+        if semi < 0:
             return 0, len(code)
+        if semi == len(code.rstrip(WHITESPACE)) - 1:
+            return 0, semi + 1  # (what follows holds only spaces, which exec() skips)
     first = -1
     for kind, start, end in tokens(code):
         if kind == "space" or kind == "comment":
@@ -452,13 +457,17 @@ def _syntax_error_offset(sql: str, message: str, token: str) -> int | None:
         return None
 
     # Compile only, on an empty database: under EXPLAIN a statement is compiled and its program
-    # listed, never run. (A statement that is an EXPLAIN already runs nothing either.)
-    explain = "" if sql[spans[0][0] : spans[0][1]].upper() == "EXPLAIN" else "EXPLAIN "
+    # listed, never run. (A statement that is an EXPLAIN already runs nothing either.) EXPLAIN
+    # goes after the empty statements before it, and ends with a comment, not a space: a space
+    # would swallow a vertical tab that follows, which SQLite refuses at the start of a token.
+    lead, first = next(((s, e) for s, e in spans if sql[s:e] != ";"), spans[0])
+    head = sql[:lead]
+    explain = "" if sql[lead:first].upper() == "EXPLAIN" else "EXPLAIN/**/"
     probe = sqlite3.connect(":memory:", isolation_level=None)
 
     def fails(k: int) -> bool:
         try:
-            probe.execute(explain + sql[: spans[k - 1][1]]).close()
+            probe.execute(head + explain + sql[lead : max(lead, spans[k - 1][1])]).close()
         except (sqlite3.Error, sqlite3.Warning) as exc:
             return str(exc) == message
         return False

@@ -161,3 +161,53 @@ async def test_database_size_before_any_write(stub: Any) -> None:
     assert await testing.run_in_object(stub, size) == 4096
     await stub.q("CREATE TABLE t(a)")
     assert await testing.run_in_object(stub, size) == 8192
+
+
+# -- vertical tabs and a bare "/*": SQLite's tokenizer, workerd's trimming ------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "rows"),
+    [
+        # workerd (miniflare 4, 2026-04-07): spaces after a statement's ";" are skipped with C's
+        # isspace (vertical tab included); durable raised sqlite3's "You can only execute one
+        # statement at a time." for these.
+        ("SELECT 1 AS a;\v", [{"a": 1}]),
+        ("SELECT 1 AS a;\v ", [{"a": 1}]),
+        ("SELECT 1 AS a;\v\vSELECT 2 AS b", [{"b": 2}]),
+        # A vertical tab after another space is part of the run of spaces.
+        (" \vSELECT 1 AS a", [{"a": 1}]),
+    ],
+)
+async def test_vertical_tab_after_a_statement(stub: Any, sql: str, rows: list[dict[str, Any]]) -> None:
+    assert await stub.q(sql) == rows
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd: SQLite's tokenizer refuses a vertical tab that starts a token.
+        ("\v", 'unrecognized token: "\v" at offset 0: SQLITE_ERROR'),
+        ("\vSELECT 1 AS a", 'unrecognized token: "\v" at offset 0: SQLITE_ERROR'),
+        (";\vSELECT 1 AS a", 'unrecognized token: "\v" at offset 1: SQLITE_ERROR'),
+        ("SELECT 1 AS a\v", 'unrecognized token: "\v" at offset 13: SQLITE_ERROR'),
+        ("SELECT 1\vAS a", 'unrecognized token: "\v" at offset 8: SQLITE_ERROR'),
+        ("SELECT 1 AS a; /* x */\vSELECT 2 AS b", 'unrecognized token: "\v" at offset 7: SQLITE_ERROR'),
+        # the statements before a NUL run; the vertical tab is skipped, nothing is left
+        ("SELECT 1 AS a;\v\0", "SQL code did not contain a statement."),
+        # workerd: "/*" with nothing after it is a slash (SQLite's tokenizer), not a comment.
+        ("/*", 'near "/": syntax error at offset 0: SQLITE_ERROR'),
+        ("SELECT 1 AS a; /*", 'near "/": syntax error at offset 0: SQLITE_ERROR'),
+        ("SELECT 1 AS a /*", 'near "/": syntax error at offset 14: SQLITE_ERROR'),
+        # ... while "/*x" is a comment that runs to the end
+        ("SELECT 1 AS a; /*x", "SQL code did not contain a statement."),
+    ],
+)
+async def test_vertical_tab_and_bare_comment_start(stub: Any, sql: str, message: str) -> None:
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
+
+
+async def test_unterminated_comment_is_part_of_the_column_name(stub: Any) -> None:
+    """workerd: ``SELECT 1 /* x`` gives the column ``1 /* x``."""
+    assert await stub.q("SELECT 1 /* x") == [{"1 /* x": 1}]
