@@ -161,3 +161,152 @@ async def test_database_size_before_any_write(stub: Any) -> None:
     assert await testing.run_in_object(stub, size) == 4096
     await stub.q("CREATE TABLE t(a)")
     assert await testing.run_in_object(stub, size) == 8192
+
+
+# -- vertical tabs and a bare "/*": SQLite's tokenizer, workerd's trimming ------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "rows"),
+    [
+        # workerd (miniflare 4, 2026-04-07): spaces after a statement's ";" are skipped with C's
+        # isspace (vertical tab included); durable raised sqlite3's "You can only execute one
+        # statement at a time." for these.
+        ("SELECT 1 AS a;\v", [{"a": 1}]),
+        ("SELECT 1 AS a;\v ", [{"a": 1}]),
+        ("SELECT 1 AS a;\v\vSELECT 2 AS b", [{"b": 2}]),
+        # A vertical tab after another space is part of the run of spaces.
+        (" \vSELECT 1 AS a", [{"a": 1}]),
+    ],
+)
+async def test_vertical_tab_after_a_statement(stub: Any, sql: str, rows: list[dict[str, Any]]) -> None:
+    assert await stub.q(sql) == rows
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd: SQLite's tokenizer refuses a vertical tab that starts a token.
+        ("\v", 'unrecognized token: "\v" at offset 0: SQLITE_ERROR'),
+        ("\vSELECT 1 AS a", 'unrecognized token: "\v" at offset 0: SQLITE_ERROR'),
+        (";\vSELECT 1 AS a", 'unrecognized token: "\v" at offset 1: SQLITE_ERROR'),
+        ("SELECT 1 AS a\v", 'unrecognized token: "\v" at offset 13: SQLITE_ERROR'),
+        ("SELECT 1\vAS a", 'unrecognized token: "\v" at offset 8: SQLITE_ERROR'),
+        ("SELECT 1 AS a; /* x */\vSELECT 2 AS b", 'unrecognized token: "\v" at offset 7: SQLITE_ERROR'),
+        # the statements before a NUL run; the vertical tab is skipped, nothing is left
+        ("SELECT 1 AS a;\v\0", "SQL code did not contain a statement."),
+        # workerd: "/*" with nothing after it is a slash (SQLite's tokenizer), not a comment.
+        ("/*", 'near "/": syntax error at offset 0: SQLITE_ERROR'),
+        ("SELECT 1 AS a; /*", 'near "/": syntax error at offset 0: SQLITE_ERROR'),
+        ("SELECT 1 AS a /*", 'near "/": syntax error at offset 14: SQLITE_ERROR'),
+        # ... while "/*x" is a comment that runs to the end
+        ("SELECT 1 AS a; /*x", "SQL code did not contain a statement."),
+    ],
+)
+async def test_vertical_tab_and_bare_comment_start(stub: Any, sql: str, message: str) -> None:
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
+
+
+async def test_unterminated_comment_is_part_of_the_column_name(stub: Any) -> None:
+    """workerd: ``SELECT 1 /* x`` gives the column ``1 /* x``."""
+    assert await stub.q("SELECT 1 /* x") == [{"1 /* x": 1}]
+
+
+# -- offsets of errors that name no column, function or table ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setup", "sql", "message"),
+    [
+        # workerd (miniflare 4, 2026-04-07) gives each of these an offset; durable gave none.
+        ("", "SELECT 0x1ffffffffffffffff AS a", "hex literal too big: 0x1ffffffffffffffff at offset 7"),
+        ("", "SELECT 1 + 0X2FFFFFFFFFFFFFFFF AS a", "hex literal too big: 0X2FFFFFFFFFFFFFFFF at offset 11"),
+        # ALTER TABLE's column names, quoted in the message as written
+        ("CREATE TABLE c(c, d)", "ALTER TABLE c DROP COLUMN x", 'no such column: "x" at offset 26'),
+        ("CREATE TABLE c(c, d)", 'ALTER TABLE c DROP COLUMN "x"', 'no such column: ""x"" at offset 26'),
+        ("CREATE TABLE c(c, d)", "ALTER TABLE c RENAME x TO c", 'no such column: "x" at offset 21'),
+        ("CREATE TABLE c(c, d)", "ALTER TABLE c RENAME COLUMN [x y] TO z", 'no such column: "[x y]" at offset 28'),
+        # likelihood(): the call whose second argument is not a REAL literal of at most 1.0
+        (
+            "",
+            "SELECT likelihood(1, 0.5) + likelihood(1, 2) AS a",
+            "second argument to likelihood() must be a constant between 0.0 and 1.0 at offset 28",
+        ),
+        (
+            "",
+            "SELECT 1 AS a WHERE likelihood(1, 1.0) AND likelihood(1, -0.5)",
+            "second argument to likelihood() must be a constant between 0.0 and 1.0 at offset 43",
+        ),
+        # non-deterministic functions: the call
+        (
+            "CREATE TABLE random(a)",
+            "CREATE INDEX i ON random(abs(random()))",
+            "non-deterministic functions prohibited in index expressions at offset 29",
+        ),
+        (
+            "CREATE TABLE t(a)",
+            "CREATE INDEX i ON t(a) WHERE randomblob(2) > 0",
+            "non-deterministic functions prohibited in partial index WHERE clauses at offset 29",
+        ),
+        (
+            "",
+            "CREATE TABLE t(a, b AS (random()))",
+            "non-deterministic functions prohibited in generated columns at offset 24",
+        ),
+        # subqueries: only IN's has an offset, its left operand's leftmost leaf
+        ("", "CREATE TABLE t(a CHECK (a IN (SELECT 1)))", "subqueries prohibited in CHECK constraints at offset 24"),
+        (
+            "",
+            "CREATE TABLE t(a, CHECK ((a) NOT IN (SELECT 1)))",
+            "subqueries prohibited in CHECK constraints at offset 26",
+        ),
+        (
+            "",
+            "CREATE TABLE t(a, CHECK (a + 1 IN (SELECT 1)))",
+            "subqueries prohibited in CHECK constraints at offset 25",
+        ),
+        (
+            "",
+            "CREATE TABLE t(a, CHECK (lower(a) IN (SELECT 1)))",
+            "subqueries prohibited in CHECK constraints at offset 25",
+        ),
+        ("", "CREATE TABLE t(a CHECK ((SELECT 1)))", "subqueries prohibited in CHECK constraints"),
+        # ORDER BY / GROUP BY terms: below 1, or past the columns of a compound SELECT
+        (
+            "CREATE TABLE t(a)",
+            "SELECT a FROM t ORDER BY 0",
+            "1st ORDER BY term out of range - should be between 1 and 1 at offset 25",
+        ),
+        (
+            "CREATE TABLE t(a)",
+            "SELECT a FROM t ORDER BY -1",
+            "1st ORDER BY term out of range - should be between 1 and 1 at offset 26",
+        ),
+        (
+            "CREATE TABLE t(a)",
+            "SELECT a FROM t GROUP BY 0",
+            "1st GROUP BY term out of range - should be between 1 and 1 at offset 25",
+        ),
+        (
+            "CREATE TABLE t(a)",
+            "SELECT a FROM t ORDER BY a, 0 LIMIT 5",
+            "2nd ORDER BY term out of range - should be between 1 and 1 at offset 28",
+        ),
+        (
+            "",
+            "SELECT 1 AS a UNION SELECT 2 ORDER BY 3",
+            "1st ORDER BY term out of range - should be between 1 and 1 at offset 38",
+        ),
+        (
+            "CREATE TABLE t(a)",
+            "SELECT a FROM t ORDER BY 2",
+            "1st ORDER BY term out of range - should be between 1 and 1",
+        ),
+    ],
+)
+async def test_offsets_found_from_the_message(stub: Any, setup: str, sql: str, message: str) -> None:
+    if setup:
+        await stub.q(setup)
+    with exactly(durable.SqlError, f"{message}: SQLITE_ERROR"):
+        await stub.q(sql)
