@@ -67,8 +67,11 @@ T_co = TypeVar("T_co")
 
 
 def _breaks_stub(exc: BaseException) -> bool:
-    return bool(getattr(exc, "durable_object_reset", False) or getattr(exc, "overloaded", False)) or (
-        isinstance(exc, DurableError) and exc.retryable
+    """Whether ``exc``, failing a call, breaks the stub that made it: a reset of the object, or
+    durable's own overload or lost-connection error. Flags that the object's code set on an error
+    of its own do not (workerd, measured: the same stub answers the next call)."""
+    return bool(getattr(exc, "durable_object_reset", False)) or (
+        isinstance(exc, DurableError) and (exc.overloaded or exc.retryable)
     )
 
 
