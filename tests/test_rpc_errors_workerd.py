@@ -3,6 +3,7 @@ miniflare 4, compatibility date 2026-04-07, a Worker calling a Durable Object's 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -67,3 +68,65 @@ class TestFlagsSetByTheApplication:
         stub.raise_with({"overloaded": True, "durable_object_reset": True})
         stub.raise_with({"retryable": True})
         assert await stub.ok() == "ok"
+
+
+class Writes(durable.DurableObject):
+    async def write(self, key: str) -> str:
+        await asyncio.sleep(0.02)
+        await self.ctx.storage.put(key, True)
+        return key
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        await self.write(request.url.rsplit("/", 1)[1])
+        return durable.Response("written")
+
+    async def written(self, keys: list[str]) -> list[str]:
+        found = await self.ctx.storage.get(keys)
+        return sorted(found)
+
+
+KEYS = ["cancelled", "wait_for", "task", "unawaited", "fetch_wait_for", "fetch_unawaited"]
+
+
+async def stop_waiting(stub: Any) -> Any:
+    """Calls a caller makes and stops waiting for at once, in every way asyncio has."""
+    promise = stub.write("cancelled")
+    promise.cancel()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(stub.write("wait_for"), 0)
+    task = asyncio.ensure_future(stub.write("task"))
+    await asyncio.sleep(0)
+    task.cancel()
+    stub.write("unawaited")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(stub.fetch("http://do/fetch_wait_for"), 0)
+    return asyncio.ensure_future(stub.fetch("http://do/fetch_unawaited"))  # the loop ends now: asyncio.run cancels it
+
+
+class TestACallerThatStopsWaiting:
+    """workerd: a call (or fetch) is made when the stub is called; a caller that disconnects or
+    stops waiting does not cancel the object's event, which runs to its end and commits."""
+
+    async def test_on_the_runtimes_loop(self, rt: durable.Runtime) -> None:
+        stub = rt.namespace(Writes).get_by_name("a")
+        await stop_waiting(stub)
+        await asyncio.sleep(0.2)
+        assert await stub.written(KEYS) == sorted(KEYS)
+
+    async def test_from_another_threads_loop(self, rt: durable.Runtime) -> None:
+        """A call made from another thread's loop was withdrawn if its caller stopped waiting
+        before the runtime's loop started it, and lost when that thread's asyncio.run ended."""
+        stub = rt.namespace(Writes).get_by_name("a")
+        await stub.written([])  # the runtime's loop is this one
+        await asyncio.to_thread(lambda: asyncio.run(stop_waiting(stub)))
+        await asyncio.sleep(0.2)
+        assert await stub.written(KEYS) == sorted(KEYS)
+
+    async def test_from_another_thread_the_outcome_still_arrives(self, rt: durable.Runtime) -> None:
+        stub = rt.namespace(Writes).get_by_name("a")
+        await stub.written([])
+
+        async def call() -> list[Any]:
+            return [await stub.write("k"), await (await stub.fetch("http://do/f")).text()]
+
+        assert await asyncio.to_thread(lambda: asyncio.run(call())) == ["k", "written"]
