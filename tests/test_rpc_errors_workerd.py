@@ -130,3 +130,26 @@ class TestACallerThatStopsWaiting:
             return [await stub.write("k"), await (await stub.fetch("http://do/f")).text()]
 
         assert await asyncio.to_thread(lambda: asyncio.run(call())) == ["k", "written"]
+
+
+class TestAnInstanceOfAClass:
+    async def test_the_error_names_the_class_as_workerd_does(self, rt: durable.Runtime) -> None:
+        """workerd, for an instance of a class declared inside a function, as a result (`remote`) or
+        an argument: `DataCloneError: Could not serialize object of type "Thing". This type does not
+        support serialization.` (the constructor's name, without where it was declared)."""
+
+        class Thing:
+            def f(self) -> int:
+                return 1
+
+        class Returns(durable.DurableObject):
+            async def thing(self, arg: Any = None) -> Any:
+                return Thing()
+
+        stub = rt.namespace(Returns).get_by_name("a")
+        message = '^Could not serialize object of type "Thing". This type does not support serialization.$'
+        with pytest.raises(durable.DataCloneError, match=message) as info:
+            await stub.thing()
+        assert info.value.remote is True  # type: ignore[attr-defined]
+        with pytest.raises(durable.DataCloneError, match=message):
+            await stub.thing(Thing())
