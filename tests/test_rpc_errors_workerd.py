@@ -150,6 +150,6 @@ class TestAnInstanceOfAClass:
         message = '^Could not serialize object of type "Thing". This type does not support serialization.$'
         with pytest.raises(durable.DataCloneError, match=message) as info:
             await stub.thing()
-        assert info.value.remote is True  # type: ignore[attr-defined]
+        assert info.value.remote is True
         with pytest.raises(durable.DataCloneError, match=message):
             await stub.thing(Thing())
