@@ -273,7 +273,7 @@ _FUNCTION_TYPES: Final = (
 def _clone_error(value: object, rpc: bool = False) -> DataCloneError:
     """The DataCloneError for a value of an unsupported type, in Cloudflare's words (``rpc``: sent over RPC)."""
     cls = type(value)
-    message = f'Could not serialize object of type "{cls.__qualname__}". This type does not support serialization.'
+    message = f'Could not serialize object of type "{cls.__name__}". This type does not support serialization.'
     if rpc and isinstance(value, _FUNCTION_TYPES):
         return RpcNotImplementedError(
             f'Could not send object of type "{cls.__qualname__}" over RPC: workerd passes a function as a '

@@ -26,6 +26,7 @@ same class with the same message and ``remote = True`` (see :func:`copy_remote_e
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -43,6 +44,7 @@ __all__ = [
     "RuntimeClosedError",
     "SqlError",
     "StorageLimitError",
+    "copy_handler_error",
     "copy_remote_exception",
     "use_value_copier",
 ]
@@ -173,6 +175,28 @@ def copy_remote_exception(exc: BaseException, *, flags: bool = True) -> BaseExce
         copy.remote = True  # type: ignore[attr-defined]
     except AttributeError:  # pragma: no cover - a class with __slots__ and no __dict__
         pass
+    return copy
+
+
+def copy_handler_error(exc: BaseException) -> BaseException:
+    """The copy of an error that an object's handler raised, as the caller of that event sees it.
+
+    As workerd does (measured with miniflare 4, 2026-04-07, flags set on a thrown ``Error``): an
+    error of the application's is an error of the call, not a reset of the object, so a
+    ``durable_object_reset`` it carries stays behind; the ``retryable`` and ``overloaded`` it
+    carries travel (``overloaded`` alone when both do). durable's own errors (a ``DurableError``)
+    keep their flags. An error the handler got from another call and let through (``remote``)
+    carries none of them.
+    """
+    if getattr(exc, "remote", False):
+        return copy_remote_exception(exc, flags=False)
+    copy = copy_remote_exception(exc)
+    if not isinstance(copy, DurableError):
+        with contextlib.suppress(AttributeError):  # a class with __slots__ and no __dict__
+            if getattr(copy, "durable_object_reset", False):
+                copy.durable_object_reset = False  # type: ignore[attr-defined]
+            if getattr(copy, "overloaded", False) and getattr(copy, "retryable", False):
+                copy.retryable = False  # type: ignore[attr-defined]
     return copy
 
 

@@ -48,7 +48,13 @@ from ._alarm_state import AlarmState
 from ._background import BackgroundWork
 from ._codec import ATOMIC_TYPES, clone
 from ._eager import CURRENT_TASKS, EventCall, EventCalls, continue_in_task, start_eagerly, swap_current_task
-from ._exceptions import ConnectionClosedError, DurableError, ObjectAbortedError, copy_remote_exception
+from ._exceptions import (
+    ConnectionClosedError,
+    DurableError,
+    ObjectAbortedError,
+    copy_handler_error,
+    copy_remote_exception,
+)
 from ._gates import InputGate
 from ._id import DurableObjectId
 from ._limits import Limits
@@ -366,10 +372,9 @@ class ObjectHost:
                 # for its own; the object lives on.
                 self.output.deliver(fut, copy_remote_exception(DurableError(_HANDLER_CANCELLED)), True)
         else:
-            # Errors are responses too. One this object got from another call and let through
-            # does not carry that call's reset or overload flags: this object was not reset, and
-            # the caller's stub to it stays usable (workerd: remote, no durableObjectReset).
-            self.output.deliver(fut, copy_remote_exception(error, flags=not getattr(error, "remote", False)), True)
+            # Errors are responses too: an error of the call, not a reset of this object, so the
+            # caller's stub to it stays usable (copy_handler_error: which flags travel).
+            self.output.deliver(fut, copy_handler_error(error), True)
 
     async def _enter(self) -> int:
         """Wait at the gate, build the instance if needed; returns the generation entered."""

@@ -1576,6 +1576,22 @@ async def buffer_body(message: Request | Response) -> None:
         message._body_used = False
 
 
+def has_streamed_body(value: object) -> bool:
+    """Whether ``value`` holds a ``Request`` or ``Response`` whose streamed body :func:`buffer_bodies`
+    would read (through lists, tuples, dicts and sets)."""
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (Request, Response)):
+            body = item._body
+            if body is not None and not isinstance(body, builtins.bytes) and not item._body_used:
+                return True
+        elif isinstance(item, (list, tuple, dict, set, frozenset)) and id(item) not in seen:
+            seen.add(id(item))
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    return False
+
+
 async def buffer_bodies(value: object) -> None:
     """:func:`buffer_body` for every ``Request`` and ``Response`` in ``value`` (an RPC argument
     or result about to cross to another event loop), through lists, tuples, dicts and sets."""

@@ -38,6 +38,7 @@ from ._http import (
     build_request,
     fetched,
     follows_redirects,
+    has_streamed_body,
     redirect_target,
     redirected_request,
 )
@@ -67,8 +68,11 @@ T_co = TypeVar("T_co")
 
 
 def _breaks_stub(exc: BaseException) -> bool:
-    return bool(getattr(exc, "durable_object_reset", False) or getattr(exc, "overloaded", False)) or (
-        isinstance(exc, DurableError) and exc.retryable
+    """Whether ``exc``, failing a call, breaks the stub that made it: a reset of the object, or
+    durable's own overload or lost-connection error. Flags that the object's code set on an error
+    of its own do not (workerd, measured: the same stub answers the next call)."""
+    return bool(getattr(exc, "durable_object_reset", False)) or (
+        isinstance(exc, DurableError) and (exc.overloaded or exc.retryable)
     )
 
 
@@ -143,7 +147,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         if loop is None or loop is not self._runtime.loop:
             if kind == "rpc":
                 return _forward_rpc(RpcMethod(self, name), args, kwargs)
-            return _forward(self._runtime, lambda: self._call(kind, name, args, kwargs))
+            return _forward(self._runtime, lambda: self._call(kind, name, args, kwargs), withdraw=False)
         caller = current_host.get()
         held = caller.before_outgoing() if caller is not None else None
         return self._send(caller, held, kind, name, args, kwargs)
@@ -197,6 +201,8 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         """
         loop = _get_running_loop()
         if loop is None or loop is not self._runtime.loop:
+            if loop is not None and (home := _runtime_loop(self._runtime, loop)) is not None:
+                return self._fetch_forwarded(input, init, home)
             return self._fetch_elsewhere(input, init)
         promise = _FetchPromise(loop=loop)
         promise._stub = self
@@ -237,13 +243,35 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
                 promise.set_exception(exc)
         return promise
 
+    def _fetch_forwarded(
+        self, input: str | Request, init: dict[str, Any], home: asyncio.AbstractEventLoop
+    ) -> Coroutine[Any, Any, Response]:
+        """``fetch`` made on a loop of another thread than the runtime's (``home``): sent now, as
+        on the runtime's loop, so that a caller that stops waiting does not withdraw it; one
+        whose body streams on this loop is sent once it is read (``_fetch_elsewhere``)."""
+        try:
+            request = build_request(input, init)
+        except Exception:
+            return self._fetch_elsewhere(input, init)  # (raises the same when awaited)
+        if has_streamed_body(request):
+            return self._fetch_elsewhere(input, init)
+
+        def make() -> Awaitable[Response]:
+            return self._fetch_buffered(request)
+
+        try:
+            outcome = submit(home, make)
+        except RuntimeError:  # its loop closed meanwhile: _forward routes it again
+            return _forward(self._runtime, make, withdraw=False)
+        return _forward(self._runtime, make, home, outcome, withdraw=False)
+
     async def _fetch_elsewhere(self, input: str | Request, init: dict[str, Any]) -> Response:
         """``fetch`` made on another loop than the runtime's, or where no loop ran when it was called."""
         request = build_request(input, init)
         if asyncio.get_running_loop() is not self._runtime.loop:
             # Forwarded to the runtime's loop: bodies are read on the loop that streams them.
             await buffer_body(request)
-            return await _forward(self._runtime, lambda: self._fetch_buffered(request))  # type: ignore[no-any-return]
+            return await _forward(self._runtime, lambda: self._fetch_buffered(request), withdraw=False)  # type: ignore[no-any-return]
         return await self._fetch_following(request)
 
     async def _fetch_buffered(self, request: Request) -> Response:
@@ -601,27 +629,36 @@ def _runtime_loop(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> asyncio.
 
 
 async def _forward(
-    runtime: Runtime, make: Callable[[], Awaitable[Any]], home: asyncio.AbstractEventLoop | None = None
+    runtime: Runtime,
+    make: Callable[[], Awaitable[Any]],
+    home: asyncio.AbstractEventLoop | None = None,
+    outcome: concurrent.futures.Future[Any] | None = None,
+    *,
+    withdraw: bool = True,
 ) -> Any:
     """Run ``make()`` on the runtime's loop and return its outcome on the running (caller's) loop.
 
     ``make()`` is called on the runtime's loop, in an empty context (no object's identity
-    leaks in from the caller's thread). While the call has not started, the caller checks every
-    ``POLL_SECONDS`` that the runtime's loop still runs; if it stopped, the call is withdrawn
-    and routed again. Once started, the call runs to its end even if the caller stops waiting
-    (as on Cloudflare); a call cancelled there (its loop shutting down) fails with
-    ``ConnectionClosedError``.
+    leaks in from the caller's thread); ``outcome`` is its future if it was submitted already
+    (to ``home``). While the call has not started, the caller checks every ``POLL_SECONDS``
+    that the runtime's loop still runs; if it stopped, the call is withdrawn and routed again.
+    Once started, the call runs to its end even if the caller stops waiting (as on Cloudflare);
+    a call cancelled there (its loop shutting down) fails with ``ConnectionClosedError``. With
+    ``withdraw=False`` (a stub's call, made when the caller made it), a caller that stops
+    waiting before the call started does not withdraw it either.
     """
     loop = asyncio.get_running_loop()
     while True:
-        if home is None and (home := _runtime_loop(runtime, loop)) is None:
-            return await make()
-        try:
-            outcome = submit(home, make)
-        except RuntimeError:
-            home = None
-            continue  # the loop closed meanwhile: route again
-        waiter = asyncio.wrap_future(outcome, loop=loop)
+        if outcome is None:
+            if home is None and (home := _runtime_loop(runtime, loop)) is None:
+                return await make()
+            try:
+                outcome = submit(home, make)
+            except RuntimeError:
+                home = None
+                continue  # the loop closed meanwhile: route again
+        assert home is not None
+        waiter = _waiter(outcome, loop)
         try:
             while True:
                 done, _ = await asyncio.wait((waiter,), timeout=POLL_SECONDS)
@@ -629,15 +666,42 @@ async def _forward(
                     return waiter.result()
                 if home.is_closed() or not home.is_running():
                     if outcome.cancel():
-                        home = None
+                        home = outcome = None
                         break  # withdrawn before it started: route it again
                     if home.is_closed() and not outcome.done():
                         # Started on a loop that closed before it ended: it can never finish.
                         with contextlib.suppress(concurrent.futures.InvalidStateError):
                             outcome.set_exception(ConnectionClosedError(_LOOP_CLOSED))
         except asyncio.CancelledError:
-            waiter.cancel()  # a call that has not started never will; a started one runs on
+            waiter.cancel()
+            if withdraw and outcome is not None:
+                outcome.cancel()  # a call that has not started never will; a started one runs on
             raise
+
+
+def _waiter(outcome: concurrent.futures.Future[Any], loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+    """A future of ``loop`` that takes ``outcome``'s outcome; cancelling it leaves ``outcome`` alone
+    (``asyncio.wrap_future`` would cancel it)."""
+    waiter = loop.create_future()
+
+    def settle(done: concurrent.futures.Future[Any]) -> None:
+        if not waiter.done() and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the caller's loop closed meanwhile
+                loop.call_soon_threadsafe(_settle_waiter, done, waiter)
+
+    outcome.add_done_callback(settle)
+    return waiter
+
+
+def _settle_waiter(done: concurrent.futures.Future[Any], waiter: asyncio.Future[Any]) -> None:
+    if waiter.done():
+        return
+    if done.cancelled():
+        waiter.cancel()
+    elif (exc := done.exception()) is not None:
+        waiter.set_exception(exc)
+    else:
+        waiter.set_result(done.result())
 
 
 def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]]) -> concurrent.futures.Future[T_co]:
@@ -728,19 +792,38 @@ def call_forwarded(
     return _readable_elsewhere(RpcMethod(stub, name)._start_forwarded(args, kwargs))
 
 
-async def _forward_rpc(
+def _forward_rpc(
     method: RpcMethod, args: tuple[Any, ...], kwargs: dict[str, Any], home: asyncio.AbstractEventLoop | None = None
-) -> Any:
-    """Forward an RPC call made on another loop than the runtime's (``_forward``).
+) -> Coroutine[Any, Any, Any]:
+    """Forward an RPC call made on another loop than the runtime's (``_forward``); await the
+    coroutine returned for its outcome.
 
-    Streamed bodies cross with it read: those of the arguments here, on the loop that streams
-    them, and those of the result on the runtime's loop, as ``stub.fetch`` does for its request
-    and response: a stream may wait on its own loop's futures, which another loop cannot.
+    Given the runtime's loop (``home``), the call is made now, as a call on the runtime's loop
+    is: a caller that stops waiting (``asyncio.wait_for``, a cancelled task, the end of
+    ``asyncio.run``) does not withdraw it. Streamed bodies cross with it read: those of the
+    arguments here, on the loop that streams them (then the call is made once they are read),
+    and those of the result on the runtime's loop, as ``stub.fetch`` does for its request and
+    response: a stream may wait on its own loop's futures, which another loop cannot.
     """
-    if any(type(arg) not in ATOMIC_TYPES for arg in args) or kwargs:
-        await buffer_bodies((args, kwargs))
     runtime = method._stub._runtime
-    return await _forward(runtime, lambda: _readable_elsewhere(method._start_forwarded(args, kwargs)), home)
+
+    def make() -> Awaitable[Any]:
+        return _readable_elsewhere(method._start_forwarded(args, kwargs))
+
+    if (any(type(arg) not in ATOMIC_TYPES for arg in args) or kwargs) and has_streamed_body((args, kwargs)):
+        return _buffer_then_forward(runtime, make, (args, kwargs), home)
+    outcome = None
+    if home is not None:
+        with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: _forward routes it again
+            outcome = submit(home, make)
+    return _forward(runtime, make, home if outcome is not None else None, outcome, withdraw=False)
+
+
+async def _buffer_then_forward(
+    runtime: Runtime, make: Callable[[], Awaitable[Any]], value: object, home: asyncio.AbstractEventLoop | None
+) -> Any:
+    await buffer_bodies(value)
+    return await _forward(runtime, make, home, withdraw=False)
 
 
 async def _readable_elsewhere(promise: RpcPromise) -> Any:
