@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import durable
 
-from ._convert import Converted, check_rpc_value, python_from_rpc
+from ._convert import Converted, check_rpc_value, js_key, python_from_rpc
 from ._http import FetchResponse, Request, as_fetch_response, unwrap_request
 
 __all__ = [
@@ -42,12 +42,27 @@ _NOT_GIVEN: Any = object()
 
 def _options(name: str, options: object, kwargs: dict[str, Any]) -> dict[str, Any]:
     if options is None:
-        return kwargs
-    if not isinstance(options, Mapping):
+        merged = kwargs
+    elif not isinstance(options, Mapping):
         raise TypeError(
             f'{name}() options must be a dict such as {{"allowConcurrency": True}}, not {type(options).__name__}'
         )
-    return {**options, **kwargs}
+    else:
+        merged = {**options, **kwargs}
+    for field in _KEY_OPTIONS.intersection(merged):
+        merged[field] = js_key(merged[field])
+    return merged
+
+
+# list()'s options that workerd reads as strings (String(value), as its keys).
+_KEY_OPTIONS = frozenset({"start", "startAfter", "end", "prefix"})
+
+
+def _keys(keys: Any) -> Any:
+    """A key, or a list of keys, with numbers, booleans and ``None`` as workerd's strings."""
+    if type(keys) is list:
+        return [js_key(key) for key in keys]
+    return js_key(keys)
 
 
 class _StorageCalls:
@@ -59,7 +74,7 @@ class _StorageCalls:
 
     def get(self, keys: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[Any]:
         """``get(key)`` / ``get([keys])``, options as a positional dict; dicts come back as ``JsDict``."""
-        return Converted(self._target.get(keys, **_options("get", options, kwargs)), python_from_rpc)
+        return Converted(self._target.get(_keys(keys), **_options("get", options, kwargs)), python_from_rpc)
 
     def list(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[Any]:
         """``list({"prefix": ..., "start": ..., "end": ..., "reverse": ..., "limit": ...})``."""
@@ -74,17 +89,17 @@ class _StorageCalls:
                 if options is not None:
                     raise TypeError("put() with a dict of entries takes at most one options dict")
                 options = value
-            entries = dict(key)
+            entries = {js_key(name): entry for name, entry in key.items()}
             check_rpc_value(entries)
             return Converted(self._target.put(entries, **_options("put", options, kwargs)), python_from_rpc)
         if value is _NOT_GIVEN:
             raise TypeError("put() needs a value: put(key, value) or put({key: value, ...})")
         check_rpc_value(value)
-        return Converted(self._target.put(key, value, **_options("put", options, kwargs)), python_from_rpc)
+        return Converted(self._target.put(js_key(key), value, **_options("put", options, kwargs)), python_from_rpc)
 
     def delete(self, keys: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[Any]:
         """``delete(key)`` -> bool, ``delete([keys])`` -> count."""
-        return Converted(self._target.delete(keys, **_options("delete", options, kwargs)), python_from_rpc)
+        return Converted(self._target.delete(_keys(keys), **_options("delete", options, kwargs)), python_from_rpc)
 
     def deleteAll(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[None]:
         """Delete every key (and, for storage, the alarm and SQL tables)."""
@@ -154,12 +169,17 @@ class SyncKVAdapter:
 
     def get(self, key: str) -> Any:
         """The value under ``key`` (dicts as ``JsDict``), or ``None``."""
-        return python_from_rpc(self._target.get(key))
+        return python_from_rpc(self._target.get(js_key(key)))
 
     def put(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key`` (strict mode refuses what the SDK cannot send)."""
         check_rpc_value(value)
-        self._target.put(key, value)
+        self._target.put(js_key(key), value)
+
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; whether it existed."""
+        deleted: bool = self._target.delete(js_key(key))
+        return deleted
 
     def list(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
         """An iterator of ``(key, value)`` pairs (dicts as ``JsDict``); options as a positional

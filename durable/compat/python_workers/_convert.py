@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Coroutine, Generator
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from ..._codec import copy_as_dict
@@ -26,6 +28,7 @@ __all__ = [
     "JsDict",
     "check_rpc_value",
     "is_strict",
+    "js_key",
     "python_from_rpc",
     "python_to_rpc",
     "relaxed",
@@ -124,6 +127,52 @@ def python_to_rpc(value: T) -> T:
     """
     check_rpc_value(value)
     return value
+
+
+def _js_number(value: float) -> str:
+    """JavaScript's ``String(value)`` for a number: ``1`` for ``1.0``, ``1e+21``, ``1e-7``, ``NaN``."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "0"
+    if value < 0:
+        return "-" + _js_number(-value)
+    # repr() gives the shortest digits that round-trip, as JavaScript's Number::toString does.
+    _, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
+    assert isinstance(exponent, int)  # a finite number
+    point = exponent + len(digit_tuple)  # value = 0.DIGITS x 10**point
+    digits = "".join(map(str, digit_tuple)).rstrip("0")
+    k = len(digits)
+    if k <= point <= 21:
+        return digits + "0" * (point - k)
+    if 0 < point <= 21:
+        return digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return "0." + "0" * -point + digits
+    e = point - 1
+    mantissa = digits if k == 1 else digits[0] + "." + digits[1:]
+    return f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def js_key(key: Any) -> Any:
+    """A storage key as workerd receives it from Python Workers code: a number, boolean or ``None``
+    becomes its JavaScript string (``1`` -> ``"1"``, ``2.5`` -> ``"2.5"``, ``1.0`` -> ``"1"``,
+    ``True`` -> ``"true"``, ``None`` -> ``"null"``), as workerd's storage converts any key with
+    ``String(key)``; anything else is returned as it is.
+    """
+    if type(key) is str:
+        return key
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return _js_number(key)
+    return key
 
 
 class Converted(Generic[T, R]):
