@@ -317,9 +317,11 @@ def _from_rpc_result(value: Any) -> Any:
 class NamespaceAdapter:
     """A Durable Object namespace binding (``env.LISTS``) whose stubs use the SDK's conversions.
 
-    ``idFromName``, ``newUniqueId``, ``idFromString`` pass through; ``get(id)`` and
-    ``getByName(name)`` return :class:`StubAdapter` stubs (an options dict is accepted and ignored
-    where it only places objects, as ``locationHint`` does).
+    ``idFromString`` passes through; ``idFromName(name)`` and ``getByName(name)`` read a number,
+    boolean or ``None`` name as its JavaScript string, as workerd does; ``newUniqueId`` takes its
+    options as a positional dict; ``get(id)`` and ``getByName(name)`` return :class:`StubAdapter`
+    stubs (options, as a dict or keywords, are accepted and ignored where they only place
+    objects, as ``locationHint`` does).
     """
 
     __slots__ = ("_ns",)
@@ -336,14 +338,26 @@ class NamespaceAdapter:
     def __repr__(self) -> str:
         return f"<workers namespace {self._ns!r}>"
 
-    def get(self, id: Any, options: Mapping[str, Any] | None = None, /) -> StubAdapter:
+    def idFromName(self, name: str) -> durable.DurableObjectId:
+        """The id for ``name`` (``idFromName(7)`` is ``idFromName("7")``, as in workerd)."""
+        oid: durable.DurableObjectId = self._ns.id_from_name(js_key(name))
+        return oid
+
+    def newUniqueId(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> durable.DurableObjectId:
+        """A new random id; ``{"jurisdiction": ...}`` raises ``NotImplementedError``, as in workerd."""
+        oid: durable.DurableObjectId = self._ns.new_unique_id(**_options("newUniqueId", options, kwargs))
+        return oid
+
+    def get(self, id: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> StubAdapter:
         """The stub for ``id``."""
         return StubAdapter(self._ns.get(id))
 
-    def getByName(self, name: str, options: Mapping[str, Any] | None = None, /) -> StubAdapter:
+    def getByName(self, name: str, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> StubAdapter:
         """The stub for ``idFromName(name)``."""
-        return StubAdapter(self._ns.get_by_name(name))
+        return StubAdapter(self._ns.get_by_name(js_key(name)))
 
+    id_from_name = idFromName
+    new_unique_id = newUniqueId
     get_by_name = getByName
 
     def jurisdiction(self, name: str) -> NoReturn:
