@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import durable
 
-from ._convert import Converted, check_rpc_value, js_key, python_from_rpc
+from ._convert import Converted, check_rpc_value, js_key, python_from_rpc, to_durable
 from ._http import FetchResponse, Request, as_fetch_response, unwrap_request
 
 __all__ = [
@@ -89,13 +89,15 @@ class _StorageCalls:
                 if options is not None:
                     raise TypeError("put() with a dict of entries takes at most one options dict")
                 options = value
-            entries = {js_key(name): entry for name, entry in key.items()}
+            entries = {js_key(name): to_durable(entry) for name, entry in key.items()}
             check_rpc_value(entries)
             return Converted(self._target.put(entries, **_options("put", options, kwargs)), python_from_rpc)
         if value is _NOT_GIVEN:
             raise TypeError("put() needs a value: put(key, value) or put({key: value, ...})")
         check_rpc_value(value)
-        return Converted(self._target.put(js_key(key), value, **_options("put", options, kwargs)), python_from_rpc)
+        return Converted(
+            self._target.put(js_key(key), to_durable(value), **_options("put", options, kwargs)), python_from_rpc
+        )
 
     def delete(self, keys: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[Any]:
         """``delete(key)`` -> bool, ``delete([keys])`` -> count."""
@@ -174,7 +176,7 @@ class SyncKVAdapter:
     def put(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key`` (strict mode refuses what the SDK cannot send)."""
         check_rpc_value(value)
-        self._target.put(js_key(key), value)
+        self._target.put(js_key(key), to_durable(value))
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; whether it existed."""
@@ -303,6 +305,8 @@ class StubAdapter:
         def call(*args: Any, **kwargs: Any) -> Awaitable[Any]:
             check_rpc_value(list(args))
             check_rpc_value(kwargs)
+            args = tuple(map(to_durable, args))
+            kwargs = {key: to_durable(value) for key, value in kwargs.items()}
             return Converted(method(*args, **kwargs), _from_rpc_result)
 
         call.__name__ = call.__qualname__ = name

@@ -33,6 +33,7 @@ __all__ = [
     "python_to_rpc",
     "relaxed",
     "set_strict",
+    "to_durable",
 ]
 
 T = TypeVar("T")
@@ -83,14 +84,74 @@ copy_as_dict(JsDict)
 def python_from_rpc(value: Any) -> Any:
     """Convert a value received over RPC or read from storage the way the SDK does.
 
-    Dicts (at any depth inside dicts and lists) become :class:`JsDict`; everything else is
-    returned as it is.
+    Dicts (at any depth inside dicts and lists) become :class:`JsDict`, and ``bytes`` (a
+    JavaScript ``Uint8Array`` or ``ArrayBuffer`` there, which Pyodide's ``to_py()`` gives as a
+    ``memoryview``) become ``memoryview``; everything else is returned as it is.
     """
-    if type(value) is dict or type(value) is JsDict:
-        return JsDict({k: python_from_rpc(v) for k, v in value.items()})
-    if type(value) is list:
-        return [python_from_rpc(v) for v in value]
+    return _from_rpc(value, {})
+
+
+def _from_rpc(value: Any, memo: dict[int, Any]) -> Any:
+    kind = type(value)
+    if kind is dict or kind is JsDict or kind is list:
+        done = memo.get(id(value))
+        if done is not None:
+            return done  # a value that contains itself (structured clone keeps the cycle)
+        if kind is list:
+            items: list[Any] = []
+            memo[id(value)] = items
+            items.extend(_from_rpc(item, memo) for item in value)
+            return items
+        converted = JsDict()
+        memo[id(value)] = converted
+        for key, item in value.items():
+            dict.__setitem__(converted, key, _from_rpc(item, memo))
+        return converted
+    if kind is bytes:
+        return memoryview(value)
     return value
+
+
+def to_durable(value: Any) -> Any:
+    """``value`` as `durable` can store or send it: a ``memoryview`` (what the SDK gives for binary
+    data, and sends as a ``Uint8Array``) becomes ``bytes``, at any depth inside dicts and lists.
+
+    ``value`` itself when it holds no ``memoryview``.
+    """
+    if type(value) is memoryview:
+        return value.tobytes()
+    if isinstance(value, (dict, list)) and _holds_view(value, set()):
+        return _with_bytes(value, {})
+    return value
+
+
+def _holds_view(value: Any, seen: set[int]) -> bool:
+    if type(value) is memoryview:
+        return True
+    if not isinstance(value, (dict, list)) or id(value) in seen:
+        return False
+    seen.add(id(value))
+    return any(_holds_view(item, seen) for item in (value.values() if isinstance(value, dict) else value))
+
+
+def _with_bytes(value: Any, memo: dict[int, Any]) -> Any:
+    if type(value) is memoryview:
+        return value.tobytes()
+    if not isinstance(value, (dict, list)):
+        return value
+    done = memo.get(id(value))
+    if done is not None:
+        return done
+    if isinstance(value, list):
+        items: list[Any] = []
+        memo[id(value)] = items
+        items.extend(_with_bytes(item, memo) for item in value)
+        return items
+    converted: dict[Any, Any] = {}
+    memo[id(value)] = converted
+    for key, item in value.items():
+        converted[key] = _with_bytes(item, memo)
+    return converted
 
 
 def check_rpc_value(value: Any) -> None:
@@ -126,7 +187,8 @@ def python_to_rpc(value: T) -> T:
         TypeError: in strict mode, a value the SDK refuses (see :func:`check_rpc_value`).
     """
     check_rpc_value(value)
-    return value
+    converted: T = to_durable(value)
+    return converted
 
 
 def _js_number(value: float) -> str:
