@@ -257,3 +257,40 @@ class TestBinaryValues:
         gives what durable sends (binary data as ``bytes``)."""
         assert isinstance(sdk.python_from_rpc(b"x"), memoryview)
         assert sdk.python_to_rpc({"a": [memoryview(b"x")]}) == {"a": [b"x"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers: a JavaScript number comes back as an int when it is a safe integer
+
+
+class Numbers(sdk.DurableObject):
+    async def identity(self, value: Any) -> Any:
+        return value
+
+    async def kind(self, value: Any) -> str:
+        return type(value).__name__
+
+    async def stored(self, value: Any) -> Any:
+        await self.ctx.storage.put("n", value)
+        self.ctx.storage.kv.put("kv", value)
+        return [await self.ctx.storage.get("n"), self.ctx.storage.kv.get("kv")]
+
+
+class TestNumbers:
+    async def test_integral_floats_come_back_as_ints(self, durable_runtime: durable.Runtime) -> None:
+        """Python ``int`` and ``float`` are both a JavaScript number once sent (``to_js``), and
+        Pyodide converts a number back to ``int`` when ``Number.isSafeInteger()`` holds, else to
+        ``float``: ``identity(1.0)`` is ``1``, ``identity(2.5)`` is ``2.5``, ``-0.0`` is ``0``;
+        2**53 (no safe integer) stays a ``float``. The same holds for storage reads, at any depth,
+        and for the arguments the object receives."""
+        durable_runtime.namespace(Numbers, name="NUM")
+        stub = env_of(durable_runtime).NUM.getByName("a")
+        for value, expected in [(1.0, 1), (-0.0, 0), (3.0e15, 3 * 10**15), (2.5, 2.5), (float(2**53), float(2**53))]:
+            received = await stub.identity(value)
+            assert (type(received), received) == (type(expected), expected)
+        assert await stub.kind(4.0) == "int"
+        assert await stub.identity({"avg": 3.0, "l": [1.0, 1.5]}) == {"avg": 3, "l": [1, 1.5]}
+        assert [type(v) for v in (await stub.identity({"avg": 3.0, "l": [1.0]})).values()] == [int, list]
+        stored = await stub.stored(7.0)
+        assert stored == [7, 7] and all(type(v) is int for v in stored)
+        assert sdk.python_from_rpc(float("inf")) == float("inf") and sdk.python_from_rpc(True) is True

@@ -84,9 +84,12 @@ copy_as_dict(JsDict)
 def python_from_rpc(value: Any) -> Any:
     """Convert a value received over RPC or read from storage the way the SDK does.
 
-    Dicts (at any depth inside dicts and lists) become :class:`JsDict`, and ``bytes`` (a
+    Dicts (at any depth inside dicts and lists) become :class:`JsDict`; ``bytes`` (a
     JavaScript ``Uint8Array`` or ``ArrayBuffer`` there, which Pyodide's ``to_py()`` gives as a
-    ``memoryview``) become ``memoryview``; everything else is returned as it is.
+    ``memoryview``) become ``memoryview``; a ``float`` with an integral value in JavaScript's safe
+    integer range becomes an ``int`` (Python floats and ints are both JavaScript numbers there,
+    and Pyodide converts a number that ``Number.isSafeInteger()`` to an ``int``: ``1.0`` comes
+    back as ``1``). Everything else is returned as it is.
     """
     return _from_rpc(value, {})
 
@@ -109,7 +112,12 @@ def _from_rpc(value: Any, memo: dict[int, Any]) -> Any:
         return converted
     if kind is bytes:
         return memoryview(value)
+    if kind is float and value.is_integer() and -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+        return int(value)  # a JavaScript number: Pyodide gives an int when Number.isSafeInteger()
     return value
+
+
+_MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 
 
 def to_durable(value: Any) -> Any:
