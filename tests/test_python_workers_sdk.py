@@ -294,3 +294,45 @@ class TestNumbers:
         stored = await stub.stored(7.0)
         assert stored == [7, 7] and all(type(v) is int for v in stored)
         assert sdk.python_from_rpc(float("inf")) == float("inf") and sdk.python_from_rpc(True) is True
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL parameters
+
+
+class Sql(sdk.DurableObject):
+    async def run(self) -> Any:
+        sql = self.ctx.storage.sql
+        sql.exec("CREATE TABLE t (f)")
+        sql.exec("INSERT INTO t VALUES (?)", True)
+        row = sql.exec("SELECT ? AS a, typeof(?) AS b, ? AS c", False, True, memoryview(b"\x01")).one()
+        return [
+            sql.exec("SELECT COUNT(*) AS n FROM t WHERE f = 1").one().n,
+            sql.exec("SELECT f FROM t").one()["f"],
+            [row.a, row.b, bytes(row.c)],
+        ]
+
+    async def big(self, value: int) -> Any:
+        return self.ctx.storage.sql.exec("SELECT ? AS v", value).one().v
+
+
+class TestSqlParameters:
+    async def test_booleans_bind_as_text(self, durable_runtime: durable.Runtime) -> None:
+        """The SDK sends ``True`` as a JavaScript boolean, which workerd binds as the text
+        ``'true'`` (measured, miniflare 4, 2026-04-07: after ``INSERT INTO t VALUES (?)`` with
+        ``true``, ``WHERE f = 1`` counts 0 and ``f`` reads ``"true"``; ``typeof(?)`` of ``false``
+        is ``text``). `durable`'s own ``sql.exec`` binds 1 / 0 (docs/sql.md)."""
+        durable_runtime.namespace(Sql, name="SQL")
+        assert await env_of(durable_runtime).SQL.getByName("a").run() == [0, "true", ["false", "text", b"\x01"]]
+
+    async def test_an_int_beyond_2_53_is_refused(self, durable_runtime: durable.Runtime) -> None:
+        """Pyodide sends an ``int`` beyond 2**53 as a ``BigInt``, which workerd's ``sql.exec``
+        refuses (measured, miniflare 4, 2026-04-07: ``TypeError: Cannot convert a BigInt value to
+        a number``, for ``5n`` and ``-(2n**60n)`` alike); ``time.time_ns()`` is such an int."""
+        from durable.compat.python_workers.pyodide.ffi import JsException
+
+        durable_runtime.namespace(Sql, name="SQL")
+        stub = env_of(durable_runtime).SQL.getByName("a")
+        assert await stub.big(2**53) == 2**53
+        with pytest.raises(JsException, match="TypeError: Cannot convert a BigInt value to a number"):
+            await stub.big(2**60)
