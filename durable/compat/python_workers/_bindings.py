@@ -15,14 +15,16 @@ from typing import Any, NoReturn
 
 import durable
 
-from ._convert import Converted, check_rpc_value, python_from_rpc
+from ._convert import Converted, check_rpc_value, js_key, python_from_rpc, to_durable
 from ._http import FetchResponse, Request, as_fetch_response, unwrap_request
+from .pyodide.ffi import JsException
 
 __all__ = [
     "ContextAdapter",
     "DurableObjectAbort",
     "EnvAdapter",
     "NamespaceAdapter",
+    "SqlAdapter",
     "StorageAdapter",
     "StubAdapter",
     "TransactionAdapter",
@@ -42,12 +44,27 @@ _NOT_GIVEN: Any = object()
 
 def _options(name: str, options: object, kwargs: dict[str, Any]) -> dict[str, Any]:
     if options is None:
-        return kwargs
-    if not isinstance(options, Mapping):
+        merged = kwargs
+    elif not isinstance(options, Mapping):
         raise TypeError(
             f'{name}() options must be a dict such as {{"allowConcurrency": True}}, not {type(options).__name__}'
         )
-    return {**options, **kwargs}
+    else:
+        merged = {**options, **kwargs}
+    for field in _KEY_OPTIONS.intersection(merged):
+        merged[field] = js_key(merged[field])
+    return merged
+
+
+# list()'s options that workerd reads as strings (String(value), as its keys).
+_KEY_OPTIONS = frozenset({"start", "startAfter", "end", "prefix"})
+
+
+def _keys(keys: Any) -> Any:
+    """A key, or a list of keys, with numbers, booleans and ``None`` as workerd's strings."""
+    if type(keys) is list:
+        return [js_key(key) for key in keys]
+    return js_key(keys)
 
 
 class _StorageCalls:
@@ -59,7 +76,7 @@ class _StorageCalls:
 
     def get(self, keys: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[Any]:
         """``get(key)`` / ``get([keys])``, options as a positional dict; dicts come back as ``JsDict``."""
-        return Converted(self._target.get(keys, **_options("get", options, kwargs)), python_from_rpc)
+        return Converted(self._target.get(_keys(keys), **_options("get", options, kwargs)), python_from_rpc)
 
     def list(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[Any]:
         """``list({"prefix": ..., "start": ..., "end": ..., "reverse": ..., "limit": ...})``."""
@@ -74,17 +91,19 @@ class _StorageCalls:
                 if options is not None:
                     raise TypeError("put() with a dict of entries takes at most one options dict")
                 options = value
-            entries = dict(key)
+            entries = {js_key(name): to_durable(entry) for name, entry in key.items()}
             check_rpc_value(entries)
             return Converted(self._target.put(entries, **_options("put", options, kwargs)), python_from_rpc)
         if value is _NOT_GIVEN:
             raise TypeError("put() needs a value: put(key, value) or put({key: value, ...})")
         check_rpc_value(value)
-        return Converted(self._target.put(key, value, **_options("put", options, kwargs)), python_from_rpc)
+        return Converted(
+            self._target.put(js_key(key), to_durable(value), **_options("put", options, kwargs)), python_from_rpc
+        )
 
     def delete(self, keys: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[Any]:
         """``delete(key)`` -> bool, ``delete([keys])`` -> count."""
-        return Converted(self._target.delete(keys, **_options("delete", options, kwargs)), python_from_rpc)
+        return Converted(self._target.delete(_keys(keys), **_options("delete", options, kwargs)), python_from_rpc)
 
     def deleteAll(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Awaitable[None]:
         """Delete every key (and, for storage, the alarm and SQL tables)."""
@@ -137,9 +156,42 @@ class StorageAdapter(_StorageCalls):
         return result
 
     @property
+    def sql(self) -> SqlAdapter:
+        """``storage.sql``, binding parameters as workerd receives them from Python Workers code."""
+        return SqlAdapter(self._target.sql)
+
+    @property
     def kv(self) -> SyncKVAdapter:
         """``storage.kv``, whose ``list`` also takes its options as a positional dict."""
         return SyncKVAdapter(self._target.kv)
+
+
+class SqlAdapter:
+    """``storage.sql`` with the SDK's conversion of parameters: ``exec(query, *bindings)`` binds
+    ``True`` / ``False`` as the text ``'true'`` / ``'false'`` (a JavaScript boolean, which workerd
+    binds as text, measured), and refuses an ``int`` beyond 2**53 (a ``BigInt`` there) with
+    workerd's ``TypeError: Cannot convert a BigInt value to a number`` (a ``JsException``).
+    Everything else passes through to :class:`durable.SqlStorage`."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, sql: Any) -> None:
+        self._target = sql
+
+    def exec(self, query: str, *bindings: Any) -> Any:
+        """Run ``query`` with ``bindings``; the cursor is `durable`'s."""
+        return self._target.exec(query, *map(_sql_binding, bindings))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+def _sql_binding(value: Any) -> Any:
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int and not -(2**53) <= value <= 2**53:
+        raise JsException("TypeError", "Cannot convert a BigInt value to a number")
+    return to_durable(value)
 
 
 class SyncKVAdapter:
@@ -154,12 +206,17 @@ class SyncKVAdapter:
 
     def get(self, key: str) -> Any:
         """The value under ``key`` (dicts as ``JsDict``), or ``None``."""
-        return python_from_rpc(self._target.get(key))
+        return python_from_rpc(self._target.get(js_key(key)))
 
     def put(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key`` (strict mode refuses what the SDK cannot send)."""
         check_rpc_value(value)
-        self._target.put(key, value)
+        self._target.put(js_key(key), to_durable(value))
+
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; whether it existed."""
+        deleted: bool = self._target.delete(js_key(key))
+        return deleted
 
     def list(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
         """An iterator of ``(key, value)`` pairs (dicts as ``JsDict``); options as a positional
@@ -283,6 +340,8 @@ class StubAdapter:
         def call(*args: Any, **kwargs: Any) -> Awaitable[Any]:
             check_rpc_value(list(args))
             check_rpc_value(kwargs)
+            args = tuple(map(to_durable, args))
+            kwargs = {key: to_durable(value) for key, value in kwargs.items()}
             return Converted(method(*args, **kwargs), _from_rpc_result)
 
         call.__name__ = call.__qualname__ = name
@@ -297,9 +356,11 @@ def _from_rpc_result(value: Any) -> Any:
 class NamespaceAdapter:
     """A Durable Object namespace binding (``env.LISTS``) whose stubs use the SDK's conversions.
 
-    ``idFromName``, ``newUniqueId``, ``idFromString`` pass through; ``get(id)`` and
-    ``getByName(name)`` return :class:`StubAdapter` stubs (an options dict is accepted and ignored
-    where it only places objects, as ``locationHint`` does).
+    ``idFromString`` passes through; ``idFromName(name)`` and ``getByName(name)`` read a number,
+    boolean or ``None`` name as its JavaScript string, as workerd does; ``newUniqueId`` takes its
+    options as a positional dict; ``get(id)`` and ``getByName(name)`` return :class:`StubAdapter`
+    stubs (options, as a dict or keywords, are accepted and ignored where they only place
+    objects, as ``locationHint`` does).
     """
 
     __slots__ = ("_ns",)
@@ -316,14 +377,26 @@ class NamespaceAdapter:
     def __repr__(self) -> str:
         return f"<workers namespace {self._ns!r}>"
 
-    def get(self, id: Any, options: Mapping[str, Any] | None = None, /) -> StubAdapter:
+    def idFromName(self, name: str) -> durable.DurableObjectId:
+        """The id for ``name`` (``idFromName(7)`` is ``idFromName("7")``, as in workerd)."""
+        oid: durable.DurableObjectId = self._ns.id_from_name(js_key(name))
+        return oid
+
+    def newUniqueId(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> durable.DurableObjectId:
+        """A new random id; ``{"jurisdiction": ...}`` raises ``NotImplementedError``, as in workerd."""
+        oid: durable.DurableObjectId = self._ns.new_unique_id(**_options("newUniqueId", options, kwargs))
+        return oid
+
+    def get(self, id: Any, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> StubAdapter:
         """The stub for ``id``."""
         return StubAdapter(self._ns.get(id))
 
-    def getByName(self, name: str, options: Mapping[str, Any] | None = None, /) -> StubAdapter:
+    def getByName(self, name: str, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> StubAdapter:
         """The stub for ``idFromName(name)``."""
-        return StubAdapter(self._ns.get_by_name(name))
+        return StubAdapter(self._ns.get_by_name(js_key(name)))
 
+    id_from_name = idFromName
+    new_unique_id = newUniqueId
     get_by_name = getByName
 
     def jurisdiction(self, name: str) -> NoReturn:

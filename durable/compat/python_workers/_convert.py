@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Coroutine, Generator
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from ..._codec import copy_as_dict
@@ -26,10 +28,12 @@ __all__ = [
     "JsDict",
     "check_rpc_value",
     "is_strict",
+    "js_key",
     "python_from_rpc",
     "python_to_rpc",
     "relaxed",
     "set_strict",
+    "to_durable",
 ]
 
 T = TypeVar("T")
@@ -80,14 +84,82 @@ copy_as_dict(JsDict)
 def python_from_rpc(value: Any) -> Any:
     """Convert a value received over RPC or read from storage the way the SDK does.
 
-    Dicts (at any depth inside dicts and lists) become :class:`JsDict`; everything else is
-    returned as it is.
+    Dicts (at any depth inside dicts and lists) become :class:`JsDict`; ``bytes`` (a
+    JavaScript ``Uint8Array`` or ``ArrayBuffer`` there, which Pyodide's ``to_py()`` gives as a
+    ``memoryview``) become ``memoryview``; a ``float`` with an integral value in JavaScript's safe
+    integer range becomes an ``int`` (Python floats and ints are both JavaScript numbers there,
+    and Pyodide converts a number that ``Number.isSafeInteger()`` to an ``int``: ``1.0`` comes
+    back as ``1``). Everything else is returned as it is.
     """
-    if type(value) is dict or type(value) is JsDict:
-        return JsDict({k: python_from_rpc(v) for k, v in value.items()})
-    if type(value) is list:
-        return [python_from_rpc(v) for v in value]
+    return _from_rpc(value, {})
+
+
+def _from_rpc(value: Any, memo: dict[int, Any]) -> Any:
+    kind = type(value)
+    if kind is dict or kind is JsDict or kind is list:
+        done = memo.get(id(value))
+        if done is not None:
+            return done  # a value that contains itself (structured clone keeps the cycle)
+        if kind is list:
+            items: list[Any] = []
+            memo[id(value)] = items
+            items.extend(_from_rpc(item, memo) for item in value)
+            return items
+        converted = JsDict()
+        memo[id(value)] = converted
+        for key, item in value.items():
+            dict.__setitem__(converted, key, _from_rpc(item, memo))
+        return converted
+    if kind is bytes:
+        return memoryview(value)
+    if kind is float and value.is_integer() and -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+        return int(value)  # a JavaScript number: Pyodide gives an int when Number.isSafeInteger()
     return value
+
+
+_MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
+
+
+def to_durable(value: Any) -> Any:
+    """``value`` as `durable` can store or send it: a ``memoryview`` (what the SDK gives for binary
+    data, and sends as a ``Uint8Array``) becomes ``bytes``, at any depth inside dicts and lists.
+
+    ``value`` itself when it holds no ``memoryview``.
+    """
+    if type(value) is memoryview:
+        return value.tobytes()
+    if isinstance(value, (dict, list)) and _holds_view(value, set()):
+        return _with_bytes(value, {})
+    return value
+
+
+def _holds_view(value: Any, seen: set[int]) -> bool:
+    if type(value) is memoryview:
+        return True
+    if not isinstance(value, (dict, list)) or id(value) in seen:
+        return False
+    seen.add(id(value))
+    return any(_holds_view(item, seen) for item in (value.values() if isinstance(value, dict) else value))
+
+
+def _with_bytes(value: Any, memo: dict[int, Any]) -> Any:
+    if type(value) is memoryview:
+        return value.tobytes()
+    if not isinstance(value, (dict, list)):
+        return value
+    done = memo.get(id(value))
+    if done is not None:
+        return done
+    if isinstance(value, list):
+        items: list[Any] = []
+        memo[id(value)] = items
+        items.extend(_with_bytes(item, memo) for item in value)
+        return items
+    converted: dict[Any, Any] = {}
+    memo[id(value)] = converted
+    for key, item in value.items():
+        converted[key] = _with_bytes(item, memo)
+    return converted
 
 
 def check_rpc_value(value: Any) -> None:
@@ -123,7 +195,54 @@ def python_to_rpc(value: T) -> T:
         TypeError: in strict mode, a value the SDK refuses (see :func:`check_rpc_value`).
     """
     check_rpc_value(value)
-    return value
+    converted: T = to_durable(value)
+    return converted
+
+
+def _js_number(value: float) -> str:
+    """JavaScript's ``String(value)`` for a number: ``1`` for ``1.0``, ``1e+21``, ``1e-7``, ``NaN``."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "0"
+    if value < 0:
+        return "-" + _js_number(-value)
+    # repr() gives the shortest digits that round-trip, as JavaScript's Number::toString does.
+    _, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
+    assert isinstance(exponent, int)  # a finite number
+    point = exponent + len(digit_tuple)  # value = 0.DIGITS x 10**point
+    digits = "".join(map(str, digit_tuple)).rstrip("0")
+    k = len(digits)
+    if k <= point <= 21:
+        return digits + "0" * (point - k)
+    if 0 < point <= 21:
+        return digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return "0." + "0" * -point + digits
+    e = point - 1
+    mantissa = digits if k == 1 else digits[0] + "." + digits[1:]
+    return f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def js_key(key: Any) -> Any:
+    """A storage key as workerd receives it from Python Workers code: a number, boolean or ``None``
+    becomes its JavaScript string (``1`` -> ``"1"``, ``2.5`` -> ``"2.5"``, ``1.0`` -> ``"1"``,
+    ``True`` -> ``"true"``, ``None`` -> ``"null"``), as workerd's storage converts any key with
+    ``String(key)``; anything else is returned as it is.
+    """
+    if type(key) is str:
+        return key
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return _js_number(key)
+    return key
 
 
 class Converted(Generic[T, R]):

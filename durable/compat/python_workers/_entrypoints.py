@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import durable
 from durable._object import RESERVED_METHODS
 
 from ._bindings import ContextAdapter, EnvAdapter
-from ._convert import python_from_rpc, relaxed
+from ._convert import python_from_rpc, relaxed, to_durable
 from ._globals import patched_env, tracks_request
 from ._http import Request
 
@@ -84,7 +84,8 @@ def _request_first(args: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def _rpc_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap the RPC method ``func`` so that arguments arriving over RPC are converted as the SDK's
-    ``python_from_rpc`` converts them (dicts become :class:`JsDict`, at any depth).
+    ``python_from_rpc`` converts them (dicts become :class:`JsDict`, at any depth), and its result
+    as the SDK's ``python_to_rpc`` sends it (a ``memoryview`` as binary data).
 
     workerd converts the arguments of calls that come over RPC only (``introspection.py``); a call
     from the object's own code (``await self.add(item)``) passes its arguments untouched, so the
@@ -95,14 +96,22 @@ def _rpc_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         frame = inspect.currentframe()
         caller = frame.f_back if frame is not None else None
-        if caller is not None and caller.f_globals.get("__name__", "").startswith("durable._"):
-            args = tuple(map(python_from_rpc, args))
-            if kwargs:
-                kwargs = {key: python_from_rpc(value) for key, value in kwargs.items()}
-        return func(self, *args, **kwargs)
+        if caller is None or not caller.f_globals.get("__name__", "").startswith("durable._"):
+            return func(self, *args, **kwargs)
+        args = tuple(map(python_from_rpc, args))
+        if kwargs:
+            kwargs = {key: python_from_rpc(value) for key, value in kwargs.items()}
+        result = func(self, *args, **kwargs)
+        if inspect.iscoroutine(result):
+            return _sent(result)
+        return to_durable(result)
 
     method.__durable_rpc_wrapped__ = True  # type: ignore[attr-defined]
     return method
+
+
+async def _sent(result: Awaitable[Any]) -> Any:
+    return to_durable(await result)
 
 
 def _wrap_rpc_methods(cls: type) -> None:
