@@ -114,3 +114,18 @@ class TestParameterNames:
         with durable.BlockingRuntime() as rt:
             resp = rt.namespace(Named).get_by_name("a").fetch(url_or_request="http://do/z")
             assert rt.run(resp.text) == "GET http://do/z"
+
+
+class Sql(durable.DurableObject):
+    async def run(self) -> Any:
+        sql = self.ctx.storage.sql
+        sql.exec(query="CREATE TABLE t(a)")
+        sql.exec("INSERT INTO t VALUES (?), (?)", 1, 2)
+        return sql.exec(query="SELECT count(*) AS n FROM t").one()["n"]
+
+
+class TestSqlExec:
+    async def test_exec_query_by_name(self) -> None:
+        """API.md 4: "`sql` | `durable.SqlStorage`: `exec(query, *bindings) -> SqlCursor`": `query` is an ordinary parameter."""
+        async with durable.Runtime() as rt:
+            assert await rt.namespace(Sql).get_by_name("a").run() == 2
