@@ -275,6 +275,15 @@ class BlockingStub(Generic[T]):
     def __repr__(self) -> str:
         return f"<durable.BlockingStub {self.stub.id!r}>"
 
+    def __eq__(self, other: object) -> bool:
+        """Stubs of the same object compare equal, as :class:`durable.Stub` does."""
+        if type(other) is not BlockingStub:
+            return NotImplemented
+        return self.stub == other.stub
+
+    def __hash__(self) -> int:
+        return hash(self.stub)
+
     @property
     def id(self) -> DurableObjectId:
         """The object's id."""

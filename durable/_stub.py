@@ -106,6 +106,16 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
     def __repr__(self) -> str:
         return f"<durable.Stub {self.id!r}>"
 
+    def __eq__(self, other: object) -> bool:
+        # API.md: `counters.get_by_name("A")  # == get(id_from_name("A"))`. Stubs for the same
+        # object compare equal (and hash alike); each keeps its own state (a broken one stays broken).
+        if type(other) is not Stub:
+            return NotImplemented
+        return self.id == other.id and self._runtime is other._runtime  # ids carry the namespace
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
     @property
     def name(self) -> str | None:
         """The name the id was derived from, or ``None``."""

@@ -129,3 +129,30 @@ class TestSqlExec:
         """API.md 4: "`sql` | `durable.SqlStorage`: `exec(query, *bindings) -> SqlCursor`": `query` is an ordinary parameter."""
         async with durable.Runtime() as rt:
             assert await rt.namespace(Sql).get_by_name("a").run() == 2
+
+
+class TestStubs:
+    async def test_get_by_name_equals_get_of_id_from_name(self) -> None:
+        """API.md 2: "`stub = counters.get_by_name("A")  # == get(id_from_name("A"))`"."""
+        async with durable.Runtime() as rt:
+            counters = rt.namespace(durable.Counter)
+            other = rt.namespace(durable.Counter, name="OTHER")
+            stub = counters.get_by_name("A")
+            assert stub == counters.get(counters.id_from_name("A"))
+            assert hash(stub) == hash(counters.get(counters.id_from_name("A")))
+            assert stub != counters.get_by_name("B")
+            assert stub != other.get_by_name("A")
+            assert stub != stub.id and stub != "A"
+            assert len({stub, counters.get_by_name("A"), counters.get_by_name("B")}) == 2
+
+    def test_blocking_stubs_compare_the_same_way(self) -> None:
+        """API.md 8: a BlockingRuntime namespace's `get_by_name(name)` / `get(id)` give equal stubs."""
+        with durable.BlockingRuntime() as rt:
+            counters = rt.namespace(durable.Counter)
+            assert counters.get_by_name("A") == counters.get(counters.id_from_name("A"))
+            assert counters.get_by_name("A") != counters.get_by_name("B")
+
+    async def test_stubs_of_two_runtimes_differ(self) -> None:
+        """Stubs of two runtimes reach two different objects, even for the same namespace and name."""
+        async with durable.Runtime() as one, durable.Runtime() as two:
+            assert one.namespace(durable.Counter).get_by_name("A") != two.namespace(durable.Counter).get_by_name("A")
