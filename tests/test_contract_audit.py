@@ -156,3 +156,32 @@ class TestStubs:
         """Stubs of two runtimes reach two different objects, even for the same namespace and name."""
         async with durable.Runtime() as one, durable.Runtime() as two:
             assert one.namespace(durable.Counter).get_by_name("A") != two.namespace(durable.Counter).get_by_name("A")
+
+
+class Raising(durable.DurableObject):
+    async def open_missing(self) -> None:
+        raise FileNotFoundError(2, "No such file or directory", "missing.txt")
+
+    async def rename(self) -> None:
+        raise FileExistsError(17, "File exists", "a.txt", None, "b.txt")
+
+
+class TestRemoteErrors:
+    async def test_os_error_keeps_its_file_names(self) -> None:
+        """API.md 2: "An exception raised inside the object reaches the caller as the same exception
+        class with the same message, with attribute `remote = True`" (an OSError's message names its files)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Raising).get_by_name("a")
+            try:
+                await stub.open_missing()
+            except FileNotFoundError as exc:
+                assert str(exc) == "[Errno 2] No such file or directory: 'missing.txt'"
+                assert exc.filename == "missing.txt" and exc.errno == 2 and exc.remote  # type: ignore[attr-defined]
+            else:  # pragma: no cover
+                raise AssertionError("no error")
+            try:
+                await stub.rename()
+            except FileExistsError as exc:
+                assert str(exc) == "[Errno 17] File exists: 'a.txt' -> 'b.txt'"
+            else:  # pragma: no cover
+                raise AssertionError("no error")
