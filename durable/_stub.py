@@ -107,8 +107,8 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         return f"<durable.Stub {self.id!r}>"
 
     def __eq__(self, other: object) -> bool:
-        # API.md: `counters.get_by_name("A")  # == get(id_from_name("A"))`. Stubs for the same
-        # object compare equal (and hash alike); each keeps its own state (a broken one stays broken).
+        # `counters.get_by_name("A") == counters.get(counters.id_from_name("A"))` (docs/api.md): stubs
+        # of the same object compare equal (and hash alike); each keeps its own state (a broken one stays broken).
         if type(other) is not Stub:
             return NotImplemented
         return self.id == other.id and self._runtime is other._runtime  # ids carry the namespace
