@@ -275,6 +275,15 @@ class BlockingStub(Generic[T]):
     def __repr__(self) -> str:
         return f"<durable.BlockingStub {self.stub.id!r}>"
 
+    def __eq__(self, other: object) -> bool:
+        """Stubs of the same object compare equal, as :class:`durable.Stub` does."""
+        if type(other) is not BlockingStub:
+            return NotImplemented
+        return self.stub == other.stub
+
+    def __hash__(self) -> int:
+        return hash(self.stub)
+
     @property
     def id(self) -> DurableObjectId:
         """The object's id."""
@@ -303,14 +312,14 @@ class BlockingStub(Generic[T]):
         self.__dict__[name] = call
         return call
 
-    def fetch(self, input: str | Request, **init: Any) -> Response:
+    def fetch(self, url_or_request: str | Request, **init: Any) -> Response:
         """Send an HTTP request to the object's ``fetch`` handler; returns its (read) ``Response``.
 
         ``rt.run(response.text)`` (or ``.json``, ``.bytes``) gives its body.
         """
         runtime = self._runtime
         runtime._check_thread("stub.fetch() of a BlockingRuntime")
-        request = build_request(input, init)
+        request = build_request(url_or_request, init)
         body = held_body(request)
         if body is not None and not isinstance(body, bytes):
             # A streamed body is read on the loop that owns it... here, none runs: read it there.

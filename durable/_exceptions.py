@@ -221,6 +221,10 @@ def _copy_plain(exc: BaseException) -> BaseException:
     args: tuple[Any, ...]
     try:
         args = _copy_value(exc.args)
+        if isinstance(exc, OSError) and len(args) == 2 and (exc.filename is not None or exc.filename2 is not None):
+            # OSError(errno, strerror, filename, winerror, filename2) keeps only (errno, strerror)
+            # in args; its message names the files, so they travel too.
+            args += _copy_value((exc.filename, None, exc.filename2))
     except Exception:
         args = (message,)  # what cannot be copied travels as the message
     try:

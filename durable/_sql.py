@@ -761,7 +761,7 @@ class SqlStorage:
     def __repr__(self) -> str:
         return "<durable.SqlStorage>"
 
-    def exec(self, query: str, /, *bindings: Any) -> SqlCursor:
+    def exec(self, query: str, *bindings: Any) -> SqlCursor:
         """Run ``query`` now and return a cursor over the results of its last statement.
 
         ``query`` may hold several statements separated by ``;``: each runs in turn (earlier ones

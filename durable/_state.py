@@ -46,12 +46,12 @@ class State:
     def __repr__(self) -> str:
         return f"<durable.State id={self.id!r}>"
 
-    def block_concurrency_while(self, callback: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
-        """Run ``callback()`` while no other event is delivered to the object; return its result.
+    def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+        """Run ``fn()`` while no other event is delivered to the object; return its result.
 
         The gate closes when this is called, so a constructor can call it without ``await`` and
-        the first event still waits for the callback to finish. Calls the callback itself makes
-        (even ones that come back to this object) proceed. If the callback raises, or runs longer
+        the first event still waits for ``fn`` to finish. Calls ``fn`` itself makes
+        (even ones that come back to this object) proceed. If ``fn`` raises, or runs longer
         than 30 seconds, the object is reset.
 
         Example::
@@ -61,7 +61,7 @@ class State:
                 ctx.block_concurrency_while(self.load)
         """
         self._host.check_live(self._gen)
-        return self._host.background.block_concurrency_while(callback)
+        return self._host.background.block_concurrency_while(fn)
 
     def now_ms(self) -> int:
         """The current time in ms since the epoch, on the runtime's clock (JavaScript's ``Date.now()``).
@@ -71,12 +71,12 @@ class State:
         """
         return self._host.now_ms()
 
-    def wait_until(self, work: Awaitable[Any]) -> None:
-        """Keep ``work`` running after the current call returns (it does not delay the result).
+    def wait_until(self, awaitable: Awaitable[Any]) -> None:
+        """Keep ``awaitable`` running after the current call returns (it does not delay the result).
 
         The object is not evicted while such work is pending. Errors it raises are logged.
         """
-        self._host.background.wait_until(work)
+        self._host.background.wait_until(awaitable)
 
     def abort(self, reason: str | None = None) -> NoReturn:
         """Reset the object now: unflushed writes are dropped and the instance discarded.

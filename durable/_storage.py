@@ -427,13 +427,13 @@ class Storage:
         """
         return self._alarm.get(options)
 
-    def set_alarm(self, scheduled_time: int | float | _dt.datetime, **options: Any) -> Awaitable[None]:
-        """Set the object's one alarm (replacing any other) to ``scheduled_time``.
+    def set_alarm(self, when: int | float | _dt.datetime, **options: Any) -> Awaitable[None]:
+        """Set the object's one alarm (replacing any other) to ``when``.
 
-        ``scheduled_time`` is ms since the epoch or a ``datetime``; a time in the past runs as soon
+        ``when`` is ms since the epoch or a ``datetime``; a time in the past runs as soon
         as possible. Raises ``TypeError`` for a time <= 0 and for a class without ``alarm()``.
         """
-        return self._alarm.set(scheduled_time, options)
+        return self._alarm.set(when, options)
 
     def delete_alarm(self, **options: Any) -> Awaitable[None]:
         """Cancel the alarm, if any. A handler already running is not cancelled."""
@@ -442,11 +442,11 @@ class Storage:
     # -- transactions (_transaction.py) --
 
     @overload
-    def transaction(self, closure: AsyncClosure[T]) -> asyncio.Task[T]: ...
+    def transaction(self, fn: AsyncClosure[T]) -> asyncio.Task[T]: ...
     @overload
-    def transaction(self, closure: Callable[[Transaction], T] | Callable[[], T]) -> asyncio.Task[T]: ...
-    def transaction(self, closure: Closure[T]) -> asyncio.Task[T]:
-        """Run ``closure(txn)`` (``closure()`` if it takes no argument) as one transaction.
+    def transaction(self, fn: Callable[[Transaction], T] | Callable[[], T]) -> asyncio.Task[T]: ...
+    def transaction(self, fn: Closure[T]) -> asyncio.Task[T]:
+        """Run ``fn(txn)`` (``fn()`` if it takes no argument) as one transaction.
 
         No other event is delivered meanwhile. The closure's writes (through ``txn`` or straight on ``ctx.storage``) commit together
         when it returns, and are rolled back if it raises (the error propagates; the object is
@@ -459,16 +459,16 @@ class Storage:
         before it ends, and its rollback never undoes writes made outside it. A transaction ends
         once its closure and the transactions started inside it have ended.
         """
-        return self._txns.run(closure, self)
+        return self._txns.run(fn, self)
 
-    def transaction_sync(self, closure: Callable[[], T]) -> T:
-        """Run ``closure()`` synchronously in a savepoint and return its value.
+    def transaction_sync(self, fn: Callable[[], T]) -> T:
+        """Run ``fn()`` synchronously in a savepoint and return its value.
 
         Its writes commit with the object's implicit transaction if it returns, and are rolled
-        back if it raises (only the inner part, when nested). ``closure`` must not be async. It
+        back if it raises (only the inner part, when nested). ``fn`` must not be async. It
         works on key-value-backed classes too, as in workerd (their ``put``/``delete`` join it).
         """
-        return self._txns.run_sync(closure)
+        return self._txns.run_sync(fn)
 
     # -- point-in-time recovery (_bookmarks.py, _history.py and docs/recovery.md) --
 
@@ -481,13 +481,13 @@ class Storage:
         """
         return self._bookmarks.current()
 
-    def get_bookmark_for_time(self, timestamp: int | float | _dt.datetime) -> Done[str]:
-        """The bookmark of the state the object had at ``timestamp`` (ms since the epoch, or a datetime).
+    def get_bookmark_for_time(self, when: int | float | _dt.datetime) -> Done[str]:
+        """The bookmark of the state the object had at ``when`` (ms since the epoch, or a datetime).
 
         Raises ``ValueError`` for a time in the future, more than 30 days ago on the runtime's
         clock, or before the object's history starts.
         """
-        return self._bookmarks.for_time(timestamp)
+        return self._bookmarks.for_time(when)
 
     def on_next_session_restore_bookmark(self, bookmark: str) -> Done[str]:
         """Restore the whole storage (KV, SQL, alarm) to ``bookmark`` when the object next starts.

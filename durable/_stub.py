@@ -110,6 +110,16 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
     def __repr__(self) -> str:
         return f"<durable.Stub {self.id!r}>"
 
+    def __eq__(self, other: object) -> bool:
+        # `counters.get_by_name("A") == counters.get(counters.id_from_name("A"))` (docs/api.md): stubs
+        # of the same object compare equal (and hash alike); each keeps its own state (a broken one stays broken).
+        if type(other) is not Stub:
+            return NotImplemented
+        return self.id == other.id and self._runtime is other._runtime  # ids carry the namespace
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
     @property
     def name(self) -> str | None:
         """The name the id was derived from, or ``None``."""
@@ -184,10 +194,10 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             await caller.gate.wait()
         return result
 
-    def fetch(self, input: str | Request, **init: Any) -> Coroutine[Any, Any, Response]:
+    def fetch(self, url_or_request: str | Request, **init: Any) -> Coroutine[Any, Any, Response]:
         """Send an HTTP request to the object's ``fetch`` handler; await it for the ``Response``.
 
-        ``input`` is an absolute URL or a ``durable.Request``; ``init`` takes ``method``,
+        ``url_or_request`` is an absolute URL or a ``durable.Request``; ``init`` takes ``method``,
         ``headers`` and ``body``. A relative URL fails with ``TypeError``, as on Cloudflare.
 
         On the runtime's loop the request is sent at once, like an RPC call (Cloudflare's
@@ -202,14 +212,14 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         loop = _get_running_loop()
         if loop is None or loop is not self._runtime.loop:
             if loop is not None and (home := _runtime_loop(self._runtime, loop)) is not None:
-                return self._fetch_forwarded(input, init, home)
-            return self._fetch_elsewhere(input, init)
+                return self._fetch_forwarded(url_or_request, init, home)
+            return self._fetch_elsewhere(url_or_request, init)
         promise = _FetchPromise(loop=loop)
         promise._stub = self
         promise._host = None
         promise.close = _close
         try:
-            request = build_request(input, init)
+            request = build_request(url_or_request, init)
         except Exception as exc:  # a relative URL, a bad option: the promise is rejected
             promise.set_exception(exc)
             return promise  # a promise is taken as a coroutine (_let_tasks_take_promises)
@@ -218,7 +228,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         # Headers and their list until the commit that releases the response (one per 1000 fetches
         # gathered) made the garbage collector walk them at each collection: conc-fetch
         # 102,408 -> 101,596 instructions per fetch (callgrind, /work/bench/instr.sh, bench_rpc.py).
-        promise._sent = request.url if not init and type(input) is str else request
+        promise._sent = request.url if not init and type(url_or_request) is str else request
         # follows_redirects(request), inlined (a call is ~500 of a fetch's ~110,000 instructions)
         promise._follows = request.redirect == "follow"
         request.redirect = "manual"  # what the object sees in workerd

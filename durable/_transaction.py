@@ -115,9 +115,9 @@ class Transaction:
         """As ``Storage.get_alarm``, inside the transaction."""
         return self._check("getAlarm").get_alarm(**options)
 
-    def set_alarm(self, scheduled_time: int | float | _dt.datetime, **options: Any) -> Awaitable[None]:
+    def set_alarm(self, when: int | float | _dt.datetime, **options: Any) -> Awaitable[None]:
         """As ``Storage.set_alarm``, inside the transaction."""
-        return self._check("setAlarm").set_alarm(scheduled_time, **options)
+        return self._check("setAlarm").set_alarm(when, **options)
 
     def delete_alarm(self, **options: Any) -> Awaitable[None]:
         """As ``Storage.delete_alarm``, inside the transaction."""
