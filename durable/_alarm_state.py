@@ -22,6 +22,8 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING
 
+from ._util import positional_arity
+
 if TYPE_CHECKING:
     from ._host import ObjectHost
     from ._object import AlarmInfo, DurableObject
@@ -121,7 +123,9 @@ class AlarmState:
         self.running = True
         self.reset = False
         self._dirty_depth = None
-        result = instance.alarm(info)  # type: ignore[attr-defined]
+        handler = instance.alarm  # type: ignore[attr-defined]
+        # `async def alarm(self)` is fine too: JavaScript drops the argument a handler does not take.
+        result = handler() if positional_arity(handler) == 0 else handler(info)
         if inspect.isawaitable(result):
             await result
         self.running = False

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._clock import TimerHandle
 from ._exceptions import ObjectResetError, RuntimeClosedError
 from ._host import ObjectHost, current_host
+from ._util import positional_arity
 from ._websocket import (
     WebSocket,
     WebSocketError,
@@ -196,32 +197,6 @@ class SocketRegistry:
                 ws.network.disconnect()
 
 
-_signatures: dict[Any, int | None] = {}
-
-
-def _arity(func: Callable[..., Any]) -> int | None:
-    """How many positional arguments ``func`` takes (None: any number)."""
-    key = getattr(func, "__func__", func)
-    try:
-        return _signatures[key]
-    except KeyError:
-        pass
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        count: int | None = None
-    else:
-        count = 0
-        for param in params:
-            if param.kind is param.VAR_POSITIONAL:
-                count = None
-                break
-            if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
-                count += 1
-    _signatures[key] = count
-    return count
-
-
 def _handler_event(
     registry: SocketRegistry, name: str, camel: str, args: tuple[Any, ...]
 ) -> Callable[[Any, Any], Coroutine[Any, Any, None]]:
@@ -231,7 +206,7 @@ def _handler_event(
             handler = getattr(instance, camel, None)
         if handler is None or not callable(handler):
             return  # all three handlers are optional: the event is dropped
-        arity = _arity(handler)
+        arity = positional_arity(handler)
         call_args = args if arity is None else args[:arity]
         timeout_ms = registry.event_timeout_ms
         timer: TimerHandle | None = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
-__all__ = ["NoPublicConstructor", "lone_surrogate_at", "open_files_limit"]
+__all__ = ["NoPublicConstructor", "lone_surrogate_at", "open_files_limit", "positional_arity"]
 
 T = TypeVar("T")
 
@@ -47,3 +49,33 @@ class NoPublicConstructor(type):
 
     def _create(cls: type[T], *args: Any, **kwargs: Any) -> T:
         return super().__call__(*args, **kwargs)  # type: ignore[misc, no-any-return]
+
+
+_arities: dict[Any, int | None] = {}
+
+
+def positional_arity(func: Callable[..., Any]) -> int | None:
+    """How many positional arguments ``func`` takes (None: any number), remembered per function.
+
+    Handlers may declare fewer parameters than the runtime passes (``async def alarm(self)``,
+    ``web_socket_close(self, ws)``): JavaScript drops extra arguments, and so does durable.
+    """
+    key = getattr(func, "__func__", func)
+    try:
+        return _arities[key]
+    except KeyError:
+        pass
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        count: int | None = None
+    else:
+        count = 0
+        for param in params:
+            if param.kind is param.VAR_POSITIONAL:
+                count = None
+                break
+            if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+                count += 1
+    _arities[key] = count
+    return count

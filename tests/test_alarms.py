@@ -819,6 +819,32 @@ class TestPersistence:
         assert alarm_times(events) == [0.0]
 
 
+class NoInfo(durable.DurableObject):
+    """A handler that declares no ``info`` parameter, as a port of ``async alarm() {}`` would."""
+
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def alarm(self) -> None:
+        await self.ctx.storage.put("runs", ((await self.ctx.storage.get("runs")) or 0) + 1)
+
+    async def runs(self) -> Any:
+        return await self.ctx.storage.get("runs")
+
+
+async def test_an_alarm_handler_may_declare_no_info_parameter() -> None:
+    """docs/api.md: handlers "may declare fewer parameters". It runs once, and is not retried."""
+    clock = MockClock(T0)
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(NoInfo).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1)
+        assert await stub.runs() == 1
+        await clock.advance(600)  # a failed first try would have retried in 2 s
+        assert await stub.runs() == 1
+        assert await run_in_object(stub, lambda obj, ctx: ctx.storage.get_alarm()) is None
+
+
 def run(coro: Any) -> None:
     """Run ``coro`` on a private event loop (for the test that needs code outside any loop)."""
     loop = asyncio.new_event_loop()
