@@ -413,3 +413,36 @@ class TestBodyInterface:
         assert await response.json() == {"a": 1}
         with pytest.raises(OSError, match="Body already used"):
             await response.json()
+
+
+class NoRequest(durable.DurableObject):
+    """``fetch`` handlers that take no request, as a port of ``async fetch() {...}`` would."""
+
+    async def fetch(self) -> Response:
+        return Response("no request needed")
+
+
+class PlainNoRequest(durable.DurableObject):
+    def fetch(self) -> Response:
+        return Response("plain")
+
+
+class RaisesTypeError(durable.DurableObject):
+    async def fetch(self, request: Request) -> Response:
+        raise TypeError("the handler's own TypeError")
+
+
+@pytest.mark.parametrize(("cls", "text"), [(NoRequest, "no request needed"), (PlainNoRequest, "plain")])
+async def test_a_fetch_handler_may_take_no_request(cls: type[durable.DurableObject], text: str) -> None:
+    """docs/api.md: handlers "may declare fewer parameters", as JavaScript drops the argument."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(cls).get_by_name("a")
+        for _ in range(2):  # the first call, then the shorter path of a live object
+            response = await stub.fetch("http://do/")
+            assert (response.status, await response.text()) == (200, text)
+
+
+async def test_a_type_error_raised_by_a_fetch_handler_reaches_the_caller() -> None:
+    async with durable.Runtime() as rt:
+        with pytest.raises(TypeError, match="the handler's own TypeError"):
+            await rt.namespace(RaisesTypeError).get_by_name("a").fetch("http://do/")
