@@ -34,7 +34,7 @@ from ._done import Done as Done
 from ._done import next_turn
 from ._exceptions import DurableError, InvalidTransactionError
 from ._gates import InputGate
-from ._keys import PUT_SHAPE, KeyList, as_key, check_batch, check_key, encode_checked
+from ._keys import PUT_SHAPE, KeyList, as_key, check_batch, check_key, checked_limit, encode_checked
 from ._keys import compile_range as compile_range
 from ._kv import LIST_INVALIDATED as LIST_INVALIDATED
 from ._kv import SyncKV as SyncKV
@@ -326,7 +326,7 @@ class Storage:
         bounds = compile_range(**opts)
         if bounds is None:
             return Done({})
-        reverse, limit = opts.get("reverse", False), opts.get("limit")
+        reverse, limit = opts.get("reverse", False), checked_limit(opts.get("limit"))
         if self._stack and (level := self._txns.where()) is not NOW:
             return self._txns.defer(level, lambda: self._table.scan(bounds, reverse=reverse, limit=limit))
         return Done(self._table.scan(bounds, reverse=reverse, limit=limit))

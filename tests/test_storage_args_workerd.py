@@ -1,0 +1,135 @@
+"""Unusual and wrong arguments to the key-value storage API, answered as workerd answers them.
+
+Every expectation here was measured in workerd (miniflare 4, compatibility date 2026-04-07) on
+both backends, with the JavaScript value that a Python value stands for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import durable
+from durable import testing
+
+OUT_OF_RANGE = "Value out of range. Must be between -2147483648 and 2147483647 (inclusive)."
+
+
+class Obj(durable.DurableObject):
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        pass
+
+
+@pytest.fixture(params=["sqlite", "kv"])
+def stub(request: pytest.FixtureRequest, durable_runtime: durable.Runtime) -> Any:
+    """An object on each backend."""
+    return durable_runtime.namespace(Obj, storage=request.param).get_by_name("a")
+
+
+@pytest.fixture
+def sqlite_stub(durable_runtime: durable.Runtime) -> Any:
+    """A SQLite-backed object (for ``ctx.storage.kv``)."""
+    return durable_runtime.namespace(Obj).get_by_name("a")
+
+
+SEED = {"a": 1, "b": 2, "c": 3, "d": 4}
+
+
+class TestFloatListLimit:
+    """A float ``limit`` is read as workerd reads a number into an int32: truncated toward zero.
+
+    workerd: ``list({limit: 1.5})`` lists one key and ``2.9`` two; ``0.5``, ``-0.5``, ``NaN``,
+    ``Infinity`` and ``-Infinity`` raise ``TypeError: List limit must be positive.``;
+    ``2147483647.9``, ``-2147483648.5`` and ``1e10`` raise ``TypeError: Value out of range. ...``.
+    The same for ``txn.list()`` and ``kv.list()``.
+    """
+
+    LISTED = [(1.5, ["a"]), (2.9, ["a", "b"]), (3.0, ["a", "b", "c"]), (2147483647.0, ["a", "b", "c", "d"])]
+    REFUSED = [
+        (0.5, "List limit must be positive."),
+        (-0.5, "List limit must be positive."),
+        (-2147483648.0, "List limit must be positive."),
+        (5e-324, "List limit must be positive."),
+        (float("nan"), "List limit must be positive."),
+        (float("inf"), "List limit must be positive."),
+        (float("-inf"), "List limit must be positive."),
+        (2147483647.9, OUT_OF_RANGE),
+        (-2147483648.5, OUT_OF_RANGE),
+        (1e10, OUT_OF_RANGE),
+        (-1e10, OUT_OF_RANGE),
+    ]
+
+    @pytest.mark.parametrize(("limit", "expected"), LISTED)
+    async def test_listed(self, stub: Any, limit: float, expected: list[str]) -> None:
+        """storage.list() and txn.list() list as many keys as the truncated limit."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put(SEED)
+
+            async def in_txn(txn: durable.Transaction) -> list[str]:
+                return list(await txn.list(limit=limit))
+
+            return list(await ctx.storage.list(limit=limit)), await ctx.storage.transaction(in_txn)
+
+        assert await testing.run_in_object(stub, body) == (expected, expected)
+
+    @pytest.mark.parametrize(("limit", "expected"), LISTED)
+    async def test_sync_kv_listed(self, sqlite_stub: Any, limit: float, expected: list[str]) -> None:
+        """kv.list() too."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put(SEED)
+            return [key for key, _ in ctx.storage.kv.list(limit=limit, reverse=False)]
+
+        assert await testing.run_in_object(sqlite_stub, body) == expected
+
+    @pytest.mark.parametrize(("limit", "message"), REFUSED)
+    async def test_refused(self, stub: Any, limit: float, message: str) -> None:
+        """Past the int32 range, or zero once truncated: workerd's TypeError."""
+        with pytest.raises(TypeError) as info:
+            await testing.run_in_object(stub, lambda o, c: c.storage.list(limit=limit))
+        assert str(info.value) == message
+
+    @pytest.mark.parametrize(("limit", "message"), REFUSED)
+    async def test_sync_kv_refused(self, sqlite_stub: Any, limit: float, message: str) -> None:
+        """kv.list() refuses them the same way."""
+        with pytest.raises(TypeError) as info:
+            await testing.run_in_object(sqlite_stub, lambda o, c: c.storage.kv.list(limit=limit))
+        assert str(info.value) == message
+
+
+class TestNotCallableTransaction:
+    """transaction() and transaction_sync() of something not callable: workerd's TypeError text."""
+
+    @pytest.mark.parametrize(
+        ("method", "name"), [("transaction", "transaction"), ("transaction_sync", "transactionSync")]
+    )
+    async def test_text(self, stub: Any, method: str, name: str) -> None:
+        """workerd: ``transaction(5)`` raises ``TypeError: Failed to execute 'transaction' on
+        'DurableObjectStorage': parameter 1 is not of type 'function'.`` (``'transactionSync'``)."""
+        with pytest.raises(TypeError) as info:
+            await testing.run_in_object(stub, lambda o, c: getattr(c.storage, method)(5))
+        assert str(info.value) == (
+            f"Failed to execute '{name}' on 'DurableObjectStorage': parameter 1 is not of type 'function'."
+        )
+
+
+class TestSyncKvPutWithoutValue:
+    """kv.put(key) without a value: workerd's TypeError, and nothing is stored."""
+
+    @pytest.mark.parametrize("key", ["a", {"a": 1}])
+    async def test_text(self, sqlite_stub: Any, key: Any) -> None:
+        """workerd: ``kv.put("a")`` and ``kv.put({a: 1})`` raise ``TypeError: Failed to execute 'put'
+        on 'SyncKvStorage': parameter 2 is not of type 'JsValue'.``."""
+
+        def body(o: Any, ctx: durable.State) -> Any:
+            try:
+                ctx.storage.kv.put(key)
+            except TypeError as exc:
+                return str(exc), list(ctx.storage.kv.list())
+            return None
+
+        message, listed = await testing.run_in_object(sqlite_stub, body)
+        assert message == "Failed to execute 'put' on 'SyncKvStorage': parameter 2 is not of type 'JsValue'."
+        assert listed == []
