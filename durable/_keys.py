@@ -197,6 +197,8 @@ def compile_range(
         succ = _successor(prefix)
         if succ is not None and (hi is None or succ < hi):
             hi = succ
-    if lo is not None and hi is not None and hi <= lo:
+    # workerd's start defaults to "", so end="" is an empty range too: it never reaches the
+    # database, and so does not invalidate a live kv.list() iterator.
+    if hi is not None and hi <= ("" if lo is None else lo):
         return None
     return lo, hi

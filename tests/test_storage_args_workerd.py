@@ -133,3 +133,38 @@ class TestSyncKvPutWithoutValue:
         message, listed = await testing.run_in_object(sqlite_stub, body)
         assert message == "Failed to execute 'put' on 'SyncKvStorage': parameter 2 is not of type 'JsValue'."
         assert listed == []
+
+
+class TestEmptyEndIsAnEmptyRange:
+    """``end=""`` lists nothing without reaching the database, as workerd's start defaults to ""."""
+
+    @pytest.mark.parametrize(
+        "options",
+        [{"end": ""}, {"end": "", "prefix": ""}, {"end": "", "reverse": True, "limit": 1}],
+    )
+    async def test_live_iterator_survives(self, sqlite_stub: Any, options: dict[str, Any]) -> None:
+        """workerd: a kv.list() iterator goes on after ``kv.list({end: ""})`` or ``list({end: ""})``,
+        both empty (``end: "\\0"`` does reach the database and invalidates it, as here)."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put(SEED)
+            kv = ctx.storage.kv
+            live = kv.list()
+            next(live)
+            listed = list(kv.list(**options)), await ctx.storage.list(**options)
+            return listed, [key for key, _ in live]
+
+        assert await testing.run_in_object(sqlite_stub, body) == (([], {}), ["b", "c", "d"])
+
+    async def test_nul_end_still_invalidates(self, sqlite_stub: Any) -> None:
+        """``end="\\0"`` is a real (empty) range: the live iterator is invalidated, as in workerd."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put(SEED)
+            live = ctx.storage.kv.list()
+            next(live)
+            assert list(ctx.storage.kv.list(end="\0")) == []
+            return next(live)
+
+        with pytest.raises(RuntimeError, match="invalidated"):
+            await testing.run_in_object(sqlite_stub, body)

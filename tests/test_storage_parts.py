@@ -68,6 +68,7 @@ class TestKeys:
             ({"prefix": "ab"}, ("ab", "ac")),
             ({"prefix": "a\U0010ffff"}, ("a\U0010ffff", "b")),
             ({"start": "d", "end": "b"}, None),
+            ({"end": ""}, None),
             ({"prefix": "\ud800"}, None),
         ],
     )
