@@ -100,9 +100,7 @@ def _successor(prefix: str) -> str | None:
     """The smallest string greater than every string that starts with ``prefix`` (None: none)."""
     chars = list(prefix)
     while chars:
-        code = ord(chars[-1]) + 1
-        if code == 0xD800:
-            code = 0xE000  # surrogates never occur in keys
+        code = ord(chars[-1]) + 1  # after U+D7FF: U+D800, which sorts as workerd's bytes do
         if code <= 0x10FFFF:
             chars[-1] = chr(code)
             return "".join(chars)
@@ -181,14 +179,6 @@ def compile_range(
         limit = _as_int32(limit)
         if limit <= 0:
             raise TypeError("List limit must be positive.")
-    if prefix is not None and lone_surrogate_at(prefix) is not None:
-        return None  # no key holds a lone surrogate, so none starts with this prefix
-    if start_after is not None and (index := lone_surrogate_at(start_after)) is not None:
-        start, start_after = _past_surrogates(start_after, index), None
-    elif start is not None and (index := lone_surrogate_at(start)) is not None:
-        start = _past_surrogates(start, index)
-    if end is not None and (index := lone_surrogate_at(end)) is not None:
-        end = _past_surrogates(end, index)
     lo = start if start_after is None else start_after + "\0"
     hi = end
     if prefix:
@@ -197,8 +187,16 @@ def compile_range(
         succ = _successor(prefix)
         if succ is not None and (hi is None or succ < hi):
             hi = succ
-    # workerd's start defaults to "", so end="" is an empty range too: it never reaches the
-    # database, and so does not invalidate a live kv.list() iterator.
+    # Whether the range is empty is decided on the bounds as given, as workerd decides it on their
+    # bytes (code-point order is that order, lone surrogates included). workerd's start defaults to
+    # "", so end="" is an empty range too. An empty range never reaches the database, so it does
+    # not invalidate a live kv.list() iterator; any other range does, even one no key can match.
     if hi is not None and hi <= ("" if lo is None else lo):
         return None
+    if lo is not None and (index := lone_surrogate_at(lo)) is not None:
+        lo = _past_surrogates(lo, index)
+    if hi is not None and (index := lone_surrogate_at(hi)) is not None:
+        hi = _past_surrogates(hi, index)
+    if prefix and lone_surrogate_at(prefix) is not None:
+        return lo, lo  # no key holds a lone surrogate, so none starts with this prefix
     return lo, hi

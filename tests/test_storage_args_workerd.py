@@ -168,3 +168,66 @@ class TestEmptyEndIsAnEmptyRange:
 
         with pytest.raises(RuntimeError, match="invalidated"):
             await testing.run_in_object(sqlite_stub, body)
+
+
+class TestWhichRangesReachTheDatabase:
+    """A range is empty, and reaches no database, exactly when workerd's bytes say so.
+
+    Lone surrogates in bounds order as workerd's bytes do; a range that no key can match (a
+    prefix with a lone surrogate, two bounds between U+D7FF and U+E000) still reaches the database
+    there, so it invalidates a live ``kv.list()`` iterator. Measured with miniflare 4 (2026-04-07),
+    for the keys of ``KEYS``: what ``kv.list(options)`` lists, and whether the live iterator then
+    goes on (its 8 remaining pairs) or is invalidated.
+    """
+
+    KEYS = {
+        "a": 1,
+        "\ud7ff": 2,
+        "\ue000": 3,
+        "\U0001f600": 4,
+        "b": 5,
+        "ba": 6,
+        "a\ud7ff": 7,
+        "a\ue000": 8,
+        "\ud7ffz": 9,
+    }
+
+    @pytest.mark.parametrize(
+        ("options", "listed", "invalidated"),
+        [
+            ({"prefix": "\ud800"}, [], True),
+            ({"prefix": "a\udc00"}, [], True),
+            ({"start": "\ud800", "end": "\ud801"}, [], True),
+            ({"start": "a\ud800", "end": "\udbff"}, ["a\ue000", "b", "ba", "\ud7ff", "\ud7ffz"], True),
+            ({"prefix": "a\ud7ff", "start": "a\ud800"}, [], False),
+            ({"prefix": "\ud7ff"}, ["\ud7ff", "\ud7ffz"], True),
+            ({"prefix": "\ud7ff", "end": "\ud800"}, ["\ud7ff", "\ud7ffz"], True),
+            ({"start_after": "\udfff"}, ["\ue000", "\U0001f600"], True),
+            ({"start_after": "\udfff", "end": "\ue000"}, [], True),
+            ({"start": "\ue000", "end": "\udfff"}, [], False),
+            ({"start": "", "end": ""}, [], False),
+            ({"end": "\0"}, [], True),
+            ({"prefix": "b", "end": "b"}, [], False),
+            ({"prefix": "b", "start": "c"}, [], False),
+            ({"prefix": "b", "start": "a", "end": "a\uffff"}, [], False),
+            ({"prefix": "\U0010ffff"}, [], True),
+            ({"start": "\ud800", "reverse": True, "limit": 1}, ["\U0001f600"], True),
+        ],
+    )
+    async def test_kv_list(
+        self, sqlite_stub: Any, options: dict[str, Any], listed: list[str], invalidated: bool
+    ) -> None:
+        """kv.list(options) lists what workerd lists, and invalidates the live iterator as it does."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put(self.KEYS)
+            live = ctx.storage.kv.list()
+            next(live)
+            keys = [key for key, _ in ctx.storage.kv.list(**options)]
+            try:
+                rest: object = len(list(live))
+            except RuntimeError:
+                rest = "invalidated"
+            return keys, rest
+
+        assert await testing.run_in_object(sqlite_stub, body) == (listed, "invalidated" if invalidated else 8)
