@@ -23,6 +23,7 @@ __all__ = [
     "PUT_SHAPE",
     "KeyList",
     "as_key",
+    "bindable_keys",
     "check_batch",
     "check_key",
     "checked_limit",
@@ -87,6 +88,29 @@ def encode_checked(key: str, value: object, host: StorageHost) -> bytes:
                     "durable.Runtime(limits=durable.Limits(sqlite_max_row_bytes=...)).)"
                 )
     return blob
+
+
+def bindable_keys(keys: KeyList, host: StorageHost) -> tuple[KeyList, StorageLimitError | None]:
+    """The keys a SQLite-backed ``delete()`` deletes, and the error it then raises, if any.
+
+    workerd's SQLite cannot bind a key longer than its length limit, so deleting one raises
+    ``string or blob too big: SQLITE_TOOBIG``; the keys before it in a list are deleted all the
+    same (measured with miniflare 4, 2026-04-07: ``delete(["a", <3 MB key>, "b"])`` raises and
+    leaves only "b"). ``get()`` and ``list()`` of such a key find nothing there, without an error.
+    """
+    limit = host.limits.sqlite_max_row_bytes
+    if host.kv_backed or limit is None:
+        return keys, None
+    for index, key in enumerate(keys):
+        # len(key) * 4 bounds its UTF-8 size: measure exactly only when it could matter.
+        if len(key) * 4 > limit and (size := len(key.encode("utf-8"))) > limit:
+            return keys[:index], StorageLimitError(
+                "string or blob too big: SQLITE_TOOBIG (in a SQLite-backed object a key may take at "
+                f"most {limit} bytes (2 MB), as on Cloudflare; this one takes {size}. Relax the "
+                "limit where production is not the target with "
+                "durable.Runtime(limits=durable.Limits(sqlite_max_row_bytes=...)).)"
+            )
+    return keys, None
 
 
 def check_batch(count: int, host: StorageHost) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from ._aliases import normalize_options
 from ._codec import decode
-from ._keys import check_key, checked_limit, compile_range, encode_checked
+from ._keys import bindable_keys, check_key, checked_limit, compile_range, encode_checked
 from ._sqlite import ObjectDatabase
 
 if TYPE_CHECKING:
@@ -118,7 +118,10 @@ class SyncKV:
         host.check_live(self._gen)
         if self._transactions:
             self._check_sync("kv.delete()")
-        existed = self._db.kv.delete(check_key(key, host))
+        _, refused = bindable_keys((key := check_key(key, host),), host)
+        if refused is not None:
+            raise refused  # workerd's SQLITE_TOOBIG for a key too long to bind
+        existed = self._db.kv.delete(key)
         if self._db.in_transaction:
             host.wrote(gated=True)
         return existed

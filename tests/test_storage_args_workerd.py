@@ -231,3 +231,72 @@ class TestWhichRangesReachTheDatabase:
             return keys, rest
 
         assert await testing.run_in_object(sqlite_stub, body) == (listed, "invalidated" if invalidated else 8)
+
+
+class TestDeletingAKeyTooLongForSqlite:
+    """A SQLite-backed ``delete()`` of a key longer than SQLite's length limit raises, as in workerd.
+
+    workerd (miniflare 4, 2026-04-07): ``delete(<3 MB key>)``, ``kv.delete(...)`` and
+    ``delete([<3 MB key>])`` raise ``Error: string or blob too big: SQLITE_TOOBIG``;
+    ``delete(["a", <3 MB key>, "b"])`` raises after deleting "a" ("b" stays); ``get`` and ``list``
+    of such a key find nothing, without an error. (Its limit lies near 2.5 MB; durable's is the
+    2 MB of ``Limits.sqlite_max_row_bytes``, as for ``put``.)
+    """
+
+    BIG = "x" * (3 * 1024 * 1024)
+    TOOBIG = "string or blob too big: SQLITE_TOOBIG"
+
+    async def test_delete_raises(self, sqlite_stub: Any) -> None:
+        """delete(key), delete([key]) and kv.delete(key) raise SQLITE_TOOBIG."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            messages = []
+            for call in (
+                lambda: ctx.storage.delete(self.BIG),
+                lambda: ctx.storage.delete([self.BIG]),
+                lambda: ctx.storage.kv.delete(self.BIG),
+            ):
+                try:
+                    call()
+                except durable.StorageLimitError as exc:
+                    messages.append(str(exc))
+            return messages
+
+        messages = await testing.run_in_object(sqlite_stub, body)
+        assert len(messages) == 3
+        assert all(message.startswith(self.TOOBIG) for message in messages)
+
+    async def test_keys_before_it_are_deleted(self, sqlite_stub: Any) -> None:
+        """delete(["a", big, "b"]) deletes "a", then raises; "b" stays."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put({"a": 1, "b": 2})
+            with pytest.raises(durable.StorageLimitError, match="SQLITE_TOOBIG"):
+                ctx.storage.delete(["a", self.BIG, "b"])
+            return await ctx.storage.list()
+
+        assert await testing.run_in_object(sqlite_stub, body) == {"b": 2}
+        assert await testing.run_in_object(sqlite_stub, lambda o, c: c.storage.list()) == {"b": 2}
+
+    async def test_reads_find_nothing(self, sqlite_stub: Any) -> None:
+        """get, kv.get and list(start=big) answer as for any missing key."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            return (
+                await ctx.storage.get(self.BIG),
+                ctx.storage.kv.get(self.BIG),
+                await ctx.storage.get([self.BIG]),
+                await ctx.storage.list(start=self.BIG),
+            )
+
+        assert await testing.run_in_object(sqlite_stub, body) == (None, None, {}, {})
+
+    async def test_unlimited(self) -> None:
+        """Without the limit, such a key is deleted like any other."""
+        async with durable.Runtime(limits=durable.Limits.unlimited()) as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+
+            async def body(o: Any, ctx: durable.State) -> Any:
+                return await ctx.storage.delete(self.BIG), ctx.storage.kv.delete(self.BIG)
+
+            assert await testing.run_in_object(stub, body) == (False, False)
