@@ -34,7 +34,7 @@ from ._done import Done as Done
 from ._done import next_turn
 from ._exceptions import DurableError, InvalidTransactionError
 from ._gates import InputGate
-from ._keys import PUT_SHAPE, KeyList, as_key, check_batch, check_key, encode_checked
+from ._keys import PUT_SHAPE, KeyList, as_key, bindable_keys, check_batch, check_key, checked_limit, encode_checked
 from ._keys import compile_range as compile_range
 from ._kv import LIST_INVALIDATED as LIST_INVALIDATED
 from ._kv import SyncKV as SyncKV
@@ -191,11 +191,22 @@ class _KvTable:
         self._host.wrote(gated=gated)
 
     def delete(self, keys: str | KeyList, *, gated: bool) -> bool | int:
-        """Delete one key (whether it existed) or several (how many existed)."""
+        """Delete one key (whether it existed) or several (how many existed).
+
+        A key too long for SQLite to bind raises, after the keys before it (``bindable_keys``).
+        """
         db = self._db
-        result = db.kv.delete(keys) if isinstance(keys, str) else db.kv.delete_many(list(keys))
+        result: bool | int
+        if isinstance(keys, str):
+            bound, refused = bindable_keys((keys,), self._host)
+            result = db.kv.delete(keys) if bound else False
+        else:
+            bound, refused = bindable_keys(keys, self._host)
+            result = db.kv.delete_many(list(bound))
         if db.in_transaction:
             self._host.wrote(gated=gated)
+        if refused is not None:
+            raise refused
         return result
 
     def clear(self, *, gated: bool) -> None:
@@ -326,7 +337,7 @@ class Storage:
         bounds = compile_range(**opts)
         if bounds is None:
             return Done({})
-        reverse, limit = opts.get("reverse", False), opts.get("limit")
+        reverse, limit = opts.get("reverse", False), checked_limit(opts.get("limit"))
         if self._stack and (level := self._txns.where()) is not NOW:
             return self._txns.defer(level, lambda: self._table.scan(bounds, reverse=reverse, limit=limit))
         return Done(self._table.scan(bounds, reverse=reverse, limit=limit))

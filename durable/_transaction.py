@@ -35,6 +35,9 @@ __all__ = ["NOW", "AsyncClosure", "Closure", "Transaction", "Transactions"]
 
 T = TypeVar("T")
 
+_NOT_A_FUNCTION = "Failed to execute '{method}' on 'DurableObjectStorage': parameter 1 is not of type 'function'."
+"""workerd's TypeError for ``transaction()`` / ``transactionSync()`` given something not callable."""
+
 _in_transaction: ContextVar[Transaction | None] = ContextVar("durable_transaction", default=None)
 
 
@@ -336,7 +339,8 @@ class Transactions:
         """``storage.transaction(closure)``: a running task; ``txn`` forwards to ``storage``."""
         self._host.check_live(self._gen)
         if not callable(closure):
-            raise TypeError(f"transaction() takes a callable, not {type(closure).__name__}")
+            # workerd's words (measured with miniflare 4, 2026-04-07: transaction(5)).
+            raise TypeError(_NOT_A_FUNCTION.format(method="transaction"))
         parent = self.level()
         txn = Transaction(storage, self, _in_transaction.get(), held_locks.get())
         stack = self.stack
@@ -427,7 +431,7 @@ class Transactions:
         host = self._host
         host.check_live(self._gen)
         if not callable(closure):
-            raise TypeError(f"transaction_sync() takes a callable, not {type(closure).__name__}")
+            raise TypeError(_NOT_A_FUNCTION.format(method="transactionSync"))
         if inspect.iscoroutinefunction(closure):
             raise TypeError("transaction_sync() takes a synchronous callable; use transaction() for async code")
         if self.stack:

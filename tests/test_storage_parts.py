@@ -68,7 +68,9 @@ class TestKeys:
             ({"prefix": "ab"}, ("ab", "ac")),
             ({"prefix": "a\U0010ffff"}, ("a\U0010ffff", "b")),
             ({"start": "d", "end": "b"}, None),
-            ({"prefix": "\ud800"}, None),
+            ({"end": ""}, None),
+            ({"prefix": "\ud800"}, ("\ue000", "\ue000")),  # no key, but it reaches the database
+            ({"prefix": "a\ud7ff", "start": "a\ud800"}, None),
         ],
     )
     def test_list_options_compile_to_a_half_open_range(

@@ -1,0 +1,302 @@
+"""Unusual and wrong arguments to the key-value storage API, answered as workerd answers them.
+
+Every expectation here was measured in workerd (miniflare 4, compatibility date 2026-04-07) on
+both backends, with the JavaScript value that a Python value stands for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import durable
+from durable import testing
+
+OUT_OF_RANGE = "Value out of range. Must be between -2147483648 and 2147483647 (inclusive)."
+
+
+class Obj(durable.DurableObject):
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        pass
+
+
+@pytest.fixture(params=["sqlite", "kv"])
+def stub(request: pytest.FixtureRequest, durable_runtime: durable.Runtime) -> Any:
+    """An object on each backend."""
+    return durable_runtime.namespace(Obj, storage=request.param).get_by_name("a")
+
+
+@pytest.fixture
+def sqlite_stub(durable_runtime: durable.Runtime) -> Any:
+    """A SQLite-backed object (for ``ctx.storage.kv``)."""
+    return durable_runtime.namespace(Obj).get_by_name("a")
+
+
+SEED = {"a": 1, "b": 2, "c": 3, "d": 4}
+
+
+class TestFloatListLimit:
+    """A float ``limit`` is read as workerd reads a number into an int32: truncated toward zero.
+
+    workerd: ``list({limit: 1.5})`` lists one key and ``2.9`` two; ``0.5``, ``-0.5``, ``NaN``,
+    ``Infinity`` and ``-Infinity`` raise ``TypeError: List limit must be positive.``;
+    ``2147483647.9``, ``-2147483648.5`` and ``1e10`` raise ``TypeError: Value out of range. ...``.
+    The same for ``txn.list()`` and ``kv.list()``.
+    """
+
+    LISTED = [(1.5, ["a"]), (2.9, ["a", "b"]), (3.0, ["a", "b", "c"]), (2147483647.0, ["a", "b", "c", "d"])]
+    REFUSED = [
+        (0.5, "List limit must be positive."),
+        (-0.5, "List limit must be positive."),
+        (-2147483648.0, "List limit must be positive."),
+        (5e-324, "List limit must be positive."),
+        (float("nan"), "List limit must be positive."),
+        (float("inf"), "List limit must be positive."),
+        (float("-inf"), "List limit must be positive."),
+        (2147483647.9, OUT_OF_RANGE),
+        (-2147483648.5, OUT_OF_RANGE),
+        (1e10, OUT_OF_RANGE),
+        (-1e10, OUT_OF_RANGE),
+    ]
+
+    @pytest.mark.parametrize(("limit", "expected"), LISTED)
+    async def test_listed(self, stub: Any, limit: float, expected: list[str]) -> None:
+        """storage.list() and txn.list() list as many keys as the truncated limit."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put(SEED)
+
+            async def in_txn(txn: durable.Transaction) -> list[str]:
+                return list(await txn.list(limit=limit))
+
+            return list(await ctx.storage.list(limit=limit)), await ctx.storage.transaction(in_txn)
+
+        assert await testing.run_in_object(stub, body) == (expected, expected)
+
+    @pytest.mark.parametrize(("limit", "expected"), LISTED)
+    async def test_sync_kv_listed(self, sqlite_stub: Any, limit: float, expected: list[str]) -> None:
+        """kv.list() too."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put(SEED)
+            return [key for key, _ in ctx.storage.kv.list(limit=limit, reverse=False)]
+
+        assert await testing.run_in_object(sqlite_stub, body) == expected
+
+    @pytest.mark.parametrize(("limit", "message"), REFUSED)
+    async def test_refused(self, stub: Any, limit: float, message: str) -> None:
+        """Past the int32 range, or zero once truncated: workerd's TypeError."""
+        with pytest.raises(TypeError) as info:
+            await testing.run_in_object(stub, lambda o, c: c.storage.list(limit=limit))
+        assert str(info.value) == message
+
+    @pytest.mark.parametrize(("limit", "message"), REFUSED)
+    async def test_sync_kv_refused(self, sqlite_stub: Any, limit: float, message: str) -> None:
+        """kv.list() refuses them the same way."""
+        with pytest.raises(TypeError) as info:
+            await testing.run_in_object(sqlite_stub, lambda o, c: c.storage.kv.list(limit=limit))
+        assert str(info.value) == message
+
+
+class TestNotCallableTransaction:
+    """transaction() and transaction_sync() of something not callable: workerd's TypeError text."""
+
+    @pytest.mark.parametrize(
+        ("method", "name"), [("transaction", "transaction"), ("transaction_sync", "transactionSync")]
+    )
+    async def test_text(self, stub: Any, method: str, name: str) -> None:
+        """workerd: ``transaction(5)`` raises ``TypeError: Failed to execute 'transaction' on
+        'DurableObjectStorage': parameter 1 is not of type 'function'.`` (``'transactionSync'``)."""
+        with pytest.raises(TypeError) as info:
+            await testing.run_in_object(stub, lambda o, c: getattr(c.storage, method)(5))
+        assert str(info.value) == (
+            f"Failed to execute '{name}' on 'DurableObjectStorage': parameter 1 is not of type 'function'."
+        )
+
+
+class TestSyncKvPutWithoutValue:
+    """kv.put(key) without a value: workerd's TypeError, and nothing is stored."""
+
+    @pytest.mark.parametrize("key", ["a", {"a": 1}])
+    async def test_text(self, sqlite_stub: Any, key: Any) -> None:
+        """workerd: ``kv.put("a")`` and ``kv.put({a: 1})`` raise ``TypeError: Failed to execute 'put'
+        on 'SyncKvStorage': parameter 2 is not of type 'JsValue'.``."""
+
+        def body(o: Any, ctx: durable.State) -> Any:
+            try:
+                ctx.storage.kv.put(key)
+            except TypeError as exc:
+                return str(exc), list(ctx.storage.kv.list())
+            return None
+
+        message, listed = await testing.run_in_object(sqlite_stub, body)
+        assert message == "Failed to execute 'put' on 'SyncKvStorage': parameter 2 is not of type 'JsValue'."
+        assert listed == []
+
+
+class TestEmptyEndIsAnEmptyRange:
+    """``end=""`` lists nothing without reaching the database, as workerd's start defaults to ""."""
+
+    @pytest.mark.parametrize(
+        "options",
+        [{"end": ""}, {"end": "", "prefix": ""}, {"end": "", "reverse": True, "limit": 1}],
+    )
+    async def test_live_iterator_survives(self, sqlite_stub: Any, options: dict[str, Any]) -> None:
+        """workerd: a kv.list() iterator goes on after ``kv.list({end: ""})`` or ``list({end: ""})``,
+        both empty (``end: "\\0"`` does reach the database and invalidates it, as here)."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put(SEED)
+            kv = ctx.storage.kv
+            live = kv.list()
+            next(live)
+            listed = list(kv.list(**options)), await ctx.storage.list(**options)
+            return listed, [key for key, _ in live]
+
+        assert await testing.run_in_object(sqlite_stub, body) == (([], {}), ["b", "c", "d"])
+
+    async def test_nul_end_still_invalidates(self, sqlite_stub: Any) -> None:
+        """``end="\\0"`` is a real (empty) range: the live iterator is invalidated, as in workerd."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put(SEED)
+            live = ctx.storage.kv.list()
+            next(live)
+            assert list(ctx.storage.kv.list(end="\0")) == []
+            return next(live)
+
+        with pytest.raises(RuntimeError, match="invalidated"):
+            await testing.run_in_object(sqlite_stub, body)
+
+
+class TestWhichRangesReachTheDatabase:
+    """A range is empty, and reaches no database, exactly when workerd's bytes say so.
+
+    Lone surrogates in bounds order as workerd's bytes do; a range that no key can match (a
+    prefix with a lone surrogate, two bounds between U+D7FF and U+E000) still reaches the database
+    there, so it invalidates a live ``kv.list()`` iterator. Measured with miniflare 4 (2026-04-07),
+    for the keys of ``KEYS``: what ``kv.list(options)`` lists, and whether the live iterator then
+    goes on (its 8 remaining pairs) or is invalidated.
+    """
+
+    KEYS = {
+        "a": 1,
+        "\ud7ff": 2,
+        "\ue000": 3,
+        "\U0001f600": 4,
+        "b": 5,
+        "ba": 6,
+        "a\ud7ff": 7,
+        "a\ue000": 8,
+        "\ud7ffz": 9,
+    }
+
+    @pytest.mark.parametrize(
+        ("options", "listed", "invalidated"),
+        [
+            ({"prefix": "\ud800"}, [], True),
+            ({"prefix": "a\udc00"}, [], True),
+            ({"start": "\ud800", "end": "\ud801"}, [], True),
+            ({"start": "a\ud800", "end": "\udbff"}, ["a\ue000", "b", "ba", "\ud7ff", "\ud7ffz"], True),
+            ({"prefix": "a\ud7ff", "start": "a\ud800"}, [], False),
+            ({"prefix": "\ud7ff"}, ["\ud7ff", "\ud7ffz"], True),
+            ({"prefix": "\ud7ff", "end": "\ud800"}, ["\ud7ff", "\ud7ffz"], True),
+            ({"start_after": "\udfff"}, ["\ue000", "\U0001f600"], True),
+            ({"start_after": "\udfff", "end": "\ue000"}, [], True),
+            ({"start": "\ue000", "end": "\udfff"}, [], False),
+            ({"start": "", "end": ""}, [], False),
+            ({"end": "\0"}, [], True),
+            ({"prefix": "b", "end": "b"}, [], False),
+            ({"prefix": "b", "start": "c"}, [], False),
+            ({"prefix": "b", "start": "a", "end": "a\uffff"}, [], False),
+            ({"prefix": "\U0010ffff"}, [], True),
+            ({"start": "\ud800", "reverse": True, "limit": 1}, ["\U0001f600"], True),
+        ],
+    )
+    async def test_kv_list(
+        self, sqlite_stub: Any, options: dict[str, Any], listed: list[str], invalidated: bool
+    ) -> None:
+        """kv.list(options) lists what workerd lists, and invalidates the live iterator as it does."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put(self.KEYS)
+            live = ctx.storage.kv.list()
+            next(live)
+            keys = [key for key, _ in ctx.storage.kv.list(**options)]
+            try:
+                rest: object = len(list(live))
+            except RuntimeError:
+                rest = "invalidated"
+            return keys, rest
+
+        assert await testing.run_in_object(sqlite_stub, body) == (listed, "invalidated" if invalidated else 8)
+
+
+class TestDeletingAKeyTooLongForSqlite:
+    """A SQLite-backed ``delete()`` of a key longer than SQLite's length limit raises, as in workerd.
+
+    workerd (miniflare 4, 2026-04-07): ``delete(<3 MB key>)``, ``kv.delete(...)`` and
+    ``delete([<3 MB key>])`` raise ``Error: string or blob too big: SQLITE_TOOBIG``;
+    ``delete(["a", <3 MB key>, "b"])`` raises after deleting "a" ("b" stays); ``get`` and ``list``
+    of such a key find nothing, without an error. (Its limit lies near 2.5 MB; durable's is the
+    2 MB of ``Limits.sqlite_max_row_bytes``, as for ``put``.)
+    """
+
+    BIG = "x" * (3 * 1024 * 1024)
+    TOOBIG = "string or blob too big: SQLITE_TOOBIG"
+
+    async def test_delete_raises(self, sqlite_stub: Any) -> None:
+        """delete(key), delete([key]) and kv.delete(key) raise SQLITE_TOOBIG."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            messages = []
+            for call in (
+                lambda: ctx.storage.delete(self.BIG),
+                lambda: ctx.storage.delete([self.BIG]),
+                lambda: ctx.storage.kv.delete(self.BIG),
+            ):
+                try:
+                    call()
+                except durable.StorageLimitError as exc:
+                    messages.append(str(exc))
+            return messages
+
+        messages = await testing.run_in_object(sqlite_stub, body)
+        assert len(messages) == 3
+        assert all(message.startswith(self.TOOBIG) for message in messages)
+
+    async def test_keys_before_it_are_deleted(self, sqlite_stub: Any) -> None:
+        """delete(["a", big, "b"]) deletes "a", then raises; "b" stays."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put({"a": 1, "b": 2})
+            with pytest.raises(durable.StorageLimitError, match="SQLITE_TOOBIG"):
+                ctx.storage.delete(["a", self.BIG, "b"])
+            return await ctx.storage.list()
+
+        assert await testing.run_in_object(sqlite_stub, body) == {"b": 2}
+        assert await testing.run_in_object(sqlite_stub, lambda o, c: c.storage.list()) == {"b": 2}
+
+    async def test_reads_find_nothing(self, sqlite_stub: Any) -> None:
+        """get, kv.get and list(start=big) answer as for any missing key."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            return (
+                await ctx.storage.get(self.BIG),
+                ctx.storage.kv.get(self.BIG),
+                await ctx.storage.get([self.BIG]),
+                await ctx.storage.list(start=self.BIG),
+            )
+
+        assert await testing.run_in_object(sqlite_stub, body) == (None, None, {}, {})
+
+    async def test_unlimited(self) -> None:
+        """Without the limit, such a key is deleted like any other."""
+        async with durable.Runtime(limits=durable.Limits.unlimited()) as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+
+            async def body(o: Any, ctx: durable.State) -> Any:
+                return await ctx.storage.delete(self.BIG), ctx.storage.kv.delete(self.BIG)
+
+            assert await testing.run_in_object(stub, body) == (False, False)
