@@ -34,7 +34,7 @@ __all__ = ["AlarmState"]
 class AlarmState:
     """The alarm of one object: whether its handler runs, and whether it changed since the last commit."""
 
-    __slots__ = ("_committing", "_dirty_depth", "_owner", "changed", "reset", "running")
+    __slots__ = ("_changed_depth", "_committing", "_dirty_depth", "_owner", "changed", "reset", "running")
 
     def __init__(self, owner: ObjectHost) -> None:
         self._owner = owner
@@ -44,6 +44,9 @@ class AlarmState:
         """Whether the running handler set (or deleted) the alarm itself."""
         self.changed = False
         """Whether the alarm was written since the last commit (the scheduler must hear of it)."""
+        self._changed_depth: int | None = None
+        """The savepoint depth at which ``changed`` became true, if inside a ``transaction()``:
+        rolling that savepoint back makes it false again. ``None``: at depth 0 (or not changed)."""
         self._committing: int | None = None
         self._dirty_depth: int | None = None
         """While the handler runs: the shallowest savepoint depth (``transaction()`` nesting) whose
@@ -52,9 +55,13 @@ class AlarmState:
 
     def written(self) -> None:
         """The alarm was set or deleted: the scheduler re-arms it after the commit."""
-        self.changed = True
+        depth = self._owner.db.savepoint_depth
+        if not self.changed:
+            self.changed = True
+            self._changed_depth = depth or None
+        elif self._changed_depth is not None and depth < self._changed_depth:
+            self._changed_depth = depth or None
         if self.running and not self.reset:
-            depth = self._owner.db.savepoint_depth
             if depth == 0:
                 self.reset = True
                 self._dirty_depth = None
@@ -62,11 +69,24 @@ class AlarmState:
                 self._dirty_depth = depth
 
     def savepoint_ended(self, kept: bool) -> None:
-        """A ``transaction()`` savepoint was released (``kept``) or rolled back: so were its alarm writes."""
+        """A ``transaction()`` savepoint was released (``kept``) or rolled back: so were its alarm writes.
+
+        Alarm writes that are all rolled back leave the alarm as it was, so the commit announces no
+        change: a running alarm's retry goes on, as in workerd (measured with miniflare: a handler
+        whose ``transaction()`` deletes the alarm and throws, and which then throws itself, is
+        retried after 2 s with ``retryCount`` 1).
+        """
+        depth = self._owner.db.savepoint_depth  # the depth now, after the savepoint ended
+        first = self._changed_depth
+        if first is not None and first > depth:
+            if kept:
+                self._changed_depth = depth or None
+            else:
+                self.changed = False
+                self._changed_depth = None
         dirty = self._dirty_depth
         if dirty is None:
             return
-        depth = self._owner.db.savepoint_depth  # the depth now, after the savepoint ended
         if dirty <= depth:
             return  # written outside the savepoint that ended
         if not kept:

@@ -209,3 +209,68 @@ class TestRetriesAndUnchangedAlarms:
             await stub.set_and_roll_back()
             await clock.advance(20)
         assert attempts == [(1.0, 0), (3.0, 1), (7.0, 2), (15.0, 3)]
+
+
+class FailingAfterRolledBackWrite(durable.DurableObject):
+    """Its alarm() handler writes the alarm in a transaction that is undone (the scenario named by
+    its object's name), then fails on its first two attempts; records (seconds after T0, retry_count)."""
+
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        attempts: list[tuple[float, int]] = self.env.attempts
+        attempts.append(((self.ctx.now_ms() - T0_MS) / 1000, info.retry_count))
+        if len(attempts) > 10:  # the alarm ran again and again
+            return
+        storage = self.ctx.storage
+        name = self.ctx.id.name
+        if name == "delete-and-raise":
+
+            async def delete_and_raise(txn: durable.Transaction) -> None:
+                await txn.delete_alarm()
+                raise ValueError("undo")
+
+            with pytest.raises(ValueError):
+                await storage.transaction(delete_and_raise)
+        elif name == "set-and-roll-back":
+
+            async def set_and_roll_back(txn: durable.Transaction) -> None:
+                await txn.set_alarm(self.ctx.now_ms() + 100_000)
+                txn.rollback()
+
+            await storage.transaction(set_and_roll_back)
+        elif name == "nested-then-roll-back":
+
+            async def outer(txn: durable.Transaction) -> None:
+                async def inner(txn2: durable.Transaction) -> None:
+                    await txn2.delete_alarm()
+
+                await storage.transaction(inner)
+                txn.rollback()
+
+            await storage.transaction(outer)
+        if info.retry_count < 2:
+            raise RuntimeError("fails")
+
+
+class TestFailingHandlerWithARolledBackAlarmWrite:
+    """workerd (miniflare 4, 2026-04-07, SQLite- and KV-backed alike): an alarm() handler whose
+    transaction() sets or deletes the alarm and is rolled back, and which then throws, is retried
+    as usual (attempts at 0 s, ~2 s, ~6.5 s with retryCount 0, 1, 2). durable announced the
+    rolled-back write to the scheduler as a new alarm, so the failed attempt was not retried but
+    ran again at once as a first attempt, again and again."""
+
+    @pytest.mark.parametrize("scenario", ["delete-and-raise", "set-and-roll-back", "nested-then-roll-back"])
+    async def test_retried_as_usual(self, backend: str, scenario: str) -> None:
+        clock = MockClock(T0)
+        attempts: list[tuple[float, int]] = []
+        async with durable.Runtime(clock=clock, vars={"attempts": attempts}) as rt:
+            stub = rt.namespace(FailingAfterRolledBackWrite, storage=backend).get_by_name(scenario)
+            await stub.arm(T0_MS + 1000)
+            await clock.advance(20)
+            assert attempts == [(1.0, 0), (3.0, 1), (7.0, 2)]
+            assert await stub.get() is None
