@@ -207,3 +207,75 @@ class TestRequestHeadLimit:
         assert answer.endswith(b"\r\n\r\nERROR: header too large.")
         with httpx.Client(timeout=HANG_GUARD) as client:  # and the server goes on
             assert client.get(server.url + "/?name=A").status_code == 200
+
+
+ECHO_WS_APP = """
+import durable
+
+class Echo(durable.DurableObject):
+    async def fetch(self, request):
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws, message):
+        ws.send(repr(message))
+
+class Worker(durable.WorkerEntrypoint):
+    async def fetch(self, request):
+        return await self.env.ECHO.get_by_name("e").fetch(request)
+
+bindings = {"ECHO": Echo}
+"""
+
+
+def _ws_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """A masked client frame (a zero mask keeps the payload as it is)."""
+    assert len(payload) < 126
+    return bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+def _ws_read_text(sock: socket.socket) -> bytes:
+    head = sock.recv(2)
+    assert head[0] == 0x81 and head[1] < 126, head  # one short text frame from the server
+    payload = b""
+    while len(payload) < head[1]:
+        payload += sock.recv(head[1] - len(payload))
+    return payload
+
+
+@pytest.mark.slow
+class TestWebSocketInvalidUtf8:
+    @pytest.mark.parametrize(
+        ("frames", "expected"),
+        [
+            ([_ws_frame(1, b"a\xffb")], "a\ufffdb"),
+            ([_ws_frame(1, b"x\xed\xa0\x80y")], "x\ufffd\ufffd\ufffdy"),
+            ([_ws_frame(1, b"\xc0\xafz")], "\ufffd\ufffdz"),
+            ([_ws_frame(1, b"\xf0\x9f\x98")], "\ufffd"),
+            ([_ws_frame(1, b"\xe2", fin=False), _ws_frame(0, b"\x82\xac!")], "\u20ac!"),
+        ],
+        ids=["bad-byte", "surrogate", "overlong", "truncated", "split-across-frames"],
+    )
+    def test_text_that_is_not_utf8_is_delivered_with_replacements(
+        self,
+        serve: Any,  # noqa: F811
+        tmp_path: Path,
+        frames: list[bytes],
+        expected: str,
+    ) -> None:
+        """workerd (miniflare 4, 2026-04-07) delivers a text frame that is not UTF-8 with U+FFFD
+        for each maximal bad subsequence (the same replacements for these five payloads);
+        uvicorn closed the connection with 1007 and the object got web_socket_close(1007)."""
+        app = write_app(tmp_path, ECHO_WS_APP)
+        server = serve("--in-memory", command=[sys.executable, "-m", "durable", "serve", str(app)])
+        with socket.create_connection(_address(server.url), timeout=HANG_GUARD) as sock:
+            sock.sendall(
+                b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            assert _read_head(sock).startswith(b"HTTP/1.1 101 ")
+            sock.sendall(b"".join(frames))
+            assert _ws_read_text(sock).decode() == repr(expected)
+            sock.sendall(_ws_frame(1, b"after"))  # the connection is still open
+            assert _ws_read_text(sock).decode() == repr("after")
