@@ -595,7 +595,7 @@ async def _serve(
 ) -> None:
     import uvicorn
 
-    from ._serve_limits import guarded_protocol
+    from ._serve_limits import MAX_HEAD_BYTES, guarded_protocol
     from ._serve_ws import websocket_protocol
 
     limits = limits or _ConnectionLimits()
@@ -623,6 +623,9 @@ async def _serve(
             timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]  # a float works (call_later)
             # The header timeout and the connection cap: see _serve_limits (uvicorn has neither).
             http=guarded_protocol(http, limits.header_timeout, limits.max_connections),
+            # The guarded protocols refuse a head over workerd's 128 KiB with its 431; h11's own
+            # limit (16 KiB by default, answered 400) must not come first.
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         )
         logging.getLogger("uvicorn.error").addFilter(_quiet_shutdown)
         server = uvicorn.Server(config)

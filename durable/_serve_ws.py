@@ -17,6 +17,9 @@ CPython 3.11/3.12 that gets EOF while it still has data to write can fail its ow
 (``transport.abort()`` after the buffered close: ``'NoneType' object has no attribute
 'call_soon'``), so the server waits for the client's Close instead.
 
+A text message that is not valid UTF-8 reaches the application with U+FFFD in place of the bad
+bytes, as workerd delivers it, where uvicorn would close the connection with 1007.
+
 The protocol also tells the bridge (``durable._wsbridge``) that it can send a Close without a
 status code (uvicorn's ``send_close(None)``), so an object's ``ws.close()`` reaches the client
 as 1005, as on workerd.
@@ -39,6 +42,8 @@ _CLOSE_OPCODE = 0x8
 
 # What the close below reads and sets of uvicorn's WebSocketsSansIOProtocol (uvicorn 0.29-0.55).
 _UVICORN_STATE = ("conn", "queue", "close_sent", "transport", "read_paused", "close_timeout", "loop")
+# What its text delivery reads and sets (uvicorn 0.55).
+_UVICORN_TEXT_STATE = ("frames", "curr_msg_data_type", "queue", "close_sent", "read_paused", "transport")
 
 
 class FrameEnds:
@@ -162,6 +167,22 @@ def websocket_protocol() -> type[Any] | None:
                 self.read_paused = False
                 self.transport.resume_reading()
             self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+
+        def send_receive_event_to_app(self) -> None:
+            if self.curr_msg_data_type != "text" or not all(hasattr(self, name) for name in _UVICORN_TEXT_STATE):
+                super().send_receive_event_to_app()
+                return
+            # uvicorn's, but a text message that is not UTF-8 is delivered with U+FFFD in place
+            # of the bad bytes, as workerd does, instead of closing the connection with 1007.
+            frames = self.frames
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            self.frames = []
+            if self.close_sent:
+                return  # the app is past its close: discarded, as uvicorn does
+            self.queue.put_nowait({"type": "websocket.receive", "text": data.decode("utf-8", "replace")})
+            if not self.read_paused:
+                self.read_paused = True
+                self.transport.pause_reading()
 
         def handle_connect(self, event: Any) -> None:
             super().handle_connect(event)

@@ -23,11 +23,12 @@ The app works the same with or without lifespan events, so it can be driven dire
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, MutableMapping
 from types import CoroutineType
 from typing import Any, Final, Protocol
 from urllib.parse import unquote_to_bytes
@@ -222,7 +223,9 @@ class WorkerApp:
                 )
                 response = _text_response(500, "Worker threw exception")
             if response is not None:
-                await _send_response(send, response, head=request.method == "HEAD", too_large=self._too_large_text)
+                await _send_response(
+                    send, response, head=request.method == "HEAD", too_large=self._too_large_text, body=body
+                )
         finally:
             await drain(ctx)
 
@@ -324,6 +327,7 @@ class _RequestBody:
         self._done = False
         self.too_large = False
         self.disconnected = False
+        self.attached = False  # the Worker's Request reads it (else nothing does)
 
     def check_declared_length(self, value: str | None) -> bool:
         """Validate a Content-Length header; return whether the request has a body at all."""
@@ -336,6 +340,16 @@ class _RequestBody:
             self.too_large = True
             raise _BodyTooLarge
         return length > 0
+
+    def watchable(self) -> bool:
+        """Whether :meth:`wait_disconnected` may read ``receive``: no one else reads the body now."""
+        return self._done or not self.attached
+
+    async def wait_disconnected(self) -> None:
+        """Return once the client has gone (what is left of a body no one reads is discarded)."""
+        while (await self._receive()).get("type") != "http.disconnect":
+            pass
+        self.disconnected = True
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while not self._done:
@@ -378,6 +392,7 @@ def _to_request(scope: Scope, body: _RequestBody) -> Request:
     # A GET or HEAD request may arrive with a body over HTTP; Fetch cannot represent it, so
     # (as on Cloudflare) the Worker sees none.
     with_body = has_body and method not in ("GET", "HEAD")
+    body.attached = with_body
     try:
         return request_from_server(url, method, headers, body if with_body else None)
     except TypeError as exc:
@@ -514,7 +529,9 @@ async def _send_text(send: Send, status: int, text: str) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-async def _send_response(send: Send, response: Response, *, head: bool, too_large: Callable[[], str]) -> None:
+async def _send_response(
+    send: Send, response: Response, *, head: bool, too_large: Callable[[], str], body: _RequestBody | None = None
+) -> None:
     # too_large makes the 413 text only when it is sent (made for every request, it cost 0.2 us).
     status = response.status
     headers = [
@@ -542,8 +559,32 @@ async def _send_response(send: Send, response: Response, *, head: bool, too_larg
         await send({"type": "http.response.body", "body": b""})
         return
 
-    # A streamed body: read the first chunk before committing to the status, so that a
-    # stream failing at once still gives a clean 500.
+    # A client that goes away stops the stream, as in workerd (measured with miniflare 4,
+    # 2026-04-07: a ReadableStream is pulled no more once its client disconnects). Servers
+    # (uvicorn) drop what is sent after a disconnect without a word, so without this watch a
+    # stream that never ends (server-sent events) would run, or spin, forever.
+    task = asyncio.current_task()
+    watch = _DisconnectWatch(body, task) if task is not None and body is not None and body.watchable() else None
+    try:
+        await _send_stream(send, source, status, headers, too_large)
+    except asyncio.CancelledError:
+        if watch is None or not watch.stopped():
+            raise
+        await _close(source)
+    finally:
+        if watch is not None:
+            watch.cancel()
+
+
+async def _send_stream(
+    send: Send,
+    source: AsyncIterable[object],
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    too_large: Callable[[], str],
+) -> None:
+    # Read the first chunk before committing to the status, so that a stream failing at once
+    # still gives a clean 500.
     chunks = body_chunks(source)
     try:
         first = await anext(chunks, b"")
@@ -565,7 +606,42 @@ async def _send_response(send: Send, response: Response, *, head: bool, too_larg
     # complete-looking one.
     async for chunk in chunks:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        # A send to a client that has gone returns at once: let the loop run, so that the
+        # disconnect is seen even when the stream never waits.
+        await asyncio.sleep(0)
     await send({"type": "http.response.body", "body": b""})
+
+
+class _DisconnectWatch:
+    """Cancels the current task (streaming a response) when the client disconnects."""
+
+    __slots__ = ("_stopped", "_task", "_watcher")
+
+    def __init__(self, body: _RequestBody, task: asyncio.Task[Any]) -> None:
+        self._task = task
+        self._stopped = False
+        self._watcher = asyncio.ensure_future(body.wait_disconnected())
+        self._watcher.add_done_callback(self._on_done)
+
+    def _on_done(self, watcher: asyncio.Future[None]) -> None:
+        if not watcher.cancelled() and watcher.exception() is None:
+            self._stopped = True
+            self._task.cancel()
+
+    def stopped(self) -> bool:
+        """Whether the watch cancelled the task (then takes that cancellation back)."""
+        if self._stopped:
+            self._stopped = False
+            return self._task.uncancel() == 0
+        return False
+
+    def cancel(self) -> None:
+        """End the watch (the stream ended); a cancellation it made that the stream swallowed is taken back."""
+        self._watcher.remove_done_callback(self._on_done)
+        self._watcher.cancel()
+        if self._stopped:
+            self._stopped = False
+            self._task.uncancel()
 
 
 async def _close(stream: object) -> None:
