@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import inspect
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -28,13 +29,15 @@ from ._exceptions import RuntimeClosedError
 from ._http import Request, Response, buffer_body, build_request, held_body
 from ._id import DurableObjectId
 from ._namespace import Namespace
-from ._runtime import Runtime
+from ._runtime import SHUTDOWN_GRACE, Runtime
 from ._stub import Stub, call_forwarded, fetch_forwarded, submit
 
 __all__ = ["BlockingNamespace", "BlockingRuntime", "BlockingStub"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+log = logging.getLogger("durable")
 
 _CLOSED = "this durable.BlockingRuntime is closed; create a new one to keep going"
 _SAME_THREAD = (
@@ -70,10 +73,14 @@ class BlockingRuntime:
     def __init__(self, path: str | os.PathLike[str] | None = None, **runtime_options: Any) -> None:
         self._lock = threading.Lock()
         self._closed = False
+        self._stopping = False
+        """Whether the loop is to stop (``_stop_loop``): until then ``_serve`` keeps it running."""
+        self._stopped = threading.Event()
+        """Set when the first close() has finished: a close() made meanwhile waits for it."""
         self._pending: set[concurrent.futures.Future[Any]] = set()
         """Calls submitted and not settled: failed with RuntimeClosedError if the loop stops first."""
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="durable-runtime", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="durable-runtime", daemon=True)
         self._thread.start()
         try:
             self.runtime: Runtime = Runtime(path, **runtime_options)
@@ -106,9 +113,11 @@ class BlockingRuntime:
         """
         self._check_thread("BlockingRuntime.close()")
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+            closing, self._closed = not self._closed, True
+        if not closing:
+            # Closed, or being closed by another thread: return once it is (its path released).
+            self._stopped.wait()
+            return
         try:
             self._submit(self._shutdown, closing=True).result()
         finally:
@@ -116,21 +125,50 @@ class BlockingRuntime:
 
     async def _shutdown(self) -> None:
         await self.runtime.aclose()
+        # Calls the closing failed ("no longer active", as aclose() fails them on any loop) pass
+        # that on before what is left is cancelled (a cancelled call would fail differently):
+        for _ in range(8):
+            if not [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]:
+                break
+            await asyncio.sleep(0)
         # Calls submitted just before close() may start after the first tasks are cancelled:
-        # cancel until none is left (bounded: a task that starts others as it is cancelled).
+        # cancel until none is left (bounded: a task that starts others as it is cancelled). A
+        # task that ignores its cancellation (an object's code catching CancelledError) is left
+        # after SHUTDOWN_GRACE seconds, logged: close() never waits for ever.
+        deadline = self._loop.time() + SHUTDOWN_GRACE
         for _ in range(10):
             others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
             if not others:
                 break
             for task in others:
                 task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
+            _, pending = await asyncio.wait(others, timeout=max(0.0, deadline - self._loop.time()))
+            if pending:
+                log.warning(
+                    "durable: closing the BlockingRuntime leaves %d task(s) that did not end when cancelled",
+                    len(pending),
+                )
+                break
             await asyncio.sleep(0)  # the calls whose start was queued meanwhile
         await self._loop.shutdown_asyncgens()
 
+    def _serve(self) -> None:
+        """The runtime's thread: runs its loop until ``_stop_loop``, whatever an object's code does.
+
+        A task that raises ``KeyboardInterrupt`` or ``SystemExit`` (a task an object started)
+        makes asyncio re-raise it out of ``run_forever()``, and an object's code may stop the
+        loop: either would end the thread and leave every caller waiting for ever. The loop
+        runs on (the exception stays the task's).
+        """
+        while True:
+            with contextlib.suppress(KeyboardInterrupt, SystemExit):
+                self._loop.run_forever()
+            if self._stopping:
+                return
+
     def _stop_loop(self) -> None:
         with self._lock:
-            self._closed = True
+            self._closed = self._stopping = True
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
@@ -142,6 +180,7 @@ class BlockingRuntime:
             if not fut.done():
                 with contextlib.suppress(concurrent.futures.InvalidStateError):
                     fut.set_exception(RuntimeClosedError(_CLOSED))
+        self._stopped.set()
 
     # -- running code on the runtime's loop ---------------------------------------------------
 

@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import inspect
 import threading
 from asyncio import _get_running_loop
 from asyncio import current_task as _current_task
@@ -645,7 +646,9 @@ def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]])
 
     ``make()`` runs in an empty context, so no object's identity leaks in from the caller's
     thread. Cancelling the future before ``make()`` was called withdraws the call. Raises
-    ``RuntimeError`` if ``loop`` is closed.
+    ``RuntimeError`` if ``loop`` is closed. ``KeyboardInterrupt`` and ``SystemExit`` raised by
+    the call (an object's code raising them) settle the future like any exception
+    (``_contained``): they never escape to ``loop``.
     """
     outcome: concurrent.futures.Future[T_co] = concurrent.futures.Future()
 
@@ -653,7 +656,8 @@ def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]])
         if not outcome.set_running_or_notify_cancel():
             return  # withdrawn before it started
         try:
-            inner = asyncio.ensure_future(make())
+            made = make()
+            inner = asyncio.ensure_future(_contained(made) if inspect.iscoroutine(made) else made)
         except BaseException as exc:
             outcome.set_exception(exc)
             return
@@ -672,6 +676,30 @@ _LOOP_CLOSED = (
 )
 
 
+@final
+class _Raised:
+    """A ``KeyboardInterrupt`` or ``SystemExit`` a forwarded call raised, carried as its task's result."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+async def _contained(call: Coroutine[Any, Any, T_co]) -> T_co | _Raised:
+    """Await ``call``, a forwarded call, keeping a ``KeyboardInterrupt`` or ``SystemExit`` it raises.
+
+    asyncio re-raises those two out of ``run_forever()`` when a task raises them: an object
+    raising ``SystemExit`` in a call made from another thread stopped the runtime's loop (the
+    application's, or a ``BlockingRuntime``'s thread, whose callers then waited forever), where the
+    same call made on that loop raises it in its caller only. They reach the caller's thread.
+    """
+    try:
+        return await call
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return _Raised(exc)
+
+
 def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future[Any]) -> None:
     """Copy a finished future's outcome (on the runtime's loop) to the caller's future."""
     if outcome.done():
@@ -681,8 +709,10 @@ def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future
             outcome.set_exception(ConnectionClosedError(_LOOP_CLOSED))
         elif (exc := inner.exception()) is not None:
             outcome.set_exception(exc)
+        elif type(result := inner.result()) is _Raised:
+            outcome.set_exception(result.exc)
         else:
-            outcome.set_result(inner.result())
+            outcome.set_result(result)
 
 
 # -- for the package's test helpers -----------------------------------------------------------

@@ -1,0 +1,215 @@
+"""Section 8 of the contract under hostile use: many threads, closing under load, objects that
+misbehave (docs/threads.md).
+
+Every scenario runs under ``guarded``: in a thread joined with a timeout, so that a hang fails
+the test that caused it (never a wall-clock assertion about how long something took).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+import durable
+
+R = TypeVar("R")
+
+GUARD_SECONDS = 60.0
+"""How long a scenario may take before it counts as hung (they take well under a second)."""
+
+
+def guarded(fn: Callable[[], R], seconds: float = GUARD_SECONDS) -> R:
+    """``fn()`` run in a daemon thread; fails the test if it has not returned after ``seconds``.
+
+    Whatever ``fn`` raises (``SystemExit`` and ``KeyboardInterrupt`` included) is raised here.
+    """
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, fn()))
+        except BaseException as exc:  # handed to the test as it is
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"hung: {getattr(fn, '__name__', fn)} did not return within {seconds} s")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+def outcome_of(fn: Callable[[], Any]) -> Any:
+    """``fn()``'s result, or the exception it raised (any, ``SystemExit`` included)."""
+    try:
+        return fn()
+    except BaseException as exc:  # the test looks at it
+        return exc
+
+
+class Hostile(durable.DurableObject):
+    async def increment(self, by: int = 1) -> int:
+        value: int = (await self.ctx.storage.get("n")) or 0
+        await self.ctx.storage.put("n", value + by)
+        return value + by
+
+    async def exit(self, kind: str) -> None:
+        raise SystemExit(3) if kind == "exit" else KeyboardInterrupt("from the object")
+
+    async def exit_in_a_task(self) -> str:
+        async def boom() -> None:
+            raise SystemExit(5)
+
+        task = asyncio.get_running_loop().create_task(boom())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        task.exception() if task.done() else None  # (retrieved: no "never retrieved" log)
+        return "after"
+
+    async def stop_the_loop(self) -> str:
+        asyncio.get_running_loop().stop()
+        await asyncio.sleep(0)
+        return "after"
+
+    async def slow(self) -> str:
+        await asyncio.sleep(3600)
+        return "late"
+
+    async def stubborn(self) -> None:
+        while True:  # ignores its cancellation
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass
+
+
+class TestObjectsRaisingSystemExit:
+    @pytest.mark.parametrize("kind", ["exit", "interrupt"])
+    def test_from_another_threads_loop(self, kind: str) -> None:
+        """An object raising ``SystemExit`` (or ``KeyboardInterrupt``) in a call made from another
+        thread's loop raises it in that caller only, as the same call made on the runtime's loop
+        does; it used to escape the runtime's loop, stopping the application's ``asyncio.run``."""
+
+        async def main() -> tuple[Any, int]:
+            async with durable.Runtime() as rt:
+                stub = rt.namespace(Hostile).get_by_name("a")
+                raised = await asyncio.to_thread(outcome_of, lambda: asyncio.run(stub.exit(kind)))
+                return raised, await stub.increment()
+
+        raised, after = guarded(lambda: asyncio.run(main()))
+        assert type(raised) is (SystemExit if kind == "exit" else KeyboardInterrupt)
+        assert getattr(raised, "remote", None) is True
+        assert after == 1
+
+    @pytest.mark.parametrize("kind", ["exit", "interrupt"])
+    def test_from_a_blocking_call(self, kind: str) -> None:
+        """Raised in a ``BlockingStub`` call, it reaches the caller; the runtime's thread keeps
+        serving (it used to die, and every later call waited for ever)."""
+
+        def scenario() -> tuple[Any, int]:
+            with durable.BlockingRuntime() as rt:
+                stub = rt.namespace(Hostile).get_by_name("a")
+                raised = outcome_of(lambda: stub.exit(kind))
+                return raised, stub.increment()
+
+        raised, after = guarded(scenario)
+        assert type(raised) is (SystemExit if kind == "exit" else KeyboardInterrupt)
+        assert after == 1
+
+    def test_a_task_raising_system_exit_or_stopping_the_loop(self) -> None:
+        """A task an object started raising ``SystemExit``, or an object stopping its loop, does
+        not end a ``BlockingRuntime``'s thread: later calls and close() still work."""
+
+        def scenario() -> list[Any]:
+            with durable.BlockingRuntime() as rt:
+                stub = rt.namespace(Hostile).get_by_name("a")
+                return [stub.exit_in_a_task(), stub.stop_the_loop(), stub.increment(), stub.increment()]
+
+        assert guarded(scenario) == ["after", "after", 1, 2]
+
+
+class TestClosingUnderLoad:
+    def test_a_second_close_waits_for_the_first(self, tmp_path: Path) -> None:
+        """close() called while another thread is closing returns once the runtime is closed
+        (its path free again), not at once while the first close still flushes."""
+
+        class Late(durable.DurableObject):
+            async def start(self) -> None:
+                async def later() -> None:
+                    await asyncio.sleep(0.2)
+                    await self.ctx.storage.put("done", True)
+
+                self.ctx.wait_until(later())
+
+            async def done(self) -> bool:
+                return bool(await self.ctx.storage.get("done"))
+
+        def scenario() -> bool:
+            rt = durable.BlockingRuntime(tmp_path)
+            rt.namespace(Late).get_by_name("a").start()
+            first = threading.Thread(target=rt.close)
+            first.start()
+            while not rt.closed:  # the first close() has begun
+                pass
+            rt.close()
+            with durable.BlockingRuntime(tmp_path) as again:  # PathLockedError if still closing
+                done = again.namespace(Late).get_by_name("a").done()
+            first.join()
+            return bool(done)
+
+        assert guarded(scenario) is True
+
+    def test_a_call_in_flight_when_closed(self) -> None:
+        """A thread blocked in a call when the runtime closes gets ConnectionClosedError, the
+        error aclose() gives such calls on any loop (retryable), not a hang."""
+
+        def scenario() -> Any:
+            rt = durable.BlockingRuntime()
+            stub = rt.namespace(Hostile).get_by_name("a")
+            stub.increment()
+            caught: list[Any] = []
+            caller = threading.Thread(target=lambda: caught.append(outcome_of(stub.slow)))
+            caller.start()
+            rt.run(asyncio.sleep, 0.05)  # the call has reached the object
+            rt.close()
+            caller.join()
+            return caught[0]
+
+        raised = guarded(scenario)
+        assert isinstance(raised, durable.ConnectionClosedError)
+        assert "no longer active" in str(raised)
+        assert raised.retryable is True
+
+    def test_close_with_a_task_that_ignores_cancellation(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A call that catches every CancelledError does not make close() wait for ever: it is
+        left after durable._runtime.SHUTDOWN_GRACE seconds (shortened here), with a warning.
+        Collected later, its task closes quietly (on 3.11 the task stepping an event swallowed
+        the GeneratorExit: "Exception ignored ... cannot reuse already awaited coroutine")."""
+        monkeypatch.setattr("durable._blocking.SHUTDOWN_GRACE", 0.2)
+        unraisable: list[Any] = []
+        monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+
+        def scenario() -> Any:
+            rt = durable.BlockingRuntime()
+            stub = rt.namespace(Hostile).get_by_name("a")
+            caught: list[Any] = []
+            caller = threading.Thread(target=lambda: caught.append(outcome_of(stub.stubborn)))
+            caller.start()
+            rt.run(asyncio.sleep, 0.05)
+            rt.close()
+            caller.join()
+            return caught[0]
+
+        assert isinstance(guarded(scenario), durable.ConnectionClosedError)
+        gc.collect()
+        assert [str(u.exc_value) for u in unraisable] == []
