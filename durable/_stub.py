@@ -60,6 +60,7 @@ __all__ = [
     "fetch_forwarded",
     "host_of",
     "on_runtime_loop",
+    "on_runtime_thread",
     "runtime_of",
 ]
 
@@ -738,6 +739,31 @@ async def on_runtime_loop(runtime: Runtime, make: Callable[[], Awaitable[T_co]])
     tasks, off the thread that runs them.
     """
     return await _forward(runtime, make)  # type: ignore[no-any-return]
+
+
+def on_runtime_thread(runtime: Runtime, fn: Callable[[], T_co]) -> T_co:
+    """``fn()`` run on the runtime's loop, the calling thread waiting for it there if it runs elsewhere.
+
+    For the plain (not awaited) testing hooks that touch an object (``fail_next_commit``,
+    ``hibernation_blockers``): called from another thread while the runtime's loop runs, they
+    would make or change its objects' hosts under its feet. Where no loop runs the runtime, or
+    on its own loop, ``fn()`` is called at once.
+    """
+    home = runtime.loop
+    if home is None or home is _get_running_loop() or home.is_closed() or not home.is_running():
+        return fn()
+
+    async def call() -> T_co:
+        return fn()
+
+    try:
+        outcome = submit(home, call)
+    except RuntimeError:  # closed meanwhile: no loop runs the runtime any more
+        return fn()
+    while not concurrent.futures.wait((outcome,), POLL_SECONDS).done:
+        if not home.is_running() and outcome.cancel():
+            return fn()  # the loop stopped before it ran: none runs the runtime now
+    return outcome.result()
 
 
 def deliver(

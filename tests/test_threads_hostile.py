@@ -8,6 +8,7 @@ the test that caused it (never a wall-clock assertion about how long something t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sys
 import threading
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import pytest
 
 import durable
+from durable import testing
 
 R = TypeVar("R")
 
@@ -213,3 +215,81 @@ class TestClosingUnderLoad:
         assert isinstance(guarded(scenario), durable.ConnectionClosedError)
         gc.collect()
         assert [str(u.exc_value) for u in unraisable] == []
+
+
+class Room(durable.DurableObject):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+        ws.send(f"echo: {message!s}")
+
+    async def increment(self) -> int:
+        value: int = (await self.ctx.storage.get("n")) or 0
+        await self.ctx.storage.put("n", value + 1)
+        return value + 1
+
+
+class TestTestingHelpersFromOtherThreads:
+    def test_websocket_helpers_take_a_blocking_stub(self) -> None:
+        """hibernate(), hibernation_blockers() and websocket() take a BlockingStub, as the other
+        helpers of durable.testing do (docs/threads.md); they refused it with TypeError."""
+
+        def scenario() -> list[Any]:
+            with durable.BlockingRuntime() as rt:
+                stub = rt.namespace(Room).get_by_name("r")
+
+                async def talk() -> Any:
+                    async with testing.websocket(stub, "http://room/") as ws:
+                        ws.send("hi")
+                        return await ws.receive()
+
+                echoed = asyncio.run(talk())
+                blockers = testing.hibernation_blockers(stub)
+                asyncio.run(testing.hibernate(stub))
+                return [echoed, blockers, stub.increment()]
+
+        assert guarded(scenario) == ["echo: hi", [], 1]
+
+    def test_hibernate_from_another_thread_while_calls_run(self, tmp_path: Path) -> None:
+        """hibernate() awaited on another thread's loop runs on the runtime's, between calls: calls
+        made meanwhile from other threads all count. It ran on the caller's thread, under the
+        object's feet: commits failed ("Recursive use of cursors not allowed") and reset it."""
+
+        def scenario() -> tuple[int, int]:
+            with durable.BlockingRuntime(tmp_path) as rt:
+                stub = rt.namespace(Room).get_by_name("r")
+                stub.increment()
+                stop = threading.Event()
+                made: list[int] = []
+
+                def caller() -> None:
+                    count = 0
+                    while not stop.is_set():
+                        stub.increment()
+                        count += 1
+                    made.append(count)
+
+                callers = [threading.Thread(target=caller) for _ in range(3)]
+                for thread in callers:
+                    thread.start()
+
+                async def hibernate_often() -> None:
+                    for _ in range(200):
+                        with contextlib.suppress(RuntimeError):  # not eligible now: a call runs
+                            await testing.hibernate(stub)
+                        testing.hibernation_blockers(stub)
+                        await asyncio.sleep(0)
+
+                try:
+                    asyncio.run(hibernate_often())
+                finally:
+                    stop.set()
+                    for thread in callers:
+                        thread.join()
+                return 1 + sum(made), stub.increment() - 1
+
+        made, stored = guarded(scenario)
+        assert stored == made
