@@ -131,10 +131,16 @@ class BlockingRuntime:
             if not [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]:
                 break
             await asyncio.sleep(0)
-        # Calls submitted just before close() may start after the first tasks are cancelled:
-        # cancel until none is left (bounded: a task that starts others as it is cancelled). A
-        # task that ignores its cancellation (an object's code catching CancelledError) is left
-        # after SHUTDOWN_GRACE seconds, logged: close() never waits for ever.
+        await self._end_tasks()
+
+    async def _end_tasks(self) -> None:
+        """Cancel the loop's other tasks and wait for them (bounded), then close async generators.
+
+        Calls submitted just before close() may start after the first tasks are cancelled:
+        cancel until none is left (bounded: a task that starts others as it is cancelled). A
+        task that ignores its cancellation (an object's code catching CancelledError) is left
+        after SHUTDOWN_GRACE seconds, logged: close() never waits for ever.
+        """
         deadline = self._loop.time() + SHUTDOWN_GRACE
         for _ in range(10):
             others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
@@ -171,6 +177,10 @@ class BlockingRuntime:
             self._closed = self._stopping = True
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
+        # Calls from other threads' loops (forwarded there, not through _submit) may have started
+        # in the loop's last turns: they end now (the runtime refuses them), not destroyed pending.
+        with contextlib.suppress(Exception):
+            self._loop.run_until_complete(self._end_tasks())
         self._loop.close()
         # A call whose start never ran, or whose task the loop's end cut short, would leave its
         # thread waiting forever: it fails instead, as every call after close() does.

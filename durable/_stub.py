@@ -665,7 +665,7 @@ def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]])
         if inner.done():
             _pass_outcome(inner, outcome)  # now: the loop may stop after this turn
         else:
-            inner.add_done_callback(lambda done: _pass_outcome(done, outcome))
+            inner.add_done_callback(lambda done: _pass_outcome(done, outcome, made))
 
     loop.call_soon_threadsafe(start, context=contextvars.Context())
     return outcome
@@ -701,8 +701,14 @@ async def _contained(call: Coroutine[Any, Any, T_co]) -> T_co | _Raised:
         return _Raised(exc)
 
 
-def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future[Any]) -> None:
-    """Copy a finished future's outcome (on the runtime's loop) to the caller's future."""
+def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future[Any], made: object = None) -> None:
+    """Copy a finished future's outcome (on the runtime's loop) to the caller's future.
+
+    ``made`` is what ``make()`` returned: a coroutine that a task cancelled before its first
+    step never ran is closed, so that it is not reported as "never awaited".
+    """
+    if inner.cancelled() and inspect.iscoroutine(made):
+        made.close()
     if outcome.done():
         return
     with contextlib.suppress(concurrent.futures.InvalidStateError):  # failed meanwhile by _forward

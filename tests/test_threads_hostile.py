@@ -12,6 +12,7 @@ import contextlib
 import gc
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -293,3 +294,45 @@ class TestTestingHelpersFromOtherThreads:
 
         made, stored = guarded(scenario)
         assert stored == made
+
+
+class TestClosingWhileOtherLoopsCall:
+    def test_calls_from_other_loops_racing_close(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Threads calling a BlockingRuntime's objects from loops of their own while it closes
+        each end with RuntimeClosedError or ConnectionClosedError, and the calls that started in
+        the loop's last turns end too: none is "destroyed but it is pending" when the loop closes
+        (asyncio's error log, and a "coroutine ... was never awaited" warning, before)."""
+
+        def scenario() -> set[type[BaseException]]:
+            ended: set[type[BaseException]] = set()
+            for _ in range(5):
+                rt = durable.BlockingRuntime()
+                ns = rt.namespace(Hostile)
+                started = threading.Barrier(4)
+
+                async def hammer(name: str) -> None:
+                    stub = ns.namespace.get_by_name(name)  # noqa: B023 - this round's namespace
+                    await stub.increment()
+                    started.wait()  # noqa: B023 - this round's barrier
+                    while True:
+                        await stub.increment()
+
+                callers = [
+                    threading.Thread(target=lambda n=n: ended.add(type(outcome_of(lambda: asyncio.run(hammer(n))))))
+                    for n in "abc"
+                ]
+                for thread in callers:
+                    thread.start()
+                started.wait()
+                rt.close()
+                for thread in callers:
+                    thread.join()
+            return ended
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ended = guarded(scenario)
+            gc.collect()
+        assert ended <= {durable.RuntimeClosedError, durable.ConnectionClosedError}, ended
+        assert [r.getMessage() for r in caplog.records if "destroyed" in r.getMessage()] == []
+        assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
