@@ -19,7 +19,7 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
@@ -76,7 +76,9 @@ class BlockingRuntime:
         self._stopping = False
         """Whether the loop is to stop (``_stop_loop``): until then ``_serve`` keeps it running."""
         self._stopped = threading.Event()
-        """Set when the first close() has finished: a close() made meanwhile waits for it."""
+        """Set when the runtime's thread has shut it down and ended (``_serve``)."""
+        self._error: BaseException | None = None
+        """What the shutdown raised, for the close() that asked for it."""
         self._pending: set[concurrent.futures.Future[Any]] = set()
         """Calls submitted and not settled: failed with RuntimeClosedError if the loop stops first."""
         self._loop = asyncio.new_event_loop()
@@ -113,33 +115,99 @@ class BlockingRuntime:
         """
         self._check_thread("BlockingRuntime.close()")
         with self._lock:
-            closing, self._closed = not self._closed, True
-        if not closing:
-            # Closed, or being closed by another thread: return once it is (its path released).
-            self._stopped.wait()
-            return
+            first, self._closed = not self._closed, True
+        self._stop_loop()
+        if first and self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _stop_loop(self) -> None:
+        """Have the runtime's thread shut the runtime down and end; return once it has.
+
+        The shutdown runs on that thread (``_serve``), so that Ctrl-C here (a ``KeyboardInterrupt``
+        while this waits) cannot stop it halfway, which left the runtime half closed, its path
+        locked for the rest of the process: the interrupt is raised once the shutdown has ended
+        (a second one stops waiting). A ``close()`` made while another thread closes waits too.
+        """
+        with self._lock:
+            self._closed = self._stopping = True
         try:
-            self._submit(self._shutdown, closing=True).result()
+            with contextlib.suppress(RuntimeError):  # (the loop is closed: the thread has ended)
+                self._loop.call_soon_threadsafe(self._loop.stop)
+            self._stopped.wait()
         finally:
-            self._stop_loop()
+            self._stopped.wait()
+
+    def _serve(self) -> None:
+        """The runtime's thread: runs its loop until ``_stop_loop``, whatever an object's code
+        does, then shuts the runtime down.
+
+        A task that raises ``KeyboardInterrupt`` or ``SystemExit`` (a task an object started)
+        makes asyncio re-raise it out of ``run_forever()``, and an object's code may stop the
+        loop: either would end the thread and leave every caller waiting for ever. The loop
+        runs on (the exception stays the task's).
+        """
+        loop = self._loop
+        try:
+            while True:
+                with contextlib.suppress(KeyboardInterrupt, SystemExit):
+                    loop.run_forever()
+                if self._stopping:
+                    break
+            shutdown = self._run_to_end(self._shutdown())
+            if not shutdown.cancelled():
+                self._error = shutdown.exception()
+            # Calls forwarded from other threads' loops (not through _submit) may have started in
+            # the loop's last turns: they end (refused) before it closes, not destroyed pending.
+            # The loop runs nothing between the last look and close(): what is queued never starts.
+            for _ in range(10):
+                if not asyncio.all_tasks(loop):
+                    break
+                self._run_to_end(self._end_tasks())
+        finally:
+            loop.close()
+            # A call whose start never ran, or whose task the loop's end cut short, would leave its
+            # thread waiting forever: it fails instead, as every call after close() does.
+            with self._lock:
+                pending, self._pending = self._pending, set()
+            for fut in pending:
+                if not fut.done():
+                    with contextlib.suppress(concurrent.futures.InvalidStateError):
+                        fut.set_exception(RuntimeClosedError(_CLOSED))
+            self._stopped.set()
+
+    def _run_to_end(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coro`` on the (stopped) loop until it ends, whatever stops the loop meanwhile."""
+        loop = self._loop
+        task = loop.create_task(coro)
+        task.add_done_callback(lambda _: loop.stop())
+        while not task.done():  # (a close() made meanwhile stops the loop too: it runs on)
+            with contextlib.suppress(KeyboardInterrupt, SystemExit):
+                loop.run_forever()
+        return task
 
     async def _shutdown(self) -> None:
-        await self.runtime.aclose()
-        # Calls the closing failed ("no longer active", as aclose() fails them on any loop) pass
-        # that on before what is left is cancelled (a cancelled call would fail differently):
-        for _ in range(8):
-            if not [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]:
-                break
-            await asyncio.sleep(0)
-        await self._end_tasks()
+        runtime: Runtime | None = self.__dict__.get("runtime")  # (None: Runtime() failed)
+        try:
+            if runtime is not None:
+                await runtime.aclose()
+            # Calls the closing failed ("no longer active", as aclose() fails them on any loop)
+            # pass that on before what is left is cancelled (a cancelled call fails differently):
+            for _ in range(8):
+                if not [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]:
+                    break
+                await asyncio.sleep(0)
+        finally:
+            await self._end_tasks()
 
     async def _end_tasks(self) -> None:
         """Cancel the loop's other tasks and wait for them (bounded), then close async generators.
 
-        Calls submitted just before close() may start after the first tasks are cancelled:
-        cancel until none is left (bounded: a task that starts others as it is cancelled). A
-        task that ignores its cancellation (an object's code catching CancelledError) is left
-        after SHUTDOWN_GRACE seconds, logged: close() never waits for ever.
+        Calls submitted just before close(), or forwarded from other threads' loops, may start
+        after the first tasks are cancelled: cancel until none is left (bounded: a task that
+        starts others as it is cancelled). A task that ignores its cancellation (an object's
+        code catching CancelledError) is left after SHUTDOWN_GRACE seconds, logged: close()
+        never waits for ever.
         """
         deadline = self._loop.time() + SHUTDOWN_GRACE
         for _ in range(10):
@@ -157,40 +225,6 @@ class BlockingRuntime:
                 break
             await asyncio.sleep(0)  # the calls whose start was queued meanwhile
         await self._loop.shutdown_asyncgens()
-
-    def _serve(self) -> None:
-        """The runtime's thread: runs its loop until ``_stop_loop``, whatever an object's code does.
-
-        A task that raises ``KeyboardInterrupt`` or ``SystemExit`` (a task an object started)
-        makes asyncio re-raise it out of ``run_forever()``, and an object's code may stop the
-        loop: either would end the thread and leave every caller waiting for ever. The loop
-        runs on (the exception stays the task's).
-        """
-        while True:
-            with contextlib.suppress(KeyboardInterrupt, SystemExit):
-                self._loop.run_forever()
-            if self._stopping:
-                return
-
-    def _stop_loop(self) -> None:
-        with self._lock:
-            self._closed = self._stopping = True
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        # Calls from other threads' loops (forwarded there, not through _submit) may have started
-        # in the loop's last turns: they end now (the runtime refuses them), not destroyed pending.
-        with contextlib.suppress(Exception):
-            self._loop.run_until_complete(self._end_tasks())
-        self._loop.close()
-        # A call whose start never ran, or whose task the loop's end cut short, would leave its
-        # thread waiting forever: it fails instead, as every call after close() does.
-        with self._lock:
-            pending, self._pending = self._pending, set()
-        for fut in pending:
-            if not fut.done():
-                with contextlib.suppress(concurrent.futures.InvalidStateError):
-                    fut.set_exception(RuntimeClosedError(_CLOSED))
-        self._stopped.set()
 
     # -- running code on the runtime's loop ---------------------------------------------------
 
@@ -217,9 +251,9 @@ class BlockingRuntime:
             )
         return self._submit(lambda: _awaitable(async_fn(*args))).result()
 
-    def _submit(self, make: Callable[[], Awaitable[R]], *, closing: bool = False) -> concurrent.futures.Future[R]:
+    def _submit(self, make: Callable[[], Awaitable[R]]) -> concurrent.futures.Future[R]:
         with self._lock:  # (close() sets _closed under it: no call is submitted after that)
-            if (self._closed and not closing) or self._loop.is_closed():
+            if self._closed or self._loop.is_closed():
                 raise RuntimeClosedError(_CLOSED)
             try:
                 fut = submit(self._loop, make)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
+import subprocess
 import sys
 import threading
 import warnings
@@ -336,3 +338,67 @@ class TestClosingWhileOtherLoopsCall:
         assert ended <= {durable.RuntimeClosedError, durable.ConnectionClosedError}, ended
         assert [r.getMessage() for r in caplog.records if "destroyed" in r.getMessage()] == []
         assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+
+
+INTERRUPTED_CLOSE = """
+import asyncio, os, signal, sys, threading
+import durable
+
+released = threading.Event()
+
+
+def interrupt(signum, frame):
+    released.set()  # the interrupted close() waits for the work this releases
+    raise KeyboardInterrupt
+
+
+class Late(durable.DurableObject):
+    async def start(self):
+        async def later():
+            await asyncio.to_thread(released.wait)
+            await self.ctx.storage.put("done", True)
+
+        self.ctx.wait_until(later())
+
+    async def done(self):
+        return await self.ctx.storage.get("done")
+
+
+signal.signal(signal.SIGINT, interrupt)
+rt = durable.BlockingRuntime(sys.argv[1])
+rt.namespace(Late).get_by_name("a").start()
+
+
+def ctrl_c():
+    while not rt.closed:
+        pass
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+threading.Thread(target=ctrl_c).start()
+try:
+    rt.close()
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted")
+with durable.BlockingRuntime(sys.argv[1]) as again:  # PathLockedError if left half closed
+    print(again.namespace(Late).get_by_name("a").done())
+"""
+
+
+class TestInterrupted:
+    def test_close_interrupted_by_ctrl_c(self, tmp_path: Path) -> None:
+        """Ctrl-C while close() waits raises KeyboardInterrupt once the shutdown has ended: the
+        runtime is closed, its wait_until work done and its path free. It stopped the loop in
+        the middle of the shutdown: the path stayed locked for the rest of the process and the
+        work was lost."""
+        script = tmp_path / "interrupted_close.py"
+        script.write_text(INTERRUPTED_CLOSE)
+        done = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "state")],
+            capture_output=True,
+            text=True,
+            timeout=GUARD_SECONDS,
+            env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
+        )
+        assert (done.stdout.split(), done.returncode) == (["interrupted", "True"], 0), done.stderr[-2000:]
