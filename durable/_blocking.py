@@ -79,6 +79,8 @@ class BlockingRuntime:
         """Set when the runtime's thread has shut it down and ended (``_serve``)."""
         self._error: BaseException | None = None
         """What the shutdown raised, for the close() that asked for it."""
+        self._abandoned: set[asyncio.Task[Any]] = set()
+        """Tasks that did not end when cancelled at the shutdown (``_end_tasks``)."""
         self._pending: set[concurrent.futures.Future[Any]] = set()
         """Calls submitted and not settled: failed with RuntimeClosedError if the loop stops first."""
         self._loop = asyncio.new_event_loop()
@@ -161,7 +163,7 @@ class BlockingRuntime:
             # the loop's last turns: they end (refused) before it closes, not destroyed pending.
             # The loop runs nothing between the last look and close(): what is queued never starts.
             for _ in range(10):
-                if not asyncio.all_tasks(loop):
+                if not asyncio.all_tasks(loop) - self._abandoned:
                     break
                 self._run_to_end(self._end_tasks())
         finally:
@@ -211,7 +213,7 @@ class BlockingRuntime:
         """
         deadline = self._loop.time() + SHUTDOWN_GRACE
         for _ in range(10):
-            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            others = asyncio.all_tasks() - self._abandoned - {asyncio.current_task()}
             if not others:
                 break
             for task in others:
@@ -222,6 +224,7 @@ class BlockingRuntime:
                     "durable: closing the BlockingRuntime leaves %d task(s) that did not end when cancelled",
                     len(pending),
                 )
+                self._abandoned |= pending  # (not waited for again)
                 break
             await asyncio.sleep(0)  # the calls whose start was queued meanwhile
         await self._loop.shutdown_asyncgens()
