@@ -16,9 +16,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import inspect
+import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
@@ -28,13 +29,15 @@ from ._exceptions import RuntimeClosedError
 from ._http import Request, Response, buffer_body, build_request, held_body
 from ._id import DurableObjectId
 from ._namespace import Namespace
-from ._runtime import Runtime
+from ._runtime import SHUTDOWN_GRACE, Runtime
 from ._stub import Stub, call_forwarded, fetch_forwarded, submit
 
 __all__ = ["BlockingNamespace", "BlockingRuntime", "BlockingStub"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+log = logging.getLogger("durable")
 
 _CLOSED = "this durable.BlockingRuntime is closed; create a new one to keep going"
 _SAME_THREAD = (
@@ -70,10 +73,18 @@ class BlockingRuntime:
     def __init__(self, path: str | os.PathLike[str] | None = None, **runtime_options: Any) -> None:
         self._lock = threading.Lock()
         self._closed = False
+        self._stopping = False
+        """Whether the loop is to stop (``_stop_loop``): until then ``_serve`` keeps it running."""
+        self._stopped = threading.Event()
+        """Set when the runtime's thread has shut it down and ended (``_serve``)."""
+        self._error: BaseException | None = None
+        """What the shutdown raised, for the close() that asked for it."""
+        self._abandoned: set[asyncio.Task[Any]] = set()
+        """Tasks that did not end when cancelled at the shutdown (``_end_tasks``)."""
         self._pending: set[concurrent.futures.Future[Any]] = set()
         """Calls submitted and not settled: failed with RuntimeClosedError if the loop stops first."""
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="durable-runtime", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="durable-runtime", daemon=True)
         self._thread.start()
         try:
             self.runtime: Runtime = Runtime(path, **runtime_options)
@@ -106,42 +117,117 @@ class BlockingRuntime:
         """
         self._check_thread("BlockingRuntime.close()")
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+            first, self._closed = not self._closed, True
+        self._stop_loop()
+        if first and self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _stop_loop(self) -> None:
+        """Have the runtime's thread shut the runtime down and end; return once it has.
+
+        The shutdown runs on that thread (``_serve``), so that Ctrl-C here (a ``KeyboardInterrupt``
+        while this waits) cannot stop it halfway, which left the runtime half closed, its path
+        locked for the rest of the process: the interrupt is raised once the shutdown has ended
+        (a second one stops waiting). A ``close()`` made while another thread closes waits too.
+        """
+        with self._lock:
+            self._closed = self._stopping = True
         try:
-            self._submit(self._shutdown, closing=True).result()
+            with contextlib.suppress(RuntimeError):  # (the loop is closed: the thread has ended)
+                self._loop.call_soon_threadsafe(self._loop.stop)
+            self._stopped.wait()
         finally:
-            self._stop_loop()
+            self._stopped.wait()
+
+    def _serve(self) -> None:
+        """The runtime's thread: runs its loop until ``_stop_loop``, whatever an object's code
+        does, then shuts the runtime down.
+
+        A task that raises ``KeyboardInterrupt`` or ``SystemExit`` (a task an object started)
+        makes asyncio re-raise it out of ``run_forever()``, and an object's code may stop the
+        loop: either would end the thread and leave every caller waiting for ever. The loop
+        runs on (the exception stays the task's).
+        """
+        loop = self._loop
+        try:
+            while True:
+                with contextlib.suppress(KeyboardInterrupt, SystemExit):
+                    loop.run_forever()
+                if self._stopping:
+                    break
+            shutdown = self._run_to_end(self._shutdown())
+            if not shutdown.cancelled():
+                self._error = shutdown.exception()
+            # Calls forwarded from other threads' loops (not through _submit) may have started in
+            # the loop's last turns: they end (refused) before it closes, not destroyed pending.
+            # The loop runs nothing between the last look and close(): what is queued never starts.
+            for _ in range(10):
+                if not asyncio.all_tasks(loop) - self._abandoned:
+                    break
+                self._run_to_end(self._end_tasks())
+        finally:
+            loop.close()
+            # A call whose start never ran, or whose task the loop's end cut short, would leave its
+            # thread waiting forever: it fails instead, as every call after close() does.
+            with self._lock:
+                pending, self._pending = self._pending, set()
+            for fut in pending:
+                if not fut.done():
+                    with contextlib.suppress(concurrent.futures.InvalidStateError):
+                        fut.set_exception(RuntimeClosedError(_CLOSED))
+            self._stopped.set()
+
+    def _run_to_end(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coro`` on the (stopped) loop until it ends, whatever stops the loop meanwhile."""
+        loop = self._loop
+        task = loop.create_task(coro)
+        task.add_done_callback(lambda _: loop.stop())
+        while not task.done():  # (a close() made meanwhile stops the loop too: it runs on)
+            with contextlib.suppress(KeyboardInterrupt, SystemExit):
+                loop.run_forever()
+        return task
 
     async def _shutdown(self) -> None:
-        await self.runtime.aclose()
-        # Calls submitted just before close() may start after the first tasks are cancelled:
-        # cancel until none is left (bounded: a task that starts others as it is cancelled).
+        runtime: Runtime | None = self.__dict__.get("runtime")  # (None: Runtime() failed)
+        try:
+            if runtime is not None:
+                await runtime.aclose()
+            # Calls the closing failed ("no longer active", as aclose() fails them on any loop)
+            # pass that on before what is left is cancelled (a cancelled call fails differently):
+            for _ in range(8):
+                if not [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]:
+                    break
+                await asyncio.sleep(0)
+        finally:
+            await self._end_tasks()
+
+    async def _end_tasks(self) -> None:
+        """Cancel the loop's other tasks and wait for them (bounded), then close async generators.
+
+        Calls submitted just before close(), or forwarded from other threads' loops, may start
+        after the first tasks are cancelled: cancel until none is left (bounded: a task that
+        starts others as it is cancelled). A task that ignores its cancellation (an object's
+        code catching CancelledError) is left after SHUTDOWN_GRACE seconds, logged: close()
+        never waits for ever.
+        """
+        deadline = self._loop.time() + SHUTDOWN_GRACE
         for _ in range(10):
-            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            others = asyncio.all_tasks() - self._abandoned - {asyncio.current_task()}
             if not others:
                 break
             for task in others:
                 task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
+            _, pending = await asyncio.wait(others, timeout=max(0.0, deadline - self._loop.time()))
+            if pending:
+                log.warning(
+                    "durable: closing the BlockingRuntime leaves %d task(s) that did not end when cancelled",
+                    len(pending),
+                )
+                self._abandoned |= pending  # (not waited for again)
+                break
             await asyncio.sleep(0)  # the calls whose start was queued meanwhile
         await self._loop.shutdown_asyncgens()
-
-    def _stop_loop(self) -> None:
-        with self._lock:
-            self._closed = True
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
-        # A call whose start never ran, or whose task the loop's end cut short, would leave its
-        # thread waiting forever: it fails instead, as every call after close() does.
-        with self._lock:
-            pending, self._pending = self._pending, set()
-        for fut in pending:
-            if not fut.done():
-                with contextlib.suppress(concurrent.futures.InvalidStateError):
-                    fut.set_exception(RuntimeClosedError(_CLOSED))
 
     # -- running code on the runtime's loop ---------------------------------------------------
 
@@ -168,9 +254,9 @@ class BlockingRuntime:
             )
         return self._submit(lambda: _awaitable(async_fn(*args))).result()
 
-    def _submit(self, make: Callable[[], Awaitable[R]], *, closing: bool = False) -> concurrent.futures.Future[R]:
+    def _submit(self, make: Callable[[], Awaitable[R]]) -> concurrent.futures.Future[R]:
         with self._lock:  # (close() sets _closed under it: no call is submitted after that)
-            if (self._closed and not closing) or self._loop.is_closed():
+            if self._closed or self._loop.is_closed():
                 raise RuntimeClosedError(_CLOSED)
             try:
                 fut = submit(self._loop, make)

@@ -361,6 +361,8 @@ async def _drive(host: Stepping, call: EventCall, coro: Steppable, yielded: Any,
             except asyncio.CancelledError:
                 # This task itself was cancelled, unless the future was (the coroutine sees that).
                 cancel = yielded is None or not yielded.cancelled()
+            except GeneratorExit:
+                raise  # this task was collected pending (its loop closed): the event's code is too
             except BaseException:
                 pass  # the future failed: the coroutine raises it when resumed
         counter = host.output

@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import inspect
 import threading
 from asyncio import _get_running_loop
 from asyncio import current_task as _current_task
@@ -60,6 +61,7 @@ __all__ = [
     "fetch_forwarded",
     "host_of",
     "on_runtime_loop",
+    "on_runtime_thread",
     "runtime_of",
 ]
 
@@ -719,7 +721,9 @@ def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]])
 
     ``make()`` runs in an empty context, so no object's identity leaks in from the caller's
     thread. Cancelling the future before ``make()`` was called withdraws the call. Raises
-    ``RuntimeError`` if ``loop`` is closed.
+    ``RuntimeError`` if ``loop`` is closed. ``KeyboardInterrupt`` and ``SystemExit`` raised by
+    the call (an object's code raising them) settle the future like any exception
+    (``_contained``): they never escape to ``loop``.
     """
     outcome: concurrent.futures.Future[T_co] = concurrent.futures.Future()
 
@@ -727,14 +731,15 @@ def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]])
         if not outcome.set_running_or_notify_cancel():
             return  # withdrawn before it started
         try:
-            inner = asyncio.ensure_future(make())
+            made = make()
+            inner = asyncio.ensure_future(_contained(made) if inspect.iscoroutine(made) else made)
         except BaseException as exc:
             outcome.set_exception(exc)
             return
         if inner.done():
             _pass_outcome(inner, outcome)  # now: the loop may stop after this turn
         else:
-            inner.add_done_callback(lambda done: _pass_outcome(done, outcome))
+            inner.add_done_callback(lambda done: _pass_outcome(done, outcome, made))
 
     loop.call_soon_threadsafe(start, context=contextvars.Context())
     return outcome
@@ -746,8 +751,38 @@ _LOOP_CLOSED = (
 )
 
 
-def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future[Any]) -> None:
-    """Copy a finished future's outcome (on the runtime's loop) to the caller's future."""
+@final
+class _Raised:
+    """A ``KeyboardInterrupt`` or ``SystemExit`` a forwarded call raised, carried as its task's result."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+async def _contained(call: Coroutine[Any, Any, T_co]) -> T_co | _Raised:
+    """Await ``call``, a forwarded call, keeping a ``KeyboardInterrupt`` or ``SystemExit`` it raises.
+
+    asyncio re-raises those two out of ``run_forever()`` when a task raises them: an object
+    raising ``SystemExit`` in a call made from another thread stopped the runtime's loop (the
+    application's, or a ``BlockingRuntime``'s thread, whose callers then waited forever), where the
+    same call made on that loop raises it in its caller only. They reach the caller's thread.
+    """
+    try:
+        return await call
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return _Raised(exc)
+
+
+def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future[Any], made: object = None) -> None:
+    """Copy a finished future's outcome (on the runtime's loop) to the caller's future.
+
+    ``made`` is what ``make()`` returned: a coroutine that a task cancelled before its first
+    step never ran is closed, so that it is not reported as "never awaited".
+    """
+    if inner.cancelled() and inspect.iscoroutine(made):
+        made.close()
     if outcome.done():
         return
     with contextlib.suppress(concurrent.futures.InvalidStateError):  # failed meanwhile by _forward
@@ -755,8 +790,10 @@ def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future
             outcome.set_exception(ConnectionClosedError(_LOOP_CLOSED))
         elif (exc := inner.exception()) is not None:
             outcome.set_exception(exc)
+        elif type(result := inner.result()) is _Raised:
+            outcome.set_exception(result.exc)
         else:
-            outcome.set_result(inner.result())
+            outcome.set_result(result)
 
 
 # -- for the package's test helpers -----------------------------------------------------------
@@ -782,6 +819,31 @@ async def on_runtime_loop(runtime: Runtime, make: Callable[[], Awaitable[T_co]])
     tasks, off the thread that runs them.
     """
     return await _forward(runtime, make)  # type: ignore[no-any-return]
+
+
+def on_runtime_thread(runtime: Runtime, fn: Callable[[], T_co]) -> T_co:
+    """``fn()`` run on the runtime's loop, the calling thread waiting for it there if it runs elsewhere.
+
+    For the plain (not awaited) testing hooks that touch an object (``fail_next_commit``,
+    ``hibernation_blockers``): called from another thread while the runtime's loop runs, they
+    would make or change its objects' hosts under its feet. Where no loop runs the runtime, or
+    on its own loop, ``fn()`` is called at once.
+    """
+    home = runtime.loop
+    if home is None or home is _get_running_loop() or home.is_closed() or not home.is_running():
+        return fn()
+
+    async def call() -> T_co:
+        return fn()
+
+    try:
+        outcome = submit(home, call)
+    except RuntimeError:  # closed meanwhile: no loop runs the runtime any more
+        return fn()
+    while not concurrent.futures.wait((outcome,), POLL_SECONDS).done:
+        if not home.is_running() and outcome.cancel():
+            return fn()  # the loop stopped before it ran: none runs the runtime now
+    return outcome.result()
 
 
 def deliver(

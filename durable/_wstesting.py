@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Iterable, Mapping, MutableMapping, Se
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ._blocking import BlockingStub
 from ._http import Headers, Request
-from ._stub import Stub, host_of
+from ._stub import Stub, host_of, on_runtime_loop, on_runtime_thread, runtime_of
 from ._websocket import WebSocket, WebSocketClosed, WebSocketError, WebSocketPair, remote_close
 from ._wsbridge import CLOSE_WITHOUT_CODE
 
@@ -22,12 +23,14 @@ __all__ = ["disconnect", "hibernate", "hibernation_blockers", "websocket"]
 
 
 def _check_stub(stub: object, func: str) -> Stub[Any]:
+    if isinstance(stub, BlockingStub):
+        return stub.stub
     if not isinstance(stub, Stub):
         raise TypeError(f"{func}() takes a durable.Stub (namespace.get(id)), not {type(stub).__name__}")
     return stub
 
 
-def hibernation_blockers(stub: Stub[Any]) -> list[str]:
+def hibernation_blockers(stub: Stub[Any] | BlockingStub[Any]) -> list[str]:
     """Why the object cannot hibernate now; an empty list when it can.
 
     The reasons: ``"standard websocket"`` (a socket accepted with ``accept()``),
@@ -43,30 +46,41 @@ def hibernation_blockers(stub: Stub[Any]) -> list[str]:
 
         assert durable.testing.hibernation_blockers(stub) == []
     """
-    _check_stub(stub, "hibernation_blockers")
-    host = host_of(stub)
-    return host.runtime.hibernation.blockers(host)
+    target = _check_stub(stub, "hibernation_blockers")
+
+    def blockers() -> list[str]:
+        host = host_of(target)
+        return host.runtime.hibernation.blockers(host)
+
+    # Called from another thread than the runtime's, it asks there (and waits for the answer).
+    return on_runtime_thread(runtime_of(target), blockers)
 
 
-async def hibernate(stub: Stub[Any]) -> None:
+async def hibernate(stub: Stub[Any] | BlockingStub[Any]) -> None:
     """Hibernate the object now, as ``Runtime(hibernate_after=...)`` would once it is idle.
 
     The instance is dropped; hibernatable sockets, their tags and attachments, and the
     auto-response stay. The next message (or any other event) constructs a fresh instance.
 
     Raises:
-        TypeError: ``stub`` is not a ``durable.Stub``.
+        TypeError: ``stub`` is not a ``durable.Stub`` (or ``durable.BlockingStub``).
         RuntimeError: the object is not eligible; the message names the blockers (see
             :func:`hibernation_blockers`).
     """
-    _check_stub(stub, "hibernate")
-    host = host_of(stub)
-    blockers = host.runtime.hibernation.blockers(host)
-    if blockers:
-        raise RuntimeError(
-            f"the Durable Object cannot hibernate: {', '.join(blockers)} (see durable.testing.hibernation_blockers)"
-        )
-    host.evict()
+    target = _check_stub(stub, "hibernate")
+
+    async def drop() -> None:
+        host = host_of(target)
+        blockers = host.runtime.hibernation.blockers(host)
+        if blockers:
+            raise RuntimeError(
+                f"the Durable Object cannot hibernate: {', '.join(blockers)} (see durable.testing.hibernation_blockers)"
+            )
+        host.evict()
+
+    # On the runtime's loop, as evict() does: awaited on another thread's loop, it ran there,
+    # racing the object's calls on its database ("Recursive use of cursors not allowed").
+    await on_runtime_loop(runtime_of(target), drop)
 
 
 def disconnect(ws: WebSocket) -> None:
@@ -89,7 +103,7 @@ async def websocket(
 ) -> AsyncIterator[WebSocket]:
     """Connect an accepted client end to ``target``, in process (no sockets, no threads).
 
-    ``target`` is a :class:`durable.Stub` (the upgrade request goes to ``stub.fetch``) or an ASGI
+    ``target`` is a :class:`durable.Stub` or ``BlockingStub`` (the upgrade request goes to ``stub.fetch``) or an ASGI
     application (e.g. ``durable.asgi_app(Worker, runtime)``). ``url`` is an ``http://`` or
     ``https://`` URL; the request carries ``Upgrade: websocket``, ``headers`` (a mapping, pairs or
     a ``durable.Headers``, as ``Request`` takes them) and, with ``protocols`` (one name or a
@@ -120,6 +134,8 @@ async def websocket(
                 raise TypeError(f"websocket() takes subprotocol names (tokens), not {name!r}")
         all_headers["sec-websocket-protocol"] = ", ".join(names)
     task: asyncio.Task[None] | None = None
+    if isinstance(target, BlockingStub):
+        target = target.stub
     if isinstance(target, Stub):
         response = await target.fetch(Request(url, headers=all_headers))
         client = response.web_socket

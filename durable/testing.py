@@ -17,7 +17,7 @@ from ._namespace import Namespace
 from ._object import DurableObject
 from ._sql import exec_unrestricted
 from ._state import State
-from ._stub import Stub, deliver, host_of, on_runtime_loop, runtime_of
+from ._stub import Stub, deliver, host_of, on_runtime_loop, on_runtime_thread, runtime_of
 from ._wstesting import disconnect, hibernate, hibernation_blockers, websocket
 
 __all__ = [
@@ -140,9 +140,13 @@ def fail_next_commit(
         exc = exc()  # a class, as `raise` takes one
     if exc is not None and not isinstance(exc, BaseException):
         raise TypeError(f"fail_next_commit() takes an exception or an exception class, not {type(exc).__name__}")
-    host_of(target).db.fail_next = (
-        exc if exc is not None else OSError(5, "disk I/O error (injected by durable.testing)")
-    )
+    failure = exc if exc is not None else OSError(5, "disk I/O error (injected by durable.testing)")
+
+    def arm() -> None:
+        host_of(target).db.fail_next = failure
+
+    # From another thread than the runtime's, on its loop: the host may have to be made.
+    on_runtime_thread(runtime_of(target), arm)
 
 
 async def query(
