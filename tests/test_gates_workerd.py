@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import durable
+from durable import _eager
 
 
 class Obj(durable.DurableObject):
@@ -221,3 +222,49 @@ class TestAfterTheCallback:
         async with durable.Runtime() as rt:
             stub = rt.namespace(Continues).get_by_name("a")
             assert list(await asyncio.gather(*(stub.bump(mode) for _ in range(3)))) == [1, 2, 3]
+
+
+class Logger(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def mark(self, label: str) -> str:
+        self.log.append(label)
+        return label
+
+    async def put_then_sync(self, label: str) -> str:
+        self.log.append(label + "s")
+        self.ctx.storage.put("k", label)
+        await self.ctx.storage.sync()
+        self.log.append(label + "e")
+        return label
+
+    async def read_log(self) -> list[str]:
+        return self.log
+
+
+@pytest.fixture(params=["native", "hand-stepped"])
+def stepping(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """As this Python starts events, then with the 3.11 stepper forced (tests/test_eager.py)."""
+    if request.param == "hand-stepped":
+        monkeypatch.setattr(_eager, "EAGER_TASKS", False)
+    return str(request.param)
+
+
+class TestEventOrder:
+    @pytest.mark.parametrize("warm", [False, True])
+    async def test_writers_waiting_for_one_commit_resume_in_arrival_order(self, stepping: str, warm: bool) -> None:
+        """workerd (both backends): calls 1..5 sent together, 1 and 4 doing `put(); await sync()`,
+        log 1s 2 3 4s 5 1e 4e: the two resume in the order they started waiting. durable's 3.11
+        stepper resumed 4 first once the method had been called before (its waiter settled before
+        its task began, and it went on at once where a task waits a loop turn)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Logger).get_by_name("a")
+            if warm:
+                await stub.put_then_sync("0")
+            await stub.read_log()
+            calls = [stub.put_then_sync("1"), stub.mark("2"), stub.mark("3"), stub.put_then_sync("4"), stub.mark("5")]
+            assert await asyncio.gather(*calls) == ["1", "2", "3", "4", "5"]
+            log = await stub.read_log()
+            assert log[-7:] == ["1s", "2", "3", "4s", "5", "1e", "4e"]
