@@ -268,3 +268,77 @@ class TestEventOrder:
             assert await asyncio.gather(*calls) == ["1", "2", "3", "4", "5"]
             log = await stub.read_log()
             assert log[-7:] == ["1s", "2", "3", "4s", "5", "1e", "4e"]
+
+
+class Outside(durable.DurableObject):
+    """An event awaiting outside I/O while another event's block_concurrency_while() callback runs."""
+
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def wait(self, mode: str) -> None:
+        storage = self.ctx.storage
+        self.log.append("1s")
+        if mode == "put-sync":
+            storage.put("k", 1)
+            await storage.sync()
+        elif mode == "sync":
+            await storage.sync()
+        elif mode == "bookmark":
+            await storage.get_current_bookmark()
+        elif mode == "put-bookmark":
+            storage.put("k", 1)
+            await storage.get_current_bookmark()
+        else:
+            await self.env.OTHER.get_by_name("b").hold(0)
+        self.log.append("1e")
+
+    async def block(self) -> None:
+        async def callback() -> None:
+            await self.env.OTHER.get_by_name("b").hold(0.03)
+            self.log.append("bcw-e")
+
+        self.log.append("bcw-s")
+        await self.ctx.block_concurrency_while(callback)
+
+    async def sync_inside(self) -> str:
+        async def callback() -> str:
+            self.ctx.storage.put("k", 2)
+            await self.ctx.storage.sync()
+            await self.ctx.storage.get_current_bookmark()
+            return "inside"
+
+        return await self.ctx.block_concurrency_while(callback)
+
+    async def read_log(self) -> list[str]:
+        return self.log
+
+
+class Other(durable.DurableObject):
+    async def hold(self, seconds: float) -> None:
+        if seconds:
+            await asyncio.sleep(seconds)
+
+
+class TestOutsideIoUnderAClosedGate:
+    @pytest.mark.parametrize("mode", ["put-sync", "sync", "bookmark", "put-bookmark", "rpc"])
+    async def test_its_completion_waits_for_the_callback(self, mode: str) -> None:
+        """workerd (both steps measured with miniflare 4, 2026-04-07): an event that awaits
+        `storage.sync()` (with or without a write pending), `getCurrentBookmark()` or a call to
+        another object while another event's blockConcurrencyWhile() callback awaits a 60 ms call
+        logs 1s bcw-s bcw-e 1e: its continuation is delivered once the gate opens. durable resumed
+        it inside the callback (1s bcw-s 1e bcw-e) for sync() and getCurrentBookmark()."""
+        async with durable.Runtime(point_in_time_recovery=True) as rt:
+            rt.namespace(Other, name="OTHER")
+            stub = rt.namespace(Outside).get_by_name("a")
+            await stub.read_log()
+            await asyncio.gather(stub.wait(mode), stub.block())
+            assert await stub.read_log() == ["1s", "bcw-s", "bcw-e", "1e"]
+
+    async def test_inside_the_callback_it_completes(self) -> None:
+        """The callback's own sync() and getCurrentBookmark() are not held by its own gate."""
+        async with durable.Runtime(point_in_time_recovery=True) as rt:
+            rt.namespace(Other, name="OTHER")
+            stub = rt.namespace(Outside).get_by_name("a")
+            assert await asyncio.wait_for(stub.sync_inside(), 5) == "inside"
