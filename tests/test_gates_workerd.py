@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable import _eager
+from durable import _eager, testing
 
 
 class Obj(durable.DurableObject):
@@ -342,3 +342,91 @@ class TestOutsideIoUnderAClosedGate:
             rt.namespace(Other, name="OTHER")
             stub = rt.namespace(Outside).get_by_name("a")
             assert await asyncio.wait_for(stub.sync_inside(), 5) == "inside"
+
+
+class Spawner(durable.DurableObject):
+    """Work the object left running (a task it created, wait_until work) when it is reset."""
+
+    refused: list[BaseException] = []
+
+    async def spawn(self, how: str) -> str:
+        async def later() -> None:
+            await asyncio.sleep(0.03)
+            try:
+                await self.env.SEEN.get_by_name("seen").mark(how)
+            except durable.ObjectAbortedError as exc:
+                Spawner.refused.append(exc)
+
+        if how == "wait_until":
+            self.ctx.wait_until(later())
+        else:
+            self.task = asyncio.create_task(later())
+        return "spawned"
+
+    async def spawn_and_wait(self) -> str:
+        async def later() -> None:
+            await asyncio.sleep(0)
+            await self.env.SEEN.get_by_name("seen").mark("live")
+
+        self.task = asyncio.create_task(later())
+        await self.task
+        return "called"
+
+    async def abort_later(self) -> None:
+        await asyncio.sleep(0.01)
+        self.ctx.abort("later")
+
+
+class SpawnsWhenBuilt(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.task = asyncio.create_task(env.SEEN.get_by_name("seen").mark("built"))
+
+    async def wait(self) -> None:
+        await self.task
+
+
+class Seen(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def mark(self, label: str) -> None:
+        self.log.append(label)
+
+    async def read_log(self) -> list[str]:
+        return self.log
+
+
+class TestWorkOfAResetObject:
+    @pytest.mark.parametrize("how", ["task", "wait_until"])
+    async def test_makes_no_call(self, how: str) -> None:
+        """workerd (miniflare 4, 2026-04-07): a promise the object left running (floating, or
+        passed to waitUntil) that calls another object 30 ms later never reaches it once
+        abort() reset the object at 10 ms (B's log stays []). durable let a task the object
+        created make the call from the dead instance; now the call raises the reset error there,
+        as its storage calls do."""
+        Spawner.refused = []
+        async with durable.Runtime() as rt:
+            seen = rt.namespace(Seen, name="SEEN").get_by_name("seen")
+            stub = rt.namespace(Spawner).get_by_name("a")
+            results = await asyncio.gather(stub.spawn(how), stub.abort_later(), return_exceptions=True)
+            assert results[0] == "spawned"
+            assert isinstance(results[1], durable.ObjectAbortedError)
+            await asyncio.sleep(0.06)
+            assert await seen.read_log() == []
+            if how == "task":  # its code still runs here, and the call raises the reset error
+                assert [str(exc) for exc in Spawner.refused] == ["later"]
+            # The next instance's tasks call out as before.
+            fresh = rt.namespace(Spawner).get(stub.id)
+            assert await fresh.spawn_and_wait() == "called"
+            assert await seen.read_log() == ["live"]
+
+    async def test_a_new_instance_calls_out_from_its_constructor(self) -> None:
+        async with durable.Runtime() as rt:
+            seen = rt.namespace(Seen, name="SEEN").get_by_name("seen")
+            stub = rt.namespace(SpawnsWhenBuilt).get_by_name("a")
+            await stub.wait()
+            await testing.evict(stub)
+            await stub.wait()
+            assert await seen.read_log() == ["built", "built"]
