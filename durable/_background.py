@@ -133,6 +133,7 @@ class BackgroundWork:
         host = self._host
         held_locks.set(held)
         _context.current_host.set(host)
+        _context.current_generation.set(gen)
         task = asyncio.current_task()
         assert task is not None
         clock = self._clock

@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, final
 
 from ._done import Done, after, next_turn
+from ._gates import through_gate
 from ._history import NO_PITR_KV, PITR_OFF, History
 from ._storage_alarm import check_date_range
 
@@ -80,8 +81,8 @@ class Bookmarks:
         if isinstance(waiter, Done):
             # Suspends all the same: workerd awaits it as outside I/O, which opens the input gate
             # (measured with miniflare 4, 2026-04-07, as for sync()).
-            return next_turn(history.current_bookmark())
-        return after(waiter, history.current_bookmark)
+            return through_gate(next_turn(history.current_bookmark()), self._host.gate)
+        return through_gate(after(waiter, history.current_bookmark), self._host.gate)
 
     def for_time(self, timestamp: int | float | _dt.datetime) -> Done[str]:
         """The bookmark of the state at ``timestamp`` (ms since the epoch, or a datetime)."""

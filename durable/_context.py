@@ -15,10 +15,15 @@ from asyncio import _get_running_loop
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
-__all__ = ["check_owner", "current_host", "not_owner"]
+__all__ = ["check_owner", "current_generation", "current_host", "not_owner"]
 
 current_host: ContextVar[Any] = ContextVar("durable_current_host", default=None)
 """The object (its host) whose code is running in the current task; None outside any object."""
+
+current_generation: ContextVar[int | None] = ContextVar("durable_current_generation", default=None)
+"""The generation (instance) of :data:`current_host` whose code runs in the current task; None if
+not known. Tasks that the instance starts inherit it, so code left running by an instance that was
+reset (a task it created) is told apart from the next instance's (``ObjectHost.before_outgoing``)."""
 
 
 def check_owner(host: object) -> None:

@@ -357,6 +357,12 @@ async def _drive(host: Stepping, call: EventCall, coro: Steppable, yielded: Any,
                     # What Task.__step does with a yielded future: mark it as taken over, so that
                     # awaiting it here (and the coroutine's own await resuming) is legitimate.
                     yielded._asyncio_future_blocking = False
+                    if yielded.done():
+                        # A task resumes on a future that is already done one loop turn later
+                        # (Task.__step's add_done_callback schedules it), not at once: else an
+                        # event whose commit waiter settled before its task began would overtake
+                        # events that waited on it longer (two `put(); await sync()`).
+                        await asyncio.sleep(0)
                     await yielded
             except asyncio.CancelledError:
                 # This task itself was cancelled, unless the future was (the coroutine sees that).

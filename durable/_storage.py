@@ -33,7 +33,7 @@ from ._done import NONE as _NONE
 from ._done import Done as Done
 from ._done import next_turn
 from ._exceptions import DurableError, InvalidTransactionError
-from ._gates import InputGate
+from ._gates import InputGate, through_gate
 from ._keys import PUT_SHAPE, KeyList, as_key, bindable_keys, check_batch, check_key, checked_limit, encode_checked
 from ._keys import compile_range as compile_range
 from ._kv import LIST_INVALIDATED as LIST_INVALIDATED
@@ -232,7 +232,7 @@ def _sync_in_transaction(txns: Transactions, host: StorageHost) -> Awaitable[Non
     level = txns.where()
     if level is NOW:
         return _NONE
-    return asyncio.ensure_future(_commit_after(txns.defer(level, lambda: None), host))
+    return through_gate(asyncio.ensure_future(_commit_after(txns.defer(level, lambda: None), host)), host.gate)
 
 
 async def _commit_after(queued: Awaitable[None], host: StorageHost) -> None:
@@ -427,7 +427,7 @@ class Storage:
         if self._stack:
             return _sync_in_transaction(self._txns, self._host)
         waiter = self._host.commit_waiter()
-        return next_turn(None) if isinstance(waiter, Done) else waiter
+        return through_gate(next_turn(None) if isinstance(waiter, Done) else waiter, self._host.gate)
 
     # -- the alarm (_storage_alarm.py) --
 

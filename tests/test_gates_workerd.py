@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import durable
+from durable import _eager, testing
 
 
 class Obj(durable.DurableObject):
@@ -221,3 +222,211 @@ class TestAfterTheCallback:
         async with durable.Runtime() as rt:
             stub = rt.namespace(Continues).get_by_name("a")
             assert list(await asyncio.gather(*(stub.bump(mode) for _ in range(3)))) == [1, 2, 3]
+
+
+class Logger(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def mark(self, label: str) -> str:
+        self.log.append(label)
+        return label
+
+    async def put_then_sync(self, label: str) -> str:
+        self.log.append(label + "s")
+        self.ctx.storage.put("k", label)
+        await self.ctx.storage.sync()
+        self.log.append(label + "e")
+        return label
+
+    async def read_log(self) -> list[str]:
+        return self.log
+
+
+@pytest.fixture(params=["native", "hand-stepped"])
+def stepping(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """As this Python starts events, then with the 3.11 stepper forced (tests/test_eager.py)."""
+    if request.param == "hand-stepped":
+        monkeypatch.setattr(_eager, "EAGER_TASKS", False)
+    return str(request.param)
+
+
+class TestEventOrder:
+    @pytest.mark.parametrize("warm", [False, True])
+    async def test_writers_waiting_for_one_commit_resume_in_arrival_order(self, stepping: str, warm: bool) -> None:
+        """workerd (both backends): calls 1..5 sent together, 1 and 4 doing `put(); await sync()`,
+        log 1s 2 3 4s 5 1e 4e: the two resume in the order they started waiting. durable's 3.11
+        stepper resumed 4 first once the method had been called before (its waiter settled before
+        its task began, and it went on at once where a task waits a loop turn)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Logger).get_by_name("a")
+            if warm:
+                await stub.put_then_sync("0")
+            await stub.read_log()
+            calls = [stub.put_then_sync("1"), stub.mark("2"), stub.mark("3"), stub.put_then_sync("4"), stub.mark("5")]
+            assert await asyncio.gather(*calls) == ["1", "2", "3", "4", "5"]
+            log = await stub.read_log()
+            assert log[-7:] == ["1s", "2", "3", "4s", "5", "1e", "4e"]
+
+
+class Outside(durable.DurableObject):
+    """An event awaiting outside I/O while another event's block_concurrency_while() callback runs."""
+
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def wait(self, mode: str) -> None:
+        storage = self.ctx.storage
+        self.log.append("1s")
+        if mode == "put-sync":
+            storage.put("k", 1)
+            await storage.sync()
+        elif mode == "sync":
+            await storage.sync()
+        elif mode == "bookmark":
+            await storage.get_current_bookmark()
+        elif mode == "put-bookmark":
+            storage.put("k", 1)
+            await storage.get_current_bookmark()
+        else:
+            await self.env.OTHER.get_by_name("b").hold(0)
+        self.log.append("1e")
+
+    async def block(self) -> None:
+        async def callback() -> None:
+            await self.env.OTHER.get_by_name("b").hold(0.03)
+            self.log.append("bcw-e")
+
+        self.log.append("bcw-s")
+        await self.ctx.block_concurrency_while(callback)
+
+    async def sync_inside(self) -> str:
+        async def callback() -> str:
+            self.ctx.storage.put("k", 2)
+            await self.ctx.storage.sync()
+            await self.ctx.storage.get_current_bookmark()
+            return "inside"
+
+        return await self.ctx.block_concurrency_while(callback)
+
+    async def read_log(self) -> list[str]:
+        return self.log
+
+
+class Other(durable.DurableObject):
+    async def hold(self, seconds: float) -> None:
+        if seconds:
+            await asyncio.sleep(seconds)
+
+
+class TestOutsideIoUnderAClosedGate:
+    @pytest.mark.parametrize("mode", ["put-sync", "sync", "bookmark", "put-bookmark", "rpc"])
+    async def test_its_completion_waits_for_the_callback(self, mode: str) -> None:
+        """workerd (both steps measured with miniflare 4, 2026-04-07): an event that awaits
+        `storage.sync()` (with or without a write pending), `getCurrentBookmark()` or a call to
+        another object while another event's blockConcurrencyWhile() callback awaits a 60 ms call
+        logs 1s bcw-s bcw-e 1e: its continuation is delivered once the gate opens. durable resumed
+        it inside the callback (1s bcw-s 1e bcw-e) for sync() and getCurrentBookmark()."""
+        async with durable.Runtime(point_in_time_recovery=True) as rt:
+            rt.namespace(Other, name="OTHER")
+            stub = rt.namespace(Outside).get_by_name("a")
+            await stub.read_log()
+            await asyncio.gather(stub.wait(mode), stub.block())
+            assert await stub.read_log() == ["1s", "bcw-s", "bcw-e", "1e"]
+
+    async def test_inside_the_callback_it_completes(self) -> None:
+        """The callback's own sync() and getCurrentBookmark() are not held by its own gate."""
+        async with durable.Runtime(point_in_time_recovery=True) as rt:
+            rt.namespace(Other, name="OTHER")
+            stub = rt.namespace(Outside).get_by_name("a")
+            assert await asyncio.wait_for(stub.sync_inside(), 5) == "inside"
+
+
+class Spawner(durable.DurableObject):
+    """Work the object left running (a task it created, wait_until work) when it is reset."""
+
+    refused: list[BaseException] = []
+
+    async def spawn(self, how: str) -> str:
+        async def later() -> None:
+            await asyncio.sleep(0.03)
+            try:
+                await self.env.SEEN.get_by_name("seen").mark(how)
+            except durable.ObjectAbortedError as exc:
+                Spawner.refused.append(exc)
+
+        if how == "wait_until":
+            self.ctx.wait_until(later())
+        else:
+            self.task = asyncio.create_task(later())
+        return "spawned"
+
+    async def spawn_and_wait(self) -> str:
+        async def later() -> None:
+            await asyncio.sleep(0)
+            await self.env.SEEN.get_by_name("seen").mark("live")
+
+        self.task = asyncio.create_task(later())
+        await self.task
+        return "called"
+
+    async def abort_later(self) -> None:
+        await asyncio.sleep(0.01)
+        self.ctx.abort("later")
+
+
+class SpawnsWhenBuilt(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.task = asyncio.create_task(env.SEEN.get_by_name("seen").mark("built"))
+
+    async def wait(self) -> None:
+        await self.task
+
+
+class Seen(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def mark(self, label: str) -> None:
+        self.log.append(label)
+
+    async def read_log(self) -> list[str]:
+        return self.log
+
+
+class TestWorkOfAResetObject:
+    @pytest.mark.parametrize("how", ["task", "wait_until"])
+    async def test_makes_no_call(self, how: str) -> None:
+        """workerd (miniflare 4, 2026-04-07): a promise the object left running (floating, or
+        passed to waitUntil) that calls another object 30 ms later never reaches it once
+        abort() reset the object at 10 ms (B's log stays []). durable let a task the object
+        created make the call from the dead instance; now the call raises the reset error there,
+        as its storage calls do."""
+        Spawner.refused = []
+        async with durable.Runtime() as rt:
+            seen = rt.namespace(Seen, name="SEEN").get_by_name("seen")
+            stub = rt.namespace(Spawner).get_by_name("a")
+            results = await asyncio.gather(stub.spawn(how), stub.abort_later(), return_exceptions=True)
+            assert results[0] == "spawned"
+            assert isinstance(results[1], durable.ObjectAbortedError)
+            await asyncio.sleep(0.06)
+            assert await seen.read_log() == []
+            if how == "task":  # its code still runs here, and the call raises the reset error
+                assert [str(exc) for exc in Spawner.refused] == ["later"]
+            # The next instance's tasks call out as before.
+            fresh = rt.namespace(Spawner).get(stub.id)
+            assert await fresh.spawn_and_wait() == "called"
+            assert await seen.read_log() == ["live"]
+
+    async def test_a_new_instance_calls_out_from_its_constructor(self) -> None:
+        async with durable.Runtime() as rt:
+            seen = rt.namespace(Seen, name="SEEN").get_by_name("seen")
+            stub = rt.namespace(SpawnsWhenBuilt).get_by_name("a")
+            await stub.wait()
+            await testing.evict(stub)
+            await stub.wait()
+            assert await seen.read_log() == ["built", "built"]
