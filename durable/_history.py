@@ -278,9 +278,17 @@ class History:
             return False
         target, undo = history.pending
         image = history.image_at(target)
-        history.append(MARK, undo, history.state_time(), b"")
+        # The MARK naming the state before the restore is written with the restored state's
+        # record, once the database holds it: a restore that fails or is killed before then
+        # stays pending and happens at the next start.
+        history.lead_with_mark(undo)
+        try:
+            db.load_image(unwal(image))
+        except BaseException:
+            history.settle_mark(done=False)
+            raise
+        history.settle_mark(done=True)
         history.pending = None
-        db.load_image(unwal(image))
         history.anchor = history.last_seq
         return True
 

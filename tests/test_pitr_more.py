@@ -179,3 +179,85 @@ class TestBookmarkOrder:
         await stub.restore(later)
         await evict(stub)
         assert await stub.get("k") is None
+
+
+_KILLED_MID_RESTORE = """
+import asyncio, os, sys
+import durable
+import durable._sqlite
+sys.path.insert(0, sys.argv[2])
+from test_pitr_more import Pit
+
+def die(image, conn):
+    os._exit(9)  # killed while the restored image is being written: SQLite keeps the old state
+
+durable._sqlite.copy_image = die
+
+async def main():
+    async with durable.Runtime(sys.argv[1], point_in_time_recovery=True) as rt:
+        await rt.namespace(Pit).get_by_name("a").get("k")  # the start applies the restore, and dies
+
+asyncio.run(main())
+"""
+
+
+class TestRestoreThatDoesNotFinish:
+    """A restore that fails or is killed before the restored state is written is not lost."""
+
+    async def test_failed_restore_is_tried_again_at_the_next_start(
+        self, runtime: durable.Runtime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The restore used to be marked done before the image was written: a failure to write it
+        (a full disk) reset the object, and the next start went on with the unrestored data."""
+        import durable._sqlite
+
+        ns = runtime.namespace(Pit)
+        stub = ns.get_by_name("a")
+        await stub.put("k", 1)
+        mark = await stub.bookmark()
+        await stub.put("k", 2)
+        undo = await stub.restore(mark)
+        calls = []
+
+        def full_disk(image: bytes, conn: Any) -> None:
+            calls.append(1)
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(durable._sqlite, "copy_image", full_disk)
+        await evict(stub)
+        with pytest.raises(OSError, match="No space left"):
+            await stub.get("k")
+        assert calls == [1]
+        monkeypatch.undo()
+        stub = ns.get_by_name("a")
+        assert await stub.get("k") == 1
+        await stub.restore(undo)  # and the undo bookmark still names the state before the restore
+        await evict(stub)
+        assert await stub.get("k") == 2
+
+    @pytest.mark.timeout(120)
+    async def test_kill_nine_during_a_restore(self, tmp_path: Path) -> None:
+        """``kill -9`` while the restore writes the database: the next start restores all the same."""
+        import os
+        import subprocess
+        import sys
+
+        path = tmp_path / "state"
+        async with durable.Runtime(path, clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            mark = await stub.bookmark()
+            await stub.put("k", 2)
+            undo = await stub.restore(mark)
+        here = Path(__file__).resolve().parent
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")]))
+        done = subprocess.run(
+            [sys.executable, "-c", _KILLED_MID_RESTORE, str(path), str(here)], env=env, timeout=60, check=False
+        )
+        assert done.returncode == 9
+        async with durable.Runtime(path, clock=MockClock(start=T0 + 60), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            assert await stub.get("k") == 1
+            await stub.restore(undo)
+            await evict(stub)
+            assert await stub.get("k") == 2
