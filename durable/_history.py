@@ -44,6 +44,7 @@ log itself (its format, loading, appending, the image of any state, compaction).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sqlite3
 from collections.abc import Callable
@@ -53,6 +54,8 @@ from typing import Protocol
 from ._history_capture import HistoryCapture
 from ._history_log import MARK, HistoryLog, unwal
 from ._history_log import read_history as read_history
+
+log = logging.getLogger("durable")
 
 __all__ = [
     "NO_PITR_KV",
@@ -192,8 +195,21 @@ class History:
         self._note_given()
         if history.last_seq == self._given:
             history.append(MARK, history.last_seq + 1, history.state_time(), b"")
+            self._prune()
         self._given = history.last_seq
         return self.bookmark(history.last_seq)
+
+    def _prune(self) -> None:
+        """Compact the log if its oldest state left the window, as a commit does (a failure is logged)."""
+        try:
+            self.log.compact_if_due()
+        except OSError as exc:
+            log.error(
+                "durable: the point-in-time history of %s/%s could not be compacted: %s",
+                self.namespace,
+                self.hexid,
+                exc,
+            )
 
     def _note_given(self) -> None:
         """On first use: count the last state of a log written before as handed out as a bookmark."""
@@ -275,6 +291,7 @@ class History:
         db.read_conn()
         if history.pending is None:
             history.anchor = history.last_seq
+            self._prune()  # an object no longer written to forgets old states too
             return False
         target, undo = history.pending
         image = history.image_at(target)
@@ -290,6 +307,7 @@ class History:
         history.settle_mark(done=True)
         history.pending = None
         history.anchor = history.last_seq
+        self._prune()
         return True
 
 

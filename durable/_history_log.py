@@ -477,9 +477,11 @@ class HistoryLog:
         keep_seq = self.seq_at(cutoff)
         first = next((i for i, e in enumerate(self._entries) if e.kind in STATE_KINDS and e.seq > keep_seq), None)
         base_entry = next((e for e in self._entries if e.kind in STATE_KINDS and e.seq == keep_seq), None)
-        if first is None or (base_entry is not None and base_entry is self._entries[0]):
-            self._update_compact_due()
+        if (base_entry is None and first is None) or (base_entry is not None and base_entry is self._entries[0]):
+            self._update_compact_due()  # no state at all, or nothing before the state to keep
             return
+        if first is None:
+            first = len(self._entries)  # the last state is older than the window: it alone stays
         image = self.image_at(keep_seq)
         base_time = base_entry.time if base_entry is not None else self.created_ms
         out = io.BytesIO()

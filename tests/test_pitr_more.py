@@ -261,3 +261,32 @@ class TestRestoreThatDoesNotFinish:
             await stub.restore(undo)
             await evict(stub)
             assert await stub.get("k") == 2
+
+
+class TestRetentionWithoutWrites:
+    """The 30-day window prunes the log of an object that is no longer written to."""
+
+    @pytest.mark.parametrize("touch", ["start", "bookmark"])
+    async def test_an_old_log_shrinks_without_a_new_commit(self, tmp_path: Path, touch: str) -> None:
+        """The log was compacted only at a commit: an object that was read, or asked for bookmarks,
+        after its states fell out of the window kept them (and their bytes) for ever."""
+        path = tmp_path / "state"
+        clock = MockClock(start=T0)
+        async with durable.Runtime(path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            for i in range(20):
+                await stub.put("big", str(i) * 20000)
+        log = next(path.glob("Pit/*.history"))
+        size = log.stat().st_size
+        await clock.advance(31 * DAY + 2 * 3600)
+        async with durable.Runtime(path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            if touch == "start":
+                assert await stub.get("big") == "19" * 20000
+            else:
+                await stub.bookmark()
+            assert log.stat().st_size < size / 4
+            assert await stub.get("big") == "19" * 20000
+            await stub.restore(await stub.bookmark_for(clock.time_ms() - 30 * DAY * 1000))
+            await evict(stub)
+            assert await stub.get("big") == "19" * 20000
