@@ -325,6 +325,7 @@ class HistoryLog:
         except BaseException:
             with contextlib.suppress(OSError):
                 store.truncate(size)  # never leave half a record in the middle of the log
+            self._mark = lead  # the next append (or settle_mark) still writes it
             raise
         if lead is not None:
             self._entries.append(Entry(MARK, lead[0], time_ms, size + _REC.size, 0))
