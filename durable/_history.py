@@ -98,6 +98,13 @@ def _mac(namespace: str, hexid: str, seq: int, lineage: int) -> str:
     return hashlib.blake2b(data, digest_size=16, key=b"durable-pitr-1").hexdigest()
 
 
+def _shown(text: str) -> str:
+    """``text`` as an error shows it: its repr, cut after 80 characters (a bookmark is 62)."""
+    if len(text) <= 80:
+        return repr(text)
+    return f"{text[:80]!r}... ({len(text)} characters)"
+
+
 # -- the history of one object --------------------------------------------------------------------
 
 
@@ -247,7 +254,7 @@ class History:
         match = _BOOKMARK.fullmatch(bookmark)
         if match is None:
             raise ValueError(
-                f"Invalid bookmark: {bookmark!r} (expected a string like those getCurrentBookmark() returns)"
+                f"Invalid bookmark: {_shown(bookmark)} (expected a string like those getCurrentBookmark() returns)"
             )
         seq = (int(match[1], 16) << 32) | int(match[2], 16)
         lineage = int(match[3], 16)
@@ -255,7 +262,10 @@ class History:
             raise ValueError(f"Invalid bookmark: {bookmark!r} is not a bookmark of this Durable Object")
         self.log.load()
         if seq != 0 and lineage != self.log.lineage:
-            raise ValueError(f"Invalid bookmark: {bookmark!r} belongs to an earlier, wiped history of this object")
+            raise ValueError(
+                f"Invalid bookmark: {bookmark!r} belongs to another history of this object: another runtime's, "
+                "or an earlier, wiped history (Runtime.reset(), or a damaged log set aside)"
+            )
         return seq
 
     # -- restores --

@@ -290,3 +290,25 @@ class TestRetentionWithoutWrites:
             await stub.restore(await stub.bookmark_for(clock.time_ms() - 30 * DAY * 1000))
             await evict(stub)
             assert await stub.get("big") == "19" * 20000
+
+
+class TestForeignBookmarks:
+    async def test_bookmark_of_another_runtime_says_so(self) -> None:
+        """The same object in another runtime has another history: its bookmarks are refused, and
+        the error says so (it spoke only of a history wiped by Runtime.reset())."""
+        async with durable.Runtime(clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            theirs = await stub.bookmark()
+        async with durable.Runtime(clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            with pytest.raises(ValueError, match="another history of this object: another runtime's"):
+                await stub.restore(theirs)
+
+    async def test_a_huge_string_is_not_repeated_in_the_error(self, runtime: durable.Runtime) -> None:
+        """A 1 MB string is refused with a message of reasonable size (it held the whole string)."""
+        stub = runtime.namespace(Pit).get_by_name("a")
+        with pytest.raises(ValueError, match=r"Invalid bookmark: '0+'\.\.\. \(1000000 characters\)") as info:
+            await stub.restore("0" * 1_000_000)
+        assert len(str(info.value)) < 300
