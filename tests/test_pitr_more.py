@@ -312,3 +312,27 @@ class TestForeignBookmarks:
         with pytest.raises(ValueError, match=r"Invalid bookmark: '0+'\.\.\. \(1000000 characters\)") as info:
             await stub.restore("0" * 1_000_000)
         assert len(str(info.value)) < 300
+
+
+class TestPendingRestoreAcrossARuntimeWithoutHistory:
+    async def test_applied_at_the_next_start_with_history(self, tmp_path: Path) -> None:
+        """docs/recovery.md: a runtime with the history off neither applies nor cancels a pending
+        restore; the next runtime with it on applies it, and the undo bookmark keeps what was written."""
+        path = tmp_path / "state"
+        clock = MockClock(start=T0)
+        async with durable.Runtime(path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            mark = await stub.bookmark()
+            await stub.put("k", 2)
+            undo = await stub.restore(mark)
+        async with durable.Runtime(path, clock=clock) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            assert await stub.get("k") == 2
+            await stub.put("k", 3)
+        async with durable.Runtime(path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            assert await stub.get("k") == 1
+            await stub.restore(undo)
+            await evict(stub)
+            assert await stub.get("k") == 3
