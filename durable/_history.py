@@ -44,6 +44,7 @@ log itself (its format, loading, appending, the image of any state, compaction).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sqlite3
 from collections.abc import Callable
@@ -53,6 +54,8 @@ from typing import Protocol
 from ._history_capture import HistoryCapture
 from ._history_log import MARK, HistoryLog, unwal
 from ._history_log import read_history as read_history
+
+log = logging.getLogger("durable")
 
 __all__ = [
     "NO_PITR_KV",
@@ -93,6 +96,13 @@ class HistoryDatabase(Protocol):
 def _mac(namespace: str, hexid: str, seq: int, lineage: int) -> str:
     data = f"{namespace}\0{hexid}\0{seq}\0{lineage}".encode()
     return hashlib.blake2b(data, digest_size=16, key=b"durable-pitr-1").hexdigest()
+
+
+def _shown(text: str) -> str:
+    """``text`` as an error shows it: its repr, cut after 80 characters (a bookmark is 62)."""
+    if len(text) <= 80:
+        return repr(text)
+    return f"{text[:80]!r}... ({len(text)} characters)"
 
 
 # -- the history of one object --------------------------------------------------------------------
@@ -192,8 +202,21 @@ class History:
         self._note_given()
         if history.last_seq == self._given:
             history.append(MARK, history.last_seq + 1, history.state_time(), b"")
+            self._prune()
         self._given = history.last_seq
         return self.bookmark(history.last_seq)
+
+    def _prune(self) -> None:
+        """Compact the log if its oldest state left the window, as a commit does (a failure is logged)."""
+        try:
+            self.log.compact_if_due()
+        except OSError as exc:
+            log.error(
+                "durable: the point-in-time history of %s/%s could not be compacted: %s",
+                self.namespace,
+                self.hexid,
+                exc,
+            )
 
     def _note_given(self) -> None:
         """On first use: count the last state of a log written before as handed out as a bookmark."""
@@ -231,7 +254,7 @@ class History:
         match = _BOOKMARK.fullmatch(bookmark)
         if match is None:
             raise ValueError(
-                f"Invalid bookmark: {bookmark!r} (expected a string like those getCurrentBookmark() returns)"
+                f"Invalid bookmark: {_shown(bookmark)} (expected a string like those getCurrentBookmark() returns)"
             )
         seq = (int(match[1], 16) << 32) | int(match[2], 16)
         lineage = int(match[3], 16)
@@ -239,7 +262,10 @@ class History:
             raise ValueError(f"Invalid bookmark: {bookmark!r} is not a bookmark of this Durable Object")
         self.log.load()
         if seq != 0 and lineage != self.log.lineage:
-            raise ValueError(f"Invalid bookmark: {bookmark!r} belongs to an earlier, wiped history of this object")
+            raise ValueError(
+                f"Invalid bookmark: {bookmark!r} belongs to another history of this object: another runtime's, "
+                "or an earlier, wiped history (Runtime.reset(), or a damaged log set aside)"
+            )
         return seq
 
     # -- restores --
@@ -275,13 +301,23 @@ class History:
         db.read_conn()
         if history.pending is None:
             history.anchor = history.last_seq
+            self._prune()  # an object no longer written to forgets old states too
             return False
         target, undo = history.pending
         image = history.image_at(target)
-        history.append(MARK, undo, history.state_time(), b"")
+        # The MARK naming the state before the restore is written with the restored state's
+        # record, once the database holds it: a restore that fails or is killed before then
+        # stays pending and happens at the next start.
+        history.lead_with_mark(undo)
+        try:
+            db.load_image(unwal(image))
+        except BaseException:
+            history.settle_mark(done=False)
+            raise
+        history.settle_mark(done=True)
         history.pending = None
-        db.load_image(unwal(image))
         history.anchor = history.last_seq
+        self._prune()
         return True
 
 

@@ -248,6 +248,7 @@ class HistoryLog:
         self.last_seq = 0
         self.pending: tuple[int, int] | None = None  # (target seq, undo seq)
         self.anchor = 0  # last seq when the current session began
+        self._mark: tuple[int, int] | None = None  # (seq, last seq before) of a MARK the next append leads with
         self._compact_due = float("inf")  # the clock time after which the oldest state can go
 
     # -- loading and appending --
@@ -315,17 +316,45 @@ class HistoryLog:
         if not store.exists():
             self._create()
         size = store.size()
+        data = _record(kind, seq, time_ms, payload)
+        lead, self._mark = self._mark, None
+        if lead is not None:
+            data = _record(MARK, lead[0], time_ms, b"") + data
         try:
-            store.append(_record(kind, seq, time_ms, payload))
+            store.append(data)
         except BaseException:
             with contextlib.suppress(OSError):
                 store.truncate(size)  # never leave half a record in the middle of the log
+            self._mark = lead  # the next append (or settle_mark) still writes it
             raise
+        if lead is not None:
+            self._entries.append(Entry(MARK, lead[0], time_ms, size + _REC.size, 0))
+            size += _REC.size + _FOOT.size
         self._entries.append(Entry(kind, seq, time_ms, size + _REC.size, len(payload)))
         if kind in STATE_KINDS:
             self.last_seq = seq
             if self._compact_due == float("inf"):
                 self._update_compact_due()
+
+    def lead_with_mark(self, seq: int) -> None:
+        """Make the next append lead with a ``MARK seq``, in the same write (a restore's undo state).
+
+        ``last_seq`` is ``seq`` from now on, so the state appended next follows it. The MARK then
+        reaches the log only with the restored state, and the restore it ends is never taken as
+        done while the database still holds the state before it. :meth:`settle_mark` ends this.
+        """
+        self._mark = (seq, self.last_seq)
+        self.last_seq = seq
+
+    def settle_mark(self, *, done: bool) -> None:
+        """End :meth:`lead_with_mark`: if no append took the MARK, write it alone (``done``) or drop it."""
+        lead, self._mark = self._mark, None
+        if lead is None:
+            return
+        if done:
+            self.append(MARK, lead[0], self.state_time(), b"")
+        else:
+            self.last_seq = lead[1]
 
     def _update_compact_due(self) -> None:
         """The oldest state can be dropped once the state after it is older than the window (and the slack)."""
@@ -449,9 +478,11 @@ class HistoryLog:
         keep_seq = self.seq_at(cutoff)
         first = next((i for i, e in enumerate(self._entries) if e.kind in STATE_KINDS and e.seq > keep_seq), None)
         base_entry = next((e for e in self._entries if e.kind in STATE_KINDS and e.seq == keep_seq), None)
-        if first is None or (base_entry is not None and base_entry is self._entries[0]):
-            self._update_compact_due()
+        if (base_entry is None and first is None) or (base_entry is not None and base_entry is self._entries[0]):
+            self._update_compact_due()  # no state at all, or nothing before the state to keep
             return
+        if first is None:
+            first = len(self._entries)  # the last state is older than the window: it alone stays
         image = self.image_at(keep_seq)
         base_time = base_entry.time if base_entry is not None else self.created_ms
         out = io.BytesIO()

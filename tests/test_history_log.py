@@ -126,6 +126,49 @@ class TestHistoryLog:
         assert rows(log.image_at(4)) == [9]
         assert log.size() < before
 
+    def test_a_restores_mark_is_written_with_the_restored_state(self, tmp_path: Path) -> None:
+        """The MARK a restore leads with goes into the same append as the restored state; an
+        append that fails keeps it for the next one (it was lost, and the restore applied again
+        at every start)."""
+        import pytest
+
+        clock = Clock()
+        path = tmp_path / "h.history"
+        log = new_log(path, clock)
+        log.append(BASE, 1, log.state_time(), image_of([1]))
+        log.request(1, 1 << 32)
+        log.lead_with_mark(1 << 32)
+        assert log.last_seq == 1 << 32  # the restored state follows the MARK
+        store = log._store
+        real = store.append
+
+        def full(data: bytes) -> None:
+            raise OSError(28, "No space left on device")
+
+        store.append = full  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            log.append(BASE, log.last_seq + 1, log.state_time(), image_of([1]))
+        store.append = real  # type: ignore[method-assign]
+        log.append(BASE, log.last_seq + 1, log.state_time(), image_of([1]))
+        log.settle_mark(done=True)  # taken by the append: nothing more to write
+        log.close()
+        again = new_log(path, clock)
+        again.load()
+        assert again.pending is None
+        assert [seq for seq, _ in again.states()] == [1, 1 << 32, (1 << 32) + 1]
+
+    def test_a_restore_that_failed_drops_its_mark(self) -> None:
+        """settle_mark(done=False): no MARK, and the next state follows the last one as before."""
+        clock = Clock()
+        log = new_log(None, clock)
+        log.append(BASE, 1, log.state_time(), image_of([1]))
+        log.request(1, 1 << 32)
+        log.lead_with_mark(1 << 32)
+        log.settle_mark(done=False)
+        assert log.last_seq == 1 and log.pending == (1, 1 << 32)
+        log.settle_mark(done=True)  # nothing to settle any more
+        assert [seq for seq, _ in log.states()] == [1]
+
 
 class TestHistoryCapture:
     """Capture alone: a connection's commits become state records of the log."""

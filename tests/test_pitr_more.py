@@ -179,3 +179,160 @@ class TestBookmarkOrder:
         await stub.restore(later)
         await evict(stub)
         assert await stub.get("k") is None
+
+
+_KILLED_MID_RESTORE = """
+import asyncio, os, sys
+import durable
+import durable._sqlite
+sys.path.insert(0, sys.argv[2])
+from test_pitr_more import Pit
+
+def die(image, conn):
+    os._exit(9)  # killed while the restored image is being written: SQLite keeps the old state
+
+durable._sqlite.copy_image = die
+
+async def main():
+    async with durable.Runtime(sys.argv[1], point_in_time_recovery=True) as rt:
+        await rt.namespace(Pit).get_by_name("a").get("k")  # the start applies the restore, and dies
+
+asyncio.run(main())
+"""
+
+
+class TestRestoreThatDoesNotFinish:
+    """A restore that fails or is killed before the restored state is written is not lost."""
+
+    async def test_failed_restore_is_tried_again_at_the_next_start(
+        self, runtime: durable.Runtime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The restore used to be marked done before the image was written: a failure to write it
+        (a full disk) reset the object, and the next start went on with the unrestored data."""
+        import durable._sqlite
+
+        ns = runtime.namespace(Pit)
+        stub = ns.get_by_name("a")
+        await stub.put("k", 1)
+        mark = await stub.bookmark()
+        await stub.put("k", 2)
+        undo = await stub.restore(mark)
+        calls = []
+
+        def full_disk(image: bytes, conn: Any) -> None:
+            calls.append(1)
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(durable._sqlite, "copy_image", full_disk)
+        await evict(stub)
+        with pytest.raises(OSError, match="No space left"):
+            await stub.get("k")
+        assert calls == [1]
+        monkeypatch.undo()
+        stub = ns.get_by_name("a")
+        assert await stub.get("k") == 1
+        await stub.restore(undo)  # and the undo bookmark still names the state before the restore
+        await evict(stub)
+        assert await stub.get("k") == 2
+
+    @pytest.mark.timeout(120)
+    async def test_kill_nine_during_a_restore(self, tmp_path: Path) -> None:
+        """``kill -9`` while the restore writes the database: the next start restores all the same."""
+        import os
+        import subprocess
+        import sys
+
+        path = tmp_path / "state"
+        async with durable.Runtime(path, clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            mark = await stub.bookmark()
+            await stub.put("k", 2)
+            undo = await stub.restore(mark)
+        here = Path(__file__).resolve().parent
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")]))
+        done = subprocess.run(
+            [sys.executable, "-c", _KILLED_MID_RESTORE, str(path), str(here)], env=env, timeout=60, check=False
+        )
+        assert done.returncode == 9
+        async with durable.Runtime(path, clock=MockClock(start=T0 + 60), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            assert await stub.get("k") == 1
+            await stub.restore(undo)
+            await evict(stub)
+            assert await stub.get("k") == 2
+
+
+class TestRetentionWithoutWrites:
+    """The 30-day window prunes the log of an object that is no longer written to."""
+
+    @pytest.mark.parametrize("touch", ["start", "bookmark"])
+    async def test_an_old_log_shrinks_without_a_new_commit(self, tmp_path: Path, touch: str) -> None:
+        """The log was compacted only at a commit: an object that was read, or asked for bookmarks,
+        after its states fell out of the window kept them (and their bytes) for ever."""
+        path = tmp_path / "state"
+        clock = MockClock(start=T0)
+        async with durable.Runtime(path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            for i in range(20):
+                await stub.put("big", str(i) * 20000)
+        log = next(path.glob("Pit/*.history"))
+        size = log.stat().st_size
+        await clock.advance(31 * DAY + 2 * 3600)
+        async with durable.Runtime(path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            if touch == "start":
+                assert await stub.get("big") == "19" * 20000
+            else:
+                await stub.bookmark()
+            assert log.stat().st_size < size / 4
+            assert await stub.get("big") == "19" * 20000
+            await stub.restore(await stub.bookmark_for(clock.time_ms() - 30 * DAY * 1000))
+            await evict(stub)
+            assert await stub.get("big") == "19" * 20000
+
+
+class TestForeignBookmarks:
+    async def test_bookmark_of_another_runtime_says_so(self) -> None:
+        """The same object in another runtime has another history: its bookmarks are refused, and
+        the error says so (it spoke only of a history wiped by Runtime.reset())."""
+        async with durable.Runtime(clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            theirs = await stub.bookmark()
+        async with durable.Runtime(clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            with pytest.raises(ValueError, match="another history of this object: another runtime's"):
+                await stub.restore(theirs)
+
+    async def test_a_huge_string_is_not_repeated_in_the_error(self, runtime: durable.Runtime) -> None:
+        """A 1 MB string is refused with a message of reasonable size (it held the whole string)."""
+        stub = runtime.namespace(Pit).get_by_name("a")
+        with pytest.raises(ValueError, match=r"Invalid bookmark: '0+'\.\.\. \(1000000 characters\)") as info:
+            await stub.restore("0" * 1_000_000)
+        assert len(str(info.value)) < 300
+
+
+class TestPendingRestoreAcrossARuntimeWithoutHistory:
+    async def test_applied_at_the_next_start_with_history(self, tmp_path: Path) -> None:
+        """docs/recovery.md: a runtime with the history off neither applies nor cancels a pending
+        restore; the next runtime with it on applies it, and the undo bookmark keeps what was written."""
+        path = tmp_path / "state"
+        clock = MockClock(start=T0)
+        async with durable.Runtime(path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            mark = await stub.bookmark()
+            await stub.put("k", 2)
+            undo = await stub.restore(mark)
+        async with durable.Runtime(path, clock=clock) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            assert await stub.get("k") == 2
+            await stub.put("k", 3)
+        async with durable.Runtime(path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            assert await stub.get("k") == 1
+            await stub.restore(undo)
+            await evict(stub)
+            assert await stub.get("k") == 3
