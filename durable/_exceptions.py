@@ -219,16 +219,17 @@ def _copy_plain(exc: BaseException) -> BaseException:
     cls = type(exc)
     message = _message(exc)
     args: tuple[Any, ...]
+    files: tuple[Any, ...] = ()
     try:
         args = _copy_value(exc.args)
         if isinstance(exc, OSError) and len(args) == 2 and (exc.filename is not None or exc.filename2 is not None):
             # OSError(errno, strerror, filename, winerror, filename2) keeps only (errno, strerror)
             # in args; its message names the files, so they travel too.
-            args += _copy_value((exc.filename, None, exc.filename2))
+            files = _copy_value((exc.filename, None, exc.filename2))
     except Exception:
         args = (message,)  # what cannot be copied travels as the message
     try:
-        copy = cls(*args)
+        copy = cls(*args, *files)
         if _message(copy) == message:
             return copy
     except Exception:
@@ -241,6 +242,12 @@ def _copy_plain(exc: BaseException) -> BaseException:
     except Exception:
         copy = cls.__new__(cls)
     BaseException.__init__(copy, *args)
+    if isinstance(exc, OSError):
+        # What an OSError's message is made of: a subclass with its own __init__ leaves it unset.
+        for name in ("errno", "strerror", "filename", "filename2"):
+            if (value := getattr(exc, name)) is not None:  # (a filename2 of None would be shown)
+                with contextlib.suppress(Exception):
+                    setattr(copy, name, _copy_value(value))
     for name, value in getattr(exc, "__dict__", {}).items():
         try:
             setattr(copy, name, _copy_value(value))

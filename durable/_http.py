@@ -1576,33 +1576,33 @@ async def buffer_body(message: Request | Response) -> None:
         message._body_used = False
 
 
-def has_streamed_body(value: object) -> bool:
-    """Whether ``value`` holds a ``Request`` or ``Response`` whose streamed body :func:`buffer_bodies`
-    would read (through lists, tuples, dicts and sets)."""
+def _messages(value: object) -> Iterator[Request | Response]:
+    """The ``Request`` and ``Response`` objects in ``value``, through lists, tuples, dicts and sets."""
     stack, seen = [value], set()
     while stack:
         item = stack.pop()
         if isinstance(item, (Request, Response)):
-            body = item._body
-            if body is not None and not isinstance(body, builtins.bytes) and not item._body_used:
-                return True
+            yield item
         elif isinstance(item, (list, tuple, dict, set, frozenset)) and id(item) not in seen:
-            seen.add(id(item))
+            seen.add(id(item))  # (exact types only reach here: clone() refuses subclasses)
             stack.extend(item.values() if isinstance(item, dict) else item)
+
+
+def has_streamed_body(value: object) -> bool:
+    """Whether ``value`` holds a ``Request`` or ``Response`` whose streamed body :func:`buffer_bodies`
+    would read (through lists, tuples, dicts and sets)."""
+    for message in _messages(value):
+        body = message._body
+        if body is not None and not isinstance(body, builtins.bytes) and not message._body_used:
+            return True
     return False
 
 
 async def buffer_bodies(value: object) -> None:
     """:func:`buffer_body` for every ``Request`` and ``Response`` in ``value`` (an RPC argument
     or result about to cross to another event loop), through lists, tuples, dicts and sets."""
-    stack, seen = [value], set()
-    while stack:
-        item = stack.pop()
-        if isinstance(item, (Request, Response)):
-            await buffer_body(item)
-        elif isinstance(item, (list, tuple, dict, set, frozenset)) and id(item) not in seen:
-            seen.add(id(item))  # (exact types only reach here: clone() refuses subclasses)
-            stack.extend(item.values() if isinstance(item, dict) else item)
+    for message in _messages(value):
+        await buffer_body(message)
 
 
 def json_reader(message: Request | Response) -> Callable[[], Awaitable[Any]]:

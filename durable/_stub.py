@@ -260,22 +260,16 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
     ) -> Coroutine[Any, Any, Response]:
         """``fetch`` made on a loop of another thread than the runtime's (``home``): sent now, as
         on the runtime's loop, so that a caller that stops waiting does not withdraw it; one
-        whose body streams on this loop is sent once it is read (``_fetch_elsewhere``)."""
+        whose body streams on this loop is sent once it is read (``_send_from``)."""
         try:
             request = build_request(input, init)
         except Exception:
             return self._fetch_elsewhere(input, init)  # (raises the same when awaited)
-        if has_streamed_body(request):
-            return self._fetch_elsewhere(input, init)
 
         def make() -> Awaitable[Response]:
             return self._fetch_buffered(request)
 
-        try:
-            outcome = submit(home, make)
-        except RuntimeError:  # its loop closed meanwhile: _forward routes it again
-            return _forward(self._runtime, make, withdraw=False)
-        return _forward(self._runtime, make, home, outcome, withdraw=False)
+        return _send_from(self._runtime, make, home, request if has_streamed_body(request) else None)
 
     async def _fetch_elsewhere(self, input: str | Request, init: dict[str, Any]) -> Response:
         """``fetch`` made on another loop than the runtime's, or where no loop ran when it was called."""
@@ -882,17 +876,56 @@ def _forward_rpc(
     def make() -> Awaitable[Any]:
         return _readable_elsewhere(method._start_forwarded(args, kwargs))
 
-    if (any(type(arg) not in ATOMIC_TYPES for arg in args) or kwargs) and has_streamed_body((args, kwargs)):
-        return _buffer_then_forward(runtime, make, (args, kwargs), home)
+    streamed = (any(type(arg) not in ATOMIC_TYPES for arg in args) or kwargs) and has_streamed_body((args, kwargs))
+    if home is None:  # no loop runs: the call is made when awaited
+        return (
+            _buffer_then_forward(runtime, make, (args, kwargs)) if streamed else _forward(runtime, make, withdraw=False)
+        )
+    return _send_from(runtime, make, home, (args, kwargs) if streamed else None)
+
+
+def _send_from(
+    runtime: Runtime, make: Callable[[], Awaitable[Any]], home: asyncio.AbstractEventLoop, streamed: object
+) -> Coroutine[Any, Any, Any]:
+    """Make the call ``make()`` on the runtime's loop (``home``) now, for a caller on this (another
+    thread's) loop; await the coroutine returned for its outcome. A caller that stops waiting does
+    not withdraw it.
+
+    ``streamed``, if not None, holds bodies streamed on this loop, to read here first (a stream
+    may wait on its own loop's futures): the call is made once they are read, by a task that the
+    caller's cancellation does not reach (only the end of this loop, which ends the streams).
+    """
+    if streamed is not None:
+        task = asyncio.get_running_loop().create_task(_buffer_then_forward(runtime, make, streamed, home))
+        _reading.add(task)
+        task.add_done_callback(_read_done)
+        return _shielded(task)
     outcome = None
-    if home is not None:
-        with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: _forward routes it again
-            outcome = submit(home, make)
+    with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: _forward routes it again
+        outcome = submit(home, make)
     return _forward(runtime, make, home if outcome is not None else None, outcome, withdraw=False)
 
 
+_reading: set[asyncio.Task[Any]] = set()
+"""Calls whose streamed bodies are being read before they are sent (``_send_from``): held here, as
+the loop keeps only weak references to its tasks."""
+
+
+def _read_done(task: asyncio.Task[Any]) -> None:
+    _reading.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a caller that stopped waiting does not get it logged
+
+
+async def _shielded(task: asyncio.Task[Any]) -> Any:
+    return await asyncio.shield(task)
+
+
 async def _buffer_then_forward(
-    runtime: Runtime, make: Callable[[], Awaitable[Any]], value: object, home: asyncio.AbstractEventLoop | None
+    runtime: Runtime,
+    make: Callable[[], Awaitable[Any]],
+    value: object,
+    home: asyncio.AbstractEventLoop | None = None,
 ) -> Any:
     await buffer_bodies(value)
     return await _forward(runtime, make, home, withdraw=False)

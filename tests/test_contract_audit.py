@@ -11,6 +11,8 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+import pytest
+
 import durable
 from durable import testing
 
@@ -165,6 +167,16 @@ class Raising(durable.DurableObject):
     async def rename(self) -> None:
         raise FileExistsError(17, "File exists", "a.txt", None, "b.txt")
 
+    async def own_os_error(self) -> None:
+        raise ConfigMissing("app.toml")
+
+
+class ConfigMissing(OSError):
+    """An OSError of the application's whose constructor takes other arguments than OSError's."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(2, "No config", path)
+
 
 class TestRemoteErrors:
     async def test_os_error_keeps_its_file_names(self) -> None:
@@ -185,3 +197,13 @@ class TestRemoteErrors:
                 assert str(exc) == "[Errno 17] File exists: 'a.txt' -> 'b.txt'"
             else:  # pragma: no cover
                 raise AssertionError("no error")
+
+    async def test_os_error_subclass_with_its_own_constructor(self) -> None:
+        """An OSError subclass whose constructor takes other arguments is rebuilt without calling
+        it (docs/differences.md), yet keeps its message, errno and file name."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Raising).get_by_name("a")
+            with pytest.raises(ConfigMissing) as info:
+                await stub.own_os_error()
+            assert str(info.value) == "[Errno 2] No config: 'app.toml'"
+            assert (info.value.errno, info.value.filename, info.value.args) == (2, "app.toml", (2, "No config"))

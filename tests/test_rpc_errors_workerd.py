@@ -77,15 +77,25 @@ class Writes(durable.DurableObject):
         return key
 
     async def fetch(self, request: durable.Request) -> durable.Response:
-        await self.write(request.url.rsplit("/", 1)[1])
+        await self.write(request.url.rsplit("/", 1)[1] + await request.text())
         return durable.Response("written")
+
+    async def write_request(self, request: durable.Request) -> str:
+        return await self.write(request.url.rsplit("/", 1)[1] + await request.text())
 
     async def written(self, keys: list[str]) -> list[str]:
         found = await self.ctx.storage.get(keys)
         return sorted(found)
 
 
-KEYS = ["cancelled", "wait_for", "task", "unawaited", "fetch_wait_for", "fetch_unawaited"]
+KEYS = [
+    "cancelled", "wait_for", "task", "unawaited", "fetch_wait_for", "fetch_unawaited",
+    "fetch_streamed:body", "rpc_streamed:body",
+]  # fmt: skip
+
+
+async def streamed() -> AsyncIterator[bytes]:
+    yield b":body"
 
 
 async def stop_waiting(stub: Any) -> Any:
@@ -100,6 +110,12 @@ async def stop_waiting(stub: Any) -> Any:
     stub.write("unawaited")
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(stub.fetch("http://do/fetch_wait_for"), 0)
+    # A body streamed on the caller's loop is read there first; the call is sent all the same.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(stub.fetch("http://do/fetch_streamed", method="POST", body=streamed()), 0)
+    request = durable.Request("http://do/rpc_streamed", method="POST", body=streamed())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(stub.write_request(request), 0)
     return asyncio.ensure_future(stub.fetch("http://do/fetch_unawaited"))  # the loop ends now: asyncio.run cancels it
 
 
