@@ -152,6 +152,7 @@ class SocketRegistry:
             fut = host.invoke("run", _handler_event(self, name, camel, args), (), {})
         except RuntimeClosedError:
             if release is not None:
+                release.network.take_close()
                 self._release(release)
             return
         fut.add_done_callback(_retrieve)
@@ -201,6 +202,8 @@ def _handler_event(
     registry: SocketRegistry, name: str, camel: str, args: tuple[Any, ...]
 ) -> Callable[[Any, Any], Coroutine[Any, Any, None]]:
     async def event(instance: Any, ctx: Any) -> None:
+        if name == "web_socket_close":
+            args[0].network.take_close()  # a client's Close is answered now (see NetworkEnd.arrive)
         handler = getattr(instance, name, None)
         if handler is None:
             handler = getattr(instance, camel, None)

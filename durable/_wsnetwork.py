@@ -53,6 +53,8 @@ class NetworkEnd:
         closed_in: a Close (or an error) arrived from the peer.
         closed_out: this end sent its Close.
         replied: that Close was the runtime's answer to the peer's (not the object's ``close()``).
+        close_due: ``(code, reason)`` of a clean Close that arrived on a hibernatable end and
+            waits for its close event (:meth:`take_close`); until then the end is still ``OPEN``.
         gone: the connection is lost; nothing is sent or received any more.
         close_info: ``(code, reason, was_clean)`` of the close that arrived, once one did.
         used: the end was accepted, or used to send or to close (``accept_web_socket`` on the
@@ -60,7 +62,8 @@ class NetworkEnd:
     """
 
     __slots__ = (
-        "_limited", "_pending", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer", "replied", "used"
+        "_limited", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer",
+        "replied", "used",
     )  # fmt: skip
 
     def __init__(self, delivery: Delivery) -> None:
@@ -72,6 +75,7 @@ class NetworkEnd:
         self.gone = False
         self.used = False
         self.close_info: tuple[int, str, bool] | None = None
+        self.close_due: tuple[int, str] | None = None
         self._limited = False
         self._pending: _Pending | None = None
 
@@ -104,7 +108,7 @@ class NetworkEnd:
         if self.peer is not None:
             self.peer.peer = other
         other.closed_in, other.closed_out, other.gone = self.closed_in, self.closed_out, self.gone
-        other.replied = self.replied
+        other.replied, other.close_due = self.replied, self.close_due
         other.close_info, other._limited = self.close_info, self._limited
         self.peer = None
 
@@ -191,6 +195,25 @@ class NetworkEnd:
         elif not self.closed_out:
             self._post((MESSAGE, data))
 
+    def take_close(self) -> None:
+        """The close event of a Close kept by :meth:`arrive` starts: the end takes the Close
+        and the runtime answers it (after the frames this end sent that still wait for the
+        output gate), so the close handler sees ``CLOSED``."""
+        due = self.close_due
+        if due is None:
+            return
+        self.close_due = None
+        self.closed_in = True
+        self.close_info = (due[0], due[1], True)
+        if not self.closed_out and not self.gone:
+            self.closed_out = self.replied = True
+            frame = (CLOSE, due[0], due[1], True)
+            if self._pending:
+                self._pending.append((frame, None, None))
+            elif self.peer is not None:
+                self._post(frame)
+        self.delivery.finished()
+
     def transmit(self, frame: tuple[Any, ...]) -> None:
         """Send ``frame`` now, bypassing the output gate (the runtime's own answers: the reply to
         a Close, an auto-response, the close at shutdown)."""
@@ -270,6 +293,21 @@ class NetworkEnd:
         if self.gone or self.closed_in:
             return
         kind = frame[0]
+        if self.close_due is not None:
+            # A Close is waiting for its close event: the peer sends nothing after it, but the
+            # connection may still be lost before the event runs (then no reply can go out).
+            if kind != MESSAGE and not (kind == CLOSE and frame[3]):
+                self.gone = True
+            return
+        if kind == CLOSE and frame[3] and not self.closed_out and self.delivery.hibernatable:
+            # workerd's hibernation manager reads one frame at a time, and reads the next only
+            # once the event of the previous one has started: the Close is seen (and answered)
+            # only when its close event starts, after the message events queued before it, whose
+            # handlers still see the socket OPEN and whose sends reach the client (measured with
+            # miniflare 4, 2026-04-07: a message then a Close to a busy or hibernated object).
+            self.close_due = (frame[1], frame[2])
+            self.delivery.deliver(frame)
+            return
         if kind == CLOSE:
             self.closed_in = True
             self.close_info = (frame[1], frame[2], frame[3])
