@@ -53,8 +53,9 @@ class NetworkEnd:
         closed_in: a Close (or an error) arrived from the peer.
         closed_out: this end sent its Close.
         replied: that Close was the runtime's answer to the peer's (not the object's ``close()``).
-        close_due: ``(code, reason)`` of a clean Close that arrived on a hibernatable end and
-            waits for its close event (:meth:`take_close`); until then the end is still ``OPEN``.
+        close_due: ``(code, reason, was_clean)`` of a close that arrived on a hibernatable end
+            and waits for its close event (:meth:`take_close`); until then the object sees the
+            end ``OPEN`` (or ``CLOSING`` after its own ``close()``), as in workerd.
         gone: the connection is lost; nothing is sent or received any more.
         close_info: ``(code, reason, was_clean)`` of the close that arrived, once one did.
         used: the end was accepted, or used to send or to close (``accept_web_socket`` on the
@@ -75,13 +76,15 @@ class NetworkEnd:
         self.gone = False
         self.used = False
         self.close_info: tuple[int, str, bool] | None = None
-        self.close_due: tuple[int, str] | None = None
+        self.close_due: tuple[int, str, bool] | None = None
         self._limited = False
         self._pending: _Pending | None = None
 
     @property
     def ready_state(self) -> int:
         """``OPEN`` (1), ``CLOSING`` (2: one side sent its Close) or ``CLOSED`` (3)."""
+        if self.close_due is not None:
+            return CLOSING if self.closed_out else OPEN  # the object has not seen the close yet
         if self.gone or (self.closed_in and self.closed_out):
             return CLOSED
         if self.closed_in or self.closed_out:
@@ -140,7 +143,11 @@ class NetworkEnd:
 
     def close(self, code: int, reason: str) -> None:
         """Send a Close frame (already validated), unless this end closed or is gone."""
-        if self.closed_out or self.gone:
+        if self.closed_out:
+            return
+        if self.gone:
+            if self.close_due is not None:
+                self.closed_out = True  # CLOSING until the close event, as in workerd
             return
         self.closed_out = True
         self.emit((CLOSE, code, reason, True))
@@ -196,15 +203,13 @@ class NetworkEnd:
             self._post((MESSAGE, data))
 
     def take_close(self) -> None:
-        """The close event of a Close kept by :meth:`arrive` starts: the end takes the Close
-        and the runtime answers it (after the frames this end sent that still wait for the
-        output gate), so the close handler sees ``CLOSED``."""
+        """The close event of a close kept by :meth:`arrive` starts: the end takes it, and the
+        runtime answers a Close (after the frames this end sent that still wait for the output
+        gate), so the close handler sees ``CLOSED``."""
         due = self.close_due
         if due is None:
             return
-        self.close_due = None
-        self.closed_in = True
-        self.close_info = (due[0], due[1], True)
+        self._settle_due()
         if not self.closed_out and not self.gone:
             self.closed_out = self.replied = True
             frame = (CLOSE, due[0], due[1], True)
@@ -213,6 +218,13 @@ class NetworkEnd:
             elif self.peer is not None:
                 self._post(frame)
         self.delivery.finished()
+
+    def _settle_due(self) -> None:
+        due = self.close_due
+        if due is not None:
+            self.close_due = None
+            self.closed_in = True
+            self.close_info = due
 
     def transmit(self, frame: tuple[Any, ...]) -> None:
         """Send ``frame`` now, bypassing the output gate (the runtime's own answers: the reply to
@@ -259,6 +271,7 @@ class NetworkEnd:
 
     def disconnect(self, code: int = 1006, reason: str = DISCONNECTED_REASON) -> None:
         """The connection is lost: the other end gets a close (``was_clean`` False) and this end dies."""
+        self._settle_due()
         if self.gone:
             return
         self.gone = True
@@ -268,6 +281,7 @@ class NetworkEnd:
 
     def fail(self, error: BaseException) -> None:
         """The connection failed with ``error``: the other end gets an error event and dies."""
+        self._settle_due()
         if self.gone:
             return
         self.gone = True
@@ -281,6 +295,7 @@ class NetworkEnd:
         The owning object is forgotten without being told (it is going away too).
         """
         self.delivery.disown()
+        self._settle_due()
         if not self.closed_out:
             self.closed_out = True
             self.transmit((CLOSE, code, reason, True))
@@ -299,13 +314,16 @@ class NetworkEnd:
             if kind != MESSAGE and not (kind == CLOSE and frame[3]):
                 self.gone = True
             return
-        if kind == CLOSE and frame[3] and not self.closed_out and self.delivery.hibernatable:
+        if kind == CLOSE and self.delivery.hibernatable and not (frame[3] and self.closed_out):
             # workerd's hibernation manager reads one frame at a time, and reads the next only
-            # once the event of the previous one has started: the Close is seen (and answered)
-            # only when its close event starts, after the message events queued before it, whose
-            # handlers still see the socket OPEN and whose sends reach the client (measured with
-            # miniflare 4, 2026-04-07: a message then a Close to a busy or hibernated object).
-            self.close_due = (frame[1], frame[2])
+            # once the event of the previous one has started: a Close is seen (and answered), or
+            # a lost connection noticed, only when its close event starts, after the message
+            # events queued before it, whose handlers still see the socket OPEN and whose sends
+            # reach the client (measured with miniflare 4, 2026-04-07: messages, then a Close or
+            # a dropped connection, to a busy or hibernated object).
+            self.close_due = (frame[1], frame[2], frame[3])
+            if not frame[3]:
+                self.gone = True  # what the object sends meanwhile goes nowhere
             self.delivery.deliver(frame)
             return
         if kind == CLOSE:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable.testing import MockClock, hibernate, websocket
+from durable.testing import MockClock, disconnect, hibernate, websocket
 
 T0 = 1_700_000_000
 
@@ -43,6 +43,8 @@ class Echo(durable.DurableObject):
         if message == "put":
             await self.ctx.storage.put("k", 1)
         ws.send(f"echo:{message!s}")
+        if message in ("block", "m2") and self.env.flags.get("log_sent"):
+            self.env.log.append(("sent", message, ws.ready_state))
 
     async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
         self.env.log.append(("close", code, reason, was_clean, ws.ready_state))
@@ -120,4 +122,30 @@ class TestCloseAfterMessages:
             ("message", "m1", 1),
             ("message", "m2", 1),
             ("close", 4000, "bye", True, 3),
+        ]
+
+    async def test_connection_lost_behind_messages(self, rt: durable.Runtime) -> None:
+        """workerd: `send("block"); send("m2")`, then the client's connection dropped (node
+        `ws.terminate()`) while the first handler held the object in blockConcurrencyWhile:
+        both handlers saw readyState 1 to their end (their sends raised nothing), then the close
+        handler got (1006, "WebSocket disconnected without sending Close frame.", false)."""
+        rt.env.flags["log_sent"] = True
+        stub = rt.namespace(Echo).get_by_name("lost")
+        async with websocket(stub, "http://echo/") as ws:
+            ws.send("block")
+            ws.send("m2")
+            for _ in range(5):
+                await asyncio.sleep(0)
+            disconnect(ws)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            rt.env.go.set()
+            for _ in range(20):
+                await asyncio.sleep(0)
+        assert rt.env.log[1:] == [
+            ("message", "block", 1),
+            ("sent", "block", 1),
+            ("message", "m2", 1),
+            ("sent", "m2", 1),
+            ("close", 1006, "WebSocket disconnected without sending Close frame.", False, 3),
         ]
