@@ -315,12 +315,10 @@ class NetworkEnd:
                 self.gone = True
             return
         if kind == CLOSE and self.delivery.hibernatable and not (frame[3] and self.closed_out):
-            # workerd's hibernation manager reads one frame at a time, and reads the next only
-            # once the event of the previous one has started: a Close is seen (and answered), or
-            # a lost connection noticed, only when its close event starts, after the message
-            # events queued before it, whose handlers still see the socket OPEN and whose sends
-            # reach the client (measured with miniflare 4, 2026-04-07: messages, then a Close or
-            # a dropped connection, to a busy or hibernated object).
+            # workerd's hibernation manager reads a frame only once the previous one's event has
+            # started: a Close is seen (and answered), or a lost connection noticed, when its
+            # close event starts, after the message events before it, whose handlers see OPEN and
+            # whose sends reach the client (measured with miniflare 4, 2026-04-07).
             self.close_due = (frame[1], frame[2], frame[3])
             if not frame[3]:
                 self.gone = True  # what the object sends meanwhile goes nowhere
