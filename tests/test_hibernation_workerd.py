@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable.testing import MockClock, disconnect, hibernate, websocket
+from durable.testing import MockClock, disconnect, hibernate, run_in_object, websocket
 
 T0 = 1_700_000_000
 
@@ -149,3 +149,57 @@ class TestCloseAfterMessages:
             ("sent", "m2", 1),
             ("close", 1006, "WebSocket disconnected without sending Close frame.", False, 3),
         ]
+
+
+class TestAutoResponseBehindMessages:
+    """workerd reads a socket's next frame only once the previous message's event has started,
+    so an auto-response request waits behind a message the object cannot take yet."""
+
+    async def test_to_a_busy_object(self, rt: durable.Runtime) -> None:
+        """workerd: `send("block"); send("ping"); send("m2"); send("ping")` (auto-response
+        ping/pong), the first handler holding the object in blockConcurrencyWhile: the client
+        got "pong", "echo:block", "echo:m2", "pong" (the first ping was read once the block
+        handler had started, the second only once m2's had)."""
+        stub = rt.namespace(Echo).get_by_name("busy")
+        await run_in_object(
+            stub,
+            lambda obj, ctx: ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("ping", "pong")),
+        )
+        async with websocket(stub, "http://echo/") as ws:
+            for message in ("block", "ping", "m2", "ping"):
+                ws.send(message)
+            reader = asyncio.ensure_future(read_all(ws))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            rt.env.go.set()
+            await asyncio.sleep(0.05)
+            ws.close(1000)
+            got = await reader
+        assert got == ["pong", "echo:block", "echo:m2", "pong", (1000, "", True)]
+
+    async def test_to_a_hibernated_object(self, rt: durable.Runtime) -> None:
+        """workerd: to a hibernated object whose constructor holds it in blockConcurrencyWhile,
+        `send("m1"); send("ping"); send("m2"); send("ping")`: the client got "echo:m1", "pong",
+        "echo:m2", "pong" (a ping to a hibernated object with nothing before it is answered at
+        once, without waking it)."""
+        stub = rt.namespace(Echo).get_by_name("asleep")
+        await run_in_object(
+            stub,
+            lambda obj, ctx: ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("ping", "pong")),
+        )
+        async with websocket(stub, "http://echo/") as ws:
+            await hibernate(stub)
+            rt.env.flags["slow_start"] = True
+            ws.send("ping")
+            assert await ws.receive() == "pong"
+            for message in ("m1", "ping", "m2", "ping"):
+                ws.send(message)
+            reader = asyncio.ensure_future(read_all(ws))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            rt.env.go.set()
+            await asyncio.sleep(0.05)
+            ws.close(1000)
+            got = await reader
+        assert got == ["echo:m1", "pong", "echo:m2", "pong", (1000, "", True)]
+        assert [entry[0] for entry in rt.env.log] == ["ctor", "ctor", "message", "message", "close"]
