@@ -15,6 +15,9 @@ Rules, and the Cloudflare behaviour each mirrors:
   events start in arrival order (the gate is first-come, first-served).
 - A text message equal to the auto-response request is answered here, with no event and without
   waking a hibernated object; the socket's timestamp is recorded.
+- A socket's next frame is read only once the event of its previous one has started (workerd's
+  read loop awaits each dispatch): behind a message the object cannot take yet (it wakes, or
+  ``block_concurrency_while`` holds it) frames wait, auto-response requests and the Close included.
 - Handlers are optional (a missing one drops the event), are called with only the parameters
   they declare (Python Workers calls them that way), and an exception in one is logged: the
   socket stays and the object is not reset (workerd's ``HibernatableWebSocketCustomEvent::run``).
@@ -73,7 +76,10 @@ Key = tuple[str, str]
 class SocketRegistry:
     """One object's sockets and Hibernation API settings (see the module docstring)."""
 
-    __slots__ = ("auto_response", "event_timeout_ms", "idle_since", "key", "manager", "sockets", "standard", "timer")
+    __slots__ = (
+        "auto_response", "backlog", "event_timeout_ms", "idle_since", "key", "manager", "reading", "seq", "sockets",
+        "standard", "timer",
+    )  # fmt: skip
 
     def __init__(self, manager: HibernationManager, key: Key) -> None:
         self.manager = manager
@@ -84,6 +90,11 @@ class SocketRegistry:
         self.event_timeout_ms: int | None = None
         self.timer: TimerHandle | None = None
         self.idle_since = 0.0
+        # The sockets whose last event has not started yet (the value names the event; 0: its
+        # next frames are about to be read), and the frames that arrived since.
+        self.reading: dict[WebSocket, int] = {}
+        self.backlog: dict[WebSocket, list[tuple[Any, ...]]] = {}
+        self.seq = 0
 
     # -- the Hibernation API (called through ctx) ----------------------------------------------
 
@@ -126,6 +137,16 @@ class SocketRegistry:
     # -- frames from the sockets (the Receiver protocol) ---------------------------------------
 
     def frame(self, ws: WebSocket, frame: tuple[Any, ...]) -> None:
+        if ws in self.reading:
+            # workerd's hibernation manager reads a socket's next frame only once the event of
+            # the previous one has started (its read loop awaits each dispatch): until then it
+            # waits, auto-response requests included (measured with miniflare 4, 2026-04-07: to
+            # an object held by blockConcurrencyWhile, "m1", "ping" gets "echo:m1" then "pong").
+            self.backlog.setdefault(ws, []).append(frame)
+            return
+        self._read(ws, frame)
+
+    def _read(self, ws: WebSocket, frame: tuple[Any, ...]) -> None:
         kind = frame[0]
         if kind == "message":
             data = frame[1]
@@ -141,24 +162,63 @@ class SocketRegistry:
         # The socket is released once its close (or error) event has run: during the handler
         # it is still listed by get_web_sockets(), as in workerd.
         if kind == "close":
-            self._dispatch("web_socket_close", "webSocketClose", (ws, frame[1], frame[2], frame[3]), ws)
+            self._dispatch("web_socket_close", "webSocketClose", (ws, frame[1], frame[2], frame[3]), True)
         else:
-            self._dispatch("web_socket_error", "webSocketError", (ws, frame[1]), ws)
+            self._dispatch("web_socket_error", "webSocketError", (ws, frame[1]), True)
 
-    def _dispatch(self, name: str, camel: str, args: tuple[Any, ...], release: WebSocket | None = None) -> None:
-        manager = self.manager
+    def _dispatch(self, name: str, camel: str, args: tuple[Any, ...], last: bool = False) -> None:
+        ws: WebSocket = args[0]
+        token = self.seq = self.seq + 1
+        self.reading[ws] = token
         try:
-            host = manager.runtime.host_for_key(self.key)
-            fut = host.invoke("run", _handler_event(self, name, camel, args), (), {})
+            host = self.manager.runtime.host_for_key(self.key)
+            fut = host.invoke("run", _handler_event(self, name, camel, args, token), (), {})
         except RuntimeClosedError:
-            if release is not None:
-                self._release(release)
+            self.reading.pop(ws, None)
+            if last:
+                ws.network.take_close()
+                self._release(ws)
             return
-        fut.add_done_callback(_retrieve)
-        if release is not None:
-            fut.add_done_callback(lambda _: self._release(release))
+        if self.reading.get(ws) == token:
+            # Not started yet (most events start inside invoke): one that never starts (its
+            # object reset first) lets the next frames be read too.
+            fut.add_done_callback(functools.partial(self._ended, ws, token))
+        else:
+            fut.add_done_callback(_retrieve)
+        if last:
+            fut.add_done_callback(lambda _: self._release(ws))
+
+    def started(self, ws: WebSocket, token: int) -> None:
+        """The event ``token`` of ``ws`` starts: the frames that wait behind it are read next."""
+        if self.reading.get(ws) != token:
+            return
+        backlog = self.backlog.pop(ws, None)
+        if not backlog:
+            del self.reading[ws]
+            return
+        # After the handler's first step (workerd's dispatch returns once the handler is
+        # running), in a context of their own.
+        self.reading[ws] = 0
+        asyncio.get_running_loop().call_soon(self._drain, ws, backlog, context=contextvars.Context())
+
+    def _drain(self, ws: WebSocket, backlog: list[tuple[Any, ...]]) -> None:
+        if self.reading.get(ws) != 0:
+            return
+        del self.reading[ws]
+        backlog.extend(self.backlog.pop(ws, ()))
+        for i, frame in enumerate(backlog):
+            self._read(ws, frame)
+            if ws in self.reading:  # an event was dispatched: the rest waits for it to start
+                self.backlog.setdefault(ws, []).extend(backlog[i + 1 :])
+                return
+
+    def _ended(self, ws: WebSocket, token: int, fut: asyncio.Future[Any]) -> None:
+        _retrieve(fut)
+        self.started(ws, token)
 
     def _release(self, ws: WebSocket) -> None:
+        self.reading.pop(ws, None)
+        self.backlog.pop(ws, None)
         if self.sockets.pop(ws, None) is not None:
             self.manager.maybe_forget(self)
 
@@ -192,15 +252,20 @@ class SocketRegistry:
         for ws in list(self.standard):
             ws.network.disconnect()  # releases it (and its pin on the host) through release()
         if not standard_only:
+            self.reading.clear()
+            self.backlog.clear()
             sockets, self.sockets = self.sockets, {}
             for ws in sockets:
                 ws.network.disconnect()
 
 
 def _handler_event(
-    registry: SocketRegistry, name: str, camel: str, args: tuple[Any, ...]
+    registry: SocketRegistry, name: str, camel: str, args: tuple[Any, ...], token: int
 ) -> Callable[[Any, Any], Coroutine[Any, Any, None]]:
     async def event(instance: Any, ctx: Any) -> None:
+        registry.started(args[0], token)
+        if name == "web_socket_close":
+            args[0].network.take_close()  # a client's Close is answered now (see NetworkEnd.arrive)
         handler = getattr(instance, name, None)
         if handler is None:
             handler = getattr(instance, camel, None)

@@ -53,6 +53,9 @@ class NetworkEnd:
         closed_in: a Close (or an error) arrived from the peer.
         closed_out: this end sent its Close.
         replied: that Close was the runtime's answer to the peer's (not the object's ``close()``).
+        close_due: ``(code, reason, was_clean)`` of a close that arrived on a hibernatable end
+            and waits for its close event (:meth:`take_close`); until then the object sees the
+            end ``OPEN`` (or ``CLOSING`` after its own ``close()``), as in workerd.
         gone: the connection is lost; nothing is sent or received any more.
         close_info: ``(code, reason, was_clean)`` of the close that arrived, once one did.
         used: the end was accepted, or used to send or to close (``accept_web_socket`` on the
@@ -60,7 +63,8 @@ class NetworkEnd:
     """
 
     __slots__ = (
-        "_limited", "_pending", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer", "replied", "used"
+        "_limited", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer",
+        "replied", "used",
     )  # fmt: skip
 
     def __init__(self, delivery: Delivery) -> None:
@@ -72,12 +76,15 @@ class NetworkEnd:
         self.gone = False
         self.used = False
         self.close_info: tuple[int, str, bool] | None = None
+        self.close_due: tuple[int, str, bool] | None = None
         self._limited = False
         self._pending: _Pending | None = None
 
     @property
     def ready_state(self) -> int:
         """``OPEN`` (1), ``CLOSING`` (2: one side sent its Close) or ``CLOSED`` (3)."""
+        if self.close_due is not None:
+            return CLOSING if self.closed_out else OPEN  # the object has not seen the close yet
         if self.gone or (self.closed_in and self.closed_out):
             return CLOSED
         if self.closed_in or self.closed_out:
@@ -104,7 +111,7 @@ class NetworkEnd:
         if self.peer is not None:
             self.peer.peer = other
         other.closed_in, other.closed_out, other.gone = self.closed_in, self.closed_out, self.gone
-        other.replied = self.replied
+        other.replied, other.close_due = self.replied, self.close_due
         other.close_info, other._limited = self.close_info, self._limited
         self.peer = None
 
@@ -136,7 +143,11 @@ class NetworkEnd:
 
     def close(self, code: int, reason: str) -> None:
         """Send a Close frame (already validated), unless this end closed or is gone."""
-        if self.closed_out or self.gone:
+        if self.closed_out:
+            return
+        if self.gone:
+            if self.close_due is not None:
+                self.closed_out = True  # CLOSING until the close event, as in workerd
             return
         self.closed_out = True
         self.emit((CLOSE, code, reason, True))
@@ -191,6 +202,30 @@ class NetworkEnd:
         elif not self.closed_out:
             self._post((MESSAGE, data))
 
+    def take_close(self) -> None:
+        """The close event of a close kept by :meth:`arrive` starts: the end takes it, and the
+        runtime answers a Close (after the frames this end sent that still wait for the output
+        gate), so the close handler sees ``CLOSED``."""
+        due = self.close_due
+        if due is None:
+            return
+        self._settle_due()
+        if not self.closed_out and not self.gone:
+            self.closed_out = self.replied = True
+            frame = (CLOSE, due[0], due[1], True)
+            if self._pending:
+                self._pending.append((frame, None, None))
+            elif self.peer is not None:
+                self._post(frame)
+        self.delivery.finished()
+
+    def _settle_due(self) -> None:
+        due = self.close_due
+        if due is not None:
+            self.close_due = None
+            self.closed_in = True
+            self.close_info = due
+
     def transmit(self, frame: tuple[Any, ...]) -> None:
         """Send ``frame`` now, bypassing the output gate (the runtime's own answers: the reply to
         a Close, an auto-response, the close at shutdown)."""
@@ -236,6 +271,7 @@ class NetworkEnd:
 
     def disconnect(self, code: int = 1006, reason: str = DISCONNECTED_REASON) -> None:
         """The connection is lost: the other end gets a close (``was_clean`` False) and this end dies."""
+        self._settle_due()
         if self.gone:
             return
         self.gone = True
@@ -245,6 +281,7 @@ class NetworkEnd:
 
     def fail(self, error: BaseException) -> None:
         """The connection failed with ``error``: the other end gets an error event and dies."""
+        self._settle_due()
         if self.gone:
             return
         self.gone = True
@@ -258,6 +295,7 @@ class NetworkEnd:
         The owning object is forgotten without being told (it is going away too).
         """
         self.delivery.disown()
+        self._settle_due()
         if not self.closed_out:
             self.closed_out = True
             self.transmit((CLOSE, code, reason, True))
@@ -270,6 +308,22 @@ class NetworkEnd:
         if self.gone or self.closed_in:
             return
         kind = frame[0]
+        if self.close_due is not None:
+            # A Close is waiting for its close event: the peer sends nothing after it, but the
+            # connection may still be lost before the event runs (then no reply can go out).
+            if kind != MESSAGE and not (kind == CLOSE and frame[3]):
+                self.gone = True
+            return
+        if kind == CLOSE and self.delivery.hibernatable and not (frame[3] and self.closed_out):
+            # workerd's hibernation manager reads a frame only once the previous one's event has
+            # started: a Close is seen (and answered), or a lost connection noticed, when its
+            # close event starts, after the message events before it, whose handlers see OPEN and
+            # whose sends reach the client (measured with miniflare 4, 2026-04-07).
+            self.close_due = (frame[1], frame[2], frame[3])
+            if not frame[3]:
+                self.gone = True  # what the object sends meanwhile goes nowhere
+            self.delivery.deliver(frame)
+            return
         if kind == CLOSE:
             self.closed_in = True
             self.close_info = (frame[1], frame[2], frame[3])
