@@ -379,14 +379,21 @@ class Transactions:
                 await _wait_children(txn)
         except BaseException:
             self._end(txn, failed=True)
-            if self._gen != self._host.gen and (task := asyncio.current_task()) is not None:
-                # The object was reset under the transaction: every caller gets the reset error,
-                # and the event that awaited this task is cancelled; asyncio need not report
-                # this task's copy as "never retrieved".
-                task.add_done_callback(_retrieve)
+            if (task := asyncio.current_task()) is not None:
+                # If the object is reset under the transaction, or before the event that awaits
+                # this task resumes (a commit of this same turn fails), every caller gets the
+                # reset error and that event is dropped; asyncio need not then report this task's
+                # error as "never retrieved" (CPython 3.11 may even raise SystemError when it
+                # logs that during a garbage collection inside compile()). Decided once the task
+                # is done, after the awaiting event's own wake-up, which was registered first.
+                task.add_done_callback(self._retrieve_if_reset)
             raise
         self._end(txn, failed=False)
         return result
+
+    def _retrieve_if_reset(self, task: asyncio.Future[Any]) -> None:
+        if self._gen != self._host.gen:
+            _retrieve(task)
 
     def _end(self, txn: Transaction, *, failed: bool) -> None:
         """Commit (release) or roll back ``txn``'s savepoint, reopen the gate, run what waited."""
