@@ -81,6 +81,18 @@ def _poll_state(base: str, closed: int) -> dict[str, int]:
             time.sleep(0.02)
 
 
+def _get_scope() -> dict[str, Any]:
+    """The ASGI scope of `GET /`, for driving an app by hand."""
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": [(b"host", b"x")],
+    }
+
+
 class TestClientGoneMidResponse:
     """workerd (miniflare 4, 2026-04-07) pulls a streamed body no more once its client has
     disconnected: a stream pulled every 20 ms was pulled 3 times, and still 3 times 0.5 s later."""
@@ -119,15 +131,7 @@ class TestClientGoneMidResponse:
             env = None
 
         app = asgi_app(Worker, Env())
-        scope = {
-            "type": "http",
-            "method": "GET",
-            "path": "/",
-            "raw_path": b"/",
-            "query_string": b"",
-            "headers": [(b"host", b"x")],
-        }
-        await asyncio.wait_for(app(scope, receive, send), HANG_GUARD)
+        await asyncio.wait_for(app(_get_scope(), receive, send), HANG_GUARD)
         assert closed.is_set()
         assert sent[0]["status"] == 200
         assert sent[-1].get("more_body") is True  # no complete-looking end for a gone client
@@ -157,17 +161,8 @@ class TestClientGoneMidResponse:
         class Env:
             env = None
 
-        scope = {
-            "type": "http",
-            "method": "GET",
-            "path": "/",
-            "raw_path": b"/",
-            "query_string": b"",
-            "headers": [(b"host", b"x")],
-        }
-
         async def call() -> None:
-            await asgi_app(Worker, Env())(scope, receive, send)
+            await asgi_app(Worker, Env())(_get_scope(), receive, send)
 
         # In a daemon thread: a loop that spins lets no timeout fire, and must not hang the run.
         thread = threading.Thread(target=asyncio.run, args=(call(),), daemon=True)
