@@ -7,6 +7,7 @@ the commit a current bookmark names. Its refusals say how to turn recovery on.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, final
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
     from ._storage import StorageHost
 
 __all__ = ["Bookmarks"]
+
+
+def _retrieved(task: asyncio.Future[str]) -> None:
+    """Mark a failure as seen: a bookmark never awaited fails with its commit silently (the reset says why)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _time_ms(when: object) -> int:
@@ -82,7 +89,10 @@ class Bookmarks:
             # Suspends all the same: workerd awaits it as outside I/O, which opens the input gate
             # (measured with miniflare 4, 2026-04-07, as for sync()).
             return through_gate(next_turn(history.current_bookmark()), self._host.gate)
-        return through_gate(after(waiter, history.current_bookmark), self._host.gate)
+        # A task, so that the result may be awaited twice, or not at all, as a Promise.
+        task = asyncio.ensure_future(after(waiter, history.current_bookmark))
+        task.add_done_callback(_retrieved)
+        return through_gate(task, self._host.gate)
 
     def for_time(self, timestamp: int | float | _dt.datetime) -> Done[str]:
         """The bookmark of the state at ``timestamp`` (ms since the epoch, or a datetime)."""

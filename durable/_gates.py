@@ -24,11 +24,11 @@ import asyncio
 import heapq
 import itertools
 from asyncio import _get_running_loop
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Generator
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import Any, Generic, TypeVar, final
 
-__all__ = ["GateLock", "InputGate", "held_locks", "through_gate"]
+__all__ = ["GateLock", "GatedIO", "InputGate", "held_locks", "through_gate"]
 
 T = TypeVar("T")
 
@@ -212,13 +212,34 @@ class InputGate:
                 fut.set_result(None)  # they re-check, see the break and raise
 
 
-async def through_gate(io: Awaitable[T], gate: InputGate) -> T:
-    """Await ``io`` (outside I/O: ``sync()``, ``get_current_bookmark()``), then wait at ``gate``
-    until the current context may go on, as an event waits to enter: its completion is delivered
-    to the waiting code only once the gate opens. workerd holds such a continuation while another
-    event's ``blockConcurrencyWhile()`` callback runs (measured with miniflare 4, 2026-04-07); the
-    callback's own code passes (``InputGate.is_open``).
+def through_gate(io: Awaitable[T], gate: InputGate) -> GatedIO[T]:
+    """``io`` (outside I/O: ``sync()``, ``get_current_bookmark()``) as an awaitable whose completion
+    waits at ``gate`` until the current context may go on, as an event waits to enter: it is
+    delivered to the waiting code only once the gate opens. workerd holds such a continuation while
+    another event's ``blockConcurrencyWhile()`` callback runs (measured with miniflare 4,
+    2026-04-07); the callback's own code passes (``InputGate.is_open``).
+
+    ``io`` must be re-awaitable (a future): the result, like workerd's Promise, may be awaited
+    more than once, or not at all, without a "never awaited" warning.
     """
+    return GatedIO(io, gate)
+
+
+@final
+class GatedIO(Generic[T]):
+    """What :func:`through_gate` returns: each ``await`` waits for ``io``, then at the gate."""
+
+    __slots__ = ("gate", "io")
+
+    def __init__(self, io: Awaitable[T], gate: InputGate) -> None:
+        self.io = io
+        self.gate = gate
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return _through_gate(self.io, self.gate).__await__()
+
+
+async def _through_gate(io: Awaitable[T], gate: InputGate) -> T:
     value = await io
     if not gate.is_open():
         await gate.wait()

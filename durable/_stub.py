@@ -629,7 +629,8 @@ def _runtime_loop(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> asyncio.
         if home is loop:
             return None
         if home is None or home.is_closed() or not home.is_running():
-            runtime.attach_loop()  # the runtime's loop is now `loop` (and its timers are armed there)
+            if not runtime.closed:  # (a closed one is not taken over: the call fails here)
+                runtime.attach_loop()  # the runtime's loop is now `loop` (and its timers are armed there)
             return None
         return home
 

@@ -345,11 +345,22 @@ class _RequestBody:
         """Whether :meth:`wait_disconnected` may read ``receive``: no one else reads the body now."""
         return self._done or not self.attached
 
-    async def wait_disconnected(self) -> None:
-        """Return once the client has gone (what is left of a body no one reads is discarded)."""
-        while (await self._receive()).get("type") != "http.disconnect":
-            pass
-        self.disconnected = True
+    async def wait_disconnected(self) -> bool:
+        """Return True once the client has gone (what is left of a body no one reads is discarded).
+
+        Return False, watching no more, if a message follows the end of the body: ASGI has
+        ``receive()`` wait for the disconnect there, and a driver that answers at once instead
+        (the same ``http.request`` again) would make this loop spin without ever suspending.
+        """
+        ended = self._done
+        while True:
+            message = await self._receive()
+            if message.get("type") == "http.disconnect":
+                self.disconnected = True
+                return True
+            if ended:
+                return False
+            ended = not message.get("more_body", False)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while not self._done:
@@ -623,8 +634,8 @@ class _DisconnectWatch:
         self._watcher = asyncio.ensure_future(body.wait_disconnected())
         self._watcher.add_done_callback(self._on_done)
 
-    def _on_done(self, watcher: asyncio.Future[None]) -> None:
-        if not watcher.cancelled() and watcher.exception() is None:
+    def _on_done(self, watcher: asyncio.Future[bool]) -> None:
+        if not watcher.cancelled() and watcher.exception() is None and watcher.result():
             self._stopped = True
             self._task.cancel()
 

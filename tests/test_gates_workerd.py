@@ -430,3 +430,51 @@ class TestWorkOfAResetObject:
             await testing.evict(stub)
             await stub.wait()
             assert await seen.read_log() == ["built", "built"]
+
+
+class Reuses(durable.DurableObject):
+    async def sync_twice(self) -> str:
+        self.ctx.storage.put("a", 1)
+        done = self.ctx.storage.sync()
+        await done
+        await done  # a Promise may be awaited again
+        return "ok"
+
+    async def sync_unawaited(self) -> int:
+        self.ctx.storage.put("a", 2)
+        self.ctx.storage.sync()  # started and left, as JavaScript code may leave a Promise
+        value: int = await self.ctx.storage.get("a")
+        return value
+
+    async def bookmark_twice(self, write: bool) -> bool:
+        if write:
+            self.ctx.storage.put("a", 3)
+        bookmark = self.ctx.storage.get_current_bookmark()
+        return await bookmark == await bookmark
+
+    async def bookmark_unawaited(self) -> int:
+        self.ctx.storage.put("a", 4)
+        self.ctx.storage.get_current_bookmark()
+        value: int = await self.ctx.storage.get("a")
+        return value
+
+
+class TestGatedCompletionsStayPromises:
+    """`sync()` and `getCurrentBookmark()` return Promises in workerd: awaiting one twice gives the
+    same result, and one never awaited is no error. Holding their completion at the input gate
+    (through_gate) made them one-shot coroutines: a second await raised `RuntimeError: cannot
+    reuse already awaited coroutine`, and one left unawaited warned "never awaited"."""
+
+    @pytest.mark.parametrize("storage", ["sqlite", "kv"])
+    async def test_sync(self, storage: str) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Reuses, storage=storage).get_by_name("a")
+            assert await stub.sync_twice() == "ok"
+            assert await stub.sync_unawaited() == 2
+
+    @pytest.mark.parametrize("write", [False, True])
+    async def test_bookmark(self, write: bool) -> None:
+        async with durable.Runtime(point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Reuses).get_by_name("a")
+            assert await stub.bookmark_twice(write) is True
+            assert await stub.bookmark_unawaited() == 4

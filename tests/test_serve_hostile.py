@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import threading
 import time
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -80,6 +81,18 @@ def _poll_state(base: str, closed: int) -> dict[str, int]:
             time.sleep(0.02)
 
 
+def _get_scope() -> dict[str, Any]:
+    """The ASGI scope of `GET /`, for driving an app by hand."""
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": [(b"host", b"x")],
+    }
+
+
 class TestClientGoneMidResponse:
     """workerd (miniflare 4, 2026-04-07) pulls a streamed body no more once its client has
     disconnected: a stream pulled every 20 ms was pulled 3 times, and still 3 times 0.5 s later."""
@@ -118,18 +131,45 @@ class TestClientGoneMidResponse:
             env = None
 
         app = asgi_app(Worker, Env())
-        scope = {
-            "type": "http",
-            "method": "GET",
-            "path": "/",
-            "raw_path": b"/",
-            "query_string": b"",
-            "headers": [(b"host", b"x")],
-        }
-        await asyncio.wait_for(app(scope, receive, send), HANG_GUARD)
+        await asyncio.wait_for(app(_get_scope(), receive, send), HANG_GUARD)
         assert closed.is_set()
         assert sent[0]["status"] == 200
         assert sent[-1].get("more_body") is True  # no complete-looking end for a gone client
+
+    async def test_receive_that_never_blocks_does_not_hang_a_stream(self) -> None:
+        """A driver whose receive() answers at once after the body (the same `http.request` again,
+        where ASGI says it should wait for the disconnect) must not make the disconnect watch spin:
+        it read receive() in a loop that never suspended, and the event loop hung for ever."""
+
+        class Worker(durable.WorkerEntrypoint):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                async def chunks() -> Any:
+                    for i in range(3):
+                        yield b"x%d" % i
+                        await asyncio.sleep(0.001)
+
+                return durable.Response(chunks())
+
+        sent: list[MutableMapping[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        class Env:
+            env = None
+
+        async def call() -> None:
+            await asgi_app(Worker, Env())(_get_scope(), receive, send)
+
+        # In a daemon thread: a loop that spins lets no timeout fire, and must not hang the run.
+        thread = threading.Thread(target=asyncio.run, args=(call(),), daemon=True)
+        thread.start()
+        thread.join(HANG_GUARD)
+        assert not thread.is_alive()
+        assert b"".join(m.get("body", b"") for m in sent[1:]) == b"x0x1x2"
 
     @pytest.mark.slow
     @pytest.mark.parametrize("path", ["endless", "events"])

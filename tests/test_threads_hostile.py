@@ -406,3 +406,20 @@ class TestInterrupted:
             env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
         )
         assert (done.stdout.split(), done.returncode) == (["interrupted", "True"], 0), done.stderr[-2000:]
+
+
+class TestClosedRuntimeIsNotTakenOver:
+    def test_call_after_close_leaves_the_runtime_where_it_was(self) -> None:
+        """A call made from another thread's loop to a closed runtime raises RuntimeClosedError
+        there, and does not make that loop the runtime's: it did (a closed loop is "taken over"),
+        so calls from third threads were forwarded to that caller's loop, where they could start
+        in its asyncio.run's last turns and be destroyed pending (seen under load in
+        test_calls_from_other_loops_racing_close)."""
+        rt = durable.BlockingRuntime()
+        stub = rt.namespace(Hostile).get_by_name("a")
+        assert stub.increment() == 1
+        home = rt.runtime.loop
+        rt.close()
+        outcome = outcome_of(lambda: asyncio.run(stub.stub.increment()))
+        assert type(outcome) is durable.RuntimeClosedError
+        assert rt.runtime.loop is home
