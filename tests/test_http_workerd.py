@@ -614,3 +614,52 @@ class TestImmutableHeaders:
         request = request_from_server("http://h/", "GET", headers_from_server([(b"x", b"1")]), None)
         with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
             request.headers["z"] = "1"
+
+
+class TestRedirectHeaders:
+    """workerd (miniflare 4, 2026-04-07): ``Response.redirect(url, 301).headers`` is immutable:
+    ``set``, ``append`` and ``delete`` raise ``TypeError: Can't modify immutable headers.``, and so
+    do those of its ``clone()``; ``new Headers(r.headers)`` is mutable, and ``Response.json(...)``
+    has mutable headers."""
+
+    def test_redirect_headers_are_immutable(self) -> None:
+        response = Response.redirect("http://a/", 301)
+        changes: list[Callable[[], None]] = [
+            lambda: response.headers.set("x", "1"),
+            lambda: response.headers.append("x", "1"),
+            lambda: response.headers.delete("location"),
+            lambda: response.clone().headers.set("x", "1"),
+        ]
+        for change in changes:
+            with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
+                change()
+        assert list(response.headers.items()) == [("location", "http://a/")]
+        copy = Headers(response.headers)
+        copy.set("y", "1")
+        assert copy.get("y") == "1"
+
+    def test_json_response_headers_stay_mutable(self) -> None:
+        response = Response.json(1)
+        response.headers.set("x", "1")
+        assert response.headers.get("x") == "1"
+
+
+class TestJsonBody:
+    """workerd (miniflare 4, 2026-04-07): ``await new Response("NaN").json()`` raises ``SyntaxError:
+    "NaN" is not valid JSON``, ``"Infinity"`` likewise, ``"-Infinity"`` ``SyntaxError: No number
+    after minus sign ...``, ``"[1, NaN]"`` ``SyntaxError: Unexpected token 'N' ...``; a Request's
+    ``json()`` the same. Python's parser takes these constants; durable raises ``ValueError``
+    (``json.JSONDecodeError``), as for any other invalid JSON."""
+
+    @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "[1, NaN]", '{"a": -Infinity}'])
+    async def test_non_json_constants_are_refused(self, text: str) -> None:
+        with pytest.raises(json.JSONDecodeError, match="is not valid JSON"):
+            await Response(text).json()
+        with pytest.raises(ValueError, match="is not valid JSON"):
+            await Request("http://a/", method="POST", body=text).json()
+
+    async def test_json_still_parses(self) -> None:
+        """workerd: ``" 1 "`` parses as 1; an empty body raises ``SyntaxError: Unexpected end of JSON input``."""
+        assert await Response(' {"a": [1, 2.5, null, true, "NaN"]} ').json() == {"a": [1, 2.5, None, True, "NaN"]}
+        with pytest.raises(json.JSONDecodeError):
+            await Response("").json()
