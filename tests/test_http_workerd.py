@@ -663,3 +663,29 @@ class TestJsonBody:
         assert await Response(' {"a": [1, 2.5, null, true, "NaN"]} ').json() == {"a": [1, 2.5, None, True, "NaN"]}
         with pytest.raises(json.JSONDecodeError):
             await Response("").json()
+
+
+class TestLoneSurrogates:
+    """workerd (miniflare 4, 2026-04-07) sends a string holding a lone surrogate as WTF-8:
+    ``new Response("a\\ud800b")`` reads as the bytes ``61 ED A0 80 62`` (a Request's body too);
+    ``Response.json("\\ud800")`` escapes it (the text ``"\\ud800"``, as ``JSON.stringify`` does);
+    a header value or status text ``"\\ud800"`` reads back as three U+FFFD. Python's strict
+    UTF-8 codec raised ``UnicodeEncodeError`` for the bodies."""
+
+    async def test_text_bodies(self) -> None:
+        assert await Response("a\ud800b").bytes() == b"a\xed\xa0\x80b"
+        assert await Response("a\ud800b", status=201).bytes() == b"a\xed\xa0\x80b"
+        assert await Request("http://a/", method="POST", body="a\udc00").bytes() == b"a\xed\xb0\x80"
+        assert await Response("é").bytes() == "é".encode()
+
+    async def test_json_escapes_them(self) -> None:
+        response = Response.json({"k\ud800": "\ud800é"})
+        assert await response.text() == '{"k\\ud800":"\\ud800é"}'
+
+    def test_header_values_and_status_text(self) -> None:
+        assert Headers({"a": "\ud800"}).get("a") == "\ufffd" * 3
+        headers = Headers()
+        headers.append("b", "x\udfffy")
+        assert headers.get("b") == "x" + "\ufffd" * 3 + "y"
+        assert Headers({"a": "é€"}).get("a") == "é€"
+        assert Response(status_text="\ud800").status_text == "\ufffd" * 3
