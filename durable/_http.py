@@ -170,6 +170,13 @@ class Headers(MutableMapping[str, str]):
         if isinstance(pairs, (str, bytes)):
             raise TypeError("Headers init must be a mapping or an iterable of (name, value) pairs.")
         for pair in pairs:
+            if type(pair) is not tuple and isinstance(pair, (str, builtins.bytes, bytearray, Mapping)):
+                # A string would unpack into two characters (workerd, miniflare 4, 2026-04-07:
+                # ``new Headers(["ab"])`` raises this TypeError).
+                raise TypeError(
+                    "Incorrect type: the provided value is not of type 'Sequence'. "
+                    f"(Got {pair!r}; each header is a (name, value) pair.)"
+                )
             try:
                 name, value = pair
             except (TypeError, ValueError):

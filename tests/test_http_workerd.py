@@ -689,3 +689,14 @@ class TestLoneSurrogates:
         assert headers.get("b") == "x" + "\ufffd" * 3 + "y"
         assert Headers({"a": "é€"}).get("a") == "é€"
         assert Response(status_text="\ud800").status_text == "\ufffd" * 3
+
+
+class TestHeadersInit:
+    @pytest.mark.parametrize("pair", ["ab", b"ab", {"a": 1, "b": 2}])
+    def test_a_string_is_not_a_pair(self, pair: object) -> None:
+        """workerd (miniflare 4, 2026-04-07): ``new Headers(["ab"])`` raises ``TypeError: Incorrect
+        type: the provided value is not of type 'Sequence'.`` (a string is not a pair); durable
+        unpacked it into the header ``a: b``."""
+        with pytest.raises(TypeError, match=r"^Incorrect type: the provided value is not of type 'Sequence'\."):
+            Headers([pair])  # type: ignore[list-item]
+        assert Headers([["a", "b"]]).get("a") == "b"  # a list pair is still a pair
