@@ -699,4 +699,4 @@ class TestHeadersInit:
         unpacked it into the header ``a: b``."""
         with pytest.raises(TypeError, match=r"^Incorrect type: the provided value is not of type 'Sequence'\."):
             Headers([pair])  # type: ignore[list-item]
-        assert Headers([["a", "b"]]).get("a") == "b"  # a list pair is still a pair
+        assert Headers([["a", "b"]]).get("a") == "b"  # type: ignore[list-item]  # a list pair is still a pair
