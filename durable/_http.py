@@ -91,6 +91,7 @@ _BAD_VALUE_RE: Final = re.compile(r"[\r\n\x00]")
 # Tokens separated by "\n" (which no token holds): every header name at once (Headers._from_latin1).
 _NAMES_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*")
 _HTTP_WHITESPACE: Final = " \t\r\n"
+_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
 _STANDARD_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 _METHODS: Final = _STANDARD_METHODS | {
     "PURGE", "TRACE", "COPY", "LOCK", "MKCOL", "MOVE", "PROPFIND", "PROPPATCH", "SEARCH", "UNLOCK",
@@ -169,6 +170,13 @@ class Headers(MutableMapping[str, str]):
         if isinstance(pairs, (str, bytes)):
             raise TypeError("Headers init must be a mapping or an iterable of (name, value) pairs.")
         for pair in pairs:
+            if type(pair) is not tuple and isinstance(pair, (str, builtins.bytes, bytearray, Mapping)):
+                # A string would unpack into two characters (workerd, miniflare 4, 2026-04-07:
+                # ``new Headers(["ab"])`` raises this TypeError).
+                raise TypeError(
+                    "Incorrect type: the provided value is not of type 'Sequence'. "
+                    f"(Got {pair!r}; each header is a (name, value) pair.)"
+                )
             try:
                 name, value = pair
             except (TypeError, ValueError):
@@ -364,7 +372,30 @@ def _normalize_value(value: object) -> str:
     value = value.strip(_HTTP_WHITESPACE)
     if _BAD_VALUE_RE.search(value) is not None:
         raise TypeError("Invalid header value.")
+    if not value.isascii():
+        return _without_surrogates(value)
     return value
+
+
+def _utf8(text: str) -> builtins.bytes:
+    """``text`` as a body's bytes: UTF-8, a lone surrogate as its three WTF-8 bytes, as workerd
+    sends it (measured with miniflare 4, 2026-04-07: ``new Response("a\ud800b")`` reads as the
+    bytes ``61 ED A0 80 62``; Python's strict codec would raise ``UnicodeEncodeError``)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _without_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate as three U+FFFD, as workerd keeps a header value or a
+    status text (measured with miniflare 4, 2026-04-07: ``new Headers({a: "\ud800"}).get("a")``
+    is ``"\ufffd\ufffd\ufffd"``, its WTF-8 bytes read back as UTF-8); other text unchanged."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,7 +423,7 @@ class _Body:
         if body is None:
             self._body = None
         elif isinstance(body, str):
-            self._body = body.encode("utf-8")
+            self._body = _utf8(body)
             items = headers._items
             # A constant, valid pair needs no checking (measured: append() checked it, 0.5 us).
             if not items or "content-type" not in headers:
@@ -502,11 +533,26 @@ class _Body:
         Raises:
             ValueError: the body is not valid JSON (``json.JSONDecodeError``).
         """
-        return _json.loads(await self.text())
+        return _parse_json(await self.text())
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
         arrayBuffer = array_buffer
         bodyUsed = body_used
+
+
+def _parse_json(text: str) -> Any:
+    """``JSON.parse(text)``: Python's parser, without the ``NaN``, ``Infinity`` and ``-Infinity``
+    it takes beyond JSON (workerd: ``await new Response("NaN").json()`` raises ``SyntaxError:
+    "NaN" is not valid JSON``, measured with miniflare 4, 2026-04-07).
+
+    Raises:
+        ValueError: ``text`` is not JSON (``json.JSONDecodeError``).
+    """
+    return _json.loads(text, parse_constant=functools.partial(_not_json, text))
+
+
+def _not_json(text: str, constant: str) -> Any:
+    raise _json.JSONDecodeError(f'"{constant}" is not valid JSON', text, max(text.find(constant), 0))
 
 
 class _Tee:
@@ -983,7 +1029,10 @@ class Response(_Body):
             plain = object.__new__(Headers)
             plain._items = [("content-type", _TEXT_PLAIN)]
             self.headers = plain
-            self._body = body.encode("utf-8")
+            try:
+                self._body = body.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate (rare: kept off the common path)
+                self._body = _utf8(body)
             self._body_used = False
             self.status = 200
             self._status_text = None
@@ -1008,6 +1057,8 @@ class Response(_Body):
                 raise TypeError(f"Response status_text must be a str, not {type(status_text).__name__}.")
             if any(ord(c) < 0x20 for c in status_text):
                 raise TypeError("Invalid statusText")
+            if not status_text.isascii():
+                status_text = _without_surrogates(status_text)
         self.status = status
         self._status_text = status_text
         if status in _NULL_BODY_STATUSES and body is not None:
@@ -1108,6 +1159,10 @@ class Response(_Body):
             ValueError: ``data`` holds a NaN or an infinity (JSON has no spelling for them).
         """
         text = _json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        if not text.isascii():
+            # A lone surrogate is written as an escape, as JSON.stringify does (measured with
+            # miniflare 4, 2026-04-07: Response.json("\ud800") reads as the text "\ud800").
+            text = _SURROGATE_RE.sub(_escape_surrogate, text)
         merged = Headers(headers)
         if "content-type" not in merged:
             merged.append("content-type", _APPLICATION_JSON)
@@ -1121,7 +1176,7 @@ class Response(_Body):
             ValueError: ``status`` is not 301, 302, 303, 307 or 308.
             TypeError: ``url`` holds CR, LF or NUL, or is relative or malformed (workerd's
                 ``Unable to parse URL: <url>``). The ``Location`` is the URL as workerd
-                serializes it.
+                serializes it. The response's headers are immutable, as in workerd.
         """
         if status not in REDIRECT_STATUSES:
             raise ValueError(f"{status} is not a redirect status code. It must be one of: 301, 302, 303, 307, or 308.")
@@ -1130,7 +1185,12 @@ class Response(_Body):
         location = parse_url(url)
         if location is None:
             raise TypeError(f"Unable to parse URL: {url}")  # workerd's words (a relative URL too)
-        return cls(None, status=status, headers={"location": location})
+        response = cls(None, status=status, headers={"location": location})
+        # Immutable headers, as Fetch's guard is for a redirect (measured with miniflare 4,
+        # 2026-04-07: set, append and delete raise "Can't modify immutable headers.", on a
+        # clone too; ``new Headers(r.headers)`` is mutable).
+        _freeze(response.headers)
+        return response
 
     def clone(self) -> Self:
         """Return a copy of this response whose body can be read independently of this one's.
@@ -1179,6 +1239,10 @@ _STATUS_TEXTS: Final = {
     504: "Gateway Timeout", 505: "HTTP Version Not Supported", 506: "Variant Also Negotiates",
     507: "Insufficient Storage", 508: "Loop Detected", 510: "Not Extended", 511: "Network Authentication Required",
 }  # fmt: skip
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _default_status_text(status: int) -> str:

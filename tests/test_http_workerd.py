@@ -614,3 +614,89 @@ class TestImmutableHeaders:
         request = request_from_server("http://h/", "GET", headers_from_server([(b"x", b"1")]), None)
         with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
             request.headers["z"] = "1"
+
+
+class TestRedirectHeaders:
+    """workerd (miniflare 4, 2026-04-07): ``Response.redirect(url, 301).headers`` is immutable:
+    ``set``, ``append`` and ``delete`` raise ``TypeError: Can't modify immutable headers.``, and so
+    do those of its ``clone()``; ``new Headers(r.headers)`` is mutable, and ``Response.json(...)``
+    has mutable headers."""
+
+    def test_redirect_headers_are_immutable(self) -> None:
+        response = Response.redirect("http://a/", 301)
+        changes: list[Callable[[], None]] = [
+            lambda: response.headers.set("x", "1"),
+            lambda: response.headers.append("x", "1"),
+            lambda: response.headers.delete("location"),
+            lambda: response.clone().headers.set("x", "1"),
+        ]
+        for change in changes:
+            with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
+                change()
+        assert list(response.headers.items()) == [("location", "http://a/")]
+        copy = Headers(response.headers)
+        copy.set("y", "1")
+        assert copy.get("y") == "1"
+
+    def test_json_response_headers_stay_mutable(self) -> None:
+        response = Response.json(1)
+        response.headers.set("x", "1")
+        assert response.headers.get("x") == "1"
+
+
+class TestJsonBody:
+    """workerd (miniflare 4, 2026-04-07): ``await new Response("NaN").json()`` raises ``SyntaxError:
+    "NaN" is not valid JSON``, ``"Infinity"`` likewise, ``"-Infinity"`` ``SyntaxError: No number
+    after minus sign ...``, ``"[1, NaN]"`` ``SyntaxError: Unexpected token 'N' ...``; a Request's
+    ``json()`` the same. Python's parser takes these constants; durable raises ``ValueError``
+    (``json.JSONDecodeError``), as for any other invalid JSON."""
+
+    @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "[1, NaN]", '{"a": -Infinity}'])
+    async def test_non_json_constants_are_refused(self, text: str) -> None:
+        with pytest.raises(json.JSONDecodeError, match="is not valid JSON"):
+            await Response(text).json()
+        with pytest.raises(ValueError, match="is not valid JSON"):
+            await Request("http://a/", method="POST", body=text).json()
+
+    async def test_json_still_parses(self) -> None:
+        """workerd: ``" 1 "`` parses as 1; an empty body raises ``SyntaxError: Unexpected end of JSON input``."""
+        assert await Response(' {"a": [1, 2.5, null, true, "NaN"]} ').json() == {"a": [1, 2.5, None, True, "NaN"]}
+        with pytest.raises(json.JSONDecodeError):
+            await Response("").json()
+
+
+class TestLoneSurrogates:
+    """workerd (miniflare 4, 2026-04-07) sends a string holding a lone surrogate as WTF-8:
+    ``new Response("a\\ud800b")`` reads as the bytes ``61 ED A0 80 62`` (a Request's body too);
+    ``Response.json("\\ud800")`` escapes it (the text ``"\\ud800"``, as ``JSON.stringify`` does);
+    a header value or status text ``"\\ud800"`` reads back as three U+FFFD. Python's strict
+    UTF-8 codec raised ``UnicodeEncodeError`` for the bodies."""
+
+    async def test_text_bodies(self) -> None:
+        assert await Response("a\ud800b").bytes() == b"a\xed\xa0\x80b"
+        assert await Response("a\ud800b", status=201).bytes() == b"a\xed\xa0\x80b"
+        assert await Request("http://a/", method="POST", body="a\udc00").bytes() == b"a\xed\xb0\x80"
+        assert await Response("é").bytes() == "é".encode()
+
+    async def test_json_escapes_them(self) -> None:
+        response = Response.json({"k\ud800": "\ud800é"})
+        assert await response.text() == '{"k\\ud800":"\\ud800é"}'
+
+    def test_header_values_and_status_text(self) -> None:
+        assert Headers({"a": "\ud800"}).get("a") == "\ufffd" * 3
+        headers = Headers()
+        headers.append("b", "x\udfffy")
+        assert headers.get("b") == "x" + "\ufffd" * 3 + "y"
+        assert Headers({"a": "é€"}).get("a") == "é€"
+        assert Response(status_text="\ud800").status_text == "\ufffd" * 3
+
+
+class TestHeadersInit:
+    @pytest.mark.parametrize("pair", ["ab", b"ab", {"a": 1, "b": 2}])
+    def test_a_string_is_not_a_pair(self, pair: object) -> None:
+        """workerd (miniflare 4, 2026-04-07): ``new Headers(["ab"])`` raises ``TypeError: Incorrect
+        type: the provided value is not of type 'Sequence'.`` (a string is not a pair); durable
+        unpacked it into the header ``a: b``."""
+        with pytest.raises(TypeError, match=r"^Incorrect type: the provided value is not of type 'Sequence'\."):
+            Headers([pair])  # type: ignore[list-item]
+        assert Headers([["a", "b"]]).get("a") == "b"  # type: ignore[list-item]  # a list pair is still a pair
