@@ -30,6 +30,7 @@ __all__ = [
     "connect",
     "copy_image",
     "create_file",
+    "drop_schema",
     "open_file",
     "schema_entries",
     "wrap_error",
@@ -250,6 +251,41 @@ def schema_entries(conn: sqlite3.Connection | sqlite3.Cursor, tag: str) -> list[
     durable's own (``ObjectDatabase.tagged``).
     """
     return conn.execute(f"SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' -- {tag}").fetchall()
+
+
+def drop_schema(conn: sqlite3.Connection, tag: str) -> None:
+    """Drop every table and view (their indexes and triggers go with them) and ``sqlite_sequence``.
+
+    ``delete_all`` of a SQLite-backed object, inside the implicit transaction: workerd resets the
+    whole database, so afterwards ``sqlite_master`` is empty and ``database_size`` is one page, even
+    when an ``AUTOINCREMENT`` table had made ``sqlite_sequence`` (measured with miniflare 4,
+    2026-04-07). SQLite refuses to drop that table, so once every other table is gone it is renamed
+    in ``sqlite_master`` (the schema's version moves on, so SQLite reads the schema again) and
+    dropped under its new name, which frees its pages; SQLite makes a new one when the next
+    ``AUTOINCREMENT`` table is created.
+
+    Foreign-key checks are deferred for the drop (dropping a referenced table first would fail
+    otherwise; once every table is gone no violation can remain), then set back to off, which is
+    where workerd's new database has them.
+    """
+    conn.execute(f"PRAGMA defer_foreign_keys=ON -- {tag}")
+    for kind, name in schema_entries(conn, tag):
+        if kind in ("table", "view"):
+            quoted = '"' + name.replace('"', '""') + '"'
+            conn.execute(f"DROP {kind.upper()} IF EXISTS {quoted} -- {tag}")
+    if conn.execute(f"SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence' -- {tag}").fetchone():
+        version = conn.execute(f"PRAGMA schema_version -- {tag}").fetchone()[0]
+        conn.execute(f"PRAGMA writable_schema=ON -- {tag}")
+        try:
+            conn.execute(
+                "UPDATE sqlite_master SET name = '_cf_sequence', tbl_name = '_cf_sequence', "
+                f"sql = 'CREATE TABLE _cf_sequence(name,seq)' WHERE name = 'sqlite_sequence' -- {tag}"
+            )
+        finally:
+            conn.execute(f"PRAGMA writable_schema=OFF -- {tag}")
+        conn.execute(f"PRAGMA schema_version={int(version) + 1} -- {tag}")
+        conn.execute(f"DROP TABLE _cf_sequence -- {tag}")
+    conn.execute(f"PRAGMA defer_foreign_keys=OFF -- {tag}")
 
 
 class Connections(Protocol):

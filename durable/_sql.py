@@ -97,6 +97,23 @@ _PARTIAL = re.compile(r"(?is)\)\s*WHERE\b(.*)$")
 _IF_NOT_EXISTS = re.compile(r"(?is)\s*CREATE\b[^(]*?\bIF\s+NOT\s+EXISTS\b")
 
 
+CANCELED: Final = "SQLite query was canceled because the database was deleted."
+"""What reading a cursor left open across ``delete_all()`` raises (workerd's text, measured with
+miniflare 4, 2026-04-07: ``Error: SQLite query was canceled because the database was deleted.``)."""
+
+_SWITCH_DEFAULTS: Final = (
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA case_sensitive_like = OFF",
+    "PRAGMA ignore_check_constraints = OFF",
+    "PRAGMA legacy_alter_table = OFF",
+    "PRAGMA recursive_triggers = OFF",
+    "PRAGMA reverse_unordered_selects = OFF",
+    "PRAGMA defer_foreign_keys = OFF",
+)
+"""The switches as workerd's new database has them, where ``delete_all()`` puts them back (workerd
+resets the database: measured with miniflare 4, 2026-04-07, every switch reads its default after it)."""
+
+
 def _schema_version(conn: sqlite3.Connection, tag: str) -> int:
     """SQLite's schema cookie, which every change of the schema increments."""
     return int(conn.execute(f"PRAGMA schema_version -- {tag}").fetchone()[0])
@@ -203,6 +220,8 @@ class _Connection:
         self.replay: list[tuple[str, str]] = []
         """Switches set on the scratch database, to set again on the real one when it opens."""
         self._scratch: sqlite3.Connection | None = None
+        self.cursors: weakref.WeakSet[SqlCursor] = weakref.WeakSet()
+        """Cursors that may still have rows to read, which ``delete_all()`` cancels (``wiped``)."""
 
     def __call__(self, conn: sqlite3.Connection) -> None:
         """The ``on_open`` hook: configure a connection the database just opened."""
@@ -213,6 +232,23 @@ class _Connection:
         for name, value in replay:  # names come from ALLOWED_PRAGMAS: safe to splice
             quoted = value.replace("'", "''")
             conn.execute(self.db.tagged(f"PRAGMA {name} = '{quoted}'"))
+
+    def wiped(self) -> None:
+        """The ``on_wipe`` hook: ``delete_all()`` is about to empty the database.
+
+        workerd resets the database: a cursor with rows left raises ``CANCELED`` from then on
+        (closing its statement here also lets the tables it reads be dropped), and the switches
+        (``PRAGMA recursive_triggers = ON``...) read their defaults again.
+        """
+        cursors = list(self.cursors)
+        self.cursors.clear()
+        for cursor in cursors:
+            cursor._cancel()
+        self.replay = []
+        for conn in (self._scratch, self._conn if self.db.is_open else None):
+            if conn is not None:
+                for pragma in _SWITCH_DEFAULTS:
+                    conn.execute(self.db.tagged(pragma))
 
     def configure(self, conn: sqlite3.Connection) -> None:
         """Install workerd's authorizer and limits on ``conn``."""
@@ -431,6 +467,7 @@ def _state_of(db: ObjectDatabase, row_limit: int | None) -> _Connection:
             return hook
     state = _Connection(db, row_limit)
     db.on_open.append(state)
+    db.on_wipe.append(state.wiped)
     if db.is_open:
         conn = db.read_conn()
         assert conn is not None
@@ -529,7 +566,10 @@ class SqlCursor:
     ``await``: like Cloudflare's, it gives no snapshot isolation across other events.
     """
 
-    __slots__ = ("_cur", "_db", "_extra", "_failed", "_gen", "_host", "_names", "_per_row", "_read", "_sql", "_written")
+    __slots__ = (
+        "__weakref__", "_cur", "_db", "_extra", "_failed", "_gen", "_host", "_names", "_per_row", "_read", "_sql",
+        "_written",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -579,12 +619,38 @@ class SqlCursor:
     def rows_read(self) -> int:
         """Rows read so far. Python's sqlite3 cannot see rows SQLite scanned, so this counts the
         rows returned (Cloudflare counts every row scanned, for billing)."""
+        self._check_canceled()
         return self._read
 
     @property
     def rows_written(self) -> int:
         """Rows inserted, updated or deleted so far by the statement, triggers included."""
+        self._check_canceled()
         return self._written
+
+    def _check_canceled(self) -> None:
+        failed: SqlError | None = getattr(self, "_failed", None)
+        if failed is not None and str(failed) == CANCELED:
+            raise SqlError(CANCELED)
+
+    def _cancel(self) -> None:
+        """``delete_all()`` reset the database under this cursor (``_Connection.wiped``).
+
+        A cursor whose statement had run to its end reads as finished, as in workerd; one with
+        rows left raises ``CANCELED`` on every later read (``rows_read`` and ``rows_written``
+        too; ``column_names`` stays readable).
+        """
+        cur, self._cur = self._cur, None
+        if cur is None:
+            return
+        try:
+            more = cur.fetchone() is not None  # (sqlite3 already took the step to the row it holds)
+        except (sqlite3.Error, sqlite3.Warning, MemoryError):
+            more = True
+        finally:
+            cur.close()
+        if more:
+            self._failed = SqlError(CANCELED)
 
     def _fetch(self, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` more rows (all of them for -1); the cursor closes once they run out."""
@@ -832,6 +898,8 @@ class SqlStorage:
                 )
                 if state.saw_write and cur.description is not None:
                     cursor._complete()  # a write with RETURNING: see _complete
+                if cursor._cur is not None:
+                    state.cursors.add(cursor)  # (delete_all() cancels it: _Connection.wiped)
                 return cursor
             cur, _ = self._run(sql, (), last=False, trusted=trusted)
             cur.close()
@@ -970,7 +1038,10 @@ class SqlStorage:
             "SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM "
             f"pragma_freelist_count()), (SELECT page_size FROM pragma_page_size()) -- {db.tag}"
         ).fetchone()
-        return int(row[0]) * int(row[1])
+        # An in-memory database whose first write was rolled back has no page at all: workerd's
+        # database always has its first one (measured: 4096 after a transactionSync() whose only
+        # write, the first of the object, was undone).
+        return max(int(row[0]), 1) * int(row[1])
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
         databaseSize = database_size

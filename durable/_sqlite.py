@@ -40,7 +40,7 @@ from typing import Protocol
 
 from ._dbfile import SCHEMA_VERSION as SCHEMA_VERSION
 from ._dbfile import connect as connect
-from ._dbfile import copy_image, open_file, schema_entries
+from ._dbfile import copy_image, drop_schema, open_file, schema_entries
 from ._dbfile import wrap_error as wrap_error
 from ._dbmeta import MetadataTable
 from ._exceptions import SqlError
@@ -96,6 +96,8 @@ class ObjectDatabase:
         """An exception the next ``commit()`` raises instead of committing (failure injection)."""
         self.on_open: list[Callable[[sqlite3.Connection], None]] = []
         """Called with every connection this database opens (the SQL layer installs its authorizer)."""
+        self.on_wipe: list[Callable[[], None]] = []
+        """Called when ``delete_all`` empties the database, before anything is dropped."""
         self.history: CommitHooks | None = None
         """Told of every open, commit and close (point-in-time recovery keeps its log with it)."""
         self.name_sink: Callable[[str], None] | None = None
@@ -315,20 +317,17 @@ class ObjectDatabase:
     def wipe(self) -> None:
         """Drop every table, index, view and trigger: ``delete_all`` of a SQLite-backed class.
 
-        Foreign-key checks are deferred for the drop (``defer_foreign_keys`` lasts until the
-        commit), since dropping a referenced table first would otherwise fail; once every table
-        is gone no violation can remain.
+        The ``on_wipe`` hooks run first (the SQL layer cancels its open cursors), then
+        ``drop_schema`` empties the schema.
         """
         self.kv.discard()
+        for hook in self.on_wipe:
+            hook()
         if self.read_conn() is None:
             return
         conn = self.write_conn()
         try:
-            conn.execute(self.tagged("PRAGMA defer_foreign_keys=ON"))
-            for kind, name in schema_entries(conn, self._tag):
-                if kind in ("table", "view"):
-                    quoted = '"' + name.replace('"', '""') + '"'
-                    conn.execute(self.tagged(f"DROP {kind.upper()} IF EXISTS {quoted}"))
+            drop_schema(conn, self._tag)
         except sqlite3.Error as exc:
             raise wrap_error(exc, self.file) from exc
         self.kv.exists = False
