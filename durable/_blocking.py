@@ -30,7 +30,7 @@ from ._http import Request, Response, buffer_body, build_request, held_body
 from ._id import DurableObjectId
 from ._namespace import Namespace
 from ._runtime import SHUTDOWN_GRACE, Runtime
-from ._stub import Stub, call_forwarded, fetch_forwarded, submit
+from ._stub import Stub, call_forwarded, fetch_forwarded, pin_runtime_loop, submit
 
 __all__ = ["BlockingNamespace", "BlockingRuntime", "BlockingStub"]
 
@@ -90,6 +90,7 @@ class BlockingRuntime:
             self.runtime: Runtime = Runtime(path, **runtime_options)
             """The underlying :class:`durable.Runtime` (use it on its loop, through :meth:`run`)."""
             self.run(self.runtime.__aenter__)  # opened on its loop: the runtime's loop from now on
+            pin_runtime_loop(self.runtime)
         except BaseException:
             self._stop_loop()
             raise

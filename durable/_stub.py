@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import inspect
 import threading
+import weakref
 from asyncio import _get_running_loop
 from asyncio import current_task as _current_task
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -62,6 +63,7 @@ __all__ = [
     "host_of",
     "on_runtime_loop",
     "on_runtime_thread",
+    "pin_runtime_loop",
     "runtime_of",
 ]
 
@@ -611,6 +613,20 @@ TASKS_TAKE_PROMISES = _let_tasks_take_promises() & _let_tasks_take_promises(_Fet
 # -- calls from other threads and event loops ---------------------------------------------------
 
 _route_lock = threading.Lock()
+_pinned: weakref.WeakSet[Runtime] = weakref.WeakSet()
+"""Runtimes whose loop is never taken over (``BlockingRuntime``'s): their thread runs it again."""
+
+
+def pin_runtime_loop(runtime: Runtime) -> None:
+    """Keep ``runtime`` on its loop for good, even while that loop is stopped for a moment.
+
+    A ``BlockingRuntime``'s thread stops its loop and runs it again (an object's code stopped
+    it; the shutdown runs next): a call made from another thread's loop in that moment must wait
+    for the loop, not take the runtime over (it would run on two threads at once).
+    """
+    _pinned.add(runtime)
+
+
 """Serializes the choice of a runtime's loop between threads (``_runtime_loop``)."""
 
 POLL_SECONDS = 0.25
@@ -629,6 +645,8 @@ def _runtime_loop(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> asyncio.
         if home is loop:
             return None
         if home is None or home.is_closed() or not home.is_running():
+            if home is not None and not home.is_closed() and runtime in _pinned:
+                return home  # stopped between two runs of its thread: the call waits for it there
             if not runtime.closed:  # (a closed one is not taken over: the call fails here)
                 runtime.attach_loop()  # the runtime's loop is now `loop` (and its timers are armed there)
             return None

@@ -423,3 +423,43 @@ class TestClosedRuntimeIsNotTakenOver:
         outcome = outcome_of(lambda: asyncio.run(stub.stub.increment()))
         assert type(outcome) is durable.RuntimeClosedError
         assert rt.runtime.loop is home
+
+
+class TestPinnedLoop:
+    """A BlockingRuntime's thread stops its loop and runs it again (an object's code stopped it,
+    or the shutdown runs next): a call from another thread's loop made in that moment must wait
+    for that loop, not take the runtime over (it would then run on two threads at once)."""
+
+    @staticmethod
+    def route_from_another_loop(runtime: durable.Runtime) -> asyncio.AbstractEventLoop | None:
+        from durable._stub import _runtime_loop
+
+        async def route() -> asyncio.AbstractEventLoop | None:
+            return _runtime_loop(runtime, asyncio.get_running_loop())
+
+        return asyncio.run(route())
+
+    @pytest.mark.parametrize("pinned", [True, False])
+    def test_a_stopped_loop_keeps_a_pinned_runtime(self, pinned: bool) -> None:
+        from durable._stub import pin_runtime_loop
+
+        home = asyncio.new_event_loop()
+        runtime = durable.Runtime()
+        try:
+            home.run_until_complete(runtime.__aenter__())  # its loop is `home`, now stopped
+            if pinned:
+                pin_runtime_loop(runtime)
+            routed = self.route_from_another_loop(runtime)
+            # Pinned: forwarded to its own loop. Not pinned (a plain Runtime whose loop is gone):
+            # the calling loop takes it over, as docs/threads.md describes.
+            assert (routed is home) if pinned else (routed is None and runtime.loop is not home)
+        finally:
+            if runtime.loop is home:
+                home.run_until_complete(runtime.aclose())
+            home.close()
+
+    def test_a_blocking_runtime_is_pinned(self) -> None:
+        from durable._stub import _pinned
+
+        with durable.BlockingRuntime() as rt:
+            assert rt.runtime in _pinned
