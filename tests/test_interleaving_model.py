@@ -158,7 +158,7 @@ async def play(schedule: list[tuple[list[tuple[str, str, int, str]], str]], path
         await rt.aclose()
 
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("persisted", [False, True], ids=["memory", "files"])
