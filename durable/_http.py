@@ -384,7 +384,14 @@ def _utf8(text: str) -> builtins.bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass")
+        return _paired(text).encode("utf-8", "surrogatepass")
+
+
+def _paired(text: str) -> str:
+    """``text`` with each high surrogate followed by a low one joined into one character, as a
+    JavaScript string reads them (workerd sends ``"\ud83d\ude00"`` as the 4 bytes of U+1F600);
+    other surrogates are kept alone."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def _without_surrogates(text: str) -> str:
@@ -394,7 +401,7 @@ def _without_surrogates(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return _paired(text).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return text
 
 
@@ -1159,10 +1166,11 @@ class Response(_Body):
             ValueError: ``data`` holds a NaN or an infinity (JSON has no spelling for them).
         """
         text = _json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        if not text.isascii():
+        if not text.isascii() and _SURROGATE_RE.search(text) is not None:
             # A lone surrogate is written as an escape, as JSON.stringify does (measured with
-            # miniflare 4, 2026-04-07: Response.json("\ud800") reads as the text "\ud800").
-            text = _SURROGATE_RE.sub(_escape_surrogate, text)
+            # miniflare 4, 2026-04-07: Response.json("\ud800") reads as the text "\ud800"); a
+            # pair is one character there (Response.json("\ud83d\ude00") reads as "😀").
+            text = _SURROGATE_RE.sub(_escape_surrogate, _paired(text))
         merged = Headers(headers)
         if "content-type" not in merged:
             merged.append("content-type", _APPLICATION_JSON)

@@ -613,6 +613,7 @@ TASKS_TAKE_PROMISES = _let_tasks_take_promises() & _let_tasks_take_promises(_Fet
 # -- calls from other threads and event loops ---------------------------------------------------
 
 _route_lock = threading.Lock()
+"""Serializes the choice of a runtime's loop between threads (``_runtime_loop``)."""
 _pinned: weakref.WeakSet[Runtime] = weakref.WeakSet()
 """Runtimes whose loop is never taken over (``BlockingRuntime``'s): their thread runs it again."""
 
@@ -626,8 +627,6 @@ def pin_runtime_loop(runtime: Runtime) -> None:
     """
     _pinned.add(runtime)
 
-
-"""Serializes the choice of a runtime's loop between threads (``_runtime_loop``)."""
 
 POLL_SECONDS = 0.25
 """How often a forwarded call that has not started checks that the runtime's loop still runs."""

@@ -600,9 +600,7 @@ class TestImmutableHeaders:
                 lambda: response.headers.delete("nope"),
                 lambda: response.clone().headers.set("z", "1"),
             ]
-            for change in changes:
-                with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
-                    change()
+            _all_refused(changes)
             mutable = response.headers.copy()
             mutable.set("z", "1")
             assert mutable.get("z") == "1"
@@ -614,6 +612,13 @@ class TestImmutableHeaders:
         request = request_from_server("http://h/", "GET", headers_from_server([(b"x", b"1")]), None)
         with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
             request.headers["z"] = "1"
+
+
+def _all_refused(changes: list[Callable[[], None]]) -> None:
+    """Each change of immutable headers raises workerd's TypeError."""
+    for change in changes:
+        with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
+            change()
 
 
 class TestRedirectHeaders:
@@ -630,9 +635,7 @@ class TestRedirectHeaders:
             lambda: response.headers.delete("location"),
             lambda: response.clone().headers.set("x", "1"),
         ]
-        for change in changes:
-            with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
-                change()
+        _all_refused(changes)
         assert list(response.headers.items()) == [("location", "http://a/")]
         copy = Headers(response.headers)
         copy.set("y", "1")
@@ -700,3 +703,23 @@ class TestHeadersInit:
         with pytest.raises(TypeError, match=r"^Incorrect type: the provided value is not of type 'Sequence'\."):
             Headers([pair])  # type: ignore[list-item]
         assert Headers([["a", "b"]]).get("a") == "b"  # type: ignore[list-item]  # a list pair is still a pair
+
+
+class TestSurrogatePairs:
+    """A Python str may hold a high and a low surrogate side by side ("\\ud83d\\ude00"), which a
+    JavaScript string reads as one character: workerd (miniflare 4, 2026-04-07) sends
+    ``new Response("a\\ud83d\\ude00b")`` as ``61 F0 9F 98 80 62`` (WTF-8 joins a pair), a header
+    value ``"x\\ud83d\\ude00"`` reads back as ``"x😀"``, and ``Response.json("\\ud83d\\ude00")``
+    as the text ``"😀"``; a low surrogate before a high one stays two lone ones
+    (``61 ED B8 80 ED A0 BD 62``). durable encoded each half on its own (six bytes of CESU-8)."""
+
+    async def test_bodies(self) -> None:
+        assert await Response("a\ud83d\ude00b").bytes() == b"a\xf0\x9f\x98\x80b"
+        assert await Response("a\ud83d\ude00b", status=201).bytes() == b"a\xf0\x9f\x98\x80b"
+        assert await Response("a\ude00\ud83db").bytes() == b"a\xed\xb8\x80\xed\xa0\xbdb"
+
+    async def test_json_and_headers(self) -> None:
+        assert await Response.json("\ud83d\ude00").text() == '"\U0001f600"'
+        assert await Response.json("\ud800\ud83d\ude00").text() == '"\\ud800\U0001f600"'
+        assert Headers({"a": "x\ud83d\ude00"}).get("a") == "x\U0001f600"
+        assert Response(status_text="\ud83d\ude00").status_text == "\U0001f600"
