@@ -456,6 +456,8 @@ class TestPinnedLoop:
         finally:
             if runtime.loop is home:
                 home.run_until_complete(runtime.aclose())
+            else:
+                asyncio.run(runtime.aclose())  # taken over: closed from a loop that takes it again
             home.close()
 
     def test_a_blocking_runtime_is_pinned(self) -> None:
