@@ -17,7 +17,7 @@ import durable
 
 from ._convert import Converted, check_rpc_value, js_key, python_from_rpc, to_durable
 from ._http import FetchResponse, Request, as_fetch_response, unwrap_request
-from .pyodide.ffi import JsException
+from ._sql import SqlAdapter
 
 __all__ = [
     "ContextAdapter",
@@ -164,34 +164,6 @@ class StorageAdapter(_StorageCalls):
     def kv(self) -> SyncKVAdapter:
         """``storage.kv``, whose ``list`` also takes its options as a positional dict."""
         return SyncKVAdapter(self._target.kv)
-
-
-class SqlAdapter:
-    """``storage.sql`` with the SDK's conversion of parameters: ``exec(query, *bindings)`` binds
-    ``True`` / ``False`` as the text ``'true'`` / ``'false'`` (a JavaScript boolean, which workerd
-    binds as text, measured), and refuses an ``int`` beyond 2**53 (a ``BigInt`` there) with
-    workerd's ``TypeError: Cannot convert a BigInt value to a number`` (a ``JsException``).
-    Everything else passes through to :class:`durable.SqlStorage`."""
-
-    __slots__ = ("_target",)
-
-    def __init__(self, sql: Any) -> None:
-        self._target = sql
-
-    def exec(self, query: str, *bindings: Any) -> Any:
-        """Run ``query`` with ``bindings``; the cursor is `durable`'s."""
-        return self._target.exec(query, *map(_sql_binding, bindings))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._target, name)
-
-
-def _sql_binding(value: Any) -> Any:
-    if value is True or value is False:
-        return "true" if value else "false"
-    if type(value) is int and not -(2**53) <= value <= 2**53:
-        raise JsException("TypeError", "Cannot convert a BigInt value to a number")
-    return to_durable(value)
 
 
 class SyncKVAdapter:

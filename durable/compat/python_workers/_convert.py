@@ -14,6 +14,7 @@ alarm(self)`` works.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import inspect
 import math
@@ -22,9 +23,11 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from ..._codec import copy_as_dict
+from .pyodide.ffi import jsnull
 
 __all__ = [
     "Converted",
+    "JsDate",
     "JsDict",
     "check_rpc_value",
     "is_strict",
@@ -81,6 +84,39 @@ class JsDict(dict[str, Any]):
 copy_as_dict(JsDict)
 
 
+class JsDate:
+    """What ``js.Date.new()`` gives: a JavaScript ``Date`` (ms since the epoch).
+
+    Sent over RPC or stored it goes as a ``Date``, and the SDK gives a ``Date`` back as
+    ``datetime.datetime.fromtimestamp(ms / 1000)`` (naive, local time: workers-py rpc.py).
+    """
+
+    __slots__ = ("_ms",)
+
+    def __init__(self, ms: float) -> None:
+        self._ms = float(ms)
+
+    def getTime(self) -> int | float:
+        """Milliseconds since the epoch (an ``int`` when whole, as Pyodide converts numbers)."""
+        return int(self._ms) if self._ms.is_integer() else self._ms
+
+    valueOf = getTime
+
+    def toISOString(self) -> str:
+        """``2026-04-07T12:00:00.000Z``."""
+        moment = datetime.datetime.fromtimestamp(self._ms / 1000, datetime.UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+    toJSON = toISOString
+
+    def to_py(self) -> datetime.datetime:
+        """The ``datetime`` the SDK makes of it."""
+        return datetime.datetime.fromtimestamp(self._ms / 1000)
+
+    def __repr__(self) -> str:
+        return f"[object Date {self.toISOString()}]"
+
+
 def python_from_rpc(value: Any) -> Any:
     """Convert a value received over RPC or read from storage the way the SDK does.
 
@@ -89,7 +125,8 @@ def python_from_rpc(value: Any) -> Any:
     ``memoryview``) become ``memoryview``; a ``float`` with an integral value in JavaScript's safe
     integer range becomes an ``int`` (Python floats and ints are both JavaScript numbers there,
     and Pyodide converts a number that ``Number.isSafeInteger()`` to an ``int``: ``1.0`` comes
-    back as ``1``). Everything else is returned as it is.
+    back as ``1``); a JavaScript ``Error`` (what the SDK sends for a Python exception) becomes
+    ``Exception("Error: message")``. Everything else is returned as it is.
     """
     return _from_rpc(value, {})
 
@@ -97,6 +134,8 @@ def python_from_rpc(value: Any) -> Any:
 def _from_rpc(value: Any, memo: dict[int, Any]) -> Any:
     kind = type(value)
     if kind is dict or kind is JsDict or kind is list:
+        if kind is dict and len(value) == 1 and _JS_ERROR in value:
+            return _error_from_js(value[_JS_ERROR])
         done = memo.get(id(value))
         if done is not None:
             return done  # a value that contains itself (structured clone keeps the cycle)
@@ -122,19 +161,39 @@ _MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 
 def to_durable(value: Any) -> Any:
     """``value`` as `durable` can store or send it: a ``memoryview`` (what the SDK gives for binary
-    data, and sends as a ``Uint8Array``) becomes ``bytes``, at any depth inside dicts and lists.
+    data, and sends as a ``Uint8Array``) becomes ``bytes``, an ``Exception`` the stand-in of the
+    JavaScript ``Error`` the SDK sends for it (``js.Error.new(str(exc))``, which
+    :func:`python_from_rpc` gives back as ``Exception("Error: message")``), ``jsnull`` ``None``, at
+    any depth inside dicts and lists.
 
     ``value`` itself when it holds no ``memoryview``.
     """
-    if type(value) is memoryview:
-        return value.tobytes()
+    if type(value) is memoryview or isinstance(value, (Exception, JsDate)) or value is jsnull:
+        return _with_bytes(value, {})
     if isinstance(value, (dict, list)) and _holds_view(value, set()):
         return _with_bytes(value, {})
     return value
 
 
+_JS_ERROR = "\x00durable.python_workers:Error"
+"""The one key of the dict that stands for a JavaScript ``Error`` in storage and over RPC (`durable`'s
+values have no error type): its value is the message. Only ``python_from_rpc`` reads it."""
+
+
+def _error_to_js(exc: Exception) -> dict[str, str]:
+    """The SDK's ``js.Error.new(str(exc))`` (workers-py rpc.py ``_python_to_rpc_default_converter``)."""
+    return {_JS_ERROR: str(exc)}
+
+
+def _error_from_js(message: Any) -> Exception:
+    """The SDK's ``Exception(value.toString())`` for a JavaScript ``Error`` (workers-py rpc.py
+    ``_python_from_rpc_default_converter``): ``Error: message``, or ``Error`` for an empty message
+    (``Error.prototype.toString``)."""
+    return Exception(f"Error: {message}" if message else "Error")
+
+
 def _holds_view(value: Any, seen: set[int]) -> bool:
-    if type(value) is memoryview:
+    if type(value) is memoryview or isinstance(value, (Exception, JsDate)) or value is jsnull:
         return True
     if not isinstance(value, (dict, list)) or id(value) in seen:
         return False
@@ -145,6 +204,12 @@ def _holds_view(value: Any, seen: set[int]) -> bool:
 def _with_bytes(value: Any, memo: dict[int, Any]) -> Any:
     if type(value) is memoryview:
         return value.tobytes()
+    if isinstance(value, Exception):
+        return _error_to_js(value)
+    if value is jsnull:
+        return None
+    if isinstance(value, JsDate):
+        return value.to_py()
     if not isinstance(value, (dict, list)):
         return value
     done = memo.get(id(value))

@@ -31,6 +31,7 @@ __all__ = [
     "WebSocketRequestResponsePair",
     "console",
     "fetch",
+    "undefined",
 ]
 
 _log = logging.getLogger("durable.js")
@@ -99,7 +100,28 @@ class WebSocket:
 
 
 class Date:
-    """``js.Date``: ``Date.now()`` in ms since the epoch."""
+    """``js.Date``: ``Date.now()`` in ms since the epoch, ``Date.new()`` / ``Date.new(ms)``."""
+
+    @staticmethod
+    def new(*args: Any) -> Any:
+        """A JavaScript ``Date``: now (the object's clock inside an object), or ``ms`` since the
+        epoch. It has ``getTime()``, ``valueOf()``, ``toISOString()``, ``toJSON()``; sent over RPC
+        or stored it is a ``Date``, which the SDK gives back as a naive local ``datetime``
+        (``datetime.fromtimestamp(ms / 1000)``, workers-py rpc.py).
+
+        Raises:
+            NotImplementedError: for other arguments (a date string, year/month/day fields).
+        """
+        from ._convert import JsDate
+
+        if not args:
+            return JsDate(Date.now())
+        if len(args) == 1 and isinstance(args[0], (int, float)) and not isinstance(args[0], bool):
+            return JsDate(args[0])
+        raise NotImplementedError(
+            "js.Date.new() takes no argument or milliseconds since the epoch under durable (date strings and "
+            "year/month/day fields are not supported)"
+        )
 
     @staticmethod
     def now() -> int:
@@ -115,6 +137,10 @@ class Date:
         if host is not None:
             return host.now_ms()
         return int(time.time() * 1000)
+
+
+undefined = None
+"""JavaScript's ``undefined``, which Pyodide converts to ``None``."""
 
 
 class Object:

@@ -30,6 +30,7 @@ __all__ = [
     "JsIterator",
     "JsMap",
     "JsMutableMap",
+    "JsNull",
     "JsPromise",
     "JsProxy",
     "JsTypedArray",
@@ -37,6 +38,7 @@ __all__ = [
     "create_once_callable",
     "create_proxy",
     "destroy_proxies",
+    "jsnull",
     "run_sync",
     "to_js",
 ]
@@ -114,6 +116,24 @@ class JsFetchResponse(JsProxy):
 
 class JsDomElement(JsProxy):
     """Pyodide's proxy of a DOM element. Under `durable` no value is one."""
+
+
+class JsNull(JsProxy):
+    """The type of :data:`jsnull`, Pyodide's proxy of JavaScript's ``null``."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "null"
+
+
+jsnull: JsNull = object.__new__(JsNull)
+"""JavaScript's ``null`` (Pyodide converts ``undefined`` to ``None`` but gives ``null`` as this
+value). Sent over RPC, stored or bound in SQL it is ``null`` and comes back as ``None``, as the
+SDK's ``python_from_rpc`` turns ``jsnull`` into ``None`` (workers-py rpc.py)."""
 
 
 class ConversionError(Exception):
