@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ._codec import encode
 from ._exceptions import StorageLimitError
 from ._util import lone_surrogate_at
+from ._v8size import V8_SIZE_FACTOR, v8_serialized_size
 
 if TYPE_CHECKING:
     from ._storage import StorageHost
@@ -66,24 +67,32 @@ def check_key(key: object, host: StorageHost) -> str:
 
 
 def encode_checked(key: str, value: object, host: StorageHost) -> bytes:
-    """Encode ``value`` for storage under ``key``, enforcing the value limits of the backend."""
+    """Encode ``value`` for storage under ``key``, enforcing the value limits of the backend.
+
+    workerd checks these limits on V8's serialization of the value, so they are checked on
+    :func:`v8_serialized_size`, which is measured only when it could matter: it is never more than
+    ``V8_SIZE_FACTOR`` times the size of ``durable``'s encoding (tests/test_v8size.py).
+    """
     blob = encode(value)
     limits = host.limits
     if host.kv_backed:
         limit = limits.kv_max_value_bytes
-        if limit is not None and len(blob) > limit:
-            raise StorageLimitError(
-                f"Values cannot be larger than {limit} bytes. A value of size {len(blob)} was provided."
-            )
+        if limit is not None and len(blob) * V8_SIZE_FACTOR > limit:
+            if (size := v8_serialized_size(value)) > limit:
+                raise StorageLimitError(
+                    f"Values cannot be larger than {limit} bytes. A value of size {size} was provided."
+                )
     else:
         limit = limits.sqlite_max_row_bytes
-        # len(key) * 4 bounds its UTF-8 size: measure exactly only when it could matter.
-        if limit is not None and len(blob) + len(key) * 4 > limit:
-            if len(blob) + len(key.encode("utf-8")) > limit:
+        # len(key) * 4 bounds its UTF-8 size: measure exactly only when it could matter. The row
+        # must hold durable's encoding here, and V8's in workerd: it is refused if either is over.
+        if limit is not None and (len(blob) + len(key)) * V8_SIZE_FACTOR > limit:
+            size = max(len(blob), v8_serialized_size(value)) + len(key.encode("utf-8"))
+            if size > limit:
                 raise StorageLimitError(
                     "string or blob too big: SQLITE_TOOBIG (in a SQLite-backed object a key plus "
                     f"its value may take at most {limit} bytes (2 MB), as on Cloudflare; this one "
-                    f"takes {len(blob) + len(key.encode('utf-8'))}. Split the value over several "
+                    f"takes {size}. Split the value over several "
                     "keys, or relax the limit where production is not the target with "
                     "durable.Runtime(limits=durable.Limits(sqlite_max_row_bytes=...)).)"
                 )

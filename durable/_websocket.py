@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from ._aliases import camel_aliases
 from ._codec import decode, encode
+from ._v8size import V8_SIZE_FACTOR, v8_serialized_size
 from ._wsbase import DISCONNECTED_REASON, MAX_MESSAGE_SIZE, TOO_LARGE_MESSAGE
 from ._wsbase import CloseEvent as CloseEvent
 from ._wsbase import ErrorEvent as ErrorEvent
@@ -66,7 +67,7 @@ __all__ = [
 ]
 
 MAX_ATTACHMENT_SIZE: Final = 16 * 1024
-"""workerd's ``MAX_ATTACHMENT_SIZE``: bytes of a serialized attachment (here: durable's codec)."""
+"""workerd's ``MAX_ATTACHMENT_SIZE``: bytes of an attachment's V8 serialization (``_v8size``)."""
 
 _MAX_REASON_BYTES: Final = 123
 _RESERVED_CODES: Final = frozenset({1004, 1005, 1006, 1015})
@@ -275,14 +276,16 @@ class WebSocket:
 
         Raises:
             durable.DataCloneError: ``value`` cannot be cloned.
-            durable.WebSocketError: it encodes to more than 16,384 bytes (durable's codec size).
+            durable.WebSocketError: its V8 serialization, which workerd measures, takes more than
+                16,384 bytes (``"a" * 16379`` is accepted, ``"a" * 16380`` is not).
         """
         data = encode(value)
-        if len(data) > MAX_ATTACHMENT_SIZE:
-            raise WebSocketError(
-                f"A WebSocket 'attachment' cannot be larger than {MAX_ATTACHMENT_SIZE} bytes."
-                f"'attachment' was {len(data)} bytes."
-            )
+        if len(data) * V8_SIZE_FACTOR > MAX_ATTACHMENT_SIZE:  # V8's size is at most that
+            if (size := v8_serialized_size(value)) > MAX_ATTACHMENT_SIZE:
+                raise WebSocketError(
+                    f"A WebSocket 'attachment' cannot be larger than {MAX_ATTACHMENT_SIZE} bytes."
+                    f"'attachment' was {size} bytes."
+                )
         self._attachment = data
 
     def deserialize_attachment(self) -> Any:

@@ -43,7 +43,8 @@ ALLOWED: tuple[Allowance, ...] = (
     ),
     Allowance(
         "value-size",
-        "The size in a value-too-large message is that of `durable`'s encoding, not V8's serialization.",
+        "The size in a value-too-large message is V8's serialization of the value's JavaScript twin "
+        "([values.md](values.md#size)), which may differ from the value the workerd side stores.",
     ),
     Allowance(
         "error-classes",
