@@ -22,6 +22,18 @@ Fn = Callable[[Any, durable.State], Any]
 """A function run inside an object: ``fn(instance, ctx)``, sync or async."""
 
 
+class WithAlarm(durable.DurableObject):
+    """An object with nothing but an alarm handler (so ``set_alarm`` is allowed on it)."""
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        pass
+
+
+def stub_on_backend(request: pytest.FixtureRequest, rt: durable.Runtime) -> Any:
+    """For a fixture parametrized with ``"sqlite"`` and ``"kv"``: a ``WithAlarm`` object of that backend."""
+    return rt.namespace(WithAlarm, storage=request.param).get_by_name("a")
+
+
 def exactly(cls: type[BaseException], message: str) -> AbstractContextManager[pytest.ExceptionInfo[BaseException]]:
     """``pytest.raises`` for ``cls`` with exactly this message (no regular expression)."""
     return pytest.raises(cls, match="^" + re.escape(message) + "$")

@@ -67,6 +67,21 @@ async def read_all(ws: durable.WebSocket) -> list[Any]:
     return got
 
 
+async def release_and_read(
+    rt: durable.Runtime, ws: durable.WebSocket, *, close_after: float | None = None
+) -> list[Any]:
+    """Read everything ``ws`` receives while the object, held until now, is let go (``env.go``);
+    with ``close_after``, the client closes (1000) that many seconds after the release."""
+    reader = asyncio.ensure_future(read_all(ws))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    rt.env.go.set()
+    if close_after is not None:
+        await asyncio.sleep(close_after)
+        ws.close(1000)
+    return await reader
+
+
 class TestCloseAfterMessages:
     """A client that sends messages and then closes, to an object that cannot take them at once.
 
@@ -85,11 +100,7 @@ class TestCloseAfterMessages:
             for message in ("block", "m2", "put", "m3"):
                 ws.send(message)
             ws.close(4000, "bye")
-            reader = asyncio.ensure_future(read_all(ws))
-            for _ in range(5):
-                await asyncio.sleep(0)
-            rt.env.go.set()
-            got = await reader
+            got = await release_and_read(rt, ws)
         assert got == ["echo:block", "echo:m2", "echo:put", "echo:m3", (4000, "bye", True)]
         assert rt.env.log[1:] == [
             ("message", "block", 1),
@@ -110,11 +121,7 @@ class TestCloseAfterMessages:
             ws.send("m1")
             ws.send("m2")
             ws.close(4000, "bye")
-            reader = asyncio.ensure_future(read_all(ws))
-            for _ in range(5):
-                await asyncio.sleep(0)
-            rt.env.go.set()
-            got = await reader
+            got = await release_and_read(rt, ws)
         assert got == ["echo:m1", "echo:m2", (4000, "bye", True)]
         assert rt.env.log == [
             ("ctor", 0),
@@ -168,13 +175,7 @@ class TestAutoResponseBehindMessages:
         async with websocket(stub, "http://echo/") as ws:
             for message in ("block", "ping", "m2", "ping"):
                 ws.send(message)
-            reader = asyncio.ensure_future(read_all(ws))
-            for _ in range(5):
-                await asyncio.sleep(0)
-            rt.env.go.set()
-            await asyncio.sleep(0.05)
-            ws.close(1000)
-            got = await reader
+            got = await release_and_read(rt, ws, close_after=0.05)
         assert got == ["pong", "echo:block", "echo:m2", "pong", (1000, "", True)]
 
     async def test_to_a_hibernated_object(self, rt: durable.Runtime) -> None:
@@ -194,12 +195,6 @@ class TestAutoResponseBehindMessages:
             assert await ws.receive() == "pong"
             for message in ("m1", "ping", "m2", "ping"):
                 ws.send(message)
-            reader = asyncio.ensure_future(read_all(ws))
-            for _ in range(5):
-                await asyncio.sleep(0)
-            rt.env.go.set()
-            await asyncio.sleep(0.05)
-            ws.close(1000)
-            got = await reader
+            got = await release_and_read(rt, ws, close_after=0.05)
         assert got == ["echo:m1", "pong", "echo:m2", "pong", (1000, "", True)]
         assert [entry[0] for entry in rt.env.log] == ["ctor", "ctor", "message", "message", "close"]

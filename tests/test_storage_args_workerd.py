@@ -13,24 +13,21 @@ import pytest
 import durable
 from durable import testing
 
+from helpers import WithAlarm, stub_on_backend
+
 OUT_OF_RANGE = "Value out of range. Must be between -2147483648 and 2147483647 (inclusive)."
-
-
-class Obj(durable.DurableObject):
-    async def alarm(self, info: durable.AlarmInfo) -> None:
-        pass
 
 
 @pytest.fixture(params=["sqlite", "kv"])
 def stub(request: pytest.FixtureRequest, durable_runtime: durable.Runtime) -> Any:
     """An object on each backend."""
-    return durable_runtime.namespace(Obj, storage=request.param).get_by_name("a")
+    return stub_on_backend(request, durable_runtime)
 
 
 @pytest.fixture
 def sqlite_stub(durable_runtime: durable.Runtime) -> Any:
     """A SQLite-backed object (for ``ctx.storage.kv``)."""
-    return durable_runtime.namespace(Obj).get_by_name("a")
+    return durable_runtime.namespace(WithAlarm).get_by_name("a")
 
 
 SEED = {"a": 1, "b": 2, "c": 3, "d": 4}
@@ -294,7 +291,7 @@ class TestDeletingAKeyTooLongForSqlite:
     async def test_unlimited(self) -> None:
         """Without the limit, such a key is deleted like any other."""
         async with durable.Runtime(limits=durable.Limits.unlimited()) as rt:
-            stub = rt.namespace(Obj).get_by_name("a")
+            stub = rt.namespace(WithAlarm).get_by_name("a")
 
             async def body(o: Any, ctx: durable.State) -> Any:
                 return await ctx.storage.delete(self.BIG), ctx.storage.kv.delete(self.BIG)

@@ -11,18 +11,13 @@ import pytest
 
 import durable
 
-from helpers import exactly, inside
-
-
-class Obj(durable.DurableObject):
-    async def alarm(self, info: durable.AlarmInfo) -> None:
-        pass
+from helpers import WithAlarm, exactly, inside, stub_on_backend
 
 
 @pytest.fixture(params=["sqlite", "kv"])
 def stub(request: pytest.FixtureRequest, durable_runtime: durable.Runtime) -> Any:
     """A new object of each backend."""
-    return durable_runtime.namespace(Obj, storage=request.param).get_by_name("a")
+    return stub_on_backend(request, durable_runtime)
 
 
 async def escaped_txn(ctx: durable.State, end: str) -> Any:
@@ -126,7 +121,7 @@ class TestStrSubclassKeys:
 
     async def test_sync_kv(self, durable_runtime: durable.Runtime) -> None:
         """storage.kv takes it too, and stores the plain text."""
-        stub = durable_runtime.namespace(Obj).get_by_name("a")
+        stub = durable_runtime.namespace(WithAlarm).get_by_name("a")
 
         def body(o: Any, ctx: durable.State) -> Any:
             kv = ctx.storage.kv
