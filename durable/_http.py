@@ -379,7 +379,7 @@ def _normalize_value(value: object) -> str:
 
 def _utf8(text: str) -> builtins.bytes:
     """``text`` as a body's bytes: UTF-8, a lone surrogate as its three WTF-8 bytes, as workerd
-    sends it (measured with miniflare 4, 2026-04-07: ``new Response("a\ud800b")`` reads as the
+    sends it (measured with miniflare 4, 2026-04-07: ``new Response("a\\ud800b")`` reads as the
     bytes ``61 ED A0 80 62``; Python's strict codec would raise ``UnicodeEncodeError``)."""
     try:
         return text.encode("utf-8")
@@ -389,15 +389,15 @@ def _utf8(text: str) -> builtins.bytes:
 
 def _paired(text: str) -> str:
     """``text`` with each high surrogate followed by a low one joined into one character, as a
-    JavaScript string reads them (workerd sends ``"\ud83d\ude00"`` as the 4 bytes of U+1F600);
+    JavaScript string reads them (workerd sends ``"\\ud83d\\ude00"`` as the 4 bytes of U+1F600);
     other surrogates are kept alone."""
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def _without_surrogates(text: str) -> str:
     """``text`` with each lone surrogate as three U+FFFD, as workerd keeps a header value or a
-    status text (measured with miniflare 4, 2026-04-07: ``new Headers({a: "\ud800"}).get("a")``
-    is ``"\ufffd\ufffd\ufffd"``, its WTF-8 bytes read back as UTF-8); other text unchanged."""
+    status text (measured with miniflare 4, 2026-04-07: ``new Headers({a: "\\ud800"}).get("a")``
+    is ``"\\ufffd\\ufffd\\ufffd"``, its WTF-8 bytes read back as UTF-8); other text unchanged."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -46,6 +46,23 @@ class TestProject:
             page = part.split(")", 1)[0].split("#", 1)[0]
             assert (ROOT / "docs" / page).is_file(), page
 
+    @pytest.mark.parametrize(
+        "source",
+        sorted(p for d in ("durable", "tests", "benchmarks", "examples") for p in (ROOT / d).rglob("*.py")),
+        ids=lambda p: str(p.relative_to(ROOT)),
+    )
+    def test_docstrings_are_valid_unicode(self, source: Path) -> None:
+        """No docstring holds a lone surrogate (an escape such as ``\\ud800`` written single in a
+        non-raw docstring): Python 3.13 cleans docstrings as UTF-8 when it compiles them, so the
+        module fails to import there, while 3.11 imports it."""
+        import ast
+
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node, clean=False)
+                if doc is not None:
+                    doc.encode("utf-8")  # raises UnicodeEncodeError, naming the character
+
 
 class TestDistribution:
     def test_distribution_name(self) -> None:
