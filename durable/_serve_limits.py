@@ -179,6 +179,7 @@ def guarded_h11_protocol(header_timeout: float | None, max_connections: int | No
             self._admit(transport)
 
         _head_bytes = 0  # bytes of an incomplete request head received so far
+        _head_tail = b""  # its last 3 bytes: the blank line ending it may be split across reads
 
         def data_received(self, data: bytes) -> None:
             self._awaiting_head = self.conn.their_state is h11.IDLE
@@ -189,16 +190,22 @@ def guarded_h11_protocol(header_timeout: float | None, max_connections: int | No
             super().data_received(data)
             if self.conn.their_state is not h11.IDLE:
                 self._head_bytes = 0
+                self._head_tail = b""
                 self._head_complete()
 
         def _head_too_large(self, data: bytes) -> bool:
-            # h11 ends a head at a blank line, with or without its CR.
-            ends = [i for i in (data.find(b"\n\r\n"), data.find(b"\n\n")) if i >= 0]
+            # h11 ends a head at a blank line, with or without its CR; searched for in the end
+            # of the previous read and this one, so one split across two reads is found.
+            tail = self._head_tail
+            seen = tail + data
+            ends = [i for i in (seen.find(b"\n\r\n"), seen.find(b"\n\n")) if i >= 0]
             if not ends:
                 self._head_bytes += len(data)
+                self._head_tail = seen[-3:]
                 return self._head_bytes > MAX_HEAD_BYTES
             end = min(ends)
-            return self._head_bytes + end + (3 if data[end + 1 : end + 2] == b"\r" else 2) > MAX_HEAD_BYTES
+            end += (3 if seen[end + 1 : end + 2] == b"\r" else 2) - len(tail)  # in this read
+            return self._head_bytes + end > MAX_HEAD_BYTES
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm_header_timer()

@@ -248,6 +248,30 @@ class TestRequestHeadLimit:
         with httpx.Client(timeout=HANG_GUARD) as client:  # and the server goes on
             assert client.get(server.url + "/?name=A").status_code == 200
 
+    @pytest.mark.parametrize("cut", [1, 2, 3], ids=["cr-lf-cr|lf", "cr-lf|cr-lf", "cr|lf-cr-lf"])
+    def test_head_whose_blank_line_is_split_across_reads_is_not_counted_with_its_body(
+        self,
+        serve: Any,  # noqa: F811
+        http: str,
+        cut: int,
+    ) -> None:
+        """A head of exactly 131072 bytes is served (workerd, above), whatever its body: the h11
+        guard found the blank line ending a head within one read only, so a head whose last
+        ``cut`` bytes came in the next read (with the body) had that whole read counted as head
+        and got a 431."""
+        body = b"b" * 4096
+        start = b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % len(body)
+        head = start + b"X-Pad: " + b"a" * (131072 - len(start) - len(b"X-Pad: \r\n\r\n")) + b"\r\n\r\n"
+        assert len(head) == 131072
+        server = serve("--in-memory", "--http", http)
+        with socket.create_connection(_address(server.url), timeout=HANG_GUARD) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(head[:-cut])
+            time.sleep(0.3)  # read apart: the blank line is split across two reads
+            sock.sendall(head[-cut:] + body)
+            answer = _read_head(sock)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
 
 ECHO_WS_APP = """
 import durable
