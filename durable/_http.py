@@ -540,17 +540,18 @@ class _Body:
         Raises:
             ValueError: the body is not valid JSON (``json.JSONDecodeError``).
         """
-        return _parse_json(await self.text())
+        return parse_json(await self.text())
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
         arrayBuffer = array_buffer
         bodyUsed = body_used
 
 
-def _parse_json(text: str) -> Any:
+def parse_json(text: str) -> Any:
     """``JSON.parse(text)``: Python's parser, without the ``NaN``, ``Infinity`` and ``-Infinity``
     it takes beyond JSON (workerd: ``await new Response("NaN").json()`` raises ``SyntaxError:
-    "NaN" is not valid JSON``, measured with miniflare 4, 2026-04-07).
+    "NaN" is not valid JSON``, measured with miniflare 4, 2026-04-07). The compat layer's
+    ``js.JSON.parse`` is this too.
 
     Raises:
         ValueError: ``text`` is not JSON (``json.JSONDecodeError``).

@@ -617,6 +617,17 @@ class TestRequestResponse:
             built.clone()
         assert sdk.Response.redirect("http://x/", 301).headers["location"] == "http://x/"
 
+    def test_redirect_keeps_workerds_immutable_headers(self) -> None:
+        """The SDK's ``Response.redirect`` returns ``js.Response.redirect(url, code)`` itself
+        (workers-py ``_workers.py``), whose headers workerd (miniflare 4, 2026-04-07) refuses to
+        change: ``TypeError: Can't modify immutable headers.``. durable copied them into a new
+        response, with mutable headers."""
+        for resp in (sdk.Response.redirect("http://x/", 301), js.Response.redirect("http://x/")):
+            assert resp.headers["location"] == "http://x/" and resp.status in (301, 302)
+            with pytest.raises(TypeError, match=r"^Can't modify immutable headers\.$"):
+                resp.headers.set("x-a", "1")
+            assert "x-a" not in resp.headers
+
     async def test_request_shapes(self) -> None:
         """Request exposes method as HTTPMethod, clone(), and OSError on a second read."""
         req = sdk.Request("http://x/a", {"method": "put", "body": "hi", "headers": {"A": "b"}})
@@ -656,6 +667,17 @@ class TestRequestResponse:
             js.HTMLRewriter.new()
         with pytest.raises(AttributeError, match="js.no_such_global is not emulated"):
             js.no_such_global
+
+    @pytest.mark.parametrize("text", ["NaN", "Infinity", "[1, -Infinity]", '{"a": NaN}'])
+    def test_js_json_parse_refuses_what_javascript_json_does_not_have(self, text: str) -> None:
+        """``js.JSON.parse`` is JavaScript's: workerd (miniflare 4, 2026-04-07) raises ``SyntaxError:
+        "NaN" is not valid JSON`` (likewise ``Infinity``, ``-Infinity``, inside arrays and objects)
+        where Python's ``json.loads`` gave ``nan`` and ``inf``. The error is the ``JSONDecodeError``
+        every other invalid text gets here."""
+        with pytest.raises(json.JSONDecodeError):
+            js.JSON.parse(text)
+        with pytest.raises(json.JSONDecodeError):
+            js.JSON.parse("{bad")
 
     def test_run_sync(self) -> None:
         """pyodide.ffi.run_sync runs a coroutine to completion from synchronous code."""

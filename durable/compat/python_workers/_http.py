@@ -207,11 +207,11 @@ class Response(FetchResponse):
             parts.append(f"content_type={content_type!r}")
         return f"Response({', '.join(parts)})"
 
-    @staticmethod
-    def redirect(url: str, status: int = 302) -> Response:
-        """A redirect to ``url`` (status 301, 302, 303, 307 or 308)."""
-        built = durable.Response.redirect(url, int(status))
-        return Response(None, built.status, "", built.headers)
+    @classmethod
+    def redirect(cls, url: str, status: int = 302) -> Response:
+        """A redirect to ``url`` (status 301, 302, 303, 307 or 308), with workerd's immutable
+        headers: the SDK returns ``js.Response.redirect(url, code)`` itself."""
+        return super().redirect(url, int(status))
 
 
 def with_form_body(body: Any, headers: Any) -> tuple[Any, Any]:

@@ -16,6 +16,8 @@ import logging
 import time
 from typing import Any
 
+from durable._http import parse_json
+
 __all__ = [
     "JSON",
     "Blob",
@@ -169,7 +171,8 @@ class JSON:
 
     @staticmethod
     def parse(text: str) -> Any:
-        return _json.loads(text)
+        """JavaScript's: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (``json.JSONDecodeError``)."""
+        return parse_json(text)
 
 
 class console:  # noqa: N801 - the JavaScript global's name
