@@ -1676,9 +1676,3 @@ async def buffer_bodies(value: object) -> None:
     or result about to cross to another event loop), through lists, tuples, dicts and sets."""
     for message in _messages(value):
         await buffer_body(message)
-
-
-def json_reader(message: Request | Response) -> Callable[[], Awaitable[Any]]:
-    """``message``'s body parser, ``await json_reader(message)()`` (what ``response.json`` is
-    on an instance); the compat layer's ``Response.json`` descriptor returns it."""
-    return message._read_json

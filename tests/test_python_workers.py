@@ -628,6 +628,17 @@ class TestRequestResponse:
                 resp.headers.set("x-a", "1")
             assert "x-a" not in resp.headers
 
+    async def test_response_json_is_pyodides_python_parser(self) -> None:
+        """An SDK response's ``json()`` is pyodide's ``FetchResponse.json``: ``json.loads(await
+        self.string(), **kwargs)`` (workers-py inherits it), so NaN is read, as ``Request.json()``
+        reads it, and keyword arguments reach ``json.loads``; a second read is "Body already used"."""
+        resp = sdk.Response('{"a": NaN, "b": 1.5}')
+        got = await resp.json(parse_float=str)
+        assert got["b"] == "1.5" and got["a"] != got["a"]  # NaN
+        with pytest.raises(OSError, match="Body already used"):
+            await resp.json()
+        assert sdk.Response.json({"x": 1}).status == 200  # on the class: the builder, as before
+
     async def test_request_shapes(self) -> None:
         """Request exposes method as HTTPMethod, clone(), and OSError on a second read."""
         req = sdk.Request("http://x/a", {"method": "put", "body": "hi", "headers": {"A": "b"}})

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, overload
 
 import durable
-from durable._http import json_reader
 
 from ._convert import JsDict
 from ._forms import Blob, FormData, encode_body, mime_type, parse_form
@@ -40,12 +39,18 @@ class _SdkJson:
     @overload
     def __get__(
         self, obj: FetchResponse, objtype: type[FetchResponse] | None = None
-    ) -> Callable[[], Awaitable[Any]]: ...
+    ) -> Callable[..., Awaitable[Any]]: ...
 
     def __get__(self, obj: FetchResponse | None, objtype: type[FetchResponse] | None = None) -> Callable[..., Any]:
         if obj is None:
             return FetchResponse.from_json
-        return json_reader(obj)
+
+        async def parse(**kwargs: Any) -> Any:
+            # pyodide's FetchResponse.json: ``json.loads(await self.string(), **kwargs)``, Python's
+            # parser (so NaN and Infinity are read, and keyword arguments reach json.loads).
+            return _json.loads(await obj.text(), **kwargs)
+
+        return parse
 
 
 class FetchResponse(durable.Response):
