@@ -99,6 +99,20 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
     await asyncio.wait_for(wait(), timeout)
 
 
+def close_code_watcher() -> tuple[asyncio.Future[int | None], Any]:
+    """A server handler that waits for its connection to end, and the future of its close code."""
+    closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+
+    async def watch(conn: Any) -> None:
+        try:
+            await conn.wait_closed()
+        finally:
+            if not closed.done():
+                closed.set_result(conn.close_code)
+
+    return closed, watch
+
+
 class TestApi:
     async def test_echo_and_client_close(self, base: str) -> None:
         """workerd: readyState 0 and protocol "" at first; open (readyState 1, protocol null: None);
@@ -181,15 +195,7 @@ class TestApi:
         import gc
         import threading
 
-        ended = asyncio.get_running_loop().create_future()
-
-        async def watch(conn: Any) -> None:
-            try:
-                await conn.wait_closed()
-            finally:
-                if not ended.done():
-                    ended.set_result(conn.close_code)
-
+        ended, watch = close_code_watcher()
         async with server_module.serve(watch, "127.0.0.1", 0) as server:
             url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
             opened: list[Any] = []
@@ -391,15 +397,7 @@ class Opener(sdk.DurableObject):
 async def test_object_reset_drops_the_connection(durable_runtime: durable.Runtime) -> None:
     """A reset of the object that opened the socket drops the connection (no Close frame: the
     server sees 1006), as any socket the object accepted."""
-    closed = asyncio.get_running_loop().create_future()
-
-    async def watch(conn: Any) -> None:
-        try:
-            await conn.wait_closed()
-        finally:
-            if not closed.done():
-                closed.set_result(conn.close_code)
-
+    closed, watch = close_code_watcher()
     async with server_module.serve(watch, "127.0.0.1", 0) as server:
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
         durable_runtime.namespace(Opener, name="OPENER")
