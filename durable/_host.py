@@ -206,8 +206,7 @@ class ObjectHost:
         self.state: State | None = None
         self.output = OutputGate(owner=self)
         self.wrote = self.output.wrote_in_turn
-        """Record a write of the object's code (``StorageHost.wrote``): the output gate's own method,
-        not one that calls it, as every storage write calls it (docs/performance.md)."""
+        """``StorageHost.wrote``: the output gate's own method, called by every write (docs/performance.md)."""
         self.events = EventCalls()
         self.background = BackgroundWork(self, runtime.clock)
         self._broken: BaseException = ConnectionClosedError(_CLOSED_MESSAGE)
@@ -295,8 +294,6 @@ class ObjectHost:
     def drop_alarm(self, scheduled_ms: int) -> None:
         """Delete the stored alarm if it is still the one set for ``scheduled_ms`` (the scheduler gave up)."""
         self.alarms.drop(scheduled_ms)
-
-    # -- events --------------------------------------------------------------------------------
 
     def invoke(
         self, kind: EventKind, name: Any, args: Args, kwargs: Kwargs, fut: Future[Any] | None = None
@@ -391,7 +388,11 @@ class ObjectHost:
     def _construct(self) -> None:
         gen = self.gen
         state = _new_state(self, gen)
-        instance = self.type.construct(state, self.runtime.env, self.db)  # resets the object if it raises
+        self.has_alarm_handler = True  # workerd looks for alarm() once the object is built (miniflare 4)
+        try:
+            instance = self.type.construct(state, self.runtime.env, self.db)  # resets the object if it raises
+        finally:
+            self.has_alarm_handler = self.type.has_alarm_handler
         if gen != self.gen:  # the constructor itself reset the object (abort)
             raise reset_copy(self._broken)
         self.state = state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final, overload
 
 from ._aliases import camel_aliases
 from ._id import DurableObjectId
@@ -46,8 +46,15 @@ class State:
     def __repr__(self) -> str:
         return f"<durable.State id={self.id!r}>"
 
-    def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+    @overload
+    def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Task[T]: ...
+    @overload
+    def block_concurrency_while(self, fn: Callable[[], T]) -> asyncio.Task[T]: ...
+    def block_concurrency_while(self, fn: Callable[[], Any]) -> asyncio.Task[Any]:
         """Run ``fn()`` while no other event is delivered to the object; return its result.
+
+        ``fn`` is an async function, or a plain one (workerd takes either); it starts on the next
+        loop iteration, as in workerd.
 
         The gate closes when this is called, so a constructor can call it without ``await`` and
         the first event still waits for ``fn`` to finish. Calls ``fn`` itself makes

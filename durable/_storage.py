@@ -86,7 +86,8 @@ class StorageHost(Protocol):
         db: the object's database (write buffer, read cache, implicit transaction).
         limits: the runtime's storage limits (key and value sizes, batch sizes).
         kv_backed: whether the object is key-value-backed (no ``sql``, ``kv``, bookmarks).
-        has_alarm_handler: whether the object's class defines ``alarm()`` (``set_alarm`` needs it).
+        has_alarm_handler: whether ``set_alarm`` may be called: the class defines ``alarm()``, or
+            its constructor is running (workerd looks for the handler once the object is built).
         gate: the object's input gate, which ``transaction()`` closures hold.
         gen: the current instance generation; a reset increments it.
     """

@@ -68,6 +68,21 @@ class NoHandler(durable.DurableObject):
         await self.ctx.storage.set_alarm(when)
 
 
+class ArmsInConstructor(durable.DurableObject):
+    """No ``alarm()``; its constructor sets an alarm 10 s ahead (workerd allows it there)."""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        env.events.append(("init",))
+        ctx.storage.set_alarm(env.clock.time() * 1000 + 10_000)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def arm(self, when: Any) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+
 def alarm_times(events: Events) -> list[float]:
     """The clock offsets (seconds after ``T0``) at which ``alarm()`` was entered."""
     return [e[1] for e in events if e[0] == "alarm"]
@@ -152,6 +167,27 @@ class TestSetAndGet:
         message = r"^Your Durable Object class must have an alarm\(\) handler in order to call setAlarm\(\)$"
         with pytest.raises(TypeError, match=message):
             await stub.arm(T0_MS + 1000)
+
+    async def test_constructor_of_class_without_handler_may_set_it(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """workerd checks for alarm() only once the object is built: its constructor may set an alarm.
+
+        When it falls due, workerd logs that there is no handler and clears it, with no error, no
+        retry and no reset (measured with miniflare 4, 2026-04-07). Outside the constructor the
+        TypeError stays.
+        """
+        stub = rt.namespace(ArmsInConstructor).get_by_name("a")
+        assert await stub.get() == T0_MS + 10_000
+        message = r"^Your Durable Object class must have an alarm\(\) handler in order to call setAlarm\(\)$"
+        with pytest.raises(TypeError, match=message):
+            await stub.arm(T0_MS + 20_000)
+        await clock.advance(10)
+        assert "Attempted to run a scheduled alarm without a handler" in quiet_alarm_logs.text
+        assert await stub.get() is None
+        await clock.advance(120)  # no retry: nothing is logged again
+        assert quiet_alarm_logs.text.count("without a handler") == 1
+        assert events == [("init",)]  # the instance was never reset
 
     @pytest.mark.parametrize("when", ["soon", None])
     async def test_not_a_time_is_type_error(self, rt: durable.Runtime, when: Any) -> None:

@@ -144,8 +144,8 @@ class Gated(durable.DurableObject):
             return 5
 
         if kind == "coroutine":
-            return await self.ctx.block_concurrency_while(five())  # type: ignore[arg-type]
-        return await self.ctx.block_concurrency_while(5)  # type: ignore[arg-type]
+            return await self.ctx.block_concurrency_while(five())  # type: ignore[call-overload]
+        return await self.ctx.block_concurrency_while(5)  # type: ignore[call-overload]
 
 
 async def test_block_concurrency_while_refuses_a_coroutine_naming_the_fix() -> None:

@@ -172,6 +172,40 @@ class TestInputGate:
         assert sorted(await asyncio.gather(*(stub.gated_increment() for _ in range(5)))) == [0, 1, 2, 3, 4]
         assert await stub.get() == 5
 
+    async def test_block_concurrency_while_callback_starts_after_the_callers_next_line(self) -> None:
+        """The callback, plain or async, starts on a later loop iteration, as in workerd.
+
+        Measured with miniflare 4 (2026-04-07), the same log in the constructor and in a method:
+        "after call" comes before the callback's first line in both cases.
+        """
+
+        class Ordered(durable.DurableObject):
+            def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+                super().__init__(ctx, env)
+                self.log: list[str] = []
+
+                async def load() -> None:
+                    self.log.append("cb start")
+                    await asyncio.sleep(0)
+                    self.log.append("cb end")
+
+                ctx.block_concurrency_while(load)
+                self.log.append("ctor after call")
+
+            async def run(self) -> list[str]:
+                def plain() -> int:
+                    self.log.append("plain cb")
+                    return 3
+
+                waiting = self.ctx.block_concurrency_while(plain)
+                self.log.append("after call")
+                self.log.append(f"value {await waiting}")
+                return self.log
+
+        async with durable.Runtime() as runtime:
+            log = await runtime.namespace(Ordered).get_by_name("o").run()
+        assert log == ["ctor after call", "cb start", "cb end", "after call", "plain cb", "value 3"]
+
     async def test_call_chain_back_to_same_object(self, rt: Any) -> None:
         """A calls B calls A (and deeper) completes instead of deadlocking."""
         assert await rt.env.PING.get_by_name("a").ping(4) == ["a", "b", "a", "b", "a"]
