@@ -63,6 +63,7 @@ ALIASES: dict[str, dict[str, str]] = {
         "onNextSessionRestoreBookmark": "on_next_session_restore_bookmark",
     },
     "Transaction": {
+        "deleteAll": "delete_all",
         "getAlarm": "get_alarm",
         "setAlarm": "set_alarm",
         "deleteAlarm": "delete_alarm",

@@ -46,8 +46,8 @@ _in_transaction: ContextVar[Transaction | None] = ContextVar("durable_transactio
 class Transaction:
     """The ``txn`` handle of a ``storage.transaction()`` closure.
 
-    Offers ``get``, ``put``, ``delete``, ``list``, the alarm methods and ``rollback()``; not
-    ``delete_all``. Using it after the closure returned, or after ``rollback()`` (or the closure
+    Offers ``get``, ``put``, ``delete``, ``list``, the alarm methods and ``rollback()``;
+    ``delete_all`` (``deleteAll``) is there too, as on workerd's ``txn``, and always raises. Using it after the closure returned, or after ``rollback()`` (or the closure
     raising, which rolls it back), raises ``InvalidTransactionError`` with Cloudflare's message.
     """
 
@@ -153,6 +153,7 @@ class Transaction:
         self._runner.roll_back(self)
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
+        deleteAll = delete_all
         getAlarm = get_alarm
         setAlarm = set_alarm
         deleteAlarm = delete_alarm

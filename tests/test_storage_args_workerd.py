@@ -297,3 +297,44 @@ class TestDeletingAKeyTooLongForSqlite:
                 return await ctx.storage.delete(self.BIG), ctx.storage.kv.delete(self.BIG)
 
             assert await testing.run_in_object(stub, body) == (False, False)
+
+
+class TestTxnDeleteAll:
+    """``txn.deleteAll`` exists, as on workerd's transaction object, and always raises.
+
+    workerd (miniflare 4, 2026-04-07), both backends: the txn's prototype has ``get``, ``list``,
+    ``put``, ``delete``, ``deleteAll``, ``rollback`` and the alarm methods; ``txn.deleteAll()``
+    throws ``Error: Cannot call deleteAll() within a transaction``, inside the closure and on a txn
+    kept past it (committed or rolled back). durable had ``delete_all`` but not its camelCase name.
+    """
+
+    @pytest.mark.parametrize("end", ["inside", "return", "rollback"])
+    async def test_raises(self, stub: Any, end: str) -> None:
+        """deleteAll() and delete_all() raise workerd's error; nothing is deleted."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put("a", 1)
+            kept: list[Any] = []
+            messages = []
+
+            async def closure(txn: Any) -> None:
+                kept.append(txn)
+                if end == "inside":
+                    for call in (txn.deleteAll, txn.delete_all):
+                        try:
+                            call()
+                        except durable.InvalidTransactionError as exc:
+                            messages.append(str(exc))
+                elif end == "rollback":
+                    txn.rollback()
+
+            await ctx.storage.transaction(closure)
+            if end != "inside":
+                for call in (kept[0].deleteAll, kept[0].delete_all):
+                    try:
+                        call()
+                    except durable.InvalidTransactionError as exc:
+                        messages.append(str(exc))
+            return messages, await ctx.storage.get("a")
+
+        assert await testing.run_in_object(stub, body) == (["Cannot call deleteAll() within a transaction"] * 2, 1)
