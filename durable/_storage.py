@@ -365,7 +365,7 @@ class Storage:
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, lambda: self._table.put(key, blob, gated=gated), write=True, gated=gated)
             self._db.kv.put(key, blob)
-        elif isinstance(key, Mapping) and value is ...:
+        elif isinstance(key, Mapping) and (value is ... or value is None):  # None: JavaScript's null options
             check_batch(len(key), host)
             items = [(check_key(k, host), v) for k, v in key.items()]
             blobs = [(k, encode_checked(k, v, host)) for k, v in items]

@@ -338,3 +338,43 @@ class TestTxnDeleteAll:
             return messages, await ctx.storage.get("a")
 
         assert await testing.run_in_object(stub, body) == (["Cannot call deleteAll() within a transaction"] * 2, 1)
+
+
+class TestPutEntriesWithNone:
+    """``put(entries, None)`` is ``put(entries)``: workerd reads a null second argument as no options.
+
+    workerd (miniflare 4, 2026-04-07), both backends: ``put({a: 1}, null)``, ``put({a: 1},
+    undefined)`` and ``put({}, null)`` store the entries; ``put({a: 1}, v)`` for ``v`` of ``5``,
+    ``"x"``, ``0`` and ``false`` raises ``TypeError: put() may only be called with a single key-value pair and optional
+    options as put(key, value, options) or ...``, also on ``txn``. durable raised that for ``None``.
+    """
+
+    async def test_stores_the_entries(self, stub: Any) -> None:
+        """storage.put(dict, None) and txn.put(dict, None) store every pair; put({}, None) nothing."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            await ctx.storage.put({"a": 1, "b": 2}, None)
+            await ctx.storage.put({}, None)
+
+            async def closure(txn: durable.Transaction) -> None:
+                await txn.put({"c": 3}, None)
+
+            await ctx.storage.transaction(closure)
+            return await ctx.storage.list()
+
+        assert await testing.run_in_object(stub, body) == {"a": 1, "b": 2, "c": 3}
+
+    @pytest.mark.parametrize("value", [5, "x", 0, False])
+    async def test_other_values_still_refused(self, stub: Any, value: Any) -> None:
+        """Any other second argument is still workerd's TypeError, and nothing is stored."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            try:
+                ctx.storage.put({"a": 1}, value)
+            except TypeError as exc:
+                return str(exc).startswith(
+                    "put() may only be called with a single key-value pair"
+                ), await ctx.storage.list()
+            return None
+
+        assert await testing.run_in_object(stub, body) == (True, {})
