@@ -743,3 +743,41 @@ class TestRedirectUrl:
         ``%00``): its ``Redirect URL cannot contain '\\r', '\\n', or '\\0'`` check runs on the
         serialized URL, which never holds them. durable checked the given string and raised."""
         assert Response.redirect(url).headers.get("location") == location
+
+
+class _NullBody(durable.DurableObject):
+    async def fetch(self, request: Request) -> Response:
+        path = urlsplit(request.url).path
+        if path == "/404":
+            return Response(None, status=404)
+        if path == "/204":
+            return Response(None, status=204)
+        return Response(None)
+
+
+class TestANullBodyArrives:
+    """workerd (miniflare 4, 2026-04-07): an object answering ``new Response(null)`` (or ``new
+    Response(null, {status: 404})``, a cached one, after a POST or a followed redirect) gives the
+    caller of ``stub.fetch`` a response whose ``body`` is not null, as it comes over HTTP: the
+    first ``text()`` is "", the second raises ``TypeError: Body has already been used. ...``, and
+    ``bodyUsed`` is then true. A HEAD's response, and a 204, keep a null body. durable handed the
+    null body on, readable any number of times."""
+
+    @pytest.mark.parametrize(("path", "status"), [("/null", 200), ("/404", 404)])
+    async def test_an_empty_body(self, path: str, status: int) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_NullBody).get_by_name("a")
+            for method in ("GET", "POST"):
+                response = await stub.fetch("http://h" + path, method=method)
+                assert (response.status, response.body is None, response.body_used) == (status, False, False)
+                assert await response.text() == ""
+                assert response.body_used
+                with pytest.raises(TypeError, match=r"^Body has already been used\."):
+                    await response.text()
+
+    async def test_head_and_null_body_statuses_keep_none(self) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_NullBody).get_by_name("a")
+            for response in (await stub.fetch("http://h/404", method="HEAD"), await stub.fetch("http://h/204")):
+                assert response.body is None
+                assert (await response.text(), await response.text(), response.body_used) == ("", "", False)
