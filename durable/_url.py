@@ -199,11 +199,8 @@ def _domain(raw: str) -> str | None:
                 label = "xn--" + unicodedata.normalize("NFC", label).encode("punycode").decode("ascii")
             except UnicodeError:
                 return None
-        elif label.startswith("xn--"):
-            try:
-                label[4:].encode("ascii").decode("punycode")
-            except (UnicodeError, IndexError):
-                return None  # punycode Python cannot decode, which workerd refuses too
+        elif label.startswith("xn--") and not _valid_punycode(label[4:]):
+            return None
         labels.append(label)
     ascii_host = ".".join(labels)
     if any(char in _FORBIDDEN_DOMAIN for char in ascii_host) or not ascii_host:
@@ -211,6 +208,24 @@ def _domain(raw: str) -> str | None:
     if _ends_in_a_number(ascii_host):
         return _ipv4(ascii_host)
     return ascii_host
+
+
+def _valid_punycode(encoded: str) -> bool:
+    """Whether an ``xn--`` label's rest is one UTS #46 accepts, approximately: it decodes, to a
+    label holding a non-ASCII code point, in NFC, that UTS #46 would leave as it is, and without
+    control, format, private-use or unassigned code points. Measured with miniflare 4,
+    2026-04-07: ``xn--a`` (U+0080), ``xn--`` (empty), ``xn--abc-`` (ASCII only), ``xn--1ug``
+    (U+200D), ``xn--a-ecp`` (U+2488, which UTS #46 maps) and ``xn--caf-yvc`` (an unassigned code
+    point) make ``Invalid URL``; ``xn--ls8h``, ``xn--zca``, ``xn--hello`` are kept."""
+    try:
+        decoded = encoded.encode("ascii").decode("punycode")
+    except (UnicodeError, IndexError):
+        return False  # punycode Python cannot decode, which workerd refuses too
+    if decoded.isascii() or not unicodedata.is_normalized("NFC", decoded):
+        return False
+    if any(unicodedata.category(char)[0] == "C" for char in decoded):
+        return False
+    return _uts46_map(decoded) == decoded
 
 
 _IGNORED: Final = dict.fromkeys(

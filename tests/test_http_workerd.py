@@ -781,3 +781,32 @@ class TestANullBodyArrives:
             for response in (await stub.fetch("http://h/404", method="HEAD"), await stub.fetch("http://h/204")):
                 assert response.body is None
                 assert (await response.text(), await response.text(), response.body_used) == ("", "", False)
+
+
+class TestPunycodeHosts:
+    @pytest.mark.parametrize(
+        "label", ["xn--a", "xn--", "xn--abc-", "xn--ba", "xn--aa", "xn--1ug", "xn--a-ecp", "xn--xn--a", "xn--caf-yvc"]
+    )
+    def test_an_invalid_label_is_refused(self, label: str) -> None:
+        """workerd (miniflare 4, 2026-04-07): ``new Request("http://xn--a.com/")`` raises
+        ``TypeError: Invalid URL: http://xn--a.com/``, as for every label here (one decoding to a
+        control character, to nothing, to ASCII only, to U+200D, to a code point UTS #46 maps, to
+        an unassigned one). durable kept any label Python's punycode codec could decode."""
+        url = f"http://{label}.com/"
+        with pytest.raises(TypeError, match=rf"^Invalid URL: {url}$"):
+            Request(url)
+
+    @pytest.mark.parametrize(
+        ("label", "host"),
+        [
+            ("xn--ls8h", "xn--ls8h"),
+            ("XN--MNCHEN-3YA", "xn--mnchen-3ya"),
+            ("xn--zca", "xn--zca"),
+            ("xn--hello", "xn--hello"),
+            ("xn--caf-dma", "xn--caf-dma"),
+            ("xn--nxasmq6b", "xn--nxasmq6b"),
+        ],
+    )
+    def test_a_valid_label_is_kept(self, label: str, host: str) -> None:
+        """workerd: these are kept, lower-cased (``http://xn--ls8h.com/``...)."""
+        assert Request(f"http://{label}.com/").url == f"http://{host}.com/"
