@@ -195,8 +195,11 @@ def _domain(raw: str) -> str | None:
     for label in lowered.split("."):
         if not label.isascii():
             # UTS #46 (non-transitional, as workerd): lower-cased, NFC, punycode; ß stays ß.
+            label = unicodedata.normalize("NFC", label)
+            if not _valid_unicode_label(label):
+                return None
             try:
-                label = "xn--" + unicodedata.normalize("NFC", label).encode("punycode").decode("ascii")
+                label = "xn--" + label.encode("punycode").decode("ascii")
             except UnicodeError:
                 return None
         elif label.startswith("xn--") and not _valid_punycode(label[4:]):
@@ -223,9 +226,20 @@ def _valid_punycode(encoded: str) -> bool:
         return False  # punycode Python cannot decode, which workerd refuses too
     if decoded.isascii() or not unicodedata.is_normalized("NFC", decoded):
         return False
-    if any(unicodedata.category(char)[0] == "C" for char in decoded):
+    return _valid_unicode_label(decoded) and _uts46_map(decoded) == decoded
+
+
+def _valid_unicode_label(label: str) -> bool:
+    """UTS #46's checks of a mapped label, approximately: no control, format (U+200C and U+200D
+    included), private-use or unassigned code point, no U+FFFD, and no combining mark first.
+    Measured with miniflare 4, 2026-04-07: ``http://a\u200db.com/``, ``http://\u0301a.com/``,
+    ``http://a\ue000.com/``, ``http://a\u0378.com/`` and ``http://\ufffd.com/`` are invalid URLs.
+    (The bidi and CONTEXTO rules are not checked.)"""
+    if not label:
+        return True
+    if unicodedata.category(label[0])[0] == "M":
         return False
-    return _uts46_map(decoded) == decoded
+    return not any(unicodedata.category(char)[0] == "C" or char == "\ufffd" for char in label)
 
 
 _IGNORED: Final = dict.fromkeys(

@@ -810,3 +810,16 @@ class TestPunycodeHosts:
     def test_a_valid_label_is_kept(self, label: str, host: str) -> None:
         """workerd: these are kept, lower-cased (``http://xn--ls8h.com/``...)."""
         assert Request(f"http://{label}.com/").url == f"http://{host}.com/"
+
+    @pytest.mark.parametrize("host", ["a\u200db", "a\u200cb", "\u0301a", "a\ue000", "a\u0378", "\ufffd"])
+    def test_an_invalid_unicode_label_is_refused(self, host: str) -> None:
+        """workerd (miniflare 4, 2026-04-07): a host holding U+200D or U+200C (between two
+        letters), starting with a combining mark, or holding a private-use, unassigned or U+FFFD
+        code point is an ``Invalid URL``; durable encoded it in punycode. Kept as before:
+        ``é\\u0301`` (NFC), ``ä\\u00ad`` (the soft hyphen dropped), ``-é``."""
+        url = f"http://{host}.com/"
+        with pytest.raises(TypeError, match="^Invalid URL: "):
+            Request(url)
+        assert Request("http://\u00e9\u0301.com/").url == "http://xn--9ca68h.com/"
+        assert Request("http://\u00e4\u00ad.com/").url == "http://xn--4ca.com/"
+        assert Request("http://-\u00e9.com/").url == "http://xn----bga.com/"
