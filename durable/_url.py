@@ -195,15 +195,15 @@ def _domain(raw: str) -> str | None:
     for label in lowered.split("."):
         if not label.isascii():
             # UTS #46 (non-transitional, as workerd): lower-cased, NFC, punycode; ß stays ß.
+            label = unicodedata.normalize("NFC", label)
+            if not _valid_unicode_label(label):
+                return None
             try:
-                label = "xn--" + unicodedata.normalize("NFC", label).encode("punycode").decode("ascii")
+                label = "xn--" + label.encode("punycode").decode("ascii")
             except UnicodeError:
                 return None
-        elif label.startswith("xn--"):
-            try:
-                label[4:].encode("ascii").decode("punycode")
-            except (UnicodeError, IndexError):
-                return None  # punycode Python cannot decode, which workerd refuses too
+        elif label.startswith("xn--") and not _valid_punycode(label[4:]):
+            return None
         labels.append(label)
     ascii_host = ".".join(labels)
     if any(char in _FORBIDDEN_DOMAIN for char in ascii_host) or not ascii_host:
@@ -211,6 +211,35 @@ def _domain(raw: str) -> str | None:
     if _ends_in_a_number(ascii_host):
         return _ipv4(ascii_host)
     return ascii_host
+
+
+def _valid_punycode(encoded: str) -> bool:
+    """Whether an ``xn--`` label's rest is one UTS #46 accepts, approximately: it decodes, to a
+    label holding a non-ASCII code point, in NFC, that UTS #46 would leave as it is, and without
+    control, format, private-use or unassigned code points. Measured with miniflare 4,
+    2026-04-07: ``xn--a`` (U+0080), ``xn--`` (empty), ``xn--abc-`` (ASCII only), ``xn--1ug``
+    (U+200D), ``xn--a-ecp`` (U+2488, which UTS #46 maps) and ``xn--caf-yvc`` (an unassigned code
+    point) make ``Invalid URL``; ``xn--ls8h``, ``xn--zca``, ``xn--hello`` are kept."""
+    try:
+        decoded = encoded.encode("ascii").decode("punycode")
+    except (UnicodeError, IndexError):
+        return False  # punycode Python cannot decode, which workerd refuses too
+    if decoded.isascii() or not unicodedata.is_normalized("NFC", decoded):
+        return False
+    return _valid_unicode_label(decoded) and _uts46_map(decoded) == decoded
+
+
+def _valid_unicode_label(label: str) -> bool:
+    """UTS #46's checks of a mapped label, approximately: no control, format (U+200C and U+200D
+    included), private-use or unassigned code point, no U+FFFD, and no combining mark first.
+    Measured with miniflare 4, 2026-04-07: ``http://a\u200db.com/``, ``http://\u0301a.com/``,
+    ``http://a\ue000.com/``, ``http://a\u0378.com/`` and ``http://\ufffd.com/`` are invalid URLs.
+    (The bidi and CONTEXTO rules are not checked.)"""
+    if not label:
+        return True
+    if unicodedata.category(label[0])[0] == "M":
+        return False
+    return not any(unicodedata.category(char)[0] == "C" or char == "\ufffd" for char in label)
 
 
 _IGNORED: Final = dict.fromkeys(
