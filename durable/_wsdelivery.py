@@ -101,14 +101,20 @@ class Delivery:
         """``ws.accept()``: deliver to listeners and ``receive()`` (see ``WebSocket.accept``).
 
         Raises:
-            TypeError: the socket was handed over in a Response, or accepted with
-                ``ctx.accept_web_socket()``.
+            TypeError: the socket was handed over in a Response, accepted with
+                ``ctx.accept_web_socket()``, or accepted and closed both ways.
         """
         if self._mode == _RELEASED:
             raise TypeError("Can't accept() WebSocket that was already used in a response.")
         if self._mode == _HIBERNATABLE:
             raise TypeError("Can't accept() WebSocket after enabling hibernation.")
         if self._mode == _STANDARD:
+            network = self.socket.network
+            if network.closed_in and network.closed_out:
+                # workerd releases the connection once both Closes have crossed, and accept()
+                # then fails with the released state's message (measured with miniflare 4,
+                # 2026-04-07); a lost connection (1006) leaves it accepted, as there.
+                raise TypeError("Can't accept() WebSocket that was already used in a response.")
             return
         self._mode = _STANDARD
         network = self.socket.network

@@ -223,6 +223,21 @@ class TestValidation:
         client.accept()
         client.accept()
 
+    async def test_accept_after_the_close_handshake(self) -> None:
+        """accept() again once both Closes have crossed raises workerd's TypeError, on the end
+        that closed and on the one that answered; while only this end's Close is out it is still
+        allowed (workerd, miniflare 4, 2026-04-07: "Can't accept() WebSocket that was already used
+        in a response." after the handshake, undefined right after close())."""
+        client, server = accepted_pair()
+        server.close(1000)
+        server.accept()
+        await settle()
+        assert server.ready_state == client.ready_state == durable.WebSocket.CLOSED
+        message = r"^Can't accept\(\) WebSocket that was already used in a response.$"
+        for end in (server, client):
+            with pytest.raises(TypeError, match=message):
+                end.accept()
+
     def test_event_type_checked(self) -> None:
         """add_event_listener refuses an unknown event type."""
         client, _ = durable.WebSocketPair()
