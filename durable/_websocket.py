@@ -198,8 +198,9 @@ class WebSocket:
         ``allow_half_open`` is accepted for compatibility; the runtime always answers a Close.
 
         Raises:
-            TypeError: the end was handed over in a Response, or accepted with
-                ``ctx.accept_web_socket()``.
+            TypeError: the end was handed over in a Response, accepted with
+                ``ctx.accept_web_socket()``, or accepted already and closed both ways (workerd's
+                ``Can't accept() WebSocket that was already used in a response.``).
         """
         self.delivery.accept()
 

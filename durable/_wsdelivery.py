@@ -20,7 +20,7 @@ import contextvars
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ._wsbase import (
     CLOSE,
@@ -51,6 +51,8 @@ _NEW = 0  # not accepted yet: frames wait in the backlog
 _STANDARD = 1  # accept(): listeners / receive()
 _HIBERNATABLE = 2  # ctx.accept_web_socket(): the registry's receiver
 _RELEASED = 3  # handed over in a Response: this handle is dead
+
+_HELD: Final = object()  # marks a frame in the backlog that the network end has not read yet
 
 
 class Delivery:
@@ -86,6 +88,11 @@ class Delivery:
         return self._mode == _STANDARD or self._mode == _HIBERNATABLE
 
     @property
+    def waiting(self) -> bool:
+        """Whether the socket waits to be accepted (not accepted, not handed over)."""
+        return self._mode == _NEW
+
+    @property
     def standard(self) -> bool:
         """Whether the socket was accepted with ``accept()``."""
         return self._mode == _STANDARD
@@ -101,14 +108,20 @@ class Delivery:
         """``ws.accept()``: deliver to listeners and ``receive()`` (see ``WebSocket.accept``).
 
         Raises:
-            TypeError: the socket was handed over in a Response, or accepted with
-                ``ctx.accept_web_socket()``.
+            TypeError: the socket was handed over in a Response, accepted with
+                ``ctx.accept_web_socket()``, or accepted and closed both ways.
         """
         if self._mode == _RELEASED:
             raise TypeError("Can't accept() WebSocket that was already used in a response.")
         if self._mode == _HIBERNATABLE:
             raise TypeError("Can't accept() WebSocket after enabling hibernation.")
         if self._mode == _STANDARD:
+            network = self.socket.network
+            if network.closed_in and network.closed_out:
+                # workerd releases the connection once both Closes have crossed, and accept()
+                # then fails with the released state's message (measured with miniflare 4,
+                # 2026-04-07); a lost connection (1006) leaves it accepted, as there.
+                raise TypeError("Can't accept() WebSocket that was already used in a response.")
             return
         self._mode = _STANDARD
         network = self.socket.network
@@ -180,7 +193,12 @@ class Delivery:
     def _flush_backlog(self) -> None:
         backlog, self._backlog = self._backlog, None
         for frame in backlog or ():
-            self._dispatch(frame)
+            if frame[0] is _HELD:
+                # A Close or a lost connection that waited for acceptance: the network end
+                # takes it now (close state, the runtime's reply), then delivers it.
+                self.socket.network.arrive(frame[1])
+            else:
+                self._dispatch(frame)
 
     # -- the owning object (sockets accepted with accept() inside one) -------------------------
 
@@ -217,6 +235,17 @@ class Delivery:
             listeners.remove(listener)
 
     # -- frames --------------------------------------------------------------------------------
+
+    def hold(self, frame: tuple[Any, ...]) -> None:
+        """Keep a Close (or a lost connection) that reached the socket before its acceptance,
+        unread: the network end takes it when the backlog is replayed (``NetworkEnd.arrive``).
+
+        workerd reads nothing from an end not accepted yet: a Close waiting there is seen, and
+        answered, only once the end is accepted, after the messages before it; until then the
+        end stays OPEN and the peer CLOSING (measured with miniflare 4, 2026-04-07)."""
+        if self._backlog is None:
+            self._backlog = []
+        self._backlog.append((_HELD, frame))
 
     def deliver(self, frame: tuple[Any, ...]) -> None:
         """A frame arrived (the network end has updated the close state already)."""

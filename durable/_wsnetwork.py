@@ -92,21 +92,17 @@ class NetworkEnd:
         return OPEN
 
     def mark_remote(self) -> None:
-        """Mark this end as the network side of a connection (a client beyond the runtime).
+        """Mark this end as a client beyond the runtime (by the ASGI bridge and ``durable.testing``).
 
-        What it sends is what the object *receives*, so workerd's 32 MiB limit on received
-        messages applies to it (see :meth:`_refuse_too_large`). Ends of a pair made in process
-        have no limit: workerd passes a message of 32 MiB + 1 between two such ends (measured
-        with workerd 2026-04-26 under miniflare). Set by the ASGI bridge and ``durable.testing``.
+        What it sends, the object receives: workerd's 32 MiB limit applies (:meth:`_refuse_too_large`).
+        Ends of a pair made in process have none (workerd 2026-04-26 passes 32 MiB + 1 between them).
         """
         self._limited = True
 
     def move_to(self, other: NetworkEnd) -> None:
-        """Hand this end's connection over to ``other`` (a fresh handle's end, in a Response).
-
-        ``other`` takes the peer and the state of the close handshake; this end is detached:
-        what it still sends goes nowhere, and nothing arrives at it any more.
-        """
+        """Hand this end's connection over to ``other`` (a fresh handle's end, in a Response):
+        ``other`` takes the peer and the state of the close handshake; this end is detached
+        (what it still sends goes nowhere, and nothing arrives at it any more)."""
         other.peer = self.peer
         if self.peer is not None:
             self.peer.peer = other
@@ -308,6 +304,9 @@ class NetworkEnd:
         if self.gone or self.closed_in:
             return
         kind = frame[0]
+        if kind != MESSAGE and self.delivery.waiting:
+            self.delivery.hold(frame)  # read once the end is accepted, as in workerd
+            return
         if self.close_due is not None:
             # A Close is waiting for its close event: the peer sends nothing after it, but the
             # connection may still be lost before the event runs (then no reply can go out).

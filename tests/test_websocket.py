@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import durable
+from durable.testing import run_in_object
 
 from helpers import settle
 
@@ -87,6 +88,55 @@ class TestPair:
         await asyncio.sleep(0)
         client.accept()
         assert [m async for m in client] == ["a"]
+
+    async def test_close_waits_for_acceptance(self) -> None:
+        """A Close sent to an end not accepted yet is read (and answered) only once it is: until
+        then that end is OPEN and the closer CLOSING, without a close event; then the messages
+        before the Close arrive with the end OPEN. workerd (miniflare 4, 2026-04-07): [c.send("m");
+        c.close(4000, "r")], 50 ms later c 2 and s 1; s.accept() leaves s 1 and c 2; then s
+        "message" (readyState 1), s "close" (3), c "close" (3)."""
+        client, server = durable.WebSocketPair()
+        seen: list[Any] = []
+        client.accept()
+        client.add_event_listener("close", lambda e: seen.append(("client close", e.code, client.ready_state)))
+        client.send("m")
+        client.close(4000, "r")
+        await settle(50)
+        assert (client.ready_state, server.ready_state) == (durable.WebSocket.CLOSING, durable.WebSocket.OPEN)
+        assert seen == []
+        server.accept()
+        server.add_event_listener("message", lambda e: seen.append(("message", e.data, server.ready_state)))
+        server.add_event_listener("close", lambda e: seen.append(("close", e.code, e.reason, server.ready_state)))
+        assert (client.ready_state, server.ready_state) == (durable.WebSocket.CLOSING, durable.WebSocket.OPEN)
+        await settle(10)
+        assert seen == [("message", "m", 1), ("close", 4000, "r", 3), ("client close", 4000, 3)]
+
+    async def test_hibernatable_close_waits_for_the_client(self) -> None:
+        """The same for a hibernatable end that closes towards a client end not accepted yet: it
+        stays listed by get_web_sockets(), CLOSING, until the client accepts. workerd (miniflare 4,
+        2026-04-07): 50 ms after s.send("m"); s.close(4000, "r"), s 2, listed, the client 1; once
+        the client accepts, it gets "m" (readyState 1) and the close, and the list is empty."""
+
+        class Obj(durable.DurableObject):
+            pass
+
+        async def scenario(obj: durable.DurableObject, ctx: durable.State) -> list[Any]:
+            client, server = durable.WebSocketPair()
+            ctx.accept_web_socket(server)
+            server.send("m")
+            server.close(4000, "r")
+            await settle(50)
+            seen: list[Any] = [(server.ready_state, len(ctx.get_web_sockets()), client.ready_state)]
+            client.accept()
+            client.add_event_listener("message", lambda e: seen.append((e.data, client.ready_state)))
+            client.add_event_listener("close", lambda e: seen.append((e.code, client.ready_state)))
+            await settle(10)
+            seen.append((server.ready_state, len(ctx.get_web_sockets())))
+            return seen
+
+        async with durable.Runtime() as rt:
+            seen = await run_in_object(rt.namespace(Obj).get_by_name("a"), scenario)
+        assert seen == [(2, 1, 1), ("m", 1), (4000, 3), (3, 0)]
 
     async def test_listeners(self) -> None:
         """Listeners get message and close events with data, code, reason and was_clean."""
@@ -222,6 +272,21 @@ class TestValidation:
         client, _ = durable.WebSocketPair()
         client.accept()
         client.accept()
+
+    async def test_accept_after_the_close_handshake(self) -> None:
+        """accept() again once both Closes have crossed raises workerd's TypeError, on the end
+        that closed and on the one that answered; while only this end's Close is out it is still
+        allowed (workerd, miniflare 4, 2026-04-07: "Can't accept() WebSocket that was already used
+        in a response." after the handshake, undefined right after close())."""
+        client, server = accepted_pair()
+        server.close(1000)
+        server.accept()
+        await settle()
+        assert server.ready_state == client.ready_state == durable.WebSocket.CLOSED
+        message = r"^Can't accept\(\) WebSocket that was already used in a response.$"
+        for end in (server, client):
+            with pytest.raises(TypeError, match=message):
+                end.accept()
 
     def test_event_type_checked(self) -> None:
         """add_event_listener refuses an unknown event type."""
