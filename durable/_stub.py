@@ -111,6 +111,21 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"cannot set attribute {name!r} on a Durable Object stub")
 
+    # A stub is a handle to one object: copying it (copy.deepcopy, dataclasses.asdict and replace()
+    # of a structure holding one) gives the stub itself; copy's default, through __reduce_ex__,
+    # failed in __setattr__ above. It cannot be pickled: it belongs to its runtime.
+    def __copy__(self) -> Stub[T]:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Stub[T]:
+        return self
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a Durable Object stub cannot be pickled: it belongs to its runtime; send str(stub.id) "
+            "and use namespace.get(namespace.id_from_string(...)) on the other side"
+        )
+
     def __repr__(self) -> str:
         return f"<durable.Stub {self.id!r}>"
 
@@ -309,6 +324,18 @@ register_transfer(
 )
 
 
+def _not_pipelined(owner: object, name: str) -> AttributeError:
+    """The error for ``name`` read on an RPC promise or method: workerd's promise pipelining
+    (``stub.method().name``), which durable does not support (docs/differences.md)."""
+    if name.startswith("_"):
+        return AttributeError(f"{type(owner).__name__!r} object has no attribute {name!r}")
+    return AttributeError(
+        f"an RPC call's result has no attribute {name!r} until it arrives: durable does not support "
+        "RPC promise pipelining (docs/differences.md); await the call first, as in "
+        f"`(await stub.method(...)).{name}`"
+    )
+
+
 @final
 class RpcMethod:
     """``stub.name``: call it to invoke the method, or await it to read a property."""
@@ -321,6 +348,9 @@ class RpcMethod:
 
     def __repr__(self) -> str:
         return f"<durable.RpcMethod {self._name} of {self._stub!r}>"
+
+    def __getattr__(self, name: str) -> NoReturn:  # only for names it does not have
+        raise _not_pipelined(self, name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Make the call now and return its :class:`RpcPromise` (await it for the result).
@@ -428,6 +458,9 @@ class RpcPromise(asyncio.Future[Any]):
     _stub: Stub[Any]
     _host: ObjectHost | None
     """The object the call went to directly (not set for calls made by an object)."""
+
+    def __getattr__(self, name: str) -> NoReturn:  # only for names it does not have
+        raise _not_pipelined(self, name)
 
     def __await__(self) -> Generator[Any, None, Any]:
         if (host := self._host) is not None and (output := host.output).batch is not None:

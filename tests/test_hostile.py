@@ -524,3 +524,100 @@ class TestRuntimeLifetime:
             rt: Any = durable.Runtime()
             del rt
             gc.collect()
+
+
+class TestMistakenUse:
+    """Mistaken calls of the public API get an error that names the problem (found by probing)."""
+
+    @pytest.mark.parametrize(
+        ("path", "error", "match"),
+        [
+            (5, TypeError, r"path= takes a str or os\.PathLike .*not int"),
+            (b"state", TypeError, r"path= takes a str or os\.PathLike .*not bytes"),
+            ("", ValueError, r"path='' is empty.*None.*'\.'"),
+            ("st\0ate", ValueError, r"path=.*NUL character"),
+        ],
+    )
+    def test_runtime_path_of_the_wrong_kind(self, path: Any, error: type[Exception], match: str) -> None:
+        """A path that is not a usable directory name is refused, naming the option (pathlib's own
+        ``expected str, bytes or os.PathLike object`` or ``embedded null byte`` did not say which
+        argument; ``""`` silently persisted into the current directory)."""
+        with pytest.raises(error, match=match):
+            durable.Runtime(path=path)
+        with pytest.raises(error, match=match):
+            durable.BlockingRuntime(path)
+
+    def test_runtime_path_that_is_a_file(self, tmp_path: Path) -> None:
+        """A path naming a file raises ``NotADirectoryError`` (an ``OSError``, as before) saying so:
+        it was ``FileExistsError: File exists``, from ``mkdir``."""
+        file = tmp_path / "state.txt"
+        file.write_text("not a directory")
+        with pytest.raises(NotADirectoryError, match=r"path= must be a directory.*is a file") as info:
+            durable.Runtime(path=file)
+        assert info.value.filename == str(file)
+        assert file.read_text() == "not a directory"
+        with pytest.raises(NotADirectoryError, match="must be a directory"):
+            durable.BlockingRuntime(file)
+
+    async def test_stubs_and_ids_copy_as_themselves(self) -> None:
+        """``copy.copy``/``copy.deepcopy`` (as ``dataclasses.asdict`` and ``replace`` do) of a stub or
+        an id give the same handle: they raised ``AttributeError: cannot set attribute '_broken'``
+        and a pickling error. Pickling a stub still refuses, naming the stub."""
+        import copy
+        import dataclasses
+        import pickle
+
+        @dataclasses.dataclass
+        class Holder:
+            stub: Any
+            oid: Any
+
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Obj)
+            stub, oid = ns.get_by_name("a"), ns.id_from_name("a")
+            for copier in (copy.copy, copy.deepcopy):
+                assert copier(stub) is stub
+                assert copier(oid) is oid
+            held = dataclasses.asdict(Holder(stub, oid))
+            assert held["stub"] is stub and held["oid"] is oid
+            await held["stub"].write("k", 1)
+            assert await stub.read("k") == 1
+            with pytest.raises(TypeError, match=r"Durable Object stub cannot be pickled"):
+                pickle.dumps(stub)
+            with pytest.raises(TypeError, match="DurableObjectId cannot be pickled"):
+                pickle.dumps(oid)
+
+    def test_blocking_runtime_cannot_be_entered_once_closed(self) -> None:
+        """``with rt:`` on a closed BlockingRuntime raises ``RuntimeClosedError`` at once, as
+        ``async with`` on a closed Runtime does (it entered, and every call in the block failed)."""
+        rt = durable.BlockingRuntime()
+        with rt:
+            rt.namespace(Obj).get_by_name("a").write("k", 1)
+        with pytest.raises(durable.RuntimeClosedError, match="closed; create a new one"), rt:
+            pytest.fail("entered a closed BlockingRuntime")
+
+    async def test_promise_pipelining_names_the_difference_and_the_fix(self) -> None:
+        """``await stub.get_other().inc()`` (workerd's promise pipelining, not supported:
+        docs/differences.md) raises an ``AttributeError`` that says so and shows the fix; it was
+        ``'RpcPromise' object has no attribute 'inc'``. ``hasattr`` stays false, and the same goes
+        for a property read through ``stub.attr.x``."""
+
+        class Pipe(durable.DurableObject):
+            async def other(self) -> Any:
+                return self.env.PIPE.get_by_name("b")
+
+            async def inc(self, by: int) -> int:
+                return by
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Pipe, name="PIPE").get_by_name("a")
+            promise = stub.other()
+            with pytest.raises(AttributeError, match=r"pipelining.*await the call first") as info:
+                promise.inc(3)
+            assert "(await stub.method(...)).inc" in str(info.value)
+            assert not hasattr(promise, "inc")
+            assert await (await promise).inc(3) == 3
+            with pytest.raises(AttributeError, match=r"pipelining.*await"):
+                stub.other.inc
+            with pytest.raises(AttributeError, match="no attribute '_private'"):
+                promise._private
