@@ -621,3 +621,30 @@ class TestMistakenUse:
                 stub.other.inc
             with pytest.raises(AttributeError, match="no attribute '_private'"):
                 promise._private
+
+    async def test_rpc_arguments_bind_as_python_does(self) -> None:
+        """A missing, extra or unknown-keyword argument raises the method's own ``TypeError``
+        (``remote = True``) and leaves the object as it was (documented in docs/differences.md:
+        workerd's JavaScript methods get ``undefined`` for a missing argument instead)."""
+
+        class Two(durable.DurableObject):
+            async def two(self, a: int, b: int) -> list[int]:
+                return [a, b]
+
+            async def only_kw(self, a: int, *, b: int) -> list[int]:
+                return [a, b]
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Two).get_by_name("a")
+            calls = [
+                (stub.two, (1,), {}),
+                (stub.two, (1, 2, 3), {}),
+                (stub.two, (1,), {"c": 2}),
+                (stub.only_kw, (1,), {}),
+            ]
+            for method, args, kwargs in calls:
+                with pytest.raises(TypeError, match=r"argument") as info:
+                    await method(*args, **kwargs)
+                assert getattr(info.value, "remote", False) is True
+            assert await stub.two(1, b=2) == [1, 2]
+            assert await stub.only_kw(1, b=2) == [1, 2]
