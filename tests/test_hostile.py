@@ -648,3 +648,16 @@ class TestMistakenUse:
                 assert getattr(info.value, "remote", False) is True
             assert await stub.two(1, b=2) == [1, 2]
             assert await stub.only_kw(1, b=2) == [1, 2]
+
+    @pytest.mark.parametrize("start", [1e20, 253402300800.0, -1e20, -62135596801.0])
+    def test_mock_clock_start_within_datetimes_range(self, start: float) -> None:
+        """``MockClock(start)`` refuses a time ``datetime`` cannot show, as ``advance()`` refuses to
+        move past the year 9999: ``MockClock(1e20)`` was accepted, and then ``advance(2)`` said
+        it "would move time past the year 9999"."""
+        with pytest.raises(ValueError, match=r"MockClock\(start\).*year"):
+            durable.testing.MockClock(start)
+
+    @pytest.mark.parametrize("start", [253402300799.0, -62135596800.0, 0, -1])
+    def test_mock_clock_start_at_datetimes_limits(self, start: float) -> None:
+        """The first and last second ``datetime`` shows are accepted."""
+        assert durable.testing.MockClock(start).time() == start
