@@ -324,18 +324,6 @@ register_transfer(
 )
 
 
-def _not_pipelined(owner: object, name: str) -> AttributeError:
-    """The error for ``name`` read on an RPC promise or method: workerd's promise pipelining
-    (``stub.method().name``), which durable does not support (docs/differences.md)."""
-    if name.startswith("_"):
-        return AttributeError(f"{type(owner).__name__!r} object has no attribute {name!r}")
-    return AttributeError(
-        f"an RPC call's result has no attribute {name!r} until it arrives: durable does not support "
-        "RPC promise pipelining (docs/differences.md); await the call first, as in "
-        f"`(await stub.method(...)).{name}`"
-    )
-
-
 @final
 class RpcMethod:
     """``stub.name``: call it to invoke the method, or await it to read a property."""
@@ -348,9 +336,6 @@ class RpcMethod:
 
     def __repr__(self) -> str:
         return f"<durable.RpcMethod {self._name} of {self._stub!r}>"
-
-    def __getattr__(self, name: str) -> NoReturn:  # only for names it does not have
-        raise _not_pipelined(self, name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Make the call now and return its :class:`RpcPromise` (await it for the result).
@@ -458,9 +443,6 @@ class RpcPromise(asyncio.Future[Any]):
     _stub: Stub[Any]
     _host: ObjectHost | None
     """The object the call went to directly (not set for calls made by an object)."""
-
-    def __getattr__(self, name: str) -> NoReturn:  # only for names it does not have
-        raise _not_pipelined(self, name)
 
     def __await__(self) -> Generator[Any, None, Any]:
         if (host := self._host) is not None and (output := host.output).batch is not None:

@@ -596,32 +596,6 @@ class TestMistakenUse:
         with pytest.raises(durable.RuntimeClosedError, match="closed; create a new one"), rt:
             pytest.fail("entered a closed BlockingRuntime")
 
-    async def test_promise_pipelining_names_the_difference_and_the_fix(self) -> None:
-        """``await stub.get_other().inc()`` (workerd's promise pipelining, not supported:
-        docs/differences.md) raises an ``AttributeError`` that says so and shows the fix; it was
-        ``'RpcPromise' object has no attribute 'inc'``. ``hasattr`` stays false, and the same goes
-        for a property read through ``stub.attr.x``."""
-
-        class Pipe(durable.DurableObject):
-            async def other(self) -> Any:
-                return self.env.PIPE.get_by_name("b")
-
-            async def inc(self, by: int) -> int:
-                return by
-
-        async with durable.Runtime() as rt:
-            stub = rt.namespace(Pipe, name="PIPE").get_by_name("a")
-            promise = stub.other()
-            with pytest.raises(AttributeError, match=r"pipelining.*await the call first") as info:
-                promise.inc(3)
-            assert "(await stub.method(...)).inc" in str(info.value)
-            assert not hasattr(promise, "inc")
-            assert await (await promise).inc(3) == 3
-            with pytest.raises(AttributeError, match=r"pipelining.*await"):
-                stub.other.inc
-            with pytest.raises(AttributeError, match="no attribute '_private'"):
-                promise._private
-
     async def test_rpc_arguments_bind_as_python_does(self) -> None:
         """A missing, extra or unknown-keyword argument raises the method's own ``TypeError``
         (``remote = True``) and leaves the object as it was (documented in docs/differences.md:
