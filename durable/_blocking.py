@@ -99,6 +99,8 @@ class BlockingRuntime:
         return f"<durable.BlockingRuntime {self.runtime!r}>"
 
     def __enter__(self) -> BlockingRuntime:
+        if self._closed:  # as `async with` on a closed Runtime: not a block whose every call fails
+            raise RuntimeClosedError(_CLOSED)
         return self
 
     def __exit__(

@@ -91,6 +91,8 @@ class _MockTimer:
 
 _MAX_TIME: Final = 253402300799.0
 """The last second of the year 9999 (``datetime``'s limit): ``MockClock`` does not go beyond it."""
+_MIN_TIME: Final = -62135596800.0
+"""The first second of the year 1 (``datetime``'s limit): a ``MockClock`` does not start before it."""
 
 
 class MockClock(Clock):
@@ -116,6 +118,10 @@ class MockClock(Clock):
             not isinstance(start, (int, float)) or isinstance(start, bool) or not math.isfinite(start)
         ):
             raise TypeError(f"MockClock(start) takes seconds since the epoch (a finite number) or None, not {start!r}")
+        if start is not None and not _MIN_TIME <= start <= _MAX_TIME:
+            raise ValueError(
+                f"MockClock(start) takes a time between the years 1 and 9999 (what datetime shows), not {start!r}"
+            )
         self._now = float(_time.time() if start is None else start)
         self._timers: list[tuple[float, int, _MockTimer]] = []
         self._seq = itertools.count()

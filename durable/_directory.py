@@ -29,6 +29,7 @@ This module knows nothing of objects, hosts or the event loop.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -56,6 +57,7 @@ __all__ = [
     "namespace_folder",
     "namespace_of_folder",
     "open_directory",
+    "storage_path",
 ]
 
 Key = tuple[str, str]
@@ -292,15 +294,47 @@ class Directory(StorageDirectory):
             self._lock = None
 
 
+def storage_path(path: object) -> Path:
+    """``Runtime(path=...)`` as an absolute path, or an error naming the option.
+
+    pathlib's own errors (``expected str, bytes or os.PathLike object``, ``embedded null byte``)
+    do not say which argument was wrong, and ``Path("")`` is the current directory: an empty
+    string (an unset environment variable, typically) would persist there silently.
+    """
+    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+    if not isinstance(name, str):
+        raise TypeError(
+            "Runtime(path=...): path= takes a str or os.PathLike naming a directory "
+            f"(or None to keep storage in memory), not {type(name).__name__}"
+        )
+    if not name:
+        raise ValueError(
+            "Runtime(path=''): path='' is empty: pass None to keep storage in memory, "
+            "or '.' to persist it in the current directory"
+        )
+    if "\0" in name:
+        raise ValueError(f"Runtime(path={name!r}): path= contains a NUL character, which no file name can hold")
+    return Path(name).resolve()
+
+
 def open_directory(path: Path) -> Directory:
     """Lock ``path`` (created if missing) for this runtime and open its metadata database.
 
     Raises:
         PathLockedError: another live runtime, in this process or another, holds ``path``.
+        NotADirectoryError: ``path`` is a file (or some other non-directory).
         DataCorruptionError: the metadata database cannot be read.
         RuntimeError: the directory was written by a newer durable.
     """
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # (mkdir's error when path is a file: "File exists")
+        raise NotADirectoryError(
+            errno.ENOTDIR,
+            "Runtime(path=...): path= must be a directory, and this is a file (or another non-directory); "
+            "give the directory to keep the storage in",
+            str(path),
+        ) from None
     holder = f"pid {os.getpid()} on {socket.gethostname()}"
     with _held_paths_lock:
         if path in _held_paths:

@@ -103,6 +103,14 @@ class DurableObjectId(metaclass=NoPublicConstructor):
     def __reduce__(self) -> Any:
         raise TypeError("DurableObjectId cannot be pickled; send str(id) and use id_from_string()")
 
+    # An id is an immutable value: a copy is the id itself (copy.deepcopy, dataclasses.asdict and
+    # replace() of a structure holding one went through __reduce__ and its pickling error).
+    def __copy__(self) -> DurableObjectId:
+        return self
+
+    def __deepcopy__(self, memo: object) -> DurableObjectId:
+        return self
+
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
         toString = to_string
 

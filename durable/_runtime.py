@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from ._alarms import AlarmScheduler
 from ._clock import Clock, RealClock
-from ._directory import MemoryDirectory, StorageDirectory, check_namespace_name, open_directory
+from ._directory import MemoryDirectory, StorageDirectory, check_namespace_name, open_directory, storage_path
 from ._exceptions import RuntimeClosedError
 from ._hibernation import HibernationManager
 from ._host import ObjectHost
@@ -183,7 +183,7 @@ class Runtime:
         """Whether the runtime is closed (``aclose()`` ran, or it was garbage collected)."""
         self.loop: asyncio.AbstractEventLoop | None = None
         """The event loop the runtime was opened or last used on (calls on others are forwarded)."""
-        self._directory: StorageDirectory = MemoryDirectory() if path is None else open_directory(Path(path).resolve())
+        self._directory: StorageDirectory = MemoryDirectory() if path is None else open_directory(storage_path(path))
         self.hosts = HostTable(self, self._namespaces, self._directory)
         """The live objects' hosts and their idle eviction (``durable._hosts``)."""
         self.path: Path | None = self._directory.path

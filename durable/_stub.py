@@ -111,6 +111,21 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"cannot set attribute {name!r} on a Durable Object stub")
 
+    # A stub is a handle to one object: copying it (copy.deepcopy, dataclasses.asdict and replace()
+    # of a structure holding one) gives the stub itself; copy's default, through __reduce_ex__,
+    # failed in __setattr__ above. It cannot be pickled: it belongs to its runtime.
+    def __copy__(self) -> Stub[T]:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Stub[T]:
+        return self
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a Durable Object stub cannot be pickled: it belongs to its runtime; send str(stub.id) "
+            "and use namespace.get(namespace.id_from_string(...)) on the other side"
+        )
+
     def __repr__(self) -> str:
         return f"<durable.Stub {self.id!r}>"
 

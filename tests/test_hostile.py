@@ -524,3 +524,114 @@ class TestRuntimeLifetime:
             rt: Any = durable.Runtime()
             del rt
             gc.collect()
+
+
+class TestMistakenUse:
+    """Mistaken calls of the public API get an error that names the problem (found by probing)."""
+
+    @pytest.mark.parametrize(
+        ("path", "error", "match"),
+        [
+            (5, TypeError, r"path= takes a str or os\.PathLike .*not int"),
+            (b"state", TypeError, r"path= takes a str or os\.PathLike .*not bytes"),
+            ("", ValueError, r"path='' is empty.*None.*'\.'"),
+            ("st\0ate", ValueError, r"path=.*NUL character"),
+        ],
+    )
+    def test_runtime_path_of_the_wrong_kind(self, path: Any, error: type[Exception], match: str) -> None:
+        """A path that is not a usable directory name is refused, naming the option (pathlib's own
+        ``expected str, bytes or os.PathLike object`` or ``embedded null byte`` did not say which
+        argument; ``""`` silently persisted into the current directory)."""
+        with pytest.raises(error, match=match):
+            durable.Runtime(path=path)
+        with pytest.raises(error, match=match):
+            durable.BlockingRuntime(path)
+
+    def test_runtime_path_that_is_a_file(self, tmp_path: Path) -> None:
+        """A path naming a file raises ``NotADirectoryError`` (an ``OSError``, as before) saying so:
+        it was ``FileExistsError: File exists``, from ``mkdir``."""
+        file = tmp_path / "state.txt"
+        file.write_text("not a directory")
+        with pytest.raises(NotADirectoryError, match=r"path= must be a directory.*is a file") as info:
+            durable.Runtime(path=file)
+        assert info.value.filename == str(file)
+        assert file.read_text() == "not a directory"
+        with pytest.raises(NotADirectoryError, match="must be a directory"):
+            durable.BlockingRuntime(file)
+
+    async def test_stubs_and_ids_copy_as_themselves(self) -> None:
+        """``copy.copy``/``copy.deepcopy`` (as ``dataclasses.asdict`` and ``replace`` do) of a stub or
+        an id give the same handle: they raised ``AttributeError: cannot set attribute '_broken'``
+        and a pickling error. Pickling a stub still refuses, naming the stub."""
+        import copy
+        import dataclasses
+        import pickle
+
+        @dataclasses.dataclass
+        class Holder:
+            stub: Any
+            oid: Any
+
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Obj)
+            stub, oid = ns.get_by_name("a"), ns.id_from_name("a")
+            for copier in (copy.copy, copy.deepcopy):
+                assert copier(stub) is stub
+                assert copier(oid) is oid
+            held = dataclasses.asdict(Holder(stub, oid))
+            assert held["stub"] is stub and held["oid"] is oid
+            await held["stub"].write("k", 1)
+            assert await stub.read("k") == 1
+            with pytest.raises(TypeError, match=r"Durable Object stub cannot be pickled"):
+                pickle.dumps(stub)
+            with pytest.raises(TypeError, match="DurableObjectId cannot be pickled"):
+                pickle.dumps(oid)
+
+    def test_blocking_runtime_cannot_be_entered_once_closed(self) -> None:
+        """``with rt:`` on a closed BlockingRuntime raises ``RuntimeClosedError`` at once, as
+        ``async with`` on a closed Runtime does (it entered, and every call in the block failed)."""
+        rt = durable.BlockingRuntime()
+        with rt:
+            rt.namespace(Obj).get_by_name("a").write("k", 1)
+        with pytest.raises(durable.RuntimeClosedError, match="closed; create a new one"), rt:
+            pytest.fail("entered a closed BlockingRuntime")
+
+    async def test_rpc_arguments_bind_as_python_does(self) -> None:
+        """A missing, extra or unknown-keyword argument raises the method's own ``TypeError``
+        (``remote = True``) and leaves the object as it was (documented in docs/differences.md:
+        workerd's JavaScript methods get ``undefined`` for a missing argument instead)."""
+
+        class Two(durable.DurableObject):
+            async def two(self, a: int, b: int) -> list[int]:
+                return [a, b]
+
+            async def only_kw(self, a: int, *, b: int) -> list[int]:
+                return [a, b]
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Two).get_by_name("a")
+            calls = [
+                (stub.two, (1,), {}),
+                (stub.two, (1, 2, 3), {}),
+                (stub.two, (1,), {"c": 2}),
+                (stub.only_kw, (1,), {}),
+            ]
+            for method, args, kwargs in calls:
+                with pytest.raises(TypeError, match=r"argument") as info:
+                    await method(*args, **kwargs)
+                assert getattr(info.value, "remote", False) is True
+            assert await stub.two(1, b=2) == [1, 2]
+            assert await stub.only_kw(1, b=2) == [1, 2]
+
+    @pytest.mark.parametrize("start", [1e20, 253402300800.0, -1e20, -62135596801.0])
+    def test_mock_clock_start_within_datetimes_range(self, start: float) -> None:
+        """``MockClock(start)`` refuses a time ``datetime`` cannot show, as ``advance()`` refuses to
+        move past the year 9999: ``MockClock(1e20)`` was accepted, and then ``advance(2)`` said
+        it "would move time past the year 9999"."""
+        with pytest.raises(ValueError, match=r"MockClock\(start\).*year"):
+            durable.testing.MockClock(start)
+
+    @pytest.mark.parametrize("start", [253402300799.0, -62135596800.0, 0, -1])
+    def test_mock_clock_start_at_datetimes_limits(self, start: float) -> None:
+        """The first and last second ``datetime`` shows are accepted."""
+        assert durable.testing.MockClock(start).time() == start
