@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
-from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception
+from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception, raised_by_handler
 from ._host import EventKind, ObjectHost, current_host
 from ._http import (
     MAX_REDIRECTS,
@@ -74,7 +74,10 @@ T_co = TypeVar("T_co")
 def _breaks_stub(exc: BaseException) -> bool:
     """Whether ``exc``, failing a call, breaks the stub that made it: a reset of the object, or
     durable's own overload or lost-connection error. Flags that the object's code set on an error
-    of its own do not (workerd, measured: the same stub answers the next call)."""
+    of its own do not (workerd, measured: the same stub answers the next call), nor durable's errors
+    that the object's code let through from its own calls (``raised_by_handler``)."""
+    if raised_by_handler(exc):
+        return False
     return bool(getattr(exc, "durable_object_reset", False)) or (
         isinstance(exc, DurableError) and (exc.overloaded or exc.retryable)
     )
