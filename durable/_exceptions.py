@@ -46,6 +46,7 @@ __all__ = [
     "StorageLimitError",
     "copy_handler_error",
     "copy_remote_exception",
+    "raised_by_handler",
     "use_value_copier",
 ]
 
@@ -181,23 +182,36 @@ def copy_remote_exception(exc: BaseException, *, flags: bool = True) -> BaseExce
 def copy_handler_error(exc: BaseException) -> BaseException:
     """The copy of an error that an object's handler raised, as the caller of that event sees it.
 
-    As workerd does (measured with miniflare 4, 2026-04-07, flags set on a thrown ``Error``): an
-    error of the application's is an error of the call, not a reset of the object, so a
-    ``durable_object_reset`` it carries stays behind; the ``retryable`` and ``overloaded`` it
-    carries travel (``overloaded`` alone when both do). durable's own errors (a ``DurableError``)
-    keep their flags. An error the handler got from another call and let through (``remote``)
-    carries none of them.
+    As workerd does (measured with miniflare 4, 2026-04-07, flags set on a thrown ``Error``, and on
+    one the handler got from another object's call and let through or rethrew): an error of the
+    handler is an error of the call, not a reset of the object, so a ``durable_object_reset`` it
+    carries stays behind; the ``retryable`` and ``overloaded`` it carries when raised travel
+    (``overloaded`` alone when both do), whoever set them.
     """
-    if getattr(exc, "remote", False):
-        return copy_remote_exception(exc, flags=False)
     copy = copy_remote_exception(exc)
-    if not isinstance(copy, DurableError):
-        with contextlib.suppress(AttributeError):  # a class with __slots__ and no __dict__
-            if getattr(copy, "durable_object_reset", False):
-                copy.durable_object_reset = False  # type: ignore[attr-defined]
-            if getattr(copy, "overloaded", False) and getattr(copy, "retryable", False):
-                copy.retryable = False  # type: ignore[attr-defined]
+    with contextlib.suppress(AttributeError):  # a class with __slots__ and no __dict__
+        for flag in ("retryable", "overloaded"):
+            # What the raised error says now: a flag the handler cleared on an error it caught
+            # (a runtime error's class sets it) stays cleared.
+            if getattr(exc, flag, False) is not True and getattr(copy, flag, False):
+                setattr(copy, flag, False)
+        if getattr(copy, "durable_object_reset", False):
+            copy.durable_object_reset = False  # type: ignore[attr-defined]
+        if getattr(copy, "overloaded", False) and getattr(copy, "retryable", False):
+            copy.retryable = False  # type: ignore[attr-defined]
+        if isinstance(copy, DurableError):  # (the only errors a flag makes break a stub)
+            setattr(copy, _HANDLER_MARK, True)
     return copy
+
+
+_HANDLER_MARK: Final = "_durable_raised_by_handler"
+
+
+def raised_by_handler(exc: BaseException) -> bool:
+    """Whether ``exc`` is a :func:`copy_handler_error` copy: an error of the call, which breaks no
+    stub whatever its flags (workerd: an overloaded error an object let through leaves the caller's
+    stub to it working), unlike the runtime's own reset, overload and lost-connection errors."""
+    return getattr(exc, _HANDLER_MARK, False) is True
 
 
 def _as_it_is(value: Any) -> Any:
@@ -249,6 +263,8 @@ def _copy_plain(exc: BaseException) -> BaseException:
                 with contextlib.suppress(Exception):
                     setattr(copy, name, _copy_value(value))
     for name, value in getattr(exc, "__dict__", {}).items():
+        if name == _HANDLER_MARK:
+            continue  # says how this copy was made, not what the error says
         try:
             setattr(copy, name, _copy_value(value))
         except Exception:

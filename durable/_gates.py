@@ -74,6 +74,12 @@ class InputGate:
         self._broken: BaseException | None = None
 
     @property
+    def broken_by(self) -> BaseException | None:
+        """The error that ended this gate's generation (a reset's, or the ``ConnectionClosedError``
+        of an eviction or a shutdown), or None while it is the object's gate."""
+        return self._broken
+
+    @property
     def locked(self) -> bool:
         """Whether a ``block_concurrency_while`` or ``transaction()`` holds the gate closed."""
         return bool(self.locks)

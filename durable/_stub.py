@@ -29,7 +29,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
-from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception
+from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception, raised_by_handler
+from ._gates import InputGate
 from ._host import EventKind, ObjectHost, current_host
 from ._http import (
     MAX_REDIRECTS,
@@ -45,6 +46,7 @@ from ._http import (
     redirected_request,
 )
 from ._id import DurableObjectId
+from ._output_gate import reset_copy
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
@@ -74,10 +76,31 @@ T_co = TypeVar("T_co")
 def _breaks_stub(exc: BaseException) -> bool:
     """Whether ``exc``, failing a call, breaks the stub that made it: a reset of the object, or
     durable's own overload or lost-connection error. Flags that the object's code set on an error
-    of its own do not (workerd, measured: the same stub answers the next call)."""
+    of its own do not (workerd, measured: the same stub answers the next call), nor durable's errors
+    that the object's code let through from its own calls (``raised_by_handler``)."""
+    if raised_by_handler(exc):
+        return False
     return bool(getattr(exc, "durable_object_reset", False)) or (
         isinstance(exc, DurableError) and (exc.overloaded or exc.retryable)
     )
+
+
+def _check_bound(stub: Stub[Any], host: ObjectHost) -> None:
+    """Bind ``stub`` to the generation its call reaches now, or raise if the one it reached before
+    was reset.
+
+    As in workerd (measured with miniflare 4, 2026-04-07): a stub that made a call to an instance
+    stays bound to it, and once that instance is reset (``abort()`` from a timer or the alarm
+    handler, a failed commit) every later call on the stub fails with the reset error, although
+    none of its calls saw it. An eviction or a hibernation is not a reset: the stub goes on to the
+    next instance.
+    """
+    bound = stub._bound
+    if bound is not None and (error := bound.broken_by) is not None and not isinstance(error, ConnectionClosedError):
+        broken = reset_copy(error)
+        object.__setattr__(stub, "_broken", broken)
+        raise copy_remote_exception(broken)
+    object.__setattr__(stub, "_bound", host.gate)
 
 
 @final
@@ -91,7 +114,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         resp = await stub.fetch("http://do/increment")   # HTTP handler
     """
 
-    __slots__ = ("__dict__", "_broken", "_host_cache", "_namespace", "_runtime", "id")
+    __slots__ = ("__dict__", "_bound", "_broken", "_host_cache", "_namespace", "_runtime", "id")
 
     _how_to_get = ": use namespace.get(id) or namespace.get_by_name(name)"
 
@@ -100,6 +123,8 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
     _runtime: Runtime
     _broken: BaseException | None
     _host_cache: ObjectHost | None
+    _bound: InputGate | None
+    """The gate of the generation this stub's last call reached (see ``_check_bound``)."""
 
     def __init__(self, namespace: Namespace[Any], oid: DurableObjectId) -> None:
         object.__setattr__(self, "_namespace", namespace)
@@ -107,6 +132,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         object.__setattr__(self, "id", oid)
         object.__setattr__(self, "_broken", None)
         object.__setattr__(self, "_host_cache", None)
+        object.__setattr__(self, "_bound", None)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"cannot set attribute {name!r} on a Durable Object stub")
@@ -197,6 +223,8 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             await held  # the caller's earlier writes are durable (raises the reset error if not)
         try:
             host = self._host()
+            if host.gate is not self._bound:
+                _check_bound(self, host)
             fut = host.invoke(kind, name, args, kwargs)
             host.output.flush_for(_current_task())  # the caller waits: its turn ends (OutputGate.flush_for)
             if fut.done() and _due_to_yield():
@@ -266,6 +294,8 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
                 host = self._host_cache
                 if host is None or host.detached:
                     host = self._host()
+                if host.gate is not self._bound:
+                    _check_bound(self, host)
                 host.call_fetch(request, promise)
                 promise._host = host
             except Exception as exc:  # a closed runtime, an overloaded object
@@ -383,6 +413,8 @@ class RpcMethod:
                 host = stub._host_cache
                 if host is None or host.detached:
                     host = stub._host()
+                if host.gate is not stub._bound:
+                    _check_bound(stub, host)
                 host.call_rpc(self._name, args, kwargs, promise)
                 promise._host = host
             except Exception as exc:  # a closed runtime, an overloaded object

@@ -136,3 +136,98 @@ class TestConstructorAndBlockConcurrency:
             await queued
         assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
         assert await ns.get_by_name("a").remember(3) == [3]
+
+
+class Later(durable.DurableObject):
+    constructed = 0
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        type(self).constructed += 1
+
+    async def ok(self) -> str:
+        return "ok"
+
+    async def abort_later(self, how: str) -> str:
+        async def later() -> None:
+            await asyncio.sleep(0.02)
+            self.ctx.abort("later")
+
+        if how == "wait_until":
+            self.ctx.wait_until(later())
+        else:
+            asyncio.get_running_loop().create_task(later())
+        return "returned"
+
+    async def arm(self) -> None:
+        await self.ctx.storage.set_alarm(self.ctx.now_ms() + 10)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        if info.retry_count == 0:
+            self.ctx.abort("alarm aborted")
+
+
+class TestAStubThatReachedAResetInstance:
+    """workerd (miniflare 4, 2026-04-07): a stub that made a call to an instance stays bound to that
+    instance. Once it is reset (here by `ctx.abort("later")` from `waitUntil` work or a timer, 20 ms
+    after the call returned; or from the alarm handler), every later call on that stub fails with
+    the reset error (`Error: later`, `durableObjectReset: true`), although none of its calls saw
+    it; a stub of the same object that had made no call yet works, as does a new one (the
+    constructor ran again: 2)."""
+
+    @pytest.mark.parametrize("how", ["wait_until", "task"])
+    async def test_abort_after_the_call_returned(self, how: str) -> None:
+        Later.constructed = 0
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Later)
+            stub, used, unused = (ns.get_by_name("a") for _ in range(3))
+            assert await used.ok() == "ok"
+            assert await stub.abort_later(how) == "returned"
+            await asyncio.sleep(0.06)
+            for reached in (stub, used):
+                for _ in range(2):
+                    with pytest.raises(durable.ObjectAbortedError, match="^later$") as info:
+                        await reached.ok()
+                    assert info.value.durable_object_reset is True
+                with pytest.raises(durable.ObjectAbortedError, match="^later$"):
+                    await reached.fetch("http://do/")
+            assert await unused.ok() == "ok"
+            assert await ns.get_by_name("a").ok() == "ok"
+            assert Later.constructed == 2
+
+    async def test_abort_in_the_alarm_handler(self) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Later).get_by_name("a")
+            await stub.arm()
+            await asyncio.sleep(0.1)
+            with pytest.raises(durable.ObjectAbortedError, match="^alarm aborted$"):
+                await stub.ok()
+            assert await rt.namespace(Later).get_by_name("a").ok() == "ok"
+
+    async def test_eviction_breaks_no_stub(self) -> None:
+        """Eviction is not a reset: the stub reaches the next instance."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Later).get_by_name("a")
+            assert await stub.ok() == "ok"
+            await testing.evict(stub)
+            assert await stub.ok() == "ok"
+
+    async def test_from_another_object(self) -> None:
+        """A stub an object keeps (in a field) is bound the same way."""
+
+        class Keeper(durable.DurableObject):
+            def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+                super().__init__(ctx, env)
+                self.kept = env.LATER.get_by_name("b")
+
+            async def call(self, method: str, *args: Any) -> Any:
+                return await getattr(self.kept, method)(*args)
+
+        async with durable.Runtime() as rt:
+            rt.namespace(Later, name="LATER")
+            keeper = rt.namespace(Keeper).get_by_name("k")
+            assert await keeper.call("abort_later", "task") == "returned"
+            await asyncio.sleep(0.06)
+            with pytest.raises(durable.ObjectAbortedError, match="^later$"):
+                await keeper.call("ok")
+            assert await rt.env.LATER.get_by_name("b").ok() == "ok"

@@ -169,3 +169,119 @@ class TestAnInstanceOfAClass:
         assert info.value.remote is True
         with pytest.raises(durable.DataCloneError, match=message):
             await stub.thing(Thing())
+
+
+class Passes(durable.DurableObject):
+    """A calls B; B raises an error with flags; A lets it through, or catches it and changes it."""
+
+    async def raise_with(self, flags: dict[str, bool]) -> None:
+        error = TypeError("m")
+        for name, value in flags.items():
+            setattr(error, name, value)
+        raise error
+
+    async def abort(self) -> None:
+        self.ctx.abort("why")
+
+    async def overloaded(self) -> None:
+        raise durable.OverloadedError("busy")
+
+    async def ok(self) -> str:
+        return "ok"
+
+    async def through(self, target: str, method: str, *args: Any) -> Any:
+        return await getattr(self.env.PASSES.get_by_name(target), method)(*args)
+
+    async def changed(self, target: str, method: str, flags: dict[str, bool]) -> Any:
+        try:
+            return await getattr(self.env.PASSES.get_by_name(target), method)()
+        except Exception as error:
+            for name, value in flags.items():
+                setattr(error, name, value)
+            raise
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        await self.through("b", "raise_with", {"retryable": True})
+        return durable.Response("unreached")
+
+
+class TestFlagsOfAnErrorLetThrough:
+    """workerd (miniflare 4, 2026-04-07), A calling B, B throwing `Object.assign(new TypeError("m"),
+    flags)`, A letting it through (or catching and rethrowing it): A's caller gets `remote: true` and
+    the `retryable` / `overloaded` B set (only `overloaded` when both are), as B's direct caller does;
+    never `durableObjectReset` (for B's `ctx.abort("why")` too: `Error: why`, remote, no reset flag);
+    flags A changes on the caught error before rethrowing it are what travel (`e.overloaded = false`
+    clears it). Also two hops (A → M → B) and through A's `fetch()`. A's stub keeps working."""
+
+    @pytest.mark.parametrize(
+        ("flags", "seen"),
+        [
+            ({"retryable": True}, {"retryable": True}),
+            ({"overloaded": True}, {"overloaded": True}),
+            ({"retryable": True, "overloaded": True}, {"overloaded": True}),
+            ({"durable_object_reset": True}, {}),
+            ({"retryable": False, "overloaded": False}, {}),
+        ],
+    )
+    async def test_flags_of_an_application_error(
+        self, rt: durable.Runtime, flags: dict[str, bool], seen: dict[str, bool]
+    ) -> None:
+        a = rt.namespace(Passes, name="PASSES").get_by_name("a")
+        expected = {"remote": True, "retryable": False, "overloaded": False, "durable_object_reset": False} | seen
+        with pytest.raises(TypeError, match="^m$") as info:
+            await a.through("b", "raise_with", flags)
+        assert flags_of(info.value) == expected
+        with pytest.raises(TypeError, match="^m$") as info:
+            await a.through("m", "through", "b", "raise_with", flags)  # two hops
+        assert flags_of(info.value) == expected
+        assert await a.ok() == "ok"
+
+    async def test_through_fetch(self, rt: durable.Runtime) -> None:
+        a = rt.namespace(Passes, name="PASSES").get_by_name("a")
+        with pytest.raises(TypeError, match="^m$") as info:
+            await a.fetch("http://do/")
+        assert flags_of(info.value) == {
+            "remote": True,
+            "retryable": True,
+            "overloaded": False,
+            "durable_object_reset": False,
+        }
+
+    async def test_flags_changed_before_the_rethrow(self, rt: durable.Runtime) -> None:
+        a = rt.namespace(Passes, name="PASSES").get_by_name("a")
+        with pytest.raises(TypeError) as info:
+            await a.changed("b", "raise_with", {"overloaded": False})  # B raised it overloaded
+        assert flags_of(info.value)["overloaded"] is False
+        with pytest.raises(durable.ObjectAbortedError) as aborted:
+            await a.changed("c", "abort", {"durable_object_reset": True})
+        assert flags_of(aborted.value) == {
+            "remote": True,
+            "retryable": False,
+            "overloaded": False,
+            "durable_object_reset": False,
+        }
+        assert await a.ok() == "ok"
+
+    async def test_the_runtimes_own_overloaded_error(self, rt: durable.Runtime) -> None:
+        a = rt.namespace(Passes, name="PASSES").get_by_name("a")
+        with pytest.raises(durable.OverloadedError) as info:
+            await a.through("b", "overloaded")
+        assert flags_of(info.value)["overloaded"] is True
+        assert await a.ok() == "ok"
+
+    async def test_a_reset_error_the_object_raises_itself(self, rt: durable.Runtime) -> None:
+        """An error the object's code raises is an error of the call (workerd never lets one carry
+        `durableObjectReset`), even a `durable.ObjectResetError`: the object was not reset."""
+
+        class Fakes(durable.DurableObject):
+            async def fake(self) -> None:
+                raise durable.ObjectResetError("fake reset")
+
+            async def ok(self) -> str:
+                return "ok"
+
+        stub = rt.namespace(Fakes).get_by_name("a")
+        with pytest.raises(durable.ObjectResetError, match="^fake reset$") as info:
+            await stub.fake()
+        assert info.value.durable_object_reset is False
+        assert await stub.ok() == "ok"
