@@ -452,6 +452,23 @@ class TestListIds:
         async with durable.Runtime(path=tmp_path, vars=env) as rt:
             assert [i.name for i in await list_ids(rt.namespace(Thing))] == ["kept"]
 
+    @pytest.mark.parametrize("storage", ["sqlite", "kv"])
+    async def test_emptied_objects_are_not_listed_when_persisted(
+        self, tmp_path: Path, env: dict[str, Any], storage: str
+    ) -> None:
+        """Persisted, an object emptied by delete_all() is not listed, live or after a restart
+        (vitest's listDurableObjectIds would list it: docs/testing.md says why not)."""
+        async with durable.Runtime(path=tmp_path, vars=env) as rt:
+            ns = rt.namespace(Thing, storage=storage)
+            await ns.get_by_name("kept").put("k", 1)
+            await ns.get_by_name("emptied").put("k", 1)
+            await run_in_object(ns.get_by_name("emptied"), lambda o, ctx: ctx.storage.delete_all())
+            await run_in_object(ns.get_by_name("constructed"), lambda o, ctx: None)
+            assert [i.name for i in await list_ids(ns)] == ["kept"]
+        async with durable.Runtime(path=tmp_path, vars=env) as rt:
+            ns = rt.namespace(Thing, storage=storage)
+            assert [i.name for i in await list_ids(ns)] == ["kept"]
+
     async def test_type_error(self) -> None:
         """A non-namespace is a TypeError."""
         with pytest.raises(TypeError, match="list_ids"):
@@ -491,6 +508,16 @@ class TestFailNextCommit:
         await stub.put("k", 2)
         assert await stub.get("k") == 2
 
+    async def test_a_second_call_replaces_the_first(self, ns: durable.Namespace[Thing]) -> None:
+        """Two calls before a commit arm one failure, with the last exception (docs/testing.md)."""
+        fail_next_commit(ns.get_by_name("a"), KeyError)
+        fail_next_commit(ns.get_by_name("a"), ValueError("second"))
+        with pytest.raises(durable.ObjectResetError, match="ValueError: second"):
+            await ns.get_by_name("a").put("k", 1)
+        stub = ns.get_by_name("a")
+        await stub.put("k", 2)
+        assert await stub.get("k") == 2
+
     async def test_reads_do_not_consume_it(self, ns: durable.Namespace[Thing]) -> None:
         """A call that only reads commits nothing, so the failure waits for the next write."""
         stub = ns.get_by_name("a")
@@ -505,6 +532,28 @@ class TestFailNextCommit:
             fail_next_commit(ns)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="an exception or an exception class"):
             fail_next_commit(ns.get_by_name("a"), "disk full")  # type: ignore[arg-type]
+
+
+class TestMockClockShared:
+    async def test_one_clock_drives_two_runtimes(self, clock: MockClock) -> None:
+        """advance() runs the alarms of every runtime on the clock, in time order."""
+        seen: list[tuple[str, int]] = []
+
+        class Tagged(durable.DurableObject):
+            async def arm(self, when: int) -> None:
+                await self.ctx.storage.set_alarm(when)
+
+            async def alarm(self, info: durable.AlarmInfo) -> None:
+                seen.append((self.env.tag, self.ctx.now_ms()))
+
+        async with (
+            durable.Runtime(clock=clock, vars={"tag": "a"}) as a,
+            durable.Runtime(clock=clock, vars={"tag": "b"}) as b,
+        ):
+            await b.namespace(Tagged).get_by_name("x").arm(T0_MS + 1000)
+            await a.namespace(Tagged).get_by_name("x").arm(T0_MS + 2000)
+            await clock.advance(5)
+        assert seen == [("b", T0_MS + 1000), ("a", T0_MS + 2000)]
 
 
 class TestRuntimeReset:
