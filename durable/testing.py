@@ -6,6 +6,7 @@ running code inside an object, firing its alarm now, evicting it, injecting a co
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -92,14 +93,26 @@ async def run_alarm(stub: Stub[Any] | BlockingStub[Any]) -> bool:
     return await on_runtime_loop(runtime, lambda: runtime.run_alarm(host_of(target)))
 
 
+_EVICT_TIMEOUT = 30.0
+"""How long (real seconds) ``evict()`` waits for the object's work to end: workerd's limit."""
+
+
 async def evict(stub: Stub[Any] | BlockingStub[Any], *, web_sockets: str = "hibernate") -> None:
     """Drop the live instance but keep its storage; the next call constructs a fresh instance.
 
-    Writes not yet committed are committed first. Calls still running in the instance fail with
-    ``durable.ConnectionClosedError``. WebSockets accepted with ``accept()`` are disconnected;
+    As workerd's ``evict`` (behind ``evictDurableObject`` in Cloudflare's vitest pool), it first
+    waits for the object's work to end: calls in flight (and calls that arrive meanwhile), a
+    running alarm handler, ``ctx.wait_until()`` work. They complete in the old instance. Writes
+    not yet committed are then committed. WebSockets accepted with ``accept()`` are disconnected;
     hibernatable ones stay connected (``web_sockets="hibernate"``, the default, as
     ``evictDurableObject`` in Cloudflare's vitest pool) or are disconnected too
     (``web_sockets="close"``: clients see the connection end, 1006).
+
+    Raises:
+        TypeError: ``stub`` is not a ``durable.Stub`` (or ``durable.BlockingStub``).
+        ValueError: ``web_sockets`` is neither ``"hibernate"`` nor ``"close"``.
+        TimeoutError: the work did not end within 30 s (real time), workerd's limit and message;
+            the instance is left as it was.
     """
     target = _check_stub(stub, "evict")
     if web_sockets not in ("hibernate", "close"):
@@ -107,6 +120,17 @@ async def evict(stub: Stub[Any] | BlockingStub[Any], *, web_sockets: str = "hibe
 
     async def drop() -> None:
         host = host_of(target)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _EVICT_TIMEOUT
+        while host.events_running or host.background_work:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError("Timed out waiting to evict Durable Object: it still has active references.")
+            tasks = host.event_tasks()
+            if tasks:
+                await asyncio.wait(tasks, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            else:  # events admitted but not yet running (at the input gate): a turn lets them go on
+                await asyncio.sleep(min(left, 0.001))
         host.evict()
         if web_sockets == "close":
             host.runtime.hibernation.object_reset(host)
