@@ -53,6 +53,8 @@ from ._sql_rules import (
     RECORD_SLACK,
     RTREE,
     SCHEMA_ACTIONS,
+    SHADOW_ACTIONS,
+    SHADOW_HINT,
     SQL_LENGTH,
     SQL_LIMITS,
     TRANSACTION_MESSAGE,
@@ -66,6 +68,8 @@ from ._sql_rules import (
     first_statement,
     named_parameters,
     renames_to_reserved,
+    shadow_refusal,
+    shadow_tables,
     sql_error,
 )
 from ._sqlite import ObjectDatabase, connect
@@ -117,6 +121,14 @@ resets the database: measured with miniflare 4, 2026-04-07, every switch reads i
 def _schema_version(conn: sqlite3.Connection, tag: str) -> int:
     """SQLite's schema cookie, which every change of the schema increments."""
     return int(conn.execute(f"PRAGMA schema_version -- {tag}").fetchone()[0])
+
+
+def _shadow_tables(conn: sqlite3.Connection, tag: str) -> frozenset[str]:
+    """The shadow tables of the database's virtual tables (lowercase names)."""
+    rows = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%' -- " + tag
+    )
+    return shadow_tables(rows.fetchall())
 
 
 @final
@@ -202,6 +214,9 @@ class _Connection:
         """The application's statement being run (R*Tree may read ``page_size`` while it creates one)."""
         self.compiled = False
         """Whether SQLite compiled the current statement (so the authorizer saw its actions)."""
+        self.shadow: frozenset[str] = frozenset()
+        """Shadow tables the current statement may name, which it may not change (``shadow_refusal``)."""
+        self.refusal: str | None = None
         self.targets: list[tuple[int, str | None, str | None, str | None]] = []
         """The writes the authorizer saw while compiling the current statement (for rows_written)."""
         self.plans: dict[str, tuple[tuple[int, str | None, str | None, str | None], ...]] = {}
@@ -290,6 +305,10 @@ class _Connection:
                 return OK  # R*Tree's own read, while a CREATE VIRTUAL TABLE ... USING rtree runs
             if not self.trusted and not authorized(action, arg1, arg2, dbname):
                 return DENY
+            if self.shadow and action in SHADOW_ACTIONS:
+                self.refusal = shadow_refusal(action, arg1, arg2, source, self.shadow, self.statement)
+                if self.refusal is not None:
+                    return DENY
             if (
                 action == sqlite3.SQLITE_READ
                 and arg1 is not None
@@ -960,6 +979,8 @@ class SqlStorage:
         state.absent = None
         state.statement = sql
         state.compiled = False
+        state.refusal = None
+        state.shadow = _shadow_tables(conn, db.tag) if not scratch and SHADOW_HINT.search(sql) else frozenset()
         if state.targets:
             state.targets = []
         if state.switches:
@@ -980,6 +1001,8 @@ class SqlStorage:
                 raise _ProbeHit from None
             if state.transaction:
                 raise SqlError(TRANSACTION_MESSAGE) from exc
+            if state.refusal is not None:
+                raise SqlError(f"{state.refusal}: SQLITE_ERROR", code="SQLITE_ERROR") from exc
             if state.absent is not None:
                 raise SqlError(f"no such table: {state.absent}: SQLITE_ERROR", code="SQLITE_ERROR") from exc
             if isinstance(exc, sqlite3.ProgrammingError) and str(exc).startswith("Incorrect number of bindings"):
