@@ -196,6 +196,12 @@ auxiliaries) and workerd's is not: calling one fails there as an unknown functio
 function: soundex at offset 7: SQLITE_ERROR``, measured with miniflare 4.20260730), whatever
 its arguments, so it does here. (``rtreecheck`` would also run a transaction of its own.)"""
 
+NEWER_REFUSED_FUNCTIONS: Final = frozenset({"json_pretty", "json_error_position", "fts5_get_locale", "fts5_locale"})
+"""Functions of SQLite versions newer than Python's that workerd's SQLite has but its allow-list
+refuses: calling one there is ``not authorized to use function: json_pretty at offset 7:
+SQLITE_ERROR`` (measured with miniflare 4, 2026-04-07), where an older SQLite says ``no such
+function``."""
+
 ABSENT_TABLES: Final = frozenset({"dbstat", "sqlite_dbpage", "sqlite_stmt"})
 """Eponymous virtual tables that Python's SQLite may be built with and workerd's is not: reading
 one fails as a missing table there (``no such table: dbstat: SQLITE_ERROR``, measured with
@@ -648,7 +654,10 @@ def sql_error(exc: BaseException, sql: str) -> SqlError:
     primary = extended & 0xFF
     name = _PRIMARY_CODES.get(primary, f"SQLITE_UNKNOWN_ERROR_CODE({primary})")
     message = str(exc)
-    if primary == 1:
+    if primary == 1 and message.startswith("no such function: "):
+        if message[18:].lower() in NEWER_REFUSED_FUNCTIONS:
+            message = f"not authorized to use function: {message[18:]}"
+    elif primary == 1:
         m = _ABSENT_FUNCTION.fullmatch(message)
         if m is not None:
             function = m.group(1) if m.group(1) is not None else m.group(2)
