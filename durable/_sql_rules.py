@@ -28,7 +28,7 @@ __all__ = [
     "DML_ACTIONS", "MULTIPLE_RESULTS", "MULTI_PARAMETERS", "NAMED_NEED_A_DICT", "NATIVE", "NO_RESULTS", "NO_STATEMENT",
     "NUMBERED_PARAMETER", "OK", "RECORD_SLACK", "RTREE", "SCHEMA_ACTIONS", "SHADOW_ACTIONS", "SHADOW_HINT",
     "SQL_LENGTH", "SQL_LIMITS", "TRANSACTION_MESSAGE", "VACUUM_OR_OPTIMIZE", "VARIABLE_NUMBER", "WHITESPACE",
-    "WRITE_ACTIONS", "WRONG_BINDINGS", "SqlValue", "authorized", "check_binding", "error_offset", "first_statement",
+    "WRITE_ACTIONS", "WRONG_BINDINGS", "SqlValue", "alter_kind", "authorized", "check_binding", "error_offset", "first_statement",
     "named_parameters", "renames_to_reserved", "shadow_refusal", "shadow_tables", "sql_error", "tokens",
 ]  # fmt: skip
 
@@ -371,6 +371,19 @@ def renames_to_reserved(sql: str) -> bool:
         if upper[i] == "RENAME" and upper[i + 1] == "TO":
             return not _allowed_name(words[i + 2])
     return False
+
+
+def alter_kind(sql: str) -> tuple[str, str | None]:
+    """What ``ALTER TABLE`` statement ``sql`` does: ``("rename", new name)``, ``("column", None)``
+    (RENAME COLUMN), ``("drop", None)`` (DROP COLUMN) or ``("add", None)``."""
+    words = [w for w, _, _ in _words(sql)]
+    at = 5 if len(words) > 3 and words[3] == "." else 3
+    upper = [w.upper() for w in words[at:]]
+    if upper[:1] == ["RENAME"]:
+        if upper[1:2] == ["TO"] and len(upper) > 2:
+            return "rename", _unquote(words[at + 2])
+        return "column", None
+    return ("drop" if upper[:1] == ["DROP"] else "add"), None
 
 
 def _utf8_offset(sql: str, index: int) -> int:

@@ -392,3 +392,60 @@ async def test_newer_functions_workerd_refuses(stub: Any, sql: str) -> None:
     name = sql[7 : sql.index("(")]
     with exactly(durable.SqlError, f"not authorized to use function: {name} at offset 7: SQLITE_ERROR"):
         await stub.q(sql)
+
+
+# -- rows_written of ALTER TABLE --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setup", "sql", "written"),
+    [
+        # workerd (miniflare 4, 2026-04-07) counts the sqlite_master rows SQLite's own UPDATEs
+        # rewrite; durable said 1 for every ALTER TABLE.
+        ("CREATE TABLE t(a)", "ALTER TABLE t RENAME TO u", 2),
+        ("CREATE TABLE t(a UNIQUE, b); CREATE INDEX i ON t(b)", "ALTER TABLE t RENAME TO u", 5),
+        (
+            "CREATE TABLE t(a); CREATE TABLE l(x); CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO l VALUES (1); END",
+            "ALTER TABLE t RENAME TO u",
+            5,
+        ),
+        ("CREATE TABLE t(a); CREATE VIEW v AS SELECT a FROM t", "ALTER TABLE t RENAME TO u", 3),
+        ("CREATE TABLE t(a PRIMARY KEY); CREATE TABLE c(x REFERENCES t(a))", "ALTER TABLE t RENAME TO u", 4),
+        (
+            "CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT); INSERT INTO t DEFAULT VALUES",
+            "ALTER TABLE t RENAME TO u",
+            3,
+        ),
+        ("CREATE TABLE t(a, b); CREATE TABLE u(c); CREATE INDEX iu ON u(c)", 'ALTER TABLE main.t RENAME TO "New"', 3),
+        ("CREATE TABLE t(a)", "ALTER TABLE t RENAME COLUMN a TO b", 2),
+        ("CREATE TABLE t(a, b); CREATE INDEX i ON t(a); CREATE INDEX j ON t(b)", "ALTER TABLE t RENAME a TO z", 6),
+        ("CREATE TABLE t(a, b); CREATE TABLE u(c)", "ALTER TABLE t RENAME COLUMN a TO z", 4),
+        (
+            "CREATE VIRTUAL TABLE f USING fts5(a); CREATE TABLE t(a, b); CREATE TABLE u(c); CREATE INDEX iu ON u(c);"
+            " CREATE VIEW v AS SELECT a FROM t",
+            "ALTER TABLE t RENAME COLUMN a TO z",
+            18,
+        ),
+        ("CREATE TABLE t(a, b)", "ALTER TABLE t DROP COLUMN b", 2),
+        ("CREATE TABLE t(a, b); INSERT INTO t VALUES (1, 2), (3, 4), (5, 6)", "ALTER TABLE t DROP COLUMN b", 5),
+        (
+            "CREATE TABLE t(a, b, c); CREATE INDEX i ON t(a); INSERT INTO t VALUES (1, 2, 3), (4, 5, 6)",
+            "ALTER TABLE t DROP COLUMN b",
+            5,
+        ),
+        (
+            "CREATE VIRTUAL TABLE f USING fts5(a); CREATE TABLE t(a, b); CREATE TABLE u(c); CREATE INDEX iu ON u(c);"
+            " INSERT INTO t VALUES (1, 2)",
+            "ALTER TABLE t DROP COLUMN b",
+            10,
+        ),
+        ("CREATE TABLE t(a); CREATE INDEX i ON t(a); INSERT INTO t VALUES (1)", "ALTER TABLE t ADD COLUMN c", 1),
+    ],
+)
+async def test_alter_table_rows_written(stub: Any, setup: str, sql: str, written: int) -> None:
+    await stub.q(setup)
+
+    def run(_: Any, ctx: durable.State) -> int:
+        return ctx.storage.sql.exec(sql).rows_written
+
+    assert await testing.run_in_object(stub, run) == written
