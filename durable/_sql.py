@@ -53,6 +53,8 @@ from ._sql_rules import (
     RECORD_SLACK,
     RTREE,
     SCHEMA_ACTIONS,
+    SHADOW_ACTIONS,
+    SHADOW_HINT,
     SQL_LENGTH,
     SQL_LIMITS,
     TRANSACTION_MESSAGE,
@@ -61,11 +63,14 @@ from ._sql_rules import (
     WRITE_ACTIONS,
     WRONG_BINDINGS,
     SqlValue,
+    alter_kind,
     authorized,
     check_binding,
     first_statement,
     named_parameters,
     renames_to_reserved,
+    shadow_refusal,
+    shadow_tables,
     sql_error,
 )
 from ._sqlite import ObjectDatabase, connect
@@ -117,6 +122,50 @@ resets the database: measured with miniflare 4, 2026-04-07, every switch reads i
 def _schema_version(conn: sqlite3.Connection, tag: str) -> int:
     """SQLite's schema cookie, which every change of the schema increments."""
     return int(conn.execute(f"PRAGMA schema_version -- {tag}").fetchone()[0])
+
+
+_SCHEMA_ROWS: Final = "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND "
+
+
+def _altered_rows(conn: sqlite3.Connection, tag: str, statement: str, table: str) -> int:
+    """b-tree rows an ``ALTER TABLE`` wrote, as workerd counts them (measured with miniflare 4,
+    2026-04-07): the rows of ``sqlite_master`` that SQLite's own UPDATEs rewrite, whether or
+    not they changed. RENAME TO rewrites every row but other tables' indexes, then the renamed
+    table's rows (table, indexes, triggers) and its ``sqlite_sequence`` row; RENAME COLUMN and
+    DROP COLUMN first rewrite every row but virtual tables' (``sqlite_rename_quotefix``), then
+    RENAME COLUMN the rows it renames in, DROP COLUMN the table's row and each of its rows.
+    """
+
+    def count(sql: str, *args: str) -> int:
+        return int(conn.execute(f"{sql} -- {tag}", args).fetchone()[0])
+
+    kind, name = alter_kind(statement)
+    if kind == "add":
+        return 1
+    if kind == "rename":
+        name = name or table
+        written = count(_SCHEMA_ROWS + "(type != 'index' OR tbl_name = ? COLLATE nocase)", name)
+        written += count(
+            "SELECT count(*) FROM sqlite_master WHERE tbl_name = ? COLLATE nocase"
+            " AND type IN ('table', 'index', 'trigger')",
+            name,
+        )
+        if count("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'"):
+            written += count("SELECT count(*) FROM sqlite_sequence WHERE name = ?", name)
+        return written
+    written = count(_SCHEMA_ROWS + "sql NOT LIKE 'create virtual%'")
+    if kind == "column":
+        return written + count(_SCHEMA_ROWS + "(type != 'index' OR tbl_name = ?)", table)
+    quoted = table.replace('"', '""')
+    return written + 1 + count(f'SELECT count(*) FROM "{quoted}"')
+
+
+def _shadow_tables(conn: sqlite3.Connection, tag: str) -> frozenset[str]:
+    """The shadow tables of the database's virtual tables (lowercase names)."""
+    rows = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%' -- " + tag
+    )
+    return shadow_tables(rows.fetchall())
 
 
 @final
@@ -202,6 +251,9 @@ class _Connection:
         """The application's statement being run (R*Tree may read ``page_size`` while it creates one)."""
         self.compiled = False
         """Whether SQLite compiled the current statement (so the authorizer saw its actions)."""
+        self.shadow: frozenset[str] = frozenset()
+        """Shadow tables the current statement may name, which it may not change (``shadow_refusal``)."""
+        self.refusal: str | None = None
         self.targets: list[tuple[int, str | None, str | None, str | None]] = []
         """The writes the authorizer saw while compiling the current statement (for rows_written)."""
         self.plans: dict[str, tuple[tuple[int, str | None, str | None, str | None], ...]] = {}
@@ -290,6 +342,10 @@ class _Connection:
                 return OK  # R*Tree's own read, while a CREATE VIRTUAL TABLE ... USING rtree runs
             if not self.trusted and not authorized(action, arg1, arg2, dbname):
                 return DENY
+            if self.shadow and action in SHADOW_ACTIONS:
+                self.refusal = shadow_refusal(action, arg1, arg2, source, self.shadow, self.statement)
+                if self.refusal is not None:
+                    return DENY
             if (
                 action == sqlite3.SQLITE_READ
                 and arg1 is not None
@@ -341,13 +397,13 @@ class _Connection:
         an INSERT also writes one entry per index, an UPDATE one per index on a changed column
         (every index when the rowid or primary key changes), a DELETE none. CREATE TABLE and
         CREATE VIEW write 2 rows of ``sqlite_master``, CREATE INDEX 1 and an entry per row
-        indexed, CREATE TRIGGER and ALTER TABLE 1, DROP 0; an AUTOINCREMENT table's counter is
+        indexed, CREATE TRIGGER 1, ALTER TABLE what _altered_rows says, DROP 0; an AUTOINCREMENT table's counter is
         one more row. Statements that fire triggers or write several tables count changed rows
         only, and partial indexes count as full ones (see docs/sql.md).
         """
         fixed = 0
         tables: dict[str, tuple[bool, set[str]]] = {}
-        mixed = False
+        mixed = altered = False
         for action, arg1, arg2, source in plan:
             if action == sqlite3.SQLITE_CREATE_TABLE or action == sqlite3.SQLITE_CREATE_VIEW:
                 fixed += 2
@@ -357,8 +413,12 @@ class _Connection:
                 if arg1 is not None and arg1.lower().startswith("sqlite_autoindex_"):
                     continue  # a UNIQUE or PRIMARY KEY constraint's index: counted with its table
                 fixed += 1 + (self._count(conn, arg1, arg2) if arg1 is not None and arg2 is not None else 0)
-            elif action == sqlite3.SQLITE_CREATE_TRIGGER or action == sqlite3.SQLITE_ALTER_TABLE:
+            elif action == sqlite3.SQLITE_CREATE_TRIGGER:
                 fixed += 1
+            elif action == sqlite3.SQLITE_ALTER_TABLE:
+                if not altered:  # (a virtual table's own ALTERs, run inside it, are not counted)
+                    fixed += _altered_rows(conn, self.db.tag, self.statement, arg2 or "")
+                altered = True
             elif arg1 is not None and not arg1.lower().startswith("sqlite_"):
                 if source is not None:
                     mixed = True  # written by a trigger
@@ -960,6 +1020,8 @@ class SqlStorage:
         state.absent = None
         state.statement = sql
         state.compiled = False
+        state.refusal = None
+        state.shadow = _shadow_tables(conn, db.tag) if not scratch and SHADOW_HINT.search(sql) else frozenset()
         if state.targets:
             state.targets = []
         if state.switches:
@@ -980,6 +1042,8 @@ class SqlStorage:
                 raise _ProbeHit from None
             if state.transaction:
                 raise SqlError(TRANSACTION_MESSAGE) from exc
+            if state.refusal is not None:
+                raise SqlError(f"{state.refusal}: SQLITE_ERROR", code="SQLITE_ERROR") from exc
             if state.absent is not None:
                 raise SqlError(f"no such table: {state.absent}: SQLITE_ERROR", code="SQLITE_ERROR") from exc
             if isinstance(exc, sqlite3.ProgrammingError) and str(exc).startswith("Incorrect number of bindings"):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Final, Union
 
 from ._exceptions import SqlError
@@ -26,10 +26,10 @@ from ._util import lone_surrogate_at
 __all__ = [
     "ABSENT_FUNCTIONS", "ALLOWED_FUNCTIONS", "ALLOWED_PRAGMAS", "ALTER", "BOOLEAN", "COUNTED_ACTIONS", "DENY",
     "DML_ACTIONS", "MULTIPLE_RESULTS", "MULTI_PARAMETERS", "NAMED_NEED_A_DICT", "NATIVE", "NO_RESULTS", "NO_STATEMENT",
-    "NUMBERED_PARAMETER", "OK", "RECORD_SLACK", "RTREE", "SCHEMA_ACTIONS", "SQL_LENGTH", "SQL_LIMITS",
-    "TRANSACTION_MESSAGE", "VACUUM_OR_OPTIMIZE", "VARIABLE_NUMBER", "WHITESPACE", "WRITE_ACTIONS",
-    "WRONG_BINDINGS", "SqlValue", "authorized", "check_binding", "error_offset", "first_statement",
-    "named_parameters", "renames_to_reserved", "sql_error", "tokens",
+    "NUMBERED_PARAMETER", "OK", "RECORD_SLACK", "RTREE", "SCHEMA_ACTIONS", "SHADOW_ACTIONS", "SHADOW_HINT",
+    "SQL_LENGTH", "SQL_LIMITS", "TRANSACTION_MESSAGE", "VACUUM_OR_OPTIMIZE", "VARIABLE_NUMBER", "WHITESPACE",
+    "WRITE_ACTIONS", "WRONG_BINDINGS", "SqlValue", "alter_kind", "authorized", "check_binding", "error_offset", "first_statement",
+    "named_parameters", "renames_to_reserved", "shadow_refusal", "shadow_tables", "sql_error", "tokens",
 ]  # fmt: skip
 
 SqlValue = Union[int, float, str, bytes, None]
@@ -195,6 +195,12 @@ ABSENT_FUNCTIONS: Final = frozenset(
 auxiliaries) and workerd's is not: calling one fails there as an unknown function (``no such
 function: soundex at offset 7: SQLITE_ERROR``, measured with miniflare 4.20260730), whatever
 its arguments, so it does here. (``rtreecheck`` would also run a transaction of its own.)"""
+
+NEWER_REFUSED_FUNCTIONS: Final = frozenset({"json_pretty", "json_error_position", "fts5_get_locale", "fts5_locale"})
+"""Functions of SQLite versions newer than Python's that workerd's SQLite has but its allow-list
+refuses: calling one there is ``not authorized to use function: json_pretty at offset 7:
+SQLITE_ERROR`` (measured with miniflare 4, 2026-04-07), where an older SQLite says ``no such
+function``."""
 
 ABSENT_TABLES: Final = frozenset({"dbstat", "sqlite_dbpage", "sqlite_stmt"})
 """Eponymous virtual tables that Python's SQLite may be built with and workerd's is not: reading
@@ -365,6 +371,19 @@ def renames_to_reserved(sql: str) -> bool:
         if upper[i] == "RENAME" and upper[i + 1] == "TO":
             return not _allowed_name(words[i + 2])
     return False
+
+
+def alter_kind(sql: str) -> tuple[str, str | None]:
+    """What ``ALTER TABLE`` statement ``sql`` does: ``("rename", new name)``, ``("column", None)``
+    (RENAME COLUMN), ``("drop", None)`` (DROP COLUMN) or ``("add", None)``."""
+    words = [w for w, _, _ in _words(sql)]
+    at = 5 if len(words) > 3 and words[3] == "." else 3
+    upper = [w.upper() for w in words[at:]]
+    if upper[:1] == ["RENAME"]:
+        if upper[1:2] == ["TO"] and len(upper) > 2:
+            return "rename", _unquote(words[at + 2])
+        return "column", None
+    return ("drop" if upper[:1] == ["DROP"] else "add"), None
 
 
 def _utf8_offset(sql: str, index: int) -> int:
@@ -648,7 +667,10 @@ def sql_error(exc: BaseException, sql: str) -> SqlError:
     primary = extended & 0xFF
     name = _PRIMARY_CODES.get(primary, f"SQLITE_UNKNOWN_ERROR_CODE({primary})")
     message = str(exc)
-    if primary == 1:
+    if primary == 1 and message.startswith("no such function: "):
+        if message[18:].lower() in NEWER_REFUSED_FUNCTIONS:
+            message = f"not authorized to use function: {message[18:]}"
+    elif primary == 1:
         m = _ABSENT_FUNCTION.fullmatch(message)
         if m is not None:
             function = m.group(1) if m.group(1) is not None else m.group(2)
@@ -751,3 +773,91 @@ COUNTED_ACTIONS: Final = frozenset(
 
 DML_ACTIONS: Final = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
 SCHEMA_ACTIONS: Final = WRITE_ACTIONS - DML_ACTIONS
+
+
+# -- shadow tables: read-only to the application, as in SQLite's defensive mode --------------------
+
+_SHADOW_SUFFIXES: Final = {
+    "fts5": frozenset({"config", "content", "data", "docsize", "idx"}),
+    "rtree": frozenset({"node", "parent", "rowid"}),
+    "rtree_i32": frozenset({"node", "parent", "rowid"}),
+}
+"""The shadow tables each allowed module keeps (its ``xShadowName``): ``<table>_<suffix>``."""
+
+SHADOW_HINT: Final = re.compile(r"(?i)_(?:config|content|data|docsize|idx|node|parent|rowid)(?![A-Za-z0-9_$])")
+"""A statement that may name a shadow table (only those are checked against the schema)."""
+
+_MODULE: Final = re.compile(r"(?is).*?\busing\s+([A-Za-z0-9_]+)")
+
+SHADOW_ACTIONS: Final = frozenset(
+    {
+        sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE, sqlite3.SQLITE_DROP_TABLE,
+        sqlite3.SQLITE_ALTER_TABLE, sqlite3.SQLITE_CREATE_TRIGGER,
+    }
+)  # fmt: skip
+
+_CHANGE_VERBS: Final = {"INSERT": "INTO", "REPLACE": "INTO", "DELETE": "FROM", "UPDATE": ""}
+
+
+def shadow_tables(virtual_tables: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """The shadow tables (lowercase names) of the virtual tables ``(name, CREATE statement)``."""
+    names: set[str] = set()
+    for name, sql in virtual_tables:
+        m = _MODULE.match(sql or "")
+        for suffix in _SHADOW_SUFFIXES.get(m.group(1).lower() if m else "", ()):
+            names.add(f"{name}_{suffix}".lower())
+    return frozenset(names)
+
+
+def _names(sql: str) -> set[str]:
+    return {_unquote(w).lower() for w, _, _ in _words(sql)}
+
+
+def _trigger_targets(sql: str) -> Iterator[str]:
+    """The tables a ``CREATE TRIGGER`` body's steps change, as written (unquoted)."""
+    words = [w for w, _, _ in _words(sql)]
+    upper = [w.upper() for w in words]
+    if "BEGIN" not in upper:
+        return
+    for i in range(upper.index("BEGIN") + 1, len(words)):
+        if upper[i] not in _CHANGE_VERBS or (i > 0 and upper[i - 1] not in ("BEGIN", ";")):
+            continue
+        j = i + 1
+        if upper[i] != "REPLACE" and j + 1 < len(words) and upper[j] == "OR":
+            j += 2
+        if _CHANGE_VERBS[upper[i]]:
+            if j >= len(words) or upper[j] != _CHANGE_VERBS[upper[i]]:
+                continue
+            j += 1
+        if j < len(words):
+            yield _unquote(words[j])
+
+
+def shadow_refusal(
+    action: int, arg1: str | None, arg2: str | None, source: str | None, shadow: frozenset[str], statement: str
+) -> str | None:
+    """SQLite's message (without its code) when ``statement`` changes a shadow table, else ``None``.
+
+    workerd runs SQLite in defensive mode, where the application's statements may read a
+    virtual table's shadow tables (``f_data``, ``f_config``...) but not change them (measured
+    with miniflare 4, 2026-04-07: ``DELETE FROM f_data`` raises ``table f_data may not be
+    modified: SQLITE_ERROR``). The virtual table's own statements, which SQLite runs while the
+    application's statement runs, may: they are told apart by not being named in ``statement``.
+    """
+    if action == sqlite3.SQLITE_CREATE_TRIGGER:
+        if arg2 is not None and arg2.lower() in shadow:
+            return "cannot create triggers on shadow tables"
+        for target in _trigger_targets(statement):
+            if target.lower() in shadow:
+                return f'trigger "{arg1}" may not write to shadow table "{target}"'
+        return None
+    table = arg2 if action == sqlite3.SQLITE_ALTER_TABLE else arg1
+    if source is not None or table is None or table.lower() not in shadow:
+        return None
+    if table.lower() not in _names(statement):
+        return None  # the virtual table's own statement
+    if action == sqlite3.SQLITE_DROP_TABLE:
+        return f"table {table} may not be dropped"
+    if action == sqlite3.SQLITE_ALTER_TABLE:
+        return f"table {table} may not be altered"
+    return f"table {table} may not be modified"

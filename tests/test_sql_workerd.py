@@ -310,3 +310,142 @@ async def test_offsets_found_from_the_message(stub: Any, setup: str, sql: str, m
         await stub.q(setup)
     with exactly(durable.SqlError, f"{message}: SQLITE_ERROR"):
         await stub.q(sql)
+
+
+# -- shadow tables: workerd's SQLite runs in defensive mode --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd (miniflare 4, 2026-04-07): an FTS5 table's shadow tables can be read but not
+        # changed by the application; durable let these through (Python's sqlite3 cannot set
+        # SQLITE_DBCONFIG_DEFENSIVE).
+        ("UPDATE f_config SET v = 2", "table f_config may not be modified"),
+        ("DELETE FROM f_data", "table f_data may not be modified"),
+        ("DELETE FROM F_DATA", "table f_data may not be modified"),
+        ("DELETE FROM main.f_data", "table f_data may not be modified"),
+        ("REPLACE INTO f_config VALUES ('version', 4)", "table f_config may not be modified"),
+        ("INSERT INTO f_docsize VALUES (9, x'00')", "table f_docsize may not be modified"),
+        ("DROP TABLE f_data", "table f_data may not be dropped"),
+        ("ALTER TABLE f_data RENAME TO g", "table f_data may not be altered"),
+        ("ALTER TABLE f_idx ADD COLUMN z", "table f_idx may not be altered"),
+        ("CREATE TRIGGER tr AFTER INSERT ON f_content BEGIN SELECT 1; END", "cannot create triggers on shadow tables"),
+        (
+            "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; DELETE FROM f_data; END",
+            'trigger "tr" may not write to shadow table "f_data"',
+        ),
+        (
+            'CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT OR REPLACE INTO "f_content" VALUES (1, 2); END',
+            'trigger "tr" may not write to shadow table "f_content"',
+        ),
+    ],
+)
+async def test_shadow_tables_are_read_only(stub: Any, sql: str, message: str) -> None:
+    await stub.q("CREATE VIRTUAL TABLE f USING fts5(a); CREATE TABLE t(a)")
+    await stub.q("INSERT INTO f VALUES ('hello world')")
+    with exactly(durable.SqlError, f"{message}: SQLITE_ERROR"):
+        await stub.q(sql)
+    assert await stub.q("SELECT a FROM f WHERE f MATCH 'hello'") == [{"a": "hello world"}]
+
+
+async def test_shadow_tables_change_through_their_virtual_table(stub: Any) -> None:
+    """workerd: reading shadow tables, indexing or viewing them, writing the FTS5 table (also from
+    a trigger), its commands, renaming and dropping it all work; so do tables only named like
+    shadow tables."""
+    await stub.q("CREATE VIRTUAL TABLE f USING fts5(a); CREATE TABLE t(a); CREATE TABLE g_data(a)")
+    await stub.q("CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO f VALUES (new.a); END")
+    await stub.q("INSERT INTO t VALUES ('hello')")
+    await stub.q("INSERT INTO g_data VALUES (1)")
+    await stub.q("CREATE TABLE f_other(a); INSERT INTO f_other VALUES (1)")
+    assert await stub.q("SELECT c0 FROM f_content") == [{"c0": "hello"}]
+    await stub.q("CREATE INDEX i ON f_content(c0)")
+    await stub.q("CREATE VIEW v AS SELECT * FROM f_data")
+    await stub.q("UPDATE f SET a = 'bye'")
+    await stub.q("INSERT INTO f(f) VALUES ('optimize')")
+    await stub.q("DROP VIEW v; DROP INDEX i")
+    await stub.q("ALTER TABLE f RENAME TO h")
+    assert await stub.q("SELECT a FROM h WHERE h MATCH 'bye'") == [{"a": "bye"}]
+    await stub.q("DROP TABLE h")
+    assert await stub.q("SELECT name FROM sqlite_master ORDER BY name") == [
+        {"name": "f_other"},
+        {"name": "g_data"},
+        {"name": "t"},
+        {"name": "tr"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT json_pretty('[1]') AS a",
+        "SELECT JSON_PRETTY('[1]') AS a",
+        "SELECT json_error_position('{') AS a",
+        "SELECT fts5_get_locale(1, 2) AS a",
+        "SELECT fts5_locale('a', 'b') AS a",
+    ],
+)
+async def test_newer_functions_workerd_refuses(stub: Any, sql: str) -> None:
+    """workerd's SQLite has these, but not on its allow-list (miniflare 4, 2026-04-07): ``not
+    authorized to use function: json_pretty at offset 7: SQLITE_ERROR``; an older SQLite said
+    ``no such function``."""
+    name = sql[7 : sql.index("(")]
+    with exactly(durable.SqlError, f"not authorized to use function: {name} at offset 7: SQLITE_ERROR"):
+        await stub.q(sql)
+
+
+# -- rows_written of ALTER TABLE --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setup", "sql", "written"),
+    [
+        # workerd (miniflare 4, 2026-04-07) counts the sqlite_master rows SQLite's own UPDATEs
+        # rewrite; durable said 1 for every ALTER TABLE.
+        ("CREATE TABLE t(a)", "ALTER TABLE t RENAME TO u", 2),
+        ("CREATE TABLE t(a UNIQUE, b); CREATE INDEX i ON t(b)", "ALTER TABLE t RENAME TO u", 5),
+        (
+            "CREATE TABLE t(a); CREATE TABLE l(x); CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO l VALUES (1); END",
+            "ALTER TABLE t RENAME TO u",
+            5,
+        ),
+        ("CREATE TABLE t(a); CREATE VIEW v AS SELECT a FROM t", "ALTER TABLE t RENAME TO u", 3),
+        ("CREATE TABLE t(a PRIMARY KEY); CREATE TABLE c(x REFERENCES t(a))", "ALTER TABLE t RENAME TO u", 4),
+        (
+            "CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT); INSERT INTO t DEFAULT VALUES",
+            "ALTER TABLE t RENAME TO u",
+            3,
+        ),
+        ("CREATE TABLE t(a, b); CREATE TABLE u(c); CREATE INDEX iu ON u(c)", 'ALTER TABLE main.t RENAME TO "New"', 3),
+        ("CREATE TABLE t(a)", "ALTER TABLE t RENAME COLUMN a TO b", 2),
+        ("CREATE TABLE t(a, b); CREATE INDEX i ON t(a); CREATE INDEX j ON t(b)", "ALTER TABLE t RENAME a TO z", 6),
+        ("CREATE TABLE t(a, b); CREATE TABLE u(c)", "ALTER TABLE t RENAME COLUMN a TO z", 4),
+        (
+            "CREATE VIRTUAL TABLE f USING fts5(a); CREATE TABLE t(a, b); CREATE TABLE u(c); CREATE INDEX iu ON u(c);"
+            " CREATE VIEW v AS SELECT a FROM t",
+            "ALTER TABLE t RENAME COLUMN a TO z",
+            18,
+        ),
+        ("CREATE TABLE t(a, b)", "ALTER TABLE t DROP COLUMN b", 2),
+        ("CREATE TABLE t(a, b); INSERT INTO t VALUES (1, 2), (3, 4), (5, 6)", "ALTER TABLE t DROP COLUMN b", 5),
+        (
+            "CREATE TABLE t(a, b, c); CREATE INDEX i ON t(a); INSERT INTO t VALUES (1, 2, 3), (4, 5, 6)",
+            "ALTER TABLE t DROP COLUMN b",
+            5,
+        ),
+        (
+            "CREATE VIRTUAL TABLE f USING fts5(a); CREATE TABLE t(a, b); CREATE TABLE u(c); CREATE INDEX iu ON u(c);"
+            " INSERT INTO t VALUES (1, 2)",
+            "ALTER TABLE t DROP COLUMN b",
+            10,
+        ),
+        ("CREATE TABLE t(a); CREATE INDEX i ON t(a); INSERT INTO t VALUES (1)", "ALTER TABLE t ADD COLUMN c", 1),
+    ],
+)
+async def test_alter_table_rows_written(stub: Any, setup: str, sql: str, written: int) -> None:
+    await stub.q(setup)
+
+    def run(_: Any, ctx: durable.State) -> int:
+        return ctx.storage.sql.exec(sql).rows_written
+
+    assert await testing.run_in_object(stub, run) == written
