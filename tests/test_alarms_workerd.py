@@ -274,3 +274,65 @@ class TestFailingHandlerWithARolledBackAlarmWrite:
             await clock.advance(20)
             assert attempts == [(1.0, 0), (3.0, 1), (7.0, 2)]
             assert await stub.get() is None
+
+
+class FailsFirst(durable.DurableObject):
+    """Its alarm fails on its first ``env.fails`` attempts; records (seconds after T0, retry_count,
+    seconds of scheduled_time after T0) of each attempt."""
+
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        attempts: list[tuple[float, int, float]] = self.env.attempts
+        attempts.append(((self.ctx.now_ms() - T0_MS) / 1000, info.retry_count, (info.scheduled_time - T0_MS) / 1000))
+        if len(attempts) <= self.env.fails:
+            raise RuntimeError("fails")
+
+
+class TestSetAlarmWhileARetryIsPending:
+    """workerd (miniflare 4, 2026-04-07, SQLite- and KV-backed alike): an alarm fails at 0 s; at
+    0.5 s a call sets the alarm again while the retry (due at ~2 s) is pending. Set to a time
+    before the retry's (1 s, or a past time, clamped to now), nothing runs then: the retry runs
+    at ~2 s as usual, with retryCount 1 and the old scheduledTime, and its success clears the
+    alarm; if that retry fails too, the new alarm runs at once as a first attempt (retryCount 0,
+    its own scheduledTime). Set to a time after the retry's (4 s), the retry does not run and the
+    new alarm runs at 4 s with retryCount 0. durable ran the new alarm at its own time, as a
+    first attempt, in every case."""
+
+    async def run(self, backend: str, when: float, fails: int) -> tuple[list[tuple[float, int, float]], Any, Any]:
+        clock = MockClock(T0)
+        attempts: list[tuple[float, int, float]] = []
+        async with durable.Runtime(clock=clock, vars={"attempts": attempts, "fails": fails}) as rt:
+            stub = rt.namespace(FailsFirst, storage=backend).get_by_name("a")
+            await stub.arm(T0_MS)
+            await clock.advance(0.5)
+            await stub.arm(T0_MS + int(when * 1000))
+            pending = await stub.get()
+            await clock.advance(20)
+            return attempts, pending, await stub.get()
+
+    @pytest.mark.parametrize("when", [1.0, 0.1])
+    async def test_before_the_retry_the_retry_runs(self, backend: str, when: float) -> None:
+        attempts, pending, after = await self.run(backend, when, fails=1)
+        assert pending == T0_MS + max(int(when * 1000), 500)  # a past time is clamped to now
+        assert attempts == [(0.0, 0, 0.0), (2.0, 1, 0.0)]
+        assert after is None
+
+    @pytest.mark.parametrize("when", [1.0, 0.1])
+    async def test_then_a_failed_retry_runs_the_new_alarm_at_once(self, backend: str, when: float) -> None:
+        attempts, _, after = await self.run(backend, when, fails=2)
+        new = max(when, 0.5)
+        assert attempts == [(0.0, 0, 0.0), (2.0, 1, 0.0), (2.0, 0, new)]
+        assert after is None
+
+    @pytest.mark.parametrize("when", [4.0, 2.0])
+    async def test_at_or_after_the_retry_the_new_alarm_runs_at_its_time(self, backend: str, when: float) -> None:
+        """(At the retry's very time, workerd's check that the stored alarm is overdue, `stored <
+        now`, fails, so the new alarm runs as a first attempt.)"""
+        attempts, _, after = await self.run(backend, when, fails=2)
+        assert attempts == [(0.0, 0, 0.0), (when, 0, when), (when + 2, 1, when)]
+        assert after is None
