@@ -66,7 +66,7 @@ class _Entry:
         self.retry_count = retry_count
         self.handle: TimerHandle | None = None
         self.due_ms = scheduled_ms  # when its timer fires (a retry's time once it failed)
-        self.moved_to: int | None = None  # the alarm set while its retry was pending, due before it
+        self.moved_to: int | None = None  # the alarm set while its retry was pending, due by then
         self.deferred = False  # fell due while the object's alarm() was running
         self.cancelled = False  # its handler did not run: the stored alarm had changed (AlarmState.run)
 
@@ -128,11 +128,11 @@ class AlarmScheduler:
         pending timer, and so its retry count, as in workerd, which schedules nothing when the
         stored alarm did not change (measured with miniflare: the retries go on at 2 s, 4 s...).
 
-        An alarm set while a retry is pending, to a time before the retry's, keeps the retry too,
+        An alarm set while a retry is pending, to a time due by the retry's, keeps the retry too,
         as in workerd (measured with miniflare 4): its scheduler queues the new time behind the
         pending retry, which then finds the stored alarm overdue and runs the handler for it (with
-        its retry count and old scheduled time); if that attempt fails, the new alarm runs at once
-        as a first attempt. Set at or after the retry's time, the new alarm replaces the retry.
+        its retry count and old scheduled time, ``AlarmState.run``); if that attempt fails, the
+        new alarm runs at once as a first attempt. Set later, the new alarm replaces the retry.
         """
         if when_ms is None:
             self._index.unindex_alarm(key)
@@ -141,7 +141,7 @@ class AlarmScheduler:
             if old is not None and old.handle is not None and key not in self._active:
                 if old.scheduled_ms == when_ms and old.moved_to is None:
                     return
-                if old.retry_count and when_ms < old.due_ms:
+                if old.retry_count and when_ms <= old.due_ms:
                     old.moved_to = when_ms
                     return
         self.schedule(key, when_ms)
@@ -234,7 +234,7 @@ class AlarmScheduler:
                 return None
             info = AlarmInfo(retry_count=entry.retry_count, scheduled_time=entry.scheduled_ms)
             try:
-                if await host.invoke("alarm", "alarm", (info, entry.moved_to), {}) is False:
+                if await host.invoke("alarm", "alarm", (info,), {}) is False:
                     entry.cancelled = True  # deleted or moved meanwhile: nothing ran, nothing to retry
             except Exception as exc:
                 log.warning(

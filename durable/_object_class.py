@@ -99,7 +99,7 @@ class ObjectClass:
         if kind == "fetch":
             return call_fetch(self.cls, instance, args[0])
         if kind == "alarm":
-            return self._alarms.run(instance, *args)
+            return self._alarms.run(instance, args[0])
         if kind == "run":
             return name(instance, state)
         raise AssertionError(kind)  # pragma: no cover
