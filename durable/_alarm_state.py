@@ -139,11 +139,15 @@ class AlarmState:
         """Run the alarm handler; success clears the alarm, unless the handler set a new one.
 
         Returns ``False``, running nothing, if the stored alarm is no longer the one that fell
-        due: it was deleted or moved (or a point-in-time restore removed it) while this event
-        waited at the input gate. workerd cancels the handler then ("alarm handler canceled
-        with requestScheduledAlarm", measured with miniflare).
+        due: it was deleted or moved to a later time (or a point-in-time restore removed it)
+        while this event waited (at the input gate, or for its retry). workerd cancels the
+        handler then ("alarm handler canceled with requestScheduledAlarm", measured with
+        miniflare). An alarm moved to a time already due (a past time, clamped to now) is run by
+        this event, with its ``info``, and cleared on success, as in workerd ("SQLite alarm
+        overdue, running despite AlarmManager mismatch", measured with miniflare 4).
         """
-        if self._owner.db.meta.get_alarm() != info.scheduled_time:
+        stored = self._owner.db.meta.get_alarm()
+        if stored != info.scheduled_time and (stored is None or stored > self._owner.now_ms()):
             return False
         self.running = True
         self.reset = False
@@ -160,7 +164,7 @@ class AlarmState:
                 await result
         self.running = False
         db = self._owner.db
-        if not self.reset and db.meta.get_alarm() == info.scheduled_time:
+        if not self.reset and db.meta.get_alarm() == stored:
             db.meta.set_alarm(None)
             self.written()
             self._owner.wrote(True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -273,4 +274,115 @@ class TestFailingHandlerWithARolledBackAlarmWrite:
             await stub.arm(T0_MS + 1000)
             await clock.advance(20)
             assert attempts == [(1.0, 0), (3.0, 1), (7.0, 2)]
+            assert await stub.get() is None
+
+
+class FailsFirst(durable.DurableObject):
+    """Its alarm fails on its first ``env.fails`` attempts; records (seconds after T0, retry_count,
+    seconds of scheduled_time after T0) of each attempt."""
+
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        attempts: list[tuple[float, int, float]] = self.env.attempts
+        attempts.append(((self.ctx.now_ms() - T0_MS) / 1000, info.retry_count, (info.scheduled_time - T0_MS) / 1000))
+        if len(attempts) <= self.env.fails:
+            raise RuntimeError("fails")
+
+
+class TestSetAlarmWhileARetryIsPending:
+    """workerd (miniflare 4, 2026-04-07, SQLite- and KV-backed alike): an alarm fails at 0 s; at
+    0.5 s a call sets the alarm again while the retry (due at ~2 s) is pending. Set to a time
+    due by the retry's (1 s, or a past time, clamped to now), nothing runs then: the retry runs
+    at ~2 s as usual, with retryCount 1 and the old scheduledTime, and its success clears the
+    alarm; if that retry fails too, the new alarm runs at once as a first attempt (retryCount 0,
+    its own scheduledTime). Set to a time after the retry's (4 s), the retry does not run and the
+    new alarm runs at 4 s with retryCount 0. durable ran the new alarm at its own time, as a
+    first attempt, in every case."""
+
+    async def run(self, backend: str, when: float, fails: int) -> tuple[list[tuple[float, int, float]], Any, Any]:
+        clock = MockClock(T0)
+        attempts: list[tuple[float, int, float]] = []
+        async with durable.Runtime(clock=clock, vars={"attempts": attempts, "fails": fails}) as rt:
+            stub = rt.namespace(FailsFirst, storage=backend).get_by_name("a")
+            await stub.arm(T0_MS)
+            await clock.advance(0.5)
+            await stub.arm(T0_MS + int(when * 1000))
+            pending = await stub.get()
+            await clock.advance(20)
+            return attempts, pending, await stub.get()
+
+    @pytest.mark.parametrize("when", [1.0, 0.1, 2.0])
+    async def test_by_the_retry_the_retry_runs(self, backend: str, when: float) -> None:
+        attempts, pending, after = await self.run(backend, when, fails=1)
+        assert pending == T0_MS + max(int(when * 1000), 500)  # a past time is clamped to now
+        assert attempts == [(0.0, 0, 0.0), (2.0, 1, 0.0)]
+        assert after is None
+
+    @pytest.mark.parametrize("when", [1.0, 0.1])
+    async def test_then_a_failed_retry_runs_the_new_alarm_at_once(self, backend: str, when: float) -> None:
+        attempts, _, after = await self.run(backend, when, fails=2)
+        new = max(when, 0.5)
+        assert attempts == [(0.0, 0, 0.0), (2.0, 1, 0.0), (2.0, 0, new)]
+        assert after is None
+
+    async def test_after_the_retry_the_new_alarm_runs_at_its_time(self, backend: str) -> None:
+        attempts, _, after = await self.run(backend, 4.0, fails=2)
+        assert attempts == [(0.0, 0, 0.0), (4.0, 0, 4.0), (6.0, 1, 4.0)]
+        assert after is None
+
+
+class MovedWhileDue(durable.DurableObject):
+    """Its alarm falls due while a block_concurrency_while() holds the object; inside, the alarm
+    is set again, to ``env.flags["to"]`` ms. Records (retry_count, scheduled_time) of each attempt."""
+
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def hold(self) -> None:
+        async def closed() -> None:
+            await self.env.flags["release"].wait()
+            await self.ctx.storage.set_alarm(self.env.flags["to"])
+
+        await self.ctx.block_concurrency_while(closed)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        self.env.attempts.append((info.retry_count, info.scheduled_time))
+
+
+class TestAlarmMovedToAPastTimeWhileItsHandlerWaits:
+    """workerd (miniflare 4, 2026-04-07, SQLite- and KV-backed alike): an alarm due at 100 ms falls
+    due while a block_concurrency_while() holds the object (till ~400 ms), which sets the alarm
+    to a past time (clamped to now): the handler then runs once, for the old alarm (scheduledTime
+    100 ms, retryCount 0), and clears the new one (workerd's "SQLite alarm overdue, running
+    despite AlarmManager mismatch"). Moved to a later time, the handler runs at that time with
+    it. durable cancelled the waiting handler and ran the new alarm, with its own scheduled time.
+    (A real clock: a MockClock does not move while an alarm's handler waits.)"""
+
+    @pytest.mark.parametrize("later", [False, True])
+    async def test_moved_while_waiting(self, backend: str, later: bool) -> None:
+        attempts: list[tuple[int, int]] = []
+        flags: dict[str, Any] = {"release": asyncio.Event()}
+        async with durable.Runtime(vars={"attempts": attempts, "flags": flags}) as rt:
+            stub = rt.namespace(MovedWhileDue, storage=backend).get_by_name("a")
+            due = rt.clock.time_ms() + 50
+            flags["to"] = due + 150 if later else 1_000_000_000_000  # a past time, clamped to now
+            await stub.arm(due)
+            held = asyncio.ensure_future(stub.hold())
+            await asyncio.sleep(0.1)  # the alarm fell due; its handler waits for the gate
+            flags["release"].set()
+            await held
+            for _ in range(100):
+                if attempts:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)
+            assert attempts == [(0, due + 150 if later else due)]
             assert await stub.get() is None
