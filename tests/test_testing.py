@@ -403,6 +403,24 @@ class TestEvict:
         assert await stub.remember("y") == 2  # the same instance
         assert env["built"] == ["a"]
 
+    async def test_from_the_objects_own_call_fails_at_once(
+        self, ns: durable.Namespace[Thing], env: dict[str, Any]
+    ) -> None:
+        """evict() awaited by the object's own call would wait for that call: RuntimeError at once.
+
+        (In workerd it would wait for the 30 s timeout; nothing else can end that wait.)
+        """
+        stub = ns.get_by_name("a")
+        assert await stub.remember("x") == 1
+
+        async def evict_self(obj: Any, ctx: durable.State) -> None:
+            await evict(stub)
+
+        with pytest.raises(RuntimeError, match=r"^evict\(\) was called from the code of the object it evicts"):
+            await asyncio.wait_for(run_in_object(stub, evict_self), 5)
+        assert await stub.remember("y") == 2  # not evicted, not reset
+        assert env["built"] == ["a"]
+
     async def test_object_never_used(self, ns: durable.Namespace[Thing], env: dict[str, Any]) -> None:
         """Evicting an object that is not live is harmless."""
         await evict(ns.get_by_name("never"))
