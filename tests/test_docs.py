@@ -2,10 +2,11 @@
 
 A block fenced ```python skip is a fragment: it is compiled, not run; shell commands are fenced ```sh.
 Each block runs in its own interpreter, in an empty directory (so ``Runtime(path="state")``
-writes nothing into the repository), with a timeout, and is named by ``file:line`` so that a
-failure says which block drifted. A page that shows the files of a small project (blocks whose
-first line is ``# name.py``, as docs/testing.md does) has those files written next to the block,
-so that one file of the project can import another.
+writes nothing into the repository), importing this checkout's ``durable``, with a timeout, and is
+named by ``file:line`` so that a failure says which block drifted. A ``print(...)  # value`` line
+must print that value. A page that shows the files of a small project (blocks whose first line is
+``# name.py``, as docs/testing.md does) has those files written next to the block, so that one
+file of the project can import another; a block of tests outside that project is run by pytest.
 
 What a reader follows from the pages is checked too: relative links and their headings, the
 `durable.X` names, the options shown for `durable serve` / `durable inspect`, and the guide's
@@ -75,6 +76,19 @@ def blocks_of(page: Path) -> list[Block]:
 ALL_BLOCKS = [block for page in PAGES for block in blocks_of(page)]
 PYTHON_BLOCKS = [block for block in ALL_BLOCKS if block.info == "python"]
 SKIPPED_BLOCKS = [block for block in ALL_BLOCKS if block.info == "python skip"]
+# Blocks of pytest tests. docs/testing.md and docs/alarms.md are projects of files that
+# tests/test_pytest_plugin.py runs whole; a test file shown on another page is run here, from the
+# repository's root (its paths, such as "examples/python-workers/messages", are relative to it),
+# with the options its first line gives: `# tests/test_worker.py    (run with: pytest --python-workers)`.
+PROJECT_PAGES = {"testing.md", "alarms.md"}
+TEST_BLOCKS = [
+    block
+    for block in ALL_BLOCKS
+    if block.info in ("python", "python skip")
+    and block.page.name not in PROJECT_PAGES
+    and re.search(r"^(?:async )?def test_", block.code, re.M)
+]
+RUN_WITH = re.compile(r"\(run with: pytest([^)]*)\)")
 
 
 def run_block(block: Block, directory: Path) -> subprocess.CompletedProcess[str]:
@@ -85,8 +99,9 @@ def run_block(block: Block, directory: Path) -> subprocess.CompletedProcess[str]
             (directory / name).write_text(other.code, encoding="utf-8")
     script = directory / "_doc_block.py"
     script.write_text(block.code, encoding="utf-8")
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("PYTHONPATH", None)
+    # This checkout's durable, whatever is installed: an environment made for another checkout (a
+    # second worktree sharing one venv) would otherwise run the pages against that one's code.
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, str(script)],
         cwd=directory,
@@ -97,12 +112,73 @@ def run_block(block: Block, directory: Path) -> subprocess.CompletedProcess[str]
     )
 
 
+# `print(x)  # 404 False Not Found`: the comment shows what the line prints. The value is the whole
+# comment, or what follows one of its ": " (`# on an instance: parses the body: {'count': 3}`),
+# quoted or ending at " (" or ", " (`# 'POST' (always upper-cased)`, `# 1, then 2 on the next run`).
+PRINT_COMMENT = re.compile(r"^\s*print\(.*\)\s+# (.+)$")
+
+
+def claimed_outputs(comment: str) -> set[str]:
+    """The outputs a ``print(...)  # comment`` line may be claiming, read as described above."""
+    parts = comment.split(": ")
+    claims: set[str] = set()
+    for start in range(len(parts)):
+        text = ": ".join(parts[start:]).strip()
+        if text[:1] in "'\"" and text.find(text[0], 1) > 0:
+            claims.add(text[1 : text.find(text[0], 1)])
+        claims.add(re.split(r" \(|, ", text, maxsplit=1)[0])
+    return claims
+
+
+def unprinted_claims(block: Block, stdout: str) -> list[str]:
+    """The commented ``print`` lines of ``block`` whose claim is not what it printed, in order."""
+    printed = stdout.splitlines()
+    missing = []
+    for line in block.code.splitlines():
+        commented = PRINT_COMMENT.match(line)
+        if commented is None:
+            continue
+        claims = claimed_outputs(commented.group(1))
+        found = next((i for i, out in enumerate(printed) if out in claims), None)
+        if found is None:
+            missing.append(f"{line.strip()!r} printed none of {printed!r}")
+        else:
+            del printed[: found + 1]
+    return missing
+
+
 class TestDocBlocks:
     @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=[b.where for b in PYTHON_BLOCKS])
     def test_block_runs(self, block: Block, tmp_path: Path) -> None:
-        """The block runs on its own and exits with status 0."""
+        """The block runs on its own, exits with status 0, and prints what its comments say."""
         result = run_block(block, tmp_path)
         assert result.returncode == 0, f"{block.where} failed:\n{result.stdout}\n{result.stderr}"
+        assert unprinted_claims(block, result.stdout) == [], block.where
+
+    @pytest.mark.parametrize("block", TEST_BLOCKS, ids=[b.where for b in TEST_BLOCKS])
+    def test_test_block_passes(self, block: Block, tmp_path: Path) -> None:
+        """A block of pytest tests passes under pytest, every test of it, as its reader would run it
+        (pytest-asyncio's auto mode, warnings as errors, the options its first line names)."""
+        (tmp_path / "pytest.ini").write_text(
+            "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n",
+            encoding="utf-8",
+        )
+        test_file = tmp_path / "test_doc_block.py"
+        test_file.write_text(block.code, encoding="utf-8")
+        run_with = RUN_WITH.search(block.code.split("\n", 1)[0])
+        options = run_with.group(1).split() if run_with else []
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
+        ini = ["-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path)]
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *ini, *options, str(test_file)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        tests = len(re.findall(r"^(?:async )?def test_", block.code, re.M))
+        assert result.returncode == 0 and f"{tests} passed" in result.stdout, f"{block.where}:\n{result.stdout}"
 
     @pytest.mark.parametrize("block", SKIPPED_BLOCKS, ids=[b.where for b in SKIPPED_BLOCKS])
     def test_fragment_compiles(self, block: Block) -> None:
@@ -122,6 +198,7 @@ class TestDocBlocks:
         """The extractor sees the README's example and blocks on several pages."""
         pages = {b.page.name for b in PYTHON_BLOCKS}
         assert {"README.md", "http.md", "sql.md", "guide.md"} <= pages
+        assert "python-workers.md" in {b.page.name for b in TEST_BLOCKS}
 
 
 class TestExtractor:
@@ -138,6 +215,18 @@ class TestExtractor:
             (6, "python skip", "x\n"),
             (9, "sh", "```\n"),
         ]
+
+    def test_print_comments_are_checked(self, tmp_path: Path) -> None:
+        """A `print(...)  # value` comment is compared with what the line printed, in order."""
+        page = tmp_path / "page.md"
+        page.write_text(
+            "```python\nprint('POST')  # 'POST' (always upper-cased)\nprint(1)  # 1, then 2 on the next run\n"
+            "print({'n': 3})  # on an instance: parses the body: {'n': 3}\nprint(4)  # 5\n```\n",
+            encoding="utf-8",
+        )
+        (block,) = blocks_of(page)
+        assert unprinted_claims(block, "POST\n1\n{'n': 3}\n5\n") == []
+        assert unprinted_claims(block, "POST\n1\n{'n': 3}\n4\n") == ["'print(4)  # 5' printed none of ['4']"]
 
     def test_a_failing_block_fails(self, tmp_path: Path) -> None:
         """A block that raises gives a non-zero status (so the test above would catch it)."""
