@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import gc
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -126,6 +128,36 @@ class TestOtherLoops:
                 return await response.text()
 
             assert await asyncio.to_thread(lambda: asyncio.run(call())) == "streamed"
+
+    async def test_fetch_from_another_loop_is_a_promise(self) -> None:
+        """stub.fetch on another thread's loop returns a promise, as on the runtime's loop and as an
+        RPC call there does: asyncio.wait takes it, and one never awaited (fire and forget, then
+        the end of that asyncio.run) still runs, with no "coroutine ... was never awaited" warning."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Counter).get_by_name("a")
+            fetched = rt.namespace(Fetched).get_by_name("f")
+
+            async def waited() -> list[str]:
+                promise: Any = fetched.fetch("http://do/")  # (typed as a coroutine)
+                done, _ = await asyncio.wait([promise], timeout=10)
+                return [await task.result().text() for task in done]
+
+            async def forgotten() -> None:
+                cast(Any, fetched.fetch("http://do/"))  # (typed as a coroutine)
+                stub.increment()
+                cast(Any, fetched.fetch("/relative"))  # rejected: its error is dropped, as an RPC call's is
+
+            def in_thread() -> list[str]:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    texts = asyncio.run(waited())
+                    asyncio.run(forgotten())
+                    gc.collect()
+                assert [str(w.message) for w in caught] == []
+                return texts
+
+            assert await asyncio.wait_for(asyncio.to_thread(in_thread), 10) == ["hi"]
+            assert await asyncio.wait_for(stub.increment(0), 10) == 1
 
     def test_runtime_used_by_one_loop_after_another(self) -> None:
         """A runtime whose loop closed is taken over by the next loop that uses it."""
