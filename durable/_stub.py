@@ -265,7 +265,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
                 forwarded._stub = self
                 forwarded._host = None
                 forwarded.close = _close
-                forwarded._follow(loop.create_task(self._fetch_forwarded(url_or_request, init, home)))
+                forwarded._follow(_waiting_task(loop, self._fetch_forwarded(url_or_request, init, home)))
                 return forwarded
             return self._fetch_elsewhere(url_or_request, init)
         promise = _FetchPromise(loop=loop)
@@ -402,7 +402,7 @@ class RpcMethod:
             promise._stub = stub
             promise._host = None
             promise.close = _close
-            promise._follow(loop.create_task(_forward_rpc(self, args, kwargs, home)))
+            promise._follow(_waiting_task(loop, _forward_rpc(self, args, kwargs, home)))
             return promise
         promise = RpcPromise(loop=loop)
         promise._stub = stub
@@ -976,6 +976,18 @@ def _send_from(
     with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: _forward routes it again
         outcome = submit(home, make)
     return _forward(runtime, make, home if outcome is not None else None, outcome, withdraw=False)
+
+
+def _waiting_task(loop: asyncio.AbstractEventLoop, forwarding: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """The task of the caller's (another thread's) loop that waits for a call it sent (``_send_from``).
+
+    The call is made whether or not anyone waits, so a loop closed while this task still waits
+    (``run_until_complete`` of code that did not await its calls, then ``close()``) loses
+    nothing: its destruction is not logged as "Task was destroyed but it is pending!".
+    """
+    task = loop.create_task(forwarding)
+    task._log_destroy_pending = False  # type: ignore[attr-defined]  # (asyncio.Task's own flag)
+    return task
 
 
 _reading: set[asyncio.Task[Any]] = set()

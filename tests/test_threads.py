@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -158,6 +159,52 @@ class TestOtherLoops:
 
             assert await asyncio.wait_for(asyncio.to_thread(in_thread), 10) == ["hi"]
             assert await asyncio.wait_for(stub.increment(0), 10) == 1
+
+    async def test_calls_left_waiting_on_a_closed_loop(self) -> None:
+        """A thread's loop that runs code making calls and fetches it does not await, then is
+        closed while they are still waited for there (run_until_complete, then close()): the
+        calls were sent, so they run, and nothing logs "Task was destroyed but it is pending!"."""
+
+        class Slow(durable.DurableObject):
+            async def increment(self) -> int:
+                await asyncio.sleep(0.05)
+                value: int = (await self.ctx.storage.get("n")) or 0
+                await self.ctx.storage.put("n", value + 1)
+                return value + 1
+
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                return durable.Response(str(await self.increment()))
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Slow).get_by_name("s")
+
+            def in_thread() -> None:
+                loop = asyncio.new_event_loop()
+
+                async def forgetful() -> None:
+                    stub.increment()
+                    cast(Any, stub.fetch("http://do/"))  # (typed as a coroutine)
+                    await asyncio.sleep(0)  # the tasks waiting for them have started
+
+                loop.set_exception_handler(lambda _, context: logged.append(context["message"]))
+                loop.run_until_complete(forgetful())
+                waiting.extend(weakref.ref(task) for task in asyncio.all_tasks(loop))
+                loop.close()
+
+            logged: list[str] = []
+            waiting: list[weakref.ref[asyncio.Task[Any]]] = []
+            await asyncio.wait_for(asyncio.to_thread(in_thread), 10)
+            for _ in range(100):  # (bounded) both calls end on the runtime's loop
+                if await stub.increment() == 3:
+                    break
+            else:
+                pytest.fail("the calls made on the closed loop did not run")
+            gc.collect()  # the tasks left waiting on the closed loop go (or not yet: destroyed here)
+            assert len(waiting) == 2
+            for ref in waiting:
+                if (task := ref()) is not None:
+                    task.__del__()  # what the garbage collector calls
+            assert logged == []
 
     def test_runtime_used_by_one_loop_after_another(self) -> None:
         """A runtime whose loop closed is taken over by the next loop that uses it."""
