@@ -986,7 +986,8 @@ def _waiting_task(loop: asyncio.AbstractEventLoop, forwarding: Coroutine[Any, An
     nothing: its destruction is not logged as "Task was destroyed but it is pending!".
     """
     task = loop.create_task(forwarding)
-    task._log_destroy_pending = False  # type: ignore[attr-defined]  # (asyncio.Task's own flag)
+    with contextlib.suppress(AttributeError):  # (a task factory's own kind of task may lack it)
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # (asyncio.Task's own flag)
     return task
 
 
