@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import gc
 import subprocess
 import sys
 import threading
+import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -126,6 +129,82 @@ class TestOtherLoops:
                 return await response.text()
 
             assert await asyncio.to_thread(lambda: asyncio.run(call())) == "streamed"
+
+    async def test_fetch_from_another_loop_is_a_promise(self) -> None:
+        """stub.fetch on another thread's loop returns a promise, as on the runtime's loop and as an
+        RPC call there does: asyncio.wait takes it, and one never awaited (fire and forget, then
+        the end of that asyncio.run) still runs, with no "coroutine ... was never awaited" warning."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Counter).get_by_name("a")
+            fetched = rt.namespace(Fetched).get_by_name("f")
+
+            async def waited() -> list[str]:
+                promise: Any = fetched.fetch("http://do/")  # (typed as a coroutine)
+                done, _ = await asyncio.wait([promise], timeout=10)
+                return [await task.result().text() for task in done]
+
+            async def forgotten() -> None:
+                cast(Any, fetched.fetch("http://do/"))  # (typed as a coroutine)
+                stub.increment()
+                cast(Any, fetched.fetch("/relative"))  # rejected: its error is dropped, as an RPC call's is
+
+            def in_thread() -> list[str]:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    texts = asyncio.run(waited())
+                    asyncio.run(forgotten())
+                    gc.collect()
+                assert [str(w.message) for w in caught] == []
+                return texts
+
+            assert await asyncio.wait_for(asyncio.to_thread(in_thread), 10) == ["hi"]
+            assert await asyncio.wait_for(stub.increment(0), 10) == 1
+
+    async def test_calls_left_waiting_on_a_closed_loop(self) -> None:
+        """A thread's loop that runs code making calls and fetches it does not await, then is
+        closed while they are still waited for there (run_until_complete, then close()): the
+        calls were sent, so they run, and nothing logs "Task was destroyed but it is pending!"."""
+
+        class Slow(durable.DurableObject):
+            async def increment(self) -> int:
+                await asyncio.sleep(0.05)
+                value: int = (await self.ctx.storage.get("n")) or 0
+                await self.ctx.storage.put("n", value + 1)
+                return value + 1
+
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                return durable.Response(str(await self.increment()))
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Slow).get_by_name("s")
+
+            def in_thread() -> None:
+                loop = asyncio.new_event_loop()
+
+                async def forgetful() -> None:
+                    stub.increment()
+                    cast(Any, stub.fetch("http://do/"))  # (typed as a coroutine)
+                    await asyncio.sleep(0)  # the tasks waiting for them have started
+
+                loop.set_exception_handler(lambda _, context: logged.append(context["message"]))
+                loop.run_until_complete(forgetful())
+                waiting.extend(weakref.ref(task) for task in asyncio.all_tasks(loop))
+                loop.close()
+
+            logged: list[str] = []
+            waiting: list[weakref.ref[asyncio.Task[Any]]] = []
+            await asyncio.wait_for(asyncio.to_thread(in_thread), 10)
+            for _ in range(100):  # (bounded) both calls end on the runtime's loop
+                if await stub.increment() == 3:
+                    break
+            else:
+                pytest.fail("the calls made on the closed loop did not run")
+            gc.collect()  # the tasks left waiting on the closed loop go (or not yet: destroyed here)
+            assert len(waiting) == 2
+            for ref in waiting:
+                if (task := ref()) is not None:
+                    task.__del__()  # what the garbage collector calls
+            assert logged == []
 
     def test_runtime_used_by_one_loop_after_another(self) -> None:
         """A runtime whose loop closed is taken over by the next loop that uses it."""
