@@ -278,9 +278,11 @@ class History:
         if ms > now:
             raise ValueError(f"getBookmarkForTime(): {ms} is in the future (the runtime clock says {now})")
         if ms < now - history.retention_ms:
+            seconds = now - history.retention_ms <= ms * 1000 <= now
             raise ValueError(
                 f"getBookmarkForTime(): {ms} is more than 30 days ago; point-in-time recovery reaches back "
                 f"to {now - history.retention_ms} (the runtime clock minus 30 days)"
+                + (" -- it looks like seconds: pass milliseconds since the epoch, or a datetime" if seconds else "")
             )
         earliest = history.earliest()
         if earliest is not None and ms < earliest[1]:

@@ -115,6 +115,16 @@ class TestTimeArgument:
             with pytest.raises(NotImplementedError, match="point_in_time_recovery=True"):
                 await stub.bookmark_for(T0 * 1000)
 
+    async def test_seconds_are_named_in_the_error(self, runtime: durable.Runtime) -> None:
+        """``time.time()`` (seconds) where ms are expected is a time in January 1970: refused as
+        more than 30 days ago, the error now says the number looks like seconds."""
+        stub = runtime.namespace(Pit).get_by_name("a")
+        with pytest.raises(ValueError, match=r"more than 30 days ago.*looks like seconds"):
+            await stub.bookmark_for(T0 - 60)
+        with pytest.raises(ValueError, match=r"more than 30 days ago") as info:
+            await stub.bookmark_for((T0 - 31 * DAY) * 1000)
+        assert "seconds" not in str(info.value)
+
     async def test_fractional_ms_are_truncated(self, runtime: durable.Runtime) -> None:
         """A fractional time names the same state as its whole ms (kj::Date from ``int64_t(millis)``)."""
         stub = runtime.namespace(Pit).get_by_name("a")
