@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ._history_capture import HistoryCapture
-from ._history_log import MARK, HistoryLog, unwal
+from ._history_log import MARK, REQUEST, UNDERWAY, HistoryLog, unwal
 from ._history_log import read_history as read_history
 
 log = logging.getLogger("durable")
@@ -105,6 +105,18 @@ def _shown(text: str) -> str:
     return f"{text[:80]!r}... ({len(text)} characters)"
 
 
+def _comparable(image: bytes) -> bytes:
+    """An image without the header fields a copy through SQLite's backup API changes.
+
+    The WAL flag (bytes 18-19), the file change counter (24-27), the schema cookie (40-43) and
+    the "version valid for" number (92-95): the copy of an image is then equal to the image.
+    """
+    image = unwal(image)
+    if len(image) < 100:
+        return image
+    return image[:24] + bytes(4) + image[28:40] + bytes(4) + image[44:92] + bytes(4) + image[96:]
+
+
 # -- the history of one object --------------------------------------------------------------------
 
 
@@ -148,9 +160,39 @@ class History:
     # -- the database's hooks (see _history_capture.py) --
 
     def opened(self, conn: sqlite3.Connection, file: Path | None) -> None:
-        """The database was opened: recover what a crash left in the WAL, then record from here."""
+        """The database was opened: recover what a crash left in the WAL, then record from here.
+
+        A process killed once SQLite held a restored state but before the log did leaves that state
+        to be recovered here: it is recorded as the restore (after the ``MARK`` its undo bookmark
+        names), not as one more state of the session before, which the undo bookmark would then
+        have named.
+        """
         self._note_given()
-        self.capture.opened(conn, file)
+        undo = self._restore_written(conn)
+        if undo is None:
+            self.capture.opened(conn, file)
+            return
+        self.log.lead_with_mark(undo)
+        try:
+            self.capture.opened(conn, file)
+        finally:
+            if self.log.settle_mark(done=False):
+                self.log.pending = None
+
+    def _restore_written(self, conn: sqlite3.Connection) -> int | None:
+        """The undo seq of a restore the database holds but the log does not record as done yet."""
+        history = self.log
+        history.load()
+        last = history.last_entry()
+        if last is None or last.kind != REQUEST or last.seq != UNDERWAY or history.pending is None:
+            return None  # the log does not end with the request of a start that was applying it
+        target, undo = history.pending
+        current = _comparable(self.capture.image(conn))
+        if current != _comparable(history.image_at(target)) or current == _comparable(
+            history.image_at(history.last_seq)
+        ):
+            return None  # not written (the restore happens again at this start), or nothing to tell apart
+        return undo
 
     def committed(self, conn: sqlite3.Connection, file: Path | None) -> None:
         """A transaction committed: copy its pages into the history (a failure to write is logged)."""
@@ -236,9 +278,11 @@ class History:
         if ms > now:
             raise ValueError(f"getBookmarkForTime(): {ms} is in the future (the runtime clock says {now})")
         if ms < now - history.retention_ms:
+            seconds = now - history.retention_ms <= ms * 1000 <= now
             raise ValueError(
                 f"getBookmarkForTime(): {ms} is more than 30 days ago; point-in-time recovery reaches back "
                 f"to {now - history.retention_ms} (the runtime clock minus 30 days)"
+                + (" -- it looks like seconds: pass milliseconds since the epoch, or a datetime" if seconds else "")
             )
         earliest = history.earliest()
         if earliest is not None and ms < earliest[1]:
@@ -305,6 +349,7 @@ class History:
             return False
         target, undo = history.pending
         image = history.image_at(target)
+        history.request(target, undo, underway=True)
         # The MARK naming the state before the restore is written with the restored state's
         # record, once the database holds it: a restore that fails or is killed before then
         # stays pending and happens at the next start.

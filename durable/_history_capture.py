@@ -121,6 +121,11 @@ class HistoryCapture:
         self._salt, self._frame, self._check_header = None, 0, True
 
     @staticmethod
+    def image(conn: sqlite3.Connection) -> bytes:
+        """The database's current image, as a restore compares it (``unwal``: the WAL flag cleared)."""
+        return unwal(_serialize(conn))
+
+    @staticmethod
     def _has_content(conn: sqlite3.Connection) -> bool:
         return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0  # type: ignore[no-any-return]
 

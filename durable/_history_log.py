@@ -39,6 +39,7 @@ __all__ = [
     "MARK",
     "REQUEST",
     "STATE_KINDS",
+    "UNDERWAY",
     "Entry",
     "HistoryLog",
     "read_history",
@@ -50,6 +51,8 @@ COMPACT_SLACK_MS = 3600 * 1000
 
 MAGIC = b"DOHIST01"
 BASE, DELTA, MARK, REQUEST, CLOSE = 1, 2, 3, 4, 5
+UNDERWAY = 1
+"""The seq field of a ``REQUEST`` written by the start that applies it, just before the restored state."""
 STATE_KINDS = (BASE, DELTA, MARK)
 """The kinds of record that are states (the others, ``REQUEST`` and ``CLOSE``, are control records)."""
 _REC = struct.Struct("<IIBQq")  # payload length, crc32(kind..payload), kind, seq, time ms
@@ -346,15 +349,16 @@ class HistoryLog:
         self._mark = (seq, self.last_seq)
         self.last_seq = seq
 
-    def settle_mark(self, *, done: bool) -> None:
-        """End :meth:`lead_with_mark`: if no append took the MARK, write it alone (``done``) or drop it."""
+    def settle_mark(self, *, done: bool) -> bool:
+        """End :meth:`lead_with_mark`: if no append took the MARK, write it alone (``done``) or drop it; True if logged."""
         lead, self._mark = self._mark, None
         if lead is None:
-            return
+            return True
         if done:
             self.append(MARK, lead[0], self.state_time(), b"")
-        else:
-            self.last_seq = lead[1]
+            return True
+        self.last_seq = lead[1]
+        return False
 
     def _update_compact_due(self) -> None:
         """The oldest state can be dropped once the state after it is older than the window (and the slack)."""
@@ -391,10 +395,11 @@ class HistoryLog:
                 return entry
         return None
 
-    def request(self, target: int, undo: int) -> None:
-        """Record a restore of state ``target`` for the next session; ``undo`` will name the state before it."""
+    def request(self, target: int, undo: int, *, underway: bool = False) -> None:
+        """Record a restore of ``target`` for the next session (``undo``: the state before it); ``underway``:
+        written by the start applying it, just before the restored state (seq ``UNDERWAY``)."""
         self.pending = (target, undo)
-        self.append(REQUEST, 0, self.state_time(), struct.pack("<QQ", target, undo))
+        self.append(REQUEST, UNDERWAY if underway else 0, self.state_time(), struct.pack("<QQ", target, undo))
 
     def has_state(self, seq: int) -> bool:
         """Whether the log holds a state record ``seq``."""

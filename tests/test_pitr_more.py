@@ -115,6 +115,16 @@ class TestTimeArgument:
             with pytest.raises(NotImplementedError, match="point_in_time_recovery=True"):
                 await stub.bookmark_for(T0 * 1000)
 
+    async def test_seconds_are_named_in_the_error(self, runtime: durable.Runtime) -> None:
+        """``time.time()`` (seconds) where ms are expected is a time in January 1970: refused as
+        more than 30 days ago, the error now says the number looks like seconds."""
+        stub = runtime.namespace(Pit).get_by_name("a")
+        with pytest.raises(ValueError, match=r"more than 30 days ago.*looks like seconds"):
+            await stub.bookmark_for(T0 - 60)
+        with pytest.raises(ValueError, match=r"more than 30 days ago") as info:
+            await stub.bookmark_for((T0 - 31 * DAY) * 1000)
+        assert "seconds" not in str(info.value)
+
     async def test_fractional_ms_are_truncated(self, runtime: durable.Runtime) -> None:
         """A fractional time names the same state as its whole ms (kj::Date from ``int64_t(millis)``)."""
         stub = runtime.namespace(Pit).get_by_name("a")
@@ -200,6 +210,28 @@ async def main():
 asyncio.run(main())
 """
 
+_KILLED_AFTER_THE_COPY = """
+import asyncio, os, sys
+import durable
+import durable._sqlite
+sys.path.insert(0, sys.argv[2])
+from test_pitr_more import Pit
+
+copy = durable._sqlite.copy_image
+
+def copy_then_die(image, conn):
+    copy(image, conn)
+    os._exit(9)  # killed once SQLite holds the restored state, before the history has it
+
+durable._sqlite.copy_image = copy_then_die
+
+async def main():
+    async with durable.Runtime(sys.argv[1], point_in_time_recovery=True) as rt:
+        await rt.namespace(Pit).get_by_name("a").get("k")  # the start applies the restore, and dies
+
+asyncio.run(main())
+"""
+
 
 class TestRestoreThatDoesNotFinish:
     """A restore that fails or is killed before the restored state is written is not lost."""
@@ -253,6 +285,35 @@ class TestRestoreThatDoesNotFinish:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")]))
         done = subprocess.run(
             [sys.executable, "-c", _KILLED_MID_RESTORE, str(path), str(here)], env=env, timeout=60, check=False
+        )
+        assert done.returncode == 9
+        async with durable.Runtime(path, clock=MockClock(start=T0 + 60), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            assert await stub.get("k") == 1
+            await stub.restore(undo)
+            await evict(stub)
+            assert await stub.get("k") == 2
+
+    @pytest.mark.timeout(120)
+    async def test_kill_nine_after_the_restored_state_was_written(self, tmp_path: Path) -> None:
+        """``kill -9`` once SQLite holds the restored state but before the history recorded it:
+        the undo bookmark named the restored state instead of the one before (the commit was
+        recovered from the WAL as an ordinary state, and the restore done again after it)."""
+        import os
+        import subprocess
+        import sys
+
+        path = tmp_path / "state"
+        async with durable.Runtime(path, clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            mark = await stub.bookmark()
+            await stub.put("k", 2)
+            undo = await stub.restore(mark)
+        here = Path(__file__).resolve().parent
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")]))
+        done = subprocess.run(
+            [sys.executable, "-c", _KILLED_AFTER_THE_COPY, str(path), str(here)], env=env, timeout=60, check=False
         )
         assert done.returncode == 9
         async with durable.Runtime(path, clock=MockClock(start=T0 + 60), point_in_time_recovery=True) as rt:
