@@ -15,7 +15,8 @@ and ``tuple`` an Array, a ``dict`` whose keys are all ``str`` an Object (any oth
 The facts of V8's format used here (checked against workerd, miniflare 4, 2026-04-07, in
 tests/test_v8size.py): a two-byte header (0xFF, version 15); null, true and false one tag byte; a
 number that is a small integer (31 bits: V8 compresses pointers) a tag and its zigzag varint,
-any other number a tag and 8 bytes; a BigInt a tag, a varint of (byte length << 1 | sign) and its
+any other number a tag and 8 bytes (in an array of only numbers, one of them not a Smi, every
+item is a tag and 8 bytes: V8 keeps it as a double array); a BigInt a tag, a varint of (byte length << 1 | sign) and its
 64-bit digits; a string a tag, a varint byte length and its Latin-1 bytes if every character is
 below U+0100, else its UTF-16 code units, preceded by a padding byte when they would otherwise
 start at an odd offset; an Array a tag, its length, its items, a tag and two varints (0 and the
@@ -37,13 +38,15 @@ from typing import Final
 
 __all__ = ["V8_SIZE_FACTOR", "v8_serialized_size"]
 
-V8_SIZE_FACTOR: Final = 4
+V8_SIZE_FACTOR: Final = 9
 """``v8_serialized_size(v) <= V8_SIZE_FACTOR * len(encode(v))`` for every value: the limit checks
 measure V8's size only for values whose encoding is at least ``limit / V8_SIZE_FACTOR`` bytes.
 
-The largest ratio is that of empty ``bytes`` (7 bytes as a Uint8Array, 2 in ``durable``'s codec,
-so 3.5 in a long list of them); small ints in a packed list (1 byte, up to 3 in V8) and a
-``timedelta`` (13 bytes, up to 34 as text) follow. tests/test_v8size.py checks these."""
+The largest ratio is that of a small int in a list of ints and floats, which the codec cannot
+pack: 1 byte there, and 9 in V8 when the list is a double array (``[0.5, 1, 1, ...]``). Empty
+``bytes`` (7 bytes as a Uint8Array, 2 in ``durable``'s codec, so 3.5 in a long list of them),
+small ints in a packed list (1 byte, up to 3 in V8) and a ``timedelta`` (13 bytes, up to 34 as
+text) follow. tests/test_v8size.py checks these."""
 
 _SMI_MIN: Final = -(1 << 30)
 _SMI_MAX: Final = (1 << 30) - 1
@@ -83,6 +86,31 @@ def _index_key(key: str) -> int | None:
         return None
     index = int(key)
     return index if index <= _INDEX_MAX else None
+
+
+def _is_double_array(items: list[object] | tuple[object, ...]) -> bool:
+    """Whether the Array twin of ``items`` holds only numbers, one of them not a Smi.
+
+    V8 keeps such an array as PACKED_DOUBLE_ELEMENTS and writes each item, even ``1``, as a tag
+    and a double (9 bytes). A string, null, boolean, BigInt or object among the items makes the
+    numbers ordinary elements again, each written as itself.
+    """
+    double = False
+    for item in items:
+        kind = type(item)
+        if kind is int:
+            if _SMI_MIN <= item <= _SMI_MAX:  # type: ignore[operator]
+                continue
+            if not -_SAFE_MAX <= item <= _SAFE_MAX:  # type: ignore[operator]
+                return False  # a BigInt
+            double = True
+        elif kind is float:
+            if not double and _number(item) != 9:  # type: ignore[arg-type]
+                continue
+            double = True
+        else:
+            return False
+    return double
 
 
 class _Trailer:
@@ -144,7 +172,10 @@ def v8_serialized_size(value: object) -> int:
                 n = len(v)  # type: ignore[arg-type]
                 size += 1 + _varint(n)
                 push(_Trailer(2 + _varint(n)))
-                extend(reversed(v))  # type: ignore[call-overload]
+                if _is_double_array(v):  # type: ignore[arg-type]
+                    size += 9 * n
+                else:
+                    extend(reversed(v))  # type: ignore[call-overload]
             elif kind is dict:
                 n = len(v)  # type: ignore[arg-type]
                 size += 1

@@ -13,6 +13,7 @@ on the same bytes (workerd's ``ActorStorageLimits::checkMaxValueSize``).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -46,6 +47,9 @@ SHAPES: dict[str, tuple[Callable[[int], object], int, int]] = {
     "array of -2**30 (a Smi)": (lambda n: [-(2**30)] * n, 2729, 366663),
     "array of 1.5": (lambda n: [1.5] * n, 1819, 244442),
     "array of 2.0**53": (lambda n: [2.0**53] * n, 1819, 244442),
+    # only numbers, one of them not a Smi: a PACKED_DOUBLE_ELEMENTS array, every item a double
+    "array of 0.5 then 1s (all doubles)": (lambda n: [0.5] + [1] * n, 1818, 244441),
+    "array of 2**40 then -3s (all doubles)": (lambda n: [2**40] + [-3] * n, 1818, 244441),
     "array of 2**64 (BigInt)": (lambda n: [2**64] * n, 909, 122221),
     "array of -2**63 (BigInt)": (lambda n: [-(2**63)] * n, 1637, 219998),
     "array of null": (lambda n: [None] * n, 16375, 2199980),
@@ -100,6 +104,33 @@ def test_small_values() -> None:
     loop: list[Any] = []
     loop.append(loop)
     assert v8_serialized_size(loop) == 2 + 2 + 2 + 3  # the array, a back-reference, its trailer
+
+
+def test_arrays_of_only_numbers_with_a_non_smi_are_all_doubles() -> None:
+    """An array whose items are all numbers, one of them not a Smi, is written item by item as doubles.
+
+    workerd (miniflare 4, 2026-04-07) reports these sizes for ``[items, "x" * 16384]`` as an
+    attachment: V8 keeps such an array as PACKED_DOUBLE_ELEMENTS and writes every item, even ``1``,
+    as a tag and 8 bytes. Any other item (a string, null, a BigInt) makes the numbers Smis again.
+    """
+    pad = "x" * 16384
+    measured: list[tuple[Any, int]] = [
+        ([0.5, 1, 1, 1, 1], 16445),
+        ([2, 1, 1, 1, 1], 16410),
+        ([-0.0, 1, 1, 1, 1], 16445),
+        ([math.nan, 1, 1, 1, 1], 16445),
+        ([2**40, 1], 16418),
+        ([math.inf, 1], 16418),
+        ([1.0, 2.0], 16404),
+        ([0.5, 1, 1, 1, 1, "a"], 16420),
+        ([0.5, 1, 1, 1, 1, None], 16418),
+        ([[0.5, 1], 1], 16425),
+        ([UTC_EPOCH, 1], 16411),
+        ({"0": 0.5, "1": 1, "2": 1}, 16417),  # an Object's items are not an array's
+    ]
+    for items, size in measured:
+        assert v8_serialized_size([items, pad]) == size, items
+        assert v8_serialized_size([tuple(items) if isinstance(items, list) else items, pad]) == size, items
 
 
 def test_types_without_a_javascript_twin_count_as_their_text() -> None:
@@ -157,6 +188,14 @@ def test_v8_size_is_bounded_by_the_encoded_size(item: object) -> None:
         assert v8_serialized_size(value) <= V8_SIZE_FACTOR * len(encode(value))
 
 
+@pytest.mark.parametrize("item", [0, 1, -1, 127, -128, 32767], ids=repr)
+def test_the_bound_holds_for_small_ints_that_v8_writes_as_doubles(item: int) -> None:
+    """A small int takes 1 byte in a list the codec cannot pack (ints and floats mixed), and 9 in
+    V8 when the list is a double array: the bound is 9."""
+    for value in ([0.5] + [item] * 1000, [item] * 1000 + [-0.0], ([item] * 1000 + [2**40],)):
+        assert v8_serialized_size(value) <= V8_SIZE_FACTOR * len(encode(value))
+
+
 def _host(kv_backed: bool = True) -> Any:
     return SimpleNamespace(kv_backed=kv_backed, limits=durable.Limits())
 
@@ -180,6 +219,14 @@ class TestStorageLimit:
             _keys.encode_checked("k", [1] * 65531, _host())
         with pytest.raises(durable.StorageLimitError, match=r"A value of size 140011 was provided\.$"):
             _keys.encode_checked("k", [1] * 70000, _host())
+
+    def test_small_ints_beside_a_float_count_as_doubles(self) -> None:
+        """[0.5] + [1] * n is a double array in V8, 9 bytes an item, 1 in durable's codec: n = 14,561
+        is 131,067 bytes in V8 and fits, one more does not (workerd: see test_sizes_match_workerds_boundaries)."""
+        assert len(encode([0.5] + [1] * 14562)) < 15000
+        _keys.encode_checked("k", [0.5] + [1] * 14561, _host())
+        with pytest.raises(durable.StorageLimitError, match=r"A value of size 131076 was provided\.$"):
+            _keys.encode_checked("k", [0.5] + [1] * 14562, _host())
 
     def test_the_size_in_the_message_is_v8s(self) -> None:
         """'x' * 140000 is 140006 bytes in V8 (header, tag, 3 bytes of length), as workerd reports."""
@@ -223,7 +270,14 @@ class TestAttachmentLimit:
     """serialize_attachment refuses where workerd does (measured above)."""
 
     @pytest.mark.parametrize(
-        "name", ["one-byte string 'a'*n", "two-byte string, even start", "array of 1", "object {k<i>: i}"]
+        "name",
+        [
+            "one-byte string 'a'*n",
+            "two-byte string, even start",
+            "array of 1",
+            "object {k<i>: i}",
+            "array of 0.5 then 1s (all doubles)",
+        ],
     )
     def test_boundary(self, name: str) -> None:
         """The largest accepted value is accepted, one more refused with workerd's size."""
