@@ -29,6 +29,9 @@ ALIASES: Final[dict[str, str]] = {
     "pyodide": f"{_PACKAGE}.pyodide",
     "pyodide.ffi": f"{_PACKAGE}.pyodide.ffi",
     "pyodide.http": f"{_PACKAGE}.pyodide.http",
+    "workers.asgi": f"{_PACKAGE}.asgi",
+    "workers.wsgi": f"{_PACKAGE}.wsgi",
+    "asgi": f"{_PACKAGE}.asgi",  # the SDK installs it too: `import asgi` in Cloudflare's FastAPI example
 }
 """Public module name -> the `durable` module that stands in for it."""
 

@@ -187,6 +187,13 @@ class Response(FetchResponse):
         headers: Any = None,
         web_socket: Any = None,
     ) -> None:
+        if isinstance(body, durable.Response):
+            # workers-py response.py: Response(js_response) wraps that JavaScript response (the
+            # same body), and takes no options with it.
+            if status is not None or status_text or headers is not None:
+                raise ValueError("Expected no options when constructing Response from a js.Response")
+            _share(body, self)
+            return
         if body is not None and not isinstance(body, (str, builtins.bytes, FormData, Blob)):
             # workers-py response.py: only str, bytes, FormData and JavaScript bodies are accepted.
             raise TypeError(f"Unsupported type in Response: {type(body).__name__}")
@@ -236,6 +243,12 @@ def as_fetch_response(response: durable.Response) -> FetchResponse:
     if isinstance(response, FetchResponse):
         return response
     copy = FetchResponse.__new__(FetchResponse)
+    _share(response, copy)
+    return copy
+
+
+def _share(response: durable.Response, copy: durable.Response) -> None:
+    """Make ``copy`` another view of ``response``: same status, headers and body (one stream)."""
     for klass in type(response).__mro__:
         for slot in getattr(klass, "__slots__", ()):
             if hasattr(response, slot):
@@ -243,7 +256,6 @@ def as_fetch_response(response: durable.Response) -> FetchResponse:
     if hasattr(response, "__dict__"):
         copy.__dict__.update(vars(response))
     as_message(copy.headers)
-    return copy
 
 
 class MessageHeaders(durable.Headers):  # type: ignore[misc]  # (Headers is final to users; this is its reading for the SDK)

@@ -3,7 +3,7 @@
 While :func:`durable.compat.python_workers.install` is in effect, ``import js`` gives this
 module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now()``, ``Object``,
 ``JSON``, ``console``, ``Response``, ``Request``, ``Headers``, ``WebSocketRequestResponsePair``,
-``fetch`` (outbound HTTP), ``WebSocket`` (outbound WebSockets: ``WebSocket.new(url, protocols)``). Other
+``URL``, ``URLSearchParams``, ``fetch`` (outbound HTTP), ``WebSocket`` (outbound WebSockets: ``WebSocket.new(url, protocols)``). Other
 globals of the Workers runtime (``HTMLRewriter``, ``crypto``...) can be
 imported, and raise ``NotImplementedError`` naming them when used; any other name raises
 ``AttributeError``.
@@ -18,8 +18,12 @@ from typing import Any
 
 from durable._http import parse_json
 
+from ._jsurl import URL as URL
+from ._jsurl import URLSearchParams as URLSearchParams
+
 __all__ = [
     "JSON",
+    "URL",
     "Blob",
     "Date",
     "File",
@@ -28,6 +32,7 @@ __all__ = [
     "Object",
     "Request",
     "Response",
+    "URLSearchParams",
     "WebSocket",
     "WebSocketPair",
     "WebSocketRequestResponsePair",
@@ -171,8 +176,16 @@ class JSON:
 
     @staticmethod
     def parse(text: str) -> Any:
-        """JavaScript's: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (``json.JSONDecodeError``)."""
-        return parse_json(text)
+        """JavaScript's: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (``json.JSONDecodeError``).
+
+        An object comes back as Pyodide hands out a JavaScript object, with attribute access
+        (``JSON.parse(text).name``): a :class:`~durable.compat.python_workers.JsDict`, at any
+        depth; a number with an integral value is an ``int`` (``1.0`` is ``1``), as Pyodide
+        converts a safe integer.
+        """
+        from ._convert import python_from_rpc
+
+        return python_from_rpc(parse_json(text))
 
 
 class console:  # noqa: N801 - the JavaScript global's name
@@ -331,7 +344,7 @@ _NOT_EMULATED = frozenset(
         "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "scheduler",
         "navigator", "performance", "ReadableStream", "WritableStream", "TransformStream",
         "TextEncoder", "TextDecoder", "CompressionStream", "DecompressionStream",
-        "FixedLengthStream", "IdentityTransformStream", "AbortController", "AbortSignal", "URL", "URLSearchParams", "URLPattern", "EventTarget", "Event",
+        "FixedLengthStream", "IdentityTransformStream", "AbortController", "AbortSignal", "URLPattern", "EventTarget", "Event",
         "CustomEvent", "MessageChannel", "Promise", "Array", "ArrayBuffer", "Uint8Array", "DataView",
         "Map", "Set", "WeakMap", "WeakRef", "Error", "TypeError", "RangeError", "DOMException",
         "Math", "Number", "String", "Boolean", "Symbol", "Reflect", "Proxy", "BigInt", "Intl",

@@ -84,6 +84,10 @@ class BlobEnding(StrEnum):
 
 FormDataValue = Any
 
+# A package to the import system, so that `import workers.asgi` / `workers.wsgi` (the SDK's
+# submodules, given by durable's import hook) work; it holds no files of its own.
+__path__: list[str] = []
+
 
 wait_until = waitUntil = _wait_until  # noqa: N816 - the SDK's names
 
@@ -91,4 +95,8 @@ wait_until = waitUntil = _wait_until  # noqa: N816 - the SDK's names
 def __getattr__(name: str) -> Any:
     if name == "env":
         return current_env()
+    if name in ("asgi", "wsgi"):  # the SDK's submodules: `from workers import wsgi`
+        import importlib
+
+        return importlib.import_module(f"{__name__.rpartition('.')[0]}.{name}")
     raise AttributeError(f"module 'workers' has no attribute {name!r}")

@@ -1,0 +1,329 @@
+"""``js.URL`` and ``js.URLSearchParams``: JavaScript's URL API, as Python Workers code reaches it.
+
+``URL.new(request.url)`` (then ``.pathname``, ``.searchParams.get("q")``...) is how much
+Python Workers code reads a request's URL. The parsing is `durable`'s WHATWG parser
+(:func:`durable._url.parse_url`, what ``durable.Request`` uses); the attributes and the
+``application/x-www-form-urlencoded`` reading and writing of the query are JavaScript's, as
+measured in workerd (miniflare 4, compatibility date 2026-04-07). A ``URLSearchParams`` reads as
+Pyodide proxies an object with ``get`` / ``has`` / ``size``: ``params["q"]`` is ``params.get("q")``,
+``"q" in params`` is ``params.has("q")``, ``len(params)`` its size, iteration gives ``[name,
+value]`` pairs. A missing value is ``jsnull`` (JavaScript's ``null``, falsy).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from durable._url import parse_url
+
+from .pyodide.ffi import JsException, jsnull
+
+__all__ = ["URL", "URLSearchParams"]
+
+_INVALID = "Invalid URL string."
+_BAD_HREF = "Failed to set the 'href' property on 'URL': the provided value is not of type 'valid URL string'."
+_SPECIAL = frozenset({"http", "https", "ws", "wss", "ftp"})
+
+
+def _resolve(url: Any, base: Any = None) -> str | None:
+    url = str(url)
+    if base is None:
+        return parse_url(url)
+    base_href = parse_url(str(base))
+    if base_href is None:
+        return None
+    absolute = parse_url(url)
+    if absolute is not None and urllib.parse.urlsplit(url.strip()).scheme:
+        return absolute
+    return parse_url(urllib.parse.urljoin(base_href, url.strip()))
+
+
+def _encode(text: str) -> str:
+    """The application/x-www-form-urlencoded byte serializer (``*-._`` and alphanumerics kept)."""
+    return urllib.parse.quote_plus(text, safe="*").replace("~", "%7E")
+
+
+class URLSearchParams:
+    """``js.URLSearchParams``: ``URLSearchParams.new("a=1&b=2")`` (or a dict, or pairs)."""
+
+    __slots__ = ("_owner", "_pairs")
+
+    _owner: URL | None
+    _pairs: list[tuple[str, str]]
+
+    def __init__(self, init: Any = "", owner: URL | None = None) -> None:
+        self._owner = owner
+        if isinstance(init, URLSearchParams):
+            self._pairs = list(init._pairs)
+        elif isinstance(init, Mapping):
+            self._pairs = [(str(k), str(v)) for k, v in init.items()]
+        elif isinstance(init, str) or init is None:
+            text = (init or "").removeprefix("?")
+            self._pairs = urllib.parse.parse_qsl(text, keep_blank_values=True)
+        else:
+            self._pairs = [(str(k), str(v)) for k, v in init]
+
+    @staticmethod
+    def new(init: Any = "", /) -> URLSearchParams:
+        return URLSearchParams(init)
+
+    def _changed(self) -> None:
+        if self._owner is not None:
+            self._owner.set_query(self.toString())
+
+    def get(self, name: str) -> Any:
+        """The first value of ``name``; ``jsnull`` when there is none."""
+        return next((v for k, v in self._pairs if k == name), jsnull)
+
+    def getAll(self, name: str) -> list[str]:
+        return [v for k, v in self._pairs if k == name]
+
+    def has(self, name: str, value: Any = None) -> bool:
+        return any(k == name and (value is None or v == str(value)) for k, v in self._pairs)
+
+    def set(self, name: str, value: Any) -> None:
+        """Replace every value of ``name`` by one ``value`` (at the first one's place)."""
+        value = str(value)
+        index = next((i for i, (k, _) in enumerate(self._pairs) if k == name), None)
+        if index is None:
+            self._pairs.append((name, value))
+        else:
+            self._pairs[index] = (name, value)
+            self._pairs[index + 1 :] = [(k, v) for k, v in self._pairs[index + 1 :] if k != name]
+        self._changed()
+
+    def append(self, name: str, value: Any) -> None:
+        self._pairs.append((str(name), str(value)))
+        self._changed()
+
+    def delete(self, name: str, value: Any = None) -> None:
+        self._pairs = [(k, v) for k, v in self._pairs if not (k == name and (value is None or v == str(value)))]
+        self._changed()
+
+    def sort(self) -> None:
+        """Sort by name (UTF-16 code units, stable)."""
+        self._pairs.sort(key=lambda pair: pair[0].encode("utf-16-be"))
+        self._changed()
+
+    @property
+    def size(self) -> int:
+        return len(self._pairs)
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in self._pairs]
+
+    def values(self) -> list[str]:
+        return [v for _, v in self._pairs]
+
+    def entries(self) -> list[list[str]]:
+        return [[k, v] for k, v in self._pairs]
+
+    def forEach(self, callback: Any) -> None:
+        for k, v in list(self._pairs):
+            callback(v, k, self)
+
+    def toString(self) -> str:
+        return "&".join(f"{_encode(k)}={_encode(v)}" for k, v in self._pairs)
+
+    __str__ = toString
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.has(name)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return iter(self.entries())
+
+    def __repr__(self) -> str:
+        return f"URLSearchParams({self.toString()!r})"
+
+
+class URL:
+    """``js.URL``: ``URL.new(url)`` or ``URL.new(url, base)``.
+
+    Raises:
+        pyodide.ffi.JsException: ``TypeError: Invalid URL string.`` (workerd's message) for a
+            URL that does not parse.
+    """
+
+    __slots__ = ("_href", "_params")
+
+    _href: str
+    _params: URLSearchParams | None
+
+    def __init__(self, url: Any, base: Any = None) -> None:
+        href = _resolve(url, base)
+        if href is None:
+            raise JsException("TypeError", _INVALID)
+        self._href = href
+        self._params = None
+
+    @staticmethod
+    def new(url: Any, base: Any = None, /) -> URL:
+        return URL(url, base)
+
+    @staticmethod
+    def canParse(url: Any, base: Any = None, /) -> bool:
+        return _resolve(url, base) is not None
+
+    @staticmethod
+    def parse(url: Any, base: Any = None, /) -> Any:
+        """The URL, or ``jsnull`` when it does not parse."""
+        href = _resolve(url, base)
+        return jsnull if href is None else URL(href)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _parts(self) -> urllib.parse.SplitResult:
+        return urllib.parse.urlsplit(self._href)
+
+    def _authority(self) -> tuple[str, str, str, str]:
+        """(username, password, hostname, port) of the serialized URL."""
+        netloc = self._parts().netloc
+        userinfo, _, hostport = netloc.rpartition("@")
+        username, _, password = userinfo.partition(":")
+        if hostport.startswith("["):
+            end = hostport.find("]") + 1
+            hostname, port = hostport[:end], hostport[end + 1 :]
+        else:
+            hostname, _, port = hostport.partition(":")
+        return username, password, hostname, port
+
+    @property
+    def href(self) -> str:
+        return self._href
+
+    @href.setter
+    def href(self, value: str) -> None:
+        href = parse_url(str(value))
+        if href is None:
+            raise JsException("TypeError", _BAD_HREF)
+        self._href = href
+        self._sync_params()
+
+    @property
+    def protocol(self) -> str:
+        return self._parts().scheme + ":"
+
+    @property
+    def username(self) -> str:
+        return self._authority()[0]
+
+    @property
+    def password(self) -> str:
+        return self._authority()[1]
+
+    @property
+    def hostname(self) -> str:
+        return self._authority()[2]
+
+    @hostname.setter
+    def hostname(self, value: str) -> None:
+        username, password, _, port = self._authority()
+        self._set_authority(username, password, str(value), port)
+
+    @property
+    def port(self) -> str:
+        return self._authority()[3]
+
+    @port.setter
+    def port(self, value: Any) -> None:
+        username, password, hostname, _ = self._authority()
+        self._set_authority(username, password, hostname, str(value))
+
+    @property
+    def host(self) -> str:
+        _, _, hostname, port = self._authority()
+        return f"{hostname}:{port}" if port else hostname
+
+    @host.setter
+    def host(self, value: str) -> None:
+        username, password, _, _ = self._authority()
+        hostname, _, port = str(value).partition(":")
+        self._set_authority(username, password, hostname, port)
+
+    @property
+    def origin(self) -> str:
+        scheme = self._parts().scheme
+        return f"{scheme}://{self.host}" if scheme in _SPECIAL else "null"
+
+    @property
+    def pathname(self) -> str:
+        return self._parts().path
+
+    @pathname.setter
+    def pathname(self, value: str) -> None:
+        path = str(value)
+        if self._parts().scheme in _SPECIAL and not path.startswith("/"):
+            path = "/" + path
+        self._replace(path=path.replace("?", "%3F").replace("#", "%23"))
+
+    @property
+    def search(self) -> str:
+        query = self._parts().query
+        return f"?{query}" if query else ""
+
+    @search.setter
+    def search(self, value: str) -> None:
+        self.set_query(str(value).removeprefix("?"))
+
+    @property
+    def hash(self) -> str:
+        fragment = self._parts().fragment
+        return f"#{fragment}" if fragment else ""
+
+    @hash.setter
+    def hash(self, value: str) -> None:
+        fragment = str(value).removeprefix("#")
+        base = self._href.partition("#")[0]
+        self._assign(f"{base}#{fragment}" if fragment else base)
+
+    @property
+    def searchParams(self) -> URLSearchParams:
+        if self._params is None:
+            self._params = URLSearchParams(self._parts().query, owner=self)
+        return self._params
+
+    def toString(self) -> str:
+        return self._href
+
+    toJSON = toString
+    __str__ = toString
+
+    def __repr__(self) -> str:
+        return f"URL({self._href!r})"
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _assign(self, candidate: str) -> None:
+        """Take ``candidate`` if it parses; a setter given a value that does not fit is ignored
+        (JavaScript's URL setters never throw)."""
+        href = parse_url(candidate)
+        if href is not None:
+            self._href = href
+            self._sync_params()
+
+    def _replace(self, **parts: str) -> None:
+        base, sep, fragment = self._href.partition("#")
+        self._assign(urllib.parse.urlsplit(base)._replace(**parts).geturl() + sep + fragment)
+
+    def _set_authority(self, username: str, password: str, hostname: str, port: str) -> None:
+        userinfo = f"{username}:{password}@" if password else f"{username}@" if username else ""
+        self._replace(netloc=f"{userinfo}{hostname}{':' + port if port else ''}")
+
+    def set_query(self, query: str) -> None:
+        """Set the query (without ``?``; empty removes it). Used by :attr:`searchParams`."""
+        base, sep, fragment = self._href.partition("#")
+        base = base.partition("?")[0]
+        self._assign(f"{base}{'?' + query if query else ''}{sep}{fragment}")
+
+    def _sync_params(self) -> None:
+        if self._params is not None:
+            self._params._pairs = urllib.parse.parse_qsl(self._parts().query, keep_blank_values=True)
