@@ -207,6 +207,12 @@ class TestLoader:
         text = '{\n  // a comment\n  "url": "http://x//y", /* block */ "list": [1, 2,],\n}'
         assert pw.parse_jsonc(text) == {"url": "http://x//y", "list": [1, 2]}
 
+    def test_jsonc_commas_inside_strings_are_kept(self) -> None:
+        """Only a trailing comma outside strings is dropped: a var whose value is "a,}" keeps it,
+        as wrangler's JSONC parser (jsonc-parser, allowTrailingComma) reads it."""
+        text = '{"vars": {"A": "a,}", "B": "[x, ]", "C": [1, /* c */ 2, // d\n],},}'
+        assert pw.parse_jsonc(text) == {"vars": {"A": "a,}", "B": "[x, ]", "C": [1, 2]}}
+
     def test_config_file_path_and_toml(self) -> None:
         """A wrangler.toml given by path works, with an unquoted TOML date."""
         project = pw.load_project(FIXTURES / "legacy" / "wrangler.toml")

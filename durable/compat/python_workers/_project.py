@@ -104,6 +104,7 @@ def parse_jsonc(text: str) -> Any:
         ValueError: the text is not valid JSONC (``json.JSONDecodeError``).
     """
     out: list[str] = []
+    comma = -1  # index in out of a comma that only whitespace or comments follow so far
     i, n = 0, len(text)
     while i < n:
         c = text[i]
@@ -112,6 +113,7 @@ def parse_jsonc(text: str) -> Any:
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
             out.append(text[i : j + 1])
+            comma = -1
             i = j + 1
         elif text.startswith("//", i):
             j = text.find("\n", i)
@@ -123,10 +125,13 @@ def parse_jsonc(text: str) -> Any:
             out.append(" " * (j + 2 - i))  # keep positions for error messages
             i = j + 2
         else:
+            if c in "}]" and comma >= 0:
+                out[comma] = " "  # a trailing comma (outside strings only: "a,}" stays as it is)
+            if not c.isspace():
+                comma = len(out) if c == "," else -1
             out.append(c)
             i += 1
     stripped = "".join(out)
-    stripped = re.sub(r",(\s*[}\]])", r" \1", stripped)
     return json.loads(stripped)
 
 
