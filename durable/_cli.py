@@ -10,7 +10,8 @@ The file is plain Python and declares what to serve with module-level names:
 - ``vars`` (optional): a dict of plain values, also on ``self.env``.
 
 The command opens a :class:`durable.Runtime` on ``--persist DIR`` (default ``./.durable``)
-or in memory (``--in-memory``), registers each binding with ``rt.namespace(cls, name=...)``,
+or in memory (``--in-memory``), registers each binding with ``rt.namespace(cls, name=...)`` (a
+class bound under several names is one namespace, under its first name, as in workerd),
 serves ``durable.asgi_app(Worker, rt)`` and, on SIGINT or SIGTERM, stops accepting
 requests, lets the ones in flight finish and closes the runtime, which flushes storage.
 It uses only the public API of ``durable``.
@@ -597,6 +598,7 @@ async def _serve(
 
     from ._serve_limits import MAX_HEAD_BYTES, guarded_protocol
     from ._serve_ws import websocket_protocol
+    from .compat.python_workers._project import register_bindings
 
     limits = limits or _ConnectionLimits()
 
@@ -604,9 +606,8 @@ async def _serve(
 
     _configure_logging(log_level)
     async with durable.Runtime(path=persist, vars=app.vars) as runtime:
-        for binding in app.bindings:
-            options = {} if binding.storage is None else {"storage": binding.storage}
-            runtime.namespace(binding.cls, name=binding.name, **options)
+        # A class bound under several names is one namespace, as in workerd.
+        register_bindings(runtime, [(b.name, b.cls, b.storage) for b in app.bindings])
         if app.on_runtime is not None:
             app.on_runtime(runtime)
         config = uvicorn.Config(

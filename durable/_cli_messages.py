@@ -54,10 +54,15 @@ def no_worker_message(path: str | Path, module: ModuleType) -> str:
             apps.append(f"{name} ({type(value).__name__})")
 
     message = f"{path} defines no `Worker`"
+    if len(workers) == 1:
+        return (
+            f"{message}, but it defines the Worker class {workers[0]}: "
+            f"name it Worker, or add `Worker = {workers[0]}` at the end of the file"
+        )
     if workers:
         return (
-            f"{message}, but it defines the Worker class {', '.join(workers)}: "
-            f"name it Worker, or add `Worker = {workers[0]}` at the end of the file"
+            f"{message}, but it defines the Worker classes {', '.join(workers)}: `durable serve` serves "
+            f"one; name it Worker, or add `Worker = {workers[0]}` (or another) at the end of the file"
         )
     if apps:
         return (

@@ -188,6 +188,16 @@ class TestCommandLine:
         assert "defines no `Worker`, but it defines the Worker class Front" in err
         assert "`Worker = Front`" in err
 
+    def test_two_worker_classes(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Two Worker classes under other names: both named, and that one is to be chosen."""
+        source = (
+            "import durable\nclass A(durable.WorkerEntrypoint):\n    async def fetch(self, r): ...\n"
+            "class B(durable.WorkerEntrypoint):\n    async def fetch(self, r): ...\n"
+        )
+        code, err = serve(tmp_path, source, capsys)
+        assert code == 2
+        assert "defines the Worker classes A, B: `durable serve` serves one" in err and "`Worker = A`" in err
+
     def test_fastapi_app(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A FastAPI app is named as such, with the way to serve it and mount durable in it."""
         code, err = serve(tmp_path, "from fastapi import FastAPI\napp = FastAPI()\n", capsys)

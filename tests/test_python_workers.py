@@ -207,6 +207,12 @@ class TestLoader:
         text = '{\n  // a comment\n  "url": "http://x//y", /* block */ "list": [1, 2,],\n}'
         assert pw.parse_jsonc(text) == {"url": "http://x//y", "list": [1, 2]}
 
+    def test_jsonc_commas_inside_strings_are_kept(self) -> None:
+        """Only a trailing comma outside strings is dropped: a var whose value is "a,}" keeps it,
+        as wrangler's JSONC parser (jsonc-parser, allowTrailingComma) reads it."""
+        text = '{"vars": {"A": "a,}", "B": "[x, ]", "C": [1, /* c */ 2, // d\n],},}'
+        assert pw.parse_jsonc(text) == {"vars": {"A": "a,}", "B": "[x, ]", "C": [1, 2]}}
+
     def test_config_file_path_and_toml(self) -> None:
         """A wrangler.toml given by path works, with an unquoted TOML date."""
         project = pw.load_project(FIXTURES / "legacy" / "wrangler.toml")
@@ -744,6 +750,45 @@ class TestServing:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
             resp = await client.get("/")
             assert (resp.status_code, resp.text) == (200, "Hello, World!")
+
+    async def test_two_bindings_of_one_class_share_its_namespace(
+        self, durable_runtime: durable.Runtime, tmp_path: Path
+    ) -> None:
+        """Two bindings naming one class_name are one namespace: the same ids, the same objects.
+
+        workerd (miniflare 4, 2026-04-07) with durableObjects {A: "Counter", B: "Counter"}:
+        env.A.idFromName("x").equals(env.B.idFromName("x")) is true, and an increment through A
+        is seen through B (1, then 2, then 3 with env.B.get(idFromA))."""
+        write_project(
+            tmp_path,
+            """{
+            "main": "src/entry.py",
+            "durable_objects": {"bindings": [{"name": "A", "class_name": "Counter"},
+                                              {"name": "B", "class_name": "Counter"}]},
+            "migrations": [{"tag": "v1", "new_sqlite_classes": ["Counter"]}],
+        }""",
+            """
+            from workers import DurableObject, Response, WorkerEntrypoint
+
+            class Counter(DurableObject):
+                async def inc(self):
+                    v = ((await self.ctx.storage.get("v")) or 0) + 1
+                    await self.ctx.storage.put("v", v)
+                    return v
+
+            class Default(WorkerEntrypoint):
+                async def fetch(self, request):
+                    a, b = self.env.A.idFromName("x"), self.env.B.idFromName("x")
+                    r1 = await self.env.A.get(a).inc()
+                    r2 = await self.env.B.get(b).inc()
+                    r3 = await self.env.B.get(a).inc()
+                    return Response(f"{a.equals(b)} {r1} {r2} {r3}")
+        """,
+        )
+        app = pw.asgi_app(tmp_path, durable_runtime)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
+            assert (await client.get("/")).text == "True 1 2 3"
+        assert durable_runtime.env.A is durable_runtime.env.B
 
     async def test_workers_env(self, durable_runtime: durable.Runtime) -> None:
         """workers.env is the env of the project bound last, with the SDK's wrappers."""

@@ -453,6 +453,24 @@ class TestServeSubprocess:
         assert "ERROR" in log and "durable.asgi" in log
         assert "ValueError: no luck here" in log and "Traceback" in log
 
+    def test_a_class_bound_twice_is_one_namespace(self, serve: Any, tmp_path: Path) -> None:
+        """`bindings = {"A": Counter, "B": Counter}` gives env.A and env.B one namespace, as two
+        wrangler bindings of one class_name are in workerd (miniflare 4, 2026-04-07: the same ids,
+        an increment through A seen through B)."""
+        path = write_app(
+            tmp_path,
+            "import durable\nclass Worker(durable.WorkerEntrypoint):\n"
+            "    async def fetch(self, request):\n"
+            "        await self.env.A.get_by_name('x').fetch('http://c/increment')\n"
+            "        r = await self.env.B.get_by_name('x').fetch('http://c/')\n"
+            "        same = self.env.A.id_from_name('x') == self.env.B.id_from_name('x')\n"
+            "        return durable.Response(f'{await r.text()} {same}')\n"
+            "bindings = {'A': durable.Counter, 'B': durable.Counter}\n",
+        )
+        server = serve("--in-memory", command=[sys.executable, "-m", "durable", "serve", str(path)])
+        assert get(server.url + "/").text == "1 True"
+        assert server.stop() == 0
+
     def test_port_in_use(self, tmp_path: Path) -> None:
         """A port already in use exits 1 with a message."""
         with socket.socket() as busy:
