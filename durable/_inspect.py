@@ -25,7 +25,9 @@ import contextlib
 import datetime as _dt
 import functools
 import json
+import math
 import os
+import re
 import shutil
 import sqlite3
 import sys
@@ -86,17 +88,18 @@ def _names(directory: Path) -> dict[tuple[str, str], str]:
 
 
 def _namespaces(directory: Path, names: dict[tuple[str, str], str]) -> dict[str, Path]:
+    """Each namespace's folder, by namespace name in name order."""
     by_folder = {namespace_folder(ns): ns for ns, _ in names}
     found = {}
-    for entry in sorted(directory.iterdir()):
+    for entry in directory.iterdir():
         if entry.is_dir() and any(_is_object_file(f) for f in entry.iterdir()):
             name = by_folder.get(entry.name) or namespace_of_folder(entry.name) or entry.name
             found[name] = entry
-    return found
+    return dict(sorted(found.items()))
 
 
 def _is_object_file(file: Path) -> bool:
-    return DATABASE_FILE.fullmatch(file.name) is not None
+    return DATABASE_FILE.fullmatch(file.name) is not None and file.is_file()
 
 
 @contextlib.contextmanager
@@ -149,10 +152,18 @@ def _has_kv(conn: sqlite3.Connection) -> bool:
 
 
 def _alarm(ms: Any) -> dict[str, Any] | None:
+    """The stored alarm as ``{"ms", "utc"}`` (``utc`` is ``None`` past what a datetime holds), or
+    ``{"error"}`` for a value of another type than INTEGER (written by another program)."""
     if ms is None:
         return None
-    when = _dt.datetime.fromtimestamp(int(ms) / 1000, tz=_dt.UTC)
-    return {"ms": int(ms), "utc": when.isoformat(timespec="milliseconds")}
+    if type(ms) is not int:
+        kind = {bytes: "a BLOB", float: "a REAL", str: "TEXT"}.get(type(ms), type(ms).__name__)
+        return {"error": f"the stored alarm is {kind}, not an INTEGER (milliseconds)"}
+    try:
+        utc: str | None = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC).isoformat(timespec="milliseconds")
+    except (ValueError, OverflowError, OSError):
+        utc = None
+    return {"ms": ms, "utc": utc}
 
 
 def _summary(file: Path, name: str | None = None) -> dict[str, Any]:
@@ -161,7 +172,8 @@ def _summary(file: Path, name: str | None = None) -> dict[str, Any]:
     info["bytes"] = file.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     try:
         with _open(file) as conn:
-            info["name"] = name if name is not None else _meta(conn, "name")
+            legacy = _meta(conn, "name") if name is None else None
+            info["name"] = name if name is not None else legacy if type(legacy) is str else None
             info["keys"] = conn.execute("SELECT count(*) FROM _cf_KV").fetchone()[0] if _has_kv(conn) else 0
             info["tables"] = _tables(conn)
             info["alarm"] = _alarm(_meta(conn, "alarm"))
@@ -211,8 +223,9 @@ def _find(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[st
     if folder is None:
         known = ", ".join(sorted(spaces)) or "none"
         raise InspectError(f"no namespace {namespace!r} in {str(directory)!r} (namespaces: {known})")
-    if len(name_or_id) == 64 and set(name_or_id) <= _HEX and (folder / f"{name_or_id}.sqlite").exists():
-        return folder / f"{name_or_id}.sqlite"
+    hexid = name_or_id.lower()  # as id_from_string, which accepts upper-case hex
+    if len(hexid) == 64 and set(hexid) <= _HEX and _is_object_file(folder / f"{hexid}.sqlite"):
+        return folder / f"{hexid}.sqlite"
     for (ns, hexid), name in sorted(names.items()):
         if ns == namespace and name == name_or_id and (folder / f"{hexid}.sqlite").exists():
             return folder / f"{hexid}.sqlite"
@@ -322,7 +335,7 @@ def _jsonable(value: Any) -> Any:
             text = _int_repr(v)
             target[slot] = {"repr": text} if "x" in text else v
         elif t is float:
-            target[slot] = v if v == v and v not in (float("inf"), float("-inf")) else repr(v)
+            target[slot] = v if math.isfinite(v) else {"repr": repr(v)}
         elif t is bytes or t is bytearray:
             target[slot] = {"bytes": bytes(v).hex()}
         elif (t is list or t is tuple or (t is dict and all(type(k) is str for k in v))) and depth < _JSON_DEPTH:
@@ -347,6 +360,11 @@ def _read_only_authorizer(refused: list[str], action: int, arg1: str | None, arg
     """Deny what ``PRAGMA query_only`` lets through and would still write: a file made by
     ``ATTACH`` or ``VACUUM INTO`` (both authorized as ``SQLITE_ATTACH``), or turning ``query_only`` off.
     """
+    if action == sqlite3.SQLITE_ATTACH and not arg1:  # VACUUM attaches a temporary database, ''
+        refused.append(
+            "VACUUM and ATTACH are refused: durable inspect runs one read-only query and never changes a file"
+        )
+        return sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_ATTACH:
         refused.append(
             f"ATTACH and VACUUM INTO are refused: they would create or change the file {arg1!r}, "
@@ -362,6 +380,10 @@ def _read_only_authorizer(refused: list[str], action: int, arg1: str | None, arg
     return sqlite3.SQLITE_OK
 
 
+_NO_STATEMENT = re.compile(r"(?:\s|;|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
+"""Blanks, semicolons and comments only: SQLite runs no statement (and ``--sql`` would print "(0 rows)")."""
+
+
 def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | None = None) -> dict[str, Any]:
     """One object: its decoded key-value entries, tables, alarm; or the rows of one read-only query."""
     _check_directory(directory)
@@ -372,6 +394,8 @@ def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | 
         raise InspectError(info["error"])
     with _open(file) as conn:
         if sql is not None:
+            if _NO_STATEMENT.fullmatch(sql):
+                raise InspectError(f"--sql needs one SQL statement, not {sql!r}")
             refused: list[str] = []
             conn.set_authorizer(functools.partial(_read_only_authorizer, refused))
             try:
@@ -381,7 +405,8 @@ def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | 
             except sqlite3.Error as exc:
                 if refused:
                     raise InspectError(f"query refused: {refused[0]}") from exc
-                raise InspectError(f"query failed: {exc} (the query runs read-only: PRAGMA query_only)") from exc
+                why = " (the query runs read-only: PRAGMA query_only)" if "readonly" in str(exc) else ""
+                raise InspectError(f"query failed: {exc}{why}") from exc
             info["query"] = {"sql": sql, "columns": columns, "rows": rows}
             return info
         entries: dict[str, Any] = {}
@@ -412,12 +437,24 @@ def _as_json(info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _show_alarm(alarm: dict[str, Any] | None) -> str:
+    if alarm is None:
+        return "-"
+    if "error" in alarm:
+        return f"ERROR: {alarm['error']}"
+    return alarm["utc"] or f"{alarm['ms']} ms (beyond the year 9999)"
+
+
 def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
     if "error" in info:
         out.write(f"{indent}{info['id']}  ERROR: {info['error']}\n")
         return
-    tables = ", ".join(f"{name} ({rows} rows)" for name, rows in info["tables"].items()) or "-"
-    alarm = info["alarm"]["utc"] if info["alarm"] else "-"
+    tables = ", ".join(f"{name} ({_count(rows, 'row')})" for name, rows in info["tables"].items()) or "-"
+    alarm = _show_alarm(info["alarm"])
     name = repr(info["name"]) if info["name"] is not None else "-"
     out.write(
         f"{indent}{info['id']}  name={name}  keys={info['keys']}  tables={tables}  bytes={info['bytes']}  alarm={alarm}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,171 @@ class TestSqlNeverWritesAFile:
         assert "(1 row)" in capsys.readouterr().out
         assert main(["inspect", str(directory), "Table", "a", "--sql", "SELECT name FROM pragma_table_info('t')"]) == 0
         assert "'x'" in capsys.readouterr().out
+
+
+class Shelf(durable.DurableObject):
+    async def fill(self) -> None:
+        await self.ctx.storage.put({"nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "text": "nan"})
+        self.ctx.storage.sql.exec("CREATE TABLE one (x)")
+        self.ctx.storage.sql.exec("INSERT INTO one VALUES (1)")
+        await self.ctx.storage.set_alarm(1_900_000_000_000)
+
+    async def alarm(self) -> None:
+        pass
+
+
+def write_shelves(path: Path, *names: str, namespace: str = "Shelf") -> list[str]:
+    async def body() -> list[str]:
+        async with durable.Runtime(path) as rt:
+            ns = rt.namespace(Shelf, name=namespace)
+            for name in names:
+                await ns.get_by_name(name).fill()
+            return [ns.id_from_name(name).to_string() for name in names]
+
+    return asyncio.run(body())
+
+
+def set_alarm_value(file: Path, value: object) -> None:
+    """Damage ``file`` as another program could: its stored alarm becomes ``value``."""
+    conn = sqlite3.connect(file)
+    with conn:
+        conn.execute("UPDATE _cf_METADATA SET value = ? WHERE key = 'alarm'", (value,))
+    conn.close()
+
+
+class TestCommandLine:
+    def test_options_may_come_before_the_object(self, directory: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """`durable inspect DIR --json NAMESPACE NAME` works as with the options last.
+
+        It was a usage error ("unrecognized arguments: Table a"): argparse filled the optional
+        positionals before the option and left the rest unparsed.
+        """
+        assert main(["inspect", str(directory), "--json", "Table", "a"]) == 0
+        assert json.loads(capsys.readouterr().out)["tables"] == {"t": 2}
+        assert main(["inspect", str(directory), "Table", "--sql", "SELECT count(*) FROM t", "a"]) == 0
+        assert "(1 row)" in capsys.readouterr().out
+        assert main(["inspect", str(directory), "--json", "Table"]) == 0
+        assert "Table" in json.loads(capsys.readouterr().out)["namespaces"]
+        assert main(["inspect", str(directory), "Table", "a", "extra"]) == 2
+        assert "unrecognized arguments: extra" in capsys.readouterr().err
+
+    def test_an_upper_case_id(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """An id in upper case finds the object, as ``id_from_string`` accepts it (it said no object)."""
+        (object_id,) = write_shelves(tmp_path / "state", "a")
+        assert main(["inspect", str(tmp_path / "state"), "Shelf", object_id.upper()]) == 0
+        assert capsys.readouterr().out.startswith(f"{object_id}  name='a'")
+
+
+class TestOutput:
+    def test_json_spells_out_nan_and_infinities(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """NaN and the infinities are ``{"repr": ...}`` in JSON, as documented for non-JSON values.
+
+        They were the strings "nan", "inf", which a stored string "nan" also gives.
+        """
+        write_shelves(tmp_path / "state", "a")
+        assert main(["inspect", str(tmp_path / "state"), "Shelf", "a", "--json"]) == 0
+        entries = json.loads(capsys.readouterr().out)["entries"]
+        assert entries == {"nan": {"repr": "nan"}, "inf": {"repr": "inf"}, "ninf": {"repr": "-inf"}, "text": "nan"}
+        assert main(["inspect", str(tmp_path / "state"), "Shelf", "a", "--sql", "SELECT 1e999, -1e999", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["query"]["rows"] == [[{"repr": "inf"}, {"repr": "-inf"}]]
+
+    def test_one_row_is_one_row(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A table of one row is listed as "(1 row)" (it said "(1 rows)")."""
+        write_shelves(tmp_path / "state", "a")
+        assert main(["inspect", str(tmp_path / "state")]) == 0
+        assert "tables=one (1 row)" in capsys.readouterr().out
+
+    def test_namespaces_in_name_order(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Namespaces are listed by name, not by the order of their folders' names (an encoded name's
+        folder, ``ns-<hex>``, sorted after the others)."""
+        path = tmp_path / "state"
+        write_shelves(path, "a", namespace="Zeta")
+        write_shelves(path, "a", namespace="Alpha beta")  # folder ns-416c...
+        write_shelves(path, "a", namespace="Mid")
+        assert main(["inspect", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert out.index("'Alpha beta'") < out.index("'Mid'") < out.index("'Zeta'")
+
+    def test_a_folder_named_like_a_database_is_no_object(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Only files are objects: a folder named ``<64 hex>.sqlite`` was listed with "disk I/O error"."""
+        path = tmp_path / "state"
+        write_shelves(path, "a")
+        (path / "Shelf" / ("c" * 64 + ".sqlite")).mkdir()
+        assert main(["inspect", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert "c" * 64 not in out and "namespace 'Shelf': 1 object" in out
+
+
+class TestDamagedAlarm:
+    @pytest.mark.parametrize(
+        ("value", "shown"),
+        [
+            ("soon", "ERROR: the stored alarm is TEXT, not an INTEGER (milliseconds)"),
+            (1.9e12, "ERROR: the stored alarm is a REAL, not an INTEGER (milliseconds)"),
+            (2**62, f"{2**62} ms (beyond the year 9999)"),
+        ],
+    )
+    def test_reported_not_a_traceback(
+        self, tmp_path: Path, value: object, shown: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An alarm another program stored as TEXT or REAL, or past what a date holds, is shown as
+        such; the object's entries are still shown (it ended in a ValueError traceback)."""
+        path = tmp_path / "state"
+        (object_id,) = write_shelves(path, "a")
+        set_alarm_value(path / "Shelf" / f"{object_id}.sqlite", value)
+        before = hashes(path)
+        assert main(["inspect", str(path)]) == 0
+        assert f"alarm={shown}" in capsys.readouterr().out
+        assert main(["inspect", str(path), "Shelf", "a"]) == 0
+        out = capsys.readouterr().out
+        assert f"alarm={shown}" in out and "'text': 'nan'" in out
+        assert main(["inspect", str(path), "Shelf", "a", "--json"]) == 0
+        alarm = json.loads(capsys.readouterr().out)["alarm"]
+        if isinstance(value, int):
+            assert alarm == {"ms": value, "utc": None}
+        else:
+            assert alarm == {"error": shown.removeprefix("ERROR: ")}
+        assert hashes(path) == before
+
+
+class TestQueries:
+    def test_vacuum_is_refused_by_name(self, directory: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A plain VACUUM is refused as VACUUM (the message spoke of ATTACH and of a file named '')."""
+        before = hashes(directory)
+        assert main(["inspect", str(directory), "Table", "a", "--sql", "VACUUM"]) == 1
+        err = capsys.readouterr().err
+        assert "query refused: VACUUM and ATTACH are refused" in err and "''" not in err
+        assert hashes(directory) == before
+
+    def test_no_statement(self, directory: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A query with no statement (empty, blanks, a comment) is an error, not "(0 rows)" under an
+        empty header."""
+        for query in ["", "  ", "-- nothing"]:
+            assert main(["inspect", str(directory), "Table", "a", "--sql", query]) == 1
+            assert "--sql needs one SQL statement" in capsys.readouterr().err
+
+
+class TestOlderFiles:
+    def test_name_kept_in_the_object_file(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A file of an older durable keeps the object's name in ``_cf_METADATA``: it is shown and
+        found; one that is not TEXT (damage) is no name (``--json`` ended in a TypeError on bytes)."""
+        path = tmp_path / "state"
+        old, bad = write_shelves(path, "old", "bad")
+        meta = sqlite3.connect(path / "durable-meta.sqlite")
+        with meta:
+            meta.execute("DELETE FROM objects")
+        meta.close()
+        for object_id, name in [(old, "old"), (bad, b"bad")]:
+            conn = sqlite3.connect(path / "Shelf" / f"{object_id}.sqlite")
+            with conn:
+                conn.execute("INSERT INTO _cf_METADATA VALUES ('name', ?)", (name,))
+            conn.close()
+        before = hashes(path)
+        assert main(["inspect", str(path), "--json"]) == 0
+        listed = {obj["id"]: obj["name"] for obj in json.loads(capsys.readouterr().out)["namespaces"]["Shelf"]}
+        assert listed == {old: "old", bad: None}
+        assert main(["inspect", str(path), "Shelf", "old"]) == 0
+        assert capsys.readouterr().out.startswith(f"{old}  name='old'")
+        assert hashes(path) == before
