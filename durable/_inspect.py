@@ -461,7 +461,10 @@ def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
     )
     if "history" in info:
         history = info["history"]
-        out.write(f"  history={history.get('states', '?')} states, {history.get('bytes', '?')} bytes")
+        if "error" in history:
+            out.write(f"  history=ERROR: {history['error']}")
+        else:
+            out.write(f"  history={_count(history['states'], 'state')}, {history['bytes']} bytes")
     out.write("\n")
 
 

@@ -232,3 +232,31 @@ class TestOlderFiles:
         assert main(["inspect", str(path), "Shelf", "old"]) == 0
         assert capsys.readouterr().out.startswith(f"{old}  name='old'")
         assert hashes(path) == before
+
+
+class Logged(durable.DurableObject):
+    async def put(self, key: str, value: object) -> None:
+        await self.ctx.storage.put(key, value)
+
+
+class TestHistory:
+    def test_damaged_history_is_said_in_text(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A history log that cannot be read shows its error in the text listing, as in JSON (the
+        text said "history=? states, ? bytes"); one state is "1 state"."""
+        path = tmp_path / "state"
+
+        async def body() -> list[str]:
+            async with durable.Runtime(path, point_in_time_recovery=True) as rt:
+                ns = rt.namespace(Logged)
+                for name in ("good", "bad"):
+                    await ns.get_by_name(name).put("k", 1)
+                return [ns.id_from_name(name).to_string() for name in ("good", "bad")]
+
+        good, bad = asyncio.run(body())
+        (path / "Logged" / f"{bad}.history").write_bytes(b"not a history log")
+        before = hashes(path)
+        assert main(["inspect", str(path)]) == 0
+        lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+        assert f"history=ERROR: cannot read {bad}.history: not a durable history log" in lines[bad]
+        assert "history=1 state, " in lines[good]
+        assert hashes(path) == before
