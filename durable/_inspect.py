@@ -167,7 +167,7 @@ def _alarm(ms: Any) -> dict[str, Any] | None:
 
 
 def _summary(file: Path, name: str | None = None) -> dict[str, Any]:
-    info: dict[str, Any] = {"id": file.name[:64]}
+    info: dict[str, Any] = {"id": file.name[:64], "name": name, "keys": None, "tables": None, "alarm": None}
     wal = Path(os.fspath(file) + "-wal")
     info["bytes"] = file.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     try:
@@ -188,17 +188,33 @@ def _summary(file: Path, name: str | None = None) -> dict[str, Any]:
     return info
 
 
-def inspect_directory(directory: Path) -> dict[str, Any]:
-    """Every namespace and object under a runtime's ``directory``. Raises ``InspectError``."""
+def inspect_directory(directory: Path, namespace: str | None = None) -> dict[str, Any]:
+    """Every namespace (or only ``namespace``) and its objects under a runtime's ``directory``.
+
+    Raises ``InspectError``.
+    """
     _check_directory(directory)
     names = _names(directory)
+    spaces = _namespaces(directory, names)
+    if namespace is not None:
+        namespace, folder = _namespace(directory, spaces, namespace)
+        spaces = {namespace: folder}
     return {
         "directory": str(directory),
         "namespaces": {
             ns: [_summary(f, names.get((ns, f.name[:64]))) for f in sorted(folder.iterdir()) if _is_object_file(f)]
-            for ns, folder in _namespaces(directory, names).items()
+            for ns, folder in spaces.items()
         },
     }
+
+
+def _namespace(directory: Path, spaces: dict[str, Path], namespace: str) -> tuple[str, Path]:
+    """The namespace named ``namespace``, or whose folder is named so (``ns-...``, ``nsh-...``)."""
+    for name, folder in spaces.items():
+        if namespace in (name, folder.name):
+            return name, folder
+    known = ", ".join(sorted(spaces)) or "none"
+    raise InspectError(f"no namespace {namespace!r} in {str(directory)!r} (namespaces: {known})")
 
 
 def _check_directory(directory: Path) -> None:
@@ -217,23 +233,20 @@ def _check_directory(directory: Path) -> None:
         )
 
 
-def _find(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[str, str], str]) -> Path:
-    spaces = _namespaces(directory, names)
-    folder = spaces.get(namespace)
-    if folder is None:
-        known = ", ".join(sorted(spaces)) or "none"
-        raise InspectError(f"no namespace {namespace!r} in {str(directory)!r} (namespaces: {known})")
+def _find(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[str, str], str]) -> tuple[str, Path]:
+    """The namespace's name and the object's file: by id (an upper-case one too), else by name."""
+    namespace, folder = _namespace(directory, _namespaces(directory, names), namespace)
     hexid = name_or_id.lower()  # as id_from_string, which accepts upper-case hex
     if len(hexid) == 64 and set(hexid) <= _HEX and _is_object_file(folder / f"{hexid}.sqlite"):
-        return folder / f"{hexid}.sqlite"
-    for (ns, hexid), name in sorted(names.items()):
-        if ns == namespace and name == name_or_id and (folder / f"{hexid}.sqlite").exists():
-            return folder / f"{hexid}.sqlite"
+        return namespace, folder / f"{hexid}.sqlite"
+    for (ns, named), name in sorted(names.items()):
+        if ns == namespace and name == name_or_id and _is_object_file(folder / f"{named}.sqlite"):
+            return namespace, folder / f"{named}.sqlite"
     for file in sorted(folder.iterdir()):
         if _is_object_file(file):
             with contextlib.suppress(sqlite3.DatabaseError), _open(file) as conn:
                 if _meta(conn, "name") == name_or_id:
-                    return file
+                    return namespace, file
     raise InspectError(f"no object named or with id {name_or_id!r} in namespace {namespace!r}")
 
 
@@ -388,7 +401,7 @@ def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | 
     """One object: its decoded key-value entries, tables, alarm; or the rows of one read-only query."""
     _check_directory(directory)
     names = _names(directory)
-    file = _find(directory, namespace, name_or_id, names)
+    namespace, file = _find(directory, namespace, name_or_id, names)
     info = _summary(file, names.get((namespace, file.name[:64])))
     if "error" in info:
         raise InspectError(info["error"])
@@ -451,7 +464,8 @@ def _show_alarm(alarm: dict[str, Any] | None) -> str:
 
 def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
     if "error" in info:
-        out.write(f"{indent}{info['id']}  ERROR: {info['error']}\n")
+        name = f"  name={info['name']!r}" if info["name"] is not None else ""
+        out.write(f"{indent}{info['id']}{name}  ERROR: {info['error']}\n")
         return
     tables = ", ".join(f"{name} ({_count(rows, 'row')})" for name, rows in info["tables"].items()) or "-"
     alarm = _show_alarm(info["alarm"])
@@ -508,11 +522,7 @@ def run(
         if sql is not None and name_or_id is None:
             raise InspectError("--sql needs an object: durable inspect DIR NAMESPACE NAME_OR_ID --sql QUERY")
         if namespace is not None and name_or_id is None:
-            info = inspect_directory(Path(directory))
-            if namespace not in info["namespaces"]:
-                known = ", ".join(sorted(info["namespaces"])) or "none"
-                raise InspectError(f"no namespace {namespace!r} in {directory!r} (namespaces: {known})")
-            info["namespaces"] = {namespace: info["namespaces"][namespace]}
+            info = inspect_directory(Path(directory), namespace)
         elif namespace is not None and name_or_id is not None:
             info = inspect_object(Path(directory), namespace, name_or_id, sql)
         else:

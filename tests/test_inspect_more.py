@@ -260,3 +260,34 @@ class TestHistory:
         assert f"history=ERROR: cannot read {bad}.history: not a durable history log" in lines[bad]
         assert "history=1 state, " in lines[good]
         assert hashes(path) == before
+
+
+class TestListingShape:
+    def test_namespace_by_its_folder(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """NAMESPACE may be the folder seen on disk (``ns-<hex>``, ``nsh-<hash>``), not only the name."""
+        path = tmp_path / "state"
+        long_name = "N" * 130 + " x"  # more than 120 bytes: an nsh- folder
+        write_shelves(path, "a", namespace=long_name)
+        write_shelves(path, "a", namespace="two words")
+        for name, prefix in [(long_name, "nsh-"), ("two words", "ns-")]:
+            folder = next(f.name for f in path.iterdir() if f.name.startswith(prefix))
+            assert main(["inspect", str(path), folder]) == 0
+            assert f"namespace {name!r}: 1 object" in capsys.readouterr().out
+            assert main(["inspect", str(path), folder, "a", "--json"]) == 0
+            assert json.loads(capsys.readouterr().out)["name"] == "a"
+
+    def test_damaged_object_keeps_its_name_and_the_shape(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An object whose file cannot be read is listed with its name (from the runtime's metadata)
+        and, in JSON, with every field of the others (``null`` where unknown); it had only id, bytes
+        and error."""
+        path = tmp_path / "state"
+        (object_id, _) = write_shelves(path, "broken", "fine")
+        (path / "Shelf" / f"{object_id}.sqlite").write_bytes(b"not a database" * 1000)
+        assert main(["inspect", str(path)]) == 0
+        assert f"{object_id}  name='broken'  ERROR: cannot read" in capsys.readouterr().out
+        assert main(["inspect", str(path), "--json"]) == 0
+        objects = {obj["name"]: obj for obj in json.loads(capsys.readouterr().out)["namespaces"]["Shelf"]}
+        assert set(objects["broken"]) == set(objects["fine"]) | {"error"}
+        assert objects["broken"]["keys"] is None and objects["broken"]["tables"] is None
