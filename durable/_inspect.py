@@ -393,6 +393,10 @@ def _read_only_authorizer(refused: list[str], action: int, arg1: str | None, arg
     return sqlite3.SQLITE_OK
 
 
+def _no_op() -> int:
+    return 0
+
+
 _NO_STATEMENT = re.compile(r"(?:\s|;|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
 """Blanks, semicolons and comments only: SQLite runs no statement (and ``--sql`` would print "(0 rows)")."""
 
@@ -411,11 +415,16 @@ def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | 
                 raise InspectError(f"--sql needs one SQL statement, not {sql!r}")
             refused: list[str] = []
             conn.set_authorizer(functools.partial(_read_only_authorizer, refused))
+            # SQLite's loop runs no Python code, so Ctrl-C could not stop a query: this handler
+            # runs some, where KeyboardInterrupt is raised; sqlite3 then aborts with "interrupted".
+            conn.set_progress_handler(_no_op, 10_000)
             try:
                 cursor = conn.execute(sql)
                 columns = [d[0] for d in cursor.description or ()]
                 rows = [list(row) for row in cursor.fetchall()]
             except sqlite3.Error as exc:
+                if str(exc) == "interrupted":
+                    raise KeyboardInterrupt from exc
                 if refused:
                     raise InspectError(f"query refused: {refused[0]}") from exc
                 why = " (the query runs read-only: PRAGMA query_only)" if "readonly" in str(exc) else ""
@@ -533,6 +542,9 @@ def run(
             out.write(json.dumps({"error": str(exc), "held_by": held}) + "\n")
         err.write(f"durable inspect: {exc}\n")
         return 1
+    except KeyboardInterrupt:
+        err.write("durable inspect: interrupted\n")
+        return 130  # as a shell reports a command stopped by SIGINT
     try:
         if as_json:
             out.write(json.dumps(_as_json(info), indent=2, sort_keys=True) + "\n")

@@ -1,11 +1,17 @@
-"""More of ``durable inspect``: queries that would write a file despite ``PRAGMA query_only``."""
+"""More of ``durable inspect``: queries that would write a file, the command line, output details, damaged
+alarms, names and history logs, and Ctrl-C."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -291,3 +297,25 @@ class TestListingShape:
         objects = {obj["name"]: obj for obj in json.loads(capsys.readouterr().out)["namespaces"]["Shelf"]}
         assert set(objects["broken"]) == set(objects["fine"]) | {"error"}
         assert objects["broken"]["keys"] is None and objects["broken"]["tables"] is None
+
+
+class TestInterrupt:
+    def test_ctrl_c_stops_a_runaway_query(self, directory: Path) -> None:
+        """Ctrl-C (SIGINT) stops a query that would never end: "interrupted", exit status 130, no
+        traceback. SQLite's loop never gave Python a chance to raise KeyboardInterrupt, so only
+        SIGKILL/SIGTERM stopped `--sql "WITH RECURSIVE r(n) AS (...) SELECT count(*) FROM r"`."""
+        query = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        with subprocess.Popen(
+            [sys.executable, "-m", "durable", "inspect", str(directory), "Table", "a", "--sql", query],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not ignored, as in a terminal
+        ) as proc:  # fmt: skip
+            time.sleep(1.5)
+            proc.send_signal(signal.SIGINT)
+            try:
+                _, err = proc.communicate(timeout=30)
+            finally:
+                proc.kill()
+        assert proc.returncode == 130
+        assert b"durable inspect: interrupted" in err and b"Traceback" not in err
