@@ -224,6 +224,7 @@ def _check_directory(directory: Path) -> None:
         raise InspectError(
             f"{str(directory)!r} is not a durable storage directory (it has no {META_FILE}): give the "
             "directory a persisted runtime was opened on (durable serve --persist DIR, Runtime(path=DIR))"
+            + _nearby(directory)
         )
     held = holder(directory)
     if held is not None:
@@ -231,6 +232,19 @@ def _check_directory(directory: Path) -> None:
             f"{str(directory)!r} is held by a live durable.Runtime ({held}); its files change while it runs, "
             "so they are not read: close that runtime first, or inspect a copy of the directory"
         )
+
+
+def _nearby(directory: Path) -> str:
+    """Where the storage directory is, when ``directory`` is one of its namespace folders or holds it."""
+    here = directory.resolve()
+    if (here.parent / META_FILE).is_file():
+        name = namespace_of_folder(here.name) or here.name
+        return f"; it is the folder of the namespace {name!r} in {str(here.parent)!r}"
+    with contextlib.suppress(OSError):
+        inside = sorted(str(d) for d in directory.iterdir() if (d / META_FILE).is_file())
+        if inside:
+            return f"; the storage directory {inside[0]!r} is in it"
+    return ""
 
 
 def _find(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[str, str], str]) -> tuple[str, Path]:

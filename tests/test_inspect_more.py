@@ -319,3 +319,19 @@ class TestInterrupt:
                 proc.kill()
         assert proc.returncode == 130
         assert b"durable inspect: interrupted" in err and b"Traceback" not in err
+
+
+class TestWrongDirectory:
+    def test_a_namespace_folder_or_the_parent_is_pointed_at(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Given a namespace's folder, or the folder holding the storage directory, the error says
+        which directory to give."""
+        path = tmp_path / "state"
+        write_shelves(path, "a")
+        assert main(["inspect", str(path / "Shelf")]) == 1
+        err = capsys.readouterr().err
+        assert "is not a durable storage directory" in err
+        assert f"it is the folder of the namespace 'Shelf' in {str(path)!r}" in err
+        assert main(["inspect", str(tmp_path)]) == 1
+        assert f"the storage directory {str(path)!r} is in it" in capsys.readouterr().err
