@@ -541,6 +541,11 @@ def run(
     """The ``durable inspect`` command: print, return the exit code (0, or 1 with a message on stderr)."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    for stream in {id(s): s for s in (out, err) if s is sys.stdout or s is sys.stderr}.values():
+        # A character the terminal's encoding lacks (a cp1252 console, PYTHONIOENCODING=ascii) is
+        # escaped as repr() would escape it, instead of ending the command in UnicodeEncodeError.
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
         if sql is not None and name_or_id is None:
             raise InspectError("--sql needs an object: durable inspect DIR NAMESPACE NAME_OR_ID --sql QUERY")

@@ -335,3 +335,19 @@ class TestWrongDirectory:
         assert f"it is the folder of the namespace 'Shelf' in {str(path)!r}" in err
         assert main(["inspect", str(tmp_path)]) == 1
         assert f"the storage directory {str(path)!r} is in it" in capsys.readouterr().err
+
+
+class TestOutputEncoding:
+    def test_a_terminal_that_cannot_show_every_character(self, tmp_path: Path) -> None:
+        """With an output encoding that lacks a character (PYTHONIOENCODING=ascii, a cp1252
+        console), the character is escaped (``\\xe9``), not a UnicodeEncodeError traceback."""
+        path = tmp_path / "state"
+        write_shelves(path, "é😀", namespace="Shelf")
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent), PYTHONIOENCODING="ascii")
+        for args in ([], ["Shelf", "é😀"], ["Shelf", "nobody-é"]):
+            result = subprocess.run(
+                [sys.executable, "-m", "durable", "inspect", str(path), *args],
+                capture_output=True, env=env, timeout=60,
+            )  # fmt: skip
+            assert b"Traceback" not in result.stderr, result.stderr
+            assert b"\\xe9" in result.stdout + result.stderr
