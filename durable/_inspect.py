@@ -467,7 +467,8 @@ class _Undecodable(str):
 def _as_json(info: dict[str, Any]) -> dict[str, Any]:
     out = dict(info)
     if "entries" in out:
-        out["entries"] = {k: _jsonable(v) for k, v in out["entries"].items()}
+        # A key is TEXT; one another program stored as a BLOB is shown by its repr.
+        out["entries"] = {k if type(k) is str else repr(k): _jsonable(v) for k, v in out["entries"].items()}
     if "query" in out:
         out["query"] = dict(out["query"], rows=[[_jsonable(v) for v in row] for row in out["query"]["rows"]])
     return out

@@ -351,3 +351,24 @@ class TestOutputEncoding:
             )  # fmt: skip
             assert b"Traceback" not in result.stderr, result.stderr
             assert b"\\xe9" in result.stdout + result.stderr
+
+
+class TestDamagedKeys:
+    def test_a_key_that_is_not_text(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A ``_cf_KV`` key another program stored as a BLOB is shown (by its repr in JSON, whose
+        keys are strings); `--json` ended in a TypeError traceback."""
+        path = tmp_path / "state"
+        (object_id,) = write_shelves(path, "a")
+        conn = sqlite3.connect(path / "Shelf" / f"{object_id}.sqlite")
+        with conn:
+            value = conn.execute("SELECT value FROM _cf_KV WHERE key = 'text'").fetchone()[0]
+            conn.execute("INSERT INTO _cf_KV VALUES (?, ?)", (b"\x00k", value))
+        conn.close()
+        before = hashes(path)
+        assert main(["inspect", str(path), "Shelf", "a"]) == 0
+        out = capsys.readouterr().out
+        assert "  b'\\x00k': 'nan'" in out
+        assert main(["inspect", str(path), "Shelf", "a", "--json"]) == 0
+        entries = json.loads(capsys.readouterr().out)["entries"]
+        assert entries["b'\\x00k'"] == entries["text"] == "nan"
+        assert hashes(path) == before
