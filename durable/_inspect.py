@@ -362,7 +362,7 @@ def _jsonable(value: Any) -> Any:
             text = _int_repr(v)
             target[slot] = {"repr": text} if "x" in text else v
         elif t is float:
-            target[slot] = v if math.isfinite(v) else {"repr": repr(v)}
+            target[slot] = v if math.isfinite(v) else repr(v)  # "nan", "inf", "-inf" (docs/guide.md)
         elif t is bytes or t is bytearray:
             target[slot] = {"bytes": bytes(v).hex()}
         elif (t is list or t is tuple or (t is dict and all(type(k) is str for k in v))) and depth < _JSON_DEPTH:
@@ -542,11 +542,38 @@ def run(
     """The ``durable inspect`` command: print, return the exit code (0, or 1 with a message on stderr)."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
-    for stream in {id(s): s for s in (out, err) if s is sys.stdout or s is sys.stderr}.values():
-        # A character the terminal's encoding lacks (a cp1252 console, PYTHONIOENCODING=ascii) is
-        # escaped as repr() would escape it, instead of ending the command in UnicodeEncodeError.
+    with _escaping(out, err):
+        return _run(directory, namespace, name_or_id, sql, as_json, out, err)
+
+
+@contextlib.contextmanager
+def _escaping(*streams: TextIO) -> Iterator[None]:
+    """While the command prints, a character the terminal's encoding lacks (a cp1252 console,
+    PYTHONIOENCODING=ascii) on sys.stdout or sys.stderr is escaped as repr() escapes it, instead of
+    ending the command in UnicodeEncodeError; the streams' error handlers are restored after."""
+    changed = []
+    for stream in {id(s): s for s in streams if s is sys.stdout or s is sys.stderr}.values():
         with contextlib.suppress(AttributeError, ValueError, OSError):
-            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+            errors = stream.errors
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
+            changed.append((stream, errors))
+    try:
+        yield
+    finally:
+        for stream, errors in changed:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                stream.reconfigure(errors=errors)  # type: ignore[attr-defined]
+
+
+def _run(
+    directory: str,
+    namespace: str | None,
+    name_or_id: str | None,
+    sql: str | None,
+    as_json: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
     try:
         if sql is not None and name_or_id is None:
             raise InspectError("--sql needs an object: durable inspect DIR NAMESPACE NAME_OR_ID --sql QUERY")

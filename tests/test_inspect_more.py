@@ -126,17 +126,16 @@ class TestCommandLine:
 
 
 class TestOutput:
-    def test_json_spells_out_nan_and_infinities(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """NaN and the infinities are ``{"repr": ...}`` in JSON, as documented for non-JSON values.
-
-        They were the strings "nan", "inf", which a stored string "nan" also gives.
-        """
+    def test_json_has_no_bare_nan_or_infinity(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """NaN and the infinities are the strings "nan", "inf", "-inf" (as tests/test_values_more.py
+        has them), never JSON's invalid bare ``NaN``/``Infinity``; in query rows too."""
         write_shelves(tmp_path / "state", "a")
         assert main(["inspect", str(tmp_path / "state"), "Shelf", "a", "--json"]) == 0
-        entries = json.loads(capsys.readouterr().out)["entries"]
-        assert entries == {"nan": {"repr": "nan"}, "inf": {"repr": "inf"}, "ninf": {"repr": "-inf"}, "text": "nan"}
+        out = capsys.readouterr().out
+        entries = json.loads(out, parse_constant=lambda name: pytest.fail(f"bare {name} in the JSON"))["entries"]
+        assert entries == {"nan": "nan", "inf": "inf", "ninf": "-inf", "text": "nan"}
         assert main(["inspect", str(tmp_path / "state"), "Shelf", "a", "--sql", "SELECT 1e999, -1e999", "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)["query"]["rows"] == [[{"repr": "inf"}, {"repr": "-inf"}]]
+        assert json.loads(capsys.readouterr().out)["query"]["rows"] == [["inf", "-inf"]]
 
     def test_one_row_is_one_row(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A table of one row is listed as "(1 row)" (it said "(1 rows)")."""
