@@ -90,6 +90,31 @@ class LoadedApp:
     on_runtime: Callable[[Any], None] | None = None
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser; with ``intermixed=True`` its options may come between its positionals.
+
+    ``durable inspect DIR --json NAMESPACE NAME`` is then as ``durable inspect DIR NAMESPACE NAME
+    --json``: plain argparse fills the optional positionals before the first option and reports
+    the rest as unrecognized arguments.
+    """
+
+    def __init__(self, *args: Any, intermixed: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._intermixed = intermixed
+        self._parsing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if not self._intermixed or self._parsing:
+            return super().parse_known_args(args, namespace)
+        self._parsing = True  # parse_known_intermixed_args calls parse_known_args again
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``durable`` command."""
     parser = argparse.ArgumentParser(
@@ -97,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cloudflare Durable Objects, embeddable in Python.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     commands.required = True
     serve = commands.add_parser(
         "serve",
@@ -121,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_options(serve)
     inspect = commands.add_parser(
         "inspect",
+        intermixed=True,
         help="show what a persisted runtime's directory holds (never changes a file)",
         description=(
             "List the namespaces and objects of a durable.Runtime(path=DIR) directory, or show one "

@@ -25,7 +25,9 @@ import contextlib
 import datetime as _dt
 import functools
 import json
+import math
 import os
+import re
 import shutil
 import sqlite3
 import sys
@@ -86,17 +88,18 @@ def _names(directory: Path) -> dict[tuple[str, str], str]:
 
 
 def _namespaces(directory: Path, names: dict[tuple[str, str], str]) -> dict[str, Path]:
+    """Each namespace's folder, by namespace name in name order."""
     by_folder = {namespace_folder(ns): ns for ns, _ in names}
     found = {}
-    for entry in sorted(directory.iterdir()):
+    for entry in directory.iterdir():
         if entry.is_dir() and any(_is_object_file(f) for f in entry.iterdir()):
             name = by_folder.get(entry.name) or namespace_of_folder(entry.name) or entry.name
             found[name] = entry
-    return found
+    return dict(sorted(found.items()))
 
 
 def _is_object_file(file: Path) -> bool:
-    return DATABASE_FILE.fullmatch(file.name) is not None
+    return DATABASE_FILE.fullmatch(file.name) is not None and file.is_file()
 
 
 @contextlib.contextmanager
@@ -149,19 +152,28 @@ def _has_kv(conn: sqlite3.Connection) -> bool:
 
 
 def _alarm(ms: Any) -> dict[str, Any] | None:
+    """The stored alarm as ``{"ms", "utc"}`` (``utc`` is ``None`` past what a datetime holds), or
+    ``{"error"}`` for a value of another type than INTEGER (written by another program)."""
     if ms is None:
         return None
-    when = _dt.datetime.fromtimestamp(int(ms) / 1000, tz=_dt.UTC)
-    return {"ms": int(ms), "utc": when.isoformat(timespec="milliseconds")}
+    if type(ms) is not int:
+        kind = {bytes: "a BLOB", float: "a REAL", str: "TEXT"}.get(type(ms), type(ms).__name__)
+        return {"error": f"the stored alarm is {kind}, not an INTEGER (milliseconds)"}
+    try:
+        utc: str | None = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC).isoformat(timespec="milliseconds")
+    except (ValueError, OverflowError, OSError):
+        utc = None
+    return {"ms": ms, "utc": utc}
 
 
 def _summary(file: Path, name: str | None = None) -> dict[str, Any]:
-    info: dict[str, Any] = {"id": file.name[:64]}
+    info: dict[str, Any] = {"id": file.name[:64], "name": name, "keys": None, "tables": None, "alarm": None}
     wal = Path(os.fspath(file) + "-wal")
     info["bytes"] = file.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     try:
         with _open(file) as conn:
-            info["name"] = name if name is not None else _meta(conn, "name")
+            legacy = _meta(conn, "name") if name is None else None
+            info["name"] = name if name is not None else legacy if type(legacy) is str else None
             info["keys"] = conn.execute("SELECT count(*) FROM _cf_KV").fetchone()[0] if _has_kv(conn) else 0
             info["tables"] = _tables(conn)
             info["alarm"] = _alarm(_meta(conn, "alarm"))
@@ -176,17 +188,33 @@ def _summary(file: Path, name: str | None = None) -> dict[str, Any]:
     return info
 
 
-def inspect_directory(directory: Path) -> dict[str, Any]:
-    """Every namespace and object under a runtime's ``directory``. Raises ``InspectError``."""
+def inspect_directory(directory: Path, namespace: str | None = None) -> dict[str, Any]:
+    """Every namespace (or only ``namespace``) and its objects under a runtime's ``directory``.
+
+    Raises ``InspectError``.
+    """
     _check_directory(directory)
     names = _names(directory)
+    spaces = _namespaces(directory, names)
+    if namespace is not None:
+        namespace, folder = _namespace(directory, spaces, namespace)
+        spaces = {namespace: folder}
     return {
         "directory": str(directory),
         "namespaces": {
             ns: [_summary(f, names.get((ns, f.name[:64]))) for f in sorted(folder.iterdir()) if _is_object_file(f)]
-            for ns, folder in _namespaces(directory, names).items()
+            for ns, folder in spaces.items()
         },
     }
+
+
+def _namespace(directory: Path, spaces: dict[str, Path], namespace: str) -> tuple[str, Path]:
+    """The namespace named ``namespace``, or whose folder is named so (``ns-...``, ``nsh-...``)."""
+    for name, folder in spaces.items():
+        if namespace in (name, folder.name):
+            return name, folder
+    known = ", ".join(sorted(spaces)) or "none"
+    raise InspectError(f"no namespace {namespace!r} in {str(directory)!r} (namespaces: {known})")
 
 
 def _check_directory(directory: Path) -> None:
@@ -196,6 +224,7 @@ def _check_directory(directory: Path) -> None:
         raise InspectError(
             f"{str(directory)!r} is not a durable storage directory (it has no {META_FILE}): give the "
             "directory a persisted runtime was opened on (durable serve --persist DIR, Runtime(path=DIR))"
+            + _nearby(directory)
         )
     held = holder(directory)
     if held is not None:
@@ -205,22 +234,33 @@ def _check_directory(directory: Path) -> None:
         )
 
 
-def _find(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[str, str], str]) -> Path:
-    spaces = _namespaces(directory, names)
-    folder = spaces.get(namespace)
-    if folder is None:
-        known = ", ".join(sorted(spaces)) or "none"
-        raise InspectError(f"no namespace {namespace!r} in {str(directory)!r} (namespaces: {known})")
-    if len(name_or_id) == 64 and set(name_or_id) <= _HEX and (folder / f"{name_or_id}.sqlite").exists():
-        return folder / f"{name_or_id}.sqlite"
-    for (ns, hexid), name in sorted(names.items()):
-        if ns == namespace and name == name_or_id and (folder / f"{hexid}.sqlite").exists():
-            return folder / f"{hexid}.sqlite"
+def _nearby(directory: Path) -> str:
+    """Where the storage directory is, when ``directory`` is one of its namespace folders or holds it."""
+    here = directory.resolve()
+    if (here.parent / META_FILE).is_file():
+        name = namespace_of_folder(here.name) or here.name
+        return f"; it is the folder of the namespace {name!r} in {str(here.parent)!r}"
+    with contextlib.suppress(OSError):
+        inside = sorted(str(d) for d in directory.iterdir() if (d / META_FILE).is_file())
+        if inside:
+            return f"; the storage directory {inside[0]!r} is in it"
+    return ""
+
+
+def _find(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[str, str], str]) -> tuple[str, Path]:
+    """The namespace's name and the object's file: by id (an upper-case one too), else by name."""
+    namespace, folder = _namespace(directory, _namespaces(directory, names), namespace)
+    hexid = name_or_id.lower()  # as id_from_string, which accepts upper-case hex
+    if len(hexid) == 64 and set(hexid) <= _HEX and _is_object_file(folder / f"{hexid}.sqlite"):
+        return namespace, folder / f"{hexid}.sqlite"
+    for (ns, named), name in sorted(names.items()):
+        if ns == namespace and name == name_or_id and _is_object_file(folder / f"{named}.sqlite"):
+            return namespace, folder / f"{named}.sqlite"
     for file in sorted(folder.iterdir()):
         if _is_object_file(file):
             with contextlib.suppress(sqlite3.DatabaseError), _open(file) as conn:
                 if _meta(conn, "name") == name_or_id:
-                    return file
+                    return namespace, file
     raise InspectError(f"no object named or with id {name_or_id!r} in namespace {namespace!r}")
 
 
@@ -322,7 +362,7 @@ def _jsonable(value: Any) -> Any:
             text = _int_repr(v)
             target[slot] = {"repr": text} if "x" in text else v
         elif t is float:
-            target[slot] = v if v == v and v not in (float("inf"), float("-inf")) else repr(v)
+            target[slot] = v if math.isfinite(v) else repr(v)  # "nan", "inf", "-inf" (docs/guide.md)
         elif t is bytes or t is bytearray:
             target[slot] = {"bytes": bytes(v).hex()}
         elif (t is list or t is tuple or (t is dict and all(type(k) is str for k in v))) and depth < _JSON_DEPTH:
@@ -347,6 +387,11 @@ def _read_only_authorizer(refused: list[str], action: int, arg1: str | None, arg
     """Deny what ``PRAGMA query_only`` lets through and would still write: a file made by
     ``ATTACH`` or ``VACUUM INTO`` (both authorized as ``SQLITE_ATTACH``), or turning ``query_only`` off.
     """
+    if action == sqlite3.SQLITE_ATTACH and not arg1:  # VACUUM attaches a temporary database, ''
+        refused.append(
+            "VACUUM and ATTACH are refused: durable inspect runs one read-only query and never changes a file"
+        )
+        return sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_ATTACH:
         refused.append(
             f"ATTACH and VACUUM INTO are refused: they would create or change the file {arg1!r}, "
@@ -362,26 +407,42 @@ def _read_only_authorizer(refused: list[str], action: int, arg1: str | None, arg
     return sqlite3.SQLITE_OK
 
 
+def _no_op() -> int:
+    return 0
+
+
+_NO_STATEMENT = re.compile(r"(?:\s|;|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
+"""Blanks, semicolons and comments only: SQLite runs no statement (and ``--sql`` would print "(0 rows)")."""
+
+
 def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | None = None) -> dict[str, Any]:
     """One object: its decoded key-value entries, tables, alarm; or the rows of one read-only query."""
     _check_directory(directory)
     names = _names(directory)
-    file = _find(directory, namespace, name_or_id, names)
+    namespace, file = _find(directory, namespace, name_or_id, names)
     info = _summary(file, names.get((namespace, file.name[:64])))
     if "error" in info:
         raise InspectError(info["error"])
     with _open(file) as conn:
         if sql is not None:
+            if _NO_STATEMENT.fullmatch(sql):
+                raise InspectError(f"--sql needs one SQL statement, not {sql!r}")
             refused: list[str] = []
             conn.set_authorizer(functools.partial(_read_only_authorizer, refused))
+            # SQLite's loop runs no Python code, so Ctrl-C could not stop a query: this handler
+            # runs some, where KeyboardInterrupt is raised; sqlite3 then aborts with "interrupted".
+            conn.set_progress_handler(_no_op, 10_000)
             try:
                 cursor = conn.execute(sql)
                 columns = [d[0] for d in cursor.description or ()]
                 rows = [list(row) for row in cursor.fetchall()]
             except sqlite3.Error as exc:
+                if str(exc) == "interrupted":
+                    raise KeyboardInterrupt from exc
                 if refused:
                     raise InspectError(f"query refused: {refused[0]}") from exc
-                raise InspectError(f"query failed: {exc} (the query runs read-only: PRAGMA query_only)") from exc
+                why = " (the query runs read-only: PRAGMA query_only)" if "readonly" in str(exc) else ""
+                raise InspectError(f"query failed: {exc}{why}") from exc
             info["query"] = {"sql": sql, "columns": columns, "rows": rows}
             return info
         entries: dict[str, Any] = {}
@@ -406,25 +467,42 @@ class _Undecodable(str):
 def _as_json(info: dict[str, Any]) -> dict[str, Any]:
     out = dict(info)
     if "entries" in out:
-        out["entries"] = {k: _jsonable(v) for k, v in out["entries"].items()}
+        # A key is TEXT; one another program stored as a BLOB is shown by its repr.
+        out["entries"] = {k if type(k) is str else repr(k): _jsonable(v) for k, v in out["entries"].items()}
     if "query" in out:
         out["query"] = dict(out["query"], rows=[[_jsonable(v) for v in row] for row in out["query"]["rows"]])
     return out
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _show_alarm(alarm: dict[str, Any] | None) -> str:
+    if alarm is None:
+        return "-"
+    if "error" in alarm:
+        return f"ERROR: {alarm['error']}"
+    return alarm["utc"] or f"{alarm['ms']} ms (beyond the year 9999)"
+
+
 def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
     if "error" in info:
-        out.write(f"{indent}{info['id']}  ERROR: {info['error']}\n")
+        name = f"  name={info['name']!r}" if info["name"] is not None else ""
+        out.write(f"{indent}{info['id']}{name}  ERROR: {info['error']}\n")
         return
-    tables = ", ".join(f"{name} ({rows} rows)" for name, rows in info["tables"].items()) or "-"
-    alarm = info["alarm"]["utc"] if info["alarm"] else "-"
+    tables = ", ".join(f"{name} ({_count(rows, 'row')})" for name, rows in info["tables"].items()) or "-"
+    alarm = _show_alarm(info["alarm"])
     name = repr(info["name"]) if info["name"] is not None else "-"
     out.write(
         f"{indent}{info['id']}  name={name}  keys={info['keys']}  tables={tables}  bytes={info['bytes']}  alarm={alarm}"
     )
     if "history" in info:
         history = info["history"]
-        out.write(f"  history={history.get('states', '?')} states, {history.get('bytes', '?')} bytes")
+        if "error" in history:
+            out.write(f"  history=ERROR: {history['error']}")
+        else:
+            out.write(f"  history={_count(history['states'], 'state')}, {history['bytes']} bytes")
     out.write("\n")
 
 
@@ -464,15 +542,43 @@ def run(
     """The ``durable inspect`` command: print, return the exit code (0, or 1 with a message on stderr)."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    with _escaping(out, err):
+        return _run(directory, namespace, name_or_id, sql, as_json, out, err)
+
+
+@contextlib.contextmanager
+def _escaping(*streams: TextIO) -> Iterator[None]:
+    """While the command prints, a character the terminal's encoding lacks (a cp1252 console,
+    PYTHONIOENCODING=ascii) on sys.stdout or sys.stderr is escaped as repr() escapes it, instead of
+    ending the command in UnicodeEncodeError; the streams' error handlers are restored after."""
+    changed = []
+    for stream in {id(s): s for s in streams if s is sys.stdout or s is sys.stderr}.values():
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            errors = stream.errors
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
+            changed.append((stream, errors))
+    try:
+        yield
+    finally:
+        for stream, errors in changed:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                stream.reconfigure(errors=errors)  # type: ignore[attr-defined]
+
+
+def _run(
+    directory: str,
+    namespace: str | None,
+    name_or_id: str | None,
+    sql: str | None,
+    as_json: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
     try:
         if sql is not None and name_or_id is None:
             raise InspectError("--sql needs an object: durable inspect DIR NAMESPACE NAME_OR_ID --sql QUERY")
         if namespace is not None and name_or_id is None:
-            info = inspect_directory(Path(directory))
-            if namespace not in info["namespaces"]:
-                known = ", ".join(sorted(info["namespaces"])) or "none"
-                raise InspectError(f"no namespace {namespace!r} in {directory!r} (namespaces: {known})")
-            info["namespaces"] = {namespace: info["namespaces"][namespace]}
+            info = inspect_directory(Path(directory), namespace)
         elif namespace is not None and name_or_id is not None:
             info = inspect_object(Path(directory), namespace, name_or_id, sql)
         else:
@@ -483,6 +589,9 @@ def run(
             out.write(json.dumps({"error": str(exc), "held_by": held}) + "\n")
         err.write(f"durable inspect: {exc}\n")
         return 1
+    except KeyboardInterrupt:
+        err.write("durable inspect: interrupted\n")
+        return 130  # as a shell reports a command stopped by SIGINT
     try:
         if as_json:
             out.write(json.dumps(_as_json(info), indent=2, sort_keys=True) + "\n")
