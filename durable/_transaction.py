@@ -54,6 +54,7 @@ class Transaction:
     __slots__ = (
         "_caller_held",
         "_children",
+        "_closure_task",
         "_gate",
         "_gate_lock",
         "_held",
@@ -82,6 +83,8 @@ class Transaction:
         self._phase = "active"
         self._started = False
         """Started (savepoint open, gate closed) and not yet ended."""
+        self._closure_task: asyncio.Future[Any] | None = None
+        """The task running the closure, while the transaction waits for it to start."""
         self._children: set[asyncio.Task[Any]] = set()
         """Transactions started inside this one that have not ended: it ends after them."""
 
@@ -227,7 +230,7 @@ class Transactions:
     :meth:`run`, :meth:`run_sync` and :meth:`roll_back`.
     """
 
-    __slots__ = ("_db", "_gen", "_host", "_queue", "_sync_depth", "stack")
+    __slots__ = ("_db", "_gen", "_host", "_opening", "_queue", "_sync_depth", "stack")
 
     def __init__(self, host: StorageHost, generation: int) -> None:
         self._host = host
@@ -240,6 +243,10 @@ class Transactions:
         """Storage calls and transactions waiting for the transaction they belong to to be innermost."""
         self._sync_depth = 0
         """How many ``transaction_sync()`` callbacks are running (a ``transaction()`` waits for them)."""
+        self._opening: list[Transaction] = []
+        """Transactions called but whose closure has not started: the gate is closed for them, but
+        their savepoint opens only when the closure starts (workerd starts it after the caller's
+        next lines). Another transaction waits for them."""
 
     # -- where the running code stands -----------------------------------------------------------
 
@@ -305,6 +312,8 @@ class Transactions:
             if entry.level is not top and self._gen == host.gen:
                 i += 1
                 continue
+            if entry.txn is not None and self._opening and self._gen == host.gen:
+                return  # a transaction about to start goes first; what follows waits for it
             del queue[i]
             fut = entry.fut
             try:
@@ -327,12 +336,42 @@ class Transactions:
     def _start(self, txn: Transaction) -> None:
         """Open ``txn``'s savepoint and close the input gate for it (its parent is innermost)."""
         txn._savepoint = self._db.savepoint()
+        self._close_gate(txn)
+        txn._started = True
+        self.stack.append(txn)
+
+    def _close_gate(self, txn: Transaction) -> None:
         gate = self._host.gate
         lock, _ = gate.close_for("transaction()")
         txn._gate, txn._gate_lock = gate, lock
         txn._held = txn._caller_held | {lock}
+
+    def _open(self, txn: Transaction) -> None:
+        """The closure of ``txn`` (called, its gate closed) starts: open its savepoint."""
+        self._opening.remove(txn)
+        txn._closure_task = None
+        try:
+            self._host.check_live(self._gen)  # reset meanwhile: the closure does not run
+            txn._savepoint = self._db.savepoint()
+        except BaseException:
+            self._give_up(txn)
+            raise
         txn._started = True
         self.stack.append(txn)
+
+    def _abandon(self, task: asyncio.Future[Any]) -> None:
+        """The task of a transaction that never started ended (cancelled before its first step)."""
+        txn: Transaction | None = next((t for t in self._opening if t._closure_task is task), None)
+        if txn is not None:
+            self._opening.remove(txn)
+            self._give_up(txn)
+
+    def _give_up(self, txn: Transaction) -> None:
+        txn._phase = "failed"
+        if txn._gate is not None and txn._gate_lock is not None:
+            txn._gate.unlock(txn._gate_lock)
+        if self._queue:
+            self._drain()
 
     # -- transaction() ---------------------------------------------------------------------------
 
@@ -346,12 +385,19 @@ class Transactions:
         txn = Transaction(storage, self, _in_transaction.get(), held_locks.get())
         stack = self.stack
         ready: asyncio.Future[None] | None = None
-        if (not stack or stack[-1] is parent) and not self._sync_depth:
-            self._start(txn)
+        if (not stack or stack[-1] is parent) and not self._sync_depth and not self._opening:
+            # The gate closes now; the transaction starts with its closure, after the caller's
+            # next lines (workerd, measured with miniflare 4, 2026-04-07: storage calls made
+            # there run before the closure, outside the transaction).
+            self._close_gate(txn)
+            self._opening.append(txn)
         else:
             ready = asyncio.get_running_loop().create_future()
             self._queue.append(_Waiting(parent, None, ready, txn))
         task = asyncio.ensure_future(self._run(closure, txn, ready))
+        if ready is None:
+            txn._closure_task = task
+            task.add_done_callback(self._abandon)
         if parent is not None:
             children = parent._children
             children.add(task)
@@ -359,7 +405,14 @@ class Transactions:
         return task
 
     async def _run(self, closure: Closure[T], txn: Transaction, ready: asyncio.Future[None] | None) -> T:
-        if ready is not None:
+        if ready is None:
+            try:
+                self._open(txn)
+            except BaseException:
+                if (task := asyncio.current_task()) is not None:
+                    task.add_done_callback(self._retrieve_if_reset)  # as below
+                raise
+        else:
             try:
                 await ready  # raises the reset error if the object was reset meanwhile
             except BaseException:

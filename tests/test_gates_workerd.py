@@ -478,3 +478,227 @@ class TestGatedCompletionsStayPromises:
             stub = rt.namespace(Reuses).get_by_name("a")
             assert await stub.bookmark_twice(write) is True
             assert await stub.bookmark_unawaited() == 4
+
+
+class StartsLater(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def txn_then_get(self) -> str:
+        self.log.append("a-start")
+
+        async def closure(txn: durable.Transaction) -> None:
+            self.log.append(f"cb-start {await txn.get('c')}")
+            await txn.put("a", 1)
+            self.log.append("cb-end")
+
+        running = self.ctx.storage.transaction(closure)
+        self.log.append("after-call")
+        await self.ctx.storage.get("x")
+        self.log.append("after-get")
+        await running
+        self.log.append("a-end")
+        return "a"
+
+    async def c(self) -> str:
+        self.log.append("c")
+        self.ctx.storage.put("c", 1)
+        return "c"
+
+    async def read_log(self) -> list[str]:
+        return self.log
+
+
+async def _put_after_the_call(obj: Any, ctx: durable.State) -> list[str]:
+    storage, log = ctx.storage, []
+    storage.put("a", 1)
+
+    async def closure(txn: durable.Transaction) -> None:
+        log.append(f"in {await txn.get('a')}")
+        await txn.put("a", 2)
+
+    running = storage.transaction(closure)
+    storage.put("a", 3)
+    log.append(f"out {await storage.get('a')}")
+    await running
+    log.append(f"final {await storage.get('a')}")
+    return log
+
+
+async def _rolled_back_after_an_outside_write(obj: Any, ctx: durable.State) -> list[str]:
+    storage, log = ctx.storage, []
+
+    async def closure(txn: durable.Transaction) -> None:
+        log.append(f"in {await storage.get('o')}")
+        raise ValueError("x")
+
+    running = storage.transaction(closure)
+    storage.put("o", "outside")
+    with pytest.raises(ValueError):
+        await running
+    log.append(f"final {await storage.get('o')}")
+    return log
+
+
+async def _nested_after_a_parent_write(obj: Any, ctx: durable.State) -> list[str]:
+    storage, log = ctx.storage, []
+
+    async def outer() -> None:
+        async def inner(txn: durable.Transaction) -> None:
+            log.append(f"inner sees {await storage.get('w')}")
+            await storage.put("i", 1)
+            txn.rollback()
+
+        running = storage.transaction(inner)
+        await storage.put("w", "outer-write")
+        await running
+        log.append(f"after inner {await storage.get('w')} {await storage.get('i')}")
+
+    await storage.transaction(outer)
+    return log
+
+
+async def _two_then_outside(obj: Any, ctx: durable.State) -> list[str]:
+    storage, log = ctx.storage, []
+
+    async def first() -> None:
+        log.append(f"t1 {await storage.get('z')}")
+        await storage.put("z", "t1")
+
+    async def second() -> None:
+        log.append(f"t2 {await storage.get('z')}")
+        await storage.put("z", "t2")
+
+    both = asyncio.gather(storage.transaction(first), storage.transaction(second))
+    storage.put("z", "out")
+    await both
+    log.append(f"final {await storage.get('z')}")
+    return log
+
+
+async def _sql_after_the_call(obj: Any, ctx: durable.State) -> list[str]:
+    storage, log = ctx.storage, []
+    storage.sql.exec("CREATE TABLE q(v)")
+
+    def closure(txn: durable.Transaction) -> None:
+        log.append(f"in {storage.sql.exec('SELECT count(*) AS c FROM q').one()['c']}")
+        txn.rollback()
+
+    running = storage.transaction(closure)
+    storage.sql.exec("INSERT INTO q VALUES (2)")
+    await running
+    log.append(f"count {storage.sql.exec('SELECT count(*) AS c FROM q').one()['c']}")
+    return log
+
+
+class TestTransactionStartsWhenItsClosureDoes:
+    """workerd (miniflare 4, 2026-04-07, both backends): `transaction(closure)` closes the input
+    gate at once, but the closure (and the transaction) starts only after the caller's next
+    lines: storage calls made there, before the closure runs, are not part of the transaction,
+    are not held back until it ends, and its rollback does not undo them. durable opened the
+    transaction at the call, so those calls waited for its end (a put then overwrote the
+    closure's write), and `sql.exec()` raised InvalidTransactionError."""
+
+    @pytest.mark.parametrize("storage", ["sqlite", "kv"])
+    async def test_the_callers_get_runs_before_the_closure(self, storage: str) -> None:
+        """workerd: Promise.all([a.txnThenGet(), a.c(), a.c()]) logs a-start, after-call,
+        after-get, cb-start undefined, cb-end, a-end, c, c (results a, c, c)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(StartsLater, storage=storage).get_by_name("a")
+            await stub.read_log()
+            results = await asyncio.gather(stub.txn_then_get(), stub.c(), stub.c())
+            assert list(results) == ["a", "c", "c"]
+            assert await stub.read_log() == [
+                "a-start",
+                "after-call",
+                "after-get",
+                "cb-start None",
+                "cb-end",
+                "a-end",
+                "c",
+                "c",
+            ]
+
+    @pytest.mark.parametrize(
+        ("case", "expected"),
+        [
+            (_put_after_the_call, ["out 3", "in 3", "final 2"]),
+            (_rolled_back_after_an_outside_write, ["in outside", "final outside"]),
+            (_nested_after_a_parent_write, ["inner sees outer-write", "after inner outer-write None"]),
+            (_two_then_outside, ["t1 out", "t2 t1", "final t2"]),
+        ],
+        ids=["put", "rollback", "nested", "two"],
+    )
+    @pytest.mark.parametrize("storage", ["sqlite", "kv"])
+    async def test_calls_before_the_closure_runs(self, storage: str, case: Any, expected: list[str]) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj, storage=storage).get_by_name("a")
+            assert await testing.run_in_object(stub, case) == expected
+
+    async def test_sql_before_the_closure_runs(self) -> None:
+        """workerd: `sql.exec(INSERT)` right after `transaction(closure)` runs (the closure then
+        counts 1 row, and its rollback keeps it)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+            assert await testing.run_in_object(stub, _sql_after_the_call) == ["in 1", "count 1"]
+
+    async def test_one_cancelled_before_its_closure_runs_reopens_the_gate(self) -> None:
+        """A transaction task cancelled before its closure started never runs it, and leaves
+        neither the gate closed nor the next transaction waiting."""
+        ran: list[str] = []
+
+        async def cancel_first(obj: Any, ctx: durable.State) -> Any:
+            first = ctx.storage.transaction(lambda: ran.append("first"))
+            second = ctx.storage.transaction(lambda: ran.append("second"))
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            return await asyncio.wait_for(second, 1)
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(StartsLater).get_by_name("a")
+            await testing.run_in_object(stub, cancel_first)
+            assert ran == ["second"]
+            assert await asyncio.wait_for(stub.c(), 1) == "c"
+
+
+class Reads(durable.DurableObject):
+    async def read(self, i: int) -> int:
+        await self.ctx.storage.get("n")
+        return i
+
+    async def fan_out(self, name: str) -> list[list[int]]:
+        other = self.env.READS.get_by_name(name)
+        return await _in_call_order_rounds(other)
+
+
+async def _in_call_order_rounds(stub: Any) -> list[list[int]]:
+    """20 rounds of 10 concurrent read-only calls; each round's results in the order they came."""
+    rounds = []
+    for _ in range(20):
+        order: list[int] = []
+
+        async def one(i: int, order: list[int] = order) -> None:
+            order.append(await stub.read(i))
+
+        await asyncio.gather(*(one(i) for i in range(10)))
+        rounds.append(order)
+    return rounds
+
+
+class TestConcurrentResultsComeInCallOrder:
+    """workerd (miniflare 4, 2026-04-07): 20 rounds of 10 concurrent calls to one object (`await
+    storage.get()` then return `i`, or just return `i`) always see the results in call order.
+    durable let the caller's task yield once every 64 awaits of settled calls, counted over all
+    tasks: the task whose await hit the 64th went last (e.g. [0, 1, 2, 4, ..., 9, 3])."""
+
+    async def test_from_outside(self) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Reads, name="READS").get_by_name("a")
+            assert await _in_call_order_rounds(stub) == [list(range(10))] * 20
+
+    async def test_from_another_object(self) -> None:
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Reads, name="READS")
+            assert await ns.get_by_name("caller").fan_out("a") == [list(range(10))] * 20
