@@ -111,12 +111,23 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         return self.ids.from_string(id)
 
     def get(self, id: DurableObjectId, **options: Any) -> Stub[Any]:
-        """A stub for ``id``. Lazy: creates nothing. Options (``location_hint``...) are ignored."""
-        return Stub._create(self, self.ids.check(id))
+        """A stub for ``id``. Lazy: creates nothing.
+
+        Options are accepted and ignored (``location_hint``, any value, as workerd does), except
+        that ``routing_mode`` (``routingMode``) may only be ``"primary-only"``: anything else
+        raises ``ValueError: unknown routingMode: <x>`` (workerd's ``RangeError``).
+        """
+        oid = self.ids.check(id)
+        if options:
+            _check_options(options)
+        return Stub._create(self, oid)
 
     def get_by_name(self, name: str, **options: Any) -> Stub[Any]:
-        """Shorthand for ``get(id_from_name(name))``."""
-        return Stub._create(self, self._from_name(name, "getByName"))
+        """Shorthand for ``get(id_from_name(name))``, with the same options."""
+        oid = self._from_name(name, "getByName")
+        if options:
+            _check_options(options)
+        return Stub._create(self, oid)
 
     def host(self, oid: DurableObjectId) -> ObjectHost:
         """The host of object ``oid``, made if it is not live (for the package's stubs)."""
@@ -127,6 +138,18 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         newUniqueId = new_unique_id
         idFromString = id_from_string
         getByName = get_by_name
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """Refuse a ``routing_mode`` other than ``"primary-only"``, as workerd does.
+
+    workerd (miniflare 4, 2026-04-07): ``get(id, {routingMode: "x"})`` raises ``RangeError:
+    unknown routingMode: x``; ``locationHint`` takes any value, and unknown options are ignored.
+    """
+    for key in ("routing_mode", "routingMode"):
+        mode = options.get(key)
+        if mode is not None and mode != "primary-only":
+            raise ValueError(f"unknown routingMode: {mode}")
 
 
 def _as_workerd_reads(name: str) -> str:

@@ -57,6 +57,9 @@ RpcEntry = tuple[Any, object, "bool | None"]
 name)`` gave then (to see a later change to the class), and for a plain function whether it is
 ``async def`` (None for any other attribute)."""
 
+_NOT_RPC = frozenset({"fetch", "connect"})
+"""Names a stub keeps for itself (``stub.fetch``; ``stub.connect``, a socket on Cloudflare)."""
+
 _rpc_cache: weakref.WeakKeyDictionary[type, dict[str, RpcEntry]] = weakref.WeakKeyDictionary()
 """Per class, by name: what :func:`resolve_rpc` found. Weak, so that a class dropped by its
 module (one made in a test) is not kept alive by having been called."""
@@ -78,8 +81,9 @@ def resolve_rpc(cls: type, name: str) -> object:
 
     Reachable: public names defined on the class or its other bases than :class:`DurableObject`
     (mixins, listed before or after it: the method resolution order decides). Not:
-    names starting with ``_``, instance attributes, ``fetch`` (only through ``stub.fetch``) and the
-    reserved handler names (:data:`RESERVED_METHODS`).
+    names starting with ``_``, instance attributes, ``fetch`` (only through ``stub.fetch``),
+    ``connect`` (on Cloudflare ``stub.connect()`` opens a socket), a property with a setter
+    alone, and the reserved handler names (:data:`RESERVED_METHODS`).
 
     Raises:
         TypeError: ``'<name>' is a reserved method and cannot be called over RPC.``, or
@@ -91,7 +95,15 @@ def resolve_rpc(cls: type, name: str) -> object:
         return found[0]  # unless the class was changed since (a test's monkeypatch.setattr)
     if name in RESERVED_METHODS:
         raise TypeError(f"'{name}' is a reserved method and cannot be called over RPC.")
-    if not name.startswith("_") and name != "fetch":
+    if name == "connect" and callable(getattr(cls, name, None)):
+        # workerd (miniflare 4, 2026-04-07): `stub.connect(...)` is the stub's own TCP socket API
+        # ("Specified address is missing port."), never a call of the object's `connect` method.
+        raise TypeError(
+            'The RPC receiver does not implement the method "connect". (On Cloudflare, '
+            "stub.connect() opens a socket to the object and never calls its connect() method: "
+            "give the method another name.)"
+        )
+    if not name.startswith("_") and name not in _NOT_RPC:
         for klass in cls.__mro__:
             if klass is DurableObject:
                 continue  # (a mixin listed after it, ``class X(DurableObject, Mixin)``, comes later)
@@ -99,6 +111,8 @@ def resolve_rpc(cls: type, name: str) -> object:
                 break
             if name in klass.__dict__:
                 attr = klass.__dict__[name]
+                if type(attr) is property and attr.fget is None:
+                    break  # a setter alone: workerd (miniflare 4) does not implement the method
                 is_async = inspect.iscoroutinefunction(attr) if type(attr) is FunctionType else None
                 table[name] = (attr, getattr(cls, name, None), is_async)
                 return attr

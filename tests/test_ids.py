@@ -145,6 +145,25 @@ class TestIdFromString:
             with pytest.raises(TypeError, match="DurableObjectId"):
                 ns.get("A")  # type: ignore[arg-type]
 
+    async def test_get_options(self) -> None:
+        """``location_hint`` takes any value; ``routing_mode`` only ``"primary-only"``.
+
+        workerd (miniflare 4, 2026-04-07): ``get(id, {locationHint: "bogus"})`` and
+        ``getByName("q", {locationHint: "bogus"})`` give working stubs, an unknown option is
+        ignored, and ``get(id, {routingMode: "x"})`` raises ``RangeError: unknown routingMode: x``.
+        """
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Obj)
+            oid = ns.id_from_name("A")
+            assert ns.get(oid, location_hint="bogus").id == oid
+            assert ns.get(oid, locationHint="weur", routing_mode="primary-only").id == oid
+            assert ns.get_by_name("A", location_hint="bogus").id == oid
+            for spelling in ("routing_mode", "routingMode"):
+                with pytest.raises(ValueError, match="^unknown routingMode: x$"):
+                    ns.get(oid, **{spelling: "x"})
+                with pytest.raises(ValueError, match="^unknown routingMode: x$"):
+                    ns.get_by_name("A", **{spelling: "x"})
+
     async def test_stored_name_comes_back_inside_the_object(self, tmp_path: Path) -> None:
         """An object reached through id_from_string still knows its name once it has storage."""
         async with durable.Runtime(path=tmp_path) as rt:

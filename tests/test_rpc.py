@@ -86,6 +86,39 @@ class Obj(Base):
         return durable.Response("fetched")
 
 
+class Special(durable.DurableObject):
+    """Names whose reach over RPC workerd decides in its own way."""
+
+    def connect(self, who: str) -> str:
+        return f"connected {who}"
+
+    write_only = property(None, lambda self, value: None)
+
+
+class TestSpecialNames:
+    async def test_connect_is_not_called_over_rpc(self) -> None:
+        """workerd (miniflare 4, 2026-04-07): ``stub.connect("alice")`` on an object whose class
+        defines ``connect(x)`` raises ``TypeError: Specified address is missing port.``, as the
+        stub's own socket API, and never calls the method; ``stub.webSocketOpen()`` (not a handler
+        name) answers."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Special).get_by_name("a")
+            with pytest.raises(TypeError, match='^The RPC receiver does not implement the method "connect".') as info:
+                await stub.connect("alice")
+            assert "another name" in str(info.value)
+
+    async def test_setter_alone_is_not_implemented(self) -> None:
+        """workerd (miniflare 4, 2026-04-07): reading or calling an accessor with a setter alone
+        raises ``TypeError: The RPC receiver does not implement the method "onlySet".``"""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Special).get_by_name("a")
+            message = '^The RPC receiver does not implement the method "write_only".$'
+            with pytest.raises(TypeError, match=message):
+                await stub.write_only
+            with pytest.raises(TypeError, match=message):
+                await stub.write_only()
+
+
 class CustomError(Exception):
     def __init__(self, message: str, extra: int = 0) -> None:
         super().__init__(message)
