@@ -68,7 +68,9 @@ MAX_TAGS: Final = 10
 MAX_TAG_LENGTH: Final = 256
 MAX_EVENT_TIMEOUT_MS: Final = 604_800_000
 
-_EVENT_TIMEOUT_MESSAGE: Final = "broken.dropped; jsg.Error: Actor exceeded event execution time and was disconnected."
+# What a caller sees: workerd's exception is "broken.dropped; jsg.Error: <this>", whose prefix it
+# strips before JavaScript sees the error (an Error, retryable, durableObjectReset).
+_EVENT_TIMEOUT_MESSAGE: Final = "Actor exceeded event execution time and was disconnected."
 
 Key = tuple[str, str]
 
@@ -300,6 +302,7 @@ def _event_timed_out(host: ObjectHost | None, gen: int) -> None:
     if host is None or host.gen != gen:
         return
     error = ObjectResetError(_EVENT_TIMEOUT_MESSAGE)
+    error.retryable = True  # a DISCONNECTED exception in workerd (measured: retryable true)
     log.error("durable: a WebSocket event of %r exceeded its timeout; the object is reset", host.id)
     # workerd cancels the event and shuts the actor down (``eventTimeoutPromise``), which leaves
     # the hibernation manager and its sockets alone: the sockets stay connected and the next
