@@ -21,9 +21,10 @@ Rules, and the Cloudflare behaviour each mirrors:
 - Handlers are optional (a missing one drops the event), are called with only the parameters
   they declare (Python Workers calls them that way), and an exception in one is logged: the
   socket stays and the object is not reset (workerd's ``HibernatableWebSocketCustomEvent::run``).
-- A close or error event releases the socket: it leaves ``get_web_sockets()``.
+- A close or error event releases the socket as it ends: it leaves ``get_web_sockets()`` before
+  the next event starts.
 - A reset (``abort()``, a failed commit, a throwing constructor) disconnects every socket of the
-  object: clients see the connection end (1006). Eviction, and the reset by an event timeout
+  object: clients see the connection end (1006); its auto-response and event timeout go too. Eviction, and the reset by an event timeout
   (workerd shuts the actor down but keeps its hibernation manager), close only ``accept()``
   sockets, whose listeners belonged to the dropped instance.
 - ``Runtime(hibernate_after=10.0)``: an object whose only connections are hibernatable, with no
@@ -68,7 +69,9 @@ MAX_TAGS: Final = 10
 MAX_TAG_LENGTH: Final = 256
 MAX_EVENT_TIMEOUT_MS: Final = 604_800_000
 
-_EVENT_TIMEOUT_MESSAGE: Final = "broken.dropped; jsg.Error: Actor exceeded event execution time and was disconnected."
+# What a caller sees: workerd's exception is "broken.dropped; jsg.Error: <this>", whose prefix it
+# strips before JavaScript sees the error (an Error, retryable, durableObjectReset).
+_EVENT_TIMEOUT_MESSAGE: Final = "Actor exceeded event execution time and was disconnected."
 
 Key = tuple[str, str]
 
@@ -216,6 +219,10 @@ class SocketRegistry:
         _retrieve(fut)
         self.started(ws, token)
 
+    def release_after_event(self, ws: WebSocket) -> None:
+        """The close (or error) event of ``ws`` ended: it leaves ``get_web_sockets()``."""
+        self._release(ws)
+
     def _release(self, ws: WebSocket) -> None:
         self.reading.pop(ws, None)
         self.backlog.pop(ws, None)
@@ -270,6 +277,8 @@ def _handler_event(
         if handler is None:
             handler = getattr(instance, camel, None)
         if handler is None or not callable(handler):
+            if name != "web_socket_message":
+                registry.release_after_event(args[0])
             return  # all three handlers are optional: the event is dropped
         arity = positional_arity(handler)
         call_args = args if arity is None else args[:arity]
@@ -291,6 +300,10 @@ def _handler_event(
         finally:
             if timer is not None:
                 timer.cancel()
+        if name != "web_socket_message":
+            # Released as the event ends, before the next event starts: a second socket's close
+            # handler no longer lists the first (measured with miniflare 4, 2026-04-07).
+            registry.release_after_event(args[0])
 
     return event
 
@@ -300,6 +313,7 @@ def _event_timed_out(host: ObjectHost | None, gen: int) -> None:
     if host is None or host.gen != gen:
         return
     error = ObjectResetError(_EVENT_TIMEOUT_MESSAGE)
+    error.retryable = True  # a DISCONNECTED exception in workerd (measured: retryable true)
     log.error("durable: a WebSocket event of %r exceeded its timeout; the object is reset", host.id)
     # workerd cancels the event and shuts the actor down (``eventTimeoutPromise``), which leaves
     # the hibernation manager and its sockets alone: the sockets stay connected and the next
@@ -414,6 +428,11 @@ class HibernationManager:
         registry = self.registries.get(host.key)
         if registry is not None:
             registry.disconnect_all(standard_only=keep_hibernatable)
+            if not keep_hibernatable:
+                # The settings go with the sockets: after ctx.abort() the fresh instance reads no
+                # auto-response and no event timeout (measured with miniflare 4, 2026-04-07).
+                registry.auto_response = None
+                registry.event_timeout_ms = None
             self.maybe_forget(registry)
 
     def object_evicted(self, host: ObjectHost) -> None:
