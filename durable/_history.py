@@ -188,9 +188,12 @@ class History:
             return None  # the log does not end with the request of a start that was applying it
         target, undo = history.pending
         current = _comparable(self.capture.image(conn))
-        if current != _comparable(history.image_at(target)) or current == _comparable(
-            history.image_at(history.last_seq)
-        ):
+        image = history.image_at(target)
+        if image:
+            restored = current == _comparable(image)
+        else:  # the empty state: the restore leaves a database with a page but no schema
+            restored = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        if not restored or current == _comparable(history.image_at(history.last_seq)):
             return None  # not written (the restore happens again at this start), or nothing to tell apart
         return undo
 

@@ -323,6 +323,35 @@ class TestRestoreThatDoesNotFinish:
             await evict(stub)
             assert await stub.get("k") == 2
 
+    @pytest.mark.timeout(120)
+    async def test_kill_nine_after_the_empty_state_was_written(self, tmp_path: Path) -> None:
+        """The same for a restore to the state before the first write (the empty database): the
+        restored file has a page but no schema, where the history's image of that state is empty;
+        it was not recognised, and the undo bookmark named the empty state."""
+        import os
+        import subprocess
+        import sys
+
+        path = tmp_path / "state"
+        async with durable.Runtime(path, clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            mark = await stub.bookmark()
+            await stub.put("k", 1)
+            await stub.put("k", 2)
+            undo = await stub.restore(mark)
+        here = Path(__file__).resolve().parent
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")]))
+        done = subprocess.run(
+            [sys.executable, "-c", _KILLED_AFTER_THE_COPY, str(path), str(here)], env=env, timeout=60, check=False
+        )
+        assert done.returncode == 9
+        async with durable.Runtime(path, clock=MockClock(start=T0 + 60), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            assert await stub.get("k") is None
+            await stub.restore(undo)
+            await evict(stub)
+            assert await stub.get("k") == 2
+
 
 class TestRetentionWithoutWrites:
     """The 30-day window prunes the log of an object that is no longer written to."""
