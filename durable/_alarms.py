@@ -236,6 +236,10 @@ class AlarmScheduler:
             try:
                 if await host.invoke("alarm", "alarm", (info,), {}) is False:
                     entry.cancelled = True  # deleted or moved meanwhile: nothing ran, nothing to retry
+                    if entry.moved_to is not None and self._entries.get(key) is entry:
+                        # The alarm set while the retry was pending was not yet due when the
+                        # retry's timer fired (a timer may fire a little early): it gets its own.
+                        self.schedule(key, entry.moved_to)
             except Exception as exc:
                 log.warning(
                     "durable: alarm of %r failed (attempt %d): %s: %s",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import durable
+from durable._host import ObjectHost
 from durable.testing import MockClock
 
 T0 = 1_700_000_000
@@ -334,6 +335,28 @@ class TestSetAlarmWhileARetryIsPending:
         attempts, _, after = await self.run(backend, 4.0, fails=2)
         assert attempts == [(0.0, 0, 0.0), (4.0, 0, 4.0), (6.0, 1, 4.0)]
         assert after is None
+
+    async def test_a_new_alarm_not_yet_due_when_the_retry_fires_is_not_lost(
+        self, backend: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Set to the retry's own time, the new alarm is run by the retry; if the retry's timer
+        fires a little early (the clock reads 1 ms before that time), the retry skips it, and the
+        new alarm must still run at its time instead of being dropped."""
+        clock = MockClock(T0)
+        attempts: list[tuple[float, int, float]] = []
+        async with durable.Runtime(clock=clock, vars={"attempts": attempts, "fails": 1}) as rt:
+            stub = rt.namespace(FailsFirst, storage=backend).get_by_name("a")
+            await stub.arm(T0_MS)
+            await clock.advance(0.5)
+            await stub.arm(T0_MS + 2000)  # exactly when the retry is due
+            real_now_ms = ObjectHost.now_ms
+            monkeypatch.setattr(ObjectHost, "now_ms", lambda host: real_now_ms(host) - 1)  # an early timer
+            await clock.advance(1.5)
+            monkeypatch.setattr(ObjectHost, "now_ms", real_now_ms)
+            await clock.advance(1)
+            # The new alarm ran as a first attempt, at its time (1.999 on the clock read 1 ms early).
+            assert [(retry, scheduled) for _, retry, scheduled in attempts] == [(0, 0.0), (0, 2.0)]
+            assert await stub.get() is None
 
 
 class MovedWhileDue(durable.DurableObject):
