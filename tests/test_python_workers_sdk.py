@@ -8,6 +8,7 @@ or read in the SDK's source; the test says which.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -640,3 +641,114 @@ class TestWebFrameworks:
         assert (response.status, response.status_text) == (202, "Accepted")
         assert response.headers.get_all("set-cookie") == ["a=1", "b=2"]
         assert await response.text() == "PUT /a b x=1 w.example 80 4 1 body v"
+
+
+class TestWebFrameworksHostile:
+    """Apps that misbehave behind ``asgi.fetch`` / ``wsgi.fetch``: clear errors, no task left
+    pending (a pending task at loop close is 'Task was destroyed but it is pending!'), and
+    PEP 3333's ``start_response`` / ``write`` rules."""
+
+    @staticmethod
+    async def _settle() -> set[Any]:
+        from durable.compat.python_workers import asgi
+
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return {t for t in asgi._background if not t.done()}
+
+    async def test_asgi_failed_startup_leaves_no_task(self) -> None:
+        from durable.compat.python_workers import asgi
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "lifespan.startup.failed", "message": "db down"})
+            await receive()  # a raw app waiting for a shutdown that never comes
+
+        with pytest.raises(RuntimeError, match="^db down$"):
+            await asgi.fetch(app, sdk.Request("http://w/"), None)
+        assert await self._settle() == set()
+
+    async def test_asgi_failed_or_cancelled_request_shuts_the_lifespan_down(self) -> None:
+        from durable.compat.python_workers import asgi
+
+        events: list[str] = []
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "lifespan":
+                while True:
+                    message = await receive()
+                    events.append(message["type"])
+                    kind = "startup" if message["type"] == "lifespan.startup" else "shutdown"
+                    await send({"type": f"lifespan.{kind}.complete"})
+                    if kind == "shutdown":
+                        return
+            if scope["path"] == "/fail":
+                raise ValueError("boom")
+            await asyncio.sleep(3600)
+
+        with pytest.raises(ValueError, match="^boom$"):
+            await asgi.fetch(app, sdk.Request("http://w/fail"), None)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asgi.fetch(app, sdk.Request("http://w/slow"), None), 0.05)
+        assert await self._settle() == set()
+        assert events == ["lifespan.startup", "lifespan.shutdown"] * 2
+
+    async def test_asgi_body_before_start_is_a_clear_error(self) -> None:
+        from durable.compat.python_workers import asgi
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                await send({"type": "http.response.body", "body": b"x"})
+
+        with pytest.raises(RuntimeError, match="'http.response.body' before 'http.response.start'"):
+            await asgi.fetch(app, sdk.Request("http://w/"), None)
+
+    async def test_wsgi_start_response_with_exc_info_replaces_an_unsent_status(self) -> None:
+        """PEP 3333: with ``exc_info``, ``start_response`` may be called again while no body has
+        been sent; it re-raises only once the headers have gone out."""
+        import sys
+
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            start_response("200 OK", [("x-a", "1")])
+            try:
+                raise ValueError("x")
+            except ValueError:
+                start_response("500 Internal Server Error", [("x-b", "2")], sys.exc_info())
+            return [b"error page"]
+
+        response = await sdk.wsgi.fetch(app, sdk.Request("http://w/"), None)
+        assert (response.status, response.headers.get("x-a"), response.headers.get("x-b")) == (500, None, "2")
+        assert await response.text() == "error page"
+
+        def late(environ: dict[str, Any], start_response: Any) -> Any:
+            start_response("200 OK", [])
+            yield b"sent"
+            try:
+                raise ValueError("after the headers")
+            except ValueError:
+                start_response("500 Internal Server Error", [], sys.exc_info())
+
+        response = await sdk.wsgi.fetch(late, sdk.Request("http://w/"), None)
+        with pytest.raises(ValueError, match="after the headers"):
+            await response.text()
+
+    async def test_wsgi_write_from_the_iterable_keeps_its_order(self) -> None:
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            write = start_response("200 OK", [])
+            write(b"1")
+
+            def body() -> Any:
+                yield b"2"
+                write(b"3")
+                yield b"4"
+
+            return body()
+
+        response = await sdk.wsgi.fetch(app, sdk.Request("http://w/"), None)
+        assert await response.text() == "1234"
+
+    async def test_wsgi_path_info_holds_the_raw_bytes_as_latin_1(self) -> None:
+        """PEP 3333: a native string whose characters are the path's bytes (``%E4`` is ``ä`` in
+        ISO-8859-1, ``%C3%A4`` two characters), as every WSGI server gives it."""
+        environ = sdk.wsgi.build_environ(sdk.Request("http://w/%E4/%C3%A4"), None, b"")
+        assert environ["PATH_INFO"] == "/\xe4/\xc3\xa4"
