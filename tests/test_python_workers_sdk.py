@@ -9,7 +9,7 @@ or read in the SDK's source; the test says which.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -473,6 +473,78 @@ class TestJsUrl:
         ]
         url.href = "https://f.com/x"
         assert url.href == "https://f.com/x"
+
+
+class TestJsUrlHostileSetters:
+    """Setters and relative URLs that the first js.URL read through urllib (a hostname holding
+    ``/`` moved text into the path, ``a@b`` became credentials, ``host = "x.com"`` dropped the
+    port, ``search = "a#b"`` made a fragment, protocol/username/password had no setter).
+    Every expectation measured in workerd (miniflare 4, 2026-04-07; the same in Node's URL)."""
+
+    CASES: ClassVar[list[tuple[tuple[str, ...], str]]] = [
+        (("new", "http:foo", "http://e.com/a/"), "http://e.com/a/foo"),
+        (("new", "HTTP:foo", "http://e.com/a/"), "http://e.com/a/foo"),
+        (("new", "https:foo", "http://e.com/a/"), "https://foo/"),
+        (("new", "http:/foo", "http://e.com/a/"), "http://e.com/foo"),
+        (("new", "", "http://e.com/a?b#c"), "http://e.com/a?b"),
+        (("new", "\\x?a\\b#c\\d", "http://e.com/a/b"), "http://e.com/x?a\\b#c\\d"),
+        (("new", "\\\\h2\\p", "http://e.com/a/b"), "http://h2/p"),
+        (("new", "  ?q  ", "http://e.com/a/b"), "http://e.com/a/b?q"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "a/b"), "http://a:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "a@b"), "http://e.com:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "a?x"), "http://a:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "a\\b"), "http://a:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "[::1]"), "http://[::1]:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "x:1"), "http://e.com:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "host", "x.com"), "http://x.com:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "host", "x.com:"), "http://x.com:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "host", "x.com:90abc"), "http://x.com:90/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "host", "[::1]"), "http://[::1]:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "host", ""), "http://e.com:81/p?q#h"),
+        (("set", "http://u:p@e.com:81/p?q#h", "host", "münchen.de:80"), "http://u:p@xn--mnchen-3ya.de/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "port", "8080abc"), "http://e.com:8080/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "port", "99999"), "http://e.com:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "port", "0080"), "http://e.com/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "search", "a#b"), "http://e.com:81/p?a%23b#h"),
+        (("set", "http://e.com:81/p?q#h", "search", "?"), "http://e.com:81/p?#h"),
+        (("set", "http://e.com:81/p?q#h", "search", ""), "http://e.com:81/p#h"),
+        (("set", "http://e.com:81/p?q#h", "hash", "#"), "http://e.com:81/p?q#"),
+        (("set", "http://e.com:81/p?q#h", "hash", ""), "http://e.com:81/p?q"),
+        (("set", "mailto:a@b.c", "hostname", "h"), "mailto:a@b.c"),
+        (("set", "mailto:a@b.c", "host", "h"), "mailto:a@b.c"),
+        (("set", "mailto:a@b.c", "port", "1"), "mailto:a@b.c"),
+        (("set", "mailto:a@b.c", "pathname", "x"), "mailto:a@b.c"),
+        (("set", "mailto:a@b.c", "username", "x"), "mailto:a@b.c"),
+        (("set", "mailto:a@b.c", "protocol", "news"), "news:a@b.c"),
+        (("set", "http://e.com/p", "protocol", "https"), "https://e.com/p"),
+        (("set", "http://e.com:443/p", "protocol", "WSS:"), "wss://e.com/p"),
+        (("set", "http://e.com/p", "protocol", "foo"), "http://e.com/p"),
+        (("set", "http://e.com/p", "protocol", "1x"), "http://e.com/p"),
+        (("set", "http://e.com/p", "username", "a b:@/"), "http://a%20b%3A%40%2F@e.com/p"),
+        (("set", "http://e.com/p", "password", "p@ss%41é"), "http://:p%40ss%41%C3%A9@e.com/p"),
+        (("set", "http://u:p@e.com/p", "username", ""), "http://:p@e.com/p"),
+        (("set", "http://u:p@e.com/p", "password", ""), "http://u@e.com/p"),
+    ]
+
+    def test_cases(self) -> None:
+        from durable.compat.python_workers import js
+
+        seen = []
+        for case, _ in self.CASES:
+            if case[0] == "new":
+                seen.append(js.URL.new(*case[1:]).href)
+            else:
+                url = js.URL.new(case[1])
+                setattr(url, case[2], case[3])
+                seen.append(url.href)
+        assert seen == [expected for _, expected in self.CASES]
+
+    def test_lone_surrogates_serialize_as_u_fffd(self) -> None:
+        from durable.compat.python_workers import js
+
+        params = js.URLSearchParams.new()
+        params.set("k", "\ud800x")
+        assert params.toString() == "k=%EF%BF%BDx"
 
 
 class TestJsValues:
