@@ -110,7 +110,14 @@ class _CommandParser(argparse.ArgumentParser):
             return super().parse_known_args(args, namespace)
         self._parsing = True  # parse_known_intermixed_args calls parse_known_args again
         try:
-            return self.parse_known_intermixed_args(args, namespace)
+            parsed, extras = self.parse_known_intermixed_args(args, namespace)
+            if extras and args is not None and "--" in args:
+                # argparse's intermixed parsing mishandles `-- DIR NS -name`; plain parsing,
+                # which the command had before, reads it.
+                plain = super().parse_known_args(args, namespace)
+                if not plain[1]:
+                    return plain
+            return parsed, extras
         finally:
             self._parsing = False
 

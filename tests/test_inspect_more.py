@@ -118,6 +118,19 @@ class TestCommandLine:
         assert main(["inspect", str(directory), "Table", "a", "extra"]) == 2
         assert "unrecognized arguments: extra" in capsys.readouterr().err
 
+    def test_double_dash_before_the_positionals(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """`durable inspect -- DIR NAMESPACE -name` (an object named with a leading '-') works as
+        it did before options could come anywhere: argparse's intermixed parsing reported
+        "unrecognized arguments: -name"."""
+        write_shelves(tmp_path / "state", "-a")
+        for argv in (
+            ["--", "state", "Shelf", "-a"],
+            ["state", "--", "Shelf", "-a"],
+            ["--json", "--", "state", "Shelf", "-a"],
+        ):
+            assert main(["inspect", *[str(tmp_path / a) if a == "state" else a for a in argv]]) == 0, argv
+            assert "-a" in capsys.readouterr().out
+
     def test_an_upper_case_id(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """An id in upper case finds the object, as ``id_from_string`` accepts it (it said no object)."""
         (object_id,) = write_shelves(tmp_path / "state", "a")

@@ -213,6 +213,12 @@ class TestLoader:
         text = '{"vars": {"A": "a,}", "B": "[x, ]", "C": [1, /* c */ 2, // d\n],},}'
         assert pw.parse_jsonc(text) == {"vars": {"A": "a,}", "B": "[x, ]", "C": [1, 2]}}
 
+    def test_config_with_a_byte_order_mark(self, tmp_path: Path) -> None:
+        """A wrangler.jsonc saved with a UTF-8 BOM (Windows editors) loads: wrangler's JSONC parser
+        (jsonc-parser) reads U+FEFF as whitespace; it was a JSONDecodeError."""
+        write_project(tmp_path, '\ufeff{"main": "src/entry.py", "vars": {"A": "1"}}')
+        assert pw.load_project(tmp_path).vars == {"A": "1"}
+
     def test_config_file_path_and_toml(self) -> None:
         """A wrangler.toml given by path works, with an unquoted TOML date."""
         project = pw.load_project(FIXTURES / "legacy" / "wrangler.toml")

@@ -8,7 +8,8 @@ or read in the SDK's source; the test says which.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, ClassVar
 
 import pytest
 
@@ -474,6 +475,78 @@ class TestJsUrl:
         assert url.href == "https://f.com/x"
 
 
+class TestJsUrlHostileSetters:
+    """Setters and relative URLs that the first js.URL read through urllib (a hostname holding
+    ``/`` moved text into the path, ``a@b`` became credentials, ``host = "x.com"`` dropped the
+    port, ``search = "a#b"`` made a fragment, protocol/username/password had no setter).
+    Every expectation measured in workerd (miniflare 4, 2026-04-07; the same in Node's URL)."""
+
+    CASES: ClassVar[list[tuple[tuple[str, ...], str]]] = [
+        (("new", "http:foo", "http://e.com/a/"), "http://e.com/a/foo"),
+        (("new", "HTTP:foo", "http://e.com/a/"), "http://e.com/a/foo"),
+        (("new", "https:foo", "http://e.com/a/"), "https://foo/"),
+        (("new", "http:/foo", "http://e.com/a/"), "http://e.com/foo"),
+        (("new", "", "http://e.com/a?b#c"), "http://e.com/a?b"),
+        (("new", "\\x?a\\b#c\\d", "http://e.com/a/b"), "http://e.com/x?a\\b#c\\d"),
+        (("new", "\\\\h2\\p", "http://e.com/a/b"), "http://h2/p"),
+        (("new", "  ?q  ", "http://e.com/a/b"), "http://e.com/a/b?q"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "a/b"), "http://a:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "a@b"), "http://e.com:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "a?x"), "http://a:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "a\\b"), "http://a:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "[::1]"), "http://[::1]:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "hostname", "x:1"), "http://e.com:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "host", "x.com"), "http://x.com:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "host", "x.com:"), "http://x.com:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "host", "x.com:90abc"), "http://x.com:90/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "host", "[::1]"), "http://[::1]:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "host", ""), "http://e.com:81/p?q#h"),
+        (("set", "http://u:p@e.com:81/p?q#h", "host", "münchen.de:80"), "http://u:p@xn--mnchen-3ya.de/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "port", "8080abc"), "http://e.com:8080/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "port", "99999"), "http://e.com:81/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "port", "0080"), "http://e.com/p?q#h"),
+        (("set", "http://e.com:81/p?q#h", "search", "a#b"), "http://e.com:81/p?a%23b#h"),
+        (("set", "http://e.com:81/p?q#h", "search", "?"), "http://e.com:81/p?#h"),
+        (("set", "http://e.com:81/p?q#h", "search", ""), "http://e.com:81/p#h"),
+        (("set", "http://e.com:81/p?q#h", "hash", "#"), "http://e.com:81/p?q#"),
+        (("set", "http://e.com:81/p?q#h", "hash", ""), "http://e.com:81/p?q"),
+        (("set", "mailto:a@b.c", "hostname", "h"), "mailto:a@b.c"),
+        (("set", "mailto:a@b.c", "host", "h"), "mailto:a@b.c"),
+        (("set", "mailto:a@b.c", "port", "1"), "mailto:a@b.c"),
+        (("set", "mailto:a@b.c", "pathname", "x"), "mailto:a@b.c"),
+        (("set", "mailto:a@b.c", "username", "x"), "mailto:a@b.c"),
+        (("set", "mailto:a@b.c", "protocol", "news"), "news:a@b.c"),
+        (("set", "http://e.com/p", "protocol", "https"), "https://e.com/p"),
+        (("set", "http://e.com:443/p", "protocol", "WSS:"), "wss://e.com/p"),
+        (("set", "http://e.com/p", "protocol", "foo"), "http://e.com/p"),
+        (("set", "http://e.com/p", "protocol", "1x"), "http://e.com/p"),
+        (("set", "http://e.com/p", "username", "a b:@/"), "http://a%20b%3A%40%2F@e.com/p"),
+        (("set", "http://e.com/p", "password", "p@ss%41é"), "http://:p%40ss%41%C3%A9@e.com/p"),
+        (("set", "http://u:p@e.com/p", "username", ""), "http://:p@e.com/p"),
+        (("set", "http://u:p@e.com/p", "password", ""), "http://u@e.com/p"),
+    ]
+
+    def test_cases(self) -> None:
+        from durable.compat.python_workers import js
+
+        seen = []
+        for case, _ in self.CASES:
+            if case[0] == "new":
+                seen.append(js.URL.new(*case[1:]).href)
+            else:
+                url = js.URL.new(case[1])
+                setattr(url, case[2], case[3])
+                seen.append(url.href)
+        assert seen == [expected for _, expected in self.CASES]
+
+    def test_lone_surrogates_serialize_as_u_fffd(self) -> None:
+        from durable.compat.python_workers import js
+
+        params = js.URLSearchParams.new()
+        params.set("k", "\ud800x")
+        assert params.toString() == "k=%EF%BF%BDx"
+
+
 class TestJsValues:
     def test_json_parse_gives_objects_with_attribute_access(self) -> None:
         """Pyodide hands out ``JSON.parse``'s object as a ``JsProxy``, read by attribute
@@ -640,3 +713,114 @@ class TestWebFrameworks:
         assert (response.status, response.status_text) == (202, "Accepted")
         assert response.headers.get_all("set-cookie") == ["a=1", "b=2"]
         assert await response.text() == "PUT /a b x=1 w.example 80 4 1 body v"
+
+
+class TestWebFrameworksHostile:
+    """Apps that misbehave behind ``asgi.fetch`` / ``wsgi.fetch``: clear errors, no task left
+    pending (a pending task at loop close is 'Task was destroyed but it is pending!'), and
+    PEP 3333's ``start_response`` / ``write`` rules."""
+
+    @staticmethod
+    async def _settle() -> set[Any]:
+        from durable.compat.python_workers import asgi
+
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return {t for t in asgi._background if not t.done()}
+
+    async def test_asgi_failed_startup_leaves_no_task(self) -> None:
+        from durable.compat.python_workers import asgi
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "lifespan.startup.failed", "message": "db down"})
+            await receive()  # a raw app waiting for a shutdown that never comes
+
+        with pytest.raises(RuntimeError, match="^db down$"):
+            await asgi.fetch(app, sdk.Request("http://w/"), None)
+        assert await self._settle() == set()
+
+    async def test_asgi_failed_or_cancelled_request_shuts_the_lifespan_down(self) -> None:
+        from durable.compat.python_workers import asgi
+
+        events: list[str] = []
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "lifespan":
+                while True:
+                    message = await receive()
+                    events.append(message["type"])
+                    kind = "startup" if message["type"] == "lifespan.startup" else "shutdown"
+                    await send({"type": f"lifespan.{kind}.complete"})
+                    if kind == "shutdown":
+                        return
+            if scope["path"] == "/fail":
+                raise ValueError("boom")
+            await asyncio.sleep(3600)
+
+        with pytest.raises(ValueError, match="^boom$"):
+            await asgi.fetch(app, sdk.Request("http://w/fail"), None)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asgi.fetch(app, sdk.Request("http://w/slow"), None), 0.05)
+        assert await self._settle() == set()
+        assert events == ["lifespan.startup", "lifespan.shutdown"] * 2
+
+    async def test_asgi_body_before_start_is_a_clear_error(self) -> None:
+        from durable.compat.python_workers import asgi
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                await send({"type": "http.response.body", "body": b"x"})
+
+        with pytest.raises(RuntimeError, match="'http.response.body' before 'http.response.start'"):
+            await asgi.fetch(app, sdk.Request("http://w/"), None)
+
+    async def test_wsgi_start_response_with_exc_info_replaces_an_unsent_status(self) -> None:
+        """PEP 3333: with ``exc_info``, ``start_response`` may be called again while no body has
+        been sent; it re-raises only once the headers have gone out."""
+        import sys
+
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            start_response("200 OK", [("x-a", "1")])
+            try:
+                raise ValueError("x")
+            except ValueError:
+                start_response("500 Internal Server Error", [("x-b", "2")], sys.exc_info())
+            return [b"error page"]
+
+        response = await sdk.wsgi.fetch(app, sdk.Request("http://w/"), None)
+        assert (response.status, response.headers.get("x-a"), response.headers.get("x-b")) == (500, None, "2")
+        assert await response.text() == "error page"
+
+        def late(environ: dict[str, Any], start_response: Any) -> Any:
+            start_response("200 OK", [])
+            yield b"sent"
+            try:
+                raise ValueError("after the headers")
+            except ValueError:
+                start_response("500 Internal Server Error", [], sys.exc_info())
+
+        response = await sdk.wsgi.fetch(late, sdk.Request("http://w/"), None)
+        with pytest.raises(ValueError, match="after the headers"):
+            await response.text()
+
+    async def test_wsgi_write_from_the_iterable_keeps_its_order(self) -> None:
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            write = start_response("200 OK", [])
+            write(b"1")
+
+            def body() -> Any:
+                yield b"2"
+                write(b"3")
+                yield b"4"
+
+            return body()
+
+        response = await sdk.wsgi.fetch(app, sdk.Request("http://w/"), None)
+        assert await response.text() == "1234"
+
+    async def test_wsgi_path_info_holds_the_raw_bytes_as_latin_1(self) -> None:
+        """PEP 3333: a native string whose characters are the path's bytes (``%E4`` is ``ä`` in
+        ISO-8859-1, ``%C3%A4`` two characters), as every WSGI server gives it."""
+        environ = sdk.wsgi.build_environ(sdk.Request("http://w/%E4/%C3%A4"), None, b"")
+        assert environ["PATH_INFO"] == "/\xe4/\xc3\xa4"

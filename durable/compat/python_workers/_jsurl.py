@@ -12,6 +12,7 @@ value]`` pairs. A missing value is ``jsnull`` (JavaScript's ``null``, falsy).
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -25,6 +26,14 @@ __all__ = ["URL", "URLSearchParams"]
 _INVALID = "Invalid URL string."
 _BAD_HREF = "Failed to set the 'href' property on 'URL': the provided value is not of type 'valid URL string'."
 _SPECIAL = frozenset({"http", "https", "ws", "wss", "ftp"})
+_TAB_OR_NEWLINE = str.maketrans("", "", "\t\n\r")
+_SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*")
+_USERINFO_KEPT = frozenset(map(chr, range(0x21, 0x7F))) - frozenset(' "#<>?`{}/:;=@[\\]^|')
+
+
+def _userinfo(text: str) -> str:
+    """A username or password as WHATWG's setters percent-encode it (the userinfo set)."""
+    return "".join(c if c in _USERINFO_KEPT else urllib.parse.quote(c, safe="") for c in text)
 
 
 def _resolve(url: Any, base: Any = None) -> str | None:
@@ -34,14 +43,27 @@ def _resolve(url: Any, base: Any = None) -> str | None:
     base_href = parse_url(str(base))
     if base_href is None:
         return None
-    absolute = parse_url(url)
-    if absolute is not None and urllib.parse.urlsplit(url.strip()).scheme:
+    text = url.strip("".join(map(chr, range(0x21)))).translate(_TAB_OR_NEWLINE)
+    base_scheme = base_href.partition(":")[0]
+    special = base_scheme in _SPECIAL
+    if special and text[: len(base_scheme) + 1].lower() == base_scheme + ":":
+        rest = text[len(base_scheme) + 1 :]
+        if not (rest[:1] in ("/", "\\") and rest[1:2] in ("/", "\\")):
+            text = rest  # "http:foo" against an http base is relative (WHATWG's special-relative state)
+    absolute = parse_url(text)
+    if absolute is not None and urllib.parse.urlsplit(text).scheme:
         return absolute
-    return parse_url(urllib.parse.urljoin(base_href, url.strip()))
+    if not text:
+        return base_href.partition("#")[0]  # the base without its fragment
+    if special:  # a backslash is a slash before the query
+        end = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=len(text))
+        text = text[:end].replace("\\", "/") + text[end:]
+    return parse_url(urllib.parse.urljoin(base_href, text))
 
 
 def _encode(text: str) -> str:
     """The application/x-www-form-urlencoded byte serializer (``*-._`` and alphanumerics kept)."""
+    text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")  # lone surrogates: U+FFFD
     return urllib.parse.quote_plus(text, safe="*").replace("~", "%7E")
 
 
@@ -212,13 +234,36 @@ class URL:
     def protocol(self) -> str:
         return self._parts().scheme + ":"
 
+    @protocol.setter
+    def protocol(self, value: str) -> None:
+        scheme, current = str(value).partition(":")[0].lower(), self._parts().scheme
+        if (
+            not _SCHEME.fullmatch(scheme)
+            or (scheme in _SPECIAL) != (current in _SPECIAL)
+            or "file" in (scheme, current)
+        ):
+            return  # WHATWG: a special scheme is not swapped for another kind (nor file: here)
+        self._assign(scheme + self._href[len(current) :])
+
     @property
     def username(self) -> str:
         return self._authority()[0]
 
+    @username.setter
+    def username(self, value: str) -> None:
+        if self._has_host():
+            _, password, hostname, port = self._authority()
+            self._set_authority(_userinfo(str(value)), password, hostname, port)
+
     @property
     def password(self) -> str:
         return self._authority()[1]
+
+    @password.setter
+    def password(self, value: str) -> None:
+        if self._has_host():
+            username, _, hostname, port = self._authority()
+            self._set_authority(username, _userinfo(str(value)), hostname, port)
 
     @property
     def hostname(self) -> str:
@@ -226,8 +271,10 @@ class URL:
 
     @hostname.setter
     def hostname(self, value: str) -> None:
-        username, password, _, port = self._authority()
-        self._set_authority(username, password, str(value), port)
+        hostname, port = self._host_input(str(value))
+        if port is None:  # WHATWG: a ':' outside brackets leaves the hostname unchanged
+            username, password, _, port = self._authority()
+            self._set_host(username, password, hostname, port)
 
     @property
     def port(self) -> str:
@@ -235,8 +282,11 @@ class URL:
 
     @port.setter
     def port(self, value: Any) -> None:
-        username, password, hostname, _ = self._authority()
-        self._set_authority(username, password, hostname, str(value))
+        text = str(value)
+        digits = re.match(r"[0-9]*", text).group()  # type: ignore[union-attr]  # (always matches)
+        if self._has_host() and (digits or not text):  # "8080abc" is 8080; "abc" changes nothing
+            username, password, hostname, _ = self._authority()
+            self._set_authority(username, password, hostname, digits)
 
     @property
     def host(self) -> str:
@@ -245,9 +295,10 @@ class URL:
 
     @host.setter
     def host(self, value: str) -> None:
-        username, password, _, _ = self._authority()
-        hostname, _, port = str(value).partition(":")
-        self._set_authority(username, password, hostname, port)
+        hostname, port_text = self._host_input(str(value))
+        username, password, _, port = self._authority()
+        digits = re.match(r"[0-9]*", port_text or "").group()  # type: ignore[union-attr]  # (always matches)
+        self._set_host(username, password, hostname, digits or port)  # "h" / "h:" keep the port
 
     @property
     def origin(self) -> str:
@@ -260,6 +311,8 @@ class URL:
 
     @pathname.setter
     def pathname(self, value: str) -> None:
+        if self._opaque():
+            return
         path = str(value)
         if self._parts().scheme in _SPECIAL and not path.startswith("/"):
             path = "/" + path
@@ -272,7 +325,8 @@ class URL:
 
     @search.setter
     def search(self, value: str) -> None:
-        self.set_query(str(value).removeprefix("?"))
+        text = str(value)  # "" removes the query; "?" leaves an empty one
+        self._set_query(text.removeprefix("?").replace("#", "%23"), keep_empty=bool(text))
 
     @property
     def hash(self) -> str:
@@ -281,9 +335,9 @@ class URL:
 
     @hash.setter
     def hash(self, value: str) -> None:
-        fragment = str(value).removeprefix("#")
+        text = str(value)  # "" removes the fragment; "#" leaves an empty one
         base = self._href.partition("#")[0]
-        self._assign(f"{base}#{fragment}" if fragment else base)
+        self._assign(f"{base}#{text.removeprefix('#')}" if text else base)
 
     @property
     def searchParams(self) -> URLSearchParams:
@@ -320,9 +374,35 @@ class URL:
 
     def set_query(self, query: str) -> None:
         """Set the query (without ``?``; empty removes it). Used by :attr:`searchParams`."""
+        self._set_query(query)
+
+    def _set_query(self, query: str, keep_empty: bool = False) -> None:
         base, sep, fragment = self._href.partition("#")
         base = base.partition("?")[0]
-        self._assign(f"{base}{'?' + query if query else ''}{sep}{fragment}")
+        self._assign(f"{base}{'?' + query if query or keep_empty else ''}{sep}{fragment}")
+
+    def _opaque(self) -> bool:
+        """A URL such as ``mailto:a@b.c``: no ``/`` after the scheme, so no host, port or path
+        to set (WHATWG's opaque path; those setters change nothing)."""
+        return not self._href.partition(":")[2].startswith("/")
+
+    def _has_host(self) -> bool:
+        return not self._opaque() and bool(self._authority()[2]) and self._parts().scheme != "file"
+
+    def _host_input(self, value: str) -> tuple[str, str | None]:
+        """The host and the text after its ``:`` (``None`` without one) that a host setter reads:
+        the value up to a ``/``, ``?`` or ``#`` (or ``\\`` for http and the like)."""
+        stops = "/?#\\" if self._parts().scheme in _SPECIAL else "/?#"
+        end = min((i for i in map(value.find, stops) if i >= 0), default=len(value))
+        value = value[:end]
+        close = value.find("]") if value.startswith("[") else -1
+        colon = value.find(":", close + 1)
+        return (value, None) if colon < 0 else (value[:colon], value[colon + 1 :])
+
+    def _set_host(self, username: str, password: str, hostname: str, port: str) -> None:
+        if self._opaque() or "@" in hostname or (not hostname and self._parts().scheme in _SPECIAL):
+            return  # '@' is not a host's; an http URL's host may not be empty
+        self._set_authority(username, password, hostname, port)
 
     def _sync_params(self) -> None:
         if self._params is not None:

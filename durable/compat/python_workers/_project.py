@@ -172,7 +172,7 @@ def _find_config(path: Path) -> Path:
 
 
 def _read_config(config: Path) -> dict[str, Any]:
-    text = config.read_text(encoding="utf-8")
+    text = config.read_text(encoding="utf-8-sig")  # a BOM is whitespace to wrangler
     try:
         data = tomllib.loads(text) if config.suffix == ".toml" else parse_jsonc(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:

@@ -89,8 +89,13 @@ async def _lifespan(app: Any) -> tuple[Any, dict[str, Any] | None]:
         if not stopped.done():
             stopped.set_result(None)
 
-    _spawn(run())
-    if not await started:
+    task = _spawn(run())
+    try:
+        supported = await started
+    except BaseException:
+        task.cancel()  # a failed startup: the app is not waiting for a shutdown of ours
+        raise
+    if not supported:
 
         async def nothing() -> None:
             return None
@@ -104,10 +109,11 @@ async def _lifespan(app: Any) -> tuple[Any, dict[str, Any] | None]:
     return shutdown, state
 
 
-def _spawn(coro: Any) -> None:
-    task = asyncio.ensure_future(coro)
+def _spawn(coro: Any) -> asyncio.Task[Any]:
+    task: asyncio.Task[Any] = asyncio.ensure_future(coro)
     _background.add(task)
     task.add_done_callback(_background.discard)
+    return task
 
 
 async def _process(app: Any, req: durable.Request, env: Any, state: dict[str, Any] | None) -> Response:
@@ -143,6 +149,8 @@ async def _process(app: Any, req: durable.Request, env: Any, state: dict[str, An
             return
         if message["type"] != "http.response.body":
             return
+        if "status" not in start:
+            raise RuntimeError("The application sent 'http.response.body' before 'http.response.start'")
         data, more = bytes(message.get("body", b"")), message.get("more_body", False)
         if chunks is not None:
             if data:
@@ -173,8 +181,12 @@ async def _process(app: Any, req: durable.Request, env: Any, state: dict[str, An
                 chunks.put_nowait(None)
             finished.set()
 
-    _spawn(run())
-    return await result
+    task = _spawn(run())
+    try:
+        return await result
+    except asyncio.CancelledError:
+        task.cancel()  # the caller gave up on the response: stop the app's work for it
+        raise
 
 
 async def fetch(app: Any, req: Any, env: Any, ctx: Any = None) -> Response:
@@ -188,8 +200,10 @@ async def fetch(app: Any, req: Any, env: Any, ctx: Any = None) -> Response:
     shutdown, state = await _lifespan(app)
     try:
         response = await _process(app, unwrap_request(req), env, state)
-    except Exception:
-        _log.exception("ASGI request failed")
+    except BaseException as exc:
+        if isinstance(exc, Exception):
+            _log.exception("ASGI request failed")
+        _spawn(shutdown())  # the lifespan still ends (its task would otherwise wait forever)
         raise
     await shutdown()
     return response

@@ -22,7 +22,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import durable
 
@@ -43,7 +43,7 @@ def build_environ(req: Any, env: Any, body: bytes) -> dict[str, Any]:
     environ: dict[str, Any] = {
         "REQUEST_METHOD": str(req.method),
         "SCRIPT_NAME": "",
-        "PATH_INFO": unquote(url.path or "/").encode("utf-8").decode("latin-1"),
+        "PATH_INFO": unquote_to_bytes(url.path or "/").decode("latin-1"),  # PEP 3333: bytes as latin-1
         "QUERY_STRING": url.query,
         "SERVER_NAME": url.hostname,
         "SERVER_PORT": str(url.port) if url.port else ("443" if url.scheme == "https" else "80"),
@@ -82,7 +82,7 @@ def _process(app: Any, environ: dict[str, Any]) -> Response:
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         if exc_info is not None:
-            if "status" in state:
+            if "sent" in state:  # PEP 3333: too late to replace the status once the body started
                 raise exc_info[1].with_traceback(exc_info[2])
         elif "status" in state:
             raise AssertionError("start_response() called more than once")
@@ -99,7 +99,8 @@ def _process(app: Any, environ: dict[str, Any]) -> Response:
 
     first = b""
     try:
-        first = next((chunk for chunk in chunks if chunk), b"")
+        first = b"".join(written) or next((chunk for chunk in chunks if chunk), b"")
+        written.clear()
     except Exception:
         close()
         raise
@@ -107,6 +108,7 @@ def _process(app: Any, environ: dict[str, Any]) -> Response:
         close()
         raise RuntimeError("The WSGI application did not call start_response()")
 
+    state["sent"] = True
     code, _, reason = state["status"].partition(" ")
     headers = durable.Headers()
     for key, value in state["headers"]:
@@ -114,13 +116,16 @@ def _process(app: Any, environ: dict[str, Any]) -> Response:
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            for chunk in written:
-                yield chunk
             if first:
                 yield first
             for chunk in chunks:
+                if written:  # write() called while the iterable runs: its data goes first
+                    yield b"".join(written)
+                    written.clear()
                 if chunk:
                     yield chunk
+            if written:
+                yield b"".join(written)
         finally:
             close()
 
