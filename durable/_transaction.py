@@ -52,6 +52,7 @@ class Transaction:
     """
 
     __slots__ = (
+        "_caller",
         "_caller_held",
         "_children",
         "_closure_task",
@@ -85,6 +86,9 @@ class Transaction:
         """Started (savepoint open, gate closed) and not yet ended."""
         self._closure_task: asyncio.Future[Any] | None = None
         """The task running the closure, while the transaction waits for it to start."""
+        self._caller: object = None
+        """The task that called ``transaction()``: until the closure starts, its storage calls run
+        outside the transaction, and those of other code wait for it."""
         self._children: set[asyncio.Task[Any]] = set()
         """Transactions started inside this one that have not ended: it ends after them."""
 
@@ -274,7 +278,15 @@ class Transactions:
         if not stack:
             return NOW
         level = self.level()
-        return NOW if level is stack[-1] else level
+        top = stack[-1]
+        if level is top:
+            return NOW
+        if not top._started and top._caller is asyncio.current_task():
+            # Called, its closure not started yet: the caller's own next lines run outside it, as
+            # in workerd; any other code waits for it (its gate is already closed).
+            if level is (stack[-2] if len(stack) > 1 else None):
+                return NOW
+        return level
 
     def defer(
         self, level: Transaction | None, apply: Callable[[], Any], *, write: bool = False, gated: bool = True
@@ -356,8 +368,7 @@ class Transactions:
         except BaseException:
             self._give_up(txn)
             raise
-        txn._started = True
-        self.stack.append(txn)
+        txn._started = True  # on the stack since it was called (where())
 
     def _abandon(self, task: asyncio.Future[Any]) -> None:
         """The task of a transaction that never started ended (cancelled before its first step)."""
@@ -368,6 +379,8 @@ class Transactions:
 
     def _give_up(self, txn: Transaction) -> None:
         txn._phase = "failed"
+        if txn in self.stack:
+            self.stack.remove(txn)
         if txn._gate is not None and txn._gate_lock is not None:
             txn._gate.unlock(txn._gate_lock)
         if self._queue:
@@ -391,6 +404,8 @@ class Transactions:
             # there run before the closure, outside the transaction).
             self._close_gate(txn)
             self._opening.append(txn)
+            txn._caller = asyncio.current_task()
+            stack.append(txn)
         else:
             ready = asyncio.get_running_loop().create_future()
             self._queue.append(_Waiting(parent, None, ready, txn))
