@@ -702,3 +702,124 @@ class TestConcurrentResultsComeInCallOrder:
         async with durable.Runtime() as rt:
             ns = rt.namespace(Reads, name="READS")
             assert await ns.get_by_name("caller").fan_out("a") == [list(range(10))] * 20
+
+
+async def _caller_between_two(obj: Any, ctx: durable.State) -> list[str]:
+    storage, log = ctx.storage, []
+
+    async def first() -> None:
+        log.append(f"t1 {await storage.get('z')}")
+        await storage.put("z", "t1")
+
+    async def second() -> None:
+        log.append(f"t2 {await storage.get('z')}")
+        await storage.put("z", "t2")
+
+    one, two = storage.transaction(first), storage.transaction(second)
+    await one
+    log.append(f"after one {await storage.get('z')}")
+    await storage.put("z", "out")
+    await two
+    log.append(f"final {await storage.get('z')}")
+    return log
+
+
+async def _sql_between_two(obj: Any, ctx: durable.State) -> list[str]:
+    storage, log = ctx.storage, []
+    storage.sql.exec("CREATE TABLE q(v)")
+
+    def count() -> int:
+        return int(storage.sql.exec("SELECT count(*) AS c FROM q").one()["c"])
+
+    def first() -> None:
+        storage.sql.exec("INSERT INTO q VALUES (1)")
+
+    def second(txn: durable.Transaction) -> None:
+        log.append(f"second {count()}")
+        storage.sql.exec("INSERT INTO q VALUES (2)")
+        txn.rollback()
+
+    one, two = storage.transaction(first), storage.transaction(second)
+    await one
+    log.append(f"after one {count()}")
+    storage.sql.exec("INSERT INTO q VALUES (3)")
+    await two
+    log.append(f"final {count()}")
+    return log
+
+
+async def _started_inside_transaction_sync(obj: Any, ctx: durable.State) -> list[str]:
+    storage, log = ctx.storage, []
+    started: list[asyncio.Task[None]] = []
+
+    def inner() -> None:
+        log.append(f"inner {storage.kv.get('w')}")
+        storage.kv.put("w", 2)
+
+    def callback() -> None:
+        started.append(storage.transaction(inner))
+        storage.kv.put("w", 1)
+
+    storage.transaction_sync(callback)
+    log.append(f"between {storage.kv.get('w')}")
+    await started[0]
+    log.append(f"after {storage.kv.get('w')}")
+    return log
+
+
+class TestAWaitingTransactionStartsWhenItsClosureDoes:
+    """A transaction that waited for another one starts, too, only when its closure does: the
+    code woken by the end of the one before it runs first, outside it. workerd (miniflare 4,
+    2026-04-07, both backends): `a = transaction(A); b = transaction(B); await a; get('z')` sees
+    A's write and B sees what that code wrote; `sql.exec()` there works; a transaction started
+    inside `transactionSync()` lets the code after the callback use `storage.kv`. durable
+    started the waiting one as the other ended, so that code waited for it (or raised
+    InvalidTransactionError)."""
+
+    @pytest.mark.parametrize("storage", ["sqlite", "kv"])
+    async def test_the_code_after_the_first_runs_before_the_second(self, storage: str) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj, storage=storage).get_by_name("a")
+            assert await testing.run_in_object(stub, _caller_between_two) == [
+                "t1 None",
+                "after one t1",
+                "t2 out",
+                "final t2",
+            ]
+
+    async def test_sql_between_the_two(self) -> None:
+        """workerd: A, after p1 1, B 2, final 2."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+            assert await testing.run_in_object(stub, _sql_between_two) == ["after one 1", "second 2", "final 2"]
+
+    async def test_one_started_inside_transaction_sync(self) -> None:
+        """workerd: between 1, inner 1, after 2."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+            assert await testing.run_in_object(stub, _started_inside_transaction_sync) == [
+                "between 1",
+                "inner 1",
+                "after 2",
+            ]
+
+    async def test_one_cancelled_when_its_turn_came(self) -> None:
+        """Cancelled after the one before it ended but before its closure started: it never runs
+        it, and leaves neither the gate closed nor the next transaction waiting."""
+        ran: list[str] = []
+
+        async def cancel_second(obj: Any, ctx: durable.State) -> Any:
+            first = ctx.storage.transaction(lambda: ran.append("first"))
+            second = ctx.storage.transaction(lambda: ran.append("second"))
+            third = ctx.storage.transaction(lambda: ran.append("third"))
+            await first
+            second.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await second
+            return await asyncio.wait_for(third, 1)
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(StartsLater).get_by_name("a")
+            await testing.run_in_object(stub, cancel_second)
+            assert ran == ["first", "third"]
+            assert await asyncio.wait_for(stub.c(), 1) == "c"
