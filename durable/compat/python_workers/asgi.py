@@ -200,10 +200,12 @@ async def fetch(app: Any, req: Any, env: Any, ctx: Any = None) -> Response:
     shutdown, state = await _lifespan(app)
     try:
         response = await _process(app, unwrap_request(req), env, state)
-    except BaseException as exc:
-        if isinstance(exc, Exception):
-            _log.exception("ASGI request failed")
-        _spawn(shutdown())  # the lifespan still ends (its task would otherwise wait forever)
+    except Exception:
+        _log.exception("ASGI request failed")
+        await shutdown()  # the lifespan still ends (its task would otherwise wait forever)
+        raise
+    except BaseException:
+        _spawn(shutdown())  # cancelled: the lifespan ends in the background
         raise
     await shutdown()
     return response
