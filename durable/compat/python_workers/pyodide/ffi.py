@@ -1,8 +1,8 @@
 """``pyodide.ffi``: the conversions between Python and JavaScript, which are identities here.
 
 There is no JavaScript heap under `durable`: ``to_js``, ``create_proxy`` and
-``create_once_callable`` return their argument, ``JsProxy`` is a class no value is an instance
-of, and ``run_sync`` runs a coroutine to completion on a helper event loop.
+``create_once_callable`` return their argument (``to_js`` of binary data gives a ``Uint8Array``
+stand-in, as Pyodide does), ``JsProxy`` is a class no other value is an instance of, and ``run_sync`` runs a coroutine to completion on a helper event loop.
 """
 
 from __future__ import annotations
