@@ -361,3 +361,81 @@ async def test_14_websocket_stream_consumer_in_process(durable_runtime: durable.
             assert "Firehose status: connected" in texts
             assert paths[0] == "/subscribe?wantedCollections=app.bsky.feed.post"
             assert paths[-1] == "/subscribe?wantedCollections=app.bsky.feed.post&cursor=1002"
+
+
+# The upstream expectations (the checkout's tests/test_examples.py, plus 12 and 13, which it does
+# not test) of Cloudflare's examples that need no Cloudflare-only service: example, the modules it
+# needs beyond durable's own, and (path, status, content-type, body check) for each request.
+UPSTREAM: dict[str, tuple[tuple[str, ...], list[tuple[str, int, str, str]]]] = {
+    "01-hello": ((), [("/", 200, "text/plain;charset=UTF-8", "Hello world!")]),
+    "03-fastapi": (
+        ("fastapi", "jinja2"),
+        [
+            (
+                "/",
+                200,
+                "application/json",
+                '{"message":"This is an example of FastAPI with Jinja2 - go to /hi/<name> to see a template rendered"}',
+            ),
+            ("/hi/Dominik", 200, "application/json", '{"message":"Hello, Dominik!"}'),
+            (
+                "/env",
+                200,
+                "application/json",
+                '{"message":"Here is an example of getting an environment variable: My env var"}',
+            ),
+        ],
+    ),
+    "08-cron": ((), [("/", 200, "text/plain;charset=UTF-8", "Hello from Cron Worker*")]),
+    "12-image-gen": (
+        ("PIL",),
+        [("/gradient?width=40&height=20", 200, "image/png", "\x89PNG*"), ("/chart", 200, "image/png", "\x89PNG*")],
+    ),
+    "13-js-api-pygments/py": (
+        ("pygments",),
+        [("/", 200, "text/plain;charset=UTF-8", "Python RPC server is running. Use RPC to call methods.")],
+    ),
+    "18-django": (
+        ("django",),
+        [("/", 200, "application/json", '{"message": "Hello from Django on Cloudflare Workers!"}')],
+    ),
+}
+
+
+def check_upstream(example: str, get: Any) -> None:
+    """Each request of ``UPSTREAM[example]`` answered as upstream expects (``*`` ends a prefix)."""
+    for path, status, content_type, body in UPSTREAM[example][1]:
+        code, headers, content = get(path)
+        assert (code, headers["content-type"]) == (status, content_type), path
+        text = content.decode("latin-1")
+        assert text.startswith(body[:-1]) if body.endswith("*") else text == body, path
+
+
+def needs_modules(example: str) -> None:
+    for module in UPSTREAM[example][0]:
+        pytest.importorskip(module, reason=f"{example} needs {module!r} (not installed)")
+
+
+@needs_checkout
+@pytest.mark.parametrize("example", list(UPSTREAM))
+async def test_upstream_example_in_process(example: str, durable_runtime: durable.Runtime) -> None:
+    """Cloudflare's examples that need no Cloudflare-only service run unmodified in process and
+    pass their upstream expectations (skipped when the example's own dependency is missing)."""
+    needs_modules(example)
+    app = pw.asgi_app(Path(str(CHECKOUT)) / example, durable_runtime)
+    replies = {}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
+        for path, *_ in UPSTREAM[example][1]:
+            resp = await client.get(path)
+            replies[path] = (resp.status_code, resp.headers, resp.content)
+    check_upstream(example, replies.__getitem__)
+
+
+@needs_checkout
+@pytest.mark.parametrize("example", ["03-fastapi", "12-image-gen", "18-django"])
+def test_upstream_example_over_http(example: str, serve: type[Server]) -> None:
+    """The same under ``durable serve`` (the web-framework and binary-body examples)."""
+    needs_modules(example)
+    server = serve(Path(str(CHECKOUT)) / example)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        check_upstream(example, lambda path: (lambda r: (r.status_code, r.headers, r.content))(client.get(path)))

@@ -571,6 +571,34 @@ class TestJsValues:
             sdk.Response(js.Response.new("x"), status=200)
 
 
+class TestToJsBinary:
+    async def test_to_js_bytes_is_a_uint8array_with_its_buffer(self, durable_runtime: durable.Runtime) -> None:
+        """Pyodide's ``to_js(bytes)`` is a ``Uint8Array`` (a ``JsTypedArray``) whose ``buffer`` is
+        an ``ArrayBuffer``; the SDK's ``Response`` accepts both as a body (workers-py utils.py
+        ``RESPONSE_ACCEPTED_TYPES``), as Cloudflare's 12-image-gen does with
+        ``Response(to_js(image_bytes).buffer, headers=...)``. Before, ``to_js`` returned the
+        ``bytes`` itself, which has no ``buffer``. Sent or stored, the array is binary data (read
+        back as a ``memoryview``)."""
+        from durable.compat.python_workers.pyodide import ffi
+
+        to_js: Any = ffi.to_js  # typed as an identity
+        array = to_js(b"\x89PNG")
+        assert all(isinstance(array, kind) for kind in (ffi.JsTypedArray, ffi.JsBuffer))
+        assert (array.length, array.byteLength, array.to_bytes()) == (4, 4, b"\x89PNG")
+        assert isinstance(array.to_py(), memoryview) and array.to_py() == b"\x89PNG"
+        assert all(isinstance(array.buffer, kind) for kind in (ffi.JsBuffer,)) and array.buffer.byteLength == 4
+        assert to_js(bytearray(b"ab")).to_bytes() == to_js(memoryview(b"ab")).to_bytes() == b"ab"
+        for body in (array.buffer, array):
+            response = sdk.Response(body, headers={"Content-Type": "image/png"})
+            assert (await response.bytes(), response.headers["content-type"]) == (b"\x89PNG", "image/png")
+        durable_runtime.namespace(Binary, name="BIN")
+        stub = env_of(durable_runtime).BIN.getByName("a")
+        assert await stub.kind(to_js(b"q")) == "memoryview"
+        received = await stub.identity({"a": to_js(b"q"), "b": to_js(b"r").buffer})
+        assert type(received["a"]) is type(received["b"]) is memoryview and bytes(received["b"]) == b"r"
+        assert to_js([1]) == [1] and to_js("s") == "s"
+
+
 # ---------------------------------------------------------------------------------------------
 # workers.asgi / asgi / workers.wsgi: web frameworks behind a Worker's fetch
 

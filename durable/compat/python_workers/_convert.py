@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from ..._codec import copy_as_dict
-from .pyodide.ffi import jsnull
+from .pyodide.ffi import ArrayBuffer, jsnull
 
 __all__ = [
     "Converted",
@@ -168,7 +168,7 @@ def to_durable(value: Any) -> Any:
 
     ``value`` itself when it holds no ``memoryview``.
     """
-    if type(value) is memoryview or isinstance(value, (Exception, JsDate)) or value is jsnull:
+    if type(value) is memoryview or isinstance(value, (Exception, JsDate, ArrayBuffer)) or value is jsnull:
         return _with_bytes(value, {})
     if isinstance(value, (dict, list)) and _holds_view(value, set()):
         return _with_bytes(value, {})
@@ -193,7 +193,7 @@ def _error_from_js(message: Any) -> Exception:
 
 
 def _holds_view(value: Any, seen: set[int]) -> bool:
-    if type(value) is memoryview or isinstance(value, (Exception, JsDate)) or value is jsnull:
+    if type(value) is memoryview or isinstance(value, (Exception, JsDate, ArrayBuffer)) or value is jsnull:
         return True
     if not isinstance(value, (dict, list)) or id(value) in seen:
         return False
@@ -204,6 +204,8 @@ def _holds_view(value: Any, seen: set[int]) -> bool:
 def _with_bytes(value: Any, memo: dict[int, Any]) -> Any:
     if type(value) is memoryview:
         return value.tobytes()
+    if isinstance(value, ArrayBuffer):  # to_js(data): a Uint8Array, sent and stored as bytes
+        return bytes(value)
     if isinstance(value, Exception):
         return _error_to_js(value)
     if value is jsnull:

@@ -1,13 +1,14 @@
 """``pyodide.ffi``: the conversions between Python and JavaScript, which are identities here.
 
 There is no JavaScript heap under `durable`: ``to_js``, ``create_proxy`` and
-``create_once_callable`` return their argument, ``JsProxy`` is a class no value is an instance
-of, and ``run_sync`` runs a coroutine to completion on a helper event loop.
+``create_once_callable`` return their argument (``to_js`` of binary data gives a ``Uint8Array``
+stand-in, as Pyodide does), ``JsProxy`` is a class no other value is an instance of, and ``run_sync`` runs a coroutine to completion on a helper event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -164,8 +165,44 @@ class JsException(Exception):
         self.message = message
 
 
+class ArrayBuffer(bytes, JsBuffer):
+    """What ``to_js(data).buffer`` gives: JavaScript's ``ArrayBuffer`` of a ``Uint8Array``, here
+    ``bytes`` (so it is accepted wherever a body or binary value is) with ``byteLength``."""
+
+    def __init__(self, *args: Any) -> None:
+        pass  # bytes.__new__ made the value; JsProxy.__init__ refuses to run
+
+    @property
+    def byteLength(self) -> int:
+        return len(self)
+
+    def to_py(self, *args: Any, **kwargs: Any) -> memoryview:
+        """Pyodide's ``to_py()`` of a buffer: a ``memoryview``."""
+        return memoryview(builtins.bytes(self))
+
+    def to_bytes(self) -> builtins.bytes:
+        return builtins.bytes(self)
+
+
+class Uint8Array(ArrayBuffer, JsTypedArray):
+    """What ``to_js(bytes)`` gives (Pyodide copies binary data into a new ``Uint8Array``): its
+    ``buffer`` (an :class:`ArrayBuffer`), ``length``, ``byteLength``, ``to_py()``, ``to_bytes()``."""
+
+    @property
+    def buffer(self) -> ArrayBuffer:
+        return ArrayBuffer(self)
+
+    @property
+    def length(self) -> int:
+        return len(self)
+
+
 def to_js(value: T, *args: Any, **kwargs: Any) -> T:
-    """Return ``value`` itself: `durable` stores and sends Python values as they are."""
+    """Return ``value`` itself: `durable` stores and sends Python values as they are; except
+    binary data (``bytes``, ``bytearray``, ``memoryview``), which becomes a :class:`Uint8Array`
+    as in Pyodide (``to_js(data).buffer`` is its ``ArrayBuffer``)."""
+    if isinstance(value, (bytes, bytearray, memoryview)) and not isinstance(value, ArrayBuffer):
+        return Uint8Array(value)  # type: ignore[return-value]
     return value
 
 
