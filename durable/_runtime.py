@@ -231,7 +231,8 @@ class Runtime:
                 ``kv``) or ``"kv"`` (the legacy key-value backend, with its stricter limits).
 
         Raises ``TypeError`` for a class that is not a DurableObject, ``ValueError`` for an unknown
-        backend, a name registered twice, an empty name, a name with a lone surrogate, or a name
+        backend, a name registered twice, a persisted namespace whose objects were written with
+        the other ``storage`` (Cloudflare never converts a class's backend), an empty name, a name with a lone surrogate, or a name
         of the form ``ns-<hex>`` or ``nsh-<64 hex digits>`` (the folders of encoded names).
         """
         self.check_open()
@@ -249,6 +250,7 @@ class Runtime:
                 bind(self.env, name, existing)  # registered before without name=: bound on env now
             return existing
         ns = Namespace._create(self, cls, ns_name, storage)
+        self._directory.fix_backend(ns_name, storage)
         if name is not None:
             bind(self.env, name, ns)  # first: a name env already has refuses the whole registration
         self._namespaces[ns_name] = ns
