@@ -335,8 +335,12 @@ def storage_path(path: object) -> Path:
     return Path(name).resolve()
 
 
-def open_directory(path: Path) -> Directory:
+def open_directory(path: Path, synchronous: str = "NORMAL") -> Directory:
     """Lock ``path`` (created if missing) for this runtime and open its metadata database.
+
+    The metadata database is written at the runtime's ``synchronous`` level (``"NORMAL"`` or
+    ``"FULL"``): its alarm index row and an object's name are written before the object's commit
+    or file that relies on them, so they must survive whatever that commit survives.
 
     Raises:
         PathLockedError: another live runtime, in this process or another, holds ``path``.
@@ -377,7 +381,7 @@ def open_directory(path: Path) -> Directory:
         handle.write(holder + "\n")
         handle.flush()
         try:
-            meta = _open_meta(path)
+            meta = _open_meta(path, synchronous)
         except BaseException:
             handle.close()
             raise
@@ -385,10 +389,10 @@ def open_directory(path: Path) -> Directory:
     return Directory(path, handle, meta)
 
 
-def _open_meta(path: Path) -> sqlite3.Connection:
+def _open_meta(path: Path, synchronous: str) -> sqlite3.Connection:
     file = path / META_FILE
     try:
-        meta = connect(file)
+        meta = connect(file, synchronous=synchronous)
     except sqlite3.Error as exc:
         raise wrap_error(exc, file, what="the runtime's metadata database") from exc
     try:
