@@ -59,7 +59,7 @@ Key = tuple[str, str]
 class _Entry:
     """The alarm of one object as the scheduler tracks it: its time, its attempt, its timer."""
 
-    __slots__ = ("cancelled", "deferred", "due_ms", "handle", "moved_to", "retry_count", "scheduled_ms")
+    __slots__ = ("cancelled", "deferred", "due_ms", "forgotten", "handle", "moved_to", "retry_count", "scheduled_ms")
 
     def __init__(self, scheduled_ms: int, retry_count: int = 0) -> None:
         self.scheduled_ms = scheduled_ms
@@ -69,6 +69,7 @@ class _Entry:
         self.moved_to: int | None = None  # the alarm set while its retry was pending, due by then
         self.deferred = False  # fell due while the object's alarm() was running
         self.cancelled = False  # its handler did not run: the stored alarm had changed (AlarmState.run)
+        self.forgotten = False  # wiped by Runtime.reset while its handler ran: its end is no failure
 
 
 class AlarmScheduler:
@@ -241,6 +242,8 @@ class AlarmScheduler:
                         # retry's timer fired (a timer may fire a little early): it gets its own.
                         self.schedule(key, entry.moved_to)
             except Exception as exc:
+                if entry.forgotten:
+                    return exc  # Runtime.reset ended the handler (ConnectionClosedError): not a failure
                 log.warning(
                     "durable: alarm of %r failed (attempt %d): %s: %s",
                     host.id,
@@ -310,6 +313,7 @@ class AlarmScheduler:
     def cancel_all(self) -> None:
         """Forget every alarm (``Runtime.reset``); handlers already running finish on their own."""
         for entry in self._entries.values():
+            entry.forgotten = True
             if entry.handle is not None:
                 entry.handle.cancel()
         self._entries.clear()

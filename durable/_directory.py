@@ -16,10 +16,11 @@ of them. :meth:`Directory.remove_object_files` removes only files of this layout
 With ``point_in_time_recovery=True``, ``<namespace>/<id hex>.history`` beside each database holds its
 commits (docs/recovery.md).
 
-The metadata database holds, besides its schema version, two tables: ``alarms`` (the alarm index of
-``_alarms.py``: a superset of the objects' alarms, so a restarted runtime finds them) and
+The metadata database holds, besides its schema version, three tables: ``alarms`` (the alarm index of
+``_alarms.py``: a superset of the objects' alarms, so a restarted runtime finds them),
 ``objects`` (namespace, id hex, name: the name an object was reached by when its file was created,
-so that ``ctx.id.name`` survives eviction and restarts, as Cloudflare keeps it). workerd keeps
+so that ``ctx.id.name`` survives eviction and restarts, as Cloudflare keeps it) and ``namespaces``
+(namespace, storage: the backend its objects were written by, which Cloudflare never converts). workerd keeps
 neither in the object's own database, so user SQL never sees them.
 
 An in-memory runtime uses :class:`MemoryDirectory`, which has no files and remembers nothing:
@@ -177,6 +178,9 @@ class StorageDirectory:
         """The name recorded for object ``key``, if any."""
         return None
 
+    def fix_backend(self, namespace: str, storage: str) -> None:
+        """Record ``storage`` as the backend of ``namespace``; raise ``ValueError`` if it has objects of another."""
+
     def remove_object_files(self) -> None:
         """Delete every object's files and forget their names (``Runtime.reset``)."""
 
@@ -268,6 +272,20 @@ class Directory(StorageDirectory):
         row = self._execute("SELECT name FROM objects WHERE namespace = ? AND id = ?", key).fetchone()
         return row[0] if row is not None and isinstance(row[0], str) else None
 
+    def fix_backend(self, namespace: str, storage: str) -> None:
+        # Cloudflare fixes a class's backend when the class is created (a migration's new_classes or
+        # new_sqlite_classes) and cannot convert it later: objects written by one backend are never
+        # reopened by the other. A namespace without objects (none yet, or reset) may change.
+        row = self._execute("SELECT storage FROM namespaces WHERE namespace = ?", (namespace,)).fetchone()
+        if row is not None and row[0] != storage and self.object_hexes(namespace):
+            raise ValueError(
+                f"namespace {namespace!r} at {str(self.path)!r} holds objects of storage={row[0]!r}, not "
+                f"storage={storage!r}: as on Cloudflare, a Durable Object class cannot be converted between the "
+                f"SQLite and key-value backends; register it with storage={row[0]!r}, or under another name="
+            )
+        if row is None or row[0] != storage:
+            self._execute("INSERT OR REPLACE INTO namespaces VALUES (?, ?)", (namespace, storage))
+
     def remove_object_files(self) -> None:
         """Delete the object files (see the layout above), following no symbolic link."""
         with os.scandir(self.path) as folders:
@@ -317,8 +335,12 @@ def storage_path(path: object) -> Path:
     return Path(name).resolve()
 
 
-def open_directory(path: Path) -> Directory:
+def open_directory(path: Path, synchronous: str = "NORMAL") -> Directory:
     """Lock ``path`` (created if missing) for this runtime and open its metadata database.
+
+    The metadata database is written at the runtime's ``synchronous`` level (``"NORMAL"`` or
+    ``"FULL"``): its alarm index row and an object's name are written before the object's commit
+    or file that relies on them, so they must survive whatever that commit survives.
 
     Raises:
         PathLockedError: another live runtime, in this process or another, holds ``path``.
@@ -359,7 +381,7 @@ def open_directory(path: Path) -> Directory:
         handle.write(holder + "\n")
         handle.flush()
         try:
-            meta = _open_meta(path)
+            meta = _open_meta(path, synchronous)
         except BaseException:
             handle.close()
             raise
@@ -367,10 +389,10 @@ def open_directory(path: Path) -> Directory:
     return Directory(path, handle, meta)
 
 
-def _open_meta(path: Path) -> sqlite3.Connection:
+def _open_meta(path: Path, synchronous: str) -> sqlite3.Connection:
     file = path / META_FILE
     try:
-        meta = connect(file)
+        meta = connect(file, synchronous=synchronous)
     except sqlite3.Error as exc:
         raise wrap_error(exc, file, what="the runtime's metadata database") from exc
     try:
@@ -387,6 +409,7 @@ def _open_meta(path: Path) -> sqlite3.Connection:
         meta.execute(
             "CREATE TABLE IF NOT EXISTS alarms (namespace TEXT, id TEXT, time INTEGER, PRIMARY KEY (namespace, id)) WITHOUT ROWID"
         )
+        meta.execute("CREATE TABLE IF NOT EXISTS namespaces (namespace TEXT PRIMARY KEY, storage TEXT) WITHOUT ROWID")
         meta.execute(
             "CREATE TABLE IF NOT EXISTS objects (namespace TEXT, id TEXT, name, PRIMARY KEY (namespace, id)) WITHOUT ROWID"
         )

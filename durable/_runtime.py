@@ -183,7 +183,8 @@ class Runtime:
         """Whether the runtime is closed (``aclose()`` ran, or it was garbage collected)."""
         self.loop: asyncio.AbstractEventLoop | None = None
         """The event loop the runtime was opened or last used on (calls on others are forwarded)."""
-        self._directory: StorageDirectory = MemoryDirectory() if path is None else open_directory(storage_path(path))
+        where = None if path is None else storage_path(path)
+        self._directory: StorageDirectory = MemoryDirectory() if where is None else open_directory(where, synchronous)
         self.hosts = HostTable(self, self._namespaces, self._directory)
         """The live objects' hosts and their idle eviction (``durable._hosts``)."""
         self.path: Path | None = self._directory.path
@@ -230,10 +231,9 @@ class Runtime:
             storage: ``"sqlite"`` (default, Cloudflare's recommended backend, with ``sql`` and
                 ``kv``) or ``"kv"`` (the legacy key-value backend, with its stricter limits).
 
-        Raises ``TypeError`` for a class that is not a DurableObject, ``ValueError`` for an unknown
-        backend, a name registered twice, an empty name, a name with a lone surrogate, or a name
-        of the form ``ns-<hex>`` or ``nsh-<64 hex digits>`` (the folders of encoded names).
-        """
+        Raises ``TypeError`` for a class that is not a DurableObject, ``ValueError`` for an unknown backend,
+        objects on disk of the other backend (never converted, as on Cloudflare), a name registered twice,
+        an empty name, a name with a lone surrogate, or one of the form ``ns-<hex>`` or ``nsh-<64 hex digits>``."""
         self.check_open()
         if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
             raise TypeError(f"namespace() takes a durable.DurableObject subclass, not {cls!r}")
@@ -249,6 +249,7 @@ class Runtime:
                 bind(self.env, name, existing)  # registered before without name=: bound on env now
             return existing
         ns = Namespace._create(self, cls, ns_name, storage)
+        self._directory.fix_backend(ns_name, storage)
         if name is not None:
             bind(self.env, name, ns)  # first: a name env already has refuses the whole registration
         self._namespaces[ns_name] = ns

@@ -190,3 +190,29 @@ class TestNamingHelpers:
         assert directory.object_file("N", "0" * 64) is None
         assert directory.stored_name(("N", "0" * 64)) is None
         assert directory.alarm_rows() == []
+
+
+class TestMetadataDurability:
+    """The metadata database is written at the runtime's ``synchronous`` level.
+
+    Its alarm index is written before the object's commit so that it lists a superset of the alarms,
+    and an object's name before its file is created: with ``synchronous="FULL"`` an object's commit
+    survives a power loss, so the index row and the name it relies on must too.
+    """
+
+    @pytest.mark.parametrize("level", ["NORMAL", "FULL"])
+    async def test_meta_connection_follows_the_runtime(
+        self, tmp_path: Path, level: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from durable._sqlite import connect as real_connect
+
+        levels: list[str] = []
+
+        def spy(file: Any, **kwargs: Any) -> sqlite3.Connection:
+            levels.append(kwargs.get("synchronous", "NORMAL"))
+            return real_connect(file, **kwargs)
+
+        monkeypatch.setattr("durable._directory.connect", spy)
+        async with durable.Runtime(path=tmp_path, synchronous=level):  # type: ignore[arg-type]
+            pass
+        assert levels == [level]

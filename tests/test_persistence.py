@@ -191,3 +191,46 @@ class TestListIdsLeavesNoTrace:
             ids = await testing.list_ids(ns)
             assert sorted(oid.name or "" for oid in ids) == [str(i) for i in range(5)]
             assert rt.hosts.live == {}
+
+
+class TestBackendIsFixed:
+    """A namespace's storage backend is fixed once it has objects, as Cloudflare's migrations fix a class's:
+    a class deployed with ``new_classes`` (key-value) cannot be converted to SQLite in place, nor back.
+    """
+
+    @pytest.mark.parametrize(("first", "then"), [("sqlite", "kv"), ("kv", "sqlite")])
+    async def test_reopening_with_the_other_backend_is_refused(self, tmp_path: Path, first: str, then: str) -> None:
+        async with durable.Runtime(path=tmp_path) as rt:
+            await rt.namespace(Obj, name="OBJ", storage=first).get_by_name("a").write("k", 1)
+        async with durable.Runtime(path=tmp_path) as rt:
+            with pytest.raises(ValueError, match=f"storage={first!r}") as info:
+                rt.namespace(Obj, name="OBJ", storage=then)
+            assert "OBJ" in str(info.value) and str(tmp_path.resolve()) in str(info.value)
+            assert "OBJ" not in rt.env  # nothing was registered
+            ns = rt.namespace(Obj, name="OBJ", storage=first)  # the same backend still works
+            assert await ns.get_by_name("a").read("k") == 1
+
+    async def test_a_namespace_without_objects_may_change(self, tmp_path: Path) -> None:
+        async with durable.Runtime(path=tmp_path) as rt:
+            ns = rt.namespace(Obj, name="OBJ", storage="kv")
+            assert await ns.get_by_name("a").read("k") is None  # read only: no file
+        async with durable.Runtime(path=tmp_path) as rt:
+            await rt.namespace(Obj, name="OBJ").get_by_name("a").write("k", 1)
+        async with durable.Runtime(path=tmp_path) as rt:
+            await rt.reset()  # no objects left: the backend is free again
+            rt.namespace(Obj, name="OBJ", storage="kv")
+
+    async def test_a_directory_of_an_older_durable_takes_the_first_backend(self, tmp_path: Path) -> None:
+        async with durable.Runtime(path=tmp_path) as rt:
+            await rt.namespace(Obj, name="OBJ").get_by_name("a").write("k", 1)
+        meta = sqlite3.connect(tmp_path / "durable-meta.sqlite")
+        try:
+            meta.execute("DROP TABLE namespaces")
+            meta.commit()
+        finally:
+            meta.close()
+        async with durable.Runtime(path=tmp_path) as rt:
+            assert await rt.namespace(Obj, name="OBJ", storage="kv").get_by_name("a").read("k") == 1
+        async with durable.Runtime(path=tmp_path) as rt:
+            with pytest.raises(ValueError, match="storage='kv'"):
+                rt.namespace(Obj, name="OBJ")

@@ -615,6 +615,38 @@ class TestRuntimeReset:
         await clock.advance(3600)
         assert len(env["alarms"]) == 1
 
+    async def test_work_in_flight_ends_with_connection_closed_and_no_alarm_failure(
+        self, rt: durable.Runtime, env: dict[str, Any], clock: MockClock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A call in flight gets the retryable ConnectionClosedError; a running alarm() is not retried or logged."""
+
+        class Waiter(durable.DurableObject):
+            async def wait(self) -> None:
+                await self.env.release.wait()
+
+            async def arm(self, when: int) -> None:
+                await self.ctx.storage.set_alarm(when)
+
+            async def alarm(self, info: durable.AlarmInfo) -> None:
+                self.env.alarms.append(info)
+                await self.env.release.wait()
+
+        ns = rt.namespace(Waiter)
+        await ns.get_by_name("alarm").arm(T0_MS)
+        advance = asyncio.ensure_future(clock.advance(0))  # waits for the handler it runs
+        call = asyncio.ensure_future(ns.get_by_name("call").wait())
+        await settle(5)
+        assert len(env["alarms"]) == 1 and not call.done() and not advance.done()
+        with caplog.at_level(logging.WARNING, logger="durable"):
+            await rt.reset()
+            with pytest.raises(durable.ConnectionClosedError) as info:
+                await call
+            assert info.value.retryable is True
+            await asyncio.wait_for(advance, 5)
+            await clock.advance(3600)
+        assert len(env["alarms"]) == 1
+        assert [r.getMessage() for r in caplog.records] == []
+
     async def test_namespaces_stay_registered(self, rt: durable.Runtime, ns: durable.Namespace[Thing]) -> None:
         """Namespaces and the runtime stay usable; new alarms work after reset()."""
         await rt.reset()
