@@ -268,12 +268,19 @@ class TestRestoreThatDoesNotFinish:
         assert await stub.get("k") == 2
 
     @pytest.mark.timeout(120)
-    async def test_kill_nine_during_a_restore(self, tmp_path: Path) -> None:
-        """``kill -9`` while the restore writes the database: the next start restores all the same."""
+    @pytest.mark.parametrize("moment", ["while-writing", "after-the-copy"])
+    async def test_kill_nine_during_a_restore(self, tmp_path: Path, moment: str) -> None:
+        """``kill -9`` while the restore writes the database: the next start restores all the same.
+
+        ``after-the-copy``: killed once SQLite holds the restored state but before the history
+        recorded it. The undo bookmark named the restored state instead of the one before (the
+        commit was recovered from the WAL as an ordinary state, and the restore done again after it).
+        """
         import os
         import subprocess
         import sys
 
+        script = _KILLED_MID_RESTORE if moment == "while-writing" else _KILLED_AFTER_THE_COPY
         path = tmp_path / "state"
         async with durable.Runtime(path, clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
             stub = rt.namespace(Pit).get_by_name("a")
@@ -283,38 +290,7 @@ class TestRestoreThatDoesNotFinish:
             undo = await stub.restore(mark)
         here = Path(__file__).resolve().parent
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")]))
-        done = subprocess.run(
-            [sys.executable, "-c", _KILLED_MID_RESTORE, str(path), str(here)], env=env, timeout=60, check=False
-        )
-        assert done.returncode == 9
-        async with durable.Runtime(path, clock=MockClock(start=T0 + 60), point_in_time_recovery=True) as rt:
-            stub = rt.namespace(Pit).get_by_name("a")
-            assert await stub.get("k") == 1
-            await stub.restore(undo)
-            await evict(stub)
-            assert await stub.get("k") == 2
-
-    @pytest.mark.timeout(120)
-    async def test_kill_nine_after_the_restored_state_was_written(self, tmp_path: Path) -> None:
-        """``kill -9`` once SQLite holds the restored state but before the history recorded it:
-        the undo bookmark named the restored state instead of the one before (the commit was
-        recovered from the WAL as an ordinary state, and the restore done again after it)."""
-        import os
-        import subprocess
-        import sys
-
-        path = tmp_path / "state"
-        async with durable.Runtime(path, clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
-            stub = rt.namespace(Pit).get_by_name("a")
-            await stub.put("k", 1)
-            mark = await stub.bookmark()
-            await stub.put("k", 2)
-            undo = await stub.restore(mark)
-        here = Path(__file__).resolve().parent
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")]))
-        done = subprocess.run(
-            [sys.executable, "-c", _KILLED_AFTER_THE_COPY, str(path), str(here)], env=env, timeout=60, check=False
-        )
+        done = subprocess.run([sys.executable, "-c", script, str(path), str(here)], env=env, timeout=60, check=False)
         assert done.returncode == 9
         async with durable.Runtime(path, clock=MockClock(start=T0 + 60), point_in_time_recovery=True) as rt:
             stub = rt.namespace(Pit).get_by_name("a")
