@@ -130,6 +130,9 @@ FORMAT_VERSION: Final[int] = 1
 _DICT_LIKE: set[type] = set()
 """dict subclasses of durable itself that are copied as plain dicts (see :func:`copy_as_dict`)."""
 
+_BYTES_LIKE: set[type] = set()
+"""bytes subclasses of durable itself that are copied as plain bytes (see :func:`copy_as_bytes`)."""
+
 
 def copy_as_dict(cls: type[dict[Any, Any]]) -> None:
     """Copy instances of ``cls``, a ``dict`` subclass of `durable`'s own, as plain dicts.
@@ -141,6 +144,18 @@ def copy_as_dict(cls: type[dict[Any, Any]]) -> None:
     if not (isinstance(cls, type) and issubclass(cls, dict)):
         raise TypeError(f"copy_as_dict() takes a dict subclass, not {cls!r}")
     _DICT_LIKE.add(cls)
+
+
+def copy_as_bytes(cls: type[bytes]) -> None:
+    """Copy instances of ``cls``, a ``bytes`` subclass of `durable`'s own, as plain ``bytes``.
+
+    As :func:`copy_as_dict`: for its stand-ins of binary JavaScript values (the Python Workers
+    ``Uint8Array`` of ``to_js(data)``), which structured clone copies as binary data.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, bytes)):
+        raise TypeError(f"copy_as_bytes() takes a bytes subclass, not {cls!r}")
+    _SCALAR_ENCODERS[cls] = _enc_bytes
+    _BYTES_LIKE.add(cls)
 
 
 # -- tags -------------------------------------------------------------------------------------------
@@ -1517,6 +1532,8 @@ def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
         new = bytearray(v)
         memo[oid] = new
         return new
+    if t in _BYTES_LIKE:
+        return bytes(v)
     transfer = _transfer_for(t)
     if transfer is None:
         raise _clone_error(v, rpc=True)

@@ -152,7 +152,7 @@ def v8_serialized_size(value: object) -> int:
             size += 1
         elif kind is float:
             size += _number(v)  # type: ignore[arg-type]
-        elif kind is bytes or kind is memoryview:
+        elif kind is bytes or kind is memoryview or isinstance(v, bytes):  # bytes: or copy_as_bytes's
             n = len(v)  # type: ignore[arg-type]
             next_id += 2  # the Uint8Array, then its ArrayBuffer
             size += n + 2 * _varint(n) + 5  # B, length, data; V, subtag, offset 0, length, flags
@@ -176,14 +176,14 @@ def v8_serialized_size(value: object) -> int:
                     size += 9 * n
                 else:
                     extend(reversed(v))  # type: ignore[call-overload]
-            elif kind is dict:
-                n = len(v)  # type: ignore[arg-type]
+            elif isinstance(v, dict):  # dict or one of copy_as_dict's (the codec refused the others)
+                n = len(v)
                 size += 1
-                if all(type(k) is str for k in v):  # type: ignore[attr-defined]
+                if all(type(k) is str for k in v):
                     push(_Trailer(1 + _varint(n)))
                     indexed: list[tuple[int, object]] = []
                     named: list[object] = []
-                    for k, item in v.items():  # type: ignore[attr-defined]
+                    for k, item in v.items():
                         index = _index_key(k)
                         if index is None:
                             named += (k, item)
@@ -196,7 +196,7 @@ def v8_serialized_size(value: object) -> int:
                     pairs += named
                 else:
                     push(_Trailer(1 + _varint(2 * n)))
-                    pairs = [x for pair in v.items() for x in pair]  # type: ignore[attr-defined]
+                    pairs = [x for pair in v.items() for x in pair]
                 extend(reversed(pairs))
             elif kind is set or kind is frozenset:
                 size += 1

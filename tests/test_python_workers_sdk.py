@@ -598,6 +598,34 @@ class TestToJsBinary:
         assert type(received["a"]) is type(received["b"]) is memoryview and bytes(received["b"]) == b"r"
         assert to_js([1]) == [1] and to_js("s") == "s"
 
+    async def test_a_uint8array_as_an_attachment(self) -> None:
+        """``ws.serializeAttachment(to_js(data))`` keeps the data, as workerd's structured clone keeps
+        a ``Uint8Array``; it comes back as ``bytes`` (as ``serializeAttachment(data)`` does). The
+        WebSocket is durable's own (no SDK wrapper converts it). Before, the stand-in, a ``bytes``
+        subclass, was refused with ``DataCloneError`` (it worked while ``to_js`` returned the bytes)."""
+        from durable.compat.python_workers.pyodide import ffi
+
+        to_js: Any = ffi.to_js
+        _, server = durable.WebSocketPair()
+        for value, expected in (
+            (to_js(b"ab"), b"ab"),
+            (to_js(b"ab").buffer, b"ab"),
+            ({"k": [to_js(b"c")]}, {"k": [b"c"]}),
+            ({"k": to_js(b"a" * 17000)}, None),
+        ):
+            if expected is None:
+                with pytest.raises(durable.WebSocketError, match="cannot be larger than 16384 bytes"):
+                    server.serializeAttachment(value)
+                continue
+            server.serializeAttachment(value)
+            read = server.deserializeAttachment()
+            assert read == expected and type(read) is type(expected)
+            if isinstance(read, dict):
+                assert type(read["k"][0]) is bytes
+        from durable._codec import clone
+
+        assert type(clone(to_js(b"x"))) is bytes and type(clone([to_js(b"x").buffer])[0]) is bytes  # type: ignore[index]
+
 
 # ---------------------------------------------------------------------------------------------
 # workers.asgi / asgi / workers.wsgi: web frameworks behind a Worker's fetch

@@ -296,3 +296,22 @@ class TestAttachmentLimit:
         _, server = durable.WebSocketPair()
         with pytest.raises(durable.WebSocketError, match="'attachment' was 16385 bytes"):
             server.serialize_attachment("a" * 16380)
+
+
+class TestDurablesOwnSubclasses:
+    """The ``dict`` subclasses the codec copies as plain dicts (``copy_as_dict``: ``durable.SqlRow``,
+    the Python Workers ``JsDict`` of a value read back) are measured as the objects they stand for.
+    Before, a value large enough to be measured raised ``TypeError: no JavaScript twin for SqlRow``."""
+
+    def test_a_sql_row_as_an_attachment(self) -> None:
+        from durable._sql import SqlRow
+
+        row = SqlRow.__new__(SqlRow)
+        dict.update(row, {"x": "a" * 16000})
+        assert v8_serialized_size(row) == v8_serialized_size({"x": "a" * 16000})
+        _, server = durable.WebSocketPair()
+        server.serialize_attachment(row)
+        assert server.deserialize_attachment() == {"x": "a" * 16000}
+        dict.update(row, {"x": "a" * 17000})
+        with pytest.raises(durable.WebSocketError, match="cannot be larger than 16384 bytes"):
+            server.serialize_attachment(row)

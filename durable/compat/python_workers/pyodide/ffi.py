@@ -13,6 +13,8 @@ import concurrent.futures
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from ...._codec import copy_as_bytes
+
 __all__ = [
     "IN_BROWSER",
     "ConversionError",
@@ -195,6 +197,11 @@ class Uint8Array(ArrayBuffer, JsTypedArray):
     @property
     def length(self) -> int:
         return len(self)
+
+
+# Sent, stored or attached, they are binary data (structured clone copies a Uint8Array): bytes.
+copy_as_bytes(ArrayBuffer)
+copy_as_bytes(Uint8Array)
 
 
 def to_js(value: T, *args: Any, **kwargs: Any) -> T:
