@@ -114,6 +114,7 @@ class State:
 
     def get_web_sockets(self, tag: str | None = None) -> list[WebSocket]:
         """The connected hibernatable sockets of this object, or those with ``tag``."""
+        self._host.check_live(self._gen)
         registry = self._host.socket_registry(create=False)
         return registry.get_web_sockets(tag) if registry is not None else []
 
@@ -122,6 +123,7 @@ class State:
 
         Raises ``durable.WebSocketError`` for a socket not accepted with ``accept_web_socket``.
         """
+        self._host.check_live(self._gen)
         return tags_of(self._host.key, ws)
 
     def set_web_socket_auto_response(self, pair: WebSocketRequestResponsePair | None = None) -> None:
@@ -134,6 +136,7 @@ class State:
             ValueError: the request or the response is over 2,048 bytes (UTF-8).
             TypeError: ``pair`` is not a ``durable.WebSocketRequestResponsePair``.
         """
+        self._host.check_live(self._gen)
         if pair is not None:
             if not isinstance(pair, WebSocketRequestResponsePair):
                 raise TypeError(
@@ -148,6 +151,7 @@ class State:
 
     def get_web_socket_auto_response(self) -> WebSocketRequestResponsePair | None:
         """The auto-response pair set on this object, or ``None``."""
+        self._host.check_live(self._gen)
         registry = self._host.socket_registry(create=False)
         return registry.auto_response if registry is not None else None
 
@@ -157,6 +161,7 @@ class State:
 
         Raises ``TypeError`` when ``ws`` is not a ``durable.WebSocket``.
         """
+        self._host.check_live(self._gen)
         if not isinstance(ws, WebSocket):
             # workerd: "Failed to execute 'getWebSocketAutoResponseTimestamp' on
             # 'DurableObjectState': parameter 1 is not of type 'WebSocket'." (miniflare 4, 2026-04-07)
@@ -183,6 +188,7 @@ class State:
                 4,294,967,295 (workerd's conversion errors).
             durable.WebSocketError: over 604,800,000 ms (7 days); also a ``ValueError``.
         """
+        self._host.check_live(self._gen)
         if timeout_ms is not None:
             if ms is not None:
                 raise TypeError("set_hibernatable_web_socket_event_timeout() takes ms or timeout_ms, not both")
@@ -200,6 +206,7 @@ class State:
 
     def get_hibernatable_web_socket_event_timeout(self) -> int | None:
         """The event timeout in ms, or ``None`` when unset."""
+        self._host.check_live(self._gen)
         registry = self._host.socket_registry(create=False)
         return registry.event_timeout_ms if registry is not None else None
 
