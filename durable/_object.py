@@ -12,7 +12,7 @@ import dataclasses
 import inspect
 import weakref
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, cast, final
 
 from ._aliases import camel_aliases
 
@@ -197,14 +197,19 @@ class AlarmInfo:
         retry_count: 0 on the first attempt, then 1, 2, ... on retries.
         is_retry: ``retry_count > 0``.
         scheduled_time: the time the alarm was set for, in ms since the epoch.
+
+    A test that calls a handler directly builds one as ``AlarmInfo(retry_count=0,
+    scheduled_time=ms)``; ``is_retry=`` may be given too (keyword only), else it follows
+    ``retry_count``.
     """
 
     retry_count: int
     scheduled_time: int
+    is_retry: bool = dataclasses.field(default=cast(bool, None), kw_only=True)
 
-    @property
-    def is_retry(self) -> bool:
-        return self.retry_count > 0
+    def __post_init__(self) -> None:
+        if cast("bool | None", self.is_retry) is None:
+            object.__setattr__(self, "is_retry", self.retry_count > 0)
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
         retryCount = retry_count  # noqa: F821 - a dataclass field

@@ -8,6 +8,7 @@ quotes the line it checks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -207,3 +208,18 @@ class TestRemoteErrors:
                 await stub.own_os_error()
             assert str(info.value) == "[Errno 2] No config: 'app.toml'"
             assert (info.value.errno, info.value.filename, info.value.args) == (2, "app.toml", (2, "No config"))
+
+
+class TestAlarmInfo:
+    def test_built_with_the_three_fields_the_contract_lists(self) -> None:
+        """API.md 3: "`durable.AlarmInfo`, passed to `alarm(info)`: `retry_count` (int, 0 on the first
+        attempt), `is_retry` (bool), `scheduled_time` (int, ms since the epoch)": a test that calls a
+        handler directly builds one with those three keywords (``is_retry`` may be left out)."""
+        info = durable.AlarmInfo(retry_count=2, is_retry=True, scheduled_time=FAR)
+        assert (info.retry_count, info.is_retry, info.scheduled_time) == (2, True, FAR)
+        assert (info.retryCount, info.isRetry, info.scheduledTime) == (2, True, FAR)
+        first = durable.AlarmInfo(retry_count=0, scheduled_time=FAR)
+        assert first.is_retry is False and first == durable.AlarmInfo(0, FAR, is_retry=False)
+        assert durable.AlarmInfo(retry_count=1, scheduled_time=FAR).is_retry is True
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            first.is_retry = True  # type: ignore[misc]
