@@ -73,20 +73,23 @@ class Counter(DurableObject):
     async def fetch(self, request: Request) -> Response:
         """The seed's HTTP handler: ``/increment``, ``/decrement`` or ``/`` answer the count as text.
 
-        Any other path answers ``404`` with the body ``Not found`` and changes nothing.
+        They call :meth:`increment`, :meth:`decrement` and :meth:`get_counter_value`, so a
+        subclass's overrides apply to both paths. Any other path answers ``404`` with the body
+        ``Not found`` and changes nothing.
         """
-        # Storage is cached in memory, so reading the same key on every request is fast.
-        value: int = await self.ctx.storage.get("value") or 0
+        # Each path goes through the object's own method, so a subclass that overrides
+        # increment(), decrement() or get_counter_value() answers fetch and RPC alike. Those read
+        # and write one key: storage is cached in memory, and the input gate holds other events
+        # while it is read, so the read-modify-write is safe.
         match urlsplit(request.url).path:
             case "/increment":
-                value += 1
+                value = await self.increment(1)
             case "/decrement":
-                value -= 1
+                value = await self.decrement(1)
             case "/":
-                pass  # serves the current value
+                # The seed writes the stored count back on every path, so "/" stores 0 on a new object.
+                await self.ctx.storage.put("value", await self.ctx.storage.get("value") or 0)
+                value = await self.get_counter_value()
             case _:
                 return Response("Not found", status=404)
-        # No concurrent request can change the value between the get and the put: the input
-        # gate holds other events while storage is read. Read-modify-write is safe.
-        await self.ctx.storage.put("value", value)
         return Response(str(value))

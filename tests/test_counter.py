@@ -195,10 +195,37 @@ class TestSubclass:
         assert await stub.getCounterValue() == 0
 
     async def test_override_of_fetch(self, durable_runtime: durable.Runtime) -> None:
-        """An overriding fetch answers its own paths and hands the rest to the reference handler."""
+        """An overriding fetch answers its own paths and hands the rest to the reference handler,
+        whose paths go through the (overridden) methods: fetch and RPC alike (API.md section 7)."""
         stub = durable_runtime.namespace(Tally).get_by_name("A")
         assert await (await stub.fetch("http://t/increment")).text() == "1"
         await stub.increment()
-        assert await (await stub.fetch("http://t/calls")).text() == "1"
+        assert await (await stub.fetch("http://t/calls")).text() == "2"
         assert await (await stub.fetch("http://t/")).text() == "2"
         assert (await stub.fetch("http://t/nope")).status == 404
+
+    async def test_overrides_apply_to_fetch_as_to_rpc(self, durable_runtime: durable.Runtime) -> None:
+        """A subclass that changes increment/decrement/get_counter_value answers fetch the same way."""
+
+        class Double(durable.Counter):
+            async def increment(self, amount: int = 1) -> int:
+                return await super().increment(2 * amount)
+
+            async def decrement(self, amount: int = 1) -> int:
+                return await super().decrement(2 * amount)
+
+            async def get_counter_value(self) -> int:
+                return 100 + await super().get_counter_value()
+
+        stub = durable_runtime.namespace(Double).get_by_name("A")
+        assert await stub.increment() == 2
+        assert await (await stub.fetch("http://d/increment")).text() == "4"
+        assert await (await stub.fetch("http://d/decrement")).text() == "2"
+        assert await (await stub.fetch("http://d/")).text() == "102"
+        assert await stub.get_counter_value() == 102
+
+    async def test_root_path_stores_the_count_as_the_seed_does(self, durable_runtime: durable.Runtime) -> None:
+        """The seed's handler writes the count back on every path: "/" on a new object stores 0."""
+        stub = durable_runtime.namespace(durable.Counter).get_by_name("fresh")
+        assert await (await stub.fetch("http://c/")).text() == "0"
+        assert await durable.testing.list_ids(durable_runtime.namespace(durable.Counter)) == [stub.id]
