@@ -649,10 +649,10 @@ async def _serve(
             access_log=access_log,
             log_level=log_level,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            # WebSockets as on Cloudflare: received messages up to 32 MiB, no compression
-            # (workerd refuses permessage-deflate unless `web_socket_compression` is set).
+            # WebSockets as on Cloudflare: received messages up to 32 MiB, permessage-deflate
+            # when the client offers it (workerd's `web_socket_compression`, on since 2023-08-15).
             ws_max_size=32 << 20,
-            ws_per_message_deflate=False,
+            ws_per_message_deflate=True,
             ws=websocket_protocol() or "auto",  # a client that breaks the protocol is not reset: see _serve_ws
             timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]  # a float works (call_later)
             # The header timeout and the connection cap: see _serve_limits (uvicorn has neither).

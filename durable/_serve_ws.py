@@ -33,10 +33,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._wsbase import TOO_LARGE_MESSAGE
+from ._wsbase import TOO_LARGE_MESSAGE, TOO_LARGE_PREFIX, too_large_description
 from ._wsbridge import CLOSE_WITHOUT_CODE, PROTOCOL_ERROR
 
-__all__ = ["FrameEnds", "protocol_error", "websocket_protocol"]
+__all__ = ["FrameEnds", "protocol_error", "too_large_reason", "websocket_protocol"]
 
 _CLOSE_OPCODE = 0x8
 
@@ -107,11 +107,36 @@ def protocol_error(code: int, reason: str) -> str | None:
     ``websockets`` parser's reason, capitalized, which matches workerd's for the common cases.
     """
     if code == 1009:
-        return TOO_LARGE_MESSAGE
+        # The reason is workerd's description when the sizes are known (see too_large_reason).
+        return TOO_LARGE_PREFIX + reason if reason.startswith("Message is too large") else TOO_LARGE_MESSAGE
     if code == 1002:
         description = reason[:1].upper() + reason[1:]
         return f"WebSocket protocol error; protocolError.statusCode = 1002; protocolError.description = {description}"
     return None
+
+
+def too_large_reason(exc: BaseException | None) -> str | None:
+    """workerd's close reason for the ``websockets`` parser's refusal ``exc`` of a message too large.
+
+    ``PayloadTooBig`` knows the frame's size, the limit and what earlier fragments took; workerd
+    says ``Message is too large: <frame> > <what the message may still hold>``. None when the
+    sizes are not known (a compressed message refused as it inflates).
+    """
+    size = getattr(exc, "size", None)
+    limit = getattr(exc, "max_size", None)
+    if not isinstance(size, int) or not isinstance(limit, int):
+        return None
+    current = getattr(exc, "current_size", None)
+    return too_large_description(size, limit - (current if isinstance(current, int) else 0))
+
+
+def _with_close(output: list[bytes], old: Any, code: int, reason: str) -> list[bytes]:
+    """``output`` (the parser's pending writes) with the Close frame for ``old`` replaced by one with ``reason``."""
+    from websockets.frames import Close, Frame, Opcode
+
+    sent = Frame(Opcode.CLOSE, old.serialize()).serialize(mask=False)
+    wanted = Frame(Opcode.CLOSE, Close(code, reason).serialize()).serialize(mask=False)
+    return [wanted if chunk == sent else chunk for chunk in output]
 
 
 def websocket_protocol() -> type[Any] | None:
@@ -153,13 +178,19 @@ def websocket_protocol() -> type[Any] | None:
                 return
             close = self.conn.close_sent
             assert close is not None  # the parser failed the connection: it sent a Close
-            event: dict[str, Any] = {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
-            error = protocol_error(close.code, close.reason)
+            output = self.conn.data_to_send()
+            reason = close.reason
+            if close.code == 1009:
+                workerd_reason = too_large_reason(getattr(self.conn, "parser_exc", None))
+                if workerd_reason is not None:  # workerd's reason in the Close frame too
+                    output, reason = _with_close(output, close, 1009, workerd_reason), workerd_reason
+            event: dict[str, Any] = {"type": "websocket.disconnect", "code": close.code, "reason": reason}
+            error = protocol_error(close.code, reason)
             if error is not None:
                 event[PROTOCOL_ERROR] = error  # the object gets workerd's error event, not a close
             self.queue.put_nowait(event)  # type: ignore[arg-type]  # (a key of durable's own added)
             self.durable_failed = self.close_sent = True
-            self.transport.write(b"".join(self.conn.data_to_send()))  # the Close frame
+            self.transport.write(b"".join(output))  # the Close frame
             if self.durable_frames is None or self.durable_frames.closed:
                 self.transport.close()
                 return

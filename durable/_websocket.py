@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 from ._aliases import camel_aliases
 from ._codec import decode, encode
 from ._v8size import V8_SIZE_FACTOR, v8_serialized_size
-from ._wsbase import DISCONNECTED_REASON, MAX_MESSAGE_SIZE, TOO_LARGE_MESSAGE
+from ._wsbase import DISCONNECTED_REASON, MAX_MESSAGE_SIZE, TOO_LARGE_MESSAGE, TOO_LARGE_PREFIX
 from ._wsbase import CloseEvent as CloseEvent
 from ._wsbase import ErrorEvent as ErrorEvent
 from ._wsbase import MessageEvent as MessageEvent
@@ -50,6 +50,7 @@ __all__ = [
     "MAX_ATTACHMENT_SIZE",
     "MAX_MESSAGE_SIZE",
     "TOO_LARGE_MESSAGE",
+    "TOO_LARGE_PREFIX",
     "CloseEvent",
     "ErrorEvent",
     "MessageEvent",

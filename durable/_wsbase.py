@@ -32,6 +32,7 @@ __all__ = [
     "MESSAGE",
     "OPEN",
     "TOO_LARGE_MESSAGE",
+    "TOO_LARGE_PREFIX",
     "CloseEvent",
     "ErrorEvent",
     "HibernatableEntry",
@@ -44,6 +45,7 @@ __all__ = [
     "object_hooks",
     "set_object_hooks",
     "too_large",
+    "too_large_description",
 ]
 
 MAX_MESSAGE_SIZE: Final = 32 << 20
@@ -52,12 +54,28 @@ MAX_MESSAGE_SIZE: Final = 32 << 20
 DISCONNECTED_REASON: Final = "WebSocket disconnected without sending Close frame."
 """workerd's close reason when a connection ends without a Close frame (code 1006)."""
 
-TOO_LARGE_MESSAGE: Final = (
-    "WebSocket protocol error; protocolError.statusCode = 1009; protocolError.description = Message is too large"
-)
-"""The error workerd's ``webSocketError`` handler receives for a message over 32 MiB from the
-network (measured with workerd 2026-04-26 under miniflare); the client's connection is closed
-with 1009."""
+TOO_LARGE_PREFIX: Final = "WebSocket protocol error; protocolError.statusCode = 1009; protocolError.description = "
+"""The start of the error workerd's ``webSocketError`` handler receives for a message over 32 MiB
+from the network (measured with workerd 2026-04-26 under miniflare); the description follows
+(:func:`too_large_description`), and the client's connection is closed with 1009 and that
+description as the reason."""
+
+TOO_LARGE_MESSAGE: Final = TOO_LARGE_PREFIX + "Message is too large"
+"""That error where the sizes are not known (a compressed message refused as it inflates)."""
+
+
+def too_large_description(size: int | str | bytes, limit: int = MAX_MESSAGE_SIZE) -> str:
+    """workerd's description of a frame of ``size`` bytes (or a message: its UTF-8 bytes for text)
+    refused when the message may hold ``limit`` more.
+
+    ``Message is too large: 33554433 > 33554432`` for a 32 MiB + 1 message; for a later fragment,
+    ``limit`` is what the earlier fragments left (measured with miniflare 4, 2026-04-07:
+    ``Message is too large: 20971520 > 12582912`` for a second 20 MiB fragment).
+    """
+    if not isinstance(size, int):
+        size = len(size.encode("utf-8", "surrogatepass") if isinstance(size, str) else size)
+    return f"Message is too large: {size} > {limit}"
+
 
 # The kinds of frame.
 MESSAGE: Final = "message"

@@ -28,10 +28,11 @@ from ._wsbase import (
     ERROR,
     MESSAGE,
     OPEN,
-    TOO_LARGE_MESSAGE,
+    TOO_LARGE_PREFIX,
     WebSocketError,
     object_hooks,
     too_large,
+    too_large_description,
 )
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ class NetworkEnd:
         if self.gone:
             return  # the connection is gone: silently dropped, as workerd does
         if self._limited and too_large(data):
-            self._refuse_too_large()
+            self._refuse_too_large(data)
             return
         self.emit((MESSAGE, data))
 
@@ -248,14 +249,15 @@ class NetworkEnd:
         if peer is not None:
             peer.arrive(frame)
 
-    def _refuse_too_large(self) -> None:
-        """A message over 32 MiB from the network: workerd's read loop fails with a protocol
-        error. The object's end gets an error event (:data:`TOO_LARGE_MESSAGE`) and is released;
-        this end, the client's, is closed with 1009 ``Message is too large``."""
+    def _refuse_too_large(self, data: str | bytes) -> None:
+        """A message over 32 MiB from the network: workerd's read loop fails with a protocol error.
+        The object's end gets its error event and is released; this end, the client's, is closed
+        with 1009 and workerd's reason, ``Message is too large: <size> > 33554432``."""
         self.closed_out = True
+        description = too_large_description(data)
         if self.peer is not None:
-            self._post((ERROR, WebSocketError(TOO_LARGE_MESSAGE)))
-        frame = (CLOSE, 1009, "Message is too large", True)
+            self._post((ERROR, WebSocketError(TOO_LARGE_PREFIX + description)))
+        frame = (CLOSE, 1009, description, True)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

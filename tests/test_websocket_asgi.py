@@ -331,8 +331,11 @@ class TestServe:
                 assert (got["user"], got["text"]) == ("ada", "hi bob")
             await bob.send("ping")
             assert await bob.recv() == "pong"
+            # workerd negotiates permessage-deflate from compatibility date 2023-08-15 (measured
+            # with miniflare 4, 2026-04-07: "permessage-deflate; client_max_window_bits=15" for
+            # the websockets client's offer), and the messages above went compressed.
             assert ada.response is not None
-            assert "permessage-deflate" not in (ada.response.headers.get("sec-websocket-extensions") or "")
+            assert "permessage-deflate" in (ada.response.headers.get("sec-websocket-extensions") or "")
 
     async def test_large_messages_and_lost_connection(self, serve: Any, tmp_path: Path) -> None:
         """A 20 MiB message passes, 33 MiB is refused with 1009, and a dropped TCP connection gives 1006."""
@@ -345,20 +348,32 @@ class TestServe:
             assert await ws.recv() == "bytes:20971520"
             await ws.send("y" * (20 << 20))
             assert await ws.recv() == "text:" + "y" * 20
+        # workerd (miniflare 4, 2026-04-07) names the sizes in the close reason and the error:
+        # the frame's and what the message may still hold ("20971520 > 12582912" for a second
+        # 20 MiB fragment).
+        too_large = "Message is too large: 34603008 > 33554432"
         async with connect(server.ws_url + "/", max_size=None, compression=None) as ws:
             with pytest.raises(ConnectionClosed) as closed:
                 await ws.send(b"x" * (33 << 20))
                 await ws.recv()
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1009, too_large)
+        async with connect(server.ws_url + "/", max_size=None, compression=None) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.send([b"x" * (20 << 20), b"y" * (20 << 20)])  # two fragments
+                await ws.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.reason == "Message is too large: 20971520 > 12582912"
         ws = await connect(server.ws_url + "/", compression=None)
         await ws.send("hello")
         assert await ws.recv() == "text:hello"
         ws.transport.abort()  # the TCP connection drops without a Close frame
-        # Three entries by then: the 1000 close, the error of the message too large (as workerd's
+        # Four entries by then: the 1000 close, the errors of the messages too large (as workerd's
         # webSocketError, not a close), and this one, logged a little later.
-        log = await wait_for_log(server.url, 3)
+        log = await wait_for_log(server.url, 4)
         assert [1006, "WebSocket disconnected without sending Close frame.", False] in log
-        assert ["error", durable._websocket.TOO_LARGE_MESSAGE] in log
+        assert ["error", durable._websocket.TOO_LARGE_PREFIX + too_large] in log
+        assert ["error", durable._websocket.TOO_LARGE_PREFIX + "Message is too large: 20971520 > 12582912"] in log
         with pytest.raises(InvalidStatus) as refused:
             await connect(server.ws_url + "/nows")
         assert refused.value.response.status_code == 403
