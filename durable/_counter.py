@@ -10,6 +10,8 @@ as is (``examples/counter.py``) or subclass it; every method is an ordinary meth
 
 from __future__ import annotations
 
+from inspect import isawaitable
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._http import Request, Response
@@ -73,7 +75,8 @@ class Counter(DurableObject):
     async def fetch(self, request: Request) -> Response:
         """The seed's HTTP handler: ``/increment``, ``/decrement`` or ``/`` answer the count as text.
 
-        They call :meth:`increment`, :meth:`decrement` and :meth:`get_counter_value`, so a
+        They call :meth:`increment`, :meth:`decrement` and :meth:`get_counter_value` as
+        ``stub.increment()`` does (no argument; a plain ``def`` override works too), so a
         subclass's overrides apply to both paths. Any other path answers ``404`` with the body
         ``Not found`` and changes nothing.
         """
@@ -83,13 +86,15 @@ class Counter(DurableObject):
         # while it is read, so the read-modify-write is safe.
         match urlsplit(request.url).path:
             case "/increment":
-                value = await self.increment(1)
+                value: Any = self.increment()
             case "/decrement":
-                value = await self.decrement(1)
+                value = self.decrement()
             case "/":
                 # The seed writes the stored count back on every path, so "/" stores 0 on a new object.
                 await self.ctx.storage.put("value", await self.ctx.storage.get("value") or 0)
-                value = await self.get_counter_value()
+                value = self.get_counter_value()
             case _:
                 return Response("Not found", status=404)
+        if isawaitable(value):  # an override may be a plain def, which RPC accepts too
+            value = await value
         return Response(str(value))

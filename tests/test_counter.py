@@ -224,6 +224,30 @@ class TestSubclass:
         assert await (await stub.fetch("http://d/")).text() == "102"
         assert await stub.get_counter_value() == 102
 
+    async def test_fetch_calls_overrides_as_rpc_does(self, durable_runtime: durable.Runtime) -> None:
+        """``/increment`` calls the override as ``stub.increment()`` does: with no argument, and a
+        plain ``def`` override (which RPC accepts) works too (it raised TypeError: fetch awaited
+        ``self.increment(1)``)."""
+
+        class NoAmount(durable.Counter):
+            async def increment(self) -> int:  # type: ignore[override]
+                return await super().increment(10)
+
+        class Plain(durable.Counter):
+            def decrement(self, amount: int = 1) -> int:  # type: ignore[override]
+                return -7
+
+            def get_counter_value(self) -> int:  # type: ignore[override]
+                return 5
+
+        stub = durable_runtime.namespace(NoAmount).get_by_name("A")
+        assert await stub.increment() == 10
+        assert await (await stub.fetch("http://n/increment")).text() == "20"
+        plain = durable_runtime.namespace(Plain).get_by_name("A")
+        assert await plain.decrement() == -7
+        assert await (await plain.fetch("http://p/decrement")).text() == "-7"
+        assert await (await plain.fetch("http://p/")).text() == "5"
+
     async def test_root_path_stores_the_count_as_the_seed_does(self, durable_runtime: durable.Runtime) -> None:
         """The seed's handler writes the count back on every path: "/" on a new object stores 0."""
         stub = durable_runtime.namespace(durable.Counter).get_by_name("fresh")
