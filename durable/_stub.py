@@ -262,12 +262,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         loop = _get_running_loop()
         if loop is None or loop is not self._runtime.loop:
             if loop is not None and (home := _runtime_loop(self._runtime, loop)) is not None:
-                forwarded = RpcPromise(loop=loop)
-                forwarded._stub = self
-                forwarded._host = None
-                forwarded.close = _close
-                forwarded._follow(_waiting_task(loop, self._fetch_forwarded(url_or_request, init, home)))
-                return forwarded
+                return _forwarded(loop, self, self._fetch_forwarded(url_or_request, init, home))
             return self._fetch_elsewhere(url_or_request, init)
         promise = _FetchPromise(loop=loop)
         promise._stub = self
@@ -399,12 +394,7 @@ class RpcMethod:
             return stub._call("rpc", self._name, args, kwargs)
         if loop is not stub._runtime.loop and (home := _runtime_loop(stub._runtime, loop)) is not None:
             # Another thread's loop runs the runtime: forwarded, see the module docstring.
-            promise = RpcPromise(loop=loop)
-            promise._stub = stub
-            promise._host = None
-            promise.close = _close
-            promise._follow(_waiting_task(loop, _forward_rpc(self, args, kwargs, home)))
-            return promise
+            return _forwarded(loop, stub, _forward_rpc(self, args, kwargs, home))
         promise = RpcPromise(loop=loop)
         promise._stub = stub
         promise._host = None
@@ -1003,6 +993,16 @@ def _send_from(
     with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: _forward routes it again
         outcome = submit(home, make)
     return _forward(runtime, make, home if outcome is not None else None, outcome, withdraw=False)
+
+
+def _forwarded(loop: asyncio.AbstractEventLoop, stub: Stub[Any], forwarding: Coroutine[Any, Any, Any]) -> RpcPromise:
+    """The promise, on the caller's (another thread's) loop, of a call or fetch sent now by ``forwarding``."""
+    promise = RpcPromise(loop=loop)
+    promise._stub = stub
+    promise._host = None
+    promise.close = _close
+    promise._follow(_waiting_task(loop, forwarding))
+    return promise
 
 
 def _waiting_task(loop: asyncio.AbstractEventLoop, forwarding: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
