@@ -234,7 +234,7 @@ class Transactions:
     :meth:`run`, :meth:`run_sync` and :meth:`roll_back`.
     """
 
-    __slots__ = ("_db", "_gen", "_host", "_opening", "_queue", "_sync_depth", "stack")
+    __slots__ = ("_db", "_gen", "_host", "_queue", "_sync_depth", "stack")
 
     def __init__(self, host: StorageHost, generation: int) -> None:
         self._host = host
@@ -247,8 +247,6 @@ class Transactions:
         """Storage calls and transactions waiting for the transaction they belong to to be innermost."""
         self._sync_depth = 0
         """How many ``transaction_sync()`` callbacks are running (a ``transaction()`` waits for them)."""
-        self._opening: list[Transaction] = []
-        """Transactions whose gate is closed but whose closure has not started (nor its savepoint)."""
 
     # -- where the running code stands -----------------------------------------------------------
 
@@ -309,7 +307,7 @@ class Transactions:
             if entry.level is not top and self._gen == host.gen:
                 i += 1
                 continue
-            if entry.txn is not None and self._opening and self._gen == host.gen:
+            if entry.txn is not None and self._opening() and self._gen == host.gen:
                 return  # a transaction about to start goes first; what follows waits for it
             del queue[i]
             fut = entry.fut
@@ -319,7 +317,6 @@ class Transactions:
                     # Its turn: the gate closes for it now, its savepoint opens when its closure
                     # starts (after the code woken by the transaction that ended, as in workerd).
                     self._close_gate(entry.txn)
-                    self._opening.append(entry.txn)
                     self.stack.append(entry.txn)
                     result: Any = None
                 else:
@@ -334,6 +331,12 @@ class Transactions:
             if entry.txn is not None:
                 return  # it is innermost now: what follows waits for it
 
+    def _opening(self) -> bool:
+        """Whether a transaction is called (its gate closed) but its closure has not started (nor
+        its savepoint). There is at most one, innermost: nothing else starts until it has."""
+        stack = self.stack
+        return bool(stack) and not stack[-1]._started
+
     def _close_gate(self, txn: Transaction) -> None:
         gate = self._host.gate
         lock, _ = gate.close_for("transaction()")
@@ -342,7 +345,6 @@ class Transactions:
 
     def _open(self, txn: Transaction) -> None:
         """The closure of ``txn`` (called, its gate closed) starts: open its savepoint."""
-        self._opening.remove(txn)
         txn._closure_task = None
         try:
             self._host.check_live(self._gen)  # reset meanwhile: the closure does not run
@@ -354,9 +356,7 @@ class Transactions:
 
     def _abandon(self, task: asyncio.Future[Any]) -> None:
         """The task of a transaction that never started ended (cancelled before its first step)."""
-        txn: Transaction | None = next((t for t in self._opening if t._closure_task is task), None)
-        if txn is not None:
-            self._opening.remove(txn)
+        if self._opening() and (txn := self.stack[-1])._closure_task is task:
             self._give_up(txn)
 
     def _give_up(self, txn: Transaction) -> None:
@@ -381,12 +381,11 @@ class Transactions:
         txn._caller = asyncio.current_task()
         stack = self.stack
         ready: asyncio.Future[None] | None = None
-        if (not stack or stack[-1] is parent) and not self._sync_depth and not self._opening:
+        if (not stack or stack[-1] is parent) and not self._sync_depth and not self._opening():
             # The gate closes now; the transaction starts with its closure, after the caller's
             # next lines (workerd, measured with miniflare 4, 2026-04-07: storage calls made
             # there run before the closure, outside the transaction).
             self._close_gate(txn)
-            self._opening.append(txn)
             stack.append(txn)
         else:
             ready = asyncio.get_running_loop().create_future()
@@ -411,8 +410,7 @@ class Transactions:
                 await asyncio.sleep(0)
                 await asyncio.sleep(0)
             except BaseException:
-                if txn in self._opening:
-                    self._opening.remove(txn)
+                if txn in self.stack:
                     self._give_up(txn)  # its turn came, but it was cancelled before it started
                 else:
                     self._queue[:] = [entry for entry in self._queue if entry.txn is not txn]
