@@ -16,8 +16,11 @@ import textwrap
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import durable
 from durable import testing
@@ -74,6 +77,23 @@ def threads_run(target: Callable[[int], None], count: int) -> list[BaseException
     return errors
 
 
+def counts_once_settled(
+    rt: durable.BlockingRuntime, stubs: list[durable.BlockingStub[Tally]], expected: list[int]
+) -> list[int]:
+    """The objects' counts once they reach ``expected`` (calls whose callers stopped waiting are
+    still running), or after 30 s (then the test fails on them)."""
+
+    async def poll() -> list[int]:
+        for _ in range(3000):
+            counts = [await stub.stub.count() for stub in stubs]
+            if counts == expected:
+                break
+            await asyncio.sleep(0.01)
+        return counts
+
+    return rt.run(poll)
+
+
 def stored_counts(path: Path, names: list[str]) -> list[int]:
     with durable.BlockingRuntime(path) as rt:
         tallies = rt.namespace(Tally)
@@ -114,6 +134,62 @@ class TestManyThreadsPersisted:
 
         asyncio.run(main())
         assert stored_counts(tmp_path, ["shared"]) == [600]
+
+
+OPS = st.sampled_from(["blocking", "asyncio_run", "fetch", "gathered", "evict", "timeout"])
+"""What one step of a thread does to an object (``apply_step``)."""
+
+
+def apply_step(rt: durable.BlockingRuntime, stub: durable.BlockingStub[Tally], op: str) -> int:
+    """Do ``op`` to ``stub``'s object; how many increments it adds (each one exactly once)."""
+    if op == "blocking":
+        stub.inc()
+    elif op == "asyncio_run":
+        asyncio.run(stub.stub.inc())
+    elif op == "fetch":
+        rt.run(stub.fetch("http://t/").text)
+    elif op == "gathered":
+
+        async def gathered() -> None:
+            await asyncio.gather(stub.stub.inc(), stub.stub.inc(2))
+
+        asyncio.run(gathered())
+        return 3
+    elif op == "evict":
+        asyncio.run(testing.evict(stub))
+        return 0
+    else:  # a caller that stops waiting at once: the call runs to its end all the same
+
+        async def abandoned() -> None:
+            async with asyncio.timeout(0):
+                await stub.stub.slow_inc(0.01)
+
+        with pytest.raises(TimeoutError):
+            asyncio.run(abandoned())
+    return 1
+
+
+class TestRandomInterleavings:
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(scripts=st.lists(st.lists(st.tuples(OPS, st.integers(0, 2)), max_size=8), min_size=2, max_size=8))
+    def test_every_step_counts_once(self, scripts: list[list[tuple[str, int]]], tmp_path_factory: Any) -> None:
+        """Threads each running a random script of steps on 3 objects: stored counts are exact."""
+        path = tmp_path_factory.mktemp("state")
+        expected = [0, 0, 0]
+        lock = threading.Lock()
+        with durable.BlockingRuntime(path) as rt:
+            tallies = rt.namespace(Tally)
+            stubs = [tallies.get_by_name(str(which)) for which in range(3)]
+
+            def work(i: int) -> None:
+                for op, which in scripts[i]:
+                    added = apply_step(rt, stubs[which], op)
+                    with lock:
+                        expected[which] += added
+
+            assert threads_run(work, len(scripts)) == []
+            counts_once_settled(rt, stubs, expected)  # the abandoned calls end
+        assert stored_counts(path, ["0", "1", "2"]) == expected
 
 
 class TestClosingMidCall:
@@ -199,11 +275,7 @@ class TestCallersThatStopWaiting:
 
             assert threads_run(work, 20) == []
 
-            async def settle() -> int:
-                await asyncio.sleep(0.3)
-                return await stub.stub.count()  # type: ignore[no-any-return]
-
-            assert rt.run(settle) == 20
+            assert counts_once_settled(rt, [stub], [20]) == [20]
 
     def test_timeout_around_a_cross_thread_call(self) -> None:
         """workerd: a caller that stops waiting does not cancel the call; the object finishes it."""
@@ -220,11 +292,7 @@ class TestCallersThatStopWaiting:
 
             assert threads_run(work, 10) == []
 
-            async def settle() -> int:
-                await asyncio.sleep(0.3)
-                return await stub.stub.count()  # type: ignore[no-any-return]
-
-            assert rt.run(settle) == 10
+            assert counts_once_settled(rt, [stub], [10]) == [10]
 
     def test_promises_dropped_on_other_threads_and_collected_elsewhere(self) -> None:
         with durable.BlockingRuntime() as rt:
@@ -247,11 +315,7 @@ class TestCallersThatStopWaiting:
             collector.start()
             collector.join(30)
 
-            async def settle() -> int:
-                await asyncio.sleep(0.2)
-                return await stub.stub.count()  # type: ignore[no-any-return]
-
-            assert rt.run(settle) == 50
+            assert counts_once_settled(rt, [stub], [50]) == [50]
 
 
 class TestBlockingRuntimeApi:
