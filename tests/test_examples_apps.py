@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 import durable
@@ -16,7 +17,9 @@ from durable.testing import MockClock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
+import leaderboard
 import rate_limiter
+from leaderboard import HISTORY_KEPT, Leaderboard
 from rate_limiter import CAPACITY, RateLimiter
 
 T0 = 1_800_000_000  # seconds since the epoch: every time in these tests is exact
@@ -106,3 +109,114 @@ class TestRateLimiter:
         out = capsys.readouterr().out
         assert "alice: 10 of 12 requests allowed" in out
         assert "429 Too Many Requests" in out
+
+
+@pytest.fixture
+async def game(durable_runtime: durable.Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of examples/leaderboard.py's Worker, in-process, as docs/http.md shows."""
+    durable_runtime.namespace(Leaderboard, name="BOARDS")
+    transport = httpx.ASGITransport(app=durable.asgi_app(leaderboard.Worker, durable_runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://game") as client:
+        yield client
+
+
+async def submit(client: httpx.AsyncClient, player: str, score: object, board: str = "b") -> httpx.Response:
+    return await client.post(f"/boards/{board}/scores", json={"player": player, "score": score})
+
+
+class TestLeaderboard:
+    async def test_upsert_keeps_the_best_score(self, game: httpx.AsyncClient) -> None:
+        """A lower score counts as a game but does not lower the player's best."""
+        assert (await submit(game, "ada", 300)).json() == {"player": "ada", "best": 300, "rank": 1}
+        response = await submit(game, "ada", 100)
+        assert response.status_code == 201 and response.json()["best"] == 300
+        ada = (await game.get("/boards/b/players/ada")).json()
+        assert (ada["best"], ada["games"]) == (300, 2)
+        assert [h["score"] for h in ada["history"]] == [100, 300]  # newest first
+
+    async def test_top_n_with_ties(self, game: httpx.AsyncClient) -> None:
+        """Players with equal bests share a rank, the next rank skips, names break the order."""
+        for player, score in [("cy", 50), ("bob", 90), ("ada", 90), ("dee", 10)]:
+            await submit(game, player, score)
+        top = (await game.get("/boards/b/top", params={"n": 3})).json()["top"]
+        assert top == [
+            {"player": "ada", "best": 90, "rank": 1},
+            {"player": "bob", "best": 90, "rank": 1},
+            {"player": "cy", "best": 50, "rank": 3},
+        ]
+        assert (await game.get("/boards/b/players/dee")).json()["rank"] == 4
+
+    async def test_pagination_walks_every_player_once(self, game: httpx.AsyncClient) -> None:
+        """Pages follow the cursor; a score changed between pages repeats or skips nobody."""
+        for i in range(7):
+            await submit(game, f"p{i}", i * 10)
+        seen: list[str] = []
+        page = (await game.get("/boards/b/ranking", params={"limit": 3})).json()
+        seen += [p["player"] for p in page["players"]]
+        await submit(game, "p0", 1000)  # the last player jumps to the top meanwhile
+        while page["next"]:
+            page = (await game.get("/boards/b/ranking", params={"limit": 3, "after": page["next"]})).json()
+            seen += [p["player"] for p in page["players"]]
+        assert seen == ["p6", "p5", "p4", "p3", "p2", "p1"]  # p0 moved behind the cursor
+
+    async def test_history_is_trimmed(self, durable_runtime: durable.Runtime) -> None:
+        """Only the last HISTORY_KEPT scores of a player are kept."""
+        board = durable_runtime.namespace(Leaderboard, name="BOARDS").get_by_name("b")
+        for score in range(HISTORY_KEPT + 5):
+            await board.submit("ada", score)
+        rows = await durable.testing.query(board, "SELECT min(score) AS low, count(*) AS n FROM scores")
+        assert rows == [{"low": 5, "n": HISTORY_KEPT}]
+        ada = await board.player("ada", recent=2)
+        assert ada is not None and [h["score"] for h in ada["history"]] == [HISTORY_KEPT + 4, HISTORY_KEPT + 3]
+
+    async def test_boards_are_separate_and_survive_eviction(self, durable_runtime: durable.Runtime) -> None:
+        """Each board is its own object; its tables outlive the instance (the constructor's schema is idempotent)."""
+        boards = durable_runtime.namespace(Leaderboard, name="BOARDS")
+        await boards.get_by_name("daily").submit("ada", 5)
+        await durable.testing.evict(boards.get_by_name("daily"))
+        assert await boards.get_by_name("daily").top() == [{"player": "ada", "best": 5, "rank": 1}]
+        assert await boards.get_by_name("weekly").top() == []
+
+    async def test_a_failed_commit_stores_nothing(self, durable_runtime: durable.Runtime) -> None:
+        """The upsert, the history row and the trim commit together or not at all."""
+        boards = durable_runtime.namespace(Leaderboard, name="BOARDS")
+        await boards.get_by_name("b").submit("ada", 5)
+        durable.testing.fail_next_commit(boards.get_by_name("b"))
+        with pytest.raises(durable.ObjectResetError):
+            await boards.get_by_name("b").submit("ada", 50)
+        ada = await boards.get_by_name("b").player("ada")
+        assert ada is not None and (ada["best"], ada["games"], len(ada["history"])) == (5, 1, 1)
+
+    @pytest.mark.parametrize(
+        ("method", "path", "body", "status", "error"),
+        [
+            ("POST", "/boards/b/scores", {"player": "", "score": 1}, 400, "player must be a name"),
+            ("POST", "/boards/b/scores", {"player": "x", "score": "1"}, 400, "score must be an integer"),
+            ("POST", "/boards/b/scores", [1], 400, "must be a JSON object"),
+            ("GET", "/boards/b/top?n=1000", None, 400, "n must be an integer from 1 to 100"),
+            ("GET", "/boards/b/top?n=ten", None, 400, "expected an integer, not 'ten'"),
+            ("GET", "/boards/b/ranking?after=nope", None, 400, "invalid cursor 'nope'"),
+            ("GET", "/boards/b/players/nobody", None, 404, "no player 'nobody'"),
+            ("GET", "/elsewhere", None, 404, "use /boards/<board>/"),
+            ("DELETE", "/boards/b/top", None, 405, "no route for DELETE"),
+        ],
+    )
+    async def test_bad_requests_are_named(
+        self, game: httpx.AsyncClient, method: str, path: str, body: object, status: int, error: str
+    ) -> None:
+        """Every refused request gets a status and a JSON error saying what was wrong."""
+        response = await game.request(method, path, json=body)
+        assert response.status_code == status
+        assert error in response.json()["error"]
+
+    async def test_malformed_json_is_a_400(self, game: httpx.AsyncClient) -> None:
+        """A body that is not JSON is the client's error, not the server's."""
+        response = await game.post("/boards/b/scores", content=b"{not json")
+        assert response.status_code == 400
+
+    def test_demo_runs(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`python examples/leaderboard.py` prints the top 3 and two pages."""
+        asyncio.run(leaderboard.demo())
+        out = capsys.readouterr().out
+        assert 'top 3: [{"player": "bob", "best": 515, "rank": 1}' in out
+        assert "page 2:" in out and "next: None" in out
