@@ -8,17 +8,20 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 import durable
-from durable.testing import MockClock
+from durable.testing import MockClock, evict, fail_next_commit, list_ids, run_alarm, run_in_object
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
+import job_queue
 import leaderboard
 import rate_limiter
+from job_queue import ALARM_RETRIES_TRUSTED, BATCH_SIZE, MAX_ATTEMPTS, OUTAGE_PAUSE_MS, JobQueue, Unavailable
 from leaderboard import HISTORY_KEPT, Leaderboard
 from rate_limiter import CAPACITY, RateLimiter
 
@@ -220,3 +223,199 @@ class TestLeaderboard:
         out = capsys.readouterr().out
         assert 'top 3: [{"player": "bob", "best": 515, "rank": 1}' in out
         assert "page 2:" in out and "next: None" in out
+
+
+@pytest.fixture
+def ran(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The payloads of "record" jobs run, in order (a job kind registered for the test)."""
+    ran: list[Any] = []
+
+    async def record(payload: Any) -> None:
+        ran.append(payload)
+
+    monkeypatch.setitem(job_queue.HANDLERS, "record", record)
+    return ran
+
+
+class Switch:
+    """A job kind whose handler raises what the test sets (None: succeeds)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, ran: list[Any]) -> None:
+        self.error: Exception | None = None
+        self.calls = 0
+
+        async def switch(payload: Any) -> None:
+            self.calls += 1
+            if self.error is not None:
+                raise self.error
+            ran.append(payload)
+
+        monkeypatch.setitem(job_queue.HANDLERS, "switch", switch)
+
+
+@pytest.fixture
+def switch(monkeypatch: pytest.MonkeyPatch, ran: list[Any]) -> Switch:
+    return Switch(monkeypatch, ran)
+
+
+@pytest.fixture
+def queues(durable_runtime: durable.Runtime, mock_clock: MockClock) -> durable.Namespace[JobQueue]:
+    return durable_runtime.namespace(JobQueue, name="JOBS")
+
+
+class TestJobQueue:
+    async def test_the_alarm_follows_the_earliest_job(
+        self, queues: durable.Namespace[JobQueue], mock_clock: MockClock, ran: list[Any]
+    ) -> None:
+        """enqueue() moves the alarm earlier, never later; each job runs at its time."""
+        queue = queues.get_by_name("q")
+        now = mock_clock.time_ms()
+        await queue.enqueue("record", "late", delay_ms=5_000)
+        await queue.enqueue("record", "early", delay_ms=1_000)
+        await queue.enqueue("record", "later", delay_ms=9_000)
+        assert await run_in_object(queue, lambda obj, ctx: ctx.storage.get_alarm()) == now + 1_000
+        await mock_clock.advance(4.999)
+        assert ran == ["early"]
+        await mock_clock.advance(5)
+        assert ran == ["early", "late", "later"]
+        assert await run_in_object(queue, lambda obj, ctx: ctx.storage.get_alarm()) is None
+
+    async def test_jobs_run_in_batches(self, queues: durable.Namespace[JobQueue], ran: list[Any]) -> None:
+        """One alarm runs BATCH_SIZE jobs and sets the alarm again for the rest."""
+        queue = queues.get_by_name("q")
+        for n in range(BATCH_SIZE + 3):
+            await queue.enqueue("record", n, delay_ms=60_000)
+        assert await run_alarm(queue) is True  # now, a minute early
+        assert ran == list(range(BATCH_SIZE))
+        assert await queue.counts() == {"queued": 3, "done": BATCH_SIZE, "dead": 0}
+        assert await run_alarm(queue) is True
+        assert await queue.counts() == {"queued": 0, "done": BATCH_SIZE + 3, "dead": 0}
+        assert await run_alarm(queue) is False  # nothing left: no alarm
+
+    async def test_a_failing_job_backs_off_then_dies(
+        self, queues: durable.Namespace[JobQueue], mock_clock: MockClock, switch: Switch
+    ) -> None:
+        """A job that keeps failing is tried at 0, 10, 30, 70 and 150 s, then kept as dead with its error."""
+        queue = queues.get_by_name("q")
+        start = mock_clock.time_ms()
+        switch.error = ConnectionRefusedError("smtp down")
+        job_id = await queue.enqueue("switch", "x")
+        attempts_at: dict[int, int] = {}  # attempt number -> second it was made
+        for second in range(200):
+            await mock_clock.advance(0 if second == 0 else 1)
+            attempts_at.setdefault(switch.calls, second)
+        assert attempts_at == {1: 0, 2: 10, 3: 30, 4: 70, 5: 150}
+        assert await queue.status(job_id) == {
+            "status": "dead",
+            "attempts": MAX_ATTEMPTS,
+            "run_at": start + 150_000,  # the time of the last attempt
+            "last_error": "ConnectionRefusedError: smtp down",
+        }
+
+    async def test_an_alarm_that_throws_is_retried_with_backoff(
+        self, queues: durable.Namespace[JobQueue], mock_clock: MockClock, switch: Switch, ran: list[Any]
+    ) -> None:
+        """Unavailable stops the batch and fails the alarm: jobs done before it stay done, and the
+        runtime retries the alarm 2 s, then 4 s later, where the rest of the batch runs."""
+        queue = queues.get_by_name("q")
+        await queue.enqueue("record", "before", delay_ms=60_000)
+        await queue.enqueue("switch", "blocked", delay_ms=60_000)
+        await queue.enqueue("record", "after", delay_ms=60_000)
+        switch.error = Unavailable("payments API down")
+        with pytest.raises(Unavailable):
+            await run_alarm(queue)  # attempt 0, made now
+        assert ran == ["before"]
+        assert await queue.counts() == {"queued": 2, "done": 1, "dead": 0}
+        await mock_clock.advance(2)  # retry 1 fails too
+        assert switch.calls == 2
+        switch.error = None
+        await mock_clock.advance(3.999)
+        assert switch.calls == 2  # retry 2 is 4 s after the last failure
+        await mock_clock.advance(0.001)
+        assert ran == ["before", "blocked", "after"]
+        assert await queue.counts() == {"queued": 0, "done": 3, "dead": 0}
+
+    async def test_a_long_outage_pauses_the_queue(
+        self, queues: durable.Namespace[JobQueue], mock_clock: MockClock, switch: Switch
+    ) -> None:
+        """After ALARM_RETRIES_TRUSTED retries the handler sets its own alarm, OUTAGE_PAUSE_MS ahead,
+        instead of letting the runtime give up and delete the alarm."""
+        queue = queues.get_by_name("q")
+        start = mock_clock.time_ms()
+        switch.error = Unavailable("down")
+        await queue.enqueue("switch", "x")
+        await mock_clock.advance(30)  # attempts at 0, 2, 6, 14 and 30 s
+        assert switch.calls == ALARM_RETRIES_TRUSTED + 1
+        alarm = await run_in_object(queue, lambda obj, ctx: ctx.storage.get_alarm())
+        assert alarm == start + 30_000 + OUTAGE_PAUSE_MS
+        switch.error = None
+        await mock_clock.advance(OUTAGE_PAUSE_MS / 1000)
+        assert await queue.counts() == {"queued": 0, "done": 1, "dead": 0}
+
+    async def test_a_reset_mid_batch_runs_the_batch_again(
+        self, queues: durable.Namespace[JobQueue], mock_clock: MockClock, ran: list[Any]
+    ) -> None:
+        """A batch whose commit fails is rolled back whole and the object reset; the alarm's retry
+        runs those jobs again (at least once), and the table counts each job done once."""
+        queue = queues.get_by_name("q")
+        for n in range(3):
+            await queue.enqueue("record", n, delay_ms=60_000)
+        fail_next_commit(queue)
+        with pytest.raises(durable.ObjectResetError):
+            await run_alarm(queue)
+        assert ran == [0, 1, 2]
+        queue = queues.get_by_name("q")  # the stub that saw the reset is broken
+        assert await queue.counts() == {"queued": 3, "done": 0, "dead": 0}
+        await mock_clock.advance(2)
+        assert ran == [0, 1, 2, 0, 1, 2]
+        assert await queue.counts() == {"queued": 0, "done": 3, "dead": 0}
+
+    async def test_runtime_reset_while_a_batch_runs(
+        self,
+        durable_runtime: durable.Runtime,
+        queues: durable.Namespace[JobQueue],
+        mock_clock: MockClock,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """rt.reset() during a batch ends the handler without a retry and wipes the queue; the
+        namespace keeps working."""
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(payload: Any) -> None:
+            started.set()
+            await release.wait()
+
+        monkeypatch.setitem(job_queue.HANDLERS, "slow", slow)
+        await queues.get_by_name("q").enqueue("slow")
+        advancing = asyncio.create_task(mock_clock.advance(0))  # waits for the handler: run it as a task
+        await started.wait()
+        await durable_runtime.reset()
+        await advancing
+        assert await list_ids(queues) == []
+        await mock_clock.advance(3600)  # no retry of the interrupted alarm
+        assert await queues.get_by_name("q").counts() == {"queued": 0, "done": 0, "dead": 0}
+
+    async def test_jobs_survive_eviction(
+        self, queues: durable.Namespace[JobQueue], mock_clock: MockClock, ran: list[Any]
+    ) -> None:
+        """An evicted queue is rebuilt by its alarm; the jobs are in storage, not in fields."""
+        queue = queues.get_by_name("q")
+        await queue.enqueue("record", "kept", delay_ms=60_000)
+        await evict(queue)
+        await mock_clock.advance(60)
+        assert ran == ["kept"]
+
+    async def test_bad_jobs_are_refused(self, queues: durable.Namespace[JobQueue]) -> None:
+        """An unknown kind or a negative delay is refused with the reason."""
+        queue = queues.get_by_name("q")
+        with pytest.raises(ValueError, match="no handler for job kind 'nope'"):
+            await queue.enqueue("nope")
+        with pytest.raises(ValueError, match="delay_ms must be an int >= 0"):
+            await queue.enqueue("email", {}, delay_ms=-1)
+
+    def test_demo_runs(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`python examples/job_queue.py` runs the 24 e-mails at once and the flaky job on its third attempt."""
+        asyncio.run(job_queue.demo())
+        out = capsys.readouterr().out
+        assert "after 0 s: {'queued': 1, 'done': 24, 'dead': 0}" in out
+        assert "after 61 s: {'status': 'done', 'attempts': 3" in out
