@@ -77,8 +77,8 @@ class JobQueue(durable.DurableObject):
     async def enqueue(self, kind: str, payload: Any = None, delay_ms: int = 0) -> int:
         """Queue a job to run ``delay_ms`` from now; returns its id.
 
-        Raises ``ValueError`` for a kind without a handler, a negative delay, or a payload JSON
-        cannot hold.
+        Raises ``ValueError`` for a kind without a handler or a negative delay, and ``TypeError``
+        for a payload JSON cannot hold.
         """
         if kind not in HANDLERS:
             raise ValueError(f"no handler for job kind {kind!r}; known kinds: {sorted(HANDLERS)}")
