@@ -31,6 +31,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ._context import current_host
 from ._exceptions import DurableError, ObjectAbortedError
 from ._object import AlarmInfo
 
@@ -196,7 +197,7 @@ class AlarmScheduler:
         if entry.handle is not None:
             entry.handle.cancel()
         try:
-            entry.handle = self._clock.call_at(at, lambda: self._fire(key, entry))
+            entry.handle = self._clock.call_at(at, lambda: self._fire(key, entry), f"the alarm of {key[0]}/{key[1]}")
         except RuntimeError:
             # No running loop (a persisted runtime's namespace registered from synchronous code):
             # armed by attach_loop() when the runtime is first used on a loop.
@@ -292,14 +293,23 @@ class AlarmScheduler:
         point-in-time restore may remove it). The attempt follows every rule of a timed one (its
         retry count, clearing on success, retry or give-up on failure); the handler's exception,
         if any, is raised after the retry has been scheduled.
+
+        One ``alarm()`` runs at a time, as for a timer: while the object's handler runs (started by
+        its timer, an alarm set in the past say), this waits for it to end, then runs the alarm
+        still set, if any. From the object's own code while its handler runs, that would wait
+        for itself: ``RuntimeError``.
         """
+        while (running := self._active.get(key)) is not None:
+            if current_host.get() is host:
+                raise RuntimeError(
+                    "run_alarm() was called from the code of the object whose alarm() handler is "
+                    "running, and would wait for that handler to end: call it from the test body"
+                )
+            await asyncio.wait([running])
+            host = self._lookup(key) or host  # the handler may have reset the object
         scheduled = host.db.meta.get_alarm()
         if scheduled is None:
             return False
-        if key in self._active:
-            raise RuntimeError(
-                "the object's alarm() handler is already running; wait for it (await clock.advance(0)) first"
-            )
         entry = self._entries.get(key)
         if entry is None or entry.scheduled_ms != scheduled:
             self.schedule(key, None)

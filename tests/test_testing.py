@@ -252,23 +252,6 @@ class TestRunAlarm:
         await clock.advance(120)
         assert [i.scheduled_time for i in env["alarms"]] == [T0_MS + 60_000, T0_MS + 120_000]
 
-    async def test_refused_while_handler_runs(self, rt: durable.Runtime, env: dict[str, Any], clock: MockClock) -> None:
-        """run_alarm() while the object's alarm() runs is a RuntimeError (one alarm() at a time)."""
-
-        class Slow(Thing):
-            async def alarm(self, info: durable.AlarmInfo) -> None:
-                await self.ctx.storage.set_alarm(T0_MS + 999_000)  # so that an alarm is set meanwhile
-                await self.env.release.wait()
-
-        stub = rt.namespace(Slow).get_by_name("a")
-        await stub.arm(T0_MS)
-        advancing = asyncio.create_task(clock.advance(0))
-        await settle(50)
-        with pytest.raises(RuntimeError, match="already running"):
-            await run_alarm(stub)
-        env["release"].set()
-        await advancing
-
     async def test_type_error(self, ns: durable.Namespace[Thing]) -> None:
         """A non-stub is a TypeError."""
         with pytest.raises(TypeError, match="run_alarm"):
