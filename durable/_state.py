@@ -124,8 +124,13 @@ class State:
         self._registry().accept(ws, tags)
 
     def get_web_sockets(self, tag: str | None = None) -> list[WebSocket]:
-        """The connected hibernatable sockets of this object, or those with ``tag``."""
+        """The connected hibernatable sockets of this object, or those with ``tag``.
+
+        Raises ``TypeError`` when ``tag`` is not a ``str`` (workerd would look up ``String(tag)``).
+        """
         self._host.check_live(self._gen)
+        if tag is not None and not isinstance(tag, str):
+            raise TypeError(f"get_web_sockets() tag must be a str, not {type(tag).__name__}")
         registry = self._host.socket_registry(create=False)
         return registry.get_web_sockets(tag) if registry is not None else []
 
