@@ -498,6 +498,34 @@ print("ok", flush=True)
 """
 
 
+DROPPED_IN_CHILD_SCRIPT = """
+import asyncio, gc, os, sys, warnings
+warnings.simplefilter("ignore", DeprecationWarning)
+import durable
+
+class Tally(durable.DurableObject):
+    async def inc(self):
+        n = (await self.ctx.storage.get("n")) or 0
+        await self.ctx.storage.put("n", n + 1)
+        return n + 1
+
+path, pitr = sys.argv[1], sys.argv[2] == "pitr"
+loop = asyncio.new_event_loop()
+rt = loop.run_until_complete(durable.Runtime(path, point_in_time_recovery=pitr).__aenter__())
+stub = rt.namespace(Tally).get_by_name("a")
+assert loop.run_until_complete(stub.inc()) == 1
+pid = os.fork()
+if pid == 0:  # the child makes its own loop and drops what it inherited (a uvicorn worker)
+    del rt, stub, loop
+    gc.collect()
+    sys.exit(0)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert loop.run_until_complete(stub.inc()) == 2
+os._exit(0)  # the parent is killed: its commits are in its write-ahead logs
+"""
+
+
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork() is POSIX only")
 class TestFork:
     @pytest.mark.parametrize("kind", ["blocking", "async"])
@@ -514,3 +542,20 @@ class TestFork:
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.strip().endswith("ok")
+
+    @pytest.mark.parametrize("pitr", ["pitr", "plain"])
+    def test_a_child_that_drops_its_inherited_runtime_leaves_the_parents_logs(self, pitr: str, tmp_path: Path) -> None:
+        """A forked child collecting its copy of a runtime does not close the parent's SQLite connections.
+
+        Before: garbage collection closed the copies; each believed it held its file's exclusive
+        lock, so it checkpointed and deleted the ``-wal`` file the parent still appended to, and
+        the parent's next commit was lost when it was killed (the count read 1, not 2).
+        """
+        script = tmp_path / "drop.py"
+        script.write_text(textwrap.dedent(DROPPED_IN_CHILD_SCRIPT))
+        done = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "state"), pitr], capture_output=True, text=True, timeout=90
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        with durable.BlockingRuntime(tmp_path / "state", point_in_time_recovery=pitr == "pitr") as rt:
+            assert rt.namespace(Tally).get_by_name("a").inc() == 3
