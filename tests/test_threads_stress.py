@@ -452,11 +452,13 @@ for t in threads:
 while sum(acked) < 100:
     stop.wait(0.01)
 r, w = os.pipe()
+tried_r, tried_w = os.pipe()  # the child has made its attempts: only then may the parent close
 pid = os.fork()
 if pid == 0:
     signal.alarm(60)  # a child that hangs never outlives the test
     try:
         os.close(w)
+        os.close(tried_r)
         attempts = [lambda: call(0)]
         if kind == "blocking":
             attempts += [lambda: rt.run(asyncio.sleep, 0), lambda: rt.namespace(Tally)]
@@ -473,6 +475,7 @@ if pid == 0:
             os._exit(4)
         except durable.PathLockedError:
             pass
+        os.write(tried_w, b"x")
         os.read(r, 1)  # the parent closed its runtime and opened its path again
         del stubs[:]
         gc.collect()
@@ -481,9 +484,11 @@ if pid == 0:
         os._exit(5)
     sys.exit(0)  # atexit runs rt.close(), which returns at once here
 os.close(r)
+os.close(tried_w)
 stop.set()
 for t in threads:
     t.join()
+os.read(tried_r, 1)  # (closing before the child's Runtime(path) let it take the path in the gap)
 close()
 with durable.BlockingRuntime(path) as again:  # the child lives on: its copy of the lock is closed
     tallies = again.namespace(Tally)
