@@ -803,14 +803,16 @@ class TestServing:
         assert await stub.wrap({"k": 1}) == {"received": {"k": 1}, "added": True}
 
     def test_workers_env_unbound(self) -> None:
-        """Reading workers.env before any project is bound says how to bind one."""
+        """Reading a binding through workers.env before any project is bound says how to bind one
+        (taking the name itself works, as ``from workers import env`` does on Cloudflare)."""
         from durable.compat.python_workers import _entrypoints
 
         saved = _entrypoints._current_env
         _entrypoints.set_current_env(None)
         try:
+            env = sdk.env
             with pytest.raises(RuntimeError, match="workers.env is not bound yet"):
-                sdk.env
+                env.ANYTHING
         finally:
             _entrypoints.set_current_env(saved)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import durable
@@ -26,6 +26,7 @@ from ._globals import patched_env, tracks_request
 from ._http import Request
 
 __all__ = [
+    "LIVE_ENV",
     "DurableObject",
     "WorkerEntrypoint",
     "WorkflowEntrypoint",
@@ -74,6 +75,46 @@ def current_env() -> EnvAdapter:
         "durable.compat.python_workers.asgi_app(PROJECT, runtime) or "
         "load_project(PROJECT).bind(runtime) first"
     )
+
+
+class LiveEnv:
+    """``workers.env`` (and ``cloudflare:workers``' ``env``): the served project's env, looked up at each use.
+
+    As on Cloudflare, where ``from workers import env`` at a module's top level works and the
+    bindings are read when used, the module-level name can be taken before a project is bound
+    (``from workers import env``, ``from workers import *``); reading a binding through it then
+    needs one (:func:`current_env` raises ``RuntimeError`` saying how to bind it).
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(current_env(), name)
+
+    def __getitem__(self, name: str) -> Any:
+        return current_env()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in current_env()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(current_env())
+
+    def __dir__(self) -> list[str]:
+        return dir(current_env())
+
+    @property
+    def js_object(self) -> Any:
+        """The underlying :class:`durable.Env` of the served project."""
+        return current_env().js_object
+
+    def __repr__(self) -> str:
+        return "<workers env (the served project's)>"
+
+
+LIVE_ENV = LiveEnv()
 
 
 def _request_first(args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -236,7 +277,10 @@ class WorkflowEntrypoint:
     """Not emulated: Workflows are not part of `durable`. Subclassing works; running raises."""
 
     def __init__(self, ctx: Any, env: Any) -> None:
-        raise NotImplementedError("Workflows (WorkflowEntrypoint) are not supported by durable")
+        raise NotImplementedError(
+            "Workflows (WorkflowEntrypoint) are not emulated by durable: run the Workflow with "
+            "`pywrangler dev`, and test what its steps do by calling your own functions directly"
+        )
 
 
 def handler(func: F) -> F:

@@ -43,7 +43,7 @@ from durable._http import (
 from ._http import Request, Response
 from .pyodide.ffi import JsException
 
-__all__ = ["NETWORK_LOST", "js_fetch", "pyfetch", "sdk_fetch"]
+__all__ = ["NETWORK_LOST", "fetch", "js_fetch", "pyfetch"]
 
 NETWORK_LOST = "Network connection lost."
 """workerd's message for a connection that failed (measured: ``fetch("http://127.0.0.1:1/")``)."""
@@ -65,22 +65,27 @@ class FetchError(Exception):
         self.message = message
 
 
-async def sdk_fetch(resource: Any, init: Mapping[str, Any] | None = None, /, **options: Any) -> Response:
+async def fetch(resource: Any, /, **options: Any) -> Response:
     """``workers.fetch(resource, **options)``: the response as the SDK's :class:`Response`.
+
+    The options are keywords only, as in the SDK: an init dict, JavaScript's way
+    (``fetch(url, {"headers": ...})``), raises the SDK's ``TypeError: fetch() takes 1 positional
+    argument but 2 were given`` (its own tests check for that error), so code that would fail on
+    Cloudflare fails here too. ``js.fetch`` takes the dict.
 
     Raises:
         OSError: anything ``fetch`` rejects with (an invalid URL or option, a failed connection,
             too many redirects), with workerd's message, as Pyodide's ``pyfetch`` raises it.
     """
     try:
-        return await _fetch(resource, {**(init or {}), **options})
+        return await _fetch(resource, options)
     except FetchError as exc:
         raise OSError(exc.message) from None
 
 
 async def pyfetch(url: Any, **options: Any) -> Response:
-    """``pyodide.http.pyfetch(url, **options)``: as :func:`sdk_fetch` (a ``FetchResponse``)."""
-    return await sdk_fetch(url, options)
+    """``pyodide.http.pyfetch(url, **options)``: as :func:`fetch` (a ``FetchResponse``)."""
+    return await fetch(url, **options)
 
 
 async def js_fetch(resource: Any, init: Mapping[str, Any] | None = None, /, **fields: Any) -> Response:

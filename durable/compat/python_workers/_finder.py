@@ -31,6 +31,7 @@ ALIASES: Final[dict[str, str]] = {
     "pyodide.http": f"{_PACKAGE}.pyodide.http",
     "workers.asgi": f"{_PACKAGE}.asgi",
     "workers.wsgi": f"{_PACKAGE}.wsgi",
+    "workers.workflows": f"{_PACKAGE}.workflows",
     "asgi": f"{_PACKAGE}.asgi",  # the SDK installs it too: `import asgi` in Cloudflare's FastAPI example
 }
 """Public module name -> the `durable` module that stands in for it."""

@@ -149,9 +149,9 @@ class CloudflareWorkersModule:
     @property
     def env(self) -> Any:
         """The served project's env, as ``workers.env`` gives it."""
-        from ._entrypoints import current_env
+        from ._entrypoints import LIVE_ENV
 
-        return current_env()
+        return LIVE_ENV
 
     @property
     def waitUntil(self) -> Callable[[Awaitable[Any]], None]:
@@ -172,6 +172,15 @@ class CloudflareWorkersModule:
 _MODULE = CloudflareWorkersModule()
 
 
+# What to use instead of a JavaScript module durable does not emulate (CPython has its own).
+_INSTEAD = {
+    "cloudflare:sockets": "open TCP connections with asyncio.open_connection()",
+    "node:crypto": "use hashlib, hmac and secrets",
+    "node:buffer": "use bytes",
+    "node:path": "use posixpath",
+}
+
+
 def import_from_javascript(module_name: str) -> Any:
     """The SDK's ``import_from_javascript``: ``"cloudflare:workers"`` gives its ``env`` and ``waitUntil``.
 
@@ -184,8 +193,9 @@ def import_from_javascript(module_name: str) -> Any:
     if module_name == "cloudflare:workers":
         return _MODULE
     if module_name.startswith(("cloudflare:", "node:")):
+        instead = _INSTEAD.get(module_name, "use a Python library for it")
         raise NotImplementedError(
             f"import_from_javascript({module_name!r}) is not supported by durable; "
-            "only 'cloudflare:workers' (env, waitUntil) is emulated"
+            f"only 'cloudflare:workers' (env, waitUntil) is emulated: {instead}"
         )
     raise ImportError(f"Failed to import '{module_name}': there are no JavaScript modules under durable")

@@ -20,12 +20,12 @@ from ._bindings import DurableObjectAbort as DurableObjectAbort
 from ._convert import JsDict as JsDict
 from ._convert import python_from_rpc as python_from_rpc
 from ._convert import python_to_rpc as python_to_rpc
+from ._entrypoints import LIVE_ENV
 from ._entrypoints import DurableObject as DurableObject
 from ._entrypoints import WorkerEntrypoint as WorkerEntrypoint
 from ._entrypoints import WorkflowEntrypoint as WorkflowEntrypoint
-from ._entrypoints import current_env
 from ._entrypoints import handler as handler
-from ._fetch import sdk_fetch as fetch
+from ._fetch import fetch as fetch
 from ._forms import Blob as Blob
 from ._forms import File as File
 from ._forms import FormData as FormData
@@ -93,9 +93,9 @@ wait_until = waitUntil = _wait_until  # noqa: N816 - the SDK's names
 
 
 def __getattr__(name: str) -> Any:
-    if name == "env":
-        return current_env()
-    if name in ("asgi", "wsgi"):  # the SDK's submodules: `from workers import wsgi`
+    if name == "env":  # bound or not: bindings are looked up when used, as on Cloudflare
+        return LIVE_ENV
+    if name in ("asgi", "wsgi", "workflows"):  # the SDK's submodules: `from workers import wsgi`
         import importlib
 
         return importlib.import_module(f"{__name__.rpartition('.')[0]}.{name}")
