@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ._history_capture import HistoryCapture
-from ._history_log import MARK, REQUEST, UNDERWAY, HistoryLog, unwal
+from ._history_log import BASE, MARK, REQUEST, UNDERWAY, HistoryLog, unwal
 from ._history_log import read_history as read_history
 
 log = logging.getLogger("durable")
@@ -345,7 +345,8 @@ class History:
         history.load()
         # Open the database now: opening brings the history up to date with the file (commits a
         # crash left in the WAL, writes made while the history was off) before any bookmark is given.
-        db.read_conn()
+        if db.read_conn() is None:
+            self._note_missing_file(db)
         if history.pending is None:
             history.anchor = history.last_seq
             self._prune()  # an object no longer written to forgets old states too
@@ -367,6 +368,18 @@ class History:
         history.anchor = history.last_seq
         self._prune()
         return True
+
+    def _note_missing_file(self, db: HistoryDatabase) -> None:
+        """The database file is gone (deleted by hand) but the log's last state is not empty.
+
+        The object starts empty: that is a state of its own, recorded as an empty ``BASE``, so that a
+        bookmark taken now names it and not the data of the deleted file.
+        """
+        history = self.log
+        if db.file is None or db.file.exists() or not history.exists() or history.last_seq == 0:
+            return
+        if history.image_at(history.last_seq):
+            history.append(BASE, history.last_seq + 1, history.state_time(), b"")
 
 
 def history_file(database: Path | None) -> Path | None:

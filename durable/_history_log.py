@@ -192,6 +192,22 @@ def _scan(store: _Store) -> tuple[dict[str, object], list[Entry], int]:
     return meta, entries, offset
 
 
+def _pending_restore(store: _Store, entries: list[Entry]) -> tuple[int, int] | None:
+    """(target seq, undo seq) of the restore the log asks for at the next start, if any.
+
+    A ``REQUEST`` asks for it; the ``MARK`` of its undo bookmark, written with the restored state,
+    says it was done.
+    """
+    pending: tuple[int, int] | None = None
+    for entry in entries:
+        if entry.kind == REQUEST:
+            target, undo = struct.unpack("<QQ", store.read(entry.offset, 16))
+            pending = (target, undo)
+        elif pending is not None and entry.kind == MARK and entry.seq == pending[1]:
+            pending = None
+    return pending
+
+
 def _apply_frames(image: bytearray, payload: bytes) -> None:
     page_size, _, _, _ = DELTA_HEAD.unpack_from(payload, 0)
     offset = DELTA_HEAD.size
@@ -293,11 +309,7 @@ class HistoryLog:
         for entry in entries:
             if entry.kind in STATE_KINDS:
                 self.last_seq = entry.seq
-                if self.pending is not None and entry.kind == MARK and entry.seq == self.pending[1]:
-                    self.pending = None
-            elif entry.kind == REQUEST:
-                target, undo = struct.unpack("<QQ", store.read(entry.offset, 16))
-                self.pending = (target, undo)
+        self.pending = _pending_restore(store, entries)
         self.anchor = self.last_seq
 
     def _create(self) -> None:
@@ -528,6 +540,7 @@ def read_history(path: Path) -> dict[str, object]:
             "last_ms": states[-1].time if states else None,
             "torn_tail_bytes": store.size() - valid,
             "lineage": meta.get("lineage"),
+            "restore_pending": _pending_restore(store, entries) is not None,
         }
     finally:
         store.close()

@@ -503,6 +503,8 @@ def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
             out.write(f"  history=ERROR: {history['error']}")
         else:
             out.write(f"  history={_count(history['states'], 'state')}, {history['bytes']} bytes")
+            if history["restore_pending"]:
+                out.write(", restore pending")
     out.write("\n")
 
 
