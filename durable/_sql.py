@@ -397,7 +397,7 @@ class _Connection:
         an INSERT also writes one entry per index, an UPDATE one per index on a changed column
         (every index when the rowid or primary key changes), a DELETE none. CREATE TABLE and
         CREATE VIEW write 2 rows of ``sqlite_master``, CREATE INDEX 1 and an entry per row
-        indexed, CREATE TRIGGER 1, ALTER TABLE what _altered_rows says, DROP 0; an AUTOINCREMENT table's counter is
+        indexed, REINDEX an entry per row of each index it rebuilds, CREATE TRIGGER 1, ALTER TABLE what _altered_rows says, DROP 0; an AUTOINCREMENT table's counter is
         one more row. Statements that fire triggers or write several tables count changed rows
         only, and partial indexes count as full ones (see docs/sql.md).
         """
@@ -415,6 +415,10 @@ class _Connection:
                 fixed += 1 + (self._count(conn, arg1, arg2) if arg1 is not None and arg2 is not None else 0)
             elif action == sqlite3.SQLITE_CREATE_TRIGGER:
                 fixed += 1
+            elif action == sqlite3.SQLITE_REINDEX:
+                # (CREATE INDEX fills its new index through the same check: counted above)
+                if arg1 is not None and not any(a[0] == sqlite3.SQLITE_CREATE_INDEX and a[1] == arg1 for a in plan):
+                    fixed += self._reindexed(conn, arg1)
             elif action == sqlite3.SQLITE_ALTER_TABLE:
                 if not altered:  # (a virtual table's own ALTERs, run inside it, are not counted)
                     fixed += _altered_rows(conn, self.db.tag, self.statement, arg2 or "")
@@ -470,6 +474,21 @@ class _Connection:
         except sqlite3.Error:
             return 0
         return int(row[0]) + int(filled[0])
+
+    def _reindexed(self, conn: sqlite3.Connection, index: str) -> int:
+        """Entries REINDEX wrote rebuilding ``index`` (the authorizer names each index it rebuilds,
+        a WITHOUT ROWID table's primary key included, which ``sqlite_master`` does not list)."""
+        try:
+            row = conn.execute(
+                "SELECT m.name FROM sqlite_master AS m JOIN pragma_index_list(m.name) AS i "
+                f"WHERE m.type = 'table' AND i.name = ? -- {self.db.tag}",
+                (index,),
+            ).fetchone()
+        except sqlite3.Error:
+            return 0
+        if row is None or row[0] == "_cf_METADATA":
+            return 0  # workerd's _cf_METADATA has an integer key: no index to rebuild (measured)
+        return self._count(conn, index, row[0])
 
     def _count(self, conn: sqlite3.Connection, index: str, table: str) -> int:
         """Entries of a new index: the table's rows (those its WHERE selects, for a partial index)."""
