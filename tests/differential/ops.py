@@ -269,7 +269,12 @@ class Generator:
         if rng.random() < 0.5:
             op = self.sql_op()
             if rng.random() < 0.4:
-                op = {**op, "op": "sql_cursor", "mode": rng.choice(["toArray", "one", "unread", "next", "twice"])}
+                modes = ["toArray", "one", "unread", "next", "twice"]
+                if "RETURNING" in op["query"]:
+                    # workerd fails the whole call ("internal error; reference = ...", miniflare
+                    # 4.20260426) when an INSERT ... RETURNING cursor is left unread.
+                    modes.remove("unread")
+                op = {**op, "op": "sql_cursor", "mode": rng.choice(modes)}
             return op
         kind = rng.choice(["kv_get", "kv_put", "kv_put", "kv_delete", "kv_list"])
         if kind == "kv_get" or kind == "kv_delete":
@@ -409,7 +414,8 @@ class Generator:
             (f"INSERT INTO {table} (b) VALUES (?); SELECT changes() AS n; SELECT * FROM nowhere", [b()]),
             (f"INSERT INTO {table} (b) VALUES ({rng.randint(0, 10**9)}); SELEC 1", []),
             (rng.choice(["SAVEPOINT a", "RELEASE a", "ROLLBACK", "COMMIT", "END", "ROLLBACK TO a"]), []),
-            (rng.choice(["VACUUM", "ATTACH DATABASE ':memory:' AS x", "DETACH x", "ANALYZE", "REINDEX"]), []),
+            # No ANALYZE: its rows_written is approximate (docs/sql.md, "Differences from Cloudflare").
+            (rng.choice(["VACUUM", "ATTACH DATABASE ':memory:' AS x", "DETACH x", "REINDEX"]), []),
             (
                 "PRAGMA "
                 + rng.choice(
