@@ -766,7 +766,7 @@ COUNTED_ACTIONS: Final = frozenset(
     {
         sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE, sqlite3.SQLITE_CREATE_TABLE,
         sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_CREATE_TRIGGER,
-        sqlite3.SQLITE_ALTER_TABLE,
+        sqlite3.SQLITE_ALTER_TABLE, sqlite3.SQLITE_REINDEX,
     }
 )  # fmt: skip
 """Authorizer actions that decide how many b-tree rows a statement writes (see ``rows_written``)."""

@@ -234,9 +234,12 @@ class TestGenerator:
             "kv_delete",
             "kv_list",
             "sql",
+            "sql_cursor",
             "calls",
             "restart",
         }
+        modes = {op["mode"] for op in ops if op["op"] == "sql_cursor"}
+        assert modes == {"toArray", "one", "unread", "next", "twice"}
         options = {name for op in ops if op["op"] in ("list", "kv_list") for name in op["options"]}
         assert options == {"start", "start_after", "end", "prefix", "reverse", "limit"}
         assert {s["backend"] for s in sequences} == {"sqlite", "kv"}

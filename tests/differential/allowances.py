@@ -55,13 +55,15 @@ ALLOWED: tuple[Allowance, ...] = (
     Allowance(
         "production-limits",
         "`durable` enforces production's limits by default (keys of 2048 bytes, values of 128 KiB and "
-        '128 keys a call for `storage="kv"` classes), which local workerd does not: the sequences '
-        "stay within them.",
+        '128 keys a call for `storage="kv"` classes; 2 MB for a key plus its value and for a string, '
+        "BLOB or row in SQL for SQLite-backed ones), which local workerd does not: the sequences stay "
+        "within them.",
     ),
     Allowance(
         "lone-surrogate-keys",
-        "A key with a lone surrogate raises `TypeError`, where V8 would store it with U+FFFD in its "
-        "place: the sequences use such strings in values and list bounds, never as keys.",
+        "A key or SQL binding with a lone surrogate raises `TypeError`, where V8 would store it with "
+        "U+FFFD in its place: the sequences use such strings in values and list bounds, never as keys "
+        "or bindings.",
     ),
     Allowance(
         "workerd-statement-cache",
@@ -74,13 +76,20 @@ ALLOWED: tuple[Allowance, ...] = (
         "sqlite-version",
         "Python's SQLite may be older than workerd's: before SQLite 3.45, JSON functions given a BLOB "
         'raise "JSON cannot hold BLOB values" (later ones read it as JSONB), and a REAL turned into '
-        "text may differ in its 15th digit. The sequences pass JSON functions text and short numbers.",
+        "text may differ in its 15th digit, and `quote()` of an infinite REAL is `Inf` in older ones "
+        "(`9.0e+999` in workerd's). The sequences pass JSON functions and `quote()` text and short "
+        "numbers.",
     ),
     Allowance(
         "constraint-extended-code",
         "A SQL error's message ends with `: SQLITE_<CODE>`, as API.md section 4 requires; workerd adds "
         "the extended code after it on constraint errors (` (extended: SQLITE_CONSTRAINT_PRIMARYKEY)`), "
         "which `durable` leaves out.",
+    ),
+    Allowance(
+        "row-key-order",
+        "A row is a `dict` in column order; a JavaScript row object lists integer-like column names "
+        '(`"0"`, `"1"`) first, in ascending order. Row entries are compared in the JavaScript order.',
     ),
     Allowance(
         "types",
@@ -143,6 +152,43 @@ def _normalize_sql(query: str, result: Any, lifted: frozenset[str]) -> Any:
     return result
 
 
+def _js_key_order(entries: list[Any]) -> list[Any]:
+    """Row entries in a JavaScript object's own-key order: array-index names first, ascending."""
+
+    def index(name: str) -> int | None:
+        if name == "0" or (name.isascii() and name.isdigit() and name[0] != "0" and int(name) < 2**32 - 1):
+            return int(name)
+        return None
+
+    numeric = sorted((e for e in entries if index(e[0]) is not None), key=lambda e: int(e[0]))
+    return numeric + [e for e in entries if index(e[0]) is None]
+
+
+def _row_order(result: Any) -> Any:
+    """A ``sql_cursor`` result with its row objects in JavaScript key order (``row-key-order``)."""
+    if not isinstance(result, dict):
+        return result
+    out = dict(result)
+    for name in ("row", "first"):
+        if isinstance(out.get(name), list):
+            out[name] = _js_key_order(out[name])
+    if "again" not in out and isinstance(out.get("rows"), list):  # toArray: row objects
+        out["rows"] = [_js_key_order(row) for row in out["rows"]]
+    return out
+
+
+def _normalize_cursor(result: Any, lifted: frozenset[str]) -> Any:
+    """A ``sql_cursor`` result: integers as doubles (allowance ``sql-integers``), rowsRead masked."""
+    if isinstance(result, dict):
+        out = {k: _normalize_cursor(v, lifted) for k, v in result.items()}
+        if "rowsRead" in out and is_open("rows-read", lifted):
+            out["rowsRead"] = "(open defect)"
+        return out
+    if isinstance(result, list):
+        return [_normalize_cursor(v, lifted) for v in result]
+    return float(result) if type(result) is int else result
+
+
 def normalize(op: dict[str, Any], result: Any, lifted: frozenset[str] = frozenset()) -> Any:
     """``result`` (one side's answer to ``op``) with the allowed differences taken out.
 
@@ -158,6 +204,8 @@ def normalize(op: dict[str, Any], result: Any, lifted: frozenset[str] = frozense
         ok = result["ok"]
         if op["op"] == "sql":
             ok = _normalize_sql(op["query"], ok, lifted)
+        elif op["op"] == "sql_cursor":
+            ok = _normalize_cursor(_row_order(ok), lifted)
         elif op["op"] in ("txn", "txn_sync") and isinstance(ok, dict):
             ok = {**ok, "inner": [normalize(sub, r, lifted) for sub, r in zip(op["ops"], ok["inner"])]}
         return {"ok": ok}

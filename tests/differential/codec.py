@@ -19,7 +19,8 @@ A container (``arr``, ``map``, ``set``, ``buf``) that occurs more than once in a
 ``"id"`` where it first occurs (depth first) and is ``{"t": "ref", "v": id}`` wherever it occurs
 again, cycles included: shared references and cycles are compared too. JavaScript-only results are
 tagged ``undefined`` and ``other``. SQL cells and bindings use plain JSON
-(numbers, strings, null) plus ``{"blob": hex}`` and ``{"num": "NaN" | "Infinity" | ...}``.
+(numbers, strings, booleans, null) plus ``{"blob": hex}``, ``{"num": "NaN" | "Infinity" | ...}``,
+``{"bigint": decimal}`` (a BigInt binding) and ``{"rep": [text, n]}`` (``text`` repeated ``n`` times).
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ def cell_from_json(c: Any) -> Any:
             return number_from_json(c["num"])
         if "bigint" in c:
             return int(c["bigint"])
+        if "rep" in c:
+            return str(c["rep"][0]) * int(c["rep"][1])
     if type(c) is int:
         return float(c)
     return c

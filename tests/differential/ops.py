@@ -51,6 +51,9 @@ LONE_SURROGATES = ["\ud800", "\udfff", "a\udc00"]
 LATE_ALARMS: list[float] = [] if allowances.is_open("alarm-time-range") else [9_223_372_036_855, 1e300]
 """Alarm times workerd refuses as too late (2**63 ns and more)."""
 
+LIMIT = 2 * 1024 * 1024
+"""The largest string, BLOB, row or key plus value of a SQLite-backed object (allowance "production-limits")."""
+
 ALARM_BASE = 4_102_444_800_000
 """2100-01-01 in ms: alarms are set far in the future so that none fires during a run."""
 
@@ -61,6 +64,7 @@ class Generator:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
         self.keys: list[str] = []
+        self.backend = "sqlite"
 
     # -- keys and values --
 
@@ -68,6 +72,12 @@ class Generator:
         rng = self.rng
         if self.keys and rng.random() < 0.7:
             return rng.choice(self.keys)
+        if self.backend == "sqlite" and rng.random() < 0.02:
+            # Long keys (no key limit of its own on SQLite-backed classes; see allowance
+            # "production-limits" for the key-value backend's).
+            key = rng.choice(["k", "\u00e9", "\U0001f600"]) * rng.choice([512, 1024, 2048, 2049, 4096])
+            self.keys.append(key)
+            return key
         key = "".join(rng.choice(ALPHABET) for _ in range(rng.choice([0, 1, 1, 2, 2, 3, 4])))
         self.keys.append(key)
         return key
@@ -142,8 +152,21 @@ class Generator:
                 return item
 
     def value(self) -> Tagged:
-        """A stored value: a scalar or containers up to 3 deep, sometimes shared or cyclic."""
+        """A stored value: a scalar or containers up to 3 deep, sometimes shared or cyclic.
+
+        Rarely a long string near the SQLite-backed 2 MB limit of a key and its value, or a deeply
+        nested array.
+        """
+        rng = self.rng
         self._labels: list[int] = []
+        if self.backend == "sqlite" and rng.random() < 0.01:
+            # At most 2 MB with its key (allowance "production-limits").
+            return {"t": "str", "v": "x" * (LIMIT - rng.choice([32768, 20000]))}
+        if rng.random() < 0.01:
+            nested: Tagged = self.scalar()
+            for _ in range(rng.choice([30, 100, 150])):
+                nested = {"t": "arr", "v": [nested]}
+            return nested
         return self._value(0)
 
     def _container(self, tag: str, items: Any) -> Tagged:
@@ -214,13 +237,19 @@ class Generator:
         if kind == "get":
             return {"op": "get", "key": self.key()}
         if kind in ("get_many", "delete_many"):
-            return {"op": kind, "keys": [self.key() for _ in range(rng.randint(0, 4))]}
+            count = rng.randint(0, 4)
+            if self.backend == "sqlite" and rng.random() < 0.1:
+                count = rng.choice([127, 128, 129, 300])  # duplicates too, as keys repeat
+            return {"op": kind, "keys": [self.key() for _ in range(count)]}
         if kind == "put":
             if rng.random() < 0.2:
                 return {"op": "put", "key": self.key(), "value": self.value(), "wait": False}
             return {"op": "put", "key": self.key(), "value": self.value()}
         if kind == "put_many":
-            keys = {self.key() for _ in range(rng.randint(0, 4))}
+            count = rng.randint(0, 4)
+            if self.backend == "sqlite" and rng.random() < 0.1:
+                count = rng.choice([128, 129, 200])
+            keys = {self.key() for _ in range(count)}
             return {"op": "put_many", "entries": [[k, self.value()] for k in sorted(keys)]}
         if kind == "delete":
             return {"op": "delete", "key": self.key()}
@@ -238,7 +267,15 @@ class Generator:
         """An operation of the synchronous APIs: ``storage.kv`` and ``storage.sql``."""
         rng = self.rng
         if rng.random() < 0.5:
-            return self.sql_op()
+            op = self.sql_op()
+            if rng.random() < 0.4:
+                modes = ["toArray", "one", "unread", "next", "twice"]
+                if "RETURNING" in op["query"]:
+                    # workerd fails the whole call ("internal error; reference = ...", miniflare
+                    # 4.20260426) when an INSERT ... RETURNING cursor is left unread.
+                    modes.remove("unread")
+                op = {**op, "op": "sql_cursor", "mode": rng.choice(modes)}
+            return op
         kind = rng.choice(["kv_get", "kv_put", "kv_put", "kv_delete", "kv_list"])
         if kind == "kv_get" or kind == "kv_delete":
             return {"op": kind, "key": self.key()}
@@ -258,9 +295,24 @@ class Generator:
         if kind < 0.45:
             # JavaScript numbers bind as REAL: integral values stay integral on both sides.
             return rng.choice([0, 1, -7, 2.5, 1e100, 0.1, rng.randint(-1000, 1000)])
-        if kind < 0.8:
+        if kind < 0.75:
             return self.text()
-        return {"blob": rng.randbytes(rng.randint(0, 4)).hex()}
+        if kind < 0.85:
+            return {"blob": rng.randbytes(rng.randint(0, 4)).hex()}
+        return self.odd_binding()
+
+    def odd_binding(self) -> Any:
+        """A binding of a rarer kind: a special double or long text (up to the 2 MB limit).
+
+        No BigInt or boolean (allowance "types"), no lone surrogate (allowance
+        "lone-surrogate-keys"), nothing past 2 MB (allowance "production-limits").
+        """
+        rng = self.rng
+        if rng.random() < 0.6:
+            return {"num": rng.choice(["NaN", "Infinity", "-Infinity", "-0"])}
+        char = rng.choice(["x", "\u00e9"])
+        size = rng.choice([1000, LIMIT // 4, LIMIT // 2 - 1, LIMIT - 64, LIMIT])
+        return {"rep": [char, size // len(char.encode())]}
 
     def code_point(self) -> int:
         """An argument for SQL's ``char()``: a surrogate makes text that is not valid UTF-8."""
@@ -319,13 +371,91 @@ class Generator:
             ),
             (
                 "SELECT zeroblob(3), x'00' || 'a', quote(?), printf('%.3f|%5s|%x', ?, ?, ?)",
-                [b(), 2.5, self.text(), 255],
+                [self.text(), 2.5, self.text(), 255],  # no infinity: allowance "sqlite-version"
             ),
             ("SELECT 1 / 0, 5 % 0, abs(-9223372036854775808)", []),
             (f"SELECT b FROM {table} ORDER BY b COLLATE BINARY", []),
+            *self.more_sql(table),
         ]
         query, bindings = rng.choice(choices)
         return {"op": "sql", "query": query, "bindings": bindings}
+
+    def more_sql(self, table: str) -> list[tuple[str, list[Any]]]:
+        """Constraints, transaction statements, the authorizer and SQLite's limits as workerd sets them."""
+        rng = self.rng
+        b = self.binding
+        n = rng.choice([4, 5, 6])
+        depth = rng.choice([98, 99, 100, 101])
+        args = rng.choice([126, 127, 128])
+        columns = rng.choice([99, 100, 101])
+        pattern = rng.choice([49, 50, 51])
+        length = 100_000 + rng.choice([-30, -20, -19, -18, -1, 0, 1])
+        variable = rng.choice([99, 100, 101, 999])
+        blob = LIMIT + rng.choice([-1, 0])
+        return [
+            ("CREATE TABLE IF NOT EXISTS k (a INTEGER NOT NULL, b TEXT CHECK (length(b) < 3), c UNIQUE)", []),
+            ("INSERT INTO k (a, b, c) VALUES (?, ?, ?)", [b(), b(), b()]),
+            ("INSERT OR REPLACE INTO k (a, b, c) VALUES (?, ?, ?) RETURNING *", [b(), b(), b()]),
+            ("INSERT OR IGNORE INTO k (a, c) VALUES (1, ?)", [b()]),
+            ("UPDATE k SET c = ? RETURNING c", [b()]),
+            ("CREATE TABLE IF NOT EXISTS p (id INTEGER PRIMARY KEY)", []),
+            ("CREATE TABLE IF NOT EXISTS f (p INTEGER REFERENCES p(id))", []),
+            ("INSERT INTO f VALUES (?)", [b()]),
+            ("INSERT INTO p VALUES (?)", [rng.randint(1, 3)]),
+            ("DELETE FROM p", []),
+            ("CREATE TABLE IF NOT EXISTS s (a INTEGER, b TEXT, c BLOB, d ANY) STRICT", []),
+            ("INSERT INTO s VALUES (?, ?, ?, ?)", [b(), b(), b(), b()]),
+            (f"CREATE INDEX IF NOT EXISTS i_{table} ON {table} (b)", []),
+            (
+                f"CREATE TRIGGER IF NOT EXISTS g_{table} AFTER INSERT ON {table} BEGIN "
+                f"UPDATE {table} SET d = 1 WHERE id = new.id; END",
+                [],
+            ),
+            (f"INSERT INTO {table} (b) VALUES (?); SELECT changes() AS n; SELECT * FROM nowhere", [b()]),
+            (f"INSERT INTO {table} (b) VALUES ({rng.randint(0, 10**9)}); SELEC 1", []),
+            (rng.choice(["SAVEPOINT a", "RELEASE a", "ROLLBACK", "COMMIT", "END", "ROLLBACK TO a"]), []),
+            # No ANALYZE: its rows_written is approximate (docs/sql.md, "Differences from Cloudflare").
+            (rng.choice(["VACUUM", "ATTACH DATABASE ':memory:' AS x", "DETACH x", "REINDEX"]), []),
+            (
+                "PRAGMA "
+                + rng.choice(
+                    [
+                        "foreign_keys",
+                        "foreign_keys = OFF",
+                        "foreign_key_check",
+                        "defer_foreign_keys = ON",
+                        "quick_check",
+                        "integrity_check",
+                        "journal_mode",
+                        "user_version",
+                        "page_size",
+                        "case_sensitive_like = 1",
+                        "legacy_alter_table",
+                        f"index_list({table})",
+                        f"table_xinfo({table})",
+                        "reverse_unordered_selects = 1",
+                        "recursive_triggers = ON",
+                        "max_page_count",
+                        "compile_options",
+                    ]
+                ),
+                [],
+            ),
+            ("SELECT " + " UNION ALL ".join(["SELECT 1"] * n)[7:], []),
+            ("SELECT " + "+".join(["1"] * depth), []),
+            ("SELECT max(" + ", ".join(["1"] * args) + ")", []),
+            ("SELECT " + ", ".join(["1"] * columns), []),
+            ("SELECT 'a' LIKE ?", ["a" * pattern]),
+            (f"SELECT length('{'y' * (length - 17)}')", []),
+            (f"SELECT ?{variable}", []),
+            ("SELECT " + ", ".join("?" * variable), [1] * variable),
+            (f"SELECT length(zeroblob({blob}))", []),
+            ("SELECT length(?), typeof(?)", [b(), b()]),
+            ("SELECT ? = ?, ? IS NULL", [self.odd_binding(), self.odd_binding(), self.odd_binding()]),
+            ('SELECT 1 AS x, 2 AS x, 3 AS "1", 4 AS "0", 5 AS "-1", 6 AS "01"', []),
+            ("SELECT * FROM (VALUES (1), (2)) WHERE column1 > ?", [b()]),
+            ("SELECT 1 WHERE 0", []),
+        ]
 
     def transaction(self, backend: str, depth: int) -> Op:
         rng = self.rng
@@ -360,7 +490,7 @@ class Generator:
     def sequence(self) -> Sequence:
         rng = self.rng
         self.keys = []
-        backend = rng.choice(["sqlite", "sqlite", "kv"])
+        backend = self.backend = rng.choice(["sqlite", "sqlite", "kv"])
         calls: list[list[Op]] = []
         for index in range(rng.randint(1, 4)):
             call = [self.op(backend) for _ in range(rng.randint(1, 8))]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -32,7 +33,13 @@ async def main(count: int, seed: int) -> int:
             side = DurableSide(rt)
             gen = Generator(seed)
             for number in range(count):
-                difference = await compare(gen.sequence(), f"seq-{seed}-{number}", workerd, side)
+                sequence = gen.sequence()
+                try:
+                    difference = await compare(sequence, f"seq-{seed}-{number}", workerd, side)
+                except RuntimeError as exc:  # workerd itself failed: say so, go on
+                    print(f"--- sequence {number} (seed {seed}): {exc}\n  sequence: {json.dumps(sequence)[:20000]}")
+                    found += 1
+                    continue
                 if difference is not None:
                     found += 1
                     print(f"--- sequence {number} (seed {seed})\n{difference}\n  calls: {difference.reproduction()}")

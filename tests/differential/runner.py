@@ -169,7 +169,40 @@ def _sync(storage: durable.Storage, op: Op) -> Any:
             "rowsRead": cursor.rows_read,
             "rowsWritten": cursor.rows_written,
         }
+    if kind == "sql_cursor":
+        return _cursor_op(storage, op)
     raise ValueError(f"unknown op {kind!r}")
+
+
+def _row_entries(row: Any) -> list[list[Any]]:
+    return [[k, codec.cell_to_json(c)] for k, c in row.items()]
+
+
+def _cursor_op(storage: durable.Storage, op: Op) -> Any:
+    """One way of reading a cursor (``op["mode"]``), as ``cursorOp`` in worker.js."""
+    cursor = storage.sql.exec(op["query"], *(codec.cell_from_json(c) for c in op["bindings"]))
+
+    def meta() -> dict[str, Any]:
+        return {"columns": cursor.column_names, "rowsRead": cursor.rows_read, "rowsWritten": cursor.rows_written}
+
+    mode = op["mode"]
+    if mode == "toArray":
+        return {"rows": [_row_entries(r) for r in cursor.to_array()], **meta()}
+    if mode == "one":
+        return {"row": _row_entries(cursor.one()), **meta()}
+    if mode == "unread":
+        return meta()
+    if mode == "next":
+        first = next(cursor, None)
+        before = meta()
+        rest = [[codec.cell_to_json(c) for c in row] for row in list(cursor.raw())]
+        again = next(cursor, None) is None
+        entries = None if first is None else _row_entries(first)
+        return {"first": entries, "before": before, "rest": rest, "again": again, **meta()}
+    if mode == "twice":
+        rows = [[codec.cell_to_json(c) for c in row] for row in list(cursor.raw())]
+        return {"rows": rows, "again": len(cursor.to_array()), **meta()}
+    raise ValueError(f"unknown mode {mode!r}")
 
 
 def _step_sync(storage: durable.Storage, op: Op) -> Any:

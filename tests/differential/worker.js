@@ -114,6 +114,8 @@ function decodeCell(c) {
   if (c !== null && typeof c === "object") {
     if ("blob" in c) return hexToBytes(c.blob).buffer;
     if ("num" in c) return decodeNumber(c.num);
+    if ("bigint" in c) return BigInt(c.bigint);
+    if ("rep" in c) return c.rep[0].repeat(c.rep[1]);
   }
   return c;
 }
@@ -193,7 +195,36 @@ function executeSync(storage, op) {
       const rows = cursor.raw().toArray().map((row) => row.map(encodeCell));
       return { columns: cursor.columnNames, rows, rowsRead: cursor.rowsRead, rowsWritten: cursor.rowsWritten };
     }
+    case "sql_cursor": return cursorOp(storage, op);
     default: throw new Error(`harness: unknown op ${op.op}`);
+  }
+}
+
+// A row object as [column, cell] pairs, in the object's own key order.
+function rowEntries(row) {
+  return Object.entries(row).map(([k, c]) => [k, encodeCell(c)]);
+}
+
+// One way of reading a cursor (op.mode), with what the cursor reports on the way.
+function cursorOp(storage, op) {
+  const cursor = storage.sql.exec(op.query, ...op.bindings.map(decodeCell));
+  const meta = () => ({ columns: cursor.columnNames, rowsRead: cursor.rowsRead, rowsWritten: cursor.rowsWritten });
+  switch (op.mode) {
+    case "toArray": return { rows: cursor.toArray().map(rowEntries), ...meta() };
+    case "one": return { row: rowEntries(cursor.one()), ...meta() };
+    case "unread": return meta();
+    case "next": {
+      const first = cursor.next();
+      const before = meta();
+      const rest = cursor.raw().toArray().map((row) => row.map(encodeCell));
+      const again = cursor.next();
+      return { first: first.done ? null : rowEntries(first.value), before, rest, again: again.done, ...meta() };
+    }
+    case "twice": {
+      const rows = cursor.raw().toArray().map((row) => row.map(encodeCell));
+      return { rows, again: cursor.toArray().length, ...meta() };
+    }
+    default: throw new Error(`harness: unknown mode ${op.mode}`);
   }
 }
 
