@@ -1451,7 +1451,10 @@ def clone(value: object) -> object:
     except (_TooDeep, RecursionError):
         # Too deep to recurse: take the iterative path. Nothing was modified, so starting over is
         # safe, and it raises the same DataCloneError if the value holds an unsupported type.
-        return decode(encode(value))
+        try:
+            return decode(encode(value))
+        except DataCloneError as exc:
+            raise _too_deep_transfer_error(exc) from None
     moved = memo.get(_MOVED)
     if moved is not None:
         # Every part was copied: only now do the originals give up what moved (a failed copy
@@ -1459,6 +1462,21 @@ def clone(value: object) -> object:
         for give_up, original in moved:
             give_up(original)
     return copy
+
+
+def _too_deep_transfer_error(exc: DataCloneError) -> DataCloneError:
+    """``exc``, raised by :func:`encode` for a value too deep for :func:`clone`, as RPC should say
+    it: a type that crosses RPC (a Request, a stub) refused past the depth :func:`clone` carries
+    it to is refused for its depth, not with storage's hint."""
+    said = str(exc)
+    if not any(transfer.hint in said for transfer in _TRANSFERS.values()):
+        return exc
+    name = said.split('"')[1] if said.count('"') >= 2 else "value"
+    return DataCloneError(
+        f'Could not serialize object of type "{name}": a Request, Response, Headers or stub crosses RPC '
+        f"only within the first {_CLONE_MAX_DEPTH} levels of nesting of a value, and this one is deeper. "
+        "Send it nearer the top of the value."
+    )
 
 
 def _key_transfer_error(key: object) -> DataCloneError:
