@@ -14,6 +14,7 @@ them with each other, not with another machine's.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import datetime as dt
 import pickle
@@ -125,4 +126,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()
