@@ -300,6 +300,10 @@ class Delivery:
             return listener(event)
         except Exception as exc:
             self._failed = True
+            if getattr(exc, "durable_object_reset", False):
+                # ctx.abort() (or a reset the listener ran into): workerd runs no more of the
+                # instance's code, no "error" listener included; the reset drops the connection.
+                raise
             if event.type != ERROR:
                 self._push((ERROR, exc))  # receive() learns the socket is closed
                 _listener_raised(self.socket, (self._listeners or {}).get(ERROR, []), exc)
