@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from ._context import current_host
@@ -56,6 +57,14 @@ def retry_delay(retry_count: int) -> float:
 
 
 Key = tuple[str, str]
+
+RUN_ALARM_WAIT_LIMIT = 1000
+"""How many runs in a row of one object's alarm ``run_alarm()`` waits for before it raises (a
+handler that sets its alarm to now again and again never ends: MockClock.SAME_INSTANT_LIMIT)."""
+
+_delivering: ContextVar[frozenset[Key]] = ContextVar("durable_delivering_alarms", default=frozenset())
+"""The objects whose ``alarm()`` the current call chain descends from (calls inherit the context):
+``run_alarm()`` from there would wait for a handler that waits for it."""
 
 
 class _Entry:
@@ -229,6 +238,7 @@ class AlarmScheduler:
 
     async def _deliver(self, key: Key, entry: _Entry) -> BaseException | None:
         """One attempt: run the handler, then clear, retry or give up. Returns the handler's error."""
+        _delivering.set(_delivering.get() | {key})  # this task's own context, and its calls'
         try:
             if self._entries.get(key) is not entry:
                 return None  # replaced or cancelled (Runtime.reset) before this task started
@@ -299,12 +309,26 @@ class AlarmScheduler:
         still set, if any. From the object's own code while its handler runs, that would wait
         for itself: ``RuntimeError``.
         """
+        waited = 0
         while (running := self._active.get(key)) is not None:
             if current_host.get() is host:
                 raise RuntimeError(
                     "run_alarm() was called from the code of the object whose alarm() handler is "
                     "running, and would wait for that handler to end: call it from the test body"
                 )
+            if key in _delivering.get():
+                raise RuntimeError(
+                    f"run_alarm() was called from code that the alarm() handler of {key[0]}/{key[1]} "
+                    "awaits (a call it made), and would wait for that handler to end: call it from "
+                    "the test body"
+                )
+            if waited == RUN_ALARM_WAIT_LIMIT:
+                raise RuntimeError(
+                    f"run_alarm() waited for {waited} runs in a row of the alarm of {key[0]}/{key[1]}: "
+                    "its alarm() handler sets the alarm to ctx.now_ms() or earlier, so it runs again "
+                    "at once, forever; set the next alarm in the future, or delete it"
+                )
+            waited += 1
             await asyncio.wait([running])
             host = self._lookup(key) or host  # the handler may have reset the object
         scheduled = host.db.meta.get_alarm()

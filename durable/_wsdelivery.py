@@ -299,8 +299,8 @@ class Delivery:
         try:
             return listener(event)
         except Exception as exc:
-            self._failed = True
-            if event.type != ERROR:
+            self._failed = True  # after ctx.abort() (a reset) no more of its code runs, "error" listeners included
+            if event.type != ERROR and not getattr(exc, "durable_object_reset", False):
                 self._push((ERROR, exc))  # receive() learns the socket is closed
                 _listener_raised(self.socket, (self._listeners or {}).get(ERROR, []), exc)
             raise  # to be logged

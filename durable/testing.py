@@ -84,8 +84,9 @@ async def run_alarm(stub: Stub[Any] | BlockingStub[Any]) -> bool:
 
     Raises:
         TypeError: ``stub`` is not a ``durable.Stub`` (or ``durable.BlockingStub``).
-        RuntimeError: called from the object's own code while its ``alarm()`` runs (it would wait
-            for itself).
+        RuntimeError: called from the object's own code while its ``alarm()`` runs, or from a
+            call that handler awaits (it would wait for itself); or the handler sets the alarm to
+            now on every run, and 1,000 runs in a row went by.
         Exception: whatever the handler raised (with ``remote = True``), after the retry is set.
 
     Example::

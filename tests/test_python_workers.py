@@ -343,6 +343,13 @@ class Shapes(sdk.DurableObject):
             return "swallowed"
         return "not reached"
 
+    async def abort_with_options(self, options: Any) -> str:
+        try:
+            self.ctx.abort("stop here", options)
+        except TypeError as exc:
+            return f"TypeError: {exc}"
+        return "not reached"
+
     async def record(self) -> dict[str, Any]:
         return {"nested": {"value": [1, {"deep": True}]}}
 
@@ -535,6 +542,16 @@ class TestCallingShapes:
         assert isinstance(info.value, Exception) and info.value.durable_object_reset
         assert SWALLOWED == []
         assert not issubclass(pw.DurableObjectAbort, Exception)
+
+    async def test_abort_with_bad_options_raises_type_error(self, durable_runtime: durable.Runtime) -> None:
+        """ctx.abort(reason, 5) raises durable.State.abort's TypeError, which the object can catch:
+        nothing was reset, so it is no DurableObjectAbort (which escaped `except TypeError` and reached
+        the caller as a bare BaseException). {"retryAlarm": False} aborts as usual."""
+        ns = durable_runtime.namespace(Shapes)
+        got = await ns.get_by_name("a").abort_with_options(5)
+        assert got == "TypeError: abort() options must be a dict such as {'retryAlarm': False}, not int"
+        with pytest.raises(durable.ObjectResetError, match="stop here"):
+            await ns.get_by_name("a").abort_with_options({"retryAlarm": False})
 
     async def test_rpc_results_have_attribute_access(self, durable_runtime: durable.Runtime) -> None:
         """Results through an env binding are dicts with attribute access, at any depth."""

@@ -210,3 +210,46 @@ class TestRunAlarmWhileItsHandlerRuns:
         await clock.advance(1)
         assert len(env["seen"]) == 1
         assert "called from the code of the object whose alarm() handler is running" in env["seen"][0]
+
+    async def test_from_a_call_the_handler_awaits_is_refused(
+        self, rt: durable.Runtime, env: dict[str, Any], clock: MockClock
+    ) -> None:
+        """The handler awaits a call into another object whose code calls run_alarm() on the first:
+        run_alarm() would wait for the handler, which waits for run_alarm() (it hung). It raises
+        RuntimeError at once, and the handler's call gets it."""
+
+        class Caller(durable.DurableObject):
+            async def poke(self, name: str) -> str:
+                try:
+                    await run_alarm(self.env.NS.get_by_name(name))
+                except RuntimeError as exc:
+                    return str(exc)
+                return "ran"
+
+        class Calling(Again):
+            async def alarm(self, info: durable.AlarmInfo) -> None:
+                self.env.seen.append(await self.env.CALLER.get_by_name("c").poke("a"))
+
+        rt.namespace(Calling, name="NS")
+        rt.namespace(Caller, name="CALLER")
+        await rt.env.NS.get_by_name("a").arm(T0_MS + 1000)
+        await asyncio.wait_for(clock.advance(1), 10)
+        assert len(env["seen"]) == 1
+        assert "from code that the alarm() handler of NS/" in env["seen"][0]
+
+    async def test_an_alarm_that_keeps_running_at_once_stops_the_wait_with_an_error(
+        self, stub: durable.Stub[Again], env: dict[str, Any], clock: MockClock
+    ) -> None:
+        """An alarm set to now by its own handler runs again as soon as it ends (outside advance()
+        its timer fires on the loop's next turn): run_alarm() waited for one run after another,
+        forever. After MockClock.SAME_INSTANT_LIMIT runs in a row it raises RuntimeError naming the
+        alarm, as advance() does."""
+        env["opts"]["next_ms"] = lambda now: now
+        await stub.arm(T0_MS)
+        while len(env["seen"]) < 2:  # the loop is going (on 3.12 run_alarm could otherwise run first)
+            await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match=r"waited for 1000 runs in a row of the alarm of Again/[0-9a-f]{64}"):
+            await asyncio.wait_for(run_alarm(stub), 10)
+        env["opts"]["next_ms"] = lambda now: None  # end the loop
+        await clock.advance(1)
+        assert await stub.alarm_time() is None

@@ -199,3 +199,46 @@ class TestRaisingListenerInAnObject:
                 ("error", "listener failed", durable.WebSocket.CLOSED),
             ]
             assert hibernation_blockers(stub) == []  # the socket no longer pins the object
+
+
+class AbortingListener(durable.DurableObject):
+    """Answers an upgrade with an end accepted with accept(), whose first listener calls
+    ctx.abort() on "abort"."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        seen = self.env.seen
+        client, server = durable.WebSocketPair()
+        server.accept()
+
+        def first(event: Any) -> None:
+            seen.append(("first", event.data))
+            if event.data == "abort":
+                self.ctx.abort("bye")
+            server.send(f"echo:{event.data}")
+
+        server.add_event_listener("message", first)
+        server.add_event_listener("message", lambda e: seen.append(("second", e.data)))
+        server.add_event_listener("close", lambda e: seen.append(("close", e.code)))
+        server.add_event_listener("error", lambda e: seen.append(("error", repr(e.error))))
+        return durable.Response(None, status=101, web_socket=client)
+
+
+class TestAbortInAListener:
+    async def test_no_listener_of_the_reset_instance_runs(self) -> None:
+        """workerd (a server end accepted with accept(), a client over dispatchFetch): a "message"
+        listener that called ctx.abort() ended the instance's code there: neither the event's
+        second listener nor the "error" listener ran (a global log in the isolate showed only the
+        first listener's runs), and the client got a 1006 close. durable ran the reset instance's
+        "error" listener with the ObjectAbortedError, as for a listener that raises."""
+        seen: list[Any] = []
+        async with durable.Runtime(vars={"seen": seen}) as rt:
+            stub = rt.namespace(AbortingListener).get_by_name("a")
+            async with websocket(stub, "http://a/") as ws:
+                ws.send("x")
+                assert await ws.receive() == "echo:x"
+                ws.send("abort")
+                with pytest.raises(durable.WebSocketClosed) as info:
+                    await ws.receive()
+                assert info.value.code == 1006
+            await settle()
+        assert seen == [("first", "x"), ("second", "x"), ("first", "abort")]

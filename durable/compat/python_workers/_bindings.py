@@ -259,6 +259,8 @@ class ContextAdapter:
         try:
             self._ctx.abort(reason, options, **kwargs)
         except BaseException as exc:
+            if isinstance(exc, TypeError) and not getattr(exc, "durable_object_reset", False):
+                raise  # options that are not {"retryAlarm": bool}: nothing was reset
             raise DurableObjectAbort(reason or "Durable Object abort requested") from exc
         raise DurableObjectAbort(reason or "Durable Object abort requested")  # pragma: no cover
 
