@@ -199,8 +199,7 @@ class ObjectHost:
         self.type = ObjectClass(cls, self.alarms, self.reset)
         self.has_alarm_handler = self.type.has_alarm_handler
         self.gen = 0
-        self.running = _context.Running(self, 0)
-        """What this generation's events set in ``_context.running`` (a new one per generation)."""
+        self.running = _context.Running(self, 0)  # what this generation's events set in _context.running
         self.gate = InputGate()
         self.instance: DurableObject | None = None
         self.state: State | None = None
@@ -400,8 +399,7 @@ class ObjectHost:
 
     async def _event(self, call: EventCall, kind: EventKind, name: Any, args: Args, kwargs: Kwargs) -> None:
         running.set(self.running)
-        fut = call.fut
-        gen = self.gen
+        fut, gen = call.fut, self.gen
         try:
             if self.instance is None or not self.gate.idle:
                 gen = await self._enter()  # else the common case: live instance, open gate, nobody queued
