@@ -8,7 +8,8 @@ Cloudflare's alarm rules (docs/alarms.md), as implemented here:
   followed by a failed commit leaves no alarm (the output gate's rule for every write).
 - When the timer fires, the alarm is delivered as an event (through the input gate, building the
   instance if needed) with an :class:`AlarmInfo`. Success clears the alarm unless the handler set
-  a new one. An exception (``ctx.abort()`` included) is retried after 2 s, 4 s, 8 s, 16 s, 32 s,
+  a new one. An exception (``ctx.abort()`` included, unless it passed ``retry_alarm=False``) is
+  retried after 2 s, 4 s, 8 s, 16 s, 32 s,
   64 s (no jitter, so tests can predict it; workerd adds up to 25 %); after the 6th retry fails
   the alarm is deleted (7 attempts in all). An alarm set or deleted while the handler runs
   replaces the retry.
@@ -30,7 +31,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._exceptions import DurableError
+from ._context import current_host
+from ._exceptions import DurableError, ObjectAbortedError
 from ._object import AlarmInfo
 
 if TYPE_CHECKING:
@@ -195,7 +197,7 @@ class AlarmScheduler:
         if entry.handle is not None:
             entry.handle.cancel()
         try:
-            entry.handle = self._clock.call_at(at, lambda: self._fire(key, entry))
+            entry.handle = self._clock.call_at(at, lambda: self._fire(key, entry), f"the alarm of {key[0]}/{key[1]}")
         except RuntimeError:
             # No running loop (a persisted runtime's namespace registered from synchronous code):
             # armed by attach_loop() when the runtime is first used on a loop.
@@ -254,6 +256,8 @@ class AlarmScheduler:
                 if self._entries.get(key) is entry:  # not replaced by an alarm set meanwhile
                     if entry.moved_to is not None:  # the alarm set while the retry was pending runs now
                         self.schedule(key, entry.moved_to)
+                    elif isinstance(exc, ObjectAbortedError) and not exc.retry_alarm:
+                        self._give_up(key, entry)  # ctx.abort(..., retry_alarm=False), Cloudflare's option
                     else:
                         self._retry_later(key, entry)
                 return exc
@@ -269,14 +273,18 @@ class AlarmScheduler:
     def _retry_later(self, key: Key, entry: _Entry) -> None:
         if entry.retry_count >= MAX_RETRIES:
             log.error("durable: alarm of %s/%s failed %d times; giving up", key[0], key[1], entry.retry_count + 1)
-            del self._entries[key]
-            host = self._lookup(key)
-            if host is not None:
-                host.drop_alarm(entry.scheduled_ms)
+            self._give_up(key, entry)
             return
         entry.retry_count += 1
         entry.due_ms = self._clock.time_ms() + int(retry_delay(entry.retry_count) * 1000)
         self._arm(key, entry, entry.due_ms / 1000)
+
+    def _give_up(self, key: Key, entry: _Entry) -> None:
+        """Retry no more: forget the entry and delete the stored alarm if it is still this one."""
+        del self._entries[key]
+        host = self._lookup(key)
+        if host is not None:
+            host.drop_alarm(entry.scheduled_ms)
 
     async def run_now(self, key: Key, host: ObjectHost) -> bool:
         """Run the object's stored alarm now, as if its timer fired (``durable.testing.run_alarm``).
@@ -285,14 +293,23 @@ class AlarmScheduler:
         point-in-time restore may remove it). The attempt follows every rule of a timed one (its
         retry count, clearing on success, retry or give-up on failure); the handler's exception,
         if any, is raised after the retry has been scheduled.
+
+        One ``alarm()`` runs at a time, as for a timer: while the object's handler runs (started by
+        its timer, an alarm set in the past say), this waits for it to end, then runs the alarm
+        still set, if any. From the object's own code while its handler runs, that would wait
+        for itself: ``RuntimeError``.
         """
+        while (running := self._active.get(key)) is not None:
+            if current_host.get() is host:
+                raise RuntimeError(
+                    "run_alarm() was called from the code of the object whose alarm() handler is "
+                    "running, and would wait for that handler to end: call it from the test body"
+                )
+            await asyncio.wait([running])
+            host = self._lookup(key) or host  # the handler may have reset the object
         scheduled = host.db.meta.get_alarm()
         if scheduled is None:
             return False
-        if key in self._active:
-            raise RuntimeError(
-                "the object's alarm() handler is already running; wait for it (await clock.advance(0)) first"
-            )
         entry = self._entries.get(key)
         if entry is None or entry.scheduled_ms != scheduled:
             self.schedule(key, None)

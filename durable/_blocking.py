@@ -19,6 +19,7 @@ import inspect
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
@@ -47,6 +48,33 @@ _SAME_THREAD = (
 )
 
 
+_FORKED = (
+    "this durable.BlockingRuntime belongs to process {parent}, and this process ({child}) is a copy of "
+    "it made by os.fork(): its thread did not cross the fork, so calls would wait for ever. Create the "
+    "BlockingRuntime in the process that uses it (gunicorn --preload: in a post_fork hook; "
+    "multiprocessing: the 'spawn' start method, or create it in the worker)"
+)
+
+_live: weakref.WeakSet[BlockingRuntime] = weakref.WeakSet()
+"""Every BlockingRuntime of this process not yet collected (see ``_forked_child``)."""
+
+
+def _forked_child() -> None:
+    """In a child process made by ``os.fork()``: every inherited BlockingRuntime is closed there.
+
+    Its thread is the parent's: calls fail at once (naming the fix) instead of waiting for a loop
+    that nothing runs, and ``close()`` (an ``atexit`` hook) returns at once: the runtime and its
+    storage stay the parent's.
+    """
+    message = _FORKED.format(parent=os.getppid(), child=os.getpid())
+    for runtime in list(_live):
+        runtime._forget_in_child(message)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked_child)
+
+
 @final
 class BlockingRuntime:
     """A :class:`durable.Runtime` for synchronous code: its stubs' methods block and return results.
@@ -73,6 +101,9 @@ class BlockingRuntime:
     def __init__(self, path: str | os.PathLike[str] | None = None, **runtime_options: Any) -> None:
         self._lock = threading.Lock()
         self._closed = False
+        self._closed_message = _CLOSED
+        """What calls raise once closed (another text in a forked child: ``_forget_in_child``)."""
+        self._forked = False
         self._stopping = False
         """Whether the loop is to stop (``_stop_loop``): until then ``_serve`` keeps it running."""
         self._stopped = threading.Event()
@@ -86,6 +117,7 @@ class BlockingRuntime:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="durable-runtime", daemon=True)
         self._thread.start()
+        _live.add(self)
         try:
             self.runtime: Runtime = Runtime(path, **runtime_options)
             """The underlying :class:`durable.Runtime` (use it on its loop, through :meth:`run`)."""
@@ -100,7 +132,7 @@ class BlockingRuntime:
 
     def __enter__(self) -> BlockingRuntime:
         if self._closed:  # as `async with` on a closed Runtime: not a block whose every call fails
-            raise RuntimeClosedError(_CLOSED)
+            raise RuntimeClosedError(self._closed_message)
         return self
 
     def __exit__(
@@ -119,6 +151,8 @@ class BlockingRuntime:
         Raises ``RuntimeError`` when called from the runtime's own thread (inside an object).
         """
         self._check_thread("BlockingRuntime.close()")
+        if self._forked:
+            return  # the parent's runtime: nothing of it runs here, it is not this process's to close
         with self._lock:
             first, self._closed = not self._closed, True
         self._stop_loop()
@@ -180,6 +214,13 @@ class BlockingRuntime:
                     with contextlib.suppress(concurrent.futures.InvalidStateError):
                         fut.set_exception(RuntimeClosedError(_CLOSED))
             self._stopped.set()
+
+    def _forget_in_child(self, message: str) -> None:
+        """Close this runtime in a child made by ``os.fork()`` without touching it (``_forked_child``)."""
+        self._lock = threading.Lock()  # (held by another thread at the fork, it would stay held)
+        self._closed = self._forked = True
+        self._closed_message = message
+        self._pending = set()
 
     def _run_to_end(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coro`` on the (stopped) loop until it ends, whatever stops the loop meanwhile."""
@@ -260,11 +301,11 @@ class BlockingRuntime:
     def _submit(self, make: Callable[[], Awaitable[R]]) -> concurrent.futures.Future[R]:
         with self._lock:  # (close() sets _closed under it: no call is submitted after that)
             if self._closed or self._loop.is_closed():
-                raise RuntimeClosedError(_CLOSED)
+                raise RuntimeClosedError(self._closed_message)
             try:
                 fut = submit(self._loop, make)
             except RuntimeError:  # closed meanwhile
-                raise RuntimeClosedError(_CLOSED) from None
+                raise RuntimeClosedError(self._closed_message) from None
             self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
         return fut
@@ -282,7 +323,7 @@ class BlockingRuntime:
         """
         self._check_thread("BlockingRuntime.namespace()")
         if self._closed:
-            raise RuntimeClosedError(_CLOSED)
+            raise RuntimeClosedError(self._closed_message)
 
         async def register() -> Namespace[T]:
             return self.runtime.namespace(cls, **options)

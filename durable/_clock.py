@@ -50,8 +50,13 @@ class Clock:
         # The 1 µs tolerance absorbs float error: 1_700_000_000.123 * 1000 is 1700000000122.9998.
         return math.floor(self.time() * 1000 + 0.001)
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
-        """Run ``callback`` (on the running loop) once the clock reads ``when`` or later."""
+    def call_at(self, when: float, callback: Callable[[], None], label: str | None = None) -> TimerHandle:
+        """Run ``callback`` (on the running loop) once the clock reads ``when`` or later.
+
+        ``label`` names what a timer that can set itself again is for ("the alarm of ..."): a
+        :class:`MockClock` refuses to fire timers of one label more than
+        ``MockClock.SAME_INSTANT_LIMIT`` times without time moving.
+        """
         raise NotImplementedError
 
     def track(self, work: Awaitable[object]) -> None:
@@ -72,17 +77,18 @@ class RealClock(Clock):
     # objects' order), one Python frame less per call (docs/performance.md).
     time = staticmethod(_time.time)
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_at(self, when: float, callback: Callable[[], None], label: str | None = None) -> TimerHandle:
         delay = max(0.0, when - _time.time())
         return asyncio.get_running_loop().call_later(delay, callback)
 
 
 class _MockTimer:
-    __slots__ = ("callback", "cancelled", "when")
+    __slots__ = ("callback", "cancelled", "label", "when")
 
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+    def __init__(self, when: float, callback: Callable[[], None], label: str | None) -> None:
         self.when = when
         self.callback = callback
+        self.label = label
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -113,6 +119,9 @@ class MockClock(Clock):
             await clock.advance(60)   # the alarm runs, and has finished, when this returns
     """
 
+    SAME_INSTANT_LIMIT: Final = 1000
+    """How many times ``advance()`` fires timers of one label (an object's alarm) at one instant."""
+
     def __init__(self, start: float | None = None) -> None:
         if start is not None and (
             not isinstance(start, (int, float)) or isinstance(start, bool) or not math.isfinite(start)
@@ -136,8 +145,8 @@ class MockClock(Clock):
     def time(self) -> float:
         return self._now
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
-        timer = _MockTimer(float(when), callback)
+    def call_at(self, when: float, callback: Callable[[], None], label: str | None = None) -> TimerHandle:
+        timer = _MockTimer(float(when), callback, label)
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
         try:
             loop = asyncio.get_running_loop()
@@ -195,8 +204,11 @@ class MockClock(Clock):
         Awaited on another loop than the one the runtime's timers were set on (a thread's, with the
         runtime's loop running in another thread), it runs on the runtime's loop and waits there.
 
-        Raises ``ValueError`` for a negative ``seconds`` and ``RuntimeError`` if another
-        ``advance()`` is in progress.
+        Raises ``TypeError`` for a non-number, ``ValueError`` for a negative, infinite or NaN
+        ``seconds`` (or one past the year 9999), and ``RuntimeError`` if another ``advance()`` is
+        in progress, or if an object's alarm fell due more than ``SAME_INSTANT_LIMIT`` (1000)
+        times at one instant (a handler that sets its alarm to ``ctx.now_ms()`` again and again:
+        time would never move). The timers not yet fired stay pending.
         """
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
             raise TypeError(f"MockClock.advance() takes a number of seconds, not {type(seconds).__name__}")
@@ -217,17 +229,41 @@ class MockClock(Clock):
             raise RuntimeError("MockClock.advance() is already running; await it before advancing again")
         target = self._now + seconds
         self._advancing = True
+        fired: dict[str, int] = {}  # label -> timers of that label fired at the current instant
         try:
             await self._settle()
             while (timer := self._pop_due(target)) is not None:
-                self._now = max(self._now, timer.when)
-                timer.callback()
+                if timer.when > self._now:
+                    self._now = timer.when
+                    fired.clear()
+                self._fire_counted(timer, fired)
                 await self._settle()
-            self._now = max(self._now, target)
+            if target > self._now:
+                self._now = target
+                fired.clear()
             await self._settle()
             # Work that settled at the target time may have set timers due right now.
             while (timer := self._pop_due(self._now)) is not None:
-                timer.callback()
+                self._fire_counted(timer, fired)
                 await self._settle()
         finally:
             self._advancing = False
+
+    def _fire_counted(self, timer: _MockTimer, fired: dict[str, int]) -> None:
+        """Fire ``timer``, unless timers of its label already fired too often at this instant.
+
+        Time moves only between timers of different times, so an alarm whose handler sets it again
+        to ``ctx.now_ms()`` (or earlier) would run forever at one instant: ``advance()`` raises
+        instead (the timer stays pending).
+        """
+        if timer.label is not None:
+            count = fired[timer.label] = fired.get(timer.label, 0) + 1
+            if count > self.SAME_INSTANT_LIMIT:
+                heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
+                raise RuntimeError(
+                    f"MockClock.advance() stopped: {timer.label} fell due {self.SAME_INSTANT_LIMIT} times "
+                    f"at {self._now!r} without time moving (an alarm() handler that sets the alarm to "
+                    "ctx.now_ms() or earlier runs again at once, forever, since mock time moves only "
+                    "when the next timer is later); set the next alarm in the future, or delete it"
+                )
+        timer.callback()

@@ -102,7 +102,7 @@ import types
 import uuid
 import zoneinfo
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from itertools import chain
 from typing import Any, Final, NamedTuple
@@ -297,6 +297,9 @@ def _clone_error(value: object, rpc: bool = False) -> DataCloneError:
         )
     if inspect.isawaitable(value):
         return DataCloneError(f"{message} (It is an awaitable: await it first, and send or store its result.)")
+    if isinstance(value, Iterator):  # a generator, a SQL cursor, kv.list(): the values were meant
+        fix = "its rows, cursor.to_array()," if hasattr(value, "to_array") else "list(value)"
+        return DataCloneError(f"{message} (It is an iterator: send or store {fix} instead.)")
     # The two user types people most often try to store get the fix spelled out.
     if isinstance(value, enum.Enum):
         return DataCloneError(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +40,48 @@ __all__ = [
 SCHEMA_VERSION = 1
 """Version of the reserved-table layout: an object file's ``PRAGMA user_version``, and the runtime
 metadata database's ``schema_version``."""
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that only the process which opened it closes (see ``_keep_in_child``)."""
+
+    opened_by: int
+
+    def close(self) -> None:
+        if self.opened_by == os.getpid():
+            super().close()
+
+
+_opened: weakref.WeakSet[_Connection] = weakref.WeakSet()
+"""The connections to files this process opened and has not collected (``_keep_in_child``)."""
+
+
+def _keep_in_child() -> None:
+    """In a child made by ``os.fork()``: the parent's connections are never closed, only left.
+
+    SQLite's rule is "do not carry an open database connection across a fork" (How To Corrupt An
+    SQLite Database File, 2.6), and closing one is using it. The child's copy believes it holds
+    the file's exclusive lock (``locking_mode=EXCLUSIVE``; the ``fcntl`` locks themselves stay the
+    parent's), so closed as the last connection it checkpointed its stale log into the file and
+    deleted the ``-wal`` file the parent goes on appending to: the parent's next commits were lost
+    at its next crash (measured: a child that dropped its inherited runtime and loop). A copy taken
+    while another thread was inside SQLite would also wait for ever for that thread's mutex.
+    ``close()`` is a no-op outside the opening process; garbage collection and the interpreter's exit
+    would still close the copies, so each one gets a reference that is never released (CPython's
+    ``Py_IncRef``): the child exits with them open, and the kernel closes their descriptors.
+    """
+    connections = list(_opened)
+    _opened.clear()
+    if not connections:
+        return
+    import ctypes  # (only in a child that inherited connections)
+
+    for conn in connections:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_keep_in_child)
 
 
 def connect(file: Path | str, *, synchronous: str = "NORMAL", exclusive: bool = True) -> sqlite3.Connection:
@@ -67,9 +110,13 @@ def connect(file: Path | str, *, synchronous: str = "NORMAL", exclusive: bool = 
     file's exclusive lock, and every later attempt would wait out the busy timeout, then fail with
     "database is locked".
     """
-    conn = sqlite3.connect(os.fspath(file), isolation_level=None, check_same_thread=False, cached_statements=256)
+    conn = sqlite3.connect(
+        os.fspath(file), isolation_level=None, check_same_thread=False, cached_statements=256, factory=_Connection
+    )
+    conn.opened_by = os.getpid()
     try:
         if os.fspath(file) != ":memory:":
+            _opened.add(conn)
             if exclusive:
                 conn.execute("PRAGMA locking_mode=EXCLUSIVE")
             # synchronous first: switching a new file to WAL is itself a write, made at this level.

@@ -30,6 +30,7 @@ This module knows nothing of objects, hosts or the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -138,6 +139,30 @@ def check_namespace_name(name: object) -> str:
 
 _held_paths: dict[Path, str] = {}
 _held_paths_lock = threading.Lock()
+_lock_files: dict[Path, IO[str]] = {}
+"""The open ``.lock`` file of every path in ``_held_paths`` (closed in a forked child: ``_forget_in_child``)."""
+
+
+def _forget_in_child() -> None:
+    """In a child process made by ``os.fork()``: drop the paths this process's runtimes held.
+
+    Their runtimes stay the parent's (``durable._runtime`` marks them forked). The child's copy of
+    each ``.lock`` file is closed (closing it, unlike unlocking it, leaves the parent's flock in
+    place): kept open, it held the lock for as long as the child lived, so that the parent could
+    not open its path again after closing it. A lock that another thread held at the fork would
+    stay held for good in the child: it is made anew.
+    """
+    global _held_paths_lock
+    _held_paths_lock = threading.Lock()
+    for handle in _lock_files.values():
+        with contextlib.suppress(OSError):
+            handle.close()
+    _lock_files.clear()
+    _held_paths.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class StorageDirectory:
@@ -308,6 +333,7 @@ class Directory(StorageDirectory):
         finally:
             with _held_paths_lock:
                 _held_paths.pop(self.path, None)
+                _lock_files.pop(self.path, None)
             self._lock.close()  # closing the file releases the flock
             self._lock = None
 
@@ -386,6 +412,7 @@ def open_directory(path: Path, synchronous: str = "NORMAL") -> Directory:
             handle.close()
             raise
         _held_paths[path] = holder
+        _lock_files[path] = handle
     return Directory(path, handle, meta)
 
 

@@ -118,7 +118,13 @@ class ObjectResetError(DurableError):
 
 
 class ObjectAbortedError(ObjectResetError):
-    """The object called ``ctx.abort(reason)``."""
+    """The object called ``ctx.abort(reason)``.
+
+    ``retry_alarm`` is False when the abort asked that an ``alarm()`` it interrupts not be retried
+    (``ctx.abort(reason, retry_alarm=False)``).
+    """
+
+    retry_alarm: bool = True
 
 
 class OverloadedError(DurableError):

@@ -331,7 +331,7 @@ def _listener_event(callback: Callable[[], Any]) -> Callable[[Any, Any], Corouti
         except Exception as exc:
             if isinstance(exc, ObjectResetError) or getattr(exc, "durable_object_reset", False):
                 raise
-            log.error("durable: a WebSocket listener raised; the socket stays open", exc_info=exc)
+            log.error("durable: a WebSocket listener raised", exc_info=exc)
 
     return event
 

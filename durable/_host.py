@@ -423,11 +423,12 @@ class ObjectHost:
 
     # -- reset and eviction --------------------------------------------------------------------
 
-    def abort(self, reason: str | None, gen: int) -> NoReturn:
+    def abort(self, reason: str | None, gen: int, *, retry_alarm: bool = True) -> NoReturn:
         self.check_live(gen)
         error = ObjectAbortedError(
             reason if reason is not None else "Application called abort() to reset Durable Object."
         )
+        error.retry_alarm = retry_alarm  # read by the alarm scheduler, through every copy (reset_copy)
         self.reset(error)
         raise reset_copy(error)
 

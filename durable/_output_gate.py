@@ -22,7 +22,7 @@ from asyncio import _get_running_loop
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._exceptions import DurableError, ObjectResetError, copy_remote_exception
+from ._exceptions import DurableError, ObjectAbortedError, ObjectResetError, copy_remote_exception
 
 __all__ = ["AlarmCommits", "Batch", "GateDatabase", "GateOwner", "OutputGate", "commit_failed", "reset_copy", "resolve"]
 
@@ -44,6 +44,8 @@ def reset_copy(error: BaseException, *, keep_cause: bool = True) -> BaseExceptio
     for flag in ("overloaded", "retryable"):
         if getattr(error, flag, False):
             setattr(copy, flag, True)
+    if isinstance(error, ObjectAbortedError) and not error.retry_alarm and isinstance(copy, ObjectAbortedError):
+        copy.retry_alarm = False  # the alarm scheduler sees a copy
     if keep_cause:
         copy.__cause__ = error.__cause__
     return copy

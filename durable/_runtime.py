@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import warnings
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -53,6 +54,44 @@ SHUTDOWN_GRACE = 5.0
 """Seconds ``aclose()`` waits for ``ctx.wait_until()`` work still running (then cancels it, logged)."""
 
 log = logging.getLogger("durable")
+
+_live: weakref.WeakSet[Runtime] = weakref.WeakSet()
+"""Every runtime made in this process and not yet collected (marked forked in a child: ``_forked_child``)."""
+_forked: weakref.WeakKeyDictionary[Runtime, int] = weakref.WeakKeyDictionary()
+"""The runtimes a forked child inherited, and the pid of the parent that made them."""
+
+_CLOSED = "this durable.Runtime is closed; create a new one to keep going"
+_FORKED = (
+    "this durable.Runtime belongs to process {parent}, and this process ({child}) is a copy of it made "
+    "by os.fork(): a runtime (its event loop, its threads, its open databases) cannot cross a fork, and "
+    "using it here would hang or damage its storage. Create the runtime in the process that uses it "
+    "(gunicorn --preload: in a post_fork hook; multiprocessing: the 'spawn' start method, or create it "
+    "in the worker)"
+)
+
+
+def _forked_child() -> None:
+    """In a child process made by ``os.fork()``: every inherited runtime is closed there, for good.
+
+    Its event loop and threads did not cross the fork (calls waited for ever for a loop that no
+    thread runs) and its databases are the parent's, which goes on writing them: the child must
+    never write them, nor flush or close them (``Runtime.__del__`` skips a closed runtime).
+    """
+    parent = os.getppid()
+    for runtime in list(_live):
+        if not runtime.closed:
+            _forked[runtime] = parent
+            runtime.closed = True
+            runtime.loop = None  # a call does not wait for the parent's loop: it fails here (check_open)
+
+
+def _closed_message(runtime: Runtime) -> str:
+    parent = _forked.get(runtime)
+    return _CLOSED if parent is None else _FORKED.format(parent=parent, child=os.getpid())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked_child)
 
 
 def _check_count(name: str, value: object, *, allow_none: bool) -> None:
@@ -189,6 +228,7 @@ class Runtime:
         """The live objects' hosts and their idle eviction (``durable._hosts``)."""
         self.path: Path | None = self._directory.path
         self._alarms = AlarmScheduler(self.clock, self._directory, self.hosts.host_by_key, self.hosts.stored_alarm)
+        _live.add(self)
 
     def __del__(self) -> None:
         # A runtime dropped without aclose() would keep its path locked for the rest of the process
@@ -304,7 +344,7 @@ class Runtime:
     def check_open(self) -> None:
         """Raise ``RuntimeClosedError`` if the runtime is closed."""
         if self.closed:
-            raise RuntimeClosedError("this durable.Runtime is closed; create a new one to keep going")
+            raise RuntimeClosedError(_closed_message(self))
 
     def alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None:
         """``host`` is about to commit ``when_ms`` as its alarm (``None``: none)."""

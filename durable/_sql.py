@@ -28,7 +28,7 @@ import re
 import sqlite3
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING, Any, Final, final
 
 from ._aliases import camel_aliases
@@ -799,8 +799,9 @@ class SqlCursor:
             raise SqlError(MULTIPLE_RESULTS)
         return SqlRow(zip(self._names, rows[0]))
 
-    def raw(self) -> Iterator[list[SqlValue]]:
-        """An iterator of rows as lists of values, over the same stream as the cursor."""
+    def raw(self) -> _RawIterator:
+        """An iterator of rows as lists of values, over the same stream as the cursor; its
+        ``to_array()`` (``toArray``) gives every remaining row."""
         return _RawIterator(self)
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
@@ -1070,6 +1071,10 @@ class SqlStorage:
         if scratch and state.switches:
             state.replay.extend(state.switches)
         written = conn.total_changes - before
+        if not state.compiled and text in state.writes:
+            # Run again from Python's statement cache, so the authorizer did not see it write;
+            # it did the first time (remember()). _exec needs to know, for RETURNING.
+            state.saw_write = True
         state.per_row = 1
         state.extra = 0
         if not probe:

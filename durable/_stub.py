@@ -21,6 +21,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import inspect
+import os
 import threading
 import weakref
 from asyncio import _get_running_loop
@@ -686,6 +687,16 @@ TASKS_TAKE_PROMISES = _let_tasks_take_promises() & _let_tasks_take_promises(_Fet
 
 _route_lock = threading.Lock()
 """Serializes the choice of a runtime's loop between threads (``_runtime_loop``)."""
+
+
+def _new_route_lock() -> None:
+    """In a child made by ``os.fork()``: a lock another thread held at the fork would stay held for good."""
+    global _route_lock
+    _route_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_route_lock)
 _pinned: weakref.WeakSet[Runtime] = weakref.WeakSet()
 """Runtimes whose loop is never taken over (``BlockingRuntime``'s): their thread runs it again."""
 

@@ -210,8 +210,11 @@ class WebSocket:
     def add_event_listener(self, type: str, listener: Callable[[Any], Any]) -> None:
         """Call ``listener(event)`` for each ``"message"``, ``"close"`` or ``"error"`` event.
 
-        The listener may be a plain or an ``async`` function. Raises ``TypeError`` for another
-        event type or a listener that is not callable.
+        The listener may be a plain or an ``async`` function; one added twice runs once. A
+        listener that raises ends the connection, as in workerd: the event's later listeners
+        are skipped, this end gets an ``"error"`` event and the other end a 1006 close (an
+        ``async`` listener whose coroutine raises is only logged). Raises ``TypeError`` for
+        another event type or a listener that is not callable.
         """
         self.delivery.add_listener(type, listener)
 

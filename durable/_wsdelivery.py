@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -62,7 +63,7 @@ class Delivery:
     """
 
     __slots__ = (
-        "_backlog", "_inbox", "_listeners", "_mode", "_owner", "_receiver", "_waiter", "hibernation", "socket"
+        "_backlog", "_failed", "_inbox", "_listeners", "_mode", "_owner", "_receiver", "_waiter", "hibernation", "socket"
     )  # fmt: skip
 
     _inbox: deque[tuple[Any, ...]] | None  # made on first use: a deque costs ~600 bytes
@@ -78,6 +79,7 @@ class Delivery:
         self._listeners: dict[str, list[Callable[[Any], Any]]] | None = None
         self._owner: StandardOwner | None = None
         self._receiver: Receiver | None = None
+        self._failed = False  # a listener raised: the read loop is over (_listener_raised)
         # Tags and auto-response time, once accepted with ctx.accept_web_socket() (kept after
         # the socket closes, as workerd keeps them).
         self.hibernation: HibernatableEntry | None = None
@@ -226,7 +228,9 @@ class Delivery:
             raise TypeError(f"add_event_listener() takes a callable listener, not {listener.__class__.__name__}.")
         if self._listeners is None:
             self._listeners = {}
-        self._listeners.setdefault(type, []).append(listener)
+        listeners = self._listeners.setdefault(type, [])
+        if listener not in listeners:  # added once, as to workerd's EventTarget (miniflare 4)
+            listeners.append(listener)
 
     def remove_listener(self, type: str, listener: Callable[[Any], Any]) -> None:
         """``ws.remove_event_listener(type, listener)``: nothing if it was not added."""
@@ -266,6 +270,8 @@ class Delivery:
             self._deliver_standard(frame)
 
     def _deliver_standard(self, frame: tuple[Any, ...]) -> None:
+        if self._failed:
+            return  # a listener raised: nothing more is read
         kind = frame[0]
         all_listeners = self._listeners or {}
         listeners = all_listeners.get(kind)
@@ -274,20 +280,30 @@ class Delivery:
                 self._push(frame)
             return
         socket = self.socket
-        if kind == MESSAGE:
-            event: Any = MessageEvent(socket, frame[1])
-        elif kind == CLOSE:
-            event = CloseEvent(socket, frame[1], frame[2], frame[3])
-        else:
-            event = ErrorEvent(socket, frame[1])
+        event = _make_event(socket, frame)
         if kind != MESSAGE:
             self._push(frame)  # receive() still learns the socket is closed
         owner = self._owner
         for listener in list(listeners):
+            call = functools.partial(self._call_listener, listener, event)
             if owner is not None:
-                owner.dispatch(socket, _bind(listener, event))
+                owner.dispatch(socket, call)
             else:
-                _run_listener(listener, event)
+                if not _run_listener(call):
+                    return  # it raised: the later listeners are skipped (see _listener_raised)
+
+    def _call_listener(self, listener: Callable[[Any], Any], event: Any) -> Any:
+        """Call ``listener(event)`` unless a listener raised before (see :func:`_listener_raised`)."""
+        if self._failed:
+            return None
+        try:
+            return listener(event)
+        except Exception as exc:
+            self._failed = True
+            if event.type != ERROR:
+                self._push((ERROR, exc))  # receive() learns the socket is closed
+                _listener_raised(self.socket, (self._listeners or {}).get(ERROR, []), exc)
+            raise  # to be logged
 
     def _push(self, frame: tuple[Any, ...]) -> None:
         if self._inbox is None:
@@ -342,22 +358,42 @@ class Delivery:
             yield message
 
 
-def _bind(listener: Callable[[Any], Any], event: Any) -> Callable[[], Any]:
-    def run() -> Any:
-        return listener(event)
+def _listener_raised(socket: WebSocket, error_listeners: list[Callable[[Any], Any]], exc: Exception) -> None:
+    """A ``"message"`` or ``"close"`` listener of ``socket`` raised ``exc`` (not an ``async`` one
+    whose coroutine raises later: workerd's EventTarget ignores a listener's promise).
 
-    return run
+    That ends the socket's read loop, as in workerd (measured with miniflare 4, 2026-04-07, on
+    ends accepted with ``accept()``): the event's later listeners are skipped and nothing more is
+    delivered (``Delivery._call_listener``); the connection is dropped (the peer sees 1006), and
+    this end, ``CLOSED``, gets an ``"error"`` event with the exception and no ``"close"`` event.
+    """
+    socket.network.disconnect()
+    error_event = ErrorEvent(socket, exc)
+    for listener in list(error_listeners):
+        if not _run_listener(functools.partial(listener, error_event)):
+            break  # an error listener that raises skips the later ones too
 
 
-def _run_listener(listener: Callable[[Any], Any], event: Any) -> None:
+def _make_event(socket: WebSocket, frame: tuple[Any, ...]) -> Any:
+    kind = frame[0]
+    if kind == MESSAGE:
+        return MessageEvent(socket, frame[1])
+    if kind == CLOSE:
+        return CloseEvent(socket, frame[1], frame[2], frame[3])
+    return ErrorEvent(socket, frame[1])
+
+
+def _run_listener(call: Callable[[], Any]) -> bool:
+    """Call a listener outside any object; False if it raised (logged)."""
     try:
-        result = listener(event)
+        result = call()
     except Exception:
-        log.exception("durable: a WebSocket %s listener raised", event.type)
-        return
+        log.exception("durable: a WebSocket listener raised")
+        return False
     if asyncio.iscoroutine(result):
         task = asyncio.ensure_future(result)
         task.add_done_callback(_log_listener_error)
+    return True
 
 
 def _log_listener_error(task: asyncio.Future[Any]) -> None:

@@ -78,9 +78,14 @@ async def run_alarm(stub: Stub[Any] | BlockingStub[Any]) -> bool:
     schedules the retry as the runtime would (2 s, 4 s, ..., then gives up after 6 retries). The
     handler's exception is then raised here, so a test sees it.
 
+    One ``alarm()`` runs at a time: if the object's handler is running (its timer started it),
+    this waits for that run to end, then runs the alarm still set (a retry, an alarm the handler
+    set) or returns ``False``. An alarm due now may so have been run by its timer already.
+
     Raises:
         TypeError: ``stub`` is not a ``durable.Stub`` (or ``durable.BlockingStub``).
-        RuntimeError: the object's ``alarm()`` is already running.
+        RuntimeError: called from the object's own code while its ``alarm()`` runs (it would wait
+            for itself).
         Exception: whatever the handler raised (with ``remote = True``), after the retry is set.
 
     Example::

@@ -311,6 +311,28 @@ class TestListingShape:
         assert objects["broken"]["keys"] is None and objects["broken"]["tables"] is None
 
 
+def _wait_until_it_opens(proc: subprocess.Popen[bytes], directory: Path) -> None:
+    """Waits until the process has a file of `directory` open: its interpreter is up (SIGINT is
+    Python's KeyboardInterrupt from then on) and the query is about to run. A fixed sleep was not
+    enough on a loaded machine, where the signal came before the interpreter's handler and killed
+    the process (status -2). Without /proc, a longer sleep stands in."""
+    fds = Path(f"/proc/{proc.pid}/fd")
+    if not fds.parent.exists():
+        time.sleep(5)
+        return
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            targets = [os.readlink(fd) for fd in fds.iterdir()]
+        except OSError:  # a descriptor closed between listing and reading: look again
+            targets = []
+        if any(target.startswith(str(directory)) and target.endswith(".sqlite") for target in targets):
+            time.sleep(0.3)  # into SQLite's loop
+            return
+        time.sleep(0.02)
+    raise AssertionError("the inspect process never opened the object's database")
+
+
 class TestInterrupt:
     def test_ctrl_c_stops_a_runaway_query(self, directory: Path) -> None:
         """Ctrl-C (SIGINT) stops a query that would never end: "interrupted", exit status 130, no
@@ -323,7 +345,7 @@ class TestInterrupt:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not ignored, as in a terminal
         ) as proc:  # fmt: skip
-            time.sleep(1.5)
+            _wait_until_it_opens(proc, directory)
             proc.send_signal(signal.SIGINT)
             try:
                 _, err = proc.communicate(timeout=30)

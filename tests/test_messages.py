@@ -28,6 +28,9 @@ class Obj(durable.DurableObject):
         sql.exec("INSERT INTO t VALUES ('Ada')")
         return {"all": sql.exec("SELECT name FROM t").to_array(), "one": sql.exec("SELECT name FROM t").one()}
 
+    def cursor(self) -> durable.SqlCursor:
+        return self.ctx.storage.sql.exec("SELECT 1 AS one")  # a mistake: the caller needs the rows
+
 
 async def storage_of(rt: durable.Runtime, name: str = "a") -> durable.Storage:
     # These tests drive storage from the test body (see helpers.as_own_code).
@@ -128,6 +131,21 @@ class TestDataCloneHints:
         stub = durable_runtime.namespace(Obj).get_by_name("a")
         with pytest.raises(durable.DataCloneError, match=r"dataclasses\.asdict"):
             await stub.rows(Point(1, 2))
+
+    async def test_a_returned_sql_cursor_names_to_array(self, durable_runtime: durable.Runtime) -> None:
+        """An RPC method returning its SQL cursor (instead of its rows) is told to return cursor.to_array();
+        the message keeps workerd's text before the hint."""
+        stub = durable_runtime.namespace(Obj).get_by_name("a")
+        with pytest.raises(durable.DataCloneError) as info:
+            await stub.cursor()
+        assert str(info.value).startswith('Could not serialize object of type "SqlCursor". This type does not')
+        assert "It is an iterator" in str(info.value) and "cursor.to_array()" in str(info.value)
+
+    async def test_a_generator_names_list(self, durable_runtime: durable.Runtime) -> None:
+        """Storing a generator (or any iterator) names list(value) as the fix."""
+        storage = await storage_of(durable_runtime)
+        with pytest.raises(durable.DataCloneError, match=r'"generator".*It is an iterator: .*list\(value\)'):
+            await storage.put("g", (n for n in range(3)))
 
 
 class TestLimitsMessage:

@@ -64,7 +64,9 @@ def main() -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(256)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(app, lifespan="on", log_level="warning")
+    # Keep-alive well beyond uvicorn's 5 s: on a loaded machine a pooled connection could sit idle
+    # that long, uvicorn closed it as httpx reused it, and the request failed with ReadError.
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", timeout_keep_alive=120)
     asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
 
 

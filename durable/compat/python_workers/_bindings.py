@@ -250,13 +250,14 @@ class ContextAdapter:
         """The underlying :class:`durable.State`."""
         return self._ctx
 
-    def abort(self, reason: str | None = None) -> NoReturn:
+    def abort(self, reason: str | None = None, options: Any = None, **kwargs: Any) -> NoReturn:
         """Reset the object and raise :class:`DurableObjectAbort` to stop the running code.
 
         Unflushed writes are dropped; the caller gets a reset error whose message is ``reason``.
+        ``options`` (``{"retryAlarm": False}``) and ``retry_alarm=`` are :meth:`durable.State.abort`'s.
         """
         try:
-            self._ctx.abort(reason)
+            self._ctx.abort(reason, options, **kwargs)
         except BaseException as exc:
             raise DurableObjectAbort(reason or "Durable Object abort requested") from exc
         raise DurableObjectAbort(reason or "Durable Object abort requested")  # pragma: no cover
