@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._context import current_host
+from ._context import running_host
 from ._exceptions import DurableError, ObjectAbortedError
 from ._object import AlarmInfo
 
@@ -300,7 +300,7 @@ class AlarmScheduler:
         for itself: ``RuntimeError``.
         """
         while (running := self._active.get(key)) is not None:
-            if current_host.get() is host:
+            if running_host() is host:
                 raise RuntimeError(
                     "run_alarm() was called from the code of the object whose alarm() handler is "
                     "running, and would wait for that handler to end: call it from the test body"

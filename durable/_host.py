@@ -198,8 +198,7 @@ class ObjectHost:
         self.alarms = AlarmState(self)
         self.type = ObjectClass(cls, self.alarms, self.reset)
         self.has_alarm_handler = self.type.has_alarm_handler
-        self.gen = 0
-        self.running = _context.Running(self, 0)  # what this generation's events set in _context.running
+        self.gen, self.running = 0, _context.Running(self, 0)  # running: what its events set in _context.running
         self.gate = InputGate()
         self.instance: DurableObject | None = None
         self.state: State | None = None
