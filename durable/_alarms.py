@@ -32,7 +32,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from ._context import current_host
+from ._context import running_host
 from ._exceptions import DurableError, ObjectAbortedError
 from ._object import AlarmInfo
 
@@ -311,7 +311,7 @@ class AlarmScheduler:
         """
         waited = 0
         while (running := self._active.get(key)) is not None:
-            if current_host.get() is host:
+            if running_host() is host:
                 raise RuntimeError(
                     "run_alarm() was called from the code of the object whose alarm() handler is "
                     "running, and would wait for that handler to end: call it from the test body"

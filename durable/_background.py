@@ -49,6 +49,8 @@ class BackgroundHost(Protocol):
     id: Any
     gen: int
     """The object's generation: work of an ended generation resets nothing."""
+    running: _context.Running
+    """What the current generation's code runs with in ``_context.running``."""
     gate: InputGate
 
     @property
@@ -132,8 +134,7 @@ class BackgroundWork:
     ) -> T:
         host = self._host
         held_locks.set(held)
-        _context.current_host.set(host)
-        _context.current_generation.set(gen)
+        _context.running.set(host.running if gen == host.gen else _context.Running(host, gen))
         task = asyncio.current_task()
         assert task is not None
         clock = self._clock

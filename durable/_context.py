@@ -3,7 +3,7 @@
 ``ctx``, ``ctx.storage`` and what they return (transactions, SQL cursors, ``storage.kv``) belong
 to their object (``docs/threads.md``): used from code that is not running inside that object (the
 test body, another object, another thread), they raise ``RuntimeError`` naming the fix. The host
-sets :data:`current_host` for every event it delivers (and tasks the object starts inherit it);
+sets :data:`running` for every event it delivers (and tasks the object starts inherit it);
 :func:`check_owner` compares. It is one context-variable read on the hot path.
 
 Layer 0: knows nothing of hosts beyond identity.
@@ -12,18 +12,37 @@ Layer 0: knows nothing of hosts beyond identity.
 from __future__ import annotations
 
 from asyncio import _get_running_loop
-from contextvars import ContextVar
+from contextvars import Context, ContextVar
 from typing import Any, NoReturn
 
-__all__ = ["check_owner", "current_generation", "current_host", "not_owner"]
+__all__ = ["Running", "check_owner", "not_owner", "running", "running_host"]
 
-current_host: ContextVar[Any] = ContextVar("durable_current_host", default=None)
-"""The object (its host) whose code is running in the current task; None outside any object."""
 
-current_generation: ContextVar[int | None] = ContextVar("durable_current_generation", default=None)
-"""The generation (instance) of :data:`current_host` whose code runs in the current task; None if
-not known. Tasks that the instance starts inherit it, so code left running by an instance that was
-reset (a task it created) is told apart from the next instance's (``ObjectHost.before_outgoing``)."""
+class Running:
+    """Whose code runs in a task: an object's host and its generation (instance).
+
+    The host keeps one per generation (``ObjectHost.running``), which every event of that
+    generation sets in :data:`running`. Tasks the instance starts inherit it, so code left running
+    by an instance that was reset (a task it created) is told apart from the next instance's
+    (``ObjectHost.before_outgoing``). One context variable for both: setting a second one per
+    event cost about 1,100 instructions (docs/performance.md, eighth pass).
+    """
+
+    __slots__ = ("gen", "host")
+
+    def __init__(self, host: Any, gen: int) -> None:
+        self.host = host
+        self.gen = gen
+
+
+running: ContextVar[Running | None] = ContextVar("durable_running", default=None)
+"""Whose code runs in the current task (host and generation); None outside any object."""
+
+
+def running_host(context: Context | None = None) -> Any:
+    """The host whose object's code runs in the current task (or in ``context``); None outside any object."""
+    now = running.get() if context is None else context.get(running)
+    return None if now is None else now.host
 
 
 def check_owner(host: object) -> None:
@@ -32,17 +51,18 @@ def check_owner(host: object) -> None:
     An object's code always runs on an event loop; a thread the object started (``to_thread``)
     inherits its context but runs no loop, so it is told apart by that.
     """
-    if current_host.get() is not host or _get_running_loop() is None:
+    now = running.get()
+    if now is None or now.host is not host or _get_running_loop() is None:
         not_owner(host)
 
 
 def not_owner(host: object) -> NoReturn:
     """Raise the ``RuntimeError`` for storage or ``ctx`` used from outside its object."""
     oid = getattr(host, "id", None)
-    running = current_host.get()
+    other = running_host()
     if _get_running_loop() is None:
         where = "a thread that runs no event loop (a thread the object started, or any other)"
-    elif running is not None and running is not host:
+    elif other is not None and other is not host:
         where = "code running in another Durable Object"
     else:
         where = "code that is not running inside it (the test body, a stashed reference, another thread)"

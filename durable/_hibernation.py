@@ -44,8 +44,9 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final
 
 from ._clock import TimerHandle
+from ._context import running_host
 from ._exceptions import ObjectResetError, RuntimeClosedError
-from ._host import ObjectHost, current_host
+from ._host import ObjectHost
 from ._util import positional_arity
 from ._websocket import (
     WebSocket,
@@ -285,7 +286,7 @@ def _handler_event(
         timeout_ms = registry.event_timeout_ms
         timer: TimerHandle | None = None
         if timeout_ms:
-            host = current_host.get()
+            host = running_host()
             clock = registry.manager.runtime.clock
             gen = host.gen if host is not None else 0
             timer = clock.call_at(clock.time() + timeout_ms / 1000, lambda: _event_timed_out(host, gen))
@@ -496,7 +497,7 @@ class HibernationManager:
         for task in asyncio.all_tasks(loop):
             get_context = getattr(task, "get_context", None)  # Python 3.12+
             if get_context is not None:
-                owner = get_context().get(current_host)
+                owner = running_host(get_context())
                 if owner is not None and owner.runtime is self.runtime:
                     self._tasks.setdefault(owner, weakref.WeakSet()).add(task)
 
@@ -510,7 +511,7 @@ class HibernationManager:
                 )
             else:
                 task = asyncio.Task(coro, loop=loop, context=context, **kwargs)
-            host = context.get(current_host) if context is not None else current_host.get()
+            host = running_host(context)
             manager = manager_ref()
             if host is not None and manager is not None and host.runtime is manager.runtime:
                 manager._tasks.setdefault(host, weakref.WeakSet()).add(task)
@@ -523,14 +524,14 @@ class _Hooks:
     """The object layer as :mod:`durable._websocket` sees it (see ``ObjectHooks``)."""
 
     def output_barrier(self) -> tuple[asyncio.Future[None] | None, Callable[[], bool] | None]:
-        host = current_host.get()
+        host = running_host()
         if host is None:
             return None, None
         gen = host.gen
         return host.before_outgoing(), lambda: host.gen == gen
 
     def standard_owner(self) -> SocketRegistry | None:
-        host = current_host.get()
+        host = running_host()
         if host is None:
             return None
         manager: HibernationManager = host.runtime.hibernation

@@ -39,7 +39,6 @@ import inspect
 import logging
 from asyncio import Future
 from collections.abc import Awaitable
-from contextvars import ContextVar
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
@@ -70,15 +69,14 @@ if TYPE_CHECKING:
     from ._hibernation import HibernationManager, SocketRegistry
     from ._http import Request
 
-__all__ = ["EventKind", "ObjectHost", "current_host"]
+__all__ = ["EventKind", "ObjectHost"]
 
 log = logging.getLogger("durable")
 
 T = TypeVar("T")
 
-current_host: ContextVar[ObjectHost | None] = _context.current_host
-current_generation = _context.current_generation
-"""The object whose code is running in the current task (None outside any object)."""
+running = _context.running
+"""Whose code runs in the current task: ``_context.Running`` (host and generation), or None."""
 
 Args = tuple[Any, ...]
 """An event's positional arguments."""
@@ -200,7 +198,7 @@ class ObjectHost:
         self.alarms = AlarmState(self)
         self.type = ObjectClass(cls, self.alarms, self.reset)
         self.has_alarm_handler = self.type.has_alarm_handler
-        self.gen = 0
+        self.gen, self.running = 0, _context.Running(self, 0)  # running: what its events set in _context.running
         self.gate = InputGate()
         self.instance: DurableObject | None = None
         self.state: State | None = None
@@ -399,13 +397,12 @@ class ObjectHost:
         self.instance = instance
 
     async def _event(self, call: EventCall, kind: EventKind, name: Any, args: Args, kwargs: Kwargs) -> None:
-        current_host.set(self)
-        fut = call.fut
-        gen = self.gen
+        running.set(self.running)
+        fut, gen = call.fut, self.gen
         try:
             if self.instance is None or not self.gate.idle:
                 gen = await self._enter()  # else the common case: live instance, open gate, nobody queued
-            current_generation.set(gen)
+                running.set(self.running if gen == self.gen else _context.Running(self, gen))
             self.events.running.add(call)
             assert self.instance is not None
             result = self.type.dispatch(self.instance, self.state, kind, name, args, kwargs)
@@ -441,6 +438,7 @@ class ObjectHost:
 
     def _end_generation(self, error: BaseException) -> None:
         self.gen += 1
+        self.running = _context.Running(self, self.gen)
         self._broken = error
         old_gate, self.gate = self.gate, InputGate()
         old_gate.break_(error)
@@ -479,15 +477,15 @@ def _refuse_reset_code(host: ObjectHost) -> None:
     storage. In workerd none of it runs any more (measured with miniflare 4, 2026-04-07: a call
     due 30 ms after ``abort()`` never reaches the other object).
     """
-    gen = current_generation.get()
-    if gen is not None and gen != host.gen:
-        host.check_live(gen)  # raises the reset error
+    now = running.get()
+    if now is not None and now.gen != host.gen:
+        host.check_live(now.gen)  # raises the reset error
 
 
 def _new_state(host: ObjectHost, gen: int) -> State:
     """The ``ctx`` of generation ``gen``, about to be built in the entering event's context: the
     generation is set there first, so that tasks its constructor starts inherit it."""
-    current_generation.set(gen)
+    running.set(host.running)  # (gen is host.gen: _construct() runs in the entering event)
     return State(host, gen)
 
 
@@ -539,8 +537,7 @@ def _first_step(
     (callgrind, docs/performance.md, fourth pass): a no-op RPC call 34,017 -> 32,574
     instructions on 3.11, a sequential fetch 111,316 -> 107,469 (with Response's fast path).
     """
-    current_host.set(host)
-    current_generation.set(gen)
+    running.set(host.running)  # (gen is host.gen: called by _start_fast, synchronously)
     host.events.running.add(call)
     try:
         result = func(host.instance, *args, **kwargs)
@@ -577,8 +574,7 @@ async def _fast_event(
     current task in that step gets the event's own (``asyncio.timeout()``, ``asyncio.wait_for()``,
     ``TaskGroup``); ``_first_step`` steps by hand on 3.11, which has no eager tasks.
     """
-    current_host.set(host)
-    current_generation.set(gen)
+    running.set(host.running if gen == host.gen else _context.Running(host, gen))
     host.events.running.add(call)
     try:
         result = func(host.instance, *args, **kwargs)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final, overload
 from ._aliases import camel_aliases, normalize_options
 from ._bookmarks import Bookmarks
 from ._codec import decode
-from ._context import check_owner, current_host
+from ._context import Running, check_owner, running
 from ._done import NONE as _NONE
 from ._done import Done as Done
 from ._done import next_turn
@@ -90,6 +90,7 @@ class StorageHost(Protocol):
             its constructor is running (workerd looks for the handler once the object is built).
         gate: the object's input gate, which ``transaction()`` closures hold.
         gen: the current instance generation; a reset increments it.
+        running: what the current generation's code runs with in ``_context.running``.
     """
 
     db: ObjectDatabase
@@ -99,6 +100,7 @@ class StorageHost(Protocol):
     gate: InputGate
 
     gen: int
+    running: Running
 
     def check_live(self, generation: int) -> None:
         """Raise the reset's error if the instance of ``generation`` was reset (or the runtime
@@ -301,7 +303,7 @@ class Storage:
         """
         host = self._host
         # check_live() and check_key() are called only when a test of theirs could fail (docs/performance.md).
-        if self._gen != host.gen or current_host.get() is not host or _get_running_loop() is None:
+        if self._gen != host.gen or running.get() is not host.running or _get_running_loop() is None:
             host.check_live(self._gen)  # raises: reset or evicted, or not used by the object's own code
         if options:
             normalize_options("get", options, _GET_OPTIONS)
@@ -353,7 +355,7 @@ class Storage:
         Option ``allow_unconfirmed=True``: results of the object are not held for this write.
         """
         host = self._host
-        if self._gen != host.gen or current_host.get() is not host or _get_running_loop() is None:
+        if self._gen != host.gen or running.get() is not host.running or _get_running_loop() is None:
             host.check_live(self._gen)  # raises, as in get()
         gated = not options or not normalize_options("put", options, _PUT_OPTIONS).get("allow_unconfirmed", False)
         if type(key) is str:

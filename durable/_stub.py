@@ -30,10 +30,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
+from ._context import running, running_host
 from ._eager import CURRENT_TASKS
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception, raised_by_handler
 from ._gates import InputGate
-from ._host import EventKind, ObjectHost, current_host
+from ._host import EventKind, ObjectHost
 from ._http import (
     MAX_REDIRECTS,
     REDIRECT_STATUSES,
@@ -205,7 +206,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             if kind == "rpc":
                 return _forward_rpc(RpcMethod(self, name), args, kwargs)
             return _forward(self._runtime, lambda: self._call(kind, name, args, kwargs), withdraw=False)
-        caller = current_host.get()
+        caller = running_host()
         held = caller.before_outgoing() if caller is not None else None
         return self._send(caller, held, kind, name, args, kwargs)
 
@@ -286,7 +287,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         broken = self._broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))
-        elif current_host.get() is not None:
+        elif running.get() is not None:
             # Sent by an object: its output gate and input gate apply (Stub._call), so the fetch
             # runs as a task of its own, which the promise follows (as RpcMethod.__call__ does).
             promise._follow(loop.create_task(self._call("fetch", "fetch", (request,), {})))
@@ -403,7 +404,7 @@ class RpcMethod:
         broken = stub._broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))
-        elif current_host.get() is not None:
+        elif running.get() is not None:
             # A call made by an object: its output gate and input gate apply (Stub._call), so it
             # runs as a task of its own, which the promise follows.
             promise._follow(loop.create_task(stub._call("rpc", self._name, args, kwargs)))

@@ -13,7 +13,7 @@ from typing import Any
 
 from ._blocking import BlockingNamespace, BlockingStub
 from ._clock import MockClock
-from ._context import current_host
+from ._context import running_host
 from ._id import DurableObjectId
 from ._namespace import Namespace
 from ._object import DurableObject
@@ -129,7 +129,7 @@ async def evict(stub: Stub[Any] | BlockingStub[Any], *, web_sockets: str = "hibe
         host = host_of(target)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _EVICT_TIMEOUT
-        if current_host.get() is host and (host.events_running or host.background_work):
+        if running_host() is host and (host.events_running or host.background_work):
             # The object's own code (an event, or a task it started) would wait for the object's
             # events to end, its own among them: that could only end in the 30 s timeout.
             raise RuntimeError(

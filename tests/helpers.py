@@ -50,7 +50,7 @@ def as_own_code(storage: durable.Storage) -> durable.Storage:
     Storage refuses code that is not its object's (durable/_context.py); white-box tests of storage
     call it from the test body instead, bypassing the input gate. Returns ``storage``.
     """
-    _context.current_host.set(storage._host)
+    _context.running.set(storage._host.running)
     return storage
 
 

@@ -232,7 +232,7 @@ class TestLimits:
         """The key-value backend refuses big keys, big values and big batches with Cloudflare's messages."""
         async with durable.Runtime() as rt:
             s = await testing.run_in_object(rt.namespace(Obj, storage="kv").get_by_name("a"), lambda o, c: c.storage)
-            _context.current_host.set(s._host)  # used from the test body below (see storage_of)
+            _context.running.set(s._host.running)  # used from the test body below (see storage_of)
             with pytest.raises(
                 durable.StorageLimitError,
                 match=r"^Keys cannot be larger than 2048 bytes\. A key of size 2049 was provided\.$",
@@ -258,7 +258,7 @@ class TestLimits:
         """The SQLite backend refuses a key plus value over 2 MB, and allows big batches and keys."""
         async with durable.Runtime() as rt:
             s = await testing.run_in_object(rt.namespace(Obj).get_by_name("a"), lambda o, c: c.storage)
-            _context.current_host.set(s._host)  # used from the test body below (see storage_of)
+            _context.running.set(s._host.running)  # used from the test body below (see storage_of)
             with pytest.raises(
                 durable.StorageLimitError, match=r"^string or blob too big: SQLITE_TOOBIG \(.*2 MB.*durable\.Limits"
             ):
@@ -271,7 +271,7 @@ class TestLimits:
         """Runtime(limits=Limits.unlimited()) lets oversized values through."""
         async with durable.Runtime(limits=durable.Limits.unlimited()) as rt:
             s = await testing.run_in_object(rt.namespace(Obj, storage="kv").get_by_name("a"), lambda o, c: c.storage)
-            _context.current_host.set(s._host)  # used from the test body below (see storage_of)
+            _context.running.set(s._host.running)  # used from the test body below (see storage_of)
             s.put("v", "x" * 200_000)
             assert len(await s.get("v")) == 200_000
 

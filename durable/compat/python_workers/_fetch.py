@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import durable
-from durable._context import current_host
+from durable._context import running_host
 from durable._http import (
     MAX_REDIRECTS,
     buffer_body,
@@ -106,7 +106,7 @@ async def _fetch(resource: Any, options: dict[str, Any]) -> Response:
         request, follow = _outbound_request(resource, options)
     except (TypeError, ValueError) as exc:
         raise FetchError("TypeError" if isinstance(exc, TypeError) else "RangeError", str(exc)) from None
-    host = current_host.get()
+    host = running_host()
     held = host.before_outgoing() if host is not None else None
     if held is not None:
         await held  # the object's earlier writes are durable (the output gate)

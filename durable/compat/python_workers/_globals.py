@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from durable._context import current_host
+from durable._context import running_host
 
 from .pyodide.ffi import JsException
 
@@ -62,7 +62,7 @@ def wait_until(work: Awaitable[Any]) -> None:
             called within global scope" error).
         TypeError: ``work`` is not awaitable.
     """
-    host = current_host.get()
+    host = running_host()
     if host is not None:
         host.background.wait_until(work)
         return

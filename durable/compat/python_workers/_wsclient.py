@@ -40,7 +40,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import durable
-from durable._context import current_host
+from durable._context import running_host
 from durable._url import parse_url
 from durable._websocket import remote_close, validate_close
 from durable._wsbase import CloseEvent, ErrorEvent, MessageEvent, WebSocketClosed, WebSocketError, object_hooks
@@ -186,7 +186,7 @@ class JsWebSocket:
         local.add_event_listener("message", self._on_message)
         local.add_event_listener("close", self._on_close)
         self._owner = object_hooks().standard_owner()
-        host = current_host.get()
+        host = running_host()
         gen = host.gen if host is not None else 0
         # Whether the object that made the socket still runs (not reset since).
         self._alive: Callable[[], bool] = lambda: host is None or host.gen == gen

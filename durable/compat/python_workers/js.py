@@ -138,11 +138,11 @@ class Date:
         time with ``Date.now()`` follows a ``durable.testing.MockClock`` as alarms do; elsewhere
         it is the real clock.
         """
-        from durable._host import current_host  # the object whose code is running, if any
+        from durable._context import running_host  # the object whose code is running, if any
 
-        host = current_host.get()
+        host = running_host()
         if host is not None:
-            return host.now_ms()
+            return int(host.now_ms())
         return int(time.time() * 1000)
 
 
