@@ -103,3 +103,63 @@ class TestSetCookieRead:
                 assert headers.get(name) == sdk_message.get(name), name
                 assert headers.get(name, "d") == sdk_message.get(name, "d"), name
                 assert headers.get_all(name) == sdk_message.get_all(name), name
+
+
+NO_PYTHONAPI_FORK_SCRIPT = """
+import asyncio, ctypes, gc, os, sys, warnings
+warnings.simplefilter("ignore", DeprecationWarning)
+del ctypes.pythonapi  # as on an interpreter without it (PyPy)
+import durable
+
+class Tally(durable.DurableObject):
+    async def inc(self):
+        n = (await self.ctx.storage.get("n")) or 0
+        await self.ctx.storage.put("n", n + 1)
+        return n + 1
+
+loop = asyncio.new_event_loop()
+rt = loop.run_until_complete(durable.Runtime(sys.argv[1]).__aenter__())
+stub = rt.namespace(Tally).get_by_name("a")
+assert loop.run_until_complete(stub.inc()) == 1
+pid = os.fork()
+if pid == 0:  # a multiprocessing-style child: drops what it inherited, ends with os._exit()
+    del rt, stub, loop
+    gc.collect()
+    sys.stderr.flush()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert loop.run_until_complete(stub.inc()) == 2
+os._exit(0)  # the parent is killed: its commits are in its write-ahead logs
+"""
+
+
+class Tally(durable.DurableObject):
+    async def inc(self) -> int:
+        n = (await self.ctx.storage.get("n")) or 0
+        await self.ctx.storage.put("n", n + 1)
+        return int(n) + 1
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork() is POSIX only")
+class TestForkWithoutPythonApi:
+    def test_a_child_without_py_incref_still_leaves_the_parents_connections_open(self, tmp_path: Path) -> None:
+        """Where ``ctypes.pythonapi`` is missing (PyPy; simulated here), the fork hook of 1929a74
+        raised ``AttributeError`` in every child ("Exception ignored in: <function _keep_in_child>")
+        and kept nothing, so garbage collection in the child closed the parent's connections: each
+        copy checkpointed its stale log and deleted the ``-wal`` file, and the parent's next commit
+        was lost when it was killed (the count read 2, not 3). Now ``Py_IncRef`` is looked up in
+        the parent and the child keeps the connections from collection either way."""
+        import subprocess
+        import sys
+        import textwrap
+
+        script = tmp_path / "fork.py"
+        script.write_text(textwrap.dedent(NO_PYTHONAPI_FORK_SCRIPT))
+        done = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "state")], capture_output=True, text=True, timeout=90
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Exception ignored" not in done.stderr, done.stderr
+        with durable.BlockingRuntime(tmp_path / "state") as rt:
+            assert rt.namespace(Tally).get_by_name("a").inc() == 3
