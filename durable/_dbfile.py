@@ -55,6 +55,37 @@ class _Connection(sqlite3.Connection):
 _opened: weakref.WeakSet[_Connection] = weakref.WeakSet()
 """The connections to files this process opened and has not collected (``_keep_in_child``)."""
 
+_inherited: list[_Connection] = []
+"""In a child made by ``os.fork()``: the parent's connections, kept from garbage collection."""
+
+_incref: Callable[[object], object] | None = None
+"""CPython's ``Py_IncRef``, looked up (``_find_incref``) in the parent at its first file connection."""
+
+_incref_looked_up = False
+
+
+def _find_incref() -> None:
+    """Look up ``Py_IncRef`` now, in the parent, so that the fork hook neither imports nor fails.
+
+    Importing ``ctypes`` in the child (loading ``_ctypes`` after a fork taken while other threads
+    ran) could wait for ever for a lock a vanished thread held, and an interpreter without
+    ``ctypes.pythonapi`` (PyPy, a build without ``_ctypes``) made the hook raise in every child.
+    Where it is missing, the child still keeps the connections from garbage collection
+    (``_inherited``); only its interpreter's own exit may then close them (``os._exit()``, as
+    ``multiprocessing`` children end, does not).
+    """
+    global _incref, _incref_looked_up
+    _incref_looked_up = True
+    try:
+        import ctypes
+
+        function = ctypes.pythonapi.Py_IncRef
+        function.argtypes = [ctypes.py_object]
+        function.restype = None
+    except (ImportError, AttributeError, OSError):
+        return
+    _incref = function
+
 
 def _keep_in_child() -> None:
     """In a child made by ``os.fork()``: the parent's connections are never closed, only left.
@@ -67,17 +98,16 @@ def _keep_in_child() -> None:
     at its next crash (measured: a child that dropped its inherited runtime and loop). A copy taken
     while another thread was inside SQLite would also wait for ever for that thread's mutex.
     ``close()`` is a no-op outside the opening process; garbage collection and the interpreter's exit
-    would still close the copies, so each one gets a reference that is never released (CPython's
-    ``Py_IncRef``): the child exits with them open, and the kernel closes their descriptors.
+    would still close the copies, so the child keeps them (``_inherited``) and each one gets a
+    reference that is never released (CPython's ``Py_IncRef``, looked up in the parent:
+    ``_find_incref``): the child exits with them open, and the kernel closes their descriptors.
     """
     connections = list(_opened)
     _opened.clear()
-    if not connections:
-        return
-    import ctypes  # (only in a child that inherited connections)
-
-    for conn in connections:
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))
+    _inherited.extend(connections)
+    if _incref is not None:
+        for conn in connections:
+            _incref(conn)
 
 
 if hasattr(os, "register_at_fork"):
@@ -116,6 +146,8 @@ def connect(file: Path | str, *, synchronous: str = "NORMAL", exclusive: bool = 
     conn.opened_by = os.getpid()
     try:
         if os.fspath(file) != ":memory:":
+            if not _incref_looked_up:
+                _find_incref()
             _opened.add(conn)
             if exclusive:
                 conn.execute("PRAGMA locking_mode=EXCLUSIVE")

@@ -22,7 +22,7 @@ from durable._object import RESERVED_METHODS
 
 from ._bindings import ContextAdapter, EnvAdapter
 from ._convert import python_from_rpc, relaxed, to_durable
-from ._globals import patched_env, tracks_request
+from ._globals import patched_env, running_env, tracks_request
 from ._http import Request
 
 __all__ = [
@@ -64,10 +64,19 @@ def set_current_env(env: Any) -> None:
 def current_env() -> EnvAdapter:
     """The env of the project being served, as ``workers.env`` gives it.
 
+    Inside a request or a Durable Object call, the env of the runtime running it
+    (:func:`~._globals.running_env`: two projects served in one process each see their own);
+    elsewhere (a module's top level, a test), the env of the runtime bound last.
+
     Raises:
         RuntimeError: no project has been loaded onto a runtime yet.
     """
-    patched = patched_env(_current_env)
+    base = running_env()
+    if base is None:
+        base = _current_env
+    elif isinstance(base, EnvAdapter):
+        base = base.js_object
+    patched = patched_env(base)
     if patched is not None:
         return EnvAdapter(patched)
     raise RuntimeError(

@@ -19,7 +19,15 @@ from durable._context import running_host
 
 from .pyodide.ffi import JsException
 
-__all__ = ["GLOBAL_SCOPE_ERROR", "import_from_javascript", "patch_env", "patched_env", "tracks_request", "wait_until"]
+__all__ = [
+    "GLOBAL_SCOPE_ERROR",
+    "import_from_javascript",
+    "patch_env",
+    "patched_env",
+    "running_env",
+    "tracks_request",
+    "wait_until",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,6 +40,7 @@ GLOBAL_SCOPE_ERROR = (
 
 _request: ContextVar[Any] = ContextVar("durable_python_workers_request", default=None)
 _patch: ContextVar[Mapping[str, Any] | None] = ContextVar("durable_python_workers_env_patch", default=None)
+_request_env: ContextVar[Any] = ContextVar("durable_python_workers_request_env", default=None)
 
 
 def tracks_request(fetch: F) -> F:
@@ -40,15 +49,30 @@ def tracks_request(fetch: F) -> F:
     @functools.wraps(fetch)
     async def handler(self: Any, *args: Any) -> Any:
         token = _request.set(getattr(self, "ctx", None))
+        env_token = _request_env.set(getattr(self, "env", None))
         try:
             result = fetch(self, *args)
             if inspect.isawaitable(result):
                 result = await result
             return result
         finally:
+            _request_env.reset(env_token)
             _request.reset(token)
 
     return handler  # type: ignore[return-value]
+
+
+def running_env() -> Any:
+    """The env of the request or Durable Object call in progress (``None`` outside any).
+
+    Inside a Durable Object's code it is its runtime's env; inside a Worker's ``fetch``, the
+    Worker's ``self.env``. On Cloudflare each Worker has its own isolate, so ``workers.env`` is
+    always its own; in one process serving two projects, this is what tells them apart.
+    """
+    host = current_host.get()
+    if host is not None:
+        return host.runtime.env
+    return _request_env.get()
 
 
 def wait_until(work: Awaitable[Any]) -> None:

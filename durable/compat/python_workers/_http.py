@@ -18,7 +18,7 @@ import builtins
 import http
 import json as _json
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, overload
+from typing import Any, NoReturn, overload
 
 import durable
 
@@ -269,8 +269,16 @@ class MessageHeaders(durable.Headers):  # type: ignore[misc]  # (Headers is fina
     __slots__ = ()
 
     def __getitem__(self, name: str) -> str | None:  # type: ignore[override]
-        values = self._values(name)
-        return ", ".join(values) if values else None
+        value: str | None = self.get(name)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """``HTTPMessage.get``: the first value of ``name`` as :meth:`get_all` gives them, else
+        ``default``. A repeated header is one value joined with ``", "``; ``Set-Cookie`` is the
+        first cookie only, as the SDK's ``HTTPMessage`` holds one entry per cookie (durable joined
+        the cookies into one value, which no cookie parser reads back)."""
+        values = self.get_all(name)
+        return values[0] if values else default
 
     def _values(self, name: str) -> list[str]:
         key = name.lower() if isinstance(name, str) else name
@@ -319,6 +327,18 @@ def _method(name: str) -> http.HTTPMethod | str:
         return http.HTTPMethod(name)
     except ValueError:
         return name
+
+
+def _absent_in_workerd(name: str, js_name: str) -> property:
+    """A property of the SDK's ``Request`` that reads a ``Request`` field workerd does not have."""
+
+    def absent(self: Request) -> NoReturn:
+        raise AttributeError(
+            f"{js_name}: workerd's Request has no {js_name!r} property, so the SDK's Request.{name} "
+            "raises AttributeError on Cloudflare (getattr(request, name, None) reads None)"
+        )
+
+    return property(absent, doc=f"Raises ``AttributeError``: workerd's ``Request`` has no ``{js_name}``.")
 
 
 class Request:
@@ -397,37 +417,16 @@ class Request:
         """Always ``False``, as workerd reads it whatever the constructor was given."""
         return False
 
-    # workerd implements none of these Fetch properties (measured: miniflare 4, 2026-04-07, each is
-    # `undefined` on a constructed and on a received Request), so the SDK's properties give None.
-    @property
-    def credentials(self) -> None:
-        """Always ``None`` (workerd: undefined)."""
-        return None
-
-    @property
-    def destination(self) -> None:
-        """Always ``None`` (workerd: undefined)."""
-        return None
-
-    @property
-    def is_history_navigation(self) -> None:
-        """Always ``None`` (workerd: undefined)."""
-        return None
-
-    @property
-    def mode(self) -> None:
-        """Always ``None`` (workerd: undefined)."""
-        return None
-
-    @property
-    def referrer(self) -> None:
-        """Always ``None`` (workerd: undefined)."""
-        return None
-
-    @property
-    def referrer_policy(self) -> None:
-        """Always ``None`` (workerd: undefined)."""
-        return None
+    # workerd implements none of these Fetch properties: `"mode" in request` is false on a
+    # constructed and on a received Request (measured: miniflare 4, 2026-04-07), and Pyodide's
+    # JsProxy raises AttributeError for a name the object lacks (only a present property that is
+    # undefined reads None), so the SDK's properties raise AttributeError on Cloudflare.
+    credentials = _absent_in_workerd("credentials", "credentials")
+    destination = _absent_in_workerd("destination", "destination")
+    is_history_navigation = _absent_in_workerd("is_history_navigation", "isHistoryNavigation")
+    mode = _absent_in_workerd("mode", "mode")
+    referrer = _absent_in_workerd("referrer", "referrer")
+    referrer_policy = _absent_in_workerd("referrer_policy", "referrerPolicy")
 
     @property
     def js_object(self) -> durable.Request:
