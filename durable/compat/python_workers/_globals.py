@@ -69,7 +69,7 @@ def running_env() -> Any:
     Worker's ``self.env``. On Cloudflare each Worker has its own isolate, so ``workers.env`` is
     always its own; in one process serving two projects, this is what tells them apart.
     """
-    host = current_host.get()
+    host = running_host()
     if host is not None:
         return host.runtime.env
     return _request_env.get()
