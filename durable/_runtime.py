@@ -120,6 +120,17 @@ def _check_seconds(name: str, value: object) -> float | None:
     return seconds
 
 
+def _check_vars(vars: object) -> None:
+    """Refuse a ``Runtime(vars=...)`` that is not a mapping of str names, naming the type or the bad key."""
+    if vars is None:
+        return
+    if not isinstance(vars, Mapping):
+        raise TypeError(f"vars must be a mapping of str names to values, not {type(vars).__name__}")
+    for key in vars:
+        if not isinstance(key, str):
+            raise TypeError(f"vars must be a mapping of str names to values, not one with the key {shown(key)}")
+
+
 def default_max_live_objects() -> int:
     """The default ``max_live_objects``: 1000, or less where the limit on open files requires.
 
@@ -201,11 +212,7 @@ class Runtime:
             raise TypeError(
                 f"clock must be a durable.Clock (durable.testing.MockClock in tests), not {type(clock).__name__}"
             )
-        if vars is not None and not isinstance(vars, Mapping):
-            raise TypeError(f"vars must be a mapping of str names to values, not {type(vars).__name__}")
-        if vars is not None and not all(isinstance(k, str) for k in vars):
-            key = next(k for k in vars if not isinstance(k, str))
-            raise TypeError(f"vars must be a mapping of str names to values, not one with the key {shown(key)}")
+        _check_vars(vars)
         self.clock: Clock = clock if clock is not None else RealClock()
         self.limits = limits if limits is not None else Limits()
         self.idle_timeout = idle_timeout
