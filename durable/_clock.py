@@ -19,6 +19,8 @@ import time as _time
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
+from ._util import shown
+
 __all__ = ["Clock", "MockClock", "RealClock", "TimerHandle"]
 
 
@@ -124,12 +126,16 @@ class MockClock(Clock):
 
     def __init__(self, start: float | None = None) -> None:
         if start is not None and (
-            not isinstance(start, (int, float)) or isinstance(start, bool) or not math.isfinite(start)
+            not isinstance(start, (int, float))
+            or isinstance(start, bool)
+            or (isinstance(start, float) and not math.isfinite(start))  # an int is finite (10**400 has no float)
         ):
-            raise TypeError(f"MockClock(start) takes seconds since the epoch (a finite number) or None, not {start!r}")
+            raise TypeError(
+                f"MockClock(start) takes seconds since the epoch (a finite number) or None, not {shown(start)}"
+            )
         if start is not None and not _MIN_TIME <= start <= _MAX_TIME:
             raise ValueError(
-                f"MockClock(start) takes a time between the years 1 and 9999 (what datetime shows), not {start!r}"
+                f"MockClock(start) takes a time between the years 1 and 9999 (what datetime shows), not {shown(start)}"
             )
         self._now = float(_time.time() if start is None else start)
         self._timers: list[tuple[float, int, _MockTimer]] = []
@@ -212,12 +218,12 @@ class MockClock(Clock):
         """
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
             raise TypeError(f"MockClock.advance() takes a number of seconds, not {type(seconds).__name__}")
-        if not math.isfinite(seconds):
+        if isinstance(seconds, float) and not math.isfinite(seconds):
             raise ValueError(f"MockClock.advance() takes a finite number of seconds, not {seconds!r}")
         if seconds < 0:
-            raise ValueError(f"MockClock.advance() cannot move time backwards ({seconds!r} s)")
-        if self._now + seconds > _MAX_TIME:
-            raise ValueError(f"MockClock.advance({seconds!r}) would move time past the year 9999")
+            raise ValueError(f"MockClock.advance() cannot move time backwards ({shown(seconds)} s)")
+        if seconds > _MAX_TIME - self._now:  # compared as given: an int past float's range has no float
+            raise ValueError(f"MockClock.advance({shown(seconds)}) would move time past the year 9999")
         home = self._home
         if home is not None and home is not asyncio.get_running_loop() and home.is_running():
             # The timers' callbacks belong to the runtime that set them, on its loop in another

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ._http import Request, Response
 from ._object import DurableObject
+from ._util import shown
 
 __all__ = ["Counter"]
 
@@ -23,7 +24,7 @@ __all__ = ["Counter"]
 def _check_amount(method: str, amount: object) -> int:
     # bool is an int subclass, but increment(True) is almost certainly a mistake.
     if not isinstance(amount, int) or isinstance(amount, bool):
-        raise TypeError(f"Counter.{method}() takes an int amount, not {type(amount).__name__}: {amount!r}")
+        raise TypeError(f"Counter.{method}() takes an int amount, not {type(amount).__name__}: {shown(amount)}")
     return amount
 
 

@@ -44,6 +44,7 @@ from typing import IO
 
 from ._exceptions import PathLockedError
 from ._sqlite import SCHEMA_VERSION, ObjectDatabase, connect, wrap_error
+from ._util import shown
 
 try:
     import fcntl
@@ -357,7 +358,14 @@ def storage_path(path: object) -> Path:
             "or '.' to persist it in the current directory"
         )
     if "\0" in name:
-        raise ValueError(f"Runtime(path={name!r}): path= contains a NUL character, which no file name can hold")
+        raise ValueError(f"Runtime(path={shown(name)}): path= contains a NUL character, which no file name can hold")
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError as exc:  # a lone surrogate: pathlib's error would not name the option
+        raise ValueError(
+            f"Runtime(path={shown(name)}): path= holds {name[exc.start]!r} at index {exc.start}, which the file "
+            "system's encoding cannot write (a lone surrogate)"
+        ) from None
     return Path(name).resolve()
 
 

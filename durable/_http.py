@@ -37,6 +37,7 @@ from ._aliases import camel_aliases
 from ._codec import Transfer, register_transfer
 from ._exceptions import DataCloneError
 from ._url import parse_url
+from ._util import shown
 from ._websocket import WebSocket, hand_over_end
 
 __all__ = [
@@ -129,6 +130,27 @@ _MISSING: Final = _Missing()
 # Headers
 
 
+class _HeadersInitError(TypeError):
+    """``Headers(init)`` with an ``init`` that is neither a mapping nor an iterable of pairs."""
+
+
+def _headers_field(init: HeadersInit | None, dictionary: str) -> Headers:
+    """``Headers(init)`` for the ``headers=`` option of a Request or Response, named as workerd names it.
+
+    workerd (miniflare 4, 2026-04-07): ``new Request(url, {headers: 5})`` raises ``TypeError:
+    Incorrect type for the 'headers' field on 'RequestInitializerDict': the provided value is not
+    of type 'Headers or Sequence or object'.`` (``'InitializerDict'`` for a Response).
+    """
+    try:
+        return Headers(init)
+    except _HeadersInitError:
+        raise TypeError(
+            f"Incorrect type for the 'headers' field on '{dictionary}': the provided value is not of type "
+            f"'Headers or Sequence or object' (headers= takes a mapping or an iterable of (name, value) "
+            f"pairs, not {type(init).__name__})."
+        ) from None
+
+
 @final
 @camel_aliases
 class Headers(MutableMapping[str, str]):
@@ -167,22 +189,28 @@ class Headers(MutableMapping[str, str]):
             self._items = list(init._items)
             return
         pairs: Iterable[Any] = init.items() if isinstance(init, Mapping) else init
-        if isinstance(pairs, (str, bytes)):
-            raise TypeError("Headers init must be a mapping or an iterable of (name, value) pairs.")
+        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable):
+            # workerd (miniflare 4, 2026-04-07): ``new Headers(5)`` and ``new Headers("x")`` raise this;
+            # Request and Response name their 'headers' field instead (_headers_field() below).
+            raise _HeadersInitError(
+                "Failed to construct 'Headers': constructor parameter 1 is not of type "
+                f"'Headers or Sequence or object' (a mapping or an iterable of (name, value) pairs, "
+                f"not {type(init).__name__})."
+            )
         for pair in pairs:
             if type(pair) is not tuple and isinstance(pair, (str, builtins.bytes, bytearray, Mapping)):
                 # A string would unpack into two characters (workerd, miniflare 4, 2026-04-07:
                 # ``new Headers(["ab"])`` raises this TypeError).
                 raise TypeError(
                     "Incorrect type: the provided value is not of type 'Sequence'. "
-                    f"(Got {pair!r}; each header is a (name, value) pair.)"
+                    f"(Got {shown(pair)}; each header is a (name, value) pair.)"
                 )
             try:
                 name, value = pair
             except (TypeError, ValueError):
                 raise TypeError(  # workerd's words, then which pair
                     "To initialize a Headers object from a sequence, each inner sequence must have "
-                    f"exactly two elements. (Got {pair!r}.)"
+                    f"exactly two elements. (Got {shown(pair)}.)"
                 ) from None
             self.append(name, value)
 
@@ -689,7 +717,9 @@ class Request(_Body):
             raise TypeError(f"Request input must be a URL string or a Request, not {type(input).__name__}.")
         self.url: str = _normalize_url(url)
         self.method: str = base_method if method is None else _check_method(method)
-        new_headers = Headers(headers if headers is not None else base_headers)
+        new_headers = (
+            _headers_field(headers, "RequestInitializerDict") if headers is not None else Headers(base_headers)
+        )
         if body is _MISSING:
             self._init_body(source_body, new_headers, "Request")
             # A copied GET request that already carried a body may pass through, as in
@@ -1077,7 +1107,7 @@ class Response(_Body):
                 body = None
             elif isinstance(body, (str, builtins.bytes, bytearray, memoryview, AsyncIterable)):
                 raise TypeError(_NULL_BODY_STATUS)
-        self._init_body(body, Headers(headers), "Response")
+        self._init_body(body, _headers_field(headers, "InitializerDict"), "Response")
 
     @property
     def ok(self) -> bool:
@@ -1172,7 +1202,7 @@ class Response(_Body):
             # miniflare 4, 2026-04-07: Response.json("\ud800") reads as the text "\ud800"); a
             # pair is one character there (Response.json("\ud83d\ude00") reads as "😀").
             text = _SURROGATE_RE.sub(_escape_surrogate, _paired(text))
-        merged = Headers(headers)
+        merged = _headers_field(headers, "InitializerDict")
         if "content-type" not in merged:
             merged.append("content-type", _APPLICATION_JSON)
         return cls(text, status=status, headers=merged, status_text=status_text)
@@ -1188,9 +1218,15 @@ class Response(_Body):
                 dropped, NUL as ``%00``). The response's headers are immutable, as in workerd.
         """
         if status not in REDIRECT_STATUSES:
-            raise ValueError(f"{status} is not a redirect status code. It must be one of: 301, 302, 303, 307, or 308.")
+            raise ValueError(
+                f"{shown(status, text=True)} is not a redirect status code. It must be one of: 301, 302, 303, 307, or 308."
+            )
         # workerd checks the serialized URL for CR, LF and NUL, which its parser has already
         # dropped (CR, LF, tab) or percent-encoded (NUL): the check never fires, so none here.
+        if not isinstance(url, str):
+            # workerd reads String(url), which then fails to parse (miniflare 4, 2026-04-07:
+            # Response.redirect(5) raises "TypeError: Unable to parse URL: 5").
+            raise TypeError(f"Unable to parse URL: {shown(url, text=True)} (Response.redirect() takes a str URL)")
         location = parse_url(url)
         if location is None:
             raise TypeError(f"Unable to parse URL: {url}")  # workerd's words (a relative URL too)

@@ -29,6 +29,20 @@ class Limits:
     kv_max_batch: int | None = 128
     sqlite_max_row_bytes: int | None = 2 * 1024 * 1024
 
+    def __post_init__(self) -> None:
+        # Checked here, not at the first put: a bad limit would otherwise surface there as a bare
+        # "'>' not supported between instances of 'int' and 'str'" from inside storage.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(
+                    f"Limits({field.name}=...) must be an int or None (no limit), not {type(value).__name__}"
+                )
+            if value < 1:
+                raise ValueError(f"Limits({field.name}=...) must be at least 1 (or None for no limit), not {value}")
+
     @classmethod
     def unlimited(cls) -> Limits:
         """Limits that refuse nothing (beyond what SQLite itself refuses)."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 from ._aliases import camel_aliases
 from ._id import DurableObjectId, IdFactory
 from ._stub import Stub
-from ._util import NoPublicConstructor
+from ._util import NoPublicConstructor, shown
 
 if TYPE_CHECKING:
     from ._host import ObjectHost
@@ -149,7 +149,7 @@ def _check_options(options: dict[str, Any]) -> None:
     for key in ("routing_mode", "routingMode"):
         mode = options.get(key)
         if mode is not None and mode != "primary-only":
-            raise ValueError(f"unknown routingMode: {mode}")
+            raise ValueError(f"unknown routingMode: {shown(mode, text=True)}")
 
 
 def _as_workerd_reads(name: str) -> str:

@@ -36,7 +36,7 @@ from ._limits import Limits
 from ._namespace import Namespace
 from ._object import DurableObject, Env, bind
 from ._stub import on_runtime_loop
-from ._util import open_files_limit
+from ._util import open_files_limit, shown
 
 __all__ = ["Env", "Runtime", "default_max_live_objects"]
 
@@ -120,6 +120,17 @@ def _check_seconds(name: str, value: object) -> float | None:
     return seconds
 
 
+def _check_vars(vars: object) -> None:
+    """Refuse a ``Runtime(vars=...)`` that is not a mapping of str names, naming the type or the bad key."""
+    if vars is None:
+        return
+    if not isinstance(vars, Mapping):
+        raise TypeError(f"vars must be a mapping of str names to values, not {type(vars).__name__}")
+    for key in vars:
+        if not isinstance(key, str):
+            raise TypeError(f"vars must be a mapping of str names to values, not one with the key {shown(key)}")
+
+
 def default_max_live_objects() -> int:
     """The default ``max_live_objects``: 1000, or less where the limit on open files requires.
 
@@ -188,7 +199,7 @@ class Runtime:
         if not isinstance(point_in_time_recovery, bool):
             raise TypeError(f"point_in_time_recovery must be a bool, not {type(point_in_time_recovery).__name__}")
         if synchronous not in ("NORMAL", "FULL"):
-            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {shown(synchronous)}")
         if max_live_objects is None:
             max_live_objects = default_max_live_objects()
         _check_count("max_live_objects", max_live_objects, allow_none=False)
@@ -201,8 +212,7 @@ class Runtime:
             raise TypeError(
                 f"clock must be a durable.Clock (durable.testing.MockClock in tests), not {type(clock).__name__}"
             )
-        if vars is not None and (not isinstance(vars, Mapping) or not all(isinstance(k, str) for k in vars)):
-            raise TypeError(f"vars must be a mapping of str names to values, not {vars!r}")
+        _check_vars(vars)
         self.clock: Clock = clock if clock is not None else RealClock()
         self.limits = limits if limits is not None else Limits()
         self.idle_timeout = idle_timeout
@@ -276,9 +286,9 @@ class Runtime:
         an empty name, a name with a lone surrogate, or one of the form ``ns-<hex>`` or ``nsh-<64 hex digits>``."""
         self.check_open()
         if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
-            raise TypeError(f"namespace() takes a durable.DurableObject subclass, not {cls!r}")
+            raise TypeError(f"namespace() takes a durable.DurableObject subclass, not {shown(cls)}")
         if storage not in ("sqlite", "kv"):
-            raise ValueError(f"storage must be 'sqlite' or 'kv', not {storage!r}")
+            raise ValueError(f"storage must be 'sqlite' or 'kv', not {shown(storage)}")
         ns_name = check_namespace_name(cls.__name__ if name is None else name)
         existing = self._namespaces.get(ns_name)
         if existing is not None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final, overload
 from ._aliases import camel_aliases
 from ._id import DurableObjectId
 from ._storage import Storage
+from ._util import shown
 from ._websocket import WebSocket, WebSocketError, WebSocketRequestResponsePair, validate_auto_response
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class State:
         self._host.background.wait_until(awaitable)
 
     def abort(
-        self, reason: str | None = None, options: Mapping[str, Any] | None = None, *, retry_alarm: bool | None = None
+        self, reason: object = None, options: Mapping[str, Any] | None = None, *, retry_alarm: bool | None = None
     ) -> NoReturn:
         """Reset the object now: unflushed writes are dropped and the instance discarded.
 
@@ -103,7 +104,13 @@ class State:
                 ``retry_alarm``, or ``retry_alarm`` is not a ``bool``.
         """
         retry = _retry_alarm(options, retry_alarm)
-        self._host.abort(reason, self._gen, retry_alarm=retry)
+        text: str | None = reason if reason is None or isinstance(reason, str) else None
+        if reason is not None and text is None:
+            # workerd converts the reason to a string (miniflare 4, 2026-04-07: abort(5) fails the
+            # call with "Error: 5", abort({a: 1}) with "[object Object]"); a value whose str()
+            # fails or never ends (a list nested 100,000 deep) is named by its type instead.
+            text = shown(reason, limit=10_000, text=True)
+        self._host.abort(text, self._gen, retry_alarm=retry)
 
     # -- the WebSocket Hibernation API (durable._hibernation keeps the sockets) ----------------
 

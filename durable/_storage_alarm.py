@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, final
 from ._aliases import normalize_options
 from ._done import NONE, Done
 from ._transaction import NOW, Transactions
+from ._util import shown
 
 if TYPE_CHECKING:
     from ._storage import StorageHost
@@ -46,7 +47,7 @@ def _refuse_seconds(when: int | float, host: StorageHost) -> None:
     if abs(when * 1000 - now) <= 10 * _YEAR_MS and when < now - _YEAR_MS:
         as_ms = _dt.datetime.fromtimestamp(when / 1000, _dt.UTC)
         raise TypeError(
-            f"setAlarm() takes a time in milliseconds since the epoch, but {when!r} looks like "
+            f"setAlarm() takes a time in milliseconds since the epoch, but {shown(when)} looks like "
             f"seconds (as milliseconds it is {as_ms:%Y-%m-%d %H:%M:%S} UTC). Pass "
             "int(time.time() * 1000) + delay_ms, or a datetime."
         )

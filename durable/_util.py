@@ -6,7 +6,15 @@ import inspect
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
-__all__ = ["NoPublicConstructor", "lone_surrogate_at", "open_files_limit", "positional_arity"]
+__all__ = [
+    "NoPublicConstructor",
+    "as_usv_string",
+    "as_workerd_text",
+    "lone_surrogate_at",
+    "open_files_limit",
+    "positional_arity",
+    "shown",
+]
 
 T = TypeVar("T")
 
@@ -34,6 +42,47 @@ def lone_surrogate_at(text: str) -> int | None:
     except UnicodeEncodeError as exc:
         return exc.start
     return None
+
+
+def as_workerd_text(text: str) -> str:
+    """``text`` as workerd reads a string it encodes to UTF-8: each lone surrogate becomes U+FFFD per byte.
+
+    workerd writes a lone surrogate as its three-byte form (as Python's ``surrogatepass`` does)
+    and decodes with replacement, so ``"\\ud800"`` arrives as three U+FFFD (measured with
+    miniflare 4, 2026-04-07: ``ws.send("\\ud800")`` reaches the peer as ``"\\ufffd" * 3``).
+    A high surrogate followed by a low one is one character there (a JavaScript string is UTF-16),
+    so such a pair is joined first. Returns ``text`` itself when it has no surrogate.
+    """
+    if lone_surrogate_at(text) is None:
+        return text
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return joined.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def as_usv_string(text: str) -> str:
+    """``text`` as a WebIDL ``USVString``: a surrogate pair joins, each lone surrogate becomes one U+FFFD.
+
+    workerd converts such arguments this way (measured with miniflare 4, 2026-04-07:
+    ``ws.close(1000, "\\ud800")`` reaches the peer with reason ``"\\ufffd"``).
+    """
+    if lone_surrogate_at(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def shown(value: object, limit: int = 60, *, text: bool = False) -> str:
+    """``repr(value)`` for an error message: cut to ``limit`` characters, and never raising.
+
+    A caller's bad argument can be a list nested 100,000 deep (``repr`` raises RecursionError),
+    an int past ``sys.get_int_max_str_digits()`` (ValueError), a 1 MB string, or an object whose
+    ``__repr__`` raises; the error that names it must still be the one raised. ``text=True`` shows
+    ``str(value)`` instead, for messages that quote workerd's (which shows JavaScript's ``String(v)``).
+    """
+    try:
+        out = str(value) if text else repr(value)
+    except Exception:  # any failure of a foreign __repr__ / __str__ falls back to the type
+        return f"<{type(value).__name__} object>"
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 class NoPublicConstructor(type):

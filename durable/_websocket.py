@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from ._aliases import camel_aliases
 from ._codec import decode, encode
+from ._util import as_usv_string, as_workerd_text
 from ._v8size import V8_SIZE_FACTOR, v8_serialized_size
 from ._wsbase import DISCONNECTED_REASON, MAX_MESSAGE_SIZE, TOO_LARGE_MESSAGE, TOO_LARGE_PREFIX
 from ._wsbase import CloseEvent as CloseEvent
@@ -101,6 +102,7 @@ def validate_close(code: int | None, reason: str | None) -> tuple[int | None, st
         reason = ""
     if not isinstance(reason, str):
         raise TypeError(f"WebSocket close reason must be a str, not {type(reason).__name__}.")
+    reason = as_usv_string(reason)  # a lone surrogate arrives as one U+FFFD, as from workerd
     if len(reason.encode("utf-8")) > _MAX_REASON_BYTES:
         raise WebSocketError("WebSocket close reason must not be longer than 123 bytes when UTF-8 encoded.")
     return code, reason
@@ -108,7 +110,7 @@ def validate_close(code: int | None, reason: str | None) -> tuple[int | None, st
 
 def _check_message(message: object) -> str | bytes:
     if isinstance(message, str):
-        return message
+        return as_workerd_text(message)  # a lone surrogate arrives as U+FFFD per UTF-8 byte, as from workerd
     if isinstance(message, (bytes, bytearray, memoryview)):
         return bytes(message)
     raise TypeError(f"WebSocket send() takes a str or bytes, not {type(message).__name__}.")

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from ._util import shown
 from ._wsbase import (
     CLOSE,
     CLOSED,
@@ -223,7 +224,7 @@ class Delivery:
             TypeError: another event type, or a listener that is not callable.
         """
         if type not in (MESSAGE, CLOSE, ERROR):
-            raise TypeError(f'WebSocket has no "{type}" event; use "message", "close" or "error".')
+            raise TypeError(f'WebSocket has no "{shown(type, text=True)}" event; use "message", "close" or "error".')
         if not callable(listener):
             raise TypeError(f"add_event_listener() takes a callable listener, not {listener.__class__.__name__}.")
         if self._listeners is None:

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from ._blocking import BlockingStub
 from ._http import Headers, Request
 from ._stub import Stub, host_of, on_runtime_loop, on_runtime_thread, runtime_of
+from ._util import shown
 from ._websocket import WebSocket, WebSocketClosed, WebSocketError, WebSocketPair, remote_close
 from ._wsbridge import CLOSE_WITHOUT_CODE
 
@@ -122,7 +123,7 @@ async def websocket(
             assert await ws.receive() == "echo: hello"
     """
     if not isinstance(url, str) or not url[:8].lower().startswith(("http://", "https://")):
-        raise TypeError(f"websocket() takes an http:// or https:// URL, not {url!r}")
+        raise TypeError(f"websocket() takes an http:// or https:// URL, not {shown(url)}")
     all_headers: dict[str, str] = {"upgrade": "websocket", "connection": "Upgrade", "sec-websocket-version": "13"}
     all_headers.update(Headers(headers).items() if headers is not None else ())
     if isinstance(protocols, str):
@@ -131,7 +132,7 @@ async def websocket(
         names = list(protocols)
         for name in names:
             if not isinstance(name, str) or not name or any(c in name for c in ' ,"\t'):
-                raise TypeError(f"websocket() takes subprotocol names (tokens), not {name!r}")
+                raise TypeError(f"websocket() takes subprotocol names (tokens), not {shown(name)}")
         all_headers["sec-websocket-protocol"] = ", ".join(names)
     task: asyncio.Task[None] | None = None
     if isinstance(target, BlockingStub):

@@ -48,6 +48,7 @@ from ._http import (
     take_body,
 )
 from ._object import DurableObject
+from ._util import shown
 
 __all__ = ["WorkerApp", "asgi_app", "worker_class_problem"]
 
@@ -115,8 +116,8 @@ def worker_class_problem(worker: object, *, how_to_bind: str = 'runtime.namespac
             "whose fetch forwards to it (self.env.NAME.get_by_name(...).fetch(request))."
         )
     if isinstance(worker, type):
-        return f"{worker!r}: declare it as class {worker.__name__}(durable.WorkerEntrypoint)."
-    return f"{worker!r}."
+        return f"{shown(worker)}: declare it as class {worker.__name__}(durable.WorkerEntrypoint)."
+    return f"{shown(worker)}."
 
 
 def asgi_app(
@@ -174,10 +175,18 @@ class WorkerApp:
             raise TypeError(
                 f"asgi_app() expects the Worker class (a durable.WorkerEntrypoint subclass with a fetch method), not {problem}"
             )
-        if not isinstance(max_body_size, int) or max_body_size < 0:
-            raise ValueError(f"max_body_size must be a non-negative int, not {max_body_size!r}.")
+        if not hasattr(runtime, "env"):
+            # Checked here: otherwise every request would answer 500 with an AttributeError.
+            raise TypeError(
+                "asgi_app() takes the runtime whose env the Worker sees (an open durable.Runtime; "
+                f"with a BlockingRuntime, its .runtime) as its second argument, not {shown(runtime)}."
+            )
+        if not isinstance(max_body_size, int) or isinstance(max_body_size, bool):
+            raise TypeError(f"max_body_size must be a non-negative int, not {type(max_body_size).__name__}.")
+        if max_body_size < 0:
+            raise ValueError(f"max_body_size must be a non-negative int, not {max_body_size}.")
         if not isinstance(strip_root_path, bool):
-            raise TypeError(f"strip_root_path must be True or False, not {strip_root_path!r}.")
+            raise TypeError(f"strip_root_path must be True or False, not {shown(strip_root_path)}.")
         self.worker = worker
         self.runtime = runtime
         self.max_body_size = max_body_size

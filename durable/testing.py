@@ -20,6 +20,7 @@ from ._object import DurableObject
 from ._sql import exec_unrestricted
 from ._state import State
 from ._stub import Stub, deliver, host_of, on_runtime_loop, on_runtime_thread, runtime_of
+from ._util import shown
 from ._wstesting import disconnect, hibernate, hibernation_blockers, websocket
 
 __all__ = [
@@ -123,7 +124,7 @@ async def evict(stub: Stub[Any] | BlockingStub[Any], *, web_sockets: str = "hibe
     """
     target = _check_stub(stub, "evict")
     if web_sockets not in ("hibernate", "close"):
-        raise ValueError(f'evict() web_sockets must be "hibernate" or "close", not {web_sockets!r}')
+        raise ValueError(f'evict() web_sockets must be "hibernate" or "close", not {shown(web_sockets)}')
 
     async def drop() -> None:
         host = host_of(target)
