@@ -28,7 +28,7 @@ keep its shape: a layer starts with its number and its modules, the role follows
            storage's parts: ctx.storage.kv, transactions, the alarm methods, bookmarks
     0  _sql_rules, _sqlite, _codec, _v8size, _gates, _id, _clock, _limits, _http, _url, _object, _aliases,
        _exceptions, _history, _websocket, _context, _util, _output_gate, _eager,
-       _history_log, _history_capture, _kvcache, _dbmeta, _dbfile, _done, _keys, _wsbase, _wsnetwork, _wsdelivery,
+       _history_log, _history_capture, _snapshot, _kvcache, _dbmeta, _dbfile, _done, _keys, _wsbase, _wsnetwork, _wsdelivery,
        _alarm_state, _object_class
            -- building blocks: SQL rules, the database, values, gates, ids, time, HTTP, sockets;
               storage's resolved awaitable and its key, value and range checks; an object's
@@ -71,6 +71,7 @@ from ._object import AlarmInfo as AlarmInfo
 from ._object import DurableObject as DurableObject
 from ._object import Env as Env
 from ._runtime import Runtime as Runtime
+from ._snapshot import DurableObjectSnapshot as DurableObjectSnapshot
 from ._sql import SqlCursor as SqlCursor
 from ._sql import SqlRow as SqlRow
 from ._sql import SqlStorage as SqlStorage
@@ -105,6 +106,7 @@ __all__ = [
     "DurableError",
     "DurableObject",
     "DurableObjectId",
+    "DurableObjectSnapshot",
     "Env",
     "ExecutionContext",
     "Headers",

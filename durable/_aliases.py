@@ -43,6 +43,7 @@ ALIASES: dict[str, dict[str, str]] = {
         "getWebSocketAutoResponseTimestamp": "get_web_socket_auto_response_timestamp",
         "setHibernatableWebSocketEventTimeout": "set_hibernatable_web_socket_event_timeout",
         "getHibernatableWebSocketEventTimeout": "get_hibernatable_web_socket_event_timeout",
+        "onNextSessionRestore": "on_next_session_restore",
     },
     "WebSocket": {
         "readyState": "ready_state",

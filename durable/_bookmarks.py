@@ -10,20 +10,37 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Any, final
 
 from ._done import Done, after, next_turn
 from ._gates import through_gate
-from ._history import NO_PITR_KV, PITR_OFF, History
+from ._history import NO_PITR_KV, PITR_OFF, RETENTION_MS, History
+from ._history_capture import serialize_image
+from ._snapshot import NO_SNAPSHOT_KV, DurableObjectSnapshot, PendingRestore, portable_image, snapshot_image
 from ._storage_alarm import check_date_range
 
 if TYPE_CHECKING:
     from ._storage import StorageHost
 
-__all__ = ["Bookmarks"]
+__all__ = ["PLACEHOLDER_BOOKMARK", "Bookmarks"]
+
+PLACEHOLDER_BOOKMARK = "00000000-00000000-00000000-" + "0" * 32
+"""The undo bookmark of a snapshot restore on a runtime that keeps no history: the shape of workerd's
+local placeholder bookmarks (``%08x-%08x-00000000-`` and 32 zeros); no call accepts it."""
+
+_SNAPSHOT_PITR_OFF = (
+    "snapshot(bookmark) needs point-in-time recovery, which is off in this durable.Runtime: create it with "
+    "durable.Runtime(point_in_time_recovery=True) to keep the history a bookmark names "
+    "(snapshot() without a bookmark works without it)"
+)
+
+_MIXED = (
+    "A restore {other} is already scheduled for this object's next session: a session schedules restores "
+    "of one kind (the last one of that kind wins); call ctx.abort() to apply it first"
+)
 
 
-def _retrieved(task: asyncio.Future[str]) -> None:
+def _retrieved(task: asyncio.Future[Any]) -> None:
     """Mark a failure as seen: a bookmark never awaited fails with its commit silently (the reset says why)."""
     if not task.cancelled():
         task.exception()
@@ -107,4 +124,83 @@ class Bookmarks:
                 "Failed to execute 'onNextSessionRestoreBookmark' on 'DurableObjectStorage': "
                 f"parameter 1 is not of type 'string' (a bookmark is a str, not {type(bookmark).__name__})."
             )
+        if PendingRestore(self._db).waiting() is not None:
+            raise RuntimeError(_MIXED.format(other="from a snapshot (onNextSessionRestore)"))
         return Done(self._history().request_restore(bookmark))
+
+    # -- the snapshot API (_snapshot.py) --
+
+    def snapshot(self, bookmark: str | None) -> Awaitable[DurableObjectSnapshot]:
+        """A snapshot of the state at ``bookmark``, or of the state once the writes made so far commit."""
+        host = self._host
+        host.check_live(self._gen)
+        if host.kv_backed:
+            raise NotImplementedError(NO_SNAPSHOT_KV)
+        file = self._db.file
+        source = repr(self._db.name) if self._db.name is not None else file.stem if file else "an unnamed object"
+        if bookmark is not None:
+            if not isinstance(bookmark, str):
+                raise TypeError(
+                    "Failed to execute 'snapshot' on 'DurableObjectStorage': parameter 1 is not of type "
+                    f"'string' (a bookmark is a str, not {type(bookmark).__name__})."
+                )
+            history = self._db.history
+            if not isinstance(history, History):
+                raise NotImplementedError(_SNAPSHOT_PITR_OFF)
+            image, when = history.image_for(bookmark)
+            return Done(DurableObjectSnapshot(portable_image(image), source, when))
+        if self._db.savepoint_depth:
+            raise RuntimeError(
+                "snapshot() cannot be awaited inside transaction(): the state it copies is committed when the "
+                "transaction ends; call it after the transaction returns"
+            )
+        db = self._db
+        captured: list[bytes] = []
+        waiter = host.commit_waiter()
+
+        def made() -> DurableObjectSnapshot:
+            image = captured[0] if captured else _committed_image(self._db)
+            return DurableObjectSnapshot(portable_image(image), source, host.now_ms())
+
+        if isinstance(waiter, Done):
+            return through_gate(next_turn(made()), host.gate)
+        # The image of exactly the commit that holds the writes made so far, taken as it commits.
+        db.after_commit.append(lambda: captured.append(_committed_image(db)))
+        task = asyncio.ensure_future(after(waiter, made))
+        task.add_done_callback(_retrieved)
+        return through_gate(task, host.gate)
+
+    def restore_snapshot(self, snapshot: DurableObjectSnapshot) -> Done[str]:
+        """Schedule ``snapshot`` to replace this object's storage at its next start; the undo bookmark."""
+        host = self._host
+        host.check_live(self._gen)
+        if not isinstance(snapshot, DurableObjectSnapshot):
+            raise TypeError(
+                "Failed to execute 'onNextSessionRestore' on 'DurableObjectState': parameter 1 is not of type "
+                f"'DurableObjectSnapshot' (got {type(snapshot).__name__}; make one with ctx.storage.snapshot())."
+            )
+        if host.kv_backed:
+            raise NotImplementedError(NO_SNAPSHOT_KV)
+        image, taken_ms = snapshot_image(snapshot)
+        if host.now_ms() - taken_ms > RETENTION_MS:
+            raise ValueError(
+                "This snapshot is of a state more than 30 days old: snapshots follow point-in-time recovery's "
+                "30-day window, so it can no longer be restored (restore soon after creating a snapshot)"
+            )
+        history = self._db.history
+        undo: int | None = None
+        if isinstance(history, History):
+            history.log.load()
+            if history.log.pending is not None:
+                raise RuntimeError(_MIXED.format(other="to a bookmark (onNextSessionRestoreBookmark)"))
+            undo = history.next_undo()
+        PendingRestore(self._db).schedule(image, undo)
+        return Done(
+            PLACEHOLDER_BOOKMARK if undo is None or not isinstance(history, History) else history.bookmark(undo)
+        )
+
+
+def _committed_image(db: Any) -> bytes:
+    """The committed image of ``db`` now (``b""``: nothing was ever written)."""
+    conn = db.read_conn()
+    return b"" if conn is None else serialize_image(conn)

@@ -14,7 +14,8 @@ than 120 bytes (whose hex would exceed the 255-byte limit of file names) ``nsh-`
 of them. :meth:`Directory.remove_object_files` removes only files of this layout.
 
 With ``point_in_time_recovery=True``, ``<namespace>/<id hex>.history`` beside each database holds its
-commits (docs/recovery.md).
+commits (docs/recovery.md). ``<namespace>/<id hex>.restore`` holds a snapshot restore scheduled
+for the object's next start (``ctx.on_next_session_restore``), until it is applied.
 
 The metadata database holds, besides its schema version, three tables: ``alarms`` (the alarm index of
 ``_alarms.py``: a superset of the objects' alarms, so a restarted runtime finds them),
@@ -69,8 +70,10 @@ _SAFE_DIR = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 HEX_FOLDER = re.compile(r"ns-(?:[0-9a-f]{2})+|nsh-[0-9a-f]{64}")
 """Folders of encoded namespace names (see :func:`namespace_folder`)."""
 # Point-in-time history (docs/recovery.md): <hex>.history, its rewrite <hex>.history.tmp, and a
-# damaged log set aside as <hex>.history.damaged-<ms>.
-OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.(?:sqlite(?:-wal|-shm|-journal|-new)?|history(?:\.tmp|\.damaged-\d+)?)")
+# damaged log set aside as <hex>.history.damaged-<ms>. A scheduled snapshot restore: <hex>.restore (and .tmp).
+OBJECT_FILE = re.compile(
+    r"[0-9a-f]{64}\.(?:sqlite(?:-wal|-shm|-journal|-new)?|history(?:\.tmp|\.damaged-\d+)?|restore(?:\.tmp)?)"
+)
 """Every file of an object's under its namespace folder: its database, SQLite's files, its history."""
 DATABASE_FILE = re.compile(r"[0-9a-f]{64}\.sqlite")
 """An object's database."""

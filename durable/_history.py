@@ -317,8 +317,8 @@ class History:
 
     # -- restores --
 
-    def request_restore(self, bookmark: object) -> str:
-        """Restore ``bookmark`` when the object next starts; return the bookmark that undoes it.
+    def _restorable(self, bookmark: object) -> int:
+        """The seq of ``bookmark``, a state this object's history can still rebuild.
 
         Raises ``ValueError`` for a bookmark :meth:`parse` refuses, or that names a state this
         object has not reached, one too old to restore, or one its history does not hold.
@@ -335,9 +335,47 @@ class History:
             )
         if seq != 0 and not history.has_state(seq):
             raise ValueError(f"Invalid bookmark: {bookmark!r} names no state in this object's history")
-        undo = ((history.anchor >> 32) + 1) << 32
-        history.request(seq, undo)
+        return seq
+
+    def request_restore(self, bookmark: object) -> str:
+        """Restore ``bookmark`` when the object next starts; return the bookmark that undoes it.
+
+        Raises ``ValueError`` as :meth:`_restorable` does.
+        """
+        seq = self._restorable(bookmark)
+        undo = self.next_undo()
+        self.log.request(seq, undo)
         return self.bookmark(undo)
+
+    def next_undo(self) -> int:
+        """The seq an undo bookmark asked for in this session names: the state it ends with."""
+        return ((self.log.anchor >> 32) + 1) << 32
+
+    def image_for(self, bookmark: object) -> tuple[bytes, int]:
+        """The database image of the state ``bookmark`` names, and its time (``snapshot(bookmark)``)."""
+        seq = self._restorable(bookmark)
+        when = next((ms for s, ms in self.log.states() if s == seq), None)
+        return self.log.image_at(seq), self.now_ms() if when is None else when
+
+    def apply_image(self, db: HistoryDatabase, image: bytes, undo: int | None) -> None:
+        """Start this session on ``image`` (a snapshot restore), after a ``MARK`` naming the state before.
+
+        ``undo`` is the seq the undo bookmark handed out names (a fresh one if it is ``None`` or
+        already passed). As for a bookmark restore, the ``MARK`` reaches the log with the
+        restored state, once the database holds it.
+        """
+        history = self.log
+        history.load()
+        if undo is None or undo <= history.last_seq:
+            undo = ((history.last_seq >> 32) + 1) << 32
+        history.lead_with_mark(undo)
+        try:
+            db.load_image(image)
+        except BaseException:
+            history.settle_mark(done=False)
+            raise
+        history.settle_mark(done=True)
+        history.anchor = history.last_seq
 
     def begin_session(self, db: HistoryDatabase) -> bool:
         """A new instance is about to be built: apply a requested restore. True if one was applied."""

@@ -31,13 +31,13 @@ from ._history_log import BASE, CLOSE, DELTA, DELTA_HEAD, FRAME, HistoryLog, unw
 
 log = logging.getLogger("durable")
 
-__all__ = ["CHECKPOINTFRAMES", "HistoryCapture"]
+__all__ = ["CHECKPOINTFRAMES", "HistoryCapture", "serialize_image"]
 
 CHECKPOINTFRAMES = 1000
 """WAL frames after which the history checkpoints the WAL (SQLite's own default, ``wal_autocheckpoint``)."""
 
 
-def _serialize(conn: sqlite3.Connection) -> bytes:
+def serialize_image(conn: sqlite3.Connection) -> bytes:
     """The database's image; ``b""`` for a database without a single page (SQLite refuses those)."""
     if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
         return b""
@@ -81,7 +81,7 @@ class HistoryCapture:
         history = self.history_log
         history.load()
         if file is None:
-            self._image = _serialize(conn)
+            self._image = serialize_image(conn)
             if history.last_seq and self._image != history.image_at(history.last_seq):
                 history.append(BASE, history.last_seq + 1, history.state_time(), self._image)
             return
@@ -113,7 +113,7 @@ class HistoryCapture:
             size, crc = struct.unpack("<qq", history.read(closed, 16))
             trusted = file.exists() and _file_crc(file) == (size, crc)
         if not trusted or (not history.exists() and self._has_content(conn)):
-            current = _serialize(conn)
+            current = serialize_image(conn)
             known = history.image_at(history.last_seq) if history.exists() else b""
             if unwal(current) != unwal(known):
                 history.append(BASE, history.last_seq + 1, history.state_time(), current)
@@ -123,7 +123,7 @@ class HistoryCapture:
     @staticmethod
     def image(conn: sqlite3.Connection) -> bytes:
         """The database's current image, as a restore compares it (``unwal``: the WAL flag cleared)."""
-        return unwal(_serialize(conn))
+        return unwal(serialize_image(conn))
 
     @staticmethod
     def _has_content(conn: sqlite3.Connection) -> bool:
@@ -167,7 +167,7 @@ class HistoryCapture:
     # -- capture --
 
     def _capture_image(self, conn: sqlite3.Connection) -> None:
-        image = _serialize(conn)
+        image = serialize_image(conn)
         old = self._image or b""
         if image == old:
             return

@@ -2,7 +2,7 @@
 
 :class:`ObjectClass` is the seam between an :class:`~durable._host.ObjectHost` (which orders events,
 commits and resets) and the application's class: it constructs the instance (after applying the
-point-in-time restore the last instance asked for), resolves what RPC may reach (Cloudflare's
+point-in-time or snapshot restore the last instance asked for), resolves what RPC may reach (Cloudflare's
 rules live in ``durable._object``), dispatches each kind of event, and checks what an event
 returns (a structured-clone copy of an RPC result; a ``Response`` from ``fetch``).
 
@@ -19,6 +19,7 @@ from ._codec import clone
 from ._history import History
 from ._object import call_fetch, call_method, check_response, read_property, rpc_table
 from ._output_gate import reset_copy
+from ._snapshot import PendingRestore
 
 if TYPE_CHECKING:
     from ._alarm_state import AlarmState
@@ -32,6 +33,26 @@ log = logging.getLogger("durable")
 
 EventKind = Literal["rpc", "get", "fetch", "alarm", "run"]
 """What an event is: an RPC call, a property read over RPC, a fetch, an alarm, or test code run in the object."""
+
+
+def _apply_snapshot(db: ObjectDatabase) -> bool:
+    """Replace the storage with the snapshot ``ctx.on_next_session_restore()`` scheduled, if any.
+
+    The pending restore is removed only once the database holds the image (one atomic copy): a
+    crash in between applies it again at the next start, never half of it.
+    """
+    pending = PendingRestore(db)
+    waiting = pending.waiting()
+    if waiting is None:
+        return False
+    image, undo = waiting
+    history = db.history
+    if isinstance(history, History):
+        history.apply_image(db, image, undo)
+    else:
+        db.load_image(image)
+    pending.done()
+    return True
 
 
 class ObjectClass:
@@ -62,7 +83,10 @@ class ObjectClass:
         """
         try:
             history = db.history
-            if isinstance(history, History) and history.begin_session(db):
+            restored = isinstance(history, History) and history.begin_session(db)
+            if _apply_snapshot(db):
+                restored = True
+            if restored:
                 self._alarms.restored()
             return self.cls(state, env)
         except BaseException as exc:

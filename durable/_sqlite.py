@@ -62,8 +62,7 @@ class ObjectDatabase:
     """The storage of one Durable Object: lazily opened, transactional, closable and reopenable.
 
     Args:
-        file: the database file, or ``None`` for an in-memory database (which lives as long as
-            this object, across evictions of the Durable Object instance).
+        file: the database file, or ``None`` for an in-memory one (it lives as long as this object).
         name: the object's name, handed to ``name_sink`` when the file is created (so ids rebuilt
             from storage keep it); an in-memory database keeps it here.
         synchronous: the ``PRAGMA synchronous`` level for file databases.
@@ -100,6 +99,8 @@ class ObjectDatabase:
         """Called when ``delete_all`` empties the database, before anything is dropped."""
         self.history: CommitHooks | None = None
         """Told of every open, commit and close (point-in-time recovery keeps its log with it)."""
+        self.after_commit: list[Callable[[], None]] = []
+        """Called once right after the next successful commit (a snapshot of its state); a rollback drops them."""
         self.name_sink: Callable[[str], None] | None = None
         """Where the object's name is recorded (the runtime's directory): called with ``name`` when
         the file is created, and with the name found in a file of an older durable."""
@@ -243,6 +244,9 @@ class ObjectDatabase:
         if self.history is not None:
             assert self._conn is not None
             self.history.committed(self._conn, self.file)
+        hooks, self.after_commit = self.after_commit, []
+        for hook in hooks:
+            hook()
 
     def load_image(self, image: bytes) -> None:
         """Make the database exactly ``image`` (a serialized database; empty: no tables), as one commit.
@@ -260,6 +264,7 @@ class ObjectDatabase:
     def rollback(self) -> None:
         """Drop every write not yet committed."""
         self.kv.discard()
+        self.after_commit.clear()
         conn = self._conn
         if conn is None or not self._began:
             return
@@ -287,9 +292,8 @@ class ObjectDatabase:
     def release(self, name: str) -> None:
         """Keep a savepoint's writes (they commit with the implicit transaction).
 
-        The depth is restored even if SQLite fails, so a failure never leaves the object waiting
-        for a savepoint that no longer exists (the commit would be deferred forever).
-        """
+        The depth is restored even if SQLite fails, so a failure never leaves the object waiting for a
+        savepoint that no longer exists (the commit would be deferred forever)."""
         assert self._conn is not None
         try:
             self._conn.execute(self.tagged(f"RELEASE {name}"))

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final, overload
 
 from ._aliases import camel_aliases
+from ._bookmarks import Bookmarks
 from ._id import DurableObjectId
 from ._storage import Storage
 from ._util import shown
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
     from ._hibernation import SocketRegistry
     from ._host import ObjectHost
+    from ._snapshot import DurableObjectSnapshot
 
 __all__ = ["State"]
 
@@ -111,6 +113,16 @@ class State:
             # fails or never ends (a list nested 100,000 deep) is named by its type instead.
             text = shown(reason, limit=10_000, text=True)
         self._host.abort(text, self._gen, retry_alarm=retry)
+
+    def on_next_session_restore(self, snapshot: DurableObjectSnapshot) -> Awaitable[str]:
+        """Replace this object's whole storage with ``snapshot`` (from ``ctx.storage.snapshot()`` of
+        any SQLite-backed object) when it next starts; call ``ctx.abort()`` right after to start it.
+
+        Its alarm is cleared (alarms are not carried over). Returns a bookmark of this session's
+        end, which undoes the restore with point-in-time recovery (a placeholder without it).
+        See ``docs/recovery.md``.
+        """
+        return Bookmarks(self._host, self._gen).restore_snapshot(snapshot)
 
     # -- the WebSocket Hibernation API (durable._hibernation keeps the sockets) ----------------
 
@@ -244,6 +256,7 @@ class State:
         getWebSocketAutoResponseTimestamp = get_web_socket_auto_response_timestamp
         setHibernatableWebSocketEventTimeout = set_hibernatable_web_socket_event_timeout
         getHibernatableWebSocketEventTimeout = get_hibernatable_web_socket_event_timeout
+        onNextSessionRestore = on_next_session_restore
 
 
 class EventTimeoutError(WebSocketError, ValueError):

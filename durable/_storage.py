@@ -45,6 +45,7 @@ from ._transaction import NOW, AsyncClosure, Closure, Transactions
 from ._transaction import Transaction as Transaction
 
 if TYPE_CHECKING:
+    from ._snapshot import DurableObjectSnapshot
     from ._sql import SqlStorage
 
 __all__ = [
@@ -487,30 +488,27 @@ class Storage:
     # -- point-in-time recovery (_bookmarks.py, _history.py and docs/recovery.md) --
 
     def get_current_bookmark(self) -> Awaitable[str]:
-        """A bookmark of the current state, once the writes made so far have committed.
-
-        As on Cloudflare, it names the commit that includes every write made before the call
-        (and possibly concurrent ones made before that commit). Raises ``NotImplementedError`` if
-        the runtime keeps no history (saying how to turn it on) or for a key-value-backed class.
-        """
+        """A bookmark of the current state, once the writes made so far have committed (as on
+        Cloudflare, possibly with concurrent ones). ``NotImplementedError`` if the runtime keeps no
+        history (saying how to turn it on) or for a key-value-backed class."""
         return self._bookmarks.current()
 
     def get_bookmark_for_time(self, when: int | float | _dt.datetime) -> Done[str]:
         """The bookmark of the state the object had at ``when`` (ms since the epoch, or a datetime).
-
-        Raises ``ValueError`` for a time in the future, more than 30 days ago on the runtime's
-        clock, or before the object's history starts.
-        """
+        ``ValueError`` for a time in the future, over 30 days ago, or before the object's history."""
         return self._bookmarks.for_time(when)
 
     def on_next_session_restore_bookmark(self, bookmark: str) -> Done[str]:
-        """Restore the whole storage (KV, SQL, alarm) to ``bookmark`` when the object next starts.
-
-        The restore happens before the next instance is built: force it with ``ctx.abort()``.
-        Returns a bookmark of the state at the end of this session, which undoes the restore.
-        Raises ``ValueError`` for a bookmark of another object, or older than 30 days.
-        """
+        """Restore the whole storage (KV, SQL, alarm) to ``bookmark`` when the object next starts
+        (force it with ``ctx.abort()``); returns the bookmark of this session's end, which undoes it.
+        ``ValueError`` for a bookmark of another object, or older than 30 days."""
         return self._bookmarks.restore_next(bookmark)
+
+    def snapshot(self, bookmark: str | None = None) -> Awaitable[DurableObjectSnapshot]:
+        """An opaque copy of the whole storage (SQL and KV, no alarm) to restore into another
+        SQLite-backed object over RPC (``ctx.on_next_session_restore``): of the state once the writes
+        made so far commit, or at ``bookmark`` (needs point-in-time recovery). See docs/recovery.md."""
+        return self._bookmarks.snapshot(bookmark)
 
     # -- SQLite-backed extras --
 

@@ -39,6 +39,7 @@ class FakeDatabase:
         self.commits = 0
         self.fail: BaseException | None = None
         self.meta = FakeMeta()
+        self.file = None  # in memory: a scheduled snapshot restore would wait in _snapshot's table
 
     def commit(self) -> None:
         if self.fail is not None:
