@@ -153,14 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
         "(or its wrangler.jsonc / wrangler.toml)",
     )
     _add_serve_options(serve)
-    serve.add_argument(
-        "-e",
-        "--env",
-        metavar="NAME",
-        default=None,
-        help="a Python Workers project's wrangler environment: its [env.NAME] section applies, as with "
-        "`wrangler dev --env NAME` (bindings and vars are not inherited from the top level)",
-    )
     inspect = commands.add_parser(
         "inspect",
         intermixed=True,
@@ -201,6 +193,14 @@ def _add_serve_options(serve: argparse.ArgumentParser) -> None:
         help="keep storage in memory only; it is gone when the server stops",
     )
     serve.add_argument("--reload", action="store_true", help="not supported: says why and what to do")
+    serve.add_argument(
+        "-e",
+        "--env",
+        metavar="NAME",
+        default=None,
+        help="a Python Workers project's wrangler environment: its [env.NAME] section applies, as with "
+        "`wrangler dev --env NAME` (bindings and vars are not inherited from the top level)",
+    )
     serve.add_argument(
         "--no-access-log",
         dest="access_log",
@@ -519,7 +519,7 @@ def _serve_command(args: argparse.Namespace) -> int:
         print(_MISSING_UVICORN, file=sys.stderr)
         return EXIT_FAILURE
     try:
-        app = load_app(args.file, env=getattr(args, "env", None))
+        app = load_app(args.file, env=args.env)
     except AppLoadError as exc:
         print(f"durable: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
