@@ -88,6 +88,8 @@ class LoadedApp:
     vars: dict[str, Any] = field(default_factory=dict)
     #: Called with the runtime once the bindings are registered (Python Workers projects).
     on_runtime: Callable[[Any], None] | None = None
+    #: What the loader warns about (a Python Workers project's config), printed before serving.
+    warnings: tuple[str, ...] = ()
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -191,6 +193,14 @@ def _add_serve_options(serve: argparse.ArgumentParser) -> None:
         help="keep storage in memory only; it is gone when the server stops",
     )
     serve.add_argument("--reload", action="store_true", help="not supported: says why and what to do")
+    serve.add_argument(
+        "-e",
+        "--env",
+        metavar="NAME",
+        default=None,
+        help="a Python Workers project's wrangler environment: its [env.NAME] section applies, as with "
+        "`wrangler dev --env NAME` (bindings and vars are not inherited from the top level)",
+    )
     serve.add_argument(
         "--no-access-log",
         dest="access_log",
@@ -330,8 +340,12 @@ def _display_path(path: str | Path) -> str:
 # Loading the file
 
 
-def load_app(path: str | Path) -> LoadedApp:
+def load_app(path: str | Path, *, env: str | None = None) -> LoadedApp:
     """Execute the Python file at ``path`` and collect its ``Worker``, ``bindings`` and ``vars``.
+
+    A Python Workers project (a folder with a wrangler config, or that file) is loaded with
+    ``durable.compat.python_workers.load_project(path, env=env)``; ``env`` is refused for a
+    plain file, which has no environments.
 
     The file runs as a module named after its stem (``__name__`` is not ``"__main__"``, so its
     own command-line block stays idle), with its directory first on ``sys.path`` so that it
@@ -346,7 +360,9 @@ def load_app(path: str | Path) -> LoadedApp:
     from .compat import python_workers
 
     if python_workers.is_project(path):
-        return _load_python_workers_project(path)
+        return _load_python_workers_project(path, env)
+    if env is not None:
+        raise AppLoadError(f"--env {env}: only a Python Workers project (a wrangler config) has environments")
     file = Path(path)
     if file.is_dir():
         raise AppLoadError(
@@ -385,21 +401,27 @@ def load_app(path: str | Path) -> LoadedApp:
     return LoadedApp(path=file, worker=worker, bindings=bindings, vars=dict(raw_vars))
 
 
-def _load_python_workers_project(path: str | Path) -> LoadedApp:
+def _load_python_workers_project(path: str | Path, env: str | None = None) -> LoadedApp:
     """A Cloudflare Python Workers project (see ``durable.compat.python_workers``), as an app."""
     from .compat import python_workers
 
     try:
-        project = python_workers.load_project(path)
+        project = python_workers.load_project(path, env=env)
     except python_workers.ProjectError as exc:
         raise AppLoadError(str(exc)) from exc
     bindings = tuple(Binding(name=b.name, cls=b.cls, storage=b.storage) for b in project.bindings)
+
+    def on_runtime(runtime: Any) -> None:
+        project.bind_env(runtime.env)  # the placeholders of bindings durable does not emulate
+        python_workers.serving(runtime)
+
     return LoadedApp(
         path=project.config,
         worker=project.worker,
         bindings=bindings,
         vars=project.vars,
-        on_runtime=python_workers.serving,
+        on_runtime=on_runtime,
+        warnings=project.warnings,
     )
 
 
@@ -497,10 +519,12 @@ def _serve_command(args: argparse.Namespace) -> int:
         print(_MISSING_UVICORN, file=sys.stderr)
         return EXIT_FAILURE
     try:
-        app = load_app(args.file)
+        app = load_app(args.file, env=args.env)
     except AppLoadError as exc:
         print(f"durable: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    for warning in app.warnings:
+        print(f"durable: warning: {warning}", file=sys.stderr)
     persist = None if args.in_memory else args.persist
     if persist is not None:
         problem = _persist_problem(persist)

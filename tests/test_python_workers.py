@@ -220,7 +220,8 @@ class TestLoader:
         assert pw.load_project(tmp_path).vars == {"A": "1"}
 
     def test_config_file_path_and_toml(self) -> None:
-        """A wrangler.toml given by path works, with an unquoted TOML date."""
+        """A wrangler.toml given by path works (an unquoted TOML date is refused, as wrangler does:
+        tests/test_wrangler_config.py)."""
         project = pw.load_project(FIXTURES / "legacy" / "wrangler.toml")
         assert project.compatibility_date == "2024-04-01"
         assert project.bindings[0].storage == "kv" and project.vars == {"GREETING": "Hello"}
@@ -258,7 +259,7 @@ class TestLoader:
                 "`durable_objects.bindings[0].script_name` names another Worker",
             ),
             (
-                '{"main": "src/entry.py", "migrations": [{"new_sqlite_classes": "Thing"}]}',
+                '{"main": "src/entry.py", "migrations": [{"tag": "v1", "new_sqlite_classes": "Thing"}]}',
                 "`migrations[0].new_sqlite_classes` must be a list",
             ),
             ('{"main": "src/entry.py", "compatibility_date": "soon"}', "`compatibility_date` must be a date"),
@@ -282,7 +283,7 @@ class TestLoader:
 
     def test_missing_config_and_missing_default(self, tmp_path: Path) -> None:
         """A folder without config, and an entry module without Default or on_fetch, are refused clearly."""
-        with pytest.raises(pw.ProjectError, match="no wrangler.jsonc, wrangler.json or wrangler.toml"):
+        with pytest.raises(pw.ProjectError, match="no wrangler.json, wrangler.jsonc or wrangler.toml"):
             pw.load_project(tmp_path)
         write_project(tmp_path, '{"main": "src/entry.py"}', "X = 1\n")
         with pytest.raises(pw.ProjectError, match="defines neither a `Default` class"):

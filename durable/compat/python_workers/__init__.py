@@ -38,6 +38,7 @@ from ._finder import uninstall as _uninstall_finder
 from ._project import Binding as Binding
 from ._project import Project as Project
 from ._project import ProjectError as ProjectError
+from ._project import UnsupportedBinding as UnsupportedBinding
 from ._project import is_project as is_project
 from ._project import load_project as load_project
 from ._project import parse_jsonc as parse_jsonc
@@ -50,6 +51,7 @@ __all__ = [
     "JsDict",
     "Project",
     "ProjectError",
+    "UnsupportedBinding",
     "asgi_app",
     "install",
     "installed",

@@ -416,8 +416,10 @@ class EnvAdapter:
         value = getattr(self._env, name)
         if isinstance(value, durable.Namespace):
             value = NamespaceAdapter(value)
-        elif type(value) is dict:
-            value = python_from_rpc(value)  # a JSON object var: a JsProxy there (attribute access, to_py())
+        elif type(value) in (dict, list, float):
+            # A JSON var is a JavaScript value there: an object a JsProxy (attribute access,
+            # to_py()), and a number an int when Number.isSafeInteger() (1.0 arrives as 1).
+            value = python_from_rpc(value)
         self._cache[name] = value
         return value
 

@@ -1,10 +1,13 @@
-"""Loading a Python Workers project: its ``wrangler.jsonc`` / ``wrangler.json`` / ``wrangler.toml``.
+"""Loading a Python Workers project: its ``wrangler.json`` / ``wrangler.jsonc`` / ``wrangler.toml``.
 
 Read fields: ``main`` (the entry module, relative to the config file), ``durable_objects.bindings``
 (``name`` -> ``class_name``), ``migrations`` (``new_sqlite_classes`` -> ``storage="sqlite"``,
-``new_classes`` -> ``storage="kv"``; a bound class no migration mentions is SQLite-backed, as
-new classes are today), ``vars`` and ``compatibility_date``. Other fields are ignored. An invalid
-field raises :class:`ProjectError` naming the file and the field.
+``new_classes`` -> ``storage="kv"``; with no migrations at all a bound class is SQLite-backed, as
+new classes are today), ``vars``, ``compatibility_date`` / ``compatibility_flags`` and, with
+``env=``, an ``[env.NAME]`` section (``_wrangler.py`` applies wrangler's rules). Bindings of other
+kinds become :class:`UnsupportedBinding` placeholders. An invalid field raises
+:class:`ProjectError` naming the file and the field; what wrangler only warns about is in
+:attr:`Project.warnings`.
 
 The entry module is imported with its directory first on ``sys.path`` (pywrangler puts ``src/``
 there too) and the shims installed; it serves its ``Default`` class, or a legacy module-level
@@ -13,12 +16,10 @@ there too) and the shims installed; it serves its ``Default`` class, or a legacy
 
 from __future__ import annotations
 
-import datetime as _dt
+import difflib
 import importlib.util
-import json
-import re
+import logging
 import sys
-import tomllib
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +30,34 @@ import durable
 
 from ..._object import bind
 from ._entrypoints import legacy_worker, set_current_env
+from ._wrangler import (
+    CONFIG_NAMES,
+    Classes,
+    Config,
+    ProjectError,
+    UnsupportedBinding,
+    apply_environment,
+    check_compatibility,
+    check_vars,
+    find_config,
+    parse_jsonc,
+    read_config,
+    storage_kinds,
+    unsupported_bindings,
+)
 
-__all__ = ["Binding", "Project", "ProjectError", "load_project", "parse_jsonc", "register_bindings"]
+__all__ = [
+    "CONFIG_NAMES",
+    "Binding",
+    "Project",
+    "ProjectError",
+    "UnsupportedBinding",
+    "load_project",
+    "parse_jsonc",
+    "register_bindings",
+]
 
-CONFIG_NAMES: Final = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
-
-
-class ProjectError(ValueError):
-    """A Python Workers project cannot be loaded: the message names the file and the field."""
+_log: Final = logging.getLogger("durable.compat.python_workers")
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,11 @@ class Project:
         bindings: the Durable Object bindings, in config order.
         vars: the config's ``vars``.
         compatibility_date: the config's ``compatibility_date`` (``None`` when absent).
+        env: the wrangler environment applied (``--env``), ``None`` for the top level.
+        warnings: what wrangler would warn about and what durable ignores (each names the field);
+            :meth:`bind` logs them, ``durable serve`` prints them.
+        unsupported: bindings durable does not emulate (KV, D1, R2, AI...), by ``env`` name: each
+            raises ``NotImplementedError`` naming itself when used.
     """
 
     config: Path
@@ -72,17 +98,30 @@ class Project:
     bindings: tuple[Binding, ...]
     vars: dict[str, Any] = field(default_factory=dict)
     compatibility_date: str | None = None
+    env: str | None = None
+    warnings: tuple[str, ...] = ()
+    unsupported: dict[str, UnsupportedBinding] = field(default_factory=dict)
 
     def bind(self, runtime: durable.Runtime) -> None:
         """Register the bindings on ``runtime`` (``runtime.namespace(cls, name=..., storage=...)``) and the vars on its env.
 
-        Also makes ``runtime.env`` what ``workers.env`` returns.
+        Also binds the :attr:`unsupported` placeholders, makes ``runtime.env`` what ``workers.env``
+        returns and logs the :attr:`warnings` (logger ``durable.compat.python_workers``).
 
         Raises:
             ValueError: ``runtime.env`` already has a binding of one of these names.
         """
+        for warning in self.warnings:
+            _log.warning("%s", warning)
         register_bindings(runtime, [(b.name, b.cls, b.storage) for b in self.bindings])
-        env = runtime.env
+        self.bind_env(runtime.env)
+        set_current_env(runtime.env)
+
+    def bind_env(self, env: durable.Env) -> None:
+        """Add the vars and the :attr:`unsupported` placeholders to ``env`` (those it has already are kept)."""
+        for key, placeholder in self.unsupported.items():
+            if key not in env:
+                bind(env, key, placeholder)
         for key, value in self.vars.items():
             if key in env:
                 if env[key] != value:
@@ -90,7 +129,6 @@ class Project:
                 continue
             # vars are part of the project, so the loader adds them where Runtime(vars=...) would have.
             bind(env, key, value)
-        set_current_env(env)
 
 
 def register_bindings(runtime: durable.Runtime, bindings: list[tuple[str, type, str | None]]) -> None:
@@ -115,106 +153,6 @@ def register_bindings(runtime: durable.Runtime, bindings: list[tuple[str, type, 
             namespaces[key] = runtime.namespace(cls, name=name, storage=key[1])
         else:
             bind(runtime.env, name, ns)
-
-
-# -- config files ---------------------------------------------------------------------------------
-
-
-def parse_jsonc(text: str) -> Any:
-    """Parse JSON with comments (``//``, ``/* */``) and trailing commas, as wrangler accepts.
-
-    Raises:
-        ValueError: the text is not valid JSONC (``json.JSONDecodeError``).
-    """
-    out: list[str] = []
-    comma = -1  # index in out of a comma that only whitespace or comments follow so far
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            out.append(text[i : j + 1])
-            comma = -1
-            i = j + 1
-        elif text.startswith("//", i):
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-        elif text.startswith("/*", i):
-            j = text.find("*/", i + 2)
-            if j < 0:
-                raise json.JSONDecodeError("unterminated comment", text, i)
-            out.append(" " * (j + 2 - i))  # keep positions for error messages
-            i = j + 2
-        else:
-            if c in "}]" and comma >= 0:
-                out[comma] = " "  # a trailing comma (outside strings only: "a,}" stays as it is)
-            if not c.isspace():
-                comma = len(out) if c == "," else -1
-            out.append(c)
-            i += 1
-    stripped = "".join(out)
-    return json.loads(stripped)
-
-
-def _find_config(path: Path) -> Path:
-    if path.is_dir():
-        for name in CONFIG_NAMES:
-            if (path / name).is_file():
-                return path / name
-        raise ProjectError(f"{path}: no wrangler.jsonc, wrangler.json or wrangler.toml in this folder")
-    if not path.is_file():
-        raise ProjectError(f"{path}: no such file or folder")
-    if path.name.endswith((".jsonc", ".json", ".toml")):
-        return path
-    raise ProjectError(f"{path}: not a wrangler config (expected wrangler.jsonc, wrangler.json or wrangler.toml)")
-
-
-def _read_config(config: Path) -> dict[str, Any]:
-    text = config.read_text(encoding="utf-8-sig")  # a BOM is whitespace to wrangler
-    try:
-        data = tomllib.loads(text) if config.suffix == ".toml" else parse_jsonc(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ProjectError(f"{config}: invalid {config.suffix[1:].upper()}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProjectError(f"{config}: the top level must be an object")
-    return data
-
-
-def _field(config: Path, field_name: str, message: str) -> ProjectError:
-    return ProjectError(f"{config}: `{field_name}` {message}")
-
-
-def _storage_kinds(config: Path, data: dict[str, Any]) -> dict[str, str]:
-    migrations = data.get("migrations", [])
-    if not isinstance(migrations, list):
-        raise _field(config, "migrations", "must be a list of migrations")
-    kinds: dict[str, str] = {}
-    for i, migration in enumerate(migrations):
-        where = f"migrations[{i}]"
-        if not isinstance(migration, dict):
-            raise _field(config, where, "must be an object with a tag and new_sqlite_classes / new_classes")
-        for key, kind in (("new_sqlite_classes", "sqlite"), ("new_classes", "kv")):
-            names = migration.get(key, [])
-            if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
-                raise _field(config, f"{where}.{key}", "must be a list of class names")
-            for class_name in names:
-                kinds[class_name] = kind
-        renamed = migration.get("renamed_classes", [])
-        if not isinstance(renamed, list):
-            raise _field(config, f"{where}.renamed_classes", "must be a list of {from, to} objects")
-        for j, item in enumerate(renamed):
-            if not (isinstance(item, dict) and isinstance(item.get("from"), str) and isinstance(item.get("to"), str)):
-                raise _field(config, f"{where}.renamed_classes[{j}]", "must be an object with string `from` and `to`")
-            if item["from"] in kinds:
-                kinds[item["to"]] = kinds.pop(item["from"])
-        deleted = migration.get("deleted_classes", [])
-        if not isinstance(deleted, list) or not all(isinstance(x, str) for x in deleted):
-            raise _field(config, f"{where}.deleted_classes", "must be a list of class names")
-        for class_name in deleted:
-            kinds.pop(class_name, None)
-    return kinds
 
 
 def _import_main(config: Path, main: Path) -> ModuleType:
@@ -243,12 +181,16 @@ def _import_main(config: Path, main: Path) -> ModuleType:
     return module
 
 
-def load_project(path: str | Path) -> Project:
+def load_project(path: str | Path, *, env: str | None = None) -> Project:
     """Read a Python Workers project's config and import its entry module.
 
     Args:
-        path: the project folder (holding ``wrangler.jsonc``, ``wrangler.json`` or
-            ``wrangler.toml``, looked for in that order) or the config file itself.
+        path: the project folder (holding ``wrangler.json``, ``wrangler.jsonc`` or
+            ``wrangler.toml``: the first found in that order is read, as wrangler does) or the
+            config file itself.
+        env: a wrangler environment (``wrangler dev --env NAME``): its ``[env.NAME]`` section
+            applies over the top level with wrangler's inheritance rules (bindings and ``vars``
+            are not inherited; ``main``, ``compatibility_*``, ``migrations`` are).
 
     Installs the shims (:func:`durable.compat.python_workers.install`) first.
 
@@ -258,84 +200,43 @@ def load_project(path: str | Path) -> Project:
     """
     from . import install
 
-    config = _find_config(Path(path)).resolve()
-    data = _read_config(config)
+    found, ignored = find_config(Path(path))
+    path_ = found.resolve()
+    config = apply_environment(path_, read_config(path_), env)
+    config.warnings[:0] = ignored
+    data = config.data
 
     main_value = data.get("main")
     if not isinstance(main_value, str) or not main_value:
-        raise _field(config, "main", 'must name the entry module, e.g. "src/entry.py"')
-    main = (config.parent / main_value).resolve()
+        raise config.error("main", 'must name the entry module, e.g. "src/entry.py"')
+    main = (path_.parent / main_value).resolve()
     if main.suffix != ".py":
-        raise _field(config, "main", f"must be a Python file (.py), not {main_value!r}")
+        raise config.error("main", f"must be a Python file (.py), not {main_value!r}")
     if not main.is_file():
-        raise _field(config, "main", f"names {main_value!r}, which does not exist ({main})")
+        raise config.error("main", f"names {main_value!r}, which does not exist ({main})")
 
     name = data.get("name")
     if name is not None and not isinstance(name, str):
-        raise _field(config, "name", "must be a string")
-
-    date = data.get("compatibility_date")
-    if date is not None:
-        if isinstance(date, _dt.date):  # TOML parses an unquoted date
-            date = date.isoformat()
-        if not isinstance(date, str) or re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) is None:
-            raise _field(config, "compatibility_date", f"must be a date as YYYY-MM-DD, not {date!r}")
-
-    raw_vars = data.get("vars", {})
-    if not isinstance(raw_vars, dict):
-        raise _field(config, "vars", "must be an object of names to values")
-    for key in raw_vars:
-        if not key.isidentifier():
-            raise _field(config, f"vars.{key}", "must be a name usable as an attribute (env.NAME)")
-
-    durable_objects = data.get("durable_objects", {})
-    if not isinstance(durable_objects, dict):
-        raise _field(config, "durable_objects", "must be an object with a `bindings` list")
-    raw_bindings = durable_objects.get("bindings", [])
-    if not isinstance(raw_bindings, list):
-        raise _field(config, "durable_objects.bindings", "must be a list of {name, class_name} objects")
-    kinds = _storage_kinds(config, data)
-
-    checked: list[tuple[str, str, str]] = []
-    seen: set[str] = set(raw_vars)
-    for i, item in enumerate(raw_bindings):
-        where = f"durable_objects.bindings[{i}]"
-        if not isinstance(item, dict):
-            raise _field(config, where, "must be an object with `name` and `class_name`")
-        binding_name = item.get("name")
-        class_name = item.get("class_name")
-        if not isinstance(binding_name, str) or not binding_name.isidentifier():
-            raise _field(
-                config, f"{where}.name", f"must be a name usable as an attribute (env.NAME), not {binding_name!r}"
-            )
-        if binding_name in seen:
-            raise _field(config, f"{where}.name", f"{binding_name!r} is bound twice (bindings and vars share env)")
-        seen.add(binding_name)
-        if not isinstance(class_name, str) or not class_name.isidentifier():
-            raise _field(config, f"{where}.class_name", f"must be a class name, not {class_name!r}")
-        if item.get("script_name") is not None:
-            raise _field(
-                config,
-                f"{where}.script_name",
-                "names another Worker; durable serves one project, so bind classes of this one",
-            )
-        checked.append((binding_name, class_name, kinds.get(class_name, "sqlite")))
+        raise config.error("name", "must be a string")
+    date = check_compatibility(config)
+    raw_vars = check_vars(config)
+    unsupported = unsupported_bindings(config)
+    checked = _check_bindings(config, storage_kinds(config), set(raw_vars) | set(unsupported))
+    config_file = path_
 
     install()
-    module = _import_main(config, main)
+    module = _import_main(config_file, main)
 
     bindings: list[Binding] = []
     for i, (binding_name, class_name, kind) in enumerate(checked):
         cls = getattr(module, class_name, None)
         if cls is None:
-            raise _field(
-                config,
+            raise config.error(
                 f"durable_objects.bindings[{i}].class_name",
-                f"names {class_name!r}, which {main.name} does not define",
+                f"names {class_name!r}, which {main.name} does not define{_did_you_mean(module, class_name)}",
             )
         if not (isinstance(cls, type) and issubclass(cls, durable.DurableObject)):
-            raise _field(
-                config,
+            raise config.error(
                 f"durable_objects.bindings[{i}].class_name",
                 f"names {class_name!r}, which is not a DurableObject subclass (from workers import DurableObject)",
             )
@@ -361,15 +262,107 @@ def load_project(path: str | Path) -> Project:
         )
 
     return Project(
-        config=config,
+        config=config_file,
         name=name,
         main=main,
         module=module,
         worker=worker,
         bindings=tuple(bindings),
-        vars=dict(raw_vars),
+        vars=raw_vars,
         compatibility_date=date,
+        env=config.env,
+        warnings=tuple(config.warnings),
+        unsupported=unsupported,
     )
+
+
+_BINDING_KEYS: Final = frozenset({"name", "class_name", "script_name", "environment"})
+
+
+def _check_bindings(config: Config, classes: Classes, taken: set[str]) -> list[tuple[str, str, str]]:
+    """``(name, class_name, storage)`` of each Durable Object binding, checked as wrangler does."""
+    durable_objects = config.data.get("durable_objects", {})
+    if not isinstance(durable_objects, dict):
+        raise config.error("durable_objects", "must be an object with a `bindings` list")
+    raw_bindings = durable_objects.get("bindings", [])
+    if not isinstance(raw_bindings, list):
+        raise config.error("durable_objects.bindings", "must be a list of {name, class_name} objects")
+    checked: list[tuple[str, str, str]] = []
+    seen = set(taken)
+    unmigrated: list[str] = []
+    for i, item in enumerate(raw_bindings):
+        where = f"durable_objects.bindings[{i}]"
+        if not isinstance(item, dict):
+            raise config.error(where, "must be an object with `name` and `class_name`")
+        binding_name = item.get("name")
+        class_name = item.get("class_name")
+        if not isinstance(binding_name, str) or not binding_name.isidentifier():
+            raise config.error(
+                f"{where}.name", f"must be a name usable as an attribute (env.NAME), not {binding_name!r}"
+            )
+        if binding_name in seen:
+            raise config.error(f"{where}.name", f"{binding_name!r} is bound twice (all bindings and vars share env)")
+        seen.add(binding_name)
+        if not isinstance(class_name, str) or not class_name.isidentifier():
+            raise config.error(f"{where}.class_name", f"must be a class name, not {class_name!r}")
+        if item.get("script_name") is not None:
+            raise config.error(
+                f"{where}.script_name",
+                "names another Worker; durable serves one project, so bind classes of this one",
+            )
+        if "environment" in item:
+            # wrangler: 'binding should have a "script_name" field if "environment" is present.'
+            raise config.error(
+                f"{where}.environment",
+                'needs a "script_name" (it names an environment of another Worker): remove it to bind a class of this Worker',
+            )
+        extra = sorted(set(item) - _BINDING_KEYS)
+        if extra:
+            config.warn(where, "has unexpected fields: " + ", ".join(f'"{k}"' for k in extra) + " (ignored)")
+        kind = classes.kinds.get(class_name)
+        if kind is None:
+            retired = classes.retired.get(class_name)
+            if retired is not None:
+                raise config.error(
+                    f"{where}.class_name",
+                    f"names {class_name!r}, which was {retired}: bind the class that holds those objects now, "
+                    "or remove the binding (Cloudflare refuses a binding to a class no migration keeps)",
+                )
+            if classes.any_migration:
+                raise config.error(
+                    f"{where}.class_name",
+                    f"names {class_name!r}, which no migration creates: add a migration with "
+                    f'new_sqlite_classes = ["{class_name}"] (Cloudflare refuses a binding to a class no migration '
+                    "created)",
+                )
+            unmigrated.append(class_name)
+            kind = "sqlite"
+        checked.append((binding_name, class_name, kind))
+    if unmigrated:
+        # wrangler warns: "you have configured `durable_objects` exported by this Worker (...), but no
+        # `migrations` for them" (and `wrangler deploy` is then refused by Cloudflare).
+        config.warn(
+            "durable_objects",
+            f"binds {', '.join(dict.fromkeys(unmigrated))} but there are no `migrations`: durable makes them "
+            f'SQLite-backed; add a migration, e.g. {{"tag": "v1", "new_sqlite_classes": '
+            f"{list(dict.fromkeys(unmigrated))}}} (Cloudflare needs one to deploy)".replace("'", '"'),
+        )
+    return checked
+
+
+def _did_you_mean(module: ModuleType, class_name: str) -> str:
+    names = [
+        name
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, durable.DurableObject) and value.__module__ == module.__name__
+    ]
+    close = difflib.get_close_matches(class_name, names, n=1) or difflib.get_close_matches(
+        class_name.lower(), [n.lower() for n in names], n=1
+    )
+    if not close:
+        return f" (its Durable Object classes: {', '.join(names)})" if names else ""
+    match = next(n for n in names if n == close[0] or n.lower() == close[0])
+    return f"; did you mean {match!r}?"
 
 
 def is_project(path: str | Path) -> bool:
