@@ -2059,6 +2059,9 @@ class TestPythonWorkers:
 
         from durable.compat import python_workers
 
+        # Start uninstalled: `durable serve PROJECT` and `asgi_app(PROJECT)` install the shims for
+        # the rest of the process, and other tests call them in this one.
+        python_workers.uninstall()
         monkeypatch.syspath_prepend(str(REPO / "tests" / "python_workers" / "fake_sdk"))
         for name in ("workers", "js", "pyodide", "pyodide.ffi"):
             monkeypatch.delitem(sys.modules, name, raising=False)
