@@ -673,6 +673,7 @@ async def _serve(
             access_log=access_log,
             log_level=log_level,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            server_header=False,  # workerd sends no Server header (uvicorn's says "uvicorn")
             # WebSockets as on Cloudflare: received messages up to 32 MiB, permessage-deflate
             # when the client offers it (workerd's `web_socket_compression`, on since 2023-08-15).
             ws_max_size=32 << 20,

@@ -262,6 +262,13 @@ def _guarded_httptools_protocol(header_timeout: float | None, max_connections: i
                 raise ValueError("request head too large")
             self._head_complete()
             super().on_headers_complete()
+            # The request's scope holds self.headers; llhttp reports a chunked body's trailer
+            # fields through on_header too, which would add them to the request's headers after
+            # the fact (a trailer "cf-connecting-ip: ..." read as a header). Trailers go to a
+            # copy the request does not see (uvicorn still reads it for the upgrade check), as
+            # h11 drops them; workerd does not take them (measured: a chunked body with a
+            # trailer fails to read there, miniflare 4, 2026-04-07).
+            self.headers = list(self.headers)
 
         def send_400_response(self, msg: str) -> None:
             if self._refused:
