@@ -98,6 +98,7 @@ import enum
 import functools
 import inspect
 import struct
+import sys
 import types
 import uuid
 import zoneinfo
@@ -1428,8 +1429,8 @@ def clone(value: object) -> object:
     """Return a structured-clone copy of ``value``: the same result as ``decode(encode(value))``.
 
     Used for RPC arguments and results, which may also hold the types registered with
-    :func:`register_transfer` (workerd's ``Request``, ``Response``, ``Headers``), within the
-    first 100 levels of nesting; storage refuses those. Mutable containers are copied, shared references and
+    :func:`register_transfer` (workerd's ``Request``, ``Response``, ``Headers``, stubs) in a value
+    nested less deep than the recursion limit lets; storage refuses those. Mutable containers are copied, shared references and
     cycles are kept; immutable values (including tuples and frozensets that hold only immutable
     values) may be returned as they are, which no caller can tell from a copy.
 
@@ -1454,7 +1455,17 @@ def clone(value: object) -> object:
         try:
             return decode(encode(value))
         except DataCloneError as exc:
-            raise _too_deep_transfer_error(exc) from None
+            if not _refuses_transfer(exc):
+                raise
+            refused = exc
+        # The value holds a Request, Response, Headers or stub, for which the stored encoding has
+        # no place: copy it recursively after all, as deep as the recursion limit lets (a depth
+        # that never reaches _CLONE_MAX_DEPTH). workerd carries one 3,000 deep (miniflare 4).
+        memo = {}
+        try:
+            copy = _clone(value, memo, -sys.getrecursionlimit())
+        except RecursionError:
+            raise _too_deep_transfer_error(refused) from None
     moved = memo.get(_MOVED)
     if moved is not None:
         # Every part was copied: only now do the originals give up what moved (a failed copy
@@ -1464,18 +1475,22 @@ def clone(value: object) -> object:
     return copy
 
 
-def _too_deep_transfer_error(exc: DataCloneError) -> DataCloneError:
-    """``exc``, raised by :func:`encode` for a value too deep for :func:`clone`, as RPC should say
-    it: a type that crosses RPC (a Request, a stub) refused past the depth :func:`clone` carries
-    it to is refused for its depth, not with storage's hint."""
+def _refuses_transfer(exc: DataCloneError) -> bool:
+    """Whether :func:`encode` raised ``exc`` for a type that crosses RPC (``register_transfer``)."""
     said = str(exc)
-    if not any(transfer.hint in said for transfer in _TRANSFERS.values()):
-        return exc
+    return any(transfer.hint in said for transfer in _TRANSFERS.values())
+
+
+def _too_deep_transfer_error(exc: DataCloneError) -> DataCloneError:
+    """``exc``, raised by :func:`encode` for a type that crosses RPC (a Request, a stub) in a
+    value too deep for :func:`clone` to recurse into, as RPC should say it: refused for its depth,
+    not with storage's hint."""
+    said = str(exc)
     name = said.split('"')[1] if said.count('"') >= 2 else "value"
     return DataCloneError(
-        f'Could not serialize object of type "{name}": a Request, Response, Headers or stub crosses RPC '
-        f"only within the first {_CLONE_MAX_DEPTH} levels of nesting of a value, and this one is deeper. "
-        "Send it nearer the top of the value."
+        f'Could not serialize object of type "{name}": a value that holds a Request, Response, Headers or '
+        "stub is copied for RPC recursively, and this one is nested deeper than Python's recursion limit "
+        f"lets (sys.getrecursionlimit() is {sys.getrecursionlimit()}). Send a shallower value, or raise the limit."
     )
 
 
