@@ -235,11 +235,12 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         except BaseException as exc:
             if _breaks_stub(exc):
                 object.__setattr__(self, "_broken", exc)
-            if caller is not None:
+            if caller is not None and caller.gate.must_wait():
                 await caller.gate.wait()
             raise
-        if caller is not None and not caller.gate.is_open():
-            # A result is an event for the caller: it waits while the caller's gate is closed.
+        if caller is not None and caller.gate.must_wait():
+            # A result is an event for the caller: it waits while the caller's gate is closed,
+            # and behind the events that queued there first.
             await caller.gate.wait()
         return result
 
