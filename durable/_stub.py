@@ -518,7 +518,15 @@ class RpcPromise(asyncio.Future[Any]):
             if _unyielded >= YIELD_EVERY and _same_task():
                 yield None  # what asyncio.sleep(0) yields: the task runs again on the next turn
             return self.result()
-        return (yield from super().__await__())
+        self._asyncio_future_blocking = True
+        yield self  # as Future.__await__: the task waits for this future
+        if (caller := current_host.get()) is not None and caller.gate.must_wait():
+            # Awaited in an object: the result reaches its code as an event, which waits at the
+            # gate now, when the code would resume. The call's own task checked the gate when
+            # the call ended, but another event of the object may have closed it since (found
+            # by tests/differential/interleave.py, measured with miniflare 4.20260426).
+            yield from caller.gate.wait().__await__()
+        return self.result()
 
     def set_exception(self, exception: type | BaseException, /) -> None:
         # A reset or overload error breaks the stub that made the call, awaited or not.

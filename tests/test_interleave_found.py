@@ -86,3 +86,40 @@ async def test_an_error_inside_a_section_while_an_event_waits(ns: durable.Namesp
     stub = ns.get_by_name("error")
     await asyncio.wait_for(asyncio.gather(stub.failing_call_in_section(), stub.note()), 10)
     assert await stub.get_log() == ["caught", "note"]
+
+
+class Racer(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def ping(self, n: int) -> str:
+        return f"pong {n}"
+
+    async def ping_then_section(self) -> None:
+        self.log.append(await self.env.RACER.get_by_name("other").ping(0))
+
+        async def section() -> None:
+            self.log.append(f"section saw {await self.ctx.storage.get('a')}")
+
+        await self.ctx.block_concurrency_while(section)
+        self.log.append("section done")
+
+    async def ping_only(self) -> None:
+        self.log.append(await self.env.RACER.get_by_name("other").ping(1))
+
+    async def get_log(self) -> list[str]:
+        return self.log
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "kv"])
+async def test_a_result_waits_for_a_section_started_after_it_arrived(backend: str) -> None:
+    """Two calls each await a call to another object; the first, once resumed, starts a
+    block_concurrency_while(). workerd logs ["pong 0", "section saw None", "section done",
+    "pong 1"]: the second result waits for the section, though it came back in the same turn as
+    the first. durable let it through (its call's own task had checked the gate, still open, before
+    the first call resumed): "pong 1" came before the section."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Racer, name="RACER", storage=backend).get_by_name("race")
+        await asyncio.gather(stub.ping_then_section(), stub.ping_only())
+        assert await stub.get_log() == ["pong 0", "section saw None", "section done", "pong 1"]
