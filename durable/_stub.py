@@ -519,7 +519,14 @@ class RpcPromise(asyncio.Future[Any]):
                 yield None  # what asyncio.sleep(0) yields: the task runs again on the next turn
             return self.result()
         self._asyncio_future_blocking = True
-        yield self  # as Future.__await__: the task waits for this future
+        try:
+            yield self  # as Future.__await__: the task waits for this future
+        except BaseException as exc:
+            # The task throws a failed future's error in here (Python 3.12's eager event tasks):
+            # the error is a result too, and waits at the gate below. Anything else (the awaiting
+            # task cancelled) goes on at once.
+            if not self.done() or self.cancelled() or self.exception() is not exc:
+                raise
         if (caller := current_host.get()) is not None and caller.gate.must_wait():
             # Awaited in an object: the result reaches its code as an event, which waits at the
             # gate now, when the code would resume. The call's own task checked the gate when
