@@ -96,6 +96,17 @@ class InputGate:
         held = held_locks.get()
         return all(lock in held for lock in self.locks)
 
+    def must_wait(self) -> bool:
+        """Whether the result of a call made in the current context must wait at the gate before
+        the code that made it goes on: while the gate is closed to it, or, when no lock is held,
+        while events queued at the gate still wait to enter (they arrived first: workerd delivers
+        them first, measured with miniflare 4.20260426, tests/test_interleave_found.py). Inside
+        the lock holder's own chain it never waits (it would wait for itself).
+        """
+        if self.locks:
+            return not self.is_open()
+        return bool(self.waiters)
+
     def close_for(self, reason: str) -> tuple[GateLock, frozenset[GateLock]]:
         """Close the gate for a callback about to run (``block_concurrency_while``, a transaction).
 

@@ -81,14 +81,18 @@ class Workerd:
 
     def call(self, backend: str, obj: str, ops: list[Op]) -> list[Any]:
         """Run ``ops`` in the object named ``obj`` of the ``backend`` class; one result per op."""
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps({"backend": backend, "object": obj, "ops": ops}) + "\n")
-        self._proc.stdin.flush()
-        answer = json.loads(self._next_line())
+        answer = self.request({"backend": backend, "object": obj, "ops": ops})
         if isinstance(answer, dict):
             raise RuntimeError(f"the workerd call failed: {answer}")
         results: list[Any] = answer
         return results
+
+    def request(self, payload: dict[str, Any]) -> Any:
+        """Send one request line to the harness (see ``harness.mjs``); its decoded answer."""
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(payload) + "\n")
+        self._proc.stdin.flush()
+        return json.loads(self._next_line())
 
     def close(self) -> None:
         """Stop the harness (and its workerd)."""

@@ -248,7 +248,129 @@ function stepSync(storage, op) {
   }
 }
 
+// -- interleavings (tests/differential/interleave.py): K concurrent calls into one object --------
+//
+// Each call runs a script of steps; every step appends [call, step path, what it saw] to the
+// object's in-memory log, so the log is the interleaving the gates allowed.
+
+const timer0 = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+function sqlTable(storage) {
+  storage.sql.exec("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v)");
+}
+
+async function scriptSteps(obj, call, prefix, steps, target, pending) {
+  for (let i = 0; i < steps.length; i++) await scriptStep(obj, call, `${prefix}${i}`, steps[i], target, pending);
+}
+
+async function scriptStep(obj, call, at, s, target, pending) {
+  const storage = obj.ctx.storage;
+  const log = (seen) => obj.ilog.push([call, at, seen]);
+  switch (s.s) {
+    case "get": case "put": case "delete": case "list": {
+      const p = s.s === "get" ? target.get(s.key)
+        : s.s === "put" ? target.put(s.key, s.value)
+        : s.s === "delete" ? target.delete(s.key)
+        : target.list();
+      const seen = (v) => (v instanceof Map ? Array.from(v) : v ?? null);
+      if (s.wait) log(seen(await p));
+      else {
+        log("issued");
+        pending.push([at, p.then(seen)]);
+      }
+      return;
+    }
+    case "resolved": await Promise.resolve(); log("resumed"); return;
+    case "timer": await timer0(); log("resumed"); return;
+    case "other": {
+      const ns = obj.env.SQLITE;
+      log(await ns.get(ns.idFromName(obj.other)).ping(call));
+      return;
+    }
+    case "other_err": {
+      const ns = obj.env.SQLITE;
+      try {
+        await ns.get(ns.idFromName(obj.other)).fail(call);
+      } catch (e) {
+        log(`caught ${e?.message}`);
+      }
+      return;
+    }
+    case "bcw":
+      log(await obj.ctx.blockConcurrencyWhile(async () => {
+        await scriptSteps(obj, call, `${at}.`, s.steps, storage, pending);
+        return "bcw-done";
+      }));
+      return;
+    case "txn":
+      try {
+        log(await storage.transaction(async (txn) => {
+          await scriptSteps(obj, call, `${at}.`, s.steps, txn, pending);
+          if (s.end === "rollback") txn.rollback();
+          if (s.end === "throw") throw new Error("txn-boom");
+          return "txn-done";
+        }));
+      } catch (e) {
+        log(`caught ${e?.message}`);
+      }
+      return;
+    case "kv_get": log(storage.kv.get(s.key) ?? null); return;
+    case "kv_put": storage.kv.put(s.key, s.value); log("kv-put"); return;
+    case "sql_put":
+      sqlTable(storage);
+      storage.sql.exec("INSERT OR REPLACE INTO t VALUES (?, ?)", s.key, s.value);
+      log("sql-put");
+      return;
+    case "sql_get":
+      sqlTable(storage);
+      log(storage.sql.exec("SELECT k, v FROM t ORDER BY k").raw().toArray());
+      return;
+    case "throw": throw new Error(`boom ${call} ${at}`);
+    default: throw new Error(`harness: unknown step ${s.s}`);
+  }
+}
+
+async function interleave(ns, object, test) {
+  const stub = ns.get(ns.idFromName(object));
+  const arrivals = [];
+  const settle = (call) => (r) => {
+    arrivals.push(call);
+    return r;
+  };
+  const results = await Promise.all(test.calls.map((steps, call) =>
+    stub.script(JSON.stringify({ call, steps, other: `${object}/other` })).then(
+      settle(call),
+      (e) => settle(call)({ err: String(e?.message ?? e) }),
+    )));
+  const state = JSON.parse(await stub.dump());
+  return { results, arrivals, ...state };
+}
+
 class Harness extends DurableObject {
+  async script(json) {
+    const { call, steps, other } = JSON.parse(json);
+    this.ilog ??= [];
+    this.other = other;
+    const pending = [];
+    await scriptSteps(this, call, "", steps, this.ctx.storage, pending);
+    for (const [at, p] of pending) this.ilog.push([call, `${at}~`, await p]);
+    return { ok: "done" };
+  }
+  async ping(call) {
+    return `pong ${call}`;
+  }
+  async fail(call) {
+    throw new Error(`failed ${call}`);
+  }
+  async dump() {
+    const storage = this.ctx.storage;
+    let sql = null;
+    try {
+      sql = storage.sql.exec("SELECT k, v FROM t ORDER BY k").raw().toArray();
+    } catch {}
+    return JSON.stringify({ log: this.ilog ?? [], kv: Array.from(await storage.list()), sql });
+  }
+
   async run(json) {
     const ops = JSON.parse(json);
     if (ops.length === 1 && ops[0].op === "restart") this.ctx.abort("restart");
@@ -268,8 +390,15 @@ export class Kv extends Harness {}
 
 export default {
   async fetch(request, env) {
-    const { backend, object, ops } = await request.json();
+    const { backend, object, ops, interleave: test } = await request.json();
     const ns = backend === "kv" ? env.KV : env.SQLITE;
+    if (test !== undefined) {
+      try {
+        return new Response(JSON.stringify(await interleave(ns, object, test)));
+      } catch (e) {
+        return new Response(JSON.stringify({ crashed: failure(e) }));
+      }
+    }
     try {
       return new Response(await ns.get(ns.idFromName(object)).run(JSON.stringify(ops)));
     } catch (e) {

@@ -1,0 +1,114 @@
+"""The interleaving differential test: concurrent calls into one object, in workerd and in durable.
+
+Needs ``node`` and ``npm install --prefix tests/differential`` (``.ci/run`` does it); without them
+the test that talks to workerd skips. ``DURABLE_INTERLEAVE_CASES`` (default 100) and
+``DURABLE_INTERLEAVE_SEED`` (default 0) choose how many cases run and from which seed;
+``python tests/differential/run_interleave.py N`` runs more by hand and prints every difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from differential.interleave import DurableSide, Generator, canonical_log, differences, outcome_in_workerd
+from differential.runner import Workerd, harness_missing
+
+import durable
+
+# ~100 cases take about 20 s on a quiet machine; a loaded CI machine takes longer.
+pytestmark = pytest.mark.timeout(600)
+
+REPEATS = 2
+"""Runs of each case in workerd: a case is compared only if they answered alike."""
+
+
+@pytest.fixture(scope="module")
+def workerd() -> Iterator[Workerd]:
+    missing = harness_missing()
+    if missing is not None:
+        pytest.skip(f"workerd is not available: {missing}")
+    harness = Workerd()
+    yield harness
+    harness.close()
+
+
+async def test_random_cases(workerd: Workerd, durable_runtime: durable.Runtime) -> None:
+    """Every case answers alike on both sides: the log of what each step saw, in the order the
+    gates allowed (up to the order of timers and results of other objects, see canonical_log),
+    each call's result or error, and the storage left."""
+    count = int(os.environ.get("DURABLE_INTERLEAVE_CASES", "100"))
+    seed = int(os.environ.get("DURABLE_INTERLEAVE_SEED", "0"))
+    side = DurableSide(durable_runtime)
+    gen = Generator(seed)
+    found = []
+    compared = 0
+    for number in range(count):
+        case = gen.case()
+        name = f"interleave-{seed}-{number}"
+        expected, stable = await asyncio.to_thread(outcome_in_workerd, workerd, case, name, REPEATS)
+        if not stable:
+            continue
+        compared += 1
+        diff = differences(case, expected, await side.outcome(case, name))
+        if diff:
+            found.append(f"case {number}: {json.dumps(case)}\n  " + "\n  ".join(diff))
+    assert not found, f"{len(found)} of {compared} cases differ (seed {seed}):\n" + "\n".join(found[:3])
+    assert compared >= count // 2, f"only {compared} of {count} cases were stable in workerd"
+
+
+class TestGenerator:
+    def test_deterministic(self) -> None:
+        """The same seed gives the same cases."""
+        assert json.dumps([Generator(5).case() for _ in range(5)]) == json.dumps(
+            [Generator(5).case() for _ in range(5)]
+        )
+
+    def test_covers_every_step(self) -> None:
+        """A hundred cases use every step, awaited and not, on both backends, with 2 to 6 calls."""
+        gen = Generator(0)
+        cases = [gen.case() for _ in range(100)]
+
+        def walk(steps: list[Any]) -> Iterator[Any]:
+            for step in steps:
+                yield step
+                yield from walk(step.get("steps", []))
+
+        steps = [s for c in cases for call in c["calls"] for s in walk(call)]
+        assert {s["s"] for s in steps} == {
+            "get", "put", "delete", "list", "resolved", "timer", "other", "other_err",
+            "bcw", "txn", "kv_get", "kv_put", "sql_put", "sql_get", "throw",
+        }  # fmt: skip
+        assert {s["wait"] for s in steps if "wait" in s} == {True, False}
+        assert {c["backend"] for c in cases} == {"sqlite", "kv"}
+        assert {len(c["calls"]) for c in cases} == {2, 3, 4, 5, 6}
+
+
+class TestCanonicalLog:
+    CASE: dict[str, Any] = {
+        "backend": "kv",
+        "calls": [[{"s": "other"}, {"s": "get", "key": "a", "wait": True}], [{"s": "other"}], [{"s": "timer"}]],
+    }
+
+    def test_results_of_other_objects_in_either_order(self) -> None:
+        """Segments that start with the result of another object's call may come in either order."""
+        one = [[0, "0", "pong 0"], [0, "1", None], [1, "0", "pong 1"]]
+        other = [[1, "0", "pong 1"], [0, "0", "pong 0"], [0, "1", None]]
+        assert canonical_log(self.CASE, one) == canonical_log(self.CASE, other)
+
+    def test_a_split_segment_differs(self) -> None:
+        """An event that got in between two steps of one segment shows."""
+        whole = [[0, "0", "pong 0"], [0, "1", None], [2, "0", "resumed"]]
+        split = [[0, "0", "pong 0"], [2, "0", "resumed"], [0, "1", None]]
+        assert canonical_log(self.CASE, whole) != canonical_log(self.CASE, split)
+
+    def test_what_a_step_saw_counts(self) -> None:
+        """The same order with another value seen differs."""
+        case = self.CASE
+        assert canonical_log(case, [[0, "0", "pong 0"], [0, "1", "x"]]) != canonical_log(
+            case, [[0, "0", "pong 0"], [0, "1", None]]
+        )
