@@ -528,7 +528,7 @@ class RpcPromise(asyncio.Future[Any]):
             # task cancelled) goes on at once.
             if not self.done() or self.cancelled() or self.exception() is not exc:
                 raise
-        if (caller := current_host.get()) is not None and caller.gate.must_wait():
+        if (caller := running_host()) is not None and caller.gate.must_wait():
             # Awaited in an object: the result reaches its code as an event, which waits at the
             # gate now, when the code would resume. The call's own task checked the gate when
             # the call ended, but another event of the object may have closed it since (found
