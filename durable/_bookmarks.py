@@ -124,7 +124,7 @@ class Bookmarks:
                 "Failed to execute 'onNextSessionRestoreBookmark' on 'DurableObjectStorage': "
                 f"parameter 1 is not of type 'string' (a bookmark is a str, not {type(bookmark).__name__})."
             )
-        if PendingRestore(self._db).waiting() is not None:
+        if PendingRestore(self._db).scheduled():
             raise RuntimeError(_MIXED.format(other="from a snapshot (onNextSessionRestore)"))
         return Done(self._history().request_restore(bookmark))
 

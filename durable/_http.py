@@ -130,8 +130,9 @@ _MISSING: Final = _Missing()
 # Headers
 
 
-class _HeadersInitError(TypeError):
-    """``Headers(init)`` with an ``init`` that is neither a mapping nor an iterable of pairs."""
+def _not_headers_init(init: object) -> bool:
+    """``init`` is neither ``None``, a ``Headers``, a mapping nor an iterable of pairs (a str or bytes is not one)."""
+    return init is not None and (isinstance(init, (str, bytes)) or not isinstance(init, Iterable))
 
 
 def _headers_field(init: HeadersInit | None, dictionary: str) -> Headers:
@@ -141,14 +142,13 @@ def _headers_field(init: HeadersInit | None, dictionary: str) -> Headers:
     Incorrect type for the 'headers' field on 'RequestInitializerDict': the provided value is not
     of type 'Headers or Sequence or object'.`` (``'InitializerDict'`` for a Response).
     """
-    try:
-        return Headers(init)
-    except _HeadersInitError:
+    if _not_headers_init(init):
         raise TypeError(
             f"Incorrect type for the 'headers' field on '{dictionary}': the provided value is not of type "
             f"'Headers or Sequence or object' (headers= takes a mapping or an iterable of (name, value) "
             f"pairs, not {type(init).__name__})."
-        ) from None
+        )
+    return Headers(init)
 
 
 @final
@@ -188,15 +188,15 @@ class Headers(MutableMapping[str, str]):
         if isinstance(init, Headers):
             self._items = list(init._items)
             return
-        pairs: Iterable[Any] = init.items() if isinstance(init, Mapping) else init
-        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable):
+        if _not_headers_init(init):
             # workerd (miniflare 4, 2026-04-07): ``new Headers(5)`` and ``new Headers("x")`` raise this;
-            # Request and Response name their 'headers' field instead (_headers_field() below).
-            raise _HeadersInitError(
+            # Request and Response name their 'headers' field instead (_headers_field() above).
+            raise TypeError(
                 "Failed to construct 'Headers': constructor parameter 1 is not of type "
                 f"'Headers or Sequence or object' (a mapping or an iterable of (name, value) pairs, "
                 f"not {type(init).__name__})."
             )
+        pairs: Iterable[Any] = init.items() if isinstance(init, Mapping) else init
         for pair in pairs:
             if type(pair) is not tuple and isinstance(pair, (str, builtins.bytes, bytearray, Mapping)):
                 # A string would unpack into two characters (workerd, miniflare 4, 2026-04-07:

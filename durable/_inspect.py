@@ -4,7 +4,8 @@ It reads the on-disk layout ``_directory.py`` documents, with its naming helpers
 (``docs/recovery.md`` for the history logs): one folder per namespace (``ns-<hex>`` or ``nsh-<hash>``
 for names that are not safe folder names), one ``<id hex>.sqlite`` per object with its ``_cf_KV``
 and ``_cf_METADATA`` tables, the objects' names in ``durable-meta.sqlite`` (in ``_cf_METADATA``
-for files of an older durable), and, with point-in-time recovery, ``<id hex>.history``.
+for files of an older durable), with point-in-time recovery ``<id hex>.history``, and a snapshot
+restore waiting for the next start, ``<id hex>.restore`` (``_snapshot.py``).
 
 Never changing a file is the rule everything here follows:
 
@@ -39,6 +40,7 @@ from typing import Any, TextIO
 from ._codec import decode
 from ._directory import DATABASE_FILE, META_FILE, namespace_folder, namespace_of_folder
 from ._history import read_history
+from ._snapshot import read_restore, restore_file
 
 try:
     import fcntl
@@ -92,7 +94,7 @@ def _namespaces(directory: Path, names: dict[tuple[str, str], str]) -> dict[str,
     by_folder = {namespace_folder(ns): ns for ns, _ in names}
     found = {}
     for entry in directory.iterdir():
-        if entry.is_dir() and any(_is_object_file(f) for f in entry.iterdir()):
+        if entry.is_dir() and _objects(entry):
             name = by_folder.get(entry.name) or namespace_of_folder(entry.name) or entry.name
             found[name] = entry
     return dict(sorted(found.items()))
@@ -100,6 +102,18 @@ def _namespaces(directory: Path, names: dict[tuple[str, str], str]) -> dict[str,
 
 def _is_object_file(file: Path) -> bool:
     return DATABASE_FILE.fullmatch(file.name) is not None and file.is_file()
+
+
+def _objects(folder: Path) -> list[Path]:
+    """The database of each object in ``folder``: those that exist, and those a snapshot restore
+    (``<hex>.restore``) waits for, of objects that have never written (the restore creates them)."""
+    found = set()
+    for entry in folder.iterdir():
+        if _is_object_file(entry):
+            found.add(entry)
+        elif entry.suffix == ".restore" and DATABASE_FILE.fullmatch(entry.stem + ".sqlite") and entry.is_file():
+            found.add(entry.with_suffix(".sqlite"))
+    return sorted(found)
 
 
 @contextlib.contextmanager
@@ -168,6 +182,9 @@ def _alarm(ms: Any) -> dict[str, Any] | None:
 
 def _summary(file: Path, name: str | None = None) -> dict[str, Any]:
     info: dict[str, Any] = {"id": file.name[:64], "name": name, "keys": None, "tables": None, "alarm": None}
+    _pending_snapshot(file, info)
+    if not file.exists():  # only a snapshot restore waits for this object: it has no storage yet
+        return dict(info, keys=0, tables={}, bytes=0)
     wal = Path(os.fspath(file) + "-wal")
     info["bytes"] = file.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     try:
@@ -188,6 +205,17 @@ def _summary(file: Path, name: str | None = None) -> dict[str, Any]:
     return info
 
 
+def _pending_snapshot(file: Path, info: dict[str, Any]) -> None:
+    """Note in ``info`` the snapshot restore scheduled for the database ``file`` (its size, or why it cannot be read)."""
+    try:
+        waiting = read_restore(restore_file(file))
+    except Exception as exc:  # a damaged restore file is reported, as a damaged log is
+        info["snapshot_restore"] = {"error": str(exc)}
+        return
+    if waiting is not None:
+        info["snapshot_restore"] = {"bytes": len(waiting[0])}
+
+
 def inspect_directory(directory: Path, namespace: str | None = None) -> dict[str, Any]:
     """Every namespace (or only ``namespace``) and its objects under a runtime's ``directory``.
 
@@ -202,8 +230,7 @@ def inspect_directory(directory: Path, namespace: str | None = None) -> dict[str
     return {
         "directory": str(directory),
         "namespaces": {
-            ns: [_summary(f, names.get((ns, f.name[:64]))) for f in sorted(folder.iterdir()) if _is_object_file(f)]
-            for ns, folder in spaces.items()
+            ns: [_summary(f, names.get((ns, f.name[:64]))) for f in _objects(folder)] for ns, folder in spaces.items()
         },
     }
 
@@ -505,6 +532,12 @@ def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
             out.write(f"  history={_count(history['states'], 'state')}, {history['bytes']} bytes")
             if history["restore_pending"]:
                 out.write(", restore pending")
+    if "snapshot_restore" in info:
+        restore = info["snapshot_restore"]
+        if "error" in restore:
+            out.write(f"  snapshot restore=ERROR: {restore['error']}")
+        else:
+            out.write(f"  snapshot restore pending ({restore['bytes']} bytes)")
     out.write("\n")
 
 

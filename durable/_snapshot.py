@@ -26,10 +26,12 @@ import os
 import sqlite3
 import struct
 import weakref
+import zlib
 from pathlib import Path
 from typing import Any, Protocol, final
 
 from ._codec import Transfer, register_transfer
+from ._exceptions import DataCorruptionError
 from ._history_log import unwal
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "DurableObjectSnapshot",
     "PendingRestore",
     "portable_image",
+    "read_restore",
     "restore_file",
     "snapshot_image",
 ]
@@ -51,8 +54,8 @@ for SQLite-backed Durable Objects"."""
 NOT_STORED = "DurableObjectSnapshots cannot be cloned or stored. They can only be transferred over RPC."
 """workerd's DataCloneError text (``api/actor-snapshot.c++``), appended to storage's refusal."""
 
-_MAGIC = b"DOSNAP01"
-_HEADER = struct.Struct("<8sqq")  # magic, undo seq (-1: none), taken_ms
+_MAGIC = b"DOSNAP02"
+_HEADER = struct.Struct("<8sqqI")  # magic, undo seq (-1: none), image length, image CRC-32
 
 
 @final
@@ -135,7 +138,9 @@ class PendingRestore:
     def schedule(self, image: bytes, undo: int | None) -> None:
         """Wait for ``image`` (replacing any earlier one); ``undo``: the seq its undo bookmark names.
 
-        A file is written whole to ``.restore.tmp``, fsynced, then renamed over ``.restore``.
+        A file is written whole to ``.restore.tmp``, fsynced, then renamed over ``.restore``. Its
+        header holds the image's length and CRC-32, so a damaged file is refused by name at the
+        next start rather than read as a malformed database.
         """
         path = self._path
         if path is None:
@@ -144,26 +149,23 @@ class PendingRestore:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as handle:
-            handle.write(_HEADER.pack(_MAGIC, -1 if undo is None else undo, 0))
+            handle.write(_HEADER.pack(_MAGIC, -1 if undo is None else undo, len(image), zlib.crc32(image)))
             handle.write(image)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
 
+    def scheduled(self) -> bool:
+        """Whether a restore waits (without reading it)."""
+        return self._db in _IN_MEMORY if self._path is None else self._path.exists()
+
     def waiting(self) -> tuple[bytes, int | None] | None:
         """The image and undo seq of the scheduled restore, or ``None``."""
         path = self._path
         if path is None:
             return _IN_MEMORY.get(self._db)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        if len(data) < _HEADER.size or data[:8] != _MAGIC:
-            raise ValueError(f"{path} is not a snapshot restore written by durable (remove it to start without it)")
-        _, undo, _ = _HEADER.unpack_from(data)
-        return data[_HEADER.size :], None if undo < 0 else undo
+        return read_restore(path)
 
     def done(self) -> None:
         """The restore was applied: forget it."""
@@ -174,6 +176,33 @@ class PendingRestore:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         _fsync_dir(path.parent)
+
+
+def read_restore(path: Path) -> tuple[bytes, int | None] | None:
+    """The image and undo seq of the restore file ``path``; ``None`` if there is none.
+
+    Raises ``DataCorruptionError`` naming the file when it is not one this durable wrote whole.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if len(data) < _HEADER.size or data[:8] != _MAGIC:
+        raise DataCorruptionError(
+            f"{path} is not a snapshot restore written by this durable: the restore that "
+            "on_next_session_restore() scheduled cannot be applied; the object's own storage is untouched "
+            "(remove the file to start the object on it, then schedule the restore again)"
+        )
+    _, undo, size, crc = _HEADER.unpack_from(data)
+    image = data[_HEADER.size :]
+    if len(image) != size or zlib.crc32(image) != crc:
+        why = f"{len(image)} of its {size} bytes" if len(image) != size else "its checksum does not match"
+        raise DataCorruptionError(
+            f"{path} is damaged ({why}): the snapshot restore that on_next_session_restore() scheduled "
+            "cannot be applied; the object's own storage is untouched (remove the file to start the "
+            "object on it, then schedule the restore again)"
+        )
+    return image, None if undo < 0 else undo
 
 
 def _fsync_dir(folder: Path) -> None:

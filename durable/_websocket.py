@@ -385,8 +385,11 @@ class WebSocketRequestResponsePair:
         for what, value in (("request", request), ("response", response)):
             if not isinstance(value, str):
                 raise TypeError(f"WebSocketRequestResponsePair {what} must be a str, not {type(value).__name__}.")
-        self._request = request
-        self._response = response
+        # workerd keeps both as UTF-8 (kj::String): a lone surrogate reads back as three U+FFFD
+        # (miniflare 4, 2026-04-07: getWebSocketAutoResponse() after a pair ("ping", "a\ud800b")
+        # gives the response "a\ufffd\ufffd\ufffdb"), as a sent message arrives.
+        self._request = as_workerd_text(request)
+        self._response = as_workerd_text(response)
 
     @property
     def request(self) -> str:

@@ -396,3 +396,74 @@ class TestCrash:
                 await ns.get_by_name("dst").write("after", 3)
         if where == "rename":
             assert list(state.rglob("*.restore.tmp"))  # a torn schedule is left aside, never applied
+
+
+class TestDamagedRestoreFile:
+    """A ``<id>.restore`` file damaged outside durable (a disk fault, a partial copy of the directory):
+    rename-into-place never leaves one torn, but one that is must not read as the object's own
+    database being malformed (``sqlite3.DatabaseError: database disk image is malformed`` before the
+    fix, which points at the wrong file) nor lose the object's data."""
+
+    @pytest.mark.parametrize("damage", ["truncated", "flipped", "no-header"])
+    async def test_it_is_refused_by_name_and_the_objects_data_is_kept(self, tmp_path: Path, damage: str) -> None:
+        state = tmp_path / "state"
+        async with durable.Runtime(path=state) as rt:
+            ns = rt.namespace(Db)
+            await ns.get_by_name("src").write("a", 1)
+            await ns.get_by_name("dst").write("mine", 2)
+            await ns.get_by_name("dst").schedule(await ns.get_by_name("src").snapshot())
+        (restore,) = state.rglob("*.restore")
+        data = bytearray(restore.read_bytes())
+        if damage == "truncated":
+            del data[len(data) // 2 :]
+        elif damage == "flipped":
+            data[-100] ^= 0xFF
+        else:
+            del data[:10]
+        restore.write_bytes(bytes(data))
+        async with durable.Runtime(path=state) as rt:
+            ns = rt.namespace(Db)
+            with pytest.raises(durable.DataCorruptionError, match=rf"{restore.name} (is damaged|is not a snapshot)"):
+                await ns.get_by_name("dst").read()
+        code, out = _inspect(state)
+        assert code == 0 and "snapshot restore=ERROR" in out
+        restore.unlink()  # as the error says: the object starts on its own storage
+        async with durable.Runtime(path=state) as rt:
+            assert await rt.namespace(Db).get_by_name("dst").read() == ({"mine": 2}, ["2"])
+
+
+def _inspect(state: Path) -> tuple[int, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "durable", "inspect", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+async def test_durable_inspect_shows_a_pending_restore(tmp_path: Path) -> None:
+    """Before the fix ``durable inspect`` showed nothing of a scheduled restore, and left out an object
+    whose only file is one (a destination that never wrote: the restore creates its database)."""
+    state = tmp_path / "state"
+    async with durable.Runtime(path=state) as rt:
+        ns = rt.namespace(Db)
+        await ns.get_by_name("src").write("a", 1)
+        await ns.get_by_name("dst").write("mine", 2)
+        snapshot = await ns.get_by_name("src").snapshot()
+        await ns.get_by_name("dst").schedule(snapshot)
+        await ns.get_by_name("fresh").schedule(snapshot)
+        fresh = ns.id_from_name("fresh").to_string()
+    code, out = _inspect(state)
+    assert code == 0, out
+    assert "3 objects" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert "snapshot restore pending" in lines[fresh] and "keys=0" in lines[fresh]
+    assert sum("snapshot restore pending" in line for line in lines.values()) == 2
+    async with durable.Runtime(path=state) as rt:
+        ns = rt.namespace(Db)
+        assert await ns.get_by_name("fresh").read() == ({"a": 1}, ["1"])
+        assert await ns.get_by_name("dst").read() == ({"a": 1}, ["1"])
+    code, out = _inspect(state)
+    assert "snapshot restore" not in out
