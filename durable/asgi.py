@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gzip
 import inspect
 import logging
 import re
@@ -607,7 +606,7 @@ async def _send_response(
     ]
     source: bytes | AsyncIterable[object] | None = take_body(response)
     if status not in _NO_BODY_STATUSES and any(name == b"content-encoding" for name, _ in headers):
-        source = _encode_body(source, headers, None if accept is None else accept.get("accept-encoding"))
+        source = _encode_body(source, headers, None if accept is None else accept.get("accept-encoding"), head)
     if status in _NO_BODY_STATUSES or source is None:
         # A HEAD's answer has no length to give: the body it would have (through stub.fetch,
         # none at all) is unknown here; workerd sends none either (miniflare 4, 2026-04-07).
@@ -703,11 +702,12 @@ _COMPRESSIBLE: Final = frozenset(
         "application/ld+json", "application/graphql+json", "application/geo+json",
     }
 )  # fmt: skip
+_GZIP_WBITS: Final = 31  # zlib's gzip container
 _ACCEPT_ELEMENT_RE: Final = re.compile(r"(?P<coding>[a-z]+|\*)(?:\s*;\s*q=(?P<weight>\d+(?:.\d+)?))?")
 
 
 def _encode_body(
-    source: bytes | AsyncIterable[object] | None, headers: list[tuple[bytes, bytes]], accept: str | None
+    source: bytes | AsyncIterable[object] | None, headers: list[tuple[bytes, bytes]], accept: str | None, head: bool
 ) -> bytes | AsyncIterable[object] | None:
     """The body as it goes out for a response with a ``Content-Encoding`` (``headers`` is updated).
 
@@ -718,6 +718,11 @@ def _encode_body(
     it compresses: ``identity`` drops the header and sends the body as it is. Measured with
     miniflare 4, 2026-04-07. Python has no Brotli encoder of its own, so ``br`` goes out as
     gzip where the client takes gzip, else uncompressed.
+
+    No body stays no body and an empty one stays empty (workerd: ``Response(null)`` under gzip
+    goes out with ``Content-Length: 0``, ``Response("")`` or an empty stream as an empty chunked
+    body, never a gzip member of nothing); a ``HEAD``'s body, never sent, is not compressed and
+    its answer has no length, as workerd's (miniflare 4, 2026-04-07).
     """
     values = [value for name, value in headers if name == b"content-encoding"]
     if len(values) != 1 or values[0] not in (b"gzip", b"br"):
@@ -725,7 +730,7 @@ def _encode_body(
     wanted: str | None = values[0].decode("ascii")
     codings = _accepted_codings(accept)
     content_type = next((value for name, value in headers if name == b"content-type"), None)
-    if codings and (content_type is None or content_type.split(b";")[0].decode("latin-1") in _COMPRESSIBLE):
+    if codings and (not content_type or content_type.split(b";")[0].decode("latin-1") in _COMPRESSIBLE):
         wanted = None
         for coding, weight in codings:
             if weight == 0:
@@ -741,8 +746,14 @@ def _encode_body(
     if wanted is None:
         return source
     headers.append((b"content-encoding", b"gzip"))
-    if source is None or isinstance(source, bytes):
-        return gzip.compress(source or b"")
+    if source is None or (head and isinstance(source, bytes)):
+        return None
+    if head:
+        return source  # closed unread, as for any HEAD
+    if isinstance(source, bytes):
+        # zlib's gzip wrapper, as workerd's: default level, no timestamp (the same body gives the
+        # same bytes); gzip.compress took level 9 and the current time.
+        return zlib.compress(source, wbits=_GZIP_WBITS) if source else source
     return _gzipped(source)
 
 
@@ -765,11 +776,14 @@ def _accepted_codings(accept: str | None) -> list[tuple[str, float]]:
 
 async def _gzipped(source: AsyncIterable[object]) -> AsyncIterator[bytes]:
     """``source`` gzip-compressed, each chunk flushed so that a slow stream is not held back."""
-    compressor = zlib.compressobj(wbits=31)
+    compressor = zlib.compressobj(wbits=_GZIP_WBITS)
+    empty = True
     try:
         async for chunk in body_chunks(source):
+            empty = False
             yield compressor.compress(chunk) + compressor.flush(zlib.Z_SYNC_FLUSH)
-        yield compressor.flush()
+        if not empty:  # an empty stream stays empty, as in workerd
+            yield compressor.flush()
     finally:
         await _close(source)
 
