@@ -243,8 +243,8 @@ class TestLoader:
                 "`durable_objects.bindings[0].class_name` must be a class name",
             ),
             (
-                '{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "1x", "class_name": "Thing"}]}}',
-                "`durable_objects.bindings[0].name` must be a name",
+                '{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "", "class_name": "Thing"}]}}',
+                "`durable_objects.bindings[0].name` must be a non-empty string",
             ),
             (
                 '{"main": "src/entry.py", "durable_objects": {"bindings": [{"name": "X", "class_name": "Nope"}]}}',

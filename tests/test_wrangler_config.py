@@ -97,10 +97,11 @@ class TestFiles:
             pw.load_project(tmp_path)
 
     def test_impossible_compatibility_date_is_refused(self, tmp_path: Path) -> None:
-        """wrangler checks the date parses (isValidDateTimeStringFormat); 2026-02-30 passed durable's pattern."""
-        project(tmp_path, {"compatibility_date": "2026-02-30"})
+        """wrangler checks the date parses (isValidDateTimeStringFormat: `new Date(value)`): month 13 does not
+        (2026-02-30 does, and workerd runs it: tests/test_review6.py); 2026-13-01 passed durable's pattern."""
+        project(tmp_path, {"compatibility_date": "2026-13-01"})
         with pytest.raises(
-            pw.ProjectError, match="`compatibility_date` must be a date as YYYY-MM-DD, not '2026-02-30'"
+            pw.ProjectError, match="`compatibility_date` must be a date as YYYY-MM-DD, not '2026-13-01'"
         ):
             pw.load_project(tmp_path)
 
@@ -334,7 +335,7 @@ class TestVars:
 
     def test_nan_var_is_refused(self, tmp_path: Path) -> None:
         project(tmp_path, 'main = "src/entry.py"\n[vars]\nX = { y = nan }\n', name="wrangler.toml")
-        with pytest.raises(pw.ProjectError, match="`vars.X.y` is nan, which JSON cannot carry"):
+        with pytest.raises(pw.ProjectError, match="`vars.X.y` is nan, which wrangler dev refuses"):
             pw.load_project(tmp_path)
 
     def test_any_key_wrangler_accepts(self, tmp_path: Path) -> None:
@@ -413,7 +414,7 @@ class TestUnsupportedBindings:
         project(tmp_path, {**bound(), "kv_namespaces": [{"binding": "MY_KV", "id": "abc"}], "ai": {"binding": "AI"}})
         loaded = pw.load_project(tmp_path)
         assert sorted(loaded.unsupported) == ["AI", "MY_KV"]
-        assert any("`kv_namespaces[0]`: a KV namespace binding MY_KV: not emulated" in w for w in loaded.warnings)
+        assert any("`kv_namespaces[0]`: env.MY_KV is a KV namespace: not emulated" in w for w in loaded.warnings)
         async with durable.Runtime() as rt:
             app = pw.asgi_app(loaded, rt)
             assert (await get(app)).text == "1"

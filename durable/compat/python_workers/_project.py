@@ -296,10 +296,9 @@ def _check_bindings(config: Config, classes: Classes, taken: set[str]) -> list[t
             raise config.error(where, "must be an object with `name` and `class_name`")
         binding_name = item.get("name")
         class_name = item.get("class_name")
-        if not isinstance(binding_name, str) or not binding_name.isidentifier():
-            raise config.error(
-                f"{where}.name", f"must be a name usable as an attribute (env.NAME), not {binding_name!r}"
-            )
+        if not isinstance(binding_name, str) or not binding_name:
+            # wrangler takes any string, as for vars (the Worker reads getattr(self.env, "MY-DO")).
+            raise config.error(f"{where}.name", f"must be a non-empty string naming the binding, not {binding_name!r}")
         if binding_name in seen:
             raise config.error(f"{where}.name", f"{binding_name!r} is bound twice (all bindings and vars share env)")
         seen.add(binding_name)

@@ -108,6 +108,8 @@ _INHERITABLE: Final = frozenset(
         "usage_model",
         "node_compat",
         "previews",
+        "access",
+        "cache",
     ]
 )
 _NOT_INHERITABLE: Final = (
@@ -154,7 +156,11 @@ _TOP_LEVEL_ONLY: Final = frozenset(
         "addresses",
     ]
 )
-_KNOWN: Final = _INHERITABLE | _NOT_INHERITABLE | _TOP_LEVEL_ONLY
+# What tools write into the configs they generate (wrangler's redirected configs): known, not warned about.
+_GENERATED: Final = frozenset(
+    ["configPath", "userConfigPath", "topLevelName", "definedEnvironments", "targetEnvironment"]
+)
+_KNOWN: Final = _INHERITABLE | _NOT_INHERITABLE | _TOP_LEVEL_ONLY | _GENERATED
 
 
 class UnsupportedBinding:
@@ -173,7 +179,9 @@ class UnsupportedBinding:
         return f"<unsupported binding: {self._message}>"
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("_"):
+            # not a binding's API: what libraries probe (asyncio.iscoroutinefunction reads
+            # `_is_coroutine`, getattr(x, "_private", None)) must not raise.
             raise AttributeError(name)
         raise NotImplementedError(self._message)
 
@@ -252,7 +260,12 @@ def parse_jsonc(text: str) -> Any:
             out.append(c)
             i += 1
     stripped = "".join(out)
-    return json.loads(stripped)
+    return json.loads(stripped, parse_constant=_not_json)
+
+
+def _not_json(name: str) -> Any:
+    # Python's json takes NaN and Infinity; JSON has no such literal and wrangler's parser refuses them.
+    raise ValueError(f"{name} is not a JSON value (JSON has no NaN or Infinity literal)")
 
 
 def find_config(path: Path) -> tuple[Path, list[str]]:
@@ -381,27 +394,39 @@ def _warn_not_inherited(config: Config, raw: dict[str, Any], section: dict[str, 
 
 
 def check_vars(config: Config) -> dict[str, Any]:
-    """``vars`` as the Worker sees them (JSON values); a TOML date or a non-finite number is refused."""
+    """``vars`` as the Worker sees them: JSON values, as ``wrangler dev`` passes them to miniflare.
+
+    A TOML date or ``nan`` is refused (miniflare refuses them, so ``wrangler dev`` does not start);
+    ``inf`` becomes ``None`` with a warning (miniflare gives the Worker ``null``); an integer past
+    2**53 becomes the ``float`` a JavaScript number is.
+    """
     raw = config.data.get("vars", {})
     if not isinstance(raw, dict):
         raise config.error("vars", "must be an object of names to values")
-    for key, value in raw.items():
-        _check_var(config, f"vars.{key}", value)
-    return dict(raw)
+    return {key: _var_value(config, f"vars.{key}", value) for key, value in raw.items()}
 
 
-def _check_var(config: Config, where: str, value: Any) -> None:
+_MAX_SAFE_INTEGER: Final = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
+
+
+def _var_value(config: Config, where: str, value: Any) -> Any:
     if isinstance(value, (_dt.date, _dt.time)):
         # wrangler: 'The field "vars.X" is a TOML date, which is not supported. Please use a string instead'
+        # (at the top of vars; deeper, miniflare 4 refuses the Date: "Expected string, received object").
         raise config.error(where, f'is a TOML date, which is not supported: use a string instead, e.g. "{value}"')
-    if isinstance(value, float) and not math.isfinite(value):
-        raise config.error(where, f"is {value}, which JSON cannot carry (vars reach the Worker as JSON)")
+    if isinstance(value, float) and math.isnan(value):
+        # miniflare 4: 'Expected number, received nan', at any depth.
+        raise config.error(where, "is nan, which wrangler dev refuses (vars reach the Worker as JSON)")
+    if isinstance(value, float) and math.isinf(value):
+        config.warn(where, f"is {value}: the Worker reads null (None), as vars reach it as JSON")
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_SAFE_INTEGER:
+        return float(value)  # a JavaScript number: JSON.parse rounds it, Pyodide gives a float
     if isinstance(value, dict):
-        for key, item in value.items():
-            _check_var(config, f"{where}.{key}", item)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_var(config, f"{where}[{i}]", item)
+        return {key: _var_value(config, f"{where}.{key}", item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_var_value(config, f"{where}[{i}]", item) for i, item in enumerate(value)]
+    return value
 
 
 def check_compatibility(config: Config) -> str | None:
@@ -425,13 +450,11 @@ def check_compatibility(config: Config) -> str | None:
 
 
 def _is_date(value: object) -> bool:
-    if not isinstance(value, str) or re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is None:
-        return False
-    try:
-        _dt.date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
+    # wrangler checks `new Date(value)`, which takes month 01-12 and day 01-31 whatever the month
+    # (2026-02-30 is March 2nd to V8), and workerd runs such a date (miniflare 4 serves with
+    # compatibilityDate "2024-02-30"); workerd refuses any other form than YYYY-MM-DD ("2024-1-1").
+    match = re.fullmatch(r"\d{4}-(\d{2})-(\d{2})", value) if isinstance(value, str) else None
+    return match is not None and 1 <= int(match[1]) <= 12 and 1 <= int(match[2]) <= 31
 
 
 def unsupported_bindings(config: Config) -> dict[str, UnsupportedBinding]:
@@ -447,7 +470,7 @@ def unsupported_bindings(config: Config) -> dict[str, UnsupportedBinding]:
         )
         found[name] = UnsupportedBinding(message)
         config.warnings.append(
-            f"{config.path}: `{config.where(where)}`: {what} binding {name}: not emulated; using it raises"
+            f"{config.path}: `{config.where(where)}`: env.{name} is {what}: not emulated; using it raises"
         )
 
     for key, (what, name_key) in _LIST_BINDINGS.items():
