@@ -60,7 +60,7 @@ class InputGate:
     error, and the next generation gets a fresh gate.
     """
 
-    __slots__ = ("_broken", "_seq", "locks", "waiters")
+    __slots__ = ("_broken", "_seq", "locks", "reopening", "waiters")
 
     def __init__(self) -> None:
         # Read directly by the host's fast path (ObjectHost.call_rpc, the end of an event): the
@@ -72,6 +72,8 @@ class InputGate:
         """The events waiting at the gate, as a heap by arrival."""
         self._seq = itertools.count()
         self._broken: BaseException | None = None
+        self.reopening = False
+        """The last lock ended in this loop turn: results wait until the next (``unlock``)."""
 
     @property
     def broken_by(self) -> BaseException | None:
@@ -100,12 +102,13 @@ class InputGate:
         """Whether the result of a call made in the current context must wait at the gate before
         the code that made it goes on: while the gate is closed to it, or, when no lock is held,
         while events queued at the gate still wait to enter (they arrived first: workerd delivers
-        them first, measured with miniflare 4.20260426, tests/test_interleave_found.py). Inside
+        them first, measured with miniflare 4.20260426, tests/test_interleave_found.py), and in
+        the loop turn in which the last lock ended (``reopening``). Inside
         the lock holder's own chain it never waits (it would wait for itself).
         """
         if self.locks:
             return not self.is_open()
-        return bool(self.waiters)
+        return bool(self.waiters) or self.reopening
 
     def close_for(self, reason: str) -> tuple[GateLock, frozenset[GateLock]]:
         """Close the gate for a callback about to run (``block_concurrency_while``, a transaction).
@@ -122,20 +125,33 @@ class InputGate:
             self.locks.remove(lock)
         except ValueError:
             return
-        if not self.locks and self.waiters:
-            # On the next loop iteration: the callback's caller, woken when its task ends, resumes
-            # first and runs up to its next suspension before a waiting event gets in, as in
-            # workerd, which resolves blockConcurrencyWhile()'s promise under the input lock.
-            # The waiters' loop, not the running one: a callback's coroutine closed where no loop
-            # runs (collected at shutdown) still ends here, and must not raise in its `finally`.
-            loop = self.waiters[0][1].get_loop()
-            if loop is _get_running_loop():
-                loop.call_soon(self._wake_next)
-            else:  # another thread's loop, maybe running: thread-safely
-                try:
-                    loop.call_soon_threadsafe(self._wake_next)
-                except RuntimeError:
-                    pass  # closed: it runs nothing more (waking its waiters would raise the same)
+        if self.locks:
+            return
+        running = _get_running_loop()
+        # On the next loop iteration: the callback's caller, woken when its task ends, resumes
+        # first and runs up to its next suspension before a waiting event gets in, as in
+        # workerd, which resolves blockConcurrencyWhile()'s promise under the input lock.
+        # The waiters' loop, not the running one: a callback's coroutine closed where no loop
+        # runs (collected at shutdown) still ends here, and must not raise in its `finally`.
+        loop = self.waiters[0][1].get_loop() if self.waiters else running
+        if loop is None:
+            return
+        if loop is running:
+            # Until then a result whose code resumes in this turn (it came back while the gate
+            # was closed, and its wake-up was queued before the caller's) waits too (must_wait):
+            # workerd runs the caller first (miniflare 4.20260426, tests/test_review8.py).
+            self.reopening = True
+            loop.call_soon(self._reopen)
+        elif self.waiters:  # another thread's loop, maybe running: thread-safely
+            try:
+                loop.call_soon_threadsafe(self._wake_next)
+            except RuntimeError:
+                pass  # closed: it runs nothing more (waking its waiters would raise the same)
+
+    def _reopen(self) -> None:
+        self.reopening = False
+        if not self.locks:
+            self._wake_next()
 
     def _wake_next(self) -> None:
         while self.waiters:
@@ -180,7 +196,7 @@ class InputGate:
         if self._broken is not None:
             raise self._broken
         if ticket is None:
-            if not self.waiters and self.is_open():
+            if not self.waiters and self.is_open() and not self.reopening:
                 return
             seq = next(self._seq)
         else:
