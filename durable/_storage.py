@@ -26,10 +26,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final, overload
 
+from . import _context
 from ._aliases import camel_aliases, normalize_options
 from ._bookmarks import Bookmarks
 from ._codec import decode
-from ._context import Running, check_owner, running
+from ._context import Running, check_owner
 from ._done import NONE as _NONE
 from ._done import Done as Done
 from ._done import next_turn
@@ -61,6 +62,12 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+running = _context.running
+"""The context variable of ``_context`` (whose code runs), assigned here, not imported: CPython
+3.11 compiles ``name.get()`` on a name a module imported to an attribute load and a call, which
+makes a bound method per call (about 480 instructions), where an assigned name gets ``LOAD_METHOD``
+(get() and put() read it once each: seq-increment XXX -> YYY, callgrind, docs/performance.md)."""
 
 _ENABLE_SQLITE = (
     "change `new_classes` to `new_sqlite_classes` within the 'migrations' field in your wrangler.jsonc or "
