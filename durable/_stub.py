@@ -117,7 +117,8 @@ class _StubState:
     ``Stub`` has a ``__getattr__`` (the RPC method names), which puts every attribute read of a
     stub on CPython's slow path (``slot_tp_getattr_hook``, about 270 instructions a read on 3.11);
     reads of this object are specialized. An RPC call reads four of these fields, a fetch five:
-    seq-noop XXX -> YYY, seq-fetch XXX -> YYY instructions (callgrind, docs/performance.md, ninth pass).
+    seq-noop 33,727 -> 32,623, seq-fetch 106,878 -> 106,140 instructions (callgrind, docs/performance.md,
+    ninth pass).
     """
 
     __slots__ = ("bound", "broken", "host", "runtime")
