@@ -94,6 +94,13 @@ _HANDLER_CANCELLED = (
 _CLOSED_MESSAGE = "Connection closed: this Durable Object instance is no longer active. Reconnect or retry the request."
 
 
+class AlarmTimers(Protocol):
+    """The runtime's alarm timers, as a host sees them (``_alarms.AlarmScheduler``)."""
+
+    armed: bool
+    """Whether the runtime is attached to the running loop with every alarm timer armed."""
+
+
 class HostRuntime(Protocol):
     """What a host needs from its runtime (implemented by ``_runtime.Runtime``)."""
 
@@ -107,9 +114,7 @@ class HostRuntime(Protocol):
     def closed(self) -> bool:
         """Whether the runtime is closed."""
 
-    @property
-    def armed(self) -> bool:
-        """Whether the runtime is attached to the running loop with every alarm timer armed."""
+    alarm_timers: AlarmTimers
 
     def check_open(self) -> None:
         """Raise ``RuntimeClosedError`` if the runtime is closed."""
@@ -332,7 +337,7 @@ class ObjectHost:
             or gate.waiters
             or runtime.closed
             or runtime.max_queued_calls is not None
-            or not runtime.armed
+            or not runtime.alarm_timers.armed
         ):
             self.invoke("rpc", name, args, kwargs, fut)
             return
@@ -348,7 +353,7 @@ class ObjectHost:
             or gate.waiters
             or runtime.closed
             or runtime.max_queued_calls is not None
-            or not runtime.armed
+            or not runtime.alarm_timers.armed
         ):
             self.invoke("fetch", "fetch", (request,), {}, fut)
             return
@@ -506,7 +511,9 @@ def _start_fast(
     output.steps += 1  # the event's first step, as start_eagerly() counts it
     # The handler sees its event (``call``) as the current task, as on 3.12+ it sees its eager
     # task (EventCall's docstring): on 3.11 the dict current_task() reads, set inline (_eager.CURRENT_TASKS).
-    loop = host.runtime.loop  # (the running loop: the shorter path needs runtime.armed; fut.get_loop() cost ~500 more)
+    loop = (
+        host.runtime.loop
+    )  # (the running loop: the shorter path needs alarm_timers.armed; fut.get_loop() cost ~500 more)
     tasks = CURRENT_TASKS
     if tasks is None:
         caller = swap_current_task(loop, call)

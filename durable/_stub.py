@@ -29,8 +29,9 @@ from asyncio import current_task as _current_task
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
+from . import _context
 from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
-from ._context import running, running_host
+from ._context import running_host
 from ._eager import CURRENT_TASKS
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception, raised_by_handler
 from ._gates import InputGate
@@ -75,6 +76,10 @@ __all__ = [
 T = TypeVar("T", bound="DurableObject")
 T_co = TypeVar("T_co")
 
+running = _context.running
+"""The context variable of ``_context``, assigned, not imported, as in ``_storage`` (an imported
+name's ``running.get()`` makes a bound method per call on CPython 3.11: about 480 instructions)."""
+
 
 def _breaks_stub(exc: BaseException) -> bool:
     """Whether ``exc``, failing a call, breaks the stub that made it: a reset of the object, or
@@ -88,8 +93,8 @@ def _breaks_stub(exc: BaseException) -> bool:
     )
 
 
-def _check_bound(stub: Stub[Any], host: ObjectHost) -> None:
-    """Bind ``stub`` to the generation its call reaches now, or raise if the one it reached before
+def _check_bound(state: _StubState, host: ObjectHost) -> None:
+    """Bind a stub (``state``, its state) to the generation its call reaches now, or raise if the one it reached before
     was reset.
 
     As in workerd (measured with miniflare 4, 2026-04-07): a stub that made a call to an instance
@@ -98,12 +103,34 @@ def _check_bound(stub: Stub[Any], host: ObjectHost) -> None:
     none of its calls saw it. An eviction or a hibernation is not a reset: the stub goes on to the
     next instance.
     """
-    bound = stub._bound
+    bound = state.bound
     if bound is not None and (error := bound.broken_by) is not None and not isinstance(error, ConnectionClosedError):
-        broken = reset_copy(error)
-        object.__setattr__(stub, "_broken", broken)
+        broken = state.broken = reset_copy(error)
         raise copy_remote_exception(broken)
-    object.__setattr__(stub, "_bound", host.gate)
+    state.bound = host.gate
+
+
+@final
+class _StubState:
+    """A stub's own state, in an object of its own, shared with the stub's ``RpcMethod`` objects.
+
+    ``Stub`` has a ``__getattr__`` (the RPC method names), which puts every attribute read of a
+    stub on CPython's slow path (``slot_tp_getattr_hook``, about 270 instructions a read on 3.11);
+    reads of this object are specialized. An RPC call reads four of these fields, a fetch five:
+    seq-noop 33,727 -> 32,623, seq-fetch 106,878 -> 106,140 instructions (callgrind, docs/performance.md,
+    ninth pass).
+    """
+
+    __slots__ = ("bound", "broken", "host", "runtime")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.broken: BaseException | None = None
+        """The error that broke the stub (a reset, an overload): every later call raises a copy of it."""
+        self.host: ObjectHost | None = None
+        """The host its calls went to (a cache: replaced once detached)."""
+        self.bound: InputGate | None = None
+        """The gate of the generation the stub's last call reached (see ``_check_bound``)."""
 
 
 @final
@@ -117,25 +144,18 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         resp = await stub.fetch("http://do/increment")   # HTTP handler
     """
 
-    __slots__ = ("__dict__", "_bound", "_broken", "_host_cache", "_namespace", "_runtime", "id")
+    __slots__ = ("__dict__", "_link", "_namespace", "id")
 
     _how_to_get = ": use namespace.get(id) or namespace.get_by_name(name)"
 
     id: DurableObjectId
     _namespace: Namespace[Any]
-    _runtime: Runtime
-    _broken: BaseException | None
-    _host_cache: ObjectHost | None
-    _bound: InputGate | None
-    """The gate of the generation this stub's last call reached (see ``_check_bound``)."""
+    _link: _StubState
 
     def __init__(self, namespace: Namespace[Any], oid: DurableObjectId) -> None:
         object.__setattr__(self, "_namespace", namespace)
-        object.__setattr__(self, "_runtime", namespace.runtime)
+        object.__setattr__(self, "_link", _StubState(namespace.runtime))
         object.__setattr__(self, "id", oid)
-        object.__setattr__(self, "_broken", None)
-        object.__setattr__(self, "_host_cache", None)
-        object.__setattr__(self, "_bound", None)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"cannot set attribute {name!r} on a Durable Object stub")
@@ -163,7 +183,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         # of the same object compare equal (and hash alike); each keeps its own state (a broken one stays broken).
         if type(other) is not Stub:
             return NotImplemented
-        return self.id == other.id and self._runtime is other._runtime  # ids carry the namespace
+        return self.id == other.id and self._link.runtime is other._link.runtime  # ids carry the namespace
 
     def __hash__(self) -> int:
         return hash(self.id)
@@ -187,10 +207,10 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         return Stub._create(self._namespace, self.id)
 
     def _host(self) -> ObjectHost:
-        host = self._host_cache
+        state = self._link
+        host = state.host
         if host is None or host.detached:
-            host = self._namespace.host(self.id)
-            object.__setattr__(self, "_host_cache", host)
+            host = state.host = self._namespace.host(self.id)
         return host
 
     def _call(
@@ -202,10 +222,10 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         the call to the runtime's loop when awaited.
         """
         loop = _get_running_loop()
-        if loop is None or loop is not self._runtime.loop:
+        if loop is None or loop is not self._link.runtime.loop:
             if kind == "rpc":
                 return _forward_rpc(RpcMethod(self, name), args, kwargs)
-            return _forward(self._runtime, lambda: self._call(kind, name, args, kwargs), withdraw=False)
+            return _forward(self._link.runtime, lambda: self._call(kind, name, args, kwargs), withdraw=False)
         caller = running_host()
         held = caller.before_outgoing() if caller is not None else None
         return self._send(caller, held, kind, name, args, kwargs)
@@ -219,15 +239,15 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        broken = self._broken
-        if broken is not None:
-            raise copy_remote_exception(broken)
+        state = self._link
+        if state.broken is not None:
+            raise copy_remote_exception(state.broken)
         if held is not None:
             await held  # the caller's earlier writes are durable (raises the reset error if not)
         try:
             host = self._host()
-            if host.gate is not self._bound:
-                _check_bound(self, host)
+            if host.gate is not state.bound:
+                _check_bound(state, host)
             fut = host.invoke(kind, name, args, kwargs)
             host.output.flush_for(_current_task())  # the caller waits: its turn ends (OutputGate.flush_for)
             if fut.done() and _due_to_yield():
@@ -235,7 +255,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             result = await fut
         except BaseException as exc:
             if _breaks_stub(exc):
-                object.__setattr__(self, "_broken", exc)
+                state.broken = exc
             if caller is not None and caller.gate.must_wait():
                 await caller.gate.wait()
             raise
@@ -262,9 +282,10 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         request when awaited. (Typed as a coroutine, as before: ``asyncio.create_task``,
         ``gather`` and ``run`` take either.)
         """
+        state = self._link  # (read once: see _StubState)
         loop = _get_running_loop()
-        if loop is None or loop is not self._runtime.loop:
-            if loop is not None and (home := _runtime_loop(self._runtime, loop)) is not None:
+        if loop is None or loop is not state.runtime.loop:
+            if loop is not None and (home := _runtime_loop(state.runtime, loop)) is not None:
                 return _forwarded(loop, self, self._fetch_forwarded(url_or_request, init, home))
             return self._fetch_elsewhere(url_or_request, init)
         promise = _FetchPromise(loop=loop)
@@ -285,7 +306,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         # follows_redirects(request), inlined (a call is ~500 of a fetch's ~110,000 instructions)
         promise._follows = request.redirect == "follow"
         request.redirect = "manual"  # what the object sees in workerd
-        broken = self._broken
+        broken = state.broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))
         elif running.get() is not None:
@@ -297,11 +318,11 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
             # (ObjectHost.invoke), and awaiting the promise commits at once (RpcPromise.__await__).
             # This skips the _call/_send coroutines: about 2 us of the 26 us an in-memory fetch took.
             try:
-                host = self._host_cache
+                host = state.host
                 if host is None or host.detached:
                     host = self._host()
-                if host.gate is not self._bound:
-                    _check_bound(self, host)
+                if host.gate is not state.bound:
+                    _check_bound(state, host)
                 host.call_fetch(request, promise)
                 promise._host = host
             except Exception as exc:  # a closed runtime, an overloaded object
@@ -322,15 +343,15 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         def make() -> Awaitable[Response]:
             return self._fetch_buffered(request)
 
-        return _send_from(self._runtime, make, home, request if has_streamed_body(request) else None)
+        return _send_from(self._link.runtime, make, home, request if has_streamed_body(request) else None)
 
     async def _fetch_elsewhere(self, input: str | Request, init: dict[str, Any]) -> Response:
         """``fetch`` made on another loop than the runtime's, or where no loop ran when it was called."""
         request = build_request(input, init)
-        if asyncio.get_running_loop() is not self._runtime.loop:
+        if asyncio.get_running_loop() is not self._link.runtime.loop:
             # Forwarded to the runtime's loop: bodies are read on the loop that streams them.
             await buffer_body(request)
-            return await _forward(self._runtime, lambda: self._fetch_buffered(request), withdraw=False)  # type: ignore[no-any-return]
+            return await _forward(self._link.runtime, lambda: self._fetch_buffered(request), withdraw=False)  # type: ignore[no-any-return]
         return await self._fetch_following(request)
 
     async def _fetch_buffered(self, request: Request) -> Response:
@@ -364,11 +385,12 @@ register_transfer(
 class RpcMethod:
     """``stub.name``: call it to invoke the method, or await it to read a property."""
 
-    __slots__ = ("_name", "_stub")
+    __slots__ = ("_link", "_name", "_stub")
 
     def __init__(self, stub: Stub[Any], name: str) -> None:
         self._stub = stub
         self._name = name
+        self._link = stub._link  # (read per call: see _StubState)
 
     def __repr__(self) -> str:
         return f"<durable.RpcMethod {self._name} of {self._stub!r}>"
@@ -392,17 +414,18 @@ class RpcMethod:
                     args = clone(args)  # type: ignore[assignment]
                     break
         stub = self._stub
+        state = self._link
         loop = _get_running_loop()
         if loop is None:
             return stub._call("rpc", self._name, args, kwargs)
-        if loop is not stub._runtime.loop and (home := _runtime_loop(stub._runtime, loop)) is not None:
+        if loop is not state.runtime.loop and (home := _runtime_loop(state.runtime, loop)) is not None:
             # Another thread's loop runs the runtime: forwarded, see the module docstring.
             return _forwarded(loop, stub, _forward_rpc(self, args, kwargs, home))
         promise = RpcPromise(loop=loop)
         promise._stub = stub
         promise._host = None
         promise.close = _close
-        broken = stub._broken
+        broken = state.broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))
         elif running.get() is not None:
@@ -411,11 +434,11 @@ class RpcMethod:
             promise._follow(loop.create_task(stub._call("rpc", self._name, args, kwargs)))
         else:
             try:
-                host = stub._host_cache
+                host = state.host
                 if host is None or host.detached:
                     host = stub._host()
-                if host.gate is not stub._bound:
-                    _check_bound(stub, host)
+                if host.gate is not state.bound:
+                    _check_bound(state, host)
                 host.call_rpc(self._name, args, kwargs, promise)
                 promise._host = host
             except Exception as exc:  # a closed runtime, an overloaded object
@@ -539,9 +562,9 @@ class RpcPromise(asyncio.Future[Any]):
     def set_exception(self, exception: type | BaseException, /) -> None:
         # A reset or overload error breaks the stub that made the call, awaited or not.
         if isinstance(exception, BaseException) and _breaks_stub(exception):
-            stub = self._stub
-            if stub._broken is None:
-                object.__setattr__(stub, "_broken", exception)
+            state = self._stub._link
+            if state.broken is None:
+                state.broken = exception
         super().set_exception(exception)
         self._log_traceback = False  # an un-awaited call's error is dropped, as on Cloudflare
 
@@ -919,7 +942,7 @@ def host_of(stub: Stub[Any]) -> ObjectHost:
 
 def runtime_of(stub: Stub[Any]) -> Runtime:
     """The runtime that hosts ``stub``'s object."""
-    return stub._runtime
+    return stub._link.runtime
 
 
 async def on_runtime_loop(runtime: Runtime, make: Callable[[], Awaitable[T_co]]) -> T_co:
@@ -988,7 +1011,7 @@ def _forward_rpc(
     and those of the result on the runtime's loop, as ``stub.fetch`` does for its request and
     response: a stream may wait on its own loop's futures, which another loop cannot.
     """
-    runtime = method._stub._runtime
+    runtime = method._link.runtime
 
     def make() -> Awaitable[Any]:
         return _readable_elsewhere(method._start_forwarded(args, kwargs))

@@ -1,6 +1,6 @@
 """The key-value write buffer and read cache (``KvCache``) against a dict model (a Hypothesis state machine).
 
-``KvCache`` (``ObjectDatabase.kv``) buffers key-value writes in memory (``_dirty``), caches what it
+``KvCache`` (``ObjectDatabase.kv``) buffers key-value writes in memory (``dirty``), caches what it
 read (``_cache``), and writes the buffer through to SQLite when SQL, a savepoint, a scan or
 the commit needs it. Key-value operations go to the ``KvCache`` directly, transaction operations
 and the alarm to the ``ObjectDatabase`` that holds it, as the storage layer uses them.

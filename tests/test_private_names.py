@@ -30,8 +30,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("_id.py", "_namespace"): "DurableObjectId's own field (equality, factory checks)",
     ("_stub.py", "_host"): "RpcPromise/Stub fields of this module",
     ("_stub.py", "_stub"): "RpcPromise's own field",
-    ("_stub.py", "_broken"): "Stub's own field",
-    ("_stub.py", "_runtime"): "Stub's own field",
     ("_http.py", "_drain"): "ExecutionContext's own method, behind _http.drain()",
     ("_http.py", "_tasks"): "ExecutionContext's own field, read by _http.drain() (also a field of _hibernation)",
     ("_hibernation.py", "_tasks"): "HibernationManager's own field, from a closure of this module",

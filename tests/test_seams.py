@@ -97,11 +97,11 @@ class TestGateAndRuntimeSurface:
         assert states == [True, False, True]
 
     async def test_runtime_loop_closed_armed(self) -> None:
-        """Runtime.loop is the loop it was opened on; closed turns True at aclose()."""
+        """Runtime.loop is the loop it was opened on, alarm_timers.armed True there; closed turns True at aclose()."""
         rt = durable.Runtime()
-        assert (rt.loop, rt.armed, rt.closed) == (None, False, False)
+        assert (rt.loop, rt.alarm_timers.armed, rt.closed) == (None, False, False)
         async with rt:
-            assert (rt.loop, rt.armed) == (asyncio.get_running_loop(), True)
+            assert (rt.loop, rt.alarm_timers.armed) == (asyncio.get_running_loop(), True)
         assert rt.closed
         with pytest.raises(durable.RuntimeClosedError):
             rt.check_open()
