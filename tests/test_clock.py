@@ -102,6 +102,25 @@ class TestMockClock:
             await clock.advance(60)
             assert await stub.beats() == 2
 
+    @pytest.mark.parametrize("start", [1_800_000_000.0019985, 1_700_000_000.0009988, 1796509637.5799985])
+    async def test_alarm_never_fires_before_time_ms_reads_it(self, start: float) -> None:
+        """``advance(5.999)`` does not run an alarm set for ``time_ms() + 6_000``, whatever microseconds
+        the start has: ``time_ms()`` still reads the millisecond before, so the alarm would run early.
+
+        A start 1 to 2 us below a millisecond (the pytest plugin's clock starts at the real time, so
+        about one test in a thousand) did that, when a timer within 2 us of the target counted as due:
+        tests/test_examples_apps.py's alarm-retry tests failed once in a while.
+        """
+        clock = MockClock(start)
+        fired: list[int] = []
+        due_ms = clock.time_ms() + 6_000
+        clock.call_at(due_ms / 1000, lambda: fired.append(clock.time_ms()))
+        await clock.advance(5.999)
+        assert clock.time_ms() == due_ms - 1
+        assert fired == []
+        await clock.advance(0.001)
+        assert fired == [due_ms]
+
     async def test_timers_fire_in_order_at_their_time(self) -> None:
         """Timers fire in time order, and time() reads each timer's own time while it runs."""
         clock = MockClock(T0)
