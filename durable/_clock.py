@@ -123,7 +123,10 @@ class MockClock(Clock):
     """A clock that moves only when told to, for tests.
 
     Args:
-        start: the initial time in seconds since the epoch; default: the real time now.
+        start: the initial time in seconds since the epoch; default: the real time now, to the
+            whole millisecond (what ``Date.now()`` reads), so that a test advancing by whole
+            milliseconds lands on whole milliseconds: what it runs never depends on the
+            microseconds of the moment it started.
 
     Timers that are already due when they are set (an alarm set in the past) run on the next turn
     of the event loop, as a real timer with delay 0 would; ``await clock.advance(0)`` runs them
@@ -153,7 +156,7 @@ class MockClock(Clock):
             raise ValueError(
                 f"MockClock(start) takes a time between the years 1 and 9999 (what datetime shows), not {shown(start)}"
             )
-        self._now = float(_time.time() if start is None else start)
+        self._now = _time.time_ns() // 1_000_000 / 1000 if start is None else float(start)
         self._timers: list[tuple[float, int, _MockTimer]] = []
         self._seq = itertools.count()
         self._work: set[asyncio.Future[object]] = set()

@@ -26,10 +26,29 @@ class TestMockClock:
         assert clock.time_ms() == T0 * 1000
 
     def test_default_start_is_now(self) -> None:
-        """Without `start`, the clock starts at the real time."""
+        """Without `start`, the clock starts at the real time, to the millisecond."""
         before = time.time()
         clock = MockClock()
-        assert before <= clock.time() <= time.time()
+        assert int(before * 1000) <= clock.time_ms() <= time.time() * 1000
+        assert clock.time() == clock.time_ms() / 1000
+
+    async def test_default_start_has_no_microseconds(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A clock started at a real time 1.2 us below a millisecond ran an alarm set 5 s ahead on
+        ``advance(4.999)``: float error (0.24 us per step at today's epoch) put ``time_ms()`` on the
+        alarm's millisecond. The default start drops the microseconds, so times a test reaches by
+        whole milliseconds are whole milliseconds (tests/test_examples_apps.py's job queue tests
+        failed about once in 5000 runs)."""
+        monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0029988)
+        monkeypatch.setattr(time, "time_ns", lambda: 1_800_000_000_002_998_800)
+        clock = MockClock()
+        assert clock.time() == 1_800_000_000.002
+        fired: list[int] = []
+        due_ms = clock.time_ms() + 5_000
+        clock.call_at(due_ms / 1000, lambda: fired.append(clock.time_ms()))
+        await clock.advance(4.999)
+        assert fired == []
+        await clock.advance(0.001)
+        assert fired == [due_ms]
 
     def test_time_ms_is_exact_for_fractional_times(self) -> None:
         """time_ms() is not thrown off by float error (1_700_000_000.123 s is ...123 ms)."""
