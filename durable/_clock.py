@@ -30,11 +30,27 @@ class TimerHandle(Protocol):
     def cancel(self) -> None: ...
 
 
-# A mock timer this close after the target time counts as due. time_ms() rounds a time within 1 us
-# below a millisecond up to it (float error), so an alarm at ``time_ms() + 60_000`` can sit up to
-# 1 us (plus float error, ~0.24 us per step at today's epoch) after ``time() + 60``; without this,
-# ``advance(60)`` would stop just short of it, depending on the microseconds of the start time.
+# A mock timer this close after the target time counts as due: float error of sums of advances
+# (~0.24 us per step at today's epoch). Timers at a whole millisecond (alarms) follow time_ms().
 _DUE_TOLERANCE = 2e-6
+
+
+def _due(when: float, now: float) -> bool:
+    """Whether a mock timer at ``when`` is due when the clock reads ``now``.
+
+    A timer at a whole millisecond (an object's alarm, set in ms) is due once ``time_ms()`` reads
+    that millisecond, no sooner: ``time_ms()`` rounds a time within 1 us below a millisecond up to
+    it (float error), so an alarm at ``time_ms() + 60_000`` can sit up to 1 us after ``time() +
+    60``, and ``advance(60)`` runs it; but a time 1 to 2 us below the alarm's millisecond still
+    reads the millisecond before, and an alarm run then would run early (a fixed 2 us tolerance
+    did that, for a clock whose start time fell there: ``advance(5.999)`` ran an alarm set 6 s
+    ahead).
+    """
+    millis = when * 1000
+    whole = round(millis)
+    if abs(millis - whole) < 0.001:
+        return math.floor(now * 1000 + 0.001) >= whole
+    return when <= now + _DUE_TOLERANCE
 
 
 class Clock:
@@ -107,7 +123,10 @@ class MockClock(Clock):
     """A clock that moves only when told to, for tests.
 
     Args:
-        start: the initial time in seconds since the epoch; default: the real time now.
+        start: the initial time in seconds since the epoch; default: the real time now, to the
+            whole millisecond (what ``Date.now()`` reads), so that a test advancing by whole
+            milliseconds lands on whole milliseconds: what it runs never depends on the
+            microseconds of the moment it started.
 
     Timers that are already due when they are set (an alarm set in the past) run on the next turn
     of the event loop, as a real timer with delay 0 would; ``await clock.advance(0)`` runs them
@@ -137,7 +156,7 @@ class MockClock(Clock):
             raise ValueError(
                 f"MockClock(start) takes a time between the years 1 and 9999 (what datetime shows), not {shown(start)}"
             )
-        self._now = float(_time.time() if start is None else start)
+        self._now = _time.time_ns() // 1_000_000 / 1000 if start is None else float(start)
         self._timers: list[tuple[float, int, _MockTimer]] = []
         self._seq = itertools.count()
         self._work: set[asyncio.Future[object]] = set()
@@ -159,7 +178,7 @@ class MockClock(Clock):
         except RuntimeError:
             return timer  # no loop yet (a namespace registered before it started): next advance()
         self._home = loop
-        if timer.when <= self._now + _DUE_TOLERANCE and not self._advancing:
+        if _due(timer.when, self._now) and not self._advancing:
             # Already due: run on the loop's next turn, as a real timer with delay 0 would.
             loop.call_soon(self._fire_due)
         return timer
@@ -175,7 +194,7 @@ class MockClock(Clock):
             if timer.cancelled:
                 heapq.heappop(self._timers)
                 continue
-            if when > limit + _DUE_TOLERANCE:
+            if not _due(when, limit):
                 return None
             heapq.heappop(self._timers)
             return timer

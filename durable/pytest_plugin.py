@@ -5,7 +5,8 @@ Fixtures:
     durable_runtime: a fresh in-memory :class:`durable.Runtime` per test, closed afterwards, so no
         storage, instance or alarm leaks from one test to the next. It runs on the clock of the
         ``mock_clock`` fixture when the test also asks for ``mock_clock``.
-    mock_clock: a :class:`durable.testing.MockClock` for the test, starting at the real time.
+    mock_clock: a :class:`durable.testing.MockClock` for the test, starting at the real time
+        (to the millisecond).
 
 Design: both fixtures are *synchronous*. A ``Runtime`` needs no event loop to be built, so a sync
 fixture works unchanged under every async runner: pytest-asyncio in auto or strict mode, and anyio's
@@ -104,7 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def mock_clock() -> MockClock:
-    """A mock clock, starting at the real time now; move it with ``await mock_clock.advance(s)``."""
+    """A mock clock, starting at the real time now (to the millisecond); move it with ``await mock_clock.advance(s)``."""
     return MockClock()
 
 

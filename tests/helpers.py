@@ -71,6 +71,20 @@ async def settle(turns: int = 5) -> None:
         await asyncio.sleep(0)
 
 
+async def wait_until(condition: Callable[[], bool], timeout: float = 60, what: str = "the condition") -> None:
+    """Poll ``condition`` every 10 ms until it holds; ``AssertionError`` after ``timeout`` seconds.
+
+    For what happens on real time (a real clock's alarm, another thread, a subprocess): the limit
+    is a hang guard, generous enough for a loaded machine (CI runs several suites on two cores).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout} s")
+        await asyncio.sleep(0.01)
+
+
 def resolve_durable_name(dotted: str) -> object:
     """The object ``durable.<dotted>`` names, importing submodules on the way; AttributeError if none."""
     import importlib

@@ -12,6 +12,8 @@ import durable
 from durable._host import ObjectHost
 from durable.testing import MockClock
 
+from helpers import wait_until
+
 T0 = 1_700_000_000
 T0_MS = T0 * 1000
 
@@ -371,6 +373,7 @@ class MovedWhileDue(durable.DurableObject):
 
     async def hold(self) -> None:
         async def closed() -> None:
+            self.env.flags["holding"].set()
             await self.env.flags["release"].wait()
             await self.ctx.storage.set_alarm(self.env.flags["to"])
 
@@ -391,21 +394,36 @@ class TestAlarmMovedToAPastTimeWhileItsHandlerWaits:
 
     @pytest.mark.parametrize("later", [False, True])
     async def test_moved_while_waiting(self, backend: str, later: bool) -> None:
+        # The scenario needs the hold to begin before the alarm falls due: on a loaded machine
+        # arm() and hold() may take longer than the margin, and the run is tried again with more.
+        for margin_ms in (100, 1_000, 10_000):
+            if await self._moved_while_waiting(backend, later, margin_ms):
+                return
+        pytest.fail("the hold never began before the alarm fell due, even 10 s ahead")
+
+    async def _moved_while_waiting(self, backend: str, later: bool, margin_ms: int) -> bool:
         attempts: list[tuple[int, int]] = []
-        flags: dict[str, Any] = {"release": asyncio.Event()}
+        flags: dict[str, Any] = {"release": asyncio.Event(), "holding": asyncio.Event()}
         async with durable.Runtime(vars={"attempts": attempts, "flags": flags}) as rt:
             stub = rt.namespace(MovedWhileDue, storage=backend).get_by_name("a")
-            due = rt.clock.time_ms() + 50
-            flags["to"] = due + 150 if later else 1_000_000_000_000  # a past time, clamped to now
+            due = rt.clock.time_ms() + margin_ms
+            flags["to"] = 1_000_000_000_000  # a past time, clamped to now
             await stub.arm(due)
             held = asyncio.ensure_future(stub.hold())
-            await asyncio.sleep(0.1)  # the alarm fell due; its handler waits for the gate
+            await flags["holding"].wait()
+            if rt.clock.time_ms() >= due:  # too late: the alarm may have run before the hold
+                flags["release"].set()
+                await held
+                return False
+            while rt.clock.time_ms() <= due:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # the alarm fell due; its handler waits for the gate
+            if later:
+                flags["to"] = rt.clock.time_ms() + 150  # set at the release, so still ahead then
             flags["release"].set()
             await held
-            for _ in range(100):
-                if attempts:
-                    break
-                await asyncio.sleep(0.02)
+            await wait_until(lambda: bool(attempts), what="an alarm attempt")
             await asyncio.sleep(0.1)
-            assert attempts == [(0, due + 150 if later else due)]
+            assert attempts == [(0, flags["to"] if later else due)]
             assert await stub.get() is None
+        return True

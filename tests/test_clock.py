@@ -26,10 +26,29 @@ class TestMockClock:
         assert clock.time_ms() == T0 * 1000
 
     def test_default_start_is_now(self) -> None:
-        """Without `start`, the clock starts at the real time."""
+        """Without `start`, the clock starts at the real time, to the millisecond."""
         before = time.time()
         clock = MockClock()
-        assert before <= clock.time() <= time.time()
+        assert int(before * 1000) <= clock.time_ms() <= time.time() * 1000
+        assert clock.time() == clock.time_ms() / 1000
+
+    async def test_default_start_has_no_microseconds(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A clock started at a real time 1.2 us below a millisecond ran an alarm set 5 s ahead on
+        ``advance(4.999)``: float error (0.24 us per step at today's epoch) put ``time_ms()`` on the
+        alarm's millisecond. The default start drops the microseconds, so times a test reaches by
+        whole milliseconds are whole milliseconds (tests/test_examples_apps.py's job queue tests
+        failed about once in 5000 runs)."""
+        monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0029988)
+        monkeypatch.setattr(time, "time_ns", lambda: 1_800_000_000_002_998_800)
+        clock = MockClock()
+        assert clock.time() == 1_800_000_000.002
+        fired: list[int] = []
+        due_ms = clock.time_ms() + 5_000
+        clock.call_at(due_ms / 1000, lambda: fired.append(clock.time_ms()))
+        await clock.advance(4.999)
+        assert fired == []
+        await clock.advance(0.001)
+        assert fired == [due_ms]
 
     def test_time_ms_is_exact_for_fractional_times(self) -> None:
         """time_ms() is not thrown off by float error (1_700_000_000.123 s is ...123 ms)."""
@@ -101,6 +120,25 @@ class TestMockClock:
             assert await stub.beats() == 1
             await clock.advance(60)
             assert await stub.beats() == 2
+
+    @pytest.mark.parametrize("start", [1_800_000_000.0019985, 1_700_000_000.0009988, 1796509637.5799985])
+    async def test_alarm_never_fires_before_time_ms_reads_it(self, start: float) -> None:
+        """``advance(5.999)`` does not run an alarm set for ``time_ms() + 6_000``, whatever microseconds
+        the start has: ``time_ms()`` still reads the millisecond before, so the alarm would run early.
+
+        A start 1 to 2 us below a millisecond (the pytest plugin's clock starts at the real time, so
+        about one test in a thousand) did that, when a timer within 2 us of the target counted as due:
+        tests/test_examples_apps.py's alarm-retry tests failed once in a while.
+        """
+        clock = MockClock(start)
+        fired: list[int] = []
+        due_ms = clock.time_ms() + 6_000
+        clock.call_at(due_ms / 1000, lambda: fired.append(clock.time_ms()))
+        await clock.advance(5.999)
+        assert clock.time_ms() == due_ms - 1
+        assert fired == []
+        await clock.advance(0.001)
+        assert fired == [due_ms]
 
     async def test_timers_fire_in_order_at_their_time(self) -> None:
         """Timers fire in time order, and time() reads each timer's own time while it runs."""

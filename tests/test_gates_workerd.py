@@ -654,13 +654,13 @@ class TestTransactionStartsWhenItsClosureDoes:
             first.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await first
-            return await asyncio.wait_for(second, 1)
+            return await asyncio.wait_for(second, 30)
 
         async with durable.Runtime() as rt:
             stub = rt.namespace(StartsLater).get_by_name("a")
             await testing.run_in_object(stub, cancel_first)
             assert ran == ["second"]
-            assert await asyncio.wait_for(stub.c(), 1) == "c"
+            assert await asyncio.wait_for(stub.c(), 30) == "c"
 
 
 class Reads(durable.DurableObject):
@@ -816,10 +816,10 @@ class TestAWaitingTransactionStartsWhenItsClosureDoes:
             second.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await second
-            return await asyncio.wait_for(third, 1)
+            return await asyncio.wait_for(third, 30)
 
         async with durable.Runtime() as rt:
             stub = rt.namespace(StartsLater).get_by_name("a")
             await testing.run_in_object(stub, cancel_second)
             assert ran == ["first", "third"]
-            assert await asyncio.wait_for(stub.c(), 1) == "c"
+            assert await asyncio.wait_for(stub.c(), 30) == "c"

@@ -8,6 +8,7 @@ unmodified; their expectations are those of the checkout's tests/test_examples.p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -335,13 +336,17 @@ async def test_14_websocket_stream_consumer_in_process(durable_runtime: durable.
     cursor."""
     server_module: Any = pytest.importorskip("websockets.asyncio.server")
     paths: list[str] = []
+    # The server closes once the test has seen the consumer connected (a fixed 0.3 s could pass
+    # between two status polls on a loaded machine); the 60 s bound only keeps a failure from hanging.
+    seen_connected = asyncio.Event()
 
     async def jetstream(conn: Any) -> None:
         paths.append(conn.request.path)
         for i in range(3):
             commit = {"collection": "app.bsky.feed.post", "record": {"text": f"post {i}"}}
             await conn.send(json.dumps({"kind": "commit", "time_us": 1000 + i, "commit": commit}))
-        await asyncio.sleep(0.3)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(seen_connected.wait(), 60)
         await conn.close(1000, "bye")
 
     async with server_module.serve(jetstream, "127.0.0.1", 0) as server:
@@ -351,9 +356,12 @@ async def test_14_websocket_stream_consumer_in_process(durable_runtime: durable.
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
             assert (await client.get("/status")).text == "Firehose status: disconnected"  # open comes later
             texts = []
-            for _ in range(300):
+            deadline = asyncio.get_running_loop().time() + 60  # a hang guard: breaks out far sooner
+            while asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.01)
                 texts.append((await client.get("/status")).text)
+                if texts[-1] == "Firehose status: connected":
+                    seen_connected.set()
                 if any(path.endswith("&cursor=1002") for path in paths):
                     break
             # Connected; the close listener's abort() reset the object; the next fetch reconnected

@@ -91,7 +91,7 @@ def record(ws: Any, log: list[Any]) -> None:
         ws.addEventListener(kind, listener)
 
 
-async def until(predicate: Any, timeout: float = 5.0) -> None:
+async def until(predicate: Any, timeout: float = 60.0) -> None:
     async def wait() -> None:
         while not predicate():
             await asyncio.sleep(0.01)
@@ -211,7 +211,7 @@ class TestApi:
                 thread.start()
                 await asyncio.to_thread(thread.join, 10)
                 assert opened and opened[0]._task.done()
-                assert await asyncio.wait_for(ended, 3) == 1006
+                assert await asyncio.wait_for(ended, 30) == 1006
             finally:
                 gc.enable()
 
