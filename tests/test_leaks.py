@@ -9,8 +9,10 @@ in docs/performance.md (Memory over time).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
+import sqlite3
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,14 +40,15 @@ def fds() -> int:
 
 async def growth(step: Callable[[], Awaitable[None]], measure: Callable[[], int]) -> tuple[int, int]:
     """``measure()`` after one ``step()`` (the warm-up), and after each of two more: the growth of
-    the first and of the second repetition."""
-    await step()
-    first = measure()
-    await step()
-    second = measure()
-    await step()
-    third = measure()
-    return second - first, third - second
+    the first and of the second repetition. The loop runs a few turns before each measure, so
+    callbacks still queued (which hold what they will touch) have run."""
+    counts = []
+    for _ in range(3):
+        await step()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        counts.append(measure())
+    return counts[1] - counts[0], counts[2] - counts[1]
 
 
 class Alarmed(durable.DurableObject):
@@ -115,3 +118,53 @@ async def test_history_of_a_live_object_costs_few_bytes_per_commit(tmp_path: Pat
             tracemalloc.stop()
         assert per_commit < 100, per_commit  # was 205
         assert await stub.inc() == 1801
+
+
+class Tabled(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS t(a)")  # read first: the table may exist
+
+    async def count(self) -> int:
+        return int(self.ctx.storage.sql.exec("SELECT count(*) AS n FROM t").one()["n"])
+
+    async def read_across_creation(self) -> list[int]:
+        sql = self.ctx.storage.sql
+        cursor = sql.exec("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) SELECT x FROM c")
+        first = next(cursor)["x"]
+        sql.exec("CREATE TABLE u(a)")  # opens the real database while the cursor has rows left
+        return [first] + [row["x"] for row in cursor]
+
+
+def sqlite_connections() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, sqlite3.Connection))
+
+
+@pytest.mark.timeout(20)
+async def test_objects_that_read_sql_before_they_have_storage_are_collected(tmp_path: Path) -> None:
+    """A read made before an object has a database runs on a stand-in (scratch) connection,
+    whose authorizer held the object's SQL state while a ``weakref.finalize`` held the connection:
+    nothing of an evicted object was ever collected. Measured: 2 connections and about 60 KB of
+    memory kept per object (1,000 objects, +2,000 connections, +60 MB of RSS)."""
+    async with durable.Runtime(tmp_path, max_live_objects=10) as rt:
+        ns = rt.namespace(Tabled)
+        made = 0
+
+        async def step() -> None:
+            nonlocal made
+            for _ in range(150):
+                made += 1
+                assert await ns.get_by_name(f"t{made}").count() == 0
+
+        grew = await growth(step, sqlite_connections)
+        assert grew[1] <= 5, grew  # was +300 per 150 objects
+        fds_before = fds()
+        await step()
+        assert fds() <= fds_before + 2
+
+
+async def test_a_cursor_on_the_stand_in_database_reads_on_after_the_real_one_opens() -> None:
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Tabled).get_by_name("a")
+        assert await stub.read_across_creation() == [1, 2, 3]
