@@ -100,17 +100,35 @@ class RealClock(Clock):
         return asyncio.get_running_loop().call_later(delay, callback)
 
 
-class _MockTimer:
-    __slots__ = ("callback", "cancelled", "label", "when")
+def _cancelled_callback() -> None:
+    """What a cancelled mock timer calls: nothing (its own callback is dropped at once)."""
 
-    def __init__(self, when: float, callback: Callable[[], None], label: str | None) -> None:
+
+class _MockTimer:
+    __slots__ = ("callback", "cancelled", "clock", "label", "when")
+
+    def __init__(self, when: float, callback: Callable[[], None], label: str | None, clock: MockClock) -> None:
         self.when = when
         self.callback = callback
         self.label = label
         self.cancelled = False
+        self.clock: MockClock | None = clock
+        """The clock whose heap holds this timer; None once it left the heap (fired)."""
 
     def cancel(self) -> None:
+        if self.cancelled:
+            return
         self.cancelled = True
+        # The callback (an alarm's closure over its entry) is released now, not when time reaches
+        # the timer; the clock drops cancelled timers from its heap once they are most of it.
+        self.callback = _cancelled_callback
+        if self.clock is not None:
+            self.clock._timer_cancelled()
+
+
+_COMPACT_AFTER: Final = 64
+"""A mock clock rebuilds its heap without cancelled timers once more than this many are in it
+and they are more than half of it (asyncio's loop does the same with its cancelled handles)."""
 
 
 _MAX_TIME: Final = 253402300799.0
@@ -158,6 +176,10 @@ class MockClock(Clock):
             )
         self._now = _time.time_ns() // 1_000_000 / 1000 if start is None else float(start)
         self._timers: list[tuple[float, int, _MockTimer]] = []
+        self._cancelled_in_heap = 0
+        """How many timers in ``_timers`` are cancelled (an alarm set again or deleted, an object
+        evicted): without dropping them, a test that sets alarms and never advances would keep
+        every one (and its callback) for good."""
         self._seq = itertools.count()
         self._work: set[asyncio.Future[object]] = set()
         self._advancing = False
@@ -171,7 +193,7 @@ class MockClock(Clock):
         return self._now
 
     def call_at(self, when: float, callback: Callable[[], None], label: str | None = None) -> TimerHandle:
-        timer = _MockTimer(float(when), callback, label)
+        timer = _MockTimer(float(when), callback, label, self)
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
         try:
             loop = asyncio.get_running_loop()
@@ -188,15 +210,25 @@ class MockClock(Clock):
         self._work.add(fut)
         fut.add_done_callback(self._work.discard)
 
+    def _timer_cancelled(self) -> None:
+        """A timer in the heap was cancelled: drop the cancelled ones once they are most of it."""
+        self._cancelled_in_heap += 1
+        if self._cancelled_in_heap > _COMPACT_AFTER and 2 * self._cancelled_in_heap > len(self._timers):
+            self._timers = [entry for entry in self._timers if not entry[2].cancelled]
+            heapq.heapify(self._timers)
+            self._cancelled_in_heap = 0
+
     def _pop_due(self, limit: float) -> _MockTimer | None:
         while self._timers:
             when, _, timer = self._timers[0]
             if timer.cancelled:
                 heapq.heappop(self._timers)
+                self._cancelled_in_heap -= 1
                 continue
             if not _due(when, limit):
                 return None
             heapq.heappop(self._timers)
+            timer.clock = None
             return timer
         return None
 
@@ -284,6 +316,7 @@ class MockClock(Clock):
         if timer.label is not None:
             count = fired[timer.label] = fired.get(timer.label, 0) + 1
             if count > self.SAME_INSTANT_LIMIT:
+                timer.clock = self
                 heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
                 raise RuntimeError(
                     f"MockClock.advance() stopped: {timer.label} fell due {self.SAME_INSTANT_LIMIT} times "

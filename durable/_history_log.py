@@ -15,6 +15,7 @@ nothing of SQLite connections or bookmarks: ``_history_capture.py`` writes its s
 
 from __future__ import annotations
 
+import array
 import contextlib
 import io
 import json
@@ -23,7 +24,7 @@ import os
 import secrets
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ._exceptions import DataCorruptionError
@@ -164,12 +165,56 @@ class Entry:
         self.size = size
 
 
+class Entries:
+    """The records of a loaded log, in five packed columns, read back as :class:`Entry` values.
+
+    A log keeps one record per commit for the retention window (30 days), and the records of a
+    live object stay loaded: as objects, each took about 200 bytes of memory (20,000 commits, 4 MB);
+    packed, 33 bytes. Supports ``append``, ``len``, indexing (a new ``Entry`` each time: compare
+    offsets, not identity) and iteration, forwards and reversed.
+    """
+
+    __slots__ = ("_kind", "_offset", "_seq", "_size", "_time")
+
+    def __init__(self) -> None:
+        self._kind = array.array("B")
+        self._seq = array.array("Q")
+        self._time = array.array("q")
+        self._offset = array.array("Q")
+        self._size = array.array("Q")
+
+    def append(self, kind: int, seq: int, time_ms: int, offset: int, size: int) -> None:
+        self._kind.append(kind)
+        self._seq.append(seq)
+        self._time.append(time_ms)
+        self._offset.append(offset)
+        self._size.append(size)
+
+    def __len__(self) -> int:
+        return len(self._kind)
+
+    def last_time(self) -> int | None:
+        """The time of the last record (``None`` if there is none), without making an ``Entry``."""
+        return self._time[-1] if self._time else None
+
+    def __getitem__(self, index: int) -> Entry:
+        return Entry(self._kind[index], self._seq[index], self._time[index], self._offset[index], self._size[index])
+
+    def __iter__(self) -> Iterator[Entry]:
+        for kind, seq, time_ms, offset, size in zip(self._kind, self._seq, self._time, self._offset, self._size):
+            yield Entry(kind, seq, time_ms, offset, size)
+
+    def __reversed__(self) -> Iterator[Entry]:
+        for index in range(len(self._kind) - 1, -1, -1):
+            yield self[index]
+
+
 def _header(meta: dict[str, object]) -> bytes:
     blob = json.dumps(meta, sort_keys=True).encode()
     return MAGIC + struct.pack("<I", len(blob)) + blob
 
 
-def _scan(store: _Store) -> tuple[dict[str, object], list[Entry], int]:
+def _scan(store: _Store) -> tuple[dict[str, object], Entries, int]:
     """Read a log: its header, its records, and the size of its valid prefix (a torn tail ends it)."""
     size = store.size()
     head = store.read(0, 12)
@@ -178,7 +223,7 @@ def _scan(store: _Store) -> tuple[dict[str, object], list[Entry], int]:
     (meta_len,) = struct.unpack("<I", head[8:12])
     meta = json.loads(store.read(12, meta_len))
     offset = 12 + meta_len
-    entries: list[Entry] = []
+    entries = Entries()
     while offset + _REC.size <= size:
         length, crc, kind, seq, time_ms = _REC.unpack(store.read(offset, _REC.size))
         end = offset + _REC.size + length + _FOOT.size
@@ -187,12 +232,12 @@ def _scan(store: _Store) -> tuple[dict[str, object], list[Entry], int]:
         payload = store.read(offset + _REC.size, length)
         if zlib.crc32(payload, zlib.crc32(struct.pack("<BQq", kind, seq, time_ms))) != crc:
             break
-        entries.append(Entry(kind, seq, time_ms, offset + _REC.size, length))
+        entries.append(kind, seq, time_ms, offset + _REC.size, length)
         offset = end
     return meta, entries, offset
 
 
-def _pending_restore(store: _Store, entries: list[Entry]) -> tuple[int, int] | None:
+def _pending_restore(store: _Store, entries: Entries) -> tuple[int, int] | None:
     """(target seq, undo seq) of the restore the log asks for at the next start, if any.
 
     A ``REQUEST`` asks for it; the ``MARK`` of its undo bookmark, written with the restored state,
@@ -261,7 +306,7 @@ class HistoryLog:
         self.retention_ms = retention_ms
         self._store = _Store(path, fsync)
         self._loaded = False
-        self._entries: list[Entry] = []
+        self._entries = Entries()
         self.lineage = 0
         self.created_ms = 0
         self.last_seq = 0
@@ -343,9 +388,9 @@ class HistoryLog:
             self._mark = lead  # the next append (or settle_mark) still writes it
             raise
         if lead is not None:
-            self._entries.append(Entry(MARK, lead[0], time_ms, size + _REC.size, 0))
+            self._entries.append(MARK, lead[0], time_ms, size + _REC.size, 0)
             size += _REC.size + _FOOT.size
-        self._entries.append(Entry(kind, seq, time_ms, size + _REC.size, len(payload)))
+        self._entries.append(kind, seq, time_ms, size + _REC.size, len(payload))
         if kind in STATE_KINDS:
             self.last_seq = seq
             if self._compact_due == float("inf"):
@@ -382,9 +427,8 @@ class HistoryLog:
     def state_time(self) -> int:
         """The time of the next state record: the clock, never earlier than the last record."""
         now = self.now_ms()
-        if self._entries and self._entries[-1].time > now:
-            return self._entries[-1].time
-        return now
+        last = self._entries.last_time()
+        return last if last is not None and last > now else now
 
     # -- reading records --
 
@@ -495,7 +539,9 @@ class HistoryLog:
         keep_seq = self.seq_at(cutoff)
         first = next((i for i, e in enumerate(self._entries) if e.kind in STATE_KINDS and e.seq > keep_seq), None)
         base_entry = next((e for e in self._entries if e.kind in STATE_KINDS and e.seq == keep_seq), None)
-        if (base_entry is None and first is None) or (base_entry is not None and base_entry is self._entries[0]):
+        if (base_entry is None and first is None) or (
+            base_entry is not None and base_entry.offset == self._entries[0].offset
+        ):
             self._update_compact_due()  # no state at all, or nothing before the state to keep
             return
         if first is None:
@@ -512,11 +558,12 @@ class HistoryLog:
             out.write(_record(BASE, keep_seq, base_time, image))
         if self.pending is not None:
             out.write(_record(REQUEST, 0, base_time, struct.pack("<QQ", *self.pending)))
-        for entry in self._entries[first:]:
+        for index in range(first, len(self._entries)):
+            entry = self._entries[index]
             out.write(_record(entry.kind, entry.seq, entry.time, self._store.read(entry.offset, entry.size)))
         self._store.replace(out.getvalue())
         self._loaded = False
-        self._entries = []
+        self._entries = Entries()
         pending, anchor = self.pending, self.anchor
         self.pending = None
         self.load()

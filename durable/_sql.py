@@ -291,6 +291,7 @@ class _Connection:
         self.replay: list[tuple[str, str]] = []
         """Switches set on the scratch database, to set again on the real one when it opens."""
         self._scratch: sqlite3.Connection | None = None
+        self._scratch_closer: weakref.finalize[[], _Connection] | None = None
         self.cursors: weakref.WeakSet[SqlCursor] = weakref.WeakSet()
         """Cursors that may still have rows to read, which ``delete_all()`` cancels (``wiped``)."""
 
@@ -299,6 +300,9 @@ class _Connection:
         self.configure(conn)
         self.writes.clear()
         self._conn = conn
+        if self._scratch_closer is not None and not self.cursors:
+            self._scratch_closer()  # the stand-in is not needed (unless a cursor still reads it)
+            self._scratch = self._scratch_closer = None
         replay, self.replay = self.replay, []
         for name, value in replay:  # names come from ALLOWED_PRAGMAS: safe to splice
             quoted = value.replace("'", "''")
@@ -321,9 +325,9 @@ class _Connection:
                 for pragma in _SWITCH_DEFAULTS:
                     conn.execute(self.db.tagged(pragma))
 
-    def configure(self, conn: sqlite3.Connection) -> None:
-        """Install workerd's authorizer and limits on ``conn``."""
-        conn.set_authorizer(self.authorize)
+    def configure(self, conn: sqlite3.Connection, authorizer: Callable[..., int] | None = None) -> None:
+        """Install workerd's authorizer (``self.authorize`` unless given) and limits on ``conn``."""
+        conn.set_authorizer(authorizer if authorizer is not None else self.authorize)
         for limit, value in SQL_LIMITS:
             conn.setlimit(limit, value)
         if self.row_limit is not None:
@@ -339,8 +343,9 @@ class _Connection:
         """
         if self._scratch is None:
             conn = connect(":memory:")  # the same pragmas as the real database (foreign_keys...)
-            self.configure(conn)
-            weakref.finalize(self, conn.close)
+            self.configure(conn, _weak_authorizer(weakref.WeakMethod(self.authorize)))
+            # Closed when this state is collected, or when the real database opens (__call__).
+            self._scratch_closer = weakref.finalize(self, conn.close)
             self._scratch = conn
         return self._scratch
 
@@ -541,6 +546,22 @@ class _Connection:
             writes.clear()
             if self._conn is not None:
                 self._conn.set_authorizer(self.authorize)
+
+
+def _weak_authorizer(method: weakref.WeakMethod[Callable[..., int]]) -> Callable[..., int]:
+    """An authorizer calling ``method`` while its object lives (the scratch database's).
+
+    The scratch connection is closed by a ``weakref.finalize`` of its state, which holds the
+    connection: were the connection's authorizer the state's bound method, the state would never
+    be collected. It was: every object that ran a read before it had storage kept its state, its
+    database and both connections for the life of the process (60 KB of memory per object).
+    """
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, dbname: str | None, source: str | None) -> int:
+        bound = method()
+        return DENY if bound is None else bound(action, arg1, arg2, dbname, source)
+
+    return authorize
 
 
 def _state_of(db: ObjectDatabase, row_limit: int | None) -> _Connection:
