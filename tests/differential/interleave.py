@@ -100,7 +100,10 @@ class Timers:
         self._ticker: asyncio.Task[None] | None = None
 
     async def sleep(self) -> None:
-        fired: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if not hasattr(loop, "_ready"):  # (uvloop: its ready queue is not in Python's reach)
+            raise RuntimeError("the interleaving harness needs asyncio's own event loop (it reads its ready queue)")
+        fired: asyncio.Future[None] = loop.create_future()
         self._waiting.append(fired)
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.create_task(self._tick())
