@@ -196,7 +196,8 @@ async def test_runtimes_opened_and_closed_on_one_path_and_on_new_ones_release_ev
                 await ns.get_by_name(f"b{made}").both()
 
     def resources() -> int:
-        scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
+        # asyncio's live timers (uvloop keeps its own out of Python's reach: not counted there)
+        scheduled: list[asyncio.TimerHandle] = getattr(loop, "_scheduled", [])
         timers = sum(1 for h in scheduled if not h.cancelled())
         return fds() + threading.active_count() + sqlite_connections() + timers
 
