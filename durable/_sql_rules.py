@@ -534,7 +534,8 @@ def error_offset(sql: str, message: str) -> int | None:
     search, compiling prefixes under ``EXPLAIN`` (so nothing runs) on an empty database. The
     first parameter past the limit is found by numbering parameters as SQLite does. Errors that name a
     column, function or table point, as SQLite's do, at the first token with that name (SQLite
-    records the exact expression; the first occurrence is nearly always it).
+    records the exact expression; the first occurrence is nearly always it), but a misused
+    aggregate or window function at the call SQLite reports (:func:`_misused_function_offset`).
     """
     m = _SYNTAX.fullmatch(message)
     if m is not None:
@@ -555,10 +556,80 @@ def error_offset(sql: str, message: str) -> int | None:
     words = _words(sql)
     if kind == "col" and words and words[0][0].upper() == "UPDATE":
         return None  # an unknown column assigned by SET has no offset in SQLite
+    if kind == "agg" or kind == "aggr" or kind == "win":
+        return _misused_function_offset(sql, words, name, kind)
     for word, start, _ in words:
         if _unquote(word).lower() == name.lower():
             return _utf8_offset(sql, start)
     return None
+
+
+_CLAUSES: Final = frozenset(
+    {
+        "SELECT",
+        "FROM",
+        "WHERE",
+        "GROUP",
+        "HAVING",
+        "ORDER",
+        "LIMIT",
+        "OFFSET",
+        "ON",
+        "SET",
+        "VALUES",
+        "RETURNING",
+        "WINDOW",
+    }
+)
+_AGGREGATE_CLAUSES: Final = frozenset({"SELECT", "HAVING", "ORDER"})
+"""Clauses of a SELECT whose expressions may hold aggregate functions."""
+_WINDOW_CLAUSES: Final = frozenset({"SELECT", "ORDER"})
+"""Clauses of a SELECT whose expressions may hold window functions."""
+
+
+def _misused_function_offset(sql: str, words: list[tuple[str, int, int]], name: str, kind: str) -> int | None:
+    """Where SQLite places a misused aggregate or window function ``name()`` (measured with
+    miniflare 4, 2026-04-07), which is often not its first call.
+
+    ``misuse of aggregate function f()`` and ``misuse of window function f()`` (found while
+    SQLite resolves names, which stops at the first): the first call in a clause that may not
+    hold one, where aggregates may be in a result list, ``HAVING`` and ``ORDER BY``, window
+    functions in a result list and ``ORDER BY`` (``SELECT count(*) FROM t ORDER BY count(*)
+    LIMIT count(*)`` is at the third call). ``misuse of aggregate: f()`` (found while SQLite
+    generates the code of an aggregate query, where each call found records its offset over the
+    last): the last call in the outermost ``WHERE`` holding one (``SELECT count(*) FROM t WHERE
+    count(*) > 1 OR count(*) < 0`` is at offset 45), and none when a join's ``ON`` clause holds
+    one. Otherwise (a result column's alias used in ``WHERE``, a window function without
+    ``OVER``...) the first call.
+    """
+    clauses: list[str | None] = [None]  # per bracket depth: the clause keyword seen last
+    first: int | None = None
+    where: tuple[int, int] | None = None  # (depth of its WHERE, offset) of the call to report
+    allowed = _WINDOW_CLAUSES if kind == "win" else _AGGREGATE_CLAUSES
+    for i, (word, start, _) in enumerate(words):
+        upper = word.upper()
+        if word == "(":
+            clauses.append(None)
+        elif word == ")":
+            if len(clauses) > 1:
+                clauses.pop()
+        elif upper in _CLAUSES:
+            clauses[-1] = upper
+        elif i + 1 < len(words) and words[i + 1][0] == "(" and _unquote(word).lower() == name.lower():
+            depth = next((d for d in range(len(clauses) - 1, -1, -1) if clauses[d] is not None), 0)
+            clause = clauses[depth]
+            if first is None:
+                first = start
+            if kind != "aggr":
+                if clause not in allowed:
+                    return _utf8_offset(sql, start)
+            elif clause == "ON":
+                return None
+            elif clause == "WHERE" and (where is None or depth <= where[0]):
+                where = (depth, start)
+    if where is not None:
+        return _utf8_offset(sql, where[1])
+    return None if first is None else _utf8_offset(sql, first)
 
 
 def _numbered_variables(sql: str) -> Iterator[tuple[str, int, int]]:

@@ -481,3 +481,72 @@ async def test_negative_zero_binds_as_zero(stub: Any, zero: float) -> None:
     assert (t, q, stored_type) == ("real", "0.0", "real")
     assert [math.copysign(1.0, v) for v in (x, raw, stored)] == [1.0, 1.0, 1.0]
     assert math.copysign(1.0, y) == -1.0  # the literal keeps its sign, in workerd too
+
+
+# -- where a misused aggregate or window function is reported ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd (miniflare 4, 2026-04-07): SQLite reports the call in the clause that may not
+        # hold it, not the first call of that name (durable said "at offset 7" for all of these).
+        ("SELECT count(*) FROM t WHERE count(*) > 1", "misuse of aggregate: count() at offset 29: SQLITE_ERROR"),
+        (
+            "SELECT count(*) FROM t WHERE a > 1 AND count(*) > 1",
+            "misuse of aggregate: count() at offset 39: SQLITE_ERROR",
+        ),
+        # (code generation records each misused call over the last: the last of the WHERE clause)
+        (
+            "SELECT count(*) FROM t WHERE count(*) > 1 OR count(*) < 0",
+            "misuse of aggregate: count() at offset 45: SQLITE_ERROR",
+        ),
+        (
+            "SELECT sum(a) FROM t WHERE sum(a) BETWEEN 1 AND sum(a)",
+            "misuse of aggregate: sum() at offset 48: SQLITE_ERROR",
+        ),
+        # (the outermost WHERE holding one: a subquery's is not the one reported)
+        (
+            "SELECT count(*) FROM t WHERE count(*) > 1 AND a IN (SELECT count(*) FROM t WHERE count(*) > 2)",
+            "misuse of aggregate: count() at offset 29: SQLITE_ERROR",
+        ),
+        (
+            "SELECT (SELECT count(*) FROM t WHERE count(*) > 0) AS x",
+            "misuse of aggregate: count() at offset 37: SQLITE_ERROR",
+        ),
+        # (in a join's ON clause: no offset)
+        (
+            "SELECT count(*) FROM t AS x JOIN t AS y ON count(*) > 1 WHERE count(*) > 2",
+            "misuse of aggregate: count(): SQLITE_ERROR",
+        ),
+        # (a result column's alias used in WHERE: the result column's call, as before)
+        ("SELECT count(*) AS n FROM t WHERE n > 1", "misuse of aggregate: count() at offset 7: SQLITE_ERROR"),
+        # Found while resolving names, which stops at the first: the first call outside a result
+        # list, HAVING and ORDER BY.
+        (
+            "SELECT count(*) FROM t ORDER BY count(*) LIMIT count(*)",
+            "misuse of aggregate function count() at offset 47: SQLITE_ERROR",
+        ),
+        (
+            "SELECT count(*) FROM t WHERE a IN (SELECT a FROM t WHERE count(*) > 1)",
+            "misuse of aggregate function count() at offset 57: SQLITE_ERROR",
+        ),
+        (
+            "SELECT (SELECT count(*) FROM t) FROM t WHERE count(*) > 1",
+            "misuse of aggregate function count() at offset 45: SQLITE_ERROR",
+        ),
+        # Window functions: allowed in a result list and ORDER BY, not in HAVING.
+        (
+            "SELECT rank() OVER () FROM t WHERE rank() OVER () > 1",
+            "misuse of window function rank() at offset 35: SQLITE_ERROR",
+        ),
+        (
+            "SELECT a FROM t ORDER BY row_number() OVER () LIMIT row_number() OVER ()",
+            "misuse of window function row_number() at offset 52: SQLITE_ERROR",
+        ),
+    ],
+)
+async def test_misused_function_offsets(stub: Any, sql: str, message: str) -> None:
+    await stub.q("CREATE TABLE t(a)")
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
