@@ -549,18 +549,92 @@ def error_offset(sql: str, message: str) -> int | None:
     m = _NAMED_ERROR.fullmatch(message)
     if m is None:
         return None
-    kind = m.lastgroup
+    kind = m.lastgroup or ""
     name = m.group(kind or 0)
-    if kind == "col" and "." in name:
-        name = name.split(".")[0]
     words = _words(sql)
-    if kind == "col" and words and words[0][0].upper() == "UPDATE":
-        return None  # an unknown column assigned by SET has no offset in SQLite
     if kind == "agg" or kind == "aggr" or kind == "win":
         return _misused_function_offset(sql, words, name, kind)
-    for word, start, _ in words:
-        if _unquote(word).lower() == name.lower():
-            return _utf8_offset(sql, start)
+    index = _named_token(words, kind, name)
+    return None if index is None else _utf8_offset(sql, index)
+
+
+_FUNCTION_ERRORS: Final = frozenset({"fn", "auth", "args", "many"})
+
+
+def _named_token(words: list[tuple[str, int, int]], kind: str, name: str) -> int | None:
+    """Where (a character index) the token an error of ``_NAMED_ERROR`` names is: the first
+    token spelling the name in a place that can hold it (measured with miniflare 4, 2026-04-07).
+
+    Never a string literal (``SELECT 'b', b FROM t`` is at the bare ``b``, offset 12). A function
+    is a name followed by ``(``. A qualified column (``t.b``) is its whole spelling, not the first
+    token naming its table. An unqualified column is not a qualifier, an alias declared with
+    ``AS`` or a double-quoted word (which SQLite, failing to find the column, reads as a string).
+    In an UPDATE, a missing column assigned by SET has no offset; one elsewhere in it has.
+    """
+    parts = name.split(".") if kind == "col" else [_unquote(name)]
+    upper = [w.upper() for w, _, _ in words]
+    update = kind == "col" and upper[:1] == ["UPDATE"]
+    clause = ""
+    for i, (word, start, _) in enumerate(words):
+        if upper[i] in ("SET", "FROM", "WHERE", "RETURNING"):
+            clause = upper[i]
+        if word[:1] == "'" or _unquote(word).lower() != parts[0].lower():
+            continue
+        after = words[i + 1][0] if i + 1 < len(words) else ""
+        before = upper[i - 1] if i > 0 else ""
+        if kind in _FUNCTION_ERRORS:
+            if after != "(":
+                continue
+        elif len(parts) > 1:
+            spelled = [_unquote(w).lower() for w, _, _ in words[i : i + 2 * len(parts) - 1 : 2]]
+            dots = [w for w, _, _ in words[i + 1 : i + 2 * len(parts) - 1 : 2]]
+            if spelled != [p.lower() for p in parts] or any(d != "." for d in dots):
+                continue
+        elif kind == "col" or kind == "amb":
+            if after in (".", "(") or before in (".", "AS") or (word[:1] == '"' and kind == "col"):
+                continue
+            if update and clause == "SET" and _set_target(upper, i):
+                # SQLite resolves each SET value before looking up its column, and an unknown
+                # column assigned has no offset.
+                return _set_value_token(words, upper, i, parts[0])
+        return start
+    return None
+
+
+def _set_target(upper: list[str], i: int) -> bool:
+    """Whether word ``i`` of an UPDATE's SET clause is a column assigned (``a = ``, ``(a, b) = ``)."""
+    if upper[i - 1] in ("SET", ",") and i + 1 < len(upper) and upper[i + 1] == "=":
+        return True
+    j = i
+    while j >= 2 and upper[j - 1] == ",":
+        j -= 2  # back over "x ," pairs to the list's "("
+    if j < 2 or upper[j - 1] != "(" or upper[j - 2] not in ("SET", ","):
+        return False
+    k = i
+    while k + 2 < len(upper) and upper[k + 1] == ",":
+        k += 2
+    return k + 2 < len(upper) and upper[k + 1] == ")" and upper[k + 2] == "="
+
+
+def _set_value_token(words: list[tuple[str, int, int]], upper: list[str], i: int, name: str) -> int | None:
+    """The first bare use of column ``name`` in the value assigned after word ``i`` (a SET target)."""
+    j = i + 1
+    while j < len(words) and upper[j] != "=":
+        j += 1
+    depth = 0
+    for k in range(j + 1, len(words)):
+        word = words[k][0]
+        if word == "(":
+            depth += 1
+        elif word == ")":
+            depth -= 1
+        if depth < 0 or (depth == 0 and (word == "," or upper[k] in ("FROM", "WHERE", "RETURNING"))):
+            return None
+        if word[:1] in ("'", '"') or _unquote(word).lower() != name.lower():
+            continue
+        if (k + 1 < len(words) and words[k + 1][0] in (".", "(")) or upper[k - 1] in (".", "AS"):
+            continue
+        return words[k][1]
     return None
 
 

@@ -550,3 +550,41 @@ async def test_misused_function_offsets(stub: Any, sql: str, message: str) -> No
     await stub.q("CREATE TABLE t(a)")
     with exactly(durable.SqlError, message):
         await stub.q(sql)
+
+
+# -- where an error naming a column or function is reported ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd (miniflare 4, 2026-04-07); durable pointed at the first token spelling the name.
+        # Never inside a string literal:
+        ("SELECT 'b', b FROM t", "no such column: b at offset 12: SQLITE_ERROR"),
+        ("SELECT 'nofn', nofn(1)", "no such function: nofn at offset 15: SQLITE_ERROR"),
+        ("SELECT 'abs', abs(1, 2)", "wrong number of arguments to function abs() at offset 14: SQLITE_ERROR"),
+        # A function is a name followed by "(", not an alias of that name:
+        ("SELECT a FROM t AS nofn WHERE nofn(1)", "no such function: nofn at offset 30: SQLITE_ERROR"),
+        (
+            "SELECT 'x' AS sqlite_version, sqlite_version()",
+            "not authorized to use function: sqlite_version at offset 30: SQLITE_ERROR",
+        ),
+        # A qualified column is its whole spelling, not the first token naming its table:
+        ("SELECT a FROM t WHERE t.b = 1", "no such column: t.b at offset 22: SQLITE_ERROR"),
+        ("SELECT b.a FROM t AS b WHERE b.c = 1", "no such column: b.c at offset 29: SQLITE_ERROR"),
+        ("SELECT a FROM t WHERE a = 1 AND a.b = 2", "no such column: a.b at offset 32: SQLITE_ERROR"),
+        # An unqualified column is not an alias declared with AS, nor a double-quoted word (which
+        # SQLite reads as a string when no column has that name):
+        ("SELECT a FROM t AS b ORDER BY b", "no such column: b at offset 30: SQLITE_ERROR"),
+        ('SELECT "b" FROM t WHERE b > 1', "no such column: b at offset 24: SQLITE_ERROR"),
+        # In an UPDATE only a column assigned by SET has no offset (durable gave none at all):
+        ("UPDATE t SET a = b", "no such column: b at offset 17: SQLITE_ERROR"),
+        ("UPDATE t SET a = 1 WHERE b = 2", "no such column: b at offset 25: SQLITE_ERROR"),
+        # A quoted table name, as the message spells it:
+        ('CREATE TABLE "t"(b)', 'table "t" already exists at offset 13: SQLITE_ERROR'),
+    ],
+)
+async def test_named_error_offsets(stub: Any, sql: str, message: str) -> None:
+    await stub.q("CREATE TABLE t(a)")
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
