@@ -568,37 +568,94 @@ def _named_token(words: list[tuple[str, int, int]], kind: str, name: str) -> int
     Never a string literal (``SELECT 'b', b FROM t`` is at the bare ``b``, offset 12). A function
     is a name followed by ``(``. A qualified column (``t.b``) is its whole spelling, not the first
     token naming its table. An unqualified column is not a qualifier, an alias declared with
-    ``AS`` or a double-quoted word (which SQLite, failing to find the column, reads as a string).
-    In an UPDATE, a missing column assigned by SET has no offset; one elsewhere in it has.
+    ``AS``, a common table expression's name or a double-quoted word (which SQLite, failing to
+    find the column, reads as a string). In an UPDATE, a missing column assigned by SET has no
+    offset; one elsewhere in it has. An expression in a join's ON clause keeps no offset, and
+    SQLite resolves the WHERE clause's columns before it.
     """
     parts = name.split(".") if kind == "col" else [_unquote(name)]
     upper = [w.upper() for w, _, _ in words]
     update = kind == "col" and upper[:1] == ["UPDATE"]
     clause = ""
-    for i, (word, start, _) in enumerate(words):
+    governing = _governing_clauses(upper)
+    for i, (_, start, _) in enumerate(words):
         if upper[i] in ("SET", "FROM", "WHERE", "RETURNING"):
             clause = upper[i]
-        if word[:1] == "'" or _unquote(word).lower() != parts[0].lower():
+        if not _names_it(words, upper, i, parts, kind):
             continue
-        after = words[i + 1][0] if i + 1 < len(words) else ""
-        before = upper[i - 1] if i > 0 else ""
-        if kind in _FUNCTION_ERRORS:
-            if after != "(":
-                continue
-        elif len(parts) > 1:
-            spelled = [_unquote(w).lower() for w, _, _ in words[i : i + 2 * len(parts) - 1 : 2]]
-            dots = [w for w, _, _ in words[i + 1 : i + 2 * len(parts) - 1 : 2]]
-            if spelled != [p.lower() for p in parts] or any(d != "." for d in dots):
-                continue
-        elif kind == "col" or kind == "amb":
-            if after in (".", "(") or before in (".", "AS") or (word[:1] == '"' and kind == "col"):
-                continue
-            if update and clause == "SET" and _set_target(upper, i):
-                # SQLite resolves each SET value before looking up its column, and an unknown
-                # column assigned has no offset.
-                return _set_value_token(words, upper, i, parts[0])
+        if kind == "col" and len(parts) == 1 and update and clause == "SET" and _set_target(upper, i):
+            # SQLite resolves each SET value before looking up its column, and an unknown column
+            # assigned has no offset.
+            return _set_value_token(words, upper, i, parts)
+        if governing[i] == "ON" and kind != "table":
+            return _later_in_where(words, upper, i, parts) if kind == "col" or kind == "amb" else None
         return start
     return None
+
+
+def _names_it(words: list[tuple[str, int, int]], upper: list[str], i: int, parts: list[str], kind: str) -> bool:
+    """Whether word ``i`` is a use of the name (``parts``: split at dots) an error of ``kind`` names."""
+    word = words[i][0]
+    if word[:1] == "'" or _unquote(word).lower() != parts[0].lower():
+        return False
+    after = upper[i + 1] if i + 1 < len(words) else ""
+    before = upper[i - 1] if i > 0 else ""
+    if after == "AS" and i + 2 < len(words) and upper[i + 2] in ("(", "MATERIALIZED", "NOT"):
+        return False  # a common table expression's name (WITH zz AS (...))
+    if kind in _FUNCTION_ERRORS:
+        return after == "("
+    if len(parts) > 1:
+        spelled = [_unquote(w).lower() for w, _, _ in words[i : i + 2 * len(parts) - 1 : 2]]
+        dots = [w for w, _, _ in words[i + 1 : i + 2 * len(parts) - 1 : 2]]
+        return spelled == [p.lower() for p in parts] and all(d == "." for d in dots)
+    if kind == "col" or kind == "amb":
+        return not (after in (".", "(") or before in (".", "AS") or (word[:1] == '"' and kind == "col"))
+    return True
+
+
+def _later_in_where(words: list[tuple[str, int, int]], upper: list[str], i: int, parts: list[str]) -> int | None:
+    """The first use of the column after word ``i`` (in a join's ON clause) in the WHERE clause
+    of the same SELECT, subqueries included; ``None`` when there is none."""
+    depth = 0  # brackets open at word i, counted from the ON clause's level
+    closed = 0
+    for j in range(i - 1, -1, -1):
+        if upper[j] == ")":
+            closed += 1
+        elif upper[j] == "(":
+            if closed:
+                closed -= 1
+            else:
+                depth += 1
+        elif upper[j] == "ON" and not closed:
+            break
+    in_where = False
+    for k in range(i + 1, len(words)):
+        depth += (upper[k] == "(") - (upper[k] == ")")
+        if depth < 0:
+            return None
+        if depth == 0 and upper[k] in _CLAUSES and upper[k] != "ON":
+            if in_where:
+                return None
+            in_where = upper[k] == "WHERE"
+        elif in_where and _names_it(words, upper, k, parts, "col"):
+            return words[k][1]
+    return None
+
+
+def _governing_clauses(upper: list[str]) -> list[str | None]:
+    """For each word, the clause keyword (``_CLAUSES``) it is in, brackets of calls included."""
+    clauses: list[str | None] = [None]  # per bracket depth: the clause keyword seen last
+    governing: list[str | None] = []
+    for word in upper:
+        if word == "(":
+            clauses.append(None)
+        elif word == ")":
+            if len(clauses) > 1:
+                clauses.pop()
+        elif word in _CLAUSES and (word != "ON" or clauses[-1] in ("FROM", "ON")):
+            clauses[-1] = word  # (ON: a join's, not ON CONFLICT, CREATE INDEX ... ON...)
+        governing.append(next((c for c in reversed(clauses) if c is not None), None))
+    return governing
 
 
 def _set_target(upper: list[str], i: int) -> bool:
@@ -616,7 +673,7 @@ def _set_target(upper: list[str], i: int) -> bool:
     return k + 2 < len(upper) and upper[k + 1] == ")" and upper[k + 2] == "="
 
 
-def _set_value_token(words: list[tuple[str, int, int]], upper: list[str], i: int, name: str) -> int | None:
+def _set_value_token(words: list[tuple[str, int, int]], upper: list[str], i: int, parts: list[str]) -> int | None:
     """The first bare use of column ``name`` in the value assigned after word ``i`` (a SET target)."""
     j = i + 1
     while j < len(words) and upper[j] != "=":
@@ -630,11 +687,8 @@ def _set_value_token(words: list[tuple[str, int, int]], upper: list[str], i: int
             depth -= 1
         if depth < 0 or (depth == 0 and (word == "," or upper[k] in ("FROM", "WHERE", "RETURNING"))):
             return None
-        if word[:1] in ("'", '"') or _unquote(word).lower() != name.lower():
-            continue
-        if (k + 1 < len(words) and words[k + 1][0] in (".", "(")) or upper[k - 1] in (".", "AS"):
-            continue
-        return words[k][1]
+        if _names_it(words, upper, k, parts, "col"):
+            return words[k][1]
     return None
 
 
@@ -687,7 +741,7 @@ def _misused_function_offset(sql: str, words: list[tuple[str, int, int]], name: 
         elif word == ")":
             if len(clauses) > 1:
                 clauses.pop()
-        elif upper in _CLAUSES:
+        elif upper in _CLAUSES and (upper != "ON" or clauses[-1] in ("FROM", "ON")):
             clauses[-1] = upper
         elif i + 1 < len(words) and words[i + 1][0] == "(" and _unquote(word).lower() == name.lower():
             depth = next((d for d in range(len(clauses) - 1, -1, -1) if clauses[d] is not None), 0)

@@ -1082,6 +1082,11 @@ class TestErrors:
             "SELECT zz FROM t AS zz",
             "SELECT 'zz(' , zz(1)",
             "SELECT a FROM t WHERE a = :zz AND zz = 1",
+            "WITH zz(a) AS (SELECT 1) SELECT zz FROM zz",
+            "SELECT t.a FROM t JOIN t AS u ON zz = 1 WHERE (zz) = 1",
+            "SELECT t.a FROM t JOIN t AS u ON u.zz = 1 WHERE u.zz = 2",
+            "SELECT a FROM t AS x JOIN t AS u ON x.a = u.a JOIN t AS v ON zz = 1 WHERE x.a = 2",
+            "INSERT INTO t SELECT a FROM t WHERE 1 ON CONFLICT (zz) DO NOTHING",
         ],
     )
     def test_offsets_match_sqlite(self, sql: str) -> None:

@@ -582,6 +582,25 @@ async def test_misused_function_offsets(stub: Any, sql: str, message: str) -> No
         ("UPDATE t SET a = 1 WHERE b = 2", "no such column: b at offset 25: SQLITE_ERROR"),
         # A quoted table name, as the message spells it:
         ('CREATE TABLE "t"(b)', 'table "t" already exists at offset 13: SQLITE_ERROR'),
+        # A common table expression's name is not a column:
+        ("WITH zz AS (SELECT 1 AS a) SELECT zz FROM zz", "no such column: zz at offset 34: SQLITE_ERROR"),
+        # An expression of a join's ON clause keeps no offset, and the WHERE clause is resolved
+        # before it (not ON CONFLICT's or CREATE INDEX's ON):
+        ("SELECT t.a FROM t JOIN t AS u ON u.zz = t.a", "no such column: u.zz: SQLITE_ERROR"),
+        ("SELECT t.a FROM t LEFT JOIN t AS u ON zz = t.a", "no such column: zz: SQLITE_ERROR"),
+        (
+            "SELECT t.a FROM t JOIN t AS u ON abs(zz) = t.a WHERE zz = 1",
+            "no such column: zz at offset 53: SQLITE_ERROR",
+        ),
+        (
+            "SELECT t.a FROM t JOIN t AS u ON zz WHERE EXISTS (SELECT zz)",
+            "no such column: zz at offset 57: SQLITE_ERROR",
+        ),
+        ("SELECT t.a FROM t JOIN t AS u ON nofn(1) WHERE nofn(2)", "no such function: nofn: SQLITE_ERROR"),
+        ("INSERT INTO t VALUES (1) ON CONFLICT (zz) DO NOTHING", "no such column: zz at offset 38: SQLITE_ERROR"),
+        # SQLite resolves a SET value before its column:
+        ("UPDATE t SET zz = zz", "no such column: zz at offset 18: SQLITE_ERROR"),
+        ("UPDATE t SET (a, zz) = (1, 2)", "no such column: zz: SQLITE_ERROR"),
     ],
 )
 async def test_named_error_offsets(stub: Any, sql: str, message: str) -> None:
