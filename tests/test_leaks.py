@@ -67,7 +67,7 @@ class Alarmed(durable.DurableObject):
         return await self.ctx.storage.get_alarm(), await self.ctx.storage.get("fired")
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(120)
 async def test_alarms_set_again_and_deleted_on_a_mock_clock_that_never_advances() -> None:
     """Every ``set_alarm`` of an object with an alarm cancels the old timer; a ``MockClock`` used
     to keep each cancelled timer (and the closure it calls) until time reached it, so a test that
@@ -100,7 +100,7 @@ class Count(durable.DurableObject):
         return int(value)
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(120)
 async def test_history_of_a_live_object_costs_few_bytes_per_commit(tmp_path: Path) -> None:
     """A live object's history keeps an index of its log's records in memory, one per commit for
     the 30 days kept: about 205 bytes each as objects (4 MB per 20,000 commits), 33 packed."""
@@ -143,7 +143,7 @@ def sqlite_connections() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, sqlite3.Connection))
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(120)
 async def test_objects_that_read_sql_before_they_have_storage_are_collected(tmp_path: Path) -> None:
     """A read made before an object has a database runs on a stand-in (scratch) connection,
     whose authorizer held the object's SQL state while a ``weakref.finalize`` held the connection:
