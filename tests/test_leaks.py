@@ -25,7 +25,7 @@ import durable
 from durable import testing
 from durable.testing import MockClock
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(120)
 
 T0 = 1_700_000_000
 
