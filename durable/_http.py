@@ -1643,7 +1643,12 @@ def check_response(result: object, request: object = None) -> Response:
     twin._web_socket = result._web_socket
     if cls is not Response and hasattr(result, "__dict__"):  # a user subclass's own attributes
         twin.__dict__.update(result.__dict__)
-    if isinstance(request, Request):
+    if type(request) is Request:  # (what build_request makes: at the cost isinstance() had)
+        twin._url = request.url
+        twin._redirected = False
+        if request.method == "HEAD":
+            twin._body = None
+    elif isinstance(request, Request):  # (_SentWithCredentials: answered at the URL as sent)
         twin._url = request.caller_url if type(request) is _SentWithCredentials else request.url
         twin._redirected = False
         if request.method == "HEAD":
