@@ -166,7 +166,8 @@ class Headers(MutableMapping[str, str]):
     values, kept in the order they were added. ``get(name)`` and ``headers[name]`` join repeated
     values with ``", "``; ``get_all(name)`` returns them one by one. Iteration yields the distinct
     names, sorted, as Fetch's iterator does; ``items()`` pairs each name with its joined value,
-    and ``multi_items()`` gives every ``(name, value)`` pair in insertion order.
+    ``entries()`` gives the pairs Fetch's iterator gives (each ``Set-Cookie`` on its own), and
+    ``multi_items()`` gives every ``(name, value)`` pair in insertion order.
 
     Args:
         init: a mapping, an iterable of ``(name, value)`` pairs, or another ``Headers`` (copied).
@@ -328,6 +329,28 @@ class Headers(MutableMapping[str, str]):
     def get_set_cookie(self) -> list[str]:
         """The ``Set-Cookie`` values, one per cookie (Fetch's ``getSetCookie()``)."""
         return self.get_all("set-cookie")
+
+    def entries(self) -> Iterator[tuple[str, str]]:
+        """The ``(name, value)`` pairs as workerd's ``Headers`` iterates them (``headers.entries()``,
+        ``[...headers]``): sorted by name, each name once with its values joined by ``", "``, but
+        each ``Set-Cookie`` value a pair of its own. A snapshot: later changes do not show.
+
+        Example::
+
+            h = Headers([("B", "1"), ("set-cookie", "x=1"), ("b", "2"), ("Set-Cookie", "y=2")])
+            list(h.entries())   # [('b', '1, 2'), ('set-cookie', 'x=1'), ('set-cookie', 'y=2')]
+        """
+        grouped: dict[str, list[str]] = {}
+        for name, value in self._items:
+            grouped.setdefault(name, []).append(value)
+        pairs: list[tuple[str, str]] = []
+        for name in sorted(grouped):
+            values = grouped[name]
+            if name == "set-cookie":
+                pairs.extend((name, value) for value in values)
+            else:
+                pairs.append((name, ", ".join(values)))
+        return iter(pairs)
 
     def multi_items(self) -> list[tuple[str, str]]:
         """Every ``(name, value)`` pair, names lower-cased, in insertion order."""

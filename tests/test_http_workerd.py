@@ -896,3 +896,46 @@ class TestCredentialsInTheUrl:
         async with durable.Runtime() as rt:  # redirect="manual": the redirect itself, as sent
             response = await rt.namespace(_Redirector).get_by_name("a").fetch(url, redirect="manual")
             assert (response.status, response.url) == (302, url)
+
+
+class TestHeadersEntries:
+    def test_workerds_iteration(self) -> None:
+        """workerd (miniflare 4, 2026-04-07): ``[...new Headers([["Set-Cookie", "c=1"], ["b", "1"],
+        ["X-1", "q"], ["set-cookie", "d=2"], ["A", "2"], ["a", "3"], ["set-cookie2", "z"], ["~", "t"],
+        ["0", "n"]]).entries()]`` (and ``[...h]``, and ``forEach``'s visits) is ``[["0","n"],
+        ["a","2, 3"], ["b","1"], ["set-cookie","c=1"], ["set-cookie","d=2"], ["set-cookie2","z"],
+        ["x-1","q"], ["~","t"]]``. durable had no ``entries()`` (``AttributeError``)."""
+        h = Headers(
+            [
+                ("Set-Cookie", "c=1"),
+                ("b", "1"),
+                ("X-1", "q"),
+                ("set-cookie", "d=2"),
+                ("A", "2"),
+                ("a", "3"),
+                ("set-cookie2", "z"),
+                ("~", "t"),
+                ("0", "n"),
+            ]
+        )
+        assert list(h.entries()) == [
+            ("0", "n"),
+            ("a", "2, 3"),
+            ("b", "1"),
+            ("set-cookie", "c=1"),
+            ("set-cookie", "d=2"),
+            ("set-cookie2", "z"),
+            ("x-1", "q"),
+            ("~", "t"),
+        ]
+        assert list(Headers().entries()) == []
+
+    def test_a_snapshot(self) -> None:
+        """workerd: setting ``c`` while iterating ``a``, ``b`` does not add it to the iteration."""
+        h = Headers([("a", "1"), ("b", "2")])
+        seen = []
+        for name, _ in h.entries():
+            seen.append(name)
+            if name == "a":
+                h.set("c", "3")
+        assert seen == ["a", "b"]
