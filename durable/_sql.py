@@ -968,7 +968,7 @@ class SqlStorage:
                 self._host.wrote(gated=True)  # the table may be new: commit it at the end of the turn
         params: tuple[SqlValue, ...] = bindings  # checked by sqlite3 as it binds (see _attempt)
         for value in bindings:
-            if type(value) not in NATIVE or (type(value) is float and not value):  # (-0.0: check_binding)
+            if type(value) not in NATIVE:
                 params = tuple(check_binding(value, i) for i, value in enumerate(bindings, 1))
                 break
         code = query

@@ -884,8 +884,7 @@ def sql_error(exc: BaseException, sql: str) -> SqlError:
 # -- bindings ---------------------------------------------------------------------------------------
 
 NATIVE: Final = frozenset({int, float, str, bytes, type(None)})
-"""Binding types sqlite3 binds as they are (out-of-range ints and lone surrogates it refuses;
-``-0.0``, which workerd binds as ``0.0``, goes through :func:`check_binding`)."""
+"""Binding types sqlite3 binds as they are (out-of-range ints and lone surrogates it refuses)."""
 
 NAMED_NEED_A_DICT: bool = sys.version_info >= (3, 12)
 """Python 3.12 deprecates (3.14 refuses) binding named placeholders from a sequence."""
@@ -901,9 +900,9 @@ def check_binding(value: object, position: int) -> SqlValue:
     """``value`` as SQLite binds it at ``position`` (1-based): ``bytearray`` and ``memoryview`` as
     ``bytes``, ``bool`` and int subclasses as ``int``, str and float subclasses as their base.
 
-    ``-0.0`` binds as ``0.0``: workerd loses the sign of a bound negative zero (measured with
-    miniflare 4, compatibility date 2026-04-07: ``SELECT ? AS x`` bound to ``-0`` reads back ``0``,
-    and a column given ``-0`` by a binding holds ``0``), while a literal ``-0.0`` in the SQL keeps it.
+    ``-0.0`` keeps its sign, as in workerd (measured with miniflare 4, compatibility date
+    2026-04-07: ``SELECT ? AS x`` bound to ``-0`` reads back ``-0``, and so does a column it was
+    inserted into).
 
     Raises:
         TypeError: a type SQL cannot bind, or a ``str`` with a lone surrogate.
@@ -918,10 +917,7 @@ def check_binding(value: object, position: int) -> SqlValue:
                 "SQL text must be valid Unicode"
             )
         return value
-    if t is float:
-        assert isinstance(value, float)
-        return value or 0.0  # -0.0 binds as 0.0, as in workerd
-    if t is bytes or value is None:
+    if t is float or t is bytes or value is None:
         return value  # type: ignore[return-value]
     if isinstance(value, int):
         # bool binds as INTEGER 1 / 0: SQLite has no boolean type (JavaScript true would not bind).
@@ -933,7 +929,7 @@ def check_binding(value: object, position: int) -> SqlValue:
     if isinstance(value, str):
         return check_binding(str(value), position)
     if isinstance(value, float):
-        return float(value) or 0.0
+        return float(value)
     raise TypeError(
         f"sql.exec() binding {position} is of type {t.__qualname__}, which SQL cannot bind: "
         "use None, int, float, str or bytes (bool binds as 1 or 0)"
