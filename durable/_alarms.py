@@ -253,7 +253,12 @@ class AlarmScheduler:
                         # The alarm set while the retry was pending was not yet due when the
                         # retry's timer fired (a timer may fire a little early): it gets its own.
                         self.schedule(key, entry.moved_to)
-            except Exception as exc:
+            except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
+                raise  # Ctrl-C, sys.exit(), or this delivery cancelled by the runtime's shutdown
+            except BaseException as exc:
+                # Any other error of the handler, a BaseException subclass included (Python
+                # Workers report those to workerd as any error, which retries them): the
+                # attempt failed. Letting one end this task left the alarm stored forever, unrun.
                 if entry.forgotten:
                     return exc  # Runtime.reset ended the handler (ConnectionClosedError): not a failure
                 log.warning(
