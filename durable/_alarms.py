@@ -255,10 +255,7 @@ class AlarmScheduler:
                         self.schedule(key, entry.moved_to)
             except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
                 raise  # Ctrl-C, sys.exit(), or this delivery cancelled by the runtime's shutdown
-            except BaseException as exc:
-                # Any other error of the handler, a BaseException subclass included (Python
-                # Workers report those to workerd as any error, which retries them): the
-                # attempt failed. Letting one end this task left the alarm stored forever, unrun.
+            except BaseException as exc:  # a BaseException subclass too: workerd retries whatever is thrown
                 if entry.forgotten:
                     return exc  # Runtime.reset ended the handler (ConnectionClosedError): not a failure
                 log.warning(
