@@ -13,7 +13,7 @@ import durable
 from durable._host import ObjectHost
 from durable.testing import MockClock, evict
 
-from helpers import wait_until
+from helpers import settle, wait_until
 
 T0 = 1_700_000_000
 T0_MS = T0 * 1000
@@ -588,3 +588,72 @@ class TestMeasuredScenarios:
         assert after is None
         if name == "constructor-moves":  # workerd reads null until it runs (docs/differences.md)
             assert ("at 1.3 s", 2.5) in seen
+
+
+class WritesThenFailingSection(durable.DurableObject):
+    """Writes "w" around a block_concurrency_while() whose callback writes "in" and raises (the
+    variant named by ``env.variants[its name]``), from a call or from its alarm's first attempt."""
+
+    async def arm(self) -> None:
+        await self.ctx.storage.set_alarm(T0_MS + 200)
+
+    async def keys(self) -> list[str]:
+        return list(await self.ctx.storage.list())
+
+    async def section(self) -> None:
+        storage = self.ctx.storage
+
+        async def fails() -> None:
+            storage.put("in", 1)
+            raise RuntimeError("the callback fails")
+
+        def fails_at_once() -> None:
+            raise RuntimeError("the callback fails")
+
+        variant = self.env.variants[self.ctx.id.name]
+        if variant == "awaited put":
+            await storage.put("w", 1)
+            await self.ctx.block_concurrency_while(fails)
+        elif variant == "put":
+            storage.put("w", 1)
+            await self.ctx.block_concurrency_while(fails)
+        elif variant == "put after the call":
+            section = self.ctx.block_concurrency_while(fails)
+            storage.put("w", 1)
+            await section
+        else:
+            storage.put("w", 1)
+            await self.ctx.block_concurrency_while(fails_at_once)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        self.env.attempts.append(info.retry_count)
+        if info.retry_count == 0:
+            await self.section()
+
+
+class TestWritesBeforeAFailingBlockConcurrencyWhile:
+    """workerd (miniflare 4, 2026-04-07, SQLite- and KV-backed alike): the writes an event makes in
+    the turn that calls blockConcurrencyWhile() (before or after the call) are stored, though the
+    callback then throws and resets the object; only the callback's own write is lost. Measured
+    from a fetch and from an alarm (retried after 2 s with retryCount 1). durable committed them
+    only when a caller awaiting the event's result made the commit first: from an alarm, or a
+    call nobody awaited, the callback started first and its reset dropped them."""
+
+    @pytest.mark.parametrize("variant", ["awaited put", "put", "put after the call", "plain callback"])
+    @pytest.mark.parametrize("source", ["alarm", "call not awaited"])
+    async def test_they_are_kept(self, backend: str, source: str, variant: str) -> None:
+        clock = MockClock(T0)
+        attempts: list[int] = []
+        async with durable.Runtime(clock=clock, vars={"attempts": attempts, "variants": {"a": variant}}) as rt:
+            stub = rt.namespace(WritesThenFailingSection, storage=backend).get_by_name("a")
+            if source == "alarm":
+                await stub.arm()
+                await clock.advance(10)
+                assert attempts == [0, 1]
+            else:
+                call = asyncio.ensure_future(stub.section())
+                await settle(20)  # nobody awaits its result meanwhile (the callback has failed by then)
+                with pytest.raises(RuntimeError, match="the callback fails"):
+                    await call
+            stub = rt.namespace(WritesThenFailingSection, storage=backend).get_by_name("a")
+            assert await stub.keys() == ["w"]
