@@ -152,6 +152,7 @@ class AlarmState:
         self.running = True
         self.reset = False
         self._dirty_depth = None
+        gen = self._owner.gen
         handler = getattr(instance, "alarm", None)
         if not callable(handler):
             # An alarm the constructor set on a class without alarm(): workerd logs this and
@@ -163,6 +164,12 @@ class AlarmState:
             if inspect.isawaitable(result):
                 await result
         self.running = False
+        if self._owner.gen != gen:
+            # The object was reset while the handler ran (a block_concurrency_while() callback
+            # that raised, an abort() the handler caught...): the attempt failed (the event
+            # raises the reset error) and is retried, as in workerd, where the handler's code
+            # does not even go on. Clearing the alarm here wrote on after the reset.
+            return True
         db = self._owner.db
         if not self.reset and db.meta.get_alarm() == stored:
             db.meta.set_alarm(None)

@@ -657,3 +657,55 @@ class TestWritesBeforeAFailingBlockConcurrencyWhile:
                     await call
             stub = rt.namespace(WritesThenFailingSection, storage=backend).get_by_name("a")
             assert await stub.keys() == ["w"]
+
+
+class CatchesItsReset(durable.DurableObject):
+    """Its alarm() handler resets the object on its first attempt, in the way named by its
+    object's name, and catches the error; records each attempt's retry_count and what it caught."""
+
+    async def arm(self) -> None:
+        await self.ctx.storage.set_alarm(T0_MS + 200)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        seen: Seen = self.env.seen
+        seen.append(info.retry_count)
+        if info.retry_count:
+            return
+        try:
+            if self.ctx.id.name == "abort":
+                self.ctx.abort("reset")
+            else:
+                await asyncio.sleep(0)
+
+                async def fails() -> None:
+                    raise RuntimeError("reset")
+
+                await self.ctx.block_concurrency_while(fails)
+        except Exception as exc:
+            seen.append(str(exc))
+
+
+class TestAHandlerThatCatchesTheResetOfItsObject:
+    """workerd (miniflare 4, 2026-04-07, SQLite- and KV-backed alike): an alarm handler whose
+    object is reset while it runs (its own abort() in a try/catch, a blockConcurrencyWhile()
+    callback that throws, awaited in a try/catch) failed its attempt: it is retried after 2 s
+    with retryCount 1 (there the handler's code does not even go on to its catch). In durable
+    the handler's catch then returned normally, and its success cleared the alarm, written after
+    the reset: no retry, no alarm."""
+
+    @pytest.mark.parametrize("name", ["abort", "block_concurrency_while"])
+    async def test_the_attempt_failed_and_is_retried(self, backend: str, name: str) -> None:
+        clock = MockClock(T0)
+        seen: Seen = []
+        async with durable.Runtime(clock=clock, vars={"seen": seen}) as rt:
+            await rt.namespace(CatchesItsReset, storage=backend).get_by_name(name).arm()
+            await clock.advance(1)
+            assert seen == [0, "reset"]
+            stub = rt.namespace(CatchesItsReset, storage=backend).get_by_name(name)
+            assert await stub.get() == T0_MS + 200  # stored until the retry
+            await clock.advance(10)
+            assert seen == [0, "reset", 1]
+            assert await stub.get() is None
