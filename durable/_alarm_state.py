@@ -13,8 +13,9 @@ Rules, and the Cloudflare behaviour each mirrors:
   (:meth:`AlarmState.before_commit`, :meth:`AlarmState.after_commit`, called by the output gate),
   so an alarm written by a turn that is rolled back never fires.
 
-Layer 0: it knows its object (an ``ObjectHost``) only by type, and uses its ``db``, its
-``runtime``'s two alarm hooks and its ``wrote()``.
+Layer 0: it knows its object (an ``ObjectHost``) only by type, and uses its ``db``, its ``gen``
+(generation: a reset during the handler ends it), its ``runtime``'s two alarm hooks and its
+``wrote()``.
 """
 
 from __future__ import annotations
