@@ -13,8 +13,9 @@ Rules, and the Cloudflare behaviour each mirrors:
   (:meth:`AlarmState.before_commit`, :meth:`AlarmState.after_commit`, called by the output gate),
   so an alarm written by a turn that is rolled back never fires.
 
-Layer 0: it knows its object (an ``ObjectHost``) only by type, and uses its ``db``, its
-``runtime``'s two alarm hooks and its ``wrote()``.
+Layer 0: it knows its object (an ``ObjectHost``) only by type, and uses its ``db``, its ``gen``
+(generation: a reset during the handler ends it), its ``runtime``'s two alarm hooks and its
+``wrote()``.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ class AlarmState:
         self.running = True
         self.reset = False
         self._dirty_depth = None
+        gen = self._owner.gen
         handler = getattr(instance, "alarm", None)
         if not callable(handler):
             # An alarm the constructor set on a class without alarm(): workerd logs this and
@@ -163,6 +165,12 @@ class AlarmState:
             if inspect.isawaitable(result):
                 await result
         self.running = False
+        if self._owner.gen != gen:
+            # The object was reset while the handler ran (a block_concurrency_while() callback
+            # that raised, an abort() the handler caught...): the attempt failed (the event
+            # raises the reset error) and is retried, as in workerd, where the handler's code
+            # does not even go on. Clearing the alarm here wrote on after the reset.
+            return True
         db = self._owner.db
         if not self.reset and db.meta.get_alarm() == stored:
             db.meta.set_alarm(None)

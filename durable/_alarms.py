@@ -253,7 +253,9 @@ class AlarmScheduler:
                         # The alarm set while the retry was pending was not yet due when the
                         # retry's timer fired (a timer may fire a little early): it gets its own.
                         self.schedule(key, entry.moved_to)
-            except Exception as exc:
+            except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
+                raise  # Ctrl-C, sys.exit(), or this delivery cancelled by the runtime's shutdown
+            except BaseException as exc:  # a BaseException subclass too: workerd retries whatever is thrown
                 if entry.forgotten:
                     return exc  # Runtime.reset ended the handler (ConnectionClosedError): not a failure
                 log.warning(

@@ -29,6 +29,7 @@ from ._output_gate import reset_copy
 if TYPE_CHECKING:
     from ._alarm_state import AlarmState
     from ._clock import Clock
+    from ._output_gate import OutputGate
 
 __all__ = ["BCW_MAX_DEPTH", "BCW_TIMEOUT", "BackgroundHost", "BackgroundWork"]
 
@@ -52,6 +53,7 @@ class BackgroundHost(Protocol):
     running: _context.Running
     """What the current generation's code runs with in ``_context.running``."""
     gate: InputGate
+    output: OutputGate
 
     @property
     def alarms(self) -> AlarmState:
@@ -106,6 +108,12 @@ class BackgroundWork:
         if gate.depth() >= BCW_MAX_DEPTH:
             raise RuntimeError("blockConcurrencyWhile() calls are nested too deeply.")
         loop = asyncio.get_running_loop()
+        # The writes of this turn, made before or after this call, commit before the callback
+        # starts (its task runs after this commit), as in workerd: a callback that raises resets
+        # the object and drops only its own writes (measured with miniflare 4, 2026-04-07, from a
+        # fetch and an alarm alike). The commit was left to the end of the event's step, after
+        # the callback's first step, unless a caller awaiting the event's result made it first.
+        host.output.schedule_commit()
         if not gate.locks or gate.inside():
             lock, held = gate.close_for("blockConcurrencyWhile()")
             task = loop.create_task(self._run(callback, gate, lock, held, host.gen))

@@ -530,6 +530,30 @@ class TestRetries:
         assert alarm_times(events) == [0.0, 2.0, 6.0]
         assert await stub.get() is None
 
+    async def test_a_base_exception_is_a_failed_attempt(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """A handler raising a BaseException that is not an Exception fails its attempt like any
+        error and is retried (a Python Worker's handler reports it to workerd as an error, which
+        retries it). The scheduler let it end its delivery task: the alarm stayed stored, unrun,
+        and was never retried ("the alarm scheduler failed")."""
+
+        class Stop(BaseException):
+            pass
+
+        class RaisesBase(Alarmed):
+            async def outcome(self, info: durable.AlarmInfo) -> None:
+                if info.retry_count == 0:
+                    raise Stop("not an Exception")
+
+        stub = rt.namespace(RaisesBase).get_by_name("a")
+        await stub.arm(T0_MS)
+        await clock.advance(10)
+        assert [(e[1], e[2]) for e in events if e[0] == "alarm"] == [(0.0, 0), (2.0, 1)]
+        assert await stub.get() is None
+        assert "(attempt 1): Stop: not an Exception" in quiet_alarm_logs.text
+        assert "scheduler failed" not in quiet_alarm_logs.text
+
     async def test_alarm_set_by_failing_handler_replaces_retry(
         self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
     ) -> None:

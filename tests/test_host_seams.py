@@ -63,6 +63,7 @@ class FakeOwner:
 
     def __init__(self) -> None:
         self.id = "fake"
+        self.gen = 0
         self.db = FakeDatabase()
         self.runtime = FakeRuntime()
         self.alarms = AlarmState(self)  # type: ignore[arg-type]
@@ -189,6 +190,20 @@ class TestAlarmState:
         info = durable.AlarmInfo(retry_count=0, scheduled_time=1_000)
         await owner.alarms.run(Handler(), info)  # type: ignore[arg-type]
         assert owner.db.meta.get_alarm() is None and owner.writes == [True] and owner.alarms.changed
+        assert not owner.alarms.running
+
+    async def test_a_handler_whose_object_was_reset_clears_nothing(self, owner: FakeOwner) -> None:
+        """A handler that returns after its object was reset (a new generation) leaves the alarm
+        stored and writes nothing: the event fails with the reset error and the alarm is retried."""
+
+        class Handler:
+            async def alarm(self, info: Any) -> None:
+                owner.gen += 1  # what ObjectHost.reset does
+
+        owner.db.meta.alarm = 1_000
+        info = durable.AlarmInfo(retry_count=0, scheduled_time=1_000)
+        await owner.alarms.run(Handler(), info)  # type: ignore[arg-type]
+        assert owner.db.meta.get_alarm() == 1_000 and owner.writes == [] and not owner.alarms.changed
         assert not owner.alarms.running
 
     async def test_a_given_up_alarm_is_dropped_if_still_stored(self, owner: FakeOwner) -> None:
