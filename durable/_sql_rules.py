@@ -589,7 +589,12 @@ def _named_token(words: list[tuple[str, int, int]], kind: str, name: str) -> int
             clause = upper[i]
         if not _names_it(words, upper, i, parts, kind):
             continue
-        if kind in ("col", "amb") and len(parts) == 1 and governing[i] in ("SELECT", "FROM") and _bare_alias(upper, i):
+        if (
+            kind in ("col", "amb")
+            and len(parts) == 1
+            and governing[i] in ("SELECT", "FROM", "RETURNING")
+            and _bare_alias(upper, i)
+        ):
             continue  # SELECT a zz, zz: an alias declared without AS
         if kind == "col" and len(parts) == 1 and update and clause == "SET" and _set_target(upper, i):
             # SQLite resolves each SET value before looking up its column, and an unknown column
@@ -613,7 +618,7 @@ _BEFORE_EXPRESSION: Final = frozenset(
 
 
 def _bare_alias(upper: list[str], i: int) -> bool:
-    """Whether word ``i`` (in a result list or a FROM clause) is an alias declared without ``AS``:
+    """Whether word ``i`` (in a result list, RETURNING or FROM) is an alias declared without ``AS``:
     it follows the end of an expression or a table's name (``SELECT a zz, zz FROM t`` is at the
     second ``zz``, offset 13, in workerd (miniflare 4, 2026-04-07))."""
     before = upper[i - 1] if i > 0 else ""

@@ -623,6 +623,8 @@ _MANY = ", ".join(["1"] * 128)
         ("SELECT a 'zz', zz FROM t", "no such column: zz at offset 15: SQLITE_ERROR"),
         ("SELECT CASE WHEN a THEN 1 END zz, zz FROM t", "no such column: zz at offset 34: SQLITE_ERROR"),
         ("SELECT t.a FROM t LEFT JOIN t zz ON 1 WHERE zz = 1", "no such column: zz at offset 44: SQLITE_ERROR"),
+        ("DELETE FROM t RETURNING (a) zz, zz", "no such column: zz at offset 32: SQLITE_ERROR"),
+        ("UPDATE t SET a = 1 RETURNING a zz, zz", "no such column: zz at offset 35: SQLITE_ERROR"),
         # ... while a column after a keyword is one:
         ("SELECT NOT zz FROM t", "no such column: zz at offset 11: SQLITE_ERROR"),
         ("SELECT DISTINCT zz FROM t", "no such column: zz at offset 16: SQLITE_ERROR"),
