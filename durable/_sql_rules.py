@@ -14,7 +14,6 @@ runtime open. :mod:`durable._sql` applies these rules to a connection:
 
 from __future__ import annotations
 
-import itertools
 import re
 import sqlite3
 import sys
@@ -639,19 +638,26 @@ def _verb(upper: list[str]) -> str:
     return ""
 
 
-def _argument_count(words: list[tuple[str, int, int]], at: int) -> int:
-    """How many arguments the call whose ``(`` is ``words[at]`` passes (``count(*)``: none; an
-    aggregate's ``ORDER BY`` ends them)."""
-    arguments = _arguments(words, at)
-    if arguments == [[]] or [w for w, _, _ in arguments[0]] == ["*"]:
-        return 0
-    for n, argument in enumerate(arguments, 1):
-        depth = 0
-        for (word, _, _), (following, _, _) in itertools.pairwise(argument):
-            depth += (word == "(") - (word == ")")
-            if depth == 0 and word.upper() == "ORDER" and following.upper() == "BY":
-                return n
-    return len(arguments)
+def _brackets(words: list[tuple[str, int, int]]) -> dict[int, tuple[int, int | None]]:
+    """For each ``(`` of ``words`` (its index): the index of the ``)`` closing it (``len(words)``
+    when none does) and how many arguments a call with that bracket passes (``None`` for
+    ``f(*)``; an aggregate's ``ORDER BY`` ends them), in one pass however long the statement."""
+    shapes: dict[int, tuple[int, int | None]] = {}
+    open_: list[list[int]] = []  # per open bracket: [its index, commas before any ORDER BY, ORDER BY seen]
+    for j, (word, _, _) in enumerate(words):
+        if word == "(":
+            open_.append([j, 0, 0])
+        elif word == ")" and open_:
+            at, commas, _ = open_.pop()
+            count = None if j == at + 2 and words[at + 1][0] == "*" else 0 if j == at + 1 else commas + 1
+            shapes[at] = (j, count)
+        elif open_ and word == "," and not open_[-1][2]:
+            open_[-1][1] += 1
+        elif open_ and word.upper() == "ORDER" and j + 1 < len(words) and words[j + 1][0].upper() == "BY":
+            open_[-1][2] = 1
+    for at, commas, _ in open_:
+        shapes[at] = (len(words), commas + 1)
+    return shapes
 
 
 def _miscounted_call(words: list[tuple[str, int, int]], calls: list[int], kind: str) -> int | None:
@@ -661,32 +667,26 @@ def _miscounted_call(words: list[tuple[str, int, int]], calls: list[int], kind: 
     an inner call before the call holding it), the first to close with more than 127; for
     ``wrong number of arguments`` (found while resolving names, outer calls first), the first
     that SQLite's own functions refuse. ``None`` when none can be told apart."""
+    shapes = _brackets(words)
     if kind == "many":
-        over = [(_arguments_end(words, i + 1), i) for i in calls if _argument_count(words, i + 1) > 127]
+        over = [(shapes[i + 1][0], i) for i in calls if (shapes[i + 1][1] or 0) > 127]
         return min(over)[1] if over else None
+    refused: dict[int | None, bool] = {}
     check = sqlite3.connect(":memory:")
     try:
         for i in calls:
-            n = _argument_count(words, i + 1)
-            star = n == 0 and _arguments(words, i + 1) != [[]]
-            try:
-                check.execute(f"SELECT {words[i][0]}({'*' if star else ', '.join(['NULL'] * n)})")
-            except sqlite3.Error as exc:
-                if str(exc).startswith("wrong number of arguments"):
-                    return i
+            n = shapes[i + 1][1]
+            if n not in refused:
+                try:
+                    check.execute(f"SELECT {words[i][0]}({'*' if n is None else ', '.join(['NULL'] * n)})")
+                    refused[n] = False
+                except sqlite3.Error as exc:
+                    refused[n] = str(exc).startswith("wrong number of arguments")
+            if refused[n]:
+                return i
     finally:
         check.close()
     return None
-
-
-def _arguments_end(words: list[tuple[str, int, int]], at: int) -> int:
-    """The index of the ``)`` closing the bracket that opens at ``words[at]``."""
-    depth = 0
-    for j in range(at, len(words)):
-        depth += (words[j][0] == "(") - (words[j][0] == ")")
-        if depth == 0:
-            return j
-    return len(words)
 
 
 def _names_it(words: list[tuple[str, int, int]], upper: list[str], i: int, parts: list[str], kind: str) -> bool:
