@@ -618,12 +618,14 @@ _BEFORE_EXPRESSION: Final = frozenset(
 
 def _bare_alias(upper: list[str], i: int) -> bool:
     """Whether word ``i`` (in a result list, RETURNING or FROM) is an alias declared without ``AS``:
-    it follows the end of an expression or a table's name (``SELECT a zz, zz FROM t`` is at the
-    second ``zz``, offset 13, in workerd (miniflare 4, 2026-04-07))."""
+    it follows the end of an expression (a parameter too) or a table's name (``SELECT a zz, zz
+    FROM t`` is at the second ``zz``, offset 13, in workerd (miniflare 4, 2026-04-07))."""
     before = upper[i - 1] if i > 0 else ""
     if before == ")":
         return True
-    return (before[:1].isalnum() or before[:1] in ("_", "'", '"', "`", "[")) and before not in _BEFORE_EXPRESSION
+    return (before[:1].isalnum() or before[:1] in ("_", "'", '"', "`", "[", "?", ":", "@", "$")) and (
+        before not in _BEFORE_EXPRESSION
+    )
 
 
 def _verb(upper: list[str]) -> str:

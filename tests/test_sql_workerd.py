@@ -621,6 +621,7 @@ _MANY = ", ".join(["1"] * 128)
         ("SELECT (a) zz, zz FROM t", "no such column: zz at offset 15: SQLITE_ERROR"),
         ("SELECT 1 zz, zz FROM t", "no such column: zz at offset 13: SQLITE_ERROR"),
         ("SELECT a 'zz', zz FROM t", "no such column: zz at offset 15: SQLITE_ERROR"),
+        ("SELECT :x zz, zz FROM t", "no such column: zz at offset 14: SQLITE_ERROR"),
         ("SELECT CASE WHEN a THEN 1 END zz, zz FROM t", "no such column: zz at offset 34: SQLITE_ERROR"),
         ("SELECT t.a FROM t LEFT JOIN t zz ON 1 WHERE zz = 1", "no such column: zz at offset 44: SQLITE_ERROR"),
         ("DELETE FROM t RETURNING (a) zz, zz", "no such column: zz at offset 32: SQLITE_ERROR"),
