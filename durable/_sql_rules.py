@@ -567,22 +567,34 @@ def _named_token(words: list[tuple[str, int, int]], kind: str, name: str) -> int
 
     Never a string literal (``SELECT 'b', b FROM t`` is at the bare ``b``, offset 12). A function
     is a name followed by ``(``. A qualified column (``t.b``) is its whole spelling, not the first
-    token naming its table. An unqualified column is not a qualifier, an alias declared with
-    ``AS``, a common table expression's name or a double-quoted word (which SQLite, failing to
-    find the column, reads as a string). In an UPDATE, a missing column assigned by SET has no
-    offset; one elsewhere in it has. An expression in a join's ON clause keeps no offset, and
+    token naming its table. An unqualified column is not a qualifier, an alias (with or without
+    ``AS``), a common table expression's name or a double-quoted word (which SQLite, failing to
+    find the column, reads as a string). In an UPDATE (``WITH ... UPDATE`` too), a missing column
+    assigned by SET has no offset; one elsewhere in it has. A call with a wrong number of
+    arguments is the one SQLite refuses (:func:`_miscounted_call`). An expression in a join's ON clause keeps no offset, and
     SQLite resolves the WHERE clause's columns before it.
     """
     parts = name.split(".") if kind == "col" else [_unquote(name)]
     upper = [w.upper() for w, _, _ in words]
-    update = kind == "col" and upper[:1] == ["UPDATE"]
+    update = kind == "col" and _verb(upper) == "UPDATE"
     clause = ""
     governing = _governing_clauses(upper)
+    if kind == "args" or kind == "many":
+        calls = [i for i in range(len(words)) if _names_it(words, upper, i, parts, kind)]
+        wrong = _miscounted_call(words, calls, kind)
+        return words[wrong][1] if wrong is not None else words[calls[0]][1] if calls else None
     for i, (_, start, _) in enumerate(words):
         if upper[i] in ("SET", "FROM", "WHERE", "RETURNING"):
             clause = upper[i]
         if not _names_it(words, upper, i, parts, kind):
             continue
+        if (
+            kind in ("col", "amb")
+            and len(parts) == 1
+            and governing[i] in ("SELECT", "FROM", "RETURNING")
+            and _bare_alias(upper, i)
+        ):
+            continue  # SELECT a zz, zz: an alias declared without AS
         if kind == "col" and len(parts) == 1 and update and clause == "SET" and _set_target(upper, i):
             # SQLite resolves each SET value before looking up its column, and an unknown column
             # assigned has no offset.
@@ -590,6 +602,92 @@ def _named_token(words: list[tuple[str, int, int]], kind: str, name: str) -> int
         if governing[i] == "ON" and kind != "table":
             return _later_in_where(words, upper, i, parts) if kind == "col" or kind == "amb" else None
         return start
+    return None
+
+
+_BEFORE_EXPRESSION: Final = frozenset(
+    {
+        "SELECT", "DISTINCT", "ALL", "AND", "OR", "NOT", "IS", "IN", "BETWEEN", "LIKE", "GLOB", "MATCH", "REGEXP",
+        "ESCAPE", "CASE", "WHEN", "THEN", "ELSE", "BY", "ON", "USING", "FROM", "JOIN", "WHERE", "HAVING", "ROWS",
+        "RANGE", "GROUPS", "EXISTS", "OVER", "FILTER", "AS", "COLLATE", "LIMIT", "OFFSET", "RETURNING", "SET",
+        "VALUES", "DEFAULT", "WITH", "RECURSIVE", "UNION", "INTERSECT", "EXCEPT",
+    }
+)  # fmt: skip
+"""Keywords a column can follow; any other word before a name in a result list makes it an alias."""
+
+
+def _bare_alias(upper: list[str], i: int) -> bool:
+    """Whether word ``i`` (in a result list, RETURNING or FROM) is an alias declared without ``AS``:
+    it follows the end of an expression (a parameter too) or a table's name (``SELECT a zz, zz
+    FROM t`` is at the second ``zz``, offset 13, in workerd (miniflare 4, 2026-04-07))."""
+    before = upper[i - 1] if i > 0 else ""
+    if before == ")":
+        return True
+    return (before[:1].isalnum() or before[:1] in ("_", "'", '"', "`", "[", "?", ":", "@", "$")) and (
+        before not in _BEFORE_EXPRESSION
+    )
+
+
+def _verb(upper: list[str]) -> str:
+    """The statement's kind: its first word, or the first after a ``WITH`` clause's tables."""
+    if upper[:1] != ["WITH"]:
+        return upper[0] if upper else ""
+    depth = 0
+    for word in upper[1:]:
+        depth += (word == "(") - (word == ")")
+        if depth == 0 and word in ("SELECT", "INSERT", "REPLACE", "UPDATE", "DELETE", "VALUES"):
+            return word
+    return ""
+
+
+def _brackets(words: list[tuple[str, int, int]]) -> dict[int, tuple[int, int | None]]:
+    """For each ``(`` of ``words`` (its index): the index of the ``)`` closing it (``len(words)``
+    when none does) and how many arguments a call with that bracket passes (``None`` for
+    ``f(*)``; an aggregate's ``ORDER BY`` ends them), in one pass however long the statement."""
+    shapes: dict[int, tuple[int, int | None]] = {}
+    open_: list[list[int]] = []  # per open bracket: [its index, commas before any ORDER BY, ORDER BY seen]
+    for j, (word, _, _) in enumerate(words):
+        if word == "(":
+            open_.append([j, 0, 0])
+        elif word == ")" and open_:
+            at, commas, _ = open_.pop()
+            count = None if j == at + 2 and words[at + 1][0] == "*" else 0 if j == at + 1 else commas + 1
+            shapes[at] = (j, count)
+        elif open_ and word == "," and not open_[-1][2]:
+            open_[-1][1] += 1
+        elif open_ and word.upper() == "ORDER" and j + 1 < len(words) and words[j + 1][0].upper() == "BY":
+            open_[-1][2] = 1
+    for at, commas, _ in open_:
+        shapes[at] = (len(words), commas + 1)
+    return shapes
+
+
+def _miscounted_call(words: list[tuple[str, int, int]], calls: list[int], kind: str) -> int | None:
+    """Which call (an index into ``words``) of ``calls``, all of one function, passes a number of
+    arguments SQLite refuses, as workerd reports it (miniflare 4, 2026-04-07: ``SELECT abs(1),
+    abs(1, 2)`` is at offset 15): for ``too many arguments on function`` (found while parsing, so
+    an inner call before the call holding it), the first to close with more than 127; for
+    ``wrong number of arguments`` (found while resolving names, outer calls first), the first
+    that SQLite's own functions refuse. ``None`` when none can be told apart."""
+    shapes = _brackets(words)
+    if kind == "many":
+        over = [(shapes[i + 1][0], i) for i in calls if (shapes[i + 1][1] or 0) > 127]
+        return min(over)[1] if over else None
+    refused: dict[int | None, bool] = {}
+    check = sqlite3.connect(":memory:")
+    try:
+        for i in calls:
+            n = shapes[i + 1][1]
+            if n not in refused:
+                try:
+                    check.execute(f"SELECT {words[i][0]}({'*' if n is None else ', '.join(['NULL'] * n)})")
+                    refused[n] = False
+                except sqlite3.Error as exc:
+                    refused[n] = str(exc).startswith("wrong number of arguments")
+            if refused[n]:
+                return i
+    finally:
+        check.close()
     return None
 
 

@@ -605,3 +605,59 @@ async def test_named_error_offsets(stub: Any, sql: str, message: str) -> None:
     await stub.q("CREATE TABLE t(a)")
     with exactly(durable.SqlError, message):
         await stub.q(sql)
+
+
+_MANY = ", ".join(["1"] * 128)
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd (miniflare 4, 2026-04-07); durable pointed at the first token spelling the name.
+        # An alias declared without AS is not the column:
+        ("SELECT a zz, zz FROM t", "no such column: zz at offset 13: SQLITE_ERROR"),
+        ("SELECT (a) zz, zz FROM t", "no such column: zz at offset 15: SQLITE_ERROR"),
+        ("SELECT 1 zz, zz FROM t", "no such column: zz at offset 13: SQLITE_ERROR"),
+        ("SELECT a 'zz', zz FROM t", "no such column: zz at offset 15: SQLITE_ERROR"),
+        ("SELECT :x zz, zz FROM t", "no such column: zz at offset 14: SQLITE_ERROR"),
+        ("SELECT CASE WHEN a THEN 1 END zz, zz FROM t", "no such column: zz at offset 34: SQLITE_ERROR"),
+        ("SELECT t.a FROM t LEFT JOIN t zz ON 1 WHERE zz = 1", "no such column: zz at offset 44: SQLITE_ERROR"),
+        ("DELETE FROM t RETURNING (a) zz, zz", "no such column: zz at offset 32: SQLITE_ERROR"),
+        ("UPDATE t SET a = 1 RETURNING a zz, zz", "no such column: zz at offset 35: SQLITE_ERROR"),
+        # ... while a column after a keyword is one:
+        ("SELECT NOT zz FROM t", "no such column: zz at offset 11: SQLITE_ERROR"),
+        ("SELECT DISTINCT zz FROM t", "no such column: zz at offset 16: SQLITE_ERROR"),
+        ("SELECT a IS zz FROM t", "no such column: zz at offset 12: SQLITE_ERROR"),
+        # A statement opening with WITH is an UPDATE as one opening with UPDATE is:
+        ("WITH c AS (SELECT 1) UPDATE t SET zz = 1", "no such column: zz: SQLITE_ERROR"),
+        ("WITH c AS (SELECT 1) UPDATE t SET a = 1, zz = a + zz", "no such column: zz at offset 50: SQLITE_ERROR"),
+        ("WITH c AS (SELECT 1) DELETE FROM t WHERE zz", "no such column: zz at offset 41: SQLITE_ERROR"),
+        # The call passing a wrong number of arguments, not the first call of that function
+        # (outer calls are checked before the calls inside them):
+        ("SELECT abs(1), abs(1, 2)", "wrong number of arguments to function abs() at offset 15: SQLITE_ERROR"),
+        ("SELECT abs(abs(1, 2))", "wrong number of arguments to function abs() at offset 11: SQLITE_ERROR"),
+        (
+            "SELECT round(1, 2), round(1), round(1, 2, 3)",
+            "wrong number of arguments to function round() at offset 30: SQLITE_ERROR",
+        ),
+        (
+            "SELECT count(*), count(1, 2) FROM t",
+            "wrong number of arguments to function count() at offset 17: SQLITE_ERROR",
+        ),
+        ("SELECT max(1), max() FROM t", "wrong number of arguments to function max() at offset 15: SQLITE_ERROR"),
+        (
+            "SELECT coalesce(1), coalesce(1, 2)",
+            "wrong number of arguments to function coalesce() at offset 7: SQLITE_ERROR",
+        ),
+        # More than 127 arguments: the first call to close with so many (the parser's order):
+        ("SELECT abs(1), max(" + _MANY + ")", "too many arguments on function max at offset 15: SQLITE_ERROR"),
+        (
+            "SELECT max(max(" + _MANY + "), " + _MANY + ")",
+            "too many arguments on function max at offset 11: SQLITE_ERROR",
+        ),
+    ],
+)
+async def test_named_error_offsets_of_aliases_and_calls(stub: Any, sql: str, message: str) -> None:
+    await stub.q("CREATE TABLE t(a)")
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
