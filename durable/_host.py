@@ -101,8 +101,19 @@ class AlarmTimers(Protocol):
     """Whether the runtime is attached to the running loop with every alarm timer armed."""
 
 
+class IdleObjects(Protocol):
+    """The runtime's table of objects, as a host that became idle sees it (``_hosts.HostTable``)."""
+
+    def idle(self, host: ObjectHost) -> None:
+        """``host`` has no event left: it joins the idle objects (evicted after ``idle_timeout``)."""
+
+
 class HostRuntime(Protocol):
     """What a host needs from its runtime (implemented by ``_runtime.Runtime``)."""
+
+    @property
+    def hosts(self) -> IdleObjects:
+        """The runtime's objects (an attribute of the runtime)."""
 
     clock: Clock
     env: Any
@@ -625,7 +636,13 @@ def _event_ended(host: ObjectHost, call: EventCall) -> None:
     events.running.discard(call)  # events.ended(call), then not host.busy: inlined (docs/performance.md)
     events.admitted -= 1
     if not (events.admitted or host.background.tasks or host.gate.locks or host.db.savepoint_depth or host.pins):
-        host.runtime.host_idle(host)
+        # runtime.host_idle(host), inlined for an object without hibernatable WebSockets: one
+        # Python call less per call (seq-noop 32,356 -> 31,798 instructions, callgrind, tenth pass).
+        runtime = host.runtime
+        if runtime.closed or host.detached or runtime.hibernation.registries:
+            runtime.host_idle(host)
+        else:
+            runtime.hosts.idle(host)
 
 
 def _call_fetch(instance: Any, request: Any) -> Any:
