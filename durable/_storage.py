@@ -392,7 +392,7 @@ class Storage:
             blob = encode_checked(key, value, host)
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, partial(self._table.put, key, blob, gated), write=True, gated=gated)
-            self._db.kv.put(key, blob)
+            self._db.kv.dirty[key] = blob  # kv.put(key, blob), inlined: a Python call less (tenth pass)
         elif isinstance(key, Mapping) and (value is ... or value is None):  # None: JavaScript's null options
             check_batch(len(key), host)
             blobs = _encoded_pairs(key, host)
