@@ -273,6 +273,10 @@ async def _commit_after(queued: Awaitable[None], host: StorageHost) -> None:
 # -- the API ------------------------------------------------------------------------------------
 
 
+_UNCACHED: Any = object()
+"""Storage.get's mark for a key not in the key-value cache."""
+
+
 @final
 @camel_aliases
 class Storage:
@@ -338,7 +342,10 @@ class Storage:
                 check_key(key, host)
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, partial(self._table.get, key))
-            blob = self._db.kv.get(key)
+            kv = self._db.kv  # kv.get(key), inlined for a cached key: seq-increment 77,769 -> 76,916 (tenth pass)
+            blob = kv.cache.get(key, _UNCACHED) if not kv.dirty else _UNCACHED
+            if blob is _UNCACHED:
+                blob = kv.get(key)
             return _NONE if blob is None else Done(decode(blob))
         if isinstance(key, (list, tuple)):
             keys = _checked_keys(key, host)
