@@ -629,8 +629,17 @@ def _deliver(host: ObjectHost, call: EventCall, gen: int, result: Any, fetch: Re
         result = clone(result)
     if gen != host.gen:
         host.check_live(gen)  # raises the reset's error
-    if not call.fut.done():
-        host.output.deliver(call.fut, result, False)  # held until the commit step_done() schedules
+    fut = call.fut
+    if not fut.done():
+        # Held until the commit step_done() schedules: OutputGate.deliver, inlined for the two
+        # common cases (seq-noop 29,780 -> 28,748 instructions, callgrind, tenth pass).
+        batch = host.output.batch
+        if batch is None:
+            fut.set_result(result)
+        elif batch.gated and not host.db.savepoint_depth:
+            batch.held.append((fut, result, False))
+        else:
+            host.output.deliver(fut, result, False)
 
 
 def _event_ended(host: ObjectHost, call: EventCall) -> None:
