@@ -16,8 +16,8 @@ from ._done import Done, after, next_turn
 from ._gates import through_gate
 from ._history import NO_PITR_KV, PITR_OFF, RETENTION_MS, History
 from ._history_capture import serialize_image
+from ._keys import check_date_range
 from ._snapshot import NO_SNAPSHOT_KV, DurableObjectSnapshot, PendingRestore, portable_image, snapshot_image
-from ._storage_alarm import check_date_range
 
 if TYPE_CHECKING:
     from ._storage import StorageHost

@@ -16,6 +16,9 @@ of them. :meth:`Directory.remove_object_files` removes only files of this layout
 With ``point_in_time_recovery=True``, ``<namespace>/<id hex>.history`` beside each database holds its
 commits (docs/recovery.md). ``<namespace>/<id hex>.restore`` holds a snapshot restore scheduled
 for the object's next start (``ctx.on_next_session_restore``), until it is applied.
+``<namespace>/.durable-spare`` is the next new object's file, made ahead while the runtime runs
+(``_dbfile.Spares``); the runtime deletes it when it closes, and one a killed runtime left when
+the path is opened again.
 
 The metadata database holds, besides its schema version, three tables: ``alarms`` (the alarm index of
 ``_alarms.py``: a superset of the objects' alarms, so a restarted runtime finds them),
@@ -43,6 +46,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
+from ._dbfile import SPARE_FILE, Spares
 from ._exceptions import PathLockedError
 from ._sqlite import SCHEMA_VERSION, ObjectDatabase, connect, wrap_error
 from ._util import shown
@@ -178,6 +182,8 @@ class StorageDirectory:
     """
 
     path: Path | None = None
+    spares: Spares | None = None
+    """New object files made ahead (persisted runtimes: ``_dbfile.Spares``)."""
 
     def object_file(self, namespace: str, hexid: str) -> Path | None:
         """The database file of object ``(namespace, hexid)``; ``None`` in memory."""
@@ -266,6 +272,7 @@ class Directory(StorageDirectory):
         self.path = path
         self._lock: IO[str] | None = lock
         self._meta = meta
+        self.spares: Spares = Spares(path)
 
     def _execute(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
         try:
@@ -333,6 +340,7 @@ class Directory(StorageDirectory):
         if self._lock is None:
             return
         try:
+            self.spares.close()
             self._meta.close()
         finally:
             with _held_paths_lock:
@@ -419,12 +427,22 @@ def open_directory(path: Path, synchronous: str = "NORMAL") -> Directory:
         handle.flush()
         try:
             meta = _open_meta(path, synchronous)
+            _remove_spares(path)
         except BaseException:
             handle.close()
             raise
         _held_paths[path] = holder
         _lock_files[path] = handle
     return Directory(path, handle, meta)
+
+
+def _remove_spares(path: Path) -> None:
+    """Delete the spare files (``_dbfile.SPARE_FILE``) a killed runtime left in its namespace folders."""
+    with os.scandir(path) as folders:
+        for folder in folders:
+            if folder.is_dir(follow_symlinks=False) and is_namespace_folder(folder.name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder.path, SPARE_FILE))
 
 
 def _open_meta(path: Path, synchronous: str) -> sqlite3.Connection:

@@ -166,7 +166,8 @@ class Headers(MutableMapping[str, str]):
     values, kept in the order they were added. ``get(name)`` and ``headers[name]`` join repeated
     values with ``", "``; ``get_all(name)`` returns them one by one. Iteration yields the distinct
     names, sorted, as Fetch's iterator does; ``items()`` pairs each name with its joined value,
-    and ``multi_items()`` gives every ``(name, value)`` pair in insertion order.
+    ``entries()`` gives the pairs Fetch's iterator gives (each ``Set-Cookie`` on its own), and
+    ``multi_items()`` gives every ``(name, value)`` pair in insertion order.
 
     Args:
         init: a mapping, an iterable of ``(name, value)`` pairs, or another ``Headers`` (copied).
@@ -328,6 +329,28 @@ class Headers(MutableMapping[str, str]):
     def get_set_cookie(self) -> list[str]:
         """The ``Set-Cookie`` values, one per cookie (Fetch's ``getSetCookie()``)."""
         return self.get_all("set-cookie")
+
+    def entries(self) -> Iterator[tuple[str, str]]:
+        """The ``(name, value)`` pairs as workerd's ``Headers`` iterates them (``headers.entries()``,
+        ``[...headers]``): sorted by name, each name once with its values joined by ``", "``, but
+        each ``Set-Cookie`` value a pair of its own. A snapshot: later changes do not show.
+
+        Example::
+
+            h = Headers([("B", "1"), ("set-cookie", "x=1"), ("b", "2"), ("Set-Cookie", "y=2")])
+            list(h.entries())   # [('b', '1, 2'), ('set-cookie', 'x=1'), ('set-cookie', 'y=2')]
+        """
+        grouped: dict[str, list[str]] = {}
+        for name, value in self._items:
+            grouped.setdefault(name, []).append(value)
+        pairs: list[tuple[str, str]] = []
+        for name in sorted(grouped):
+            values = grouped[name]
+            if name == "set-cookie":
+                pairs.extend((name, value) for value in values)
+            else:
+                pairs.append((name, ", ".join(values)))
+        return iter(pairs)
 
     def multi_items(self) -> list[tuple[str, str]]:
         """Every ``(name, value)`` pair, names lower-cased, in insertion order."""
@@ -886,11 +909,13 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
         # one cached lookup (measured with timeit: 1.13 us -> 0.35 us). The same state, the
         # same errors as the general path below.
         url, full = _fetch_url_cached(input)
-        if not full:
+        if full:
+            request = _plain_get(url)
+            request.headers._items = ()  # type: ignore[assignment]  # _freeze() of no pairs, inlined: immutable (workerd)
+            return request
+        if full is not None:
             raise TypeError(f"Fetch API cannot load: {url}")
-        request = _plain_get(url)
-        request.headers._items = ()  # type: ignore[assignment]  # _freeze() of no pairs, inlined: immutable (workerd)
-        return request
+        # (None: a URL holding credentials, sent by the general path below: see _without_credentials)
     if not init and type(input) is Request and type(input.headers) is Headers and len(input.url) <= CACHED_URL_LENGTH:
         # ``stub.fetch(request)``: a Worker forwarding the request it received. The copy that
         # ``Request(request)`` makes (URL, method and headers copied, the body moved over), without
@@ -899,7 +924,9 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
         url, full = _fetch_url_cached(input.url)
         request = Request._moved_from(input, url)
         if not full:
-            raise TypeError(f"Fetch API cannot load: {url}")
+            if full is not None:
+                raise TypeError(f"Fetch API cannot load: {url}")
+            request = _without_credentials(request)
         if request._body is not None:
             _frame_body(request)
         _freeze(request.headers)
@@ -916,6 +943,8 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
     request = Request(input, **options)
     request.url = request.url.partition("#")[0]  # HTTP sends no fragment: the object sees none
     _require_full_url(request.url)
+    if "@" in request.url:  # (rare: an "@" in the path or query leaves the request as it is)
+        request = _without_credentials(request)
     if request._body is not None:
         _frame_body(request)
     # The object's request has immutable headers, as in workerd (measured with miniflare 4,
@@ -964,10 +993,48 @@ _is_full_url_cached = functools.lru_cache(maxsize=1024)(_is_full_url)  # see _no
 
 
 @functools.lru_cache(maxsize=1024)  # see _normalize_url; only for URLs up to CACHED_URL_LENGTH
-def _fetch_url_cached(url: str) -> tuple[str, bool]:
-    """``url`` as a ``Request`` holds it, and whether ``stub.fetch`` may load it (build_request's fast path)."""
+def _fetch_url_cached(url: str) -> tuple[str, bool | None]:
+    """``url`` as a ``Request`` holds it, and whether ``stub.fetch`` may load it (build_request's fast
+    path): ``None`` for a URL it may load that holds credentials (see :func:`_without_credentials`)."""
     normalized = _normalize_url(url).partition("#")[0]  # HTTP sends no fragment: the object sees none
-    return normalized, _is_full_url(normalized)
+    full = _is_full_url(normalized)
+    if full and "@" in normalized.partition("://")[2].partition("/")[0]:
+        return normalized, None
+    return normalized, full
+
+
+@final
+class _SentWithCredentials(Request):
+    """The request an object receives for a ``stub.fetch`` whose URL held credentials: its ``url``
+    has none, and the caller's response keeps the URL as sent (see :func:`_without_credentials`)."""
+
+    __slots__ = ("caller_url",)
+
+    caller_url: str
+
+
+def _without_credentials(request: Request) -> Request:
+    """``request`` (built by :func:`build_request`, its URL normalized and without fragment) as the
+    object receives it: without the ``user:password@`` of its URL, if it holds one.
+
+    workerd sends the fetch to the object over HTTP, which carries no credentials (measured with
+    miniflare 4, 2026-04-07: ``stub.fetch("http://u:p@a.com/echo?x#y")`` arrives with ``request.url``
+    ``http://a.com/echo?x``, and no ``authorization`` header), while the caller's response keeps the
+    URL as sent (``response.url`` ``http://u:p@a.com/echo?x``). The request is of a private subclass
+    that keeps the caller's URL for :func:`check_response` and :func:`fetched` (plain requests, all
+    others, keep their fast path there).
+    """
+    scheme, _, rest = request.url.partition("://")
+    authority, slash, tail = rest.partition("/")  # (a serialized special URL's path starts with "/")
+    _, at, host = authority.rpartition("@")  # (serialized credentials hold no "@" nor "/")
+    if not at:
+        return request
+    sent = _new(_SentWithCredentials)
+    sent.caller_url = request.url
+    sent.url = f"{scheme}://{host}{slash}{tail}"
+    sent.method, sent.redirect, sent.cf = request.method, request.redirect, request.cf
+    sent.headers, sent._body, sent._body_used = request.headers, request._body, request._body_used
+    return sent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1599,8 +1666,13 @@ def check_response(result: object, request: object = None) -> Response:
     twin._web_socket = result._web_socket
     if cls is not Response and hasattr(result, "__dict__"):  # a user subclass's own attributes
         twin.__dict__.update(result.__dict__)
-    if isinstance(request, Request):
+    if type(request) is Request:  # (what build_request makes: at the cost isinstance() had)
         twin._url = request.url
+        twin._redirected = False
+        if request.method == "HEAD":
+            twin._body = None
+    elif isinstance(request, Request):  # (_SentWithCredentials: answered at the URL as sent)
+        twin._url = request.caller_url if type(request) is _SentWithCredentials else request.url
         twin._redirected = False
         if request.method == "HEAD":
             twin._body = None
@@ -1617,7 +1689,7 @@ def fetched(response: Response, request: Request | str, redirected: bool = False
         response._url = request
         response._redirected = redirected
         return
-    response._url = request.url
+    response._url = request.caller_url if type(request) is _SentWithCredentials else request.url
     response._redirected = redirected
     if request.method == "HEAD" and response._body is not None and not response._body_used:
         response._body = None
@@ -1638,8 +1710,11 @@ def redirect_target(request: Request, response: Response) -> str | None:
     location = response.headers.get("location")
     if not location:
         return None
+    # (Against the URL as the caller sent it, credentials included: workerd, measured with miniflare 4,
+    # 2026-04-07: "http://u:p@a.com/r" redirected to "/echo" answers with url "http://u:p@a.com/echo".)
+    base = request.caller_url if type(request) is _SentWithCredentials else request.url
     try:
-        target = parse_url(urljoin(request.url, location))
+        target = parse_url(urljoin(base, location))
     except ValueError:  # urljoin's own refusal ("Invalid IPv6 URL")
         target = None
     if target is None:
@@ -1676,7 +1751,7 @@ def redirected_request(request: Request, status: int, url: str) -> Request:
     new.headers = headers
     new._body = body
     new._body_used = False
-    return new
+    return _without_credentials(new) if "@" in url else new
 
 
 def held_body(message: Request | Response) -> bytes | AsyncIterable[bytes] | None:

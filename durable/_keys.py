@@ -1,35 +1,50 @@
-"""Keys, values and key ranges: the checks shared by ``ctx.storage``, its transactions and ``kv``.
+"""Keys, values, key ranges and alarm times: the checks shared by ``ctx.storage``, its
+transactions and ``kv``.
 
 A key is a ``str`` without lone surrogates, within the backend's size limit; a value is encoded by
 the codec and must fit the backend's value (key-value) or row (SQLite) limit; ``list()`` options
-compile to a half-open key range, as workerd compiles them. Errors use Cloudflare's wording.
+compile to a half-open key range, as workerd compiles them; an alarm time is a number of ms or a
+``datetime`` that workerd's kj::Date can hold. Errors use Cloudflare's wording.
 
-Pure functions: the only thing they read of the object is its backend and limits (the
-``StorageHost`` protocol of ``_storage.py``).
+Pure functions: the only things they read of the object are its backend, limits, clock and
+whether its class has an alarm handler (the ``StorageHost`` protocol of ``_storage.py``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import datetime as _dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
+from ._aliases import normalize_options
 from ._codec import encode
 from ._exceptions import StorageLimitError
-from ._util import lone_surrogate_at
+from ._util import lone_surrogate_at, shown
 from ._v8size import V8_SIZE_FACTOR, v8_serialized_size
 
 if TYPE_CHECKING:
     from ._storage import StorageHost
 
 __all__ = [
+    "ALARM_GET_OPTIONS",
+    "ALARM_SET_OPTIONS",
+    "GET_OPTIONS",
+    "LIST_OPTIONS",
+    "PUT_OPTIONS",
     "PUT_SHAPE",
     "KeyList",
+    "alarm_time_ms",
     "as_key",
     "bindable_keys",
     "check_batch",
+    "check_date_range",
     "check_key",
+    "check_key_arguments",
+    "check_put_arguments",
     "checked_limit",
     "compile_range",
     "encode_checked",
+    "list_range",
 ]
 
 KeyList = list[str] | tuple[str, ...]
@@ -40,6 +55,17 @@ PUT_SHAPE = (
     "put(entries, options)"
 )
 """workerd's TypeError for a ``put()`` call of another shape."""
+
+GET_OPTIONS = frozenset({"allow_concurrency", "no_cache"})
+"""The options of ``get()`` (workerd's ``GetOptions``)."""
+PUT_OPTIONS = frozenset({"allow_concurrency", "allow_unconfirmed", "no_cache"})
+"""The options of ``put()``, ``delete()`` and ``delete_all()`` (workerd's ``PutOptions``)."""
+LIST_OPTIONS = frozenset({"start", "start_after", "end", "prefix", "reverse", "limit", "allow_concurrency", "no_cache"})
+"""The options of ``list()`` (workerd's ``ListOptions``)."""
+ALARM_GET_OPTIONS = frozenset({"allow_concurrency"})
+"""The options of ``get_alarm()`` (workerd's ``GetAlarmOptions``)."""
+ALARM_SET_OPTIONS = frozenset({"allow_concurrency", "allow_unconfirmed"})
+"""The options of ``set_alarm()`` and ``delete_alarm()`` (workerd's ``SetAlarmOptions``)."""
 
 
 def as_key(key: object, method: str) -> str:
@@ -233,3 +259,119 @@ def compile_range(
     if prefix and lone_surrogate_at(prefix) is not None:
         return lo, lo  # no key holds a lone surrogate, so none starts with this prefix
     return lo, hi
+
+
+# -- the arguments of a call on an ended transaction --------------------------------------------
+# workerd reads (and serializes) a call's arguments before it looks at the transaction, so a call
+# on a rolled-back or committed ``txn`` raises what its arguments alone would raise, and a list()
+# of an empty range answers an empty Map (measured with miniflare 4, 2026-04-07). These repeat the
+# checks ``Storage`` makes, without the limits (workerd checks those past the transaction).
+
+
+def _key_text(key: object) -> None:
+    if not isinstance(key, str):
+        raise TypeError(f"Storage keys must be str, not {type(key).__name__}")
+    if not key.isascii() and (index := lone_surrogate_at(key)) is not None:
+        raise TypeError(f"Storage keys must be valid Unicode: {key!r} contains a lone surrogate at index {index}")
+
+
+def check_key_arguments(method: str, key: object, options: dict[str, Any], allowed: frozenset[str]) -> None:
+    """Raise what ``get(key, **options)`` or ``delete(...)`` (``method``) raises for its arguments."""
+    if options:
+        normalize_options(method, options, allowed)
+    if isinstance(key, (list, tuple)):
+        for item in key:
+            _key_text(item)
+    else:
+        _key_text(as_key(key, method))
+
+
+def check_put_arguments(key: object, value: object, options: dict[str, Any]) -> None:
+    """Raise what ``put(key, value, **options)`` raises for its arguments: a malformed call, a key
+    of another type, a value that cannot be stored (``DataCloneError``)."""
+    if options:
+        normalize_options("put", options, PUT_OPTIONS)
+    if isinstance(key, str):
+        if value is ...:
+            raise TypeError("put() called with undefined value.")
+        _key_text(key)
+        encode(value)
+    elif isinstance(key, Mapping) and (value is ... or value is None):
+        for item, item_value in key.items():
+            _key_text(item)
+            encode(item_value)
+    else:
+        raise TypeError(PUT_SHAPE)
+
+
+def list_range(options: dict[str, Any]) -> tuple[str | None, str | None] | None:
+    """The key range of ``list(**options)`` (``None``: empty), or the ``TypeError`` it raises."""
+    opts = normalize_options("list", options, LIST_OPTIONS) if options else {}
+    opts.pop("allow_concurrency", None)
+    opts.pop("no_cache", None)
+    return compile_range(**opts)
+
+
+# -- alarm times ----------------------------------------------------------------------------------
+
+_MAX_ALARM_NS = float(2**63)
+"""workerd converts an alarm time to nanoseconds in an int64 (kj::Date): ``ms * 1e6``, computed as a
+double, must lie strictly between -2**63 and 2**63 (so the latest time is in 2262, although workerd's
+message says 2189)."""
+
+
+_YEAR_MS = 365 * 86_400_000
+
+
+def _refuse_seconds(when: int | float, host: StorageHost) -> None:
+    """Refuse a time that is plainly in seconds since the epoch (``time.time() + 60``).
+
+    Read as milliseconds, such a time is a date in January 1970, so the alarm would fire at once.
+    Cloudflare accepts it silently; durable refuses a number that, read as seconds, lies within ten
+    years of the clock's now while, read as milliseconds, it lies over a year in the past (so a
+    mock clock started near 0 can still be given small millisecond times).
+    """
+    now = host.now_ms()
+    if abs(when * 1000 - now) <= 10 * _YEAR_MS and when < now - _YEAR_MS:
+        as_ms = _dt.datetime.fromtimestamp(when / 1000, _dt.UTC)
+        raise TypeError(
+            f"setAlarm() takes a time in milliseconds since the epoch, but {shown(when)} looks like "
+            f"seconds (as milliseconds it is {as_ms:%Y-%m-%d %H:%M:%S} UTC). Pass "
+            "int(time.time() * 1000) + delay_ms, or a datetime."
+        )
+
+
+def check_date_range(ms: int | float) -> None:
+    """Refuse, with workerd's words, a time that is not a valid Date or does not fit a kj::Date.
+
+    Shared by ``setAlarm`` and ``getBookmarkForTime`` (``_bookmarks.py``), which convert alike.
+    """
+    if ms != ms or ms in (float("inf"), float("-inf")):
+        raise TypeError("The value cannot be converted because it is not a valid Date.")
+    # The time in ms, as a double, times 1e6 must fit an int64 of nanoseconds.
+    nanos = float(ms) * 1e6 if abs(ms) < 2**64 else (1.0 if ms > 0 else -1.0) * 2.0**64
+    if nanos >= _MAX_ALARM_NS:
+        raise TypeError("This API doesn't support dates after 2189.")
+    if nanos <= -_MAX_ALARM_NS:
+        raise TypeError("This API doesn't support dates before 1687.")
+
+
+def alarm_time_ms(when: object, host: StorageHost, interface: str = "DurableObjectStorage") -> int:
+    """``set_alarm(when)``'s time in ms, or workerd's ``TypeError`` (``interface`` names the object
+    in the one for a ``when`` of another type: ``DurableObjectTransaction`` for ``txn``'s)."""
+    if isinstance(when, _dt.datetime):
+        stamp = when.timestamp() * 1000
+        check_date_range(stamp)
+        ms = int(stamp)
+    elif type(when) is int or type(when) is float:
+        check_date_range(when)
+        ms = int(when) if when > 0 else 0  # any time <= 0 is refused below
+        _refuse_seconds(when, host)
+    else:
+        # workerd's words for anything that is neither a number nor a Date (a string, null, a bool...).
+        raise TypeError(f"Failed to execute 'setAlarm' on '{interface}': parameter 1 is not of type 'date'.")
+    if ms <= 0:
+        raise TypeError("setAlarm() cannot be called with an alarm time <= 0")
+    if not host.has_alarm_handler:
+        raise TypeError("Your Durable Object class must have an alarm() handler in order to call setAlarm()")
+    return ms

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final, overload
 
-from . import _context
+from . import _context, _keys
 from ._aliases import camel_aliases, normalize_options
 from ._bookmarks import Bookmarks
 from ._codec import decode
@@ -154,11 +154,7 @@ class StorageHost(Protocol):
 
 _Pairs = list[tuple[str, bytes]]
 
-_GET_OPTIONS = frozenset({"allow_concurrency", "no_cache"})
-_PUT_OPTIONS = frozenset({"allow_concurrency", "allow_unconfirmed", "no_cache"})
-_LIST_OPTIONS = frozenset(
-    {"start", "start_after", "end", "prefix", "reverse", "limit", "allow_concurrency", "no_cache"}
-)
+_GET_OPTIONS, _PUT_OPTIONS, _LIST_OPTIONS = _keys.GET_OPTIONS, _keys.PUT_OPTIONS, _keys.LIST_OPTIONS
 
 
 @final

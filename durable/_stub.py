@@ -303,7 +303,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         # Headers and their list until the commit that releases the response (one per 1000 fetches
         # gathered) made the garbage collector walk them at each collection: conc-fetch
         # 102,408 -> 101,596 instructions per fetch (callgrind, /work/bench/instr.sh, bench_rpc.py).
-        promise._sent = request.url if not init and type(url_or_request) is str else request
+        promise._sent = url_or_request if not init and type(url_or_request) is str else request
         # follows_redirects(request), inlined (a call is ~500 of a fetch's ~110,000 instructions)
         promise._follows = request.redirect == "follow"
         request.redirect = "manual"  # what the object sees in workerd
@@ -634,7 +634,7 @@ class _FetchPromise(RpcPromise):
     __slots__ = ("_follows", "_sent")
 
     _sent: Request | str | None
-    """The request sent (only its URL for a plain ``stub.fetch(url)``, see Stub.fetch), until the
+    """The request sent (only the URL given to a plain ``stub.fetch(url)``, see Stub.fetch), until the
     response is in (``None`` once it settles the promise)."""
     _follows: bool
 

@@ -24,9 +24,20 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
-from ._aliases import camel_aliases
+from ._aliases import camel_aliases, normalize_options
+from ._done import Done
 from ._exceptions import InvalidTransactionError
 from ._gates import GateLock, InputGate, held_locks
+from ._keys import (
+    ALARM_GET_OPTIONS,
+    ALARM_SET_OPTIONS,
+    GET_OPTIONS,
+    PUT_OPTIONS,
+    alarm_time_ms,
+    check_key_arguments,
+    check_put_arguments,
+    list_range,
+)
 
 if TYPE_CHECKING:
     from ._storage import Storage, StorageHost
@@ -48,7 +59,9 @@ class Transaction:
 
     Offers ``get``, ``put``, ``delete``, ``list``, the alarm methods and ``rollback()``;
     ``delete_all`` (``deleteAll``) is there too, as on workerd's ``txn``, and always raises. Using it after the closure returned, or after ``rollback()`` (or the closure
-    raising, which rolls it back), raises ``InvalidTransactionError`` with Cloudflare's message.
+    raising, which rolls it back), raises ``InvalidTransactionError`` with Cloudflare's message,
+    once the call's arguments passed their checks: as in workerd, bad arguments raise their own
+    error first, and a ``list()`` of an empty range answers ``{}``.
     """
 
     __slots__ = (
@@ -59,6 +72,7 @@ class Transaction:
         "_gate",
         "_gate_lock",
         "_held",
+        "_host",
         "_outer",
         "_phase",
         "_runner",
@@ -68,10 +82,17 @@ class Transaction:
     )
 
     def __init__(
-        self, storage: Storage, txns: Transactions, outer: Transaction | None, caller_held: frozenset[GateLock]
+        self,
+        storage: Storage,
+        txns: Transactions,
+        host: StorageHost,
+        outer: Transaction | None,
+        caller_held: frozenset[GateLock],
     ) -> None:
         self._storage = storage
         """The storage the operations of ``txn`` go to."""
+        self._host = host
+        """The storage's object, for the checks of ``set_alarm``'s time."""
         self._runner = txns
         """The storage's transaction machinery, which opens, ends and rolls back this one."""
         self._outer = outer
@@ -107,30 +128,47 @@ class Transaction:
 
     def get(self, key: Any, **options: Any) -> Awaitable[Any]:
         """As ``Storage.get``, inside the transaction."""
+        if self._phase != "active":
+            check_key_arguments("get", key, options, GET_OPTIONS)  # workerd reads them first
         return self._check("get").get(key, **options)
 
     def list(self, **options: Any) -> Awaitable[dict[str, Any]]:
         """As ``Storage.list``, inside the transaction."""
+        if self._phase != "active" and list_range(options) is None:
+            return Done({})  # workerd answers an empty range before it looks at the transaction
         return self._check("list").list(**options)
 
     def put(self, key: Any, value: Any = ..., **options: Any) -> Awaitable[None]:
         """As ``Storage.put``, inside the transaction."""
+        if self._phase != "active":
+            check_put_arguments(key, value, options)  # workerd reads and serializes them first
         return self._check("put").put(key, value, **options)
 
     def delete(self, key: Any, **options: Any) -> Awaitable[Any]:
         """As ``Storage.delete``, inside the transaction."""
+        if self._phase != "active":
+            check_key_arguments("delete", key, options, PUT_OPTIONS)
         return self._check("delete").delete(key, **options)
 
     def get_alarm(self, **options: Any) -> Awaitable[int | None]:
         """As ``Storage.get_alarm``, inside the transaction."""
+        if self._phase != "active" and options:
+            normalize_options("get_alarm", options, ALARM_GET_OPTIONS)
         return self._check("getAlarm").get_alarm(**options)
 
     def set_alarm(self, when: int | float | _dt.datetime, **options: Any) -> Awaitable[None]:
         """As ``Storage.set_alarm``, inside the transaction."""
+        # Checked here first: a bad time is workerd's TypeError, naming 'DurableObjectTransaction',
+        # even once the transaction has ended.
+        if options:
+            normalize_options("set_alarm", options, ALARM_SET_OPTIONS)
+        alarm_time_ms(when, self._host, "DurableObjectTransaction")
         return self._check("setAlarm").set_alarm(when, **options)
 
     def delete_alarm(self, **options: Any) -> Awaitable[None]:
         """As ``Storage.delete_alarm``, inside the transaction."""
+        if self._phase != "active" and options:
+            normalize_options("delete_alarm", options, ALARM_SET_OPTIONS)
         return self._check("deleteAlarm").delete_alarm(**options)
 
     def delete_all(self, **options: Any) -> Awaitable[None]:
@@ -377,7 +415,7 @@ class Transactions:
             # workerd's words (measured with miniflare 4, 2026-04-07: transaction(5)).
             raise TypeError(_NOT_A_FUNCTION.format(method="transaction"))
         parent = self.level()
-        txn = Transaction(storage, self, _in_transaction.get(), held_locks.get())
+        txn = Transaction(storage, self, self._host, _in_transaction.get(), held_locks.get())
         txn._caller = asyncio.current_task()
         stack = self.stack
         ready: asyncio.Future[None] | None = None

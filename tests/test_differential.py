@@ -49,6 +49,7 @@ def walk(ops: list[Op]) -> Iterator[Op]:
     for op in ops:
         yield op
         yield from walk(op.get("ops", []))
+        yield from walk(op.get("after", []))
 
 
 def tags(value: Any) -> Iterator[str]:
@@ -250,6 +251,9 @@ class TestGenerator:
         assert set(tags(ops)) >= {"null", "bool", "num", "big", "str", "bytes", "buf", "date", "arr", "map", "set"}
         keys = "".join(op.get("key", "") for op in ops)
         assert {"\U0001f600", "\u0301", "\uffff", "\x00", "\x01"} <= set(keys)
+        # calls on an ended txn, after rollback() and past the commit (not after a throw)
+        assert {op["end"] for op in ops if op["op"] == "txn" and op.get("after")} == {"commit", "rollback"}
+        assert all("wait" not in after for op in ops for after in op.get("after", []))
 
     def test_values_round_trip_in_python(self) -> None:
         """Generated values, shared references and cycles included, decode and encode back alike."""

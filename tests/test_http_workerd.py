@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -823,3 +824,118 @@ class TestPunycodeHosts:
         assert Request("http://\u00e9\u0301.com/").url == "http://xn--9ca68h.com/"
         assert Request("http://\u00e4\u00ad.com/").url == "http://xn--4ca.com/"
         assert Request("http://-\u00e9.com/").url == "http://xn----bga.com/"
+
+
+class TestCredentialsInTheUrl:
+    """workerd (miniflare 4, 2026-04-07) sends ``stub.fetch`` to the object over HTTP, which carries
+    no credentials: ``stub.fetch("http://u:p@a.com/echo")`` arrives with ``request.url``
+    ``http://a.com/echo`` (``http://u@a.com/echo`` and ``new Request("http://u:p@a.com/echo?x#y",
+    {method: "POST", body: "b"})`` likewise: ``http://a.com/echo``, ``http://a.com/echo?x``) and no
+    ``authorization`` header, while the caller's ``response.url`` keeps them
+    (``http://u:p@a.com/echo``, ``http://u:p@a.com/echo?x``). durable's object saw the credentials."""
+
+    @pytest.mark.parametrize(
+        ("url", "init", "seen", "answered"),
+        [
+            ("http://u:p@h/echo", {}, "http://h/echo", "http://u:p@h/echo"),
+            ("http://u@h/echo", {}, "http://h/echo", "http://u@h/echo"),
+            ("https://u:p%20q@h:8443/echo?a@b#f", {}, "https://h:8443/echo?a@b", "https://u:p%20q@h:8443/echo?a@b"),
+            ("http://u:p@h/echo", {"method": "POST", "body": "b"}, "http://h/echo", "http://u:p@h/echo"),
+            ("http://h/echo/a@b?c@d", {}, "http://h/echo/a@b?c@d", "http://h/echo/a@b?c@d"),
+        ],
+    )
+    async def test_the_object_sees_none(self, url: str, init: dict[str, Any], seen: str, answered: str) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_Echo).get_by_name("a")
+            for request in (url, Request(url, **init)):  # a URL, and a Request forwarded (its own path)
+                response = await (stub.fetch(request, **init) if isinstance(request, str) else stub.fetch(request))
+                echoed = await response.json()
+                assert (echoed["url"], response.url) == (seen, answered)
+                assert [n for n, _ in echoed["headers"]] == (["content-type", "content-length"] if init else [])
+
+    async def test_a_request_with_new_options(self) -> None:
+        """The general path (a Request with options): the same."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_Echo).get_by_name("a")
+            response = await stub.fetch(Request("http://u:p@h/echo#f"), headers={"x": "1"})
+            assert ((await response.json())["url"], response.url) == ("http://h/echo", "http://u:p@h/echo")
+
+    async def test_from_another_thread(self) -> None:
+        """``stub.fetch`` from a thread's loop (``_fetch_following``, ``fetched()``): the same."""
+        import threading
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(_Echo).get_by_name("a")
+            out: list[tuple[str, str]] = []
+
+            async def there() -> None:
+                response = await stub.fetch("http://u:p@h/echo")
+                out.append(((await response.json())["url"], response.url))
+
+            thread = threading.Thread(target=asyncio.run, args=(there(),))
+            thread.start()
+            await asyncio.to_thread(thread.join)
+        assert out == [("http://h/echo", "http://u:p@h/echo")]
+
+    @pytest.mark.parametrize(
+        ("url", "answered", "seen"),
+        [
+            ("http://u:p@h/r302", "http://u:p@h/echo", "http://h/echo"),
+            ("http://h/r302?to=http://v:q@h/echo", "http://v:q@h/echo", "http://h/echo"),
+            ("http://u:p@h/r302?to=http://b/echo", "http://b/echo", "http://b/echo"),
+        ],
+    )
+    async def test_redirects(self, url: str, answered: str, seen: str) -> None:
+        """workerd: ``http://u:p@a.com/r`` answered ``302`` to ``/echo`` ends with ``url``
+        ``http://u:p@a.com/echo`` (the Location resolved against the URL as sent), the object seeing
+        ``http://a.com/echo``; a Location ``http://v:q@a.com/echo`` likewise; one without
+        credentials drops them."""
+        for request in (url, Request(url)):
+            status, final, redirected, echoed = await _fetch(request)
+            assert (status, final, redirected, echoed["url"]) == (200, answered, True, seen)
+        async with durable.Runtime() as rt:  # redirect="manual": the redirect itself, as sent
+            response = await rt.namespace(_Redirector).get_by_name("a").fetch(url, redirect="manual")
+            assert (response.status, response.url) == (302, url)
+
+
+class TestHeadersEntries:
+    def test_workerds_iteration(self) -> None:
+        """workerd (miniflare 4, 2026-04-07): ``[...new Headers([["Set-Cookie", "c=1"], ["b", "1"],
+        ["X-1", "q"], ["set-cookie", "d=2"], ["A", "2"], ["a", "3"], ["set-cookie2", "z"], ["~", "t"],
+        ["0", "n"]]).entries()]`` (and ``[...h]``, and ``forEach``'s visits) is ``[["0","n"],
+        ["a","2, 3"], ["b","1"], ["set-cookie","c=1"], ["set-cookie","d=2"], ["set-cookie2","z"],
+        ["x-1","q"], ["~","t"]]``. durable had no ``entries()`` (``AttributeError``)."""
+        h = Headers(
+            [
+                ("Set-Cookie", "c=1"),
+                ("b", "1"),
+                ("X-1", "q"),
+                ("set-cookie", "d=2"),
+                ("A", "2"),
+                ("a", "3"),
+                ("set-cookie2", "z"),
+                ("~", "t"),
+                ("0", "n"),
+            ]
+        )
+        assert list(h.entries()) == [
+            ("0", "n"),
+            ("a", "2, 3"),
+            ("b", "1"),
+            ("set-cookie", "c=1"),
+            ("set-cookie", "d=2"),
+            ("set-cookie2", "z"),
+            ("x-1", "q"),
+            ("~", "t"),
+        ]
+        assert list(Headers().entries()) == []
+
+    def test_a_snapshot(self) -> None:
+        """workerd: setting ``c`` while iterating ``a``, ``b`` does not add it to the iteration."""
+        h = Headers([("a", "1"), ("b", "2")])
+        seen = []
+        for name, _ in h.entries():
+            seen.append(name)
+            if name == "a":
+                h.set("c", "3")
+        assert seen == ["a", "b"]

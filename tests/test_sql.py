@@ -1071,6 +1071,22 @@ class TestErrors:
             "UPDATE t SET zz = 1",
             "INSERT INTO t VALUES (1, 2, 3)",
             "SELECT '😀', é FROM t",
+            # the named token in a place that can hold it (strings, aliases, SET targets...)
+            "UPDATE t SET zz = zz",
+            "UPDATE t SET (a, zz) = (1, 2)",
+            "UPDATE t SET zz = (SELECT zz FROM t)",
+            "UPDATE t SET a = 1, zz = a",
+            "UPDATE t SET a = abs(zz)",
+            'SELECT "a" FROM t, t AS u',
+            "SELECT main.t.a FROM t WHERE main.t.zz = 1",
+            "SELECT zz FROM t AS zz",
+            "SELECT 'zz(' , zz(1)",
+            "SELECT a FROM t WHERE a = :zz AND zz = 1",
+            "WITH zz(a) AS (SELECT 1) SELECT zz FROM zz",
+            "SELECT t.a FROM t JOIN t AS u ON zz = 1 WHERE (zz) = 1",
+            "SELECT t.a FROM t JOIN t AS u ON u.zz = 1 WHERE u.zz = 2",
+            "SELECT a FROM t AS x JOIN t AS u ON x.a = u.a JOIN t AS v ON zz = 1 WHERE x.a = 2",
+            "INSERT INTO t SELECT a FROM t WHERE 1 ON CONFLICT (zz) DO NOTHING",
         ],
     )
     def test_offsets_match_sqlite(self, sql: str) -> None:

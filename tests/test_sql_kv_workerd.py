@@ -271,3 +271,42 @@ async def test_database_size_after_a_rolled_back_first_write(stub: Any) -> None:
         return [_rows(ctx.storage.sql.exec("SELECT name FROM sqlite_master")), ctx.storage.sql.database_size]
 
     assert await testing.run_in_object(stub, fn) == [[], 4096]
+
+
+# -- delete_all() where workerd fails with an internal error (docs/differences.md, SQL) ---------------
+
+
+async def test_delete_all_inside_transaction_sync_goes_on(stub: Any) -> None:
+    """workerd: ``deleteAll()`` inside ``transactionSync()`` wipes the storage, then the call fails
+    with ``internal error`` ("no such savepoint: _cf_sync_savepoint_0"). Kept: durable wipes it and
+    returns the callback's value."""
+
+    async def fn(_: Any, ctx: durable.State) -> Any:
+        await ctx.storage.put("a", 1)
+        ctx.storage.sql.exec("CREATE TABLE t(x)")
+
+        def callback() -> str:
+            ctx.storage.delete_all()
+            return "value"
+
+        value = ctx.storage.transaction_sync(callback)
+        return value, await ctx.storage.list(), _rows(ctx.storage.sql.exec("SELECT name FROM sqlite_master"))
+
+    assert await testing.run_in_object(stub, fn) == ("value", {}, [])
+
+
+async def test_kv_list_iterator_open_across_delete_all_ends(stub: Any) -> None:
+    """workerd: the next step of a ``kv.list()`` iterator left open across ``deleteAll()`` fails
+    with ``internal error`` ("query canceled because reset() was called on the database"). Kept:
+    durable's iterator ends, as nothing is left to list."""
+
+    async def fn(_: Any, ctx: durable.State) -> Any:
+        kv = ctx.storage.kv
+        for key in "abc":
+            kv.put(key, key)
+        live = kv.list()
+        first = next(live)
+        await ctx.storage.delete_all()
+        return first, list(live), list(kv.list())
+
+    assert await testing.run_in_object(stub, fn) == (("a", "a"), [], [])

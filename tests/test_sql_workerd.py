@@ -6,6 +6,7 @@ Each test names the workerd result it reproduces; the cases were run in workerd 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -449,3 +450,158 @@ async def test_alter_table_rows_written(stub: Any, setup: str, sql: str, written
         return ctx.storage.sql.exec(sql).rows_written
 
     assert await testing.run_in_object(stub, run) == written
+
+
+# -- negative zero ------------------------------------------------------------------------------------
+
+
+class _Float(float):
+    pass
+
+
+@pytest.mark.parametrize("zero", [-0.0, _Float(-0.0)], ids=["float", "float-subclass"])
+async def test_negative_zero_keeps_its_sign(stub: Any, zero: float) -> None:
+    """workerd (miniflare 4, compatibility date 2026-04-07) keeps the sign of a bound negative
+    zero: ``SELECT ? AS x, quote(?) AS q, typeof(?) AS t`` bound to ``-0`` gives ``Object.is(x,
+    -0)`` true, ``q`` '0.0' and ``t`` 'real'; ``raw()`` gives ``-0`` too, and so does an untyped
+    column it was inserted into (a probe that carries its cases into the Worker through
+    ``JSON.stringify`` sees ``0`` instead: JSON has no negative zero)."""
+
+    def run(_: Any, ctx: durable.State) -> list[Any]:
+        sql = ctx.storage.sql
+        row = sql.exec("SELECT ? AS x, typeof(?) AS t, -0.0 AS y, quote(?) AS q", zero, zero, zero).one()
+        raw = sql.exec("SELECT ? AS x", zero).raw().to_array()
+        sql.exec("CREATE TABLE t(a)")
+        sql.exec("INSERT INTO t VALUES (?)", zero)
+        stored = sql.exec("SELECT a, typeof(a) AS t, quote(a) AS q FROM t").one()
+        return [row["x"], row["t"], row["y"], row["q"], raw[0][0], stored["a"], stored["t"], stored["q"]]
+
+    x, t, y, q, raw, stored, stored_type, stored_q = await testing.run_in_object(stub, run)
+    assert (t, q, stored_type, stored_q) == ("real", "0.0", "real", "0.0")
+    assert [math.copysign(1.0, v) for v in (x, y, raw, stored)] == [-1.0, -1.0, -1.0, -1.0]
+
+
+# -- where a misused aggregate or window function is reported ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd (miniflare 4, 2026-04-07): SQLite reports the call in the clause that may not
+        # hold it, not the first call of that name (durable said "at offset 7" for all of these).
+        ("SELECT count(*) FROM t WHERE count(*) > 1", "misuse of aggregate: count() at offset 29: SQLITE_ERROR"),
+        (
+            "SELECT count(*) FROM t WHERE a > 1 AND count(*) > 1",
+            "misuse of aggregate: count() at offset 39: SQLITE_ERROR",
+        ),
+        # (code generation records each misused call over the last: the last of the WHERE clause)
+        (
+            "SELECT count(*) FROM t WHERE count(*) > 1 OR count(*) < 0",
+            "misuse of aggregate: count() at offset 45: SQLITE_ERROR",
+        ),
+        (
+            "SELECT sum(a) FROM t WHERE sum(a) BETWEEN 1 AND sum(a)",
+            "misuse of aggregate: sum() at offset 48: SQLITE_ERROR",
+        ),
+        # (the outermost WHERE holding one: a subquery's is not the one reported)
+        (
+            "SELECT count(*) FROM t WHERE count(*) > 1 AND a IN (SELECT count(*) FROM t WHERE count(*) > 2)",
+            "misuse of aggregate: count() at offset 29: SQLITE_ERROR",
+        ),
+        (
+            "SELECT (SELECT count(*) FROM t WHERE count(*) > 0) AS x",
+            "misuse of aggregate: count() at offset 37: SQLITE_ERROR",
+        ),
+        # (in a join's ON clause: no offset)
+        (
+            "SELECT count(*) FROM t AS x JOIN t AS y ON count(*) > 1 WHERE count(*) > 2",
+            "misuse of aggregate: count(): SQLITE_ERROR",
+        ),
+        # (a result column's alias used in WHERE: the result column's call, as before)
+        ("SELECT count(*) AS n FROM t WHERE n > 1", "misuse of aggregate: count() at offset 7: SQLITE_ERROR"),
+        # Found while resolving names, which stops at the first: the first call outside a result
+        # list, HAVING and ORDER BY.
+        (
+            "SELECT count(*) FROM t ORDER BY count(*) LIMIT count(*)",
+            "misuse of aggregate function count() at offset 47: SQLITE_ERROR",
+        ),
+        (
+            "SELECT count(*) FROM t WHERE a IN (SELECT a FROM t WHERE count(*) > 1)",
+            "misuse of aggregate function count() at offset 57: SQLITE_ERROR",
+        ),
+        (
+            "SELECT (SELECT count(*) FROM t) FROM t WHERE count(*) > 1",
+            "misuse of aggregate function count() at offset 45: SQLITE_ERROR",
+        ),
+        # Window functions: allowed in a result list and ORDER BY, not in HAVING.
+        (
+            "SELECT rank() OVER () FROM t WHERE rank() OVER () > 1",
+            "misuse of window function rank() at offset 35: SQLITE_ERROR",
+        ),
+        (
+            "SELECT a FROM t ORDER BY row_number() OVER () LIMIT row_number() OVER ()",
+            "misuse of window function row_number() at offset 52: SQLITE_ERROR",
+        ),
+    ],
+)
+async def test_misused_function_offsets(stub: Any, sql: str, message: str) -> None:
+    await stub.q("CREATE TABLE t(a)")
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)
+
+
+# -- where an error naming a column or function is reported ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # workerd (miniflare 4, 2026-04-07); durable pointed at the first token spelling the name.
+        # Never inside a string literal:
+        ("SELECT 'b', b FROM t", "no such column: b at offset 12: SQLITE_ERROR"),
+        ("SELECT 'nofn', nofn(1)", "no such function: nofn at offset 15: SQLITE_ERROR"),
+        ("SELECT 'abs', abs(1, 2)", "wrong number of arguments to function abs() at offset 14: SQLITE_ERROR"),
+        # A function is a name followed by "(", not an alias of that name:
+        ("SELECT a FROM t AS nofn WHERE nofn(1)", "no such function: nofn at offset 30: SQLITE_ERROR"),
+        (
+            "SELECT 'x' AS sqlite_version, sqlite_version()",
+            "not authorized to use function: sqlite_version at offset 30: SQLITE_ERROR",
+        ),
+        # A qualified column is its whole spelling, not the first token naming its table:
+        ("SELECT a FROM t WHERE t.b = 1", "no such column: t.b at offset 22: SQLITE_ERROR"),
+        ("SELECT b.a FROM t AS b WHERE b.c = 1", "no such column: b.c at offset 29: SQLITE_ERROR"),
+        ("SELECT a FROM t WHERE a = 1 AND a.b = 2", "no such column: a.b at offset 32: SQLITE_ERROR"),
+        # An unqualified column is not an alias declared with AS, nor a double-quoted word (which
+        # SQLite reads as a string when no column has that name):
+        ("SELECT a FROM t AS b ORDER BY b", "no such column: b at offset 30: SQLITE_ERROR"),
+        ('SELECT "b" FROM t WHERE b > 1', "no such column: b at offset 24: SQLITE_ERROR"),
+        # In an UPDATE only a column assigned by SET has no offset (durable gave none at all):
+        ("UPDATE t SET a = b", "no such column: b at offset 17: SQLITE_ERROR"),
+        ("UPDATE t SET a = 1 WHERE b = 2", "no such column: b at offset 25: SQLITE_ERROR"),
+        # A quoted table name, as the message spells it:
+        ('CREATE TABLE "t"(b)', 'table "t" already exists at offset 13: SQLITE_ERROR'),
+        # A common table expression's name is not a column:
+        ("WITH zz AS (SELECT 1 AS a) SELECT zz FROM zz", "no such column: zz at offset 34: SQLITE_ERROR"),
+        # An expression of a join's ON clause keeps no offset, and the WHERE clause is resolved
+        # before it (not ON CONFLICT's or CREATE INDEX's ON):
+        ("SELECT t.a FROM t JOIN t AS u ON u.zz = t.a", "no such column: u.zz: SQLITE_ERROR"),
+        ("SELECT t.a FROM t LEFT JOIN t AS u ON zz = t.a", "no such column: zz: SQLITE_ERROR"),
+        (
+            "SELECT t.a FROM t JOIN t AS u ON abs(zz) = t.a WHERE zz = 1",
+            "no such column: zz at offset 53: SQLITE_ERROR",
+        ),
+        (
+            "SELECT t.a FROM t JOIN t AS u ON zz WHERE EXISTS (SELECT zz)",
+            "no such column: zz at offset 57: SQLITE_ERROR",
+        ),
+        ("SELECT t.a FROM t JOIN t AS u ON nofn(1) WHERE nofn(2)", "no such function: nofn: SQLITE_ERROR"),
+        ("INSERT INTO t VALUES (1) ON CONFLICT (zz) DO NOTHING", "no such column: zz at offset 38: SQLITE_ERROR"),
+        # SQLite resolves a SET value before its column:
+        ("UPDATE t SET zz = zz", "no such column: zz at offset 18: SQLITE_ERROR"),
+        ("UPDATE t SET (a, zz) = (1, 2)", "no such column: zz: SQLITE_ERROR"),
+    ],
+)
+async def test_named_error_offsets(stub: Any, sql: str, message: str) -> None:
+    await stub.q("CREATE TABLE t(a)")
+    with exactly(durable.SqlError, message):
+        await stub.q(sql)

@@ -378,3 +378,167 @@ class TestPutEntriesWithNone:
             return None
 
         assert await testing.run_in_object(stub, body) == (True, {})
+
+
+ROLLED_BACK = "Cannot {op}() on rolled back transaction"
+COMMITTED = "Cannot call {op}() on transaction that has already committed: did you move `txn` outside of the closure?"
+
+
+async def _on_ended_txn(stub: Any, end: str, call: Any) -> Any:
+    """``call(txn)`` on a transaction rolled back inside its closure, or kept past its commit:
+    its result, or ``(exception class name, message)``; and what storage then lists."""
+
+    def outcome(fn: Any) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+
+    async def body(o: Any, ctx: durable.State) -> Any:
+        await ctx.storage.put("z", 0)
+        kept: list[Any] = []
+
+        async def closure(txn: durable.Transaction) -> Any:
+            kept.append(txn)
+            if end == "rollback":
+                txn.rollback()
+                return outcome(lambda: call(txn))
+            return None
+
+        result = await ctx.storage.transaction(closure)
+        if end == "commit":
+            result = outcome(lambda: call(kept[0]))
+        if hasattr(result, "__await__"):
+            result = await result
+        return result, await ctx.storage.list()
+
+    return await testing.run_in_object(stub, body)
+
+
+class TestEndedTransactionReadsItsArgumentsFirst:
+    """A call on a rolled-back or committed ``txn`` raises what its arguments raise, before the
+    transaction's own error, and ``list()`` of an empty range answers ``{}``.
+
+    workerd (miniflare 4, 2026-04-07), both backends, on a txn after ``txn.rollback()`` and on one
+    kept past its closure: ``list({end: ""})``, ``list({start: "b", end: "a"})`` and ``list({prefix:
+    "a", start: "b"})`` resolve to an empty Map; ``list({start, startAfter})`` and ``list({limit:
+    0})`` raise their TypeErrors, ``put("a", undefined)`` ``put() called with undefined value.``,
+    ``put("a", Symbol())`` a DataCloneError, ``setAlarm(0)`` ``setAlarm() cannot be called with an
+    alarm time <= 0``; only then ``put({})``, ``get([])``, ``delete([])``, ``list({start: "a"})``
+    and ``put("a", 1)`` raise ``Cannot put() on rolled back transaction`` (or ``Cannot call put()
+    on transaction that has already committed: ...``). (workerd's DurableObjectTransaction reads
+    the arguments before its ``getCache()``, which checks the transaction.) durable raised the
+    transaction's error for all of them.
+    """
+
+    EMPTY_RANGES = [{"end": ""}, {"start": "b", "end": "a"}, {"prefix": "a", "start": "b"}, {"prefix": "b", "end": "b"}]
+
+    @pytest.mark.parametrize("end", ["rollback", "commit"])
+    @pytest.mark.parametrize("options", EMPTY_RANGES)
+    async def test_empty_range_lists_nothing(self, stub: Any, end: str, options: dict[str, Any]) -> None:
+        """list() of an empty range answers {} without the transaction's error."""
+        assert await _on_ended_txn(stub, end, lambda txn: txn.list(**options)) == ({}, {"z": 0})
+
+    @pytest.mark.parametrize("end", ["rollback", "commit"])
+    @pytest.mark.parametrize(
+        ("call", "error"),
+        [
+            (
+                lambda txn: txn.list(start="a", start_after="b"),
+                "list() cannot be called with both start and startAfter values.",
+            ),
+            (lambda txn: txn.list(limit=0), "List limit must be positive."),
+            (lambda txn: txn.list(startAfter="a", limit=-1), "List limit must be positive."),
+            (lambda txn: txn.put("a"), "put() called with undefined value."),
+            (lambda txn: txn.set_alarm(0), "setAlarm() cannot be called with an alarm time <= 0"),
+            (lambda txn: txn.setAlarm(-5), "setAlarm() cannot be called with an alarm time <= 0"),
+        ],
+    )
+    async def test_bad_arguments_raise_their_error(self, stub: Any, end: str, call: Any, error: str) -> None:
+        """Bad list() options, put() without a value and a time <= 0: workerd's TypeError."""
+        assert await _on_ended_txn(stub, end, call) == (("TypeError", error), {"z": 0})
+
+    @pytest.mark.parametrize("end", ["rollback", "commit"])
+    @pytest.mark.parametrize("call", [lambda txn: txn.put("a", object()), lambda txn: txn.put({"a": 1, "b": object()})])
+    async def test_a_value_that_cannot_be_stored(self, stub: Any, end: str, call: Any) -> None:
+        """put() of a value that cannot be serialized: DataCloneError, as workerd serializes first."""
+        (name, _), listed = await _on_ended_txn(stub, end, call)
+        assert (name, listed) == ("DataCloneError", {"z": 0})
+
+    @pytest.mark.parametrize("end", ["rollback", "commit"])
+    @pytest.mark.parametrize(
+        ("call", "op"),
+        [
+            (lambda txn: txn.put({}), "put"),
+            (lambda txn: txn.put("a", 1), "put"),
+            (lambda txn: txn.get([]), "get"),
+            (lambda txn: txn.get("z"), "get"),
+            (lambda txn: txn.delete([]), "delete"),
+            (lambda txn: txn.list(start="a"), "list"),
+            (lambda txn: txn.list(), "list"),
+            (lambda txn: txn.set_alarm(4_102_444_800_000), "setAlarm"),
+            (lambda txn: txn.get_alarm(), "getAlarm"),
+            (lambda txn: txn.delete_alarm(), "deleteAlarm"),
+        ],
+    )
+    async def test_good_arguments_get_the_transactions_error(self, stub: Any, end: str, call: Any, op: str) -> None:
+        """Arguments that pass: the transaction's own error, as before; nothing is written."""
+        message = (ROLLED_BACK if end == "rollback" else COMMITTED).format(op=op)
+        assert await _on_ended_txn(stub, end, call) == (("InvalidTransactionError", message), {"z": 0})
+
+    @pytest.mark.parametrize("end", ["rollback", "commit"])
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda txn: txn.get(5),
+            lambda txn: txn.get(["a", 5]),
+            lambda txn: txn.delete(5),
+            lambda txn: txn.get("a", bogus=1),
+            lambda txn: txn.put("a", 1, bogus=1),
+            lambda txn: txn.put({"a": 1}, 5),
+            lambda txn: txn.put({5: 1}),
+            lambda txn: txn.list(bogus=1),
+            lambda txn: txn.get_alarm(no_cache=True),
+            lambda txn: txn.delete_alarm(no_cache=True),
+            lambda txn: txn.set_alarm("x"),
+        ],
+    )
+    async def test_wrong_types_raise_type_error(self, stub: Any, end: str, call: Any) -> None:
+        """A key, option or time of the wrong type is a TypeError first too (workerd's argument
+        conversion runs before the method: ``get("a", 5)`` on a rolled-back txn is ``parameter 2 is
+        not of type 'GetOptions'``)."""
+        (name, _), listed = await _on_ended_txn(stub, end, call)
+        assert (name, listed) == ("TypeError", {"z": 0})
+
+
+class TestTxnSetAlarmNamesTheTransaction:
+    """``txn.setAlarm(x)`` of something that is not a time names ``DurableObjectTransaction``.
+
+    workerd (miniflare 4, 2026-04-07): ``txn.setAlarm("x")`` and ``txn.setAlarm(null)`` raise
+    ``TypeError: Failed to execute 'setAlarm' on 'DurableObjectTransaction': parameter 1 is not of
+    type 'date'.``, inside the closure and on a rolled-back txn (``storage.setAlarm("x")`` names
+    ``DurableObjectStorage``). durable named ``DurableObjectStorage`` for both.
+    """
+
+    @pytest.mark.parametrize("when", ["x", None, True])
+    async def test_text(self, stub: Any, when: Any) -> None:
+        """txn.set_alarm(when) and storage.set_alarm(when): each object's name."""
+
+        async def body(o: Any, ctx: durable.State) -> Any:
+            messages = []
+
+            async def closure(txn: durable.Transaction) -> None:
+                for call in (txn.set_alarm, ctx.storage.set_alarm):
+                    try:
+                        call(when)
+                    except TypeError as exc:
+                        messages.append(str(exc))
+
+            await ctx.storage.transaction(closure)
+            return messages
+
+        text = "Failed to execute 'setAlarm' on '{}': parameter 1 is not of type 'date'."
+        assert await testing.run_in_object(stub, body) == [
+            text.format("DurableObjectTransaction"),
+            text.format("DurableObjectStorage"),
+        ]

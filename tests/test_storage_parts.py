@@ -1,6 +1,6 @@
 """The parts ``ctx.storage`` is made of (issue 12): each one works through its own small interface.
 
-``_keys`` (key, value and range checks) and ``_storage_alarm``'s time checks are pure: they run
+``_keys`` (key, value, range and alarm-time checks) is pure: its checks run
 here without a runtime, on a stand-in for the host. ``SyncKV`` and ``Storage`` reach the
 transaction machinery only through ``Transactions``' named interface, and the unrestricted SQL of
 ``durable.testing.query`` is a package function, not a method applications could find.
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable import _keys, _sql, _storage_alarm, _transaction
+from durable import _keys, _sql, _transaction
 from durable._done import NONE, Done
 
 from helpers import exactly, inside
@@ -85,23 +85,23 @@ class TestAlarmTimes:
 
     def test_milliseconds_and_datetimes(self) -> None:
         """A time in ms is kept as an int; a datetime becomes its ms since the epoch."""
-        assert _storage_alarm._to_alarm_ms(1_700_000_060_000.5, host()) == 1_700_000_060_000
+        assert _keys.alarm_time_ms(1_700_000_060_000.5, host()) == 1_700_000_060_000
         when = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-        assert _storage_alarm._to_alarm_ms(when, host()) == int(when.timestamp() * 1000)
+        assert _keys.alarm_time_ms(when, host()) == int(when.timestamp() * 1000)
 
     def test_seconds_are_refused(self) -> None:
         """A time that is plainly seconds since the epoch is refused, saying so."""
         with pytest.raises(TypeError, match=r"looks like seconds"):
-            _storage_alarm._to_alarm_ms(1_700_000_060, host())
+            _keys.alarm_time_ms(1_700_000_060, host())
 
     def test_workerd_refusals(self) -> None:
         """Times <= 0, out of a kj::Date, and classes without ``alarm()`` get workerd's texts."""
         with exactly(TypeError, "setAlarm() cannot be called with an alarm time <= 0"):
-            _storage_alarm._to_alarm_ms(0, host())
+            _keys.alarm_time_ms(0, host())
         with exactly(TypeError, "This API doesn't support dates after 2189."):
-            _storage_alarm._to_alarm_ms(2.0**63, host())
+            _keys.alarm_time_ms(2.0**63, host())
         with exactly(TypeError, "Your Durable Object class must have an alarm() handler in order to call setAlarm()"):
-            _storage_alarm._to_alarm_ms(1_700_000_060_000, host(alarm=False))
+            _keys.alarm_time_ms(1_700_000_060_000, host(alarm=False))
 
 
 class TestDone:

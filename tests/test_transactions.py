@@ -46,7 +46,10 @@ class Obj(durable.DurableObject):
     async def after_rollback(self, op: str) -> None:
         async def body(txn: Any) -> None:
             txn.rollback()
-            await getattr(txn, op)("k") if op != "list" else await txn.list()
+            if op == "list":
+                await txn.list()
+            else:  # put with a value: put("k") alone is workerd's TypeError even here
+                await getattr(txn, op)(*(("k", 1) if op == "put" else ("k",)))
 
         await self.ctx.storage.transaction(body)
 

@@ -208,5 +208,7 @@ def normalize(op: dict[str, Any], result: Any, lifted: frozenset[str] = frozense
             ok = _normalize_cursor(_row_order(ok), lifted)
         elif op["op"] in ("txn", "txn_sync") and isinstance(ok, dict):
             ok = {**ok, "inner": [normalize(sub, r, lifted) for sub, r in zip(op["ops"], ok["inner"])]}
+            if "after" in ok:
+                ok["after"] = [normalize(sub, r, lifted) for sub, r in zip(op.get("after", []), ok["after"])]
         return {"ok": ok}
     return result

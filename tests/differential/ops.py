@@ -63,6 +63,8 @@ class Generator:
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self.ended = random.Random(f"ended-{seed}")
+        """The stream of the calls on ended transactions (``ended_txn_calls``)."""
         self.keys: list[str] = []
         self.backend = "sqlite"
 
@@ -461,7 +463,30 @@ class Generator:
         rng = self.rng
         inner = [self.op(backend, depth + 1, in_txn=True) for _ in range(rng.randint(0, 4))]
         end = rng.choice(["commit", "commit", "throw", "rollback"])
-        return {"op": "txn", "via": rng.choice(["txn", "txn", "storage"]), "end": end, "ops": inner}
+        op = {"op": "txn", "via": rng.choice(["txn", "txn", "storage"]), "end": end, "ops": inner}
+        if end != "throw" and (after := self.ended_txn_calls()):
+            op["after"] = after
+        return op
+
+    def ended_txn_calls(self) -> list[Op]:
+        """Calls on a txn once it has ended (after ``rollback()``, or kept past its commit), if any:
+        workerd checks their arguments (list options and empty ranges, alarm times) before the
+        transaction. They are drawn from a stream of their own, with the keys drawn restored, so
+        that the rest of a seed's sequences stayed what it was before they were added."""
+        if self.ended.random() >= 0.3:
+            return []
+        main, keys = self.rng, list(self.keys)
+        self.rng = self.ended
+        try:
+            return [self.awaited(self.kv_op()) for _ in range(self.rng.randint(1, 3))]
+        finally:
+            self.rng, self.keys = main, keys
+
+    @staticmethod
+    def awaited(op: Op) -> Op:
+        """``op``, awaited: an un-awaited put on an ended txn rejects its promise in workerd but
+        raises at the call in durable (docs/differences.md)."""
+        return {k: v for k, v in op.items() if k != "wait"}
 
     def transaction_sync(self, backend: str, depth: int = 0) -> Op:
         rng = self.rng

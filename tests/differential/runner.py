@@ -247,18 +247,26 @@ async def _execute(storage: durable.Storage, target: Any, op: Op) -> Any:
         return None
     if kind == "txn":
         inner: list[Any] = []
+        after: list[Any] = []  # calls on the ended txn (worker.js)
+        kept: list[durable.Transaction] = []
 
         async def closure(txn: durable.Transaction) -> str:
+            kept.append(txn)
             for sub in op["ops"]:
                 inner.append(await _step(storage, txn if op["via"] == "txn" else storage, sub))
             if op["end"] == "rollback":
                 txn.rollback()
+                for sub in op.get("after", []):
+                    after.append(await _step(storage, txn, sub))
             if op["end"] == "throw":
                 raise Boom("boom")
             return "done"
 
         value = await storage.transaction(closure)
-        return {"inner": inner, "value": value}
+        if op["end"] == "commit":
+            for sub in op.get("after", []):
+                after.append(await _step(storage, kept[0], sub))
+        return {"inner": inner, "value": value, "after": after} if "after" in op else {"inner": inner, "value": value}
     return _sync(storage, op)
 
 

@@ -162,14 +162,22 @@ async function execute(storage, target, op) {
     case "set_alarm": await target.setAlarm(op.time); return null;
     case "delete_alarm": await target.deleteAlarm(); return null;
     case "txn": {
-      const inner = [];
+      // op.after: calls on the txn once it has ended (rolled back inside the closure, or kept
+      // past its commit), which check their arguments before the transaction.
+      const inner = [], after = [];
+      let kept;
       const value = await storage.transaction(async (txn) => {
+        kept = txn;
         for (const sub of op.ops) inner.push(await step(storage, op.via === "txn" ? txn : storage, sub));
-        if (op.end === "rollback") txn.rollback();
+        if (op.end === "rollback") {
+          txn.rollback();
+          for (const sub of op.after ?? []) after.push(await step(storage, txn, sub));
+        }
         if (op.end === "throw") throw new Boom("boom");
         return "done";
       });
-      return { inner, value };
+      if (op.end === "commit") for (const sub of op.after ?? []) after.push(await step(storage, kept, sub));
+      return op.after ? { inner, value, after } : { inner, value };
     }
     default: return executeSync(storage, op);
   }
