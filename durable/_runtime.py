@@ -332,7 +332,7 @@ class Runtime:
         # it to the end with a fresh time when it is idle again.
 
     def host_idle(self, host: ObjectHost) -> None:
-        """A host has no event left: it joins the idle objects (evicted after ``idle_timeout``)."""
+        """A host has no event left: it joins the idle objects (``_host._event_ended`` inlines it)."""
         if self.closed or host.detached:
             return
         if self.hibernation.registries:

@@ -244,7 +244,7 @@ class ObjectDatabase:
         if self.history is not None:
             assert self._conn is not None
             self.history.committed(self._conn, self.file)
-        hooks, self.after_commit = self.after_commit, []
+        hooks, self.after_commit = self.after_commit, (self.after_commit and [])  # (a new list if any: tenth pass)
         for hook in hooks:
             hook()
 

@@ -269,6 +269,10 @@ async def _commit_after(queued: Awaitable[None], host: StorageHost) -> None:
 # -- the API ------------------------------------------------------------------------------------
 
 
+_UNCACHED: Any = object()
+"""Storage.get's mark for a key not in the key-value cache."""
+
+
 @final
 @camel_aliases
 class Storage:
@@ -334,7 +338,10 @@ class Storage:
                 check_key(key, host)
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, partial(self._table.get, key))
-            blob = self._db.kv.get(key)
+            kv = self._db.kv  # kv.get(key), inlined for a cached key: seq-increment 77,769 -> 76,916 (tenth pass)
+            blob = kv.cache.get(key, _UNCACHED) if not kv.dirty else _UNCACHED
+            if blob is _UNCACHED:
+                blob = kv.get(key)
             return _NONE if blob is None else Done(decode(blob))
         if isinstance(key, (list, tuple)):
             keys = _checked_keys(key, host)
@@ -388,7 +395,7 @@ class Storage:
             blob = encode_checked(key, value, host)
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, partial(self._table.put, key, blob, gated), write=True, gated=gated)
-            self._db.kv.put(key, blob)
+            self._db.kv.dirty[key] = blob  # kv.put(key, blob), inlined: a Python call less (tenth pass)
         elif isinstance(key, Mapping) and (value is ... or value is None):  # None: JavaScript's null options
             check_batch(len(key), host)
             blobs = _encoded_pairs(key, host)

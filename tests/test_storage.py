@@ -373,7 +373,7 @@ class TestReadCache:
         async def read(obj: Any, ctx: durable.State) -> Any:
             values = [await ctx.storage.get(f"k{i}") for i in range(KV_CACHE_ENTRIES)]
             big = await ctx.storage.get("big")
-            cache = ctx.storage._db.kv._cache
+            cache = ctx.storage._db.kv.cache
             return values == list(range(KV_CACHE_ENTRIES)), len(big), len(cache), "big" in cache
 
         await run(write)  # committed when the call returns
