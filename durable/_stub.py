@@ -292,7 +292,8 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         promise = _FetchPromise(loop=loop)
         promise._stub = self
         promise._host = None
-        promise.close = _close
+        if CLOSE_PER_PROMISE:  # (as RpcMethod.__call__'s promise)
+            promise.close = _close
         try:
             request = build_request(url_or_request, init)
         except Exception as exc:  # a relative URL, a bad option: the promise is rejected
