@@ -1016,8 +1016,8 @@ class _SentWithCredentials(Request):
 
 
 def without_credentials(request: Request) -> Request:
-    """``request`` (built by :func:`build_request`, its URL normalized and without fragment) as the
-    object receives it: without the ``user:password@`` of its URL, if it holds one.
+    """``request`` (a request to send, its URL normalized and without fragment) as the
+    object (or the server) receives it: without the ``user:password@`` of its URL, if it holds one.
 
     workerd sends the fetch to the object over HTTP, which carries no credentials (measured with
     miniflare 4, 2026-04-07: ``stub.fetch("http://u:p@a.com/echo?x#y")`` arrives with ``request.url``
