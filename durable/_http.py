@@ -809,7 +809,9 @@ class Request(_Body):
             copy = request.clone()
             await request.text(); await copy.text()   # the same text, twice
         """
-        twin = _new(type(self))
+        cls = type(self)
+        # (The request an object got without the credentials of its URL clones as a plain one.)
+        twin: Self = _new(Request if cls is _SentWithCredentials else cls)  # type: ignore[assignment]
         self._clone_into(twin)
         twin.url, twin.method, twin.redirect, twin.cf = self.url, self.method, self.redirect, self.cf
         return twin
@@ -915,7 +917,7 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
             return request
         if full is not None:
             raise TypeError(f"Fetch API cannot load: {url}")
-        # (None: a URL holding credentials, sent by the general path below: see _without_credentials)
+        # (None: a URL holding credentials, sent by the general path below: see without_credentials)
     if not init and type(input) is Request and type(input.headers) is Headers and len(input.url) <= CACHED_URL_LENGTH:
         # ``stub.fetch(request)``: a Worker forwarding the request it received. The copy that
         # ``Request(request)`` makes (URL, method and headers copied, the body moved over), without
@@ -926,7 +928,7 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
         if not full:
             if full is not None:
                 raise TypeError(f"Fetch API cannot load: {url}")
-            request = _without_credentials(request)
+            request = without_credentials(request)
         if request._body is not None:
             _frame_body(request)
         _freeze(request.headers)
@@ -944,7 +946,7 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
     request.url = request.url.partition("#")[0]  # HTTP sends no fragment: the object sees none
     _require_full_url(request.url)
     if "@" in request.url:  # (rare: an "@" in the path or query leaves the request as it is)
-        request = _without_credentials(request)
+        request = without_credentials(request)
     if request._body is not None:
         _frame_body(request)
     # The object's request has immutable headers, as in workerd (measured with miniflare 4,
@@ -995,7 +997,7 @@ _is_full_url_cached = functools.lru_cache(maxsize=1024)(_is_full_url)  # see _no
 @functools.lru_cache(maxsize=1024)  # see _normalize_url; only for URLs up to CACHED_URL_LENGTH
 def _fetch_url_cached(url: str) -> tuple[str, bool | None]:
     """``url`` as a ``Request`` holds it, and whether ``stub.fetch`` may load it (build_request's fast
-    path): ``None`` for a URL it may load that holds credentials (see :func:`_without_credentials`)."""
+    path): ``None`` for a URL it may load that holds credentials (see :func:`without_credentials`)."""
     normalized = _normalize_url(url).partition("#")[0]  # HTTP sends no fragment: the object sees none
     full = _is_full_url(normalized)
     if full and "@" in normalized.partition("://")[2].partition("/")[0]:
@@ -1006,23 +1008,25 @@ def _fetch_url_cached(url: str) -> tuple[str, bool | None]:
 @final
 class _SentWithCredentials(Request):
     """The request an object receives for a ``stub.fetch`` whose URL held credentials: its ``url``
-    has none, and the caller's response keeps the URL as sent (see :func:`_without_credentials`)."""
+    has none, and the caller's response keeps the URL as sent (see :func:`without_credentials`)."""
 
-    __slots__ = ("caller_url",)
+    __slots__ = ("_caller_url",)
 
-    caller_url: str
+    _caller_url: str
 
 
-def _without_credentials(request: Request) -> Request:
-    """``request`` (built by :func:`build_request`, its URL normalized and without fragment) as the
-    object receives it: without the ``user:password@`` of its URL, if it holds one.
+def without_credentials(request: Request) -> Request:
+    """``request`` (a request to send, its URL normalized and without fragment) as the
+    object (or the server) receives it: without the ``user:password@`` of its URL, if it holds one.
 
     workerd sends the fetch to the object over HTTP, which carries no credentials (measured with
     miniflare 4, 2026-04-07: ``stub.fetch("http://u:p@a.com/echo?x#y")`` arrives with ``request.url``
     ``http://a.com/echo?x``, and no ``authorization`` header), while the caller's response keeps the
     URL as sent (``response.url`` ``http://u:p@a.com/echo?x``). The request is of a private subclass
     that keeps the caller's URL for :func:`check_response` and :func:`fetched` (plain requests, all
-    others, keep their fast path there).
+    others, keep their fast path there); its ``clone()`` and its copy over RPC are plain requests,
+    without the caller's URL. The compat layer's outbound ``fetch`` sends its requests so too
+    (workerd's ``fetch("http://u:p@host/")`` sends no ``authorization`` header, measured).
     """
     scheme, _, rest = request.url.partition("://")
     authority, slash, tail = rest.partition("/")  # (a serialized special URL's path starts with "/")
@@ -1030,11 +1034,17 @@ def _without_credentials(request: Request) -> Request:
     if not at:
         return request
     sent = _new(_SentWithCredentials)
-    sent.caller_url = request.url
+    sent._caller_url = request.url
     sent.url = f"{scheme}://{host}{slash}{tail}"
     sent.method, sent.redirect, sent.cf = request.method, request.redirect, request.cf
     sent.headers, sent._body, sent._body_used = request.headers, request._body, request._body_used
     return sent
+
+
+def sent_url(request: Request) -> str:
+    """The URL of ``request`` (from :func:`build_request` or :func:`redirected_request`) as its
+    sender gave it: with the credentials :func:`without_credentials` took out of ``request.url``."""
+    return request._caller_url if type(request) is _SentWithCredentials else request.url
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1561,8 +1571,11 @@ def _message_for_rpc(source: _M) -> _M:
         raise DataCloneError(
             'Could not serialize object of type "WebSocket". This type does not support serialization.'
         )
-    twin = _new(type(source))
-    for klass in type(source).__mro__:  # every slot: the URL, method, status... and a subclass's
+    cls = type(source)
+    # (The request an object got without the credentials of its URL arrives as a plain one: the
+    # receiver has no more of its URL than workerd's has, measured: ``http://a/rpc``.)
+    twin: _M = _new(Request if cls is _SentWithCredentials else cls)  # type: ignore[assignment]
+    for klass in type(twin).__mro__:  # every slot: the URL, method, status... and a subclass's
         for slot in klass.__dict__.get("__slots__", ()):
             if slot not in ("__dict__", "__weakref__") and hasattr(source, slot):
                 setattr(twin, slot, getattr(source, slot))
@@ -1672,7 +1685,7 @@ def check_response(result: object, request: object = None) -> Response:
         if request.method == "HEAD":
             twin._body = None
     elif isinstance(request, Request):  # (_SentWithCredentials: answered at the URL as sent)
-        twin._url = request.caller_url if type(request) is _SentWithCredentials else request.url
+        twin._url = request._caller_url if type(request) is _SentWithCredentials else request.url
         twin._redirected = False
         if request.method == "HEAD":
             twin._body = None
@@ -1689,7 +1702,7 @@ def fetched(response: Response, request: Request | str, redirected: bool = False
         response._url = request
         response._redirected = redirected
         return
-    response._url = request.caller_url if type(request) is _SentWithCredentials else request.url
+    response._url = request._caller_url if type(request) is _SentWithCredentials else request.url
     response._redirected = redirected
     if request.method == "HEAD" and response._body is not None and not response._body_used:
         response._body = None
@@ -1712,7 +1725,7 @@ def redirect_target(request: Request, response: Response) -> str | None:
         return None
     # (Against the URL as the caller sent it, credentials included: workerd, measured with miniflare 4,
     # 2026-04-07: "http://u:p@a.com/r" redirected to "/echo" answers with url "http://u:p@a.com/echo".)
-    base = request.caller_url if type(request) is _SentWithCredentials else request.url
+    base = request._caller_url if type(request) is _SentWithCredentials else request.url
     try:
         target = parse_url(urljoin(base, location))
     except ValueError:  # urljoin's own refusal ("Invalid IPv6 URL")
@@ -1751,7 +1764,7 @@ def redirected_request(request: Request, status: int, url: str) -> Request:
     new.headers = headers
     new._body = body
     new._body_used = False
-    return _without_credentials(new) if "@" in url else new
+    return without_credentials(new) if "@" in url else new
 
 
 def held_body(message: Request | Response) -> bytes | AsyncIterable[bytes] | None:

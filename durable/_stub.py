@@ -49,6 +49,7 @@ from ._http import (
     has_streamed_body,
     redirect_target,
     redirected_request,
+    sent_url,
 )
 from ._id import DurableObjectId
 from ._output_gate import reset_copy
@@ -672,7 +673,7 @@ async def _follow_redirects(stub: Stub[Any], request: Request, response: Respons
         TypeError: ``Too many redirects.`` and the URLs requested (workerd's text); an invalid
             ``Location``; a streamed body to send again.
     """
-    urls = [request.url]
+    urls = [sent_url(request)]  # (workerd lists the first URL with its credentials too)
     while True:
         if len(urls) > MAX_REDIRECTS:
             raise TypeError("Too many redirects." + ", ".join(urls))

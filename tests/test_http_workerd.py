@@ -261,6 +261,8 @@ class _Redirector(durable.DurableObject):
             )
         if parts.path.startswith("/r"):
             return Response("moved", status=int(parts.path[2:]), headers={"location": query.get("to", ["/echo"])[0]})
+        if parts.path == "/again":
+            return Response(None, status=302, headers={"location": "/again"})
         if parts.path == "/loop":
             n = int(query.get("n", ["0"])[0])
             return Response.redirect(f"http://h/loop?n={n + 1}", 302)
@@ -896,6 +898,42 @@ class TestCredentialsInTheUrl:
         async with durable.Runtime() as rt:  # redirect="manual": the redirect itself, as sent
             response = await rt.namespace(_Redirector).get_by_name("a").fetch(url, redirect="manual")
             assert (response.status, response.url) == (302, url)
+
+    async def test_too_many_redirects_lists_the_urls_as_sent(self) -> None:
+        """workerd: ``stub.fetch("http://u:p@a/loop")`` answered ``302`` to ``/loop`` every time raises
+        ``TypeError: Too many redirects.`` and 21 times ``http://u:p@a/loop``. durable listed the
+        first one without its credentials (``http://h/again, http://u:p@h/again, ...``)."""
+        for request in ("http://u:p@h/again", Request("http://u:p@h/again")):
+            with pytest.raises(TypeError) as caught:
+                await _fetch(request)
+            assert str(caught.value) == "Too many redirects." + ", ".join(["http://u:p@h/again"] * 21)
+
+    async def test_passed_on_over_rpc_or_cloned_it_holds_none(self) -> None:
+        """workerd: an object passing the request it got from ``stub.fetch("http://u:p@a/rpc")`` to
+        another object's RPC method (``await other.seen(request)``, or ``request.clone()``) gives it a
+        request whose ``url`` is ``http://a/rpc``: the credentials are not to be found. durable's
+        receiver got the handler's private subclass, its public ``caller_url`` the caller's URL;
+        a clone was of that class too."""
+
+        def holds_credentials(request: Request) -> bool:
+            return type(request) is not Request or any("u:p" in repr(getattr(request, n, "")) for n in dir(request))
+
+        class Receiver(durable.DurableObject):
+            async def seen(self, request: Request) -> list[Any]:
+                return [request.url, holds_credentials(request)]
+
+        class Passer(durable.DurableObject):
+            async def fetch(self, request: Request) -> Response:
+                other = self.env.RECEIVER.get_by_name("b")
+                clone = request.clone()
+                seen = [*await other.seen(request), *await other.seen(request.clone())]
+                return Response.json([*seen, clone.url, holds_credentials(clone)])
+
+        async with durable.Runtime() as rt:
+            rt.namespace(Receiver, name="RECEIVER")
+            response = await rt.namespace(Passer).get_by_name("a").fetch("http://u:p@h/rpc")
+            assert await response.json() == ["http://h/rpc", False, "http://h/rpc", False, "http://h/rpc", False]
+            assert response.url == "http://u:p@h/rpc"
 
 
 class TestHeadersEntries:

@@ -187,6 +187,29 @@ class TestFetch:
         data = await (await sdk.fetch(server.base + "/r307", method="POST", body="b")).json()
         assert (data["method"], data["body"]) == ("POST", "b")
 
+    async def test_credentials_in_the_url_are_not_sent(self, server: Server, transport: str) -> None:
+        """workerd (miniflare 4, 2026-04-07, a local Node server): ``fetch("http://u:p@127.0.0.1:P/x")``
+        reaches the server with no ``authorization`` header and ``host: 127.0.0.1:P``, its response's
+        ``url`` keeping ``http://u:p@127.0.0.1:P/x``; a relative redirect is resolved against that URL
+        (``url`` ``http://u:p@127.0.0.1:P/z``), and a ``Location`` holding other credentials is followed
+        without sending them (``url`` ``http://v:q@127.0.0.1:P/y``); ``Too many redirects.`` lists the
+        URLs with their credentials. durable sent ``authorization: Basic dTpw`` over httpx, and over
+        http.client failed to connect (``Network connection lost.``)."""
+        creds = server.base.replace("http://", "http://u:p@")
+        resp = await sdk.fetch(creds + "/echo")
+        data = await resp.json()
+        assert (resp.url, resp.redirected) == (creds + "/echo", False)
+        assert "authorization" not in data["headers"] and data["headers"]["host"] == server.base[len("http://") :]
+        resp = await js.fetch(creds + "/r302")
+        assert (resp.url, resp.redirected) == (creds + "/echo?from=r302", True)
+        other = server.base.replace("http://", "http://v:q@")
+        resp = await sdk.fetch(server.base + "/elsewhere", headers={"x-target": other + "/echo"})
+        assert (resp.url, resp.redirected) == (other + "/echo", True)
+        assert [seen["headers"].get("authorization") for seen in server.seen] == [None] * 5
+        with pytest.raises(OSError) as info:
+            await sdk.fetch(creds + "/loop")
+        assert str(info.value) == "Too many redirects." + ", ".join([creds + "/loop"] * 21)
+
     async def test_manual_redirect(self, server: Server, transport: str) -> None:
         """workerd: ``redirect: "manual"`` returns the 3xx itself, with its Location and body."""
         resp = await sdk.fetch(server.base + "/r302", redirect="manual")
