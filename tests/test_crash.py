@@ -310,7 +310,7 @@ class TestKillNineWhileMakingObjects:
             try:
                 assert proc.stdout is not None
                 wanted = rng.randrange(5, 60)
-                lines = []
+                lines: list[str] = []
                 while len(lines) < wanted:
                     line = proc.stdout.readline()
                     assert line, f"round {index}: the worker ended: {proc.stderr.read() if proc.stderr else ''}"
