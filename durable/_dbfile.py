@@ -15,6 +15,7 @@ It also names what the classes of the reserved tables (``_kvcache.KvCache`` for 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sqlite3
@@ -258,17 +259,20 @@ def _create_with_sqlite(temp: Path, *, synchronous: str) -> bytes:
     return temp.read_bytes()
 
 
-def _write_synced(temp: Path, image: bytes) -> None:
+def _write_synced(temp: Path, image: bytes, *, make_folder: bool = True) -> None:
     """Write ``image`` as ``temp`` (replacing a leftover of a crash) and sync it before it is renamed.
 
     The sync keeps the rename from reaching the disk before the bytes do: a power loss must not
     leave an empty file under the object's name. The rename itself is made durable by SQLite,
     which syncs the directory when it creates the file's write-ahead log at the first commit.
+    Its folder (and the folders above) is made if missing, unless ``make_folder`` is false.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(temp, flags, 0o644)
     except FileNotFoundError:
+        if not make_folder:
+            raise
         temp.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(temp, flags, 0o644)
     try:
@@ -298,7 +302,10 @@ class Spares:
 
     Crash-safe: a spare is a complete file before it is marked ready, and the one name it has is
     not an object's; a leftover of a killed process is deleted when a runtime opens the path
-    (``remove_leftovers``), and ``close()`` deletes this runtime's.
+    (``_directory._remove_spares``), and ``close()`` deletes this runtime's. The thread never
+    makes a folder (one removed while the runtime runs stays removed), and writes nothing once
+    ``close()`` has begun. A child made by ``os.fork()`` never closes an inherited runtime's
+    spares (``_runtime._forked_child`` marks the runtime closed), so the parent's stay its own.
     """
 
     def __init__(self, path: Path) -> None:
@@ -342,16 +349,24 @@ class Spares:
 
     def _make(self) -> None:
         while (folder := self._queue.get()) is not None:
-            image = _first_page
+            with self._lock:  # (queued before close(): not written, so close() waits for one write at most)
+                image = None if self._closed else _first_page
+            spare = folder / SPARE_FILE
             try:
                 if image is not None:
-                    _write_synced(folder / SPARE_FILE, image)
+                    # Never makes the folder: one removed meanwhile (the path deleted while the runtime runs) stays removed.
+                    _write_synced(spare, image, make_folder=False)
             except OSError:
                 image = None  # (a folder removed meanwhile, a full disk): no spare there
             with self._lock:
                 self._wanted.discard(folder)
-                if image is not None:
+                made = image is not None
+                closed = self._closed
+                if made and not closed:
                     self._ready.add(folder)
+            if made and closed:  # (close() ran during the write: from this thread, a collected runtime's finalizer)
+                with contextlib.suppress(OSError):
+                    os.unlink(spare)
 
     def close(self) -> None:
         """Stop the thread and delete the spares it made. Idempotent."""

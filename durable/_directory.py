@@ -441,7 +441,8 @@ def _remove_spares(path: Path) -> None:
     with os.scandir(path) as folders:
         for folder in folders:
             if folder.is_dir(follow_symlinks=False) and is_namespace_folder(folder.name):
-                with contextlib.suppress(FileNotFoundError):
+                # (one that cannot be deleted is left: no spare is taken unless this runtime made it)
+                with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder.path, SPARE_FILE))
 
 

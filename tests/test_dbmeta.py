@@ -7,6 +7,8 @@ bare in-memory connection and look at SQLite directly.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -259,3 +261,173 @@ class TestSpares:
             ns = rt.namespace(durable.Counter)
             assert await ns.get_by_name("a").get_counter_value() == 1
             assert await ns.get_by_name("b").get_counter_value() == 1
+
+    def test_the_thread_never_makes_a_folder(self, tmp_path: Path) -> None:
+        """A folder removed before its spare is written (the path deleted while the runtime runs) stays removed.
+
+        Before: the thread's write made the folder again, and the runtime's path above it, in
+        the background: a ``shutil.rmtree`` of the path could fail (a file appeared in a folder it
+        was emptying) or find the path back once it returned.
+        """
+        create_file(tmp_path / "first" / "a.sqlite", synchronous="NORMAL")  # (the process's first page)
+        path = tmp_path / "removed"
+        spares = _dbfile.Spares(path)
+        try:
+            spares.want(path / "NS")
+            _wait_idle(spares, path / "NS")
+            assert not path.exists()
+        finally:
+            spares.close()
+        assert not path.exists()
+
+    def test_close_writes_no_spare_queued_before_it(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``close()`` (``aclose()``, on the loop's thread) waits for the spare being written, not for the queued ones.
+
+        Before: the thread wrote and synced the spare of every folder queued before ``close()``
+        (one ``fdatasync`` each) while ``close()`` waited, and ``close()`` then deleted them all.
+        """
+        create_file(tmp_path / "first" / "a.sqlite", synchronous="NORMAL")
+        folders = [tmp_path / name for name in ("A", "B", "C")]
+        for folder in folders:
+            folder.mkdir()
+        written: list[Path] = []
+        writing, go_on = threading.Event(), threading.Event()
+        write = _dbfile._write_synced
+
+        def slow_write(temp: Path, image: bytes, **options: bool) -> None:
+            written.append(temp.parent)
+            writing.set()
+            go_on.wait(60)
+            write(temp, image, **options)
+
+        monkeypatch.setattr(_dbfile, "_write_synced", slow_write)
+        spares = _dbfile.Spares(tmp_path)
+        for folder in folders:
+            spares.want(folder)
+        assert writing.wait(60)
+        closing = threading.Thread(target=spares.close)
+        closing.start()
+        for _ in range(6000):  # (until close() has begun: it then waits for the thread)
+            if spares._closed:
+                break
+            threading.Event().wait(0.01)
+        go_on.set()
+        closing.join(60)
+        assert not closing.is_alive()
+        assert written == [folders[0]]
+        assert [p for folder in folders for p in folder.iterdir()] == []
+
+    def test_a_spare_written_while_closing_is_deleted(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A runtime collected without ``aclose()`` on the spare thread itself (its finalizer runs ``close()``
+        there, mid-write) leaves no spare behind.
+
+        Before: ``close()`` deleted the spare before the thread had written it; the thread then
+        wrote it and marked it ready, and it stayed in the folder after the runtime was gone.
+        """
+        create_file(tmp_path / "first" / "a.sqlite", synchronous="NORMAL")
+        folder = tmp_path / "NS"
+        folder.mkdir()
+        spares = _dbfile.Spares(tmp_path)
+        write = _dbfile._write_synced
+
+        def write_after_close(temp: Path, image: bytes, **options: bool) -> None:
+            spares.close()  # (as garbage collection may, on this thread)
+            write(temp, image, **options)
+
+        monkeypatch.setattr(_dbfile, "_write_synced", write_after_close)
+        spares.want(folder)
+        thread = spares._thread
+        assert thread is not None
+        thread.join(60)
+        assert not thread.is_alive()
+        assert list(folder.iterdir()) == []
+        assert not spares._ready
+
+    def test_a_leftover_that_cannot_be_deleted_does_not_keep_the_path_closed(self, tmp_path: Path) -> None:
+        """Opening a path deletes a killed runtime's spare if it can; one it cannot is left (never taken).
+
+        Before: any error deleting it but "not found" (a folder made read-only, or here a
+        directory by that name) kept every runtime from opening the path.
+        """
+        import durable
+
+        (tmp_path / "Counter" / _dbfile.SPARE_FILE).mkdir(parents=True)
+        with durable.BlockingRuntime(tmp_path) as rt:
+            ns = rt.namespace(durable.Counter)
+            assert [ns.get_by_name(name).increment() for name in "abc"] == [1, 1, 1]
+        assert (tmp_path / "Counter" / _dbfile.SPARE_FILE).is_dir()
+
+    @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork() is POSIX only")
+    def test_a_forked_child_leaves_the_parents_spares(self, tmp_path: Path) -> None:
+        """A child made by ``os.fork()`` that collects its copy of a runtime neither deletes the
+        parent's spares nor waits for the spare lock a parent's thread held at the fork.
+
+        (It never closes the copy: ``_runtime._forked_child`` marks inherited runtimes closed. This
+        holds that for the spares: were the copy closed, ``Spares.close()`` would delete the
+        parent's spare files and, with the lock held at the fork, wait for ever.)
+        """
+        script = tmp_path / "fork.py"
+        script.write_text(FORKED_SPARES_SCRIPT)
+        done = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "state")], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.strip().endswith("ok")
+
+
+FORKED_SPARES_SCRIPT = """
+import asyncio, gc, os, signal, sys, threading, warnings
+warnings.simplefilter("ignore")
+import durable
+from durable import _dbfile
+
+loop = asyncio.new_event_loop()
+rt = loop.run_until_complete(durable.Runtime(sys.argv[1]).__aenter__())
+ns = rt.namespace(durable.Counter)
+assert loop.run_until_complete(ns.get_by_name("a").increment()) == 1
+spares = rt._directory.spares
+folder = rt.path / "Counter"
+for _ in range(6000):
+    with spares._lock:
+        if folder in spares._ready:
+            break
+    threading.Event().wait(0.01)
+spare = folder / _dbfile.SPARE_FILE
+assert spare.exists()
+held, release = threading.Event(), threading.Event()
+
+def hold():
+    with spares._lock:  # (the spare thread holds it briefly after each write)
+        held.set()
+        release.wait()
+
+holder = threading.Thread(target=hold)
+holder.start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    signal.alarm(30)  # a child that waits for ever is killed
+    del rt, ns, spares, loop
+    gc.collect()
+    os._exit(0)
+release.set()
+holder.join()
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert spare.exists(), "the child deleted the parent's spare"
+inode = spare.stat().st_ino
+assert loop.run_until_complete(ns.get_by_name("b").increment()) == 1
+assert (folder / f"{ns.id_from_name('b')}.sqlite").stat().st_ino == inode
+loop.run_until_complete(rt.aclose())
+print("ok", flush=True)
+"""
+
+
+def _wait_idle(spares: _dbfile.Spares, folder: Path) -> None:
+    """Wait (at most 60 s) until ``spares``'s thread is done with ``folder`` (made its spare or failed)."""
+    for _ in range(6000):
+        with spares._lock:
+            if folder not in spares._wanted:
+                return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"the spare of {folder} was never made")
