@@ -15,9 +15,9 @@ It also names what the classes of the reserved tables (``_kvcache.KvCache`` for 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
-import queue
 import sqlite3
 import threading
 import weakref
@@ -315,7 +315,7 @@ class Spares:
         self._ready: set[Path] = set()
         self._wanted: set[Path] = set()
         self._made_in: set[Path] = set()
-        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._pending: collections.deque[Path] = collections.deque()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -342,15 +342,25 @@ class Spares:
                 return
             self._wanted.add(folder)
             self._made_in.add(folder)
+            self._pending.append(folder)
             if self._thread is None:
+                # The thread lives only while spares are wanted: an idle runtime keeps no thread, so a
+                # process that forks (gunicorn --preload, multiprocessing) is not multi-threaded
+                # because of it (Python 3.12+ warns then). A thread start costs ~40 us, once per burst.
                 self._thread = threading.Thread(target=self._make, name="durable-spare-files", daemon=True)
                 self._thread.start()
-        self._queue.put(folder)
 
     def _make(self) -> None:
-        while (folder := self._queue.get()) is not None:
+        while True:
             with self._lock:  # (queued before close(): not written, so close() waits for one write at most)
-                image = None if self._closed else _first_page
+                if self._closed or not self._pending:
+                    if self._thread is threading.current_thread():
+                        self._thread = None
+                    self._wanted.difference_update(self._pending)
+                    self._pending.clear()
+                    return
+                folder = self._pending.popleft()
+                image = _first_page
             spare = folder / SPARE_FILE
             try:
                 if image is not None:
@@ -361,12 +371,15 @@ class Spares:
             with self._lock:
                 self._wanted.discard(folder)
                 made = image is not None
-                closed = self._closed
+                closed = self._closing()  # (read again: close() may have run during the write)
                 if made and not closed:
                     self._ready.add(folder)
             if made and closed:  # (close() ran during the write: from this thread, a collected runtime's finalizer)
                 with contextlib.suppress(OSError):
                     os.unlink(spare)
+
+    def _closing(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         """Stop the thread and delete the spares it made. Idempotent."""
@@ -375,10 +388,8 @@ class Spares:
         with self._lock:
             self._closed = True
             thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            if thread is not threading.current_thread():  # (a garbage-collected runtime's finalizer)
-                thread.join()
+        if thread is not None and thread is not threading.current_thread():  # (a collected runtime's finalizer)
+            thread.join()
         for folder in self._made_in:
             try:
                 os.unlink(folder / SPARE_FILE)

@@ -330,18 +330,48 @@ class TestSpares:
         spares = _dbfile.Spares(tmp_path)
         write = _dbfile._write_synced
 
+        threads: list[threading.Thread] = []
+
         def write_after_close(temp: Path, image: bytes, **options: bool) -> None:
+            threads.append(threading.current_thread())
             spares.close()  # (as garbage collection may, on this thread)
             write(temp, image, **options)
 
         monkeypatch.setattr(_dbfile, "_write_synced", write_after_close)
         spares.want(folder)
-        thread = spares._thread
-        assert thread is not None
+        _wait_idle(spares, folder)
+        [thread] = threads
         thread.join(60)
         assert not thread.is_alive()
         assert list(folder.iterdir()) == []
         assert not spares._ready
+
+    def test_the_thread_ends_once_no_spare_is_wanted(self, tmp_path: Path) -> None:
+        """An idle runtime keeps no spare thread, so a process forking later is not multi-threaded
+        because of it (Python 3.12+ warns on ``os.fork()`` in a multi-threaded process).
+
+        Before: the thread lived from the first new object until the runtime closed.
+        """
+        create_file(tmp_path / "first" / "a.sqlite", synchronous="NORMAL")
+        folder = tmp_path / "NS"
+        folder.mkdir()
+        spares = _dbfile.Spares(tmp_path)
+        try:
+            spares.want(folder)
+            _wait_idle(spares, folder)
+            for _ in range(6000):
+                if not any(t.name == "durable-spare-files" for t in threading.enumerate()):
+                    break
+                threading.Event().wait(0.01)
+            assert not any(t.name == "durable-spare-files" for t in threading.enumerate())
+            assert spares._thread is None
+            assert [p.name for p in folder.iterdir()] == [_dbfile.SPARE_FILE]
+            assert spares.take(folder / "x.sqlite")  # (the spare is used, and the next one wanted)
+            _wait_idle(spares, folder)
+            assert sorted(p.name for p in folder.iterdir()) == sorted([_dbfile.SPARE_FILE, "x.sqlite"])
+        finally:
+            spares.close()
+        assert [p.name for p in folder.iterdir()] == ["x.sqlite"]
 
     def test_a_leftover_that_cannot_be_deleted_does_not_keep_the_path_closed(self, tmp_path: Path) -> None:
         """Opening a path deletes a killed runtime's spare if it can; one it cannot is left (never taken).
