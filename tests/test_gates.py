@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import pytest
@@ -205,6 +206,19 @@ class TestInputGate:
         async with durable.Runtime() as runtime:
             log = await runtime.namespace(Ordered).get_by_name("o").run()
         assert log == ["ctor after call", "cb start", "cb end", "after call", "plain cb", "value 3"]
+
+    @pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory is new in Python 3.12")
+    async def test_the_callback_starts_after_the_callers_next_line_on_an_eager_loop(self) -> None:
+        """On a loop whose task factory is ``asyncio.eager_task_factory`` too (workerd, measured
+        as above: "after call" comes first). The callback's task started running inside the call,
+        so "plain cb" came before "after call"."""
+        loop = asyncio.get_running_loop()
+        previous = loop.get_task_factory()
+        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+        try:
+            await self.test_block_concurrency_while_callback_starts_after_the_callers_next_line()
+        finally:
+            loop.set_task_factory(previous)
 
     async def test_call_chain_back_to_same_object(self, rt: Any) -> None:
         """A calls B calls A (and deeper) completes instead of deadlocking."""
