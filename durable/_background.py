@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _context
+from ._eager import create_task_later, task_started
 from ._exceptions import ObjectResetError
 from ._gates import GateLock, InputGate, held_locks
 from ._output_gate import reset_copy
@@ -78,7 +79,7 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
 class BackgroundWork:
     """The ``block_concurrency_while`` callbacks and ``wait_until`` work of one object."""
 
-    __slots__ = ("_clock", "_host", "_starting", "_timeouts", "tasks")
+    __slots__ = ("_clock", "_host", "_timeouts", "tasks")
 
     def __init__(self, host: BackgroundHost, clock: Clock) -> None:
         self._host = host
@@ -86,9 +87,6 @@ class BackgroundWork:
         self.tasks: set[asyncio.Future[Any]] = set()
         """What runs now: callbacks' tasks and ``wait_until`` work (the object is busy meanwhile)."""
         self._timeouts: dict[asyncio.Task[Any], BaseException] = {}
-        self._starting = False
-        """True while :meth:`block_concurrency_while` creates the callback's task: a task that
-        starts running then was started eagerly (a loop with ``asyncio.eager_task_factory``)."""
 
     def block_concurrency_while(self, callback: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
         """Run ``callback`` in a task of its own with the input gate closed; returns the task.
@@ -117,21 +115,17 @@ class BackgroundWork:
         # fetch and an alarm alike). The commit was left to the end of the event's step, after
         # the callback's first step, unless a caller awaiting the event's result made it first.
         host.output.schedule_commit()
-        self._starting = True
-        try:
-            if not gate.locks or gate.inside():
-                lock, held = gate.close_for("blockConcurrencyWhile()")
-                task = loop.create_task(self._run(callback, gate, lock, held, host.gen))
-            else:
-                # Another callback or transaction, not this code's, holds the gate: wait for it to
-                # end, ahead of the waiting events, as workerd's critical section waits for the
-                # input lock (measured with miniflare 4, 2026-04-07: two blockConcurrencyWhile()
-                # started together by one event run one after the other).
-                ticket = gate.ticket()
-                task = loop.create_task(self._queued(callback, gate, ticket, host.gen))
-                task.add_done_callback(lambda _: gate.abandon(ticket))
-        finally:
-            self._starting = False
+        if not gate.locks or gate.inside():
+            lock, held = gate.close_for("blockConcurrencyWhile()")
+            task = create_task_later(loop, self._run(callback, gate, lock, held, host.gen))
+        else:
+            # Another callback or transaction, not this code's, holds the gate: wait for it to end,
+            # ahead of the waiting events, as workerd's critical section waits for the input lock
+            # (measured with miniflare 4, 2026-04-07: two blockConcurrencyWhile() started together
+            # by one event run one after the other).
+            ticket = gate.ticket()
+            task = create_task_later(loop, self._queued(callback, gate, ticket, host.gen))
+            task.add_done_callback(lambda _: gate.abandon(ticket))
         self.tasks.add(task)
         task.add_done_callback(self._done)
         task.add_done_callback(_retrieve)
@@ -140,6 +134,7 @@ class BackgroundWork:
     async def _queued(
         self, callback: Callable[[], Awaitable[T]], gate: InputGate, ticket: tuple[int, asyncio.Future[None]], gen: int
     ) -> T:
+        await task_started()
         await gate.wait(ticket)
         lock, held = gate.close_for("blockConcurrencyWhile()")
         return await self._run(callback, gate, lock, held, gen)
@@ -155,10 +150,7 @@ class BackgroundWork:
         clock = self._clock
         timer = clock.call_at(clock.time() + BCW_TIMEOUT, lambda: self._timeout(task, gen))
         try:
-            if self._starting:
-                # Started eagerly, inside the call (a loop with asyncio.eager_task_factory): the
-                # callback waits for the turn to end, and with it the commit scheduled above.
-                await asyncio.sleep(0)
+            await task_started()  # (on an eager loop: after the commit scheduled by the call)
             pending: Any = callback()  # a plain (non-async) callable is tolerated too
             if inspect.isawaitable(pending):
                 pending = await pending

@@ -4,7 +4,6 @@ differed, and scenarios measured alike (``TestMeasuredScenarios``)."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +13,7 @@ import durable
 from durable._host import ObjectHost
 from durable.testing import MockClock, evict
 
-from helpers import settle, wait_until
+from helpers import eager_tasks, needs_eager_tasks, settle, wait_until
 
 T0 = 1_700_000_000
 T0_MS = T0 * 1000
@@ -659,24 +658,19 @@ class TestWritesBeforeAFailingBlockConcurrencyWhile:
             stub = rt.namespace(WritesThenFailingSection, storage=backend).get_by_name("a")
             assert await stub.keys() == ["w"]
 
-    @pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory is new in Python 3.12")
+    @needs_eager_tasks
     @pytest.mark.parametrize("variant", ["awaited put", "put", "put after the call", "plain callback"])
     async def test_they_are_kept_on_an_eager_loop(self, backend: str, variant: str) -> None:
         """The same on a loop whose task factory is ``asyncio.eager_task_factory``: the callback's
         task started running inside the call, before the commit of the turn, and its reset
         dropped the writes (``keys()`` read ``[]``)."""
-        loop = asyncio.get_running_loop()
-        previous = loop.get_task_factory()
-        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
-        try:
+        with eager_tasks():
             async with durable.Runtime(vars={"attempts": [], "variants": {"a": variant}}) as rt:
                 stub = rt.namespace(WritesThenFailingSection, storage=backend).get_by_name("a")
                 with pytest.raises(RuntimeError, match="the callback fails"):
                     await stub.section()
                 stub = rt.namespace(WritesThenFailingSection, storage=backend).get_by_name("a")
                 assert await stub.keys() == ["w"]
-        finally:
-            loop.set_task_factory(previous)
 
 
 class CatchesItsReset(durable.DurableObject):

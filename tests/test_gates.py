@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from durable import testing
 from durable._gates import InputGate
 from durable._sqlite import ObjectDatabase
 
-from helpers import settle
+from helpers import eager_tasks, needs_eager_tasks, settle
 
 
 class Counter(durable.DurableObject):
@@ -207,18 +206,13 @@ class TestInputGate:
             log = await runtime.namespace(Ordered).get_by_name("o").run()
         assert log == ["ctor after call", "cb start", "cb end", "after call", "plain cb", "value 3"]
 
-    @pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory is new in Python 3.12")
+    @needs_eager_tasks
     async def test_the_callback_starts_after_the_callers_next_line_on_an_eager_loop(self) -> None:
         """On a loop whose task factory is ``asyncio.eager_task_factory`` too (workerd, measured
         as above: "after call" comes first). The callback's task started running inside the call,
         so "plain cb" came before "after call"."""
-        loop = asyncio.get_running_loop()
-        previous = loop.get_task_factory()
-        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
-        try:
+        with eager_tasks():
             await self.test_block_concurrency_while_callback_starts_after_the_callers_next_line()
-        finally:
-            loop.set_task_factory(previous)
 
     async def test_call_chain_back_to_same_object(self, rt: Any) -> None:
         """A calls B calls A (and deeper) completes instead of deadlocking."""
