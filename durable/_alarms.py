@@ -33,6 +33,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from ._context import running_host
+from ._eager import create_task_later, task_started
 from ._exceptions import DurableError, ObjectAbortedError
 from ._object import AlarmInfo
 
@@ -224,7 +225,7 @@ class AlarmScheduler:
         self._start(key, entry)
 
     def _start(self, key: Key, entry: _Entry) -> asyncio.Task[BaseException | None]:
-        task = asyncio.get_running_loop().create_task(self._deliver(key, entry))
+        task = create_task_later(asyncio.get_running_loop(), self._deliver(key, entry))
         self._active[key] = task
         self._running.add(task)
         task.add_done_callback(self._delivery_done)
@@ -240,6 +241,7 @@ class AlarmScheduler:
         """One attempt: run the handler, then clear, retry or give up. Returns the handler's error."""
         _delivering.set(_delivering.get() | {key})  # this task's own context, and its calls'
         try:
+            await task_started()  # (on an eager loop: once _start has made it the active delivery)
             if self._entries.get(key) is not entry:
                 return None  # replaced or cancelled (Runtime.reset) before this task started
             host = self._lookup(key)

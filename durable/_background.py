@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _context
+from ._eager import create_task_later, task_started
 from ._exceptions import ObjectResetError
 from ._gates import GateLock, InputGate, held_locks
 from ._output_gate import reset_copy
@@ -116,14 +117,14 @@ class BackgroundWork:
         host.output.schedule_commit()
         if not gate.locks or gate.inside():
             lock, held = gate.close_for("blockConcurrencyWhile()")
-            task = loop.create_task(self._run(callback, gate, lock, held, host.gen))
+            task = create_task_later(loop, self._run(callback, gate, lock, held, host.gen))
         else:
             # Another callback or transaction, not this code's, holds the gate: wait for it to end,
             # ahead of the waiting events, as workerd's critical section waits for the input lock
             # (measured with miniflare 4, 2026-04-07: two blockConcurrencyWhile() started together
             # by one event run one after the other).
             ticket = gate.ticket()
-            task = loop.create_task(self._queued(callback, gate, ticket, host.gen))
+            task = create_task_later(loop, self._queued(callback, gate, ticket, host.gen))
             task.add_done_callback(lambda _: gate.abandon(ticket))
         self.tasks.add(task)
         task.add_done_callback(self._done)
@@ -133,6 +134,7 @@ class BackgroundWork:
     async def _queued(
         self, callback: Callable[[], Awaitable[T]], gate: InputGate, ticket: tuple[int, asyncio.Future[None]], gen: int
     ) -> T:
+        await task_started()
         await gate.wait(ticket)
         lock, held = gate.close_for("blockConcurrencyWhile()")
         return await self._run(callback, gate, lock, held, gen)
@@ -148,6 +150,7 @@ class BackgroundWork:
         clock = self._clock
         timer = clock.call_at(clock.time() + BCW_TIMEOUT, lambda: self._timeout(task, gen))
         try:
+            await task_started()  # (on an eager loop: after the commit scheduled by the call)
             pending: Any = callback()  # a plain (non-async) callable is tolerated too
             if inspect.isawaitable(pending):
                 pending = await pending

@@ -17,6 +17,11 @@ a ``TaskGroup``) binds to the event, as it does to the eager task on 3.12+. Step
 never suspends; it stays off there so that the current task is a real ``asyncio.Task``
 (docs/performance.md).
 
+The other way round, :func:`create_task_later` makes a task that starts on a later loop iteration
+even on a loop whose task factory starts every task eagerly (an application's
+``asyncio.eager_task_factory``): the package's tasks whose start is ordered after the caller's
+next lines (``block_concurrency_while`` callbacks, ``transaction()`` closures, alarm deliveries).
+
 Layer 0: knows nothing of objects beyond the :class:`Stepping` protocol.
 """
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -40,9 +46,37 @@ __all__ = [
     "Steppable",
     "Stepping",
     "continue_in_task",
+    "create_task_later",
     "start_eagerly",
     "swap_current_task",
+    "task_started",
 ]
+
+_creating = threading.local()  # .on: create_task_later() is making a task on this thread
+
+
+def create_task_later(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """``loop.create_task(coro)`` for a coroutine that awaits :func:`task_started` first.
+
+    On a loop whose task factory starts tasks eagerly (the application's
+    ``asyncio.eager_task_factory``, Python 3.12+), the task would run inside this call; it then
+    waits one loop iteration in :func:`task_started`, so that its first step runs after the code
+    that follows the call and after callbacks scheduled before it (the commit of the turn), as on
+    any other loop. The package's own tasks whose order matters are made this way.
+    """
+    _creating.on = True
+    try:
+        return loop.create_task(coro)
+    finally:
+        _creating.on = False
+
+
+async def task_started() -> None:
+    """Awaited first by a coroutine given to :func:`create_task_later`: yields if it started eagerly."""
+    if getattr(_creating, "on", False):
+        _creating.on = False  # (what the task creates in turn starts as its loop says)
+        await asyncio.sleep(0)
+
 
 EAGER_TASKS = sys.version_info >= (3, 12)
 """Whether asyncio has eager tasks (Python 3.12+); if not, :func:`_drive` steps events by hand."""

@@ -219,8 +219,8 @@ class ObjectHost:
         self.instance: DurableObject | None = None
         self.state: State | None = None
         self.output = OutputGate(owner=self)
-        self.wrote = self.output.wrote_in_turn
-        """``StorageHost.wrote``: the output gate's own method, called by every write (docs/performance.md)."""
+        self.wrote, self.commit_now = self.output.wrote_in_turn, self.output.flush_pending
+        """``StorageHost.wrote`` (called by every write, docs/performance.md), ``commit_now``: the output gate's own."""
         self.events = EventCalls()
         self.background = BackgroundWork(self, runtime.clock)
         self._broken: BaseException = ConnectionClosedError(_CLOSED_MESSAGE)

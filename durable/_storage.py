@@ -151,6 +151,10 @@ class StorageHost(Protocol):
         """A ``transaction()`` closure ended: commit what it wrote with the current batch."""
         ...
 
+    def commit_now(self) -> None:
+        """Commit what waits now, even within an event's step (``delete_all()``)."""
+        ...
+
 
 _Pairs = list[tuple[str, bytes]]
 
@@ -449,6 +453,10 @@ class Storage:
         if self._stack:
             return self._txns.defer(None, lambda: self._table.clear(gated=gated), write=True, gated=gated)
         self._table.clear(gated=gated)
+        # Durable at once: a reset that follows in the same turn (abort()) does not undo it, and an
+        # alarm handler that deleted everything is not retried (workerd, miniflare 4, 2026-04-07,
+        # both backends: deleteAll(), awaited or not, then abort(): nothing left; puts after it lost).
+        host.commit_now()
         return _NONE
 
     def sync(self) -> Awaitable[None]:

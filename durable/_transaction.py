@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from ._aliases import camel_aliases, normalize_options
 from ._done import Done
+from ._eager import create_task_later, task_started
 from ._exceptions import InvalidTransactionError
 from ._gates import GateLock, InputGate, held_locks
 from ._keys import (
@@ -428,7 +429,7 @@ class Transactions:
         else:
             ready = asyncio.get_running_loop().create_future()
             self._queue.append(_Waiting(parent, None, ready, txn))
-        task = asyncio.ensure_future(self._run(closure, txn, ready))
+        task = create_task_later(asyncio.get_running_loop(), self._run(closure, txn, ready))
         if ready is None:
             txn._closure_task = task
             task.add_done_callback(self._abandon)
@@ -439,7 +440,9 @@ class Transactions:
         return task
 
     async def _run(self, closure: Closure[T], txn: Transaction, ready: asyncio.Future[None] | None) -> T:
-        if ready is not None:
+        if ready is None:
+            await task_started()  # (on an eager loop: after the caller's next lines, as on any other)
+        else:
             try:
                 await ready  # raises the reset error if the object was reset meanwhile
                 # workerd (miniflare 4, 2026-04-07): the code woken by the end of the one before

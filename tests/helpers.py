@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
@@ -69,6 +70,24 @@ async def settle(turns: int = 5) -> None:
     """
     for _ in range(turns):
         await asyncio.sleep(0)
+
+
+@contextmanager
+def eager_tasks() -> Iterator[None]:
+    """The running loop's task factory is ``asyncio.eager_task_factory`` (Python 3.12+) meanwhile,
+    as an application may make it: tasks then start running inside ``create_task()``."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    try:
+        yield
+    finally:
+        loop.set_task_factory(previous)
+
+
+needs_eager_tasks = pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="asyncio.eager_task_factory is new in Python 3.12"
+)
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 60, what: str = "the condition") -> None:

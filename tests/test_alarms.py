@@ -19,7 +19,7 @@ import pytest
 import durable
 from durable.testing import MockClock, evict, fail_next_commit, run_in_object
 
-from helpers import settle
+from helpers import eager_tasks, needs_eager_tasks, settle
 
 T0 = 1_700_000_000
 """The mock clock's start, in seconds since the epoch (a whole second, so times compare exactly)."""
@@ -529,6 +529,17 @@ class TestRetries:
         await clock.advance(1000)
         assert alarm_times(events) == [0.0, 2.0, 6.0]
         assert await stub.get() is None
+
+    @needs_eager_tasks
+    async def test_backoff_schedule_on_an_eager_loop(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """The same on a loop whose task factory is ``asyncio.eager_task_factory``. A delivery
+        whose handler failed at once ran to its end inside the scheduler's create_task(), before
+        it was recorded as the object's running delivery; recorded after its end, it stayed so,
+        and every later attempt waited for it: one attempt, never retried."""
+        with eager_tasks():
+            await self.test_backoff_schedule(rt, clock, events, quiet_alarm_logs)
 
     async def test_a_base_exception_is_a_failed_attempt(
         self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture

@@ -13,7 +13,7 @@ import durable
 from durable._host import ObjectHost
 from durable.testing import MockClock, evict
 
-from helpers import settle, wait_until
+from helpers import eager_tasks, needs_eager_tasks, settle, wait_until
 
 T0 = 1_700_000_000
 T0_MS = T0 * 1000
@@ -658,6 +658,20 @@ class TestWritesBeforeAFailingBlockConcurrencyWhile:
             stub = rt.namespace(WritesThenFailingSection, storage=backend).get_by_name("a")
             assert await stub.keys() == ["w"]
 
+    @needs_eager_tasks
+    @pytest.mark.parametrize("variant", ["awaited put", "put", "put after the call", "plain callback"])
+    async def test_they_are_kept_on_an_eager_loop(self, backend: str, variant: str) -> None:
+        """The same on a loop whose task factory is ``asyncio.eager_task_factory``: the callback's
+        task started running inside the call, before the commit of the turn, and its reset
+        dropped the writes (``keys()`` read ``[]``)."""
+        with eager_tasks():
+            async with durable.Runtime(vars={"attempts": [], "variants": {"a": variant}}) as rt:
+                stub = rt.namespace(WritesThenFailingSection, storage=backend).get_by_name("a")
+                with pytest.raises(RuntimeError, match="the callback fails"):
+                    await stub.section()
+                stub = rt.namespace(WritesThenFailingSection, storage=backend).get_by_name("a")
+                assert await stub.keys() == ["w"]
+
 
 class CatchesItsReset(durable.DurableObject):
     """Its alarm() handler resets the object on its first attempt, in the way named by its
@@ -709,3 +723,62 @@ class TestAHandlerThatCatchesTheResetOfItsObject:
             await clock.advance(10)
             assert seen == [0, "reset", 1]
             assert await stub.get() is None
+
+
+class DeletesAllThenAborts(durable.DurableObject):
+    """Seeds key "k"; deletes everything, then aborts in the same turn, from a call or its alarm."""
+
+    async def seed(self, arm: bool) -> None:
+        await self.ctx.storage.put("k", 1)
+        if arm:
+            await self.ctx.storage.set_alarm(T0_MS + 200)
+
+    async def state(self) -> tuple[int | None, list[str]]:
+        return await self.ctx.storage.get_alarm(), list(await self.ctx.storage.list())
+
+    async def delete_all_then_abort(self) -> None:
+        storage = self.ctx.storage
+        storage.put("a", 1)
+        if self.ctx.id.name == "awaited":
+            await storage.delete_all()
+        else:
+            storage.delete_all()
+        storage.put("b", 1)
+        self.ctx.abort("reset")
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        self.env.attempts.append(info.retry_count)
+        if info.retry_count == 0:
+            try:
+                await self.delete_all_then_abort()
+            except durable.ObjectAbortedError:
+                pass
+
+
+class TestDeleteAllIsDurableAtOnce:
+    """workerd (miniflare 4, 2026-04-07, SQLite- and KV-backed alike): deleteAll(), awaited or
+    not, is durable at once: an abort() in the same turn leaves no keys (a put made after it is
+    lost), and an alarm handler doing so is not retried and leaves no alarm. durable rolled the
+    deletion back with the rest of the turn: the keys came back, the alarm stayed and was retried."""
+
+    @pytest.mark.parametrize("name", ["awaited", "not awaited"])
+    async def test_from_a_call(self, backend: str, name: str) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(DeletesAllThenAborts, storage=backend).get_by_name(name)
+            await stub.seed(False)
+            with pytest.raises(durable.ObjectAbortedError):
+                await stub.delete_all_then_abort()
+            stub = rt.namespace(DeletesAllThenAborts, storage=backend).get_by_name(name)
+            assert await stub.state() == (None, [])
+
+    @pytest.mark.parametrize("name", ["awaited", "not awaited"])
+    async def test_from_an_alarm(self, backend: str, name: str) -> None:
+        clock = MockClock(T0)
+        attempts: list[int] = []
+        async with durable.Runtime(clock=clock, vars={"attempts": attempts}) as rt:
+            stub = rt.namespace(DeletesAllThenAborts, storage=backend).get_by_name(name)
+            await stub.seed(True)
+            await clock.advance(10)
+            assert attempts == [0]
+            stub = rt.namespace(DeletesAllThenAborts, storage=backend).get_by_name(name)
+            assert await stub.state() == (None, [])

@@ -12,7 +12,7 @@ from durable import testing
 from durable._gates import InputGate
 from durable._sqlite import ObjectDatabase
 
-from helpers import settle
+from helpers import eager_tasks, needs_eager_tasks, settle
 
 
 class Counter(durable.DurableObject):
@@ -205,6 +205,14 @@ class TestInputGate:
         async with durable.Runtime() as runtime:
             log = await runtime.namespace(Ordered).get_by_name("o").run()
         assert log == ["ctor after call", "cb start", "cb end", "after call", "plain cb", "value 3"]
+
+    @needs_eager_tasks
+    async def test_the_callback_starts_after_the_callers_next_line_on_an_eager_loop(self) -> None:
+        """On a loop whose task factory is ``asyncio.eager_task_factory`` too (workerd, measured
+        as above: "after call" comes first). The callback's task started running inside the call,
+        so "plain cb" came before "after call"."""
+        with eager_tasks():
+            await self.test_block_concurrency_while_callback_starts_after_the_callers_next_line()
 
     async def test_call_chain_back_to_same_object(self, rt: Any) -> None:
         """A calls B calls A (and deeper) completes instead of deadlocking."""

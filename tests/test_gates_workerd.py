@@ -12,6 +12,8 @@ import pytest
 import durable
 from durable import _eager, testing
 
+from helpers import eager_tasks, needs_eager_tasks
+
 
 class Obj(durable.DurableObject):
     def __init__(self, ctx: durable.State, env: Any) -> None:
@@ -635,6 +637,14 @@ class TestTransactionStartsWhenItsClosureDoes:
         async with durable.Runtime() as rt:
             stub = rt.namespace(Obj, storage=storage).get_by_name("a")
             assert await testing.run_in_object(stub, case) == expected
+
+    @needs_eager_tasks
+    @pytest.mark.parametrize("storage", ["sqlite", "kv"])
+    async def test_the_callers_get_runs_before_the_closure_on_an_eager_loop(self, storage: str) -> None:
+        """The same on a loop whose task factory is ``asyncio.eager_task_factory``: the closure's
+        task started inside the call, so "cb-start" came before "after-call"."""
+        with eager_tasks():
+            await self.test_the_callers_get_runs_before_the_closure(storage)
 
     async def test_sql_before_the_closure_runs(self) -> None:
         """workerd: `sql.exec(INSERT)` right after `transaction(closure)` runs (the closure then
