@@ -441,9 +441,7 @@ class Storage:
 
     def delete_all(self, **options: Any) -> Awaitable[None]:
         """Delete everything: every key, the alarm and, for SQLite-backed objects, every SQL table.
-
-        Raises ``InvalidTransactionError`` inside ``transaction()``, as Cloudflare does.
-        """
+        Raises ``InvalidTransactionError`` inside ``transaction()``, as Cloudflare does."""
         host = self._host
         host.check_live(self._gen)
         opts = normalize_options("delete_all", options, _PUT_OPTIONS) if options else {}
@@ -453,10 +451,7 @@ class Storage:
         if self._stack:
             return self._txns.defer(None, lambda: self._table.clear(gated=gated), write=True, gated=gated)
         self._table.clear(gated=gated)
-        # Durable at once: a reset that follows in the same turn (abort()) does not undo it, and an
-        # alarm handler that deleted everything is not retried (workerd, miniflare 4, 2026-04-07,
-        # both backends: deleteAll(), awaited or not, then abort(): nothing left; puts after it lost).
-        host.commit_now()
+        host.commit_now()  # durable at once, as workerd's (an abort() later in the turn undoes nothing)
         return _NONE
 
     def sync(self) -> Awaitable[None]:
