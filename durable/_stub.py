@@ -468,7 +468,9 @@ _unyielded = 0
 
 _tasks_get = CURRENT_TASKS.get if CURRENT_TASKS is not None else None
 """Python 3.11: the current task in two C calls (``_tasks_get(_get_running_loop())``), where its
-``asyncio.current_task()`` is a Python function; None on 3.12+, whose ``current_task()`` is C."""
+``asyncio.current_task()`` is a Python function; None on 3.12+, whose ``current_task()`` is C.
+Only with a running loop: without one, ``current_task()`` raises ``RuntimeError``, and so must
+the await (``_tasks_get(None)`` would answer None)."""
 
 _unyielded_by: object = None
 """The task seen at the last YIELD_EVERY-th await. There the running task yields only if it is
@@ -503,7 +505,7 @@ def _same_task() -> bool:
     """At the YIELD_EVERY-th await in a row: whether the running task should yield (see
     ``_unyielded_by``); restarts the count."""
     global _unyielded, _unyielded_by
-    task = _current_task() if _tasks_get is None else _tasks_get(_get_running_loop())
+    task = _current_task() if _tasks_get is None or (loop := _get_running_loop()) is None else _tasks_get(loop)
     if task is _unyielded_by:
         _unyielded = 0
         return True
@@ -539,7 +541,12 @@ class RpcPromise(asyncio.Future[Any]):
             # at the end of the turn (OutputGate.flush_for).
             # The current task in two C calls on 3.11, whose asyncio.current_task() is a Python
             # function (_tasks_get): seq-increment 82,443 -> 81,458 instructions (callgrind, tenth pass).
-            output.flush_for(_current_task() if _tasks_get is None else _tasks_get(_get_running_loop()))
+            # Without a running loop (a thread driving the await by hand), current_task() raises
+            # "no running event loop", as it does on 3.12+; _tasks_get(None) would answer None and
+            # commit the object's writes from that thread (review-perf).
+            output.flush_for(
+                _current_task() if _tasks_get is None or (loop := _get_running_loop()) is None else _tasks_get(loop)
+            )
         if self.done():
             # Settled without suspending (no I/O in the call): the caller goes on without
             # yielding to the loop, except now and then (_due_to_yield, inlined).

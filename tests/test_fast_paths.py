@@ -1,0 +1,193 @@
+"""The sequential fast paths (perf-seq, tenth pass) behave as the general paths they bypass.
+
+Each test runs the same operation once where the inlined path is taken and once where the
+general one is (a pending write to another key, ``allow_unconfirmed``, a hand-driven await),
+and compares. Written by the review of that pass (review-perf).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+import durable
+from durable import testing
+from durable._kvcache import KV_CACHE_ENTRIES, KV_CACHE_MAX_VALUE
+
+
+class Box(durable.DurableObject):
+    async def put(self, key: str, value: Any) -> None:
+        await self.ctx.storage.put(key, value)
+
+    async def put_unconfirmed(self, key: str, value: Any) -> int:
+        await self.ctx.storage.put(key, value, allow_unconfirmed=True)
+        return 7
+
+    async def bump(self) -> int:
+        await self.ctx.storage.put("n", 1)
+        return 1
+
+    async def mutate_read(self, key: str, other: str | None) -> tuple[Any, Any]:
+        """Read ``key`` twice, mutating the first copy; with ``other``, a write waits in the buffer
+        first (the general path: ``KvCache.get``)."""
+        storage = self.ctx.storage
+        if other is not None:
+            await storage.put(other, 0)
+        first = await storage.get(key)
+        first["x"].append("changed")
+        return first, await storage.get(key)
+
+    def plain(self) -> str:
+        return "plain"
+
+    async def defaults(self, a: int = 1, *, b: int = 2) -> int:
+        return a + b
+
+    @staticmethod
+    def static() -> str:
+        return "static"
+
+    @classmethod
+    def klass(cls) -> str:
+        return cls.__name__
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dynamic":
+            return lambda *args: ("dynamic", args)
+        raise AttributeError(name)
+
+
+BACKENDS = ["sqlite", "kv"]
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+@pytest.mark.parametrize("persist", [False, True])
+async def test_a_cached_mutable_value_is_copied_on_both_paths(storage: str, persist: bool, tmp_path: Any) -> None:
+    """A dict read from the cache (Storage.get's inlined read) is a fresh copy each time, as one
+    read through KvCache.get with a write in the buffer is."""
+    async with durable.Runtime(path=tmp_path / "db" if persist else None) as rt:
+        stub = rt.namespace(Box, storage=storage).get_by_name("a")
+        await stub.put("k", {"x": [1]})
+        fast = await stub.mutate_read("k", None)
+        general = await stub.mutate_read("k", "other")
+        assert fast == general == ({"x": [1, "changed"]}, {"x": [1]})
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+async def test_a_lone_write_keeps_the_cache_bounded_and_drops_large_values(storage: str) -> None:
+    """The lone-write commit (KvCache.write_alone, _remember inlined for a cached key) still
+    evicts the oldest entries past KV_CACHE_ENTRIES and uncaches a value grown too large."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Box, storage=storage).get_by_name("a")
+        for i in range(KV_CACHE_ENTRIES + 5):
+            await stub.put(f"k{i}", i)
+
+        def cache(obj: Any, ctx: durable.State) -> dict[str, Any]:
+            return dict(ctx.storage._db.kv.cache)
+
+        cached = await testing.run_in_object(stub, cache)
+        assert len(cached) <= KV_CACHE_ENTRIES and "k0" not in cached
+        last = f"k{KV_CACHE_ENTRIES + 4}"
+        assert last in cached
+        big = "b" * (KV_CACHE_MAX_VALUE + 10)
+        await stub.put(last, big)  # a cached key written again, now too large to cache
+        assert last not in await testing.run_in_object(stub, cache)
+        assert await testing.run_in_object(stub, lambda o, c: c.storage.get(last)) == big
+        await stub.put(last, 1)
+        assert await testing.run_in_object(stub, lambda o, c: c.storage.get(last)) == 1
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+async def test_a_failed_commit_reaches_the_held_result_not_the_unconfirmed_one(storage: str) -> None:
+    """_deliver's inlined hold: a gated result gets the reset error of a failed commit, as
+    OutputGate.deliver holds it; an allow_unconfirmed write's result leaves at once."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Box, storage=storage).get_by_name("a")
+        testing.fail_next_commit(stub)
+        with pytest.raises(durable.ObjectResetError):
+            await stub.put("k", 1)
+        stub = rt.namespace(Box, storage=storage).get_by_name("a")
+        testing.fail_next_commit(stub)
+        assert await stub.put_unconfirmed("k", 1) == 7
+
+
+async def test_members_called_without_arguments_as_with() -> None:
+    """_first_step's func(instance) for a call without arguments: plain def, defaults, static and
+    class methods and __getattr__ members answer as when called with arguments."""
+    async with durable.Runtime() as rt:
+        stub: Any = rt.namespace(Box).get_by_name("a")
+        assert await stub.plain() == "plain"
+        assert await stub.defaults() == 3 and await stub.defaults(2, b=3) == 5 and await stub.defaults(a=1) == 3
+        assert await stub.static() == "static"
+        assert await stub.klass() == "Box"
+        for args in ((), (1,)):  # not on the class: refused with or without arguments
+            with pytest.raises(TypeError, match='does not implement the method "dynamic"'):
+                await stub.dynamic(*args)
+
+
+async def test_an_await_driven_by_hand_without_a_loop_raises_as_current_task_does() -> None:
+    """A promise whose call wrote, awaited by hand from a thread with no running loop: the await
+    raises asyncio.current_task()'s "no running event loop", on 3.11 as on 3.12+, and commits
+    nothing from that thread. On 3.11 the two-C-call current task (_tasks_get(None)) answered None
+    and the await committed the object's writes from the foreign thread (perf-seq, 63b597d)."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Box).get_by_name("a")
+        await stub.bump()
+        promise = stub.bump()
+        batch = promise._host.output.batch if promise._host is not None else None
+        assert batch is not None  # written, not yet committed
+        seen: list[BaseException] = []
+
+        def drive() -> None:
+            try:
+                promise.__await__().send(None)
+            except BaseException as exc:  # what the await raised, or StopIteration
+                seen.append(exc)
+
+        thread = threading.Thread(target=drive)
+        thread.start()
+        thread.join()
+        assert isinstance(seen[0], RuntimeError) and "no running event loop" in str(seen[0])
+        assert promise._host is not None and promise._host.output.batch is batch  # not committed there
+        assert await promise == 1
+
+
+async def test_a_finished_task_group_refuses_a_promise_with_its_own_error() -> None:
+    """A TaskGroup that is finished or shutting down refuses a promise with its RuntimeError on
+    every version (3.13 calls close() first: the promise has it there, CLOSE_PER_PROMISE)."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Box).get_by_name("a")
+        async with asyncio.TaskGroup() as group:
+            pass
+        promise = stub.bump()
+        with pytest.raises(RuntimeError, match="is finished"):
+            group.create_task(promise)
+        assert await promise == 1
+        for make in (asyncio.ensure_future, lambda p: asyncio.wait_for(p, 5)):
+            assert await make(stub.bump()) == 1
+
+
+async def test_the_fairness_check_driven_by_hand_without_a_loop_raises_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same at the YIELD_EVERY-th await of a settled call (_same_task, which asks for the
+    current task the same way): "no running event loop" on 3.11 as on 3.12+."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Box).get_by_name("a")
+        promise = stub.plain()
+        assert promise.done()
+        monkeypatch.setattr(durable._stub, "_unyielded", durable._stub.YIELD_EVERY - 1)
+        seen: list[BaseException] = []
+
+        def drive() -> None:
+            try:
+                promise.__await__().send(None)
+            except BaseException as exc:  # what the await raised, or StopIteration
+                seen.append(exc)
+
+        thread = threading.Thread(target=drive)
+        thread.start()
+        thread.join()
+        assert isinstance(seen[0], RuntimeError) and "no running event loop" in str(seen[0])
+        assert await promise == "plain"
