@@ -29,6 +29,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import threading
 import types
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, final
@@ -68,18 +69,20 @@ def _home() -> tuple[ObjectHost | None, int]:
     return (None, 0) if now is None else (now.host, now.gen)
 
 
-_received: list[_RemoteStub] | None = None
-"""While :func:`copy_params` copies a call's arguments: the stubs made for them (disposed with the call)."""
+_received: tuple[int, list[_RemoteStub]] | None = None
+"""While :func:`copy_params` copies a call's arguments: its thread, and the stubs made for them
+(disposed with the call). Stubs made by another thread meanwhile (a ``BlockingStub`` call) are not
+its arguments."""
 
 
 def copy_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, list[_RemoteStub] | None]:
     """Copy a call's arguments as one value; also return the stubs made for functions and
     targets in them (None if none), which :func:`dispose_all` disposes when the call ends."""
     global _received
-    outer, _received = _received, []
+    made: list[_RemoteStub] = []
+    outer, _received = _received, (threading.get_ident(), made)
     try:
         args, kwargs = clone((args, kwargs))  # type: ignore[misc]
-        made = _received
     finally:
         _received = outer
     return args, kwargs, made or None
@@ -105,8 +108,9 @@ class _RemoteStub:
         self._home_host = home
         self._home_gen = gen
         self._disposed = False
-        if _received is not None:
-            _received.append(self)
+        received = _received
+        if received is not None and received[0] == threading.get_ident():
+            received[1].append(self)
 
     def _start_call(self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call ``call(*args, **kwargs)`` at home; the awaitable of its copied result."""

@@ -570,9 +570,9 @@ class TestUnsupported:
         ids=["lambda", "builtin", "bound builtin", "method-wrapper", "partial"],
     )
     def test_functions_are_not_stored_but_sent_over_rpc_as_stubs(self, make: Callable[[], object]) -> None:
-        """A function cannot be stored (workerd neither); over RPC workerd sends it as a callback
-        stub, which durable does not implement: RpcNotImplementedError, a DataCloneError and a
-        NotImplementedError, says so."""
+        """A function cannot be stored (workerd neither: DataCloneError); over RPC it crosses as a
+        callback stub, as in workerd (tests/test_rpc_targets.py). RpcNotImplementedError, which
+        nothing raises any more, stays a DataCloneError and a NotImplementedError."""
         value = {"callback": make()}
         with pytest.raises(
             DataCloneError, match=r"This type does not support serialization\. \(A function can be an RPC"
@@ -580,9 +580,7 @@ class TestUnsupported:
             encode(value)
         assert not isinstance(stored.value, NotImplementedError)
         copied = clone(value)
-        assert isinstance(copied, dict) and callable(
-            copied["callback"]
-        )  # over RPC: a callback stub (tests/test_rpc_targets.py)
+        assert isinstance(copied, dict) and callable(copied["callback"])
         assert issubclass(RpcNotImplementedError, DataCloneError) and issubclass(
             RpcNotImplementedError, NotImplementedError
         )

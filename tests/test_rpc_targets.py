@@ -12,6 +12,8 @@ not (``The RPC receiver does not implement the method "plain".``); storing a fun
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -53,6 +55,7 @@ class Obj(durable.DurableObject):
         self.kept: Any = None
         self.alarm_result: Any = None
         self.count = 0
+        self.log: list[str] = []
 
     async def with_cb(self, cb: Any, *args: Any) -> Any:
         return await cb(*args)
@@ -114,6 +117,34 @@ class Obj(durable.DurableObject):
 
     async def read(self) -> Any:
         return await self.ctx.storage.get("k")
+
+    def get_writer(self) -> Any:
+        async def write(value: str) -> str:
+            await self.ctx.storage.put("k", value)
+            return value
+
+        return write
+
+    def get_logger(self) -> Any:
+        def log(entry: str) -> list[str]:
+            self.log.append(entry)
+            return self.log
+
+        return log
+
+    async def block_then_log(self, started: Any) -> None:
+        async def blocked() -> None:
+            await started()  # tells the test the gate is closed now
+            await asyncio.sleep(0.05)
+            self.log.append("gate opens")
+
+        await self.ctx.block_concurrency_while(blocked)
+
+    async def twice(self, cb: Any) -> list[Any]:
+        return list(await asyncio.gather(cb(1), cb(2)))
+
+    async def forward(self, other: Any, target: Any) -> list[int]:
+        return list(await other.call_target(target))
 
 
 @pytest.fixture
@@ -198,6 +229,51 @@ class TestCallbacks:
             await add(1)
         assert info.value.durable_object_reset
 
+    async def test_a_callback_homed_in_an_object_uses_its_storage(self, ns: Any) -> None:
+        """A callback's writes are its home object's, committed before its result leaves."""
+        a, b = ns.get_by_name("a"), ns.get_by_name("b")
+        write = await a.get_writer()
+        assert await b.with_cb(write, "from b") == "from b"
+        assert await a.read() == "from b"
+        assert await b.read() is None
+
+    async def test_a_callback_homed_in_an_object_waits_at_its_input_gate(self, ns: Any) -> None:
+        """A call on it is an event of its home: while the home's block_concurrency_while()
+        holds the input gate, the call waits, as an incoming RPC call does."""
+        a, b = ns.get_by_name("a"), ns.get_by_name("b")
+        log = await a.get_logger()
+        closed = asyncio.Event()
+
+        async def started() -> None:
+            closed.set()
+
+        blocking = asyncio.ensure_future(a.block_then_log(started))
+        await closed.wait()
+        assert await b.with_cb(log, "callback") == ["gate opens", "callback"]
+        await blocking
+
+    async def test_concurrent_calls_of_one_callback(self, ns: Any) -> None:
+        """workerd: ``Promise.all([cb(1), cb(2)])`` with a callback that sleeps gives [1, 2]."""
+
+        async def slow(x: int) -> int:
+            await asyncio.sleep(0.01)
+            return x
+
+        assert await ns.get_by_name("a").twice(slow) == [1, 2]
+
+    async def test_a_callback_from_another_thread(self) -> None:
+        """A BlockingStub's caller (another thread) sends a function: it runs, on the runtime's loop."""
+        with durable.BlockingRuntime() as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+            seen: list[bool] = []
+
+            def on_runtime_thread(x: int) -> int:
+                seen.append(threading.current_thread() is not threading.main_thread())
+                return x + 1
+
+            assert await asyncio.to_thread(stub.with_cb, on_runtime_thread, 1) == 2
+            assert len(seen) == 1
+
 
 class TestRpcTarget:
     async def test_methods_and_getters_are_callable(self, ns: Any) -> None:
@@ -224,6 +300,12 @@ class TestRpcTarget:
         local = Counter(1)
         assert await stub.call_target(local) == [3, 3]
         assert local.n == 3  # the method ran on the sender's instance
+
+    async def test_a_target_stub_forwarded_to_a_third_object(self, ns: Any) -> None:
+        """A stub received as an argument may be sent on during the call; it reaches the same instance."""
+        local = Counter(0)
+        assert await ns.get_by_name("a").forward(ns.get_by_name("b"), local) == [2, 2]
+        assert local.n == 2
 
     async def test_an_rpc_target_is_not_stored(self, ns: Any) -> None:
         with pytest.raises(durable.DataCloneError, match="An RpcTarget can be an RPC argument"):
