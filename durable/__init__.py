@@ -17,7 +17,7 @@ keep its shape: a layer starts with its number and its modules, the role follows
            -- fronts: ASGI (only supported names of _http), testing hooks, BlockingRuntime;
               serve's connection bounds; reading a stopped runtime's files (their documented layout)
     5  _runtime, _hosts              -- runtime, env bindings, its lifecycle; the live hosts and their eviction
-    4  _namespace, _stub             -- ids and stubs -> hosts
+    4  _namespace, _stub, _rpc_target -- ids and stubs -> hosts; functions and RpcTargets over RPC
     3  _host, _alarms, _hibernation  -- one object's lifecycle: events, gates, resets, sockets
     2  _state, _storage, _counter, _background
            -- what an object sees: ctx, storage; the reference object; block_concurrency_while
@@ -70,6 +70,7 @@ from ._namespace import Namespace as Namespace
 from ._object import AlarmInfo as AlarmInfo
 from ._object import DurableObject as DurableObject
 from ._object import Env as Env
+from ._rpc_target import RpcTarget as RpcTarget
 from ._runtime import Runtime as Runtime
 from ._snapshot import DurableObjectSnapshot as DurableObjectSnapshot
 from ._sql import SqlCursor as SqlCursor
@@ -122,6 +123,7 @@ __all__ = [
     "RpcMethod",
     "RpcNotImplementedError",
     "RpcPromise",
+    "RpcTarget",
     "Runtime",
     "RuntimeClosedError",
     "SqlCursor",

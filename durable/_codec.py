@@ -95,11 +95,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
-import functools
 import inspect
 import struct
 import sys
-import types
 import uuid
 import zoneinfo
 from collections import Counter
@@ -108,7 +106,7 @@ from decimal import Decimal
 from itertools import chain
 from typing import Any, Final, NamedTuple
 
-from ._exceptions import DataCloneError, DataCorruptionError, RpcNotImplementedError, use_value_copier
+from ._exceptions import DataCloneError, DataCorruptionError, use_value_copier
 
 __all__ = [
     "ATOMIC_TYPES",
@@ -279,23 +277,10 @@ _CONVERSIONS: Final[dict[type, str]] = {
 """Subclass conversions named in DataCloneError messages, for bases whose constructor takes no instance."""
 
 
-_FUNCTION_TYPES: Final = (
-    types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.BuiltinMethodType,
-    types.MethodWrapperType, functools.partial,
-)  # fmt: skip
-"""What workerd sends over RPC as a callback stub (any JavaScript function), and durable does not."""
-
-
-def _clone_error(value: object, rpc: bool = False) -> DataCloneError:
-    """The DataCloneError for a value of an unsupported type, in Cloudflare's words (``rpc``: sent over RPC)."""
+def _clone_error(value: object) -> DataCloneError:
+    """The DataCloneError for a value of an unsupported type, in Cloudflare's words."""
     cls = type(value)
     message = f'Could not serialize object of type "{cls.__name__}". This type does not support serialization.'
-    if rpc and isinstance(value, _FUNCTION_TYPES):
-        return RpcNotImplementedError(
-            f'Could not send object of type "{cls.__qualname__}" over RPC: workerd passes a function as a '
-            "callback stub the receiver can call, and durable does not implement that (docs/differences.md). "
-            "Send data instead, or a stub of a Durable Object whose methods the receiver calls."
-        )
     if inspect.isawaitable(value):
         return DataCloneError(f"{message} (It is an awaitable: await it first, and send or store its result.)")
     if isinstance(value, Iterator):  # a generator, a SQL cursor, kv.list(): the values were meant
@@ -1572,7 +1557,7 @@ def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
         return bytes(v)
     transfer = _transfer_for(t)
     if transfer is None:
-        raise _clone_error(v, rpc=True)
+        raise _clone_error(v)
     new = transfer.copy(v)
     memo[oid] = new
     if transfer.moved is not None:

@@ -75,8 +75,8 @@ class DataCloneError(DurableError, TypeError):
 
 
 class RpcNotImplementedError(DataCloneError, NotImplementedError):
-    """A value that workerd sends over RPC and durable does not: a function (workerd's callback
-    stubs). Both a ``DataCloneError`` (what structured clone raises) and a ``NotImplementedError``."""
+    """Kept for code that catches it: nothing raises it since functions and ``RpcTarget``
+    instances cross RPC as stubs. Both a ``DataCloneError`` and a ``NotImplementedError``."""
 
 
 class DataCorruptionError(DurableError, ValueError):

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from . import _context
-from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
+from ._codec import ATOMIC_TYPES, Transfer, register_transfer
 from ._context import running_host
 from ._eager import CURRENT_TASKS
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception, raised_by_handler
@@ -53,6 +53,7 @@ from ._http import (
 )
 from ._id import DurableObjectId
 from ._output_gate import reset_copy
+from ._rpc_target import copy_params, dispose_all
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
@@ -405,16 +406,17 @@ class RpcMethod:
         or not the promise is awaited. Called where no event loop runs, it returns a coroutine
         instead, which makes the call when awaited (``asyncio.run(stub.increment())``).
         """
+        received = None  # stubs made for functions and RpcTargets in the arguments (_rpc_target)
         if kwargs:
             # One copy of all the arguments, as workerd makes, so that a value passed both
             # positionally and by keyword arrives as one object.
-            args, kwargs = clone((args, kwargs))  # type: ignore[misc]
+            args, kwargs, received = copy_params(args, kwargs)
         elif args:
             # clone() returns a tuple of atomic values as it is: tested here first, without its
             # two calls and memo dict (docs/performance.md: a call with two such arguments).
             for arg in args:
                 if type(arg) not in ATOMIC_TYPES:
-                    args = clone(args)  # type: ignore[assignment]
+                    args, kwargs, received = copy_params(args, kwargs)
                     break
         stub = self._stub
         state = self._link
@@ -429,6 +431,8 @@ class RpcMethod:
         promise._host = None
         if CLOSE_PER_PROMISE:
             promise.close = _close
+        if received is not None:  # workerd disposes them when the call ends (_rpc_target)
+            promise.add_done_callback(dispose_all(received))
         broken = state.broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))

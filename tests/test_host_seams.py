@@ -299,15 +299,17 @@ class TestArgumentCopies:
     async def test_atomic_arguments_skip_clone(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A call whose arguments are all atomic values passes them on without a clone() call; others are copied."""
         import durable._stub
-        from durable._codec import clone as original
+        from durable._rpc_target import copy_params as original
 
         calls: list[object] = []
 
-        def counting(value: object) -> object:
-            calls.append(value)
-            return original(value)
+        def counting(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            calls.append(args)
+            return original(args, kwargs)
 
-        monkeypatch.setattr(durable._stub, "clone", counting)
+        # (RpcMethod copies non-atomic arguments with copy_params, which clones them and collects
+        # the stubs made for functions in them)
+        monkeypatch.setattr(durable._stub, "copy_params", counting)
 
         class Echo(durable.DurableObject):
             async def echo(self, *args: Any) -> Any:

@@ -1,0 +1,296 @@
+"""Functions and ``RpcTarget`` instances over RPC: the stubs their receiver calls back through.
+
+As in workerd (measured with miniflare 4, 2026-04-07; ``tests/test_rpc_targets.py``), a function
+sent over RPC, as an argument or a result, at any depth, arrives as a *callback stub*: calling it
+runs the function where the sender lives and returns an awaitable of its (copied) result. An
+instance of a class that extends :class:`RpcTarget` arrives as a *target stub*: ``await
+t.method(...)`` calls a method on the sender's instance, ``await t.prop`` reads a property.
+
+Where the function runs. Each stub remembers its home, taken when the value is copied: the object
+whose code sent it (its host and generation), or none (plain code: a test body, a Worker). A call
+on a stub whose home is an object is an event of that object, delivered through its input gate
+like an incoming RPC call, and its result leaves through its output gate; once that generation is
+reset, calls fail with the reset error. A call on a stub whose home is plain code runs on the
+runtime's loop in a context of its own. Arguments and results are copied both ways (structured
+clone), so functions in them become stubs again, homed where they were sent from. The caller's
+gates apply as for a call to an object: its earlier writes commit first, and the result waits at
+its input gate.
+
+Lifetime. Stubs received as arguments of a call are disposed when that call ends (workerd: a
+call on them afterwards fails with ``Error: RPC stub used after being disposed.``, from a later
+request or an alarm alike); stubs received in a result stay usable.
+
+Layer 4: beside ``_stub``, which copies the arguments of its calls with :func:`copy_params`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import threading
+import types
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, final
+
+from . import _context
+from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
+from ._exceptions import DurableError, copy_handler_error, copy_remote_exception
+
+if TYPE_CHECKING:
+    from ._host import ObjectHost
+
+__all__ = ["CallbackStub", "RpcTarget", "TargetStub", "copy_params", "dispose_all"]
+
+running = _context.running
+
+DISPOSED = "RPC stub used after being disposed."
+"""workerd's message (miniflare 4, 2026-04-07) for a call on a stub whose call ended."""
+
+TARGET_RESERVED = frozenset({"dup", "constructor"})
+"""The names an RpcTarget cannot be called by over RPC (Cloudflare's docs: only these two)."""
+
+
+class RpcTarget:
+    """Extend this class to send instances over RPC by reference (Cloudflare's ``RpcTarget``).
+
+    The receiver gets a stub: ``await t.method(...)`` runs the method on this instance, where it
+    was sent from; ``await t.prop`` reads a property (a ``property`` or a method-less class
+    attribute). Instance attributes are not reachable, nor names starting with ``_``, nor ``dup``
+    and ``constructor`` (workerd: ``The RPC receiver does not implement the method "<name>".``).
+    """
+
+    __slots__ = ()
+
+
+def _home() -> tuple[ObjectHost | None, int]:
+    now = running.get()
+    return (None, 0) if now is None else (now.host, now.gen)
+
+
+_received: tuple[int, list[_RemoteStub]] | None = None
+"""While :func:`copy_params` copies a call's arguments: its thread, and the stubs made for them
+(disposed with the call). Stubs made by another thread meanwhile (a ``BlockingStub`` call) are not
+its arguments."""
+
+
+def copy_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, list[_RemoteStub] | None]:
+    """Copy a call's arguments as one value; also return the stubs made for functions and
+    targets in them (None if none), which :func:`dispose_all` disposes when the call ends."""
+    global _received
+    made: list[_RemoteStub] = []
+    outer, _received = _received, (threading.get_ident(), made)
+    try:
+        args, kwargs = clone((args, kwargs))  # type: ignore[misc]
+    finally:
+        _received = outer
+    return args, kwargs, made or None
+
+
+def dispose_all(stubs: list[_RemoteStub]) -> Callable[[object], None]:
+    """A done-callback that disposes ``stubs`` (received as arguments of the call that ended)."""
+
+    def dispose(_: object) -> None:
+        for stub in stubs:
+            stub._disposed = True
+
+    return dispose
+
+
+class _RemoteStub:
+    """What callback and target stubs share: the value they reach, its home, and disposal."""
+
+    __slots__ = ("_disposed", "_home_gen", "_home_host", "_value")
+
+    def __init__(self, value: Any, home: ObjectHost | None, gen: int) -> None:
+        self._value = value
+        self._home_host = home
+        self._home_gen = gen
+        self._disposed = False
+        received = _received
+        if received is not None and received[0] == threading.get_ident():
+            received[1].append(self)
+
+    def _start_call(self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Call ``call(*args, **kwargs)`` at home; the awaitable of its copied result."""
+        received = None
+        if args or kwargs:
+            if kwargs or any(type(arg) not in ATOMIC_TYPES for arg in args):
+                args, kwargs, received = copy_params(args, kwargs)
+        coro = _call_home(self, call, args, kwargs)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return coro  # no loop runs: the call is made when awaited
+        task = loop.create_task(coro)
+        task.add_done_callback(_retrieve)  # an un-awaited call's error is dropped, as on Cloudflare
+        if received is not None:
+            task.add_done_callback(dispose_all(received))
+        return task
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def _call_home(stub: _RemoteStub, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if stub._disposed:
+        raise DurableError(DISPOSED)
+    now = running.get()
+    caller = None if now is None else now.host
+    if caller is not None:
+        held = caller.before_outgoing()
+        if held is not None:
+            await held  # the caller's earlier writes are durable first, as for a call to an object
+    try:
+        home = stub._home_host
+        if home is None:
+            loop = asyncio.get_running_loop()
+            return await loop.create_task(_run_plain(call, args, kwargs), context=contextvars.Context())
+        if home.gen != stub._home_gen:
+            try:
+                home.check_live(stub._home_gen)  # raises (a copy of) the error that ended that generation
+            except BaseException as exc:
+                raise copy_remote_exception(exc) from None
+        fut = home.invoke("run", _InObject(call, args, kwargs), (), {})
+        home.output.flush_for(asyncio.current_task())
+        return await fut
+    finally:
+        if caller is not None and caller.gate.must_wait():
+            await caller.gate.wait()  # the result is an event for the caller: it waits at its gate
+
+
+async def _run(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    result = call(*args, **kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result if type(result) in ATOMIC_TYPES else clone(result)  # copied at home: functions get that home
+
+
+async def _run_plain(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return await _run(call, args, kwargs)
+    except Exception as exc:
+        raise copy_handler_error(exc) from None  # crosses back as an object's error does
+
+
+@final
+class _InObject:
+    """The ``run`` event of a call on a stub whose home is an object: ``name(instance, state)``."""
+
+    __slots__ = ("args", "call", "kwargs")
+
+    def __init__(self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.call, self.args, self.kwargs = call, args, kwargs
+
+    def __call__(self, instance: object, state: object) -> Coroutine[Any, Any, Any]:
+        return _run(self.call, self.args, self.kwargs)
+
+
+@final
+class CallbackStub(_RemoteStub):
+    """What the receiver of a function gets: call it (``await cb(...)``) to run the function at its home."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._start_call(self._value, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<durable callback stub of {getattr(self._value, '__qualname__', type(self._value).__name__)}>"
+
+
+@final
+class TargetStub(_RemoteStub):
+    """What the receiver of an :class:`RpcTarget` gets: ``await t.method(...)``, ``await t.prop``."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> _TargetMember:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return _TargetMember(self, name)
+
+    def __repr__(self) -> str:
+        return f"<durable RpcTarget stub of {type(self._value).__qualname__}>"
+
+
+@final
+class _TargetMember:
+    """``t.name`` on a target stub: call it to call the method, or await it to read the property."""
+
+    __slots__ = ("_name", "_target_stub")
+
+    def __init__(self, stub: TargetStub, name: str) -> None:
+        self._target_stub = stub
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._target_stub._start_call(
+            functools.partial(_call_member, self._target_stub._value, self._name), args, kwargs
+        )
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        awaitable = self._target_stub._start_call(
+            functools.partial(_read_member, self._target_stub._value, self._name), (), {}
+        )
+        return awaitable.__await__()  # type: ignore[no-any-return]
+
+
+def _resolve(target: RpcTarget, name: str) -> Any:
+    """The class attribute of ``target`` that RPC reaches as ``name``, or workerd's TypeError."""
+    if name not in TARGET_RESERVED and not name.startswith("_"):
+        for klass in type(target).__mro__:
+            if klass is RpcTarget or klass is object:
+                break
+            if name in klass.__dict__:
+                return klass.__dict__[name]
+    raise TypeError(f'The RPC receiver does not implement the method "{name}".')
+
+
+def _call_member(target: RpcTarget, name: str, *args: Any, **kwargs: Any) -> Any:
+    attr = _resolve(target, name)
+    get = getattr(type(attr), "__get__", None)
+    value = get(attr, target, type(target)) if get is not None else attr
+    if not callable(value):
+        raise TypeError(f'"{name}" is not a function.')
+    return value(*args, **kwargs)
+
+
+def _read_member(target: RpcTarget, name: str) -> Any:
+    attr = _resolve(target, name)
+    if inspect.isfunction(attr):
+        raise TypeError(f'"{name}" is a method: call it, as `await stub.{name}(...)`.')
+    return getattr(target, name)
+
+
+def _callback_for_rpc(fn: Callable[..., Any]) -> CallbackStub:
+    return CallbackStub(fn, *_home())
+
+
+def _target_for_rpc(target: RpcTarget) -> TargetStub:
+    return TargetStub(target, *_home())
+
+
+def _forwarded(stub: _RemoteStub) -> _RemoteStub:
+    """A stub sent on: the receiver's own stub to the same value and home."""
+    if stub._disposed:
+        raise DurableError(DISPOSED)
+    return type(stub)(stub._value, stub._home_host, stub._home_gen)
+
+
+_NOT_STORED_FN = (
+    "A function can be an RPC argument or result (the receiver gets a callback stub) but not a stored value"
+)
+_NOT_STORED_TARGET = "An RpcTarget can be an RPC argument or result (the receiver gets a stub) but not a stored value"
+
+for _type in (
+    types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.BuiltinMethodType,
+    types.MethodWrapperType, functools.partial,
+):  # fmt: skip
+    register_transfer(_type, Transfer(_callback_for_rpc, _NOT_STORED_FN))
+register_transfer(RpcTarget, Transfer(_target_for_rpc, _NOT_STORED_TARGET))
+register_transfer(CallbackStub, Transfer(_forwarded, _NOT_STORED_FN))
+register_transfer(TargetStub, Transfer(_forwarded, _NOT_STORED_TARGET))
