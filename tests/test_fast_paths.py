@@ -139,18 +139,8 @@ async def test_an_await_driven_by_hand_without_a_loop_raises_as_current_task_doe
         promise = stub.bump()
         batch = promise._host.output.batch if promise._host is not None else None
         assert batch is not None  # written, not yet committed
-        seen: list[BaseException] = []
-
-        def drive() -> None:
-            try:
-                promise.__await__().send(None)
-            except BaseException as exc:  # what the await raised, or StopIteration
-                seen.append(exc)
-
-        thread = threading.Thread(target=drive)
-        thread.start()
-        thread.join()
-        assert isinstance(seen[0], RuntimeError) and "no running event loop" in str(seen[0])
+        seen = _await_in_a_thread_without_a_loop(promise)
+        assert isinstance(seen, RuntimeError) and "no running event loop" in str(seen)
         assert promise._host is not None and promise._host.output.batch is batch  # not committed there
         assert await promise == 1
 
@@ -178,16 +168,23 @@ async def test_the_fairness_check_driven_by_hand_without_a_loop_raises_too(monke
         promise = stub.plain()
         assert promise.done()
         monkeypatch.setattr(durable._stub, "_unyielded", durable._stub.YIELD_EVERY - 1)
-        seen: list[BaseException] = []
-
-        def drive() -> None:
-            try:
-                promise.__await__().send(None)
-            except BaseException as exc:  # what the await raised, or StopIteration
-                seen.append(exc)
-
-        thread = threading.Thread(target=drive)
-        thread.start()
-        thread.join()
-        assert isinstance(seen[0], RuntimeError) and "no running event loop" in str(seen[0])
+        seen = _await_in_a_thread_without_a_loop(promise)
+        assert isinstance(seen, RuntimeError) and "no running event loop" in str(seen)
         assert await promise == "plain"
+
+
+def _await_in_a_thread_without_a_loop(promise: Any) -> BaseException:
+    """Step ``promise``'s await once by hand in a thread where no loop runs; what it raised
+    (``StopIteration`` if it returned)."""
+    seen: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            promise.__await__().send(None)
+        except BaseException as exc:  # what the await raised, or StopIteration
+            seen.append(exc)
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    thread.join()
+    return seen[0]
