@@ -31,7 +31,7 @@ import functools
 import inspect
 import threading
 import types
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, final
 
 from . import _context
@@ -41,7 +41,7 @@ from ._exceptions import DurableError, copy_handler_error, copy_remote_exception
 if TYPE_CHECKING:
     from ._host import ObjectHost
 
-__all__ = ["CallbackStub", "RpcTarget", "TargetStub", "copy_params", "dispose_all"]
+__all__ = ["CallbackStub", "RpcTarget", "TargetStub", "copy_params", "dispose_all", "register_runtime_forwarding"]
 
 running = _context.running
 
@@ -149,17 +149,37 @@ async def _call_home(stub: _RemoteStub, call: Callable[..., Any], args: tuple[An
         if home is None:
             loop = asyncio.get_running_loop()
             return await loop.create_task(_run_plain(call, args, kwargs), context=contextvars.Context())
-        if home.gen != stub._home_gen:
-            try:
-                home.check_live(stub._home_gen)  # raises (a copy of) the error that ended that generation
-            except BaseException as exc:
-                raise copy_remote_exception(exc) from None
-        fut = home.invoke("run", _InObject(call, args, kwargs), (), {})
-        home.output.flush_for(asyncio.current_task())
-        return await fut
+        if _on_runtime_loop is None:  # pragma: no cover - _stub registers it when imported
+            raise RuntimeError("durable._stub was not imported")
+        # Called on another thread's loop (a BlockingRuntime's caller, asyncio.run() in a worker
+        # thread), the event is started on the runtime's loop, where the object's code runs.
+        return await _on_runtime_loop(home.runtime, lambda: _call_object(stub, home, call, args, kwargs))
     finally:
         if caller is not None and caller.gate.must_wait():
             await caller.gate.wait()  # the result is an event for the caller: it waits at its gate
+
+
+async def _call_object(
+    stub: _RemoteStub, home: ObjectHost, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if home.gen != stub._home_gen:
+        try:
+            home.check_live(stub._home_gen)  # raises (a copy of) the error that ended that generation
+        except BaseException as exc:
+            raise copy_remote_exception(exc) from None
+    fut = home.invoke("run", _InObject(call, args, kwargs), (), {})
+    home.output.flush_for(asyncio.current_task())
+    return await fut
+
+
+_on_runtime_loop: Callable[[Any, Callable[[], Awaitable[Any]]], Awaitable[Any]] | None = None
+"""``_stub.on_runtime_loop``, which ``_stub`` registers (it imports this module, not the reverse)."""
+
+
+def register_runtime_forwarding(on_runtime_loop: Callable[[Any, Callable[[], Awaitable[Any]]], Awaitable[Any]]) -> None:
+    """Called by ``_stub``: how a call on a stub homed in an object reaches the runtime's loop."""
+    global _on_runtime_loop
+    _on_runtime_loop = on_runtime_loop
 
 
 async def _run(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -274,6 +274,36 @@ class TestCallbacks:
             assert await asyncio.to_thread(stub.with_cb, on_runtime_thread, 1) == 2
             assert len(seen) == 1
 
+    async def test_a_returned_function_called_on_another_threads_loop_runs_on_the_runtimes(self) -> None:
+        """A function an object returned, called from a BlockingRuntime's caller (its own loop, via
+        asyncio.run), runs on the runtime's thread like the object's other events. Before: on the
+        caller's thread, beside the object's code on the runtime's (workerd runs an object's code on
+        one thread only)."""
+
+        class Where(durable.DurableObject):
+            def get_fn(self) -> Any:
+                def where(x: int) -> list[Any]:
+                    return [x, threading.current_thread().name]
+
+                return where
+
+            def get_target(self) -> Any:
+                class Here(durable.RpcTarget):
+                    def where(self) -> str:
+                        return threading.current_thread().name
+
+                return Here()
+
+        def in_caller_thread() -> list[Any]:
+            with durable.BlockingRuntime() as rt:
+                stub = rt.namespace(Where).get_by_name("a")
+                fn, target = stub.get_fn(), stub.get_target()
+                return [asyncio.run(fn(1)), asyncio.run(target.where()), threading.current_thread().name]
+
+        by_fn, by_target, caller = await asyncio.to_thread(in_caller_thread)
+        assert by_fn[0] == 1
+        assert {by_fn[1], by_target} == {"durable-runtime"} != {caller}
+
 
 class TestRpcTarget:
     async def test_methods_and_getters_are_callable(self, ns: Any) -> None:
