@@ -432,7 +432,7 @@ class RpcMethod:
         if CLOSE_PER_PROMISE:
             promise.close = _close
         if received is not None:  # workerd disposes them when the call ends (_rpc_target)
-            promise.add_done_callback(dispose_all(received))
+            dispose_all(received, promise)
         broken = state.broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))

@@ -13,7 +13,9 @@ not (``The RPC receiver does not implement the method "plain".``); storing a fun
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -86,6 +88,22 @@ class Obj(durable.DurableObject):
     async def use_kept(self, *args: Any) -> Any:
         return await self.kept(*args)
 
+    def get_kept(self) -> list[Any]:
+        return [self.kept]
+
+    async def pass_kept(self, other: Any) -> list[Any]:
+        return list(await other.catches(self.kept))
+
+    async def use_kept_pair(self) -> list[Any]:
+        target, fn = self.kept
+        out: list[Any] = []
+        for call in (target.inc, fn):
+            try:
+                await call(1)
+            except Exception as exc:
+                out.append([type(exc).__name__, str(exc)])
+        return [repr(target), repr(fn), *out]
+
     async def keep_for_alarm(self, cb: Any) -> None:
         self.kept = cb
         await self.ctx.storage.set_alarm(4 * 10**12)
@@ -145,6 +163,13 @@ class Obj(durable.DurableObject):
 
     async def forward(self, other: Any, target: Any) -> list[int]:
         return list(await other.call_target(target))
+
+
+def _closure_over(buffer: bytearray) -> Any:
+    def size() -> int:
+        return len(buffer)
+
+    return size
 
 
 @pytest.fixture
@@ -214,6 +239,57 @@ class TestCallbacks:
         await stub.keep_for_alarm(lambda x: x + 1)
         await testing.run_alarm(stub)
         assert await stub.get_alarm_result() == ["DurableError", "RPC stub used after being disposed."]
+
+    async def test_a_disposed_stub_kept_by_the_receiver_keeps_nothing_of_the_sender(self, ns: Any) -> None:
+        """workerd releases the sender's function or target when the call ends and its stubs are
+        disposed; before, a receiver that kept the stub kept the function (and its closure: the
+        sending instance, its buffers) or the RpcTarget alive."""
+        target = Counter(1)
+        fn = _closure_over(bytearray(1000))
+        refs = [weakref.ref(target), weakref.ref(fn)]
+        stub = ns.get_by_name("a")
+        assert await stub.keep([target, fn]) == "kept"
+        assert await stub.use_kept_pair() == [  # a later request: the call has ended
+            "<durable RpcTarget stub (disposed)>",
+            "<durable callback stub (disposed)>",
+            ["DurableError", "RPC stub used after being disposed."],
+            ["DurableError", "RPC stub used after being disposed."],
+        ]
+        del target, fn
+        gc.collect()
+        assert [ref() for ref in refs] == [None, None]
+
+    async def test_a_kept_callback_is_disposed_as_its_call_ends_even_for_an_eager_next_call(self, ns: Any) -> None:
+        """workerd disposes the stub when the call ends; durable disposed it one loop turn later
+        (a done-callback), so a next call started eagerly in between (an eager task factory,
+        Python 3.12+) still ran the kept callback: ``use_kept`` returned 101."""
+        if not hasattr(asyncio, "eager_task_factory"):
+            pytest.skip("asyncio.eager_task_factory: Python 3.12+")
+        stub = ns.get_by_name("a")
+        loop = asyncio.get_running_loop()
+        factory = loop.get_task_factory()
+        loop.set_task_factory(asyncio.eager_task_factory)
+        try:
+            assert await stub.keep(lambda x: x + 100) == "kept"
+            with pytest.raises(durable.DurableError, match=r"^RPC stub used after being disposed\.$"):
+                await stub.use_kept(1)
+        finally:
+            loop.set_task_factory(factory)
+
+    async def test_a_disposed_stub_can_be_sent_on_and_stays_disposed(self, ns: Any) -> None:
+        """workerd (probe review-rpct-p2): an object returns a kept (disposed) callback, or passes
+        it to another object: both arrive, and calling them fails with ``RPC stub used after being
+        disposed.`` Before: returning or passing it raised at once."""
+        stub = ns.get_by_name("a")
+        assert await stub.keep(lambda: 1) == "kept"
+        await asyncio.sleep(0)  # the call's stubs are disposed once it ended
+        [kept] = await stub.get_kept()
+        with pytest.raises(durable.DurableError, match=r"^RPC stub used after being disposed\.$"):
+            await kept()
+        assert (await stub.pass_kept(ns.get_by_name("b")))[:2] == [
+            "DurableError",
+            "RPC stub used after being disposed.",
+        ]
 
     async def test_a_function_is_still_not_stored(self, ns: Any) -> None:
         """workerd: ``DataCloneError`` for a function put in storage, nested too."""
