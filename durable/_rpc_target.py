@@ -159,8 +159,8 @@ async def _call_home(stub: _RemoteStub, call: Callable[..., Any], args: tuple[An
         if home is None:
             loop = asyncio.get_running_loop()
             return await loop.create_task(_run_plain(call, args, kwargs), context=contextvars.Context())
-        if _on_runtime_loop is None:  # pragma: no cover - _stub registers it when imported
-            raise RuntimeError("durable._stub was not imported")
+        if asyncio.get_running_loop() is home.runtime.loop or _on_runtime_loop is None:
+            return await _call_object(stub, home, call, args, kwargs)
         # Called on another thread's loop (a BlockingRuntime's caller, asyncio.run() in a worker
         # thread), the event is started on the runtime's loop, where the object's code runs.
         return await _on_runtime_loop(home.runtime, lambda: _call_object(stub, home, call, args, kwargs))
