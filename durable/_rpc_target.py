@@ -129,18 +129,42 @@ class _RemoteStub:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return coro  # no loop runs: the call is made when awaited
-        task = loop.create_task(coro)
-        task.add_done_callback(_retrieve)  # an un-awaited call's error is dropped, as on Cloudflare
+        outcome = loop.create_future()
+        task = loop.create_task(_settle(coro, outcome))
+        _calls.add(task)  # (a call nobody awaits still runs to its end)
+        task.add_done_callback(_calls.discard)
+        outcome.add_done_callback(_retrieve)  # an un-awaited call's error is dropped, as on Cloudflare
         if received is not None:
-            dispose_all(received, task)
-        return task
+            dispose_all(received, outcome)
+        return outcome
+
+
+_calls: set[asyncio.Task[None]] = set()
+"""The tasks of calls on callback and target stubs still running."""
+
+
+async def _settle(call: Coroutine[Any, Any, Any], outcome: asyncio.Future[Any]) -> None:
+    """Await ``call`` and settle ``outcome`` with its result or exception. A ``KeyboardInterrupt``
+    or ``SystemExit`` (raised by the function) reaches the caller, as from a stub's call: raised
+    by the task, asyncio would re-raise it out of the loop, stopping the runtime."""
+    try:
+        value = await call
+    except asyncio.CancelledError:
+        outcome.cancel()
+        raise
+    except BaseException as exc:
+        if not outcome.done():
+            outcome.set_exception(exc)
+    else:
+        if not outcome.done():
+            outcome.set_result(value)
 
 
 def _is_disposed(stub: _RemoteStub) -> bool:
     return stub._disposed or (stub._until is not None and stub._until.done())
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
+def _retrieve(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
 
@@ -158,7 +182,10 @@ async def _call_home(stub: _RemoteStub, call: Callable[..., Any], args: tuple[An
         home = stub._home_host
         if home is None:
             loop = asyncio.get_running_loop()
-            return await loop.create_task(_run_plain(call, args, kwargs), context=contextvars.Context())
+            result = await loop.create_task(_run_plain(call, args, kwargs), context=contextvars.Context())
+            if type(result) is _Raised:
+                raise result.exc
+            return result
         if asyncio.get_running_loop() is home.runtime.loop or _on_runtime_loop is None:
             return await _call_object(stub, home, call, args, kwargs)
         # Called on another thread's loop (a BlockingRuntime's caller, asyncio.run() in a worker
@@ -204,6 +231,18 @@ async def _run_plain(call: Callable[..., Any], args: tuple[Any, ...], kwargs: di
         return await _run(call, args, kwargs)
     except Exception as exc:
         raise copy_handler_error(exc) from None  # crosses back as an object's error does
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return _Raised(exc)  # kept from the task (see _settle), raised in the caller
+
+
+@final
+class _Raised:
+    """A ``KeyboardInterrupt`` or ``SystemExit`` a plain function raised, carried out of its task."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
 @final

@@ -69,6 +69,19 @@ class Obj(durable.DurableObject):
             return [type(exc).__name__, str(exc), getattr(exc, "remote", None)]
         return ["no error"]
 
+    async def catches_base(self, cb: Any) -> list[Any]:
+        try:
+            await cb()
+        except BaseException as exc:
+            return [type(exc).__name__, str(exc)]
+        return ["no error"]
+
+    def get_exiting(self) -> Any:
+        def exits() -> None:
+            raise SystemExit("in the object")
+
+        return exits
+
     async def args_copied(self, cb: Any) -> list[Any]:
         sent = {"a": 1}
         back = await cb(sent)
@@ -290,6 +303,21 @@ class TestCallbacks:
             "DurableError",
             "RPC stub used after being disposed.",
         ]
+
+    async def test_keyboard_interrupt_and_system_exit_reach_the_caller_not_the_loop(self, ns: Any) -> None:
+        """As for an object's method that raises them: the caller gets them, the loop runs on.
+        Before, the call's task raised them out of the loop (asyncio re-raises both), stopping it,
+        and the caller got ``CancelledError``."""
+
+        def interrupt() -> None:
+            raise KeyboardInterrupt("plain")
+
+        stub = ns.get_by_name("a")
+        assert await stub.catches_base(interrupt) == ["KeyboardInterrupt", "plain"]
+        exits = await stub.get_exiting()
+        with pytest.raises(SystemExit, match="in the object"):
+            await exits()
+        assert await stub.with_cb(lambda x: x + 1, 1) == 2
 
     async def test_a_function_is_still_not_stored(self, ns: Any) -> None:
         """workerd: ``DataCloneError`` for a function put in storage, nested too."""
