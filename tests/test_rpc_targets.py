@@ -408,6 +408,22 @@ class TestCallbacks:
         assert by_fn[0] == 1
         assert {by_fn[1], by_target} == {"durable-runtime"} != {caller}
 
+    async def test_a_blocking_call_inside_a_function_sent_from_a_blocking_runtime_names_it(self) -> None:
+        """A function a BlockingRuntime's caller sends runs on the runtime's thread: a blocking
+        stub call inside it is refused (it would wait for itself), and the error now says so."""
+
+        def in_caller_thread() -> str:
+            with durable.BlockingRuntime() as rt:
+                stub = rt.namespace(Obj).get_by_name("a")
+                try:
+                    stub.with_cb(lambda x: stub.read(), 1)
+                except RuntimeError as exc:
+                    return str(exc)
+                return "no error"
+
+        message = await asyncio.to_thread(in_caller_thread)
+        assert "own event-loop thread" in message and "a function sent over RPC" in message
+
 
 class TestRpcTarget:
     async def test_methods_and_getters_are_callable(self, ns: Any) -> None:
