@@ -69,22 +69,22 @@ def _home() -> tuple[ObjectHost | None, int]:
     return (None, 0) if now is None else (now.host, now.gen)
 
 
-_received: tuple[int, list[_RemoteStub]] | None = None
-"""While :func:`copy_params` copies a call's arguments: its thread, and the stubs made for them
-(disposed with the call). Stubs made by another thread meanwhile (a ``BlockingStub`` call) are not
-its arguments."""
+_received = threading.local()
+"""``_received.stubs``: while :func:`copy_params` copies a call's arguments on this thread, the
+stubs made for them (disposed with the call). Per thread: stubs another thread makes meanwhile (a
+call forwarded from its loop) are not these arguments."""
 
 
 def copy_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, list[_RemoteStub] | None]:
     """Copy a call's arguments as one value; also return the stubs made for functions and
     targets in them (None if none), which :func:`dispose_all` disposes when the call ends."""
-    global _received
     made: list[_RemoteStub] = []
-    outer, _received = _received, (threading.get_ident(), made)
+    outer = getattr(_received, "stubs", None)
+    _received.stubs = made
     try:
         args, kwargs = clone((args, kwargs))  # type: ignore[misc]
     finally:
-        _received = outer
+        _received.stubs = outer
     return args, kwargs, made or None
 
 
@@ -114,9 +114,9 @@ class _RemoteStub:
         self._home_gen = gen
         self._disposed = False
         self._until: asyncio.Future[Any] | None = None  # the call this stub is an argument of
-        received = _received
-        if received is not None and received[0] == threading.get_ident():
-            received[1].append(self)
+        received = getattr(_received, "stubs", None)
+        if received is not None:
+            received.append(self)
 
     def _start_call(self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call ``call(*args, **kwargs)`` at home; the awaitable of its copied result."""

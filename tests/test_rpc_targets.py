@@ -23,6 +23,8 @@ import pytest
 
 import durable
 from durable import testing
+from durable._codec import Transfer, register_transfer
+from durable._rpc_target import copy_params
 
 
 class Counter(durable.RpcTarget):
@@ -470,3 +472,43 @@ class TestPipelining:
             promise.inc
         counter = await promise
         assert await counter.inc(1) == 6
+
+
+class _Gate:
+    """A value whose copy waits for an event: holds one thread inside copy_params."""
+
+    def __init__(self, entered: threading.Event, release: threading.Event) -> None:
+        self.entered, self.release = entered, release
+
+
+def _copy_gate(gate: _Gate) -> None:
+    gate.entered.set()
+    assert gate.release.wait(10)
+
+
+register_transfer(_Gate, Transfer(_copy_gate, "a test value"))
+
+
+class TestCopyParamsThreads:
+    def test_two_threads_copying_arguments_at_once_each_collect_their_own_stubs(self) -> None:
+        """Thread A copies arguments (a function after a value whose copy waits) while thread B
+        starts copying its own. Before, the stubs being collected were one global: A's stub went
+        to neither list (never disposed), and B, ending last, left A's list as the global for good
+        (every later stub of A's thread joined it)."""
+        a_in, a_go, b_in, b_go = (threading.Event() for _ in range(4))
+        out: dict[str, Any] = {}
+
+        def copy(name: str, gate: _Gate) -> None:
+            out[name] = copy_params(([gate, lambda: name],), {})[2]
+
+        a = threading.Thread(target=copy, args=("a", _Gate(a_in, a_go)))
+        b = threading.Thread(target=copy, args=("b", _Gate(b_in, b_go)))
+        a.start()
+        assert a_in.wait(10)
+        b.start()
+        assert b_in.wait(10)
+        a_go.set()
+        a.join(10)
+        b_go.set()
+        b.join(10)
+        assert [len(out["a"] or []), len(out["b"] or [])] == [1, 1]
