@@ -42,9 +42,10 @@ log = logging.getLogger("durable")
 
 _CLOSED = "this durable.BlockingRuntime is closed; create a new one to keep going"
 _SAME_THREAD = (
-    "{what} was called on the runtime's own event-loop thread (from inside a Durable Object or "
-    "a coroutine passed to rt.run()), where it would wait for itself: await the stub's method "
-    "there instead (`await stub.method()`)"
+    "{what} was called on the runtime's own event-loop thread (from inside a Durable Object, "
+    "a coroutine passed to rt.run(), or a function sent over RPC, which runs there), where it "
+    "would wait for itself: await the stub's method there instead (`await stub.method()`, "
+    "with stub.stub for a BlockingStub)"
 )
 
 

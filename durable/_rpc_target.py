@@ -31,7 +31,7 @@ import functools
 import inspect
 import threading
 import types
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, final
 
 from . import _context
@@ -41,7 +41,7 @@ from ._exceptions import DurableError, copy_handler_error, copy_remote_exception
 if TYPE_CHECKING:
     from ._host import ObjectHost
 
-__all__ = ["CallbackStub", "RpcTarget", "TargetStub", "copy_params", "dispose_all"]
+__all__ = ["CallbackStub", "RpcTarget", "TargetStub", "copy_params", "dispose_all", "register_runtime_forwarding"]
 
 running = _context.running
 
@@ -69,48 +69,54 @@ def _home() -> tuple[ObjectHost | None, int]:
     return (None, 0) if now is None else (now.host, now.gen)
 
 
-_received: tuple[int, list[_RemoteStub]] | None = None
-"""While :func:`copy_params` copies a call's arguments: its thread, and the stubs made for them
-(disposed with the call). Stubs made by another thread meanwhile (a ``BlockingStub`` call) are not
-its arguments."""
+_received = threading.local()
+"""``_received.stubs``: while :func:`copy_params` copies a call's arguments on this thread, the
+stubs made for them (disposed with the call). Per thread: stubs another thread makes meanwhile (a
+call forwarded from its loop) are not these arguments."""
 
 
 def copy_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, list[_RemoteStub] | None]:
     """Copy a call's arguments as one value; also return the stubs made for functions and
     targets in them (None if none), which :func:`dispose_all` disposes when the call ends."""
-    global _received
     made: list[_RemoteStub] = []
-    outer, _received = _received, (threading.get_ident(), made)
+    outer = getattr(_received, "stubs", None)
+    _received.stubs = made
     try:
         args, kwargs = clone((args, kwargs))  # type: ignore[misc]
     finally:
-        _received = outer
+        _received.stubs = outer
     return args, kwargs, made or None
 
 
-def dispose_all(stubs: list[_RemoteStub]) -> Callable[[object], None]:
-    """A done-callback that disposes ``stubs`` (received as arguments of the call that ended)."""
+def dispose_all(stubs: list[_RemoteStub], call: asyncio.Future[Any]) -> None:
+    """Dispose ``stubs`` (received as arguments of ``call``) when ``call`` ends: from then on
+    (not only from the done-callback's turn on: an eager task in between sees them disposed),
+    calls on them fail, and they let go of what they reach."""
+    for stub in stubs:
+        stub._until = call
 
     def dispose(_: object) -> None:
         for stub in stubs:
             stub._disposed = True
+            stub._value = stub._home_host = stub._until = None  # a receiver that keeps it keeps nothing of the sender
 
-    return dispose
+    call.add_done_callback(dispose)
 
 
 class _RemoteStub:
     """What callback and target stubs share: the value they reach, its home, and disposal."""
 
-    __slots__ = ("_disposed", "_home_gen", "_home_host", "_value")
+    __slots__ = ("_disposed", "_home_gen", "_home_host", "_until", "_value")
 
     def __init__(self, value: Any, home: ObjectHost | None, gen: int) -> None:
         self._value = value
         self._home_host = home
         self._home_gen = gen
         self._disposed = False
-        received = _received
-        if received is not None and received[0] == threading.get_ident():
-            received[1].append(self)
+        self._until: asyncio.Future[Any] | None = None  # the call this stub is an argument of
+        received = getattr(_received, "stubs", None)
+        if received is not None:
+            received.append(self)
 
     def _start_call(self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call ``call(*args, **kwargs)`` at home; the awaitable of its copied result."""
@@ -123,20 +129,48 @@ class _RemoteStub:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return coro  # no loop runs: the call is made when awaited
-        task = loop.create_task(coro)
-        task.add_done_callback(_retrieve)  # an un-awaited call's error is dropped, as on Cloudflare
+        outcome = loop.create_future()
+        task = loop.create_task(_settle(coro, outcome))
+        _calls.add(task)  # (a call nobody awaits still runs to its end)
+        task.add_done_callback(_calls.discard)
+        outcome.add_done_callback(_retrieve)  # an un-awaited call's error is dropped, as on Cloudflare
         if received is not None:
-            task.add_done_callback(dispose_all(received))
-        return task
+            dispose_all(received, outcome)
+        return outcome
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
+_calls: set[asyncio.Task[None]] = set()
+"""The tasks of calls on callback and target stubs still running."""
+
+
+async def _settle(call: Coroutine[Any, Any, Any], outcome: asyncio.Future[Any]) -> None:
+    """Await ``call`` and settle ``outcome`` with its result or exception. A ``KeyboardInterrupt``
+    or ``SystemExit`` (raised by the function) reaches the caller, as from a stub's call: raised
+    by the task, asyncio would re-raise it out of the loop, stopping the runtime."""
+    try:
+        value = await call
+    except asyncio.CancelledError:
+        outcome.cancel()
+        raise
+    except BaseException as exc:
+        if not outcome.done():
+            outcome.set_exception(exc)
+    else:
+        if not outcome.done():
+            outcome.set_result(value)
+
+
+def _is_disposed(stub: _RemoteStub) -> bool:
+    return stub._disposed or (stub._until is not None and stub._until.done())
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
 
 
 async def _call_home(stub: _RemoteStub, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if stub._disposed:
+    if _is_disposed(stub):
         raise DurableError(DISPOSED)
     now = running.get()
     caller = None if now is None else now.host
@@ -148,18 +182,41 @@ async def _call_home(stub: _RemoteStub, call: Callable[..., Any], args: tuple[An
         home = stub._home_host
         if home is None:
             loop = asyncio.get_running_loop()
-            return await loop.create_task(_run_plain(call, args, kwargs), context=contextvars.Context())
-        if home.gen != stub._home_gen:
-            try:
-                home.check_live(stub._home_gen)  # raises (a copy of) the error that ended that generation
-            except BaseException as exc:
-                raise copy_remote_exception(exc) from None
-        fut = home.invoke("run", _InObject(call, args, kwargs), (), {})
-        home.output.flush_for(asyncio.current_task())
-        return await fut
+            result = await loop.create_task(_run_plain(call, args, kwargs), context=contextvars.Context())
+            if type(result) is _Raised:
+                raise result.exc
+            return result
+        if asyncio.get_running_loop() is home.runtime.loop or _on_runtime_loop is None:
+            return await _call_object(stub, home, call, args, kwargs)
+        # Called on another thread's loop (a BlockingRuntime's caller, asyncio.run() in a worker
+        # thread), the event is started on the runtime's loop, where the object's code runs.
+        return await _on_runtime_loop(home.runtime, lambda: _call_object(stub, home, call, args, kwargs))
     finally:
         if caller is not None and caller.gate.must_wait():
             await caller.gate.wait()  # the result is an event for the caller: it waits at its gate
+
+
+async def _call_object(
+    stub: _RemoteStub, home: ObjectHost, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if home.gen != stub._home_gen:
+        try:
+            home.check_live(stub._home_gen)  # raises (a copy of) the error that ended that generation
+        except BaseException as exc:
+            raise copy_remote_exception(exc) from None
+    fut = home.invoke("run", _InObject(call, args, kwargs), (), {})
+    home.output.flush_for(asyncio.current_task())
+    return await fut
+
+
+_on_runtime_loop: Callable[[Any, Callable[[], Awaitable[Any]]], Awaitable[Any]] | None = None
+"""``_stub.on_runtime_loop``, which ``_stub`` registers (it imports this module, not the reverse)."""
+
+
+def register_runtime_forwarding(on_runtime_loop: Callable[[Any, Callable[[], Awaitable[Any]]], Awaitable[Any]]) -> None:
+    """Called by ``_stub``: how a call on a stub homed in an object reaches the runtime's loop."""
+    global _on_runtime_loop
+    _on_runtime_loop = on_runtime_loop
 
 
 async def _run(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -174,6 +231,18 @@ async def _run_plain(call: Callable[..., Any], args: tuple[Any, ...], kwargs: di
         return await _run(call, args, kwargs)
     except Exception as exc:
         raise copy_handler_error(exc) from None  # crosses back as an object's error does
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return _Raised(exc)  # kept from the task (see _settle), raised in the caller
+
+
+@final
+class _Raised:
+    """A ``KeyboardInterrupt`` or ``SystemExit`` a plain function raised, carried out of its task."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
 @final
@@ -199,6 +268,8 @@ class CallbackStub(_RemoteStub):
         return self._start_call(self._value, args, kwargs)
 
     def __repr__(self) -> str:
+        if _is_disposed(self):
+            return "<durable callback stub (disposed)>"
         return f"<durable callback stub of {getattr(self._value, '__qualname__', type(self._value).__name__)}>"
 
 
@@ -214,6 +285,8 @@ class TargetStub(_RemoteStub):
         return _TargetMember(self, name)
 
     def __repr__(self) -> str:
+        if _is_disposed(self):
+            return "<durable RpcTarget stub (disposed)>"
         return f"<durable RpcTarget stub of {type(self._value).__qualname__}>"
 
 
@@ -275,9 +348,13 @@ def _target_for_rpc(target: RpcTarget) -> TargetStub:
 
 
 def _forwarded(stub: _RemoteStub) -> _RemoteStub:
-    """A stub sent on: the receiver's own stub to the same value and home."""
-    if stub._disposed:
-        raise DurableError(DISPOSED)
+    """A stub sent on: the receiver's own stub to the same value and home. A disposed one is sent
+    too, and stays disposed (workerd, measured with miniflare 4, 2026-04-07: returning or passing
+    on a kept callback works; calling what arrives fails with ``RPC stub used after being disposed.``)."""
+    if _is_disposed(stub):
+        new = type(stub)(None, None, 0)
+        new._disposed = True
+        return new
     return type(stub)(stub._value, stub._home_host, stub._home_gen)
 
 

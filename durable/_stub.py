@@ -53,7 +53,7 @@ from ._http import (
 )
 from ._id import DurableObjectId
 from ._output_gate import reset_copy
-from ._rpc_target import copy_params, dispose_all
+from ._rpc_target import copy_params, dispose_all, register_runtime_forwarding
 from ._util import NoPublicConstructor
 
 if TYPE_CHECKING:
@@ -432,7 +432,7 @@ class RpcMethod:
         if CLOSE_PER_PROMISE:
             promise.close = _close
         if received is not None:  # workerd disposes them when the call ends (_rpc_target)
-            promise.add_done_callback(dispose_all(received))
+            dispose_all(received, promise)
         broken = state.broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))
@@ -1130,3 +1130,6 @@ async def _readable_elsewhere(promise: RpcPromise) -> Any:
 def fetch_forwarded(stub: Stub[Any], request: Request) -> Coroutine[Any, Any, Response]:
     """``stub.fetch(request)`` on the runtime's loop, the response body read there (for another thread)."""
     return stub._fetch_buffered(request)
+
+
+register_runtime_forwarding(on_runtime_loop)

@@ -13,7 +13,9 @@ not (``The RPC receiver does not implement the method "plain".``); storing a fun
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +23,8 @@ import pytest
 
 import durable
 from durable import testing
+from durable._codec import Transfer, register_transfer
+from durable._rpc_target import copy_params
 
 
 class Counter(durable.RpcTarget):
@@ -67,6 +71,19 @@ class Obj(durable.DurableObject):
             return [type(exc).__name__, str(exc), getattr(exc, "remote", None)]
         return ["no error"]
 
+    async def catches_base(self, cb: Any) -> list[Any]:
+        try:
+            await cb()
+        except BaseException as exc:
+            return [type(exc).__name__, str(exc)]
+        return ["no error"]
+
+    def get_exiting(self) -> Any:
+        def exits() -> None:
+            raise SystemExit("in the object")
+
+        return exits
+
     async def args_copied(self, cb: Any) -> list[Any]:
         sent = {"a": 1}
         back = await cb(sent)
@@ -85,6 +102,22 @@ class Obj(durable.DurableObject):
 
     async def use_kept(self, *args: Any) -> Any:
         return await self.kept(*args)
+
+    def get_kept(self) -> list[Any]:
+        return [self.kept]
+
+    async def pass_kept(self, other: Any) -> list[Any]:
+        return list(await other.catches(self.kept))
+
+    async def use_kept_pair(self) -> list[Any]:
+        target, fn = self.kept
+        out: list[Any] = []
+        for call in (target.inc, fn):
+            try:
+                await call(1)
+            except Exception as exc:
+                out.append([type(exc).__name__, str(exc)])
+        return [repr(target), repr(fn), *out]
 
     async def keep_for_alarm(self, cb: Any) -> None:
         self.kept = cb
@@ -145,6 +178,13 @@ class Obj(durable.DurableObject):
 
     async def forward(self, other: Any, target: Any) -> list[int]:
         return list(await other.call_target(target))
+
+
+def _closure_over(buffer: bytearray) -> Any:
+    def size() -> int:
+        return len(buffer)
+
+    return size
 
 
 @pytest.fixture
@@ -215,6 +255,72 @@ class TestCallbacks:
         await testing.run_alarm(stub)
         assert await stub.get_alarm_result() == ["DurableError", "RPC stub used after being disposed."]
 
+    async def test_a_disposed_stub_kept_by_the_receiver_keeps_nothing_of_the_sender(self, ns: Any) -> None:
+        """workerd releases the sender's function or target when the call ends and its stubs are
+        disposed; before, a receiver that kept the stub kept the function (and its closure: the
+        sending instance, its buffers) or the RpcTarget alive."""
+        target = Counter(1)
+        fn = _closure_over(bytearray(1000))
+        refs = [weakref.ref(target), weakref.ref(fn)]
+        stub = ns.get_by_name("a")
+        assert await stub.keep([target, fn]) == "kept"
+        assert await stub.use_kept_pair() == [  # a later request: the call has ended
+            "<durable RpcTarget stub (disposed)>",
+            "<durable callback stub (disposed)>",
+            ["DurableError", "RPC stub used after being disposed."],
+            ["DurableError", "RPC stub used after being disposed."],
+        ]
+        del target, fn
+        gc.collect()
+        assert [ref() for ref in refs] == [None, None]
+
+    async def test_a_kept_callback_is_disposed_as_its_call_ends_even_for_an_eager_next_call(self, ns: Any) -> None:
+        """workerd disposes the stub when the call ends; durable disposed it one loop turn later
+        (a done-callback), so a next call started eagerly in between (an eager task factory,
+        Python 3.12+) still ran the kept callback: ``use_kept`` returned 101."""
+        if not hasattr(asyncio, "eager_task_factory"):
+            pytest.skip("asyncio.eager_task_factory: Python 3.12+")
+        stub = ns.get_by_name("a")
+        loop = asyncio.get_running_loop()
+        factory = loop.get_task_factory()
+        loop.set_task_factory(asyncio.eager_task_factory)
+        try:
+            assert await stub.keep(lambda x: x + 100) == "kept"
+            with pytest.raises(durable.DurableError, match=r"^RPC stub used after being disposed\.$"):
+                await stub.use_kept(1)
+        finally:
+            loop.set_task_factory(factory)
+
+    async def test_a_disposed_stub_can_be_sent_on_and_stays_disposed(self, ns: Any) -> None:
+        """workerd (probe review-rpct-p2): an object returns a kept (disposed) callback, or passes
+        it to another object: both arrive, and calling them fails with ``RPC stub used after being
+        disposed.`` Before: returning or passing it raised at once."""
+        stub = ns.get_by_name("a")
+        assert await stub.keep(lambda: 1) == "kept"
+        await asyncio.sleep(0)  # the call's stubs are disposed once it ended
+        [kept] = await stub.get_kept()
+        with pytest.raises(durable.DurableError, match=r"^RPC stub used after being disposed\.$"):
+            await kept()
+        assert (await stub.pass_kept(ns.get_by_name("b")))[:2] == [
+            "DurableError",
+            "RPC stub used after being disposed.",
+        ]
+
+    async def test_keyboard_interrupt_and_system_exit_reach_the_caller_not_the_loop(self, ns: Any) -> None:
+        """As for an object's method that raises them: the caller gets them, the loop runs on.
+        Before, the call's task raised them out of the loop (asyncio re-raises both), stopping it,
+        and the caller got ``CancelledError``."""
+
+        def interrupt() -> None:
+            raise KeyboardInterrupt("plain")
+
+        stub = ns.get_by_name("a")
+        assert await stub.catches_base(interrupt) == ["KeyboardInterrupt", "plain"]
+        exits = await stub.get_exiting()
+        with pytest.raises(SystemExit, match="in the object"):
+            await exits()
+        assert await stub.with_cb(lambda x: x + 1, 1) == 2
+
     async def test_a_function_is_still_not_stored(self, ns: Any) -> None:
         """workerd: ``DataCloneError`` for a function put in storage, nested too."""
         with pytest.raises(durable.DataCloneError, match="not a stored value"):
@@ -274,6 +380,52 @@ class TestCallbacks:
             assert await asyncio.to_thread(stub.with_cb, on_runtime_thread, 1) == 2
             assert len(seen) == 1
 
+    async def test_a_returned_function_called_on_another_threads_loop_runs_on_the_runtimes(self) -> None:
+        """A function an object returned, called from a BlockingRuntime's caller (its own loop, via
+        asyncio.run), runs on the runtime's thread like the object's other events. Before: on the
+        caller's thread, beside the object's code on the runtime's (workerd runs an object's code on
+        one thread only)."""
+
+        class Where(durable.DurableObject):
+            def get_fn(self) -> Any:
+                def where(x: int) -> list[Any]:
+                    return [x, threading.current_thread().name]
+
+                return where
+
+            def get_target(self) -> Any:
+                class Here(durable.RpcTarget):
+                    def where(self) -> str:
+                        return threading.current_thread().name
+
+                return Here()
+
+        def in_caller_thread() -> list[Any]:
+            with durable.BlockingRuntime() as rt:
+                stub = rt.namespace(Where).get_by_name("a")
+                fn, target = stub.get_fn(), stub.get_target()
+                return [asyncio.run(fn(1)), asyncio.run(target.where()), threading.current_thread().name]
+
+        by_fn, by_target, caller = await asyncio.to_thread(in_caller_thread)
+        assert by_fn[0] == 1
+        assert {by_fn[1], by_target} == {"durable-runtime"} != {caller}
+
+    async def test_a_blocking_call_inside_a_function_sent_from_a_blocking_runtime_names_it(self) -> None:
+        """A function a BlockingRuntime's caller sends runs on the runtime's thread: a blocking
+        stub call inside it is refused (it would wait for itself), and the error now says so."""
+
+        def in_caller_thread() -> str:
+            with durable.BlockingRuntime() as rt:
+                stub = rt.namespace(Obj).get_by_name("a")
+                try:
+                    stub.with_cb(lambda x: stub.read(), 1)
+                except RuntimeError as exc:
+                    return str(exc)
+                return "no error"
+
+        message = await asyncio.to_thread(in_caller_thread)
+        assert "own event-loop thread" in message and "a function sent over RPC" in message
+
 
 class TestRpcTarget:
     async def test_methods_and_getters_are_callable(self, ns: Any) -> None:
@@ -320,3 +472,43 @@ class TestPipelining:
             promise.inc
         counter = await promise
         assert await counter.inc(1) == 6
+
+
+class _Gate:
+    """A value whose copy waits for an event: holds one thread inside copy_params."""
+
+    def __init__(self, entered: threading.Event, release: threading.Event) -> None:
+        self.entered, self.release = entered, release
+
+
+def _copy_gate(gate: _Gate) -> None:
+    gate.entered.set()
+    assert gate.release.wait(10)
+
+
+register_transfer(_Gate, Transfer(_copy_gate, "a test value"))
+
+
+class TestCopyParamsThreads:
+    def test_two_threads_copying_arguments_at_once_each_collect_their_own_stubs(self) -> None:
+        """Thread A copies arguments (a function after a value whose copy waits) while thread B
+        starts copying its own. Before, the stubs being collected were one global: A's stub went
+        to neither list (never disposed), and B, ending last, left A's list as the global for good
+        (every later stub of A's thread joined it)."""
+        a_in, a_go, b_in, b_go = (threading.Event() for _ in range(4))
+        out: dict[str, Any] = {}
+
+        def copy(name: str, gate: _Gate) -> None:
+            out[name] = copy_params(([gate, lambda: name],), {})[2]
+
+        a = threading.Thread(target=copy, args=("a", _Gate(a_in, a_go)))
+        b = threading.Thread(target=copy, args=("b", _Gate(b_in, b_go)))
+        a.start()
+        assert a_in.wait(10)
+        b.start()
+        assert b_in.wait(10)
+        a_go.set()
+        a.join(10)
+        b_go.set()
+        b.join(10)
+        assert [len(out["a"] or []), len(out["b"] or [])] == [1, 1]
