@@ -40,12 +40,14 @@ __all__ = ["AlarmState"]
 class AlarmState:
     """The alarm of one object: whether its handler runs, and whether it changed since the last commit."""
 
-    __slots__ = ("_changed_depth", "_committing", "_dirty_depth", "_owner", "changed", "reset", "running")
+    __slots__ = ("_attempt", "_changed_depth", "_committing", "_dirty_depth", "_owner", "changed", "reset", "running")
 
     def __init__(self, owner: ObjectHost) -> None:
         self._owner = owner
         self.running = False
-        """Whether the alarm handler runs now."""
+        """Whether the alarm handler of the object's current generation runs now."""
+        self._attempt: object | None = None
+        """The token of the attempt that set ``running`` (:meth:`run`): only that attempt clears it."""
         self.reset = False
         """Whether the running handler set (or deleted) the alarm itself."""
         self.changed = False
@@ -111,6 +113,19 @@ class AlarmState:
                 return None
         return stored
 
+    def generation_ended(self) -> None:
+        """The object was reset (or evicted): a handler of the old generation no longer counts as running.
+
+        Its code may go on (a handler that caught its own ``abort()``), but its storage calls
+        raise, and the next instance (the retry's handler, or any call) must see the stored
+        alarm as if no handler ran; the old run's end leaves this state alone (:meth:`run`).
+        """
+        self.running = False
+        self.reset = False
+        self._dirty_depth = None
+        self._attempt = None
+        self.changed = False
+
     def take_change(self) -> bool:
         """Whether the alarm changed since the last commit; the change is now this commit's to announce.
 
@@ -153,18 +168,25 @@ class AlarmState:
         self.running = True
         self.reset = False
         self._dirty_depth = None
+        self._attempt = attempt = object()
         gen = self._owner.gen
-        handler = getattr(instance, "alarm", None)
-        if not callable(handler):
-            # An alarm the constructor set on a class without alarm(): workerd logs this and
-            # clears the alarm, without an error or a retry (measured with miniflare 4).
-            log.warning(_NO_HANDLER)
-        else:
-            # `async def alarm(self)` is fine too: JavaScript drops the argument a handler does not take.
-            result = handler() if positional_arity(handler) == 0 else handler(info)
-            if inspect.isawaitable(result):
-                await result
-        self.running = False
+        try:
+            handler = getattr(instance, "alarm", None)
+            if not callable(handler):
+                # An alarm the constructor set on a class without alarm(): workerd logs this and
+                # clears the alarm, without an error or a retry (measured with miniflare 4).
+                log.warning(_NO_HANDLER)
+            else:
+                # `async def alarm(self)` is fine too: JavaScript drops the argument a handler does not take.
+                result = handler() if positional_arity(handler) == 0 else handler(info)
+                if inspect.isawaitable(result):
+                    await result
+        finally:
+            # Only this attempt's own flag: a handler that caught the reset of its object may end
+            # while its retry (another attempt, of the next generation) runs.
+            if self._attempt is attempt:
+                self.running = False
+                self._attempt = None
         if self._owner.gen != gen:
             # The object was reset while the handler ran (a block_concurrency_while() callback
             # that raised, an abort() the handler caught...): the attempt failed (the event

@@ -432,8 +432,6 @@ class ObjectHost:
         except BaseException as exc:
             self._fail_event(fut, gen, exc)
         finally:
-            if kind == "alarm":
-                self.alarms.running = False
             _event_ended(self, call)
 
     # -- reset and eviction --------------------------------------------------------------------
@@ -459,7 +457,7 @@ class ObjectHost:
         old_gate, self.gate = self.gate, InputGate()
         old_gate.break_(error)
         self.db.rollback()
-        self.alarms.changed = False
+        self.alarms.generation_ended()
         self.output.fail(error)
         self.instance = None
         self.state = None

@@ -782,3 +782,78 @@ class TestDeleteAllIsDurableAtOnce:
             assert attempts == [0]
             stub = rt.namespace(DeletesAllThenAborts, storage=backend).get_by_name(name)
             assert await stub.state() == (None, [])
+
+
+class OutlivesItsReset(durable.DurableObject):
+    """Its first alarm() attempt calls ctx.abort(), catches the error and goes on until its retry
+    (retry_count 1) lets it end; both record what they see. (A handler whose object another task
+    resets, a failing block_concurrency_while() callback say, is cancelled: it does not go on.)"""
+
+    async def arm(self) -> None:
+        await self.ctx.storage.set_alarm(T0_MS + 200)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        env = self.env
+        seen: Seen = env.seen
+        if info.retry_count == 0:
+            try:
+                self.ctx.abort("reset")
+            except Exception as exc:
+                seen.append(str(exc))
+            await env.old_may_end.wait()  # set by the retry, which runs meanwhile
+            try:
+                await self.ctx.storage.delete_alarm()
+            except durable.DurableError as exc:
+                seen.append(type(exc).__name__)
+            try:
+                await self.ctx.storage.set_alarm(T0_MS)
+            except durable.DurableError as exc:
+                seen.append(type(exc).__name__)
+            env.old_ended.set()
+            return
+        seen.append(("retry", info.retry_count, await self.ctx.storage.get_alarm()))
+        env.old_may_end.set()
+        await env.old_ended.wait()
+        seen.append(("retry", info.retry_count, await self.ctx.storage.get_alarm()))
+
+
+class TestAHandlerThatOutlivesTheResetOfItsObject:
+    """A handler that catches its own abort() and goes on past its retry, 2 s later: in workerd (miniflare 4,
+    2026-04-07, SQLite- and KV-backed) the old run's code does not go on at all, the retry's
+    getAlarm() reads null from start to end, and between the failure and the retry getAlarm()
+    reads the alarm. In durable the old run goes on (docs/differences.md), and its end cleared the
+    shared "handler running" flag: the retry's get_alarm() then read its own alarm; while the
+    old run went on, before the retry, get_alarm() read None."""
+
+    async def test_the_old_run_leaves_the_retry_alone(self, backend: str) -> None:
+        clock = MockClock(T0)
+        seen: Seen = []
+        env = {"seen": seen, "old_may_end": asyncio.Event(), "old_ended": asyncio.Event()}
+        async with durable.Runtime(clock=clock, vars=env) as rt:
+            await rt.namespace(OutlivesItsReset, storage=backend).get_by_name("a").arm()
+            await clock.advance(1)
+            assert seen == ["reset"]
+            await clock.advance(2)
+            # The retry reads None to its end; the old run's storage calls raise: it can neither
+            # clear nor move the retry's alarm.
+            assert seen == ["reset", ("retry", 1, None), "ObjectAbortedError", "ObjectAbortedError", ("retry", 1, None)]
+            stub = rt.namespace(OutlivesItsReset, storage=backend).get_by_name("a")
+            assert await stub.get() is None  # the retry succeeded and cleared it
+            await clock.advance(200)
+            assert len(seen) == 5  # nothing more ran
+
+    async def test_until_the_retry_a_call_reads_the_alarm(self, backend: str) -> None:
+        clock = MockClock(T0)
+        seen: Seen = []
+        env = {"seen": seen, "old_may_end": asyncio.Event(), "old_ended": asyncio.Event()}
+        async with durable.Runtime(clock=clock, vars=env) as rt:
+            await rt.namespace(OutlivesItsReset, storage=backend).get_by_name("a").arm()
+            await clock.advance(1)
+            assert seen == ["reset"]
+            stub = rt.namespace(OutlivesItsReset, storage=backend).get_by_name("a")
+            assert await stub.get() == T0_MS + 200  # the old run goes on, but no handler of this instance runs
+            await clock.advance(2)
+            assert seen[1:2] == [("retry", 1, None)]
