@@ -164,6 +164,7 @@ class EventCall:
     """The event's name, made when first asked for (``get_name()``)."""
 
     def __init__(self, fut: asyncio.Future[Any]) -> None:
+        # (_host._start_fast makes an EventCall without this: keep them alike)
         self.fut = fut
         self.task: asyncio.Task[Any] | None = None
         """Set when the event suspended and a task took it over (None while it runs eagerly)."""

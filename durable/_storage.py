@@ -328,11 +328,10 @@ class Storage:
     def get(self, key: str | KeyList, **options: Any) -> Awaitable[Any]:
         """Read one key (its value, or ``None``) or several (a dict of those that exist, by key).
 
-        Options ``allow_concurrency`` and ``no_cache`` are accepted; reads never suspend here, so
-        neither changes anything (see ``docs/differences.md``).
+        Options ``allow_concurrency`` and ``no_cache`` are accepted and change nothing (reads never suspend here:
+        ``docs/differences.md``). Checks run only where they could fail (check_live, check_key: docs/performance.md).
         """
         host = self._host
-        # check_live() and check_key() are called only when a test of theirs could fail (docs/performance.md).
         if self._gen != host.gen or running.get() is not host.running or _get_running_loop() is None:
             host.check_live(self._gen)  # raises: reset or evicted, or not used by the object's own code
         if options:
@@ -346,7 +345,10 @@ class Storage:
             blob = kv.cache.get(key, _UNCACHED) if not kv.dirty else _UNCACHED
             if blob is _UNCACHED:
                 blob = kv.get(key)
-            return _NONE if blob is None else Done(decode(blob))
+            if blob is None:
+                return _NONE
+            (result := object.__new__(Done)).value = decode(blob)  # Done(...) without __init__: see there
+            return result
         if isinstance(key, (list, tuple)):
             keys = _checked_keys(key, host)
             check_batch(len(keys), host)
