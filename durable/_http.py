@@ -1679,13 +1679,8 @@ def check_response(result: object, request: object = None) -> Response:
     twin._web_socket = result._web_socket
     if cls is not Response and hasattr(result, "__dict__"):  # a user subclass's own attributes
         twin.__dict__.update(result.__dict__)
-    if type(request) is Request:  # (what build_request makes: at the cost isinstance() had)
-        twin._url = request.url
-        twin._redirected = False
-        if request.method == "HEAD":
-            twin._body = None
-    elif isinstance(request, Request):  # (_SentWithCredentials: answered at the URL as sent)
-        twin._url = request._caller_url if type(request) is _SentWithCredentials else request.url
+    if isinstance(request, Request):  # (answered at the URL as sent: _SentWithCredentials's own)
+        twin._url = request.url if type(request) is Request else sent_url(request)
         twin._redirected = False
         if request.method == "HEAD":
             twin._body = None
@@ -1702,7 +1697,7 @@ def fetched(response: Response, request: Request | str, redirected: bool = False
         response._url = request
         response._redirected = redirected
         return
-    response._url = request._caller_url if type(request) is _SentWithCredentials else request.url
+    response._url = sent_url(request)
     response._redirected = redirected
     if request.method == "HEAD" and response._body is not None and not response._body_used:
         response._body = None
@@ -1725,9 +1720,8 @@ def redirect_target(request: Request, response: Response) -> str | None:
         return None
     # (Against the URL as the caller sent it, credentials included: workerd, measured with miniflare 4,
     # 2026-04-07: "http://u:p@a.com/r" redirected to "/echo" answers with url "http://u:p@a.com/echo".)
-    base = request._caller_url if type(request) is _SentWithCredentials else request.url
     try:
-        target = parse_url(urljoin(base, location))
+        target = parse_url(urljoin(sent_url(request), location))
     except ValueError:  # urljoin's own refusal ("Invalid IPv6 URL")
         target = None
     if target is None:

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final, overload
 
-from . import _context, _keys
+from . import _context
 from ._aliases import camel_aliases, normalize_options
 from ._bookmarks import Bookmarks
 from ._codec import decode
@@ -36,7 +36,19 @@ from ._done import Done as Done
 from ._done import next_turn
 from ._exceptions import DurableError, InvalidTransactionError
 from ._gates import InputGate, through_gate
-from ._keys import PUT_SHAPE, KeyList, as_key, bindable_keys, check_batch, check_key, checked_limit, encode_checked
+from ._keys import (
+    GET_OPTIONS,
+    LIST_OPTIONS,
+    PUT_OPTIONS,
+    PUT_SHAPE,
+    KeyList,
+    as_key,
+    bindable_keys,
+    check_batch,
+    check_key,
+    checked_limit,
+    encode_checked,
+)
 from ._keys import compile_range as compile_range
 from ._kv import LIST_INVALIDATED as LIST_INVALIDATED
 from ._kv import SyncKV as SyncKV
@@ -157,8 +169,6 @@ class StorageHost(Protocol):
 
 
 _Pairs = list[tuple[str, bytes]]
-
-_GET_OPTIONS, _PUT_OPTIONS, _LIST_OPTIONS = _keys.GET_OPTIONS, _keys.PUT_OPTIONS, _keys.LIST_OPTIONS
 
 
 @final
@@ -335,7 +345,7 @@ class Storage:
         if self._gen != host.gen or running.get() is not host.running or _get_running_loop() is None:
             host.check_live(self._gen)  # raises: reset or evicted, or not used by the object's own code
         if options:
-            normalize_options("get", options, _GET_OPTIONS)
+            normalize_options("get", options, GET_OPTIONS)
         if type(key) is str:
             if host.kv_backed or not key.isascii():
                 check_key(key, host)
@@ -369,7 +379,7 @@ class Storage:
         check_owner(host)
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
-        opts = normalize_options("list", options, _LIST_OPTIONS) if options else {}
+        opts = normalize_options("list", options, LIST_OPTIONS) if options else {}
         opts.pop("allow_concurrency", None)
         opts.pop("no_cache", None)
         bounds = compile_range(**opts)
@@ -392,7 +402,7 @@ class Storage:
         host = self._host
         if self._gen != host.gen or running.get() is not host.running or _get_running_loop() is None:
             host.check_live(self._gen)  # raises, as in get()
-        gated = not options or not normalize_options("put", options, _PUT_OPTIONS).get("allow_unconfirmed", False)
+        gated = not options or not normalize_options("put", options, PUT_OPTIONS).get("allow_unconfirmed", False)
         if type(key) is str:
             if value is ...:
                 raise TypeError("put() called with undefined value.")
@@ -427,7 +437,7 @@ class Storage:
         check_owner(host)
         if self._gen != host.gen:
             host.check_live(self._gen)  # raises: this instance was reset or evicted
-        opts = normalize_options("delete", options, _PUT_OPTIONS) if options else {}
+        opts = normalize_options("delete", options, PUT_OPTIONS) if options else {}
         gated = not opts.get("allow_unconfirmed", False)
         keys: str | list[str]
         if isinstance(key, str):
@@ -446,7 +456,7 @@ class Storage:
         Raises ``InvalidTransactionError`` inside ``transaction()``, as Cloudflare does."""
         host = self._host
         host.check_live(self._gen)
-        opts = normalize_options("delete_all", options, _PUT_OPTIONS) if options else {}
+        opts = normalize_options("delete_all", options, PUT_OPTIONS) if options else {}
         if self._txns.level() is not None:
             raise InvalidTransactionError("Cannot call deleteAll() within a transaction")
         gated = not opts.get("allow_unconfirmed", False)
