@@ -8,10 +8,12 @@ white-box tests use to drive storage from the test body.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,3 +122,51 @@ def resolve_durable_name(dotted: str) -> object:
         except ImportError:
             raise AttributeError(f"{path} does not exist") from None
     return obj
+
+
+REPO = Path(__file__).resolve().parent.parent
+"""The checkout the tests run from."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def serve_and_get(argv: list[str], paths: list[str], cwd: Path = REPO) -> list[str]:
+    """Start a server with ``argv`` (which serves on 127.0.0.1 and a port given as {port}), GET ``paths``."""
+    import subprocess
+
+    import httpx
+
+    port = free_port()
+    # A script (examples/counter.py) imports this checkout's durable, whatever is installed.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen(
+        [sys.executable, *[a.format(port=port) for a in argv]],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(300):  # up to ~30 s for the interpreter and uvicorn to start
+                if proc.poll() is not None:
+                    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "server exited")
+                try:
+                    await client.get("/")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            return [(await client.get(p)).text for p in paths]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()

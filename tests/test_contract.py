@@ -11,7 +11,6 @@ import asyncio
 import datetime
 import decimal
 import math
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 import durable
 from durable import testing
 
-from helpers import settle
+from helpers import serve_and_get, settle
 
 pytest_plugins = ["pytester"]
 
@@ -1543,50 +1542,6 @@ class EchoWorker(durable.WorkerEntrypoint):
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _serve_and_get(argv: list[str], paths: list[str], cwd: Path = REPO) -> list[str]:
-    """Start a server with ``argv`` (which serves on 127.0.0.1 and a port given as {port}), GET ``paths``."""
-    import subprocess
-    import sys
-
-    import httpx
-
-    port = _free_port()
-    # A script (examples/counter.py) imports this checkout's durable, whatever is installed.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.Popen(
-        [sys.executable, *[a.format(port=port) for a in argv]],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(300):  # up to ~30 s for the interpreter and uvicorn to start
-                if proc.poll() is not None:
-                    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "server exited")
-                try:
-                    await client.get("/")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            return [(await client.get(p)).text for p in paths]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr:
-            proc.stderr.close()
-
-
 class TestHttp:
     """HTTP."""
 
@@ -1660,7 +1615,7 @@ class TestHttp:
     # -- serve ---------------------------------------------------------------------------------
     async def test_python_m_durable_serve(self) -> None:
         """`python -m durable serve FILE.py --port N --in-memory` serves the file's Worker with its bindings."""
-        texts = await _serve_and_get(
+        texts = await serve_and_get(
             ["-m", "durable", "serve", "examples/counter.py", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"],
             ["/increment?name=A", "/increment?name=A", "/?name=B"],
         )
@@ -1673,16 +1628,16 @@ class TestHttp:
         app = tmp_path / "counter.py"
         shutil.copy(REPO / "examples" / "counter.py", app)
         argv = ["-m", "durable", "serve", str(app), "--port", "{port}"]
-        texts = await _serve_and_get(argv, ["/increment?name=A"], cwd=tmp_path)
+        texts = await serve_and_get(argv, ["/increment?name=A"], cwd=tmp_path)
         assert texts == ["Durable Object 'A' count: 1"]
         assert (tmp_path / ".durable").is_dir()
-        assert await _serve_and_get(argv, ["/increment?name=A"], cwd=tmp_path) == ["Durable Object 'A' count: 2"]
+        assert await serve_and_get(argv, ["/increment?name=A"], cwd=tmp_path) == ["Durable Object 'A' count: 2"]
 
     async def test_example_counter_runs_directly(self, tmp_path: Path) -> None:
         """`python examples/counter.py [--port N] [--persist DIR]` serves the seed's counter."""
         argv = ["examples/counter.py", "--port", "{port}", "--persist", str(tmp_path / "state")]
-        assert await _serve_and_get(argv, ["/increment?name=A"]) == ["Durable Object 'A' count: 1"]
-        assert await _serve_and_get(argv, ["/increment?name=A"]) == ["Durable Object 'A' count: 2"]
+        assert await serve_and_get(argv, ["/increment?name=A"]) == ["Durable Object 'A' count: 1"]
+        assert await serve_and_get(argv, ["/increment?name=A"]) == ["Durable Object 'A' count: 2"]
 
 
 # == 6. Testing: durable.testing and the pytest plugin ==============================================
@@ -2217,9 +2172,7 @@ class TestPythonWorkers:
 
     async def test_durable_serve_project(self, project: Path) -> None:
         """`durable serve PROJECT` serves a Python Workers project folder."""
-        texts = await _serve_and_get(
-            ["-m", "durable", "serve", str(project), "--port", "{port}", "--in-memory"], ["/a"]
-        )
+        texts = await serve_and_get(["-m", "durable", "serve", str(project), "--port", "{port}", "--in-memory"], ["/a"])
         assert texts == ["notes hello via worker"]
 
 
