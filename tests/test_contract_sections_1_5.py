@@ -303,3 +303,23 @@ class TestSync:
                 )
 
         assert asyncio.run(read()) == "kept"
+
+
+# == 1. / 2. a class without fetch ===================================================================
+
+
+class TestNoFetchHandler:
+    async def test_fetch_of_a_class_without_fetch_is_a_durable_error(self) -> None:
+        """workerd answers `stub.fetch()` of a class without `fetch` with a plain `Error` (not a
+        `TypeError`): `Error: Handler does not export a fetch() function.`, `remote` true. durable's
+        rule for workerd's other errors is a `durable.DurableError`; it stays a `TypeError` too (as
+        docs/api.md has said), and the stub keeps working, as after any error of a call."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Plain).get_by_name("a")
+            with pytest.raises(
+                durable.NoFetchHandlerError, match=r"^Handler does not export a fetch\(\) function\."
+            ) as info:
+                await stub.fetch("http://do/")
+            assert isinstance(info.value, durable.DurableError) and isinstance(info.value, TypeError)
+            assert info.value.remote is True and info.value.durable_object_reset is False
+            assert await stub.hi() == "hi"
