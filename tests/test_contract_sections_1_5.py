@@ -323,3 +323,31 @@ class TestNoFetchHandler:
             assert isinstance(info.value, durable.DurableError) and isinstance(info.value, TypeError)
             assert info.value.remote is True and info.value.durable_object_reset is False
             assert await stub.hi() == "hi"
+
+
+# == 5. HTTP ==========================================================================================
+
+
+class TestResponseJson:
+    async def test_numbers_are_spelled_as_pythons_json_spells_them(self) -> None:
+        """docs/http.md: `Response.json()` writes a float with its point and sign and an int with
+        every digit (workerd's `JSON.stringify` wrote `[1,0,0.1,1e+21]` and `1152921504606847000`)."""
+        assert await durable.Response.json([1.0, -0.0, 0.1, 1e21]).text() == "[1.0,-0.0,0.1,1e+21]"
+        assert await durable.Response.json(2**60).text() == "1152921504606846976"
+
+    async def test_what_workerd_writes_alike(self) -> None:
+        """workerd: `Response.json({a:[1,"é"], b:null})` is `{"a":[1,"é"],"b":null}` with
+        `content-type: application/json`; `{status: 201}` and extra headers are kept, a given
+        content type wins; `Response.json("x")` is `"x"` and `Response.json(null)` is `null`."""
+        resp = durable.Response.json({"a": [1, "é"], "b": None})
+        assert await resp.text() == '{"a":[1,"é"],"b":null}'
+        assert list(resp.headers.entries()) == [("content-type", "application/json")]
+        resp = durable.Response.json({"a": 1}, status=201, headers={"X-A": "1"})
+        assert resp.status == 201 and list(resp.headers.entries()) == [
+            ("content-type", "application/json"),
+            ("x-a", "1"),
+        ]
+        resp = durable.Response.json({"a": 1}, headers={"Content-Type": "text/x"})
+        assert list(resp.headers.entries()) == [("content-type", "text/x")]
+        assert await durable.Response.json("x").text() == '"x"'
+        assert await durable.Response.json(None).text() == "null"
