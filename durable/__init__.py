@@ -50,6 +50,7 @@ from ._exceptions import DataCloneError as DataCloneError
 from ._exceptions import DataCorruptionError as DataCorruptionError
 from ._exceptions import DurableError as DurableError
 from ._exceptions import InvalidTransactionError as InvalidTransactionError
+from ._exceptions import NoFetchHandlerError as NoFetchHandlerError
 from ._exceptions import ObjectAbortedError as ObjectAbortedError
 from ._exceptions import ObjectResetError as ObjectResetError
 from ._exceptions import OverloadedError as OverloadedError
@@ -114,6 +115,7 @@ __all__ = [
     "InvalidTransactionError",
     "Limits",
     "Namespace",
+    "NoFetchHandlerError",
     "ObjectAbortedError",
     "ObjectResetError",
     "OverloadedError",

@@ -15,6 +15,7 @@ from types import FunctionType
 from typing import TYPE_CHECKING, Any, cast, final
 
 from ._aliases import camel_aliases
+from ._exceptions import NoFetchHandlerError
 
 # Imported here, not in check_response: an import statement run per fetch cost 0.8 us (timeit).
 from ._http import check_response as check_response
@@ -145,10 +146,11 @@ def read_property(cls: type, instance: object, name: str) -> Any:
 
 
 def call_fetch(cls: type, instance: object, request: Any) -> Any:
-    """Call ``instance``'s ``fetch`` handler with ``request``; ``TypeError`` (workerd's text) if it has none."""
+    """Call ``instance``'s ``fetch`` handler with ``request``; ``NoFetchHandlerError`` (a
+    ``DurableError`` and a ``TypeError``, with workerd's text) if it has none."""
     handler = getattr(instance, "fetch", None)
     if handler is None or not callable(handler):
-        raise TypeError(  # workerd's text first, so it can be searched for
+        raise NoFetchHandlerError(  # workerd's text first, so it can be searched for
             f"Handler does not export a fetch() function. (Durable Object class {cls.__name__} "
             "has no fetch() handler: define `async def fetch(self, request)` to receive stub.fetch() calls.)"
         )
