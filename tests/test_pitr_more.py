@@ -238,6 +238,20 @@ class TestBookmarkOrder:
             after = await rt.namespace(Pit).get_by_name("a").bookmark()
         assert before < after
 
+    async def test_a_never_written_objects_bookmark_sorts_before_the_next_sessions(self, tmp_path: Path) -> None:
+        """workerd (miniflare 4, 2026-04-07, persisted, one call per runtime): a fresh object's
+        ``getCurrentBookmark()`` is ``00000000-00000000-00000000-...``, then ``...-00000001-...`` and
+        ``...-00000002-...`` in the next two runtimes. durable handed out the empty state's bookmark
+        again after a restart (nothing was written to say it had been handed out), equal to the last."""
+        path = tmp_path / "state"
+        marks = []
+        for start in (T0, T0 + 60, T0 + 120):
+            async with durable.Runtime(path, clock=MockClock(start=start), point_in_time_recovery=True) as rt:
+                marks.append(await rt.namespace(Pit).get_by_name("a").bookmark())
+                assert await durable.testing.list_ids(rt.namespace(Pit)) == []  # still no storage
+        assert marks[0].startswith("00000000-00000000-00000000-")
+        assert marks[0] < marks[1] < marks[2], marks
+
     async def test_object_that_never_wrote_still_starts_empty(self, runtime: durable.Runtime) -> None:
         """The first bookmark of a new object names the empty state; later ones restore to it."""
         ns = runtime.namespace(Pit)
