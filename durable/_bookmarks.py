@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import inspect
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, final
 
@@ -16,7 +17,7 @@ from ._done import Done, after, next_turn
 from ._gates import through_gate
 from ._history import NO_PITR_KV, PITR_OFF, RETENTION_MS, History
 from ._history_capture import serialize_image
-from ._keys import check_date_range
+from ._keys import check_date_range, datetime_ms
 from ._snapshot import NO_SNAPSHOT_KV, DurableObjectSnapshot, PendingRestore, portable_image, snapshot_image
 
 if TYPE_CHECKING:
@@ -46,6 +47,18 @@ def _retrieved(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
+def _not_a_str(bookmark: object) -> str:
+    """Why ``bookmark`` is refused: not a str, or the bookmark call's result not awaited yet.
+
+    Cloudflare's own example passes ``getBookmarkForTime(...)`` on without ``await``
+    (docs ``api/sqlite-storage-api.mdx``); what arrives then is the awaitable.
+    """
+    text = f"a bookmark is a str, not {type(bookmark).__name__}"
+    if inspect.isawaitable(bookmark):
+        text += "; await get_bookmark_for_time() or get_current_bookmark() to get the bookmark itself"
+    return text
+
+
 def _time_ms(when: object) -> int:
     """``getBookmarkForTime``'s argument in ms since the epoch, refused with workerd's TypeErrors.
 
@@ -54,15 +67,13 @@ def _time_ms(when: object) -> int:
     an infinity, and a time outside kj::Date's range are ``TypeError`` (miniflare 4, 2026-04-07).
     """
     if isinstance(when, _dt.datetime):
-        stamp: int | float = when.timestamp() * 1000  # a naive datetime is local time, as in timestamp()
-    elif isinstance(when, (int, float)) and not isinstance(when, bool):
-        stamp = when
-    else:
+        return int(datetime_ms(when))  # a naive datetime is local time, as in timestamp()
+    if not isinstance(when, (int, float)) or isinstance(when, bool):
         raise TypeError(
             "Failed to execute 'getBookmarkForTime' on 'DurableObjectStorage': parameter 1 is not of type 'date'."
         )
-    check_date_range(stamp)
-    return int(stamp)
+    check_date_range(when)
+    return int(when)
 
 
 @final
@@ -122,7 +133,7 @@ class Bookmarks:
             # workerd's words for a missing bookmark (JavaScript would turn a number into a string).
             raise TypeError(
                 "Failed to execute 'onNextSessionRestoreBookmark' on 'DurableObjectStorage': "
-                f"parameter 1 is not of type 'string' (a bookmark is a str, not {type(bookmark).__name__})."
+                f"parameter 1 is not of type 'string' ({_not_a_str(bookmark)})."
             )
         if PendingRestore(self._db).scheduled():
             raise RuntimeError(_MIXED.format(other="from a snapshot (onNextSessionRestore)"))
@@ -142,7 +153,7 @@ class Bookmarks:
             if not isinstance(bookmark, str):
                 raise TypeError(
                     "Failed to execute 'snapshot' on 'DurableObjectStorage': parameter 1 is not of type "
-                    f"'string' (a bookmark is a str, not {type(bookmark).__name__})."
+                    f"'string' ({_not_a_str(bookmark)})."
                 )
             history = self._db.history
             if not isinstance(history, History):

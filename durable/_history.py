@@ -164,11 +164,11 @@ class History:
 
         A process killed once SQLite held a restored state but before the log did leaves that state
         to be recovered here: it is recorded as the restore (after the ``MARK`` its undo bookmark
-        names), not as one more state of the session before, which the undo bookmark would then
-        have named.
+        names), not as one more state of the session before. A ``MARK`` already waiting is the
+        restore a start is applying now, to an object never written (opening its new file).
         """
         self._note_given()
-        undo = self._restore_written(conn)
+        undo = None if self.log.lead is not None else self._restore_written(conn)
         if undo is None:
             self.capture.opened(conn, file)
             return
@@ -248,6 +248,8 @@ class History:
         if history.last_seq == self._given:
             history.append(MARK, history.last_seq + 1, history.state_time(), b"")
             self._prune()
+        elif not history.exists():
+            history.begin()  # the empty state's, of a new object: the next session counts it too
         self._given = history.last_seq
         return self.bookmark(history.last_seq)
 

@@ -115,7 +115,8 @@ class HistoryCapture:
         if not trusted or (not history.exists() and self._has_content(conn)):
             current = serialize_image(conn)
             known = history.image_at(history.last_seq) if history.exists() else b""
-            if unwal(current) != unwal(known):
+            # A database without a table is the empty state (a new file has a page all the same).
+            if unwal(current) != unwal(known) and (known or self._has_content(conn)):
                 history.append(BASE, history.last_seq + 1, history.state_time(), current)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._salt, self._frame, self._check_header = None, 0, True

@@ -287,7 +287,8 @@ class HistoryLog:
 
     ``lineage``, ``created_ms`` and ``last_seq`` describe the log once loaded; ``pending`` is the
     restore requested for the next session (``(target seq, undo seq)``), ``anchor`` the last seq
-    when the current session began. They are read and set by ``_history.History``.
+    when the current session began, ``lead`` the MARK waiting to lead the next append (see
+    :meth:`lead_with_mark`). They are read and set by ``_history.History``.
     """
 
     def __init__(
@@ -312,7 +313,7 @@ class HistoryLog:
         self.last_seq = 0
         self.pending: tuple[int, int] | None = None  # (target seq, undo seq)
         self.anchor = 0  # last seq when the current session began
-        self._mark: tuple[int, int] | None = None  # (seq, last seq before) of a MARK the next append leads with
+        self.lead: tuple[int, int] | None = None  # (seq, last seq before) of a MARK the next append leads with
         self._compact_due = float("inf")  # the clock time after which the oldest state can go
 
     # -- loading and appending --
@@ -357,8 +358,10 @@ class HistoryLog:
         self.pending = _pending_restore(store, entries)
         self.anchor = self.last_seq
 
-    def _create(self) -> None:
-        """Start the log: its header, with a new lineage."""
+    def begin(self) -> None:
+        """Start the log, if it does not exist yet: its header, with a new lineage."""
+        if self._store.exists():
+            return
         self.lineage = secrets.randbits(32) or 1
         self.created_ms = self.now_ms()
         self._store.append(
@@ -373,11 +376,10 @@ class HistoryLog:
         Raises ``OSError`` if it cannot be written; the log is then cut back to where it was.
         """
         store = self._store
-        if not store.exists():
-            self._create()
+        self.begin()
         size = store.size()
         data = _record(kind, seq, time_ms, payload)
-        lead, self._mark = self._mark, None
+        lead, self.lead = self.lead, None
         if lead is not None:
             data = _record(MARK, lead[0], time_ms, b"") + data
         try:
@@ -385,7 +387,7 @@ class HistoryLog:
         except BaseException:
             with contextlib.suppress(OSError):
                 store.truncate(size)  # never leave half a record in the middle of the log
-            self._mark = lead  # the next append (or settle_mark) still writes it
+            self.lead = lead  # the next append (or settle_mark) still writes it
             raise
         if lead is not None:
             self._entries.append(MARK, lead[0], time_ms, size + _REC.size, 0)
@@ -403,12 +405,12 @@ class HistoryLog:
         reaches the log only with the restored state, and the restore it ends is never taken as
         done while the database still holds the state before it. :meth:`settle_mark` ends this.
         """
-        self._mark = (seq, self.last_seq)
+        self.lead = (seq, self.last_seq)
         self.last_seq = seq
 
     def settle_mark(self, *, done: bool) -> bool:
         """End :meth:`lead_with_mark`: if no append took the MARK, write it alone (``done``) or drop it; True if logged."""
-        lead, self._mark = self._mark, None
+        lead, self.lead = self.lead, None
         if lead is None:
             return True
         if done:

@@ -43,6 +43,7 @@ __all__ = [
     "check_put_arguments",
     "checked_limit",
     "compile_range",
+    "datetime_ms",
     "encode_checked",
     "list_range",
 ]
@@ -356,13 +357,29 @@ def check_date_range(ms: int | float) -> None:
         raise TypeError("This API doesn't support dates before 1687.")
 
 
+def datetime_ms(when: _dt.datetime) -> float:
+    """``when`` in ms since the epoch (a naive datetime is local time, as in ``timestamp()``),
+    refused with workerd's words if it is outside kj::Date's range.
+
+    Python cannot convert a naive datetime within a day of year 1 or year 9999 from local time
+    (``ValueError: year 0 is out of range``, depending on the machine's time zone): such a
+    datetime is far outside the range either way.
+    """
+    try:
+        stamp = when.timestamp() * 1000
+    except (ValueError, OverflowError, OSError):
+        raise TypeError(
+            f"This API doesn't support dates {'before 1687' if when.year < 1970 else 'after 2189'}."
+        ) from None
+    check_date_range(stamp)
+    return stamp
+
+
 def alarm_time_ms(when: object, host: StorageHost, interface: str = "DurableObjectStorage") -> int:
     """``set_alarm(when)``'s time in ms, or workerd's ``TypeError`` (``interface`` names the object
     in the one for a ``when`` of another type: ``DurableObjectTransaction`` for ``txn``'s)."""
     if isinstance(when, _dt.datetime):
-        stamp = when.timestamp() * 1000
-        check_date_range(stamp)
-        ms = int(stamp)
+        ms = int(datetime_ms(when))
     elif type(when) is int or type(when) is float:
         check_date_range(when)
         ms = int(when) if when > 0 else 0  # any time <= 0 is refused below

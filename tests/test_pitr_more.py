@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,19 @@ class Pit(durable.DurableObject):
 
     async def restore(self, bookmark: Any) -> str:
         return await self.ctx.storage.on_next_session_restore_bookmark(bookmark)
+
+    async def restore_unawaited(self) -> str:
+        bookmark = self.ctx.storage.get_bookmark_for_time(T0 * 1000)  # not awaited, as in Cloudflare's example
+        return await self.ctx.storage.on_next_session_restore_bookmark(bookmark)  # type: ignore[arg-type]
+
+    async def snapshot_unawaited(self) -> None:
+        await self.ctx.storage.snapshot(self.ctx.storage.get_current_bookmark())  # type: ignore[arg-type]
+
+    async def alarm_at(self, when: Any) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def alarm(self) -> None:
+        pass
 
 
 @pytest.fixture(params=["memory", "disk"])
@@ -115,6 +129,36 @@ class TestTimeArgument:
             with pytest.raises(NotImplementedError, match="point_in_time_recovery=True"):
                 await stub.bookmark_for(T0 * 1000)
 
+    @pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "America/New_York"])
+    @pytest.mark.parametrize(
+        ("when", "message"),
+        [
+            (dt.datetime(1, 1, 1), "This API doesn't support dates before 1687."),
+            (dt.datetime.max, "This API doesn't support dates after 2189."),
+        ],
+    )
+    async def test_naive_datetimes_at_the_ends_are_workerds_type_errors(
+        self, monkeypatch: pytest.MonkeyPatch, zone: str, when: dt.datetime, message: str
+    ) -> None:
+        """workerd: ``getBookmarkForTime(new Date("0001-01-01T00:00:00Z"))`` and ``setAlarm()`` of it
+        reject with ``TypeError: This API doesn't support dates before 1687.`` (year 9999: ``after
+        2189.``), miniflare 4, 2026-04-07. A naive datetime there raised Python's ``ValueError: year 0
+        is out of range`` (or ``year 10000``, east of UTC) from its local-time conversion instead."""
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        try:
+            async with durable.Runtime(point_in_time_recovery=True) as rt:
+                stub = rt.namespace(Pit).get_by_name("a")
+                with pytest.raises(TypeError) as info:
+                    await stub.bookmark_for(when)
+                assert str(info.value) == message
+                with pytest.raises(TypeError) as info:
+                    await stub.alarm_at(when)
+                assert str(info.value) == message
+        finally:
+            monkeypatch.undo()
+            time.tzset()
+
     async def test_seconds_are_named_in_the_error(self, runtime: durable.Runtime) -> None:
         """``time.time()`` (seconds) where ms are expected is a time in January 1970: refused as
         more than 30 days ago, the error now says the number looks like seconds."""
@@ -141,6 +185,21 @@ class TestRestoreArgument:
             await stub.restore(None)
         with pytest.raises(TypeError, match=NOT_A_STRING):
             await stub.restore(5)
+
+    async def test_an_unawaited_bookmark_says_to_await_it(self, runtime: durable.Runtime) -> None:
+        """Cloudflare's own example (docs ``api/sqlite-storage-api.mdx``, both languages) passes
+        ``getBookmarkForTime(...)`` on without ``await``. The TypeError said only "not Done"; it now
+        says to await the call (workerd turns the Promise into a string and refuses that)."""
+        stub = runtime.namespace(Pit).get_by_name("a")
+        with pytest.raises(TypeError, match=NOT_A_STRING) as info:
+            await stub.restore_unawaited()
+        assert "await get_bookmark_for_time() or get_current_bookmark()" in str(info.value)
+        with pytest.raises(TypeError, match="'snapshot'") as info:
+            await stub.snapshot_unawaited()
+        assert "await get_bookmark_for_time() or get_current_bookmark()" in str(info.value)
+        with pytest.raises(TypeError) as info:
+            await stub.restore(5)
+        assert "await" not in str(info.value)
 
 
 class TestBookmarkOrder:
@@ -178,6 +237,20 @@ class TestBookmarkOrder:
         async with durable.Runtime(path, clock=MockClock(start=T0 + 60), point_in_time_recovery=True) as rt:
             after = await rt.namespace(Pit).get_by_name("a").bookmark()
         assert before < after
+
+    async def test_a_never_written_objects_bookmark_sorts_before_the_next_sessions(self, tmp_path: Path) -> None:
+        """workerd (miniflare 4, 2026-04-07, persisted, one call per runtime): a fresh object's
+        ``getCurrentBookmark()`` is ``00000000-00000000-00000000-...``, then ``...-00000001-...`` and
+        ``...-00000002-...`` in the next two runtimes. durable handed out the empty state's bookmark
+        again after a restart (nothing was written to say it had been handed out), equal to the last."""
+        path = tmp_path / "state"
+        marks = []
+        for start in (T0, T0 + 60, T0 + 120):
+            async with durable.Runtime(path, clock=MockClock(start=start), point_in_time_recovery=True) as rt:
+                marks.append(await rt.namespace(Pit).get_by_name("a").bookmark())
+                assert await durable.testing.list_ids(rt.namespace(Pit)) == []  # still no storage
+        assert marks[0].startswith("00000000-00000000-00000000-")
+        assert marks[0] < marks[1] < marks[2], marks
 
     async def test_object_that_never_wrote_still_starts_empty(self, runtime: durable.Runtime) -> None:
         """The first bookmark of a new object names the empty state; later ones restore to it."""
