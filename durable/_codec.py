@@ -106,7 +106,7 @@ from decimal import Decimal
 from itertools import chain
 from typing import Any, Final, NamedTuple
 
-from ._exceptions import DataCloneError, DataCorruptionError, use_value_copier
+from ._exceptions import DataCloneError, DataCorruptionError, copy_exception_value, use_value_copier
 
 __all__ = [
     "ATOMIC_TYPES",
@@ -1566,3 +1566,9 @@ def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
 
 
 use_value_copier(clone)  # exceptions crossing RPC have their arguments copied like any value
+
+_EXCEPTION_NOT_STORED: Final = (
+    "An exception can be an RPC argument or result (the receiver gets a copy: its class, message "
+    "and cause) but not a stored value: store what you need of it, such as str(exc)"
+)
+register_transfer(BaseException, Transfer(copy_exception_value, _EXCEPTION_NOT_STORED))

@@ -45,6 +45,7 @@ __all__ = [
     "RuntimeClosedError",
     "SqlError",
     "StorageLimitError",
+    "copy_exception_value",
     "copy_handler_error",
     "copy_remote_exception",
     "raised_by_handler",
@@ -217,6 +218,32 @@ def copy_handler_error(exc: BaseException) -> BaseException:
             copy.retryable = False  # type: ignore[attr-defined]
         if isinstance(copy, DurableError):  # (the only errors a flag makes break a stub)
             setattr(copy, _HANDLER_MARK, True)
+    return copy
+
+
+def copy_exception_value(exc: BaseException) -> BaseException:
+    """The copy of an exception sent as a *value* (an RPC argument or result, not raised).
+
+    As workerd does for an ``Error`` in an argument or result (measured with miniflare 4,
+    2026-04-07): the class and message travel as for a raised error, and so does the cause
+    (``__cause__``, copied the same way), which a raised error leaves behind; the traceback and
+    ``__context__`` stay behind, and the copy carries none of the flags (``remote``,
+    ``retryable``, ``overloaded``, ``durable_object_reset``), even when it was received from
+    another call. A cause chain that loops back ends where it would repeat.
+    """
+    return _copy_value_chain(exc, set())
+
+
+def _copy_value_chain(exc: BaseException, seen: set[int]) -> BaseException:
+    seen.add(id(exc))
+    copy = _copy_group(exc, False) if isinstance(exc, BaseExceptionGroup) else _copy_plain(exc)
+    with contextlib.suppress(AttributeError):  # a class with __slots__ and no __dict__
+        for flag in ("remote", *_FLAGS):
+            if getattr(copy, flag, False):
+                setattr(copy, flag, False)
+    cause = exc.__cause__
+    if cause is not None and id(cause) not in seen:
+        copy.__cause__ = _copy_value_chain(cause, seen)
     return copy
 
 
