@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import durable
 
-from ._convert import Converted, check_rpc_value, js_key, python_from_rpc, to_durable
+from ._convert import Converted, JsDict, check_rpc_value, js_key, python_from_rpc, to_durable
 from ._http import FetchResponse, Request, as_fetch_response, unwrap_request
 from ._sql import SqlAdapter
 
@@ -216,6 +216,25 @@ class TransactionAdapter(_StorageCalls):
         self._target.rollback()
 
 
+def _not_emulated(name: str, why: str) -> Callable[[], Any]:
+    def refuse() -> Any:
+        raise NotImplementedError(f"ctx.{name} is not emulated by durable: {why}")
+
+    return refuse
+
+
+# Members of workerd's DurableObjectState that durable.State lacks (measured, miniflare 4,
+# 2026-04-07: a Durable Object's `ctx.props` is `{}`, `ctx.container` is `undefined` without a
+# container, `ctx.exports` holds the module's exports `default` and the classes' namespaces,
+# `ctx.facets` is an object).
+_STATE_EXTRAS: dict[str, Callable[[], Any]] = {
+    "props": JsDict,
+    "container": lambda: None,
+    "exports": _not_emulated("exports", "reach other objects through the bindings on self.env"),
+    "facets": _not_emulated("facets", "durable has no Durable Object facets"),
+}
+
+
 class ContextAdapter:
     """The ``self.ctx`` a Python Workers Durable Object sees (the SDK's ``DurableObjectContext``).
 
@@ -240,7 +259,12 @@ class ContextAdapter:
     def __getattr__(self, name: str) -> Any:
         if name == "get_websockets":  # the docs' Python spelling of getWebSockets
             name = "getWebSockets"
-        return getattr(self._ctx, name)
+        try:
+            return getattr(self._ctx, name)
+        except AttributeError:
+            if name in _STATE_EXTRAS:
+                return _STATE_EXTRAS[name]()
+            raise
 
     def __repr__(self) -> str:
         return f"<workers DurableObjectContext {self._ctx!r}>"
