@@ -248,3 +248,34 @@ async def test_binary_websocket_message_is_an_array_buffer(durable_runtime: dura
         ws.send(b"\x01\x02")
         assert await ws.receive() == "2 0102 0102"
         assert await ws.receive() == b"\x01\x02"  # the buffer is sent back as binary data
+
+
+class Lobby(sdk.DurableObject):
+    """Per-connection state in a hibernatable socket's attachment, written and read the way Python
+    Workers code must (an SDK user's dict goes through ``to_js(..., dict_converter=Object.fromEntries)``)."""
+
+    async def fetch(self, request: Any) -> Any:
+        from js import Object, WebSocketPair
+        from pyodide.ffi import to_js
+
+        client, server = WebSocketPair.new().object_values()
+        self.ctx.acceptWebSocket(server)
+        server.serializeAttachment(to_js({"name": "ada", "seat": 3}, dict_converter=Object.fromEntries))
+        return sdk.Response(None, status=101, web_socket=client)
+
+    async def webSocketMessage(self, ws: Any, message: Any) -> None:  # noqa: N802 - the SDK handler name
+        attachment = ws.deserializeAttachment()
+        (listed,) = self.ctx.getWebSockets()
+        ws.send(f"{attachment.name} {attachment.to_py()['seat']} {listed.deserializeAttachment().seat} {listed is ws}")
+
+
+async def test_attachments_read_as_javascript_objects(durable_runtime: durable.Runtime) -> None:
+    """Through Pyodide, ``ws.deserializeAttachment()`` is a JavaScript object: ``att.name`` and
+    ``att.to_py()`` (as Python Workers code reads it, e.g. the agents SDK's tests:
+    ``socket.deserializeAttachment().to_py()``). durable gave the plain dict it stored, on which
+    both raised AttributeError. The handler's ``ws`` and ``getWebSockets()``'s are the same socket."""
+    durable_runtime.namespace(Lobby, name="LOBBY")
+    stub = durable_runtime.env.LOBBY.get_by_name("a")
+    async with durable.testing.websocket(stub, "http://w/ws") as ws:
+        ws.send("hi")
+        assert await ws.receive() == "ada 3 3 True"

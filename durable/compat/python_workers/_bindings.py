@@ -24,10 +24,12 @@ __all__ = [
     "DurableObjectAbort",
     "EnvAdapter",
     "NamespaceAdapter",
+    "SdkWebSocket",
     "SqlAdapter",
     "StorageAdapter",
     "StubAdapter",
     "TransactionAdapter",
+    "sdk_socket",
 ]
 
 
@@ -216,6 +218,30 @@ class TransactionAdapter(_StorageCalls):
         self._target.rollback()
 
 
+class SdkWebSocket(durable.WebSocket):  # type: ignore[misc]  # (final to users; the SDK reading, as MessageHeaders)
+    """A `durable` WebSocket as Python Workers code holds it (a JavaScript ``WebSocket`` through
+    Pyodide): ``deserializeAttachment()`` gives what ``python_from_rpc`` gives for the stored
+    value (a dict as a :class:`JsDict`: ``att.name``, ``att["name"]``, ``att.to_py()``).
+
+    The socket keeps its identity: :func:`sdk_socket` changes the class of the very object
+    (same layout), so ``ws`` in a handler is the ``server`` accepted earlier, and `durable`'s
+    own API (``deserialize_attachment``) is unchanged.
+    """
+
+    __slots__ = ()
+
+    def deserializeAttachment(self) -> Any:
+        """The attachment as the SDK's users read it (dicts with attribute access, ``to_py()``)."""
+        return python_from_rpc(self.deserialize_attachment())
+
+
+def sdk_socket(ws: Any) -> Any:
+    """``ws`` (a :class:`durable.WebSocket`) made an :class:`SdkWebSocket`; anything else as it is."""
+    if type(ws) is durable.WebSocket:
+        ws.__class__ = SdkWebSocket
+    return ws
+
+
 def _not_emulated(name: str, why: str) -> Callable[[], Any]:
     def refuse() -> Any:
         raise NotImplementedError(f"ctx.{name} is not emulated by durable: {why}")
@@ -257,8 +283,8 @@ class ContextAdapter:
         return self
 
     def __getattr__(self, name: str) -> Any:
-        if name == "get_websockets":  # the docs' Python spelling of getWebSockets
-            name = "getWebSockets"
+        if name in ("getWebSockets", "get_websockets"):  # the latter: the docs' Python spelling
+            return self._get_websockets
         try:
             return getattr(self._ctx, name)
         except AttributeError:
@@ -268,6 +294,11 @@ class ContextAdapter:
 
     def __repr__(self) -> str:
         return f"<workers DurableObjectContext {self._ctx!r}>"
+
+    def _get_websockets(self, tag: str | None = None) -> list[Any]:
+        """``getWebSockets(tag)``: the accepted sockets, as :class:`SdkWebSocket`."""
+        sockets: list[Any] = self._ctx.getWebSockets(tag)
+        return [sdk_socket(ws) for ws in sockets]
 
     @property
     def js_object(self) -> Any:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import durable
 from durable._object import RESERVED_METHODS
 
-from ._bindings import ContextAdapter, EnvAdapter
+from ._bindings import ContextAdapter, EnvAdapter, sdk_socket
 from ._convert import python_from_rpc, relaxed, to_durable
 from ._globals import patched_env, running_env, tracks_request
 from ._http import Request
@@ -127,10 +127,18 @@ class LiveEnv:
 LIVE_ENV = LiveEnv()
 
 
+def _socket_first(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The WebSocket handlers' ``ws`` as an :class:`SdkWebSocket` (attachments read as the SDK's)."""
+    if args:
+        sdk_socket(args[0])
+    return args
+
+
 def _message_buffer(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """``webSocketMessage(ws, message)``: a binary message as Pyodide hands over the JavaScript
     ``ArrayBuffer`` workerd passes (the handler gets raw JavaScript arguments): an object with
     ``to_bytes()``, ``to_py()`` (a ``memoryview``) and ``byteLength``; a text message stays a ``str``."""
+    args = _socket_first(args)
     if len(args) > 1 and isinstance(args[1], (bytes, bytearray, memoryview)) and not isinstance(args[1], ArrayBuffer):
         return (args[0], ArrayBuffer(bytes(args[1])), *args[2:])
     return args
@@ -238,6 +246,10 @@ _CONVERT_ARGUMENTS: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
     "fetch": _request_first,
     "webSocketMessage": _message_buffer,
     "web_socket_message": _message_buffer,
+    "webSocketClose": _socket_first,
+    "web_socket_close": _socket_first,
+    "webSocketError": _socket_first,
+    "web_socket_error": _socket_first,
 }
 
 

@@ -79,8 +79,10 @@ class _Pair:
     """A ``WebSocketPair`` as Python code sees it through Pyodide: ``object_values()``, ``[0]``, ``[1]``."""
 
     def __init__(self, pair: Any) -> None:
+        from ._bindings import sdk_socket
+
         client, server = pair
-        self._ends = (client, server)
+        self._ends = (sdk_socket(client), sdk_socket(server))
 
     def object_values(self) -> list[Any]:
         """``[client, server]`` (JavaScript's ``Object.values(pair)``)."""
