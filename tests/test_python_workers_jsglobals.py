@@ -279,3 +279,15 @@ async def test_attachments_read_as_javascript_objects(durable_runtime: durable.R
     async with durable.testing.websocket(stub, "http://w/ws") as ws:
         ws.send("hi")
         assert await ws.receive() == "ada 3 3 True"
+
+
+async def test_buffer_is_a_javascript_array_buffer() -> None:
+    """The SDK's ``buffer()`` returns the JavaScript ``ArrayBuffer`` of ``arrayBuffer()`` (workers-py
+    ``request.py`` / Pyodide's ``FetchResponse.buffer``), and its own ``bytes()`` is
+    ``(await self.buffer()).to_bytes()``: code reads ``byteLength`` and ``to_bytes()`` on it
+    (workers-py ``workerd-test/sdk``: ``int(buffer.byteLength)``). durable gave ``bytes``, which
+    has neither."""
+    for body in (sdk.Response("abc"), sdk.Request("https://x.example/", method="POST", body="abc")):
+        buffer = await body.buffer()
+        assert (buffer.byteLength, buffer.to_bytes(), bytes(buffer.to_py())) == (3, b"abc", b"abc")
+        assert await sdk.Response(buffer).text() == "abc"  # an ArrayBuffer is a body

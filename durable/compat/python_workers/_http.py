@@ -24,6 +24,7 @@ import durable
 
 from ._convert import JsDict
 from ._forms import Blob, FormData, encode_body, mime_type, parse_form
+from .pyodide.ffi import ArrayBuffer
 
 __all__ = ["FetchResponse", "Request", "Response", "as_fetch_response", "unwrap_request"]
 
@@ -81,9 +82,10 @@ class FetchResponse(durable.Response):
         self._check_unused()
         return await super().text()
 
-    async def buffer(self) -> builtins.bytes:
-        """Read the whole body as ``bytes`` (JavaScript's ``ArrayBuffer``)."""
-        return await self.bytes()
+    async def buffer(self) -> ArrayBuffer:
+        """Read the whole body as the SDK gives it, a JavaScript ``ArrayBuffer`` (``byteLength``,
+        ``to_bytes()``, ``to_py()``; it is ``bytes`` too)."""
+        return ArrayBuffer(await self.bytes())
 
     async def string(self) -> str:
         """Read the whole body as text (pyodide's ``FetchResponse.string``)."""
@@ -482,8 +484,9 @@ class Request:
         self._check_unused()
         return await self._req.bytes()
 
-    async def buffer(self) -> builtins.bytes:
-        return await self.bytes()
+    async def buffer(self) -> ArrayBuffer:
+        """Read the whole body as a JavaScript ``ArrayBuffer`` (see :meth:`FetchResponse.buffer`)."""
+        return ArrayBuffer(await self.bytes())
 
     async def blob(self) -> Blob:
         """Read the whole body as a :class:`Blob` typed with the ``Content-Type`` (``""`` if none)."""
