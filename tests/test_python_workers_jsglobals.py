@@ -155,6 +155,12 @@ class TestEncodings:
             TextDecoder.new("latin1")
         assert list(Uint8Array.new([1, 256, -1, 3.7])) == [1, 0, 255, 3]
         assert Uint8Array.new(3).to_bytes() == bytes(3)
+        values = Uint8Array.new([0, 1, 2, 3])  # the SDK's tests send `Uint8Array.new(...).subarray(1)` as a body
+        assert (values.subarray(1).to_bytes(), values.subarray(-2).byteLength, values.slice(1, 3).to_bytes()) == (
+            b"\x01\x02\x03",
+            2,
+            b"\x01\x02",
+        )
         with _js_error("RangeError", "Invalid typed array length: -1"):
             Uint8Array.new(-1)
         assert await sdk.Response(TextEncoder.new().encode("body")).text() == "body"

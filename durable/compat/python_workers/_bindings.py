@@ -279,10 +279,12 @@ class ContextAdapter:
             return ctx
         self = super().__new__(cls)
         self._ctx = ctx
-        self.storage = StorageAdapter(ctx.storage)
         return self
 
     def __getattr__(self, name: str) -> Any:
+        if name == "storage":  # made at first use, as the SDK wraps it (DurableObjectContext(x) takes any x)
+            self.storage = StorageAdapter(self._ctx.storage)
+            return self.storage
         if name in ("getWebSockets", "get_websockets"):  # the latter: the docs' Python spelling
             return self._get_websockets
         try:
