@@ -17,6 +17,7 @@ import durable
 
 from ._convert import Converted, JsDict, check_rpc_value, js_key, python_from_rpc, to_durable
 from ._http import FetchResponse, Request, as_fetch_response, unwrap_request
+from ._sdksocket import sdk_socket
 from ._sql import SqlAdapter
 
 __all__ = [
@@ -24,12 +25,10 @@ __all__ = [
     "DurableObjectAbort",
     "EnvAdapter",
     "NamespaceAdapter",
-    "SdkWebSocket",
     "SqlAdapter",
     "StorageAdapter",
     "StubAdapter",
     "TransactionAdapter",
-    "sdk_socket",
 ]
 
 
@@ -216,30 +215,6 @@ class TransactionAdapter(_StorageCalls):
     def rollback(self) -> None:
         """Roll the transaction back when the closure returns."""
         self._target.rollback()
-
-
-class SdkWebSocket(durable.WebSocket):  # type: ignore[misc]  # (final to users; the SDK reading, as MessageHeaders)
-    """A `durable` WebSocket as Python Workers code holds it (a JavaScript ``WebSocket`` through
-    Pyodide): ``deserializeAttachment()`` gives what ``python_from_rpc`` gives for the stored
-    value (a dict as a :class:`JsDict`: ``att.name``, ``att["name"]``, ``att.to_py()``).
-
-    The socket keeps its identity: :func:`sdk_socket` changes the class of the very object
-    (same layout), so ``ws`` in a handler is the ``server`` accepted earlier, and `durable`'s
-    own API (``deserialize_attachment``) is unchanged.
-    """
-
-    __slots__ = ()
-
-    def deserializeAttachment(self) -> Any:
-        """The attachment as the SDK's users read it (dicts with attribute access, ``to_py()``)."""
-        return python_from_rpc(self.deserialize_attachment())
-
-
-def sdk_socket(ws: Any) -> Any:
-    """``ws`` (a :class:`durable.WebSocket`) made an :class:`SdkWebSocket`; anything else as it is."""
-    if type(ws) is durable.WebSocket:
-        ws.__class__ = SdkWebSocket
-    return ws
 
 
 def _not_emulated(name: str, why: str) -> Callable[[], Any]:

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import durable
 from durable._object import RESERVED_METHODS
 
-from ._bindings import ContextAdapter, EnvAdapter, sdk_socket
+from ._bindings import ContextAdapter, EnvAdapter
 from ._convert import python_from_rpc, relaxed, to_durable
 from ._globals import patched_env, running_env, tracks_request
 from ._http import Request
+from ._sdksocket import sdk_socket
 from .pyodide.ffi import ArrayBuffer
 
 __all__ = [

@@ -79,7 +79,7 @@ class _Pair:
     """A ``WebSocketPair`` as Python code sees it through Pyodide: ``object_values()``, ``[0]``, ``[1]``."""
 
     def __init__(self, pair: Any) -> None:
-        from ._bindings import sdk_socket
+        from ._sdksocket import sdk_socket
 
         client, server = pair
         self._ends = (sdk_socket(client), sdk_socket(server))
