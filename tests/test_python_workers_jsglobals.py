@@ -97,6 +97,7 @@ class TestMath:
         assert floor == 2 and type(floor) is int
         assert (Math.ceil(2.1), Math.trunc(-2.7), Math.abs(-3), Math.sign(-4), Math.max(1, 2.5)) == (3, -2, 3, -1, 2.5)
         assert (Math.pow(2, 10), Math.min(3, 1, 2), Math.PI) == (1024, 1, math.pi)
+        assert (Math.exp(1000), Math.log(0)) == (math.inf, -math.inf)  # Infinity, not an OverflowError
         assert 0 <= Math.random() < 1
 
 

@@ -192,7 +192,7 @@ class Math:
     abs = _unary(abs)
     sqrt = _unary(math.sqrt)
     cbrt = _unary(lambda x: math.copysign(abs(x) ** (1 / 3), x))
-    exp = _unary(math.exp)
+    exp = _unary(lambda x: math.exp(x) if x < 710 else math.inf)  # math.exp overflows; JavaScript gives Infinity
     log = _unary(lambda x: -math.inf if x == 0 else math.log(x))
     log2 = _unary(lambda x: -math.inf if x == 0 else math.log2(x))
     log10 = _unary(lambda x: -math.inf if x == 0 else math.log10(x))
