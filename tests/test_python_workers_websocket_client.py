@@ -408,3 +408,19 @@ async def test_object_reset_drops_the_connection(durable_runtime: durable.Runtim
         with pytest.raises(Exception, match="bye"):
             await stub.fetch("http://o/abort")
         assert await asyncio.wait_for(closed, 5) == 1006
+
+
+async def test_an_outbound_socket_in_a_response_is_refused_by_name() -> None:
+    """workers-py's ``workerd-test/sdk`` builds ``Response(None, status=101,
+    web_socket=js.WebSocket.new("ws://example.com/ignore"))``; workerd takes it (measured, miniflare
+    4, 2026-04-07: the Response is a 101, and returned it answers 101, the runtime relaying).
+    durable does not relay an outbound socket: NotImplementedError saying so, where it raised
+    ``TypeError: Response web_socket must be a durable.WebSocket, not JsWebSocket.``"""
+    ws = js.WebSocket.new("ws://127.0.0.1:9/ignore")
+    try:
+        with pytest.raises(NotImplementedError, match=r"^Response\(web_socket=js\.WebSocket\.new\(\.\.\.\)\) is not"):
+            sdk.Response(None, status=101, web_socket=ws)
+        with pytest.raises(NotImplementedError, match="return the client end of a js.WebSocketPair"):
+            js.Response.new(None, status=101, webSocket=ws)
+    finally:
+        ws.close()

@@ -249,3 +249,75 @@ class TestImportFromJavascript:
             sdk.import_from_javascript("cloudflare:sockets")
         with pytest.raises(NotImplementedError, match="hashlib"):
             sdk.import_from_javascript("node:crypto")
+
+
+class TestSdkSubmodules:
+    def test_names_import_from_the_sdk_submodules(self) -> None:
+        """SDK users import names from its submodules (workers-py ``src/workers/*.py``; its
+        ``workerd-test/durable-object-inheritance`` worker does ``from workers.entrypoints import
+        DurableObjectContext`` and ``from workers.rpc import _EnvWrapper``). durable's ``workers``
+        had no submodules but ``asgi``, ``wsgi`` and ``workflows``: ModuleNotFoundError."""
+        from workers.blob import Blob, File  # type: ignore[import-not-found]
+        from workers.entrypoints import DurableObject, DurableObjectContext, WorkerEntrypoint, handler  # type: ignore[import-not-found]
+        from workers.formdata import FormData  # type: ignore[import-not-found]
+        from workers.request import Request  # type: ignore[import-not-found]
+        from workers.response import FetchResponse, Response  # type: ignore[import-not-found]
+        from workers.rpc import _EnvWrapper, python_from_rpc, python_to_rpc  # type: ignore[import-not-found]
+        from workers.types import Headers  # type: ignore[import-not-found]
+        from workers.utils import import_from_javascript, patch_env  # type: ignore[import-not-found]
+
+        assert (DurableObject, WorkerEntrypoint, handler, Request, Response) == (
+            sdk.DurableObject,
+            sdk.WorkerEntrypoint,
+            sdk.handler,
+            sdk.Request,
+            sdk.Response,
+        )
+        assert (Blob, File, FormData, FetchResponse, Headers) == (
+            sdk.Blob,
+            sdk.File,
+            sdk.FormData,
+            sdk.FetchResponse,
+            sdk.Headers,
+        )
+        assert (python_from_rpc, python_to_rpc, import_from_javascript, patch_env) == (
+            sdk.python_from_rpc,
+            sdk.python_to_rpc,
+            sdk.import_from_javascript,
+            sdk.patch_env,
+        )
+        assert callable(sdk.fetch)  # `workers.fetch` stays the function (its module is not aliased)
+
+        class Bare:
+            pass
+
+        env = _EnvWrapper(Bare)  # the SDK wraps idempotently, and lazily: any object is taken
+        assert _EnvWrapper(env) is env
+        ctx = DurableObjectContext(Bare)
+        assert DurableObjectContext(ctx) is ctx
+
+    async def test_inherited_classes_are_wrapped_once(self, durable_runtime: durable.Runtime) -> None:
+        """A Durable Object two levels below ``DurableObject`` whose constructors both wrap: its
+        ``ctx`` and ``env`` are the SDK's wrappers, once (workers-py issue 125)."""
+        from workers.entrypoints import DurableObjectContext
+        from workers.rpc import _EnvWrapper
+
+        class Base(sdk.DurableObject):
+            def __init__(self, ctx: Any, env: Any) -> None:
+                assert isinstance(ctx, DurableObjectContext) and isinstance(env, _EnvWrapper)
+                super().__init__(ctx, env)
+
+        class Leaf(Base):
+            def __init__(self, ctx: Any, env: Any) -> None:
+                super().__init__(ctx, env)
+                self.flag = "leaf"
+
+            async def check(self) -> str:
+                assert isinstance(self.ctx, DurableObjectContext) and isinstance(self.env, _EnvWrapper)
+                assert not isinstance(self.ctx.js_object, DurableObjectContext)
+                assert not isinstance(self.env.js_object, _EnvWrapper)
+                return self.flag
+
+        durable_runtime.namespace(Leaf, name="LEAF")
+        pw.serving(durable_runtime)
+        assert await sdk.env.LEAF.getByName("a").check() == "leaf"

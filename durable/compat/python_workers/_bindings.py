@@ -15,8 +15,9 @@ from typing import Any, NoReturn
 
 import durable
 
-from ._convert import Converted, check_rpc_value, js_key, python_from_rpc, to_durable
+from ._convert import Converted, JsDict, check_rpc_value, js_key, python_from_rpc, to_durable
 from ._http import FetchResponse, Request, as_fetch_response, unwrap_request
+from ._sdksocket import sdk_socket
 from ._sql import SqlAdapter
 
 __all__ = [
@@ -216,6 +217,25 @@ class TransactionAdapter(_StorageCalls):
         self._target.rollback()
 
 
+def _not_emulated(name: str, why: str) -> Callable[[], Any]:
+    def refuse() -> Any:
+        raise NotImplementedError(f"ctx.{name} is not emulated by durable: {why}")
+
+    return refuse
+
+
+# Members of workerd's DurableObjectState that durable.State lacks (measured, miniflare 4,
+# 2026-04-07: a Durable Object's `ctx.props` is `{}`, `ctx.container` is `undefined` without a
+# container, `ctx.exports` holds the module's exports `default` and the classes' namespaces,
+# `ctx.facets` is an object).
+_STATE_EXTRAS: dict[str, Callable[[], Any]] = {
+    "props": JsDict,
+    "container": lambda: None,
+    "exports": _not_emulated("exports", "reach other objects through the bindings on self.env"),
+    "facets": _not_emulated("facets", "durable has no Durable Object facets"),
+}
+
+
 class ContextAdapter:
     """The ``self.ctx`` a Python Workers Durable Object sees (the SDK's ``DurableObjectContext``).
 
@@ -234,16 +254,28 @@ class ContextAdapter:
             return ctx
         self = super().__new__(cls)
         self._ctx = ctx
-        self.storage = StorageAdapter(ctx.storage)
         return self
 
     def __getattr__(self, name: str) -> Any:
-        if name == "get_websockets":  # the docs' Python spelling of getWebSockets
-            name = "getWebSockets"
-        return getattr(self._ctx, name)
+        if name == "storage":  # made at first use, as the SDK wraps it (DurableObjectContext(x) takes any x)
+            self.storage = StorageAdapter(self._ctx.storage)
+            return self.storage
+        if name in ("getWebSockets", "get_websockets"):  # the latter: the docs' Python spelling
+            return self._get_websockets
+        try:
+            return getattr(self._ctx, name)
+        except AttributeError:
+            if name in _STATE_EXTRAS:
+                return _STATE_EXTRAS[name]()
+            raise
 
     def __repr__(self) -> str:
         return f"<workers DurableObjectContext {self._ctx!r}>"
+
+    def _get_websockets(self, tag: str | None = None) -> list[Any]:
+        """``getWebSockets(tag)``: the accepted sockets, as :class:`SdkWebSocket`."""
+        sockets: list[Any] = self._ctx.getWebSockets(tag)
+        return [sdk_socket(ws) for ws in sockets]
 
     @property
     def js_object(self) -> Any:

@@ -24,6 +24,8 @@ from ._bindings import ContextAdapter, EnvAdapter
 from ._convert import python_from_rpc, relaxed, to_durable
 from ._globals import patched_env, running_env, tracks_request
 from ._http import Request
+from ._sdksocket import sdk_socket
+from .pyodide.ffi import ArrayBuffer
 
 __all__ = [
     "LIVE_ENV",
@@ -126,6 +128,23 @@ class LiveEnv:
 LIVE_ENV = LiveEnv()
 
 
+def _socket_first(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The WebSocket handlers' ``ws`` as an :class:`SdkWebSocket` (attachments read as the SDK's)."""
+    if args:
+        sdk_socket(args[0])
+    return args
+
+
+def _message_buffer(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``webSocketMessage(ws, message)``: a binary message as Pyodide hands over the JavaScript
+    ``ArrayBuffer`` workerd passes (the handler gets raw JavaScript arguments): an object with
+    ``to_bytes()``, ``to_py()`` (a ``memoryview``) and ``byteLength``; a text message stays a ``str``."""
+    args = _socket_first(args)
+    if len(args) > 1 and isinstance(args[1], (bytes, bytearray, memoryview)) and not isinstance(args[1], ArrayBuffer):
+        return (args[0], ArrayBuffer(bytes(args[1])), *args[2:])
+    return args
+
+
 def _request_first(args: tuple[Any, ...]) -> tuple[Any, ...]:
     if args and isinstance(args[0], durable.Request):
         return (Request(args[0]), *args[1:])
@@ -221,7 +240,18 @@ def _wrap_handlers(cls: type, names: tuple[str, ...]) -> None:
             func = legacy
         if func is None or not inspect.isfunction(func) or getattr(func, "__durable_relaxed__", False):
             continue
-        setattr(cls, name, relaxed(func, _request_first if name == "fetch" else None))
+        setattr(cls, name, relaxed(func, _CONVERT_ARGUMENTS.get(name)))
+
+
+_CONVERT_ARGUMENTS: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
+    "fetch": _request_first,
+    "webSocketMessage": _message_buffer,
+    "web_socket_message": _message_buffer,
+    "webSocketClose": _socket_first,
+    "web_socket_close": _socket_first,
+    "webSocketError": _socket_first,
+    "web_socket_error": _socket_first,
+}
 
 
 class DurableObject(durable.DurableObject):

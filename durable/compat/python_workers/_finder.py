@@ -23,6 +23,8 @@ __all__ = ["ALIASES", "install", "installed", "uninstall"]
 
 _PACKAGE: Final = __name__.rpartition(".")[0]
 
+_SDK_SUBMODULES: Final = ("blob", "entrypoints", "formdata", "request", "response", "rpc", "types", "utils")
+
 ALIASES: Final[dict[str, str]] = {
     "workers": f"{_PACKAGE}.workers",
     "js": f"{_PACKAGE}.js",
@@ -33,6 +35,10 @@ ALIASES: Final[dict[str, str]] = {
     "workers.wsgi": f"{_PACKAGE}.wsgi",
     "workers.workflows": f"{_PACKAGE}.workflows",
     "asgi": f"{_PACKAGE}.asgi",  # the SDK installs it too: `import asgi` in Cloudflare's FastAPI example
+    # The SDK's other submodules, imported for their names (`from workers.entrypoints import
+    # DurableObjectContext`): `workers` itself has every public name they define. (`workers.fetch`
+    # is left out: importing it would replace the function `workers.fetch` with a module.)
+    **{f"workers.{name}": f"{_PACKAGE}.workers" for name in _SDK_SUBMODULES},
 }
 """Public module name -> the `durable` module that stands in for it."""
 
@@ -62,8 +68,8 @@ class PythonWorkersFinder(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        # Other submodules (`workers.rpc`, `pyodide.console`) are not emulated: `workers` is a
-        # plain module, so importing one fails with "'workers' is not a package".
+        # Other submodules (`pyodide.console`, `pyodide.webloop`) are not emulated: importing one
+        # fails with ModuleNotFoundError.
         alias = ALIASES.get(fullname)
         if alias is None:
             return None

@@ -24,6 +24,7 @@ import durable
 
 from ._convert import JsDict
 from ._forms import Blob, FormData, encode_body, mime_type, parse_form
+from .pyodide.ffi import ArrayBuffer
 
 __all__ = ["FetchResponse", "Request", "Response", "as_fetch_response", "unwrap_request"]
 
@@ -81,9 +82,10 @@ class FetchResponse(durable.Response):
         self._check_unused()
         return await super().text()
 
-    async def buffer(self) -> builtins.bytes:
-        """Read the whole body as ``bytes`` (JavaScript's ``ArrayBuffer``)."""
-        return await self.bytes()
+    async def buffer(self) -> ArrayBuffer:
+        """Read the whole body as the SDK gives it, a JavaScript ``ArrayBuffer`` (``byteLength``,
+        ``to_bytes()``, ``to_py()``; it is ``bytes`` too)."""
+        return ArrayBuffer(await self.bytes())
 
     async def string(self) -> str:
         """Read the whole body as text (pyodide's ``FetchResponse.string``)."""
@@ -164,6 +166,25 @@ class FetchResponse(durable.Response):
         return durable.Response.clone(self)
 
 
+def _check_returnable(web_socket: Any) -> None:
+    """Refuse an outbound socket as a Response's ``web_socket``, naming it.
+
+    workerd takes one (measured, miniflare 4, 2026-04-07: ``new Response(null, {status: 101,
+    webSocket: new WebSocket(url)})`` is a 101, and returning it answers the client with a 101,
+    the runtime relaying between the two); durable does not relay an outbound socket.
+
+    Raises:
+        NotImplementedError: ``web_socket`` was made by ``js.WebSocket.new``.
+    """
+    from ._wsclient import JsWebSocket
+
+    if isinstance(web_socket, JsWebSocket):
+        raise NotImplementedError(
+            "Response(web_socket=js.WebSocket.new(...)) is not supported by durable: it does not relay an outbound "
+            "WebSocket to the client; return the client end of a js.WebSocketPair instead"
+        )
+
+
 class Response(FetchResponse):
     """The SDK's ``Response``: ``Response(body=None, status=None, status_text="", headers=None, web_socket=None)``.
 
@@ -200,6 +221,7 @@ class Response(FetchResponse):
         body, headers = with_form_body(body, headers)
         options: dict[str, Any] = {}
         if web_socket is not None:
+            _check_returnable(web_socket)
             options["web_socket"] = web_socket  # accepted by durable.Response where WebSockets exist
         super().__init__(
             body,
@@ -482,8 +504,9 @@ class Request:
         self._check_unused()
         return await self._req.bytes()
 
-    async def buffer(self) -> builtins.bytes:
-        return await self.bytes()
+    async def buffer(self) -> ArrayBuffer:
+        """Read the whole body as a JavaScript ``ArrayBuffer`` (see :meth:`FetchResponse.buffer`)."""
+        return ArrayBuffer(await self.bytes())
 
     async def blob(self) -> Blob:
         """Read the whole body as a :class:`Blob` typed with the ``Content-Type`` (``""`` if none)."""

@@ -3,10 +3,11 @@
 While :func:`durable.compat.python_workers.install` is in effect, ``import js`` gives this
 module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now()``, ``Object``,
 ``JSON``, ``console``, ``Response``, ``Request``, ``Headers``, ``WebSocketRequestResponsePair``,
-``URL``, ``URLSearchParams``, ``fetch`` (outbound HTTP), ``WebSocket`` (outbound WebSockets: ``WebSocket.new(url, protocols)``). Other
-globals of the Workers runtime (``HTMLRewriter``, ``crypto``...) can be
-imported, and raise ``NotImplementedError`` naming them when used; any other name raises
-``AttributeError``.
+``URL``, ``URLSearchParams``, ``fetch`` (outbound HTTP), ``WebSocket`` (outbound WebSockets: ``WebSocket.new(url, protocols)``),
+and the globals of ``_jsglobals`` (``crypto.randomUUID``, ``Math``, ``TextEncoder``, ``Uint8Array``,
+``btoa``, ``encodeURIComponent``...). Other globals of the Workers runtime (``HTMLRewriter``,
+``crypto.subtle``, ``setTimeout``...) can be imported, and raise ``NotImplementedError`` naming
+them when used; any other name raises ``AttributeError``.
 """
 
 from __future__ import annotations
@@ -18,25 +19,55 @@ from typing import Any
 
 from durable._http import parse_json
 
+from ._jsglobals import ERRORS as _ERRORS
+from ._jsglobals import Array as Array
+from ._jsglobals import ArrayBuffer as ArrayBuffer
+from ._jsglobals import Math as Math
+from ._jsglobals import TextDecoder as TextDecoder
+from ._jsglobals import TextEncoder as TextEncoder
+from ._jsglobals import Uint8Array as Uint8Array
+from ._jsglobals import atob as atob
+from ._jsglobals import btoa as btoa
+from ._jsglobals import crypto as crypto
+from ._jsglobals import decodeURI as decodeURI
+from ._jsglobals import decodeURIComponent as decodeURIComponent
+from ._jsglobals import encodeURI as encodeURI
+from ._jsglobals import encodeURIComponent as encodeURIComponent
 from ._jsurl import URL as URL
 from ._jsurl import URLSearchParams as URLSearchParams
 
 __all__ = [
     "JSON",
     "URL",
+    "Array",
+    "ArrayBuffer",
     "Blob",
     "Date",
+    "Error",
     "File",
     "FormData",
     "Headers",
+    "Math",
     "Object",
+    "RangeError",
     "Request",
     "Response",
+    "TextDecoder",
+    "TextEncoder",
+    "TypeError",
     "URLSearchParams",
+    "Uint8Array",
     "WebSocket",
     "WebSocketPair",
     "WebSocketRequestResponsePair",
+    "atob",
+    "btoa",
     "console",
+    "crypto",
+    "decodeURI",
+    "decodeURIComponent",
+    "encodeURI",
+    "encodeURIComponent",
     "fetch",
     "undefined",
 ]
@@ -48,8 +79,10 @@ class _Pair:
     """A ``WebSocketPair`` as Python code sees it through Pyodide: ``object_values()``, ``[0]``, ``[1]``."""
 
     def __init__(self, pair: Any) -> None:
+        from ._sdksocket import sdk_socket
+
         client, server = pair
-        self._ends = (client, server)
+        self._ends = (sdk_socket(client), sdk_socket(server))
 
     def object_values(self) -> list[Any]:
         """``[client, server]`` (JavaScript's ``Object.values(pair)``)."""
@@ -151,12 +184,33 @@ undefined = None
 
 
 class Object:
-    """``js.Object``: ``Object.fromEntries`` (used as ``to_js(..., dict_converter=Object.fromEntries)``)."""
+    """``js.Object``: ``Object.fromEntries`` (used as ``to_js(..., dict_converter=Object.fromEntries)``),
+    ``keys``, ``values``, ``entries``, ``assign``, ``new()``."""
+
+    @staticmethod
+    def new() -> Any:
+        """An empty JavaScript object: a ``JsDict`` (attribute and item access, ``to_py()``)."""
+        from ._convert import JsDict
+
+        return JsDict()
 
     @staticmethod
     def fromEntries(entries: Any) -> dict[Any, Any]:
         """A dict from ``(key, value)`` pairs."""
         return dict(entries)
+
+    @staticmethod
+    def entries(obj: Any) -> list[list[Any]]:
+        """``[[key, value], ...]`` of a dict."""
+        return [[key, value] for key, value in dict(obj).items()]
+
+    @staticmethod
+    def assign(target: Any, *sources: Any) -> Any:
+        """Copy the entries of each source into ``target`` (a dict) and return it."""
+        for source in sources:
+            if source is not None:
+                target.update(source)
+        return target
 
     @staticmethod
     def keys(obj: Any) -> list[Any]:
@@ -340,15 +394,16 @@ class Request:
 # (``from js import fetch`` at module level), using them raises NotImplementedError naming them.
 _NOT_EMULATED = frozenset(
     {
-        "HTMLRewriter", "caches", "crypto", "setTimeout", "setInterval",
+        "HTMLRewriter", "caches", "setTimeout", "setInterval",
         "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "scheduler",
         "navigator", "performance", "ReadableStream", "WritableStream", "TransformStream",
-        "TextEncoder", "TextDecoder", "CompressionStream", "DecompressionStream",
+        "CompressionStream", "DecompressionStream",
         "FixedLengthStream", "IdentityTransformStream", "AbortController", "AbortSignal", "URLPattern", "EventTarget", "Event",
-        "CustomEvent", "MessageChannel", "Promise", "Array", "ArrayBuffer", "Uint8Array", "DataView",
-        "Map", "Set", "WeakMap", "WeakRef", "Error", "TypeError", "RangeError", "DOMException",
-        "Math", "Number", "String", "Boolean", "Symbol", "Reflect", "Proxy", "BigInt", "Intl",
-        "atob", "btoa", "encodeURIComponent", "decodeURIComponent", "globalThis", "self",
+        "CustomEvent", "MessageChannel", "Promise", "DataView", "Int8Array", "Uint16Array", "Int16Array",
+        "Uint32Array", "Int32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array",
+        "Map", "Set", "WeakMap", "WeakRef", "SyntaxError", "DOMException",
+        "Number", "String", "Boolean", "Symbol", "Reflect", "Proxy", "BigInt", "Intl",
+        "globalThis", "self",
     }
 )  # fmt: skip
 
@@ -377,6 +432,11 @@ class _NotEmulated:
 
     def __repr__(self) -> str:
         return f"<{self._path}: not supported by durable>"
+
+
+Error = _ERRORS["Error"]
+TypeError = _ERRORS["TypeError"]
+RangeError = _ERRORS["RangeError"]
 
 
 def __getattr__(name: str) -> Any:

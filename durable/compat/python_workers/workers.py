@@ -17,6 +17,7 @@ from durable import Headers as Headers
 
 from ._bindings import ContextAdapter as DurableObjectContext  # noqa: F401 - the SDK's name
 from ._bindings import DurableObjectAbort as DurableObjectAbort
+from ._bindings import EnvAdapter as _EnvWrapper  # noqa: F401 - workers.rpc's name, for isinstance(env, _EnvWrapper)
 from ._convert import JsDict as JsDict
 from ._convert import python_from_rpc as python_from_rpc
 from ._convert import python_to_rpc as python_to_rpc

@@ -198,6 +198,15 @@ class Uint8Array(ArrayBuffer, JsTypedArray):
     def length(self) -> int:
         return len(self)
 
+    def subarray(self, begin: int = 0, end: int | None = None) -> Uint8Array:
+        """The bytes from ``begin`` to ``end`` (negative counts from the end), as JavaScript's
+        ``subarray``; a copy here, where the array is immutable."""
+        return Uint8Array(builtins.bytes(self)[begin:end])
+
+    def slice(self, begin: int = 0, end: int | None = None) -> Uint8Array:
+        """A copy of the bytes from ``begin`` to ``end``, as JavaScript's ``slice``."""
+        return Uint8Array(builtins.bytes(self)[begin:end])
+
 
 # Sent, stored or attached, they are binary data (structured clone copies a Uint8Array): bytes.
 copy_as_bytes(ArrayBuffer)

@@ -1,0 +1,543 @@
+"""JavaScript globals that Python Workers code reaches through ``js`` and that need no JavaScript
+heap: ``crypto.randomUUID`` / ``getRandomValues``, ``Math``, ``TextEncoder`` / ``TextDecoder``,
+``Uint8Array`` / ``ArrayBuffer``, ``Array``, ``Error`` (``TypeError``, ``RangeError``), ``btoa`` /
+``atob`` and ``encodeURIComponent`` / ``decodeURIComponent`` / ``encodeURI`` / ``decodeURI``.
+
+Results are what Pyodide hands Python for the JavaScript value: a number with an integral value in
+the safe range is an ``int`` (``Math.floor(2.5)`` is ``2``), a typed array is the ``Uint8Array``
+stand-in of :mod:`pyodide.ffi`, an array is a ``list``, and a thrown error is a
+``pyodide.ffi.JsException`` with workerd's name and message (measured, miniflare 4, compatibility
+date 2026-04-07; the texts are quoted where they are raised).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import random
+import re
+import secrets
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from ._convert import js_key
+from .pyodide.ffi import ArrayBuffer as _ArrayBuffer
+from .pyodide.ffi import JsException
+from .pyodide.ffi import Uint8Array as _Uint8Array
+
+__all__ = [
+    "ERRORS",
+    "Array",
+    "ArrayBuffer",
+    "Math",
+    "TextDecoder",
+    "TextEncoder",
+    "Uint8Array",
+    "atob",
+    "btoa",
+    "crypto",
+    "decodeURI",
+    "decodeURIComponent",
+    "encodeURI",
+    "encodeURIComponent",
+]
+
+_SAFE = 2**53 - 1
+
+
+def js_number(value: float) -> int | float:
+    """A JavaScript number as Pyodide converts it: an ``int`` when integral and safe, else a ``float``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if math.isfinite(value) and value == int(value) and abs(value) <= _SAFE:
+        return int(value)  # -0 too: Number.isSafeInteger(-0) holds
+    return value
+
+
+def _float(value: Any) -> float:
+    """JavaScript's ``ToNumber`` for the values Python code passes (numbers, booleans, ``None``)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip() or 0)
+        except ValueError:
+            return math.nan
+    raise TypeError(f"js.Math takes numbers, not {type(value).__name__}")
+
+
+def _buffer(value: Any, where: str) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{where} takes a Uint8Array, an ArrayBuffer or bytes, not {type(value).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# crypto
+
+
+class _Crypto:
+    """``js.crypto``: ``randomUUID()``, ``getRandomValues(array)``; ``subtle`` is not emulated."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def randomUUID() -> str:
+        """A random (version 4) UUID, lower-case with dashes, as workerd's."""
+        return str(uuid.uuid4())
+
+    @staticmethod
+    def getRandomValues(array: Any) -> Any:
+        """``array`` filled with random bytes, returned.
+
+        A mutable buffer (``bytearray``, a writable ``memoryview``) is filled in place; the
+        ``Uint8Array`` stand-in (immutable ``bytes``) cannot be, so a new one of the same length
+        is returned: use the return value, ``crypto.getRandomValues(Uint8Array.new(16))``.
+
+        Raises:
+            pyodide.ffi.JsException: ``QuotaExceededError`` over 65,536 bytes, with workerd's
+                message; ``TypeMismatchError`` for anything but bytes.
+        """
+        if not isinstance(array, (bytes, bytearray, memoryview)):
+            raise JsException(
+                "TypeMismatchError", "ArrayBufferView argument to getRandomValues() must be an integer-typed view."
+            )
+        size = memoryview(array).nbytes
+        if size > 65536:
+            raise JsException(
+                "QuotaExceededError",
+                f"getRandomValues() only accepts buffers of size <= 64K but provided {size} bytes.",
+            )
+        data = secrets.token_bytes(size)
+        if isinstance(array, bytearray) or (isinstance(array, memoryview) and not array.readonly):
+            memoryview(array).cast("B")[:] = data
+            return array
+        return _Uint8Array(data)
+
+    @property
+    def subtle(self) -> Any:
+        """Not emulated: any use raises ``NotImplementedError`` naming it (use ``hashlib``, ``hmac``)."""
+        from .js import _NotEmulated
+
+        return _NotEmulated("js.crypto.subtle")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        from .js import _NotEmulated
+
+        return getattr(_NotEmulated("js.crypto"), name)
+
+    def __repr__(self) -> str:
+        return "<js.crypto>"
+
+
+crypto = _Crypto()
+
+
+# ---------------------------------------------------------------------------------------------
+# Math
+
+
+def _unary(func: Any) -> Any:
+    def call(x: Any = None) -> int | float:
+        value = _float(x)
+        if math.isnan(value):
+            return math.nan
+        try:
+            return js_number(func(value))
+        except (ValueError, OverflowError):
+            return math.nan
+
+    return staticmethod(call)
+
+
+def _round(x: float) -> float:
+    """JavaScript's ``Math.round``: halves go up (``2.5`` -> 3, ``-2.5`` -> -2, and
+    ``0.49999999999999994`` -> 0, where ``floor(x + 0.5)`` would give 1)."""
+    if not math.isfinite(x):
+        return x
+    low = math.floor(x)
+    return float(low + 1) if x - low >= 0.5 else float(low)
+
+
+def _integral(func: Any) -> Any:
+    def call(x: float) -> float:
+        return x if not math.isfinite(x) else float(func(x))
+
+    return call
+
+
+class Math:
+    """``js.Math``: the constants and functions of JavaScript's ``Math``, with its rules
+    (``round`` takes halves up, ``max()`` is ``-Infinity``, a ``NaN`` argument gives ``NaN``)."""
+
+    PI = math.pi
+    E = math.e
+    LN2 = math.log(2)
+    LN10 = math.log(10)
+    LOG2E = 1 / math.log(2)
+    LOG10E = 1 / math.log(10)
+    SQRT2 = math.sqrt(2)
+    SQRT1_2 = math.sqrt(0.5)
+
+    floor = _unary(_integral(math.floor))
+    ceil = _unary(_integral(math.ceil))
+    trunc = _unary(_integral(math.trunc))
+    round = _unary(_round)
+    abs = _unary(abs)
+    sqrt = _unary(math.sqrt)
+    cbrt = _unary(lambda x: math.copysign(abs(x) ** (1 / 3), x))
+    exp = _unary(lambda x: math.exp(x) if x < 710 else math.inf)  # math.exp overflows; JavaScript gives Infinity
+    log = _unary(lambda x: -math.inf if x == 0 else math.log(x))
+    log2 = _unary(lambda x: -math.inf if x == 0 else math.log2(x))
+    log10 = _unary(lambda x: -math.inf if x == 0 else math.log10(x))
+    sin = _unary(math.sin)
+    cos = _unary(math.cos)
+    tan = _unary(math.tan)
+    asin = _unary(math.asin)
+    acos = _unary(math.acos)
+    atan = _unary(math.atan)
+    sign = _unary(lambda x: x if x == 0 else math.copysign(1.0, x))
+
+    @staticmethod
+    def random() -> float:
+        """A float in [0, 1)."""
+        return random.random()
+
+    @staticmethod
+    def max(*values: Any) -> int | float:
+        numbers = [_float(v) for v in values]
+        if any(math.isnan(n) for n in numbers):
+            return math.nan
+        return js_number(max(numbers, default=-math.inf))
+
+    @staticmethod
+    def min(*values: Any) -> int | float:
+        numbers = [_float(v) for v in values]
+        if any(math.isnan(n) for n in numbers):
+            return math.nan
+        return js_number(min(numbers, default=math.inf))
+
+    @staticmethod
+    def pow(base: Any, exponent: Any) -> int | float:
+        b, e = _float(base), _float(exponent)
+        if math.isnan(e) or (math.isnan(b) and e != 0):
+            return math.nan
+        try:
+            return js_number(math.pow(b, e))
+        except OverflowError:
+            return math.inf if b > 0 or e % 2 == 0 else -math.inf
+        except ValueError:
+            return math.nan
+
+    @staticmethod
+    def atan2(y: Any, x: Any) -> int | float:
+        return js_number(math.atan2(_float(y), _float(x)))
+
+    @staticmethod
+    def hypot(*values: Any) -> int | float:
+        return js_number(math.hypot(*(_float(v) for v in values)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed arrays, TextEncoder, TextDecoder
+
+
+def _uint8(value: Any) -> int:
+    """JavaScript's ``ToUint8``: truncate, then modulo 256 (``3.7`` -> 3, ``-1`` -> 255, ``NaN`` -> 0)."""
+    number = _float(value)
+    if not math.isfinite(number):
+        return 0
+    return int(number) % 256
+
+
+class Uint8Array:
+    """``js.Uint8Array``: ``Uint8Array.new(length)``, ``.new(bytes_or_buffer)``, ``.new([numbers])``
+    give the ``Uint8Array`` stand-in of ``pyodide.ffi`` (``bytes`` with ``to_bytes()``,
+    ``to_py()``, ``buffer``, ``length``), which is immutable here.
+
+    Raises:
+        pyodide.ffi.JsException: ``RangeError: Invalid typed array length: -1`` (workerd's).
+    """
+
+    @staticmethod
+    def new(source: Any = 0, /) -> _Uint8Array:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return _Uint8Array(bytes(source))
+        if isinstance(source, (int, float)) and not isinstance(source, bool):
+            if source < 0 or source != int(source):
+                raise JsException("RangeError", f"Invalid typed array length: {js_key(source)}")
+            return _Uint8Array(bytes(int(source)))
+        if isinstance(source, Iterable) and not isinstance(source, str):
+            return _Uint8Array(bytes(_uint8(item) for item in source))
+        raise TypeError(f"Uint8Array.new() takes a length, bytes or a list of numbers, not {type(source).__name__}")
+
+    @staticmethod
+    def of(*items: Any) -> _Uint8Array:
+        return _Uint8Array(bytes(_uint8(item) for item in items))
+
+
+class ArrayBuffer:
+    """``js.ArrayBuffer``: ``ArrayBuffer.new(length)`` is a zero-filled buffer (the stand-in's ``buffer`` type)."""
+
+    @staticmethod
+    def new(length: int = 0, /) -> _ArrayBuffer:
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            raise JsException("RangeError", "Invalid array buffer length")
+        return _ArrayBuffer(bytes(length))
+
+
+def _usv(text: str) -> str:
+    """``text`` as a JavaScript USVString: a lone surrogate becomes U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+class _Encoder:
+    __slots__ = ()
+
+    encoding = "utf-8"
+
+    def encode(self, text: Any = "") -> _Uint8Array:
+        """The UTF-8 bytes of ``text`` (a lone surrogate is encoded as U+FFFD, as JavaScript does)."""
+        if not isinstance(text, str):
+            text = js_key(text) if text is not None else "undefined"
+        return _Uint8Array(_usv(text).encode("utf-8"))
+
+
+class TextEncoder:
+    """``js.TextEncoder``: ``TextEncoder.new().encode(text)`` gives a ``Uint8Array``."""
+
+    @staticmethod
+    def new() -> _Encoder:
+        return _Encoder()
+
+
+_UTF8_LABELS = frozenset({"utf-8", "utf8", "unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "x-unicode20utf8"})
+
+
+class _Decoder:
+    __slots__ = ("fatal", "ignoreBOM")
+
+    encoding = "utf-8"
+
+    def __init__(self, fatal: bool, ignore_bom: bool) -> None:
+        self.fatal = fatal
+        self.ignoreBOM = ignore_bom
+
+    def decode(self, data: Any = None, options: Any = None, /) -> str:
+        """The text of UTF-8 ``data``; invalid bytes are U+FFFD unless ``fatal``.
+
+        Raises:
+            pyodide.ffi.JsException: ``TypeError: Failed to decode input.`` with ``fatal`` (workerd's).
+        """
+        raw = b"" if data is None else _buffer(data, "TextDecoder.decode()")
+        if not self.ignoreBOM and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            return raw.decode("utf-8", "strict" if self.fatal else "replace")
+        except UnicodeDecodeError:
+            raise JsException("TypeError", "Failed to decode input.") from None
+
+
+class TextDecoder:
+    """``js.TextDecoder``: ``TextDecoder.new()`` (UTF-8; ``{"fatal": True}``, ``{"ignoreBOM": True}``)
+    and ``.decode(buffer)``.
+
+    Raises:
+        NotImplementedError: a label other than UTF-8's (workerd decodes others; durable does not).
+    """
+
+    @staticmethod
+    def new(label: str = "utf-8", options: Any = None, /, **fields: Any) -> _Decoder:
+        if label.strip().lower() not in _UTF8_LABELS:
+            raise NotImplementedError(f"js.TextDecoder.new({label!r}) is not supported by durable: only UTF-8 is")
+        init = {**(options or {}), **fields}
+        return _Decoder(bool(init.get("fatal", False)), bool(init.get("ignoreBOM", False)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Array, Error
+
+
+class Array:
+    """``js.Array``: ``Array.new()``, ``Array.new(length)`` (``None`` items: ``undefined``),
+    ``Array.new(a, b)``, ``Array.from_(iterable)`` (also ``getattr(Array, "from")``), ``Array.of``,
+    ``Array.isArray``; arrays are Python lists, as Pyodide converts them."""
+
+    @staticmethod
+    def new(*items: Any) -> list[Any]:
+        if len(items) == 1 and isinstance(items[0], (int, float)) and not isinstance(items[0], bool):
+            length = items[0]
+            if length < 0 or length != int(length) or length >= 2**32:
+                raise JsException("RangeError", "Invalid array length")
+            return [None] * int(length)
+        return list(items)
+
+    @staticmethod
+    def from_(items: Iterable[Any], mapper: Any = None, /) -> list[Any]:
+        values = list(items)
+        return [mapper(value, index) for index, value in enumerate(values)] if mapper else values
+
+    @staticmethod
+    def of(*items: Any) -> list[Any]:
+        return list(items)
+
+    @staticmethod
+    def isArray(value: Any) -> bool:
+        return isinstance(value, list)
+
+
+setattr(Array, "from", Array.from_)
+
+
+class _ErrorClass:
+    """A JavaScript error constructor: ``Error.new(message)`` (or ``Error(message)``) is a
+    ``pyodide.ffi.JsException`` (Pyodide's proxy of a JavaScript error is one), to raise or send."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def new(self, message: Any = "", /, *args: Any) -> JsException:
+        return JsException(self.name, message if isinstance(message, str) else js_key(message))
+
+    __call__ = new
+
+    def __repr__(self) -> str:
+        return f"<js.{self.name}>"
+
+
+# js.Error, js.TypeError, js.RangeError (js.py gives them those names; here they would shadow Python's).
+ERRORS = {name: _ErrorClass(name) for name in ("Error", "TypeError", "RangeError")}
+
+
+# ---------------------------------------------------------------------------------------------
+# btoa, atob, URI encoding
+
+_ATOB_ERROR = (
+    "atob() called with invalid base64-encoded data. (Only whitespace, '+', '/', alphanumeric ASCII, and up to "
+    "two terminal '=' signs when the input data length is divisible by 4 are allowed.)"
+)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*")
+
+
+def btoa(data: Any) -> str:
+    """Base64 of a string of Latin-1 characters.
+
+    Raises:
+        pyodide.ffi.JsException: ``InvalidCharacterError`` for a character above U+00FF (workerd's message).
+    """
+    text = data if isinstance(data, str) else js_key(data)
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise JsException(
+            "InvalidCharacterError", "btoa() can only operate on characters in the Latin1 (ISO/IEC 8859-1) range."
+        ) from None
+    return base64.b64encode(raw).decode("ascii")
+
+
+def atob(data: Any) -> str:
+    """The Latin-1 string a base64 text encodes (whitespace ignored, padding optional).
+
+    Raises:
+        pyodide.ffi.JsException: ``InvalidCharacterError`` for invalid data (workerd's message).
+    """
+    text = data if isinstance(data, str) else js_key(data)
+    text = re.sub(r"[\t\n\f\r ]", "", text)
+    if len(text) % 4 == 0 and text.endswith("="):
+        text = text[:-2] if text.endswith("==") else text[:-1]
+    if len(text) % 4 == 1 or not _BASE64.fullmatch(text):
+        raise JsException("InvalidCharacterError", _ATOB_ERROR)
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error:
+        raise JsException("InvalidCharacterError", _ATOB_ERROR) from None
+    return raw.decode("latin-1")
+
+
+_URI_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()")
+_URI_RESERVED = frozenset(";/?:@&=+$,#")
+
+
+def _uri_error() -> JsException:
+    return JsException("URIError", "URI malformed")
+
+
+def _encode(data: Any, keep: frozenset[str]) -> str:
+    text = data if isinstance(data, str) else js_key(data)
+    out: list[str] = []
+    for char in text.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass"):
+        if char in keep:
+            out.append(char)
+            continue
+        try:
+            out.append("".join(f"%{byte:02X}" for byte in char.encode("utf-8")))
+        except UnicodeEncodeError:  # a lone surrogate
+            raise _uri_error() from None
+    return "".join(out)
+
+
+def _decode(data: Any, keep: frozenset[str]) -> str:
+    text = data if isinstance(data, str) else js_key(data)
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] != "%":
+            out.append(text[i])
+            i += 1
+            continue
+        start = i
+        raw = bytearray()
+        while True:
+            escape = text[i + 1 : i + 3]
+            if len(escape) < 2 or not all(c in "0123456789abcdefABCDEF" for c in escape):
+                raise _uri_error()
+            raw.append(int(escape, 16))
+            i += 3
+            lead = raw[0]
+            need = 1 if lead < 0x80 else 2 if lead >> 5 == 0b110 else 3 if lead >> 4 == 0b1110 else 4
+            if len(raw) == need:
+                break
+            if i >= len(text) or text[i] != "%":
+                raise _uri_error()
+        try:
+            char = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _uri_error() from None
+        out.append(text[start:i] if char in keep else char)
+    return "".join(out)
+
+
+def encodeURIComponent(data: Any) -> str:
+    """Percent-encode everything but ``A-Z a-z 0-9 - _ . ! ~ * ' ( )`` (UTF-8).
+
+    Raises:
+        pyodide.ffi.JsException: ``URIError: URI malformed`` for a lone surrogate.
+    """
+    return _encode(data, _URI_UNRESERVED)
+
+
+def encodeURI(data: Any) -> str:
+    """As :func:`encodeURIComponent`, keeping the URI's reserved characters and ``#``."""
+    return _encode(data, _URI_UNRESERVED | _URI_RESERVED)
+
+
+def decodeURIComponent(data: Any) -> str:
+    """Undo percent-encoding (UTF-8).
+
+    Raises:
+        pyodide.ffi.JsException: ``URIError: URI malformed`` for a bad escape or invalid UTF-8.
+    """
+    return _decode(data, frozenset())
+
+
+def decodeURI(data: Any) -> str:
+    """As :func:`decodeURIComponent`, leaving escapes of reserved characters (``%2F``) as they are."""
+    return _decode(data, _URI_RESERVED)
