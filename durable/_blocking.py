@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from ._aliases import camel_aliases
-from ._codec import clone
+from ._codec import Transfer, clone, register_transfer
 from ._exceptions import RuntimeClosedError
 from ._http import Request, Response, buffer_body, build_request, held_body
 from ._id import DurableObjectId
@@ -100,7 +100,10 @@ class BlockingRuntime:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, **runtime_options: Any) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        """Held while a call is sent and while close() marks the runtime closed. Reentrant: a signal
+        handler runs in the main thread between two bytecodes, maybe while it holds the lock, and
+        may call or close too. Only the threads that call take it, never the runtime's own."""
         self._closed = False
         self._closed_message = _CLOSED
         """What calls raise once closed (another text in a forked child: ``_forget_in_child``)."""
@@ -115,6 +118,8 @@ class BlockingRuntime:
         """Tasks that did not end when cancelled at the shutdown (``_end_tasks``)."""
         self._pending: set[concurrent.futures.Future[Any]] = set()
         """Calls submitted and not settled: failed with RuntimeClosedError if the loop stops first."""
+        self._drained = False
+        """Set once the loop is closed and ``_pending`` refused: a call recorded later refuses itself."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="durable-runtime", daemon=True)
         self._thread.start()
@@ -207,18 +212,18 @@ class BlockingRuntime:
         finally:
             loop.close()
             # A call whose start never ran, or whose task the loop's end cut short, would leave its
-            # thread waiting forever: it fails instead, as every call after close() does.
-            with self._lock:
-                pending, self._pending = self._pending, set()
-            for fut in pending:
-                if not fut.done():
-                    with contextlib.suppress(concurrent.futures.InvalidStateError):
-                        fut.set_exception(RuntimeClosedError(_CLOSED))
+            # thread waiting forever: it fails instead, as every call after close() does. Without
+            # the lock: a thread holding it may be waiting for this one (a signal handler that
+            # closes the runtime, run while the main thread was sending a call); a call recorded
+            # after this look sees _drained and refuses itself (_submit).
+            self._drained = True
+            for fut in list(self._pending):
+                _refuse(fut)
             self._stopped.set()
 
     def _forget_in_child(self, message: str) -> None:
         """Close this runtime in a child made by ``os.fork()`` without touching it (``_forked_child``)."""
-        self._lock = threading.Lock()  # (held by another thread at the fork, it would stay held)
+        self._lock = threading.RLock()  # (held by another thread at the fork, it would stay held)
         self._closed = self._forked = True
         self._closed_message = message
         self._pending = set()
@@ -305,10 +310,14 @@ class BlockingRuntime:
                 raise RuntimeClosedError(self._closed_message)
             try:
                 fut = submit(self._loop, make)
-            except RuntimeError:  # closed meanwhile
-                raise RuntimeClosedError(self._closed_message) from None
+            except RuntimeError:
+                if not self._loop.is_closed():
+                    raise  # (not the loop's: a RecursionError, say)
+                raise RuntimeClosedError(self._closed_message) from None  # closed meanwhile
             self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
+        if self._drained:  # the loop closed as it was sent: its start never runs (_serve)
+            _refuse(fut)
         return fut
 
     def _check_thread(self, what: str) -> None:
@@ -331,6 +340,13 @@ class BlockingRuntime:
 
         namespace = self.run(register)
         return BlockingNamespace(self, namespace)
+
+
+def _refuse(fut: concurrent.futures.Future[Any]) -> None:
+    """Fail a call that the runtime's loop will never run (it is closed), unless it has ended."""
+    if not fut.done():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            fut.set_exception(RuntimeClosedError(_CLOSED))
 
 
 async def _awaitable(value: Awaitable[R]) -> R:
@@ -457,3 +473,13 @@ class BlockingStub(Generic[T]):
             runtime.run(buffer_body, request)
         stub = self.stub
         return runtime._submit(lambda: fetch_forwarded(stub, request)).result()
+
+
+register_transfer(
+    BlockingStub,
+    Transfer(
+        lambda stub: clone(stub.stub),  # the receiver gets a stub of the same object, as for a Stub
+        "A stub can be an RPC argument or result but not a stored value: store str(stub.id) and get it "
+        "back with namespace.get(namespace.id_from_string(text))",
+    ),
+)

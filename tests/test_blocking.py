@@ -27,6 +27,12 @@ class Counter(durable.DurableObject):
     async def fetch(self, request: durable.Request) -> durable.Response:
         return durable.Response(f"{request.method} {request.url}")
 
+    async def add_to(self, others: list[durable.Stub[Counter]], by: int) -> list[int]:
+        return [await other.increment(by) for other in others]
+
+    async def keep(self, other: object) -> None:
+        await self.ctx.storage.put("other", other)
+
 
 class TestBlockingRuntime:
     def test_blocking_calls_return_results(self) -> None:
@@ -151,6 +157,19 @@ class TestBlockingRuntime:
 
             with pytest.raises(RuntimeError, match="own event-loop thread"):
                 rt.run(inside)
+
+    def test_a_blocking_stub_passed_over_rpc(self) -> None:
+        """A BlockingStub in a call's arguments reaches the object as a stub of the same object,
+        as a Stub does (API.md section 2: stubs cross RPC, as in workerd); it was refused with
+        DataCloneError ("BlockingStub ... does not support serialization"). Storage refuses it
+        with the hint a Stub gets."""
+        with durable.BlockingRuntime() as rt:
+            counters = rt.namespace(Counter)
+            a, b = counters.get_by_name("A"), counters.get_by_name("B")
+            assert a.add_to([b, b], 5) == [5, 10]
+            assert (a.increment(0), b.increment(0)) == (0, 10)
+            with pytest.raises(durable.DataCloneError, match=r"str\(stub.id\)"):
+                a.keep(b)
 
     def test_namespace_options_and_errors(self) -> None:
         """namespace() takes Runtime.namespace's options and raises its errors."""

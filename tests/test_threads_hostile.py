@@ -465,3 +465,148 @@ class TestPinnedLoop:
 
         with durable.BlockingRuntime() as rt:
             assert rt.runtime in _pinned
+
+
+SIGNAL_IN_SUBMIT = """
+import signal
+import sys
+
+import durable
+import durable._blocking as blocking
+
+
+class Counter(durable.DurableObject):
+    async def increment(self) -> int:
+        value = (await self.ctx.storage.get("n")) or 0
+        await self.ctx.storage.put("n", value + 1)
+        return value + 1
+
+
+rt = durable.BlockingRuntime()
+stub = rt.namespace(Counter).get_by_name("a")
+seen = []
+
+
+def handler(signum, frame):
+    seen.append(rt.close() if sys.argv[1] == "close" else stub.increment())
+
+
+signal.signal(signal.SIGUSR1, handler)
+forward = blocking.submit
+
+
+def submit_interrupted(loop, make):
+    # The signal arrives while the main thread is submitting a call: its handler runs there,
+    # at the next bytecode, in the middle of BlockingRuntime._submit (once: not in its own call).
+    if not seen and not raised:
+        raised.append(True)
+        signal.raise_signal(signal.SIGUSR1)
+    return forward(loop, make)
+
+
+raised = []
+
+
+blocking.submit = submit_interrupted
+try:
+    outcome = stub.increment()
+except durable.RuntimeClosedError as exc:
+    outcome = type(exc).__name__
+blocking.submit = forward
+print(outcome, seen, rt.closed)
+rt.close()
+"""
+
+
+class TestSignalHandlers:
+    @pytest.mark.parametrize(
+        ("in_handler", "expected"),
+        [
+            # the handler's call runs first (it ran inside the main thread's call), then the main's
+            ("call", "2 [1] False"),
+            # closed by the handler before the main thread's call was sent: refused
+            ("close", "RuntimeClosedError [None] True"),
+        ],
+    )
+    def test_a_handler_that_calls_while_the_main_thread_submits(
+        self, in_handler: str, expected: str, tmp_path: Path
+    ) -> None:
+        """A signal handler (SIGTERM closing the runtime, SIGHUP asking an object) runs in the
+        main thread between two bytecodes, possibly while that thread is inside a blocking call
+        of the same BlockingRuntime, holding its lock: the handler's own call or close() then
+        waited for that lock for ever (the main thread, which holds it, waits for the handler)."""
+        script = tmp_path / "signal_in_submit.py"
+        script.write_text(SIGNAL_IN_SUBMIT)
+        done = subprocess.run(
+            [sys.executable, str(script), in_handler],
+            capture_output=True,
+            text=True,
+            timeout=GUARD_SECONDS,
+            env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
+        )
+        assert (done.stdout.strip(), done.returncode) == (expected, 0), done.stderr[-2000:]
+
+
+CTRL_C_IN_A_CALL = """
+import asyncio
+import os
+import signal
+import threading
+
+import durable
+
+started = threading.Event()
+
+
+class Slow(durable.DurableObject):
+    async def work(self) -> str:
+        started.set()
+        await asyncio.sleep(0.2)
+        await self.ctx.storage.put("done", True)
+        return "done"
+
+    async def done(self) -> bool:
+        return bool(await self.ctx.storage.get("done"))
+
+
+def ctrl_c() -> None:
+    started.wait(30)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+with durable.BlockingRuntime() as rt:
+    stub = rt.namespace(Slow).get_by_name("a")
+    threading.Thread(target=ctrl_c).start()
+    try:
+        stub.work()
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted")
+
+    async def settled() -> bool:
+        for _ in range(3000):
+            if await stub.stub.done():
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    print(rt.run(settled), stub.work())
+print(threading.active_count())
+"""
+
+
+class TestCtrlCInACall:
+    def test_ctrl_c_during_a_blocking_call(self, tmp_path: Path) -> None:
+        """Ctrl-C while the main thread waits for a blocking call raises KeyboardInterrupt there
+        at once; the call runs to its end on the runtime, which stays usable, then closes
+        leaving no thread (docs/threads.md)."""
+        script = tmp_path / "ctrl_c_in_a_call.py"
+        script.write_text(CTRL_C_IN_A_CALL)
+        done = subprocess.run(
+            [sys.executable, "-W", "error", str(script)],
+            capture_output=True,
+            text=True,
+            timeout=GUARD_SECONDS,
+            env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
+        )
+        assert (done.stdout.split(), done.returncode) == (["interrupted", "True", "done", "1"], 0), done.stderr[-2000:]
