@@ -171,6 +171,24 @@ class TestBlockingRuntime:
             with pytest.raises(durable.DataCloneError, match=r"str\(stub.id\)"):
                 a.keep(b)
 
+    def test_an_error_while_sending_is_not_taken_for_closed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A RuntimeError raised while a call is sent (a RecursionError, in a signal handler's
+        call nested too deep) is raised as it is: it was reported as RuntimeClosedError, which
+        only a closed loop means."""
+        import durable._blocking as blocking
+
+        with durable.BlockingRuntime() as rt:
+            stub = rt.namespace(Counter).get_by_name("A")
+
+            def too_deep(*args: object) -> None:
+                raise RecursionError("maximum recursion depth exceeded")
+
+            monkeypatch.setattr(blocking, "submit", too_deep)
+            with pytest.raises(RecursionError):
+                stub.increment()
+            monkeypatch.undo()
+            assert stub.increment() == 1
+
     def test_namespace_options_and_errors(self) -> None:
         """namespace() takes Runtime.namespace's options and raises its errors."""
         with durable.BlockingRuntime() as rt:
