@@ -182,6 +182,10 @@ class BlockingRuntime:
             self._stopped.wait()
         finally:
             self._stopped.wait()
+        # Its thread only returns now: once close() returns, no thread of this runtime is left
+        # (bounded: a signal handler's close() may interrupt the main thread holding a lock that a
+        # thread's end takes, threading's own).
+        self._thread.join(SHUTDOWN_GRACE)
 
     def _serve(self) -> None:
         """The runtime's thread: runs its loop until ``_stop_loop``, whatever an object's code

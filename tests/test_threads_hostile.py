@@ -576,12 +576,14 @@ def ctrl_c() -> None:
 
 with durable.BlockingRuntime() as rt:
     stub = rt.namespace(Slow).get_by_name("a")
-    threading.Thread(target=ctrl_c).start()
+    interrupter = threading.Thread(target=ctrl_c)
+    interrupter.start()
     try:
         stub.work()
         print("not interrupted")
     except KeyboardInterrupt:
         print("interrupted")
+    interrupter.join()
 
     async def settled() -> bool:
         for _ in range(3000):
@@ -593,6 +595,24 @@ with durable.BlockingRuntime() as rt:
     print(rt.run(settled), stub.work())
 print(threading.active_count())
 """
+
+
+class TestNoThreadLeft:
+    def test_close_returns_once_the_runtimes_thread_has_ended(self) -> None:
+        """Once close() returns, the runtime's thread has ended (docs/threads.md: close() stops
+        its thread). close() returned as soon as the shutdown was done, while that thread was
+        still ending: a caller checking for leftover threads could find it."""
+        rt = durable.BlockingRuntime()
+        assert rt.namespace(Hostile).get_by_name("a").increment() == 1
+
+        class SlowToEnd(threading.Event):
+            def set(self) -> None:  # the thread's last step, made slow to end
+                super().set()
+                threading.Event().wait(0.3)
+
+        rt._stopped = SlowToEnd()
+        guarded(rt.close)
+        assert not rt._thread.is_alive()
 
 
 class TestCtrlCInACall:
