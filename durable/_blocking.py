@@ -356,7 +356,14 @@ def _refuse(fut: concurrent.futures.Future[Any]) -> None:
 async def _awaitable(value: Awaitable[R]) -> R:
     if isinstance(value, Awaitable):
         return await value
-    return value  # type: ignore[unreachable]  # a plain function's result (tolerated, as anyio's portal does)
+    made: object = value  # type: ignore[unreachable]  # (what a plain function returned)
+    if inspect.isasyncgen(made):  # its items would be made on the runtime's loop, and read on none
+        await made.aclose()
+        raise TypeError(
+            "rt.run() takes a coroutine function, not an async generator function: iterate it in one, "
+            "as rt.run(collect) with `async def collect(): return [item async for item in gen()]`"
+        )
+    return value  # a plain function's result (tolerated, as anyio's portal does)
 
 
 @final

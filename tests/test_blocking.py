@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -71,6 +72,22 @@ class TestBlockingRuntime:
 
             assert rt.run(twice, "B") == 2
             assert isinstance(rt.runtime, durable.Runtime)
+
+    def test_run_refuses_an_async_generator_function(self) -> None:
+        """rt.run(agen_fn) raises TypeError saying how to iterate it: it returned the generator,
+        made on the runtime's loop, whose items no loop of the caller's thread could read."""
+        with durable.BlockingRuntime() as rt:
+
+            async def numbers() -> AsyncIterator[int]:
+                yield 1
+
+            with pytest.raises(TypeError, match="async generator function"):
+                rt.run(numbers)  # type: ignore[arg-type]
+
+            async def collect() -> list[int]:
+                return [n async for n in numbers()]
+
+            assert rt.run(collect) == [1]
 
     def test_run_refuses_a_coroutine_object(self) -> None:
         """rt.run(coro) instead of rt.run(fn) raises TypeError saying how to call it."""
