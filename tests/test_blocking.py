@@ -135,6 +135,21 @@ class TestBlockingRuntime:
         with pytest.raises(durable.RuntimeClosedError):
             rt.namespace(Counter)
 
+    @pytest.mark.parametrize("error", [ValueError("mine"), KeyboardInterrupt()])
+    def test_with_block_closes_on_an_exception(self, error: BaseException, tmp_path: Path) -> None:
+        """A `with` block left by an exception (Ctrl-C too) closes the runtime, flushing what was
+        committed and freeing its path, and the exception propagates as it was."""
+        with pytest.raises(type(error)) as raised, durable.BlockingRuntime(tmp_path) as rt:
+            stub = rt.namespace(Counter).get_by_name("A")
+            stub.increment(3)
+            raise error
+        assert raised.value is error
+        assert rt.closed
+        with pytest.raises(durable.RuntimeClosedError):
+            stub.increment()
+        with durable.BlockingRuntime(tmp_path) as again:  # PathLockedError had it stayed open
+            assert again.namespace(Counter).get_by_name("A").increment(0) == 3
+
     def test_calls_racing_close_are_never_left_waiting(self) -> None:
         """Threads calling while another closes the runtime each get a result or
         RuntimeClosedError, never a wait without end (a call whose start came after the
