@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from ._aliases import camel_aliases
 from ._codec import Transfer, clone, register_transfer
-from ._exceptions import RuntimeClosedError
+from ._exceptions import ConnectionClosedError, RuntimeClosedError
 from ._http import Request, Response, buffer_body, build_request, held_body
 from ._id import DurableObjectId
 from ._namespace import Namespace
@@ -48,6 +48,10 @@ _SAME_THREAD = (
     "with stub.stub for a BlockingStub)"
 )
 
+_CLOSED_DURING = (
+    "Connection closed: the durable.BlockingRuntime was closed before this call ended (for "
+    "stub.fetch(), before its response's body was read). Reconnect or retry the request."
+)
 
 _FORKED = (
     "this durable.BlockingRuntime belongs to process {parent}, and this process ({child}) is a copy of "
@@ -270,6 +274,9 @@ class BlockingRuntime:
             others = asyncio.all_tasks() - self._abandoned - {asyncio.current_task()}
             if not others:
                 break
+            for fut in list(self._pending):  # (those whose start has not run are refused as it runs)
+                if fut.running():  # cancelled next: its caller learns why in this runtime's words
+                    fut.set_exception(ConnectionClosedError(_CLOSED_DURING))
             for task in others:
                 task.cancel()
             _, pending = await asyncio.wait(others, timeout=max(0.0, deadline - self._loop.time()))

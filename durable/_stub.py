@@ -905,8 +905,9 @@ def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]])
 
 
 _LOOP_CLOSED = (
-    "Connection closed: the runtime's event loop stopped before the call ended (a runtime must be "
-    "opened on a loop that outlives the calls made from other threads, or use durable.BlockingRuntime)."
+    "Connection closed: the runtime's event loop stopped before the call ended (the runtime was "
+    "closed, or the loop it runs on ended: open a runtime on a loop that outlives the calls made from "
+    "other threads, or use durable.BlockingRuntime)."
 )
 
 

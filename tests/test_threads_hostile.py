@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,6 +62,9 @@ def outcome_of(fn: Callable[[], Any]) -> Any:
         return exc
 
 
+READING = threading.Semaphore(0)
+
+
 class Hostile(durable.DurableObject):
     async def increment(self, by: int = 1) -> int:
         value: int = (await self.ctx.storage.get("n")) or 0
@@ -89,6 +92,14 @@ class Hostile(durable.DurableObject):
     async def slow(self) -> str:
         await asyncio.sleep(3600)
         return "late"
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        async def endless() -> AsyncIterator[bytes]:
+            yield b"first"
+            READING.release()  # the caller's side reads the body (asks for the next chunk)
+            await asyncio.sleep(3600)
+
+        return durable.Response(endless())
 
     async def stubborn(self) -> None:
         while True:  # ignores its cancellation
@@ -194,6 +205,37 @@ class TestClosingUnderLoad:
         assert isinstance(raised, durable.ConnectionClosedError)
         assert "no longer active" in str(raised)
         assert raised.retryable is True
+
+    def test_a_fetch_whose_body_is_still_read_when_closed(self) -> None:
+        """A blocking fetch (and one from another thread's loop) still reading its response's
+        body when the runtime closes fails with ConnectionClosedError saying the runtime was
+        closed. It said that the runtime's loop stopped and advised using a BlockingRuntime, to
+        a caller using one."""
+
+        def scenario() -> list[Any]:
+            rt = durable.BlockingRuntime()
+            stub = rt.namespace(Hostile).get_by_name("a")
+            caught: list[Any] = []
+            callers = [
+                threading.Thread(target=lambda: caught.append(outcome_of(lambda: stub.fetch("http://a/")))),
+                threading.Thread(
+                    target=lambda: caught.append(outcome_of(lambda: asyncio.run(stub.stub.fetch("http://a/"))))
+                ),
+            ]
+            for caller in callers:
+                caller.start()
+
+            assert READING.acquire(timeout=30) and READING.acquire(timeout=30)  # both read their body
+            rt.close()
+            for caller in callers:
+                caller.join()
+            return caught
+
+        blocking, forwarded = sorted(guarded(scenario), key=lambda raised: "BlockingRuntime was" not in str(raised))
+        assert isinstance(blocking, durable.ConnectionClosedError), blocking
+        assert "the durable.BlockingRuntime was closed before this call ended" in str(blocking)
+        assert isinstance(forwarded, durable.ConnectionClosedError), forwarded
+        assert "the runtime was closed" in str(forwarded)
 
     def test_close_with_a_task_that_ignores_cancellation(
         self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
