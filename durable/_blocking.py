@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import logging
 import os
+import queue
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -210,7 +211,7 @@ class BlockingRuntime:
             shutdown = self._run_to_end(self._shutdown())
             if not shutdown.cancelled():
                 self._error = shutdown.exception()
-            # Calls forwarded from other threads' loops (not through _submit) may have started in
+            # Calls forwarded from other threads' loops (not through _run_blocking) may have started in
             # the loop's last turns: they end (refused) before it closes, not destroyed pending.
             # The loop runs nothing between the last look and close(): what is queued never starts.
             for _ in range(10):
@@ -223,7 +224,7 @@ class BlockingRuntime:
             # thread waiting forever: it fails instead, as every call after close() does. Without
             # the lock: a thread holding it may be waiting for this one (a signal handler that
             # closes the runtime, run while the main thread was sending a call); a call recorded
-            # after this look sees _drained and refuses itself (_submit).
+            # after this look sees _drained and refuses itself (_run_blocking).
             self._drained = True
             for fut in list(self._pending):
                 _refuse(fut)
@@ -313,23 +314,35 @@ class BlockingRuntime:
                 "rt.run() takes a coroutine function and its arguments, as rt.run(fn, *args), "
                 f"not {type(async_fn).__name__}"
             )
-        return self._submit(lambda: _awaitable(async_fn(*args))).result()
+        return self._run_blocking(lambda: _awaitable(async_fn(*args)))
 
-    def _submit(self, make: Callable[[], Awaitable[R]]) -> concurrent.futures.Future[R]:
+    def _run_blocking(self, make: Callable[[], Awaitable[R]]) -> R:
+        """Run ``make()`` on the runtime's loop; wait for its outcome and return (or raise) it.
+
+        The calling thread never holds a lock that the runtime's thread takes: a signal handler
+        may run in it at any bytecode, and make a blocking call or close the runtime, which the
+        runtime's thread must then serve. So the call's future gets its callbacks before that
+        thread knows it, and the caller waits on a queue, touching the future once settled.
+        """
+        fut: concurrent.futures.Future[R] = concurrent.futures.Future()
+        settled: queue.SimpleQueue[object] = queue.SimpleQueue()
+        fut.add_done_callback(self._pending.discard)
+        fut.add_done_callback(settled.put)
         with self._lock:  # (close() sets _closed under it: no call is submitted after that)
             if self._closed or self._loop.is_closed():
                 raise RuntimeClosedError(self._closed_message)
+            self._pending.add(fut)
             try:
-                fut = submit(self._loop, make)
+                submit(self._loop, make, fut)
             except RuntimeError:
+                self._pending.discard(fut)
                 if not self._loop.is_closed():
                     raise  # (not the loop's: a RecursionError, say)
                 raise RuntimeClosedError(self._closed_message) from None  # closed meanwhile
-            self._pending.add(fut)
-        fut.add_done_callback(self._pending.discard)
         if self._drained:  # the loop closed as it was sent: its start never runs (_serve)
             _refuse(fut)
-        return fut
+        settled.get()
+        return fut.result()
 
     def _check_thread(self, what: str) -> None:
         if threading.current_thread() is self._thread:
@@ -471,7 +484,7 @@ class BlockingStub(Generic[T]):
             kw: dict[str, Any]
             # One copy of all the arguments, as workerd makes (a value passed twice arrives as one).
             copied, kw = clone((args, kwargs)) if args or kwargs else (args, kwargs)  # type: ignore[misc]
-            return runtime._submit(lambda: call_forwarded(stub, name, copied, kw)).result()
+            return runtime._run_blocking(lambda: call_forwarded(stub, name, copied, kw))
 
         call.__name__ = call.__qualname__ = name
         self.__dict__[name] = call
@@ -490,7 +503,7 @@ class BlockingStub(Generic[T]):
             # A streamed body is read on the loop that owns it... here, none runs: read it there.
             runtime.run(buffer_body, request)
         stub = self.stub
-        return runtime._submit(lambda: fetch_forwarded(stub, request)).result()
+        return runtime._run_blocking(lambda: fetch_forwarded(stub, request))
 
 
 register_transfer(

@@ -537,13 +537,13 @@ signal.signal(signal.SIGUSR1, handler)
 forward = blocking.submit
 
 
-def submit_interrupted(loop, make):
+def submit_interrupted(loop, make, *outcome):
     # The signal arrives while the main thread is submitting a call: its handler runs there,
-    # at the next bytecode, in the middle of BlockingRuntime._submit (once: not in its own call).
+    # at the next bytecode, in the middle of BlockingRuntime._run_blocking (once: not in its own call).
     if not seen and not raised:
         raised.append(True)
         signal.raise_signal(signal.SIGUSR1)
-    return forward(loop, make)
+    return forward(loop, make, *outcome)
 
 
 raised = []
@@ -672,3 +672,64 @@ class TestCtrlCInACall:
             env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
         )
         assert (done.stdout.split(), done.returncode) == (["interrupted", "True", "done", "1"], 0), done.stderr[-2000:]
+
+
+SIGNAL_WHILE_WAITING = """
+import asyncio
+import concurrent.futures
+import signal
+import threading
+
+import durable
+
+rt = durable.BlockingRuntime()
+seen = []
+
+
+async def answer(n, seconds):
+    await asyncio.sleep(seconds)
+    return n
+
+
+def handler(signum, frame):
+    seen.append(rt.run(answer, 2, 0.5))  # the main thread's call ends first (it started first)
+
+
+signal.signal(signal.SIGUSR1, handler)
+register = concurrent.futures.Future.add_done_callback
+raised = []
+
+
+def add_done_callback(self, fn):
+    # The signal arrives while the main thread holds the call's future's lock (adding a callback,
+    # or checking the result before waiting): its handler runs there, holding it.
+    with self._condition:
+        if threading.current_thread() is threading.main_thread() and not raised:
+            raised.append(True)
+            signal.raise_signal(signal.SIGUSR1)
+        return register(self, fn)
+
+
+concurrent.futures.Future.add_done_callback = add_done_callback
+print(rt.run(answer, 1, 0.2), seen)
+rt.close()
+"""
+
+
+class TestSignalWhileWaiting:
+    def test_a_handler_that_calls_while_the_main_thread_holds_its_calls_future(self, tmp_path: Path) -> None:
+        """A signal handler's blocking call, run while the main thread holds the lock of its own
+        call's future (the caller's side of concurrent.futures takes it to add a callback or to
+        read the result): the runtime's thread, settling that call, waited for that lock, so it
+        never ran the handler's call, which the main thread waited for: a hang. The caller now
+        waits on a queue the runtime's thread fills, and touches the future only once settled."""
+        script = tmp_path / "signal_while_waiting.py"
+        script.write_text(SIGNAL_WHILE_WAITING)
+        done = subprocess.run(
+            [sys.executable, "-W", "error", str(script)],
+            capture_output=True,
+            text=True,
+            timeout=GUARD_SECONDS,
+            env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
+        )
+        assert (done.stdout.strip(), done.returncode) == ("1 [2]", 0), done.stderr[-2000:]
