@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import logging
 import os
+import queue
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -25,8 +26,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from ._aliases import camel_aliases
-from ._codec import clone
-from ._exceptions import RuntimeClosedError
+from ._codec import Transfer, clone, register_transfer
+from ._exceptions import ConnectionClosedError, RuntimeClosedError
 from ._http import Request, Response, buffer_body, build_request, held_body
 from ._id import DurableObjectId
 from ._namespace import Namespace
@@ -48,6 +49,10 @@ _SAME_THREAD = (
     "with stub.stub for a BlockingStub)"
 )
 
+_CLOSED_DURING = (
+    "Connection closed: the durable.BlockingRuntime was closed before this call ended (for "
+    "stub.fetch(), before its response's body was read). Reconnect or retry the request."
+)
 
 _FORKED = (
     "this durable.BlockingRuntime belongs to process {parent}, and this process ({child}) is a copy of "
@@ -100,7 +105,10 @@ class BlockingRuntime:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, **runtime_options: Any) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        """Held while a call is sent and while close() marks the runtime closed. Reentrant: a signal
+        handler runs in the main thread between two bytecodes, maybe while it holds the lock, and
+        may call or close too. Only the threads that call take it, never the runtime's own."""
         self._closed = False
         self._closed_message = _CLOSED
         """What calls raise once closed (another text in a forked child: ``_forget_in_child``)."""
@@ -115,6 +123,8 @@ class BlockingRuntime:
         """Tasks that did not end when cancelled at the shutdown (``_end_tasks``)."""
         self._pending: set[concurrent.futures.Future[Any]] = set()
         """Calls submitted and not settled: failed with RuntimeClosedError if the loop stops first."""
+        self._drained = False
+        """Set once the loop is closed and ``_pending`` refused: a call recorded later refuses itself."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="durable-runtime", daemon=True)
         self._thread.start()
@@ -177,6 +187,10 @@ class BlockingRuntime:
             self._stopped.wait()
         finally:
             self._stopped.wait()
+        # Its thread only returns now: once close() returns, no thread of this runtime is left
+        # (bounded: a signal handler's close() may interrupt the main thread holding a lock that a
+        # thread's end takes, threading's own).
+        self._thread.join(SHUTDOWN_GRACE)
 
     def _serve(self) -> None:
         """The runtime's thread: runs its loop until ``_stop_loop``, whatever an object's code
@@ -197,7 +211,7 @@ class BlockingRuntime:
             shutdown = self._run_to_end(self._shutdown())
             if not shutdown.cancelled():
                 self._error = shutdown.exception()
-            # Calls forwarded from other threads' loops (not through _submit) may have started in
+            # Calls forwarded from other threads' loops (not through _run_blocking) may have started in
             # the loop's last turns: they end (refused) before it closes, not destroyed pending.
             # The loop runs nothing between the last look and close(): what is queued never starts.
             for _ in range(10):
@@ -207,18 +221,18 @@ class BlockingRuntime:
         finally:
             loop.close()
             # A call whose start never ran, or whose task the loop's end cut short, would leave its
-            # thread waiting forever: it fails instead, as every call after close() does.
-            with self._lock:
-                pending, self._pending = self._pending, set()
-            for fut in pending:
-                if not fut.done():
-                    with contextlib.suppress(concurrent.futures.InvalidStateError):
-                        fut.set_exception(RuntimeClosedError(_CLOSED))
+            # thread waiting forever: it fails instead, as every call after close() does. Without
+            # the lock: a thread holding it may be waiting for this one (a signal handler that
+            # closes the runtime, run while the main thread was sending a call); a call recorded
+            # after this look sees _drained and refuses itself (_run_blocking).
+            self._drained = True
+            for fut in list(self._pending):
+                _refuse(fut)
             self._stopped.set()
 
     def _forget_in_child(self, message: str) -> None:
         """Close this runtime in a child made by ``os.fork()`` without touching it (``_forked_child``)."""
-        self._lock = threading.Lock()  # (held by another thread at the fork, it would stay held)
+        self._lock = threading.RLock()  # (held by another thread at the fork, it would stay held)
         self._closed = self._forked = True
         self._closed_message = message
         self._pending = set()
@@ -261,6 +275,9 @@ class BlockingRuntime:
             others = asyncio.all_tasks() - self._abandoned - {asyncio.current_task()}
             if not others:
                 break
+            for fut in list(self._pending):  # (those whose start has not run are refused as it runs)
+                if fut.running():  # cancelled next: its caller learns why in this runtime's words
+                    fut.set_exception(ConnectionClosedError(_CLOSED_DURING))
             for task in others:
                 task.cancel()
             _, pending = await asyncio.wait(others, timeout=max(0.0, deadline - self._loop.time()))
@@ -297,19 +314,35 @@ class BlockingRuntime:
                 "rt.run() takes a coroutine function and its arguments, as rt.run(fn, *args), "
                 f"not {type(async_fn).__name__}"
             )
-        return self._submit(lambda: _awaitable(async_fn(*args))).result()
+        return self._run_blocking(lambda: _awaitable(async_fn(*args)))
 
-    def _submit(self, make: Callable[[], Awaitable[R]]) -> concurrent.futures.Future[R]:
+    def _run_blocking(self, make: Callable[[], Awaitable[R]]) -> R:
+        """Run ``make()`` on the runtime's loop; wait for its outcome and return (or raise) it.
+
+        The calling thread never holds a lock that the runtime's thread takes: a signal handler
+        may run in it at any bytecode, and make a blocking call or close the runtime, which the
+        runtime's thread must then serve. So the call's future gets its callbacks before that
+        thread knows it, and the caller waits on a queue, touching the future once settled.
+        """
+        fut: concurrent.futures.Future[R] = concurrent.futures.Future()
+        settled: queue.SimpleQueue[object] = queue.SimpleQueue()
+        fut.add_done_callback(self._pending.discard)
+        fut.add_done_callback(settled.put)
         with self._lock:  # (close() sets _closed under it: no call is submitted after that)
             if self._closed or self._loop.is_closed():
                 raise RuntimeClosedError(self._closed_message)
-            try:
-                fut = submit(self._loop, make)
-            except RuntimeError:  # closed meanwhile
-                raise RuntimeClosedError(self._closed_message) from None
             self._pending.add(fut)
-        fut.add_done_callback(self._pending.discard)
-        return fut
+            try:
+                submit(self._loop, make, fut)
+            except RuntimeError:
+                self._pending.discard(fut)
+                if not self._loop.is_closed():
+                    raise  # (not the loop's: a RecursionError, say)
+                raise RuntimeClosedError(self._closed_message) from None  # closed meanwhile
+        if self._drained:  # the loop closed as it was sent: its start never runs (_serve)
+            _refuse(fut)
+        settled.get()
+        return fut.result()
 
     def _check_thread(self, what: str) -> None:
         if threading.current_thread() is self._thread:
@@ -333,10 +366,24 @@ class BlockingRuntime:
         return BlockingNamespace(self, namespace)
 
 
+def _refuse(fut: concurrent.futures.Future[Any]) -> None:
+    """Fail a call that the runtime's loop will never run (it is closed), unless it has ended."""
+    if not fut.done():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            fut.set_exception(RuntimeClosedError(_CLOSED))
+
+
 async def _awaitable(value: Awaitable[R]) -> R:
     if isinstance(value, Awaitable):
         return await value
-    return value  # type: ignore[unreachable]  # a plain function's result (tolerated, as anyio's portal does)
+    made: object = value  # type: ignore[unreachable]  # (what a plain function returned)
+    if inspect.isasyncgen(made):  # its items would be made on the runtime's loop, and read on none
+        await made.aclose()
+        raise TypeError(
+            "rt.run() takes a coroutine function, not an async generator function: iterate it in one, "
+            "as rt.run(collect) with `async def collect(): return [item async for item in gen()]`"
+        )
+    return value  # a plain function's result (tolerated, as anyio's portal does)
 
 
 @final
@@ -437,7 +484,7 @@ class BlockingStub(Generic[T]):
             kw: dict[str, Any]
             # One copy of all the arguments, as workerd makes (a value passed twice arrives as one).
             copied, kw = clone((args, kwargs)) if args or kwargs else (args, kwargs)  # type: ignore[misc]
-            return runtime._submit(lambda: call_forwarded(stub, name, copied, kw)).result()
+            return runtime._run_blocking(lambda: call_forwarded(stub, name, copied, kw))
 
         call.__name__ = call.__qualname__ = name
         self.__dict__[name] = call
@@ -456,4 +503,14 @@ class BlockingStub(Generic[T]):
             # A streamed body is read on the loop that owns it... here, none runs: read it there.
             runtime.run(buffer_body, request)
         stub = self.stub
-        return runtime._submit(lambda: fetch_forwarded(stub, request)).result()
+        return runtime._run_blocking(lambda: fetch_forwarded(stub, request))
+
+
+register_transfer(
+    BlockingStub,
+    Transfer(
+        lambda stub: clone(stub.stub),  # the receiver gets a stub of the same object, as for a Stub
+        "A stub can be an RPC argument or result but not a stored value: store str(stub.id) and get it "
+        "back with namespace.get(namespace.id_from_string(text))",
+    ),
+)

@@ -875,8 +875,13 @@ def _settle_waiter(done: concurrent.futures.Future[Any], waiter: asyncio.Future[
         waiter.set_result(done.result())
 
 
-def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]]) -> concurrent.futures.Future[T_co]:
-    """Call ``make()`` on ``loop`` (running in another thread); its outcome settles the future returned.
+def submit(
+    loop: asyncio.AbstractEventLoop,
+    make: Callable[[], Awaitable[T_co]],
+    outcome: concurrent.futures.Future[T_co] | None = None,
+) -> concurrent.futures.Future[T_co]:
+    """Call ``make()`` on ``loop`` (running in another thread); its outcome settles the future returned
+    (``outcome`` if given: a caller may add its callbacks before the loop's thread can settle it).
 
     ``make()`` runs in an empty context, so no object's identity leaks in from the caller's
     thread. Cancelling the future before ``make()`` was called withdraws the call. Raises
@@ -884,7 +889,8 @@ def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]])
     the call (an object's code raising them) settle the future like any exception
     (``_contained``): they never escape to ``loop``.
     """
-    outcome: concurrent.futures.Future[T_co] = concurrent.futures.Future()
+    if outcome is None:
+        outcome = concurrent.futures.Future()
 
     def start() -> None:
         if not outcome.set_running_or_notify_cancel():
@@ -905,8 +911,9 @@ def submit(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[T_co]])
 
 
 _LOOP_CLOSED = (
-    "Connection closed: the runtime's event loop stopped before the call ended (a runtime must be "
-    "opened on a loop that outlives the calls made from other threads, or use durable.BlockingRuntime)."
+    "Connection closed: the runtime's event loop stopped before the call ended (the runtime was "
+    "closed, or the loop it runs on ended: open a runtime on a loop that outlives the calls made from "
+    "other threads, or use durable.BlockingRuntime)."
 )
 
 

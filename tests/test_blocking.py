@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +27,12 @@ class Counter(durable.DurableObject):
 
     async def fetch(self, request: durable.Request) -> durable.Response:
         return durable.Response(f"{request.method} {request.url}")
+
+    async def add_to(self, others: list[durable.Stub[Counter]], by: int) -> list[int]:
+        return [await other.increment(by) for other in others]
+
+    async def keep(self, other: object) -> None:
+        await self.ctx.storage.put("other", other)
 
 
 class TestBlockingRuntime:
@@ -65,6 +72,22 @@ class TestBlockingRuntime:
 
             assert rt.run(twice, "B") == 2
             assert isinstance(rt.runtime, durable.Runtime)
+
+    def test_run_refuses_an_async_generator_function(self) -> None:
+        """rt.run(agen_fn) raises TypeError saying how to iterate it: it returned the generator,
+        made on the runtime's loop, whose items no loop of the caller's thread could read."""
+        with durable.BlockingRuntime() as rt:
+
+            async def numbers() -> AsyncIterator[int]:
+                yield 1
+
+            with pytest.raises(TypeError, match="async generator function"):
+                rt.run(numbers)  # type: ignore[arg-type]
+
+            async def collect() -> list[int]:
+                return [n async for n in numbers()]
+
+            assert rt.run(collect) == [1]
 
     def test_run_refuses_a_coroutine_object(self) -> None:
         """rt.run(coro) instead of rt.run(fn) raises TypeError saying how to call it."""
@@ -112,6 +135,21 @@ class TestBlockingRuntime:
         with pytest.raises(durable.RuntimeClosedError):
             rt.namespace(Counter)
 
+    @pytest.mark.parametrize("error", [ValueError("mine"), KeyboardInterrupt()])
+    def test_with_block_closes_on_an_exception(self, error: BaseException, tmp_path: Path) -> None:
+        """A `with` block left by an exception (Ctrl-C too) closes the runtime, flushing what was
+        committed and freeing its path, and the exception propagates as it was."""
+        with pytest.raises(type(error)) as raised, durable.BlockingRuntime(tmp_path) as rt:
+            stub = rt.namespace(Counter).get_by_name("A")
+            stub.increment(3)
+            raise error
+        assert raised.value is error
+        assert rt.closed
+        with pytest.raises(durable.RuntimeClosedError):
+            stub.increment()
+        with durable.BlockingRuntime(tmp_path) as again:  # PathLockedError had it stayed open
+            assert again.namespace(Counter).get_by_name("A").increment(0) == 3
+
     def test_calls_racing_close_are_never_left_waiting(self) -> None:
         """Threads calling while another closes the runtime each get a result or
         RuntimeClosedError, never a wait without end (a call whose start came after the
@@ -151,6 +189,37 @@ class TestBlockingRuntime:
 
             with pytest.raises(RuntimeError, match="own event-loop thread"):
                 rt.run(inside)
+
+    def test_a_blocking_stub_passed_over_rpc(self) -> None:
+        """A BlockingStub in a call's arguments reaches the object as a stub of the same object,
+        as a Stub does (API.md section 2: stubs cross RPC, as in workerd); it was refused with
+        DataCloneError ("BlockingStub ... does not support serialization"). Storage refuses it
+        with the hint a Stub gets."""
+        with durable.BlockingRuntime() as rt:
+            counters = rt.namespace(Counter)
+            a, b = counters.get_by_name("A"), counters.get_by_name("B")
+            assert a.add_to([b, b], 5) == [5, 10]
+            assert (a.increment(0), b.increment(0)) == (0, 10)
+            with pytest.raises(durable.DataCloneError, match=r"str\(stub.id\)"):
+                a.keep(b)
+
+    def test_an_error_while_sending_is_not_taken_for_closed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A RuntimeError raised while a call is sent (a RecursionError, in a signal handler's
+        call nested too deep) is raised as it is: it was reported as RuntimeClosedError, which
+        only a closed loop means."""
+        import durable._blocking as blocking
+
+        with durable.BlockingRuntime() as rt:
+            stub = rt.namespace(Counter).get_by_name("A")
+
+            def too_deep(*args: object) -> None:
+                raise RecursionError("maximum recursion depth exceeded")
+
+            monkeypatch.setattr(blocking, "submit", too_deep)
+            with pytest.raises(RecursionError):
+                stub.increment()
+            monkeypatch.undo()
+            assert stub.increment() == 1
 
     def test_namespace_options_and_errors(self) -> None:
         """namespace() takes Runtime.namespace's options and raises its errors."""

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,6 +62,9 @@ def outcome_of(fn: Callable[[], Any]) -> Any:
         return exc
 
 
+READING = threading.Semaphore(0)
+
+
 class Hostile(durable.DurableObject):
     async def increment(self, by: int = 1) -> int:
         value: int = (await self.ctx.storage.get("n")) or 0
@@ -89,6 +92,14 @@ class Hostile(durable.DurableObject):
     async def slow(self) -> str:
         await asyncio.sleep(3600)
         return "late"
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        async def endless() -> AsyncIterator[bytes]:
+            yield b"first"
+            READING.release()  # the caller's side reads the body (asks for the next chunk)
+            await asyncio.sleep(3600)
+
+        return durable.Response(endless())
 
     async def stubborn(self) -> None:
         while True:  # ignores its cancellation
@@ -194,6 +205,37 @@ class TestClosingUnderLoad:
         assert isinstance(raised, durable.ConnectionClosedError)
         assert "no longer active" in str(raised)
         assert raised.retryable is True
+
+    def test_a_fetch_whose_body_is_still_read_when_closed(self) -> None:
+        """A blocking fetch (and one from another thread's loop) still reading its response's
+        body when the runtime closes fails with ConnectionClosedError saying the runtime was
+        closed. It said that the runtime's loop stopped and advised using a BlockingRuntime, to
+        a caller using one."""
+
+        def scenario() -> list[Any]:
+            rt = durable.BlockingRuntime()
+            stub = rt.namespace(Hostile).get_by_name("a")
+            caught: list[Any] = []
+            callers = [
+                threading.Thread(target=lambda: caught.append(outcome_of(lambda: stub.fetch("http://a/")))),
+                threading.Thread(
+                    target=lambda: caught.append(outcome_of(lambda: asyncio.run(stub.stub.fetch("http://a/"))))
+                ),
+            ]
+            for caller in callers:
+                caller.start()
+
+            assert READING.acquire(timeout=30) and READING.acquire(timeout=30)  # both read their body
+            rt.close()
+            for caller in callers:
+                caller.join()
+            return caught
+
+        blocking, forwarded = sorted(guarded(scenario), key=lambda raised: "BlockingRuntime was" not in str(raised))
+        assert isinstance(blocking, durable.ConnectionClosedError), blocking
+        assert "the durable.BlockingRuntime was closed before this call ended" in str(blocking)
+        assert isinstance(forwarded, durable.ConnectionClosedError), forwarded
+        assert "the runtime was closed" in str(forwarded)
 
     def test_close_with_a_task_that_ignores_cancellation(
         self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -465,3 +507,229 @@ class TestPinnedLoop:
 
         with durable.BlockingRuntime() as rt:
             assert rt.runtime in _pinned
+
+
+SIGNAL_IN_SUBMIT = """
+import signal
+import sys
+
+import durable
+import durable._blocking as blocking
+
+
+class Counter(durable.DurableObject):
+    async def increment(self) -> int:
+        value = (await self.ctx.storage.get("n")) or 0
+        await self.ctx.storage.put("n", value + 1)
+        return value + 1
+
+
+rt = durable.BlockingRuntime()
+stub = rt.namespace(Counter).get_by_name("a")
+seen = []
+
+
+def handler(signum, frame):
+    seen.append(rt.close() if sys.argv[1] == "close" else stub.increment())
+
+
+signal.signal(signal.SIGUSR1, handler)
+forward = blocking.submit
+
+
+def submit_interrupted(loop, make, *outcome):
+    # The signal arrives while the main thread is submitting a call: its handler runs there,
+    # at the next bytecode, in the middle of BlockingRuntime._run_blocking (once: not in its own call).
+    if not seen and not raised:
+        raised.append(True)
+        signal.raise_signal(signal.SIGUSR1)
+    return forward(loop, make, *outcome)
+
+
+raised = []
+
+
+blocking.submit = submit_interrupted
+try:
+    outcome = stub.increment()
+except durable.RuntimeClosedError as exc:
+    outcome = type(exc).__name__
+blocking.submit = forward
+print(outcome, seen, rt.closed)
+rt.close()
+"""
+
+
+class TestSignalHandlers:
+    @pytest.mark.parametrize(
+        ("in_handler", "expected"),
+        [
+            # the handler's call runs first (it ran inside the main thread's call), then the main's
+            ("call", "2 [1] False"),
+            # closed by the handler before the main thread's call was sent: refused
+            ("close", "RuntimeClosedError [None] True"),
+        ],
+    )
+    def test_a_handler_that_calls_while_the_main_thread_submits(
+        self, in_handler: str, expected: str, tmp_path: Path
+    ) -> None:
+        """A signal handler (SIGTERM closing the runtime, SIGHUP asking an object) runs in the
+        main thread between two bytecodes, possibly while that thread is inside a blocking call
+        of the same BlockingRuntime, holding its lock: the handler's own call or close() then
+        waited for that lock for ever (the main thread, which holds it, waits for the handler)."""
+        script = tmp_path / "signal_in_submit.py"
+        script.write_text(SIGNAL_IN_SUBMIT)
+        done = subprocess.run(
+            [sys.executable, str(script), in_handler],
+            capture_output=True,
+            text=True,
+            timeout=GUARD_SECONDS,
+            env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
+        )
+        assert (done.stdout.strip(), done.returncode) == (expected, 0), done.stderr[-2000:]
+
+
+CTRL_C_IN_A_CALL = """
+import asyncio
+import os
+import signal
+import threading
+
+import durable
+
+started = threading.Event()
+
+
+class Slow(durable.DurableObject):
+    async def work(self) -> str:
+        started.set()
+        await asyncio.sleep(0.2)
+        await self.ctx.storage.put("done", True)
+        return "done"
+
+    async def done(self) -> bool:
+        return bool(await self.ctx.storage.get("done"))
+
+
+def ctrl_c() -> None:
+    started.wait(30)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+with durable.BlockingRuntime() as rt:
+    stub = rt.namespace(Slow).get_by_name("a")
+    interrupter = threading.Thread(target=ctrl_c)
+    interrupter.start()
+    try:
+        stub.work()
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted")
+    interrupter.join()
+
+    async def settled() -> bool:
+        for _ in range(3000):
+            if await stub.stub.done():
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    print(rt.run(settled), stub.work())
+print(threading.active_count())
+"""
+
+
+class TestNoThreadLeft:
+    def test_close_returns_once_the_runtimes_thread_has_ended(self) -> None:
+        """Once close() returns, the runtime's thread has ended (docs/threads.md: close() stops
+        its thread). close() returned as soon as the shutdown was done, while that thread was
+        still ending: a caller checking for leftover threads could find it."""
+        rt = durable.BlockingRuntime()
+        assert rt.namespace(Hostile).get_by_name("a").increment() == 1
+
+        class SlowToEnd(threading.Event):
+            def set(self) -> None:  # the thread's last step, made slow to end
+                super().set()
+                threading.Event().wait(0.3)
+
+        rt._stopped = SlowToEnd()
+        guarded(rt.close)
+        assert not rt._thread.is_alive()
+
+
+class TestCtrlCInACall:
+    def test_ctrl_c_during_a_blocking_call(self, tmp_path: Path) -> None:
+        """Ctrl-C while the main thread waits for a blocking call raises KeyboardInterrupt there
+        at once; the call runs to its end on the runtime, which stays usable, then closes
+        leaving no thread (docs/threads.md)."""
+        script = tmp_path / "ctrl_c_in_a_call.py"
+        script.write_text(CTRL_C_IN_A_CALL)
+        done = subprocess.run(
+            [sys.executable, "-W", "error", str(script)],
+            capture_output=True,
+            text=True,
+            timeout=GUARD_SECONDS,
+            env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
+        )
+        assert (done.stdout.split(), done.returncode) == (["interrupted", "True", "done", "1"], 0), done.stderr[-2000:]
+
+
+SIGNAL_WHILE_WAITING = """
+import asyncio
+import concurrent.futures
+import signal
+import threading
+
+import durable
+
+rt = durable.BlockingRuntime()
+seen = []
+
+
+async def answer(n, seconds):
+    await asyncio.sleep(seconds)
+    return n
+
+
+def handler(signum, frame):
+    seen.append(rt.run(answer, 2, 0.5))  # the main thread's call ends first (it started first)
+
+
+signal.signal(signal.SIGUSR1, handler)
+register = concurrent.futures.Future.add_done_callback
+raised = []
+
+
+def add_done_callback(self, fn):
+    # The signal arrives while the main thread holds the call's future's lock (adding a callback,
+    # or checking the result before waiting): its handler runs there, holding it.
+    with self._condition:
+        if threading.current_thread() is threading.main_thread() and not raised:
+            raised.append(True)
+            signal.raise_signal(signal.SIGUSR1)
+        return register(self, fn)
+
+
+concurrent.futures.Future.add_done_callback = add_done_callback
+print(rt.run(answer, 1, 0.2), seen)
+rt.close()
+"""
+
+
+class TestSignalWhileWaiting:
+    def test_a_handler_that_calls_while_the_main_thread_holds_its_calls_future(self, tmp_path: Path) -> None:
+        """A signal handler's blocking call, run while the main thread holds the lock of its own
+        call's future (the caller's side of concurrent.futures takes it to add a callback or to
+        read the result): the runtime's thread, settling that call, waited for that lock, so it
+        never ran the handler's call, which the main thread waited for: a hang. The caller now
+        waits on a queue the runtime's thread fills, and touches the future only once settled."""
+        script = tmp_path / "signal_while_waiting.py"
+        script.write_text(SIGNAL_WHILE_WAITING)
+        done = subprocess.run(
+            [sys.executable, "-W", "error", str(script)],
+            capture_output=True,
+            text=True,
+            timeout=GUARD_SECONDS,
+            env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
+        )
+        assert (done.stdout.strip(), done.returncode) == ("1 [2]", 0), done.stderr[-2000:]
