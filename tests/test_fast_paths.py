@@ -188,3 +188,43 @@ def _await_in_a_thread_without_a_loop(promise: Any) -> BaseException:
     thread.start()
     thread.join()
     return seen[0]
+
+
+# -- the fetch path (perf-fetch, eleventh pass) -------------------------------------------------
+
+
+class NoRequest(durable.DurableObject):
+    async def fetch(self) -> durable.Response:  # takes no request, as JavaScript may
+        return durable.Response("none")
+
+
+class PlainDef(durable.DurableObject):
+    def fetch(self, request: durable.Request) -> durable.Response:
+        return durable.Response("plain " + request.method)
+
+
+class OwnAttribute(durable.DurableObject):
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.fetch = lambda request: durable.Response("own")  # an instance attribute wins, as getattr() finds it
+
+
+class NoFetch(durable.DurableObject):
+    pass
+
+
+@pytest.mark.parametrize("cls", [NoRequest, PlainDef, OwnAttribute, NoFetch])
+async def test_the_fetch_handler_is_called_alike_on_both_host_paths(cls: type) -> None:
+    """_first_step's direct call_fetch (the shorter path) against ObjectClass.dispatch (the general
+    path, taken under max_queued_calls): a handler without the request, a plain def, an instance
+    attribute, no handler at all."""
+    outcomes = []
+    for limit in (None, 100):
+        async with durable.Runtime(max_queued_calls=limit) as rt:
+            stub = rt.namespace(cls).get_by_name("a")
+            try:
+                outcomes.append(await (await stub.fetch("http://a.com/")).text())
+            except TypeError as exc:
+                outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] != "" and (cls is not NoFetch or "does not export a fetch()" in outcomes[0])
