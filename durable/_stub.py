@@ -47,6 +47,7 @@ from ._http import (
     fetched,
     follows_redirects,
     has_streamed_body,
+    plain_fetch_request,
     redirect_target,
     redirected_request,
     sent_url,
@@ -296,20 +297,25 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         promise._host = None
         if CLOSE_PER_PROMISE:  # (as RpcMethod.__call__'s promise)
             promise.close = _close
-        try:
-            request = build_request(url_or_request, init)
-        except Exception as exc:  # a relative URL, a bad option: the promise is rejected
-            promise.set_exception(exc)
-            return promise  # a promise is taken as a coroutine (_let_tasks_take_promises)
         # stub.fetch(url), a GET with no header nor body, keeps only its URL (a str, which the
         # garbage collector does not track) until the response is in: holding the Request, its
         # Headers and their list until the commit that releases the response (one per 1000 fetches
         # gathered) made the garbage collector walk them at each collection: conc-fetch
         # 102,408 -> 101,596 instructions per fetch (callgrind, /work/bench/instr.sh, bench_rpc.py).
-        promise._sent = url_or_request if not init and type(url_or_request) is str else request
-        # follows_redirects(request), inlined (a call is ~500 of a fetch's ~110,000 instructions)
-        promise._follows = request.redirect == "follow"
-        request.redirect = "manual"  # what the object sees in workerd
+        plain = not init and type(url_or_request) is str
+        try:
+            if plain and (request := plain_fetch_request(url_or_request)) is not None:  # type: ignore[arg-type]
+                promise._sent = url_or_request  # (the common call: it follows redirects)
+                promise._follows = True
+            else:
+                request = build_request(url_or_request, init)
+                promise._sent = url_or_request if plain else request
+                # follows_redirects(request), inlined (a call is ~500 of a fetch's ~110,000 instructions)
+                promise._follows = request.redirect == "follow"
+                request.redirect = "manual"  # what the object sees in workerd
+        except Exception as exc:  # a relative URL, a bad option: the promise is rejected
+            promise.set_exception(exc)
+            return promise  # a promise is taken as a coroutine (_let_tasks_take_promises)
         broken = state.broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))

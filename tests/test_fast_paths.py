@@ -193,6 +193,21 @@ def _await_in_a_thread_without_a_loop(promise: Any) -> BaseException:
 # -- the fetch path (perf-fetch, eleventh pass) -------------------------------------------------
 
 
+class Seer(durable.DurableObject):
+    """Answers what its fetch handler saw of the request; ``/redirect`` answers a 302 to ``/final``."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        if request.url.endswith("/redirect"):
+            return durable.Response.redirect(request.url.replace("/redirect", "/final"), 302)
+        try:
+            request.headers.set("x", "1")
+            mutable = True
+        except TypeError:
+            mutable = False
+        seen = [request.url, request.method, request.redirect, list(request.headers), mutable, request.body is None]
+        return durable.Response.json([*seen, request.body_used])
+
+
 class NoRequest(durable.DurableObject):
     async def fetch(self) -> durable.Response:  # takes no request, as JavaScript may
         return durable.Response("none")
@@ -211,6 +226,48 @@ class OwnAttribute(durable.DurableObject):
 
 class NoFetch(durable.DurableObject):
     pass
+
+
+URLS = [
+    "http://a.com/x?y=1#frag",
+    "HTTP://A.com:80/./p/../q",
+    "http://u:p@a.com/secret?z",
+    "https://a.com/" + "long/" * 120,  # beyond CACHED_URL_LENGTH: the general path either way
+]
+
+
+async def _seen(stub: Any, url: str, **init: Any) -> tuple[Any, str, bool]:
+    response = await stub.fetch(url, **init)
+    return await response.json(), response.url, response.redirected
+
+
+@pytest.mark.parametrize("url", URLS)
+async def test_a_plain_fetch_sends_what_the_general_path_sends(url: str) -> None:
+    """Stub.fetch(url)'s one-step request (plain_fetch_request) against build_request with an
+    option given: the object sees the same URL, method, redirect mode, immutable empty headers
+    and no body; the caller's response has the same url."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Seer).get_by_name("a")
+        fast = await _seen(stub, url)
+        general = await _seen(stub, url, method="GET")
+        assert fast == general
+        assert fast[0][2:] == ["manual", [], False, True, False]
+
+
+async def test_a_plain_fetch_follows_redirects_and_rejects_bad_urls_as_the_general_path() -> None:
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Seer).get_by_name("a")
+        fast = await _seen(stub, "http://a.com/redirect")
+        general = await _seen(stub, "http://a.com/redirect", method="GET")
+        assert fast == general and fast[1:] == ("http://a.com/final", True)
+        for bad in ("/relative", "ftp://a.com/", "http://", "http://a.com:99999/"):
+            errors = []
+            for init in ({}, {"method": "GET"}):
+                promise = stub.fetch(bad, **init)  # rejected, not raised at the call
+                with pytest.raises(TypeError) as caught:
+                    await promise
+                errors.append(str(caught.value))
+            assert errors[0] == errors[1], bad
 
 
 @pytest.mark.parametrize("cls", [NoRequest, PlainDef, OwnAttribute, NoFetch])
