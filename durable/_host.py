@@ -55,6 +55,7 @@ from ._exceptions import (
     copy_remote_exception,
 )
 from ._gates import InputGate
+from ._http import REDIRECT_STATUSES
 from ._id import DurableObjectId
 from ._limits import Limits
 from ._object import DurableObject, call_fetch, check_response
@@ -67,7 +68,7 @@ from ._storage import Done
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._hibernation import HibernationManager, SocketRegistry
-    from ._http import Request
+    from ._http import Request, Response
 
 __all__ = ["EventKind", "ObjectHost"]
 
@@ -425,6 +426,8 @@ class ObjectHost:
             if type(result) is CoroutineType or inspect.isawaitable(result):
                 result = await result
             result = self.type.result(kind, result, args)
+            if kind == "fetch" and result.status in REDIRECT_STATUSES:
+                _redirect_answered(fut)
             if gen != self.gen:
                 raise reset_copy(self._broken)
             if not fut.done():
@@ -634,6 +637,8 @@ def _deliver(host: ObjectHost, call: EventCall, gen: int, result: Any, fetch: Re
     checked ``Response``) to the caller, once the output gate lets it leave."""
     if fetch is not None:
         result = check_response(result, fetch)
+        if result.status in REDIRECT_STATUSES:
+            _redirect_answered(call.fut)
     elif type(result) not in ATOMIC_TYPES:  # (clone() returns those as they are)
         result = clone(result)
     if gen != host.gen:
@@ -649,6 +654,15 @@ def _deliver(host: ObjectHost, call: EventCall, gen: int, result: Any, fetch: Re
             batch.held.append((fut, result, False))
         else:
             host.output.deliver(fut, result, False)
+
+
+def _redirect_answered(fut: Future[Response]) -> None:
+    """A fetch's response, about to settle ``fut``, has a redirect status: a ``stub.fetch`` promise
+    then settles through its redirect path (``_FetchPromise.redirected``), which may follow it.
+    Other futures (a fetch sent by an object: its promise looks when the task settles it) have none."""
+    redirected = getattr(fut, "redirected", None)
+    if redirected is not None:
+        redirected()
 
 
 def _event_ended(host: ObjectHost, call: EventCall) -> None:

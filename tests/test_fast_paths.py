@@ -285,3 +285,32 @@ async def test_the_fetch_handler_is_called_alike_on_both_host_paths(cls: type) -
                 outcomes.append(str(exc))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0] != "" and (cls is not NoFetch or "does not export a fetch()" in outcomes[0])
+
+
+class Relay(durable.DurableObject):
+    """Fetches a ``Seer`` (namespace ``SEER``) from inside an object: its promise follows a task."""
+
+    async def relay(self, url: str, manual: bool) -> list[Any]:
+        stub = self.env.SEER.get_by_name("a")
+        response = await (stub.fetch(url, redirect="manual") if manual else stub.fetch(url))
+        return [response.status, response.url, response.redirected]
+
+
+@pytest.mark.parametrize("limit", [None, 100])
+async def test_redirects_are_followed_or_not_alike_on_every_path(limit: int | None) -> None:
+    """A response that is a redirect makes the promise a _RedirectedFetch (the host's shorter path,
+    its general one under max_queued_calls, a fetch sent by an object): followed unless
+    redirect="manual"; any other response settles with asyncio's set_result."""
+    async with durable.Runtime(max_queued_calls=limit) as rt:
+        stub: Any = rt.namespace(Seer, name="SEER").get_by_name("a")
+        relay: Any = rt.namespace(Relay).get_by_name("r")
+        followed = await stub.fetch("http://a.com/redirect")
+        assert (followed.status, followed.url, followed.redirected) == (200, "http://a.com/final", True)
+        manual = await stub.fetch("http://a.com/redirect", redirect="manual")
+        assert (manual.status, manual.url, manual.redirected) == (302, "http://a.com/redirect", False)
+        plain = stub.fetch("http://a.com/plain")
+        assert (await plain).status == 200 and type(plain).__name__ == "_FetchPromise"
+        assert await relay.relay("http://a.com/redirect", False) == [200, "http://a.com/final", True]
+        assert await relay.relay("http://a.com/redirect", True) == [302, "http://a.com/redirect", False]
+        gathered = await asyncio.gather(*(stub.fetch("http://a.com/redirect") for _ in range(3)))
+        assert [r.url for r in gathered] == ["http://a.com/final"] * 3
