@@ -871,20 +871,37 @@ _normalize_url_cached = functools.lru_cache(maxsize=1024)(_normalize_url_uncache
 _INIT_KEYS: Final = ("body", "cf", "headers", "method", "redirect")
 
 
-def _plain_get(url: str) -> Request:
+def _plain_get(url: str, redirect: str = "follow", items: Any = None) -> Request:
     """``Request(url)`` for a ``url`` already normalized: a GET, no headers, no body. (A function,
-    not a classmethod: a classmethod's lookup on its class is not specialized on 3.11.)"""
+    not a classmethod: a classmethod's lookup on its class is not specialized on 3.11.) ``items``
+    are its headers' pairs: a new empty list unless given (``()``: immutable, as ``_freeze``)."""
     request = _new(Request)
     request.url = url
     request.method = "GET"
-    request.redirect = "follow"
+    request.redirect = redirect
     request.cf = None
     headers = _new(Headers)
-    headers._items = []
+    headers._items = [] if items is None else items
     request.headers = headers
     request._body = None
     request._body_used = False
     return request
+
+
+def plain_fetch_request(url: str) -> Request | None:
+    """What ``build_request(url)`` gives for ``stub.fetch(url)``, already marked ``redirect="manual"``
+    as the object sees it (``follows_redirects``); ``None`` if ``url`` needs the general path (too
+    long to cache, not a full URL, or holding credentials), which gives the same or raises.
+
+    ``Stub.fetch``'s common call in one step, not build_request's and then the redirect's
+    (seq-fetch 97,238 -> 96,509, conc-fetch 91,449 -> 90,835 instructions, callgrind, eleventh pass).
+    """
+    if len(url) > CACHED_URL_LENGTH:
+        return None
+    normalized, full = _fetch_url_cached(url)
+    if not full:
+        return None
+    return _plain_get(normalized, "manual", ())  # (empty headers, immutable: workerd)
 
 
 def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -> Request:
@@ -912,9 +929,7 @@ def build_request(input: str | Request, init: Mapping[str, Any] | None = None) -
         # same errors as the general path below.
         url, full = _fetch_url_cached(input)
         if full:
-            request = _plain_get(url)
-            request.headers._items = ()  # type: ignore[assignment]  # _freeze() of no pairs, inlined: immutable (workerd)
-            return request
+            return _plain_get(url, "follow", ())  # (_freeze() of no pairs, inlined: immutable, as in workerd)
         if full is not None:
             raise TypeError(f"Fetch API cannot load: {url}")
         # (None: a URL holding credentials, sent by the general path below: see without_credentials)

@@ -145,13 +145,13 @@ def read_property(cls: type, instance: object, name: str) -> Any:
     return getattr(instance, name)
 
 
-def call_fetch(cls: type, instance: object, request: Any) -> Any:
+def call_fetch(instance: object, request: Any) -> Any:
     """Call ``instance``'s ``fetch`` handler with ``request``; ``NoFetchHandlerError`` (a
     ``DurableError`` and a ``TypeError``, with workerd's text) if it has none."""
     handler = getattr(instance, "fetch", None)
     if handler is None or not callable(handler):
         raise NoFetchHandlerError(  # workerd's text first, so it can be searched for
-            f"Handler does not export a fetch() function. (Durable Object class {cls.__name__} "
+            f"Handler does not export a fetch() function. (Durable Object class {type(instance).__name__} "
             "has no fetch() handler: define `async def fetch(self, request)` to receive stub.fetch() calls.)"
         )
     try:

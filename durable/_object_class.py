@@ -121,7 +121,7 @@ class ObjectClass:
         if kind == "get":
             return read_property(self.cls, instance, name)
         if kind == "fetch":
-            return call_fetch(self.cls, instance, args[0])
+            return call_fetch(instance, args[0])
         if kind == "alarm":
             return self._alarms.run(instance, args[0])
         if kind == "run":

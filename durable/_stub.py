@@ -47,6 +47,7 @@ from ._http import (
     fetched,
     follows_redirects,
     has_streamed_body,
+    plain_fetch_request,
     redirect_target,
     redirected_request,
     sent_url,
@@ -296,20 +297,25 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         promise._host = None
         if CLOSE_PER_PROMISE:  # (as RpcMethod.__call__'s promise)
             promise.close = _close
-        try:
-            request = build_request(url_or_request, init)
-        except Exception as exc:  # a relative URL, a bad option: the promise is rejected
-            promise.set_exception(exc)
-            return promise  # a promise is taken as a coroutine (_let_tasks_take_promises)
         # stub.fetch(url), a GET with no header nor body, keeps only its URL (a str, which the
         # garbage collector does not track) until the response is in: holding the Request, its
         # Headers and their list until the commit that releases the response (one per 1000 fetches
         # gathered) made the garbage collector walk them at each collection: conc-fetch
         # 102,408 -> 101,596 instructions per fetch (callgrind, /work/bench/instr.sh, bench_rpc.py).
-        promise._sent = url_or_request if not init and type(url_or_request) is str else request
-        # follows_redirects(request), inlined (a call is ~500 of a fetch's ~110,000 instructions)
-        promise._follows = request.redirect == "follow"
-        request.redirect = "manual"  # what the object sees in workerd
+        plain = not init and type(url_or_request) is str
+        try:
+            if plain and (request := plain_fetch_request(url_or_request)) is not None:  # type: ignore[arg-type]
+                promise._sent = url_or_request  # (the common call: it follows redirects)
+                promise._follows = True
+            else:
+                request = build_request(url_or_request, init)
+                promise._sent = url_or_request if plain else request
+                # follows_redirects(request), inlined (a call is ~500 of a fetch's ~110,000 instructions)
+                promise._follows = request.redirect == "follow"
+                request.redirect = "manual"  # what the object sees in workerd
+        except Exception as exc:  # a relative URL, a bad option: the promise is rejected
+            promise.set_exception(exc)
+            return promise  # a promise is taken as a coroutine (_let_tasks_take_promises)
         broken = state.broken
         if broken is not None:
             promise.set_exception(copy_remote_exception(broken))
@@ -642,17 +648,46 @@ _future_set_result = asyncio.Future.set_result
 
 class _FetchPromise(RpcPromise):
     """The promise ``stub.fetch`` returns: the response says which URL it answers, and a redirect
-    is followed when the request's ``redirect`` is ``"follow"``, as workerd's fetch does."""
+    is followed when the request's ``redirect`` is ``"follow"``, as workerd's fetch does.
+
+    A response that is no redirect settles it with asyncio's own ``set_result``: only one with a
+    redirect status makes it a :class:`_RedirectedFetch` first (``redirected``), whose
+    ``set_result`` may follow it. Without a Python ``set_result`` on every promise: seq-fetch
+    96,509 -> 95,586 and conc-fetch 90,835 -> 89,962 instructions (callgrind, eleventh pass).
+    """
 
     __slots__ = ("_follows", "_sent")
 
     _sent: Request | str | None
-    """The request sent (only the URL given to a plain ``stub.fetch(url)``, see Stub.fetch), until the
-    response is in (``None`` once it settles the promise)."""
+    """The request sent (only the URL given to a plain ``stub.fetch(url)``, see Stub.fetch), until a
+    redirect's response is in (``None`` once it settles the promise)."""
     _follows: bool
 
+    def redirected(self) -> None:
+        """The response about to settle this promise has a redirect status: it settles through
+        ``_RedirectedFetch.set_result``, which follows it if it may. Called by the host that
+        delivers the response (``_host._redirect_answered``), or by ``_settle_from``.
+
+        (The class changes, not a flag tested at every settle: both classes have the same slots.)
+        """
+        self.__class__ = _RedirectedFetch
+
+    def _settle_from(self, task: asyncio.Task[Any]) -> None:
+        # A fetch made by an object: its response comes from the task that sent it.
+        if not self.done() and not task.cancelled() and task.exception() is None:
+            result = task.result()
+            if isinstance(result, Response) and result.status in REDIRECT_STATUSES:
+                self.redirected()
+        super()._settle_from(task)
+
+
+@final
+class _RedirectedFetch(_FetchPromise):
+    """A :class:`_FetchPromise` whose response has a redirect status (see ``redirected``)."""
+
+    __slots__ = ()
+
     def set_result(self, result: Any, /) -> None:
-        # Kept to the least on the common path (no redirect): the status test before any call,
         # Future.set_result called directly, not through super(). With follows_redirects inlined
         # in Stub.fetch, this took seq-fetch from 113,438 to 110,804 instructions (callgrind, bench_rpc.py, docs/performance.md).
         request = self._sent
@@ -743,7 +778,9 @@ def _throwaway_task(loop: asyncio.AbstractEventLoop, promise_type: type[RpcPromi
 
 
 # (and stub.fetch's promises, refused by create_task() before: "a coroutine was expected")
-TASKS_TAKE_PROMISES = _let_tasks_take_promises() & _let_tasks_take_promises(_FetchPromise)
+TASKS_TAKE_PROMISES = (
+    _let_tasks_take_promises() & _let_tasks_take_promises(_FetchPromise) & _let_tasks_take_promises(_RedirectedFetch)
+)
 """Whether asyncio.Task takes promises while asyncio.wait does too (see _let_tasks_take_promises)."""
 
 

@@ -188,3 +188,129 @@ def _await_in_a_thread_without_a_loop(promise: Any) -> BaseException:
     thread.start()
     thread.join()
     return seen[0]
+
+
+# -- the fetch path (perf-fetch, eleventh pass) -------------------------------------------------
+
+
+class Seer(durable.DurableObject):
+    """Answers what its fetch handler saw of the request; ``/redirect`` answers a 302 to ``/final``."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        if request.url.endswith("/redirect"):
+            return durable.Response.redirect(request.url.replace("/redirect", "/final"), 302)
+        try:
+            request.headers.set("x", "1")
+            mutable = True
+        except TypeError:
+            mutable = False
+        seen = [request.url, request.method, request.redirect, list(request.headers), mutable, request.body is None]
+        return durable.Response.json([*seen, request.body_used])
+
+
+class NoRequest(durable.DurableObject):
+    async def fetch(self) -> durable.Response:  # takes no request, as JavaScript may
+        return durable.Response("none")
+
+
+class PlainDef(durable.DurableObject):
+    def fetch(self, request: durable.Request) -> durable.Response:
+        return durable.Response("plain " + request.method)
+
+
+class OwnAttribute(durable.DurableObject):
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.fetch = lambda request: durable.Response("own")  # an instance attribute wins, as getattr() finds it
+
+
+class NoFetch(durable.DurableObject):
+    pass
+
+
+URLS = [
+    "http://a.com/x?y=1#frag",
+    "HTTP://A.com:80/./p/../q",
+    "http://u:p@a.com/secret?z",
+    "https://a.com/" + "long/" * 120,  # beyond CACHED_URL_LENGTH: the general path either way
+]
+
+
+async def _seen(stub: Any, url: str, **init: Any) -> tuple[Any, str, bool]:
+    response = await stub.fetch(url, **init)
+    return await response.json(), response.url, response.redirected
+
+
+@pytest.mark.parametrize("url", URLS)
+async def test_a_plain_fetch_sends_what_the_general_path_sends(url: str) -> None:
+    """Stub.fetch(url)'s one-step request (plain_fetch_request) against build_request with an
+    option given: the object sees the same URL, method, redirect mode, immutable empty headers
+    and no body; the caller's response has the same url."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Seer).get_by_name("a")
+        fast = await _seen(stub, url)
+        general = await _seen(stub, url, method="GET")
+        assert fast == general
+        assert fast[0][2:] == ["manual", [], False, True, False]
+
+
+async def test_a_plain_fetch_follows_redirects_and_rejects_bad_urls_as_the_general_path() -> None:
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Seer).get_by_name("a")
+        fast = await _seen(stub, "http://a.com/redirect")
+        general = await _seen(stub, "http://a.com/redirect", method="GET")
+        assert fast == general and fast[1:] == ("http://a.com/final", True)
+        for bad in ("/relative", "ftp://a.com/", "http://", "http://a.com:99999/"):
+            errors = []
+            for init in ({}, {"method": "GET"}):
+                promise = stub.fetch(bad, **init)  # rejected, not raised at the call
+                with pytest.raises(TypeError) as caught:
+                    await promise
+                errors.append(str(caught.value))
+            assert errors[0] == errors[1], bad
+
+
+@pytest.mark.parametrize("cls", [NoRequest, PlainDef, OwnAttribute, NoFetch])
+async def test_the_fetch_handler_is_called_alike_on_both_host_paths(cls: type) -> None:
+    """_first_step's direct call_fetch (the shorter path) against ObjectClass.dispatch (the general
+    path, taken under max_queued_calls): a handler without the request, a plain def, an instance
+    attribute, no handler at all."""
+    outcomes = []
+    for limit in (None, 100):
+        async with durable.Runtime(max_queued_calls=limit) as rt:
+            stub = rt.namespace(cls).get_by_name("a")
+            try:
+                outcomes.append(await (await stub.fetch("http://a.com/")).text())
+            except TypeError as exc:
+                outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] != "" and (cls is not NoFetch or "does not export a fetch()" in outcomes[0])
+
+
+class Relay(durable.DurableObject):
+    """Fetches a ``Seer`` (namespace ``SEER``) from inside an object: its promise follows a task."""
+
+    async def relay(self, url: str, manual: bool) -> list[Any]:
+        stub = self.env.SEER.get_by_name("a")
+        response = await (stub.fetch(url, redirect="manual") if manual else stub.fetch(url))
+        return [response.status, response.url, response.redirected]
+
+
+@pytest.mark.parametrize("limit", [None, 100])
+async def test_redirects_are_followed_or_not_alike_on_every_path(limit: int | None) -> None:
+    """A response that is a redirect makes the promise a _RedirectedFetch (the host's shorter path,
+    its general one under max_queued_calls, a fetch sent by an object): followed unless
+    redirect="manual"; any other response settles with asyncio's set_result."""
+    async with durable.Runtime(max_queued_calls=limit) as rt:
+        stub: Any = rt.namespace(Seer, name="SEER").get_by_name("a")
+        relay: Any = rt.namespace(Relay).get_by_name("r")
+        followed = await stub.fetch("http://a.com/redirect")
+        assert (followed.status, followed.url, followed.redirected) == (200, "http://a.com/final", True)
+        manual = await stub.fetch("http://a.com/redirect", redirect="manual")
+        assert (manual.status, manual.url, manual.redirected) == (302, "http://a.com/redirect", False)
+        plain = stub.fetch("http://a.com/plain")
+        assert (await plain).status == 200 and type(plain).__name__ == "_FetchPromise"
+        assert await relay.relay("http://a.com/redirect", False) == [200, "http://a.com/final", True]
+        assert await relay.relay("http://a.com/redirect", True) == [302, "http://a.com/redirect", False]
+        gathered = await asyncio.gather(*(stub.fetch("http://a.com/redirect") for _ in range(3)))
+        assert [r.url for r in gathered] == ["http://a.com/final"] * 3
