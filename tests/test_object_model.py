@@ -41,6 +41,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 import durable
 from durable import testing
 
+from helpers import settle
+
 EXAMPLES = int(os.environ.get("DURABLE_MODEL_EXAMPLES", "25"))
 START = 1_700_000_000.0
 """The mock clock's start (seconds)."""
@@ -282,7 +284,8 @@ class Modeled(durable.DurableObject):
                 out.append(None)
             elif kind == "bad":
                 try:
-                    result = run_bad_step(storage if step[1] in ("delete_all_in_txn",) else target, step)
+                    # SQL, the synchronous API and transaction() are on ctx.storage, not on txn.
+                    result = run_bad_step(target if step[1] in BAD[:-1] else storage, step)
                     if hasattr(result, "__await__"):
                         await result
                 except Exception as exc:
@@ -347,6 +350,13 @@ class Modeled(durable.DurableObject):
             if listed.to_array():
                 rows = [tuple(r) for r in storage.sql.exec("SELECT id, v FROM t ORDER BY id").raw()]
         return list((await storage.list()).items()), rows, await storage.get_alarm()
+
+    async def bookmark(self) -> str:
+        return await self.ctx.storage.get_current_bookmark()
+
+    async def restore(self, bookmark: str) -> None:
+        await self.ctx.storage.on_next_session_restore_bookmark(bookmark)
+        self.ctx.abort("restoring")
 
     async def alarm(self, info: durable.AlarmInfo) -> None:
         storage = self.ctx.storage
@@ -514,16 +524,20 @@ class ObjectMachine(RuleBasedStateMachine):
         self.rt: durable.Runtime | None = None
         self.model = Model()
         self.sql = True
+        self.pitr = False
+        self.bookmarks: list[tuple[str, Model]] = []
+        """Bookmarks taken (or returned to undo a restore), with the state each stands for."""
 
-    @initialize(on_disk=st.booleans(), backend=st.sampled_from(["sqlite", "sqlite", "kv"]))
-    def open(self, on_disk: bool, backend: str) -> None:
+    @initialize(on_disk=st.booleans(), backend=st.sampled_from(["sqlite", "sqlite", "kv"]), pitr=st.booleans())
+    def open(self, on_disk: bool, backend: str, pitr: bool) -> None:
         self.tmp = tempfile.mkdtemp(prefix="durable-object-model-") if on_disk else None
         self.backend = backend
         self.sql = backend == "sqlite"
+        self.pitr = pitr and self.sql
         self.start()
 
     def start(self) -> None:
-        self.rt = durable.Runtime(path=self.tmp, clock=self.clock)
+        self.rt = durable.Runtime(path=self.tmp, clock=self.clock, point_in_time_recovery=self.pitr)
         self.loop.run_until_complete(self.rt.__aenter__())
         self.ns = self.rt.namespace(Modeled, storage=self.backend)
 
@@ -556,11 +570,20 @@ class ObjectMachine(RuleBasedStateMachine):
         self.expect(steps, got)
 
     @precondition(lambda self: self.rt is not None)
-    @rule(data=st.data(), n=st.integers(min_value=2, max_value=4))
-    def concurrent_programs(self, data: st.DataObject, n: int) -> None:
+    @rule(data=st.data(), n=st.integers(min_value=2, max_value=4), evict_at=st.none() | st.integers(0, 4))
+    def concurrent_programs(self, data: st.DataObject, n: int, evict_at: int | None) -> None:
+        """Calls at once, each on keys of its own; an eviction among them waits for them all."""
         batch = [own(i, data.draw(programs(self.sql))) for i in range(n)]
         stub, now = self.stub, self.now_ms()
-        results = self.run(lambda: asyncio.gather(*(stub.run(steps, now) for steps in batch)))
+
+        async def calls() -> list[Any]:
+            started = [asyncio.ensure_future(stub.run(steps, now)) for steps in batch]
+            if evict_at is not None:
+                await settle(evict_at)
+                await testing.evict(stub)
+            return list(await asyncio.gather(*started))
+
+        results = self.run(calls)
         for steps, got in zip(batch, results, strict=True):
             self.expect(steps, got)
 
@@ -604,6 +627,42 @@ class ObjectMachine(RuleBasedStateMachine):
         if suspends:
             self.model.run(steps[: suspends[-1] + 1], self.now_ms())
 
+    @precondition(lambda self: self.rt is not None)
+    @rule(data=st.data(), n=st.integers(min_value=2, max_value=4))
+    def failing_commit_under_concurrent_calls(self, data: st.DataObject, n: int) -> None:
+        """Calls at once, one commit fails: a call that answered keeps all it wrote, one that
+        failed with a reset error keeps nothing (no step of these programs commits mid-call)."""
+        batch = [own(i, confirmed([("put", "w", i, {}), *data.draw(programs(self.sql))])) for i in range(n)]
+        batch = [
+            [s for s in steps if s[0] not in ("txn", "sync") and s[1:2] != ("delete_all_in_txn",)] for steps in batch
+        ]
+        stub, now = self.stub, self.now_ms()
+        testing.fail_next_commit(stub)
+        results = self.run(lambda: asyncio.gather(*(stub.run(steps, now) for steps in batch), return_exceptions=True))
+        assert any(isinstance(r, durable.ObjectResetError) for r in results), results
+        for steps, got in zip(batch, results, strict=True):
+            if isinstance(got, durable.ObjectResetError):
+                continue
+            assert not isinstance(got, BaseException), got
+            self.expect(steps, got)
+
+    # -- point-in-time recovery --------------------------------------------------------------
+
+    @precondition(lambda self: self.rt is not None and self.pitr)
+    @rule()
+    def bookmark(self) -> None:
+        self.bookmarks.append((self.run(lambda: self.stub.bookmark()), self.model.copy()))
+
+    @precondition(lambda self: self.rt is not None and bool(self.bookmarks))
+    @rule(data=st.data())
+    def restore(self, data: st.DataObject) -> None:
+        """Restore a bookmark (and abort to apply it): the state is the bookmark's, whatever came after."""
+        bookmark, state = data.draw(st.sampled_from(self.bookmarks))
+        stub = self.stub
+        with pytest.raises(durable.ObjectResetError, match="restoring"):
+            self.run(lambda: stub.restore(bookmark))
+        self.model = state.copy()
+
     # -- time, lifecycle ---------------------------------------------------------------------
 
     @precondition(lambda self: self.rt is not None)
@@ -632,6 +691,7 @@ class ObjectMachine(RuleBasedStateMachine):
         rt = self.rt
         self.run(rt.reset)
         self.model.clear()
+        self.bookmarks.clear()  # the history went with the storage
 
     @precondition(lambda self: self.rt is not None and self.tmp is not None)
     @rule()
