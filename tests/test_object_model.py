@@ -522,24 +522,49 @@ class ObjectMachine(RuleBasedStateMachine):
         self.clock = testing.MockClock(START)
         self.tmp: str | None = None
         self.rt: durable.Runtime | None = None
+        self.blocking: durable.BlockingRuntime | None = None
         self.model = Model()
         self.sql = True
         self.pitr = False
         self.bookmarks: list[tuple[str, Model]] = []
         """Bookmarks taken (or returned to undo a restore), with the state each stands for."""
 
-    @initialize(on_disk=st.booleans(), backend=st.sampled_from(["sqlite", "sqlite", "kv"]), pitr=st.booleans())
-    def open(self, on_disk: bool, backend: str, pitr: bool) -> None:
+    @initialize(
+        on_disk=st.booleans(),
+        backend=st.sampled_from(["sqlite", "sqlite", "kv"]),
+        pitr=st.booleans(),
+        blocking=st.booleans(),
+    )
+    def open(self, on_disk: bool, backend: str, pitr: bool, blocking: bool) -> None:
         self.tmp = tempfile.mkdtemp(prefix="durable-object-model-") if on_disk else None
         self.backend = backend
         self.sql = backend == "sqlite"
         self.pitr = pitr and self.sql
+        self.use_blocking = blocking
+        """A BlockingRuntime (its own loop in its own thread), called from threads, instead of a Runtime."""
         self.start()
 
     def start(self) -> None:
+        if self.use_blocking:
+            self.blocking = durable.BlockingRuntime(self.tmp, clock=self.clock, point_in_time_recovery=self.pitr)
+            self.rt = self.blocking.runtime
+            self.ns: Any = self.blocking.namespace(Modeled, storage=self.backend)
+            return
         self.rt = durable.Runtime(path=self.tmp, clock=self.clock, point_in_time_recovery=self.pitr)
         self.loop.run_until_complete(self.rt.__aenter__())
         self.ns = self.rt.namespace(Modeled, storage=self.backend)
+
+    def close(self) -> None:
+        if self.blocking is not None:
+            self.blocking.close()
+        elif self.rt is not None:
+            self.loop.run_until_complete(self.rt.aclose())
+
+    def call(self, stub: Any, method: str, *args: Any) -> Any:
+        """An awaitable of ``stub.method(*args)``; a blocking stub's call runs in a thread of its own."""
+        if self.blocking is not None:
+            return asyncio.to_thread(getattr(stub, method), *args)
+        return getattr(stub, method)(*args)
 
     @property
     def stub(self) -> Any:
@@ -566,7 +591,7 @@ class ObjectMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def program(self, data: st.DataObject) -> None:
         steps = data.draw(programs(self.sql))
-        got = self.run(lambda: self.stub.run(steps, self.now_ms()))
+        got = self.run(lambda: self.call(self.stub, "run", steps, self.now_ms()))
         self.expect(steps, got)
 
     @precondition(lambda self: self.rt is not None)
@@ -577,7 +602,7 @@ class ObjectMachine(RuleBasedStateMachine):
         stub, now = self.stub, self.now_ms()
 
         async def calls() -> list[Any]:
-            started = [asyncio.ensure_future(stub.run(steps, now)) for steps in batch]
+            started = [asyncio.ensure_future(self.call(stub, "run", steps, now)) for steps in batch]
             if evict_at is not None:
                 await settle(evict_at)
                 await testing.evict(stub)
@@ -590,7 +615,7 @@ class ObjectMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.rt is not None)
     @rule()
     def delete_all(self) -> None:
-        self.expect([("delete_all",)], self.run(lambda: self.stub.run([("delete_all",)], self.now_ms())))
+        self.expect([("delete_all",)], self.run(lambda: self.call(self.stub, "run", [("delete_all",)], self.now_ms())))
 
     @precondition(lambda self: self.rt is not None)
     @rule(data=st.data())
@@ -600,7 +625,7 @@ class ObjectMachine(RuleBasedStateMachine):
         stub = self.stub
         testing.fail_next_commit(stub)
         with pytest.raises(durable.ObjectResetError):
-            self.run(lambda: stub.run(steps, self.now_ms()))
+            self.run(lambda: self.call(stub, "run", steps, self.now_ms()))
 
     @precondition(lambda self: self.rt is not None)
     @rule(data=st.data())
@@ -608,7 +633,7 @@ class ObjectMachine(RuleBasedStateMachine):
         """A call that raises after its writes: they stay (an exception rolls nothing back)."""
         steps = data.draw(programs(self.sql))
         with pytest.raises(Boom):
-            self.run(lambda: self.stub.run_then(steps, self.now_ms(), "raise"))
+            self.run(lambda: self.call(self.stub, "run_then", steps, self.now_ms(), "raise"))
         self.model.run(steps, self.now_ms())
 
     @precondition(lambda self: self.rt is not None)
@@ -622,7 +647,7 @@ class ObjectMachine(RuleBasedStateMachine):
         """
         steps = data.draw(programs(self.sql))
         with pytest.raises(durable.ObjectResetError, match="the model aborts"):
-            self.run(lambda: self.stub.run_then(steps, self.now_ms(), "abort"))
+            self.run(lambda: self.call(self.stub, "run_then", steps, self.now_ms(), "abort"))
         suspends = [i for i, s in enumerate(steps) if s[0] in ("txn", "sync") or s[1:2] == ("delete_all_in_txn",)]
         if suspends:
             self.model.run(steps[: suspends[-1] + 1], self.now_ms())
@@ -638,7 +663,9 @@ class ObjectMachine(RuleBasedStateMachine):
         ]
         stub, now = self.stub, self.now_ms()
         testing.fail_next_commit(stub)
-        results = self.run(lambda: asyncio.gather(*(stub.run(steps, now) for steps in batch), return_exceptions=True))
+        results = self.run(
+            lambda: asyncio.gather(*(self.call(stub, "run", steps, now) for steps in batch), return_exceptions=True)
+        )
         assert any(isinstance(r, durable.ObjectResetError) for r in results), results
         for steps, got in zip(batch, results, strict=True):
             if isinstance(got, durable.ObjectResetError):
@@ -648,11 +675,6 @@ class ObjectMachine(RuleBasedStateMachine):
 
     # -- point-in-time recovery --------------------------------------------------------------
 
-    @precondition(lambda self: self.rt is not None and self.pitr)
-    @rule()
-    def bookmark(self) -> None:
-        self.bookmarks.append((self.run(lambda: self.stub.bookmark()), self.model.copy()))
-
     @precondition(lambda self: self.rt is not None and bool(self.bookmarks))
     @rule(data=st.data())
     def restore(self, data: st.DataObject) -> None:
@@ -660,7 +682,7 @@ class ObjectMachine(RuleBasedStateMachine):
         bookmark, state = data.draw(st.sampled_from(self.bookmarks))
         stub = self.stub
         with pytest.raises(durable.ObjectResetError, match="restoring"):
-            self.run(lambda: stub.restore(bookmark))
+            self.run(lambda: self.call(stub, "restore", bookmark))
         self.model = state.copy()
 
     # -- time, lifecycle ---------------------------------------------------------------------
@@ -688,8 +710,8 @@ class ObjectMachine(RuleBasedStateMachine):
     @rule()
     def reset_runtime(self) -> None:
         assert self.rt is not None
-        rt = self.rt
-        self.run(rt.reset)
+        rt, blocking = self.rt, self.blocking
+        self.run(lambda: asyncio.to_thread(blocking.run, rt.reset) if blocking is not None else rt.reset())
         self.model.clear()
         self.bookmarks.clear()  # the history went with the storage
 
@@ -697,22 +719,22 @@ class ObjectMachine(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         """Close the runtime and open a new one on its directory: what was acknowledged is there."""
-        assert self.rt is not None
-        self.loop.run_until_complete(self.rt.aclose())
+        self.close()
         self.start()
 
     @precondition(lambda self: self.rt is not None)
     @invariant()
     def matches_the_model(self) -> None:
-        kv, rows, alarm = self.run(lambda: self.stub.contents(self.sql))
+        kv, rows, alarm = self.run(lambda: self.call(self.stub, "contents", self.sql))
         assert typed(kv) == typed(sorted(self.model.kv.items()))
         assert rows == sorted(self.model.rows.items())
         assert alarm == self.model.alarm
+        if self.pitr:  # a bookmark of every state checked, for restore() to pick from
+            self.bookmarks.append((self.run(lambda: self.call(self.stub, "bookmark")), self.model.copy()))
 
     def teardown(self) -> None:
         try:
-            if self.rt is not None:
-                self.loop.run_until_complete(self.rt.aclose())
+            self.close()
         finally:
             self.loop.close()
             if self.tmp is not None:
