@@ -47,7 +47,11 @@ EXAMPLES = int(os.environ.get("DURABLE_MODEL_EXAMPLES", "25"))
 START = 1_700_000_000.0
 """The mock clock's start (seconds)."""
 FIRED = "!fired"
-"""The key the alarm handler counts its runs in."""
+"""The key the alarm handler counts its successful runs in."""
+TRIES = "!tries"
+"""The key the alarm handler counts its attempts in (a failed attempt's write stays, an aborted one's not)."""
+PLAN = "!plan"
+"""What the alarm handler does at each attempt ("ok", "raise" or "abort"), "ok" past the list's end."""
 
 
 class Boom(Exception):
@@ -360,6 +364,13 @@ class Modeled(durable.DurableObject):
 
     async def alarm(self, info: durable.AlarmInfo) -> None:
         storage = self.ctx.storage
+        plan = (await storage.get(PLAN)) or []
+        outcome = plan[info.retry_count] if info.retry_count < len(plan) else "ok"
+        await storage.put(TRIES, ((await storage.get(TRIES)) or 0) + 1)
+        if outcome == "raise":
+            raise Boom("the alarm fails")
+        if outcome == "abort":
+            self.ctx.abort("the alarm aborts")
         await storage.put(FIRED, ((await storage.get(FIRED)) or 0) + 1)
 
 
@@ -694,7 +705,28 @@ class ObjectMachine(RuleBasedStateMachine):
         self.run(lambda: self.clock.advance(seconds))
         if self.model.alarm is not None and self.model.alarm <= target:
             self.model.alarm = None
-            self.model.kv[FIRED] = self.model.kv.get(FIRED, 0) + 1
+            self.fired(["ok"])
+
+    def fired(self, plan: list[str]) -> None:
+        """What the alarm's attempts leave, following ``plan``: 7 attempts at most."""
+        for attempt in range(7):
+            outcome = plan[attempt] if attempt < len(plan) else "ok"
+            if outcome != "abort":  # an abort drops the attempt's write
+                self.model.kv[TRIES] = self.model.kv.get(TRIES, 0) + 1
+            if outcome == "ok":
+                self.model.kv[FIRED] = self.model.kv.get(FIRED, 0) + 1
+                return
+
+    @precondition(lambda self: self.rt is not None)
+    @rule(plan=st.lists(st.sampled_from(["ok", "raise", "abort"]), max_size=8))
+    def failing_alarm(self, plan: list[str]) -> None:
+        """An alarm whose attempts fail as ``plan`` says: retried 6 times (in 126 s), then given up."""
+        setup = [("put", PLAN, plan, {}), ("set_alarm", 1000)]
+        self.expect(setup, self.run(lambda: self.call(self.stub, "run", setup, self.now_ms())))
+        self.run(lambda: self.clock.advance(200))
+        self.model.alarm = None  # cleared by the attempt that succeeded, or deleted after the last
+        self.fired(plan)
+        self.expect([("delete", PLAN, {})], self.run(lambda: self.call(self.stub, "run", [("delete", PLAN, {})], 0)))
 
     @precondition(lambda self: self.rt is not None)
     @rule()
