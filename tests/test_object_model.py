@@ -721,7 +721,7 @@ class ObjectMachine(RuleBasedStateMachine):
     @rule(plan=st.lists(st.sampled_from(["ok", "raise", "abort"]), max_size=8))
     def failing_alarm(self, plan: list[str]) -> None:
         """An alarm whose attempts fail as ``plan`` says: retried 6 times (in 126 s), then given up."""
-        setup = [("put", PLAN, plan, {}), ("set_alarm", 1000)]
+        setup: list[Any] = [("put", PLAN, plan, {}), ("set_alarm", 1000)]
         self.expect(setup, self.run(lambda: self.call(self.stub, "run", setup, self.now_ms())))
         self.run(lambda: self.clock.advance(200))
         self.model.alarm = None  # cleared by the attempt that succeeded, or deleted after the last
