@@ -7,6 +7,7 @@ three runs alike) where the behaviour is workerd's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -52,6 +53,48 @@ class Waker(durable.DurableObject):
     async def history(self) -> list[str]:
         return self.log
 
+    async def ping(self) -> str:
+        await asyncio.sleep(0.02)
+        return "pong"
+
+    async def a_after_timer(self) -> None:
+        """``a`` resumes from a timer, which durable does not hold at a closed gate (see
+        docs/differences.md), while ``b``'s transaction runs; its transaction raises."""
+        storage = self.ctx.storage
+        self.log.append("a start")
+        await asyncio.sleep(0.001)
+        self.log.append("a resumes")
+
+        async def closure(txn: durable.Transaction) -> None:
+            self.log.append("a closure")
+            await txn.put("a", 1)
+            raise ValueError("boom")
+
+        with contextlib.suppress(ValueError):
+            await storage.transaction(closure)
+        self.log.append("a caught")
+
+    async def b_writes_after(self, read: str) -> None:
+        storage = self.ctx.storage
+        self.log.append("b start")
+
+        async def closure(txn: durable.Transaction) -> None:
+            self.log.append("b closure")
+            await self.env.WAKER.get_by_name("other").ping()
+
+        await storage.transaction(closure)
+        self.log.append("b after txn")
+        if read == "kv":
+            storage.kv.put("b", 2)
+            value = storage.kv.get("a")
+        else:
+            storage.put("b", 2)
+            value = await storage.get("a")
+        self.log.append(f"b reads {value!r}")
+
+    async def contents(self) -> dict[str, Any]:
+        return await self.ctx.storage.list()
+
 
 class TestOutsideIoWaitsForTheCodeWokenByATransaction:
     @pytest.mark.parametrize(
@@ -84,3 +127,26 @@ class TestOutsideIoWaitsForTheCodeWokenByATransaction:
                 "a closure",
                 "a after txn",
             ]
+
+    @pytest.mark.parametrize(
+        ("backend", "read"), [("sqlite", "kv"), ("sqlite", "get"), ("kv", "get")], ids=["kv-api", "get", "kv-backend"]
+    )
+    async def test_the_caller_goes_on_before_a_transaction_that_waited(self, backend: str, read: str) -> None:
+        """Event ``a`` resumes (from a timer) while event ``b``'s transaction runs and calls
+        ``transaction()``, which waits for ``b``'s. When ``b``'s ends, ``b``'s next lines run
+        before ``a``'s closure starts, outside ``a``'s transaction: workerd (miniflare 4,
+        2026-04-07, both backends, three runs alike; there ``b``'s closure awaits a call to
+        another object) logs b after txn, b reads undefined, then a closure, and keeps ``b``'s
+        write when ``a``'s transaction raises: {"b": 2}.
+
+        Before the fix ``b``'s ``storage.kv`` calls raised ``InvalidTransactionError``, and its
+        ``await storage.get("a")`` waited for ``a``'s transaction to end. (That ``a`` resumes
+        during ``b``'s transaction at all is the documented difference on timers.)
+        """
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Waker, name="WAKER", storage=backend)
+            stub = ns.get_by_name("x")
+            await asyncio.gather(stub.a_after_timer(), stub.b_writes_after(read))
+            log = [line for line in await stub.history() if line != "a resumes"]
+            assert log == ["a start", "b start", "b closure", "b after txn", "b reads None", "a closure", "a caught"]
+            assert await stub.contents() == {"b": 2}
