@@ -250,7 +250,10 @@ def through_gate(io: Awaitable[T], gate: InputGate) -> GatedIO[T]:
     waits at ``gate`` until the current context may go on, as an event waits to enter: it is
     delivered to the waiting code only once the gate opens. workerd holds such a continuation while
     another event's ``blockConcurrencyWhile()`` callback runs (measured with miniflare 4,
-    2026-04-07); the callback's own code passes (``InputGate.is_open``).
+    2026-04-07); the callback's own code passes (``InputGate.is_open``). As an RPC result, it also
+    waits in the turn the last lock ended, for the code that lock's end woke
+    (``InputGate.must_wait``): workerd resumes a transaction's caller before an event whose
+    ``sync()`` came back meanwhile (miniflare 4, 2026-04-07, tests/test_object_model_found.py).
 
     ``io`` must be re-awaitable (a future): the result, like workerd's Promise, may be awaited
     more than once, or not at all, without a "never awaited" warning.
@@ -274,6 +277,6 @@ class GatedIO(Generic[T]):
 
 async def _through_gate(io: Awaitable[T], gate: InputGate) -> T:
     value = await io
-    if not gate.is_open():
+    if gate.must_wait():
         await gate.wait()
     return value

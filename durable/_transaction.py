@@ -80,6 +80,7 @@ class Transaction:
         "_savepoint",
         "_started",
         "_storage",
+        "_woken",
     )
 
     def __init__(
@@ -111,6 +112,9 @@ class Transaction:
         self._caller: object = None
         """The task that called ``transaction()``: until the closure starts, its storage calls run
         outside the transaction, and those of other code wait for it."""
+        self._woken: object = None
+        """For a transaction that waited for another one: the task that called that one, woken by
+        its end. Until this closure starts, its calls run outside this transaction too."""
         self._children: set[asyncio.Task[Any]] = set()
         """Transactions started inside this one that have not ended: it ends after them."""
 
@@ -335,8 +339,9 @@ class Transactions:
         if self.stack and self.where() is not NOW:
             raise InvalidTransactionError(_OTHER_EVENT.format(what=what))
 
-    def _drain(self) -> None:
-        """Run what waited for the now innermost transaction (or for none), in call order."""
+    def _drain(self, ended: Transaction | None = None) -> None:
+        """Run what waited for the now innermost transaction (or for none), in call order; the
+        caller of ``ended`` (if given) goes first as a starting one's own does (``_woken``)."""
         stack, queue = self.stack, self._queue
         host = self._host
         i = 0
@@ -357,6 +362,7 @@ class Transactions:
                     # starts (after the code woken by the transaction that ended, as in workerd).
                     self._close_gate(entry.txn)
                     self.stack.append(entry.txn)
+                    entry.txn._woken = ended._caller if ended is not None else None
                     result: Any = None
                 else:
                     assert entry.apply is not None
@@ -512,7 +518,7 @@ class Transactions:
             if opened:
                 txn._started = False
                 self.stack.remove(txn)  # the innermost one: its children have ended
-            self._drain()  # a transaction waiting for this one closes the gate before it opens
+            self._drain(txn)  # a transaction waiting for this one closes the gate before it opens
             if opened:
                 assert txn._gate is not None and txn._gate_lock is not None
                 txn._gate.unlock(txn._gate_lock)
@@ -573,11 +579,14 @@ _OTHER_EVENT = (
 def _caller_goes_first(stack: list[Transaction], level: Transaction | None) -> bool:
     """Whether the running code, at ``level``, is the caller of the innermost transaction, whose
     closure has not started yet: the caller's next lines run outside it, as in workerd (measured
-    with miniflare 4, 2026-04-07); any other code waits for it (its gate is already closed)."""
+    with miniflare 4, 2026-04-07); so do those of the caller of the transaction it waited for,
+    woken by that one's end (workerd runs them before the closure: tests/test_object_model_found.py);
+    any other code waits for it (its gate is already closed)."""
     top = stack[-1]
-    return (
-        not top._started and top._caller is asyncio.current_task() and level is (stack[-2] if len(stack) > 1 else None)
-    )
+    if top._started or level is not (stack[-2] if len(stack) > 1 else None):
+        return False
+    task = asyncio.current_task()
+    return top._caller is task or top._woken is task
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
