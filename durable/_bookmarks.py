@@ -204,6 +204,9 @@ class Bookmarks:
             history.log.load()
             if history.log.pending is not None:
                 raise RuntimeError(_MIXED.format(other="to a bookmark (onNextSessionRestoreBookmark)"))
+            # The undo bookmark names the log's lineage: an object never written has no log yet, and
+            # one begun only at the restore would have another lineage, refusing the bookmark.
+            history.log.begin()
             undo = history.next_undo()
         PendingRestore(self._db).schedule(image, undo)
         return Done(

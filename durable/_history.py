@@ -54,6 +54,7 @@ from typing import Protocol
 from ._history_capture import HistoryCapture
 from ._history_log import BASE, MARK, REQUEST, UNDERWAY, HistoryLog, unwal
 from ._history_log import read_history as read_history
+from ._snapshot import read_restore, restore_file
 
 log = logging.getLogger("durable")
 
@@ -117,6 +118,34 @@ def _comparable(image: bytes) -> bytes:
     return image[:24] + bytes(4) + image[28:40] + bytes(4) + image[44:92] + bytes(4) + image[96:]
 
 
+def _snapshot_written(history: HistoryLog, capture: HistoryCapture, conn: sqlite3.Connection, file: Path) -> int | None:
+    """The undo seq of a snapshot restore the database holds but ``history`` does not record yet.
+
+    The start copies the snapshot into the database, then logs it (the ``MARK`` of its undo
+    bookmark and the restored state), then removes ``<id>.restore``: a process killed between the
+    copy and the log leaves a database equal to the waiting snapshot. The start applies the
+    snapshot again afterwards, which changes no data.
+    """
+    try:
+        waiting = read_restore(restore_file(file))
+    except (OSError, ValueError):  # a damaged file (DataCorruptionError): the start refuses it by name
+        return None
+    if waiting is None:
+        return None
+    image, undo = waiting
+    history.load()
+    current = _comparable(capture.image(conn))
+    if image:
+        restored = current == _comparable(image)
+    else:  # an empty snapshot: the restore leaves a database with a page but no schema
+        restored = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    if not restored or current == _comparable(history.image_at(history.last_seq)):
+        return None  # not written yet, or nothing to tell apart
+    if undo is None or undo <= history.last_seq:
+        undo = ((history.last_seq >> 32) + 1) << 32  # as History.apply_image() chooses
+    return undo
+
+
 # -- the history of one object --------------------------------------------------------------------
 
 
@@ -162,13 +191,13 @@ class History:
     def opened(self, conn: sqlite3.Connection, file: Path | None) -> None:
         """The database was opened: recover what a crash left in the WAL, then record from here.
 
-        A process killed once SQLite held a restored state but before the log did leaves that state
-        to be recovered here: it is recorded as the restore (after the ``MARK`` its undo bookmark
-        names), not as one more state of the session before. A ``MARK`` already waiting is the
-        restore a start is applying now, to an object never written (opening its new file).
+        A restored state (bookmark or snapshot) SQLite held but the log not, when a process died, is
+        logged as the restore, after its undo ``MARK``. A ``MARK`` waiting: a never-written object's.
         """
         self._note_given()
         undo = None if self.log.lead is not None else self._restore_written(conn)
+        if undo is None and self.log.lead is None and file is not None:
+            undo = _snapshot_written(self.log, self.capture, conn, file)
         if undo is None:
             self.capture.opened(conn, file)
             return

@@ -49,6 +49,12 @@ class Pit(durable.DurableObject):
     async def restore(self, bookmark: Any) -> str:
         return await self.ctx.storage.on_next_session_restore_bookmark(bookmark)
 
+    async def snapshot(self) -> durable.DurableObjectSnapshot:
+        return await self.ctx.storage.snapshot()
+
+    async def schedule(self, snapshot: durable.DurableObjectSnapshot) -> str:
+        return await self.ctx.on_next_session_restore(snapshot)
+
     async def restore_unawaited(self) -> str:
         bookmark = self.ctx.storage.get_bookmark_for_time(T0 * 1000)  # not awaited, as in Cloudflare's example
         return await self.ctx.storage.on_next_session_restore_bookmark(bookmark)  # type: ignore[arg-type]
@@ -400,6 +406,40 @@ class TestRestoreThatDoesNotFinish:
             await stub.restore(undo)
             await evict(stub)
             assert await stub.get("k") == 2
+
+    @pytest.mark.timeout(120)
+    @pytest.mark.parametrize("written", [True, False], ids=["written", "never-written"])
+    async def test_kill_nine_after_a_snapshot_was_copied(self, tmp_path: Path, written: bool) -> None:
+        """The same for a snapshot restore (``on_next_session_restore``), killed once SQLite holds
+        the snapshot but before the log recorded it. The next open logged the snapshot's data as
+        one more state of the session before and the restore then put its ``MARK`` after it: the
+        undo bookmark restored the snapshot instead of the object's own data."""
+        import os
+        import subprocess
+        import sys
+
+        path = tmp_path / "state"
+        async with durable.Runtime(path, clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            ns = rt.namespace(Pit)
+            await ns.get_by_name("src").put("k", "snapshot")
+            stub = ns.get_by_name("a")
+            if written:
+                await stub.put("k", "own")
+            undo = await stub.schedule(await ns.get_by_name("src").snapshot())
+        here = Path(__file__).resolve().parent
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")]))
+        done = subprocess.run(
+            [sys.executable, "-c", _KILLED_AFTER_THE_COPY, str(path), str(here)], env=env, timeout=60, check=False
+        )
+        assert done.returncode == 9
+        async with durable.Runtime(path, clock=MockClock(start=T0 + 60), point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            assert await stub.get("k") == "snapshot"
+            assert await stub.bookmark() > undo
+            await stub.restore(undo)
+            await evict(stub)
+            assert await stub.get("k") == ("own" if written else None)
+            assert not list(path.rglob("*.restore"))
 
 
 class TestRetentionWithoutWrites:

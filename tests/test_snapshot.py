@@ -285,6 +285,24 @@ class TestWithHistory:
             await durable.testing.evict(dst)
             assert await ns.get_by_name("dst").read() == ({"later": 3, "mine": 2}, ["2", "3"])
 
+    async def test_the_undo_bookmark_of_a_never_written_destination(self, path: Path | None) -> None:
+        """A snapshot restored into an object that never wrote (the docs' copy into a fresh preview
+        object): its undo bookmark names the empty state before the restore. It was made before the
+        object had a history log, with lineage 0, and the log begun by the restore had another:
+        restoring it raised ``ValueError: Invalid bookmark: ... belongs to another history``."""
+        async with durable.Runtime(path=path, point_in_time_recovery=True) as rt:
+            ns = rt.namespace(Db)
+            await ns.get_by_name("src").write("a", 1)
+            dst = ns.get_by_name("dst")
+            undo = await dst.schedule(await ns.get_by_name("src").snapshot())
+            await durable.testing.evict(dst)
+            dst = ns.get_by_name("dst")
+            assert await dst.read() == ({"a": 1}, ["1"])
+            assert await dst.bookmark() > undo
+            await dst.restore_bookmark(undo)
+            await durable.testing.evict(dst)
+            assert await ns.get_by_name("dst").read() == ({}, [])
+
     async def test_without_history_the_undo_bookmark_is_a_placeholder(self, durable_runtime: durable.Runtime) -> None:
         """workerd's local bookmarks have this shape (``%08x-%08x-00000000-`` and 32 zeros)."""
         ns = durable_runtime.namespace(Db)
