@@ -229,20 +229,25 @@ def copy_exception_value(exc: BaseException) -> BaseException:
     (``__cause__``, copied the same way), which a raised error leaves behind; the traceback and
     ``__context__`` stay behind, and the copy carries none of the flags (``remote``,
     ``retryable``, ``overloaded``, ``durable_object_reset``), even when it was received from
-    another call. A cause chain that loops back ends where it would repeat; a chain of any length is
-    copied. The members of an ``ExceptionGroup`` are copied the same way (with their causes).
+    another call. A cause chain that loops back loops back in the copy too (as in workerd); a chain of any
+    length is copied. The members of an ``ExceptionGroup`` are copied the same way (with their
+    causes).
     """
-    seen: set[int] = set()
+    copies: dict[int, BaseException] = {}
     first: BaseException | None = None
     last: BaseException | None = None
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen:  # (a loop, not recursion: any length)
-        seen.add(id(current))
-        copy = _copy_value_one(current)
+    while current is not None:  # (a loop, not recursion: a chain of any length)
+        copy = copies.get(id(current))
+        looped = copy is not None
+        if copy is None:
+            copy = copies[id(current)] = _copy_value_one(current)
         if last is None:
             first = copy
         else:
             last.__cause__ = copy
+        if looped:
+            break
         last = copy
         current = current.__cause__
     assert first is not None

@@ -92,3 +92,18 @@ async def test_a_raised_exception_whose_arguments_hold_itself_reaches_the_caller
         await stub.raise_holding_itself()
     assert not isinstance(info.value.args[0], BaseException)
     repr(info.value)
+
+
+def test_a_cause_chain_that_loops_back_loops_back_in_the_copy() -> None:
+    """workerd (miniflare 4, 2026-04-07): an Error ``a`` whose cause ``b`` has cause ``a``
+    returned from a method arrives with ``r.cause.cause === r``, and one that is its own cause
+    with ``r.cause === r``. Before, the copy's chain ended where it would repeat."""
+    a, b = ValueError("a"), KeyError("b")
+    a.__cause__, b.__cause__ = b, a
+    copy = clone(a)
+    assert isinstance(copy, ValueError) and type(copy.__cause__) is KeyError
+    assert copy.__cause__.__cause__ is copy
+    alone = ValueError("alone")
+    alone.__cause__ = alone
+    copy = clone(alone)
+    assert isinstance(copy, ValueError) and copy.__cause__ is copy
