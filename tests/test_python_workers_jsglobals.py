@@ -75,6 +75,27 @@ class TestCrypto:
         buffer = bytearray(32)
         assert crypto.getRandomValues(buffer) is buffer and buffer != bytearray(32)
 
+    def test_get_random_values_refuses_views_of_floats(self) -> None:
+        """workerd (miniflare 4, 2026-04-07): a ``Float32Array``, ``Float64Array`` or ``DataView``
+        throws ``TypeMismatchError``, an ``Int32Array`` / ``BigInt64Array`` is filled, and a
+        ``Uint32Array(16385)`` throws ``QuotaExceededError ... provided 65540 bytes.``. durable
+        filled a ``memoryview`` of floats."""
+        import array
+
+        from js import crypto
+
+        for floats in (memoryview(array.array("f", [0.0, 0.0])), memoryview(array.array("d", [0.0]))):
+            with _js_error(
+                "TypeMismatchError", "ArrayBufferView argument to getRandomValues() must be an integer-typed view."
+            ):
+                crypto.getRandomValues(floats)
+        ints = memoryview(array.array("i", [0] * 8))
+        assert crypto.getRandomValues(ints) is ints and ints.tolist() != [0] * 8
+        with _js_error(
+            "QuotaExceededError", "getRandomValues() only accepts buffers of size <= 64K but provided 65540 bytes."
+        ):
+            crypto.getRandomValues(memoryview(array.array("I", [0] * 16385)))
+
     def test_subtle_is_not_emulated(self) -> None:
         """``crypto.subtle`` needs WebCrypto: its use raises NotImplementedError naming it."""
         from js import crypto
@@ -99,6 +120,23 @@ class TestMath:
         assert (Math.pow(2, 10), Math.min(3, 1, 2), Math.PI) == (1024, 1, math.pi)
         assert (Math.exp(1000), Math.log(0)) == (math.inf, -math.inf)  # Infinity, not an OverflowError
         assert 0 <= Math.random() < 1
+
+    def test_pow_of_zero_and_one_at_the_edges(self) -> None:
+        """V8 (node, as workerd): ``Math.pow(1, Infinity)`` and ``Math.pow(-1, -Infinity)`` are
+        ``NaN``, ``Math.pow(0, -1)`` / ``(-0, -2)`` / ``(-0, -0.5)`` ``Infinity``, ``Math.pow(-0, -3)``
+        ``-Infinity`` (miniflare 4, 2026-04-07, the first three). durable gave 1, 1 and NaN
+        (Python's pow: 1, and ValueError for zero to a negative power)."""
+        from js import Math
+
+        assert math.isnan(Math.pow(1, math.inf)) and math.isnan(Math.pow(-1, -math.inf))
+        assert [Math.pow(0, -1), Math.pow(-0.0, -2), Math.pow(-0.0, -0.5), Math.pow(-0.0, -3)] == [
+            math.inf,
+            math.inf,
+            math.inf,
+            -math.inf,
+        ]
+        assert (Math.pow(0, -math.inf), Math.pow(-0.0, -math.inf), Math.pow(0.5, math.inf)) == (math.inf, math.inf, 0)
+        assert (Math.pow(1, 5), Math.pow(-1, 3), Math.pow(0, 0)) == (1, -1, 1)
 
 
 class TestEncodings:

@@ -80,6 +80,11 @@ def _buffer(value: Any, where: str) -> bytes:
 # crypto
 
 
+_INTEGER_FORMATS = frozenset("bBhHiIlLqQnN")
+"""The ``memoryview`` formats of JavaScript's integer-typed arrays (``getRandomValues`` refuses a
+``Float32Array``, ``Float64Array`` or ``DataView``)."""
+
+
 class _Crypto:
     """``js.crypto``: ``randomUUID()``, ``getRandomValues(array)``; ``subtle`` is not emulated."""
 
@@ -100,9 +105,11 @@ class _Crypto:
 
         Raises:
             pyodide.ffi.JsException: ``QuotaExceededError`` over 65,536 bytes, with workerd's
-                message; ``TypeMismatchError`` for anything but bytes.
+                message; ``TypeMismatchError`` for anything but bytes or a view of integers.
         """
-        if not isinstance(array, (bytes, bytearray, memoryview)):
+        if not isinstance(array, (bytes, bytearray, memoryview)) or (
+            isinstance(array, memoryview) and array.format.lstrip("@=<>!") not in _INTEGER_FORMATS
+        ):
             raise JsException(
                 "TypeMismatchError", "ArrayBufferView argument to getRandomValues() must be an integer-typed view."
             )
@@ -228,6 +235,11 @@ class Math:
         b, e = _float(base), _float(exponent)
         if math.isnan(e) or (math.isnan(b) and e != 0):
             return math.nan
+        if math.isinf(e) and abs(b) == 1:
+            return math.nan  # JavaScript's rule (Python's pow gives 1)
+        if b == 0 and e < 0:  # Python's pow raises ValueError; JavaScript divides by zero
+            odd = math.isfinite(e) and e == int(e) and int(e) % 2 == 1
+            return -math.inf if odd and math.copysign(1.0, b) < 0 else math.inf
         try:
             return js_number(math.pow(b, e))
         except OverflowError:
