@@ -389,3 +389,54 @@ async def test_binary_message_events_as_workerd_hands_them(durable_runtime: dura
         ws.send(b"")
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(ws.receive(), 0.2)
+
+
+class TestJavaScriptConversions:
+    """Review of the js globals against V8 (node) and workerd (miniflare 4, 2026-04-07)."""
+
+    def test_lengths_are_to_index(self) -> None:
+        """``new Uint8Array(1.5).length`` is 1, ``(NaN)`` 0, ``(-0.5)`` 0, ``(Infinity)`` throws
+        ``RangeError: Invalid typed array length: Infinity``; ``new ArrayBuffer(2.0)`` has 2 bytes,
+        ``(1.5)`` 1, ``(-1)`` / ``(Infinity)`` throw ``RangeError: Invalid array buffer length``;
+        ``new Array(NaN)`` / ``(Infinity)`` / ``(1.5)`` throw ``RangeError: Invalid array length``.
+        durable refused 1.5 and 2.0, and raised ValueError / OverflowError for NaN and Infinity."""
+        from js import Array, ArrayBuffer, Uint8Array
+
+        assert [len(Uint8Array.new(n)) for n in (1.5, math.nan, -0.5)] == [1, 0, 0]
+        with _js_error("RangeError", "Invalid typed array length: Infinity"):
+            Uint8Array.new(math.inf)
+        with _js_error("RangeError", "Invalid typed array length: -1"):
+            Uint8Array.new(-1)
+        assert [ArrayBuffer.new(n).byteLength for n in (2.0, 1.5, math.nan)] == [2, 1, 0]
+        for bad in (-1, math.inf):
+            with _js_error("RangeError", "Invalid array buffer length"):
+                ArrayBuffer.new(bad)
+        for bad in (math.nan, math.inf, 1.5):
+            with _js_error("RangeError", "Invalid array length"):
+                Array.new(bad)
+
+    def test_strings_to_numbers_as_javascript(self) -> None:
+        """``Math.floor("0x10")`` is 16, ``("0b11")`` 3, ``(" 12 ")`` 12, ``("-Infinity")``
+        -Infinity, ``("inf")`` / ``("1_000")`` / ``("+0x10")`` NaN. durable parsed with ``float()``."""
+        from js import Math
+
+        assert [Math.floor(t) for t in ("0x10", "0b11", " 12 ", ".5e1", "-Infinity", "")] == [
+            16,
+            3,
+            12,
+            5,
+            -math.inf,
+            0,
+        ]
+        assert all(math.isnan(Math.floor(t)) for t in ("inf", "1_000", "+0x10", "nan", "0x"))
+
+    def test_none_is_undefined(self) -> None:
+        """Pyodide passes ``None`` as ``undefined``: ``new TextEncoder().encode(undefined)`` is empty,
+        ``btoa(undefined)`` is ``"dW5kZWZpbmVk"``, ``encodeURIComponent(undefined)`` ``"undefined"``,
+        ``new TextDecoder(undefined)`` is UTF-8. durable encoded ``"undefined"``, used ``"null"``
+        for the others and raised AttributeError for the decoder."""
+        from js import TextDecoder, TextEncoder, btoa, encodeURIComponent
+
+        assert TextEncoder.new().encode(None).to_bytes() == b""
+        assert (btoa(None), encodeURIComponent(None)) == ("dW5kZWZpbmVk", "undefined")
+        assert TextDecoder.new(None).decode(b"ok") == "ok"
