@@ -1480,10 +1480,11 @@ def _too_deep_transfer_error(exc: DataCloneError) -> DataCloneError:
 
 
 def _key_transfer_error(key: object) -> DataCloneError:
-    """A dict key or set member that holds a type that crosses RPC by being copied (``register_transfer``)."""
+    """A dict key or set member that is or holds a type that crosses RPC by being copied (``register_transfer``)."""
     return DataCloneError(
-        f"A {type(key).__qualname__} that holds a Request, Response, Headers or stub cannot be a dict key "
-        "or set member over RPC: each crosses as a new object. Send them as dict values or list items."
+        f"A {type(key).__qualname__} cannot be a dict key or set member over RPC: it is or holds an exception, "
+        "Request, Response, Headers, stub or function, which crosses as a new object. Send it as a dict value "
+        "or list item."
     )
 
 

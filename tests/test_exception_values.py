@@ -107,3 +107,14 @@ def test_a_cause_chain_that_loops_back_loops_back_in_the_copy() -> None:
     alone.__cause__ = alone
     copy = clone(alone)
     assert isinstance(copy, ValueError) and copy.__cause__ is copy
+
+
+def test_an_exception_as_a_dict_key_is_refused_naming_it() -> None:
+    """An exception crosses as a new object, so it cannot key a dict or be a set member (its copy
+    would not find the entry). Before, the message said the key "holds a Request, Response,
+    Headers or stub"."""
+    for value in ({ValueError("k"): 1}, {KeyError("k")}):
+        with pytest.raises(durable.DataCloneError) as info:
+            clone(value)
+        assert "cannot be a dict key or set member over RPC: it is or holds an exception" in str(info.value)
+        assert "that holds a Request" not in str(info.value)
