@@ -1473,8 +1473,8 @@ def _too_deep_transfer_error(exc: DataCloneError) -> DataCloneError:
     said = str(exc)
     name = said.split('"')[1] if said.count('"') >= 2 else "value"
     return DataCloneError(
-        f'Could not serialize object of type "{name}": a value that holds a Request, Response, Headers or '
-        "stub is copied for RPC recursively, and this one is nested deeper than Python's recursion limit "
+        f'Could not serialize object of type "{name}": a value that holds an exception, Request, Response, '
+        "Headers or stub is copied for RPC recursively, and this one is nested deeper than Python's recursion limit "
         f"lets (sys.getrecursionlimit() is {sys.getrecursionlimit()}). Send a shallower value, or raise the limit."
     )
 

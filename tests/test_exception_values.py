@@ -118,3 +118,13 @@ def test_an_exception_as_a_dict_key_is_refused_naming_it() -> None:
             clone(value)
         assert "cannot be a dict key or set member over RPC: it is or holds an exception" in str(info.value)
         assert "that holds a Request" not in str(info.value)
+
+
+def test_an_exception_nested_too_deep_is_refused_naming_exceptions() -> None:
+    """Past the recursion limit the RPC copy gives up; the message said the value held "a
+    Request, Response, Headers or stub" when it held an exception."""
+    value: Any = ValueError("x")
+    for _ in range(3000):
+        value = [value]
+    with pytest.raises(durable.DataCloneError, match="a value that holds an exception, Request, Response"):
+        clone(value)
