@@ -1473,17 +1473,18 @@ def _too_deep_transfer_error(exc: DataCloneError) -> DataCloneError:
     said = str(exc)
     name = said.split('"')[1] if said.count('"') >= 2 else "value"
     return DataCloneError(
-        f'Could not serialize object of type "{name}": a value that holds a Request, Response, Headers or '
-        "stub is copied for RPC recursively, and this one is nested deeper than Python's recursion limit "
+        f'Could not serialize object of type "{name}": a value that holds an exception, Request, Response, '
+        "Headers or stub is copied for RPC recursively, and this one is nested deeper than Python's recursion limit "
         f"lets (sys.getrecursionlimit() is {sys.getrecursionlimit()}). Send a shallower value, or raise the limit."
     )
 
 
 def _key_transfer_error(key: object) -> DataCloneError:
-    """A dict key or set member that holds a type that crosses RPC by being copied (``register_transfer``)."""
+    """A dict key or set member that is or holds a type that crosses RPC by being copied (``register_transfer``)."""
     return DataCloneError(
-        f"A {type(key).__qualname__} that holds a Request, Response, Headers or stub cannot be a dict key "
-        "or set member over RPC: each crosses as a new object. Send them as dict values or list items."
+        f"A {type(key).__qualname__} cannot be a dict key or set member over RPC: it is or holds an exception, "
+        "Request, Response, Headers, stub or function, which crosses as a new object. Send it as a dict value "
+        "or list item."
     )
 
 

@@ -27,7 +27,8 @@ same class with the same message and ``remote = True`` (see :func:`copy_remote_e
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 __all__ = [
@@ -173,11 +174,10 @@ def copy_remote_exception(exc: BaseException, *, flags: bool = True) -> BaseExce
         said = _message(exc)
         copy: BaseException = RuntimeError(f"the handler raised {type(exc).__name__}{': ' if said else ''}{said}")
     elif isinstance(exc, BaseExceptionGroup):
-        copy = _copy_group(exc, flags)
+        copy = _copy_group(exc, lambda e: copy_remote_exception(e, flags=flags))
     else:
-        copy = _copy_plain(exc)
-    if isinstance(exc, SqlError) and isinstance(copy, SqlError):
-        copy.code = exc.code
+        with _copying(exc) as existing:
+            copy = existing if existing is not None else _copy_plain(exc)
     for flag in _FLAGS:
         # Flags the runtime set on an application error (a constructor that raised, say) travel
         # too, so a broken stub raises "the same error" with them.
@@ -229,21 +229,83 @@ def copy_exception_value(exc: BaseException) -> BaseException:
     (``__cause__``, copied the same way), which a raised error leaves behind; the traceback and
     ``__context__`` stay behind, and the copy carries none of the flags (``remote``,
     ``retryable``, ``overloaded``, ``durable_object_reset``), even when it was received from
-    another call. A cause chain that loops back ends where it would repeat.
+    another call. A cause chain that loops back loops back in the copy too (as in workerd); a chain of any
+    length is copied. The members of an ``ExceptionGroup`` are copied the same way (with their
+    causes).
     """
-    return _copy_value_chain(exc, set())
+    copies: dict[int, BaseException] = {}
+    first: BaseException | None = None
+    last: BaseException | None = None
+    current: BaseException | None = exc
+    while current is not None:  # (a loop, not recursion: a chain of any length)
+        copy = copies.get(id(current))
+        looped = copy is not None
+        if copy is None:
+            copy = copies[id(current)] = _copy_value_one(current)
+        if last is None:
+            first = copy
+        else:
+            last.__cause__ = copy
+        if looped:
+            break
+        last = copy
+        current = current.__cause__
+    assert first is not None
+    return first
 
 
-def _copy_value_chain(exc: BaseException, seen: set[int]) -> BaseException:
-    seen.add(id(exc))
-    copy = _copy_group(exc, False) if isinstance(exc, BaseExceptionGroup) else _copy_plain(exc)
+def _copy_value_one(exc: BaseException) -> BaseException:
+    with _copying(exc) as existing:
+        if existing is not None:
+            return existing  # an attribute of the exception being copied holds it: the same copy
+        copy = _copy_group(exc, copy_exception_value) if isinstance(exc, BaseExceptionGroup) else _copy_plain(exc)
     with contextlib.suppress(AttributeError):  # a class with __slots__ and no __dict__
         for flag in ("remote", *_FLAGS):
             if getattr(copy, flag, False):
                 setattr(copy, flag, False)
-    cause = exc.__cause__
-    if cause is not None and id(cause) not in seen:
-        copy.__cause__ = _copy_value_chain(cause, seen)
+    return copy
+
+
+class _Copying(threading.local):
+    """The exceptions being copied in this thread, each with its copy once it is built (``None``
+    before): an exception whose arguments or attributes hold itself is copied once."""
+
+    def __init__(self) -> None:
+        self.copies: dict[int, BaseException | None] = {}
+
+
+_COPYING: Final = _Copying()
+
+
+@contextlib.contextmanager
+def _copying(exc: BaseException) -> Iterator[BaseException | None]:
+    """Mark ``exc`` as being copied; yield its copy if it already is (a cycle through it).
+
+    A cycle through its arguments, which ``cls(*args)`` needs before the copy exists, raises
+    ``TypeError``: the arguments then travel as the message, as any that cannot be copied do.
+    """
+    copies = _COPYING.copies
+    key = id(exc)
+    if key in copies:
+        existing = copies[key]
+        if existing is None:
+            raise TypeError(f"the arguments of a {type(exc).__name__} hold the exception itself")
+        yield existing
+        return
+    copies[key] = None
+    try:
+        yield None
+    finally:
+        del copies[key]
+
+
+def _built(exc: BaseException, copy: BaseException) -> BaseException:
+    """Record ``copy`` as the copy of ``exc`` (see :func:`_copying`), with what ``cls(*args)``
+    does not set: a ``SqlError``'s ``code``."""
+    if id(exc) in _COPYING.copies:
+        _COPYING.copies[id(exc)] = copy
+    if isinstance(exc, SqlError) and isinstance(copy, SqlError):
+        copy.code = exc.code
     return copy
 
 
@@ -288,7 +350,7 @@ def _copy_plain(exc: BaseException) -> BaseException:
     try:
         copy = cls(*args, *files)
         if _message(copy) == message:
-            return copy
+            return _built(exc, copy)
     except Exception:
         pass
     # A constructor with another signature, or one that would say something else: build the
@@ -299,6 +361,7 @@ def _copy_plain(exc: BaseException) -> BaseException:
     except Exception:
         copy = cls.__new__(cls)
     BaseException.__init__(copy, *args)
+    _built(exc, copy)
     if isinstance(exc, OSError):
         # What an OSError's message is made of: a subclass with its own __init__ leaves it unset.
         for name in ("errno", "strerror", "filename", "filename2"):
@@ -323,8 +386,8 @@ def _message(exc: BaseException) -> str:
         return f"<{type(exc).__name__} whose message could not be read>"
 
 
-def _copy_group(exc: BaseExceptionGroup[Any], flags: bool) -> BaseException:
-    inner = [copy_remote_exception(e, flags=flags) for e in exc.exceptions]
+def _copy_group(exc: BaseExceptionGroup[Any], copy_member: Callable[[BaseException], BaseException]) -> BaseException:
+    inner = [copy_member(e) for e in exc.exceptions]
     cls = type(exc)
     try:
         return cls.__new__(cls, exc.message, inner)  # (no __init__: a subclass may take other arguments)

@@ -75,6 +75,27 @@ class TestCrypto:
         buffer = bytearray(32)
         assert crypto.getRandomValues(buffer) is buffer and buffer != bytearray(32)
 
+    def test_get_random_values_refuses_views_of_floats(self) -> None:
+        """workerd (miniflare 4, 2026-04-07): a ``Float32Array``, ``Float64Array`` or ``DataView``
+        throws ``TypeMismatchError``, an ``Int32Array`` / ``BigInt64Array`` is filled, and a
+        ``Uint32Array(16385)`` throws ``QuotaExceededError ... provided 65540 bytes.``. durable
+        filled a ``memoryview`` of floats."""
+        import array
+
+        from js import crypto
+
+        for floats in (memoryview(array.array("f", [0.0, 0.0])), memoryview(array.array("d", [0.0]))):
+            with _js_error(
+                "TypeMismatchError", "ArrayBufferView argument to getRandomValues() must be an integer-typed view."
+            ):
+                crypto.getRandomValues(floats)
+        ints = memoryview(array.array("i", [0] * 8))
+        assert crypto.getRandomValues(ints) is ints and ints.tolist() != [0] * 8
+        with _js_error(
+            "QuotaExceededError", "getRandomValues() only accepts buffers of size <= 64K but provided 65540 bytes."
+        ):
+            crypto.getRandomValues(memoryview(array.array("I", [0] * 16385)))
+
     def test_subtle_is_not_emulated(self) -> None:
         """``crypto.subtle`` needs WebCrypto: its use raises NotImplementedError naming it."""
         from js import crypto
@@ -99,6 +120,23 @@ class TestMath:
         assert (Math.pow(2, 10), Math.min(3, 1, 2), Math.PI) == (1024, 1, math.pi)
         assert (Math.exp(1000), Math.log(0)) == (math.inf, -math.inf)  # Infinity, not an OverflowError
         assert 0 <= Math.random() < 1
+
+    def test_pow_of_zero_and_one_at_the_edges(self) -> None:
+        """V8 (node, as workerd): ``Math.pow(1, Infinity)`` and ``Math.pow(-1, -Infinity)`` are
+        ``NaN``, ``Math.pow(0, -1)`` / ``(-0, -2)`` / ``(-0, -0.5)`` ``Infinity``, ``Math.pow(-0, -3)``
+        ``-Infinity`` (miniflare 4, 2026-04-07, the first three). durable gave 1, 1 and NaN
+        (Python's pow: 1, and ValueError for zero to a negative power)."""
+        from js import Math
+
+        assert math.isnan(Math.pow(1, math.inf)) and math.isnan(Math.pow(-1, -math.inf))
+        assert [Math.pow(0, -1), Math.pow(-0.0, -2), Math.pow(-0.0, -0.5), Math.pow(-0.0, -3)] == [
+            math.inf,
+            math.inf,
+            math.inf,
+            -math.inf,
+        ]
+        assert (Math.pow(0, -math.inf), Math.pow(-0.0, -math.inf), Math.pow(0.5, math.inf)) == (math.inf, math.inf, 0)
+        assert (Math.pow(1, 5), Math.pow(-1, 3), Math.pow(0, 0)) == (1, -1, 1)
 
 
 class TestEncodings:
@@ -351,3 +389,54 @@ async def test_binary_message_events_as_workerd_hands_them(durable_runtime: dura
         ws.send(b"")
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(ws.receive(), 0.2)
+
+
+class TestJavaScriptConversions:
+    """Review of the js globals against V8 (node) and workerd (miniflare 4, 2026-04-07)."""
+
+    def test_lengths_are_to_index(self) -> None:
+        """``new Uint8Array(1.5).length`` is 1, ``(NaN)`` 0, ``(-0.5)`` 0, ``(Infinity)`` throws
+        ``RangeError: Invalid typed array length: Infinity``; ``new ArrayBuffer(2.0)`` has 2 bytes,
+        ``(1.5)`` 1, ``(-1)`` / ``(Infinity)`` throw ``RangeError: Invalid array buffer length``;
+        ``new Array(NaN)`` / ``(Infinity)`` / ``(1.5)`` throw ``RangeError: Invalid array length``.
+        durable refused 1.5 and 2.0, and raised ValueError / OverflowError for NaN and Infinity."""
+        from js import Array, ArrayBuffer, Uint8Array
+
+        assert [len(Uint8Array.new(n)) for n in (1.5, math.nan, -0.5)] == [1, 0, 0]
+        with _js_error("RangeError", "Invalid typed array length: Infinity"):
+            Uint8Array.new(math.inf)
+        with _js_error("RangeError", "Invalid typed array length: -1"):
+            Uint8Array.new(-1)
+        assert [ArrayBuffer.new(n).byteLength for n in (2.0, 1.5, math.nan)] == [2, 1, 0]
+        for bad in (-1, math.inf):
+            with _js_error("RangeError", "Invalid array buffer length"):
+                ArrayBuffer.new(bad)
+        for bad in (math.nan, math.inf, 1.5):
+            with _js_error("RangeError", "Invalid array length"):
+                Array.new(bad)
+
+    def test_strings_to_numbers_as_javascript(self) -> None:
+        """``Math.floor("0x10")`` is 16, ``("0b11")`` 3, ``(" 12 ")`` 12, ``("-Infinity")``
+        -Infinity, ``("inf")`` / ``("1_000")`` / ``("+0x10")`` NaN. durable parsed with ``float()``."""
+        from js import Math
+
+        assert [Math.floor(t) for t in ("0x10", "0b11", " 12 ", ".5e1", "-Infinity", "")] == [
+            16,
+            3,
+            12,
+            5,
+            -math.inf,
+            0,
+        ]
+        assert all(math.isnan(Math.floor(t)) for t in ("inf", "1_000", "+0x10", "nan", "0x"))
+
+    def test_none_is_undefined(self) -> None:
+        """Pyodide passes ``None`` as ``undefined``: ``new TextEncoder().encode(undefined)`` is empty,
+        ``btoa(undefined)`` is ``"dW5kZWZpbmVk"``, ``encodeURIComponent(undefined)`` ``"undefined"``,
+        ``new TextDecoder(undefined)`` is UTF-8. durable encoded ``"undefined"``, used ``"null"``
+        for the others and raised AttributeError for the decoder."""
+        from js import TextDecoder, TextEncoder, btoa, encodeURIComponent
+
+        assert TextEncoder.new().encode(None).to_bytes() == b""
+        assert (btoa(None), encodeURIComponent(None)) == ("dW5kZWZpbmVk", "undefined")
+        assert TextDecoder.new(None).decode(b"ok") == "ok"

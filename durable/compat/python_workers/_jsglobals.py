@@ -56,18 +56,55 @@ def js_number(value: float) -> int | float:
     return value
 
 
+_DECIMAL = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
+_RADIX = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
+_DIGITS = {16: re.compile(r"[0-9a-fA-F]+"), 8: re.compile(r"[0-7]+"), 2: re.compile(r"[01]+")}
+
+
+def _string_to_number(text: str) -> float:
+    """JavaScript's ``Number(text)``: decimal (``Infinity``, not Python's ``inf``, no ``_``) or
+    unsigned ``0x`` / ``0o`` / ``0b``; surrounding whitespace ignored, ``""`` is 0, else ``NaN``."""
+    text = text.strip()
+    if not text:
+        return 0.0
+    radix = _RADIX.get(text[:2])
+    if radix is not None:
+        return float(int(text[2:], radix)) if _DIGITS[radix].fullmatch(text[2:]) else math.nan
+    return float(text.replace("Infinity", "inf")) if _DECIMAL.fullmatch(text) else math.nan
+
+
 def _float(value: Any) -> float:
-    """JavaScript's ``ToNumber`` for the values Python code passes (numbers, booleans, ``None``)."""
+    """JavaScript's ``ToNumber`` for the values Python code passes (numbers, booleans, ``None``
+    (``undefined``: ``NaN``), strings)."""
     if value is None:
         return math.nan
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
-        try:
-            return float(value.strip() or 0)
-        except ValueError:
-            return math.nan
+        return _string_to_number(value)
     raise TypeError(f"js.Math takes numbers, not {type(value).__name__}")
+
+
+def _text(value: Any) -> str:
+    """JavaScript's ``String(value)`` for what a Python Worker passes: ``None`` is ``undefined`` (Pyodide
+    converts ``None`` to ``undefined``), a number or boolean its JavaScript text."""
+    if value is None:
+        return "undefined"
+    text = js_key(value)
+    if not isinstance(text, str):
+        raise TypeError(f"expected a string, not {type(value).__name__}")
+    return text
+
+
+def _to_index(value: Any) -> int | None:
+    """JavaScript's ``ToIndex`` of a length: truncated (``1.5`` -> 1, ``NaN`` -> 0); ``None`` when
+    out of range (negative, infinite, past 2**53 - 1)."""
+    number = _float(value)
+    if math.isnan(number):
+        return 0
+    if not math.isfinite(number) or number <= -1 or number > _SAFE:
+        return None
+    return int(number)
 
 
 def _buffer(value: Any, where: str) -> bytes:
@@ -78,6 +115,11 @@ def _buffer(value: Any, where: str) -> bytes:
 
 # ---------------------------------------------------------------------------------------------
 # crypto
+
+
+_INTEGER_FORMATS = frozenset("bBhHiIlLqQnN")
+"""The ``memoryview`` formats of JavaScript's integer-typed arrays (``getRandomValues`` refuses a
+``Float32Array``, ``Float64Array`` or ``DataView``)."""
 
 
 class _Crypto:
@@ -100,9 +142,11 @@ class _Crypto:
 
         Raises:
             pyodide.ffi.JsException: ``QuotaExceededError`` over 65,536 bytes, with workerd's
-                message; ``TypeMismatchError`` for anything but bytes.
+                message; ``TypeMismatchError`` for anything but bytes or a view of integers.
         """
-        if not isinstance(array, (bytes, bytearray, memoryview)):
+        if not isinstance(array, (bytes, bytearray, memoryview)) or (
+            isinstance(array, memoryview) and array.format.lstrip("@=<>!") not in _INTEGER_FORMATS
+        ):
             raise JsException(
                 "TypeMismatchError", "ArrayBufferView argument to getRandomValues() must be an integer-typed view."
             )
@@ -228,6 +272,11 @@ class Math:
         b, e = _float(base), _float(exponent)
         if math.isnan(e) or (math.isnan(b) and e != 0):
             return math.nan
+        if math.isinf(e) and abs(b) == 1:
+            return math.nan  # JavaScript's rule (Python's pow gives 1)
+        if b == 0 and e < 0:  # Python's pow raises ValueError; JavaScript divides by zero
+            odd = math.isfinite(e) and e == int(e) and int(e) % 2 == 1
+            return -math.inf if odd and math.copysign(1.0, b) < 0 else math.inf
         try:
             return js_number(math.pow(b, e))
         except OverflowError:
@@ -270,9 +319,10 @@ class Uint8Array:
         if isinstance(source, (bytes, bytearray, memoryview)):
             return _Uint8Array(bytes(source))
         if isinstance(source, (int, float)) and not isinstance(source, bool):
-            if source < 0 or source != int(source):
+            length = _to_index(source)  # workerd: new Uint8Array(1.5) has length 1, (NaN) 0
+            if length is None:
                 raise JsException("RangeError", f"Invalid typed array length: {js_key(source)}")
-            return _Uint8Array(bytes(int(source)))
+            return _Uint8Array(bytes(length))
         if isinstance(source, Iterable) and not isinstance(source, str):
             return _Uint8Array(bytes(_uint8(item) for item in source))
         raise TypeError(f"Uint8Array.new() takes a length, bytes or a list of numbers, not {type(source).__name__}")
@@ -286,10 +336,11 @@ class ArrayBuffer:
     """``js.ArrayBuffer``: ``ArrayBuffer.new(length)`` is a zero-filled buffer (the stand-in's ``buffer`` type)."""
 
     @staticmethod
-    def new(length: int = 0, /) -> _ArrayBuffer:
-        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+    def new(length: Any = 0, /) -> _ArrayBuffer:
+        size = _to_index(length)  # workerd: new ArrayBuffer(2.0) has 2 bytes, (1.5) 1, (NaN) 0
+        if size is None:
             raise JsException("RangeError", "Invalid array buffer length")
-        return _ArrayBuffer(bytes(length))
+        return _ArrayBuffer(bytes(size))
 
 
 def _usv(text: str) -> str:
@@ -305,7 +356,7 @@ class _Encoder:
     def encode(self, text: Any = "") -> _Uint8Array:
         """The UTF-8 bytes of ``text`` (a lone surrogate is encoded as U+FFFD, as JavaScript does)."""
         if not isinstance(text, str):
-            text = js_key(text) if text is not None else "undefined"
+            text = "" if text is None else _text(text)  # encode(undefined) is encode("")
         return _Uint8Array(_usv(text).encode("utf-8"))
 
 
@@ -353,7 +404,9 @@ class TextDecoder:
     """
 
     @staticmethod
-    def new(label: str = "utf-8", options: Any = None, /, **fields: Any) -> _Decoder:
+    def new(label: str | None = "utf-8", options: Any = None, /, **fields: Any) -> _Decoder:
+        if label is None:  # Pyodide passes None as undefined: the default label
+            label = "utf-8"
         if label.strip().lower() not in _UTF8_LABELS:
             raise NotImplementedError(f"js.TextDecoder.new({label!r}) is not supported by durable: only UTF-8 is")
         init = {**(options or {}), **fields}
@@ -373,7 +426,7 @@ class Array:
     def new(*items: Any) -> list[Any]:
         if len(items) == 1 and isinstance(items[0], (int, float)) and not isinstance(items[0], bool):
             length = items[0]
-            if length < 0 or length != int(length) or length >= 2**32:
+            if not math.isfinite(length) or length < 0 or length != int(length) or length >= 2**32:
                 raise JsException("RangeError", "Invalid array length")
             return [None] * int(length)
         return list(items)
@@ -433,7 +486,7 @@ def btoa(data: Any) -> str:
     Raises:
         pyodide.ffi.JsException: ``InvalidCharacterError`` for a character above U+00FF (workerd's message).
     """
-    text = data if isinstance(data, str) else js_key(data)
+    text = _text(data)
     try:
         raw = text.encode("latin-1")
     except UnicodeEncodeError:
@@ -449,7 +502,7 @@ def atob(data: Any) -> str:
     Raises:
         pyodide.ffi.JsException: ``InvalidCharacterError`` for invalid data (workerd's message).
     """
-    text = data if isinstance(data, str) else js_key(data)
+    text = _text(data)
     text = re.sub(r"[\t\n\f\r ]", "", text)
     if len(text) % 4 == 0 and text.endswith("="):
         text = text[:-2] if text.endswith("==") else text[:-1]
@@ -471,7 +524,7 @@ def _uri_error() -> JsException:
 
 
 def _encode(data: Any, keep: frozenset[str]) -> str:
-    text = data if isinstance(data, str) else js_key(data)
+    text = _text(data)
     out: list[str] = []
     for char in text.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass"):
         if char in keep:
@@ -485,7 +538,7 @@ def _encode(data: Any, keep: frozenset[str]) -> str:
 
 
 def _decode(data: Any, keep: frozenset[str]) -> str:
-    text = data if isinstance(data, str) else js_key(data)
+    text = _text(data)
     out: list[str] = []
     i = 0
     while i < len(text):
