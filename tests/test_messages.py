@@ -165,6 +165,41 @@ class TestEnvBinding:
         with pytest.raises(AttributeError, match=r"rt\.namespace\(YourClass, name='X'\).*vars=\{'X': value\}"):
             durable_runtime.env.X
 
+    async def test_missing_binding_names_the_served_files_dict(self, durable_runtime: durable.Runtime) -> None:
+        """A Worker served by `durable serve` binds namespaces with the file's `bindings` dict, not
+        with rt.namespace(): the message names both, so that a served file's author sees the fix."""
+        with pytest.raises(AttributeError) as info:
+            durable_runtime.env.COUNTERS
+        text = str(info.value)
+        assert "`durable serve`, bindings = {'COUNTERS': YourClass}" in text
+        assert "vars = {'COUNTERS': value} in a served file" in text
+
+
+class NoSuper(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        self.ready = True  # forgot super().__init__(ctx, env)
+
+    async def read(self) -> Any:
+        return await self.ctx.storage.get("k")
+
+    async def other(self) -> Any:
+        return self.missing  # type: ignore[attr-defined]
+
+
+class TestForgottenSuperInit:
+    async def test_ctx_unset_says_to_call_super_init(self, durable_runtime: durable.Runtime) -> None:
+        """A constructor that skips super().__init__(ctx, env) leaves self.ctx unset; Python's bare
+        "'NoSuper' object has no attribute 'ctx'" did not say why, the message now names the fix."""
+        with pytest.raises(AttributeError, match=r"NoSuper\.__init__ must call super\(\)\.__init__\(ctx, env\)"):
+            await durable_runtime.namespace(NoSuper).get_by_name("a").read()
+
+    async def test_other_missing_attributes_keep_pythons_message(self, durable_runtime: durable.Runtime) -> None:
+        """Any other missing attribute raises Python's usual AttributeError, without the hint."""
+        with pytest.raises(AttributeError) as info:
+            await durable_runtime.namespace(NoSuper).get_by_name("a").other()
+        assert str(info.value) == "'NoSuper' object has no attribute 'missing'"
+        assert not hasattr(NoSuper.__new__(NoSuper), "env")
+
 
 class TestSqlRows:
     def test_sqlrow_is_exported(self) -> None:
