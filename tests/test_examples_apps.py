@@ -116,6 +116,15 @@ class TestRateLimiter:
         assert "alice: 10 of 12 requests allowed" in out
         assert "429 Too Many Requests" in out
 
+    @pytest.mark.parametrize("count", ["0", "-1"])
+    def test_main_refuses_a_request_count_below_one(self, count: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """`--requests -1` printed "alice: 0 of -1 requests allowed"; it is refused, as
+        examples/blocking.py refuses `--threads 0`."""
+        with pytest.raises(SystemExit) as info:
+            rate_limiter.main(["--requests", count])
+        assert info.value.code == 2
+        assert f"argument --requests: must be at least 1, not {count}" in capsys.readouterr().err
+
 
 @pytest.fixture
 async def game(durable_runtime: durable.Runtime) -> AsyncIterator[httpx.AsyncClient]:
