@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import difflib
 import functools
 import inspect
 import logging
@@ -267,6 +268,50 @@ class SocketRegistry:
                 ws.network.disconnect()
 
 
+# The WebSocket handlers, under both spellings: none is a misspelling of another.
+_HANDLER_NAMES: Final = frozenset(
+    {
+        "web_socket_message",
+        "web_socket_close",
+        "web_socket_error",
+        "webSocketMessage",
+        "webSocketClose",
+        "webSocketError",
+    }
+)
+_warned_handlers: weakref.WeakKeyDictionary[type, set[str]] = weakref.WeakKeyDictionary()
+
+
+def warn_misnamed_handler(cls: type, name: str, camel: str) -> None:
+    """Log, once per class and handler, that a dropped event's handler looks misspelled.
+
+    A class without ``web_socket_message`` drops messages silently, as workerd does; when it has
+    a method whose name is that one give or take underscores, case or a letter
+    (``websocket_message``, ``web_socket_messages``), the drop is almost certainly a typo, which
+    this warning names. It runs only when an event is dropped, never on the delivery path.
+    """
+    seen = _warned_handlers.setdefault(cls, set())
+    if name in seen:
+        return
+    seen.add(name)
+    wanted = name.replace("_", "")
+    for attr in dir(cls):
+        if attr in _HANDLER_NAMES or attr.startswith("__") or not callable(getattr(cls, attr, None)):
+            continue
+        flat = attr.lower().replace("_", "")
+        if flat == wanted or difflib.SequenceMatcher(None, flat, wanted).ratio() >= 0.9:
+            log.warning(
+                "durable: %s has no %s handler, so a WebSocket event was dropped; did you mean to name "
+                "its method %s as %s (or %s)?",
+                cls.__qualname__,
+                name,
+                attr,
+                name,
+                camel,
+            )
+            return
+
+
 def _handler_event(
     registry: SocketRegistry, name: str, camel: str, args: tuple[Any, ...], token: int
 ) -> Callable[[Any, Any], Coroutine[Any, Any, None]]:
@@ -280,6 +325,7 @@ def _handler_event(
         if handler is None or not callable(handler):
             if name != "web_socket_message":
                 registry.release_after_event(args[0])
+            warn_misnamed_handler(type(instance), name, camel)
             return  # all three handlers are optional: the event is dropped
         arity = positional_arity(handler)
         call_args = args if arity is None else args[:arity]

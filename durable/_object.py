@@ -188,6 +188,21 @@ class DurableObject:
         self.ctx = ctx
         self.env = env
 
+    if not TYPE_CHECKING:  # hidden from type checkers, which would accept any attribute name
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached when normal lookup fails: a subclass __init__ that did not call
+            # super().__init__(ctx, env) leaves ctx and env unset, which the message says.
+            if name in ("ctx", "env"):
+                cls = type(self).__qualname__
+                raise AttributeError(
+                    f"{cls!r} object has no attribute {name!r}: {cls}.__init__ must call "
+                    "super().__init__(ctx, env), which sets self.ctx and self.env",
+                    name=name,
+                    obj=self,
+                )
+            raise AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}", name=name, obj=self)
+
 
 @final
 @camel_aliases
@@ -239,8 +254,10 @@ class Env:
             known = ", ".join(sorted(self._bindings)) or "none"
             raise AttributeError(
                 f"env has no binding {name!r} (bindings: {known}). A namespace becomes a binding "
-                f"when it is registered under that name: rt.namespace(YourClass, name={name!r}); "
-                f"a plain value, with durable.Runtime(vars={{{name!r}: value}})."
+                f"when it is registered under that name: rt.namespace(YourClass, name={name!r}), or "
+                f"in a file run by `durable serve`, bindings = {{{name!r}: YourClass}}; a plain value, "
+                f"with durable.Runtime(vars={{{name!r}: value}}), or vars = {{{name!r}: value}} in a "
+                "served file."
             ) from None
 
     def __getitem__(self, name: str) -> Any:

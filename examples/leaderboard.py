@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -218,4 +219,11 @@ async def demo() -> None:
 
 if __name__ == "__main__":
     argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None).parse_args()
+    try:
+        import httpx  # noqa: F401 - the demo's client; `durable serve` does not need it
+    except ImportError:
+        sys.exit(
+            "examples/leaderboard.py: the demo sends its requests with httpx, which is not installed: "
+            "pip install httpx (or serve the leaderboard instead: durable serve examples/leaderboard.py)"
+        )
     asyncio.run(demo())

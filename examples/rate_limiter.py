@@ -120,10 +120,17 @@ def call(app: Callable[..., Iterable[bytes]], api_key: str) -> tuple[str, dict[s
     return status[0], json.loads(body)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--persist", metavar="DIR", default=None, help="keep the buckets under DIR (default: memory)")
-    parser.add_argument("--requests", type=int, default=12, help="requests per client (default 12)")
+    parser.add_argument("--requests", type=_positive, default=12, help="requests per client (default 12)")
     args = parser.parse_args(argv)
 
     with durable.BlockingRuntime(args.persist) as rt:

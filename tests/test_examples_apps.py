@@ -4,6 +4,8 @@ users would test them: through the public API, the docs' testing helpers and a m
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +27,7 @@ from job_queue import ALARM_RETRIES_TRUSTED, BATCH_SIZE, MAX_ATTEMPTS, OUTAGE_PA
 from leaderboard import HISTORY_KEPT, Leaderboard
 from rate_limiter import CAPACITY, RateLimiter
 
+ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_800_000_000  # seconds since the epoch: every time in these tests is exact
 
 
@@ -112,6 +115,15 @@ class TestRateLimiter:
         out = capsys.readouterr().out
         assert "alice: 10 of 12 requests allowed" in out
         assert "429 Too Many Requests" in out
+
+    @pytest.mark.parametrize("count", ["0", "-1"])
+    def test_main_refuses_a_request_count_below_one(self, count: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """`--requests -1` printed "alice: 0 of -1 requests allowed"; it is refused, as
+        examples/blocking.py refuses `--threads 0`."""
+        with pytest.raises(SystemExit) as info:
+            rate_limiter.main(["--requests", count])
+        assert info.value.code == 2
+        assert f"argument --requests: must be at least 1, not {count}" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -223,6 +235,23 @@ class TestLeaderboard:
         out = capsys.readouterr().out
         assert 'top 3: [{"player": "bob", "best": 515, "rank": 1}' in out
         assert "page 2:" in out and "next: None" in out
+
+    def test_demo_without_httpx_says_what_to_install(self, tmp_path: Path) -> None:
+        """README's first command installs only the server extra, which has no httpx: the demo
+        then says to install it (or to serve the file) instead of ending in a traceback."""
+        blocker = tmp_path / "sitecustomize.py"
+        blocker.write_text("import sys\nsys.modules['httpx'] = None  # as if not installed\n")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "leaderboard.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr
+        assert "pip install httpx" in done.stderr and "durable serve examples/leaderboard.py" in done.stderr
 
 
 @pytest.fixture

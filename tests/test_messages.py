@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import enum
@@ -165,6 +166,41 @@ class TestEnvBinding:
         with pytest.raises(AttributeError, match=r"rt\.namespace\(YourClass, name='X'\).*vars=\{'X': value\}"):
             durable_runtime.env.X
 
+    async def test_missing_binding_names_the_served_files_dict(self, durable_runtime: durable.Runtime) -> None:
+        """A Worker served by `durable serve` binds namespaces with the file's `bindings` dict, not
+        with rt.namespace(): the message names both, so that a served file's author sees the fix."""
+        with pytest.raises(AttributeError) as info:
+            durable_runtime.env.COUNTERS
+        text = str(info.value)
+        assert "`durable serve`, bindings = {'COUNTERS': YourClass}" in text
+        assert "vars = {'COUNTERS': value} in a served file" in text
+
+
+class NoSuper(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        self.ready = True  # forgot super().__init__(ctx, env)
+
+    async def read(self) -> Any:
+        return await self.ctx.storage.get("k")
+
+    async def other(self) -> Any:
+        return self.missing  # type: ignore[attr-defined]
+
+
+class TestForgottenSuperInit:
+    async def test_ctx_unset_says_to_call_super_init(self, durable_runtime: durable.Runtime) -> None:
+        """A constructor that skips super().__init__(ctx, env) leaves self.ctx unset; Python's bare
+        "'NoSuper' object has no attribute 'ctx'" did not say why, the message now names the fix."""
+        with pytest.raises(AttributeError, match=r"NoSuper\.__init__ must call super\(\)\.__init__\(ctx, env\)"):
+            await durable_runtime.namespace(NoSuper).get_by_name("a").read()
+
+    async def test_other_missing_attributes_keep_pythons_message(self, durable_runtime: durable.Runtime) -> None:
+        """Any other missing attribute raises Python's usual AttributeError, without the hint."""
+        with pytest.raises(AttributeError) as info:
+            await durable_runtime.namespace(NoSuper).get_by_name("a").other()
+        assert str(info.value) == "'NoSuper' object has no attribute 'missing'"
+        assert not hasattr(NoSuper.__new__(NoSuper), "env")
+
 
 class TestSqlRows:
     def test_sqlrow_is_exported(self) -> None:
@@ -228,3 +264,58 @@ class TestCommandLine:
         code, err = serve(tmp_path, source, capsys)
         assert code == 2
         assert "Durable Object classes Room" in err and "WorkerEntrypoint subclass named Worker" in err
+
+
+CLOSED: list[int] = []
+
+
+class MisnamedHandler(durable.DurableObject):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def websocket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+        ws.send("never called: the handler is web_socket_message")
+
+    async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
+        CLOSED.append(code)  # events run in order: both messages were handled before this
+
+    async def on_message(self) -> None:
+        """Not a near miss of a handler's name: never named in a warning."""
+
+
+class TestMisnamedWebSocketHandler:
+    async def test_a_near_miss_is_named_once(
+        self, durable_runtime: durable.Runtime, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A class whose message handler is misspelled drops every message silently, as workerd
+        does; durable logs once which method looks meant, instead of leaving the user with nothing."""
+        CLOSED.clear()
+        stub = durable_runtime.namespace(MisnamedHandler).get_by_name("a")
+        response = await stub.fetch("http://room/", headers={"Upgrade": "websocket"})
+        ws = response.web_socket
+        assert ws is not None
+        ws.accept()
+        with caplog.at_level("WARNING", logger="durable"):
+            ws.send("one")
+            ws.send("two")
+            ws.close(1000, "bye")
+            for _ in range(1000):  # frames arrive on later loop turns
+                if CLOSED:
+                    break
+                await asyncio.sleep(0)
+        assert CLOSED == [1000]
+        texts = [r.getMessage() for r in caplog.records if r.name == "durable"]
+        assert texts == [
+            "durable: MisnamedHandler has no web_socket_message handler, so a WebSocket event was dropped; "
+            "did you mean to name its method websocket_message as web_socket_message (or webSocketMessage)?"
+        ]
+
+    def test_only_near_misses_are_named(self, caplog: pytest.LogCaptureFixture) -> None:
+        """`on_message` is no near miss of `web_socket_error`: a dropped error event logs nothing."""
+        from durable._hibernation import warn_misnamed_handler
+
+        with caplog.at_level("WARNING", logger="durable"):
+            warn_misnamed_handler(MisnamedHandler, "web_socket_error", "webSocketError")
+        assert caplog.records == []
