@@ -188,21 +188,6 @@ class DurableObject:
         self.ctx = ctx
         self.env = env
 
-    if not TYPE_CHECKING:  # hidden from type checkers, which would accept any attribute name
-
-        def __getattr__(self, name: str) -> Any:
-            # Only reached when normal lookup fails: a subclass __init__ that did not call
-            # super().__init__(ctx, env) leaves ctx and env unset, which the message says.
-            if name in ("ctx", "env"):
-                cls = type(self).__qualname__
-                raise AttributeError(
-                    f"{cls!r} object has no attribute {name!r}: {cls}.__init__ must call "
-                    "super().__init__(ctx, env), which sets self.ctx and self.env",
-                    name=name,
-                    obj=self,
-                )
-            raise AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}", name=name, obj=self)
-
 
 @final
 @camel_aliases

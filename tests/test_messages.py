@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import enum
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -188,18 +189,31 @@ class NoSuper(durable.DurableObject):
 
 
 class TestForgottenSuperInit:
-    async def test_ctx_unset_says_to_call_super_init(self, durable_runtime: durable.Runtime) -> None:
-        """A constructor that skips super().__init__(ctx, env) leaves self.ctx unset; Python's bare
-        "'NoSuper' object has no attribute 'ctx'" did not say why, the message now names the fix."""
-        with pytest.raises(AttributeError, match=r"NoSuper\.__init__ must call super\(\)\.__init__\(ctx, env\)"):
-            await durable_runtime.namespace(NoSuper).get_by_name("a").read()
+    async def test_constructing_without_super_init_logs_the_fix(
+        self, durable_runtime: durable.Runtime, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A constructor that skips super().__init__(ctx, env) leaves self.ctx unset, and reading it
+        raises Python's bare "'NoSuper' object has no attribute 'ctx'" (as on Python Workers); the
+        log says why when the instance is made (a __getattr__ carrying the hint would make every
+        attribute read of every object ~3x slower on 3.11)."""
+        with caplog.at_level(logging.WARNING, logger="durable"):
+            with pytest.raises(AttributeError, match="'NoSuper' object has no attribute 'ctx'"):
+                await durable_runtime.namespace(NoSuper).get_by_name("a").read()
+        assert "NoSuper.__init__ did not call super().__init__(ctx, env)" in caplog.text
+
+    async def test_a_proper_constructor_logs_nothing(
+        self, durable_runtime: durable.Runtime, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """An object whose constructor calls super().__init__ gets no such warning."""
+        with caplog.at_level(logging.WARNING, logger="durable"):
+            assert await durable_runtime.namespace(Obj).get_by_name("a").rows() is not None
+        assert "did not call super().__init__" not in caplog.text
 
     async def test_other_missing_attributes_keep_pythons_message(self, durable_runtime: durable.Runtime) -> None:
-        """Any other missing attribute raises Python's usual AttributeError, without the hint."""
+        """Any other missing attribute raises Python's usual AttributeError."""
         with pytest.raises(AttributeError) as info:
             await durable_runtime.namespace(NoSuper).get_by_name("a").other()
         assert str(info.value) == "'NoSuper' object has no attribute 'missing'"
-        assert not hasattr(NoSuper.__new__(NoSuper), "env")
 
 
 class TestSqlRows:
