@@ -822,6 +822,8 @@ async def _forward(
     while True:
         if outcome is None:
             if home is None and (home := _runtime_loop(runtime, loop)) is None:
+                if runtime.loop is not loop:  # closed, so not taken over: made here, the call
+                    runtime.check_open()  # would be forwarded again (Stub._call), for ever
                 return await make()
             try:
                 outcome = submit(home, make)

@@ -203,6 +203,33 @@ class TestBlockingRuntime:
             with pytest.raises(durable.DataCloneError, match=r"str\(stub.id\)"):
                 a.keep(b)
 
+    def test_a_stub_of_a_closed_runtime_called_from_another(self) -> None:
+        """An object of one BlockingRuntime calling a stub of another that was closed since gets
+        RuntimeClosedError, as on one loop: the call spun for ever on the caller's loop (made
+        there, it was forwarded to the closed runtime's loop, which sent it back), and so did the
+        blocking call waiting for it. Bounded: a thread makes the call, joined with a time limit."""
+        a_rt, b_rt = durable.BlockingRuntime(), durable.BlockingRuntime()
+        a = a_rt.namespace(Counter).get_by_name("A")
+        b = b_rt.namespace(Counter).get_by_name("B")
+        assert b.add_to([a], 2) == [2]  # across runtimes, while both are open
+        a_rt.close()
+        outcome: list[BaseException | object] = []
+
+        def call() -> None:
+            try:
+                outcome.append(b.add_to([a], 1))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        caller.join(30)
+        if caller.is_alive():  # (b_rt is left open: closing it would wait for the spinning call)
+            pytest.fail("the call still waits 30 s later: it would for ever")
+        assert isinstance(outcome[0], durable.RuntimeClosedError), outcome
+        assert b.increment(0) == 0  # B serves on
+        b_rt.close()
+
     def test_an_error_while_sending_is_not_taken_for_closed(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A RuntimeError raised while a call is sent (a RecursionError, in a signal handler's
         call nested too deep) is raised as it is: it was reported as RuntimeClosedError, which
