@@ -275,9 +275,6 @@ class BlockingRuntime:
             others = asyncio.all_tasks() - self._abandoned - {asyncio.current_task()}
             if not others:
                 break
-            for fut in list(self._pending):  # (those whose start has not run are refused as it runs)
-                if fut.running():  # cancelled next: its caller learns why in this runtime's words
-                    fut.set_exception(ConnectionClosedError(_CLOSED_DURING))
             for task in others:
                 task.cancel()
             _, pending = await asyncio.wait(others, timeout=max(0.0, deadline - self._loop.time()))
@@ -287,6 +284,9 @@ class BlockingRuntime:
                     len(pending),
                 )
                 self._abandoned |= pending  # (not waited for again)
+                for fut in list(self._pending):  # their callers wait no longer (their calls run on)
+                    if fut.running():
+                        fut.set_exception(ConnectionClosedError(_CLOSED_DURING))
                 break
             await asyncio.sleep(0)  # the calls whose start was queued meanwhile
         await self._loop.shutdown_asyncgens()
@@ -333,7 +333,9 @@ class BlockingRuntime:
                 raise RuntimeClosedError(self._closed_message)
             self._pending.add(fut)
             try:
-                submit(self._loop, make, fut)
+                # A call the shutdown cancels tells its caller why in this runtime's words: only
+                # once cancelled (a call whose task ended may not have passed its outcome on yet).
+                submit(self._loop, make, fut, _CLOSED_DURING)
             except RuntimeError:
                 self._pending.discard(fut)
                 if not self._loop.is_closed():

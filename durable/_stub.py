@@ -859,6 +859,8 @@ async def _forward(
     while True:
         if outcome is None:
             if home is None and (home := _runtime_loop(runtime, loop)) is None:
+                if runtime.loop is not loop:  # closed, so not taken over: made here, the call
+                    runtime.check_open()  # would be forwarded again (Stub._call), for ever
                 return await make()
             try:
                 outcome = submit(home, make)
@@ -916,9 +918,12 @@ def submit(
     loop: asyncio.AbstractEventLoop,
     make: Callable[[], Awaitable[T_co]],
     outcome: concurrent.futures.Future[T_co] | None = None,
+    cancelled: str = "",
 ) -> concurrent.futures.Future[T_co]:
     """Call ``make()`` on ``loop`` (running in another thread); its outcome settles the future returned
     (``outcome`` if given: a caller may add its callbacks before the loop's thread can settle it).
+    A call cancelled there (its loop shutting down) fails with ``ConnectionClosedError(cancelled)``
+    (``_LOOP_CLOSED`` by default).
 
     ``make()`` runs in an empty context, so no object's identity leaks in from the caller's
     thread. Cancelling the future before ``make()`` was called withdraws the call. Raises
@@ -939,9 +944,9 @@ def submit(
             outcome.set_exception(exc)
             return
         if inner.done():
-            _pass_outcome(inner, outcome)  # now: the loop may stop after this turn
+            _pass_outcome(inner, outcome, cancelled=cancelled)  # now: the loop may stop after this turn
         else:
-            inner.add_done_callback(lambda done: _pass_outcome(done, outcome, made))
+            inner.add_done_callback(lambda done: _pass_outcome(done, outcome, made, cancelled))
 
     loop.call_soon_threadsafe(start, context=contextvars.Context())
     return outcome
@@ -978,7 +983,9 @@ async def _contained(call: Coroutine[Any, Any, T_co]) -> T_co | _Raised:
         return _Raised(exc)
 
 
-def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future[Any], made: object = None) -> None:
+def _pass_outcome(
+    inner: asyncio.Future[Any], outcome: concurrent.futures.Future[Any], made: object = None, cancelled: str = ""
+) -> None:
     """Copy a finished future's outcome (on the runtime's loop) to the caller's future.
 
     ``made`` is what ``make()`` returned: a coroutine that a task cancelled before its first
@@ -990,7 +997,7 @@ def _pass_outcome(inner: asyncio.Future[Any], outcome: concurrent.futures.Future
         return
     with contextlib.suppress(concurrent.futures.InvalidStateError):  # failed meanwhile by _forward
         if inner.cancelled():
-            outcome.set_exception(ConnectionClosedError(_LOOP_CLOSED))
+            outcome.set_exception(ConnectionClosedError(cancelled or _LOOP_CLOSED))
         elif (exc := inner.exception()) is not None:
             outcome.set_exception(exc)
         elif type(result := inner.result()) is _Raised:

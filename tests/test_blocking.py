@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -202,6 +203,80 @@ class TestBlockingRuntime:
             assert (a.increment(0), b.increment(0)) == (0, 10)
             with pytest.raises(durable.DataCloneError, match=r"str\(stub.id\)"):
                 a.keep(b)
+
+    def test_a_stub_of_a_closed_runtime_called_from_another(self) -> None:
+        """An object of one BlockingRuntime calling a stub of another that was closed since gets
+        RuntimeClosedError, as on one loop: the call spun for ever on the caller's loop (made
+        there, it was forwarded to the closed runtime's loop, which sent it back), and so did the
+        blocking call waiting for it. Bounded: a thread makes the call, joined with a time limit."""
+        a_rt, b_rt = durable.BlockingRuntime(), durable.BlockingRuntime()
+        a = a_rt.namespace(Counter).get_by_name("A")
+        b = b_rt.namespace(Counter).get_by_name("B")
+        assert b.add_to([a], 2) == [2]  # across runtimes, while both are open
+        a_rt.close()
+        outcome: list[BaseException | object] = []
+
+        def call() -> None:
+            try:
+                outcome.append(b.add_to([a], 1))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        caller.join(30)
+        if caller.is_alive():  # (b_rt is left open: closing it would wait for the spinning call)
+            pytest.fail("the call still waits 30 s later: it would for ever")
+        assert isinstance(outcome[0], durable.RuntimeClosedError), outcome
+        assert b.increment(0) == 0  # B serves on
+        b_rt.close()
+
+    @pytest.mark.parametrize("turns", range(12))
+    def test_a_call_ending_as_the_runtime_closes_keeps_its_result(self, turns: int) -> None:
+        """A call that ends in the turn where the shutdown cancels what is left returns its result:
+        its caller got ConnectionClosedError, set on every call still marked running, before the
+        call's own outcome (passed on a turn later) was. The call ends `turns` turns after the
+        runtime is closed (one of them is that turn); another call, waiting for ever, keeps the
+        shutdown going to the cancelling."""
+        rt = durable.BlockingRuntime()
+        started = threading.Event()
+        never: list[asyncio.Event] = []  # (held: a task waiting on an unreferenced event is garbage)
+        returned: list[int] = []
+        outcomes: dict[str, object] = {}
+
+        async def stuck() -> None:
+            never.append(asyncio.Event())
+            started.set()
+            await never[0].wait()
+
+        async def ends_late() -> str:
+            while not rt.runtime.closed:
+                await asyncio.sleep(0)
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            returned.append(turns)
+            return "done"
+
+        def call(name: str, fn: Callable[[], Awaitable[object]]) -> None:
+            try:
+                outcomes[name] = rt.run(fn)
+            except BaseException as exc:
+                outcomes[name] = exc
+
+        callers = [threading.Thread(target=call, args=("stuck", stuck), daemon=True)]
+        callers[0].start()
+        assert started.wait(30)
+        callers.append(threading.Thread(target=call, args=("late", ends_late), daemon=True))
+        callers[1].start()
+        rt.close()
+        for caller in callers:
+            caller.join(30)
+            assert not caller.is_alive(), "a caller still waits 30 s after close()"
+        assert isinstance(outcomes["stuck"], durable.ConnectionClosedError)
+        if returned:
+            assert outcomes["late"] == "done"
+        else:  # cancelled, or sent once the runtime was closed
+            assert isinstance(outcomes["late"], (durable.ConnectionClosedError, durable.RuntimeClosedError))
 
     def test_an_error_while_sending_is_not_taken_for_closed(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A RuntimeError raised while a call is sent (a RecursionError, in a signal handler's
