@@ -267,10 +267,22 @@ def _sync_in_transaction(txns: Transactions, host: StorageHost) -> Awaitable[Non
     outermost transaction ends, after this closure, so waiting for that commit there would wait
     forever (workerd resolves it at once, measured with miniflare 2026-12-06). From other code, it
     waits for its turn, then for the commit that follows.
+
+    The caller of a transaction whose closure has not started yet (or of the one it waited for),
+    whose other calls go first (``Transactions.where``), waits for that closure too: workerd
+    resolves its ``sync()`` after the closure ends, at the top level and inside a transaction
+    (miniflare 4, 2026-04-07, both backends, tests/test_transactions.py). Inside one it waits
+    for no commit: that comes when the outermost transaction ends, after the caller's code.
     """
     level = txns.where()
     if level is NOW:
-        return _NONE
+        own = txns.level()
+        if own is txns.stack[-1]:
+            return _NONE
+        queued = txns.defer(own, lambda: None)  # (the caller goes first: after the closure)
+        return through_gate(
+            queued if own is not None else asyncio.ensure_future(_commit_after(queued, host)), host.gate
+        )
     return through_gate(asyncio.ensure_future(_commit_after(txns.defer(level, lambda: None), host)), host.gate)
 
 

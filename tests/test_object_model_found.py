@@ -150,3 +150,81 @@ class TestOutsideIoWaitsForTheCodeWokenByATransaction:
             log = [line for line in await stub.history() if line != "a resumes"]
             assert log == ["a start", "b start", "b closure", "b after txn", "b reads None", "a closure", "a caught"]
             assert await stub.contents() == {"b": 2}
+
+
+class SyncAfterTransaction(durable.DurableObject):
+    """``sync()`` awaited by code whose storage calls go first: the caller of a transaction whose
+    closure has not started, or the caller woken by the end of the one that transaction waited for."""
+
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def calls_then_syncs(self, nested: bool) -> list[str]:
+        storage, log = self.ctx.storage, []
+
+        async def closure(txn: durable.Transaction) -> None:
+            log.append("closure")
+            await txn.put("k", 1)
+            log.append("closure end")
+
+        async def body() -> None:
+            pending = storage.transaction(closure)
+            log.append("called")
+            await storage.sync()
+            log.append("after sync")
+            await pending
+            log.append("after txn")
+
+        async def outer(txn: durable.Transaction) -> None:
+            await body()
+
+        await (storage.transaction(outer) if nested else body())
+        return log
+
+
+class WokenSyncs(Waker):
+    async def b_syncs_after(self) -> None:
+        storage = self.ctx.storage
+        self.log.append("b start")
+
+        async def closure(txn: durable.Transaction) -> None:
+            self.log.append("b closure")
+            await self.env.WAKER.get_by_name("other").ping()
+
+        await storage.transaction(closure)
+        self.log.append("b after txn")
+        await storage.sync()
+        self.log.append("b after sync")
+
+
+class TestSyncOfCodeThatGoesFirst:
+    """Review of fuzz-model (review-round4): code whose calls run before a pending transaction's
+    closure (``_caller_goes_first``) took its ``sync()`` for the running transaction's own, which
+    completes at once. workerd resolves it after that closure ends."""
+
+    @pytest.mark.parametrize("backend", ["sqlite", "kv"])
+    @pytest.mark.parametrize("nested", [False, True], ids=["top-level", "nested"])
+    async def test_the_caller_of_a_pending_transaction_syncs_after_its_closure(
+        self, backend: str, nested: bool
+    ) -> None:
+        """``p = storage.transaction(f); await storage.sync(); await p``: workerd logs called,
+        closure, closure end, after sync, after txn, at the top level and inside a transaction,
+        on both backends (miniflare 4, 2026-04-07). durable resolved the sync() at once, before
+        the closure ran (it took the caller for the transaction's own code)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(SyncAfterTransaction, storage=backend).get_by_name("x")
+            log = await asyncio.wait_for(stub.calls_then_syncs(nested), 10)
+            assert log == ["called", "closure", "closure end", "after sync", "after txn"]
+
+    @pytest.mark.parametrize("backend", ["sqlite", "kv"])
+    async def test_the_woken_caller_syncs_after_the_transaction_that_waited(self, backend: str) -> None:
+        """As test_the_caller_goes_on_before_a_transaction_that_waited, ``b`` then awaits
+        ``sync()``: workerd logs a closure, a caught, then b after sync (miniflare 4,
+        2026-04-07, both backends). Since fuzz-model's "woken caller goes first" rule, durable
+        resolved it at once, before ``a``'s closure (before that rule, it matched workerd)."""
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(WokenSyncs, name="WAKER", storage=backend).get_by_name("x")
+            await asyncio.wait_for(asyncio.gather(stub.a_after_timer(), stub.b_syncs_after()), 10)
+            log = [line for line in await stub.history() if line != "a resumes"]
+            assert log == ["a start", "b start", "b closure", "b after txn", "a closure", "a caught", "b after sync"]
