@@ -296,7 +296,7 @@ def warn_misnamed_handler(cls: type, name: str, camel: str) -> None:
     seen.add(name)
     wanted = name.replace("_", "")
     for attr in dir(cls):
-        if attr in _HANDLER_NAMES or attr.startswith("__") or not callable(getattr(cls, attr, None)):
+        if attr in _HANDLER_NAMES or attr.startswith("__") or not _is_method(cls, attr):
             continue
         flat = attr.lower().replace("_", "")
         if flat == wanted or difflib.SequenceMatcher(None, flat, wanted).ratio() >= 0.9:
@@ -310,6 +310,16 @@ def warn_misnamed_handler(cls: type, name: str, camel: str) -> None:
                 camel,
             )
             return
+
+
+def _is_method(cls: type, attr: str) -> bool:
+    # Read without running the class's code (a descriptor that raises must not break the event
+    # that drops): a function, static or class method. A nested class, such as a message type
+    # named WebSocketMessage, is callable but no method, so it is never named as a misspelling.
+    value = inspect.getattr_static(cls, attr, None)
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    return callable(value) and not isinstance(value, type)
 
 
 def _handler_event(

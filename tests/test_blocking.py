@@ -321,3 +321,11 @@ class TestExample:
         for expected in ("200", "400"):
             module.main(["--threads", "4", "--calls", "50", "--persist", str(tmp_path)])
             assert capsys.readouterr().out.startswith(f"shared: {expected} ")
+        for args, said in (
+            (["--threads", "0"], "--threads: must be at least 1, not 0"),
+            (["--calls", "many"], "--calls: must be a whole number, not 'many'"),
+        ):
+            with pytest.raises(SystemExit):
+                module.main(args)
+            err = capsys.readouterr().err
+            assert said in err and "_positive" not in err  # argparse named the type function

@@ -125,6 +125,15 @@ class TestRateLimiter:
         assert info.value.code == 2
         assert f"argument --requests: must be at least 1, not {count}" in capsys.readouterr().err
 
+    def test_main_names_a_count_that_is_no_number(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`--requests abc` said "invalid _positive value: 'abc'" (argparse names the type function):
+        it says what is wanted instead, as examples/blocking.py's --threads and --calls do."""
+        with pytest.raises(SystemExit) as info:
+            rate_limiter.main(["--requests", "abc"])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --requests: must be a whole number, not 'abc'" in err and "_positive" not in err
+
 
 @pytest.fixture
 async def game(durable_runtime: durable.Runtime) -> AsyncIterator[httpx.AsyncClient]:

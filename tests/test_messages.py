@@ -215,6 +215,47 @@ class TestForgottenSuperInit:
             await durable_runtime.namespace(NoSuper).get_by_name("a").other()
         assert str(info.value) == "'NoSuper' object has no attribute 'missing'"
 
+    async def test_once_per_class(self, durable_runtime: durable.Runtime, caplog: pytest.LogCaptureFixture) -> None:
+        """A class that keeps its state as self.state (the JavaScript idiom) works as long as it never
+        reads self.ctx: it is told once, not once more for every object it makes (it was logged at
+        each construction, so a served app's log repeated it for every object and every wake)."""
+        with caplog.at_level(logging.WARNING, logger="durable"):
+            ns = durable_runtime.namespace(KeepsState)
+            assert [await ns.get_by_name(name).count() for name in ("a", "b", "c")] == [1, 1, 1]
+        texts = [r.getMessage() for r in caplog.records if "did not call super().__init__" in r.getMessage()]
+        assert texts == [
+            "durable: KeepsState.__init__ did not call super().__init__(ctx, env), so self.ctx and "
+            "self.env are not set and reading them raises AttributeError"
+        ]
+
+    @pytest.mark.parametrize("cls", ["CtxProperty", "RaisingGetattr"])
+    async def test_the_check_runs_none_of_the_class_code(self, durable_runtime: durable.Runtime, cls: str) -> None:
+        """A `ctx` property, or a `__getattr__`, that raises is not run by the check: the object
+        works as before the warning existed (the check's hasattr raised their error out of the
+        construction, so every call failed)."""
+        assert await durable_runtime.namespace(globals()[cls]).get_by_name("a").count() == 1
+
+
+class KeepsState(durable.DurableObject):
+    def __init__(self, state: durable.State, env: durable.Env) -> None:
+        self.state = state
+
+    async def count(self) -> int:
+        value: int = (await self.state.storage.get("n") or 0) + 1
+        await self.state.storage.put("n", value)
+        return value
+
+
+class CtxProperty(KeepsState):
+    @property
+    def ctx(self) -> durable.State:  # type: ignore[override]
+        raise RuntimeError("use self.state")
+
+
+class RaisingGetattr(KeepsState):
+    def __getattr__(self, name: str) -> Any:
+        raise KeyError(name)
+
 
 class TestSqlRows:
     def test_sqlrow_is_exported(self) -> None:
@@ -333,3 +374,48 @@ class TestMisnamedWebSocketHandler:
         with caplog.at_level("WARNING", logger="durable"):
             warn_misnamed_handler(MisnamedHandler, "web_socket_error", "webSocketError")
         assert caplog.records == []
+
+    def test_a_nested_class_is_no_near_miss(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A nested message type named `WebSocketMessage` is callable but no method: a dropped
+        message names nothing (it was named as the method "meant" to be web_socket_message)."""
+        from durable._hibernation import warn_misnamed_handler
+
+        with caplog.at_level("WARNING", logger="durable"):
+            warn_misnamed_handler(WithMessageType, "web_socket_message", "webSocketMessage")
+        assert caplog.records == []
+
+    def test_the_scan_runs_no_descriptor(self, caplog: pytest.LogCaptureFixture) -> None:
+        """The scan reads the class without running its descriptors: one that raises when read
+        from the class (it raised out of the dropped event) is skipped, and a near miss is still
+        named."""
+        from durable._hibernation import warn_misnamed_handler
+
+        with caplog.at_level("WARNING", logger="durable"):
+            warn_misnamed_handler(WithRaisingDescriptor, "web_socket_close", "webSocketClose")
+        assert [r.getMessage() for r in caplog.records] == [
+            "durable: WithRaisingDescriptor has no web_socket_close handler, so a WebSocket event was dropped; "
+            "did you mean to name its method websocket_close as web_socket_close (or webSocketClose)?"
+        ]
+
+
+class WithMessageType(durable.DurableObject):
+    @dataclasses.dataclass
+    class WebSocketMessage:
+        text: str
+
+    async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
+        pass
+
+
+class InstanceOnly:
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            raise RuntimeError("read from the class")
+        return lambda: None
+
+
+class WithRaisingDescriptor(durable.DurableObject):
+    a_helper = InstanceOnly()
+
+    async def websocket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
+        pass

@@ -321,3 +321,20 @@ class TestSdkSubmodules:
         durable_runtime.namespace(Leaf, name="LEAF")
         pw.serving(durable_runtime)
         assert await sdk.env.LEAF.getByName("a").check() == "leaf"
+
+
+async def test_a_missing_binding_names_the_wrangler_config(durable_runtime: durable.Runtime) -> None:
+    """`self.env.X` for a binding the project lacks kept durable.Env's message, which names only
+    rt.namespace() and a served file's `bindings`/`vars` dicts, none of them how a Python Workers
+    project binds: it names the wrangler config too, and is still an AttributeError (`getattr(env,
+    "X", None)` reads None, as on Cloudflare, where env is a JsProxy)."""
+    env = pw._bindings.EnvAdapter(durable_runtime.env)
+    with pytest.raises(AttributeError) as info:
+        env.ROOMS
+    text = str(info.value)
+    assert text.startswith("env has no binding 'ROOMS'")
+    assert 'name = "ROOMS" and its class_name ([[durable_objects.bindings]] in wrangler.toml)' in text
+    assert "ROOMS under [vars]" in text
+    assert getattr(env, "ROOMS", None) is None
+    with pytest.raises(KeyError):
+        env["ROOMS"]

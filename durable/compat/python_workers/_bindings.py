@@ -445,7 +445,20 @@ class EnvAdapter:
             return self._cache[name]
         except KeyError:
             pass
-        value = getattr(self._env, name)
+        try:
+            value = getattr(self._env, name)
+        except AttributeError as exc:
+            if not isinstance(self._env, durable.Env):
+                raise
+            # durable.Env names rt.namespace() and a served file's dicts; a Python Workers
+            # project declares its bindings in its wrangler config, which it names too.
+            raise AttributeError(
+                f"{exc} In a Python Workers project, declare it in the wrangler config: a Durable "
+                f'Object binding with name = "{name}" and its class_name ([[durable_objects.bindings]] '
+                f"in wrangler.toml), or {name} under [vars].",
+                name=name,
+                obj=self,
+            ) from None
         if isinstance(value, durable.Namespace):
             value = NamespaceAdapter(value)
         elif type(value) in (dict, list, float):
