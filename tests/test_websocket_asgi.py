@@ -537,6 +537,39 @@ class TestServe:
         log = await wait_for_log(server.url, 4)
         assert log == [["msg", "close", 1], ["msg", "m2", 2], ["msg", "m3", 2], ["close", 4001, "mine", True]]
 
+    async def test_a_client_gone_instead_of_answering_a_server_close(self, serve: Any, tmp_path: Path) -> None:
+        """A client that reads the object's Close and drops the connection without answering:
+        the object's close event gets 1006, not its own code back (measured with miniflare 4,
+        2026-04-07, on a real port: ``(1006, "WebSocket disconnected without sending Close
+        frame.", false)`` for hibernatable and standard sockets)."""
+        app = tmp_path / "closing_app.py"
+        app.write_text(CLOSING_APP)
+        server = serve(app)
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+
+        def exchange() -> bytes:
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                key = base64.b64encode(os.urandom(16)).decode()
+                sock.sendall(
+                    f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+                )
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    received += sock.recv(4096)
+                received = received.split(b"\r\n\r\n", 1)[1]
+                sock.sendall(bytes([0x81, 0x85]) + b"\0" * 4 + b"close")
+                while len(received) < 2 or len(received) < 2 + received[1]:
+                    received += sock.recv(4096)  # the server's Close; then the socket closes unanswered
+                return received
+
+        assert await asyncio.to_thread(exchange) == bytes([0x88, 8]) + struct.pack("!H", 4000) + b"server"
+        log = await wait_for_log(server.url, 2)
+        assert log == [
+            ["msg", "close", 1],
+            ["close", 1006, "WebSocket disconnected without sending Close frame.", False],
+        ]
+
     async def test_messages_sent_before_the_101(self, serve: Any, tmp_path: Path) -> None:
         """What the object sends before returning the 101 reaches a real client first, in order."""
         from websockets.asyncio.client import connect
