@@ -24,6 +24,14 @@ The protocol also tells the bridge (``durable._wsbridge``) that it can send a Cl
 status code (uvicorn's ``send_close(None)``), so an object's ``ws.close()`` reaches the client
 as 1005, as on workerd.
 
+After the application's ``websocket.close`` (the object's ``ws.close()``), uvicorn gives the
+application a ``websocket.disconnect`` at once, with its own code, and discards what the client
+sends until it answers. workerd (measured with miniflare 4, 2026-04-07, hibernatable and
+standard sockets) delivers those messages to the object, whose socket is ``CLOSING`` then, and
+gives its close event the code and reason of the client's answering Close. So this protocol keeps
+delivering the client's messages after that close, and reports the client's Close
+(:data:`~durable._wsbridge.CLIENT_CLOSE`, which the bridge then waits for).
+
 With a uvicorn whose ``auto`` WebSocket protocol is not ``websockets-sansio`` (older releases
 pick the legacy ``websockets`` one), :func:`websocket_protocol` returns None and the server keeps
 its default.
@@ -34,7 +42,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._wsbase import TOO_LARGE_MESSAGE, TOO_LARGE_PREFIX, too_large_description
-from ._wsbridge import CLOSE_WITHOUT_CODE, PROTOCOL_ERROR
+from ._wsbridge import CLIENT_CLOSE, CLOSE_WITHOUT_CODE, PROTOCOL_ERROR
 
 __all__ = ["FrameEnds", "protocol_error", "too_large_reason", "websocket_protocol"]
 
@@ -42,8 +50,13 @@ _CLOSE_OPCODE = 0x8
 
 # What the close below reads and sets of uvicorn's WebSocketsSansIOProtocol (uvicorn 0.29-0.55).
 _UVICORN_STATE = ("conn", "queue", "close_sent", "transport", "read_paused", "close_timeout", "loop")
-# What its text delivery reads and sets (uvicorn 0.55).
+# What its message delivery reads and sets (uvicorn 0.55).
 _UVICORN_TEXT_STATE = ("frames", "curr_msg_data_type", "queue", "close_sent", "read_paused", "transport")
+# What the application's close below reads and sets (uvicorn 0.55).
+_UVICORN_CLOSE_STATE = (
+    "conn", "queue", "close_sent", "transport", "read_paused", "close_timeout", "loop", "writable", "disconnected",
+    "handshake_complete", "initial_response",
+)  # fmt: skip
 
 
 class FrameEnds:
@@ -154,6 +167,7 @@ def websocket_protocol() -> type[Any] | None:
 
         durable_frames: FrameEnds | None = None  # uvicorn has its own `frames`
         durable_failed = False
+        durable_app_closed = False  # the application closed; the client's answer is still to come
 
         def data_received(self, data: bytes) -> None:
             if self.durable_failed:
@@ -200,26 +214,75 @@ def websocket_protocol() -> type[Any] | None:
             self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
 
         def send_receive_event_to_app(self) -> None:
-            if self.curr_msg_data_type != "text" or not all(hasattr(self, name) for name in _UVICORN_TEXT_STATE):
+            if not all(hasattr(self, name) for name in _UVICORN_TEXT_STATE):
                 super().send_receive_event_to_app()
                 return
             # uvicorn's, but a text message that is not UTF-8 is delivered with U+FFFD in place
-            # of the bad bytes, as workerd does, instead of closing the connection with 1007.
+            # of the bad bytes, as workerd does, instead of closing the connection with 1007;
+            # and a message after the application's close still reaches it (see the module docstring).
             frames = self.frames
             data = frames[0] if len(frames) == 1 else b"".join(frames)
             self.frames = []
-            if self.close_sent:
-                return  # the app is past its close: discarded, as uvicorn does
-            self.queue.put_nowait({"type": "websocket.receive", "text": data.decode("utf-8", "replace")})
+            if self.close_sent and (self.durable_failed or not self.durable_app_closed):
+                return  # the connection failed, or uvicorn closed it: discarded, as uvicorn does
+            event: dict[str, Any] = {"type": "websocket.receive"}
+            if self.curr_msg_data_type == "text":
+                event["text"] = data.decode("utf-8", "replace")
+            else:
+                event["bytes"] = data
+            self.queue.put_nowait(event)  # type: ignore[arg-type]
             if not self.read_paused:
                 self.read_paused = True
                 self.transport.pause_reading()
+
+        def handle_close(self, event: Any) -> None:
+            received = getattr(getattr(self, "conn", None), "close_rcvd", None)
+            if self.durable_app_closed and not self.durable_failed and received is not None:
+                # The client's answer to the application's close: the application gets its code and reason.
+                self.durable_app_closed = False
+                self.queue.put_nowait(
+                    {"type": "websocket.disconnect", "code": received.code, "reason": received.reason}
+                )
+            super().handle_close(event)
+
+        async def send(self, message: Any) -> None:
+            if message["type"] != "websocket.close" or not self.durable_can_close():
+                await super().send(message)
+                return
+            # uvicorn's close of an open connection, without the websocket.disconnect it gives
+            # the application at once: the client's messages and its Close are still to come.
+            await self.writable.wait()
+            if self.disconnected or self.close_sent or self.transport.is_closing():
+                await super().send(message)  # uvicorn's answer to a close it cannot send
+                return
+            from uvicorn.protocols.utils import ClientDisconnected
+            from websockets.exceptions import InvalidState
+
+            try:
+                self.conn.send_close(message.get("code", 1000), message.get("reason", "") or "")
+            except InvalidState:  # pragma: no cover - as uvicorn: the connection is closing
+                raise ClientDisconnected() from None
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = self.durable_app_closed = True
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
+            self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+
+        def durable_can_close(self) -> bool:
+            """The connection is open and uvicorn keeps the state the close above uses."""
+            if not all(hasattr(self, name) for name in _UVICORN_CLOSE_STATE):
+                return False  # pragma: no cover - a uvicorn release with other state
+            return bool(self.handshake_complete and self.initial_response is None and not self.close_sent)
 
         def handle_connect(self, event: Any) -> None:
             super().handle_connect(event)
             scope = getattr(self, "scope", None)  # (none if the handshake was refused)
             if isinstance(scope, dict):
                 # uvicorn's send_close(None) writes a Close without a code: the bridge may ask for it.
-                scope.setdefault("extensions", {})[CLOSE_WITHOUT_CODE] = {}
+                extensions = scope.setdefault("extensions", {})
+                extensions[CLOSE_WITHOUT_CODE] = {}
+                if all(hasattr(self, name) for name in _UVICORN_CLOSE_STATE):
+                    extensions[CLIENT_CLOSE] = {}  # the close above passes the client's answer on
 
     return GracefulWebSocketProtocol

@@ -9,7 +9,11 @@ end receives them), and what the object sends comes out of ``client`` and goes t
   workerd's ``(1006, "WebSocket disconnected without sending Close frame.", False)`` in the
   object; any other code (1005 for a Close without a code, 1012 when the server shuts down, the
   client's own code) arrives as a clean close with that code and reason.
-- A Close from the object becomes ``websocket.close`` with its code and reason. A Close without a
+- A Close from the object becomes ``websocket.close`` with its code and reason. Where the server
+  passes on what the client sends until it answers that Close (:data:`CLIENT_CLOSE`: ``durable
+  serve``), the client's messages still reach the object (``CLOSING`` then) and its answering
+  Close gives the object's close event the client's code and reason, as on workerd; elsewhere
+  the bridge answers the Close for the client, with the object's code and reason. A Close without a
   code goes out without one (the client sees 1005, as workerd's) where the server says it can
   send that (:data:`CLOSE_WITHOUT_CODE` in the scope's extensions: ``durable serve`` and
   ``durable.testing.websocket``); elsewhere as 1000, since an ASGI close carries a code.
@@ -34,7 +38,7 @@ from typing import Any
 from ._http import Headers, Response
 from ._websocket import WebSocket, WebSocketClosed, WebSocketError, remote_close
 
-__all__ = ["CLOSE_WITHOUT_CODE", "PROTOCOL_ERROR", "accept_headers", "bridge"]
+__all__ = ["CLIENT_CLOSE", "CLOSE_WITHOUT_CODE", "PROTOCOL_ERROR", "accept_headers", "bridge"]
 
 PROTOCOL_ERROR = "durable.protocol_error"
 """A key of ``websocket.disconnect`` that ``durable serve``'s protocol adds when the client broke
@@ -43,6 +47,12 @@ the WebSocket protocol: workerd's error text, which the object gets as ``web_soc
 CLOSE_WITHOUT_CODE = "durable.websocket.close_without_code"
 """An ASGI scope extension: the server sends ``websocket.close`` with ``"code": None`` as a Close
 frame without a status code (RFC 6455 5.5.1), which the client reads as 1005."""
+
+CLIENT_CLOSE = "durable.websocket.client_close"
+"""An ASGI scope extension: after the application's ``websocket.close``, the server goes on
+delivering the client's messages and then its answering Close (``websocket.disconnect`` with the
+client's code and reason; a connection lost first: 1005 without a reason), instead of ending the
+application's side of the connection at once."""
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -71,16 +81,18 @@ async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send
     """Accept the ASGI connection and carry messages between it and ``ws`` until both close.
 
     Returns without a ``websocket.close`` if ``ws`` ends abnormally (1006): the server then drops
-    the connection (see the module docstring). ``scope`` tells whether the server can send a Close
-    without a code (:data:`CLOSE_WITHOUT_CODE`).
+    the connection (see the module docstring). ``scope``'s extensions tell whether the server can
+    send a Close without a code (:data:`CLOSE_WITHOUT_CODE`) and passes on the client's answer to
+    a Close (:data:`CLIENT_CLOSE`).
     """
-    no_code = scope is not None and CLOSE_WITHOUT_CODE in (scope.get("extensions") or {})
+    extensions = (scope.get("extensions") or {}) if scope is not None else {}
+    no_code = CLOSE_WITHOUT_CODE in extensions
     protocol, extra = accept_headers(response)
     message: Message = {"type": "websocket.accept", "headers": extra}
     if protocol:
         message["subprotocol"] = protocol
     ws.accept()
-    ws.network.mark_remote()
+    ws.network.mark_remote(answers_close=CLIENT_CLOSE in extensions)
     await send(message)
     # "receiving": this task waits on receive(), where _pump_out may cancel it to drop the
     # connection ("dropped"), when the object's end fails (1006).

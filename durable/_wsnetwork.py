@@ -64,7 +64,7 @@ class NetworkEnd:
     """
 
     __slots__ = (
-        "_limited", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer",
+        "_beyond", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer",
         "replied", "used",
     )  # fmt: skip
 
@@ -78,7 +78,7 @@ class NetworkEnd:
         self.used = False
         self.close_info: tuple[int, str, bool] | None = None
         self.close_due: tuple[int, str, bool] | None = None
-        self._limited = False
+        self._beyond: str | None = None  # a client beyond the runtime: who answers its Close
         self._pending: _Pending | None = None
 
     @property
@@ -92,13 +92,14 @@ class NetworkEnd:
             return CLOSING
         return OPEN
 
-    def mark_remote(self) -> None:
+    def mark_remote(self, *, answers_close: bool = False) -> None:
         """Mark this end as a client beyond the runtime (by the ASGI bridge and ``durable.testing``).
 
         What it sends, the object receives: workerd's 32 MiB limit applies (:meth:`_refuse_too_large`).
         Ends of a pair made in process have none (workerd 2026-04-26 passes 32 MiB + 1 between them).
+        ``answers_close``: the client answers a Close itself (``durable serve``), not this end.
         """
-        self._limited = True
+        self._beyond = "client" if answers_close else "runtime"
 
     def move_to(self, other: NetworkEnd) -> None:
         """Hand this end's connection over to ``other`` (a fresh handle's end, in a Response):
@@ -109,7 +110,7 @@ class NetworkEnd:
             self.peer.peer = other
         other.closed_in, other.closed_out, other.gone = self.closed_in, self.closed_out, self.gone
         other.replied, other.close_due = self.replied, self.close_due
-        other.close_info, other._limited = self.close_info, self._limited
+        other.close_info, other._beyond = self.close_info, self._beyond
         self.peer = None
 
     # -- sending -------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ class NetworkEnd:
             raise TypeError("Can't call WebSocket send() after close().")
         if self.gone:
             return  # the connection is gone: silently dropped, as workerd does
-        if self._limited and too_large(data):
+        if self._beyond and too_large(data):
             self._refuse_too_large(data)
             return
         self.emit((MESSAGE, data))
@@ -231,8 +232,7 @@ class NetworkEnd:
         self._post(frame)
 
     def _post(self, frame: tuple[Any, ...], alive: Callable[[], bool] | None = None) -> None:
-        # The peer is looked up when the frame arrives: an end handed over in a Response in
-        # the meantime has a new handle, which gets it.
+        # The peer is looked up on arrival: an end handed over in a Response meanwhile has a new handle.
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -329,7 +329,7 @@ class NetworkEnd:
             self.closed_in = True
             self.close_info = (frame[1], frame[2], frame[3])
             if frame[3]:
-                if not self.closed_out:
+                if not self.closed_out and self._beyond != "client":
                     # The runtime answers a Close itself (web_socket_auto_reply_to_close).
                     self.closed_out = self.replied = True
                     self.transmit((CLOSE, frame[1], frame[2], True))

@@ -103,6 +103,44 @@ bindings = {"GREETER": Greeter}
 """
 
 
+CLOSING_APP = """
+import durable
+
+class Worker(durable.WorkerEntrypoint):
+    async def fetch(self, request):
+        return await self.env.ROOM.get_by_name("r").fetch(request)
+
+class Room(durable.DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        self.log = []
+
+    async def fetch(self, request):
+        if request.url.endswith("/log"):
+            return durable.Response.json(self.log)
+        client, server = durable.WebSocketPair()
+        if request.url.endswith("?std"):
+            server.accept()
+            server.add_event_listener("message", lambda event: self.web_socket_message(server, event.data))
+            server.add_event_listener(
+                "close", lambda event: self.web_socket_close(server, event.code, event.reason, event.was_clean)
+            )
+        else:
+            self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    def web_socket_message(self, ws, message):
+        self.log.append(["msg", message, ws.ready_state])
+        if message == "close":
+            ws.close(4000, "server")
+
+    def web_socket_close(self, ws, code, reason, was_clean):
+        self.log.append(["close", code, reason, was_clean])
+
+bindings = {"ROOM": Room}
+"""
+
+
 def chat_app(rt: durable.Runtime) -> Any:
     rt.namespace(chat.ChatServer, name="CHAT")
     return durable.asgi_app(chat.Worker, rt)
@@ -453,6 +491,84 @@ class TestServe:
         received = await asyncio.to_thread(exchange)
         assert received[:2] == bytes([0x88, len(received) - 2])  # one Close frame, then EOF
         assert struct.unpack("!H", received[2:4]) == (1009,)
+
+    @pytest.mark.parametrize("path", ["/", "/?std"])
+    async def test_the_clients_answer_to_a_server_close(self, serve: Any, tmp_path: Path, path: str) -> None:
+        """After the object's ``close()``, what the client sends until it answers still reaches the
+        object (its socket ``CLOSING``), and the close event gets the client's own code and reason.
+
+        Measured with miniflare 4 (compatibility date 2026-04-07) on a real port, hibernatable and
+        standard sockets alike: messages sent after the client read the server's Close(4000,
+        "srv") reached ``webSocketMessage`` with ``readyState`` 2, then ``webSocketClose`` got the
+        client's Close(4000, "") as ``(4000, "", true)``. uvicorn alone discards those messages
+        and reports the object's own code and reason at once.
+        """
+        app = tmp_path / "closing_app.py"
+        app.write_text(CLOSING_APP)
+        server = serve(app)
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+
+        def frame(opcode: int, payload: bytes) -> bytes:  # one masked frame (a zero mask)
+            return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0" * 4 + payload
+
+        def exchange() -> bytes:
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                key = base64.b64encode(os.urandom(16)).decode()
+                sock.sendall(
+                    f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+                )
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    received += sock.recv(4096)
+                head, received = received.split(b"\r\n\r\n", 1)
+                assert head.startswith(b"HTTP/1.1 101"), head
+                sock.sendall(frame(0x1, b"close") + frame(0x1, b"m2"))
+                while len(received) < 2 or len(received) < 2 + received[1]:
+                    received += sock.recv(4096)  # the server's Close
+                sock.sendall(frame(0x1, b"m3"))  # sent after the client read that Close
+                sock.sendall(frame(0x8, struct.pack("!H", 4001) + b"mine"))
+                while chunk := sock.recv(4096):
+                    received += chunk
+                return received
+
+        received = await asyncio.to_thread(exchange)
+        assert received == bytes([0x88, 8]) + struct.pack("!H", 4000) + b"server"  # then EOF
+        log = await wait_for_log(server.url, 4)
+        assert log == [["msg", "close", 1], ["msg", "m2", 2], ["msg", "m3", 2], ["close", 4001, "mine", True]]
+
+    async def test_a_client_gone_instead_of_answering_a_server_close(self, serve: Any, tmp_path: Path) -> None:
+        """A client that reads the object's Close and drops the connection without answering:
+        the object's close event gets 1006, not its own code back (measured with miniflare 4,
+        2026-04-07, on a real port: ``(1006, "WebSocket disconnected without sending Close
+        frame.", false)`` for hibernatable and standard sockets)."""
+        app = tmp_path / "closing_app.py"
+        app.write_text(CLOSING_APP)
+        server = serve(app)
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+
+        def exchange() -> bytes:
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                key = base64.b64encode(os.urandom(16)).decode()
+                sock.sendall(
+                    f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+                )
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    received += sock.recv(4096)
+                received = received.split(b"\r\n\r\n", 1)[1]
+                sock.sendall(bytes([0x81, 0x85]) + b"\0" * 4 + b"close")
+                while len(received) < 2 or len(received) < 2 + received[1]:
+                    received += sock.recv(4096)  # the server's Close; then the socket closes unanswered
+                return received
+
+        assert await asyncio.to_thread(exchange) == bytes([0x88, 8]) + struct.pack("!H", 4000) + b"server"
+        log = await wait_for_log(server.url, 2)
+        assert log == [
+            ["msg", "close", 1],
+            ["close", 1006, "WebSocket disconnected without sending Close frame.", False],
+        ]
 
     async def test_messages_sent_before_the_101(self, serve: Any, tmp_path: Path) -> None:
         """What the object sends before returning the 101 reaches a real client first, in order."""
