@@ -76,6 +76,37 @@ async def test_a_cached_mutable_value_is_copied_on_both_paths(storage: str, pers
         assert fast == general == ({"x": [1, "changed"]}, {"x": [1]})
 
 
+class Buffered(durable.DurableObject):
+    """Reads of keys written earlier in the same turn: Storage.get's inlined read of the write
+    buffer (twelfth pass)."""
+
+    async def read_own_writes(self) -> list[Any]:
+        storage = self.ctx.storage
+        await storage.put("seen", {"x": [1]})
+        await storage.put("gone", 1)
+        await storage.delete("gone")
+        first = await storage.get("seen")
+        first["x"].append("changed")  # the buffered value is copied out, as from the cache
+        return [first, await storage.get("seen"), await storage.get("gone"), await storage.get("never")]
+
+    async def read_after_commit(self) -> list[Any]:
+        storage = self.ctx.storage
+        return [await storage.get("seen"), await storage.get("gone"), await storage.get("never")]
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+@pytest.mark.parametrize("persist", [False, True])
+async def test_a_buffered_write_reads_back_as_after_its_commit(storage: str, persist: bool, tmp_path: Any) -> None:
+    """A key in the write buffer (a value, or deleted) and a key never written read back in the
+    turn of their writes as they do once committed (read from the cache, or SQLite)."""
+    async with durable.Runtime(path=tmp_path / "db" if persist else None) as rt:
+        stub = rt.namespace(Buffered, storage=storage).get_by_name("a")
+        assert await stub.read_own_writes() == [{"x": [1, "changed"]}, {"x": [1]}, None, None]
+        assert await stub.read_after_commit() == [{"x": [1]}, None, None]
+        await testing.evict(stub)
+        assert await stub.read_after_commit() == [{"x": [1]}, None, None]
+
+
 @pytest.mark.parametrize("storage", BACKENDS)
 async def test_a_lone_write_keeps_the_cache_bounded_and_drops_large_values(storage: str) -> None:
     """The lone-write commit (KvCache.write_alone, _remember inlined for a cached key) still
