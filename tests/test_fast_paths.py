@@ -107,6 +107,22 @@ async def test_a_buffered_write_reads_back_as_after_its_commit(storage: str, per
         assert await stub.read_after_commit() == [{"x": [1]}, None, None]
 
 
+def test_the_last_encoded_int_decodes_to_itself_and_nothing_else() -> None:
+    """decode() answers the last encode()d int from its very bytes (_codec._last_int, twelfth
+    pass); equal bytes made elsewhere, and bytes encoded before it, decode as always."""
+    from durable._codec import decode, encode
+
+    first = encode(300)
+    for value in (0, 127, 128, -1, 40_000, 2**40, 2**70, -(2**70)):
+        blob = encode(value)
+        assert decode(blob) == value and type(decode(blob)) is int
+        assert decode(bytes(bytearray(blob))) == value  # the same bytes, another object
+        assert decode(bytearray(blob)) == value
+    assert decode(first) == 300  # no longer the last one
+    assert decode(encode(True)) is True and decode(encode("7")) == "7"  # not ints: parsed as before
+    assert decode(encode([5])) == [5]
+
+
 @pytest.mark.parametrize("storage", BACKENDS)
 async def test_a_lone_write_keeps_the_cache_bounded_and_drops_large_values(storage: str) -> None:
     """The lone-write commit (KvCache.write_alone, _remember inlined for a cached key) still
