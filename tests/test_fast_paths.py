@@ -361,3 +361,52 @@ async def test_redirects_are_followed_or_not_alike_on_every_path(limit: int | No
         assert await relay.relay("http://a.com/redirect", True) == [302, "http://a.com/redirect", False]
         gathered = await asyncio.gather(*(stub.fetch("http://a.com/redirect") for _ in range(3)))
         assert [r.url for r in gathered] == ["http://a.com/final"] * 3
+
+
+class Tally(durable.DurableObject):
+    async def bump(self, fail: bool) -> int:
+        value = ((await self.ctx.storage.get("n")) or 0) + 1
+        await self.ctx.storage.put("n", value)
+        if fail:
+            raise ValueError(f"failed at {value}")
+        return value
+
+
+async def test_results_released_together_run_their_callbacks_as_one_by_one() -> None:
+    """Results held for one commit shared by many calls (_output_gate._release_together, twelfth
+    pass): their promises' done callbacks run in the order of the calls and of their registration,
+    each in its own context, with a held error in between settled on the
+    general path; a callback that raises goes to the loop's exception handler and the rest run."""
+    seen: list[Any] = []
+    errors: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    import contextvars
+
+    var: contextvars.ContextVar[int] = contextvars.ContextVar("var", default=-1)
+
+    def note(i: int, j: int) -> Any:
+        def callback(promise: Any) -> None:
+            seen.append((i, j, var.get(), promise.exception() is None and promise.result()))
+            if (i, j) == (1, 0):
+                raise RuntimeError("a callback that raises")
+
+        return callback
+
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Tally).get_by_name("a")
+        await stub.bump(False)
+        promises = [stub.bump(i == 2) for i in range(4)]
+        for i, promise in enumerate(promises):
+            for j in range(2):
+                var.set(i * 10 + j)  # each callback keeps the context it was added in
+                promise.add_done_callback(note(i, j), context=contextvars.copy_context())
+        var.set(-1)
+        marks: list[str] = []
+        loop.call_soon(marks.append, "queued before")
+        await asyncio.gather(*promises, return_exceptions=True)
+    expected = [(i, j, i * 10 + j, i + 2 if i != 2 else False) for i in range(4) for j in range(2)]
+    assert seen == expected
+    assert marks == ["queued before"]
+    assert len(errors) == 1 and str(errors[0]["exception"]) == "a callback that raises"
+    assert "Exception in callback" in errors[0]["message"]
