@@ -244,6 +244,12 @@ class _KvTable:
         self._host.wrote(gated=gated)
 
 
+# Storage.get() of one key looks in the write buffer and the key-value cache itself (kv.get(key)'s
+# first two lookups) and leaves only SQLite to kv.get: a cached key (sequential calls)
+# seq-increment 77,769 -> 76,916 (tenth pass), a key written earlier in the turn (concurrent calls,
+# each reading what the one before wrote) conc-increment 65,936 -> 65,249 instructions (callgrind,
+# twelfth pass, docs/performance.md).
+
 # No lambda nor comprehension in Storage.get() and put(): each variable those capture is a cell that
 # every call makes, deferred or not (10 in all); functools.partial and the two helpers below make
 # none: seq-increment 89,680 -> 86,876 instructions (callgrind, docs/performance.md, ninth pass).
@@ -363,9 +369,9 @@ class Storage:
                 check_key(key, host)
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, partial(self._table.get, key))
-            kv = self._db.kv  # kv.get(key), inlined for a cached key: seq-increment 77,769 -> 76,916 (tenth pass)
-            blob = kv.cache.get(key, _UNCACHED) if not kv.dirty else _UNCACHED
-            if blob is _UNCACHED:
+            kv = self._db.kv  # kv.get(key)'s lookups of the buffer and the cache, inlined: see below the class
+            blob = kv.dirty.get(key, _UNCACHED) if kv.dirty else _UNCACHED
+            if blob is _UNCACHED and (blob := kv.cache.get(key, _UNCACHED)) is _UNCACHED:
                 blob = kv.get(key)
             if blob is None:
                 return _NONE

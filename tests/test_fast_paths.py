@@ -76,6 +76,53 @@ async def test_a_cached_mutable_value_is_copied_on_both_paths(storage: str, pers
         assert fast == general == ({"x": [1, "changed"]}, {"x": [1]})
 
 
+class Buffered(durable.DurableObject):
+    """Reads of keys written earlier in the same turn: Storage.get's inlined read of the write
+    buffer (twelfth pass)."""
+
+    async def read_own_writes(self) -> list[Any]:
+        storage = self.ctx.storage
+        await storage.put("seen", {"x": [1]})
+        await storage.put("gone", 1)
+        await storage.delete("gone")
+        first = await storage.get("seen")
+        first["x"].append("changed")  # the buffered value is copied out, as from the cache
+        return [first, await storage.get("seen"), await storage.get("gone"), await storage.get("never")]
+
+    async def read_after_commit(self) -> list[Any]:
+        storage = self.ctx.storage
+        return [await storage.get("seen"), await storage.get("gone"), await storage.get("never")]
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+@pytest.mark.parametrize("persist", [False, True])
+async def test_a_buffered_write_reads_back_as_after_its_commit(storage: str, persist: bool, tmp_path: Any) -> None:
+    """A key in the write buffer (a value, or deleted) and a key never written read back in the
+    turn of their writes as they do once committed (read from the cache, or SQLite)."""
+    async with durable.Runtime(path=tmp_path / "db" if persist else None) as rt:
+        stub = rt.namespace(Buffered, storage=storage).get_by_name("a")
+        assert await stub.read_own_writes() == [{"x": [1, "changed"]}, {"x": [1]}, None, None]
+        assert await stub.read_after_commit() == [{"x": [1]}, None, None]
+        await testing.evict(stub)
+        assert await stub.read_after_commit() == [{"x": [1]}, None, None]
+
+
+def test_the_last_encoded_int_decodes_to_itself_and_nothing_else() -> None:
+    """decode() answers the last encode()d int from its very bytes (_codec._last_int, twelfth
+    pass); equal bytes made elsewhere, and bytes encoded before it, decode as always."""
+    from durable._codec import decode, encode
+
+    first = encode(300)
+    for value in (0, 127, 128, -1, 40_000, 2**40, 2**70, -(2**70)):
+        blob = encode(value)
+        assert decode(blob) == value and type(decode(blob)) is int
+        assert decode(bytes(bytearray(blob))) == value  # the same bytes, another object
+        assert decode(bytearray(blob)) == value
+    assert decode(first) == 300  # no longer the last one
+    assert decode(encode(True)) is True and decode(encode("7")) == "7"  # not ints: parsed as before
+    assert decode(encode([5])) == [5]
+
+
 @pytest.mark.parametrize("storage", BACKENDS)
 async def test_a_lone_write_keeps_the_cache_bounded_and_drops_large_values(storage: str) -> None:
     """The lone-write commit (KvCache.write_alone, _remember inlined for a cached key) still
@@ -314,3 +361,52 @@ async def test_redirects_are_followed_or_not_alike_on_every_path(limit: int | No
         assert await relay.relay("http://a.com/redirect", True) == [302, "http://a.com/redirect", False]
         gathered = await asyncio.gather(*(stub.fetch("http://a.com/redirect") for _ in range(3)))
         assert [r.url for r in gathered] == ["http://a.com/final"] * 3
+
+
+class Tally(durable.DurableObject):
+    async def bump(self, fail: bool) -> int:
+        value = ((await self.ctx.storage.get("n")) or 0) + 1
+        await self.ctx.storage.put("n", value)
+        if fail:
+            raise ValueError(f"failed at {value}")
+        return value
+
+
+async def test_results_released_together_run_their_callbacks_as_one_by_one() -> None:
+    """Results held for one commit shared by many calls (_output_gate._release_together, twelfth
+    pass): their promises' done callbacks run in the order of the calls and of their registration,
+    each in its own context, with a held error in between settled on the
+    general path; a callback that raises goes to the loop's exception handler and the rest run."""
+    seen: list[Any] = []
+    errors: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    import contextvars
+
+    var: contextvars.ContextVar[int] = contextvars.ContextVar("var", default=-1)
+
+    def note(i: int, j: int) -> Any:
+        def callback(promise: Any) -> None:
+            seen.append((i, j, var.get(), promise.exception() is None and promise.result()))
+            if (i, j) == (1, 0):
+                raise RuntimeError("a callback that raises")
+
+        return callback
+
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Tally).get_by_name("a")
+        await stub.bump(False)
+        promises = [stub.bump(i == 2) for i in range(4)]
+        for i, promise in enumerate(promises):
+            for j in range(2):
+                var.set(i * 10 + j)  # each callback keeps the context it was added in
+                promise.add_done_callback(note(i, j), context=contextvars.copy_context())
+        var.set(-1)
+        marks: list[str] = []
+        loop.call_soon(marks.append, "queued before")
+        await asyncio.gather(*promises, return_exceptions=True)
+    expected = [(i, j, i * 10 + j, i + 2 if i != 2 else False) for i in range(4) for j in range(2)]
+    assert seen == expected
+    assert marks == ["queued before"]
+    assert len(errors) == 1 and str(errors[0]["exception"]) == "a callback that raises"
+    assert "Exception in callback" in errors[0]["message"]

@@ -25,6 +25,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("_stub.py", "_log_destroy_pending"): "asyncio.Task's flag for tasks ended with their loop",
     ("_eager.py", "_swap_current_task"): "asyncio's current task, set for a hand-stepped event (3.12+)",
     ("_eager.py", "_current_tasks"): "asyncio's current task, set for a hand-stepped event (3.11)",
+    ("_output_gate.py", "_callbacks"): "a C Future's done callbacks, run in one loop callback (_release_together)",
     # Names that this module defines too, on another instance of its own class (the static rule
     # cannot tell them from another module's names of the same spelling).
     ("_id.py", "_namespace"): "DurableObjectId's own field (equality, factory checks)",
