@@ -1642,7 +1642,7 @@ def check_response(result: object, request: object = None) -> Response:
     :func:`fetched` does): its ``url``, and no body for a ``HEAD``. (Done here, on the object's
     side, rather than by the promise when it settles: with the fields set directly, no call
     to ``fetched`` nor to the ``web_socket`` property. conc-fetch 101,892 -> 100,890 and seq-fetch
-    111,213 -> 110,153 instructions per fetch, callgrind, /work/bench/instr.sh, bench_rpc.py.)
+    111,213 -> 110,153 instructions per fetch, callgrind, benchmarks/instructions.sh, bench_rpc.py.)
 
     Returns the response the caller gets: a copy, the body moved to it (the object's response
     then says ``body_used``), as workerd sends the response over HTTP.

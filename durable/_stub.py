@@ -301,7 +301,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         # garbage collector does not track) until the response is in: holding the Request, its
         # Headers and their list until the commit that releases the response (one per 1000 fetches
         # gathered) made the garbage collector walk them at each collection: conc-fetch
-        # 102,408 -> 101,596 instructions per fetch (callgrind, /work/bench/instr.sh, bench_rpc.py).
+        # 102,408 -> 101,596 instructions per fetch (callgrind, benchmarks/instructions.sh, bench_rpc.py).
         plain = not init and type(url_or_request) is str
         try:
             if plain and (request := plain_fetch_request(url_or_request)) is not None:  # type: ignore[arg-type]
