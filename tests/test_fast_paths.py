@@ -410,3 +410,30 @@ async def test_results_released_together_run_their_callbacks_as_one_by_one() -> 
     assert marks == ["queued before"]
     assert len(errors) == 1 and str(errors[0]["exception"]) == "a callback that raises"
     assert "Exception in callback" in errors[0]["message"]
+
+
+@pytest.mark.parametrize("added", [["b", "c"], ["b", "b"], ["b", "c", "d"]])
+async def test_results_released_together_keep_callbacks_left_after_a_removal(added: list[str]) -> None:
+    """A promise whose first done callback was removed before the shared commit (asyncio.wait()
+    with a timeout does that): asyncio's C future then hands out its own list of the others as
+    ``_callbacks``, which ``remove_done_callback`` rewrites in place. _release_together took the
+    callbacks from that very list while removing them, so it ran one twice and lost another (a
+    task awaiting it never woke). Every callback left runs once, as asyncio runs them."""
+    seen: list[str] = []
+
+    def note(name: str) -> Any:
+        return lambda _promise: seen.append(name)
+
+    callbacks = {name: note(name) for name in dict.fromkeys(["a", *added])}
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Tally).get_by_name("a")
+        await stub.bump(False)
+        promises = [stub.bump(False) for _ in range(3)]
+        promises[1].add_done_callback(callbacks["a"])
+        for name in added:
+            promises[1].add_done_callback(callbacks[name])
+        promises[1].remove_done_callback(callbacks["a"])
+        _, pending = await asyncio.wait(promises, timeout=10)  # (a lost callback: no hang)
+        assert not pending and [p.result() for p in promises] == [2, 3, 4]
+        await asyncio.sleep(0)
+    assert seen == added
