@@ -437,3 +437,36 @@ async def test_results_released_together_keep_callbacks_left_after_a_removal(add
         assert not pending and [p.result() for p in promises] == [2, 3, 4]
         await asyncio.sleep(0)
     assert seen == added
+
+
+@pytest.mark.parametrize("step", range(1, 6))
+def test_the_last_encoded_int_is_read_once_by_decode(step: int) -> None:
+    """decode() of the bytes encode() made last for an int answers that int even when another
+    thread encodes another int at any point of the decode: it read _codec._last_int twice (the
+    bytes, then the int), so an encode between the two handed back the other thread's int. The
+    other thread is simulated at the step-th line decode() runs (a trace function; deterministic,
+    where real threads would only hit the window now and then)."""
+    import sys
+
+    from durable import _codec
+
+    blob = _codec.encode(123_456)
+    lines = 0
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+            if lines == step:
+                _codec.encode(999)  # another thread's encode, at this point of decode()
+        return local
+
+    def on_call(frame: Any, event: str, arg: Any) -> Any:
+        return local if frame.f_code is _codec.decode.__code__ else None
+
+    sys.settrace(on_call)
+    try:
+        value = _codec.decode(blob)
+    finally:
+        sys.settrace(None)
+    assert value == 123_456
