@@ -174,6 +174,10 @@ def _release_together(held: list[tuple[asyncio.Future[Any], Any, bool]]) -> None
             and fut.get_loop() is loop
             and (callbacks := fut._callbacks)
         ):
+            # A copy: with its first callback removed before, asyncio's C future hands out its own
+            # list of the others, which remove_done_callback rewrites in place (one would run
+            # twice, the next be lost: tests/test_fast_paths.py).
+            callbacks = list(callbacks)
             for callback, _ in callbacks:
                 fut.remove_done_callback(callback)
             fut.set_result(value)  # (no callback left to schedule)

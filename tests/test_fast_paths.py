@@ -410,3 +410,63 @@ async def test_results_released_together_run_their_callbacks_as_one_by_one() -> 
     assert marks == ["queued before"]
     assert len(errors) == 1 and str(errors[0]["exception"]) == "a callback that raises"
     assert "Exception in callback" in errors[0]["message"]
+
+
+@pytest.mark.parametrize("added", [["b", "c"], ["b", "b"], ["b", "c", "d"]])
+async def test_results_released_together_keep_callbacks_left_after_a_removal(added: list[str]) -> None:
+    """A promise whose first done callback was removed before the shared commit (asyncio.wait()
+    with a timeout does that): asyncio's C future then hands out its own list of the others as
+    ``_callbacks``, which ``remove_done_callback`` rewrites in place. _release_together took the
+    callbacks from that very list while removing them, so it ran one twice and lost another (a
+    task awaiting it never woke). Every callback left runs once, as asyncio runs them."""
+    seen: list[str] = []
+
+    def note(name: str) -> Any:
+        return lambda _promise: seen.append(name)
+
+    callbacks = {name: note(name) for name in dict.fromkeys(["a", *added])}
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Tally).get_by_name("a")
+        await stub.bump(False)
+        promises = [stub.bump(False) for _ in range(3)]
+        promises[1].add_done_callback(callbacks["a"])
+        for name in added:
+            promises[1].add_done_callback(callbacks[name])
+        promises[1].remove_done_callback(callbacks["a"])
+        _, pending = await asyncio.wait(promises, timeout=10)  # (a lost callback: no hang)
+        assert not pending and [p.result() for p in promises] == [2, 3, 4]
+        await asyncio.sleep(0)
+    assert seen == added
+
+
+@pytest.mark.parametrize("step", range(1, 6))
+def test_the_last_encoded_int_is_read_once_by_decode(step: int) -> None:
+    """decode() of the bytes encode() made last for an int answers that int even when another
+    thread encodes another int at any point of the decode: it read _codec._last_int twice (the
+    bytes, then the int), so an encode between the two handed back the other thread's int. The
+    other thread is simulated at the step-th line decode() runs (a trace function; deterministic,
+    where real threads would only hit the window now and then)."""
+    import sys
+
+    from durable import _codec
+
+    blob = _codec.encode(123_456)
+    lines = 0
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+            if lines == step:
+                _codec.encode(999)  # another thread's encode, at this point of decode()
+        return local
+
+    def on_call(frame: Any, event: str, arg: Any) -> Any:
+        return local if frame.f_code is _codec.decode.__code__ else None
+
+    sys.settrace(on_call)
+    try:
+        value = _codec.decode(blob)
+    finally:
+        sys.settrace(None)
+    assert value == 123_456
