@@ -603,8 +603,8 @@ _last_int: tuple[bytes, int] = (b"", 0)
 previous call's ``put`` encoded (from the write buffer, or the key-value cache after the commit),
 so the read costs one identity test. Only an ``int``: it is immutable, so handing back the same
 object is no copy to make (a mutable value must come back as a new object). One tuple, replaced
-whole and read once by :func:`decode`, so a thread never sees one call's bytes with another's int; it keeps that one int and its
-bytes alive until the next int is encoded. seq-increment 76,156 -> 74,334, conc-increment
+whole and read once by :func:`decode`, so a thread never sees one call's bytes with another's
+int; it keeps that one int and its bytes alive until the next int is encoded. seq-increment 76,156 -> 74,334, conc-increment
 65,249 -> 63,418 instructions (callgrind, twelfth pass, docs/performance.md)."""
 
 
@@ -1043,10 +1043,9 @@ def decode(data: bytes | bytearray | memoryview) -> object:
             reference or field, has bytes after the value, or is beyond the limits in the module
             docstring (tuples too deep or too large to hash as keys, too many sets).
     """
+    # The very bytes encode() made last for an int (see _last_int; read once: a thread may replace it).
     if data is (last := _last_int)[0]:
-        return last[
-            1
-        ]  # the very bytes encode() made last for an int (see _last_int; read once: a thread may replace it)
+        return last[1]
     if type(data) is not bytes:
         if not isinstance(data, (bytearray, memoryview)):
             # What SQLite hands back for a value stored as TEXT, INTEGER or REAL (or NULL): durable

@@ -364,7 +364,8 @@ class Spares:
             spare = folder / SPARE_FILE
             try:
                 if image is not None:
-                    # Never makes the folder: one removed meanwhile (the path deleted while the runtime runs) stays removed.
+                    # Never makes the folder: one removed meanwhile (the path deleted while the
+                    # runtime runs) stays removed.
                     _write_synced(spare, image, make_folder=False)
             except OSError:
                 image = None  # (a folder removed meanwhile, a full disk): no spare there

@@ -334,6 +334,21 @@ def serve(tmp_path: Path) -> Iterator[Any]:
             proc.stdout.close()
 
 
+def upgrade(sock: socket.socket, path: str = "/") -> tuple[bytes, bytes]:
+    """Send a WebSocket upgrade request for ``path`` on a raw socket; the response's head, and
+    what the server sent after it."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(4096)
+    head, rest = received.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
 def echo_file(tmp_path: Path) -> Path:
     path = tmp_path / "echo_app.py"
     path.write_text(ECHO_APP)
@@ -469,14 +484,7 @@ class TestServe:
 
         def exchange() -> bytes:
             with socket.create_connection((host, int(port)), timeout=10) as sock:
-                key = base64.b64encode(os.urandom(16)).decode()
-                sock.sendall(
-                    f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-                )
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += sock.recv(4096)
+                head, _ = upgrade(sock)
                 assert head.startswith(b"HTTP/1.1 101"), head
                 # A client sending a 33 MiB message: the server refuses it at the header, while
                 # the client is still sending; the client answers the Close after its message.
@@ -513,15 +521,7 @@ class TestServe:
 
         def exchange() -> bytes:
             with socket.create_connection((host, int(port)), timeout=10) as sock:
-                key = base64.b64encode(os.urandom(16)).decode()
-                sock.sendall(
-                    f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-                )
-                received = b""
-                while b"\r\n\r\n" not in received:
-                    received += sock.recv(4096)
-                head, received = received.split(b"\r\n\r\n", 1)
+                head, received = upgrade(sock, path)
                 assert head.startswith(b"HTTP/1.1 101"), head
                 sock.sendall(frame(0x1, b"close") + frame(0x1, b"m2"))
                 while len(received) < 2 or len(received) < 2 + received[1]:
@@ -549,15 +549,7 @@ class TestServe:
 
         def exchange() -> bytes:
             with socket.create_connection((host, int(port)), timeout=10) as sock:
-                key = base64.b64encode(os.urandom(16)).decode()
-                sock.sendall(
-                    f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-                )
-                received = b""
-                while b"\r\n\r\n" not in received:
-                    received += sock.recv(4096)
-                received = received.split(b"\r\n\r\n", 1)[1]
+                _, received = upgrade(sock)
                 sock.sendall(bytes([0x81, 0x85]) + b"\0" * 4 + b"close")
                 while len(received) < 2 or len(received) < 2 + received[1]:
                     received += sock.recv(4096)  # the server's Close; then the socket closes unanswered

@@ -3,9 +3,9 @@
 While :func:`durable.compat.python_workers.install` is in effect, ``import js`` gives this
 module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now()``, ``Object``,
 ``JSON``, ``console``, ``Response``, ``Request``, ``Headers``, ``WebSocketRequestResponsePair``,
-``URL``, ``URLSearchParams``, ``fetch`` (outbound HTTP), ``WebSocket`` (outbound WebSockets: ``WebSocket.new(url, protocols)``),
-and the globals of ``_jsglobals`` (``crypto.randomUUID``, ``Math``, ``TextEncoder``, ``Uint8Array``,
-``btoa``, ``encodeURIComponent``...). Other globals of the Workers runtime (``HTMLRewriter``,
+``URL``, ``URLSearchParams``, ``fetch`` (outbound HTTP), ``WebSocket`` (outbound WebSockets:
+``WebSocket.new(url, protocols)``), and the globals of ``_jsglobals`` (``crypto.randomUUID``,
+``Math``, ``TextEncoder``, ``Uint8Array``, ``btoa``, ``encodeURIComponent``...). Other globals of the Workers runtime (``HTMLRewriter``,
 ``crypto.subtle``, ``setTimeout``...) can be imported, and raise ``NotImplementedError`` naming
 them when used; any other name raises ``AttributeError``.
 """
