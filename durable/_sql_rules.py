@@ -210,8 +210,14 @@ refused too; SQLite's authorizer cannot tell the two apart.)"""
 
 
 def _allowed_name(name: str | None) -> bool:
-    """Names starting ``_cf_`` (any case) are Cloudflare's own (``_cf_KV``, ``_cf_METADATA``)."""
-    return name is None or len(name) < 4 or name[:4].lower() != "_cf_"
+    """Names starting ``_cf_`` are Cloudflare's own (``_cf_KV``, ``_cf_METADATA``).
+
+    The prefix is compared as written: workerd lets ``_CF_x`` or ``_Cf_x`` be created (it only
+    logs "SQL identifier matches reserved _cf_ prefix case-insensitively"; measured with miniflare
+    4.20260426). Its own tables stay out of reach in any spelling: SQLite names the table as
+    created (``_cf_KV``) to the authorizer when a statement uses it.
+    """
+    return name is None or not name.startswith("_cf_")
 
 
 def _allowed_pragma(name: str | None, arg: str | None) -> bool:
