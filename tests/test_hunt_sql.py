@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import durable
+from durable import testing
 
 from helpers import exactly
 
@@ -180,3 +181,26 @@ async def test_printf_of_text_that_is_not_utf8(stub: Any) -> None:
     with pytest.raises(durable.SqlError, match=r"^printf\(\) and format\(\) take TEXT that is valid UTF-8"):
         await stub.q("SELECT printf('%s', CAST(x'ff41' AS TEXT)) AS a")
     assert await stub.q("SELECT hex(printf('%s', x'ff41')) AS b") == [{"b": "FF41"}]
+
+
+# -- kept differences (docs/differences.md) --------------------------------------------------------
+
+
+async def test_delete_all_in_a_transaction_sync_that_raises_is_rolled_back(stub: Any) -> None:
+    """workerd: the callback's ``deleteAll()`` stays (``kv.list()`` is empty afterwards) and the
+    call fails with ``internal error`` (its savepoint went with the database). Kept
+    (docs/differences.md): durable rolls everything back and raises the callback's exception."""
+
+    async def fn(_: Any, ctx: durable.State) -> Any:
+        ctx.storage.kv.put("z", 0)
+
+        def callback() -> None:
+            ctx.storage.kv.put("a", 1)
+            ctx.storage.delete_all()
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="^boom$"):
+            ctx.storage.transaction_sync(callback)
+        return list(ctx.storage.kv.list())
+
+    assert await testing.run_in_object(stub, fn) == [("z", 0)]
