@@ -23,9 +23,11 @@ authorizer on a cache hit, so what was learnt is kept per connection (see :class
 
 from __future__ import annotations
 
+import atexit
 import functools
 import re
 import sqlite3
+import threading
 import warnings
 import weakref
 from collections.abc import Callable, Sized
@@ -68,6 +70,7 @@ from ._sql_rules import (
     check_binding,
     first_statement,
     named_parameters,
+    printf_clamped,
     renames_to_reserved,
     shadow_refusal,
     shadow_tables,
@@ -100,6 +103,59 @@ _PARTIAL = re.compile(r"(?is)\)\s*WHERE\b(.*)$")
 
 
 _IF_NOT_EXISTS = re.compile(r"(?is)\s*CREATE\b[^(]*?\bIF\s+NOT\s+EXISTS\b")
+
+
+class _Printf:
+    """``printf()`` and ``format()`` with workerd's width and precision limit (``PRINTF_LIMIT``).
+
+    Python's SQLite has no such limit and its printf cannot be given one, so the application's
+    connections call this instead: it clamps the arguments (``printf_clamped``) and runs SQLite's
+    own printf on them in a private in-memory database, shared by every thread under a lock
+    (opened on first use, closed at exit).
+    """
+
+    __slots__ = ("_conn", "_lock")
+
+    def __init__(self) -> None:
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, *arguments: SqlValue) -> SqlValue:
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = sqlite3.connect(":memory:", check_same_thread=False)
+                conn.text_factory = bytes
+                atexit.register(conn.close)
+            args = printf_clamped(arguments, lambda value: self._int(conn, value))
+            text = conn.execute(f"SELECT printf({', '.join('?' * len(args))})", args).fetchone()[0]
+        if text is None:
+            return None
+        try:
+            return str(text, "utf-8")
+        except UnicodeDecodeError:
+            return bytes(text)  # a BLOB's bytes formatted with %s: sqlite3 cannot return them as TEXT
+
+    @staticmethod
+    def _int(conn: sqlite3.Connection, value: SqlValue) -> int:
+        """The 64-bit integer SQLite reads ``value`` as (a ``*`` width or precision)."""
+        if type(value) is int:
+            return value
+        number = conn.execute("SELECT CAST(? AS INTEGER)", (value,)).fetchone()[0]
+        return int(number) if number is not None else 0
+
+
+_printf = _Printf()
+
+
+def _limit(conn: sqlite3.Connection, row_limit: int | None) -> None:
+    """Give ``conn`` workerd's limits: ``SQL_LIMITS``, the row length, and printf()'s (``_Printf``)."""
+    for limit, value in SQL_LIMITS:
+        conn.setlimit(limit, value)
+    if row_limit is not None:
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, row_limit + RECORD_SLACK)
+    conn.create_function("printf", -1, _printf, deterministic=True)
+    conn.create_function("format", -1, _printf, deterministic=True)
 
 
 CANCELED: Final = "SQLite query was canceled because the database was deleted."
@@ -328,10 +384,7 @@ class _Connection:
     def configure(self, conn: sqlite3.Connection, authorizer: Callable[..., int] | None = None) -> None:
         """Install workerd's authorizer (``self.authorize`` unless given) and limits on ``conn``."""
         conn.set_authorizer(authorizer if authorizer is not None else self.authorize)
-        for limit, value in SQL_LIMITS:
-            conn.setlimit(limit, value)
-        if self.row_limit is not None:
-            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.row_limit + RECORD_SLACK)
+        _limit(conn, self.row_limit)
 
     def scratch(self) -> sqlite3.Connection:
         """An empty in-memory database standing in for one that does not exist yet.

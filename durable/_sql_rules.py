@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final, Union
 
 from ._exceptions import SqlError
@@ -26,10 +26,11 @@ from ._util import lone_surrogate_at
 __all__ = [
     "ABSENT_FUNCTIONS", "ALLOWED_FUNCTIONS", "ALLOWED_PRAGMAS", "ALTER", "BOOLEAN", "COUNTED_ACTIONS", "DENY",
     "DML_ACTIONS", "MULTIPLE_RESULTS", "MULTI_PARAMETERS", "NAMED_NEED_A_DICT", "NATIVE", "NO_RESULTS", "NO_STATEMENT",
-    "NUMBERED_PARAMETER", "OK", "RECORD_SLACK", "RTREE", "SCHEMA_ACTIONS", "SHADOW_ACTIONS", "SHADOW_HINT",
-    "SQL_LENGTH", "SQL_LIMITS", "TRANSACTION_MESSAGE", "VACUUM_OR_OPTIMIZE", "VARIABLE_NUMBER", "WHITESPACE",
-    "WRITE_ACTIONS", "WRONG_BINDINGS", "SqlValue", "alter_kind", "authorized", "check_binding", "error_offset", "first_statement",
-    "named_parameters", "renames_to_reserved", "shadow_refusal", "shadow_tables", "sql_error", "tokens",
+    "NUMBERED_PARAMETER", "OK", "PRINTF_LIMIT", "RECORD_SLACK", "RTREE", "SCHEMA_ACTIONS", "SHADOW_ACTIONS",
+    "SHADOW_HINT", "SQL_LENGTH", "SQL_LIMITS", "TRANSACTION_MESSAGE", "VACUUM_OR_OPTIMIZE", "VARIABLE_NUMBER",
+    "WHITESPACE", "WRITE_ACTIONS", "WRONG_BINDINGS", "SqlValue", "alter_kind", "authorized", "check_binding",
+    "error_offset", "first_statement", "named_parameters", "printf_clamped", "renames_to_reserved", "shadow_refusal",
+    "shadow_tables", "sql_error", "tokens",
 ]  # fmt: skip
 
 SqlValue = Union[int, float, str, bytes, None]
@@ -76,6 +77,85 @@ SQL_LIMITS: Final[tuple[tuple[int, int], ...]] = (
     (sqlite3.SQLITE_LIMIT_TRIGGER_DEPTH, 10),
     (sqlite3.SQLITE_LIMIT_WORKER_THREADS, 0),
 )
+
+PRINTF_LIMIT: Final = 100_000
+"""The largest width or precision ``printf()``/``format()`` use: workerd's SQLite is built with
+SQLITE_PRINTF_PRECISION_LIMIT=100000, so ``printf('%.*c', 200000, 'x')`` gives 100,000 characters
+and ``printf('%200000d', 1)`` 100,000 (measured with miniflare 4.20260426). See :func:`printf_clamped`."""
+
+_PRINTF_FLAGS: Final = frozenset("-+ #!0,")
+_DIGITS: Final = frozenset("0123456789")
+_NO_ARGUMENT: Final = frozenset("%n")  # conversions that take no argument from the list
+
+
+_PRINTF_TEXT: Final = (
+    "printf() and format() take TEXT that is valid UTF-8 in durable (Cloudflare reads invalid bytes "
+    "as U+FFFD); CAST the BLOB to TEXT after formatting it, or pass it as a BLOB"
+)
+
+
+def printf_clamped(arguments: tuple[SqlValue, ...], to_int: Callable[[SqlValue], int]) -> tuple[SqlValue, ...]:
+    """``printf()``'s arguments with every width and precision past ``PRINTF_LIMIT`` brought down to it.
+
+    Widths and precisions written in the format, and those taken from the argument list (``*``),
+    as SQLite reads them: ``to_int`` turns an argument into SQLite's 64-bit integer, which printf
+    then takes as a C int; a negative width left-justifies. The format is walked as SQLite's
+    printf walks it (flags, width, ``.precision``, ``l`` modifiers, the conversion).
+    """
+    if not arguments or not isinstance(arguments[0], str):
+        return arguments
+    fmt = arguments[0]
+    if "%" not in fmt:
+        return arguments
+    args = list(arguments)
+    parts: list[str] = []
+    at = 0  # the next character of fmt not yet copied to parts
+    used = 1  # the next argument
+    i = fmt.find("%")
+    while i >= 0:
+        k = i + 1
+        while k < len(fmt) and fmt[k] in _PRINTF_FLAGS:
+            k += 1
+        for precision in (False, True):
+            if precision:
+                if k >= len(fmt) or fmt[k] != ".":
+                    break
+                k += 1
+            if k < len(fmt) and fmt[k] == "*":
+                if used < len(args):
+                    args[used] = _clamped_star(to_int(args[used]), precision=precision)
+                used += 1
+                k += 1
+                continue
+            start = k
+            while k < len(fmt) and fmt[k] in _DIGITS:
+                k += 1
+            if k > start and int(fmt[start:k]) & 0x7FFFFFFF > PRINTF_LIMIT:
+                parts.append(fmt[at:start])
+                parts.append(str(PRINTF_LIMIT))
+                at = k
+        while k < len(fmt) and fmt[k] == "l":
+            k += 1
+        if k >= len(fmt):
+            break
+        if fmt[k] not in _NO_ARGUMENT:
+            used += 1
+        i = fmt.find("%", k + 1)
+    if at:
+        parts.append(fmt[at:])
+        args[0] = "".join(parts)
+    return tuple(args)
+
+
+def _clamped_star(value: int, *, precision: bool) -> int:
+    """A ``*`` width or precision as printf reads it (a C int; a negative width left-justifies,
+    a negative precision is its absolute value), brought down to ``PRINTF_LIMIT``."""
+    value = (value + 2**31) % 2**32 - 2**31
+    if value < 0 and value != -(2**31):
+        magnitude = min(-value, PRINTF_LIMIT)
+        return magnitude if precision else -magnitude
+    return min(value, PRINTF_LIMIT)
+
 
 RECORD_SLACK: Final = 64
 """Bytes allowed above ``Limits.sqlite_max_row_bytes`` in SQLITE_LIMIT_LENGTH.
@@ -210,8 +290,14 @@ refused too; SQLite's authorizer cannot tell the two apart.)"""
 
 
 def _allowed_name(name: str | None) -> bool:
-    """Names starting ``_cf_`` (any case) are Cloudflare's own (``_cf_KV``, ``_cf_METADATA``)."""
-    return name is None or len(name) < 4 or name[:4].lower() != "_cf_"
+    """Names starting ``_cf_`` are Cloudflare's own (``_cf_KV``, ``_cf_METADATA``).
+
+    The prefix is compared as written: workerd lets ``_CF_x`` or ``_Cf_x`` be created (it only
+    logs "SQL identifier matches reserved _cf_ prefix case-insensitively"; measured with miniflare
+    4.20260426). Its own tables stay out of reach in any spelling: SQLite names the table as
+    created (``_cf_KV``) to the authorizer when a statement uses it.
+    """
+    return name is None or not name.startswith("_cf_")
 
 
 def _allowed_pragma(name: str | None, arg: str | None) -> bool:
@@ -967,6 +1053,10 @@ def sql_error(exc: BaseException, sql: str) -> SqlError:
     if primary == 1 and message.startswith("no such function: "):
         if message[18:].lower() in NEWER_REFUSED_FUNCTIONS:
             message = f"not authorized to use function: {message[18:]}"
+    elif primary == 1 and message == "user-defined function raised exception":
+        # durable's printf()/format() (PRINTF_LIMIT) are the only functions it defines: sqlite3
+        # could not hand one of them a TEXT argument that is not valid UTF-8.
+        message = _PRINTF_TEXT
     elif primary == 1:
         m = _ABSENT_FUNCTION.fullmatch(message)
         if m is not None:
