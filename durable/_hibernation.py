@@ -53,6 +53,8 @@ from ._websocket import (
     WebSocket,
     WebSocketError,
     WebSocketRequestResponsePair,
+    check_owner,
+    claim,
     set_object_hooks,
 )
 from ._wsbase import HibernatableEntry
@@ -106,6 +108,7 @@ class SocketRegistry:
     def accept(self, ws: WebSocket, tags: list[str] | tuple[str, ...] | None) -> None:
         if not isinstance(ws, WebSocket):
             raise TypeError(f"accept_web_socket() takes a durable.WebSocket, not {type(ws).__name__}")
+        check_owner(ws)
         unique: list[str] = []
         if tags is not None:
             if not isinstance(tags, (list, tuple)):
@@ -126,6 +129,7 @@ class SocketRegistry:
             raise WebSocketError(f"only {MAX_SOCKETS} websockets can be accepted on a single Durable Object instance")
         entry = HibernatableEntry(self.key, tuple(unique))
         ws.delivery.accept_hibernatable(self, entry)
+        claim(ws)
         if ws.ready_state == WebSocket.CLOSED:
             return  # closed while waiting for acceptance: its close event went out already
         self.sockets[ws] = entry
@@ -592,6 +596,10 @@ class _Hooks:
             return None
         manager: HibernationManager = host.runtime.hibernation
         return manager.registry(host.key)
+
+    def io_owner(self) -> object | None:
+        host = running_host()
+        return None if host is None else host.key
 
 
 set_object_hooks(_Hooks())

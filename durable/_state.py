@@ -11,7 +11,7 @@ from ._bookmarks import Bookmarks
 from ._id import DurableObjectId
 from ._storage import Storage
 from ._util import shown
-from ._websocket import WebSocket, WebSocketError, WebSocketRequestResponsePair, validate_auto_response
+from ._websocket import WebSocket, WebSocketError, WebSocketRequestResponsePair, check_owner, validate_auto_response
 
 if TYPE_CHECKING:
     import asyncio
@@ -295,6 +295,7 @@ def tags_of(owner: object, ws: WebSocket) -> list[str]:
     """
     if not isinstance(ws, WebSocket):
         raise TypeError(f"get_tags() takes a durable.WebSocket, not {type(ws).__name__}")
+    check_owner(ws)
     entry = ws.delivery.hibernation
     if entry is None or entry.owner != owner:
         if ws.standard:

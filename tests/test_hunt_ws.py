@@ -1,0 +1,141 @@
+"""WebSocket edges found by comparing with workerd (miniflare 4, compatibility date 2026-04-07).
+
+Each test quotes the measurement: a Durable Object that kept WebSockets in a module global or
+accepted them with odd tags, driven with ``mf.dispatchFetch(url, {headers: {Upgrade:
+"websocket"}})``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import durable
+from durable.testing import run_in_object
+
+OTHER_OBJECT = (
+    "Cannot perform I/O on behalf of a different Durable Object. I/O objects (such as streams, "
+    "request/response bodies, and others) created in the context of one Durable Object cannot be "
+    "accessed from a different Durable Object in the same isolate. This is a limitation of "
+    "Cloudflare Workers which allows us to improve overall performance. (I/O type: Native)"
+)
+
+
+class Keeper(durable.DurableObject):
+    """Keeps the sockets it makes in ``env.kept`` (a module global in the workerd probe)."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        kind = request.url.rsplit("/", 1)[1]
+        client, server = durable.WebSocketPair()
+        if kind == "raw":  # neither end accepted
+            self.env.kept["raw"] = (client, server)
+            return durable.Response("ok")
+        if kind == "hib":
+            self.ctx.accept_web_socket(server, ["t"])
+        else:
+            server.accept()
+        self.env.kept[kind] = server
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+        ws.send(f"echo:{message!s}")
+
+
+@pytest.fixture
+async def rt() -> Any:
+    async with durable.Runtime(vars={"kept": {}}) as runtime:
+        runtime.namespace(Keeper, name="KEEPER")
+        yield runtime
+
+
+def stub(rt: durable.Runtime, name: str) -> Any:
+    ns = rt.namespace(Keeper, name="KEEPER")
+    return ns.get(ns.id_from_name(name))
+
+
+class TestAnotherObjectsSocket:
+    async def test_io_is_refused(self, rt: durable.Runtime) -> None:
+        """A socket of object A used by object B: workerd refuses its I/O, not its attachment.
+
+        workerd (miniflare 4, 2026-04-07), A keeping its sockets in a module global and B using
+        them: ``send``, ``close``, ``readyState``, ``ctx.getTags``, ``ctx.acceptWebSocket`` (of
+        a raw end of A's) and ``accept()`` all throw ``Error: Cannot perform I/O on behalf of a
+        different Durable Object. ...``; ``serializeAttachment``/``deserializeAttachment`` work,
+        ``getWebSocketAutoResponseTimestamp`` returns null, and B's ``getWebSockets()`` is empty.
+        Before, durable let B send on A's socket (the client got "from-b") and read its state.
+        """
+        a = stub(rt, "a")
+        clients = []
+        for kind in ("hib", "std"):
+            response = await a.fetch(f"http://x/{kind}", headers={"Upgrade": "websocket"})
+            response.web_socket.accept()
+            clients.append(response.web_socket)
+        await a.fetch("http://x/raw")
+        kept = rt.env.kept
+
+        def use(obj: Any, ctx: durable.State) -> dict[str, Any]:
+            hib, std, (raw_client, raw_server) = kept["hib"], kept["std"], kept["raw"]
+            calls: dict[str, Callable[[], object]] = {
+                "send": lambda: hib.send("from-b"),
+                "close": lambda: hib.close(4000, "b"),
+                "ready_state": lambda: hib.ready_state,
+                "get_tags": lambda: ctx.get_tags(hib),
+                "standard send": lambda: std.send("from-b"),
+                "accept_web_socket": lambda: ctx.accept_web_socket(raw_server),
+                "accept": lambda: raw_client.accept(),
+            }
+            refused = {}
+            for name, call in calls.items():
+                with pytest.raises(durable.WebSocketError) as info:
+                    call()
+                refused[name] = str(info.value)
+            hib.serialize_attachment(1)
+            return {
+                "refused": refused,
+                "attachment": hib.deserialize_attachment(),
+                "timestamp": ctx.get_web_socket_auto_response_timestamp(hib),
+                "listed": len(ctx.get_web_sockets()),
+            }
+
+        seen = await run_in_object(stub(rt, "b"), use)
+        assert seen["refused"] == dict.fromkeys(seen["refused"], OTHER_OBJECT) and len(seen["refused"]) == 7
+        assert (seen["attachment"], seen["timestamp"], seen["listed"]) == (1, None, 0)
+
+        # Nothing left, nothing closed: A still uses its socket, the client gets only A's message.
+        await run_in_object(a, lambda obj, ctx: ctx.get_web_sockets()[0].send("from-a"))
+        assert await clients[0].receive() == "from-a"
+        assert clients[0].ready_state == durable.WebSocket.OPEN
+        assert kept["hib"].ready_state == durable.WebSocket.OPEN  # outside any object: allowed
+
+    async def test_ends_handed_over_or_made_outside(self, rt: durable.Runtime) -> None:
+        """The client end returned to a caller belongs to the caller; an end made outside any
+        object belongs to the object that accepts it.
+
+        workerd (miniflare 4, 2026-04-07): object B calling ``A.fetch`` with an upgrade can
+        ``accept()`` and ``send`` on the returned end, and reads its ``readyState`` (1).
+        """
+
+        async def call_a(obj: Any, ctx: durable.State) -> int:
+            response = await stub(rt, "a").fetch("http://x/hib", headers={"Upgrade": "websocket"})
+            ws = response.web_socket
+            ws.accept()
+            ws.send("hi")
+            obj.env.kept["handed"] = ws
+            return int(ws.ready_state)
+
+        assert await run_in_object(stub(rt, "b"), call_a) == 1
+        kept = rt.env.kept
+        # Accepted in B, so C may not use it.
+        with pytest.raises(durable.WebSocketError, match="^Cannot perform I/O on behalf of a different"):
+            await run_in_object(stub(rt, "c"), lambda obj, ctx: kept["handed"].send("x"))
+
+        # Made in the test body: whoever accepts it owns it.
+        client, server = durable.WebSocketPair()
+        await run_in_object(stub(rt, "b"), lambda obj, ctx: ctx.accept_web_socket(server))
+        with pytest.raises(durable.WebSocketError, match="^Cannot perform I/O on behalf of a different"):
+            await run_in_object(stub(rt, "c"), lambda obj, ctx: server.send("x"))
+        await run_in_object(stub(rt, "b"), lambda obj, ctx: server.send("from-b"))
+        client.accept()
+        assert await client.receive() == "from-b"
