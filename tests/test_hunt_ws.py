@@ -139,3 +139,50 @@ class TestAnotherObjectsSocket:
         await run_in_object(stub(rt, "b"), lambda obj, ctx: server.send("from-b"))
         client.accept()
         assert await client.receive() == "from-b"
+
+
+class TestTagsWithSurrogates:
+    async def test_lone_and_paired_surrogates(self, rt: durable.Runtime) -> None:
+        """Tags are kept as workerd keeps them: in UTF-8 with a lone surrogate's three bytes.
+
+        workerd (miniflare 4, 2026-04-07), ``acceptWebSocket(s, ["a\\ud800b", "\\ud83d\\ude00"])``:
+        ``getTags(s)`` is ``["a\\ufffd\\ufffd\\ufffdb", "😀"]``; ``getWebSockets("a\\ud800b")``
+        finds the socket, ``getWebSockets("a\\ufffdb")`` and ``getWebSockets("a\\ufffd\\ufffd
+        \\ufffdb")`` do not, ``getWebSockets("😀")`` does; ``"a\\ud800b"`` and ``"a\\ufffdb"`` are
+        two tags. Before, durable's ``get_tags`` gave the lone surrogate back, and a pair written as
+        two surrogates was neither found by its character nor counted as its 4 UTF-8 bytes.
+        """
+
+        def check(obj: Any, ctx: durable.State) -> list[Any]:
+            _, server = durable.WebSocketPair()
+            ctx.accept_web_socket(server, ["a\ud800b", "\ud83d\ude00", "a\ufffdb"])
+            found = [len(ctx.get_web_sockets(tag)) for tag in ("a\ud800b", "a\ufffdb", "a\ufffd\ufffd\ufffdb", "😀")]
+            return [ctx.get_tags(server), found]
+
+        tags, found = await run_in_object(stub(rt, "a"), check)
+        assert tags == ["a\ufffd\ufffd\ufffdb", "😀", "a\ufffdb"]
+        assert found == [1, 1, 0, 1]
+
+    async def test_lengths_count_utf8_bytes(self, rt: durable.Runtime) -> None:
+        """A lone surrogate is 3 bytes of the 256, a pair 4, and the error shows U+FFFD.
+
+        workerd (miniflare 4, 2026-04-07): ``"\\ud800".repeat(85)`` is accepted (``getTags`` gives
+        255 U+FFFD), ``"\\ud800".repeat(86)`` raises ``"<258 U+FFFD>" is longer than the max tag
+        length (256 characters).``; ``"😀".repeat(64)`` is accepted, 65 refused.
+        """
+
+        def check(obj: Any, ctx: durable.State) -> list[Any]:
+            out: list[Any] = []
+            _, server = durable.WebSocketPair()
+            ctx.accept_web_socket(server, ["\ud800" * 85, "\ud83d\ude00" * 64])
+            out.append([len(tag) for tag in ctx.get_tags(server)])
+            for too_long in ("\ud800" * 86, "\ud83d\ude00" * 65):
+                with pytest.raises(durable.WebSocketError) as info:
+                    ctx.accept_web_socket(durable.WebSocketPair()[1], [too_long])
+                out.append(str(info.value))
+            return out
+
+        lengths, lone, paired = await run_in_object(stub(rt, "a"), check)
+        assert lengths == [255, 64]
+        assert lone == '"' + "\ufffd" * 258 + '" is longer than the max tag length (256 characters).'
+        assert paired == '"' + "😀" * 65 + '" is longer than the max tag length (256 characters).'
