@@ -7,6 +7,7 @@ accepted them with odd tags, driven with ``mf.dispatchFetch(url, {headers: {Upgr
 
 from __future__ import annotations
 
+import array
 from collections.abc import Callable
 from typing import Any
 
@@ -186,3 +187,29 @@ class TestTagsWithSurrogates:
         assert lengths == [255, 64]
         assert lone == '"' + "\ufffd" * 258 + '" is longer than the max tag length (256 characters).'
         assert paired == '"' + "😀" * 65 + '" is longer than the max tag length (256 characters).'
+
+
+class TestSendBytesLike:
+    async def test_any_bytes_like_value_is_sent_as_its_bytes(self) -> None:
+        """``send()`` takes any bytes-like value, as workerd takes any ``ArrayBufferView``.
+
+        workerd (miniflare 4, 2026-04-07): ``send(new Int32Array([1, 258]))`` arrives as the 8
+        bytes ``1,0,0,0,2,1,0,0``, a ``DataView`` over 2 of 3 bytes as those 2, and a
+        ``Uint16Array`` slice as its own bytes. Before, durable raised ``TypeError`` for an
+        ``array.array`` although docs/websockets.md says ``send()`` takes bytes-like values.
+        """
+        client, server = durable.WebSocketPair()
+        client.accept()
+        server.accept()
+        server.send(array.array("i", [1, 258]))
+        server.send(memoryview(b"\x09\x08\x07")[1:])
+        server.send(memoryview(array.array("H", [1, 2, 3]))[1:])
+        received = [await client.receive() for _ in range(3)]
+        assert received == [
+            array.array("i", [1, 258]).tobytes(),
+            b"\x08\x07",
+            array.array("H", [2, 3]).tobytes(),
+        ]
+        assert isinstance(received[0], bytes)
+        with pytest.raises(TypeError, match=r"^WebSocket send\(\) takes a str or bytes, not int\.$"):
+            server.send(5)  # type: ignore[arg-type]
