@@ -237,7 +237,8 @@ class WebSocket:
         The listener may be a plain or an ``async`` function; one added twice runs once. A
         listener that raises ends the connection, as in workerd: the event's later listeners
         are skipped, this end gets an ``"error"`` event and the other end a 1006 close (an
-        ``async`` listener whose coroutine raises is only logged). Raises ``TypeError`` for
+        ``async`` listener whose coroutine raises is only logged). A listener removed while an
+        event is dispatched does not see that event; one added then sees the next. Raises ``TypeError`` for
         another event type or a listener that is not callable.
         """
         self.delivery.add_listener(type, listener)

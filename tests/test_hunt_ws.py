@@ -8,6 +8,7 @@ accepted them with odd tags, driven with ``mf.dispatchFetch(url, {headers: {Upgr
 from __future__ import annotations
 
 import array
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -213,3 +214,65 @@ class TestSendBytesLike:
         assert isinstance(received[0], bytes)
         with pytest.raises(TypeError, match=r"^WebSocket send\(\) takes a str or bytes, not int\.$"):
             server.send(5)  # type: ignore[arg-type]
+
+
+class Listeners(durable.DurableObject):
+    """Runs the listener-removal scenario of the workerd probe inside the object."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        return durable.Response(repr(await removal_scenario()))
+
+
+async def removal_scenario() -> list[str]:
+    client, server = durable.WebSocketPair()
+    client.accept()
+    server.accept()
+    log: list[str] = []
+
+    def second(event: Any) -> None:
+        log.append(f"second {event.data}")
+
+    def late(event: Any) -> None:
+        log.append(f"late {event.data}")
+
+    def first(event: Any) -> None:
+        log.append(f"first {event.data}")
+        if event.data == "1":
+            server.remove_event_listener("message", second)
+            server.add_event_listener("message", late)
+
+    def close_second(event: Any) -> None:
+        log.append(f"close_second {event.code}")
+
+    def close_first(event: Any) -> None:
+        log.append(f"close_first {event.code}")
+        server.remove_event_listener("close", close_second)
+
+    server.add_event_listener("message", first)
+    server.add_event_listener("message", second)
+    server.add_event_listener("close", close_first)
+    server.add_event_listener("close", close_second)
+    client.send("1")
+    client.send("2")
+    client.close(1000)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    return log
+
+
+class TestListenerRemovedDuringDispatch:
+    """workerd (miniflare 4, 2026-04-07): listener A of "message" removes listener B and adds C
+    while handling "1"; a "close" listener removes the next one. The log is ``["A 1", "A 2",
+    "late 2", "close1 1000"]``: B never sees "1", C first sees "2", the second close listener
+    never runs (the DOM's "removed" flag). Before, durable still called B for "1" and the
+    second close listener."""
+
+    EXPECTED = ["first 1", "first 2", "late 2", "close_first 1000"]
+
+    async def test_outside_an_object(self) -> None:
+        assert await removal_scenario() == self.EXPECTED
+
+    async def test_inside_an_object(self) -> None:
+        async with durable.Runtime() as rt:
+            response = await rt.namespace(Listeners).get_by_name("a").fetch("http://x/")
+            assert await response.text() == repr(self.EXPECTED)
