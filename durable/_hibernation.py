@@ -280,7 +280,7 @@ def tag_form(tag: str) -> str:
 
     workerd stores a tag as UTF-8 with a lone surrogate in its three-byte form: ``get_tags()``
     reads each of those bytes back as U+FFFD (:func:`~durable._util.as_workerd_text`), while
-    ``get_web_sockets("a\ud800b")`` still finds the socket and ``get_web_sockets("a\ufffdb")``
+    ``get_web_sockets("a\\ud800b")`` still finds the socket and ``get_web_sockets("a\\ufffdb")``
     does not (measured with miniflare 4, 2026-04-07). A JavaScript string is UTF-16, so a pair
     written as two surrogates is the one character it stands for there.
     """
