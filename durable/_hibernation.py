@@ -48,11 +48,13 @@ from ._clock import TimerHandle
 from ._context import running_host
 from ._exceptions import ObjectResetError, RuntimeClosedError
 from ._host import ObjectHost
-from ._util import positional_arity
+from ._util import as_workerd_text, lone_surrogate_at, positional_arity
 from ._websocket import (
     WebSocket,
     WebSocketError,
     WebSocketRequestResponsePair,
+    check_owner,
+    claim,
     set_object_hooks,
 )
 from ._wsbase import HibernatableEntry
@@ -106,6 +108,7 @@ class SocketRegistry:
     def accept(self, ws: WebSocket, tags: list[str] | tuple[str, ...] | None) -> None:
         if not isinstance(ws, WebSocket):
             raise TypeError(f"accept_web_socket() takes a durable.WebSocket, not {type(ws).__name__}")
+        check_owner(ws)
         unique: list[str] = []
         if tags is not None:
             if not isinstance(tags, (list, tuple)):
@@ -116,16 +119,19 @@ class SocketRegistry:
                     raise WebSocketError("a Hibernatable WebSocket cannot have more than 10 tags")
                 if not isinstance(tag, str):
                     raise TypeError(f"accept_web_socket() tags must be str, not {type(tag).__name__}")
+                tag = tag_form(tag)
                 # Counted in UTF-8 bytes, whatever the message says ("é" * 129 is refused; measured
-                # with miniflare 4, 2026-04-07).
+                # with miniflare 4, 2026-04-07), a lone surrogate as 3 ("\ud800" * 85 is accepted).
                 if len(tag) > MAX_TAG_LENGTH // 4 and len(tag.encode("utf-8", "surrogatepass")) > MAX_TAG_LENGTH:
-                    raise WebSocketError(f'"{tag}" is longer than the max tag length ({MAX_TAG_LENGTH} characters).')
+                    text = as_workerd_text(tag)
+                    raise WebSocketError(f'"{text}" is longer than the max tag length ({MAX_TAG_LENGTH} characters).')
                 if tag not in unique:
                     unique.append(tag)
         if len(self.sockets) >= MAX_SOCKETS:
             raise WebSocketError(f"only {MAX_SOCKETS} websockets can be accepted on a single Durable Object instance")
         entry = HibernatableEntry(self.key, tuple(unique))
         ws.delivery.accept_hibernatable(self, entry)
+        claim(ws)
         if ws.ready_state == WebSocket.CLOSED:
             return  # closed while waiting for acceptance: its close event went out already
         self.sockets[ws] = entry
@@ -137,6 +143,7 @@ class SocketRegistry:
             # manager puts each socket at the front of its list of all sockets and at the back of
             # each tag's (measured with miniflare 4, 2026-04-07).
             return list(reversed(self.sockets))
+        tag = tag_form(tag)
         return [ws for ws, entry in self.sockets.items() if tag in entry.tags]
 
     # -- frames from the sockets (the Receiver protocol) ---------------------------------------
@@ -266,6 +273,20 @@ class SocketRegistry:
             sockets, self.sockets = self.sockets, {}
             for ws in sockets:
                 ws.network.disconnect()
+
+
+def tag_form(tag: str) -> str:
+    """``tag`` as workerd keeps and compares it: a surrogate pair joined, a lone surrogate kept.
+
+    workerd stores a tag as UTF-8 with a lone surrogate in its three-byte form: ``get_tags()``
+    reads each of those bytes back as U+FFFD (:func:`~durable._util.as_workerd_text`), while
+    ``get_web_sockets("a\\ud800b")`` still finds the socket and ``get_web_sockets("a\\ufffdb")``
+    does not (measured with miniflare 4, 2026-04-07). A JavaScript string is UTF-16, so a pair
+    written as two surrogates is the one character it stands for there.
+    """
+    if lone_surrogate_at(tag) is None:
+        return tag
+    return tag.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 # The WebSocket handlers, under both spellings: none is a misspelling of another.
@@ -592,6 +613,10 @@ class _Hooks:
             return None
         manager: HibernationManager = host.runtime.hibernation
         return manager.registry(host.key)
+
+    def io_owner(self) -> object | None:
+        host = running_host()
+        return None if host is None else host.key
 
 
 set_object_hooks(_Hooks())

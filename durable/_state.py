@@ -10,8 +10,8 @@ from ._aliases import camel_aliases
 from ._bookmarks import Bookmarks
 from ._id import DurableObjectId
 from ._storage import Storage
-from ._util import shown
-from ._websocket import WebSocket, WebSocketError, WebSocketRequestResponsePair, validate_auto_response
+from ._util import as_workerd_text, shown
+from ._websocket import WebSocket, WebSocketError, WebSocketRequestResponsePair, check_owner, validate_auto_response
 
 if TYPE_CHECKING:
     import asyncio
@@ -295,12 +295,14 @@ def tags_of(owner: object, ws: WebSocket) -> list[str]:
     """
     if not isinstance(ws, WebSocket):
         raise TypeError(f"get_tags() takes a durable.WebSocket, not {type(ws).__name__}")
+    check_owner(ws)
     entry = ws.delivery.hibernation
     if entry is None or entry.owner != owner:
         if ws.standard:
             raise WebSocketError("only hibernatable websockets can have tags.")
         raise WebSocketError("you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket.")
-    return list(entry.tags)
+    # A lone surrogate reads back as U+FFFD per UTF-8 byte (see _hibernation.tag_form).
+    return [as_workerd_text(tag) for tag in entry.tags]
 
 
 def _retry_alarm(options: Mapping[str, Any] | None, retry_alarm: bool | None) -> bool:

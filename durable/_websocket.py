@@ -31,11 +31,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, final
 
+from typing_extensions import Buffer
+
 from ._aliases import camel_aliases
 from ._codec import decode, encode
 from ._util import as_usv_string, as_workerd_text
 from ._v8size import V8_SIZE_FACTOR, v8_serialized_size
-from ._wsbase import DISCONNECTED_REASON, MAX_MESSAGE_SIZE, TOO_LARGE_MESSAGE, TOO_LARGE_PREFIX
+from ._wsbase import DISCONNECTED_REASON, MAX_MESSAGE_SIZE, TOO_LARGE_MESSAGE, TOO_LARGE_PREFIX, check_io, object_hooks
 from ._wsbase import CloseEvent as CloseEvent
 from ._wsbase import ErrorEvent as ErrorEvent
 from ._wsbase import MessageEvent as MessageEvent
@@ -61,6 +63,8 @@ __all__ = [
     "WebSocketError",
     "WebSocketPair",
     "WebSocketRequestResponsePair",
+    "check_owner",
+    "claim",
     "hand_over_end",
     "remote_close",
     "set_object_hooks",
@@ -113,7 +117,15 @@ def _check_message(message: object) -> str | bytes:
         return as_workerd_text(message)  # a lone surrogate arrives as U+FFFD per UTF-8 byte, as from workerd
     if isinstance(message, (bytes, bytearray, memoryview)):
         return bytes(message)
-    raise TypeError(f"WebSocket send() takes a str or bytes, not {type(message).__name__}.")
+    # Any other bytes-like value (array.array, a NumPy array...) is sent as its bytes, as workerd
+    # sends an ArrayBufferView's (measured with miniflare 4, 2026-04-07: Int32Array [1, 258]
+    # arrives as the 8 bytes 1,0,0,0,2,1,0,0; a DataView over 2 of 3 bytes as those 2).
+    try:
+        view = memoryview(message)  # type: ignore[arg-type]  # anything: the caller's mistakes too
+    except TypeError:
+        raise TypeError(f"WebSocket send() takes a str or bytes, not {type(message).__name__}.") from None
+    with view:
+        return view.tobytes()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,11 +159,12 @@ class WebSocket:
     CLOSING: Final = 2
     CLOSED: Final = 3
 
-    __slots__ = ("__weakref__", "_attachment", "delivery", "extensions", "network", "protocol", "url")
+    __slots__ = ("__weakref__", "_attachment", "_io", "delivery", "extensions", "network", "protocol", "url")
 
     network: NetworkEnd
     delivery: Delivery
     _attachment: bytes | None
+    _io: object | None  # the key of the object it belongs to (see check_owner), or None
     url: str | None
     protocol: str
     extensions: str
@@ -165,6 +178,7 @@ class WebSocket:
         self.delivery = delivery = Delivery(self)
         self.network = NetworkEnd(delivery)
         self._attachment = None
+        self._io = object_hooks().io_owner()
         self.url = None
         self.protocol = ""
         self.extensions = ""
@@ -172,13 +186,18 @@ class WebSocket:
 
     def __repr__(self) -> str:
         states = ("CONNECTING", "OPEN", "CLOSING", "CLOSED")
-        return f"<durable.WebSocket {states[self.ready_state]}>"
+        return f"<durable.WebSocket {states[self.network.ready_state]}>"
 
     # -- state ---------------------------------------------------------------------------------
 
     @property
     def ready_state(self) -> int:
-        """``OPEN`` (1), ``CLOSING`` (2: one side sent its Close) or ``CLOSED`` (3)."""
+        """``OPEN`` (1), ``CLOSING`` (2: one side sent its Close) or ``CLOSED`` (3).
+
+        Raises ``durable.WebSocketError`` in another Durable Object than the socket's (see
+        :func:`check_owner`), as workerd does.
+        """
+        check_io(self._io)
         return self.network.ready_state
 
     @property
@@ -204,8 +223,11 @@ class WebSocket:
             TypeError: the end was handed over in a Response, accepted with
                 ``ctx.accept_web_socket()``, or accepted already and closed both ways (workerd's
                 ``Can't accept() WebSocket that was already used in a response.``).
+            durable.WebSocketError: the end belongs to another Durable Object (:func:`check_owner`).
         """
+        check_io(self._io)
         self.delivery.accept()
+        claim(self)
 
     # -- listeners -----------------------------------------------------------------------------
 
@@ -215,7 +237,8 @@ class WebSocket:
         The listener may be a plain or an ``async`` function; one added twice runs once. A
         listener that raises ends the connection, as in workerd: the event's later listeners
         are skipped, this end gets an ``"error"`` event and the other end a 1006 close (an
-        ``async`` listener whose coroutine raises is only logged). Raises ``TypeError`` for
+        ``async`` listener whose coroutine raises is only logged). A listener removed while an
+        event is dispatched does not see that event; one added then sees the next. Raises ``TypeError`` for
         another event type or a listener that is not callable.
         """
         self.delivery.add_listener(type, listener)
@@ -226,16 +249,21 @@ class WebSocket:
 
     # -- sending -------------------------------------------------------------------------------
 
-    def send(self, message: str | bytes | bytearray | memoryview) -> None:
-        """Send a text (``str``) or binary (``bytes``) message to the other end.
+    def send(self, message: str | Buffer) -> None:
+        """Send a text (``str``) or binary message to the other end.
+
+        A binary message is any bytes-like value (``bytes``, ``bytearray``, ``memoryview``,
+        ``array.array``...), sent as its bytes, as workerd sends an ``ArrayBufferView``'s.
 
         Inside a Durable Object the message waits behind the output gate: it leaves once the
         writes made before it are durable, and never if their commit fails.
 
         Raises:
             TypeError: the end is not accepted yet, was closed with ``close()``, or ``message``
-                is neither ``str`` nor ``bytes``.
+                is neither ``str`` nor bytes-like.
+            durable.WebSocketError: the end belongs to another Durable Object (:func:`check_owner`).
         """
+        check_io(self._io)
         if not self.delivery.accepted:
             raise TypeError(_NOT_ACCEPTED)
         self.network.send(_check_message(message))
@@ -250,7 +278,9 @@ class WebSocket:
             durable.WebSocketError: an invalid close code, a reason over 123 UTF-8 bytes, or a
                 reason (even ``""``) without a code (that one is also a ``TypeError``).
             TypeError: the end is not accepted yet (workerd's message, as for :meth:`send`).
+            durable.WebSocketError: the end belongs to another Durable Object (:func:`check_owner`).
         """
+        check_io(self._io)
         code, reason = validate_close(code, reason)
         if not self.delivery.accepted:
             # workerd checks the arguments first, then this (measured with miniflare 4, 2026-04-07).
@@ -324,9 +354,33 @@ def hand_over_end(ws: WebSocket) -> WebSocket:
     ws.network.move_to(other.network)
     other.delivery.take_over(backlog)
     other.url, other.protocol = ws.url, ws.protocol
+    other._io = None  # whoever receives the Response may use it (the caller's object, a Worker)
     # Handing an end over does not count as using the pair: workerd lets the object accept
     # the server end after building the Response (measured with workerd 2026-07-30).
     return other
+
+
+def check_owner(ws: WebSocket) -> None:
+    """Raise workerd's error when ``ws`` belongs to another Durable Object than the one running.
+
+    A socket belongs to the object whose code made its pair, or, when made outside any object (a
+    test body, a Worker) or received in a Response, to the object that accepts it (either way).
+    workerd refuses ``send``, ``close``, ``accept``, ``readyState``, ``ctx.acceptWebSocket`` and
+    ``ctx.getTags`` on it from another object with "Cannot perform I/O on behalf of a different
+    Durable Object. ..." (measured with miniflare 4, 2026-04-07: a socket kept in a module global
+    by one object and used by another); its attachment methods still work. Code outside any
+    object may use any socket.
+
+    Raises:
+        durable.WebSocketError: workerd's message.
+    """
+    check_io(ws._io)
+
+
+def claim(ws: WebSocket) -> None:
+    """``ws`` was accepted: a socket that belongs to no object yet now belongs to the running one."""
+    if ws._io is None:
+        ws._io = object_hooks().io_owner()
 
 
 @final

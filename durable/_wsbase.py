@@ -31,6 +31,7 @@ __all__ = [
     "MAX_MESSAGE_SIZE",
     "MESSAGE",
     "OPEN",
+    "OTHER_OBJECT",
     "TOO_LARGE_MESSAGE",
     "TOO_LARGE_PREFIX",
     "CloseEvent",
@@ -42,6 +43,7 @@ __all__ = [
     "StandardOwner",
     "WebSocketClosed",
     "WebSocketError",
+    "check_io",
     "object_hooks",
     "set_object_hooks",
     "too_large",
@@ -75,6 +77,17 @@ def too_large_description(size: int | str | bytes, limit: int = MAX_MESSAGE_SIZE
     if not isinstance(size, int):
         size = len(size.encode("utf-8", "surrogatepass") if isinstance(size, str) else size)
     return f"Message is too large: {size} > {limit}"
+
+
+OTHER_OBJECT: Final = (
+    "Cannot perform I/O on behalf of a different Durable Object. I/O objects (such as streams, "
+    "request/response bodies, and others) created in the context of one Durable Object cannot be "
+    "accessed from a different Durable Object in the same isolate. This is a limitation of "
+    "Cloudflare Workers which allows us to improve overall performance. (I/O type: Native)"
+)
+"""workerd's error for a WebSocket of one Durable Object used by another (its ``send``, ``close``,
+``accept``, ``readyState``, ``ctx.acceptWebSocket`` and ``ctx.getTags``; measured with miniflare 4,
+2026-04-07)."""
 
 
 # The kinds of frame.
@@ -208,6 +221,9 @@ class ObjectHooks(Protocol):
     def standard_owner(self) -> StandardOwner | None:
         """The object code runs in now, for a socket accepted with ``accept()``; None outside."""
 
+    def io_owner(self) -> object | None:
+        """The key of the object whose code runs now (opaque here), or None outside any object."""
+
 
 class StandardOwner(Protocol):
     """An object that owns sockets accepted with ``accept()``: runs their listeners in its gate."""
@@ -236,6 +252,9 @@ class _NoHooks:
     def standard_owner(self) -> StandardOwner | None:
         return None
 
+    def io_owner(self) -> object | None:
+        return None
+
 
 _hooks: ObjectHooks = _NoHooks()
 
@@ -249,3 +268,15 @@ def set_object_hooks(hooks: ObjectHooks) -> None:
 def object_hooks() -> ObjectHooks:
     """The object layer registered with :func:`set_object_hooks` (a no-op one until then)."""
     return _hooks
+
+
+def check_io(owner: object | None) -> None:
+    """Raise workerd's :data:`OTHER_OBJECT` error when code of another object than ``owner`` (the
+    key of the object a socket belongs to, None for a socket that belongs to none) runs now.
+
+    Code outside any object (a test body, a Worker) may use any socket, as before.
+    """
+    if owner is not None:
+        now = _hooks.io_owner()
+        if now is not None and now != owner:
+            raise WebSocketError(OTHER_OBJECT)

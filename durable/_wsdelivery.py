@@ -72,8 +72,7 @@ class Delivery:
     def __init__(self, socket: WebSocket) -> None:
         self.socket = socket
         self._mode = _NEW
-        # Made on first use, as the inbox: most sockets never need one (memory per hibernated
-        # socket, benchmarks/bench_websockets.py).
+        # Made on first use, as the inbox (memory per hibernated socket, bench_websockets.py).
         self._backlog: list[tuple[Any, ...]] | None = None
         self._inbox = None
         self._waiter: asyncio.Future[None] | None = None
@@ -81,8 +80,7 @@ class Delivery:
         self._owner: StandardOwner | None = None
         self._receiver: Receiver | None = None
         self._failed = False  # a listener raised: the read loop is over (_listener_raised)
-        # Tags and auto-response time, once accepted with ctx.accept_web_socket() (kept after
-        # the socket closes, as workerd keeps them).
+        # Tags and auto-response time from ctx.accept_web_socket(), kept after the close as in workerd.
         self.hibernation: HibernatableEntry | None = None
 
     @property
@@ -294,8 +292,10 @@ class Delivery:
                     return  # it raised: the later listeners are skipped (see _listener_raised)
 
     def _call_listener(self, listener: Callable[[Any], Any], event: Any) -> Any:
-        """Call ``listener(event)`` unless a listener raised before (see :func:`_listener_raised`)."""
-        if self._failed:
+        """Call ``listener(event)`` unless a listener raised before (:func:`_listener_raised`) or it
+        was removed since the event's dispatch began (workerd's EventTarget skips it then)."""
+        listeners = self._listeners
+        if self._failed or listeners is None or listener not in listeners.get(event.type, ()):
             return None
         try:
             return listener(event)
@@ -303,7 +303,7 @@ class Delivery:
             self._failed = True  # after ctx.abort() (a reset) no more of its code runs, "error" listeners included
             if event.type != ERROR and not getattr(exc, "durable_object_reset", False):
                 self._push((ERROR, exc))  # receive() learns the socket is closed
-                _listener_raised(self.socket, (self._listeners or {}).get(ERROR, []), exc)
+                _listener_raised(self.socket, listeners.get(ERROR, []), exc)
             raise  # to be logged
 
     def _push(self, frame: tuple[Any, ...]) -> None:
