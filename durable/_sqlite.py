@@ -137,7 +137,15 @@ class ObjectDatabase:
         """Open the connection; a damaged file raises DataCorruptionError and leaves nothing open."""
         conn: sqlite3.Connection | None = None
         try:
-            conn = open_file(self.file, synchronous=self._synchronous, creating=self._creating)
+            # A new file's next spare is asked for after this commit, and its log made ahead is taken
+            # unless a history checkpoints it at once (_dbfile.Spares, create_file: thirteenth pass).
+            conn = open_file(
+                self.file,
+                synchronous=self._synchronous,
+                creating=self._creating,
+                defer=self.after_commit.append,
+                log=self.history is None,
+            )
             # Not on a cursor kept in a local: a statement failed on a damaged page would stay alive with
             # the traceback, and the closed connection keep the file's lock ("database is locked").
             self._look_up_tables(conn, clean=True)

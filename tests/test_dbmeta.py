@@ -135,6 +135,7 @@ class TestCreateFile:
     @pytest.fixture(autouse=True)
     def fresh_process(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(_dbfile, "_first_page", None)  # as in a process that made no file yet
+        monkeypatch.setattr(_dbfile, "_first_log", None)
 
     @staticmethod
     def _check_usable(file: Path) -> None:
@@ -248,8 +249,11 @@ class TestSpares:
         leftover = tmp_path / "Counter" / _dbfile.SPARE_FILE
         leftover.parent.mkdir(parents=True)
         leftover.write_bytes(b"half a page from a killed runtime")
+        leftover_log = tmp_path / "Counter" / _dbfile.SPARE_LOG
+        leftover_log.write_bytes(b"half a log from a killed runtime")
         async with durable.Runtime(tmp_path) as rt:
             assert not leftover.exists()  # deleted when the path was opened
+            assert not leftover_log.exists()
             ns = rt.namespace(durable.Counter)
             assert await ns.get_by_name("a").increment() == 1
             spares = rt._directory.spares
@@ -257,6 +261,7 @@ class TestSpares:
             _wait_ready(spares, leftover.parent)
             assert await ns.get_by_name("b").increment() == 1  # its file is the spare
         assert not leftover.exists()  # deleted when the runtime closed
+        assert not leftover_log.exists()
         async with durable.Runtime(tmp_path) as rt:
             ns = rt.namespace(durable.Counter)
             assert await ns.get_by_name("a").get_counter_value() == 1
@@ -295,9 +300,10 @@ class TestSpares:
         write = _dbfile._write_synced
 
         def slow_write(temp: Path, image: bytes, **options: bool) -> None:
-            written.append(temp.parent)
-            writing.set()
-            go_on.wait(60)
+            if temp.name == _dbfile.SPARE_FILE:  # (its log, SPARE_LOG, is written after it)
+                written.append(temp.parent)
+                writing.set()
+                go_on.wait(60)
             write(temp, image, **options)
 
         monkeypatch.setattr(_dbfile, "_write_synced", slow_write)
@@ -365,13 +371,15 @@ class TestSpares:
                 threading.Event().wait(0.01)
             assert not any(t.name == "durable-spare-files" for t in threading.enumerate())
             assert spares._thread is None
-            assert [p.name for p in folder.iterdir()] == [_dbfile.SPARE_FILE]
+            assert sorted(p.name for p in folder.iterdir()) == [_dbfile.SPARE_FILE, _dbfile.SPARE_LOG]
             assert spares.take(folder / "x.sqlite")  # (the spare is used, and the next one wanted)
             _wait_idle(spares, folder)
-            assert sorted(p.name for p in folder.iterdir()) == sorted([_dbfile.SPARE_FILE, "x.sqlite"])
+            assert sorted(p.name for p in folder.iterdir()) == sorted(
+                [_dbfile.SPARE_FILE, _dbfile.SPARE_LOG, "x.sqlite", "x.sqlite-wal"]
+            )
         finally:
             spares.close()
-        assert [p.name for p in folder.iterdir()] == ["x.sqlite"]
+        assert sorted(p.name for p in folder.iterdir()) == ["x.sqlite", "x.sqlite-wal"]
 
     def test_a_leftover_that_cannot_be_deleted_does_not_keep_the_path_closed(self, tmp_path: Path) -> None:
         """Opening a path deletes a killed runtime's spare if it can; one it cannot is left (never taken).
