@@ -314,7 +314,9 @@ def _write_synced(temp: Path, image: bytes, *, make_folder: bool = True) -> None
 
     The sync keeps the rename from reaching the disk before the bytes do: a power loss must not
     leave an empty file under the object's name. The rename itself is made durable by SQLite,
-    which syncs the directory when it creates the file's write-ahead log at the first commit.
+    which syncs the directory at the first sync of the file's write-ahead log (the first commit
+    that makes one, or with a log made ahead, ``Spares``, the first commit under ``FULL`` and the
+    first checkpoint under ``NORMAL``, before any page of the log reaches the file).
     Its folder (and the folders above) is made if missing, unless ``make_folder`` is false.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -350,22 +352,43 @@ class Spares:
     disk; docs/performance.md, tenth pass). Once a runtime has made a file in a folder, this
     thread makes the next one there (``SPARE_FILE``: the same bytes, written and synced), so the
     next new object's file is a rename: the sync runs while the loop goes on. The rename is made
-    durable as a created file's is: SQLite syncs the folder when it creates the file's log at the
-    first commit. A spare still being made is not waited for (the file is made as before).
+    durable as a created file's is: SQLite syncs the folder at the first sync of the file's log.
+    A spare the thread is writing when the next new object of its folder needs a file is waited
+    for (the rest of its writes and syncs costs less than the file made on the loop's thread, a
+    write and a sync, and the first commit's two); one only queued is not (the file is made as
+    before).
+
+    Its log is made ahead too (``SPARE_LOG``: a copy of ``_first_log``, SQLite's header and one
+    committed frame holding the very page the file holds, written and synced), and renamed after
+    the file to the file's log, so the object's first commit appends to a log that already has a
+    frame. Measured at 7464b29 (``strace -ff -tt -T``): that commit was the rest of the cost, two
+    syncs on the loop's thread, about 1 ms on this VM's disk. SQLite writes a log's header only
+    at frame 0 and syncs it there (``sqlite3WalFrames``: ``if( iFrame==0 )`` ... ``if(
+    pWal->syncHeader )``; only a file system reporting ``SQLITE_IOCAP_SEQUENTIAL`` skips it), and
+    syncs the folder at the first sync of a log it opened with ``SQLITE_OPEN_CREATE``
+    (``unixOpen``'s ``UNIXFILE_DIRSYNC``, set whether or not the file already existed). With the
+    frame there, ``synchronous=NORMAL`` makes no sync at that commit (the log and the folder are
+    synced at the first checkpoint, before any page reaches the file, as every later commit's
+    frames are); ``FULL`` makes two (the commit's own, then the folder: the file's and the log's
+    renames are durable when the commit returns), against three before. Replayed into the file,
+    the frame leaves it as it is. Not for an object with a history (``log=False``): the history
+    checkpoints a log it finds at open (three syncs), so the spare's log is deleted.
 
     The next spare is asked for after the new object's first commit (``ask`` with the database's
-    ``after_commit``), not when its file is taken: made at once, its ``fdatasync`` ran beside the
-    commit's two (the log's header and the folder), which the file system serialises, and the
-    thread's start and its Python steps took the GIL from the loop's thread in the middle of the
-    new connection's first statements. Measured (``docs/performance.md``, thirteenth pass; 200 new
-    objects 2 ms apart, medians): the first call took 2.06 ms with the spare made at once, 1.80 ms
-    with no spare at all, and XXX ms with the spare made after the commit. The thread then
-    waits ``_LINGER`` seconds for the next request before it ends, so a run of new objects starts
-    it once (a thread start blocks the caller until the new thread runs: 80 us median, over 1 ms
-    on the loaded VM).
+    ``after_commit``), not when its file is taken: made at once, its syncs ran beside the
+    commit's (the file system serialises them), and the thread's start and its Python steps took
+    the GIL from the loop's thread in the middle of the new connection's first statements
+    (per-part timers, 200 new objects 2 ms apart, medians: the first call took 2.06 ms with the
+    spare made at once, 1.80 ms with no spare at all). The thread then waits ``_LINGER`` seconds
+    for the next request before it ends, so a run of new objects starts it once (a thread start
+    blocks the caller until the new thread runs: 80 us median, over 1 ms on the loaded VM).
 
-    Crash-safe: a spare is a complete file before it is marked ready, and the one name it has is
-    not an object's; a leftover of a killed process is deleted when a runtime opens the path
+    Crash-safe: a spare and its log are complete, synced files before they are marked ready, and
+    their names are no object's; the file is renamed before its log, so a process killed between
+    the two leaves the file without a log (SQLite then makes one, as for a file made without a
+    spare), never a log without its file (``create_file`` deletes such a log before it makes the
+    file: a power loss on a file system that reorders renames could leave one). A leftover of a
+    killed process is deleted when a runtime opens the path
     (``_directory._remove_spares``), and ``close()`` deletes this runtime's. The thread never
     makes a folder (one removed while the runtime runs stays removed), and writes nothing once
     ``close()`` has begun. A child made by ``os.fork()`` never closes an inherited runtime's
@@ -377,6 +400,9 @@ class Spares:
         _spares_at[path] = self  # (one runtime per path: its lock)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._made = threading.Condition(self._lock)
+        self._making: Path | None = None
+        """The folder whose spare the thread is writing now (``take`` waits for it)."""
         self._ready: set[Path] = set()
         self._logged: set[Path] = set()
         """The folders whose ready spare has its log beside it (``SPARE_LOG``)."""
@@ -395,6 +421,10 @@ class Spares:
         """
         folder = file.parent
         with self._lock:
+            if self._making == folder and folder not in self._ready:
+                # The rest of its writes and syncs is less than what making the file here costs (a write
+                # and a sync, then the first commit's two): waited for, at most _WAIT seconds.
+                self._made.wait_for(lambda: self._making != folder, _WAIT)
             if folder not in self._ready:
                 return False
             self._ready.discard(folder)
@@ -450,7 +480,7 @@ class Spares:
                     self._wanted.difference_update(self._pending)
                     self._pending.clear()
                     return
-                folder = self._pending.popleft()
+                folder = self._making = self._pending.popleft()
                 image, log = _first_page, _first_log
             spare = folder / SPARE_FILE
             try:
@@ -469,6 +499,8 @@ class Spares:
                         os.unlink(folder / SPARE_LOG)
             with self._lock:
                 self._wanted.discard(folder)
+                self._making = None
+                self._made.notify_all()
                 made = image is not None
                 closed = self._closing()  # (read again: close() may have run during the write)
                 if made and not closed:
@@ -505,6 +537,9 @@ class Spares:
 
 _LINGER = 1.0
 """Seconds the spare thread waits for the next request before it ends (``Spares``)."""
+
+_WAIT = 0.5
+"""Seconds ``Spares.take`` waits at most for the spare the thread is writing in that folder."""
 
 _spares_at: dict[Path, Spares] = {}
 """The open ``Spares`` by runtime path: ``create_file`` takes a spare for a file of ``path/<folder>``."""

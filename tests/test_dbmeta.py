@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -627,3 +627,34 @@ class TestSpareLog:
                 assert await ns.get_by_name(name).increment() == 1
             assert any(t.name == "durable-spare-files" for t in threading.enumerate())
         assert not any(t.name == "durable-spare-files" for t in threading.enumerate())
+
+    def test_a_spare_being_written_is_waited_for(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A new object whose folder's spare is being written takes it once written.
+
+        Before: it made its own file on the loop's thread (a write and a sync, then its first
+        commit's two: strace, 50 new objects 5 ms apart on the loaded VM, 16 to 23 made so).
+        """
+        spares, folder = self._spares_ready(tmp_path)
+        writing, go_on = threading.Event(), threading.Event()
+        write = _dbfile._write_synced
+
+        def slow_write(temp: Path, image: bytes, **options: bool) -> None:
+            if temp.name == _dbfile.SPARE_FILE:
+                writing.set()
+                assert go_on.wait(60)
+            write(temp, image, **options)
+
+        try:
+            later: list[Callable[[], None]] = []
+            assert spares.take(folder / "b.sqlite", later.append)  # the ready one (the next not asked for)
+            monkeypatch.setattr(_dbfile, "_write_synced", slow_write)
+            monkeypatch.setattr(_dbfile, "_WAIT", 60.0)
+            spares.want(folder)
+            assert writing.wait(60)
+            threading.Timer(0.05, go_on.set).start()
+            assert spares.take(folder / "c.sqlite")
+            assert (folder / "c.sqlite-wal").exists()
+            TestCreateFile._check_usable(folder / "c.sqlite")
+        finally:
+            go_on.set()
+            spares.close()
