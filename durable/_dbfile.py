@@ -567,7 +567,6 @@ def check_not_emptied(file: Path) -> None:
 
 def open_file(
     file: Path | None,
-    *,
     synchronous: str,
     creating: Callable[[], None],
     defer: Callable[[Callable[[], None]], None] | None = None,

@@ -137,14 +137,8 @@ class ObjectDatabase:
         """Open the connection; a damaged file raises DataCorruptionError and leaves nothing open."""
         conn: sqlite3.Connection | None = None
         try:
-            # A new file's next spare is asked for after this commit, and its log made ahead is taken
-            # unless a history checkpoints it at once (_dbfile.Spares, create_file: thirteenth pass).
             conn = open_file(
-                self.file,
-                synchronous=self._synchronous,
-                creating=self._creating,
-                defer=self.after_commit.append,
-                log=self.history is None,
+                self.file, self._synchronous, self._creating, self.after_commit.append, self.history is None
             )
             # Not on a cursor kept in a local: a statement failed on a damaged page would stay alive with
             # the traceback, and the closed connection keep the file's lock ("database is locked").
@@ -152,13 +146,11 @@ class ObjectDatabase:
             cursor = conn.cursor()  # reused by the hot statements (a new cursor per call costs)
             for hook in self.on_open:
                 hook(conn)
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             if conn is not None:
                 conn.close()
-            raise wrap_error(exc, self.file) from exc
-        except BaseException:
-            if conn is not None:
-                conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise wrap_error(exc, self.file) from exc
             raise
         self._conn = conn
         self._cursor = cursor
