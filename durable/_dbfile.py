@@ -421,7 +421,8 @@ class Spares:
         """
         folder = file.parent
         with self._lock:
-            if self._making == folder and folder not in self._ready:
+            thread = self._thread
+            if self._making == folder and folder not in self._ready and thread is not None and thread.is_alive():
                 # The rest of its writes and syncs is less than what making the file here costs (a write
                 # and a sync, then the first commit's two): waited for, at most _WAIT seconds.
                 self._made.wait_for(lambda: self._making != folder, _WAIT)
