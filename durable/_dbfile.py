@@ -576,8 +576,8 @@ def open_file(
     """A new connection to an object's database: in memory (``file`` is ``None``), or its file.
 
     A file that does not exist is created (``creating`` is called first, so no crash leaves a
-    file without its name recorded; ``defer`` and ``log`` as ``create_file`` takes them); one that exists is
-    checked (``check_not_emptied``).
+    file without its name recorded; ``defer`` and ``log`` as ``create_file`` takes them); one
+    that exists is checked (``check_not_emptied``).
     ``sqlite3`` errors are raised as they are (the database wraps them).
     """
     if file is None:
