@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -30,6 +31,7 @@ from ._exceptions import DataCorruptionError, SqlError
 __all__ = [
     "SCHEMA_VERSION",
     "SPARE_FILE",
+    "SPARE_LOG",
     "Connections",
     "Spares",
     "check_not_emptied",
@@ -190,7 +192,13 @@ def wrap_error(
     return SqlError(f"{exc}{suffix} ({what} {where})", code=code)
 
 
-def create_file(file: Path, *, synchronous: str) -> None:
+def create_file(
+    file: Path,
+    *,
+    synchronous: str,
+    defer: Callable[[Callable[[], None]], None] | None = None,
+    log: bool = True,
+) -> None:
     """Create an object's file, already in WAL mode, in one step (a rename).
 
     SQLite creates an empty file at connect and writes its first page when WAL mode is set; a
@@ -206,28 +214,63 @@ def create_file(file: Path, *, synchronous: str) -> None:
     Measured with ``strace`` and ``benchmarks/bench_storage.py``: the first call to a new
     persisted object went from about 4 ms to about 1 ms on the shared VM's disk (see
     ``docs/performance.md``). Under a runtime's path, the file is the folder's spare when one is
-    ready (``Spares``: written and synced ahead by a thread), and the next spare is asked for.
+    ready (``Spares``: written and synced ahead by a thread), and the next spare is asked for:
+    at once, or by the call ``defer`` is handed (the database runs it after the new object's first
+    commit, so that the spare's write and sync do not run beside the commit's own: see ``Spares``).
     """
-    global _first_page
+    global _first_page, _first_log
     # A spare made ahead in the folder, if the runtime owning the path keeps them (Spares).
     spares = _spares_at.get(file.parent.parent) if _spares_at else None
-    if spares is not None and spares.take(file):
+    if spares is not None and spares.take(file, defer, log=log):
         return
     temp = file.with_name(file.name + "-new")
     image = _first_page
     if image is None:
-        image = _create_with_sqlite(temp, synchronous=synchronous)
+        image, first_log = _create_with_sqlite(temp, synchronous=synchronous)
         if _is_first_page(image):
             _first_page = image
+            _first_log = first_log if first_log is not None and _is_first_log(first_log, image) else None
     else:
         _write_synced(temp, image)
+    # A log without its file (a power loss that kept a spare log's rename but not the file's, on a
+    # file system that reorders renames) belongs to no file: SQLite would replay it into this one.
+    with contextlib.suppress(OSError):
+        os.unlink(_log_of(file))
     os.replace(temp, file)
     if spares is not None:
-        spares.want(file.parent)
+        spares.ask(file.parent, defer)
 
 
 _first_page: bytes | None = None
 """The bytes of a new object file, made once per process by SQLite itself (``create_file``)."""
+
+_first_log: bytes | None = None
+"""The write-ahead log SQLite wrote while making ``_first_page``: its header and one frame, the
+page itself, committed (``Spares`` puts a copy beside each spare; ``None``: no log is made ahead)."""
+
+_WAL_MAGIC = (0x377F0682, 0x377F0683)
+"""A write-ahead log header's first four bytes (SQLite's file format, 4.1)."""
+
+
+def _log_of(file: Path) -> str:
+    return os.fspath(file) + "-wal"
+
+
+def _is_first_log(log: bytes, image: bytes) -> bool:
+    """Whether ``log`` is a write-ahead log of exactly one committed frame holding ``image``.
+
+    SQLite's file format (4.1 and 4.2): a 32-byte header (magic, version, page size, ...), then
+    frames of a 24-byte header (page number, the database's size in pages after a commit frame,
+    the header's salts, checksums) and the page. Replayed into any new object file, such a log
+    leaves it as it is: it holds the very page the file holds.
+    """
+    page_size = len(image)
+    if len(log) != 32 + 24 + page_size or int.from_bytes(log[0:4], "big") not in _WAL_MAGIC:
+        return False
+    if int.from_bytes(log[8:12], "big") != page_size or log[16:24] != log[40:48]:
+        return False
+    page, size_after = int.from_bytes(log[32:36], "big"), int.from_bytes(log[36:40], "big")
+    return page == 1 and size_after == 1 and log[56:] == image
 
 
 def _is_first_page(image: bytes) -> bool:
@@ -243,8 +286,12 @@ def _is_first_page(image: bytes) -> bool:
     return len(image) == page_size and int.from_bytes(image[60:64], "big") == SCHEMA_VERSION
 
 
-def _create_with_sqlite(temp: Path, *, synchronous: str) -> bytes:
-    """Make ``temp`` a new object file with SQLite (WAL mode, ``user_version``); returns its bytes."""
+def _create_with_sqlite(temp: Path, *, synchronous: str) -> tuple[bytes, bytes | None]:
+    """Make ``temp`` a new object file with SQLite (WAL mode, ``user_version``).
+
+    Returns its bytes, and those of the log SQLite wrote for ``user_version`` (read before the close
+    checkpoints it into the file and deletes it; ``None`` if it could not be read).
+    """
     try:
         conn = connect(temp, synchronous=synchronous)
     except sqlite3.OperationalError:
@@ -252,11 +299,14 @@ def _create_with_sqlite(temp: Path, *, synchronous: str) -> bytes:
             raise
         temp.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(temp, synchronous=synchronous)
+    log: bytes | None = None
     try:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        with contextlib.suppress(OSError):
+            log = Path(_log_of(temp)).read_bytes()
     finally:
         conn.close()  # checkpoints the log into the file, syncs it and deletes the log
-    return temp.read_bytes()
+    return temp.read_bytes(), log
 
 
 def _write_synced(temp: Path, image: bytes, *, make_folder: bool = True) -> None:
@@ -264,7 +314,9 @@ def _write_synced(temp: Path, image: bytes, *, make_folder: bool = True) -> None
 
     The sync keeps the rename from reaching the disk before the bytes do: a power loss must not
     leave an empty file under the object's name. The rename itself is made durable by SQLite,
-    which syncs the directory when it creates the file's write-ahead log at the first commit.
+    which syncs the directory at the first sync of the file's write-ahead log (the first commit
+    that makes one, or with a log made ahead, ``Spares``, the first commit under ``FULL`` and the
+    first checkpoint under ``NORMAL``, before any page of the log reaches the file).
     Its folder (and the folders above) is made if missing, unless ``make_folder`` is false.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -287,6 +339,9 @@ def _write_synced(temp: Path, image: bytes, *, make_folder: bool = True) -> None
 SPARE_FILE = ".durable-spare"
 """A new object file made ahead in a namespace folder (``Spares``), renamed when an object needs one."""
 
+SPARE_LOG = SPARE_FILE + "-wal"
+"""The spare's write-ahead log, made ahead with it (``Spares``), renamed after it."""
+
 
 class Spares:
     """New object files made ahead by a thread of their own, one per namespace folder of ``path``.
@@ -297,11 +352,43 @@ class Spares:
     disk; docs/performance.md, tenth pass). Once a runtime has made a file in a folder, this
     thread makes the next one there (``SPARE_FILE``: the same bytes, written and synced), so the
     next new object's file is a rename: the sync runs while the loop goes on. The rename is made
-    durable as a created file's is: SQLite syncs the folder when it creates the file's log at the
-    first commit. A spare still being made is not waited for (the file is made as before).
+    durable as a created file's is: SQLite syncs the folder at the first sync of the file's log.
+    A spare the thread is writing when the next new object of its folder needs a file is waited
+    for (the rest of its writes and syncs costs less than the file made on the loop's thread, a
+    write and a sync, and the first commit's two); one only queued is not (the file is made as
+    before).
 
-    Crash-safe: a spare is a complete file before it is marked ready, and the one name it has is
-    not an object's; a leftover of a killed process is deleted when a runtime opens the path
+    Its log is made ahead too (``SPARE_LOG``: a copy of ``_first_log``, SQLite's header and one
+    committed frame holding the very page the file holds, written and synced), and renamed after
+    the file to the file's log, so the object's first commit appends to a log that already has a
+    frame. Measured at 7464b29 (``strace -ff -tt -T``): that commit was the rest of the cost, two
+    syncs on the loop's thread, about 1 ms on this VM's disk. SQLite writes a log's header only
+    at frame 0 and syncs it there (``sqlite3WalFrames``: ``if( iFrame==0 )`` ... ``if(
+    pWal->syncHeader )``; only a file system reporting ``SQLITE_IOCAP_SEQUENTIAL`` skips it), and
+    syncs the folder at the first sync of a log it opened with ``SQLITE_OPEN_CREATE``
+    (``unixOpen``'s ``UNIXFILE_DIRSYNC``, set whether or not the file already existed). With the
+    frame there, ``synchronous=NORMAL`` makes no sync at that commit (the log and the folder are
+    synced at the first checkpoint, before any page reaches the file, as every later commit's
+    frames are); ``FULL`` makes two (the commit's own, then the folder: the file's and the log's
+    renames are durable when the commit returns), against three before. Replayed into the file,
+    the frame leaves it as it is. Not for an object with a history (``log=False``): the history
+    checkpoints a log it finds at open (three syncs), so the spare's log is deleted.
+
+    The next spare is asked for after the new object's first commit (``ask`` with the database's
+    ``after_commit``), not when its file is taken: made at once, its syncs ran beside the
+    commit's (the file system serialises them), and the thread's start and its Python steps took
+    the GIL from the loop's thread in the middle of the new connection's first statements
+    (per-part timers, 200 new objects 2 ms apart, medians: the first call took 2.06 ms with the
+    spare made at once, 1.80 ms with no spare at all). The thread then waits ``_LINGER`` seconds
+    for the next request before it ends, so a run of new objects starts it once (a thread start
+    blocks the caller until the new thread runs: 80 us median, over 1 ms on the loaded VM).
+
+    Crash-safe: a spare and its log are complete, synced files before they are marked ready, and
+    their names are no object's; the file is renamed before its log, so a process killed between
+    the two leaves the file without a log (SQLite then makes one, as for a file made without a
+    spare), never a log without its file (``create_file`` deletes such a log before it makes the
+    file: a power loss on a file system that reorders renames could leave one). A leftover of a
+    killed process is deleted when a runtime opens the path
     (``_directory._remove_spares``), and ``close()`` deletes this runtime's. The thread never
     makes a folder (one removed while the runtime runs stays removed), and writes nothing once
     ``close()`` has begun. A child made by ``os.fork()`` never closes an inherited runtime's
@@ -312,26 +399,57 @@ class Spares:
         self._path = path
         _spares_at[path] = self  # (one runtime per path: its lock)
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._made = threading.Condition(self._lock)
+        self._making: Path | None = None
+        """The folder whose spare the thread is writing now (``take`` waits for it)."""
         self._ready: set[Path] = set()
+        self._logged: set[Path] = set()
+        """The folders whose ready spare has its log beside it (``SPARE_LOG``)."""
         self._wanted: set[Path] = set()
         self._made_in: set[Path] = set()
         self._pending: collections.deque[Path] = collections.deque()
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def take(self, file: Path) -> bool:
-        """Rename the spare of ``file``'s folder to ``file``, if one is ready; whether it was."""
+    def take(self, file: Path, defer: Callable[[Callable[[], None]], None] | None = None, *, log: bool = True) -> bool:
+        """Rename the spare of ``file``'s folder to ``file``, if one is ready; whether it was.
+
+        Its log (``SPARE_LOG``) is renamed after it, to ``file``'s log, if ``log`` (else deleted):
+        a process killed between the two leaves the file without a log, as a spare without one
+        is. The next spare is then asked for (``ask``, with ``defer``).
+        """
         folder = file.parent
         with self._lock:
+            thread = self._thread
+            if self._making == folder and folder not in self._ready and thread is not None and thread.is_alive():
+                # The rest of its writes and syncs is less than what making the file here costs (a write
+                # and a sync, then the first commit's two): waited for, at most _WAIT seconds.
+                self._made.wait_for(lambda: self._making != folder, _WAIT)
             if folder not in self._ready:
                 return False
             self._ready.discard(folder)
+            logged = folder in self._logged
+            self._logged.discard(folder)
         try:
             os.replace(folder / SPARE_FILE, file)
         except OSError:
             return False  # (deleted behind durable's back): made as before
-        self.want(folder)
+        if logged:
+            with contextlib.suppress(OSError):  # (deleted behind durable's back: SQLite makes the log)
+                if log:
+                    os.replace(folder / SPARE_LOG, _log_of(file))
+                else:
+                    os.unlink(folder / SPARE_LOG)
+        self.ask(folder, defer)
         return True
+
+    def ask(self, folder: Path, defer: Callable[[Callable[[], None]], None] | None) -> None:
+        """``want(folder)``, now (``defer`` is ``None``) or when ``defer`` calls it back."""
+        if defer is None:
+            self.want(folder)
+        else:
+            defer(functools.partial(self.want, folder))
 
     def want(self, folder: Path) -> None:
         """Have a spare made in ``folder`` (once the first file of the process gave its bytes)."""
@@ -344,23 +462,27 @@ class Spares:
             self._made_in.add(folder)
             self._pending.append(folder)
             if self._thread is None:
-                # The thread lives only while spares are wanted: an idle runtime keeps no thread, so a
-                # process that forks (gunicorn --preload, multiprocessing) is not multi-threaded
-                # because of it (Python 3.12+ warns then). A thread start costs ~40 us, once per burst.
+                # The thread lives only while spares are wanted, and _LINGER seconds after: an idle
+                # runtime keeps no thread, so a process that forks (gunicorn --preload,
+                # multiprocessing) is not multi-threaded because of it (Python 3.12+ warns then).
                 self._thread = threading.Thread(target=self._make, name="durable-spare-files", daemon=True)
                 self._thread.start()
+            else:
+                self._wake.notify()
 
     def _make(self) -> None:
         while True:
             with self._lock:  # (queued before close(): not written, so close() waits for one write at most)
+                if not self._closed and not self._pending:
+                    self._wake.wait(_LINGER)  # (want() and close() notify)
                 if self._closed or not self._pending:
                     if self._thread is threading.current_thread():
                         self._thread = None
                     self._wanted.difference_update(self._pending)
                     self._pending.clear()
                     return
-                folder = self._pending.popleft()
-                image = _first_page
+                folder = self._making = self._pending.popleft()
+                image, log = _first_page, _first_log
             spare = folder / SPARE_FILE
             try:
                 if image is not None:
@@ -369,15 +491,27 @@ class Spares:
                     _write_synced(spare, image, make_folder=False)
             except OSError:
                 image = None  # (a folder removed meanwhile, a full disk): no spare there
+            if image is not None and log is not None and not self._closing():
+                try:
+                    _write_synced(folder / SPARE_LOG, log, make_folder=False)
+                except OSError:
+                    log = None  # (the spare goes without its log)
+                    with contextlib.suppress(OSError):
+                        os.unlink(folder / SPARE_LOG)
             with self._lock:
                 self._wanted.discard(folder)
+                self._making = None
+                self._made.notify_all()
                 made = image is not None
                 closed = self._closing()  # (read again: close() may have run during the write)
                 if made and not closed:
                     self._ready.add(folder)
+                    if log is not None:
+                        self._logged.add(folder)
             if made and closed:  # (close() ran during the write: from this thread, a collected runtime's finalizer)
-                with contextlib.suppress(OSError):
-                    os.unlink(spare)
+                for name in (SPARE_FILE, SPARE_LOG):
+                    with contextlib.suppress(OSError):
+                        os.unlink(folder / name)
 
     def _closing(self) -> bool:
         return self._closed
@@ -388,18 +522,25 @@ class Spares:
             del _spares_at[self._path]
         with self._lock:
             self._closed = True
+            self._wake.notify()
             thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():  # (a collected runtime's finalizer)
             thread.join()
         for folder in self._made_in:
-            try:
-                os.unlink(folder / SPARE_FILE)
-            except OSError:
-                pass
+            for name in (SPARE_FILE, SPARE_LOG):
+                with contextlib.suppress(OSError):
+                    os.unlink(folder / name)
         self._made_in.clear()
         self._ready.clear()
+        self._logged.clear()
         self._wanted.clear()
 
+
+_LINGER = 1.0
+"""Seconds the spare thread waits for the next request before it ends (``Spares``)."""
+
+_WAIT = 0.5
+"""Seconds ``Spares.take`` waits at most for the spare the thread is writing in that folder."""
 
 _spares_at: dict[Path, Spares] = {}
 """The open ``Spares`` by runtime path: ``create_file`` takes a spare for a file of ``path/<folder>``."""
@@ -425,18 +566,25 @@ def check_not_emptied(file: Path) -> None:
             )
 
 
-def open_file(file: Path | None, *, synchronous: str, creating: Callable[[], None]) -> sqlite3.Connection:
+def open_file(
+    file: Path | None,
+    synchronous: str,
+    creating: Callable[[], None],
+    defer: Callable[[Callable[[], None]], None] | None = None,
+    log: bool = True,
+) -> sqlite3.Connection:
     """A new connection to an object's database: in memory (``file`` is ``None``), or its file.
 
     A file that does not exist is created (``creating`` is called first, so no crash leaves a
-    file without its name recorded); one that exists is checked (``check_not_emptied``).
+    file without its name recorded; ``defer`` and ``log`` as ``create_file`` takes them); one
+    that exists is checked (``check_not_emptied``).
     ``sqlite3`` errors are raised as they are (the database wraps them).
     """
     if file is None:
         return connect(":memory:")
     if not file.exists():
         creating()
-        create_file(file, synchronous=synchronous)
+        create_file(file, synchronous=synchronous, defer=defer, log=log)
     else:
         check_not_emptied(file)
     return connect(file, synchronous=synchronous)

@@ -46,7 +46,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from ._dbfile import SPARE_FILE, Spares
+from ._dbfile import SPARE_FILE, SPARE_LOG, Spares
 from ._exceptions import PathLockedError
 from ._sqlite import SCHEMA_VERSION, ObjectDatabase, connect, wrap_error
 from ._util import shown
@@ -437,13 +437,15 @@ def open_directory(path: Path, synchronous: str = "NORMAL") -> Directory:
 
 
 def _remove_spares(path: Path) -> None:
-    """Delete the spare files (``_dbfile.SPARE_FILE``) a killed runtime left in its namespace folders."""
+    """Delete the spare files and logs (``_dbfile.SPARE_FILE``, ``SPARE_LOG``) a killed runtime left
+    in its namespace folders."""
     with os.scandir(path) as folders:
         for folder in folders:
             if folder.is_dir(follow_symlinks=False) and is_namespace_folder(folder.name):
                 # (one that cannot be deleted is left: no spare is taken unless this runtime made it)
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(folder.path, SPARE_FILE))
+                for name in (SPARE_FILE, SPARE_LOG):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(folder.path, name))
 
 
 def _open_meta(path: Path, synchronous: str) -> sqlite3.Connection:

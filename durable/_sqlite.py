@@ -137,20 +137,20 @@ class ObjectDatabase:
         """Open the connection; a damaged file raises DataCorruptionError and leaves nothing open."""
         conn: sqlite3.Connection | None = None
         try:
-            conn = open_file(self.file, synchronous=self._synchronous, creating=self._creating)
+            conn = open_file(
+                self.file, self._synchronous, self._creating, self.after_commit.append, self.history is None
+            )
             # Not on a cursor kept in a local: a statement failed on a damaged page would stay alive with
             # the traceback, and the closed connection keep the file's lock ("database is locked").
             self._look_up_tables(conn, clean=True)
             cursor = conn.cursor()  # reused by the hot statements (a new cursor per call costs)
             for hook in self.on_open:
                 hook(conn)
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             if conn is not None:
                 conn.close()
-            raise wrap_error(exc, self.file) from exc
-        except BaseException:
-            if conn is not None:
-                conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise wrap_error(exc, self.file) from exc
             raise
         self._conn = conn
         self._cursor = cursor
