@@ -64,6 +64,7 @@ _OK: Final = 200
 """``Response``'s default status, compared by identity on its fast path (an int, never a float)."""
 _APPLICATION_JSON: Final = "application/json"
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
+_UTF8_BOM_FIRST: Final = _UTF8_BOM[:1]
 
 # workerd's messages (src/workerd/api/http.c++, headers.c++).
 _BODY_USED: Final = (
@@ -572,9 +573,16 @@ class _Body:
         # The "utf-8-sig" codec is written in Python (encodings/utf_8_sig.py): checking for the
         # mark here and decoding with the C "utf-8" codec gives the same text (measured with
         # timeit on a 5-byte body: 0.49 us -> 0.08 us).
-        if data.startswith(_UTF8_BOM):
+        # (The first byte tested before startswith(), whose call makes an argument tuple; decoded
+        # strictly first, as valid UTF-8 decodes the same either way and the C codec is then
+        # called without looking up its error handler: seq-fetch ... -> ... instructions, callgrind,
+        # thirteenth pass.)
+        if data[:1] == _UTF8_BOM_FIRST and data.startswith(_UTF8_BOM):
             return data[3:].decode("utf-8", "replace")
-        return data.decode("utf-8", "replace")
+        try:
+            return data.decode()  # (UTF-8)
+        except UnicodeDecodeError:
+            return data.decode("utf-8", "replace")
 
     def _clone_into(self, twin: _Body) -> None:
         """Give ``twin`` a copy of the headers and a body that reads the same bytes as this one.
@@ -1198,7 +1206,9 @@ class Response(_Body):
             plain._items = [("content-type", _TEXT_PLAIN)]
             self.headers = plain
             try:
-                self._body = body.encode("utf-8")
+                self._body = (
+                    body.encode()
+                )  # (UTF-8, strict: without naming it, ~200 instructions less, thirteenth pass)
             except UnicodeEncodeError:  # a lone surrogate (rare: kept off the common path)
                 self._body = _utf8(body)
             self._body_used = False

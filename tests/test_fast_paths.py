@@ -547,3 +547,25 @@ def test_the_last_encoded_int_is_read_once_by_decode(step: int) -> None:
     finally:
         sys.settrace(None)
     assert value == 123_456
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\xef",
+        b"\xef\xbb",
+        b"\xef\xbb\xbfa",
+        b"\xef\xbb\xbf\xef\xbb\xbfx",
+        b"a\xffb",
+        b"\xed\xa0\x80",
+        "é€".encode(),
+    ],
+)
+async def test_text_decodes_as_fetch_does_on_its_strict_first_path(body: bytes) -> None:
+    """Response.text() (thirteenth pass) tests the mark's first byte before startswith() and decodes
+    strictly first, falling back to replacing invalid sequences: the text is Fetch's UTF-8 decode (one
+    leading byte order mark dropped, each invalid sequence U+FFFD) on both ways, for a Request too."""
+    expected = (body[3:] if body.startswith(b"\xef\xbb\xbf") else body).decode("utf-8", "replace")
+    assert await durable.Response(body).text() == expected
+    assert await durable.Request("http://a.com/", method="POST", body=body).text() == expected
