@@ -1675,7 +1675,7 @@ _TEXT_PLAIN_LIST: Final = list(_TEXT_PLAIN_ITEMS)
 """What the headers of ``Response(text)`` hold (compared with, never changed)."""
 
 
-def check_response(result: object, request: object = None) -> Response:
+def check_response(result: Any, request: Any = None) -> Response:  # (Any: the types are tested as ``type(x)``)
     """Check that a ``fetch`` handler returned a ``durable.Response`` (workerd's TypeError if not).
 
     The response's WebSocket end, if any, leaves the object now (workerd: when returned), if
@@ -1692,7 +1692,8 @@ def check_response(result: object, request: object = None) -> Response:
     Raises:
         TypeError: the response's body was already read, or sent by an earlier fetch.
     """
-    if type(result) is not Response and not isinstance(result, Response):  # (the type first: a call less)
+    cls = type(result)
+    if cls is not Response and not isinstance(result, Response):  # (the type first: a call less)
         raise TypeError(
             "Incorrect type for Promise: the Promise did not resolve to 'Response'. "
             f"(fetch() returned {type(result).__name__}; return a durable.Response)"
@@ -1723,8 +1724,7 @@ def check_response(result: object, request: object = None) -> Response:
     # (Kept lean, each fetch runs it: the headers' tuple made at once, not a list then _freeze(),
     # and hasattr(result, "__dict__") asked of subclasses only, as a plain Response has none and
     # hasattr would raise and catch AttributeError: seq-fetch 116,475 -> 115,041 instructions, callgrind.)
-    cls = type(result)
-    twin = _new(cls)
+    twin: Response = _new(cls)
     headers = result.headers
     copied = _new(type(headers))
     items = headers._items
@@ -1732,7 +1732,7 @@ def check_response(result: object, request: object = None) -> Response:
     # constant pair: the caller's get one shared tuple of it (a tuple is immutable), not a new one
     # per fetch (the garbage collector then has one object less per pending fetch to count and
     # walk): conc-fetch ... -> ... instructions (callgrind, thirteenth pass).
-    copied._items = _TEXT_PLAIN_ITEMS if items == _TEXT_PLAIN_LIST else tuple(items)  # type: ignore[assignment]
+    copied._items = _TEXT_PLAIN_ITEMS if items == _TEXT_PLAIN_LIST else tuple(items)
     twin.headers = copied
     twin._body = body
     twin._body_used = False
@@ -1741,9 +1741,10 @@ def check_response(result: object, request: object = None) -> Response:
     twin._web_socket = result._web_socket
     if cls is not Response and hasattr(result, "__dict__"):  # a user subclass's own attributes
         twin.__dict__.update(result.__dict__)
-    if type(request) is Request or isinstance(request, Request):  # (the type first: a call less)
+    sent = type(request)
+    if sent is Request or isinstance(request, Request):  # (the type first: a call less)
         # (answered at the URL as sent: _SentWithCredentials's own)
-        twin._url = request.url if type(request) is Request else sent_url(request)
+        twin._url = request.url if sent is Request else sent_url(request)
         twin._redirected = False
         if request.method == "HEAD":
             twin._body = None
