@@ -317,6 +317,83 @@ async def test_a_plain_fetch_follows_redirects_and_rejects_bad_urls_as_the_gener
             assert errors[0] == errors[1], bad
 
 
+async def test_a_plain_fetch_answers_alike_from_the_url_dict_and_keeps_it_bounded(monkeypatch: Any) -> None:
+    """plain_fetch_request's dict of URLs taken before (thirteenth pass): a second fetch of a URL (from
+    the dict) sends what the first did; URLs it must not take (credentials, not full, too long) are
+    never put in it, so each call still goes the general way; it is emptied once it holds its bound."""
+    from durable import _http
+
+    monkeypatch.setattr(_http, "_PLAIN_FETCH_URLS", {})
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Seer).get_by_name("a")
+        for url in URLS:
+            first, second = await _seen(stub, url), await _seen(stub, url)
+            assert first == second == await _seen(stub, url, method="GET")
+        assert sorted(_http._PLAIN_FETCH_URLS) == sorted(URLS[:2])  # not the credentials nor the long one
+        for bad in ("/relative", "ftp://a.com/"):
+            for _ in range(2):
+                with pytest.raises(TypeError, match="Fetch API cannot load|Invalid URL"):
+                    await stub.fetch(bad)
+        assert len(_http._PLAIN_FETCH_URLS) == 2
+        monkeypatch.setattr(_http, "_PLAIN_FETCH_URLS_KEPT", 3)
+        for i in range(5):
+            seen = await _seen(stub, f"http://a.com/{i}")
+            assert seen[1] == f"http://a.com/{i}" and seen[0][0] == f"http://a.com/{i}"
+            assert len(_http._PLAIN_FETCH_URLS) <= 3
+
+
+async def test_a_fetch_promise_made_without_its_loop_is_on_the_runtime_loop() -> None:
+    """Stub.fetch makes its promise without ``loop=`` (thirteenth pass): it is on the running loop."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Seer).get_by_name("a")
+        promise: Any = stub.fetch("http://a.com/x")
+        assert promise.get_loop() is asyncio.get_running_loop() is rt.loop
+        await promise
+
+
+class Headed(durable.DurableObject):
+    """Answers ``Response(text)``, changing its headers as the path says, after returning too."""
+
+    kept: list[durable.Response]
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        response = durable.Response("body")
+        if request.url.endswith("/set"):
+            response.headers.set("content-type", "text/html")
+        elif request.url.endswith("/append"):
+            response.headers.append("x-a", "1")
+        self.kept = [response]
+        return response
+
+    async def change_kept(self) -> None:
+        self.kept[0].headers.append("x-late", "2")
+
+
+@pytest.mark.parametrize("path", ["/", "/set", "/append"])
+async def test_the_callers_headers_are_the_objects_at_return_and_immutable(path: str) -> None:
+    """check_response's shared tuple for Response(text)'s headers (thirteenth pass): the caller's
+    headers are the object's at return, immutable, and unchanged by a later change of the object's;
+    headers changed before return (a new content-type, one more) get their own copy."""
+    expected = {
+        "/": [("content-type", "text/plain;charset=UTF-8")],
+        "/set": [("content-type", "text/html")],
+        "/append": [("content-type", "text/plain;charset=UTF-8"), ("x-a", "1")],
+    }[path]
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Headed).get_by_name("a")
+        responses = [await stub.fetch("http://a.com" + path) for _ in range(2)]
+        await stub.change_kept()
+        for response in responses:
+            assert response.headers.multi_items() == expected
+            with pytest.raises(TypeError, match="immutable"):
+                response.headers.append("x-b", "3")
+            assert await response.text() == "body"
+        assert responses[1].headers.multi_items() == expected  # the first's failed append changed nothing
+        other = durable.Response("other")
+        other.headers.append("x-c", "4")  # a new Response's headers stay mutable, the shared tuple unchanged
+        assert (await stub.fetch("http://a.com" + path)).headers.multi_items() == expected
+
+
 @pytest.mark.parametrize("cls", [NoRequest, PlainDef, OwnAttribute, NoFetch])
 async def test_the_fetch_handler_is_called_alike_on_both_host_paths(cls: type) -> None:
     """_first_step's direct call_fetch (the shorter path) against ObjectClass.dispatch (the general
@@ -470,3 +547,25 @@ def test_the_last_encoded_int_is_read_once_by_decode(step: int) -> None:
     finally:
         sys.settrace(None)
     assert value == 123_456
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\xef",
+        b"\xef\xbb",
+        b"\xef\xbb\xbfa",
+        b"\xef\xbb\xbf\xef\xbb\xbfx",
+        b"a\xffb",
+        b"\xed\xa0\x80",
+        "é€".encode(),
+    ],
+)
+async def test_text_decodes_as_fetch_does_on_its_strict_first_path(body: bytes) -> None:
+    """Response.text() (thirteenth pass) tests the mark's first byte before startswith() and decodes
+    strictly first, falling back to replacing invalid sequences: the text is Fetch's UTF-8 decode (one
+    leading byte order mark dropped, each invalid sequence U+FFFD) on both ways, for a Request too."""
+    expected = (body[3:] if body.startswith(b"\xef\xbb\xbf") else body).decode("utf-8", "replace")
+    assert await durable.Response(body).text() == expected
+    assert await durable.Request("http://a.com/", method="POST", body=body).text() == expected
