@@ -77,6 +77,11 @@ class Clock:
         """
         raise NotImplementedError
 
+    def call_at_deadline(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        """As :meth:`call_at`, for the time limit of work in progress (the ``block_concurrency_while``
+        limit): a :class:`MockClock` lets time reach it while the work it waits for is stalled."""
+        return self.call_at(when, callback)
+
     def track(self, work: Awaitable[object]) -> None:
         """Register work started by a timer, so that a mock clock can wait for it. No-op here."""
 
@@ -105,13 +110,15 @@ def _cancelled_callback() -> None:
 
 
 class _MockTimer:
-    __slots__ = ("callback", "cancelled", "clock", "label", "when")
+    __slots__ = ("callback", "cancelled", "clock", "deadline", "label", "when")
 
     def __init__(self, when: float, callback: Callable[[], None], label: str | None, clock: MockClock) -> None:
         self.when = when
         self.callback = callback
         self.label = label
         self.cancelled = False
+        self.deadline = False
+        """A time limit on work in progress (``call_at_deadline``)."""
         self.clock: MockClock | None = clock
         """The clock whose heap holds this timer; None once it left the heap (fired)."""
 
@@ -123,7 +130,7 @@ class _MockTimer:
         # the timer; the clock drops cancelled timers from its heap once they are most of it.
         self.callback = _cancelled_callback
         if self.clock is not None:
-            self.clock._timer_cancelled()
+            self.clock._timer_cancelled(self)
 
 
 _COMPACT_AFTER: Final = 64
@@ -161,6 +168,11 @@ class MockClock(Clock):
     SAME_INSTANT_LIMIT: Final = 1000
     """How many times ``advance()`` fires timers of one label (an object's alarm) at one instant."""
 
+    STALL_SECONDS: Final = 1.0
+    """Real seconds after which ``advance()`` stops holding time still for work it started that
+    has not ended, while a ``block_concurrency_while`` time limit is pending: that work may be
+    waiting for the limit, which only moving time reaches."""
+
     def __init__(self, start: float | None = None) -> None:
         if start is not None and (
             not isinstance(start, (int, float))
@@ -182,6 +194,11 @@ class MockClock(Clock):
         every one (and its callback) for good."""
         self._seq = itertools.count()
         self._work: set[asyncio.Future[object]] = set()
+        self._stalled: set[asyncio.Future[object]] = set()
+        """Work of ``_work`` that made no progress for ``STALL_SECONDS`` while a deadline was
+        pending: ``advance()`` no longer waits for it, until a deadline fires."""
+        self._deadlines = 0
+        """How many deadline timers (``call_at_deadline``) are pending."""
         self._advancing = False
         self._home: asyncio.AbstractEventLoop | None = None
         """The loop timers were last set on: the runtime's (``advance()`` runs there)."""
@@ -205,13 +222,23 @@ class MockClock(Clock):
             loop.call_soon(self._fire_due)
         return timer
 
+    def call_at_deadline(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        timer = self.call_at(when, callback)
+        assert isinstance(timer, _MockTimer)
+        timer.deadline = True
+        self._deadlines += 1
+        return timer
+
     def track(self, work: Awaitable[object]) -> None:
         fut = asyncio.ensure_future(work)
         self._work.add(fut)
         fut.add_done_callback(self._work.discard)
+        fut.add_done_callback(self._stalled.discard)
 
-    def _timer_cancelled(self) -> None:
+    def _timer_cancelled(self, timer: _MockTimer) -> None:
         """A timer in the heap was cancelled: drop the cancelled ones once they are most of it."""
+        if timer.deadline:
+            self._deadlines -= 1
         self._cancelled_in_heap += 1
         if self._cancelled_in_heap > _COMPACT_AFTER and 2 * self._cancelled_in_heap > len(self._timers):
             self._timers = [entry for entry in self._timers if not entry[2].cancelled]
@@ -229,6 +256,8 @@ class MockClock(Clock):
                 return None
             heapq.heappop(self._timers)
             timer.clock = None
+            if timer.deadline:
+                self._deadlines -= 1
             return timer
         return None
 
@@ -244,8 +273,18 @@ class MockClock(Clock):
         # the caller of advance() is cancelled.
         for _ in range(3):
             await asyncio.sleep(0)
-        while self._work:
-            await asyncio.wait(list(self._work))
+        while waiting := self._work - self._stalled:
+            if not self._deadlines:
+                await asyncio.wait(waiting)
+            else:
+                # A block_concurrency_while() limit is pending: the work may wait for it (an alarm
+                # handler whose callback never ends, or one queued behind another event's), and
+                # only time reaches it. Work that ends nothing for STALL_SECONDS (real time) no
+                # longer holds the clock; time moves on to the next timer (the limit, in order).
+                done, _ = await asyncio.wait(waiting, timeout=self.STALL_SECONDS)
+                if not done:
+                    self._stalled |= waiting
+                    return
             for _ in range(3):
                 await asyncio.sleep(0)
 
@@ -257,6 +296,12 @@ class MockClock(Clock):
         ``ctx.wait_until()``), is waited for before time moves
         past it, so a retry scheduled by a failed attempt fires within the same ``advance`` if it
         falls due. Returns once the clock reads the target time and no started work is running.
+
+        One exception, so that a ``block_concurrency_while()`` callback that never ends cannot
+        stop time for good: while such a callback's 30 s limit is pending, started work that
+        ends nothing for ``STALL_SECONDS`` (1 s of real time) no longer holds the clock, so time
+        moves on, in order, to that limit (which resets the object and fails the attempt, as on
+        Cloudflare); if the target comes first, this returns with that work still running.
 
         Awaited on another loop than the one the runtime's timers were set on (a thread's, with the
         runtime's loop running in another thread), it runs on the runtime's loop and waits there.
@@ -324,4 +369,6 @@ class MockClock(Clock):
                     "ctx.now_ms() or earlier runs again at once, forever, since mock time moves only "
                     "when the next timer is later); set the next alarm in the future, or delete it"
                 )
+        if timer.deadline:
+            self._stalled.clear()  # the work it limits may go on now: wait for it again
         timer.callback()
