@@ -7,6 +7,7 @@ measurements cited were made with miniflare 4 (compatibility date 2026-04-07).
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -58,7 +59,7 @@ class TestAdvanceReachesTheBlockConcurrencyWhileLimit:
             await asyncio.wait_for(clock.advance(40), 60)  # (a bound, not a time asserted: it hung)
             with pytest.raises(durable.ObjectResetError, match="waited for too long"):
                 await call
-            assert [at for at, _ in seen] == [32_000]
+            assert seen == [(32_000, 0)]  # the attempt failed at the gate: it does not count
 
     async def test_an_alarm_whose_own_callback_never_ends(self) -> None:
         """workerd: attempt 0 at 1 s blocks; the limit resets the object at 31 s; the retry ran at
@@ -82,3 +83,84 @@ class TestAdvanceReachesTheBlockConcurrencyWhileLimit:
             assert seen == [(1000, 0)]
             await asyncio.wait_for(clock.advance(20), 60)
             assert seen == [(1000, 0), (33_000, 1)]
+
+
+class Wakes(durable.DurableObject):
+    """Its constructor raises while ``env.failing[0]`` is positive (counting down); its alarm records.
+
+    ``throw_later()`` runs a ``block_concurrency_while()`` callback that raises once ``env.event`` is set."""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        if env.failing[0] > 0:
+            env.failing[0] -= 1
+            env.seen.append(("constructor raised", ctx.now_ms() - T0_MS))
+            raise ValueError("constructor")
+
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def throw_later(self) -> None:
+        async def callback() -> None:
+            await self.env.event.wait()
+            raise ValueError("callback raised")
+
+        await self.ctx.block_concurrency_while(callback)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        self.env.seen.append(("alarm", self.ctx.now_ms() - T0_MS, info.retry_count))
+
+
+class TestAnAttemptThatFailedBeforeItsHandlerStartedDoesNotCount:
+    """workerd (miniflare 4, 2026-04-07) retries an alarm whose attempt failed before its handler
+    ran (the constructor threw, or the object was reset while the alarm waited at the input gate)
+    with the usual backoff, but without counting it: the handler then ran with retryCount 0.
+    durable counted every failed attempt (retry_count 1, 2...), so such failures also used up the
+    7 attempts and deleted the alarm."""
+
+    async def test_constructor_failures(self) -> None:
+        """workerd: constructor threw at 1.0 s and ~3.2 s; the handler ran at ~7.5 s, retryCount 0."""
+        clock = MockClock(T0)
+        seen: Seen = []
+        failing = [0]
+        async with durable.Runtime(clock=clock, vars={"seen": seen, "failing": failing}) as rt:
+            stub = rt.namespace(Wakes).get_by_name("a")
+            await stub.arm(T0_MS + 1000)
+            await durable.testing.evict(stub)
+            failing[0] = 2
+            await clock.advance(20)
+            assert seen == [("constructor raised", 1000), ("constructor raised", 3000), ("alarm", 7000, 0)]
+
+    async def test_constructor_failures_never_use_up_the_retries(self) -> None:
+        """Beyond 7 attempts (where a counted failure gives up), the delay stops at 1024 s."""
+        clock = MockClock(T0)
+        seen: Seen = []
+        failing = [0]
+        async with durable.Runtime(clock=clock, vars={"seen": seen, "failing": failing}) as rt:
+            stub = rt.namespace(Wakes).get_by_name("a")
+            await stub.arm(T0_MS + 1000)
+            await durable.testing.evict(stub)
+            failing[0] = 12
+            await clock.advance(5000)
+            times = [entry[1] for entry in seen]
+            assert [b - a for a, b in itertools.pairwise(times)] == [
+                2000 << n for n in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9)
+            ]
+            assert seen[-1] == ("alarm", times[-1], 0)
+
+    async def test_a_reset_while_the_alarm_waits_at_the_gate(self) -> None:
+        """workerd: an alarm due at 1 s waited behind a blockConcurrencyWhile() callback that threw
+        at 3 s; it ran at ~5.4 s with retryCount 0."""
+        clock = MockClock(T0)
+        seen: Seen = []
+        event = asyncio.Event()
+        async with durable.Runtime(clock=clock, vars={"seen": seen, "failing": [0], "event": event}) as rt:
+            ns = rt.namespace(Wakes)
+            await ns.get_by_name("a").arm(T0_MS + 1000)
+            call = asyncio.ensure_future(ns.get_by_name("a").throw_later())
+            await asyncio.sleep(0)
+            clock.call_at(T0 + 3, event.set)
+            await clock.advance(10)
+            with pytest.raises(ValueError, match="callback raised"):
+                await call
+            assert seen == [("alarm", 5000, 0)]
