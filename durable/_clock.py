@@ -174,14 +174,13 @@ class MockClock(Clock):
     waiting for the limit, which only moving time reaches."""
 
     def __init__(self, start: float | None = None) -> None:
-        if start is not None and (
-            not isinstance(start, (int, float))
-            or isinstance(start, bool)
-            or (isinstance(start, float) and not math.isfinite(start))  # an int is finite (10**400 has no float)
-        ):
+        if start is not None and (not isinstance(start, (int, float)) or isinstance(start, bool)):
             raise TypeError(
                 f"MockClock(start) takes seconds since the epoch (a finite number) or None, not {shown(start)}"
             )
+        if isinstance(start, float) and not math.isfinite(start):  # an int is finite (10**400 has no float)
+            # A float, but no time: a ValueError, as advance() raises for the same values.
+            raise ValueError(f"MockClock(start) takes a finite number of seconds since the epoch, not {start!r}")
         if start is not None and not _MIN_TIME <= start <= _MAX_TIME:
             raise ValueError(
                 f"MockClock(start) takes a time between the years 1 and 9999 (what datetime shows), not {shown(start)}"

@@ -21,6 +21,18 @@ T0_MS = T0 * 1000
 Seen = list[Any]
 
 
+@pytest.mark.parametrize("start", [float("nan"), float("inf"), float("-inf")])
+async def test_mock_clock_start_not_finite_is_a_value_error(start: float) -> None:
+    """A float that is no time is a ValueError, as ``advance()`` raises for the same values (and
+    Python for a right type with a wrong value); ``MockClock(nan)`` raised TypeError."""
+    with pytest.raises(ValueError, match=f"finite number of seconds since the epoch, not {start!r}"):
+        MockClock(start)
+    with pytest.raises(ValueError, match=f"finite number of seconds, not {start!r}"):
+        await MockClock(T0).advance(start)
+    with pytest.raises(TypeError, match="not '1'"):
+        MockClock("1")  # type: ignore[arg-type]
+
+
 class Blocks(durable.DurableObject):
     """An object whose ``block_concurrency_while()`` callback never ends (from a call or its alarm)."""
 
