@@ -110,7 +110,7 @@ def _cancelled_callback() -> None:
 
 
 class _MockTimer:
-    __slots__ = ("callback", "cancelled", "clock", "deadline", "label", "when")
+    __slots__ = ("callback", "cancelled", "clock", "deadline", "label", "loop", "when")
 
     def __init__(self, when: float, callback: Callable[[], None], label: str | None, clock: MockClock) -> None:
         self.when = when
@@ -119,6 +119,8 @@ class _MockTimer:
         self.cancelled = False
         self.deadline = False
         """A time limit on work in progress (``call_at_deadline``)."""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop the timer was set on (its runtime's), if one ran."""
         self.clock: MockClock | None = clock
         """The clock whose heap holds this timer; None once it left the heap (fired)."""
 
@@ -215,7 +217,7 @@ class MockClock(Clock):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return timer  # no loop yet (a namespace registered before it started): next advance()
-        self._home = loop
+        timer.loop = self._home = loop
         if _due(timer.when, self._now) and not self._advancing:
             # Already due: run on the loop's next turn, as a real timer with delay 0 would.
             loop.call_soon(self._fire_due)
@@ -263,8 +265,13 @@ class MockClock(Clock):
     def _fire_due(self) -> None:
         if self._advancing:
             return  # advance() fires them itself, in order
+        loop = asyncio.get_running_loop()
         while (timer := self._pop_due(self._now)) is not None:
-            timer.callback()
+            other = timer.loop
+            if other is not None and other is not loop and other.is_running():
+                other.call_soon_threadsafe(timer.callback)  # another runtime's, on its own loop
+            else:
+                timer.callback()
 
     async def _settle(self) -> None:
         # Let callbacks scheduled by timers start, then wait for the work they registered (and
@@ -350,6 +357,13 @@ class MockClock(Clock):
         finally:
             self._advancing = False
 
+    def _put_back(self, timer: _MockTimer) -> None:
+        """Return a timer taken from the heap without firing it: it stays pending."""
+        timer.clock = self
+        if timer.deadline:
+            self._deadlines += 1
+        heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
+
     def _fire_counted(self, timer: _MockTimer, fired: dict[str, int]) -> None:
         """Fire ``timer``, unless timers of its label already fired too often at this instant.
 
@@ -357,11 +371,18 @@ class MockClock(Clock):
         to ``ctx.now_ms()`` (or earlier) would run forever at one instant: ``advance()`` raises
         instead (the timer stays pending).
         """
+        other = timer.loop
+        if other is not None and other.is_running() and other is not asyncio.get_running_loop():
+            self._put_back(timer)
+            raise RuntimeError(
+                "MockClock.advance() stopped: this clock drives runtimes on two event loops running "
+                "at once (a BlockingRuntime's, in its thread, and another), and a timer's callback "
+                "runs on its own runtime's loop only; give each BlockingRuntime a MockClock of its own"
+            )
         if timer.label is not None:
             count = fired[timer.label] = fired.get(timer.label, 0) + 1
             if count > self.SAME_INSTANT_LIMIT:
-                timer.clock = self
-                heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
+                self._put_back(timer)
                 raise RuntimeError(
                     f"MockClock.advance() stopped: {timer.label} fell due {self.SAME_INSTANT_LIMIT} times "
                     f"at {self._now!r} without time moving (an alarm() handler that sets the alarm to "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from typing import Any
 
 import pytest
@@ -176,3 +177,43 @@ class TestAnAttemptThatFailedBeforeItsHandlerStartedDoesNotCount:
             with pytest.raises(ValueError, match="callback raised"):
                 await call
             assert seen == [("alarm", 5000, 0)]
+
+
+class Where(durable.DurableObject):
+    """Its alarm records the thread it runs on."""
+
+    async def arm(self, when: int) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def pending(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def alarm(self) -> None:
+        self.env.seen.append((self.ctx.id.name, threading.current_thread().name))
+
+
+async def test_one_mock_clock_for_runtimes_on_two_running_loops_is_refused() -> None:
+    """One ``MockClock`` shared by a runtime of the test's loop and a ``BlockingRuntime`` (its loop
+    in a thread): ``advance()`` ran every timer on one loop, so one runtime's ``alarm()`` ran on the
+    other's thread (at the same time as its own loop's calls on the object's database), silently.
+    It raises now, naming the fix, and the timers stay pending."""
+    clock = MockClock(T0)
+    seen: Seen = []
+    async with durable.Runtime(clock=clock, vars={"seen": seen}) as rt:
+        with durable.BlockingRuntime(clock=clock, vars={"seen": seen}) as brt:
+            brt.namespace(Where).get_by_name("blocking").arm(T0_MS + 2000)
+            await rt.namespace(Where).get_by_name("async").arm(T0_MS + 1000)
+            with pytest.raises(RuntimeError, match="two event loops running at once"):
+                await clock.advance(3)
+            assert seen == [("async", threading.current_thread().name)]  # at 1 s, on its own loop
+            assert brt.namespace(Where).get_by_name("blocking").pending() == T0_MS + 2000  # still set
+            seen.clear()
+    # Each runtime with its own clock: each alarm runs on its own runtime's thread.
+    async with durable.Runtime(clock=clock, vars={"seen": seen}) as rt:
+        await rt.namespace(Where).get_by_name("async").arm(clock.time_ms() + 1000)
+        await clock.advance(1)
+    other = MockClock(T0)
+    with durable.BlockingRuntime(clock=other, vars={"seen": seen}) as brt:
+        brt.namespace(Where).get_by_name("blocking").arm(T0_MS + 1000)
+        brt.run(other.advance, 1)
+    assert seen == [("async", threading.current_thread().name), ("blocking", "durable-runtime")]
