@@ -217,3 +217,29 @@ async def test_one_mock_clock_for_runtimes_on_two_running_loops_is_refused() -> 
         brt.namespace(Where).get_by_name("blocking").arm(T0_MS + 1000)
         brt.run(other.advance, 1)
     assert seen == [("async", threading.current_thread().name), ("blocking", "durable-runtime")]
+
+
+class Stores(durable.DurableObject):
+    async def put(self, key: str, value: int) -> None:
+        await self.ctx.storage.put(key, value)
+
+    async def items(self) -> dict[str, Any]:
+        return await self.ctx.storage.list()
+
+
+@pytest.mark.parametrize(
+    ("exc", "shown"),
+    [(ValueError, "ValueError"), (ValueError("disk gone"), "ValueError: disk gone"), (None, "OSError: [Errno 5]")],
+)
+async def test_fail_next_commit_message_names_an_exception_without_a_message(exc: Any, shown: str) -> None:
+    """An injected exception without a message gave "...commit failed: ValueError: " (a dangling
+    colon); the reset error names it alone now. Nothing of the failed commit survives."""
+    async with durable.Runtime() as rt:
+        ns = rt.namespace(Stores)
+        await ns.get_by_name("a").put("kept", 1)
+        durable.testing.fail_next_commit(ns.get_by_name("a"), exc)
+        with pytest.raises(durable.ObjectResetError) as caught:
+            await ns.get_by_name("a").put("lost", 2)
+        assert str(caught.value).startswith(f"Durable Object reset because its storage commit failed: {shown}")
+        assert not str(caught.value).endswith(": ")
+        assert await ns.get_by_name("a").items() == {"kept": 1}
