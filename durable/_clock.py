@@ -178,7 +178,7 @@ class MockClock(Clock):
     def __init__(self, start: float | None = None) -> None:
         if start is not None and (not isinstance(start, (int, float)) or isinstance(start, bool)):
             raise TypeError(
-                f"MockClock(start) takes seconds since the epoch (a finite number) or None, not {shown(start)}"
+                f"MockClock(start) takes seconds since the epoch (an int or a float) or None, not {shown(start)}"
             )
         if isinstance(start, float) and not math.isfinite(start):  # an int is finite (10**400 has no float)
             # A float, but no time: a ValueError, as advance() raises for the same values.
@@ -319,7 +319,9 @@ class MockClock(Clock):
         time would never move). The timers not yet fired stay pending.
         """
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
-            raise TypeError(f"MockClock.advance() takes a number of seconds, not {type(seconds).__name__}")
+            raise TypeError(
+                f"MockClock.advance() takes a number of seconds (an int or a float), not {type(seconds).__name__}"
+            )
         if isinstance(seconds, float) and not math.isfinite(seconds):
             raise ValueError(f"MockClock.advance() takes a finite number of seconds, not {seconds!r}")
         if seconds < 0:

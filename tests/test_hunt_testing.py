@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -32,6 +34,17 @@ async def test_mock_clock_start_not_finite_is_a_value_error(start: float) -> Non
         await MockClock(T0).advance(start)
     with pytest.raises(TypeError, match="not '1'"):
         MockClock("1")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [Fraction(1, 2), Decimal("0.5"), True, "1", None])
+async def test_mock_clock_names_the_types_it_takes(value: Any) -> None:
+    """A Fraction or a Decimal is a number, refused as "not a number of seconds": the messages
+    name the types taken (int, float) now."""
+    with pytest.raises(TypeError, match=rf"number of seconds \(an int or a float\), not {type(value).__name__}$"):
+        await MockClock(T0).advance(value)
+    if value is not None:
+        with pytest.raises(TypeError, match=r"since the epoch \(an int or a float\) or None"):
+            MockClock(value)
 
 
 class Blocks(durable.DurableObject):
