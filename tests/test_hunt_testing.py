@@ -134,7 +134,7 @@ class Wakes(durable.DurableObject):
         await self.ctx.block_concurrency_while(callback)
 
     async def alarm(self, info: durable.AlarmInfo) -> None:
-        self.env.seen.append(("alarm", self.ctx.now_ms() - T0_MS, info.retry_count))
+        self.env.seen.append(("alarm", self.ctx.now_ms() - T0_MS, info.retry_count, info.is_retry))
 
 
 class TestAnAttemptThatFailedBeforeItsHandlerStartedDoesNotCount:
@@ -145,7 +145,8 @@ class TestAnAttemptThatFailedBeforeItsHandlerStartedDoesNotCount:
     7 attempts and deleted the alarm."""
 
     async def test_constructor_failures(self) -> None:
-        """workerd: constructor threw at 1.0 s and ~3.2 s; the handler ran at ~7.5 s, retryCount 0."""
+        """workerd: constructor threw at 1.0 s and ~3.2 s; the handler ran at ~7.5 s, retryCount 0,
+        isRetry false."""
         clock = MockClock(T0)
         seen: Seen = []
         failing = [0]
@@ -155,7 +156,7 @@ class TestAnAttemptThatFailedBeforeItsHandlerStartedDoesNotCount:
             await durable.testing.evict(stub)
             failing[0] = 2
             await clock.advance(20)
-            assert seen == [("constructor raised", 1000), ("constructor raised", 3000), ("alarm", 7000, 0)]
+            assert seen == [("constructor raised", 1000), ("constructor raised", 3000), ("alarm", 7000, 0, False)]
 
     async def test_constructor_failures_never_use_up_the_retries(self) -> None:
         """Beyond 7 attempts (where a counted failure gives up), the delay stops at 1024 s."""
@@ -172,7 +173,7 @@ class TestAnAttemptThatFailedBeforeItsHandlerStartedDoesNotCount:
             assert [b - a for a, b in itertools.pairwise(times)] == [
                 2000 << n for n in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9)
             ]
-            assert seen[-1] == ("alarm", times[-1], 0)
+            assert seen[-1] == ("alarm", times[-1], 0, False)
 
     async def test_a_reset_while_the_alarm_waits_at_the_gate(self) -> None:
         """workerd: an alarm due at 1 s waited behind a blockConcurrencyWhile() callback that threw
@@ -189,7 +190,7 @@ class TestAnAttemptThatFailedBeforeItsHandlerStartedDoesNotCount:
             await clock.advance(10)
             with pytest.raises(ValueError, match="callback raised"):
                 await call
-            assert seen == [("alarm", 5000, 0)]
+            assert seen == [("alarm", 5000, 0, False)]
 
 
 class Where(durable.DurableObject):
