@@ -40,7 +40,17 @@ __all__ = ["AlarmState"]
 class AlarmState:
     """The alarm of one object: whether its handler runs, and whether it changed since the last commit."""
 
-    __slots__ = ("_attempt", "_changed_depth", "_committing", "_dirty_depth", "_owner", "changed", "reset", "running")
+    __slots__ = (
+        "_attempt",
+        "_changed_depth",
+        "_committing",
+        "_dirty_depth",
+        "_owner",
+        "changed",
+        "reset",
+        "running",
+        "started",
+    )
 
     def __init__(self, owner: ObjectHost) -> None:
         self._owner = owner
@@ -50,6 +60,9 @@ class AlarmState:
         """The token of the attempt that set ``running`` (:meth:`run`): only that attempt clears it."""
         self.reset = False
         """Whether the running handler set (or deleted) the alarm itself."""
+        self.started: AlarmInfo | None = None
+        """The ``AlarmInfo`` of the last attempt whose handler started: the scheduler counts a
+        failed attempt as a retry only if its handler started (workerd's rule)."""
         self.changed = False
         """Whether the alarm was written since the last commit (the scheduler must hear of it)."""
         self._changed_depth: int | None = None
@@ -166,6 +179,7 @@ class AlarmState:
         if stored != info.scheduled_time and (stored is None or stored > self._owner.now_ms()):
             return False
         self.running = True
+        self.started = info
         self.reset = False
         self._dirty_depth = None
         self._attempt = attempt = object()

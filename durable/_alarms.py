@@ -11,7 +11,11 @@ Cloudflare's alarm rules (docs/alarms.md), as implemented here:
   a new one. An exception (``ctx.abort()`` included, unless it passed ``retry_alarm=False``) is
   retried after 2 s, 4 s, 8 s, 16 s, 32 s,
   64 s (no jitter, so tests can predict it; workerd adds up to 25 %); after the 6th retry fails
-  the alarm is deleted (7 attempts in all). An alarm set or deleted while the handler runs
+  the alarm is deleted (7 attempts in all). An attempt that failed before its handler started
+  (the constructor raised, or the object was reset while the alarm waited at its input gate) is
+  retried with the same backoff but does not count, as in workerd: the next attempt gets the
+  same ``retry_count``, and such failures alone never give the alarm up (the delay stops
+  growing at 1024 s, workerd's cap). An alarm set or deleted while the handler runs
   replaces the retry.
 - At most one ``alarm()`` runs per object at a time (Cloudflare documents this): an alarm that
   falls due while the handler runs, typically one the handler set in the past, waits and runs
@@ -59,6 +63,9 @@ def retry_delay(retry_count: int) -> float:
 
 Key = tuple[str, str]
 
+_MAX_BACKOFF = 9
+"""workerd's cap on the backoff exponent of retries that do not count: at most 2 s << 9 = 1024 s."""
+
 RUN_ALARM_WAIT_LIMIT = 1000
 """How many runs in a row of one object's alarm ``run_alarm()`` waits for before it raises (a
 handler that sets its alarm to now again and again never ends: MockClock.SAME_INSTANT_LIMIT)."""
@@ -71,17 +78,44 @@ _delivering: ContextVar[frozenset[Key]] = ContextVar("durable_delivering_alarms"
 class _Entry:
     """The alarm of one object as the scheduler tracks it: its time, its attempt, its timer."""
 
-    __slots__ = ("cancelled", "deferred", "due_ms", "forgotten", "handle", "moved_to", "retry_count", "scheduled_ms")
+    __slots__ = (
+        "cancelled",
+        "deferred",
+        "due_ms",
+        "failures",
+        "forgotten",
+        "handle",
+        "moved_to",
+        "retry_count",
+        "scheduled_ms",
+    )
 
     def __init__(self, scheduled_ms: int, retry_count: int = 0) -> None:
         self.scheduled_ms = scheduled_ms
-        self.retry_count = retry_count
+        self.retry_count = retry_count  # failed attempts that count (their handler started)
+        self.failures = retry_count  # failed attempts in a row, counted or not: the backoff
         self.handle: TimerHandle | None = None
         self.due_ms = scheduled_ms  # when its timer fires (a retry's time once it failed)
         self.moved_to: int | None = None  # the alarm set while its retry was pending, due by then
         self.deferred = False  # fell due while the object's alarm() was running
         self.cancelled = False  # its handler did not run: the stored alarm had changed (AlarmState.run)
         self.forgotten = False  # wiped by Runtime.reset while its handler ran: its end is no failure
+
+    def failed(self, *, counted: bool) -> bool:
+        """Count a failed attempt; ``False`` if it was the last one (the 6th counted retry failed).
+
+        ``counted``: the attempt's handler started. One that failed before (the constructor
+        raised, the object was reset while the alarm waited at the input gate) does not count,
+        as in workerd (measured with miniflare 4, 2026-04-07: after two constructor failures,
+        and after a reset at the gate, the handler ran with retryCount 0), but its retry waits
+        as long (2 s, then 4 s: measured), up to 1024 s (workerd's cap on that exponent, 9).
+        """
+        if counted:
+            if self.retry_count >= MAX_RETRIES:
+                return False
+            self.retry_count += 1
+        self.failures += 1
+        return True
 
 
 class AlarmScheduler:
@@ -154,7 +188,7 @@ class AlarmScheduler:
             if old is not None and old.handle is not None and key not in self._active:
                 if old.scheduled_ms == when_ms and old.moved_to is None:
                     return
-                if old.retry_count and when_ms <= old.due_ms:
+                if old.failures and when_ms <= old.due_ms:
                     old.moved_to = when_ms
                     return
         self.schedule(key, when_ms)
@@ -263,7 +297,7 @@ class AlarmScheduler:
                 log.warning(
                     "durable: alarm of %r failed (attempt %d): %s: %s",
                     host.id,
-                    entry.retry_count + 1,
+                    entry.failures + 1,
                     type(exc).__name__,
                     exc,
                 )
@@ -273,7 +307,7 @@ class AlarmScheduler:
                     elif isinstance(exc, ObjectAbortedError) and not exc.retry_alarm:
                         self._give_up(key, entry)  # ctx.abort(..., retry_alarm=False), Cloudflare's option
                     else:
-                        self._retry_later(key, entry)
+                        self._retry_later(key, entry, counted=host.alarms.started is info)
                 return exc
             return None
         finally:
@@ -284,13 +318,13 @@ class AlarmScheduler:
                 following.deferred = False
                 self._start(key, following)
 
-    def _retry_later(self, key: Key, entry: _Entry) -> None:
-        if entry.retry_count >= MAX_RETRIES:
+    def _retry_later(self, key: Key, entry: _Entry, *, counted: bool) -> None:
+        if not entry.failed(counted=counted):
             log.error("durable: alarm of %s/%s failed %d times; giving up", key[0], key[1], entry.retry_count + 1)
             self._give_up(key, entry)
             return
-        entry.retry_count += 1
-        entry.due_ms = self._clock.time_ms() + int(retry_delay(entry.retry_count) * 1000)
+        delay = retry_delay(min(entry.failures, _MAX_BACKOFF + 1))
+        entry.due_ms = self._clock.time_ms() + int(delay * 1000)
         self._arm(key, entry, entry.due_ms / 1000)
 
     def _give_up(self, key: Key, entry: _Entry) -> None:

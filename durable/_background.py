@@ -148,7 +148,7 @@ class BackgroundWork:
         task = asyncio.current_task()
         assert task is not None
         clock = self._clock
-        timer = clock.call_at(clock.time() + BCW_TIMEOUT, lambda: self._timeout(task, gen))
+        timer = clock.call_at_deadline(clock.time() + BCW_TIMEOUT, lambda: self._timeout(task, gen))
         try:
             await task_started()  # (on an eager loop: after the commit scheduled by the call)
             pending: Any = callback()  # a plain (non-async) callable is tolerated too

@@ -77,6 +77,11 @@ class Clock:
         """
         raise NotImplementedError
 
+    def call_at_deadline(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        """As :meth:`call_at`, for the time limit of work in progress (the ``block_concurrency_while``
+        limit): a :class:`MockClock` lets time reach it while the work it waits for is stalled."""
+        return self.call_at(when, callback)
+
     def track(self, work: Awaitable[object]) -> None:
         """Register work started by a timer, so that a mock clock can wait for it. No-op here."""
 
@@ -105,13 +110,17 @@ def _cancelled_callback() -> None:
 
 
 class _MockTimer:
-    __slots__ = ("callback", "cancelled", "clock", "label", "when")
+    __slots__ = ("callback", "cancelled", "clock", "deadline", "label", "loop", "when")
 
     def __init__(self, when: float, callback: Callable[[], None], label: str | None, clock: MockClock) -> None:
         self.when = when
         self.callback = callback
         self.label = label
         self.cancelled = False
+        self.deadline = False
+        """A time limit on work in progress (``call_at_deadline``)."""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop the timer was set on (its runtime's), if one ran."""
         self.clock: MockClock | None = clock
         """The clock whose heap holds this timer; None once it left the heap (fired)."""
 
@@ -123,7 +132,7 @@ class _MockTimer:
         # the timer; the clock drops cancelled timers from its heap once they are most of it.
         self.callback = _cancelled_callback
         if self.clock is not None:
-            self.clock._timer_cancelled()
+            self.clock._timer_cancelled(self)
 
 
 _COMPACT_AFTER: Final = 64
@@ -161,15 +170,19 @@ class MockClock(Clock):
     SAME_INSTANT_LIMIT: Final = 1000
     """How many times ``advance()`` fires timers of one label (an object's alarm) at one instant."""
 
+    STALL_SECONDS: Final = 1.0
+    """Real seconds after which ``advance()`` stops holding time still for work it started that
+    has not ended, while a ``block_concurrency_while`` time limit is pending: that work may be
+    waiting for the limit, which only moving time reaches."""
+
     def __init__(self, start: float | None = None) -> None:
-        if start is not None and (
-            not isinstance(start, (int, float))
-            or isinstance(start, bool)
-            or (isinstance(start, float) and not math.isfinite(start))  # an int is finite (10**400 has no float)
-        ):
+        if start is not None and (not isinstance(start, (int, float)) or isinstance(start, bool)):
             raise TypeError(
-                f"MockClock(start) takes seconds since the epoch (a finite number) or None, not {shown(start)}"
+                f"MockClock(start) takes seconds since the epoch (an int or a float) or None, not {shown(start)}"
             )
+        if isinstance(start, float) and not math.isfinite(start):  # an int is finite (10**400 has no float)
+            # A float, but no time: a ValueError, as advance() raises for the same values.
+            raise ValueError(f"MockClock(start) takes a finite number of seconds since the epoch, not {start!r}")
         if start is not None and not _MIN_TIME <= start <= _MAX_TIME:
             raise ValueError(
                 f"MockClock(start) takes a time between the years 1 and 9999 (what datetime shows), not {shown(start)}"
@@ -182,6 +195,11 @@ class MockClock(Clock):
         every one (and its callback) for good."""
         self._seq = itertools.count()
         self._work: set[asyncio.Future[object]] = set()
+        self._stalled: set[asyncio.Future[object]] = set()
+        """Work of ``_work`` that made no progress for ``STALL_SECONDS`` while a deadline was
+        pending: ``advance()`` no longer waits for it, until a deadline fires."""
+        self._deadlines = 0
+        """How many deadline timers (``call_at_deadline``) are pending."""
         self._advancing = False
         self._home: asyncio.AbstractEventLoop | None = None
         """The loop timers were last set on: the runtime's (``advance()`` runs there)."""
@@ -199,19 +217,29 @@ class MockClock(Clock):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return timer  # no loop yet (a namespace registered before it started): next advance()
-        self._home = loop
+        timer.loop = self._home = loop
         if _due(timer.when, self._now) and not self._advancing:
             # Already due: run on the loop's next turn, as a real timer with delay 0 would.
             loop.call_soon(self._fire_due)
+        return timer
+
+    def call_at_deadline(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        timer = self.call_at(when, callback)
+        assert isinstance(timer, _MockTimer)
+        timer.deadline = True
+        self._deadlines += 1
         return timer
 
     def track(self, work: Awaitable[object]) -> None:
         fut = asyncio.ensure_future(work)
         self._work.add(fut)
         fut.add_done_callback(self._work.discard)
+        fut.add_done_callback(self._stalled.discard)
 
-    def _timer_cancelled(self) -> None:
+    def _timer_cancelled(self, timer: _MockTimer) -> None:
         """A timer in the heap was cancelled: drop the cancelled ones once they are most of it."""
+        if timer.deadline:
+            self._deadlines -= 1
         self._cancelled_in_heap += 1
         if self._cancelled_in_heap > _COMPACT_AFTER and 2 * self._cancelled_in_heap > len(self._timers):
             self._timers = [entry for entry in self._timers if not entry[2].cancelled]
@@ -229,14 +257,21 @@ class MockClock(Clock):
                 return None
             heapq.heappop(self._timers)
             timer.clock = None
+            if timer.deadline:
+                self._deadlines -= 1
             return timer
         return None
 
     def _fire_due(self) -> None:
         if self._advancing:
             return  # advance() fires them itself, in order
+        loop = asyncio.get_running_loop()
         while (timer := self._pop_due(self._now)) is not None:
-            timer.callback()
+            other = timer.loop
+            if other is not None and other is not loop and other.is_running():
+                other.call_soon_threadsafe(timer.callback)  # another runtime's, on its own loop
+            else:
+                timer.callback()
 
     async def _settle(self) -> None:
         # Let callbacks scheduled by timers start, then wait for the work they registered (and
@@ -244,8 +279,18 @@ class MockClock(Clock):
         # the caller of advance() is cancelled.
         for _ in range(3):
             await asyncio.sleep(0)
-        while self._work:
-            await asyncio.wait(list(self._work))
+        while waiting := self._work - self._stalled:
+            if not self._deadlines:
+                await asyncio.wait(waiting)
+            else:
+                # A block_concurrency_while() limit is pending: the work may wait for it (an alarm
+                # handler whose callback never ends, or one queued behind another event's), and
+                # only time reaches it. Work that ends nothing for STALL_SECONDS (real time) no
+                # longer holds the clock; time moves on to the next timer (the limit, in order).
+                done, _ = await asyncio.wait(waiting, timeout=self.STALL_SECONDS)
+                if not done:
+                    self._stalled |= waiting
+                    return
             for _ in range(3):
                 await asyncio.sleep(0)
 
@@ -258,6 +303,12 @@ class MockClock(Clock):
         past it, so a retry scheduled by a failed attempt fires within the same ``advance`` if it
         falls due. Returns once the clock reads the target time and no started work is running.
 
+        One exception, so that a ``block_concurrency_while()`` callback that never ends cannot
+        stop time for good: while such a callback's 30 s limit is pending, started work that
+        ends nothing for ``STALL_SECONDS`` (1 s of real time) no longer holds the clock, so time
+        moves on, in order, to that limit (which resets the object and fails the attempt, as on
+        Cloudflare); if the target comes first, this returns with that work still running.
+
         Awaited on another loop than the one the runtime's timers were set on (a thread's, with the
         runtime's loop running in another thread), it runs on the runtime's loop and waits there.
 
@@ -268,7 +319,9 @@ class MockClock(Clock):
         time would never move). The timers not yet fired stay pending.
         """
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
-            raise TypeError(f"MockClock.advance() takes a number of seconds, not {type(seconds).__name__}")
+            raise TypeError(
+                f"MockClock.advance() takes a number of seconds (an int or a float), not {type(seconds).__name__}"
+            )
         if isinstance(seconds, float) and not math.isfinite(seconds):
             raise ValueError(f"MockClock.advance() takes a finite number of seconds, not {seconds!r}")
         if seconds < 0:
@@ -306,6 +359,13 @@ class MockClock(Clock):
         finally:
             self._advancing = False
 
+    def _put_back(self, timer: _MockTimer) -> None:
+        """Return a timer taken from the heap without firing it: it stays pending."""
+        timer.clock = self
+        if timer.deadline:
+            self._deadlines += 1
+        heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
+
     def _fire_counted(self, timer: _MockTimer, fired: dict[str, int]) -> None:
         """Fire ``timer``, unless timers of its label already fired too often at this instant.
 
@@ -313,15 +373,24 @@ class MockClock(Clock):
         to ``ctx.now_ms()`` (or earlier) would run forever at one instant: ``advance()`` raises
         instead (the timer stays pending).
         """
+        other = timer.loop
+        if other is not None and other.is_running() and other is not asyncio.get_running_loop():
+            self._put_back(timer)
+            raise RuntimeError(
+                "MockClock.advance() stopped: this clock drives runtimes on two event loops running "
+                "at once (a BlockingRuntime's, in its thread, and another), and a timer's callback "
+                "runs on its own runtime's loop only; give each BlockingRuntime a MockClock of its own"
+            )
         if timer.label is not None:
             count = fired[timer.label] = fired.get(timer.label, 0) + 1
             if count > self.SAME_INSTANT_LIMIT:
-                timer.clock = self
-                heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
+                self._put_back(timer)
                 raise RuntimeError(
                     f"MockClock.advance() stopped: {timer.label} fell due {self.SAME_INSTANT_LIMIT} times "
                     f"at {self._now!r} without time moving (an alarm() handler that sets the alarm to "
                     "ctx.now_ms() or earlier runs again at once, forever, since mock time moves only "
                     "when the next timer is later); set the next alarm in the future, or delete it"
                 )
+        if timer.deadline:
+            self._stalled.clear()  # the work it limits may go on now: wait for it again
         timer.callback()

@@ -61,7 +61,9 @@ def commit_failed(exc: BaseException) -> ObjectResetError:
             f"application left the database in a state where constraints were violated: {exc}"
         )
     else:
-        message = f"Durable Object reset because its storage commit failed: {type(exc).__name__}: {exc}"
+        text = str(exc)  # (an exception without a message, fail_next_commit(stub, ValueError): its name alone)
+        failure = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        message = f"Durable Object reset because its storage commit failed: {failure}"
     error = ObjectResetError(message)
     error.__cause__ = exc
     return error

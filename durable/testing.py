@@ -75,9 +75,10 @@ async def run_alarm(stub: Stub[Any] | BlockingStub[Any]) -> bool:
 
     Unlike the JavaScript ``runDurableObjectAlarm``, the attempt follows every rule of a timed
     alarm: the handler gets a real :class:`durable.AlarmInfo` (``retry_count`` counts the attempts
-    already failed), success clears the alarm (unless the handler set a new one), and failure
-    schedules the retry as the runtime would (2 s, 4 s, ..., then gives up after 6 retries). The
-    handler's exception is then raised here, so a test sees it.
+    already failed, except those that failed before their handler started, as in workerd),
+    success clears the alarm (unless the handler set a new one), and failure schedules the retry
+    as the runtime would (2 s, 4 s, ..., then gives up after 6 retries). The handler's exception
+    is then raised here, so a test sees it.
 
     One ``alarm()`` runs at a time: if the object's handler is running (its timer started it),
     this waits for that run to end, then runs the alarm still set (a retry, an alarm the handler

@@ -1673,10 +1673,16 @@ class TestTesting:
         assert testing.MockClock(None).time() >= before - 1
 
     async def test_mock_clock_bad_input(self) -> None:
-        """`MockClock` refuses a start that is not a finite number, and `advance()` a non-number or negative."""
-        for bad in ("0", math.nan, math.inf, True):
+        """`MockClock` refuses a start that is not a finite number, and `advance()` a non-number or negative.
+
+        A non-number is a TypeError; a float that is no time (NaN, infinities) a ValueError, as
+        `advance()` raises for the same values."""
+        for bad in ("0", True):
             with pytest.raises(TypeError, match="MockClock"):
                 testing.MockClock(bad)  # type: ignore[arg-type]
+        for not_finite in (math.nan, math.inf):
+            with pytest.raises(ValueError, match="MockClock"):
+                testing.MockClock(not_finite)
         clock = testing.MockClock(start=0)
         with pytest.raises(TypeError, match="advance"):
             await clock.advance("1")  # type: ignore[arg-type]
