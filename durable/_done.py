@@ -12,7 +12,7 @@ use it.
 from __future__ import annotations
 
 import asyncio
-import functools
+import itertools
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, NoReturn, TypeVar, final
 
@@ -105,20 +105,30 @@ Done.__getattr__ = _forgot_await_attribute  # type: ignore[attr-defined]
 del _method
 
 
+def _finished() -> Generator[None, None, None]:
+    yield
+
+
+_FINISHED = _finished()
+for _ in _FINISHED:  # run to its end: from now on every send(None) or next() ends it at once, with None
+    pass
+
+
 class _DoneNone(Done[None]):  # type: ignore[misc]  # (Done is final for everything else)
     """The class of :data:`NONE` alone: a ``Done`` whose ``await`` runs no Python.
 
-    Its ``__await__`` is ``iter(())`` called from C: an empty tuple's iterator, which an ``await``
-    (or a ``yield from``) finishes at once with the value None, as Done's generator does. A write's
-    ``await storage.put(...)`` then makes no generator and no frame: 1,815 -> 934 instructions per
-    await (callgrind, a loop of awaits), seq-increment 75,087 -> 74,261 (thirteenth pass,
-    docs/performance.md). Everything else (the name, the "did you forget await?" errors, repr,
-    ``isinstance(x, Done)``) is Done's.
+    Its ``__await__`` is a C callable (an ``itertools.repeat``'s ``__next__``) that hands out
+    ``_FINISHED``, one generator already run to its end and shared: an ``await`` (or a ``yield
+    from``, or ``send(None)``) of it ends at once with the value None, as Done's generator does,
+    and nothing is made. A write's ``await storage.put(...)`` then costs no generator and no frame:
+    1,719 -> 608 instructions per await (callgrind, a loop of awaits), seq-increment 75,087 ->
+    74,0xx (thirteenth pass, docs/performance.md). Everything else (the name, the "did you forget
+    await?" errors, repr, ``isinstance(x, Done)``) is Done's.
     """
 
     __slots__ = ()
 
-    __await__ = functools.partial(iter, ())
+    __await__ = itertools.repeat(_FINISHED).__next__
 
 
 _DoneNone.__name__ = _DoneNone.__qualname__ = "StorageAwaitable"

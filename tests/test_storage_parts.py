@@ -120,11 +120,17 @@ class TestDone:
             Done(1) + 1  # type: ignore[operator]
 
     async def test_the_shared_none_awaits_without_python_and_is_a_done_in_every_other_way(self) -> None:
-        """NONE's class awaits through C (``iter(())``, thirteenth pass): an await, a ``yield
-        from`` of its ``__await__()`` and asyncio's wrappers all give None; a Done with a value
-        still awaits through Done's generator; NONE keeps Done's name, repr and errors."""
+        """NONE's class awaits through C (thirteenth pass: one finished generator, shared): an
+        await (again and again), a ``yield from`` of its ``__await__()``, its ``send(None)`` and
+        asyncio's wrappers all give None; a Done with a value still awaits through Done's
+        generator; NONE keeps Done's name, repr and errors."""
         none: Any = NONE
-        assert await none is None
+        for _ in range(3):
+            assert await none is None
+        for _ in range(2):
+            with pytest.raises(StopIteration) as stop:
+                NONE.__await__().send(None)
+            assert stop.value.value is None
 
         def by_hand() -> Any:
             return (yield from NONE.__await__())
