@@ -470,3 +470,72 @@ def test_the_last_encoded_int_is_read_once_by_decode(step: int) -> None:
     finally:
         sys.settrace(None)
     assert value == 123_456
+
+
+# -- the RPC path's frames (perf-rpc3, thirteenth pass) ------------------------------------------
+
+
+async def test_a_settled_promise_awaits_as_before_errors_and_fairness_included(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RpcPromise.__await__ hands a settled promise to asyncio's own iterator (thirteenth pass):
+    its result, its error (the same object at every await), a cancelled promise's
+    CancelledError and ``yield from promise.__await__()`` answer as before; the fairness yield
+    (the YIELD_EVERY-th settled await of one task) still lets the loop run once, and only then."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Tally).get_by_name("a")
+        assert await stub.bump(False) == 1
+        failed = stub.bump(True)
+        await asyncio.sleep(0)
+        assert failed.done()
+        errors = []
+        for _ in range(2):
+            with pytest.raises(ValueError, match="failed at 2") as info:
+                await failed
+            errors.append(info.value)
+        assert errors[0] is errors[1]
+        cancelled = stub.bump(False)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+
+        def by_hand(promise: Any) -> Any:
+            return (yield from promise.__await__())
+
+        promise = stub.bump(False)
+        await asyncio.sleep(0)
+        with pytest.raises(StopIteration) as stop:
+            by_hand(promise).send(None)
+        assert stop.value.value == 4
+        loop = asyncio.get_running_loop()
+        ran: list[int] = []
+        monkeypatch.setattr(durable._stub, "_unyielded_by", asyncio.current_task())
+        monkeypatch.setattr(durable._stub, "_unyielded", durable._stub.YIELD_EVERY - 1)
+        loop.call_soon(ran.append, 1)
+        assert await stub.bump(False) == 5
+        assert ran == [1]  # the YIELD_EVERY-th await yielded once
+        loop.call_soon(ran.append, 2)
+        assert await stub.bump(False) == 6
+        assert ran == [1]  # the next one did not
+        await asyncio.sleep(0)
+        assert ran == [1, 2]
+
+
+async def test_the_host_method_call_rpc_takes_the_same_paths_as_the_stub() -> None:
+    """``ObjectHost.call_rpc`` (the method) is the module's ``call_rpc``, which RpcMethod calls
+    directly: both deliver a call, on the shorter path and on the general one (a method replaced
+    on the class since it was resolved)."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Box).get_by_name("a")
+        assert await stub.plain() == "plain"
+        host = durable._stub.host_of(stub)
+        loop = asyncio.get_running_loop()
+        for name, expected in (("plain", "plain"), ("static", "static")):
+            fut = loop.create_future()
+            host.call_rpc(name, (), {}, fut)
+            assert await fut == expected
+        original = Box.plain
+        try:
+            Box.plain = lambda self: "replaced"  # type: ignore[method-assign]
+            assert await stub.plain() == "replaced"
+        finally:
+            Box.plain = original  # type: ignore[method-assign]
+        assert await stub.plain() == "plain"
