@@ -84,6 +84,8 @@ Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
 """An event's keyword arguments."""
 
+_new = object.__new__
+
 _NO_KWARGS: Kwargs = {}
 """A fetch handler's keyword arguments (none; never changed)."""
 
@@ -520,7 +522,7 @@ def call_rpc(host: ObjectHost, name: str, args: Args, kwargs: Kwargs, fut: Futur
         return
     # _start_fast(host, fut, func, args, kwargs, None) on 3.11, inlined: keep the two alike.
     host.events.admitted += 1
-    call = object.__new__(EventCall)
+    call = _new(EventCall)  # (object.__new__, read once: see _storage._new)
     call.fut, call.task = fut, None
     output = host.output
     output.steps += 1  # the event's first step, as start_eagerly() counts it

@@ -123,6 +123,19 @@ def test_the_last_encoded_int_decodes_to_itself_and_nothing_else() -> None:
     assert decode(encode([5])) == [5]
 
 
+def test_an_int_encodes_to_the_same_bytes_on_encodes_shorter_path() -> None:
+    """encode() of an int from 0 to 0x7fff packs the version byte with the int (thirteenth pass):
+    the bytes of the general path (_enc_int) on both sides of every range boundary, decoded back."""
+    from durable._codec import _VERSION_PREFIX, _enc_int, decode, encode
+
+    boundaries = (0x80, 0x8000, 2**31, 2**63)
+    values = {sign * bound + delta for bound in boundaries for sign in (1, -1) for delta in (-2, -1, 0, 1)}
+    for value in sorted(values | {0, 1, 5, 127, 1000, 10**30}):
+        blob = encode(value)
+        assert blob == _VERSION_PREFIX + _enc_int(value), value
+        assert decode(bytes(bytearray(blob))) == value and decode(blob) == value
+
+
 @pytest.mark.parametrize("storage", BACKENDS)
 async def test_a_lone_write_keeps_the_cache_bounded_and_drops_large_values(storage: str) -> None:
     """The lone-write commit (KvCache.write_alone, _remember inlined for a cached key) still
