@@ -552,3 +552,35 @@ async def test_the_host_method_call_rpc_takes_the_same_paths_as_the_stub() -> No
         finally:
             Box.plain = original  # type: ignore[method-assign]
         assert await stub.plain() == "plain"
+
+
+class Syncer(durable.DurableObject):
+    async def write_and_sync(self, value: int) -> str:
+        await self.ctx.storage.put("k", value)
+        self.synced = asyncio.ensure_future(self.ctx.storage.sync())  # a waiter on the same batch
+        return "written"
+
+    async def synced_value(self) -> Any:
+        await self.synced
+        return await self.ctx.storage.get("k")
+
+
+async def test_a_commit_with_one_held_result_and_a_waiter_settles_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OutputGate.flush settles one held result itself (thirteenth pass) only when nothing else
+    waits on the batch: with a sync() waiter beside it, both settle (Batch.succeed)."""
+    from durable import _output_gate
+
+    succeeded: list[int] = []
+    succeed = _output_gate.Batch.succeed
+
+    def counted(batch: Any) -> None:
+        succeeded.append(len(batch.held))
+        succeed(batch)
+
+    monkeypatch.setattr(_output_gate.Batch, "succeed", counted)
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Syncer).get_by_name("a")
+        for value in (1, 2):
+            assert await stub.write_and_sync(value) == "written"
+            assert await stub.synced_value() == value
+    assert succeeded == [1, 1]  # the batches with a waiter, each holding the one result
