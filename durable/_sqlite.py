@@ -219,10 +219,9 @@ class ObjectDatabase:
         """Commit the implicit transaction. On failure it is rolled back and the error raised."""
         if not (self._began or self.kv.dirty):  # not self.in_transaction: without its two property
             return  # calls (seq-increment 86,423 -> 85,307 instructions, callgrind, ninth pass)
-        failure = self.fail_next  # (read, and cleared only when set: thirteenth pass)
+        failure, self.fail_next = self.fail_next, None
         try:
             if failure is not None:
-                self.fail_next = None
                 raise failure
             # One key-value write and nothing else: one autocommit statement is the transaction.
             if self._began or not self.kv.write_alone():
@@ -245,10 +244,9 @@ class ObjectDatabase:
         if self.history is not None:
             assert self._conn is not None
             self.history.committed(self._conn, self.file)
-        if self.after_commit:  # (a new list only when hooks ran: tenth pass; tested first: thirteenth pass)
-            hooks, self.after_commit = self.after_commit, []
-            for hook in hooks:
-                hook()
+        hooks, self.after_commit = self.after_commit, (self.after_commit and [])  # (a new list if any: tenth pass)
+        for hook in hooks:
+            hook()
 
     def load_image(self, image: bytes) -> None:
         """Make the database exactly ``image`` (a serialized database; empty: no tables), as one commit.
