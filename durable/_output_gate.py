@@ -441,7 +441,23 @@ class OutputGate:
             return
         if alarm_changed:
             alarms.after_commit()
-        if batch is not None:
+        if batch is None:
+            return
+        held = batch.held
+        if len(held) == 1 and not batch.waiters:
+            # Batch.succeed() for the one held result of an awaited call, inlined: a frame less per
+            # sequential call that wrote, seq-increment 70,784 -> 69,823 instructions (callgrind,
+            # thirteenth pass, docs/performance.md). Keep the two alike.
+            fut, value, is_error = held[0]
+            if not fut.done():
+                try:
+                    if is_error:
+                        fut.set_exception(value)
+                    else:
+                        fut.set_result(value)
+                except RuntimeError:
+                    pass  # made on an event loop that is closed now: nobody can be waiting for it
+        else:
             batch.succeed()
 
     def flush_pending(self) -> None:

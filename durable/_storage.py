@@ -129,11 +129,12 @@ class StorageHost(Protocol):
         closed), and ``RuntimeError`` if called from outside the object's own events."""
         ...
 
-    def wrote(self, *, gated: bool) -> None:
+    def wrote(self, gated: bool) -> None:
         """Record a write in the current batch, which commits at the end of the turn.
 
         ``gated``: the write holds the output gate until it commits (every write but those
-        made with ``allow_unconfirmed=True``).
+        made with ``allow_unconfirmed=True``). ``Storage.put`` passes it positionally (a call
+        with a keyword is not specialized by CPython 3.11: thirteenth pass).
         """
         ...
 
@@ -301,6 +302,10 @@ async def _commit_after(queued: Awaitable[None], host: StorageHost) -> None:
 # -- the API ------------------------------------------------------------------------------------
 
 
+_new = object.__new__
+"""``object.__new__``, read once: read per call (``object.__new__(Done)`` in Storage.get), it was a
+lookup on a type, which CPython 3.11 does not specialize (thirteenth pass)."""
+
 _UNCACHED: Any = object()
 """Storage.get's mark for a key not in the key-value cache."""
 
@@ -375,7 +380,7 @@ class Storage:
                 blob = kv.get(key)
             if blob is None:
                 return _NONE
-            (result := object.__new__(Done)).value = decode(blob)  # Done(...) without __init__: see there
+            (result := _new(Done)).value = decode(blob)  # Done(...) without __init__: see there
             return result
         if isinstance(key, (list, tuple)):
             keys = _checked_keys(key, host)
@@ -442,7 +447,7 @@ class Storage:
             return self.put(as_key(key, "put"), value, **options)  # a str subclass: its text
         else:
             raise TypeError(PUT_SHAPE)
-        host.wrote(gated=gated)
+        host.wrote(gated)  # (positional: see StorageHost.wrote)
         return _NONE
 
     @overload

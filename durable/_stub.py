@@ -36,7 +36,7 @@ from ._context import running_host
 from ._eager import CURRENT_TASKS
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception, raised_by_handler
 from ._gates import InputGate
-from ._host import EventKind, ObjectHost
+from ._host import EventKind, ObjectHost, call_rpc
 from ._http import (
     MAX_REDIRECTS,
     REDIRECT_STATUSES,
@@ -456,7 +456,7 @@ class RpcMethod:
                     host = stub._host()
                 if host.gate is not state.bound:
                     _check_bound(state, host)
-                host.call_rpc(self._name, args, kwargs, promise)
+                call_rpc(host, self._name, args, kwargs, promise)  # (not the method: a frame less, see there)
                 promise._host = host
             except Exception as exc:  # a closed runtime, an overloaded object
                 promise.set_exception(exc)
@@ -527,6 +527,15 @@ def _same_task() -> bool:
     return False
 
 
+_future_done = asyncio.Future.done
+"""``Future.done``, called as a function on a promise (``RpcPromise`` does not override it): a
+promise's own method lookups are not specialized by CPython 3.11 (an instance whose ``__dict__`` slot
+is empty), so ``promise.done()`` took about 80 instructions more (a loop of calls, callgrind)."""
+
+_future_await = asyncio.Future.__await__
+"""asyncio's ``Future.__await__`` (C): an iterator of the future, finished at once when it is settled."""
+
+
 class RpcPromise(asyncio.Future[Any]):
     """The pending result of an RPC call: what ``stub.method(...)`` returns (Cloudflare's "RPC promise").
 
@@ -560,14 +569,24 @@ class RpcPromise(asyncio.Future[Any]):
             output.flush_for(
                 _current_task() if _tasks_get is None or (loop := _get_running_loop()) is None else _tasks_get(loop)
             )
-        if self.done():
+        if _future_done(self):
             # Settled without suspending (no I/O in the call): the caller goes on without
             # yielding to the loop, except now and then (_due_to_yield, inlined).
             global _unyielded
             _unyielded += 1
             if _unyielded >= YIELD_EVERY and _same_task():
-                yield None  # what asyncio.sleep(0) yields: the task runs again on the next turn
-            return self.result()
+                return self._result_next_turn()
+            # asyncio's own iterator of a settled future, which the await finishes at once with
+            # result() (or its error), where this method was a generator stepped to its return:
+            # seq-noop 28,184 -> 27,815 instructions (callgrind, thirteenth pass, docs/performance.md).
+            return _future_await(self)
+        return self._result_when_settled()
+
+    def _result_next_turn(self) -> Generator[Any, None, Any]:
+        yield None  # what asyncio.sleep(0) yields: the task runs again on the next turn
+        return self.result()
+
+    def _result_when_settled(self) -> Generator[Any, None, Any]:
         self._asyncio_future_blocking = True
         try:
             yield self  # as Future.__await__: the task waits for this future

@@ -123,6 +123,19 @@ def test_the_last_encoded_int_decodes_to_itself_and_nothing_else() -> None:
     assert decode(encode([5])) == [5]
 
 
+def test_an_int_encodes_to_the_same_bytes_on_encodes_shorter_path() -> None:
+    """encode() of an int from 0 to 0x7fff packs the version byte with the int (thirteenth pass):
+    the bytes of the general path (_enc_int) on both sides of every range boundary, decoded back."""
+    from durable._codec import _VERSION_PREFIX, _enc_int, decode, encode
+
+    boundaries = (0x80, 0x8000, 2**31, 2**63)
+    values = {sign * bound + delta for bound in boundaries for sign in (1, -1) for delta in (-2, -1, 0, 1)}
+    for value in sorted(values | {0, 1, 5, 127, 1000, 10**30}):
+        blob = encode(value)
+        assert blob == _VERSION_PREFIX + _enc_int(value), value
+        assert decode(bytes(bytearray(blob))) == value and decode(blob) == value
+
+
 @pytest.mark.parametrize("storage", BACKENDS)
 async def test_a_lone_write_keeps_the_cache_bounded_and_drops_large_values(storage: str) -> None:
     """The lone-write commit (KvCache.write_alone, _remember inlined for a cached key) still
@@ -569,3 +582,104 @@ async def test_text_decodes_as_fetch_does_on_its_strict_first_path(body: bytes) 
     expected = (body[3:] if body.startswith(b"\xef\xbb\xbf") else body).decode("utf-8", "replace")
     assert await durable.Response(body).text() == expected
     assert await durable.Request("http://a.com/", method="POST", body=body).text() == expected
+
+
+# -- the RPC path's frames (perf-rpc3, thirteenth pass) ------------------------------------------
+
+
+async def test_a_settled_promise_awaits_as_before_errors_and_fairness_included(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RpcPromise.__await__ hands a settled promise to asyncio's own iterator (thirteenth pass):
+    its result, its error (the same object at every await), a cancelled promise's
+    CancelledError and ``yield from promise.__await__()`` answer as before; the fairness yield
+    (the YIELD_EVERY-th settled await of one task) still lets the loop run once, and only then."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Tally).get_by_name("a")
+        assert await stub.bump(False) == 1
+        failed = stub.bump(True)
+        await asyncio.sleep(0)
+        assert failed.done()
+        errors = []
+        for _ in range(2):
+            with pytest.raises(ValueError, match="failed at 2") as info:
+                await failed
+            errors.append(info.value)
+        assert errors[0] is errors[1]
+        cancelled = stub.bump(False)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+
+        def by_hand(promise: Any) -> Any:
+            return (yield from promise.__await__())
+
+        promise = stub.bump(False)
+        await asyncio.sleep(0)
+        with pytest.raises(StopIteration) as stop:
+            by_hand(promise).send(None)
+        assert stop.value.value == 4
+        loop = asyncio.get_running_loop()
+        ran: list[int] = []
+        monkeypatch.setattr(durable._stub, "_unyielded_by", asyncio.current_task())
+        monkeypatch.setattr(durable._stub, "_unyielded", durable._stub.YIELD_EVERY - 1)
+        loop.call_soon(ran.append, 1)
+        assert await stub.bump(False) == 5
+        assert ran == [1]  # the YIELD_EVERY-th await yielded once
+        loop.call_soon(ran.append, 2)
+        assert await stub.bump(False) == 6
+        assert ran == [1]  # the next one did not
+        await asyncio.sleep(0)
+        assert ran == [1, 2]
+
+
+async def test_the_host_method_call_rpc_takes_the_same_paths_as_the_stub() -> None:
+    """``ObjectHost.call_rpc`` (the method) is the module's ``call_rpc``, which RpcMethod calls
+    directly: both deliver a call, on the shorter path and on the general one (a method replaced
+    on the class since it was resolved)."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Box).get_by_name("a")
+        assert await stub.plain() == "plain"
+        host = durable._stub.host_of(stub)
+        loop = asyncio.get_running_loop()
+        for name, expected in (("plain", "plain"), ("static", "static")):
+            fut = loop.create_future()
+            host.call_rpc(name, (), {}, fut)
+            assert await fut == expected
+        original = Box.plain
+        try:
+            Box.plain = lambda self: "replaced"  # type: ignore[method-assign]
+            assert await stub.plain() == "replaced"
+        finally:
+            Box.plain = original  # type: ignore[method-assign]
+        assert await stub.plain() == "plain"
+
+
+class Syncer(durable.DurableObject):
+    async def write_and_sync(self, value: int) -> str:
+        await self.ctx.storage.put("k", value)
+        self.synced = asyncio.ensure_future(self.ctx.storage.sync())  # a waiter on the same batch
+        return "written"
+
+    async def synced_value(self) -> Any:
+        await self.synced
+        return await self.ctx.storage.get("k")
+
+
+async def test_a_commit_with_one_held_result_and_a_waiter_settles_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OutputGate.flush settles one held result itself (thirteenth pass) only when nothing else
+    waits on the batch: with a sync() waiter beside it, both settle (Batch.succeed)."""
+    from durable import _output_gate
+
+    succeeded: list[int] = []
+    succeed = _output_gate.Batch.succeed
+
+    def counted(batch: Any) -> None:
+        succeeded.append(len(batch.held))
+        succeed(batch)
+
+    monkeypatch.setattr(_output_gate.Batch, "succeed", counted)
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Syncer).get_by_name("a")
+        for value in (1, 2):
+            assert await stub.write_and_sync(value) == "written"
+            assert await stub.synced_value() == value
+    assert succeeded == [1, 1]  # the batches with a waiter, each holding the one result

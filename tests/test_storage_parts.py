@@ -8,6 +8,7 @@ transaction machinery only through ``Transactions``' named interface, and the un
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from types import SimpleNamespace
 from typing import Any
@@ -117,6 +118,34 @@ class TestDone:
         """Arithmetic on it raises the "did you forget await?" TypeError."""
         with pytest.raises(TypeError, match="did you forget await"):
             Done(1) + 1  # type: ignore[operator]
+
+    async def test_the_shared_none_awaits_without_python_and_is_a_done_in_every_other_way(self) -> None:
+        """NONE's class awaits through C (thirteenth pass: one finished generator, shared): an
+        await (again and again), a ``yield from`` of its ``__await__()``, its ``send(None)`` and
+        asyncio's wrappers all give None; a Done with a value still awaits through Done's
+        generator; NONE keeps Done's name, repr and errors."""
+        none: Any = NONE
+        for _ in range(3):
+            assert await none is None
+        for _ in range(2):
+            with pytest.raises(StopIteration) as stop:
+                NONE.__await__().send(None)
+            assert stop.value.value is None
+
+        def by_hand() -> Any:
+            return (yield from NONE.__await__())
+
+        with pytest.raises(StopIteration) as stop:
+            by_hand().send(None)
+        assert stop.value.value is None
+        assert await asyncio.ensure_future(none) is None
+        assert list(await asyncio.gather(none, Done(2))) == [None, 2]
+        assert await Done[Any](None) is None and await Done(0) == 0
+        assert isinstance(NONE, Done) and type(NONE).__name__ == "StorageAwaitable" and repr(NONE) == repr(Done(None))
+        with pytest.raises(TypeError, match="did you forget await"):
+            NONE + 1  # type: ignore[operator]
+        with pytest.raises(AttributeError, match="'StorageAwaitable' object has no attribute 'items'.*forget await"):
+            NONE.items  # type: ignore[attr-defined]
 
 
 class TestSeams:
