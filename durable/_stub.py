@@ -435,7 +435,9 @@ class RpcMethod:
         if loop is not state.runtime.loop and (home := _runtime_loop(state.runtime, loop)) is not None:
             # Another thread's loop runs the runtime: forwarded, see the module docstring.
             return _forwarded(loop, stub, _forward_rpc(self, args, kwargs, home))
-        promise = RpcPromise(loop=loop)
+        # Made without loop=, as Stub.fetch's promise is: the running loop is the one a Future
+        # takes when given none, and the keyword costs a dict and its parsing per call.
+        promise = RpcPromise()
         promise._stub = stub
         promise._host = None
         if CLOSE_PER_PROMISE:
