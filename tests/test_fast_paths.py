@@ -355,6 +355,27 @@ async def test_a_plain_fetch_answers_alike_from_the_url_dict_and_keeps_it_bounde
             assert len(_http._PLAIN_FETCH_URLS) <= 3
 
 
+async def test_the_counters_path_dict_keeps_no_long_url(monkeypatch: Any) -> None:
+    """durable.Counter.fetch's dict of paths by URL (thirteenth pass) keeps only URLs of at most
+    CACHED_URL_LENGTH characters, as _http's URL caches do: it held 1,024 URLs of any length
+    (1,024 fetches of 1 MB paths kept about 2 GB). A long URL is still answered by its path."""
+    from durable import _counter, _http
+
+    monkeypatch.setattr(_counter, "_PATHS", {})
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(durable.Counter).get_by_name("a")
+        long_404 = "http://a.com/" + "x" * _http.CACHED_URL_LENGTH
+        long_increment = "http://a.com/increment?" + "q" * _http.CACHED_URL_LENGTH
+        for url, status, text in [
+            (long_404, 404, "Not found"),
+            (long_increment, 200, "1"),
+            ("http://a.com/increment", 200, "2"),
+        ]:
+            response = await stub.fetch(url)
+            assert (response.status, await response.text()) == (status, text)
+        assert list(_counter._PATHS) == ["http://a.com/increment"]
+
+
 async def test_a_fetch_promise_made_without_its_loop_is_on_the_runtime_loop() -> None:
     """Stub.fetch makes its promise without ``loop=`` (thirteenth pass): it is on the running loop."""
     async with durable.Runtime() as rt:
