@@ -7,7 +7,10 @@ and compares. Written by the review of that pass (review-perf).
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
+import textwrap
 import threading
 from typing import Any
 
@@ -704,3 +707,37 @@ async def test_a_commit_with_one_held_result_and_a_waiter_settles_both(monkeypat
             assert await stub.write_and_sync(value) == "written"
             assert await stub.synced_value() == value
     assert succeeded == [1, 1]  # the batches with a waiter, each holding the one result
+
+
+def _statements(function: Any) -> list[ast.stmt]:
+    return ast.parse(textwrap.dedent(inspect.getsource(function))).body[0].body  # type: ignore[attr-defined,no-any-return]
+
+
+def _is_eager_branch(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.If) and "EAGER_TASKS" in ast.unparse(statement.test)
+
+
+def test_the_inlined_copies_on_the_rpc_path_match_their_originals() -> None:
+    """Two copies the thirteenth pass inlined say "keep the two alike": ``_host.call_rpc``'s 3.11
+    part is ``_start_fast``'s (for an RPC call: ``fetch`` is None), and ``OutputGate.flush``'s
+    settling of one held result is ``Batch.succeed``'s. A change to either original that the copy
+    misses would make RPC calls (or sequential commits) behave apart from fetches (or shared
+    commits) only on the path taken most: this compares their statements (written by review-rpc3,
+    which found them alike, differentially too)."""
+    from durable import _host, _output_gate
+
+    original = [ast.unparse(s) for s in _statements(_host._start_fast)[1:] if not _is_eager_branch(s)]
+    rpc = _statements(_host.call_rpc)
+    inlined = rpc[[_is_eager_branch(s) for s in rpc].index(True) + 1 :]
+    copy = [ast.unparse(s).replace("_new(EventCall)", "object.__new__(EventCall)") for s in inlined]
+    assert copy == [s.replace("host.runtime.loop", "runtime.loop").replace(", fetch)", ", None)") for s in original]
+
+    loop = next(s for s in _statements(_output_gate.Batch.succeed) if isinstance(s, ast.If)).orelse[0]
+    assert isinstance(loop, ast.For) and ast.unparse(loop.target) == "(fut, value, is_error)"
+    settle = next(s for s in loop.body if isinstance(s, ast.Try))
+    flush = _statements(_output_gate.OutputGate.flush)
+    single = next(s for s in flush if isinstance(s, ast.If) and "len(held) == 1" in ast.unparse(s.test))
+    assert ast.unparse(single.body[0]) == "fut, value, is_error = held[0]"
+    done_check = single.body[1]
+    assert isinstance(done_check, ast.If) and ast.unparse(done_check.test) == "not fut.done()"
+    assert [ast.unparse(s) for s in done_check.body] == [ast.unparse(settle)]
