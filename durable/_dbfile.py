@@ -221,6 +221,12 @@ def create_file(
     global _first_page, _first_log
     # A spare made ahead in the folder, if the runtime owning the path keeps them (Spares).
     spares = _spares_at.get(file.parent.parent) if _spares_at else None
+    # A log without its file (a file deleted with its log left, a power loss that kept a spare log's
+    # rename but not the file's, on a file system that reorders renames) belongs to no file: SQLite
+    # would replay it into this one. Deleted before any file takes the name, a spare too (one taken
+    # without a log, or killed between its two renames, would have found it beside it).
+    with contextlib.suppress(OSError):
+        os.unlink(_log_of(file))
     if spares is not None and spares.take(file, defer, log=log):
         return
     temp = file.with_name(file.name + "-new")
@@ -232,10 +238,6 @@ def create_file(
             _first_log = first_log if first_log is not None and _is_first_log(first_log, image) else None
     else:
         _write_synced(temp, image)
-    # A log without its file (a power loss that kept a spare log's rename but not the file's, on a
-    # file system that reorders renames) belongs to no file: SQLite would replay it into this one.
-    with contextlib.suppress(OSError):
-        os.unlink(_log_of(file))
     os.replace(temp, file)
     if spares is not None:
         spares.ask(file.parent, defer)
@@ -386,8 +388,8 @@ class Spares:
     Crash-safe: a spare and its log are complete, synced files before they are marked ready, and
     their names are no object's; the file is renamed before its log, so a process killed between
     the two leaves the file without a log (SQLite then makes one, as for a file made without a
-    spare), never a log without its file (``create_file`` deletes such a log before it makes the
-    file: a power loss on a file system that reorders renames could leave one). A leftover of a
+    spare), never a log without its file (``create_file`` deletes such a log before it makes or
+    takes the file: a power loss on a file system that reorders renames could leave one). A leftover of a
     killed process is deleted when a runtime opens the path
     (``_directory._remove_spares``), and ``close()`` deletes this runtime's. The thread never
     makes a folder (one removed while the runtime runs stays removed), and writes nothing once

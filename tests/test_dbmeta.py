@@ -568,6 +568,41 @@ class TestSpareLog:
             finally:
                 check.close()
 
+    @pytest.mark.parametrize("how", ["with a history", "a spare without its log"])
+    def test_a_log_without_its_file_is_not_replayed_into_a_spare(self, tmp_path: Path, how: str) -> None:
+        """A ``-wal`` left where no file is, with another object's commits in it, and a spare taken
+        without a log of its own (an object with a history: ``log=False``; a spare whose log could
+        not be written): the spare's file must not get those commits.
+
+        Before: only a file made without a spare deleted such a log; SQLite replayed it into the
+        spare (the new object had the other object's table). The same log beside a spare taken with
+        its log was overwritten, but a kill between the file's rename and the log's left them together.
+        """
+        other = tmp_path / "other.sqlite"
+        conn = connect(other)
+        conn.execute("CREATE TABLE t (v)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        orphan = (tmp_path / "other.sqlite-wal").read_bytes()
+        conn.close()
+        spares, folder = self._spares_ready(tmp_path)
+        try:
+            if how == "a spare without its log":
+                with spares._lock:
+                    spares._logged.discard(folder)
+                (folder / _dbfile.SPARE_LOG).unlink()
+            file = folder / "b.sqlite"
+            Path(os.fspath(file) + "-wal").write_bytes(orphan)
+            create_file(file, synchronous="NORMAL", log=how != "with a history")
+            assert not (folder / _dbfile.SPARE_FILE).exists()  # (the spare was taken)
+            check = connect(file)
+            try:
+                assert check.execute("SELECT name FROM sqlite_master").fetchall() == []
+                assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            finally:
+                check.close()
+        finally:
+            spares.close()
+
     def test_an_object_with_a_history_does_not_take_the_log(self, tmp_path: Path) -> None:
         """A history checkpoints a log it finds at open (three syncs): such an object takes the file alone."""
         spares, folder = self._spares_ready(tmp_path)
