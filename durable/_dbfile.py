@@ -400,7 +400,7 @@ class Spares:
     def __init__(self, path: Path) -> None:
         self._path = path
         _spares_at[path] = self  # (one runtime per path: its lock)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # (close() may run under it: a collected runtime's finalizer, on the thread)
         self._wake = threading.Condition(self._lock)
         self._made = threading.Condition(self._lock)
         self._making: Path | None = None

@@ -693,3 +693,65 @@ class TestSpareLog:
         finally:
             go_on.set()
             spares.close()
+
+
+def test_a_runtime_collected_by_the_spare_thread_under_its_lock_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runtime dropped without ``aclose()`` is closed by its finalizer on whichever thread the
+    collector runs, the spare thread included, and there while it holds the spares' lock (from
+    Python 3.12 the collector runs at any call's start: ``_closing()``, ``notify_all()``).
+
+    Before: ``close()`` took the same lock again (a ``threading.Lock``) and the spare thread hung for
+    good inside the finalizer, before the path's lock was released: the path could not be opened
+    again in the process. The spare thread now lingers a second after each new object, which makes
+    the window wide. Here the collector is made to run at the ``_closing()`` read under the lock.
+    """
+    import asyncio
+    import gc
+    import warnings
+
+    import durable
+
+    released, calls = threading.Event(), list[None]()
+    write, closing = _dbfile._write_synced, _dbfile.Spares._closing
+
+    def held_write(temp: Path, image: bytes, **options: bool) -> None:
+        if temp.name == _dbfile.SPARE_FILE:
+            assert released.wait(60)  # until the runtime is dropped
+        write(temp, image, **options)
+
+    def collecting(self: _dbfile.Spares) -> bool:
+        if threading.current_thread().name == "durable-spare-files":
+            calls.append(None)
+            if len(calls) == 2:  # (the second read is under the lock, after the spare's writes)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ResourceWarning)
+                    gc.collect()
+        return closing(self)
+
+    monkeypatch.setattr(_dbfile, "_write_synced", held_write)
+    monkeypatch.setattr(_dbfile.Spares, "_closing", collecting)
+
+    async def use() -> threading.Thread:
+        rt = durable.Runtime(tmp_path)
+        assert await rt.namespace(durable.Counter).get_by_name("a").increment() == 1
+        for _ in range(6000):
+            thread = next((t for t in threading.enumerate() if t.name == "durable-spare-files"), None)
+            if thread is not None:
+                return thread
+            await asyncio.sleep(0.01)
+        raise AssertionError("no spare thread")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        thread = asyncio.run(use())  # (the runtime is garbage once the loop is gone: a cycle)
+    released.set()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert len(calls) >= 2
+    blocking = durable.BlockingRuntime(tmp_path)  # the path's lock was released
+    try:
+        assert blocking.namespace(durable.Counter).get_by_name("b").increment() == 1
+    finally:
+        blocking.close()
