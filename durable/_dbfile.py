@@ -21,6 +21,7 @@ import functools
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -357,8 +358,11 @@ class Spares:
     durable as a created file's is: SQLite syncs the folder at the first sync of the file's log.
     A spare the thread is writing when the next new object of its folder needs a file is waited
     for (the rest of its writes and syncs costs less than the file made on the loop's thread, a
-    write and a sync, and the first commit's two); one only queued is not (the file is made as
-    before).
+    write and a sync, and the first commit's two), but only as long as making the file would take:
+    twice what the thread took for the last spare (at least 1 ms, at most 0.5 s), so neither a
+    stalled write (each new object waited 0.5 s for it) nor a folder on tmpfs (a write with no
+    sync, where the wait was for the thread to get a core) costs more than it saves. One only
+    queued is not waited for (the file is made as before).
 
     Its log is made ahead too (``SPARE_LOG``: a copy of ``_first_log``, SQLite's header and one
     committed frame holding the very page the file holds, written and synced), and renamed after
@@ -405,6 +409,8 @@ class Spares:
         self._made = threading.Condition(self._lock)
         self._making: Path | None = None
         """The folder whose spare the thread is writing now (``take`` waits for it)."""
+        self._took: float | None = None
+        """Seconds the thread took to write and sync the last spare and its log (``take``'s wait)."""
         self._ready: set[Path] = set()
         self._logged: set[Path] = set()
         """The folders whose ready spare has its log beside it (``SPARE_LOG``)."""
@@ -426,8 +432,12 @@ class Spares:
             thread = self._thread
             if self._making == folder and folder not in self._ready and thread is not None and thread.is_alive():
                 # The rest of its writes and syncs is less than what making the file here costs (a write
-                # and a sync, then the first commit's two): waited for, at most _WAIT seconds.
-                self._made.wait_for(lambda: self._making != folder, _WAIT)
+                # and a sync, then the first commit's two): waited for, as long as making the file
+                # here would take (twice what the last spare took, _WAIT at most: a stalled write
+                # is not waited for object after object; on tmpfs, a write, not a sync).
+                took = self._took
+                wait = _WAIT if took is None else min(_WAIT, max(_WAIT_LEAST, 2 * took))
+                self._made.wait_for(lambda: self._making != folder, wait)
             if folder not in self._ready:
                 return False
             self._ready.discard(folder)
@@ -485,6 +495,7 @@ class Spares:
                     return
                 folder = self._making = self._pending.popleft()
                 image, log = _first_page, _first_log
+            started = time.monotonic()
             spare = folder / SPARE_FILE
             try:
                 if image is not None:
@@ -505,6 +516,8 @@ class Spares:
                 self._making = None
                 self._made.notify_all()
                 made = image is not None
+                if made:
+                    self._took = time.monotonic() - started
                 closed = self._closing()  # (read again: close() may have run during the write)
                 if made and not closed:
                     self._ready.add(folder)
@@ -543,6 +556,9 @@ _LINGER = 1.0
 
 _WAIT = 0.5
 """Seconds ``Spares.take`` waits at most for the spare the thread is writing in that folder."""
+
+_WAIT_LEAST = 0.001
+"""Seconds ``Spares.take`` may wait for it whatever the last spare took (its thread may wait for a core)."""
 
 _spares_at: dict[Path, Spares] = {}
 """The open ``Spares`` by runtime path: ``create_file`` takes a spare for a file of ``path/<folder>``."""
