@@ -21,6 +21,7 @@ import functools
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -221,6 +222,12 @@ def create_file(
     global _first_page, _first_log
     # A spare made ahead in the folder, if the runtime owning the path keeps them (Spares).
     spares = _spares_at.get(file.parent.parent) if _spares_at else None
+    # A log without its file (a file deleted with its log left, a power loss that kept a spare log's
+    # rename but not the file's, on a file system that reorders renames) belongs to no file: SQLite
+    # would replay it into this one. Deleted before any file takes the name, a spare too (one taken
+    # without a log, or killed between its two renames, would have found it beside it).
+    with contextlib.suppress(OSError):
+        os.unlink(_log_of(file))
     if spares is not None and spares.take(file, defer, log=log):
         return
     temp = file.with_name(file.name + "-new")
@@ -232,10 +239,6 @@ def create_file(
             _first_log = first_log if first_log is not None and _is_first_log(first_log, image) else None
     else:
         _write_synced(temp, image)
-    # A log without its file (a power loss that kept a spare log's rename but not the file's, on a
-    # file system that reorders renames) belongs to no file: SQLite would replay it into this one.
-    with contextlib.suppress(OSError):
-        os.unlink(_log_of(file))
     os.replace(temp, file)
     if spares is not None:
         spares.ask(file.parent, defer)
@@ -355,8 +358,11 @@ class Spares:
     durable as a created file's is: SQLite syncs the folder at the first sync of the file's log.
     A spare the thread is writing when the next new object of its folder needs a file is waited
     for (the rest of its writes and syncs costs less than the file made on the loop's thread, a
-    write and a sync, and the first commit's two); one only queued is not (the file is made as
-    before).
+    write and a sync, and the first commit's two), but only as long as making the file would take:
+    twice what the thread took for the last spare (at least 1 ms, at most 0.5 s), so neither a
+    stalled write (each new object waited 0.5 s for it) nor a folder on tmpfs (a write with no
+    sync, where the wait was for the thread to get a core) costs more than it saves. One only
+    queued is not waited for (the file is made as before).
 
     Its log is made ahead too (``SPARE_LOG``: a copy of ``_first_log``, SQLite's header and one
     committed frame holding the very page the file holds, written and synced), and renamed after
@@ -386,8 +392,8 @@ class Spares:
     Crash-safe: a spare and its log are complete, synced files before they are marked ready, and
     their names are no object's; the file is renamed before its log, so a process killed between
     the two leaves the file without a log (SQLite then makes one, as for a file made without a
-    spare), never a log without its file (``create_file`` deletes such a log before it makes the
-    file: a power loss on a file system that reorders renames could leave one). A leftover of a
+    spare), never a log without its file (``create_file`` deletes such a log before it makes or
+    takes the file: a power loss on a file system that reorders renames could leave one). A leftover of a
     killed process is deleted when a runtime opens the path
     (``_directory._remove_spares``), and ``close()`` deletes this runtime's. The thread never
     makes a folder (one removed while the runtime runs stays removed), and writes nothing once
@@ -398,11 +404,13 @@ class Spares:
     def __init__(self, path: Path) -> None:
         self._path = path
         _spares_at[path] = self  # (one runtime per path: its lock)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # (close() may run under it: a collected runtime's finalizer, on the thread)
         self._wake = threading.Condition(self._lock)
         self._made = threading.Condition(self._lock)
         self._making: Path | None = None
         """The folder whose spare the thread is writing now (``take`` waits for it)."""
+        self._took: float | None = None
+        """Seconds the thread took to write and sync the last spare and its log (``take``'s wait)."""
         self._ready: set[Path] = set()
         self._logged: set[Path] = set()
         """The folders whose ready spare has its log beside it (``SPARE_LOG``)."""
@@ -424,8 +432,12 @@ class Spares:
             thread = self._thread
             if self._making == folder and folder not in self._ready and thread is not None and thread.is_alive():
                 # The rest of its writes and syncs is less than what making the file here costs (a write
-                # and a sync, then the first commit's two): waited for, at most _WAIT seconds.
-                self._made.wait_for(lambda: self._making != folder, _WAIT)
+                # and a sync, then the first commit's two): waited for, as long as making the file
+                # here would take (twice what the last spare took, _WAIT at most: a stalled write
+                # is not waited for object after object; on tmpfs, a write, not a sync).
+                took = self._took
+                wait = _WAIT if took is None else min(_WAIT, max(_WAIT_LEAST, 2 * took))
+                self._made.wait_for(lambda: self._making != folder, wait)
             if folder not in self._ready:
                 return False
             self._ready.discard(folder)
@@ -483,6 +495,7 @@ class Spares:
                     return
                 folder = self._making = self._pending.popleft()
                 image, log = _first_page, _first_log
+            started = time.monotonic()
             spare = folder / SPARE_FILE
             try:
                 if image is not None:
@@ -503,6 +516,8 @@ class Spares:
                 self._making = None
                 self._made.notify_all()
                 made = image is not None
+                if made:
+                    self._took = time.monotonic() - started
                 closed = self._closing()  # (read again: close() may have run during the write)
                 if made and not closed:
                     self._ready.add(folder)
@@ -541,6 +556,9 @@ _LINGER = 1.0
 
 _WAIT = 0.5
 """Seconds ``Spares.take`` waits at most for the spare the thread is writing in that folder."""
+
+_WAIT_LEAST = 0.001
+"""Seconds ``Spares.take`` may wait for it whatever the last spare took (its thread may wait for a core)."""
 
 _spares_at: dict[Path, Spares] = {}
 """The open ``Spares`` by runtime path: ``create_file`` takes a spare for a file of ``path/<folder>``."""
