@@ -477,8 +477,17 @@ class Spares:
                 # The thread lives only while spares are wanted, and _LINGER seconds after: an idle
                 # runtime keeps no thread, so a process that forks (gunicorn --preload,
                 # multiprocessing) is not multi-threaded because of it (Python 3.12+ warns then).
-                self._thread = threading.Thread(target=self._make, name="durable-spare-files", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._make, name="durable-spare-files", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:
+                    # "can't start new thread" (the process is at its thread limit): a spare only
+                    # saves time, and this runs after a commit that succeeded, which must not fail
+                    # for it. The folder's next object makes its own file.
+                    self._wanted.discard(folder)
+                    self._pending.pop()  # (the folder appended above: no thread runs to take it)
+                    return
+                self._thread = thread
             else:
                 self._wake.notify()
 

@@ -663,6 +663,31 @@ class TestSpareLog:
             assert any(t.name == "durable-spare-files" for t in threading.enumerate())
         assert not any(t.name == "durable-spare-files" for t in threading.enumerate())
 
+    async def test_a_spare_thread_that_cannot_start_fails_no_commit(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The next spare is asked for after a new object's first commit succeeded: a thread that
+        cannot start there ("can't start new thread", a process at its limit) must not turn that
+        commit into an error. Before: the RuntimeError reached the caller of a committed call."""
+        import durable
+
+        def refuse(self: threading.Thread) -> None:
+            if self.name == "durable-spare-files":
+                raise RuntimeError("can't start new thread")
+            real_start(self)
+
+        real_start = threading.Thread.start
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+        async with durable.Runtime(tmp_path) as rt:
+            ns = rt.namespace(durable.Counter)
+            for name in "abc":
+                assert await ns.get_by_name(name).increment() == 1
+                assert await ns.get_by_name(name).increment() == 2
+            assert not any(t.name == "durable-spare-files" for t in threading.enumerate())
+        async with durable.Runtime(tmp_path) as rt:
+            ns = rt.namespace(durable.Counter)
+            assert [await ns.get_by_name(name).get_counter_value() for name in "abc"] == [2, 2, 2]
+
     def test_a_spare_being_written_is_waited_for(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A new object whose folder's spare is being written takes it once written.
 
