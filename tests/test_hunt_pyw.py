@@ -183,3 +183,82 @@ class TestJsArrays:
         from durable._codec import clone, decode, encode
 
         assert type(clone(js.Array.of(1))) is list and type(decode(encode(js.Array.of(1)))) is list
+
+
+# ---------------------------------------------------------------------------------------------
+# The hibernation API through self.ctx: what workerd returns, unconverted
+
+
+AUTO_RESPONSE = """
+import json
+from workers import DurableObject, Response, WorkerEntrypoint
+from js import WebSocketPair, WebSocketRequestResponsePair
+
+
+class Room(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        self.ctx.setWebSocketAutoResponse(WebSocketRequestResponsePair.new("ping", "pong"))
+
+    async def fetch(self, request):
+        client, server = WebSocketPair.new().object_values()
+        self.ctx.acceptWebSocket(server, ["room:a"])
+        return Response(None, status=101, web_socket=client)
+
+    async def webSocketMessage(self, ws, message):
+        last = self.ctx.getWebSocketAutoResponseTimestamp(ws)
+        ws.send(json.dumps({
+            "last": None if last is None else last.getTime(),
+            "iso": None if last is None else last.toISOString(),
+            "tags": self.ctx.getTags(ws).to_py(),
+            "sockets": self.ctx.getWebSockets("room:a").length,
+        }))
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return await self.env.ROOMS.getByName("a").fetch(request)
+"""
+
+
+@pytest.mark.skipif(not hasattr(durable, "WebSocketPair"), reason="needs durable's WebSocket support")
+class TestHibernationApiValues:
+    async def test_auto_response_timestamp_is_a_javascript_date(
+        self, durable_runtime: durable.Runtime, tmp_path: Any
+    ) -> None:
+        """``ctx.getWebSocketAutoResponseTimestamp(ws)`` is a JavaScript ``Date`` (or ``null``) in
+        workerd, and the SDK's ``DurableObjectContext`` passes ``ctx`` calls through to JavaScript
+        unconverted (workers-py ``entrypoints.py``), so Python Workers code reads it as Pyodide's
+        proxy of a ``Date``: ``last.getTime()``, as the Hibernation API docs' "last pong" pattern
+        does (durable-objects/api/state.mdx, ``getWebSocketAutoResponseTimestamp``). durable gave
+        its own API's ``datetime``: ``AttributeError: 'datetime.datetime' object has no attribute
+        'getTime'``. ``getTags`` and ``getWebSockets`` give arrays, with ``to_py()`` / ``length``."""
+        import json
+
+        import durable.testing
+
+        (tmp_path / "src").mkdir()
+        (tmp_path / "src" / "entry.py").write_text(AUTO_RESPONSE)
+        (tmp_path / "wrangler.jsonc").write_text(
+            json.dumps(
+                {
+                    "main": "src/entry.py",
+                    "compatibility_date": "2026-04-07",
+                    "compatibility_flags": ["python_workers"],
+                    "durable_objects": {"bindings": [{"name": "ROOMS", "class_name": "Room"}]},
+                    "migrations": [{"tag": "v1", "new_sqlite_classes": ["Room"]}],
+                }
+            )
+        )
+        app = pw.asgi_app(tmp_path, durable_runtime)
+        websocket: Any = getattr(durable.testing, "websocket")
+        async with websocket(app, "http://w/") as client:
+            client.send("hello")
+            before = json.loads(await client.receive())
+            assert before == {"last": None, "iso": None, "tags": ["room:a"], "sockets": 1}
+            client.send("ping")
+            assert await client.receive() == "pong"
+            client.send("hello")
+            after = json.loads(await client.receive())
+        assert type(after["last"]) is int and after["last"] > 0
+        assert after["iso"].endswith("Z") and after["iso"].startswith("20")
