@@ -118,6 +118,7 @@ __all__ = [
     "Transfer",
     "clone",
     "copy_as_dict",
+    "copy_as_list",
     "decode",
     "encode",
     "register_transfer",
@@ -132,6 +133,9 @@ _DICT_LIKE: set[type] = set()
 _BYTES_LIKE: set[type] = set()
 """bytes subclasses of durable itself that are copied as plain bytes (see :func:`copy_as_bytes`)."""
 
+_LIST_LIKE: set[type] = set()
+"""list subclasses of durable itself that are copied as plain lists (see :func:`copy_as_list`)."""
+
 
 def copy_as_dict(cls: type[dict[Any, Any]]) -> None:
     """Copy instances of ``cls``, a ``dict`` subclass of `durable`'s own, as plain dicts.
@@ -143,6 +147,17 @@ def copy_as_dict(cls: type[dict[Any, Any]]) -> None:
     if not (isinstance(cls, type) and issubclass(cls, dict)):
         raise TypeError(f"copy_as_dict() takes a dict subclass, not {cls!r}")
     _DICT_LIKE.add(cls)
+
+
+def copy_as_list(cls: type[list[Any]]) -> None:
+    """Copy instances of ``cls``, a ``list`` subclass of `durable`'s own, as plain lists.
+
+    As :func:`copy_as_dict`: for its stand-ins of JavaScript arrays (the Python Workers
+    ``js.Array`` results, which have Pyodide's ``to_py()``), which structured clone copies as arrays.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, list)):
+        raise TypeError(f"copy_as_list() takes a list subclass, not {cls!r}")
+    _LIST_LIKE.add(cls)
 
 
 def copy_as_bytes(cls: type[bytes]) -> None:
@@ -343,7 +358,7 @@ def _dicts_in(value: object) -> list[Any]:
                 seen.add(id(v))
                 found.append(v)
                 todo.extend(chain.from_iterable(v.items()))
-        elif t is list or t is tuple or t is set or t is frozenset:
+        elif t is list or t is tuple or t is set or t is frozenset or t in _LIST_LIKE:
             if id(v) not in seen:
                 seen.add(id(v))
                 todo.extend(v)
@@ -736,7 +751,7 @@ def _encode_container(value: object, out: list[bytes]) -> None:
                     it = chain.from_iterable(v.items())
                     pending = None
                     break
-            elif t is list:
+            elif t is list or t in _LIST_LIKE:
                 memo[oid] = count
                 count += 1
                 n = len(v)
@@ -1545,8 +1560,8 @@ def _clone(v: Any, memo: dict[int, Any], depth: int) -> Any:
             if type(item) not in atomic:
                 new[key] = _clone(item, memo, depth)
         return new
-    if t is list:
-        new = v.copy()
+    if t is list or t in _LIST_LIKE:
+        new = v.copy()  # a plain list, also for a list subclass
         memo[oid] = new
         if len(v) >= _ARRAY_MIN_LEN and set(map(type, v)) <= atomic:
             return new  # a list of numbers or strings: checked in C

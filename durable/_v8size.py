@@ -168,7 +168,7 @@ def v8_serialized_size(value: object) -> int:
                 continue
             ids[id(v)] = next_id
             next_id += 1
-            if kind is list or kind is tuple:
+            if kind is list or kind is tuple or isinstance(v, list):  # or one of copy_as_list's
                 n = len(v)  # type: ignore[arg-type]
                 size += 1 + _varint(n)
                 push(_Trailer(2 + _varint(n)))

@@ -700,7 +700,7 @@ class TestRequestResponse:
 
     def test_js_and_ffi(self) -> None:
         """js.Object/JSON/Date and pyodide.ffi's conversions behave as identities where Python needs nothing."""
-        assert ffi.to_js([1]) == [1] and ffi.create_proxy(len) is len
+        assert ffi.to_js([1]) == [1] and ffi.create_proxy(len)([1]) == 1
         assert js.Object.fromEntries([("a", 1)]) == {"a": 1}
         assert js.JSON.parse(js.JSON.stringify({"a": [1]})) == {"a": [1]}
         assert js.Date.now() > 0 and not isinstance([], ffi.JsProxy)

@@ -10,12 +10,13 @@ names; these wrappers add the positional options, convert results as ``python_fr
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
 import durable
 
-from ._convert import Converted, JsDict, check_rpc_value, js_key, python_from_rpc, to_durable
+from ._convert import Converted, JsDate, JsDict, JsList, check_rpc_value, js_key, python_from_rpc, to_durable
 from ._http import FetchResponse, Request, as_fetch_response, unwrap_request
 from ._sdksocket import sdk_socket
 from ._sql import SqlAdapter
@@ -262,6 +263,10 @@ class ContextAdapter:
             return self.storage
         if name in ("getWebSockets", "get_websockets"):  # the latter: the docs' Python spelling
             return self._get_websockets
+        if name == "getWebSocketAutoResponseTimestamp":
+            return self._auto_response_timestamp
+        if name == "getTags":
+            return self._get_tags
         try:
             return getattr(self._ctx, name)
         except AttributeError:
@@ -273,9 +278,22 @@ class ContextAdapter:
         return f"<workers DurableObjectContext {self._ctx!r}>"
 
     def _get_websockets(self, tag: str | None = None) -> list[Any]:
-        """``getWebSockets(tag)``: the accepted sockets, as :class:`SdkWebSocket`."""
+        """``getWebSockets(tag)``: the accepted sockets, as :class:`SdkWebSocket`, in a JavaScript
+        array's stand-in (``to_py()``, ``length``)."""
         sockets: list[Any] = self._ctx.getWebSockets(tag)
-        return [sdk_socket(ws) for ws in sockets]
+        return JsList(sdk_socket(ws) for ws in sockets)
+
+    def _get_tags(self, ws: Any) -> list[str]:
+        """``getTags(ws)``: the socket's tags, in a JavaScript array's stand-in."""
+        return JsList(self._ctx.getTags(ws))
+
+    def _auto_response_timestamp(self, ws: Any) -> JsDate | None:
+        """``getWebSocketAutoResponseTimestamp(ws)``: a JavaScript ``Date`` in workerd, which the
+        SDK's context passes through unconverted (Pyodide's proxy of it: ``getTime()``,
+        ``toISOString()``, ``to_py()``): a :class:`JsDate`; ``None`` (``null``) before any
+        auto-response."""
+        when: datetime.datetime | None = self._ctx.getWebSocketAutoResponseTimestamp(ws)
+        return None if when is None else JsDate(round(when.timestamp() * 1000))
 
     @property
     def js_object(self) -> Any:

@@ -22,13 +22,14 @@ from collections.abc import Callable, Coroutine, Generator
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from ..._codec import copy_as_dict
+from ..._codec import copy_as_dict, copy_as_list
 from .pyodide.ffi import ArrayBuffer, jsnull
 
 __all__ = [
     "Converted",
     "JsDate",
     "JsDict",
+    "JsList",
     "check_rpc_value",
     "is_strict",
     "js_key",
@@ -82,6 +83,39 @@ class JsDict(dict[str, Any]):
 # What storage and RPC give Python Workers code goes back in as a plain dict, as the SDK's
 # python_to_rpc sends any dict: `items = await storage.get("items"); await storage.put("items", items)`.
 copy_as_dict(JsDict)
+
+
+class JsList(list[Any]):
+    """A ``list`` with what Pyodide's proxy of a JavaScript array adds: ``to_py()`` and
+    ``length``. What the ``js`` globals give for an array (``Array.from(cursor)``,
+    ``JSON.parse("[...]")``, ``Object.keys(obj)``...), which Python Workers code reads with
+    ``.to_py()``; stored or sent it is a plain list, as structured clone copies an array."""
+
+    __slots__ = ()
+
+    def to_py(self) -> list[Any]:
+        """The value as a plain ``list`` (as pyodide's ``JsProxy.to_py()``)."""
+        return list(self)
+
+    @property
+    def length(self) -> int:
+        """JavaScript's ``array.length``."""
+        return len(self)
+
+
+copy_as_list(JsList)
+
+
+def js_arrays(value: Any) -> Any:
+    """``value`` with its lists, at any depth inside lists and dicts, as :class:`JsList` (the
+    arrays of a value Pyodide hands out as a JavaScript value, such as ``JSON.parse``'s)."""
+    if isinstance(value, list):
+        return JsList(js_arrays(item) for item in value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (list, dict)):
+                dict.__setitem__(value, key, js_arrays(item))
+    return value
 
 
 class JsDate:

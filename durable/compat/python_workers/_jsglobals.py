@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from ._convert import js_key
+from ._convert import JsList, js_key
 from .pyodide.ffi import ArrayBuffer as _ArrayBuffer
 from .pyodide.ffi import JsException
 from .pyodide.ffi import Uint8Array as _Uint8Array
@@ -420,7 +420,8 @@ class TextDecoder:
 class Array:
     """``js.Array``: ``Array.new()``, ``Array.new(length)`` (``None`` items: ``undefined``),
     ``Array.new(a, b)``, ``Array.from_(iterable)`` (also ``getattr(Array, "from")``), ``Array.of``,
-    ``Array.isArray``; arrays are Python lists, as Pyodide converts them."""
+    ``Array.isArray``; arrays are Python lists with what Pyodide's proxy of an array adds
+    (``to_py()``, ``length``): ``getattr(Array, "from")(cursor).to_py()`` works."""
 
     @staticmethod
     def new(*items: Any) -> list[Any]:
@@ -428,17 +429,17 @@ class Array:
             length = items[0]
             if not math.isfinite(length) or length < 0 or length != int(length) or length >= 2**32:
                 raise JsException("RangeError", "Invalid array length")
-            return [None] * int(length)
-        return list(items)
+            return JsList([None] * int(length))
+        return JsList(items)
 
     @staticmethod
     def from_(items: Iterable[Any], mapper: Any = None, /) -> list[Any]:
         values = list(items)
-        return [mapper(value, index) for index, value in enumerate(values)] if mapper else values
+        return JsList([mapper(value, index) for index, value in enumerate(values)] if mapper else values)
 
     @staticmethod
     def of(*items: Any) -> list[Any]:
-        return list(items)
+        return JsList(items)
 
     @staticmethod
     def isArray(value: Any) -> bool:

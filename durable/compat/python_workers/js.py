@@ -196,13 +196,18 @@ class Object:
 
     @staticmethod
     def fromEntries(entries: Any) -> dict[Any, Any]:
-        """A dict from ``(key, value)`` pairs."""
-        return dict(entries)
+        """A JavaScript object from ``(key, value)`` pairs: a ``JsDict`` (attribute and item
+        access, ``to_py()``, as Pyodide's proxy of the object)."""
+        from ._convert import JsDict
+
+        return JsDict(entries)
 
     @staticmethod
     def entries(obj: Any) -> list[list[Any]]:
-        """``[[key, value], ...]`` of a dict."""
-        return [[key, value] for key, value in dict(obj).items()]
+        """``[[key, value], ...]`` of a dict (arrays with ``to_py()``, as Pyodide's)."""
+        from ._convert import JsList
+
+        return JsList(JsList([key, value]) for key, value in dict(obj).items())
 
     @staticmethod
     def assign(target: Any, *sources: Any) -> Any:
@@ -214,11 +219,15 @@ class Object:
 
     @staticmethod
     def keys(obj: Any) -> list[Any]:
-        return list(obj)
+        from ._convert import JsList
+
+        return JsList(obj)
 
     @staticmethod
     def values(obj: Any) -> list[Any]:
-        return list(obj.values()) if isinstance(obj, dict) else list(obj)
+        from ._convert import JsList
+
+        return JsList(obj.values() if isinstance(obj, dict) else obj)
 
 
 class JSON:
@@ -234,12 +243,12 @@ class JSON:
 
         An object comes back as Pyodide hands out a JavaScript object, with attribute access
         (``JSON.parse(text).name``): a :class:`~durable.compat.python_workers.JsDict`, at any
-        depth; a number with an integral value is an ``int`` (``1.0`` is ``1``), as Pyodide
+        depth, and an array with ``to_py()`` and ``length`` (a ``JsList``); a number with an integral value is an ``int`` (``1.0`` is ``1``), as Pyodide
         converts a safe integer.
         """
-        from ._convert import python_from_rpc
+        from ._convert import js_arrays, python_from_rpc
 
-        return python_from_rpc(parse_json(text))
+        return js_arrays(python_from_rpc(parse_json(text)))
 
 
 class console:  # noqa: N801 - the JavaScript global's name

@@ -1,8 +1,10 @@
 """``pyodide.ffi``: the conversions between Python and JavaScript, which are identities here.
 
-There is no JavaScript heap under `durable`: ``to_js``, ``create_proxy`` and
-``create_once_callable`` return their argument (``to_js`` of binary data gives a ``Uint8Array``
-stand-in, as Pyodide does), ``JsProxy`` is a class no other value is an instance of, and ``run_sync`` runs a coroutine to completion on a helper event loop.
+There is no JavaScript heap under `durable`: ``to_js`` and ``create_once_callable`` return their
+argument (``to_js`` of binary data gives a ``Uint8Array`` stand-in, as Pyodide does),
+``create_proxy`` a function calling the one given with Pyodide's ``destroy()`` and ``unwrap()``,
+``JsProxy`` is a class no other value is an instance of, and ``run_sync`` runs a coroutine to
+completion on a helper event loop.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import concurrent.futures
-from collections.abc import Awaitable
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ...._codec import copy_as_bytes
@@ -223,8 +227,45 @@ def to_js(value: T, *args: Any, **kwargs: Any) -> T:
 
 
 def create_proxy(obj: T, *args: Any, **kwargs: Any) -> T:
-    """Return ``obj`` itself (no proxy is needed without a JavaScript heap)."""
-    return obj
+    """A callable ``obj`` wrapped as Pyodide's proxy of it is used: called, it calls ``obj``
+    (an ``async`` function stays one), and it has ``destroy()`` and ``unwrap()`` (the code
+    written for Pyodide frees its proxies with ``proxy.destroy()``, often in a ``finally``);
+    calling it after ``destroy()`` raises Pyodide's ``Error: Object has already been destroyed``
+    (a :class:`JsException`). Anything else is returned itself (no JavaScript heap to proxy into).
+    """
+    if not callable(obj):
+        return obj
+    proxy: T = _double_proxy(obj)
+    return proxy
+
+
+def _double_proxy(target: Any) -> Any:
+    """A function standing for Pyodide's ``create_proxy(target)``."""
+    destroyed = False
+
+    def check() -> None:
+        if destroyed:
+            raise JsException("Error", "Object has already been destroyed")
+
+    async def async_proxy(*args: Any, **kwargs: Any) -> Any:
+        check()
+        return await target(*args, **kwargs)
+
+    def sync_proxy(*args: Any, **kwargs: Any) -> Any:
+        check()
+        return target(*args, **kwargs)
+
+    proxy: Callable[..., Any] = async_proxy if inspect.iscoroutinefunction(target) else sync_proxy
+
+    def destroy() -> None:
+        nonlocal destroyed
+        destroyed = True
+
+    functools.update_wrapper(proxy, target)  # its signature, for calls with what it accepts
+    attributes = vars(proxy)
+    attributes["destroy"] = destroy
+    attributes["unwrap"] = lambda: target
+    return proxy
 
 
 def create_once_callable(obj: T, *args: Any, **kwargs: Any) -> T:

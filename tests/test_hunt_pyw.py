@@ -1,0 +1,264 @@
+"""Python Workers Durable Object code found in the wild (Cloudflare's docs and public Python Workers
+projects), run unmodified under durable's compatibility layer: the calls that broke.
+
+Each pattern is rewritten here in a few lines with the same calls; the source of the pattern is named
+in each test's docstring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import durable
+from durable.compat import python_workers as pw
+from durable.compat.python_workers import workers as sdk
+
+pytestmark = pytest.mark.usefixtures("python_workers_shims")
+
+
+def env_of(runtime: durable.Runtime) -> Any:
+    """``runtime.env`` as Python Workers code sees it (``self.env`` / ``workers.env``)."""
+    pw.serving(runtime)
+    return sdk.env
+
+
+# ---------------------------------------------------------------------------------------------
+# pyodide.ffi.create_proxy: a proxy the code destroys
+
+
+class Proxied(sdk.DurableObject):
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+
+    async def in_transaction(self) -> Any:
+        from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
+
+        def write() -> int:
+            self.ctx.storage.sql.exec("INSERT INTO t VALUES (1)")
+            return 5
+
+        callback = create_proxy(write)
+        try:
+            result = self.ctx.storage.transactionSync(callback)
+        finally:
+            callback.destroy()
+        return result
+
+    async def blocked(self) -> Any:
+        from pyodide.ffi import create_proxy
+
+        async def init() -> int:
+            await self.ctx.storage.put("k", "v")
+            return 42
+
+        callback = create_proxy(init)
+        try:
+            result = await self.ctx.blockConcurrencyWhile(callback)
+        finally:
+            callback.destroy()
+        return result, await self.ctx.storage.get("k")
+
+
+class TestCreateProxy:
+    async def test_a_proxy_is_destroyed_after_use(self, durable_runtime: durable.Runtime) -> None:
+        """Pyodide's ``create_proxy(fn)`` is a proxy with ``destroy()``, and code written for
+        Python Workers frees the proxy it hands to the runtime once the call is done:
+        ``callback = create_proxy(fn); try: storage.transactionSync(callback) finally:
+        callback.destroy()`` (the same for ``blockConcurrencyWhile``), as in public Python Workers
+        Durable Objects (a counter object calling ``transactionSync`` and ``blockConcurrencyWhile``
+        this way). durable's ``create_proxy`` returned ``fn`` itself, so ``callback.destroy()``
+        raised ``AttributeError: 'function' object has no attribute 'destroy'`` after the work
+        was done, failing the call."""
+        durable_runtime.namespace(Proxied, name="PROXIED")
+        stub = env_of(durable_runtime).PROXIED.getByName("a")
+        assert await stub.in_transaction() == 5
+        assert list(await stub.blocked()) == [42, "v"]
+
+    def test_the_proxy_calls_through_and_refuses_calls_once_destroyed(self) -> None:
+        """Called, the proxy calls the function (an ``async`` one stays a coroutine function, so
+        ``transactionSync`` still refuses it); ``unwrap()`` gives the function back; after
+        ``destroy()`` a call raises Pyodide's ``Error: Object has already been destroyed``."""
+        import inspect
+
+        from pyodide.ffi import JsException, create_proxy
+
+        def add(a: int, b: int = 1) -> int:
+            return a + b
+
+        async def later() -> None:
+            pass
+
+        proxy = create_proxy(add)
+        assert proxy(2) == 3 and proxy.unwrap() is add
+        assert list(inspect.signature(proxy).parameters) == ["a", "b"]  # relaxed calls still see it
+        assert inspect.iscoroutinefunction(create_proxy(later))
+        proxy.destroy()
+        with pytest.raises(JsException, match="Object has already been destroyed"):
+            proxy(2)
+        data = {"a": 1}
+        assert create_proxy(data) is data  # not callable: returned itself
+
+
+# ---------------------------------------------------------------------------------------------
+# JavaScript arrays: to_py() and length
+
+
+class Rows(sdk.DurableObject):
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS scores (name TEXT, score INTEGER)")
+
+    async def add(self, name: str, score: int) -> None:
+        self.ctx.storage.sql.exec("INSERT INTO scores VALUES (?, ?)", name, score)
+
+    async def table(self) -> Any:
+        import js  # type: ignore[import-not-found]
+
+        cursor = self.ctx.storage.sql.exec("SELECT name, score FROM scores ORDER BY score DESC")
+        rows = getattr(js.Array, "from")(cursor).to_py()
+        return [[row.get("name"), row.get("score")] for row in rows]
+
+    async def keep(self, text: str) -> Any:
+        import js
+
+        parsed = js.JSON.parse(text)
+        await self.ctx.storage.put("parsed", parsed)
+        await self.ctx.storage.put("keys", js.Object.keys(js.Object.fromEntries([["a", 1], ["b", 2]])))
+        return parsed
+
+    async def read(self) -> Any:
+        return [await self.ctx.storage.get("parsed"), await self.ctx.storage.get("keys")]
+
+
+class TestJsArrays:
+    async def test_array_from_a_cursor_then_to_py(self, durable_runtime: durable.Runtime) -> None:
+        """``getattr(js.Array, "from")(cursor).to_py()`` turns SQL rows into Python data, as a
+        public Python Workers game keeps its high scores (its notes: "SQLite Cursor Pattern",
+        then ``row.get("name")``): in Pyodide ``Array.from`` returns a proxy of a JavaScript
+        array, which has ``to_py()``. durable's ``Array.from`` gave a plain ``list``:
+        ``AttributeError: 'list' object has no attribute 'to_py'``."""
+        durable_runtime.namespace(Rows, name="ROWS")
+        stub = env_of(durable_runtime).ROWS.getByName("a")
+        await stub.add("ada", 3)
+        await stub.add("bob", 7)
+        assert await stub.table() == [["bob", 7], ["ada", 3]]
+
+    def test_the_js_globals_give_arrays_with_to_py_and_length(self) -> None:
+        """Pyodide hands out every JavaScript array as a proxy with ``to_py()`` and ``length``:
+        ``JSON.parse("[...]")`` (also nested in an object), ``Array.new`` / ``of`` / ``from``,
+        ``Object.keys`` / ``values`` / ``entries``; ``Object.fromEntries`` gives an object with
+        ``to_py()`` and attribute access. Each raised ``AttributeError`` in durable."""
+        import js
+
+        assert js.JSON.parse('[1, {"a": [2]}]').to_py() == [1, {"a": [2]}]
+        assert js.JSON.parse('{"tags": [1, 2]}').tags.to_py() == [1, 2]
+        assert js.JSON.parse('{"tags": [1, 2]}')["tags"].length == 2
+        assert js.Array.new().to_py() == [] and js.Array.new(3).length == 3
+        assert js.Array.of(1, 2).length == 2 and getattr(js.Array, "from")("ab").to_py() == ["a", "b"]
+        obj = js.Object.fromEntries([["a", 1]])
+        assert obj.a == 1 and obj.to_py() == {"a": 1} and type(obj.to_py()) is dict
+        assert js.Object.keys(obj).to_py() == ["a"] and js.Object.values(obj).length == 1
+        assert js.Object.entries(obj).to_py() == [["a", 1]] and js.Object.entries(obj)[0].to_py() == ["a", 1]
+        assert type(js.Array.of(1).to_py()) is list and js.Array.isArray(js.Array.of(1))
+
+    async def test_stored_sent_and_attached_as_plain_lists(self, durable_runtime: durable.Runtime) -> None:
+        """A JavaScript array is stored, sent over RPC and kept as a WebSocket attachment as an
+        array (structured clone): the arrays above are too, read back as plain lists (durable's
+        codec refused the new list type, ``DataCloneError``, before it was registered)."""
+        import js
+
+        durable_runtime.namespace(Rows, name="ROWS")
+        stub = env_of(durable_runtime).ROWS.getByName("b")
+        sent = await stub.keep('{"tags": ["x", "y"], "n": [1, [2]]}')
+        assert sent == {"tags": ["x", "y"], "n": [1, [2]]} and type(sent["tags"]) is list
+        parsed, keys = await stub.read()
+        assert parsed == {"tags": ["x", "y"], "n": [1, [2]]} and type(parsed["n"][1]) is list
+        assert keys == ["a", "b"] and type(keys) is list
+        _, server = durable.WebSocketPair()
+        server.serializeAttachment({"seen": js.Array.of(1, 2)})
+        attachment = server.deserializeAttachment()
+        assert attachment == {"seen": [1, 2]} and type(attachment["seen"]) is list
+        from durable._codec import clone, decode, encode
+
+        assert type(clone(js.Array.of(1))) is list and type(decode(encode(js.Array.of(1)))) is list
+
+
+# ---------------------------------------------------------------------------------------------
+# The hibernation API through self.ctx: what workerd returns, unconverted
+
+
+AUTO_RESPONSE = """
+import json
+from workers import DurableObject, Response, WorkerEntrypoint
+from js import WebSocketPair, WebSocketRequestResponsePair
+
+
+class Room(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        self.ctx.setWebSocketAutoResponse(WebSocketRequestResponsePair.new("ping", "pong"))
+
+    async def fetch(self, request):
+        client, server = WebSocketPair.new().object_values()
+        self.ctx.acceptWebSocket(server, ["room:a"])
+        return Response(None, status=101, web_socket=client)
+
+    async def webSocketMessage(self, ws, message):
+        last = self.ctx.getWebSocketAutoResponseTimestamp(ws)
+        ws.send(json.dumps({
+            "last": None if last is None else last.getTime(),
+            "iso": None if last is None else last.toISOString(),
+            "tags": self.ctx.getTags(ws).to_py(),
+            "sockets": self.ctx.getWebSockets("room:a").length,
+        }))
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return await self.env.ROOMS.getByName("a").fetch(request)
+"""
+
+
+@pytest.mark.skipif(not hasattr(durable, "WebSocketPair"), reason="needs durable's WebSocket support")
+class TestHibernationApiValues:
+    async def test_auto_response_timestamp_is_a_javascript_date(
+        self, durable_runtime: durable.Runtime, tmp_path: Any
+    ) -> None:
+        """``ctx.getWebSocketAutoResponseTimestamp(ws)`` is a JavaScript ``Date`` (or ``null``) in
+        workerd, and the SDK's ``DurableObjectContext`` passes ``ctx`` calls through to JavaScript
+        unconverted (workers-py ``entrypoints.py``), so Python Workers code reads it as Pyodide's
+        proxy of a ``Date``: ``last.getTime()``, as the Hibernation API docs' "last pong" pattern
+        does (durable-objects/api/state.mdx, ``getWebSocketAutoResponseTimestamp``). durable gave
+        its own API's ``datetime``: ``AttributeError: 'datetime.datetime' object has no attribute
+        'getTime'``. ``getTags`` and ``getWebSockets`` give arrays, with ``to_py()`` / ``length``."""
+        import json
+
+        import durable.testing
+
+        (tmp_path / "src").mkdir()
+        (tmp_path / "src" / "entry.py").write_text(AUTO_RESPONSE)
+        (tmp_path / "wrangler.jsonc").write_text(
+            json.dumps(
+                {
+                    "main": "src/entry.py",
+                    "compatibility_date": "2026-04-07",
+                    "compatibility_flags": ["python_workers"],
+                    "durable_objects": {"bindings": [{"name": "ROOMS", "class_name": "Room"}]},
+                    "migrations": [{"tag": "v1", "new_sqlite_classes": ["Room"]}],
+                }
+            )
+        )
+        app = pw.asgi_app(tmp_path, durable_runtime)
+        websocket: Any = getattr(durable.testing, "websocket")
+        async with websocket(app, "http://w/") as client:
+            client.send("hello")
+            before = json.loads(await client.receive())
+            assert before == {"last": None, "iso": None, "tags": ["room:a"], "sockets": 1}
+            client.send("ping")
+            assert await client.receive() == "pong"
+            client.send("hello")
+            after = json.loads(await client.receive())
+        assert type(after["last"]) is int and after["last"] > 0
+        assert after["iso"].endswith("Z") and after["iso"].startswith("20")
