@@ -1,0 +1,85 @@
+"""Edge cases of API.md section 5 (HTTP) found by comparing durable with workerd.
+
+Each expected value was measured with miniflare 4 (compatibility date 2026-04-07, 2026-12-07):
+``new Request("http://a" + c + "b/").url`` for every code point ``c`` from U+0080 to U+2FFFF (or
+``None`` where it raised ``TypeError: Invalid URL: ...``); ``Response.redirect(url)`` gave the
+same URL as its ``Location`` (or raised ``TypeError: Unable to parse URL: ...``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import durable
+
+# UTS #46 maps a code point with NFKC and case folding, not with lower case alone: Cherokee small
+# letters fold to the capitals, U+0345 to iota, the lunate sigma to sigma, a capital with
+# prosgegrammeni to its letter and iota. The deviations ß and ς stay as they are.
+FOLDED: list[tuple[str, str]] = [
+    ("\u13f8", "http://xn--ab-tgm/"),  # Cherokee small letter ye
+    ("\uab70", "http://xn--ab-y8l/"),  # Cherokee small letter a (as U+13A0, the capital)
+    ("\u13a0", "http://xn--ab-y8l/"),  # Cherokee letter a
+    ("\u0345", "http://xn--ab-09b/"),  # combining Greek ypogegrammeni: iota
+    ("\u03f2", "http://xn--ab-vbc/"),  # Greek lunate sigma symbol: sigma (as U+03A3)
+    ("\u03a3", "http://xn--ab-vbc/"),
+    ("\u1f88", "http://xn--ab-09b540z/"),  # alpha with psili and prosgegrammeni
+    ("\u00df", "http://xn--ab-gia/"),  # ß kept
+    ("\u1e9e", "http://xn--ab-gia/"),  # capital sharp s: ß
+    ("\u03c2", "http://xn--ab-sbc/"),  # final sigma kept
+    ("\ufb01", "http://afib/"),  # the fi ligature
+    ("\u0130", "http://xn--aib-9dc/"),  # capital I with dot above
+    ("\uff0e", "http://a.b/"),  # the full-width full stop separates labels
+]
+
+# Code points UTS #46 ignores: the URL is as if they were not there.
+IGNORED = ["\u3164", "\u115f", "\u1160", "\uffa0", "\u17b4", "\u17b5", "\u180e", "\u2061", "\u206a", "\U0001d173"]
+
+# Code points UTS #46 disallows (NFKC keeps them, or makes a "." of them): an invalid URL.
+DISALLOWED = [
+    "\u2024",  # one dot leader (NFKC: ".")
+    "\ufe52",  # small full stop (NFKC: ".")
+    "\u2488",  # digit one full stop ("1.")
+    "\u33c2",  # square a.m.
+    "\U0001f100",  # digit zero full stop
+    "\u1680",  # Ogham space mark
+    "\u2028",  # line separator
+    "\u2029",  # paragraph separator
+    "\u2ff0",  # ideographic description character
+    "\ufe12",  # vertical ideographic full stop
+    "\ufffc",  # object replacement character
+]
+
+
+@pytest.mark.parametrize(("char", "expected"), FOLDED)
+def test_a_host_is_case_folded_as_uts46_maps_it(char: str, expected: str) -> None:
+    """Before: lower case only, so Cherokee, U+0345, U+03F2 and U+1F88 were punycode of other text."""
+    url = f"http://a{char}b/"
+    assert durable.Request(url).url == expected
+    assert durable.Response.redirect(url).headers["location"] == expected
+
+
+@pytest.mark.parametrize("char", IGNORED)
+def test_code_points_uts46_ignores_are_dropped(char: str) -> None:
+    """Before: the Hangul fillers and Khmer inherent vowels were kept (punycode), the invisible
+    operators and musical beams refused as format characters."""
+    assert durable.Request(f"http://a{char}b/").url == "http://ab/"
+
+
+@pytest.mark.parametrize("char", DISALLOWED)
+def test_code_points_uts46_disallows_make_an_invalid_url(char: str) -> None:
+    """Before: U+2024 gave ``http://a.b/``, U+2488 ``http://a1.b/``, U+1680 punycode..."""
+    url = f"http://a{char}b/"
+    with pytest.raises(TypeError, match=r"^Invalid URL: "):
+        durable.Request(url)
+    with pytest.raises(TypeError, match=r"^Unable to parse URL: "):
+        durable.Response.redirect(url)
+
+
+def test_an_xn_label_with_a_non_ascii_code_point_is_invalid() -> None:
+    """workerd: ``new Request("http://xn--ab\\u00e9/")`` raises ``TypeError: Invalid URL``; durable
+    gave ``http://xn--xn--ab-gva/`` (the label encoded as punycode a second time)."""
+    with pytest.raises(TypeError, match=r"^Invalid URL: "):
+        durable.Request("http://xn--ab\u00e9/")
+    with pytest.raises(TypeError, match=r"^Invalid URL: "):
+        durable.Request("http://a.XN--\u00e9.com/")
+    assert durable.Request("http://xn--ab-gia.com/").url == "http://xn--ab-gia.com/"  # punycode as such is kept
