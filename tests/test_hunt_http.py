@@ -83,3 +83,50 @@ def test_an_xn_label_with_a_non_ascii_code_point_is_invalid() -> None:
     with pytest.raises(TypeError, match=r"^Invalid URL: "):
         durable.Request("http://a.XN--\u00e9.com/")
     assert durable.Request("http://xn--ab-gia.com/").url == "http://xn--ab-gia.com/"  # punycode as such is kept
+
+
+async def _served_url(host: bytes) -> tuple[int, str]:
+    """The status and the ``request.url`` that ``asgi_app`` gives a Worker for ``Host: host``."""
+
+    class Echo(durable.WorkerEntrypoint):
+        async def fetch(self, request: durable.Request) -> durable.Response:
+            return durable.Response(request.url)
+
+    class Runtime:
+        env = None
+
+    sent: list[dict[str, object]] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", host)],
+        "server": ("127.0.0.1", 8787),
+        "client": ("127.0.0.1", 5000),
+    }
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await durable.asgi_app(Echo, Runtime())(scope, receive, send)  # type: ignore[arg-type]
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")  # type: ignore[misc]
+    return int(sent[0]["status"]), body.decode()  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [(b"h:", "http://h/"), (b"H:", "http://h/"), (b"[::1]:", "http://[::1]/"), (b"h:080", "http://h/")],
+)
+async def test_a_host_header_with_an_empty_port_is_served(host: bytes, expected: str) -> None:
+    """workerd (miniflare 4, 2026-12-07, raw HTTP/1.1 with ``Host: h:``) serves it as ``http://h/``;
+    durable answered ``400 Bad Request: invalid Host header``."""
+    assert await _served_url(host) == (200, expected)
