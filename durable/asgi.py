@@ -64,8 +64,13 @@ Send = Callable[[Message], Awaitable[None]]
 DEFAULT_MAX_BODY_SIZE: Final = 100 * 1024 * 1024
 
 _TEXT_PLAIN: Final = (b"content-type", b"text/plain;charset=UTF-8")
-# Headers the server computes from the body it is given; a Worker's values are dropped.
-_FRAMING_HEADERS: Final = frozenset({"content-length", "transfer-encoding"})
+# Headers the server computes from the body it is given, and the hop-by-hop headers of the
+# connection: a Worker's values are dropped, as workerd drops them (measured with miniflare 4,
+# 2026-12-07: a Worker's Connection, Keep-Alive, Upgrade, Trailer, TE, Transfer-Encoding and
+# Content-Length never reach the client; Proxy-Connection, Alt-Svc, Via... do).
+_FRAMING_HEADERS: Final = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "trailer", "te"}
+)
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
 # Bytes kept as they are when rebuilding the URL from what the client sent: printable ASCII
 # except the characters the WHATWG URL parser percent-encodes in paths and in queries.

@@ -8,6 +8,8 @@ same URL as its ``Location`` (or raised ``TypeError: Unable to parse URL: ...``)
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import durable
@@ -85,17 +87,13 @@ def test_an_xn_label_with_a_non_ascii_code_point_is_invalid() -> None:
     assert durable.Request("http://xn--ab-gia.com/").url == "http://xn--ab-gia.com/"  # punycode as such is kept
 
 
-async def _served_url(host: bytes) -> tuple[int, str]:
-    """The status and the ``request.url`` that ``asgi_app`` gives a Worker for ``Host: host``."""
+class _Runtime:
+    env = None
 
-    class Echo(durable.WorkerEntrypoint):
-        async def fetch(self, request: durable.Request) -> durable.Response:
-            return durable.Response(request.url)
 
-    class Runtime:
-        env = None
-
-    sent: list[dict[str, object]] = []
+async def _serve(worker: type[durable.WorkerEntrypoint], host: bytes = b"h") -> list[dict[str, Any]]:
+    """The ASGI messages ``asgi_app(worker)`` sends for ``GET /`` with ``Host: host``."""
+    sent: list[dict[str, Any]] = []
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -111,15 +109,26 @@ async def _served_url(host: bytes) -> tuple[int, str]:
         "client": ("127.0.0.1", 5000),
     }
 
-    async def receive() -> dict[str, object]:
+    async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b""}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    await durable.asgi_app(Echo, Runtime())(scope, receive, send)  # type: ignore[arg-type]
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")  # type: ignore[misc]
-    return int(sent[0]["status"]), body.decode()  # type: ignore[call-overload]
+    await durable.asgi_app(worker, _Runtime())(scope, receive, send)  # type: ignore[arg-type]
+    return sent
+
+
+async def _served_url(host: bytes) -> tuple[int, str]:
+    """The status and the ``request.url`` that ``asgi_app`` gives a Worker for ``Host: host``."""
+
+    class Echo(durable.WorkerEntrypoint):
+        async def fetch(self, request: durable.Request) -> durable.Response:
+            return durable.Response(request.url)
+
+    sent = await _serve(Echo, host)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return int(sent[0]["status"]), body.decode()
 
 
 @pytest.mark.parametrize(
@@ -130,3 +139,19 @@ async def test_a_host_header_with_an_empty_port_is_served(host: bytes, expected:
     """workerd (miniflare 4, 2026-12-07, raw HTTP/1.1 with ``Host: h:``) serves it as ``http://h/``;
     durable answered ``400 Bad Request: invalid Host header``."""
     assert await _served_url(host) == (200, expected)
+
+
+async def test_hop_by_hop_headers_a_worker_gives_are_dropped() -> None:
+    """workerd (miniflare 4, 2026-12-07, a Worker answering ``new Response("abc", {headers})`` over
+    raw HTTP/1.1) drops a Worker's Connection, Keep-Alive, Upgrade, Trailer and TE, and keeps
+    Proxy-Connection, Alt-Svc and Via; durable sent them all."""
+    given = ["Connection", "Keep-Alive", "Upgrade", "Trailer", "TE", "Proxy-Connection", "Alt-Svc", "Via"]
+
+    class Hops(durable.WorkerEntrypoint):
+        async def fetch(self, request: durable.Request) -> durable.Response:
+            return durable.Response("abc", headers=[(name, "v1") for name in given])
+
+    start = (await _serve(Hops))[0]
+    assert start["status"] == 200
+    names = sorted(name for name, _ in start["headers"])
+    assert names == [b"alt-svc", b"content-length", b"content-type", b"proxy-connection", b"via"]
