@@ -1,0 +1,92 @@
+"""Edges of API.md sections 1-3 (objects, ids, namespaces, stubs, ``ctx``) found by comparing with
+workerd (miniflare 4, compatibility date 2026-04-07).
+
+Each test quotes its measurement: a Worker calling a Durable Object through ``env.C`` in a probe
+driven with ``mf.dispatchFetch(url)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import durable
+
+
+class Echo(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        self.ran = 0
+
+    async def echo(self, value: Any) -> Any:
+        self.ran += 1
+        return value
+
+    async def runs(self) -> int:
+        return self.ran
+
+    async def call_back(self, fn: Callable[[Any], Any]) -> str:
+        """Call ``fn`` with a value that cannot be copied: a raise at the call, or a failed await."""
+        try:
+            pending = fn(object())
+        except Exception as exc:
+            return f"at the call: {type(exc).__name__}"
+        try:
+            await pending
+        except durable.DataCloneError:
+            return "when awaited: DataCloneError"
+        return "ok"
+
+
+class TestArgumentsThatCannotBeCopied:
+    """workerd: ``p = stub.echo(Symbol("q"))`` does not throw (``typeof p`` is "function"); ``await p``
+    rejects with ``DataCloneError: Symbol(q) could not be cloned.``, and the method never ran.
+    A callback stub called with ``Symbol("z")`` inside the object likewise gives a promise that
+    rejects (``rej DataCloneError: Symbol(z) could not be cloned.``). durable raised
+    ``DataCloneError`` from the call itself, before any promise existed."""
+
+    async def test_the_promise_fails_not_the_call(self) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Echo).get_by_name("a")
+            pending = stub.echo(object())  # raised DataCloneError here
+            assert isinstance(pending, durable.RpcPromise)
+            with pytest.raises(durable.DataCloneError, match='type "object"'):
+                await pending
+            keyword = stub.echo(value=[object()])
+            with pytest.raises(durable.DataCloneError):
+                await keyword
+            assert await stub.runs() == 0  # the method did not run
+
+    async def test_gather_sees_it_as_one_failed_call(self) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Echo).get_by_name("a")
+            results = await asyncio.gather(stub.echo(1), stub.echo({1: object()}), return_exceptions=True)
+            assert results[0] == 1 and isinstance(results[1], durable.DataCloneError)
+
+    async def test_an_unawaited_failed_call_is_dropped(self) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Echo).get_by_name("a")
+            stub.echo(object())  # as on Cloudflare, nothing to see and nothing raised
+            assert await stub.echo(2) == 2
+
+    def test_without_a_running_loop_the_coroutine_raises(self) -> None:
+        async def main() -> None:
+            async with durable.Runtime() as rt:
+                stub = rt.namespace(Echo).get_by_name("a")
+                await asyncio.get_running_loop().run_in_executor(None, lambda: _no_loop_call(stub))
+
+        def _no_loop_call(stub: Any) -> None:
+            coro = stub.echo(object())  # no loop on this thread: a coroutine, failing when run
+            assert asyncio.iscoroutine(coro)
+            with pytest.raises(durable.DataCloneError):
+                coro.send(None)
+
+        asyncio.run(main())
+
+    async def test_a_callback_stub_fails_its_promise(self) -> None:
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Echo).get_by_name("a")
+            assert await stub.call_back(lambda x: x) == "when awaited: DataCloneError"
