@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from ._aliases import camel_aliases
 from ._id import DurableObjectId, IdFactory
@@ -93,12 +93,16 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
             raise TypeError(f"new_unique_id() got an unexpected keyword argument {sorted(unknown)[0]!r}")
         return self.ids.unique()
 
-    def jurisdiction(self, name: str) -> NoReturn:
+    def jurisdiction(self, name: str | None = None) -> Namespace[T]:
         """Cloudflare's namespace restricted to a jurisdiction (``"eu"``, ``"fedramp"``): not implemented.
 
-        Raises ``NotImplementedError`` for any ``name``, as workerd's local runtime raises
-        ``Error: Jurisdiction restrictions are not implemented in workerd.``
+        Raises ``NotImplementedError`` for any ``name`` (``""`` too), as workerd's local runtime
+        raises ``Error: Jurisdiction restrictions are not implemented in workerd.``; with no name
+        (``None``) it is this namespace, as workerd's ``ns.jurisdiction()`` (``undefined``) is a
+        namespace (miniflare 4, 2026-04-07), and as ``new_unique_id(jurisdiction=None)`` is an id.
         """
+        if name is None:
+            return self
         raise NotImplementedError("Jurisdiction restrictions are not implemented in durable.")
 
     def id_from_string(self, id: str) -> DurableObjectId:

@@ -90,3 +90,27 @@ class TestArgumentsThatCannotBeCopied:
         async with durable.Runtime() as rt:
             stub = rt.namespace(Echo).get_by_name("a")
             assert await stub.call_back(lambda x: x) == "when awaited: DataCloneError"
+
+
+class TestJurisdiction:
+    """workerd: ``ns.jurisdiction()`` (``undefined``) returned ``[object DurableObjectNamespace]``;
+    ``ns.jurisdiction("")`` and ``("eu")`` threw ``Error: Jurisdiction restrictions are not
+    implemented in workerd.``; ``newUniqueId({jurisdiction: null})`` made an id and
+    ``{jurisdiction: ""}`` threw the same Error. durable refused ``jurisdiction()`` (a missing
+    argument) and ``jurisdiction(None)`` (NotImplementedError)."""
+
+    async def test_no_jurisdiction_is_the_namespace_itself(self) -> None:
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Echo)
+            assert ns.jurisdiction() is ns and ns.jurisdiction(None) is ns
+            assert await ns.jurisdiction().get_by_name("a").echo(3) == 3
+
+    async def test_any_name_is_not_implemented(self) -> None:
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Echo)
+            for name in ("", "eu", "fedramp"):
+                with pytest.raises(NotImplementedError, match="Jurisdiction restrictions are not implemented"):
+                    ns.jurisdiction(name)
+                with pytest.raises(NotImplementedError, match="Jurisdiction restrictions are not implemented"):
+                    ns.new_unique_id(jurisdiction=name)
+            assert ns.new_unique_id(jurisdiction=None).name is None
