@@ -62,20 +62,20 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         its UTF-8 bytes (the surrogate encoded as if it were a character), and ``id.name`` reads
         those bytes back with U+FFFD for each byte that is not valid UTF-8 (``"\\ufffd" * 3``).
 
+        A ``str`` subclass (a ``StrEnum`` member) is taken as its text: ``id.name`` is a plain
+        ``str``, as workerd's is always a string (a member kept there could not cross RPC, and
+        came back a ``str`` from a persisted runtime).
+
         Raises ``TypeError`` for a name that is not a ``str``.
         """
-        oid = self.ids.from_name(name)
-        if type(name) is str and not name.isascii():
-            readable = _as_workerd_reads(name)
-            if readable is not name:
-                oid = self.ids.from_string(oid.to_string(), name=readable)
-        return oid
+        return self._from_name(name, "idFromName")
 
     def _from_name(self, name: str, caller: str) -> DurableObjectId:
         """``id_from_name`` for ``caller`` (the camelCase name its ``TypeError`` gives)."""
         oid = self.ids.from_name(name, caller)
-        if type(name) is str and not name.isascii():
-            readable = _as_workerd_reads(name)
+        if type(name) is not str or not name.isascii():  # (an ASCII str: no work added)
+            text = str.__str__(name)  # a str subclass's text; a str itself
+            readable = _as_workerd_reads(text)
             if readable is not name:
                 oid = self.ids.from_string(oid.to_string(), name=readable)
         return oid

@@ -8,7 +8,9 @@ driven with ``mf.dispatchFetch(url)``.
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +116,47 @@ class TestJurisdiction:
                 with pytest.raises(NotImplementedError, match="Jurisdiction restrictions are not implemented"):
                     ns.new_unique_id(jurisdiction=name)
             assert ns.new_unique_id(jurisdiction=None).name is None
+
+
+class Region(enum.StrEnum):
+    EU = "eu"
+
+
+class Text(str):
+    """A str subclass that is not an enum."""
+
+
+class Named(durable.DurableObject):
+    async def own_name(self) -> Any:
+        return self.ctx.id.name
+
+    async def store(self) -> Any:
+        await self.ctx.storage.put("k", 1)
+        return self.ctx.id.name
+
+
+class TestNamesThatAreStrSubclasses:
+    """workerd's ``id.name`` is always a string (``idFromName(5).name`` is ``"5"``), and ``ctx.id.name``
+    comes back as one. durable kept a ``str`` subclass as it was: ``ctx.id.name`` of
+    ``get_by_name(Region.EU)`` could not be returned over RPC (DataCloneError: an Enum member), and
+    a subclass with a lone surrogate skipped the U+FFFD reading that a ``str`` gets (workerd:
+    ``idFromName("x\\ud800").name`` reads back with U+FFFD), so its first write failed the commit
+    and reset the object (UnicodeEncodeError from storing the name)."""
+
+    async def test_a_str_enum_name_is_its_text(self) -> None:
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Named)
+            oid = ns.id_from_name(Region.EU)
+            assert oid == ns.id_from_name("eu") and type(oid.name) is str and oid.name == "eu"
+            assert type(ns.get_by_name(Text("t")).name) is str
+            assert await ns.get_by_name(Region.EU).own_name() == "eu"
+
+    async def test_a_surrogate_in_a_str_subclass_is_read_as_in_a_str(self, tmp_path: Path) -> None:
+        async with durable.Runtime(path=tmp_path) as rt:
+            ns = rt.namespace(Named)
+            assert ns.id_from_name(Text("x\ud800")).name == "x\ufffd\ufffd\ufffd"
+            assert await ns.get_by_name(Text("x\ud800")).store() == "x\ufffd\ufffd\ufffd"
+            key = str(ns.id_from_name("x\ud800"))
+        async with durable.Runtime(path=tmp_path) as rt:
+            ns = rt.namespace(Named)
+            assert await ns.get(ns.id_from_string(key)).own_name() == "x\ufffd\ufffd\ufffd"
