@@ -160,3 +160,15 @@ class TestNamesThatAreStrSubclasses:
         async with durable.Runtime(path=tmp_path) as rt:
             ns = rt.namespace(Named)
             assert await ns.get(ns.id_from_string(key)).own_name() == "x\ufffd\ufffd\ufffd"
+
+    async def test_a_str_enum_namespace_name_is_its_text(self) -> None:
+        """The namespace name too: ``ns.name`` was the member, and so were ids' namespace keys."""
+
+        class Binding(enum.StrEnum):
+            COUNTER = "COUNTER"
+
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Named, name=Binding.COUNTER)
+            assert type(ns.name) is str and repr(ns) == "<durable.Namespace 'COUNTER' of Named (sqlite)>"
+            assert type(ns.id_from_name("a").key[0]) is str
+            assert rt.env.COUNTER is ns and rt.namespace(Named, name="COUNTER") is ns
