@@ -172,3 +172,20 @@ class TestNamesThatAreStrSubclasses:
             assert type(ns.name) is str and repr(ns) == "<durable.Namespace 'COUNTER' of Named (sqlite)>"
             assert type(ns.id_from_name("a").key[0]) is str
             assert rt.env.COUNTER is ns and rt.namespace(Named, name="COUNTER") is ns
+
+
+class TestNewUniqueIdOptions:
+    async def test_unknown_options_are_ignored(self) -> None:
+        """workerd: ``newUniqueId({foo: 1})`` made an id (unknown options ignored, as ``get``'s are);
+        durable raised ``TypeError: new_unique_id() got an unexpected keyword argument 'foo'``, so a
+        Python Worker's ``newUniqueId({"foo": 1})`` failed where workerd's succeeds."""
+        from durable.compat import python_workers as pw
+        from durable.compat.python_workers import workers as sdk
+
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Echo, name="NS")
+            assert ns.new_unique_id(foo=1).name is None
+            pw.serving(rt)
+            assert sdk.env.NS.newUniqueId({"foo": 1}).name is None
+            with pytest.raises(NotImplementedError):
+                ns.new_unique_id(foo=1, jurisdiction="eu")
