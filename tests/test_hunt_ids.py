@@ -189,3 +189,17 @@ class TestNewUniqueIdOptions:
             assert sdk.env.NS.newUniqueId({"foo": 1}).name is None
             with pytest.raises(NotImplementedError):
                 ns.new_unique_id(foo=1, jurisdiction="eu")
+
+    async def test_a_python_worker_namespace_has_no_jurisdiction(self) -> None:
+        """A Python Worker's ``env.NS.jurisdiction()`` is the namespace (``None`` crosses Pyodide as
+        ``undefined``); ``jurisdiction("eu")`` raises workerd's words. It raised for both, in words
+        of its own (``namespace.jurisdiction() is not supported by durable``)."""
+        from durable.compat import python_workers as pw
+        from durable.compat.python_workers import workers as sdk
+
+        async with durable.Runtime() as rt:
+            rt.namespace(Echo, name="NS")
+            pw.serving(rt)
+            assert await sdk.env.NS.jurisdiction().getByName("a").echo(4) == 4
+            with pytest.raises(NotImplementedError, match="Jurisdiction restrictions are not implemented"):
+                sdk.env.NS.jurisdiction("eu")
