@@ -203,3 +203,25 @@ class TestNewUniqueIdOptions:
             assert await sdk.env.NS.jurisdiction().getByName("a").echo(4) == 4
             with pytest.raises(NotImplementedError, match="Jurisdiction restrictions are not implemented"):
                 sdk.env.NS.jurisdiction("eu")
+
+
+class TestBindingNamesEnvCannotShow:
+    """``env.NAME`` reaches a binding only if ``durable.Env`` has no attribute of that name:
+    ``Runtime(vars={"__class__": 1})`` and ``namespace(cls, name="_bindings")`` were accepted, and
+    ``env.__class__`` / ``env._bindings`` gave Env's own attributes (the binding reachable only as
+    ``env["__class__"]``). workerd's env is a plain object whose own properties win over inherited
+    ones, so there is nothing to measure: they are refused at registration, naming the problem."""
+
+    @pytest.mark.parametrize("name", ["__class__", "_bindings", "__getitem__", "_bind"])
+    async def test_vars_refused(self, name: str) -> None:
+        with pytest.raises(ValueError, match=f"a binding cannot be named '{name}'"):
+            async with durable.Runtime(vars={name: 1}):
+                pass
+
+    async def test_namespace_refused(self) -> None:
+        async with durable.Runtime() as rt:
+            with pytest.raises(ValueError, match="a binding cannot be named '_bindings'"):
+                rt.namespace(Echo, name="_bindings")
+            assert "_bindings" not in rt.env
+            ns = rt.namespace(Echo, name="_private_but_fine")
+            assert rt.env._private_but_fine is ns
