@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from ._aliases import camel_aliases
 from ._id import DurableObjectId, IdFactory
@@ -62,20 +62,20 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         its UTF-8 bytes (the surrogate encoded as if it were a character), and ``id.name`` reads
         those bytes back with U+FFFD for each byte that is not valid UTF-8 (``"\\ufffd" * 3``).
 
+        A ``str`` subclass (a ``StrEnum`` member) is taken as its text: ``id.name`` is a plain
+        ``str``, as workerd's is always a string (a member kept there could not cross RPC, and
+        came back a ``str`` from a persisted runtime).
+
         Raises ``TypeError`` for a name that is not a ``str``.
         """
-        oid = self.ids.from_name(name)
-        if type(name) is str and not name.isascii():
-            readable = _as_workerd_reads(name)
-            if readable is not name:
-                oid = self.ids.from_string(oid.to_string(), name=readable)
-        return oid
+        return self._from_name(name, "idFromName")
 
     def _from_name(self, name: str, caller: str) -> DurableObjectId:
         """``id_from_name`` for ``caller`` (the camelCase name its ``TypeError`` gives)."""
         oid = self.ids.from_name(name, caller)
-        if type(name) is str and not name.isascii():
-            readable = _as_workerd_reads(name)
+        if type(name) is not str or not name.isascii():  # (an ASCII str: no work added)
+            text = str.__str__(name)  # a str subclass's text; a str itself
+            readable = _as_workerd_reads(text)
             if readable is not name:
                 oid = self.ids.from_string(oid.to_string(), name=readable)
         return oid
@@ -83,22 +83,25 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
     def new_unique_id(self, **options: Any) -> DurableObjectId:
         """A new random id, whose ``name`` is ``None``. Keep ``str(id)`` to reach it again.
 
-        Raises ``NotImplementedError`` for the ``jurisdiction`` option, which `durable` does not
-        implement (workerd does not either).
+        Raises ``NotImplementedError`` for the ``jurisdiction`` option (any value but ``None``),
+        which `durable` does not implement (workerd does not either). Other options are ignored,
+        as workerd ignores them (``newUniqueId({foo: 1})`` makes an id, miniflare 4) and as
+        :meth:`get` does.
         """
-        if options.get("jurisdiction") is not None:
+        if options and options.get("jurisdiction") is not None:
             raise NotImplementedError("Jurisdiction restrictions are not implemented in durable.")
-        unknown = set(options) - {"jurisdiction"}
-        if unknown:
-            raise TypeError(f"new_unique_id() got an unexpected keyword argument {sorted(unknown)[0]!r}")
         return self.ids.unique()
 
-    def jurisdiction(self, name: str) -> NoReturn:
+    def jurisdiction(self, name: str | None = None) -> Namespace[T]:
         """Cloudflare's namespace restricted to a jurisdiction (``"eu"``, ``"fedramp"``): not implemented.
 
-        Raises ``NotImplementedError`` for any ``name``, as workerd's local runtime raises
-        ``Error: Jurisdiction restrictions are not implemented in workerd.``
+        Raises ``NotImplementedError`` for any ``name`` (``""`` too), as workerd's local runtime
+        raises ``Error: Jurisdiction restrictions are not implemented in workerd.``; with no name
+        (``None``) it is this namespace, as workerd's ``ns.jurisdiction()`` (``undefined``) is a
+        namespace (miniflare 4, 2026-04-07), and as ``new_unique_id(jurisdiction=None)`` is an id.
         """
+        if name is None:
+            return self
         raise NotImplementedError("Jurisdiction restrictions are not implemented in durable.")
 
     def id_from_string(self, id: str) -> DurableObjectId:

@@ -268,6 +268,11 @@ class Env:
     def _bind(self, name: str, value: Any) -> None:
         if name in self._bindings:
             raise ValueError(f"env already has a binding named {name!r}")
+        if hasattr(Env, name):  # env.__class__, env._bindings: the attribute is Env's own, never the binding
+            raise ValueError(
+                f"a binding cannot be named {name!r}: env.{name} is an attribute of durable.Env itself, "
+                "so it would never reach the binding; choose another name"
+            )
         self._bindings[name] = value
 
 

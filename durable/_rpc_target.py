@@ -32,7 +32,7 @@ import inspect
 import threading
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, NoReturn, final
 
 from . import _context
 from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
@@ -121,10 +121,15 @@ class _RemoteStub:
     def _start_call(self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call ``call(*args, **kwargs)`` at home; the awaitable of its copied result."""
         received = None
+        coro: Coroutine[Any, Any, Any] | None = None
         if args or kwargs:
             if kwargs or any(type(arg) not in ATOMIC_TYPES for arg in args):
-                args, kwargs, received = copy_params(args, kwargs)
-        coro = _call_home(self, call, args, kwargs)
+                try:
+                    args, kwargs, received = copy_params(args, kwargs)
+                except Exception as exc:  # fails the call's promise, as workerd rejects it (_stub._refused)
+                    coro = _raise(exc)
+        if coro is None:
+            coro = _call_home(self, call, args, kwargs)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -158,6 +163,10 @@ async def _settle(call: Coroutine[Any, Any, Any], outcome: asyncio.Future[Any]) 
     else:
         if not outcome.done():
             outcome.set_result(value)
+
+
+async def _raise(exc: Exception) -> NoReturn:
+    raise exc
 
 
 def _is_disposed(stub: _RemoteStub) -> bool:

@@ -293,7 +293,8 @@ class Runtime:
             raise TypeError(f"namespace() takes a durable.DurableObject subclass, not {shown(cls)}")
         if storage not in ("sqlite", "kv"):
             raise ValueError(f"storage must be 'sqlite' or 'kv', not {shown(storage)}")
-        ns_name = check_namespace_name(cls.__name__ if name is None else name)
+        # A str subclass (a StrEnum member) names the namespace by its text, as an id's name does.
+        ns_name = str.__str__(check_namespace_name(cls.__name__ if name is None else name))
         existing = self._namespaces.get(ns_name)
         if existing is not None:
             if existing.cls is not cls or existing.storage != storage:

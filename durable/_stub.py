@@ -413,19 +413,27 @@ class RpcMethod:
 
         Arguments are copied (structured clone) at once. As on Cloudflare, the call runs whether
         or not the promise is awaited. Called where no event loop runs, it returns a coroutine
-        instead, which makes the call when awaited (``asyncio.run(stub.increment())``).
+        instead, which makes the call when awaited (``asyncio.run(stub.increment())``). Arguments
+        that cannot be copied (``DataCloneError``) fail the promise, not the call itself, as
+        workerd rejects the call's promise: the method does not run.
         """
         received = None  # stubs made for functions and RpcTargets in the arguments (_rpc_target)
         if kwargs:
             # One copy of all the arguments, as workerd makes, so that a value passed both
             # positionally and by keyword arrives as one object.
-            args, kwargs, received = copy_params(args, kwargs)
+            try:
+                args, kwargs, received = copy_params(args, kwargs)
+            except Exception as exc:
+                return _refused(self._stub, exc)
         elif args:
             # clone() returns a tuple of atomic values as it is: tested here first, without its
             # two calls and memo dict (docs/performance.md: a call with two such arguments).
             for arg in args:
                 if type(arg) not in ATOMIC_TYPES:
-                    args, kwargs, received = copy_params(args, kwargs)
+                    try:
+                        args, kwargs, received = copy_params(args, kwargs)
+                    except Exception as exc:
+                        return _refused(self._stub, exc)
                     break
         stub = self._stub
         state = self._link
@@ -658,6 +666,27 @@ class RpcPromise(asyncio.Future[Any]):
 
 def _close() -> None:
     pass
+
+
+def _refused(stub: Stub[Any], exc: Exception) -> Any:
+    """The promise of a call whose arguments could not be copied: failed with ``exc``.
+
+    workerd (miniflare 4, 2026-04-07) rejects the promise: ``stub.echo(Symbol())`` returns, and
+    awaiting it raises ``DataCloneError`` (as a call over 32 MiB raises its ``Error``).
+    """
+    if _get_running_loop() is None:
+        return _raise(exc)
+    promise = RpcPromise()
+    promise._stub = stub
+    promise._host = None
+    if CLOSE_PER_PROMISE:
+        promise.close = _close
+    promise.set_exception(exc)
+    return promise
+
+
+async def _raise(exc: Exception) -> NoReturn:
+    raise exc
 
 
 CLOSE_PER_PROMISE = sys.version_info >= (3, 13)

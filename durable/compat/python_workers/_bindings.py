@@ -424,9 +424,11 @@ class NamespaceAdapter:
     new_unique_id = newUniqueId
     get_by_name = getByName
 
-    def jurisdiction(self, name: str) -> NoReturn:
-        """Not emulated: `durable` has no jurisdictions."""
-        raise NotImplementedError("namespace.jurisdiction() is not supported by durable (there is one location)")
+    def jurisdiction(self, name: str | None = None) -> NamespaceAdapter:
+        """This namespace for no name (``None`` is ``undefined``), as workerd's ``jurisdiction()``
+        is; a name raises ``NotImplementedError`` (workerd: ``Jurisdiction restrictions are not
+        implemented in workerd.``)."""
+        return NamespaceAdapter(self._ns.jurisdiction(name))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ns, name)
