@@ -170,3 +170,23 @@ async def serve_and_get(argv: list[str], paths: list[str], cwd: Path = REPO) -> 
         proc.wait(timeout=30)
         if proc.stderr:
             proc.stderr.close()
+
+
+def http_scope(**overrides: Any) -> dict[str, Any]:
+    """An ASGI HTTP scope for `GET /` with `Host: example.com`, updated with ``overrides``."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"example.com")],
+        "server": ("127.0.0.1", 8787),
+        "client": ("127.0.0.1", 5000),
+    }
+    scope.update(overrides)
+    return scope

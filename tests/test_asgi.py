@@ -14,6 +14,8 @@ import pytest
 from durable._http import Request, Response, WorkerEntrypoint
 from durable.asgi import DEFAULT_MAX_BODY_SIZE, WorkerApp, asgi_app
 
+from helpers import http_scope
+
 Message = MutableMapping[str, Any]
 
 
@@ -73,25 +75,6 @@ class RawCall:
     @property
     def body(self) -> bytes:
         return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
-
-
-def http_scope(**overrides: Any) -> dict[str, Any]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"example.com")],
-        "server": ("127.0.0.1", 8787),
-        "client": ("127.0.0.1", 5000),
-    }
-    scope.update(overrides)
-    return scope
 
 
 async def raw_call(app: WorkerApp, scope: dict[str, Any], incoming: list[Message] | None = None) -> RawCall:

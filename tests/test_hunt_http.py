@@ -14,6 +14,8 @@ import pytest
 
 import durable
 
+from helpers import http_scope
+
 # UTS #46 maps a code point with NFKC and case folding, not with lower case alone: Cherokee small
 # letters fold to the capitals, U+0345 to iota, the lunate sigma to sigma, a capital with
 # prosgegrammeni to its letter and iota. The deviations ß and ς stay as they are.
@@ -94,20 +96,7 @@ class _Runtime:
 async def _serve(worker: type[durable.WorkerEntrypoint], host: bytes = b"h") -> list[dict[str, Any]]:
     """The ASGI messages ``asgi_app(worker)`` sends for ``GET /`` with ``Host: host``."""
     sent: list[dict[str, Any]] = []
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", host)],
-        "server": ("127.0.0.1", 8787),
-        "client": ("127.0.0.1", 5000),
-    }
+    scope = http_scope(headers=[(b"host", host)])
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b""}
