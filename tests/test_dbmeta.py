@@ -592,7 +592,10 @@ class TestSpareLog:
                 (folder / _dbfile.SPARE_LOG).unlink()
             file = folder / "b.sqlite"
             Path(os.fspath(file) + "-wal").write_bytes(orphan)
-            create_file(file, synchronous="NORMAL", log=how != "with a history")
+            # (the next spare's request is held, as a new object's first commit would: asked for at
+            # once, the thread could make it before the check below)
+            asked: list[Callable[[], None]] = []
+            create_file(file, synchronous="NORMAL", defer=asked.append, log=how != "with a history")
             assert not (folder / _dbfile.SPARE_FILE).exists()  # (the spare was taken)
             check = connect(file)
             try:
@@ -607,7 +610,8 @@ class TestSpareLog:
         """A history checkpoints a log it finds at open (three syncs): such an object takes the file alone."""
         spares, folder = self._spares_ready(tmp_path)
         try:
-            assert spares.take(folder / "b.sqlite", log=False)
+            asked: list[Callable[[], None]] = []  # (the next spare not asked for: see above)
+            assert spares.take(folder / "b.sqlite", asked.append, log=False)
             assert not (folder / "b.sqlite-wal").exists()
             assert not (folder / _dbfile.SPARE_LOG).exists()
             TestCreateFile._check_usable(folder / "b.sqlite")
