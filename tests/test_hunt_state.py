@@ -146,3 +146,41 @@ class TestABlockConcurrencyWhileCallbackThatRaisesCancelledError:
                 await stub.section()  # DurableError: "... the object was not reset."
             assert info.value.durable_object_reset
             assert await ns.get_by_name("call").number() == 2
+
+
+class KeepsItsContext(durable.DurableObject):
+    """Keeps its ``ctx`` in ``env.kept`` and aborts; the next instance uses the kept one."""
+
+    async def keep_and_abort(self) -> None:
+        self.env.kept.append(self.ctx)
+        await self.ctx.storage.put("k", "v1")
+        self.ctx.abort("bye")
+
+    async def use_the_kept_one(self) -> list[str]:
+        old: durable.State = self.env.kept[0]
+
+        async def section() -> str:
+            return "ran"
+
+        seen = [str(old.id.name)]
+        for attempt in (
+            lambda: old.storage.get("k"),
+            lambda: old.block_concurrency_while(section),
+            lambda: old.get_web_sockets(),
+            lambda: old.abort("again"),
+        ):
+            try:
+                await attempt()  # type: ignore[misc]
+            except durable.ObjectAbortedError as exc:
+                seen.append(str(exc))
+        return seen
+
+
+async def test_a_reset_instances_ctx_kept_by_the_next_raises_its_reset() -> None:
+    """workerd: the kept ``ctx``'s storage and ``abort()`` raise "Cannot perform I/O on behalf of a
+    different Durable Object"; durable raises the reset (docs/differences.md, Concurrency)."""
+    async with durable.Runtime(vars={"kept": []}) as rt:
+        ns = rt.namespace(KeepsItsContext)
+        with pytest.raises(durable.ObjectAbortedError, match="bye"):
+            await ns.get_by_name("a").keep_and_abort()
+        assert await ns.get_by_name("a").use_the_kept_one() == ["a", "bye", "bye", "bye", "bye"]
