@@ -44,6 +44,12 @@ BCW_TIMEOUT = 30.0
 BCW_MAX_DEPTH = 64
 """How deep ``block_concurrency_while`` callbacks (and transactions) may nest (workerd's limit)."""
 
+_CALLBACK_CANCELLED = (
+    "A blockConcurrencyWhile() callback raised asyncio.CancelledError (a future it awaited was cancelled). "
+    "durable reports it as this error, so that the caller does not take it for its own cancellation; the "
+    "object was reset."
+)
+
 
 class BackgroundHost(Protocol):
     """What background work needs of its object (implemented by ``ObjectHost``)."""
@@ -155,11 +161,18 @@ class BackgroundWork:
             if inspect.isawaitable(pending):
                 pending = await pending
             return pending  # type: ignore[no-any-return]
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             timeout_error = self._timeouts.pop(task, None)
             if timeout_error is not None:
                 raise reset_copy(timeout_error) from None
-            raise
+            if task.cancelling() or gen != host.gen:
+                raise  # this task was cancelled (a reset, the runtime closing)
+            # The callback's own code raised it (a future it awaited was cancelled): a callback that
+            # raised, which resets the object; its callers must not take it for their own cancellation.
+            cancelled = ObjectResetError(_CALLBACK_CANCELLED)
+            log.warning("durable: blockConcurrencyWhile() callback raised; the object is reset", exc_info=exc)
+            host.reset(cancelled)
+            raise reset_copy(cancelled) from None
         except BaseException as exc:
             if gen == host.gen:
                 error = reset_copy(exc, keep_cause=False)

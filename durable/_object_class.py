@@ -11,6 +11,7 @@ Layer 0: it knows the host only through the arguments of its methods.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import weakref
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._codec import clone
+from ._exceptions import ObjectResetError
 from ._history import History
 from ._object import call_fetch, call_method, check_response, read_property, rpc_table
 from ._output_gate import reset_copy
@@ -32,6 +34,12 @@ if TYPE_CHECKING:
 __all__ = ["EventKind", "ObjectClass"]
 
 log = logging.getLogger("durable")
+
+_CONSTRUCTOR_CANCELLED = (
+    "The constructor of Durable Object class {} raised asyncio.CancelledError (a future it read was "
+    "cancelled). durable reports it as this error, so that the caller does not take it for its own "
+    "cancellation; the object was reset."
+)
 
 EventKind = Literal["rpc", "get", "fetch", "alarm", "run"]
 """What an event is: an RPC call, a property read over RPC, a fetch, an alarm, or test code run in the object."""
@@ -114,7 +122,12 @@ class ObjectClass:
                 self._alarms.restored()
             instance = self.cls(state, env)
         except BaseException as exc:
-            error = reset_copy(exc, keep_cause=False)
+            if isinstance(exc, asyncio.CancelledError):
+                # Raised by the constructor's own code (it cannot await, so nothing cancelled it):
+                # the caller must not take it for its own cancellation, as for a handler's.
+                error: BaseException = ObjectResetError(_CONSTRUCTOR_CANCELLED.format(self.cls.__name__))
+            else:
+                error = reset_copy(exc, keep_cause=False)
             log.warning("durable: constructor of %s raised; the object is reset", self.cls.__name__, exc_info=exc)
             self._reset(error)
             raise error from None
