@@ -401,8 +401,8 @@ class AlarmScheduler:
         self._waiting.clear()
         self._index.clear_alarms()
 
-    async def stop(self) -> None:
-        """Cancel every timer and every delivery in progress (runtime shutdown)."""
+    def halt(self) -> None:
+        """Cancel every timer, for good: nothing is armed again (shutdown, or a collected runtime)."""
         self._stopped = True
         for entry in self._entries.values():
             if entry.handle is not None:
@@ -410,6 +410,10 @@ class AlarmScheduler:
         self._entries.clear()
         self._unarmed.clear()
         self._note_armed()
+
+    async def stop(self) -> None:
+        """Cancel every timer and every delivery in progress (runtime shutdown)."""
+        self.halt()
         running = [task for task in self._running if not task.done()]
         for task in running:
             task.cancel()

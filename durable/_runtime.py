@@ -247,14 +247,22 @@ class Runtime:
     def __del__(self) -> None:
         # A runtime dropped without aclose() would keep its path locked for the rest of the process
         # (the lock is per process, in _held_paths, as well as a flock): release it when collected,
-        # and say so, as files and sockets do. The databases are closed as aclose() would, without
-        # the event loop: a runtime that is being collected has no events left to run.
-        if getattr(self, "path", None) is None or self.closed:
-            return
+        # and say so, as files and sockets do. The databases are committed and closed (in memory
+        # too) without the event loop, which may be closed or run in another thread: a runtime
+        # that is being collected has no callers left (ObjectHost.close's `collected`). Its alarm
+        # timers are cancelled first, so that a commit does not arm one on whatever loop runs here.
+        if getattr(self, "hosts", None) is None or self.closed:
+            return  # (__init__ raised before the hosts existed: nothing is open)
         self.closed = True
         with contextlib.suppress(Exception):
-            self._drop_all_hosts(keep_writes=True)
+            self._alarms.halt()
+        with contextlib.suppress(Exception):
+            self.hibernation.shutdown()
+        with contextlib.suppress(Exception):
+            self.hosts.drop_all(keep_writes=True, collected=True)
         self._directory.close()  # before warning: where warnings are errors, the lock is released all the same
+        if self.path is None:
+            return  # in memory: no path stays locked; its databases are gone with it
         warnings.warn(
             f"durable.Runtime at {str(self.path)!r} was never closed; its path lock was released when "
             "it was garbage collected. Close runtimes with 'async with' or 'await runtime.aclose()'",
