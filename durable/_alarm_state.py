@@ -9,13 +9,16 @@ Rules, and the Cloudflare behaviour each mirrors:
   transaction (or one nested in it) sees it.
 - A handler that returns clears the alarm it ran for, unless it set a new one meanwhile; an alarm
   the scheduler gives up on (retries exhausted) is deleted if it is still the one stored.
+- A handler still running after :data:`ALARM_TIME_LIMIT` (15 minutes of the runtime's clock)
+  resets the object, which ends it and fails the attempt: it is retried as any failed attempt
+  (workerd's "Alarm exceeded its allowed execution time").
 - A changed alarm reaches the runtime's scheduler only with the commit that makes it durable
   (:meth:`AlarmState.before_commit`, :meth:`AlarmState.after_commit`, called by the output gate),
   so an alarm written by a turn that is rolled back never fires.
 
 Layer 0: it knows its object (an ``ObjectHost``) only by type, and uses its ``db``, its ``gen``
-(generation: a reset during the handler ends it), its ``runtime``'s two alarm hooks and its
-``wrote()``.
+(generation: a reset during the handler ends it), its ``runtime``'s two alarm hooks and clock,
+its ``wrote()`` and its ``reset()`` (the handler's time limit).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import inspect
 import logging
 from typing import TYPE_CHECKING
 
+from ._exceptions import ObjectResetError
 from ._util import positional_arity
 
 if TYPE_CHECKING:
@@ -34,7 +38,12 @@ log = logging.getLogger("durable")
 _NO_HANDLER = "Attempted to run a scheduled alarm without a handler, did you remember to export an alarm() function?"
 """workerd's log line when an alarm falls due on a class without ``alarm()``."""
 
-__all__ = ["AlarmState"]
+__all__ = ["ALARM_TIME_LIMIT", "ALARM_TIME_LIMIT_MESSAGE", "AlarmState"]
+
+ALARM_TIME_LIMIT = 15 * 60
+"""Seconds an ``alarm()`` handler may run (on the runtime's clock) before the object is reset (workerd's 15 minutes)."""
+ALARM_TIME_LIMIT_MESSAGE = "Alarm exceeded its allowed execution time"
+"""workerd's error for a handler past :data:`ALARM_TIME_LIMIT`."""
 
 
 class AlarmState:
@@ -184,6 +193,10 @@ class AlarmState:
         self._dirty_depth = None
         self._attempt = attempt = object()
         gen = self._owner.gen
+        clock = self._owner.runtime.clock
+        limit = clock.call_at_deadline(
+            clock.time() + ALARM_TIME_LIMIT, lambda: self._time_out(attempt, gen), reached_only=True
+        )
         try:
             handler = getattr(instance, "alarm", None)
             if not callable(handler):
@@ -196,6 +209,7 @@ class AlarmState:
                 if inspect.isawaitable(result):
                     await result
         finally:
+            limit.cancel()
             # Only this attempt's own flag: a handler that caught the reset of its object may end
             # while its retry (another attempt, of the next generation) runs.
             if self._attempt is attempt:
@@ -213,6 +227,24 @@ class AlarmState:
             self.written()
             self._owner.wrote(True)
         return True
+
+    def _time_out(self, attempt: object, gen: int) -> None:
+        """The handler of ``attempt`` ran for :data:`ALARM_TIME_LIMIT`: reset the object, as workerd does.
+
+        workerd aborts the object with "Alarm exceeded its allowed execution time" (a
+        ``broken.dropped`` error of type OVERLOADED), keeps the alarm and counts the attempt as a
+        failed one (retried with the usual backoff; measured with miniflare 4, 2026-04-07: a
+        handler that never ends, started at 1 s, was ended at ~901 s and retried 2 s later with
+        ``retryCount`` 1). The reset cancels the handler's task and fails every call in flight.
+        """
+        if self._attempt is not attempt or self._owner.gen != gen:
+            return  # already ended with its generation (a reset, an eviction)
+        error = ObjectResetError(ALARM_TIME_LIMIT_MESSAGE)
+        error.overloaded = True
+        log.warning(
+            "durable: the alarm() handler of %r ran for %d s; the object is reset", self._owner.id, ALARM_TIME_LIMIT
+        )
+        self._owner.reset(error)
 
     def drop(self, scheduled_ms: int) -> None:
         """Delete the stored alarm if it is still the one set for ``scheduled_ms`` (given up)."""

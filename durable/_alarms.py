@@ -340,12 +340,9 @@ class AlarmScheduler:
         Returns ``False`` if no alarm is set (or none is once the object has started: a pending
         point-in-time restore may remove it). The attempt follows every rule of a timed one (its
         retry count, clearing on success, retry or give-up on failure); the handler's exception,
-        if any, is raised after the retry has been scheduled.
-
-        One ``alarm()`` runs at a time, as for a timer: while the object's handler runs (started by
-        its timer, an alarm set in the past say), this waits for it to end, then runs the alarm
-        still set, if any. From the object's own code while its handler runs, that would wait
-        for itself: ``RuntimeError``.
+        if any, is raised after the retry has been scheduled. One ``alarm()`` runs at a time: while
+        the object's handler runs, this waits for it to end, then runs the alarm still set, if
+        any (from the object's own code while its handler runs: ``RuntimeError``).
         """
         waited = 0
         while (running := self._active.get(key)) is not None:
@@ -401,8 +398,8 @@ class AlarmScheduler:
         self._waiting.clear()
         self._index.clear_alarms()
 
-    async def stop(self) -> None:
-        """Cancel every timer and every delivery in progress (runtime shutdown)."""
+    def halt(self) -> None:
+        """Cancel every timer for good (shutdown, a collected runtime)."""
         self._stopped = True
         for entry in self._entries.values():
             if entry.handle is not None:
@@ -410,6 +407,10 @@ class AlarmScheduler:
         self._entries.clear()
         self._unarmed.clear()
         self._note_armed()
+
+    async def stop(self) -> None:
+        """Cancel every timer and every delivery in progress (runtime shutdown)."""
+        self.halt()
         running = [task for task in self._running if not task.done()]
         for task in running:
             task.cancel()

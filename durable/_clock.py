@@ -77,9 +77,11 @@ class Clock:
         """
         raise NotImplementedError
 
-    def call_at_deadline(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_at_deadline(self, when: float, callback: Callable[[], None], *, reached_only: bool = False) -> TimerHandle:
         """As :meth:`call_at`, for the time limit of work in progress (the ``block_concurrency_while``
-        limit): a :class:`MockClock` lets time reach it while the work it waits for is stalled."""
+        limit, an ``alarm()`` handler's): a :class:`MockClock` lets time reach it while the work it
+        waits for is stalled. ``reached_only``: only in an ``advance()`` whose target reaches it
+        (the alarm limit: a shorter advance still waits for a slow handler)."""
         return self.call_at(when, callback)
 
     def track(self, work: Awaitable[object]) -> None:
@@ -110,7 +112,7 @@ def _cancelled_callback() -> None:
 
 
 class _MockTimer:
-    __slots__ = ("callback", "cancelled", "clock", "deadline", "label", "loop", "when")
+    __slots__ = ("callback", "cancelled", "clock", "deadline", "label", "loop", "reached_only", "when")
 
     def __init__(self, when: float, callback: Callable[[], None], label: str | None, clock: MockClock) -> None:
         self.when = when
@@ -119,6 +121,8 @@ class _MockTimer:
         self.cancelled = False
         self.deadline = False
         """A time limit on work in progress (``call_at_deadline``)."""
+        self.reached_only = False
+        """A deadline that frees stalled work only in an ``advance()`` that reaches it."""
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop the timer was set on (its runtime's), if one ran."""
         self.clock: MockClock | None = clock
@@ -172,8 +176,9 @@ class MockClock(Clock):
 
     STALL_SECONDS: Final = 1.0
     """Real seconds after which ``advance()`` stops holding time still for work it started that
-    has not ended, while a ``block_concurrency_while`` time limit is pending: that work may be
-    waiting for the limit, which only moving time reaches."""
+    has not ended, while a ``block_concurrency_while`` time limit is pending (or an ``alarm()``
+    handler's 15-minute limit falls due by the advance's target): that work may be waiting for
+    the limit, which only moving time reaches."""
 
     def __init__(self, start: float | None = None) -> None:
         if start is not None and (not isinstance(start, (int, float)) or isinstance(start, bool)):
@@ -199,7 +204,11 @@ class MockClock(Clock):
         """Work of ``_work`` that made no progress for ``STALL_SECONDS`` while a deadline was
         pending: ``advance()`` no longer waits for it, until a deadline fires."""
         self._deadlines = 0
-        """How many deadline timers (``call_at_deadline``) are pending."""
+        """How many deadline timers (``call_at_deadline``) are pending, ``reached_only`` ones aside."""
+        self._limits = 0
+        """How many ``reached_only`` deadline timers are pending (alarm handlers' time limits)."""
+        self._target: float | None = None
+        """The time the ``advance()`` in progress moves to."""
         self._advancing = False
         self._home: asyncio.AbstractEventLoop | None = None
         """The loop timers were last set on: the runtime's (``advance()`` runs there)."""
@@ -223,12 +232,26 @@ class MockClock(Clock):
             loop.call_soon(self._fire_due)
         return timer
 
-    def call_at_deadline(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_at_deadline(self, when: float, callback: Callable[[], None], *, reached_only: bool = False) -> TimerHandle:
         timer = self.call_at(when, callback)
         assert isinstance(timer, _MockTimer)
         timer.deadline = True
-        self._deadlines += 1
+        timer.reached_only = reached_only
+        self._count_deadline(timer, 1)
         return timer
+
+    def _count_deadline(self, timer: _MockTimer, change: int) -> None:
+        if timer.reached_only:
+            self._limits += change
+        else:
+            self._deadlines += change
+
+    def _limit_reached(self) -> bool:
+        """Whether a ``reached_only`` deadline falls due by the target of the ``advance()`` in progress."""
+        target = self._target
+        if not self._limits or target is None:
+            return False
+        return any(t.reached_only and not t.cancelled and _due(when, target) for when, _, t in self._timers)
 
     def track(self, work: Awaitable[object]) -> None:
         fut = asyncio.ensure_future(work)
@@ -239,7 +262,7 @@ class MockClock(Clock):
     def _timer_cancelled(self, timer: _MockTimer) -> None:
         """A timer in the heap was cancelled: drop the cancelled ones once they are most of it."""
         if timer.deadline:
-            self._deadlines -= 1
+            self._count_deadline(timer, -1)
         self._cancelled_in_heap += 1
         if self._cancelled_in_heap > _COMPACT_AFTER and 2 * self._cancelled_in_heap > len(self._timers):
             self._timers = [entry for entry in self._timers if not entry[2].cancelled]
@@ -258,7 +281,7 @@ class MockClock(Clock):
             heapq.heappop(self._timers)
             timer.clock = None
             if timer.deadline:
-                self._deadlines -= 1
+                self._count_deadline(timer, -1)
             return timer
         return None
 
@@ -280,12 +303,12 @@ class MockClock(Clock):
         for _ in range(3):
             await asyncio.sleep(0)
         while waiting := self._work - self._stalled:
-            if not self._deadlines:
+            if not self._deadlines and not self._limit_reached():
                 await asyncio.wait(waiting)
             else:
-                # A block_concurrency_while() limit is pending: the work may wait for it (an alarm
-                # handler whose callback never ends, or one queued behind another event's), and
-                # only time reaches it. Work that ends nothing for STALL_SECONDS (real time) no
+                # A block_concurrency_while() limit is pending, or an alarm handler's limit falls
+                # due by the target: the work may wait for it (an alarm handler whose callback
+                # never ends, or one queued behind another event's), and only time reaches it. Work that ends nothing for STALL_SECONDS (real time) no
                 # longer holds the clock; time moves on to the next timer (the limit, in order).
                 done, _ = await asyncio.wait(waiting, timeout=self.STALL_SECONDS)
                 if not done:
@@ -339,6 +362,7 @@ class MockClock(Clock):
             raise RuntimeError("MockClock.advance() is already running; await it before advancing again")
         target = self._now + seconds
         self._advancing = True
+        self._target = target
         fired: dict[str, int] = {}  # label -> timers of that label fired at the current instant
         try:
             await self._settle()
@@ -358,12 +382,13 @@ class MockClock(Clock):
                 await self._settle()
         finally:
             self._advancing = False
+            self._target = None
 
     def _put_back(self, timer: _MockTimer) -> None:
         """Return a timer taken from the heap without firing it: it stays pending."""
         timer.clock = self
         if timer.deadline:
-            self._deadlines += 1
+            self._count_deadline(timer, 1)
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
 
     def _fire_counted(self, timer: _MockTimer, fired: dict[str, int]) -> None:

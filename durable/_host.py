@@ -459,12 +459,22 @@ class ObjectHost:
         if self.db.file is not None and not self.db.in_transaction:
             self.db.close()
 
-    def close(self) -> None:
-        """Commit what can be committed and close the database (runtime shutdown)."""
-        self.output.flush_pending()
-        if self.instance is not None or self.events.running or self.background.tasks:
-            self._end_generation(ConnectionClosedError(_CLOSED_MESSAGE))
-        self.db.close()
+    def close(self, *, collected: bool = False) -> None:
+        """Commit what can be committed and close the database (runtime shutdown).
+
+        ``collected``: the runtime was garbage collected without ``aclose()``, maybe on another
+        thread than its loop's, which may be closed or still running: no caller waits for its
+        events any more (a caller's stub would have kept it alive), so only the writes are
+        committed and the database closed; no future, task or gate of the loop is touched.
+        """
+        try:
+            if collected:
+                self.output.batch = None  # its held results: nobody waits for them
+            self.output.flush_pending()
+            if not collected and (self.instance is not None or self.events.running or self.background.tasks):
+                self._end_generation(ConnectionClosedError(_CLOSED_MESSAGE))
+        finally:
+            self.db.close()  # even if ending the generation failed: the file must not stay open
 
 
 def _refuse_reset_code(host: ObjectHost) -> None:

@@ -223,8 +223,10 @@ class HostTable:
             if not host.db.exists():
                 self.directory.forget(key)  # an in-memory object that never wrote leaves nothing
 
-    def drop_all(self, *, keep_writes: bool) -> None:
-        """End every instance and close every database, committing pending writes or not."""
+    def drop_all(self, *, keep_writes: bool, collected: bool = False) -> None:
+        """End every instance and close every database, committing pending writes or not.
+
+        ``collected``: the runtime was garbage collected (``ObjectHost.close``'s ``collected``)."""
         if self._sweep_timer is not None:
             self._sweep_timer.cancel()
             self._sweep_timer = None
@@ -236,7 +238,7 @@ class HostTable:
             if not keep_writes:
                 host.db.rollback()
             with contextlib.suppress(Exception):
-                host.close()
+                host.close(collected=collected)
         self.directory.close_kept()
 
     # -- storage -----------------------------------------------------------------------------

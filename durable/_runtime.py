@@ -145,6 +145,36 @@ def default_max_live_objects() -> int:
     return max(8, min(1000, (soft - FDS_RESERVED) // (2 * FDS_PER_OBJECT)))
 
 
+def _close_collected(runtime: Runtime) -> None:
+    """Close a runtime garbage collected without ``aclose()`` (its ``__del__``).
+
+    A persisted one would keep its path locked for the rest of the process (the lock is per
+    process, in _held_paths, as well as a flock): it is released, with a ``ResourceWarning``, as
+    files and sockets warn. The databases are committed and closed (in memory too, quietly)
+    without the event loop, which may be closed or run in another thread: a runtime being
+    collected has no callers left (``ObjectHost.close``'s ``collected``). The alarm timers stop
+    first, so that a commit arms none on whatever loop runs here.
+    """
+    if getattr(runtime, "hosts", None) is None or runtime.closed:
+        return  # (__init__ raised before the hosts existed: nothing is open)
+    runtime.closed = True
+    with contextlib.suppress(Exception):
+        runtime.alarm_timers.halt()
+    with contextlib.suppress(Exception):
+        runtime.hibernation.shutdown()
+    with contextlib.suppress(Exception):
+        runtime.hosts.drop_all(keep_writes=True, collected=True)
+    runtime.hosts.directory.close()  # before warning: where warnings are errors, the lock is released all the same
+    if runtime.path is not None:
+        warnings.warn(
+            f"durable.Runtime at {str(runtime.path)!r} was never closed; its path lock was released when "
+            "it was garbage collected. Close runtimes with 'async with' or 'await runtime.aclose()'",
+            ResourceWarning,
+            stacklevel=3,
+            source=runtime,
+        )
+
+
 class Runtime:
     """Hosts Durable Objects. Use it as an async context manager, or call ``aclose()``.
 
@@ -245,23 +275,7 @@ class Runtime:
         _live.add(self)
 
     def __del__(self) -> None:
-        # A runtime dropped without aclose() would keep its path locked for the rest of the process
-        # (the lock is per process, in _held_paths, as well as a flock): release it when collected,
-        # and say so, as files and sockets do. The databases are closed as aclose() would, without
-        # the event loop: a runtime that is being collected has no events left to run.
-        if getattr(self, "path", None) is None or self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(Exception):
-            self._drop_all_hosts(keep_writes=True)
-        self._directory.close()  # before warning: where warnings are errors, the lock is released all the same
-        warnings.warn(
-            f"durable.Runtime at {str(self.path)!r} was never closed; its path lock was released when "
-            "it was garbage collected. Close runtimes with 'async with' or 'await runtime.aclose()'",
-            ResourceWarning,
-            stacklevel=2,
-            source=self,
-        )
+        _close_collected(self)
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path is not None else "in memory"

@@ -95,7 +95,8 @@ class State:
 
         The call in progress, and every other call held by this instance, fails with an
         :class:`durable.ObjectResetError` (``durable_object_reset = True``) whose message is
-        ``reason``, or Cloudflare's default text.
+        ``reason`` as text (``str(reason)``; an exception as ``"IndexError: x"``, as workerd shows
+        an ``Error``), or Cloudflare's default text.
 
         An ``alarm()`` handler this abort interrupts (the one calling it, or one running
         alongside) is retried as any failed alarm is, unless ``retry_alarm=False`` (or
@@ -112,6 +113,12 @@ class State:
             # call with "Error: 5", abort({a: 1}) with "[object Object]"); a value whose str()
             # fails or never ends (a list nested 100,000 deep) is named by its type instead.
             text = shown(reason, limit=10_000, text=True)
+            if isinstance(reason, BaseException):
+                # An exception is shown as JavaScript's String(error), "Name: message" or "Name"
+                # (measured: abort(new TypeError("x")) fails the call with a plain Error whose
+                # message is "TypeError: x"; abort(new TypeError()) with "TypeError").
+                name = type(reason).__name__
+                text = f"{name}: {text}" if text else name
         self._host.abort(text, self._gen, retry_alarm=retry)
 
     def on_next_session_restore(self, snapshot: DurableObjectSnapshot) -> Awaitable[str]:

@@ -576,9 +576,14 @@ class RpcPromise(asyncio.Future[Any]):
             # Without a running loop (a thread driving the await by hand), current_task() raises
             # "no running event loop", as it does on 3.12+; _tasks_get(None) would answer None and
             # commit the object's writes from that thread (review-perf).
-            output.flush_for(
-                _current_task() if _tasks_get is None or (loop := _get_running_loop()) is None else _tasks_get(loop)
-            )
+            # On another thread's loop (a settled promise handed there: a pending one fails
+            # there anyway, "attached to a different loop"), nothing is committed: the commit
+            # stays the runtime's loop's, at the end of its turn (step_done scheduled it), and
+            # the database is not used from two threads. One identity test, on this path only
+            # (after the batch check), true first in the common case.
+            loop = _get_running_loop()
+            if loop is host.runtime.loop or loop is None:
+                output.flush_for(_current_task() if _tasks_get is None or loop is None else _tasks_get(loop))
         if _future_done(self):
             # Settled without suspending (no I/O in the call): the caller goes on without
             # yielding to the loop, except now and then (_due_to_yield, inlined).

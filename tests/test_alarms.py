@@ -694,6 +694,72 @@ class Gated(durable.DurableObject):
         Gated.ran.append((info.scheduled_time, info.retry_count))
 
 
+class Overlong(Alarmed):
+    """Its first attempt's handler never ends (it waits for ``env.never``); a call can hang alongside."""
+
+    async def outcome(self, info: durable.AlarmInfo) -> None:
+        if info.retry_count == 0:
+            try:
+                await self.env.never.wait()
+            except asyncio.CancelledError:
+                self.env.events.append(("cancelled", self.offset()))
+                raise
+
+    async def hang(self) -> None:
+        await self.env.never.wait()
+
+
+class TestTimeLimit:
+    """workerd ends an alarm() handler after 15 minutes of wall time: it aborts the object with
+    "Alarm exceeded its allowed execution time" (OVERLOADED, "broken.dropped"), keeps the alarm and
+    counts the attempt as failed (measured with miniflare 4, 2026-04-07: a handler that never ends,
+    started at 1 s, was ended at ~901 s and retried 2 s later with retryCount 1)."""
+
+    @pytest.fixture
+    async def rt(self, clock: MockClock, events: Events) -> AsyncIterator[durable.Runtime]:
+        never = asyncio.Event()
+        async with durable.Runtime(clock=clock, vars={"events": events, "clock": clock, "never": never}) as runtime:
+            yield runtime
+            never.set()
+
+    async def test_handler_past_15_minutes_is_ended_and_retried(
+        self, rt: durable.Runtime, clock: MockClock, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """Before: the handler ran on, and advance() past its start waited for it forever."""
+        stub = rt.namespace(Overlong).get_by_name("a")
+        await stub.arm(T0_MS + 1_000)
+        call = asyncio.ensure_future(stub.hang())  # in flight when the limit falls due
+        await settle()
+        # The handler starts at 1 s and makes no progress: time moves on to its limit.
+        await clock.advance(901)
+        assert ("cancelled", 901.0) in events  # its task was cancelled at the limit, 900 s after its start
+        with pytest.raises(durable.ObjectResetError, match="^Alarm exceeded its allowed execution time$") as info:
+            await call
+        assert info.value.durable_object_reset and info.value.overloaded
+        assert "Alarm exceeded its allowed execution time" in quiet_alarm_logs.text
+        assert await rt.namespace(Overlong).get_by_name("a").get() == T0_MS + 1_000  # kept for the retry
+        await clock.advance(2)
+        assert [e for e in events if e[0] == "alarm"] == [
+            ("alarm", 1.0, 0, False, T0_MS + 1_000),
+            ("alarm", 903.0, 1, True, T0_MS + 1_000),  # counted: retryCount 1, 2 s after the failure
+        ]
+        assert await rt.namespace(Overlong).get_by_name("a").get() is None  # the retry succeeded
+
+    async def test_advance_short_of_the_limit_waits_for_a_slow_handler(
+        self, rt: durable.Runtime, clock: MockClock, events: Events
+    ) -> None:
+        """Only an advance() that reaches the limit lets time move past a handler that makes no
+        progress: a shorter one waits for the handler, as before."""
+        stub = rt.namespace(Overlong).get_by_name("a")
+        await stub.arm(T0_MS + 1_000)
+        advancing = asyncio.ensure_future(clock.advance(60))
+        await asyncio.sleep(MockClock.STALL_SECONDS * 1.5)  # past the stall time: still held
+        assert not advancing.done() and clock.time() == T0 + 1
+        rt.env.never.set()
+        await advancing
+        assert clock.time() == T0 + 60 and ("cancelled", 1.0) not in events
+
+
 class TestChangedWhileDue:
     @pytest.mark.parametrize("moved", [False, True])
     async def test_an_alarm_changed_before_its_handler_starts_does_not_run(

@@ -252,15 +252,37 @@ async def test_websocket_lone_surrogates_as_workerd() -> None:
 
 class _Aborter(durable.DurableObject):
     async def go(self, kind: str) -> None:
-        reasons: dict[str, Any] = {"int": 5, "deep": _deep(), "dict": {"a": 1}}
+        reasons: dict[str, Any] = {
+            "int": 5,
+            "deep": _deep(),
+            "dict": {"a": 1},
+            "exc": IndexError("x"),
+            "bare": IndexError(),
+            "empty": "",
+        }
         self.ctx.abort(reasons[kind])
 
 
-@pytest.mark.parametrize(("kind", "message"), [("int", "^5$"), ("dict", "^\\{'a': 1\\}$"), ("deep", "^<list object>$")])
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("int", "^5$"),
+        ("dict", "^\\{'a': 1\\}$"),
+        ("deep", "^<list object>$"),
+        ("exc", "^IndexError: x$"),
+        ("bare", "^IndexError$"),
+        ("empty", "^$"),
+    ],
+)
 async def test_abort_reason_becomes_text(kind: str, message: str) -> None:
     """workerd (miniflare 4, 2026-04-07) converts the reason to a string: ``abort(5)`` fails the
     call with "Error: 5". Before: the raw value became the error's argument, and for a list
-    nested 100,000 deep ``str(error)`` raised RecursionError."""
+    nested 100,000 deep ``str(error)`` raised RecursionError.
+
+    An exception reason is shown as JavaScript's ``String(error)``: measured, ``abort(new
+    TypeError("x"))`` fails the call (and the next call on the stub) with a plain ``Error``,
+    ``durableObjectReset`` true, message "TypeError: x"; ``abort(new TypeError())`` gives
+    "TypeError"; ``abort("")`` gives "". Before: ``abort(IndexError("x"))`` gave "x"."""
     async with durable.Runtime() as rt:
         stub = rt.namespace(_Aborter).get_by_name("a")
         with pytest.raises(durable.ObjectAbortedError) as info:

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 import durable
-from durable._alarm_state import AlarmState
+from durable._alarm_state import ALARM_TIME_LIMIT, AlarmState
 from durable._eager import EventCall, EventCalls
 from durable._object_class import ObjectClass
 from durable._output_gate import OutputGate
 from durable._stub import CLOSE_PER_PROMISE, RpcPromise, host_of
+from durable.testing import MockClock
 
 
 class FakeMeta:
@@ -50,6 +51,7 @@ class FakeDatabase:
 class FakeRuntime:
     def __init__(self) -> None:
         self.announced: list[tuple[str, int | None]] = []
+        self.clock = MockClock(0)
 
     def alarm_before_commit(self, host: Any, when_ms: int | None) -> None:
         self.announced.append(("before", when_ms))
@@ -205,6 +207,31 @@ class TestAlarmState:
         await owner.alarms.run(Handler(), info)  # type: ignore[arg-type]
         assert owner.db.meta.get_alarm() == 1_000 and owner.writes == [] and not owner.alarms.changed
         assert not owner.alarms.running
+
+    async def test_a_handler_past_its_time_limit_resets_the_object(self, owner: FakeOwner) -> None:
+        """At ALARM_TIME_LIMIT (15 min of the runtime's clock) after it started, a handler still
+        running resets its object with workerd's error; a handler that ended cancelled its limit."""
+        started = asyncio.Event()
+
+        class Handler:
+            async def alarm(self, info: Any) -> None:
+                started.set()
+                await asyncio.Event().wait()
+
+        owner.db.meta.alarm = 0
+        info = durable.AlarmInfo(retry_count=0, scheduled_time=0)
+        task = asyncio.ensure_future(owner.alarms.run(Handler(), info))  # type: ignore[arg-type]
+        await started.wait()
+        await owner.runtime.clock.advance(ALARM_TIME_LIMIT - 1)
+        assert owner.resets == []
+        await owner.runtime.clock.advance(1)
+        assert [str(e) for e in owner.resets] == ["Alarm exceeded its allowed execution time"]
+        assert owner.resets[0].overloaded and owner.resets[0].durable_object_reset  # type: ignore[attr-defined]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await owner.runtime.clock.advance(2 * ALARM_TIME_LIMIT)  # the next run's limit was cancelled
+        assert len(owner.resets) == 1
 
     async def test_a_given_up_alarm_is_dropped_if_still_stored(self, owner: FakeOwner) -> None:
         """drop() deletes the alarm only if it is still the one that was given up on."""

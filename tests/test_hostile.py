@@ -503,6 +503,19 @@ class TestNames:
         assert folders == sorted([".lockdown", "OBJ", "ns-c3a9", "ns-users", "ns-" + ("x" * 120).encode().hex()])
 
 
+def _open_files(under: Path) -> list[str]:
+    """The files under ``under`` that this process has open."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(under)):
+            found.append(target)
+    return found
+
+
 class TestRuntimeLifetime:
     async def test_dropped_runtime_releases_its_path(self, tmp_path: Path) -> None:
         """A runtime dropped without aclose() releases its path when collected, with a ResourceWarning."""
@@ -516,6 +529,48 @@ class TestRuntimeLifetime:
             gc.collect()
         async with durable.Runtime(path=tmp_path) as again:
             assert await again.namespace(Obj, name="OBJ").get_by_name("a").read("k") == 1
+
+    @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists open files through /proc")
+    async def test_dropped_runtime_closes_its_databases(self, tmp_path: Path) -> None:
+        """Collected without aclose() (here on its running loop), a runtime closes its objects'
+        databases too, as it closes its metadata database and releases its path lock."""
+        rt: Any = durable.Runtime(path=tmp_path, idle_timeout=None)
+        await rt.namespace(Obj, name="OBJ").get_by_name("a").write("k", 1)
+        assert any(name.endswith(".sqlite") and "OBJ" in name for name in _open_files(tmp_path))
+        await settle(3)
+        with pytest.warns(ResourceWarning, match="never closed"):
+            del rt
+            gc.collect()
+        assert _open_files(tmp_path) == []
+        async with durable.Runtime(path=tmp_path) as again:
+            assert await again.namespace(Obj, name="OBJ").get_by_name("a").read("k") == 1
+
+    @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists open files through /proc")
+    def test_runtime_collected_after_its_loop_closed(self, tmp_path: Path) -> None:
+        """A runtime whose loop has closed (asyncio.run returned) is collected on another thread:
+        its databases close without that loop, and what it committed is there. Before: closing an
+        object there needed a running loop (its running events' tasks), raised, and was skipped,
+        so every object file and its log stayed open for the rest of the process."""
+        import asyncio
+        import threading
+
+        kept: list[Any] = []
+
+        async def use() -> None:
+            rt = durable.Runtime(path=tmp_path, idle_timeout=None)
+            await rt.namespace(Obj, name="OBJ").get_by_name("a").write("k", 2)
+            kept.append(rt)
+
+        thread = threading.Thread(target=asyncio.run, args=(use(),))
+        thread.start()
+        thread.join()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            kept.clear()
+            gc.collect()
+        assert _open_files(tmp_path) == []
+        with durable.BlockingRuntime(path=tmp_path) as again:
+            assert again.namespace(Obj, name="OBJ").get_by_name("a").read("k") == 2
 
     def test_closed_or_in_memory_runtimes_do_not_warn(self, tmp_path: Path) -> None:
         """Only a runtime that still holds a path warns when collected."""

@@ -101,6 +101,60 @@ class TestCreateProxy:
         assert create_proxy(data) is data  # not callable: returned itself
 
 
+def test_create_once_callable_works_once() -> None:
+    """Pyodide's ``create_once_callable(fn)`` (its ``pyproxy.c``): the first call calls ``fn`` and
+    uses the proxy up, even if ``fn`` raises; the next raises ``Error: OnceProxy can only be
+    called once``; ``destroy()`` uses it up uncalled, and after a call or a ``destroy()`` raises
+    ``Error: OnceProxy has already been destroyed``. Before: ``fn`` itself came back, callable
+    any number of times, and ``destroy()`` raised ``AttributeError``."""
+    from pyodide.ffi import JsException, create_once_callable
+
+    calls: list[int] = []
+
+    def add(a: int, b: int = 1) -> int:
+        calls.append(a)
+        return a + b
+
+    once = create_once_callable(add)
+    assert once(2) == 3
+    with pytest.raises(JsException, match="^Error: OnceProxy can only be called once$"):
+        once(2)
+    with pytest.raises(JsException, match="^Error: OnceProxy has already been destroyed$"):
+        once.destroy()
+    assert calls == [2]
+
+    destroyed = create_once_callable(add)
+    destroyed.destroy()
+    with pytest.raises(JsException, match="OnceProxy can only be called once"):
+        destroyed(1)
+    assert calls == [2]
+
+    def fail() -> None:
+        raise ValueError("no")
+
+    failing = create_once_callable(fail)
+    with pytest.raises(ValueError, match="no"):
+        failing()
+    with pytest.raises(JsException, match="OnceProxy can only be called once"):
+        failing()
+    data = {"a": 1}
+    assert create_once_callable(data) is data  # not callable: returned itself
+
+
+async def test_create_once_callable_of_an_async_function() -> None:
+    """Called, the proxy of an ``async`` function gives its coroutine (Pyodide: a Promise), and a
+    second call raises at once, before anything is awaited."""
+    from pyodide.ffi import JsException, create_once_callable
+
+    async def later(x: int) -> int:
+        return x * 2
+
+    once = create_once_callable(later)
+    assert await once(4) == 8
+    with pytest.raises(JsException, match="OnceProxy can only be called once"):
+        once(4)
+
+
 # ---------------------------------------------------------------------------------------------
 # JavaScript arrays: to_py() and length
 

@@ -344,6 +344,9 @@ class Shapes(sdk.DurableObject):
             return "swallowed"
         return "not reached"
 
+    async def abort_with_exception(self) -> None:
+        self.ctx.abort(IndexError("x"))
+
     async def abort_with_options(self, options: Any) -> str:
         try:
             self.ctx.abort("stop here", options)
@@ -543,6 +546,15 @@ class TestCallingShapes:
         assert isinstance(info.value, Exception) and info.value.durable_object_reset
         assert SWALLOWED == []
         assert not issubclass(pw.DurableObjectAbort, Exception)
+
+    async def test_abort_with_an_exception_shows_its_str(self, durable_runtime: durable.Runtime) -> None:
+        """A Python Worker's ctx.abort(IndexError("x")) hands workerd a PyProxy, whose String() is
+        Python's str(): the caller's message is "x" (durable.State.abort shows "IndexError: x", as
+        workerd shows a JavaScript Error: measured, abort(new TypeError("x")) gives "TypeError: x")."""
+        ns = durable_runtime.namespace(Shapes)
+        with pytest.raises(durable.ObjectAbortedError) as info:
+            await ns.get_by_name("a").abort_with_exception()
+        assert str(info.value) == "x" and info.value.durable_object_reset
 
     async def test_abort_with_bad_options_raises_type_error(self, durable_runtime: durable.Runtime) -> None:
         """ctx.abort(reason, 5) raises durable.State.abort's TypeError, which the object can catch:

@@ -489,3 +489,38 @@ class TestUnderUvicorn:
                 server.stdout.close()
             if server.stderr is not None:
                 server.stderr.close()
+
+
+class _Keeper(durable.DurableObject):
+    async def read(self) -> Any:
+        return await self.ctx.storage.get("k")
+
+    async def write(self, value: int) -> int:
+        await self.ctx.storage.put("k", value)
+        return value
+
+
+async def test_settled_promise_awaited_on_another_threads_loop_commits_nothing_there() -> None:
+    """A promise already settled, awaited on another thread's loop while its object has writes
+    waiting for their commit (another call's, made in the same turn): the commit stays the
+    runtime's loop's, at the end of its turn. Before: the await committed them from the other
+    thread (RpcPromise.__await__'s early commit for a caller about to wait), delivering the held
+    result of the other call from there, while the runtime's loop could be using the database."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(_Keeper).get_by_name("a")
+        settled = stub.read()
+        assert await settled is None
+        pending = stub.write(1)  # ran at once; its result waits for the commit at the end of this turn
+        assert not pending.done()
+        got: list[Any] = []
+
+        async def elsewhere() -> None:
+            got.append(await settled)
+
+        thread = threading.Thread(target=asyncio.run, args=(elsewhere(),))
+        thread.start()
+        thread.join()  # (this loop's thread waits: nothing of the runtime runs meanwhile)
+        assert got == [None]
+        assert not pending.done()  # not committed from the other thread
+        assert await pending == 1
+        assert await stub.read() == 1

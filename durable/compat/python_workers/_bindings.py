@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
 import durable
+from durable._util import shown
 
 from ._convert import Converted, JsDate, JsDict, JsList, check_rpc_value, js_key, python_from_rpc, to_durable
 from ._http import FetchResponse, Request, as_fetch_response, unwrap_request
@@ -300,12 +301,16 @@ class ContextAdapter:
         """The underlying :class:`durable.State`."""
         return self._ctx
 
-    def abort(self, reason: str | None = None, options: Any = None, **kwargs: Any) -> NoReturn:
+    def abort(self, reason: object = None, options: Any = None, **kwargs: Any) -> NoReturn:
         """Reset the object and raise :class:`DurableObjectAbort` to stop the running code.
 
         Unflushed writes are dropped; the caller gets a reset error whose message is ``reason``.
         ``options`` (``{"retryAlarm": False}``) and ``retry_alarm=`` are :meth:`durable.State.abort`'s.
         """
+        if isinstance(reason, BaseException):
+            # Pyodide hands workerd a PyProxy of the exception, whose String() is Python's str()
+            # (PyProxy.toString: str(o) by default): the caller sees "x", not "IndexError: x".
+            reason = shown(reason, limit=10_000, text=True)
         try:
             self._ctx.abort(reason, options, **kwargs)
         except BaseException as exc:

@@ -1,8 +1,9 @@
 """``pyodide.ffi``: the conversions between Python and JavaScript, which are identities here.
 
-There is no JavaScript heap under `durable`: ``to_js`` and ``create_once_callable`` return their
-argument (``to_js`` of binary data gives a ``Uint8Array`` stand-in, as Pyodide does),
-``create_proxy`` a function calling the one given with Pyodide's ``destroy()`` and ``unwrap()``,
+There is no JavaScript heap under `durable`: ``to_js`` returns its argument (binary data gives a
+``Uint8Array`` stand-in, as Pyodide does), ``create_proxy`` a function calling the one given with
+Pyodide's ``destroy()`` and ``unwrap()``, ``create_once_callable`` one that works once (and its
+``destroy()``),
 ``JsProxy`` is a class no other value is an instance of, and ``run_sync`` runs a coroutine to
 completion on a helper event loop.
 """
@@ -269,8 +270,41 @@ def _double_proxy(target: Any) -> Any:
 
 
 def create_once_callable(obj: T, *args: Any, **kwargs: Any) -> T:
-    """Return ``obj`` itself."""
-    return obj
+    """A callable ``obj`` wrapped as Pyodide's once-callable proxy: the first call calls ``obj``
+    (an ``async`` function's call returns its coroutine) and uses the proxy up, even if ``obj``
+    raises; a second call raises Pyodide's ``Error: OnceProxy can only be called once`` (a
+    :class:`JsException`). ``destroy()`` uses it up without calling it; after a call or another
+    ``destroy()`` it raises ``Error: OnceProxy has already been destroyed``. Anything else is
+    returned itself (no JavaScript heap to proxy into)."""
+    if not callable(obj):
+        return obj
+    proxy: T = _once_proxy(obj)
+    return proxy
+
+
+def _once_proxy(target: Any) -> Any:
+    """A function standing for Pyodide's ``create_once_callable(target)`` (its ``pyproxy.c``)."""
+    used = False
+
+    def once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal used
+        if used:
+            raise JsException("Error", "OnceProxy can only be called once")
+        used = True  # (Pyodide destroys it in a finally: a call that raises uses it up too)
+        return target(*args, **kwargs)
+
+    def destroy() -> None:
+        nonlocal used
+        if used:
+            raise JsException("Error", "OnceProxy has already been destroyed")
+        used = True
+
+    functools.update_wrapper(once, target)  # its signature, for calls with what it accepts
+    mark = getattr(inspect, "markcoroutinefunction", None)  # Python 3.12+
+    if mark is not None and inspect.iscoroutinefunction(target):
+        mark(once)  # checked at the call, as Pyodide does, yet still seen as async (transactionSync)
+    vars(once)["destroy"] = destroy
+    return once
 
 
 def destroy_proxies(proxies: Any) -> None:
