@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import sqlite3
 import textwrap
 import threading
 from typing import Any
@@ -741,3 +742,48 @@ def test_the_inlined_copies_on_the_rpc_path_match_their_originals() -> None:
     done_check = single.body[1]
     assert isinstance(done_check, ast.If) and ast.unparse(done_check.test) == "not fut.done()"
     assert [ast.unparse(s) for s in done_check.body] == [ast.unparse(settle)]
+
+
+def test_a_commit_runs_its_hooks_and_injected_failure_as_before_its_reorder() -> None:
+    """``ObjectDatabase.commit`` reads ``fail_next`` and ``after_commit`` before it stores to them
+    (fourteenth pass): the hooks still run once, in order, after the commit; a hook added by a hook
+    waits for the next commit; an injected failure is raised as it is, once, with the writes rolled
+    back; SQLite's own error at the commit is still worded by the database (``_commit_error``)."""
+    from durable._exceptions import SqlError
+    from durable._sqlite import ObjectDatabase
+
+    db = ObjectDatabase(None)
+    ran: list[str] = []
+    db.kv.put("a", b"\x01")
+    db.after_commit.append(lambda: ran.append("first"))
+    db.after_commit.append(lambda: (ran.append("second"), db.after_commit.append(lambda: ran.append("next"))))
+    db.commit()
+    assert ran == ["first", "second"]
+    db.commit()  # nothing to commit: the hook added by a hook waits for a commit that writes
+    assert ran == ["first", "second"]
+    db.kv.put("a", b"\x02")
+    db.commit()
+    assert ran == ["first", "second", "next"]
+
+    failure = ValueError("injected")
+    db.fail_next = failure
+    db.kv.put("a", b"\x03")
+    with pytest.raises(ValueError) as raised:
+        db.commit()
+    assert raised.value is failure and db.fail_next is None
+    assert db.kv.get("a") == b"\x02"  # rolled back
+    db.kv.put("a", b"\x04")
+    db.commit()  # the failure was for one commit only
+    assert db.kv.get("a") == b"\x04"
+
+    conn = db.write_conn()
+    conn.execute("CREATE TABLE p (id INTEGER PRIMARY KEY)")
+    conn.execute("CREATE TABLE c (p INTEGER REFERENCES p(id))")
+    db.commit()
+    conn = db.write_conn()
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA defer_foreign_keys = ON")
+    conn.execute("INSERT INTO c VALUES (5)")
+    with pytest.raises(SqlError, match="SQLITE_CONSTRAINT") as constraint:
+        db.commit()
+    assert isinstance(constraint.value.__cause__, sqlite3.IntegrityError)
