@@ -793,3 +793,48 @@ def test_a_commit_runs_its_hooks_and_injected_failure_as_before_its_reorder() ->
     with pytest.raises(SqlError, match="SQLITE_CONSTRAINT") as constraint:
         db.commit()
     assert isinstance(constraint.value.__cause__, sqlite3.IntegrityError)
+
+
+def test_first_steps_inlined_delivery_is_delivers_own() -> None:
+    """``_first_step`` hands an RPC method's atomic result on itself (fourteenth pass): the block is
+    ``_deliver``'s own from ``fut = call.fut`` on, and taken only where ``_deliver`` would make no
+    copy and raise no reset error (an atomic result, the object's generation unchanged); a fetch,
+    any other result or a reset object still go through ``_deliver``."""
+    from durable import _host
+
+    body = _statements(_host._first_step)
+    ifs = [s for s in ast.walk(ast.Module(body=body, type_ignores=[])) if isinstance(s, ast.If)]
+    inlined = next(s for s in ifs if "ATOMIC_TYPES" in ast.unparse(s.test))
+    assert ast.unparse(inlined.test) == "fetch is None and type(result) in ATOMIC_TYPES and (gen == host.gen)"
+    assert [ast.unparse(s) for s in inlined.orelse] == ["_deliver(host, call, gen, result, fetch)"]
+    deliver = _statements(_host._deliver)
+    tail = deliver[[ast.unparse(s) for s in deliver].index("fut = call.fut") :]
+    assert [ast.unparse(s) for s in inlined.body] == [ast.unparse(s) for s in tail]
+
+
+class Returns(durable.DurableObject):
+    async def value(self, kind: str, write: bool) -> Any:
+        if write:
+            await self.ctx.storage.put("k", kind)
+        return {"int": 1, "str": "s", "none": None, "dict": {"a": [1]}, "bytes": b"b"}[kind]
+
+    async def unconfirmed(self) -> int:
+        await self.ctx.storage.put("k", 1, allow_unconfirmed=True)
+        return 2
+
+
+@pytest.mark.parametrize("write", [False, True])
+@pytest.mark.parametrize("kind", ["int", "str", "none", "dict", "bytes"])
+async def test_results_reach_the_caller_alike_on_the_inlined_delivery(kind: str, write: bool) -> None:
+    """Atomic results (the inlined delivery) and copied ones (``_deliver``) arrive alike, held for
+    the commit when the method wrote; a dict arrives as a copy; an unconfirmed write holds nothing;
+    a failed commit reaches a held atomic result as the reset error."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Returns).get_by_name("a")
+        expected = {"int": 1, "str": "s", "none": None, "dict": {"a": [1]}, "bytes": b"b"}[kind]
+        first = await stub.value(kind, write)
+        assert first == expected and type(first) is type(expected)
+        assert await stub.unconfirmed() == 2
+        testing.fail_next_commit(stub, ValueError("disk"))
+        with pytest.raises(Exception, match="disk"):
+            await stub.value(kind, True)
