@@ -221,7 +221,7 @@ class ObjectDatabase:
             return  # calls (seq-increment 86,423 -> 85,307 instructions, callgrind, ninth pass)
         # fail_next and after_commit are read before anything is stored to them, and the error's
         # wording is a function's (_commit_error, which keeps the class under 300 lines): a tuple
-        # swap, two stores and an empty loop less per commit (seq-increment 69,576 -> 69,015
+        # swap, two stores and an empty loop less per commit (seq-increment 69,604 -> 69,015
         # instructions, callgrind, fourteenth pass, docs/performance.md).
         try:
             if self.fail_next is not None:
