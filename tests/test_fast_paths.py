@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import sqlite3
 import textwrap
 import threading
 from typing import Any
@@ -741,3 +742,100 @@ def test_the_inlined_copies_on_the_rpc_path_match_their_originals() -> None:
     done_check = single.body[1]
     assert isinstance(done_check, ast.If) and ast.unparse(done_check.test) == "not fut.done()"
     assert [ast.unparse(s) for s in done_check.body] == [ast.unparse(settle)]
+
+
+def test_a_commit_runs_its_hooks_and_injected_failure_as_before_its_reorder() -> None:
+    """``ObjectDatabase.commit`` reads ``fail_next`` and ``after_commit`` before it stores to them
+    (fourteenth pass): the hooks still run once, in order, after the commit; a hook added by a hook
+    waits for the next commit; an injected failure is raised as it is, once, with the writes rolled
+    back; SQLite's own error at the commit is still worded by the database (``_commit_error``)."""
+    from durable._exceptions import SqlError
+    from durable._sqlite import ObjectDatabase
+
+    db = ObjectDatabase(None)
+    ran: list[str] = []
+    db.kv.put("a", b"\x01")
+    db.after_commit.append(lambda: ran.append("first"))
+
+    def second() -> None:
+        ran.append("second")
+        db.after_commit.append(lambda: ran.append("next"))
+
+    db.after_commit.append(second)
+    db.commit()
+    assert ran == ["first", "second"]
+    db.commit()  # nothing to commit: the hook added by a hook waits for a commit that writes
+    assert ran == ["first", "second"]
+    db.kv.put("a", b"\x02")
+    db.commit()
+    assert ran == ["first", "second", "next"]
+
+    failure = ValueError("injected")
+    db.fail_next = failure
+    db.kv.put("a", b"\x03")
+    with pytest.raises(ValueError) as raised:
+        db.commit()
+    assert raised.value is failure
+    assert vars(db)["fail_next"] is None  # (read so: mypy keeps the assignment above as its type)
+    assert db.kv.get("a") == b"\x02"  # rolled back
+    db.kv.put("a", b"\x04")
+    db.commit()  # the failure was for one commit only
+    assert db.kv.get("a") == b"\x04"
+
+    conn = db.write_conn()
+    conn.execute("CREATE TABLE p (id INTEGER PRIMARY KEY)")
+    conn.execute("CREATE TABLE c (p INTEGER REFERENCES p(id))")
+    db.commit()
+    conn = db.write_conn()
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA defer_foreign_keys = ON")
+    conn.execute("INSERT INTO c VALUES (5)")
+    with pytest.raises(SqlError, match="SQLITE_CONSTRAINT") as constraint:
+        db.commit()
+    assert isinstance(constraint.value.__cause__, sqlite3.IntegrityError)
+    db.close()  # (an unclosed connection warns when collected on 3.13)
+
+
+def test_first_steps_inlined_delivery_is_delivers_own() -> None:
+    """``_first_step`` hands an RPC method's atomic result on itself (fourteenth pass): the block is
+    ``_deliver``'s own from ``fut = call.fut`` on, and taken only where ``_deliver`` would make no
+    copy and raise no reset error (an atomic result, the object's generation unchanged); a fetch,
+    any other result or a reset object still go through ``_deliver``."""
+    from durable import _host
+
+    body = _statements(_host._first_step)
+    ifs = [s for s in ast.walk(ast.Module(body=body, type_ignores=[])) if isinstance(s, ast.If)]
+    inlined = next(s for s in ifs if "ATOMIC_TYPES" in ast.unparse(s.test))
+    assert ast.unparse(inlined.test) == "fetch is None and type(result) in ATOMIC_TYPES and (gen == host.gen)"
+    assert [ast.unparse(s) for s in inlined.orelse] == ["_deliver(host, call, gen, result, fetch)"]
+    deliver = _statements(_host._deliver)
+    tail = deliver[[ast.unparse(s) for s in deliver].index("fut = call.fut") :]
+    assert [ast.unparse(s) for s in inlined.body] == [ast.unparse(s) for s in tail]
+
+
+class Returns(durable.DurableObject):
+    async def value(self, kind: str, write: bool) -> Any:
+        if write:
+            await self.ctx.storage.put("k", kind)
+        return {"int": 1, "str": "s", "none": None, "dict": {"a": [1]}, "bytes": b"b"}[kind]
+
+    async def unconfirmed(self) -> int:
+        await self.ctx.storage.put("k", 1, allow_unconfirmed=True)
+        return 2
+
+
+@pytest.mark.parametrize("write", [False, True])
+@pytest.mark.parametrize("kind", ["int", "str", "none", "dict", "bytes"])
+async def test_results_reach_the_caller_alike_on_the_inlined_delivery(kind: str, write: bool) -> None:
+    """Atomic results (the inlined delivery) and copied ones (``_deliver``) arrive alike, held for
+    the commit when the method wrote; a dict arrives as a copy; an unconfirmed write holds nothing;
+    a failed commit reaches a held atomic result as the reset error."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Returns).get_by_name("a")
+        expected = {"int": 1, "str": "s", "none": None, "dict": {"a": [1]}, "bytes": b"b"}[kind]
+        first = await stub.value(kind, write)
+        assert first == expected and type(first) is type(expected)
+        assert await stub.unconfirmed() == 2
+        testing.fail_next_commit(stub, ValueError("disk"))
+        with pytest.raises(Exception, match="disk"):
+            await stub.value(kind, True)
