@@ -288,7 +288,23 @@ def _find(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[st
             with contextlib.suppress(sqlite3.DatabaseError), _open(file) as conn:
                 if _meta(conn, "name") == name_or_id:
                     return namespace, file
-    raise InspectError(f"no object named or with id {name_or_id!r} in namespace {namespace!r}")
+    raise InspectError(
+        f"no object named or with id {name_or_id!r} in namespace {namespace!r}"
+        + _elsewhere(directory, namespace, hexid, names)
+    )
+
+
+def _elsewhere(directory: Path, namespace: str, hexid: str, names: dict[tuple[str, str], str]) -> str:
+    """Where an object of that id is, when another namespace has one: ids are per namespace, so
+    the same 64 digits name no object in ``namespace``."""
+    if len(hexid) != 64 or not set(hexid) <= _HEX:
+        return ""
+    others = [
+        ns
+        for ns, folder in _namespaces(directory, names).items()
+        if ns != namespace and _is_object_file(folder / f"{hexid}.sqlite")
+    ]
+    return f" (that id is an object of namespace {others[0]!r})" if others else ""
 
 
 class _Text(str):
@@ -438,8 +454,11 @@ def _no_op() -> int:
     return 0
 
 
-_NO_STATEMENT = re.compile(r"(?:\s|;|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
-"""Blanks, semicolons and comments only: SQLite runs no statement (and ``--sql`` would print "(0 rows)")."""
+_NO_STATEMENT = re.compile(r"(?:\s|;|--[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*")
+"""Blanks, semicolons and comments only: SQLite runs no statement (and ``--sql`` would print "(0 rows)").
+A block comment ends at its first ``*/`` (or the end of the query, as SQLite reads an unclosed one):
+with ``.*?`` and ``\\Z`` the match could stretch a leading ``/* */`` over the statement after it,
+and ``/* note */ SELECT 1`` was refused as having no statement."""
 
 
 def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | None = None) -> dict[str, Any]:
@@ -513,12 +532,20 @@ def _show_alarm(alarm: dict[str, Any] | None) -> str:
     return alarm["utc"] or f"{alarm['ms']} ms (beyond the year 9999)"
 
 
+def _label(text: str) -> str:
+    """A table or column name (or the directory) as printed: as it is, or by its ``repr()`` when it
+    holds a character that is not printable. A name is any string in SQLite, and one with a newline
+    or a terminal escape (``"a\\nb"``, ``"\\x1b[31m"``) printed raw broke the listing's lines and
+    drove the terminal (keys, values and object names were already shown by ``repr()``)."""
+    return text if text.isprintable() else repr(text)
+
+
 def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
     if "error" in info:
         name = f"  name={info['name']!r}" if info["name"] is not None else ""
         out.write(f"{indent}{info['id']}{name}  ERROR: {info['error']}\n")
         return
-    tables = ", ".join(f"{name} ({_count(rows, 'row')})" for name, rows in info["tables"].items()) or "-"
+    tables = ", ".join(f"{_label(name)} ({_count(rows, 'row')})" for name, rows in info["tables"].items()) or "-"
     alarm = _show_alarm(info["alarm"])
     name = repr(info["name"]) if info["name"] is not None else "-"
     out.write(
@@ -543,7 +570,7 @@ def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
 
 def _print(info: dict[str, Any], out: TextIO) -> None:
     if "namespaces" in info:
-        out.write(f"{info['directory']}\n")
+        out.write(f"{_label(info['directory'])}\n")
         if not info["namespaces"]:
             out.write("  (no objects)\n")
         for name, objects in info["namespaces"].items():
@@ -554,7 +581,7 @@ def _print(info: dict[str, Any], out: TextIO) -> None:
     _print_object(info, out)
     if "query" in info:
         query = info["query"]
-        out.write(" | ".join(query["columns"]) + "\n")
+        out.write(" | ".join(_label(column) for column in query["columns"]) + "\n")
         for row in query["rows"]:
             out.write(" | ".join(repr(v) if isinstance(v, (bytes, str)) else str(v) for v in row) + "\n")
         out.write(f"({len(query['rows'])} row{'s' if len(query['rows']) != 1 else ''})\n")

@@ -1,0 +1,100 @@
+"""Found by the hunt on the tools (API.md sections 7, 11, 12 and 13): ``durable inspect``'s query and
+output details, and the reference counter."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+import durable
+from durable._cli import main
+
+
+class Table(durable.DurableObject):
+    async def fill(self, table: str = "t", column: str = "x") -> None:
+        quoted_table = '"' + table.replace('"', '""') + '"'
+        quoted_column = '"' + column.replace('"', '""') + '"'
+        self.ctx.storage.sql.exec(f"CREATE TABLE {quoted_table} ({quoted_column})")
+        self.ctx.storage.sql.exec(f"INSERT INTO {quoted_table} VALUES (1), (2)")
+
+
+def write(path: Path, name: str, namespace: str = "Table", table: str = "t", column: str = "x") -> str:
+    async def body() -> str:
+        async with durable.Runtime(path) as rt:
+            ns = rt.namespace(Table, name=namespace)
+            await ns.get_by_name(name).fill(table, column)
+            return ns.id_from_name(name).to_string()
+
+    return asyncio.run(body())
+
+
+def hashes(path: Path) -> dict[str, str]:
+    return {
+        str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest() for f in path.rglob("*") if f.is_file()
+    }
+
+
+class TestInspectQueries:
+    @pytest.mark.parametrize(
+        "query",
+        ["/* why */ SELECT count(*) FROM t", "/**/SELECT count(*) FROM t", "/* a */ -- b\nSELECT count(*) FROM t"],
+    )
+    def test_a_leading_block_comment_is_a_query(
+        self, tmp_path: Path, query: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A query that starts with a block comment runs (SQLite skips the comment). The check for "no
+        statement" let ``/\\*.*?`` stretch to the end of the query through its ``\\Z`` alternative, so
+        ``/* why */ SELECT ...`` was refused with "--sql needs one SQL statement"."""
+        path = tmp_path / "state"
+        write(path, "a")
+        before = hashes(path)
+        assert main(["inspect", str(path), "Table", "a", "--sql", query, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["query"]["rows"] == [[2]]
+        assert hashes(path) == before
+
+    @pytest.mark.parametrize("query", ["/* nothing */", "/* unclosed SELECT 1", "/* a */ -- b"])
+    def test_comments_alone_are_still_no_statement(
+        self, tmp_path: Path, query: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Comments alone (an unclosed one runs to the end, as SQLite reads it) are still refused."""
+        path = tmp_path / "state"
+        write(path, "a")
+        assert main(["inspect", str(path), "Table", "a", "--sql", query]) == 1
+        assert "--sql needs one SQL statement" in capsys.readouterr().err
+
+
+class TestInspectOutput:
+    def test_table_and_column_names_are_escaped(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A table or column name holding a newline or a terminal escape is shown by its repr(), as
+        keys and object names are: printed raw, it split the object's line in two and sent the
+        escape to the terminal. Printable names stay as they are."""
+        path = tmp_path / "state"
+        write(path, "a", table="t\n\x1b[31mred", column="c\x1b[0m")
+        write(path, "b", namespace="Plain", table='we"ird table', column="col")
+        assert main(["inspect", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert "\x1b" not in out
+        assert "tables='t\\n\\x1b[31mred' (2 rows)" in out
+        assert 'tables=we"ird table (2 rows)' in out
+        assert main(["inspect", str(path), "Table", "a", "--sql", 'SELECT * FROM "t\n\x1b[31mred"']) == 0
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and "'c\\x1b[0m'\n1\n2\n(2 rows)\n" in out
+
+    def test_an_id_of_another_namespace_says_where_it_is(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An object's id given with the wrong namespace says which namespace has it (ids are per
+        namespace, so the message "no object ... in namespace" alone left the user guessing)."""
+        path = tmp_path / "state"
+        write(path, "a", namespace="One")
+        other = write(path, "b", namespace="Two")
+        assert main(["inspect", str(path), "One", other]) == 1
+        err = capsys.readouterr().err
+        assert f"no object named or with id {other!r} in namespace 'One'" in err
+        assert "(that id is an object of namespace 'Two')" in err
+        assert main(["inspect", str(path), "One", "0" * 64]) == 1  # an id no namespace has: no hint
+        assert "that id is" not in capsys.readouterr().err
