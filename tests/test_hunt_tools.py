@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,21 @@ class TestInspectOutput:
         assert "(that id is an object of namespace 'Two')" in err
         assert main(["inspect", str(path), "One", "0" * 64]) == 1  # an id no namespace has: no hint
         assert "that id is" not in capsys.readouterr().err
+
+
+class TestDistribution:
+    def test_the_sdist_holds_what_the_tests_read(self) -> None:
+        """Every top-level file or folder a test reads from the repository (``ROOT / NAME``) is in
+        the sdist, whose ``tests/`` is shipped: `.ci` was not, so in an unpacked sdist
+        ``pytest`` failed three tests with ``FileNotFoundError: .../.ci/run``."""
+        root = Path(__file__).resolve().parent.parent
+        pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+        included = set(pyproject["tool"]["hatch"]["build"]["targets"]["sdist"]["include"])
+        assert "tests" in included
+        read = set()
+        for source in (root / "tests").glob("*.py"):
+            read |= set(re.findall(r'ROOT / "([\w.-]+)"', source.read_text(encoding="utf-8")))
+        assert ".ci" in read  # (the test looks at what it should)
+        assert read <= included | {"pyproject.toml"}, (
+            read - included - {"pyproject.toml"}
+        )  # (hatchling always ships pyproject.toml)
