@@ -290,21 +290,23 @@ def _find(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[st
                     return namespace, file
     raise InspectError(
         f"no object named or with id {name_or_id!r} in namespace {namespace!r}"
-        + _elsewhere(directory, namespace, hexid, names)
+        + _elsewhere(directory, namespace, name_or_id, names)
     )
 
 
-def _elsewhere(directory: Path, namespace: str, hexid: str, names: dict[tuple[str, str], str]) -> str:
-    """Where an object of that id is, when another namespace has one: ids are per namespace, so
-    the same 64 digits name no object in ``namespace``."""
-    if len(hexid) != 64 or not set(hexid) <= _HEX:
-        return ""
-    others = [
-        ns
-        for ns, folder in _namespaces(directory, names).items()
-        if ns != namespace and _is_object_file(folder / f"{hexid}.sqlite")
-    ]
-    return f" (that id is an object of namespace {others[0]!r})" if others else ""
+def _elsewhere(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[str, str], str]) -> str:
+    """Which other namespace has an object of that id or name: ids and names are per namespace,
+    so the same 64 digits or the same name reach no object in ``namespace``."""
+    hexid = name_or_id.lower()
+    spaces = _namespaces(directory, names)
+    if len(hexid) == 64 and set(hexid) <= _HEX:
+        for ns, folder in spaces.items():
+            if ns != namespace and _is_object_file(folder / f"{hexid}.sqlite"):
+                return f" (that id is an object of namespace {ns!r})"
+    for (ns, named), name in sorted(names.items()):
+        if ns != namespace and name == name_or_id and ns in spaces and _is_object_file(spaces[ns] / f"{named}.sqlite"):
+            return f" (namespace {ns!r} has an object of that name)"
+    return ""
 
 
 class _Text(str):

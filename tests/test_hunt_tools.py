@@ -86,11 +86,12 @@ class TestInspectOutput:
         out = capsys.readouterr().out
         assert "\x1b" not in out and "'c\\x1b[0m'\n1\n2\n(2 rows)\n" in out
 
-    def test_an_id_of_another_namespace_says_where_it_is(
+    def test_an_object_of_another_namespace_says_where_it_is(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """An object's id given with the wrong namespace says which namespace has it (ids are per
-        namespace, so the message "no object ... in namespace" alone left the user guessing)."""
+        """An object's id or name given with the wrong namespace says which namespace has it (ids
+        and names are per namespace, so the message "no object ... in namespace" alone left the
+        user guessing)."""
         path = tmp_path / "state"
         write(path, "a", namespace="One")
         other = write(path, "b", namespace="Two")
@@ -98,8 +99,15 @@ class TestInspectOutput:
         err = capsys.readouterr().err
         assert f"no object named or with id {other!r} in namespace 'One'" in err
         assert "(that id is an object of namespace 'Two')" in err
-        assert main(["inspect", str(path), "One", "0" * 64]) == 1  # an id no namespace has: no hint
-        assert "that id is" not in capsys.readouterr().err
+        assert main(["inspect", str(path), "One", other.upper()]) == 1
+        assert "(that id is an object of namespace 'Two')" in capsys.readouterr().err
+        assert main(["inspect", str(path), "One", "b"]) == 1  # a name: the same
+        assert "no object named or with id 'b' in namespace 'One' (namespace 'Two' has an object of that name)" in (
+            capsys.readouterr().err
+        )
+        for unknown in ["0" * 64, "c"]:  # nothing anywhere: no hint
+            assert main(["inspect", str(path), "One", unknown]) == 1
+            assert capsys.readouterr().err.endswith("in namespace 'One'\n")
 
 
 class TestDistribution:
