@@ -126,6 +126,7 @@ def _open(file: Path) -> Iterator[sqlite3.Connection]:
             shutil.copyfile(file, copy)
             shutil.copyfile(wal, Path(os.fspath(copy) + "-wal"))
             conn = sqlite3.connect(copy)
+            conn.text_factory = _text
             try:
                 conn.execute("PRAGMA query_only=ON")
                 yield conn
@@ -133,6 +134,7 @@ def _open(file: Path) -> Iterator[sqlite3.Connection]:
                 conn.close()
         return
     conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    conn.text_factory = _text
     try:
         conn.execute("PRAGMA query_only=ON")
         yield conn
@@ -140,7 +142,20 @@ def _open(file: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def _tables(conn: sqlite3.Connection) -> dict[str, int]:
+def _text(data: bytes) -> str | bytes:
+    """How TEXT is read: as ``str``, or, when it is not valid UTF-8 (written by another program, or
+    ``CAST(x'ff' AS TEXT)``), as its ``bytes``, shown as a BLOB is. With sqlite3's own decoding such
+    a key ended ``durable inspect DIR NS NAME`` in a traceback (``--json`` printed nothing), and
+    ``--sql`` refused the whole query."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
+def _tables(conn: sqlite3.Connection) -> dict[str, int | None]:
+    """Each SQL table's row count, by name; a name that is not UTF-8 is shown by its ``repr()``
+    with no count (``None``: a statement cannot name it)."""
     names = [
         row[0]
         for row in conn.execute(
@@ -148,10 +163,13 @@ def _tables(conn: sqlite3.Connection) -> dict[str, int]:
             "AND name NOT IN ('_cf_KV', '_cf_METADATA') ORDER BY name"
         )
     ]
-    return {
-        name: conn.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
-        for name in names
-    }
+    tables: dict[str, int | None] = {}
+    for name in names:
+        if type(name) is str:
+            tables[name] = conn.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
+        else:
+            tables[repr(name)] = None
+    return tables
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> Any:
@@ -547,7 +565,13 @@ def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
         name = f"  name={info['name']!r}" if info["name"] is not None else ""
         out.write(f"{indent}{info['id']}{name}  ERROR: {info['error']}\n")
         return
-    tables = ", ".join(f"{_label(name)} ({_count(rows, 'row')})" for name, rows in info["tables"].items()) or "-"
+    tables = (
+        ", ".join(
+            f"{_label(name)} ({'? rows' if rows is None else _count(rows, 'row')})"
+            for name, rows in info["tables"].items()
+        )
+        or "-"
+    )
     alarm = _show_alarm(info["alarm"])
     name = repr(info["name"]) if info["name"] is not None else "-"
     out.write(

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import re
+import sqlite3
 import tomllib
 from pathlib import Path
 
@@ -108,6 +109,47 @@ class TestInspectOutput:
         for unknown in ["0" * 64, "c"]:  # nothing anywhere: no hint
             assert main(["inspect", str(path), "One", unknown]) == 1
             assert capsys.readouterr().err.endswith("in namespace 'One'\n")
+
+
+class TestInspectTextThatIsNotUtf8:
+    @pytest.fixture
+    def damaged(self, tmp_path: Path) -> Path:
+        """An object whose file another program wrote TEXT into that is not UTF-8: a key-value key,
+        an SQL value and a table's name."""
+        path = tmp_path / "state"
+        hexid = write(path, "a")
+        file = path / "Table" / f"{hexid}.sqlite"
+        conn = sqlite3.connect(file)
+        with conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID")
+            conn.execute("INSERT INTO _cf_KV VALUES (CAST(x'ff61' AS TEXT), x'00')")
+            conn.execute("INSERT INTO t VALUES (CAST(x'fe' AS TEXT))")
+            conn.execute("CREATE TABLE u (x)")
+            conn.execute("PRAGMA writable_schema=ON")
+            sql = b'CREATE TABLE "\xffu" (x)'.hex()
+            conn.execute(
+                "UPDATE sqlite_master SET name = CAST(x'ff75' AS TEXT), tbl_name = CAST(x'ff75' AS TEXT), "
+                f"sql = CAST(x'{sql}' AS TEXT) WHERE name = 'u'"
+            )
+        conn.close()
+        return path
+
+    def test_shown_as_bytes(self, damaged: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """TEXT that is not valid UTF-8 is shown as its bytes, as a BLOB is: with sqlite3's decoding,
+        ``durable inspect DIR NS NAME`` ended in a traceback (``OperationalError: Could not decode to
+        UTF-8 column 'key'``), with ``--json`` printing nothing, and ``--sql`` refused the query."""
+        before = hashes(damaged)
+        assert main(["inspect", str(damaged)]) == 0
+        assert "tables=t (3 rows), b'\\xffu' (? rows)" in capsys.readouterr().out
+        assert main(["inspect", str(damaged), "Table", "a"]) == 0
+        out = capsys.readouterr().out
+        assert "  b'\\xffa': <undecodable value:" in out
+        assert main(["inspect", str(damaged), "Table", "a", "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert list(info["entries"]) == ["b'\\xffa'"] and info["tables"] == {"t": 3, "b'\\xffu'": None}
+        assert main(["inspect", str(damaged), "Table", "a", "--sql", "SELECT x FROM t", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["query"]["rows"] == [[1], [2], [{"bytes": "fe"}]]
+        assert hashes(damaged) == before
 
 
 class TestDistribution:
