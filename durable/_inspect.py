@@ -84,7 +84,12 @@ def _names(directory: Path) -> dict[tuple[str, str], str]:
         with _open(meta) as conn:
             if not conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'objects'").fetchone()[0]:
                 return {}
-            return {(ns, hexid): name for ns, hexid, name in conn.execute("SELECT namespace, id, name FROM objects")}
+            return {
+                (ns, hexid): name
+                for ns, hexid, name in conn.execute("SELECT namespace, id, name FROM objects")
+                # (a row another program wrote with TEXT that is not UTF-8, read as bytes, names nothing)
+                if type(ns) is str and type(hexid) is str and type(name) is str
+            }
     except sqlite3.DatabaseError:
         return {}  # each object's own file is still read (names of an older durable are there)
 

@@ -151,6 +151,25 @@ class TestInspectTextThatIsNotUtf8:
         assert json.loads(capsys.readouterr().out)["query"]["rows"] == [[1], [2], [{"bytes": "fe"}]]
         assert hashes(damaged) == before
 
+    def test_names_that_are_not_utf8_are_left_out(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A row of the runtime's ``objects`` table whose namespace or name is not UTF-8 names
+        nothing (the object is still listed by its file); the others keep their names. Read as
+        bytes, such a namespace ended the listing in a TypeError."""
+        path = tmp_path / "state"
+        write(path, "a")
+        write(path, "b", namespace="Other")
+        conn = sqlite3.connect(path / "durable-meta.sqlite")
+        with conn:
+            conn.execute("UPDATE objects SET namespace = CAST(x'ff' AS TEXT) WHERE namespace = 'Other'")
+            conn.execute("UPDATE objects SET name = CAST(x'fe' AS TEXT) WHERE name = 'a'")
+        conn.close()
+        assert main(["inspect", str(path), "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)["namespaces"]
+        assert [(ns, [o["name"] for o in objects]) for ns, objects in listed.items()] == [
+            ("Other", [None]),
+            ("Table", [None]),
+        ]
+
 
 class TestDistribution:
     def test_the_sdist_holds_what_the_tests_read(self) -> None:
