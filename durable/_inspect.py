@@ -65,7 +65,8 @@ def holder(directory: Path) -> str | None:
     lock = directory / ".lock"
     if fcntl is None or not lock.exists():
         return None
-    with open(lock, encoding="utf-8") as handle:
+    # (errors="replace": what another program wrote there is shown, not a UnicodeDecodeError)
+    with open(lock, encoding="utf-8", errors="replace") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:

@@ -171,6 +171,22 @@ class TestInspectTextThatIsNotUtf8:
         ]
 
 
+class TestInspectHeldDirectory:
+    def test_a_lock_file_that_is_not_utf8(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A held ``.lock`` whose text is not UTF-8 (written by another program) is reported with
+        what it says, replaced characters and all; reading it ended the command in a
+        UnicodeDecodeError."""
+        fcntl = pytest.importorskip("fcntl")  # (POSIX: durable inspect reads holders through flock)
+        path = tmp_path / "state"
+        write(path, "a")
+        with open(path / ".lock", "wb") as handle:
+            handle.write(b"pid 12 on \xffhost")
+            handle.flush()
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # another open file description: held
+            assert main(["inspect", str(path)]) == 1
+        assert "is held by a live durable.Runtime (pid 12 on \ufffdhost)" in capsys.readouterr().err
+
+
 class TestDistribution:
     def test_the_sdist_holds_what_the_tests_read(self) -> None:
         """Every top-level file or folder a test reads from the repository (``ROOT / NAME``) is in
