@@ -65,7 +65,8 @@ def holder(directory: Path) -> str | None:
     lock = directory / ".lock"
     if fcntl is None or not lock.exists():
         return None
-    with open(lock, encoding="utf-8") as handle:
+    # (errors="replace": what another program wrote there is shown, not a UnicodeDecodeError)
+    with open(lock, encoding="utf-8", errors="replace") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
@@ -84,7 +85,12 @@ def _names(directory: Path) -> dict[tuple[str, str], str]:
         with _open(meta) as conn:
             if not conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'objects'").fetchone()[0]:
                 return {}
-            return {(ns, hexid): name for ns, hexid, name in conn.execute("SELECT namespace, id, name FROM objects")}
+            return {
+                (ns, hexid): name
+                for ns, hexid, name in conn.execute("SELECT namespace, id, name FROM objects")
+                # (a row another program wrote with TEXT that is not UTF-8, read as bytes, names nothing)
+                if type(ns) is str and type(hexid) is str and type(name) is str
+            }
     except sqlite3.DatabaseError:
         return {}  # each object's own file is still read (names of an older durable are there)
 
@@ -126,6 +132,7 @@ def _open(file: Path) -> Iterator[sqlite3.Connection]:
             shutil.copyfile(file, copy)
             shutil.copyfile(wal, Path(os.fspath(copy) + "-wal"))
             conn = sqlite3.connect(copy)
+            conn.text_factory = _text
             try:
                 conn.execute("PRAGMA query_only=ON")
                 yield conn
@@ -133,6 +140,7 @@ def _open(file: Path) -> Iterator[sqlite3.Connection]:
                 conn.close()
         return
     conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    conn.text_factory = _text
     try:
         conn.execute("PRAGMA query_only=ON")
         yield conn
@@ -140,7 +148,20 @@ def _open(file: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def _tables(conn: sqlite3.Connection) -> dict[str, int]:
+def _text(data: bytes) -> str | bytes:
+    """How TEXT is read: as ``str``, or, when it is not valid UTF-8 (written by another program, or
+    ``CAST(x'ff' AS TEXT)``), as its ``bytes``, shown as a BLOB is. With sqlite3's own decoding such
+    a key ended ``durable inspect DIR NS NAME`` in a traceback (``--json`` printed nothing), and
+    ``--sql`` refused the whole query."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
+def _tables(conn: sqlite3.Connection) -> dict[str, int | None]:
+    """Each SQL table's row count, by name; a name that is not UTF-8 is shown by its ``repr()``
+    with no count (``None``: a statement cannot name it)."""
     names = [
         row[0]
         for row in conn.execute(
@@ -148,10 +169,13 @@ def _tables(conn: sqlite3.Connection) -> dict[str, int]:
             "AND name NOT IN ('_cf_KV', '_cf_METADATA') ORDER BY name"
         )
     ]
-    return {
-        name: conn.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
-        for name in names
-    }
+    tables: dict[str, int | None] = {}
+    for name in names:
+        if type(name) is str:
+            tables[name] = conn.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
+        else:
+            tables[repr(name)] = None
+    return tables
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> Any:
@@ -288,7 +312,25 @@ def _find(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[st
             with contextlib.suppress(sqlite3.DatabaseError), _open(file) as conn:
                 if _meta(conn, "name") == name_or_id:
                     return namespace, file
-    raise InspectError(f"no object named or with id {name_or_id!r} in namespace {namespace!r}")
+    raise InspectError(
+        f"no object named or with id {name_or_id!r} in namespace {namespace!r}"
+        + _elsewhere(directory, namespace, name_or_id, names)
+    )
+
+
+def _elsewhere(directory: Path, namespace: str, name_or_id: str, names: dict[tuple[str, str], str]) -> str:
+    """Which other namespace has an object of that id or name: ids and names are per namespace,
+    so the same 64 digits or the same name reach no object in ``namespace``."""
+    hexid = name_or_id.lower()
+    spaces = _namespaces(directory, names)
+    if len(hexid) == 64 and set(hexid) <= _HEX:
+        for ns, folder in spaces.items():
+            if ns != namespace and _is_object_file(folder / f"{hexid}.sqlite"):
+                return f" (that id is an object of namespace {ns!r})"
+    for (ns, named), name in sorted(names.items()):
+        if ns != namespace and name == name_or_id and ns in spaces and _is_object_file(spaces[ns] / f"{named}.sqlite"):
+            return f" (namespace {ns!r} has an object of that name)"
+    return ""
 
 
 class _Text(str):
@@ -438,8 +480,11 @@ def _no_op() -> int:
     return 0
 
 
-_NO_STATEMENT = re.compile(r"(?:\s|;|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
-"""Blanks, semicolons and comments only: SQLite runs no statement (and ``--sql`` would print "(0 rows)")."""
+_NO_STATEMENT = re.compile(r"(?:\s|;|--[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*")
+"""Blanks, semicolons and comments only: SQLite runs no statement (and ``--sql`` would print "(0 rows)").
+A block comment ends at its first ``*/`` (or the end of the query, as SQLite reads an unclosed one):
+with ``.*?`` and ``\\Z`` the match could stretch a leading ``/* */`` over the statement after it,
+and ``/* note */ SELECT 1`` was refused as having no statement."""
 
 
 def inspect_object(directory: Path, namespace: str, name_or_id: str, sql: str | None = None) -> dict[str, Any]:
@@ -513,12 +558,26 @@ def _show_alarm(alarm: dict[str, Any] | None) -> str:
     return alarm["utc"] or f"{alarm['ms']} ms (beyond the year 9999)"
 
 
+def _label(text: str) -> str:
+    """A table or column name (or the directory) as printed: as it is, or by its ``repr()`` when it
+    holds a character that is not printable. A name is any string in SQLite, and one with a newline
+    or a terminal escape (``"a\\nb"``, ``"\\x1b[31m"``) printed raw broke the listing's lines and
+    drove the terminal (keys, values and object names were already shown by ``repr()``)."""
+    return text if text.isprintable() else repr(text)
+
+
 def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
     if "error" in info:
         name = f"  name={info['name']!r}" if info["name"] is not None else ""
         out.write(f"{indent}{info['id']}{name}  ERROR: {info['error']}\n")
         return
-    tables = ", ".join(f"{name} ({_count(rows, 'row')})" for name, rows in info["tables"].items()) or "-"
+    tables = (
+        ", ".join(
+            f"{_label(name)} ({'? rows' if rows is None else _count(rows, 'row')})"
+            for name, rows in info["tables"].items()
+        )
+        or "-"
+    )
     alarm = _show_alarm(info["alarm"])
     name = repr(info["name"]) if info["name"] is not None else "-"
     out.write(
@@ -543,7 +602,7 @@ def _print_object(info: dict[str, Any], out: TextIO, indent: str = "") -> None:
 
 def _print(info: dict[str, Any], out: TextIO) -> None:
     if "namespaces" in info:
-        out.write(f"{info['directory']}\n")
+        out.write(f"{_label(info['directory'])}\n")
         if not info["namespaces"]:
             out.write("  (no objects)\n")
         for name, objects in info["namespaces"].items():
@@ -554,7 +613,7 @@ def _print(info: dict[str, Any], out: TextIO) -> None:
     _print_object(info, out)
     if "query" in info:
         query = info["query"]
-        out.write(" | ".join(query["columns"]) + "\n")
+        out.write(" | ".join(_label(column) for column in query["columns"]) + "\n")
         for row in query["rows"]:
             out.write(" | ".join(repr(v) if isinstance(v, (bytes, str)) else str(v) for v in row) + "\n")
         out.write(f"({len(query['rows'])} row{'s' if len(query['rows']) != 1 else ''})\n")
