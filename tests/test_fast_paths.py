@@ -741,3 +741,62 @@ def test_the_inlined_copies_on_the_rpc_path_match_their_originals() -> None:
     done_check = single.body[1]
     assert isinstance(done_check, ast.If) and ast.unparse(done_check.test) == "not fut.done()"
     assert [ast.unparse(s) for s in done_check.body] == [ast.unparse(settle)]
+
+
+def test_the_inlined_copy_on_the_fetch_path_matches_its_originals() -> None:
+    """``_host.start_fetch`` (fourteenth pass) is ``ObjectHost.call_fetch``'s checks and, on 3.11,
+    ``_start_fast``'s part inlined, which ``Stub.fetch`` calls in one frame: its conditions must be
+    the method's, and its 3.11 part ``_start_fast``'s for a fetch (``func`` None, no arguments), or
+    fetches from a stub would behave apart from the host method's only on the path taken most."""
+    from durable import _host
+
+    method = _statements(_host.ObjectHost.call_fetch)
+    function = _statements(_host.start_fetch)
+    method_test = next(s for s in method if isinstance(s, ast.If))
+    function_test = next(s for s in function if isinstance(s, ast.If))
+    assert ast.unparse(function_test).replace("host.", "self.") == ast.unparse(method_test).replace(
+        "self.", "host."
+    ).replace("host.", "self.")
+    original = [ast.unparse(s) for s in _statements(_host._start_fast)[1:] if not _is_eager_branch(s)]
+    inlined = function[[_is_eager_branch(s) for s in function].index(True) + 1 :]
+    copy = [ast.unparse(s).replace("_new(EventCall)", "object.__new__(EventCall)") for s in inlined]
+    expected = [
+        s.replace("host.runtime.loop", "runtime.loop").replace(
+            "func, args, kwargs, fetch)", "None, (), _NO_KWARGS, request)"
+        )
+        for s in original
+    ]
+    assert copy == expected
+
+
+async def test_the_host_method_call_fetch_takes_the_same_paths_as_the_stub() -> None:
+    """``ObjectHost.call_fetch`` (the method) and ``_host.start_fetch`` (what ``Stub.fetch`` calls)
+    answer alike on the shorter path and on the general one: a fetch sent while a
+    ``block_concurrency_while()`` that the last one started holds the gate waits for it."""
+    from durable import _host
+
+    seen: list[str] = []
+
+    class Gated(durable.DurableObject):
+        async def fetch(self, request: durable.Request) -> durable.Response:
+            seen.append(request.url)
+            if request.url.endswith("/hold"):
+
+                async def hold() -> None:
+                    await asyncio.sleep(0.01)
+                    seen.append("released")
+
+                self.ctx.block_concurrency_while(hold)
+            return durable.Response(request.url)
+
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Gated).get_by_name("a")
+        host = durable._stub.host_of(stub)
+        loop = asyncio.get_running_loop()
+        for deliver in (host.call_fetch, lambda request, fut: _host.start_fetch(host, request, fut)):
+            seen.clear()
+            futs = [loop.create_future() for _ in range(2)]
+            for url, fut in zip(("http://a.com/hold", "http://a.com/x"), futs, strict=True):
+                deliver(durable.Request(url), fut)  # the second while the gate is held: the general path
+            assert [await (await fut).text() for fut in futs] == ["http://a.com/hold", "http://a.com/x"]
+            assert seen == ["http://a.com/hold", "released", "http://a.com/x"]
