@@ -800,3 +800,69 @@ async def test_the_host_method_call_fetch_takes_the_same_paths_as_the_stub() -> 
                 deliver(durable.Request(url), fut)  # the second while the gate is held: the general path
             assert [await (await fut).text() for fut in futs] == ["http://a.com/hold", "http://a.com/x"]
             assert seen == ["http://a.com/hold", "released", "http://a.com/x"]
+
+
+class Lazy(durable.DurableObject):
+    """What its fetch handler saw of the request's headers; ``/relay`` answers the response it got
+    from ``/`` of the object named ``"b"``, unread."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        if request.url.endswith("/relay"):
+            return await self.env.LAZY.get_by_name("b").fetch("http://b.com/")
+        headers = request.headers
+        self.seen = [headers, headers is request.headers, headers.multi_items()]
+        try:
+            headers.append("x", "1")
+        except TypeError as exc:
+            self.seen.append(str(exc))
+        return durable.Response("ok")
+
+    async def same_headers_object(self) -> bool:
+        first = self.seen[0]
+        await self.env.LAZY.get_by_name(self.ctx.id.name or "").fetch("http://a.com/")
+        return first is self.seen[0]
+
+    async def seen_rest(self) -> list[Any]:
+        return self.seen[1:]
+
+
+async def test_headers_made_at_first_read_are_those_made_at_once() -> None:
+    """``_Body.headers`` makes three kinds of headers at their first read (fourteenth pass): the
+    object's request of ``stub.fetch(url)`` (empty, immutable, a new object per request, as each
+    JavaScript ``Request`` has its own), ``Response(text)``'s (mutable, ``content-type``) and the
+    caller's copy of one (immutable, a response relayed by another object too). Each is the same
+    object at every read, and a set ``headers`` is what it reads."""
+    response = durable.Response("text")
+    headers = response.headers
+    assert headers is response.headers and type(headers) is durable.Headers
+    assert headers.multi_items() == [("content-type", "text/plain;charset=UTF-8")]
+    headers.append("x-a", "1")
+    assert response.headers.multi_items() == [("content-type", "text/plain;charset=UTF-8"), ("x-a", "1")]
+    assert durable.Response("other").headers.multi_items() == [("content-type", "text/plain;charset=UTF-8")]
+    replaced = durable.Headers({"x-b": "2"})
+    response.headers = replaced
+    assert response.headers is replaced
+    async with durable.Runtime() as rt:
+        ns = rt.namespace(Lazy, name="LAZY")
+        stub = ns.get_by_name("a")
+        for url in ("http://a.com/", "http://a.com/relay"):
+            caller = await stub.fetch(url)
+            assert caller.headers is caller.headers
+            assert caller.headers.multi_items() == [("content-type", "text/plain;charset=UTF-8")]
+            with pytest.raises(TypeError, match="immutable"):
+                caller.headers.append("x-c", "3")
+            assert await caller.text() == "ok"
+        assert await stub.seen_rest() == [True, [], "Can't modify immutable headers."]
+        assert not await stub.same_headers_object()  # a new request's headers: a new object
+
+
+def test_a_python_workers_view_shares_headers_made_at_first_read() -> None:
+    """``as_fetch_response`` makes another view of a response, headers shared: of a
+    ``Response(text)`` whose headers were not made yet too (they are made first)."""
+    from durable.compat.python_workers._http import as_fetch_response
+
+    response = durable.Response("text")
+    view = as_fetch_response(response)
+    assert view.headers is response.headers
+    response.headers.append("x-a", "1")
+    assert ("x-a", "1") in view.headers.multi_items()
