@@ -808,7 +808,8 @@ class Lazy(durable.DurableObject):
 
     async def fetch(self, request: durable.Request) -> durable.Response:
         if request.url.endswith("/relay"):
-            return await self.env.LAZY.get_by_name("b").fetch("http://b.com/")
+            relayed: durable.Response = await self.env.LAZY.get_by_name("b").fetch("http://b.com/")
+            return relayed
         headers = request.headers
         self.seen = [headers, headers is request.headers, headers.multi_items()]
         try:
