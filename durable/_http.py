@@ -916,12 +916,12 @@ def _plain_get(url: str, redirect: str = "follow", items: Any = None) -> Request
     request.method = "GET"
     request.redirect = redirect
     request.cf = None
-    if items is None:
-        headers = _new(Headers)
-        headers._items = []
-        request._headers = headers
+    if type(items) is tuple:
+        request._headers = items  # (immutable headers of these pairs, made at the first read: _Body.headers)
     else:
-        request._headers = items  # (an immutable tuple of pairs: the headers property makes them)
+        headers = _new(Headers)
+        headers._items = [] if items is None else items
+        request._headers = headers
     request._body = None
     request._body_used = False
     return request
