@@ -59,6 +59,8 @@ HeadersInit = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]]]
 BodyInit = Union[str, bytes, bytearray, memoryview, AsyncIterable[bytes], None]
 
 _TEXT_PLAIN: Final = "text/plain;charset=UTF-8"
+_LAZY_TEXT_PLAIN: Final = object()
+"""A ``_headers`` not made yet: ``content-type: text/plain;charset=UTF-8``, mutable (``Response(text)``)."""
 
 _OK: Final = 200
 """``Response``'s default status, compared by identity on its fast path (an int, never a float)."""
@@ -476,14 +478,40 @@ class _Body:
     ``TypeError`` as in Fetch. Reading a null body gives empty content and never fails.
     """
 
-    __slots__ = ("_body", "_body_used", "headers")
+    __slots__ = ("_body", "_body_used", "_headers")
 
-    headers: Headers
+    _headers: Any
+    """The ``Headers``, or what the ``headers`` property makes them of at the first read: a tuple of
+    pairs (immutable headers holding them) or ``_LAZY_TEXT_PLAIN`` (the mutable headers of
+    ``Response(text)``). Only a ``Headers`` is ever shared between two requests or responses."""
     _body: builtins.bytes | AsyncIterable[builtins.bytes] | None
     _body_used: bool
 
+    @property
+    def headers(self) -> Headers:
+        """The headers (a :class:`Headers`; the same object at every read)."""
+        # Made at the first read for the three a fetch makes that are seldom read: the object's
+        # request of stub.fetch(url), the object's Response(text) and the caller's copy of it.
+        # A Headers made and dropped per fetch cost about 1,400 instructions each: seq-fetch
+        # 87,204 -> 82,938, conc-fetch 77,454 -> 72,253 (callgrind, fourteenth pass).
+        headers = self._headers
+        if type(headers) is tuple:
+            made = _new(Headers)
+            made._items = headers  # type: ignore[assignment]
+        elif headers is _LAZY_TEXT_PLAIN:
+            made = _new(Headers)
+            made._items = [("content-type", _TEXT_PLAIN)]
+        else:
+            return headers  # type: ignore[no-any-return]
+        self._headers = made
+        return made
+
+    @headers.setter
+    def headers(self, headers: Headers) -> None:
+        self._headers = headers
+
     def _init_body(self, body: object, headers: Headers, what: str) -> None:
-        self.headers = headers
+        self._headers = headers
         self._body_used = False
         if body is None:
             self._body = None
@@ -888,9 +916,12 @@ def _plain_get(url: str, redirect: str = "follow", items: Any = None) -> Request
     request.method = "GET"
     request.redirect = redirect
     request.cf = None
-    headers = _new(Headers)
-    headers._items = [] if items is None else items
-    request.headers = headers
+    if type(items) is tuple:
+        request._headers = items  # (immutable headers of these pairs, made at the first read: _Body.headers)
+    else:
+        headers = _new(Headers)
+        headers._items = [] if items is None else items
+        request._headers = headers
     request._body = None
     request._body_used = False
     return request
@@ -925,15 +956,14 @@ def plain_fetch_request(url: str) -> Request | None:
         if len(_PLAIN_FETCH_URLS) >= _PLAIN_FETCH_URLS_KEPT:
             _PLAIN_FETCH_URLS.clear()  # (a cache: any thread may clear it, the next call fills it again)
         _PLAIN_FETCH_URLS[url] = normalized
-    # _plain_get(normalized, "manual", ()), inlined: empty headers, immutable (workerd).
+    # _plain_get(normalized, "manual", ()), inlined: empty headers, immutable (workerd), made at the
+    # first read of request.headers (see _Body.headers).
     request = _new(Request)
     request.url = normalized
     request.method = "GET"
     request.redirect = "manual"
     request.cf = None
-    headers = _new(Headers)
-    headers._items = ()  # type: ignore[assignment]
-    request.headers = headers
+    request._headers = ()
     request._body = None
     request._body_used = False
     return request
@@ -1203,9 +1233,7 @@ class Response(_Body):
         if type(body) is str and headers is None and status_text is None and web_socket is None and status is _OK:
             # The common Response(text): what the checks below would set, without them (the
             # seed counter's answer): about 90 of the ~1,350 opcodes of a sequential fetch.
-            plain = _new(Headers)
-            plain._items = [("content-type", _TEXT_PLAIN)]
-            self.headers = plain
+            self._headers = _LAZY_TEXT_PLAIN  # (made at the first read: see _Body.headers)
             try:
                 self._body = (
                     body.encode()
@@ -1726,15 +1754,20 @@ def check_response(result: Any, request: Any = None) -> Response:  # (Any: the t
     # and hasattr(result, "__dict__") asked of subclasses only, as a plain Response has none and
     # hasattr would raise and catch AttributeError: seq-fetch 116,475 -> 115,041 instructions, callgrind.)
     twin: Response = _new(cls)
-    headers = result.headers
-    copied = _new(type(headers))
-    items = headers._items
-    # Immutable for the caller (workerd). The headers of Response(text), the common answer, are one
-    # constant pair: the caller's get one shared tuple of it (a tuple is immutable), not a new one
-    # per fetch (a tuple the garbage collector tracks while the response is held): part of
-    # conc-fetch 86,095 -> 81,900 instructions (callgrind, thirteenth pass, with plain_fetch_request's).
-    copied._items = _TEXT_PLAIN_ITEMS if items == _TEXT_PLAIN_LIST else tuple(items)
-    twin.headers = copied
+    headers = result._headers
+    if headers is _LAZY_TEXT_PLAIN or type(headers) is tuple:
+        # Headers not made yet (Response(text)'s, or a response the object got from a fetch): the
+        # caller's are made of the same pairs, immutable, at their first read (see _Body.headers).
+        twin._headers = _TEXT_PLAIN_ITEMS if headers is _LAZY_TEXT_PLAIN else headers
+    else:
+        copied = _new(type(headers))
+        items = headers._items
+        # Immutable for the caller (workerd). The headers of Response(text), the common answer, are one
+        # constant pair: the caller's get one shared tuple of it (a tuple is immutable), not a new one
+        # per fetch (a tuple the garbage collector tracks while the response is held): part of
+        # conc-fetch 86,095 -> 81,900 instructions (callgrind, thirteenth pass, with plain_fetch_request's).
+        copied._items = _TEXT_PLAIN_ITEMS if items == _TEXT_PLAIN_LIST else tuple(items)
+        twin._headers = copied
     twin._body = body
     twin._body_used = False
     twin.status = result.status

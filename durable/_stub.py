@@ -36,7 +36,7 @@ from ._context import running_host
 from ._eager import CURRENT_TASKS
 from ._exceptions import ConnectionClosedError, DurableError, copy_remote_exception, raised_by_handler
 from ._gates import InputGate
-from ._host import EventKind, ObjectHost, call_rpc
+from ._host import EventKind, ObjectHost, call_rpc, start_fetch
 from ._http import (
     MAX_REDIRECTS,
     REDIRECT_STATUSES,
@@ -336,7 +336,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
                     host = self._host()
                 if host.gate is not state.bound:
                     _check_bound(state, host)
-                host.call_fetch(request, promise)
+                start_fetch(host, request, promise)  # (host.call_fetch(request, promise), a frame less)
                 promise._host = host
             except Exception as exc:  # a closed runtime, an overloaded object
                 promise.set_exception(exc)

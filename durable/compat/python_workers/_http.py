@@ -271,6 +271,7 @@ def as_fetch_response(response: durable.Response) -> FetchResponse:
 
 def _share(response: durable.Response, copy: durable.Response) -> None:
     """Make ``copy`` another view of ``response``: same status, headers and body (one stream)."""
+    response.headers  # noqa: B018 - made now if not yet (see _Body.headers), so that both share them
     for klass in type(response).__mro__:
         for slot in getattr(klass, "__slots__", ()):
             if hasattr(response, slot):
