@@ -184,3 +184,40 @@ async def test_a_reset_instances_ctx_kept_by_the_next_raises_its_reset() -> None
         with pytest.raises(durable.ObjectAbortedError, match="bye"):
             await ns.get_by_name("a").keep_and_abort()
         assert await ns.get_by_name("a").use_the_kept_one() == ["a", "bye", "bye", "bye", "bye"]
+
+
+class GivesUpOnASection(durable.DurableObject):
+    """``give_up()`` waits for a long ``block_concurrency_while()`` callback under a short
+    ``asyncio.timeout()``: the timeout cancels the handler, which cancels the callback's task."""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        env.built.append(ctx.id.name)
+
+    async def long(self) -> None:
+        await asyncio.Event().wait()
+
+    async def give_up(self) -> str:
+        try:
+            async with asyncio.timeout(0.05):
+                await self.ctx.block_concurrency_while(self.long)
+        except TimeoutError:
+            return "timed out"
+        return "not timed out"
+
+    async def ok(self) -> str:
+        return "ok"
+
+
+async def test_a_callback_cancelled_by_its_awaiting_handler_is_no_reset(caplog: pytest.LogCaptureFixture) -> None:
+    """A real cancellation of the callback's task (its awaiting handler's timeout cancels it,
+    ``task.cancelling()`` counts it) is not the callback's own ``CancelledError`` (review of
+    hunt-state): the object lives on, its gate reopens, nothing is logged as a callback that
+    raised. Only a ``CancelledError`` the callback's code raised with its task not cancelled, in
+    the live generation, resets the object (``BackgroundWork._run``)."""
+    async with durable.Runtime(vars={"built": []}) as rt:
+        stub = rt.namespace(GivesUpOnASection).get_by_name("a")
+        assert await asyncio.wait_for(stub.give_up(), 10) == "timed out"
+        assert await asyncio.wait_for(stub.ok(), 10) == "ok"
+        assert rt.env.built == ["a"]
+    assert not [r for r in caplog.records if "callback raised" in r.getMessage()]
