@@ -19,6 +19,7 @@ import inspect
 import json as _json
 import logging
 import re
+import threading
 from collections import deque
 from collections.abc import (
     AsyncIterable,
@@ -61,6 +62,8 @@ BodyInit = Union[str, bytes, bytearray, memoryview, AsyncIterable[bytes], None]
 _TEXT_PLAIN: Final = "text/plain;charset=UTF-8"
 _LAZY_TEXT_PLAIN: Final = object()
 """A ``_headers`` not made yet: ``content-type: text/plain;charset=UTF-8``, mutable (``Response(text)``)."""
+_FIRST_READ: Final = threading.Lock()
+"""Held while a message's headers made at their first read are stored (see ``_Body.headers``)."""
 
 _OK: Final = 200
 """``Response``'s default status, compared by identity on its fast path (an int, never a float)."""
@@ -503,12 +506,22 @@ class _Body:
             made._items = [("content-type", _TEXT_PLAIN)]
         else:
             return headers  # type: ignore[no-any-return]
-        self._headers = made
-        return made
+        with _FIRST_READ:  # (two threads reading them first at once get one object, as when made at once)
+            if self._headers is headers:
+                self._headers = made
+                return made
+        return self.headers  # made by another thread meanwhile: theirs
 
     @headers.setter
     def headers(self, headers: Headers) -> None:
         self._headers = headers
+
+    def __getstate__(self) -> object:
+        """What ``copy.copy``, ``copy.deepcopy`` and ``pickle`` take: the headers made first (see
+        ``headers``), so that a copy has headers as before they were made at their first read
+        (shared by a shallow copy, not the marker of ``Response(text)``'s)."""
+        self.headers  # noqa: B018
+        return super().__getstate__()
 
     def _init_body(self, body: object, headers: Headers, what: str) -> None:
         self._headers = headers

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import copy
 import inspect
+import pickle
 import sqlite3
 import sys
 import textwrap
@@ -967,6 +969,70 @@ def test_a_python_workers_view_shares_headers_made_at_first_read() -> None:
     assert view.headers is response.headers
     response.headers.append("x-a", "1")
     assert ("x-a", "1") in view.headers.multi_items()
+
+
+def _unread_messages() -> list[tuple[durable.Request | durable.Response, bool]]:
+    """One of each kind of message whose headers are made at their first read, and whether those
+    are mutable: ``Response(text)``, the caller's copy of one, the object's request of
+    ``stub.fetch(url)`` (the copy as check_response makes it, from the object's response)."""
+    from durable._http import check_response, plain_fetch_request
+
+    request = plain_fetch_request("http://a.com/")
+    assert request is not None
+    return [
+        (durable.Response("text"), True),
+        (check_response(durable.Response("text"), request), False),
+        (request, False),
+    ]
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_a_copy_of_a_message_whose_headers_are_not_made_yet_has_them(how: str) -> None:
+    """``copy.copy``, ``copy.deepcopy`` and ``pickle`` of a message whose headers were not made yet
+    (fourteenth pass) give what they gave before: headers (``Response(text)``'s marker came back
+    from a deep copy or a pickle as a bare ``object()``, not headers), shared by a shallow copy and
+    the original as any slot's value is, mutable as the original's are."""
+    for message, mutable in _unread_messages():
+        if how == "pickle":
+            twin = pickle.loads(pickle.dumps(message))
+        else:
+            twin = copy.copy(message) if how == "copy" else copy.deepcopy(message)
+        assert type(twin.headers) is durable.Headers, (message, twin.headers)
+        assert twin.headers.multi_items() == message.headers.multi_items()
+        assert (twin.headers is message.headers) == (how == "copy")
+        if mutable:
+            twin.headers.append("x-a", "1")
+            assert twin.headers.get("x-a") == "1"
+        else:
+            with pytest.raises(TypeError, match="Can't modify immutable headers."):
+                twin.headers.append("x-a", "1")
+
+
+def test_headers_first_read_by_two_threads_at_once_are_one_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads reading a message's headers first at once (a BlockingRuntime caller's response
+    handed to threads) both get the one object the message keeps, as they did when the headers were
+    made at once: each made its own and kept the last stored, so a header one set could be lost."""
+    from durable import _http
+
+    both_read = threading.Barrier(2, timeout=30)  # (a timeout only so that a failure cannot hang)
+    real_new = _http._new
+
+    def new(cls: type) -> Any:
+        if cls is durable.Headers:
+            both_read.wait()  # each thread has read the message's unmade headers: both make them
+        return real_new(cls)
+
+    messages = _unread_messages()
+    monkeypatch.setattr(_http, "_new", new)
+    for message, _ in messages:
+        seen: list[durable.Headers] = []
+        threads = [threading.Thread(target=lambda m=message, s=seen: s.append(m.headers)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(seen) == 2
+        assert seen[0] is seen[1] is message.headers
 
 
 class RaisesTypeError(durable.DurableObject):
