@@ -1035,6 +1035,71 @@ def test_headers_first_read_by_two_threads_at_once_are_one_object(monkeypatch: p
         assert seen[0] is seen[1] is message.headers
 
 
+class StoredResponse(durable.Response):
+    """A subclass keeping its headers itself (its own ``headers``, with a setter)."""
+
+    @property
+    def headers(self) -> durable.Headers:
+        return self.kept
+
+    @headers.setter
+    def headers(self, headers: durable.Headers) -> None:
+        self.kept = headers
+
+
+class StoredRequest(durable.Request):
+    @property
+    def headers(self) -> durable.Headers:
+        return self.kept
+
+    @headers.setter
+    def headers(self, headers: durable.Headers) -> None:
+        self.kept = headers
+
+
+class SlotResponse(durable.Response):
+    """A subclass declaring ``headers`` a slot of its own."""
+
+    __slots__ = ("headers",)
+
+
+class OwnHeaders(durable.DurableObject):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        cls = SlotResponse if request.url.endswith("/slot") else StoredResponse
+        response = cls("text")
+        response.headers.append("x-a", "1")
+        return response
+
+
+async def test_a_subclass_with_its_own_headers_gets_and_gives_them() -> None:
+    """A ``Request`` or ``Response`` subclass defining its own ``headers`` (a property keeping them
+    elsewhere, or a slot) is given its headers through it and read through it, as when
+    ``headers`` was the class's plain slot: made at the first read (fourteenth pass), they were
+    stored in the base slot, which such a class never reads (``AttributeError``). And the caller's
+    copy and a clone of one keeping them in its ``__dict__`` have headers of their own (the
+    subclass's attributes were copied after the headers: the caller's were the object's, mutable)."""
+    text = [("content-type", "text/plain;charset=UTF-8")]
+    for cls in (StoredResponse, SlotResponse):
+        assert cls("text").headers.multi_items() == text
+        assert cls(b"x", headers={"x-b": "2"}).headers.multi_items() == [("x-b", "2")]
+        original = cls("text")
+        clone = original.clone()
+        clone.headers.append("x-c", "3")
+        assert clone.headers.multi_items() == [*text, ("x-c", "3")]
+        assert original.headers.multi_items() == text
+    request = StoredRequest("http://a.com/", headers={"x-c": "3"})
+    assert request.headers.multi_items() == [("x-c", "3")]
+    assert request.clone().headers.multi_items() == [("x-c", "3")]
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(OwnHeaders).get_by_name("a")
+        for path, cls in (("/", StoredResponse), ("/slot", SlotResponse)):
+            response = await stub.fetch("http://a.com" + path)
+            assert type(response) is cls
+            assert response.headers.multi_items() == [*text, ("x-a", "1")]
+            with pytest.raises(TypeError, match="immutable"):
+                response.headers.append("x-b", "2")
+
+
 class RaisesTypeError(durable.DurableObject):
     async def fetch(self, request: durable.Request) -> durable.Response:
         raise TypeError("the handler's own")
