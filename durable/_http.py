@@ -19,6 +19,7 @@ import inspect
 import json as _json
 import logging
 import re
+import threading
 from collections import deque
 from collections.abc import (
     AsyncIterable,
@@ -61,6 +62,8 @@ BodyInit = Union[str, bytes, bytearray, memoryview, AsyncIterable[bytes], None]
 _TEXT_PLAIN: Final = "text/plain;charset=UTF-8"
 _LAZY_TEXT_PLAIN: Final = object()
 """A ``_headers`` not made yet: ``content-type: text/plain;charset=UTF-8``, mutable (``Response(text)``)."""
+_FIRST_READ: Final = threading.Lock()
+"""Held while a message's headers made at their first read are stored (see ``_Body.headers``)."""
 
 _OK: Final = 200
 """``Response``'s default status, compared by identity on its fast path (an int, never a float)."""
@@ -503,12 +506,29 @@ class _Body:
             made._items = [("content-type", _TEXT_PLAIN)]
         else:
             return headers  # type: ignore[no-any-return]
-        self._headers = made
-        return made
+        with _FIRST_READ:  # (two threads reading them first at once get one object, as when made at once)
+            if self._headers is headers:
+                self._headers = made
+                return made
+        return self.headers  # made by another thread meanwhile: theirs
 
     @headers.setter
     def headers(self, headers: Headers) -> None:
         self._headers = headers
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("headers")
+        if own is not None and (own.fset is not None if isinstance(own, property) else hasattr(own, "__set__")):
+            # Its own settable headers (a property, a slot): the package gives and reads them there.
+            setattr(cls, "_headers", _OWN_HEADERS)
+
+    def __getstate__(self) -> object:
+        """What ``copy.copy``, ``copy.deepcopy`` and ``pickle`` take: the headers made first (see
+        ``headers``), so that a copy has headers as before they were made at their first read
+        (shared by a shallow copy, not the marker of ``Response(text)``'s)."""
+        self.headers  # noqa: B018
+        return super().__getstate__()
 
     def _init_body(self, body: object, headers: Headers, what: str) -> None:
         self._headers = headers
@@ -620,6 +640,8 @@ class _Body:
         """
         if self._body_used:
             raise TypeError(_BODY_USED.replace("Use clone() first", "Call clone() before reading"))
+        if hasattr(self, "__dict__"):  # a user subclass's own attributes (first: the headers are the copy's)
+            twin.__dict__.update(self.__dict__)
         twin.headers = self.headers.copy()
         if type(self.headers._items) is _FROZEN:  # immutable headers stay so in the clone (workerd)
             _freeze(twin.headers)
@@ -629,8 +651,6 @@ class _Body:
         else:
             tee = _Tee(self._body)
             self._body, twin._body = tee.branch(0), tee.branch(1)
-        if hasattr(self, "__dict__"):  # a user subclass's own attributes
-            twin.__dict__.update(self.__dict__)
 
     async def _read_json(self) -> Any:
         """Read the whole body and parse it as JSON.
@@ -709,6 +729,58 @@ async def _chunks(source: bytes | AsyncIterable[object]) -> AsyncIterator[bytes]
             raise TypeError(f"A streamed body must yield bytes, not {type(chunk).__name__}.")
         if chunk:
             yield chunk
+
+
+_BASE_HEADERS: Final = _Body.__dict__["_headers"]
+"""``_Body``'s ``_headers`` slot itself (for :class:`_OwnHeaders`)."""
+
+
+class _OwnHeaders:
+    """``_headers`` of a subclass defining its own ``headers``: the package's code sets and reads a
+    message's ``_headers`` (see ``_Body.headers``), which such a class never reads; through this,
+    it sets them through the class's ``headers`` (made first: a ``Headers``) and reads them there,
+    as when ``headers`` was the base class's plain slot. Set or read again while that runs (the
+    class's ``headers`` handing on to the base class's), the base slot itself."""
+
+    __slots__ = ()
+    _inside = threading.local()
+
+    def _entered(self, message: _Body) -> set[int] | None:
+        """The messages (ids) whose ``headers`` this thread runs, with ``message`` added; None if already there."""
+        inside: set[int] = self._inside.__dict__.setdefault("ids", set())
+        if id(message) in inside:
+            return None
+        inside.add(id(message))
+        return inside
+
+    def __get__(self, message: _Body | None, owner: type | None = None) -> Any:
+        if message is None:
+            return self
+        inside = self._entered(message)
+        if inside is None:
+            return _BASE_HEADERS.__get__(message, owner)
+        try:
+            return message.headers
+        finally:
+            inside.discard(id(message))
+
+    def __set__(self, message: _Body, headers: Any) -> None:
+        inside = self._entered(message)
+        if inside is None:
+            _BASE_HEADERS.__set__(message, headers)
+            return
+        try:
+            if type(headers) is tuple or headers is _LAZY_TEXT_PLAIN:  # (what _Body.headers makes of them)
+                made = _new(Headers)
+                lazy = headers is _LAZY_TEXT_PLAIN
+                made._items = [("content-type", _TEXT_PLAIN)] if lazy else headers  # type: ignore[assignment]
+                headers = made
+            message.headers = headers
+        finally:
+            inside.discard(id(message))
+
+
+_OWN_HEADERS: Final = _OwnHeaders()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1754,6 +1826,8 @@ def check_response(result: Any, request: Any = None) -> Response:  # (Any: the t
     # and hasattr(result, "__dict__") asked of subclasses only, as a plain Response has none and
     # hasattr would raise and catch AttributeError: seq-fetch 116,475 -> 115,041 instructions, callgrind.)
     twin: Response = _new(cls)
+    if cls is not Response and hasattr(result, "__dict__"):  # a user subclass's own attributes
+        twin.__dict__.update(result.__dict__)  # (first: headers the subclass keeps there are the copy's)
     headers = result._headers
     if headers is _LAZY_TEXT_PLAIN or type(headers) is tuple:
         # Headers not made yet (Response(text)'s, or a response the object got from a fetch): the
@@ -1773,8 +1847,6 @@ def check_response(result: Any, request: Any = None) -> Response:  # (Any: the t
     twin.status = result.status
     twin._status_text = result._status_text
     twin._web_socket = result._web_socket
-    if cls is not Response and hasattr(result, "__dict__"):  # a user subclass's own attributes
-        twin.__dict__.update(result.__dict__)
     sent = type(request)
     if sent is Request or isinstance(request, Request):  # (the type first: a call less)
         # (answered at the URL as sent: _SentWithCredentials's own)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import copy
 import inspect
+import pickle
 import sqlite3
 import sys
 import textwrap
@@ -967,6 +969,135 @@ def test_a_python_workers_view_shares_headers_made_at_first_read() -> None:
     assert view.headers is response.headers
     response.headers.append("x-a", "1")
     assert ("x-a", "1") in view.headers.multi_items()
+
+
+def _unread_messages() -> list[tuple[durable.Request | durable.Response, bool]]:
+    """One of each kind of message whose headers are made at their first read, and whether those
+    are mutable: ``Response(text)``, the caller's copy of one, the object's request of
+    ``stub.fetch(url)`` (the copy as check_response makes it, from the object's response)."""
+    from durable._http import check_response, plain_fetch_request
+
+    request = plain_fetch_request("http://a.com/")
+    assert request is not None
+    return [
+        (durable.Response("text"), True),
+        (check_response(durable.Response("text"), request), False),
+        (request, False),
+    ]
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_a_copy_of_a_message_whose_headers_are_not_made_yet_has_them(how: str) -> None:
+    """``copy.copy``, ``copy.deepcopy`` and ``pickle`` of a message whose headers were not made yet
+    (fourteenth pass) give what they gave before: headers (``Response(text)``'s marker came back
+    from a deep copy or a pickle as a bare ``object()``, not headers), shared by a shallow copy and
+    the original as any slot's value is, mutable as the original's are."""
+    for message, mutable in _unread_messages():
+        if how == "pickle":
+            twin = pickle.loads(pickle.dumps(message))
+        else:
+            twin = copy.copy(message) if how == "copy" else copy.deepcopy(message)
+        assert type(twin.headers) is durable.Headers, (message, twin.headers)
+        assert twin.headers.multi_items() == message.headers.multi_items()
+        assert (twin.headers is message.headers) == (how == "copy")
+        if mutable:
+            twin.headers.append("x-a", "1")
+            assert twin.headers.get("x-a") == "1"
+        else:
+            with pytest.raises(TypeError, match="Can't modify immutable headers."):
+                twin.headers.append("x-a", "1")
+
+
+def test_headers_first_read_by_two_threads_at_once_are_one_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads reading a message's headers first at once (a BlockingRuntime caller's response
+    handed to threads) both get the one object the message keeps, as they did when the headers were
+    made at once: each made its own and kept the last stored, so a header one set could be lost."""
+    from durable import _http
+
+    both_read = threading.Barrier(2, timeout=30)  # (a timeout only so that a failure cannot hang)
+    real_new = _http._new
+
+    def new(cls: type) -> Any:
+        if cls is durable.Headers:
+            both_read.wait()  # each thread has read the message's unmade headers: both make them
+        return real_new(cls)
+
+    messages = _unread_messages()
+    monkeypatch.setattr(_http, "_new", new)
+    for message, _ in messages:
+        seen: list[durable.Headers] = []
+        threads = [threading.Thread(target=lambda m=message, s=seen: s.append(m.headers)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(seen) == 2
+        assert seen[0] is seen[1] is message.headers
+
+
+class StoredResponse(durable.Response):
+    """A subclass keeping its headers itself (its own ``headers``, with a setter)."""
+
+    @property
+    def headers(self) -> durable.Headers:
+        return self.kept
+
+    @headers.setter
+    def headers(self, headers: durable.Headers) -> None:
+        self.kept = headers
+
+
+class StoredRequest(durable.Request):
+    @property
+    def headers(self) -> durable.Headers:
+        return self.kept
+
+    @headers.setter
+    def headers(self, headers: durable.Headers) -> None:
+        self.kept = headers
+
+
+class SlotResponse(durable.Response):
+    """A subclass declaring ``headers`` a slot of its own."""
+
+    __slots__ = ("headers",)
+
+
+class OwnHeaders(durable.DurableObject):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        cls = SlotResponse if request.url.endswith("/slot") else StoredResponse
+        response = cls("text")
+        response.headers.append("x-a", "1")
+        return response
+
+
+async def test_a_subclass_with_its_own_headers_gets_and_gives_them() -> None:
+    """A ``Request`` or ``Response`` subclass defining its own ``headers`` (a property keeping them
+    elsewhere, or a slot) is given its headers through it and read through it, as when
+    ``headers`` was the class's plain slot: made at the first read (fourteenth pass), they were
+    stored in the base slot, which such a class never reads (``AttributeError``). And the caller's
+    copy and a clone of one keeping them in its ``__dict__`` have headers of their own (the
+    subclass's attributes were copied after the headers: the caller's were the object's, mutable)."""
+    text = [("content-type", "text/plain;charset=UTF-8")]
+    for cls in (StoredResponse, SlotResponse):
+        assert cls("text").headers.multi_items() == text
+        assert cls(b"x", headers={"x-b": "2"}).headers.multi_items() == [("x-b", "2")]
+        original = cls("text")
+        clone = original.clone()
+        clone.headers.append("x-c", "3")
+        assert clone.headers.multi_items() == [*text, ("x-c", "3")]
+        assert original.headers.multi_items() == text
+    request = StoredRequest("http://a.com/", headers={"x-c": "3"})
+    assert request.headers.multi_items() == [("x-c", "3")]
+    assert request.clone().headers.multi_items() == [("x-c", "3")]
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(OwnHeaders).get_by_name("a")
+        for path, cls in (("/", StoredResponse), ("/slot", SlotResponse)):
+            response = await stub.fetch("http://a.com" + path)
+            assert type(response) is cls
+            assert response.headers.multi_items() == [*text, ("x-a", "1")]
+            with pytest.raises(TypeError, match="immutable"):
+                response.headers.append("x-b", "2")
 
 
 class RaisesTypeError(durable.DurableObject):
