@@ -15,7 +15,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from differential.interleave import DurableSide, Generator, canonical_log, differences, outcome_in_workerd
+from differential.interleave import (
+    DurableSide,
+    Generator,
+    Turns,
+    canonical_log,
+    differences,
+    other_calls,
+    outcome_in_workerd,
+)
 from differential.runner import Workerd, harness_missing
 
 import durable
@@ -59,11 +67,72 @@ async def test_random_cases(workerd: Workerd, durable_runtime: durable.Runtime) 
         if not stable:
             continue
         compared += 1
-        diff = differences(case, expected, await side.outcome(case, name))
+        diff = differences(case, expected, await side.outcome(case, name, expected))
         if diff:
             found.append(f"case {number}: {json.dumps(case)}\n  " + "\n  ".join(diff))
     assert not found, f"{len(found)} of {compared} cases differ (seed {seed}):\n" + "\n".join(found[:3])
     assert compared >= count // 2, f"only {compared} of {count} cases were stable in workerd"
+
+
+HELD_CALLS_CASE: dict[str, Any] = {
+    "backend": "sqlite",
+    "calls": [
+        [
+            {"s": "put", "key": "b", "value": "0.0", "wait": False},
+            {"s": "delete", "key": "b", "wait": True},
+            {"s": "put", "key": "b", "value": "0.2", "wait": False},
+            {"s": "kv_put", "key": "a", "value": "0.3"},
+        ],
+        [{"s": "other_err"}, {"s": "list", "wait": True}, {"s": "list", "wait": True}, {"s": "other"}],
+        [
+            {"s": "other_err"},
+            {"s": "sql_get"},
+            {"s": "bcw", "steps": [{"s": "txn", "steps": [
+                {"s": "sql_put", "key": "a", "value": "2.2.0.0"},
+                {"s": "kv_put", "key": "c", "value": "2.2.0.1"},
+            ], "end": "commit"}]},
+        ],
+    ],
+}  # fmt: skip
+"""Seed 7002, case 221: call 0's writes hold calls 1's and 2's calls to the other object; workerd
+(miniflare 4.20260426) resumes call 2 first, whose section writes ``c`` that call 1 then lists."""
+
+
+async def test_calls_to_the_other_object_resume_in_workerds_order(
+    workerd: Workerd, durable_runtime: durable.Runtime
+) -> None:
+    """The order in which calls to the other object come back is latency (Turns): the other
+    object answers in the order workerd resumed them, and what the calls saw afterwards matches
+    (without the replay, durable resumed call 1 first and its list() did not see ``c``)."""
+    case = HELD_CALLS_CASE
+    expected, stable = await asyncio.to_thread(outcome_in_workerd, workerd, case, "interleave-held", REPEATS)
+    assert stable
+    assert other_calls(case, expected["log"]) == [2, 1, 1]  # call 2's first, though made after call 1's
+    side = DurableSide(durable_runtime)
+    assert differences(case, expected, await side.outcome(case, "interleave-held", expected)) == []
+
+
+class TestTurns:
+    async def test_answers_in_the_order_given(self) -> None:
+        """Each call answers once the calls ahead of it have resumed in their callers."""
+        turns = Turns([2, 0, 1])
+        resumed: list[int] = []
+
+        async def call(n: int) -> None:
+            await turns.turn(n)
+            await asyncio.sleep(0)
+            resumed.append(n)
+            turns.resumed(n)
+
+        await asyncio.gather(call(0), call(1), call(2))
+        assert resumed == [2, 0, 1]
+
+    async def test_a_call_that_is_not_coming_is_given_up(self) -> None:
+        """Waiting for a call that never comes ends once nothing else is ready to run."""
+        turns = Turns([1, 0])
+        await asyncio.wait_for(turns.turn(0), 10)
+        turns.resumed(0)
+        await asyncio.wait_for(turns.turn(1), 10)  # no longer expected ahead of anything
 
 
 class TestGenerator:

@@ -97,24 +97,83 @@ class Timers:
 
     def __init__(self) -> None:
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._stalled: collections.deque[asyncio.Future[None]] = collections.deque()
         self._ticker: asyncio.Task[None] | None = None
 
     async def sleep(self) -> None:
+        await self._idle(self._waiting)
+
+    async def stalled(self) -> None:
+        """Returns once nothing else is ready to run and no timer is waiting (``Turns`` gives up
+        waiting for a call that is not coming)."""
+        await self._idle(self._stalled)
+
+    async def _idle(self, queue: collections.deque[asyncio.Future[None]]) -> None:
         loop = asyncio.get_running_loop()
         if not hasattr(loop, "_ready"):  # (uvloop: its ready queue is not in Python's reach)
             raise RuntimeError("the interleaving harness needs asyncio's own event loop (it reads its ready queue)")
         fired: asyncio.Future[None] = loop.create_future()
-        self._waiting.append(fired)
+        queue.append(fired)
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.create_task(self._tick())
         await fired
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._waiting:
+        while self._waiting or self._stalled:
             await asyncio.sleep(0)
             if not loop._ready:  # type: ignore[attr-defined]
-                self._waiting.popleft().set_result(None)
+                fired = (self._waiting or self._stalled).popleft()
+                if not fired.done():  # (a stalled() given up by Turns is cancelled)
+                    fired.set_result(None)
+
+
+class Turns:
+    """The order in which workerd's run of a case resumed the calls to the other object, replayed
+    by the other object answering in that order (its latency, which the gates do not decide).
+
+    workerd (miniflare 4.20260426, /tmp/contract-mf/hunt-interleave-5.mjs) sends the calls to
+    another object that the output gate held for a write in the order they were made, but a call
+    made by an event that arrived once the commit was done goes out at once, ahead of them: with
+    events 0-4 each calling object B and event w writing first, B got ``2,0,1,3,4`` (w=0),
+    ``0,3,1,2,4`` (w=1), ``0,1,4,2,3`` (w=2), every time. Which events arrive before the commit
+    ends is latency (on Cloudflare, the storage's and the network's), and so is the order in which
+    the results come back; but what the calls see afterwards depends on it (a call resumed first
+    runs a ``block_concurrency_while`` whose writes the other then lists), so ``canonical_log``
+    cannot leave it out. Replaying it lets everything after it be compared exactly. A call that
+    durable does not make (or whose caller cannot resume) while the next waits is given up once
+    nothing else is ready to run and no timer waits, so a real difference shows instead of a hang.
+    """
+
+    def __init__(self, order: list[int]) -> None:
+        self._order = collections.deque(order)
+        self._waiting: dict[int, asyncio.Future[None]] = {}
+
+    async def turn(self, call: int) -> None:
+        """Waits until the call (to the other object, by script ``call``) is the next to answer:
+        until the calls ahead of it have resumed in their callers (how long a result takes to get
+        back differs: in durable an error overtakes a result answered a turn before it)."""
+        while call in self._order and self._order[0] != call:
+            head = asyncio.get_running_loop().create_future()
+            self._waiting[call] = head
+            stalled = asyncio.ensure_future(TIMERS.stalled())
+            await asyncio.wait([head, stalled], return_when=asyncio.FIRST_COMPLETED)
+            stalled.cancel()
+            self._waiting.pop(call, None)
+            if not head.done():  # durable is not resuming the calls ahead of it: stop waiting
+                self._order.remove(call)
+                self._order.appendleft(call)
+
+    def resumed(self, call: int) -> None:
+        """The caller resumed after the other object answered ``call``: the next may answer."""
+        if call in self._order:
+            self._order.remove(call)
+        if self._order and self._order[0] in self._waiting:
+            self._waiting[self._order[0]].set_result(None)
+
+
+TURNS: dict[str, Turns] = {}
+"""The ``Turns`` of the other object of each case being run, by its name."""
 
 
 class Scripted(durable.DurableObject):
@@ -135,10 +194,22 @@ class Scripted(durable.DurableObject):
         return {"ok": "done"}
 
     async def ping(self, call: int) -> str:
+        await self._turn(call)
         return f"pong {call}"
 
     async def fail(self, call: int) -> None:
+        await self._turn(call)
         raise RuntimeError(f"failed {call}")
+
+    async def _turn(self, call: int) -> None:
+        turns = TURNS.get(self.ctx.id.name or "")
+        if turns is not None:
+            await turns.turn(call)
+
+    def _resumed(self, call: int) -> None:
+        turns = TURNS.get(self.other)
+        if turns is not None:
+            turns.resumed(call)
 
     async def dump(self) -> str:
         storage = self.ctx.storage
@@ -185,11 +256,13 @@ class Scripted(durable.DurableObject):
             log("resumed")
         elif kind == "other":
             log(await self.env.ISQLITE.get_by_name(self.other).ping(call))
+            self._resumed(call)
         elif kind == "other_err":
             try:
                 await self.env.ISQLITE.get_by_name(self.other).fail(call)
             except Exception as exc:
                 log(f"caught {exc}")
+            self._resumed(call)
         elif kind == "bcw":
 
             async def section() -> str:
@@ -248,9 +321,13 @@ class DurableSide:
             "kv": runtime.namespace(Scripted, name="IKV", storage="kv"),
         }
 
-    async def outcome(self, case: Case, name: str) -> dict[str, Any]:
+    async def outcome(self, case: Case, name: str, workerd: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The case's outcome here; with ``workerd``'s outcome, the other object answers in the
+        order workerd resumed its calls (``Turns``)."""
         stub: Any = self._namespaces[case["backend"]].get_by_name(name)
         arrivals: list[int] = []
+        if workerd is not None and isinstance(workerd.get("log"), list):
+            TURNS[f"{name}/other"] = Turns(other_calls(case, workerd["log"]))
 
         async def one(call: int, steps: list[Step]) -> Any:
             try:
@@ -260,7 +337,10 @@ class DurableSide:
             arrivals.append(call)
             return result
 
-        results = await asyncio.gather(*(one(call, steps) for call, steps in enumerate(case["calls"])))
+        try:
+            results = await asyncio.gather(*(one(call, steps) for call, steps in enumerate(case["calls"])))
+        finally:
+            TURNS.pop(f"{name}/other", None)
         state = json.loads(await stub.dump())
         return {"results": list(results), "arrivals": arrivals, **state}
 
@@ -298,6 +378,11 @@ def _kind(case: Case, call: int, path: str) -> str:
         step = steps[int(index)]
         steps = step.get("steps", [])
     return str(step["s"])
+
+
+def other_calls(case: Case, log: list[list[Any]]) -> list[int]:
+    """The calls whose calls to the other object resumed, in the log's order (one per such step)."""
+    return [entry[0] for entry in log if _kind(case, entry[0], entry[1]) in ("other", "other_err")]
 
 
 def canonical_log(case: Case, log: list[list[Any]]) -> list[list[list[Any]]]:

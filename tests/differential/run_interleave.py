@@ -39,7 +39,7 @@ async def main(count: int, seed: int, repeats: int, show: bool) -> int:
                 if not stable:
                     unstable += 1
                     continue
-                got = await side.outcome(case, name)
+                got = await side.outcome(case, name, expected)
                 diff = differences(case, expected, got)
                 if diff or show:
                     found += bool(diff)
