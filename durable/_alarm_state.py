@@ -194,9 +194,7 @@ class AlarmState:
         self._attempt = attempt = object()
         gen = self._owner.gen
         clock = self._owner.runtime.clock
-        limit = clock.call_at_deadline(
-            clock.time() + ALARM_TIME_LIMIT, lambda: self._time_out(attempt, gen), reached_only=True
-        )
+        limit = clock.call_at_limit(clock.time() + ALARM_TIME_LIMIT, lambda: self._time_out(attempt, gen))
         try:
             handler = getattr(instance, "alarm", None)
             if not callable(handler):

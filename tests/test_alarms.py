@@ -10,13 +10,14 @@ import asyncio
 import datetime as dt
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import durable
+from durable._clock import TimerHandle
 from durable.testing import MockClock, evict, fail_next_commit, run_in_object
 
 from helpers import eager_tasks, needs_eager_tasks, settle
@@ -758,6 +759,26 @@ class TestTimeLimit:
         rt.env.never.set()
         await advancing
         assert clock.time() == T0 + 60 and ("cancelled", 1.0) not in events
+
+    async def test_a_clock_overriding_call_at_deadline_as_documented_still_runs_alarms(
+        self, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """docs/api.md documents ``Clock.call_at_deadline(when, callback)`` as overridable. The
+        alarm time limit does not reach it with an argument such a clock never took. Before
+        (review-gaps): every alarm() run called it with ``reached_only=True``, a TypeError, so
+        every attempt failed before its handler ran and the alarm was given up."""
+
+        class Custom(MockClock):
+            def call_at_deadline(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+                return super().call_at_deadline(when, callback)
+
+        clock = Custom(T0)
+        async with durable.Runtime(clock=clock, vars={"events": events, "clock": clock}) as rt:
+            stub = rt.namespace(Alarmed).get_by_name("a")
+            await stub.arm(T0_MS + 1_000)
+            await clock.advance(1)
+            assert [e for e in events if e[0] == "alarm"] == [("alarm", 1.0, 0, False, T0_MS + 1_000)]
+            assert await stub.get() is None and "failed" not in quiet_alarm_logs.text
 
 
 class TestChangedWhileDue:
