@@ -780,6 +780,34 @@ class TestTimeLimit:
             assert [e for e in events if e[0] == "alarm"] == [("alarm", 1.0, 0, False, T0_MS + 1_000)]
             assert await stub.get() is None and "failed" not in quiet_alarm_logs.text
 
+    async def test_a_clock_failing_to_set_the_limit_leaves_the_alarm_visible(
+        self, events: Events, quiet_alarm_logs: pytest.LogCaptureFixture
+    ) -> None:
+        """The limit's timer is set before the handler counts as running: a clock that raises
+        there fails the attempt (retried), and get_alarm() still reports the stored alarm. Before
+        (review-gaps): the handler stayed "running" for the rest of the generation, so
+        get_alarm() answered None while the alarm waited for its retry."""
+
+        class Failing(MockClock):
+            failures = 1
+
+            def call_at_limit(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+                if self.failures:
+                    self.failures -= 1
+                    raise RuntimeError("no timer")
+                return super().call_at_limit(when, callback)
+
+        clock = Failing(T0)
+        async with durable.Runtime(clock=clock, vars={"events": events, "clock": clock}) as rt:
+            stub = rt.namespace(Alarmed).get_by_name("a")
+            await stub.arm(T0_MS + 1_000)
+            await clock.advance(1)
+            assert "RuntimeError: no timer" in quiet_alarm_logs.text
+            assert await stub.get() == T0_MS + 1_000  # kept for its retry, and seen
+            await clock.advance(2)
+            assert [e for e in events if e[0] == "alarm"] == [("alarm", 3.0, 0, False, T0_MS + 1_000)]
+            assert await stub.get() is None
+
 
 class TestChangedWhileDue:
     @pytest.mark.parametrize("moved", [False, True])
