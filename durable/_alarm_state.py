@@ -187,16 +187,17 @@ class AlarmState:
         stored = self._owner.db.meta.get_alarm()
         if stored != info.scheduled_time and (stored is None or stored > self._owner.now_ms()):
             return False
+        attempt = object()
+        gen = self._owner.gen
+        clock = self._owner.runtime.clock
+        # Set before the handler counts as running: a clock that raises here fails the attempt
+        # without leaving get_alarm() reporting no alarm for the rest of the generation.
+        limit = clock.call_at_limit(clock.time() + ALARM_TIME_LIMIT, lambda: self._time_out(attempt, gen))
         self.running = True
         self.started = info
         self.reset = False
         self._dirty_depth = None
-        self._attempt = attempt = object()
-        gen = self._owner.gen
-        clock = self._owner.runtime.clock
-        limit = clock.call_at_deadline(
-            clock.time() + ALARM_TIME_LIMIT, lambda: self._time_out(attempt, gen), reached_only=True
-        )
+        self._attempt = attempt
         try:
             handler = getattr(instance, "alarm", None)
             if not callable(handler):

@@ -141,6 +141,36 @@ def test_create_once_callable_works_once() -> None:
     assert create_once_callable(data) is data  # not callable: returned itself
 
 
+def test_create_once_callable_is_used_up_when_its_call_ends() -> None:
+    """Pyodide's wrapper (pyproxy.c, ``create_once_callable``) checks ``alreadyCalled``, calls,
+    and only then, in ``finally``, calls its own ``destroy()``: a call made from inside the first
+    one goes through, and the first call then fails with ``Error: OnceProxy has already been
+    destroyed``, as does one whose function called ``destroy()``. Before (review-gaps): used up
+    before the call, the inner call raised ``can only be called once`` and the outer returned."""
+    from pyodide.ffi import JsException, create_once_callable
+
+    seen: list[int] = []
+
+    def nested(depth: int) -> Any:
+        seen.append(depth)
+        return once(1) if depth == 0 else "inner"
+
+    once = create_once_callable(nested)
+    with pytest.raises(JsException, match="^Error: OnceProxy has already been destroyed$"):
+        once(0)
+    assert seen == [0, 1]
+
+    def destroys() -> int:
+        itself.destroy()
+        return 5
+
+    itself = create_once_callable(destroys)
+    with pytest.raises(JsException, match="^Error: OnceProxy has already been destroyed$"):
+        itself()
+    with pytest.raises(JsException, match="^Error: OnceProxy can only be called once$"):
+        itself()
+
+
 async def test_create_once_callable_of_an_async_function() -> None:
     """Called, the proxy of an ``async`` function gives its coroutine (Pyodide: a Promise), and a
     second call raises at once, before anything is awaited."""

@@ -524,3 +524,27 @@ async def test_settled_promise_awaited_on_another_threads_loop_commits_nothing_t
         assert not pending.done()  # not committed from the other thread
         assert await pending == 1
         assert await stub.read() == 1
+
+
+def test_settled_promise_awaited_on_the_loop_that_took_the_runtime_over_commits_at_once() -> None:
+    """The early commit of a settled promise's await follows the runtime's loop as it moves: once
+    its first loop closed and a call on another loop took the runtime over, an await there still
+    commits the object's waiting writes at once (releasing another call's held result), as on the
+    first loop. Guards the loop identity test of RpcPromise.__await__ (review-gaps)."""
+    rt = durable.Runtime()
+
+    async def first() -> None:
+        assert await rt.namespace(_Keeper).get_by_name("a").write(0) == 0
+
+    async def second() -> None:
+        stub = rt.namespace(_Keeper).get_by_name("a")
+        settled = stub.read()  # takes the runtime over: its first loop is closed
+        assert await settled == 0 and rt.loop is asyncio.get_running_loop()
+        pending = stub.write(1)  # ran at once; its result waits for the commit
+        assert not pending.done()
+        assert await settled == 0  # settled: no suspension, so only a commit made here settles `pending`
+        assert pending.done() and pending.result() == 1
+        await rt.aclose()
+
+    asyncio.run(first())
+    asyncio.run(second())

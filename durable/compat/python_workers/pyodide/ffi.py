@@ -287,11 +287,14 @@ def _once_proxy(target: Any) -> Any:
     used = False
 
     def once(*args: Any, **kwargs: Any) -> Any:
-        nonlocal used
         if used:
             raise JsException("Error", "OnceProxy can only be called once")
-        used = True  # (Pyodide destroys it in a finally: a call that raises uses it up too)
-        return target(*args, **kwargs)
+        try:
+            return target(*args, **kwargs)
+        finally:
+            # As Pyodide's wrapper: used up once the call ends, even if it raised; a call made
+            # from inside it (or a destroy()) went through, and this destroy() raises then.
+            destroy()
 
     def destroy() -> None:
         nonlocal used
