@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -44,6 +45,25 @@ from ._runtime import Runtime
 __all__ = ["durable_runtime", "mock_clock"]
 
 _FIXTURES = ("durable_runtime", "mock_clock")
+
+
+_ENTRY_POINT = "durable"
+"""The plugin's name as the ``pytest11`` entry point registers it (``-p no:durable``)."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Let the plugin be named both ways, by its entry point and by its module.
+
+    Installed, the plugin is loaded through its entry point, as ``durable``; a project that also
+    names the module (``pytest_plugins = ["durable.pytest_plugin"]`` in conftest.py, or
+    ``-p durable.pytest_plugin``) had pytest stop with "Plugin already registered under a
+    different name". The other name is blocked once the plugin is registered under one, so that
+    naming it again does nothing (called by pytest when it registers this module).
+    """
+    name = pluginmanager.get_name(sys.modules[__name__])
+    other = {_ENTRY_POINT: __name__, __name__: _ENTRY_POINT}.get(name or "")
+    if other is not None and pluginmanager.get_plugin(other) is None and not pluginmanager.is_blocked(other):
+        pluginmanager.set_blocked(other)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

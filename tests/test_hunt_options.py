@@ -17,6 +17,8 @@ import pytest
 import durable
 from durable import testing
 
+pytest_plugins = ["pytester"]
+
 
 class Thing(durable.DurableObject):
     async def put(self) -> int:
@@ -86,3 +88,19 @@ async def test_websocket_app_raising_is_not_logged_as_never_retrieved() -> None:
         assert reported == []
     finally:
         loop.set_exception_handler(None)
+
+
+def test_plugin_named_by_its_module_too(pytester: pytest.Pytester) -> None:
+    """The installed plugin is registered through its entry point as ``durable``; naming its module
+    as well, as conftest.py's ``pytest_plugins = ["durable.pytest_plugin"]`` or
+    ``-p durable.pytest_plugin``, stopped pytest with "ValueError: Plugin already registered under
+    a different name" before any test ran. Naming it again now does nothing."""
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeconftest('pytest_plugins = ["durable.pytest_plugin"]\n')
+    pytester.makepyfile(
+        "async def test_uses(durable_runtime, mock_clock):\n    assert durable_runtime.clock is mock_clock\n"
+    )
+    pytester.runpytest_subprocess("-p", "no:hypothesispytest").assert_outcomes(passed=1)
+    (pytester.path / "conftest.py").unlink()
+    result = pytester.runpytest_subprocess("-p", "no:hypothesispytest", "-p", "durable.pytest_plugin")
+    result.assert_outcomes(passed=1)
