@@ -4,7 +4,8 @@ package is enough; disable it with ``-p no:durable``).
 Fixtures:
     durable_runtime: a fresh in-memory :class:`durable.Runtime` per test, closed afterwards, so no
         storage, instance or alarm leaks from one test to the next. It runs on the clock of the
-        ``mock_clock`` fixture when the test also asks for ``mock_clock``.
+        ``mock_clock`` fixture when the test also asks for ``mock_clock``. Parametrized
+        indirectly, it takes a dict of ``Runtime`` keyword options.
     mock_clock: a :class:`durable.testing.MockClock` for the test, starting at the real time
         (to the millisecond).
 
@@ -34,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -133,15 +134,39 @@ def mock_clock() -> MockClock:
 def durable_runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
     """A fresh in-memory runtime for one test, closed when the test ends.
 
-    It uses the ``mock_clock`` fixture's clock if the test requests ``mock_clock`` too.
+    It uses the ``mock_clock`` fixture's clock if the test requests ``mock_clock`` too. Parametrized
+    indirectly, it takes ``durable.Runtime`` keyword options: ``@pytest.mark.parametrize(
+    "durable_runtime", [{"point_in_time_recovery": True}], indirect=True)``.
     """
     _check_anyio_backend(request)
-    clock = request.getfixturevalue("mock_clock") if "mock_clock" in request.fixturenames else None
-    runtime = Runtime(clock=clock)
+    options = _runtime_options(request)
+    if "mock_clock" in request.fixturenames:
+        if "clock" in options:
+            pytest.fail(
+                "durable_runtime was given clock= as an option and the test requests mock_clock, "
+                "which the runtime would use: leave one out",
+                pytrace=False,
+            )
+        options["clock"] = request.getfixturevalue("mock_clock")
+    runtime = Runtime(**options)
     try:
         yield runtime
     finally:
         _close(runtime)
+
+
+def _runtime_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The ``Runtime`` options of an indirectly parametrized ``durable_runtime`` (else none)."""
+    if not hasattr(request, "param"):
+        return {}
+    param: object = request.param
+    if not isinstance(param, Mapping) or not all(isinstance(key, str) for key in param):
+        pytest.fail(
+            "durable_runtime parametrized indirectly takes a dict of durable.Runtime keyword options "
+            f"(such as {{'idle_timeout': 5}}), not {type(param).__name__}",
+            pytrace=False,
+        )
+    return dict(param)
 
 
 def _close(runtime: Runtime) -> None:
