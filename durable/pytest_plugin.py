@@ -7,7 +7,7 @@ Fixtures:
         ``mock_clock`` fixture when the test also asks for ``mock_clock``. Parametrized
         indirectly, it takes a dict of ``Runtime`` keyword options.
     mock_clock: a :class:`durable.testing.MockClock` for the test, starting at the real time
-        (to the millisecond).
+        (to the millisecond), or at its parameter when parametrized indirectly.
 
 Design: both fixtures are *synchronous*. A ``Runtime`` needs no event loop to be built, so a sync
 fixture works unchanged under every async runner: pytest-asyncio in auto or strict mode, and anyio's
@@ -125,8 +125,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def mock_clock() -> MockClock:
-    """A mock clock, starting at the real time now (to the millisecond); move it with ``await mock_clock.advance(s)``."""
+def mock_clock(request: pytest.FixtureRequest) -> MockClock:
+    """A mock clock, starting at the real time now (to the millisecond); move it with ``await mock_clock.advance(s)``.
+
+    Parametrized indirectly, it starts at the parameter (seconds since the epoch), as
+    ``MockClock(start)``: ``@pytest.mark.parametrize("mock_clock", [1_700_000_000], indirect=True)``.
+    """
+    if hasattr(request, "param"):
+        return MockClock(request.param)  # (its TypeError or ValueError names what it takes)
     return MockClock()
 
 

@@ -110,7 +110,8 @@ def test_durable_runtime_parametrized_indirectly(pytester: pytest.Pytester) -> N
     """``parametrize("durable_runtime", [{...}], indirect=True)`` was accepted and ignored: the
     test ran on a default runtime (here: no point-in-time recovery, the default idle timeout).
     The dict is now the runtime's options; what cannot be options is refused, naming the problem,
-    and so is ``clock=`` next to ``mock_clock`` (two clocks for one runtime)."""
+    and so is ``clock=`` next to ``mock_clock`` (two clocks for one runtime). ``mock_clock``
+    parametrized indirectly ignored its parameter too: it is now the clock's start."""
     pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(
         """
@@ -129,14 +130,23 @@ def test_durable_runtime_parametrized_indirectly(pytester: pytest.Pytester) -> N
         @pytest.mark.parametrize("durable_runtime", [{"clock": MockClock(0)}], indirect=True)
         def test_two_clocks(durable_runtime, mock_clock):
             pass
+
+        @pytest.mark.parametrize("mock_clock", [1_700_000_000], indirect=True)
+        def test_clock_start(durable_runtime, mock_clock):
+            assert durable_runtime.clock.time() == 1_700_000_000
+
+        @pytest.mark.parametrize("mock_clock", ["soon"], indirect=True)
+        def test_clock_start_refused(mock_clock):
+            pass
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:hypothesispytest")
-    result.assert_outcomes(passed=1, errors=3)
+    result.assert_outcomes(passed=2, errors=4)
     result.stdout.fnmatch_lines_random(
         [
             "*unexpected keyword argument 'idle_timout'*",
             "*takes a dict of durable.Runtime keyword options (such as {'idle_timeout': 5}), not list*",
             "*given clock= as an option and the test requests mock_clock*",
+            "*MockClock(start) takes seconds since the epoch (an int or a float) or None, not 'soon'*",
         ]
     )
