@@ -150,3 +150,11 @@ def test_durable_runtime_parametrized_indirectly(pytester: pytest.Pytester) -> N
             "*MockClock(start) takes seconds since the epoch (an int or a float) or None, not 'soon'*",
         ]
     )
+
+
+def test_path_under_a_file(tmp_path: Any) -> None:
+    """A path whose parent is a file gave mkdir's bare ``[Errno 20] Not a directory``, naming
+    neither ``path=`` nor the file in the way (a path that is a file itself was explained)."""
+    (tmp_path / "state").write_text("")
+    with pytest.raises(NotADirectoryError, match=r"path= cannot be created, as '.*state' on its way is a file"):
+        durable.Runtime(tmp_path / "state" / "sub" / "dir")
