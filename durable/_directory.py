@@ -389,7 +389,7 @@ def open_directory(path: Path, synchronous: str = "NORMAL") -> Directory:
 
     Raises:
         PathLockedError: another live runtime, in this process or another, holds ``path``.
-        NotADirectoryError: ``path`` is a file (or some other non-directory).
+        NotADirectoryError: ``path``, or a directory on its way, is a file (or some other non-directory).
         DataCorruptionError: the metadata database cannot be read.
         RuntimeError: the directory was written by a newer durable.
     """
@@ -400,6 +400,14 @@ def open_directory(path: Path, synchronous: str = "NORMAL") -> Directory:
             errno.ENOTDIR,
             "Runtime(path=...): path= must be a directory, and this is a file (or another non-directory); "
             "give the directory to keep the storage in",
+            str(path),
+        ) from None
+    except NotADirectoryError:  # (mkdir's error when a parent is a file: "Not a directory")
+        parent = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise NotADirectoryError(
+            errno.ENOTDIR,
+            f"Runtime(path=...): path= cannot be created, as {str(parent)!r} on its way is a file "
+            "(or another non-directory)",
             str(path),
         ) from None
     holder = f"pid {os.getpid()} on {socket.gethostname()}"

@@ -1068,8 +1068,10 @@ class SqlStorage:
         state = self._state
         if trusted:
             # A statement authorized without the rules must never be reused, from Python's
-            # statement cache, by the application: give it a text of its own.
-            text = f"{sql}\n-- durable.testing.query {db.tag}"
+            # statement cache, by the application: give it a text of its own. The mark goes first:
+            # SQLite names a result column by its expression's text up to the next token, so a
+            # mark after the last column would end up in that column's name.
+            text = f"-- durable.testing.query {db.tag}\n{sql}"
         else:
             text = sql
             if ALTER.match(sql) and renames_to_reserved(sql):

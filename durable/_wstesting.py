@@ -128,6 +128,11 @@ async def websocket(
     all_headers.update(Headers(headers).items() if headers is not None else ())
     if isinstance(protocols, str):
         protocols = [protocols]
+    chosen: object = protocols  # (typed as str or names; anything may come)
+    if chosen is not None and (isinstance(chosen, (bytes, bytearray)) or not isinstance(chosen, Iterable)):
+        raise TypeError(
+            f"websocket() protocols takes a subprotocol name or a sequence of names, not {type(chosen).__name__}"
+        )
     if protocols:
         names = list(protocols)
         for name in names:
@@ -260,7 +265,16 @@ async def _asgi_connect(app: Any, url: str, headers: dict[str, str]) -> tuple[We
             remote_close(app_side, 1006, None, False)
 
     task = asyncio.ensure_future(run())
-    result = await outcome
+    try:
+        result = await outcome
+    except BaseException:
+        # The app raised before answering (its task holds the same error: retrieved here, so
+        # asyncio does not log it as never retrieved), or the caller was cancelled (the app is).
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+        if task.done() and not task.cancelled():
+            task.exception()
+        raise
     if result["type"] != "websocket.accept":
         status = denial.get("status", 403)
         error = WebSocketError(f"the WebSocket upgrade was refused with status {status}")

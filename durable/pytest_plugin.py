@@ -4,9 +4,10 @@ package is enough; disable it with ``-p no:durable``).
 Fixtures:
     durable_runtime: a fresh in-memory :class:`durable.Runtime` per test, closed afterwards, so no
         storage, instance or alarm leaks from one test to the next. It runs on the clock of the
-        ``mock_clock`` fixture when the test also asks for ``mock_clock``.
+        ``mock_clock`` fixture when the test also asks for ``mock_clock``. Parametrized
+        indirectly, it takes a dict of ``Runtime`` keyword options.
     mock_clock: a :class:`durable.testing.MockClock` for the test, starting at the real time
-        (to the millisecond).
+        (to the millisecond), or at its parameter when parametrized indirectly.
 
 Design: both fixtures are *synchronous*. A ``Runtime`` needs no event loop to be built, so a sync
 fixture works unchanged under every async runner: pytest-asyncio in auto or strict mode, and anyio's
@@ -33,7 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Generator, Iterator
+import sys
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -44,6 +46,25 @@ from ._runtime import Runtime
 __all__ = ["durable_runtime", "mock_clock"]
 
 _FIXTURES = ("durable_runtime", "mock_clock")
+
+
+_ENTRY_POINT = "durable"
+"""The plugin's name as the ``pytest11`` entry point registers it (``-p no:durable``)."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Let the plugin be named both ways, by its entry point and by its module.
+
+    Installed, the plugin is loaded through its entry point, as ``durable``; a project that also
+    names the module (``pytest_plugins = ["durable.pytest_plugin"]`` in conftest.py, or
+    ``-p durable.pytest_plugin``) had pytest stop with "Plugin already registered under a
+    different name". The other name is blocked once the plugin is registered under one, so that
+    naming it again does nothing (called by pytest when it registers this module).
+    """
+    name = pluginmanager.get_name(sys.modules[__name__])
+    other = {_ENTRY_POINT: __name__, __name__: _ENTRY_POINT}.get(name or "")
+    if other is not None and pluginmanager.get_plugin(other) is None and not pluginmanager.is_blocked(other):
+        pluginmanager.set_blocked(other)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -104,8 +125,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def mock_clock() -> MockClock:
-    """A mock clock, starting at the real time now (to the millisecond); move it with ``await mock_clock.advance(s)``."""
+def mock_clock(request: pytest.FixtureRequest) -> MockClock:
+    """A mock clock, starting at the real time now (to the millisecond); move it with ``await mock_clock.advance(s)``.
+
+    Parametrized indirectly, it starts at the parameter (seconds since the epoch), as
+    ``MockClock(start)``: ``@pytest.mark.parametrize("mock_clock", [1_700_000_000], indirect=True)``.
+    """
+    if hasattr(request, "param"):
+        return MockClock(request.param)  # (its TypeError or ValueError names what it takes)
     return MockClock()
 
 
@@ -113,15 +140,39 @@ def mock_clock() -> MockClock:
 def durable_runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
     """A fresh in-memory runtime for one test, closed when the test ends.
 
-    It uses the ``mock_clock`` fixture's clock if the test requests ``mock_clock`` too.
+    It uses the ``mock_clock`` fixture's clock if the test requests ``mock_clock`` too. Parametrized
+    indirectly, it takes ``durable.Runtime`` keyword options: ``@pytest.mark.parametrize(
+    "durable_runtime", [{"point_in_time_recovery": True}], indirect=True)``.
     """
     _check_anyio_backend(request)
-    clock = request.getfixturevalue("mock_clock") if "mock_clock" in request.fixturenames else None
-    runtime = Runtime(clock=clock)
+    options = _runtime_options(request)
+    if "mock_clock" in request.fixturenames:
+        if "clock" in options:
+            pytest.fail(
+                "durable_runtime was given clock= as an option and the test requests mock_clock, "
+                "which the runtime would use: leave one out",
+                pytrace=False,
+            )
+        options["clock"] = request.getfixturevalue("mock_clock")
+    runtime = Runtime(**options)
     try:
         yield runtime
     finally:
         _close(runtime)
+
+
+def _runtime_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The ``Runtime`` options of an indirectly parametrized ``durable_runtime`` (else none)."""
+    if not hasattr(request, "param"):
+        return {}
+    param: object = request.param
+    if not isinstance(param, Mapping) or not all(isinstance(key, str) for key in param):
+        pytest.fail(
+            "durable_runtime parametrized indirectly takes a dict of durable.Runtime keyword options "
+            f"(such as {{'idle_timeout': 5}}), not {type(param).__name__}",
+            pytrace=False,
+        )
+    return dict(param)
 
 
 def _close(runtime: Runtime) -> None:

@@ -170,14 +170,22 @@ def fail_next_commit(
 ) -> None:
     """Make the object's next storage commit fail with ``exc`` (default: ``OSError``).
 
-    ``exc`` is an exception, or an exception class (called without arguments, as ``raise`` does).
+    ``exc`` is an exception, or an exception class (called without arguments, as ``raise`` does;
+    ``TypeError`` if it cannot be).
 
     As a disk failure would, the failed commit rolls back the batch, resets the object, and turns
     the results it held into ``durable.ObjectResetError`` (``durable_object_reset = True``).
     """
     target = _check_stub(stub, "fail_next_commit")
     if isinstance(exc, type) and issubclass(exc, BaseException):
-        exc = exc()  # a class, as `raise` takes one
+        cls = exc
+        try:
+            exc = cls()  # a class, as `raise` takes one
+        except Exception as error:
+            raise TypeError(
+                f"fail_next_commit() could not make a {cls.__name__} without arguments ({error}): "
+                f"pass an exception instead, as fail_next_commit(stub, {cls.__name__}(...))"
+            ) from error
     if exc is not None and not isinstance(exc, BaseException):
         raise TypeError(f"fail_next_commit() takes an exception or an exception class, not {type(exc).__name__}")
     failure = exc if exc is not None else OSError(5, "disk I/O error (injected by durable.testing)")
@@ -205,7 +213,8 @@ async def query(
     tables this way can leave the object inconsistent: inspect them, do not change them.
 
     Raises:
-        TypeError: ``stub`` is not a ``durable.Stub`` (or ``durable.BlockingStub``).
+        TypeError: ``stub`` is not a ``durable.Stub`` (or ``durable.BlockingStub``), or
+            ``unrestricted`` is not a bool.
         durable.DurableError: the object is not SQLite-backed (Cloudflare's "SQL is not enabled
             for this Durable Object class" text).
         durable.SqlError: SQLite (or, unless ``unrestricted``, Cloudflare's rules) refused it.
@@ -216,6 +225,8 @@ async def query(
         assert await durable.testing.query(stub, "SELECT name FROM users") == [{"name": "Ada"}]
     """
     target = _check_stub(stub, "query")
+    if not isinstance(unrestricted, bool):
+        raise TypeError(f"query() unrestricted must be a bool, not {type(unrestricted).__name__}")
 
     def body(instance: DurableObject, ctx: State) -> list[dict[str, Any]]:
         api = ctx.storage.sql
