@@ -613,6 +613,33 @@ async def test_text_decodes_as_fetch_does_on_its_strict_first_path(body: bytes) 
     assert await durable.Request("http://a.com/", method="POST", body=body).text() == expected
 
 
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+@pytest.mark.parametrize("body", [b"", b"\xef", b"\xef\xbb\xbfa", b"\xefx", b"a\xef\xbb\xbf"])
+async def test_text_tests_the_mark_on_what_a_subclass_bytes_returns(kind: type, body: bytes) -> None:
+    """text() reads the mark's first byte as data[0] after `data and` (fifteenth pass; it sliced
+    data[:1] before): on what a subclass's own bytes() returns (the general path), a bytearray or
+    a memoryview (which fails as before), empty too, the text is as before; a second read raises
+    the body-used error."""
+
+    class Own(durable.Response):
+        async def bytes(self) -> Any:
+            return kind(await super().bytes())
+
+    response = Own(body)
+    expected = (body[3:] if body.startswith(b"\xef\xbb\xbf") else body).decode("utf-8", "replace")
+    if kind is memoryview:  # (which has neither decode() nor startswith(): it failed so before too)
+        with pytest.raises(AttributeError, match="'memoryview' object has no attribute"):
+            await response.text()
+    else:
+        assert await response.text() == expected
+    with pytest.raises(TypeError, match="Body has already been used"):
+        await response.text()
+    plain = durable.Response(body)
+    assert await plain.text() == expected
+    with pytest.raises(TypeError, match="Body has already been used"):
+        await plain.text()
+
+
 # -- the RPC path's frames (perf-rpc3, thirteenth pass) ------------------------------------------
 
 
