@@ -57,6 +57,8 @@ DEFAULT_KEEP_ALIVE_TIMEOUT: Final = 5.0
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
+#: Ctrl-C before serving began (128 + SIGINT, as a shell reports a process stopped by it).
+EXIT_INTERRUPTED: Final = 130
 
 _STORAGE_KINDS: Final = ("sqlite", "kv")
 _MISSING_UVICORN: Final = (
@@ -312,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``durable`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
 
     Exit codes: 0 after a clean shutdown, 1 when uvicorn is missing or the server fails, 2 for
-    a usage error or a file that does not declare a valid app.
+    a usage error or a file that does not declare a valid app, 130 for Ctrl-C while the file loads.
     """
     parser = build_parser()
     try:
@@ -556,6 +558,9 @@ def _serve_command(args: argparse.Namespace) -> int:
     except AppLoadError as exc:
         print(f"durable: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C while the file imports something slow: nothing is open yet
+        print(f"durable: interrupted while loading {args.file}; nothing was served", file=sys.stderr)
+        return EXIT_INTERRUPTED
     for warning in app.warnings:
         print(f"durable: warning: {warning}", file=sys.stderr)
     persist = None if args.in_memory else args.persist

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -184,3 +185,32 @@ def serve_in_subprocess(path: Path) -> tuple[int, str]:
         timeout=60,
     )
     return done.returncode, done.stderr
+
+
+class TestInterruptWhileLoading:
+    def test_ctrl_c_during_a_slow_import_is_a_clean_stop(self, tmp_path: Path) -> None:
+        """Ctrl-C while the file imports something slow printed a KeyboardInterrupt traceback
+        through durable's and importlib's frames; now one line and exit code 130."""
+        app = tmp_path / "slow_app.py"
+        app.write_text("import time\nprint('loading', flush=True)\ntime.sleep(60)\n")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "durable", "serve", str(app), "--port", "0", "--in-memory"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            # SIGINT as a terminal sends it, even when the tests run with it ignored
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "loading\n"
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130
+        assert err == f"durable: interrupted while loading {app}; nothing was served\n"
