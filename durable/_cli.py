@@ -57,6 +57,8 @@ DEFAULT_KEEP_ALIVE_TIMEOUT: Final = 5.0
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
+#: Ctrl-C before serving began (128 + SIGINT, as a shell reports a process stopped by it).
+EXIT_INTERRUPTED: Final = 130
 
 _STORAGE_KINDS: Final = ("sqlite", "kv")
 _MISSING_UVICORN: Final = (
@@ -173,7 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_serve_options(serve: argparse.ArgumentParser) -> None:
     """The options of ``durable serve`` (all but its FILE.py|PROJECT argument)."""
-    serve.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})")
+    serve.add_argument(
+        "--host",
+        type=_host,
+        default=DEFAULT_HOST,
+        help=f"interface to listen on (default {DEFAULT_HOST}; an IPv6 address with or without brackets)",
+    )
     serve.add_argument(
         "--port",
         type=_port,
@@ -266,6 +273,23 @@ def _port(text: str) -> int:
     return port
 
 
+def _host(text: str) -> str:
+    """``--host``: an address or name, an IPv6 address also as in a URL (``[::1]``), never empty.
+
+    An empty value would make the socket listen on every interface (as ``0.0.0.0``), which
+    nobody asks for by leaving a shell variable unset.
+    """
+    host = text.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        raise argparse.ArgumentTypeError(
+            f"empty host {text!r}: give an address such as 127.0.0.1 (an unset shell variable, "
+            "perhaps?); 0.0.0.0 listens on every interface"
+        )
+    return host
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -290,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``durable`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
 
     Exit codes: 0 after a clean shutdown, 1 when uvicorn is missing or the server fails, 2 for
-    a usage error or a file that does not declare a valid app.
+    a usage error or a file that does not declare a valid app, 130 for Ctrl-C while the file loads.
     """
     parser = build_parser()
     try:
@@ -358,9 +382,14 @@ def load_app(path: str | Path, *, env: str | None = None) -> LoadedApp:
     import durable
 
     from .compat import python_workers
+    from .compat.python_workers._project import project_of_entry
 
     if python_workers.is_project(path):
         return _load_python_workers_project(path, env)
+    if str(path).endswith(".py") and Path(path).is_file():
+        config = project_of_entry(path, env)
+        if config is not None:  # a project's entry module: its project, as `wrangler dev src/entry.py`
+            return _load_python_workers_project(config, env)
     if env is not None:
         raise AppLoadError(f"--env {env}: only a Python Workers project (a wrangler config) has environments")
     file = Path(path)
@@ -487,7 +516,13 @@ def _exec_file(file: Path) -> ModuleType:
             raise
         if isinstance(exc, SystemExit):
             raise AppLoadError(f"{file} exited while loading (sys.exit({exc.code!r}))") from exc
-        raise AppLoadError(f"{file} raised while loading:\n{_user_traceback(exc)}") from exc
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name in ("workers", "js", "pyodide"):
+            hint = (
+                f"\n{file} is a Python Workers module: serve its project, the folder with its "
+                "wrangler.jsonc or wrangler.toml (durable serve FOLDER), whose `main` names it"
+            )
+        raise AppLoadError(f"{file} raised while loading:\n{_user_traceback(exc)}{hint}") from exc
     return module
 
 
@@ -523,6 +558,9 @@ def _serve_command(args: argparse.Namespace) -> int:
     except AppLoadError as exc:
         print(f"durable: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C while the file imports something slow: nothing is open yet
+        print(f"durable: interrupted while loading {args.file}; nothing was served", file=sys.stderr)
+        return EXIT_INTERRUPTED
     for warning in app.warnings:
         print(f"durable: warning: {warning}", file=sys.stderr)
     persist = None if args.in_memory else args.persist

@@ -257,7 +257,10 @@ class WorkerApp:
             result: object = instance.fetch(request)
             if type(result) is CoroutineType or inspect.isawaitable(result):  # an async def first, cheaply
                 result = await result
-        except Exception:
+        except (asyncio.CancelledError, KeyboardInterrupt):  # the server stopping, or Ctrl-C
+            raise
+        except BaseException:  # also sys.exit() or a BaseException of the Worker's own: workerd
+            # answers any thrown value (`throw 42`) with its 500 (miniflare 4, 2026-04-07)
             if body.disconnected:
                 return None
             if body.too_large:

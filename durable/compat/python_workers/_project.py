@@ -54,6 +54,7 @@ __all__ = [
     "UnsupportedBinding",
     "load_project",
     "parse_jsonc",
+    "project_of_entry",
     "register_bindings",
 ]
 
@@ -370,3 +371,27 @@ def is_project(path: str | Path) -> bool:
     if p.is_dir():
         return any((p / name).is_file() for name in CONFIG_NAMES)
     return p.name.startswith("wrangler.") and p.name.endswith((".jsonc", ".json", ".toml"))
+
+
+def project_of_entry(file: str | Path, env: str | None = None) -> Path | None:
+    """The wrangler config whose ``main`` is ``file``, looked for from its folder upwards; or None.
+
+    ``wrangler dev src/entry.py`` in a project serves that project; so does ``durable serve``
+    given a project's entry module. A config that cannot be read is passed over: the file is
+    then served as a plain module, which names its own problem.
+    """
+    target = Path(file).resolve()
+    for folder in target.parents:
+        for name in CONFIG_NAMES:
+            config = folder / name
+            if not config.is_file():
+                continue
+            try:
+                data = apply_environment(config, read_config(config), env).data
+            except (ProjectError, OSError, UnicodeError):
+                return None
+            main = data.get("main")
+            if isinstance(main, str) and main and (folder / main).resolve() == target:
+                return config
+            return None  # the nearest config is the project's, as wrangler finds it
+    return None

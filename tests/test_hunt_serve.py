@@ -1,0 +1,216 @@
+"""Bug hunt of `durable serve` as a user drives it, compared with `wrangler dev` / miniflare.
+
+One server process serves every test that needs one (CI time); the rest run in process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from test_serve import ServerProcess
+
+from durable._cli import build_parser, load_app
+
+from helpers import REPO
+
+APP = """
+import sys
+import durable
+
+
+class Odd(BaseException):
+    pass
+
+
+class Worker(durable.WorkerEntrypoint):
+    async def fetch(self, request):
+        path = request.url.rsplit("/", 1)[-1]
+        if path == "exit":
+            sys.exit(3)
+        if path == "odd":
+            raise Odd("odd")
+        return durable.Response("plain")
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("hunt-serve")
+    app = folder / "hunt_app.py"
+    app.write_text(APP)
+    proc = ServerProcess(folder, "--in-memory", command=[sys.executable, "-m", "durable", "serve", str(app)])
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.close()
+
+
+class TestWorkerRaisingBaseException:
+    """workerd answers any thrown value with its 500 (`throw 42` and `throw {odd: 1}` in a
+    Worker give 500 under miniflare 4, 2026-04-07, like an Error). A Worker calling sys.exit()
+    or raising a BaseException of its own used to escape durable's handler: uvicorn answered
+    `Internal Server Error` and logged "Exception in ASGI application"."""
+
+    @pytest.mark.parametrize(("path", "name"), [("exit", "SystemExit"), ("odd", "Odd")])
+    def test_http_gives_the_workers_500(self, server: ServerProcess, path: str, name: str) -> None:
+        with httpx.Client(timeout=10) as client:
+            resp = client.get(f"{server.url}/{path}")
+            assert (resp.status_code, resp.text) == (500, "Worker threw exception")
+            assert resp.headers["content-type"] == "text/plain;charset=UTF-8"
+            assert client.get(f"{server.url}/ok").text == "plain"  # the server is still up
+        log = server.stderr_path.read_text()
+        assert f"durable.asgi: Worker Worker raised while handling GET {server.url}/{path}" in log
+        assert "Exception in ASGI application" not in log
+        assert name in log
+
+    async def test_websocket_upgrade_gives_the_workers_500(self, server: ServerProcess) -> None:
+        url = server.url.replace("http://", "ws://") + "/exit"
+        with pytest.raises(websockets.InvalidStatus) as info:
+            async with websockets.connect(url, open_timeout=10):
+                pass
+        assert info.value.response.status_code == 500
+        assert info.value.response.body == b"Worker threw exception"
+
+
+class TestHost:
+    def test_empty_host_is_refused(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`--host ""` (an unset $HOST) used to listen on every interface, as 0.0.0.0."""
+        for host in ("", " ", "[]"):
+            with pytest.raises(SystemExit) as info:
+                build_parser().parse_args(["serve", "app.py", "--host", host])
+            assert info.value.code == 2
+            err = capsys.readouterr().err
+            assert f"argument --host: empty host {host!r}" in err
+            assert "0.0.0.0 listens on every interface" in err
+
+    def test_bracketed_ipv6_is_accepted(self) -> None:
+        """`--host [::1]`, as the address is written in a URL, used to fail with
+        "cannot listen on [::1]:8787: [Errno -2] Name or service not known"."""
+        args = build_parser().parse_args(["serve", "app.py", "--host", "[::1]"])
+        assert args.host == "::1"
+        args = build_parser().parse_args(["serve", "app.py", "--host", "::1"])
+        assert args.host == "::1"
+
+
+ENTRY = """
+from workers import DurableObject, Response, WorkerEntrypoint
+
+class Counter(DurableObject):
+    async def fetch(self, request):
+        return Response("do")
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("worker")
+"""
+
+
+def make_project(folder: Path, config: dict[str, object]) -> Path:
+    (folder / "src").mkdir()
+    entry = folder / "src" / "entry.py"
+    entry.write_text(textwrap.dedent(ENTRY))
+    (folder / "wrangler.jsonc").write_text(json.dumps(config))
+    return entry
+
+
+CONFIG: dict[str, object] = {
+    "name": "x",
+    "main": "src/entry.py",
+    "compatibility_date": "2026-01-01",
+    "compatibility_flags": ["python_workers"],
+    "durable_objects": {"bindings": [{"name": "C", "class_name": "Counter"}]},
+    "migrations": [{"tag": "v1", "new_sqlite_classes": ["Counter"]}],
+    "vars": {"WHERE": "top"},
+    "env": {
+        "staging": {
+            "durable_objects": {"bindings": [{"name": "S", "class_name": "Counter"}]},
+            "vars": {"WHERE": "staging"},
+        }
+    },
+}
+
+
+class TestProjectEntryModule:
+    """`wrangler dev src/entry.py` in a project serves the project (the script argument names
+    the entry; the config is found from there). `durable serve src/entry.py` used to execute
+    the module alone and fail with `ModuleNotFoundError: No module named 'workers'`."""
+
+    def test_entry_module_serves_its_project(self, tmp_path: Path) -> None:
+        entry = make_project(tmp_path, CONFIG)
+        app = load_app(entry)
+        assert app.path == (tmp_path / "wrangler.jsonc").resolve()
+        assert [b.name for b in app.bindings] == ["C"]
+        assert app.vars == {"WHERE": "top"}
+        staging = load_app(entry, env="staging")
+        assert [b.name for b in staging.bindings] == ["S"]
+        assert staging.vars == {"WHERE": "staging"}
+
+    def test_module_that_is_not_the_main_stays_a_plain_file(self, tmp_path: Path) -> None:
+        make_project(tmp_path, {**CONFIG, "main": "src/other.py"})
+        (tmp_path / "src" / "other.py").write_text(ENTRY)
+        code, err = serve_in_subprocess(tmp_path / "src" / "entry.py")  # `workers` not shimmed yet
+        assert code == 2
+        assert "No module named 'workers'" in err
+        assert "is a Python Workers module: serve its project" in err
+
+    def test_lone_workers_module_says_what_to_serve(self, tmp_path: Path) -> None:
+        entry = tmp_path / "entry.py"
+        entry.write_text(ENTRY)
+        code, err = serve_in_subprocess(entry)
+        assert code == 2
+        assert "No module named 'workers'" in err
+        assert "wrangler.jsonc or wrangler.toml (durable serve FOLDER)" in err
+        assert "Traceback" in err and "durable/_cli.py" not in err
+
+
+def serve_in_subprocess(path: Path) -> tuple[int, str]:
+    """`durable serve PATH` in a fresh interpreter (no shim installed), for a file that fails to load."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "durable", "serve", str(path), "--port", "0", "--in-memory"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.returncode, done.stderr
+
+
+class TestInterruptWhileLoading:
+    def test_ctrl_c_during_a_slow_import_is_a_clean_stop(self, tmp_path: Path) -> None:
+        """Ctrl-C while the file imports something slow printed a KeyboardInterrupt traceback
+        through durable's and importlib's frames; now one line and exit code 130."""
+        app = tmp_path / "slow_app.py"
+        app.write_text("import time\nprint('loading', flush=True)\ntime.sleep(60)\n")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "durable", "serve", str(app), "--port", "0", "--in-memory"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            # SIGINT as a terminal sends it, even when the tests run with it ignored
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "loading\n"
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130
+        assert err == f"durable: interrupted while loading {app}; nothing was served\n"
