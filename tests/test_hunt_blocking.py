@@ -1,0 +1,56 @@
+"""Bug hunt of API.md section 8 (threads, other event loops, blocking code): what a demanding
+user of ``durable.BlockingRuntime`` hits beyond tests/test_blocking.py and test_threads*.py."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import pickle
+
+import pytest
+
+import durable
+
+
+class Counter(durable.DurableObject):
+    async def increment(self, by: int = 1) -> int:
+        value: int = (await self.ctx.storage.get("n")) or 0
+        await self.ctx.storage.put("n", value + by)
+        return value + by
+
+
+@dataclasses.dataclass
+class Holder:
+    handle: object
+
+
+class TestHandlesAreCopiedAsThemselves:
+    """A ``durable.Stub`` copies as itself and refuses pickling naming the fix (tests/test_hostile.py).
+    The blocking handles did neither: ``copy.deepcopy`` and ``dataclasses.asdict`` of a structure
+    holding a ``BlockingStub`` raised "cannot pickle '_thread.RLock' object" (the runtime's lock),
+    ``copy.copy(rt)`` made a second BlockingRuntime sharing the first's thread, and
+    ``copy.deepcopy`` of a plain ``Namespace`` recursed into its runtime until RecursionError."""
+
+    def test_blocking_handles(self) -> None:
+        with durable.BlockingRuntime() as rt:
+            counters = rt.namespace(Counter)
+            stub = counters.get_by_name("a")
+            for handle in (rt, counters, stub):
+                assert copy.copy(handle) is handle
+                assert copy.deepcopy(handle) is handle
+                assert dataclasses.asdict(Holder(handle))["handle"] is handle
+                with pytest.raises(TypeError, match=rf"durable\.{type(handle).__name__} cannot be pickled"):
+                    pickle.dumps(handle)
+            assert copy.deepcopy([stub])[0].increment() == 1  # still the runtime's, usable
+
+    def test_plain_namespace(self) -> None:
+        async def main() -> None:
+            async with durable.Runtime() as rt:
+                counters = rt.namespace(Counter)
+                assert copy.copy(counters) is counters
+                assert copy.deepcopy({"c": counters})["c"] is counters
+                with pytest.raises(TypeError, match=r"durable\.Namespace cannot be pickled"):
+                    pickle.dumps(counters)
+
+        asyncio.run(main())
