@@ -7,6 +7,8 @@ import asyncio
 import copy
 import dataclasses
 import pickle
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,8 @@ import durable
 
 
 class Counter(durable.DurableObject):
+    kind = "counter"
+
     async def increment(self, by: int = 1) -> int:
         value: int = (await self.ctx.storage.get("n")) or 0
         await self.ctx.storage.put("n", value + by)
@@ -54,3 +58,25 @@ class TestHandlesAreCopiedAsThemselves:
                     pickle.dumps(counters)
 
         asyncio.run(main())
+
+
+def test_same_path_twice_names_the_blocking_fix(tmp_path: Path) -> None:
+    """Nested ``with`` of two BlockingRuntimes: different paths work side by side; the same path
+    (spelled another way) is refused naming ``rt.close()``, where the message named only
+    ``await runtime.aclose()``, which a synchronous caller has no loop to run."""
+    with durable.BlockingRuntime(tmp_path / "a") as first, durable.BlockingRuntime(tmp_path / "b") as second:
+        assert first.namespace(Counter).get_by_name("x").increment(1) == 1
+        assert second.namespace(Counter).get_by_name("x").increment(2) == 2
+        with pytest.raises(durable.PathLockedError, match=r"rt\.close\(\) for a durable\.BlockingRuntime"):
+            durable.BlockingRuntime(tmp_path / "b" / ".." / "a")
+
+
+def test_fifty_threads_and_a_property_read() -> None:
+    """50 pool threads at once, each call counted; a class attribute is read with
+    ``rt.run(lambda: stub.stub.attr)`` (docs/threads.md: a BlockingStub's attributes are calls)."""
+    with durable.BlockingRuntime() as rt:
+        stub = rt.namespace(Counter).get_by_name("pool")
+        with ThreadPoolExecutor(50) as pool:
+            results = list(pool.map(lambda _: stub.increment(), range(200)))
+        assert sorted(results) == list(range(1, 201))
+        assert rt.run(lambda: stub.stub.kind) == "counter"
