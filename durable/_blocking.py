@@ -54,6 +54,11 @@ _CLOSED_DURING = (
     "stub.fetch(), before its response's body was read). Reconnect or retry the request."
 )
 
+_RUN_CANCELLED = (
+    "the coroutine given to rt.run() raised asyncio.CancelledError (its task, or a task or future it "
+    "awaited, was cancelled); the runtime is still open"
+)
+
 _FORKED = (
     "this durable.BlockingRuntime belongs to process {parent}, and this process ({child}) is a copy of "
     "it made by os.fork(): its thread did not cross the fork, so calls would wait for ever. Create the "
@@ -339,7 +344,19 @@ class BlockingRuntime(_Handle):
                 "rt.run() takes a coroutine function and its arguments, as rt.run(fn, *args), "
                 f"not {type(async_fn).__name__}"
             )
-        return self._run_blocking(lambda: _awaitable(async_fn(*args)))
+        return self._run_blocking(lambda: self._run_here(async_fn, args))
+
+    async def _run_here(self, async_fn: Callable[..., Awaitable[R]], args: tuple[Any, ...]) -> R:
+        """``run()``'s call on the runtime's loop. A coroutine that ends by raising
+        ``asyncio.CancelledError`` while the runtime stays open (it cancelled its own task, or
+        awaited a cancelled one) gives its caller ``concurrent.futures.CancelledError``, as anyio's
+        portal does: reported as a cancelled call, it read "the BlockingRuntime was closed"."""
+        try:
+            return await _awaitable(async_fn(*args))
+        except asyncio.CancelledError as exc:
+            if self._stopping:
+                raise  # the shutdown's: the caller learns that the runtime closed (_CLOSED_DURING)
+            raise concurrent.futures.CancelledError(_RUN_CANCELLED) from exc
 
     def _run_blocking(self, make: Callable[[], Awaitable[R]]) -> R:
         """Run ``make()`` on the runtime's loop; wait for its outcome and return (or raise) it.

@@ -4,6 +4,7 @@ user of ``durable.BlockingRuntime`` hits beyond tests/test_blocking.py and test_
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import dataclasses
 import pickle
@@ -80,3 +81,28 @@ def test_fifty_threads_and_a_property_read() -> None:
             results = list(pool.map(lambda _: stub.increment(), range(200)))
         assert sorted(results) == list(range(1, 201))
         assert rt.run(lambda: stub.stub.kind) == "counter"
+
+
+def test_run_of_a_coroutine_that_ends_cancelled() -> None:
+    """A coroutine given to ``rt.run()`` that raises ``asyncio.CancelledError`` (it cancelled its own
+    task, or awaited a cancelled task) while the runtime stays open gives the caller
+    ``concurrent.futures.CancelledError``, as anyio's blocking portal does. It raised
+    ``ConnectionClosedError`` saying that the BlockingRuntime was closed, which it was not."""
+
+    async def cancels_itself() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(0)
+
+    async def awaits_a_cancelled_task() -> None:
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        await asyncio.sleep(0)
+        task.cancel()
+        await task
+
+    with durable.BlockingRuntime() as rt:
+        for fn in (cancels_itself, awaits_a_cancelled_task):
+            with pytest.raises(concurrent.futures.CancelledError, match=r"the runtime is still open"):
+                rt.run(fn)
+        assert rt.namespace(Counter).get_by_name("after").increment() == 1  # still open and serving
