@@ -347,10 +347,8 @@ class BlockingRuntime(_Handle):
         return self._run_blocking(lambda: self._run_here(async_fn, args))
 
     async def _run_here(self, async_fn: Callable[..., Awaitable[R]], args: tuple[Any, ...]) -> R:
-        """``run()``'s call on the runtime's loop. A coroutine that ends by raising
-        ``asyncio.CancelledError`` while the runtime stays open (it cancelled its own task, or
-        awaited a cancelled one) gives its caller ``concurrent.futures.CancelledError``, as anyio's
-        portal does: reported as a cancelled call, it read "the BlockingRuntime was closed"."""
+        """``run()``'s call, on the runtime's loop. Its own ``CancelledError`` (not the shutdown's)
+        reaches the caller as ``concurrent.futures.CancelledError``, as from anyio's portal."""
         try:
             return await _awaitable(async_fn(*args))
         except asyncio.CancelledError as exc:
