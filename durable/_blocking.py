@@ -23,7 +23,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar, final
 
 from ._aliases import camel_aliases
 from ._codec import Transfer, clone, register_transfer
@@ -54,12 +54,37 @@ _CLOSED_DURING = (
     "stub.fetch(), before its response's body was read). Reconnect or retry the request."
 )
 
+_RUN_CANCELLED = (
+    "the coroutine given to rt.run() raised asyncio.CancelledError (its task, or a task or future it "
+    "awaited, was cancelled); the runtime is still open"
+)
+
 _FORKED = (
     "this durable.BlockingRuntime belongs to process {parent}, and this process ({child}) is a copy of "
     "it made by os.fork(): its thread did not cross the fork, so calls would wait for ever. Create the "
     "BlockingRuntime in the process that uses it (gunicorn --preload: in a post_fork hook; "
     "multiprocessing: the 'spawn' start method, or create it in the worker)"
 )
+
+
+class _Handle:
+    """Copying a handle (``copy.copy``, ``copy.deepcopy``, ``dataclasses.asdict`` of a structure
+    holding one) gives the handle itself, as for a :class:`durable.Stub`; pickling it raises
+    ``TypeError`` naming the fix (it failed on the runtime's lock, naming nothing of durable's)."""
+
+    __slots__ = ()
+    _unpicklable = ""
+    """Why the class's instances cannot be pickled, and what to send instead."""
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Self:
+        return self
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(self._unpicklable)
+
 
 _live: weakref.WeakSet[BlockingRuntime] = weakref.WeakSet()
 """Every BlockingRuntime of this process not yet collected (see ``_forked_child``)."""
@@ -82,7 +107,7 @@ if hasattr(os, "register_at_fork"):
 
 
 @final
-class BlockingRuntime:
+class BlockingRuntime(_Handle):
     """A :class:`durable.Runtime` for synchronous code: its stubs' methods block and return results.
 
     Args:
@@ -103,6 +128,11 @@ class BlockingRuntime:
             counters = rt.namespace(durable.Counter)
             counters.get_by_name("A").increment(5)       # blocks, returns 5
     """
+
+    _unpicklable = (
+        "a durable.BlockingRuntime cannot be pickled: its thread and storage belong to this process; "
+        "create one in the process that uses it"
+    )
 
     def __init__(self, path: str | os.PathLike[str] | None = None, **runtime_options: Any) -> None:
         self._lock = threading.RLock()
@@ -314,7 +344,17 @@ class BlockingRuntime:
                 "rt.run() takes a coroutine function and its arguments, as rt.run(fn, *args), "
                 f"not {type(async_fn).__name__}"
             )
-        return self._run_blocking(lambda: _awaitable(async_fn(*args)))
+        return self._run_blocking(lambda: self._run_here(async_fn, args))
+
+    async def _run_here(self, async_fn: Callable[..., Awaitable[R]], args: tuple[Any, ...]) -> R:
+        """``run()``'s call, on the runtime's loop. Its own ``CancelledError`` (not the shutdown's)
+        reaches the caller as ``concurrent.futures.CancelledError``, as from anyio's portal."""
+        try:
+            return await _awaitable(async_fn(*args))
+        except asyncio.CancelledError as exc:
+            if self._stopping:
+                raise  # the shutdown's: the caller learns that the runtime closed (_CLOSED_DURING)
+            raise concurrent.futures.CancelledError(_RUN_CANCELLED) from exc
 
     def _run_blocking(self, make: Callable[[], Awaitable[R]]) -> R:
         """Run ``make()`` on the runtime's loop; wait for its outcome and return (or raise) it.
@@ -390,13 +430,17 @@ async def _awaitable(value: Awaitable[R]) -> R:
 
 @final
 @camel_aliases
-class BlockingNamespace(Generic[T]):
+class BlockingNamespace(_Handle, Generic[T]):
     """A namespace of a :class:`BlockingRuntime`: the id methods of ``Namespace``, blocking stubs.
 
     ``namespace`` is the underlying :class:`durable.Namespace` (for use on the runtime's loop).
     """
 
     __slots__ = ("_runtime", "namespace")
+    _unpicklable = (
+        "a durable.BlockingNamespace cannot be pickled: it belongs to its runtime; "
+        "call rt.namespace(cls) where it is needed"
+    )
 
     def __init__(self, runtime: BlockingRuntime, namespace: Namespace[T]) -> None:
         self._runtime = runtime
@@ -438,7 +482,7 @@ class BlockingNamespace(Generic[T]):
 
 
 @final
-class BlockingStub(Generic[T]):
+class BlockingStub(_Handle, Generic[T]):
     """A stub whose methods block until the result is there: ``stub.increment(5)`` returns ``5``.
 
     Arguments and results are copied as for any RPC call; an exception raised in the object is
@@ -447,6 +491,10 @@ class BlockingStub(Generic[T]):
     """
 
     __slots__ = ("__dict__", "_runtime", "stub")
+    _unpicklable = (
+        "a durable.BlockingStub cannot be pickled: it belongs to its runtime; send str(stub.id) "
+        "and use namespace.get(namespace.id_from_string(...)) on the other side"
+    )
 
     def __init__(self, runtime: BlockingRuntime, stub: Stub[Any]) -> None:
         self._runtime = runtime

@@ -415,7 +415,8 @@ def open_directory(path: Path, synchronous: str = "NORMAL") -> Directory:
         if path in _held_paths:
             raise PathLockedError(
                 f"storage path {str(path)!r} is already used by another live durable.Runtime in this "
-                f"process ({_held_paths[path]}); close it first (await runtime.aclose())"
+                f"process ({_held_paths[path]}); close it first (await runtime.aclose(), or rt.close() for a "
+                "durable.BlockingRuntime)"
             )
         handle = open(path / ".lock", "a+", encoding="utf-8")  # noqa: SIM115 - held for the runtime's life
         if fcntl is not None:
