@@ -44,7 +44,7 @@ from typing import Any
 from ._wsbase import TOO_LARGE_MESSAGE, TOO_LARGE_PREFIX, too_large_description
 from ._wsbridge import CLIENT_CLOSE, CLOSE_WITHOUT_CODE, PROTOCOL_ERROR
 
-__all__ = ["FrameEnds", "protocol_error", "too_large_reason", "websocket_protocol"]
+__all__ = ["FrameEnds", "protocol_error", "send_close", "too_large_reason", "websocket_protocol"]
 
 _CLOSE_OPCODE = 0x8
 
@@ -144,12 +144,41 @@ def too_large_reason(exc: BaseException | None) -> str | None:
 
 
 def _with_close(output: list[bytes], old: Any, code: int, reason: str) -> list[bytes]:
-    """``output`` (the parser's pending writes) with the Close frame for ``old`` replaced by one with ``reason``."""
-    from websockets.frames import Close, Frame, Opcode
+    """``output`` (the parser's pending writes) with the Close frame for ``old`` replaced by ``code`` and ``reason``.
+
+    The payload is built here, not by ``websockets``' ``Close``, which refuses codes that workerd
+    sends (1016-2999).
+    """
+    from websockets.frames import Frame, Opcode
 
     sent = Frame(Opcode.CLOSE, old.serialize()).serialize(mask=False)
-    wanted = Frame(Opcode.CLOSE, Close(code, reason).serialize()).serialize(mask=False)
+    wanted = Frame(Opcode.CLOSE, code.to_bytes(2, "big") + reason.encode()).serialize(mask=False)
     return [wanted if chunk == sent else chunk for chunk in output]
+
+
+def send_close(conn: Any, code: int | None, reason: str) -> list[bytes]:
+    """``conn.send_close(code, reason)`` (a ``websockets`` protocol); what it has to write.
+
+    workerd's ``close()`` takes any code from 1000 to 4999 but 1004-1006 and 1015 and sends it
+    (measured with miniflare 4, 2026-04-07, on a real port: ``close(2999, "hi")`` put
+    ``Close(2999, "hi")`` on the wire). ``websockets`` refuses to send 1016-2999 (and a few
+    others), which left the client waiting for a Close that never came: those are sent as 1000
+    and the frame's code rewritten.
+    """
+    from websockets.exceptions import ProtocolError
+    from websockets.frames import Close
+
+    try:
+        if code is not None:
+            Close(code, reason).check()
+    except ProtocolError:  # a code websockets will not send
+        assert code is not None
+        conn.send_close(1000, reason)
+        sent = conn.close_sent
+        conn.close_sent = Close(code, reason)
+        return _with_close(conn.data_to_send(), sent, code, reason)
+    conn.send_close(code, reason)
+    return list(conn.data_to_send())
 
 
 def websocket_protocol() -> type[Any] | None:
@@ -259,10 +288,10 @@ def websocket_protocol() -> type[Any] | None:
             from websockets.exceptions import InvalidState
 
             try:
-                self.conn.send_close(message.get("code", 1000), message.get("reason", "") or "")
+                output = send_close(self.conn, message.get("code", 1000), message.get("reason", "") or "")
             except InvalidState:  # pragma: no cover - as uvicorn: the connection is closing
                 raise ClientDisconnected() from None
-            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.write(b"".join(output))
             self.close_sent = self.durable_app_closed = True
             if self.read_paused:
                 self.read_paused = False
