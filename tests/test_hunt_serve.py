@@ -45,15 +45,7 @@ class Worker(durable.WorkerEntrypoint):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("hunt-serve")
-    app = folder / "hunt_app.py"
-    app.write_text(APP)
-    proc = ServerProcess(folder, "--in-memory", command=[sys.executable, "-m", "durable", "serve", str(app)])
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        proc.close()
+    yield from ServerProcess.serving_source(tmp_path_factory.mktemp("hunt-serve"), "hunt_app.py", APP)
 
 
 class TestWorkerRaisingBaseException:

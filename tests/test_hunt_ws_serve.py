@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import struct
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -70,15 +69,7 @@ bindings = {"ROOM": Room}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("hunt-ws-serve")
-    app = folder / "hunt_ws_app.py"
-    app.write_text(APP)
-    proc = ServerProcess(folder, "--in-memory", command=[sys.executable, "-m", "durable", "serve", str(app)])
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        proc.close()
+    yield from ServerProcess.serving_source(tmp_path_factory.mktemp("hunt-ws-serve"), "hunt_ws_app.py", APP)
 
 
 def masked(opcode: int, payload: bytes) -> bytes:

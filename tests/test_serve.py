@@ -362,6 +362,15 @@ class ServerProcess:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @classmethod
+    def serving_source(cls, folder: Path, file_name: str, source: str) -> Iterator[ServerProcess]:
+        """For a module-scoped fixture: ``source`` written to ``folder/file_name`` and served in memory."""
+        app = folder / file_name
+        app.write_text(source)
+        with cls(folder, "--in-memory", command=[sys.executable, "-m", "durable", "serve", str(app)]) as proc:
+            proc.wait_ready()
+            yield proc
+
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Any]:
