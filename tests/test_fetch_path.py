@@ -12,6 +12,8 @@ from durable import Headers, Request, Response
 from durable._sqlite import ObjectDatabase
 from durable.asgi import _request_url, _to_request
 
+from helpers import http_scope
+
 
 class Recorder(durable.DurableObject):
     """Records every request it receives and answers with the count so far."""
@@ -125,19 +127,8 @@ class TestHeadersFromServer:
 
 
 def _scope(**changes: Any) -> dict[str, Any]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/increment",
-        "raw_path": b"/increment",
-        "query_string": b"name=A",
-        "root_path": "",
-        "headers": [(b"host", b"example.com:8787")],
-        "server": ("127.0.0.1", 8787),
-    }
-    scope.update(changes)
-    return scope
+    counter = {"path": "/increment", "raw_path": b"/increment", "query_string": b"name=A"}
+    return http_scope(**{**counter, "headers": [(b"host", b"example.com:8787")], **changes})
 
 
 class TestCachedRequestUrl:

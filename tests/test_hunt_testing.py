@@ -147,19 +147,22 @@ class TestAnAttemptThatFailedBeforeItsHandlerStartedDoesNotCount:
     async def test_constructor_failures(self) -> None:
         """workerd: constructor threw at 1.0 s and ~3.2 s; the handler ran at ~7.5 s, retryCount 0,
         isRetry false."""
-        clock = MockClock(T0)
-        seen: Seen = []
-        failing = [0]
-        async with durable.Runtime(clock=clock, vars={"seen": seen, "failing": failing}) as rt:
-            stub = rt.namespace(Wakes).get_by_name("a")
-            await stub.arm(T0_MS + 1000)
-            await durable.testing.evict(stub)
-            failing[0] = 2
-            await clock.advance(20)
-            assert seen == [("constructor raised", 1000), ("constructor raised", 3000), ("alarm", 7000, 0, False)]
+        seen = await self.constructor_failures(2, 20)
+        assert seen == [("constructor raised", 1000), ("constructor raised", 3000), ("alarm", 7000, 0, False)]
 
     async def test_constructor_failures_never_use_up_the_retries(self) -> None:
         """Beyond 7 attempts (where a counted failure gives up), the delay stops at 1024 s."""
+        seen = await self.constructor_failures(12, 5000)
+        times = [entry[1] for entry in seen]
+        assert [b - a for a, b in itertools.pairwise(times)] == [
+            2000 << n for n in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9)
+        ]
+        assert seen[-1] == ("alarm", times[-1], 0, False)
+
+    @staticmethod
+    async def constructor_failures(failures: int, seconds: float) -> Seen:
+        """What ``Wakes`` saw: an alarm armed 1 s ahead, the instance evicted, its next
+        ``failures`` constructions raising, the clock advanced ``seconds``."""
         clock = MockClock(T0)
         seen: Seen = []
         failing = [0]
@@ -167,13 +170,9 @@ class TestAnAttemptThatFailedBeforeItsHandlerStartedDoesNotCount:
             stub = rt.namespace(Wakes).get_by_name("a")
             await stub.arm(T0_MS + 1000)
             await durable.testing.evict(stub)
-            failing[0] = 12
-            await clock.advance(5000)
-            times = [entry[1] for entry in seen]
-            assert [b - a for a, b in itertools.pairwise(times)] == [
-                2000 << n for n in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9)
-            ]
-            assert seen[-1] == ("alarm", times[-1], 0, False)
+            failing[0] = failures
+            await clock.advance(seconds)
+        return seen
 
     async def test_a_reset_while_the_alarm_waits_at_the_gate(self) -> None:
         """workerd: an alarm due at 1 s waited behind a blockConcurrencyWhile() callback that threw

@@ -7,9 +7,7 @@ One server process serves every test (CI time).
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import socket
 import struct
 from collections.abc import Iterator
@@ -17,6 +15,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from test_serve import ServerProcess
+from test_serve_ws import frame
+from test_websocket_asgi import upgrade
 
 APP = """
 import durable
@@ -72,31 +72,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     yield from ServerProcess.serving_source(tmp_path_factory.mktemp("hunt-ws-serve"), "hunt_ws_app.py", APP)
 
 
-def masked(opcode: int, payload: bytes) -> bytes:
-    """One client frame (a zero mask), payload under 126 bytes."""
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0" * 4 + payload
-
-
 def close_exchange(url: str, room: str, message: bytes) -> bytes:
     """Upgrade a raw socket, send ``message``, read the server's Close frame, answer Close(1000)."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall(
-            f"GET /{room}/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        received = b""
-        while b"\r\n\r\n" not in received:
-            received += sock.recv(4096)
-        head, received = received.split(b"\r\n\r\n", 1)
+        head, received = upgrade(sock, f"/{room}/ws")
         assert head.startswith(b"HTTP/1.1 101"), head
-        sock.sendall(masked(0x1, message))
+        sock.sendall(frame(0x1, message))
         while len(received) < 2 or len(received) < 2 + received[1]:
             chunk = sock.recv(4096)
             assert chunk, f"connection closed without a Close frame: {received!r}"
             received += chunk
-        sock.sendall(masked(0x8, struct.pack("!H", 1000)))
+        sock.sendall(frame(0x8, struct.pack("!H", 1000)))
         return received
 
 
