@@ -321,8 +321,9 @@ class MockClock(Clock):
             else:
                 # A block_concurrency_while() limit is pending, or an alarm handler's limit falls
                 # due by the target: the work may wait for it (an alarm handler whose callback
-                # never ends, or one queued behind another event's), and only time reaches it. Work that ends nothing for STALL_SECONDS (real time) no
-                # longer holds the clock; time moves on to the next timer (the limit, in order).
+                # never ends, or one queued behind another event's), and only time reaches it.
+                # Work that ends nothing for STALL_SECONDS (real time) no longer holds the clock;
+                # time moves on to the next timer (the limit, in order).
                 done, _ = await asyncio.wait(waiting, timeout=self.STALL_SECONDS)
                 if not done:
                     self._stalled |= waiting

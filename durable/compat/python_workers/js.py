@@ -243,8 +243,8 @@ class JSON:
 
         An object comes back as Pyodide hands out a JavaScript object, with attribute access
         (``JSON.parse(text).name``): a :class:`~durable.compat.python_workers.JsDict`, at any
-        depth, and an array with ``to_py()`` and ``length`` (a ``JsList``); a number with an integral value is an ``int`` (``1.0`` is ``1``), as Pyodide
-        converts a safe integer.
+        depth, and an array with ``to_py()`` and ``length`` (a ``JsList``); a number with an
+        integral value is an ``int`` (``1.0`` is ``1``), as Pyodide converts a safe integer.
         """
         from ._convert import js_arrays, python_from_rpc
 
