@@ -45,7 +45,7 @@ import json
 
 import asgi
 from fastapi import FastAPI, WebSocket
-from workers import Response, WorkerEntrypoint
+from workers import DurableObject, Response, WorkerEntrypoint
 
 app = FastAPI()
 events = []
@@ -105,8 +105,28 @@ async def bad(scope, receive, send):
             await send({"type": "websocket.send", "text": f"{type(exc).__name__}: {exc}"})
 
 
+counter = FastAPI()
+
+
+@counter.websocket("/do/ws")
+async def count(websocket: WebSocket):
+    await websocket.accept()
+    storage = websocket.scope["env"].storage
+    while (message := await websocket.receive())["type"] != "websocket.disconnect":
+        n = (await storage.get("n") or 0) + 1
+        await storage.put("n", n)
+        await websocket.send_text(f"{n}:{message['text']}")
+
+
+class Counter(DurableObject):
+    async def fetch(self, request):
+        return await asgi.websocket(counter, request, self.ctx)
+
+
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
+        if "/do/" in request.url:
+            return await self.env.COUNTER.getByName("a").fetch(request)
         if (request.headers.get("upgrade") or "").lower() != "websocket":
             return Response(json.dumps(events), headers={"content-type": "application/json"})
         if request.url.endswith("/bad"):
@@ -120,7 +140,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("pyw_asgi_ws")
     (root / "src").mkdir()
     (root / "wrangler.jsonc").write_text(
-        '{"main": "src/pyw_asgi_ws_entry.py", "compatibility_flags": ["python_workers"], "vars": {"NAME": "v"}}'
+        '{"main": "src/pyw_asgi_ws_entry.py", "compatibility_flags": ["python_workers"], "vars": {"NAME": "v"},'
+        ' "durable_objects": {"bindings": [{"name": "COUNTER", "class_name": "Counter"}]},'
+        ' "migrations": [{"tag": "v1", "new_sqlite_classes": ["Counter"]}]}'
     )
     (root / "src" / "pyw_asgi_ws_entry.py").write_text(textwrap.dedent(ENTRY))
     return root
@@ -240,6 +262,17 @@ class TestInProcess:
             assert isinstance(answer, str) and answer.startswith(error)
             ws.send("neither")  # the socket still works
             assert str(await ws.receive()).startswith("ValueError")
+
+    async def test_in_a_durable_object(self, project: Path, durable_runtime: durable.Runtime) -> None:
+        """A Durable Object's ``fetch`` may answer with ``asgi.websocket`` too (the SDK's code
+        is the same there): the app's storage calls and sends run as the object's."""
+        app = pw.asgi_app(project, durable_runtime)
+        async with durable.testing.websocket(app, "http://w/do/ws") as ws:
+            ws.send("a")
+            assert await ws.receive() == "1:a"
+        async with durable.testing.websocket(app, "http://w/do/ws") as ws:
+            ws.send("b")
+            assert await ws.receive() == "2:b"
 
     async def test_returns_101_before_the_app_runs(self) -> None:
         """``asgi.websocket`` answers at once (the SDK runs the app in the background): the
