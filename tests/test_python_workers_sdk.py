@@ -714,7 +714,7 @@ class TestWebFrameworks:
             "body": "hello",
         }
 
-    async def test_asgi_errors_and_websocket(self) -> None:
+    async def test_asgi_errors(self) -> None:
         from durable.compat.python_workers import asgi
 
         async def silent(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -723,8 +723,6 @@ class TestWebFrameworks:
 
         with pytest.raises(RuntimeError, match="^The application did not generate a response$"):
             await asgi.fetch(silent, sdk.Request("http://w/"), None)
-        with pytest.raises(NotImplementedError, match="asgi.websocket"):
-            await asgi.websocket(silent, sdk.Request("http://w/"), None)
 
     async def test_fastapi_through_a_served_worker(self, durable_runtime: durable.Runtime, tmp_path: Any) -> None:
         pytest.importorskip("fastapi")

@@ -12,14 +12,20 @@ the request, then its shutdown; the scope has ``type``, ``asgi``, ``http_version
 ``method``, ``scheme``, ``path`` (percent-decoded), ``raw_path``, ``query_string``, ``headers``
 (lower-cased names) and ``env`` (the bindings, read by ``asgi.env`` as a FastAPI dependency),
 and ``state`` (a copy of the lifespan state) when there is a lifespan; a body sent in several
-parts (``more_body``) is streamed. ``asgi.websocket`` is not emulated (``NotImplementedError``).
+parts (``more_body``) is streamed.
+
+``asgi.websocket(app, request, env)`` serves a WebSocket upgrade as workers-py's
+``process_websocket`` does, on `durable`'s ``WebSocketPair``: the server end is accepted at once
+and the 101 with the client end returned while the app runs in the background; ``websocket.accept``
+is a no-op (its subprotocol is dropped), frames and closes map to ``send``/``close`` and the
+socket's events to ``websocket.receive`` / ``websocket.disconnect`` (see :func:`websocket`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -211,12 +217,94 @@ async def fetch(app: Any, req: Any, env: Any, ctx: Any = None) -> Response:
     return response
 
 
-async def websocket(app: Any, req: Any, env: Any = None) -> Any:
-    """Not emulated: WebSockets into an ASGI application."""
-    raise NotImplementedError(
-        "asgi.websocket() is not supported by durable; accept the WebSocket in a Durable Object "
-        "(js.WebSocketPair) instead"
-    )
+_WS_MESSAGES = "'websocket.accept', 'websocket.send' or 'websocket.close'"
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    """As the SDK's background tasks: an app's exception is logged (it has no caller to reach)."""
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("Unhandled exception in background task", exc_info=task.exception())
+
+
+def _payload(message: Any) -> str | bytes:
+    """The one frame a ``websocket.send`` message carries (``text`` ``str`` or ``bytes`` bytes-like)."""
+    text, data = message.get("text"), message.get("bytes")
+    if (text is None) == (data is None):
+        raise ValueError(
+            "asgi.websocket: a 'websocket.send' message needs exactly one of 'text' and 'bytes' "
+            f"(got {'both' if text is not None else 'neither'})"
+        )
+    if text is not None:
+        if not isinstance(text, str):
+            raise TypeError(f"asgi.websocket: 'websocket.send' 'text' must be str, not {type(text).__name__}")
+        return text
+    try:
+        return bytes(memoryview(data))
+    except TypeError:
+        raise TypeError(
+            f"asgi.websocket: 'websocket.send' 'bytes' must be bytes-like, not {type(data).__name__}"
+        ) from None
+
+
+async def websocket(app: Any, req: Any, env: Any = None) -> Response:
+    """Serve a WebSocket upgrade ``req`` (a ``workers.Request`` or its ``js_object``) with the ASGI
+    application ``app``, as the SDK's ``asgi.websocket`` does: a ``WebSocketPair`` is made and
+    its server end accepted at once, the app runs in the background with a ``"websocket"``
+    scope (``env`` is its ``"env"``, ``{}`` when ``None``; no lifespan, no ``subprotocols``), and
+    the answer is ``101`` with the client end, returned before the app has run.
+
+    The app receives ``websocket.connect``, then ``websocket.receive`` (``text`` or ``bytes``)
+    per message and ``websocket.disconnect`` (``code``, ``reason``) when the client closes. Of
+    what it sends, ``websocket.accept`` does nothing (the socket is accepted already; a
+    ``subprotocol`` or ``headers`` in it are dropped, as by the SDK), ``websocket.send`` sends a
+    frame and ``websocket.close`` closes with its ``code`` (1000 by default) and ``reason``.
+
+    An exception of the app is logged (logger ``asgi``) and the socket stays open, as in the SDK.
+    The app's ``send`` raises ``RuntimeError`` for another message type, ``ValueError`` /
+    ``TypeError`` for a ``websocket.send`` without exactly one ``str`` ``text`` or bytes-like
+    ``bytes`` (the SDK drops these; see docs/differences.md), and what ``WebSocket.send`` /
+    ``close`` raise (a send after the close, an invalid close code).
+    """
+    from . import js
+
+    request = unwrap_request(req)
+    client, server = js.WebSocketPair.new().object_values()
+    server.accept()
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    incoming.put_nowait({"type": "websocket.connect"})
+
+    def on_message(event: Any) -> None:
+        data = event.data
+        key = "text" if isinstance(data, str) else "bytes"
+        incoming.put_nowait({"type": "websocket.receive", key: data})
+
+    def on_close(event: Any) -> None:
+        incoming.put_nowait({"type": "websocket.disconnect", "code": event.code, "reason": event.reason})
+
+    server.add_event_listener("message", on_message)
+    server.add_event_listener("close", on_close)
+
+    async def send(message: Any) -> None:
+        kind = message.get("type") if isinstance(message, Mapping) else None
+        if kind == "websocket.accept":
+            return
+        if kind == "websocket.send":
+            server.send(_payload(message))
+        elif kind == "websocket.close":
+            code, reason = message.get("code"), message.get("reason")
+            server.close(1000 if code is None else code, reason or "")
+        elif isinstance(message, Mapping):
+            raise RuntimeError(f"asgi.websocket: unsupported ASGI message type {kind!r} (expected {_WS_MESSAGES})")
+        else:
+            raise TypeError(f"asgi.websocket: an ASGI message is a mapping with a 'type', not {type(message).__name__}")
+
+    scope = _scope(request, {} if env is None else env, None)
+    scope["type"] = "websocket"
+    task: asyncio.Task[Any] = asyncio.ensure_future(app(scope, incoming.get, send))
+    _background.add(task)
+    task.add_done_callback(_log_failure)
+    return Response(None, status=101, web_socket=client)
 
 
 def __getattr__(name: str) -> Any:
