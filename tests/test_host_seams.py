@@ -109,9 +109,9 @@ class TestOutputGateCommits:
         gate.wrote(True)
         gate.steps += 1
         gate.flush_for(object())
-        assert owner.db.commits == 0 and gate.pending  # the step's writes are not complete
+        assert (owner.db.commits, gate.pending) == (0, True)  # the step's writes are not complete
         gate.flush()
-        assert owner.db.commits == 1 and not gate.pending  # the end of the turn commits regardless
+        assert (owner.db.commits, gate.pending) == (1, False)  # the end of the turn commits regardless
         gate.steps -= 1
         gate.flush_for(object())
         gate.flush()
@@ -120,7 +120,7 @@ class TestOutputGateCommits:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         gate.deliver(fut, 7, False)
         gate.flush_for(object())
-        assert owner.db.commits == 3 and fut.result() == 7 and not gate.pending
+        assert (owner.db.commits, fut.result(), gate.pending) == (3, 7, False)
 
     def test_a_gate_takes_a_commit_callable_or_an_owner_not_both(self, owner: FakeOwner) -> None:
         """flush_for() tells a gate of the unit tests (its own commit callable) from an object's by the owner."""
