@@ -6,7 +6,7 @@ storage layer on every ``get``, ``put``, ``delete`` and ``list``. It keeps two t
 - the write buffer: key-value writes not yet in SQLite, in the order made. They reach SQLite at
   the commit, or earlier when something must see them there (a range read, a savepoint, SQL that
   may read ``_cf_KV``): ``spill()``. A commit of one buffered write and nothing else is a single
-  autocommit statement (``ObjectDatabase.commit``).
+  autocommit statement (``write_alone()``).
 - the read cache: recently read or written pairs, as SQLite's transaction sees them, so reading
   them again runs no SQL. At most ``KV_CACHE_ENTRIES`` pairs, none larger than
   ``KV_CACHE_MAX_VALUE`` bytes; forgotten with the buffer whenever writes are rolled back.
@@ -72,10 +72,8 @@ class KvCache:
         self.listing: Callable[[], None] | None = None
         """Called when ``storage.list()`` starts (``SyncKV`` invalidates its live ``kv.list()`` iterator)."""
         self._sql_get = db.tagged("SELECT value FROM _cf_KV WHERE key = ?")
-        self.sql_put = db.tagged("INSERT OR REPLACE INTO _cf_KV VALUES (?, ?)")
-        self.sql_delete = db.tagged("DELETE FROM _cf_KV WHERE key = ?")
-        """The statements that write one pair and delete one key (``ObjectDatabase.commit`` runs
-        them itself for a commit of one buffered write and nothing else)."""
+        self._sql_put = db.tagged("INSERT OR REPLACE INTO _cf_KV VALUES (?, ?)")
+        self._sql_delete = db.tagged("DELETE FROM _cf_KV WHERE key = ?")
 
     # -- what the database tells it -------------------------------------------------------------
 
@@ -118,20 +116,47 @@ class KvCache:
             return
         try:
             conn = self._ready_for_write()
-            # Bound as bytearrays, the same BLOBs: sqlite3 binds a bytes parameter only after asking the
-            # adapter protocol about it (an adapters lookup, __adapt__ and its AttributeError formatted,
-            # __conform__), an exact bytearray as it is; ObjectDatabase.commit's lone write too (eighth pass).
-            puts = [(key, bytearray(value)) for key, value in dirty.items() if value is not None]
+            puts = [(key, bytearray(value)) for key, value in dirty.items() if value is not None]  # (write_alone)
             if puts:
-                conn.executemany(self.sql_put, puts)
+                conn.executemany(self._sql_put, puts)
             if len(puts) < len(dirty):
-                conn.executemany(self.sql_delete, [(key,) for key, value in dirty.items() if value is None])
+                conn.executemany(self._sql_delete, [(key,) for key, value in dirty.items() if value is None])
         except sqlite3.Error as exc:
             # Damage met only now (a page the write reaches): DataCorruptionError naming the file.
             raise wrap_error(exc, self._conns.file) from exc
         for key, value in dirty.items():
-            self.remember(key, value)
+            self._remember(key, value)
         dirty.clear()
+
+    def write_alone(self) -> bool:
+        """Commit the one buffered write as a single autocommit statement, if that is all there is.
+
+        The database calls it only when nothing else is in SQLite's transaction (no ``BEGIN``
+        ran). Returns whether it did; ``sqlite3`` errors are raised as they are (the commit wraps
+        them).
+        """
+        dirty = self.dirty
+        cursor = self._cursor
+        if len(dirty) != 1 or cursor is None or not self.exists:
+            return False
+        ((key, value),) = dirty.items()
+        if value is None:
+            cursor.execute(self._sql_delete, (key,))
+        else:
+            # Bound as a bytearray, the same BLOB: sqlite3 binds a bytes parameter only after asking
+            # the adapter protocol about it (an adapters lookup, then __adapt__, whose AttributeError
+            # it formats, and __conform__), and an exact bytearray as it is. The copy costs a few
+            # hundred instructions of the ~2,500 saved (callgrind, docs/performance.md, eighth pass).
+            cursor.execute(self._sql_put, (key, bytearray(value)))
+        # _remember(key, value), inlined for a small value already cached (a key written again):
+        # a Python call less per commit (tenth pass, docs/performance.md).
+        cache = self.cache
+        if key in cache and (value is None or len(value) <= KV_CACHE_MAX_VALUE):
+            cache[key] = value
+        else:
+            self._remember(key, value)
+        dirty.clear()
+        return True
 
     def _ready_for_write(self) -> sqlite3.Connection:
         conn = self._conns.write_conn()
@@ -140,8 +165,7 @@ class KvCache:
             self.exists = True
         return conn
 
-    def remember(self, key: str, value: bytes | None) -> None:
-        """``key``'s value is in SQLite now: cache it (a value too large for the cache is dropped)."""
+    def _remember(self, key: str, value: bytes | None) -> None:
         cache = self.cache
         if value is not None and len(value) > KV_CACHE_MAX_VALUE:
             cache.pop(key, None)
@@ -173,7 +197,7 @@ class KvCache:
             raise wrap_error(exc, self._conns.file) from exc
         value = None if row is None else row[0]
         if value is None or type(value) is bytes:
-            self.remember(key, value)
+            self._remember(key, value)
         # else: stored as TEXT, INTEGER or REAL by another program; decode() reports it as damage.
         return value
 

@@ -144,9 +144,6 @@ class Batch:
 
 _FUTURE_SET_RESULT = asyncio.Future.set_result
 
-_TURN_END = object()
-"""``OutputGate.flush_for``'s task for ``flush()``: commit now, whoever waits (the end of a turn)."""
-
 _Taken = list[tuple[asyncio.Future[Any], list[tuple[Callable[[Any], object], Any]]]]
 
 
@@ -298,8 +295,8 @@ class OutputGate:
     __slots__ = ("_commit", "_contended", "_db", "_flusher", "_handle", "_loop", "_owner", "batch", "steps")
 
     def __init__(self, commit: Callable[[], None] | None = None, *, owner: GateOwner | None = None) -> None:
-        if (commit is None) == (owner is None):  # (flush_for tells the two apart by the owner)
-            raise TypeError("OutputGate() takes a commit callable or an owner, not both")
+        if commit is None and owner is None:
+            raise TypeError("OutputGate() takes a commit callable or an owner")
         self._owner = owner
         self._db: GateDatabase = owner.db if owner is not None else _NoDatabase()
         self._commit = commit if commit is not None else self.flush
@@ -392,25 +389,37 @@ class OutputGate:
         The served counter at 16 and 64 connections went from about 0.6 to about 1.0 of the
         bare ASGI floor with this (``benchmarks/bench_http_floor.py``, docs/performance.md).
         """
-        if task is not _TURN_END:  # (flush(): the commit itself, without the early commit's checks)
-            if self.batch is None or self.steps:
-                return
-            flusher = self._flusher
-            if (
-                flusher is not task  # (a task awaiting call after call commits at once, every time)
-                and (self._contended or flusher is not None)
-                and self._handle is not None
-                and self._loop is _get_running_loop()
-            ):
-                self._contended = True
-                return  # the scheduled commit, at the end of this turn, commits for them all
-            self._flusher = task
-            if self._owner is None:
-                self._commit()  # a gate made with a commit callable (the unit tests)
-                return
-        # The commit, flush()'s body: here, so that an awaited call's early commit runs it in this
-        # frame, where it called flush() through _commit (seq-increment 69,453 -> 68,886
-        # instructions, callgrind, sixteenth pass, docs/performance.md). flush() comes here too.
+        if self.batch is None or self.steps:
+            return
+        flusher = self._flusher
+        if (
+            flusher is not task  # (a task awaiting call after call commits at once, every time)
+            and (self._contended or flusher is not None)
+            and self._handle is not None
+            and self._loop is _get_running_loop()
+        ):
+            self._contended = True
+            return  # the scheduled commit, at the end of this turn, commits for them all
+        self._flusher = task
+        self._commit()
+
+    def flush_now(self) -> None:
+        """Commit at once, if writes wait and no event step runs: someone awaits a held result.
+
+        The commit would happen when this loop turn ends anyway; a caller about to wait for it
+        makes it now, so an awaited call costs no loop turn. Within a step, nothing is done (the
+        step's writes are not complete). A commit scheduled earlier stays scheduled (a commit of
+        nothing is cheap), so a run of awaited calls leaves one pending callback in the loop.
+        """
+        if self.batch is not None and not self.steps:
+            self._commit()
+
+    def flush(self) -> None:
+        """Commit the owner's implicit transaction (end of turn); deferred while a transaction runs.
+
+        On success the batch's held results and waiters are released; on failure they get copies
+        of the reset error (:func:`commit_failed`) and the owner is reset ("broken.outputGateBroken").
+        """
         owner = self._owner
         assert owner is not None, "an output gate without owner cannot flush"
         db = self._db
@@ -450,25 +459,6 @@ class OutputGate:
                     pass  # made on an event loop that is closed now: nobody can be waiting for it
         else:
             batch.succeed()
-
-    def flush_now(self) -> None:
-        """Commit at once, if writes wait and no event step runs: someone awaits a held result.
-
-        The commit would happen when this loop turn ends anyway; a caller about to wait for it
-        makes it now, so an awaited call costs no loop turn. Within a step, nothing is done (the
-        step's writes are not complete). A commit scheduled earlier stays scheduled (a commit of
-        nothing is cheap), so a run of awaited calls leaves one pending callback in the loop.
-        """
-        if self.batch is not None and not self.steps:
-            self._commit()
-
-    def flush(self) -> None:
-        """Commit the owner's implicit transaction (end of turn); deferred while a transaction runs.
-
-        On success the batch's held results and waiters are released; on failure they get copies
-        of the reset error (:func:`commit_failed`) and the owner is reset ("broken.outputGateBroken").
-        """
-        self.flush_for(_TURN_END)
 
     def flush_pending(self) -> None:
         """Commit what waits now, unless a ``transaction()`` is open (eviction, shutdown)."""

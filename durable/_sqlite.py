@@ -44,7 +44,7 @@ from ._dbfile import copy_image, drop_schema, open_file, schema_entries
 from ._dbfile import wrap_error as wrap_error
 from ._dbmeta import MetadataTable
 from ._exceptions import SqlError
-from ._kvcache import KV_CACHE_MAX_VALUE, KvCache
+from ._kvcache import KvCache
 
 __all__ = ["SCHEMA_VERSION", "ObjectDatabase", "connect", "wrap_error"]
 
@@ -142,7 +142,7 @@ class ObjectDatabase:
             )
             # Not on a cursor kept in a local: a statement failed on a damaged page would stay alive with
             # the traceback, and the closed connection keep the file's lock ("database is locked").
-            _look_up_tables(self, conn, clean=True)
+            self._look_up_tables(conn, clean=True)
             cursor = conn.cursor()  # reused by the hot statements (a new cursor per call costs)
             for hook in self.on_open:
                 hook(conn)
@@ -159,10 +159,27 @@ class ObjectDatabase:
             self.history.opened(conn, self.file)
         return conn
 
+    def _look_up_tables(self, conn: sqlite3.Connection, *, clean: bool = False) -> None:
+        """Which reserved tables exist, after the schema may have changed (a new connection, an
+        image loaded, a rollback); ``clean``: clean a file an older durable wrote (``clean_legacy``)."""
+        self.schema_epoch += 1
+        names = {name for kind, name in schema_entries(conn, self._tag) if kind == "table"}
+        meta_exists = "_cf_METADATA" in names
+        if meta_exists and clean and self.meta.clean_legacy(conn, self._legacy_name):
+            meta_exists = False
+        self.kv.exists, self.meta.exists = "_cf_KV" in names, meta_exists
+
     def _creating(self) -> None:
         """The file is about to be created: record the object's name first."""
         if self.name is not None and self.name_sink is not None:
             self.name_sink(self.name)
+
+    def _legacy_name(self, name: str) -> None:
+        """The name found in a file an older durable wrote: kept if none was given, and recorded."""
+        if self.name is None:
+            self.name = name
+        if self.name_sink is not None:
+            self.name_sink(name)
 
     def read_conn(self) -> sqlite3.Connection | None:
         """The connection for reading, or ``None`` if the object has no storage at all yet."""
@@ -202,34 +219,20 @@ class ObjectDatabase:
         """Commit the implicit transaction. On failure it is rolled back and the error raised."""
         if not (self._began or self.kv.dirty):  # not self.in_transaction: without its two property
             return  # calls (seq-increment 86,423 -> 85,307 instructions, callgrind, ninth pass)
-        # fail_next and after_commit read before stored to, the error worded by _commit_error: a tuple
-        # swap, two stores and an empty loop less per commit (fourteenth pass, docs/performance.md).
+        # fail_next and after_commit are read before anything is stored to them, and the error's
+        # wording is a function's (_commit_error, which keeps the class under 300 lines): a tuple
+        # swap, two stores and an empty loop less per commit (seq-increment 69,604 -> 69,015
+        # instructions, callgrind, fourteenth pass, docs/performance.md).
         try:
             if self.fail_next is not None:
                 failure, self.fail_next = self.fail_next, None
                 raise failure
-            kv = self.kv
-            dirty = kv.dirty
-            cursor = self._cursor  # (the key-value table's too: KvCache.attach)
-            if self._began or len(dirty) != 1 or cursor is None or not kv.exists:
-                kv.spill()
+            # One key-value write and nothing else: one autocommit statement is the transaction.
+            if self._began or not self.kv.write_alone():
+                self.kv.spill()
                 cursor = self._cursor
                 assert cursor is not None  # spill() or an earlier write opened the connection
                 cursor.execute(self._sql_commit)
-            else:
-                # One key-value write and nothing else (no BEGIN ran, the table exists): one autocommit statement is
-                # the transaction, run here, not by a KvCache method: a frame less (sixteenth pass, docs/performance.md).
-                ((key, value),) = dirty.items()
-                if value is None:
-                    cursor.execute(kv.sql_delete, (key,))
-                else:
-                    cursor.execute(kv.sql_put, (key, bytearray(value)))  # (a bytearray: KvCache.spill)
-                cache = kv.cache  # kv.remember(key, value), inlined for a small value cached already
-                if key in cache and (value is None or len(value) <= KV_CACHE_MAX_VALUE):
-                    cache[key] = value
-                else:
-                    kv.remember(key, value)
-                dirty.clear()
         except BaseException as exc:
             self.rollback()
             if isinstance(exc, sqlite3.Error):
@@ -253,7 +256,7 @@ class ObjectDatabase:
         conn = self._conn or self._open()
         copy_image(image, conn)
         self.kv.discard()
-        _look_up_tables(self, conn, clean=True)  # the image may be of a file an older durable wrote
+        self._look_up_tables(conn, clean=True)  # the image may be of a file an older durable wrote
         if self.history is not None:
             self.history.committed(conn, self.file)
 
@@ -272,7 +275,7 @@ class ObjectDatabase:
             pass  # SQLite may have rolled back already (after some errors it does so itself)
         # Tables created in the dropped transaction are gone again; look afresh.
         try:
-            _look_up_tables(self, conn)
+            self._look_up_tables(conn)
         except sqlite3.Error as exc:
             raise wrap_error(exc, self.file) from exc
 
@@ -305,7 +308,7 @@ class ObjectDatabase:
             self._conn.execute(self.tagged(f"RELEASE {name}"))
         finally:
             self.savepoint_depth = max(0, self.savepoint_depth - 1)
-            _look_up_tables(self, self._conn)
+            self._look_up_tables(self._conn)
 
     # -- the whole database -------------------------------------------------------------------
 
@@ -354,26 +357,6 @@ class ObjectDatabase:
             return any(name not in ("_cf_KV", "_cf_METADATA") for _, name in schema_entries(conn, self._tag))
         except sqlite3.Error as exc:
             raise wrap_error(exc, self.file) from exc
-
-
-def _look_up_tables(db: ObjectDatabase, conn: sqlite3.Connection, *, clean: bool = False) -> None:
-    """Which reserved tables exist, after the schema may have changed (a new connection, an image
-    loaded, a rollback); ``clean``: clean a file an older durable wrote (``clean_legacy``). A
-    function, not a method: it keeps ``ObjectDatabase`` under 300 lines (tests/test_class_size.py)."""
-    db.schema_epoch += 1
-    names = {name for kind, name in schema_entries(conn, db.tag) if kind == "table"}
-    meta_exists = "_cf_METADATA" in names
-    if meta_exists and clean and db.meta.clean_legacy(conn, lambda name: _legacy_name(db, name)):
-        meta_exists = False
-    db.kv.exists, db.meta.exists = "_cf_KV" in names, meta_exists
-
-
-def _legacy_name(db: ObjectDatabase, name: str) -> None:
-    """The name found in a file an older durable wrote: kept if none was given, and recorded."""
-    if db.name is None:
-        db.name = name
-    if db.name_sink is not None:
-        db.name_sink(name)
 
 
 def _commit_error(exc: sqlite3.Error, file: Path | None) -> Exception:

@@ -145,7 +145,7 @@ def test_an_int_encodes_to_the_same_bytes_on_encodes_shorter_path() -> None:
 
 @pytest.mark.parametrize("storage", BACKENDS)
 async def test_a_lone_write_keeps_the_cache_bounded_and_drops_large_values(storage: str) -> None:
-    """The lone-write commit (ObjectDatabase.commit, KvCache.remember inlined for a cached key) still
+    """The lone-write commit (KvCache.write_alone, _remember inlined for a cached key) still
     evicts the oldest entries past KV_CACHE_ENTRIES and uncaches a value grown too large."""
     async with durable.Runtime() as rt:
         stub = rt.namespace(Box, storage=storage).get_by_name("a")
@@ -767,7 +767,7 @@ def test_the_inlined_copies_on_the_rpc_path_match_their_originals() -> None:
     loop = next(s for s in _statements(_output_gate.Batch.succeed) if isinstance(s, ast.If)).orelse[0]
     assert isinstance(loop, ast.For) and ast.unparse(loop.target) == "(fut, value, is_error)"
     settle = next(s for s in loop.body if isinstance(s, ast.Try))
-    flush = _statements(_output_gate.OutputGate.flush_for)  # (flush()'s body since the sixteenth pass)
+    flush = _statements(_output_gate.OutputGate.flush)
     single = next(s for s in flush if isinstance(s, ast.If) and "len(held) == 1" in ast.unparse(s.test))
     assert ast.unparse(single.body[0]) == "fut, value, is_error = held[0]"
     done_check = single.body[1]

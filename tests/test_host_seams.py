@@ -101,34 +101,6 @@ class TestOutputGateCommits:
         gate.flush()
         assert owner.db.commits == 1 and fut.result() == 7 and not gate.pending
 
-    async def test_flush_and_an_early_commit_share_one_body_but_not_its_checks(self, owner: FakeOwner) -> None:
-        """flush() runs flush_for()'s commit without the early commit's checks (sixteenth pass: the
-        body moved into flush_for): flush() commits during an event's step and with nothing
-        batched, flush_for() does neither, and both commit an awaited result the same way."""
-        gate = OutputGate(owner=owner)
-        gate.wrote(True)
-        gate.steps += 1
-        gate.flush_for(object())
-        assert (owner.db.commits, gate.pending) == (0, True)  # the step's writes are not complete
-        gate.flush()
-        assert (owner.db.commits, gate.pending) == (1, False)  # the end of the turn commits regardless
-        gate.steps -= 1
-        gate.flush_for(object())
-        gate.flush()
-        assert owner.db.commits == 2  # nothing batched: flush() commits, flush_for() returns
-        gate.wrote(True)
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        gate.deliver(fut, 7, False)
-        gate.flush_for(object())
-        assert (owner.db.commits, fut.result(), gate.pending) == (3, 7, False)
-
-    def test_a_gate_takes_a_commit_callable_or_an_owner_not_both(self, owner: FakeOwner) -> None:
-        """flush_for() tells a gate of the unit tests (its own commit callable) from an object's by the owner."""
-        with pytest.raises(TypeError, match="a commit callable or an owner, not both"):
-            OutputGate(lambda: None, owner=owner)
-        with pytest.raises(TypeError, match="a commit callable or an owner, not both"):
-            OutputGate()
-
     async def test_a_failed_commit_resets_the_owner(self, owner: FakeOwner, caplog: pytest.LogCaptureFixture) -> None:
         """A commit that raises fails held results with the reset error and resets the owner with it."""
         gate = OutputGate(owner=owner)

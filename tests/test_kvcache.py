@@ -8,6 +8,7 @@ The class meets its database only through ``_dbfile.Connections`` (``read_conn``
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,6 @@ import pytest
 
 from durable import SqlError
 from durable._kvcache import KV_CACHE_ENTRIES, KV_CACHE_MAX_VALUE, KvCache
-from durable._sqlite import ObjectDatabase
 
 
 class Connections:
@@ -83,46 +83,23 @@ class TestBuffer:
         assert conns.rows() == [("a", b"1")]
         assert (kv.buffered, kv.exists) == (False, True)
 
-    def test_a_lone_write_is_one_autocommit_statement(self) -> None:
-        """``ObjectDatabase.commit`` commits one buffered write without ``BEGIN`` (the statement and
-        the cache update that ``KvCache.write_alone`` made before the sixteenth pass inlined it
-        there); two writes, or a write and a delete, take a transaction."""
-        db = ObjectDatabase(None)
-        db.kv.put("a", b"1")
-        db.commit()  # the first write creates the table: a transaction
-        conn = db.read_conn()
-        assert conn is not None
-        ran: list[str] = []
-        conn.set_trace_callback(ran.append)
-        db.kv.put("b", b"2")
-        db.commit()
-        assert [s.split(" -- ")[0] for s in ran] == ["INSERT OR REPLACE INTO _cf_KV VALUES ('b', x'32')"]
-        assert not conn.in_transaction and not db.kv.buffered and db.kv.cache["b"] == b"2"
-        db.kv.delete("a")
-        ran.clear()
-        db.commit()
-        assert [s.split(" -- ")[0] for s in ran] == ["DELETE FROM _cf_KV WHERE key = 'a'"]
-        assert db.kv.cache.get("a", "gone") is None and db.kv.get("a") is None
-        ran.clear()
-        db.kv.put_many([("c", b"3"), ("d", b"4")])
-        db.commit()
-        assert [s.split(" -- ")[0].split(" ")[0] for s in ran] == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
-        assert conn.execute("SELECT key, value FROM _cf_KV ORDER BY key").fetchall() == [
-            ("b", b"2"),
-            ("c", b"3"),
-            ("d", b"4"),
-        ]
-        db.close()
+    def test_a_lone_write_is_one_autocommit_statement(self, conns: Connections, kv: KvCache) -> None:
+        """``write_alone()`` commits one buffered write without ``BEGIN``, and refuses two."""
+        kv.put("a", b"1")
+        kv.spill()
+        conns.conn.execute("COMMIT")
+        kv.put("b", b"2")
+        assert kv.write_alone() is True
+        assert not conns.conn.in_transaction and conns.rows() == [("a", b"1"), ("b", b"2")]
+        kv.put_many([("c", b"3"), ("d", b"4")])
+        assert kv.write_alone() is False and kv.buffered
 
-    def test_a_lone_write_waits_for_the_table(self) -> None:
-        """Before ``_cf_KV`` exists, a lone write is not committed alone: the table is created in a transaction."""
-        db = ObjectDatabase(None)
-        db.kv.put("a", b"1")
-        db.commit()
-        conn = db.read_conn()
-        assert conn is not None and db.kv.exists and not db.kv.buffered
-        assert conn.execute("SELECT key, value FROM _cf_KV").fetchall() == [("a", b"1")]
-        db.close()
+    def test_a_lone_write_waits_for_the_table(self, kv: KvCache) -> None:
+        """Before ``_cf_KV`` exists, ``write_alone()`` declines: the table must be created in a transaction."""
+        kv.put("a", b"1")
+        with contextlib.closing(sqlite3.connect(":memory:")) as other:
+            kv.attach(other.cursor())
+            assert kv.write_alone() is False and kv.buffered
 
     def test_discard_forgets_buffer_and_cache(self, conns: Connections, kv: KvCache) -> None:
         """After ``discard()`` (a rollback), reads go to SQLite again and see no buffered write."""
