@@ -206,6 +206,9 @@ def copy_handler_error(exc: BaseException) -> BaseException:
     (``overloaded`` alone when both do), whoever set them.
     """
     copy = copy_remote_exception(exc)
+    args = copy.args
+    if len(args) == 1 and type(args[0]) is str and ("\0" in args[0] or args[0][:1] == " "):
+        _message_as_thrown(copy, args[0])  # (rare: only an odd message takes this path)
     with contextlib.suppress(AttributeError):  # a class with __slots__ and no __dict__
         for flag in ("retryable", "overloaded"):
             # What the raised error says now: a flag the handler cleared on an error it caught
@@ -219,6 +222,22 @@ def copy_handler_error(exc: BaseException) -> BaseException:
         if isinstance(copy, DurableError):  # (the only errors a flag makes break a stub)
             setattr(copy, _HANDLER_MARK, True)
     return copy
+
+
+def _message_as_thrown(copy: BaseException, message: str) -> None:
+    """Give ``copy`` (a thrown error's copy whose message is its one argument) the message the
+    caller gets in workerd, which carries a thrown error's message as text: it ends at the first NUL
+    character, and a built-in class's loses its leading spaces (measured with miniflare 4,
+    2026-04-07: ``throw new TypeError(" a\\0b")`` in a method, an ``RpcTarget``'s method or a
+    callback arrives as ``TypeError: a``; tabs, newlines and trailing spaces stay; an ``Error``
+    sent as a value keeps its message whole). The message of another class arrives in workerd as
+    ``"Name: message"``, whose spaces after the colon stay, so only the NUL cuts it here."""
+    if _message(copy) != message:
+        return  # a __str__ of its own says something else: leave it
+    said = message.split("\0", 1)[0]
+    if type(copy).__module__ == "builtins":
+        said = said.lstrip(" ")
+    copy.args = (said,)
 
 
 def copy_exception_value(exc: BaseException) -> BaseException:

@@ -1,0 +1,138 @@
+"""Differences the random RPC test (tests/differential/rpc_ops.py, run_rpc.py) found, fixed.
+
+workerd carries a *thrown* error's message to the caller as text (measured with miniflare 4,
+compatibility date 2026-04-07, probe /tmp/contract-mf: a Durable Object method, an RpcTarget's
+method and a callback each throwing the same messages): the message ends at its first NUL
+character, and a standard class's loses its leading spaces:
+
+- ``throw new TypeError(" a ")`` arrives as ``TypeError: "a "``; ``"a\\0b"`` as ``"a"``; ``"\\0"``
+  and ``"  "`` as ``""``;
+- tabs, newlines, ``\\r\\n``, U+00A0, U+2003, vertical tab and form feed stay, leading or
+  trailing, and so do trailing spaces;
+- an ``Error`` subclass arrives as ``Error: "Custom:  a"`` (docs/differences.md "Errors"): its
+  spaces after the colon stay, the NUL still cuts it (``"Custom: \\0b"`` gives ``"Custom: "``);
+- an ``Error`` sent as a value (returned, not thrown) keeps its message whole.
+
+Before the fix ``durable`` delivered the message whole in every case.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import durable
+
+
+class Custom(Exception):
+    pass
+
+
+class Worded(Exception):
+    def __str__(self) -> str:
+        return "its own words"
+
+
+class Thrower(durable.RpcTarget):
+    def boom(self, message: str) -> None:
+        raise TypeError(message)
+
+
+class Obj(durable.DurableObject):
+    def boom(self, cls: str, message: str) -> None:
+        raise {"TypeError": TypeError, "ValueError": ValueError, "Exception": Exception, "Custom": Custom}[cls](message)
+
+    def worded(self, message: str) -> None:
+        raise Worded(message)
+
+    def two_args(self, message: str) -> None:
+        raise TypeError(message, 2)
+
+    def value(self, message: str) -> TypeError:
+        return TypeError(message)
+
+    def target(self) -> Thrower:
+        return Thrower()
+
+    async def call_back(self, fn: Any, message: str) -> Any:
+        return await fn(message)
+
+
+@pytest.fixture
+def stub(durable_runtime: durable.Runtime) -> Any:
+    return durable_runtime.namespace(Obj).get_by_name("a")
+
+
+def _raise_value_error(message: str) -> None:
+    raise ValueError(message)
+
+
+@pytest.mark.parametrize(
+    ("message", "arrives"),
+    [
+        (" a ", "a "),
+        ("a\0b", "a"),
+        ("\0", ""),
+        ("  ", ""),
+        (" a\0 b", "a"),
+        ("\ta\t", "\ta\t"),
+        ("\na\n", "\na\n"),
+        ("a\r\n", "a\r\n"),
+        ("\xa0a\xa0", "\xa0a\xa0"),
+        ("\u2003a", "\u2003a"),
+        ("a\x0b", "a\x0b"),
+    ],
+)
+class TestThrownMessage:
+    async def test_from_a_method(self, stub: Any, message: str, arrives: str) -> None:
+        """workerd: a method's ``throw new TypeError(m)`` / ``RangeError`` / ``Error``."""
+        for cls, expected in (("TypeError", TypeError), ("ValueError", ValueError), ("Exception", Exception)):
+            with pytest.raises(expected) as info:
+                await stub.boom(cls, message)
+            assert type(info.value) is expected and info.value.args == (arrives,) and info.value.remote  # type: ignore[attr-defined]
+
+    async def test_from_an_rpc_target(self, stub: Any, message: str, arrives: str) -> None:
+        """workerd: an RpcTarget's method that throws, called through the stub its caller got."""
+        target = await stub.target()
+        with pytest.raises(TypeError) as info:
+            await target.boom(message)
+        assert info.value.args == (arrives,)
+
+    async def test_from_a_callback(self, stub: Any, message: str, arrives: str) -> None:
+        """workerd: a callback the caller sent throws; the object lets it through to the caller."""
+        with pytest.raises(ValueError) as info:
+            await stub.call_back(_raise_value_error, message)
+        assert info.value.args == (arrives,)
+
+
+class TestWhatKeepsItsMessage:
+    @pytest.mark.parametrize(("message", "arrives"), [(" a", " a"), (" a\0b", " a"), ("\0b", "")])
+    async def test_a_class_of_the_application_is_only_cut_at_nul(self, stub: Any, message: str, arrives: str) -> None:
+        """workerd: ``class Custom extends Error`` thrown with " a" arrives as "Custom:  a" (the
+        spaces stay after the name), with " a\\0b" as "Custom:  a"."""
+        with pytest.raises(Custom) as info:
+            await stub.boom("Custom", message)
+        assert info.value.args == (arrives,)
+
+    async def test_an_error_sent_as_a_value(self, stub: Any) -> None:
+        """workerd: ``return new TypeError(" a\\0b")`` arrives with that message."""
+        error = await stub.value(" a\0b")
+        assert type(error) is TypeError and error.args == (" a\0b",)
+
+    async def test_a_class_with_its_own_str(self, stub: Any) -> None:
+        """A message its ``__str__`` makes is not the argument: nothing to cut."""
+        with pytest.raises(Worded) as info:
+            await stub.worded(" a\0b")
+        assert info.value.args == (" a\0b",)
+
+    async def test_several_arguments(self, stub: Any) -> None:
+        """An exception of several arguments has no one message to cut: it arrives as raised."""
+        with pytest.raises(TypeError) as info:
+            await stub.two_args(" a\0b")
+        assert info.value.args == (" a\0b", 2)
+
+    async def test_an_ordinary_message(self, stub: Any) -> None:
+        with pytest.raises(TypeError) as info:
+            await stub.boom("TypeError", "bad type")
+        assert info.value.args == ("bad type",)
