@@ -92,6 +92,7 @@ class TestGenerator:
             "pass_back",
             "held_call",
             "held_prop",
+            "abort",
         }
         assert {s["kind"] for s in steps if s["op"] == "make"} == set(MAKE_KINDS)
         text = json.dumps(steps)

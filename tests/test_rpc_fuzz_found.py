@@ -18,6 +18,7 @@ Before the fix ``durable`` delivered the message whole in every case.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -136,3 +137,79 @@ class TestWhatKeepsItsMessage:
         with pytest.raises(TypeError) as info:
             await stub.boom("TypeError", "bad type")
         assert info.value.args == ("bad type",)
+
+
+class Made(durable.RpcTarget):
+    def hi(self) -> str:
+        return "hi"
+
+    @property
+    def p(self) -> int:
+        return 1
+
+
+class Maker(durable.DurableObject):
+    def make(self) -> list[Any]:
+        return [lambda: "fn", lambda v: [v, v], Made()]
+
+    def stop(self, reason: str) -> None:
+        self.ctx.abort(reason)
+
+
+@pytest.fixture
+def maker(durable_runtime: durable.Runtime) -> Any:
+    return durable_runtime.namespace(Maker).get_by_name("m")
+
+
+class TestCallbackMembers:
+    """workerd (miniflare 4, 2026-04-07): ``await fn.nope()`` and ``await fn.size`` on a function's
+    stub raise ``TypeError: The RPC receiver does not implement the method "nope".`` with
+    ``remote: true``. Before: ``AttributeError: 'CallbackStub' object has no attribute 'nope'``."""
+
+    async def test_a_method_call(self, maker: Any) -> None:
+        fn, _, _ = await maker.make()
+        with pytest.raises(TypeError, match=r'^The RPC receiver does not implement the method "nope"\.$') as info:
+            await fn.nope(1)
+        assert info.value.remote  # type: ignore[attr-defined]
+
+    async def test_a_property_read(self, maker: Any) -> None:
+        _, pair, _ = await maker.make()
+        with pytest.raises(TypeError, match=r'^The RPC receiver does not implement the method "size"\.$'):
+            await pair.size
+        assert await pair("x") == ["x", "x"]  # the stub still works
+
+    async def test_python_protocol_names_stay_attribute_errors(self, maker: Any) -> None:
+        """Names starting with ``_`` are Python's protocols (``__wrapped__``, ``_is_coroutine``)."""
+        fn, _, _ = await maker.make()
+        assert not hasattr(fn, "_is_coroutine") and not hasattr(fn, "__wrapped__")
+
+
+class TestHomeGone:
+    """workerd (miniflare 4, 2026-04-07): a function and an RpcTarget returned by an object that
+    then called ``ctx.abort("r")``, called afterwards: ``Error: The execution context which hosts
+    this callback is no longer running.``, ``remote`` and ``durableObjectReset`` unset. Before:
+    the reset error (``ObjectAbortedError: r``, ``durable_object_reset``)."""
+
+    async def test_function_and_target(self, maker: Any) -> None:
+        fn, pair, target = await maker.make()
+        with pytest.raises(durable.ObjectAbortedError):
+            await maker.stop("r")
+        calls: list[Callable[[], Awaitable[Any]]] = [lambda: fn(), lambda: pair(1), target.hi, lambda: target.p]
+        for call in calls:
+            with pytest.raises(durable.DurableError) as info:
+                await call()
+            assert type(info.value) is durable.DurableError
+            assert str(info.value) == "The execution context which hosts this callback is no longer running."
+            assert not info.value.remote and not info.value.durable_object_reset
+
+
+class TestAbortReason:
+    """workerd (miniflare 4, 2026-04-07): ``ctx.abort("  ")`` fails the call with an ``Error``
+    whose message is ``""``, ``abort(" a\\0b")`` with ``"a\\0b"`` (leading spaces go, a NUL stays).
+    Before: the reason whole."""
+
+    @pytest.mark.parametrize(("reason", "message"), [("  ", ""), (" a\0b", "a\0b"), ("a ", "a "), ("\ta", "\ta")])
+    async def test_leading_spaces(self, maker: Any, reason: str, message: str) -> None:
+        with pytest.raises(durable.ObjectAbortedError) as info:
+            await maker.stop(reason)
+        assert str(info.value) == message

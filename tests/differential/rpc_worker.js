@@ -27,16 +27,20 @@ function buildError(spec, defined) {
   return error;
 }
 
+let self = null; // the caller's stub of the object, which {"t": "self"} stands for
+
 function decodeValue(v, defined = new Map()) {
   return decode(v, defined, (x, d) => {
     if (x.t === "error") return buildError(x, d);
     if (x.t === "plain") return new Plain();
+    if (x.t === "self") return self;
     throw new Error(`rpc harness: unknown tag ${x.t}`);
   });
 }
 
 function errorInfo(e, state) {
   const out = { t: "error", name: String(e.name), message: String(e.message), remote: e.remote === true };
+  if (e.durableObjectReset === true) out.reset = true;
   if ("cause" in e) out.cause = encode(e.cause, state);
   if (Object.hasOwn(e, "code") && !(e instanceof DOMException)) out.code = encode(e.code, state);
   return out;
@@ -113,6 +117,12 @@ export class Rpc extends DurableObject {
   async callKept(v) {
     return await this.kept(v);
   }
+  abort(reason) {
+    this.ctx.abort(reason);
+  }
+  async useStub(s, v) {
+    return await s.echo(v);
+  }
   async useHeld(h, as, v) {
     return as === "fn" ? await h(v) : await h.add(v);
   }
@@ -124,6 +134,8 @@ const CALLBACKS = {
   throw: (v) => {
     throw new RangeError("from the callback");
   },
+  plain: (v) => new Plain(),
+  make_fn: (v) => () => "from a callback's result",
 };
 
 async function act(stub, step, held) {
@@ -139,12 +151,18 @@ async function act(stub, step, held) {
     case "keep": return await stub.keep(CALLBACKS[step.fn]);
     case "call_kept": return await stub.callKept(...args);
     case "caller_target": return await stub.useHeld(new Counter(), "target", ...args);
+    case "abort": return await stub.abort(step.reason);
+    case "self_pass": {
+      const [back] = await stub.echo(stub);
+      return await back.echo(...args);
+    }
+    case "self_call": return await stub.useStub(stub, ...args);
   }
   if (step.index >= held.length) return "no such stub";
   const h = held[step.index];
   switch (step.op) {
     case "pass_back": return await stub.useHeld(h, step.as, ...args);
-    case "held_call": return step.as === "fn" ? await h(...args) : await h[step.name](...args);
+    case "held_call": return step.name === undefined ? await h(...args) : await h[step.name](...args);
     case "held_prop": return await h[step.name];
   }
   throw new Error(`rpc harness: unknown op ${step.op}`);
@@ -152,6 +170,7 @@ async function act(stub, step, held) {
 
 export async function runRpc(env, name, steps) {
   const stub = env.RPC.get(env.RPC.idFromName(name));
+  self = stub;
   const held = [];
   const out = [];
   for (const step of steps) {
