@@ -178,6 +178,13 @@ def copy_remote_exception(exc: BaseException, *, flags: bool = True) -> BaseExce
     else:
         with _copying(exc) as existing:
             copy = existing if existing is not None else _copy_plain(exc)
+        args = copy.args
+        if len(args) == 1 and type(args[0]) is str and ("\0" in args[0] or args[0][:1] == " "):
+            # (rare: only an odd message takes this path) A thrown error, which may have reset
+            # the object too (a blockConcurrencyWhile() callback, a constructor); not an abort()
+            # reason, whose NUL stays in workerd (State.abort drops its leading spaces).
+            if not isinstance(exc, ObjectResetError):
+                _message_as_thrown(copy, args[0])
     for flag in _FLAGS:
         # Flags the runtime set on an application error (a constructor that raised, say) travel
         # too, so a broken stub raises "the same error" with them.
@@ -206,9 +213,6 @@ def copy_handler_error(exc: BaseException) -> BaseException:
     (``overloaded`` alone when both do), whoever set them.
     """
     copy = copy_remote_exception(exc)
-    args = copy.args
-    if len(args) == 1 and type(args[0]) is str and ("\0" in args[0] or args[0][:1] == " "):
-        _message_as_thrown(copy, args[0])  # (rare: only an odd message takes this path)
     with contextlib.suppress(AttributeError):  # a class with __slots__ and no __dict__
         for flag in ("retryable", "overloaded"):
             # What the raised error says now: a flag the handler cleared on an error it caught
@@ -228,8 +232,9 @@ def _message_as_thrown(copy: BaseException, message: str) -> None:
     """Give ``copy`` (a thrown error's copy whose message is its one argument) the message the
     caller gets in workerd, which carries a thrown error's message as text: it ends at the first NUL
     character, and a built-in class's loses its leading spaces (measured with miniflare 4,
-    2026-04-07: ``throw new TypeError(" a\\0b")`` in a method, an ``RpcTarget``'s method or a
-    callback arrives as ``TypeError: a``; tabs, newlines and trailing spaces stay; an ``Error``
+    2026-04-07: ``throw new TypeError(" a\\0b")`` in a method, an ``RpcTarget``'s method, a
+    callback or a ``blockConcurrencyWhile()`` callback (which resets the object) arrives as
+    ``TypeError: a``; tabs, newlines and trailing spaces stay; an ``Error``
     sent as a value keeps its message whole). The message of another class arrives in workerd as
     ``"Name: message"``, whose spaces after the colon stay, so only the NUL cuts it here."""
     if _message(copy) != message:

@@ -93,6 +93,7 @@ class TestGenerator:
             "held_call",
             "held_prop",
             "abort",
+            "bcw",
         }
         assert {s["kind"] for s in steps if s["op"] == "make"} == set(MAKE_KINDS)
         text = json.dumps(steps)

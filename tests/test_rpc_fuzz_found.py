@@ -213,3 +213,26 @@ class TestAbortReason:
         with pytest.raises(durable.ObjectAbortedError) as info:
             await maker.stop(reason)
         assert str(info.value) == message
+
+
+class Blocked(durable.DurableObject):
+    async def bcw(self, message: str) -> None:
+        async def fail() -> None:
+            raise TypeError(message)
+
+        await self.ctx.block_concurrency_while(fail)
+
+
+class TestResetByAThrownError:
+    """workerd (miniflare 4, 2026-04-07): a ``blockConcurrencyWhile()`` callback that throws
+    ``new TypeError("  a\\0b")`` fails the call with ``TypeError: "a"`` and ``durableObjectReset``:
+    the thrown error's message is cut as for any thrown error. Before: ``"  a\\0b"``."""
+
+    async def test_block_concurrency_while(self, durable_runtime: durable.Runtime) -> None:
+        stub = durable_runtime.namespace(Blocked).get_by_name("b")
+        with pytest.raises(TypeError) as info:
+            await stub.bcw("  a\0b")
+        assert info.value.args == ("a",) and info.value.durable_object_reset  # type: ignore[attr-defined]
+        with pytest.raises(TypeError) as again:  # the broken stub raises it again, cut the same way
+            await stub.bcw("x")
+        assert again.value.args == ("a",)

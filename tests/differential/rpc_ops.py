@@ -104,8 +104,9 @@ class RpcGenerator:
                 "caller_target",
                 "held",
                 "abort",
+                "bcw",
             ],
-            weights=[20, 6, 12, 8, 4, 4, 6, 3, 3, 14, 1],
+            weights=[20, 6, 12, 8, 4, 4, 6, 3, 3, 14, 1, 1],
         )[0]
         if kind == "echo":
             return {"op": "echo", "args": self.args()}
@@ -129,6 +130,8 @@ class RpcGenerator:
             if fn == "make_fn":
                 self.held.append("fn0")
             return {"op": "callback", "fn": fn, "args": [self.arg()]}
+        if kind == "bcw":  # a blockConcurrencyWhile() callback throws: the object resets
+            return {"op": "bcw", "error": self.error()}
         if kind == "abort":
             return {"op": "abort", "reason": rng.choice([self.text(), " a\0b", "  "])}
         if kind == "keep":
@@ -340,6 +343,12 @@ class Rpc(durable.DurableObject):
     def abort(self, reason: str) -> None:
         self.ctx.abort(reason)
 
+    async def bcw(self, spec: Tagged) -> None:
+        async def fail() -> None:
+            raise _build_error(spec, {})
+
+        await self.ctx.block_concurrency_while(fail)
+
     async def use_stub(self, s: Any, v: Any) -> Any:
         return await s.echo(v)
 
@@ -372,6 +381,8 @@ async def _act(stub: Any, step: Step, held: list[Any]) -> Any:
         return await stub.use_held(Counter(), "target", *args)
     if op == "abort":
         return await stub.abort(step["reason"])
+    if op == "bcw":
+        return await stub.bcw(step["error"])
     if op == "self_pass":
         [back] = await stub.echo(stub)
         return await back.echo(*args)
@@ -420,7 +431,7 @@ def normalize(result: Any) -> Any:
         err = result["err"]
         if err.get("reset"):  # docs/differences.md "Errors": remote is set on reset errors here
             err = result["err"] = {k: v for k, v in err.items() if k != "remote"}
-        if err.get("t") == "error" and err["name"] == "Custom" and err["remote"]:
+        if err.get("t") == "error" and err["name"] == "Custom" and (err.get("remote") or err.get("reset")):
             message = f"Custom: {err['message']}" if err["message"] else "Custom"  # Error.prototype.toString
             result = {"err": {**err, "name": "Error", "message": message}}
         elif err.get("t") == "error" and err["message"] == "Custom: ":

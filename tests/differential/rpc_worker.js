@@ -120,6 +120,11 @@ export class Rpc extends DurableObject {
   abort(reason) {
     this.ctx.abort(reason);
   }
+  async bcw(spec) {
+    await this.ctx.blockConcurrencyWhile(async () => {
+      throw buildError(spec, new Map());
+    });
+  }
   async useStub(s, v) {
     return await s.echo(v);
   }
@@ -152,6 +157,7 @@ async function act(stub, step, held) {
     case "call_kept": return await stub.callKept(...args);
     case "caller_target": return await stub.useHeld(new Counter(), "target", ...args);
     case "abort": return await stub.abort(step.reason);
+    case "bcw": return await stub.bcw(step.error);
     case "self_pass": {
       const [back] = await stub.echo(stub);
       return await back.echo(...args);
