@@ -236,3 +236,25 @@ class TestResetByAThrownError:
         with pytest.raises(TypeError) as again:  # the broken stub raises it again, cut the same way
             await stub.bcw("x")
         assert again.value.args == ("a",)
+
+
+class TestLoneSurrogates:
+    """workerd (miniflare 4, 2026-04-07) carries a thrown error's message and an abort reason as
+    UTF-8: ``throw new TypeError("a\\ud800b")`` arrives as ``"a\\ufffdb"`` (``"\\udfff"`` as
+    ``"\\ufffd"``, a surrogate pair stays its character); ``ctx.abort("x\\ud800")`` fails the call
+    with ``"x"`` and three U+FFFD; an ``Error`` sent as a value keeps its lone surrogates.
+    Before: the message whole."""
+
+    @pytest.mark.parametrize(
+        ("message", "arrives"), [("a\ud800b", "a\ufffdb"), ("\udfff", "\ufffd"), ("\ud83d\ude00", "\U0001f600")]
+    )
+    async def test_thrown(self, stub: Any, message: str, arrives: str) -> None:
+        with pytest.raises(TypeError) as info:
+            await stub.boom("TypeError", message)
+        assert info.value.args == (arrives,)
+        assert (await stub.value(message)).args == (message,)
+
+    async def test_abort_reason(self, maker: Any) -> None:
+        with pytest.raises(durable.ObjectAbortedError) as info:
+            await maker.stop("x\ud800")
+        assert str(info.value) == "x\ufffd\ufffd\ufffd"

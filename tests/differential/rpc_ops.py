@@ -39,7 +39,7 @@ import durable
 from durable._rpc_target import CallbackStub, TargetStub
 
 from . import allowances, codec
-from .ops import ALPHABET, Generator
+from .ops import ALPHABET, LONE_SURROGATES, Generator
 from .runner import same
 
 Step = dict[str, Any]
@@ -63,7 +63,8 @@ class RpcGenerator:
         self.kept = False  # whether a "keep" step came (a "call_kept" before it fails by language)
 
     def text(self) -> str:
-        return "".join(self.rng.choice(ALPHABET) for _ in range(self.rng.randint(0, 4)))
+        """An error message or abort reason: odd characters (NUL, spaces, lone surrogates) included."""
+        return "".join(self.rng.choice(ALPHABET + LONE_SURROGATES) for _ in range(self.rng.randint(0, 4)))
 
     def error(self, depth: int = 0) -> Tagged:
         rng = self.rng
