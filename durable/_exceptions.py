@@ -27,6 +27,7 @@ same class with the same message and ``remote = True`` (see :func:`copy_remote_e
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Final
@@ -178,6 +179,13 @@ def copy_remote_exception(exc: BaseException, *, flags: bool = True) -> BaseExce
     else:
         with _copying(exc) as existing:
             copy = existing if existing is not None else _copy_plain(exc)
+        args = copy.args
+        if len(args) == 1 and type(args[0]) is str and _odd_message(args[0]):
+            # (rare: only an odd message takes this path) A thrown error, which may have reset
+            # the object too (a blockConcurrencyWhile() callback, a constructor); not an abort()
+            # reason, whose NUL stays in workerd (State.abort drops its leading spaces).
+            if not isinstance(exc, ObjectResetError):
+                _message_as_thrown(copy, args[0])
     for flag in _FLAGS:
         # Flags the runtime set on an application error (a constructor that raised, say) travel
         # too, so a broken stub raises "the same error" with them.
@@ -219,6 +227,35 @@ def copy_handler_error(exc: BaseException) -> BaseException:
         if isinstance(copy, DurableError):  # (the only errors a flag makes break a stub)
             setattr(copy, _HANDLER_MARK, True)
     return copy
+
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _odd_message(message: str) -> bool:
+    """Whether workerd would change ``message`` when it carries it as text (see below)."""
+    return "\0" in message or message[:1] == " " or (not message.isascii() and _SURROGATE.search(message) is not None)
+
+
+def _message_as_thrown(copy: BaseException, message: str) -> None:
+    """Give ``copy`` (a thrown error's copy whose message is its one argument) the message the
+    caller gets in workerd, which carries a thrown error's message as text: it ends at the first NUL
+    character, and a built-in class's loses its leading spaces (measured with miniflare 4,
+    2026-04-07: ``throw new TypeError(" a\\0b")`` in a method, an ``RpcTarget``'s method, a
+    callback or a ``blockConcurrencyWhile()`` callback (which resets the object) arrives as
+    ``TypeError: a``; tabs, newlines and trailing spaces stay; an ``Error``
+    sent as a value keeps its message whole). The message of another class arrives in workerd as
+    ``"Name: message"``, whose spaces after the colon stay, so only the NUL cuts it here."""
+    if _message(copy) != message:
+        return  # a __str__ of its own says something else: leave it
+    said = message.split("\0", 1)[0]
+    if _SURROGATE.search(said):
+        # Text is UTF-8 there: a lone surrogate becomes U+FFFD (miniflare 4, 2026-04-07:
+        # "a\ud800b" arrives as "a\ufffdb"), a pair of surrogates is one character.
+        said = said.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if type(copy).__module__ == "builtins":
+        said = said.lstrip(" ")
+    copy.args = (said,)
 
 
 def copy_exception_value(exc: BaseException) -> BaseException:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, final
 
 from . import _context
 from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
-from ._exceptions import DurableError, copy_handler_error, copy_remote_exception
+from ._exceptions import DurableError, copy_handler_error
 
 if TYPE_CHECKING:
     from ._host import ObjectHost
@@ -47,6 +47,9 @@ running = _context.running
 
 DISPOSED = "RPC stub used after being disposed."
 """workerd's message (miniflare 4, 2026-04-07) for a call on a stub whose call ended."""
+
+HOME_GONE = "The execution context which hosts this callback is no longer running."
+"""workerd's message for a call on a function or RpcTarget whose home instance is gone."""
 
 TARGET_RESERVED = frozenset({"dup", "constructor"})
 """The names an RpcTarget cannot be called by over RPC (Cloudflare's docs: only these two)."""
@@ -209,10 +212,10 @@ async def _call_object(
     stub: _RemoteStub, home: ObjectHost, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     if home.gen != stub._home_gen:
-        try:
-            home.check_live(stub._home_gen)  # raises (a copy of) the error that ended that generation
-        except BaseException as exc:
-            raise copy_remote_exception(exc) from None
+        # The instance that sent it was reset or evicted: workerd (miniflare 4, 2026-04-07, a
+        # function and an RpcTarget returned by an object that then called ctx.abort()) raises
+        # this Error, without remote or durableObjectReset, not the reset error.
+        raise DurableError(HOME_GONE)
     fut = home.invoke("run", _InObject(call, args, kwargs), (), {})
     home.output.flush_for(asyncio.current_task())
     return await fut
@@ -276,6 +279,12 @@ class CallbackStub(_RemoteStub):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._start_call(self._value, args, kwargs)
 
+    def __getattr__(self, name: str) -> _NoMember:
+        # Only for names the class lacks: calling the stub never comes here.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _NoMember(self, name)
+
     def __repr__(self) -> str:
         if _is_disposed(self):
             return "<durable callback stub (disposed)>"
@@ -319,6 +328,31 @@ class _TargetMember:
             functools.partial(_read_member, self._target_stub._value, self._name), (), {}
         )
         return awaitable.__await__()  # type: ignore[no-any-return]
+
+
+@final
+class _NoMember:
+    """``cb.name`` on a callback stub. A function has no members over RPC: as in workerd (measured
+    with miniflare 4, 2026-04-07: ``await cb.nope()``, ``await cb.size`` on a function's stub),
+    calling or awaiting it raises ``TypeError: The RPC receiver does not implement the method
+    "name".`` from the function's side (``remote``; arguments are copied first)."""
+
+    __slots__ = ("_callback_stub", "_name")
+
+    def __init__(self, stub: CallbackStub, name: str) -> None:
+        self._callback_stub = stub
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._callback_stub._start_call(functools.partial(_no_member, self._name), args, kwargs)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        awaitable = self._callback_stub._start_call(functools.partial(_no_member, self._name), (), {})
+        return awaitable.__await__()  # type: ignore[no-any-return]
+
+
+def _no_member(name: str, *args: Any, **kwargs: Any) -> NoReturn:
+    raise TypeError(f'The RPC receiver does not implement the method "{name}".')
 
 
 def _resolve(target: RpcTarget, name: str) -> Any:

@@ -119,6 +119,12 @@ class State:
                 # message is "TypeError: x"; abort(new TypeError()) with "TypeError").
                 name = type(reason).__name__
                 text = f"{name}: {text}" if text else name
+        if text is not None and (text[:1] == " " or not text.isascii()):
+            # The message loses its leading spaces, as a thrown error's does (miniflare 4,
+            # 2026-04-07: abort("  ") fails the call with "", abort(" a\0b") with "a\0b": a NUL
+            # stays), and each UTF-8 byte of a lone surrogate becomes U+FFFD ("x\ud800" gives
+            # "x" and three U+FFFD).
+            text = text.lstrip(" ").encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         self._host.abort(text, self._gen, retry_alarm=retry)
 
     def on_next_session_restore(self, snapshot: DurableObjectSnapshot) -> Awaitable[str]:

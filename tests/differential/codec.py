@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Callable
 from typing import Any
 
 Tagged = dict[str, Any]
@@ -51,8 +52,13 @@ def number_to_json(x: float) -> float | str:
     return x
 
 
-def decode(v: Tagged, defined: dict[int, Any] | None = None) -> Any:
-    """A Python value from its tagged form (containers with an ``id`` may be ``ref``-ed again)."""
+def decode(
+    v: Tagged, defined: dict[int, Any] | None = None, extra: Callable[[Tagged, dict[int, Any]], Any] | None = None
+) -> Any:
+    """A Python value from its tagged form (containers with an ``id`` may be ``ref``-ed again).
+
+    ``extra`` decodes the tags this module does not know (``rpc_ops``' errors and the like).
+    """
     if defined is None:
         defined = {}
     tag = v["t"]
@@ -81,18 +87,20 @@ def decode(v: Tagged, defined: dict[int, Any] | None = None) -> Any:
         out = {}
     elif tag == "set":
         out = set()
+    elif extra is not None:
+        return extra(v, defined)
     else:
         raise ValueError(f"no Python value for tag {tag!r}")
     if "id" in v:
         defined[v["id"]] = out  # before the contents, which may refer to it (a cycle)
     if tag == "arr":
-        out.extend(decode(x, defined) for x in v["v"])
+        out.extend(decode(x, defined, extra) for x in v["v"])
     elif tag == "map":
         for k, x in v["v"]:
-            key = decode(k, defined)
-            out[key] = decode(x, defined)
+            key = decode(k, defined, extra)
+            out[key] = decode(x, defined, extra)
     elif tag == "set":
-        out.update(decode(x, defined) for x in v["v"])
+        out.update(decode(x, defined, extra) for x in v["v"])
     return out
 
 
@@ -115,16 +123,21 @@ def _count(x: Any, counts: dict[int, int]) -> None:
             _count(y, counts)
 
 
-def encode(x: Any, state: tuple[dict[int, int], dict[int, int]] | None = None) -> Tagged:
+Other = Callable[[Any, Any], "Tagged | None"]
+"""Encodes what is not one of the types above (``rpc_ops``' errors and stubs); it gets the value and
+the encoder's state, to encode what the value holds, and returns ``None`` to leave it ``other``."""
+
+
+def encode(x: Any, state: tuple[dict[int, int], dict[int, int], Other | None] | None = None) -> Tagged:
     """The tagged form of a Python value (``other`` for a type with no JavaScript counterpart).
 
     Containers that occur more than once get an ``id`` in the order they are first met (depth
     first), and ``ref``s after that, numbered as ``worker.js`` numbers them.
     """
     if state is None:
-        state = ({}, {})
+        state = ({}, {}, None)
         _count(x, state[0])
-    counts, ids = state
+    counts, ids, other = state
     kind = type(x)
     if x is None:
         return {"t": "null"}
@@ -141,7 +154,8 @@ def encode(x: Any, state: tuple[dict[int, int], dict[int, int]] | None = None) -
     if kind is _dt.datetime and x.tzinfo is _dt.UTC:
         return {"t": "date", "v": (x - EPOCH) // _dt.timedelta(milliseconds=1)}
     if kind not in _CONTAINERS:
-        return {"t": "other", "v": kind.__name__}
+        tagged = None if other is None else other(x, state)
+        return {"t": "other", "v": kind.__name__} if tagged is None else tagged
     if id(x) in ids:
         return {"t": "ref", "v": ids[id(x)]}
     out: Tagged = {}
@@ -156,6 +170,13 @@ def encode(x: Any, state: tuple[dict[int, int], dict[int, int]] | None = None) -
     else:
         out.update(t="set", v=[encode(y, state) for y in x])
     return out
+
+
+def encode_with(x: Any, other: Other) -> Tagged:
+    """``encode(x)``, with ``other`` encoding the values of types it does not know."""
+    state: tuple[dict[int, int], dict[int, int], Other | None] = ({}, {}, other)
+    _count(x, state[0])
+    return encode(x, state)
 
 
 def cell_from_json(c: Any) -> Any:

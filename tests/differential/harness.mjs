@@ -11,10 +11,12 @@ const mf = new Miniflare({
   modules: true,
   scriptPath: new URL("worker.js", here).pathname,
   script: readFileSync(new URL("worker.js", here), "utf8"),
+  modulesRules: [{ type: "ESModule", include: ["**/*.js"] }], // rpc_worker.js, which worker.js imports
   compatibilityDate: process.env.DURABLE_DIFFERENTIAL_COMPAT_DATE ?? "2026-04-20",
   durableObjects: {
     SQLITE: { className: "Sqlite", useSQLite: true },
     KV: { className: "Kv" },
+    RPC: { className: "Rpc" },
   },
 });
 await mf.ready;

@@ -5,6 +5,9 @@
 // tests/differential/codec.py reads and writes (see its docstring): this file is its JavaScript half.
 // Two classes: `Sqlite` (new_sqlite_classes) and `Kv` (the legacy key-value backend).
 import { DurableObject } from "cloudflare:workers";
+import { runRpc } from "./rpc_worker.js";
+
+export { Rpc } from "./rpc_worker.js";
 
 function hexToBytes(hex) {
   const out = new Uint8Array(hex.length / 2);
@@ -31,7 +34,7 @@ function encodeNumber(n) {
 
 // Tagged JSON -> a JavaScript value. A container tagged with "id" may be referred to again, from
 // inside itself (a cycle) or later on, as {"t": "ref", "v": id}.
-function decode(v, defined = new Map()) {
+export function decode(v, defined = new Map(), extra = undefined) {
   const define = (x) => {
     if ("id" in v) defined.set(v.id, x);
     return x;
@@ -48,20 +51,22 @@ function decode(v, defined = new Map()) {
     case "ref": return defined.get(v.v);
     case "arr": {
       const out = define([]);
-      for (const x of v.v) out.push(decode(x, defined));
+      for (const x of v.v) out.push(decode(x, defined, extra));
       return out;
     }
     case "map": {
       const out = define(new Map());
-      for (const [k, x] of v.v) out.set(decode(k, defined), decode(x, defined));
+      for (const [k, x] of v.v) out.set(decode(k, defined, extra), decode(x, defined, extra));
       return out;
     }
     case "set": {
       const out = define(new Set());
-      for (const x of v.v) out.add(decode(x, defined));
+      for (const x of v.v) out.add(decode(x, defined, extra));
       return out;
     }
-    default: throw new Error(`harness: unknown tag ${v.t}`);
+    default:
+      if (extra !== undefined) return extra(v, defined);
+      throw new Error(`harness: unknown tag ${v.t}`);
   }
 }
 
@@ -79,9 +84,10 @@ function countContainers(x, counts) {
 
 // A JavaScript value -> tagged JSON. Containers that occur more than once get ids in the order they
 // are first met (depth first), and "ref"s after that: the Python side numbers them the same way.
-function encode(x, state) {
+// `other` (tests/differential/rpc_worker.js) encodes what is not one of these types.
+export function encode(x, state, other = undefined) {
   if (state === undefined) {
-    state = { counts: new Map(), ids: new Map() };
+    state = { counts: new Map(), ids: new Map(), other };
     countContainers(x, state.counts);
   }
   if (x === null) return { t: "null" };
@@ -94,7 +100,7 @@ function encode(x, state) {
   }
   if (x instanceof Uint8Array) return { t: "bytes", v: bytesToHex(x) };
   if (x instanceof Date) return { t: "date", v: x.getTime() };
-  if (!isContainer(x)) return { t: "other", v: Object.prototype.toString.call(x) };
+  if (!isContainer(x)) return state.other?.(x, state) ?? { t: "other", v: Object.prototype.toString.call(x) };
   if (state.ids.has(x)) return { t: "ref", v: state.ids.get(x) };
   const out = {};
   if (state.counts.get(x) > 1) {
@@ -398,7 +404,8 @@ export class Kv extends Harness {}
 
 export default {
   async fetch(request, env) {
-    const { backend, object, ops, interleave: test } = await request.json();
+    const { backend, object, ops, interleave: test, rpc } = await request.json();
+    if (rpc !== undefined) return new Response(JSON.stringify(await runRpc(env, object, rpc)));
     const ns = backend === "kv" ? env.KV : env.SQLITE;
     if (test !== undefined) {
       try {

@@ -1,0 +1,475 @@
+"""Random RPC interactions between a caller and a Durable Object, run in workerd and in ``durable``.
+
+An interaction is a list of steps a caller (workerd: a Worker; here: plain code) makes against one
+fresh object through one stub; ``rpc_worker.js`` and :class:`RpcSide` run them, each answering per
+step ``{"ok": tagged value}`` or ``{"err": error}``. Values are ``codec``'s tagged JSON, drawn by
+``ops.Generator.value`` (shared references and cycles included), plus two tags of this module:
+
+    error   {"t": "error", "cls": C, "message": m, "cause"?: error, "code"?: value} going in; coming
+            back {"t": "error", "name", "message", "remote", "cause"?, "code"?} (``code``: an own
+            property / instance attribute). C is Error, TypeError, RangeError or Custom (an Error
+            subclass), in Python Exception, TypeError, ValueError and ``Custom(Exception)``.
+    plain   an instance of a plain class (``Plain``), which cannot be cloned (arguments only)
+    stub    what came back as a stub: a function or an RpcTarget (results only); the caller keeps
+            it (``held``, in the order met) for later steps
+
+Steps (``op``): ``echo`` (any number of arguments, returned as a list), ``pair`` (``[v, v]``, one
+value twice), ``make`` (a result of kind ``MAKE_KINDS``: functions, class instances, targets,
+errors, nested), ``fail`` (the object throws an error), ``missing`` (a call of a name that is not a
+method: unknown, an instance field, a getter), ``prop`` (a property read), ``callback`` (the caller
+passes a function the object calls), ``keep`` / ``call_kept`` (a function passed as an argument,
+kept and called from a later call: disposed), ``caller_target`` (an RpcTarget of the caller's the
+object calls), ``pass_back`` (a stub held from an earlier result sent back to the object, which
+calls it), ``held_call`` / ``held_prop`` (calls and reads on a held stub).
+
+``self_pass`` / ``self_call`` (the object's own stub sent over RPC) are not generated: workerd
+refuses a Durable Object stub as an RPC value, ``durable`` sends it; nor is an RpcTarget's stub
+called as a function (docs/differences.md has both).
+Non-Error values thrown (``throw "text"``) and symbols have no Python spelling and are not
+generated; neither is disposal by ``using`` (``durable`` has no explicit dispose), only the
+disposal of stubs received as arguments when their call ends.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import durable
+from durable._rpc_target import CallbackStub, TargetStub
+
+from . import allowances, codec
+from .ops import ALPHABET, LONE_SURROGATES, Generator
+from .runner import same
+
+Step = dict[str, Any]
+Tagged = dict[str, Any]
+
+MAKE_KINDS = ["function", "nested_function", "instance", "nested_instance", "target", "nested_target", "error", "none"]
+CLASS_NAMES = ["Error", "TypeError", "RangeError", "Custom"]
+
+
+# -- the generator --------------------------------------------------------------------------------
+
+
+class RpcGenerator:
+    """Draws interactions from a seeded ``random.Random`` (the same seed gives the same steps)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(f"rpc-{seed}")
+        self.values = Generator(seed)
+        self.values.backend = "kv"  # no 2 MB strings: RPC has no such limit, they only slow the run
+        self.held: list[str] = []  # "fn0", "fn1" or "target", as the stubs of results will be held
+        self.kept = False  # whether a "keep" step came (a "call_kept" before it fails by language)
+
+    def text(self) -> str:
+        """An error message or abort reason: odd characters (NUL, spaces, lone surrogates) included."""
+        return "".join(self.rng.choice(ALPHABET + LONE_SURROGATES) for _ in range(self.rng.randint(0, 4)))
+
+    def error(self, depth: int = 0) -> Tagged:
+        rng = self.rng
+        spec: Tagged = {"t": "error", "cls": rng.choice(CLASS_NAMES), "message": self.text()}
+        if depth < 2 and rng.random() < 0.3:
+            spec["cause"] = self.error(depth + 1)
+        if rng.random() < 0.2:
+            spec["code"] = self.values.scalar()
+        return spec
+
+    def arg(self) -> Tagged:
+        """A value to send: mostly ``ops``' values, sometimes an error or a nested one."""
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.1:
+            return self.error()
+        if roll < 0.15:
+            return {"t": "arr", "v": [self.values.scalar(), self.error()]}
+        if roll < 0.17:
+            return {"t": "arr", "v": [{"t": "plain"}]}
+        return self.values.value()
+
+    def args(self) -> list[Tagged]:
+        return [self.arg() for _ in range(self.rng.choice([0, 1, 1, 1, 2, 3, 4]))]
+
+    def step(self) -> Step:
+        rng = self.rng
+        kind = rng.choices(
+            [
+                "echo",
+                "pair",
+                "make",
+                "fail",
+                "missing",
+                "prop",
+                "callback",
+                "keep",
+                "caller_target",
+                "held",
+                "abort",
+                "bcw",
+            ],
+            weights=[20, 6, 12, 8, 4, 4, 6, 3, 3, 14, 1, 1],
+        )[0]
+        if kind == "echo":
+            return {"op": "echo", "args": self.args()}
+        if kind == "pair":
+            return {"op": "pair", "args": [self.arg()]}
+        if kind == "make":
+            made = rng.choice(MAKE_KINDS)
+            if made in ("function", "nested_function"):
+                self.held.append("fn0" if made == "function" else "fn1")  # how many arguments it takes
+            elif made in ("target", "nested_target"):
+                self.held.append("target")
+            return {"op": "make", "kind": made}
+        if kind == "fail":
+            return {"op": "fail", "error": self.error()}
+        if kind == "missing":
+            return {"op": "missing", "name": rng.choice(["nope", "field", "answer", "kept"]), "args": self.args()}
+        if kind == "prop":
+            return {"op": "prop", "name": rng.choice(["answer", "field", "nope"])}
+        if kind == "callback":
+            fn = rng.choice(["echo", "pair", "throw", "plain", "make_fn"])
+            if fn == "make_fn":
+                self.held.append("fn0")
+            return {"op": "callback", "fn": fn, "args": [self.arg()]}
+        if kind == "bcw":  # a blockConcurrencyWhile() callback throws: the object resets
+            return {"op": "bcw", "error": self.error()}
+        if kind == "abort":
+            return {"op": "abort", "reason": rng.choice([self.text(), " a\0b", "  "])}
+        if kind == "keep":
+            self.kept = True
+            return {"op": "keep", "fn": rng.choice(["echo", "pair"])}
+        if kind == "caller_target":
+            return {"op": "caller_target", "args": [self.arg()]}
+        return self.held_step()
+
+    def held_step(self) -> Step:
+        rng = self.rng
+        if not self.held:
+            if self.kept:
+                return {"op": "call_kept", "args": [self.arg()]}
+            return {"op": "echo", "args": self.args()}
+        index = rng.randrange(len(self.held))
+        held = self.held[index]
+        roll = rng.random()
+        # (a function gets as many arguments as it takes: Python's binding rules are a documented
+        # difference, docs/differences.md "RPC arguments bind as in Python")
+        if roll < 0.3 and held != "fn0":
+            return {"op": "pass_back", "index": index, "as": held[:2], "args": [self.arg()]}
+        if held.startswith("fn"):
+            if roll < 0.4:
+                return {"op": "held_prop", "index": index, "name": rng.choice(["nope", "size"])}
+            if roll < 0.5:
+                return {"op": "held_call", "index": index, "as": "fn", "name": "nope", "args": []}
+            return {"op": "held_call", "index": index, "as": "fn", "args": [self.arg()][: int(held[2])]}
+        if roll < 0.5:
+            return {"op": "held_prop", "index": index, "name": rng.choice(["size", "items", "nope"])}
+        name = rng.choice(["add", "add", "size", "items", "nope", "fail"])
+        args = [self.error()] if name == "fail" else [self.arg()]
+        if name == "fail" and args[0]["cls"] == "Custom":
+            # A Custom error sent as a value arrives in workerd as an Error, so it throws an Error
+            # where durable's keeps its class (docs/differences.md "Errors"): not compared.
+            args[0]["cls"] = "Error"
+        return {"op": "held_call", "index": index, "as": "target", "name": name, "args": args}
+
+    def interaction(self) -> list[Step]:
+        self.held = []
+        self.kept = False
+        return [self.step() for _ in range(self.rng.randint(3, 10))]
+
+
+# -- the durable side -----------------------------------------------------------------------------
+
+
+class Custom(Exception):
+    """JavaScript's ``class Custom extends Error`` (``rpc_worker.js``)."""
+
+
+class Plain:
+    """A class whose instances cannot be cloned."""
+
+
+CLASSES: dict[str, type[Exception]] = {
+    "Error": Exception,
+    "TypeError": TypeError,
+    "RangeError": ValueError,
+    "Custom": Custom,
+}
+
+NAMES: list[tuple[type[BaseException], str]] = [
+    (durable.DataCloneError, "DataCloneError"),
+    (TypeError, "TypeError"),
+    (ValueError, "RangeError"),
+    (Custom, "Custom"),
+    (Exception, "Error"),
+]
+"""The JavaScript name each Python class stands for (allowance ``error-classes``)."""
+
+
+def _build_error(spec: Tagged, defined: dict[int, Any]) -> Exception:
+    exc = CLASSES[spec["cls"]](spec["message"])
+    if "cause" in spec:
+        exc.__cause__ = decode_value(spec["cause"], defined)
+    if "code" in spec:
+        exc.code = decode_value(spec["code"], defined)  # type: ignore[attr-defined]
+    return exc
+
+
+_self: list[Any] = []
+"""The caller's stub of the object of the interaction running, which ``{"t": "self"}`` stands for."""
+
+
+def _extra(v: Tagged, defined: dict[int, Any]) -> Any:
+    if v["t"] == "error":
+        return _build_error(v, defined)
+    if v["t"] == "plain":
+        return Plain()
+    if v["t"] == "self":
+        return _self[-1]
+    raise ValueError(f"no Python value for tag {v['t']!r}")
+
+
+def decode_value(v: Tagged, defined: dict[int, Any] | None = None) -> Any:
+    """A value to send, from its tagged form (``error`` and ``plain`` too)."""
+    return codec.decode(v, {} if defined is None else defined, _extra)
+
+
+def error_info(exc: BaseException, state: Any = None) -> Tagged:
+    """What the caller sees of an error: class name (as JavaScript's), message, ``remote``..."""
+    name = next((n for cls, n in NAMES if isinstance(exc, cls)), type(exc).__name__)
+    out: Tagged = {"t": "error", "name": name, "message": str(exc), "remote": bool(getattr(exc, "remote", False))}
+    if getattr(exc, "durable_object_reset", False) is True:
+        out["reset"] = True
+    if exc.__cause__ is not None:
+        out["cause"] = codec.encode(exc.__cause__, state) if state is not None else encode_value(exc.__cause__, [])
+    if "code" in vars(exc):
+        out["code"] = (
+            codec.encode(vars(exc)["code"], state) if state is not None else encode_value(vars(exc)["code"], [])
+        )
+    return out
+
+
+def encode_value(x: Any, held: list[Any]) -> Tagged:
+    """A result's tagged form; the stubs in it are appended to ``held`` in the order met."""
+
+    def other(y: Any, state: Any) -> Tagged | None:
+        if isinstance(y, BaseException):
+            return error_info(y, state)
+        if isinstance(y, (CallbackStub, TargetStub, durable.Stub)):
+            held.append(y)
+            return {"t": "stub"}
+        return None
+
+    return codec.encode_with(x, other)
+
+
+class Counter(durable.RpcTarget):
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def add(self, v: Any) -> list[Any]:
+        self.items.append(v)
+        return self.items
+
+    @property
+    def size(self) -> float:
+        return float(len(self.items))
+
+    def fail(self, error: Exception) -> None:
+        raise error
+
+
+def _raise_from_callback(v: Any) -> Any:
+    raise ValueError("from the callback")
+
+
+CALLBACKS: dict[str, Any] = {
+    "echo": lambda v: v,
+    "pair": lambda v: [v, v],
+    "throw": _raise_from_callback,
+    "plain": lambda v: Plain(),
+    "make_fn": lambda v: lambda: "from a callback's result",
+}
+
+MAKERS: dict[str, Any] = {
+    "function": lambda: lambda: "called",
+    "nested_function": lambda: ["x", lambda v: [v, v]],
+    "instance": Plain,
+    "nested_instance": lambda: {"k": Plain()},
+    "target": Counter,
+    "nested_target": lambda: [Counter(), "y"],
+    "error": lambda: _made_error(),
+    "none": lambda: None,
+}
+
+
+def _made_error() -> Exception:
+    exc = ValueError("made")
+    exc.__cause__ = Exception("why")
+    return exc
+
+
+class Rpc(durable.DurableObject):
+    """``rpc_worker.js``'s ``Rpc`` in Python."""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        self.field = 1.0
+        self.kept: Any = None
+
+    @property
+    def answer(self) -> float:
+        return 42.0
+
+    def echo(self, *args: Any) -> list[Any]:
+        return list(args)
+
+    def pair(self, v: Any) -> list[Any]:
+        return [v, v]
+
+    def make(self, kind: str) -> Any:
+        return MAKERS[kind]()
+
+    def fail(self, spec: Tagged) -> None:
+        raise _build_error(spec, {})
+
+    async def use_callback(self, fn: Any, v: Any) -> Any:
+        return await fn(v)
+
+    def keep(self, fn: Any) -> None:
+        self.kept = fn
+
+    async def call_kept(self, v: Any) -> Any:
+        return await self.kept(v)
+
+    def abort(self, reason: str) -> None:
+        self.ctx.abort(reason)
+
+    async def bcw(self, spec: Tagged) -> None:
+        async def fail() -> None:
+            raise _build_error(spec, {})
+
+        await self.ctx.block_concurrency_while(fail)
+
+    async def use_stub(self, s: Any, v: Any) -> Any:
+        return await s.echo(v)
+
+    async def use_held(self, h: Any, kind: str, v: Any) -> Any:
+        return await (h(v) if kind == "fn" else h.add(v))
+
+
+async def _act(stub: Any, step: Step, held: list[Any]) -> Any:
+    args = [decode_value(a) for a in step.get("args", [])]
+    op = step["op"]
+    if op == "echo":
+        return await stub.echo(*args)
+    if op == "pair":
+        return await stub.pair(*args)
+    if op == "make":
+        return await stub.make(step["kind"])
+    if op == "fail":
+        return await stub.fail(step["error"])
+    if op == "missing":
+        return await getattr(stub, step["name"])(*args)
+    if op == "prop":
+        return await getattr(stub, step["name"])
+    if op == "callback":
+        return await stub.use_callback(CALLBACKS[step["fn"]], *args)
+    if op == "keep":
+        return await stub.keep(CALLBACKS[step["fn"]])
+    if op == "call_kept":
+        return await stub.call_kept(*args)
+    if op == "caller_target":
+        return await stub.use_held(Counter(), "target", *args)
+    if op == "abort":
+        return await stub.abort(step["reason"])
+    if op == "bcw":
+        return await stub.bcw(step["error"])
+    if op == "self_pass":
+        [back] = await stub.echo(stub)
+        return await back.echo(*args)
+    if op == "self_call":
+        return await stub.use_stub(stub, *args)
+    if step["index"] >= len(held):
+        return "no such stub"
+    h = held[step["index"]]
+    if op == "pass_back":
+        return await stub.use_held(h, step["as"], *args)
+    if op == "held_call":
+        return await (h(*args) if "name" not in step else getattr(h, step["name"])(*args))
+    if op == "held_prop":
+        return await getattr(h, step["name"])
+    raise ValueError(f"unknown op {op!r}")
+
+
+class RpcSide:
+    """Runs interactions against objects of ``Rpc`` in a ``durable.Runtime``."""
+
+    def __init__(self, runtime: durable.Runtime) -> None:
+        self._namespace = runtime.namespace(Rpc, name="Rpc")
+
+    async def run(self, name: str, steps: list[Step]) -> list[Any]:
+        stub = self._namespace.get_by_name(name)
+        _self[:] = [stub]
+        held: list[Any] = []
+        out: list[Any] = []
+        for step in steps:
+            try:
+                out.append({"ok": encode_value(await _act(stub, step, held), held)})
+            except Exception as exc:
+                out.append({"err": error_info(exc)})
+        return out
+
+
+# -- comparing ------------------------------------------------------------------------------------
+
+
+def normalize(result: Any) -> Any:
+    """One step's observation with the allowed differences taken out (``allowances``: sets in a
+    canonical order, ``undefined`` as ``null``; docs/differences.md "Errors": a thrown ``Custom``
+    arrives in workerd as an ``Error`` whose message starts with its name)."""
+    result = _utf16(allowances.normalize({"op": "get"}, {"ok": result})["ok"])
+    if isinstance(result, dict) and "err" in result:
+        err = result["err"]
+        if err.get("reset"):  # docs/differences.md "Errors": remote is set on reset errors here
+            err = result["err"] = {k: v for k, v in err.items() if k != "remote"}
+        if err.get("t") == "error" and err["name"] == "Custom" and (err.get("remote") or err.get("reset")):
+            message = f"Custom: {err['message']}" if err["message"] else "Custom"  # Error.prototype.toString
+            result = {"err": {**err, "name": "Error", "message": message}}
+        elif err.get("t") == "error" and err["message"] == "Custom: ":
+            # "Custom: \0b" cut at the NUL in workerd; durable cuts the message, "\0b", to ""
+            result = {"err": {**err, "message": "Custom"}}
+    return _custom_values(result)
+
+
+def _utf16(x: Any) -> Any:
+    """``x`` with its strings as JavaScript reads them: two surrogates that make a pair are one
+    character there (``"\\ud800" + "\\udfff"`` drawn apart), not in Python."""
+    if isinstance(x, list):
+        return [_utf16(y) for y in x]
+    if isinstance(x, dict):
+        return {k: _utf16(y) for k, y in x.items()}
+    if isinstance(x, str):
+        return x.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return x
+
+
+def _custom_values(x: Any) -> Any:
+    """``x`` with each ``Custom`` error value named ``Error``: sent as a value (not thrown), an
+    ``Error`` subclass arrives in workerd as an ``Error`` with the same message."""
+    if isinstance(x, list):
+        return [_custom_values(y) for y in x]
+    if isinstance(x, dict):
+        out = {k: _custom_values(y) for k, y in x.items()}
+        if out.get("t") == "error" and out.get("name") == "Custom" and not out.get("remote"):
+            out["name"] = "Error"
+        return out
+    return x
+
+
+def first_difference(steps: list[Step], workerd: list[Any], durable_: list[Any]) -> str | None:
+    """The first step whose normalized observations differ, described; ``None`` if none does."""
+    for index, (step, w, d) in enumerate(zip(steps, workerd, durable_, strict=True)):
+        nw, nd = normalize(w), normalize(d)
+        if not same(nw, nd):
+            return f"step {index}: {step}\n  workerd: {nw}\n  durable: {nd}"
+    return None

@@ -1,0 +1,191 @@
+// The workerd side of the random RPC test (tests/differential/rpc_ops.py, run_rpc.py).
+//
+// `Rpc` is the Durable Object whose methods the caller uses; `runRpc` is the caller (the Worker):
+// it runs one interaction, a list of steps against a fresh object, and answers one observation per
+// step, {"ok": tagged value} or {"err": {...}} (see rpc_ops.py for both forms). Values are in the
+// tagged JSON of codec.py (worker.js's encode/decode), plus "error" (an Error, built from or read
+// into {cls, message, cause?, code?}) and "stub" (a function or RpcTarget that crossed as a stub).
+import { DurableObject, RpcTarget } from "cloudflare:workers";
+import { decode, encode } from "./worker.js";
+
+class Custom extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = "Custom";
+  }
+}
+
+class Plain {}
+
+const CLASSES = { Error, TypeError, RangeError, Custom };
+
+// An Error from its spec (a tagged "error" value).
+function buildError(spec, defined) {
+  const options = spec.cause === undefined ? undefined : { cause: decodeValue(spec.cause, defined) };
+  const error = new CLASSES[spec.cls](spec.message, options);
+  if (spec.code !== undefined) error.code = decodeValue(spec.code, defined);
+  return error;
+}
+
+let self = null; // the caller's stub of the object, which {"t": "self"} stands for
+
+function decodeValue(v, defined = new Map()) {
+  return decode(v, defined, (x, d) => {
+    if (x.t === "error") return buildError(x, d);
+    if (x.t === "plain") return new Plain();
+    if (x.t === "self") return self;
+    throw new Error(`rpc harness: unknown tag ${x.t}`);
+  });
+}
+
+function errorInfo(e, state) {
+  const out = { t: "error", name: String(e.name), message: String(e.message), remote: e.remote === true };
+  if (e.durableObjectReset === true) out.reset = true;
+  if ("cause" in e) out.cause = encode(e.cause, state);
+  if (Object.hasOwn(e, "code") && !(e instanceof DOMException)) out.code = encode(e.code, state);
+  return out;
+}
+
+// A result value in tagged form; stubs in it are kept in `held`, in the order they are met.
+function encodeValue(x, held) {
+  return encode(x, undefined, (y, state) => {
+    if (y instanceof Error) return errorInfo(y, state);
+    if (typeof y === "function") {
+      held.push(y);
+      return { t: "stub" };
+    }
+    return undefined;
+  });
+}
+
+class Counter extends RpcTarget {
+  constructor() {
+    super();
+    this.items = [];
+  }
+  add(v) {
+    this.items.push(v);
+    return this.items;
+  }
+  get size() {
+    return this.items.length;
+  }
+  fail(error) {
+    throw error;
+  }
+}
+
+const MAKERS = {
+  function: () => () => "called",
+  nested_function: () => ["x", (v) => [v, v]],
+  instance: () => new Plain(),
+  nested_instance: () => new Map([["k", new Plain()]]),
+  target: () => new Counter(),
+  nested_target: () => [new Counter(), "y"],
+  error: () => new RangeError("made", { cause: new Error("why") }),
+  none: () => null,
+};
+
+export class Rpc extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.field = 1;
+    this.kept = null;
+  }
+  get answer() {
+    return 42;
+  }
+  echo(...args) {
+    return args;
+  }
+  pair(v) {
+    return [v, v];
+  }
+  make(kind) {
+    return MAKERS[kind]();
+  }
+  fail(spec) {
+    throw buildError(spec, new Map());
+  }
+  async useCallback(fn, v) {
+    return await fn(v);
+  }
+  keep(fn) {
+    this.kept = fn;
+    return null;
+  }
+  async callKept(v) {
+    return await this.kept(v);
+  }
+  abort(reason) {
+    this.ctx.abort(reason);
+  }
+  async bcw(spec) {
+    await this.ctx.blockConcurrencyWhile(async () => {
+      throw buildError(spec, new Map());
+    });
+  }
+  async useStub(s, v) {
+    return await s.echo(v);
+  }
+  async useHeld(h, as, v) {
+    return as === "fn" ? await h(v) : await h.add(v);
+  }
+}
+
+const CALLBACKS = {
+  echo: (v) => v,
+  pair: (v) => [v, v],
+  throw: (v) => {
+    throw new RangeError("from the callback");
+  },
+  plain: (v) => new Plain(),
+  make_fn: (v) => () => "from a callback's result",
+};
+
+async function act(stub, step, held) {
+  const args = (step.args ?? []).map((a) => decodeValue(a));
+  switch (step.op) {
+    case "echo": return await stub.echo(...args);
+    case "pair": return await stub.pair(...args);
+    case "make": return await stub.make(step.kind);
+    case "fail": return await stub.fail(step.error);
+    case "missing": return await stub[step.name](...args);
+    case "prop": return await stub[step.name];
+    case "callback": return await stub.useCallback(CALLBACKS[step.fn], ...args);
+    case "keep": return await stub.keep(CALLBACKS[step.fn]);
+    case "call_kept": return await stub.callKept(...args);
+    case "caller_target": return await stub.useHeld(new Counter(), "target", ...args);
+    case "abort": return await stub.abort(step.reason);
+    case "bcw": return await stub.bcw(step.error);
+    case "self_pass": {
+      const [back] = await stub.echo(stub);
+      return await back.echo(...args);
+    }
+    case "self_call": return await stub.useStub(stub, ...args);
+  }
+  if (step.index >= held.length) return "no such stub";
+  const h = held[step.index];
+  switch (step.op) {
+    case "pass_back": return await stub.useHeld(h, step.as, ...args);
+    case "held_call": return step.name === undefined ? await h(...args) : await h[step.name](...args);
+    case "held_prop": return await h[step.name];
+  }
+  throw new Error(`rpc harness: unknown op ${step.op}`);
+}
+
+export async function runRpc(env, name, steps) {
+  const stub = env.RPC.get(env.RPC.idFromName(name));
+  self = stub;
+  const held = [];
+  const out = [];
+  for (const step of steps) {
+    try {
+      out.push({ ok: encodeValue(await act(stub, step, held), held) });
+    } catch (e) {
+      const info = e instanceof Error ? errorInfo(e, undefined) : { t: "thrown", v: encodeValue(e, []) };
+      out.push({ err: info });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,100 @@
+"""The random RPC test: interactions of a caller with a Durable Object, in real workerd and in durable.
+
+``tests/differential/rpc_ops.py`` draws them (echoed values of every shared structured-clone type,
+errors as values and thrown, functions and RpcTargets crossing both ways, property reads, missing
+methods, disposed callbacks); ``rpc_worker.js`` runs them in workerd. A few run here (workerd
+tests skip without ``node`` and ``npm install --prefix tests/differential``);
+``python tests/differential/run_rpc.py N --seed S`` runs more by hand.
+``DURABLE_RPC_DIFFERENTIAL_INTERACTIONS`` (default 12) and ``DURABLE_DIFFERENTIAL_SEED`` choose
+how many and from which seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from differential.rpc_ops import MAKE_KINDS, RpcGenerator, RpcSide, first_difference
+from differential.runner import Workerd, harness_missing
+
+import durable
+
+
+@pytest.fixture(scope="module")
+def workerd() -> Iterator[Workerd]:
+    missing = harness_missing()
+    if missing is not None:
+        pytest.skip(f"workerd is not available: {missing}")
+    harness = Workerd()
+    yield harness
+    harness.close()
+
+
+async def test_random_interactions_observe_alike(workerd: Workerd, durable_runtime: durable.Runtime) -> None:
+    """What the caller observes of each step (values by codec, error names, messages, ``remote``)
+    is the same on both sides, once allowed differences are taken out."""
+    count = int(os.environ.get("DURABLE_RPC_DIFFERENTIAL_INTERACTIONS", "12"))
+    seed = int(os.environ.get("DURABLE_DIFFERENTIAL_SEED", "0"))
+    side = RpcSide(durable_runtime)
+    gen = RpcGenerator(seed)
+    found = []
+    for number in range(count):
+        steps = gen.interaction()
+        name = f"rpc-{seed}-{number}"
+        expected = await asyncio.to_thread(workerd.request, {"object": name, "rpc": steps})
+        difference = first_difference(steps, expected, await side.run(name, steps))
+        if difference is not None:
+            found.append(f"interaction {number}: {difference}\n  steps: {json.dumps(steps)}")
+    assert not found, f"{len(found)} of {count} interactions differ (seed {seed}):\n" + "\n".join(found[:3])
+
+
+async def test_thrown_messages_as_workerd_cuts_them(workerd: Workerd, durable_runtime: durable.Runtime) -> None:
+    """Leading spaces and what follows a NUL, thrown from a method and from an RpcTarget's method
+    (tests/test_rpc_fuzz_found.py has the durable side alone)."""
+    steps: list[dict[str, Any]] = [
+        {"op": "fail", "error": {"t": "error", "cls": cls, "message": message}}
+        for cls in ("TypeError", "Custom")
+        for message in (" a ", "a\0b", "\0b", "  ", "\ta\n")
+    ]
+    steps += [
+        {"op": "make", "kind": "target"},
+        {"op": "held_call", "index": 0, "as": "target", "name": "fail", "args": [steps[1]["error"]]},
+    ]
+    expected = await asyncio.to_thread(workerd.request, {"object": "rpc-messages", "rpc": steps})
+    assert first_difference(steps, expected, await RpcSide(durable_runtime).run("rpc-messages", steps)) is None
+
+
+class TestGenerator:
+    def test_deterministic(self) -> None:
+        """The same seed gives the same interactions."""
+        first = [RpcGenerator(5).interaction() for _ in range(5)]
+        assert json.dumps(first) == json.dumps([RpcGenerator(5).interaction() for _ in range(5)])
+
+    def test_covers_every_step(self) -> None:
+        """A hundred interactions use every step, every kind of result and errors in values."""
+        gen = RpcGenerator(0)
+        steps = [step for _ in range(100) for step in gen.interaction()]
+        assert {s["op"] for s in steps} == {
+            "echo",
+            "pair",
+            "make",
+            "fail",
+            "missing",
+            "prop",
+            "callback",
+            "keep",
+            "call_kept",
+            "caller_target",
+            "pass_back",
+            "held_call",
+            "held_prop",
+            "abort",
+            "bcw",
+        }
+        assert {s["kind"] for s in steps if s["op"] == "make"} == set(MAKE_KINDS)
+        text = json.dumps(steps)
+        assert all(f'"t": "{tag}"' in text for tag in ("error", "plain", "ref", "map", "set", "date", "buf", "big"))

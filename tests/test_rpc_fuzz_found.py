@@ -1,0 +1,260 @@
+"""Differences the random RPC test (tests/differential/rpc_ops.py, run_rpc.py) found, fixed.
+
+workerd carries a *thrown* error's message to the caller as text (measured with miniflare 4,
+compatibility date 2026-04-07, probe /tmp/contract-mf: a Durable Object method, an RpcTarget's
+method and a callback each throwing the same messages): the message ends at its first NUL
+character, and a standard class's loses its leading spaces:
+
+- ``throw new TypeError(" a ")`` arrives as ``TypeError: "a "``; ``"a\\0b"`` as ``"a"``; ``"\\0"``
+  and ``"  "`` as ``""``;
+- tabs, newlines, ``\\r\\n``, U+00A0, U+2003, vertical tab and form feed stay, leading or
+  trailing, and so do trailing spaces;
+- an ``Error`` subclass arrives as ``Error: "Custom:  a"`` (docs/differences.md "Errors"): its
+  spaces after the colon stay, the NUL still cuts it (``"Custom: \\0b"`` gives ``"Custom: "``);
+- an ``Error`` sent as a value (returned, not thrown) keeps its message whole.
+
+Before the fix ``durable`` delivered the message whole in every case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import durable
+
+
+class Custom(Exception):
+    pass
+
+
+class Worded(Exception):
+    def __str__(self) -> str:
+        return "its own words"
+
+
+class Thrower(durable.RpcTarget):
+    def boom(self, message: str) -> None:
+        raise TypeError(message)
+
+
+class Obj(durable.DurableObject):
+    def boom(self, cls: str, message: str) -> None:
+        raise {"TypeError": TypeError, "ValueError": ValueError, "Exception": Exception, "Custom": Custom}[cls](message)
+
+    def worded(self, message: str) -> None:
+        raise Worded(message)
+
+    def two_args(self, message: str) -> None:
+        raise TypeError(message, 2)
+
+    def value(self, message: str) -> TypeError:
+        return TypeError(message)
+
+    def target(self) -> Thrower:
+        return Thrower()
+
+    async def call_back(self, fn: Any, message: str) -> Any:
+        return await fn(message)
+
+
+@pytest.fixture
+def stub(durable_runtime: durable.Runtime) -> Any:
+    return durable_runtime.namespace(Obj).get_by_name("a")
+
+
+def _raise_value_error(message: str) -> None:
+    raise ValueError(message)
+
+
+@pytest.mark.parametrize(
+    ("message", "arrives"),
+    [
+        (" a ", "a "),
+        ("a\0b", "a"),
+        ("\0", ""),
+        ("  ", ""),
+        (" a\0 b", "a"),
+        ("\ta\t", "\ta\t"),
+        ("\na\n", "\na\n"),
+        ("a\r\n", "a\r\n"),
+        ("\xa0a\xa0", "\xa0a\xa0"),
+        ("\u2003a", "\u2003a"),
+        ("a\x0b", "a\x0b"),
+    ],
+)
+class TestThrownMessage:
+    async def test_from_a_method(self, stub: Any, message: str, arrives: str) -> None:
+        """workerd: a method's ``throw new TypeError(m)`` / ``RangeError`` / ``Error``."""
+        for cls, expected in (("TypeError", TypeError), ("ValueError", ValueError), ("Exception", Exception)):
+            with pytest.raises(expected) as info:
+                await stub.boom(cls, message)
+            assert type(info.value) is expected and info.value.args == (arrives,) and info.value.remote  # type: ignore[attr-defined]
+
+    async def test_from_an_rpc_target(self, stub: Any, message: str, arrives: str) -> None:
+        """workerd: an RpcTarget's method that throws, called through the stub its caller got."""
+        target = await stub.target()
+        with pytest.raises(TypeError) as info:
+            await target.boom(message)
+        assert info.value.args == (arrives,)
+
+    async def test_from_a_callback(self, stub: Any, message: str, arrives: str) -> None:
+        """workerd: a callback the caller sent throws; the object lets it through to the caller."""
+        with pytest.raises(ValueError) as info:
+            await stub.call_back(_raise_value_error, message)
+        assert info.value.args == (arrives,)
+
+
+class TestWhatKeepsItsMessage:
+    @pytest.mark.parametrize(("message", "arrives"), [(" a", " a"), (" a\0b", " a"), ("\0b", "")])
+    async def test_a_class_of_the_application_is_only_cut_at_nul(self, stub: Any, message: str, arrives: str) -> None:
+        """workerd: ``class Custom extends Error`` thrown with " a" arrives as "Custom:  a" (the
+        spaces stay after the name), with " a\\0b" as "Custom:  a"."""
+        with pytest.raises(Custom) as info:
+            await stub.boom("Custom", message)
+        assert info.value.args == (arrives,)
+
+    async def test_an_error_sent_as_a_value(self, stub: Any) -> None:
+        """workerd: ``return new TypeError(" a\\0b")`` arrives with that message."""
+        error = await stub.value(" a\0b")
+        assert type(error) is TypeError and error.args == (" a\0b",)
+
+    async def test_a_class_with_its_own_str(self, stub: Any) -> None:
+        """A message its ``__str__`` makes is not the argument: nothing to cut."""
+        with pytest.raises(Worded) as info:
+            await stub.worded(" a\0b")
+        assert info.value.args == (" a\0b",)
+
+    async def test_several_arguments(self, stub: Any) -> None:
+        """An exception of several arguments has no one message to cut: it arrives as raised."""
+        with pytest.raises(TypeError) as info:
+            await stub.two_args(" a\0b")
+        assert info.value.args == (" a\0b", 2)
+
+    async def test_an_ordinary_message(self, stub: Any) -> None:
+        with pytest.raises(TypeError) as info:
+            await stub.boom("TypeError", "bad type")
+        assert info.value.args == ("bad type",)
+
+
+class Made(durable.RpcTarget):
+    def hi(self) -> str:
+        return "hi"
+
+    @property
+    def p(self) -> int:
+        return 1
+
+
+class Maker(durable.DurableObject):
+    def make(self) -> list[Any]:
+        return [lambda: "fn", lambda v: [v, v], Made()]
+
+    def stop(self, reason: str) -> None:
+        self.ctx.abort(reason)
+
+
+@pytest.fixture
+def maker(durable_runtime: durable.Runtime) -> Any:
+    return durable_runtime.namespace(Maker).get_by_name("m")
+
+
+class TestCallbackMembers:
+    """workerd (miniflare 4, 2026-04-07): ``await fn.nope()`` and ``await fn.size`` on a function's
+    stub raise ``TypeError: The RPC receiver does not implement the method "nope".`` with
+    ``remote: true``. Before: ``AttributeError: 'CallbackStub' object has no attribute 'nope'``."""
+
+    async def test_a_method_call(self, maker: Any) -> None:
+        fn, _, _ = await maker.make()
+        with pytest.raises(TypeError, match=r'^The RPC receiver does not implement the method "nope"\.$') as info:
+            await fn.nope(1)
+        assert info.value.remote  # type: ignore[attr-defined]
+
+    async def test_a_property_read(self, maker: Any) -> None:
+        _, pair, _ = await maker.make()
+        with pytest.raises(TypeError, match=r'^The RPC receiver does not implement the method "size"\.$'):
+            await pair.size
+        assert await pair("x") == ["x", "x"]  # the stub still works
+
+    async def test_python_protocol_names_stay_attribute_errors(self, maker: Any) -> None:
+        """Names starting with ``_`` are Python's protocols (``__wrapped__``, ``_is_coroutine``)."""
+        fn, _, _ = await maker.make()
+        assert not hasattr(fn, "_is_coroutine") and not hasattr(fn, "__wrapped__")
+
+
+class TestHomeGone:
+    """workerd (miniflare 4, 2026-04-07): a function and an RpcTarget returned by an object that
+    then called ``ctx.abort("r")``, called afterwards: ``Error: The execution context which hosts
+    this callback is no longer running.``, ``remote`` and ``durableObjectReset`` unset. Before:
+    the reset error (``ObjectAbortedError: r``, ``durable_object_reset``)."""
+
+    async def test_function_and_target(self, maker: Any) -> None:
+        fn, pair, target = await maker.make()
+        with pytest.raises(durable.ObjectAbortedError):
+            await maker.stop("r")
+        calls: list[Callable[[], Awaitable[Any]]] = [lambda: fn(), lambda: pair(1), target.hi, lambda: target.p]
+        for call in calls:
+            with pytest.raises(durable.DurableError) as info:
+                await call()
+            assert type(info.value) is durable.DurableError
+            assert str(info.value) == "The execution context which hosts this callback is no longer running."
+            assert not info.value.remote and not info.value.durable_object_reset
+
+
+class TestAbortReason:
+    """workerd (miniflare 4, 2026-04-07): ``ctx.abort("  ")`` fails the call with an ``Error``
+    whose message is ``""``, ``abort(" a\\0b")`` with ``"a\\0b"`` (leading spaces go, a NUL stays).
+    Before: the reason whole."""
+
+    @pytest.mark.parametrize(("reason", "message"), [("  ", ""), (" a\0b", "a\0b"), ("a ", "a "), ("\ta", "\ta")])
+    async def test_leading_spaces(self, maker: Any, reason: str, message: str) -> None:
+        with pytest.raises(durable.ObjectAbortedError) as info:
+            await maker.stop(reason)
+        assert str(info.value) == message
+
+
+class Blocked(durable.DurableObject):
+    async def bcw(self, message: str) -> None:
+        async def fail() -> None:
+            raise TypeError(message)
+
+        await self.ctx.block_concurrency_while(fail)
+
+
+class TestResetByAThrownError:
+    """workerd (miniflare 4, 2026-04-07): a ``blockConcurrencyWhile()`` callback that throws
+    ``new TypeError("  a\\0b")`` fails the call with ``TypeError: "a"`` and ``durableObjectReset``:
+    the thrown error's message is cut as for any thrown error. Before: ``"  a\\0b"``."""
+
+    async def test_block_concurrency_while(self, durable_runtime: durable.Runtime) -> None:
+        stub = durable_runtime.namespace(Blocked).get_by_name("b")
+        with pytest.raises(TypeError) as info:
+            await stub.bcw("  a\0b")
+        assert info.value.args == ("a",) and info.value.durable_object_reset  # type: ignore[attr-defined]
+        with pytest.raises(TypeError) as again:  # the broken stub raises it again, cut the same way
+            await stub.bcw("x")
+        assert again.value.args == ("a",)
+
+
+class TestLoneSurrogates:
+    """workerd (miniflare 4, 2026-04-07) carries a thrown error's message and an abort reason as
+    UTF-8: ``throw new TypeError("a\\ud800b")`` arrives as ``"a\\ufffdb"`` (``"\\udfff"`` as
+    ``"\\ufffd"``, a surrogate pair stays its character); ``ctx.abort("x\\ud800")`` fails the call
+    with ``"x"`` and three U+FFFD; an ``Error`` sent as a value keeps its lone surrogates.
+    Before: the message whole."""
+
+    @pytest.mark.parametrize(
+        ("message", "arrives"), [("a\ud800b", "a\ufffdb"), ("\udfff", "\ufffd"), ("\ud83d\ude00", "\U0001f600")]
+    )
+    async def test_thrown(self, stub: Any, message: str, arrives: str) -> None:
+        with pytest.raises(TypeError) as info:
+            await stub.boom("TypeError", message)
+        assert info.value.args == (arrives,)
+        assert (await stub.value(message)).args == (message,)
+
+    async def test_abort_reason(self, maker: Any) -> None:
+        with pytest.raises(durable.ObjectAbortedError) as info:
+            await maker.stop("x\ud800")
+        assert str(info.value) == "x\ufffd\ufffd\ufffd"
