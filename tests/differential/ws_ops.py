@@ -7,15 +7,15 @@ A sequence is ``{"object": NAME, "steps": [step, ...]}``, run in workerd by ``ws
   ``Upgrade: websocket``); the object accepts its end with ``ctx.acceptWebSocket(ws, tags)``, the
   first tag being the socket's id (the handlers and ops find sockets by it; a refused tag list
   answers 400 with the error);
-- ``csend`` (``c``, ``data``), ``cclose`` (``c``, optional ``code`` and ``reason``), ``cstate``
-  (``c``): what a client does with its end; ``burst`` (``steps``): such steps with no wait between
+- ``csend`` (``c``, ``data``), ``cclose`` (``c``, optional ``code`` and ``reason``), ``cstate``,
+  ``cprops`` (``c``): what a client does with its end; ``burst`` (``steps``): such steps with no wait between
   them (the others wait until everything they set off has happened);
 - ``srv`` (``ops``): an RPC call in which the object runs server ops;
 - ``hibernate``: durable hibernates the object when nothing keeps it awake (miniflare cannot
   hibernate on demand, so workerd does nothing: the observations must not change).
 
 A server op names its socket by id (``ws``; ``"self"`` inside a handler): ``send``, ``close``,
-``state``, ``attach`` (``serializeAttachment``), ``detach`` (``deserializeAttachment``), ``list``
+``state``, ``props`` (``url``, ``protocol``, ``extensions``), ``attach`` (``serializeAttachment``), ``detach`` (``deserializeAttachment``), ``list``
 (``getWebSockets(tag)``), ``tags``, ``auto`` (``setWebSocketAutoResponse``), ``get_auto``,
 ``auto_ts``, ``timeout`` (``setHibernatableWebSocketEventTimeout``), ``get_timeout``, ``on_close``
 (ops the close handler runs) and ``throw``. A client message ``"cmd:" + JSON`` makes the object's
@@ -49,6 +49,11 @@ AUTO = (
     ("a" * 2049, "b"),
     ("p", "é" * 2048),
 )
+OWN_OPS = ("send", "close", "state", "props", "attach", "detach", "tags", "auto_ts")
+"""The ops a handler may run in a burst or in ``webSocketClose``: on its own socket only. Events of
+different sockets interleave by latency in workerd (a socket's Close can overtake another's
+earlier Close still behind a message), so an op that looks at other sockets, or at the
+auto-response they share, would see an order that neither side defines."""
 TIMEOUTS = (0, 1, 5000, 604_800_000, 604_800_001, -1, 1.5, None)
 
 
@@ -97,6 +102,8 @@ class Generator:
             return {"step": "csend", "c": c, "data": self.data()}
         if kind == "auto_send":
             text = self.auto if self.auto is not None and rng.random() < 0.8 else rng.choice(("ping", "hello"))
+            if rng.random() < 0.15:  # the request's bytes in a binary message
+                return {"step": "csend", "c": c, "data": {"b": text.encode().hex()}}
             return {"step": "csend", "c": c, "data": {"t": text}}
         if kind == "cmd":
             ops = self.ops(rng.randint(1, 4), handler=True)
@@ -104,7 +111,7 @@ class Generator:
         if kind == "cclose":
             return {"step": "cclose", "c": c, **self.close_args()}
         if kind == "cstate":
-            return {"step": "cstate", "c": c}
+            return {"step": rng.choice(("cstate", "cprops")), "c": c}
         if kind == "hibernate":
             return {"step": "hibernate"}
         return {"step": "srv", "ops": self.ops(rng.randint(1, 5), handler=False)}
@@ -119,7 +126,7 @@ class Generator:
         if kind == "auto_send":
             return {"step": "csend", "c": c, "data": {"t": self.auto or "ping"}}
         if kind == "cmd":
-            ops = self.ops(rng.randint(1, 3), handler=True)
+            ops = self.ops(rng.randint(1, 3), handler=True, own=True)
             return {"step": "csend", "c": c, "data": {"t": "cmd:" + json.dumps(ops)}}
         if kind == "cclose":
             return {"step": "cclose", "c": c, **self.close_args()}
@@ -128,8 +135,10 @@ class Generator:
     def close_args(self) -> dict[str, Any]:
         rng = self.rng
         roll = rng.random()
-        if roll < 0.15:
+        if roll < 0.12:
             return {}
+        if roll < 0.15:
+            return {"reason": rng.choice(REASONS)}
         code = rng.choice(CODES) if roll < 0.75 else rng.choice(BAD_CODES)
         if rng.random() < 0.4:
             return {"code": code}
@@ -146,20 +155,20 @@ class Generator:
             return {"big_t": rng.choice((100, 70_000, 1_048_577)), "ch": rng.choice(("a", "é", "€"))}
         return {"big_b": rng.choice((21, 65_536, 1_048_577))}
 
-    def ops(self, count: int, *, handler: bool) -> list[Step]:
-        ops = [self.op(handler) for _ in range(count)]
+    def ops(self, count: int, *, handler: bool, own: bool = False) -> list[Step]:
+        ops = [self.op(handler, own) for _ in range(count)]
         if handler and self.rng.random() < 0.08:
             ops.append({"op": "throw", "message": "handler boom"})
         return ops
 
-    def op(self, handler: bool) -> Step:
+    def op(self, handler: bool, own: bool = False) -> Step:
+        """A server op; ``own``: only on the handler's own socket (see ``OWN_OPS``)."""
         rng = self.rng
-        kinds = ["send", "close", "state", "attach", "detach", "list", "tags", "auto", "get_auto", "auto_ts"]
-        kinds += ["timeout", "get_timeout", "on_close"]
-        kind = rng.choice(kinds)
-        ws = "self" if handler and rng.random() < 0.7 else rng.choice(self.opened)
+        kinds = [*OWN_OPS, "list", "auto", "get_auto", "timeout", "get_timeout", "on_close"]
+        kind = rng.choice(OWN_OPS if own else kinds)
+        ws = "self" if own or (handler and rng.random() < 0.7) else rng.choice(self.opened)
         op: Step = {"op": kind}
-        if kind in ("send", "close", "state", "attach", "detach", "tags", "auto_ts"):
+        if kind in OWN_OPS:
             op["ws"] = ws
         if kind == "send":
             op["data"] = self.data()
@@ -180,8 +189,7 @@ class Generator:
             if ms is not None:
                 op["ms"] = ms
         elif kind == "on_close":
-            op["ops"] = [] if rng.random() < 0.3 else [self.op(True) for _ in range(rng.randint(1, 2))]
-            op["ops"] = [o for o in op["ops"] if o["op"] != "on_close"]
+            op["ops"] = [] if rng.random() < 0.3 else self.ops(rng.randint(1, 2), handler=True, own=True)
         return op
 
     def value(self) -> Any:

@@ -101,6 +101,15 @@ def shown(v: Any) -> Any:
     return v
 
 
+def _close(ws: durable.WebSocket, args: dict[str, Any]) -> None:
+    if "reason" in args:
+        ws.close(args.get("code"), args["reason"])
+    elif "code" in args:
+        ws.close(args["code"])
+    else:
+        ws.close()
+
+
 class WsFuzz(durable.DurableObject):
     """Accepts every upgrade with the tags in its URL and runs server ops (``ws_worker.js``)."""
 
@@ -152,10 +161,13 @@ class WsFuzz(durable.DurableObject):
             return "sent"
         if kind == "close":
             ws = self.socket(op, current)
-            ws.close(*([op["code"]] if "code" in op else []), *([op["reason"]] if "reason" in op else []))
+            _close(ws, op)
             return ws.ready_state
         if kind == "state":
             return self.socket(op, current).ready_state
+        if kind == "props":
+            ws = self.socket(op, current)
+            return [ws.url, ws.protocol, ws.extensions]
         if kind == "attach":
             self.socket(op, current).serialize_attachment(value(op["value"]))
             return "attached"
@@ -265,11 +277,13 @@ class DurableWs:
                 ws.send(message(s["data"]))
                 return "sent"
             if kind == "cclose":
-                ws.close(*([s["code"]] if "code" in s else []), *([s["reason"]] if "reason" in s else []))
+                _close(ws, s)
                 seen[s["c"]].append(["closed by the client"])
                 return ws.ready_state
             if kind == "cstate":
                 return ws.ready_state
+            if kind == "cprops":
+                return [ws.url, ws.protocol, ws.extensions]
             raise Exception(f"unknown step {kind}")
 
         for s in sequence["steps"]:

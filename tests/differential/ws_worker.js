@@ -130,6 +130,10 @@ export class WsFuzz extends DurableObject {
         return ws.readyState;
       }
       case "state": return this.socket(op, current).readyState;
+      case "props": {
+        const ws = this.socket(op, current);
+        return [ws.url ?? null, ws.protocol ?? null, ws.extensions ?? null];
+      }
       case "attach": this.socket(op, current).serializeAttachment(value(op.value)); return "attached";
       case "detach": return shown(this.socket(op, current).deserializeAttachment());
       case "list": return ctx.getWebSockets(...(op.tag === undefined ? [] : [op.tag])).map((ws) => [ctx.getTags(ws)[0], ws.readyState]);
@@ -214,6 +218,10 @@ export default {
           return ws.readyState;
         }
         case "cstate": return client(step.c).readyState;
+        case "cprops": {
+          const ws = client(step.c);
+          return [ws.url ?? null, ws.protocol ?? null, ws.extensions ?? null];
+        }
         case "burst": // client steps with no wait between them
           return step.steps.map((s) => {
             try {
