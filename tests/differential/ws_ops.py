@@ -195,11 +195,54 @@ class Generator:
     def value(self) -> Any:
         rng = self.rng
         roll = rng.random()
-        if roll < 0.3:
+        if roll < 0.2:
             return rng.choice([None, 0, 1.5, -7, True, "", "hi", "é€\U0001f600", [1, "a", None], {"k": [1, {"z": 2}]}])
-        if roll < 0.8:
+        if roll < 0.45:
             n = rng.choice((100, 2049, 16_370, 16_378, 16_379, 16_380, 8_185, 8_186, 8_190, 20_000))
             return {"$": "big", "n": n, "ch": rng.choice(("a", "é", "€"))}
-        if roll < 0.95:
+        if roll < 0.5:
             return {"$": "map", "v": [[1, "one"], ["k", [2, 3]]]}
-        return {"$": "fn"}
+        if roll < 0.53:
+            return {"$": "fn"}
+        # A varied value padded to near the limit: when refused, workerd's message gives its size.
+        pad = {"$": "big", "n": rng.randint(15_600, 16_400), "ch": rng.choice(("a", "é", "a"))}
+        return [self.rich(3), pad] if rng.random() < 0.5 else {"x": pad, "y": self.rich(3)}
+
+    def rich(self, depth: int) -> Any:
+        """A value of the types both sides clone alike (``value`` in ``ws_worker.js``)."""
+        rng = self.rng
+        kinds = ["int", "bigint", "float", "str", "bool", "null", "bytes"]
+        if depth > 0:
+            kinds += ["list", "list", "dict", "map", "set", "floats"]
+        kind = rng.choice(kinds)
+        if kind == "int":
+            return rng.choice(
+                (0, 1, -1, 63, 64, 127, 128, 8191, 8192, 2**30 - 1, 2**30, -(2**30), -(2**30) - 1, 2**31, 2**53 - 1)
+            )
+        if kind == "bigint":
+            return {"$": "bigint", "v": str(rng.choice((2**53, 2**63, -(2**64), 10**30)))}
+        if kind == "float":
+            return rng.choice((0.5, -1.25, 1e300, 2.0**-30, 3.0))
+        if kind == "str":
+            return rng.choice(("", "a", "é" * 3, "€", "\U0001f600", "ab" * 40, "x€y"))
+        if kind == "bool":
+            return rng.random() < 0.5
+        if kind == "null":
+            return None
+        if kind == "bytes":
+            return {"$": "u8", "hex": bytes(rng.randrange(256) for _ in range(rng.choice((0, 1, 20, 130)))).hex()}
+        if kind == "floats":  # an array V8 keeps as doubles when one item is not a small integer
+            return [rng.choice((1, 2, 0.5, 2**31)) for _ in range(rng.randint(1, 5))]
+        if kind == "list":
+            return [self.rich(depth - 1) for _ in range(rng.randint(0, 4))]
+        if kind == "dict":
+            keys = rng.sample(
+                ["a", "b", "0", "7", "12", "4294967294", "4294967295", "-1", "01", "é"], rng.randint(0, 4)
+            )
+            return {k: self.rich(depth - 1) for k in keys}
+        if kind == "map":
+            keys = rng.sample([1, 2, "a", 2**31], rng.randint(0, 3))
+            if all(isinstance(k, str) for k in keys):  # (durable keeps a dict of str keys an Object)
+                keys.append(5)
+            return {"$": "map", "v": [[k, self.rich(depth - 1)] for k in keys]}
+        return {"$": "set", "v": rng.sample(["a", "b", 1, 2, 2**40], rng.randint(0, 4))}

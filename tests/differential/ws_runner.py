@@ -81,6 +81,12 @@ def value(spec: Any) -> Any:
             return spec["ch"] * spec["n"]
         if kind == "map":
             return {k: value(v) for k, v in spec["v"]}
+        if kind == "set":
+            return {value(v) for v in spec["v"]}
+        if kind == "bigint":
+            return int(spec["v"])
+        if kind == "u8":
+            return bytes.fromhex(spec["hex"])
         if kind == "fn":
             return lambda: 1
         return {k: value(v) for k, v in spec.items()}
@@ -90,13 +96,21 @@ def value(spec: Any) -> Any:
 def shown(v: Any) -> Any:
     if isinstance(v, str):
         return {"$": "str", "n": len(v.encode("utf-16-le")) // 2, "head": v[:8]} if len(v) > 40 else v
-    if isinstance(v, list):
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, int) and abs(v) >= 2**53:
+        return {"$": "bigint", "v": str(v)}
+    if isinstance(v, list | tuple):
         return [shown(x) for x in v]
+    if isinstance(v, set | frozenset):
+        return {"$": "set", "v": sorted(json.dumps(shown(x), separators=(",", ":")) for x in v)}
+    if isinstance(v, bytes):
+        return {"$": "u8", "hex": v.hex()}
     if isinstance(v, dict):
         if all(isinstance(k, str) for k in v):
             return {k: shown(x) for k, x in v.items()}
         return {"$": "map", "v": [[shown(k), shown(x)] for k, x in v.items()]}
-    if isinstance(v, float) and v.is_integer():
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
         return int(v)
     return v
 
