@@ -241,8 +241,8 @@ class Generator:
             )
             return {k: self.rich(depth - 1) for k in keys}
         if kind == "map":
-            keys = rng.sample([1, 2, "a", 2**31], rng.randint(0, 3))
-            if all(isinstance(k, str) for k in keys):  # (durable keeps a dict of str keys an Object)
-                keys.append(5)
-            return {"$": "map", "v": [[k, self.rich(depth - 1)] for k in keys]}
+            map_keys: list[Any] = rng.sample([1, 2, "a", 2**31], rng.randint(0, 3))
+            if all(isinstance(k, str) for k in map_keys):  # (durable keeps a dict of str keys an Object)
+                map_keys.append(5)
+            return {"$": "map", "v": [[k, self.rich(depth - 1)] for k in map_keys]}
         return {"$": "set", "v": rng.sample(["a", "b", 1, 2, 2**40], rng.randint(0, 4))}
