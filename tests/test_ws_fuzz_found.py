@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import durable
@@ -68,3 +70,91 @@ class TestCloseChecksOrder:
 
 class Obj(durable.DurableObject):
     pass
+
+
+ONLY_HIBERNATABLE = "only hibernatable websockets can have tags."
+NOT_ACCEPTED_TAGS = "you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket."
+
+
+class TestTagsOfAClosedStandardSocket:
+    """``ctx.getTags(ws)`` on an end accepted with ``accept()`` says "only hibernatable websockets
+    can have tags." while it is OPEN or CLOSING, and "you must call 'acceptWebSocket()' ..." once
+    it is CLOSED (workerd, miniflare 4.20260426, 2026-04-20: after its own close() answered, and
+    after the peer's close; run_ws.py seeds 13 and 14). durable said the first in every state."""
+
+    async def test_states(self, durable_runtime: durable.Runtime) -> None:
+        async def check(obj: durable.DurableObject, ctx: durable.State) -> list[str]:
+            def tags(ws: durable.WebSocket) -> str:
+                try:
+                    return str(ctx.get_tags(ws))
+                except durable.WebSocketError as exc:
+                    return f"{ws.ready_state} {exc}"
+
+            client, server = durable.WebSocketPair()
+            server.accept()
+            client.accept()
+            seen = [tags(server)]
+            server.close(1000, "x")
+            seen.append(tags(server))
+            for _ in range(5):  # the client's reply crosses the loop
+                await asyncio.sleep(0)
+            seen.append(tags(server))
+            client2, server2 = durable.WebSocketPair()
+            server2.accept()
+            client2.accept()
+            client2.close(1000, "y")
+            for _ in range(5):
+                await asyncio.sleep(0)
+            seen.append(tags(server2))
+            return seen
+
+        stub = durable_runtime.namespace(Obj).get_by_name("tags")
+        assert await run_in_object(stub, check) == [
+            f"1 {ONLY_HIBERNATABLE}",
+            f"2 {ONLY_HIBERNATABLE}",
+            f"3 {NOT_ACCEPTED_TAGS}",
+            f"3 {NOT_ACCEPTED_TAGS}",
+        ]
+
+    async def test_inside_its_listeners(self, durable_runtime: durable.Runtime) -> None:
+        """Inside its "close" listener (and the "error" listener after a "message" listener
+        raised) the CLOSED end still gets "only hibernatable ..." (workerd, same probe; run_ws.py
+        seed 13); afterwards the other message."""
+
+        async def check(obj: durable.DurableObject, ctx: durable.State) -> list[str]:
+            seen: list[str] = []
+
+            def tags(ws: durable.WebSocket) -> None:
+                try:
+                    ctx.get_tags(ws)
+                except durable.WebSocketError as exc:
+                    seen.append(f"{ws.ready_state} {exc}")
+
+            client, server = durable.WebSocketPair()
+            server.accept()
+            client.accept()
+            server.add_event_listener("close", lambda e: tags(server))
+            client.close(1000, "bye")
+            client2, server2 = durable.WebSocketPair()
+            server2.accept()
+            client2.accept()
+
+            def boom(event: object) -> None:
+                raise RuntimeError("boom")
+
+            server2.add_event_listener("message", boom)
+            server2.add_event_listener("error", lambda e: tags(server2))
+            client2.send("x")
+            for _ in range(10):
+                await asyncio.sleep(0)
+            tags(server)
+            tags(server2)
+            return seen
+
+        stub = durable_runtime.namespace(Obj).get_by_name("listeners")
+        assert await run_in_object(stub, check) == [
+            f"3 {ONLY_HIBERNATABLE}",
+            f"3 {ONLY_HIBERNATABLE}",
+            f"3 {NOT_ACCEPTED_TAGS}",
+            f"3 {NOT_ACCEPTED_TAGS}",
+        ]

@@ -85,6 +85,8 @@ class Generator:
             tags += [rng.choice(("a", "b", id)) for _ in range(rng.randint(1, 4))]
         else:
             tags += rng.sample(["a", "b", "room:1", "é"], rng.randint(0, 3))
+        if rng.random() < 0.15:  # accepted with accept(): events to listeners, not hibernatable
+            return {"step": "open", "id": id, "tags": [id], "standard": True}
         return {"step": "open", "id": id, "tags": tags}
 
     def step(self) -> Step:

@@ -25,6 +25,10 @@ LOGS: dict[str, dict[str, list[Any]]] = {}
 """Server events by object id, then socket id: a module global, as ``LOGS`` in ``ws_worker.js``."""
 ON_CLOSE: dict[str, list[Step]] = {}
 """The ops each object's close handler runs (the ``on_close`` op)."""
+STANDARD: dict[str, dict[str, durable.WebSocket]] = {}
+"""Sockets accepted with ``accept()``, by object id, then socket id (``STANDARD`` in ``ws_worker.js``)."""
+STANDARD_IDS: dict[int, str] = {}
+"""The id of each such socket, by ``id()`` (they stay in ``STANDARD``)."""
 
 
 def failure(exc: BaseException) -> dict[str, Any]:
@@ -115,6 +119,10 @@ def shown(v: Any) -> Any:
     return v
 
 
+id_of = id
+"""(``id`` is a socket id's name below.)"""
+
+
 def _close(ws: durable.WebSocket, args: dict[str, Any]) -> None:
     if "reason" in args:
         ws.close(args.get("code"), args["reason"])
@@ -129,12 +137,21 @@ class WsFuzz(durable.DurableObject):
 
     def log(self, ws: durable.WebSocket, event: list[Any]) -> None:
         logs = LOGS.setdefault(str(self.ctx.id), {})
-        logs.setdefault(self.ctx.get_tags(ws)[0], []).append(event)
+        id = STANDARD_IDS.get(id_of(ws)) or self.ctx.get_tags(ws)[0]
+        logs.setdefault(id, []).append(event)
 
     async def fetch(self, request: durable.Request) -> durable.Response:
         query = parse_qs(urlsplit(request.url).query)
         tags = json.loads(query["tags"][0])
         client, server = durable.WebSocketPair()
+        if "standard" in query:  # accept(), events to listeners; the id is tags[0]
+            STANDARD.setdefault(str(self.ctx.id), {})[tags[0]] = server
+            STANDARD_IDS[id_of(server)] = tags[0]
+            server.accept()
+            server.add_event_listener("message", lambda e: self.on_message(server, e.data))
+            server.add_event_listener("close", lambda e: self.on_close(server, e.code, e.reason, e.was_clean))
+            server.add_event_listener("error", lambda e: self.log(server, ["error", str(e.error)]))
+            return durable.Response(None, status=101, web_socket=client)
         try:
             self.ctx.accept_web_socket(server, tags)
         except Exception as exc:
@@ -162,6 +179,9 @@ class WsFuzz(durable.DurableObject):
         if op["ws"] == "self":
             assert current is not None
             return current
+        standard = STANDARD.get(str(self.ctx.id), {}).get(op["ws"])
+        if standard is not None:
+            return standard
         found = self.ctx.get_web_sockets(op["ws"])
         if not found:
             raise Exception(f"no socket {op['ws']}")
@@ -213,11 +233,17 @@ class WsFuzz(durable.DurableObject):
         raise Exception(f"unknown op {kind}")
 
     async def web_socket_message(self, ws: durable.WebSocket, msg: str | bytes) -> None:
+        self.on_message(ws, msg)
+
+    def on_message(self, ws: durable.WebSocket, msg: str | bytes) -> None:
         self.log(ws, ["message", describe(msg), ws.ready_state])
         if isinstance(msg, str) and msg.startswith("cmd:"):
             self.log(ws, ["ran", self.ops(json.loads(msg[4:]), ws)])
 
     async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
+        self.on_close(ws, code, reason, was_clean)
+
+    def on_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
         self.log(ws, ["close", code, reason, was_clean, ws.ready_state])
         on_close = ON_CLOSE.get(str(self.ctx.id))
         if on_close:
@@ -255,6 +281,8 @@ class DurableWs:
             kind = s["step"]
             if kind == "open":
                 url = f"http://o/?object={quote(name)}&tags={quote(json.dumps(s['tags']))}"
+                if s.get("standard"):
+                    url += "&standard=1"
                 response = await stub.fetch(url, headers={"Upgrade": "websocket"})
                 ws = response.web_socket
                 if ws is None:
@@ -329,10 +357,16 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
       (compatibility date 2026-04-07 and later), and a ``send()`` in ``webSocketClose`` reaches the
       client in workerd, not here (the Close was answered); so the state a client that closed
       reports is only "closing or closed";
-    - the ``"error"`` event workerd often sends a client after its close (``Network connection
-      lost``), from timing;
+    - the ``"error"`` event workerd often sends a client, or a socket accepted with ``accept()``,
+      after its close (``Network connection lost.``, also before a 1006 close), from timing;
     - the ``readyState`` inside ``webSocketClose`` (also as the ``state``, ``close`` and ``list``
       ops there give it): workerd's ``CLOSING`` against durable's ``CLOSED`` (the API contract);
+    - the 1006 close a client gets when a listener of its socket (accepted with ``accept()``)
+      raised: workerd (miniflare 4.20260426) sent none when the listener had sent a message
+      before raising;
+    - the close event of a socket accepted with ``accept()`` that got messages after its own
+      ``close()``: workerd (miniflare 4.20260426) reported the client's answer with one or three
+      such messages but ``1006`` (a lost connection, ``CLOSING``) with exactly two;
     - the message of a ``DataCloneError`` (JavaScript names the function by its source text).
     """
     observed = json.loads(json.dumps(observed))
@@ -344,17 +378,25 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
         if step["step"] in ("cclose", "cstate") and step["c"] in closed and result in (2, 3):
             results[index] = "closing"
     _clone_messages(observed)
+    raised = {id for id, log in observed["server"].items() if any(e[0] == "error" for e in log)}
+    lost = ["close", 1006, "WebSocket disconnected without sending Close frame.", False]
     for client, log in observed["clients"].items():
+        if client in raised:  # (a listener raised: the connection drop reaches the client or not)
+            log[:] = [e for e in log if e != lost]
         kept: list[Any] = []
         for event in log:
             if event[0] == "closed by the client":
                 break
-            if event[0] == "error" and any(e[0] == "close" for e in kept):
+            if event[0] == "error" and (event[1] == "Network connection lost." or any(e[0] == "close" for e in kept)):
                 continue
             kept.append(event)
         observed["clients"][client] = kept
+    standard = {step["id"] for step in sequence["steps"] if step["step"] == "open" and step.get("standard")}
     for id, log in observed["server"].items():
-        for event in log:
+        log[:] = [e for i, e in enumerate(log) if not (e[0] == "error" and any(x[0] == "close" for x in log[:i]))]
+        for index, event in enumerate(log):
+            if event[0] == "close" and id in standard and any(e[0] == "message" and e[2] == 2 for e in log[:index]):
+                event[1:4] = ["(the client's answer, or a lost connection)", "", None]
             if event[0] == "close" and event[4] in (2, 3):
                 event[4] = "closing"
             if event[0] == "ran_close":

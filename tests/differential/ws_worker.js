@@ -7,6 +7,8 @@ import { DurableObject } from "cloudflare:workers";
 
 const LOGS = new Map(); // object id -> {socket id -> [server events]}: survives a new instance
 const ON_CLOSE = new Map(); // object id -> the ops webSocketClose runs (the "on_close" op)
+const STANDARD = new Map(); // object id -> {socket id -> a socket accepted with accept()}
+const STANDARD_IDS = new WeakMap(); // such a socket -> its id
 
 function failure(e) {
   const name = String(e?.name);
@@ -91,7 +93,7 @@ function shown(v) {
 export class WsFuzz extends DurableObject {
   log(ws, event) {
     const name = this.ctx.id.toString();
-    const id = this.ctx.getTags(ws)[0];
+    const id = STANDARD_IDS.get(ws) ?? this.ctx.getTags(ws)[0];
     const logs = LOGS.get(name) ?? {};
     LOGS.set(name, logs);
     (logs[id] ??= []).push(event);
@@ -101,6 +103,18 @@ export class WsFuzz extends DurableObject {
     const url = new URL(request.url);
     const tags = JSON.parse(url.searchParams.get("tags"));
     const [client, server] = Object.values(new WebSocketPair());
+    if (url.searchParams.get("standard")) { // accept(), events to listeners; the id is tags[0]
+      const name = this.ctx.id.toString();
+      if (!STANDARD.has(name)) STANDARD.set(name, {});
+      STANDARD.get(name)[tags[0]] = server;
+      STANDARD_IDS.set(server, tags[0]);
+      server.accept();
+      server.binaryType = "arraybuffer";
+      server.addEventListener("message", (e) => this.onMessage(server, e.data));
+      server.addEventListener("close", (e) => this.onClose(server, e.code, e.reason, e.wasClean));
+      server.addEventListener("error", (e) => this.log(server, ["error", String(e.error?.message ?? e.message)]));
+      return new Response(null, { status: 101, webSocket: client });
+    }
     try {
       this.ctx.acceptWebSocket(server, tags);
     } catch (e) {
@@ -132,6 +146,8 @@ export class WsFuzz extends DurableObject {
 
   socket(op, current) {
     if (op.ws === "self") return current;
+    const standard = STANDARD.get(this.ctx.id.toString())?.[op.ws];
+    if (standard) return standard;
     const found = this.ctx.getWebSockets(op.ws);
     if (found.length === 0) throw new Error(`no socket ${op.ws}`);
     return found[0];
@@ -177,6 +193,10 @@ export class WsFuzz extends DurableObject {
   }
 
   async webSocketMessage(ws, msg) {
+    this.onMessage(ws, msg);
+  }
+
+  onMessage(ws, msg) {
     this.log(ws, ["message", describe(msg), ws.readyState]);
     if (typeof msg === "string" && msg.startsWith("cmd:")) {
       const ops = JSON.parse(msg.slice(4));
@@ -185,6 +205,10 @@ export class WsFuzz extends DurableObject {
   }
 
   async webSocketClose(ws, code, reason, wasClean) {
+    this.onClose(ws, code, reason, wasClean);
+  }
+
+  onClose(ws, code, reason, wasClean) {
     this.log(ws, ["close", code, reason, wasClean, ws.readyState]);
     const onClose = ON_CLOSE.get(this.ctx.id.toString());
     if (onClose?.length) this.log(ws, ["ran_close", onClose, this.ops(onClose, ws)]);
@@ -216,6 +240,7 @@ export default {
       results.push(result);
       await settle();
     }
+    await new Promise((r) => setTimeout(r, 60)); // a listener that threw drops the connection ~30 ms later
     const server = await stub.logs();
     return Response.json({ results, clients: seen, server });
 
@@ -257,7 +282,7 @@ export default {
     async function runAsyncStep(step) {
       switch (step.step) {
         case "open": {
-          const url = `http://o/?object=${encodeURIComponent(object)}&tags=${encodeURIComponent(JSON.stringify(step.tags))}`;
+          const url = `http://o/?object=${encodeURIComponent(object)}&tags=${encodeURIComponent(JSON.stringify(step.tags))}${step.standard ? "&standard=1" : ""}`;
           const response = await stub.fetch(url, { headers: { Upgrade: "websocket" } });
           const ws = response.webSocket;
           if (!ws) return { status: response.status, refused: await response.json() };
@@ -267,7 +292,7 @@ export default {
           clients[step.id] = ws;
           ws.addEventListener("message", (e) => log.push(["message", describe(e.data)]));
           ws.addEventListener("close", (e) => log.push(["close", e.code, e.reason, e.wasClean]));
-          ws.addEventListener("error", (e) => log.push(["error", String(e.message ?? e.error)]));
+          ws.addEventListener("error", (e) => log.push(["error", String(e.error?.message ?? e.message)]));
           return { status: response.status };
         }
         case "srv": return await stub.run(step.ops);
