@@ -363,14 +363,16 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
       ops there give it): workerd's ``CLOSING`` against durable's ``CLOSED`` (the API contract);
     - the 1006 close a client gets when a listener of its socket (accepted with ``accept()``)
       raised: workerd (miniflare 4.20260426) sent none when the listener had sent a message
-      before raising;
+      before raising, and its client is ``CLOSING`` after such a close where durable's is
+      ``CLOSED``;
     - the close event of a socket accepted with ``accept()`` that got messages after its own
       ``close()``: workerd (miniflare 4.20260426) reported the client's answer with one or three
       such messages but ``1006`` (a lost connection, ``CLOSING``) with exactly two;
     - the message of a ``DataCloneError`` (JavaScript names the function by its source text).
     """
     observed = json.loads(json.dumps(observed))
-    closed: set[str] = set()
+    raised = {id for id, log in observed["server"].items() if any(e[0] == "error" for e in log)}
+    closed: set[str] = set(raised)  # (a lost connection leaves workerd's client CLOSING, not CLOSED)
     for step, results, index in _client_steps(sequence["steps"], observed["results"]):
         result = results[index]
         if step["step"] == "cclose" and isinstance(result, int):
@@ -378,7 +380,6 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
         if step["step"] in ("cclose", "cstate") and step["c"] in closed and result in (2, 3):
             results[index] = "closing"
     _clone_messages(observed)
-    raised = {id for id, log in observed["server"].items() if any(e[0] == "error" for e in log)}
     lost = ["close", 1006, "WebSocket disconnected without sending Close frame.", False]
     for client, log in observed["clients"].items():
         if client in raised:  # (a listener raised: the connection drop reaches the client or not)
@@ -387,13 +388,13 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
         for event in log:
             if event[0] == "closed by the client":
                 break
-            if event[0] == "error" and (event[1] == "Network connection lost." or any(e[0] == "close" for e in kept)):
+            if event[0] == "error" and _after_close(event, kept):
                 continue
             kept.append(event)
         observed["clients"][client] = kept
     standard = {step["id"] for step in sequence["steps"] if step["step"] == "open" and step.get("standard")}
     for id, log in observed["server"].items():
-        log[:] = [e for i, e in enumerate(log) if not (e[0] == "error" and any(x[0] == "close" for x in log[:i]))]
+        log[:] = [e for i, e in enumerate(log) if not (e[0] == "error" and _after_close(e, log[:i]))]
         for index, event in enumerate(log):
             if event[0] == "close" and id in standard and any(e[0] == "message" and e[2] == 2 for e in log[:index]):
                 event[1:4] = ["(the client's answer, or a lost connection)", "", None]
@@ -406,6 +407,12 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
                     if op["op"] == "list" and "ok" in result:  # (the socket is listed while it closes)
                         result["ok"] = [[i, "closing" if i == id and s in (2, 3) else s] for i, s in result["ok"]]
     return observed
+
+
+def _after_close(error: list[Any], before: list[Any]) -> bool:
+    """Whether an ``"error"`` event is workerd's noticing the connection end (it may come just
+    before the close event too)."""
+    return error[1] == "Network connection lost." or any(e[0] == "close" for e in before)
 
 
 def _client_steps(steps: list[Step], results: list[Any]) -> Iterator[tuple[Step, list[Any], int]]:
