@@ -2,7 +2,7 @@
 hibernatable sockets, run in real workerd and in durable (``tests/differential/ws_ops.py``).
 
 Needs ``node`` and ``npm install --prefix tests/differential``; without them the tests that talk
-to workerd skip. ``DURABLE_WS_DIFFERENTIAL_SEQUENCES`` (default 12) and
+to workerd skip. ``DURABLE_WS_DIFFERENTIAL_SEQUENCES`` (default 10) and
 ``DURABLE_WS_DIFFERENTIAL_SEED`` (default 0) choose how many sequences run and from which seed;
 ``python tests/differential/run_ws.py N --seed S`` runs more by hand and prints every difference.
 """
@@ -38,7 +38,7 @@ class TestRandomSequences:
     async def test_no_unexplained_difference(self, workerd: Workerd, durable_runtime: durable.Runtime) -> None:
         """Every step's result, every message and close each client got and every event the
         object's handlers saw are alike in workerd and in durable (after ``normalize``)."""
-        count = int(os.environ.get("DURABLE_WS_DIFFERENTIAL_SEQUENCES", "12"))
+        count = int(os.environ.get("DURABLE_WS_DIFFERENTIAL_SEQUENCES", "10"))
         seed = int(os.environ.get("DURABLE_WS_DIFFERENTIAL_SEED", "0"))
         side = DurableWs(durable_runtime)
         gen = Generator(seed)
