@@ -44,7 +44,7 @@ from ._wsbase import (
 if TYPE_CHECKING:
     from ._websocket import WebSocket
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "in_listener"]
 
 log = logging.getLogger("durable")
 
@@ -298,7 +298,7 @@ class Delivery:
         if self._failed or listeners is None or listener not in listeners.get(event.type, ()):
             return None
         try:
-            return listener(event)
+            return _listen(self.socket, listener, event)
         except Exception as exc:
             self._failed = True  # after ctx.abort() (a reset) no more of its code runs, "error" listeners included
             if event.type != ERROR and not getattr(exc, "durable_object_reset", False):
@@ -371,8 +371,26 @@ def _listener_raised(socket: WebSocket, error_listeners: list[Callable[[Any], An
     socket.network.disconnect()
     error_event = ErrorEvent(socket, exc)
     for listener in list(error_listeners):
-        if not _run_listener(functools.partial(listener, error_event)):
+        if not _run_listener(functools.partial(_listen, socket, listener, error_event)):
             break  # an error listener that raises skips the later ones too
+
+
+_LISTENING: set[int] = set()
+"""``id()`` of each socket one of whose listeners is running (:func:`in_listener`)."""
+
+
+def in_listener(socket: WebSocket) -> bool:
+    """Whether a listener of ``socket`` is running: ``ctx.get_tags()`` words its error for an end
+    accepted with ``accept()`` by it, as workerd does (see ``_state.tags_of``)."""
+    return id(socket) in _LISTENING
+
+
+def _listen(socket: WebSocket, listener: Callable[[Any], Any], event: Any) -> Any:
+    _LISTENING.add(id(socket))
+    try:
+        return listener(event)
+    finally:
+        _LISTENING.discard(id(socket))
 
 
 def _make_event(socket: WebSocket, frame: tuple[Any, ...]) -> Any:

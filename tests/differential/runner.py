@@ -39,12 +39,13 @@ def harness_missing() -> str | None:
 
 
 class Workerd:
-    """A running ``harness.mjs``: one workerd process serving calls, until ``close()``."""
+    """A running ``harness.mjs`` (or another harness ``script`` of this folder, e.g.
+    ``ws_harness.mjs``): one workerd process serving calls, until ``close()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, script: str = "harness.mjs") -> None:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the harness
         self._proc = subprocess.Popen(
-            ["node", str(HERE / "harness.mjs")],
+            ["node", str(HERE / script)],
             cwd=HERE,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

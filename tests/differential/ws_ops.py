@@ -1,0 +1,250 @@
+"""Random WebSocket sequences for one object, for the WebSocket differential test.
+
+A sequence is ``{"object": NAME, "steps": [step, ...]}``, run in workerd by ``ws_worker.js`` (through
+``ws_harness.mjs``) and in durable by ``ws_runner.py``. The driver plays the clients; a step is
+
+- ``{"step": "open", "id": "c3", "tags": [...]}``: a client connects (``stub.fetch`` with
+  ``Upgrade: websocket``); the object accepts its end with ``ctx.acceptWebSocket(ws, tags)``, the
+  first tag being the socket's id (the handlers and ops find sockets by it; a refused tag list
+  answers 400 with the error);
+- ``csend`` (``c``, ``data``), ``cclose`` (``c``, optional ``code`` and ``reason``), ``cstate``,
+  ``cprops`` (``c``): what a client does with its end; ``burst`` (``steps``): such steps with no wait between
+  them (the others wait until everything they set off has happened);
+- ``srv`` (``ops``): an RPC call in which the object runs server ops;
+- ``hibernate``: durable hibernates the object when nothing keeps it awake (miniflare cannot
+  hibernate on demand, so workerd does nothing: the observations must not change).
+
+A server op names its socket by id (``ws``; ``"self"`` inside a handler): ``send``, ``close``,
+``state``, ``props`` (``url``, ``protocol``, ``extensions``), ``attach`` (``serializeAttachment``), ``detach`` (``deserializeAttachment``), ``list``
+(``getWebSockets(tag)``), ``tags``, ``auto`` (``setWebSocketAutoResponse``), ``get_auto``,
+``auto_ts``, ``timeout`` (``setHibernatableWebSocketEventTimeout``), ``get_timeout``, ``on_close``
+(ops the close handler runs) and ``throw``. A client message ``"cmd:" + JSON`` makes the object's
+``webSocketMessage`` run those ops on the socket it came from (``throw`` makes the handler throw).
+
+Data is ``{"t": text}``, ``{"b": hex}``, ``{"big_t": n, "ch": c}`` or ``{"big_b": n}``; an attachment
+value is JSON or ``{"$": "big", "n": n, "ch": c}``, ``{"$": "map", "v": [[k, v], ...]}``,
+``{"$": "fn"}`` (not cloneable).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+Step = dict[str, Any]
+Sequence = dict[str, Any]
+
+CODES = (1000, 1001, 1002, 1003, 1007, 1010, 1011, 1012, 1013, 1014, 2000, 2999, 3000, 3999, 4000, 4999)
+BAD_CODES = (0, 999, 1004, 1005, 1006, 1015, 1016, 5000, 65536)
+REASONS = ("", "bye", "é" * 61, "é" * 62, "a" * 123, "a" * 124, "€" * 41, "€" * 42, "\U0001f600" * 31)
+TAGS = ("a", "b", "room:1", "", "é", "x" * 256, "x" * 257, "€" * 86)
+TEXTS = ("", "hello", "héllo €", "\U0001f600", "a" * 40, "ping", "pong")
+AUTO = (
+    ("ping", "pong"),
+    ("hello", "world"),
+    ("", ""),
+    ("ping", ""),
+    ("a" * 2048, "b"),
+    ("a" * 2049, "b"),
+    ("p", "é" * 2048),
+)
+OWN_OPS = ("send", "close", "state", "props", "attach", "detach", "tags", "auto_ts")
+"""The ops a handler may run in a burst or in ``webSocketClose``: on its own socket only. Events of
+different sockets interleave by latency in workerd (a socket's Close can overtake another's
+earlier Close still behind a message), so an op that looks at other sockets, or at the
+auto-response they share, would see an order that neither side defines."""
+TIMEOUTS = (0, 1, 5000, 604_800_000, 604_800_001, -1, 1.5, None)
+
+
+class Generator:
+    """Draws sequences from a seeded ``random.Random`` (the same seed gives the same sequences)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.count = 0
+        self.seed = seed
+
+    def sequence(self) -> Sequence:
+        rng = self.rng
+        self.count += 1
+        self.opened: list[str] = []
+        self.auto: str | None = None
+        steps: list[Step] = [self.open(), *(self.step() for _ in range(rng.randint(3, 14)))]
+        return {"object": f"ws-{self.seed}-{self.count}", "steps": steps}
+
+    def open(self) -> Step:
+        rng = self.rng
+        id = f"c{len(self.opened)}"
+        self.opened.append(id)
+        tags = [id]
+        roll = rng.random()
+        if roll < 0.15:  # usually refused: too many or too long tags
+            tags += [rng.choice(TAGS) for _ in range(rng.choice((1, 9, 10)))]
+        elif roll < 0.25:  # repeated tags, or the id again
+            tags += [rng.choice(("a", "b", id)) for _ in range(rng.randint(1, 4))]
+        else:
+            tags += rng.sample(["a", "b", "room:1", "é"], rng.randint(0, 3))
+        if rng.random() < 0.15:  # accepted with accept(): events to listeners, not hibernatable
+            return {"step": "open", "id": id, "tags": [id], "standard": True}
+        return {"step": "open", "id": id, "tags": tags}
+
+    def step(self) -> Step:
+        rng = self.rng
+        kind = rng.choices(
+            ["open", "csend", "cmd", "cclose", "cstate", "srv", "hibernate", "auto_send", "burst"],
+            [2, 3, 3, 1.2, 0.5, 3, 1.5, 1, 2],
+        )[0]
+        if kind == "burst":
+            return {"step": "burst", "steps": [self.client_step() for _ in range(rng.randint(2, 5))]}
+        c = rng.choice(self.opened)
+        if kind == "open" and len(self.opened) < 5:
+            return self.open()
+        if kind == "csend" or kind == "open":
+            return {"step": "csend", "c": c, "data": self.data()}
+        if kind == "auto_send":
+            text = self.auto if self.auto is not None and rng.random() < 0.8 else rng.choice(("ping", "hello"))
+            if rng.random() < 0.15:  # the request's bytes in a binary message
+                return {"step": "csend", "c": c, "data": {"b": text.encode().hex()}}
+            return {"step": "csend", "c": c, "data": {"t": text}}
+        if kind == "cmd":
+            ops = self.ops(rng.randint(1, 4), handler=True)
+            return {"step": "csend", "c": c, "data": {"t": "cmd:" + json.dumps(ops)}}
+        if kind == "cclose":
+            return {"step": "cclose", "c": c, **self.close_args()}
+        if kind == "cstate":
+            return {"step": rng.choice(("cstate", "cprops")), "c": c}
+        if kind == "hibernate":
+            return {"step": "hibernate"}
+        return {"step": "srv", "ops": self.ops(rng.randint(1, 5), handler=False)}
+
+    def client_step(self) -> Step:
+        """A step on a client end, for a burst (steps with no wait between them)."""
+        rng = self.rng
+        c = rng.choice(self.opened)
+        kind = rng.choices(["csend", "cmd", "auto_send", "cclose", "cstate"], [3, 3, 1, 1.5, 0.5])[0]
+        if kind == "csend":
+            return {"step": "csend", "c": c, "data": self.data()}
+        if kind == "auto_send":
+            return {"step": "csend", "c": c, "data": {"t": self.auto or "ping"}}
+        if kind == "cmd":
+            ops = self.ops(rng.randint(1, 3), handler=True, own=True)
+            return {"step": "csend", "c": c, "data": {"t": "cmd:" + json.dumps(ops)}}
+        if kind == "cclose":
+            return {"step": "cclose", "c": c, **self.close_args()}
+        return {"step": "cstate", "c": c}
+
+    def close_args(self) -> dict[str, Any]:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.12:
+            return {}
+        if roll < 0.15:
+            return {"reason": rng.choice(REASONS)}
+        code = rng.choice(CODES) if roll < 0.75 else rng.choice(BAD_CODES)
+        if rng.random() < 0.4:
+            return {"code": code}
+        return {"code": code, "reason": rng.choice(REASONS)}
+
+    def data(self) -> dict[str, Any]:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.55:
+            return {"t": rng.choice(TEXTS)}
+        if roll < 0.75:
+            return {"b": rng.choice(("", "00", "ff00", bytes(range(20)).hex(), "deadbeef" * 3))}
+        if roll < 0.9:
+            return {"big_t": rng.choice((100, 70_000, 1_048_577)), "ch": rng.choice(("a", "é", "€"))}
+        return {"big_b": rng.choice((21, 65_536, 1_048_577))}
+
+    def ops(self, count: int, *, handler: bool, own: bool = False) -> list[Step]:
+        ops = [self.op(handler, own) for _ in range(count)]
+        if handler and self.rng.random() < 0.08:
+            ops.append({"op": "throw", "message": "handler boom"})
+        return ops
+
+    def op(self, handler: bool, own: bool = False) -> Step:
+        """A server op; ``own``: only on the handler's own socket (see ``OWN_OPS``)."""
+        rng = self.rng
+        kinds = [*OWN_OPS, "list", "auto", "get_auto", "timeout", "get_timeout", "on_close"]
+        kind = rng.choice(OWN_OPS if own else kinds)
+        ws = "self" if own or (handler and rng.random() < 0.7) else rng.choice(self.opened)
+        op: Step = {"op": kind}
+        if kind in OWN_OPS:
+            op["ws"] = ws
+        if kind == "send":
+            op["data"] = self.data()
+        elif kind == "close":
+            op.update(self.close_args())
+        elif kind == "attach":
+            op["value"] = self.value()
+        elif kind == "list":
+            if rng.random() < 0.7:
+                op["tag"] = rng.choice(["a", "b", "room:1", "é", "none", *self.opened])
+        elif kind == "auto":
+            pair = None if rng.random() < 0.2 else list(rng.choice(AUTO))
+            op["pair"] = pair
+            if pair is not None and len(pair[0]) <= 2048 and len(pair[1]) <= 2048:
+                self.auto = pair[0]
+        elif kind == "timeout":
+            ms = rng.choice(TIMEOUTS)
+            if ms is not None:
+                op["ms"] = ms
+        elif kind == "on_close":
+            op["ops"] = [] if rng.random() < 0.3 else self.ops(rng.randint(1, 2), handler=True, own=True)
+        return op
+
+    def value(self) -> Any:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.2:
+            return rng.choice([None, 0, 1.5, -7, True, "", "hi", "é€\U0001f600", [1, "a", None], {"k": [1, {"z": 2}]}])
+        if roll < 0.45:
+            n = rng.choice((100, 2049, 16_370, 16_378, 16_379, 16_380, 8_185, 8_186, 8_190, 20_000))
+            return {"$": "big", "n": n, "ch": rng.choice(("a", "é", "€"))}
+        if roll < 0.5:
+            return {"$": "map", "v": [[1, "one"], ["k", [2, 3]]]}
+        if roll < 0.53:
+            return {"$": "fn"}
+        # A varied value padded to near the limit: when refused, workerd's message gives its size.
+        pad = {"$": "big", "n": rng.randint(15_600, 16_400), "ch": rng.choice(("a", "é", "a"))}
+        return [self.rich(3), pad] if rng.random() < 0.5 else {"x": pad, "y": self.rich(3)}
+
+    def rich(self, depth: int) -> Any:
+        """A value of the types both sides clone alike (``value`` in ``ws_worker.js``)."""
+        rng = self.rng
+        kinds = ["int", "bigint", "float", "str", "bool", "null", "bytes"]
+        if depth > 0:
+            kinds += ["list", "list", "dict", "map", "set", "floats"]
+        kind = rng.choice(kinds)
+        if kind == "int":
+            return rng.choice(
+                (0, 1, -1, 63, 64, 127, 128, 8191, 8192, 2**30 - 1, 2**30, -(2**30), -(2**30) - 1, 2**31, 2**53 - 1)
+            )
+        if kind == "bigint":
+            return {"$": "bigint", "v": str(rng.choice((2**53, 2**63, -(2**64), 10**30)))}
+        if kind == "float":
+            return rng.choice((0.5, -1.25, 1e300, 2.0**-30, 3.0))
+        if kind == "str":
+            return rng.choice(("", "a", "é" * 3, "€", "\U0001f600", "ab" * 40, "x€y"))
+        if kind == "bool":
+            return rng.random() < 0.5
+        if kind == "null":
+            return None
+        if kind == "bytes":
+            return {"$": "u8", "hex": bytes(rng.randrange(256) for _ in range(rng.choice((0, 1, 20, 130)))).hex()}
+        if kind == "floats":  # an array V8 keeps as doubles when one item is not a small integer
+            return [rng.choice((1, 2, 0.5, 2**31)) for _ in range(rng.randint(1, 5))]
+        if kind == "list":
+            return [self.rich(depth - 1) for _ in range(rng.randint(0, 4))]
+        if kind == "dict":
+            keys = rng.sample(
+                ["a", "b", "0", "7", "12", "4294967294", "4294967295", "-1", "01", "é"], rng.randint(0, 4)
+            )
+            return {k: self.rich(depth - 1) for k in keys}
+        if kind == "map":
+            map_keys: list[Any] = rng.sample([1, 2, "a", 2**31], rng.randint(0, 3))
+            if all(isinstance(k, str) for k in map_keys):  # (durable keeps a dict of str keys an Object)
+                map_keys.append(5)
+            return {"$": "map", "v": [[k, self.rich(depth - 1)] for k in map_keys]}
+        return {"$": "set", "v": rng.sample(["a", "b", 1, 2, 2**40], rng.randint(0, 4))}

@@ -1,0 +1,90 @@
+"""The random WebSocket differential test: sequences of client and server steps on one object's
+hibernatable sockets, run in real workerd and in durable (``tests/differential/ws_ops.py``).
+
+Needs ``node`` and ``npm install --prefix tests/differential``; without them the tests that talk
+to workerd skip. ``DURABLE_WS_DIFFERENTIAL_SEQUENCES`` (default 10) and
+``DURABLE_WS_DIFFERENTIAL_SEED`` (default 0) choose how many sequences run and from which seed;
+``python tests/differential/run_ws.py N --seed S`` runs more by hand and prints every difference.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+from differential.runner import Workerd, harness_missing
+from differential.ws_ops import Generator
+from differential.ws_runner import DurableWs, differences, run_in_workerd
+
+import durable
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def workerd() -> Iterator[Workerd]:
+    missing = harness_missing()
+    if missing is not None:
+        pytest.skip(f"workerd is not available: {missing}")
+    harness = Workerd("ws_harness.mjs")
+    yield harness
+    harness.close()
+
+
+class TestRandomSequences:
+    async def test_no_unexplained_difference(self, workerd: Workerd, durable_runtime: durable.Runtime) -> None:
+        """Every step's result, every message and close each client got and every event the
+        object's handlers saw are alike in workerd and in durable (after ``normalize``)."""
+        count = int(os.environ.get("DURABLE_WS_DIFFERENTIAL_SEQUENCES", "10"))
+        seed = int(os.environ.get("DURABLE_WS_DIFFERENTIAL_SEED", "0"))
+        side = DurableWs(durable_runtime)
+        gen = Generator(seed)
+        found = []
+        for number in range(count):
+            sequence = gen.sequence()
+            expected = run_in_workerd(workerd, sequence)
+            diff = differences(sequence, expected, await side.run(sequence))
+            if diff:
+                found.append(f"sequence {number}: {json.dumps(sequence)[:2000]}\n" + "\n".join(diff))
+        assert not found, f"{len(found)} of {count} sequences differ (seed {seed}):\n" + "\n".join(found[:3])
+
+
+class TestComparison:
+    """The comparison itself (no workerd needed)."""
+
+    async def test_sees_a_difference(self, durable_runtime: durable.Runtime) -> None:
+        """A message changed, a result changed or an event left out is reported."""
+        gen = Generator(5)
+        sequence = next(s for s in (gen.sequence() for _ in range(50)) if len(s["steps"]) > 6)
+        got = await DurableWs(durable_runtime).run(sequence)
+        assert differences(sequence, got, got) == []
+        changed = copy.deepcopy(got)
+        changed["results"][0] = {"status": 500}
+        assert differences(sequence, got, changed)
+        server = next(iter(got["server"]), None)
+        if server is not None:
+            changed = copy.deepcopy(got)
+            changed["server"][server] = changed["server"][server][1:]
+            assert differences(sequence, got, changed)
+
+    def test_seeded(self) -> None:
+        """The same seed draws the same sequences; every step and op kind is drawn."""
+        first = [Generator(7).sequence() for _ in range(1)] + [Generator(7).sequence()]
+        assert first[0] == first[1]
+        gen = Generator(11)
+        text = json.dumps([gen.sequence() for _ in range(200)])
+        for kind in ("open", "csend", "cclose", "cstate", "srv", "hibernate"):
+            assert f'"step": "{kind}"' in text
+        for op in ("send", "close", "attach", "detach", "list", "tags", "auto", "get_auto", "auto_ts", "timeout"):
+            assert f'"op": "{op}"' in text or f'\\"op\\": \\"{op}\\"' in text
+        assert "throw" in text and "on_close" in text
+
+
+class TestWithoutNode:
+    def test_reports_missing_node(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without node on PATH, harness_missing() says so (and the workerd test skips)."""
+        monkeypatch.setenv("PATH", "")
+        assert harness_missing() == "node is not installed"

@@ -1,0 +1,160 @@
+"""Differences from workerd found by the random WebSocket differential test
+(``tests/differential/run_ws.py``), each measured in workerd (miniflare 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import durable
+from durable.testing import run_in_object
+
+TOO_LONG = "WebSocket close reason must not be longer than 123 bytes when UTF-8 encoded."
+NO_CODE = "If you specify a WebSocket close reason, you must also specify a code."
+
+
+class TestCloseChecksOrder:
+    """workerd checks ``close(code, reason)`` in this order: the code, then the reason's length, then
+    a reason without a code (miniflare 4.20260426, 2026-04-07, on a hibernatable, an accepted and
+    a not-yet-accepted end alike): ``close(undefined, "é".repeat(62))`` raised the length error,
+    ``close(undefined, "fine")`` the missing code, ``close(999, "é".repeat(62))`` ``Invalid
+    WebSocket close code: 999.``. durable raised the missing code for the first (run_ws.py seed 8)."""
+
+    @pytest.mark.parametrize("accepted", [True, False])
+    def test_long_reason_without_code(self, accepted: bool) -> None:
+        _client, server = durable.WebSocketPair()
+        if accepted:
+            server.accept()
+        with pytest.raises(durable.WebSocketError, match=f"^{TOO_LONG}$"):
+            server.close(None, "é" * 62)
+        with pytest.raises(durable.WebSocketError, match=f"^{TOO_LONG}$"):
+            server.close(None, "a" * 124)
+        assert server.ready_state == durable.WebSocket.OPEN
+
+    def test_short_reason_without_code(self) -> None:
+        _client, server = durable.WebSocketPair()
+        server.accept()
+        for reason in ("fine", "", "a" * 123):
+            with pytest.raises(durable.WebSocketError, match=f"^{NO_CODE}$") as info:
+                server.close(None, reason)
+            assert isinstance(info.value, TypeError)
+
+    def test_code_first(self) -> None:
+        _client, server = durable.WebSocketPair()
+        server.accept()
+        for code in (999, 1005):
+            with pytest.raises(durable.WebSocketError, match=f"^Invalid WebSocket close code: {code}.$"):
+                server.close(code, "é" * 62)
+        with pytest.raises(durable.WebSocketError, match=f"^{TOO_LONG}$"):
+            server.close(1000, "é" * 62)
+
+    async def test_in_an_object(self, durable_runtime: durable.Runtime) -> None:
+        """The same on a hibernatable socket, in the object."""
+
+        async def check(obj: durable.DurableObject, ctx: durable.State) -> list[str]:
+            _client, server = durable.WebSocketPair()
+            ctx.accept_web_socket(server)
+            out = []
+            for reason in ("é" * 62, "fine"):
+                try:
+                    server.close(None, reason)
+                except durable.WebSocketError as exc:
+                    out.append(str(exc))
+            return out
+
+        stub = durable_runtime.namespace(Obj).get_by_name("a")
+        assert await run_in_object(stub, check) == [TOO_LONG, NO_CODE]
+
+
+class Obj(durable.DurableObject):
+    pass
+
+
+ONLY_HIBERNATABLE = "only hibernatable websockets can have tags."
+NOT_ACCEPTED_TAGS = "you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket."
+
+
+class TestTagsOfAClosedStandardSocket:
+    """``ctx.getTags(ws)`` on an end accepted with ``accept()`` says "only hibernatable websockets
+    can have tags." while it is OPEN or CLOSING, and "you must call 'acceptWebSocket()' ..." once
+    it is CLOSED (workerd, miniflare 4.20260426, 2026-04-20: after its own close() answered, and
+    after the peer's close; run_ws.py seeds 13 and 14). durable said the first in every state."""
+
+    async def test_states(self, durable_runtime: durable.Runtime) -> None:
+        async def check(obj: durable.DurableObject, ctx: durable.State) -> list[str]:
+            def tags(ws: durable.WebSocket) -> str:
+                try:
+                    return str(ctx.get_tags(ws))
+                except durable.WebSocketError as exc:
+                    return f"{ws.ready_state} {exc}"
+
+            client, server = durable.WebSocketPair()
+            server.accept()
+            client.accept()
+            seen = [tags(server)]
+            server.close(1000, "x")
+            seen.append(tags(server))
+            for _ in range(5):  # the client's reply crosses the loop
+                await asyncio.sleep(0)
+            seen.append(tags(server))
+            client2, server2 = durable.WebSocketPair()
+            server2.accept()
+            client2.accept()
+            client2.close(1000, "y")
+            for _ in range(5):
+                await asyncio.sleep(0)
+            seen.append(tags(server2))
+            return seen
+
+        stub = durable_runtime.namespace(Obj).get_by_name("tags")
+        assert await run_in_object(stub, check) == [
+            f"1 {ONLY_HIBERNATABLE}",
+            f"2 {ONLY_HIBERNATABLE}",
+            f"3 {NOT_ACCEPTED_TAGS}",
+            f"3 {NOT_ACCEPTED_TAGS}",
+        ]
+
+    async def test_inside_its_listeners(self, durable_runtime: durable.Runtime) -> None:
+        """Inside its "close" listener (and the "error" listener after a "message" listener
+        raised) the CLOSED end still gets "only hibernatable ..." (workerd, same probe; run_ws.py
+        seed 13); afterwards the other message."""
+
+        async def check(obj: durable.DurableObject, ctx: durable.State) -> list[str]:
+            seen: list[str] = []
+
+            def tags(ws: durable.WebSocket) -> None:
+                try:
+                    ctx.get_tags(ws)
+                except durable.WebSocketError as exc:
+                    seen.append(f"{ws.ready_state} {exc}")
+
+            client, server = durable.WebSocketPair()
+            server.accept()
+            client.accept()
+            server.add_event_listener("close", lambda e: tags(server))
+            client.close(1000, "bye")
+            client2, server2 = durable.WebSocketPair()
+            server2.accept()
+            client2.accept()
+
+            def boom(event: object) -> None:
+                raise RuntimeError("boom")
+
+            server2.add_event_listener("message", boom)
+            server2.add_event_listener("error", lambda e: tags(server2))
+            client2.send("x")
+            for _ in range(10):
+                await asyncio.sleep(0)
+            tags(server)
+            tags(server2)
+            return seen
+
+        stub = durable_runtime.namespace(Obj).get_by_name("listeners")
+        assert await run_in_object(stub, check) == [
+            f"3 {ONLY_HIBERNATABLE}",
+            f"3 {ONLY_HIBERNATABLE}",
+            f"3 {NOT_ACCEPTED_TAGS}",
+            f"3 {NOT_ACCEPTED_TAGS}",
+        ]
