@@ -626,5 +626,6 @@ class Storage:
 #   encoding and the key times V8_SIZE_FACTOR pass the row limit (check_value_size's own first
 #   test; with no row limit, ``None`` taken as 0, it is called and checks nothing), so put()
 #   refuses exactly what encode_checked() refuses (tests/test_fast_paths.py).
-# The two frames less: seq-fetch 83,041 -> 81,377, conc-fetch 72,754 -> 71,155, seq-increment 69,413 -> 67,728
-# instructions per call (callgrind, benchmarks/instructions.sh, against main at 62b749c).
+# The two frames less: seq-fetch 83,095 -> 82,263, conc-fetch 72,757 -> 71,901, seq-increment 69,413 -> 68,601
+# instructions per call (callgrind, benchmarks/instructions.sh, exports of 62b749c and of the change at paths
+# of the same length).
