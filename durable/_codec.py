@@ -614,7 +614,7 @@ _SCALAR_ENCODERS: Final[dict[type, Callable[[Any], bytes]]] = {
 }
 
 
-_last_int: tuple[bytes, int] = (b"", 0)
+last_int: tuple[bytes, int] = (b"", 0)
 """The last ``int`` :func:`encode` encoded, as ``(its bytes, the int)``: :func:`decode` of that very
 ``bytes`` object answers the int without parsing it. An increment reads back the bytes the
 previous call's ``put`` encoded (from the write buffer, or the key-value cache after the commit),
@@ -646,7 +646,7 @@ def encode(value: object) -> bytes:
             a keyed ``zoneinfo.ZoneInfo``.
     """
     if type(value) is int:
-        global _last_int
+        global last_int
         # _VERSION_PREFIX + _enc_int(value), with neither the call nor the concatenation for
         # 0 <= value < 0x8000 (the same bytes; a small int's are made once): conc-increment
         # 58,378 -> 57,340, seq-increment 71,848 -> 70,784 instructions (callgrind, thirteenth
@@ -655,7 +655,7 @@ def encode(value: object) -> bytes:
             blob = _VERSIONED_SMALL_INTS[value] if value < 0x80 else _pack_versioned_i16(FORMAT_VERSION, _INT16, value)
         else:
             blob = _VERSION_PREFIX + _enc_int(value)
-        _last_int = (blob, value)  # for decode() (see _last_int)
+        last_int = (blob, value)  # for decode() (see last_int)
         return blob
     f = _SCALAR_ENCODERS.get(type(value))
     if f is not None:
@@ -1068,8 +1068,8 @@ def decode(data: bytes | bytearray | memoryview) -> object:
             reference or field, has bytes after the value, or is beyond the limits in the module
             docstring (tuples too deep or too large to hash as keys, too many sets).
     """
-    # The very bytes encode() made last for an int (see _last_int; read once: a thread may replace it).
-    if data is (last := _last_int)[0]:
+    # The very bytes encode() made last for an int (see last_int; read once: a thread may replace it).
+    if data is (last := last_int)[0]:
         return last[1]
     if type(data) is not bytes:
         if not isinstance(data, (bytearray, memoryview)):

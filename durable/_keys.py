@@ -41,6 +41,7 @@ __all__ = [
     "check_key",
     "check_key_arguments",
     "check_put_arguments",
+    "check_value_size",
     "checked_limit",
     "compile_range",
     "datetime_ms",
@@ -101,6 +102,13 @@ def encode_checked(key: str, value: object, host: StorageHost) -> bytes:
     ``V8_SIZE_FACTOR`` times the size of ``durable``'s encoding (tests/test_v8size.py).
     """
     blob = encode(value)
+    check_value_size(key, value, blob, host)
+    return blob
+
+
+def check_value_size(key: str, value: object, blob: bytes, host: StorageHost) -> None:
+    """:func:`encode_checked`'s limits, on ``blob`` (``encode(value)``): raises ``StorageLimitError``
+    past a limit. ``Storage.put`` calls it only where it could raise (see there)."""
     limits = host.limits
     if host.kv_backed:
         limit = limits.kv_max_value_bytes
@@ -123,7 +131,6 @@ def encode_checked(key: str, value: object, host: StorageHost) -> bytes:
                     "keys, or relax the limit where production is not the target with "
                     "durable.Runtime(limits=durable.Limits(sqlite_max_row_bytes=...)).)"
                 )
-    return blob
 
 
 def bindable_keys(keys: KeyList, host: StorageHost) -> tuple[KeyList, StorageLimitError | None]:

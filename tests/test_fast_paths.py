@@ -115,7 +115,7 @@ async def test_a_buffered_write_reads_back_as_after_its_commit(storage: str, per
 
 
 def test_the_last_encoded_int_decodes_to_itself_and_nothing_else() -> None:
-    """decode() answers the last encode()d int from its very bytes (_codec._last_int, twelfth
+    """decode() answers the last encode()d int from its very bytes (_codec.last_int, twelfth
     pass); equal bytes made elsewhere, and bytes encoded before it, decode as always."""
     from durable._codec import decode, encode
 
@@ -561,7 +561,7 @@ async def test_results_released_together_keep_callbacks_left_after_a_removal(add
 @pytest.mark.parametrize("step", range(1, 6))
 def test_the_last_encoded_int_is_read_once_by_decode(step: int) -> None:
     """decode() of the bytes encode() made last for an int answers that int even when another
-    thread encodes another int at any point of the decode: it read _codec._last_int twice (the
+    thread encodes another int at any point of the decode: it read _codec.last_int twice (the
     bytes, then the int), so an encode between the two handed back the other thread's int. The
     other thread is simulated at the step-th line decode() runs (a trace function; deterministic,
     where real threads would only hit the window now and then)."""
@@ -1209,3 +1209,79 @@ async def test_results_of_one_turn_arrive_in_call_order_on_both_deliveries() -> 
         results = await asyncio.gather(*promises)
         assert settled == list(range(len(plan)))
         assert results == [i if atomic else [i] for i, (_, atomic) in enumerate(plan)]
+
+
+class IntsAndBlobs(durable.DurableObject):
+    async def reads(self) -> list[Any]:
+        """Reads through Storage.get's inlined test of ``_codec.last_int`` and around it."""
+        storage = self.ctx.storage
+        await storage.put("a", 300)
+        seen = [await storage.get("a")]  # the very bytes encode() made last: the inlined answer
+        await storage.put("b", 301)  # another int encoded since: "a" is decoded as before
+        seen += [await storage.get("a"), await storage.get("b")]
+        await storage.put("c", "300")  # not an int: decoded
+        seen += [await storage.get("c"), await storage.get("b")]
+        return seen
+
+    async def put_outcome(self, key: str, value: Any) -> str:
+        """What ``storage.put(key, value)`` does (the inlined limit check), and whether it wrote."""
+        try:
+            self.ctx.storage.put(key, value)
+        except durable.StorageLimitError as exc:
+            return f"{type(exc).__name__}: {exc} / stored: {await self.ctx.storage.get(key) is not None}"
+        return "ok"
+
+
+async def test_storage_get_answers_the_last_encoded_int_and_decodes_the_rest() -> None:
+    """Storage.get's inlined first test of decode() (sixteenth pass): the int whose bytes encode()
+    made last comes back from those bytes; an int encoded before another, a str, and an int read
+    back from the database after an eviction (equal bytes, another object) are decoded as before."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(IntsAndBlobs).get_by_name("x")
+        assert await stub.reads() == [300, 300, 301, "300", 301]
+        await testing.evict(stub)
+        durable._codec.encode(7)  # another int encoded last: the stored bytes are decoded
+        assert await testing.run_in_object(stub, lambda o, c: c.storage.get(["a", "b", "c"])) == {
+            "a": 300,
+            "b": 301,
+            "c": "300",
+        }
+        assert await stub.reads() == [300, 300, 301, "300", 301]
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "kv"])
+async def test_storage_puts_inlined_limit_check_is_encode_checkeds(storage: str) -> None:
+    """Storage.put checks its value's size only where encode_checked could refuse it (sixteenth
+    pass): on both sides of the cheap bound (encoding times V8_SIZE_FACTOR against the limit) and
+    of the limit itself, with a value whose V8 size is larger than its encoding (a list of small
+    ints, or ints after a float), put() refuses exactly what encode_checked() refuses, with its message, writing nothing;
+    with no limit nothing is refused."""
+    from durable import _keys
+    from durable._v8size import V8_SIZE_FACTOR
+
+    limit = 2000
+    limits = durable.Limits(sqlite_max_row_bytes=limit, kv_max_value_bytes=limit)
+    values: list[Any] = []
+    for size in {limit // V8_SIZE_FACTOR - 8 + d for d in range(-3, 4)} | {limit - 40 + d for d in range(-4, 5)}:
+        values += [b"x" * size, "y" * size]
+    values += [[1] * n for n in (limit // V8_SIZE_FACTOR - 6, 200, 500, 900, 1000, 1990)]
+    # V8 writes this list as doubles (9 bytes each), durable's codec its ints as bytes: V8's size
+    # passes the limit where the encoding times V8_SIZE_FACTOR is only just over it.
+    values += [[0.5] + [1] * n for n in range(200, 240, 3)]
+    async with durable.Runtime(limits=limits) as rt:
+        stub = rt.namespace(IntsAndBlobs, storage=storage).get_by_name("limits")
+        host = durable._stub.host_of(stub)
+        refused = 0
+        for i, value in enumerate(values):
+            key = f"k{i}"
+            try:
+                _keys.encode_checked(key, value, host)
+                expected = "ok"
+            except durable.StorageLimitError as exc:
+                expected = f"StorageLimitError: {exc} / stored: False"
+                refused += 1
+            assert await stub.put_outcome(key, value) == expected, (storage, len(durable._codec.encode(value)))
+        assert 0 < refused < len(values)
+    async with durable.Runtime(limits=durable.Limits.unlimited()) as rt:
+        stub = rt.namespace(IntsAndBlobs, storage=storage).get_by_name("unlimited")
+        assert await stub.put_outcome("big", b"x" * (3 * 1024 * 1024)) == "ok"
