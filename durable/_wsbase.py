@@ -48,6 +48,7 @@ __all__ = [
     "set_object_hooks",
     "too_large",
     "too_large_description",
+    "uncaught_message",
 ]
 
 MAX_MESSAGE_SIZE: Final = 32 << 20
@@ -197,10 +198,26 @@ class ErrorEvent:
     __slots__ = ("error", "message", "target")
     type = "error"
 
-    def __init__(self, target: WebSocket, error: BaseException) -> None:
+    def __init__(self, target: WebSocket, error: BaseException, message: str | None = None) -> None:
         self.target = target
         self.error = error
-        self.message = str(error)
+        self.message = str(error) if message is None else message
+
+
+def uncaught_message(error: BaseException) -> str:
+    """The ``message`` of the ``"error"`` event of a socket whose listener raised ``error``.
+
+    workerd words it ``"Uncaught " + String(error)`` (measured with miniflare 4, 2026-04-07, on a
+    socket accepted with ``accept()``: ``throw new TypeError("x")`` gives ``"Uncaught TypeError:
+    x"``, ``throw new Error("")`` ``"Uncaught Error"``); the class is named by its Python name, as
+    ``ctx.abort(IndexError("x"))`` gives ``"IndexError: x"``.
+    """
+    name = type(error).__name__
+    try:
+        said = str(error)
+    except Exception:
+        said = ""  # a __str__ that fails: the class alone
+    return f"Uncaught {name}: {said}" if said else f"Uncaught {name}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from ._wsbase import (
     WebSocketClosed,
     WebSocketError,
     object_hooks,
+    uncaught_message,
 )
 
 if TYPE_CHECKING:
@@ -369,7 +370,7 @@ def _listener_raised(socket: WebSocket, error_listeners: list[Callable[[Any], An
     this end, ``CLOSED``, gets an ``"error"`` event with the exception and no ``"close"`` event.
     """
     socket.network.disconnect()
-    error_event = ErrorEvent(socket, exc)
+    error_event = ErrorEvent(socket, exc, uncaught_message(exc))
     for listener in list(error_listeners):
         if not _run_listener(functools.partial(_listen, socket, listener, error_event)):
             break  # an error listener that raises skips the later ones too

@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 import durable
-from durable.testing import run_in_object
+from durable.testing import run_in_object, websocket
 
 TOO_LONG = "WebSocket close reason must not be longer than 123 bytes when UTF-8 encoded."
 NO_CODE = "If you specify a WebSocket close reason, you must also specify a code."
@@ -158,3 +159,98 @@ class TestTagsOfAClosedStandardSocket:
             f"3 {NOT_ACCEPTED_TAGS}",
             f"3 {NOT_ACCEPTED_TAGS}",
         ]
+
+
+class _MyError(Exception):
+    pass
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+class TestErrorEventOfARaisingListener:
+    """The ``"error"`` event of a socket accepted with ``accept()`` whose listener threw has
+    ``message`` ``"Uncaught " + String(error)`` in workerd (miniflare 4, 2026-04-07, a server end
+    and a client over dispatchFetch): ``throw new Error("x")`` gave ``"Uncaught Error: x"``,
+    ``new TypeError("x")`` ``"Uncaught TypeError: x"``, ``new Error("")`` ``"Uncaught Error"``;
+    ``e.error`` was the error (message ``"x"``), ``e.type`` ``"error"``; the client got only its
+    1006 close. durable gave ``message`` ``str(exc)`` (``"handler boom"``). The Python class is
+    named as ``ctx.abort(IndexError("x"))`` names it."""
+
+    @pytest.mark.parametrize(
+        ("error", "message"),
+        [
+            (ValueError("handler boom"), "Uncaught ValueError: handler boom"),
+            (TypeError("x"), "Uncaught TypeError: x"),
+            (_MyError("x"), "Uncaught _MyError: x"),
+            (ValueError(""), "Uncaught ValueError"),
+            (Exception(), "Uncaught Exception"),
+            (_Unprintable("x"), "Uncaught _Unprintable"),
+        ],
+    )
+    async def test_message(self, error: Exception, message: str) -> None:
+        client, server = durable.WebSocketPair()
+        client.accept()
+        server.accept()
+        seen: list[Any] = []
+
+        def listener(event: Any) -> None:
+            raise error
+
+        server.add_event_listener("message", listener)
+        server.add_event_listener("error", lambda e: seen.append((e.type, e.message, e.error)))
+        client.add_event_listener("error", lambda e: seen.append(("client error", e.message)))
+        client.send("hi")
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert seen == [("error", message, error)]
+
+    async def test_a_raising_close_listener(self) -> None:
+        """The same for a ``"close"`` listener that raises."""
+        client, server = durable.WebSocketPair()
+        client.accept()
+        server.accept()
+        seen: list[str] = []
+
+        def listener(event: Any) -> None:
+            raise KeyError("k")
+
+        server.add_event_listener("close", listener)
+        server.add_event_listener("error", lambda e: seen.append(e.message))
+        client.close(1000)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert seen == ["Uncaught KeyError: 'k'"]
+
+    async def test_a_hibernatable_socket_gets_no_error(self, durable_runtime: durable.Runtime) -> None:
+        """workerd (same probe, ``ctx.acceptWebSocket()``): a ``webSocketMessage`` that threw, for
+        each of those errors, gave neither ``webSocketError`` nor the client any event; the socket
+        stayed open and the next message was answered."""
+        stub = durable_runtime.namespace(ThrowingHandler).get_by_name("a")
+        async with websocket(stub, "http://a/") as ws:
+            ws.send("boom")
+            ws.send("ok")
+            assert await ws.receive() == "echo:ok"
+        assert await run_in_object(stub, lambda obj, ctx: obj.errors) == []  # type: ignore[attr-defined]
+
+
+class ThrowingHandler(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        self.errors: list[Any] = []
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+        assert isinstance(message, str)
+        if message == "boom":
+            raise ValueError("handler boom")
+        ws.send("echo:" + message)
+
+    async def web_socket_error(self, ws: durable.WebSocket, error: BaseException) -> None:
+        self.errors.append(error)

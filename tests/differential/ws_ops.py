@@ -54,6 +54,8 @@ OWN_OPS = ("send", "close", "state", "props", "attach", "detach", "tags", "auto_
 different sockets interleave by latency in workerd (a socket's Close can overtake another's
 earlier Close still behind a message), so an op that looks at other sockets, or at the
 auto-response they share, would see an order that neither side defines."""
+THROWN = "handler boom"
+"""The message of the error an op ``throw`` throws."""
 TIMEOUTS = (0, 1, 5000, 604_800_000, 604_800_001, -1, 1.5, None)
 
 
@@ -160,7 +162,7 @@ class Generator:
     def ops(self, count: int, *, handler: bool, own: bool = False) -> list[Step]:
         ops = [self.op(handler, own) for _ in range(count)]
         if handler and self.rng.random() < 0.08:
-            ops.append({"op": "throw", "message": "handler boom"})
+            ops.append({"op": "throw", "message": THROWN})
         return ops
 
     def op(self, handler: bool, own: bool = False) -> Step:

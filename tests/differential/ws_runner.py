@@ -19,7 +19,7 @@ import durable
 import durable.testing
 
 from .runner import Workerd
-from .ws_ops import Sequence, Step
+from .ws_ops import THROWN, Sequence, Step
 
 LOGS: dict[str, dict[str, list[Any]]] = {}
 """Server events by object id, then socket id: a module global, as ``LOGS`` in ``ws_worker.js``."""
@@ -150,7 +150,7 @@ class WsFuzz(durable.DurableObject):
             server.accept()
             server.add_event_listener("message", lambda e: self.on_message(server, e.data))
             server.add_event_listener("close", lambda e: self.on_close(server, e.code, e.reason, e.was_clean))
-            server.add_event_listener("error", lambda e: self.log(server, ["error", str(e.error)]))
+            server.add_event_listener("error", lambda e: self.log(server, ["error", str(e.error), e.message]))
             return durable.Response(None, status=101, web_socket=client)
         try:
             self.ctx.accept_web_socket(server, tags)
@@ -168,7 +168,7 @@ class WsFuzz(durable.DurableObject):
         out: list[Any] = []
         for op in ops:
             if op["op"] == "throw":
-                raise Exception(op["message"])
+                raise Error(op["message"])
             try:
                 out.append({"ok": self.op(op, current)})
             except Exception as exc:
@@ -358,7 +358,9 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
       client in workerd, not here (the Close was answered); so the state a client that closed
       reports is only "closing or closed";
     - the ``"error"`` event workerd often sends a client, or a socket accepted with ``accept()``,
-      after its close (``Network connection lost.``, also before a 1006 close), from timing;
+      after its close (``Network connection lost.``, also before a 1006 close), from timing (the
+      one of a listener that raised stays, and its ``message``, ``"Uncaught Error: ..."``, is
+      compared);
     - the ``readyState`` inside ``webSocketClose`` (also as the ``state``, ``close`` and ``list``
       ops there give it): workerd's ``CLOSING`` against durable's ``CLOSED`` (the API contract);
     - the 1006 close a client gets when a listener of its socket (accepted with ``accept()``)
@@ -409,9 +411,16 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
     return observed
 
 
+class Error(Exception):
+    """What an op ``throw`` raises: named as the ``Error`` ws_worker.js throws, so that the
+    ``message`` of a socket's ``"error"`` event (``"Uncaught Error: ..."``) reads the same."""
+
+
 def _after_close(error: list[Any], before: list[Any]) -> bool:
     """Whether an ``"error"`` event is workerd's noticing the connection end (it may come just
-    before the close event too)."""
+    before the close event too), not the one of a listener that raised (an op ``throw``)."""
+    if error[1] == THROWN:
+        return False
     return error[1] == "Network connection lost." or any(e[0] == "close" for e in before)
 
 

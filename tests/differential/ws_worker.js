@@ -112,7 +112,7 @@ export class WsFuzz extends DurableObject {
       server.binaryType = "arraybuffer";
       server.addEventListener("message", (e) => this.onMessage(server, e.data));
       server.addEventListener("close", (e) => this.onClose(server, e.code, e.reason, e.wasClean));
-      server.addEventListener("error", (e) => this.log(server, ["error", String(e.error?.message ?? e.message)]));
+      server.addEventListener("error", (e) => this.log(server, ["error", String(e.error?.message ?? e.message), e.message]));
       return new Response(null, { status: 101, webSocket: client });
     }
     try {
