@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from differential import allowances, codec
 from differential.ops import Generator, Op, Sequence
-from differential.runner import DurableSide, Workerd, compare, harness_missing
+from differential.runner import DurableSide, Workerd, compare, harness_missing, started_or_skipped
 
 import durable
 
@@ -32,12 +32,7 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def workerd() -> Iterator[Workerd]:
-    missing = harness_missing()
-    if missing is not None:
-        pytest.skip(f"workerd is not available: {missing}")
-    harness = Workerd()
-    yield harness
-    harness.close()
+    yield from started_or_skipped()
 
 
 @pytest.fixture

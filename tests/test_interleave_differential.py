@@ -24,7 +24,7 @@ from differential.interleave import (
     other_calls,
     outcome_in_workerd,
 )
-from differential.runner import Workerd, harness_missing
+from differential.runner import Workerd, started_or_skipped
 
 import durable
 
@@ -37,12 +37,7 @@ REPEATS = 2
 
 @pytest.fixture(scope="module")
 def workerd() -> Iterator[Workerd]:
-    missing = harness_missing()
-    if missing is not None:
-        pytest.skip(f"workerd is not available: {missing}")
-    harness = Workerd()
-    yield harness
-    harness.close()
+    yield from started_or_skipped()
 
 
 async def test_random_cases(workerd: Workerd, durable_runtime: durable.Runtime) -> None:

@@ -19,19 +19,14 @@ from typing import Any
 
 import pytest
 from differential.rpc_ops import MAKE_KINDS, RpcGenerator, RpcSide, first_difference
-from differential.runner import Workerd, harness_missing
+from differential.runner import Workerd, started_or_skipped
 
 import durable
 
 
 @pytest.fixture(scope="module")
 def workerd() -> Iterator[Workerd]:
-    missing = harness_missing()
-    if missing is not None:
-        pytest.skip(f"workerd is not available: {missing}")
-    harness = Workerd()
-    yield harness
-    harness.close()
+    yield from started_or_skipped()
 
 
 async def test_random_interactions_observe_alike(workerd: Workerd, durable_runtime: durable.Runtime) -> None:

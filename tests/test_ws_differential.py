@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from differential.runner import Workerd, harness_missing
+from differential.runner import Workerd, harness_missing, started_or_skipped
 from differential.ws_ops import Generator
 from differential.ws_runner import DurableWs, differences, run_in_workerd
 
@@ -26,12 +26,7 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def workerd() -> Iterator[Workerd]:
-    missing = harness_missing()
-    if missing is not None:
-        pytest.skip(f"workerd is not available: {missing}")
-    harness = Workerd("ws_harness.mjs")
-    yield harness
-    harness.close()
+    yield from started_or_skipped("ws_harness.mjs")
 
 
 class TestRandomSequences:

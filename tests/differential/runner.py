@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,21 @@ def harness_missing() -> str | None:
     if not (HERE / "node_modules" / "miniflare" / "package.json").exists():
         return f"miniflare is not installed: run `npm install --prefix {HERE}`"
     return None
+
+
+def started_or_skipped(script: str = "harness.mjs") -> Iterator[Workerd]:
+    """The body of a test module's ``workerd`` fixture: a running harness ``script`` for the
+    module's tests, closed after them; the tests skip, saying why, where workerd cannot run."""
+    import pytest  # only the tests need it, not run.py and its siblings
+
+    missing = harness_missing()
+    if missing is not None:
+        pytest.skip(f"workerd is not available: {missing}")
+    harness = Workerd(script)
+    try:
+        yield harness
+    finally:
+        harness.close()
 
 
 class Workerd:
