@@ -1,0 +1,109 @@
+"""What a new user installing the package and following the documentation ran into (hunt-newcomer)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durable
+from durable._cli import EXIT_USAGE, main
+
+
+class Limiter(durable.DurableObject):
+    async def take(self) -> bool:
+        n: int = (await self.ctx.storage.get("n")) or 0
+        await self.ctx.storage.put("n", n + 1)
+        return n < 3
+
+    async def count(self) -> int:
+        n: int = (await self.ctx.storage.get("n")) or 0
+        return n
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        return durable.Response("ok")
+
+
+def _from_plain_thread(fn: Any) -> Any:
+    """What ``fn()`` returns in a thread that runs no event loop (a Flask view, a script's pool)."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(fn()))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+async def test_a_call_dropped_in_a_plain_thread_is_named_with_the_fix() -> None:
+    """``stub.take()`` in a thread with no event loop returns a coroutine that makes the call only
+    when awaited (docs/api.md). Dropped, the call never happens and Python warns: the warning used
+    to read "coroutine '_forward' was never awaited", naming an internal function; it now names
+    the call and the two ways to make it."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Limiter).get_by_name("a")
+        for call in (lambda: stub.take(), lambda: stub.fetch("http://x/")):
+            coro = _from_plain_thread(call)
+            assert "asyncio.run(stub." in repr(coro)
+            assert "durable.BlockingRuntime" in repr(coro)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                del coro
+                gc.collect()
+            texts = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+            assert len(texts) == 1, texts
+            assert "stub." in texts[0] and "was never awaited" in texts[0]
+            assert "_forward" not in texts[0] and "_fetch_elsewhere" not in texts[0]
+        assert await stub.count() == 0  # the dropped call was never made
+        # Awaited as the message says, it is made.
+        assert await asyncio.to_thread(lambda: asyncio.run(_from_plain_thread(lambda: stub.take()))) is True
+        assert await stub.count() == 1
+
+
+APP = """
+import durable
+
+
+class Hello(durable.WorkerEntrypoint):
+    async def fetch(self, request):
+        return durable.Response("hi")
+"""
+
+
+def test_a_misspelt_option_names_the_command_and_the_option_meant(capsys: pytest.CaptureFixture[str]) -> None:
+    """`durable serve app.py --persit x` was reported by the top-level parser, with the usage
+    `durable [-h] [--version] COMMAND ...`, which lists none of serve's options. Now the command's
+    own parser reports it, with its usage and the closest option."""
+    assert main(["serve", "app.py", "--persit", "x"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "usage: durable serve" in err
+    assert "durable serve: error: unrecognized arguments: --persit x (did you mean --persist?)" in err
+    assert main(["inspect", "state", "--jsn"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "durable inspect: error: unrecognized arguments: --jsn (did you mean --json?)" in err
+    assert main(["inspect", "state", "NS", "obj", "extra"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.endswith("durable inspect: error: unrecognized arguments: extra\n")  # nothing to suggest
+
+
+def test_uvicorn_style_module_attribute_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`durable serve app:Hello` (uvicorn's spelling) said only "file not found: app:Hello"."""
+    (tmp_path / "app.py").write_text(APP)
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("app:Hello", "app.py:Hello"):
+        assert main(["serve", spelling]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert f"file not found: {spelling}; durable serve takes a file, not uvicorn's MODULE:ATTRIBUTE" in err
+        assert (
+            "`durable serve app.py` serves the class named Worker in it (add `Worker = Hello` at the end of app.py)"
+            in err
+        )
+    assert main(["serve", "app"]) == EXIT_USAGE
+    assert "file not found: app; did you mean `durable serve app.py`?" in capsys.readouterr().err
+    assert main(["serve", "nothing:Worker"]) == EXIT_USAGE
+    assert capsys.readouterr().err.strip().endswith("file not found: nothing:Worker")  # no guess without a file
