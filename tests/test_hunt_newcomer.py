@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import threading
 import warnings
 from pathlib import Path
@@ -107,3 +108,42 @@ def test_uvicorn_style_module_attribute_is_explained(
     assert "file not found: app; did you mean `durable serve app.py`?" in capsys.readouterr().err
     assert main(["serve", "nothing:Worker"]) == EXIT_USAGE
     assert capsys.readouterr().err.strip().endswith("file not found: nothing:Worker")  # no guess without a file
+
+
+ENTRY = """
+from workers import DurableObject, Response, WorkerEntrypoint
+
+
+class Limiter(DurableObject):
+    async def take(self):
+        return True
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("ok")
+"""
+
+
+def test_a_misspelt_class_name_in_wrangler_gets_the_class_meant(tmp_path: Path) -> None:
+    """A binding's `class_name` misspelt ('Limitr') in a project whose migrations create 'Limiter'
+    was refused with "which no migration creates: add a migration with new_sqlite_classes =
+    ["Limitr"]", advice that leads to a second error; now it names the class meant."""
+    from durable.compat import python_workers
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "entry.py").write_text(ENTRY)
+    config = {
+        "name": "w",
+        "main": "src/entry.py",
+        "compatibility_date": "2025-11-01",
+        "compatibility_flags": ["python_workers"],
+        "durable_objects": {"bindings": [{"name": "LIMITER", "class_name": "Limitr"}]},
+        "migrations": [{"tag": "v1", "new_sqlite_classes": ["Limiter"]}],
+    }
+    (tmp_path / "wrangler.json").write_text(json.dumps(config))
+    with pytest.raises(python_workers.ProjectError) as caught:
+        python_workers.load_project(tmp_path)
+    assert "`durable_objects.bindings[0].class_name` names 'Limitr', which no migration creates" in str(caught.value)
+    assert "did you mean 'Limiter'" in str(caught.value)
+    assert "new_sqlite_classes" not in str(caught.value)
