@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import durable
+from durable import testing
 from durable._cli import EXIT_USAGE, main
 
 
@@ -147,3 +148,25 @@ def test_a_misspelt_class_name_in_wrangler_gets_the_class_meant(tmp_path: Path) 
     assert "`durable_objects.bindings[0].class_name` names 'Limitr', which no migration creates" in str(caught.value)
     assert "did you mean 'Limiter'" in str(caught.value)
     assert "new_sqlite_classes" not in str(caught.value)
+
+
+class Table(durable.DurableObject):
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS t (a, b)")
+
+
+@pytest.mark.parametrize("values", [[1, 2], (1, 2), {"a": 1, "b": 2}])
+async def test_bindings_given_as_one_collection_say_to_spread_them(values: Any) -> None:
+    """`sql.exec(query, [1, 2])`, as sqlite3's execute() takes them, said only "binding 1 is of
+    type list, which SQL cannot bind"; it now says that bindings are separate arguments."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Table).get_by_name("a")
+        with pytest.raises(TypeError, match=r"binding 1 is of type \w+, which SQL cannot bind") as caught:
+            await testing.run_in_object(
+                stub, lambda obj, ctx: ctx.storage.sql.exec("INSERT INTO t VALUES (?, ?)", values)
+            )
+        assert "bindings are separate arguments" in str(caught.value)
+        assert "sql.exec(query, *values)" in str(caught.value)
+        rows = await testing.query(stub, "INSERT INTO t VALUES (?, ?) RETURNING a, b", *[1, 2])
+        assert rows == [{"a": 1, "b": 2}]
