@@ -170,3 +170,22 @@ async def test_bindings_given_as_one_collection_say_to_spread_them(values: Any) 
         assert "sql.exec(query, *values)" in str(caught.value)
         rows = await testing.query(stub, "INSERT INTO t VALUES (?, ?) RETURNING a, b", *[1, 2])
         assert rows == [{"a": 1, "b": 2}]
+
+
+def _any(value: Any) -> Any:
+    """``value``, typed as ``Any`` (the mistake under test does not type-check)."""
+    return value
+
+
+def test_a_dict_body_points_to_response_json() -> None:
+    """`durable.Response({"a": 1})` (a JSON body given as a dict, a natural first try) said only
+    that a body must be str, bytes...; it now names `durable.Response.json(value)`."""
+    with pytest.raises(
+        TypeError, match=r"body must be str, .* not dict; to send JSON, use durable\.Response\.json\(value\)\."
+    ):
+        durable.Response(_any({"a": 1}))
+    with pytest.raises(TypeError, match=r"not list; to send JSON, use durable\.Response\.json\(value\)\."):
+        durable.Response(_any([1]))
+    with pytest.raises(TypeError, match=r"not dict; to send JSON, give json\.dumps\(value\)"):
+        durable.Request("http://x/", method="POST", body=_any({"a": 1}))
+    assert durable.Response.json({"a": 1}).headers["content-type"] == "application/json"
