@@ -189,3 +189,23 @@ def test_a_dict_body_points_to_response_json() -> None:
     with pytest.raises(TypeError, match=r"not dict; to send JSON, give json\.dumps\(value\)"):
         durable.Request("http://x/", method="POST", body=_any({"a": 1}))
     assert durable.Response.json({"a": 1}).headers["content-type"] == "application/json"
+
+
+async def test_inspect_given_an_object_file_gives_the_command_that_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`durable inspect state/COUNTER/<id>.sqlite` (the file, where the command takes the runtime's
+    directory) said only "... is not a directory"; it now gives the command for that object."""
+    async with durable.Runtime(path=tmp_path / "state") as rt:
+        stub = rt.namespace(Limiter, name="LIMITER").get_by_name("a")
+        await stub.take()
+        oid = str(stub.id)
+    monkeypatch.chdir(tmp_path)
+    file = f"state/LIMITER/{oid}.sqlite"
+    assert Path(file).is_file()
+    assert main(["inspect", file]) == 1
+    err = capsys.readouterr().err
+    assert f"'{file}' is not a directory; it is the file of one object of the namespace 'LIMITER'" in err
+    assert f"`durable inspect state LIMITER {oid}`" in err
+    assert main(["inspect", "state", "LIMITER", oid]) == 0  # the command given works
+    assert "1 key-value entry" in capsys.readouterr().out
