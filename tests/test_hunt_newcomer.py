@@ -16,6 +16,8 @@ import durable
 from durable import testing
 from durable._cli import EXIT_USAGE, main
 
+pytest_plugins = ["pytester"]
+
 
 class Limiter(durable.DurableObject):
     async def take(self) -> bool:
@@ -209,3 +211,21 @@ async def test_inspect_given_an_object_file_gives_the_command_that_shows_it(
     assert f"`durable inspect state LIMITER {oid}`" in err
     assert main(["inspect", "state", "LIMITER", oid]) == 0  # the command given works
     assert "1 key-value entry" in capsys.readouterr().out
+
+
+def test_a_test_module_importing_the_sdk_without_the_switch_is_told_the_switch(pytester: pytest.Pytester) -> None:
+    """A test file of a Python Workers project that does `import workers` at its top, run with
+    plain `pytest`, failed to collect with only "No module named 'workers'"; the report now names
+    `--python-workers` and the ini setting."""
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_sdk="import workers\n\n\ndef test_x():\n    assert workers.DurableObject\n")
+    result = pytester.runpytest_inprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*No module named 'workers'*",
+            "*durable: 'workers' is a module of Cloudflare's Python Workers SDK*--python-workers*",
+        ]
+    )
+    result = pytester.runpytest_inprocess("--python-workers")
+    result.assert_outcomes(passed=1)
