@@ -110,6 +110,28 @@ class _CommandParser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = self._parse_known(args, namespace)
+        if extras and not self._parsing:
+            # Reported here, with this command's usage and the option meant, rather than by the
+            # top-level parser, whose usage (`durable [-h] [--version] COMMAND ...`) says nothing
+            # of this command's options.
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._did_you_mean(extras)}")
+        return parsed, extras
+
+    def _did_you_mean(self, extras: list[str]) -> str:
+        import difflib
+
+        names = [name for action in self._actions for name in action.option_strings if name.startswith("--")]
+        for extra in extras:
+            if extra.startswith("--"):
+                close = difflib.get_close_matches(extra.partition("=")[0], names, n=1, cutoff=0.6)
+                if close:
+                    return f" (did you mean {close[0]}?)"
+        return ""
+
+    def _parse_known(
+        self, args: Sequence[str] | None, namespace: argparse.Namespace | None
+    ) -> tuple[argparse.Namespace, list[str]]:
         if not self._intermixed or self._parsing:
             return super().parse_known_args(args, namespace)
         self._parsing = True  # parse_known_intermixed_args calls parse_known_args again
@@ -364,6 +386,23 @@ def _display_path(path: str | Path) -> str:
 # Loading the file
 
 
+def _file_hint(path: str) -> str:
+    """What the user probably meant by a FILE that does not exist: uvicorn's ``module:attribute``
+    (``durable serve app:Worker``), or a module name without ``.py``."""
+    name, colon, attribute = path.rpartition(":")
+    if colon and name and not Path(path).exists():
+        file = name if name.endswith(".py") else f"{name.replace('.', '/')}.py"
+        if Path(file).is_file():
+            rename = f" (add `Worker = {attribute}` at the end of {file})" if attribute != "Worker" else ""
+            return (
+                f"; durable serve takes a file, not uvicorn's MODULE:ATTRIBUTE: `durable serve {file}` "
+                f"serves the class named Worker in it{rename}"
+            )
+    if not path.endswith(".py") and Path(f"{path}.py").is_file():
+        return f"; did you mean `durable serve {path}.py`?"
+    return ""
+
+
 def load_app(path: str | Path, *, env: str | None = None) -> LoadedApp:
     """Execute the Python file at ``path`` and collect its ``Worker``, ``bindings`` and ``vars``.
 
@@ -399,7 +438,7 @@ def load_app(path: str | Path, *, env: str | None = None) -> LoadedApp:
             "Workers project; give a Python file (durable serve app.py) or such a project's directory"
         )
     if not file.is_file():
-        raise AppLoadError(f"file not found: {path}")
+        raise AppLoadError(f"file not found: {path}{_file_hint(str(path))}")
     module = _exec_file(file)
 
     worker = getattr(module, "Worker", None)

@@ -550,6 +550,12 @@ class _Body:
             hint = ""
             if isinstance(body, (int, float)):
                 hint = f"; to send a number, convert it first: {what}(str(value))"
+            elif isinstance(body, (dict, list)):
+                hint = (
+                    "; to send JSON, use durable.Response.json(value)"
+                    if what == "Response"
+                    else "; to send JSON, give json.dumps(value) and a content-type: application/json header"
+                )
             raise TypeError(
                 f"{what} body must be str, bytes, bytearray, memoryview, an async iterable "
                 f"of bytes, or None, not {type(body).__name__}{hint}."

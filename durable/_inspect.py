@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import sqlite3
 import sys
@@ -270,7 +271,7 @@ def _namespace(directory: Path, spaces: dict[str, Path], namespace: str) -> tupl
 
 def _check_directory(directory: Path) -> None:
     if not directory.is_dir():
-        raise InspectError(f"{str(directory)!r} is not a directory")
+        raise InspectError(f"{str(directory)!r} is not a directory{_object_file(directory)}")
     if not (directory / META_FILE).is_file():
         raise InspectError(
             f"{str(directory)!r} is not a durable storage directory (it has no {META_FILE}): give the "
@@ -283,6 +284,21 @@ def _check_directory(directory: Path) -> None:
             f"{str(directory)!r} is held by a live durable.Runtime ({held}); its files change while it runs, "
             "so they are not read: close that runtime first, or inspect a copy of the directory"
         )
+
+
+def _object_file(path: Path) -> str:
+    """The command that shows ``path``, when it is one object's file in a storage directory."""
+    if path.suffix != ".sqlite" or not re.fullmatch("[0-9a-f]{64}", path.stem) or not path.is_file():
+        return ""
+    folder = path.resolve().parent
+    if not (folder.parent / META_FILE).is_file():
+        return ""
+    name = namespace_of_folder(folder.name) or folder.name
+    root = os.path.relpath(folder.parent)
+    return (
+        f"; it is the file of one object of the namespace {name!r}: show it with "
+        f"`durable inspect {shlex.quote(root)} {shlex.quote(name)} {shlex.quote(path.stem)}`"
+    )
 
 
 def _nearby(directory: Path) -> str:

@@ -1118,9 +1118,17 @@ def check_binding(value: object, position: int) -> SqlValue:
         return check_binding(str(value), position)
     if isinstance(value, float):
         return float(value)
+    hint = ""
+    if isinstance(value, (list, tuple, dict)):
+        # sqlite3's execute(sql, (a, b)) / execute(sql, {"a": ...}) habit.
+        hint = (
+            "; bindings are separate arguments, in order (named parameters too): "
+            "sql.exec(query, a, b) or sql.exec(query, *values), not a "
+            f"{t.__qualname__} of them as sqlite3's execute() takes"
+        )
     raise TypeError(
         f"sql.exec() binding {position} is of type {t.__qualname__}, which SQL cannot bind: "
-        "use None, int, float, str or bytes (bool binds as 1 or 0)"
+        f"use None, int, float, str or bytes (bool binds as 1 or 0){hint}"
     )
 
 

@@ -28,6 +28,7 @@ import weakref
 from asyncio import _get_running_loop
 from asyncio import current_task as _current_task
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 from . import _context
@@ -291,7 +292,8 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         if loop is None or loop is not state.runtime.loop:
             if loop is not None and (home := _runtime_loop(state.runtime, loop)) is not None:
                 return _forwarded(loop, self, self._fetch_forwarded(url_or_request, init, home))
-            return self._fetch_elsewhere(url_or_request, init)
+            coro = self._fetch_elsewhere(url_or_request, init)
+            return coro if loop is not None else _named_for_no_loop(coro, "stub.fetch(...)")
         # Made without loop=: the running loop is the one a Future takes when given none, and the
         # keyword made a dict and its parsing at each call (2,651 -> 1,852 instructions
         # per construction, callgrind, thirteenth pass).
@@ -439,7 +441,7 @@ class RpcMethod:
         state = self._link
         loop = _get_running_loop()
         if loop is None:
-            return stub._call("rpc", self._name, args, kwargs)
+            return _named_for_no_loop(stub._call("rpc", self._name, args, kwargs), f"stub.{self._name}(...)")
         if loop is not state.runtime.loop and (home := _runtime_loop(state.runtime, loop)) is not None:
             # Another thread's loop runs the runtime: forwarded, see the module docstring.
             return _forwarded(loop, stub, _forward_rpc(self, args, kwargs, home))
@@ -1130,6 +1132,21 @@ def call_forwarded(
     once; streamed bodies in the result are read on the runtime's loop. For ``durable.BlockingStub``.
     """
     return _readable_elsewhere(RpcMethod(stub, name)._start_forwarded(args, kwargs))
+
+
+def _named_for_no_loop(coro: Coroutine[Any, Any, Any], call: str) -> Coroutine[Any, Any, Any]:
+    """Name the coroutine that a call made where no event loop runs returns after the mistake it
+    usually is: a synchronous caller (a plain thread, a Flask view) that drops it never makes the
+    call, and Python's "coroutine ... was never awaited" warning and the coroutine's repr show
+    this name (its ``__qualname__``) instead of an internal function's. Off the common path: only
+    a call made with no running loop gets here."""
+    name = (
+        f"{call} (called where no event loop runs, so the call is made only when this is awaited: "
+        f"asyncio.run({call}), or durable.BlockingRuntime for synchronous code)"
+    )
+    if isinstance(coro, CoroutineType):  # (a native coroutine: its __qualname__ is writable)
+        coro.__qualname__ = name
+    return coro
 
 
 def _forward_rpc(

@@ -268,3 +268,37 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
         if unhandled and _uses_durable(pyfuncitem.fixturenames):
             raise _failure(_no_runner_message(pyfuncitem.config, f"test {pyfuncitem.name!r}")) from None
         raise
+
+
+_SDK_MODULES = ("workers", "js", "pyodide")
+"""The Python Workers SDK's modules, which exist only while durable.compat.python_workers is installed."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """Name the switch when a test module fails to import the Python Workers SDK (``import workers``
+    in a test file, with neither ``--python-workers`` nor ``durable_python_workers = true``): Python
+    says only "No module named 'workers'"."""
+    report = yield
+    if report.failed and report.longrepr is not None:
+        text = str(report.longrepr)
+        missing = next((m for m in _SDK_MODULES if f"No module named '{m}" in text), None)
+        if missing is not None:
+            from .compat import python_workers
+
+            if not python_workers.installed():
+                hint = (
+                    f"\ndurable: '{missing}' is a module of Cloudflare's Python Workers SDK, which durable "
+                    "provides once switched on: run `pytest --python-workers`, or set "
+                    "`durable_python_workers = true` in the pytest configuration (docs/python-workers.md)."
+                )
+                longrepr = report.longrepr
+                if isinstance(longrepr, str):
+                    report.longrepr = longrepr + hint
+                elif isinstance(getattr(longrepr, "longrepr", None), str):
+                    longrepr.longrepr += hint  # type: ignore[union-attr]
+                else:
+                    report.sections.append(("durable", hint.strip()))
+    return report

@@ -328,6 +328,12 @@ def _check_bindings(config: Config, classes: Classes, taken: set[str]) -> list[t
                     f"names {class_name!r}, which was {retired}: bind the class that holds those objects now, "
                     "or remove the binding (Cloudflare refuses a binding to a class no migration keeps)",
                 )
+            close = difflib.get_close_matches(class_name, list(classes.kinds), n=1)
+            if close:  # a misspelt class_name, rather than a missing migration
+                raise config.error(
+                    f"{where}.class_name",
+                    f"names {class_name!r}, which no migration creates; did you mean {close[0]!r} (which one does)?",
+                )
             if classes.any_migration:
                 raise config.error(
                     f"{where}.class_name",
