@@ -184,9 +184,12 @@ class TestInterruptWhileLoading:
         """Ctrl-C while the file imports something slow printed a KeyboardInterrupt traceback
         through durable's and importlib's frames; now one line and exit code 130."""
         app = tmp_path / "slow_app.py"
-        app.write_text("import time\nprint('loading', flush=True)\ntime.sleep(60)\n")
+        # The sleep outlasts the wait below, so a Ctrl-C that is not acted on at once fails the
+        # test instead of ending with the sleep; the wait is long for a loaded CI machine (30 s
+        # once ran out there, the process killed while still sleeping).
+        app.write_text("import time\nprint('loading', flush=True)\ntime.sleep(600)\n")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-        proc = subprocess.Popen(
+        with subprocess.Popen(  # the with-block closes its pipes, whatever happens
             [sys.executable, "-m", "durable", "serve", str(app), "--port", "0", "--in-memory"],
             env=env,
             stdout=subprocess.PIPE,
@@ -194,15 +197,15 @@ class TestInterruptWhileLoading:
             text=True,
             # SIGINT as a terminal sends it, even when the tests run with it ignored
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-        try:
-            assert proc.stdout is not None
-            assert proc.stdout.readline() == "loading\n"
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        ) as proc:
+            try:
+                assert proc.stdout is not None
+                assert proc.stdout.readline() == "loading\n"
+                proc.send_signal(signal.SIGINT)
+                _, err = proc.communicate(timeout=90)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
         assert proc.returncode == 130
         assert err == f"durable: interrupted while loading {app}; nothing was served\n"

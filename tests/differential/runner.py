@@ -8,6 +8,7 @@ sequence on both and returns its differences after ``allowances.normalize``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -115,8 +116,9 @@ class Workerd:
         """Stop the harness (and its workerd)."""
         proc = self._proc
         assert proc.stdin is not None and proc.stdout is not None
+        with contextlib.suppress(OSError):  # (a harness that exited leaves a broken pipe)
+            proc.stdin.close()  # closed in every case: it ends a running harness
         if proc.poll() is None:
-            proc.stdin.close()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
