@@ -903,5 +903,10 @@ class TestAFetchResponseWaitsForTheSectionItsHandlerStarted:
             stub = rt.namespace(SectionThenRespond).get_by_name("x")
             assert await asyncio.wait_for(stub.rpc(), 10) == "rpc"
             SECTION_LOG.append("result")
-            await asyncio.sleep(0.1)
+            # The section ends 50 ms later; wait for it by its log, not by a fixed sleep, which a
+            # loaded CI machine once outran (the log had only "result" after 100 ms).
+            for _ in range(1000):
+                if len(SECTION_LOG) == 2:
+                    break
+                await asyncio.sleep(0.01)
             assert SECTION_LOG == ["result", "section ended"]
