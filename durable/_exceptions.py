@@ -255,7 +255,16 @@ def _message_as_thrown(copy: BaseException, message: str) -> None:
         said = said.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     if type(copy).__module__ == "builtins":
         said = said.lstrip(" ")
-    copy.args = (said,)
+    if said == message:
+        return
+    before = copy.args
+    try:
+        copy.args = (said,)
+        if getattr(copy, "msg", None) == message:
+            copy.msg = said  # type: ignore[attr-defined]  # SyntaxError, ImportError: their str() is .msg
+    except Exception:  # a class that refuses it (a frozen dataclass): the message stays whole
+        with contextlib.suppress(Exception):
+            copy.args = before
 
 
 def copy_exception_value(exc: BaseException) -> BaseException:
