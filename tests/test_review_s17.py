@@ -29,6 +29,9 @@ class Thrower(durable.DurableObject):
     def builtin(self, cls: str, message: str) -> None:
         raise {"SyntaxError": SyntaxError, "ImportError": ImportError}[cls](message)
 
+    def durable_error(self, cls: str, message: str) -> None:
+        raise {"DurableError": durable.DurableError, "DataCloneError": durable.DataCloneError}[cls](message)
+
     def stop(self, reason: str) -> None:
         self.ctx.abort(reason)
 
@@ -61,6 +64,24 @@ class TestThrownMessages:
             await stub.builtin(cls.__name__, " a\0b")
         assert info.value.args == ("a",)
         assert str(info.value) == "a"
+
+    async def test_a_durable_error_is_cut_as_workerds_error(self, stub: Any) -> None:
+        """A ``durable.DurableError`` stands for workerd's ``Error`` (docs/differences.md
+        "error-classes"), whose thrown message loses its leading spaces and ends at its first NUL
+        (measured here with miniflare 4, 2026-04-07, /tmp/contract-mf: ``throw new Error("  a\\0b")``
+        in a Durable Object method arrives as ``Error`` ``"a"``; ``RangeError`` too). Before: its
+        module is not ``builtins``, so it was taken for an application class and kept ``"  a"``."""
+        with pytest.raises(durable.DurableError) as info:
+            await stub.durable_error("DurableError", "  a\0b")
+        assert type(info.value) is durable.DurableError and info.value.args == ("a",)
+
+    async def test_a_data_clone_error_keeps_its_message_whole(self, stub: Any) -> None:
+        """``durable.DataCloneError`` stands for workerd's ``DOMException`` ``DataCloneError``, whose
+        thrown message arrives whole (same probe: ``throw new DOMException("  a\\0b",
+        "DataCloneError")`` arrives with message ``"  a\\0b"``). Before: cut at the NUL."""
+        with pytest.raises(durable.DataCloneError) as info:
+            await stub.durable_error("DataCloneError", "  a\0b")
+        assert info.value.args == ("  a\0b",)
 
 
 async def test_an_abort_reason_keeps_a_surrogate_pair_as_its_character(stub: Any) -> None:
