@@ -614,7 +614,7 @@ _SCALAR_ENCODERS: Final[dict[type, Callable[[Any], bytes]]] = {
 }
 
 
-last_int: tuple[bytes, int] = (b"", 0)
+last_int: tuple[bytes, int] = (_VERSIONED_SMALL_INTS[0], 0)  # (not b"": a zero-length blob read is that object)
 """The last ``int`` :func:`encode` encoded, as ``(its bytes, the int)``: :func:`decode` of that very
 ``bytes`` object answers the int without parsing it. An increment reads back the bytes the
 previous call's ``put`` encoded (from the write buffer, or the key-value cache after the commit),

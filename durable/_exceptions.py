@@ -175,7 +175,7 @@ def copy_remote_exception(exc: BaseException, *, flags: bool = True) -> BaseExce
         said = _message(exc)
         copy: BaseException = RuntimeError(f"the handler raised {type(exc).__name__}{': ' if said else ''}{said}")
     elif isinstance(exc, BaseExceptionGroup):
-        copy = _copy_group(exc, lambda e: copy_remote_exception(e, flags=flags))
+        copy = _copy_group(exc, lambda e: copy_remote_exception(e, flags=flags), thrown=True)
     else:
         with _copying(exc) as existing:
             copy = existing if existing is not None else _copy_plain(exc)
@@ -246,16 +246,35 @@ def _message_as_thrown(copy: BaseException, message: str) -> None:
     ``TypeError: a``; tabs, newlines and trailing spaces stay; an ``Error``
     sent as a value keeps its message whole). The message of another class arrives in workerd as
     ``"Name: message"``, whose spaces after the colon stay, so only the NUL cuts it here."""
-    if _message(copy) != message:
-        return  # a __str__ of its own says something else: leave it
+    if _message(copy) != message or type(copy) is DataCloneError:
+        # A __str__ of its own says something else: leave it. A DataCloneError stands for a
+        # DOMException, whose thrown message workerd carries whole (miniflare 4, 2026-04-07).
+        return
+    said = _thrown_text(message, type(copy))
+    if said == message:
+        return
+    before = copy.args
+    try:
+        copy.args = (said,)
+        if getattr(copy, "msg", None) == message:
+            copy.msg = said  # type: ignore[attr-defined]  # SyntaxError, ImportError: their str() is .msg
+    except Exception:  # a class that refuses it (a frozen dataclass): the message stays whole
+        with contextlib.suppress(Exception):
+            copy.args = before
+
+
+def _thrown_text(message: str, cls: type) -> str:
+    """``message``, of an error of class ``cls``, as workerd carries a thrown one (see above)."""
     said = message.split("\0", 1)[0]
     if _SURROGATE.search(said):
         # Text is UTF-8 there: a lone surrogate becomes U+FFFD (miniflare 4, 2026-04-07:
         # "a\ud800b" arrives as "a\ufffdb"), a pair of surrogates is one character.
         said = said.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    if type(copy).__module__ == "builtins":
+    if str(cls.__module__).partition(".")[0] in ("builtins", "durable"):
+        # durable's own classes stand for workerd's built-in Error (docs/differences.md
+        # "error-classes"): throw new Error("  a") arrives as "a" (miniflare 4, 2026-04-07).
         said = said.lstrip(" ")
-    copy.args = (said,)
+    return said
 
 
 def copy_exception_value(exc: BaseException) -> BaseException:
@@ -423,10 +442,17 @@ def _message(exc: BaseException) -> str:
         return f"<{type(exc).__name__} whose message could not be read>"
 
 
-def _copy_group(exc: BaseExceptionGroup[Any], copy_member: Callable[[BaseException], BaseException]) -> BaseException:
+def _copy_group(
+    exc: BaseExceptionGroup[Any], copy_member: Callable[[BaseException], BaseException], *, thrown: bool = False
+) -> BaseException:
     inner = [copy_member(e) for e in exc.exceptions]
     cls = type(exc)
+    message = exc.message
+    if thrown and type(message) is str and _odd_message(message):
+        # Raised, its message travels as a thrown error's (workerd, miniflare 4, 2026-04-07:
+        # throw new AggregateError([e], "  a\0b") arrives with message "a").
+        message = _thrown_text(message, cls)
     try:
-        return cls.__new__(cls, exc.message, inner)  # (no __init__: a subclass may take other arguments)
+        return cls.__new__(cls, message, inner)  # (no __init__: a subclass may take other arguments)
     except Exception:
-        return BaseExceptionGroup(exc.message, inner)
+        return BaseExceptionGroup(message, inner)

@@ -125,7 +125,7 @@ class State:
             # 2026-04-07: abort("  ") fails the call with "", abort(" a\0b") with "a\0b": a NUL
             # stays), and each UTF-8 byte of a lone surrogate becomes U+FFFD ("x\ud800" gives
             # "x" and three U+FFFD).
-            text = text.lstrip(" ").encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            text = as_workerd_text(text.lstrip(" "))  # (a surrogate pair is one character there)
         self._host.abort(text, self._gen, retry_alarm=retry)
 
     def on_next_session_restore(self, snapshot: DurableObjectSnapshot) -> Awaitable[str]:

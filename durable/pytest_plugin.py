@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import sys
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
@@ -284,7 +285,7 @@ def pytest_make_collect_report(
     report = yield
     if report.failed and report.longrepr is not None:
         text = str(report.longrepr)
-        missing = next((m for m in _SDK_MODULES if f"No module named '{m}" in text), None)
+        missing = next((m for m in _SDK_MODULES if re.search(rf"No module named '{m}[.']", text)), None)
         if missing is not None:
             from .compat import python_workers
 
