@@ -19,6 +19,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -45,7 +46,7 @@ from ._wsbase import (
 if TYPE_CHECKING:
     from ._websocket import WebSocket
 
-__all__ = ["Delivery", "in_listener"]
+__all__ = ["Delivery", "dropped", "in_listener", "when_dropped"]
 
 log = logging.getLogger("durable")
 
@@ -392,6 +393,30 @@ def _listen(socket: WebSocket, listener: Callable[[Any], Any], event: Any) -> An
         return listener(event)
     finally:
         _LISTENING.discard(id(socket))
+
+
+_DROPPED: weakref.WeakKeyDictionary[WebSocket, Callable[[], object]] = weakref.WeakKeyDictionary()
+"""The callbacks of :func:`when_dropped`, by socket."""
+
+
+def when_dropped(socket: WebSocket, callback: Callable[[], object] | None) -> None:
+    """Call ``callback()`` once if the object ``socket`` belongs to drops it while it is still
+    open there (:func:`dropped`): the object is reset or evicted, or the runtime closes.
+    Its listeners get no event then (workerd runs no more of that object's code), so code that
+    waits for one (``asgi.websocket``'s app) learns it here. ``None`` forgets the callback."""
+    if callback is None:
+        _DROPPED.pop(socket, None)
+    else:
+        _DROPPED[socket] = callback
+
+
+def dropped(socket: WebSocket) -> None:
+    """The object ``socket`` belongs to dropped it (a reset, an eviction, the runtime's close):
+    call its :func:`when_dropped` callback, if any."""
+    if _DROPPED:
+        callback = _DROPPED.pop(socket, None)
+        if callback is not None:
+            callback()
 
 
 def _make_event(socket: WebSocket, frame: tuple[Any, ...]) -> Any:
