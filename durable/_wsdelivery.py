@@ -425,7 +425,12 @@ def _make_event(socket: WebSocket, frame: tuple[Any, ...]) -> Any:
         return MessageEvent(socket, frame[1])
     if kind == CLOSE:
         return CloseEvent(socket, frame[1], frame[2], frame[3])
-    return ErrorEvent(socket, frame[1])
+    error = frame[1]
+    # A failed read (a message over 32 MiB from the client): workerd's "error" listeners get
+    # "Uncaught " + String(error), its error an Error (measured with miniflare 4, 2026-04-07:
+    # "Uncaught Error: WebSocket protocol error; protocolError.statusCode = 1009; ...").
+    message = f"Uncaught Error: {error}" if isinstance(error, WebSocketError) else uncaught_message(error)
+    return ErrorEvent(socket, error, message)
 
 
 def _run_listener(call: Callable[[], Any]) -> bool:

@@ -127,3 +127,42 @@ class TestAppTaskLifetime:
         assert Obj.seen == [CONNECT, X, "cancelled"]
         assert pending_apps() == []
         await connection.__aexit__(None, None, None)
+
+
+class Listened(durable.DurableObject):
+    seen: list[Any] = []
+
+    async def fetch(self, request: durable.Request) -> Any:
+        client, server = durable.WebSocketPair()
+        server.accept()
+        seen = Listened.seen
+        server.add_event_listener("message", lambda e: seen.append(["message", len(e.data)]))
+        server.add_event_listener("close", lambda e: seen.append(["close", e.code]))
+        server.add_event_listener("error", lambda e: seen.append(["error", e.message, server.ready_state]))
+        return durable.Response(None, status=101, web_socket=client)
+
+
+class TestErrorEventMessage:
+    async def test_a_message_over_32_mib_gives_uncaught_error(self) -> None:
+        """The ``"error"`` event of an ``accept()``ed end whose read fails (a message over 32 MiB
+        from the client) has workerd's ``message``, ``"Uncaught Error: "`` and the error's text;
+        ``message``, then ``error`` with the end CLOSED, and no ``close`` event. Measured with
+        miniflare 4 (compatibility date 2026-04-07; /tmp probe review-ws-toolarge.mjs): after a
+        small message, ``["error", "Uncaught Error: WebSocket protocol error; protocolError.
+        statusCode = 1009; protocolError.description = Message is too large", 3]`` (the client's
+        compressed message, so no sizes: see ``_wsbase.TOO_LARGE_MESSAGE``); the client got 1009."""
+        Listened.seen = []
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Listened).get_by_name("a")
+            async with durable.testing.websocket(stub, "http://o/ws") as ws:
+                ws.send("small")
+                ws.send(b"\0" * ((32 << 20) + 1))
+                with pytest.raises(durable.WebSocketClosed) as closed:
+                    await ws.receive()
+                assert closed.value.code == 1009
+                await settle()
+        text = "WebSocket protocol error; protocolError.statusCode = 1009; protocolError.description = "
+        assert Listened.seen == [
+            ["message", 5],
+            ["error", "Uncaught Error: " + text + "Message is too large: 33554433 > 33554432", 3],
+        ]
