@@ -113,6 +113,23 @@ class TestAppTaskLifetime:
                 assert Obj.seen == [CONNECT, X, "cancelled"]
                 assert pending_apps() == []
 
+    async def test_an_eviction_ends_the_app(self) -> None:
+        """``durable.testing.evict()`` disconnects the sockets accepted with ``accept()`` (1006 at
+        the client) with no event on the object's end: the app is cancelled, as for a reset."""
+        Obj.seen = []
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+            async with durable.testing.websocket(stub, "http://o/ws") as ws:
+                ws.send("x")
+                await settle()
+                await durable.testing.evict(stub)
+                with pytest.raises(durable.WebSocketClosed) as closed:
+                    await ws.receive()
+                assert closed.value.code == 1006
+                await settle()
+                assert Obj.seen == [CONNECT, X, "cancelled"]
+                assert pending_apps() == []
+
     async def test_closing_the_runtime_ends_the_app(self) -> None:
         """The runtime's close sends the client 1001 from the object's end and gives that end no
         event: the app's task is cancelled (quietly) rather than left pending."""
