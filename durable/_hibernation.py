@@ -58,6 +58,7 @@ from ._websocket import (
     set_object_hooks,
 )
 from ._wsbase import HibernatableEntry
+from ._wsdelivery import dropped
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -267,6 +268,7 @@ class SocketRegistry:
     def disconnect_all(self, *, standard_only: bool = False) -> None:
         for ws in list(self.standard):
             ws.network.disconnect()  # releases it (and its pin on the host) through release()
+            dropped(ws)
         if not standard_only:
             self.reading.clear()
             self.backlog.clear()
@@ -528,6 +530,7 @@ class HibernationManager:
                 registry.timer.cancel()
             for ws in [*registry.sockets, *registry.standard]:
                 ws.network.shut_down(code, reason)
+                dropped(ws)
 
     # -- eligibility -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -45,7 +46,7 @@ from ._wsbase import (
 if TYPE_CHECKING:
     from ._websocket import WebSocket
 
-__all__ = ["Delivery", "in_listener"]
+__all__ = ["Delivery", "dropped", "in_listener", "when_dropped"]
 
 log = logging.getLogger("durable")
 
@@ -394,13 +395,42 @@ def _listen(socket: WebSocket, listener: Callable[[Any], Any], event: Any) -> An
         _LISTENING.discard(id(socket))
 
 
+_DROPPED: weakref.WeakKeyDictionary[WebSocket, Callable[[], object]] = weakref.WeakKeyDictionary()
+"""The callbacks of :func:`when_dropped`, by socket."""
+
+
+def when_dropped(socket: WebSocket, callback: Callable[[], object] | None) -> None:
+    """Call ``callback()`` once if the object ``socket`` belongs to drops it while it is still
+    open there (:func:`dropped`): the object is reset or evicted, or the runtime closes.
+    Its listeners get no event then (workerd runs no more of that object's code), so code that
+    waits for one (``asgi.websocket``'s app) learns it here. ``None`` forgets the callback."""
+    if callback is None:
+        _DROPPED.pop(socket, None)
+    else:
+        _DROPPED[socket] = callback
+
+
+def dropped(socket: WebSocket) -> None:
+    """The object ``socket`` belongs to dropped it (a reset, an eviction, the runtime's close):
+    call its :func:`when_dropped` callback, if any."""
+    if _DROPPED:
+        callback = _DROPPED.pop(socket, None)
+        if callback is not None:
+            callback()
+
+
 def _make_event(socket: WebSocket, frame: tuple[Any, ...]) -> Any:
     kind = frame[0]
     if kind == MESSAGE:
         return MessageEvent(socket, frame[1])
     if kind == CLOSE:
         return CloseEvent(socket, frame[1], frame[2], frame[3])
-    return ErrorEvent(socket, frame[1])
+    error = frame[1]
+    # A failed read (a message over 32 MiB from the client): workerd's "error" listeners get
+    # "Uncaught " + String(error), its error an Error (measured with miniflare 4, 2026-04-07:
+    # "Uncaught Error: WebSocket protocol error; protocolError.statusCode = 1009; ...").
+    message = f"Uncaught Error: {error}" if isinstance(error, WebSocketError) else uncaught_message(error)
+    return ErrorEvent(socket, error, message)
 
 
 def _run_listener(call: Callable[[], Any]) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import durable
+from durable._wsdelivery import when_dropped
 
 from ._http import Response, unwrap_request
 
@@ -255,7 +256,9 @@ async def websocket(app: Any, req: Any, env: Any = None) -> Response:
     the answer is ``101`` with the client end, returned before the app has run.
 
     The app receives ``websocket.connect``, then ``websocket.receive`` (``text`` or ``bytes``)
-    per message and ``websocket.disconnect`` (``code``, ``reason``) when the client closes. Of
+    per message and ``websocket.disconnect`` (``code``, ``reason``) when the client closes (1006
+    for a failed read: an ``error`` event; again on a later ``receive()``); in an object that is
+    reset, evicted or closed with the runtime, the app's task is cancelled. Of
     what it sends, ``websocket.accept`` does nothing (the socket is accepted already; a
     ``subprotocol`` or ``headers`` in it are dropped, as by the SDK), ``websocket.send`` sends a
     frame and ``websocket.close`` closes with its ``code`` (1000 by default) and ``reason``.
@@ -274,16 +277,28 @@ async def websocket(app: Any, req: Any, env: Any = None) -> Response:
     incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     incoming.put_nowait({"type": "websocket.connect"})
 
+    ended: dict[str, Any] = {}
+
     def on_message(event: Any) -> None:
         data = event.data
         key = "text" if isinstance(data, str) else "bytes"
         incoming.put_nowait({"type": "websocket.receive", key: data})
 
-    def on_close(event: Any) -> None:
-        incoming.put_nowait({"type": "websocket.disconnect", "code": event.code, "reason": event.reason})
+    def on_end(code: int, reason: str) -> None:
+        if not ended:
+            ended.update(type="websocket.disconnect", code=code, reason=reason)
+            incoming.put_nowait(dict(ended))
 
     server.add_event_listener("message", on_message)
-    server.add_event_listener("close", on_close)
+    server.add_event_listener("close", lambda event: on_end(event.code, event.reason))
+    # A read that fails (a message over 32 MiB from the client) gives an "error" event and no
+    # "close": the app is told of an abnormal closure, as ASGI servers report one (1006).
+    server.add_event_listener("error", lambda event: on_end(1006, ""))
+
+    async def receive() -> dict[str, Any]:
+        if ended and incoming.empty():
+            return dict(ended)  # again, as uvicorn does: waiting would never end
+        return await incoming.get()
 
     async def send(message: Any) -> None:
         kind = message.get("type") if isinstance(message, Mapping) else None
@@ -301,9 +316,13 @@ async def websocket(app: Any, req: Any, env: Any = None) -> Response:
 
     scope = _scope(request, {} if env is None else env, None)
     scope["type"] = "websocket"
-    task: asyncio.Task[Any] = asyncio.ensure_future(app(scope, incoming.get, send))
+    task: asyncio.Task[Any] = asyncio.ensure_future(app(scope, receive, send))
     _background.add(task)
     task.add_done_callback(_log_failure)
+    # The object reset or evicted, or the runtime closing, drops the server end with no event:
+    # the app, code of that instance, is cancelled instead of waiting for ever.
+    when_dropped(server, task.cancel)
+    task.add_done_callback(lambda _: when_dropped(server, None))
     return Response(None, status=101, web_socket=client)
 
 
