@@ -119,12 +119,6 @@ async def test_s1_plain_def_rpc_method() -> None:
         assert await rt.namespace(Box).get_by_name("a").plain(21) == 42
 
 
-async def test_s1_reserved_alarm_not_rpc() -> None:
-    async with durable.Runtime() as rt:
-        with pytest.raises(TypeError, match=r"^'alarm' is a reserved method and cannot be called over RPC\.$"):
-            await rt.namespace(Box).get_by_name("a").alarm()
-
-
 async def test_s1_reserved_web_socket_handler_not_rpc() -> None:
     async with durable.Runtime() as rt:
         with pytest.raises(TypeError, match="reserved method"):
@@ -183,13 +177,6 @@ async def test_s2_stub_id_and_name() -> None:
         assert stub.id == ns.id_from_name("A") and stub.name == "A"
         ustub = ns.get(ns.new_unique_id())
         assert ustub.name is None
-
-
-async def test_s2_get_is_lazy_creates_nothing() -> None:
-    async with durable.Runtime() as rt:
-        ns = rt.namespace(Box)
-        ns.get_by_name("never")
-        assert await durable.testing.list_ids(ns) == []
 
 
 async def test_s2_remote_error_class_message_flag() -> None:
@@ -258,25 +245,6 @@ async def test_s2_rpc_arguments_copied() -> None:
 
 
 # ---------------------------------------------------------------- §3 State
-
-
-async def test_s3_block_concurrency_while_in_constructor_without_await() -> None:
-    class Init(durable.DurableObject):
-        def __init__(self, ctx: durable.State, env: durable.Env) -> None:
-            super().__init__(ctx, env)
-            self.ready = False
-
-            async def setup() -> None:
-                await asyncio.sleep(0)
-                self.ready = True
-
-            ctx.block_concurrency_while(setup)
-
-        async def is_ready(self) -> bool:
-            return self.ready
-
-    async with durable.Runtime() as rt:
-        assert await rt.namespace(Init).get_by_name("i").is_ready() is True
 
 
 async def test_s3_block_concurrency_while_returns_result_and_alias() -> None:
@@ -372,17 +340,6 @@ async def test_s4_list_options_code_point_order() -> None:
     assert r[2] == ["ab"]
     assert r[3] == ["\U0001f600", "\uffff"]
     assert r[4] == ["ab"]
-
-
-async def test_s4_list_errors_from_reference() -> None:
-    async def fn(obj: Any, ctx: durable.State) -> Any:
-        with pytest.raises(TypeError, match="both start and startAfter"):
-            await ctx.storage.list(start="a", start_after="b")
-        with pytest.raises(TypeError, match="List limit must be positive"):
-            await ctx.storage.list(limit=0)
-
-    async with durable.Runtime() as rt:
-        await durable.testing.run_in_object(rt.namespace(Box).get_by_name("x"), fn)
 
 
 async def test_s4_values_copied_and_clone_types() -> None:
@@ -562,25 +519,6 @@ async def test_s4_delete_all_removes_alarm_and_tables() -> None:
 
     async with durable.Runtime() as rt:
         assert await durable.testing.run_in_object(rt.namespace(Box).get_by_name("x"), fn) == (None, None, {}, [])
-
-
-async def test_s4_set_alarm_nonpositive_refused() -> None:
-    async def fn(obj: Any, ctx: durable.State) -> Any:
-        with pytest.raises(TypeError, match=r"setAlarm\(\) cannot be called with an alarm time <= 0"):
-            await ctx.storage.set_alarm(0)
-
-    async with durable.Runtime() as rt:
-        await durable.testing.run_in_object(rt.namespace(Box).get_by_name("x"), fn)
-
-
-async def test_s4_set_alarm_without_handler_refused() -> None:
-    class NoAlarm(durable.DurableObject):
-        async def arm(self) -> None:
-            await self.ctx.storage.set_alarm(2_000_000_000_000)
-
-    async with durable.Runtime() as rt:
-        with pytest.raises(TypeError, match="must have an alarm\\(\\) handler"):
-            await rt.namespace(NoAlarm).get_by_name("n").arm()
 
 
 async def test_s4_sync_awaitable_and_camel_aliases() -> None:
@@ -859,11 +797,6 @@ async def test_s6_rt_reset_wipes_storage_alarms_instances() -> None:
         assert await ns.get_by_name("a").runs() == []
         assert Box.constructed == 2
         assert await durable.testing.list_ids(ns) == []
-
-
-def test_s6_pytest_plugin_fixtures(durable_runtime: durable.Runtime, mock_clock: MockClock) -> None:
-    assert isinstance(durable_runtime, durable.Runtime)
-    assert isinstance(mock_clock, MockClock)
 
 
 # ---------------------------------------------------------------- §8 threads, BlockingRuntime
@@ -1464,3 +1397,93 @@ async def test_s8_websocket_used_from_worker_thread_loop() -> None:
             return got
 
         assert await asyncio.to_thread(asyncio.run, client()) == ["echo:'a'", "echo:'bye'"]
+
+
+# ---------------------------------------------------------------- more less-travelled combinations
+
+
+async def test_s6_hibernate_never_created_object_is_harmless() -> None:
+    async with durable.Runtime() as rt:
+        ns = rt.namespace(Room)
+        stub = ns.get_by_name("ghost")
+        assert durable.testing.hibernation_blockers(stub) == []
+        await durable.testing.hibernate(stub)
+        assert await durable.testing.list_ids(ns) == []
+
+
+async def test_s2_id_from_string_of_named_id_has_no_name() -> None:
+    """workerd's idFromString gives an id without a name, even for a name-derived id."""
+    async with durable.Runtime() as rt:
+        ns = rt.namespace(Box)
+        oid = ns.id_from_name("A")
+        again = ns.id_from_string(str(oid))
+        assert again == oid and again.name is None and ns.get(again).name is None
+        await ns.get(again).put("k", 1)
+        assert await ns.get_by_name("A").get("k") == 1
+
+
+def test_s8_blocking_fetch_streamed_body_is_read() -> None:
+    class Streamer(durable.DurableObject):
+        async def fetch(self, request: durable.Request) -> durable.Response:
+            async def chunks() -> Any:
+                for part in (b"a", b"b", b"c"):
+                    await asyncio.sleep(0)
+                    yield part
+
+            return durable.Response(chunks())
+
+    with durable.BlockingRuntime() as rt:
+        resp = rt.namespace(Streamer).get_by_name("s").fetch("http://s/")
+        assert rt.run(resp.bytes) == b"abc"
+
+
+async def test_s6_run_alarm_info_and_get_alarm_inside_handler() -> None:
+    class Peek(durable.DurableObject):
+        async def alarm(self, info: durable.AlarmInfo) -> None:
+            await self.ctx.storage.put(
+                "seen", [info.retry_count, info.is_retry, info.scheduled_time, await self.ctx.storage.get_alarm()]
+            )
+
+        async def arm(self, when: int) -> None:
+            await self.ctx.storage.set_alarm(when)
+
+        async def seen(self) -> Any:
+            return await self.ctx.storage.get("seen")
+
+    clock = MockClock(START)
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(Peek).get_by_name("p")
+        when = int(START * 1000) + 3_600_000
+        await stub.arm(when)
+        assert await durable.testing.run_alarm(stub) is True
+        assert await stub.seen() == [0, False, when, None]
+
+
+async def test_s4_kv_batch_of_exactly_128_keys() -> None:
+    async def fn(obj: Any, ctx: durable.State) -> Any:
+        keys = {f"k{i:03}": i for i in range(128)}
+        await ctx.storage.put(keys)
+        got = await ctx.storage.get(list(keys))
+        return len(got), await ctx.storage.delete(list(keys))
+
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Box, name="KV128", storage="kv").get_by_name("x")
+        assert await durable.testing.run_in_object(stub, fn) == (128, 128)
+
+
+async def test_s9_object_close_without_code_reaches_client_as_1005() -> None:
+    class Quiet(durable.DurableObject):
+        async def fetch(self, request: durable.Request) -> durable.Response:
+            client, server = durable.WebSocketPair()
+            self.ctx.accept_web_socket(server)
+            return durable.Response(None, status=101, web_socket=client)
+
+        async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+            ws.close()
+
+    async with durable.Runtime() as rt:
+        async with durable.testing.websocket(rt.namespace(Quiet).get_by_name("q"), "http://q/") as ws:
+            ws.send("x")
+            with pytest.raises(durable.WebSocketClosed) as ei:
+                await ws.receive()
+            assert (ei.value.code, ei.value.reason) == (1005, "")
