@@ -169,7 +169,7 @@ class WebSocket:
     delivery: Delivery
     _attachment: bytes | None
     _io: object | None  # the key of the object it belongs to (see check_owner), or None
-    _home: asyncio.AbstractEventLoop | None  # the loop it was made on (see away_from_home)
+    _home: asyncio.AbstractEventLoop | None  # the loop it was made on (see _away)
     url: str | None
     protocol: str
     extensions: str
@@ -219,6 +219,24 @@ class WebSocket:
         """Whether this end was accepted with ``accept()`` (the standard, non-hibernatable path)."""
         return self.delivery.standard
 
+    def _away(self) -> asyncio.AbstractEventLoop | None:
+        """The loop this end was made on, when that loop is running and the caller is not on it.
+
+        An end returned by ``stub.fetch`` of a :class:`durable.BlockingRuntime` (or used from a
+        worker thread of an async runtime) lives on the runtime's loop, where its peer's events
+        run: its methods called from another thread run there (:func:`run_at_home`) instead of
+        delivering frames to the object from a thread that has no loop, or the wrong one.
+        """
+        home = self._home
+        if home is None:
+            return None
+        try:
+            if asyncio.get_running_loop() is home:
+                return None
+        except RuntimeError:
+            pass
+        return home if home.is_running() else None
+
     # -- accepting -----------------------------------------------------------------------------
 
     def accept(self, allow_half_open: bool = False) -> None:
@@ -235,7 +253,7 @@ class WebSocket:
             durable.WebSocketError: the end belongs to another Durable Object (:func:`check_owner`).
         """
         check_io(self._io)
-        if (home := away_from_home(self)) is not None:
+        if (home := self._away()) is not None:
             return run_at_home(home, self.accept, allow_half_open)
         self.delivery.accept()
         claim(self)
@@ -277,7 +295,7 @@ class WebSocket:
         check_io(self._io)
         if not self.delivery.accepted:
             raise TypeError(_NOT_ACCEPTED)
-        if (home := away_from_home(self)) is not None:
+        if (home := self._away()) is not None:
             return run_at_home(home, self.send, message)
         self.network.send(_check_message(message))
 
@@ -294,7 +312,7 @@ class WebSocket:
             durable.WebSocketError: the end belongs to another Durable Object (:func:`check_owner`).
         """
         check_io(self._io)
-        if (home := away_from_home(self)) is not None:
+        if (home := self._away()) is not None:
             return run_at_home(home, self.close, code, reason)
         code, reason = validate_close(code, reason)
         if not self.delivery.accepted:
@@ -316,12 +334,12 @@ class WebSocket:
             RuntimeError: the end is not accepted with ``accept()``, or another task is already
                 waiting in ``receive()`` on it.
         """
-        if (home := away_from_home(self)) is not None:
+        if (home := self._away()) is not None:
             return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.delivery.receive(), home))
         return await self.delivery.receive()
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
-        if away_from_home(self) is not None:
+        if self._away() is not None:
             return _iterate_away(self)
         return self.delivery.iterate()
 
@@ -356,25 +374,6 @@ class WebSocket:
         removeEventListener = remove_event_listener
         serializeAttachment = serialize_attachment
         deserializeAttachment = deserialize_attachment
-
-
-def away_from_home(ws: WebSocket) -> asyncio.AbstractEventLoop | None:
-    """The loop ``ws`` was made on, when that loop is running and the caller is not on it.
-
-    An end returned by ``stub.fetch`` of a :class:`durable.BlockingRuntime` (or used from a worker
-    thread of an async runtime) lives on the runtime's loop, where its peer's events run: its
-    methods called from another thread run there (:func:`run_at_home`) instead of delivering
-    frames to the object from a thread that has no loop, or the wrong one.
-    """
-    home = ws._home
-    if home is None:
-        return None
-    try:
-        if asyncio.get_running_loop() is home:
-            return None
-    except RuntimeError:
-        pass
-    return home if home.is_running() else None
 
 
 def run_at_home(home: asyncio.AbstractEventLoop, method: Callable[..., None], *args: Any) -> None:
