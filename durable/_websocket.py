@@ -28,6 +28,8 @@ receiving end is already ``CLOSED`` when its close event runs.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -161,12 +163,13 @@ class WebSocket:
     CLOSING: Final = 2
     CLOSED: Final = 3
 
-    __slots__ = ("__weakref__", "_attachment", "_io", "delivery", "extensions", "network", "protocol", "url")
+    __slots__ = ("__weakref__", "_attachment", "_home", "_io", "delivery", "extensions", "network", "protocol", "url")
 
     network: NetworkEnd
     delivery: Delivery
     _attachment: bytes | None
     _io: object | None  # the key of the object it belongs to (see check_owner), or None
+    _home: asyncio.AbstractEventLoop | None  # the loop it was made on (see _away)
     url: str | None
     protocol: str
     extensions: str
@@ -181,6 +184,10 @@ class WebSocket:
         self.network = NetworkEnd(delivery)
         self._attachment = None
         self._io = object_hooks().io_owner()
+        try:
+            self._home = asyncio.get_running_loop()
+        except RuntimeError:
+            self._home = None
         self.url = None
         self.protocol = ""
         self.extensions = ""
@@ -212,6 +219,24 @@ class WebSocket:
         """Whether this end was accepted with ``accept()`` (the standard, non-hibernatable path)."""
         return self.delivery.standard
 
+    def _away(self) -> asyncio.AbstractEventLoop | None:
+        """The loop this end was made on, when that loop is running and the caller is not on it.
+
+        An end returned by ``stub.fetch`` of a :class:`durable.BlockingRuntime` (or used from a
+        worker thread of an async runtime) lives on the runtime's loop, where its peer's events
+        run: its methods called from another thread run there (:func:`run_at_home`) instead of
+        delivering frames to the object from a thread that has no loop, or the wrong one.
+        """
+        home = self._home
+        if home is None:
+            return None
+        try:
+            if asyncio.get_running_loop() is home:
+                return None
+        except RuntimeError:
+            pass
+        return home if home.is_running() else None
+
     # -- accepting -----------------------------------------------------------------------------
 
     def accept(self, allow_half_open: bool = False) -> None:
@@ -228,6 +253,8 @@ class WebSocket:
             durable.WebSocketError: the end belongs to another Durable Object (:func:`check_owner`).
         """
         check_io(self._io)
+        if (home := self._away()) is not None:
+            return run_at_home(home, self.accept, allow_half_open)
         self.delivery.accept()
         claim(self)
 
@@ -268,6 +295,8 @@ class WebSocket:
         check_io(self._io)
         if not self.delivery.accepted:
             raise TypeError(_NOT_ACCEPTED)
+        if (home := self._away()) is not None:
+            return run_at_home(home, self.send, message)
         self.network.send(_check_message(message))
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
@@ -283,6 +312,8 @@ class WebSocket:
             durable.WebSocketError: the end belongs to another Durable Object (:func:`check_owner`).
         """
         check_io(self._io)
+        if (home := self._away()) is not None:
+            return run_at_home(home, self.close, code, reason)
         code, reason = validate_close(code, reason)
         if not self.delivery.accepted:
             # workerd checks the arguments first, then this (measured with miniflare 4, 2026-04-07).
@@ -303,9 +334,13 @@ class WebSocket:
             RuntimeError: the end is not accepted with ``accept()``, or another task is already
                 waiting in ``receive()`` on it.
         """
+        if (home := self._away()) is not None:
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.delivery.receive(), home))
         return await self.delivery.receive()
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
+        if self._away() is not None:
+            return _iterate_away(self)
         return self.delivery.iterate()
 
     # -- attachments ---------------------------------------------------------------------------
@@ -339,6 +374,36 @@ class WebSocket:
         removeEventListener = remove_event_listener
         serializeAttachment = serialize_attachment
         deserializeAttachment = deserialize_attachment
+
+
+def run_at_home(home: asyncio.AbstractEventLoop, method: Callable[..., None], *args: Any) -> None:
+    """Run ``method(*args)`` on ``home`` and wait for it, raising what it raises; a loop that
+    stops meanwhile raises ``RuntimeError`` instead of waiting forever."""
+
+    async def call() -> None:
+        method(*args)
+
+    done = asyncio.run_coroutine_threadsafe(call(), home)
+    while True:
+        try:
+            return done.result(timeout=0.2)
+        except concurrent.futures.TimeoutError:
+            if not home.is_running():
+                done.cancel()
+                raise RuntimeError(
+                    "The event loop this WebSocket belongs to (its runtime's) has stopped; "
+                    "use the socket while the runtime is open."
+                ) from None
+
+
+async def _iterate_away(ws: WebSocket) -> AsyncIterator[str | bytes]:
+    """``async for message in ws`` on another loop than the end's: :meth:`WebSocket.receive` each."""
+    while True:
+        try:
+            message = await ws.receive()
+        except WebSocketClosed:
+            return
+        yield message
 
 
 def hand_over_end(ws: WebSocket) -> WebSocket:
