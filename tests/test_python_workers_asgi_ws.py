@@ -17,18 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import queue
-import subprocess
-import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from test_python_workers_examples import Server
 
 import durable
 import durable.testing
@@ -38,7 +34,6 @@ from durable.compat.python_workers import workers as sdk
 pytest.importorskip("fastapi")
 pytestmark = pytest.mark.usefixtures("python_workers_shims")
 
-REPO = Path(__file__).resolve().parent.parent
 
 ENTRY = '''
 import json
@@ -299,50 +294,9 @@ class TestInProcess:
         assert (closed.value.code, started) == (1000, [{}])
 
 
-class _Served:
-    """`python -m durable serve PROJECT --in-memory --port 0` in a subprocess."""
-
-    def __init__(self, project: Path) -> None:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "durable", "serve", str(project), "--in-memory", "--port", "0", "--no-access-log"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def read() -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=read, daemon=True).start()
-        while True:
-            line = lines.get(timeout=60)
-            if line is None:
-                self.close()
-                raise AssertionError("durable serve exited before serving")
-            if line.startswith("durable: serving"):
-                self.url = line.split(" on ", 1)[1].split(" ", 1)[0]
-                return
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
 @pytest.fixture(scope="module")
-def served(project: Path) -> Iterator[_Served]:
-    server = _Served(project)
+def served(project: Path) -> Iterator[Server]:
+    server = Server(project)
     try:
         yield server
     finally:
@@ -350,7 +304,7 @@ def served(project: Path) -> Iterator[_Served]:
 
 
 class TestServed:
-    def test_fastapi_websocket_over_durable_serve(self, served: _Served) -> None:
+    def test_fastapi_websocket_over_durable_serve(self, served: Server) -> None:
         """The same Worker under ``durable serve`` with a real WebSocket client: frames both ways,
         no subprotocol negotiated, the app's close code and reason, the client's close seen by
         the app as ``websocket.disconnect``."""
