@@ -15,8 +15,8 @@ Cloudflare's alarm rules (docs/alarms.md), as implemented here:
   (the constructor raised, or the object was reset while the alarm waited at its input gate) is
   retried with the same backoff but does not count, as in workerd: the next attempt gets the
   same ``retry_count``, and such failures alone never give the alarm up (the delay stops
-  growing at 1024 s, workerd's cap). An alarm set or deleted while the handler runs
-  replaces the retry.
+  growing at 1024 s, workerd's cap). An alarm set while the handler runs replaces the retry;
+  one deleted leaves it pending, and an alarm set before its time runs as the retry.
 - At most one ``alarm()`` runs per object at a time (Cloudflare documents this): an alarm that
   falls due while the handler runs, typically one the handler set in the past, waits and runs
   when the handler ends.
@@ -116,6 +116,10 @@ class _Entry:
             self.retry_count += 1
         self.failures += 1
         return True
+
+
+def _log_failure(host: ObjectHost, attempt: int, exc: BaseException) -> None:
+    log.warning("durable: alarm of %r failed (attempt %d): %s: %s", host.id, attempt, type(exc).__name__, exc)
 
 
 class AlarmScheduler:
@@ -285,22 +289,19 @@ class AlarmScheduler:
             try:
                 if await host.invoke("alarm", "alarm", (info,), {}) is False:
                     entry.cancelled = True  # deleted or moved meanwhile: nothing ran, nothing to retry
-                    if entry.moved_to is not None and self._entries.get(key) is entry:
-                        # The alarm set while the retry was pending was not yet due when the
-                        # retry's timer fired (a timer may fire a little early): it gets its own.
+                    if self._entries.get(key) is entry:
+                        # An alarm set while the retry was pending, not yet due when the retry's timer
+                        # fired (a timer may fire a little early), gets its own; a kept retry (below) ends.
                         self.schedule(key, entry.moved_to)
             except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
                 raise  # Ctrl-C, sys.exit(), or this delivery cancelled by the runtime's shutdown
             except BaseException as exc:  # a BaseException subclass too: workerd retries whatever is thrown
                 if entry.forgotten:
                     return exc  # Runtime.reset ended the handler (ConnectionClosedError): not a failure
-                log.warning(
-                    "durable: alarm of %r failed (attempt %d): %s: %s",
-                    host.id,
-                    entry.failures + 1,
-                    type(exc).__name__,
-                    exc,
-                )
+                _log_failure(host, entry.failures + 1, exc)
+                if key not in self._entries and not self._stopped:  # deleted while the handler ran:
+                    # workerd keeps the retry (runs nothing then, or an alarm set by then: after_commit).
+                    self._entries[key] = entry
                 if self._entries.get(key) is entry:  # not replaced by an alarm set meanwhile
                     if entry.moved_to is not None:  # the alarm set while the retry was pending runs now
                         self.schedule(key, entry.moved_to)

@@ -12,8 +12,8 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -59,10 +59,14 @@ async def main(count: int, seed: int, verbose: bool) -> int:
                     found += 1
                     timing += not stable
                     kind = "differs every time" if stable else "TIMING: not the same on a rerun"
-                    print(f"--- sequence {number} (seed {seed}), {kind}: {difference}\n  sequence: {json.dumps(sequence)}")
+                    print(
+                        f"--- sequence {number} (seed {seed}), {kind}: {difference}\n  sequence: {json.dumps(sequence)}"
+                    )
     finally:
         workerd.close()
-    print(f"{count} sequences ({steps} steps, seed {seed}) against miniflare {workerd.version}: {found} differ ({timing} of them not on a rerun)")
+    print(
+        f"{count} sequences ({steps} steps, seed {seed}) against miniflare {workerd.version}: {found} differ ({timing} of them not on a rerun)"
+    )
     return 1 if found else 0
 
 
