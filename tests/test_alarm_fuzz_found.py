@@ -131,3 +131,82 @@ async def test_the_kept_retry_wakes_an_aborted_object_without_running_its_handle
         await clock.advance(3)
         assert [t - T0_MS for t in BUILT] == [0, 2020]
         assert await rt.namespace(AbortsAfterDeleteAll).get_by_name("a").get() is None
+
+
+class FailsOnce(durable.DurableObject):
+    """Its first alarm() raises; every run records ``(retry_count, scheduled_time)``."""
+
+    seen: list[tuple[int, int]]
+
+    async def arm(self, when: int) -> None:
+        self.seen = []
+        await self.ctx.storage.set_alarm(when)
+
+    async def change(self, steps: list[int | None]) -> None:
+        """Set the alarm to each time in turn (``None``: delete it)."""
+        for when in steps:
+            if when is None:
+                await self.ctx.storage.delete_alarm()
+            else:
+                await self.ctx.storage.set_alarm(when)
+
+    async def report(self) -> tuple[list[tuple[int, int]], int | None]:
+        return self.seen, await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        self.seen.append((info.retry_count, info.scheduled_time))
+        if len(self.seen) == 1:
+            raise RuntimeError("the first attempt fails")
+
+
+LATER = T0_MS + 3_600_000
+SOON = T0_MS + 1310
+
+
+async def test_a_pending_retry_survives_an_alarm_set_past_its_time(clock: MockClock) -> None:
+    """Calls that set the alarm past the pending retry's time, then (another call, its own
+    commit) due by it: workerd runs it at the retry's time as the retry (measured with miniflare
+    4.20260426, alarm at +20 ms failing, calls at ~300 ms and ~350 ms setting now + 1 h then a past
+    time: the handler ran once more at ~2.05 s with retryCount 1, then the alarm was cleared).
+    Found by the random alarm test (seed 12). durable let the first call replace the retry and
+    ran the second's alarm at once as a first attempt."""
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(FailsOnce).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1.3)
+        await stub.change([LATER])
+        await stub.change([SOON])
+        await clock.advance(0.5)
+        assert await stub.report() == ([(0, T0_MS + 1000)], SOON)
+        await clock.advance(1.5)
+        assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
+
+
+@pytest.mark.parametrize("steps", [[[None], [SOON]], [[LATER], [None], [SOON]]], ids=["delete", "later-delete"])
+async def test_a_delete_drops_the_pending_retry(clock: MockClock, steps: list[list[int | None]]) -> None:
+    """The rule kept: a call that deletes the alarm while its retry is pending drops the retry; an
+    alarm set after runs at its own time as a first attempt (measured with miniflare 4.20260426:
+    delete then a past time: retryCount 0 at ~364 ms; +1 h, delete, +10 ms: retryCount 0 at
+    ~424 ms)."""
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(FailsOnce).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1.3)
+        for step in steps:
+            await stub.change(step)
+        await clock.advance(0.5)
+        assert await stub.report() == ([(0, T0_MS + 1000), (0, SOON)], None)
+
+
+async def test_a_later_alarm_alone_still_runs_at_its_time_as_a_first_attempt(clock: MockClock) -> None:
+    """The rule kept (docs/alarms.md): set past the retry's time and left there, it replaces the
+    retry (measured with miniflare 4.20260426: nothing ran by 3 s, the alarm still stored)."""
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(FailsOnce).get_by_name("b")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1.3)
+        await stub.change([T0_MS + 10_000])
+        await clock.advance(3)
+        assert await stub.report() == ([(0, T0_MS + 1000)], T0_MS + 10_000)
+        await clock.advance(10)
+        assert await stub.report() == ([(0, T0_MS + 1000), (0, T0_MS + 10_000)], None)
