@@ -25,7 +25,9 @@ export class AlarmFuzz extends DurableObject {
     if (time === null || time === undefined) return "none";
     const s = this.state();
     if (s.labels.has(time)) return s.labels.get(time);
-    return time <= Date.now() ? "past" : "future";
+    // Unlabelled times come from clamped sets (now, or 1 ms after the running alarm's time):
+    // "past" within a few ms of now, which one runtime's clock has reached and the other's not.
+    return time <= Date.now() + 5 ? "past" : "future";
   }
 
   async op(target, op, who) {
@@ -37,8 +39,8 @@ export class AlarmFuzz extends DurableObject {
         // Normalised: workerd leaves an alarm set, while its handler runs, to that handler's own
         // scheduledTime stored but never runs it (measured; docs/differences.md), which a time
         // <= now clamped to now hits when the handler started in the alarm's millisecond. Both
-        // sides move such a time 1 ms on.
-        if (s.current !== null && Math.max(time, Date.now()) === s.current) time += 1;
+        // sides set the time 1 ms after it instead.
+        if (s.current !== null && Math.max(time, Date.now()) === s.current) time = s.current + 1;
         // Labels only for future times: a time <= now is clamped to now, which can be the time of
         // an earlier label, in one runtime's millisecond and not the other's.
         if (op.d > 0) s.labels.set(time, op.id);
