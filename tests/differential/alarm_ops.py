@@ -1,16 +1,17 @@
 """Random alarm sequences, run in workerd (``alarm_worker.js``) and in ``durable`` (``AlarmFuzz``).
 
 A sequence drives one object: RPC steps (each a list of ops, awaited in turn, or two such calls
-sent together) with waits between them, and the programs its ``alarm()`` handler runs on its 1st, 2nd, ... invocation. Ops set the
-alarm to ``now + d`` (d in the past, now, 1-100 ms, an hour), read and delete it, write and read
-storage, ``deleteAll()``, nest in ``transaction()`` (committed, rolled back, thrown) and
-``blockConcurrencyWhile()`` and sleep (so RPCs arrive while handlers run); handlers can also throw, at
-most once per sequence (workerd retries 2 s later). After the steps both sides wait until no alarm
-is due within a minute and no handler runs, then report the log of every op (who ran it, what it
-returned, in order), each handler's ``retryCount`` / ``isRetry`` / ``scheduledTime``, the final
-alarm and storage. Times are compared as labels, not values: the label of the ``setAlarm`` (to a
-future time) that produced the time (``"s3"``), else ``"none"``, ``"past"`` (up to 5 ms after now) or ``"future"`` (both sides use real
-clocks, whose readings differ).
+sent together) with waits between them, and the programs its ``alarm()`` handler runs on its 1st,
+2nd, ... invocation. Ops set the alarm to ``now + d`` (d in the past, now, 1-100 ms, an hour),
+read and delete it, write and read storage, ``deleteAll()``, nest in ``transaction()``
+(committed, rolled back, thrown) and ``blockConcurrencyWhile()``, and sleep (so RPCs arrive while
+handlers run); handlers can also throw, at most once per sequence (workerd retries 2 s later).
+After the steps both sides wait until no alarm is due within a minute and no handler runs, then
+report the log of every op (who ran it, what it returned, in order), each handler's
+``retryCount`` / ``isRetry`` / ``scheduledTime``, the final alarm and storage. Times are compared
+as labels, not values: the label of the ``setAlarm`` (to a future time) that produced the time
+(``"s3"``), else ``"none"``, ``"past"`` (up to 5 ms after now) or ``"future"`` (both sides use
+real clocks, whose readings differ).
 """
 
 from __future__ import annotations
