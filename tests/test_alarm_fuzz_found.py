@@ -241,15 +241,13 @@ class BlocksAfterATransaction(durable.DurableObject):
         ORDER.append("alarm")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="open: found by the random alarm test (seed 17); XPASS: fixed"
-)
 async def test_the_caller_of_block_concurrency_while_resumes_before_a_waiting_alarm_after_a_transaction() -> None:
     """Two calls sent together: one sets the alarm to now, the other runs a transaction() and then
     a blockConcurrencyWhile(). workerd resumes the second call after its callback before the
     alarm runs (measured with miniflare 4.20260426, with and without the transaction, five times:
-    a-end b-bcw cb b-end alarm). durable does so without the transaction, but after one the alarm
-    runs before the call resumes (a-end b-bcw cb alarm b-end)."""
+    a-end b-bcw cb b-end alarm). Found by the random alarm test (seed 17). durable did so without
+    the transaction, but after one the alarm fell due in the loop turn the callback's lock ended,
+    entered the open gate at once and ran before the call resumed (a-end b-bcw cb alarm b-end)."""
     ORDER.clear()
     async with durable.Runtime() as rt:
         stub = rt.namespace(BlocksAfterATransaction).get_by_name("a")
