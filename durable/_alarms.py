@@ -15,8 +15,8 @@ Cloudflare's alarm rules (docs/alarms.md), as implemented here:
   (the constructor raised, or the object was reset while the alarm waited at its input gate) is
   retried with the same backoff but does not count, as in workerd: the next attempt gets the
   same ``retry_count``, and such failures alone never give the alarm up (the delay stops
-  growing at 1024 s, workerd's cap). An alarm set or deleted while the handler runs
-  replaces the retry.
+  growing at 1024 s, workerd's cap). An alarm set while the handler runs replaces the retry;
+  one deleted leaves it pending, and an alarm set before its time runs as the retry.
 - At most one ``alarm()`` runs per object at a time (Cloudflare documents this): an alarm that
   falls due while the handler runs, typically one the handler set in the past, waits and runs
   when the handler ends.
@@ -96,7 +96,7 @@ class _Entry:
         self.failures = retry_count  # failed attempts in a row, counted or not: the backoff
         self.handle: TimerHandle | None = None
         self.due_ms = scheduled_ms  # when its timer fires (a retry's time once it failed)
-        self.moved_to: int | None = None  # the alarm set while its retry was pending, due by then
+        self.moved_to: int | None = None  # the alarm set while its retry was pending
         self.deferred = False  # fell due while the object's alarm() was running
         self.cancelled = False  # its handler did not run: the stored alarm had changed (AlarmState.run)
         self.forgotten = False  # wiped by Runtime.reset while its handler ran: its end is no failure
@@ -116,6 +116,10 @@ class _Entry:
             self.retry_count += 1
         self.failures += 1
         return True
+
+
+def _log_failure(host: ObjectHost, attempt: int, exc: BaseException) -> None:
+    log.warning("durable: alarm of %r failed (attempt %d): %s: %s", host.id, attempt, type(exc).__name__, exc)
 
 
 class AlarmScheduler:
@@ -175,11 +179,12 @@ class AlarmScheduler:
         pending timer, and so its retry count, as in workerd, which schedules nothing when the
         stored alarm did not change (measured with miniflare: the retries go on at 2 s, 4 s...).
 
-        An alarm set while a retry is pending, to a time due by the retry's, keeps the retry too,
-        as in workerd (measured with miniflare 4): its scheduler queues the new time behind the
-        pending retry, which then finds the stored alarm overdue and runs the handler for it (with
-        its retry count and old scheduled time, ``AlarmState.run``); if that attempt fails, the
-        new alarm runs at once as a first attempt. Set later, the new alarm replaces the retry.
+        An alarm set while a retry is pending keeps the retry, as in workerd (measured with
+        miniflare 4, also after an earlier set to a time past the retry's, in its own commit):
+        its scheduler queues the new time behind the pending retry, which then finds the stored
+        alarm overdue and runs the handler for it (with its retry count and old scheduled time,
+        ``AlarmState.run``); if that attempt fails, the new alarm runs at once as a first attempt.
+        One not due by then runs at its own time as a first attempt. A delete drops the retry.
         """
         if when_ms is None:
             self._index.unindex_alarm(key)
@@ -188,7 +193,7 @@ class AlarmScheduler:
             if old is not None and old.handle is not None and key not in self._active:
                 if old.scheduled_ms == when_ms and old.moved_to is None:
                     return
-                if old.failures and when_ms <= old.due_ms:
+                if old.failures:
                     old.moved_to = when_ms
                     return
         self.schedule(key, when_ms)
@@ -285,22 +290,19 @@ class AlarmScheduler:
             try:
                 if await host.invoke("alarm", "alarm", (info,), {}) is False:
                     entry.cancelled = True  # deleted or moved meanwhile: nothing ran, nothing to retry
-                    if entry.moved_to is not None and self._entries.get(key) is entry:
-                        # The alarm set while the retry was pending was not yet due when the
-                        # retry's timer fired (a timer may fire a little early): it gets its own.
+                    if self._entries.get(key) is entry:
+                        # An alarm set while the retry was pending, not yet due when the retry's timer
+                        # fired (a timer may fire a little early), gets its own; a kept retry (below) ends.
                         self.schedule(key, entry.moved_to)
             except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
                 raise  # Ctrl-C, sys.exit(), or this delivery cancelled by the runtime's shutdown
             except BaseException as exc:  # a BaseException subclass too: workerd retries whatever is thrown
                 if entry.forgotten:
                     return exc  # Runtime.reset ended the handler (ConnectionClosedError): not a failure
-                log.warning(
-                    "durable: alarm of %r failed (attempt %d): %s: %s",
-                    host.id,
-                    entry.failures + 1,
-                    type(exc).__name__,
-                    exc,
-                )
+                _log_failure(host, entry.failures + 1, exc)
+                if key not in self._entries and not self._stopped:  # deleted while the handler ran:
+                    # workerd keeps the retry (runs nothing then, or an alarm set by then: after_commit).
+                    self._entries[key] = entry
                 if self._entries.get(key) is entry:  # not replaced by an alarm set meanwhile
                     if entry.moved_to is not None:  # the alarm set while the retry was pending runs now
                         self.schedule(key, entry.moved_to)

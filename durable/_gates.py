@@ -88,8 +88,11 @@ class InputGate:
 
     @property
     def idle(self) -> bool:
-        """No lock is held and no event waits: an event may run at once, with no ordering to keep."""
-        return not self.locks and not self.waiters
+        """No lock is held, no event waits, and no lock ended in this loop turn (``reopening``): an
+        event may run at once, with no ordering to keep. An event that arrives in the turn the last
+        lock ended waits for the next, behind the lock holder's caller, as in workerd (an alarm
+        that fell due then: miniflare 4.20260426, tests/test_alarm_fuzz_found.py)."""
+        return not self.locks and not self.waiters and not self.reopening
 
     def is_open(self) -> bool:
         """Whether an event in the current context may proceed now."""

@@ -87,14 +87,17 @@ class TestGateAndRuntimeSurface:
     """The small public-within-the-package surface that replaced private reads."""
 
     async def test_gate_idle(self) -> None:
-        """InputGate.idle is False while a lock is held, True again once it is released."""
+        """InputGate.idle is False while a lock is held and in the loop turn it is released
+        (``reopening``: the lock holder's caller goes first), True again from the next."""
         gate = InputGate()
         states = [gate.idle]
         lock, _ = gate.close_for("test")
         states.append(gate.idle)
         gate.unlock(lock)
         states.append(gate.idle)
-        assert states == [True, False, True]
+        await asyncio.sleep(0)
+        states.append(gate.idle)
+        assert states == [True, False, False, True]
 
     async def test_runtime_loop_closed_armed(self) -> None:
         """Runtime.loop is the loop it was opened on, alarm_timers.armed True there; closed turns True at aclose()."""

@@ -1,0 +1,278 @@
+"""Random alarm sequences, run in workerd (``alarm_worker.js``) and in ``durable`` (``AlarmFuzz``).
+
+A sequence drives one object: RPC steps (each a list of ops, awaited in turn, or two such calls
+sent together) with waits between them, and the programs its ``alarm()`` handler runs on its 1st,
+2nd, ... invocation. Ops set the alarm to ``now + d`` (d in the past, now, 1-100 ms, an hour),
+read and delete it, write and read storage, ``deleteAll()``, nest in ``transaction()``
+(committed, rolled back, thrown) and ``blockConcurrencyWhile()``, and sleep (so RPCs arrive while
+handlers run); handlers can also throw, at most once per sequence (workerd retries 2 s later).
+After the steps both sides wait until no alarm is due within a minute and no handler runs, then
+report the log of every op (who ran it, what it returned, in order), each handler's
+``retryCount`` / ``isRetry`` / ``scheduledTime``, the final alarm and storage. Times are compared
+as labels, not values: the label of the ``setAlarm`` (to a future time) that produced the time
+(``"s3"``), else ``"none"``, ``"past"`` (up to 5 ms after now) or ``"future"`` (both sides use
+real clocks, whose readings differ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from typing import Any
+
+import durable
+
+Op = dict[str, Any]
+Sequence = dict[str, Any]
+
+QUIET_POLLS = 3
+"""Polls (50 ms apart) that must find no handler running and no alarm due within a minute."""
+DEADLINE_S = 8.0
+
+
+class AlarmGenerator:
+    """Draws sequences from a seeded ``random.Random``."""
+
+    def __init__(self, seed: int) -> None:
+        self.random = random.Random(seed)
+        self._labels = 0
+        self._throw = False
+
+    def _set(self) -> Op:
+        r = self.random
+        d = r.choice([-5000, 0, r.randint(1, 100), r.randint(1, 100), 3_600_000])
+        self._labels += 1
+        return {"op": "set", "d": d, "id": f"s{self._labels}"}
+
+    def _simple(self, in_handler: bool) -> Op:
+        r = self.random
+        kind = r.choice(["set", "set", "set", "get", "get", "del", "put", "read"])
+        if kind == "set":
+            return self._set()
+        if kind in ("get", "del"):
+            return {"op": kind}
+        if kind == "put":
+            return {"op": "put", "k": r.choice("ab"), "v": r.randint(0, 9)}
+        return {"op": "read", "k": r.choice("ab")}
+
+    def _op(self, in_handler: bool) -> Op:
+        r = self.random
+        roll = r.random()
+        if roll < 0.1:
+            return {
+                "op": "txn",
+                "ops": [self._simple(in_handler) for _ in range(r.randint(1, 2))],
+                "end": r.choice(["commit", "rollback", "throw"]),
+            }
+        if roll < 0.17:
+            return {"op": "bcw", "ops": [self._simple(in_handler) for _ in range(r.randint(1, 2))]}
+        if roll < 0.22:
+            return {"op": "delall"}
+        if roll < (0.32 if in_handler else 0.27):
+            return {"op": "sleep", "ms": r.choice([50, 400])}
+        return self._simple(in_handler)
+
+    def sequence(self) -> Sequence:
+        r = self.random
+        self._labels = 0
+        self._throw = r.random() < 0.35
+        steps: list[Op] = []
+        for number in range(r.randint(1, 4)):
+            if number:
+                # No RPC right after another: an alarm due at once runs before or after it, as
+                # workerd's alarm manager happens to dispatch it (a race, on either side).
+                steps.append({"wait": r.choice([250, 600])})
+            if r.random() < 0.2:  # two calls sent together, the second not waiting for the first
+                steps.append({"rpcs": [[self._op(False) for _ in range(r.randint(1, 3))] for _ in range(2)]})
+            else:
+                steps.append({"rpc": [self._op(False) for _ in range(r.randint(1, 3))]})
+        handlers = []
+        for _ in range(r.randint(0, 3)):
+            program = [self._op(True) for _ in range(r.randint(0, 3))]
+            if self._throw and r.random() < 0.5:
+                program.insert(r.randint(0, len(program)), {"op": "throw"})
+                self._throw = False
+            handlers.append(program)
+        return {"steps": steps, "handlers": handlers}
+
+
+# -- the durable side ----------------------------------------------------------------------------
+
+
+class _State:
+    def __init__(self, handlers: list[list[Op]]) -> None:
+        self.log: list[list[Any]] = []
+        self.labels: dict[int, str] = {}
+        self.handlers = handlers
+        self.calls = 0
+        self.running = 0
+        self.thrown = False
+        self.current: int | None = None  # the running handler's scheduled time
+
+
+STATE: dict[str, _State] = {}
+"""Object id -> its state, which survives a new instance (as ``STATE`` in alarm_worker.js)."""
+
+
+class Failed(Exception):
+    """What a handler or a transaction closure raises on purpose (``Error`` on workerd's side)."""
+
+
+def _failure(exc: BaseException) -> dict[str, Any]:
+    return {"err": "TypeError" if isinstance(exc, TypeError) else "Error"}
+
+
+class AlarmFuzz(durable.DurableObject):
+    """The counterpart of ``AlarmFuzz`` in alarm_worker.js."""
+
+    def _state(self) -> _State:
+        return STATE[str(self.ctx.id)]
+
+    def _label(self, time: int | None) -> str:
+        if time is None:
+            return "none"
+        state = self._state()
+        if time in state.labels:
+            return state.labels[time]
+        return "past" if time <= self.ctx.now_ms() + 5 else "future"  # a few ms of slack: alarm_worker.js
+
+    async def _op(self, target: Any, op: Op, who: str) -> Any:
+        state = self._state()
+        storage = self.ctx.storage
+        kind = op["op"]
+        if kind == "set":
+            time = self.ctx.now_ms() + op["d"]
+            if state.current is not None and max(time, self.ctx.now_ms()) == state.current:
+                time = state.current + 1  # normalised: workerd never runs it (alarm_worker.js, docs/differences.md)
+            if op["d"] > 0:  # a time <= now is clamped to now, maybe an earlier label's (alarm_worker.js)
+                state.labels[time] = op["id"]
+            await target.set_alarm(time)
+            return None
+        if kind == "get":
+            return self._label(await target.get_alarm())
+        if kind == "del":
+            await target.delete_alarm()
+            return None
+        if kind == "put":
+            await target.put(op["k"], op["v"])
+            return None
+        if kind == "read":
+            return await target.get(op["k"])
+        if kind == "delall":
+            await storage.delete_all()
+            return None
+        if kind == "sleep":
+            await asyncio.sleep(op["ms"] / 1000)
+            return None
+        if kind == "txn":
+
+            async def closure(txn: durable.Transaction) -> list[Any]:
+                inner = [await self._step(txn, sub, who) for sub in op["ops"]]
+                if op["end"] == "rollback":
+                    txn.rollback()
+                if op["end"] == "throw":
+                    raise Failed("boom")
+                return inner
+
+            return await storage.transaction(closure)
+        if kind == "bcw":
+
+            async def callback() -> list[Any]:
+                return [await self._step(storage, sub, who) for sub in op["ops"]]
+
+            return await self.ctx.block_concurrency_while(callback)
+        raise ValueError(f"unknown op {kind!r}")
+
+    async def _step(self, target: Any, op: Op, who: str) -> Any:
+        try:
+            result = {"ok": await self._op(target, op, who)}
+        except Exception as exc:
+            result = _failure(exc)
+        self._state().log.append([who, op["op"], result])
+        return result
+
+    async def setup(self, handlers: list[list[Op]]) -> None:
+        STATE[str(self.ctx.id)] = _State(handlers)
+
+    async def run(self, number: int, ops: list[Op]) -> list[Any]:
+        who = f"rpc{number}"
+        state = self._state()
+        state.log.append([who, "start", None])
+        results = [await self._step(self.ctx.storage, op, who) for op in ops]
+        state.log.append([who, "end", None])
+        return results
+
+    async def peek(self) -> dict[str, Any]:
+        time = await self.ctx.storage.get_alarm()
+        return {"running": self._state().running, "far": time is None or time - self.ctx.now_ms() > 60_000}
+
+    async def final(self) -> dict[str, Any]:
+        alarm = self._label(await self.ctx.storage.get_alarm())
+        entries = [[k, v] for k, v in (await self.ctx.storage.list()).items()]
+        return {"log": self._state().log, "alarm": alarm, "storage": entries}
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        state = self._state()
+        number = state.calls
+        state.calls += 1
+        who = f"alarm{number}"
+        state.running += 1
+        state.current = info.scheduled_time
+        seen = {"retryCount": info.retry_count, "isRetry": info.is_retry, "scheduled": self._label(info.scheduled_time)}
+        state.log.append([who, "start", seen])
+        try:
+            program = state.handlers[number] if number < len(state.handlers) else []
+            for op in program:
+                if op["op"] == "throw":
+                    if not state.thrown:
+                        state.thrown = True
+                        state.log.append([who, "throw", None])
+                        raise Failed("alarm failed")
+                    continue
+                await self._step(self.ctx.storage, op, who)
+            state.log.append([who, "end", None])
+        finally:
+            state.running -= 1
+            state.current = None
+
+
+async def run_durable(namespace: durable.Namespace[AlarmFuzz], name: str, sequence: Sequence) -> dict[str, Any]:
+    """Run ``sequence`` in the object ``name`` as the Worker of alarm_worker.js does; its report."""
+    stub: Any = namespace.get_by_name(name)
+    await stub.setup(sequence["handlers"])
+    returned = []
+    number = 0
+    for step in sequence["steps"]:
+        if "wait" in step:
+            await asyncio.sleep(step["wait"] / 1000)
+        elif "rpcs" in step:
+            calls = [stub.run(number + n, ops) for n, ops in enumerate(step["rpcs"])]
+            returned.extend(await asyncio.gather(*calls))
+            number += len(calls)
+        else:
+            returned.append(await stub.run(number, step["rpc"]))
+            number += 1
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_S
+    quiet = 0
+    while loop.time() < deadline and quiet < QUIET_POLLS:
+        await asyncio.sleep(0.05)
+        seen = await stub.peek()
+        quiet = quiet + 1 if seen["running"] == 0 and seen["far"] else 0
+    final = await stub.final()
+    return {"returned": returned, **final, "quiet": quiet >= QUIET_POLLS}
+
+
+def first_difference(workerd: dict[str, Any], got: dict[str, Any]) -> str | None:
+    """Where the two reports differ first, described, or ``None``."""
+    for key in ("returned", "log", "alarm", "storage", "quiet"):
+        w, d = workerd.get(key), got.get(key)
+        if json.dumps(w) == json.dumps(d):
+            continue
+        if key == "log" and isinstance(w, list) and isinstance(d, list):
+            for index, (a, b) in enumerate(zip(w, d, strict=False)):
+                if json.dumps(a) != json.dumps(b):
+                    return f"log[{index}]: workerd {json.dumps(a)}, durable {json.dumps(b)}\n  workerd log: {json.dumps(w)}\n  durable log: {json.dumps(d)}"
+        return f"{key}: workerd {json.dumps(w)}, durable {json.dumps(d)}"
+    return None

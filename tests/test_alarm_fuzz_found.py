@@ -1,0 +1,259 @@
+"""Alarm differences found by the random differential test (tests/differential/run_alarm.py),
+each measured in workerd (miniflare 4.20260426, compatibility date 2026-04-07) and fixed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import durable
+from durable.testing import MockClock
+
+T0 = 1_700_000_000
+T0_MS = T0 * 1000
+
+
+class DeletesThenFails(durable.DurableObject):
+    """Its first alarm() removes the alarm (as ``self.mode`` says) and raises; later ones record."""
+
+    seen: list[tuple[int, int]]
+
+    async def arm(self, mode: str, when: int) -> None:
+        self.mode = mode
+        self.seen = []
+        await self.ctx.storage.set_alarm(when)
+
+    async def set(self, when: int) -> None:
+        await self.ctx.storage.set_alarm(when)
+
+    async def report(self) -> tuple[list[tuple[int, int]], int | None]:
+        return self.seen, await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        self.seen.append((info.retry_count, info.scheduled_time))
+        if len(self.seen) > 1:
+            return
+        storage = self.ctx.storage
+        if self.mode == "delete_all":
+            await storage.delete_all()
+        elif self.mode == "set_then_delete":
+            await storage.set_alarm(self.ctx.now_ms() + 50)
+            await storage.delete_alarm()
+        else:
+            await storage.delete_alarm()
+        raise RuntimeError("the handler failed")
+
+
+@pytest.fixture
+async def clock() -> AsyncIterator[MockClock]:
+    yield MockClock(T0)
+
+
+MODES = ["delete_alarm", "delete_all", "set_then_delete"]
+
+
+class TestRetryOfAHandlerThatRemovedItsAlarm:
+    """workerd keeps the retry of a failed handler that deleted its alarm (deleteAlarm(),
+    deleteAll(), or setAlarm() then deleteAlarm()) pending: nothing runs at its time while no
+    alarm is stored, but an alarm a call sets meanwhile, due by the retry's time, runs as that
+    retry (retryCount 1, the old scheduledTime, at the retry's time: nothing at its own).
+    Measured with miniflare 4.20260426: alarm at +20 ms, handler deletes and throws; 300 ms later
+    an RPC sets now + 31 ms; the handler next ran ~2.3 s after the first time with retryCount 1,
+    and then the alarm was cleared. durable dropped the retry with the deletion, and ran the new
+    alarm at its own time as a first attempt."""
+
+    @pytest.mark.parametrize("mode", MODES)
+    async def test_an_alarm_set_before_the_retry_runs_as_the_retry(self, clock: MockClock, mode: str) -> None:
+        async with durable.Runtime(clock=clock) as rt:
+            stub = rt.namespace(DeletesThenFails).get_by_name(mode)
+            await stub.arm(mode, T0_MS + 1000)
+            await clock.advance(1.3)
+            await stub.set(clock.time_ms() + 31)
+            await clock.advance(0.5)  # past the new alarm's time: nothing ran there
+            seen, alarm = await stub.report()
+            assert seen == [(0, T0_MS + 1000)]
+            assert alarm == T0_MS + 1300 + 31
+            await clock.advance(1.5)  # the retry, 2 s after the failure
+            assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
+
+    @pytest.mark.parametrize("mode", MODES)
+    async def test_without_an_alarm_set_nothing_runs(self, clock: MockClock, mode: str) -> None:
+        """The same handler, and no call: workerd runs nothing more, and no alarm is left."""
+        async with durable.Runtime(clock=clock) as rt:
+            stub = rt.namespace(DeletesThenFails).get_by_name(mode)
+            await stub.arm(mode, T0_MS + 1000)
+            await clock.advance(10)
+            assert await stub.report() == ([(0, T0_MS + 1000)], None)
+
+    async def test_an_alarm_set_after_the_retry_time_runs_at_its_own(self, clock: MockClock) -> None:
+        """An alarm set for after the pending retry's time replaces the retry, as any alarm set
+        while a retry is pending does (docs/alarms.md): a first attempt at its own time."""
+        async with durable.Runtime(clock=clock) as rt:
+            stub: Any = rt.namespace(DeletesThenFails).get_by_name("later")
+            await stub.arm("delete_alarm", T0_MS + 1000)
+            await clock.advance(1.3)
+            await stub.set(T0_MS + 10_000)
+            await clock.advance(10)
+            assert await stub.report() == ([(0, T0_MS + 1000), (0, T0_MS + 10_000)], None)
+
+
+BUILT: list[int] = []
+
+
+class AbortsAfterDeleteAll(durable.DurableObject):
+    """Counts its constructions (in ``BUILT``); its first alarm() deletes everything and aborts."""
+
+    def __init__(self, ctx: durable.State, env: Any) -> None:
+        super().__init__(ctx, env)
+        BUILT.append(ctx.now_ms())
+
+    async def arm(self) -> None:
+        await self.ctx.storage.set_alarm(self.ctx.now_ms() + 20)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        await self.ctx.storage.delete_all()
+        self.ctx.abort("reset")
+
+
+async def test_the_kept_retry_wakes_an_aborted_object_without_running_its_handler(clock: MockClock) -> None:
+    """A handler that deleteAll()s and aborts: workerd's kept retry builds the object again ~2 s
+    later, finds no alarm and runs no handler (measured with miniflare 4.20260426: constructor at
+    0 ms and at ~2076 ms, one alarm() call, getAlarm() null). durable built nothing then."""
+    BUILT.clear()
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(AbortsAfterDeleteAll).get_by_name("a")
+        await stub.arm()
+        await clock.advance(3)
+        assert [t - T0_MS for t in BUILT] == [0, 2020]
+        assert await rt.namespace(AbortsAfterDeleteAll).get_by_name("a").get() is None
+
+
+class FailsOnce(durable.DurableObject):
+    """Its first alarm() raises; every run records ``(retry_count, scheduled_time)``."""
+
+    seen: list[tuple[int, int]]
+
+    async def arm(self, when: int) -> None:
+        self.seen = []
+        await self.ctx.storage.set_alarm(when)
+
+    async def change(self, steps: list[int | None]) -> None:
+        """Set the alarm to each time in turn (``None``: delete it)."""
+        for when in steps:
+            if when is None:
+                await self.ctx.storage.delete_alarm()
+            else:
+                await self.ctx.storage.set_alarm(when)
+
+    async def report(self) -> tuple[list[tuple[int, int]], int | None]:
+        return self.seen, await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        self.seen.append((info.retry_count, info.scheduled_time))
+        if len(self.seen) == 1:
+            raise RuntimeError("the first attempt fails")
+
+
+LATER = T0_MS + 3_600_000
+SOON = T0_MS + 1310
+
+
+async def test_a_pending_retry_survives_an_alarm_set_past_its_time(clock: MockClock) -> None:
+    """Calls that set the alarm past the pending retry's time, then (another call, its own
+    commit) due by it: workerd runs it at the retry's time as the retry (measured with miniflare
+    4.20260426, alarm at +20 ms failing, calls at ~300 ms and ~350 ms setting now + 1 h then a past
+    time: the handler ran once more at ~2.05 s with retryCount 1, then the alarm was cleared).
+    Found by the random alarm test (seed 12). durable let the first call replace the retry and
+    ran the second's alarm at once as a first attempt."""
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(FailsOnce).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1.3)
+        await stub.change([LATER])
+        await stub.change([SOON])
+        await clock.advance(0.5)
+        assert await stub.report() == ([(0, T0_MS + 1000)], SOON)
+        await clock.advance(1.5)
+        assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
+
+
+@pytest.mark.parametrize("steps", [[[None], [SOON]], [[LATER], [None], [SOON]]], ids=["delete", "later-delete"])
+async def test_a_delete_drops_the_pending_retry(clock: MockClock, steps: list[list[int | None]]) -> None:
+    """The rule kept: a call that deletes the alarm while its retry is pending drops the retry; an
+    alarm set after runs at its own time as a first attempt (measured with miniflare 4.20260426:
+    delete then a past time: retryCount 0 at ~364 ms; +1 h, delete, +10 ms: retryCount 0 at
+    ~424 ms)."""
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(FailsOnce).get_by_name("a")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1.3)
+        for step in steps:
+            await stub.change(step)
+        await clock.advance(0.5)
+        assert await stub.report() == ([(0, T0_MS + 1000), (0, SOON)], None)
+
+
+async def test_a_later_alarm_alone_still_runs_at_its_time_as_a_first_attempt(clock: MockClock) -> None:
+    """The rule kept (docs/alarms.md): set past the retry's time and left there, it replaces the
+    retry (measured with miniflare 4.20260426: nothing ran by 3 s, the alarm still stored)."""
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(FailsOnce).get_by_name("b")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1.3)
+        await stub.change([T0_MS + 10_000])
+        await clock.advance(3)
+        assert await stub.report() == ([(0, T0_MS + 1000)], T0_MS + 10_000)
+        await clock.advance(10)
+        assert await stub.report() == ([(0, T0_MS + 1000), (0, T0_MS + 10_000)], None)
+
+
+ORDER: list[str] = []
+
+
+class BlocksAfterATransaction(durable.DurableObject):
+    async def arm_now(self) -> None:
+        await self.ctx.storage.set_alarm(self.ctx.now_ms() + 63)
+        self.ctx.storage.put("a", 3)
+        await self.ctx.storage.set_alarm(self.ctx.now_ms())
+        ORDER.append("a-end")
+
+    async def block(self) -> None:
+        async def write(txn: durable.Transaction) -> None:
+            await txn.put("x", 1)
+
+        await self.ctx.storage.transaction(write)
+        ORDER.append("b-bcw")
+
+        async def callback() -> int | None:
+            ORDER.append("cb")
+            return await self.ctx.storage.get_alarm()
+
+        await self.ctx.block_concurrency_while(callback)
+        ORDER.append("b-end")
+
+    async def alarm(self) -> None:
+        ORDER.append("alarm")
+
+
+async def test_the_caller_of_block_concurrency_while_resumes_before_a_waiting_alarm_after_a_transaction() -> None:
+    """Two calls sent together: one sets the alarm to now, the other runs a transaction() and then
+    a blockConcurrencyWhile(). workerd resumes the second call after its callback before the
+    alarm runs (measured with miniflare 4.20260426, with and without the transaction, five times:
+    a-end b-bcw cb b-end alarm). Found by the random alarm test (seed 17). durable did so without
+    the transaction, but after one the alarm fell due in the loop turn the callback's lock ended,
+    entered the open gate at once and ran before the call resumed (a-end b-bcw cb alarm b-end)."""
+    ORDER.clear()
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(BlocksAfterATransaction).get_by_name("a")
+        await asyncio.gather(stub.arm_now(), stub.block())
+        for _ in range(100):
+            if "alarm" in ORDER:
+                break
+            await asyncio.sleep(0.01)
+        assert ORDER == ["a-end", "b-bcw", "cb", "b-end", "alarm"]
