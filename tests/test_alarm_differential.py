@@ -19,7 +19,7 @@ import durable
 
 @pytest.fixture(scope="module")
 def workerd() -> Iterator[Workerd]:
-    yield from started_or_skipped("alarm_harness.mjs")
+    yield from started_or_skipped("alarm")
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def workerd() -> Iterator[Workerd]:
-    yield from started_or_skipped("ws_harness.mjs")
+    yield from started_or_skipped("ws")
 
 
 class TestRandomSequences:

@@ -37,7 +37,7 @@ async def main(count: int, seed: int, verbose: bool) -> int:
     if missing is not None:
         print(f"cannot run: {missing}", file=sys.stderr)
         return 2
-    workerd = Workerd("alarm_harness.mjs")
+    workerd = Workerd("alarm")
     found = steps = timing = 0
     try:
         async with durable.Runtime() as rt:

@@ -26,7 +26,7 @@ async def main(count: int, seed: int, show: bool) -> int:
     if missing is not None:
         print(f"cannot run: {missing}", file=sys.stderr)
         return 2
-    workerd = Workerd("ws_harness.mjs")
+    workerd = Workerd("ws")
     found = 0
     try:
         async with durable.Runtime() as rt:

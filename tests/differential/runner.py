@@ -40,15 +40,15 @@ def harness_missing() -> str | None:
     return None
 
 
-def started_or_skipped(script: str = "harness.mjs") -> Iterator[Workerd]:
-    """The body of a test module's ``workerd`` fixture: a running harness ``script`` for the
-    module's tests, closed after them; the tests skip, saying why, where workerd cannot run."""
+def started_or_skipped(test: str = "storage") -> Iterator[Workerd]:
+    """The body of a test module's ``workerd`` fixture: a running harness with the ``test``'s
+    Worker for the module's tests, closed after them; they skip, saying why, where workerd cannot run."""
     import pytest  # only the tests need it, not run.py and its siblings
 
     missing = harness_missing()
     if missing is not None:
         pytest.skip(f"workerd is not available: {missing}")
-    harness = Workerd(script)
+    harness = Workerd(test)
     try:
         yield harness
     finally:
@@ -56,13 +56,14 @@ def started_or_skipped(script: str = "harness.mjs") -> Iterator[Workerd]:
 
 
 class Workerd:
-    """A running ``harness.mjs`` (or another harness ``script`` of this folder, e.g.
-    ``ws_harness.mjs``): one workerd process serving calls, until ``close()``."""
+    """A running ``harness.mjs`` with the Worker of one differential ``test`` ("storage", the
+    default, which serves the RPC and interleaving tests too; "ws"; "alarm"): one workerd process
+    serving calls, until ``close()``."""
 
-    def __init__(self, script: str = "harness.mjs") -> None:
+    def __init__(self, test: str = "storage") -> None:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the harness
         self._proc = subprocess.Popen(
-            ["node", str(HERE / script)],
+            ["node", str(HERE / "harness.mjs"), test],
             cwd=HERE,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

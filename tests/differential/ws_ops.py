@@ -1,7 +1,7 @@
 """Random WebSocket sequences for one object, for the WebSocket differential test.
 
 A sequence is ``{"object": NAME, "steps": [step, ...]}``, run in workerd by ``ws_worker.js`` (through
-``ws_harness.mjs``) and in durable by ``ws_runner.py``. The driver plays the clients; a step is
+``harness.mjs ws``) and in durable by ``ws_runner.py``. The driver plays the clients; a step is
 
 - ``{"step": "open", "id": "c3", "tags": [...]}``: a client connects (``stub.fetch`` with
   ``Upgrade: websocket``); the object accepts its end with ``ctx.acceptWebSocket(ws, tags)``, the
