@@ -7,7 +7,8 @@ runs of each probe, the same result every time): a method awaits ``blockConcurre
 
 - Events queued while the callback ran start after it ends, once the code that awaited it has run
   up to its next suspension: ``cb-end a-cont b-1``; storage ``get`` / ``put`` awaits there do not
-  let them in (``a-cont a-get a-get2 b-1``), ``sync()`` and a timer do (``a-cont b-1 a-sync``).
+  let them in (``a-cont a-get a-get2 b-1``), ``sync()`` and a timer do (``a-cont b-1 a-sync``);
+  a second section it starts at once runs first (``a-cont cb2-start cb2-end a-cont2 b-1``).
 - Among themselves they start in arrival order, whatever their kinds (sent 3 ms apart:
   ``b-1 f-1 ws-1 b-2``, ``ws-1 f-1 b-1 ws-2``).
 - The same for a section the constructor starts: its ``.then()`` runs before the first event.
@@ -63,6 +64,18 @@ class Section(durable.DurableObject):
         elif then == "sleep":
             await asyncio.sleep(0)
             log.append("a-sleep")
+        elif then in ("bcw", "txn"):
+
+            async def again(*_: Any) -> None:
+                log.append("cb2-start")
+                await asyncio.sleep(0)
+                log.append("cb2-end")
+
+            if then == "bcw":
+                await self.ctx.block_concurrency_while(again)
+            else:
+                await storage.transaction(again)
+            log.append("a-cont2")
 
     def b(self, tag: str) -> None:
         self.env.log.append(f"b-{tag}")
@@ -170,13 +183,15 @@ class TestEventsQueuedBehindASection:
             ("put", ["a-cont", "a-put", "b-1"]),
             ("sync", ["a-cont", "b-1", "a-sync"]),
             ("sleep", ["a-cont", "b-1", "a-sleep"]),
+            ("bcw", ["a-cont", "cb2-start", "cb2-end", "a-cont2", "b-1"]),
+            ("txn", ["a-cont", "cb2-start", "cb2-end", "a-cont2", "b-1"]),
         ],
     )
-    async def test_storage_awaits_of_the_awaiting_code_keep_them_waiting(
-        self, rt: durable.Runtime, then: str, expected: list[str]
-    ) -> None:
+    async def test_what_the_awaiting_code_does_next(self, rt: durable.Runtime, then: str, expected: list[str]) -> None:
         """workerd: after the section, the awaiting code's storage get()s and put() run before a
-        queued event (they hold the input gate); its sync() and a timer let the event in."""
+        queued event (they hold the input gate); its sync() and a timer let the event in; a
+        second section it starts at once (blockConcurrencyWhile() or transaction(), its callback
+        awaiting a timer) runs, and the code after it, before the event."""
         log = await run_section(rt, "bcw", ["b:1"], then)
         assert log[log.index("a-cont") :] == expected
 
