@@ -343,6 +343,7 @@ class ObjectHost:
             self.instance is None
             or gate.locks
             or gate.waiters
+            or gate.reopening  # the turn the last lock ended: its caller goes on first (InputGate.idle)
             or runtime.closed
             or runtime.max_queued_calls is not None
             or not runtime.alarm_timers.armed
@@ -522,6 +523,7 @@ def call_rpc(host: ObjectHost, name: str, args: Args, kwargs: Kwargs, fut: Futur
         or host.instance is None
         or gate.locks  # not gate.idle, without the property's call
         or gate.waiters
+        or gate.reopening  # the turn the last lock ended: its caller goes on first (InputGate.idle)
         or runtime.closed
         or runtime.max_queued_calls is not None
         or not runtime.alarm_timers.armed
@@ -570,6 +572,7 @@ def start_fetch(host: ObjectHost, request: Any, fut: Future[Any]) -> None:
         host.instance is None
         or gate.locks
         or gate.waiters
+        or gate.reopening
         or runtime.closed
         or runtime.max_queued_calls is not None
         or not runtime.alarm_timers.armed
