@@ -208,6 +208,15 @@ class TestFraming:
         _, _, body = await call("POST", b"/echo", headers=[(b"transfer-encoding", coding)], body=b"abc")
         assert json.loads(body)["body"] == "abc"
 
+    async def test_transfer_encoding_overrides_a_zero_length(self) -> None:
+        """workerd reads ``Content-Length: 0`` with ``Transfer-Encoding: chunked`` and the chunked
+        body ``abc`` as ``abc`` (miniflare 4, 2026-12-07; RFC 9112 6.3: Transfer-Encoding wins).
+        h11 passes both headers on and reads the chunks, and the Worker got ``body`` None: the
+        body was lost. (httptools refuses the pair with 400.)"""
+        headers = [(b"content-length", b"0"), (b"transfer-encoding", b"chunked")]
+        _, _, body = await call("POST", b"/echo", headers=headers, body=b"abc")
+        assert json.loads(body)["body"] == "abc"
+
     async def test_http2_without_length_keeps_its_body(self) -> None:
         """HTTP/2 announces no length: the body is read from the stream (nothing is lost)."""
         _, _, body = await call("POST", b"/echo", body=b"abc", http_version="2")
