@@ -482,8 +482,13 @@ def _check_transfer_codings(values: list[str]) -> None:
     httptools decodes the chunks of ``Transfer-Encoding: gzip, chunked`` and passes the body on
     still gzipped, under a header that says so; workerd refuses the request (500: measured with
     miniflare 4, 2026-12-07) and accepts only ``chunked`` (in any case, even ``chunked, chunked``).
+    A coding that does not end in ``chunked`` leaves the body's length unknown: ``400`` (RFC 9112
+    6.3, as both of uvicorn's parsers answer it); one that does, ``501`` (RFC 9112 6.1).
     """
-    if any(coding.strip().lower() != "chunked" for value in values for coding in value.split(",")):
+    codings = [coding.strip().lower() for value in values for coding in value.split(",")]
+    if codings[-1] != "chunked":
+        raise _BadRequest(f"Transfer-Encoding {', '.join(values)!r} does not end in chunked: the body has no length")
+    if any(coding != "chunked" for coding in codings):
         raise _UnknownTransferCoding(
             f"Transfer-Encoding {', '.join(values)!r}: request bodies are accepted only in the chunked coding"
         )
