@@ -17,6 +17,9 @@ requests of connections already open instead of refusing new ones. So ``durable 
   limit) get workerd's ``431`` and the connection is closed. uvicorn's httptools protocol has no
   limit at all (a 30 MB header was read whole), and its h11 one answers ``400`` beyond 16 KiB.
 
+The httptools protocol also ignores ``Expect: 100-continue`` in an HTTP/1.0 request, as RFC 9110
+requires (uvicorn's sent that client ``100 Continue``; h11's does not).
+
 Layer 5: imported by ``_cli`` only, and only once uvicorn is known to be installed.
 """
 
@@ -261,6 +264,12 @@ def _guarded_httptools_protocol(header_timeout: float | None, max_connections: i
                 self._refused = True  # the parser stops on this error; uvicorn answers below
                 raise ValueError("request head too large")
             self._head_complete()
+            if self.expect_100_continue and self.parser.get_http_version() == "1.0":
+                # RFC 9110 10.1.1: a 100-continue expectation in an HTTP/1.0 request MUST be
+                # ignored (the client cannot read a 1xx response, and sends the body anyway).
+                # uvicorn's httptools protocol sent "HTTP/1.1 100 Continue" to it before the
+                # response; h11 and workerd send none (miniflare 4, 2026-12-07).
+                self.expect_100_continue = False
             super().on_headers_complete()
             # The request's scope holds self.headers; llhttp reports a chunked body's trailer
             # fields through on_header too, which would add them to the request's headers after

@@ -191,6 +191,41 @@ class TestFraming:
         _, _, body = await call("POST", b"/echo", headers=[(b"transfer-encoding", b"chunked")], body=b"abc")
         assert json.loads(body)["body"] == "abc"
 
+    @pytest.mark.parametrize("coding", [b"gzip, chunked", b"deflate,chunked", b"GZIP, Chunked"])
+    async def test_a_body_in_another_transfer_coding_is_refused(self, coding: bytes) -> None:
+        """workerd refuses ``POST`` with ``Transfer-Encoding: gzip, chunked`` (or ``deflate,chunked``):
+        ``500`` (miniflare 4, 2026-12-07). httptools decodes the chunks of ``gzip, chunked`` and
+        uvicorn passed the body on still gzipped, so the Worker read gzip bytes as the body; now
+        ``501`` (RFC 9112 6.1) and the Worker is not called."""
+        status, _, body = await call("POST", b"/echo", headers=[(b"transfer-encoding", coding)], body=b"abc")
+        assert status == 501
+        assert body.startswith(b"Not Implemented: Transfer-Encoding ")
+        assert b"accepted only in the chunked coding" in body
+
+    @pytest.mark.parametrize("coding", [b"chunked, gzip", b"gzip", b"identity"])
+    async def test_a_coding_not_ending_in_chunked_is_a_bad_request(self, coding: bytes) -> None:
+        """``Transfer-Encoding: chunked, gzip`` or ``gzip`` leaves the length unknown: both of
+        uvicorn's parsers answer ``400`` (RFC 9112 6.3), workerd ``500`` (miniflare 4,
+        2026-12-07); an ASGI server that passed one on got ``400`` here too."""
+        status, _, body = await call("POST", b"/echo", headers=[(b"transfer-encoding", coding)], body=b"abc")
+        assert status == 400
+        assert body.endswith(b"does not end in chunked: the body has no length")
+
+    @pytest.mark.parametrize("coding", [b"Chunked", b"chunked, chunked"])
+    async def test_chunked_in_any_case_is_accepted(self, coding: bytes) -> None:
+        """workerd serves ``Transfer-Encoding: Chunked`` and ``chunked, chunked`` (miniflare 4, 2026-12-07)."""
+        _, _, body = await call("POST", b"/echo", headers=[(b"transfer-encoding", coding)], body=b"abc")
+        assert json.loads(body)["body"] == "abc"
+
+    async def test_transfer_encoding_overrides_a_zero_length(self) -> None:
+        """workerd reads ``Content-Length: 0`` with ``Transfer-Encoding: chunked`` and the chunked
+        body ``abc`` as ``abc`` (miniflare 4, 2026-12-07; RFC 9112 6.3: Transfer-Encoding wins).
+        h11 passes both headers on and reads the chunks, and the Worker got ``body`` None: the
+        body was lost. (httptools refuses the pair with 400.)"""
+        headers = [(b"content-length", b"0"), (b"transfer-encoding", b"chunked")]
+        _, _, body = await call("POST", b"/echo", headers=headers, body=b"abc")
+        assert json.loads(body)["body"] == "abc"
+
     async def test_http2_without_length_keeps_its_body(self) -> None:
         """HTTP/2 announces no length: the body is read from the stream (nothing is lost)."""
         _, _, body = await call("POST", b"/echo", body=b"abc", http_version="2")
@@ -220,6 +255,15 @@ class TestRequestTarget:
         fragment on, and durable encoded it into the path (``/echo%23frag``)."""
         _, _, body = await call("GET", raw_path, query=query)
         assert json.loads(body)["url"] == url
+
+    @pytest.mark.parametrize("method", ["OPTIONS", "GET"])
+    async def test_the_asterisk_target_is_refused(self, method: str) -> None:
+        """workerd cannot make ``OPTIONS * HTTP/1.1`` a URL: ``500`` and the log line "invalid URL;
+        url = *" (miniflare 4, 2026-12-07; ``GET *`` too). Under uvicorn (either parser) it
+        reached the Worker as ``http://h/*``, a path no client asked for; now ``400``."""
+        status, _, body = await call(method, b"*")
+        assert status == 400
+        assert body == b"Bad Request: the request target * (asterisk form) names no resource to hand a Worker"
 
     async def test_an_absolute_form_target_gives_its_path(self) -> None:
         """``GET http://other.example/echo?q=1`` (absolute form) under httptools reaches the Worker
