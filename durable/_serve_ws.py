@@ -17,6 +17,9 @@ CPython 3.11/3.12 that gets EOF while it still has data to write can fail its ow
 (``transport.abort()`` after the buffered close: ``'NoneType' object has no attribute
 'call_soon'``), so the server waits for the client's Close instead.
 
+A protocol error closes the connection with 1002 and workerd's description of it
+(:func:`workerd_description`), which the object's ``web_socket_error`` quotes too.
+
 A text message that is not valid UTF-8 reaches the application with U+FFFD in place of the bad
 bytes, as workerd delivers it, where uvicorn would close the connection with 1007.
 
@@ -44,7 +47,7 @@ from typing import Any
 from ._wsbase import TOO_LARGE_MESSAGE, TOO_LARGE_PREFIX, too_large_description
 from ._wsbridge import CLIENT_CLOSE, CLOSE_WITHOUT_CODE, PROTOCOL_ERROR
 
-__all__ = ["FrameEnds", "protocol_error", "send_close", "too_large_reason", "websocket_protocol"]
+__all__ = ["FrameEnds", "protocol_error", "send_close", "too_large_reason", "websocket_protocol", "workerd_description"]
 
 _CLOSE_OPCODE = 0x8
 
@@ -66,13 +69,14 @@ class FrameEnds:
     has arrived whole.
     """
 
-    __slots__ = ("_close", "_head", "_skip", "closed")
+    __slots__ = ("_close", "_head", "_skip", "closed", "high_rsv")
 
     def __init__(self) -> None:
         self._head = bytearray()  # an incomplete header
         self._skip = 0  # payload bytes of the current frame still to come
         self._close = False  # the current frame is a Close
         self.closed = False
+        self.high_rsv = False  # a frame had RSV2 or RSV3 set (which no extension here uses)
 
     def feed(self, data: bytes | bytearray) -> None:
         """Account for ``data``, the next bytes of the stream."""
@@ -105,10 +109,44 @@ class FrameEnds:
             elif length == 127:
                 length = int.from_bytes(head[2:10], "big")
             self._close = head[0] & 0x0F == _CLOSE_OPCODE
+            if head[0] & 0x30:
+                self.high_rsv = True
             self._head = bytearray()
             self._skip = length
             if not length and self._close:
                 self.closed = True
+
+
+# workerd's descriptions of the protocol errors the `websockets` parser also refuses, by the
+# parser's reason (measured with miniflare 4, 2026-04-07, raw frames on its port: the client's
+# Close frame carries the description and the object's error event quotes it).
+_WORKERD_DESCRIPTIONS = {
+    "expected a continuation frame": "Missing continuation frame",
+    "fragmented control frame": "Received fragmented control frame",
+    "reserved bits must be 0": (
+        "Received a WebSocket frame whose compression bit was set, but the compression extension was not "
+        "negotiated for this connection."
+    ),
+}
+_HIGH_RSV = "Received frame had RSV bits 2 or 3 set"
+
+
+def workerd_description(reason: str, exc: BaseException | None, *, high_rsv: bool = False) -> str:
+    """workerd's description of the protocol error the ``websockets`` parser reports as ``reason``.
+
+    ``exc`` is the parser's exception (an invalid opcode names the opcode in its cause);
+    ``high_rsv``: a frame had RSV2 or RSV3 set (workerd words that apart from RSV1).
+    A reason workerd words the same way comes back capitalized.
+    """
+    if reason == "invalid opcode":
+        cause = getattr(exc, "__cause__", None)
+        number = str(cause).split(" ", 1)[0] if cause is not None else ""
+        if number.isdigit():
+            return f"Unknown opcode {number}"
+    if reason == "reserved bits must be 0" and high_rsv:
+        return _HIGH_RSV
+    known = _WORKERD_DESCRIPTIONS.get(reason)
+    return known if known is not None else reason[:1].upper() + reason[1:]
 
 
 def protocol_error(code: int, reason: str) -> str | None:
@@ -123,7 +161,7 @@ def protocol_error(code: int, reason: str) -> str | None:
         # The reason is workerd's description when the sizes are known (see too_large_reason).
         return TOO_LARGE_PREFIX + reason if reason.startswith("Message is too large") else TOO_LARGE_MESSAGE
     if code == 1002:
-        description = reason[:1].upper() + reason[1:]
+        description = reason[:1].upper() + reason[1:]  # (workerd's wording: workerd_description)
         return f"WebSocket protocol error; protocolError.statusCode = 1002; protocolError.description = {description}"
     return None
 
@@ -147,13 +185,24 @@ def _with_close(output: list[bytes], old: Any, code: int, reason: str) -> list[b
     """``output`` (the parser's pending writes) with the Close frame for ``old`` replaced by ``code`` and ``reason``.
 
     The payload is built here, not by ``websockets``' ``Close``, which refuses codes that workerd
-    sends (1016-2999).
+    sends (1016-2999) and reasons over 123 bytes.
     """
-    from websockets.frames import Frame, Opcode
-
-    sent = Frame(Opcode.CLOSE, old.serialize()).serialize(mask=False)
-    wanted = Frame(Opcode.CLOSE, code.to_bytes(2, "big") + reason.encode()).serialize(mask=False)
+    sent = _close_frame(old.serialize())
+    wanted = _close_frame(code.to_bytes(2, "big") + reason.encode())
     return [wanted if chunk == sent else chunk for chunk in output]
+
+
+def _close_frame(payload: bytes) -> bytes:
+    """A server's (unmasked) Close frame with ``payload``, built here: ``websockets`` refuses
+    control frames over 125 bytes, and workerd's description of an RSV1 frame makes one (its
+    Close frame says it whole: measured with miniflare 4, 2026-04-07)."""
+    size = len(payload)
+    head = (
+        bytes([0x80 | _CLOSE_OPCODE, size])
+        if size < 126
+        else bytes([0x80 | _CLOSE_OPCODE, 126]) + size.to_bytes(2, "big")
+    )
+    return head + payload
 
 
 def send_close(conn: Any, code: int | None, reason: str) -> list[bytes]:
@@ -227,6 +276,12 @@ def websocket_protocol() -> type[Any] | None:
                 workerd_reason = too_large_reason(getattr(self.conn, "parser_exc", None))
                 if workerd_reason is not None:  # workerd's reason in the Close frame too
                     output, reason = _with_close(output, close, 1009, workerd_reason), workerd_reason
+            elif close.code == 1002:  # workerd's description, in the Close frame and the error event
+                frames = self.durable_frames
+                exc = getattr(self.conn, "parser_exc", None)
+                described = workerd_description(reason, exc, high_rsv=frames is not None and frames.high_rsv)
+                if described != reason:
+                    output, reason = _with_close(output, close, 1002, described), described
             event: dict[str, Any] = {"type": "websocket.disconnect", "code": close.code, "reason": reason}
             error = protocol_error(close.code, reason)
             if error is not None:

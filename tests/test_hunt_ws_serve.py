@@ -62,6 +62,10 @@ class Room(durable.DurableObject):
         log = await self.ctx.storage.get("log") or []
         await self.ctx.storage.put("log", [*log, [code, reason, was_clean]])
 
+    async def web_socket_error(self, ws, error):
+        log = await self.ctx.storage.get("log") or []
+        await self.ctx.storage.put("log", [*log, ["error", str(error)]])
+
 
 bindings = {"ROOM": Room}
 """
@@ -154,3 +158,55 @@ class TestOverTheNetwork:
             await ws.send("who")
             assert await ws.recv() == "ada"
         assert json.loads(json.dumps(await room_log(server.url, "h", 1))) == [[1000, "", True]]
+
+
+def refused_exchange(url: str, room: str, data: bytes) -> bytes:
+    """Upgrade a raw socket, send ``data`` (frames the server refuses); the payload of its Close."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        head, received = upgrade(sock, f"/{room}/ws")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        sock.sendall(data)
+        while True:
+            if len(received) >= 4:
+                assert received[0] == 0x88, received
+                start, size = (4, struct.unpack("!H", received[2:4])[0]) if received[1] == 126 else (2, received[1])
+                if len(received) >= start + size:
+                    return received[start : start + size]
+            chunk = sock.recv(4096)
+            assert chunk, f"connection closed without a Close frame: {received!r}"
+            received += chunk
+
+
+COMPRESSION_BIT = (
+    "Received a WebSocket frame whose compression bit was set, but the compression extension was not "
+    "negotiated for this connection."
+)
+
+
+class TestProtocolErrorsInWorkerdsWords:
+    """A client that breaks the protocol gets a Close(1002) with workerd's description, and the
+    object's ``web_socket_error`` quotes it (measured with miniflare 4, 2026-04-07, raw frames on
+    its port, hibernatable and standard sockets alike). `durable serve` said it in the
+    `websockets` parser's words ("expected a continuation frame", "invalid opcode", ...)."""
+
+    @pytest.mark.parametrize(
+        ("data", "description"),
+        [
+            (frame(0x1, b"a")[:1].replace(b"\x81", b"\x01") + frame(0x1, b"a")[1:] + frame(0x1, b"b"),
+             "Missing continuation frame"),
+            (frame(0x9, b"a")[:1].replace(b"\x89", b"\x09") + frame(0x9, b"a")[1:], "Received fragmented control frame"),
+            (frame(0x3, b"a"), "Unknown opcode 3"),
+            (frame(0xB, b"a"), "Unknown opcode 11"),
+            (bytes([0xC1]) + frame(0x1, b"a")[1:], COMPRESSION_BIT),
+            (bytes([0xA1]) + frame(0x1, b"a")[1:], "Received frame had RSV bits 2 or 3 set"),
+            (frame(0x0, b"x"), "Unexpected continuation frame"),
+        ],
+        ids=["new-message-inside-fragmented", "fragmented-ping", "opcode-3", "opcode-11", "rsv1", "rsv2", "continuation"],
+    )  # fmt: skip
+    async def test_description(self, server: ServerProcess, data: bytes, description: str) -> None:
+        room = f"p{abs(hash(description)) % 10**8}"
+        payload = await asyncio.to_thread(refused_exchange, server.url, room, data)
+        assert payload == struct.pack("!H", 1002) + description.encode()
+        error = f"WebSocket protocol error; protocolError.statusCode = 1002; protocolError.description = {description}"
+        assert await room_log(server.url, room, 1) == [["error", error]]
