@@ -17,6 +17,14 @@ CPython 3.11/3.12 that gets EOF while it still has data to write can fail its ow
 (``transport.abort()`` after the buffered close: ``'NoneType' object has no attribute
 'call_soon'``), so the server waits for the client's Close instead.
 
+A client's Close frame that the ``websockets`` parser refuses but workerd reads (a code such as
+999 or 1006, a 1-byte payload, a long reason or one that is not UTF-8) reaches the parser as a
+plain ``Close(1000)`` (:class:`CloseMender`); the application gets the client's code and reason,
+and the answer echoes the client's payload, as workerd's does.
+
+A protocol error closes the connection with 1002 and workerd's description of it
+(:func:`workerd_description`), which the object's ``web_socket_error`` quotes too.
+
 A text message that is not valid UTF-8 reaches the application with U+FFFD in place of the bad
 bytes, as workerd delivers it, where uvicorn would close the connection with 1007.
 
@@ -42,9 +50,17 @@ from __future__ import annotations
 from typing import Any
 
 from ._wsbase import TOO_LARGE_MESSAGE, TOO_LARGE_PREFIX, too_large_description
-from ._wsbridge import CLIENT_CLOSE, CLOSE_WITHOUT_CODE, PROTOCOL_ERROR
+from ._wsbridge import CLEAN_CLOSE, CLIENT_CLOSE, CLOSE_WITHOUT_CODE, PROTOCOL_ERROR
 
-__all__ = ["FrameEnds", "protocol_error", "send_close", "too_large_reason", "websocket_protocol"]
+__all__ = [
+    "CloseMender",
+    "FrameEnds",
+    "protocol_error",
+    "send_close",
+    "too_large_reason",
+    "websocket_protocol",
+    "workerd_description",
+]
 
 _CLOSE_OPCODE = 0x8
 
@@ -66,13 +82,14 @@ class FrameEnds:
     has arrived whole.
     """
 
-    __slots__ = ("_close", "_head", "_skip", "closed")
+    __slots__ = ("_close", "_head", "_skip", "closed", "high_rsv")
 
     def __init__(self) -> None:
         self._head = bytearray()  # an incomplete header
         self._skip = 0  # payload bytes of the current frame still to come
         self._close = False  # the current frame is a Close
         self.closed = False
+        self.high_rsv = False  # a frame had RSV2 or RSV3 set (which no extension here uses)
 
     def feed(self, data: bytes | bytearray) -> None:
         """Account for ``data``, the next bytes of the stream."""
@@ -105,10 +122,169 @@ class FrameEnds:
             elif length == 127:
                 length = int.from_bytes(head[2:10], "big")
             self._close = head[0] & 0x0F == _CLOSE_OPCODE
+            if head[0] & 0x30:
+                self.high_rsv = True
             self._head = bytearray()
             self._skip = length
             if not length and self._close:
                 self.closed = True
+
+
+_SUBSTITUTE_CLOSE = bytes([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8])  # a masked Close(1000), zero mask
+_MENDED_ECHO = bytes([0x88, 0x02, 0x03, 0xE8])  # the server's answer to it
+_OK_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})  # websockets'
+
+
+class CloseMender:
+    """Rewrites the client's Close frames that ``websockets`` refuses but workerd reads.
+
+    workerd takes any code in a client's Close (1004-1006, 1015, 1016-2999, 999, 5000 and up), a
+    1-byte payload (as no code: 1005), a reason over 123 bytes and one that is not UTF-8 (with
+    U+FFFD for the bad bytes), gives them to the object's close event and echoes the payload
+    (measured with miniflare 4, 2026-04-07, raw frames on its port). The ``websockets`` parser
+    fails the connection with 1002 or 1007 instead. Such a frame reaches the parser as a plain
+    ``Close(1000)``; :attr:`mended` keeps what the object gets and what the echo must carry.
+
+    Feed it every byte the client sends, in order: :meth:`feed` returns the bytes to parse (a
+    Close frame is held until it is whole).
+    """
+
+    __slots__ = ("_head", "_partial_close", "_skip", "mended")
+
+    def __init__(self) -> None:
+        self._head = bytearray()  # an incomplete header
+        self._skip = 0  # payload bytes of the current frame still to come
+        self._partial_close: bytearray | None = None  # the Close frame read so far
+        self.mended: tuple[int, str, bytes] | None = None  # (code, reason, echoed payload)
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes to hand to the parser for ``data``, the next bytes of the stream."""
+        if (
+            not self._head
+            and not self._skip
+            and self._partial_close is None
+            and data
+            and data[0] & 0x0F != _CLOSE_OPCODE
+        ):
+            if _whole_frames_without_close(data):
+                return data  # the common case: whole frames, no Close
+        out = bytearray()
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._skip:
+                step = min(self._skip, end - pos)
+                if self._partial_close is not None:
+                    self._partial_close += data[pos : pos + step]
+                else:
+                    out += data[pos : pos + step]
+                self._skip -= step
+                pos += step
+                if not self._skip and self._partial_close is not None:
+                    out += self._mend(bytes(self._partial_close))
+                    self._partial_close = None
+                continue
+            head = self._head
+            need = 2 if len(head) < 2 else _header_size(head)
+            while len(head) < need and pos < end:
+                head.append(data[pos])
+                pos += 1
+                if len(head) == 2:
+                    need = _header_size(head)
+            if len(head) < need:
+                break
+            length = _payload_length(head)
+            self._head = bytearray()
+            self._skip = length
+            if head[0] & 0x0F == _CLOSE_OPCODE and length <= 0xFFFF:
+                self._partial_close = head
+                if not length:
+                    out += self._mend(bytes(head))
+                    self._partial_close = None
+            else:
+                out += head
+        return bytes(out)
+
+    def _mend(self, frame: bytes) -> bytes:
+        if frame[0] != 0x88 or not frame[1] & 0x80:
+            return frame  # fragmented, reserved bits or unmasked: the parser's error stands
+        start = _header_size(frame)
+        key = frame[start - 4 : start]
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(frame[start:]))
+        if not payload:
+            return frame
+        if len(payload) == 1:
+            code, reason, echo = 1005, "", b""
+        else:
+            code = int.from_bytes(payload[:2], "big")
+            try:
+                reason = payload[2:].decode()
+            except UnicodeDecodeError:
+                reason = payload[2:].decode("utf-8", "replace")
+            else:
+                if len(payload) <= 125 and (code in _OK_CODES or 3000 <= code < 5000):
+                    return frame  # websockets reads it as it is
+            echo = b"" if code == 1005 else payload
+        self.mended = (code, reason, echo)
+        return _SUBSTITUTE_CLOSE
+
+
+def _header_size(head: bytes | bytearray) -> int:
+    length = head[1] & 0x7F
+    return 2 + (2 if length == 126 else 8 if length == 127 else 0) + (4 if head[1] & 0x80 else 0)
+
+
+def _payload_length(head: bytes | bytearray) -> int:
+    length = head[1] & 0x7F
+    if length == 126:
+        return int.from_bytes(head[2:4], "big")
+    if length == 127:
+        return int.from_bytes(head[2:10], "big")
+    return length
+
+
+def _whole_frames_without_close(data: bytes | bytearray) -> bool:
+    """``data`` is whole frames, none of them a Close (so :class:`CloseMender` passes it as is)."""
+    pos, end = 0, len(data)
+    while pos < end:
+        if end - pos < 2 or data[pos] & 0x0F == _CLOSE_OPCODE:
+            return False
+        size = _header_size(data[pos : pos + 2])
+        if end - pos < size:
+            return False
+        pos += size + _payload_length(data[pos : pos + size])
+    return pos == end
+
+
+# workerd's descriptions of the protocol errors the `websockets` parser also refuses, by the
+# parser's reason (measured with miniflare 4, 2026-04-07, raw frames on its port: the client's
+# Close frame carries the description and the object's error event quotes it).
+_WORKERD_DESCRIPTIONS = {
+    "expected a continuation frame": "Missing continuation frame",
+    "fragmented control frame": "Received fragmented control frame",
+    "reserved bits must be 0": (
+        "Received a WebSocket frame whose compression bit was set, but the compression extension was not "
+        "negotiated for this connection."
+    ),
+}
+_HIGH_RSV = "Received frame had RSV bits 2 or 3 set"
+
+
+def workerd_description(reason: str, exc: BaseException | None, *, high_rsv: bool = False) -> str:
+    """workerd's description of the protocol error the ``websockets`` parser reports as ``reason``.
+
+    ``exc`` is the parser's exception (an invalid opcode names the opcode in its cause);
+    ``high_rsv``: a frame had RSV2 or RSV3 set (workerd words that apart from RSV1).
+    A reason workerd words the same way comes back capitalized.
+    """
+    if reason == "invalid opcode":
+        cause = getattr(exc, "__cause__", None)
+        number = str(cause).split(" ", 1)[0] if cause is not None else ""
+        if number.isdigit():
+            return f"Unknown opcode {number}"
+    if reason == "reserved bits must be 0" and high_rsv:
+        return _HIGH_RSV
+    known = _WORKERD_DESCRIPTIONS.get(reason)
+    return known if known is not None else reason[:1].upper() + reason[1:]
 
 
 def protocol_error(code: int, reason: str) -> str | None:
@@ -123,7 +299,7 @@ def protocol_error(code: int, reason: str) -> str | None:
         # The reason is workerd's description when the sizes are known (see too_large_reason).
         return TOO_LARGE_PREFIX + reason if reason.startswith("Message is too large") else TOO_LARGE_MESSAGE
     if code == 1002:
-        description = reason[:1].upper() + reason[1:]
+        description = reason[:1].upper() + reason[1:]  # (workerd's wording: workerd_description)
         return f"WebSocket protocol error; protocolError.statusCode = 1002; protocolError.description = {description}"
     return None
 
@@ -147,13 +323,24 @@ def _with_close(output: list[bytes], old: Any, code: int, reason: str) -> list[b
     """``output`` (the parser's pending writes) with the Close frame for ``old`` replaced by ``code`` and ``reason``.
 
     The payload is built here, not by ``websockets``' ``Close``, which refuses codes that workerd
-    sends (1016-2999).
+    sends (1016-2999) and reasons over 123 bytes.
     """
-    from websockets.frames import Frame, Opcode
-
-    sent = Frame(Opcode.CLOSE, old.serialize()).serialize(mask=False)
-    wanted = Frame(Opcode.CLOSE, code.to_bytes(2, "big") + reason.encode()).serialize(mask=False)
+    sent = _close_frame(old.serialize())
+    wanted = _close_frame(code.to_bytes(2, "big") + reason.encode())
     return [wanted if chunk == sent else chunk for chunk in output]
+
+
+def _close_frame(payload: bytes) -> bytes:
+    """A server's (unmasked) Close frame with ``payload``, built here: ``websockets`` refuses
+    control frames over 125 bytes, and workerd's description of an RSV1 frame makes one (its
+    Close frame says it whole: measured with miniflare 4, 2026-04-07)."""
+    size = len(payload)
+    head = (
+        bytes([0x80 | _CLOSE_OPCODE, size])
+        if size < 126
+        else bytes([0x80 | _CLOSE_OPCODE, 126]) + size.to_bytes(2, "big")
+    )
+    return head + payload
 
 
 def send_close(conn: Any, code: int | None, reason: str) -> list[bytes]:
@@ -195,6 +382,7 @@ def websocket_protocol() -> type[Any] | None:
         """uvicorn's protocol; a connection the client broke closes once the client's Close is read."""
 
         durable_frames: FrameEnds | None = None  # uvicorn has its own `frames`
+        durable_mender: CloseMender | None = None
         durable_failed = False
         durable_app_closed = False  # the application closed; the client's answer is still to come
 
@@ -203,9 +391,12 @@ def websocket_protocol() -> type[Any] | None:
                 self.durable_discard(data)
                 return
             if getattr(self, "handshake_complete", False):
-                if self.durable_frames is None:
-                    self.durable_frames = FrameEnds()
+                if self.durable_frames is None or self.durable_mender is None:
+                    self.durable_frames, self.durable_mender = FrameEnds(), CloseMender()
                 self.durable_frames.feed(data)
+                data = self.durable_mender.feed(data)  # (a Close frame is held until whole)
+                if not data:
+                    return
             super().data_received(data)
 
         def durable_discard(self, data: bytes) -> None:
@@ -227,6 +418,12 @@ def websocket_protocol() -> type[Any] | None:
                 workerd_reason = too_large_reason(getattr(self.conn, "parser_exc", None))
                 if workerd_reason is not None:  # workerd's reason in the Close frame too
                     output, reason = _with_close(output, close, 1009, workerd_reason), workerd_reason
+            elif close.code == 1002:  # workerd's description, in the Close frame and the error event
+                frames = self.durable_frames
+                exc = getattr(self.conn, "parser_exc", None)
+                described = workerd_description(reason, exc, high_rsv=frames is not None and frames.high_rsv)
+                if described != reason:
+                    output, reason = _with_close(output, close, 1002, described), described
             event: dict[str, Any] = {"type": "websocket.disconnect", "code": close.code, "reason": reason}
             error = protocol_error(close.code, reason)
             if error is not None:
@@ -266,12 +463,23 @@ def websocket_protocol() -> type[Any] | None:
 
         def handle_close(self, event: Any) -> None:
             received = getattr(getattr(self, "conn", None), "close_rcvd", None)
-            if self.durable_app_closed and not self.durable_failed and received is not None:
-                # The client's answer to the application's close: the application gets its code and reason.
-                self.durable_app_closed = False
-                self.queue.put_nowait(
-                    {"type": "websocket.disconnect", "code": received.code, "reason": received.reason}
-                )
+            mended = self.durable_mender.mended if self.durable_mender is not None else None
+            if received is not None:
+                code, reason = (mended[0], mended[1]) if mended is not None else (received.code, received.reason)
+                closed: dict[str, Any] = {"type": "websocket.disconnect", "code": code, "reason": reason}
+                closed[CLEAN_CLOSE] = True
+                if self.durable_app_closed and not self.durable_failed:
+                    # The client's answer to the application's close: the application gets its code and reason.
+                    self.durable_app_closed = False
+                    self.queue.put_nowait(closed)  # type: ignore[arg-type]  # (a key of durable's own added)
+                elif mended is not None and not self.close_sent and not self.transport.is_closing():
+                    # uvicorn's answer to a client's Close, with the client's own code and reason
+                    # (CloseMender), and its payload echoed, as workerd does.
+                    self.queue.put_nowait(closed)  # type: ignore[arg-type]
+                    output = self.conn.data_to_send()
+                    self.transport.write(b"".join(_close_frame(mended[2]) if c == _MENDED_ECHO else c for c in output))
+                    self.transport.close()
+                    return
             super().handle_close(event)
 
         async def send(self, message: Any) -> None:

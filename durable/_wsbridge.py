@@ -38,11 +38,15 @@ from typing import Any
 from ._http import Headers, Response
 from ._websocket import WebSocket, WebSocketClosed, WebSocketError, remote_close
 
-__all__ = ["CLIENT_CLOSE", "CLOSE_WITHOUT_CODE", "PROTOCOL_ERROR", "accept_headers", "bridge"]
+__all__ = ["CLEAN_CLOSE", "CLIENT_CLOSE", "CLOSE_WITHOUT_CODE", "PROTOCOL_ERROR", "accept_headers", "bridge"]
 
 PROTOCOL_ERROR = "durable.protocol_error"
 """A key of ``websocket.disconnect`` that ``durable serve``'s protocol adds when the client broke
 the WebSocket protocol: workerd's error text, which the object gets as ``web_socket_error``."""
+
+CLEAN_CLOSE = "durable.clean_close"
+"""A key of ``websocket.disconnect`` that ``durable serve``'s protocol adds when the client's Close
+frame ended the connection: a code of 1006 in it is the client's, not a lost connection."""
 
 CLOSE_WITHOUT_CODE = "durable.websocket.close_without_code"
 """An ASGI scope extension: the server sends ``websocket.close`` with ``"code": None`` as a Close
@@ -131,7 +135,7 @@ async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send
                 # frame. uvicorn reports it as 1006 (its legacy `websockets` implementation) or
                 # as 1005 with no "reason" key (its sans-I/O and wsproto implementations), while
                 # the disconnect made from a received Close frame always carries its reason.
-                if code == 1006 or (code == 1005 and "reason" not in event):
+                if (code == 1006 and not event.get(CLEAN_CLOSE)) or (code == 1005 and "reason" not in event):
                     remote_close(ws, 1006, None, False)
                 else:
                     remote_close(ws, code, reason, True)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import socket
 import struct
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -61,6 +62,10 @@ class Room(durable.DurableObject):
     async def web_socket_close(self, ws, code, reason, was_clean):
         log = await self.ctx.storage.get("log") or []
         await self.ctx.storage.put("log", [*log, [code, reason, was_clean]])
+
+    async def web_socket_error(self, ws, error):
+        log = await self.ctx.storage.get("log") or []
+        await self.ctx.storage.put("log", [*log, ["error", str(error)]])
 
 
 bindings = {"ROOM": Room}
@@ -154,3 +159,127 @@ class TestOverTheNetwork:
             await ws.send("who")
             assert await ws.recv() == "ada"
         assert json.loads(json.dumps(await room_log(server.url, "h", 1))) == [[1000, "", True]]
+
+
+def first_close(url: str, room: str, data: bytes) -> bytes:
+    """Upgrade a raw socket, send ``data``; the payload of the server's Close, the first frame it sends."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        head, received = upgrade(sock, f"/{room}/ws")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        sock.sendall(data)
+        while True:
+            if len(received) >= 2 and (received[1] != 126 or len(received) >= 4):
+                assert received[0] == 0x88, received
+                start, size = (4, struct.unpack("!H", received[2:4])[0]) if received[1] == 126 else (2, received[1])
+                if len(received) >= start + size:
+                    return received[start : start + size]
+            chunk = sock.recv(4096)
+            assert chunk, f"connection closed without a Close frame: {received!r}"
+            received += chunk
+
+
+COMPRESSION_BIT = (
+    "Received a WebSocket frame whose compression bit was set, but the compression extension was not "
+    "negotiated for this connection."
+)
+
+
+class TestProtocolErrorsInWorkerdsWords:
+    """A client that breaks the protocol gets a Close(1002) with workerd's description, and the
+    object's ``web_socket_error`` quotes it (measured with miniflare 4, 2026-04-07, raw frames on
+    its port, hibernatable and standard sockets alike). `durable serve` said it in the
+    `websockets` parser's words ("expected a continuation frame", "invalid opcode", ...)."""
+
+    @pytest.mark.parametrize(
+        ("data", "description"),
+        [
+            (frame(0x1, b"a")[:1].replace(b"\x81", b"\x01") + frame(0x1, b"a")[1:] + frame(0x1, b"b"),
+             "Missing continuation frame"),
+            (frame(0x9, b"a")[:1].replace(b"\x89", b"\x09") + frame(0x9, b"a")[1:], "Received fragmented control frame"),
+            (frame(0x3, b"a"), "Unknown opcode 3"),
+            (frame(0xB, b"a"), "Unknown opcode 11"),
+            (bytes([0xC1]) + frame(0x1, b"a")[1:], COMPRESSION_BIT),
+            (bytes([0xA1]) + frame(0x1, b"a")[1:], "Received frame had RSV bits 2 or 3 set"),
+            (frame(0x0, b"x"), "Unexpected continuation frame"),
+        ],
+        ids=["new-message-inside-fragmented", "fragmented-ping", "opcode-3", "opcode-11", "rsv1", "rsv2", "continuation"],
+    )  # fmt: skip
+    async def test_description(self, server: ServerProcess, data: bytes, description: str) -> None:
+        room = f"p{abs(hash(description)) % 10**8}"
+        payload = await asyncio.to_thread(first_close, server.url, room, data)
+        assert payload == struct.pack("!H", 1002) + description.encode()
+        error = f"WebSocket protocol error; protocolError.statusCode = 1002; protocolError.description = {description}"
+        assert await room_log(server.url, room, 1) == [["error", error]]
+
+
+class TestClientClosesWorkerdReads:
+    """A client's Close that the `websockets` parser refuses but workerd reads: any code (1004-1006,
+    1015, 1016-2999, 999, 5000), a 1-byte payload, a 124-byte reason, a reason that is not
+    UTF-8. workerd gives the object's close event the code and the reason (U+FFFD for bad bytes;
+    1005 for no code) and echoes the payload (miniflare 4, 2026-04-07, raw frames on its port,
+    a standard socket: e.g. ``Close(1000, b"a\\xff")`` answered ``88 04 03 e8 61 ff``, a 1-byte
+    payload answered ``88 00``). `durable serve` failed the connection with Close(1002) (or 1007)
+    and the object got a `web_socket_error` instead."""
+
+    @pytest.mark.parametrize(
+        ("payload", "echo", "logged"),
+        [
+            (struct.pack("!H", 1004), struct.pack("!H", 1004), [1004, "", True]),
+            (struct.pack("!H", 999) + b"r", struct.pack("!H", 999) + b"r", [999, "r", True]),
+            (struct.pack("!H", 5000), struct.pack("!H", 5000), [5000, "", True]),
+            (struct.pack("!H", 1006) + b"r", struct.pack("!H", 1006) + b"r", [1006, "r", True]),
+            (struct.pack("!H", 1015), struct.pack("!H", 1015), [1015, "", True]),
+            (struct.pack("!H", 2999), struct.pack("!H", 2999), [2999, "", True]),
+            (struct.pack("!H", 1005), b"", [1005, "", True]),
+            (b"\x03", b"", [1005, "", True]),
+            (struct.pack("!H", 1000) + b"r" * 124, struct.pack("!H", 1000) + b"r" * 124, [1000, "r" * 124, True]),
+            (struct.pack("!H", 1000) + b"a\xff", struct.pack("!H", 1000) + b"a\xff", [1000, "a\ufffd", True]),
+        ],
+        ids=["1004", "999", "5000", "1006", "1015", "2999", "1005", "one-byte", "reason-124", "reason-not-utf8"],
+    )
+    async def test_close(self, server: ServerProcess, payload: bytes, echo: bytes, logged: list[object]) -> None:
+        room = f"k{payload[:2].hex()}{len(payload)}"
+        assert await asyncio.to_thread(first_close, server.url, room, frame(0x8, payload)) == echo
+        assert await room_log(server.url, room, 1) == [logged]
+
+    async def test_a_close_cut_in_pieces(self, server: ServerProcess) -> None:
+        """A Close that arrives in pieces is held until whole, then read (999 passed on, as above)."""
+        data = frame(0x8, struct.pack("!H", 999) + b"bye")
+
+        def exchange() -> bytes:
+            host, port = server.url.removeprefix("http://").rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                head, received = upgrade(sock, "/kcut/ws")
+                assert head.startswith(b"HTTP/1.1 101"), head
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for piece in (data[:1], data[1:3], data[3:7], data[7:]):
+                    sock.sendall(piece)
+                    time.sleep(0.02)  # (pieces, most likely read apart; the result is the same if not)
+                while not received.endswith(b"EOF"):
+                    received += sock.recv(4096) or b"EOF"
+                return received
+
+        assert await asyncio.to_thread(exchange) == bytes([0x88, 5]) + struct.pack("!H", 999) + b"byeEOF"
+        assert await room_log(server.url, "kcut", 1) == [[999, "bye", True]]
+
+    async def test_the_answer_to_the_objects_close(self, server: ServerProcess) -> None:
+        """The client answers the object's ``close()`` with a code workerd passes on (999): the
+        object's close event gets it (workerd gives it the code and reason of the client's
+        answering Close, measured as above)."""
+
+        def exchange() -> None:
+            host, port = server.url.removeprefix("http://").rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                head, received = upgrade(sock, "/kanswer/ws")
+                assert head.startswith(b"HTTP/1.1 101"), head
+                sock.sendall(frame(0x1, b"close:4000:bye"))
+                while len(received) < 7:
+                    received += sock.recv(4096)
+                assert received[:7] == bytes([0x88, 5]) + struct.pack("!H", 4000) + b"bye"
+                sock.sendall(frame(0x8, struct.pack("!H", 999) + b"ans"))
+                while sock.recv(4096):
+                    pass
+
+        await asyncio.to_thread(exchange)
+        assert await room_log(server.url, "kanswer", 1) == [[999, "ans", True]]

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from durable._serve_ws import FrameEnds, websocket_protocol
+from durable._serve_ws import CloseMender, FrameEnds, websocket_protocol
 
 
 def frame(opcode: int, payload: bytes, *, mask: bool = True) -> bytes:
@@ -88,3 +88,41 @@ class TestProtocol:
         instance = object.__new__(protocol)  # no __init__: none of uvicorn's state is there
         instance.handle_parser_exception()
         assert calls == [instance]
+
+
+class TestCloseMender:
+    """CloseMender hands a Close that `websockets` refuses to the parser as Close(1000), and keeps
+    what workerd reads of it (see tests/test_hunt_ws_serve.py for the served behaviour)."""
+
+    @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1000])
+    def test_a_refused_close_cut_anywhere(self, chunk: int) -> None:
+        data = b"".join(BEFORE) + frame(0x8, struct.pack("!H", 999) + b"r" * 124)
+        mender = CloseMender()
+        out = b"".join(mender.feed(data[i : i + chunk]) for i in range(0, len(data), chunk))
+        assert out == b"".join(BEFORE) + bytes([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8])
+        assert mender.mended == (999, "r" * 124, struct.pack("!H", 999) + b"r" * 124)
+
+    @pytest.mark.parametrize("chunk", [1, 3, 1000])
+    def test_frames_websockets_reads_pass_unchanged(self, chunk: int) -> None:
+        data = b"".join(BEFORE) + CLOSE
+        mender = CloseMender()
+        assert b"".join(mender.feed(data[i : i + chunk]) for i in range(0, len(data), chunk)) == data
+        assert mender.mended is None
+
+    def test_a_masked_payload(self) -> None:
+        payload = struct.pack("!H", 1000) + b"a\xff"
+        key = b"\x01\x02\x03\x04"
+        masked = bytes([0x88, 0x80 | len(payload)]) + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        mender = CloseMender()
+        mender.feed(masked)
+        assert mender.mended == (1000, "a\ufffd", payload)
+
+    @pytest.mark.parametrize(
+        "data",
+        [frame(0x8, b"\x03", mask=False), bytes([0x08]) + frame(0x8, b"\x03")[1:]],
+        ids=["unmasked", "not-final"],
+    )
+    def test_frames_left_to_the_parsers_error(self, data: bytes) -> None:
+        mender = CloseMender()
+        assert mender.feed(data) == data
+        assert mender.mended is None
