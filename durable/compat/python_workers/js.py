@@ -5,8 +5,11 @@ module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now(
 ``JSON``, ``console``, ``Response``, ``Request``, ``Headers``, ``WebSocketRequestResponsePair``,
 ``URL``, ``URLSearchParams``, ``fetch`` (outbound HTTP), ``WebSocket`` (outbound WebSockets:
 ``WebSocket.new(url, protocols)``), and the globals of ``_jsglobals`` (``crypto.randomUUID``,
-``Math``, ``TextEncoder``, ``Uint8Array``, ``btoa``, ``encodeURIComponent``...). Other globals of the Workers runtime (``HTMLRewriter``,
-``crypto.subtle``, ``setTimeout``...) can be imported, and raise ``NotImplementedError`` naming
+``Math``, ``TextEncoder``, ``Uint8Array``, ``btoa``, ``encodeURIComponent``, ``structuredClone``,
+``crypto.subtle.digest``...), ``performance.now()``, ``globalThis`` / ``self`` (this module), and
+the timers and promises of ``_jsasync`` (``setTimeout``, ``clearTimeout``, ``setInterval``,
+``queueMicrotask``, ``Promise``). Other globals of the Workers runtime (``HTMLRewriter``,
+``AbortController``, ``Map``...) can be imported, and raise ``NotImplementedError`` naming
 them when used; any other name raises ``AttributeError``.
 """
 
@@ -14,11 +17,18 @@ from __future__ import annotations
 
 import json as _json
 import logging
+import sys
 import time
 from typing import Any
 
 from durable._http import parse_json
 
+from ._jsasync import Promise as Promise
+from ._jsasync import clearInterval as clearInterval
+from ._jsasync import clearTimeout as clearTimeout
+from ._jsasync import queueMicrotask as queueMicrotask
+from ._jsasync import setInterval as setInterval
+from ._jsasync import setTimeout as setTimeout
 from ._jsglobals import ERRORS as _ERRORS
 from ._jsglobals import Array as Array
 from ._jsglobals import ArrayBuffer as ArrayBuffer
@@ -33,6 +43,7 @@ from ._jsglobals import decodeURI as decodeURI
 from ._jsglobals import decodeURIComponent as decodeURIComponent
 from ._jsglobals import encodeURI as encodeURI
 from ._jsglobals import encodeURIComponent as encodeURIComponent
+from ._jsglobals import structuredClone as structuredClone
 from ._jsurl import URL as URL
 from ._jsurl import URLSearchParams as URLSearchParams
 
@@ -49,6 +60,7 @@ __all__ = [
     "Headers",
     "Math",
     "Object",
+    "Promise",
     "RangeError",
     "Request",
     "Response",
@@ -62,6 +74,8 @@ __all__ = [
     "WebSocketRequestResponsePair",
     "atob",
     "btoa",
+    "clearInterval",
+    "clearTimeout",
     "console",
     "crypto",
     "decodeURI",
@@ -69,6 +83,11 @@ __all__ = [
     "encodeURI",
     "encodeURIComponent",
     "fetch",
+    "performance",
+    "queueMicrotask",
+    "setInterval",
+    "setTimeout",
+    "structuredClone",
     "undefined",
 ]
 
@@ -177,6 +196,31 @@ class Date:
         if host is not None:
             return int(host.now_ms())
         return int(time.time() * 1000)
+
+
+class _Performance:
+    """``js.performance``: ``now()`` and ``timeOrigin``, as workerd gives them (measured, miniflare
+    4): ``timeOrigin`` is 0 and ``now()`` is ``Date.now()`` (so inside a Durable Object it is the
+    object's clock, which a ``MockClock`` moves). Other members raise ``NotImplementedError``."""
+
+    __slots__ = ()
+
+    timeOrigin = 0
+
+    @staticmethod
+    def now() -> int:
+        return Date.now()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(_NotEmulated("js.performance"), name)
+
+    def __repr__(self) -> str:
+        return "<js.performance>"
+
+
+performance = _Performance()
 
 
 undefined = None
@@ -403,16 +447,14 @@ class Request:
 # (``from js import fetch`` at module level), using them raises NotImplementedError naming them.
 _NOT_EMULATED = frozenset(
     {
-        "HTMLRewriter", "caches", "setTimeout", "setInterval",
-        "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "scheduler",
-        "navigator", "performance", "ReadableStream", "WritableStream", "TransformStream",
+        "HTMLRewriter", "caches", "scheduler",
+        "navigator", "ReadableStream", "WritableStream", "TransformStream",
         "CompressionStream", "DecompressionStream",
         "FixedLengthStream", "IdentityTransformStream", "AbortController", "AbortSignal", "URLPattern", "EventTarget", "Event",
         "CustomEvent", "MessageChannel", "Promise", "DataView", "Int8Array", "Uint16Array", "Int16Array",
         "Uint32Array", "Int32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array",
         "Map", "Set", "WeakMap", "WeakRef", "SyntaxError", "DOMException",
         "Number", "String", "Boolean", "Symbol", "Reflect", "Proxy", "BigInt", "Intl",
-        "globalThis", "self",
     }
 )  # fmt: skip
 
@@ -449,6 +491,8 @@ RangeError = _ERRORS["RangeError"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("globalThis", "self"):
+        return sys.modules[__name__]  # the global object: js.globalThis.fetch is js.fetch
     if name in _NOT_EMULATED:
         return _NotEmulated(f"js.{name}")
     raise AttributeError(

@@ -318,7 +318,13 @@ def run_sync(awaitable: Awaitable[T]) -> T:
     """Run ``awaitable`` to completion and return its result, from synchronous code.
 
     With no loop running in this thread it runs on a new loop; inside a running loop it runs on
-    a helper thread's loop (so it must not need the calling loop).
+    a helper thread's loop (so it must not need the calling loop). A settled ``js.Promise`` gives
+    its outcome (``run_sync(Promise.resolve())``, the test for stack switching, returns ``None``).
+
+    Raises:
+        NotImplementedError: inside a running loop, for a ``js.Promise`` still pending: only the
+            loop this call blocks could settle it (Pyodide suspends the WebAssembly stack and
+            lets the loop run; CPython cannot), so it would wait for ever.
     """
 
     async def main() -> T:
@@ -328,5 +334,12 @@ def run_sync(awaitable: Awaitable[T]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(main())
+    from .._jsasync import Promise
+
+    if isinstance(awaitable, Promise) and awaitable.pending:
+        raise NotImplementedError(
+            "pyodide.ffi.run_sync() of a pending js.Promise inside a running event loop is not supported by "
+            "durable: the loop it blocks is the one that would settle it; await the promise instead"
+        )
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, main()).result()
