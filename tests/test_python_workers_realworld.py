@@ -338,3 +338,36 @@ class TestHibernation:
                 ws.send("clear")
                 assert await ws.receive() == "clear"
                 assert hibernation_blockers(stub) == []
+
+
+class Keeper(sdk.DurableObject):
+    async def keep(self, value: Any) -> Any:
+        await self.ctx.storage.put("v", value)
+        return await self.ctx.storage.get("v")
+
+
+class TestToJs:
+    async def test_dict_converter_and_maps(self, durable_runtime: durable.Runtime) -> None:
+        """Pyodide's ``to_js`` converts at any depth and Python reads the result through a proxy:
+        with ``dict_converter=Object.fromEntries`` an object (attribute access, ``to_py()``), else a
+        ``Map`` (``size``, ``has``, ``entries()``; ``Object.fromEntries(to_js(d).entries())`` is
+        how browser-style code builds a headers object); arrays have ``length`` and ``to_py()``.
+        Before, ``to_js`` returned the dict itself, which has none of these."""
+        js, ffi = _js(), _ffi()
+        source = {"headers": {"Accept": "*/*"}, "rows": [{"id": 1}, (2, 3)]}
+        converted = ffi.to_js(source, dict_converter=js.Object.fromEntries)
+        assert converted.headers.Accept == "*/*" and converted.rows.length == 2
+        assert converted.rows[0].id == 1 and converted.rows[1].to_py() == [2, 3]
+        assert converted.to_py()["headers"] == {"Accept": "*/*"} and converted is not source
+        as_map = ffi.to_js({"a": 1, "b": {"c": 2}})
+        assert (as_map.size, as_map.has("a"), as_map.get("b").get("c"), as_map["a"]) == (2, True, 2, 1)
+        headers = js.Object.fromEntries(as_map.entries())
+        assert headers.a == 1 and headers.b.get("c") == 2  # only the top level: the inner Map stays one
+        assert as_map.set("d", 4) is as_map and as_map.delete("d") and not as_map.delete("d")
+        assert as_map.to_py() == {"a": 1, "b": {"c": 2}}
+        assert ffi.to_js("text") == "text" and ffi.to_js(None) is None
+        durable_runtime.namespace(Keeper, name="KEEPER")
+        pw.serving(durable_runtime)
+        kept = await sdk.env.KEEPER.getByName("a").keep(converted)
+        assert kept.headers.Accept == "*/*" and kept.rows[1] == [2, 3]
+        assert (await sdk.env.KEEPER.getByName("a").keep(as_map)).b.c == 2  # a Map reads back as a dict

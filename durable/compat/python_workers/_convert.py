@@ -23,14 +23,16 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from ..._codec import copy_as_dict, copy_as_list
-from .pyodide.ffi import ArrayBuffer, jsnull
+from .pyodide.ffi import ArrayBuffer, Uint8Array, jsnull
 
 __all__ = [
     "Converted",
     "JsDate",
     "JsDict",
     "JsList",
+    "JsMapDict",
     "check_rpc_value",
+    "convert_to_js",
     "is_strict",
     "js_key",
     "python_from_rpc",
@@ -104,6 +106,65 @@ class JsList(list[Any]):
 
 
 copy_as_list(JsList)
+
+
+class JsMapDict(dict[Any, Any]):
+    """What Pyodide's ``to_js(a_dict)`` gives without a ``dict_converter``: a JavaScript ``Map``,
+    which Python reads as a mapping (``m["k"]``, ``m.get("k")``, ``len(m)``, ``in``, ``keys()``,
+    ``items()``) with the ``Map``'s own ``size``, ``has``, ``set``, ``delete`` and ``entries()``
+    (``Object.fromEntries(to_js(d).entries())``), and ``to_py()``. Stored or sent it is a plain
+    dict (workerd stores the ``Map``; the SDK reads a ``Map`` back as a dict)."""
+
+    __slots__ = ()
+
+    @property
+    def size(self) -> int:
+        """``map.size``."""
+        return len(self)
+
+    def has(self, key: Any) -> bool:
+        return key in self
+
+    def set(self, key: Any, value: Any) -> JsMapDict:
+        """``map.set(key, value)``: returns the map, as JavaScript's."""
+        self[key] = value
+        return self
+
+    def delete(self, key: Any) -> bool:
+        """``map.delete(key)``: whether it was there."""
+        return self.pop(key, _ABSENT) is not _ABSENT
+
+    def entries(self) -> Any:
+        """An iterator of ``[key, value]`` arrays, as JavaScript's ``map.entries()``."""
+        return (JsList((key, value)) for key, value in self.items())
+
+    def to_py(self) -> dict[Any, Any]:
+        """The value as a plain ``dict`` (as pyodide's ``JsProxy.to_py()``)."""
+        return dict(self)
+
+
+_ABSENT = object()
+copy_as_dict(JsMapDict)
+
+
+def convert_to_js(value: Any, dict_converter: Callable[[Any], Any] | None, memo: dict[int, Any]) -> Any:
+    """Pyodide's ``to_js`` at any depth: a ``dict`` becomes ``dict_converter(entries)`` (each
+    entry a ``[key, value]`` array), or a ``Map`` (:class:`JsMapDict`) without one; a ``list`` or
+    ``tuple`` an array (:class:`JsList`); binary data a ``Uint8Array``; anything else stays."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return value if isinstance(value, ArrayBuffer) else Uint8Array(value)
+    if not isinstance(value, (dict, list, tuple)):
+        return value
+    done = memo.get(id(value))
+    if done is not None:
+        return done
+    if isinstance(value, dict):
+        entries = JsList(JsList((key, convert_to_js(item, dict_converter, memo))) for key, item in value.items())
+        converted = JsMapDict(entries) if dict_converter is None else dict_converter(entries)
+    else:
+        converted = JsList(convert_to_js(item, dict_converter, memo) for item in value)
+    memo[id(value)] = converted
+    return converted
 
 
 def js_arrays(value: Any) -> Any:

@@ -218,12 +218,19 @@ copy_as_bytes(ArrayBuffer)
 copy_as_bytes(Uint8Array)
 
 
-def to_js(value: T, *args: Any, **kwargs: Any) -> T:
-    """Return ``value`` itself: `durable` stores and sends Python values as they are; except
-    binary data (``bytes``, ``bytearray``, ``memoryview``), which becomes a :class:`Uint8Array`
-    as in Pyodide (``to_js(data).buffer`` is its ``ArrayBuffer``)."""
-    if isinstance(value, (bytes, bytearray, memoryview)) and not isinstance(value, ArrayBuffer):
-        return Uint8Array(value)  # type: ignore[return-value]
+def to_js(value: T, *args: Any, dict_converter: Callable[[Any], Any] | None = None, **kwargs: Any) -> T:
+    """``value`` as Pyodide converts it, at any depth, into what Python then reads through a
+    proxy: a ``dict`` becomes ``dict_converter(entries)`` (``dict_converter=Object.fromEntries``
+    gives an object: a ``JsDict``, with attribute access and ``to_py()``), or without one a
+    ``Map`` (a dict with ``size``, ``has``, ``entries()``, ``to_py()``); a ``list`` or ``tuple``
+    an array (a list with ``to_py()`` and ``length``); binary data (``bytes``, ``bytearray``,
+    ``memoryview``) a :class:`Uint8Array` (``to_js(data).buffer`` is its ``ArrayBuffer``).
+    Anything else is returned itself: `durable` stores and sends Python values as they are."""
+    if isinstance(value, (bytes, bytearray, memoryview, dict, list, tuple)):
+        from .._convert import convert_to_js
+
+        converted: T = convert_to_js(value, dict_converter, {})
+        return converted
     return value
 
 
