@@ -371,3 +371,96 @@ class TestToJs:
         kept = await sdk.env.KEEPER.getByName("a").keep(converted)
         assert kept.headers.Accept == "*/*" and kept.rows[1] == [2, 3]
         assert (await sdk.env.KEEPER.getByName("a").keep(as_map)).b.c == 2  # a Map reads back as a dict
+
+
+RUNS: list[Any] = []
+
+
+class Reporter(sdk.DurableObject):
+    async def record(self, cron: str) -> int:
+        runs = (await self.ctx.storage.get("runs") or 0) + 1
+        await self.ctx.storage.put("runs", runs)
+        return runs
+
+
+class CronWorker(sdk.WorkerEntrypoint):
+    async def fetch(self, request: Any) -> Any:
+        return sdk.Response("ok")
+
+    async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
+        if controller.cron == "fail":
+            raise RuntimeError("cron failed")
+        if controller.cron == "no retry":
+            controller.noRetry()
+        runs = await env.REPORTER.getByName("daily").record(controller.cron)
+
+        async def later() -> None:
+            await asyncio.sleep(0.01)
+            RUNS.append((controller.cron, controller.scheduledTime, runs))
+
+        ctx.waitUntil(later())
+
+
+class TestScheduled:
+    async def test_a_cron_trigger_run_by_hand(self, durable_runtime: durable.Runtime) -> None:
+        """``python_workers.scheduled(Worker, runtime, cron=...)`` runs ``scheduled(controller, env,
+        ctx)`` as workerd does for a Cron Trigger (measured with miniflare 4's
+        ``worker.scheduled({cron, scheduledTime})``): ``{"outcome": "ok", "noRetry": false}`` once
+        the handler and its ``waitUntil`` work are done; ``noRetry()`` is reported; an exception
+        gives ``"exception"``; a Worker without the handler ``{"outcome": "exception", "noRetry":
+        true}``. Before, there was no way to run a ``scheduled`` handler."""
+        RUNS.clear()
+        durable_runtime.namespace(Reporter, name="REPORTER")
+        pw.serving(durable_runtime)
+        result = await pw.scheduled(CronWorker, durable_runtime, cron="0 0 * * *", scheduled_time=1000)
+        assert result == {"outcome": "ok", "noRetry": False} and result.outcome == "ok"
+        assert RUNS == [("0 0 * * *", 1000, 1)]  # waitUntil work finished first
+        assert await pw.scheduled(CronWorker, durable_runtime, cron="no retry") == {"outcome": "ok", "noRetry": True}
+        assert await pw.scheduled(CronWorker, durable_runtime, cron="fail") == {
+            "outcome": "exception",
+            "noRetry": False,
+        }
+
+        class NoCron(sdk.WorkerEntrypoint):
+            async def fetch(self, request: Any) -> Any:
+                return sdk.Response("ok")
+
+        assert await pw.scheduled(NoCron, durable_runtime) == {"outcome": "exception", "noRetry": True}
+
+    async def test_cloudflare_cron_example(self, durable_runtime: durable.Runtime, tmp_path: Any) -> None:
+        """A project like Cloudflare's ``08-cron``: ``Default.scheduled(self, controller, env, ctx)``
+        with a ``triggers.crons`` config runs through its loaded project; a module-level
+        ``on_scheduled(event)`` serves a legacy Worker."""
+        (tmp_path / "wrangler.jsonc").write_text(
+            '{"name": "cron", "main": "entry.py", "compatibility_flags": ["python_workers"],'
+            ' "triggers": {"crons": ["*/1 * * * *"]}}'
+        )
+        (tmp_path / "entry.py").write_text(
+            "from workers import Response, WorkerEntrypoint\n"
+            "SEEN = []\n"
+            "class Default(WorkerEntrypoint):\n"
+            "    async def scheduled(self, controller, env, ctx):\n"
+            "        SEEN.append(controller.cron)\n"
+            "    async def fetch(self):\n"
+            "        return Response('hello')\n"
+        )
+        project = pw.load_project(tmp_path)
+        project.bind(durable_runtime)
+        assert (await pw.scheduled(project, durable_runtime, cron="*/1 * * * *")).outcome == "ok"
+        assert project.module.SEEN == ["*/1 * * * *"]
+        legacy = tmp_path / "legacy"
+        legacy.mkdir()
+        (legacy / "wrangler.jsonc").write_text(
+            '{"name": "legacy", "main": "worker.py", "compatibility_flags": ["python_workers"]}'
+        )
+        (legacy / "worker.py").write_text(
+            "from workers import Response\n"
+            "SEEN = []\n"
+            "async def on_fetch(request):\n"
+            "    return Response('hello')\n"
+            "async def on_scheduled(event):\n"
+            "    SEEN.append(event.scheduledTime)\n"
+        )
+        old = pw.load_project(legacy)
+        assert (await pw.scheduled(old, durable_runtime, scheduled_time=5)).outcome == "ok"
+        assert old.module.SEEN == [5]

@@ -42,6 +42,8 @@ from ._project import UnsupportedBinding as UnsupportedBinding
 from ._project import is_project as is_project
 from ._project import load_project as load_project
 from ._project import parse_jsonc as parse_jsonc
+from ._scheduled import ScheduledController as ScheduledController
+from ._scheduled import scheduled as scheduled
 from ._wsclient import route_websockets as route_websockets
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "JsDict",
     "Project",
     "ProjectError",
+    "ScheduledController",
     "UnsupportedBinding",
     "asgi_app",
     "install",
@@ -60,6 +63,7 @@ __all__ = [
     "load_project",
     "parse_jsonc",
     "route_websockets",
+    "scheduled",
     "serving",
     "set_strict",
     "uninstall",
