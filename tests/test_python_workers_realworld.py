@@ -464,3 +464,54 @@ class TestScheduled:
         old = pw.load_project(legacy)
         assert (await pw.scheduled(old, durable_runtime, scheduled_time=5)).outcome == "ok"
         assert old.module.SEEN == [5]
+
+
+class TestDate:
+    def test_parse_fields_and_strings(self) -> None:
+        """Measured in workerd (its local time is UTC): ``Date.parse`` of ISO 8601 with or without
+        ``Z``, with a space for ``T``, date-only, year-month, year, an offset, RFC 2822; ``NaN`` for
+        month 13; ``"2024-02-30"`` rolls over to March 1; ``new Date(2024, 0, 2, 3, 4, 5, 6)``
+        and ``Date.UTC`` roll months and days over; a year 0-99 as a field is 1900 + year.
+        Before, a date string or fields raised ``NotImplementedError``."""
+        js = _js()
+        expected = {
+            "2024-01-02T03:04:05Z": 1704164645000,
+            "2024-01-02T03:04:05": 1704164645000,
+            "2024-01-02 03:04:05": 1704164645000,
+            " 2024-01-02": 1704153600000,
+            "2024-01": 1704067200000,
+            "2024": 1704067200000,
+            "2024-01-02T03:04:05.123+02:00": 1704157445123,
+            "2024-01-02T03:04Z": 1704164640000,
+            "+002024-01-02T00:00:00Z": 1704153600000,
+            "Tue, 02 Jan 2024 03:04:05 GMT": 1704164645000,
+            "2024-02-30": 1709251200000,
+        }
+        assert {text: js.Date.parse(text) for text in expected} == expected
+        assert js.Date.parse("2024-13-01") != js.Date.parse("2024-13-01")  # NaN
+        assert js.Date.new("2024-01-02T03:04:05Z").getTime() == 1704164645000
+        assert js.Date.new(2024, 0, 2, 3, 4, 5, 6).getTime() == 1704164645006
+        assert js.Date.new(2024, 13, 40).getTime() == 1741737600000
+        assert js.Date.new(99, 0).getTime() == 915148800000
+        assert (js.Date.UTC(2024, 0, 2), js.Date.UTC(2024)) == (1704153600000, 1704067200000)
+        with pytest.raises(NotImplementedError, match="cannot parse 'Jan 2, 2024'"):
+            js.Date.new("Jan 2, 2024")  # V8's lenient formats are not read
+
+    def test_formats_and_getters(self) -> None:
+        """workerd: ``toString()`` is ``Tue Jan 02 2024 03:04:05 GMT+0000 (Coordinated Universal
+        Time)``, ``toUTCString()`` ``Tue, 02 Jan 2024 03:04:05 GMT``, ``toDateString()`` ``Tue Jan
+        02 2024``; the getters read [2024, 0, 2, 2, 3, 4, 5, 6] and ``getTimezoneOffset()`` 0; an
+        invalid date is ``Invalid Date``, ``getTime()`` ``NaN``, ``toJSON()`` ``null`` and
+        ``toISOString()`` raises ``RangeError: Invalid time value``; past 8.64e15 ms it is invalid."""
+        js = _js()
+        date = js.Date.new(js.Date.UTC(2024, 0, 2, 3, 4, 5, 6))
+        assert date.toString() == "Tue Jan 02 2024 03:04:05 GMT+0000 (Coordinated Universal Time)"
+        assert (date.toUTCString(), date.toDateString()) == ("Tue, 02 Jan 2024 03:04:05 GMT", "Tue Jan 02 2024")
+        getters = [date.getFullYear(), date.getMonth(), date.getDate(), date.getDay(), date.getHours()]
+        getters += [date.getMinutes(), date.getSeconds(), date.getMilliseconds(), date.getTimezoneOffset()]
+        assert getters == [2024, 0, 2, 2, 3, 4, 5, 6, 0] and date.getUTCHours() == 3
+        assert date.toISOString() == "2024-01-02T03:04:05.006Z" and js.Date.new(date).getTime() == date.getTime()
+        bad = js.Date.new(8.64e15 + 1)
+        assert bad.toString() == "Invalid Date" and bad.toJSON() is None and bad.getTime() != bad.getTime()
+        with _js_error("RangeError", "Invalid time value"):
+            bad.toISOString()

@@ -14,7 +14,6 @@ alarm(self)`` works.
 
 from __future__ import annotations
 
-import datetime
 import functools
 import inspect
 import math
@@ -23,6 +22,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from ..._codec import copy_as_dict, copy_as_list
+from ._jsdate import JsDate
 from .pyodide.ffi import ArrayBuffer, Uint8Array, jsnull
 
 __all__ = [
@@ -177,39 +177,6 @@ def js_arrays(value: Any) -> Any:
             if isinstance(item, (list, dict)):
                 dict.__setitem__(value, key, js_arrays(item))
     return value
-
-
-class JsDate:
-    """What ``js.Date.new()`` gives: a JavaScript ``Date`` (ms since the epoch).
-
-    Sent over RPC or stored it goes as a ``Date``, and the SDK gives a ``Date`` back as
-    ``datetime.datetime.fromtimestamp(ms / 1000)`` (naive, local time: workers-py rpc.py).
-    """
-
-    __slots__ = ("_ms",)
-
-    def __init__(self, ms: float) -> None:
-        self._ms = float(ms)
-
-    def getTime(self) -> int | float:
-        """Milliseconds since the epoch (an ``int`` when whole, as Pyodide converts numbers)."""
-        return int(self._ms) if self._ms.is_integer() else self._ms
-
-    valueOf = getTime
-
-    def toISOString(self) -> str:
-        """``2026-04-07T12:00:00.000Z``."""
-        moment = datetime.datetime.fromtimestamp(self._ms / 1000, datetime.UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-    toJSON = toISOString
-
-    def to_py(self) -> datetime.datetime:
-        """The ``datetime`` the SDK makes of it."""
-        return datetime.datetime.fromtimestamp(self._ms / 1000)
-
-    def __repr__(self) -> str:
-        return f"[object Date {self.toISOString()}]"
 
 
 def python_from_rpc(value: Any) -> Any:

@@ -159,28 +159,57 @@ class WebSocket:
 
 
 class Date:
-    """``js.Date``: ``Date.now()`` in ms since the epoch, ``Date.new()`` / ``Date.new(ms)``."""
+    """``js.Date``: ``Date.now()`` in ms since the epoch, ``Date.new(...)``, ``Date.parse(text)``,
+    ``Date.UTC(year, month0, ...)`` (workerd runs in UTC: local time is UTC)."""
 
     @staticmethod
     def new(*args: Any) -> Any:
-        """A JavaScript ``Date``: now (the object's clock inside an object), or ``ms`` since the
-        epoch. It has ``getTime()``, ``valueOf()``, ``toISOString()``, ``toJSON()``; sent over RPC
-        or stored it is a ``Date``, which the SDK gives back as a naive local ``datetime``
+        """A JavaScript ``Date``: now (the object's clock inside an object), ``ms`` since the
+        epoch, a date string (ISO 8601 or RFC 2822, see ``parse``), another ``Date``, or fields
+        ``(year, month0, day=1, hours=0, minutes=0, seconds=0, ms=0)``. It has ``getTime()``,
+        ``toISOString()``, ``toUTCString()``, ``getFullYear()``...; sent over RPC or stored it is
+        a ``Date``, which the SDK gives back as a naive local ``datetime``
         (``datetime.fromtimestamp(ms / 1000)``, workers-py rpc.py).
 
         Raises:
-            NotImplementedError: for other arguments (a date string, year/month/day fields).
+            NotImplementedError: a date string in another format (see ``parse``).
         """
-        from ._convert import JsDate
+        from ._jsdate import JsDate, date_fields, parse_date
 
         if not args:
             return JsDate(Date.now())
-        if len(args) == 1 and isinstance(args[0], (int, float)) and not isinstance(args[0], bool):
-            return JsDate(args[0])
-        raise NotImplementedError(
-            "js.Date.new() takes no argument or milliseconds since the epoch under durable (date strings and "
-            "year/month/day fields are not supported)"
-        )
+        if len(args) > 1:
+            return JsDate(date_fields(*args))
+        (value,) = args
+        if isinstance(value, JsDate):
+            return JsDate(value.getTime())
+        if isinstance(value, str):
+            return JsDate(parse_date(value))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return JsDate(value)
+        raise NotImplementedError(f"js.Date.new() of a {type(value).__name__} is not supported by durable")
+
+    @staticmethod
+    def parse(text: str) -> int | float:
+        """Ms since the epoch of a date string, or ``NaN`` (``2024-01-13`` is ``NaN``, as in workerd).
+
+        Raises:
+            NotImplementedError: a string that is neither ISO 8601 (``2024-01-02T03:04:05Z``,
+                ``2024-01-02``; without an offset it is UTC, workerd's local time) nor RFC 2822
+                (``Tue, 02 Jan 2024 03:04:05 GMT``): V8 reads more formats.
+        """
+        from ._jsdate import parse_date
+        from ._jsglobals import js_number
+
+        return js_number(parse_date(text))
+
+    @staticmethod
+    def UTC(*fields: Any) -> int | float:
+        """Ms since the epoch of UTC fields ``(year, month0=0, day=1, ...)``; months and days roll over."""
+        from ._jsdate import date_fields
+        from ._jsglobals import js_number
+
+        return js_number(date_fields(*fields))
 
     @staticmethod
     def now() -> int:
