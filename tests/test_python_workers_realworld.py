@@ -515,3 +515,47 @@ class TestDate:
         assert bad.toString() == "Invalid Date" and bad.toJSON() is None and bad.getTime() != bad.getTime()
         with _js_error("RangeError", "Invalid time value"):
             bad.toISOString()
+
+
+class TestLeftovers:
+    def test_a_promise_job_left_on_a_closed_loop_does_not_stall_the_next(self) -> None:
+        """A ``then`` whose job was queued on a loop that then closed must not keep later promises
+        from settling on the next loop (each job goes to the loop running when it is queued)."""
+        js = _js()
+
+        async def leave_a_job() -> None:
+            # Queued by the loop's last callback: the loop stops before the job runs.
+            asyncio.get_running_loop().call_soon(lambda: js.Promise.resolve(1).then(lambda value: value))
+
+        async def settle_later() -> Any:
+            return await js.Promise.resolve(2).then(lambda value: value * 2)
+
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(leave_a_job())
+        finally:
+            loop.close()
+        assert asyncio.run(asyncio.wait_for(settle_later(), 5)) == 4
+
+    def test_uninstall_cancels_pending_timers(self) -> None:
+        """``uninstall()`` drops the timers of a finished test's loop (they could never run)."""
+        from durable.compat.python_workers import _jsasync
+
+        js = _js()
+
+        class Worker(sdk.WorkerEntrypoint):
+            async def fetch(self, request: Any) -> Any:
+                js.setTimeout(lambda: None, 3_600_000)
+                return sdk.Response("armed")
+
+        async def arm() -> None:
+            async with durable.Runtime() as rt:
+                app = durable.asgi_app(Worker, rt)
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
+                    assert (await c.get("/")).text == "armed"
+
+        asyncio.run(arm())
+        assert _jsasync.pending_timers() >= 1
+        pw.uninstall()
+        assert _jsasync.pending_timers() == 0
+        pw.install()

@@ -35,6 +35,7 @@ from ._finder import ALIASES as ALIASES
 from ._finder import install as _install_finder
 from ._finder import installed as installed
 from ._finder import uninstall as _uninstall_finder
+from ._jsasync import reset as _reset_timers
 from ._project import Binding as Binding
 from ._project import Project as Project
 from ._project import ProjectError as ProjectError
@@ -85,10 +86,11 @@ def install(*, strict: bool | None = None) -> None:
 
 
 def uninstall() -> None:
-    """Undo :func:`install` (strict mode is switched off too, and :func:`route_websockets`' routes
-    are cleared)."""
+    """Undo :func:`install` (strict mode is switched off too, :func:`route_websockets`' routes
+    are cleared and pending ``js.setTimeout`` timers cancelled)."""
     set_strict(False)
     route_websockets(None)
+    _reset_timers()
     _uninstall_finder()
 
 

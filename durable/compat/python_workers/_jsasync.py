@@ -25,7 +25,6 @@ import inspect
 import itertools
 import logging
 import math
-from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final
 
@@ -35,7 +34,16 @@ from ._convert import JsList
 from ._globals import GLOBAL_SCOPE_ERROR, current_request
 from .pyodide.ffi import JsException, JsPromise
 
-__all__ = ["Promise", "clearInterval", "clearTimeout", "queueMicrotask", "setInterval", "setTimeout"]
+__all__ = [
+    "Promise",
+    "clearInterval",
+    "clearTimeout",
+    "pending_timers",
+    "queueMicrotask",
+    "reset",
+    "setInterval",
+    "setTimeout",
+]
 
 log = logging.getLogger("durable.js")
 
@@ -182,22 +190,28 @@ def queueMicrotask(callback: Any, /) -> None:
 # Promise
 
 _PENDING, _FULFILLED, _REJECTED = "pending", "fulfilled", "rejected"
-_jobs: deque[Callable[[], None]] = deque()
-
-
-def _drain() -> None:
-    while _jobs:
-        _jobs.popleft()()
 
 
 def _enqueue(job: Callable[[], None]) -> None:
-    """Run ``job`` as a JavaScript promise job: after the code running now yields."""
-    _jobs.append(job)
-    if len(_jobs) == 1:
-        try:
-            asyncio.get_running_loop().call_soon(_drain)
-        except RuntimeError:
-            _drain()  # no loop in this thread: nothing else could run it
+    """Run ``job`` as a JavaScript promise job: after the code running now yields, in order."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        job()  # no loop in this thread: nothing else could run it
+        return
+    loop.call_soon(job)
+
+
+def pending_timers() -> int:
+    """How many ``setTimeout`` / ``setInterval`` timers are pending (for tests)."""
+    return len(_timers)
+
+
+def reset() -> None:
+    """Cancel every pending timer (``uninstall()``: a test's loop is gone, and its timers with it)."""
+    for timer in _timers.values():
+        timer.handle.cancel()  # its object went with its runtime: nothing to unpin
+    _timers.clear()
 
 
 class _PromiseType(type):
