@@ -559,3 +559,55 @@ class TestLeftovers:
         pw.uninstall()
         assert _jsasync.pending_timers() == 0
         pw.install()
+
+
+class TestNumberParsing:
+    def test_parse_int_parse_float_is_nan_is_finite(self) -> None:
+        """Measured in workerd (miniflare 4, 2026-04-07) with the same arguments; before, each was
+        an ``AttributeError`` (not even a known global)."""
+        js = _js()
+        nan = float("nan")
+        cases = [["  42px"], ["0x1f"], ["1f", 16], ["z", 36], [""], ["12.9"], ["1e3"], [" -12", 10], ["08"]]
+        cases += [["10", 1], ["10", 37], ["10", 0], ["-0x10"], ["0x"], ["+7"], ["\uff19"]]
+        cases += [["123456789012345678901234567890"]]
+        expected: list[Any] = [
+            42,
+            31,
+            31,
+            35,
+            nan,
+            12,
+            1,
+            -12,
+            8,
+            nan,
+            nan,
+            10,
+            -16,
+            nan,
+            7,
+            nan,
+            1.2345678901234568e29,
+        ]
+        got = [js.parseInt(*args) for args in cases]
+        assert [repr(value) for value in got] == [repr(value) for value in expected]
+        floats = [
+            "3.14abc",
+            ".5",
+            "-Infinityx",
+            "1e3x",
+            "e3",
+            "  -0",
+            "1.",
+            "+.5e-2z",
+            "Infinity",
+            "inf",
+            "0x10",
+            "1_000",
+        ]
+        expected = [3.14, 0.5, float("-inf"), 1000, nan, 0, 1, 0.005, float("inf"), nan, 0, 1]
+        assert [repr(js.parseFloat(text)) for text in floats] == [repr(value) for value in expected]
+        assert [js.isNaN(v) for v in ["abc", "12", None, "", " ", True, nan, "0x10"]] == [
+            True, False, True, False, False, False, True, False,
+        ]  # fmt: skip
+        assert [js.isFinite(v) for v in ["12", None, float("inf"), "1e400", True]] == [True, False, False, False, True]

@@ -43,6 +43,10 @@ from ._jsglobals import decodeURI as decodeURI
 from ._jsglobals import decodeURIComponent as decodeURIComponent
 from ._jsglobals import encodeURI as encodeURI
 from ._jsglobals import encodeURIComponent as encodeURIComponent
+from ._jsglobals import isFinite as isFinite
+from ._jsglobals import isNaN as isNaN
+from ._jsglobals import parseFloat as parseFloat
+from ._jsglobals import parseInt as parseInt
 from ._jsglobals import structuredClone as structuredClone
 from ._jsurl import URL as URL
 from ._jsurl import URLSearchParams as URLSearchParams
@@ -83,6 +87,10 @@ __all__ = [
     "encodeURI",
     "encodeURIComponent",
     "fetch",
+    "isFinite",
+    "isNaN",
+    "parseFloat",
+    "parseInt",
     "performance",
     "queueMicrotask",
     "setInterval",
