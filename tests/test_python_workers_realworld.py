@@ -567,7 +567,17 @@ class TestNumberParsing:
         an ``AttributeError`` (not even a known global)."""
         js = _js()
         nan = float("nan")
-        cases = [["  42px"], ["0x1f"], ["1f", 16], ["z", 36], [""], ["12.9"], ["1e3"], [" -12", 10], ["08"]]
+        cases: list[list[Any]] = [
+            ["  42px"],
+            ["0x1f"],
+            ["1f", 16],
+            ["z", 36],
+            [""],
+            ["12.9"],
+            ["1e3"],
+            [" -12", 10],
+            ["08"],
+        ]
         cases += [["10", 1], ["10", 37], ["10", 0], ["-0x10"], ["0x"], ["+7"], ["\uff19"]]
         cases += [["123456789012345678901234567890"]]
         expected: list[Any] = [
