@@ -540,6 +540,8 @@ class HibernationManager:
         registry = self.registries.get(host.key)
         if registry is not None and registry.standard:
             found.append("standard websocket")
+        if host.pins > (len(registry.standard) if registry is not None else 0):
+            found.append("pending timer")  # pins not held by standard sockets: a js.setTimeout (compat)
         if host.events_running:
             found.append("event in progress")
         if host.background_work:

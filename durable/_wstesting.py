@@ -40,8 +40,9 @@ def hibernation_blockers(stub: Stub[Any] | BlockingStub[Any]) -> list[str]:
     ``block_concurrency_while`` callback), ``"pending task created by the object"`` (an
     ``asyncio`` task started by the object's code, its constructor included, that has not
     finished; tracked from the loop's first ``accept_web_socket``, and on Python 3.12+ also the
-    tasks already running then). Callbacks scheduled directly with ``loop.call_later()`` are not
-    seen (see docs/websockets.md).
+    tasks already running then), ``"pending timer"`` (a ``setTimeout`` / ``setInterval`` of
+    Python Workers code, ``js.setTimeout``, not yet run or cleared). Callbacks scheduled directly
+    with ``loop.call_later()`` are not seen (see docs/websockets.md).
 
     Example::
 

@@ -35,6 +35,7 @@ from ._finder import ALIASES as ALIASES
 from ._finder import install as _install_finder
 from ._finder import installed as installed
 from ._finder import uninstall as _uninstall_finder
+from ._jsasync import reset as _reset_timers
 from ._project import Binding as Binding
 from ._project import Project as Project
 from ._project import ProjectError as ProjectError
@@ -42,6 +43,8 @@ from ._project import UnsupportedBinding as UnsupportedBinding
 from ._project import is_project as is_project
 from ._project import load_project as load_project
 from ._project import parse_jsonc as parse_jsonc
+from ._scheduled import ScheduledController as ScheduledController
+from ._scheduled import scheduled as scheduled
 from ._wsclient import route_websockets as route_websockets
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "JsDict",
     "Project",
     "ProjectError",
+    "ScheduledController",
     "UnsupportedBinding",
     "asgi_app",
     "install",
@@ -60,6 +64,7 @@ __all__ = [
     "load_project",
     "parse_jsonc",
     "route_websockets",
+    "scheduled",
     "serving",
     "set_strict",
     "uninstall",
@@ -81,10 +86,11 @@ def install(*, strict: bool | None = None) -> None:
 
 
 def uninstall() -> None:
-    """Undo :func:`install` (strict mode is switched off too, and :func:`route_websockets`' routes
-    are cleared)."""
+    """Undo :func:`install` (strict mode is switched off too, :func:`route_websockets`' routes
+    are cleared and pending ``js.setTimeout`` timers cancelled)."""
     set_strict(False)
     route_websockets(None)
+    _reset_timers()
     _uninstall_finder()
 
 

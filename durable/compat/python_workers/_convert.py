@@ -14,7 +14,6 @@ alarm(self)`` works.
 
 from __future__ import annotations
 
-import datetime
 import functools
 import inspect
 import math
@@ -23,14 +22,17 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from ..._codec import copy_as_dict, copy_as_list
-from .pyodide.ffi import ArrayBuffer, jsnull
+from ._jsdate import JsDate
+from .pyodide.ffi import ArrayBuffer, Uint8Array, jsnull
 
 __all__ = [
     "Converted",
     "JsDate",
     "JsDict",
     "JsList",
+    "JsMapDict",
     "check_rpc_value",
+    "convert_to_js",
     "is_strict",
     "js_key",
     "python_from_rpc",
@@ -106,6 +108,65 @@ class JsList(list[Any]):
 copy_as_list(JsList)
 
 
+class JsMapDict(dict[Any, Any]):
+    """What Pyodide's ``to_js(a_dict)`` gives without a ``dict_converter``: a JavaScript ``Map``,
+    which Python reads as a mapping (``m["k"]``, ``m.get("k")``, ``len(m)``, ``in``, ``keys()``,
+    ``items()``) with the ``Map``'s own ``size``, ``has``, ``set``, ``delete`` and ``entries()``
+    (``Object.fromEntries(to_js(d).entries())``), and ``to_py()``. Stored or sent it is a plain
+    dict (workerd stores the ``Map``; the SDK reads a ``Map`` back as a dict)."""
+
+    __slots__ = ()
+
+    @property
+    def size(self) -> int:
+        """``map.size``."""
+        return len(self)
+
+    def has(self, key: Any) -> bool:
+        return key in self
+
+    def set(self, key: Any, value: Any) -> JsMapDict:
+        """``map.set(key, value)``: returns the map, as JavaScript's."""
+        self[key] = value
+        return self
+
+    def delete(self, key: Any) -> bool:
+        """``map.delete(key)``: whether it was there."""
+        return self.pop(key, _ABSENT) is not _ABSENT
+
+    def entries(self) -> Any:
+        """An iterator of ``[key, value]`` arrays, as JavaScript's ``map.entries()``."""
+        return (JsList((key, value)) for key, value in self.items())
+
+    def to_py(self) -> dict[Any, Any]:
+        """The value as a plain ``dict`` (as pyodide's ``JsProxy.to_py()``)."""
+        return dict(self)
+
+
+_ABSENT = object()
+copy_as_dict(JsMapDict)
+
+
+def convert_to_js(value: Any, dict_converter: Callable[[Any], Any] | None, memo: dict[int, Any]) -> Any:
+    """Pyodide's ``to_js`` at any depth: a ``dict`` becomes ``dict_converter(entries)`` (each
+    entry a ``[key, value]`` array), or a ``Map`` (:class:`JsMapDict`) without one; a ``list`` or
+    ``tuple`` an array (:class:`JsList`); binary data a ``Uint8Array``; anything else stays."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return value if isinstance(value, ArrayBuffer) else Uint8Array(value)
+    if not isinstance(value, (dict, list, tuple)):
+        return value
+    done = memo.get(id(value))
+    if done is not None:
+        return done
+    if isinstance(value, dict):
+        entries = JsList(JsList((key, convert_to_js(item, dict_converter, memo))) for key, item in value.items())
+        converted = JsMapDict(entries) if dict_converter is None else dict_converter(entries)
+    else:
+        converted = JsList(convert_to_js(item, dict_converter, memo) for item in value)
+    memo[id(value)] = converted
+    return converted
+
+
 def js_arrays(value: Any) -> Any:
     """``value`` with its lists, at any depth inside lists and dicts, as :class:`JsList` (the
     arrays of a value Pyodide hands out as a JavaScript value, such as ``JSON.parse``'s)."""
@@ -116,39 +177,6 @@ def js_arrays(value: Any) -> Any:
             if isinstance(item, (list, dict)):
                 dict.__setitem__(value, key, js_arrays(item))
     return value
-
-
-class JsDate:
-    """What ``js.Date.new()`` gives: a JavaScript ``Date`` (ms since the epoch).
-
-    Sent over RPC or stored it goes as a ``Date``, and the SDK gives a ``Date`` back as
-    ``datetime.datetime.fromtimestamp(ms / 1000)`` (naive, local time: workers-py rpc.py).
-    """
-
-    __slots__ = ("_ms",)
-
-    def __init__(self, ms: float) -> None:
-        self._ms = float(ms)
-
-    def getTime(self) -> int | float:
-        """Milliseconds since the epoch (an ``int`` when whole, as Pyodide converts numbers)."""
-        return int(self._ms) if self._ms.is_integer() else self._ms
-
-    valueOf = getTime
-
-    def toISOString(self) -> str:
-        """``2026-04-07T12:00:00.000Z``."""
-        moment = datetime.datetime.fromtimestamp(self._ms / 1000, datetime.UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-    toJSON = toISOString
-
-    def to_py(self) -> datetime.datetime:
-        """The ``datetime`` the SDK makes of it."""
-        return datetime.datetime.fromtimestamp(self._ms / 1000)
-
-    def __repr__(self) -> str:
-        return f"[object Date {self.toISOString()}]"
 
 
 def python_from_rpc(value: Any) -> Any:

@@ -343,7 +343,7 @@ def legacy_worker(on_fetch: Callable[..., Any]) -> type[WorkerEntrypoint]:
 
     class LegacyWorker(WorkerEntrypoint):
         async def fetch(self, request: Any) -> Any:
-            args = _fit(on_fetch, (request, self.env, self.ctx))
+            args = fit_args(on_fetch, (request, self.env, self.ctx))
             result = on_fetch(*args)
             if inspect.isawaitable(result):
                 result = await result
@@ -353,7 +353,8 @@ def legacy_worker(on_fetch: Callable[..., Any]) -> type[WorkerEntrypoint]:
     return LegacyWorker
 
 
-def _fit(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
+def fit_args(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The first of ``args`` that ``func`` accepts (all for ``*args``), as workerd's relaxed calls pass them."""
     try:
         params = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):

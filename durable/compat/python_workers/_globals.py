@@ -21,6 +21,7 @@ from .pyodide.ffi import JsException
 
 __all__ = [
     "GLOBAL_SCOPE_ERROR",
+    "current_request",
     "import_from_javascript",
     "patch_env",
     "patched_env",
@@ -60,6 +61,11 @@ def tracks_request(fetch: F) -> F:
             _request.reset(token)
 
     return handler  # type: ignore[return-value]
+
+
+def current_request() -> Any:
+    """The ``ctx`` of the Worker request in progress (``None`` outside any Worker's ``fetch``)."""
+    return _request.get()
 
 
 def running_env() -> Any:

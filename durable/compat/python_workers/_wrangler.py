@@ -499,7 +499,8 @@ def unsupported_bindings(config: Config) -> dict[str, UnsupportedBinding]:
     if isinstance(triggers, dict) and triggers.get("crons"):
         config.warn(
             "triggers.crons",
-            "is not run by durable: no scheduled() handler is called on a schedule (call it from a test)",
+            "is not run by durable: no scheduled() handler is called on a schedule "
+            "(run it from a test with python_workers.scheduled(project, runtime, cron=...))",
         )
     return found
 

@@ -5,8 +5,11 @@ module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now(
 ``JSON``, ``console``, ``Response``, ``Request``, ``Headers``, ``WebSocketRequestResponsePair``,
 ``URL``, ``URLSearchParams``, ``fetch`` (outbound HTTP), ``WebSocket`` (outbound WebSockets:
 ``WebSocket.new(url, protocols)``), and the globals of ``_jsglobals`` (``crypto.randomUUID``,
-``Math``, ``TextEncoder``, ``Uint8Array``, ``btoa``, ``encodeURIComponent``...). Other globals of the Workers runtime (``HTMLRewriter``,
-``crypto.subtle``, ``setTimeout``...) can be imported, and raise ``NotImplementedError`` naming
+``Math``, ``TextEncoder``, ``Uint8Array``, ``btoa``, ``encodeURIComponent``, ``structuredClone``,
+``crypto.subtle.digest``...), ``performance.now()``, ``globalThis`` / ``self`` (this module), and
+the timers and promises of ``_jsasync`` (``setTimeout``, ``clearTimeout``, ``setInterval``,
+``queueMicrotask``, ``Promise``). Other globals of the Workers runtime (``HTMLRewriter``,
+``AbortController``, ``Map``...) can be imported, and raise ``NotImplementedError`` naming
 them when used; any other name raises ``AttributeError``.
 """
 
@@ -14,11 +17,18 @@ from __future__ import annotations
 
 import json as _json
 import logging
+import sys
 import time
 from typing import Any
 
 from durable._http import parse_json
 
+from ._jsasync import Promise as Promise
+from ._jsasync import clearInterval as clearInterval
+from ._jsasync import clearTimeout as clearTimeout
+from ._jsasync import queueMicrotask as queueMicrotask
+from ._jsasync import setInterval as setInterval
+from ._jsasync import setTimeout as setTimeout
 from ._jsglobals import ERRORS as _ERRORS
 from ._jsglobals import Array as Array
 from ._jsglobals import ArrayBuffer as ArrayBuffer
@@ -33,6 +43,11 @@ from ._jsglobals import decodeURI as decodeURI
 from ._jsglobals import decodeURIComponent as decodeURIComponent
 from ._jsglobals import encodeURI as encodeURI
 from ._jsglobals import encodeURIComponent as encodeURIComponent
+from ._jsglobals import isFinite as isFinite
+from ._jsglobals import isNaN as isNaN
+from ._jsglobals import parseFloat as parseFloat
+from ._jsglobals import parseInt as parseInt
+from ._jsglobals import structuredClone as structuredClone
 from ._jsurl import URL as URL
 from ._jsurl import URLSearchParams as URLSearchParams
 
@@ -49,6 +64,7 @@ __all__ = [
     "Headers",
     "Math",
     "Object",
+    "Promise",
     "RangeError",
     "Request",
     "Response",
@@ -62,6 +78,8 @@ __all__ = [
     "WebSocketRequestResponsePair",
     "atob",
     "btoa",
+    "clearInterval",
+    "clearTimeout",
     "console",
     "crypto",
     "decodeURI",
@@ -69,6 +87,15 @@ __all__ = [
     "encodeURI",
     "encodeURIComponent",
     "fetch",
+    "isFinite",
+    "isNaN",
+    "parseFloat",
+    "parseInt",
+    "performance",
+    "queueMicrotask",
+    "setInterval",
+    "setTimeout",
+    "structuredClone",
     "undefined",
 ]
 
@@ -140,28 +167,57 @@ class WebSocket:
 
 
 class Date:
-    """``js.Date``: ``Date.now()`` in ms since the epoch, ``Date.new()`` / ``Date.new(ms)``."""
+    """``js.Date``: ``Date.now()`` in ms since the epoch, ``Date.new(...)``, ``Date.parse(text)``,
+    ``Date.UTC(year, month0, ...)`` (workerd runs in UTC: local time is UTC)."""
 
     @staticmethod
     def new(*args: Any) -> Any:
-        """A JavaScript ``Date``: now (the object's clock inside an object), or ``ms`` since the
-        epoch. It has ``getTime()``, ``valueOf()``, ``toISOString()``, ``toJSON()``; sent over RPC
-        or stored it is a ``Date``, which the SDK gives back as a naive local ``datetime``
+        """A JavaScript ``Date``: now (the object's clock inside an object), ``ms`` since the
+        epoch, a date string (ISO 8601 or RFC 2822, see ``parse``), another ``Date``, or fields
+        ``(year, month0, day=1, hours=0, minutes=0, seconds=0, ms=0)``. It has ``getTime()``,
+        ``toISOString()``, ``toUTCString()``, ``getFullYear()``...; sent over RPC or stored it is
+        a ``Date``, which the SDK gives back as a naive local ``datetime``
         (``datetime.fromtimestamp(ms / 1000)``, workers-py rpc.py).
 
         Raises:
-            NotImplementedError: for other arguments (a date string, year/month/day fields).
+            NotImplementedError: a date string in another format (see ``parse``).
         """
-        from ._convert import JsDate
+        from ._jsdate import JsDate, date_fields, parse_date
 
         if not args:
             return JsDate(Date.now())
-        if len(args) == 1 and isinstance(args[0], (int, float)) and not isinstance(args[0], bool):
-            return JsDate(args[0])
-        raise NotImplementedError(
-            "js.Date.new() takes no argument or milliseconds since the epoch under durable (date strings and "
-            "year/month/day fields are not supported)"
-        )
+        if len(args) > 1:
+            return JsDate(date_fields(*args))
+        (value,) = args
+        if isinstance(value, JsDate):
+            return JsDate(value.getTime())
+        if isinstance(value, str):
+            return JsDate(parse_date(value))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return JsDate(value)
+        raise NotImplementedError(f"js.Date.new() of a {type(value).__name__} is not supported by durable")
+
+    @staticmethod
+    def parse(text: str) -> int | float:
+        """Ms since the epoch of a date string, or ``NaN`` (``2024-01-13`` is ``NaN``, as in workerd).
+
+        Raises:
+            NotImplementedError: a string that is neither ISO 8601 (``2024-01-02T03:04:05Z``,
+                ``2024-01-02``; without an offset it is UTC, workerd's local time) nor RFC 2822
+                (``Tue, 02 Jan 2024 03:04:05 GMT``): V8 reads more formats.
+        """
+        from ._jsdate import parse_date
+        from ._jsglobals import js_number
+
+        return js_number(parse_date(text))
+
+    @staticmethod
+    def UTC(*fields: Any) -> int | float:
+        """Ms since the epoch of UTC fields ``(year, month0=0, day=1, ...)``; months and days roll over."""
+        from ._jsdate import date_fields
+        from ._jsglobals import js_number
+
+        return js_number(date_fields(*fields))
 
     @staticmethod
     def now() -> int:
@@ -177,6 +233,31 @@ class Date:
         if host is not None:
             return int(host.now_ms())
         return int(time.time() * 1000)
+
+
+class _Performance:
+    """``js.performance``: ``now()`` and ``timeOrigin``, as workerd gives them (measured, miniflare
+    4): ``timeOrigin`` is 0 and ``now()`` is ``Date.now()`` (so inside a Durable Object it is the
+    object's clock, which a ``MockClock`` moves). Other members raise ``NotImplementedError``."""
+
+    __slots__ = ()
+
+    timeOrigin = 0
+
+    @staticmethod
+    def now() -> int:
+        return Date.now()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(_NotEmulated("js.performance"), name)
+
+    def __repr__(self) -> str:
+        return "<js.performance>"
+
+
+performance = _Performance()
 
 
 undefined = None
@@ -403,16 +484,14 @@ class Request:
 # (``from js import fetch`` at module level), using them raises NotImplementedError naming them.
 _NOT_EMULATED = frozenset(
     {
-        "HTMLRewriter", "caches", "setTimeout", "setInterval",
-        "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "scheduler",
-        "navigator", "performance", "ReadableStream", "WritableStream", "TransformStream",
+        "HTMLRewriter", "caches", "scheduler",
+        "navigator", "ReadableStream", "WritableStream", "TransformStream",
         "CompressionStream", "DecompressionStream",
         "FixedLengthStream", "IdentityTransformStream", "AbortController", "AbortSignal", "URLPattern", "EventTarget", "Event",
         "CustomEvent", "MessageChannel", "Promise", "DataView", "Int8Array", "Uint16Array", "Int16Array",
         "Uint32Array", "Int32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array",
         "Map", "Set", "WeakMap", "WeakRef", "SyntaxError", "DOMException",
         "Number", "String", "Boolean", "Symbol", "Reflect", "Proxy", "BigInt", "Intl",
-        "globalThis", "self",
     }
 )  # fmt: skip
 
@@ -449,6 +528,8 @@ RangeError = _ERRORS["RangeError"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("globalThis", "self"):
+        return sys.modules[__name__]  # the global object: js.globalThis.fetch is js.fetch
     if name in _NOT_EMULATED:
         return _NotEmulated(f"js.{name}")
     raise AttributeError(

@@ -218,12 +218,19 @@ copy_as_bytes(ArrayBuffer)
 copy_as_bytes(Uint8Array)
 
 
-def to_js(value: T, *args: Any, **kwargs: Any) -> T:
-    """Return ``value`` itself: `durable` stores and sends Python values as they are; except
-    binary data (``bytes``, ``bytearray``, ``memoryview``), which becomes a :class:`Uint8Array`
-    as in Pyodide (``to_js(data).buffer`` is its ``ArrayBuffer``)."""
-    if isinstance(value, (bytes, bytearray, memoryview)) and not isinstance(value, ArrayBuffer):
-        return Uint8Array(value)  # type: ignore[return-value]
+def to_js(value: T, *args: Any, dict_converter: Callable[[Any], Any] | None = None, **kwargs: Any) -> T:
+    """``value`` as Pyodide converts it, at any depth, into what Python then reads through a
+    proxy: a ``dict`` becomes ``dict_converter(entries)`` (``dict_converter=Object.fromEntries``
+    gives an object: a ``JsDict``, with attribute access and ``to_py()``), or without one a
+    ``Map`` (a dict with ``size``, ``has``, ``entries()``, ``to_py()``); a ``list`` or ``tuple``
+    an array (a list with ``to_py()`` and ``length``); binary data (``bytes``, ``bytearray``,
+    ``memoryview``) a :class:`Uint8Array` (``to_js(data).buffer`` is its ``ArrayBuffer``).
+    Anything else is returned itself: `durable` stores and sends Python values as they are."""
+    if isinstance(value, (bytes, bytearray, memoryview, dict, list, tuple)):
+        from .._convert import convert_to_js
+
+        converted: T = convert_to_js(value, dict_converter, {})
+        return converted
     return value
 
 
@@ -318,7 +325,13 @@ def run_sync(awaitable: Awaitable[T]) -> T:
     """Run ``awaitable`` to completion and return its result, from synchronous code.
 
     With no loop running in this thread it runs on a new loop; inside a running loop it runs on
-    a helper thread's loop (so it must not need the calling loop).
+    a helper thread's loop (so it must not need the calling loop). A settled ``js.Promise`` gives
+    its outcome (``run_sync(Promise.resolve())``, the test for stack switching, returns ``None``).
+
+    Raises:
+        NotImplementedError: inside a running loop, for a ``js.Promise`` still pending: only the
+            loop this call blocks could settle it (Pyodide suspends the WebAssembly stack and
+            lets the loop run; CPython cannot), so it would wait for ever.
     """
 
     async def main() -> T:
@@ -328,5 +341,12 @@ def run_sync(awaitable: Awaitable[T]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(main())
+    from .._jsasync import Promise
+
+    if isinstance(awaitable, Promise) and awaitable.pending:
+        raise NotImplementedError(
+            "pyodide.ffi.run_sync() of a pending js.Promise inside a running event loop is not supported by "
+            "durable: the loop it blocks is the one that would settle it; await the promise instead"
+        )
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, main()).result()

@@ -1,0 +1,223 @@
+"""``js.Date`` as Python Workers code reaches it: :class:`JsDate` (what Pyodide hands Python for a
+JavaScript ``Date``) and the parsing and field arithmetic of ``Date.new(...)``, ``Date.parse``
+and ``Date.UTC``.
+
+workerd runs in UTC, so local time is UTC: ``new Date(2024, 0, 2)`` is ``Date.UTC(2024, 0, 2)``
+and ``getHours()`` is ``getUTCHours()``. Measured (miniflare 4, compatibility date 2026-04-07):
+``Date.parse("2024-01-02T03:04:05Z")`` is 1704164645000, as are the same without ``Z`` and with a
+space for ``T``; ``"2024-01-02"``, ``"2024-01"``, ``"2024"`` are midnight UTC; an offset
+(``+02:00``) is applied; ``"Tue, 02 Jan 2024 03:04:05 GMT"`` parses; ``"2024-13-01"`` and
+``"garbage"`` are ``NaN``; ``"2024-02-30"`` rolls over to March 1; a year 0-99 given as a field is
+1900 + year; a time beyond 8.64e15 ms is ``NaN``; ``toString()`` is ``Tue Jan 02 2024 03:04:05
+GMT+0000 (Coordinated Universal Time)``, ``toUTCString()`` ``Tue, 02 Jan 2024 03:04:05 GMT``; an
+invalid date's ``toISOString()`` raises ``RangeError: Invalid time value`` and ``toJSON()`` gives
+``null``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import math
+import re
+from typing import Any
+
+from .pyodide.ffi import JsException
+
+__all__ = ["JsDate", "date_fields", "parse_date"]
+
+_MS_PER_DAY = 86_400_000
+_LIMIT = 8.64e15
+_DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_ISO = re.compile(
+    r"([+-]\d{6}|\d{4})(?:-(\d\d)(?:-(\d\d))?)?"
+    r"(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?)?"
+    r"(Z|[+-]\d\d:\d\d)?"
+)
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (month 1-12; day may overflow)."""
+    year -= month <= 2
+    era = (year if year >= 0 else year - 399) // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468 + day - 1
+
+
+def _clip(ms: float) -> float:
+    return ms if math.isfinite(ms) and abs(ms) <= _LIMIT else math.nan
+
+
+def _make(year: int, month0: int, day: int, hours: int, minutes: int, seconds: int, ms: int) -> float:
+    year, month0 = year + month0 // 12, month0 % 12
+    days = _days_from_civil(year, month0 + 1, 1) + day - 1
+    return _clip(float(days * _MS_PER_DAY + ((hours * 60 + minutes) * 60 + seconds) * 1000 + ms))
+
+
+def date_fields(*fields: Any) -> float:
+    """``Date.UTC(year, month0, day=1, hours=0, minutes=0, seconds=0, ms=0)``: months and days
+    roll over, a year 0-99 is 1900 + year, ``NaN`` beyond the range of dates."""
+    values = [float(f) for f in fields] + [0.0] * (7 - len(fields))
+    if len(fields) < 3:
+        values[2] = 1.0
+    if not all(math.isfinite(v) for v in values):
+        return math.nan
+    year, month0, day, hours, minutes, seconds, ms = (int(v) for v in values)
+    if 0 <= year <= 99:
+        year += 1900
+    return _make(year, month0, day, hours, minutes, seconds, ms)
+
+
+_RFC1123 = re.compile(r"[A-Za-z]{3}, ")
+
+
+def parse_date(text: str) -> float:
+    """``Date.parse(text)``: ms since the epoch, or ``NaN``.
+
+    Raises:
+        NotImplementedError: a string that is neither ISO 8601 (as JavaScript writes it) nor RFC
+            2822 (``Tue, 02 Jan 2024 03:04:05 GMT``): V8's lenient parser reads more formats.
+    """
+    text = str(text).strip()
+    m = _ISO.fullmatch(text)
+    if m is not None:
+        year, month, day, hour, minute, second, fraction, zone = m.groups()
+        month_n, day_n, hour_n, minute_n = int(month or 1), int(day or 1), int(hour or 0), int(minute or 0)
+        if not (1 <= month_n <= 12 and 1 <= day_n <= 31 and hour_n <= 24 and minute_n <= 59):
+            return math.nan
+        ms = _make(
+            int(year), month_n - 1, day_n, hour_n, minute_n, int(second or 0), int((fraction or "0")[:3].ljust(3, "0"))
+        )
+        if zone and zone != "Z":
+            sign = 1 if zone[0] == "+" else -1
+            ms -= sign * (int(zone[1:3]) * 60 + int(zone[4:6])) * 60_000
+        return _clip(ms)
+    parsed = email.utils.parsedate_tz(text) if _RFC1123.match(text) else None
+    if parsed is not None:
+        return _clip(float(email.utils.mktime_tz(parsed) * 1000))
+    if text in ("", "Invalid Date"):
+        return math.nan
+    raise NotImplementedError(
+        f"js.Date cannot parse {text!r} under durable: only ISO 8601 (2024-01-02T03:04:05Z) and RFC 2822 "
+        "(Tue, 02 Jan 2024 03:04:05 GMT) date strings are supported"
+    )
+
+
+class JsDate:
+    """What ``js.Date.new()`` gives: a JavaScript ``Date`` (ms since the epoch, or ``NaN``).
+
+    Sent over RPC or stored it goes as a ``Date``, and the SDK gives a ``Date`` back as
+    ``datetime.datetime.fromtimestamp(ms / 1000)`` (naive, local time: workers-py rpc.py).
+    Its getters read UTC, which is workerd's local time.
+    """
+
+    __slots__ = ("_ms",)
+
+    def __init__(self, ms: float) -> None:
+        self._ms = _clip(float(ms))
+
+    def getTime(self) -> int | float:
+        """Milliseconds since the epoch (an ``int`` when whole, as Pyodide converts numbers)."""
+        return int(self._ms) if self._ms.is_integer() else self._ms
+
+    valueOf = getTime
+
+    def _utc(self) -> datetime.datetime:
+        if math.isnan(self._ms):
+            raise JsException("RangeError", "Invalid time value")
+        days, ms = divmod(int(self._ms), _MS_PER_DAY)
+        return datetime.datetime(1970, 1, 1) + datetime.timedelta(days=days, milliseconds=ms)
+
+    def toISOString(self) -> str:
+        """``2026-04-07T12:00:00.000Z``; an invalid date raises ``RangeError: Invalid time value``."""
+        moment = self._utc()
+        return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+    def toJSON(self) -> str | None:
+        """``toISOString()``, or ``None`` (``null``) for an invalid date."""
+        return None if math.isnan(self._ms) else self.toISOString()
+
+    def toUTCString(self) -> str:
+        """``Tue, 02 Jan 2024 03:04:05 GMT`` (``Invalid Date`` for an invalid one)."""
+        if math.isnan(self._ms):
+            return "Invalid Date"
+        m = self._utc()
+        return f"{_DAYS[(m.weekday() + 1) % 7]}, {m.day:02d} {_MONTHS[m.month - 1]} {m.year:04d} {m:%H:%M:%S} GMT"
+
+    toGMTString = toUTCString
+
+    def toString(self) -> str:
+        """``Tue Jan 02 2024 03:04:05 GMT+0000 (Coordinated Universal Time)``, as workerd writes it."""
+        if math.isnan(self._ms):
+            return "Invalid Date"
+        return f"{self.toDateString()} {self._utc():%H:%M:%S} GMT+0000 (Coordinated Universal Time)"
+
+    def toDateString(self) -> str:
+        if math.isnan(self._ms):
+            return "Invalid Date"
+        m = self._utc()
+        return f"{_DAYS[(m.weekday() + 1) % 7]} {_MONTHS[m.month - 1]} {m.day:02d} {m.year:04d}"
+
+    def _field(self, name: str) -> int | float:
+        if math.isnan(self._ms):
+            return math.nan
+        m = self._utc()
+        return {
+            "FullYear": m.year,
+            "Month": m.month - 1,
+            "Date": m.day,
+            "Day": (m.weekday() + 1) % 7,
+            "Hours": m.hour,
+            "Minutes": m.minute,
+            "Seconds": m.second,
+            "Milliseconds": m.microsecond // 1000,
+        }[name]
+
+    def getFullYear(self) -> int | float:
+        return self._field("FullYear")
+
+    def getMonth(self) -> int | float:
+        """The month, 0 (January) to 11."""
+        return self._field("Month")
+
+    def getDate(self) -> int | float:
+        return self._field("Date")
+
+    def getDay(self) -> int | float:
+        """The day of the week, 0 (Sunday) to 6."""
+        return self._field("Day")
+
+    def getHours(self) -> int | float:
+        return self._field("Hours")
+
+    def getMinutes(self) -> int | float:
+        return self._field("Minutes")
+
+    def getSeconds(self) -> int | float:
+        return self._field("Seconds")
+
+    def getMilliseconds(self) -> int | float:
+        return self._field("Milliseconds")
+
+    def getTimezoneOffset(self) -> int | float:
+        """0: workerd runs in UTC."""
+        return math.nan if math.isnan(self._ms) else 0
+
+    getUTCFullYear = getFullYear
+    getUTCMonth = getMonth
+    getUTCDate = getDate
+    getUTCDay = getDay
+    getUTCHours = getHours
+    getUTCMinutes = getMinutes
+    getUTCSeconds = getSeconds
+    getUTCMilliseconds = getMilliseconds
+
+    def to_py(self) -> datetime.datetime:
+        """The ``datetime`` the SDK makes of it."""
+        return datetime.datetime.fromtimestamp(self._ms / 1000)
+
+    def __repr__(self) -> str:
+        return f"[object Date {self.toJSON() or 'Invalid Date'}]"
