@@ -26,6 +26,7 @@ A longer run: ``DURABLE_PITR_MODEL_EXAMPLES=300 pytest tests/test_pitr_model.py`
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 import os
 import tempfile
@@ -51,6 +52,10 @@ FAR = (T0 + 3650 * 24 * 3600) * 1000
 Tables = dict[str, list[int]]
 State = tuple[dict[str, int], Tables, int | None]
 EMPTY: State = ({}, {}, None)
+GONE: State = ({"<wiped by Runtime.reset()>": 0}, {}, None)
+"""What a bookmark taken before ``Runtime.reset()`` names: nothing (it is refused)."""
+EMPTY_PREFIX = "00000000-00000000-00000000-"
+"""The empty state's bookmark: it belongs to every history of the object."""
 
 
 class Boom(Exception):
@@ -155,6 +160,8 @@ tx_ops = st.lists(
         st.tuples(st.just("delete"), keys),
         st.tuples(st.just("arm"), st.integers(min_value=1, max_value=9)),
         st.tuples(st.just("insert"), table_names, values),
+        st.tuples(st.just("create"), table_names),
+        st.tuples(st.just("drop"), table_names),
     ),
     max_size=4,
 )
@@ -260,22 +267,33 @@ class PitrModel(RuleBasedStateMachine):
 
     @rule(ops=tx_ops, end=st.sampled_from(["commit", "throw", "rollback"]))
     def transaction(self, ops: list[tuple[Any, ...]], end: str) -> None:
-        ops = [op for op in ops if op[0] != "insert" or op[1] in self.now[1]]
-        wire = [("sql", f"INSERT INTO {op[1]} VALUES (?)", op[2]) if op[0] == "insert" else op for op in ops]
-        wire = [("arm", FAR + op[1]) if op[0] == "arm" else op for op in wire]
-        self.run(self.stub.transaction(wire, end))
-        if end != "commit":
-            return
+        after = _copy(self.now)
+        wire: list[tuple[Any, ...]] = []
         for op in ops:
-            if op[0] == "put":
-                self.now[0][op[1]] = op[2]
-            elif op[0] == "delete":
-                self.now[0].pop(op[1], None)
-            elif op[0] == "arm":
-                self.now = (self.now[0], self.now[1], FAR + op[1])
+            kind = op[0]
+            if kind == "put":
+                after[0][op[1]] = op[2]
+            elif kind == "delete":
+                after[0].pop(op[1], None)
+            elif kind == "arm":
+                after = (after[0], after[1], FAR + op[1])
+                op = ("arm", FAR + op[1])
+            elif kind == "create":
+                after[1].setdefault(op[1], [])
+                op = ("sql", f"CREATE TABLE IF NOT EXISTS {op[1]} (v INTEGER)")
+            elif kind == "drop":
+                after[1].pop(op[1], None)
+                op = ("sql", f"DROP TABLE IF EXISTS {op[1]}")
+            elif op[1] in after[1]:
+                after[1][op[1]].append(op[2])
+                op = ("sql", f"INSERT INTO {op[1]} VALUES (?)", op[2])
             else:
-                self.now[1][op[1]].append(op[2])
-        self.changed()
+                continue  # an insert into a table that does not exist at that point
+            wire.append(op)
+        self.run(self.stub.transaction(wire, end))
+        if end == "commit":
+            self.now = after
+            self.changed()
 
     @rule(table=table_names, rows=st.lists(values, max_size=3), drop=st.booleans(), throw=st.booleans())
     def transaction_sync(self, table: str, rows: list[int], drop: bool, throw: bool) -> None:
@@ -320,8 +338,9 @@ class PitrModel(RuleBasedStateMachine):
             st.sampled_from(["before-first", "at-moment", "moment-minus-1", "now"]),
         ),
         index=st.integers(min_value=0, max_value=1000),
+        shape=st.sampled_from(["int", "float", "datetime"]),
     )
-    def bookmark_for_time(self, pick: float | str, index: int) -> None:
+    def bookmark_for_time(self, pick: float | str, index: int, shape: str) -> None:
         now = self.clock.time_ms()
         if pick == "before-first":
             when = T0 * 1000 - DAY_MS
@@ -331,7 +350,12 @@ class PitrModel(RuleBasedStateMachine):
             when = self.moments[index % len(self.moments)][0] - (1 if pick == "moment-minus-1" else 0)
         else:
             when = T0 * 1000 + int(pick * (now - T0 * 1000))
-        mark = self.run(self.stub.bookmark_for(when))
+        arg: Any = when
+        if shape == "float":  # a fraction of a millisecond is dropped, as JavaScript's Date does
+            arg = when + 0.75
+        elif shape == "datetime":
+            arg = dt.datetime.fromtimestamp(when / 1000, tz=dt.timezone.utc)
+        mark = self.run(self.stub.bookmark_for(arg))
         self.known.append((mark, _copy(self.expected_at(when))))
 
     # -- restores --
@@ -340,6 +364,10 @@ class PitrModel(RuleBasedStateMachine):
     @rule(index=st.integers(min_value=0, max_value=1000))
     def request_restore(self, index: int) -> None:
         mark, state = self.known[index % len(self.known)]
+        if state is GONE:
+            with pytest.raises(ValueError, match="belongs to another history of this object"):
+                self.run(self.stub.request(mark))
+            return
         if state is None:  # an undo bookmark of this session names a state not reached yet
             with pytest.raises(ValueError, match="names a state this object has not reached"):
                 self.run(self.stub.request(mark))
@@ -373,6 +401,14 @@ class PitrModel(RuleBasedStateMachine):
             self.now, self.pending = self.pending, None
             # The restore is a new state, written when the object next starts: the check below.
             self.changed()
+
+    @rule()
+    def reset(self) -> None:
+        """``Runtime.reset()`` wipes the data and the history: only the empty state's bookmark stays valid."""
+        self.run(self.rt.reset())
+        self.known = [(mark, EMPTY if mark.startswith(EMPTY_PREFIX) else GONE) for mark, _ in self.known]
+        self.now, self.pending, self.moments = _copy(EMPTY), None, []
+        self.highest = self.session_top = ""  # a new history: its bookmarks start again from the empty state
 
     @rule(how=st.sampled_from(["abort", "evict"]))
     def new_session(self, how: str) -> None:
