@@ -354,7 +354,7 @@ class PitrModel(RuleBasedStateMachine):
         if shape == "float":  # a fraction of a millisecond is dropped, as JavaScript's Date does
             arg = when + 0.75
         elif shape == "datetime":
-            arg = dt.datetime.fromtimestamp(when / 1000, tz=dt.timezone.utc)
+            arg = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=when)
         mark = self.run(self.stub.bookmark_for(arg))
         self.known.append((mark, _copy(self.expected_at(when))))
 
