@@ -30,6 +30,7 @@ import datetime as dt
 import math
 import os
 import tempfile
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -108,12 +109,15 @@ class Pitr(durable.DurableObject):
         except Boom:
             assert end == "throw"
 
-    async def transaction_sync(self, queries: list[tuple[Any, ...]], throw: bool) -> None:
+    async def transaction_sync(self, queries: list[tuple[Any, ...]], throw: bool) -> str:
+        """SQL in one ``transaction_sync()``, which takes a bookmark awaited after it (as workerd allows)."""
         sql = self.ctx.storage.sql
+        promises: list[Awaitable[str]] = []
 
         def body() -> None:
             for query in queries:
                 sql.exec(*query)
+            promises.append(self.ctx.storage.get_current_bookmark())
             if throw:
                 raise Boom
 
@@ -121,6 +125,7 @@ class Pitr(durable.DurableObject):
             self.ctx.storage.transaction_sync(body)
         except Boom:
             assert throw
+        return await promises[0]
 
     async def bookmark(self) -> str:
         return await self.ctx.storage.get_current_bookmark()
@@ -143,7 +148,13 @@ class Pitr(durable.DurableObject):
             )
         ]
         tables = {name: [row["v"] for row in sql.exec(f"SELECT v FROM {name} ORDER BY rowid")] for name in names}
-        return dict(await self.ctx.storage.list()), tables, await self.ctx.storage.get_alarm()
+        kv = dict(await self.ctx.storage.list())
+        # get() of each key too (single and batch), and the synchronous API: each may be served by a cache.
+        for key in "abc":
+            assert await self.ctx.storage.get(key) == kv.get(key), key
+            assert self.ctx.storage.kv.get(key) == kv.get(key), key
+        assert await self.ctx.storage.get(list("abc")) == kv
+        return kv, tables, await self.ctx.storage.get_alarm()
 
 
 def _copy(state: State) -> State:
@@ -301,14 +312,16 @@ class PitrModel(RuleBasedStateMachine):
         queries += [(f"INSERT INTO {table} VALUES (?)", v) for v in rows]
         if drop:
             queries.append((f"DROP TABLE {table}",))
-        self.run(self.stub.transaction_sync(queries, throw))
-        if throw:
-            return
-        if drop:
-            self.now[1].pop(table, None)
-        else:
-            self.now[1].setdefault(table, []).extend(rows)
-        self.changed()
+        mark = self.run(self.stub.transaction_sync(queries, throw))
+        if not throw:
+            if drop:
+                self.now[1].pop(table, None)
+            else:
+                self.now[1].setdefault(table, []).extend(rows)
+            self.changed()
+        assert mark > self.highest and mark > self.session_top, "a current bookmark sorts after those before it"
+        self.session_top = mark
+        self.known.append((mark, _copy(self.now)))
 
     # -- the alarm --
 
