@@ -519,13 +519,17 @@ class TestFound:
             assert await stub.state() == EMPTY
 
 
-_SETTINGS = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+def _settings(examples: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+
+
 TestPitrModelInMemory = PitrModel.TestCase
-TestPitrModelInMemory.settings = _SETTINGS
+TestPitrModelInMemory.settings = _settings(EXAMPLES)
 TestPitrModelOnDisk = PitrModelOnDisk.TestCase
-TestPitrModelOnDisk.settings = _SETTINGS
+# Fewer on disk: SQLite's fsyncs make each example ~0.25 s; the memory runs cover the rest.
+TestPitrModelOnDisk.settings = _settings(max(1, EXAMPLES // 3))
