@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, final
 
 from ._done import Done, after, next_turn
@@ -107,11 +107,16 @@ class Bookmarks:
         """A bookmark of the state once the writes made so far have committed."""
         history = self._history()
         if self._db.savepoint_depth:
-            # The commit it would wait for happens when the transaction ends: waiting here would hang.
-            raise RuntimeError(
-                "get_current_bookmark() cannot be awaited inside transaction(): the commit it names happens "
-                "when the transaction ends; call it after the transaction returns"
-            )
+            # Called inside transaction_sync() or a transaction() closure: as in workerd, the result
+            # may be awaited once the transaction has ended (miniflare 4, 2026-04-07).
+            return _AfterTransaction(self._in_transaction, lambda: self._current_now(self._history()))
+        return self._current_now(history)
+
+    def _in_transaction(self) -> bool:
+        return bool(self._db.savepoint_depth)
+
+    def _current_now(self, history: History) -> Awaitable[str]:
+        """:meth:`current` outside a transaction."""
         waiter = self._host.commit_waiter()
         if isinstance(waiter, Done):
             # Suspends all the same: workerd awaits it as outside I/O, which opens the input gate
@@ -212,6 +217,35 @@ class Bookmarks:
         return Done(
             PLACEHOLDER_BOOKMARK if undo is None or not isinstance(history, History) else history.bookmark(undo)
         )
+
+
+@final
+class _AfterTransaction:
+    """``get_current_bookmark()`` called inside a transaction: its bookmark, awaited after it ends.
+
+    workerd returns the Promise there (miniflare 4, 2026-04-07: a ``getCurrentBookmark()`` called in
+    a ``transactionSync()`` closure, or in a ``transaction()`` closure without ``await``, resolves
+    when awaited after the transaction). The bookmark names the commit of the writes made by then
+    (the transaction's, unless it was rolled back). Awaited inside the transaction, it raises: the
+    commit it waits for happens only once the transaction ends, so waiting there would hang.
+    """
+
+    __slots__ = ("_bookmark_io", "_inside", "_make")
+
+    def __init__(self, inside: Callable[[], bool], make: Callable[[], Awaitable[str]]) -> None:
+        self._inside = inside
+        self._make = make
+        self._bookmark_io: Awaitable[str] | None = None
+
+    def __await__(self) -> Generator[Any, None, str]:
+        if self._bookmark_io is None:
+            if self._inside():
+                raise RuntimeError(
+                    "get_current_bookmark() cannot be awaited inside transaction(): the commit it names happens "
+                    "when the transaction ends; await it after the transaction returns"
+                )
+            self._bookmark_io = self._make()
+        return self._bookmark_io.__await__()
 
 
 def _committed_image(db: Any) -> bytes:

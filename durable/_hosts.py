@@ -61,6 +61,15 @@ class TableRuntime(HostRuntime, Protocol):
         """Whether SQLite-backed objects keep a history of their commits."""
 
 
+def _has_history(db: ObjectDatabase) -> bool:
+    """Whether ``db`` has a point-in-time history log: bookmarks were handed out, even with no write.
+
+    Forgetting such an in-memory object would start a new log (a new lineage): the bookmarks
+    handed out would be refused, and the next ones would sort before them.
+    """
+    return isinstance(db.history, History) and db.history.log.exists()
+
+
 class HostTable:
     """The hosts of one runtime's live objects, by key ``(namespace name, id hex)``.
 
@@ -220,7 +229,7 @@ class HostTable:
         if not host.db.in_transaction:
             del self._hosts[key]
             host.detached = True
-            if not host.db.exists():
+            if not host.db.exists() and not _has_history(host.db):
                 self.directory.forget(key)  # an in-memory object that never wrote leaves nothing
 
     def drop_all(self, *, keep_writes: bool, collected: bool = False) -> None:

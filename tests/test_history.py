@@ -8,9 +8,10 @@ exact. Objects are restored the Cloudflare way: ``on_next_session_restore_bookma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -480,15 +481,15 @@ class TestDamagedLog:
 
 
 class TestInsideTransaction:
-    async def test_current_bookmark_in_a_transaction_is_refused(self, runtime: durable.Runtime) -> None:
-        """Inside transaction() the commit is not yet possible: a clear error instead of a hang."""
+    async def test_current_bookmark_awaited_in_a_transaction_is_refused(self, runtime: durable.Runtime) -> None:
+        """Inside transaction() the commit is not yet possible: awaiting there is a clear error, not a hang."""
         stub = runtime.namespace(Box).get_by_name("a")
 
         async def body(obj: Any, ctx: durable.State) -> str:
             async def txn(t: durable.Transaction) -> str:
                 await t.put("k", 1)
                 with pytest.raises(RuntimeError, match="inside transaction"):
-                    ctx.storage.get_current_bookmark()
+                    await ctx.storage.get_current_bookmark()
                 return "ok"
 
             await ctx.storage.transaction(txn)
@@ -496,3 +497,40 @@ class TestInsideTransaction:
 
         mark = await durable.testing.run_in_object(stub, body)
         assert mark > "00000000-00000000"
+
+    @pytest.mark.parametrize("kind", ["sync", "sync-rolled-back", "async"])
+    async def test_called_in_a_transaction_and_awaited_after_it(self, runtime: durable.Runtime, kind: str) -> None:
+        """workerd returns the Promise of a getCurrentBookmark() called inside transactionSync(), or
+        inside a transaction() closure without awaiting it, and it resolves once awaited after the
+        transaction (miniflare 4, 2026-04-07; also after a transactionSync() that threw). durable
+        raised RuntimeError at the call, which rolled the user's transaction back. The bookmark
+        names the state with the transaction's writes (none when it was rolled back)."""
+        stub = runtime.namespace(Box).get_by_name("a")
+        await stub.put("k", 0)
+
+        async def body(obj: Any, ctx: durable.State) -> str:
+            promises: list[Awaitable[str]] = []
+            if kind == "async":
+
+                async def closure(t: durable.Transaction) -> None:
+                    await t.put("k", 1)
+                    promises.append(ctx.storage.get_current_bookmark())
+
+                await ctx.storage.transaction(closure)
+            else:
+
+                def sync() -> None:
+                    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+                    ctx.storage.kv.put("k", 1)
+                    promises.append(ctx.storage.get_current_bookmark())
+                    if kind == "sync-rolled-back":
+                        raise LookupError("rolled back")
+
+                with contextlib.suppress(LookupError):
+                    ctx.storage.transaction_sync(sync)
+            return await promises[0]
+
+        mark = await durable.testing.run_in_object(stub, body)
+        await stub.put("k", 2)
+        stub = await restore(runtime, stub, mark)
+        assert (await stub.state())[0] == {"k": 0 if kind == "sync-rolled-back" else 1}
