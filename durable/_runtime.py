@@ -415,13 +415,15 @@ class Runtime:
     async def _close(self) -> None:
         if self.closed:
             return
-        await self._alarms.stop()
-        await self._finish_background_work()
-        # Let commits scheduled for the end of this turn run before closing.
-        await asyncio.sleep(0)
-        self.closed = True
-        self._drop_all_hosts(keep_writes=True)
-        self._directory.close()
+        try:
+            await self._alarms.stop()
+            await self._finish_background_work()
+            await asyncio.sleep(0)  # let commits scheduled for the end of this turn run before closing
+        finally:  # cancelled too (a timeout around aclose()): stopped halfway, it served on with no alarms
+            if not self.closed:
+                self.closed = True
+                self._drop_all_hosts(keep_writes=True)
+                self._directory.close()
 
     async def _finish_background_work(self) -> None:
         """Let ``ctx.wait_until()`` work (and ``block_concurrency_while`` callbacks) end before closing.

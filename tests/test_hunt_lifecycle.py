@@ -242,6 +242,12 @@ class TestRuntimeOperationsFromInsideAnEvent:
 
 
 class Closer(durable.DurableObject):
+    async def ping(self) -> None:
+        async def work() -> None:
+            await asyncio.sleep(0.01)
+
+        self.ctx.wait_until(work())
+
     async def close_later(self) -> None:
         async def close() -> None:
             await RUNTIME["rt"].aclose()
@@ -429,3 +435,43 @@ async def test_run_alarm_when_the_runtime_closes_under_it() -> None:
     assert isinstance(error, durable.ConnectionClosedError), error
     assert error.retryable
     assert "the runtime was closed while run_alarm() waited" in str(error)
+
+
+class Busy(durable.DurableObject):
+    async def start(self) -> None:
+        self.ctx.storage.put("kept", True)  # accepted, not awaited
+
+        async def work() -> None:
+            await asyncio.sleep(3600)
+
+        self.ctx.wait_until(work())
+
+    async def get(self, key: str) -> Any:
+        return await self.ctx.storage.get(key)
+
+
+async def test_a_cancelled_aclose_still_closes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``aclose()`` cancelled while it waits for ``wait_until()`` work (a timeout around it)
+    closes at once, as when the shutdown grace runs out: the work is cancelled, the writes
+    already made are kept. It stopped halfway: its alarms stopped for good, but the runtime open
+    and serving, so an alarm set then was accepted and never ran."""
+    rt = durable.Runtime(tmp_path)
+    stub = rt.namespace(Busy).get_by_name("a")
+    await stub.start()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(rt.aclose(), 0.001)
+    assert rt.closed
+    with pytest.raises(durable.RuntimeClosedError):
+        await stub.get("kept")
+    await bounded(rt.aclose())  # idempotent
+    async with durable.Runtime(tmp_path) as again:
+        assert await again.namespace(Busy).get_by_name("a").get("kept") is True
+
+
+async def test_concurrent_acloses_wait_for_one_close(tmp_path: Path) -> None:
+    """Two ``aclose()`` calls at once both return once the runtime is closed."""
+    rt = durable.Runtime(tmp_path)
+    await rt.namespace(Closer).get_by_name("a").ping()
+    first, second = asyncio.ensure_future(rt.aclose()), asyncio.ensure_future(rt.aclose())
+    await bounded(asyncio.gather(first, second))
+    assert rt.closed
