@@ -13,6 +13,7 @@ callers that stop waiting.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -506,3 +507,32 @@ async def test_concurrent_acloses_wait_for_one_close(tmp_path: Path) -> None:
     first, second = asyncio.ensure_future(rt.aclose()), asyncio.ensure_future(rt.aclose())
     await bounded(asyncio.gather(first, second))
     assert rt.closed
+
+
+# -- everything after the runtime closed -------------------------------------------------------------
+
+AFTER_CLOSE: dict[str, Callable[[durable.Runtime, durable.Stub[Any]], Any]] = {
+    "call": lambda rt, stub: stub.get("k"),
+    "fetch": lambda rt, stub: stub.fetch("http://a/"),
+    "namespace": lambda rt, stub: rt.namespace(Busy, name="OTHER"),
+    "reset": lambda rt, stub: rt.reset(),
+    "evict": lambda rt, stub: testing.evict(stub),
+    "hibernate": lambda rt, stub: testing.hibernate(stub),
+    "hibernation_blockers": lambda rt, stub: testing.hibernation_blockers(stub),
+    "run_in_object": lambda rt, stub: testing.run_in_object(stub, lambda obj, ctx: None),
+    "run_alarm": lambda rt, stub: testing.run_alarm(stub),
+    "list_ids": lambda rt, stub: testing.list_ids(rt.env.BUSY),
+    "fail_next_commit": lambda rt, stub: testing.fail_next_commit(stub),
+}
+
+
+@pytest.mark.parametrize("use", list(AFTER_CLOSE))
+async def test_after_close_every_entry_point_names_the_closed_runtime(use: str) -> None:
+    rt = durable.Runtime()
+    stub = rt.namespace(Busy, name="BUSY").get_by_name("a")
+    await stub.get("k")
+    await rt.aclose()
+    with pytest.raises(durable.RuntimeClosedError, match="this durable.Runtime is closed"):
+        made = AFTER_CLOSE[use](rt, stub)
+        if inspect.isawaitable(made):
+            await bounded(made)
