@@ -413,8 +413,8 @@ class Tally(durable.DurableObject):
 @pytest.mark.parametrize("turns", [0, 1, 5])
 async def test_a_cancelled_caller_leaves_the_call_to_finish_once(tmp_path: Path, turns: int) -> None:
     """Cancelling the task awaiting a call (a timeout, a client gone) does not cancel the
-    call: the object's method runs to its end and its write is committed exactly once, as in
-    workerd, where the callee goes on when the caller stops waiting."""
+    call: the object's method runs to its end and its write is committed exactly once (a
+    JavaScript caller cannot cancel a promise; the callee's event goes on without it)."""
     async with durable.Runtime(tmp_path) as rt:
         stub = rt.namespace(Tally).get_by_name("a")
         waiting = asyncio.ensure_future(stub.add(0.01))
