@@ -106,7 +106,9 @@ def enter_timer_work() -> None:
     and the calls and tasks it starts: a ``MockClock.advance()`` awaited there would wait for it."""
     task = asyncio.current_task()
     if task is not None:
-        _timer_work.set((*_timer_work.get(), task))
+        # Ended ones dropped: a timer set from a delivery's context (an alarm the handler sets
+        # again) starts the next delivery in a copy of it, and the tuple must not grow per run.
+        _timer_work.set((*(t for t in _timer_work.get() if not t.done()), task))
 
 
 class RealClock(Clock):

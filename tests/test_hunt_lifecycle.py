@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 import pytest
 
 import durable
-from durable import _runtime, testing
+from durable import _clock, _runtime, testing
 
 T = TypeVar("T")
 
@@ -536,3 +537,28 @@ async def test_after_close_every_entry_point_names_the_closed_runtime(use: str) 
         made = AFTER_CLOSE[use](rt, stub)
         if inspect.isawaitable(made):
             await bounded(made)
+
+
+class Rearming(durable.DurableObject):
+    async def arm(self) -> None:
+        await self.ctx.storage.set_alarm(time.time() * 1000 + 1)
+
+    async def alarm(self) -> None:
+        CHAIN.append(len(_clock._timer_work.get()))
+        if len(CHAIN) < 8:
+            await self.ctx.storage.set_alarm(time.time() * 1000 + 1)
+
+
+CHAIN: list[int] = []
+
+
+async def test_a_self_rearming_alarm_keeps_no_chain_of_ended_runs() -> None:
+    """What marks an alarm's delivery for ``advance()`` (above) holds only deliveries still
+    running: on the real clock a timer set from a delivery starts the next one in a copy of its
+    context, and a list of every earlier run grew by one per run (and kept their tasks)."""
+    CHAIN.clear()
+    async with durable.Runtime() as rt:
+        await rt.namespace(Rearming).get_by_name("a").arm()
+        while len(CHAIN) < 8:
+            await bounded(asyncio.sleep(0.002))
+    assert CHAIN == [1] * 8
