@@ -393,6 +393,36 @@ class TestACursorKeptPastItsInstance:
         KEPT.clear()
 
 
+class TabledRoom(Tabled):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+        if message == "keep":
+            await self.fill()
+            await self.keep_cursor("started")
+            ws.send("kept")
+        else:
+            ws.send(str(await self.write()))
+
+
+async def test_a_cursor_kept_past_hibernation(tmp_path: Path) -> None:
+    """The same after hibernation, which closes the database too: the woken instance's write
+    failed with SQLITE_BUSY."""
+    KEPT.clear()
+    async with durable.Runtime(tmp_path) as rt:
+        stub = rt.namespace(TabledRoom).get_by_name("a")
+        async with testing.websocket(stub, "http://room/") as ws:
+            ws.send("keep")
+            assert await bounded(ws.receive()) == "kept"
+            await testing.hibernate(stub)
+            ws.send("write")
+            assert await bounded(ws.receive()) == "6"
+    KEPT.clear()
+
+
 # -- callers that stop waiting ---------------------------------------------------------------------
 
 
