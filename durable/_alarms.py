@@ -36,6 +36,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+from ._clock import enter_timer_work
 from ._context import running_host
 from ._eager import create_task_later, task_started
 from ._exceptions import DurableError, ObjectAbortedError
@@ -279,6 +280,7 @@ class AlarmScheduler:
     async def _deliver(self, key: Key, entry: _Entry) -> BaseException | None:
         """One attempt: run the handler, then clear, retry or give up. Returns the handler's error."""
         _delivering.set(_delivering.get() | {key})  # this task's own context, and its calls'
+        enter_timer_work()  # a MockClock.advance() awaited by the handler would wait for this task
         try:
             await task_started()  # (on an eager loop: once _start has made it the active delivery)
             if self._entries.get(key) is not entry:

@@ -94,6 +94,23 @@ class Clock:
         """Register work started by a timer, so that a mock clock can wait for it. No-op here."""
 
 
+_timer_work: contextvars.ContextVar[tuple[asyncio.Future[object], ...]] = contextvars.ContextVar(
+    "durable_timer_work", default=()
+)
+"""The tasks of timer-started work (alarm deliveries) that the running code is part of: the
+delivery itself, and the calls and tasks it starts, which copy its context."""
+
+
+def enter_timer_work() -> None:
+    """Mark the running task as work a timer started (an alarm delivery), for this task's context
+    and the calls and tasks it starts: a ``MockClock.advance()`` awaited there would wait for it."""
+    task = asyncio.current_task()
+    if task is not None:
+        # Ended ones dropped: a timer set from a delivery's context (an alarm the handler sets
+        # again) starts the next delivery in a copy of it, and the tuple must not grow per run.
+        _timer_work.set((*(t for t in _timer_work.get() if not t.done()), task))
+
+
 class RealClock(Clock):
     """Wall-clock time; timers run on the running asyncio loop.
 
@@ -372,6 +389,12 @@ class MockClock(Clock):
             forwarded = contextvars.Context().run(asyncio.run_coroutine_threadsafe, self.advance(seconds), home)
             await asyncio.wrap_future(forwarded)
             return
+        if self._work and self._awaited_by_work():
+            raise RuntimeError(
+                "MockClock.advance() was awaited from work that it waits for (an alarm() handler, "
+                "ctx.wait_until() work an alarm started, or a call they made), so it would wait for "
+                "itself forever: advance the clock from the test body"
+            )
         if self._advancing:
             raise RuntimeError("MockClock.advance() is already running; await it before advancing again")
         target = self._now + seconds
@@ -397,6 +420,12 @@ class MockClock(Clock):
         finally:
             self._advancing = False
             self._target = None
+
+    def _awaited_by_work(self) -> bool:
+        """Whether the running code is work this clock waits for, or part of it (a call it made)."""
+        if asyncio.current_task() in self._work:
+            return True
+        return any(task in self._work for task in _timer_work.get())
 
     def _put_back(self, timer: _MockTimer) -> None:
         """Return a timer taken from the heap without firing it: it stays pending."""

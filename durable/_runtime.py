@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeVar, overload
 from ._alarms import AlarmScheduler
 from ._clock import Clock, RealClock
 from ._directory import MemoryDirectory, StorageDirectory, check_namespace_name, open_directory, storage_path
-from ._exceptions import RuntimeClosedError
+from ._exceptions import ConnectionClosedError, RuntimeClosedError
 from ._hibernation import HibernationManager
 from ._host import ObjectHost
 from ._hosts import HostTable
@@ -83,6 +83,18 @@ def _forked_child() -> None:
             _forked[runtime] = parent
             runtime.closed = True
             runtime.loop = None  # a call does not wait for the parent's loop: it fails here (check_open)
+
+
+def _closed_under_run_alarm(host: ObjectHost) -> None:
+    """Raise ``ConnectionClosedError`` if ``run_alarm()``'s attempt was cancelled under its caller,
+    which was not cancelled itself: the runtime's shutdown cancels deliveries, and a bare
+    ``CancelledError`` read as if the awaiting test had been cancelled."""
+    caller = asyncio.current_task()
+    if caller is not None and not caller.cancelling():
+        raise ConnectionClosedError(
+            "Connection closed: the runtime was closed while run_alarm() waited for the alarm() "
+            f"handler of {host.key[0]}/{host.key[1]}, which was cancelled"
+        ) from None
 
 
 def _closed_message(runtime: Runtime) -> str:
@@ -363,7 +375,11 @@ class Runtime:
 
     async def run_alarm(self, host: ObjectHost) -> bool:
         """Run ``host``'s stored alarm now, as its timer would (``durable.testing.run_alarm``)."""
-        return await self._alarms.run_now(host.key, host)
+        try:
+            return await self._alarms.run_now(host.key, host)
+        except asyncio.CancelledError:
+            _closed_under_run_alarm(host)
+            raise  # this caller was cancelled (the attempt goes on)
 
     def check_open(self) -> None:
         """Raise ``RuntimeClosedError`` if the runtime is closed."""
@@ -399,13 +415,15 @@ class Runtime:
     async def _close(self) -> None:
         if self.closed:
             return
-        await self._alarms.stop()
-        await self._finish_background_work()
-        # Let commits scheduled for the end of this turn run before closing.
-        await asyncio.sleep(0)
-        self.closed = True
-        self._drop_all_hosts(keep_writes=True)
-        self._directory.close()
+        try:
+            await self._alarms.stop()
+            await self._finish_background_work()
+            await asyncio.sleep(0)  # let commits scheduled for the end of this turn run before closing
+        finally:  # cancelled too (a timeout around aclose()): stopped halfway, it served on with no alarms
+            if not self.closed:
+                self.closed = True
+                self._drop_all_hosts(keep_writes=True)
+                self._directory.close()
 
     async def _finish_background_work(self) -> None:
         """Let ``ctx.wait_until()`` work (and ``block_concurrency_while`` callbacks) end before closing.
@@ -413,12 +431,16 @@ class Runtime:
         Nobody waits for such work, so closing under it would lose it silently (a write it had
         yet to make). It gets up to ``SHUTDOWN_GRACE`` seconds (real time), as Cloudflare keeps an
         object alive for its ``waitUntil`` work; what is still running then is cancelled, and
-        logged. Work started meanwhile is waited for too.
+        logged. Work started meanwhile is waited for too. The work that called ``aclose()`` (a
+        ``wait_until()`` task or a ``block_concurrency_while()`` callback) is not waited for: it
+        waits for this, so that would only stall the close for the whole grace period.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
+        closing = asyncio.current_task()  # such work itself, when it closes the runtime: not waited for
         while True:
             work = {task for host in list(self.hosts.live.values()) for task in host.background.tasks}
+            work.discard(closing)
             if not work:
                 return
             left = deadline - loop.time()

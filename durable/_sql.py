@@ -617,6 +617,20 @@ def _weak_authorizer(method: weakref.WeakMethod[Callable[..., int]]) -> Callable
     return authorize
 
 
+def _end_statements(state: _Connection, conn: sqlite3.Connection) -> None:
+    """The ``on_close`` hook: the database is about to close ``conn`` (eviction, shutdown).
+
+    The statements of cursors with rows left on it end now: Python's ``close()`` leaves a
+    connection whose statements are still alive open (``sqlite3_close_v2``), holding its read
+    lock on the file, so the next instance's first write failed with ``SQLITE_BUSY`` for as long
+    as such a cursor was referenced (a stashed cursor, an instance a test kept). Reading one
+    afterwards raises, as before: the ended instance's error.
+    """
+    for cursor in list(state.cursors):
+        if cursor._end_statement(conn):
+            state.cursors.discard(cursor)
+
+
 def _state_of(db: ObjectDatabase, row_limit: int | None) -> _Connection:
     for hook in db.on_open:
         if isinstance(hook, _Connection):
@@ -624,6 +638,7 @@ def _state_of(db: ObjectDatabase, row_limit: int | None) -> _Connection:
     state = _Connection(db, row_limit)
     db.on_open.append(state)
     db.on_wipe.append(state.wiped)
+    db.on_close.append(functools.partial(_end_statements, state))
     if db.is_open:
         conn = db.read_conn()
         assert conn is not None
@@ -807,6 +822,18 @@ class SqlCursor:
             cur.close()
         if more:
             self._failed = SqlError(CANCELED)
+
+    def _end_statement(self, conn: sqlite3.Connection) -> bool:
+        """End this cursor's statement if it runs on ``conn``, which is closing (``_end_statements``).
+
+        The closed ``sqlite3`` cursor stays: a later read raises the ended instance's error
+        (``check_live``), or, were the instance still live, ``SqlError`` naming the closed cursor.
+        """
+        cur = self._cur
+        if not isinstance(cur, sqlite3.Cursor) or cur.connection is not conn:
+            return False
+        cur.close()
+        return True
 
     def _fetch(self, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` more rows (all of them for -1); the cursor closes once they run out."""

@@ -97,6 +97,7 @@ class ObjectDatabase:
         """Called with every connection this database opens (the SQL layer installs its authorizer)."""
         self.on_wipe: list[Callable[[], None]] = []
         """Called when ``delete_all`` empties the database, before anything is dropped."""
+        self.on_close: list[Callable[[sqlite3.Connection], None]] = []  # with the connection about to close
         self.history: CommitHooks | None = None
         """Told of every open, commit and close (point-in-time recovery keeps its log with it)."""
         self.after_commit: list[Callable[[], None]] = []
@@ -111,11 +112,7 @@ class ObjectDatabase:
         return self._tag
 
     def tagged(self, sql: str) -> str:
-        """``sql`` marked as durable's own statement: ``<sql> -- <tag>``.
-
-        The tag is random per database, so Python's statement cache never hands a statement
-        prepared without the SQL authorizer (durable's) to the application's SQL of the same text.
-        """
+        """``sql`` marked as durable's own statement: ``<sql> -- <tag>`` (why: ``__init__``)."""
         return f"{sql} -- {self._tag}"
 
     # -- connection ---------------------------------------------------------------------------
@@ -207,6 +204,8 @@ class ObjectDatabase:
         self._cursor = None
         if conn is None:
             return
+        for hook in self.on_close:
+            hook(conn)
         if self.history is not None:
             self.history.closing(conn, self.file)
         conn.close()

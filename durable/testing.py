@@ -89,6 +89,8 @@ async def run_alarm(stub: Stub[Any] | BlockingStub[Any]) -> bool:
         RuntimeError: called from the object's own code while its ``alarm()`` runs, or from a
             call that handler awaits (it would wait for itself); or the handler sets the alarm to
             now on every run, and 1,000 runs in a row went by.
+        durable.ConnectionClosedError: the runtime was closed before the handler ended (its
+            shutdown cancels the attempt).
         Exception: whatever the handler raised (with ``remote = True``), after the retry is set.
 
     Example::
