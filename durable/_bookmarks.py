@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, final
 
 from ._done import Done, after, next_turn
-from ._gates import through_gate
+from ._gates import GatedIO, through_gate
 from ._history import NO_PITR_KV, PITR_OFF, RETENTION_MS, History
 from ._history_capture import serialize_image
 from ._keys import check_date_range, datetime_ms
@@ -108,15 +108,18 @@ class Bookmarks:
         history = self._history()
         if self._db.savepoint_depth:
             # Called inside transaction_sync() or a transaction() closure: as in workerd, the result
-            # may be awaited once the transaction has ended (miniflare 4, 2026-04-07).
-            return _AfterTransaction(self._in_transaction, lambda: self._current_now(self._history()))
+            # may be awaited once the transaction has ended (miniflare 4, 2026-04-07). It waits for
+            # the commit of the writes made so far from the call on, as outside a transaction: a
+            # bookmark asked for after this one sorts after it (workerd: the one taken inside
+            # transactionSync() is the smaller, whichever is awaited first).
+            return _AfterTransaction(self._in_transaction, self._current_now(history))
         return self._current_now(history)
 
     def _in_transaction(self) -> bool:
         return bool(self._db.savepoint_depth)
 
-    def _current_now(self, history: History) -> Awaitable[str]:
-        """:meth:`current` outside a transaction."""
+    def _current_now(self, history: History) -> GatedIO[str]:
+        """:meth:`current`: wait for the commit of the writes made so far, then name the state."""
         waiter = self._host.commit_waiter()
         if isinstance(waiter, Done):
             # Suspends all the same: workerd awaits it as outside I/O, which opens the input gate
@@ -225,27 +228,27 @@ class _AfterTransaction:
 
     workerd returns the Promise there (miniflare 4, 2026-04-07: a ``getCurrentBookmark()`` called in
     a ``transactionSync()`` closure, or in a ``transaction()`` closure without ``await``, resolves
-    when awaited after the transaction). The bookmark names the commit of the writes made by then
-    (the transaction's, unless it was rolled back). Awaited inside the transaction, it raises: the
-    commit it waits for happens only once the transaction ends, so waiting there would hang.
+    when awaited after the transaction, also inside a later ``transaction()`` once the first one's
+    writes have committed). The bookmark names the commit of the writes made by the call (the
+    transaction's, unless it was rolled back). Awaited inside a transaction before that commit, it
+    raises: the commit happens only once the transaction ends, so waiting there would hang (workerd
+    hangs until its 30 s limit resets the object).
     """
 
-    __slots__ = ("_bookmark_io", "_inside", "_make")
+    __slots__ = ("_bookmark_io", "_inside")
 
-    def __init__(self, inside: Callable[[], bool], make: Callable[[], Awaitable[str]]) -> None:
+    def __init__(self, inside: Callable[[], bool], bookmark_io: GatedIO[str]) -> None:
         self._inside = inside
-        self._make = make
-        self._bookmark_io: Awaitable[str] | None = None
+        self._bookmark_io = bookmark_io
 
     def __await__(self) -> Generator[Any, None, str]:
-        if self._bookmark_io is None:
-            if self._inside():
-                raise RuntimeError(
-                    "get_current_bookmark() cannot be awaited inside transaction(): the commit it names happens "
-                    "when the transaction ends; await it after the transaction returns"
-                )
-            self._bookmark_io = self._make()
-        return self._bookmark_io.__await__()
+        io = self._bookmark_io
+        if self._inside() and not (isinstance(io.io, asyncio.Future) and io.io.done()):
+            raise RuntimeError(
+                "get_current_bookmark() cannot be awaited inside transaction(): the commit it names happens "
+                "when the transaction ends; await it after the transaction returns"
+            )
+        return io.__await__()
 
 
 def _committed_image(db: Any) -> bytes:

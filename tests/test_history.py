@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import tempfile
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -480,6 +481,12 @@ class TestDamagedLog:
         assert list(tmp_path.glob("Box/*.history.damaged-*"))
 
 
+def _put_and_ask(ctx: durable.State, promises: list[Awaitable[str]]) -> None:
+    """A ``transaction_sync()`` closure: write ``k`` = 1, then ask for the current bookmark."""
+    ctx.storage.kv.put("k", 1)
+    promises.append(ctx.storage.get_current_bookmark())
+
+
 class TestInsideTransaction:
     async def test_current_bookmark_awaited_in_a_transaction_is_refused(self, runtime: durable.Runtime) -> None:
         """Inside transaction() the commit is not yet possible: awaiting there is a clear error, not a hang."""
@@ -534,3 +541,57 @@ class TestInsideTransaction:
         await stub.put("k", 2)
         stub = await restore(runtime, stub, mark)
         assert (await stub.state())[0] == {"k": 0 if kind == "sync-rolled-back" else 1}
+
+    @pytest.mark.parametrize("kind", ["sync", "async"])
+    async def test_called_in_a_transaction_sorts_before_one_called_after(
+        self, runtime: durable.Runtime, kind: str
+    ) -> None:
+        """A bookmark asked for inside a transaction names the state at the call: one asked for
+        after the transaction sorts after it, whichever is awaited first. workerd (miniflare 4,
+        2026-04-07): ``transactionSync(() => { put; p1 = getCurrentBookmark() }); p2 =
+        getCurrentBookmark(); await p2; await p1`` gives p1 < p2, also with ``transaction()``.
+        durable asked for the first one only when it was awaited, so it sorted after the second."""
+        stub = runtime.namespace(Box).get_by_name("a")
+        await stub.put("k", 0)
+
+        async def body(obj: Any, ctx: durable.State) -> tuple[str, str]:
+            promises: list[Awaitable[str]] = []
+            if kind == "sync":
+                ctx.storage.transaction_sync(functools.partial(_put_and_ask, ctx, promises))
+            else:
+
+                async def closure(t: durable.Transaction) -> None:
+                    await t.put("k", 1)
+                    promises.append(ctx.storage.get_current_bookmark())
+                    await t.put("k", 3)
+
+                await ctx.storage.transaction(closure)
+            after = ctx.storage.get_current_bookmark()
+            second = await after
+            return await promises[0], second
+
+        first, second = await durable.testing.run_in_object(stub, body)
+        assert first < second
+
+    async def test_awaited_in_a_later_transaction_once_committed(self, runtime: durable.Runtime) -> None:
+        """Called inside ``transaction_sync()``, awaited inside a later ``transaction()`` closure once
+        the first one's writes have committed: workerd resolves it (miniflare 4, 2026-04-07:
+        ``transactionSync(...); await sync(); await transaction(async () => await p1)``); durable
+        raised "cannot be awaited inside transaction()". It names the state of the first one."""
+        stub = runtime.namespace(Box).get_by_name("a")
+        await stub.put("k", 0)
+
+        async def body(obj: Any, ctx: durable.State) -> str:
+            promises: list[Awaitable[str]] = []
+            ctx.storage.transaction_sync(functools.partial(_put_and_ask, ctx, promises))
+            await ctx.storage.sync()
+
+            async def closure(t: durable.Transaction) -> str:
+                await t.put("k", 2)
+                return await promises[0]
+
+            return await ctx.storage.transaction(closure)
+
+        mark = await durable.testing.run_in_object(stub, body)
+        stub = await restore(runtime, stub, mark)
+        assert (await stub.state())[0] == {"k": 1}

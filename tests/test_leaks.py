@@ -166,6 +166,33 @@ async def test_objects_that_read_sql_before_they_have_storage_are_collected(tmp_
         assert fds() <= fds_before + 2
 
 
+class Reader(durable.DurableObject):
+    async def look(self) -> int:
+        storage = self.ctx.storage
+        await storage.get("k")
+        storage.sql.exec("SELECT 1").one()
+        await storage.get_bookmark_for_time(self.ctx.now_ms())
+        return 0
+
+
+async def test_in_memory_objects_that_only_read_are_dropped_with_history_on() -> None:
+    """An in-memory runtime keeps the database of an evicted object that wrote or handed out a
+    bookmark (its history, docs/performance.md); one that only read, SQL included, or only asked
+    ``get_bookmark_for_time()``, leaves nothing, with point-in-time recovery on as well."""
+    async with durable.Runtime(point_in_time_recovery=True, max_live_objects=10) as rt:
+        ns = rt.namespace(Reader)
+        made = 0
+
+        async def step() -> None:
+            nonlocal made
+            for _ in range(100):
+                made += 1
+                assert await ns.get_by_name(f"r{made}").look() == 0
+
+        grew = await growth(step, lambda: live("ObjectDatabase"))
+        assert grew[1] <= 5, grew
+
+
 async def test_a_cursor_on_the_stand_in_database_reads_on_after_the_real_one_opens() -> None:
     async with durable.Runtime() as rt:
         stub = rt.namespace(Tabled).get_by_name("a")
