@@ -418,7 +418,10 @@ class Runtime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
         while True:
-            work = {task for host in list(self.hosts.live.values()) for task in host.background.tasks}
+            # (A task done whose done-callback was left on a loop that stopped first is not waited for.)
+            work = {
+                task for host in list(self.hosts.live.values()) for task in host.background.tasks if not task.done()
+            }
             if not work:
                 return
             left = deadline - loop.time()
