@@ -64,8 +64,10 @@ async def call(
     headers: list[tuple[bytes, bytes]] | None = None,
     body: bytes = b"",
     http_version: str = "1.1",
+    with_raw_path: bool = True,
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Drive the app with one HTTP request as a server would; return status, headers and body."""
+    """Drive the app with one HTTP request as a server would; return status, headers and body
+    (``with_raw_path=False``: as a server that gives no ``raw_path``, which ASGI leaves optional)."""
     sent: list[MutableMapping[str, Any]] = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -88,6 +90,8 @@ async def call(
         "server": ("127.0.0.1", 8787),
         "client": ("127.0.0.1", 5000),
     }
+    if not with_raw_path:
+        del scope["raw_path"]
     async with durable.Runtime() as rt:
         await asgi_app(Worker, rt)(scope, receive, send)
     start = sent[0]
@@ -262,6 +266,18 @@ class TestRequestTarget:
         url = *" (miniflare 4, 2026-12-07; ``GET *`` too). Under uvicorn (either parser) it
         reached the Worker as ``http://h/*``, a path no client asked for; now ``400``."""
         status, _, body = await call(method, b"*")
+        assert status == 400
+        assert body == b"Bad Request: the request target * (asterisk form) names no resource to hand a Worker"
+
+    @pytest.mark.parametrize(("raw_path", "with_raw_path"), [(b"*#x", True), (b"*", False)])
+    async def test_the_asterisk_target_is_refused_with_a_fragment_or_without_raw_path(
+        self, raw_path: bytes, with_raw_path: bool
+    ) -> None:
+        """``OPTIONS *#x HTTP/1.1``: uvicorn's h11 protocol passes the target on whole as
+        ``raw_path``, and it still reached the Worker as ``http://h/*`` (a real server, 200); so
+        did ``*`` from a server that gives no ``raw_path`` (the ASGI path alone). Refused as
+        ``*`` is (workerd: 500, "invalid URL", miniflare 4, 2026-12-07)."""
+        status, _, body = await call("OPTIONS", raw_path, with_raw_path=with_raw_path)
         assert status == 400
         assert body == b"Bad Request: the request target * (asterisk form) names no resource to hand a Worker"
 
