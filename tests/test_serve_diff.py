@@ -230,6 +230,18 @@ class TestFraming:
         _, _, body = await call("POST", b"/echo", headers=headers, body=b"abc")
         assert json.loads(body)["body"] == "abc"
 
+    async def test_transfer_encoding_overrides_a_length_over_the_limit(self) -> None:
+        """workerd reads ``Content-Length: 999999999999`` with ``Transfer-Encoding: chunked`` and
+        the chunked body ``abc`` as ``abc`` (200, miniflare 4, 2026-12-07); uvicorn's h11 protocol
+        passes both on and reads the chunks, but the length alone got ``413`` here. The chunks
+        are counted against ``max_body_size`` as they come; without Transfer-Encoding the length
+        still gets ``413`` at once."""
+        headers = [(b"content-length", b"999999999999"), (b"transfer-encoding", b"chunked")]
+        status, _, body = await call("POST", b"/echo", headers=headers, body=b"abc")
+        assert (status, json.loads(body)["body"]) == (200, "abc")
+        status, _, _ = await call("POST", b"/echo", headers=headers[:1], body=b"abc")
+        assert status == 413
+
     async def test_http2_without_length_keeps_its_body(self) -> None:
         """HTTP/2 announces no length: the body is read from the stream (nothing is lost)."""
         _, _, body = await call("POST", b"/echo", body=b"abc", http_version="2")
