@@ -60,7 +60,7 @@ class InputGate:
     error, and the next generation gets a fresh gate.
     """
 
-    __slots__ = ("_broken", "_seq", "locks", "reopening", "waiters")
+    __slots__ = ("_broken", "_reopen_on", "_seq", "locks", "reopening", "waiters")
 
     def __init__(self) -> None:
         # Read directly by the host's fast path (ObjectHost.call_rpc, the end of an event): the
@@ -74,6 +74,8 @@ class InputGate:
         self._broken: BaseException | None = None
         self.reopening = False
         """The last lock ended in this loop turn: results wait until the next (``unlock``)."""
+        self._reopen_on: asyncio.AbstractEventLoop | None = None
+        """The loop whose next turn ends ``reopening`` (``_reopen``)."""
 
     @property
     def broken_by(self) -> BaseException | None:
@@ -144,14 +146,17 @@ class InputGate:
             # was closed, and its wake-up was queued before the caller's) waits too (must_wait):
             # workerd runs the caller first (miniflare 4.20260426, tests/test_review8.py).
             self.reopening = True
-            loop.call_soon(self._reopen)
+            self._reopen_on = loop
+            loop.call_soon(self._reopen, loop)
         elif self.waiters:  # another thread's loop, maybe running: thread-safely
             try:
                 loop.call_soon_threadsafe(self._wake_next)
             except RuntimeError:
                 pass  # closed: it runs nothing more (waking its waiters would raise the same)
 
-    def _reopen(self) -> None:
+    def _reopen(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._reopen_on:
+            return  # left on a loop that stopped first; the runtime moved on (``wait``)
         self.reopening = False
         if not self.locks:
             self._wake_next()
@@ -204,6 +209,12 @@ class InputGate:
             seq = next(self._seq)
         else:
             seq = ticket[0]
+        if self.reopening and self._reopen_on is not (running := asyncio.get_running_loop()):
+            # The lock ended in the last turn of a loop that stopped before its next one, which
+            # was to end ``reopening``: the runtime runs on this loop now, whose next turn does
+            # (else every event would wait here for ever).
+            self._reopen_on = running
+            running.call_soon(self._reopen, running)
         while True:
             if ticket is None:
                 fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

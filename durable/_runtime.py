@@ -439,7 +439,10 @@ class Runtime:
         deadline = loop.time() + SHUTDOWN_GRACE
         closing = asyncio.current_task()  # such work itself, when it closes the runtime: not waited for
         while True:
-            work = {task for host in list(self.hosts.live.values()) for task in host.background.tasks}
+            # (A task done whose done-callback was left on a loop that stopped first is not waited for.)
+            work = {
+                task for host in list(self.hosts.live.values()) for task in host.background.tasks if not task.done()
+            }
             work.discard(closing)
             if not work:
                 return

@@ -451,7 +451,16 @@ def _to_request(scope: Scope, body: _RequestBody) -> Request:
         # Transfer-Encoding overrides Content-Length (RFC 9112 6.3): h11 passes both on and reads
         # the chunked body, as workerd does (miniflare 4, 2026-12-07: "Content-Length: 0" with a
         # chunked "abc" reads as "abc"). Looked up only when the length says no body.
-        has_body = body.check_declared_length(lengths[0]) or _chunked(headers)
+        try:
+            has_body = body.check_declared_length(lengths[0]) or _chunked(headers)
+        except _BodyTooLarge:
+            # A length over the limit does not count under Transfer-Encoding either: the chunks
+            # are counted as they come (workerd reads "Content-Length: 999999999999" with a
+            # chunked "abc" as "abc", 200: miniflare 4, 2026-12-07; h11 passes both on).
+            if not _chunked(headers):
+                raise
+            body.too_large = False
+            has_body = True
     elif method in ("GET", "HEAD"):
         has_body = False
     else:
@@ -571,12 +580,11 @@ def _url_from_parts(
         authority = authority[: -len(default_port)]
 
     if raw_path is not None and (b"#" in raw_path or b"#" in query or not raw_path.startswith(b"/")):
-        if raw_path == b"*":
-            # "OPTIONS * HTTP/1.1" (RFC 9112 3.2.4) asks about the server, not a resource: workerd
-            # cannot make it a URL (500, "invalid URL; url = *": miniflare 4, 2026-12-07); it
-            # reached the Worker as "/*", a request for a path no client asked for.
-            raise _BadRequest("the request target * (asterisk form) names no resource to hand a Worker")
         raw_path, path, query = _origin_form(raw_path, path, query)
+        if raw_path == b"*":  # (after _origin_form: "*#x", which h11 passes on whole, too)
+            raise _BadRequest(_ASTERISK)
+    elif raw_path is None and path == "*":  # (a server that gives no raw_path: the ASGI path alone)
+        raise _BadRequest(_ASTERISK)
     # Starlette and recent uvicorn include root_path in path; the ASGI spec says not to.
     full_path = path if path.startswith(root_path) else root_path + path
     if raw_path is not None and not raw_path.startswith(b"/"):
@@ -595,6 +603,12 @@ def _url_from_parts(
         encoded_path = "/" + encoded_path
     url = f"{scheme}://{authority}{encoded_path}"
     return f"{url}?{_encode(query, _QUERY_KEEP)}" if query else url
+
+
+_ASTERISK: Final = "the request target * (asterisk form) names no resource to hand a Worker"
+"""Why ``OPTIONS * HTTP/1.1`` (RFC 9112 3.2.4, a question about the server, not a resource) is
+refused: workerd cannot make it a URL (500, "invalid URL; url = *": miniflare 4, 2026-12-07); it
+reached the Worker as "/*", a request for a path no client asked for."""
 
 
 def _origin_form(raw_path: bytes, path: str, query: bytes) -> tuple[bytes, str, bytes]:

@@ -350,6 +350,49 @@ class TestCoalescing:
 
         assert asyncio.run(on_the_next_loop()) == [2, 3]
 
+    def test_a_section_ended_in_a_stopped_loops_last_turn_lets_events_in_on_the_next(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A section that ends in the last turn of a loop that then stops leaves ``reopening`` set
+        (its reset was scheduled for that loop's next turn, which never comes): on the loop that
+        takes the runtime over, calls still get in. Every call and alarm waited at the gate for
+        ever; since the RPC and fetch fast paths also look at ``reopening``, those too. Closing
+        then took the grace period and logged the section's task, done but its done-callback
+        left on the stopped loop, as unfinished work it cancelled."""
+
+        class Fires(durable.DurableObject):
+            def start(self) -> None:
+                async def callback() -> None:
+                    pass
+
+                self.ctx.block_concurrency_while(callback)  # (not awaited)
+
+            def ping(self) -> str:
+                return "pong"
+
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                return durable.Response("f")
+
+        rt = durable.Runtime()
+        stub = rt.namespace(Fires).get_by_name("c")
+        first = asyncio.new_event_loop()
+        first.run_until_complete(stub.start())  # the section ends in the turn `first` stops
+        gate = stub._link.host.gate  # type: ignore[union-attr]
+        assert gate.reopening and not gate.locks  # (the case: the turn that ends it never comes)
+
+        async def on_the_next_loop() -> list[Any]:
+            try:
+                results = await asyncio.wait_for(asyncio.gather(stub.ping(), stub.fetch("http://x/")), 10)
+                return [results[0], await results[1].text(), gate.reopening]
+            finally:
+                await rt.aclose()
+
+        try:
+            assert asyncio.run(on_the_next_loop()) == ["pong", "f", False]
+        finally:
+            first.close()
+        assert "unfinished task" not in caplog.text
+
 
 class TestOverloadAndBackground:
     async def test_queue_limit(self) -> None:

@@ -64,8 +64,10 @@ async def call(
     headers: list[tuple[bytes, bytes]] | None = None,
     body: bytes = b"",
     http_version: str = "1.1",
+    with_raw_path: bool = True,
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Drive the app with one HTTP request as a server would; return status, headers and body."""
+    """Drive the app with one HTTP request as a server would; return status, headers and body
+    (``with_raw_path=False``: as a server that gives no ``raw_path``, which ASGI leaves optional)."""
     sent: list[MutableMapping[str, Any]] = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -88,6 +90,8 @@ async def call(
         "server": ("127.0.0.1", 8787),
         "client": ("127.0.0.1", 5000),
     }
+    if not with_raw_path:
+        del scope["raw_path"]
     async with durable.Runtime() as rt:
         await asgi_app(Worker, rt)(scope, receive, send)
     start = sent[0]
@@ -226,6 +230,18 @@ class TestFraming:
         _, _, body = await call("POST", b"/echo", headers=headers, body=b"abc")
         assert json.loads(body)["body"] == "abc"
 
+    async def test_transfer_encoding_overrides_a_length_over_the_limit(self) -> None:
+        """workerd reads ``Content-Length: 999999999999`` with ``Transfer-Encoding: chunked`` and
+        the chunked body ``abc`` as ``abc`` (200, miniflare 4, 2026-12-07); uvicorn's h11 protocol
+        passes both on and reads the chunks, but the length alone got ``413`` here. The chunks
+        are counted against ``max_body_size`` as they come; without Transfer-Encoding the length
+        still gets ``413`` at once."""
+        headers = [(b"content-length", b"999999999999"), (b"transfer-encoding", b"chunked")]
+        status, _, body = await call("POST", b"/echo", headers=headers, body=b"abc")
+        assert (status, json.loads(body)["body"]) == (200, "abc")
+        status, _, _ = await call("POST", b"/echo", headers=headers[:1], body=b"abc")
+        assert status == 413
+
     async def test_http2_without_length_keeps_its_body(self) -> None:
         """HTTP/2 announces no length: the body is read from the stream (nothing is lost)."""
         _, _, body = await call("POST", b"/echo", body=b"abc", http_version="2")
@@ -262,6 +278,18 @@ class TestRequestTarget:
         url = *" (miniflare 4, 2026-12-07; ``GET *`` too). Under uvicorn (either parser) it
         reached the Worker as ``http://h/*``, a path no client asked for; now ``400``."""
         status, _, body = await call(method, b"*")
+        assert status == 400
+        assert body == b"Bad Request: the request target * (asterisk form) names no resource to hand a Worker"
+
+    @pytest.mark.parametrize(("raw_path", "with_raw_path"), [(b"*#x", True), (b"*", False)])
+    async def test_the_asterisk_target_is_refused_with_a_fragment_or_without_raw_path(
+        self, raw_path: bytes, with_raw_path: bool
+    ) -> None:
+        """``OPTIONS *#x HTTP/1.1``: uvicorn's h11 protocol passes the target on whole as
+        ``raw_path``, and it still reached the Worker as ``http://h/*`` (a real server, 200); so
+        did ``*`` from a server that gives no ``raw_path`` (the ASGI path alone). Refused as
+        ``*`` is (workerd: 500, "invalid URL", miniflare 4, 2026-12-07)."""
+        status, _, body = await call("OPTIONS", raw_path, with_raw_path=with_raw_path)
         assert status == 400
         assert body == b"Bad Request: the request target * (asterisk form) names no resource to hand a Worker"
 
