@@ -146,19 +146,29 @@ class CloseMender:
     ``Close(1000)``; :attr:`mended` keeps what the object gets and what the echo must carry.
 
     Feed it every byte the client sends, in order: :meth:`feed` returns the bytes to parse (a
-    Close frame is held until it is whole).
+    masked, final Close frame is held until it is whole; after the first Close everything passes
+    as it is, as the parser discards it).
     """
 
-    __slots__ = ("_head", "_partial_close", "_skip", "mended")
+    __slots__ = ("_closed", "_head", "_partial_close", "_skip", "mended")
 
     def __init__(self) -> None:
         self._head = bytearray()  # an incomplete header
         self._skip = 0  # payload bytes of the current frame still to come
         self._partial_close: bytearray | None = None  # the Close frame read so far
+        self._closed = False  # a Close frame went to the parser: the rest passes as it is
         self.mended: tuple[int, str, bytes] | None = None  # (code, reason, echoed payload)
 
     def feed(self, data: bytes) -> bytes:
         """The bytes to hand to the parser for ``data``, the next bytes of the stream."""
+        if self._closed:
+            # The parser reads the first Close and discards the rest; so does workerd (a second
+            # Close in the same write: the object got the first one's code, miniflare 4,
+            # 2026-04-07). The rest must not be mended over the first one's code and echo.
+            return data
+        if self._skip >= len(data) and self._partial_close is None:
+            self._skip -= len(data)  # the middle of a big frame: as it is, not copied
+            return data
         if (
             not self._head
             and not self._skip
@@ -171,6 +181,9 @@ class CloseMender:
         out = bytearray()
         pos, end = 0, len(data)
         while pos < end:
+            if self._closed:
+                out += data[pos:]
+                break
             if self._skip:
                 step = min(self._skip, end - pos)
                 if self._partial_close is not None:
@@ -195,18 +208,22 @@ class CloseMender:
             length = _payload_length(head)
             self._head = bytearray()
             self._skip = length
-            if head[0] & 0x0F == _CLOSE_OPCODE and length <= 0xFFFF:
+            if head[0] & 0x0F != _CLOSE_OPCODE:
+                out += head
+            elif head[0] != 0x88 or not head[1] & 0x80 or length > 0xFFFF:
+                # fragmented, reserved bits, unmasked or too long: the parser's error stands, at
+                # once (it refuses an unmasked frame from its header)
+                out += head
+                self._closed = True
+            else:
                 self._partial_close = head
                 if not length:
                     out += self._mend(bytes(head))
                     self._partial_close = None
-            else:
-                out += head
         return bytes(out)
 
     def _mend(self, frame: bytes) -> bytes:
-        if frame[0] != 0x88 or not frame[1] & 0x80:
-            return frame  # fragmented, reserved bits or unmasked: the parser's error stands
+        self._closed = True
         start = _header_size(frame)
         key = frame[start - 4 : start]
         payload = bytes(b ^ key[i % 4] for i, b in enumerate(frame[start:]))

@@ -283,3 +283,12 @@ class TestClientClosesWorkerdReads:
 
         await asyncio.to_thread(exchange)
         assert await room_log(server.url, "kanswer", 1) == [[999, "ans", True]]
+
+    async def test_two_closes_in_one_write(self, server: ServerProcess) -> None:
+        """The first Close is the one read: workerd's object got ``(999, "first", True)`` for
+        ``Close(999, "first")`` then ``Close(998, "second")`` in one write, and a standard socket
+        echoed the first (miniflare 4, 2026-04-07, raw socket). `durable serve` gave the object
+        the second's code and reason and echoed the second's payload."""
+        data = frame(0x8, struct.pack("!H", 999) + b"first") + frame(0x8, struct.pack("!H", 998) + b"second")
+        assert await asyncio.to_thread(first_close, server.url, "ktwo", data) == struct.pack("!H", 999) + b"first"
+        assert await room_log(server.url, "ktwo", 1) == [[999, "first", True]]
