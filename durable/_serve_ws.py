@@ -20,7 +20,8 @@ CPython 3.11/3.12 that gets EOF while it still has data to write can fail its ow
 A client's Close frame that the ``websockets`` parser refuses but workerd reads (a code such as
 999 or 1006, a 1-byte payload, a long reason or one that is not UTF-8) reaches the parser as a
 plain ``Close(1000)`` (:class:`CloseMender`); the application gets the client's code and reason,
-and the answer echoes the client's payload, as workerd's does.
+and the answer echoes the client's payload, as workerd's does. A Close between the frames of a
+fragmented message, which the parser refuses, is read the same way, the unfinished message dropped.
 
 A protocol error closes the connection with 1002 and workerd's description of it
 (:func:`workerd_description`), which the object's ``web_socket_error`` quotes too.
@@ -427,6 +428,8 @@ def websocket_protocol() -> type[Any] | None:
                 # A uvicorn release whose protocol keeps other state: its own close, unchanged.
                 super().handle_parser_exception()
                 return
+            if self.durable_close_in_message():
+                return
             close = self.conn.close_sent
             assert close is not None  # the parser failed the connection: it sent a Close
             output = self.conn.data_to_send()
@@ -455,6 +458,39 @@ def websocket_protocol() -> type[Any] | None:
                 self.read_paused = False
                 self.transport.resume_reading()
             self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+
+        def durable_close_in_message(self) -> bool:
+            """The client's Close inside a fragmented message, which the parser refuses
+            (``incomplete fragmented message``), read as workerd reads it: the client's close, the
+            unfinished message dropped, the payload echoed (miniflare 4, 2026-04-07, raw socket:
+            a text frame without FIN, then ``Close(1000, "mid")``: the object's close event got
+            ``(1000, "mid", True)`` and no message, and a standard socket echoed the payload).
+            True: done."""
+            from websockets.exceptions import ProtocolError
+
+            exc, received = getattr(self.conn, "parser_exc", None), getattr(self.conn, "close_rcvd", None)
+            if received is None or not isinstance(exc, ProtocolError) or str(exc) != "incomplete fragmented message":
+                return False
+            mended = self.durable_mender.mended if self.durable_mender is not None else None
+            if self.durable_app_closed and not self.durable_failed:
+                self.durable_app_closed = False  # the client's answer to the application's close
+                echo = b""
+            elif not self.close_sent:
+                payload = mended[2] if mended is not None else b"" if received.code == 1005 else received.serialize()
+                echo = _close_frame(payload)
+            else:
+                return False
+            code, reason = (mended[0], mended[1]) if mended is not None else (received.code, received.reason)
+            closed: dict[str, Any] = {"type": "websocket.disconnect", "code": code, "reason": reason, CLEAN_CLOSE: True}
+            self.queue.put_nowait(closed)  # type: ignore[arg-type]  # (a key of durable's own added)
+            self.conn.data_to_send()  # (the parser's Close(1002), which the echo replaces)
+            self.close_sent = True
+            if self.close_timer is not None:
+                self.close_timer.cancel()
+                self.close_timer = None
+            self.transport.write(echo)
+            self.transport.close()
+            return True
 
         def send_receive_event_to_app(self) -> None:
             if not all(hasattr(self, name) for name in _UVICORN_TEXT_STATE):

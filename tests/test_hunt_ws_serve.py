@@ -292,3 +292,35 @@ class TestClientClosesWorkerdReads:
         data = frame(0x8, struct.pack("!H", 999) + b"first") + frame(0x8, struct.pack("!H", 998) + b"second")
         assert await asyncio.to_thread(first_close, server.url, "ktwo", data) == struct.pack("!H", 999) + b"first"
         assert await room_log(server.url, "ktwo", 1) == [[999, "first", True]]
+
+
+class TestACloseInsideAFragmentedMessage:
+    """A client's Close between the frames of a fragmented message: workerd reads it as the
+    client's close, the unfinished message dropped (miniflare 4, 2026-04-07, raw socket,
+    hibernatable and standard sockets: a text frame without FIN, then ``Close(999, "mid")``: the
+    object's close event got ``(999, "mid", True)`` and no message, and a standard socket echoed
+    ``Close(999, "mid")``; as the answer to the object's ``close(4000, "bye")``, ``(4001, "ans",
+    True)``). `durable serve` failed the connection with ``Close(1002, "Incomplete fragmented
+    message")`` and gave the object a `web_socket_error`: the `websockets` parser refuses it."""
+
+    async def test_the_clients_close(self, server: ServerProcess) -> None:
+        data = bytes([0x01]) + frame(0x1, b"ab")[1:] + frame(0x8, struct.pack("!H", 999) + b"mid")
+        assert await asyncio.to_thread(first_close, server.url, "fmid", data) == struct.pack("!H", 999) + b"mid"
+        assert await room_log(server.url, "fmid", 1) == [[999, "mid", True]]
+
+    async def test_the_answer_to_the_objects_close(self, server: ServerProcess) -> None:
+        def exchange() -> None:
+            host, port = server.url.removeprefix("http://").rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                head, received = upgrade(sock, "/fanswer/ws")
+                assert head.startswith(b"HTTP/1.1 101"), head
+                sock.sendall(frame(0x1, b"close:4000:bye"))
+                while len(received) < 7:
+                    received += sock.recv(4096)
+                assert received[:7] == bytes([0x88, 5]) + struct.pack("!H", 4000) + b"bye"
+                sock.sendall(bytes([0x01]) + frame(0x1, b"ab")[1:] + frame(0x8, struct.pack("!H", 4001) + b"ans"))
+                while sock.recv(4096):
+                    pass
+
+        await asyncio.to_thread(exchange)
+        assert await room_log(server.url, "fanswer", 1) == [[4001, "ans", True]]
