@@ -408,7 +408,9 @@ def websocket_protocol() -> type[Any] | None:
             if self.durable_failed:
                 self.durable_discard(data)
                 return
-            if getattr(self, "handshake_complete", False):
+            if getattr(self, "handshake_initiated", False):
+                # From the first byte after the request (uvicorn hands the request over on its own),
+                # not from the 101: a client may send frames before it, which the parser reads.
                 if self.durable_frames is None or self.durable_mender is None:
                     self.durable_frames, self.durable_mender = FrameEnds(), CloseMender()
                 self.durable_frames.feed(data)
