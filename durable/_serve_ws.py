@@ -20,7 +20,8 @@ CPython 3.11/3.12 that gets EOF while it still has data to write can fail its ow
 A client's Close frame that the ``websockets`` parser refuses but workerd reads (a code such as
 999 or 1006, a 1-byte payload, a long reason or one that is not UTF-8) reaches the parser as a
 plain ``Close(1000)`` (:class:`CloseMender`); the application gets the client's code and reason,
-and the answer echoes the client's payload, as workerd's does.
+and the answer echoes the client's payload, as workerd's does. A Close between the frames of a
+fragmented message, which the parser refuses, is read the same way, the unfinished message dropped.
 
 A protocol error closes the connection with 1002 and workerd's description of it
 (:func:`workerd_description`), which the object's ``web_socket_error`` quotes too.
@@ -146,19 +147,29 @@ class CloseMender:
     ``Close(1000)``; :attr:`mended` keeps what the object gets and what the echo must carry.
 
     Feed it every byte the client sends, in order: :meth:`feed` returns the bytes to parse (a
-    Close frame is held until it is whole).
+    masked, final Close frame is held until it is whole; after the first Close everything passes
+    as it is, as the parser discards it).
     """
 
-    __slots__ = ("_head", "_partial_close", "_skip", "mended")
+    __slots__ = ("_closed", "_head", "_partial_close", "_skip", "mended")
 
     def __init__(self) -> None:
         self._head = bytearray()  # an incomplete header
         self._skip = 0  # payload bytes of the current frame still to come
         self._partial_close: bytearray | None = None  # the Close frame read so far
+        self._closed = False  # a Close frame went to the parser: the rest passes as it is
         self.mended: tuple[int, str, bytes] | None = None  # (code, reason, echoed payload)
 
     def feed(self, data: bytes) -> bytes:
         """The bytes to hand to the parser for ``data``, the next bytes of the stream."""
+        if self._closed:
+            # The parser reads the first Close and discards the rest; so does workerd (a second
+            # Close in the same write: the object got the first one's code, miniflare 4,
+            # 2026-04-07). The rest must not be mended over the first one's code and echo.
+            return data
+        if self._skip >= len(data) and self._partial_close is None:
+            self._skip -= len(data)  # the middle of a big frame: as it is, not copied
+            return data
         if (
             not self._head
             and not self._skip
@@ -171,6 +182,9 @@ class CloseMender:
         out = bytearray()
         pos, end = 0, len(data)
         while pos < end:
+            if self._closed:
+                out += data[pos:]
+                break
             if self._skip:
                 step = min(self._skip, end - pos)
                 if self._partial_close is not None:
@@ -195,18 +209,22 @@ class CloseMender:
             length = _payload_length(head)
             self._head = bytearray()
             self._skip = length
-            if head[0] & 0x0F == _CLOSE_OPCODE and length <= 0xFFFF:
+            if head[0] & 0x0F != _CLOSE_OPCODE:
+                out += head
+            elif head[0] != 0x88 or not head[1] & 0x80 or length > 0xFFFF:
+                # fragmented, reserved bits, unmasked or too long: the parser's error stands, at
+                # once (it refuses an unmasked frame from its header)
+                out += head
+                self._closed = True
+            else:
                 self._partial_close = head
                 if not length:
                     out += self._mend(bytes(head))
                     self._partial_close = None
-            else:
-                out += head
         return bytes(out)
 
     def _mend(self, frame: bytes) -> bytes:
-        if frame[0] != 0x88 or not frame[1] & 0x80:
-            return frame  # fragmented, reserved bits or unmasked: the parser's error stands
+        self._closed = True
         start = _header_size(frame)
         key = frame[start - 4 : start]
         payload = bytes(b ^ key[i % 4] for i, b in enumerate(frame[start:]))
@@ -390,7 +408,9 @@ def websocket_protocol() -> type[Any] | None:
             if self.durable_failed:
                 self.durable_discard(data)
                 return
-            if getattr(self, "handshake_complete", False):
+            if getattr(self, "handshake_initiated", False):
+                # From the first byte after the request (uvicorn hands the request over on its own),
+                # not from the 101: a client may send frames before it, which the parser reads.
                 if self.durable_frames is None or self.durable_mender is None:
                     self.durable_frames, self.durable_mender = FrameEnds(), CloseMender()
                 self.durable_frames.feed(data)
@@ -409,6 +429,8 @@ def websocket_protocol() -> type[Any] | None:
             if not all(hasattr(self, name) for name in _UVICORN_STATE):
                 # A uvicorn release whose protocol keeps other state: its own close, unchanged.
                 super().handle_parser_exception()
+                return
+            if self.durable_close_in_message():
                 return
             close = self.conn.close_sent
             assert close is not None  # the parser failed the connection: it sent a Close
@@ -438,6 +460,39 @@ def websocket_protocol() -> type[Any] | None:
                 self.read_paused = False
                 self.transport.resume_reading()
             self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+
+        def durable_close_in_message(self) -> bool:
+            """The client's Close inside a fragmented message, which the parser refuses
+            (``incomplete fragmented message``), read as workerd reads it: the client's close, the
+            unfinished message dropped, the payload echoed (miniflare 4, 2026-04-07, raw socket:
+            a text frame without FIN, then ``Close(1000, "mid")``: the object's close event got
+            ``(1000, "mid", True)`` and no message, and a standard socket echoed the payload).
+            True: done."""
+            from websockets.exceptions import ProtocolError
+
+            exc, received = getattr(self.conn, "parser_exc", None), getattr(self.conn, "close_rcvd", None)
+            if received is None or not isinstance(exc, ProtocolError) or str(exc) != "incomplete fragmented message":
+                return False
+            mended = self.durable_mender.mended if self.durable_mender is not None else None
+            if self.durable_app_closed and not self.durable_failed:
+                self.durable_app_closed = False  # the client's answer to the application's close
+                echo = b""
+            elif not self.close_sent:
+                payload = mended[2] if mended is not None else b"" if received.code == 1005 else received.serialize()
+                echo = _close_frame(payload)
+            else:
+                return False
+            code, reason = (mended[0], mended[1]) if mended is not None else (received.code, received.reason)
+            closed: dict[str, Any] = {"type": "websocket.disconnect", "code": code, "reason": reason, CLEAN_CLOSE: True}
+            self.queue.put_nowait(closed)  # type: ignore[arg-type]  # (a key of durable's own added)
+            self.conn.data_to_send()  # (the parser's Close(1002), which the echo replaces)
+            self.close_sent = True
+            if self.close_timer is not None:
+                self.close_timer.cancel()
+                self.close_timer = None
+            self.transport.write(echo)
+            self.transport.close()
+            return True
 
         def send_receive_event_to_app(self) -> None:
             if not all(hasattr(self, name) for name in _UVICORN_TEXT_STATE):

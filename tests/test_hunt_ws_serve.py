@@ -7,7 +7,9 @@ One server process serves every test (CI time).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import socket
 import struct
 import time
@@ -20,6 +22,8 @@ from test_serve_ws import frame
 from test_websocket_asgi import upgrade
 
 APP = """
+import asyncio
+
 import durable
 from durable.testing import hibernate
 
@@ -27,6 +31,8 @@ from durable.testing import hibernate
 class Worker(durable.WorkerEntrypoint):
     async def fetch(self, request):
         stub = self.env.ROOM.get_by_name(request.url.rsplit("/", 2)[-2])
+        if request.url.endswith("?slow"):
+            await asyncio.sleep(0.4)
         if request.url.endswith("/hibernate"):
             await hibernate(stub)
             return durable.Response("hibernated")
@@ -283,3 +289,81 @@ class TestClientClosesWorkerdReads:
 
         await asyncio.to_thread(exchange)
         assert await room_log(server.url, "kanswer", 1) == [[999, "ans", True]]
+
+    async def test_two_closes_in_one_write(self, server: ServerProcess) -> None:
+        """The first Close is the one read: workerd's object got ``(999, "first", True)`` for
+        ``Close(999, "first")`` then ``Close(998, "second")`` in one write, and a standard socket
+        echoed the first (miniflare 4, 2026-04-07, raw socket). `durable serve` gave the object
+        the second's code and reason and echoed the second's payload."""
+        data = frame(0x8, struct.pack("!H", 999) + b"first") + frame(0x8, struct.pack("!H", 998) + b"second")
+        assert await asyncio.to_thread(first_close, server.url, "ktwo", data) == struct.pack("!H", 999) + b"first"
+        assert await room_log(server.url, "ktwo", 1) == [[999, "first", True]]
+
+
+class TestACloseInsideAFragmentedMessage:
+    """A client's Close between the frames of a fragmented message: workerd reads it as the
+    client's close, the unfinished message dropped (miniflare 4, 2026-04-07, raw socket,
+    hibernatable and standard sockets: a text frame without FIN, then ``Close(999, "mid")``: the
+    object's close event got ``(999, "mid", True)`` and no message, and a standard socket echoed
+    ``Close(999, "mid")``; as the answer to the object's ``close(4000, "bye")``, ``(4001, "ans",
+    True)``). `durable serve` failed the connection with ``Close(1002, "Incomplete fragmented
+    message")`` and gave the object a `web_socket_error`: the `websockets` parser refuses it."""
+
+    async def test_the_clients_close(self, server: ServerProcess) -> None:
+        data = bytes([0x01]) + frame(0x1, b"ab")[1:] + frame(0x8, struct.pack("!H", 999) + b"mid")
+        assert await asyncio.to_thread(first_close, server.url, "fmid", data) == struct.pack("!H", 999) + b"mid"
+        assert await room_log(server.url, "fmid", 1) == [[999, "mid", True]]
+
+    async def test_the_answer_to_the_objects_close(self, server: ServerProcess) -> None:
+        def exchange() -> None:
+            host, port = server.url.removeprefix("http://").rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                head, received = upgrade(sock, "/fanswer/ws")
+                assert head.startswith(b"HTTP/1.1 101"), head
+                sock.sendall(frame(0x1, b"close:4000:bye"))
+                while len(received) < 7:
+                    received += sock.recv(4096)
+                assert received[:7] == bytes([0x88, 5]) + struct.pack("!H", 4000) + b"bye"
+                sock.sendall(bytes([0x01]) + frame(0x1, b"ab")[1:] + frame(0x8, struct.pack("!H", 4001) + b"ans"))
+                while sock.recv(4096):
+                    pass
+
+        await asyncio.to_thread(exchange)
+        assert await room_log(server.url, "fanswer", 1) == [[4001, "ans", True]]
+
+
+async def test_frames_sent_before_the_101(server: ServerProcess) -> None:
+    """A client that sends frames before the server's 101 has them read as sent (workerd read a
+    message and a Close sent in the request's own write: miniflare 4, 2026-04-07, raw socket).
+    The Close frames are followed from the end of the request, not from the 101: a message cut
+    across it had bytes that look like a refused Close rewritten (CloseMender followed the
+    stream from the middle of the message)."""
+    # (the frame helper's mask is zero): read from its 7th byte, the payload is an empty frame and
+    # a Close(999), which the mender took for the client's
+    payload = b"y" * 6 + bytes([0x82, 0]) + frame(0x8, struct.pack("!H", 999))
+    data = frame(0x2, payload)
+
+    def exchange() -> bytes:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            key = base64.b64encode(os.urandom(16)).decode()
+            sock.sendall(
+                f"GET /kearly/ws?slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            time.sleep(0.1)  # (the Worker answers after 0.4 s: this part arrives before the 101)
+            sock.sendall(data[:12])
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += sock.recv(4096)
+            assert received.startswith(b"HTTP/1.1 101"), received
+            sock.sendall(data[12:])
+            received = received.split(b"\r\n\r\n", 1)[1]
+            while len(received) < 2 + len(payload):
+                chunk = sock.recv(4096)
+                assert chunk, received
+                received += chunk
+            return received[: 2 + len(payload)]
+
+    assert await asyncio.to_thread(exchange) == bytes([0x82, len(payload)]) + payload

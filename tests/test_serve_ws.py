@@ -9,6 +9,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from durable._serve_ws import CloseMender, FrameEnds, websocket_protocol
 
@@ -126,3 +128,117 @@ class TestCloseMender:
         mender = CloseMender()
         assert mender.feed(data) == data
         assert mender.mended is None
+
+    def test_only_the_first_close_is_read(self) -> None:
+        """A second Close after the first (in the same write) is not mended over the first: the
+        parser reads the first and discards the rest, and workerd's object got the first one's
+        code (``Close(999, "first")`` then ``Close(998, "second")`` in one write: ``(999,
+        "first", True)``, and ``Close(1000, "first")`` then ``Close(999, ...)``: ``(1000, "first",
+        True)``; miniflare 4, 2026-04-07, raw socket). The mender took the last refused one."""
+        second = frame(0x8, struct.pack("!H", 998) + b"second")
+        mender = CloseMender()
+        assert mender.feed(frame(0x8, struct.pack("!H", 1000) + b"first") + second).endswith(second)
+        assert mender.mended is None
+        mender = CloseMender()
+        out = mender.feed(frame(0x8, struct.pack("!H", 999) + b"first") + second)
+        assert out == bytes([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8]) + second
+        assert mender.mended == (999, "first", struct.pack("!H", 999) + b"first")
+
+    def test_an_unmasked_close_goes_to_the_parser_at_once(self) -> None:
+        """The parser refuses an unmasked frame from its header: a Close it could not mend is
+        not held back until its payload is in (the client would wait for its 1002)."""
+        head = frame(0x8, struct.pack("!H", 999) + b"r" * 200, mask=False)[:4]
+        assert CloseMender().feed(head) == head
+
+
+def _mask(payload: bytes, key: bytes) -> bytes:
+    keys = (key * (len(payload) // 4 + 1))[: len(payload)]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(keys, "big")).to_bytes(len(payload), "big")
+
+
+@st.composite
+def _frames(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """A client's frame (any opcode, bits, mask and length encoding, minimal or not), and the
+    same frame as the parser must get it from CloseMender (a refused Close becomes Close(1000))."""
+    close = draw(st.booleans())
+    opcode = 0x8 if close else draw(st.sampled_from([0x0, 0x1, 0x2, 0x3, 0x9, 0xA, 0xB]))
+    first = draw(st.sampled_from([0x80, 0x80, 0x80, 0x00, 0xC0, 0xA0, 0x90])) | opcode
+    if close:
+        payload = draw(
+            st.one_of(
+                st.just(b""),
+                st.binary(min_size=1, max_size=1),
+                st.builds(
+                    lambda code, reason: struct.pack("!H", code) + reason,
+                    st.one_of(st.sampled_from([999, 1000, 1001, 1004, 1005, 1006, 1015, 2999, 3000, 4999, 5000]),
+                              st.integers(0, 0xFFFF)),
+                    st.one_of(st.text(max_size=130).map(str.encode), st.binary(max_size=130)),
+                ),
+            )
+        )  # fmt: skip
+    else:
+        payload = draw(
+            st.one_of(st.binary(max_size=300), st.just(b"d" * draw(st.sampled_from([125, 126, 65535, 65536]))))
+        )
+    masked = draw(st.integers(0, 9)) > 0
+    size = len(payload)
+    encoding = (
+        draw(st.sampled_from([7, 16, 64])) if size < 126 else draw(st.sampled_from([16, 64])) if size < 65536 else 64
+    )
+    bit = 0x80 if masked else 0
+    if encoding == 7:
+        head = bytes([first, bit | size])
+    elif encoding == 16:
+        head = bytes([first, bit | 126]) + struct.pack("!H", size)
+    else:
+        head = bytes([first, bit | 127]) + struct.pack("!Q", size)
+    key = draw(st.binary(min_size=4, max_size=4)) if masked else b""
+    sent = head + key + (_mask(payload, key) if masked else payload)
+    if first == 0x88 and masked and len(payload) != 0 and _refused(payload):
+        return sent, bytes([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8])
+    return sent, sent
+
+
+def _refused(payload: bytes) -> bool:
+    """The `websockets` parser refuses this Close payload (its own check, not the mender's)."""
+    from websockets.exceptions import ProtocolError
+    from websockets.frames import Close
+
+    try:
+        Close.parse(payload)
+    except (ProtocolError, UnicodeDecodeError):
+        return True
+    return len(payload) > 125  # (a control frame too long, refused by Frame.check)
+
+
+class TestCloseMenderOverRandomStreams:
+    """Random frame sequences cut at random points: the parser gets the frames as sent, but the
+    first Close, if `websockets` refuses it and it is masked, final and without reserved bits,
+    becomes Close(1000); everything after the first Close passes as it is."""
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(frames=st.lists(_frames(), max_size=8), tail=st.binary(max_size=20), data=st.data())
+    def test_frames_pass_as_sent(self, frames: list[tuple[bytes, bytes]], tail: bytes, data: st.DataObject) -> None:
+        sent, expected, mended = b"", b"", None
+        closed = False
+        for original, parsed in frames:
+            sent += original
+            expected += original if closed else parsed
+            if not closed and original[0] & 0x0F == 0x8:
+                closed = True
+                if parsed != original:
+                    mended = original
+        if closed:  # (bytes of any kind after the Close: the parser discards them)
+            sent += tail
+            expected += tail
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(sent)), max_size=12)))
+        mender = CloseMender()
+        out = b"".join(mender.feed(sent[a:b]) for a, b in zip([0, *cuts], [*cuts, len(sent)], strict=True))
+        assert out == expected
+        assert (mender.mended is not None) == (mended is not None)
+        if mended is not None:
+            assert mender.mended is not None
+            start = 2 + {126: 2, 127: 8}.get(mended[1] & 0x7F, 0)
+            payload = _mask(mended[start + 4 :], mended[start : start + 4])
+            code = 1005 if len(payload) == 1 else struct.unpack("!H", payload[:2])[0]
+            assert mender.mended == (code, payload[2:].decode("utf-8", "replace"), b"" if code == 1005 else payload)
