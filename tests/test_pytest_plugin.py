@@ -320,3 +320,124 @@ class TestDocs:
         tests = sum(body.count("def test_") for name, body in files.items() if name.startswith("test_"))
         result = run(pytester)
         result.assert_outcomes(passed=tests)
+
+
+# ---------------------------------------------------------------------------------------------
+# The --python-workers option (durable.compat.python_workers): its shims installed in a pytest run
+# (moved from test_python_workers.py: pytest subprocesses, the same on every loop and Python)
+
+
+class TestPytestOption:
+    TEST = """
+        def test_imports():
+            import workers, js
+            from pyodide.ffi import to_js
+            assert workers.DurableObject.__module__.startswith("durable.compat")
+    """
+
+    def test_option_installs_the_shims(self, pytester: pytest.Pytester) -> None:
+        """--python-workers makes `import workers` work in a test file."""
+        pytester.makepyfile(self.TEST)
+        result = pytester.runpytest_subprocess("--python-workers", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+
+    def test_conftest_may_import_the_sdk(self, pytester: pytest.Pytester) -> None:
+        """The shims are installed before conftest.py is imported, so it may import workers."""
+        pytester.makeconftest("from workers import DurableObject\n")
+        pytester.makepyfile(self.TEST)
+        result = pytester.runpytest_subprocess("--python-workers", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+
+    def test_ini_key_installs_the_shims(self, pytester: pytest.Pytester) -> None:
+        """The ini key durable_python_workers = true does the same."""
+        pytester.makeini("[pytest]\ndurable_python_workers = true\n")
+        pytester.makepyfile(self.TEST)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+
+    def test_strict_option(self, pytester: pytest.Pytester) -> None:
+        """--python-workers-strict installs the shims in strict value mode."""
+        pytester.makepyfile("""
+            import pytest
+
+            def test_strict():
+                from workers import python_to_rpc
+                with pytest.raises(TypeError, match="cannot be sent over RPC"):
+                    python_to_rpc([(1, 2)])
+        """)
+        result = pytester.runpytest_subprocess("--python-workers-strict", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+
+    def test_without_option_nothing_is_installed(self, pytester: pytest.Pytester) -> None:
+        """Without the option, `import workers` fails as it would without durable."""
+        pytester.makepyfile(self.TEST)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*ModuleNotFoundError: No module named 'workers'*"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Found hunting through the plugin's options (moved from test_hunt_options.py: pytest
+# subprocesses, the same on every loop and Python)
+
+
+def test_plugin_named_by_its_module_too(pytester: pytest.Pytester) -> None:
+    """The installed plugin is registered through its entry point as ``durable``; naming its module
+    as well, as conftest.py's ``pytest_plugins = ["durable.pytest_plugin"]`` or
+    ``-p durable.pytest_plugin``, stopped pytest with "ValueError: Plugin already registered under
+    a different name" before any test ran. Naming it again now does nothing."""
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeconftest('pytest_plugins = ["durable.pytest_plugin"]\n')
+    pytester.makepyfile(
+        "async def test_uses(durable_runtime, mock_clock):\n    assert durable_runtime.clock is mock_clock\n"
+    )
+    pytester.runpytest_subprocess("-p", "no:hypothesispytest").assert_outcomes(passed=1)
+    (pytester.path / "conftest.py").unlink()
+    result = pytester.runpytest_subprocess("-p", "no:hypothesispytest", "-p", "durable.pytest_plugin")
+    result.assert_outcomes(passed=1)
+
+
+def test_durable_runtime_parametrized_indirectly(pytester: pytest.Pytester) -> None:
+    """``parametrize("durable_runtime", [{...}], indirect=True)`` was accepted and ignored: the
+    test ran on a default runtime (here: no point-in-time recovery, the default idle timeout).
+    The dict is now the runtime's options; what cannot be options is refused, naming the problem,
+    and so is ``clock=`` next to ``mock_clock`` (two clocks for one runtime). ``mock_clock``
+    parametrized indirectly ignored its parameter too: it is now the clock's start."""
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import pytest
+        from durable.testing import MockClock
+
+        @pytest.mark.parametrize("durable_runtime", [{"idle_timeout": 5, "point_in_time_recovery": True}], indirect=True)
+        async def test_options(durable_runtime, mock_clock):
+            assert (durable_runtime.idle_timeout, durable_runtime.point_in_time_recovery) == (5, True)
+            assert durable_runtime.clock is mock_clock
+
+        @pytest.mark.parametrize("durable_runtime", [{"idle_timout": 5}, ["x"]], indirect=True)
+        def test_refused(durable_runtime):
+            pass
+
+        @pytest.mark.parametrize("durable_runtime", [{"clock": MockClock(0)}], indirect=True)
+        def test_two_clocks(durable_runtime, mock_clock):
+            pass
+
+        @pytest.mark.parametrize("mock_clock", [1_700_000_000], indirect=True)
+        def test_clock_start(durable_runtime, mock_clock):
+            assert durable_runtime.clock.time() == 1_700_000_000
+
+        @pytest.mark.parametrize("mock_clock", ["soon"], indirect=True)
+        def test_clock_start_refused(mock_clock):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:hypothesispytest")
+    result.assert_outcomes(passed=2, errors=4)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*unexpected keyword argument 'idle_timout'*",
+            "*takes a dict of durable.Runtime keyword options (such as {'idle_timeout': 5}), not list*",
+            "*given clock= as an option and the test requests mock_clock*",
+            "*MockClock(start) takes seconds since the epoch (an int or a float) or None, not 'soon'*",
+        ]
+    )

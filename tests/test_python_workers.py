@@ -106,59 +106,6 @@ class TestActivation:
 
 
 # ---------------------------------------------------------------------------------------------
-# The pytest option
-
-
-class TestPytestOption:
-    TEST = """
-        def test_imports():
-            import workers, js
-            from pyodide.ffi import to_js
-            assert workers.DurableObject.__module__.startswith("durable.compat")
-    """
-
-    def test_option_installs_the_shims(self, pytester: pytest.Pytester) -> None:
-        """--python-workers makes `import workers` work in a test file."""
-        pytester.makepyfile(self.TEST)
-        result = pytester.runpytest_subprocess("--python-workers", "-p", "no:cacheprovider")
-        result.assert_outcomes(passed=1)
-
-    def test_conftest_may_import_the_sdk(self, pytester: pytest.Pytester) -> None:
-        """The shims are installed before conftest.py is imported, so it may import workers."""
-        pytester.makeconftest("from workers import DurableObject\n")
-        pytester.makepyfile(self.TEST)
-        result = pytester.runpytest_subprocess("--python-workers", "-p", "no:cacheprovider")
-        result.assert_outcomes(passed=1)
-
-    def test_ini_key_installs_the_shims(self, pytester: pytest.Pytester) -> None:
-        """The ini key durable_python_workers = true does the same."""
-        pytester.makeini("[pytest]\ndurable_python_workers = true\n")
-        pytester.makepyfile(self.TEST)
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-        result.assert_outcomes(passed=1)
-
-    def test_strict_option(self, pytester: pytest.Pytester) -> None:
-        """--python-workers-strict installs the shims in strict value mode."""
-        pytester.makepyfile("""
-            import pytest
-
-            def test_strict():
-                from workers import python_to_rpc
-                with pytest.raises(TypeError, match="cannot be sent over RPC"):
-                    python_to_rpc([(1, 2)])
-        """)
-        result = pytester.runpytest_subprocess("--python-workers-strict", "-p", "no:cacheprovider")
-        result.assert_outcomes(passed=1)
-
-    def test_without_option_nothing_is_installed(self, pytester: pytest.Pytester) -> None:
-        """Without the option, `import workers` fails as it would without durable."""
-        pytester.makepyfile(self.TEST)
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-        result.assert_outcomes(failed=1)
-        result.stdout.fnmatch_lines(["*ModuleNotFoundError: No module named 'workers'*"])
-
-
-# ---------------------------------------------------------------------------------------------
 # The project loader
 
 

@@ -8,13 +8,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from test_serve import serve, write_app  # noqa: F401 - the fixture, shared
+from test_serve import ServerProcess, serve, write_app  # noqa: F401 - the fixture, shared
 
 import durable
 from durable.asgi import asgi_app
@@ -217,16 +217,29 @@ def _head_of(size: int, *, headers: int = 1) -> bytes:
     return start + fields + b"X-Pad: " + b"a" * pad + b"\r\n\r\n"
 
 
+@pytest.fixture(scope="class")
+def head_server(http: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One in-memory server per parser for all of TestRequestHeadLimit (a server start is most of
+    each test's time): every test opens its own connection, and a request that broke the server
+    would fail the tests after it as well as its own."""
+    server = ServerProcess(tmp_path_factory.mktemp("head-limit"), "--in-memory", "--http", http)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.close()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("http", ["h11", "httptools"])  # both of uvicorn's parsers are guarded
+@pytest.mark.parametrize("http", ["h11", "httptools"], scope="class")  # both of uvicorn's parsers are guarded
 class TestRequestHeadLimit:
     """workerd (miniflare 4, 2026-04-07) serves a request head of 131072 bytes and answers one of
     131073 bytes, or 10,000 headers, or a 2 MB header, with ``431 Request Header Fields Too
     Large`` (body ``ERROR: header too large.``) and closes the connection. uvicorn's httptools
     protocol had no limit (a 30 MB header was read whole) and h11 answered 400 above 16 KiB."""
 
-    def test_head_at_the_limit_is_served(self, serve: Any, http: str) -> None:  # noqa: F811
-        server = serve("--in-memory", "--http", http)
+    def test_head_at_the_limit_is_served(self, head_server: ServerProcess) -> None:
+        server = head_server
         answer = _exchange(server.url, _head_of(131072))
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
 
@@ -240,8 +253,8 @@ class TestRequestHeadLimit:
         ],
         ids=["one-byte-over", "many-headers", "2MB-header", "long-url"],
     )
-    def test_head_over_the_limit_gets_431(self, serve: Any, http: str, head: bytes) -> None:  # noqa: F811
-        server = serve("--in-memory", "--http", http)
+    def test_head_over_the_limit_gets_431(self, head_server: ServerProcess, head: bytes) -> None:
+        server = head_server
         answer = _exchange(server.url, head)
         assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer[:200]
         assert answer.endswith(b"\r\n\r\nERROR: header too large.")
@@ -250,10 +263,7 @@ class TestRequestHeadLimit:
 
     @pytest.mark.parametrize("cut", [1, 2, 3], ids=["cr-lf-cr|lf", "cr-lf|cr-lf", "cr|lf-cr-lf"])
     def test_head_whose_blank_line_is_split_across_reads_is_not_counted_with_its_body(
-        self,
-        serve: Any,  # noqa: F811
-        http: str,
-        cut: int,
+        self, head_server: ServerProcess, cut: int
     ) -> None:
         """A head of exactly 131072 bytes is served (workerd, above), whatever its body: the h11
         guard found the blank line ending a head within one read only, so a head whose last
@@ -263,7 +273,7 @@ class TestRequestHeadLimit:
         start = b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % len(body)
         head = start + b"X-Pad: " + b"a" * (131072 - len(start) - len(b"X-Pad: \r\n\r\n")) + b"\r\n\r\n"
         assert len(head) == 131072
-        server = serve("--in-memory", "--http", http)
+        server = head_server
         with socket.create_connection(_address(server.url), timeout=HANG_GUARD) as sock:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.sendall(head[:-cut])

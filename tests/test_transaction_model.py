@@ -12,11 +12,15 @@ transactions, and pairs of nested transactions gathered together. Whatever the i
 - a write is read back at once by the code that made it;
 - nothing wedges: every batch ends, no savepoint is left open, and the object keeps committing,
   across evictions, in memory and on disk, on both backends.
+
+A longer run: ``DURABLE_TXN_EXAMPLES=1000 pytest tests/test_transaction_model.py`` (the default, 80,
+keeps the file to a few seconds in CI: most of its time is Hypothesis drawing the nested programs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 from typing import Any
@@ -30,6 +34,7 @@ from durable import testing
 
 from helpers import settle
 
+EXAMPLES = int(os.environ.get("DURABLE_TXN_EXAMPLES", "80"))
 SHARED = "s"
 """The key every writer writes (with a value naming the writer), so that reads can be judged."""
 
@@ -231,5 +236,5 @@ class TransactionMachine(RuleBasedStateMachine):
 
 TestTransactionModel = TransactionMachine.TestCase
 TestTransactionModel.settings = settings(
-    max_examples=200, stateful_step_count=8, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=EXAMPLES, stateful_step_count=8, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
