@@ -9,10 +9,15 @@ test names.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
 import pytest
+
+import durable
+from durable.compat import python_workers as pw
+from durable.compat.python_workers import workers as sdk
 
 pytestmark = pytest.mark.usefixtures("python_workers_shims")
 
@@ -39,3 +44,75 @@ class TestWhiteSpace:
             assert js.isNaN(text) is True
         assert math.isnan(js.parseInt("\u212a", 36))
         assert js.parseInt("\u2028\u00a0 -12abc") == -12
+
+
+FIRED: list[Any] = []
+
+
+class Timed(sdk.DurableObject):
+    async def arm(self, ms: Any) -> int:
+        return int(_js().setTimeout(lambda: FIRED.append(("fired", self.ctx.id.name)), ms))
+
+    async def clear(self, timer_id: int) -> None:
+        _js().clearTimeout(timer_id)
+
+    async def arm_and_abort(self) -> None:
+        _js().setTimeout(lambda: FIRED.append("after reset"), 3_600_000)
+        self.ctx.abort("reset")
+
+    async def ping(self) -> str:
+        return "pong"
+
+
+class TestTimers:
+    async def test_another_objects_timer_id_clears_nothing(self, durable_runtime: durable.Runtime) -> None:
+        """workerd: object a's ``setTimeout(cb, 30)`` returned 3, object b's next two 4 and 5
+        (one counter); b's ``clearTimeout(3)`` did not stop a's callback, which ran."""
+        FIRED.clear()
+        durable_runtime.namespace(Timed, name="TIMED")
+        pw.serving(durable_runtime)
+        a, b = sdk.env.TIMED.getByName("a"), sdk.env.TIMED.getByName("b")
+        timer_id = await a.arm(5)
+        await b.clear(timer_id)
+        for _ in range(200):
+            if FIRED:
+                break
+            await asyncio.sleep(0.005)
+        assert FIRED == [("fired", "a")]
+
+    async def test_an_infinite_delay_never_fires(self, durable_runtime: durable.Runtime) -> None:
+        """workerd: ``setTimeout(cb, Infinity)`` (and ``2**31``, ``1e20``) had not fired 100 ms
+        later, where ``-Infinity`` and ``NaN`` fired at once (no wrap to 0)."""
+        FIRED.clear()
+        durable_runtime.namespace(Timed, name="TIMED")
+        pw.serving(durable_runtime)
+        stub = sdk.env.TIMED.getByName("a")
+        await stub.arm(math.inf)
+        await stub.arm(-math.inf)
+        for _ in range(200):
+            if FIRED:
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)
+        assert FIRED == [("fired", "a")]  # the -Infinity one only
+
+    async def test_a_reset_drops_the_timer_and_its_hold_on_the_object(self) -> None:
+        """workerd drops an aborted object's timers: the next instance must not be kept from
+        resting (evicted when idle) by a timer of the old one that would fire in an hour."""
+        from durable.compat.python_workers import _jsasync
+
+        FIRED.clear()
+        async with durable.Runtime(idle_timeout=0.01) as rt:
+            rt.namespace(Timed, name="TIMED")
+            pw.serving(rt)
+            stub = sdk.env.TIMED.getByName("a")
+            with pytest.raises(Exception, match="reset"):
+                await stub.arm_and_abort()
+            assert await sdk.env.TIMED.getByName("a").ping() == "pong"
+            assert _jsasync.pending_timers() == 0
+            for _ in range(400):  # the idle instance is evicted after 10 ms (it was kept busy for an hour)
+                if not rt.hosts.live:
+                    break
+                await asyncio.sleep(0.005)
+            assert not rt.hosts.live
+        assert FIRED == []

@@ -21,10 +21,10 @@ a timer set before the object was reset never fires. Timers use the event loop's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import logging
-import math
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final
 
@@ -55,12 +55,15 @@ _tasks: set[asyncio.Future[Any]] = set()  # the loop keeps tasks only weakly
 
 
 def _delay(value: Any) -> float:
-    """A delay in seconds from JavaScript's milliseconds: ``NaN``, negative or missing is 0."""
+    """A delay in seconds from JavaScript's milliseconds: ``NaN``, negative or missing is 0;
+    ``Infinity`` is never (workerd, measured: ``setTimeout(cb, Infinity)`` and ``(cb, 2**31)``
+    did not fire within 100 ms, where ``-Infinity``, ``NaN`` and ``"abc"`` fired at once: no
+    32-bit wrap to 0 as in browsers)."""
     try:
         ms = float(value) if value is not None else 0.0
     except (TypeError, ValueError):
         ms = 0.0
-    return ms / 1000 if math.isfinite(ms) and ms > 0 else 0.0
+    return ms / 1000 if ms > 0 else 0.0  # inf / 1000 is inf: call_later(inf) never runs
 
 
 async def _call(callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -84,15 +87,16 @@ def _spawn(work: Any) -> None:
 class _Timer:
     """One pending ``setTimeout`` / ``setInterval``: its loop handle and the object it belongs to."""
 
-    __slots__ = ("args", "callback", "delay", "gen", "handle", "host", "id", "repeat")
+    __slots__ = ("args", "callback", "delay", "gen", "handle", "host", "id", "owner", "repeat")
 
     def __init__(self, callback: Callable[..., Any], delay: float, args: tuple[Any, ...], repeat: bool) -> None:
         self.id = next(_ids)
         self.callback, self.delay, self.args, self.repeat = callback, delay, args, repeat
-        self.host = running_host()
+        self.host = self.owner = running_host()  # host: while it pins the object; owner: for good
         self.gen = self.host.gen if self.host is not None else 0
         if self.host is not None:
             self.host.pins += 1  # a pending timer keeps the object from hibernating
+            self.host.ending.add(self.dropped)  # and a reset or eviction drops it
         self.handle = asyncio.get_running_loop().call_later(delay, self.fire)
 
     def fire(self) -> None:
@@ -136,8 +140,20 @@ class _Timer:
     def unpin(self) -> None:
         host, self.host = self.host, None
         if host is not None:
+            host.ending.discard(self.dropped)
             host.pins -= 1
             host.maybe_idle()
+
+    def dropped(self) -> None:
+        """The object's generation ended (reset, evicted): workerd drops its timers with it, so
+        the timer must not keep the next instance from resting until it would have fired."""
+        host, self.host = self.host, None
+        self.handle.cancel()
+        _timers.pop(self.id, None)
+        if host is not None:
+            host.pins -= 1
+            with contextlib.suppress(RuntimeError):  # no loop runs (a runtime closing): nothing to tell
+                asyncio.get_running_loop().call_soon(host.maybe_idle)  # not in the middle of the reset
 
 
 def _set(name: str, callback: Any, delay: Any, args: tuple[Any, ...], repeat: bool) -> int:
@@ -172,7 +188,7 @@ def setInterval(callback: Any, delay: Any = 0, /, *args: Any) -> int:
 def clearTimeout(timer_id: Any = None, /) -> None:
     """Cancel the timer ``timer_id``; an unknown id or ``None`` does nothing, as in workerd."""
     timer = _timers.get(timer_id) if isinstance(timer_id, int) else None
-    if timer is not None:
+    if timer is not None and timer.owner is running_host():  # workerd: another object's id does nothing
         timer.cancel()
 
 
