@@ -13,6 +13,7 @@ import asyncio
 import math
 from typing import Any
 
+import httpx
 import pytest
 
 import durable
@@ -116,3 +117,65 @@ class TestTimers:
                 await asyncio.sleep(0.005)
             assert not rt.hosts.live
         assert FIRED == []
+
+
+class TestPromiseJobs:
+    async def test_job_order_is_javascripts(self) -> None:
+        """workerd (and node) give ``["a", "qm", "catch5", "b", "p2", "c", "t0"]`` for::
+
+            const p1 = Promise.resolve(1), p2 = new Promise(r => r(p1));
+            p2.then(() => out.push("p2"));
+            p1.then(() => out.push("a")).then(() => out.push("b")).then(() => out.push("c"));
+            queueMicrotask(() => out.push("qm")); setTimeout(() => out.push("t0"), 0);
+            Promise.reject(5).catch(v => out.push("catch" + v));
+
+        The jobs all run before the timer (a chain of ``then`` drains before the loop's next
+        callback), a microtask in its place among them, and adopting a promise takes two jobs.
+        """
+        js = _js()
+        out: list[str] = []
+
+        class Worker(sdk.WorkerEntrypoint):
+            async def fetch(self, request: Any) -> Any:
+                p1 = js.Promise.resolve(1)
+                p2 = js.Promise.new(lambda resolve, _reject: resolve(p1))
+                p2.then(lambda _: out.append("p2"))
+                p1.then(lambda _: out.append("a")).then(lambda _: out.append("b")).then(lambda _: out.append("c"))
+                js.queueMicrotask(lambda: out.append("qm"))
+                js.setTimeout(lambda: out.append("t0"), 0)
+                js.Promise.reject(5).catch(lambda v: out.append(f"catch{v}"))
+                await js.Promise.new(lambda resolve, _reject: js.setTimeout(resolve, 5))
+                return sdk.Response("done")
+
+        async with durable.Runtime() as rt:
+            app = durable.asgi_app(Worker, rt)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
+                assert (await client.get("/")).text == "done"
+        assert out == ["a", "qm", "catch5", "b", "p2", "c", "t0"]
+
+    async def test_resolving_functions_act_once_and_finally_waits(self) -> None:
+        """node: ``new Promise((res, rej) => { res(laterPromise); rej("ignored") })`` fulfils with
+        the later value (resolved to a promise, it is no longer pending for ``reject``); a
+        ``then`` returning its own promise rejects with ``TypeError: Chaining cycle detected for
+        promise #<Promise>``; ``finally`` waits for the promise its callback returns and keeps
+        the original value (``fin 7``)."""
+        js = _js()
+        loop = asyncio.get_running_loop()
+        later = js.Promise.new(lambda resolve, _reject: loop.call_later(0.001, resolve, "late"))
+        assert await js.Promise.new(lambda resolve, reject: (resolve(later), reject("ignored"))) == "late"
+
+        cycle: Any = None
+        cycle = js.Promise.resolve(1).then(lambda _: cycle)
+        with pytest.raises(Exception, match=r"^TypeError: Chaining cycle detected for promise #<Promise>$"):
+            await cycle
+
+        waited: list[str] = []
+
+        async def slow() -> None:
+            await asyncio.sleep(0.001)
+            waited.append("finally done")
+
+        assert await js.Promise.resolve(7).finally_(slow) == 7
+        assert waited == ["finally done"]
+        with pytest.raises(ValueError, match="from finally"):
+            await js.Promise.resolve(7).finally_(lambda: js.Promise.reject(ValueError("from finally")))

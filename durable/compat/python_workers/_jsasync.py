@@ -21,10 +21,13 @@ a timer set before the object was reset never fires. Timers use the event loop's
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import contextvars
 import inspect
 import itertools
 import logging
+import weakref
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final
 
@@ -199,13 +202,36 @@ def queueMicrotask(callback: Any, /) -> None:
     """Call ``callback()`` as soon as the code running now yields (in the same object's event)."""
     if not callable(callback):
         raise JsException("TypeError", _NOT_FUNCTION.format("queueMicrotask"))
-    asyncio.get_running_loop().call_soon(lambda: _spawn(_call(callback, ())))
+    asyncio.get_running_loop()  # no loop: RuntimeError, as before any job could run
+    _enqueue(lambda: _run_job(callback))
+
+
+def _run_job(callback: Callable[[], Any]) -> None:
+    """A ``queueMicrotask`` job: ``callback()`` now, in the job queue's turn; what it returns, if
+    awaitable, is awaited in a task (an ``async`` callback); what it raises is logged."""
+    try:
+        result = callback()
+    except Exception as exc:
+        if not getattr(exc, "durable_object_reset", False):
+            log.error("durable: a js queueMicrotask callback raised", exc_info=exc)
+        return
+    if inspect.isawaitable(result):
+        _spawn(_call(lambda: result, ()))
 
 
 # ---------------------------------------------------------------------------------------------
 # Promise
 
 _PENDING, _FULFILLED, _REJECTED = "pending", "fulfilled", "rejected"
+_Job = tuple[contextvars.Context, Callable[[], None]]
+
+
+_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, collections.deque[_Job]] = weakref.WeakKeyDictionary()
+"""Each loop's job queue (JavaScript's microtask queue): one loop callback runs every job queued,
+including those the jobs queue, before any other callback, timer or task step of the loop, as
+JavaScript drains its microtasks before the next task (measured in workerd: a chain of three
+``then`` runs before a ``setTimeout(cb, 0)`` set earlier, and a ``queueMicrotask`` callback
+between the reactions queued before and after it)."""
 
 
 def _enqueue(job: Callable[[], None]) -> None:
@@ -215,7 +241,27 @@ def _enqueue(job: Callable[[], None]) -> None:
     except RuntimeError:
         job()  # no loop in this thread: nothing else could run it
         return
-    loop.call_soon(job)
+    queue = _queues.get(loop)
+    if queue is None:
+        queue = _queues[loop] = collections.deque()
+    if not queue:
+        loop.call_soon(_drain, loop, queue)
+    queue.append((contextvars.copy_context(), job))  # each job in the context that queued it
+
+
+def _drain(loop: asyncio.AbstractEventLoop, queue: collections.deque[_Job]) -> None:
+    try:
+        while queue:
+            context, job = queue[0]
+            try:
+                context.run(job)
+            except Exception as exc:  # a reaction catches its handler's errors: this is a bug
+                loop.call_exception_handler({"message": "durable: a js promise job raised", "exception": exc})
+            finally:
+                queue.popleft()
+    finally:
+        if queue:  # a BaseException left jobs: they run in the next turn
+            loop.call_soon(_drain, loop, queue)
 
 
 def pending_timers() -> int:
@@ -248,6 +294,7 @@ class Promise(JsPromise, metaclass=_PromiseType):
         self._p_state = _PENDING
         self._p_value: Any = None
         self._p_reactions: list[Callable[[], None]] = []
+        self._p_resolved = False  # resolve() or reject() was called: later calls do nothing
 
     def __repr__(self) -> str:
         return f"<js.Promise {self._p_state}>"
@@ -255,10 +302,16 @@ class Promise(JsPromise, metaclass=_PromiseType):
     # -- settling ------------------------------------------------------------------------------
 
     def _p_resolve(self, value: Any = None) -> None:
-        if self._p_state is not _PENDING:
+        if self._p_resolved:
             return
-        if isinstance(value, Promise):
-            value._p_react(lambda: self._p_settle(value._p_state, value._p_value))
+        self._p_resolved = True  # even while it follows another promise, as JavaScript's
+        if value is self:
+            self._p_settle(_REJECTED, JsException("TypeError", "Chaining cycle detected for promise #<Promise>"))
+        elif isinstance(value, Promise):
+            # JavaScript adopts a promise in a job of its own (NewPromiseResolveThenableJob), whose
+            # then() queues the settling: two jobs later, not one (node: p2 = new Promise(r =>
+            # r(p1)) settles after p1.then(a).then(b)'s b, before its c).
+            _enqueue(lambda: value._p_react(lambda: self._p_settle(value._p_state, value._p_value)))
         elif inspect.isawaitable(value):
             future = asyncio.ensure_future(value)
             future.add_done_callback(self._p_from_future)
@@ -266,7 +319,9 @@ class Promise(JsPromise, metaclass=_PromiseType):
             self._p_settle(_FULFILLED, value)
 
     def _p_reject(self, reason: Any = None) -> None:
-        self._p_settle(_REJECTED, reason)
+        if not self._p_resolved:
+            self._p_resolved = True
+            self._p_settle(_REJECTED, reason)
 
     def _p_from_future(self, future: asyncio.Future[Any]) -> None:
         if future.cancelled():
@@ -393,10 +448,16 @@ class Promise(JsPromise, metaclass=_PromiseType):
 
         def reaction() -> None:
             try:
-                if callable(on_finally):
-                    on_finally()
+                result = on_finally() if callable(on_finally) else None
             except Exception as exc:
                 derived._p_reject(exc)
+                return
+            if isinstance(result, Promise) or inspect.isawaitable(result):
+                # JavaScript waits for the promise on_finally returns (an async callback's), and
+                # rejects with its reason if it rejects; else the outcome is this promise's.
+                Promise.resolve(result).then(
+                    lambda _: derived._p_settle(self._p_state, self._p_value), derived._p_reject
+                )
                 return
             derived._p_settle(self._p_state, self._p_value)
 
