@@ -179,3 +179,49 @@ class TestPromiseJobs:
         assert waited == ["finally done"]
         with pytest.raises(ValueError, match="from finally"):
             await js.Promise.resolve(7).finally_(lambda: js.Promise.reject(ValueError("from finally")))
+
+
+class TestDate:
+    def test_years_outside_datetimes_range(self) -> None:
+        """node (TZ=UTC, workerd's time zone): ``new Date(-62198755200000)`` is
+        ``-000001-01-01T00:00:00.000Z`` / ``Fri, 01 Jan -0001 00:00:00 GMT`` / year -1, and
+        ``Date.parse`` of that string gives the same ms back (durable was a day off and
+        ``toISOString`` raised ``OverflowError``); 8.64e15 is ``+275760-09-13T00:00:00.000Z``,
+        ``Sat Sep 13 275760 ...``; ``new Date(1.5).getTime()`` is 1."""
+        js = _js()
+        before_year_one = js.Date.new(-62198755200000)
+        assert before_year_one.toISOString() == "-000001-01-01T00:00:00.000Z"
+        assert before_year_one.toUTCString() == "Fri, 01 Jan -0001 00:00:00 GMT"
+        assert (before_year_one.getFullYear(), before_year_one.getDay()) == (-1, 5)
+        assert js.Date.parse("-000001-01-01T00:00:00Z") == -62198755200000
+        assert js.Date.UTC(-1, 0) == -62198755200000
+        last = js.Date.new(8.64e15)
+        assert last.toISOString() == "+275760-09-13T00:00:00.000Z"
+        assert last.toString() == "Sat Sep 13 275760 00:00:00 GMT+0000 (Coordinated Universal Time)"
+        assert js.Date.new(253402300800000).toJSON() == "+010000-01-01T00:00:00.000Z"
+        assert js.Date.new(-62135596800001).toISOString() == "0000-12-31T23:59:59.999Z"
+        assert js.Date.new(1.5).getTime() == 1 and js.Date.new(-1.5).getTime() == -1
+
+    def test_out_of_range_fields_are_nan(self) -> None:
+        """node: each of these is ``NaN`` (durable rolled them over into a valid time), and
+        ``Date.UTC()`` is ``NaN``; a two-digit RFC 2822 year 50 is 1950 (``email.utils``: 2050)."""
+        js = _js()
+        for text in (
+            "2024-01-02T23:59:60Z",
+            "2024-01-02T23:59:61Z",
+            "2024-01-02T24:00:01Z",
+            "2024-01-02T24:30Z",
+            "2024-01-02T24:00:00.001Z",
+            "2024-01-02T03:04:05+25:00",
+            "2024-01-02T03:04:05-24:00",
+            "2024-01-02T03:04:05+02:60",
+            "-000000-01-01T00:00:00Z",
+            "Tue, 32 Jan 2024 03:04:05 GMT",
+            "Tue, 02 Jan 2024 25:04:05 GMT",
+        ):
+            assert math.isnan(js.Date.parse(text)), text
+        assert js.Date.parse("2024-01-02T24:00:00.000Z") == 1704240000000
+        assert js.Date.parse("2024-01-02T03:04:05+23:59") == 1704078305000
+        assert math.isnan(js.Date.UTC())
+        assert js.Date.parse("Tue, 02 Jan 50 03:04:05 GMT") == -631054555000
+        assert js.Date.parse("Tue, 02 Jan 49 03:04:05 GMT") == js.Date.parse("Tue, 02 Jan 2049 03:04:05 GMT")
