@@ -225,3 +225,28 @@ class TestDate:
         assert math.isnan(js.Date.UTC())
         assert js.Date.parse("Tue, 02 Jan 50 03:04:05 GMT") == -631054555000
         assert js.Date.parse("Tue, 02 Jan 49 03:04:05 GMT") == js.Date.parse("Tue, 02 Jan 2049 03:04:05 GMT")
+
+
+class TestToJs:
+    def test_cycles_and_shared_values(self) -> None:
+        """Pyodide's ``to_js`` caches each list and dict it converts before converting its items
+        (python2js.c, ``_python2js_add_to_cache``): a list or dict that contains itself gives an
+        array or ``Map`` that contains itself (durable recursed into ``RecursionError``). Through
+        a ``dict_converter`` the dict cannot exist before its entries: a clear ``ValueError``."""
+        from pyodide.ffi import to_js  # type: ignore[import-not-found]
+
+        js = _js()
+        loop: list[Any] = [1]
+        loop.append(loop)
+        array = to_js(loop)
+        assert array[1] is array and array.to_py is not None
+        mapping: dict[str, Any] = {"k": 1}
+        mapping["self"] = mapping
+        converted = to_js(mapping)
+        assert converted["self"] is converted and converted.size == 2
+        shared = [1]
+        both = to_js([shared, shared])
+        assert both[0] is both[1]
+        with pytest.raises(ValueError, match="contains itself, with a dict_converter"):
+            to_js(mapping, dict_converter=js.Object.fromEntries)
+        assert to_js({"a": [1, (2, 3)]}, dict_converter=js.Object.fromEntries).a == [1, [2, 3]]
