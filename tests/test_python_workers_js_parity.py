@@ -250,3 +250,16 @@ class TestToJs:
         with pytest.raises(ValueError, match="contains itself, with a dict_converter"):
             to_js(mapping, dict_converter=js.Object.fromEntries)
         assert to_js({"a": [1, (2, 3)]}, dict_converter=js.Object.fromEntries).a == [1, [2, 3]]
+
+
+class TestSmallerParities:
+    def test_structured_clone_of_a_map_is_a_map_and_date_of_undefined_is_invalid(self) -> None:
+        """node: ``structuredClone(new Map([[1, "a"]]))`` is a ``Map`` whose ``get(1)`` is
+        ``"a"`` (durable gave an object keyed ``"1"``); ``new Date(undefined).getTime()`` is
+        ``NaN`` (Pyodide passes ``None`` as ``undefined``; durable raised ``NotImplementedError``)."""
+        from pyodide.ffi import to_js
+
+        js = _js()
+        clone = js.structuredClone(to_js({1: "a", "k": [1]}))
+        assert clone.has(1) and clone[1] == "a" and clone.size == 2 and clone["k"] == [1]
+        assert math.isnan(js.Date.new(None).getTime())

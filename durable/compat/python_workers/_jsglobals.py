@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._convert import JsDate, JsDict, JsList, js_key
+from ._convert import JsDate, JsDict, JsList, JsMapDict, js_key
 from .pyodide.ffi import ArrayBuffer as _ArrayBuffer
 from .pyodide.ffi import JsException
 from .pyodide.ffi import Uint8Array as _Uint8Array
@@ -260,7 +260,11 @@ def _clone(value: Any, memo: dict[int, Any]) -> Any:
     if seen is not None:
         return seen
     copy: Any
-    if isinstance(value, Mapping):
+    if isinstance(value, JsMapDict):  # a Map (to_js of a dict) clones to a Map, keys as they are
+        copy = memo[id(value)] = JsMapDict()
+        for key, item in value.items():
+            copy[key] = _clone(item, memo)
+    elif isinstance(value, Mapping):
         copy = memo[id(value)] = JsDict()
         for key, item in value.items():
             copy[str(js_key(key))] = _clone(item, memo)
