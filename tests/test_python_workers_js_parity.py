@@ -263,3 +263,30 @@ class TestSmallerParities:
         clone = js.structuredClone(to_js({1: "a", "k": [1]}))
         assert clone.has(1) and clone[1] == "a" and clone.size == 2 and clone["k"] == [1]
         assert math.isnan(js.Date.new(None).getTime())
+
+
+class TestWorkerTimers:
+    async def test_a_workers_timer_goes_with_its_request(self, durable_runtime: durable.Runtime) -> None:
+        """workerd (miniflare 4): a Worker ``fetch`` that sets ``setTimeout(cb, 30)`` and returns
+        at once: ``cb`` never runs (the request is over); with ``ctx.waitUntil`` of a 100 ms sleep
+        pending, it runs. durable ran it in both cases."""
+        js = _js()
+        ran: list[str] = []
+
+        class Worker(sdk.WorkerEntrypoint):
+            async def fetch(self, request: Any) -> Any:
+                if request.url.endswith("/plain"):
+                    js.setTimeout(lambda: ran.append("plain"), 5)
+                    js.setInterval(lambda: ran.append("interval"), 5)
+                else:
+                    js.setTimeout(lambda: ran.append("kept alive"), 5)
+                    self.ctx.waitUntil(asyncio.sleep(0.05))
+                return sdk.Response("returned")
+
+        app = durable.asgi_app(Worker, durable_runtime)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
+            assert (await client.get("/plain")).text == "returned"
+            await asyncio.sleep(0.03)
+            assert ran == []
+            assert (await client.get("/wait")).text == "returned"
+        assert ran == ["kept alive"]

@@ -14,7 +14,10 @@ unknown id or ``undefined`` does nothing; at global scope, setting a timeout is 
 Inside a Durable Object a timer's callback runs as an event of the object (through its input gate,
 so its storage writes commit like a handler's), a pending timer keeps the object from hibernating
 (Cloudflare's documentation: a pending ``setTimeout`` / ``setInterval`` prevents hibernation), and
-a timer set before the object was reset never fires. Timers use the event loop's clock, not a
+a timer set before the object was reset never fires. A timer a Worker's ``fetch`` sets is dropped
+once the request is over, its response sent and its ``waitUntil`` work done (measured: a 30 ms
+timer set by a ``fetch`` that returned at once never ran; with a 100 ms ``waitUntil`` pending, or
+a response body still streaming, it ran). Timers use the event loop's clock, not a
 ``MockClock``, as workerd's timers do not follow ``Date.now()``'s frozen clock.
 """
 
@@ -32,6 +35,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final
 
 from durable._context import running_host
+from durable._http import ExecutionContext, at_request_end
 
 from ._convert import JsList
 from ._globals import GLOBAL_SCOPE_ERROR, current_request
@@ -100,6 +104,10 @@ class _Timer:
         if self.host is not None:
             self.host.pins += 1  # a pending timer keeps the object from hibernating
             self.host.ending.add(self.dropped)  # and a reset or eviction drops it
+        else:
+            request = current_request()
+            if isinstance(request, ExecutionContext):  # a Worker's: the request's end drops it
+                at_request_end(request, self.cancel)
         self.handle = asyncio.get_running_loop().call_later(delay, self.fire)
 
     def fire(self) -> None:
