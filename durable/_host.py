@@ -38,7 +38,7 @@ import contextvars
 import inspect
 import logging
 from asyncio import Future
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
@@ -229,6 +229,8 @@ class ObjectHost:
         self._broken: BaseException = ConnectionClosedError(_CLOSED_MESSAGE)
         self.pins = 0
         """Connections that keep the object busy (WebSockets accepted with ``accept()`` in it)."""
+        self.ending: set[Callable[[], None]] = set()
+        """Called when this generation ends (reset, eviction): the compat layer's ``js`` timers."""
 
     def __repr__(self) -> str:
         return f"<ObjectHost {self.id!r} gen={self.gen}>"
@@ -448,6 +450,9 @@ class ObjectHost:
         self.state = None
         self.events.fail_running(error)
         self.background.cancel_all()
+        ending, self.ending = self.ending, set()
+        for callback in ending:
+            callback()
 
     def evict(self) -> None:
         """Drop the instance but keep its storage: committed writes stay, the next event rebuilds.

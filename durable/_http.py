@@ -1565,10 +1565,11 @@ class ExecutionContext:
     compatibility and does nothing: there is no origin server to fall back to.
     """
 
-    __slots__ = ("_tasks",)
+    __slots__ = ("_ending", "_tasks")
 
     def __init__(self) -> None:
         self._tasks: list[asyncio.Future[Any]] = []
+        self._ending: list[Callable[[], None]] | None = None
 
     def wait_until(self, awaitable: Awaitable[Any]) -> None:
         """Keep ``awaitable`` running after the response is sent.
@@ -1697,9 +1698,22 @@ def hand_over(response: Response) -> None:
 
 
 async def drain(ctx: ExecutionContext) -> None:
-    """Wait for every ``ctx.wait_until`` task, including ones added while waiting; log failures."""
+    """Wait for every ``ctx.wait_until`` task, including ones added while waiting; log failures.
+    Then the request is over: call what :func:`at_request_end` registered."""
     if ctx._tasks:  # most requests start none: no second coroutine for them
         await ctx._drain()
+    if ctx._ending is not None:  # rare (a js timer of the compat layer): off the common path
+        ending, ctx._ending = ctx._ending, None
+        for callback in ending:
+            callback()
+
+
+def at_request_end(ctx: ExecutionContext, callback: Callable[[], None]) -> None:
+    """Call ``callback()`` once the request ``ctx`` belongs to is over (its response sent and its
+    ``wait_until`` work done: :func:`drain`); a ``ctx`` no server drains never calls it."""
+    if ctx._ending is None:
+        ctx._ending = []
+    ctx._ending.append(callback)
 
 
 # -- across RPC -----------------------------------------------------------------------------------

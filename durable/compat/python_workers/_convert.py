@@ -156,15 +156,31 @@ def convert_to_js(value: Any, dict_converter: Callable[[Any], Any] | None, memo:
     if not isinstance(value, (dict, list, tuple)):
         return value
     done = memo.get(id(value))
+    if done is _CONVERTING:
+        raise ValueError(
+            "to_js() of a dict that contains itself, with a dict_converter: the converter needs the dict's "
+            "entries before the dict exists (without dict_converter, or in lists, a cycle is kept)"
+        )
     if done is not None:
         return done
-    if isinstance(value, dict):
+    # Made and remembered before its items are converted, as Pyodide caches them: a value that
+    # contains itself (a cycle) or one list twice gives one converted value, not a RecursionError.
+    converted: Any
+    if isinstance(value, dict) and dict_converter is not None:
+        memo[id(value)] = _CONVERTING
         entries = JsList(JsList((key, convert_to_js(item, dict_converter, memo))) for key, item in value.items())
-        converted = JsMapDict(entries) if dict_converter is None else dict_converter(entries)
+        converted = memo[id(value)] = dict_converter(entries)
+    elif isinstance(value, dict):
+        converted = memo[id(value)] = JsMapDict()
+        for key, item in value.items():
+            converted[key] = convert_to_js(item, dict_converter, memo)
     else:
-        converted = JsList(convert_to_js(item, dict_converter, memo) for item in value)
-    memo[id(value)] = converted
+        converted = memo[id(value)] = JsList()
+        converted.extend([convert_to_js(item, dict_converter, memo) for item in value])
     return converted
+
+
+_CONVERTING = object()
 
 
 def js_arrays(value: Any) -> Any:

@@ -14,21 +14,28 @@ unknown id or ``undefined`` does nothing; at global scope, setting a timeout is 
 Inside a Durable Object a timer's callback runs as an event of the object (through its input gate,
 so its storage writes commit like a handler's), a pending timer keeps the object from hibernating
 (Cloudflare's documentation: a pending ``setTimeout`` / ``setInterval`` prevents hibernation), and
-a timer set before the object was reset never fires. Timers use the event loop's clock, not a
+a timer set before the object was reset never fires. A timer a Worker's ``fetch`` sets is dropped
+once the request is over, its response sent and its ``waitUntil`` work done (measured: a 30 ms
+timer set by a ``fetch`` that returned at once never ran; with a 100 ms ``waitUntil`` pending, or
+a response body still streaming, it ran). Timers use the event loop's clock, not a
 ``MockClock``, as workerd's timers do not follow ``Date.now()``'s frozen clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import contextvars
 import inspect
 import itertools
 import logging
-import math
+import weakref
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final
 
 from durable._context import running_host
+from durable._http import ExecutionContext, at_request_end
 
 from ._convert import JsList
 from ._globals import GLOBAL_SCOPE_ERROR, current_request
@@ -55,12 +62,15 @@ _tasks: set[asyncio.Future[Any]] = set()  # the loop keeps tasks only weakly
 
 
 def _delay(value: Any) -> float:
-    """A delay in seconds from JavaScript's milliseconds: ``NaN``, negative or missing is 0."""
+    """A delay in seconds from JavaScript's milliseconds: ``NaN``, negative or missing is 0;
+    ``Infinity`` is never (workerd, measured: ``setTimeout(cb, Infinity)`` and ``(cb, 2**31)``
+    did not fire within 100 ms, where ``-Infinity``, ``NaN`` and ``"abc"`` fired at once: no
+    32-bit wrap to 0 as in browsers)."""
     try:
         ms = float(value) if value is not None else 0.0
     except (TypeError, ValueError):
         ms = 0.0
-    return ms / 1000 if math.isfinite(ms) and ms > 0 else 0.0
+    return ms / 1000 if ms > 0 else 0.0  # inf / 1000 is inf: call_later(inf) never runs
 
 
 async def _call(callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -84,15 +94,20 @@ def _spawn(work: Any) -> None:
 class _Timer:
     """One pending ``setTimeout`` / ``setInterval``: its loop handle and the object it belongs to."""
 
-    __slots__ = ("args", "callback", "delay", "gen", "handle", "host", "id", "repeat")
+    __slots__ = ("args", "callback", "delay", "gen", "handle", "host", "id", "owner", "repeat")
 
     def __init__(self, callback: Callable[..., Any], delay: float, args: tuple[Any, ...], repeat: bool) -> None:
         self.id = next(_ids)
         self.callback, self.delay, self.args, self.repeat = callback, delay, args, repeat
-        self.host = running_host()
+        self.host = self.owner = running_host()  # host: while it pins the object; owner: for good
         self.gen = self.host.gen if self.host is not None else 0
         if self.host is not None:
             self.host.pins += 1  # a pending timer keeps the object from hibernating
+            self.host.ending.add(self.dropped)  # and a reset or eviction drops it
+        else:
+            request = current_request()
+            if isinstance(request, ExecutionContext):  # a Worker's: the request's end drops it
+                at_request_end(request, self.cancel)
         self.handle = asyncio.get_running_loop().call_later(delay, self.fire)
 
     def fire(self) -> None:
@@ -136,8 +151,20 @@ class _Timer:
     def unpin(self) -> None:
         host, self.host = self.host, None
         if host is not None:
+            host.ending.discard(self.dropped)
             host.pins -= 1
             host.maybe_idle()
+
+    def dropped(self) -> None:
+        """The object's generation ended (reset, evicted): workerd drops its timers with it, so
+        the timer must not keep the next instance from resting until it would have fired."""
+        host, self.host = self.host, None
+        self.handle.cancel()
+        _timers.pop(self.id, None)
+        if host is not None:
+            host.pins -= 1
+            with contextlib.suppress(RuntimeError):  # no loop runs (a runtime closing): nothing to tell
+                asyncio.get_running_loop().call_soon(host.maybe_idle)  # not in the middle of the reset
 
 
 def _set(name: str, callback: Any, delay: Any, args: tuple[Any, ...], repeat: bool) -> int:
@@ -172,7 +199,7 @@ def setInterval(callback: Any, delay: Any = 0, /, *args: Any) -> int:
 def clearTimeout(timer_id: Any = None, /) -> None:
     """Cancel the timer ``timer_id``; an unknown id or ``None`` does nothing, as in workerd."""
     timer = _timers.get(timer_id) if isinstance(timer_id, int) else None
-    if timer is not None:
+    if timer is not None and timer.owner is running_host():  # workerd: another object's id does nothing
         timer.cancel()
 
 
@@ -183,13 +210,36 @@ def queueMicrotask(callback: Any, /) -> None:
     """Call ``callback()`` as soon as the code running now yields (in the same object's event)."""
     if not callable(callback):
         raise JsException("TypeError", _NOT_FUNCTION.format("queueMicrotask"))
-    asyncio.get_running_loop().call_soon(lambda: _spawn(_call(callback, ())))
+    asyncio.get_running_loop()  # no loop: RuntimeError, as before any job could run
+    _enqueue(lambda: _run_job(callback))
+
+
+def _run_job(callback: Callable[[], Any]) -> None:
+    """A ``queueMicrotask`` job: ``callback()`` now, in the job queue's turn; what it returns, if
+    awaitable, is awaited in a task (an ``async`` callback); what it raises is logged."""
+    try:
+        result = callback()
+    except Exception as exc:
+        if not getattr(exc, "durable_object_reset", False):
+            log.error("durable: a js queueMicrotask callback raised", exc_info=exc)
+        return
+    if inspect.isawaitable(result):
+        _spawn(_call(lambda: result, ()))
 
 
 # ---------------------------------------------------------------------------------------------
 # Promise
 
 _PENDING, _FULFILLED, _REJECTED = "pending", "fulfilled", "rejected"
+_Job = tuple[contextvars.Context, Callable[[], None]]
+
+
+_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, collections.deque[_Job]] = weakref.WeakKeyDictionary()
+"""Each loop's job queue (JavaScript's microtask queue): one loop callback runs every job queued,
+including those the jobs queue, before any other callback, timer or task step of the loop, as
+JavaScript drains its microtasks before the next task (measured in workerd: a chain of three
+``then`` runs before a ``setTimeout(cb, 0)`` set earlier, and a ``queueMicrotask`` callback
+between the reactions queued before and after it)."""
 
 
 def _enqueue(job: Callable[[], None]) -> None:
@@ -199,7 +249,27 @@ def _enqueue(job: Callable[[], None]) -> None:
     except RuntimeError:
         job()  # no loop in this thread: nothing else could run it
         return
-    loop.call_soon(job)
+    queue = _queues.get(loop)
+    if queue is None:
+        queue = _queues[loop] = collections.deque()
+    if not queue:
+        loop.call_soon(_drain, loop, queue)
+    queue.append((contextvars.copy_context(), job))  # each job in the context that queued it
+
+
+def _drain(loop: asyncio.AbstractEventLoop, queue: collections.deque[_Job]) -> None:
+    try:
+        while queue:
+            context, job = queue[0]
+            try:
+                context.run(job)
+            except Exception as exc:  # a reaction catches its handler's errors: this is a bug
+                loop.call_exception_handler({"message": "durable: a js promise job raised", "exception": exc})
+            finally:
+                queue.popleft()
+    finally:
+        if queue:  # a BaseException left jobs: they run in the next turn
+            loop.call_soon(_drain, loop, queue)
 
 
 def pending_timers() -> int:
@@ -232,6 +302,7 @@ class Promise(JsPromise, metaclass=_PromiseType):
         self._p_state = _PENDING
         self._p_value: Any = None
         self._p_reactions: list[Callable[[], None]] = []
+        self._p_resolved = False  # resolve() or reject() was called: later calls do nothing
 
     def __repr__(self) -> str:
         return f"<js.Promise {self._p_state}>"
@@ -239,10 +310,16 @@ class Promise(JsPromise, metaclass=_PromiseType):
     # -- settling ------------------------------------------------------------------------------
 
     def _p_resolve(self, value: Any = None) -> None:
-        if self._p_state is not _PENDING:
+        if self._p_resolved:
             return
-        if isinstance(value, Promise):
-            value._p_react(lambda: self._p_settle(value._p_state, value._p_value))
+        self._p_resolved = True  # even while it follows another promise, as JavaScript's
+        if value is self:
+            self._p_settle(_REJECTED, JsException("TypeError", "Chaining cycle detected for promise #<Promise>"))
+        elif isinstance(value, Promise):
+            # JavaScript adopts a promise in a job of its own (NewPromiseResolveThenableJob), whose
+            # then() queues the settling: two jobs later, not one (node: p2 = new Promise(r =>
+            # r(p1)) settles after p1.then(a).then(b)'s b, before its c).
+            _enqueue(lambda: value._p_react(lambda: self._p_settle(value._p_state, value._p_value)))
         elif inspect.isawaitable(value):
             future = asyncio.ensure_future(value)
             future.add_done_callback(self._p_from_future)
@@ -250,7 +327,9 @@ class Promise(JsPromise, metaclass=_PromiseType):
             self._p_settle(_FULFILLED, value)
 
     def _p_reject(self, reason: Any = None) -> None:
-        self._p_settle(_REJECTED, reason)
+        if not self._p_resolved:
+            self._p_resolved = True
+            self._p_settle(_REJECTED, reason)
 
     def _p_from_future(self, future: asyncio.Future[Any]) -> None:
         if future.cancelled():
@@ -377,10 +456,16 @@ class Promise(JsPromise, metaclass=_PromiseType):
 
         def reaction() -> None:
             try:
-                if callable(on_finally):
-                    on_finally()
+                result = on_finally() if callable(on_finally) else None
             except Exception as exc:
                 derived._p_reject(exc)
+                return
+            if isinstance(result, Promise) or inspect.isawaitable(result):
+                # JavaScript waits for the promise on_finally returns (an async callback's), and
+                # rejects with its reason if it rejects; else the outcome is this promise's.
+                Promise.resolve(result).then(
+                    lambda _: derived._p_settle(self._p_state, self._p_value), derived._p_reject
+                )
                 return
             derived._p_settle(self._p_state, self._p_value)
 

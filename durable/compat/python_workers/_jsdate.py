@@ -20,7 +20,7 @@ import datetime
 import email.utils
 import math
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from .pyodide.ffi import JsException
 
@@ -40,15 +40,29 @@ _ISO = re.compile(
 def _days_from_civil(year: int, month: int, day: int) -> int:
     """Days since 1970-01-01 of a proleptic Gregorian date (month 1-12; day may overflow)."""
     year -= month <= 2
-    era = (year if year >= 0 else year - 399) // 400
+    era = year // 400  # Python's // floors: no C-style adjustment for negative years
     yoe = year - era * 400
     doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     return era * 146097 + doe - 719468 + day - 1
 
 
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """The proleptic Gregorian ``(year, month 1-12, day)`` of a day since 1970-01-01 (any year
+    a ``Date`` holds: ``datetime`` stops at years 1 and 9999)."""
+    days += 719468
+    era = days // 146097
+    doe = days - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, doy - (153 * mp + 2) // 5 + 1
+
+
 def _clip(ms: float) -> float:
-    return ms if math.isfinite(ms) and abs(ms) <= _LIMIT else math.nan
+    """JavaScript's TimeClip: whole milliseconds (``new Date(1.5).getTime()`` is 1), ``NaN`` beyond 8.64e15."""
+    return float(math.trunc(ms)) + 0.0 if math.isfinite(ms) and abs(ms) <= _LIMIT else math.nan
 
 
 def _make(year: int, month0: int, day: int, hours: int, minutes: int, seconds: int, ms: int) -> float:
@@ -60,6 +74,8 @@ def _make(year: int, month0: int, day: int, hours: int, minutes: int, seconds: i
 def date_fields(*fields: Any) -> float:
     """``Date.UTC(year, month0, day=1, hours=0, minutes=0, seconds=0, ms=0)``: months and days
     roll over, a year 0-99 is 1900 + year, ``NaN`` beyond the range of dates."""
+    if not fields:
+        return math.nan  # Date.UTC(): NaN (node)
     values = [float(f) for f in fields] + [0.0] * (7 - len(fields))
     if len(fields) < 3:
         values[2] = 1.0
@@ -86,17 +102,27 @@ def parse_date(text: str) -> float:
     if m is not None:
         year, month, day, hour, minute, second, fraction, zone = m.groups()
         month_n, day_n, hour_n, minute_n = int(month or 1), int(day or 1), int(hour or 0), int(minute or 0)
-        if not (1 <= month_n <= 12 and 1 <= day_n <= 31 and hour_n <= 24 and minute_n <= 59):
-            return math.nan
-        ms = _make(
-            int(year), month_n - 1, day_n, hour_n, minute_n, int(second or 0), int((fraction or "0")[:3].ljust(3, "0"))
+        second_n, ms_n = int(second or 0), int((fraction or "0")[:3].ljust(3, "0"))
+        # node: seconds 60, 24:00:01, 24:30, an offset +25:00 or +02:60, and year -000000 are NaN
+        valid_time = (
+            minute_n <= 59 and second_n <= 59 and (hour_n < 24 or hour_n == 24 == 24 + minute_n + second_n + ms_n)
         )
+        valid_zone = not zone or zone == "Z" or (int(zone[1:3]) <= 23 and int(zone[4:6]) <= 59)
+        if not (1 <= month_n <= 12 and 1 <= day_n <= 31 and valid_time and valid_zone) or year == "-000000":
+            return math.nan
+        ms = _make(int(year), month_n - 1, day_n, hour_n, minute_n, second_n, ms_n)
         if zone and zone != "Z":
             sign = 1 if zone[0] == "+" else -1
             ms -= sign * (int(zone[1:3]) * 60 + int(zone[4:6])) * 60_000
         return _clip(ms)
     parsed = email.utils.parsedate_tz(text) if _RFC1123.match(text) else None
     if parsed is not None:
+        year, _, day, hour, minute, second = parsed[:6]
+        if not (1 <= day <= 31 and hour <= 24 and minute <= 59 and second <= 59):
+            return math.nan  # node: "Tue, 32 Jan 2024 ..." and "... 25:04:05 GMT" are NaN
+        if re.match(r"[A-Za-z]{3}, *\d{1,2} +[A-Za-z]{3} +\d\d ", text):  # a two-digit year: V8's
+            two_digits = int(text.split()[3])  # 00-49 are 20xx, 50-99 19xx (email.utils splits at 68)
+            parsed = (two_digits + (2000 if two_digits < 50 else 1900), *parsed[1:])
         return _clip(float(email.utils.mktime_tz(parsed) * 1000))
     if text in ("", "Invalid Date"):
         return math.nan
@@ -104,6 +130,28 @@ def parse_date(text: str) -> float:
         f"js.Date cannot parse {text!r} under durable: only ISO 8601 (2024-01-02T03:04:05Z) and RFC 2822 "
         "(Tue, 02 Jan 2024 03:04:05 GMT) date strings are supported"
     )
+
+
+class _Fields(NamedTuple):
+    """A time's UTC fields (workerd's local time is UTC); ``weekday`` 0 is Sunday."""
+
+    year: int
+    month: int
+    day: int
+    weekday: int
+    hour: int
+    minute: int
+    second: int
+    ms: int
+
+    @property
+    def hms(self) -> str:
+        return f"{self.hour:02d}:{self.minute:02d}:{self.second:02d}"
+
+    @property
+    def year_text(self) -> str:
+        """The year as ``toUTCString()`` / ``toString()`` write it (node: ``-0001``, ``275760``)."""
+        return f"-{-self.year:04d}" if self.year < 0 else f"{self.year:04d}"
 
 
 class JsDate:
@@ -125,16 +173,20 @@ class JsDate:
 
     valueOf = getTime
 
-    def _utc(self) -> datetime.datetime:
+    def _utc(self) -> _Fields:
         if math.isnan(self._ms):
             raise JsException("RangeError", "Invalid time value")
         days, ms = divmod(int(self._ms), _MS_PER_DAY)
-        return datetime.datetime(1970, 1, 1) + datetime.timedelta(days=days, milliseconds=ms)
+        year, month, day = _civil_from_days(days)
+        seconds, milli = divmod(ms, 1000)
+        return _Fields(year, month, day, (days + 4) % 7, seconds // 3600, seconds // 60 % 60, seconds % 60, milli)
 
     def toISOString(self) -> str:
-        """``2026-04-07T12:00:00.000Z``; an invalid date raises ``RangeError: Invalid time value``."""
-        moment = self._utc()
-        return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        """``2026-04-07T12:00:00.000Z`` (``+010000-01-01...``, ``-000001-...`` beyond years 0-9999);
+        an invalid date raises ``RangeError: Invalid time value``."""
+        m = self._utc()
+        year = f"{m.year:04d}" if 0 <= m.year <= 9999 else f"{m.year:+07d}"
+        return f"{year}-{m.month:02d}-{m.day:02d}T{m.hms}.{m.ms:03d}Z"
 
     def toJSON(self) -> str | None:
         """``toISOString()``, or ``None`` (``null``) for an invalid date."""
@@ -145,7 +197,7 @@ class JsDate:
         if math.isnan(self._ms):
             return "Invalid Date"
         m = self._utc()
-        return f"{_DAYS[(m.weekday() + 1) % 7]}, {m.day:02d} {_MONTHS[m.month - 1]} {m.year:04d} {m:%H:%M:%S} GMT"
+        return f"{_DAYS[m.weekday]}, {m.day:02d} {_MONTHS[m.month - 1]} {m.year_text} {m.hms} GMT"
 
     toGMTString = toUTCString
 
@@ -153,13 +205,13 @@ class JsDate:
         """``Tue Jan 02 2024 03:04:05 GMT+0000 (Coordinated Universal Time)``, as workerd writes it."""
         if math.isnan(self._ms):
             return "Invalid Date"
-        return f"{self.toDateString()} {self._utc():%H:%M:%S} GMT+0000 (Coordinated Universal Time)"
+        return f"{self.toDateString()} {self._utc().hms} GMT+0000 (Coordinated Universal Time)"
 
     def toDateString(self) -> str:
         if math.isnan(self._ms):
             return "Invalid Date"
         m = self._utc()
-        return f"{_DAYS[(m.weekday() + 1) % 7]} {_MONTHS[m.month - 1]} {m.day:02d} {m.year:04d}"
+        return f"{_DAYS[m.weekday]} {_MONTHS[m.month - 1]} {m.day:02d} {m.year_text}"
 
     def _field(self, name: str) -> int | float:
         if math.isnan(self._ms):
@@ -169,11 +221,11 @@ class JsDate:
             "FullYear": m.year,
             "Month": m.month - 1,
             "Date": m.day,
-            "Day": (m.weekday() + 1) % 7,
+            "Day": m.weekday,
             "Hours": m.hour,
             "Minutes": m.minute,
             "Seconds": m.second,
-            "Milliseconds": m.microsecond // 1000,
+            "Milliseconds": m.ms,
         }[name]
 
     def getFullYear(self) -> int | float:

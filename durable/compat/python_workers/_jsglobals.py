@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._convert import JsDate, JsDict, JsList, js_key
+from ._convert import JsDate, JsDict, JsList, JsMapDict, js_key
 from .pyodide.ffi import ArrayBuffer as _ArrayBuffer
 from .pyodide.ffi import JsException
 from .pyodide.ffi import Uint8Array as _Uint8Array
@@ -62,6 +62,11 @@ def js_number(value: float) -> int | float:
     return value
 
 
+# JavaScript's white space and line terminators, which Number(), parseInt and trim() skip: not
+# Python's str.isspace set, which adds \x1c-\x1f and \x85 and lacks the byte order mark \ufeff
+# (measured, node: parseInt("\ufeff42") is 42, parseInt("\x8542") NaN).
+_JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+
 _DECIMAL = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
 _RADIX = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
 _DIGITS = {16: re.compile(r"[0-9a-fA-F]+"), 8: re.compile(r"[0-7]+"), 2: re.compile(r"[01]+")}
@@ -70,7 +75,7 @@ _DIGITS = {16: re.compile(r"[0-9a-fA-F]+"), 8: re.compile(r"[0-7]+"), 2: re.comp
 def _string_to_number(text: str) -> float:
     """JavaScript's ``Number(text)``: decimal (``Infinity``, not Python's ``inf``, no ``_``) or
     unsigned ``0x`` / ``0o`` / ``0b``; surrounding whitespace ignored, ``""`` is 0, else ``NaN``."""
-    text = text.strip()
+    text = text.strip(_JS_SPACE)
     if not text:
         return 0.0
     radix = _RADIX.get(text[:2])
@@ -255,7 +260,11 @@ def _clone(value: Any, memo: dict[int, Any]) -> Any:
     if seen is not None:
         return seen
     copy: Any
-    if isinstance(value, Mapping):
+    if isinstance(value, JsMapDict):  # a Map (to_js of a dict) clones to a Map, keys as they are
+        copy = memo[id(value)] = JsMapDict()
+        for key, item in value.items():
+            copy[key] = _clone(item, memo)
+    elif isinstance(value, Mapping):
         copy = memo[id(value)] = JsDict()
         for key, item in value.items():
             copy[str(js_key(key))] = _clone(item, memo)
@@ -702,7 +711,7 @@ _FLOAT_PREFIX = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE
 
 def parseInt(string: Any, radix: Any = None, /) -> int | float:
     """JavaScript's ``parseInt``: the integer at the start of ``String(string)``, or ``NaN``."""
-    text = _text(string).lstrip()
+    text = _text(string).lstrip(_JS_SPACE)
     sign = -1 if text[:1] == "-" else 1
     if text[:1] in ("+", "-"):
         text = text[1:]
@@ -716,7 +725,7 @@ def parseInt(string: Any, radix: Any = None, /) -> int | float:
     base = base or 10
     allowed = _RADIX_DIGITS[:base]
     end = 0
-    while end < len(text) and text[end].lower() in allowed:
+    while end < len(text) and text[end].isascii() and text[end].lower() in allowed:  # not the Kelvin sign's "k"
         end += 1
     if end == 0:
         return math.nan
@@ -725,7 +734,7 @@ def parseInt(string: Any, radix: Any = None, /) -> int | float:
 
 def parseFloat(string: Any, /) -> int | float:
     """JavaScript's ``parseFloat``: the decimal number at the start of ``String(string)``, or ``NaN``."""
-    m = _FLOAT_PREFIX.match(_text(string).lstrip())
+    m = _FLOAT_PREFIX.match(_text(string).lstrip(_JS_SPACE))
     if m is None:
         return math.nan
     return js_number(float(m.group().replace("Infinity", "inf")))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json as _json
 import logging
+import math
 import sys
 import time
 from typing import Any
@@ -189,6 +190,8 @@ class Date:
         if len(args) > 1:
             return JsDate(date_fields(*args))
         (value,) = args
+        if value is None:  # undefined (Pyodide's None): an invalid date, as new Date(undefined)
+            return JsDate(math.nan)
         if isinstance(value, JsDate):
             return JsDate(value.getTime())
         if isinstance(value, str):
