@@ -393,6 +393,40 @@ class TestACursorKeptPastItsInstance:
         KEPT.clear()
 
 
+class Dropping(Tabled):
+    async def abort(self) -> None:
+        self.ctx.abort("reset")
+
+    async def drop(self) -> str:
+        self.ctx.storage.sql.exec("DROP TABLE t")
+        return "dropped"
+
+
+@pytest.mark.parametrize(("where", "end"), [("memory", "evict"), ("memory", "abort"), ("file", "abort")])
+async def test_a_cursor_kept_past_a_reset_that_keeps_the_connection(tmp_path: Path, where: str, end: str) -> None:
+    """An ended instance whose database stays open (an in-memory one; ``ctx.abort()``, which
+    ends the instance but not the connection) kept a kept cursor's statement alive on that same
+    connection: the next instance's ``DROP TABLE`` of the table it read failed with ``SqlError:
+    database table is locked: SQLITE_LOCKED``. workerd (miniflare 4, a cursor kept in a module
+    global, one row read, ``ctx.abort()``): the next instance's ``DROP TABLE t`` succeeds."""
+    KEPT.clear()
+    async with durable.Runtime(tmp_path if where == "file" else None) as rt:
+        ns = rt.namespace(Dropping)
+        stub = ns.get_by_name("a")
+        await stub.fill()
+        await stub.keep_cursor("started")
+        if end == "evict":
+            await testing.evict(stub)
+        else:
+            with pytest.raises(durable.ObjectAbortedError):
+                await stub.abort()
+            stub = ns.get_by_name("a")  # the aborted stub stays broken, as in workerd
+        assert await bounded(stub.drop()) == "dropped"
+        with pytest.raises(durable.ConnectionClosedError if end == "evict" else durable.ObjectAbortedError):
+            next(KEPT[0])
+    KEPT.clear()
+
+
 class TabledRoom(Tabled):
     async def fetch(self, request: durable.Request) -> durable.Response:
         client, server = durable.WebSocketPair()
