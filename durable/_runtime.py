@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
 from ._alarms import AlarmScheduler
+from ._background import own_work
 from ._clock import Clock, RealClock
 from ._directory import MemoryDirectory, StorageDirectory, check_namespace_name, open_directory, storage_path
 from ._exceptions import ConnectionClosedError, RuntimeClosedError
@@ -437,10 +438,12 @@ class Runtime:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
-        closing = asyncio.current_task()  # such work itself, when it closes the runtime: not waited for
+        # Such work itself, when it closes the runtime (awaiting this, or a task that runs it):
+        # not waited for.
+        closing = {asyncio.current_task(), *own_work()}
         while True:
             work = {task for host in list(self.hosts.live.values()) for task in host.background.tasks}
-            work.discard(closing)
+            work -= closing
             if not work:
                 return
             left = deadline - loop.time()

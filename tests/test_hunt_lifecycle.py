@@ -278,6 +278,49 @@ async def test_wait_until_work_that_closes_the_runtime(
         RUNTIME.clear()
 
 
+class IndirectCloser(durable.DurableObject):
+    async def close_later(self, how: str) -> None:
+        async def close() -> None:
+            closing = RUNTIME["rt"].aclose()
+            if how == "gather":
+                await asyncio.gather(closing)
+            elif how == "wait_for":  # a task of its own on Python 3.11
+                await asyncio.wait_for(closing, HANG_SECONDS)
+            else:
+                await asyncio.shield(closing)
+            OUTCOMES["closed"] = True
+
+        if how == "callback":  # a block_concurrency_while() callback, not awaited by the event
+            self.ctx.block_concurrency_while(close)
+        else:
+            self.ctx.wait_until(close())
+
+
+@pytest.mark.parametrize("how", ["gather", "wait_for", "shield", "callback"])
+async def test_background_work_that_closes_the_runtime_from_a_task_it_awaits(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    """The same when the work awaits ``aclose()`` through a task of its own (``gather``,
+    ``shield``, ``wait_for`` on Python 3.11): ``aclose()`` runs in that task, not in the work's,
+    and waited for the work the whole grace (5 s), then cancelled it and logged so."""
+    monkeypatch.setattr(_runtime, "SHUTDOWN_GRACE", 60.0)
+    OUTCOMES.clear()
+    rt = RUNTIME["rt"] = durable.Runtime()
+
+    async def closed() -> None:
+        while not rt.closed:
+            await asyncio.sleep(0.001)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="durable"):
+            await rt.namespace(IndirectCloser).get_by_name("a").close_later(how)
+            await bounded(closed())
+        assert "unfinished task" not in caplog.text
+    finally:
+        await rt.aclose()
+        RUNTIME.clear()
+
+
 class Ticker(durable.DurableObject):
     async def arm(self) -> None:
         await self.ctx.storage.set_alarm(T0 * 1000 + 1000)
