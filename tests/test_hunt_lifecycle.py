@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -604,6 +605,38 @@ async def test_a_cancelled_aclose_still_closes(tmp_path: Path, caplog: pytest.Lo
     with pytest.raises(durable.RuntimeClosedError):
         await stub.get("kept")
     await bounded(rt.aclose())  # idempotent
+    async with durable.Runtime(tmp_path) as again:
+        assert await again.namespace(Busy).get_by_name("a").get("kept") is True
+
+
+async def test_a_cancelled_aclose_from_another_thread_closes_at_once(tmp_path: Path) -> None:
+    """The same for ``aclose()`` awaited on another loop than the runtime's (a thread's): the
+    close runs on the runtime's loop and went on waiting for the work when its caller was
+    cancelled, so the runtime stayed open and served calls for up to the whole grace (5 s)."""
+    home = asyncio.new_event_loop()
+    thread = threading.Thread(target=home.run_forever, daemon=True)
+    thread.start()
+    try:
+
+        async def start() -> durable.Runtime:
+            rt = durable.Runtime(tmp_path)
+            await rt.namespace(Busy).get_by_name("a").start()
+            return rt
+
+        rt = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(start(), home))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(rt.aclose(), 0.001)
+        assert rt.closed
+
+        async def settled() -> None:  # the close that went on there ends too
+            if others := asyncio.all_tasks() - {asyncio.current_task()}:
+                await asyncio.wait(others)
+
+        await bounded(asyncio.wrap_future(asyncio.run_coroutine_threadsafe(settled(), home)))
+    finally:
+        home.call_soon_threadsafe(home.stop)
+        thread.join()
+        home.close()
     async with durable.Runtime(tmp_path) as again:
         assert await again.namespace(Busy).get_by_name("a").get("kept") is True
 
