@@ -19,6 +19,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _context
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._output_gate import OutputGate
 
-__all__ = ["BCW_MAX_DEPTH", "BCW_TIMEOUT", "BackgroundHost", "BackgroundWork"]
+__all__ = ["BCW_MAX_DEPTH", "BCW_TIMEOUT", "BackgroundHost", "BackgroundWork", "own_work"]
 
 log = logging.getLogger("durable")
 
@@ -49,6 +50,29 @@ _CALLBACK_CANCELLED = (
     "durable reports it as this error, so that the caller does not take it for its own cancellation; the "
     "object was reset."
 )
+
+
+_own_work: ContextVar[tuple[asyncio.Future[Any], ...]] = ContextVar("durable_own_work", default=())
+"""The background tasks the running code is part of: the task itself, and the tasks it starts
+(``asyncio.wait_for`` on Python 3.11, ``shield``, ``gather``), which copy its context."""
+
+
+def own_work() -> tuple[asyncio.Future[Any], ...]:
+    """The ``wait_until()`` work and ``block_concurrency_while()`` callbacks the running code is
+    part of (``Runtime.aclose()`` does not wait for them: they wait for it)."""
+    return _own_work.get()
+
+
+def _enter_own_work() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        _own_work.set((*(t for t in _own_work.get() if not t.done()), task))
+
+
+async def _as_own_work(work: Awaitable[T]) -> T:
+    """``work``, marked as background work in its task's context (``own_work``)."""
+    _enter_own_work()
+    return await work
 
 
 class BackgroundHost(Protocol):
@@ -150,6 +174,7 @@ class BackgroundWork:
     ) -> T:
         host = self._host
         held_locks.set(held)
+        _enter_own_work()
         _context.running.set(host.running if gen == host.gen else _context.Running(host, gen))
         task = asyncio.current_task()
         assert task is not None
@@ -204,7 +229,8 @@ class BackgroundWork:
         _context.check_owner(self._host)
         if not inspect.isawaitable(work):
             raise TypeError(f"wait_until() takes an awaitable, not {type(work).__name__}")
-        fut = asyncio.ensure_future(work)
+        # (a coroutine is marked as this work, for Runtime.aclose(): see own_work)
+        fut = asyncio.ensure_future(_as_own_work(work) if inspect.iscoroutine(work) else work)
         self.tasks.add(fut)
         fut.add_done_callback(self._done)
         fut.add_done_callback(self._log_error)

@@ -61,7 +61,7 @@ from ._limits import Limits
 from ._object import DurableObject, call_fetch, check_response
 from ._object_class import EventKind, ObjectClass
 from ._output_gate import OutputGate, reset_copy
-from ._sqlite import ObjectDatabase
+from ._sqlite import ObjectDatabase, end_statements
 from ._state import State
 from ._storage import Done
 
@@ -444,6 +444,9 @@ class ObjectHost:
         old_gate, self.gate = self.gate, InputGate()
         old_gate.break_(error)
         self.db.rollback()
+        # Cursors it kept (in a global) must not hold their statements open on a connection the
+        # next instance uses: its DROP TABLE failed with SQLITE_LOCKED (closing does it too).
+        end_statements(self.db)
         self.alarms.generation_ended()
         self.output.fail(error)
         self.instance = None

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
 from ._alarms import AlarmScheduler
+from ._background import own_work
 from ._clock import Clock, RealClock
 from ._directory import MemoryDirectory, StorageDirectory, check_namespace_name, open_directory, storage_path
 from ._exceptions import ConnectionClosedError, RuntimeClosedError
@@ -35,7 +36,7 @@ from ._id import DurableObjectId
 from ._limits import Limits
 from ._namespace import Namespace
 from ._object import DurableObject, Env, bind
-from ._stub import on_runtime_loop
+from ._stub import on_runtime_loop, on_runtime_thread
 from ._util import open_files_limit, shown
 
 __all__ = ["Env", "Runtime", "default_max_live_objects"]
@@ -410,7 +411,11 @@ class Runtime:
         """Flush every object's writes, stop alarms, close every database, on the runtime's loop. Idempotent."""
         if self.closed:
             return
-        await on_runtime_loop(self, self._close)
+        try:
+            await on_runtime_loop(self, self._close)
+        except asyncio.CancelledError:  # from another loop, the close went on there (for up to the grace)
+            on_runtime_thread(self, self._close_now)
+            raise
 
     async def _close(self) -> None:
         if self.closed:
@@ -420,10 +425,13 @@ class Runtime:
             await self._finish_background_work()
             await asyncio.sleep(0)  # let commits scheduled for the end of this turn run before closing
         finally:  # cancelled too (a timeout around aclose()): stopped halfway, it served on with no alarms
-            if not self.closed:
-                self.closed = True
-                self._drop_all_hosts(keep_writes=True)
-                self._directory.close()
+            self._close_now()
+
+    def _close_now(self) -> None:  # without waiting: commit every object's writes, close every database
+        if not self.closed:
+            self.closed = True
+            self._drop_all_hosts(keep_writes=True)
+            self._directory.close()
 
     async def _finish_background_work(self) -> None:
         """Let ``ctx.wait_until()`` work (and ``block_concurrency_while`` callbacks) end before closing.
@@ -431,19 +439,18 @@ class Runtime:
         Nobody waits for such work, so closing under it would lose it silently (a write it had
         yet to make). It gets up to ``SHUTDOWN_GRACE`` seconds (real time), as Cloudflare keeps an
         object alive for its ``waitUntil`` work; what is still running then is cancelled, and
-        logged. Work started meanwhile is waited for too. The work that called ``aclose()`` (a
-        ``wait_until()`` task or a ``block_concurrency_while()`` callback) is not waited for: it
-        waits for this, so that would only stall the close for the whole grace period.
+        logged. Work started meanwhile is waited for too; not the work that awaits ``aclose()``
+        (``own_work``): it waits for this.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
-        closing = asyncio.current_task()  # such work itself, when it closes the runtime: not waited for
+        closing = {asyncio.current_task(), *own_work()}  # such work, when it closes the runtime
         while True:
             # (A task done whose done-callback was left on a loop that stopped first is not waited for.)
             work = {
                 task for host in list(self.hosts.live.values()) for task in host.background.tasks if not task.done()
             }
-            work.discard(closing)
+            work -= closing
             if not work:
                 return
             left = deadline - loop.time()

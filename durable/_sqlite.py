@@ -97,7 +97,7 @@ class ObjectDatabase:
         """Called with every connection this database opens (the SQL layer installs its authorizer)."""
         self.on_wipe: list[Callable[[], None]] = []
         """Called when ``delete_all`` empties the database, before anything is dropped."""
-        self.on_close: list[Callable[[sqlite3.Connection], None]] = []  # with the connection about to close
+        self.on_close: list[Callable[[sqlite3.Connection], None]] = []  # closing, or end_statements()
         self.history: CommitHooks | None = None
         """Told of every open, commit and close (point-in-time recovery keeps its log with it)."""
         self.after_commit: list[Callable[[], None]] = []
@@ -367,3 +367,11 @@ def _commit_error(exc: sqlite3.Error, file: Path | None) -> Exception:
     # A damaged file that shows only at commit (DataCorruptionError), a full disk, an I/O error
     # (SqlError): the host resets the object with this error as the cause.
     return wrap_error(exc, file)
+
+
+def end_statements(db: ObjectDatabase) -> None:
+    """The instance using ``db`` ended (reset, eviction) and its connection may stay open (an
+    in-memory database, ``ctx.abort()``): the ``on_close`` hooks end its cursors' statements."""
+    if db.is_open and (conn := db.read_conn()) is not None:
+        for hook in db.on_close:
+            hook(conn)

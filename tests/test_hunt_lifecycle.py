@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -278,6 +279,49 @@ async def test_wait_until_work_that_closes_the_runtime(
         RUNTIME.clear()
 
 
+class IndirectCloser(durable.DurableObject):
+    async def close_later(self, how: str) -> None:
+        async def close() -> None:
+            closing = RUNTIME["rt"].aclose()
+            if how == "gather":
+                await asyncio.gather(closing)
+            elif how == "wait_for":  # a task of its own on Python 3.11
+                await asyncio.wait_for(closing, HANG_SECONDS)
+            else:
+                await asyncio.shield(closing)
+            OUTCOMES["closed"] = True
+
+        if how == "callback":  # a block_concurrency_while() callback, not awaited by the event
+            self.ctx.block_concurrency_while(close)
+        else:
+            self.ctx.wait_until(close())
+
+
+@pytest.mark.parametrize("how", ["gather", "wait_for", "shield", "callback"])
+async def test_background_work_that_closes_the_runtime_from_a_task_it_awaits(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    """The same when the work awaits ``aclose()`` through a task of its own (``gather``,
+    ``shield``, ``wait_for`` on Python 3.11): ``aclose()`` runs in that task, not in the work's,
+    and waited for the work the whole grace (5 s), then cancelled it and logged so."""
+    monkeypatch.setattr(_runtime, "SHUTDOWN_GRACE", 60.0)
+    OUTCOMES.clear()
+    rt = RUNTIME["rt"] = durable.Runtime()
+
+    async def closed() -> None:
+        while not rt.closed:
+            await asyncio.sleep(0.001)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="durable"):
+            await rt.namespace(IndirectCloser).get_by_name("a").close_later(how)
+            await bounded(closed())
+        assert "unfinished task" not in caplog.text
+    finally:
+        await rt.aclose()
+        RUNTIME.clear()
+
+
 class Ticker(durable.DurableObject):
     async def arm(self) -> None:
         await self.ctx.storage.set_alarm(T0 * 1000 + 1000)
@@ -391,6 +435,40 @@ class TestACursorKeptPastItsInstance:
         with pytest.raises(durable.ConnectionClosedError):
             next(KEPT[0])
         KEPT.clear()
+
+
+class Dropping(Tabled):
+    async def abort(self) -> None:
+        self.ctx.abort("reset")
+
+    async def drop(self) -> str:
+        self.ctx.storage.sql.exec("DROP TABLE t")
+        return "dropped"
+
+
+@pytest.mark.parametrize(("where", "end"), [("memory", "evict"), ("memory", "abort"), ("file", "abort")])
+async def test_a_cursor_kept_past_a_reset_that_keeps_the_connection(tmp_path: Path, where: str, end: str) -> None:
+    """An ended instance whose database stays open (an in-memory one; ``ctx.abort()``, which
+    ends the instance but not the connection) kept a kept cursor's statement alive on that same
+    connection: the next instance's ``DROP TABLE`` of the table it read failed with ``SqlError:
+    database table is locked: SQLITE_LOCKED``. workerd (miniflare 4, a cursor kept in a module
+    global, one row read, ``ctx.abort()``): the next instance's ``DROP TABLE t`` succeeds."""
+    KEPT.clear()
+    async with durable.Runtime(tmp_path if where == "file" else None) as rt:
+        ns = rt.namespace(Dropping)
+        stub = ns.get_by_name("a")
+        await stub.fill()
+        await stub.keep_cursor("started")
+        if end == "evict":
+            await testing.evict(stub)
+        else:
+            with pytest.raises(durable.ObjectAbortedError):
+                await stub.abort()
+            stub = ns.get_by_name("a")  # the aborted stub stays broken, as in workerd
+        assert await bounded(stub.drop()) == "dropped"
+        with pytest.raises(durable.ConnectionClosedError if end == "evict" else durable.ObjectAbortedError):
+            next(KEPT[0])
+    KEPT.clear()
 
 
 class TabledRoom(Tabled):
@@ -527,6 +605,38 @@ async def test_a_cancelled_aclose_still_closes(tmp_path: Path, caplog: pytest.Lo
     with pytest.raises(durable.RuntimeClosedError):
         await stub.get("kept")
     await bounded(rt.aclose())  # idempotent
+    async with durable.Runtime(tmp_path) as again:
+        assert await again.namespace(Busy).get_by_name("a").get("kept") is True
+
+
+async def test_a_cancelled_aclose_from_another_thread_closes_at_once(tmp_path: Path) -> None:
+    """The same for ``aclose()`` awaited on another loop than the runtime's (a thread's): the
+    close runs on the runtime's loop and went on waiting for the work when its caller was
+    cancelled, so the runtime stayed open and served calls for up to the whole grace (5 s)."""
+    home = asyncio.new_event_loop()
+    thread = threading.Thread(target=home.run_forever, daemon=True)
+    thread.start()
+    try:
+
+        async def start() -> durable.Runtime:
+            rt = durable.Runtime(tmp_path)
+            await rt.namespace(Busy).get_by_name("a").start()
+            return rt
+
+        rt = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(start(), home))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(rt.aclose(), 0.001)
+        assert rt.closed
+
+        async def settled() -> None:  # the close that went on there ends too
+            if others := asyncio.all_tasks() - {asyncio.current_task()}:
+                await asyncio.wait(others)
+
+        await bounded(asyncio.wrap_future(asyncio.run_coroutine_threadsafe(settled(), home)))
+    finally:
+        home.call_soon_threadsafe(home.stop)
+        thread.join()
+        home.close()
     async with durable.Runtime(tmp_path) as again:
         assert await again.namespace(Busy).get_by_name("a").get("kept") is True
 
