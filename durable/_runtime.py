@@ -446,11 +446,8 @@ class Runtime:
         deadline = loop.time() + SHUTDOWN_GRACE
         closing = {asyncio.current_task(), *own_work()}  # such work, when it closes the runtime
         while True:
-            # (A task done whose done-callback was left on a loop that stopped first is not waited for.)
-            work = {
-                task for host in list(self.hosts.live.values()) for task in host.background.tasks if not task.done()
-            }
-            work -= closing
+            work = {task for host in list(self.hosts.live.values()) for task in host.background.tasks}
+            work = {task for task in work - closing if not task.done()}  # done: its callback may be on a stopped loop
             if not work:
                 return
             left = deadline - loop.time()
