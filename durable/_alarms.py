@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import Context, ContextVar
 from typing import TYPE_CHECKING
 
 from ._clock import enter_timer_work
@@ -265,7 +265,11 @@ class AlarmScheduler:
         self._start(key, entry)
 
     def _start(self, key: Key, entry: _Entry) -> asyncio.Task[BaseException | None]:
-        task = create_task_later(asyncio.get_running_loop(), self._deliver(key, entry))
+        # In a context of its own: the timer's callback runs in a copy of the context that armed it
+        # (the commit of the alarm's write), which inside a block_concurrency_while callback or a
+        # transaction carries its gate lock (held_locks), and the alarm then passed the closed gate.
+        # workerd runs it once the callback ends (miniflare 4, 2026-04-07, tests/test_gates_cross.py).
+        task = Context().run(create_task_later, asyncio.get_running_loop(), self._deliver(key, entry))
         self._active[key] = task
         self._running.add(task)
         task.add_done_callback(self._delivery_done)
