@@ -447,9 +447,7 @@ class Runtime:
         closing = {asyncio.current_task(), *own_work()}  # such work, when it closes the runtime
         while True:
             # (A task done whose done-callback was left on a loop that stopped first is not waited for.)
-            work = {
-                task for host in list(self.hosts.live.values()) for task in host.background.tasks if not task.done()
-            }
+            work = {task for host in list(self.hosts.live.values()) for task in host.background.unfinished()}
             work -= closing
             if not work:
                 return

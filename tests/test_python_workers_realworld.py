@@ -75,6 +75,16 @@ class Resident(sdk.DurableObject):
         _js().setTimeout(lambda: FIRED.append("after reset"), 20)
         self.ctx.abort("reset")
 
+    async def arm_slow_write(self) -> None:
+        js = _js()
+
+        async def later() -> None:
+            FIRED.append("started")
+            await js.Promise.new(lambda resolve, _reject: js.setTimeout(resolve, 20))
+            self.ctx.storage.kv.put("late", True)  # after an await: the runtime may be closing
+
+        js.setTimeout(later, 0)
+
     async def sleep_then(self, ms: int) -> str:
         js = _js()
         await js.Promise.new(lambda resolve, _reject: js.setTimeout(resolve, ms))
@@ -104,6 +114,22 @@ class TestTimers:
             await stub.leave_timer()
         assert await sdk.env.RESIDENT.getByName("a").sleep_then(40) == "slept"
         assert FIRED == []
+
+    async def test_closing_waits_for_a_running_timer_callback(self, tmp_path: Any) -> None:
+        """A timer's callback is work no caller awaits, as ``wait_until`` work: ``aclose()`` lets it
+        end (its writes after an await are kept). Before, it cut the callback's event and its write
+        was lost."""
+        FIRED.clear()
+        async with durable.Runtime(path=tmp_path) as rt:
+            rt.namespace(Resident, name="RESIDENT")
+            pw.serving(rt)
+            await sdk.env.RESIDENT.getByName("a").arm_slow_write()
+            while FIRED != ["started"]:
+                await asyncio.sleep(0.001)
+        async with durable.Runtime(path=tmp_path) as rt:
+            rt.namespace(Resident, name="RESIDENT")
+            pw.serving(rt)
+            assert await sdk.env.RESIDENT.getByName("a").keys() == ["late"]
 
     async def test_order_arguments_and_intervals(self, durable_runtime: durable.Runtime) -> None:
         """workerd: ``setTimeout(b, 5); setTimeout(a, 0); setTimeout(c, 5)`` runs ``a``, ``b``,

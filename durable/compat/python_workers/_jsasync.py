@@ -134,6 +134,9 @@ class _Timer:
             log.warning("durable: a js timer of %r could not run: %s", host, exc)
             self.cancel()
             return
+        # No caller awaits the callback's event: closing the runtime waits for it, as for
+        # wait_until work, or it cut it (its writes after an await were lost).
+        host.background.hold(fut)
         if not self.repeat:
             fut.add_done_callback(self.ran)
 
