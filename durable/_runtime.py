@@ -455,7 +455,7 @@ class Runtime:
             if left <= 0:
                 log.warning(
                     "durable: closing the runtime cancels %d unfinished task(s) passed to ctx.wait_until() "
-                    "or block_concurrency_while() after waiting %.0f s for them",
+                    "or block_concurrency_while() (or js timer callbacks) after waiting %.0f s for them",
                     len(work),
                     SHUTDOWN_GRACE,
                 )
