@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._output_gate import OutputGate
 
-__all__ = ["BCW_MAX_DEPTH", "BCW_TIMEOUT", "BackgroundHost", "BackgroundWork", "own_work"]
+__all__ = ["BCW_MAX_DEPTH", "BCW_TIMEOUT", "BackgroundHost", "BackgroundWork", "enter_own_work", "own_work"]
 
 log = logging.getLogger("durable")
 
@@ -66,7 +66,13 @@ def own_work() -> tuple[asyncio.Future[Any], ...]:
 def _enter_own_work() -> None:
     task = asyncio.current_task()
     if task is not None:
-        _own_work.set((*(t for t in _own_work.get() if not t.done()), task))
+        enter_own_work(task)
+
+
+def enter_own_work(work: asyncio.Future[Any]) -> None:
+    """Mark the running code, and what it starts, as part of ``work`` (``BackgroundWork.hold``'s
+    events mark their outcome so: an ``aclose()`` they await does not wait for them)."""
+    _own_work.set((*(t for t in _own_work.get() if not t.done()), work))
 
 
 async def _as_own_work(work: Awaitable[T]) -> T:
