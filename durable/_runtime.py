@@ -446,15 +446,15 @@ class Runtime:
         deadline = loop.time() + SHUTDOWN_GRACE
         closing = {asyncio.current_task(), *own_work()}  # such work, when it closes the runtime
         while True:
-            work = {task for host in list(self.hosts.live.values()) for task in host.background.tasks}
-            work = {task for task in work - closing if not task.done()}  # done: its callback may be on a stopped loop
+            work = {task for host in list(self.hosts.live.values()) for task in host.background.unfinished()}
+            work -= closing
             if not work:
                 return
             left = deadline - loop.time()
             if left <= 0:
                 log.warning(
                     "durable: closing the runtime cancels %d unfinished task(s) passed to ctx.wait_until() "
-                    "or block_concurrency_while() after waiting %.0f s for them",
+                    "or block_concurrency_while() (or js timer callbacks) after waiting %.0f s for them",
                     len(work),
                     SHUTDOWN_GRACE,
                 )
