@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from contextvars import Context, ContextVar
+from typing import TYPE_CHECKING, Any
 
 from ._clock import enter_timer_work
 from ._context import running_host
@@ -121,6 +121,17 @@ class _Entry:
 
 def _log_failure(host: ObjectHost, attempt: int, exc: BaseException) -> None:
     log.warning("durable: alarm of %r failed (attempt %d): %s: %s", host.id, attempt, type(exc).__name__, exc)
+
+
+def _delivery_task(delivery: Coroutine[Any, Any, BaseException | None]) -> asyncio.Task[BaseException | None]:
+    """The task of an alarm's delivery, in a context of its own.
+
+    The timer's callback runs in a copy of the context that armed it (the commit of the alarm's
+    write), which inside a ``block_concurrency_while`` callback carries its gate lock
+    (``held_locks``): the alarm then passed the closed gate. workerd runs it once the callback
+    ends (miniflare 4, 2026-04-07, tests/test_gates_cross.py).
+    """
+    return Context().run(create_task_later, asyncio.get_running_loop(), delivery)
 
 
 class AlarmScheduler:
@@ -265,7 +276,7 @@ class AlarmScheduler:
         self._start(key, entry)
 
     def _start(self, key: Key, entry: _Entry) -> asyncio.Task[BaseException | None]:
-        task = create_task_later(asyncio.get_running_loop(), self._deliver(key, entry))
+        task = _delivery_task(self._deliver(key, entry))
         self._active[key] = task
         self._running.add(task)
         task.add_done_callback(self._delivery_done)

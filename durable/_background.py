@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._output_gate import OutputGate
 
-__all__ = ["BCW_MAX_DEPTH", "BCW_TIMEOUT", "BackgroundHost", "BackgroundWork", "own_work"]
+__all__ = ["BCW_MAX_DEPTH", "BCW_TIMEOUT", "BackgroundHost", "BackgroundWork", "enter_own_work", "own_work"]
 
 log = logging.getLogger("durable")
 
@@ -66,7 +66,13 @@ def own_work() -> tuple[asyncio.Future[Any], ...]:
 def _enter_own_work() -> None:
     task = asyncio.current_task()
     if task is not None:
-        _own_work.set((*(t for t in _own_work.get() if not t.done()), task))
+        enter_own_work(task)
+
+
+def enter_own_work(work: asyncio.Future[Any]) -> None:
+    """Mark the running code, and what it starts, as part of ``work`` (``BackgroundWork.hold``'s
+    events mark their outcome so: an ``aclose()`` they await does not wait for them)."""
+    _own_work.set((*(t for t in _own_work.get() if not t.done()), work))
 
 
 async def _as_own_work(work: Awaitable[T]) -> T:
@@ -109,13 +115,15 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
 class BackgroundWork:
     """The ``block_concurrency_while`` callbacks and ``wait_until`` work of one object."""
 
-    __slots__ = ("_clock", "_host", "_timeouts", "tasks")
+    __slots__ = ("_clock", "_host", "_timeouts", "tasks", "unawaited")
 
     def __init__(self, host: BackgroundHost, clock: Clock) -> None:
         self._host = host
         self._clock = clock
         self.tasks: set[asyncio.Future[Any]] = set()
         """What runs now: callbacks' tasks and ``wait_until`` work (the object is busy meanwhile)."""
+        self.unawaited: set[asyncio.Future[Any]] = set()
+        """Events running that no caller awaits (``hold``): a closing runtime waits for them too."""
         self._timeouts: dict[asyncio.Task[Any], BaseException] = {}
 
     def block_concurrency_while(self, callback: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
@@ -237,6 +245,16 @@ class BackgroundWork:
         if self._host.alarms.running:
             # Started by an alarm, hence by a timer: a mock clock's advance() waits for it too.
             self._clock.track(fut)
+
+    def hold(self, fut: asyncio.Future[Any]) -> None:
+        """``fut`` is the outcome of an event nobody awaits (a ``js`` timer's callback):
+        ``Runtime.aclose()`` waits for it as for ``wait_until`` work."""
+        self.unawaited.add(fut)
+        fut.add_done_callback(self.unawaited.discard)
+
+    def unfinished(self) -> list[asyncio.Future[Any]]:
+        """The work a closing runtime waits for: ``tasks`` and ``unawaited`` not yet done."""
+        return [task for tasks in (self.tasks, self.unawaited) for task in tasks if not task.done()]
 
     def _done(self, fut: asyncio.Future[Any]) -> None:
         self.tasks.discard(fut)

@@ -446,10 +446,7 @@ class Runtime:
         deadline = loop.time() + SHUTDOWN_GRACE
         closing = {asyncio.current_task(), *own_work()}  # such work, when it closes the runtime
         while True:
-            # (A task done whose done-callback was left on a loop that stopped first is not waited for.)
-            work = {
-                task for host in list(self.hosts.live.values()) for task in host.background.tasks if not task.done()
-            }
+            work = {task for host in list(self.hosts.live.values()) for task in host.background.unfinished()}
             work -= closing
             if not work:
                 return
@@ -457,7 +454,7 @@ class Runtime:
             if left <= 0:
                 log.warning(
                     "durable: closing the runtime cancels %d unfinished task(s) passed to ctx.wait_until() "
-                    "or block_concurrency_while() after waiting %.0f s for them",
+                    "or block_concurrency_while() (or js timer callbacks) after waiting %.0f s for them",
                     len(work),
                     SHUTDOWN_GRACE,
                 )

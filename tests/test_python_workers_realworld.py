@@ -47,6 +47,7 @@ def _js_error(name: str, message: str) -> Any:
 
 
 FIRED: list[Any] = []
+RUNTIMES: list[durable.Runtime] = []  # the running test's, for code in an object
 
 
 class Resident(sdk.DurableObject):
@@ -74,6 +75,24 @@ class Resident(sdk.DurableObject):
     async def leave_timer(self) -> None:
         _js().setTimeout(lambda: FIRED.append("after reset"), 20)
         self.ctx.abort("reset")
+
+    async def arm_slow_write(self) -> None:
+        js = _js()
+
+        async def later() -> None:
+            FIRED.append("started")
+            await js.Promise.new(lambda resolve, _reject: js.setTimeout(resolve, 20))
+            self.ctx.storage.kv.put("late", True)  # after an await: the runtime may be closing
+
+        js.setTimeout(later, 0)
+
+    async def arm_close(self) -> None:
+        async def close() -> None:
+            await asyncio.sleep(0)  # the event's own task goes on from here (not the timer's start)
+            await RUNTIMES[0].aclose()
+            FIRED.append("closed")
+
+        _js().setTimeout(close, 0)
 
     async def sleep_then(self, ms: int) -> str:
         js = _js()
@@ -104,6 +123,41 @@ class TestTimers:
             await stub.leave_timer()
         assert await sdk.env.RESIDENT.getByName("a").sleep_then(40) == "slept"
         assert FIRED == []
+
+    async def test_closing_waits_for_a_running_timer_callback(self, tmp_path: Any) -> None:
+        """A timer's callback is work no caller awaits, as ``wait_until`` work: ``aclose()`` lets it
+        end (its writes after an await are kept). Before, it cut the callback's event and its write
+        was lost."""
+        FIRED.clear()
+        async with durable.Runtime(path=tmp_path) as rt:
+            rt.namespace(Resident, name="RESIDENT")
+            pw.serving(rt)
+            await sdk.env.RESIDENT.getByName("a").arm_slow_write()
+            while FIRED != ["started"]:
+                await asyncio.sleep(0.001)
+        async with durable.Runtime(path=tmp_path) as rt:
+            rt.namespace(Resident, name="RESIDENT")
+            pw.serving(rt)
+            assert await sdk.env.RESIDENT.getByName("a").keys() == ["late"]
+
+    async def test_a_timer_callback_may_close_the_runtime(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """``aclose()`` awaited by a timer's callback does not wait for that callback (which waits
+        for it), as from ``wait_until`` work: it closes, the callback goes on."""
+        from durable import _runtime
+
+        monkeypatch.setattr(_runtime, "SHUTDOWN_GRACE", 60.0)  # a stall shows as a hang
+        FIRED.clear()
+        RUNTIMES[:] = [rt := durable.Runtime()]
+        rt.namespace(Resident, name="RESIDENT")
+        pw.serving(rt)
+        with caplog.at_level("WARNING", logger="durable"):
+            await sdk.env.RESIDENT.getByName("a").arm_close()
+            async with asyncio.timeout(10):
+                while FIRED != ["closed"]:
+                    await asyncio.sleep(0.001)
+        assert rt.closed and "unfinished task" not in caplog.text
 
     async def test_order_arguments_and_intervals(self, durable_runtime: durable.Runtime) -> None:
         """workerd: ``setTimeout(b, 5); setTimeout(a, 0); setTimeout(c, 5)`` runs ``a``, ``b``,

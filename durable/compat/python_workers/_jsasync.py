@@ -34,6 +34,7 @@ import weakref
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final
 
+from durable._background import enter_own_work
 from durable._context import running_host
 from durable._http import ExecutionContext, at_request_end
 
@@ -125,15 +126,21 @@ class _Timer:
             self.cancel()
             return
 
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
         async def event(instance: Any, ctx: Any) -> None:
+            enter_own_work(fut)  # a Runtime.aclose() the callback awaits does not wait for it
             await _call(self.callback, self.args)
 
         try:
-            fut = host.invoke("run", event, (), {})
+            host.invoke("run", event, (), {}, fut)
         except Exception as exc:  # the runtime closed, or the object is overloaded
             log.warning("durable: a js timer of %r could not run: %s", host, exc)
             self.cancel()
             return
+        # No caller awaits the callback's event: closing the runtime waits for it, as for
+        # wait_until work, or it cut it (its writes after an await were lost).
+        host.background.hold(fut)
         if not self.repeat:
             fut.add_done_callback(self.ran)
 
