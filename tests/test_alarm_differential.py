@@ -63,3 +63,53 @@ async def test_sequence_alike(
     )
     assert expected["quiet"], expected
     assert first_difference(expected, got) is None, first_difference(expected, got)
+
+
+def _sets(value: Any) -> Iterator[dict[str, Any]]:
+    return (op for op in _ops(value) if op["op"] == "set")
+
+
+def test_hour_alarms_never_share_a_time() -> None:
+    """Two sets an hour ahead get offsets 100 s apart, more than a sequence lasts, so they never
+    give the same time, whose label would be the later set's even when that set was rolled back.
+    Found by ``run_alarm.py 300 --seed 9301`` (sequence 231): the handler set ``s2`` in a
+    ``blockConcurrencyWhile()``, then ``s3`` in a transaction that threw; durable ran both in one
+    millisecond, so the kept ``s2`` time read as ``"s3"`` (workerd ``"s2"``, miniflare 4.20260426,
+    every run). Not a difference in behaviour."""
+    gen = AlarmGenerator(9301)
+    for _ in range(300):
+        far = [op["d"] for op in _sets(gen.sequence()) if op["d"] >= 3_600_000]
+        assert len(set(far)) == len(far), far
+        assert all((d - 3_600_000) % 100_000 == 0 for d in far)
+
+
+def test_handler_sleeps_differ_from_call_sleeps() -> None:
+    """A handler's sleeps are 57 and 407 ms, a call's 50 and 400 ms: equal sleeps started
+    within a millisecond of each other (a call's and the handler's that started during it), or
+    a handler's adding up to the steps' 250 ms waits, ended in an order set by latency.
+    ``run_alarm.py 300 --seed 9301`` (sequences 153 and 215) differed every time that way and
+    agreed with the handler's sleep or a wait moved 5-20 ms (miniflare 4.20260426)."""
+    gen = AlarmGenerator(9301)
+    handler: set[int] = set()
+    call: set[int] = set()
+    for _ in range(300):
+        sequence = gen.sequence()
+        handler |= {op["ms"] for op in _sleeps(sequence["handlers"])}
+        call |= {op["ms"] for op in _sleeps(sequence["steps"])}
+    assert handler == {57, 407}
+    assert call == {50, 400}
+
+
+def _sleeps(value: Any) -> Iterator[dict[str, Any]]:
+    return (op for op in _ops(value) if op["op"] == "sleep")
+
+
+def _ops(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        if "op" in value:
+            yield value
+        for item in value.values():
+            yield from _ops(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _ops(item)

@@ -151,6 +151,11 @@ class FailsOnce(durable.DurableObject):
             else:
                 await self.ctx.storage.set_alarm(when)
 
+    async def move_after_blocked_delete(self, when: int) -> None:
+        """Delete the alarm in a ``block_concurrency_while()`` callback, then set it to ``when``."""
+        await self.ctx.block_concurrency_while(self.ctx.storage.delete_alarm)
+        await self.ctx.storage.set_alarm(when)
+
     async def report(self) -> tuple[list[tuple[int, int]], int | None]:
         return self.seen, await self.ctx.storage.get_alarm()
 
@@ -197,6 +202,28 @@ async def test_a_delete_drops_the_pending_retry(clock: MockClock, steps: list[li
             await stub.change(step)
         await clock.advance(0.5)
         assert await stub.report() == ([(0, T0_MS + 1000), (0, SOON)], None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: durable commits a blockConcurrencyWhile() callback's writes apart from the caller's next ones",
+)
+async def test_a_delete_in_a_blocked_callback_then_a_set_keeps_the_retry(clock: MockClock) -> None:
+    """A call that deletes the alarm inside ``blockConcurrencyWhile()`` and then, with no wait,
+    sets it to a past time: workerd commits both writes together, so the alarm moved rather than
+    went, and the retry kept runs at once as that retry (retryCount 1, the old scheduledTime;
+    miniflare 4.20260426, every run; the same delete and set with a 50 ms sleep between them
+    drop the retry, as ``test_a_delete_drops_the_pending_retry`` has it). Found by
+    ``run_alarm.py 150 --seed 9302`` (sequence 11); also so before this session's merges
+    (fc08f11). durable commits the callback's delete on its own, which drops the retry: the
+    alarm runs as a first attempt (retryCount 0, its own time)."""
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(FailsOnce).get_by_name("blocked-delete")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1.3)
+        await stub.move_after_blocked_delete(T0_MS - 5000)
+        await clock.advance(0.5)
+        assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
 
 
 async def test_a_later_alarm_alone_still_runs_at_its_time_as_a_first_attempt(clock: MockClock) -> None:

@@ -99,6 +99,66 @@ class TestComparison:
             changed["results"][index] = 3
             assert differences(sequence, workerd, changed)
 
+    async def test_sends_after_the_stuck_client_closed(self, durable_runtime: durable.Runtime) -> None:
+        """Once the client whose listener sent and raised calls ``close()`` itself, workerd's
+        (still ``OPEN``) client goes ``CLOSING`` and refuses each later ``send()`` with
+        ``TypeError: Can't call WebSocket send() after close().``; durable's client had its 1006
+        close, so its ``close()`` changes nothing and the sends are dropped, as workerd drops
+        them after a 1006 (miniflare 4.20260426, run_ws.py 300 --seed 9301, sequence 125): not
+        compared from that ``close()`` on; a send before it still is."""
+        cmd = "cmd:" + json.dumps(
+            [{"op": "send", "ws": "self", "data": {"t": "x"}}, {"op": "throw", "message": "handler boom"}]
+        )
+        sequence = {
+            "object": "stuck-client-closed",
+            "steps": [
+                {"step": "open", "id": "c0", "tags": ["c0"], "standard": True},
+                {"step": "csend", "c": "c0", "data": {"t": cmd}},
+                {"step": "csend", "c": "c0", "data": {"t": "a"}},
+                {"step": "cclose", "c": "c0", "code": 2000},
+                {"step": "csend", "c": "c0", "data": {"t": "b"}},
+                {"step": "burst", "steps": [{"step": "csend", "c": "c0", "data": {"t": "c"}}]},
+            ],
+        }
+        got = await DurableWs(durable_runtime).run(sequence)
+        assert got["results"][2:] == ["sent", 3, "sent", ["sent"]]
+        refused = {"err": {"name": "TypeError", "message": "Can't call WebSocket send() after close()."}}
+        workerd = copy.deepcopy(got)  # as measured there
+        workerd["clients"]["c0"] = [e for e in got["clients"]["c0"] if e[0] != "close"]
+        workerd["results"][3:] = [2, refused, [refused]]
+        assert differences(sequence, workerd, got) == []
+        workerd["results"][2] = refused  # (before its close(): compared)
+        assert differences(sequence, workerd, got)
+
+    async def test_lost_connection_after_the_close_is_no_raising_listener(
+        self, durable_runtime: durable.Runtime
+    ) -> None:
+        """workerd's ``"Network connection lost."`` error event after a socket's close does not
+        count as its listener raising: a later command that would send and raise (refused, the
+        client closed) does not make that client's state uncompared (run_ws.py 300 --seed 9301,
+        sequence 209: the same state 3 on both sides was reported as a difference)."""
+        cmd = "cmd:" + json.dumps(
+            [{"op": "send", "ws": "self", "data": {"t": "x"}}, {"op": "throw", "message": "handler boom"}]
+        )
+        sequence = {
+            "object": "lost-after-close",
+            "steps": [
+                {"step": "open", "id": "c0", "tags": ["c0"], "standard": True},
+                {"step": "srv", "ops": [{"op": "close", "ws": "c0", "code": 1002}]},
+                {"step": "cclose", "c": "c0", "code": 2999},
+                {"step": "csend", "c": "c0", "data": {"t": cmd}},
+                {"step": "cstate", "c": "c0"},
+            ],
+        }
+        got = await DurableWs(durable_runtime).run(sequence)
+        assert got["results"][4] == 3
+        workerd = copy.deepcopy(got)
+        lost = "Network connection lost."
+        workerd["server"]["c0"].append(["error", lost, f"Uncaught Error: {lost}"])
+        assert differences(sequence, workerd, got) == []
+        workerd["results"][4] = 1
+        assert differences(sequence, workerd, got)
+
     def test_seeded(self) -> None:
         """The same seed draws the same sequences; every step and op kind is drawn."""
         first = [Generator(7).sequence() for _ in range(1)] + [Generator(7).sequence()]

@@ -376,20 +376,34 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
       stays ``OPEN`` in workerd for good (measured 4 s; the object's later ``close()`` does not
       reach it either, whatever the message's size), where durable's is ``CLOSED``, so from the
       step that sends it such a command the state that client reports is only "open, or closed
-      after its listener sent and raised";
+      after its listener sent and raised"; and once that client called ``close()`` itself, its
+      ``send()`` is only "dropped, or refused after close()": workerd's ``OPEN`` client went
+      ``CLOSING`` and refuses it (``TypeError``), durable's had its 1006 close, so its
+      ``close()`` changed nothing and the message is dropped, as workerd's own client does
+      after a 1006 (miniflare 4.20260426, run_ws.py seed 9301);
     - the close event of a socket accepted with ``accept()`` that got messages after its own
       ``close()``: workerd (miniflare 4.20260426) reported the client's answer with one or three
       such messages but ``1006`` (a lost connection, ``CLOSING``) with exactly two;
     - the message of a ``DataCloneError`` (JavaScript names the function by its source text).
     """
     observed = json.loads(json.dumps(observed))
-    raised = {id for id, log in observed["server"].items() if any(e[0] == "error" for e in log)}
+    # (a listener raised: not workerd's "Network connection lost." after the close, run_ws.py seed 9301)
+    raised = {
+        id
+        for id, log in observed["server"].items()
+        if any(e[0] == "error" and not _after_close(e, log[:i]) for i, e in enumerate(log))
+    }
     closed: set[str] = set(raised)  # (a lost connection leaves workerd's client CLOSING, not CLOSED)
     stuck: set[str] = set()  # (a listener sent and raised: workerd's client stays OPEN)
+    stuck_closed: set[str] = set()  # (... and then that client called close())
     for step, results, index in _client_steps(sequence["steps"], observed["results"]):
         result = results[index]
         if step["step"] == "cclose" and isinstance(result, int):
             closed.add(step["c"])
+            if step["c"] in stuck:
+                stuck_closed.add(step["c"])
+        if step["step"] == "csend" and step["c"] in stuck_closed and result in ("sent", _SEND_AFTER_CLOSE):
+            results[index] = "dropped, or refused after close()"
         if step["step"] in ("cclose", "cstate") and step["c"] in stuck and result in (1, 2, 3):
             results[index] = "open, or closed after its listener sent and raised"
         elif step["step"] in ("cclose", "cstate") and step["c"] in closed and result in (2, 3):
@@ -424,6 +438,9 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
                     if op["op"] == "list" and "ok" in result:  # (the socket is listed while it closes)
                         result["ok"] = [[i, "closing" if i == id and s in (2, 3) else s] for i, s in result["ok"]]
     return observed
+
+
+_SEND_AFTER_CLOSE = {"err": {"name": "TypeError", "message": "Can't call WebSocket send() after close()."}}
 
 
 class Error(Exception):
