@@ -130,6 +130,38 @@ class TestComparison:
         workerd["results"][2] = refused  # (before its close(): compared)
         assert differences(sequence, workerd, got)
 
+    async def test_tags_of_the_stuck_socket(self, durable_runtime: durable.Runtime) -> None:
+        """``ctx.get_tags()`` on the server socket of a client whose listener sent and raised: the
+        socket is open in workerd ("only hibernatable websockets can have tags.") and closed in
+        durable (its "you must call 'acceptWebSocket()'" message; run_ws.py 200 --seed 9303,
+        sequence 113): not compared; on another socket it still is."""
+        cmd = "cmd:" + json.dumps(
+            [{"op": "send", "ws": "self", "data": {"t": "x"}}, {"op": "throw", "message": "handler boom"}]
+        )
+        sequence = {
+            "object": "stuck-tags",
+            "steps": [
+                {"step": "open", "id": "c0", "tags": ["c0"], "standard": True},
+                {"step": "open", "id": "c1", "tags": ["c1"], "standard": True},
+                {"step": "csend", "c": "c0", "data": {"t": cmd}},
+                {"step": "srv", "ops": [{"op": "tags", "ws": "c0"}, {"op": "tags", "ws": "c1"}]},
+            ],
+        }
+        got = await DurableWs(durable_runtime).run(sequence)
+        closed, open_ = (
+            {"err": {"name": "Error", "message": m}}
+            for m in (
+                "you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket.",
+                "only hibernatable websockets can have tags.",
+            )
+        )
+        assert got["results"][3] == [closed, open_]
+        workerd = copy.deepcopy(got)
+        workerd["results"][3][0] = copy.deepcopy(open_)  # as measured there
+        assert differences(sequence, workerd, got) == []
+        workerd["results"][3][1] = copy.deepcopy(closed)  # (another socket: compared)
+        assert differences(sequence, workerd, got)
+
     async def test_lost_connection_after_the_close_is_no_raising_listener(
         self, durable_runtime: durable.Runtime
     ) -> None:

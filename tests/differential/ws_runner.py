@@ -380,7 +380,9 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
       ``send()`` is only "dropped, or refused after close()": workerd's ``OPEN`` client went
       ``CLOSING`` and refuses it (``TypeError``), durable's had its 1006 close, so its
       ``close()`` changed nothing and the message is dropped, as workerd's own client does
-      after a 1006 (miniflare 4.20260426, run_ws.py seed 9301);
+      after a 1006 (miniflare 4.20260426, run_ws.py seed 9301); for the same reason the error of
+      ``ctx.get_tags()`` on its server socket is workerd's open socket's ("only hibernatable
+      websockets can have tags.") where durable's is a closed one's (run_ws.py 200 --seed 9303);
     - the close event of a socket accepted with ``accept()`` that got messages after its own
       ``close()``: workerd (miniflare 4.20260426) reported the client's answer with one or three
       such messages but ``1006`` (a lost connection, ``CLOSING``) with exactly two;
@@ -410,6 +412,10 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
             results[index] = "closing"
         if step["step"] == "csend" and step["c"] in raised and _sends_then_throws(step):
             stuck.add(step["c"])
+        if step["step"] == "srv" and isinstance(result, list):
+            for op, outcome in zip(step["ops"], result):
+                if op["op"] == "tags" and op.get("ws") in stuck and outcome in _TAGS_REFUSED:
+                    outcome["err"]["message"] = "(tags of a socket open, or closed after its listener sent and raised)"
     _clone_messages(observed)
     lost = ["close", 1006, "WebSocket disconnected without sending Close frame.", False]
     for client, log in observed["clients"].items():
@@ -441,6 +447,11 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
 
 
 _SEND_AFTER_CLOSE = {"err": {"name": "TypeError", "message": "Can't call WebSocket send() after close()."}}
+# ``getTags()`` of a socket accepted with ``accept()``: while it is open, and once it is closed.
+_TAGS_REFUSED = [
+    {"err": {"name": "Error", "message": "only hibernatable websockets can have tags."}},
+    {"err": {"name": "Error", "message": "you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket."}},
+]  # fmt: skip
 
 
 class Error(Exception):
