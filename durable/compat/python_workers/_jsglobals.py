@@ -33,6 +33,7 @@ __all__ = [
     "Array",
     "ArrayBuffer",
     "Math",
+    "PartlyEmulated",
     "TextDecoder",
     "TextEncoder",
     "Uint8Array",
@@ -133,10 +134,30 @@ _INTEGER_FORMATS = frozenset("bBhHiIlLqQnN")
 ``Float32Array``, ``Float64Array`` or ``DataView``)."""
 
 
-class _Crypto:
-    """``js.crypto``: ``randomUUID()``, ``getRandomValues(array)``; ``subtle`` is not emulated."""
+class PartlyEmulated:
+    """A JavaScript global of which `durable` emulates some members (a subclass's): reading any
+    other raises ``NotImplementedError`` naming it, as ``js``'s globals that are not emulated do."""
 
     __slots__ = ()
+    path = ""
+    """The global's name as JavaScript code reads it (``"js.crypto"``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        from .js import _NotEmulated
+
+        return getattr(_NotEmulated(self.path), name)
+
+    def __repr__(self) -> str:
+        return f"<{self.path}>"
+
+
+class _Crypto(PartlyEmulated):
+    """``js.crypto``: ``randomUUID()``, ``getRandomValues(array)``, ``subtle.digest()``."""
+
+    __slots__ = ()
+    path = "js.crypto"
 
     @staticmethod
     def randomUUID() -> str:
@@ -179,26 +200,17 @@ class _Crypto:
         naming it (use ``hashlib``, ``hmac``)."""
         return _SUBTLE
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        from .js import _NotEmulated
-
-        return getattr(_NotEmulated("js.crypto"), name)
-
-    def __repr__(self) -> str:
-        return "<js.crypto>"
-
 
 crypto = _Crypto()
 
 _DIGESTS = {"sha-1": "sha1", "sha-256": "sha256", "sha-384": "sha384", "sha-512": "sha512", "md5": "md5"}
 
 
-class _Subtle:
+class _Subtle(PartlyEmulated):
     """``js.crypto.subtle``: ``digest``; the rest is not emulated."""
 
     __slots__ = ()
+    path = "js.crypto.subtle"
 
     @staticmethod
     def digest(algorithm: Any, data: Any, /) -> Any:
@@ -225,16 +237,6 @@ class _Subtle:
                 )
             )
         return Promise.resolve(_ArrayBuffer(hashlib.new(method, memoryview(data).cast("B")).digest()))
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        from .js import _NotEmulated
-
-        return getattr(_NotEmulated("js.crypto.subtle"), name)
-
-    def __repr__(self) -> str:
-        return "<js.crypto.subtle>"
 
 
 _SUBTLE = _Subtle()

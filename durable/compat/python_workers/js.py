@@ -34,6 +34,7 @@ from ._jsglobals import ERRORS as _ERRORS
 from ._jsglobals import Array as Array
 from ._jsglobals import ArrayBuffer as ArrayBuffer
 from ._jsglobals import Math as Math
+from ._jsglobals import PartlyEmulated as _PartlyEmulated
 from ._jsglobals import TextDecoder as TextDecoder
 from ._jsglobals import TextEncoder as TextEncoder
 from ._jsglobals import Uint8Array as Uint8Array
@@ -238,26 +239,19 @@ class Date:
         return int(time.time() * 1000)
 
 
-class _Performance:
+class _Performance(_PartlyEmulated):
     """``js.performance``: ``now()`` and ``timeOrigin``, as workerd gives them (measured, miniflare
     4): ``timeOrigin`` is 0 and ``now()`` is ``Date.now()`` (so inside a Durable Object it is the
     object's clock, which a ``MockClock`` moves). Other members raise ``NotImplementedError``."""
 
     __slots__ = ()
+    path = "js.performance"
 
     timeOrigin = 0
 
     @staticmethod
     def now() -> int:
         return Date.now()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(_NotEmulated("js.performance"), name)
-
-    def __repr__(self) -> str:
-        return "<js.performance>"
 
 
 performance = _Performance()
