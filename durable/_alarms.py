@@ -43,6 +43,7 @@ from ._exceptions import DurableError, ObjectAbortedError
 from ._object import AlarmInfo
 
 if TYPE_CHECKING:
+    from ._alarm_state import AlarmState
     from ._clock import Clock, TimerHandle
     from ._directory import StorageDirectory
     from ._host import ObjectHost
@@ -184,7 +185,7 @@ class AlarmScheduler:
         if when_ms is not None:
             self._index.index_alarm(key, when_ms)
 
-    def after_commit(self, key: Key, when_ms: int | None) -> None:
+    def after_commit(self, key: Key, when_ms: int | None, alarms: AlarmState | None = None) -> None:
         """Object ``key`` committed ``when_ms`` as its alarm: unindex a cleared one, set the timer.
 
         An alarm committed unchanged (a ``transaction()`` that set it and rolled back) keeps its
@@ -197,9 +198,23 @@ class AlarmScheduler:
         alarm overdue and runs the handler for it (with its retry count and old scheduled time,
         ``AlarmState.run``); if that attempt fails, the new alarm runs at once as a first attempt.
         One not due by then runs at its own time as a first attempt. A delete drops the retry.
+        Given ``alarms`` (nothing waited for the commit, so nothing shows it confirmed yet), it
+        drops it one loop iteration later, and only if the object has not set or deleted its
+        alarm again by then (:meth:`_deletion_confirmed`).
         """
         if when_ms is None:
             self._index.unindex_alarm(key)
+            old = self._entries.get(key)
+            if (
+                alarms is not None
+                and old is not None
+                and old.failures
+                and old.handle is not None
+                and key not in self._active
+                and (loop := asyncio._get_running_loop()) is not None
+            ):
+                loop.call_soon(self._deletion_confirmed, key, old, alarms, alarms.writes)
+                return
         else:
             old = self._entries.get(key)
             if old is not None and old.handle is not None and key not in self._active:
@@ -209,6 +224,29 @@ class AlarmScheduler:
                     old.moved_to = when_ms
                     return
         self.schedule(key, when_ms)
+
+    def _deletion_confirmed(self, key: Key, entry: _Entry, alarms: AlarmState, writes: int) -> None:
+        """The commit that deleted the alarm of ``key`` while ``entry``'s retry was pending is confirmed.
+
+        workerd tells its alarm scheduler of a deletion (or a move to a later time) only once the
+        commit is confirmed, and not at all if the alarm was written again meanwhile (its "alarm
+        version" changed): then the later write reaches the scheduler alone, and an alarm set
+        again moves the pending retry instead of replacing it. Measured with miniflare
+        4.20260426, SQLite- and KV-backed alike: a call that deletes the alarm and sets it to a
+        past time with no wait between (in one commit, or the delete in a
+        ``blockConcurrencyWhile()`` callback whose caller then sets it, or the set in a callback
+        the caller starts right after the delete, or nested callbacks) keeps the retry
+        (retryCount 1, at its time); with a ``setTimeout(0)``, ``sync()``, a second callback, a
+        ``transaction()`` in the callback or another event between, the retry is dropped and the
+        set alarm runs at once as a first attempt (tests/test_alarm_fuzz_found.py).
+        durable's commit is confirmed when it ends; the deletion is announced one loop iteration
+        later, which orders those cases as workerd does.
+        """
+        if alarms.writes != writes or self._entries.get(key) is not entry:
+            return  # written again since (its own commit announces it), or rescheduled already
+        if entry.handle is None or key in self._active:
+            return  # its retry runs now: a deletion found by the handler's run (AlarmState.run)
+        self.schedule(key, None)
 
     def namespace_bound(self, name: str) -> None:
         """A namespace was registered: schedule the persisted alarms of its objects."""
