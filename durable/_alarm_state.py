@@ -14,7 +14,8 @@ Rules, and the Cloudflare behaviour each mirrors:
   (workerd's "Alarm exceeded its allowed execution time").
 - A changed alarm reaches the runtime's scheduler only with the commit that makes it durable
   (:meth:`AlarmState.before_commit`, :meth:`AlarmState.after_commit`, called by the output gate),
-  so an alarm written by a turn that is rolled back never fires.
+  so an alarm written by a turn that is rolled back never fires; ``writes`` counts alarm writes,
+  so that a deletion the scheduler hears of late is dropped if the alarm was written since.
 
 Layer 0: it knows its object (an ``ObjectHost``) only by type, and uses its ``db``, its ``gen``
 (generation: a reset during the handler ends it), its ``runtime``'s two alarm hooks and clock,

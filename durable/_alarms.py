@@ -16,7 +16,9 @@ Cloudflare's alarm rules (docs/alarms.md), as implemented here:
   retried with the same backoff but does not count, as in workerd: the next attempt gets the
   same ``retry_count``, and such failures alone never give the alarm up (the delay stops
   growing at 1024 s, workerd's cap). An alarm set while the handler runs replaces the retry;
-  one deleted leaves it pending, and an alarm set before its time runs as the retry.
+  one deleted leaves it pending, and an alarm set before its time runs as the retry. A call's
+  deletion drops a pending retry once its commit is confirmed (at once if a result waited for it,
+  else a loop iteration later), unless the alarm was written again by then (``_defer_deletion``).
 - At most one ``alarm()`` runs per object at a time (Cloudflare documents this): an alarm that
   falls due while the handler runs, typically one the handler set in the past, waits and runs
   when the handler ends.
