@@ -14,7 +14,8 @@ Rules, and the Cloudflare behaviour each mirrors:
   (workerd's "Alarm exceeded its allowed execution time").
 - A changed alarm reaches the runtime's scheduler only with the commit that makes it durable
   (:meth:`AlarmState.before_commit`, :meth:`AlarmState.after_commit`, called by the output gate),
-  so an alarm written by a turn that is rolled back never fires.
+  so an alarm written by a turn that is rolled back never fires; ``writes`` counts alarm writes,
+  so that a deletion the scheduler hears of late is dropped if the alarm was written since.
 
 Layer 0: it knows its object (an ``ObjectHost``) only by type, and uses its ``db``, its ``gen``
 (generation: a reset during the handler ends it), its ``runtime``'s two alarm hooks and clock,
@@ -59,6 +60,7 @@ class AlarmState:
         "reset",
         "running",
         "started",
+        "writes",
     )
 
     def __init__(self, owner: ObjectHost) -> None:
@@ -78,6 +80,9 @@ class AlarmState:
         """The savepoint depth at which ``changed`` became true, if inside a ``transaction()``:
         rolling that savepoint back makes it false again. ``None``: at depth 0 (or not changed)."""
         self._committing: int | None = None
+        self.writes = 0
+        """How many times the alarm was set or deleted (workerd's alarm version): a deletion whose
+        commit is confirmed after a later write is not announced (``AlarmScheduler.after_commit``)."""
         self._dirty_depth: int | None = None
         """While the handler runs: the shallowest savepoint depth (``transaction()`` nesting) whose
         uncommitted writes set or deleted the alarm; they make ``reset`` true once they reach depth
@@ -85,6 +90,7 @@ class AlarmState:
 
     def written(self) -> None:
         """The alarm was set or deleted: the scheduler re-arms it after the commit."""
+        self.writes += 1
         depth = self._owner.db.savepoint_depth
         if not self.changed:
             self.changed = True
@@ -163,9 +169,14 @@ class AlarmState:
         """The changed alarm (read by :meth:`take_change`) is about to commit."""
         self._owner.runtime.alarm_before_commit(self._owner, self._committing)
 
-    def after_commit(self) -> None:
-        """The changed alarm committed: the scheduler arms it."""
-        self._owner.runtime.alarm_after_commit(self._owner, self._committing)
+    def after_commit(self, unwaited: bool = False) -> None:
+        """The changed alarm committed: the scheduler arms it.
+
+        ``unwaited``: no result or waiter waited for this commit, so nothing shows that it is
+        confirmed yet; the scheduler may hear of a deletion a loop iteration later
+        (``AlarmScheduler.after_commit``).
+        """
+        self._owner.runtime.alarm_after_commit(self._owner, self._committing, unwaited=unwaited)
 
     def restored(self) -> None:
         """The storage was restored (point-in-time recovery): announce its alarm as of a commit."""

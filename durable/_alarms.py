@@ -16,7 +16,9 @@ Cloudflare's alarm rules (docs/alarms.md), as implemented here:
   retried with the same backoff but does not count, as in workerd: the next attempt gets the
   same ``retry_count``, and such failures alone never give the alarm up (the delay stops
   growing at 1024 s, workerd's cap). An alarm set while the handler runs replaces the retry;
-  one deleted leaves it pending, and an alarm set before its time runs as the retry.
+  one deleted leaves it pending, and an alarm set before its time runs as the retry. A call's
+  deletion drops a pending retry once its commit is confirmed (at once if a result waited for it,
+  else a loop iteration later), unless the alarm was written again by then (``_defer_deletion``).
 - At most one ``alarm()`` runs per object at a time (Cloudflare documents this): an alarm that
   falls due while the handler runs, typically one the handler set in the past, waits and runs
   when the handler ends.
@@ -43,6 +45,7 @@ from ._exceptions import DurableError, ObjectAbortedError
 from ._object import AlarmInfo
 
 if TYPE_CHECKING:
+    from ._alarm_state import AlarmState
     from ._clock import Clock, TimerHandle
     from ._directory import StorageDirectory
     from ._host import ObjectHost
@@ -134,6 +137,40 @@ def _delivery_task(delivery: Coroutine[Any, Any, BaseException | None]) -> async
     return Context().run(create_task_later, asyncio.get_running_loop(), delivery)
 
 
+def _defer_deletion(scheduler: AlarmScheduler, key: Key, entry: _Entry, alarms: AlarmState) -> bool:
+    """Drop the pending retry (``entry``) of ``key``, whose alarm a commit nothing waited for
+    deleted, only once that commit is confirmed: one loop iteration later
+    (:func:`_deletion_confirmed`). ``False`` if no loop runs: the caller drops it at once.
+
+    workerd tells its alarm scheduler of a deletion (or a move to a later time) only once the
+    commit is confirmed, and not at all if the alarm was written again meanwhile (its "alarm
+    version" changed): then the later write reaches the scheduler alone, and an alarm set again
+    moves the pending retry instead of replacing it. Measured with miniflare 4.20260426, SQLite-
+    and KV-backed alike: a call that deletes the alarm and sets it to a past time with nothing
+    between but reads, the end of a ``blockConcurrencyWhile()`` callback that deleted it, or the
+    start of one that sets it, keeps the retry (retryCount 1, at its time); a ``setTimeout(0)``,
+    ``sync()``, a second callback, a ``transaction()`` in the callback or another event between
+    them drop it, and the set alarm runs at once as a first attempt
+    (tests/test_alarm_fuzz_found.py). A commit a result or a waiter waited for is confirmed at
+    once: its waiters are released only after the scheduler heard of it, as in workerd.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    loop.call_soon(_deletion_confirmed, scheduler, key, entry, alarms, alarms.writes)
+    return True
+
+
+def _deletion_confirmed(scheduler: AlarmScheduler, key: Key, entry: _Entry, alarms: AlarmState, writes: int) -> None:
+    """The commit that deleted the alarm of ``key`` while ``entry``'s retry was pending is
+    confirmed: drop the retry, unless the object wrote its alarm again since (its own commit
+    announces that), or ``entry`` is no longer waiting (its timer fired: the handler's run finds
+    the deletion, ``AlarmState.run``; it was rescheduled, forgotten by a reset or stopped)."""
+    if alarms.writes == writes and entry.handle is not None and not entry.forgotten:
+        scheduler.schedule(key, None)
+
+
 class AlarmScheduler:
     """One per runtime. Keys are ``(namespace name, id hex)``.
 
@@ -184,30 +221,31 @@ class AlarmScheduler:
         if when_ms is not None:
             self._index.index_alarm(key, when_ms)
 
-    def after_commit(self, key: Key, when_ms: int | None) -> None:
+    def after_commit(self, key: Key, when_ms: int | None, alarms: AlarmState | None = None) -> None:
         """Object ``key`` committed ``when_ms`` as its alarm: unindex a cleared one, set the timer.
 
         An alarm committed unchanged (a ``transaction()`` that set it and rolled back) keeps its
-        pending timer, and so its retry count, as in workerd, which schedules nothing when the
-        stored alarm did not change (measured with miniflare: the retries go on at 2 s, 4 s...).
-
-        An alarm set while a retry is pending keeps the retry, as in workerd (measured with
-        miniflare 4, also after an earlier set to a time past the retry's, in its own commit):
-        its scheduler queues the new time behind the pending retry, which then finds the stored
-        alarm overdue and runs the handler for it (with its retry count and old scheduled time,
-        ``AlarmState.run``); if that attempt fails, the new alarm runs at once as a first attempt.
-        One not due by then runs at its own time as a first attempt. A delete drops the retry.
+        timer and retry count, as workerd schedules nothing then (measured with miniflare: the
+        retries go on at 2 s, 4 s...). One set while a retry is pending keeps the retry, as in
+        workerd (miniflare 4, also after an earlier set past the retry's time, in its own commit):
+        the retry finds the stored alarm overdue and runs the handler for it (its retry count and
+        old scheduled time, ``AlarmState.run``); if it fails, the new alarm runs at once as a first
+        attempt. One not due by then runs at its own time as a first attempt. A delete drops the
+        retry (given ``alarms``, once the commit is confirmed: ``_defer_deletion``).
         """
+        old = self._entries.get(key)
+        if old is not None and (old.handle is None or key in self._active):
+            old = None  # not waiting: its handler runs (or its timer is not armed)
         if when_ms is None:
             self._index.unindex_alarm(key)
-        else:
-            old = self._entries.get(key)
-            if old is not None and old.handle is not None and key not in self._active:
-                if old.scheduled_ms == when_ms and old.moved_to is None:
-                    return
-                if old.failures:
-                    old.moved_to = when_ms
-                    return
+            if alarms is not None and old is not None and old.failures and _defer_deletion(self, key, old, alarms):
+                return
+        elif old is not None:
+            if old.scheduled_ms == when_ms and old.moved_to is None:
+                return
+            if old.failures:
+                old.moved_to = when_ms
+                return
         self.schedule(key, when_ms)
 
     def namespace_bound(self, name: str) -> None:

@@ -142,8 +142,8 @@ class HostRuntime(Protocol):
     def alarm_before_commit(self, host: ObjectHost, when_ms: int | None) -> None:
         """``host`` is about to commit ``when_ms`` as its alarm (``None``: none)."""
 
-    def alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None:
-        """``host`` committed ``when_ms`` as its alarm (``None``: none)."""
+    def alarm_after_commit(self, host: ObjectHost, when_ms: int | None, *, unwaited: bool = False) -> None:
+        """``host`` committed ``when_ms`` as its alarm (``None``: none); ``unwaited``: nothing waited for that commit."""
 
 
 class _EventRest:

@@ -244,8 +244,8 @@ class AlarmCommits(Protocol):
         """The changed alarm is about to commit."""
         ...
 
-    def after_commit(self) -> None:
-        """The changed alarm committed."""
+    def after_commit(self, unwaited: bool = False) -> None:
+        """The changed alarm committed; ``unwaited``: no result or waiter waits for this commit."""
         ...
 
 
@@ -440,7 +440,8 @@ class OutputGate:
             owner.reset(error)
             return
         if alarm_changed:
-            alarms.after_commit()
+            # (Results held by this commit are released only after the scheduler heard of it.)
+            alarms.after_commit(batch is None or not (batch.held or batch.waiters))
         if batch is None:
             return
         held = batch.held

@@ -391,9 +391,9 @@ class Runtime:
         """``host`` is about to commit ``when_ms`` as its alarm (``None``: none)."""
         self._alarms.before_commit(host.key, when_ms)
 
-    def alarm_after_commit(self, host: ObjectHost, when_ms: int | None) -> None:
-        """``host`` committed ``when_ms`` as its alarm (``None``: none)."""
-        self._alarms.after_commit(host.key, when_ms)
+    def alarm_after_commit(self, host: ObjectHost, when_ms: int | None, *, unwaited: bool = False) -> None:
+        """``host`` committed ``when_ms`` as its alarm (``None``: none); ``unwaited``: nothing waited for that commit."""
+        self._alarms.after_commit(host.key, when_ms, host.alarms if unwaited else None)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ class FakeRuntime:
     def alarm_before_commit(self, host: Any, when_ms: int | None) -> None:
         self.announced.append(("before", when_ms))
 
-    def alarm_after_commit(self, host: Any, when_ms: int | None) -> None:
+    def alarm_after_commit(self, host: Any, when_ms: int | None, *, unwaited: bool = False) -> None:
         self.announced.append(("after", when_ms))
 
 
