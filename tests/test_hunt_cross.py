@@ -170,6 +170,8 @@ class Timer(durable.DurableObject):
             await self.ctx.storage.put("mode", await self.ctx.storage.get_current_bookmark())
         elif mode == "wait":
             await self.env.go.wait()
+        elif isinstance(mode, str) and mode.startswith("restore:"):
+            await self.restore(mode.removeprefix("restore:"))
 
 
 @pytest.fixture
@@ -388,6 +390,20 @@ class TestRestoreWithAlarms:
         stub = rt.namespace(Timer).get_by_name("timer")
         assert (await stub.get_alarm(), await stub.get("mode")) == (None, None)
         assert [e for e in rt.env.log if e != "ctor"] == [("alarm", "wait", 0, 0)]
+
+    async def test_a_restore_asked_for_in_the_handler_runs_in_its_retry(self, rt: durable.Runtime) -> None:
+        """alarm() restores a state that has its alarm and aborts: the attempt fails (abort() in
+        the handler is retried, as in workerd), and the retry, retry_count 1, runs on the restored
+        storage."""
+        stub = rt.namespace(Timer).get_by_name("timer")
+        await stub.arm(T0 * 1000 + 5_000)
+        bookmark = await stub.bookmark()
+        await stub.arm(T0 * 1000 + 5_000, f"restore:{bookmark}")
+        await mock(rt).advance(10)
+        log = [e for e in rt.env.log if e != "ctor"]
+        assert log == [("alarm", f"restore:{bookmark}", 0, 0), ("alarm", None, 1, 0)]
+        stub = rt.namespace(Timer).get_by_name("timer")
+        assert (await stub.get_alarm(), await stub.get("mode")) == (None, None)
 
     async def test_a_restore_while_a_retry_waits_runs_the_bookmarks_alarm(self, rt: durable.Runtime) -> None:
         """The alarm failed and waits for its retry (2 s later); a restore to a state whose alarm is

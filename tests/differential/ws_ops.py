@@ -70,7 +70,7 @@ class Generator:
         self.seed = seed
         self.resets = random.Random(seed + 1) if resets else None
         """With ``resets``, ops also write and read ``ctx.storage.kv`` and reset the object
-        (``abort``), drawn from this second stream so that the main one, and so every other
+        (``abort``, in a call, a command or the ops ``webSocketClose`` runs), drawn from this second stream so that the main one, and so every other
         step, stays what the same seed draws without them."""
 
     def sequence(self) -> Sequence:
@@ -210,6 +210,8 @@ class Generator:
                 op["ms"] = ms
         elif kind == "on_close":
             op["ops"] = [] if rng.random() < 0.3 else self.ops(rng.randint(1, 2), handler=True, own=True)
+            if self.resets is not None and self.resets.random() < 0.2:  # a close handler that resets
+                op["ops"] = [*op["ops"], {"op": "abort", "reason": "reset by the test"}]
         return op
 
     def value(self) -> Any:

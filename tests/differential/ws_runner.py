@@ -416,6 +416,7 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
     stuck: set[str] = set()  # (a listener sent and raised: workerd's client stays OPEN)
     stuck_closed: set[str] = set()  # (... and then that client called close())
     opened: set[str] = set()
+    armed = False  # (a close handler may reset the object)
     for step, results, index in _client_steps(sequence["steps"], observed["results"]):
         result = results[index]
         if step["step"] == "open":
@@ -436,7 +437,8 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
             for op, outcome in zip(step["ops"], result):
                 if op["op"] == "tags" and op.get("ws") in stuck and outcome in _TAGS_REFUSED:
                     outcome["err"]["message"] = "(tags of a socket open, or closed after its listener sent and raised)"
-        if _resets(step):  # (a reset drops every connection: workerd's clients are left CLOSING)
+        armed = armed or _arms_a_resetting_close(step)
+        if armed or _resets(step):  # (a reset drops every connection: workerd's clients are left CLOSING)
             closed |= opened
     _clone_messages(observed)
     lost = ["close", 1006, "WebSocket disconnected without sending Close frame.", False]
@@ -499,21 +501,31 @@ def _sends_then_throws(step: Step) -> bool:
     return bool(throws) and any(op["op"] == "send" and op["ws"] in ("self", step["c"]) for op in ops[: throws[0]])
 
 
-def _resets(step: Step) -> bool:
-    """Whether a step may reset the object: ops that reach an ``abort`` (in a call, or in a
-    client's command; not one after a ``throw``, which never runs)."""
+def _ops_of(step: Step) -> list[Step]:
+    """The server ops a step runs: a call's, or a client's command's."""
     if step["step"] == "srv":
-        ops = step["ops"]
-    elif step["step"] == "csend" and str(step["data"].get("t", "")).startswith("cmd:"):
-        ops = json.loads(step["data"]["t"][4:])
-    else:
-        return False
-    for op in ops:
+        ops: list[Step] = step["ops"]
+        return ops
+    if step["step"] == "csend" and str(step["data"].get("t", "")).startswith("cmd:"):
+        return list(json.loads(step["data"]["t"][4:]))
+    return []
+
+
+def _resets(step: Step) -> bool:
+    """Whether a step may reset the object: ops that reach an ``abort`` (not one after a
+    ``throw``, which never runs)."""
+    for op in _ops_of(step):
         if op["op"] == "throw":
             return False
         if op["op"] == "abort":
             return True
     return False
+
+
+def _arms_a_resetting_close(step: Step) -> bool:
+    """Whether a step sets ``webSocketClose`` ops that reset the object: from then on any close
+    may reset it."""
+    return any(op["op"] == "on_close" and any(o["op"] == "abort" for o in op["ops"]) for op in _ops_of(step))
 
 
 def _client_steps(steps: list[Step], results: list[Any]) -> Iterator[tuple[Step, list[Any], int]]:
