@@ -29,7 +29,7 @@ they were: the woken instance reads the restored storage with the same sockets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -84,8 +84,13 @@ class Room(durable.DurableObject):
         return [(self.ctx.get_tags(ws), ws.deserialize_attachment()) for ws in self.ctx.get_web_sockets()]
 
     async def hold_then_restore(self, bookmark: str) -> None:
-        """Holds the object in block_concurrency_while() for a moment, then restores."""
-        await self.ctx.block_concurrency_while(lambda: asyncio.sleep(0.05))
+        """Holds the object in block_concurrency_while() until ``env.go``, then restores."""
+
+        async def hold() -> None:
+            self.env.log.append(("held",))
+            await self.env.go.wait()
+
+        await self.ctx.block_concurrency_while(hold)
         await self.restore(bookmark)
 
     async def fail_in_bcw(self) -> None:
@@ -180,6 +185,13 @@ async def rt() -> AsyncIterator[durable.Runtime]:
     async with durable.Runtime(clock=MockClock(start=T0), point_in_time_recovery=True, vars=env) as runtime:
         runtime.namespace(Room, name="ROOM")
         yield runtime
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Returns once ``condition()`` holds (polled; fails after 5 s of real time)."""
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.001)
 
 
 def mock(rt: durable.Runtime) -> MockClock:
@@ -290,8 +302,11 @@ class TestRestoreWithSockets:
         stub, bookmark = await two_states(rt)
         async with websocket(stub, "http://room/") as ws:
             call = asyncio.ensure_future(stub.hold_then_restore(bookmark))
-            await asyncio.sleep(0.01)
+            await until(lambda: ("held",) in rt.env.log)
             ws.send("held")
+            for _ in range(20):
+                await asyncio.sleep(0)  # (the message reaches the object's gate)
+            rt.env.go.set()
             with pytest.raises(durable.ObjectResetError):
                 await call
             assert await closed(ws) == (LOST,)
@@ -308,10 +323,8 @@ class TestRestoreWithSockets:
             await asyncio.sleep(0)
         with pytest.raises(durable.ObjectResetError):
             await caller.abort()
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await until(lambda: ("close", 1006) in rt.env.log)
         assert await rt.namespace(Room).get_by_name("far").sockets() == []
-        assert ("close", 1006) in rt.env.log
 
     @pytest.mark.parametrize("how", ["block_concurrency_while", "failed commit", "evict"])
     async def test_other_restarts_apply_a_pending_restore(self, rt: durable.Runtime, how: str) -> None:
@@ -381,8 +394,7 @@ class TestRestoreWithAlarms:
         bookmark = await stub.bookmark()
         await stub.arm(T0 * 1000 + 50, "wait")
         advance = asyncio.ensure_future(mock(rt).advance(300))
-        while ("alarm", "wait", 0, 0) not in rt.env.log:
-            await asyncio.sleep(0.001)
+        await until(lambda: ("alarm", "wait", 0, 0) in rt.env.log)
         with pytest.raises(durable.ObjectResetError):
             await stub.restore(bookmark)
         rt.env.go.set()
