@@ -166,6 +166,7 @@ class Timer(durable.DurableObject):
     async def alarm(self, info: durable.AlarmInfo) -> None:
         mode = await self.ctx.storage.get("mode")
         self.env.log.append(("alarm", mode, info.retry_count, len(self.ctx.get_web_sockets())))
+        self.env.names.append(self.ctx.id.name)
         if mode == "abort":
             await self.ctx.storage.put("mode", "done")  # awaited, and lost all the same
             self.ctx.abort("alarm abort")
@@ -181,7 +182,7 @@ class Timer(durable.DurableObject):
 
 @pytest.fixture
 async def rt() -> AsyncIterator[durable.Runtime]:
-    env = {"log": [], "go": asyncio.Event()}
+    env = {"log": [], "go": asyncio.Event(), "names": []}
     async with durable.Runtime(clock=MockClock(start=T0), point_in_time_recovery=True, vars=env) as runtime:
         runtime.namespace(Room, name="ROOM")
         yield runtime
@@ -416,6 +417,22 @@ class TestRestoreWithAlarms:
         assert log == [("alarm", f"restore:{bookmark}", 0, 0), ("alarm", None, 1, 0)]
         stub = rt.namespace(Timer).get_by_name("timer")
         assert (await stub.get_alarm(), await stub.get("mode")) == (None, None)
+
+    async def test_a_restore_to_before_the_first_write_keeps_the_name(self, rt: durable.Runtime) -> None:
+        """The bookmark of an object never written names the empty state; restored to it, the
+        object still knows its name (``ctx.id.name``) when its alarm wakes it after an eviction."""
+        stub = rt.namespace(Timer).get_by_name("timer")
+        empty = await stub.bookmark()
+        await stub.arm(T0 * 1000 + 5_000, "named")
+        with pytest.raises(durable.ObjectResetError):
+            await stub.restore(empty)
+        stub = rt.namespace(Timer).get_by_name("timer")
+        assert (await stub.get("mode"), await stub.get_alarm()) == (None, None)
+        await stub.arm(T0 * 1000 + 5_000)
+        await evict(stub)
+        await mock(rt).advance(10)
+        assert rt.env.log[-1] == ("alarm", None, 0, 0)
+        assert rt.env.names[-1] == "timer"
 
     async def test_a_restore_while_a_retry_waits_runs_the_bookmarks_alarm(self, rt: durable.Runtime) -> None:
         """The alarm failed and waits for its retry (2 s later); a restore to a state whose alarm is
