@@ -5,7 +5,9 @@ sent together) with waits between them, and the programs its ``alarm()`` handler
 2nd, ... invocation. Ops set the alarm to ``now + d`` (d in the past, now, 1-100 ms, an hour and
 some, distinct for each set), read and delete it, write and read storage, ``deleteAll()``, nest
 in ``transaction()`` (committed, rolled back, thrown) and ``blockConcurrencyWhile()``, and sleep
-(so RPCs arrive while handlers run); handlers can also throw, at most once per sequence (workerd retries 2 s later).
+(so RPCs arrive while handlers run); handlers can also throw, at most once per sequence (workerd retries 2 s later),
+or, with ``AlarmGenerator(seed, resets=True)`` (``run_alarm.py --resets``), reset the object with
+``ctx.abort()`` instead.
 After the steps both sides wait until no alarm is due within a minute and no handler runs, then
 report the log of every op (who ran it, what it returned, in order), each handler's
 ``retryCount`` / ``isRetry`` / ``scheduledTime``, the final alarm and storage. Times are compared
@@ -34,10 +36,14 @@ DEADLINE_S = 8.0
 class AlarmGenerator:
     """Draws sequences from a seeded ``random.Random``."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, *, resets: bool = False) -> None:
         self.random = random.Random(seed)
         self._labels = 0
         self._throw = False
+        self._resets = random.Random(seed + 1) if resets else None
+        """With ``resets``, half the handlers' ``throw`` ops are ``abort`` (``ctx.abort()``: the
+        object is reset, the attempt fails), often after a ``put`` that the reset loses; drawn from
+        this second stream, so that the main one draws what the same seed draws without it."""
 
     def _set(self) -> Op:
         r = self.random
@@ -101,10 +107,27 @@ class AlarmGenerator:
         for _ in range(r.randint(0, 3)):
             program = [self._op(True) for _ in range(r.randint(0, 3))]
             if self._throw and r.random() < 0.5:
-                program.insert(r.randint(0, len(program)), {"op": "throw"})
+                at = r.randint(0, len(program))
+                program.insert(at, {"op": "throw"})
                 self._throw = False
+                if self._resets is not None and self._resets.random() < 0.5:
+                    program[at : at + 1] = self._abort()
             handlers.append(program)
+        extra = self._resets
+        placed = any(op["op"] in ("throw", "abort") for program in handlers for op in program)
+        if extra is not None and not placed and handlers and extra.random() < 0.4:
+            program = extra.choice(handlers)  # (no throw was drawn: an abort instead)
+            at = extra.randint(0, len(program))
+            program[at:at] = self._abort()
         return {"steps": steps, "handlers": handlers}
+
+    def _abort(self) -> list[Op]:
+        """An ``abort``, often after a ``put`` that the reset loses (drawn from the second stream)."""
+        extra = self._resets
+        assert extra is not None
+        if extra.random() < 0.6:
+            return [{"op": "put", "k": extra.choice("ab"), "v": extra.randint(10, 19)}, {"op": "abort"}]
+        return [{"op": "abort"}]
 
 
 # -- the durable side ----------------------------------------------------------------------------
@@ -231,6 +254,7 @@ class AlarmFuzz(durable.DurableObject):
         state.current = info.scheduled_time
         seen = {"retryCount": info.retry_count, "isRetry": info.is_retry, "scheduled": self._label(info.scheduled_time)}
         state.log.append([who, "start", seen])
+        ended = False
         try:
             program = state.handlers[number] if number < len(state.handlers) else []
             for op in program:
@@ -240,37 +264,59 @@ class AlarmFuzz(durable.DurableObject):
                         state.log.append([who, "throw", None])
                         raise Failed("alarm failed")
                     continue
+                if op["op"] == "abort":
+                    if not state.thrown:
+                        state.thrown = True
+                        state.log.append([who, "abort", None])
+                        state.running -= 1  # (as alarm_worker.js, where abort() ends the code: no finally)
+                        state.current = None
+                        ended = True
+                        self.ctx.abort("alarm abort")
+                    continue
                 await self._step(self.ctx.storage, op, who)
             state.log.append([who, "end", None])
         finally:
-            state.running -= 1
-            state.current = None
+            if not ended:
+                state.running -= 1
+                state.current = None
+
+
+async def _failed(call: Any) -> Any:
+    """The result of ``call``, or ``{"failed": message}`` if the object was reset while it ran (the
+    ``abort`` op; ``failed`` in alarm_worker.js)."""
+    try:
+        return await call
+    except durable.ObjectResetError as exc:
+        return {"failed": str(exc)}
 
 
 async def run_durable(namespace: durable.Namespace[AlarmFuzz], name: str, sequence: Sequence) -> dict[str, Any]:
     """Run ``sequence`` in the object ``name`` as the Worker of alarm_worker.js does; its report."""
-    stub: Any = namespace.get_by_name(name)
-    await stub.setup(sequence["handlers"])
+
+    def fresh() -> Any:  # (one whose object was reset, the "abort" op, is broken for good)
+        return namespace.get_by_name(name)
+
+    await fresh().setup(sequence["handlers"])
     returned = []
     number = 0
     for step in sequence["steps"]:
         if "wait" in step:
             await asyncio.sleep(step["wait"] / 1000)
         elif "rpcs" in step:
-            calls = [stub.run(number + n, ops) for n, ops in enumerate(step["rpcs"])]
+            calls = [_failed(fresh().run(number + n, ops)) for n, ops in enumerate(step["rpcs"])]
             returned.extend(await asyncio.gather(*calls))
             number += len(calls)
         else:
-            returned.append(await stub.run(number, step["rpc"]))
+            returned.append(await _failed(fresh().run(number, step["rpc"])))
             number += 1
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DEADLINE_S
     quiet = 0
     while loop.time() < deadline and quiet < QUIET_POLLS:
         await asyncio.sleep(0.05)
-        seen = await stub.peek()
+        seen = await fresh().peek()
         quiet = quiet + 1 if seen["running"] == 0 and seen["far"] else 0
-    final = await stub.final()
+    final = await fresh().final()
     return {"returned": returned, **final, "quiet": quiet >= QUIET_POLLS}
 
 

@@ -128,6 +128,7 @@ export class AlarmFuzz extends DurableObject {
     s.running++;
     s.current = info?.scheduledTime ?? null;
     s.log.push([who, "start", { retryCount: info?.retryCount, isRetry: info?.isRetry, scheduled: this.label(info?.scheduledTime) }]);
+    let ended = false;
     try {
       const program = s.handlers[number] ?? [];
       for (const op of program) {
@@ -139,40 +140,57 @@ export class AlarmFuzz extends DurableObject {
           }
           continue;
         }
+        if (op.op === "abort") { // a reset: the attempt fails (retried 2 s later), unsaved writes are lost
+          if (!s.thrown) {
+            s.thrown = true;
+            s.log.push([who, "abort", null]);
+            s.running--; // (abort() ends the code here: no finally runs)
+            s.current = null;
+            ended = true;
+            this.ctx.abort("alarm abort");
+          }
+          continue;
+        }
         await this.step(this.ctx.storage, op, who);
       }
       s.log.push([who, "end", null]);
     } finally {
-      s.running--;
-      s.current = null;
+      if (!ended) {
+        s.running--;
+        s.current = null;
+      }
     }
   }
 }
+
+// A call that failed: one in progress when the object was reset (the "abort" op).
+const failed = (e) => ({ failed: String(e?.message ?? e) });
 
 export default {
   async fetch(request, env) {
     const sequence = await request.json();
     const name = sequence.object;
-    const stub = env.ALARM.get(env.ALARM.idFromName(name));
-    await stub.setup(sequence.handlers);
+    // A new stub for each call: one whose object was reset (the "abort" op) is broken for good.
+    const fresh = () => env.ALARM.get(env.ALARM.idFromName(name));
+    await fresh().setup(sequence.handlers);
     const returned = [];
     let number = 0;
     for (const step of sequence.steps) {
       if ("wait" in step) await sleep(step.wait);
       else if ("rpcs" in step) {
-        const calls = step.rpcs.map((ops) => stub.run(number++, ops));
+        const calls = step.rpcs.map((ops) => fresh().run(number++, ops).catch(failed));
         returned.push(...(await Promise.all(calls)));
       }
-      else returned.push(await stub.run(number++, step.rpc));
+      else returned.push(await fresh().run(number++, step.rpc).catch(failed));
     }
     const deadline = Date.now() + 8000;
     let quiet = 0;
     while (Date.now() < deadline && quiet < 3) {
       await sleep(50);
-      const seen = await stub.peek();
+      const seen = await fresh().peek();
       quiet = seen.running === 0 && seen.far ? quiet + 1 : 0;
     }
-    const final = await stub.final();
+    const final = await fresh().final();
     return Response.json({ returned, ...final, quiet: quiet >= 3 });
   },
 };

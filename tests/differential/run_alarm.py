@@ -1,6 +1,7 @@
 """Run random alarm sequences in workerd and in ``durable`` and print every difference.
 
-Usage: ``python tests/differential/run_alarm.py [N] [--seed S]`` (N sequences, default 30), from
+Usage: ``python tests/differential/run_alarm.py [N] [--seed S] [--resets]`` (N sequences, default
+30; ``--resets`` makes handlers also reset the object, see ``AlarmGenerator``), from
 the repository root after ``npm install --prefix tests/differential``. Each sequence takes up to a
 few seconds (handlers that throw are retried 2 s later). Each difference is printed with the
 sequence that shows it; the exit code is 1 if there was any. See ``alarm_ops``.
@@ -32,7 +33,7 @@ async def _again(workerd: Workerd, namespace: Any, name: str, sequence: Any, exp
     return True
 
 
-async def main(count: int, seed: int, verbose: bool) -> int:
+async def main(count: int, seed: int, verbose: bool, resets: bool = False) -> int:
     missing = harness_missing()
     if missing is not None:
         print(f"cannot run: {missing}", file=sys.stderr)
@@ -42,7 +43,7 @@ async def main(count: int, seed: int, verbose: bool) -> int:
     try:
         async with durable.Runtime() as rt:
             namespace = rt.namespace(AlarmFuzz, storage="sqlite")
-            gen = AlarmGenerator(seed)
+            gen = AlarmGenerator(seed, resets=resets)
             for number in range(count):
                 sequence = gen.sequence()
                 steps += len(sequence["steps"])
@@ -74,6 +75,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", nargs="?", type=int, default=30, help="how many sequences (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
+    parser.add_argument("--resets", action="store_true", help="handlers may also reset the object (ctx.abort())")
     parser.add_argument("--verbose", action="store_true", help="print every sequence and both reports")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.count, args.seed, args.verbose)))
+    sys.exit(asyncio.run(main(args.count, args.seed, args.verbose, args.resets)))

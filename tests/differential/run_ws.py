@@ -1,6 +1,7 @@
 """Run random WebSocket sequences in workerd and in ``durable`` and print every difference.
 
-Usage: ``python tests/differential/run_ws.py [N] [--seed S]`` (N sequences, default 100), from the
+Usage: ``python tests/differential/run_ws.py [N] [--seed S] [--resets]`` (N sequences, default 100;
+``--resets`` adds resets and ``ctx.storage.kv`` ops, see ``ws_ops.Generator``), from the
 repository root after ``npm install --prefix tests/differential``. Each difference is printed with
 its sequence (``ws_ops.py`` says what the steps do); the exit code is 1 if there was any.
 """
@@ -21,7 +22,7 @@ from differential.ws_ops import Generator
 from differential.ws_runner import DurableWs, differences, run_in_workerd
 
 
-async def main(count: int, seed: int, show: bool) -> int:
+async def main(count: int, seed: int, show: bool, resets: bool = False) -> int:
     missing = harness_missing()
     if missing is not None:
         print(f"cannot run: {missing}", file=sys.stderr)
@@ -31,7 +32,7 @@ async def main(count: int, seed: int, show: bool) -> int:
     try:
         async with durable.Runtime() as rt:
             side = DurableWs(rt)
-            gen = Generator(seed)
+            gen = Generator(seed, resets=resets)
             for number in range(count):
                 sequence = gen.sequence()
                 expected = await asyncio.to_thread(run_in_workerd, workerd, sequence)
@@ -51,6 +52,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", nargs="?", type=int, default=100, help="how many sequences (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
+    parser.add_argument("--resets", action="store_true", help="also reset objects (abort) and use ctx.storage.kv")
     parser.add_argument("--show", action="store_true", help="print every sequence, not only those that differ")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.count, args.seed, args.show)))
+    sys.exit(asyncio.run(main(args.count, args.seed, args.show, args.resets)))

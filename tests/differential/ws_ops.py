@@ -18,7 +18,9 @@ A server op names its socket by id (``ws``; ``"self"`` inside a handler): ``send
 ``state``, ``props`` (``url``, ``protocol``, ``extensions``), ``attach`` (``serializeAttachment``), ``detach`` (``deserializeAttachment``), ``list``
 (``getWebSockets(tag)``), ``tags``, ``auto`` (``setWebSocketAutoResponse``), ``get_auto``,
 ``auto_ts``, ``timeout`` (``setHibernatableWebSocketEventTimeout``), ``get_timeout``, ``on_close``
-(ops the close handler runs) and ``throw``. A client message ``"cmd:" + JSON`` makes the object's
+(ops the close handler runs), ``throw``, ``abort`` (``ctx.abort(reason)``: the object is reset,
+every socket disconnected, and the code stops there), and ``kv_put`` / ``kv_get`` (``ctx.storage.kv``,
+the synchronous key-value API: what survives a reset). A client message ``"cmd:" + JSON`` makes the object's
 ``webSocketMessage`` run those ops on the socket it came from (``throw`` makes the handler throw).
 
 Data is ``{"t": text}``, ``{"b": hex}``, ``{"big_t": n, "ch": c}`` or ``{"big_b": n}``; an attachment
@@ -62,10 +64,14 @@ TIMEOUTS = (0, 1, 5000, 604_800_000, 604_800_001, -1, 1.5, None)
 class Generator:
     """Draws sequences from a seeded ``random.Random`` (the same seed gives the same sequences)."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, *, resets: bool = False) -> None:
         self.rng = random.Random(seed)
         self.count = 0
         self.seed = seed
+        self.resets = random.Random(seed + 1) if resets else None
+        """With ``resets``, ops also write and read ``ctx.storage.kv`` and reset the object
+        (``abort``, in a call, a command or the ops ``webSocketClose`` runs), drawn from this second stream so that the main one, and so every other
+        step, stays what the same seed draws without them."""
 
     def sequence(self) -> Sequence:
         rng = self.rng
@@ -163,6 +169,16 @@ class Generator:
         ops = [self.op(handler, own) for _ in range(count)]
         if handler and self.rng.random() < 0.08:
             ops.append({"op": "throw", "message": THROWN})
+        extra = self.resets
+        if extra is not None and not own:
+            for _ in range(extra.choice((0, 0, 1, 2))):
+                key = extra.choice(("k", "j"))
+                kv: Step = {"op": "kv_get", "key": key}
+                if extra.random() < 0.6:
+                    kv = {"op": "kv_put", "key": key, "value": extra.randint(0, 9)}
+                ops.insert(extra.randint(0, len(ops)), kv)
+            if extra.random() < 0.25:  # a reset, after the ops before it (their writes included)
+                ops.append({"op": "abort", "reason": "reset by the test"})
         return ops
 
     def op(self, handler: bool, own: bool = False) -> Step:
@@ -194,6 +210,8 @@ class Generator:
                 op["ms"] = ms
         elif kind == "on_close":
             op["ops"] = [] if rng.random() < 0.3 else self.ops(rng.randint(1, 2), handler=True, own=True)
+            if self.resets is not None and self.resets.random() < 0.2:  # a close handler that resets
+                op["ops"] = [*op["ops"], {"op": "abort", "reason": "reset by the test"}]
         return op
 
     def value(self) -> Any:

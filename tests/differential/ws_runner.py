@@ -169,6 +169,10 @@ class WsFuzz(durable.DurableObject):
         for op in ops:
             if op["op"] == "throw":
                 raise Error(op["message"])
+            if op["op"] == "abort":  # a reset: every socket is disconnected; the code stops here
+                for ws in STANDARD.pop(str(self.ctx.id), {}).values():
+                    del STANDARD_IDS[id_of(ws)]  # (freed now: another socket may get its id())
+                self.ctx.abort(op["reason"])
             try:
                 out.append({"ok": self.op(op, current)})
             except Exception as exc:
@@ -230,6 +234,11 @@ class WsFuzz(durable.DurableObject):
         if kind == "on_close":
             ON_CLOSE[str(ctx.id)] = op["ops"]
             return "set"
+        if kind == "kv_put":
+            ctx.storage.kv.put(op["key"], op["value"])
+            return "put"
+        if kind == "kv_get":
+            return ctx.storage.kv.get(op["key"])
         raise Exception(f"unknown op {kind}")
 
     async def web_socket_message(self, ws: durable.WebSocket, msg: str | bytes) -> None:
@@ -278,7 +287,11 @@ class DurableWs:
 
     async def run(self, sequence: Sequence) -> dict[str, Any]:
         name = sequence["object"]
-        stub = self.ns.get(self.ns.id_from_name(name))
+        ns = self.ns
+
+        def fresh() -> durable.Stub[WsFuzz]:  # (one whose call saw a reset, the "abort" op, is broken)
+            return ns.get(ns.id_from_name(name))
+
         clients: dict[str, durable.WebSocket] = {}
         seen: dict[str, list[Any]] = {}
         results: list[Any] = []
@@ -289,7 +302,7 @@ class DurableWs:
                 url = f"http://o/?object={quote(name)}&tags={quote(json.dumps(s['tags']))}"
                 if s.get("standard"):
                     url += "&standard=1"
-                response = await stub.fetch(url, headers={"Upgrade": "websocket"})
+                response = await fresh().fetch(url, headers={"Upgrade": "websocket"})
                 ws = response.web_socket
                 if ws is None:
                     return {"status": response.status, "refused": json.loads(await response.text())}
@@ -301,8 +314,9 @@ class DurableWs:
                 ws.add_event_listener("error", lambda e: log.append(["error", str(e.error)]))
                 return {"status": response.status}
             if kind == "srv":
-                return await stub.run(s["ops"])
+                return await fresh().run(s["ops"])
             if kind == "hibernate":
+                stub = fresh()
                 if not durable.testing.hibernation_blockers(stub):
                     await durable.testing.hibernate(stub)
                 return "ok"
@@ -341,7 +355,7 @@ class DurableWs:
                 result = failure(exc)
             results.append(result)
             await settle()
-        server = await stub.logs()
+        server = await fresh().logs()
         return {"results": results, "clients": seen, "server": server}
 
 
@@ -386,6 +400,9 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
     - the close event of a socket accepted with ``accept()`` that got messages after its own
       ``close()``: workerd (miniflare 4.20260426) reported the client's answer with one or three
       such messages but ``1006`` (a lost connection, ``CLOSING``) with exactly two;
+    - the state of a client whose connection a reset (the ``abort`` op) dropped: workerd's is
+      ``CLOSING`` after its 1006 close, durable's ``CLOSED`` (as for any lost connection above;
+      miniflare 4.20260426, ``run_ws.py 150 --seed 7 --resets``);
     - the message of a ``DataCloneError`` (JavaScript names the function by its source text).
     """
     observed = json.loads(json.dumps(observed))
@@ -398,8 +415,12 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
     closed: set[str] = set(raised)  # (a lost connection leaves workerd's client CLOSING, not CLOSED)
     stuck: set[str] = set()  # (a listener sent and raised: workerd's client stays OPEN)
     stuck_closed: set[str] = set()  # (... and then that client called close())
+    opened: set[str] = set()
+    armed = False  # (a close handler may reset the object)
     for step, results, index in _client_steps(sequence["steps"], observed["results"]):
         result = results[index]
+        if step["step"] == "open":
+            opened.add(step["id"])
         if step["step"] == "cclose" and isinstance(result, int):
             closed.add(step["c"])
             if step["c"] in stuck:
@@ -416,6 +437,9 @@ def normalize(sequence: Sequence, observed: dict[str, Any]) -> dict[str, Any]:
             for op, outcome in zip(step["ops"], result):
                 if op["op"] == "tags" and op.get("ws") in stuck and outcome in _TAGS_REFUSED:
                     outcome["err"]["message"] = "(tags of a socket open, or closed after its listener sent and raised)"
+        armed = armed or _arms_a_resetting_close(step)
+        if armed or _resets(step):  # (a reset drops every connection: workerd's clients are left CLOSING)
+            closed |= opened
     _clone_messages(observed)
     lost = ["close", 1006, "WebSocket disconnected without sending Close frame.", False]
     for client, log in observed["clients"].items():
@@ -475,6 +499,33 @@ def _sends_then_throws(step: Step) -> bool:
     ops = json.loads(text[4:])
     throws = [i for i, op in enumerate(ops) if op["op"] == "throw"]
     return bool(throws) and any(op["op"] == "send" and op["ws"] in ("self", step["c"]) for op in ops[: throws[0]])
+
+
+def _ops_of(step: Step) -> list[Step]:
+    """The server ops a step runs: a call's, or a client's command's."""
+    if step["step"] == "srv":
+        ops: list[Step] = step["ops"]
+        return ops
+    if step["step"] == "csend" and str(step["data"].get("t", "")).startswith("cmd:"):
+        return list(json.loads(step["data"]["t"][4:]))
+    return []
+
+
+def _resets(step: Step) -> bool:
+    """Whether a step may reset the object: ops that reach an ``abort`` (not one after a
+    ``throw``, which never runs)."""
+    for op in _ops_of(step):
+        if op["op"] == "throw":
+            return False
+        if op["op"] == "abort":
+            return True
+    return False
+
+
+def _arms_a_resetting_close(step: Step) -> bool:
+    """Whether a step sets ``webSocketClose`` ops that reset the object: from then on any close
+    may reset it."""
+    return any(op["op"] == "on_close" and any(o["op"] == "abort" for o in op["ops"]) for op in _ops_of(step))
 
 
 def _client_steps(steps: list[Step], results: list[Any]) -> Iterator[tuple[Step, list[Any], int]]:

@@ -135,6 +135,10 @@ export class WsFuzz extends DurableObject {
     const out = [];
     for (const op of ops) {
       if (op.op === "throw") throw new Error(op.message);
+      if (op.op === "abort") { // a reset: every socket is disconnected; the code stops here
+        STANDARD.delete(this.ctx.id.toString());
+        this.ctx.abort(op.reason);
+      }
       try {
         out.push({ ok: this.op(op, current) });
       } catch (e) {
@@ -188,6 +192,8 @@ export class WsFuzz extends DurableObject {
       case "timeout": ctx.setHibernatableWebSocketEventTimeout(...(op.ms === undefined ? [] : [op.ms])); return "set";
       case "get_timeout": return ctx.getHibernatableWebSocketEventTimeout();
       case "on_close": ON_CLOSE.set(ctx.id.toString(), op.ops); return "set";
+      case "kv_put": ctx.storage.kv.put(op.key, op.value); return "put";
+      case "kv_get": return ctx.storage.kv.get(op.key) ?? null;
       default: throw new Error(`unknown op ${op.op}`);
     }
   }
@@ -226,7 +232,8 @@ async function settle() {
 export default {
   async fetch(request, env) {
     const { object, steps } = await request.json();
-    const stub = env.WS.get(env.WS.idFromName(object));
+    // A new stub for each call: one whose call saw a reset (the "abort" op) is broken for good.
+    const fresh = () => env.WS.get(env.WS.idFromName(object));
     const clients = {};
     const seen = {};
     const results = [];
@@ -241,7 +248,7 @@ export default {
       await settle();
     }
     await new Promise((r) => setTimeout(r, 60)); // a listener that threw drops the connection ~30 ms later
-    const server = await stub.logs();
+    const server = await fresh().logs();
     return Response.json({ results, clients: seen, server });
 
     function client(id) {
@@ -283,7 +290,7 @@ export default {
       switch (step.step) {
         case "open": {
           const url = `http://o/?object=${encodeURIComponent(object)}&tags=${encodeURIComponent(JSON.stringify(step.tags))}${step.standard ? "&standard=1" : ""}`;
-          const response = await stub.fetch(url, { headers: { Upgrade: "websocket" } });
+          const response = await fresh().fetch(url, { headers: { Upgrade: "websocket" } });
           const ws = response.webSocket;
           if (!ws) return { status: response.status, refused: await response.json() };
           ws.binaryType = "arraybuffer"; // (the default from 2026 is "blob"; durable gives bytes)
@@ -295,7 +302,7 @@ export default {
           ws.addEventListener("error", (e) => log.push(["error", String(e.error?.message ?? e.message)]));
           return { status: response.status };
         }
-        case "srv": return await stub.run(step.ops);
+        case "srv": return await fresh().run(step.ops);
         default: return runStep(step);
       }
     }
