@@ -55,6 +55,7 @@ class AlarmState:
         "_changed_depth",
         "_committing",
         "_dirty_depth",
+        "_marks",
         "_owner",
         "changed",
         "reset",
@@ -82,16 +83,30 @@ class AlarmState:
         self._committing: int | None = None
         self.writes = 0
         """How many times the alarm was set or deleted (workerd's alarm version): a deletion whose
-        commit is confirmed after a later write is not announced (``AlarmScheduler.after_commit``)."""
+        commit is confirmed after a later write is not announced (``AlarmScheduler.after_commit``).
+        A delete of no alarm does not count, nor does a write a ``transaction()`` rolled back
+        (:meth:`savepoint_ended`); one a reset dropped does."""
+        self._marks: list[tuple[int, int]] = []
+        """``(savepoint depth, writes before it)``: for each open savepoint whose code counted a
+        write (shallowest first), ``writes`` as it was before the first, restored if it rolls back."""
         self._dirty_depth: int | None = None
         """While the handler runs: the shallowest savepoint depth (``transaction()`` nesting) whose
         uncommitted writes set or deleted the alarm; they make ``reset`` true once they reach depth
         0, and are forgotten if that savepoint rolls back. ``None``: no such write."""
 
-    def written(self) -> None:
-        """The alarm was set or deleted: the scheduler re-arms it after the commit."""
-        self.writes += 1
+    def written(self, counted: bool = True) -> None:
+        """The alarm was set or deleted: the scheduler re-arms it after the commit.
+
+        ``counted``: false for a delete of no alarm, which leaves ``writes`` alone: workerd then
+        still lets an earlier deletion drop a pending retry (measured with miniflare 4.20260426,
+        SQLite- and KV-backed: a ``deleteAlarm()`` after the ``blockConcurrencyWhile()`` callback
+        that deleted it, then a ``setTimeout`` and a set to a past time: a first attempt at once).
+        """
         depth = self._owner.db.savepoint_depth
+        if counted:
+            if depth and (not self._marks or self._marks[-1][0] < depth):
+                self._marks.append((depth, self.writes))
+            self.writes += 1
         if not self.changed:
             self.changed = True
             self._changed_depth = depth or None
@@ -113,6 +128,16 @@ class AlarmState:
         retried after 2 s with ``retryCount`` 1).
         """
         depth = self._owner.db.savepoint_depth  # the depth now, after the savepoint ended
+        marks = self._marks
+        if marks and marks[-1][0] > depth:
+            # Its counted writes: undone with it (workerd: a transactionSync() that set the alarm
+            # and threw does not keep an earlier deletion from dropping a pending retry, measured
+            # with miniflare 4.20260426), or now the enclosing savepoint's.
+            before = marks.pop()[1]
+            if not kept:
+                self.writes = before
+            elif depth and (not marks or marks[-1][0] < depth):
+                marks.append((depth, before))
         first = self._changed_depth
         if first is not None and first > depth:
             if kept:
@@ -153,6 +178,7 @@ class AlarmState:
         self._dirty_depth = None
         self._attempt = None
         self.changed = False
+        self._marks.clear()  # its savepoints are gone; their writes stay counted (workerd's do)
 
     def take_change(self) -> bool:
         """Whether the alarm changed since the last commit; the change is now this commit's to announce.

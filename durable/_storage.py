@@ -140,8 +140,9 @@ class StorageHost(Protocol):
         """
         ...
 
-    def alarm_written(self) -> None:
-        """Record that the alarm changed, so that the scheduler re-arms it after the commit."""
+    def alarm_written(self, counted: bool = True) -> None:
+        """Record that the alarm changed, so that the scheduler re-arms it after the commit
+        (``counted``: false for a delete of no alarm, see ``AlarmState.written``)."""
         ...
 
     def savepoint_ended(self, kept: bool) -> None:

@@ -87,7 +87,7 @@ class StorageAlarm:
     def _delete(self, *, gated: bool) -> None:
         host = self._host
         if self._db.meta.get_alarm() is None and not host.alarm_visible(None):
-            host.alarm_written()  # still clears a handler-set marker, see ObjectHost.alarm_written
+            host.alarm_written(False)  # still clears a handler-set marker, see ObjectHost.alarm_written
             return
         self._db.meta.set_alarm(None)
         host.alarm_written()
