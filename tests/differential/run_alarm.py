@@ -1,6 +1,6 @@
 """Run random alarm sequences in workerd and in ``durable`` and print every difference.
 
-Usage: ``python tests/differential/run_alarm.py [N] [--seed S]`` (N sequences, default 30), from
+Usage: ``python tests/differential/run_alarm.py [N] [--seed S] [--loop uvloop]`` (N sequences, default 30), from
 the repository root after ``npm install --prefix tests/differential``. Each sequence takes up to a
 few seconds (handlers that throw are retried 2 s later). Each difference is printed with the
 sequence that shows it; the exit code is 1 if there was any. See ``alarm_ops``.
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import durable
 from differential.alarm_ops import AlarmFuzz, AlarmGenerator, first_difference, run_durable
-from differential.runner import Workerd, harness_missing
+from differential.runner import Workerd, add_loop_option, harness_missing, run_main
 
 
 async def _again(workerd: Workerd, namespace: Any, name: str, sequence: Any, expected: Any) -> bool:
@@ -75,5 +75,6 @@ if __name__ == "__main__":
     parser.add_argument("count", nargs="?", type=int, default=30, help="how many sequences (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
     parser.add_argument("--verbose", action="store_true", help="print every sequence and both reports")
+    add_loop_option(parser)
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.count, args.seed, args.verbose)))
+    sys.exit(run_main(main(args.count, args.seed, args.verbose), args.loop))

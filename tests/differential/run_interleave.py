@@ -1,6 +1,6 @@
 """Run random interleaving cases in workerd and in ``durable`` and print every difference.
 
-Usage: ``python tests/differential/run_interleave.py [N] [--seed S] [--repeats R]`` (N cases,
+Usage: ``python tests/differential/run_interleave.py [N] [--seed S] [--repeats R] [--loop uvloop]`` (N cases,
 default 200; each runs R times in workerd, default 3, and is compared only if workerd answered
 alike every time), from the repository root after ``npm install --prefix tests/differential``.
 The exit code is 1 if any stable case differed.
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import durable
 from differential.interleave import DurableSide, Generator, differences, outcome_in_workerd
-from differential.runner import Workerd, harness_missing
+from differential.runner import Workerd, add_loop_option, harness_missing, run_main
 
 
 async def main(count: int, seed: int, repeats: int, show: bool) -> int:
@@ -57,5 +57,6 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each case in workerd (default 3)")
     parser.add_argument("--show", action="store_true", help="print every case, not only those that differ")
+    add_loop_option(parser)
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.count, args.seed, args.repeats, args.show)))
+    sys.exit(run_main(main(args.count, args.seed, args.repeats, args.show), args.loop))
