@@ -83,14 +83,22 @@ class AlarmState:
         uncommitted writes set or deleted the alarm; they make ``reset`` true once they reach depth
         0, and are forgotten if that savepoint rolls back. ``None``: no such write."""
 
-    def written(self) -> None:
-        """The alarm was set or deleted: the scheduler re-arms it after the commit."""
+    def written(self, stored_changed: bool = True) -> None:
+        """The alarm was set or deleted: the scheduler re-arms it after the commit.
+
+        ``stored_changed=False``: a ``delete_alarm()`` or ``delete_all()`` that found no alarm
+        stored. The scheduler hears nothing of it, so a failed handler's pending retry goes on: in
+        workerd (miniflare 4.20260426, SQLite- and KV-backed) a handler that deleted its alarm
+        and threw, then a call's ``deleteAlarm()`` or ``deleteAll()``, then a call's
+        ``setAlarm(past)``: the alarm ran at the retry's time as the retry (``retryCount`` 1).
+        """
         depth = self._owner.db.savepoint_depth
-        if not self.changed:
-            self.changed = True
-            self._changed_depth = depth or None
-        elif self._changed_depth is not None and depth < self._changed_depth:
-            self._changed_depth = depth or None
+        if stored_changed:
+            if not self.changed:
+                self.changed = True
+                self._changed_depth = depth or None
+            elif self._changed_depth is not None and depth < self._changed_depth:
+                self._changed_depth = depth or None
         if self.running and not self.reset:
             if depth == 0:
                 self.reset = True

@@ -196,7 +196,8 @@ class AlarmScheduler:
         its scheduler queues the new time behind the pending retry, which then finds the stored
         alarm overdue and runs the handler for it (with its retry count and old scheduled time,
         ``AlarmState.run``); if that attempt fails, the new alarm runs at once as a first attempt.
-        One not due by then runs at its own time as a first attempt. A delete drops the retry.
+        One not due by then runs at its own time as a first attempt. A delete drops the retry (one
+        that found no alarm stored is not announced: ``AlarmState.written``).
         """
         if when_ms is None:
             self._index.unindex_alarm(key)

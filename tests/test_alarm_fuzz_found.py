@@ -29,6 +29,12 @@ class DeletesThenFails(durable.DurableObject):
     async def set(self, when: int) -> None:
         await self.ctx.storage.set_alarm(when)
 
+    async def remove(self, how: str) -> None:
+        """Delete the alarm (``how``), then write a key: a commit of its own after the delete."""
+        storage = self.ctx.storage
+        await (storage.delete_all() if how == "delete_all" else storage.delete_alarm())
+        await storage.put("k", 1)
+
     async def report(self) -> tuple[list[tuple[int, int]], int | None]:
         return self.seen, await self.ctx.storage.get_alarm()
 
@@ -87,6 +93,35 @@ class TestRetryOfAHandlerThatRemovedItsAlarm:
             await stub.arm(mode, T0_MS + 1000)
             await clock.advance(10)
             assert await stub.report() == ([(0, T0_MS + 1000)], None)
+
+    @pytest.mark.parametrize("how", ["delete_alarm", "delete_all"])
+    @pytest.mark.parametrize("mode", ["delete_alarm", "delete_all"])
+    @pytest.mark.parametrize("storage", ["sqlite", "kv"])
+    async def test_a_delete_with_no_alarm_stored_keeps_the_retry(
+        self, clock: MockClock, storage: str, mode: str, how: str
+    ) -> None:
+        """A call's ``deleteAlarm()`` or ``deleteAll()`` while no alarm is stored changes nothing
+        the scheduler sees: an alarm set after it still runs as the retry. Found by ``run_alarm.py
+        200 --seed 9401`` (sequence 45: the handler deleteAll()s and throws; calls delete the
+        absent alarm and write, then set a past time; workerd ran it as the retry, retryCount 1 with the old
+        scheduledTime, every time). Measured with miniflare 4.20260426, SQLite- and KV-backed,
+        each handler removal with each call removal: alarm at +20 ms, delete at ~300 ms, past time
+        at ~350 ms: the handler ran again at ~2.1-2.6 s with retryCount 1, then no alarm was left.
+        durable took the delete of nothing for a delete and dropped the retry: the alarm ran at
+        once as a first attempt."""
+        async with durable.Runtime(clock=clock) as rt:
+            stub = rt.namespace(DeletesThenFails, storage=storage).get_by_name(mode + how)
+            await stub.arm(mode, T0_MS + 1000)
+            await clock.advance(1.3)
+            await stub.remove(how)
+            await clock.advance(0.05)
+            await stub.set(T0_MS - 5000)
+            await clock.advance(0.5)
+            seen, alarm = await stub.report()
+            assert seen == [(0, T0_MS + 1000)]
+            assert alarm == T0_MS + 1350
+            await clock.advance(1.5)
+            assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
 
     async def test_an_alarm_set_after_the_retry_time_runs_at_its_own(self, clock: MockClock) -> None:
         """An alarm set for after the pending retry's time replaces the retry, as any alarm set
