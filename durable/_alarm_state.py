@@ -94,24 +94,29 @@ class AlarmState:
         uncommitted writes set or deleted the alarm; they make ``reset`` true once they reach depth
         0, and are forgotten if that savepoint rolls back. ``None``: no such write."""
 
-    def written(self, counted: bool = True) -> None:
+    def written(self, stored_changed: bool = True) -> None:
         """The alarm was set or deleted: the scheduler re-arms it after the commit.
 
-        ``counted``: false for a delete of no alarm, which leaves ``writes`` alone: workerd then
-        still lets an earlier deletion drop a pending retry (measured with miniflare 4.20260426,
-        SQLite- and KV-backed: a ``deleteAlarm()`` after the ``blockConcurrencyWhile()`` callback
-        that deleted it, then a ``setTimeout`` and a set to a past time: a first attempt at once).
+        ``stored_changed=False``: a ``delete_alarm()`` or ``delete_all()`` that found no alarm
+        stored. The scheduler hears nothing of it, so a failed handler's pending retry goes on: in
+        workerd (miniflare 4.20260426, SQLite- and KV-backed) a handler that deleted its alarm
+        and threw, then a call's ``deleteAlarm()`` or ``deleteAll()``, then a call's
+        ``setAlarm(past)``: the alarm ran at the retry's time as the retry (``retryCount`` 1). Nor
+        does it count in ``writes``, so an earlier deletion heard of late still drops a pending
+        retry (measured with miniflare 4.20260426, SQLite- and KV-backed: a ``deleteAlarm()``
+        after the ``blockConcurrencyWhile()`` callback that deleted it, then a ``setTimeout`` and
+        a set to a past time: a first attempt at once).
         """
         depth = self._owner.db.savepoint_depth
-        if counted:
+        if stored_changed:
             if depth and (not self._marks or self._marks[-1][0] < depth):
                 self._marks.append((depth, self.writes))
             self.writes += 1
-        if not self.changed:
-            self.changed = True
-            self._changed_depth = depth or None
-        elif self._changed_depth is not None and depth < self._changed_depth:
-            self._changed_depth = depth or None
+            if not self.changed:
+                self.changed = True
+                self._changed_depth = depth or None
+            elif self._changed_depth is not None and depth < self._changed_depth:
+                self._changed_depth = depth or None
         if self.running and not self.reset:
             if depth == 0:
                 self.reset = True

@@ -231,7 +231,7 @@ class AlarmScheduler:
         the retry finds the stored alarm overdue and runs the handler for it (its retry count and
         old scheduled time, ``AlarmState.run``); if it fails, the new alarm runs at once as a first
         attempt. One not due by then runs at its own time as a first attempt. A delete drops the
-        retry (given ``alarms``, once the commit is confirmed: ``_defer_deletion``).
+        retry (once its commit is confirmed: ``_defer_deletion``; not one of no alarm, unannounced).
         """
         old = self._entries.get(key)
         if old is not None and (old.handle is None or key in self._active):

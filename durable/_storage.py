@@ -140,9 +140,10 @@ class StorageHost(Protocol):
         """
         ...
 
-    def alarm_written(self, counted: bool = True) -> None:
-        """Record that the alarm changed, so that the scheduler re-arms it after the commit
-        (``counted``: false for a delete of no alarm, see ``AlarmState.written``)."""
+    def alarm_written(self, stored_changed: bool = True) -> None:
+        """Record that the alarm was set or deleted, so that the scheduler re-arms it after the
+        commit (``stored_changed=False``: a delete that found no alarm stored, which the scheduler
+        must not hear of; see ``AlarmState.written``)."""
         ...
 
     def savepoint_ended(self, kept: bool) -> None:
@@ -240,11 +241,13 @@ class _KvTable:
         """``delete_all()``: every key, the alarm and (SQLite-backed) every table."""
         # Buffered writes are dropped even when nothing reached SQLite yet (a new object's first
         # turn): workerd's deleteAll() undoes them too.
+        had_alarm = self._db.meta.get_alarm() is not None
         if self._host.kv_backed:
             self._db.kv_clear()
         else:
             self._db.wipe()
-        self._host.alarm_written()
+        # No alarm stored: nothing for the scheduler, whose pending retry goes on (AlarmState.written).
+        self._host.alarm_written(had_alarm)
         self._host.wrote(gated=gated)
 
 

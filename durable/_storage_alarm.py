@@ -87,7 +87,9 @@ class StorageAlarm:
     def _delete(self, *, gated: bool) -> None:
         host = self._host
         if self._db.meta.get_alarm() is None and not host.alarm_visible(None):
-            host.alarm_written(False)  # still clears a handler-set marker, see ObjectHost.alarm_written
+            # No alarm stored: nothing for the scheduler (a pending retry goes on, as in workerd),
+            # but still a handler-set marker, see AlarmState.written.
+            host.alarm_written(stored_changed=False)
             return
         self._db.meta.set_alarm(None)
         host.alarm_written()

@@ -9,9 +9,13 @@ third as many again against a runtime persisted in files);
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import importlib.util
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,15 @@ from typing import Any
 import pytest
 from differential import allowances, codec
 from differential.ops import Generator, Op, Sequence
-from differential.runner import DurableSide, Workerd, compare, harness_missing, started_or_skipped
+from differential.runner import (
+    DurableSide,
+    Workerd,
+    add_loop_option,
+    compare,
+    harness_missing,
+    run_main,
+    started_or_skipped,
+)
 
 import durable
 
@@ -271,3 +283,36 @@ class TestWithoutNode:
         """harness_missing() says node is missing when it is not on PATH."""
         monkeypatch.setenv("PATH", "")
         assert harness_missing() == "node is not installed"
+
+
+async def _loop_module() -> int:
+    """Stands in for a runner's ``main``: 0 on asyncio's loop, 1 on uvloop's."""
+    return 1 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0
+
+
+class TestLoopOption:
+    """The runners' ``--loop`` (``add_loop_option``, ``run_main``) runs durable on the loop chosen."""
+
+    def test_default_is_asyncio(self) -> None:
+        parser = argparse.ArgumentParser()
+        add_loop_option(parser)
+        loop = parser.parse_args([]).loop
+        assert loop == "asyncio"
+        assert run_main(_loop_module(), loop) == 0
+
+    @pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed")
+    def test_uvloop(self) -> None:
+        parser = argparse.ArgumentParser()
+        add_loop_option(parser)
+        assert run_main(_loop_module(), parser.parse_args(["--loop", "uvloop"]).loop) == 1
+
+    def test_missing_uvloop_exits_2_naming_it(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        monkeypatch.setitem(sys.modules, "uvloop", None)
+        assert run_main(_loop_module(), "uvloop") == 2
+        assert "pip install uvloop" in capsys.readouterr().err
+
+    def test_unknown_loop_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="unknown event loop 'trio'"):
+            run_main(_loop_module(), "trio")

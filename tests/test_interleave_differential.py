@@ -44,11 +44,6 @@ async def test_random_cases(workerd: Workerd, durable_runtime: durable.Runtime) 
     """Every case answers alike on both sides: the log of what each step saw, in the order the
     gates allowed (up to the order of timers and results of other objects, see canonical_log),
     each call's result or error, and the storage left."""
-    if not hasattr(asyncio.get_running_loop(), "_ready"):
-        pytest.skip(
-            "the harness fires a 0 ms timer once asyncio's ready queue is empty, as workerd's loop "
-            "does (Timers in differential/interleave.py); uvloop's loop has no queue to read"
-        )
     count = int(os.environ.get("DURABLE_INTERLEAVE_CASES", "100"))
     seed = int(os.environ.get("DURABLE_INTERLEAVE_SEED", "0"))
     side = DurableSide(durable_runtime)

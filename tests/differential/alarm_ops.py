@@ -100,7 +100,8 @@ class AlarmGenerator:
                 # workerd's alarm manager happens to dispatch it (a race, on either side).
                 steps.append({"wait": r.choice([250, 600])})
             if r.random() < 0.2:  # two calls sent together, the second not waiting for the first
-                steps.append({"rpcs": [[self._op(False) for _ in range(r.randint(1, 3))] for _ in range(2)]})
+                first, second = ([self._op(False) for _ in range(r.randint(1, 3))] for _ in range(2))
+                steps.append({"rpcs": [first, [_later(op) for op in second]]})
             else:
                 steps.append({"rpc": [self._op(False) for _ in range(r.randint(1, 3))]})
         handlers = []
@@ -128,6 +129,18 @@ class AlarmGenerator:
         if extra.random() < 0.6:
             return [{"op": "put", "k": extra.choice("ab"), "v": extra.randint(10, 19)}, {"op": "abort"}]
         return [{"op": "abort"}]
+
+
+def _later(op: Op) -> Op:
+    """The op, a sleep made 13 ms longer: the second of two calls sent together sleeps 63 or 413 ms.
+
+    Equal sleeps in the two (started within a millisecond) end together, and whether the first
+    call's next ``transaction()`` or ``blockConcurrencyWhile()`` then runs before the second
+    resumes is a difference kept on purpose (docs/differences.md, "Timers of other events are not
+    held by a closed gate"): ``run_alarm.py 200 --seed 9402`` (sequence 120) differed every time
+    that way and agreed with the second sleep 13 ms longer (miniflare 4.20260426). Only the
+    calls' top-level ops sleep, and the generator's random draws stay as they were."""
+    return {"op": "sleep", "ms": op["ms"] + 13} if op["op"] == "sleep" else op
 
 
 # -- the durable side ----------------------------------------------------------------------------

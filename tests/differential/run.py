@@ -1,6 +1,6 @@
 """Run random storage sequences in workerd and in ``durable`` and print every difference.
 
-Usage: ``python tests/differential/run.py [N] [--seed S]`` (N sequences, default 200), from the
+Usage: ``python tests/differential/run.py [N] [--seed S] [--loop uvloop]`` (N sequences, default 200), from the
 repository root after ``npm install --prefix tests/differential``. Each difference is printed with
 the calls that reproduce it; the exit code is 1 if there was any. Allowed differences
 (``allowances.ALLOWED``) are not printed; ``allowances.OPEN`` ones are not generated.
@@ -9,7 +9,6 @@ the calls that reproduce it; the exit code is 1 if there was any. Allowed differ
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import durable
 from differential.ops import Generator
-from differential.runner import DurableSide, Workerd, compare, harness_missing
+from differential.runner import DurableSide, Workerd, add_loop_option, compare, harness_missing, run_main
 
 
 async def main(count: int, seed: int) -> int:
@@ -53,5 +52,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", nargs="?", type=int, default=200, help="how many sequences (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
+    add_loop_option(parser)
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.count, args.seed)))
+    sys.exit(run_main(main(args.count, args.seed), args.loop))

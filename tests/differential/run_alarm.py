@@ -1,6 +1,6 @@
 """Run random alarm sequences in workerd and in ``durable`` and print every difference.
 
-Usage: ``python tests/differential/run_alarm.py [N] [--seed S] [--resets]`` (N sequences, default
+Usage: ``python tests/differential/run_alarm.py [N] [--seed S] [--resets] [--loop uvloop]`` (N sequences, default
 30; ``--resets`` makes handlers also reset the object, see ``AlarmGenerator``), from
 the repository root after ``npm install --prefix tests/differential``. Each sequence takes up to a
 few seconds (handlers that throw are retried 2 s later). Each difference is printed with the
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import durable
 from differential.alarm_ops import AlarmFuzz, AlarmGenerator, first_difference, run_durable
-from differential.runner import Workerd, harness_missing
+from differential.runner import Workerd, add_loop_option, harness_missing, run_main
 
 
 async def _again(workerd: Workerd, namespace: Any, name: str, sequence: Any, expected: Any) -> bool:
@@ -77,5 +77,6 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
     parser.add_argument("--resets", action="store_true", help="handlers may also reset the object (ctx.abort())")
     parser.add_argument("--verbose", action="store_true", help="print every sequence and both reports")
+    add_loop_option(parser)
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.count, args.seed, args.verbose, args.resets)))
+    sys.exit(run_main(main(args.count, args.seed, args.verbose, args.resets), args.loop))

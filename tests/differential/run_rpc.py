@@ -1,6 +1,6 @@
 """Run random RPC interactions in workerd and in ``durable`` and print every difference.
 
-Usage: ``python tests/differential/run_rpc.py [N] [--seed S]`` (N interactions, default 100), from
+Usage: ``python tests/differential/run_rpc.py [N] [--seed S] [--loop uvloop]`` (N interactions, default 100), from
 the repository root after ``npm install --prefix tests/differential``. Each difference is printed
 with the steps that reproduce it; the exit code is 1 if there was any. See ``rpc_ops``.
 """
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import durable
 from differential.rpc_ops import RpcGenerator, RpcSide, first_difference
-from differential.runner import Workerd, harness_missing
+from differential.runner import Workerd, add_loop_option, harness_missing, run_main
 
 
 async def main(count: int, seed: int, verbose: bool) -> int:
@@ -54,5 +54,6 @@ if __name__ == "__main__":
     parser.add_argument("count", nargs="?", type=int, default=100, help="how many interactions (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
     parser.add_argument("--verbose", action="store_true", help="print every interaction and both observations")
+    add_loop_option(parser)
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.count, args.seed, args.verbose)))
+    sys.exit(run_main(main(args.count, args.seed, args.verbose), args.loop))

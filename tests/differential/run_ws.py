@@ -1,6 +1,6 @@
 """Run random WebSocket sequences in workerd and in ``durable`` and print every difference.
 
-Usage: ``python tests/differential/run_ws.py [N] [--seed S] [--resets]`` (N sequences, default 100;
+Usage: ``python tests/differential/run_ws.py [N] [--seed S] [--resets] [--loop uvloop]`` (N sequences, default 100;
 ``--resets`` adds resets and ``ctx.storage.kv`` ops, see ``ws_ops.Generator``), from the
 repository root after ``npm install --prefix tests/differential``. Each difference is printed with
 its sequence (``ws_ops.py`` says what the steps do); the exit code is 1 if there was any.
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import durable
-from differential.runner import Workerd, harness_missing
+from differential.runner import Workerd, add_loop_option, harness_missing, run_main
 from differential.ws_ops import Generator
 from differential.ws_runner import DurableWs, differences, run_in_workerd
 
@@ -54,5 +54,6 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
     parser.add_argument("--resets", action="store_true", help="also reset objects (abort) and use ctx.storage.kv")
     parser.add_argument("--show", action="store_true", help="print every sequence, not only those that differ")
+    add_loop_option(parser)
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.count, args.seed, args.show, args.resets)))
+    sys.exit(run_main(main(args.count, args.seed, args.show, args.resets), args.loop))

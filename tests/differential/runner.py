@@ -7,6 +7,7 @@ sequence on both and returns its differences after ``allowances.normalize``.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -14,9 +15,10 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,39 @@ def harness_missing() -> str | None:
     if not (HERE / "node_modules" / "miniflare" / "package.json").exists():
         return f"miniflare is not installed: run `npm install --prefix {HERE}`"
     return None
+
+
+LOOPS = ("asyncio", "uvloop")
+"""The event loops a runner's ``--loop`` can choose: asyncio's own, or uvloop's (``durable serve``'s default)."""
+
+
+def add_loop_option(parser: argparse.ArgumentParser) -> None:
+    """Gives a runner's command line the ``--loop`` option that ``run_main`` reads."""
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="asyncio",
+        help="event loop durable runs on (default asyncio; uvloop as `durable serve` uses where installed)",
+    )
+
+
+def run_main(main: Coroutine[Any, Any, int], loop: str = "asyncio") -> int:
+    """Runs a runner's ``main`` on the event ``loop`` named (see ``LOOPS``) and returns its exit code;
+    exits 2 with a message naming the package when ``uvloop`` is asked for and not installed."""
+    if loop not in LOOPS:
+        main.close()
+        raise ValueError(f"unknown event loop {loop!r}: choose one of {', '.join(LOOPS)}")
+    factory = asyncio.new_event_loop
+    if loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            main.close()
+            print("cannot run: --loop uvloop needs uvloop: pip install uvloop", file=sys.stderr)
+            return 2
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
 def started_or_skipped(test: str = "storage") -> Iterator[Workerd]:
