@@ -43,6 +43,7 @@ from ._context import running_host
 from ._eager import create_task_later, task_started
 from ._exceptions import DurableError, ObjectAbortedError
 from ._object import AlarmInfo
+from ._util import running_loop
 
 if TYPE_CHECKING:
     from ._alarm_state import AlarmState
@@ -270,7 +271,7 @@ class AlarmScheduler:
 
     def attach_loop(self) -> None:
         """The runtime is used on the running loop: remember it, and arm timers set without one."""
-        self.loop = asyncio.get_running_loop()
+        self.loop = running_loop("a durable.Runtime")
         if self._unarmed:
             unarmed, self._unarmed = self._unarmed, {}
             for key, (entry, at) in unarmed.items():

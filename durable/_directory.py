@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import hashlib
 import os
 import re
@@ -411,12 +412,19 @@ def open_directory(path: Path, synchronous: str = "NORMAL") -> Directory:
             str(path),
         ) from None
     holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    if path in _held_paths:
+        # A runtime dropped without aclose() that only a reference cycle keeps (one used with
+        # asyncio.run, a notebook variable bound again) holds the path until the collector runs:
+        # run it now, so that its finalizer releases the path (with its ResourceWarning).
+        gc.collect()
     with _held_paths_lock:
         if path in _held_paths:
             raise PathLockedError(
                 f"storage path {str(path)!r} is already used by another live durable.Runtime in this "
                 f"process ({_held_paths[path]}); close it first (await runtime.aclose(), or rt.close() for a "
-                "durable.BlockingRuntime)"
+                "durable.BlockingRuntime), or keep using it. In a notebook, a cell that opens the path run "
+                "again makes the new runtime while its variable still holds the previous one: close that "
+                "one first (`await rt.aclose()`), or open the runtime in a cell of its own"
             )
         handle = open(path / ".lock", "a+", encoding="utf-8")  # noqa: SIM115 - held for the runtime's life
         if fcntl is not None:
@@ -428,7 +436,8 @@ def open_directory(path: Path, synchronous: str = "NORMAL") -> Directory:
                 handle.close()
                 raise PathLockedError(
                     f"storage path {str(path)!r} is locked by another durable.Runtime ({other}); "
-                    "two runtimes never share a path"
+                    "two runtimes never share a path, so two processes cannot use one directory (a server's "
+                    "--workers N starts N processes): run one process, or give each process a path of its own"
                 ) from None
         handle.seek(0)
         handle.truncate()

@@ -56,7 +56,7 @@ from ._http import (
 from ._id import DurableObjectId
 from ._output_gate import reset_copy
 from ._rpc_target import copy_params, dispose_all, register_runtime_forwarding
-from ._util import NoPublicConstructor
+from ._util import NoPublicConstructor, running_loop
 
 if TYPE_CHECKING:
     from ._http import Request
@@ -363,7 +363,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
     async def _fetch_elsewhere(self, input: str | Request, init: dict[str, Any]) -> Response:
         """``fetch`` made on another loop than the runtime's, or where no loop ran when it was called."""
         request = build_request(input, init)
-        if asyncio.get_running_loop() is not self._link.runtime.loop:
+        if running_loop("stub.fetch()") is not self._link.runtime.loop:
             # Forwarded to the runtime's loop: bodies are read on the loop that streams them.
             await buffer_body(request)
             return await _forward(self._link.runtime, lambda: self._fetch_buffered(request), withdraw=False)  # type: ignore[no-any-return]
@@ -915,7 +915,7 @@ async def _forward(
     ``withdraw=False`` (a stub's call, made when the caller made it), a caller that stops
     waiting before the call started does not withdraw it either.
     """
-    loop = asyncio.get_running_loop()
+    loop = running_loop("a durable.Runtime")
     while True:
         if outcome is None:
             if home is None and (home := _runtime_loop(runtime, loop)) is None:

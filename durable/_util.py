@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -13,10 +14,28 @@ __all__ = [
     "lone_surrogate_at",
     "open_files_limit",
     "positional_arity",
+    "running_loop",
     "shown",
 ]
 
 T = TypeVar("T")
+
+NOT_ASYNCIO = (
+    "{what} needs a running asyncio event loop, and none runs in this thread: durable runs on asyncio, "
+    "not on trio (anyio's trio backend, pytest's anyio plugin with anyio_backend='trio') or another "
+    "event loop. Run it under asyncio (asyncio.run(main()), anyio.run(main, backend='asyncio'), an "
+    "anyio_backend fixture returning 'asyncio'), or from trio use a durable.BlockingRuntime, whose "
+    "calls block: await trio.to_thread.run_sync(stub.method, ...)"
+)
+
+
+def running_loop(what: str) -> asyncio.AbstractEventLoop:
+    """The running asyncio loop; where none runs (a coroutine driven by trio), ``RuntimeError``
+    naming the problem and the fix instead of asyncio's bare "no running event loop"."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(NOT_ASYNCIO.format(what=what)) from None
 
 
 def open_files_limit() -> int | None:
