@@ -64,12 +64,13 @@ class NetworkEnd:
     """
 
     __slots__ = (
-        "_beyond", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer",
+        "_beyond", "_last_words", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer",
         "replied", "used",
     )  # fmt: skip
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
+        self._last_words = False  # gone, but frames sent before still leave (disconnect(after_sent=True))
         self.peer: NetworkEnd | None = None
         self.closed_in = False
         self.closed_out = False
@@ -182,9 +183,10 @@ class NetworkEnd:
                     pending.popleft()
                     continue  # its commit failed: it never leaves
             pending.popleft()
-            if self.peer is not None and not self.gone:
+            if self.peer is not None and (not self.gone or self._last_words):
                 self._post(frame, alive)
         self._pending = None
+        self._last_words = False
 
     def auto_respond(self, data: str) -> None:
         """Send an auto-response: after the frames this end sent that still wait for the output
@@ -267,14 +269,22 @@ class NetworkEnd:
 
     # -- the connection ends -------------------------------------------------------------------
 
-    def disconnect(self, code: int = 1006, reason: str = DISCONNECTED_REASON) -> None:
-        """The connection is lost: the other end gets a close (``was_clean`` False) and this end dies."""
+    def disconnect(self, code: int = 1006, reason: str = DISCONNECTED_REASON, *, after_sent: bool = False) -> None:
+        """The connection is lost: the other end gets a close (``was_clean`` False) and this end dies.
+
+        ``after_sent``: the frames this end sent that still wait for the output gate leave first
+        (a listener that raised, ``_wsdelivery._listener_raised``).
+        """
         self._settle_due()
         if self.gone:
             return
         self.gone = True
         if self.peer is not None:
-            self._post((CLOSE, code, reason, False))
+            if after_sent and self._pending:
+                self._last_words = True
+                self._pending.append(((CLOSE, code, reason, False), None, None))
+            else:
+                self._post((CLOSE, code, reason, False))
         self.delivery.finished()
 
     def fail(self, error: BaseException) -> None:
