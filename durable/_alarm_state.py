@@ -55,6 +55,8 @@ class AlarmState:
         "_changed_depth",
         "_committing",
         "_dirty_depth",
+        "_from_none",
+        "_from_writes",
         "_marks",
         "_owner",
         "changed",
@@ -81,6 +83,11 @@ class AlarmState:
         """The savepoint depth at which ``changed`` became true, if inside a ``transaction()``:
         rolling that savepoint back makes it false again. ``None``: at depth 0 (or not changed)."""
         self._committing: int | None = None
+        self._from_none = False
+        self._from_writes = 0
+        """``writes`` before the first write of ``changed``."""
+        """Whether the first write of ``changed`` set the alarm where none was stored (so none was
+        at the last commit): if none is stored at the next commit either, nothing changed."""
         self.writes = 0
         """How many times the alarm was set or deleted (workerd's alarm version): a deletion whose
         commit is confirmed after a later write is not announced (``AlarmScheduler.after_commit``).
@@ -94,7 +101,7 @@ class AlarmState:
         uncommitted writes set or deleted the alarm; they make ``reset`` true once they reach depth
         0, and are forgotten if that savepoint rolls back. ``None``: no such write."""
 
-    def written(self, stored_changed: bool = True) -> None:
+    def written(self, stored_changed: bool = True, *, from_none: bool = False) -> None:
         """The alarm was set or deleted: the scheduler re-arms it after the commit.
 
         ``stored_changed=False``: a ``delete_alarm()`` or ``delete_all()`` that found no alarm
@@ -106,6 +113,12 @@ class AlarmState:
         retry (measured with miniflare 4.20260426, SQLite- and KV-backed: a ``deleteAlarm()``
         after the ``blockConcurrencyWhile()`` callback that deleted it, then a ``setTimeout`` and
         a set to a past time: a first attempt at once).
+
+        ``from_none``: a set where no alarm was stored. If it is the first write since the last
+        commit and no alarm is stored again by the next, that commit announces nothing: in workerd
+        (miniflare 4.20260426, SQLite- and KV-backed) a handler that deleted its alarm and threw,
+        then a call's ``setAlarm(later); deleteAlarm()`` (or ``deleteAll()``, or in one
+        ``transactionSync()``), then a call's ``setAlarm(past)``: the alarm ran as the retry.
         """
         depth = self._owner.db.savepoint_depth
         if stored_changed:
@@ -114,6 +127,8 @@ class AlarmState:
             self.writes += 1
             if not self.changed:
                 self.changed = True
+                self._from_none = from_none
+                self._from_writes = self.writes - 1
                 self._changed_depth = depth or None
             elif self._changed_depth is not None and depth < self._changed_depth:
                 self._changed_depth = depth or None
@@ -193,8 +208,26 @@ class AlarmState:
         if not self.changed:
             return False
         self.changed = False
-        self._committing = self._owner.db.meta.get_alarm()
+        alarm = self._owner.db.meta.get_alarm()
+        if alarm is None and self._from_none:
+            # Set and deleted again since the last commit, which stored none: no change, and no
+            # write either (an earlier deletion still drops a pending retry, as in workerd).
+            self.writes = self._from_writes
+            return False
+        self._committing = alarm
         return True
+
+    def settled_writes(self) -> int:
+        """``writes``, less the uncommitted ones if they leave no alarm where none was stored.
+
+        workerd (miniflare 4.20260426, SQLite- and KV-backed): a ``deleteAlarm()`` in a
+        ``blockConcurrencyWhile()`` callback while a retry is pending, then ``setAlarm(later);
+        deleteAlarm()``, a ``setTimeout`` and a set to a past time: a first attempt at once (the
+        deletion dropped the retry), as without the set and delete between.
+        """
+        if self.changed and self._from_none and self._owner.db.meta.get_alarm() is None:
+            return self._from_writes
+        return self.writes
 
     def before_commit(self) -> None:
         """The changed alarm (read by :meth:`take_change`) is about to commit."""

@@ -168,7 +168,7 @@ def _deletion_confirmed(scheduler: AlarmScheduler, key: Key, entry: _Entry, alar
     confirmed: drop the retry, unless the object wrote its alarm again since (its own commit
     announces that), or ``entry`` is no longer waiting (its timer fired: the handler's run finds
     the deletion, ``AlarmState.run``; it was rescheduled, forgotten by a reset or stopped)."""
-    if alarms.writes == writes and entry.handle is not None and not entry.forgotten:
+    if alarms.settled_writes() == writes and entry.handle is not None and not entry.forgotten:
         scheduler.schedule(key, None)
 
 

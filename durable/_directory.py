@@ -147,7 +147,9 @@ def check_namespace_name(name: object) -> str:
 
 
 _held_paths: dict[Path, str] = {}
-_held_paths_lock = threading.Lock()
+_held_paths_lock = threading.RLock()
+"""Reentrant: a collection that an allocation starts while a thread holds it may run the
+finalizer of a dropped runtime (``Runtime.__del__``), which takes it to release its own path."""
 _lock_files: dict[Path, IO[str]] = {}
 """The open ``.lock`` file of every path in ``_held_paths`` (closed in a forked child: ``_forget_in_child``)."""
 
@@ -162,7 +164,7 @@ def _forget_in_child() -> None:
     stay held for good in the child: it is made anew.
     """
     global _held_paths_lock
-    _held_paths_lock = threading.Lock()
+    _held_paths_lock = threading.RLock()
     for handle in _lock_files.values():
         with contextlib.suppress(OSError):
             handle.close()

@@ -284,8 +284,8 @@ class ObjectHost:
     def now_ms(self) -> int:
         return self.runtime.clock.time_ms()
 
-    def alarm_written(self, stored_changed: bool = True) -> None:
-        self.alarms.written(stored_changed)
+    def alarm_written(self, stored_changed: bool = True, *, from_none: bool = False) -> None:
+        self.alarms.written(stored_changed, from_none=from_none)
 
     def alarm_visible(self, stored: int | None) -> int | None:
         return self.alarms.visible(stored)

@@ -34,7 +34,7 @@ from ._context import Running, check_owner
 from ._done import NONE as _NONE
 from ._done import Done as Done
 from ._done import next_turn
-from ._exceptions import DurableError, InvalidTransactionError
+from ._exceptions import DataCorruptionError, DurableError, InvalidTransactionError
 from ._gates import InputGate, through_gate
 from ._keys import (
     GET_OPTIONS,
@@ -140,10 +140,10 @@ class StorageHost(Protocol):
         """
         ...
 
-    def alarm_written(self, stored_changed: bool = True) -> None:
+    def alarm_written(self, stored_changed: bool = True, *, from_none: bool = False) -> None:
         """Record that the alarm was set or deleted, so that the scheduler re-arms it after the
         commit (``stored_changed=False``: a delete that found no alarm stored, which the scheduler
-        must not hear of; see ``AlarmState.written``)."""
+        must not hear of; ``from_none``: a set where none was stored; see ``AlarmState.written``)."""
         ...
 
     def savepoint_ended(self, kept: bool) -> None:
@@ -241,7 +241,10 @@ class _KvTable:
         """``delete_all()``: every key, the alarm and (SQLite-backed) every table."""
         # Buffered writes are dropped even when nothing reached SQLite yet (a new object's first
         # turn): workerd's deleteAll() undoes them too.
-        had_alarm = self._db.meta.get_alarm() is not None
+        try:
+            had_alarm = self._db.meta.get_alarm() is not None
+        except DataCorruptionError:
+            had_alarm = True  # a damaged alarm is wiped with the rest, as before the check
         if self._host.kv_backed:
             self._db.kv_clear()
         else:

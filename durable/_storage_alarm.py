@@ -68,8 +68,10 @@ class StorageAlarm:
         return NONE
 
     def _set(self, ms: int, *, gated: bool) -> None:
-        self._db.meta.set_alarm(ms)
-        self._host.alarm_written()
+        meta = self._db.meta
+        was_none = meta.get_alarm() is None
+        meta.set_alarm(ms)
+        self._host.alarm_written(from_none=was_none)
         self._host.wrote(gated=gated)
 
     def delete(self, options: dict[str, Any]) -> Awaitable[None]:

@@ -64,18 +64,14 @@ class NetworkEnd:
     """
 
     __slots__ = (
-        "_beyond", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone", "peer",
-        "replied", "used",
+        "_beyond", "_last_words", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone",
+        "peer", "replied", "used",
     )  # fmt: skip
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self.peer: NetworkEnd | None = None
-        self.closed_in = False
-        self.closed_out = False
-        self.replied = False
-        self.gone = False
-        self.used = False
+        self.closed_in = self.closed_out = self.replied = self.gone = self.used = self._last_words = False
         self.close_info: tuple[int, str, bool] | None = None
         self.close_due: tuple[int, str, bool] | None = None
         self._beyond: str | None = None  # a client beyond the runtime: who answers its Close
@@ -182,9 +178,9 @@ class NetworkEnd:
                     pending.popleft()
                     continue  # its commit failed: it never leaves
             pending.popleft()
-            if self.peer is not None and not self.gone:
+            if self.peer is not None and (not self.gone or self._last_words):
                 self._post(frame, alive)
-        self._pending = None
+        self._pending, self._last_words = None, False
 
     def auto_respond(self, data: str) -> None:
         """Send an auto-response: after the frames this end sent that still wait for the output
@@ -267,14 +263,18 @@ class NetworkEnd:
 
     # -- the connection ends -------------------------------------------------------------------
 
-    def disconnect(self, code: int = 1006, reason: str = DISCONNECTED_REASON) -> None:
-        """The connection is lost: the other end gets a close (``was_clean`` False) and this end dies."""
+    def disconnect(self, code: int = 1006, reason: str = DISCONNECTED_REASON, *, after_sent: bool = False) -> None:
+        """The connection is lost: the peer gets an unclean close, this end dies (``after_sent``: after held frames)."""
         self._settle_due()
         if self.gone:
             return
         self.gone = True
-        if self.peer is not None:
-            self._post((CLOSE, code, reason, False))
+        frame = (CLOSE, code, reason, False)
+        if after_sent and self._pending and self.peer is not None:  # (_listener_raised)
+            self._last_words = True  # gone, but the frames the output gate held leave first (_drain)
+            self._pending.append((frame, None, None))
+        elif self.peer is not None:
+            self._post(frame)
         self.delivery.finished()
 
     def fail(self, error: BaseException) -> None:

@@ -38,6 +38,16 @@ class DeletesThenFails(durable.DurableObject):
         await (storage.delete_all() if how == "delete_all" else storage.delete_alarm())
         await storage.put("k", 1)
 
+    async def set_then_remove(self, how: str) -> None:
+        """Set the alarm an hour ahead and delete it again, in one turn (as ``how`` says)."""
+        storage = self.ctx.storage
+        later = self.ctx.now_ms() + 3_600_000
+        if how == "in a transaction_sync":
+            storage.transaction_sync(lambda: (storage.set_alarm(later), storage.delete_alarm()))
+            return
+        storage.set_alarm(later)
+        await (storage.delete_all() if how == "set, delete_all" else storage.delete_alarm())
+
     async def report(self) -> tuple[list[tuple[int, int]], int | None]:
         return self.seen, await self.ctx.storage.get_alarm()
 
@@ -123,6 +133,31 @@ class TestRetryOfAHandlerThatRemovedItsAlarm:
             seen, alarm = await stub.report()
             assert seen == [(0, T0_MS + 1000)]
             assert alarm == T0_MS + 1350
+            await clock.advance(1.5)
+            assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
+
+    @pytest.mark.parametrize("how", ["set, delete_alarm", "set, delete_all", "in a transaction_sync"])
+    @pytest.mark.parametrize("storage", ["sqlite", "kv"])
+    async def test_a_set_then_a_delete_with_no_alarm_stored_keeps_the_retry(
+        self, clock: MockClock, storage: str, how: str
+    ) -> None:
+        """A call that sets the alarm and deletes it again (one turn, nothing stored before)
+        changes nothing the scheduler sees: an alarm set after it still runs as the retry.
+        Measured with miniflare 4.20260426 (tmp probe review-merges-p1), SQLite- and KV-backed:
+        the handler deletes its alarm (+50 ms) and throws; at 300 ms a call's
+        ``setAlarm(+1 h); deleteAlarm()`` (also awaited, or ``deleteAll()``, or both in one
+        ``transactionSync()``); at 350 ms a past time: the handler ran at ~2.1-2.5 s with
+        retryCount 1. durable announced a deletion and dropped the retry (a first attempt at
+        once)."""
+        async with durable.Runtime(clock=clock) as rt:
+            stub = rt.namespace(DeletesThenFails, storage=storage).get_by_name(how)
+            await stub.arm("delete_alarm", T0_MS + 1000)
+            await clock.advance(1.3)
+            await stub.set_then_remove(how)
+            await clock.advance(0.05)
+            await stub.set(T0_MS - 5000)
+            await clock.advance(0.5)
+            assert await stub.report() == ([(0, T0_MS + 1000)], T0_MS + 1350)
             await clock.advance(1.5)
             assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
 
@@ -412,6 +447,13 @@ class DeletesAroundASection(durable.DurableObject):
             storage.delete_alarm()
             await asyncio.sleep(TICK)
             await storage.set_alarm(PAST)
+        elif variant.startswith("a set and a delete"):
+            await section(delete)
+            storage.set_alarm(T0_MS + 3_600_000)
+            storage.delete_alarm()
+            if variant.endswith("a sleep"):
+                await asyncio.sleep(TICK)
+            await storage.set_alarm(PAST)
         elif variant == "an awaited delete of no alarm, a sleep":
             await section(delete)
             await storage.delete_alarm()
@@ -433,6 +475,7 @@ KEPT = [
     "delete, set in a callback",
     "nested",
     "a rolled-back transaction_sync",
+    "a set and a delete",  # (review-merges, miniflare 4.20260426, SQLite- and KV-backed)
 ]
 DROPPED = [
     # (A write that changed nothing does not keep the retry: review-bcw, miniflare 4.20260426,
@@ -442,6 +485,9 @@ DROPPED = [
     "an outer rollback, a sleep",  # (the outer one raises after the inner one set the alarm)
     "a delete of no alarm, a sleep",
     "an awaited delete of no alarm, a sleep",
+    # (A set and a delete in one turn, where no alarm was stored: no write either; review-merges,
+    # measured likewise. durable kept the retry once such a turn announced no change.)
+    "a set and a delete, a sleep",
     "no section, a sleep",
     "a sleep",
     "the callback waits after",

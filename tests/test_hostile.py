@@ -312,6 +312,38 @@ class TestDamagedFiles:
                 await ns.get_by_name("bad").read("k")
 
 
+class AlarmObj(durable.DurableObject):
+    async def arm(self) -> None:
+        await self.ctx.storage.put("k", 1)
+        await self.ctx.storage.set_alarm(4 * 10**12)
+
+    async def wipe(self) -> dict[str, Any]:
+        await self.ctx.storage.delete_all()
+        return dict(await self.ctx.storage.list())
+
+    async def alarm(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "kv"])
+async def test_delete_all_wipes_a_damaged_alarm(tmp_path: Path, storage: str) -> None:
+    """An alarm stored as TEXT (written by another program) is wiped by ``delete_all()`` with the
+    rest, as before fuzz-9401's check of whether an alarm was stored read it and raised."""
+    async with durable.Runtime(path=tmp_path) as rt:
+        ns = rt.namespace(AlarmObj, name="OBJ", storage=storage)
+        await ns.get_by_name("x").arm()
+        hexid = str(ns.id_from_name("x"))
+    with sqlite3.connect(tmp_path / "OBJ" / f"{hexid}.sqlite") as conn:
+        conn.execute("UPDATE _cf_METADATA SET value = 'soon' WHERE key = 'alarm'")
+    conn.close()
+    async with durable.Runtime(path=tmp_path) as rt:
+        ns = rt.namespace(AlarmObj, name="OBJ", storage=storage)
+        assert await ns.get_by_name("x").wipe() == {}
+    async with durable.Runtime(path=tmp_path) as rt:
+        ns = rt.namespace(AlarmObj, name="OBJ", storage=storage)
+        assert await ns.get_by_name("x").wipe() == {}
+
+
 class SqlObj(durable.DurableObject):
     async def make_table(self, rows: int) -> None:
         sql = self.ctx.storage.sql

@@ -132,3 +132,51 @@ class TestPathLockInNotebooks:
                 durable.Runtime(tmp_path)
         rt = durable.Runtime(tmp_path)  # free once the other holder let go
         asyncio.run(rt.aclose())
+
+
+_COLLECTED_IN_THE_LOCK = """
+import asyncio, gc, sys, warnings
+from pathlib import Path
+import durable, durable._directory as directory
+warnings.simplefilter("ignore", ResourceWarning)
+base = Path(sys.argv[1])
+async def drop():
+    rt = durable.Runtime(path=base / "a")
+    rt.cycle = rt  # only the collector frees it
+asyncio.run(drop())
+flock = directory.fcntl.flock
+def collecting_flock(*args):
+    gc.collect()  # as any allocation while the lock table is held may
+    return flock(*args)
+directory.fcntl.flock = collecting_flock
+async def main():
+    async with durable.Runtime(path=base / "b"):
+        pass
+asyncio.run(main())
+print("opened")
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the path lock takes a flock on POSIX")
+def test_a_collection_while_the_path_table_is_held_does_not_deadlock(tmp_path: Path) -> None:
+    """A dropped runtime's finalizer, run by a collection that starts while this thread holds the
+    table of held paths (opening another path), releases its own path: the table's lock is
+    reentrant. It was not, so the process hung (the finalizer waited for its own thread). In a
+    subprocess, so that a hang cannot take the test run's lock table with it."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _COLLECTED_IN_THE_LOCK, str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("opening a path hung: a collection in the locked region ran a finalizer that waited for the lock")
+    assert done.stdout.strip() == "opened", done.stderr

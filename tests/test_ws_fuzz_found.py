@@ -12,6 +12,8 @@ import pytest
 import durable
 from durable.testing import run_in_object, websocket
 
+DISCONNECTED_REASON = "WebSocket disconnected without sending Close frame."
+
 TOO_LONG = "WebSocket close reason must not be longer than 123 bytes when UTF-8 encoded."
 NO_CODE = "If you specify a WebSocket close reason, you must also specify a code."
 
@@ -254,3 +256,47 @@ class ThrowingHandler(durable.DurableObject):
 
     async def web_socket_error(self, ws: durable.WebSocket, error: BaseException) -> None:
         self.errors.append(error)
+
+
+class WritesSendsAndRaises(durable.DurableObject):
+    """A socket accepted with ``accept()`` whose ``"message"`` listener puts a key, sends, closes
+    (if told) and raises."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        server.accept()
+
+        def listener(event: Any) -> None:
+            self.ctx.storage.put("k", 1)  # (not awaited: what follows waits for its commit)
+            server.send("m1")
+            if event.data == "close":
+                server.close(2000, "bye")
+            raise ValueError("handler boom")
+
+        server.add_event_listener("message", listener)
+        return durable.Response(None, status=101, web_socket=client)
+
+
+class TestARaisingListenerAfterAWrite:
+    """workerd (miniflare 4.20260426, SQLite-backed; tmp probe review-merges-p4): a listener that
+    puts a key, sends ``m1``, closes with 2000 and throws: its client gets ``m1`` and the clean
+    2000 close. durable dropped both, still held by the output gate when the listener raised,
+    and sent only the 1006 close (found by ``run_ws.py 8 --seed 77 --resets``, sequence 5)."""
+
+    @pytest.mark.parametrize("close", [True, False])
+    async def test_what_it_sent_still_leaves(self, durable_runtime: durable.Runtime, close: bool) -> None:
+        stub = durable_runtime.namespace(WritesSendsAndRaises).get_by_name("a")
+        response = await stub.fetch("http://a/", headers={"Upgrade": "websocket"})
+        ws = response.web_socket
+        assert ws is not None
+        ws.accept()
+        seen: list[Any] = []
+        ws.add_event_listener("message", lambda e: seen.append(e.data))
+        ws.add_event_listener("close", lambda e: seen.append((e.code, e.reason, e.was_clean)))
+        ws.send("close" if close else "hi")
+        for _ in range(50):
+            await asyncio.sleep(0)
+            if len(seen) == 2:
+                break
+        # Without the close: the 1006 of the dropped connection, after the message.
+        assert seen == ["m1", (2000, "bye", True) if close else (1006, DISCONNECTED_REASON, False)]
