@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, final
 
 from ._aliases import normalize_options
 from ._done import NONE, Done
+from ._exceptions import DataCorruptionError
 from ._keys import ALARM_GET_OPTIONS, ALARM_SET_OPTIONS, alarm_time_ms
 from ._transaction import NOW, Transactions
 
@@ -68,9 +69,8 @@ class StorageAlarm:
         return NONE
 
     def _set(self, ms: int, *, gated: bool) -> None:
-        meta = self._db.meta
-        was_none = meta.get_alarm() is None
-        meta.set_alarm(ms)
+        was_none = not self._stored()
+        self._db.meta.set_alarm(ms)
         self._host.alarm_written(from_none=was_none)
         self._host.wrote(gated=gated)
 
@@ -86,9 +86,16 @@ class StorageAlarm:
         self._delete(gated=gated)
         return NONE
 
+    def _stored(self) -> bool:
+        """Whether an alarm is stored; a damaged one (not an INTEGER) counts: a set or a delete overwrites it."""
+        try:
+            return self._db.meta.get_alarm() is not None
+        except DataCorruptionError:
+            return True
+
     def _delete(self, *, gated: bool) -> None:
         host = self._host
-        if self._db.meta.get_alarm() is None and not host.alarm_visible(None):
+        if not self._stored() and not host.alarm_visible(None):
             # No alarm stored: nothing for the scheduler (a pending retry goes on, as in workerd),
             # but still a handler-set marker, see AlarmState.written.
             host.alarm_written(stored_changed=False)

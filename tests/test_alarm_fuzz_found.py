@@ -48,6 +48,28 @@ class DeletesThenFails(durable.DurableObject):
         storage.set_alarm(later)
         await (storage.delete_all() if how == "set, delete_all" else storage.delete_alarm())
 
+    async def replace_then_remove(self, how: str) -> None:
+        """With the alarm stored: (delete it,) set it an hour ahead and delete it, in one turn
+        (``"... rolled back"``: in a ``transaction()`` that then rolls back)."""
+        storage = self.ctx.storage
+        later = self.ctx.now_ms() + 3_600_000
+
+        def writes() -> None:
+            if how.startswith("delete"):
+                storage.delete_alarm()
+            storage.set_alarm(later)
+            storage.delete_alarm()
+
+        if how.endswith("rolled back"):
+
+            async def body(txn: durable.Transaction) -> None:
+                writes()
+                txn.rollback()
+
+            await storage.transaction(body)
+            return
+        writes()
+
     async def report(self) -> tuple[list[tuple[int, int]], int | None]:
         return self.seen, await self.ctx.storage.get_alarm()
 
@@ -61,7 +83,7 @@ class DeletesThenFails(durable.DurableObject):
         elif self.mode == "set_then_delete":
             await storage.set_alarm(self.ctx.now_ms() + 50)
             await storage.delete_alarm()
-        else:
+        elif self.mode != "keep":
             await storage.delete_alarm()
         raise RuntimeError("the handler failed")
 
@@ -160,6 +182,37 @@ class TestRetryOfAHandlerThatRemovedItsAlarm:
             assert await stub.report() == ([(0, T0_MS + 1000)], T0_MS + 1350)
             await clock.advance(1.5)
             assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
+
+    @pytest.mark.parametrize(
+        ("how", "retried"),
+        [("set, delete", False), ("delete, set, delete", False), ("delete, set, delete, rolled back", True)],
+    )
+    @pytest.mark.parametrize("storage", ["sqlite", "kv"])
+    async def test_a_set_then_a_delete_of_a_stored_alarm_drops_the_retry(
+        self, clock: MockClock, storage: str, how: str, retried: bool
+    ) -> None:
+        """Where an alarm was stored, a set then a delete (or a delete, a set and a delete) in one
+        turn is a deletion: the pending retry is dropped, and an alarm set after it is a first
+        attempt, at once; rolled back, it changes nothing and the retry goes on. Measured with
+        miniflare 4.20260426 (tmp probe review-r2-p3), SQLite- and KV-backed: the handler (+50 ms)
+        throws, keeping its alarm; at 300 ms a call's ``setAlarm(+1 h); deleteAlarm()`` (or
+        ``deleteAlarm()`` first, or all three in a ``transactionSync()`` that throws); at 350 ms a
+        past time: retryCount 0 at ~440 ms (~2.2 s with retryCount 1 when rolled back)."""
+        async with durable.Runtime(clock=clock) as rt:
+            stub = rt.namespace(DeletesThenFails, storage=storage).get_by_name(how)
+            await stub.arm("keep", T0_MS + 1000)
+            await clock.advance(1.3)
+            assert (await stub.report())[1] == T0_MS + 1000  # kept for the retry
+            await stub.replace_then_remove(how)
+            await clock.advance(0.05)
+            await stub.set(T0_MS - 5000)
+            await clock.advance(0.5)
+            if retried:
+                assert await stub.report() == ([(0, T0_MS + 1000)], T0_MS + 1350)
+                await clock.advance(1.5)
+                assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
+            else:
+                assert await stub.report() == ([(0, T0_MS + 1000), (0, T0_MS + 1350)], None)
 
     async def test_an_alarm_set_after_the_retry_time_runs_at_its_own(self, clock: MockClock) -> None:
         """An alarm set for after the pending retry's time replaces the retry, as any alarm set

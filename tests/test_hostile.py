@@ -321,8 +321,44 @@ class AlarmObj(durable.DurableObject):
         await self.ctx.storage.delete_all()
         return dict(await self.ctx.storage.list())
 
+    async def rearm(self) -> int | None:
+        await self.ctx.storage.set_alarm(5 * 10**12)
+        return await self.ctx.storage.get_alarm()
+
+    async def unarm(self) -> int | None:
+        await self.ctx.storage.delete_alarm()
+        return await self.ctx.storage.get_alarm()
+
     async def alarm(self) -> None:
         pass
+
+
+def _damage_alarm(file: Path) -> None:
+    conn = sqlite3.connect(file)
+    with conn:
+        conn.execute("UPDATE _cf_METADATA SET value = 'soon' WHERE key = 'alarm'")
+    conn.close()
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "kv"])
+@pytest.mark.parametrize(("method", "expected"), [("rearm", 5 * 10**12), ("unarm", None)])
+async def test_set_or_delete_alarm_overwrites_a_damaged_alarm(
+    tmp_path: Path, storage: str, method: str, expected: int | None
+) -> None:
+    """``set_alarm()`` and ``delete_alarm()`` replace an alarm stored as TEXT, as ``delete_all()``
+    wipes it: the check of whether an alarm was stored (review-merges' ``from_none`` for a set,
+    fuzz-9401's for a delete) read it and raised DataCorruptionError."""
+    async with durable.Runtime(path=tmp_path) as rt:
+        ns = rt.namespace(AlarmObj, name="OBJ", storage=storage)
+        await ns.get_by_name("x").arm()
+        hexid = str(ns.id_from_name("x"))
+    _damage_alarm(tmp_path / "OBJ" / f"{hexid}.sqlite")
+    async with durable.Runtime(path=tmp_path) as rt:
+        ns = rt.namespace(AlarmObj, name="OBJ", storage=storage)
+        assert await getattr(ns.get_by_name("x"), method)() == expected
+    async with durable.Runtime(path=tmp_path) as rt:
+        ns = rt.namespace(AlarmObj, name="OBJ", storage=storage)
+        assert await ns.get_by_name("x").rearm() == 5 * 10**12
 
 
 @pytest.mark.parametrize("storage", ["sqlite", "kv"])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable.testing import run_in_object, websocket
+from durable.testing import fail_next_commit, run_in_object, websocket
 
 DISCONNECTED_REASON = "WebSocket disconnected without sending Close frame."
 
@@ -298,5 +298,28 @@ class TestARaisingListenerAfterAWrite:
             await asyncio.sleep(0)
             if len(seen) == 2:
                 break
-        # Without the close: the 1006 of the dropped connection, after the message.
+        # Without the close: the 1006 of the dropped connection, after the message (workerd's
+        # client stays OPEN there, probe review-r2-p1: a difference kept, docs/websockets.md).
         assert seen == ["m1", (2000, "bye", True) if close else (1006, DISCONNECTED_REASON, False)]
+
+    async def test_nothing_held_by_a_failed_commit_leaves(self, durable_runtime: durable.Runtime) -> None:
+        """The frames the raising listener sent after a write whose commit then fails never leave
+        (the output gate's rule): the client gets only the 1006 of the dropped connection, not
+        ``m1`` nor the 2000 close (the object is reset by the failed commit)."""
+        stub = durable_runtime.namespace(WritesSendsAndRaises).get_by_name("a")
+        response = await stub.fetch("http://a/", headers={"Upgrade": "websocket"})
+        ws = response.web_socket
+        assert ws is not None
+        ws.accept()
+        seen: list[Any] = []
+        ws.add_event_listener("message", lambda e: seen.append(e.data))
+        ws.add_event_listener("close", lambda e: seen.append((e.code, e.reason, e.was_clean)))
+        fail_next_commit(stub)
+        ws.send("close")
+        for _ in range(50):
+            await asyncio.sleep(0)
+            if seen:
+                break
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert seen == [(1006, DISCONNECTED_REASON, False)]
