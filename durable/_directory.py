@@ -420,10 +420,12 @@ def open_directory(path: Path, synchronous: str = "NORMAL") -> Directory:
         # run it now, so that its finalizer releases the path (with its ResourceWarning).
         gc.collect()
     with _held_paths_lock:
-        if path in _held_paths:
+        # (read once: a collection while the message is built can run a dropped runtime's
+        # finalizer on this thread, which the reentrant lock lets release its path meanwhile)
+        if (held := _held_paths.get(path)) is not None:
             raise PathLockedError(
                 f"storage path {str(path)!r} is already used by another live durable.Runtime in this "
-                f"process ({_held_paths[path]}); close it first (await runtime.aclose(), or rt.close() for a "
+                f"process ({held}); close it first (await runtime.aclose(), or rt.close() for a "
                 "durable.BlockingRuntime), or keep using it. In a notebook, a cell that opens the path run "
                 "again makes the new runtime while its variable still holds the previous one: close that "
                 "one first (`await rt.aclose()`), or open the runtime in a cell of its own"
