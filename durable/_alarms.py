@@ -175,7 +175,8 @@ def _deletion_confirmed(scheduler: AlarmScheduler, key: Key, entry: _Entry, alar
 def _defer_set(scheduler: AlarmScheduler, key: Key, when_ms: int, running: _Entry, alarms: AlarmState) -> bool:
     """Arm the alarm ``when_ms`` that a commit nothing waited for set while the handler of
     ``running`` runs only once that commit is confirmed, one loop iteration later, and not at all
-    if the alarm was written again by then (:func:`_set_confirmed`). ``False`` if no loop runs.
+    if the alarm was written again by then (:func:`_set_confirmed`). ``False`` if the handler has
+    not started or no loop runs.
 
     The same rule as :func:`_defer_deletion`, for a set: measured with miniflare 4.20260426, a
     handler that sets its alarm (+45 ms) in a ``blockConcurrencyWhile()`` callback, then
@@ -183,7 +184,11 @@ def _defer_set(scheduler: AlarmScheduler, key: Key, when_ms: int, running: _Entr
     stored alarm ran at the retry's time as the retry (retryCount 1, the old scheduledTime), every
     run; set 3 s ahead, past the retry's time, it ran at its own time as a first attempt; with no
     delete (or the delete committed) the set replaced the retry. Found by ``run_alarm.py 120
-    --seed 9512 --resets`` (sequence 37)."""
+    --seed 9512 --resets`` (sequence 37). Only once the handler has started: a set committed while
+    its event waits at the input gate is armed at once, as before (``run_alarm.py 120 --seed 9513
+    --resets --loop uvloop``, sequence 48, agreed with workerd only so)."""
+    if not alarms.running:
+        return False
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
