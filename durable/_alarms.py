@@ -172,6 +172,50 @@ def _deletion_confirmed(scheduler: AlarmScheduler, key: Key, entry: _Entry, alar
         scheduler.schedule(key, None)
 
 
+def _defer_set(scheduler: AlarmScheduler, key: Key, when_ms: int, running: _Entry, alarms: AlarmState) -> bool:
+    """Arm the alarm ``when_ms`` that a commit nothing waited for set while the handler of
+    ``running`` runs only once that commit is confirmed, one loop iteration later, and not at all
+    if the alarm was written again by then (:func:`_set_confirmed`). ``False`` if the handler has
+    not started or no loop runs.
+
+    The same rule as :func:`_defer_deletion`, for a set: measured with miniflare 4.20260426, a
+    handler that sets its alarm (+45 ms) in a ``blockConcurrencyWhile()`` callback, then
+    deletes it and calls ``ctx.abort()`` (the reset loses the delete, the set is stored): the
+    stored alarm ran at the retry's time as the retry (retryCount 1, the old scheduledTime), every
+    run; set 3 s ahead, past the retry's time, it ran at its own time as a first attempt; with no
+    delete (or the delete committed) the set replaced the retry. Found by ``run_alarm.py 120
+    --seed 9512 --resets`` (sequence 37). Only once the handler has started: a set committed while
+    its event waits at the input gate is armed at once, as before (``run_alarm.py 120 --seed 9513
+    --resets --loop uvloop``, sequence 48, agreed with workerd only so)."""
+    if not alarms.running:
+        return False
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    loop.call_soon(_set_confirmed, scheduler, key, when_ms, running, alarms, alarms.writes)
+    return True
+
+
+def _set_confirmed(
+    scheduler: AlarmScheduler, key: Key, when_ms: int, running: _Entry, alarms: AlarmState, writes: int
+) -> None:
+    """The commit that set the alarm of ``key`` to ``when_ms`` while ``running``'s handler ran is
+    confirmed: arm it, unless the object wrote its alarm again since (that write's own commit
+    announces it; if a reset dropped that write, the pending retry finds the stored alarm when
+    it falls due), or the runtime forgot its alarms meanwhile (a stopped one arms nothing)."""
+    if alarms.settled_writes() == writes and not running.forgotten:
+        scheduler.schedule(key, when_ms)
+
+
+def _later_alarm(entry: _Entry, host: ObjectHost) -> int | None:
+    """The alarm to arm once ``entry``'s retry found the stored one not yet due: the one set while
+    the retry was pending, else the stored one (its set was never announced, ``_defer_set``: it
+    runs at its own time as a first attempt, as in workerd, measured with miniflare 4.20260426).
+    A timer may fire a little early, so the one set meanwhile may not be due yet either."""
+    return entry.moved_to if entry.moved_to is not None else host.db.meta.get_alarm()
+
+
 class AlarmScheduler:
     """One per runtime. Keys are ``(namespace name, id hex)``.
 
@@ -205,10 +249,8 @@ class AlarmScheduler:
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop the runtime was last used on (``attach_loop``); the pytest plugin closes on it."""
         self.armed = False
-        """Whether a loop is attached and every timer is armed on it (no ``attach_loop`` needed).
-
-        An attribute kept up to date where ``loop`` or the unarmed timers change
-        (``_note_armed``), not a property: it is read for every RPC call (docs/performance.md)."""
+        """Whether a loop is attached and every timer is armed on it (no ``attach_loop`` needed): kept up to
+        date where those change (``_note_armed``), not a property, as every RPC call reads it (docs/performance.md)."""
         for namespace, hexid, ms in index.alarm_rows():
             self._waiting.setdefault(namespace, []).append((hexid, ms))
 
@@ -225,17 +267,17 @@ class AlarmScheduler:
     def after_commit(self, key: Key, when_ms: int | None, alarms: AlarmState | None = None) -> None:
         """Object ``key`` committed ``when_ms`` as its alarm: unindex a cleared one, set the timer.
 
-        An alarm committed unchanged (a ``transaction()`` that set it and rolled back) keeps its
-        timer and retry count, as workerd schedules nothing then (measured with miniflare: the
-        retries go on at 2 s, 4 s...). One set while a retry is pending keeps the retry, as in
-        workerd (miniflare 4, also after an earlier set past the retry's time, in its own commit):
-        the retry finds the stored alarm overdue and runs the handler for it (its retry count and
-        old scheduled time, ``AlarmState.run``); if it fails, the new alarm runs at once as a first
-        attempt. One not due by then runs at its own time as a first attempt. A delete drops the
-        retry (once its commit is confirmed: ``_defer_deletion``; not one of no alarm, unannounced).
-        """
+        An alarm committed unchanged (a ``transaction()`` that set it and rolled back) keeps its timer and
+        retry count, as workerd schedules nothing then (measured with miniflare: retries at 2 s, 4 s...).
+        One set while a retry is pending keeps the retry, as in workerd (miniflare 4, also after an earlier
+        set past the retry's time, in its own commit): the retry runs the handler for the stored alarm if
+        overdue (its retry count and old scheduled time, ``AlarmState.run``); if it fails, the new alarm
+        runs at once as a first attempt; one not due by then runs at its own time as a first attempt. A
+        delete drops the retry, and a set while the handler runs replaces it, once the commit is confirmed
+        (``_defer_deletion``, not for a delete of no alarm, unannounced; ``_defer_set``)."""
         old = self._entries.get(key)
-        if old is not None and (old.handle is None or key in self._active):
+        running = old if old is not None and key in self._active else None
+        if old is not None and (old.handle is None or running is not None):
             old = None  # not waiting: its handler runs (or its timer is not armed)
         if when_ms is None:
             self._index.unindex_alarm(key)
@@ -247,6 +289,8 @@ class AlarmScheduler:
             if old.failures:
                 old.moved_to = when_ms
                 return
+        elif running is not None and alarms is not None and _defer_set(self, key, when_ms, running, alarms):
+            return
         self.schedule(key, when_ms)
 
     def namespace_bound(self, name: str) -> None:
@@ -343,9 +387,9 @@ class AlarmScheduler:
                 if await host.invoke("alarm", "alarm", (info,), {}) is False:
                     entry.cancelled = True  # deleted or moved meanwhile: nothing ran, nothing to retry
                     if self._entries.get(key) is entry:
-                        # An alarm set while the retry was pending, not yet due when the retry's timer
-                        # fired (a timer may fire a little early), gets its own; a kept retry (below) ends.
-                        self.schedule(key, entry.moved_to)
+                        # An alarm set while the retry was pending (or one never announced: _defer_set)
+                        # not yet due when the retry's timer fired gets its own; a kept retry (below) ends.
+                        self.schedule(key, _later_alarm(entry, host))
             except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
                 raise  # Ctrl-C, sys.exit(), or this delivery cancelled by the runtime's shutdown
             except BaseException as exc:  # a BaseException subclass too: workerd retries whatever is thrown

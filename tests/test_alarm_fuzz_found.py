@@ -678,3 +678,64 @@ async def test_the_caller_of_block_concurrency_while_resumes_before_a_waiting_al
                 break
             await asyncio.sleep(0.01)
         assert ORDER == ["a-end", "b-bcw", "cb", "b-end", "alarm"]
+
+
+RUNS: list[tuple[int, int]] = []
+
+
+class SetsInACallbackThenAborts(durable.DurableObject):
+    """Its first alarm() sets the alarm ``ahead`` ms on in a ``block_concurrency_while()``
+    callback, deletes it again (unless ``ahead`` is negative: then it sets ``-ahead`` and keeps
+    it) and calls ``ctx.abort()``; every run is recorded in ``RUNS`` (a reset loses attributes)."""
+
+    async def arm(self, when: int, ahead: int) -> None:
+        await self.ctx.storage.put("ahead", ahead)
+        await self.ctx.storage.set_alarm(when)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        RUNS.append((info.retry_count, info.scheduled_time))
+        if len(RUNS) > 1:
+            return
+        storage = self.ctx.storage
+        ahead = await storage.get("ahead")
+
+        async def set_it() -> None:
+            await storage.set_alarm(self.ctx.now_ms() + abs(ahead))
+
+        await self.ctx.block_concurrency_while(set_it)
+        if ahead > 0:
+            await storage.delete_alarm()
+        self.ctx.abort("reset by the test")
+
+
+@pytest.mark.parametrize(
+    ("ahead", "runs"),
+    [
+        (45, [(0, T0_MS + 1000), (1, T0_MS + 1000)]),  # the stored alarm runs as the retry, at ~3 s
+        (3000, [(0, T0_MS + 1000), (0, T0_MS + 4000)]),  # past the retry's time: at its own, a first attempt
+        (-45, [(0, T0_MS + 1000), (0, T0_MS + 1045)]),  # no delete: the set replaced the retry
+    ],
+)
+async def test_a_set_in_a_callback_then_a_delete_lost_to_an_abort(
+    clock: MockClock, ahead: int, runs: list[tuple[int, int]]
+) -> None:
+    """The handler sets its alarm in a ``blockConcurrencyWhile()`` callback (stored with the
+    callback's commit), deletes it (lost: the reset drops it) and calls ``ctx.abort()``. workerd
+    (miniflare 4.20260426, every run) did not arm the set alarm, written again before its commit
+    was confirmed: its pending retry ran the stored alarm at the retry's time as the retry
+    (retryCount 1, the old scheduledTime); set 3 s ahead, past the retry's time, it ran at its
+    own time as a first attempt; with no delete, at its own time too. Found by ``run_alarm.py
+    120 --seed 9512 --resets`` (sequence 37). durable armed the set alarm at once: a first attempt
+    at +45 ms."""
+    RUNS.clear()
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(SetsInACallbackThenAborts).get_by_name(str(ahead))
+        await stub.arm(T0_MS + 1000, ahead)
+        await clock.advance(1.5)
+        first = list(RUNS)
+        await clock.advance(4)
+        assert (first, RUNS) == ((runs[:1] if ahead > 0 else runs), runs)
+        assert await rt.namespace(SetsInACallbackThenAborts).get_by_name(str(ahead)).get() is None
