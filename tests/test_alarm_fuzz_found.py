@@ -371,23 +371,9 @@ async def test_a_delete_in_a_blocked_callback_then_a_set_keeps_the_retry(clock: 
         assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
 
 
-class DeletesAroundASection(durable.DurableObject):
-    """Its first alarm() raises; ``move(variant)`` deletes the alarm and sets it to a past time,
-    around ``block_concurrency_while()`` callbacks as ``variant`` says."""
-
-    seen: list[tuple[int, int]]
-
-    async def arm(self, when: int) -> None:
-        self.seen = []
-        await self.ctx.storage.set_alarm(when)
-
-    async def report(self) -> tuple[list[tuple[int, int]], int | None]:
-        return self.seen, await self.ctx.storage.get_alarm()
-
-    async def alarm(self, info: durable.AlarmInfo) -> None:
-        self.seen.append((info.retry_count, info.scheduled_time))
-        if len(self.seen) == 1:
-            raise RuntimeError("the first attempt fails")
+class DeletesAroundASection(FailsOnce):
+    """Its first alarm() raises (as FailsOnce); ``move(variant)`` deletes the alarm and sets it to a
+    past time, around ``block_concurrency_while()`` callbacks as ``variant`` says."""
 
     async def set_past(self) -> None:
         await self.ctx.storage.set_alarm(PAST)
