@@ -283,9 +283,10 @@ class TestARaisingListenerAfterAWrite:
     2000 close. durable dropped both, still held by the output gate when the listener raised,
     and sent only the 1006 close (found by ``run_ws.py 8 --seed 77 --resets``, sequence 5)."""
 
-    @pytest.mark.parametrize("close", [True, False])
-    async def test_what_it_sent_still_leaves(self, durable_runtime: durable.Runtime, close: bool) -> None:
-        stub = durable_runtime.namespace(WritesSendsAndRaises).get_by_name("a")
+    @staticmethod
+    async def connected(stub: durable.Stub[WritesSendsAndRaises]) -> tuple[durable.WebSocket, list[Any]]:
+        """The client end of a new connection, accepted, and the list its message and close
+        events go to (data, or ``(code, reason, was_clean)``)."""
         response = await stub.fetch("http://a/", headers={"Upgrade": "websocket"})
         ws = response.web_socket
         assert ws is not None
@@ -293,6 +294,12 @@ class TestARaisingListenerAfterAWrite:
         seen: list[Any] = []
         ws.add_event_listener("message", lambda e: seen.append(e.data))
         ws.add_event_listener("close", lambda e: seen.append((e.code, e.reason, e.was_clean)))
+        return ws, seen
+
+    @pytest.mark.parametrize("close", [True, False])
+    async def test_what_it_sent_still_leaves(self, durable_runtime: durable.Runtime, close: bool) -> None:
+        stub = durable_runtime.namespace(WritesSendsAndRaises).get_by_name("a")
+        ws, seen = await self.connected(stub)
         ws.send("close" if close else "hi")
         for _ in range(50):
             await asyncio.sleep(0)
@@ -307,13 +314,7 @@ class TestARaisingListenerAfterAWrite:
         (the output gate's rule): the client gets only the 1006 of the dropped connection, not
         ``m1`` nor the 2000 close (the object is reset by the failed commit)."""
         stub = durable_runtime.namespace(WritesSendsAndRaises).get_by_name("a")
-        response = await stub.fetch("http://a/", headers={"Upgrade": "websocket"})
-        ws = response.web_socket
-        assert ws is not None
-        ws.accept()
-        seen: list[Any] = []
-        ws.add_event_listener("message", lambda e: seen.append(e.data))
-        ws.add_event_listener("close", lambda e: seen.append((e.code, e.reason, e.was_clean)))
+        ws, seen = await self.connected(stub)
         fail_next_commit(stub)
         ws.send("close")
         for _ in range(50):
