@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -65,7 +66,18 @@ SET_WHILE_AT_THE_GATE: Sequence = json.loads(
 
 @pytest.mark.parametrize(
     "sequence",
-    [*_drawn(11, 3), DELETED_THEN_FAILED, SET_WHILE_AT_THE_GATE],
+    [
+        *_drawn(11, 3),
+        DELETED_THEN_FAILED,
+        pytest.param(
+            SET_WHILE_AT_THE_GATE,
+            marks=pytest.mark.xfail(
+                os.environ.get("DURABLE_TEST_LOOP") == "uvloop",
+                reason="open on uvloop only: durable runs a first attempt (docs/differences.md)",
+                strict=False,
+            ),
+        ),
+    ],
     ids=["seed11-0", "seed11-1", "seed11-2", "deleted-then-failed", "set-while-at-the-gate"],
 )
 async def test_sequence_alike(
