@@ -84,10 +84,10 @@ class AlarmState:
         rolling that savepoint back makes it false again. ``None``: at depth 0 (or not changed)."""
         self._committing: int | None = None
         self._from_none = False
-        self._from_writes = 0
-        """``writes`` before the first write of ``changed``."""
         """Whether the first write of ``changed`` set the alarm where none was stored (so none was
         at the last commit): if none is stored at the next commit either, nothing changed."""
+        self._from_writes = 0
+        """``writes`` before the first write of ``changed``."""
         self.writes = 0
         """How many times the alarm was set or deleted (workerd's alarm version): a deletion whose
         commit is confirmed after a later write is not announced (``AlarmScheduler.after_commit``).

@@ -34,7 +34,7 @@ from ._context import Running, check_owner
 from ._done import NONE as _NONE
 from ._done import Done as Done
 from ._done import next_turn
-from ._exceptions import DataCorruptionError, DurableError, InvalidTransactionError
+from ._exceptions import DurableError, InvalidTransactionError
 from ._gates import InputGate, through_gate
 from ._keys import (
     GET_OPTIONS,
@@ -55,7 +55,7 @@ from ._kv import LIST_INVALIDATED as LIST_INVALIDATED
 from ._kv import SyncKV as SyncKV
 from ._limits import Limits
 from ._sqlite import ObjectDatabase
-from ._storage_alarm import StorageAlarm
+from ._storage_alarm import StorageAlarm, alarm_stored
 from ._transaction import NOW, AsyncClosure, Closure, Transactions
 from ._transaction import Transaction as Transaction
 from ._v8size import V8_SIZE_FACTOR
@@ -241,10 +241,7 @@ class _KvTable:
         """``delete_all()``: every key, the alarm and (SQLite-backed) every table."""
         # Buffered writes are dropped even when nothing reached SQLite yet (a new object's first
         # turn): workerd's deleteAll() undoes them too.
-        try:
-            had_alarm = self._db.meta.get_alarm() is not None
-        except DataCorruptionError:
-            had_alarm = True  # a damaged alarm is wiped with the rest, as before the check
+        had_alarm = alarm_stored(self._db)  # (a damaged one too: wiped with the rest)
         if self._host.kv_backed:
             self._db.kv_clear()
         else:

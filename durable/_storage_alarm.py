@@ -21,9 +21,19 @@ from ._keys import ALARM_GET_OPTIONS, ALARM_SET_OPTIONS, alarm_time_ms
 from ._transaction import NOW, Transactions
 
 if TYPE_CHECKING:
+    from ._sqlite import ObjectDatabase
     from ._storage import StorageHost
 
-__all__ = ["StorageAlarm"]
+__all__ = ["StorageAlarm", "alarm_stored"]
+
+
+def alarm_stored(db: ObjectDatabase) -> bool:
+    """Whether an alarm is stored; a damaged one (not an INTEGER) counts: a set, a delete or a
+    ``delete_all()`` overwrites it."""
+    try:
+        return db.meta.get_alarm() is not None
+    except DataCorruptionError:
+        return True
 
 
 @final
@@ -69,7 +79,7 @@ class StorageAlarm:
         return NONE
 
     def _set(self, ms: int, *, gated: bool) -> None:
-        was_none = not self._stored()
+        was_none = not alarm_stored(self._db)
         self._db.meta.set_alarm(ms)
         self._host.alarm_written(from_none=was_none)
         self._host.wrote(gated=gated)
@@ -86,16 +96,9 @@ class StorageAlarm:
         self._delete(gated=gated)
         return NONE
 
-    def _stored(self) -> bool:
-        """Whether an alarm is stored; a damaged one (not an INTEGER) counts: a set or a delete overwrites it."""
-        try:
-            return self._db.meta.get_alarm() is not None
-        except DataCorruptionError:
-            return True
-
     def _delete(self, *, gated: bool) -> None:
         host = self._host
-        if not self._stored() and not host.alarm_visible(None):
+        if not alarm_stored(self._db) and not host.alarm_visible(None):
             # No alarm stored: nothing for the scheduler (a pending retry goes on, as in workerd),
             # but still a handler-set marker, see AlarmState.written.
             host.alarm_written(stored_changed=False)

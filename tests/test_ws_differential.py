@@ -47,6 +47,12 @@ class TestRandomSequences:
         assert not found, f"{len(found)} of {count} sequences differ (seed {seed}):\n" + "\n".join(found[:3])
 
 
+SEND_THEN_THROW = "cmd:" + json.dumps(
+    [{"op": "send", "ws": "self", "data": {"t": "x"}}, {"op": "throw", "message": "handler boom"}]
+)
+"""A client message whose listener sends on its own socket and then throws."""
+
+
 class TestComparison:
     """The comparison itself (no workerd needed)."""
 
@@ -72,16 +78,13 @@ class TestComparison:
         the client gets 1006), where durable's client gets the 1006 close (websockets.md, "What
         differs"): the states that client reports from that message on are not compared, those
         before it and another client's still are."""
-        cmd = "cmd:" + json.dumps(
-            [{"op": "send", "ws": "self", "data": {"t": "x"}}, {"op": "throw", "message": "handler boom"}]
-        )
         sequence = {
             "object": "listener-sent-and-raised",
             "steps": [
                 {"step": "open", "id": "c0", "tags": ["c0"], "standard": True},
                 {"step": "open", "id": "c1", "tags": ["c1"], "standard": True},
                 {"step": "cstate", "c": "c0"},
-                {"step": "csend", "c": "c0", "data": {"t": cmd}},
+                {"step": "csend", "c": "c0", "data": {"t": SEND_THEN_THROW}},
                 {"step": "cstate", "c": "c0"},
                 {"step": "srv", "ops": [{"op": "close", "ws": "c0", "code": 1013}]},
                 {"step": "cstate", "c": "c0"},
@@ -106,14 +109,11 @@ class TestComparison:
         close, so its ``close()`` changes nothing and the sends are dropped, as workerd drops
         them after a 1006 (miniflare 4.20260426, run_ws.py 300 --seed 9301, sequence 125): not
         compared from that ``close()`` on; a send before it still is."""
-        cmd = "cmd:" + json.dumps(
-            [{"op": "send", "ws": "self", "data": {"t": "x"}}, {"op": "throw", "message": "handler boom"}]
-        )
         sequence = {
             "object": "stuck-client-closed",
             "steps": [
                 {"step": "open", "id": "c0", "tags": ["c0"], "standard": True},
-                {"step": "csend", "c": "c0", "data": {"t": cmd}},
+                {"step": "csend", "c": "c0", "data": {"t": SEND_THEN_THROW}},
                 {"step": "csend", "c": "c0", "data": {"t": "a"}},
                 {"step": "cclose", "c": "c0", "code": 2000},
                 {"step": "csend", "c": "c0", "data": {"t": "b"}},
@@ -135,15 +135,12 @@ class TestComparison:
         socket is open in workerd ("only hibernatable websockets can have tags.") and closed in
         durable (its "you must call 'acceptWebSocket()'" message; run_ws.py 200 --seed 9303,
         sequence 113): not compared; on another socket it still is."""
-        cmd = "cmd:" + json.dumps(
-            [{"op": "send", "ws": "self", "data": {"t": "x"}}, {"op": "throw", "message": "handler boom"}]
-        )
         sequence = {
             "object": "stuck-tags",
             "steps": [
                 {"step": "open", "id": "c0", "tags": ["c0"], "standard": True},
                 {"step": "open", "id": "c1", "tags": ["c1"], "standard": True},
-                {"step": "csend", "c": "c0", "data": {"t": cmd}},
+                {"step": "csend", "c": "c0", "data": {"t": SEND_THEN_THROW}},
                 {"step": "srv", "ops": [{"op": "tags", "ws": "c0"}, {"op": "tags", "ws": "c1"}]},
             ],
         }
@@ -169,16 +166,13 @@ class TestComparison:
         count as its listener raising: a later command that would send and raise (refused, the
         client closed) does not make that client's state uncompared (run_ws.py 300 --seed 9301,
         sequence 209: the same state 3 on both sides was reported as a difference)."""
-        cmd = "cmd:" + json.dumps(
-            [{"op": "send", "ws": "self", "data": {"t": "x"}}, {"op": "throw", "message": "handler boom"}]
-        )
         sequence = {
             "object": "lost-after-close",
             "steps": [
                 {"step": "open", "id": "c0", "tags": ["c0"], "standard": True},
                 {"step": "srv", "ops": [{"op": "close", "ws": "c0", "code": 1002}]},
                 {"step": "cclose", "c": "c0", "code": 2999},
-                {"step": "csend", "c": "c0", "data": {"t": cmd}},
+                {"step": "csend", "c": "c0", "data": {"t": SEND_THEN_THROW}},
                 {"step": "cstate", "c": "c0"},
             ],
         }
