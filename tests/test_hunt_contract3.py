@@ -43,3 +43,32 @@ class TestExceptionsCopyAndPickle:
         again = how(exc)
         assert type(again) is type(exc) and str(again) == str(exc) and again.args == exc.args
         assert vars(again) == vars(exc)
+
+
+class Obj(durable.DurableObject):
+    async def own_name(self) -> str | None:
+        return self.ctx.id.name
+
+
+class TestIdFromStringOfAnId:
+    """workerd reads ``idFromString(id)`` as ``idFromString(String(id))`` (measured: the same id,
+    ``equals`` true, ``name`` undefined; an id of another namespace raises ``TypeError: Durable
+    Object ID is not valid for this namespace.``). durable raised ``TypeError: Invalid Durable
+    Object ID: must be 64 hex digits`` for an id, whose text is just that."""
+
+    async def test_an_id_is_read_as_its_text(self) -> None:
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Obj)
+            oid = ns.id_from_name("a")
+            again = ns.id_from_string(oid)
+            assert again == oid and again.equals(oid) and again.name is None
+            assert ns.idFromString(ns.new_unique_id()).name is None
+            assert await ns.get(again).own_name() is None
+            with pytest.raises(TypeError, match=r"^Durable Object ID is not valid for this namespace\.$"):
+                ns.id_from_string(rt.namespace(Obj, name="OTHER").id_from_name("a"))
+
+    def test_blocking_namespace_too(self) -> None:
+        with durable.BlockingRuntime() as rt:
+            ns = rt.namespace(Obj)
+            oid = ns.id_from_name("a")
+            assert ns.id_from_string(oid) == oid
