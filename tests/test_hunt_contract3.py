@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import pickle
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 import durable
 from durable.compat.python_workers._fetch import FetchError
 from durable.compat.python_workers.pyodide.ffi import JsException
+from durable.testing import MockClock, list_ids
 
 _COPIES: list[Callable[[Any], Any]] = [copy.copy, copy.deepcopy, lambda exc: pickle.loads(pickle.dumps(exc))]
 
@@ -72,3 +74,40 @@ class TestIdFromStringOfAnId:
             ns = rt.namespace(Obj)
             oid = ns.id_from_name("a")
             assert ns.id_from_string(oid) == oid
+
+
+class Named(durable.DurableObject):
+    woke: list[str | None] = []
+
+    async def write(self) -> str | None:
+        await self.ctx.storage.put("k", 1)
+        await self.ctx.storage.set_alarm(2_000_000)
+        return self.ctx.id.name
+
+    async def own_name(self) -> str | None:
+        return self.ctx.id.name
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        Named.woke.append(self.ctx.id.name)
+
+
+class TestTheEmptyNameAfterARestart:
+    """``get_by_name("")`` is a name like any other (workerd: ``idFromName("").name`` is ``""``), and a
+    persisted runtime keeps an object's name for ``ctx.id.name`` however it is started again and for
+    ``list_ids``. The name ``""`` was recorded but read back as a false value and dropped: after a
+    restart ``list_ids`` gave ``name None``, and so did ``ctx.id.name`` in an instance started by an
+    ``id_from_string`` stub or by its alarm."""
+
+    async def test_it_comes_back(self, tmp_path: Path) -> None:
+        Named.woke = []
+        async with durable.Runtime(path=tmp_path, clock=MockClock(start=1000)) as rt:
+            assert await rt.namespace(Named).get_by_name("").write() == ""
+        async with durable.Runtime(path=tmp_path, clock=MockClock(start=1000)) as rt:
+            ns = rt.namespace(Named)
+            assert [oid.name for oid in await list_ids(ns)] == [""]
+            assert await ns.get(ns.id_from_string(str(ns.id_from_name("")))).own_name() == ""
+        clock = MockClock(start=1000)
+        async with durable.Runtime(path=tmp_path, clock=clock) as rt:
+            rt.namespace(Named)
+            await clock.advance(1001)
+            assert Named.woke == [""]
