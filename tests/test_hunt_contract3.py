@@ -7,6 +7,7 @@ Each test names what the contract (or workerd, measured with miniflare 4, compat
 from __future__ import annotations
 
 import copy
+import dataclasses
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -111,3 +112,34 @@ class TestTheEmptyNameAfterARestart:
             rt.namespace(Named)
             await clock.advance(1001)
             assert Named.woke == [""]
+
+
+@dataclasses.dataclass
+class AppConfig:
+    runtime: durable.Runtime
+    env: durable.Env
+
+
+class TestRuntimeAndEnvAreHandles:
+    """``BlockingRuntime``, ``Namespace`` and ``Stub`` are handles (docs/threads.md): ``copy.copy``,
+    ``copy.deepcopy`` and ``dataclasses.asdict`` of a structure holding one give it itself, and
+    pickling raises ``TypeError`` naming it. ``Runtime`` and ``Env`` were not: ``copy.copy(rt)``
+    made a second Runtime sharing the first's objects and files, ``copy.deepcopy`` and
+    ``dataclasses.asdict`` of either recursed until ``RecursionError`` (Env's ``__getattr__`` on an
+    instance without bindings), and so did ``pickle.loads(pickle.dumps(env))``."""
+
+    async def test_copies_give_the_runtime_and_its_env(self) -> None:
+        async with durable.Runtime(vars={"GREETING": "hi"}) as rt:
+            rt.namespace(Obj, name="OBJ")
+            assert copy.copy(rt) is rt and copy.deepcopy(rt) is rt
+            assert copy.copy(rt.env) is rt.env and copy.deepcopy(rt.env) is rt.env
+            config = dataclasses.asdict(AppConfig(rt, rt.env))
+            assert config["runtime"] is rt and config["env"] is rt.env
+            assert await copy.deepcopy(rt.env).OBJ.get_by_name("a").own_name() == "a"
+
+    async def test_pickling_says_why_not(self) -> None:
+        async with durable.Runtime(vars={"GREETING": "hi"}) as rt:
+            with pytest.raises(TypeError, match=r"^a durable\.Runtime cannot be pickled: "):
+                pickle.dumps(rt)
+            with pytest.raises(TypeError, match=r"^a durable\.Env cannot be pickled: "):
+                pickle.dumps(rt.env)
