@@ -462,7 +462,7 @@ class BlockingNamespace(_Handle, Generic[T]):
         """As ``Namespace.new_unique_id``."""
         return self.namespace.new_unique_id(**options)
 
-    def id_from_string(self, id: str) -> DurableObjectId:
+    def id_from_string(self, id: str | DurableObjectId) -> DurableObjectId:
         """As ``Namespace.id_from_string``."""
         return self.namespace.id_from_string(id)
 

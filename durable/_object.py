@@ -12,7 +12,7 @@ import dataclasses
 import inspect
 import weakref
 from types import FunctionType, MethodType
-from typing import TYPE_CHECKING, Any, cast, final
+from typing import TYPE_CHECKING, Any, NoReturn, cast, final
 
 from ._aliases import camel_aliases
 from ._exceptions import NoFetchHandlerError
@@ -264,6 +264,21 @@ class Env:
 
     def __repr__(self) -> str:
         return f"<durable.Env {sorted(self._bindings)}>"
+
+    # The runtime's bindings are a handle, as its namespaces are: copy.copy, copy.deepcopy (and
+    # dataclasses.asdict of a structure holding one) give it itself; pickling raises TypeError
+    # naming it. (Each went through __getattr__ on an instance without _bindings: RecursionError.)
+    def __copy__(self) -> Env:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Env:
+        return self
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a durable.Env cannot be pickled: its namespaces belong to their runtime; pass the plain "
+            "values you need, or reach the objects through a runtime in the process that uses them"
+        )
 
     def _bind(self, name: str, value: Any) -> None:
         if name in self._bindings:

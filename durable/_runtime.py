@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, NoReturn, Self, TypeVar, overload
 
 from ._alarms import AlarmScheduler
 from ._background import own_work
@@ -188,7 +188,29 @@ def _close_collected(runtime: Runtime) -> None:
         )
 
 
-class Runtime:
+class _Handle:
+    """A runtime is a handle, as its namespaces and stubs are: ``copy.copy``, ``copy.deepcopy`` (and
+    ``dataclasses.asdict`` of a structure holding one) give the runtime itself, and pickling raises
+    ``TypeError`` naming it. (A copy was a second ``Runtime`` sharing the first's objects and files,
+    a deep copy or ``asdict`` recursed until ``RecursionError``.)"""
+
+    __slots__ = ()
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Self:
+        return self
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a durable.Runtime cannot be pickled: its event loop, objects and storage belong to this "
+            "process; create one in the process that uses it (with path=, on the same directory once "
+            "this one is closed)"
+        )
+
+
+class Runtime(_Handle):
     """Hosts Durable Objects. Use it as an async context manager, or call ``aclose()``.
 
     Args:
