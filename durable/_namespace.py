@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from ._aliases import camel_aliases
 from ._id import DurableObjectId, IdFactory
 from ._stub import Stub
-from ._util import NoPublicConstructor, shown
+from ._util import Handle, NoPublicConstructor, shown
 
 if TYPE_CHECKING:
     from ._host import ObjectHost
@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 @final
 @camel_aliases
-class Namespace(Generic[T], metaclass=NoPublicConstructor):
+class Namespace(Handle, Generic[T], metaclass=NoPublicConstructor):
     """The binding of one Durable Object class in a runtime (Cloudflare's ``DurableObjectNamespace``).
 
     Made by ``runtime.namespace(cls)``. Ids and stubs are cheap and create nothing: an object
@@ -52,20 +52,10 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         self.storage = storage
         self.ids = IdFactory(name)
 
-    # A binding is a handle, as a stub is: copying it (copy.deepcopy, dataclasses.asdict of a
-    # structure holding one) gives it itself, where deepcopy recursed into the runtime until a
-    # RecursionError; pickling it raises TypeError naming it (not "DurableObjectId cannot be pickled").
-    def __copy__(self) -> Self:
-        return self
-
-    def __deepcopy__(self, memo: object) -> Self:
-        return self
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError(
-            "a durable.Namespace cannot be pickled: it belongs to its runtime; call "
-            "runtime.namespace(cls) (or use the object's env binding) where it is needed"
-        )
+    _unpicklable = (
+        "a durable.Namespace cannot be pickled: it belongs to its runtime; call "
+        "runtime.namespace(cls) (or use the object's env binding) where it is needed"
+    )
 
     def __repr__(self) -> str:
         return f"<durable.Namespace {self.name!r} of {self.cls.__name__} ({self.storage})>"

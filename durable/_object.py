@@ -12,14 +12,14 @@ import dataclasses
 import inspect
 import weakref
 from types import FunctionType, MethodType
-from typing import TYPE_CHECKING, Any, NoReturn, cast, final
+from typing import TYPE_CHECKING, Any, cast, final
 
 from ._aliases import camel_aliases
 from ._exceptions import NoFetchHandlerError
 
 # Imported here, not in check_response: an import statement run per fetch cost 0.8 us (timeit).
 from ._http import check_response as check_response
-from ._util import positional_arity
+from ._util import Handle, positional_arity
 
 if TYPE_CHECKING:
     from ._state import State
@@ -224,7 +224,7 @@ class AlarmInfo:
         scheduledTime = scheduled_time  # noqa: F821 - a dataclass field
 
 
-class Env:
+class Env(Handle):
     """``self.env`` of objects and Workers: the runtime's bindings.
 
     Every namespace registered with ``name=`` is an attribute (``env.COUNTER``), and so is every
@@ -233,6 +233,10 @@ class Env:
     """
 
     __slots__ = ("_bindings",)
+    _unpicklable = (
+        "a durable.Env cannot be pickled: its namespaces belong to their runtime; pass the plain "
+        "values you need, or reach the objects through a runtime in the process that uses them"
+    )
 
     def __init__(self) -> None:
         self._bindings: dict[str, Any] = {}
@@ -264,21 +268,6 @@ class Env:
 
     def __repr__(self) -> str:
         return f"<durable.Env {sorted(self._bindings)}>"
-
-    # The runtime's bindings are a handle, as its namespaces are: copy.copy, copy.deepcopy (and
-    # dataclasses.asdict of a structure holding one) give it itself; pickling raises TypeError
-    # naming it. (Each went through __getattr__ on an instance without _bindings: RecursionError.)
-    def __copy__(self) -> Env:
-        return self
-
-    def __deepcopy__(self, memo: object) -> Env:
-        return self
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError(
-            "a durable.Env cannot be pickled: its namespaces belong to their runtime; pass the plain "
-            "values you need, or reach the objects through a runtime in the process that uses them"
-        )
 
     def _bind(self, name: str, value: Any) -> None:
         if name in self._bindings:
