@@ -742,7 +742,7 @@ class SqlCursor:
     """
 
     __slots__ = (
-        "__weakref__", "_conn", "_cur", "_db", "_extra", "_failed", "_gen", "_host", "_names", "_params", "_per_row",
+        "__weakref__", "_conn", "_cur", "_db", "_end", "_extra", "_failed", "_gen", "_host", "_names", "_params", "_per_row",
         "_read", "_reads", "_sql", "_written",
     )  # fmt: skip
 
@@ -782,9 +782,12 @@ class SqlCursor:
         self._db = db
         self._per_row = per_row
         self._extra = 0 if written else extra
-        self._conn = cur.connection if cur is not None else None
+        self._conn = conn = cur.connection if cur is not None else None
         self._params = params
         self._reads = reads
+        self._end: tuple[int, object] | None = (conn.total_changes, (db.schema_epoch, id(conn))) if conn else None
+        """The connection's ``total_changes`` and schema when the statement took its first step,
+        then when it ended: ``rows_read`` counts a table only if nothing changed since."""
 
     def __repr__(self) -> str:
         state = "done" if self._cur is None else "open"
@@ -816,6 +819,7 @@ class SqlCursor:
             returned=self._read,
             finished=self._cur is None or not self._names,
             written=self._written,
+            end=self._end,
         )
         return self._read if counted is None else counted
 
@@ -901,6 +905,7 @@ class SqlCursor:
                 self._extra = 0
         if len(rows) != limit:
             self._close()
+            self._end = (conn.total_changes, (db.schema_epoch, id(conn)))  # (see rows_read)
         self._read += len(rows)
         return rows
 
