@@ -785,9 +785,10 @@ class SqlCursor:
         self._conn = conn = cur.connection if cur is not None else None
         self._params = params
         self._reads = reads
-        self._end: tuple[int, object] | None = (conn.total_changes, (db.schema_epoch, id(conn))) if conn else None
-        """The connection's ``total_changes`` and schema when the statement took its first step,
-        then when it ended: ``rows_read`` counts a table only if nothing changed since."""
+        self._end = conn.total_changes + db.schema_epoch if conn is not None else -1
+        """The connection's ``total_changes`` plus the schema's epoch (both only grow) when the
+        statement took its first step, then when it ended: ``rows_read`` counts a table only if
+        neither changed since."""
 
     def __repr__(self) -> str:
         state = "done" if self._cur is None else "open"
@@ -809,6 +810,10 @@ class SqlCursor:
         conn, reads = self._conn, self._reads
         if conn is None or reads is None:
             return self._read
+        try:
+            stale = self._end != conn.total_changes + self._db.schema_epoch
+        except sqlite3.ProgrammingError:  # closed (the object was evicted, or its runtime closed)
+            return self._read
         counted = rows_read_of(
             conn,
             reads,
@@ -819,7 +824,7 @@ class SqlCursor:
             returned=self._read,
             finished=self._cur is None or not self._names,
             written=self._written,
-            end=self._end,
+            stale=stale,
         )
         return self._read if counted is None else counted
 
@@ -905,7 +910,7 @@ class SqlCursor:
                 self._extra = 0
         if len(rows) != limit:
             self._close()
-            self._end = (conn.total_changes, (db.schema_epoch, id(conn)))  # (see rows_read)
+            self._end = conn.total_changes + db.schema_epoch  # (see rows_read)
         self._read += len(rows)
         return rows
 

@@ -89,16 +89,16 @@ def rows_read(
     returned: int,
     finished: bool,
     written: int,
-    end: tuple[int, object] | None = None,
+    stale: bool = False,
 ) -> int | None:
     """workerd's ``rowsRead`` for ``sql`` run with ``params`` on ``conn``, or ``None`` if unknown.
 
     ``cache``: shapes per statement text, valid for schema ``epoch``; ``tag``: the comment that
     marks durable's own statements; ``returned``: rows the application read; ``finished``: the
-    statement ran to its end; ``written``: its ``rows_written``; ``end``: the connection's
-    ``total_changes`` and ``epoch`` when the statement ended (or took its first step, while it
-    has not ended). A table's rows are counted now: if anything was written or the schema changed
-    since ``end``, they may not be those the statement saw, and the count is unknown (``None``).
+    statement ran to its end; ``written``: its ``rows_written``; ``stale``: something was written, or the schema
+    changed, since the statement ended (or took its first step, while it has not ended). A
+    table's rows are counted now: if ``stale``, they may not be those the statement saw, and the
+    count is unknown (``None``).
     """
     try:
         # A CREATE that created something cannot be compiled again as it ran (``... IF NOT
@@ -122,7 +122,7 @@ def rows_read(
             return sum(1 for key in shape[1] if _integer_key(key, params))
         if kind == "scan" and not finished:
             return returned + 1  # the rows stepped to: those read and the one waiting
-        if end != (conn.total_changes, epoch):
+        if stale:
             return None  # written to since: the table's rows now are not those it counted
         if kind == "count":
             return _rows(conn, shape[1], tag)
