@@ -910,7 +910,7 @@ class SqlCursor:
                 self._extra = 0
         if len(rows) != limit:
             self._close()
-            self._end = conn.total_changes + db.schema_epoch  # (see rows_read)
+            self._end = before + changed + db.schema_epoch  # (see rows_read)
         self._read += len(rows)
         return rows
 
