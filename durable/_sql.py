@@ -805,7 +805,9 @@ class SqlCursor:
     def rows_read(self) -> int:
         """Rows read so far, as workerd counts them where the statement's shape tells
         (``durable._sql_reads``: scans of one table, rowid lookups, ``count(*)``...), else the rows
-        returned (Cloudflare counts every row its SQLite steps over, for billing; docs/sql.md)."""
+        returned (Cloudflare counts every row its SQLite steps over, for billing; docs/sql.md).
+        A table's rows are counted when this is read, if nothing was written since the statement
+        ended; else the rows returned."""
         self._check_canceled()
         conn, reads = self._conn, self._reads
         if conn is None or reads is None:
