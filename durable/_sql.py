@@ -742,7 +742,7 @@ class SqlCursor:
     """
 
     __slots__ = (
-        "__weakref__", "_conn", "_cur", "_db", "_extra", "_failed", "_gen", "_host", "_names", "_params", "_per_row",
+        "__weakref__", "_conn", "_cur", "_db", "_end", "_extra", "_failed", "_gen", "_host", "_names", "_params", "_per_row",
         "_read", "_reads", "_sql", "_written",
     )  # fmt: skip
 
@@ -782,9 +782,13 @@ class SqlCursor:
         self._db = db
         self._per_row = per_row
         self._extra = 0 if written else extra
-        self._conn = cur.connection if cur is not None else None
+        self._conn = conn = cur.connection if cur is not None else None
         self._params = params
         self._reads = reads
+        self._end = conn.total_changes + db.schema_epoch if conn is not None else -1
+        """The connection's ``total_changes`` plus the schema's epoch (both only grow) when the
+        statement took its first step, then when it ended: ``rows_read`` counts a table only if
+        neither changed since."""
 
     def __repr__(self) -> str:
         state = "done" if self._cur is None else "open"
@@ -801,10 +805,16 @@ class SqlCursor:
     def rows_read(self) -> int:
         """Rows read so far, as workerd counts them where the statement's shape tells
         (``durable._sql_reads``: scans of one table, rowid lookups, ``count(*)``...), else the rows
-        returned (Cloudflare counts every row its SQLite steps over, for billing; docs/sql.md)."""
+        returned (Cloudflare counts every row its SQLite steps over, for billing; docs/sql.md).
+        A table's rows are counted when this is read, if nothing was written since the statement
+        ended; else the rows returned."""
         self._check_canceled()
         conn, reads = self._conn, self._reads
         if conn is None or reads is None:
+            return self._read
+        try:
+            stale = self._end != conn.total_changes + self._db.schema_epoch
+        except sqlite3.ProgrammingError:  # closed (the object was evicted, or its runtime closed)
             return self._read
         counted = rows_read_of(
             conn,
@@ -816,6 +826,7 @@ class SqlCursor:
             returned=self._read,
             finished=self._cur is None or not self._names,
             written=self._written,
+            stale=stale,
         )
         return self._read if counted is None else counted
 
@@ -901,6 +912,7 @@ class SqlCursor:
                 self._extra = 0
         if len(rows) != limit:
             self._close()
+            self._end = before + changed + db.schema_epoch  # (see rows_read)
         self._read += len(rows)
         return rows
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copyreg
 import inspect
 from collections.abc import Callable
 from typing import Any, NoReturn, Self, TypeVar
@@ -126,6 +127,18 @@ class Handle:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError(self._unpicklable)
+
+
+def rebuilt_exception(exc: BaseException) -> tuple[Any, ...]:
+    """``__reduce__`` of an exception whose constructor does not take its ``args`` back.
+
+    BaseException's own reduce calls the class with ``exc.args`` (the message alone), which such a
+    constructor refuses or misreads. This one makes the instance with ``__new__``, without calling
+    ``__init__``, then sets ``args`` and its attributes (notes included): a subclass with a
+    constructor of its own copies and pickles too (``__cause__`` and ``__traceback__`` are dropped,
+    as for any exception). For ``WebSocketClosed``, ``JsException`` and ``FetchError``.
+    """
+    return (copyreg.__newobj__, (type(exc), *exc.args), exc.__dict__)  # type: ignore[attr-defined]  # (not in typeshed)
 
 
 class NoPublicConstructor(type):

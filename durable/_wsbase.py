@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 from ._exceptions import DurableError
+from ._util import rebuilt_exception
 
 if TYPE_CHECKING:
     from ._websocket import WebSocket
@@ -127,11 +128,11 @@ class WebSocketClosed(DurableError):
         self.was_clean = was_clean
         self.wasClean = was_clean
 
-    def __reduce__(self) -> tuple[type[WebSocketClosed], tuple[int, str, bool], dict[str, Any]]:
+    def __reduce__(self) -> tuple[Any, ...]:
         # BaseException's own reduce rebuilds from ``args`` (the message alone), which this
         # constructor refuses: copy.copy, copy.deepcopy and pickle (a process pool) raised
         # TypeError. The attributes (``remote`` on one raised over RPC) come back as state.
-        return (type(self), (self.code, self.reason, self.was_clean), self.__dict__)
+        return rebuilt_exception(self)
 
 
 class WebSocketError(DurableError):

@@ -47,6 +47,32 @@ class TestExceptionsCopyAndPickle:
         assert type(again) is type(exc) and str(again) == str(exc) and again.args == exc.args
         assert vars(again) == vars(exc)
 
+    @pytest.mark.parametrize("how", _COPIES, ids=["copy", "deepcopy", "pickle"])
+    def test_subclasses_with_a_constructor_of_their_own(self, how: Callable[[Any], Any]) -> None:
+        """An application's subclass whose constructor takes other arguments copies and pickles
+        too, with its notes: the merged ``__reduce__`` called ``type(self)(code, reason,
+        was_clean)``, which ``Gone("bye")`` refuses (TypeError), where BaseException's own
+        reduce, before, rebuilt it from its message and its attributes."""
+        exc = _Gone("bye")
+        exc.add_note("while leaving")
+        again = how(exc)
+        assert type(again) is _Gone and str(again) == str(exc) and again.args == exc.args
+        assert (again.code, again.reason, again.where) == (4001, "bye", "here")
+        assert again.__notes__ == ["while leaving"]
+        err = how(_Failed("x"))
+        assert type(err) is _Failed and str(err) == "TypeError: x" and err.name == "TypeError"
+
+
+class _Gone(durable.WebSocketClosed):
+    def __init__(self, reason: str) -> None:
+        super().__init__(4001, reason, False)
+        self.where = "here"
+
+
+class _Failed(JsException):
+    def __init__(self, message: str) -> None:
+        super().__init__("TypeError", message)
+
 
 class Obj(durable.DurableObject):
     async def own_name(self) -> str | None:

@@ -490,3 +490,60 @@ def test_an_unknown_instruction_leaves_the_count_unknown() -> None:
         assert _sql_reads.classify(conn, "SELECT * FROM t", (), "x") == ("scan", "t", False)
         program.insert(len(program) - 1, (len(program) - 1, "SomeFutureOp", 0, 0, 0, None, 0, None))
         assert _sql_reads._shape(conn, program, "x") is None
+
+
+async def test_rows_read_after_later_writes(durable_runtime: durable.Runtime) -> None:
+    """A table's rows are counted when ``rows_read`` is read; after later writes they are not the
+    rows the statement saw, so the cursor counts the rows it returned, as before ``_sql_reads``
+    (it counted the table as it was then: 8, 5 and 1). workerd (miniflare 4, 2026-12-07) counts
+    as the statement ran: 5 for the scan read after 3 inserts, 8 for the ``count(*)`` read
+    after a delete, 5 for the filtered scan read after ``DELETE FROM t``."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for s in _T:
+            sql.exec(s)
+        scan = sql.exec("SELECT * FROM t")
+        scan.to_array()
+        sql.exec("INSERT INTO t (a) VALUES (9), (9), (9)")
+        count = sql.exec("SELECT count(*) FROM t")  # read after the delete, before its row
+        sql.exec("DELETE FROM t WHERE a = 9")
+        counts = [scan.rows_read, count.rows_read]
+        filtered = sql.exec("SELECT * FROM t WHERE a > 3")
+        filtered.to_array()
+        sql.exec("DELETE FROM t")
+        counts.append(filtered.rows_read)
+        fresh = sql.exec("SELECT * FROM t WHERE a > 3")  # nothing written since: counted
+        fresh.to_array()
+        sql.exec("SELECT 1")
+        counts.append(fresh.rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("a")
+    assert await testing.run_in_object(stub, body) == [5, 0, 2, 1]
+
+
+async def test_rowid_lookup_of_a_key_past_64_bits(durable_runtime: durable.Runtime) -> None:
+    """A real key reads as a rowid only strictly between -2**63 and 2**63 - 1, and text such as
+    ``'1_000'`` not at all (Python's ``float()`` reads it): SQLite then skips the lookup. workerd
+    (miniflare 4, 2026-12-07) read 0 rows for each key below but ``' 2 '`` (1), and for the
+    bindings 0, 0, 0, 1 (``'9223372036854775807'``), 0 (an Arabic-Indic digit); durable counted
+    1 for each but the last (``1e30`` is a whole number to Python)."""
+    keys = ("1e30", "'1_000'", "'1e30'", "9.3e18", "-9.2233720368547758e18", "'-1e19'", "' 2 '")
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for s in _T:
+            sql.exec(s)
+        counts = []
+        for key in keys:
+            cursor = sql.exec(f"SELECT * FROM t WHERE id = {key}")
+            cursor.to_array()
+            counts.append(cursor.rows_read)
+        for value in ("1_000", 1e30, "9.3e18", "9223372036854775807", "٣"):
+            cursor = sql.exec("UPDATE t SET a = 1 WHERE id = ?", value)
+            counts.append(cursor.rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("a")
+    assert await testing.run_in_object(stub, body) == [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0]

@@ -43,6 +43,7 @@ from durable._http import (
     sent_url,
     without_credentials,
 )
+from durable._util import rebuilt_exception
 
 from ._http import Request, Response
 from .pyodide.ffi import JsException
@@ -68,9 +69,9 @@ class FetchError(Exception):
         self.name = name
         self.message = message
 
-    def __reduce__(self) -> tuple[type[FetchError], tuple[str, str], dict[str, Any]]:
+    def __reduce__(self) -> tuple[Any, ...]:
         # (BaseException's reduce passes the message alone, which this constructor refuses.)
-        return (type(self), (self.name, self.message), self.__dict__)
+        return rebuilt_exception(self)
 
 
 async def fetch(resource: Any, /, **options: Any) -> Response:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ...._codec import copy_as_bytes
+from ...._util import rebuilt_exception
 
 __all__ = [
     "IN_BROWSER",
@@ -171,10 +172,10 @@ class JsException(Exception):
         self.name = name
         self.message = message
 
-    def __reduce__(self) -> tuple[type[JsException], tuple[str, str], dict[str, Any]]:
+    def __reduce__(self) -> tuple[Any, ...]:
         # (BaseException's reduce gives the constructor ``"Name: message"`` as one argument:
         # a copy or an unpickled one said ``Error: TypeError: x``.)
-        return (type(self), (self.name, self.message), self.__dict__)
+        return rebuilt_exception(self)
 
 
 class ArrayBuffer(bytes, JsBuffer):
