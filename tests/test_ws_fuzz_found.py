@@ -324,3 +324,45 @@ class TestARaisingListenerAfterAWrite:
         for _ in range(10):
             await asyncio.sleep(0)
         assert seen == [(1006, DISCONNECTED_REASON, False)]
+
+
+class ClosesThenSendsInItsCloseHandler(durable.DurableObject):
+    """``web_socket_close`` sends, calls ``close()`` (or not), then sends again, noting each outcome."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
+        outcomes: list[str] = []
+        steps = ["send", "close", "send"] if self.env.log == ["close"] else ["send", "send"]
+        for step in steps:
+            try:
+                ws.send("x") if step == "send" else ws.close(1010)
+                outcomes.append(f"{step}: ok")
+            except TypeError as exc:
+                outcomes.append(f"{step}: {exc}")
+        self.env.log[:] = outcomes
+
+
+class TestSendAfterCloseInTheCloseHandler:
+    """workerd (miniflare 4.20260426): in ``webSocketClose`` after the client's Close, a ``send()``
+    before the handler's own ``close(1010)`` went through, one after it raised ``TypeError: Can't
+    call WebSocket send() after close().`` (run_ws.py 400 --seed 9638 --resets, sequence 54).
+    durable took both: its ``close()`` there changed nothing, the runtime having answered the
+    Close, and the send after it was dropped silently like the one before."""
+
+    @pytest.mark.parametrize("close", [True, False])
+    async def test_refused_only_after_its_own_close(self, close: bool) -> None:
+        async with durable.Runtime(vars={"log": ["close"] if close else []}) as rt:
+            async with websocket(rt.namespace(ClosesThenSendsInItsCloseHandler).get_by_name("a"), "http://a/") as ws:
+                ws.close(3999)
+                with pytest.raises(durable.WebSocketClosed):
+                    await asyncio.wait_for(ws.receive(), 5)
+            for _ in range(20):
+                await asyncio.sleep(0)
+                if rt.env.log and rt.env.log != ["close"]:
+                    break
+            after = "send: Can't call WebSocket send() after close()."
+            assert rt.env.log == (["send: ok", "close: ok", after] if close else ["send: ok", "send: ok"])
