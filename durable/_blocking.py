@@ -23,7 +23,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from ._aliases import camel_aliases
 from ._codec import Transfer, clone, register_transfer
@@ -33,6 +33,7 @@ from ._id import DurableObjectId
 from ._namespace import Namespace
 from ._runtime import SHUTDOWN_GRACE, Runtime
 from ._stub import Stub, call_forwarded, fetch_forwarded, pin_runtime_loop, submit
+from ._util import Handle
 
 __all__ = ["BlockingNamespace", "BlockingRuntime", "BlockingStub"]
 
@@ -67,25 +68,6 @@ _FORKED = (
 )
 
 
-class _Handle:
-    """Copying a handle (``copy.copy``, ``copy.deepcopy``, ``dataclasses.asdict`` of a structure
-    holding one) gives the handle itself, as for a :class:`durable.Stub`; pickling it raises
-    ``TypeError`` naming the fix (it failed on the runtime's lock, naming nothing of durable's)."""
-
-    __slots__ = ()
-    _unpicklable = ""
-    """Why the class's instances cannot be pickled, and what to send instead."""
-
-    def __copy__(self) -> Self:
-        return self
-
-    def __deepcopy__(self, memo: object) -> Self:
-        return self
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError(self._unpicklable)
-
-
 _live: weakref.WeakSet[BlockingRuntime] = weakref.WeakSet()
 """Every BlockingRuntime of this process not yet collected (see ``_forked_child``)."""
 
@@ -107,7 +89,7 @@ if hasattr(os, "register_at_fork"):
 
 
 @final
-class BlockingRuntime(_Handle):
+class BlockingRuntime(Handle):
     """A :class:`durable.Runtime` for synchronous code: its stubs' methods block and return results.
 
     Args:
@@ -430,7 +412,7 @@ async def _awaitable(value: Awaitable[R]) -> R:
 
 @final
 @camel_aliases
-class BlockingNamespace(_Handle, Generic[T]):
+class BlockingNamespace(Handle, Generic[T]):
     """A namespace of a :class:`BlockingRuntime`: the id methods of ``Namespace``, blocking stubs.
 
     ``namespace`` is the underlying :class:`durable.Namespace` (for use on the runtime's loop).
@@ -462,7 +444,7 @@ class BlockingNamespace(_Handle, Generic[T]):
         """As ``Namespace.new_unique_id``."""
         return self.namespace.new_unique_id(**options)
 
-    def id_from_string(self, id: str) -> DurableObjectId:
+    def id_from_string(self, id: str | DurableObjectId) -> DurableObjectId:
         """As ``Namespace.id_from_string``."""
         return self.namespace.id_from_string(id)
 
@@ -482,7 +464,7 @@ class BlockingNamespace(_Handle, Generic[T]):
 
 
 @final
-class BlockingStub(_Handle, Generic[T]):
+class BlockingStub(Handle, Generic[T]):
     """A stub whose methods block until the result is there: ``stub.increment(5)`` returns ``5``.
 
     Arguments and results are copied as for any RPC call; an exception raised in the object is

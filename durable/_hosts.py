@@ -61,6 +61,16 @@ class TableRuntime(HostRuntime, Protocol):
         """Whether SQLite-backed objects keep a history of their commits."""
 
 
+def _stored_name(directory: StorageDirectory, key: Key, db: ObjectDatabase) -> str | None:
+    """The name recorded for object ``key``: in the directory, else in its file (an older durable's).
+
+    ``""`` is a name (``get_by_name("")``): tested against ``None``, not for truth, or an object
+    named ``""`` came back nameless after a restart (``ctx.id.name`` and ``list_ids`` gave ``None``).
+    """
+    name = directory.stored_name(key)
+    return name if name is not None else db.stored_name()
+
+
 def _has_history(db: ObjectDatabase) -> bool:
     """Whether ``db`` has a point-in-time history log: bookmarks were handed out, even with no write.
 
@@ -125,7 +135,7 @@ class HostTable:
                 )
             directory.keep(key, db)
         try:
-            if oid.name is None and (stored := directory.stored_name(key) or db.stored_name()) is not None:
+            if oid.name is None and (stored := _stored_name(directory, key, db)) is not None:
                 oid = ns.ids.from_string(str(oid), name=stored)
             elif db.name is None and oid.name is not None:
                 db.name = oid.name
@@ -277,7 +287,7 @@ class HostTable:
                 db.name_sink = functools.partial(directory.record_name, key)
             try:
                 if db.has_data():
-                    name = oid.name if oid.name is not None else directory.stored_name(key) or db.stored_name()
+                    name = oid.name if oid.name is not None else _stored_name(directory, key, db)
                     found[hexid] = ns.ids.from_string(hexid, name=name) if name is not None else oid
             except DurableError:
                 found[hexid] = oid  # a damaged file still holds storage; its calls report the damage

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from ._aliases import camel_aliases
 from ._id import DurableObjectId, IdFactory
 from ._stub import Stub
-from ._util import NoPublicConstructor, shown
+from ._util import Handle, NoPublicConstructor, shown
 
 if TYPE_CHECKING:
     from ._host import ObjectHost
@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 @final
 @camel_aliases
-class Namespace(Generic[T], metaclass=NoPublicConstructor):
+class Namespace(Handle, Generic[T], metaclass=NoPublicConstructor):
     """The binding of one Durable Object class in a runtime (Cloudflare's ``DurableObjectNamespace``).
 
     Made by ``runtime.namespace(cls)``. Ids and stubs are cheap and create nothing: an object
@@ -52,20 +52,10 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
         self.storage = storage
         self.ids = IdFactory(name)
 
-    # A binding is a handle, as a stub is: copying it (copy.deepcopy, dataclasses.asdict of a
-    # structure holding one) gives it itself, where deepcopy recursed into the runtime until a
-    # RecursionError; pickling it raises TypeError naming it (not "DurableObjectId cannot be pickled").
-    def __copy__(self) -> Self:
-        return self
-
-    def __deepcopy__(self, memo: object) -> Self:
-        return self
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError(
-            "a durable.Namespace cannot be pickled: it belongs to its runtime; call "
-            "runtime.namespace(cls) (or use the object's env binding) where it is needed"
-        )
+    _unpicklable = (
+        "a durable.Namespace cannot be pickled: it belongs to its runtime; call "
+        "runtime.namespace(cls) (or use the object's env binding) where it is needed"
+    )
 
     def __repr__(self) -> str:
         return f"<durable.Namespace {self.name!r} of {self.cls.__name__} ({self.storage})>"
@@ -119,13 +109,16 @@ class Namespace(Generic[T], metaclass=NoPublicConstructor):
             return self
         raise NotImplementedError("Jurisdiction restrictions are not implemented in durable.")
 
-    def id_from_string(self, id: str) -> DurableObjectId:
+    def id_from_string(self, id: str | DurableObjectId) -> DurableObjectId:
         """Rebuild an id from ``str(id)``.
 
         Raises ``TypeError`` for anything that is not 64 hex digits (``Invalid Durable Object ID:
         must be 64 hex digits``) and for an id of another namespace (``Durable Object ID is not
-        valid for this namespace.``).
+        valid for this namespace.``). An id itself is read as its text, as workerd reads
+        ``idFromString(id)`` (measured with miniflare 4, 2026-04-07): the same id, without a name.
         """
+        if isinstance(id, DurableObjectId):  # (rare: a str is the common case)
+            id = str(id)
         return self.ids.from_string(id)
 
     def get(self, id: DurableObjectId, **options: Any) -> Stub[Any]:

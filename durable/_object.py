@@ -19,7 +19,7 @@ from ._exceptions import NoFetchHandlerError
 
 # Imported here, not in check_response: an import statement run per fetch cost 0.8 us (timeit).
 from ._http import check_response as check_response
-from ._util import positional_arity
+from ._util import Handle, positional_arity
 
 if TYPE_CHECKING:
     from ._state import State
@@ -224,7 +224,7 @@ class AlarmInfo:
         scheduledTime = scheduled_time  # noqa: F821 - a dataclass field
 
 
-class Env:
+class Env(Handle):
     """``self.env`` of objects and Workers: the runtime's bindings.
 
     Every namespace registered with ``name=`` is an attribute (``env.COUNTER``), and so is every
@@ -233,6 +233,10 @@ class Env:
     """
 
     __slots__ = ("_bindings",)
+    _unpicklable = (
+        "a durable.Env cannot be pickled: its namespaces belong to their runtime; pass the plain "
+        "values you need, or reach the objects through a runtime in the process that uses them"
+    )
 
     def __init__(self) -> None:
         self._bindings: dict[str, Any] = {}

@@ -37,7 +37,7 @@ from ._limits import Limits
 from ._namespace import Namespace
 from ._object import DurableObject, Env, bind
 from ._stub import on_runtime_loop, on_runtime_thread
-from ._util import open_files_limit, shown
+from ._util import Handle, open_files_limit, shown
 
 __all__ = ["Env", "Runtime", "default_max_live_objects"]
 
@@ -188,7 +188,13 @@ def _close_collected(runtime: Runtime) -> None:
         )
 
 
-class Runtime:
+_UNPICKLABLE = (
+    "a durable.Runtime cannot be pickled: its event loop, objects and storage belong to this process; "
+    "create one in the process that uses it (with path=, on the same directory once this one is closed)"
+)
+
+
+class Runtime(Handle):
     """Hosts Durable Objects. Use it as an async context manager, or call ``aclose()``.
 
     Args:
@@ -224,6 +230,8 @@ class Runtime:
             counters = rt.namespace(Counter, name="COUNTER")
             print(await counters.get_by_name("A").increment())
     """
+
+    _unpicklable = _UNPICKLABLE
 
     def __init__(
         self,
@@ -269,8 +277,7 @@ class Runtime:
         for key, value in (vars or {}).items():
             bind(self.env, key, value)
         self._namespaces: dict[str, Namespace[Any]] = {}
-        # `closed` and `loop` are attributes, not properties: read for every call (a property
-        # is a Python call, about 650 instructions on 3.11; docs/performance.md).
+        # Attributes, not properties: read for every call (a property costs ~650 instructions).
         self.closed = False
         """Whether the runtime is closed (``aclose()`` ran, or it was garbage collected)."""
         self.loop: asyncio.AbstractEventLoop | None = None

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, Final, final
 from ._aliases import camel_aliases
 from ._codec import copy_as_dict
 from ._exceptions import SqlError
+from ._sql_reads import Shape
+from ._sql_reads import rows_read as rows_read_of
 from ._sql_rules import (
     ABSENT_TABLES,
     ALLOWED_PRAGMAS,
@@ -348,6 +350,8 @@ class _Connection:
         """Switches set on the scratch database, to set again on the real one when it opens."""
         self._scratch: sqlite3.Connection | None = None
         self._scratch_closer: weakref.finalize[[], _Connection] | None = None
+        self.reads: dict[str, tuple[Any, Shape | None]] = {}
+        """Statement shapes for ``rows_read`` (``durable._sql_reads``), per statement text."""
         self.cursors: weakref.WeakSet[SqlCursor] = weakref.WeakSet()
         """Cursors that may still have rows to read, which ``delete_all()`` cancels (``wiped``)."""
 
@@ -738,8 +742,8 @@ class SqlCursor:
     """
 
     __slots__ = (
-        "__weakref__", "_cur", "_db", "_extra", "_failed", "_gen", "_host", "_names", "_per_row", "_read", "_sql",
-        "_written",
+        "__weakref__", "_conn", "_cur", "_db", "_extra", "_failed", "_gen", "_host", "_names", "_params", "_per_row",
+        "_read", "_reads", "_sql", "_written",
     )  # fmt: skip
 
     def __init__(
@@ -753,6 +757,8 @@ class SqlCursor:
         db: ObjectDatabase,
         per_row: int,
         extra: int,
+        params: tuple[SqlValue, ...] = (),
+        reads: dict[str, tuple[Any, Shape | None]] | None = None,
     ) -> None:
         """Made by ``sql.exec()``, never by applications.
 
@@ -763,6 +769,8 @@ class SqlCursor:
             host, generation, db: as ``SqlStorage`` holds them (liveness checks, the database).
             per_row: rows written per row a ``RETURNING`` statement reports (its index entries
                 included); extra: rows written once more if such a statement writes at all.
+            params: the statement's bindings; reads: the shapes of statements for ``rows_read``
+                (``durable._sql_reads``), per statement text.
         """
         self._cur = cur
         self._sql = sql
@@ -774,6 +782,9 @@ class SqlCursor:
         self._db = db
         self._per_row = per_row
         self._extra = 0 if written else extra
+        self._conn = cur.connection if cur is not None else None
+        self._params = params
+        self._reads = reads
 
     def __repr__(self) -> str:
         state = "done" if self._cur is None else "open"
@@ -788,10 +799,25 @@ class SqlCursor:
 
     @property
     def rows_read(self) -> int:
-        """Rows read so far. Python's sqlite3 cannot see rows SQLite scanned, so this counts the
-        rows returned (Cloudflare counts every row scanned, for billing)."""
+        """Rows read so far, as workerd counts them where the statement's shape tells
+        (``durable._sql_reads``: scans of one table, rowid lookups, ``count(*)``...), else the rows
+        returned (Cloudflare counts every row its SQLite steps over, for billing; docs/sql.md)."""
         self._check_canceled()
-        return self._read
+        conn, reads = self._conn, self._reads
+        if conn is None or reads is None:
+            return self._read
+        counted = rows_read_of(
+            conn,
+            reads,
+            (self._db.schema_epoch, id(conn)),
+            self._sql,
+            self._params,
+            tag=self._db.tag,
+            returned=self._read,
+            finished=self._cur is None or not self._names,
+            written=self._written,
+        )
+        return self._read if counted is None else counted
 
     @property
     def rows_written(self) -> int:
@@ -1079,6 +1105,8 @@ class SqlStorage:
                     db=db,
                     per_row=state.per_row,
                     extra=state.extra,
+                    params=params,
+                    reads=state.reads,
                 )
                 if state.saw_write and cur.description is not None:
                     cursor._complete()  # a write with RETURNING: see _complete

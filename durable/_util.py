@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Self, TypeVar
 
 __all__ = [
     "NoPublicConstructor",
@@ -102,6 +102,30 @@ def shown(value: object, limit: int = 60, *, text: bool = False) -> str:
     except Exception:  # any failure of a foreign __repr__ / __str__ falls back to the type
         return f"<{type(value).__name__} object>"
     return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+class Handle:
+    """Copying a handle (``copy.copy``, ``copy.deepcopy``, ``dataclasses.asdict`` of a structure
+    holding one) gives the handle itself; pickling it raises ``TypeError`` naming the fix.
+
+    For what belongs to one runtime: a ``Runtime``, its ``Env``, ``Namespace``, and the blocking
+    API's handles. A copy of a runtime was a second ``Runtime`` sharing the first's objects and
+    files; a deep copy (or ``asdict``) of the others recursed into the runtime until a
+    ``RecursionError``, and pickling failed on a lock, naming nothing of durable's.
+    """
+
+    __slots__ = ()
+    _unpicklable = ""
+    """Why the class's instances cannot be pickled, and what to send instead."""
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Self:
+        return self
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(self._unpicklable)
 
 
 class NoPublicConstructor(type):

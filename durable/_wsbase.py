@@ -127,6 +127,12 @@ class WebSocketClosed(DurableError):
         self.was_clean = was_clean
         self.wasClean = was_clean
 
+    def __reduce__(self) -> tuple[type[WebSocketClosed], tuple[int, str, bool], dict[str, Any]]:
+        # BaseException's own reduce rebuilds from ``args`` (the message alone), which this
+        # constructor refuses: copy.copy, copy.deepcopy and pickle (a process pool) raised
+        # TypeError. The attributes (``remote`` on one raised over RPC) come back as state.
+        return (type(self), (self.code, self.reason, self.was_clean), self.__dict__)
+
 
 class WebSocketError(DurableError):
     """workerd's DOMException and ``Error`` cases for WebSockets (invalid close code, too-long

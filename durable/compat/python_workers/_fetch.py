@@ -68,6 +68,10 @@ class FetchError(Exception):
         self.name = name
         self.message = message
 
+    def __reduce__(self) -> tuple[type[FetchError], tuple[str, str], dict[str, Any]]:
+        # (BaseException's reduce passes the message alone, which this constructor refuses.)
+        return (type(self), (self.name, self.message), self.__dict__)
+
 
 async def fetch(resource: Any, /, **options: Any) -> Response:
     """``workers.fetch(resource, **options)``: the response as the SDK's :class:`Response`.

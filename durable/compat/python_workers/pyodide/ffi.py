@@ -171,6 +171,11 @@ class JsException(Exception):
         self.name = name
         self.message = message
 
+    def __reduce__(self) -> tuple[type[JsException], tuple[str, str], dict[str, Any]]:
+        # (BaseException's reduce gives the constructor ``"Name: message"`` as one argument:
+        # a copy or an unpickled one said ``Error: TypeError: x``.)
+        return (type(self), (self.name, self.message), self.__dict__)
+
 
 class ArrayBuffer(bytes, JsBuffer):
     """What ``to_js(data).buffer`` gives: JavaScript's ``ArrayBuffer`` of a ``Uint8Array``, here

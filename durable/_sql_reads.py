@@ -1,0 +1,297 @@
+"""``rows_read`` as workerd counts it, for the statement shapes whose program decides it.
+
+workerd's patched SQLite counts, per statement, every cursor seek (``SeekGE/GT/LE/LT`` that finds
+an entry, ``SeekRowid``/``NotExists`` found or not), every ``Rewind``/``Last`` (on an empty table
+too), every successful ``Next``/``Prev`` (sorters' included) and ``VNext``, and a table's size for
+``OP_Count``. Python's ``sqlite3`` runs SQLite unpatched: nothing counts those steps. But for
+some programs the count follows from the program and numbers ``durable`` can read afterwards, so
+:func:`classify` reads the statement's program (``EXPLAIN``) and recognises four shapes:
+
+- no counted instruction (``SELECT 1``, ``INSERT ... VALUES`` with an automatic rowid, a PRAGMA,
+  a ``VALUES`` list, ``DELETE`` without ``WHERE``): 0;
+- rowid lookups every run reaches once (``WHERE id = ?``, an ``UPDATE``/``DELETE`` by rowid, an
+  ``INSERT`` with an explicit key, ``INSERT OR REPLACE``, an upsert on the rowid, the
+  ``sqlite_master`` updates of ``CREATE TABLE``): 1 each, or 0 when the key is not an integer;
+- ``SELECT count(*) FROM t`` answered by ``OP_Count``: the table's rows;
+- one full scan of one table (filtered or not; ``SELECT``, ``UPDATE``, ``DELETE``, aggregates):
+  the table's rows (at least 1: the ``Rewind`` of an empty table counts) once the statement ran
+  to its end, the rows stepped to before.
+
+Anything else (joins, index lookups, sorts, subqueries, ``INSERT ... SELECT``, triggers, LIMIT,
+an instruction not known here): ``None``, and the caller counts the rows returned. Measurements: docs/sql.md and
+tests/test_sql_rows_counted.py. Pure functions of a connection and the statement, no state kept
+but the cache the caller hands in.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import warnings
+from typing import Any, Final
+
+from ._sql_rules import NAMED_NEED_A_DICT, named_parameters
+
+_COUNTED: Final = frozenset({
+    "Rewind", "Last", "Sort", "SorterSort", "SeekGE", "SeekGT", "SeekLE", "SeekLT", "SeekRowid", "NotExists",
+    "Next", "Prev", "SorterNext", "VNext", "Count",
+})  # fmt: skip
+"""Instructions workerd's SQLite counts as rows read."""
+
+_JUMPS: Final = frozenset({
+    "Goto", "If", "IfNot", "IsNull", "NotNull", "IsType", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "ElseEq", "Once",
+    "IfNullRow", "IfPos", "IfNotZero", "DecrJumpZero", "MustBeInt", "SeekRowid", "NotExists", "Found",
+    "NotFound", "NoConflict", "IfNoHope", "SeekGE", "SeekGT", "SeekLE", "SeekLT", "SeekScan", "IdxGE", "IdxGT",
+    "IdxLE", "IdxLT", "Rewind", "Last", "Next", "Prev", "Sort", "SorterSort", "SorterNext", "SorterCompare",
+    "IfSmaller", "IfEmpty", "Filter", "VFilter", "VNext", "RowSetRead", "RowSetTest", "FkIfZero",
+    "IncrVacuum", "SequenceTest", "IfNotOpen", "Init",
+})  # fmt: skip
+"""Instructions whose P2 is an address they may jump to (``Jump`` jumps to P1, P2 or P3)."""
+
+_STRAIGHT: Final = frozenset({
+    "Halt", "HaltIfNull", "Transaction", "OpenRead", "OpenWrite", "OpenEphemeral", "OpenAutoindex", "OpenDup",
+    "OpenPseudo", "SorterOpen", "ReopenIdx", "Close", "Column", "Rowid", "IdxRowid", "ResultRow", "Integer",
+    "Int64", "Real", "String8", "String", "Null", "SoftNull", "Blob", "Variable", "Move", "Copy", "SCopy",
+    "IntCopy", "Affinity", "TypeCheck", "MakeRecord", "Insert", "IdxInsert", "Delete", "IdxDelete", "NewRowid",
+    "Function", "PureFunc", "AggStep", "AggStep1", "AggFinal", "AggValue", "AggInverse", "Add", "Subtract",
+    "Multiply", "Divide", "Remainder", "Concat", "BitAnd", "BitOr", "ShiftLeft", "ShiftRight", "Not", "BitNot",
+    "AddImm", "Cast", "RealAffinity", "Noop", "Explain", "Count", "Clear", "ResetCount", "ReadCookie",
+    "SetCookie", "CreateBtree", "ParseSchema", "DropTable", "DropIndex", "DropTrigger", "Destroy", "SqlExec",
+    "Sequence", "NullRow", "DeferredSeek", "FinishSeek", "SorterData", "SorterInsert", "RowData", "Offset",
+    "CollSeq", "IsTrue", "ZeroOrNull", "Expire", "TableLock", "Trace", "CursorHint", "CursorLock",
+    "CursorUnlock", "Permutation", "Compare", "ClrSubtype", "Abortable", "ReleaseReg", "BeginSubrtn",
+    "SeekHit", "FkCounter", "MemMax", "OffsetLimit", "RowCell", "FilterAdd", "GetSubtype", "SetSubtype",
+})  # fmt: skip
+"""Instructions that never jump. An instruction in no set here (a trigger's ``Program``, or one a
+later SQLite adds) leaves the count unknown."""
+
+_SUBROUTINES: Final = frozenset({"InitCoroutine", "Yield", "EndCoroutine", "Gosub", "Return"})
+"""Instructions that jump to an address held in a register: a program with one of them counts
+as workerd does only if it has no counted instruction at all (``VALUES`` lists, subqueries)."""
+
+_ROWID_SEEKS: Final = frozenset({"SeekRowid", "NotExists"})
+_PARTIAL: Final = re.compile(r"\bWHERE\b", re.IGNORECASE)
+_CREATE: Final = re.compile(r"\s*CREATE\s", re.IGNORECASE)
+
+Shape = tuple[Any, ...]
+"""``("none",)``, ``("point", keys)``, ``("count", table)`` or ``("scan", table, deletes)``."""
+
+
+def rows_read(
+    conn: sqlite3.Connection,
+    cache: dict[str, tuple[Any, Shape | None]],
+    epoch: object,
+    sql: str,
+    params: tuple[Any, ...],
+    *,
+    tag: str,
+    returned: int,
+    finished: bool,
+    written: int,
+) -> int | None:
+    """workerd's ``rowsRead`` for ``sql`` run with ``params`` on ``conn``, or ``None`` if unknown.
+
+    ``cache``: shapes per statement text, valid for schema ``epoch``; ``tag``: the comment that
+    marks durable's own statements; ``returned``: rows the application read; ``finished``: the
+    statement ran to its end; ``written``: its ``rows_written``.
+    """
+    try:
+        # A CREATE that created something cannot be compiled again as it ran (``... IF NOT
+        # EXISTS`` now compiles to nothing): its program is the one it has on an empty database.
+        created = written > 0 and _CREATE.match(sql) is not None
+        key = "\0created " + sql if created else sql
+        hit = cache.get(key)
+        if hit is not None and hit[0] == epoch:
+            shape = hit[1]
+        else:
+            shape = classify(conn, sql, params, tag, created=created)
+            if len(cache) > 256:
+                cache.clear()
+            cache[key] = (epoch, shape)
+        if shape is None:
+            return None
+        kind = shape[0]
+        if kind == "none":
+            return 0
+        if kind == "point":
+            return sum(1 for key in shape[1] if _integer_key(key, params))
+        if kind == "count":
+            return _rows(conn, shape[1], tag)
+        if not finished:
+            return returned + 1  # the rows stepped to: those read and the one waiting
+        return max(_rows(conn, shape[1], tag) + (written if shape[2] else 0), 1)
+    except Exception:  # an estimate: whatever goes wrong (a closed connection...), count as before
+        return None
+
+
+def classify(
+    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str, *, created: bool = False
+) -> Shape | None:
+    """The shape of ``sql``'s program (see the module's docstring), ``None`` if none fits.
+
+    ``created``: ``sql`` is a CREATE that created what it names, compiled on an empty database
+    (the CREATEs that compile there, such as ``CREATE TABLE``, have the same program there).
+    """
+    if not created:
+        return _shape(conn, _explain(conn, sql, params, tag), tag)
+    empty = sqlite3.connect(":memory:")
+    try:
+        program = _explain(empty, sql, params, tag)
+    finally:
+        empty.close()
+    return _shape(conn, program, tag)
+
+
+def _explain(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str) -> list[tuple[Any, ...]]:
+    text = f"EXPLAIN {sql.rstrip().rstrip(';')}\n-- {tag}"
+    bound: Any = params
+    if params and NAMED_NEED_A_DICT and ("$" in sql or ":" in sql or "@" in sql):
+        bound = named_parameters(sql, params)
+        if bound is None:
+            bound = params
+    # The statement ran within SQLite's length limit; ``EXPLAIN`` and the tag may take it past.
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH)
+    size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > limit else 0
+    if size > limit:
+        conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, size)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return conn.execute(text, bound).fetchall()
+    finally:
+        if size > limit:
+            conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, limit)
+
+
+def _shape(conn: sqlite3.Connection, program: list[tuple[Any, ...]], tag: str) -> Shape | None:
+    ops = [(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in program]
+    jumps: list[tuple[int, int]] = []  # (address, target)
+    last = len(ops) - 1
+    subroutines = False
+    for addr, name, p1, p2, p3, _, _ in ops:
+        if name == "Jump":
+            jumps.extend((addr, t) for t in (p1, p2, p3) if t)
+        elif name in _JUMPS:
+            if p2 and name != "Init":
+                jumps.append((addr, p2))
+        elif name in _SUBROUTINES:
+            subroutines = True
+        elif name not in _STRAIGHT:
+            return None
+    counted = [op for op in ops if op[1] in _COUNTED]
+    if not counted:
+        return ("none",)  # (however its coroutines loop: a trigger's Program is refused above)
+    if subroutines:
+        return None
+    if all(op[1] in _ROWID_SEEKS for op in counted):
+        for addr, target in jumps:  # straight code: no loop, no jump over a lookup
+            if (target <= addr and not (addr == last and target == 1)) or any(addr < op[0] < target for op in counted):
+                return None
+        return ("point", tuple(_key_source(ops, op[0], op[4]) for op in counted))
+    loop = None
+    if len(counted) == 2:
+        start, step = counted
+        if not (
+            start[1] in ("Rewind", "Last")
+            and step[1] == ("Next" if start[1] == "Rewind" else "Prev")
+            and start[2] == step[2]
+            and step[6] == 1  # SQLITE_STMTSTATUS_FULLSCAN_STEP: a full scan
+            and start[0] < step[3] <= step[0]
+        ):
+            return None
+        loop = (start[0], step[0])
+    elif len(counted) > 2:
+        return None
+    first = counted[0][0] if counted else last
+    for addr, target in jumps:
+        if target <= addr:  # a jump back: only the scan's own step, and the Init trampoline's
+            if not ((loop is not None and addr == loop[1]) or (addr == last and target == 1)):
+                return None
+        elif addr < first < target:
+            return None  # the counted instruction may be jumped over
+        elif loop is not None and loop[0] < addr < loop[1] and target > loop[1] and not _rowid_guard(ops, addr):
+            return None  # a way out of the loop before its end (LIMIT, min(), EXISTS...)
+    op = counted[0]
+    if loop is None and op[1] == "Count" and op[4] == 0:
+        table = _table_of(conn, ops, op[2], tag)
+        return None if table is None else ("count", table)
+    if loop is None:
+        return None
+    table = _table_of(conn, ops, op[2], tag)
+    if table is None:
+        return None
+    # A DELETE's rows are gone when the count is taken (an UPDATE deletes and inserts again).
+    deletes = any(o[1] == "Delete" and o[2] == op[2] for o in ops) and not any(
+        o[1] == "Insert" and o[2] == op[2] for o in ops
+    )
+    return ("scan", table, deletes)
+
+
+def _rowid_guard(ops: list[tuple[Any, ...]], addr: int) -> bool:
+    """Whether the jump at ``addr`` is an ``IsNull`` of a rowid just read (an UPDATE's guard,
+    never taken: a row always has a rowid)."""
+    name, register = ops[addr][1], ops[addr][2]
+    if name != "IsNull":
+        return False
+    for op in reversed(ops[:addr]):
+        if op[3] == register and op[1] != "IsNull":
+            return bool(op[1] == "Rowid")
+    return False
+
+
+def _key_source(ops: list[tuple[Any, ...]], before: int, register: int) -> tuple[str, Any] | None:
+    """What last set the key register of a rowid lookup: ``("param", index)``, ``("value", v)``."""
+    for _, name, p1, p2, _, p4, _ in reversed(ops[:before]):
+        if p2 != register:
+            continue
+        if name == "Variable":
+            return ("param", p1)
+        if name == "Null":
+            return ("value", None)
+        if name in ("String8", "Real"):
+            return ("value", p4)
+        if name in ("Integer", "Int64"):
+            return ("value", 1)
+        return None
+    return None
+
+
+def _integer_key(source: tuple[str, Any] | None, params: tuple[Any, ...]) -> bool:
+    """Whether SQLite's rowid lookup reaches the b-tree: its key reads as an integer."""
+    if source is None:
+        return True
+    value = source[1]
+    if source[0] == "param":
+        if not 0 < value <= len(params):
+            return True
+        value = params[value - 1]
+    if value is None or isinstance(value, (bytes, bytearray, memoryview)):
+        return False
+    if isinstance(value, (bool, int)):
+        return True
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return bool(number.is_integer())
+
+
+def _table_of(conn: sqlite3.Connection, ops: list[tuple[Any, ...]], cursor: int, tag: str) -> str | None:
+    """The table that ``cursor`` reads all of (a table, or an index on all of its rows)."""
+    opens = [op for op in ops if op[1] in ("OpenRead", "OpenWrite", "ReopenIdx") and op[2] == cursor]
+    if len(opens) != 1 or opens[0][4] != 0 or opens[0][6] & 0x02:  # main database; P2 not a register
+        return None
+    root = opens[0][3]
+    if root == 1:
+        return "sqlite_master"
+    row = conn.execute(f"SELECT type, tbl_name, sql FROM sqlite_master WHERE rootpage = ? -- {tag}", (root,)).fetchone()
+    if row is None or row[0] not in ("table", "index"):
+        return None
+    if row[0] == "index" and row[2] is not None and _PARTIAL.search(row[2]):
+        return None  # a partial index: its entries are not the table's rows
+    return str(row[1])
+
+
+def _rows(conn: sqlite3.Connection, table: str, tag: str) -> int:
+    quoted = '"' + table.replace('"', '""') + '"'
+    return int(conn.execute(f"SELECT count(*) FROM {quoted} -- {tag}").fetchone()[0])

@@ -1,0 +1,492 @@
+"""``rows_read`` and ``rows_written`` against workerd, statement shape by statement shape.
+
+Every expected count below was measured in workerd (npm's ``miniflare`` 4, compatibility date
+2026-04-07, a SQLite-backed object; 2026-12-07): each shape ran in a fresh object after its setup
+statements, and ``cursor.rowsRead`` / ``cursor.rowsWritten`` were read after ``toArray()``.
+
+workerd's counts come from its patch to SQLite (``patches/sqlite/0001-row-counts-plain.patch``):
+rows written are b-tree rows inserted or deleted, which ``durable`` derives (``_Connection.
+_rows_written``); rows read are cursor steps of SQLite's virtual machine, which Python's unpatched
+SQLite does not count: ``durable`` reads them off the statement's program where its shape decides
+them (``durable/_sql_reads.py``) and counts the rows returned elsewhere (docs/sql.md, "Differences
+from Cloudflare"; the open item ``rows-read`` of tests/differential/allowances.py). The shapes where
+``durable`` still differs are strict xfails: one starting to pass means it came closer, and its
+mark goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from typing import Any
+
+import pytest
+
+import durable
+from durable import _sql_reads, testing
+
+_T = (
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT)",
+    "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z'), (4, 'w'), (5, 'v')",
+)
+_I = ("CREATE INDEX ta ON t(a)",)
+_P = (
+    "CREATE TABLE p (id INTEGER PRIMARY KEY, tid INTEGER, c TEXT)",
+    "INSERT INTO p (tid, c) VALUES (1, 'x'), (3, 'z'), (3, 'q')",
+)
+_NAMED = {"S": _T, "I": _I, "P": _P}
+
+# (shape, setup, statement, workerd's rowsRead, workerd's rowsWritten, durable's rows_read: one that
+# differs from workerd's makes the shape a strict xfail of test_rows_read_as_workerd_counts)
+SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
+    ("empty-select", ("CREATE TABLE e (a)",), "SELECT * FROM e", 1, 0, 1),
+    ("empty-count", ("CREATE TABLE e (a)",), "SELECT count(*) FROM e", 0, 0, 0),
+    ("select-1", (), "SELECT 1", 0, 0, 0),
+    ("full-scan", ("S",), "SELECT * FROM t", 5, 0, 5),
+    ("where-eq-noindex", ("S",), "SELECT * FROM t WHERE a = 3", 5, 0, 5),
+    ("where-gt-noindex", ("S",), "SELECT * FROM t WHERE a > 4", 5, 0, 5),
+    ("where-none-noindex", ("S",), "SELECT * FROM t WHERE a > 99", 5, 0, 5),
+    ("count", ("S",), "SELECT count(*) FROM t", 5, 0, 5),
+    ("count-where", ("S",), "SELECT count(*) FROM t WHERE a > 2", 5, 0, 5),
+    ("count-index", ("S", "I"), "SELECT count(*) FROM t", 5, 0, 5),
+    ("pk-eq", ("S",), "SELECT * FROM t WHERE id = 3", 1, 0, 1),
+    ("pk-miss", ("S",), "SELECT * FROM t WHERE id = 99", 1, 0, 1),
+    ("pk-gt", ("S",), "SELECT * FROM t WHERE id > 2", 3, 0, 3),
+    ("pk-lt", ("S",), "SELECT * FROM t WHERE id < 3", 3, 0, 2),
+    ("pk-between", ("S",), "SELECT * FROM t WHERE id BETWEEN 2 AND 3", 3, 0, 2),
+    ("pk-in", ("S",), "SELECT * FROM t WHERE id IN (1, 3, 5)", 6, 0, 3),
+    ("idx-eq", ("S", "I"), "SELECT * FROM t WHERE a = 3", 2, 0, 1),
+    ("idx-eq-last", ("S", "I"), "SELECT * FROM t WHERE a = 5", 1, 0, 1),
+    ("idx-miss", ("S", "I"), "SELECT * FROM t WHERE a = 99", 0, 0, 0),
+    ("idx-miss-mid", ("S", "I"), "SELECT * FROM t WHERE a = 2.5", 0, 0, 0),
+    ("idx-gt", ("S", "I"), "SELECT * FROM t WHERE a > 2", 3, 0, 3),
+    ("idx-covering", ("S", "I"), "SELECT a FROM t WHERE a = 3", 2, 0, 1),
+    (
+        "idx-dup",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (3, 'zz'), (3, 'zzz')"),
+        "SELECT * FROM t WHERE a = 3",
+        4,
+        0,
+        3,
+    ),
+    ("order-noindex", ("S",), "SELECT * FROM t ORDER BY b", 10, 0, 5),
+    ("order-index", ("S", "I"), "SELECT * FROM t ORDER BY a", 5, 0, 5),
+    ("order-desc-pk", ("S",), "SELECT * FROM t ORDER BY id DESC", 5, 0, 5),
+    ("order-limit", ("S",), "SELECT * FROM t ORDER BY b LIMIT 2", 10, 0, 2),
+    ("limit", ("S",), "SELECT * FROM t LIMIT 2", 2, 0, 2),
+    ("limit-0", ("S",), "SELECT * FROM t LIMIT 0", 0, 0, 0),
+    ("limit-offset", ("S",), "SELECT * FROM t LIMIT 2 OFFSET 2", 4, 0, 2),
+    ("max-pk", ("S",), "SELECT max(id) FROM t", 1, 0, 1),
+    ("min-pk", ("S",), "SELECT min(id) FROM t", 1, 0, 1),
+    ("max-noindex", ("S",), "SELECT max(a) FROM t", 5, 0, 5),
+    ("max-index", ("S", "I"), "SELECT max(a) FROM t", 1, 0, 1),
+    ("join-pk", ("S", "P"), "SELECT * FROM p JOIN t ON t.id = p.tid", 6, 0, 3),
+    ("join-noindex", ("S", "P"), "SELECT * FROM t JOIN p ON p.c = t.b", 14, 0, 2),
+    ("join-cross", ("S", "P"), "SELECT * FROM t, p", 20, 0, 15),
+    ("left-join", ("S", "P"), "SELECT * FROM t LEFT JOIN p ON p.tid = t.id", 12, 0, 6),
+    ("in-subquery", ("S", "P"), "SELECT * FROM t WHERE id IN (SELECT tid FROM p)", 7, 0, 2),
+    ("scalar-subquery", ("S", "P"), "SELECT (SELECT count(*) FROM p), a FROM t", 8, 0, 5),
+    ("exists", ("S", "P"), "SELECT * FROM t WHERE EXISTS (SELECT 1 FROM p WHERE p.tid = t.id)", 17, 0, 2),
+    ("group-by", ("S",), "SELECT a % 2, count(*) FROM t GROUP BY a % 2", 10, 0, 2),
+    ("distinct", ("S",), "SELECT DISTINCT a % 2 FROM t", 5, 0, 5),
+    ("union", ("S", "P"), "SELECT a FROM t UNION SELECT tid FROM p", 13, 0, 5),
+    ("union-all", ("S", "P"), "SELECT a FROM t UNION ALL SELECT tid FROM p", 8, 0, 8),
+    ("like", ("S",), "SELECT * FROM t WHERE b LIKE 'z%'", 5, 0, 5),
+    ("json-each", (), "SELECT * FROM json_each('[1,2,3]')", 3, 0, 3),
+    ("cte", ("S",), "WITH x AS (SELECT a FROM t WHERE a > 2) SELECT * FROM x", 5, 0, 5),
+    (
+        "recursive-cte",
+        (),
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) SELECT x FROM c",
+        6,
+        0,
+        5,
+    ),
+    ("window", ("S",), "SELECT a, sum(a) OVER (ORDER BY id) FROM t", 16, 0, 5),
+    ("insert-1", ("S",), "INSERT INTO t (a, b) VALUES (6, 'u')", 0, 1, 0),
+    ("insert-3", ("S",), "INSERT INTO t (a, b) VALUES (6, 'u'), (7, 't'), (8, 's')", 0, 3, 0),
+    ("insert-empty", ("CREATE TABLE e (a)",), "INSERT INTO e VALUES (1)", 0, 1, 0),
+    ("insert-index", ("S", "I"), "INSERT INTO t (a, b) VALUES (6, 'u')", 0, 2, 0),
+    ("insert-explicit-pk", ("S",), "INSERT INTO t (id, a, b) VALUES (10, 6, 'u')", 1, 1, 1),
+    ("insert-select", ("S", "CREATE TABLE c (a, b)"), "INSERT INTO c SELECT a, b FROM t", 5, 5, 0),
+    ("insert-select-where", ("S", "CREATE TABLE c (a, b)"), "INSERT INTO c SELECT a, b FROM t WHERE a > 3", 5, 2, 0),
+    (
+        "insert-unique",
+        ("CREATE TABLE u (k TEXT UNIQUE, v)", "INSERT INTO u VALUES ('a', 1), ('b', 2)"),
+        "INSERT INTO u VALUES ('c', 3)",
+        0,
+        2,
+        0,
+    ),
+    ("insert-returning", ("S",), "INSERT INTO t (a, b) VALUES (6, 'u') RETURNING id", 1, 1, 1),
+    (
+        "insert-autoinc",
+        ("CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v)", "INSERT INTO ai (v) VALUES (1)"),
+        "INSERT INTO ai (v) VALUES (2)",
+        1,
+        2,
+        0,
+    ),
+    ("insert-or-replace-hit", ("S",), "INSERT OR REPLACE INTO t (id, a, b) VALUES (2, 9, 'r')", 1, 1, 1),
+    ("insert-or-replace-miss", ("S",), "INSERT OR REPLACE INTO t (id, a, b) VALUES (20, 9, 'r')", 1, 1, 1),
+    ("insert-or-replace-idx", ("S", "I"), "INSERT OR REPLACE INTO t (id, a, b) VALUES (2, 9, 'r')", 1, 2, 1),
+    (
+        "insert-or-replace-unique",
+        ("CREATE TABLE u (k TEXT UNIQUE, v)", "INSERT INTO u VALUES ('a', 1), ('b', 2)"),
+        "INSERT OR REPLACE INTO u VALUES ('a', 3)",
+        1,
+        2,
+        0,
+    ),
+    ("insert-or-ignore-hit", ("S",), "INSERT OR IGNORE INTO t (id, a, b) VALUES (2, 9, 'r')", 1, 0, 1),
+    (
+        "upsert-hit",
+        ("S",),
+        "INSERT INTO t (id, a, b) VALUES (2, 9, 'r') ON CONFLICT (id) DO UPDATE SET b = excluded.b",
+        1,
+        1,
+        1,
+    ),
+    (
+        "upsert-miss",
+        ("S",),
+        "INSERT INTO t (id, a, b) VALUES (20, 9, 'r') ON CONFLICT (id) DO UPDATE SET b = excluded.b",
+        1,
+        1,
+        1,
+    ),
+    (
+        "upsert-unique-hit",
+        ("CREATE TABLE u (k TEXT UNIQUE, v)", "INSERT INTO u VALUES ('a', 1), ('b', 2)"),
+        "INSERT INTO u VALUES ('a', 3) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+        1,
+        1,
+        0,
+    ),
+    ("update-pk", ("S",), "UPDATE t SET b = 'q' WHERE id = 2", 1, 1, 1),
+    ("update-pk-miss", ("S",), "UPDATE t SET b = 'q' WHERE id = 99", 1, 0, 1),
+    ("update-noindex", ("S",), "UPDATE t SET b = 'q' WHERE a = 3", 5, 1, 5),
+    ("update-none", ("S",), "UPDATE t SET b = 'q' WHERE a = 99", 5, 0, 5),
+    ("update-all", ("S",), "UPDATE t SET b = 'q'", 5, 5, 5),
+    ("update-idx-col", ("S", "I"), "UPDATE t SET a = a + 10 WHERE id = 2", 1, 2, 1),
+    ("update-via-idx", ("S", "I"), "UPDATE t SET b = 'q' WHERE a = 3", 2, 1, 0),
+    ("update-returning", ("S",), "UPDATE t SET b = 'q' WHERE a > 3 RETURNING id", 11, 2, 2),
+    ("delete-pk", ("S",), "DELETE FROM t WHERE id = 2", 1, 1, 1),
+    ("delete-pk-miss", ("S",), "DELETE FROM t WHERE id = 99", 1, 0, 1),
+    ("delete-noindex", ("S",), "DELETE FROM t WHERE a = 3", 5, 1, 5),
+    ("delete-none", ("S",), "DELETE FROM t WHERE a = 99", 5, 0, 5),
+    ("delete-all", ("S",), "DELETE FROM t", 0, 5, 0),
+    ("delete-all-where", ("S",), "DELETE FROM t WHERE a > 0", 5, 5, 5),
+    ("delete-idx", ("S", "I"), "DELETE FROM t WHERE a = 3", 2, 1, 0),
+    ("delete-all-idx", ("S", "I"), "DELETE FROM t", 0, 5, 0),
+    (
+        "trigger-insert",
+        ("S", "CREATE TABLE log (x)", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.a); END"),
+        "INSERT INTO t (a, b) VALUES (6, 'u')",
+        0,
+        2,
+        0,
+    ),
+    (
+        "trigger-update",
+        ("S", "CREATE TABLE log (x)", "CREATE TRIGGER tr AFTER UPDATE ON t BEGIN INSERT INTO log VALUES (new.a); END"),
+        "UPDATE t SET b = 'q' WHERE a > 3",
+        9,
+        4,
+        0,
+    ),
+    ("create-table", (), "CREATE TABLE x (a)", 1, 2, 1),
+    ("create-table-2", ("S",), "CREATE TABLE x (a)", 1, 2, 1),
+    ("create-table-pk", (), "CREATE TABLE x (a TEXT PRIMARY KEY, b UNIQUE)", 1, 4, 1),
+    ("create-index", ("S",), "CREATE INDEX tb ON t(b)", 12, 6, 0),
+    ("create-index-empty", ("CREATE TABLE e (a)",), "CREATE INDEX ea ON e(a)", 2, 1, 0),
+    ("create-view", ("S",), "CREATE VIEW v AS SELECT * FROM t", 1, 2, 1),
+    ("select-view", ("S", "CREATE VIEW v AS SELECT * FROM t WHERE a > 2"), "SELECT * FROM v", 5, 0, 5),
+    ("drop-table", ("S",), "DROP TABLE t", 2, 0, 0),
+    ("drop-index", ("S", "I"), "DROP INDEX ta", 3, 0, 0),
+    ("alter-add", ("S",), "ALTER TABLE t ADD COLUMN c", 3, 1, 0),
+    ("alter-rename", ("S",), "ALTER TABLE t RENAME TO t2", 10, 2, 0),
+    ("multi", ("S",), "SELECT * FROM t; SELECT * FROM t WHERE id = 1", 1, 0, 1),
+    (
+        "multi-write",
+        ("S",),
+        "INSERT INTO t (a, b) VALUES (6, 'u'); UPDATE t SET b = 'q' WHERE id = 1; SELECT count(*) FROM t",
+        6,
+        0,
+        6,
+    ),
+    (
+        "without-rowid-eq",
+        ("CREATE TABLE w (k TEXT PRIMARY KEY, v) WITHOUT ROWID", "INSERT INTO w VALUES ('a', 1), ('b', 2), ('c', 3)"),
+        "SELECT * FROM w WHERE k = 'b'",
+        1,
+        0,
+        1,
+    ),
+    (
+        "without-rowid-scan",
+        ("CREATE TABLE w (k TEXT PRIMARY KEY, v) WITHOUT ROWID", "INSERT INTO w VALUES ('a', 1), ('b', 2), ('c', 3)"),
+        "SELECT * FROM w",
+        3,
+        0,
+        3,
+    ),
+    (
+        "without-rowid-miss",
+        ("CREATE TABLE w (k TEXT PRIMARY KEY, v) WITHOUT ROWID", "INSERT INTO w VALUES ('a', 1), ('b', 2), ('c', 3)"),
+        "SELECT * FROM w WHERE k = 'bb'",
+        0,
+        0,
+        0,
+    ),
+    (
+        "text-pk-eq",
+        ("CREATE TABLE k (k TEXT PRIMARY KEY, v)", "INSERT INTO k VALUES ('a', 1), ('b', 2), ('c', 3)"),
+        "SELECT * FROM k WHERE k = 'b'",
+        1,
+        0,
+        1,
+    ),
+    (
+        "text-pk-miss",
+        ("CREATE TABLE k (k TEXT PRIMARY KEY, v)", "INSERT INTO k VALUES ('a', 1), ('b', 2), ('c', 3)"),
+        "SELECT * FROM k WHERE k = 'bb'",
+        0,
+        0,
+        0,
+    ),
+    (
+        "big-scan",
+        (
+            "CREATE TABLE g (a)",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) INSERT INTO g SELECT x FROM c",
+        ),
+        "SELECT * FROM g WHERE a % 100 = 0",
+        1000,
+        0,
+        1000,
+    ),
+    (
+        "big-count",
+        (
+            "CREATE TABLE g (a)",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) INSERT INTO g SELECT x FROM c",
+        ),
+        "SELECT count(*) FROM g",
+        1000,
+        0,
+        1000,
+    ),
+    (
+        "big-insert",
+        ("CREATE TABLE g (a)",),
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) INSERT INTO g SELECT x FROM c",
+        1001,
+        1000,
+        0,
+    ),
+    ("pragma-table-info", ("S",), "PRAGMA table_info(t)", 0, 0, 0),
+    ("sqlite-master", ("S",), "SELECT name FROM sqlite_master", 1, 0, 1),
+    (
+        "upsert-unique-miss",
+        ("CREATE TABLE u (k TEXT UNIQUE, v)", "INSERT INTO u VALUES ('a', 1), ('b', 2)"),
+        "INSERT INTO u VALUES ('c', 3) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+        0,
+        2,
+        0,
+    ),
+    (
+        "replace-unique-miss",
+        ("CREATE TABLE u (k TEXT UNIQUE, v)", "INSERT INTO u VALUES ('a', 1), ('b', 2)"),
+        "INSERT OR REPLACE INTO u VALUES ('c', 3)",
+        0,
+        2,
+        0,
+    ),
+    ("insert-3-explicit", ("S",), "INSERT INTO t (id, a, b) VALUES (10, 1, 'a'), (11, 2, 'b'), (12, 3, 'c')", 3, 3, 0),
+    ("pk-null", ("S",), "SELECT * FROM t WHERE id = NULL", 0, 0, 0),
+    ("pk-text", ("S",), "SELECT * FROM t WHERE id = 'abc'", 0, 0, 0),
+    ("pk-textnum", ("S",), "SELECT * FROM t WHERE id = '3'", 1, 0, 1),
+    ("update-pk-null", ("S",), "UPDATE t SET b = 'q' WHERE id = NULL", 0, 0, 0),
+    ("create-if-not-exists", ("S",), "CREATE TABLE IF NOT EXISTS t (a)", 0, 0, 0),
+    ("create-as-select", ("S",), "CREATE TABLE c AS SELECT * FROM t", 6, 7, 0),
+    (
+        "create-trigger",
+        ("S", "CREATE TABLE log (x)"),
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.a); END",
+        0,
+        1,
+        0,
+    ),
+    ("create-view-empty", (), "CREATE VIEW v AS SELECT 1", 1, 2, 1),
+    ("create-table-many", ("S", "P", "I", "CREATE TABLE q (a)"), "CREATE TABLE x (a)", 1, 2, 1),
+    ("scan-covering", ("S", "I"), "SELECT a FROM t", 5, 0, 5),
+    ("scan-covering-where", ("S", "I"), "SELECT a FROM t WHERE a % 2 = 0", 5, 0, 5),
+    ("scan-partial-index", ("S", "CREATE INDEX tp ON t(a) WHERE a > 2"), "SELECT a FROM t WHERE a > 2", 3, 0, 3),
+    (
+        "delete-where-trigger",
+        ("S", "CREATE TABLE log (x)", "CREATE TRIGGER tr AFTER DELETE ON t BEGIN INSERT INTO log VALUES (old.a); END"),
+        "DELETE FROM t WHERE a > 3",
+        7,
+        4,
+        0,
+    ),
+    ("update-where-idx-col", ("S", "I"), "UPDATE t SET a = a + 10 WHERE b = 'x'", 5, 2, 5),
+    ("delete-noindex-empty", ("CREATE TABLE e (a)",), "DELETE FROM e WHERE a = 1", 1, 0, 1),
+    ("update-all-empty", ("CREATE TABLE e (a)",), "UPDATE e SET a = 1", 1, 0, 1),
+    (
+        "without-rowid-filter",
+        ("CREATE TABLE w (k TEXT PRIMARY KEY, v) WITHOUT ROWID", "INSERT INTO w VALUES ('a', 1), ('b', 2), ('c', 3)"),
+        "SELECT * FROM w WHERE v = 2",
+        3,
+        0,
+        3,
+    ),
+    ("count-expr", ("S",), "SELECT count(*) + 1 FROM t", 5, 0, 5),
+    ("count-param-table", ("S",), "SELECT count(*) AS n FROM t", 5, 0, 5),
+    (
+        "update-autoinc",
+        ("CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v)", "INSERT INTO ai (v) VALUES (1)"),
+        "UPDATE ai SET v = 2 WHERE id = 1",
+        1,
+        1,
+        1,
+    ),
+    (
+        "insert-autoinc-empty",
+        ("CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v)",),
+        "INSERT INTO ai (v) VALUES (2)",
+        1,
+        2,
+        0,
+    ),
+    ("select-where-false", ("S",), "SELECT * FROM t WHERE 0", 0, 0, 0),
+    ("scan-then-partial-2", ("S",), "SELECT * FROM t WHERE a > 0", 5, 0, 5),
+    # These two were measured by the differential test (tests/differential/run.py 200 --seed 9621,
+    # with rows-read lifted): a CREATE ... IF NOT EXISTS that creates, and SQL near the length limit.
+    ("create-if-not-exists-new", (), "CREATE TABLE IF NOT EXISTS x (a INTEGER PRIMARY KEY, b TEXT)", 1, 2, 1),
+    ("long-sql", (), "SELECT length('" + "y" * 99982 + "')", 0, 0, 0),
+)
+
+WRITTEN_DIFFERS = {
+    # workerd: 1 (the DO UPDATE path rewrites the row only: v has no index); durable counts an
+    # upsert as an INSERT, whose every index is written, whichever path SQLite took (docs/sql.md).
+    "upsert-unique-hit",
+}
+
+
+class Shapes(durable.DurableObject):
+    pass
+
+
+def _run(setup: tuple[str, ...], statement: str) -> Any:
+    def body(obj: Any, ctx: durable.State) -> tuple[int, int]:
+        sql = ctx.storage.sql
+        for step in setup:
+            for s in _NAMED.get(step, (step,)):
+                sql.exec(s).to_array()
+        cursor = sql.exec(statement)
+        cursor.to_array()
+        return cursor.rows_read, cursor.rows_written
+
+    return body
+
+
+def _params(which: str) -> list[Any]:
+    out = []
+    for name, setup, statement, read, written, durable_read in SHAPES:
+        differs = name in WRITTEN_DIFFERS if which == "written" else read != durable_read
+        marks = [pytest.mark.xfail(strict=True, reason="workerd counts differently (docs/sql.md)")] if differs else []
+        out.append(pytest.param(setup, statement, read if which == "read" else written, id=name, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize(("setup", "statement", "expected"), _params("written"))
+async def test_rows_written_as_workerd_counts(
+    durable_runtime: durable.Runtime, setup: tuple[str, ...], statement: str, expected: int
+) -> None:
+    stub = durable_runtime.namespace(Shapes).get_by_name("a")
+    assert (await testing.run_in_object(stub, _run(setup, statement)))[1] == expected
+
+
+@pytest.mark.parametrize(("setup", "statement", "expected"), _params("read"))
+async def test_rows_read_as_workerd_counts(
+    durable_runtime: durable.Runtime, setup: tuple[str, ...], statement: str, expected: int
+) -> None:
+    stub = durable_runtime.namespace(Shapes).get_by_name("a")
+    assert (await testing.run_in_object(stub, _run(setup, statement)))[0] == expected
+
+
+async def test_rows_read_while_a_scan_is_read(durable_runtime: durable.Runtime) -> None:
+    """A scan counts the rows SQLite stepped to: the first one once ``exec()`` returns, one more
+    per row read (SQLite steps to the next row as a row is read), the table's rows at the end.
+    workerd (measured): 1 after ``exec()``, 2 after one ``next()``, 5 once read to the end; an
+    empty table's scan reads 1 (its ``Rewind``)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for s in _T:
+            sql.exec(s)
+        sql.exec("CREATE TABLE e (a)")
+        cursor = sql.exec("SELECT * FROM t")
+        counts = [cursor.rows_read]
+        next(cursor)
+        counts.append(cursor.rows_read)
+        cursor.to_array()
+        counts.append(cursor.rows_read)
+        empty = sql.exec("SELECT * FROM e")
+        counts.append(empty.rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("a")
+    assert await testing.run_in_object(stub, body) == [1, 2, 5, 1]
+
+
+async def test_rowid_lookups_by_binding(durable_runtime: durable.Runtime) -> None:
+    """A rowid lookup reads 1 whatever it finds, but none when its key is not an integer (SQLite
+    jumps past the lookup). workerd (measured with the same bindings): 1, 1, 1, 0, 0, 1, 0, 0, and
+    1 for the UPDATE by ``:id``."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for s in _T:
+            sql.exec(s)
+        counts = []
+        for key in (3, 99, "3", "abc", None, 2.0, 2.5, b"3"):
+            cursor = sql.exec("SELECT * FROM t WHERE id = ?", key)
+            cursor.to_array()
+            counts.append(cursor.rows_read)
+        named = sql.exec("UPDATE t SET b = 'q' WHERE id = :id", 2)
+        counts.append(named.rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("a")
+    assert await testing.run_in_object(stub, body) == [1, 1, 1, 0, 0, 1, 0, 0, 1]
+
+
+async def test_rows_read_falls_back_to_rows_returned(durable_runtime: durable.Runtime) -> None:
+    """A scan's count is taken when ``rows_read`` is read; if its table is gone by then, the
+    cursor counts the rows it returned (no error). workerd (measured) says 5 here: it counted as
+    the statement ran (docs/sql.md)."""
+
+    def body(obj: Any, ctx: durable.State) -> int:
+        sql = ctx.storage.sql
+        for s in _T:
+            sql.exec(s)
+        cursor = sql.exec("SELECT * FROM t WHERE a > 3")
+        cursor.to_array()
+        sql.exec("DROP TABLE t")
+        return cursor.rows_read
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("a")
+    assert await testing.run_in_object(stub, body) == 2
+
+
+def test_an_unknown_instruction_leaves_the_count_unknown() -> None:
+    """A program with an instruction ``_sql_reads`` does not know (a later SQLite's) has no shape."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE TABLE t (a)")
+        program = conn.execute("EXPLAIN SELECT * FROM t").fetchall()
+        assert _sql_reads.classify(conn, "SELECT * FROM t", (), "x") == ("scan", "t", False)
+        program.insert(len(program) - 1, (len(program) - 1, "SomeFutureOp", 0, 0, 0, None, 0, None))
+        assert _sql_reads._shape(conn, program, "x") is None
