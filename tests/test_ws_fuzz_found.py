@@ -75,6 +75,21 @@ class Obj(durable.DurableObject):
     pass
 
 
+class RaisingCloseListener(durable.DurableObject):
+    """Accepts with ``accept()``; the server end's ``"close"`` (or ``"message"``) listener raises."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        server.accept()
+        self.server = server
+
+        def boom(event: object) -> None:
+            raise RuntimeError("boom")
+
+        server.add_event_listener(request.url.rsplit("/", 1)[1], boom)
+        return durable.Response(None, status=101, web_socket=client)
+
+
 ONLY_HIBERNATABLE = "only hibernatable websockets can have tags."
 NOT_ACCEPTED_TAGS = "you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket."
 
@@ -161,6 +176,27 @@ class TestTagsOfAClosedStandardSocket:
             f"3 {NOT_ACCEPTED_TAGS}",
             f"3 {NOT_ACCEPTED_TAGS}",
         ]
+
+    @pytest.mark.parametrize(("kind", "message"), [("close", ONLY_HIBERNATABLE), ("message", NOT_ACCEPTED_TAGS)])
+    async def test_after_a_listener_raised(self, durable_runtime: durable.Runtime, kind: str, message: str) -> None:
+        """Asked in a later event, the CLOSED end whose "close" listener raised still gets "only
+        hibernatable ..."; one whose "message" listener raised gets the other message (workerd,
+        miniflare 4.20260426, the accepting fetch returned 101 and the client closed or sent;
+        run_ws.py 800 --seed 9638 --resets, sequence 697). durable said the other message for both."""
+        stub = durable_runtime.namespace(RaisingCloseListener).get_by_name(kind)
+        async with websocket(stub, f"http://a/{kind}") as ws:
+            ws.close(1013) if kind == "close" else ws.send("x")
+            with pytest.raises(durable.WebSocketClosed):
+                await asyncio.wait_for(ws.receive(), 5)
+
+        def tags(obj: durable.DurableObject, ctx: durable.State) -> str:
+            server = obj.server  # type: ignore[attr-defined]
+            try:
+                return str(ctx.get_tags(server))
+            except durable.WebSocketError as exc:
+                return f"{server.ready_state} {exc}"
+
+        assert await run_in_object(stub, tags) == f"3 {message}"
 
 
 class _MyError(Exception):
