@@ -12,7 +12,7 @@ from ._id import DurableObjectId
 from ._storage import Storage
 from ._util import as_workerd_text, shown
 from ._websocket import WebSocket, WebSocketError, WebSocketRequestResponsePair, check_owner, validate_auto_response
-from ._wsdelivery import in_listener
+from ._wsdelivery import close_listener_raised, in_listener
 
 if TYPE_CHECKING:
     import asyncio
@@ -314,8 +314,9 @@ def tags_of(owner: object, ws: WebSocket) -> list[str]:
     if entry is None or entry.owner != owner:
         # An end accepted with accept() gets this until it is CLOSED and its listeners are done,
         # then the other message (workerd, measured with miniflare 4.20260426: OPEN and CLOSING
-        # ends, and CLOSED ones inside their "close" or "error" listener, then CLOSED ones).
-        if ws.standard and (ws.network.ready_state != WebSocket.CLOSED or in_listener(ws)):
+        # ends, and CLOSED ones inside their "close" or "error" listener, then CLOSED ones), or
+        # for good once a "close" listener raised (asked in a later event: run_ws.py --seed 9638).
+        if ws.standard and (ws.network.ready_state != WebSocket.CLOSED or in_listener(ws) or close_listener_raised(ws)):
             raise WebSocketError("only hibernatable websockets can have tags.")
         raise WebSocketError("you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket.")
     # A lone surrogate reads back as U+FFFD per UTF-8 byte (see _hibernation.tag_form).

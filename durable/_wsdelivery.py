@@ -46,7 +46,7 @@ from ._wsbase import (
 if TYPE_CHECKING:
     from ._websocket import WebSocket
 
-__all__ = ["Delivery", "dropped", "in_listener", "when_dropped"]
+__all__ = ["Delivery", "close_listener_raised", "dropped", "in_listener", "when_dropped"]
 
 log = logging.getLogger("durable")
 
@@ -66,7 +66,7 @@ class Delivery:
     """
 
     __slots__ = (
-        "_backlog", "_failed", "_inbox", "_listeners", "_mode", "_owner", "_receiver", "_waiter", "hibernation", "socket"
+        "_backlog", "_inbox", "_listeners", "_mode", "_owner", "_raised", "_receiver", "_waiter", "hibernation", "socket"
     )  # fmt: skip
 
     _inbox: deque[tuple[Any, ...]] | None  # made on first use: a deque costs ~600 bytes
@@ -81,7 +81,7 @@ class Delivery:
         self._listeners: dict[str, list[Callable[[Any], Any]]] | None = None
         self._owner: StandardOwner | None = None
         self._receiver: Receiver | None = None
-        self._failed = False  # a listener raised: the read loop is over (_listener_raised)
+        self._raised: bool | str = False  # a listener raised (its event's type): the read loop is over
         # Tags and auto-response time from ctx.accept_web_socket(), kept after the close as in workerd.
         self.hibernation: HibernatableEntry | None = None
 
@@ -121,9 +121,8 @@ class Delivery:
         if self._mode == _STANDARD:
             network = self.socket.network
             if network.closed_in and network.closed_out:
-                # workerd releases the connection once both Closes have crossed, and accept()
-                # then fails with the released state's message (measured with miniflare 4,
-                # 2026-04-07); a lost connection (1006) leaves it accepted, as there.
+                # workerd releases the connection once both Closes have crossed, and accept() then fails
+                # with the released state's message (miniflare 4, 2026-04-07); a 1006 leaves it accepted.
                 raise TypeError("Can't accept() WebSocket that was already used in a response.")
             return
         self._mode = _STANDARD
@@ -271,7 +270,7 @@ class Delivery:
             self._deliver_standard(frame)
 
     def _deliver_standard(self, frame: tuple[Any, ...]) -> None:
-        if self._failed:
+        if self._raised:
             return  # a listener raised: nothing more is read
         kind = frame[0]
         all_listeners = self._listeners or {}
@@ -297,13 +296,14 @@ class Delivery:
         """Call ``listener(event)`` unless a listener raised before (:func:`_listener_raised`) or it
         was removed since the event's dispatch began (workerd's EventTarget skips it then)."""
         listeners = self._listeners
-        if self._failed or listeners is None or listener not in listeners.get(event.type, ()):
+        if self._raised or listeners is None or listener not in listeners.get(event.type, ()):
             return None
         try:
             return _listen(self.socket, listener, event)
         except Exception as exc:
-            self._failed = True  # after ctx.abort() (a reset) no more of its code runs, "error" listeners included
-            if event.type != ERROR and not getattr(exc, "durable_object_reset", False):
+            reset = getattr(exc, "durable_object_reset", False)  # (then no more of its code runs)
+            self._raised = True if reset else event.type
+            if event.type != ERROR and not reset:
                 self._push((ERROR, exc))  # receive() learns the socket is closed
                 _listener_raised(self.socket, listeners.get(ERROR, []), exc)
             raise  # to be logged
@@ -389,6 +389,12 @@ def in_listener(socket: WebSocket) -> bool:
     """Whether a listener of ``socket`` is running: ``ctx.get_tags()`` words its error for an end
     accepted with ``accept()`` by it, as workerd does (see ``_state.tags_of``)."""
     return id(socket) in _LISTENING
+
+
+def close_listener_raised(socket: WebSocket) -> bool:
+    """Whether a ``"close"`` listener of ``socket`` raised: ``ctx.get_tags()`` words its error
+    for an end accepted with ``accept()`` as for an open one from then on (``_state.tags_of``)."""
+    return socket.delivery._raised == CLOSE
 
 
 def _listen(socket: WebSocket, listener: Callable[[Any], Any], event: Any) -> Any:

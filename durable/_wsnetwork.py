@@ -53,7 +53,7 @@ class NetworkEnd:
         peer: the other end's :class:`NetworkEnd` (None once handed over).
         closed_in: a Close (or an error) arrived from the peer.
         closed_out: this end sent its Close.
-        replied: that Close was the runtime's answer to the peer's (not the object's ``close()``).
+        replied: that Close was the runtime's answer to the peer's (and the object's ``close()`` came not since).
         close_due: ``(code, reason, was_clean)`` of a close that arrived on a hibernatable end
             and waits for its close event (:meth:`take_close`); until then the object sees the
             end ``OPEN`` (or ``CLOSING`` after its own ``close()``), as in workerd.
@@ -114,10 +114,9 @@ class NetworkEnd:
     def send(self, data: str | bytes) -> None:
         """Send a message (``WebSocket.send`` has checked the end is accepted and ``data``'s type).
 
-        A hibernatable end whose peer closed drops it silently: workerd runs the close handler
-        before its reply goes out (``readyState`` still ``CLOSING``) and lets the handler send
-        there, e.g. a broadcast to ``get_web_sockets()``, which lists the closing socket (measured
-        with miniflare 4, 2026-04-07); here the runtime has replied already, so nothing leaves.
+        A hibernatable end whose peer closed drops it silently until the object calls ``close()``: workerd
+        runs the close handler before its reply goes out and lets it send there, e.g. a broadcast (miniflare
+        4, 2026-04-07), not after a ``close()``; here the runtime has replied already, so nothing leaves.
 
         Raises:
             TypeError: this end was closed with ``close()`` (or, on the standard path, the runtime
@@ -138,6 +137,7 @@ class NetworkEnd:
     def close(self, code: int, reason: str) -> None:
         """Send a Close frame (already validated), unless this end closed or is gone."""
         if self.closed_out:
+            self.replied = False  # (a send() after it is refused, as in workerd: miniflare 4.20260426)
             return
         if self.gone:
             if self.close_due is not None:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from differential.rpc_ops import MAKE_KINDS, RpcGenerator, RpcSide, first_difference
+from differential.rpc_ops import MAKE_KINDS, UNSENDABLE, RpcGenerator, RpcSide, first_difference
 from differential.runner import Workerd, started_or_skipped
 
 import durable
@@ -68,6 +68,28 @@ class TestGenerator:
         """The same seed gives the same interactions."""
         first = [RpcGenerator(5).interaction() for _ in range(5)]
         assert json.dumps(first) == json.dumps([RpcGenerator(5).interaction() for _ in range(5)])
+
+    def test_calls_only_functions_as_functions(self) -> None:
+        """A ``held_call`` ``as: fn`` names a stub the runners hold for a function.
+
+        The runners hold the stubs of results that came back: a ``make`` of a function or target,
+        and a ``callback`` of ``make_fn`` unless its argument could not be sent (a ``Plain``
+        fails the call). The generator counted that failed one too, so a later step called the
+        next stub held, an RpcTarget's, as a function, a documented difference (workerd's
+        ``"(this)" is not a function.``; run_rpc.py --seed 9634 --loop uvloop, interaction 3253).
+        """
+        gen = RpcGenerator(9634)
+        for _ in range(3300):
+            held: list[str] = []
+            for step in gen.interaction():
+                if step["op"] == "held_call" and step["as"] == "fn" and step["index"] < len(held):
+                    assert held[step["index"]] == "fn", step
+                if step["op"] == "make" and step["kind"] in ("function", "nested_function"):
+                    held.append("fn")
+                elif step["op"] == "make" and step["kind"] in ("target", "nested_target"):
+                    held.append("target")
+                elif step["op"] == "callback" and step["fn"] == "make_fn" and step["args"] != [UNSENDABLE]:
+                    held.append("fn")
 
     def test_covers_every_step(self) -> None:
         """A hundred interactions use every step, every kind of result and errors in values."""

@@ -47,6 +47,33 @@ class TestRandomSequences:
         assert not found, f"{len(found)} of {count} sequences differ (seed {seed}):\n" + "\n".join(found[:3])
 
 
+class TestChosenSequences:
+    async def test_smallest_smi_read_out_of_a_double_array(
+        self, workerd: Workerd, durable_runtime: durable.Runtime
+    ) -> None:
+        """-2**30 in a Map read out of a JSON array of doubles sizes as the Smi it is on both sides.
+
+        JSON.parse keeps ``[2147483648, -1073741824]`` as doubles, so the -2**30 ws_worker.js read
+        out of it was a double (9 bytes) where durable's twin has a Smi (6): an attachment of
+        16475 bytes in workerd, 16472 in durable (miniflare 4.20260426; run_ws.py 800 --seed 9632,
+        sequence 721). ws_worker.js's ``value`` makes every integer of V8's Smi range, -2**30 to
+        2**30 - 1, a Smi again; the neighbours outside it stay doubles on both sides.
+        """
+        numbers = [2**31, -(2**30), 2**30 - 1, 2**30, -(2**30) - 1]
+        pad = {"$": "big", "n": 16370, "ch": "a"}
+        attach = {"op": "attach", "ws": "self", "value": {"x": pad, "y": numbers}}
+        mapped = {"op": "attach", "ws": "self", "value": {"p": pad, "m": {"$": "map", "v": [numbers[:2]]}}}
+        sequence = {
+            "object": "smi-out-of-doubles",
+            "steps": [
+                {"step": "open", "id": "c0", "tags": ["c0"]},
+                {"step": "csend", "c": "c0", "data": {"t": "cmd:" + json.dumps([attach, mapped])}},
+            ],
+        }
+        got = await DurableWs(durable_runtime).run(sequence)
+        assert differences(sequence, run_in_workerd(workerd, sequence), got) == []
+
+
 SEND_THEN_THROW = "cmd:" + json.dumps(
     [{"op": "send", "ws": "self", "data": {"t": "x"}}, {"op": "throw", "message": "handler boom"}]
 )

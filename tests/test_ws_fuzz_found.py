@@ -75,6 +75,21 @@ class Obj(durable.DurableObject):
     pass
 
 
+class RaisingCloseListener(durable.DurableObject):
+    """Accepts with ``accept()``; the server end's ``"close"`` (or ``"message"``) listener raises."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        server.accept()
+        self.server = server
+
+        def boom(event: object) -> None:
+            raise RuntimeError("boom")
+
+        server.add_event_listener(request.url.rsplit("/", 1)[1], boom)
+        return durable.Response(None, status=101, web_socket=client)
+
+
 ONLY_HIBERNATABLE = "only hibernatable websockets can have tags."
 NOT_ACCEPTED_TAGS = "you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket."
 
@@ -161,6 +176,27 @@ class TestTagsOfAClosedStandardSocket:
             f"3 {NOT_ACCEPTED_TAGS}",
             f"3 {NOT_ACCEPTED_TAGS}",
         ]
+
+    @pytest.mark.parametrize(("kind", "message"), [("close", ONLY_HIBERNATABLE), ("message", NOT_ACCEPTED_TAGS)])
+    async def test_after_a_listener_raised(self, durable_runtime: durable.Runtime, kind: str, message: str) -> None:
+        """Asked in a later event, the CLOSED end whose "close" listener raised still gets "only
+        hibernatable ..."; one whose "message" listener raised gets the other message (workerd,
+        miniflare 4.20260426, the accepting fetch returned 101 and the client closed or sent;
+        run_ws.py 800 --seed 9638 --resets, sequence 697). durable said the other message for both."""
+        stub = durable_runtime.namespace(RaisingCloseListener).get_by_name(kind)
+        async with websocket(stub, f"http://a/{kind}") as ws:
+            ws.close(1013) if kind == "close" else ws.send("x")
+            with pytest.raises(durable.WebSocketClosed):
+                await asyncio.wait_for(ws.receive(), 5)
+
+        def tags(obj: durable.DurableObject, ctx: durable.State) -> str:
+            server = obj.server  # type: ignore[attr-defined]
+            try:
+                return str(ctx.get_tags(server))
+            except durable.WebSocketError as exc:
+                return f"{server.ready_state} {exc}"
+
+        assert await run_in_object(stub, tags) == f"3 {message}"
 
 
 class _MyError(Exception):
@@ -324,3 +360,45 @@ class TestARaisingListenerAfterAWrite:
         for _ in range(10):
             await asyncio.sleep(0)
         assert seen == [(1006, DISCONNECTED_REASON, False)]
+
+
+class ClosesThenSendsInItsCloseHandler(durable.DurableObject):
+    """``web_socket_close`` sends, calls ``close()`` (or not), then sends again, noting each outcome."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
+        outcomes: list[str] = []
+        steps = ["send", "close", "send"] if self.env.log == ["close"] else ["send", "send"]
+        for step in steps:
+            try:
+                ws.send("x") if step == "send" else ws.close(1010)
+                outcomes.append(f"{step}: ok")
+            except TypeError as exc:
+                outcomes.append(f"{step}: {exc}")
+        self.env.log[:] = outcomes
+
+
+class TestSendAfterCloseInTheCloseHandler:
+    """workerd (miniflare 4.20260426): in ``webSocketClose`` after the client's Close, a ``send()``
+    before the handler's own ``close(1010)`` went through, one after it raised ``TypeError: Can't
+    call WebSocket send() after close().`` (run_ws.py 400 --seed 9638 --resets, sequence 54).
+    durable took both: its ``close()`` there changed nothing, the runtime having answered the
+    Close, and the send after it was dropped silently like the one before."""
+
+    @pytest.mark.parametrize("close", [True, False])
+    async def test_refused_only_after_its_own_close(self, close: bool) -> None:
+        async with durable.Runtime(vars={"log": ["close"] if close else []}) as rt:
+            async with websocket(rt.namespace(ClosesThenSendsInItsCloseHandler).get_by_name("a"), "http://a/") as ws:
+                ws.close(3999)
+                with pytest.raises(durable.WebSocketClosed):
+                    await asyncio.wait_for(ws.receive(), 5)
+            for _ in range(20):
+                await asyncio.sleep(0)
+                if rt.env.log and rt.env.log != ["close"]:
+                    break
+            after = "send: Can't call WebSocket send() after close()."
+            assert rt.env.log == (["send: ok", "close: ok", after] if close else ["send: ok", "send: ok"])

@@ -47,6 +47,8 @@ Tagged = dict[str, Any]
 
 MAKE_KINDS = ["function", "nested_function", "instance", "nested_instance", "target", "nested_target", "error", "none"]
 CLASS_NAMES = ["Error", "TypeError", "RangeError", "Custom"]
+UNSENDABLE: Tagged = {"t": "arr", "v": [{"t": "plain"}]}
+"""The argument ``arg`` draws that no call can send (a ``Plain`` instance cannot be cloned)."""
 
 
 # -- the generator --------------------------------------------------------------------------------
@@ -84,7 +86,7 @@ class RpcGenerator:
         if roll < 0.15:
             return {"t": "arr", "v": [self.values.scalar(), self.error()]}
         if roll < 0.17:
-            return {"t": "arr", "v": [{"t": "plain"}]}
+            return {"t": "arr", "v": [{"t": "plain"}]}  # (UNSENDABLE)
         return self.values.value()
 
     def args(self) -> list[Tagged]:
@@ -128,9 +130,12 @@ class RpcGenerator:
             return {"op": "prop", "name": rng.choice(["answer", "field", "nope"])}
         if kind == "callback":
             fn = rng.choice(["echo", "pair", "throw", "plain", "make_fn"])
-            if fn == "make_fn":
+            arg = self.arg()
+            if fn == "make_fn" and arg != UNSENDABLE:
+                # (a Plain argument fails the call: no function comes back to hold, and the steps
+                # after it would call the next stub held, an RpcTarget's, as a function: seed 9634)
                 self.held.append("fn0")
-            return {"op": "callback", "fn": fn, "args": [self.arg()]}
+            return {"op": "callback", "fn": fn, "args": [arg]}
         if kind == "bcw":  # a blockConcurrencyWhile() callback throws: the object resets
             return {"op": "bcw", "error": self.error()}
         if kind == "abort":
