@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable.testing import MockClock
+from durable.testing import MockClock, run_alarm
 
 from helpers import eager_tasks, needs_eager_tasks
 
@@ -725,3 +725,68 @@ async def test_a_set_in_a_callback_then_a_delete_lost_to_an_abort(
         await clock.advance(4)
         assert (first, RUNS) == ((runs[:1] if ahead > 0 else runs), runs)
         assert await rt.namespace(SetsInACallbackThenAborts).get_by_name(str(ahead)).get() is None
+
+
+MOVED: list[tuple[int, int]] = []
+
+
+class MovedInASecondCallback(durable.DurableObject):
+    """``move()`` sets the alarm to now and to a past time in one ``block_concurrency_while()``
+    callback, then deletes it and sets it to now in a second; the first ``alarm()`` aborts. Every
+    run is recorded in ``MOVED`` (a reset loses attributes)."""
+
+    async def arm_far(self) -> None:
+        await self.ctx.storage.set_alarm(self.ctx.now_ms() + 3_600_000)
+
+    async def move(self) -> int | None:
+        storage = self.ctx.storage
+
+        async def first() -> None:
+            await storage.set_alarm(self.ctx.now_ms())
+            await storage.set_alarm(self.ctx.now_ms() - 5000)
+
+        async def second() -> int | None:
+            await storage.delete_alarm()
+            await storage.set_alarm(self.ctx.now_ms())
+            return await storage.get_alarm()
+
+        await self.ctx.block_concurrency_while(first)
+        return await self.ctx.block_concurrency_while(second)
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        MOVED.append((info.retry_count, info.scheduled_time))
+        if len(MOVED) == 1:
+            self.ctx.abort("reset by the test")
+
+
+async def moved_in_a_second_callback() -> tuple[int | None, bool]:
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(MovedInASecondCallback).get_by_name("a")
+        await stub.arm_far()
+        moved = await stub.move()
+        for _ in range(500):
+            if MOVED:
+                break
+            await asyncio.sleep(0.01)
+        return moved, await run_alarm(rt.namespace(MovedInASecondCallback).get_by_name("a"))
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_an_alarm_moved_by_a_second_callback_before_its_event_started(loop: str) -> None:
+    """A call sets the alarm to a past time in a ``blockConcurrencyWhile()`` callback, then deletes
+    and sets it to now in a second; the handler that runs aborts. workerd (miniflare 4.20260426,
+    ten runs, the second set 0 to 40 ms ahead) ran the moved alarm (its own scheduledTime) as a
+    first attempt, then its retry (retryCount 1): its loop fires a due timer only once no other
+    work is ready, so the alarm's event did not exist before the second set. Found by
+    ``run_alarm.py 120 --seed 9513 --resets --loop uvloop`` (sequence 48). On uvloop, which runs a
+    due timer before the callbacks already ready, durable started the event for the first time,
+    which waited at the gate and ran (retryCount 0), and the moved alarm then ran at once as a
+    first attempt instead of a retry. The retry is run here with ``run_alarm()``, not 2 s later."""
+    factory: Any = asyncio.new_event_loop
+    if loop == "uvloop":
+        factory = pytest.importorskip("uvloop").new_event_loop
+    MOVED.clear()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        moved, retried = runner.run(moved_in_a_second_callback())
+    assert moved is not None
+    assert (MOVED, retried) == ([(0, moved), (1, moved)], True)
