@@ -580,21 +580,18 @@ async def moved_around_a_section(clock: MockClock, variant: str, backend: str) -
         assert middle == end == ([(0, T0_MS + 1000), (0, now)], None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: workerd keeps the retry through a delete committed with a rolled-back set, after a blocked set",
-)
-async def test_a_delete_before_a_rolled_back_set_after_a_blocked_set_keeps_the_retry(clock: MockClock) -> None:
+async def test_a_delete_before_a_rolled_back_set_after_a_blocked_set_drops_the_retry(clock: MockClock) -> None:
     """Two calls sent together while a retry is pending: one sets the alarm (+7 ms) inside
     ``blockConcurrencyWhile()``, the other (waiting at the gate) deletes it and then sets it in a
-    ``transaction()`` that rolls back; 250 ms later a call sets a past time. workerd ran that alarm
-    at the retry's time as the retry (retryCount 1, the old scheduledTime; miniflare 4.20260426,
-    every run); without the callback, without the rolled-back transaction, or with the
-    transaction before the delete, the delete drops the retry there too (a first attempt, as
-    here). Found by ``run_alarm.py 200 --seed 9403`` (sequence 134), on Python 3.11 and 3.13
-    alike. Kept open: the same family as the test above (workerd commits a callback's writes
-    with the next event's), with a rolled-back alarm write whose effect on workerd's scheduler
-    is not pinned down."""
+    ``transaction()`` that rolls back; 250 ms later a call sets a past time. workerd races here
+    (miniflare 4.20260426, SQLite-backed): run alone, the delete dropped the retry and the past
+    time ran at once as a first attempt, six runs of six, as here; run beside other objects, it
+    kept the retry in six runs of ten (the past time ran at the retry's time, retryCount 1, the
+    old scheduledTime), as ``run_alarm.py 200 --seed 9403`` (sequence 134) once expected, and so
+    did the same probe with a ``put()`` in the callback instead of the set, once in four. Its
+    scheduler hears of the delete only if no alarm write, even one rolled back, came before the
+    commit's confirmation (workerd's alarm version is not restored by a rollback), and whether
+    ``transaction()``'s lock is taken first depends on the load (docs/differences.md)."""
     async with durable.Runtime(clock=clock) as rt:
         stub = rt.namespace(FailsOnce).get_by_name("blocked-set")
         await stub.arm(T0_MS + 1000)
@@ -603,7 +600,7 @@ async def test_a_delete_before_a_rolled_back_set_after_a_blocked_set_keeps_the_r
         await clock.advance(0.25)
         await stub.change([T0_MS - 5000])
         await clock.advance(2)
-        assert (await stub.report())[0] == [(0, T0_MS + 1000), (1, T0_MS + 1000)]
+        assert await stub.report() == ([(0, T0_MS + 1000), (0, T0_MS + 1550)], None)
 
 
 async def test_a_later_alarm_alone_still_runs_at_its_time_as_a_first_attempt(clock: MockClock) -> None:
