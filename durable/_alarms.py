@@ -225,26 +225,31 @@ def _set_confirmed(
 
 
 def _alarm_timer(clock: Clock, at: float, fire: Callable[[], None], key: Key) -> TimerHandle:
-    """The timer of the alarm of ``key``, due at ``at``: it calls ``fire`` once the callbacks
-    already ready on the loop when it falls due have run (``RuntimeError`` if no loop runs).
+    """The timer of the alarm of ``key``, due at ``at``, which calls ``fire`` (``RuntimeError`` if
+    no loop runs); on uvloop, for an alarm already due, a loop turn later.
 
-    workerd's event loop looks at its timers only once no other work is ready, so an alarm that
-    falls due while a call runs on without waiting for I/O (a ``blockConcurrencyWhile()`` callback
-    that sets it to a past time, then a second callback that sets it again) starts after that
-    work: the second set moves the alarm before its event exists, and the new alarm runs as a
-    first attempt, retried if it fails (measured with miniflare 4.20260426, every run;
-    ``run_alarm.py 120 --seed 9513 --resets --loop uvloop``, sequence 48). asyncio's loop runs a
-    due timer after the callbacks already ready, uvloop's before them (its event then waited at
-    the gate, ran for the old alarm, and the new one ran as a first attempt after the failure): the
-    extra turn gives both loops asyncio's order. A :class:`MockClock` fires due timers from a loop
-    callback already, on either loop.
+    workerd's event loop looks at its timers only once no other work is ready, so an alarm set to
+    a past time while a call runs on without waiting for I/O (a ``blockConcurrencyWhile()``
+    callback that sets it, then a second callback that deletes and sets it again) starts after
+    that work: the second set moves the alarm before its event exists, and the moved alarm runs,
+    then its retry if it fails (measured with miniflare 4.20260426, every run; ``run_alarm.py 120
+    --seed 9513 --resets --loop uvloop``, sequence 48). asyncio's loop runs a timer due at once
+    after the callbacks queued meanwhile, uvloop's before them (so durable started the event of
+    the first set, which waited at the gate and ran, and the moved alarm ran as a second first
+    attempt): the extra turn gives uvloop asyncio's order. A timer due later is left alone: one
+    that falls due with another (a call's ``asyncio.sleep`` a little later) must keep its place
+    before it (``--seed 9616``, sequence 116). A :class:`MockClock` runs due timers from loop
+    callbacks on either loop.
     """
     label = f"the alarm of {key[0]}/{key[1]}"
     if isinstance(clock, MockClock):
         return clock.call_at(at, fire, label)
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, asyncio.BaseEventLoop) or at > clock.time():
+        return clock.call_at(at, fire, label)
 
     def after_ready() -> None:
-        asyncio.get_running_loop().call_soon(fire)
+        loop.call_soon(fire)
 
     return clock.call_at(at, after_ready, label)
 

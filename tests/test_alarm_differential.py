@@ -57,10 +57,10 @@ SET_WHILE_AT_THE_GATE: Sequence = json.loads(
     # run_alarm.py 120 --seed 9513 --resets --loop uvloop (sequence 48): the alarm falls due during a
     # call's blockConcurrencyWhile() callback, and a second callback deletes and sets it; the handler
     # then aborts. workerd ran the moved alarm, then its retry (retryCount 1): its loop fires a due
-    # timer only once no other work is ready. durable on uvloop, which fires a due timer before the
-    # callbacks already ready, ran a first attempt twice, until its alarm timers took one more loop
-    # turn (_alarms._alarm_timer); a fix that armed a set only once its commit was confirmed from the
-    # event's start, not the handler's, ran a first attempt too.
+    # timer only once no other work is ready. durable on uvloop, which fires a timer due at once
+    # before the callbacks queued meanwhile, ran a first attempt twice, until such an alarm's timer
+    # took one more loop turn there (_alarms._alarm_timer); a fix that armed a set only once its
+    # commit was confirmed from the event's start, not the handler's, ran a first attempt too.
     """{"steps": [{"rpc": [{"op": "del"}, {"op": "put", "k": "a", "v": 6}, {"op": "delall"}]}, {"wait": 600}, {"rpcs": [[{"op": "put", "k": "b", "v": 0}, {"op": "del"}, {"op": "put", "k": "a", "v": 2}], [{"op": "read", "k": "b"}]]}, {"wait": 250}, {"rpc": [{"op": "del"}, {"op": "set", "d": 3700000, "id": "s1"}, {"op": "read", "k": "b"}]}, {"wait": 250}, {"rpc": [{"op": "bcw", "ops": [{"op": "set", "d": 0, "id": "s2"}, {"op": "set", "d": -5000, "id": "s3"}]}, {"op": "bcw", "ops": [{"op": "del"}, {"op": "set", "d": 0, "id": "s4"}]}]}], "handlers": [[{"op": "abort"}, {"op": "put", "k": "b", "v": 3}]]}"""
 )
 
