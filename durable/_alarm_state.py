@@ -32,6 +32,8 @@ from ._exceptions import ObjectResetError
 from ._util import positional_arity
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._host import ObjectHost
     from ._object import AlarmInfo, DurableObject
 
@@ -63,6 +65,7 @@ class AlarmState:
         "reset",
         "running",
         "started",
+        "unconfirmed",
         "writes",
     )
 
@@ -96,6 +99,9 @@ class AlarmState:
         self._marks: list[tuple[int, int]] = []
         """``(savepoint depth, writes before it)``: for each open savepoint whose code counted a
         write (shallowest first), ``writes`` as it was before the first, restored if it rolls back."""
+        self.unconfirmed: list[Callable[[], None]] = []
+        """The scheduler's confirmations of deletions, due a loop iteration after their commits
+        (``_alarms._defer_deletion``): a section's start runs them first (:meth:`section_started`)."""
         self._dirty_depth: int | None = None
         """While the handler runs: the shallowest savepoint depth (``transaction()`` nesting) whose
         uncommitted writes set or deleted the alarm; they make ``reset`` true once they reach depth
@@ -228,6 +234,14 @@ class AlarmState:
         if self.changed and self._from_none and self._owner.db.meta.get_alarm() is None:
             return self._from_writes
         return self.writes
+
+    def section_started(self) -> None:
+        """A ``block_concurrency_while()`` callback or a ``transaction()`` closure starts: the
+        deletions whose confirmation is pending are confirmed first, as in workerd, where both wait
+        for the object's lock and the commit's confirmation comes before it (see
+        ``_alarms._defer_deletion``)."""
+        while self.unconfirmed:
+            self.unconfirmed.pop(0)()
 
     def before_commit(self) -> None:
         """The changed alarm (read by :meth:`take_change`) is about to commit."""

@@ -18,7 +18,9 @@ Cloudflare's alarm rules (docs/alarms.md), as implemented here:
   growing at 1024 s, workerd's cap). An alarm set while the handler runs replaces the retry;
   one deleted leaves it pending, and an alarm set before its time runs as the retry. A call's
   deletion drops a pending retry once its commit is confirmed (at once if a result waited for it,
-  else a loop iteration later), unless the alarm was written again by then (``_defer_deletion``).
+  else a loop iteration later, or when a ``block_concurrency_while()`` callback or a
+  ``transaction()`` closure starts first), unless the alarm was written again by then
+  (``_defer_deletion``).
 - At most one ``alarm()`` runs per object at a time (Cloudflare documents this): an alarm that
   falls due while the handler runs, typically one the handler set in the past, waits and runs
   when the handler ends.
@@ -36,9 +38,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from contextvars import Context, ContextVar
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ._clock import enter_timer_work
+from ._clock import MockClock, enter_timer_work
 from ._context import running_host
 from ._eager import create_task_later, task_started
 from ._exceptions import DurableError, ObjectAbortedError
@@ -148,19 +151,32 @@ def _defer_deletion(scheduler: AlarmScheduler, key: Key, entry: _Entry, alarms: 
     version" changed): then the later write reaches the scheduler alone, and an alarm set again
     moves the pending retry instead of replacing it. Measured with miniflare 4.20260426, SQLite-
     and KV-backed alike: a call that deletes the alarm and sets it to a past time with nothing
-    between but reads, the end of a ``blockConcurrencyWhile()`` callback that deleted it, or the
-    start of one that sets it, keeps the retry (retryCount 1, at its time); a ``setTimeout(0)``,
-    ``sync()``, a second callback, a ``transaction()`` in the callback or another event between
-    them drop it, and the set alarm runs at once as a first attempt
+    between but reads or the end of a ``blockConcurrencyWhile()`` callback that deleted it keeps
+    the retry (retryCount 1, at its time); a ``setTimeout(0)``, ``sync()``, the start of a
+    callback, a ``transaction()`` in the callback or another event between them drop it, and the set alarm runs at once as a first attempt
     (tests/test_alarm_fuzz_found.py). A commit a result or a waiter waited for is confirmed at
-    once: its waiters are released only after the scheduler heard of it, as in workerd.
+    once: its waiters are released only after the scheduler heard of it, as in workerd. So is one
+    a ``block_concurrency_while()`` callback or a ``transaction()`` closure starting meanwhile
+    finds pending (``AlarmState.section_started``): in workerd both wait for the object's lock,
+    which the confirmation comes before (miniflare 4.20260426, a probe run alone: a delete, then
+    such a callback or closure that sets a past time, dropped the retry every run; ``run_alarm.py
+    120 --seed 9611 --resets``, sequence 28, and ``--seed 9612 --resets --loop uvloop``, 77).
     """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return False
-    loop.call_soon(_deletion_confirmed, scheduler, key, entry, alarms, alarms.writes)
+    confirm = partial(_deletion_confirmed, scheduler, key, entry, alarms, alarms.writes)
+    alarms.unconfirmed.append(confirm)
+    loop.call_soon(_confirm_later, alarms, confirm)
     return True
+
+
+def _confirm_later(alarms: AlarmState, confirm: Callable[[], None]) -> None:
+    """A loop iteration after the commit: confirm its deletion, unless a section's start did."""
+    if confirm in alarms.unconfirmed:
+        alarms.unconfirmed.remove(confirm)
+        confirm()
 
 
 def _deletion_confirmed(scheduler: AlarmScheduler, key: Key, entry: _Entry, alarms: AlarmState, writes: int) -> None:
@@ -206,6 +222,36 @@ def _set_confirmed(
     it falls due), or the runtime forgot its alarms meanwhile (a stopped one arms nothing)."""
     if alarms.settled_writes() == writes and not running.forgotten:
         scheduler.schedule(key, when_ms)
+
+
+def _alarm_timer(clock: Clock, at: float, fire: Callable[[], None], key: Key) -> TimerHandle:
+    """The timer of the alarm of ``key``, due at ``at``, which calls ``fire`` (``RuntimeError`` if
+    no loop runs); on uvloop, for an alarm already due, a loop turn later.
+
+    workerd's event loop looks at its timers only once no other work is ready, so an alarm set to
+    a past time while a call runs on without waiting for I/O (a ``blockConcurrencyWhile()``
+    callback that sets it, then a second callback that deletes and sets it again) starts after
+    that work: the second set moves the alarm before its event exists, and the moved alarm runs,
+    then its retry if it fails (measured with miniflare 4.20260426, every run; ``run_alarm.py 120
+    --seed 9513 --resets --loop uvloop``, sequence 48). asyncio's loop runs a timer due at once
+    after the callbacks queued meanwhile, uvloop's before them (so durable started the event of
+    the first set, which waited at the gate and ran, and the moved alarm ran as a second first
+    attempt): the extra turn gives uvloop asyncio's order. A timer due later is left alone: one
+    that falls due with another (a call's ``asyncio.sleep`` a little later) must keep its place
+    before it (``--seed 9616``, sequence 116). A :class:`MockClock` runs due timers from loop
+    callbacks on either loop.
+    """
+    label = f"the alarm of {key[0]}/{key[1]}"
+    if isinstance(clock, MockClock):
+        return clock.call_at(at, fire, label)
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, asyncio.BaseEventLoop) or at > clock.time():
+        return clock.call_at(at, fire, label)
+
+    def after_ready() -> None:
+        loop.call_soon(fire)
+
+    return clock.call_at(at, after_ready, label)
 
 
 def _later_alarm(entry: _Entry, host: ObjectHost) -> int | None:
@@ -341,7 +387,7 @@ class AlarmScheduler:
         if entry.handle is not None:
             entry.handle.cancel()
         try:
-            entry.handle = self._clock.call_at(at, lambda: self._fire(key, entry), f"the alarm of {key[0]}/{key[1]}")
+            entry.handle = _alarm_timer(self._clock, at, lambda: self._fire(key, entry), key)
         except RuntimeError:
             # No running loop (a persisted runtime's namespace registered from synchronous code):
             # armed by attach_loop() when the runtime is first used on a loop.
@@ -350,8 +396,8 @@ class AlarmScheduler:
             self.armed = False
 
     def _fire(self, key: Key, entry: _Entry) -> None:
-        if self._stopped or self._entries.get(key) is not entry:
-            return
+        if self._stopped or self._entries.get(key) is not entry or entry.handle is None:
+            return  # (handle None: run_now() started it between its timer and this callback)
         entry.handle = None
         if key in self._active:
             entry.deferred = True  # one alarm() at a time per object: runs when the current one ends

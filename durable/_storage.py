@@ -61,6 +61,7 @@ from ._transaction import Transaction as Transaction
 from ._v8size import V8_SIZE_FACTOR
 
 if TYPE_CHECKING:
+    from ._alarm_state import AlarmState
     from ._snapshot import DurableObjectSnapshot
     from ._sql import SqlStorage
 
@@ -115,6 +116,8 @@ class StorageHost(Protocol):
         gate: the object's input gate, which ``transaction()`` closures hold.
         gen: the current instance generation; a reset increments it.
         running: what the current generation's code runs with in ``_context.running``.
+        alarms: the alarm's bookkeeping (a ``transaction()`` closure's start is a section's,
+            ``AlarmState.section_started``).
     """
 
     db: ObjectDatabase
@@ -122,6 +125,7 @@ class StorageHost(Protocol):
     kv_backed: bool
     has_alarm_handler: bool
     gate: InputGate
+    alarms: AlarmState
 
     gen: int
     running: Running

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -56,10 +55,12 @@ DELETED_THEN_FAILED: Sequence = {
 
 SET_WHILE_AT_THE_GATE: Sequence = json.loads(
     # run_alarm.py 120 --seed 9513 --resets --loop uvloop (sequence 48): the alarm falls due during a
-    # call's blockConcurrencyWhile() callback and waits at the gate while a second callback deletes
-    # and sets it; its handler then aborts. workerd ran the next attempt as the retry (retryCount 1);
-    # a fix that armed a set only once its commit was confirmed from the event's start, not the
-    # handler's, ran a first attempt.
+    # call's blockConcurrencyWhile() callback, and a second callback deletes and sets it; the handler
+    # then aborts. workerd ran the moved alarm, then its retry (retryCount 1): its loop fires a due
+    # timer only once no other work is ready. durable on uvloop, which fires a timer due at once
+    # before the callbacks queued meanwhile, ran a first attempt twice, until such an alarm's timer
+    # took one more loop turn there (_alarms._alarm_timer); a fix that armed a set only once its
+    # commit was confirmed from the event's start, not the handler's, ran a first attempt too.
     """{"steps": [{"rpc": [{"op": "del"}, {"op": "put", "k": "a", "v": 6}, {"op": "delall"}]}, {"wait": 600}, {"rpcs": [[{"op": "put", "k": "b", "v": 0}, {"op": "del"}, {"op": "put", "k": "a", "v": 2}], [{"op": "read", "k": "b"}]]}, {"wait": 250}, {"rpc": [{"op": "del"}, {"op": "set", "d": 3700000, "id": "s1"}, {"op": "read", "k": "b"}]}, {"wait": 250}, {"rpc": [{"op": "bcw", "ops": [{"op": "set", "d": 0, "id": "s2"}, {"op": "set", "d": -5000, "id": "s3"}]}, {"op": "bcw", "ops": [{"op": "del"}, {"op": "set", "d": 0, "id": "s4"}]}]}], "handlers": [[{"op": "abort"}, {"op": "put", "k": "b", "v": 3}]]}"""
 )
 
@@ -69,14 +70,7 @@ SET_WHILE_AT_THE_GATE: Sequence = json.loads(
     [
         *_drawn(11, 3),
         DELETED_THEN_FAILED,
-        pytest.param(
-            SET_WHILE_AT_THE_GATE,
-            marks=pytest.mark.xfail(
-                os.environ.get("DURABLE_TEST_LOOP") == "uvloop",
-                reason="open on uvloop only: durable runs a first attempt (docs/differences.md)",
-                strict=False,
-            ),
-        ),
+        SET_WHILE_AT_THE_GATE,
     ],
     ids=["seed11-0", "seed11-1", "seed11-2", "deleted-then-failed", "set-while-at-the-gate"],
 )
