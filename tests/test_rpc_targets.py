@@ -26,6 +26,8 @@ from durable import testing
 from durable._codec import Transfer, register_transfer
 from durable._rpc_target import copy_params
 
+from helpers import eager_tasks, needs_eager_tasks
+
 
 class Counter(durable.RpcTarget):
     def __init__(self, n: int) -> None:
@@ -274,22 +276,16 @@ class TestCallbacks:
         gc.collect()
         assert [ref() for ref in refs] == [None, None]
 
+    @needs_eager_tasks
     async def test_a_kept_callback_is_disposed_as_its_call_ends_even_for_an_eager_next_call(self, ns: Any) -> None:
         """workerd disposes the stub when the call ends; durable disposed it one loop turn later
         (a done-callback), so a next call started eagerly in between (an eager task factory,
         Python 3.12+) still ran the kept callback: ``use_kept`` returned 101."""
-        if not hasattr(asyncio, "eager_task_factory"):
-            pytest.skip("asyncio.eager_task_factory: Python 3.12+")
         stub = ns.get_by_name("a")
-        loop = asyncio.get_running_loop()
-        factory = loop.get_task_factory()
-        loop.set_task_factory(asyncio.eager_task_factory)
-        try:
+        with eager_tasks():
             assert await stub.keep(lambda x: x + 100) == "kept"
             with pytest.raises(durable.DurableError, match=r"^RPC stub used after being disposed\.$"):
                 await stub.use_kept(1)
-        finally:
-            loop.set_task_factory(factory)
 
     async def test_a_disposed_stub_can_be_sent_on_and_stays_disposed(self, ns: Any) -> None:
         """workerd (probe review-rpct-p2): an object returns a kept (disposed) callback, or passes
