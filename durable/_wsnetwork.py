@@ -53,7 +53,8 @@ class NetworkEnd:
         peer: the other end's :class:`NetworkEnd` (None once handed over).
         closed_in: a Close (or an error) arrived from the peer.
         closed_out: this end sent its Close.
-        replied: that Close was the runtime's answer to the peer's (not the object's ``close()``).
+        replied: that Close was the runtime's answer to the peer's, and the object has not called
+            ``close()`` since (:meth:`send` drops what it sends instead of raising).
         close_due: ``(code, reason, was_clean)`` of a close that arrived on a hibernatable end
             and waits for its close event (:meth:`take_close`); until then the object sees the
             end ``OPEN`` (or ``CLOSING`` after its own ``close()``), as in workerd.
@@ -138,6 +139,10 @@ class NetworkEnd:
     def close(self, code: int, reason: str) -> None:
         """Send a Close frame (already validated), unless this end closed or is gone."""
         if self.closed_out:
+            # The object's own close() after the runtime's reply: from now on send() raises, as
+            # in workerd once the object called close() (the hibernation server example's close
+            # handler; a later broadcast reaching that socket raises, measured with miniflare 4).
+            self.replied = False
             return
         if self.gone:
             if self.close_due is not None:

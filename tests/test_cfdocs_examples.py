@@ -4,7 +4,8 @@ The JavaScript of each example (cloudflare/cloudflare-docs, ``src/content/docs/d
 was run in workerd (npm's ``miniflare`` 4, compatibility date 2026-04-07, SQLite-backed objects)
 with the same calls as below; every expected value is what workerd answered. The pages:
 ``tutorials/build-a-seat-booking-app/index.mdx``, ``examples/durable-object-ttl.mdx``,
-``examples/build-a-rate-limiter.mdx`` and ``examples/readable-stream.mdx``. Where a port has to be
+``examples/build-a-rate-limiter.mdx``, ``examples/readable-stream.mdx`` and
+``examples/websocket-hibernation-server.mdx``. Where a port has to be
 written differently, or ``durable`` answers differently on purpose, the test says why and names
 the entry of ``docs/differences.md``. The objects here are our own code, written after the pages.
 """
@@ -12,6 +13,7 @@ the entry of ``docs/differences.md``. The objects here are our own code, written
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -319,3 +321,112 @@ class TestReadableStream:
 
         assert await durable.Response(three()).text() == "abc"
         assert closed == []
+
+
+# -- examples/websocket-hibernation-server -----------------------------------------------------------
+
+hibernation_log: list[str] = []
+
+
+class HibernationServer(durable.DurableObject):
+    """The example's ``WebSocketHibernationServer``: sessions kept in a dict and rebuilt from the
+    attachments, ping/pong auto-response, every message answered, broadcast to all and to the
+    others, and the close handler calling ``ws.close(code, ...)`` without forgetting the session.
+    (The session id is the ``sid`` query parameter rather than a random UUID.)"""
+
+    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
+        super().__init__(ctx, env)
+        self.sessions: dict[durable.WebSocket, dict[str, Any]] = {}
+        for ws in self.ctx.get_web_sockets():
+            attachment = ws.deserialize_attachment()
+            if attachment:
+                self.sessions[ws] = dict(attachment)
+        self.ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("ping", "pong"))
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        session = {"id": request.url.split("sid=")[1]}
+        server.serialize_attachment(session)
+        self.sessions[server] = session
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
+        total = len(self.sessions)
+        try:
+            ws.send(
+                f"[Durable Object] message: {message!s}, from: {self.sessions[ws]['id']}. Total connections: {total}"
+            )
+            for other, attachment in self.sessions.items():
+                other.send(
+                    f"[Durable Object] message: {message!s}, from: {attachment['id']}. Total connections: {total}"
+                )
+            for other, attachment in self.sessions.items():
+                if other is not ws:
+                    other.send(
+                        f"[Durable Object] message: {message!s}, from: {attachment['id']}. Total connections: {total}"
+                    )
+        except Exception as exc:
+            hibernation_log.append(f"{message!s}: {type(exc).__name__}: {exc}")
+            raise
+
+    async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
+        hibernation_log.append(f"close {code} {reason}")
+        try:
+            ws.close(code, "Durable Object is closing WebSocket")
+        except Exception as exc:
+            hibernation_log.append(f"{type(exc).__name__}: {exc}")
+            raise
+
+
+class TestWebSocketHibernationServer:
+    async def test_a_socket_the_object_closed_refuses_send(
+        self, durable_runtime: durable.Runtime, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """workerd: the close handler's ``ws.close()`` succeeds; A stays in ``sessions``, so B's
+        next message gets B its own echo and then raises ``TypeError: Can't call WebSocket send()
+        after close().`` at A (first in the dict), before B's broadcast copy. A close without a
+        code reaches the handler as 1005, which ``close()`` refuses (workerd's DOMException
+        ``Invalid WebSocket close code: 1005.``). durable's ``send()`` used to drop the message to
+        A silently once the runtime had answered A's Close, so B got both copies.
+
+        What the closing clients get differs as listed in docs/websockets.md: the runtime answers
+        a client's Close itself here (Cloudflare's behaviour from 2026-04-07)."""
+        hibernation_log.clear()
+        stub = durable_runtime.namespace(HibernationServer).get_by_name("foo")
+        received: dict[str, list[Any]] = {"A": [], "B": []}
+        sent = "Can't call WebSocket send() after close()."
+        async with contextlib.AsyncExitStack() as stack:
+            ends: dict[str, Any] = {}
+            for sid in "AB":
+                ends[sid] = await stack.enter_async_context(testing.websocket(stub, f"http://x/websocket?sid={sid}"))
+                ends[sid].add_event_listener("message", received[sid].append)
+            for sid, text in [("A", "hi"), ("A", "ping")]:
+                ends[sid].send(text)
+                await asyncio.sleep(0.01)
+            ends["A"].close(1000, "bye")
+            await asyncio.sleep(0.01)
+            ends["B"].send("after")
+            await asyncio.sleep(0.01)
+            ends["C"] = await stack.enter_async_context(testing.websocket(stub, "http://x/websocket?sid=C"))
+            ends["C"].close()
+            await asyncio.sleep(0.01)
+            ends["B"].send("again")
+            await asyncio.sleep(0.01)
+            log = list(hibernation_log)  # (leaving the block closes B too)
+        echo = "[Durable Object] message: {}, from: {}. Total connections: {}"
+        got = {sid: [event.data for event in events] for sid, events in received.items()}
+        assert got["A"] == [echo.format("hi", "A", 2), echo.format("hi", "A", 2), "pong"]
+        assert got["B"] == [
+            echo.format("hi", "B", 2),
+            echo.format("hi", "B", 2),
+            echo.format("after", "B", 2),
+            echo.format("again", "B", 3),
+        ]
+        assert log == [
+            "close 1000 bye",
+            f"after: TypeError: {sent}",
+            "close 1005 ",
+            "WebSocketError: Invalid WebSocket close code: 1005.",
+            f"again: TypeError: {sent}",
+        ]
