@@ -53,8 +53,7 @@ class NetworkEnd:
         peer: the other end's :class:`NetworkEnd` (None once handed over).
         closed_in: a Close (or an error) arrived from the peer.
         closed_out: this end sent its Close.
-        replied: that Close was the runtime's answer to the peer's, and the object has not called
-            ``close()`` since (:meth:`send` drops what it sends instead of raising).
+        replied: that Close was the runtime's answer to the peer's, and no ``close()`` came since.
         close_due: ``(code, reason, was_clean)`` of a close that arrived on a hibernatable end
             and waits for its close event (:meth:`take_close`); until then the object sees the
             end ``OPEN`` (or ``CLOSING`` after its own ``close()``), as in workerd.
@@ -119,6 +118,7 @@ class NetworkEnd:
         before its reply goes out (``readyState`` still ``CLOSING``) and lets the handler send
         there, e.g. a broadcast to ``get_web_sockets()``, which lists the closing socket (measured
         with miniflare 4, 2026-04-07); here the runtime has replied already, so nothing leaves.
+        Once the object called ``close()`` too, it raises, as in workerd (hibernation server example).
 
         Raises:
             TypeError: this end was closed with ``close()`` (or, on the standard path, the runtime
@@ -139,10 +139,7 @@ class NetworkEnd:
     def close(self, code: int, reason: str) -> None:
         """Send a Close frame (already validated), unless this end closed or is gone."""
         if self.closed_out:
-            # The object's own close() after the runtime's reply: from now on send() raises, as
-            # in workerd once the object called close() (the hibernation server example's close
-            # handler; a later broadcast reaching that socket raises, measured with miniflare 4).
-            self.replied = False
+            self.replied = False  # the object's own close(): send() raises from now on (see send)
             return
         if self.gone:
             if self.close_due is not None:
@@ -293,10 +290,8 @@ class NetworkEnd:
         self.delivery.finished()
 
     def shut_down(self, code: int, reason: str) -> None:
-        """The runtime closes: send a Close with ``code`` now (unless this end sent one) and die.
-
-        The owning object is forgotten without being told (it is going away too).
-        """
+        """The runtime closes: send a Close with ``code`` now (unless this end sent one) and die;
+        the owning object is forgotten without being told (it is going away too)."""
         self.delivery.disown()
         self._settle_due()
         if not self.closed_out:
