@@ -22,6 +22,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Awaitable,
@@ -567,20 +568,25 @@ class _Body:
         return self._body_used
 
     @property
-    def body(self) -> AsyncIterator[builtins.bytes] | None:
+    def body(self) -> AsyncGenerator[builtins.bytes, None] | None:
         """The body as an async iterator of ``bytes`` chunks, or ``None`` when there is none.
 
-        Iterating it uses the body up, like reading ``body`` in Fetch.
+        Iterating it uses the body up, like reading ``body`` in Fetch; ``aclose()`` before the end
+        cancels a streamed body (closes its source).
         """
         if self._body is None:
             return None
         return self._iter_body()
 
-    async def _iter_body(self) -> AsyncIterator[builtins.bytes]:
+    async def _iter_body(self) -> AsyncGenerator[builtins.bytes, None]:
         source = self._take_body()
         if source is not None:
-            async for chunk in _chunks(source):
-                yield chunk
+            chunks = _chunks(source)
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:  # a reader that stops early cancels the stream (see _chunks)
+                await chunks.aclose()
 
     def _take_body(self) -> builtins.bytes | AsyncIterable[builtins.bytes] | None:
         """Claim the body for reading: marks it used; raises if it already was."""
@@ -725,19 +731,28 @@ class _Tee:
                     queue.append(chunk)
 
 
-async def _chunks(source: bytes | AsyncIterable[object]) -> AsyncIterator[bytes]:
+async def _chunks(source: bytes | AsyncIterable[object]) -> AsyncGenerator[bytes, None]:
     """Yield the non-empty chunks of a body, checking that a stream yields bytes."""
     if isinstance(source, bytes):
         if source:
             yield source
         return
-    async for chunk in source:
-        if isinstance(chunk, (bytearray, memoryview)):
-            chunk = bytes(chunk)
-        elif not isinstance(chunk, bytes):
-            raise TypeError(f"A streamed body must yield bytes, not {type(chunk).__name__}.")
-        if chunk:
-            yield chunk
+    iterator = aiter(source)
+    try:
+        async for chunk in iterator:
+            if isinstance(chunk, (bytearray, memoryview)):
+                chunk = bytes(chunk)
+            elif not isinstance(chunk, bytes):
+                raise TypeError(f"A streamed body must yield bytes, not {type(chunk).__name__}.")
+            if chunk:
+                yield chunk
+    finally:
+        # A reader that stops early (``aclose()``, or a loop left before the end) closes the
+        # stream it read, as cancelling a ReadableStream reaches its source's ``cancel()``, in
+        # the object that made it too (workerd, the "Use ReadableStream" example).
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 _BASE_HEADERS: Final = _Body.__dict__["_headers"]
