@@ -398,8 +398,7 @@ class Transactions:
             self._give_up(txn)
             raise
         txn._started = True  # on the stack since it was called (where())
-        if (alarms := self._host.alarms).unconfirmed:  # (rarely: a pending deletion is confirmed first)
-            alarms.section_started()
+        self._host.alarms.section_started()  # (a pending deletion is confirmed first)
 
     def _abandon(self, task: asyncio.Future[Any]) -> None:
         """The task of a transaction that never started ended (cancelled before its first step)."""
