@@ -74,6 +74,9 @@ SET_AROUND_A_CALLBACK: Sequence = json.loads(
     # alarm-open gave a due alarm's timer an extra loop turn there, asyncio's loop needed it too).
     """{"steps": [{"rpc": [{"op": "set", "d": -5000, "id": "s1"}, {"op": "bcw", "ops": [{"op": "get"}]}, {"op": "set", "d": -5000, "id": "s2"}]}], "handlers": [[{"op": "throw"}]]}"""
 )
+SET_AROUND_A_CALLBACK_ABORTED: Sequence = {**SET_AROUND_A_CALLBACK, "handlers": [[{"op": "abort"}]]}
+"""The same with a handler that calls ``ctx.abort()`` (``--seed 9643 --resets``, sequence 11): workerd's call
+returned; durable's failed with the handler's abort, the event having started inside it."""
 
 
 @pytest.mark.parametrize(
@@ -83,8 +86,17 @@ SET_AROUND_A_CALLBACK: Sequence = json.loads(
         DELETED_THEN_FAILED,
         SET_WHILE_AT_THE_GATE,
         SET_AROUND_A_CALLBACK,
+        SET_AROUND_A_CALLBACK_ABORTED,
     ],
-    ids=["seed11-0", "seed11-1", "seed11-2", "deleted-then-failed", "set-while-at-the-gate", "set-around-a-callback"],
+    ids=[
+        "seed11-0",
+        "seed11-1",
+        "seed11-2",
+        "deleted-then-failed",
+        "set-while-at-the-gate",
+        "set-around-a-callback",
+        "set-around-a-callback-aborted",
+    ],
 )
 async def test_sequence_alike(
     workerd: Workerd, namespace: Any, sequence: Sequence, request: pytest.FixtureRequest
