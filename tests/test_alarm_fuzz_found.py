@@ -537,7 +537,7 @@ KEPT = [
     "nested",
     "a rolled-back transaction_sync",
     "a set and a delete",  # (review-merges, miniflare 4.20260426, SQLite- and KV-backed)
-    # (review-r2, miniflare 4.20260426, SQLite-backed, 4 runs of 4 alone and beside other calls: a
+    # (review-r2, miniflare 4.20260426, SQLite-backed, 4 runs of 4 (probes run one at a time): a
     # transactionSync() takes no lock, so it lets nothing be confirmed before its set.)
     "a delete, a transaction_sync",
 ]
