@@ -226,17 +226,19 @@ def _set_confirmed(
 
 def _alarm_timer(clock: Clock, at: float, fire: Callable[[], None], key: Key) -> TimerHandle:
     """The timer of the alarm of ``key``, due at ``at``, which calls ``fire`` (``RuntimeError`` if
-    no loop runs); on uvloop, for an alarm already due, a loop turn later.
+    no loop runs); for an alarm already due, a loop turn later.
 
     workerd's event loop looks at its timers only once no other work is ready, so an alarm set to
-    a past time while a call runs on without waiting for I/O (a ``blockConcurrencyWhile()``
-    callback that sets it, then a second callback that deletes and sets it again) starts after
-    that work: the second set moves the alarm before its event exists, and the moved alarm runs,
-    then its retry if it fails (measured with miniflare 4.20260426, every run; ``run_alarm.py 120
-    --seed 9513 --resets --loop uvloop``, sequence 48). asyncio's loop runs a timer due at once
-    after the callbacks queued meanwhile, uvloop's before them (so durable started the event of
-    the first set, which waited at the gate and ran, and the moved alarm ran as a second first
-    attempt): the extra turn gives uvloop asyncio's order. A timer due later is left alone: one
+    a past time while a call runs on without waiting for I/O starts after that work: a second set
+    (in a second ``blockConcurrencyWhile()`` callback, or after one) replaces the alarm before its
+    event exists, and the new alarm runs, then its retry if it fails (measured with miniflare
+    4.20260426, every run: ``run_alarm.py 120 --seed 9513 --resets --loop uvloop``, sequence 48;
+    a call that sets a past time, runs a callback that reads, and sets a past time again, then a
+    failing handler, retried with retryCount 1: ``--seed 9643``, sequence 11). uvloop runs a timer
+    due at once before the callbacks queued meanwhile, asyncio's loop after them but in the same
+    turn, before the call's next steps: either started the first set's event, which waited at the
+    gate, and ran the second set as a second first attempt. The extra turn, on every loop (a
+    user's own loop included), lets those steps run first. A timer due later is left alone: one
     that falls due with another (a call's ``asyncio.sleep`` a little later) must keep its place
     before it (``--seed 9616``, sequence 116). A :class:`MockClock` runs due timers from loop
     callbacks on either loop.
@@ -245,7 +247,7 @@ def _alarm_timer(clock: Clock, at: float, fire: Callable[[], None], key: Key) ->
     if isinstance(clock, MockClock):
         return clock.call_at(at, fire, label)
     loop = asyncio.get_running_loop()
-    if isinstance(loop, asyncio.BaseEventLoop) or at > clock.time():
+    if at > clock.time():
         return clock.call_at(at, fire, label)
 
     def after_ready() -> None:

@@ -190,7 +190,8 @@ class BackgroundWork:
         timer = clock.call_at_deadline(clock.time() + BCW_TIMEOUT, lambda: self._timeout(task, gen))
         try:
             await task_started()  # (on an eager loop: after the commit scheduled by the call)
-            host.alarms.section_started()  # (a deletion in that commit is confirmed first)
+            if host.alarms.unconfirmed:  # (rarely: a deletion in that commit is confirmed first)
+                host.alarms.section_started()
             pending: Any = callback()  # a plain (non-async) callable is tolerated too
             if inspect.isawaitable(pending):
                 pending = await pending

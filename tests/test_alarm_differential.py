@@ -64,6 +64,20 @@ SET_WHILE_AT_THE_GATE: Sequence = json.loads(
     """{"steps": [{"rpc": [{"op": "del"}, {"op": "put", "k": "a", "v": 6}, {"op": "delall"}]}, {"wait": 600}, {"rpcs": [[{"op": "put", "k": "b", "v": 0}, {"op": "del"}, {"op": "put", "k": "a", "v": 2}], [{"op": "read", "k": "b"}]]}, {"wait": 250}, {"rpc": [{"op": "del"}, {"op": "set", "d": 3700000, "id": "s1"}, {"op": "read", "k": "b"}]}, {"wait": 250}, {"rpc": [{"op": "bcw", "ops": [{"op": "set", "d": 0, "id": "s2"}, {"op": "set", "d": -5000, "id": "s3"}]}, {"op": "bcw", "ops": [{"op": "del"}, {"op": "set", "d": 0, "id": "s4"}]}]}], "handlers": [[{"op": "abort"}, {"op": "put", "k": "b", "v": 3}]]}"""
 )
 
+SET_AROUND_A_CALLBACK: Sequence = json.loads(
+    # run_alarm.py 120 --seed 9643 (sequence 11), reduced: a call sets a past time, runs a
+    # blockConcurrencyWhile() callback that reads, and sets a past time again; the handler throws.
+    # workerd (miniflare 4.20260426, every run) ran the alarm, then its retry (retryCount 1): the
+    # second set replaced the alarm before its event existed. durable on asyncio's loop started the
+    # event of the first set within the call's next await, so the second set moved a waiting
+    # alarm, and ran after the failure as a second first attempt (review-r2; uvloop agreed once
+    # alarm-open gave a due alarm's timer an extra loop turn there, asyncio's loop needed it too).
+    """{"steps": [{"rpc": [{"op": "set", "d": -5000, "id": "s1"}, {"op": "bcw", "ops": [{"op": "get"}]}, {"op": "set", "d": -5000, "id": "s2"}]}], "handlers": [[{"op": "throw"}]]}"""
+)
+SET_AROUND_A_CALLBACK_ABORTED: Sequence = {**SET_AROUND_A_CALLBACK, "handlers": [[{"op": "abort"}]]}
+"""The same with a handler that calls ``ctx.abort()`` (``--seed 9643 --resets``, sequence 11): workerd's call
+returned; durable's failed with the handler's abort, the event having started inside it."""
+
 
 @pytest.mark.parametrize(
     "sequence",
@@ -71,8 +85,18 @@ SET_WHILE_AT_THE_GATE: Sequence = json.loads(
         *_drawn(11, 3),
         DELETED_THEN_FAILED,
         SET_WHILE_AT_THE_GATE,
+        SET_AROUND_A_CALLBACK,
+        SET_AROUND_A_CALLBACK_ABORTED,
     ],
-    ids=["seed11-0", "seed11-1", "seed11-2", "deleted-then-failed", "set-while-at-the-gate"],
+    ids=[
+        "seed11-0",
+        "seed11-1",
+        "seed11-2",
+        "deleted-then-failed",
+        "set-while-at-the-gate",
+        "set-around-a-callback",
+        "set-around-a-callback-aborted",
+    ],
 )
 async def test_sequence_alike(
     workerd: Workerd, namespace: Any, sequence: Sequence, request: pytest.FixtureRequest

@@ -421,6 +421,9 @@ class DeletesAroundASection(FailsOnce):
         def set_far() -> None:
             storage.set_alarm(T0_MS + 3_600_000)
 
+        def set_past_sync() -> None:
+            storage.set_alarm(PAST)
+
         def outer_rolled_back() -> None:
             storage.transaction_sync(set_far)
             raise LookupError("rolled back")
@@ -471,6 +474,19 @@ class DeletesAroundASection(FailsOnce):
 
             await storage.delete_alarm()
             await storage.transaction(set_in_a_transaction)
+        elif variant == "an unawaited delete, a transaction":
+
+            async def set_past_in_a_transaction(txn: durable.Transaction) -> None:
+                await txn.set_alarm(PAST)
+
+            storage.delete_alarm()
+            await storage.transaction(set_past_in_a_transaction)
+        elif variant == "a delete, a callback":
+            await storage.delete_alarm()
+            await section(set_past)
+        elif variant == "a delete, a transaction_sync":
+            await storage.delete_alarm()
+            storage.transaction_sync(set_past_sync)
         elif variant == "another call":
             await section(wait_then_delete)  # the other call waits at the gate meanwhile
         elif variant.startswith("a rolled-back transaction_sync"):
@@ -521,6 +537,9 @@ KEPT = [
     "nested",
     "a rolled-back transaction_sync",
     "a set and a delete",  # (review-merges, miniflare 4.20260426, SQLite- and KV-backed)
+    # (review-r2, miniflare 4.20260426, SQLite-backed, 4 runs of 4 (probes run one at a time): a
+    # transactionSync() takes no lock, so it lets nothing be confirmed before its set.)
+    "a delete, a transaction_sync",
 ]
 DROPPED = [
     # (The start of a callback or of a transaction() after the delete: workerd dropped the retry
@@ -530,6 +549,10 @@ DROPPED = [
     # measured. durable kept it, until such a start confirmed the deletion first.)
     "delete, set in a callback",
     "a transaction after",
+    # (review-r2, the same probes run alone, 4 runs of 4: with the delete not awaited, or with a
+    # blockConcurrencyWhile() callback instead of the transaction().)
+    "an unawaited delete, a transaction",
+    "a delete, a callback",
     # (A write that changed nothing does not keep the retry: review-bcw, miniflare 4.20260426,
     # SQLite- and KV-backed; durable kept it for these five, as if the alarm had been written.)
     "a rolled-back transaction_sync, a sleep",
