@@ -733,7 +733,7 @@ class _Tee:
             self._reading[index] = False
             pending.clear()
             if not self._done and not any(self._reading):
-                await self._cancel()
+                await self._close_source()
 
     async def _pull_one(self) -> None:
         """Read one chunk from the source into both branches (an error or the end: for both)."""
@@ -741,7 +741,7 @@ class _Tee:
             chunk = await anext(self._source)
         except StopAsyncIteration:
             self._done = True
-        except BaseException as exc:  # (CancelledError: both branches stopped, see _cancel)
+        except BaseException as exc:  # (CancelledError: both branches stopped, see _close_source)
             self._done, self._error = True, exc
         else:
             for reading, queue in zip(self._reading, self._pending, strict=True):
@@ -750,7 +750,7 @@ class _Tee:
         finally:
             self._pull = None
 
-    async def _cancel(self) -> None:
+    async def _close_source(self) -> None:
         """Both branches stopped early: close the source (its pull in flight is cancelled)."""
         self._done = True
         pull = self._pull
