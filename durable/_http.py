@@ -767,6 +767,7 @@ async def _chunks(source: bytes | AsyncIterable[object]) -> AsyncGenerator[bytes
             yield source
         return
     iterator = aiter(source)
+    ended = False
     try:
         async for chunk in iterator:
             if isinstance(chunk, (bytearray, memoryview)):
@@ -775,11 +776,14 @@ async def _chunks(source: bytes | AsyncIterable[object]) -> AsyncGenerator[bytes
                 raise TypeError(f"A streamed body must yield bytes, not {type(chunk).__name__}.")
             if chunk:
                 yield chunk
+        ended = True
     finally:
         # A reader that stops early (``aclose()``, or a loop left before the end) closes the
         # stream it read, as cancelling a ReadableStream reaches its source's ``cancel()``, in
-        # the object that made it too (workerd, the "Use ReadableStream" example).
-        aclose = getattr(iterator, "aclose", None)
+        # the object that made it too (workerd, the "Use ReadableStream" example). A stream read
+        # to its end is not cancelled (workerd calls no ``cancel()`` then): an iterator's own
+        # ``aclose()`` may mean "cancel", or fail once it is exhausted.
+        aclose = None if ended else getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()
 

@@ -322,6 +322,37 @@ class TestReadableStream:
         assert await durable.Response(three()).text() == "abc"
         assert closed == []
 
+    async def test_an_iterator_read_to_its_end_is_not_closed(self) -> None:
+        """An async iterator that is not a generator, read to its end, is not ``aclose()``d: its
+        ``aclose()`` may be its ``cancel()`` (workerd calls no ``cancel()`` on a stream read to its
+        end), or fail once exhausted. durable called it after every full read, so a body read
+        whole failed with the error of an ``aclose()`` that raised."""
+        calls: list[str] = []
+
+        class Chunks:
+            def __init__(self) -> None:
+                self.left = [b"a", b"b"]
+
+            def __aiter__(self) -> Chunks:
+                return self
+
+            async def __anext__(self) -> bytes:
+                if not self.left:
+                    raise StopAsyncIteration
+                return self.left.pop(0)
+
+            async def aclose(self) -> None:
+                calls.append("aclose")
+                raise RuntimeError("already exhausted")
+
+        assert await durable.Response(Chunks()).text() == "ab"
+        assert calls == []
+        body = durable.Response(Chunks()).body
+        assert body is not None and await anext(body) == b"a"
+        with pytest.raises(RuntimeError, match="already exhausted"):
+            await body.aclose()  # stopped early: closed, and its error is the closer's
+        assert calls == ["aclose"]
+
     async def test_a_clone_cancels_the_stream_once_both_copies_stop(self, durable_runtime: durable.Runtime) -> None:
         """workerd (miniflare 4, 2026-04-07, a Response of a ReadableStream and its clone()):
         cancelling one copy's body leaves the other reading every chunk; the source's
