@@ -322,6 +322,78 @@ class TestReadableStream:
         assert await durable.Response(three()).text() == "abc"
         assert closed == []
 
+    async def test_an_iterator_read_to_its_end_is_not_closed(self) -> None:
+        """An async iterator that is not a generator, read to its end, is not ``aclose()``d: its
+        ``aclose()`` may be its ``cancel()`` (workerd calls no ``cancel()`` on a stream read to its
+        end), or fail once exhausted. durable called it after every full read, so a body read
+        whole failed with the error of an ``aclose()`` that raised."""
+        calls: list[str] = []
+
+        class Chunks:
+            def __init__(self) -> None:
+                self.left = [b"a", b"b"]
+
+            def __aiter__(self) -> Chunks:
+                return self
+
+            async def __anext__(self) -> bytes:
+                if not self.left:
+                    raise StopAsyncIteration
+                return self.left.pop(0)
+
+            async def aclose(self) -> None:
+                calls.append("aclose")
+                raise RuntimeError("already exhausted")
+
+        assert await durable.Response(Chunks()).text() == "ab"
+        assert calls == []
+        body = durable.Response(Chunks()).body
+        assert body is not None and await anext(body) == b"a"
+        with pytest.raises(RuntimeError, match="already exhausted"):
+            await body.aclose()  # stopped early: closed, and its error is the closer's
+        assert calls == ["aclose"]
+
+    async def test_a_clone_cancels_the_stream_once_both_copies_stop(self, durable_runtime: durable.Runtime) -> None:
+        """workerd (miniflare 4, 2026-04-07, a Response of a ReadableStream and its clone()):
+        cancelling one copy's body leaves the other reading every chunk; the source's
+        ``cancel()`` runs when the second copy is cancelled too. durable never closed the source
+        of a cloned body (a tee branch stopping did nothing)."""
+        events.clear()
+        response = await durable_runtime.namespace(Streamer).get_by_name("my-id").fetch("http://x/")
+        copy = response.clone()
+        first, second = response.body, copy.body
+        assert first is not None and second is not None
+        assert await anext(first) == b"0"
+        await first.aclose()
+        assert [await anext(second) for _ in range(3)] == [b"0", b"1", b"2"]
+        assert events == []
+        await second.aclose()
+        assert events == ["Stream cancelled"]
+
+    async def test_a_cancelled_reader_of_a_clone_leaves_the_other_copy_whole(self) -> None:
+        """A task reading one copy, cancelled while the source is producing the next chunk (a
+        client gone mid-stream), stops that copy only: the other reads the whole body, as in
+        workerd, where a branch's reader stopping never cancels the source the other reads.
+        durable threw the cancellation into the source, and the other copy ended early, silently
+        (``b"a"`` instead of ``b"ab"``)."""
+        waiting, produce = asyncio.Event(), asyncio.Event()
+
+        async def slow() -> AsyncIterator[bytes]:
+            yield b"a"
+            waiting.set()
+            await produce.wait()
+            yield b"b"
+
+        response = durable.Response(slow())
+        copy = response.clone()
+        reader = asyncio.create_task(response.text())
+        await waiting.wait()  # the reader waits for the source's second chunk
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        produce.set()
+        assert await copy.text() == "ab"
+
 
 # -- examples/websocket-hibernation-server -----------------------------------------------------------
 
