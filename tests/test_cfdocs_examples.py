@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from test_cfdocs_rpc import Room
 
 import durable
 from durable import testing
@@ -400,28 +401,11 @@ class TestReadableStream:
 hibernation_log: list[str] = []
 
 
-class HibernationServer(durable.DurableObject):
-    """The example's ``WebSocketHibernationServer``: sessions kept in a dict and rebuilt from the
-    attachments, ping/pong auto-response, every message answered, broadcast to all and to the
-    others, and the close handler calling ``ws.close(code, ...)`` without forgetting the session.
-    (The session id is the ``sid`` query parameter rather than a random UUID.)"""
-
-    def __init__(self, ctx: durable.State, env: durable.Env) -> None:
-        super().__init__(ctx, env)
-        self.sessions: dict[durable.WebSocket, dict[str, Any]] = {}
-        for ws in self.ctx.get_web_sockets():
-            attachment = ws.deserialize_attachment()
-            if attachment:
-                self.sessions[ws] = dict(attachment)
-        self.ctx.set_web_socket_auto_response(durable.WebSocketRequestResponsePair("ping", "pong"))
-
-    async def fetch(self, request: durable.Request) -> durable.Response:
-        client, server = durable.WebSocketPair()
-        self.ctx.accept_web_socket(server)
-        session = {"id": request.url.split("sid=")[1]}
-        server.serialize_attachment(session)
-        self.sessions[server] = session
-        return durable.Response(None, status=101, web_socket=client)
+class HibernationServer(Room):
+    """The example's ``WebSocketHibernationServer`` (sessions kept in a dict and rebuilt from the
+    attachments, ping/pong auto-response: ``test_cfdocs_rpc.Room``), answering every message as
+    the example does, broadcast to all and to the others, and the close handler calling
+    ``ws.close(code, ...)`` without forgetting the session."""
 
     async def web_socket_message(self, ws: durable.WebSocket, message: str | bytes) -> None:
         total = len(self.sessions)
