@@ -153,8 +153,8 @@ def _defer_deletion(scheduler: AlarmScheduler, key: Key, entry: _Entry, alarms: 
     and KV-backed alike: a call that deletes the alarm and sets it to a past time with nothing
     between but reads or the end of a ``blockConcurrencyWhile()`` callback that deleted it keeps
     the retry (retryCount 1, at its time); a ``setTimeout(0)``, ``sync()``, the start of a
-    callback, a ``transaction()`` in the callback or another event between them drop it, and the set alarm runs at once as a first attempt
-    (tests/test_alarm_fuzz_found.py). A commit a result or a waiter waited for is confirmed at
+    callback, a ``transaction()`` in the callback or another event between them drop it, and the
+    set alarm runs at once as a first attempt (tests/test_alarm_fuzz_found.py). A commit a result or a waiter waited for is confirmed at
     once: its waiters are released only after the scheduler heard of it, as in workerd. So is one
     a ``block_concurrency_while()`` callback or a ``transaction()`` closure starting meanwhile
     finds pending (``AlarmState.section_started``): in workerd both wait for the object's lock,
@@ -246,9 +246,9 @@ def _alarm_timer(clock: Clock, at: float, fire: Callable[[], None], key: Key) ->
     label = f"the alarm of {key[0]}/{key[1]}"
     if isinstance(clock, MockClock):
         return clock.call_at(at, fire, label)
-    loop = asyncio.get_running_loop()
     if at > clock.time():
         return clock.call_at(at, fire, label)
+    loop = asyncio.get_running_loop()
 
     def after_ready() -> None:
         loop.call_soon(fire)

@@ -18,9 +18,9 @@ some programs the count follows from the program and numbers ``durable`` can rea
   to its end, the rows stepped to before.
 
 Anything else (joins, index lookups, sorts, subqueries, ``INSERT ... SELECT``, triggers, LIMIT,
-an instruction not known here): ``None``, and the caller counts the rows returned. Measurements: docs/sql.md and
-tests/test_sql_rows_counted.py. Pure functions of a connection and the statement, no state kept
-but the cache the caller hands in.
+an instruction not known here): ``None``, and the caller counts the rows returned. Measurements:
+docs/sql.md and tests/test_sql_rows_counted.py. Pure functions of a connection and the
+statement, no state kept but the cache the caller hands in.
 """
 
 from __future__ import annotations
@@ -95,10 +95,10 @@ def rows_read(
 
     ``cache``: shapes per statement text, valid for schema ``epoch``; ``tag``: the comment that
     marks durable's own statements; ``returned``: rows the application read; ``finished``: the
-    statement ran to its end; ``written``: its ``rows_written``; ``stale``: something was written, or the schema
-    changed, since the statement ended (or took its first step, while it has not ended). A
-    table's rows are counted now: if ``stale``, they may not be those the statement saw, and the
-    count is unknown (``None``).
+    statement ran to its end; ``written``: its ``rows_written``; ``stale``: something was
+    written, or the schema changed, since the statement ended (or took its first step, while it
+    has not ended). A table's rows are counted now: if ``stale``, they may not be those the
+    statement saw, and the count is unknown (``None``).
     """
     try:
         # A CREATE that created something cannot be compiled again as it ran (``... IF NOT
