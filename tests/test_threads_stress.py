@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import subprocess
 import sys
 import textwrap
@@ -566,6 +567,9 @@ class TestFork:
             assert rt.namespace(Tally).get_by_name("a").inc() == 3
 
 
+#: asyncio's debug-mode line for a slow callback ("Executing <Handle ...> took 0.112 seconds").
+_SLOW_CALLBACK = re.compile(r"Executing <.*> took \d+\.\d+ seconds")
+
 LEFT_OPEN_SCRIPT = """
 import asyncio, gc, sys, threading, time
 import durable
@@ -615,7 +619,14 @@ class TestLeftOpenAtExit:
             text=True,
             timeout=90,
         )
-        assert (done.returncode, done.stderr) == (0, "")
+        # Development mode turns on asyncio's debug mode, which logs any loop callback that took
+        # over 0.1 s of wall-clock time: a busy machine (CI runs several passes on two cores)
+        # makes one now and then, with nothing wrong. Those lines are left out; anything else
+        # logged fails the test.
+        logged = "".join(
+            line for line in done.stderr.splitlines(keepends=True) if not _SLOW_CALLBACK.fullmatch(line.rstrip("\n"))
+        )
+        assert (done.returncode, logged) == (0, "")
         acked = [int(n) for n in done.stdout.split()]
         stored = stored_counts(tmp_path / "state", [f"t{k}" for k in range(4)])
         assert all(s >= a for s, a in zip(stored, acked, strict=True)), (stored, acked)
