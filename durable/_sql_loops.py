@@ -464,18 +464,14 @@ def _opened(conn: sqlite3.Connection, ops: list[Op], cursor: int, tag: str) -> t
         if row[3] is None or "WITHOUT" in row[3].upper():
             return None  # a WITHOUT ROWID table is an index b-tree
         return ("table", str(row[2]), None)
+    if row[3] is not None and " WHERE " in " ".join(str(row[3]).upper().split()):
+        return None  # a partial index: its entries are not the table's rows
     return ("index", str(row[2]), str(row[1]))
 
 
 def _whole_table(conn: sqlite3.Connection, ops: list[Op], cursor: int, tag: str) -> str | None:
     opened = _opened(conn, ops, cursor, tag)
-    if opened is None:
-        return None
-    if opened[0] == "index":
-        row = conn.execute(f"SELECT sql FROM sqlite_master WHERE name = ? -- {tag}", (opened[2],)).fetchone()
-        if row is None or (row[0] is not None and " WHERE " in " ".join(str(row[0]).upper().split())):
-            return None  # a partial index: its entries are not the table's rows
-    return opened[1]
+    return None if opened is None else opened[1]
 
 
 def _count(conn: sqlite3.Connection, table: str, tag: str) -> int:
