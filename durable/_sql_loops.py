@@ -5,12 +5,15 @@ index seek that must find an equal key and finds none counts 0) and each ``Next`
 lands on an entry, including the one past a range's end that stops the loop (see
 ``durable._sql_reads``). So a loop of one cursor over a key range that produces a row (or writes
 one) per entry in the range reads the rows produced, plus 1 if an entry lies past the range's end,
-and at least the 1 of its start. This module recognises three loops in a statement's program:
+and at least the 1 of its start. This module recognises four loops in a statement's program:
 
 - ``range``: one cursor over a rowid or index range (``WHERE id < 3``, ``WHERE a = ?`` on an
   index, ``BETWEEN``, ``ORDER BY a DESC``), each entry producing a row (a ``SELECT``) or
   writing one (an ``UPDATE`` or ``DELETE``), no other test in the loop. Whether an entry lies
   past the end is asked of the database with a query of the same comparison;
+- ``in``: rowid lookups of the values of an ``IN (...)`` list, which SQLite keeps in a temporary
+  index: one per distinct value (its ``Rewind``, then a ``Next`` per further value), plus one
+  per value that is an integer (a lookup, found or not; SQLite skips it for others);
 - ``limited``: a full scan with ``LIMIT``/``OFFSET`` and no ``WHERE``: the rows up to
   ``OFFSET + LIMIT``, at least 1;
 - ``sorted``: a full scan fed to a sorter (``ORDER BY`` on no index): the table's rows, then one
@@ -53,6 +56,8 @@ _NO_ROW: Final = object()
 
 def loop_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
     """The ``range``, ``limited`` or ``sorted`` shape of a program (see the module), or ``None``."""
+    if len(counted) == 3:
+        return _in_list(ops, counted)
     if any(op[1] in ("InitCoroutine", "Yield", "Gosub", "Return", "BeginSubrtn") for op in ops):
         return None
     if len(counted) == 2:
@@ -77,6 +82,8 @@ def loop_rows(
 ) -> int | None:
     """workerd's ``rowsRead`` for a statement of ``shape`` (from :func:`loop_shape`)."""
     kind = shape[0]
+    if kind == "in":
+        return _in_rows(shape, params)
     if kind == "range":
         return _range_rows(conn, shape, params, tag, returned, finished, changes, stale)
     limit = _value(shape[2], params)
@@ -176,6 +183,8 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
                 continue
             if name == "IsNull" and dml and _rowid_read(ops, addr, p1):
                 continue  # an UPDATE's guard on the rowid it just read: never taken
+            if _opens_once(ops, op):
+                continue
             return None
         if addr < start[0] and name == "IsNull" and p2 >= step[0]:
             guards.append(_source(ops, p1, addr))
@@ -334,6 +343,89 @@ def _sorted(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str
     return None if table is None else ("sorted", table, limits[0], limits[1], filtered)
 
 
+def _in_list(ops: list[Op], counted: list[Op]) -> tuple[Any, ...] | None:
+    """``("in", values)``: rowid lookups of the values of an ``IN (...)`` list, which SQLite keeps
+    in a temporary index it loops over (a ``Rewind``, a ``Next`` per further value)."""
+    start, seek, step = counted
+    eph = start[2]
+    if start[1] != "Rewind" or seek[1] not in ("SeekRowid", "NotExists") or step[1] != "Next" or step[2] != eph:
+        return None
+    if not (start[0] < step[3] <= seek[0] < step[0] < start[3]):
+        return None
+    if [op[2] for op in ops if op[1] == "OpenEphemeral"] != [eph] or seek[2] == eph:
+        return None
+    writer = next((op for op in reversed(ops[: seek[0]]) if _writes(op, seek[4])), None)
+    if writer is None or writer[1] != "Column" or writer[2] != eph or writer[3] != 0:
+        return None
+    values = []
+    for op in ops:
+        if op[1] in ("IdxInsert", "Insert", "Delete", "IdxDelete") and op[2] == eph:
+            record = next((r for r in reversed(ops[: op[0]]) if r[1] == "MakeRecord" and r[4] == op[3]), None)
+            if op[1] != "IdxInsert" or record is None or record[3] != 1 or record[5] not in ("D", "C"):
+                return None
+            source = _source(ops, record[2], record[0])
+            if source is None or not start[0] > op[0]:
+                return None
+            values.append(source)
+    if not values:
+        return None
+    for op in ops:
+        addr, name = op[0], op[1]
+        if addr in (start[0], step[0]) or name not in _JUMPERS or name == "Init":
+            continue
+        if name == "Goto" and addr == len(ops) - 1:
+            continue
+        if step[3] <= addr < step[0]:
+            if op[3] == step[0] or _opens_once(ops, op) or (name == "IsNull" and _rowid_read(ops, addr, op[2])):
+                continue  # on to the next value (the lookup's miss, a NULL value, another test), an UPDATE's guard
+            return None
+        if addr < start[0] and name == "Once" and op[3] <= start[0]:
+            continue  # the list is filled once
+        return None
+    return ("in", tuple(values))
+
+
+def _in_rows(shape: tuple[Any, ...], params: tuple[Any, ...]) -> int | None:
+    keys: set[tuple[int, Any]] = set()
+    for source in shape[1]:
+        value = _value(source, params)
+        if value is _NO_ROW:
+            return None
+        keys.add(_integer_affinity(value))
+    integers = sum(1 for k in keys if k[0] == 1 and isinstance(k[1], int))
+    return len(keys) + integers  # each value's landing in the list, then each rowid lookup
+
+
+def _integer_affinity(value: Any) -> tuple[int, Any]:
+    """``value`` as SQLite's INTEGER affinity stores it, with its class for comparing: 0 NULL,
+    1 a number, 2 text, 3 a blob (SQLite's order of classes)."""
+    if value is None:
+        return (0, None)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return (3, bytes(value))
+    if isinstance(value, str):
+        text = value.strip(" \t\n\f\r")
+        if not text.isascii() or "_" in text or not text:
+            return (2, value)
+        try:
+            number: int | float = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return (2, value)
+            if text.lower().lstrip("+-") in ("inf", "infinity", "nan"):
+                return (2, value)
+        value = number
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, float) and value.is_integer() and -(2**63) <= value < 2**63:
+        return (1, int(value))
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return (1, float(value))
+    return (1, value)
+
+
 def _limits(ops: list[Op]) -> tuple[Any, Any, int | None] | None:
     """The sources of a program's LIMIT and OFFSET (``None``: none) and the LIMIT's register, or
     ``None`` if unknown."""
@@ -350,6 +442,12 @@ def _limits(ops: list[Op]) -> tuple[Any, Any, int | None] | None:
         return (None, None, None)
     limit = _source(ops, counters[0][2], counters[0][0])
     return None if limit is None else (limit, None, counters[0][2])
+
+
+def _opens_once(ops: list[Op], op: Op) -> bool:
+    """Whether ``op`` is a ``Once`` that only skips opening cursors (an index a DELETE writes)."""
+    skipped = ops[op[0] + 1 : op[3]]
+    return op[1] == "Once" and op[3] > op[0] and all(o[1] in ("OpenRead", "OpenWrite") for o in skipped)
 
 
 def _before_loop(op: Op, limits: tuple[Any, Any, int | None]) -> bool:

@@ -17,8 +17,9 @@ some programs the count follows from the program and numbers ``durable`` can rea
   the table's rows (at least 1: the ``Rewind`` of an empty table counts) once the statement ran
   to its end, the rows stepped to before.
 
-Anything else (joins, index lookups, sorts, subqueries, ``INSERT ... SELECT``, triggers, LIMIT,
-an instruction not known here): ``None``, and the caller counts the rows returned. Measurements:
+Loops over a rowid or index range, rowid ``IN`` lists, scans with LIMIT/OFFSET and sorted scans:
+``durable._sql_loops``. Anything else (joins, subqueries, ``INSERT ... SELECT``, triggers, an
+instruction not known here): ``None``, and the caller counts the rows returned. Measurements:
 docs/sql.md and tests/test_sql_rows_counted.py. Pure functions of a connection and the
 statement, no state kept but the cache the caller hands in.
 """
@@ -122,7 +123,7 @@ def rows_read(
         kind = shape[0]
         if kind == "none":
             return 0
-        if kind in ("range", "limited", "sorted"):
+        if kind in ("in", "range", "limited", "sorted"):
             return loop_rows(
                 conn, shape, params, tag, returned=returned, finished=finished, changes=changes, stale=stale
             )
