@@ -742,7 +742,7 @@ class SqlCursor:
     """
 
     __slots__ = (
-        "__weakref__", "_conn", "_cur", "_db", "_end", "_extra", "_failed", "_gen", "_host", "_names", "_params", "_per_row",
+        "__weakref__", "_changes", "_conn", "_cur", "_db", "_end", "_extra", "_failed", "_gen", "_host", "_names", "_params", "_per_row",
         "_read", "_reads", "_sql", "_written",
     )  # fmt: skip
 
@@ -785,6 +785,7 @@ class SqlCursor:
         self._conn = conn = cur.connection if cur is not None else None
         self._params = params
         self._reads = reads
+        self._changes = cur.rowcount if cur is not None else -1  # an UPDATE's or DELETE's rows
         self._end = conn.total_changes + db.schema_epoch if conn is not None else -1
         """The connection's ``total_changes`` plus the schema's epoch (both only grow) when the
         statement took its first step, then when it ended: ``rows_read`` counts a table only if
@@ -827,6 +828,7 @@ class SqlCursor:
             finished=self._cur is None or not self._names,
             written=self._written,
             stale=stale,
+            changes=self._changes,
         )
         return self._read if counted is None else counted
 

@@ -17,8 +17,9 @@ some programs the count follows from the program and numbers ``durable`` can rea
   the table's rows (at least 1: the ``Rewind`` of an empty table counts) once the statement ran
   to its end, the rows stepped to before.
 
-Anything else (joins, index lookups, sorts, subqueries, ``INSERT ... SELECT``, triggers, LIMIT,
-an instruction not known here): ``None``, and the caller counts the rows returned. Measurements:
+Loops over a rowid or index range, rowid ``IN`` lists, scans with LIMIT/OFFSET and sorted scans:
+``durable._sql_loops``. Anything else (joins, subqueries, ``INSERT ... SELECT``, triggers, an
+instruction not known here): ``None``, and the caller counts the rows returned. Measurements:
 docs/sql.md and tests/test_sql_rows_counted.py. Pure functions of a connection and the
 statement, no state kept but the cache the caller hands in.
 """
@@ -31,6 +32,7 @@ import sqlite3
 import warnings
 from typing import Any, Final
 
+from ._sql_loops import loop_rows, loop_shape
 from ._sql_rules import NAMED_NEED_A_DICT, named_parameters
 
 _COUNTED: Final = frozenset({
@@ -75,7 +77,8 @@ _PARTIAL: Final = re.compile(r"\bWHERE\b", re.IGNORECASE)
 _CREATE: Final = re.compile(r"\s*CREATE\s", re.IGNORECASE)
 
 Shape = tuple[Any, ...]
-"""``("none",)``, ``("point", keys)``, ``("count", table)`` or ``("scan", table, deletes)``."""
+"""``("none",)``, ``("point", keys)``, ``("count", table)``, ``("scan", table, deletes)``, or one
+of ``durable._sql_loops`` (``range``, ``limited``, ``sorted``)."""
 
 
 def rows_read(
@@ -90,6 +93,7 @@ def rows_read(
     finished: bool,
     written: int,
     stale: bool = False,
+    changes: int = -1,
 ) -> int | None:
     """workerd's ``rowsRead`` for ``sql`` run with ``params`` on ``conn``, or ``None`` if unknown.
 
@@ -98,7 +102,8 @@ def rows_read(
     statement ran to its end; ``written``: its ``rows_written``; ``stale``: something was
     written, or the schema changed, since the statement ended (or took its first step, while it
     has not ended). A table's rows are counted now: if ``stale``, they may not be those the
-    statement saw, and the count is unknown (``None``).
+    statement saw, and the count is unknown (``None``). ``changes``: the rows an UPDATE or
+    DELETE changed (SQLite's ``changes()``; -1 if unknown).
     """
     try:
         # A CREATE that created something cannot be compiled again as it ran (``... IF NOT
@@ -118,6 +123,10 @@ def rows_read(
         kind = shape[0]
         if kind == "none":
             return 0
+        if kind in ("in", "range", "limited", "sorted"):
+            return loop_rows(
+                conn, shape, params, tag, returned=returned, finished=finished, changes=changes, stale=stale
+            )
         if kind == "point":
             return sum(1 for key in shape[1] if _integer_key(key, params))
         if kind == "scan" and not finished:
@@ -172,6 +181,17 @@ def _explain(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: s
 
 def _shape(conn: sqlite3.Connection, program: list[tuple[Any, ...]], tag: str) -> Shape | None:
     ops = [(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in program]
+    if any(
+        op[1] not in _STRAIGHT and op[1] not in _JUMPS and op[1] not in _SUBROUTINES and op[1] != "Jump" for op in ops
+    ):
+        return None  # an instruction not known here (a trigger's Program, a later SQLite's)
+    shape = _plain_shape(conn, ops, tag)
+    if shape is None:
+        return loop_shape(conn, ops, [op for op in ops if op[1] in _COUNTED], tag)
+    return shape
+
+
+def _plain_shape(conn: sqlite3.Connection, ops: list[tuple[Any, ...]], tag: str) -> Shape | None:
     jumps: list[tuple[int, int]] = []  # (address, target)
     last = len(ops) - 1
     subroutines = False

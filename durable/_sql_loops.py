@@ -1,0 +1,580 @@
+"""``rows_read`` for loops whose count follows from the rows they produced and one look at the data.
+
+workerd counts a cursor's every landing: the seek or ``Rewind``/``Last`` that starts a loop (an
+index seek that must find an equal key and finds none counts 0) and each ``Next``/``Prev`` that
+lands on an entry, including the one past a range's end that stops the loop (see
+``durable._sql_reads``). So a loop of one cursor over a key range that produces a row (or writes
+one) per entry in the range reads the rows produced, plus 1 if an entry lies past the range's end,
+and at least the 1 of its start. This module recognises four loops in a statement's program:
+
+- ``range``: one cursor over a rowid or index range (``WHERE id < 3``, ``WHERE a = ?`` on an
+  index, ``BETWEEN``, ``ORDER BY a DESC``), each entry producing a row (a ``SELECT``) or
+  writing one (an ``UPDATE`` or ``DELETE``), no other test in the loop. Whether an entry lies
+  past the end is asked of the database with a query of the same comparison;
+- ``in``: rowid lookups of the values of an ``IN (...)`` list, which SQLite keeps in a temporary
+  index: one per distinct value (its ``Rewind``, then a ``Next`` per further value), plus one
+  per value that is an integer (a lookup, found or not; SQLite skips it for others);
+- ``limited``: a full scan with ``LIMIT``/``OFFSET`` and no ``WHERE``: the rows up to
+  ``OFFSET + LIMIT``, at least 1;
+- ``sorted``: a full scan fed to a sorter (``ORDER BY`` on no index): the table's rows, then one
+  per row sorted (those past a ``LIMIT`` are looked at once each), at least 1 each.
+
+Measured with miniflare 4 (2026-12-07): tests/test_sql_rows_counted.py. Pure functions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Final
+
+Op = tuple[Any, ...]
+"""``(address, opcode, p1, p2, p3, p4, p5)`` of an ``EXPLAIN`` row."""
+
+_STARTS: Final = {
+    "SeekGE": "Next",
+    "SeekGT": "Next",
+    "Rewind": "Next",
+    "SeekLE": "Prev",
+    "SeekLT": "Prev",
+    "Last": "Prev",
+}
+_ENDS: Final = {"IdxGT": ">", "IdxGE": ">=", "IdxLT": "<", "IdxLE": "<=", "Gt": ">", "Ge": ">=", "Lt": "<", "Le": "<="}
+_LOADERS: Final = frozenset({"Integer", "Int64", "Real", "String8", "Null", "Variable"})
+_WRITE_P2: Final = frozenset({
+    "Integer", "Int64", "Real", "String8", "String", "Variable", "Blob", "Rowid", "IdxRowid", "SCopy", "IntCopy",
+    "Sequence", "NewRowid", "Count", "ReadCookie", "OffsetLimit", "RowData", "SorterData",
+})  # fmt: skip
+_WRITE_P3: Final = frozenset({
+    "Column", "Function", "PureFunc", "Add", "Subtract", "Multiply", "Divide", "Remainder", "Concat", "BitAnd",
+    "BitOr", "ShiftLeft", "ShiftRight", "MakeRecord",
+})  # fmt: skip
+_WRITE_P1: Final = frozenset({"AddImm", "SoftNull", "Cast", "RealAffinity", "AggFinal", "AggValue"})
+_LIMIT_JUMPS: Final = frozenset({"IfPos", "DecrJumpZero"})
+_OPFLAG_SEEKEQ: Final = 0x02
+_NO_ROW: Final = object()
+
+
+def loop_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
+    """The ``range``, ``limited`` or ``sorted`` shape of a program (see the module), or ``None``."""
+    if len(counted) == 3:
+        return _in_list(ops, counted)
+    if any(op[1] in ("InitCoroutine", "Yield", "Gosub", "Return", "BeginSubrtn") for op in ops):
+        return None
+    if len(counted) == 2:
+        if any(op[1] in ("OpenEphemeral", "SorterOpen", "OpenPseudo") for op in ops):
+            return None
+        return _range(conn, ops, counted, tag) or _limited(conn, ops, counted, tag)
+    if len(counted) in (4, 5):
+        return _sorted(conn, ops, counted, tag)
+    return None
+
+
+def loop_rows(
+    conn: sqlite3.Connection,
+    shape: tuple[Any, ...],
+    params: tuple[Any, ...],
+    tag: str,
+    *,
+    returned: int,
+    finished: bool,
+    changes: int,
+    stale: bool,
+) -> int | None:
+    """workerd's ``rowsRead`` for a statement of ``shape`` (from :func:`loop_shape`)."""
+    kind = shape[0]
+    if kind == "in":
+        return _in_rows(shape, params)
+    if kind == "range":
+        return _range_rows(conn, shape, params, tag, returned, finished, changes, stale)
+    limit = _value(shape[2], params)
+    offset = _value(shape[3], params)
+    if limit is _NO_ROW or offset is _NO_ROW:
+        return None
+    if limit == 0:
+        return 0
+    if stale or (not finished and (kind == "limited" or limit is not None)):
+        return None
+    table_rows = _count(conn, shape[1], tag)
+    if kind == "limited":
+        visited = table_rows if limit is None or limit < 0 else min(table_rows, max(offset or 0, 0) + limit)
+        return max(visited, 1)
+    if not finished:
+        return max(table_rows, 1) + returned + 1
+    if shape[4]:  # filtered: the rows sorted are those returned (no LIMIT: see _sorted)
+        return max(table_rows, 1) + max(returned, 1)
+    return 2 * max(table_rows, 1)
+
+
+def _range_rows(
+    conn: sqlite3.Connection,
+    shape: tuple[Any, ...],
+    params: tuple[Any, ...],
+    tag: str,
+    returned: int,
+    finished: bool,
+    changes: int,
+    stale: bool,
+) -> int | None:
+    _, dml, eq_only, guards, rowid_key, beyond, keys = shape
+    for source in guards:
+        if _value(source, params) is None:
+            return 0  # an IsNull test jumps past the loop: nothing read
+    if rowid_key is not None:
+        key = _value(rowid_key, params)
+        if key is _NO_ROW:
+            return None
+        if not _numeric(key):
+            return 0  # a rowid seek with a key that is no number jumps without reading
+    if not dml and not finished:
+        return returned + 1  # the rows stepped to: those read and the one waiting
+    produced = changes if dml else returned
+    if produced < 0:
+        return None
+    if eq_only and produced == 0:
+        return 0  # the seek found no equal key: SQLite counts it only when it does
+    past = 0
+    if beyond is not None:
+        if stale:
+            return None
+        values = [_value(k, params) for k in keys]
+        if any(v is _NO_ROW for v in values):
+            return None
+        sql = beyond[1] if beyond[1] is not None and all(v is None for v in values) else beyond[0]
+        if sql is None:
+            return None
+        bound = [] if sql is beyond[1] else values
+        past = int(conn.execute(f"{sql} -- {tag}", bound).fetchone()[0])
+    return max(produced + past, 1)
+
+
+def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
+    start, step = counted
+    cursor = start[2]
+    if start[1] not in _STARTS or step[1] != _STARTS[start[1]] or step[2] != cursor:
+        return None
+    if not (start[0] < step[3] <= step[0] and start[3] > step[0]):
+        return None
+    body = ops[step[3] : step[0]]
+    rows = [op for op in body if op[1] == "ResultRow"]
+    writes = [op for op in body if op[1] in ("Delete", "Insert")]
+    if any(op[1] == "ResultRow" for op in ops if not step[3] <= op[0] < step[0]):
+        return None
+    if len(rows) == 1 and not writes:
+        dml = False
+    elif not rows and writes and all(op[1] in ("Delete", "Insert") for op in writes):
+        dml = True
+    else:
+        return None
+    opened = _opened(conn, ops, cursor, tag)
+    if opened is None:
+        return None
+    kind, table, index = opened
+    end: Op | None = None
+    guards: list[Any] = []
+    for op in ops:
+        addr, name, p1, p2 = op[0], op[1], op[2], op[3]
+        if addr in (start[0], step[0]) or not (name in _JUMPERS or name == "Jump"):
+            continue
+        if name == "Init" or (name == "Goto" and addr == len(ops) - 1 and p2 == 1):
+            continue
+        if step[3] <= addr < step[0]:
+            if end is None and addr < step[3] + 3 and name in _ENDS and p2 == start[3]:
+                end = op
+                continue
+            if name == "IsNull" and dml and _rowid_read(ops, addr, p1):
+                continue  # an UPDATE's guard on the rowid it just read: never taken
+            if _opens_once(ops, op):
+                continue
+            return None
+        if addr < start[0] and name == "IsNull" and p2 >= step[0]:
+            guards.append(_source(ops, p1, addr))
+            continue
+        return None
+    if any(g is None for g in guards):
+        return None
+    open_flags = next(op[6] for op in ops if op[1] in ("OpenRead", "OpenWrite") and op[2] == cursor)
+    eq_only = bool(kind == "index" and open_flags & _OPFLAG_SEEKEQ and start[1] in ("SeekGE", "SeekLE"))
+    rowid_key = None
+    if kind == "table" and start[1].startswith("Seek"):
+        rowid_key = _source(ops, start[4], start[0])
+        if rowid_key is None:
+            return None
+    beyond: tuple[str | None, str | None] | None = None
+    keys: list[Any] = []
+    if end is not None:
+        made = _beyond(conn, ops, end, kind, table, index, cursor, step[1], tag)
+        if made is None:
+            return None
+        beyond, keys = made
+    return ("range", dml, eq_only, tuple(guards), rowid_key, beyond, tuple(keys))
+
+
+def _beyond(
+    conn: sqlite3.Connection,
+    ops: list[Op],
+    end: Op,
+    kind: str,
+    table: str,
+    index: str | None,
+    cursor: int,
+    step: str,
+    tag: str,
+) -> tuple[tuple[str | None, str | None], list[Any]] | None:
+    """A query whether an entry lies past the range's end, and the sources of its bindings."""
+    name = end[1]
+    comparison = _ENDS[name]
+    forward = step == "Next"
+    if forward != (comparison in (">", ">=")):
+        return None
+    source = f'FROM "main".{_quote(table)}'
+    if kind == "table":
+        if name.startswith("Idx") or not _rowid_read(ops, end[0], end[4], cursor):
+            return None
+        key = _source(ops, end[2], end[0])
+        if key is None:
+            return None
+        return (f"SELECT EXISTS (SELECT 1 {source} WHERE rowid {comparison} ?)", None), [key]
+    if not name.startswith("Idx") or end[2] != cursor or index is None:
+        return None
+    count = int(end[5]) if isinstance(end[5], (int, str)) and str(end[5]).isdigit() else 0
+    columns = conn.execute(f"SELECT cid, name, desc, coll FROM pragma_index_xinfo(?) -- {tag}", (index,)).fetchall()
+    if not 0 < count <= len(columns) or any(c[0] < 0 or c[2] or c[1] is None for c in columns[:count]):
+        return None  # an expression, a DESC column or the rowid in the key
+    keys = [_source(ops, end[4] + i, end[0]) for i in range(count)]
+    if any(k is None for k in keys):
+        return None
+    terms = [f"{_quote(c[1])} COLLATE {_quote(c[3])}" for c in columns[:count]]
+    marks = ", ".join("?" for _ in terms)
+    compare = f"({', '.join(terms)}) {comparison} ({marks})"
+    if count == 1:
+        nulls = f"{_quote(columns[0][1])} IS NULL"
+        # NULLs sort first: past a backward range's end, and of no forward range's key; a NULL
+        # key (``a < 3``'s lower end) has every entry but the NULLs past it, or only those.
+        if forward:
+            with_nulls = f"{_quote(columns[0][1])} IS NOT NULL" if comparison == ">" else "1"
+            return (
+                (
+                    f"SELECT EXISTS (SELECT 1 {source} WHERE {compare})",
+                    f"SELECT EXISTS (SELECT 1 {source} WHERE {with_nulls})",
+                ),
+                keys,
+            )
+        on_null = f"SELECT EXISTS (SELECT 1 {source} WHERE {nulls})" if comparison == "<=" else "SELECT 0"
+        return (f"SELECT EXISTS (SELECT 1 {source} WHERE {compare} OR {nulls})", on_null), keys
+    if not forward:
+        return None
+    return (f"SELECT EXISTS (SELECT 1 {source} WHERE {compare})", None), keys
+
+
+def _limited(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
+    start, step = counted
+    if start[1] != "Rewind" or step[1] != "Next" or step[6] != 1 or start[2] != step[2]:
+        return None
+    if not any(op[1] == "ResultRow" and step[3] <= op[0] < step[0] for op in ops):
+        return None
+    limits = _limits(ops)
+    if limits is None:
+        return None
+    for op in ops:
+        addr, name = op[0], op[1]
+        if addr in (start[0], step[0]) or name not in _JUMPERS or name == "Init":
+            continue
+        if name == "Goto" and addr == len(ops) - 1:
+            continue
+        if step[3] <= addr < step[0] and name in _LIMIT_JUMPS:
+            continue
+        if addr < start[0] and _before_loop(op, limits):
+            continue  # LIMIT 0, or a bound LIMIT of 0: nothing read (loop_rows)
+        return None
+    table = _whole_table(conn, ops, start[2], tag)
+    return None if table is None else ("limited", table, limits[0], limits[1])
+
+
+def _sorted(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
+    names = [op[1] for op in counted]
+    if names == ["Rewind", "Next", "SorterSort", "SorterNext"]:
+        scan, scan_next, sort, sort_next = counted
+        last = None
+    elif names == ["Rewind", "Last", "Next", "Sort", "Next"]:
+        scan, last, scan_next, sort, sort_next = counted
+    else:
+        return None
+    sorter = sort[2]
+    if (
+        scan[2] != scan_next[2]
+        or scan_next[6] != 1
+        or sort_next[2] != sorter
+        or (last is not None and last[2] != sorter)
+    ):
+        return None
+    if not (scan[0] < scan_next[3] <= scan_next[0] < sort[0] < sort_next[3] <= sort_next[0]):
+        return None
+    if not any(op[1] == "ResultRow" and sort_next[3] <= op[0] < sort_next[0] for op in ops):
+        return None
+    limits = _limits(ops)
+    if limits is None:
+        return None
+    limited = limits[0] is not None
+    filtered = False
+    for op in ops:
+        addr, name = op[0], op[1]
+        if (
+            addr in (scan[0], scan_next[0], sort[0], sort_next[0])
+            or op is last
+            or name not in _JUMPERS
+            or name == "Init"
+        ):
+            continue
+        if name == "Goto" and addr == len(ops) - 1:
+            continue
+        if scan_next[3] <= addr < scan_next[0]:
+            if name == "IfNotZero" or (name.startswith("Idx") and op[2] == sorter):
+                continue  # the sorter's LIMIT: keeps OFFSET + LIMIT rows
+            filtered = True
+            continue
+        if sort_next[3] <= addr < sort_next[0] and name in _LIMIT_JUMPS:
+            continue
+        if addr < scan[0] and _before_loop(op, limits):
+            continue
+        return None
+    if filtered and limited:
+        return None
+    table = _whole_table(conn, ops, scan[2], tag)
+    return None if table is None else ("sorted", table, limits[0], limits[1], filtered)
+
+
+def _in_list(ops: list[Op], counted: list[Op]) -> tuple[Any, ...] | None:
+    """``("in", values)``: rowid lookups of the values of an ``IN (...)`` list, which SQLite keeps
+    in a temporary index it loops over (a ``Rewind``, a ``Next`` per further value)."""
+    start, seek, step = counted
+    eph = start[2]
+    if start[1] != "Rewind" or seek[1] not in ("SeekRowid", "NotExists") or step[1] != "Next" or step[2] != eph:
+        return None
+    if not (start[0] < step[3] <= seek[0] < step[0] < start[3]):
+        return None
+    if [op[2] for op in ops if op[1] == "OpenEphemeral"] != [eph] or seek[2] == eph:
+        return None
+    writer = next((op for op in reversed(ops[: seek[0]]) if _writes(op, seek[4])), None)
+    if writer is None or writer[1] != "Column" or writer[2] != eph or writer[3] != 0:
+        return None
+    values = []
+    for op in ops:
+        if op[1] in ("IdxInsert", "Insert", "Delete", "IdxDelete") and op[2] == eph:
+            record = next((r for r in reversed(ops[: op[0]]) if r[1] == "MakeRecord" and r[4] == op[3]), None)
+            if op[1] != "IdxInsert" or record is None or record[3] != 1 or record[5] not in ("D", "C"):
+                return None
+            source = _source(ops, record[2], record[0])
+            if source is None or not start[0] > op[0]:
+                return None
+            values.append(source)
+    if not values:
+        return None
+    for op in ops:
+        addr, name = op[0], op[1]
+        if addr in (start[0], step[0]) or name not in _JUMPERS or name == "Init":
+            continue
+        if name == "Goto" and addr == len(ops) - 1:
+            continue
+        if step[3] <= addr < step[0]:
+            if op[3] == step[0] or _opens_once(ops, op) or (name == "IsNull" and _rowid_read(ops, addr, op[2])):
+                continue  # on to the next value (the lookup's miss, a NULL value, another test), an UPDATE's guard
+            return None
+        if addr < start[0] and name == "Once" and op[3] <= start[0]:
+            continue  # the list is filled once
+        return None
+    return ("in", tuple(values))
+
+
+def _in_rows(shape: tuple[Any, ...], params: tuple[Any, ...]) -> int | None:
+    keys: set[tuple[int, Any]] = set()
+    for source in shape[1]:
+        value = _value(source, params)
+        if value is _NO_ROW:
+            return None
+        keys.add(_integer_affinity(value))
+    integers = sum(1 for k in keys if k[0] == 1 and isinstance(k[1], int))
+    return len(keys) + integers  # each value's landing in the list, then each rowid lookup
+
+
+def _integer_affinity(value: Any) -> tuple[int, Any]:
+    """``value`` as SQLite's INTEGER affinity stores it, with its class for comparing: 0 NULL,
+    1 a number, 2 text, 3 a blob (SQLite's order of classes)."""
+    if value is None:
+        return (0, None)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return (3, bytes(value))
+    if isinstance(value, str):
+        text = value.strip(" \t\n\f\r")
+        if not text.isascii() or "_" in text or not text:
+            return (2, value)
+        try:
+            number: int | float = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return (2, value)
+            if text.lower().lstrip("+-") in ("inf", "infinity", "nan"):
+                return (2, value)
+        value = number
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, float) and value.is_integer() and -(2**63) <= value < 2**63:
+        return (1, int(value))
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return (1, float(value))
+    return (1, value)
+
+
+def _limits(ops: list[Op]) -> tuple[Any, Any, int | None] | None:
+    """The sources of a program's LIMIT and OFFSET (``None``: none) and the LIMIT's register, or
+    ``None`` if unknown."""
+    offsets = [op for op in ops if op[1] == "OffsetLimit"]
+    counters = [op for op in ops if op[1] in ("DecrJumpZero", "IfNotZero")]
+    if len(offsets) > 1:
+        return None
+    if offsets:
+        limit, offset = _source(ops, offsets[0][2], offsets[0][0]), _source(ops, offsets[0][4], offsets[0][0])
+        if limit is None or offset is None:
+            return None
+        return limit, offset, offsets[0][2]
+    if not counters:
+        return (None, None, None)
+    limit = _source(ops, counters[0][2], counters[0][0])
+    return None if limit is None else (limit, None, counters[0][2])
+
+
+def _opens_once(ops: list[Op], op: Op) -> bool:
+    """Whether ``op`` is a ``Once`` that only skips opening cursors (an index a DELETE writes)."""
+    skipped = ops[op[0] + 1 : op[3]]
+    return op[1] == "Once" and op[3] > op[0] and all(o[1] in ("OpenRead", "OpenWrite") for o in skipped)
+
+
+def _before_loop(op: Op, limits: tuple[Any, Any, int | None]) -> bool:
+    """Whether a jump before a loop only skips it for a LIMIT of 0 (``MustBeInt`` jumps nowhere)."""
+    name = op[1]
+    if name == "MustBeInt":
+        return bool(op[3] == 0)
+    if name == "IfNot":
+        return bool(limits[2] is not None and op[2] == limits[2])
+    return bool(name == "Goto" and limits[0] == ("value", 0))
+
+
+_JUMPERS: Final = frozenset({
+    "Goto", "If", "IfNot", "IsNull", "NotNull", "IsType", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "ElseEq", "Once",
+    "IfNullRow", "IfPos", "IfNotZero", "DecrJumpZero", "MustBeInt", "SeekRowid", "NotExists", "Found",
+    "NotFound", "NoConflict", "IfNoHope", "SeekGE", "SeekGT", "SeekLE", "SeekLT", "SeekScan", "IdxGE", "IdxGT",
+    "IdxLE", "IdxLT", "Rewind", "Last", "Next", "Prev", "Sort", "SorterSort", "SorterNext", "SorterCompare",
+    "IfSmaller", "IfEmpty", "Filter", "VFilter", "VNext", "RowSetRead", "RowSetTest", "FkIfZero",
+    "IncrVacuum", "SequenceTest", "IfNotOpen", "Init", "Jump",
+})  # fmt: skip
+
+
+def _source(ops: list[Op], register: int, before: int) -> tuple[str, Any] | None:
+    """What sets ``register`` for the instruction at ``before``: ``("param", n)`` or ``("value",
+    v)`` if a loader does: the nearest one before it, else the only one (in the code the ``Init``
+    runs first, past the ``Halt``)."""
+    for op in reversed(ops[:before]):
+        if _writes(op, register):
+            return _loaded(op)
+    found = [op for op in ops[before:] if _writes(op, register)]
+    halt = next((op[0] for op in ops if op[1] == "Halt"), len(ops))
+    if len(found) != 1 or found[0][0] < halt:
+        return None
+    return _loaded(found[0])
+
+
+def _writes(op: Op, register: int) -> bool:
+    name, p1, p2, p3 = op[1], op[2], op[3], op[4]
+    if name == "Null":
+        return bool(p2 == register or (p3 > p2 and p2 <= register <= p3))
+    if name in _WRITE_P2:
+        return bool(p2 == register)
+    if name in _WRITE_P3:
+        return bool(p3 == register)
+    if name in _WRITE_P1:
+        return bool(p1 == register)
+    if name in ("Copy", "Move"):
+        return bool(p2 <= register <= p2 + max(p3, 0))
+    return False
+
+
+def _loaded(op: Op) -> tuple[str, Any] | None:
+    name, p1, p4 = op[1], op[2], op[5]
+    if name not in _LOADERS:
+        return None
+    if name == "Variable":
+        return ("param", p1)
+    if name == "Null":
+        return ("value", None)
+    if name == "Integer":
+        return ("value", p1)
+    if name == "Int64":
+        return ("value", int(p4))
+    if name == "Real":
+        return ("value", float(p4))
+    return ("value", p4)
+
+
+def _value(source: tuple[str, Any] | None, params: tuple[Any, ...]) -> Any:
+    """The value of ``source`` (``None`` stays ``None``: no LIMIT), ``_NO_ROW`` if unknown."""
+    if source is None:
+        return None
+    if source[0] == "value":
+        return source[1]
+    if not 0 < source[1] <= len(params):
+        return _NO_ROW
+    return params[source[1] - 1]
+
+
+def _numeric(value: Any) -> bool:
+    """Whether SQLite's numeric affinity makes ``value`` a number (a rowid seek's key)."""
+    if isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, str) and value.strip().isascii() and "_" not in value:
+        try:
+            float(value.strip())
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _rowid_read(ops: list[Op], addr: int, register: int, cursor: int | None = None) -> bool:
+    """Whether ``register``, as the instruction at ``addr`` reads it, is a rowid just read."""
+    for op in reversed(ops[:addr]):
+        if _writes(op, register):
+            return op[1] == "Rowid" and (cursor is None or op[2] == cursor)
+    return False
+
+
+def _opened(conn: sqlite3.Connection, ops: list[Op], cursor: int, tag: str) -> tuple[str, str, str | None] | None:
+    """``("table", table, None)`` or ``("index", table, index)`` for the b-tree ``cursor`` reads."""
+    opens = [op for op in ops if op[1] in ("OpenRead", "OpenWrite") and op[2] == cursor]
+    if len(opens) != 1 or opens[0][4] != 0 or opens[0][6] & 0x10:  # main database; P2 not a register
+        return None
+    row = conn.execute(
+        f"SELECT type, name, tbl_name, sql FROM sqlite_master WHERE rootpage = ? -- {tag}", (opens[0][3],)
+    ).fetchone()
+    if row is None or row[0] not in ("table", "index"):
+        return None
+    if row[0] == "table":
+        if row[3] is None or "WITHOUT" in row[3].upper():
+            return None  # a WITHOUT ROWID table is an index b-tree
+        return ("table", str(row[2]), None)
+    if row[3] is not None and " WHERE " in " ".join(str(row[3]).upper().split()):
+        return None  # a partial index: its entries are not the table's rows
+    return ("index", str(row[2]), str(row[1]))
+
+
+def _whole_table(conn: sqlite3.Connection, ops: list[Op], cursor: int, tag: str) -> str | None:
+    opened = _opened(conn, ops, cursor, tag)
+    return None if opened is None else opened[1]
+
+
+def _count(conn: sqlite3.Connection, table: str, tag: str) -> int:
+    return int(conn.execute(f'SELECT count(*) FROM "main".{_quote(table)} -- {tag}').fetchone()[0])
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
