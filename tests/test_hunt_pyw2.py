@@ -231,3 +231,107 @@ class TestWebSocketAppEnds:
 
         closed = await self._client_after(app)
         assert (closed.code, closed.reason) == (4321, "mine")
+
+
+# ---------------------------------------------------------------------------------------------
+# asgi.fetch: the lifespan ends once the app is done with the request
+
+
+def lifespan_app(events: list[str], body: Any) -> Any:
+    """An ASGI app with a lifespan (logged in ``events``) whose request handler is ``body``."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                kind = (await receive())["type"].split(".")[1]
+                events.append(kind)
+                await send({"type": f"lifespan.{kind}.complete"})
+                if kind == "shutdown":
+                    return
+        await body(send)
+
+    return app
+
+
+class TestLifespanAroundTheRequest:
+    async def test_the_lifespan_ends_after_a_streamed_body(self) -> None:
+        """workers-runtime-sdk 1.9.5's ``asgi.fetch`` runs the lifespan shutdown once the app's
+        request task is done, through ``waitUntil`` when the body is still streaming
+        (``finalize_request``). durable shut the lifespan down as soon as the response started,
+        while the app still streamed its body: a FastAPI lifespan that closes what the stream
+        reads from (a client, a database connection) broke it."""
+        from workers import asgi
+
+        events: list[str] = []
+        go = asyncio.Event()
+
+        async def stream(send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"a", "more_body": True})
+            await go.wait()
+            await send({"type": "http.response.body", "body": b"b", "more_body": False})
+            events.append("sent")
+
+        response = await asgi.fetch(lifespan_app(events, stream), sdk.Request("https://w/"), {})
+        assert events == ["startup"]  # still streaming: no shutdown yet
+        go.set()
+        assert await response.text() == "ab"
+        for _ in range(100):
+            if "shutdown" in events:
+                break
+            await asyncio.sleep(0.005)
+        assert events == ["startup", "sent", "shutdown"]
+
+    async def test_work_after_a_whole_body_ends_before_the_response(self) -> None:
+        """With a whole body the SDK awaits the app's task before it returns the response (work
+        the app does after sending it, such as Starlette's background tasks, is done first),
+        then shuts the lifespan down; durable returned at once."""
+        from workers import asgi
+
+        events: list[str] = []
+
+        async def whole(send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"done"})
+            await asyncio.sleep(0.01)
+            events.append("after the body")
+
+        response = await asgi.fetch(lifespan_app(events, whole), sdk.Request("https://w/"), {})
+        assert events == ["startup", "after the body", "shutdown"]
+        assert await response.text() == "done"
+
+    async def test_a_streamed_body_through_a_served_worker(
+        self, tmp_path: Path, durable_runtime: durable.Runtime
+    ) -> None:
+        """The same inside a Worker's ``fetch``, where the shutdown is the request's ``waitUntil``
+        work: the whole body arrives and the lifespan ends after it."""
+        source = """
+        from workers import asgi
+
+        EVENTS = []
+
+
+        async def app(scope, receive, send):
+            if scope["type"] == "lifespan":
+                while True:
+                    kind = (await receive())["type"].split(".")[1]
+                    EVENTS.append(kind)
+                    await send({"type": f"lifespan.{kind}.complete"})
+                    if kind == "shutdown":
+                        return
+            if scope["path"] == "/events":
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": ",".join(EVENTS).encode()})
+                return
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for part in (b"x", b"y", b"z"):
+                await send({"type": "http.response.body", "body": part, "more_body": part != b"z"})
+            EVENTS.append("streamed")
+
+
+        Default = asgi.entrypoint(app)
+        """
+        app = pw.asgi_app(project(tmp_path, "pyw2_asgi_stream", source), durable_runtime)
+        assert (await get(app, "/")).text == "xyz"
+        events = (await get(app, "/events")).text.split(",")
+        assert events[:3] == ["startup", "streamed", "shutdown"]

@@ -25,6 +25,7 @@ socket's events to ``websocket.receive`` / ``websocket.disconnect`` (see :func:`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -35,8 +36,10 @@ import durable
 from durable._wsdelivery import when_dropped
 
 from ._entrypoints import WorkerEntrypoint
+from ._globals import wait_until
 from ._http import Response, unwrap_request
 from .gateway import BaseOptions, refuse_manual_encoding
+from .pyodide.ffi import JsException
 
 __all__ = ["Options", "entrypoint", "fetch", "websocket"]
 
@@ -133,7 +136,11 @@ def _spawn(coro: Any) -> asyncio.Task[Any]:
     return task
 
 
-async def _process(app: Any, req: durable.Request, env: Any, state: dict[str, Any] | None) -> Response:
+async def _process(
+    app: Any, req: durable.Request, env: Any, state: dict[str, Any] | None
+) -> tuple[Response, asyncio.Task[Any]]:
+    """The app's response, and its task: still running when the body is streamed (or the app
+    works on after sending a whole body)."""
     loop = asyncio.get_running_loop()
     result: asyncio.Future[Response] = loop.create_future()
     finished = asyncio.Event()
@@ -200,10 +207,16 @@ async def _process(app: Any, req: durable.Request, env: Any, state: dict[str, An
 
     task = _spawn(run())
     try:
-        return await result
+        response = await result
     except asyncio.CancelledError:
         task.cancel()  # the caller gave up on the response: stop the app's work for it
         raise
+    except Exception:
+        await task  # as the SDK: the app's task ends before its error reaches the caller
+        raise
+    if chunks is None:
+        await task  # a whole body: the app's work after sending it is done before the response
+    return response, task
 
 
 async def fetch(app: Any, req: Any, env: Any, ctx: Any = None, *, options: Options | None = None) -> Response:
@@ -218,7 +231,7 @@ async def fetch(app: Any, req: Any, env: Any, ctx: Any = None, *, options: Optio
     refuse_manual_encoding(options, "asgi")
     shutdown, state = await _lifespan(app)
     try:
-        response = await _process(app, unwrap_request(req), env, state)
+        response, task = await _process(app, unwrap_request(req), env, state)
     except Exception:
         _log.exception("ASGI request failed")
         await shutdown()  # the lifespan still ends (its task would otherwise wait forever)
@@ -226,7 +239,21 @@ async def fetch(app: Any, req: Any, env: Any, ctx: Any = None, *, options: Optio
     except BaseException:
         _spawn(shutdown())  # cancelled: the lifespan ends in the background
         raise
-    await shutdown()
+    if task.done():
+        await shutdown()
+        return response
+
+    async def finish() -> None:
+        # A streamed body: the lifespan ends once the app has sent all of it, as
+        # workers-runtime-sdk 1.9.5 does (through waitUntil), not while it still streams.
+        try:
+            await asyncio.shield(task)
+        finally:
+            await shutdown()
+
+    ending = _spawn(finish())
+    with contextlib.suppress(JsException):  # outside any request (a direct call in a test): no waitUntil
+        wait_until(ending)
     return response
 
 
