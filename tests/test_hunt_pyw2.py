@@ -335,3 +335,56 @@ class TestLifespanAroundTheRequest:
         assert (await get(app, "/")).text == "xyz"
         events = (await get(app, "/events")).text.split(",")
         assert events[:3] == ["startup", "streamed", "shutdown"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Values over RPC, as workerd's own Python RPC test sends them
+# (cloudflare/workerd src/workerd/server/tests/python/python-rpc/worker.py)
+
+
+class Echo(sdk.DurableObject):
+    async def identity(self, value: Any) -> Any:
+        return value
+
+    async def handle_request(self, request: Any) -> Any:
+        assert isinstance(request, sdk.Request), type(request)
+        return request
+
+    async def describe(self, request: Any) -> Any:
+        return {"method": str(request.method), "body": await request.text(), "a": request.headers.get("x-a")}
+
+
+def echo_stub(runtime: durable.Runtime) -> Any:
+    runtime.namespace(Echo, name="ECHO")
+    pw.serving(runtime)
+    return sdk.env.ECHO.getByName("a")
+
+
+class TestRpcValues:
+    async def test_a_request_crosses_rpc_both_ways(self, durable_runtime: durable.Runtime) -> None:
+        """workerd's Python RPC test sends the SDK's ``Request`` to a Python entrypoint and gets it
+        back: the callee receives a ``workers.Request``, the caller one with ``method`` ``POST``
+        (the SDK sends ``request.js_object`` and ``python_from_rpc`` wraps a JavaScript
+        ``Request``). durable refused it: ``DataCloneError: Could not serialize object of type
+        "Request"``, as its ``Request`` wraps a ``durable.Request`` instead of being one."""
+        from http import HTTPMethod
+
+        stub = echo_stub(durable_runtime)
+        back = await stub.handle_request(sdk.Request("https://test.com", method=HTTPMethod.POST))
+        assert isinstance(back, sdk.Request) and back.method == "POST" and back.url == "https://test.com/"
+        sent = sdk.Request("https://t/", method="PUT", body="hi", headers={"x-a": "1"})
+        assert dict(await stub.describe(sent)) == {"method": "PUT", "body": "hi", "a": "1"}
+        nested = await stub.identity({"requests": [sdk.Request("https://n/")]})
+        assert isinstance(nested.requests[0], sdk.Request) and nested.requests[0].url == "https://n/"
+
+    async def test_a_javascript_error_goes_with_its_own_message(self, durable_runtime: durable.Runtime) -> None:
+        """``js.Error.new("message")`` is a JavaScript ``Error``, which the SDK sends as it is: the
+        callee's ``python_from_rpc`` gives ``Exception("Error: message")``, and that exception sent
+        back is ``js.Error.new(str(exc))``, so the caller reads ``Error: Error: message``. durable
+        sent the stand-in's ``str()`` (``Error: message``) as the message: one prefix too many."""
+        import js  # type: ignore[import-not-found]
+
+        stub = echo_stub(durable_runtime)
+        back = await stub.identity(js.Error.new("message"))
+        assert type(back) is Exception and str(back) == "Error: Error: message"
+        assert str(await stub.identity(ValueError("plain"))) == "Error: Error: plain"

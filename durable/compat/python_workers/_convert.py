@@ -21,9 +21,11 @@ from collections.abc import Callable, Coroutine, Generator
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+import durable
+
 from ..._codec import copy_as_dict, copy_as_list
 from ._jsdate import JsDate
-from .pyodide.ffi import ArrayBuffer, Uint8Array, jsnull
+from .pyodide.ffi import ArrayBuffer, JsException, Uint8Array, jsnull
 
 __all__ = [
     "Converted",
@@ -204,7 +206,8 @@ def python_from_rpc(value: Any) -> Any:
     integer range becomes an ``int`` (Python floats and ints are both JavaScript numbers there,
     and Pyodide converts a number that ``Number.isSafeInteger()`` to an ``int``: ``1.0`` comes
     back as ``1``); a JavaScript ``Error`` (what the SDK sends for a Python exception) becomes
-    ``Exception("Error: message")``. Everything else is returned as it is.
+    ``Exception("Error: message")``; a ``durable.Request`` (a JavaScript ``Request`` there) the
+    SDK's ``Request``. Everything else is returned as it is.
     """
     return _from_rpc(value, {})
 
@@ -231,7 +234,17 @@ def _from_rpc(value: Any, memo: dict[int, Any]) -> Any:
         return memoryview(value)
     if kind is float and value.is_integer() and -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
         return int(value)  # a JavaScript number: Pyodide gives an int when Number.isSafeInteger()
+    if isinstance(value, durable.Request):
+        return sdk_request()(value)  # the SDK's python_from_rpc wraps a JavaScript Request
     return value
+
+
+@functools.cache
+def sdk_request() -> type[Any]:
+    """The SDK's ``Request`` (``_http`` imports this module, so it is read once both are loaded)."""
+    from ._http import Request
+
+    return Request
 
 
 _MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
@@ -246,7 +259,11 @@ def to_durable(value: Any) -> Any:
 
     ``value`` itself when it holds no ``memoryview``.
     """
-    if type(value) is memoryview or isinstance(value, (Exception, JsDate, ArrayBuffer)) or value is jsnull:
+    if (
+        type(value) is memoryview
+        or isinstance(value, (Exception, JsDate, ArrayBuffer, sdk_request()))
+        or value is jsnull
+    ):
         return _with_bytes(value, {})
     if isinstance(value, (dict, list)) and _holds_view(value, set()):
         return _with_bytes(value, {})
@@ -259,7 +276,11 @@ values have no error type): its value is the message. Only ``python_from_rpc`` r
 
 
 def _error_to_js(exc: Exception) -> dict[str, str]:
-    """The SDK's ``js.Error.new(str(exc))`` (workers-py rpc.py ``_python_to_rpc_default_converter``)."""
+    """The SDK's ``js.Error.new(str(exc))`` (workers-py rpc.py ``_python_to_rpc_default_converter``);
+    a JavaScript ``Error`` itself (``js.Error.new("m")``, a ``JsException`` here) goes as it is,
+    with its own message, not its ``str()`` (``"Error: m"``)."""
+    if isinstance(exc, JsException) and exc.name == "Error":
+        return {_JS_ERROR: exc.message}
     return {_JS_ERROR: str(exc)}
 
 
@@ -271,7 +292,11 @@ def _error_from_js(message: Any) -> Exception:
 
 
 def _holds_view(value: Any, seen: set[int]) -> bool:
-    if type(value) is memoryview or isinstance(value, (Exception, JsDate, ArrayBuffer)) or value is jsnull:
+    if (
+        type(value) is memoryview
+        or isinstance(value, (Exception, JsDate, ArrayBuffer, sdk_request()))
+        or value is jsnull
+    ):
         return True
     if not isinstance(value, (dict, list)) or id(value) in seen:
         return False
@@ -286,6 +311,8 @@ def _with_bytes(value: Any, memo: dict[int, Any]) -> Any:
         return bytes(value)
     if isinstance(value, Exception):
         return _error_to_js(value)
+    if isinstance(value, sdk_request()):
+        return value.js_object  # the SDK sends a Request's js_object, the JavaScript Request
     if value is jsnull:
         return None
     if isinstance(value, JsDate):
