@@ -353,6 +353,11 @@ class Echo(sdk.DurableObject):
     async def describe(self, request: Any) -> Any:
         return {"method": str(request.method), "body": await request.text(), "a": request.headers.get("x-a")}
 
+    async def store(self, value: Any) -> Any:
+        await self.ctx.storage.put("k", value)
+        self.ctx.storage.kv.put("kv", value)
+        return [await self.ctx.storage.get("k"), self.ctx.storage.kv.get("kv")]
+
 
 def echo_stub(runtime: durable.Runtime) -> Any:
     runtime.namespace(Echo, name="ECHO")
@@ -388,3 +393,25 @@ class TestRpcValues:
         back = await stub.identity(js.Error.new("message"))
         assert type(back) is Exception and str(back) == "Error: Error: message"
         assert str(await stub.identity(ValueError("plain"))) == "Error: Error: plain"
+
+    async def test_str_and_int_subclasses_go_as_javascript_strings_and_numbers(
+        self, durable_runtime: durable.Runtime
+    ) -> None:
+        """The SDK's ``request.method`` is an ``http.HTTPMethod`` (a ``StrEnum``); Pyodide converts
+        any ``str`` / ``int`` / ``float`` subclass to a JavaScript string or number, so
+        ``{"method": request.method}`` or an ``HTTPStatus`` goes over RPC and into storage and
+        comes back as the plain value. durable refused them: ``DataCloneError: Could not
+        serialize object of type "HTTPMethod"``."""
+        import enum
+        from http import HTTPMethod, HTTPStatus
+
+        class Level(enum.IntEnum):
+            HIGH = 3
+
+        stub = echo_stub(durable_runtime)
+        assert await stub.identity(HTTPMethod.GET) == "GET"
+        back = await stub.identity({"method": HTTPMethod.POST, "codes": [HTTPStatus.NOT_FOUND, Level.HIGH]})
+        assert back == {"method": "POST", "codes": [404, 3]}
+        assert [type(back["method"]), type(back["codes"][0])] == [str, int]
+        assert list(await stub.store(HTTPMethod.PUT)) == ["PUT", "PUT"]
+        assert list(await stub.store({"status": HTTPStatus.OK})) == [{"status": 200}, {"status": 200}]

@@ -257,17 +257,27 @@ def to_durable(value: Any) -> Any:
     :func:`python_from_rpc` gives back as ``Exception("Error: message")``), ``jsnull`` ``None``, at
     any depth inside dicts and lists.
 
-    ``value`` itself when it holds no ``memoryview``.
+    A ``str``, ``int`` or ``float`` of a subclass (``http.HTTPMethod``, ``request.method``'s type,
+    ``HTTPStatus``, an ``IntEnum``...) becomes the plain value, as Pyodide converts any of them to
+    a JavaScript string or number.
+
+    ``value`` itself when it holds none of these.
     """
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
     if (
-        type(value) is memoryview
-        or isinstance(value, (Exception, JsDate, ArrayBuffer, sdk_request()))
+        kind is memoryview
+        or isinstance(value, (Exception, JsDate, ArrayBuffer, sdk_request(), str, int, float))
         or value is jsnull
     ):
         return _with_bytes(value, {})
     if isinstance(value, (dict, list)) and _holds_view(value, set()):
         return _with_bytes(value, {})
     return value
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 _JS_ERROR = "\x00durable.python_workers:Error"
@@ -292,9 +302,11 @@ def _error_from_js(message: Any) -> Exception:
 
 
 def _holds_view(value: Any, seen: set[int]) -> bool:
+    if type(value) in _PLAIN:
+        return False
     if (
         type(value) is memoryview
-        or isinstance(value, (Exception, JsDate, ArrayBuffer, sdk_request()))
+        or isinstance(value, (Exception, JsDate, ArrayBuffer, sdk_request(), str, int, float))
         or value is jsnull
     ):
         return True
@@ -313,6 +325,10 @@ def _with_bytes(value: Any, memo: dict[int, Any]) -> Any:
         return _error_to_js(value)
     if isinstance(value, sdk_request()):
         return value.js_object  # the SDK sends a Request's js_object, the JavaScript Request
+    if isinstance(value, str) and type(value) is not str:
+        return str.__str__(value)  # Pyodide: a str subclass (a StrEnum) is a JavaScript string
+    if isinstance(value, (int, float)) and type(value) not in _PLAIN:
+        return float(value) if isinstance(value, float) else int(value)  # an IntEnum: a number
     if value is jsnull:
         return None
     if isinstance(value, JsDate):
