@@ -21,9 +21,11 @@ from collections.abc import Callable, Coroutine, Generator
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+import durable
+
 from ..._codec import copy_as_dict, copy_as_list
 from ._jsdate import JsDate
-from .pyodide.ffi import ArrayBuffer, Uint8Array, jsnull
+from .pyodide.ffi import ArrayBuffer, JsException, Uint8Array, jsnull
 
 __all__ = [
     "Converted",
@@ -204,7 +206,8 @@ def python_from_rpc(value: Any) -> Any:
     integer range becomes an ``int`` (Python floats and ints are both JavaScript numbers there,
     and Pyodide converts a number that ``Number.isSafeInteger()`` to an ``int``: ``1.0`` comes
     back as ``1``); a JavaScript ``Error`` (what the SDK sends for a Python exception) becomes
-    ``Exception("Error: message")``. Everything else is returned as it is.
+    ``Exception("Error: message")``; a ``durable.Request`` (a JavaScript ``Request`` there) the
+    SDK's ``Request``. Everything else is returned as it is.
     """
     return _from_rpc(value, {})
 
@@ -231,7 +234,17 @@ def _from_rpc(value: Any, memo: dict[int, Any]) -> Any:
         return memoryview(value)
     if kind is float and value.is_integer() and -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
         return int(value)  # a JavaScript number: Pyodide gives an int when Number.isSafeInteger()
+    if isinstance(value, durable.Request):
+        return sdk_request()(value)  # the SDK's python_from_rpc wraps a JavaScript Request
     return value
+
+
+@functools.cache
+def sdk_request() -> type[Any]:
+    """The SDK's ``Request`` (``_http`` imports this module, so it is read once both are loaded)."""
+    from ._http import Request
+
+    return Request
 
 
 _MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
@@ -244,13 +257,27 @@ def to_durable(value: Any) -> Any:
     :func:`python_from_rpc` gives back as ``Exception("Error: message")``), ``jsnull`` ``None``, at
     any depth inside dicts and lists.
 
-    ``value`` itself when it holds no ``memoryview``.
+    A ``str``, ``int`` or ``float`` of a subclass (``http.HTTPMethod``, ``request.method``'s type,
+    ``HTTPStatus``, an ``IntEnum``...) becomes the plain value, as Pyodide converts any of them to
+    a JavaScript string or number.
+
+    ``value`` itself when it holds none of these.
     """
-    if type(value) is memoryview or isinstance(value, (Exception, JsDate, ArrayBuffer)) or value is jsnull:
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if (
+        kind is memoryview
+        or isinstance(value, (Exception, JsDate, ArrayBuffer, sdk_request(), str, int, float))
+        or value is jsnull
+    ):
         return _with_bytes(value, {})
     if isinstance(value, (dict, list)) and _holds_view(value, set()):
         return _with_bytes(value, {})
     return value
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 _JS_ERROR = "\x00durable.python_workers:Error"
@@ -259,7 +286,11 @@ values have no error type): its value is the message. Only ``python_from_rpc`` r
 
 
 def _error_to_js(exc: Exception) -> dict[str, str]:
-    """The SDK's ``js.Error.new(str(exc))`` (workers-py rpc.py ``_python_to_rpc_default_converter``)."""
+    """The SDK's ``js.Error.new(str(exc))`` (workers-py rpc.py ``_python_to_rpc_default_converter``);
+    a JavaScript ``Error`` itself (``js.Error.new("m")``, a ``JsException`` here) goes as it is,
+    with its own message, not its ``str()`` (``"Error: m"``)."""
+    if isinstance(exc, JsException) and exc.name == "Error":
+        return {_JS_ERROR: exc.message}
     return {_JS_ERROR: str(exc)}
 
 
@@ -271,7 +302,13 @@ def _error_from_js(message: Any) -> Exception:
 
 
 def _holds_view(value: Any, seen: set[int]) -> bool:
-    if type(value) is memoryview or isinstance(value, (Exception, JsDate, ArrayBuffer)) or value is jsnull:
+    if type(value) in _PLAIN:
+        return False
+    if (
+        type(value) is memoryview
+        or isinstance(value, (Exception, JsDate, ArrayBuffer, sdk_request(), str, int, float))
+        or value is jsnull
+    ):
         return True
     if not isinstance(value, (dict, list)) or id(value) in seen:
         return False
@@ -286,6 +323,12 @@ def _with_bytes(value: Any, memo: dict[int, Any]) -> Any:
         return bytes(value)
     if isinstance(value, Exception):
         return _error_to_js(value)
+    if isinstance(value, sdk_request()):
+        return value.js_object  # the SDK sends a Request's js_object, the JavaScript Request
+    if isinstance(value, str) and type(value) is not str:
+        return str.__str__(value)  # Pyodide: a str subclass (a StrEnum) is a JavaScript string
+    if isinstance(value, (int, float)) and type(value) not in _PLAIN:
+        return float(value) if isinstance(value, float) else int(value)  # an IntEnum: a number
     if value is jsnull:
         return None
     if isinstance(value, JsDate):

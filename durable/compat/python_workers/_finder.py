@@ -34,6 +34,7 @@ ALIASES: Final[dict[str, str]] = {
     "workers.asgi": f"{_PACKAGE}.asgi",
     "workers.wsgi": f"{_PACKAGE}.wsgi",
     "workers.workflows": f"{_PACKAGE}.workflows",
+    "workers.gateway": f"{_PACKAGE}.gateway",
     "asgi": f"{_PACKAGE}.asgi",  # the SDK installs it too: `import asgi` in Cloudflare's FastAPI example
     # The SDK's other submodules, imported for their names (`from workers.entrypoints import
     # DurableObjectContext`): `workers` itself has every public name they define. (`workers.fetch`

@@ -14,7 +14,8 @@ the request, then its shutdown; the scope has ``type``, ``asgi``, ``http_version
 and ``state`` (a copy of the lifespan state) when there is a lifespan; a body sent in several
 parts (``more_body``) is streamed.
 
-``asgi.websocket(app, request, env)`` serves a WebSocket upgrade as workers-py's
+``Default = asgi.entrypoint(app)`` makes the Worker's ``Default`` class doing both (workers-runtime-sdk
+1.9.5). ``asgi.websocket(app, request, env)`` serves a WebSocket upgrade as workers-py's
 ``process_websocket`` does, on `durable`'s ``WebSocketPair``: the server end is accepted at once
 and the 101 with the client end returned while the app runs in the background; ``websocket.accept``
 is a no-op (its subprotocol is dropped), frames and closes map to ``send``/``close`` and the
@@ -24,17 +25,29 @@ socket's events to ``websocket.receive`` / ``websocket.disconnect`` (see :func:`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import durable
 from durable._wsdelivery import when_dropped
 
+from ._entrypoints import WorkerEntrypoint
+from ._globals import wait_until
 from ._http import Response, unwrap_request
+from .gateway import BaseOptions, refuse_manual_encoding
+from .pyodide.ffi import JsException
 
-__all__ = ["fetch", "websocket"]
+__all__ = ["Options", "entrypoint", "fetch", "websocket"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options(BaseOptions):
+    """The ASGI adapter's options (workers-runtime-sdk 1.9.5): ``encode_body`` (see ``workers.gateway``)."""
+
 
 ASGI = {"spec_version": "2.0", "version": "3.0"}
 NULL_BODY_STATUSES = frozenset({101, 103, 204, 205, 304})
@@ -123,7 +136,11 @@ def _spawn(coro: Any) -> asyncio.Task[Any]:
     return task
 
 
-async def _process(app: Any, req: durable.Request, env: Any, state: dict[str, Any] | None) -> Response:
+async def _process(
+    app: Any, req: durable.Request, env: Any, state: dict[str, Any] | None
+) -> tuple[Response, asyncio.Task[Any]]:
+    """The app's response, and its task: still running when the body is streamed (or the app
+    works on after sending a whole body)."""
     loop = asyncio.get_running_loop()
     result: asyncio.Future[Response] = loop.create_future()
     finished = asyncio.Event()
@@ -190,23 +207,31 @@ async def _process(app: Any, req: durable.Request, env: Any, state: dict[str, An
 
     task = _spawn(run())
     try:
-        return await result
+        response = await result
     except asyncio.CancelledError:
         task.cancel()  # the caller gave up on the response: stop the app's work for it
         raise
+    except Exception:
+        await task  # as the SDK: the app's task ends before its error reaches the caller
+        raise
+    if chunks is None:
+        await task  # a whole body: the app's work after sending it is done before the response
+    return response, task
 
 
-async def fetch(app: Any, req: Any, env: Any, ctx: Any = None) -> Response:
+async def fetch(app: Any, req: Any, env: Any, ctx: Any = None, *, options: Options | None = None) -> Response:
     """Serve ``req`` (a ``workers.Request``) with the ASGI application ``app``; ``env`` is the
     scope's ``"env"``. Returns the response (streamed when the app sends its body in parts).
 
     Raises:
         Exception: what the app raised before it started its response, or ``RuntimeError("The
             application did not generate a response")``.
+        NotImplementedError: ``options`` asks for ``encode_body="manual"`` (see ``workers.gateway``).
     """
+    refuse_manual_encoding(options, "asgi")
     shutdown, state = await _lifespan(app)
     try:
-        response = await _process(app, unwrap_request(req), env, state)
+        response, task = await _process(app, unwrap_request(req), env, state)
     except Exception:
         _log.exception("ASGI request failed")
         await shutdown()  # the lifespan still ends (its task would otherwise wait forever)
@@ -214,7 +239,21 @@ async def fetch(app: Any, req: Any, env: Any, ctx: Any = None) -> Response:
     except BaseException:
         _spawn(shutdown())  # cancelled: the lifespan ends in the background
         raise
-    await shutdown()
+    if task.done():
+        await shutdown()
+        return response
+
+    async def finish() -> None:
+        # A streamed body: the lifespan ends once the app has sent all of it, as
+        # workers-runtime-sdk 1.9.5 does (through waitUntil), not while it still streams.
+        try:
+            await asyncio.shield(task)
+        finally:
+            await shutdown()
+
+    ending = _spawn(finish())
+    with contextlib.suppress(JsException):  # outside any request (a direct call in a test): no waitUntil
+        wait_until(ending)
     return response
 
 
@@ -263,7 +302,10 @@ async def websocket(app: Any, req: Any, env: Any = None) -> Response:
     ``subprotocol`` or ``headers`` in it are dropped, as by the SDK), ``websocket.send`` sends a
     frame and ``websocket.close`` closes with its ``code`` (1000 by default) and ``reason``.
 
-    An exception of the app is logged (logger ``asgi``) and the socket stays open, as in the SDK.
+    When the app ends without sending ``websocket.close``, the socket is closed for it, as
+    workers-runtime-sdk 1.9.5 does (``_close_transport``): with 1011 when the app raised (the
+    exception is logged, logger ``asgi``), 1000 when it returned; an error of that close (the
+    client closed first) is ignored.
     The app's ``send`` raises ``RuntimeError`` for another message type, ``ValueError`` /
     ``TypeError`` for a ``websocket.send`` without exactly one ``str`` ``text`` or bytes-like
     ``bytes`` (the SDK drops these; see docs/differences.md), and what ``WebSocket.send`` /
@@ -278,6 +320,7 @@ async def websocket(app: Any, req: Any, env: Any = None) -> Response:
     incoming.put_nowait({"type": "websocket.connect"})
 
     ended: dict[str, Any] = {}
+    closed_by_app: list[bool] = []
 
     def on_message(event: Any) -> None:
         data = event.data
@@ -308,6 +351,7 @@ async def websocket(app: Any, req: Any, env: Any = None) -> Response:
             server.send(_payload(message))
         elif kind == "websocket.close":
             code, reason = message.get("code"), message.get("reason")
+            closed_by_app.append(True)
             server.close(1000 if code is None else code, reason or "")
         elif isinstance(message, Mapping):
             raise RuntimeError(f"asgi.websocket: unsupported ASGI message type {kind!r} (expected {_WS_MESSAGES})")
@@ -319,11 +363,39 @@ async def websocket(app: Any, req: Any, env: Any = None) -> Response:
     task: asyncio.Task[Any] = asyncio.ensure_future(app(scope, receive, send))
     _background.add(task)
     task.add_done_callback(_log_failure)
+
+    def close_transport(done: asyncio.Task[Any]) -> None:
+        # The SDK closes a socket its app left open, so that the client does not hang: 1011 after
+        # an exception, 1000 after a return. A task cancelled here was cancelled because the
+        # socket was dropped already (below): there is nothing to close.
+        if closed_by_app or done.cancelled():
+            return
+        try:
+            server.close(1000 if done.exception() is None else 1011, "")
+        except Exception:  # as the SDK: the peer may have closed the socket already
+            pass
+
+    task.add_done_callback(close_transport)
     # The object reset or evicted, or the runtime closing, drops the server end with no event:
     # the app, code of that instance, is cancelled instead of waiting for ever.
     when_dropped(server, task.cancel)
     task.add_done_callback(lambda _: when_dropped(server, None))
     return Response(None, status=101, web_socket=client)
+
+
+def entrypoint(app: Any, *, options: Options | None = None) -> type[WorkerEntrypoint]:
+    """A Worker's ``Default`` class serving the ASGI application ``app``, as workers-runtime-sdk
+    1.9.5's ``asgi.entrypoint`` makes it (``Default = asgi.entrypoint(app)``): a request asking
+    for a WebSocket upgrade (``Upgrade: websocket``, in any case) goes to :func:`websocket`,
+    any other to :func:`fetch`, with the Worker's ``env`` (and ``options``)."""
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request: Any) -> Response:
+            if (request.headers.get("upgrade") or "").lower() == "websocket":
+                return await websocket(app, request, self.env)
+            return await fetch(app, request, self.env, self.ctx, options=options)
+
+    return Default
 
 
 def __getattr__(name: str) -> Any:

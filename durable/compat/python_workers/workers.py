@@ -96,7 +96,7 @@ wait_until = waitUntil = _wait_until  # noqa: N816 - the SDK's names
 def __getattr__(name: str) -> Any:
     if name == "env":  # bound or not: bindings are looked up when used, as on Cloudflare
         return LIVE_ENV
-    if name in ("asgi", "wsgi", "workflows"):  # the SDK's submodules: `from workers import wsgi`
+    if name in ("asgi", "wsgi", "workflows", "gateway"):  # the SDK's submodules: `from workers import wsgi`
         import importlib
 
         return importlib.import_module(f"{__name__.rpartition('.')[0]}.{name}")

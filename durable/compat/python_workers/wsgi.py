@@ -7,6 +7,8 @@
         async def fetch(self, request):
             return await wsgi.fetch(application, request, self.env)
 
+or, with workers-runtime-sdk 1.9.5's shortcut, ``Default = wsgi.entrypoint(application)``.
+
 As workers-py ``wsgi.py`` builds it, the environ has ``REQUEST_METHOD``, ``SCRIPT_NAME`` ``""``,
 ``PATH_INFO`` (percent-decoded, a WSGI native string), ``QUERY_STRING``, ``SERVER_NAME``,
 ``SERVER_PORT``, ``SERVER_PROTOCOL`` ``"HTTP/1.1"``, ``CONTENT_TYPE`` / ``CONTENT_LENGTH``, one
@@ -21,14 +23,23 @@ import io
 import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 import durable
 
+from ._entrypoints import WorkerEntrypoint
 from ._http import Response, unwrap_request
+from .gateway import BaseOptions, refuse_manual_encoding
 
-__all__ = ["build_environ", "fetch"]
+__all__ = ["Options", "build_environ", "entrypoint", "fetch"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options(BaseOptions):
+    """The WSGI adapter's options (workers-runtime-sdk 1.9.5): ``encode_body`` (see ``workers.gateway``)."""
+
 
 NULL_BODY_STATUSES = frozenset({101, 103, 204, 205, 304})
 _log = logging.getLogger("wsgi")
@@ -138,17 +149,30 @@ def _process(app: Any, environ: dict[str, Any]) -> Response:
     return Response(durable.Response(content, status=status, headers=headers, status_text=reason or None))
 
 
-async def fetch(app: Any, req: Any, env: Any, ctx: Any = None) -> Response:
+async def fetch(app: Any, req: Any, env: Any, ctx: Any = None, *, options: Options | None = None) -> Response:
     """Serve ``req`` (a ``workers.Request``) with the WSGI application ``app``; ``env`` is the
     environ's ``"workers.env"``.
 
     Raises:
         Exception: what the app raised before its first body chunk, or ``RuntimeError("The WSGI
             application did not call start_response()")``.
+        NotImplementedError: ``options`` asks for ``encode_body="manual"`` (see ``workers.gateway``).
     """
+    refuse_manual_encoding(options, "wsgi")
     body = await unwrap_request(req).bytes()
     try:
         return _process(app, build_environ(req, env, body))
     except Exception:
         _log.exception("WSGI request failed")
         raise
+
+
+def entrypoint(app: Any, *, options: Options | None = None) -> type[WorkerEntrypoint]:
+    """A Worker's ``Default`` class serving the WSGI application ``app`` with the Worker's ``env``,
+    as workers-runtime-sdk 1.9.5's ``wsgi.entrypoint`` makes it (``Default = wsgi.entrypoint(app)``)."""
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request: Any) -> Response:
+            return await fetch(app, request, self.env, options=options)
+
+    return Default
