@@ -1,0 +1,71 @@
+"""Found by the fourth contract hunt (API.md sections 2-9, called with wrong inputs as a user's
+tests call them).
+
+Every bad input already got a clear error; what these tests check is what the user sees around
+it, in a test report, and what is documented where durable keeps workerd's behaviour apart.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+
+import pytest
+
+import durable
+import durable.testing
+
+
+def _frame_self(exc: BaseException, cls: type) -> object:
+    """The ``self`` of the innermost frame of ``exc``'s traceback whose ``self`` is a ``cls``:
+    what pytest prints as ``self = ...`` when it shows that frame's arguments."""
+    found: object = None
+    tb: types.TracebackType | None = exc.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("self")
+        if isinstance(candidate, cls):
+            found = candidate
+        tb = tb.tb_next
+    assert found is not None, f"no frame of {cls.__name__} in the traceback"
+    return found
+
+
+_REFUSED: list[tuple[str, type, Callable[[], object]]] = [
+    ("Response(status=99)", durable.Response, lambda: durable.Response(status=99)),
+    ("MockClock('x')", durable.testing.MockClock, lambda: durable.testing.MockClock("x")),  # type: ignore[arg-type]
+    (
+        "WebSocketRequestResponsePair(None, 'x')",
+        durable.WebSocketRequestResponsePair,
+        lambda: durable.WebSocketRequestResponsePair(None, "x"),  # type: ignore[arg-type]
+    ),
+    ("WebSocket()", durable.WebSocket, lambda: durable.WebSocket()),
+]
+
+
+class TestAConstructorThatRefusesItsInput:
+    """pytest shows the arguments of every frame of a failure's traceback, ``self`` included. A
+    constructor that refused its input left ``self`` without the fields its ``__repr__`` reads, so
+    the report of ``durable.Response(status=99)`` in a user's test read ``self =
+    <[AttributeError("'Response' object has no attribute 'status'") raised in repr()] Response
+    object at 0x...>`` above the real ``ValueError``, an error that is not the user's. Now the
+    half-built instance reads ``<Response (not constructed: its __init__ raised)>``."""
+
+    @pytest.mark.parametrize(("call", "cls", "make"), _REFUSED, ids=[case[0] for case in _REFUSED])
+    def test_the_half_built_instance_has_a_repr(self, call: str, cls: type, make: Callable[[], object]) -> None:
+        with pytest.raises((TypeError, ValueError)) as caught:
+            make()
+        shown = repr(_frame_self(caught.value, cls))
+        assert shown == f"<{cls.__qualname__} (not constructed: its __init__ raised)>", call
+
+    def test_a_built_instance_reads_as_before(self) -> None:
+        assert repr(durable.Response("x", status=201)) == "<Response [201 Created]>"
+        assert repr(durable.testing.MockClock(5)) == "MockClock(time=5.0)"
+
+    def test_an_attribute_error_of_a_built_instance_is_not_hidden_by_a_subclass(self) -> None:
+        """Only a missing field reads as "not constructed": a subclass's own repr still runs."""
+
+        class Mine(durable.Response):
+            def __repr__(self) -> str:
+                return "mine"
+
+        assert repr(Mine("x")) == "mine"
