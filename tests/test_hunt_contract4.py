@@ -7,8 +7,11 @@ it, in a test report, and what is documented where durable keeps workerd's behav
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import types
 from collections.abc import Callable
+from typing import ClassVar
 
 import pytest
 
@@ -69,3 +72,37 @@ class TestAConstructorThatRefusesItsInput:
                 return "mine"
 
         assert repr(Mine("x")) == "mine"
+
+
+class Keeper(durable.DurableObject):
+    kept: ClassVar[list[durable.State]] = []
+
+    async def keep(self) -> None:
+        Keeper.kept.append(self.ctx)
+
+
+class TestWaitUntilRefusedOutsideItsObject:
+    """``ctx.wait_until(coro)`` from outside the object raises ``RuntimeError`` naming the fix, and
+    the coroutine it was handed is never run. It was left unclosed, so Python added ``RuntimeWarning:
+    coroutine '...' was never awaited`` when it was collected: under ``-W error`` (or pytest's
+    ``filterwarnings = error``) that warning, raised where the collection happens, failed a test
+    that had checked the ``RuntimeError`` with ``pytest.raises``. The refused coroutine is now closed,
+    as ``block_concurrency_while(coro)`` and ``BlockingRuntime.run(coro)`` already closed theirs."""
+
+    async def test_the_refused_coroutine_is_closed(self) -> None:
+        async with durable.Runtime() as rt:
+            await rt.namespace(Keeper).get_by_name("a").keep()
+            ctx = Keeper.kept.pop()
+            work = asyncio.sleep(0)
+            with pytest.raises(RuntimeError, match=r"durable\.testing\.run_in_object"):
+                ctx.wait_until(work)
+            assert inspect.getcoroutinestate(work) == inspect.CORO_CLOSED  # never runs, warns of nothing
+
+    async def test_after_the_runtime_closed_too(self) -> None:
+        async with durable.Runtime() as rt:
+            await rt.namespace(Keeper).get_by_name("a").keep()
+        ctx = Keeper.kept.pop()
+        work = asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="belong to that object"):
+            ctx.waitUntil(work)
+        assert inspect.getcoroutinestate(work) == inspect.CORO_CLOSED
