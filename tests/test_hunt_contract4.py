@@ -106,3 +106,30 @@ class TestWaitUntilRefusedOutsideItsObject:
         with pytest.raises(RuntimeError, match="belong to that object"):
             ctx.waitUntil(work)
         assert inspect.getcoroutinestate(work) == inspect.CORO_CLOSED
+
+
+class TestStrictModeTakesABool:
+    """``durable.compat.python_workers.install(strict=...)`` (and ``set_strict``) read any value for
+    its truth, so ``install(strict="false")``, the text of a setting, switched strict value mode
+    on (RPC then refused tuples and bytearrays). A value that is not a ``bool`` now raises
+    ``TypeError`` naming it, and the mode stays as it was."""
+
+    @pytest.mark.parametrize("value", ["false", 0, 1, None], ids=repr)
+    def test_set_strict(self, value: object) -> None:
+        from durable.compat import python_workers
+
+        before = python_workers.is_strict()
+        with pytest.raises(
+            TypeError, match=rf"^strict mode is switched with True or False, not {type(value).__name__}"
+        ):
+            python_workers.set_strict(value)  # type: ignore[arg-type]
+        assert python_workers.is_strict() is before
+
+    def test_install(self) -> None:
+        from durable.compat import python_workers
+
+        was_installed = python_workers.installed()
+        with pytest.raises(TypeError, match=r"not str: 'false'"):
+            python_workers.install(strict="false")  # type: ignore[arg-type]
+        assert python_workers.is_strict() is False
+        assert python_workers.installed() is was_installed
