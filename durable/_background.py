@@ -236,7 +236,12 @@ class BackgroundWork:
 
         Raises ``RuntimeError`` if called from outside the object's own code (``ctx.wait_until``'s rule).
         """
-        _context.check_owner(self._host)
+        try:
+            _context.check_owner(self._host)
+        except RuntimeError:
+            if inspect.iscoroutine(work):
+                work.close()  # refused: no "never awaited" warning on top of the error
+            raise
         if not inspect.isawaitable(work):
             raise TypeError(f"wait_until() takes an awaitable, not {type(work).__name__}")
         # (a coroutine is marked as this work, for Runtime.aclose(): see own_work)

@@ -33,7 +33,7 @@ from ._id import DurableObjectId
 from ._namespace import Namespace
 from ._runtime import SHUTDOWN_GRACE, Runtime
 from ._stub import Stub, call_forwarded, fetch_forwarded, pin_runtime_loop, submit
-from ._util import Handle
+from ._util import Handle, unbuilt_safe_repr
 
 __all__ = ["BlockingNamespace", "BlockingRuntime", "BlockingStub"]
 
@@ -150,6 +150,7 @@ class BlockingRuntime(Handle):
             self._stop_loop()
             raise
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"<durable.BlockingRuntime {self.runtime!r}>"
 

@@ -19,7 +19,7 @@ import time as _time
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
-from ._util import shown
+from ._util import shown, unbuilt_safe_repr
 
 __all__ = ["Clock", "MockClock", "RealClock", "TimerHandle"]
 
@@ -236,6 +236,7 @@ class MockClock(Clock):
         self._home: asyncio.AbstractEventLoop | None = None
         """The loop timers were last set on: the runtime's (``advance()`` runs there)."""
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"MockClock(time={self._now!r})"
 

@@ -39,7 +39,7 @@ from ._aliases import camel_aliases
 from ._codec import Transfer, register_transfer
 from ._exceptions import DataCloneError
 from ._url import parse_url
-from ._util import shown
+from ._util import shown, unbuilt_safe_repr
 from ._websocket import WebSocket, hand_over_end
 
 __all__ = [
@@ -407,6 +407,7 @@ class Headers(MutableMapping[str, str]):
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
 
@@ -981,6 +982,7 @@ class Request(_Body):
         twin.url, twin.method, twin.redirect, twin.cf = self.url, self.method, self.redirect, self.cf
         return twin
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"<Request [{self.method} {self.url}]>"
 
@@ -1554,6 +1556,7 @@ class Response(_Body):
             twin._url, twin._redirected = self._url, self.redirected
         return twin
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.status_text}]>"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copyreg
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, NoReturn, Self, TypeVar
@@ -17,6 +18,7 @@ __all__ = [
     "positional_arity",
     "running_loop",
     "shown",
+    "unbuilt_safe_repr",
 ]
 
 T = TypeVar("T")
@@ -88,6 +90,26 @@ def as_usv_string(text: str) -> str:
     if lone_surrogate_at(text) is None:
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def unbuilt_safe_repr(method: Callable[[T], str]) -> Callable[[T], str]:
+    """Wrap a ``__repr__`` so that an instance whose ``__init__`` raised still has a repr.
+
+    pytest shows each argument of the frames of a traceback, ``self`` included: a constructor that
+    refuses its input (``Response(status=99)``, ``MockClock("x")``) left ``self`` without the
+    fields its ``__repr__`` reads, and the report said ``self = <[AttributeError("'Response'
+    object has no attribute 'status'") raised in repr()] ...>`` beside the real error. Such an
+    instance now reads ``<Response (not constructed: its __init__ raised)>``.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: T) -> str:
+        try:
+            return method(self)
+        except AttributeError:
+            return f"<{type(self).__qualname__} (not constructed: its __init__ raised)>"
+
+    return wrapper
 
 
 def shown(value: object, limit: int = 60, *, text: bool = False) -> str:

@@ -37,7 +37,7 @@ from typing_extensions import Buffer
 
 from ._aliases import camel_aliases
 from ._codec import decode, encode
-from ._util import as_usv_string, as_workerd_text
+from ._util import as_usv_string, as_workerd_text, unbuilt_safe_repr
 from ._v8size import V8_SIZE_FACTOR, v8_serialized_size
 from ._wsbase import DISCONNECTED_REASON, MAX_MESSAGE_SIZE, TOO_LARGE_MESSAGE, TOO_LARGE_PREFIX, check_io, object_hooks
 from ._wsbase import CloseEvent as CloseEvent
@@ -193,6 +193,7 @@ class WebSocket:
         self.extensions = ""
         return self
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         states = ("CONNECTING", "OPEN", "CLOSING", "CLOSED")
         return f"<durable.WebSocket {states[self.network.ready_state]}>"
@@ -530,6 +531,7 @@ class WebSocketRequestResponsePair:
         """``response`` (the spelling of Cloudflare's docs)."""
         return self._response
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"WebSocketRequestResponsePair({self._request!r}, {self._response!r})"
 

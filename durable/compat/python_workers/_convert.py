@@ -51,9 +51,15 @@ _strict = False
 
 
 def set_strict(on: bool) -> None:
-    """Switch strict value mode on or off (see the module docstring)."""
+    """Switch strict value mode on or off (see the module docstring).
+
+    Raises:
+        TypeError: ``on`` is not a ``bool`` (the text ``"false"`` of a setting would read as true).
+    """
     global _strict
-    _strict = bool(on)
+    if not isinstance(on, bool):
+        raise TypeError(f"strict mode is switched with True or False, not {type(on).__name__}: {on!r:.60}")
+    _strict = on
 
 
 def is_strict() -> bool:
