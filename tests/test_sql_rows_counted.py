@@ -47,6 +47,11 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("where-gt-noindex", ("S",), "SELECT * FROM t WHERE a > 4", 5, 0, 5),
     ("where-none-noindex", ("S",), "SELECT * FROM t WHERE a > 99", 5, 0, 5),
     ("count", ("S",), "SELECT count(*) FROM t", 5, 0, 5),
+    # (an IN list's values go to an ephemeral index built once inside the scan, which counts nothing)
+    ("in-list", ("S",), "SELECT * FROM t WHERE b IN ('x', 'z', 'q')", 5, 0, 5),
+    ("in-subquery-constant", ("S",), "SELECT * FROM t WHERE a IN (SELECT 3)", 5, 0, 5),
+    ("update-in-list", ("S",), "UPDATE t SET b = 'u' WHERE a IN (1, 2, 9)", 5, 2, 5),
+    ("delete-in-list", ("S",), "DELETE FROM t WHERE a IN (4, 5, 9)", 5, 2, 5),
     ("count-where", ("S",), "SELECT count(*) FROM t WHERE a > 2", 5, 0, 5),
     ("count-index", ("S", "I"), "SELECT count(*) FROM t", 5, 0, 5),
     ("pk-eq", ("S",), "SELECT * FROM t WHERE id = 3", 1, 0, 1),
