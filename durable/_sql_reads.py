@@ -13,7 +13,8 @@ some programs the count follows from the program and numbers ``durable`` can rea
   ``INSERT`` with an explicit key, ``INSERT OR REPLACE``, an upsert on the rowid, the
   ``sqlite_master`` updates of ``CREATE TABLE``): 1 each, or 0 when the key is not an integer;
 - ``SELECT count(*) FROM t`` answered by ``OP_Count``: the table's rows;
-- one full scan of one table (filtered or not; ``SELECT``, ``UPDATE``, ``DELETE``, aggregates):
+- one full scan of one table (filtered or not, ``IN (?, ?, ?)`` lists too; ``SELECT``, ``UPDATE``,
+  ``DELETE``, aggregates):
   the table's rows (at least 1: the ``Rewind`` of an empty table counts) once the statement ran
   to its end, the rows stepped to before.
 
@@ -195,6 +196,7 @@ def _plain_shape(conn: sqlite3.Connection, ops: list[tuple[Any, ...]], tag: str)
     jumps: list[tuple[int, int]] = []  # (address, target)
     last = len(ops) - 1
     subroutines = False
+    inline = _inline_subroutines(ops)
     for addr, name, p1, p2, p3, _, _ in ops:
         if name == "Jump":
             jumps.extend((addr, t) for t in (p1, p2, p3) if t)
@@ -202,10 +204,13 @@ def _plain_shape(conn: sqlite3.Connection, ops: list[tuple[Any, ...]], tag: str)
             if p2 and name != "Init":
                 jumps.append((addr, p2))
         elif name in _SUBROUTINES:
-            subroutines = True
+            if addr not in inline:
+                subroutines = True
         elif name not in _STRAIGHT:
             return None
     counted = [op for op in ops if op[1] in _COUNTED]
+    if inline and any(begin < op[0] < end for end, begin in inline.items() for op in counted):
+        return None
     if not counted:
         return ("none",)  # (however its coroutines loop: a trigger's Program is refused above)
     if subroutines:
@@ -252,6 +257,25 @@ def _plain_shape(conn: sqlite3.Connection, ops: list[tuple[Any, ...]], tag: str)
         o[1] == "Insert" and o[2] == op[2] for o in ops
     )
     return ("scan", table, deletes)
+
+
+def _inline_subroutines(ops: list[tuple[Any, ...]]) -> dict[int, int]:
+    """The ``Return`` instructions that end a subroutine run only where it stands (its ``BeginSubrtn``
+    sets the return register to NULL and no ``Gosub`` calls it, so ``Return`` with P3 = 1 falls
+    through), mapped from their address to the ``BeginSubrtn``'s: an ``IN (?, ?, ?)`` list's
+    ephemeral index, built once (``Once``) inside a scan, is such a block. Straight code, as long
+    as the block has no counted instruction (which the caller checks)."""
+    begins: dict[int, int] = {}
+    called: set[int] = set()
+    found: dict[int, int] = {}
+    for addr, name, p1, p2, p3, _, _ in ops:
+        if name == "BeginSubrtn":
+            begins[p2] = addr
+        elif name == "Gosub":
+            called.add(p1)
+        elif name == "Return" and p3 == 1 and p1 in begins:
+            found[begins[p1]] = addr
+    return {end: begin for begin, end in found.items() if ops[begin][3] not in called}
 
 
 def _rowid_guard(ops: list[tuple[Any, ...]], addr: int) -> bool:

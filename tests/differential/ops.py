@@ -378,9 +378,60 @@ class Generator:
             ("SELECT 1 / 0, 5 % 0, abs(-9223372036854775808)", []),
             (f"SELECT b FROM {table} ORDER BY b COLLATE BINARY", []),
             *self.more_sql(table),
+            *self.everyday_sql(table),
         ]
         query, bindings = rng.choice(choices)
         return {"op": "sql", "query": query, "bindings": bindings}
+
+    def everyday_sql(self, table: str) -> list[tuple[str, list[Any]]]:
+        """The queries applications write most: aggregates and GROUP BY, joins, IN and LIKE filters,
+        CTEs, window functions, paging, JSON paths, upserts and writes with RETURNING, INSERT ...
+        SELECT, and string and date functions over the alphabet's text (NUL, astral characters)."""
+        rng = self.rng
+        b = self.binding
+        text = self.text
+        json_text = rng.choice(['{"a": 1, "b": [2, "x"]}', "[1, 2.5, null]", '{"a": {"c": "é"}}', "x", "", "[]"])
+        # Well-formed paths only: a malformed one's message depends on the SQLite version (allowance
+        # "sqlite-version": "bad JSON path: 'a'" in workerd, "JSON path error near 'a'" in 3.40).
+        path = rng.choice(["$.a", "$.b[1]", "$[1]", "$.a.c", "$", "$.nope", "$[#-1]"])
+        date = rng.choice(["2024-02-29", "2024-02-29 23:59:59", "2024-13-01", "", "now-ish", "1970-01-01T00:00:00Z"])
+        other = "t2" if table == "t1" else "t1"
+        return [
+            (
+                f"SELECT b, count(*) AS n, total(d) AS s FROM {table} GROUP BY b HAVING count(*) >= ?",
+                [rng.randint(0, 2)],
+            ),
+            (f"SELECT x.id, x.b, y.d FROM {table} AS x JOIN {other} AS y ON y.id = x.id", []),
+            (f"SELECT x.id, y.b FROM {table} AS x LEFT JOIN {other} AS y ON y.b = x.b", []),
+            (f"SELECT id FROM {table} WHERE b IN (?, ?, ?)", [b(), b(), b()]),
+            # (text only: allowance "like-blobs")
+            (
+                f"SELECT id, b FROM {table} WHERE typeof(b) = 'text' AND b LIKE ?",
+                [rng.choice(["%", "a%", "_", "%é%", "A%", text()])],
+            ),
+            (f"WITH w AS (SELECT id, b FROM {table} WHERE d IS NOT NULL) SELECT count(*) AS n FROM w", []),
+            (f"SELECT id, row_number() OVER (ORDER BY d DESC, id) AS r FROM {table}", []),
+            (f"SELECT id, b FROM {table} ORDER BY id LIMIT ? OFFSET ?", [rng.randint(-1, 3), rng.randint(0, 3)]),
+            (f"SELECT count(DISTINCT b) AS n, group_concat(b, ?) AS g FROM {table}", [text()]),
+            (f"SELECT coalesce(max(id), 0) + 1 AS next, min(b), avg(d) FROM {table}", []),
+            (f"UPDATE {table} SET b = ? WHERE id = ? RETURNING id, b", [b(), rng.randint(1, 4)]),
+            (f"DELETE FROM {table} WHERE b IS ? RETURNING *", [b()]),
+            (
+                f"INSERT INTO {table} (id, b) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                [rng.randint(1, 4), b()],
+            ),
+            (f"INSERT INTO {other} (b, c, d) SELECT b, c, d FROM {table} WHERE d IS NOT ?", [b()]),
+            ("SELECT ? ->> ?, json_extract(?, ?), json_valid(?)", [json_text, path, json_text, path, json_text]),
+            ("SELECT substr(?, 2, 2), instr(?, ?), replace(?, ?, 'R'), trim(?), hex(?)", [text() for _ in range(7)]),
+            (
+                "SELECT date(?), strftime('%Y-%m-%d %H:%M', ?, '+1 day'), julianday(?) - julianday('2000-01-01')",
+                [date] * 3,
+            ),
+            (
+                f"SELECT CASE WHEN d > ? THEN 'hi' ELSE 'lo' END AS k, iif(b IS NULL, 1, 0) FROM {table} WHERE id = ?",
+                [b(), rng.randint(1, 4)],
+            ),
+        ]
 
     def more_sql(self, table: str) -> list[tuple[str, list[Any]]]:
         """Constraints, transaction statements, the authorizer and SQLite's limits as workerd sets them."""
