@@ -17,7 +17,8 @@ keep its shape: a layer starts with its number and its modules, the role follows
            -- fronts: ASGI (only supported names of _http), testing hooks, BlockingRuntime;
               serve's connection bounds; reading a stopped runtime's files (their documented layout)
     5  _runtime, _hosts              -- runtime, env bindings, its lifecycle; the live hosts and their eviction
-    4  _namespace, _stub, _rpc_target -- ids and stubs -> hosts; functions and RpcTargets over RPC
+    4  _namespace, _stub, _rpc_target, _pipeline
+           -- ids and stubs -> hosts; functions and RpcTargets over RPC; promise pipelining
     3  _host, _alarms, _hibernation  -- one object's lifecycle: events, gates, resets, sockets
     2  _state, _storage, _counter, _background
            -- what an object sees: ctx, storage; the reference object; block_concurrency_while

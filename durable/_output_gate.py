@@ -118,13 +118,16 @@ class Batch:
         else:
             for fut, value, is_error in held:
                 # resolve(), inlined: one held result per awaited call that wrote (docs/performance.md).
-                if fut.done():
+                if _FUTURE_DONE(fut):
                     continue
                 try:
                     if is_error:
                         fut.set_exception(value)
                     else:
-                        fut.set_result(value)
+                        if type(fut) in PLAIN_FUTURES:
+                            _FUTURE_SET_RESULT(fut, value)
+                        else:
+                            fut.set_result(value)
                 except RuntimeError:
                     pass  # made on an event loop that is closed now: nobody can be waiting for it
         for waiter in self.waiters:
@@ -143,6 +146,16 @@ class Batch:
 
 
 _FUTURE_SET_RESULT = asyncio.Future.set_result
+PLAIN_FUTURES: set[type] = {asyncio.Future}
+"""The future types whose ``set_result`` is asyncio's own (``_stub`` adds its promise types, not the
+redirected fetch's): settled through ``_FUTURE_SET_RESULT``, without reading the promise's
+attribute (see ``_FUTURE_DONE``)."""
+_FUTURE_DONE = asyncio.Future.done
+_FUTURE_GET_LOOP = asyncio.Future.get_loop
+_FUTURE_REMOVE_DONE_CALLBACK = asyncio.Future.remove_done_callback
+"""asyncio.Future's own methods, called as functions on the calls' promises: an ``RpcPromise`` has
+a ``__getattr__`` (promise pipelining), which on CPython 3.11 made each ``fut.done()`` a bound
+method made through that hook, about 490 instructions more per read (callgrind)."""
 
 _Taken = list[tuple[asyncio.Future[Any], list[tuple[Callable[[Any], object], Any]]]]
 
@@ -168,12 +181,12 @@ def _release_together(held: list[tuple[asyncio.Future[Any], Any, bool]]) -> None
         return
     taken: _Taken = []
     for fut, value, is_error in held:
-        if fut.done():
+        if _FUTURE_DONE(fut):
             continue
         if (
             not is_error
             and type(fut).set_result is _FUTURE_SET_RESULT
-            and fut.get_loop() is loop
+            and _FUTURE_GET_LOOP(fut) is loop
             and (callbacks := fut._callbacks)
         ):
             # A copy: with its first callback removed before, asyncio's C future hands out its own
@@ -181,8 +194,8 @@ def _release_together(held: list[tuple[asyncio.Future[Any], Any, bool]]) -> None
             # twice, the next be lost: tests/test_fast_paths.py).
             callbacks = list(callbacks)
             for callback, _ in callbacks:
-                fut.remove_done_callback(callback)
-            fut.set_result(value)  # (no callback left to schedule)
+                _FUTURE_REMOVE_DONE_CALLBACK(fut, callback)
+            _FUTURE_SET_RESULT(fut, value)  # (no callback left to schedule)
             taken.append((fut, callbacks))
             continue
         if taken:
@@ -450,12 +463,15 @@ class OutputGate:
             # sequential call that wrote, seq-increment 70,784 -> 69,823 instructions (callgrind,
             # thirteenth pass, docs/performance.md). Keep the two alike.
             fut, value, is_error = held[0]
-            if not fut.done():
+            if not _FUTURE_DONE(fut):  # (see _FUTURE_DONE)
                 try:
                     if is_error:
                         fut.set_exception(value)
                     else:
-                        fut.set_result(value)
+                        if type(fut) in PLAIN_FUTURES:
+                            _FUTURE_SET_RESULT(fut, value)
+                        else:
+                            fut.set_result(value)
                 except RuntimeError:
                     pass  # made on an event loop that is closed now: nobody can be waiting for it
         else:

@@ -41,7 +41,15 @@ from ._exceptions import DurableError, copy_handler_error
 if TYPE_CHECKING:
     from ._host import ObjectHost
 
-__all__ = ["CallbackStub", "RpcTarget", "TargetStub", "copy_params", "dispose_all", "register_runtime_forwarding"]
+__all__ = [
+    "CallbackStub",
+    "RpcTarget",
+    "TargetStub",
+    "copy_params",
+    "dispose_all",
+    "register_promise_type",
+    "register_runtime_forwarding",
+]
 
 running = _context.running
 
@@ -137,7 +145,7 @@ class _RemoteStub:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return coro  # no loop runs: the call is made when awaited
-        outcome = loop.create_future()
+        outcome = _new_outcome(loop)  # (an RpcPromise: calls and reads pipeline on it, see _pipeline)
         task = loop.create_task(_settle(coro, outcome))
         _calls.add(task)  # (a call nobody awaits still runs to its end)
         task.add_done_callback(_calls.discard)
@@ -223,6 +231,21 @@ async def _call_object(
 
 _on_runtime_loop: Callable[[Any, Callable[[], Awaitable[Any]]], Awaitable[Any]] | None = None
 """``_stub.on_runtime_loop``, which ``_stub`` registers (it imports this module, not the reverse)."""
+
+
+def _create_future(loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+    return loop.create_future()
+
+
+_new_outcome: Callable[[asyncio.AbstractEventLoop], asyncio.Future[Any]] = _create_future
+"""Makes the promise of a call on a callback or target stub: ``_stub`` registers one that makes an
+``RpcPromise`` (``register_promise_type``), as this module may not import it."""
+
+
+def register_promise_type(new_outcome: Callable[[asyncio.AbstractEventLoop], asyncio.Future[Any]]) -> None:
+    """Called by ``_stub``: how to make the promise of a call on a callback or target stub."""
+    global _new_outcome
+    _new_outcome = new_outcome
 
 
 def register_runtime_forwarding(on_runtime_loop: Callable[[Any, Callable[[], Awaitable[Any]]], Awaitable[Any]]) -> None:

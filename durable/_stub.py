@@ -54,8 +54,9 @@ from ._http import (
     sent_url,
 )
 from ._id import DurableObjectId
-from ._output_gate import reset_copy
-from ._rpc_target import copy_params, dispose_all, register_runtime_forwarding
+from ._output_gate import PLAIN_FUTURES, reset_copy
+from ._pipeline import NOT_PIPELINED, PipelinedMember, register_pipelining
+from ._rpc_target import copy_params, dispose_all, register_promise_type, register_runtime_forwarding
 from ._util import NoPublicConstructor, running_loop
 
 if TYPE_CHECKING:
@@ -544,6 +545,10 @@ _future_done = asyncio.Future.done
 promise's own method lookups are not specialized by CPython 3.11 (an instance whose ``__dict__`` slot
 is empty), so ``promise.done()`` took about 80 instructions more (a loop of calls, callgrind)."""
 
+_future_result = asyncio.Future.result
+"""``Future.result`` as a function: a promise's own attribute reads go through its ``__getattr__``
+hook (promise pipelining), which on CPython 3.11 costs a bound method per method read."""
+
 _future_await = asyncio.Future.__await__
 """asyncio's ``Future.__await__`` (C): an iterator of the future, finished at once when it is settled."""
 
@@ -563,7 +568,8 @@ class RpcPromise(asyncio.Future[Any]):
     # docs/performance.md). The dict every Future can have holds only close() (see below).
     __slots__ = ("_host", "_stub")
 
-    _stub: Stub[Any]
+    _stub: Stub[Any] | None
+    """The stub that made the call (None for a call on a callback or target stub)."""
     _host: ObjectHost | None
     """The object the call went to directly (not set for calls made by an object)."""
 
@@ -597,11 +603,11 @@ class RpcPromise(asyncio.Future[Any]):
             # result() (or its error), where this method was a generator stepped to its return:
             # seq-noop 28,184 -> 27,815 instructions (callgrind, thirteenth pass, docs/performance.md).
             return _future_await(self)
-        return self._result_when_settled()
+        return RpcPromise._result_when_settled(self)  # (through the class: see __getattr__)
 
     def _result_next_turn(self) -> Generator[Any, None, Any]:
         yield None  # what asyncio.sleep(0) yields: the task runs again on the next turn
-        return self.result()
+        return _future_result(self)
 
     def _result_when_settled(self) -> Generator[Any, None, Any]:
         self._asyncio_future_blocking = True
@@ -619,12 +625,25 @@ class RpcPromise(asyncio.Future[Any]):
             # the call ended, but another event of the object may have closed it since (found
             # by tests/differential/interleave.py, measured with miniflare 4.20260426).
             yield from caller.gate.wait().__await__()
-        return self.result()
+        return _future_result(self)
+
+    def __getattr__(self, name: str) -> PipelinedMember:
+        """``promise.name``: ``name`` of the call's eventual result, pipelined (see ``_pipeline``):
+        call it (``await stub.get_counter(5).inc(1)``) or await it (``await stub.get_config().name``).
+
+        Only for names the promise lacks: a Future's own (``result``, ``done``, ``add_done_callback``,
+        ``_asyncio_future_blocking``...) keep their meaning, and names starting with ``_`` (the
+        dunders that copy, pickle and ``hasattr()`` probe) and those in ``NOT_PIPELINED`` (what
+        asyncio and inspect probe a coroutine for) stay attribute errors.
+        """
+        if name.startswith("_") or name in NOT_PIPELINED:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        return PipelinedMember(self, (name,))
 
     def set_exception(self, exception: type | BaseException, /) -> None:
         # A reset or overload error breaks the stub that made the call, awaited or not.
-        if isinstance(exception, BaseException) and _breaks_stub(exception):
-            state = self._stub._link
+        if isinstance(exception, BaseException) and _breaks_stub(exception) and (stub := self._stub) is not None:
+            state = stub._link
             if state.broken is None:
                 state.broken = exception
         super().set_exception(exception)
@@ -675,6 +694,40 @@ def _close() -> None:
     pass
 
 
+def _promise_on(loop: asyncio.AbstractEventLoop) -> RpcPromise:
+    """The promise of a call on a callback or target stub (``_rpc_target``): an ``RpcPromise``,
+    so that calls and reads pipeline on it (workerd: ``cb(5).inc(2)`` in the receiver)."""
+    promise = RpcPromise(loop=loop)
+    promise._stub = None
+    promise._host = None
+    if CLOSE_PER_PROMISE:
+        promise.close = _close
+    return promise
+
+
+def _pipelined_promise(source: RpcPromise, call: Coroutine[Any, Any, Any] | Exception) -> RpcPromise:
+    """The promise of a call pipelined on ``source`` (``_pipeline``), on the running loop: it
+    follows a task that runs ``call``, or fails with it (an argument that cannot be copied)."""
+    loop = _get_running_loop()
+    if loop is None:
+        if not isinstance(call, Exception):
+            call.close()
+        raise RuntimeError(
+            "a pipelined call (promise.name(...)) needs a running event loop: make it where the "
+            "promise was made, or await the promise and call its result"
+        )
+    promise = RpcPromise()
+    promise._stub = source._stub
+    promise._host = None
+    if CLOSE_PER_PROMISE:
+        promise.close = _close
+    if isinstance(call, Exception):
+        promise.set_exception(call)
+    else:
+        promise._follow(loop.create_task(call))
+    return promise
+
+
 def _refused(stub: Stub[Any], exc: Exception) -> Any:
     """The promise of a call whose arguments could not be copied: failed with ``exc``.
 
@@ -723,6 +776,17 @@ class _FetchPromise(RpcPromise):
     redirect's response is in (``None`` once it settles the promise)."""
     _follows: bool
 
+    def __getattr__(self, name: str) -> NoReturn:
+        # Not pipelined: workerd's stub.fetch() returns a plain Promise (measured with miniflare
+        # 4.20260426: stub.fetch(url).status is undefined), not an RPC promise.
+        if name.startswith("_") or name in NOT_PIPELINED:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        raise AttributeError(
+            f"the promise of stub.fetch() has no attribute '{name}': it is not an RPC promise (as "
+            f"on Cloudflare, where fetch() returns a plain Promise), so nothing is pipelined on it: "
+            f"await it first, (await stub.fetch(...)).{name}"
+        )
+
     def redirected(self) -> None:
         """The response about to settle this promise has a redirect status: it settles through
         ``_RedirectedFetch.set_result``, which follows it if it may. Called by the host that
@@ -763,7 +827,9 @@ class _RedirectedFetch(_FetchPromise):
                     self.set_exception(exc)
                     return
                 if target is not None:  # the rest is a task of its own, which the promise follows
-                    self._follow(self.get_loop().create_task(_follow_redirects(self._stub, request, result, target)))
+                    stub = self._stub
+                    assert stub is not None  # (a fetch's promise has its stub)
+                    self._follow(self.get_loop().create_task(_follow_redirects(stub, request, result, target)))
                     return
             # (its url was set on the object's side, by check_response, which had the request)
         _future_set_result(self, result)
@@ -1259,3 +1325,6 @@ def fetch_forwarded(stub: Stub[Any], request: Request) -> Coroutine[Any, Any, Re
 
 
 register_runtime_forwarding(on_runtime_loop)
+register_pipelining(_pipelined_promise, Stub)
+register_promise_type(_promise_on)
+PLAIN_FUTURES.update((RpcPromise, _FetchPromise))  # (not _RedirectedFetch: its set_result follows redirects)

@@ -465,16 +465,6 @@ class TestRpcTarget:
             await testing.run_in_object(ns.get_by_name("a"), lambda obj, ctx: ctx.storage.put("t", Counter(1)))
 
 
-class TestPipelining:
-    async def test_pipelining_is_not_supported(self, ns: Any) -> None:
-        """workerd runs ``stub.get_counter(5).inc(1)`` (6); durable needs the first call awaited."""
-        promise = ns.get_by_name("a").get_counter(5)
-        with pytest.raises(AttributeError):
-            promise.inc
-        counter = await promise
-        assert await counter.inc(1) == 6
-
-
 class _Gate:
     """A value whose copy waits for an event: holds one thread inside copy_params."""
 

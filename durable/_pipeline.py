@@ -1,0 +1,148 @@
+"""Promise pipelining: a call or a property read on the eventual result of an un-awaited call.
+
+As in workerd (measured with miniflare 4.20260426, compatibility date 2026-04-07;
+``tests/test_rpc_pipelining.py``): ``await stub.get_counter(5).inc(1)`` calls ``inc(1)`` on what
+``get_counter(5)`` returns, without awaiting it first; ``await stub.get_config().name`` reads
+``name`` of it. ``promise.name`` (``RpcPromise.__getattr__``, for a public name the promise does
+not have itself) is a :class:`PipelinedMember`, which sends nothing by itself:
+calling it makes the call now (its arguments copied now, as a call's are) and returns an
+``RpcPromise``; awaiting it reads the property. Members chain: ``p.a.b``, ``p.f(1).g(2)``.
+
+What the name reaches, once the first call's result is in (the same as workerd):
+
+- a stub (an ``RpcTarget``'s, a function's, a Durable Object's): its member, as
+  ``(await promise).name`` gives it;
+- a plain ``dict`` (a JavaScript object): its key ``name``; calling it works only if its value is a
+  function (which crossed as a callback stub), else ``TypeError: "name" is not a function.``;
+- anything else (``None``, a number, a string, a list, a ``dict`` without the key): ``TypeError:
+  The RPC receiver does not implement the method "name".``;
+- ``dup`` is refused everywhere: ``TypeError: 'dup' is a reserved method and cannot be called
+  over RPC.``
+
+If the first call fails, every pipelined call and read on it fails with its error (the same
+exception object, as two awaits of one future raise; workerd gives each an equal copy). The
+pipelined call is made once the first call's result is in, so calls made on the stub meanwhile
+run before it, as in workerd (which delivers ``getCounter``, then two later direct calls, then
+the pipelined ones, in that order).
+
+Layer 4, below ``_stub``: the promise type is handed in by :func:`register_pipelining`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, final
+
+from ._codec import ATOMIC_TYPES
+from ._rpc_target import CallbackStub, TargetStub, copy_params, dispose_all
+
+if TYPE_CHECKING:
+    from ._stub import RpcPromise
+
+__all__ = ["NOT_PIPELINED", "PipelinedMember", "register_pipelining"]
+
+NOT_PIPELINED = frozenset(
+    {
+        # What asyncio, inspect and other libraries probe a coroutine-like object for with
+        # hasattr() (asyncio's repr of a task and Task.get_stack(), inspect.getcoroutinestate):
+        # a promise has none of them, and a pipelined member in their place would mislead them.
+        *(f"{kind}_{part}" for kind in ("cr", "gi", "ag") for part in ("await", "code", "frame", "running")),
+        "cr_origin", "cr_suspended", "gi_suspended", "gi_yieldfrom", "ag_suspended",
+        # A coroutine's close(): a promise has it only where asyncio calls it (3.13, see
+        # RpcPromise.close); elsewhere it stays absent, not a pipelined call.
+        "close",
+    }
+)  # fmt: skip
+"""Public names that stay attribute errors on a promise instead of being pipelined."""
+
+_new_promise: Callable[[RpcPromise, Coroutine[Any, Any, Any] | Exception], RpcPromise]
+_stub_types: tuple[type, ...] = (TargetStub, CallbackStub)
+"""The values whose members a pipelined name reaches as attributes (``Stub`` joins them)."""
+
+
+def register_pipelining(
+    new_promise: Callable[[RpcPromise, Coroutine[Any, Any, Any] | Exception], RpcPromise], stub_type: type
+) -> None:
+    """Called by ``_stub``: how to make the promise of a pipelined call (given the promise it is
+    pipelined on, and the call's coroutine, which a task runs, or the error that fails it), and
+    the Durable Object stub type."""
+    global _new_promise, _stub_types
+    _new_promise = new_promise
+    _stub_types = (TargetStub, CallbackStub, stub_type)
+
+
+@final
+class PipelinedMember:
+    """``promise.name``: call it to call ``name`` on the promise's eventual result, await it to
+    read that property, or take one of its own attributes to go one step further."""
+
+    __slots__ = ("_path", "_source")
+
+    def __init__(self, source: RpcPromise, path: tuple[str, ...]) -> None:
+        self._source = source
+        self._path = path
+
+    def __repr__(self) -> str:
+        return f"<durable pipelined member {'.'.join(self._path)} of {self._source!r}>"
+
+    def __getattr__(self, name: str) -> PipelinedMember:
+        # Only for names the class lacks (the dunders that copy, pickle and hasattr() probe too).
+        if name.startswith("_") or name in NOT_PIPELINED:
+            raise AttributeError(f"'PipelinedMember' object has no attribute '{name}'")
+        return PipelinedMember(self._source, (*self._path, name))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> RpcPromise:
+        """Call the member on the eventual result now; await the promise returned for its result.
+
+        The arguments are copied now (workerd: a change made after the call is not seen); one that
+        cannot be copied fails the promise, as it fails a call's.
+        """
+        received = None
+        if kwargs or any(type(arg) not in ATOMIC_TYPES for arg in args):
+            try:
+                args, kwargs, received = copy_params(args, kwargs)
+            except Exception as exc:
+                return _new_promise(self._source, exc)
+        promise = _new_promise(self._source, _call(self._source, self._path, args, kwargs))
+        if received is not None:  # disposed when the call ends, as a call's (_rpc_target)
+            dispose_all(received, promise)
+        return promise
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return _read_path(self._source, self._path).__await__()
+
+
+async def _read_path(source: RpcPromise, path: tuple[str, ...]) -> Any:
+    value = await source
+    for name in path:
+        value = await _read(value, name)
+    return value
+
+
+async def _call(source: RpcPromise, path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    value = await _read_path(source, path[:-1])
+    name = path[-1]
+    method = _member(value, name)
+    if not callable(method):
+        raise TypeError(f'"{name}" is not a function.')
+    result = method(*args, **kwargs)
+    return await result if inspect.isawaitable(result) else result
+
+
+async def _read(value: Any, name: str) -> Any:
+    member = _member(value, name)
+    if isinstance(value, _stub_types) and inspect.isawaitable(member):
+        return await member  # a stub's property: read where it lives
+    return member
+
+
+def _member(value: Any, name: str) -> Any:
+    """What ``name`` reaches on ``value``, an RPC result (not awaited), or workerd's TypeError."""
+    if name == "dup":
+        raise TypeError("'dup' is a reserved method and cannot be called over RPC.")
+    if isinstance(value, _stub_types):
+        return getattr(value, name)
+    if type(value) is dict and name in value:
+        return value[name]
+    raise TypeError(f'The RPC receiver does not implement the method "{name}".')
