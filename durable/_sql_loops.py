@@ -83,7 +83,8 @@ def loop_rows(
     """workerd's ``rowsRead`` for a statement of ``shape`` (from :func:`loop_shape`)."""
     kind = shape[0]
     if kind == "in":
-        return _in_rows(shape, params)
+        # Read in part: the values looked up so far are not known (a miss returns no row).
+        return _in_rows(shape, params) if finished else None
     if kind == "range":
         return _range_rows(conn, shape, params, tag, returned, finished, changes, stale)
     limit = _whole(_value(shape[2], params))
@@ -99,7 +100,10 @@ def loop_rows(
         visited = table_rows if limit is None or limit < 0 else min(table_rows, max(offset or 0, 0) + limit)
         return max(visited, 1)
     if not finished:
-        return max(table_rows, 1) + returned + 1
+        if shape[4]:
+            return None  # the rows sorted are not known before the end
+        # the sorter's rows stepped to: those read and the one waiting, unless the last was read
+        return max(table_rows, 1) + max(min(returned + 1, table_rows), 1)
     if shape[4]:  # filtered: the rows sorted are those returned (no LIMIT: see _sorted)
         return max(table_rows, 1) + max(returned, 1)
     return 2 * max(table_rows, 1)
