@@ -788,8 +788,8 @@ class SqlCursor:
         self._changes = cur.rowcount if cur is not None else -1  # an UPDATE's or DELETE's rows
         self._end = conn.total_changes + db.schema_epoch if conn is not None else -1
         """The connection's ``total_changes`` plus the schema's epoch (both only grow) when the
-        statement took its first step, then when it ended: ``rows_read`` counts a table only if
-        neither changed since."""
+        statement took its first step, then when it ended (-2 if either changed in between but
+        by the statement's own writes): ``rows_read`` counts a table only if neither changed since."""
 
     def __repr__(self) -> str:
         state = "done" if self._cur is None else "open"
@@ -912,9 +912,13 @@ class SqlCursor:
             if changed:  # a statement with RETURNING reports its changes as its rows are fetched
                 self._written += changed * self._per_row + self._extra
                 self._extra = 0
+                self._end += changed  # its own changes leave its count as it is
         if len(rows) != limit:
             self._close()
-            self._end = before + changed + db.schema_epoch  # (see rows_read)
+            if self._end != before + changed + db.schema_epoch:
+                # Written to between its first step and its end (a sort of rows since deleted,
+                # a LIMIT on a table since cut): rows_read counts the rows returned.
+                self._end = -2
         self._read += len(rows)
         return rows
 

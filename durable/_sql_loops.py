@@ -83,11 +83,12 @@ def loop_rows(
     """workerd's ``rowsRead`` for a statement of ``shape`` (from :func:`loop_shape`)."""
     kind = shape[0]
     if kind == "in":
-        return _in_rows(shape, params)
+        # Read in part: the values looked up so far are not known (a miss returns no row).
+        return _in_rows(shape, params) if finished else None
     if kind == "range":
         return _range_rows(conn, shape, params, tag, returned, finished, changes, stale)
-    limit = _value(shape[2], params)
-    offset = _value(shape[3], params)
+    limit = _whole(_value(shape[2], params))
+    offset = _whole(_value(shape[3], params))
     if limit is _NO_ROW or offset is _NO_ROW:
         return None
     if limit == 0:
@@ -99,7 +100,10 @@ def loop_rows(
         visited = table_rows if limit is None or limit < 0 else min(table_rows, max(offset or 0, 0) + limit)
         return max(visited, 1)
     if not finished:
-        return max(table_rows, 1) + returned + 1
+        if shape[4]:
+            return None  # the rows sorted are not known before the end
+        # the sorter's rows stepped to: those read and the one waiting, unless the last was read
+        return max(table_rows, 1) + max(min(returned + 1, table_rows), 1)
     if shape[4]:  # filtered: the rows sorted are those returned (no LIMIT: see _sorted)
         return max(table_rows, 1) + max(returned, 1)
     return 2 * max(table_rows, 1)
@@ -527,6 +531,15 @@ def _value(source: tuple[str, Any] | None, params: tuple[Any, ...]) -> Any:
     return params[source[1] - 1]
 
 
+def _whole(value: Any) -> Any:
+    """A LIMIT's or OFFSET's value as SQLite reads it (an integer: ``2.0`` and ``'2'`` are 2),
+    ``None`` for none, ``_NO_ROW`` if it is no integer (SQLite fails the statement)."""
+    if value is None or value is _NO_ROW:
+        return value
+    kind, number = _integer_affinity(value)
+    return number if kind == 1 and type(number) is int else _NO_ROW
+
+
 def _numeric(value: Any) -> bool:
     """Whether SQLite's numeric affinity makes ``value`` a number (a rowid seek's key)."""
     if isinstance(value, (bool, int, float)):
@@ -562,8 +575,11 @@ def _opened(conn: sqlite3.Connection, ops: list[Op], cursor: int, tag: str) -> t
         if row[3] is None or "WITHOUT" in row[3].upper():
             return None  # a WITHOUT ROWID table is an index b-tree
         return ("table", str(row[2]), None)
-    if row[3] is not None and " WHERE " in " ".join(str(row[3]).upper().split()):
-        return None  # a partial index: its entries are not the table's rows
+    partial = conn.execute(
+        f"SELECT partial FROM pragma_index_list(?, 'main') WHERE name = ? -- {tag}", (row[2], row[1])
+    ).fetchone()
+    if partial is None or partial[0]:
+        return None  # a partial index (``WHERE(a < 3)`` too): its entries are not the table's rows
     return ("index", str(row[2]), str(row[1]))
 
 

@@ -78,7 +78,7 @@ _PARTIAL: Final = re.compile(r"\bWHERE\b", re.IGNORECASE)
 _CREATE: Final = re.compile(r"\s*CREATE\s", re.IGNORECASE)
 
 Shape = tuple[Any, ...]
-"""``("none",)``, ``("point", keys)``, ``("count", table)``, ``("scan", table, deletes)``, or one
+"""``("none",)``, ``("point", keys)``, ``("count", table)``, ``("scan", table, deletes, filtered)``, or one
 of ``durable._sql_loops`` (``range``, ``limited``, ``sorted``)."""
 
 
@@ -131,7 +131,12 @@ def rows_read(
         if kind == "point":
             return sum(1 for key in shape[1] if _integer_key(key, params))
         if kind == "scan" and not finished:
-            return returned + 1  # the rows stepped to: those read and the one waiting
+            if shape[3]:
+                return None  # the rows stepped to include those the filter skipped: unknown
+            if stale:
+                return returned + 1  # the rows stepped to: those read and the one waiting
+            # ... unless the last row was read (sqlite3 has stepped past it: nothing waits)
+            return min(returned + 1, max(_rows(conn, shape[1], tag), 1))
         if stale:
             return None  # written to since: the table's rows now are not those it counted
         if kind == "count":
@@ -256,7 +261,8 @@ def _plain_shape(conn: sqlite3.Connection, ops: list[tuple[Any, ...]], tag: str)
     deletes = any(o[1] == "Delete" and o[2] == op[2] for o in ops) and not any(
         o[1] == "Insert" and o[2] == op[2] for o in ops
     )
-    return ("scan", table, deletes)
+    filtered = any(loop[0] < addr < loop[1] and not _rowid_guard(ops, addr) for addr, _ in jumps)
+    return ("scan", table, deletes, filtered)
 
 
 def _inline_subroutines(ops: list[tuple[Any, ...]]) -> dict[int, int]:

@@ -415,3 +415,28 @@ class TestRpcValues:
         assert [type(back["method"]), type(back["codes"][0])] == [str, int]
         assert list(await stub.store(HTTPMethod.PUT)) == ["PUT", "PUT"]
         assert list(await stub.store({"status": HTTPStatus.OK})) == [{"status": 200}, {"status": 200}]
+
+    async def test_subclass_keys_and_overridden_conversions_go_as_plain_values(
+        self, durable_runtime: durable.Runtime
+    ) -> None:
+        """Pyodide converts a dict's keys as it converts its values (the SDK's ``to_js(...,
+        dict_converter=Object.fromEntries)``), and reads a ``str`` / ``int`` / ``float``
+        subclass's own value, not what its ``__int__`` / ``__float__`` return. durable raised
+        ``DataCloneError: Could not serialize object of type "HTTPStatus"`` for
+        ``{HTTPStatus.OK: 1}`` (a key of a subclass, at any depth) and sent 99 for an ``int``
+        subclass holding 5 whose ``__int__`` returns 99."""
+        from http import HTTPMethod, HTTPStatus
+
+        class Odd(int):
+            def __int__(self) -> int:
+                return 99
+
+        class Odder(float):
+            def __float__(self) -> float:
+                return 9.5
+
+        stub = echo_stub(durable_runtime)
+        assert await stub.identity({HTTPStatus.OK: 1}) == {200: 1}
+        stored = list(await stub.store({"x": {HTTPMethod.GET: [Odd(5)]}}))
+        assert stored == [{"x": {"GET": [5]}}] * 2 and type(next(iter(stored[0]["x"]))) is str
+        assert [await stub.identity(Odd(5)), await stub.identity(Odder(1.5))] == [5, 1.5]

@@ -319,6 +319,8 @@ def _holds_view(value: Any, seen: set[int]) -> bool:
     if not isinstance(value, (dict, list)) or id(value) in seen:
         return False
     seen.add(id(value))
+    if isinstance(value, dict) and any(type(key) not in _PLAIN and isinstance(key, (str, int, float)) for key in value):
+        return True  # a key of a str or int subclass
     return any(_holds_view(item, seen) for item in (value.values() if isinstance(value, dict) else value))
 
 
@@ -334,7 +336,8 @@ def _with_bytes(value: Any, memo: dict[int, Any]) -> Any:
     if isinstance(value, str) and type(value) is not str:
         return str.__str__(value)  # Pyodide: a str subclass (a StrEnum) is a JavaScript string
     if isinstance(value, (int, float)) and type(value) not in _PLAIN:
-        return float(value) if isinstance(value, float) else int(value)  # an IntEnum: a number
+        # An IntEnum: a number. Pyodide reads the number itself, not what ``__int__`` makes of it.
+        return float.__float__(value) if isinstance(value, float) else int.__int__(value)
     if value is jsnull:
         return None
     if isinstance(value, JsDate):
@@ -352,7 +355,10 @@ def _with_bytes(value: Any, memo: dict[int, Any]) -> Any:
     converted: dict[Any, Any] = {}
     memo[id(value)] = converted
     for key, item in value.items():
-        converted[key] = _with_bytes(item, memo)
+        # A key of a str or int subclass (``{HTTPStatus.OK: ...}``): the plain value, as Pyodide
+        # converts keys as it converts values.
+        plain = key if type(key) in _PLAIN or not isinstance(key, (str, int, float)) else _with_bytes(key, memo)
+        converted[plain] = _with_bytes(item, memo)
     return converted
 
 
