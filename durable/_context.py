@@ -4,7 +4,8 @@
 to their object (``docs/threads.md``): used from code that is not running inside that object (the
 test body, another object, another thread), they raise ``RuntimeError`` naming the fix. The host
 sets :data:`running` for every event it delivers (and tasks the object starts inherit it);
-:func:`check_owner` compares. It is one context-variable read on the hot path.
+:func:`check_owner` compares. It is one context-variable read on the hot path. A reset cancels
+the tasks whose context holds an ended generation (:func:`cancel_left_over`).
 
 Layer 0: knows nothing of hosts beyond identity.
 """
