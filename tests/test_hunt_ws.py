@@ -147,12 +147,12 @@ class TestAResetInstancesSocket:
     async def test_the_next_instance_may_not_use_it(self, rt: durable.Runtime) -> None:
         """Sockets of an instance reset by ``ctx.abort()``, reached by its next instance.
 
-        workerd (miniflare 4.20260426, compatibility date 2026-04-07; /tmp probe
-        reset-iso-p1.mjs): an object accepts a hibernatable socket (tag, attachment ``{a: 1}``)
-        and a standard one, keeps both in a module global, then calls ``ctx.abort()``. Both
-        clients get a 1006 close. The next instance's ``getWebSockets()`` is empty; its
-        ``readyState``, ``send()`` and ``close()`` on either throw "Cannot perform I/O on behalf
-        of a different Durable Object. ..."; ``deserializeAttachment()`` reads ``{a: 1}`` and
+        workerd (miniflare 4.20260426, compatibility date 2026-04-07, clients made with
+        ``mf.dispatchFetch``): an object accepts a hibernatable socket (tag, attachment ``{a: 1}``)
+        and a standard one, keeps both in a module global, then calls ``ctx.abort()``. Both clients
+        get a 1006 close. The next instance's ``getWebSockets()`` is empty; its ``readyState``,
+        ``send()`` and ``close()`` on either throw "Cannot perform I/O on behalf of a different
+        Durable Object. ..."; ``deserializeAttachment()`` reads ``{a: 1}`` and
         ``serializeAttachment()`` works. durable let the next instance use them as its own
         (``ready_state`` CLOSED, ``send()`` and ``close()`` did nothing).
         """

@@ -278,7 +278,7 @@ class Leaves(durable.DurableObject):
 
 
 class TestTasksOfAResetInstance:
-    """workerd (miniflare 4.20260426, compatibility date 2026-04-07; probe reset-iso-p1.mjs): a
+    """workerd (miniflare 4.20260426, compatibility date 2026-04-07, logging to a module global): a
     ``setTimeout`` callback due 30 ms later, an un-awaited async chain (20 ms) and a
     ``storage.get().then()`` made before ``ctx.abort()``, or before a ``blockConcurrencyWhile``
     callback throws, never run: no line of them is logged, their storage writes and calls to
@@ -333,12 +333,12 @@ class Catches(durable.DurableObject):
 
 class TestTheEventThatAwaitedAFailingCallback:
     async def test_goes_no_further(self) -> None:
-        """workerd (miniflare 4.20260426, probe reset-iso-p1.mjs): a fetch handler that awaits a
-        ``blockConcurrencyWhile()`` callback that throws, in ``try``/``catch``, runs neither its
-        ``catch`` nor its next lines (a ``storage.put``); its caller gets the callback's error
-        (``bcw boom``). durable did so on Python 3.11, but on 3.12+ the reset's cancellation of the
-        event went to the callback's task, which ended with its error: the handler caught it and
-        went on (its storage calls raised the reset error)."""
+        """workerd (miniflare 4.20260426, compatibility date 2026-04-07): a fetch handler that
+        awaits a ``blockConcurrencyWhile()`` callback that throws, in ``try``/``catch``, runs
+        neither its ``catch`` nor its next lines (a ``storage.put``); its caller gets the callback's
+        error (``bcw boom``). In durable the handler caught it and went on (its storage calls
+        raised the reset error): the reset's cancellation of the event went to the callback's
+        task, which it awaited, and that task ended with its error instead."""
         Catches.log = []
         async with durable.Runtime() as rt:
             with pytest.raises(ValueError, match="^bcw boom$") as info:
