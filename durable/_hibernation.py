@@ -55,6 +55,7 @@ from ._websocket import (
     WebSocketRequestResponsePair,
     check_owner,
     claim,
+    orphan,
     set_object_hooks,
 )
 from ._wsbase import HibernatableEntry
@@ -265,16 +266,23 @@ class SocketRegistry:
 
     # -- hibernation -----------------------------------------------------------------------------
 
-    def disconnect_all(self, *, standard_only: bool = False) -> None:
+    def disconnect_all(self, *, standard_only: bool = False, reset: bool = False) -> None:
+        """Disconnect the sockets (clients see 1006): those accepted with ``accept()``, and the
+        hibernatable ones unless ``standard_only``. ``reset``: the object was reset, and its
+        next instance may not use them (:func:`~durable._websocket.orphan`)."""
         for ws in list(self.standard):
             ws.network.disconnect()  # releases it (and its pin on the host) through release()
             dropped(ws)
+            if reset:
+                orphan(ws)
         if not standard_only:
             self.reading.clear()
             self.backlog.clear()
             sockets, self.sockets = self.sockets, {}
             for ws in sockets:
                 ws.network.disconnect()
+                if reset:
+                    orphan(ws)
 
 
 def tag_form(tag: str) -> str:
@@ -507,7 +515,7 @@ class HibernationManager:
         ``keep_hibernatable`` (an event timeout) only those accepted with ``accept()``."""
         registry = self.registries.get(host.key)
         if registry is not None:
-            registry.disconnect_all(standard_only=keep_hibernatable)
+            registry.disconnect_all(standard_only=keep_hibernatable, reset=True)
             if not keep_hibernatable:
                 # The settings go with the sockets: after ctx.abort() the fresh instance reads no
                 # auto-response and no event timeout (measured with miniflare 4, 2026-04-07).

@@ -436,6 +436,7 @@ class ObjectHost:
         """End this generation: fail its calls with ``error``, drop unflushed writes and the instance."""
         self._end_generation(error)
         self.runtime.hibernation.object_reset(self, keep_hibernatable)  # its WebSockets are disconnected
+        _context.cancel_left_over(self, self.gen)  # the tasks the instance created (Python 3.12+)
 
     def _end_generation(self, error: BaseException) -> None:
         self.gen += 1

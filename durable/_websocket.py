@@ -68,6 +68,7 @@ __all__ = [
     "check_owner",
     "claim",
     "hand_over_end",
+    "orphan",
     "remote_close",
     "set_object_hooks",
     "validate_auto_response",
@@ -449,6 +450,22 @@ def claim(ws: WebSocket) -> None:
     """``ws`` was accepted: a socket that belongs to no object yet now belongs to the running one."""
     if ws._io is None:
         ws._io = object_hooks().io_owner()
+
+
+_RESET: Final = object()
+"""The owner of a socket whose object was reset (:func:`orphan`): the key of no object."""
+
+
+def orphan(ws: WebSocket) -> None:
+    """``ws`` was disconnected by a reset of its object: no object's code may use it any more.
+
+    workerd (measured with miniflare 4.20260426) refuses ``send``, ``close``, ``readyState`` and
+    ``ctx.getTags`` with "Cannot perform I/O on behalf of a different Durable Object. ..." when
+    the object's next instance reaches a socket of its reset one (kept in a module global), as
+    for another object's socket; its attachment methods still work. Code outside any object may
+    still use it.
+    """
+    ws._io = _RESET
 
 
 @final

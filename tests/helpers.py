@@ -51,7 +51,9 @@ def as_own_code(storage: durable.Storage) -> durable.Storage:
     """Mark the running test body as the object's own code, so it may drive ``storage`` directly.
 
     Storage refuses code that is not its object's (durable/_context.py); white-box tests of storage
-    call it from the test body instead, bypassing the input gate. Returns ``storage``.
+    call it from the test body instead, bypassing the input gate. Returns ``storage``. The test
+    body then counts as code of that instance: on Python 3.12+ a reset of the object cancels its
+    task, as it cancels every task the reset instance made.
     """
     _context.running.set(storage._host.running)
     return storage

@@ -708,7 +708,9 @@ class TestAHandlerThatCatchesTheResetOfItsObject:
     callback that throws, awaited in a try/catch) failed its attempt: it is retried after 2 s
     with retryCount 1 (there the handler's code does not even go on to its catch). In durable
     the handler's catch then returned normally, and its success cleared the alarm, written after
-    the reset: no retry, no alarm."""
+    the reset: no retry, no alarm. The handler awaiting the failing callback no longer reaches its
+    catch either (as in workerd; tests/test_reset.py, TestTheEventThatAwaitedAFailingCallback);
+    the one that calls abort() itself still does (docs/differences.md)."""
 
     @pytest.mark.parametrize("name", ["abort", "block_concurrency_while"])
     async def test_the_attempt_failed_and_is_retried(self, backend: str, name: str) -> None:
@@ -717,11 +719,12 @@ class TestAHandlerThatCatchesTheResetOfItsObject:
         async with durable.Runtime(clock=clock, vars={"seen": seen}) as rt:
             await rt.namespace(CatchesItsReset, storage=backend).get_by_name(name).arm()
             await clock.advance(1)
-            assert seen == [0, "reset"]
+            caught = ["reset"] if name == "abort" else []
+            assert seen == [0, *caught]
             stub = rt.namespace(CatchesItsReset, storage=backend).get_by_name(name)
             assert await stub.get() == T0_MS + 200  # stored until the retry
             await clock.advance(10)
-            assert seen == [0, "reset", 1]
+            assert seen == [0, *caught, 1]
             assert await stub.get() is None
 
 

@@ -143,6 +143,64 @@ class TestAnotherObjectsSocket:
         assert await client.receive() == "from-b"
 
 
+class TestAResetInstancesSocket:
+    async def test_the_next_instance_may_not_use_it(self, rt: durable.Runtime) -> None:
+        """Sockets of an instance reset by ``ctx.abort()``, reached by its next instance.
+
+        workerd (miniflare 4.20260426, compatibility date 2026-04-07, clients made with
+        ``mf.dispatchFetch``): an object accepts a hibernatable socket (tag, attachment ``{a: 1}``)
+        and a standard one, keeps both in a module global, then calls ``ctx.abort()``. Both clients
+        get a 1006 close. The next instance's ``getWebSockets()`` is empty; its ``readyState``,
+        ``send()`` and ``close()`` on either throw "Cannot perform I/O on behalf of a different
+        Durable Object. ..."; ``deserializeAttachment()`` reads ``{a: 1}`` and
+        ``serializeAttachment()`` works. durable let the next instance use them as its own
+        (``ready_state`` CLOSED, ``send()`` and ``close()`` did nothing).
+        """
+        a = stub(rt, "a")
+        clients = []
+        for kind in ("hib", "std"):
+            response = await a.fetch(f"http://x/{kind}", headers={"Upgrade": "websocket"})
+            response.web_socket.accept()
+            clients.append(response.web_socket)
+        kept = rt.env.kept
+        await run_in_object(a, lambda obj, ctx: kept["hib"].serialize_attachment({"a": 1}))
+
+        def abort(obj: Any, ctx: durable.State) -> None:
+            ctx.abort("bye")
+
+        with pytest.raises(durable.ObjectAbortedError, match="^bye$"):
+            await run_in_object(a, abort)
+        for client in clients:
+            with pytest.raises(durable.WebSocketClosed) as closed:
+                await client.receive()
+            assert closed.value.code == 1006
+
+        def use(obj: Any, ctx: durable.State) -> dict[str, Any]:
+            hib, std = kept["hib"], kept["std"]
+            calls: dict[str, Callable[[], object]] = {
+                "ready_state": lambda: hib.ready_state,
+                "send": lambda: hib.send("x"),
+                "close": lambda: hib.close(1000, "x"),
+                "get_tags": lambda: ctx.get_tags(hib),
+                "standard ready_state": lambda: std.ready_state,
+                "standard send": lambda: std.send("x"),
+                "standard close": lambda: std.close(1000, "x"),
+            }
+            refused = {}
+            for name, call in calls.items():
+                with pytest.raises(durable.WebSocketError) as info:
+                    call()
+                refused[name] = str(info.value)
+            attachment = hib.deserialize_attachment()
+            hib.serialize_attachment({"b": 2})
+            return {"refused": refused, "attachment": attachment, "listed": len(ctx.get_web_sockets())}
+
+        seen = await run_in_object(stub(rt, "a"), use)
+        assert seen["refused"] == dict.fromkeys(seen["refused"], OTHER_OBJECT) and len(seen["refused"]) == 7
+        assert (seen["attachment"], seen["listed"]) == ({"a": 1}, 0)
+        assert kept["hib"].ready_state == durable.WebSocket.CLOSED  # outside any object: allowed
+
+
 class TestTagsWithSurrogates:
     async def test_lone_and_paired_surrogates(self, rt: durable.Runtime) -> None:
         """Tags are kept as workerd keeps them: in UTF-8 with a lone surrogate's three bytes.

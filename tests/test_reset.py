@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import pytest
 
 import durable
 from durable import testing
+from durable.testing import run_in_object
 
 
 class Obj(durable.DurableObject):
@@ -231,3 +233,116 @@ class TestAStubThatReachedAResetInstance:
             with pytest.raises(durable.ObjectAbortedError, match="^later$"):
                 await keeper.call("ok")
             assert await rt.env.LATER.get_by_name("b").ok() == "ok"
+
+
+CANCELS = sys.version_info >= (3, 12)
+"""Whether a reset cancels the tasks of the reset instance (``Task.get_context()``: Python 3.12+)."""
+
+
+class Leaves(durable.DurableObject):
+    """Leaves tasks running, then is reset (``abort()`` or a ``block_concurrency_while`` that raises)."""
+
+    log: list[str] = []
+
+    async def _later(self, tag: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            Leaves.log.append(f"{tag} cancelled")
+            raise
+        Leaves.log.append(f"{tag} ran")
+        try:
+            await self.ctx.storage.put("k", tag)
+        except Exception as exc:
+            Leaves.log.append(f"{tag} put: {exc}")  # (not raised: the task's error would be logged)
+
+    async def _leave(self) -> None:
+        self.timer = asyncio.create_task(self._later("timer", 0.02))
+        await asyncio.sleep(0)  # the timer's task starts and sleeps
+        self.unstarted = asyncio.create_task(self._later("unstarted", 0))  # starts after the reset
+
+    async def abort(self) -> None:
+        await self._leave()
+        self.ctx.abort("bye")
+
+    async def failing_bcw(self) -> None:
+        async def body() -> None:
+            await self._leave()
+            raise ValueError("bcw boom")
+
+        await self.ctx.block_concurrency_while(body)
+
+    async def leave_one(self) -> str:
+        self.timer = asyncio.create_task(self._later("next", 0.02))
+        return "left"
+
+
+class TestTasksOfAResetInstance:
+    """workerd (miniflare 4.20260426, compatibility date 2026-04-07, logging to a module global): a
+    ``setTimeout`` callback due 30 ms later, an un-awaited async chain (20 ms) and a
+    ``storage.get().then()`` made before ``ctx.abort()``, or before a ``blockConcurrencyWhile``
+    callback throws, never run: no line of them is logged, their storage writes and calls to
+    another object are never seen. durable let an instance's asyncio tasks run on (their storage
+    calls raised the reset error); on Python 3.12+ the reset now cancels them (3.11 has no
+    ``Task.get_context()``: there they still run, docs/differences.md)."""
+
+    @pytest.mark.parametrize("how", ["abort", "failing_bcw"])
+    async def test_they_stop(self, how: str) -> None:
+        Leaves.log = []
+        async with durable.Runtime() as rt:
+            ns = rt.namespace(Leaves)
+            outside = asyncio.create_task(asyncio.sleep(0.03))  # the test body's: not the object's
+            other = ns.get_by_name("other")
+            assert await other.leave_one() == "left"
+            with pytest.raises(Exception, match="^(bye|bcw boom)$") as info:
+                await getattr(ns.get_by_name("a"), how)()
+            assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
+            await asyncio.sleep(0.05)
+            if CANCELS:
+                assert sorted(Leaves.log) == ["next ran", "timer cancelled"]
+            else:
+                assert sorted(Leaves.log) == [
+                    "next ran",
+                    f"timer put: {info.value}",
+                    "timer ran",
+                    f"unstarted put: {info.value}",
+                    "unstarted ran",
+                ]
+            assert not outside.cancelled()
+            assert await ns.get_by_name("a").leave_one() == "left"  # the next instance's tasks run
+            await asyncio.sleep(0.05)
+            assert Leaves.log.count("next ran") == 2
+            assert await run_in_object(ns.get_by_name("a"), lambda obj, ctx: ctx.storage.get("k")) == "next"
+
+
+class Catches(durable.DurableObject):
+    log: list[str] = []
+
+    async def catch_bcw(self) -> str:
+        async def body() -> None:
+            await asyncio.sleep(0)
+            raise ValueError("bcw boom")
+
+        try:
+            await self.ctx.block_concurrency_while(body)
+        except Exception as exc:
+            Catches.log.append(f"caught {exc!r}")
+        Catches.log.append("went on")
+        return "returned"
+
+
+class TestTheEventThatAwaitedAFailingCallback:
+    async def test_goes_no_further(self) -> None:
+        """workerd (miniflare 4.20260426, compatibility date 2026-04-07): a fetch handler that
+        awaits a ``blockConcurrencyWhile()`` callback that throws, in ``try``/``catch``, runs
+        neither its ``catch`` nor its next lines (a ``storage.put``); its caller gets the callback's
+        error (``bcw boom``). In durable the handler caught it and went on (its storage calls
+        raised the reset error): the reset's cancellation of the event went to the callback's
+        task, which it awaited, and that task ended with its error instead."""
+        Catches.log = []
+        async with durable.Runtime() as rt:
+            with pytest.raises(ValueError, match="^bcw boom$") as info:
+                await rt.namespace(Catches).get_by_name("a").catch_bcw()
+            assert info.value.durable_object_reset is True  # type: ignore[attr-defined]
+            await asyncio.sleep(0.01)
+            assert Catches.log == []
