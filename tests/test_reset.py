@@ -142,6 +142,7 @@ class TestConstructorAndBlockConcurrency:
 
 class Later(durable.DurableObject):
     constructed = 0
+    aborted = False  # set as the timer calls abort(), so that a test waits for it and not a fixed time
 
     def __init__(self, ctx: durable.State, env: durable.Env) -> None:
         super().__init__(ctx, env)
@@ -153,6 +154,7 @@ class Later(durable.DurableObject):
     async def abort_later(self, how: str) -> str:
         async def later() -> None:
             await asyncio.sleep(0.02)
+            type(self).aborted = True
             self.ctx.abort("later")
 
         if how == "wait_until":
@@ -180,12 +182,19 @@ class TestAStubThatReachedAResetInstance:
     @pytest.mark.parametrize("how", ["wait_until", "task"])
     async def test_abort_after_the_call_returned(self, how: str) -> None:
         Later.constructed = 0
+        Later.aborted = False
         async with durable.Runtime() as rt:
             ns = rt.namespace(Later)
             stub, used, unused = (ns.get_by_name("a") for _ in range(3))
             assert await used.ok() == "ok"
             assert await stub.abort_later(how) == "returned"
-            await asyncio.sleep(0.06)
+            # Until the timer has aborted (a fixed 60 ms ran out on a loaded machine), then a
+            # few turns more for the reset to finish
+            for _ in range(1000):
+                if Later.aborted:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
             for reached in (stub, used):
                 for _ in range(2):
                     with pytest.raises(durable.ObjectAbortedError, match="^later$") as info:
