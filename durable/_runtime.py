@@ -299,8 +299,7 @@ class Runtime(Handle):
 
     @unbuilt_safe_repr
     def __repr__(self) -> str:
-        where = str(self.path) if self.path is not None else "in memory"
-        return f"<durable.Runtime {where}{' closed' if self.closed else ''}>"
+        return f"<durable.Runtime {self.path or 'in memory'}{' closed' if self.closed else ''}>"  # (a Path is true)
 
     # -- namespaces ----------------------------------------------------------------------------
 
