@@ -23,13 +23,19 @@ If the first call fails, every pipelined call and read on it fails with its erro
 exception object, as two awaits of one future raise; workerd gives each an equal copy). The
 pipelined call is made once the first call's result is in, so calls made on the stub meanwhile
 run before it, as in workerd (which delivers ``getCounter``, then two later direct calls, then
-the pipelined ones, in that order).
+the pipelined ones, in that order). A call on a member of the result (``p.name(...)``) is made
+by a done callback of the first call's promise, added when it is pipelined (made at once if the
+promise is settled), so it comes before a call the caller makes on the result it awaited after:
+workerd keeps that order (``q = p.inc(1); c = await p; c.inc(10)`` runs inc1, then inc10).
+Cancelling a pipelined call or read does not cancel the promise it was pipelined on.
 
 Layer 4, below ``_stub``: the promise type is handed in by :func:`register_pipelining`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import inspect
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, final
@@ -40,7 +46,7 @@ from ._rpc_target import CallbackStub, TargetStub, copy_params, dispose_all
 if TYPE_CHECKING:
     from ._stub import RpcPromise
 
-__all__ = ["NOT_PIPELINED", "PipelinedMember", "register_pipelining"]
+__all__ = ["NOT_PIPELINED", "PipelinedCall", "PipelinedMember", "register_pipelining"]
 
 NOT_PIPELINED = frozenset(
     {
@@ -56,17 +62,18 @@ NOT_PIPELINED = frozenset(
 )  # fmt: skip
 """Public names that stay attribute errors on a promise instead of being pipelined."""
 
-_new_promise: Callable[[RpcPromise, Coroutine[Any, Any, Any] | Exception], RpcPromise]
+PipelinedCall = Coroutine[Any, Any, Any] | Exception | Callable[[Any], Any]
+"""What a pipelined call does: a coroutine (run by a task), an error (fails the promise at once),
+or a function of the first call's result, called once that is in (returns the call's promise)."""
+
+_new_promise: Callable[[RpcPromise, PipelinedCall], RpcPromise]
 _stub_types: tuple[type, ...] = (TargetStub, CallbackStub)
 """The values whose members a pipelined name reaches as attributes (``Stub`` joins them)."""
 
 
-def register_pipelining(
-    new_promise: Callable[[RpcPromise, Coroutine[Any, Any, Any] | Exception], RpcPromise], stub_type: type
-) -> None:
+def register_pipelining(new_promise: Callable[[RpcPromise, PipelinedCall], RpcPromise], stub_type: type) -> None:
     """Called by ``_stub``: how to make the promise of a pipelined call (given the promise it is
-    pipelined on, and the call's coroutine, which a task runs, or the error that fails it), and
-    the Durable Object stub type."""
+    pipelined on, and what the call does: ``PipelinedCall``), and the Durable Object stub type."""
     global _new_promise, _stub_types
     _new_promise = new_promise
     _stub_types = (TargetStub, CallbackStub, stub_type)
@@ -104,7 +111,11 @@ class PipelinedMember:
                 args, kwargs, received = copy_params(args, kwargs)
             except Exception as exc:
                 return _new_promise(self._source, exc)
-        promise = _new_promise(self._source, _call(self._source, self._path, args, kwargs))
+        path = self._path
+        if len(path) == 1:  # made by a done callback of the source (see the module's docstring)
+            promise = _new_promise(self._source, functools.partial(_call_member, path[0], args, kwargs))
+        else:
+            promise = _new_promise(self._source, _call(self._source, path, args, kwargs))
         if received is not None:  # disposed when the call ends, as a call's (_rpc_target)
             dispose_all(received, promise)
         return promise
@@ -114,6 +125,10 @@ class PipelinedMember:
 
 
 async def _read_path(source: RpcPromise, path: tuple[str, ...]) -> Any:
+    if not source.done() and source.get_loop() is asyncio.get_running_loop():
+        # Waited for without awaiting it: a task awaiting a future cancels it when cancelled,
+        # and cancelling a pipelined read (asyncio.wait_for) must not cancel the first call.
+        await asyncio.wait((source,))
     value = await source
     for name in path:
         value = await _read(value, name)
@@ -121,13 +136,16 @@ async def _read_path(source: RpcPromise, path: tuple[str, ...]) -> Any:
 
 
 async def _call(source: RpcPromise, path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    value = await _read_path(source, path[:-1])
-    name = path[-1]
+    result = _call_member(path[-1], args, kwargs, await _read_path(source, path[:-1]))
+    return await result if inspect.isawaitable(result) else result
+
+
+def _call_member(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], value: Any) -> Any:
+    """Call ``name`` of ``value`` (a result, not awaited): its promise, or workerd's TypeError."""
     method = _member(value, name)
     if not callable(method):
         raise TypeError(f'"{name}" is not a function.')
-    result = method(*args, **kwargs)
-    return await result if inspect.isawaitable(result) else result
+    return method(*args, **kwargs)
 
 
 async def _read(value: Any, name: str) -> Any:

@@ -37,7 +37,7 @@ from ._limits import Limits
 from ._namespace import Namespace
 from ._object import DurableObject, Env, bind
 from ._stub import on_runtime_loop, on_runtime_thread
-from ._util import Handle, open_files_limit, shown
+from ._util import Handle, open_files_limit, shown, unbuilt_safe_repr
 
 __all__ = ["Env", "Runtime", "default_max_live_objects"]
 
@@ -297,9 +297,9 @@ class Runtime(Handle):
     def __del__(self) -> None:
         _close_collected(self)
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
-        where = str(self.path) if self.path is not None else "in memory"
-        return f"<durable.Runtime {where}{' closed' if self.closed else ''}>"
+        return f"<durable.Runtime {self.path or 'in memory'}{' closed' if self.closed else ''}>"  # (a Path is true)
 
     # -- namespaces ----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import inspect
 import os
 import sys
@@ -55,7 +56,7 @@ from ._http import (
 )
 from ._id import DurableObjectId
 from ._output_gate import PLAIN_FUTURES, reset_copy
-from ._pipeline import NOT_PIPELINED, PipelinedMember, register_pipelining
+from ._pipeline import NOT_PIPELINED, PipelinedCall, PipelinedMember, register_pipelining
 from ._rpc_target import copy_params, dispose_all, register_promise_type, register_runtime_forwarding
 from ._util import NoPublicConstructor, running_loop
 
@@ -549,6 +550,8 @@ _future_result = asyncio.Future.result
 """``Future.result`` as a function: a promise's own attribute reads go through its ``__getattr__``
 hook (promise pipelining), which on CPython 3.11 costs a bound method per method read."""
 
+_future_get_loop = asyncio.Future.get_loop
+
 _future_await = asyncio.Future.__await__
 """asyncio's ``Future.__await__`` (C): an iterator of the future, finished at once when it is settled."""
 
@@ -649,12 +652,13 @@ class RpcPromise(asyncio.Future[Any]):
         super().set_exception(exception)
         self._log_traceback = False  # an un-awaited call's error is dropped, as on Cloudflare
 
-    def _follow(self, task: asyncio.Task[Any]) -> None:
-        """Settle with ``task``'s outcome; cancelling this promise cancels the task."""
+    def _follow(self, task: asyncio.Future[Any]) -> None:
+        """Settle with ``task``'s outcome (a task's, or a pipelined call's promise); cancelling
+        this promise cancels it."""
         task.add_done_callback(self._settle_from)
         self.add_done_callback(lambda promise: task.cancel() if promise.cancelled() else None)
 
-    def _settle_from(self, task: asyncio.Task[Any]) -> None:
+    def _settle_from(self, task: asyncio.Future[Any]) -> None:
         if self.done():
             return
         if task.cancelled():
@@ -705,12 +709,13 @@ def _promise_on(loop: asyncio.AbstractEventLoop) -> RpcPromise:
     return promise
 
 
-def _pipelined_promise(source: RpcPromise, call: Coroutine[Any, Any, Any] | Exception) -> RpcPromise:
+def _pipelined_promise(source: RpcPromise, call: PipelinedCall) -> RpcPromise:
     """The promise of a call pipelined on ``source`` (``_pipeline``), on the running loop: it
-    follows a task that runs ``call``, or fails with it (an argument that cannot be copied)."""
+    follows a task that runs ``call``, or fails with it (an argument that cannot be copied), or
+    follows what ``call`` returns once called with ``source``'s result (see ``_dispatch``)."""
     loop = _get_running_loop()
     if loop is None:
-        if not isinstance(call, Exception):
+        if isinstance(call, Coroutine):
             call.close()
         raise RuntimeError(
             "a pipelined call (promise.name(...)) needs a running event loop: make it where the "
@@ -723,9 +728,50 @@ def _pipelined_promise(source: RpcPromise, call: Coroutine[Any, Any, Any] | Exce
         promise.close = _close
     if isinstance(call, Exception):
         promise.set_exception(call)
-    else:
+    elif isinstance(call, Coroutine):
         promise._follow(loop.create_task(call))
+    elif _future_get_loop(source) is not loop:  # (awaiting it raises asyncio's "different loop")
+        promise._follow(loop.create_task(_call_when_in(source, call)))
+    elif _future_done(source):
+        _dispatch(promise, call, source)
+    else:
+        source.add_done_callback(functools.partial(_dispatch, promise, call))
     return promise
+
+
+def _dispatch(promise: RpcPromise, call: Callable[[Any], Any], source: asyncio.Future[Any]) -> None:
+    """Make a pipelined call on ``source``'s result, now that it is in: in the order the calls
+    were pipelined, before the code that awaited ``source`` resumes (workerd, miniflare
+    4.20260426: ``q = p.inc(1); c = await p; c.inc(10)`` runs inc1 then inc10), and without a
+    task awaiting ``source``, whose cancellation would cancel it."""
+    if _future_done(promise):
+        return  # cancelled before the first call's result came
+    if source.cancelled():
+        promise.cancel()
+        return
+    if (exc := source.exception()) is not None:
+        promise.set_exception(exc)  # (the same error: see _pipeline)
+        return
+    try:
+        result = call(_future_result(source))
+    except Exception as error:
+        promise.set_exception(error)
+        return
+    if isinstance(result, asyncio.Future):
+        promise._follow(result)
+    elif inspect.isawaitable(result):
+        promise._follow(_future_get_loop(promise).create_task(_awaited(result)))
+    else:
+        promise.set_result(result)
+
+
+async def _call_when_in(source: RpcPromise, call: Callable[[Any], Any]) -> Any:
+    result = call(await source)
+    return await result if inspect.isawaitable(result) else result
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 def _refused(stub: Stub[Any], exc: Exception) -> Any:
@@ -796,7 +842,7 @@ class _FetchPromise(RpcPromise):
         """
         self.__class__ = _RedirectedFetch
 
-    def _settle_from(self, task: asyncio.Task[Any]) -> None:
+    def _settle_from(self, task: asyncio.Future[Any]) -> None:
         # A fetch made by an object: its response comes from the task that sent it.
         if not self.done() and not task.cancelled() and task.exception() is None:
             result = task.result()
@@ -908,6 +954,31 @@ TASKS_TAKE_PROMISES = (
     _let_tasks_take_promises() & _let_tasks_take_promises(_FetchPromise) & _let_tasks_take_promises(_RedirectedFetch)
 )
 """Whether asyncio.Task takes promises while asyncio.wait does too (see _let_tasks_take_promises)."""
+
+
+def _show_promises_in_tasks() -> None:
+    """Let asyncio show a task that runs a promise: its repr (and so its "Task exception was never
+    retrieved" and "Task was destroyed but it is pending!" messages) names the coroutine through
+    ``asyncio.coroutines._format_coroutine``, which asserts ``iscoroutine()``, false for a promise
+    (see ``_let_tasks_take_promises``): ``repr(asyncio.create_task(promise))`` raised
+    ``AssertionError`` on 3.11 to 3.13. Its module attribute (read by ``base_tasks`` at each repr)
+    is wrapped to show a promise as ``RpcPromise()``, as asyncio shows a coroutine without code;
+    only task reprs go through it."""
+    format_coroutine = getattr(asyncio.coroutines, "_format_coroutine", None)
+    if format_coroutine is None or getattr(format_coroutine, "shows_promises", False):
+        return  # (another asyncio, or durable imported twice)
+
+    def _format_coroutine(coro: Any) -> str:
+        if isinstance(coro, RpcPromise):
+            return f"{type(coro).__name__}()"
+        return format_coroutine(coro)  # type: ignore[no-any-return]
+
+    _format_coroutine.shows_promises = True  # type: ignore[attr-defined]
+    asyncio.coroutines._format_coroutine = _format_coroutine  # type: ignore[attr-defined]
+
+
+if TASKS_TAKE_PROMISES:
+    _show_promises_in_tasks()
 
 
 # -- calls from other threads and event loops ---------------------------------------------------

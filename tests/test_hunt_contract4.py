@@ -45,6 +45,27 @@ _REFUSED: list[tuple[str, type, Callable[[], object]]] = [
 ]
 
 
+def _more_refused() -> list[tuple[str, type, Callable[[], object]]]:
+    """The same defect in the classes the review after the hunt found (review-r2): the runtime
+    and the Python Workers classes a user's code constructs (``js.URL.new``, ``workers.Response``...)."""
+    from durable.compat.python_workers import _forms, _http, _jsdate, _jsurl, _wsclient, js
+
+    return [
+        ("Runtime(idle_timeout=-1)", durable.Runtime, lambda: durable.Runtime(idle_timeout=-1)),
+        ("js.URL.new('bad')", _jsurl.URL, lambda: js.URL.new("bad")),
+        ("js.URLSearchParams.new(5)", _jsurl.URLSearchParams, lambda: js.URLSearchParams.new(5)),
+        ("js.WebSocket.new('bad')", _wsclient.JsWebSocket, lambda: js.WebSocket.new("bad")),
+        ("workers.Response(status=99)", _http.Response, lambda: _http.Response("x", status=99)),
+        ("workers.Request('bad')", _http.Request, lambda: _http.Request("bad")),
+        ("workers.Blob(5)", _forms.Blob, lambda: _forms.Blob(5)),
+        ("workers.File(5, 'f')", _forms.File, lambda: _forms.File(5, "f")),
+        ("JsDate(object())", _jsdate.JsDate, lambda: _jsdate.JsDate(object())),  # type: ignore[arg-type]
+    ]
+
+
+_REFUSED += _more_refused()
+
+
 class TestAConstructorThatRefusesItsInput:
     """pytest shows the arguments of every frame of a failure's traceback, ``self`` included. A
     constructor that refused its input left ``self`` without the fields its ``__repr__`` reads, so
@@ -55,7 +76,7 @@ class TestAConstructorThatRefusesItsInput:
 
     @pytest.mark.parametrize(("call", "cls", "make"), _REFUSED, ids=[case[0] for case in _REFUSED])
     def test_the_half_built_instance_has_a_repr(self, call: str, cls: type, make: Callable[[], object]) -> None:
-        with pytest.raises((TypeError, ValueError)) as caught:
+        with pytest.raises(Exception) as caught:  # (TypeError, ValueError, js's JsException)
             make()
         shown = repr(_frame_self(caught.value, cls))
         assert shown == f"<{cls.__qualname__} (not constructed: its __init__ raised)>", call

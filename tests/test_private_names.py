@@ -23,6 +23,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     # asyncio internals reproduced on purpose (issue 12 item 6 keeps them in one place).
     ("_eager.py", "_asyncio_future_blocking"): "asyncio's Task stepping protocol",
     ("_stub.py", "_log_destroy_pending"): "asyncio.Task's flag for tasks ended with their loop",
+    ("_stub.py", "_format_coroutine"): "asyncio's task repr of its coroutine, wrapped to show a promise",
     ("_eager.py", "_swap_current_task"): "asyncio's current task, set for a hand-stepped event (3.12+)",
     ("_eager.py", "_current_tasks"): "asyncio's current task, set for a hand-stepped event (3.11)",
     ("_output_gate.py", "_callbacks"): "a C Future's done callbacks, run in one loop callback (_release_together)",

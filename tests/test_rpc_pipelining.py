@@ -120,6 +120,11 @@ class Obj(durable.DurableObject):
     def get_maker(self) -> Maker:
         return Maker()
 
+    async def slow_counter(self, n: int) -> Counter:
+        await asyncio.sleep(0.001)
+        self.log.append(f"slow_counter{n}")
+        return Counter(n, self.log)
+
     async def relay(self, other: Any) -> int:
         return await other.get_counter(3).inc(1)  # type: ignore[no-any-return]
 
@@ -179,6 +184,23 @@ class TestCalls:
         assert results[1:] == [12, 1, 32, 2]
         assert await stub.get_log() == ["get_counter2", "mark1", "mark2", "inc10", "inc20"]
 
+    @pytest.mark.parametrize("case", ["settled", "pending", "pipelined after the await"])
+    async def test_pipelined_call_before_a_call_on_the_awaited_result(self, stub: Any, case: str) -> None:
+        """workerd (miniflare 4.20260426, probe review-r2-order): ``p = getCounter(0); q = p.inc(1);
+        c = await p; r = c.inc(10)`` runs inc1 then inc10 (q is 1, r is 11), the first call quick
+        or slow, and so does ``c = await p; q = p.inc(1); r = c.inc(10)``: the calls keep the order
+        they were made in. durable ran inc10 first (the pipelined call waited in a task)."""
+        promise = stub.slow_counter(0) if case == "pending" else stub.get_counter(0)
+        if case == "pipelined after the await":
+            counter = await promise
+            pipelined = promise.inc(1)
+        else:
+            pipelined = promise.inc(1)
+            counter = await promise
+        direct = counter.inc(10)
+        assert [await pipelined, await direct] == [1, 11]
+        assert (await stub.get_log())[1:] == ["inc1", "inc10"]
+
     async def test_arguments_are_copied_when_the_call_is_made(self, stub: Any) -> None:
         """workerd: ``o = {v: 1}; q = p.echoV(o); o.v = 2`` gives 1."""
         value = {"v": 1}
@@ -200,6 +222,44 @@ class TestCalls:
         """Pipelining inside an object's method, on a stub it was given."""
         other = rt.namespace(Obj).get_by_name("b")
         assert await stub.relay(other) == 4
+
+
+class TestCancel:
+    """asyncio only: workerd's promises cannot be cancelled."""
+
+    async def test_cancelling_a_pipelined_call_leaves_the_first(self, stub: Any) -> None:
+        """Cancelling ``p.inc(1)`` cancelled ``p`` (the task that made the call awaited it), and
+        with it the first call in the object."""
+        promise = stub.slow_counter(1)
+        pipelined = promise.inc(1)
+        await asyncio.sleep(0)
+        pipelined.cancel()
+        assert await (await promise).value == 1
+        assert await stub.get_log() == ["slow_counter1"]
+
+    async def test_cancelling_a_pipelined_read_leaves_the_first(self, stub: Any) -> None:
+        """As asyncio.wait_for does to a read that times out."""
+        promise = stub.slow_counter(2)
+        read = asyncio.ensure_future(promise.value)
+        await asyncio.sleep(0)  # (the read waits for the first call now)
+        read.cancel()
+        assert await (await promise).value == 2
+
+    async def test_pipelined_on_a_cancelled_call(self, stub: Any) -> None:
+        promise = stub.slow_counter(3)
+        pipelined, read = promise.inc(1), asyncio.ensure_future(promise.value)
+        promise.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pipelined
+        with pytest.raises(asyncio.CancelledError):
+            await read
+
+    async def test_cancelled_pipelined_call_is_not_made(self, stub: Any) -> None:
+        promise = stub.slow_counter(4)
+        promise.inc(1).cancel()
+        counter = await promise
+        assert await counter.inc(10) == 14
+        assert await stub.get_log() == ["slow_counter4", "inc10"]
 
 
 class TestLoops:
@@ -374,6 +434,15 @@ class TestProbes:
         assert task.get_stack() == []
         assert await task == 2
         assert await stub.get_log() == ["get_counter1", "inc1"]
+
+    async def test_repr_of_a_task_of_a_promise(self, stub: Any) -> None:
+        """asyncio's task repr asserted that its coroutine is one (AssertionError, 3.11 to 3.13)."""
+        task = asyncio.create_task(stub.get_counter(1))
+        assert "coro=<RpcPromise()>" in repr(task)
+        await task
+        assert "coro=<RpcPromise()>" in repr(task)
+        pipelined = asyncio.create_task(stub.get_counter(1).inc(1))
+        assert await pipelined == 2 and "coro=<RpcPromise()>" in repr(pipelined)
 
     async def test_copy_and_pickle_send_nothing(self, stub: Any) -> None:
         promise = stub.get_counter(1)

@@ -29,6 +29,8 @@ import secrets
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
+from durable._util import unbuilt_safe_repr
+
 from .pyodide.ffi import JsException
 
 __all__ = ["Blob", "File", "FormData", "encode_body", "mime_type", "parse_form"]
@@ -137,6 +139,7 @@ class Blob:
         hi = _clamp(end, size, size)
         return Blob([self._blob_data[lo : max(hi, lo)]])
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={self.size}, content_type={self._blob_type!r})"
 
@@ -187,6 +190,7 @@ class File(Blob):
 
     lastModified = last_modified
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"File(name={self._file_name!r}, size={self.size}, content_type={self._blob_type!r})"
 

@@ -98,6 +98,8 @@ def wait_until(work: Awaitable[Any]) -> None:
         return
     ctx = _request.get()
     if ctx is None:
+        if inspect.iscoroutine(work):
+            work.close()  # refused: no "never awaited" warning on top of the error (as ctx.wait_until)
         raise JsException("Error", GLOBAL_SCOPE_ERROR)
     ctx.waitUntil(work)
 

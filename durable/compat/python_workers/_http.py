@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NoReturn, overload
 
 import durable
+from durable._util import unbuilt_safe_repr
 
 from ._convert import JsDict
 from ._forms import Blob, FormData, encode_body, mime_type, parse_form
@@ -231,6 +232,7 @@ class Response(FetchResponse):
             **options,
         )
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         """As the SDK's: ``Response(status=200, status_text='OK', content_type='text/plain;charset=UTF-8')``."""
         parts = [f"status={self.status}"]
@@ -416,6 +418,7 @@ class Request:
         """The constructor's options that live on this wrapper (``cache``, ``cf``...) and ``redirect``."""
         return {**self._extra, "redirect": self._req.redirect}
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"Request(method={self._req.method!r}, url={self._req.url!r})"
 

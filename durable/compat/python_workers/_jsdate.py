@@ -22,6 +22,8 @@ import math
 import re
 from typing import Any, NamedTuple
 
+from durable._util import unbuilt_safe_repr
+
 from .pyodide.ffi import JsException
 
 __all__ = ["JsDate", "date_fields", "parse_date"]
@@ -271,5 +273,6 @@ class JsDate:
         """The ``datetime`` the SDK makes of it."""
         return datetime.datetime.fromtimestamp(self._ms / 1000)
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"[object Date {self.toJSON() or 'Invalid Date'}]"

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from durable._url import parse_url
+from durable._util import unbuilt_safe_repr
 
 from .pyodide.ffi import JsException, jsnull
 
@@ -163,6 +164,7 @@ class URLSearchParams:
     def __iter__(self) -> Iterator[list[str]]:
         return iter(self.entries())
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"URLSearchParams({self.toString()!r})"
 
@@ -351,6 +353,7 @@ class URL:
     toJSON = toString
     __str__ = toString
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"URL({self._href!r})"
 

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 import durable
 from durable._context import running_host
 from durable._url import parse_url
+from durable._util import unbuilt_safe_repr
 from durable._websocket import remote_close, validate_close
 from durable._wsbase import CloseEvent, ErrorEvent, MessageEvent, WebSocketClosed, WebSocketError, object_hooks
 
@@ -195,6 +196,7 @@ class JsWebSocket:
         task.add_done_callback(self._done)
         self._task = task
 
+    @unbuilt_safe_repr
     def __repr__(self) -> str:
         states = ("CONNECTING", "OPEN", "CLOSING", "CLOSED")
         return f"<js.WebSocket {self.url} {states[self.readyState]}>"
