@@ -510,12 +510,14 @@ class HibernationManager:
         if self.live_host(host.key) is host and host.has_instance and not self.blockers(host):
             self.host_idle(host)
 
-    def object_reset(self, host: ObjectHost, keep_hibernatable: bool = False) -> None:
+    def object_reset(self, host: ObjectHost, keep_hibernatable: bool = False, *, reset: bool = True) -> None:
         """The object was reset: every socket it had is disconnected (clients see 1006), or with
-        ``keep_hibernatable`` (an event timeout) only those accepted with ``accept()``."""
+        ``keep_hibernatable`` (an event timeout) only those accepted with ``accept()``. Not
+        ``reset``: ``testing.evict(web_sockets="close")``, which disconnects them alike but leaves
+        them usable by the next instance, as an eviction leaves the sockets it disconnects."""
         registry = self.registries.get(host.key)
         if registry is not None:
-            registry.disconnect_all(standard_only=keep_hibernatable, reset=True)
+            registry.disconnect_all(standard_only=keep_hibernatable, reset=reset)
             if not keep_hibernatable:
                 # The settings go with the sockets: after ctx.abort() the fresh instance reads no
                 # auto-response and no event timeout (measured with miniflare 4, 2026-04-07).

@@ -200,6 +200,31 @@ class TestAResetInstancesSocket:
         assert (seen["attachment"], seen["listed"]) == ({"a": 1}, 0)
         assert kept["hib"].ready_state == durable.WebSocket.CLOSED  # outside any object: allowed
 
+    async def test_an_eviction_is_no_reset(self, rt: durable.Runtime) -> None:
+        """``testing.evict(web_sockets="close")`` disconnects every socket, as a reset does, but
+        ends no instance by error: the next instance uses a socket the evicted one kept as it uses
+        one that a plain eviction disconnected (``ready_state`` ``CLOSED``, ``ctx.get_tags()``), with
+        no "different Durable Object" error. The hibernatable one was refused since the reset
+        change, which marked every socket disconnected through ``object_reset`` as orphaned."""
+        a = stub(rt, "a")
+        clients = []
+        for kind in ("hib", "std"):
+            response = await a.fetch(f"http://x/{kind}", headers={"Upgrade": "websocket"})
+            response.web_socket.accept()
+            clients.append(response.web_socket)
+        await durable.testing.evict(a, web_sockets="close")
+        for client in clients:
+            with pytest.raises(durable.WebSocketClosed) as closed:
+                await client.receive()
+            assert closed.value.code == 1006
+        kept = rt.env.kept
+
+        def use(obj: Any, ctx: durable.State) -> list[object]:
+            hib, std = kept["hib"], kept["std"]
+            return [hib.ready_state, std.ready_state, ctx.get_tags(hib)]
+
+        assert await run_in_object(stub(rt, "a"), use) == [durable.WebSocket.CLOSED, durable.WebSocket.CLOSED, ["t"]]
+
 
 class TestTagsWithSurrogates:
     async def test_lone_and_paired_surrogates(self, rt: durable.Runtime) -> None:
