@@ -45,7 +45,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final
 
 from ._clock import TimerHandle
-from ._context import running_host
+from ._context import running_host, task_context
 from ._exceptions import ObjectResetError, RuntimeClosedError
 from ._host import ObjectHost
 from ._util import as_workerd_text, lone_surrogate_at, positional_arity
@@ -573,9 +573,8 @@ class HibernationManager:
         public way to ask a task which context created it). It is installed on the running loop
         when the first hibernatable socket is accepted, wrapping any factory already there, and
         records the tasks of every object from then on, so a task started in a constructor
-        before the object's own first accept counts. On Python 3.12 and later the tasks already
-        running at that moment are attributed too, through ``Task.get_context()``; on 3.11 a
-        task started before the loop's first hibernatable accept is not seen.
+        before the object's own first accept counts. The tasks already running at that moment are
+        attributed too, through the context they run in (:func:`~durable._context.task_context`).
         """
         try:
             loop = asyncio.get_running_loop()
@@ -587,9 +586,9 @@ class HibernationManager:
         previous = loop.get_task_factory()
         manager_ref = weakref.ref(self)
         for task in asyncio.all_tasks(loop):
-            get_context = getattr(task, "get_context", None)  # Python 3.12+
-            if get_context is not None:
-                owner = running_host(get_context())
+            context = task_context(task)
+            if context is not None:
+                owner = running_host(context)
                 if owner is not None and owner.runtime is self.runtime:
                     self._tasks.setdefault(owner, weakref.WeakSet()).add(task)
 
