@@ -274,7 +274,7 @@ class SocketRegistry:
             ws.network.disconnect()  # releases it (and its pin on the host) through release()
             dropped(ws)
             if reset:
-                orphan(ws)
+                orphan(ws, None)
         if not standard_only:
             self.reading.clear()
             self.backlog.clear()
@@ -282,7 +282,7 @@ class SocketRegistry:
             for ws in sockets:
                 ws.network.disconnect()
                 if reset:
-                    orphan(ws)
+                    orphan(ws, None)
 
 
 def tag_form(tag: str) -> str:
@@ -439,6 +439,8 @@ class HibernationManager:
         self.runtime = runtime
         self.hibernate_after = hibernate_after
         self.registries: dict[Key, SocketRegistry] = {}
+        # The socket ends each live object's code made (WebSocketPair()), orphaned by its reset.
+        self.made: dict[Key, weakref.WeakSet[WebSocket]] = {}
         # The tasks each live host's objects created (entries go with their host).
         self._tasks: weakref.WeakKeyDictionary[ObjectHost, weakref.WeakSet[asyncio.Task[Any]]] = (
             weakref.WeakKeyDictionary()
@@ -514,8 +516,20 @@ class HibernationManager:
         """The object was reset: every socket it had is disconnected (clients see 1006), or with
         ``keep_hibernatable`` (an event timeout) only those accepted with ``accept()``. Not
         ``reset``: ``testing.evict(web_sockets="close")``, which disconnects them alike but leaves
-        them usable by the next instance, as an eviction leaves the sockets it disconnects."""
+        them usable by the next instance, as an eviction leaves the sockets it disconnects.
+
+        The ends its code made and did not hand over (in a ``Response``) are orphaned too,
+        accepted or not: workerd (miniflare 4.20260426) refuses ``readyState``, ``accept()``,
+        ``send()`` and ``ctx.acceptWebSocket()`` on a ``WebSocketPair`` the reset instance made
+        and kept in a module global, with "Cannot perform I/O on behalf of a different Durable
+        Object. ..."."""
+        made = self.made.pop(host.key, None)
         registry = self.registries.get(host.key)
+        if made is not None and reset:
+            kept = registry.sockets if registry is not None and keep_hibernatable else {}
+            for ws in list(made):
+                if ws not in kept:
+                    orphan(ws, host.key)
         if registry is not None:
             registry.disconnect_all(standard_only=keep_hibernatable, reset=reset)
             if not keep_hibernatable:
@@ -527,6 +541,7 @@ class HibernationManager:
 
     def object_evicted(self, host: ObjectHost) -> None:
         """The instance was dropped: sockets accepted with ``accept()`` go with it."""
+        self.made.pop(host.key, None)  # (not orphaned: an eviction is no reset)
         registry = self.registries.get(host.key)
         if registry is not None and registry.standard:
             registry.disconnect_all(standard_only=True)
@@ -535,6 +550,7 @@ class HibernationManager:
     def shutdown(self, code: int = 1001, reason: str = "") -> None:
         """The runtime closes: every socket is closed with ``code``."""
         registries, self.registries = self.registries, {}
+        self.made.clear()
         for registry in registries.values():
             if registry.timer is not None:
                 registry.timer.cancel()
@@ -631,6 +647,18 @@ class _Hooks:
     def io_owner(self) -> object | None:
         host = running_host()
         return None if host is None else host.key
+
+    def made(self, ws: WebSocket) -> object | None:
+        host = running_host()
+        if host is None:
+            return None
+        manager: HibernationManager = host.runtime.hibernation
+        key: Key = host.key
+        pairs = manager.made.get(key)
+        if pairs is None:
+            pairs = manager.made[key] = weakref.WeakSet()
+        pairs.add(ws)
+        return key
 
 
 set_object_hooks(_Hooks())
