@@ -13,12 +13,14 @@ Layer 0: knows nothing of hosts beyond identity.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+import sys
 from asyncio import _get_running_loop
 from contextvars import Context, ContextVar
 from typing import Any, NoReturn
 
-__all__ = ["Running", "cancel_left_over", "check_owner", "not_owner", "running", "running_host"]
+__all__ = ["Running", "cancel_left_over", "check_owner", "not_owner", "running", "running_host", "task_context"]
 
 
 class Running:
@@ -81,17 +83,45 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 """Where the package's own code lives: its tasks are not the object's (see :func:`cancel_left_over`)."""
 
 
+if sys.version_info >= (3, 12):
+
+    def task_context(task: asyncio.Task[Any]) -> Context | None:
+        """The context ``task`` runs its code in (``Task.get_context()``)."""
+        return task.get_context()
+
+else:
+
+    def task_context(task: asyncio.Task[Any]) -> Context | None:
+        """The context ``task`` runs its code in, on Python 3.11, which has no ``Task.get_context()``.
+
+        asyncio's pure-Python task keeps it in ``_context``. Its C task (asyncio's and uvloop's)
+        keeps it where Python code cannot read it, but hands it to the garbage collector:
+        ``TaskObj_traverse`` in 3.11's ``Modules/_asynciomodule.c`` visits ``task_context`` just
+        before ``task_coro`` (3.11 takes security fixes only, so that code no longer changes;
+        a subclass's ``__dict__`` and slots come first). Anything but a context found there
+        answers None: the task is left alone.
+        """
+        context = getattr(task, "_context", None)
+        if context is None:
+            referents = gc.get_referents(task)
+            coro = task.get_coro()
+            for i, referent in enumerate(referents):
+                if referent is coro:
+                    context = referents[i - 1] if i else None
+                    break
+        return context if type(context) is Context else None
+
+
 def cancel_left_over(host: object, gen: int) -> int:
     """Cancel the tasks that instances of ``host`` older than generation ``gen`` created: code of a
-    reset instance, which stops at its next ``await`` (Python 3.12+; returns how many).
+    reset instance, which stops at its next ``await`` (returns how many).
 
     workerd runs none of a reset instance's code any more (measured with miniflare
     4.20260426: a timer, an un-awaited promise chain and ``waitUntil`` work of an instance reset
     by ``abort()`` or a throwing ``blockConcurrencyWhile()`` never run again). A task is told
-    apart by the :data:`running` its context holds (``Task.get_context()``, which Python 3.11
-    lacks: there such tasks go on, and their storage calls and calls out raise the reset error).
-    The package's own tasks (an event, ``wait_until`` work, a call's delivery) are left to the
-    code that ends them, and so is the task running now (the one that resets the object).
+    apart by the :data:`running` its context holds (:func:`task_context`). The package's own
+    tasks (an event, ``wait_until`` work, a call's delivery) are left to the code that ends
+    them, and so is the task running now (the one that resets the object).
     """
     loop = _get_running_loop()
     if loop is None:
@@ -99,10 +129,10 @@ def cancel_left_over(host: object, gen: int) -> int:
     current = asyncio.current_task(loop)
     cancelled = 0
     for task in asyncio.all_tasks(loop):
-        get_context = getattr(task, "get_context", None)  # Python 3.12+
-        if get_context is None or task is current:
+        if task is current:
             continue
-        owner = get_context().get(running)
+        context = task_context(task)
+        owner = None if context is None else context.get(running)
         if owner is None or owner.host is not host or owner.gen >= gen:
             continue
         code = getattr(task.get_coro(), "cr_code", None)

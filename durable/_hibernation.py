@@ -45,7 +45,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final
 
 from ._clock import TimerHandle
-from ._context import running_host
+from ._context import running_host, task_context
 from ._exceptions import ObjectResetError, RuntimeClosedError
 from ._host import ObjectHost
 from ._util import as_workerd_text, lone_surrogate_at, positional_arity
@@ -274,7 +274,7 @@ class SocketRegistry:
             ws.network.disconnect()  # releases it (and its pin on the host) through release()
             dropped(ws)
             if reset:
-                orphan(ws)
+                orphan(ws, None)
         if not standard_only:
             self.reading.clear()
             self.backlog.clear()
@@ -282,7 +282,7 @@ class SocketRegistry:
             for ws in sockets:
                 ws.network.disconnect()
                 if reset:
-                    orphan(ws)
+                    orphan(ws, None)
 
 
 def tag_form(tag: str) -> str:
@@ -439,6 +439,8 @@ class HibernationManager:
         self.runtime = runtime
         self.hibernate_after = hibernate_after
         self.registries: dict[Key, SocketRegistry] = {}
+        # The socket ends each live object's code made (WebSocketPair()), orphaned by its reset.
+        self.made: dict[Key, weakref.WeakSet[WebSocket]] = {}
         # The tasks each live host's objects created (entries go with their host).
         self._tasks: weakref.WeakKeyDictionary[ObjectHost, weakref.WeakSet[asyncio.Task[Any]]] = (
             weakref.WeakKeyDictionary()
@@ -510,12 +512,26 @@ class HibernationManager:
         if self.live_host(host.key) is host and host.has_instance and not self.blockers(host):
             self.host_idle(host)
 
-    def object_reset(self, host: ObjectHost, keep_hibernatable: bool = False) -> None:
+    def object_reset(self, host: ObjectHost, keep_hibernatable: bool = False, *, reset: bool = True) -> None:
         """The object was reset: every socket it had is disconnected (clients see 1006), or with
-        ``keep_hibernatable`` (an event timeout) only those accepted with ``accept()``."""
+        ``keep_hibernatable`` (an event timeout) only those accepted with ``accept()``. Not
+        ``reset``: ``testing.evict(web_sockets="close")``, which disconnects them alike but leaves
+        them usable by the next instance, as an eviction leaves the sockets it disconnects.
+
+        The ends its code made and did not hand over (in a ``Response``) are orphaned too,
+        accepted or not: workerd (miniflare 4.20260426) refuses ``readyState``, ``accept()``,
+        ``send()`` and ``ctx.acceptWebSocket()`` on a ``WebSocketPair`` the reset instance made
+        and kept in a module global, with "Cannot perform I/O on behalf of a different Durable
+        Object. ..."."""
+        made = self.made.pop(host.key, None)
         registry = self.registries.get(host.key)
+        if made is not None and reset:
+            kept = registry.sockets if registry is not None and keep_hibernatable else {}
+            for ws in list(made):
+                if ws not in kept:
+                    orphan(ws, host.key)
         if registry is not None:
-            registry.disconnect_all(standard_only=keep_hibernatable, reset=True)
+            registry.disconnect_all(standard_only=keep_hibernatable, reset=reset)
             if not keep_hibernatable:
                 # The settings go with the sockets: after ctx.abort() the fresh instance reads no
                 # auto-response and no event timeout (measured with miniflare 4, 2026-04-07).
@@ -525,6 +541,7 @@ class HibernationManager:
 
     def object_evicted(self, host: ObjectHost) -> None:
         """The instance was dropped: sockets accepted with ``accept()`` go with it."""
+        self.made.pop(host.key, None)  # (not orphaned: an eviction is no reset)
         registry = self.registries.get(host.key)
         if registry is not None and registry.standard:
             registry.disconnect_all(standard_only=True)
@@ -533,6 +550,7 @@ class HibernationManager:
     def shutdown(self, code: int = 1001, reason: str = "") -> None:
         """The runtime closes: every socket is closed with ``code``."""
         registries, self.registries = self.registries, {}
+        self.made.clear()
         for registry in registries.values():
             if registry.timer is not None:
                 registry.timer.cancel()
@@ -571,9 +589,8 @@ class HibernationManager:
         public way to ask a task which context created it). It is installed on the running loop
         when the first hibernatable socket is accepted, wrapping any factory already there, and
         records the tasks of every object from then on, so a task started in a constructor
-        before the object's own first accept counts. On Python 3.12 and later the tasks already
-        running at that moment are attributed too, through ``Task.get_context()``; on 3.11 a
-        task started before the loop's first hibernatable accept is not seen.
+        before the object's own first accept counts. The tasks already running at that moment are
+        attributed too, through the context they run in (:func:`~durable._context.task_context`).
         """
         try:
             loop = asyncio.get_running_loop()
@@ -585,9 +602,9 @@ class HibernationManager:
         previous = loop.get_task_factory()
         manager_ref = weakref.ref(self)
         for task in asyncio.all_tasks(loop):
-            get_context = getattr(task, "get_context", None)  # Python 3.12+
-            if get_context is not None:
-                owner = running_host(get_context())
+            context = task_context(task)
+            if context is not None:
+                owner = running_host(context)
                 if owner is not None and owner.runtime is self.runtime:
                     self._tasks.setdefault(owner, weakref.WeakSet()).add(task)
 
@@ -630,6 +647,18 @@ class _Hooks:
     def io_owner(self) -> object | None:
         host = running_host()
         return None if host is None else host.key
+
+    def made(self, ws: WebSocket) -> object | None:
+        host = running_host()
+        if host is None:
+            return None
+        manager: HibernationManager = host.runtime.hibernation
+        key: Key = host.key
+        pairs = manager.made.get(key)
+        if pairs is None:
+            pairs = manager.made[key] = weakref.WeakSet()
+        pairs.add(ws)
+        return key
 
 
 set_object_hooks(_Hooks())

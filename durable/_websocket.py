@@ -184,7 +184,7 @@ class WebSocket:
         self.delivery = delivery = Delivery(self)
         self.network = NetworkEnd(delivery)
         self._attachment = None
-        self._io = object_hooks().io_owner()
+        self._io = object_hooks().made(self)
         try:
             self._home = asyncio.get_running_loop()
         except RuntimeError:
@@ -456,8 +456,9 @@ _RESET: Final = object()
 """The owner of a socket whose object was reset (:func:`orphan`): the key of no object."""
 
 
-def orphan(ws: WebSocket) -> None:
-    """``ws`` was disconnected by a reset of its object: no object's code may use it any more.
+def orphan(ws: WebSocket, made_by: object | None) -> None:
+    """``ws`` was disconnected by a reset of its object, or (``made_by``: the object's key) made by
+    its code and not handed over: no object's code may use it any more.
 
     workerd (measured with miniflare 4.20260426) refuses ``send``, ``close``, ``readyState`` and
     ``ctx.getTags`` with "Cannot perform I/O on behalf of a different Durable Object. ..." when
@@ -465,7 +466,8 @@ def orphan(ws: WebSocket) -> None:
     for another object's socket; its attachment methods still work. Code outside any object may
     still use it.
     """
-    ws._io = _RESET
+    if made_by is None or ws._io == made_by:
+        ws._io = _RESET
 
 
 @final

@@ -248,6 +248,9 @@ class ObjectHooks(Protocol):
     def io_owner(self) -> object | None:
         """The key of the object whose code runs now (opaque here), or None outside any object."""
 
+    def made(self, ws: WebSocket) -> object | None:
+        """``io_owner()``, for ``ws`` just made: the object's reset will orphan it."""
+
 
 class StandardOwner(Protocol):
     """An object that owns sockets accepted with ``accept()``: runs their listeners in its gate."""
@@ -277,6 +280,9 @@ class _NoHooks:
         return None
 
     def io_owner(self) -> object | None:
+        return None
+
+    def made(self, ws: WebSocket) -> object | None:
         return None
 
 

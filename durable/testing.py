@@ -151,7 +151,7 @@ async def evict(stub: Stub[Any] | BlockingStub[Any], *, web_sockets: str = "hibe
                 await asyncio.sleep(min(left, 0.001))
         host.evict()
         if web_sockets == "close":
-            host.runtime.hibernation.object_reset(host)
+            host.runtime.hibernation.object_reset(host, reset=False)  # (no reset: the sockets stay usable)
 
     await on_runtime_loop(runtime_of(target), drop)
 

@@ -52,7 +52,7 @@ def as_own_code(storage: durable.Storage) -> durable.Storage:
 
     Storage refuses code that is not its object's (durable/_context.py); white-box tests of storage
     call it from the test body instead, bypassing the input gate. Returns ``storage``. The test
-    body then counts as code of that instance: on Python 3.12+ a reset of the object cancels its
+    body then counts as code of that instance: a reset of the object cancels its
     task, as it cancels every task the reset instance made.
     """
     _context.running.set(storage._host.running)

@@ -200,6 +200,81 @@ class TestAResetInstancesSocket:
         assert (seen["attachment"], seen["listed"]) == ({"a": 1}, 0)
         assert kept["hib"].ready_state == durable.WebSocket.CLOSED  # outside any object: allowed
 
+    async def test_a_pair_it_made(self, rt: durable.Runtime) -> None:
+        """A ``WebSocketPair`` the reset instance made and kept, neither end accepted.
+
+        workerd (miniflare 4.20260426, compatibility date 2026-04-07; the pair in a module global,
+        then ``ctx.abort()``): the next instance's ``readyState``, ``accept()``, ``send()`` and
+        ``ctx.acceptWebSocket()`` on its server end throw "Cannot perform I/O on behalf of a
+        different Durable Object. ..."; a pair made by the same instance works. durable let the
+        next instance use it as its own (only sockets the reset disconnected were refused). An
+        eviction is no reset: after one, the pair stays usable, as before."""
+        a = stub(rt, "a")
+        assert await (await a.fetch("http://x/raw")).text() == "ok"
+
+        def abort(obj: Any, ctx: durable.State) -> None:
+            ctx.abort("bye")
+
+        with pytest.raises(durable.ObjectAbortedError, match="^bye$"):
+            await run_in_object(a, abort)
+        kept = rt.env.kept
+
+        def use(obj: Any, ctx: durable.State) -> dict[str, str]:
+            server = kept["raw"][1]
+            calls: dict[str, Callable[[], object]] = {
+                "ready_state": lambda: server.ready_state,
+                "accept": server.accept,
+                "send": lambda: server.send("x"),
+                "accept_web_socket": lambda: ctx.accept_web_socket(server),
+            }
+            refused = {}
+            for name, call in calls.items():
+                with pytest.raises(durable.WebSocketError) as info:
+                    call()
+                refused[name] = str(info.value)
+            return refused
+
+        assert await run_in_object(stub(rt, "a"), use) == dict.fromkeys(
+            ["ready_state", "accept", "send", "accept_web_socket"], OTHER_OBJECT
+        )
+
+        b = stub(rt, "b")
+        assert await (await b.fetch("http://x/raw")).text() == "ok"
+        await durable.testing.evict(b)
+
+        def accept(obj: Any, ctx: durable.State) -> object:
+            server = kept["raw"][1]
+            server.accept()
+            server.send("x")
+            return server.ready_state
+
+        assert await run_in_object(stub(rt, "b"), accept) == durable.WebSocket.OPEN
+
+    async def test_an_eviction_is_no_reset(self, rt: durable.Runtime) -> None:
+        """``testing.evict(web_sockets="close")`` disconnects every socket, as a reset does, but
+        ends no instance by error: the next instance uses a socket the evicted one kept as it uses
+        one that a plain eviction disconnected (``ready_state`` ``CLOSED``, ``ctx.get_tags()``), with
+        no "different Durable Object" error. The hibernatable one was refused since the reset
+        change, which marked every socket disconnected through ``object_reset`` as orphaned."""
+        a = stub(rt, "a")
+        clients = []
+        for kind in ("hib", "std"):
+            response = await a.fetch(f"http://x/{kind}", headers={"Upgrade": "websocket"})
+            response.web_socket.accept()
+            clients.append(response.web_socket)
+        await durable.testing.evict(a, web_sockets="close")
+        for client in clients:
+            with pytest.raises(durable.WebSocketClosed) as closed:
+                await client.receive()
+            assert closed.value.code == 1006
+        kept = rt.env.kept
+
+        def use(obj: Any, ctx: durable.State) -> list[object]:
+            hib, std = kept["hib"], kept["std"]
+            return [hib.ready_state, std.ready_state, ctx.get_tags(hib)]
+
+        assert await run_in_object(stub(rt, "a"), use) == [durable.WebSocket.CLOSED, durable.WebSocket.CLOSED, ["t"]]
+
 
 class TestTagsWithSurrogates:
     async def test_lone_and_paired_surrogates(self, rt: durable.Runtime) -> None:

@@ -340,7 +340,7 @@ class TestWrites:
     async def test_used_after_reset(self, stub: Any) -> None:
         """A kv handle kept past a reset raises the reset error.
 
-        (Not :func:`kv_of`, which marks the test body as the object's code: on Python 3.12+ the
+        (Not :func:`kv_of`, which marks the test body as the object's code: the
         reset would cancel the test's task as a task of the reset instance.)"""
         kv = await inside(stub, lambda o, c: c.storage.kv)
         with pytest.raises(durable.ObjectAbortedError):
