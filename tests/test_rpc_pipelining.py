@@ -289,6 +289,25 @@ class TestErrors:
             with pytest.raises(TypeError, match=RESERVED_DUP):
                 await member
 
+    async def test_errors_of_the_name_are_remote(self, stub: Any) -> None:
+        """workerd checks a pipelined name where the result lives: its TypeErrors have ``remote``
+        true (miniflare 4.20260426, differential seed 9701: ``make("error").nested``,
+        ``getConfig().target(e)``, ``getConfig().dup(m)``, on a target and on a list alike)."""
+        members = [
+            stub.get_config().missing,
+            stub.get_config().missing(),
+            stub.get_counter(1).nope(),
+            stub.get_value([1]).name,
+            stub.get_value(None).name.x(),
+            stub.get_config().name(),
+            stub.get_counter(1).dup(),
+            stub.get_config().dup,
+        ]
+        for member in members:
+            with pytest.raises(TypeError) as error:
+                await member
+            assert getattr(error.value, "remote", None) is True, error.value
+
     async def test_first_call_fails(self, stub: Any) -> None:
         """workerd: ``throws().inc(1)`` and ``throws().name`` raise the first call's TypeError:
         first failed; an async method's RangeError: later, likewise."""
