@@ -51,10 +51,11 @@ Tagged = dict[str, Any]
 
 MAKE_KINDS = ["function", "nested_function", "instance", "nested_instance", "target", "nested_target", "error", "none"]
 CLASS_NAMES = ["Error", "TypeError", "RangeError", "Custom"]
-PIPE_SOURCES = [*MAKE_KINDS, "config", "config", "fail", "echo", "held", "held"]
-"""What the first call of a ``pipe`` step is: ``make`` of a kind, ``fail``, ``echo``, or a call on
-a held stub (``h(v)`` or ``h.add(v)``). Not a property of the object's stub (``stub.answer.x``):
-``durable`` has no property paths on a Durable Object stub (docs/differences.md)."""
+PIPE_SOURCES = [*MAKE_KINDS, "config", "config", "fail", "echo", "held", "held", "abort", "bcw"]
+"""What the first call of a ``pipe`` step is: ``make`` of a kind, ``fail``, ``echo``, a call on a
+held stub (``h(v)`` or ``h.add(v)``), or one that resets the object (``abort``, ``bcw``). Not a
+property of the object's stub (``stub.answer.x``): ``durable`` has no property paths on a Durable
+Object stub (docs/differences.md)."""
 PIPE_NAMES = ["add", "size", "items", "fail", "nope", "name", "fn", "target", "nested", "deep", "dup"]
 PIPE_ARITY = {"add": 1, "fn": 1, "deep": 0, "fail": 1}
 """How many arguments a pipelined call of each name gets (Python binds them as Python does)."""
@@ -196,8 +197,10 @@ class RpcGenerator:
         rng = self.rng
         src = rng.choice(PIPE_SOURCES)
         step: Step = {"op": "pipe", "src": src}
-        if src == "fail":
+        if src in ("fail", "bcw"):
             step["error"] = self.error()
+        elif src == "abort":
+            step["reason"] = self.text()
         elif src == "echo":
             step["args"] = self.args()
         elif src == "held":
@@ -216,7 +219,9 @@ class RpcGenerator:
                 # A JavaScript function's own name and length are reached over RPC, a Python
                 # function has no such members (docs/differences.md, seed 9702)
                 name = "nope"
-            if rng.random() < 0.5:
+            if rng.random() < 0.5 and name not in ("add", "fail"):
+                # (a method read without a call: a stub of it in workerd, a TypeError here,
+                # docs/differences.md "Awaiting `stub.method` without calling it", seed 9703)
                 path.append({"name": name})
             else:
                 arity = PIPE_ARITY.get(name, rng.choice([0, 1]))
@@ -468,6 +473,10 @@ async def _pipe(stub: Any, step: Step, held: list[Any], args: list[Any]) -> Any:
     src = step["src"]
     if src == "fail":
         p = stub.fail(step["error"])
+    elif src == "bcw":
+        p = stub.bcw(step["error"])
+    elif src == "abort":
+        p = stub.abort(step["reason"])
     elif src == "echo":
         p = stub.echo(*args)
     elif src == "held":

@@ -54,6 +54,10 @@ function encodeValue(x, held) {
       held.push(y);
       return { t: "stub" };
     }
+    if (Object.getPrototypeOf(y) === Object.prototype) {
+      // a plain object (the "config" a pipelined read reaches into): a Python dict, so a map
+      return { t: "map", v: Object.entries(y).map(([k, v]) => [encode(k, state), encode(v, state)]) };
+    }
     return undefined;
   });
 }
@@ -179,6 +183,8 @@ async function act(stub, step, held) {
 async function pipe(stub, step, held, args) {
   let p;
   if (step.src === "fail") p = stub.fail(step.error);
+  else if (step.src === "bcw") p = stub.bcw(step.error);
+  else if (step.src === "abort") p = stub.abort(step.reason);
   else if (step.src === "echo") p = stub.echo(...args);
   else if (step.src === "held") {
     if (step.index >= held.length) return "no such stub";
