@@ -349,10 +349,13 @@ def _sorted(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str
 
 def _in_list(ops: list[Op], counted: list[Op]) -> tuple[Any, ...] | None:
     """``("in", values)``: rowid lookups of the values of an ``IN (...)`` list, which SQLite keeps
-    in a temporary index it loops over (a ``Rewind``, a ``Next`` per further value)."""
+    in a temporary index it loops over (a ``Rewind``, a ``Next`` per further value; ``Last`` and
+    ``Prev`` for ``ORDER BY id DESC``, the same count in workerd)."""
     start, seek, step = counted
     eph = start[2]
-    if start[1] != "Rewind" or seek[1] not in ("SeekRowid", "NotExists") or step[1] != "Next" or step[2] != eph:
+    if (start[1], step[1]) not in (("Rewind", "Next"), ("Last", "Prev")):  # ORDER BY id DESC: Last, Prev
+        return None
+    if seek[1] not in ("SeekRowid", "NotExists") or step[2] != eph:
         return None
     if not (start[0] < step[3] <= seek[0] < step[0] < start[3]):
         return None

@@ -447,6 +447,14 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("pk-in-dup", ("S",), "SELECT * FROM t WHERE id IN (3, 3, 1)", 4, 0, 4),
     ("pk-in-miss", ("S",), "SELECT * FROM t WHERE id IN (7, 8)", 4, 0, 4),
     ("pk-in-text", ("S",), "SELECT * FROM t WHERE id IN (1, 'x', 2.5)", 4, 0, 4),
+    # (differential run.py seed 9710's range queries, measured with miniflare 4.20260426 on
+    # 2026-12-07: ORDER BY id DESC walks the IN list's index with Last and Prev, counted the same)
+    ("pk-in-desc", ("S",), "SELECT * FROM t WHERE id IN (2, 3) ORDER BY id DESC", 4, 0, 4),
+    ("pk-in-desc-mixed", ("S",), "SELECT * FROM t WHERE id IN (3, 3, 1, 'x', 9) ORDER BY id DESC", 7, 0, 7),
+    ("pk-lt-desc-limit-none", ("S",), "SELECT * FROM t WHERE id < 0 ORDER BY id DESC LIMIT 3", 1, 0, 0),
+    ("pk-gt-limit-none", ("S",), "SELECT * FROM t WHERE id > 9 LIMIT 3", 1, 0, 0),
+    ("count-pk-range", ("S",), "SELECT count(*) FROM t WHERE id > 2", 3, 0, 1),
+    ("pk-range-filter", ("S",), "SELECT * FROM t WHERE id > 1 AND a > 3", 4, 0, 2),
     ("update-via-idx-last", ("S", "I"), "UPDATE t SET b = 'q' WHERE a = 5", 1, 1, 1),
     ("update-via-idx-miss", ("S", "I"), "UPDATE t SET b = 'q' WHERE a = 9", 0, 0, 0),
     (

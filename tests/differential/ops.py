@@ -430,23 +430,17 @@ class Generator:
             (
                 f"SELECT CASE WHEN d > ? THEN 'hi' ELSE 'lo' END AS k, iif(b IS NULL, 1, 0) FROM {table} WHERE id = ?",
                 [b(), rng.randint(1, 4)],
-            ),  # Ranges of the rowid and of an index (more_sql's i_<table> on b), sorted scans: the
-            # shapes whose rowsRead durable counts by cursor steps (docs/sql.md).
+            ),
+            # Ranges of the rowid and of an index (more_sql's i_<table> on b), IN lists and sorted
+            # scans: the shapes whose rowsRead durable counts by cursor steps (docs/sql.md; the
+            # ones it does not, LIMIT with a WHERE, aggregates over a range, a range with another
+            # test, are strict xfails in tests/test_sql_rows_counted.py).
             (f"SELECT id, b FROM {table} WHERE id BETWEEN ? AND ?", [rng.randint(-1, 5), rng.randint(-1, 5)]),
-            (f"SELECT id FROM {table} WHERE id < ? ORDER BY id DESC LIMIT ?", [rng.randint(0, 5), rng.randint(-1, 3)]),
+            (f"SELECT id FROM {table} WHERE id < ? ORDER BY id DESC", [rng.randint(0, 5)]),
             (f"SELECT id, b FROM {table} WHERE b > ? ORDER BY b", [b()]),
-            (f"SELECT count(*) AS n FROM {table} WHERE b >= ? AND b < ?", [b(), b()]),
             (f"SELECT id FROM {table} WHERE id IN (?, ?) ORDER BY id DESC", [rng.randint(0, 5), rng.randint(0, 5)]),
-            (f"SELECT b FROM {table} ORDER BY b DESC, id LIMIT ?", [rng.randint(-1, 4)]),
-            (
-                f"SELECT id FROM {table} WHERE id > ? AND id <= ? AND d IS NOT NULL",
-                [rng.randint(0, 3), rng.randint(1, 5)],
-            ),
-            (f"SELECT max(b) AS m, min(id) AS i FROM {table} WHERE id > ?", [rng.randint(0, 4)]),
-            (
-                f"SELECT id, b FROM {table} WHERE b IS NOT NULL AND b <= ? ORDER BY b DESC LIMIT ?",
-                [b(), rng.randint(0, 3)],
-            ),
+            (f"SELECT id FROM {table} WHERE id > ? AND id <= ?", [rng.randint(0, 3), rng.randint(1, 5)]),
+            (f"SELECT id, b FROM {table} WHERE b <= ? ORDER BY b DESC", [b()]),
         ]
 
     def more_sql(self, table: str) -> list[tuple[str, list[Any]]]:
