@@ -115,36 +115,46 @@ class PipelinedMember:
 
 async def _read_path(source: RpcPromise, path: tuple[str, ...]) -> Any:
     value = await source
+    previous = None
     for name in path:
-        value = await _read(value, name)
+        value = await _read(value, name, previous)
+        previous = name
     return value
 
 
 async def _call(source: RpcPromise, path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     value = await _read_path(source, path[:-1])
     name = path[-1]
-    method = _member(value, name)
+    method = _member(value, name, path[-2] if len(path) > 1 else None)
     if not callable(method):
         raise _remote(TypeError(f'"{name}" is not a function.'))
     result = method(*args, **kwargs)
     return await result if inspect.isawaitable(result) else result
 
 
-async def _read(value: Any, name: str) -> Any:
-    member = _member(value, name)
+async def _read(value: Any, name: str, previous: str | None) -> Any:
+    member = _member(value, name, previous)
     if isinstance(value, _stub_types) and inspect.isawaitable(member):
         return await member  # a stub's property: read where it lives
     return member
 
 
-def _member(value: Any, name: str) -> Any:
-    """What ``name`` reaches on ``value``, an RPC result (not awaited), or workerd's TypeError."""
+def _member(value: Any, name: str, previous: str | None = None) -> Any:
+    """What ``name`` reaches on ``value``, an RPC result (not awaited), or workerd's TypeError.
+
+    ``previous``: the name before ``name`` in the same path (``p.a.b``, ``p.a.b()``), which
+    workerd's error names instead when ``value``, what it reached, has no members to walk (a
+    string, a number, ``None``, a list): ``getConfig().name.x()`` raises ``... the method
+    "name".`` (measured with miniflare 4.20260426, differential seed 9701); on a ``dict`` without
+    the key, or a stub without the member, the error names ``name``."""
     if name == "dup":
         raise _remote(TypeError("'dup' is a reserved method and cannot be called over RPC."))
     if isinstance(value, _stub_types):
         return getattr(value, name)
     if type(value) is dict and name in value:
         return value[name]
+    if previous is not None and type(value) is not dict:
+        name = previous
     raise _remote(TypeError(f'The RPC receiver does not implement the method "{name}".'))
 
 

@@ -308,6 +308,28 @@ class TestErrors:
                 await member
             assert getattr(error.value, "remote", None) is True, error.value
 
+    async def test_path_through_a_primitive_names_the_name_that_reached_it(self, stub: Any) -> None:
+        """workerd (miniflare 4.20260426, differential seed 9701): a path walking on from a
+        primitive names the member that gave it: ``getConfig().name.nested``, ``.name.nested()``,
+        ``.name.a.b()`` and ``getCounter(1).value.x``: does not implement the method "name" (or
+        "value"), as ``.list.x`` (an array) "list"; from a plain object without the member, that
+        member: ``.nested.nope.x`` "nope"; a call's result starts a new path: ``.f(1).x`` "x"."""
+        cases = [
+            (stub.get_config().name.nested, "name"),
+            (stub.get_config().name.nested(), "name"),
+            (stub.get_config().name.a.b(), "name"),
+            (stub.get_counter(1).value.x, "value"),
+            (stub.get_counter(1).value.x(), "value"),
+            (stub.get_config().nested.nope.x, "nope"),
+            (stub.get_config().list.x, "list"),
+            (stub.get_config().list.x(), "list"),
+            (stub.get_config().f(1).x, "x"),
+            (stub.get_value(None).x, "x"),
+        ]
+        for member, name in cases:
+            with pytest.raises(TypeError, match=NOT_IMPLEMENTED.format(name)):
+                await member
+
     async def test_first_call_fails(self, stub: Any) -> None:
         """workerd: ``throws().inc(1)`` and ``throws().name`` raise the first call's TypeError:
         first failed; an async method's RangeError: later, likewise."""
