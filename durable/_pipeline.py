@@ -146,15 +146,17 @@ def _member(value: Any, name: str, previous: str | None = None) -> Any:
     workerd's error names instead when ``value``, what it reached, has no members to walk (a
     string, a number, ``None``, a list): ``getConfig().name.x()`` raises ``... the method
     "name".`` (measured with miniflare 4.20260426, differential seed 9701); on a ``dict`` without
-    the key, or a stub without the member, the error names ``name``."""
+    the key, or a stub without the member, the error names ``name``; this comes before ``dup``'s
+    refusal (``getConfig().name.dup()`` names "name", seed 9702)."""
+    walkable = isinstance(value, _stub_types) or type(value) is dict
+    if previous is not None and not walkable:
+        raise _remote(TypeError(f'The RPC receiver does not implement the method "{previous}".'))
     if name == "dup":
         raise _remote(TypeError("'dup' is a reserved method and cannot be called over RPC."))
     if isinstance(value, _stub_types):
         return getattr(value, name)
     if type(value) is dict and name in value:
         return value[name]
-    if previous is not None and type(value) is not dict:
-        name = previous
     raise _remote(TypeError(f'The RPC receiver does not implement the method "{name}".'))
 
 

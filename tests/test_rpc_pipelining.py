@@ -318,6 +318,7 @@ class TestErrors:
             (stub.get_config().name.nested, "name"),
             (stub.get_config().name.nested(), "name"),
             (stub.get_config().name.a.b(), "name"),
+            (stub.get_config().name.dup(), "name"),  # (before dup's refusal: seed 9702)
             (stub.get_counter(1).value.x, "value"),
             (stub.get_counter(1).value.x(), "value"),
             (stub.get_config().nested.nope.x, "nope"),
