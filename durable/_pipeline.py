@@ -130,37 +130,61 @@ async def _read_path(source: RpcPromise, path: tuple[str, ...]) -> Any:
         # and cancelling a pipelined read (asyncio.wait_for) must not cancel the first call.
         await asyncio.wait((source,))
     value = await source
+    previous = None
     for name in path:
-        value = await _read(value, name)
+        value = await _read(value, name, previous)
+        previous = name
     return value
 
 
 async def _call(source: RpcPromise, path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    result = _call_member(path[-1], args, kwargs, await _read_path(source, path[:-1]))
+    previous = path[-2] if len(path) > 1 else None
+    result = _call_member(path[-1], args, kwargs, await _read_path(source, path[:-1]), previous)
     return await result if inspect.isawaitable(result) else result
 
 
-def _call_member(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], value: Any) -> Any:
-    """Call ``name`` of ``value`` (a result, not awaited): its promise, or workerd's TypeError."""
-    method = _member(value, name)
+def _call_member(
+    name: str, args: tuple[Any, ...], kwargs: dict[str, Any], value: Any, previous: str | None = None
+) -> Any:
+    """Call ``name`` of ``value`` (a result, not awaited; reached by the member ``previous`` of a
+    longer path): its promise, or workerd's TypeError."""
+    method = _member(value, name, previous)
     if not callable(method):
-        raise TypeError(f'"{name}" is not a function.')
+        raise _remote(TypeError(f'"{name}" is not a function.'))
     return method(*args, **kwargs)
 
 
-async def _read(value: Any, name: str) -> Any:
-    member = _member(value, name)
+async def _read(value: Any, name: str, previous: str | None) -> Any:
+    member = _member(value, name, previous)
     if isinstance(value, _stub_types) and inspect.isawaitable(member):
         return await member  # a stub's property: read where it lives
     return member
 
 
-def _member(value: Any, name: str) -> Any:
-    """What ``name`` reaches on ``value``, an RPC result (not awaited), or workerd's TypeError."""
+def _member(value: Any, name: str, previous: str | None = None) -> Any:
+    """What ``name`` reaches on ``value``, an RPC result (not awaited), or workerd's TypeError.
+
+    ``previous``: the name before ``name`` in the same path (``p.a.b``, ``p.a.b()``), which
+    workerd's error names instead when ``value``, what it reached, has no members to walk (a
+    string, a number, ``None``, a list): ``getConfig().name.x()`` raises ``... the method
+    "name".`` (measured with miniflare 4.20260426, differential seed 9701); on a ``dict`` without
+    the key, or a stub without the member, the error names ``name``; this comes before ``dup``'s
+    refusal (``getConfig().name.dup()`` names "name", seed 9702)."""
+    walkable = isinstance(value, _stub_types) or type(value) is dict
+    if previous is not None and not walkable:
+        raise _remote(TypeError(f'The RPC receiver does not implement the method "{previous}".'))
     if name == "dup":
-        raise TypeError("'dup' is a reserved method and cannot be called over RPC.")
+        raise _remote(TypeError("'dup' is a reserved method and cannot be called over RPC."))
     if isinstance(value, _stub_types):
         return getattr(value, name)
     if type(value) is dict and name in value:
         return value[name]
-    raise TypeError(f'The RPC receiver does not implement the method "{name}".')
+    raise _remote(TypeError(f'The RPC receiver does not implement the method "{name}".'))
+
+
+def _remote(exc: TypeError) -> TypeError:
+    """``exc`` marked as raised on the side of the result: workerd checks a pipelined name where
+    the first call's result lives, so its TypeErrors arrive with ``remote`` true (measured with
+    miniflare 4.20260426: "does not implement", "is not a function" and ``dup``, seed 9701)."""
+    exc.remote = True  # type: ignore[attr-defined]
+    return exc

@@ -9,8 +9,9 @@ and at least the 1 of its start. This module recognises four loops in a statemen
 
 - ``range``: one cursor over a rowid or index range (``WHERE id < 3``, ``WHERE a = ?`` on an
   index, ``BETWEEN``, ``ORDER BY a DESC``), each entry producing a row (a ``SELECT``) or
-  writing one (an ``UPDATE`` or ``DELETE``), no other test in the loop. Whether an entry lies
-  past the end is asked of the database with a query of the same comparison;
+  writing one (an ``UPDATE`` or ``DELETE``), no other test in the loop; a ``SELECT``'s may have
+  a ``LIMIT`` (no ``OFFSET``), which ends the loop without a further step once reached. Whether
+  an entry lies past the end is asked of the database with a query of the same comparison;
 - ``in``: rowid lookups of the values of an ``IN (...)`` list, which SQLite keeps in a temporary
   index: one per distinct value (its ``Rewind``, then a ``Next`` per further value), plus one
   per value that is an integer (a lookup, found or not; SQLite skips it for others);
@@ -119,7 +120,12 @@ def _range_rows(
     changes: int,
     stale: bool,
 ) -> int | None:
-    _, dml, eq_only, guards, rowid_key, beyond, keys = shape
+    _, dml, eq_only, guards, rowid_key, beyond, keys, limit_source = shape
+    limit = None if limit_source is None else _whole(_value(limit_source, params))
+    if limit is _NO_ROW:
+        return None
+    if limit == 0:
+        return 0  # LIMIT 0 skips the loop
     for source in guards:
         if _value(source, params) is None:
             return 0  # an IsNull test jumps past the loop: nothing read
@@ -130,12 +136,16 @@ def _range_rows(
         if not _numeric(key):
             return 0  # a rowid seek with a key that is no number jumps without reading
     if not dml and not finished:
+        if limit is not None and 0 < limit <= returned:
+            return returned  # no row waits past the LIMIT's last
         return returned + 1  # the rows stepped to: those read and the one waiting
     produced = changes if dml else returned
     if produced < 0:
         return None
     if eq_only and produced == 0:
         return 0  # the seek found no equal key: SQLite counts it only when it does
+    if limit is not None and 0 < limit <= produced:
+        return produced  # the LIMIT stopped the loop before a further step
     past = 0
     if beyond is not None:
         if stale:
@@ -173,6 +183,9 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
     if opened is None:
         return None
     kind, table, index = opened
+    limits = _limits(ops)
+    if limits is None or limits[1] is not None or (dml and limits[0] is not None):
+        return None  # (a LIMIT is taken for a SELECT's, with no OFFSET)
     end: Op | None = None
     guards: list[Any] = []
     for op in ops:
@@ -181,7 +194,11 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
             continue
         if name == "Init" or (name == "Goto" and addr == len(ops) - 1 and p2 == 1):
             continue
+        if limits[0] is not None and addr < start[0] and _before_loop(op, limits):
+            continue  # LIMIT 0: nothing read (_range_rows)
         if step[3] <= addr < step[0]:
+            if limits[0] is not None and name == "DecrJumpZero" and p1 == limits[2] and p2 >= step[0]:
+                continue  # the LIMIT reached: out of the loop without a further step
             if end is None and addr < step[3] + 3 and name in _ENDS and p2 == start[3]:
                 end = op
                 continue
@@ -210,7 +227,7 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
         if made is None:
             return None
         beyond, keys = made
-    return ("range", dml, eq_only, tuple(guards), rowid_key, beyond, tuple(keys))
+    return ("range", dml, eq_only, tuple(guards), rowid_key, beyond, tuple(keys), limits[0])
 
 
 def _beyond(
@@ -349,10 +366,13 @@ def _sorted(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str
 
 def _in_list(ops: list[Op], counted: list[Op]) -> tuple[Any, ...] | None:
     """``("in", values)``: rowid lookups of the values of an ``IN (...)`` list, which SQLite keeps
-    in a temporary index it loops over (a ``Rewind``, a ``Next`` per further value)."""
+    in a temporary index it loops over (a ``Rewind``, a ``Next`` per further value; ``Last`` and
+    ``Prev`` for ``ORDER BY id DESC``, the same count in workerd)."""
     start, seek, step = counted
     eph = start[2]
-    if start[1] != "Rewind" or seek[1] not in ("SeekRowid", "NotExists") or step[1] != "Next" or step[2] != eph:
+    if (start[1], step[1]) not in (("Rewind", "Next"), ("Last", "Prev")):  # ORDER BY id DESC: Last, Prev
+        return None
+    if seek[1] not in ("SeekRowid", "NotExists") or step[2] != eph:
         return None
     if not (start[0] < step[3] <= seek[0] < step[0] < start[3]):
         return None

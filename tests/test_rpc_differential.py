@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from differential.rpc_ops import MAKE_KINDS, UNSENDABLE, RpcGenerator, RpcSide, first_difference
+from differential.rpc_ops import MAKE_KINDS, PIPE_SOURCES, UNSENDABLE, RpcGenerator, RpcSide, first_difference
 from differential.runner import Workerd, started_or_skipped
 
 import durable
@@ -92,9 +92,10 @@ class TestGenerator:
                     held.append("fn")
 
     def test_covers_every_step(self) -> None:
-        """A hundred interactions use every step, every kind of result and errors in values."""
+        """150 interactions use every step, every kind of result, every first call of a pipelined
+        one, and errors in values."""
         gen = RpcGenerator(0)
-        steps = [step for _ in range(100) for step in gen.interaction()]
+        steps = [step for _ in range(150) for step in gen.interaction()]
         assert {s["op"] for s in steps} == {
             "echo",
             "pair",
@@ -111,7 +112,9 @@ class TestGenerator:
             "held_prop",
             "abort",
             "bcw",
+            "pipe",
         }
         assert {s["kind"] for s in steps if s["op"] == "make"} == set(MAKE_KINDS)
+        assert {s["src"] for s in steps if s["op"] == "pipe"} == set(PIPE_SOURCES)
         text = json.dumps(steps)
         assert all(f'"t": "{tag}"' in text for tag in ("error", "plain", "ref", "map", "set", "date", "buf", "big"))

@@ -349,6 +349,48 @@ class TestErrors:
             with pytest.raises(TypeError, match=RESERVED_DUP):
                 await member
 
+    async def test_errors_of_the_name_are_remote(self, stub: Any) -> None:
+        """workerd checks a pipelined name where the result lives: its TypeErrors have ``remote``
+        true (miniflare 4.20260426, differential seed 9701: ``make("error").nested``,
+        ``getConfig().target(e)``, ``getConfig().dup(m)``, on a target and on a list alike)."""
+        members = [
+            stub.get_config().missing,
+            stub.get_config().missing(),
+            stub.get_counter(1).nope(),
+            stub.get_value([1]).name,
+            stub.get_value(None).name.x(),
+            stub.get_config().name(),
+            stub.get_counter(1).dup(),
+            stub.get_config().dup,
+        ]
+        for member in members:
+            with pytest.raises(TypeError) as error:
+                await member
+            assert getattr(error.value, "remote", None) is True, error.value
+
+    async def test_path_through_a_primitive_names_the_name_that_reached_it(self, stub: Any) -> None:
+        """workerd (miniflare 4.20260426, differential seed 9701): a path walking on from a
+        primitive names the member that gave it: ``getConfig().name.nested``, ``.name.nested()``,
+        ``.name.a.b()`` and ``getCounter(1).value.x``: does not implement the method "name" (or
+        "value"), as ``.list.x`` (an array) "list"; from a plain object without the member, that
+        member: ``.nested.nope.x`` "nope"; a call's result starts a new path: ``.f(1).x`` "x"."""
+        cases = [
+            (stub.get_config().name.nested, "name"),
+            (stub.get_config().name.nested(), "name"),
+            (stub.get_config().name.a.b(), "name"),
+            (stub.get_config().name.dup(), "name"),  # (before dup's refusal: seed 9702)
+            (stub.get_counter(1).value.x, "value"),
+            (stub.get_counter(1).value.x(), "value"),
+            (stub.get_config().nested.nope.x, "nope"),
+            (stub.get_config().list.x, "list"),
+            (stub.get_config().list.x(), "list"),
+            (stub.get_config().f(1).x, "x"),
+            (stub.get_value(None).x, "x"),
+        ]
+        for member, name in cases:
+            with pytest.raises(TypeError, match=NOT_IMPLEMENTED.format(name)):
+                await member
+
     async def test_first_call_fails(self, stub: Any) -> None:
         """workerd: ``throws().inc(1)`` and ``throws().name`` raise the first call's TypeError:
         first failed; an async method's RangeError: later, likewise."""

@@ -447,6 +447,23 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("pk-in-dup", ("S",), "SELECT * FROM t WHERE id IN (3, 3, 1)", 4, 0, 4),
     ("pk-in-miss", ("S",), "SELECT * FROM t WHERE id IN (7, 8)", 4, 0, 4),
     ("pk-in-text", ("S",), "SELECT * FROM t WHERE id IN (1, 'x', 2.5)", 4, 0, 4),
+    # (differential run.py seed 9710's range queries, measured with miniflare 4.20260426 on
+    # 2026-12-07: ORDER BY id DESC walks the IN list's index with Last and Prev, counted the same)
+    ("pk-in-desc", ("S",), "SELECT * FROM t WHERE id IN (2, 3) ORDER BY id DESC", 4, 0, 4),
+    ("pk-in-desc-mixed", ("S",), "SELECT * FROM t WHERE id IN (3, 3, 1, 'x', 9) ORDER BY id DESC", 7, 0, 7),
+    ("pk-lt-desc-limit-none", ("S",), "SELECT * FROM t WHERE id < 0 ORDER BY id DESC LIMIT 3", 1, 0, 1),
+    ("pk-gt-limit-none", ("S",), "SELECT * FROM t WHERE id > 9 LIMIT 3", 1, 0, 1),
+    # (a range with a LIMIT: the LIMIT's rows when it stops the loop, else as without it)
+    ("pk-gt-limit-reached", ("S", "I"), "SELECT * FROM t WHERE id > 1 LIMIT 2", 2, 0, 2),
+    ("pk-lt-limit-unreached", ("S", "I"), "SELECT * FROM t WHERE id < 3 LIMIT 5", 3, 0, 3),
+    ("pk-between-limit", ("S", "I"), "SELECT * FROM t WHERE id BETWEEN 2 AND 3 LIMIT 5", 3, 0, 3),
+    ("pk-gt-limit-0", ("S", "I"), "SELECT * FROM t WHERE id > 2 LIMIT 0", 0, 0, 0),
+    ("pk-gt-limit-all", ("S", "I"), "SELECT * FROM t WHERE id > 1 LIMIT -1", 4, 0, 4),
+    ("idx-gt-limit", ("S", "I"), "SELECT * FROM t WHERE a > 2 ORDER BY a LIMIT 2", 2, 0, 2),
+    ("idx-lt-desc-limit", ("S", "I"), "SELECT * FROM t WHERE a < 4 ORDER BY a DESC LIMIT 9", 3, 0, 3),
+    ("idx-eq-limit-miss", ("S", "I"), "SELECT * FROM t WHERE a = 9 LIMIT 1", 0, 0, 0),
+    ("count-pk-range", ("S",), "SELECT count(*) FROM t WHERE id > 2", 3, 0, 1),
+    ("pk-range-filter", ("S",), "SELECT * FROM t WHERE id > 1 AND a > 3", 4, 0, 2),
     ("update-via-idx-last", ("S", "I"), "UPDATE t SET b = 'q' WHERE a = 5", 1, 1, 1),
     ("update-via-idx-miss", ("S", "I"), "UPDATE t SET b = 'q' WHERE a = 9", 0, 0, 0),
     (
@@ -758,6 +775,42 @@ async def test_ranges_by_binding_and_while_read(durable_runtime: durable.Runtime
 
     stub = durable_runtime.namespace(Shapes).get_by_name("a")
     assert await testing.run_in_object(stub, body) == [2, 0, 2, 2, 3, 0, 3, 3, 3, 8, 0, 2]
+
+
+async def test_range_with_a_limit_bound_and_read_in_part(durable_runtime: durable.Runtime) -> None:
+    """A rowid range with a LIMIT (differential run.py seed 9710's range queries). workerd
+    (miniflare 4.20260426, 2026-12-07), in order: ``id > 1 LIMIT ?`` with 3 and '2': 3, 2;
+    ``id < 0 ORDER BY id DESC LIMIT ?`` with 3: 1; then read in part: two rows of ``id > 1
+    LIMIT 2``: 2 (no row waits past the LIMIT's last), one of it: 2, two of ``id > 1 LIMIT 3``:
+    3, two of ``id < 3 LIMIT 5``: 3 (the entry past the range waits)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for s in _T:
+            sql.exec(s)
+        counts = []
+        for statement, bindings in (
+            ("SELECT * FROM t WHERE id > 1 LIMIT ?", (3,)),
+            ("SELECT * FROM t WHERE id > 1 LIMIT ?", ("2",)),
+            ("SELECT * FROM t WHERE id < 0 ORDER BY id DESC LIMIT ?", (3,)),
+        ):
+            cursor = sql.exec(statement, *bindings)
+            cursor.to_array()
+            counts.append(cursor.rows_read)
+        for statement, read in (
+            ("SELECT * FROM t WHERE id > 1 LIMIT 2", 2),
+            ("SELECT * FROM t WHERE id > 1 LIMIT 2", 1),
+            ("SELECT * FROM t WHERE id > 1 LIMIT 3", 2),
+            ("SELECT * FROM t WHERE id < 3 LIMIT 5", 2),
+        ):
+            cursor = sql.exec(statement)
+            for _ in range(read):
+                next(cursor)
+            counts.append(cursor.rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("a")
+    assert await testing.run_in_object(stub, body) == [3, 2, 1, 2, 2, 3, 3]
 
 
 async def test_rows_read_of_a_statement_written_to_while_it_ran(durable_runtime: durable.Runtime) -> None:

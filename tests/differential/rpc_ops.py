@@ -20,7 +20,11 @@ method: unknown, an instance field, a getter), ``prop`` (a property read), ``cal
 passes a function the object calls), ``keep`` / ``call_kept`` (a function passed as an argument,
 kept and called from a later call: disposed), ``caller_target`` (an RpcTarget of the caller's the
 object calls), ``pass_back`` (a stub held from an earlier result sent back to the object, which
-calls it), ``held_call`` / ``held_prop`` (calls and reads on a held stub).
+calls it), ``held_call`` / ``held_prop`` (calls and reads on a held stub), ``pipe`` (promise
+pipelining: a chain of calls and property reads on the promise of a call not awaited, ``make`` of
+a kind or of ``config``, a plain object holding a function, an RpcTarget and a nested object;
+``fail``; ``echo``; a call on a held RpcTarget or callback stub; the stubs its result holds are
+not held).
 
 ``self_pass`` / ``self_call`` (the object's own stub sent over RPC) are not generated: workerd
 refuses a Durable Object stub as an RPC value, ``durable`` sends it; nor is an RpcTarget's stub
@@ -47,6 +51,14 @@ Tagged = dict[str, Any]
 
 MAKE_KINDS = ["function", "nested_function", "instance", "nested_instance", "target", "nested_target", "error", "none"]
 CLASS_NAMES = ["Error", "TypeError", "RangeError", "Custom"]
+PIPE_SOURCES = [*MAKE_KINDS, "config", "config", "fail", "echo", "held", "held", "abort", "bcw"]
+"""What the first call of a ``pipe`` step is: ``make`` of a kind, ``fail``, ``echo``, a call on a
+held stub (``h(v)`` or ``h.add(v)``), or one that resets the object (``abort``, ``bcw``). Not a
+property of the object's stub (``stub.answer.x``): ``durable`` has no property paths on a Durable
+Object stub (docs/differences.md)."""
+PIPE_NAMES = ["add", "size", "items", "fail", "nope", "name", "fn", "target", "nested", "deep", "dup"]
+PIPE_ARITY = {"add": 1, "fn": 1, "deep": 0, "fail": 1}
+"""How many arguments a pipelined call of each name gets (Python binds them as Python does)."""
 UNSENDABLE: Tagged = {"t": "arr", "v": [{"t": "plain"}]}
 """The argument ``arg`` draws that no call can send (a ``Plain`` instance cannot be cloned)."""
 
@@ -108,9 +120,12 @@ class RpcGenerator:
                 "held",
                 "abort",
                 "bcw",
+                "pipe",
             ],
-            weights=[20, 6, 12, 8, 4, 4, 6, 3, 3, 14, 1, 1],
+            weights=[20, 6, 12, 8, 4, 4, 6, 3, 3, 14, 1, 1, 14],
         )[0]
+        if kind == "pipe":
+            return self.pipe_step()
         if kind == "echo":
             return {"op": "echo", "args": self.args()}
         if kind == "pair":
@@ -175,6 +190,51 @@ class RpcGenerator:
             # where durable's keeps its class (docs/differences.md "Errors"): not compared.
             args[0]["cls"] = "Error"
         return {"op": "held_call", "index": index, "as": "target", "name": name, "args": args}
+
+    def pipe_step(self) -> Step:
+        """Calls and property reads on the promise of a call not awaited (promise pipelining),
+        chained: ``stub.make("target").add(v).nope``; the first call may throw."""
+        rng = self.rng
+        src = rng.choice(PIPE_SOURCES)
+        step: Step = {"op": "pipe", "src": src}
+        if src in ("fail", "bcw"):
+            step["error"] = self.error()
+        elif src == "abort":
+            step["reason"] = self.text()
+        elif src == "echo":
+            step["args"] = self.args()
+        elif src == "held":
+            if not self.held:
+                step["src"] = "config"
+            else:
+                step["index"] = rng.randrange(len(self.held))
+                step["as"] = self.held[step["index"]][:2]
+                step["args"] = [self.arg()][: 0 if self.held[step["index"]] == "fn0" else 1]
+        path: list[Step] = []
+        for _ in range(rng.choice([1, 1, 2, 2, 3])):
+            name = rng.choice(PIPE_NAMES)
+            if name == "name" and (
+                path[-1:] in ([{"name": "fn"}], [{"name": "deep"}]) or (not path and src == "function")
+            ):
+                # A JavaScript function's own name and length are reached over RPC, a Python
+                # function has no such members (docs/differences.md, seed 9702)
+                name = "nope"
+            if rng.random() < 0.5 and name not in ("add", "fail"):
+                # (a method read without a call: a stub of it in workerd, a TypeError here,
+                # docs/differences.md "Awaiting `stub.method` without calling it", seed 9703)
+                path.append({"name": name})
+            else:
+                arity = PIPE_ARITY.get(name, rng.choice([0, 1]))
+                if name == "fail":
+                    error = self.error()
+                    if error["cls"] == "Custom":  # (as in held_step)
+                        error["cls"] = "Error"
+                    args = [error]
+                else:
+                    args = [self.arg() for _ in range(arity)]
+                path.append({"name": name, "args": args})
+        step["path"] = path
+        return step
 
     def interaction(self) -> list[Step]:
         self.held = []
@@ -304,6 +364,7 @@ MAKERS: dict[str, Any] = {
     "nested_target": lambda: [Counter(), "y"],
     "error": lambda: _made_error(),
     "none": lambda: None,
+    "config": lambda: {"name": "n", "fn": lambda v: [v, v], "target": Counter(), "nested": {"deep": lambda: "deep"}},
 }
 
 
@@ -389,6 +450,8 @@ async def _act(stub: Any, step: Step, held: list[Any]) -> Any:
         return await stub.abort(step["reason"])
     if op == "bcw":
         return await stub.bcw(step["error"])
+    if op == "pipe":
+        return await _pipe(stub, step, held, args)
     if op == "self_pass":
         [back] = await stub.echo(stub)
         return await back.echo(*args)
@@ -406,6 +469,30 @@ async def _act(stub: Any, step: Step, held: list[Any]) -> Any:
     raise ValueError(f"unknown op {op!r}")
 
 
+async def _pipe(stub: Any, step: Step, held: list[Any], args: list[Any]) -> Any:
+    src = step["src"]
+    if src == "fail":
+        p = stub.fail(step["error"])
+    elif src == "bcw":
+        p = stub.bcw(step["error"])
+    elif src == "abort":
+        p = stub.abort(step["reason"])
+    elif src == "echo":
+        p = stub.echo(*args)
+    elif src == "held":
+        if step["index"] >= len(held):
+            return "no such stub"
+        h = held[step["index"]]
+        p = h(*args) if step["as"] == "fn" else h.add(*args)
+    else:
+        p = stub.make(src)
+    for segment in step["path"]:
+        p = getattr(p, segment["name"])
+        if "args" in segment:
+            p = p(*[decode_value(a) for a in segment["args"]])
+    return await p
+
+
 class RpcSide:
     """Runs interactions against objects of ``Rpc`` in a ``durable.Runtime``."""
 
@@ -419,7 +506,9 @@ class RpcSide:
         out: list[Any] = []
         for step in steps:
             try:
-                out.append({"ok": encode_value(await _act(stub, step, held), held)})
+                result = await _act(stub, step, held)
+                # (the stubs a pipelined call gives are not held: the generator does not count them)
+                out.append({"ok": encode_value(result, [] if step["op"] == "pipe" else held)})
             except Exception as exc:
                 out.append({"err": error_info(exc)})
         return out

@@ -54,6 +54,10 @@ function encodeValue(x, held) {
       held.push(y);
       return { t: "stub" };
     }
+    if (Object.getPrototypeOf(y) === Object.prototype) {
+      // a plain object (the "config" a pipelined read reaches into): a Python dict, so a map
+      return { t: "map", v: Object.entries(y).map(([k, v]) => [encode(k, state), encode(v, state)]) };
+    }
     return undefined;
   });
 }
@@ -84,6 +88,7 @@ const MAKERS = {
   nested_target: () => [new Counter(), "y"],
   error: () => new RangeError("made", { cause: new Error("why") }),
   none: () => null,
+  config: () => ({ name: "n", fn: (v) => [v, v], target: new Counter(), nested: { deep: () => "deep" } }),
 };
 
 export class Rpc extends DurableObject {
@@ -158,6 +163,7 @@ async function act(stub, step, held) {
     case "caller_target": return await stub.useHeld(new Counter(), "target", ...args);
     case "abort": return await stub.abort(step.reason);
     case "bcw": return await stub.bcw(step.error);
+    case "pipe": return await pipe(stub, step, held, args);
     case "self_pass": {
       const [back] = await stub.echo(stub);
       return await back.echo(...args);
@@ -174,6 +180,23 @@ async function act(stub, step, held) {
   throw new Error(`rpc harness: unknown op ${step.op}`);
 }
 
+async function pipe(stub, step, held, args) {
+  let p;
+  if (step.src === "fail") p = stub.fail(step.error);
+  else if (step.src === "bcw") p = stub.bcw(step.error);
+  else if (step.src === "abort") p = stub.abort(step.reason);
+  else if (step.src === "echo") p = stub.echo(...args);
+  else if (step.src === "held") {
+    if (step.index >= held.length) return "no such stub";
+    const h = held[step.index];
+    p = step.as === "fn" ? h(...args) : h.add(...args);
+  } else p = stub.make(step.src);
+  for (const segment of step.path) {
+    p = segment.args === undefined ? p[segment.name] : p[segment.name](...segment.args.map((a) => decodeValue(a)));
+  }
+  return await p;
+}
+
 export async function runRpc(env, name, steps) {
   const stub = env.RPC.get(env.RPC.idFromName(name));
   self = stub;
@@ -181,7 +204,8 @@ export async function runRpc(env, name, steps) {
   const out = [];
   for (const step of steps) {
     try {
-      out.push({ ok: encodeValue(await act(stub, step, held), held) });
+      const result = await act(stub, step, held);
+      out.push({ ok: encodeValue(result, step.op === "pipe" ? [] : held) });
     } catch (e) {
       const info = e instanceof Error ? errorInfo(e, undefined) : { t: "thrown", v: encodeValue(e, []) };
       out.push({ err: info });
