@@ -80,14 +80,16 @@ def loop_rows(
     finished: bool,
     changes: int,
     stale: bool,
+    sql: str = "",
 ) -> int | None:
-    """workerd's ``rowsRead`` for a statement of ``shape`` (from :func:`loop_shape`)."""
+    """workerd's ``rowsRead`` for a statement of ``shape`` (from :func:`loop_shape`); ``sql``:
+    its text, counted again for a range read in part (see ``_range_rows``)."""
     kind = shape[0]
     if kind == "in":
         # Read in part: the values looked up so far are not known (a miss returns no row).
         return _in_rows(shape, params) if finished else None
     if kind == "range":
-        return _range_rows(conn, shape, params, tag, returned, finished, changes, stale)
+        return _range_rows(conn, shape, params, tag, returned, finished, changes, stale, sql)
     limit = _whole(_value(shape[2], params))
     offset = _whole(_value(shape[3], params))
     if limit is _NO_ROW or offset is _NO_ROW:
@@ -119,6 +121,7 @@ def _range_rows(
     finished: bool,
     changes: int,
     stale: bool,
+    sql: str,
 ) -> int | None:
     _, dml, eq_only, guards, rowid_key, beyond, keys, limit_source = shape
     limit = None if limit_source is None else _whole(_value(limit_source, params))
@@ -138,7 +141,17 @@ def _range_rows(
     if not dml and not finished:
         if limit is not None and 0 < limit <= returned:
             return returned  # no row waits past the LIMIT's last
-        return returned + 1  # the rows stepped to: those read and the one waiting
+        if stale:
+            return returned + 1  # the rows stepped to: those read and the one waiting
+        total = _statement_rows(conn, sql, params, tag)
+        if total is None:
+            return None
+        if returned < total:
+            return returned + 1  # the rows stepped to: those read and the one waiting
+        # Every row of the range read: what waits is the entry past its end, if there is one
+        # (counted below, as for a range run to its end). workerd (miniflare 4.20260426,
+        # 2026-12-07): four rows of ``id > 1`` on ids 1-5 read 4, of ``id > 1 ORDER BY id DESC``
+        # 5 (id 1 waits); five of ``id < 6`` 5, four of ``id < 5`` 5.
     produced = changes if dml else returned
     if produced < 0:
         return None
@@ -153,12 +166,24 @@ def _range_rows(
         values = [_value(k, params) for k in keys]
         if any(v is _NO_ROW for v in values):
             return None
-        sql = beyond[1] if beyond[1] is not None and all(v is None for v in values) else beyond[0]
-        if sql is None:
+        query = beyond[1] if beyond[1] is not None and all(v is None for v in values) else beyond[0]
+        if query is None:
             return None
-        bound = [] if sql is beyond[1] else values
-        past = int(conn.execute(f"{sql} -- {tag}", bound).fetchone()[0])
+        bound = [] if query is beyond[1] else values
+        past = int(conn.execute(f"{query} -- {tag}", bound).fetchone()[0])
     return max(produced + past, 1)
+
+
+def _statement_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str) -> int | None:
+    """How many rows ``sql``, a ``SELECT`` of a range (nothing else tested in its loop), returns
+    with ``params`` now, or ``None`` if that cannot be asked."""
+    text = sql.strip().rstrip(";")
+    if not text:
+        return None
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM (\n{text}\n) -- {tag}", params).fetchone()[0])
+    except (sqlite3.Error, sqlite3.Warning, ValueError, TypeError):
+        return None
 
 
 def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:

@@ -126,7 +126,7 @@ def rows_read(
             return 0
         if kind in ("in", "range", "limited", "sorted"):
             return loop_rows(
-                conn, shape, params, tag, returned=returned, finished=finished, changes=changes, stale=stale
+                conn, shape, params, tag, returned=returned, finished=finished, changes=changes, stale=stale, sql=sql
             )
         if kind == "point":
             return sum(1 for key in shape[1] if _integer_key(key, params))

@@ -754,8 +754,18 @@ def _dispatch(promise: RpcPromise, call: Callable[[Any], Any], source: asyncio.F
         return
     try:
         result = call(_future_result(source))
+    except StopIteration as stop:
+        # A Future refuses it, and raised here (a done callback) it would only be logged, the
+        # promise left pending: it fails as a longer path's task does (PEP 479).
+        error = RuntimeError("pipelined call raised StopIteration")
+        error.__cause__ = stop
+        promise.set_exception(error)
+        return
     except Exception as error:
         promise.set_exception(error)
+        return
+    except asyncio.CancelledError:
+        promise.cancel()  # as a longer path's task is, where asyncio would log it and go on
         return
     if isinstance(result, asyncio.Future):
         promise._follow(result)

@@ -515,3 +515,35 @@ def test_pipelined_call_where_no_loop_runs() -> None:
     promise = asyncio.run(make())
     with pytest.raises(RuntimeError, match=r"^a pipelined call \(promise\.name\(\.\.\.\)\) needs a running event loop"):
         promise.inc(1)
+
+
+@pytest.mark.parametrize(("raised", "expected"), [(StopIteration, RuntimeError), (asyncio.CancelledError, None)])
+async def test_a_member_raising_at_once_settles_the_pipelined_promise(raised: type, expected: type | None) -> None:
+    """A one-member call is made by a done callback of the first call's promise (``_dispatch``),
+    where asyncio only logs what escapes: a member that raises ``StopIteration`` (which a Future
+    refuses) or ``CancelledError`` at once fails or cancels the pipelined promise, as the task of a
+    longer path does, instead of leaving it pending. (No RPC result reaches this: functions cross
+    as callback stubs, whose calls fail their promise; a plain result stands in for one.)"""
+    from durable._stub import _promise_on
+
+    loop = asyncio.get_running_loop()
+    logged: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: logged.append(context))
+
+    def member() -> None:
+        raise raised
+
+    for settled_first in (False, True):
+        source = _promise_on(loop)
+        if settled_first:
+            source.set_result({"f": member})
+        pipelined = source.f()
+        if not settled_first:
+            source.set_result({"f": member})
+        await asyncio.wait((pipelined,), timeout=5)
+        assert pipelined.done()
+        if expected is None:
+            assert pipelined.cancelled()
+        else:
+            assert isinstance(pipelined.exception(), expected)
+    assert logged == []

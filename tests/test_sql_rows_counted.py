@@ -910,3 +910,39 @@ async def test_rows_read_of_cursors_read_in_part(durable_runtime: durable.Runtim
 
     stub = durable_runtime.namespace(Shapes).get_by_name("a")
     assert await testing.run_in_object(stub, body) == [5, 10, 8, 0, 1, 1]
+
+
+async def test_a_range_read_in_part_up_to_its_last_row(durable_runtime: durable.Runtime) -> None:
+    """A range read in part up to its last row: nothing waits past it unless an entry lies past
+    the range's end (the cursor stepped to it). workerd (miniflare 4.20260426, 2026-12-07), on
+    ids and ``a`` 1-5: four rows of ``id > 1``: 4; of ``id > 1 LIMIT 5`` (fuzz-15's LIMIT, bound
+    larger than the range): 4; of ``id > 1 ORDER BY id DESC``: 5 (id 1 waits); five of
+    ``id < 6``: 5; four of ``id < 5``: 5; two of ``a >= 4`` (index): 2; one of ``a = 5``: 1;
+    one of ``id > ?`` with 4: 1; three of ``id BETWEEN 2 AND 4``: 4; three of ``id > 1``: 4.
+    durable counted one more for each range read to its last row (the row it took as waiting)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for s in (*_T, *_I):
+            sql.exec(s)
+        counts = []
+        for statement, bindings, read in (
+            ("SELECT * FROM t WHERE id > 1", (), 4),
+            ("SELECT * FROM t WHERE id > 1 LIMIT ?", (5,), 4),
+            ("SELECT * FROM t WHERE id > 1 ORDER BY id DESC", (), 4),
+            ("SELECT * FROM t WHERE id < 6", (), 5),
+            ("SELECT * FROM t WHERE id < 5", (), 4),
+            ("SELECT * FROM t WHERE a >= 4", (), 2),
+            ("SELECT * FROM t WHERE a = 5", (), 1),
+            ("SELECT * FROM t WHERE id > ?", (4,), 1),
+            ("SELECT * FROM t WHERE id BETWEEN 2 AND 4", (), 3),
+            ("SELECT * FROM t WHERE id > 1", (), 3),
+        ):
+            cursor = sql.exec(statement, *bindings)
+            for _ in range(read):
+                next(cursor)
+            counts.append(cursor.rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("a")
+    assert await testing.run_in_object(stub, body) == [4, 4, 5, 5, 5, 2, 1, 1, 4, 4]
