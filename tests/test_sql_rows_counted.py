@@ -602,6 +602,21 @@ async def test_rows_read_as_workerd_counts(
     assert (await testing.run_in_object(stub, _run(setup, statement)))[0] == expected
 
 
+def _read_counts(sql: Any, cases: Any) -> list[int]:
+    """``rows_read`` of each ``(statement, bindings, read)`` of ``cases``, run in order: its cursor
+    read to the end (``to_array()``) when ``read`` is None, else that many rows with ``next()``."""
+    counts = []
+    for statement, bindings, read in cases:
+        cursor = sql.exec(statement, *bindings)
+        if read is None:
+            cursor.to_array()
+        else:
+            for _ in range(read):
+                next(cursor)
+        counts.append(cursor.rows_read)
+    return counts
+
+
 async def test_rows_read_while_a_scan_is_read(durable_runtime: durable.Runtime) -> None:
     """A scan counts the rows SQLite stepped to: the first one once ``exec()`` returns, one more
     per row read (SQLite steps to the next row as a row is read), the table's rows at the end.
@@ -636,11 +651,8 @@ async def test_rowid_lookups_by_binding(durable_runtime: durable.Runtime) -> Non
         sql = ctx.storage.sql
         for s in _T:
             sql.exec(s)
-        counts = []
-        for key in (3, 99, "3", "abc", None, 2.0, 2.5, b"3"):
-            cursor = sql.exec("SELECT * FROM t WHERE id = ?", key)
-            cursor.to_array()
-            counts.append(cursor.rows_read)
+        keys = (3, 99, "3", "abc", None, 2.0, 2.5, b"3")
+        counts = _read_counts(sql, [("SELECT * FROM t WHERE id = ?", (key,), None) for key in keys])
         named = sql.exec("UPDATE t SET b = 'q' WHERE id = :id", 2)
         counts.append(named.rows_read)
         return counts
@@ -747,31 +759,23 @@ async def test_ranges_by_binding_and_while_read(durable_runtime: durable.Runtime
         sql = ctx.storage.sql
         for s in (*_T, *_I):
             sql.exec(s)
-        counts = []
-        for statement, bindings in (
-            ("SELECT * FROM t WHERE a = ?", (3,)),
-            ("SELECT * FROM t WHERE a = ?", (None,)),
-            ("SELECT * FROM t WHERE a = ?", ("3",)),
-            ("SELECT * FROM t WHERE id >= ?", (4,)),
-            ("SELECT * FROM t WHERE id BETWEEN ? AND ?", (2, 3)),
-            ("SELECT * FROM t WHERE id > ?", (None,)),
-            ("SELECT * FROM t LIMIT ? OFFSET ?", (2, 1)),
-            ("SELECT * FROM t WHERE id IN (?, ?, ?)", (2, "x", 2)),
-        ):
-            cursor = sql.exec(statement, *bindings)
-            cursor.to_array()
-            counts.append(cursor.rows_read)
-        for statement, read in (
-            ("SELECT * FROM t WHERE id > 1", 2),
-            ("SELECT * FROM t ORDER BY b", 2),
-            ("INSERT INTO t (a, b) VALUES (3, 'zz'), (3, 'zzz')", 0),
-            ("SELECT * FROM t WHERE a = 3", 1),
-        ):
-            cursor = sql.exec(statement)
-            for _ in range(read):
-                next(cursor)
-            counts.append(cursor.rows_read)
-        return counts
+        return _read_counts(
+            sql,
+            (
+                ("SELECT * FROM t WHERE a = ?", (3,), None),
+                ("SELECT * FROM t WHERE a = ?", (None,), None),
+                ("SELECT * FROM t WHERE a = ?", ("3",), None),
+                ("SELECT * FROM t WHERE id >= ?", (4,), None),
+                ("SELECT * FROM t WHERE id BETWEEN ? AND ?", (2, 3), None),
+                ("SELECT * FROM t WHERE id > ?", (None,), None),
+                ("SELECT * FROM t LIMIT ? OFFSET ?", (2, 1), None),
+                ("SELECT * FROM t WHERE id IN (?, ?, ?)", (2, "x", 2), None),
+                ("SELECT * FROM t WHERE id > 1", (), 2),
+                ("SELECT * FROM t ORDER BY b", (), 2),
+                ("INSERT INTO t (a, b) VALUES (3, 'zz'), (3, 'zzz')", (), 0),
+                ("SELECT * FROM t WHERE a = 3", (), 1),
+            ),
+        )
 
     stub = durable_runtime.namespace(Shapes).get_by_name("a")
     assert await testing.run_in_object(stub, body) == [2, 0, 2, 2, 3, 0, 3, 3, 3, 8, 0, 2]
@@ -788,26 +792,18 @@ async def test_range_with_a_limit_bound_and_read_in_part(durable_runtime: durabl
         sql = ctx.storage.sql
         for s in _T:
             sql.exec(s)
-        counts = []
-        for statement, bindings in (
-            ("SELECT * FROM t WHERE id > 1 LIMIT ?", (3,)),
-            ("SELECT * FROM t WHERE id > 1 LIMIT ?", ("2",)),
-            ("SELECT * FROM t WHERE id < 0 ORDER BY id DESC LIMIT ?", (3,)),
-        ):
-            cursor = sql.exec(statement, *bindings)
-            cursor.to_array()
-            counts.append(cursor.rows_read)
-        for statement, read in (
-            ("SELECT * FROM t WHERE id > 1 LIMIT 2", 2),
-            ("SELECT * FROM t WHERE id > 1 LIMIT 2", 1),
-            ("SELECT * FROM t WHERE id > 1 LIMIT 3", 2),
-            ("SELECT * FROM t WHERE id < 3 LIMIT 5", 2),
-        ):
-            cursor = sql.exec(statement)
-            for _ in range(read):
-                next(cursor)
-            counts.append(cursor.rows_read)
-        return counts
+        return _read_counts(
+            sql,
+            (
+                ("SELECT * FROM t WHERE id > 1 LIMIT ?", (3,), None),
+                ("SELECT * FROM t WHERE id > 1 LIMIT ?", ("2",), None),
+                ("SELECT * FROM t WHERE id < 0 ORDER BY id DESC LIMIT ?", (3,), None),
+                ("SELECT * FROM t WHERE id > 1 LIMIT 2", (), 2),
+                ("SELECT * FROM t WHERE id > 1 LIMIT 2", (), 1),
+                ("SELECT * FROM t WHERE id > 1 LIMIT 3", (), 2),
+                ("SELECT * FROM t WHERE id < 3 LIMIT 5", (), 2),
+            ),
+        )
 
     stub = durable_runtime.namespace(Shapes).get_by_name("a")
     assert await testing.run_in_object(stub, body) == [3, 2, 1, 2, 2, 3, 3]
@@ -868,12 +864,8 @@ async def test_a_limit_bound_as_a_real_or_text(durable_runtime: durable.Runtime)
         sql = ctx.storage.sql
         for s in _T:
             sql.exec(s)
-        counts = []
-        for bindings in ((2.0, 1.0), ("2", "1")):
-            cursor = sql.exec("SELECT * FROM t LIMIT ? OFFSET ?", *bindings)
-            cursor.to_array()
-            counts.append(cursor.rows_read)
-        return counts
+        statement = "SELECT * FROM t LIMIT ? OFFSET ?"
+        return _read_counts(sql, ((statement, (2.0, 1.0), None), (statement, ("2", "1"), None)))
 
     stub = durable_runtime.namespace(Shapes).get_by_name("a")
     counts = await testing.run_in_object(stub, body)
@@ -893,20 +885,17 @@ async def test_rows_read_of_cursors_read_in_part(durable_runtime: durable.Runtim
         sql = ctx.storage.sql
         for s in _T:
             sql.exec(s)
-        counts = []
-        for statement, read in (
-            ("SELECT * FROM t", 5),
-            ("SELECT * FROM t ORDER BY b", 5),
-            ("SELECT * FROM t ORDER BY b", 2),
-            ("SELECT * FROM t WHERE a > 3", 0),
-            ("SELECT * FROM t WHERE a > 3", 1),
-            ("SELECT * FROM t WHERE id IN (1, 9, 3)", 1),
-        ):
-            cursor = sql.exec(statement)
-            for _ in range(read):
-                next(cursor)
-            counts.append(cursor.rows_read)
-        return counts
+        return _read_counts(
+            sql,
+            (
+                ("SELECT * FROM t", (), 5),
+                ("SELECT * FROM t ORDER BY b", (), 5),
+                ("SELECT * FROM t ORDER BY b", (), 2),
+                ("SELECT * FROM t WHERE a > 3", (), 0),
+                ("SELECT * FROM t WHERE a > 3", (), 1),
+                ("SELECT * FROM t WHERE id IN (1, 9, 3)", (), 1),
+            ),
+        )
 
     stub = durable_runtime.namespace(Shapes).get_by_name("a")
     assert await testing.run_in_object(stub, body) == [5, 10, 8, 0, 1, 1]
@@ -925,24 +914,21 @@ async def test_a_range_read_in_part_up_to_its_last_row(durable_runtime: durable.
         sql = ctx.storage.sql
         for s in (*_T, *_I):
             sql.exec(s)
-        counts = []
-        for statement, bindings, read in (
-            ("SELECT * FROM t WHERE id > 1", (), 4),
-            ("SELECT * FROM t WHERE id > 1 LIMIT ?", (5,), 4),
-            ("SELECT * FROM t WHERE id > 1 ORDER BY id DESC", (), 4),
-            ("SELECT * FROM t WHERE id < 6", (), 5),
-            ("SELECT * FROM t WHERE id < 5", (), 4),
-            ("SELECT * FROM t WHERE a >= 4", (), 2),
-            ("SELECT * FROM t WHERE a = 5", (), 1),
-            ("SELECT * FROM t WHERE id > ?", (4,), 1),
-            ("SELECT * FROM t WHERE id BETWEEN 2 AND 4", (), 3),
-            ("SELECT * FROM t WHERE id > 1", (), 3),
-        ):
-            cursor = sql.exec(statement, *bindings)
-            for _ in range(read):
-                next(cursor)
-            counts.append(cursor.rows_read)
-        return counts
+        return _read_counts(
+            sql,
+            (
+                ("SELECT * FROM t WHERE id > 1", (), 4),
+                ("SELECT * FROM t WHERE id > 1 LIMIT ?", (5,), 4),
+                ("SELECT * FROM t WHERE id > 1 ORDER BY id DESC", (), 4),
+                ("SELECT * FROM t WHERE id < 6", (), 5),
+                ("SELECT * FROM t WHERE id < 5", (), 4),
+                ("SELECT * FROM t WHERE a >= 4", (), 2),
+                ("SELECT * FROM t WHERE a = 5", (), 1),
+                ("SELECT * FROM t WHERE id > ?", (4,), 1),
+                ("SELECT * FROM t WHERE id BETWEEN 2 AND 4", (), 3),
+                ("SELECT * FROM t WHERE id > 1", (), 3),
+            ),
+        )
 
     stub = durable_runtime.namespace(Shapes).get_by_name("a")
     assert await testing.run_in_object(stub, body) == [4, 4, 5, 5, 5, 2, 1, 1, 4, 4]
