@@ -215,7 +215,7 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
     guards: list[Any] = []
     for op in ops:
         addr, name, p1, p2 = op[0], op[1], op[2], op[3]
-        if addr in (start[0], step[0]) or not (name in _JUMPERS or name == "Jump"):
+        if addr in (start[0], step[0]) or name not in _JUMPERS:
             continue
         if name == "Init" or (name == "Goto" and addr == len(ops) - 1 and p2 == 1):
             continue
@@ -509,14 +509,17 @@ def _before_loop(op: Op, limits: tuple[Any, Any, int | None]) -> bool:
     return bool(name == "Goto" and limits[0] == ("value", 0))
 
 
-_JUMPERS: Final = frozenset({
+JUMPS: Final = frozenset({
     "Goto", "If", "IfNot", "IsNull", "NotNull", "IsType", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "ElseEq", "Once",
     "IfNullRow", "IfPos", "IfNotZero", "DecrJumpZero", "MustBeInt", "SeekRowid", "NotExists", "Found",
     "NotFound", "NoConflict", "IfNoHope", "SeekGE", "SeekGT", "SeekLE", "SeekLT", "SeekScan", "IdxGE", "IdxGT",
     "IdxLE", "IdxLT", "Rewind", "Last", "Next", "Prev", "Sort", "SorterSort", "SorterNext", "SorterCompare",
     "IfSmaller", "IfEmpty", "Filter", "VFilter", "VNext", "RowSetRead", "RowSetTest", "FkIfZero",
-    "IncrVacuum", "SequenceTest", "IfNotOpen", "Init", "Jump",
+    "IncrVacuum", "SequenceTest", "IfNotOpen", "Init",
 })  # fmt: skip
+"""Instructions whose P2 is an address they may jump to (``Jump`` jumps to P1, P2 or P3)."""
+_JUMPERS: Final = JUMPS | {"Jump"}
+"""``JUMPS`` and ``Jump``: every instruction that may jump."""
 
 
 def _source(ops: list[Op], register: int, before: int) -> tuple[str, Any] | None:

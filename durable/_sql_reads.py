@@ -33,7 +33,7 @@ import sqlite3
 import warnings
 from typing import Any, Final
 
-from ._sql_loops import loop_rows, loop_shape
+from ._sql_loops import JUMPS, loop_rows, loop_shape
 from ._sql_rules import NAMED_NEED_A_DICT, named_parameters
 
 _COUNTED: Final = frozenset({
@@ -42,15 +42,6 @@ _COUNTED: Final = frozenset({
 })  # fmt: skip
 """Instructions workerd's SQLite counts as rows read."""
 
-_JUMPS: Final = frozenset({
-    "Goto", "If", "IfNot", "IsNull", "NotNull", "IsType", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "ElseEq", "Once",
-    "IfNullRow", "IfPos", "IfNotZero", "DecrJumpZero", "MustBeInt", "SeekRowid", "NotExists", "Found",
-    "NotFound", "NoConflict", "IfNoHope", "SeekGE", "SeekGT", "SeekLE", "SeekLT", "SeekScan", "IdxGE", "IdxGT",
-    "IdxLE", "IdxLT", "Rewind", "Last", "Next", "Prev", "Sort", "SorterSort", "SorterNext", "SorterCompare",
-    "IfSmaller", "IfEmpty", "Filter", "VFilter", "VNext", "RowSetRead", "RowSetTest", "FkIfZero",
-    "IncrVacuum", "SequenceTest", "IfNotOpen", "Init",
-})  # fmt: skip
-"""Instructions whose P2 is an address they may jump to (``Jump`` jumps to P1, P2 or P3)."""
 
 _STRAIGHT: Final = frozenset({
     "Halt", "HaltIfNull", "Transaction", "OpenRead", "OpenWrite", "OpenEphemeral", "OpenAutoindex", "OpenDup",
@@ -188,7 +179,7 @@ def _explain(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: s
 def _shape(conn: sqlite3.Connection, program: list[tuple[Any, ...]], tag: str) -> Shape | None:
     ops = [(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in program]
     if any(
-        op[1] not in _STRAIGHT and op[1] not in _JUMPS and op[1] not in _SUBROUTINES and op[1] != "Jump" for op in ops
+        op[1] not in _STRAIGHT and op[1] not in JUMPS and op[1] not in _SUBROUTINES and op[1] != "Jump" for op in ops
     ):
         return None  # an instruction not known here (a trigger's Program, a later SQLite's)
     shape = _plain_shape(conn, ops, tag)
@@ -205,7 +196,7 @@ def _plain_shape(conn: sqlite3.Connection, ops: list[tuple[Any, ...]], tag: str)
     for addr, name, p1, p2, p3, _, _ in ops:
         if name == "Jump":
             jumps.extend((addr, t) for t in (p1, p2, p3) if t)
-        elif name in _JUMPS:
+        elif name in JUMPS:
             if p2 and name != "Init":
                 jumps.append((addr, p2))
         elif name in _SUBROUTINES:

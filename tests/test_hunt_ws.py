@@ -57,6 +57,16 @@ def stub(rt: durable.Runtime, name: str) -> Any:
     return ns.get(ns.id_from_name(name))
 
 
+async def connect_both(a: Any) -> list[Any]:
+    """The clients of a hibernatable socket and of a standard one that ``a`` accepted and keeps."""
+    clients = []
+    for kind in ("hib", "std"):
+        response = await a.fetch(f"http://x/{kind}", headers={"Upgrade": "websocket"})
+        response.web_socket.accept()
+        clients.append(response.web_socket)
+    return clients
+
+
 class TestAnotherObjectsSocket:
     async def test_io_is_refused(self, rt: durable.Runtime) -> None:
         """A socket of object A used by object B: workerd refuses its I/O, not its attachment.
@@ -69,11 +79,7 @@ class TestAnotherObjectsSocket:
         Before, durable let B send on A's socket (the client got "from-b") and read its state.
         """
         a = stub(rt, "a")
-        clients = []
-        for kind in ("hib", "std"):
-            response = await a.fetch(f"http://x/{kind}", headers={"Upgrade": "websocket"})
-            response.web_socket.accept()
-            clients.append(response.web_socket)
+        clients = await connect_both(a)
         await a.fetch("http://x/raw")
         kept = rt.env.kept
 
@@ -157,11 +163,7 @@ class TestAResetInstancesSocket:
         (``ready_state`` CLOSED, ``send()`` and ``close()`` did nothing).
         """
         a = stub(rt, "a")
-        clients = []
-        for kind in ("hib", "std"):
-            response = await a.fetch(f"http://x/{kind}", headers={"Upgrade": "websocket"})
-            response.web_socket.accept()
-            clients.append(response.web_socket)
+        clients = await connect_both(a)
         kept = rt.env.kept
         await run_in_object(a, lambda obj, ctx: kept["hib"].serialize_attachment({"a": 1}))
 
@@ -257,11 +259,7 @@ class TestAResetInstancesSocket:
         no "different Durable Object" error. The hibernatable one was refused since the reset
         change, which marked every socket disconnected through ``object_reset`` as orphaned."""
         a = stub(rt, "a")
-        clients = []
-        for kind in ("hib", "std"):
-            response = await a.fetch(f"http://x/{kind}", headers={"Upgrade": "websocket"})
-            response.web_socket.accept()
-            clients.append(response.web_socket)
+        clients = await connect_both(a)
         await durable.testing.evict(a, web_sockets="close")
         for client in clients:
             with pytest.raises(durable.WebSocketClosed) as closed:
