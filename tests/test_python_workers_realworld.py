@@ -160,17 +160,20 @@ class TestTimers:
         assert rt.closed and "unfinished task" not in caplog.text
 
     async def test_order_arguments_and_intervals(self, durable_runtime: durable.Runtime) -> None:
-        """workerd: ``setTimeout(b, 5); setTimeout(a, 0); setTimeout(c, 5)`` runs ``a``, ``b``,
-        ``c``; a negative delay is 0; extra arguments reach the callback. ``setInterval`` repeats
-        until ``clearInterval``."""
+        """workerd: timers run by due time, those due together in the order they were set; a
+        negative delay is 0 (a timer set last with -5 ms runs before earlier 40 ms ones); extra
+        arguments reach the callback. ``setInterval`` repeats until ``clearInterval``."""
         js = _js()
         order: list[str] = []
 
         class Worker(sdk.WorkerEntrypoint):
             async def fetch(self, request: Any) -> Any:
-                js.setTimeout(order.append, 5, "b")
+                # workerd reads the clock at each call (measured: with 20 ms of work between
+                # setTimeout(b, 5) and setTimeout(a, 0), b ran first), so the 0 ms timers come
+                # first and the others wait long enough for a loaded machine's pauses.
                 js.setTimeout(order.append, 0, "a")
-                js.setTimeout(order.append, 5, "c")
+                js.setTimeout(order.append, 40, "b")
+                js.setTimeout(order.append, 40, "c")
                 js.setTimeout(order.append, -5, "negative")
                 ticks: list[int] = []
 
@@ -180,7 +183,7 @@ class TestTimers:
                         js.clearInterval(interval)
 
                 interval = js.setInterval(tick, 1)
-                await js.Promise.new(lambda resolve, reject: js.setTimeout(resolve, 30))
+                await js.Promise.new(lambda resolve, reject: js.setTimeout(resolve, 120))
                 return sdk.Response(f"{len(ticks)}")
 
         app = durable.asgi_app(Worker, durable_runtime)

@@ -598,12 +598,18 @@ import threading
 import durable
 
 started = threading.Event()
+interrupted = threading.Event()
 
 
 class Slow(durable.DurableObject):
     async def work(self) -> str:
         started.set()
-        await asyncio.sleep(0.2)
+        # The call ends only once the main thread has seen its KeyboardInterrupt (or after 20 s,
+        # then "not interrupted"): a fixed sleep ended first on a loaded machine.
+        for _ in range(2000):
+            if interrupted.is_set():
+                break
+            await asyncio.sleep(0.01)
         await self.ctx.storage.put("done", True)
         return "done"
 
@@ -624,7 +630,9 @@ with durable.BlockingRuntime() as rt:
         stub.work()
         print("not interrupted")
     except KeyboardInterrupt:
+        interrupted.set()
         print("interrupted")
+    interrupted.set()  # the second work() below returns at once
     interrupter.join()
 
     async def settled() -> bool:
