@@ -246,7 +246,11 @@ class WebSocket:
 
         Inside a Durable Object the listeners run through the object's input gate and the socket
         keeps the object from hibernating. Accepting twice is allowed (as in workerd).
-        ``allow_half_open`` is accepted for compatibility; the runtime always answers a Close.
+
+        By default the runtime answers the peer's Close itself, so the end is ``CLOSED`` when
+        its ``"close"`` listeners run. With ``allow_half_open=True`` it does not: the end is
+        ``CLOSING`` there, may still send, and the peer's connection ends with the Close of
+        this end's own ``close()`` (as workerd's ``accept({allowHalfOpen: true})``).
 
         Raises:
             TypeError: the end was handed over in a Response, accepted with
@@ -257,6 +261,8 @@ class WebSocket:
         check_io(self._io)
         if (home := self._away()) is not None:
             return run_at_home(home, self.accept, allow_half_open)
+        if self.delivery.waiting:  # (set first: the Close of the backlog is read in accept())
+            self.network.half_open = bool(allow_half_open)
         self.delivery.accept()
         claim(self)
 
