@@ -122,6 +122,47 @@ class TestAllowHalfOpen:
                 assert ws.ready_state == 3
                 assert durable.testing.hibernation_blockers(stub) == []
 
+    async def test_a_close_that_arrived_before_accept(self) -> None:
+        """workerd: ``client.send("m"); client.close(4000, "r")`` before ``server.accept({allowHalfOpen:
+        true})``: the server gets ``"m"`` (``OPEN``), then its close (``CLOSING``), may send; the
+        client gets ``"late"`` and, after ``server.close(4001, "s")``, its close (4001)."""
+        client, server = durable.WebSocketPair()
+        client.accept()
+        seen: list[Any] = []
+        client.add_event_listener("message", lambda e: seen.append(("client got", e.data, client.ready_state)))
+        client.add_event_listener("close", lambda e: seen.append(("client close", e.code, client.ready_state)))
+        client.send("m")
+        client.close(4000, "r")
+        await settle()
+        server.accept(allow_half_open=True)
+        server.add_event_listener("message", lambda e: seen.append(("server got", e.data, server.ready_state)))
+        server.add_event_listener(
+            "close", lambda e: (seen.append(("server close", server.ready_state)), server.send("late"))
+        )
+        await settle()
+        server.close(4001, "s")
+        await settle()
+        assert seen == [
+            ("server got", "m", 1),
+            ("server close", 2),
+            ("client got", "late", 2),
+            ("client close", 4001, 3),
+        ]
+
+    async def test_a_second_accept_keeps_the_first_choice(self) -> None:
+        """workerd: ``accept({allowHalfOpen: true}); accept()`` leaves the socket half-open
+        (``CLOSING`` in its close listener); ``accept(); accept({allowHalfOpen: true})`` does not."""
+        states = []
+        for first, second in ((True, False), (False, True)):
+            client, server = durable.WebSocketPair()
+            server.accept(allow_half_open=first)
+            server.accept(allow_half_open=second)
+            client.accept()
+            server.add_event_listener("close", lambda e, server=server: states.append(server.ready_state))
+            client.close(4000, "r")
+            await settle()
+        assert states == [2, 3]
+
     async def test_default_still_answers(self) -> None:
         client, server = durable.WebSocketPair()
         server.accept()
