@@ -8,6 +8,7 @@ drove both ends, or a client from ``mf.dispatchFetch(url, {headers: {Upgrade: "w
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import pytest
@@ -136,9 +137,12 @@ class TestAllowHalfOpen:
         await settle()
         server.accept(allow_half_open=True)
         server.add_event_listener("message", lambda e: seen.append(("server got", e.data, server.ready_state)))
-        server.add_event_listener(
-            "close", lambda e: (seen.append(("server close", server.ready_state)), server.send("late"))
-        )
+
+        def on_server_close(event: Any) -> None:
+            seen.append(("server close", server.ready_state))
+            server.send("late")
+
+        server.add_event_listener("close", on_server_close)
         await settle()
         server.close(4001, "s")
         await settle()
@@ -152,13 +156,13 @@ class TestAllowHalfOpen:
     async def test_a_second_accept_keeps_the_first_choice(self) -> None:
         """workerd: ``accept({allowHalfOpen: true}); accept()`` leaves the socket half-open
         (``CLOSING`` in its close listener); ``accept(); accept({allowHalfOpen: true})`` does not."""
-        states = []
+        states: list[int] = []
         for first, second in ((True, False), (False, True)):
             client, server = durable.WebSocketPair()
             server.accept(allow_half_open=first)
             server.accept(allow_half_open=second)
             client.accept()
-            server.add_event_listener("close", lambda e, server=server: states.append(server.ready_state))
+            server.add_event_listener("close", functools.partial(lambda end, e: states.append(end.ready_state), server))
             client.close(4000, "r")
             await settle()
         assert states == [2, 3]
