@@ -167,6 +167,13 @@ class TestAllowHalfOpen:
             await settle()
         assert states == [2, 3]
 
+    def test_the_flag_must_be_a_bool(self) -> None:
+        """Not workerd's options object: ``{"allowHalfOpen": False}`` would have been truthy."""
+        _client, server = durable.WebSocketPair()
+        with pytest.raises(TypeError, match="allow_half_open must be a bool, not dict"):
+            server.accept({"allowHalfOpen": False})  # type: ignore[arg-type]
+        assert not server.standard
+
     async def test_default_still_answers(self) -> None:
         client, server = durable.WebSocketPair()
         server.accept()
