@@ -101,7 +101,11 @@ class TestAllowHalfOpen:
 
     async def test_inside_an_object_the_socket_keeps_it_awake(self) -> None:
         """A half-open socket whose peer closed is still in use until the object closes it: it
-        keeps the object from hibernating, and its messages still leave."""
+        keeps the object from hibernating, and its messages still leave.
+
+        workerd, a ``dispatchFetch`` client closing with ``(4000, "r")``: the object's listener
+        saw ``CLOSING`` and its ``send`` reached the client (``CLOSING``), whose close event came
+        only with the object's later ``close(4001, "s")``."""
 
         class Obj(durable.DurableObject):
             async def fetch(self, request: durable.Request) -> durable.Response:
