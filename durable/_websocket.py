@@ -246,17 +246,27 @@ class WebSocket:
 
         Inside a Durable Object the listeners run through the object's input gate and the socket
         keeps the object from hibernating. Accepting twice is allowed (as in workerd).
-        ``allow_half_open`` is accepted for compatibility; the runtime always answers a Close.
+
+        By default the runtime answers the peer's Close itself, so the end is ``CLOSED`` when
+        its ``"close"`` listeners run. With ``allow_half_open=True`` it does not: the end is
+        ``CLOSING`` there, may still send, and the peer's connection ends with the Close of
+        this end's own ``close()`` (as workerd's ``accept({allowHalfOpen: true})``).
 
         Raises:
             TypeError: the end was handed over in a Response, accepted with
                 ``ctx.accept_web_socket()``, or accepted already and closed both ways (workerd's
-                ``Can't accept() WebSocket that was already used in a response.``).
+                ``Can't accept() WebSocket that was already used in a response.``), or
+                ``allow_half_open`` is not a ``bool`` (workerd's options object, such as
+                ``{"allowHalfOpen": True}``, is spelled ``allow_half_open=True`` here).
             durable.WebSocketError: the end belongs to another Durable Object (:func:`check_owner`).
         """
+        if not isinstance(allow_half_open, bool):
+            raise TypeError(f"accept() allow_half_open must be a bool, not {type(allow_half_open).__name__}")
         check_io(self._io)
         if (home := self._away()) is not None:
             return run_at_home(home, self.accept, allow_half_open)
+        if self.delivery.waiting:  # (set first: the Close of the backlog is read in accept())
+            self.network.half_open = allow_half_open
         self.delivery.accept()
         claim(self)
 

@@ -61,17 +61,20 @@ class NetworkEnd:
         close_info: ``(code, reason, was_clean)`` of the close that arrived, once one did.
         used: the end was accepted, or used to send or to close (``accept_web_socket`` on the
             other end of the pair is refused from then on).
+        half_open: accepted with ``accept(allow_half_open=True)``: a Close that arrives is not
+            answered; the end stays ``CLOSING``, and may still send, until its ``close()``.
     """
 
     __slots__ = (
         "_beyond", "_last_words", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone",
-        "peer", "replied", "used",
+        "half_open", "peer", "replied", "used",
     )  # fmt: skip
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self.peer: NetworkEnd | None = None
         self.closed_in = self.closed_out = self.replied = self.gone = self.used = self._last_words = False
+        self.half_open = False
         self.close_info: tuple[int, str, bool] | None = None
         self.close_due: tuple[int, str, bool] | None = None
         self._beyond: str | None = None  # a client beyond the runtime: who answers its Close
@@ -91,7 +94,7 @@ class NetworkEnd:
     def mark_remote(self, *, answers_close: bool = False) -> None:
         """Mark this end as a client beyond the runtime (by the ASGI bridge and ``durable.testing``).
 
-        What it sends, the object receives: workerd's 32 MiB limit applies (:meth:`_refuse_too_large`).
+        What it sends, the object receives: workerd's 32 MiB limit applies (:func:`_refuse_too_large`).
         Ends of a pair made in process have none (workerd 2026-04-26 passes 32 MiB + 1 between them).
         ``answers_close``: the client answers a Close itself (``durable serve``), not this end.
         """
@@ -130,7 +133,7 @@ class NetworkEnd:
         if self.gone:
             return  # the connection is gone: silently dropped, as workerd does
         if self._beyond and too_large(data):
-            self._refuse_too_large(data)
+            _refuse_too_large(self, data)
             return
         self.emit((MESSAGE, data))
 
@@ -245,22 +248,6 @@ class NetworkEnd:
         if peer is not None:
             peer.arrive(frame)
 
-    def _refuse_too_large(self, data: str | bytes) -> None:
-        """A message over 32 MiB from the network: workerd's read loop fails with a protocol error.
-        The object's end gets its error event and is released; this end, the client's, is closed
-        with 1009 and workerd's reason, ``Message is too large: <size> > 33554432``."""
-        self.closed_out = True
-        description = too_large_description(data)
-        if self.peer is not None:
-            self._post((ERROR, WebSocketError(TOO_LARGE_PREFIX + description)))
-        frame = (CLOSE, 1009, description, True)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.arrive(frame)
-        else:
-            loop.call_soon(self.arrive, frame, context=contextvars.Context())
-
     # -- the connection ends -------------------------------------------------------------------
 
     def disconnect(self, code: int = 1006, reason: str = DISCONNECTED_REASON, *, after_sent: bool = False) -> None:
@@ -330,6 +317,8 @@ class NetworkEnd:
             self.close_info = (frame[1], frame[2], frame[3])
             if frame[3]:
                 if not self.closed_out and self._beyond != "client":
+                    if self.half_open:  # no answer: CLOSING, and may send, until close()
+                        return self.delivery.deliver(frame)
                     # The runtime answers a Close itself (web_socket_auto_reply_to_close).
                     self.closed_out = self.replied = True
                     self.transmit((CLOSE, frame[1], frame[2], True))
@@ -343,3 +332,24 @@ class NetworkEnd:
         delivery.deliver(frame)
         if kind != MESSAGE:
             delivery.finished()
+
+
+def _refuse_too_large(end: NetworkEnd, data: str | bytes) -> None:
+    """A message over 32 MiB from the network, sent by ``end``: workerd's read loop fails with a
+    protocol error. The object's end gets its error event and is released; ``end``, the client's,
+    gets a Close with 1009 and workerd's reason, ``Message is too large: <size> > 33554432``.
+
+    Until that Close arrives ``end`` stays ``OPEN``, and what it sends is dropped (workerd,
+    miniflare 4.20260426: a client's ``send("after")`` right after its 33 MiB message raised
+    nothing, and the object never got it).
+    """
+    description = too_large_description(data)
+    if end.peer is not None:
+        end._post((ERROR, WebSocketError(TOO_LARGE_PREFIX + description)))
+    frame = (CLOSE, 1009, description, True)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        end.arrive(frame)
+    else:
+        loop.call_soon(end.arrive, frame, context=contextvars.Context())
