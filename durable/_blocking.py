@@ -26,11 +26,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from ._aliases import camel_aliases
-from ._codec import Transfer, clone, register_transfer
+from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
 from ._exceptions import ConnectionClosedError, RuntimeClosedError
 from ._http import Request, Response, buffer_body, build_request, held_body
 from ._id import DurableObjectId
 from ._namespace import Namespace
+from ._rpc_target import CallbackStub
 from ._runtime import SHUTDOWN_GRACE, Runtime
 from ._stub import Stub, call_forwarded, fetch_forwarded, pin_runtime_loop, submit
 from ._util import Handle, unbuilt_safe_repr
@@ -517,7 +518,8 @@ class BlockingStub(Handle, Generic[T]):
             kw: dict[str, Any]
             # One copy of all the arguments, as workerd makes (a value passed twice arrives as one).
             copied, kw = clone((args, kwargs)) if args or kwargs else (args, kwargs)  # type: ignore[misc]
-            return runtime._run_blocking(lambda: call_forwarded(stub, name, copied, kw))
+            result = runtime._run_blocking(lambda: call_forwarded(stub, name, copied, kw))
+            return result if type(result) in ATOMIC_TYPES else _for_sync_code(runtime, result)
 
         call.__name__ = call.__qualname__ = name
         self.__dict__[name] = call
@@ -537,6 +539,97 @@ class BlockingStub(Handle, Generic[T]):
             runtime.run(buffer_body, request)
         stub = self.stub
         return runtime._run_blocking(lambda: fetch_forwarded(stub, request))
+
+
+@final
+class BlockingCallback(Handle):
+    """A function an object returned to a :class:`BlockingStub`'s caller: calling it blocks until
+    the function has run where it was sent from, and returns its result (``cb(3)``).
+
+    ``callback`` is the underlying callback stub (``await callback(3)`` on the runtime's loop).
+    """
+
+    __slots__ = ("_runtime", "callback")
+    _unpicklable = "a function received over RPC cannot be pickled: it runs only where it was sent from"
+
+    def __init__(self, runtime: BlockingRuntime, callback: CallbackStub) -> None:
+        self._runtime = runtime
+        self.callback = callback
+
+    def __repr__(self) -> str:
+        return f"<durable.BlockingCallback {self.callback!r}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        runtime, callback = self._runtime, self.callback
+        runtime._check_thread("a function received by a BlockingStub's call")
+        result = runtime._run_blocking(lambda: _awaitable(callback(*args, **kwargs)))
+        return result if type(result) in ATOMIC_TYPES else _for_sync_code(runtime, result)
+
+
+_SYNC_DEPTH = 100
+"""How deep :func:`_for_sync_code` looks into a result (clone's own recursion bound)."""
+
+
+def _for_sync_code(runtime: BlockingRuntime, value: Any, memo: dict[int, Any] | None = None, depth: int = 0) -> Any:
+    """``value`` (a blocking call's copied result) with the stubs in it made blocking.
+
+    An object may return stubs (``return self.env.ROOMS.get_by_name(room)``) and functions; the
+    async ``Stub`` and callback stub it would get are of no use to synchronous code (their calls
+    return coroutines), so they become a :class:`BlockingStub` and a :class:`BlockingCallback`,
+    at the top and inside lists, tuples, dicts and sets. The result is the caller's own copy:
+    lists and dicts are changed in place (shared references and cycles stay as they are).
+    """
+    kind = type(value)
+    if kind in ATOMIC_TYPES:
+        return value
+    if isinstance(value, Stub):
+        return BlockingStub(runtime, value)
+    if kind is CallbackStub:
+        return BlockingCallback(runtime, value)
+    if depth > _SYNC_DEPTH or kind not in (list, dict, tuple, set, frozenset):
+        return value
+    if memo is None:
+        memo = {}
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    memo[key] = value  # (a cycle back to a tuple or set keeps the original, as tuples cannot be patched)
+    depth += 1
+    if kind is list:
+        for i, item in enumerate(value):
+            if type(item) not in ATOMIC_TYPES:
+                value[i] = _for_sync_code(runtime, item, memo, depth)
+        return value
+    if kind is dict:
+        if all(type(k) in ATOMIC_TYPES for k in value):
+            for k, item in value.items():
+                if type(item) not in ATOMIC_TYPES:
+                    value[k] = _for_sync_code(runtime, item, memo, depth)
+            return value
+        items = [
+            (_for_sync_code(runtime, k, memo, depth), _for_sync_code(runtime, v, memo, depth)) for k, v in value.items()
+        ]
+        value.clear()
+        value.update(items)
+        return value
+    made = kind(_for_sync_code(runtime, item, memo, depth) for item in value)
+    if kind is set:
+        value.clear()
+        value.update(made)
+        return value
+    if all(a is b for a, b in zip(made, value, strict=True)):
+        return value  # (nothing in it changed: the same tuple or frozenset)
+    memo[key] = made
+    return made
+
+
+register_transfer(
+    BlockingCallback,
+    Transfer(
+        lambda callback: clone(callback.callback),  # the receiver can call the function, as if passed on
+        "A function received over RPC can be an RPC argument but not a stored value",
+    ),
+)
 
 
 register_transfer(
