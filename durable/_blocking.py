@@ -31,7 +31,6 @@ from ._exceptions import ConnectionClosedError, RuntimeClosedError
 from ._http import Request, Response, buffer_body, build_request, held_body
 from ._id import DurableObjectId
 from ._namespace import Namespace
-from ._rpc_target import CallbackStub
 from ._runtime import SHUTDOWN_GRACE, Runtime
 from ._stub import Stub, call_forwarded, fetch_forwarded, pin_runtime_loop, submit
 from ._util import Handle, unbuilt_safe_repr
@@ -139,7 +138,7 @@ class BlockingRuntime(Handle):
         self._drained = False
         """Set once the loop is closed and ``_pending`` refused: a call recorded later refuses itself."""
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, name="durable-runtime", daemon=True)
+        self._thread = _RuntimeThread(self._serve)
         self._thread.start()
         _live.add(self)
         try:
@@ -367,7 +366,7 @@ class BlockingRuntime(Handle):
                 raise RuntimeClosedError(self._closed_message) from None  # closed meanwhile
         if self._drained:  # the loop closed as it was sent: its start never runs (_serve)
             _refuse(fut)
-        settled.get()
+        _wait(self._thread, fut, settled)
         return fut.result()
 
     def _check_thread(self, what: str) -> None:
@@ -390,6 +389,65 @@ class BlockingRuntime(Handle):
 
         namespace = self.run(register)
         return BlockingNamespace(self, namespace)
+
+
+class _RuntimeThread(threading.Thread):
+    """A BlockingRuntime's thread, which says what it waits for while an object's code makes a
+    blocking call on it (to another BlockingRuntime: on its own, the call is refused)."""
+
+    def __init__(self, serve: Callable[[], None]) -> None:
+        super().__init__(target=serve, name="durable-runtime", daemon=True)
+        self.waiting: tuple[_RuntimeThread, concurrent.futures.Future[Any]] | None = None
+        """The runtime (its thread) and the call that this thread waits for, if it does."""
+
+
+_CYCLE = (
+    "a blocking call made inside an object of one durable.BlockingRuntime reached another whose "
+    "thread was itself blocked, waiting (through blocking calls made inside objects) for the first "
+    "one: each would have waited for the other for ever, and this call was withdrawn before it "
+    "started. Inside an object, await the async stub instead of blocking its runtime's thread: "
+    "`await blocking_stub.stub.method(...)`"
+)
+
+
+def _wait(target: _RuntimeThread, fut: concurrent.futures.Future[Any], settled: queue.SimpleQueue[object]) -> None:
+    """Wait until ``fut`` (a call sent to the loop of ``target``, a runtime's thread) has settled.
+
+    On a runtime's own thread (an object's code making a blocking call to another runtime), the
+    thread is marked as waiting meanwhile. When the marks make a cycle (runtime A's thread waits
+    for B's, which waits for A's), no thread of it would ever run again: one call of the cycle
+    has not started (its runtime's thread was blocked already), and it is withdrawn; its caller
+    raises ``RuntimeError`` naming the fix, which unblocks the others.
+    """
+    me = threading.current_thread()
+    if type(me) is not _RuntimeThread:
+        settled.get()
+        return
+    me.waiting = (target, fut)
+    try:
+        _break_cycle(me)
+        settled.get()
+    finally:
+        me.waiting = None
+    if fut.cancelled():  # (only _break_cycle cancels a call)
+        raise RuntimeError(_CYCLE)
+
+
+def _break_cycle(me: _RuntimeThread) -> None:
+    """Withdraw a call that has not started, if ``me``'s wait closes a cycle of waiting threads."""
+    futures: list[concurrent.futures.Future[Any]] = []
+    thread = me
+    for _ in range(len(_live) + 1):  # (a chain of waits passes each live runtime once at most)
+        waiting = thread.waiting
+        if waiting is None or waiting[1].done():  # (done: that thread is no longer blocked)
+            return
+        futures.append(waiting[1])
+        thread = waiting[0]
+        if thread is me:
+            for fut in futures:
+                if fut.cancel():  # (not started: it never would)
+                    return
+            return
 
 
 def _refuse(fut: concurrent.futures.Future[Any]) -> None:
@@ -541,31 +599,6 @@ class BlockingStub(Handle, Generic[T]):
         return runtime._run_blocking(lambda: fetch_forwarded(stub, request))
 
 
-@final
-class BlockingCallback(Handle):
-    """A function an object returned to a :class:`BlockingStub`'s caller: calling it blocks until
-    the function has run where it was sent from, and returns its result (``cb(3)``).
-
-    ``callback`` is the underlying callback stub (``await callback(3)`` on the runtime's loop).
-    """
-
-    __slots__ = ("_runtime", "callback")
-    _unpicklable = "a function received over RPC cannot be pickled: it runs only where it was sent from"
-
-    def __init__(self, runtime: BlockingRuntime, callback: CallbackStub) -> None:
-        self._runtime = runtime
-        self.callback = callback
-
-    def __repr__(self) -> str:
-        return f"<durable.BlockingCallback {self.callback!r}>"
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        runtime, callback = self._runtime, self.callback
-        runtime._check_thread("a function received by a BlockingStub's call")
-        result = runtime._run_blocking(lambda: _awaitable(callback(*args, **kwargs)))
-        return result if type(result) in ATOMIC_TYPES else _for_sync_code(runtime, result)
-
-
 _SYNC_DEPTH = 100
 """How deep :func:`_for_sync_code` looks into a result (clone's own recursion bound)."""
 
@@ -573,19 +606,18 @@ _SYNC_DEPTH = 100
 def _for_sync_code(runtime: BlockingRuntime, value: Any, memo: dict[int, Any] | None = None, depth: int = 0) -> Any:
     """``value`` (a blocking call's copied result) with the stubs in it made blocking.
 
-    An object may return stubs (``return self.env.ROOMS.get_by_name(room)``) and functions; the
-    async ``Stub`` and callback stub it would get are of no use to synchronous code (their calls
-    return coroutines), so they become a :class:`BlockingStub` and a :class:`BlockingCallback`,
-    at the top and inside lists, tuples, dicts and sets. The result is the caller's own copy:
-    lists and dicts are changed in place (shared references and cycles stay as they are).
+    An object may return stubs (``return self.env.ROOMS.get_by_name(room)``); the async ``Stub``
+    it would get is of no use to synchronous code (its calls return coroutines), so it becomes a
+    :class:`BlockingStub`, at the top and inside lists, tuples, dicts and sets. The result is the
+    caller's own copy: lists and dicts are changed in place (shared references and cycles stay).
+    Functions and ``RpcTarget`` stubs stay as they are: ``asyncio.run(fn(x))`` or ``rt.run(fn, x)``
+    calls them (on the runtime's thread), as before.
     """
     kind = type(value)
     if kind in ATOMIC_TYPES:
         return value
     if isinstance(value, Stub):
         return BlockingStub(runtime, value)
-    if kind is CallbackStub:
-        return BlockingCallback(runtime, value)
     if depth > _SYNC_DEPTH or kind not in (list, dict, tuple, set, frozenset):
         return value
     if memo is None:
@@ -621,15 +653,6 @@ def _for_sync_code(runtime: BlockingRuntime, value: Any, memo: dict[int, Any] | 
         return value  # (nothing in it changed: the same tuple or frozenset)
     memo[key] = made
     return made
-
-
-register_transfer(
-    BlockingCallback,
-    Transfer(
-        lambda callback: clone(callback.callback),  # the receiver can call the function, as if passed on
-        "A function received over RPC can be an RPC argument but not a stored value",
-    ),
-)
 
 
 register_transfer(

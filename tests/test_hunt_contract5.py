@@ -3,6 +3,11 @@ contract would catch."""
 
 from __future__ import annotations
 
+import concurrent.futures
+from typing import Any
+
+import pytest
+
 import durable
 
 
@@ -40,9 +45,9 @@ class Room(durable.DurableObject):
 
 
 class TestBlockingResults:
-    """A stub or a function an object returns to a BlockingStub's caller blocks too (API.md 8:
-    "stubs whose methods block and return the result"); it was an async Stub whose calls gave
-    synchronous code a coroutine it could not await."""
+    """A stub an object returns to a BlockingStub's caller blocks too (API.md 8: "stubs whose
+    methods block and return the result"); it was an async Stub whose calls gave synchronous code
+    a coroutine it could not await."""
 
     def test_a_returned_stub_blocks(self) -> None:
         with durable.BlockingRuntime() as rt:
@@ -64,12 +69,12 @@ class TestBlockingResults:
             assert result["nested"]["first"].hello() == "hello from a"
             assert result["count"] == 2
 
-    def test_a_returned_function_blocks(self) -> None:
+    def test_a_returned_function_is_called_through_run(self) -> None:
+        """Functions stay async callback stubs (tests/test_rpc_targets.py calls them with asyncio.run)."""
         with durable.BlockingRuntime() as rt:
             rt.namespace(Room, name="ROOMS")
             double = rt.namespace(Directory, name="DIR").get_by_name("d").doubler()
-            assert double(21) == 42
-            assert rt.run(double.callback, 4) == 8  # the async callback stub, on the runtime's loop
+            assert rt.run(double, 4) == 8
 
     def test_a_cycle_in_a_result_is_kept(self) -> None:
         with durable.BlockingRuntime() as rt:
@@ -84,3 +89,53 @@ class TestBlockingResults:
             directory = rt.namespace(Directory, name="DIR").get_by_name("d")
             assert directory.greet(directory.room("a")) == "hello from a"
             assert directory.apply(directory.doubler(), 5) == 10
+
+
+_STUBS: dict[str, durable.BlockingStub[Any]] = {}
+"""The blocking stubs the objects of two runtimes call each other through (set by each test)."""
+
+
+class Ping(durable.DurableObject):
+    """Calls the other runtime's object, blocking its own runtime's thread (a plain ``def``)."""
+
+    def ping(self, other: str, n: int) -> str:
+        if n == 0:
+            return f"pong from {self.ctx.id.name}"
+        return str(_STUBS[other].ping("a" if other == "b" else "b", n - 1))
+
+    async def aping(self, other: str, n: int) -> str:
+        if n == 0:
+            return f"pong from {self.ctx.id.name}"
+        return str(await _STUBS[other].stub.aping("a" if other == "b" else "b", n - 1))
+
+
+class TestBlockingCallsBetweenRuntimes:
+    """Objects of two BlockingRuntimes making blocking calls to each other: a cycle of threads
+    waiting for each other hung for ever; one call of it is now refused, naming the fix."""
+
+    def test_a_cycle_raises_instead_of_hanging(self) -> None:
+        with durable.BlockingRuntime() as ra, durable.BlockingRuntime() as rb:
+            _STUBS.update(a=ra.namespace(Ping).get_by_name("a"), b=rb.namespace(Ping).get_by_name("b"))
+            assert _STUBS["a"].ping("b", 1) == "pong from b"  # one way: no cycle, it works
+            with pytest.raises(RuntimeError, match=r"await blocking_stub\.stub\.method"):
+                _STUBS["a"].ping("b", 2)  # a -> b -> a: a's thread is blocked, waiting for b
+            # Neither runtime is left blocked; the fix the error names works.
+            assert _STUBS["a"].ping("b", 1) == "pong from b"
+            assert _STUBS["b"].ping("a", 1) == "pong from a"
+            assert _STUBS["a"].aping("b", 4) == "pong from a"
+
+    def test_many_threads_calling_in_both_directions_never_hang(self) -> None:
+        with durable.BlockingRuntime() as ra, durable.BlockingRuntime() as rb:
+            _STUBS.update(a=ra.namespace(Ping).get_by_name("a"), b=rb.namespace(Ping).get_by_name("b"))
+
+            def call(i: int) -> str:
+                start = "a" if i % 2 else "b"
+                try:
+                    return str(_STUBS[start].ping("b" if start == "a" else "a", 1 + i % 3))
+                except RuntimeError as exc:
+                    return "cycle" if "await blocking_stub.stub.method" in str(exc) else repr(exc)
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                outcomes = list(pool.map(call, range(40)))
+            assert set(outcomes) <= {"pong from a", "pong from b", "cycle"}
+            assert "cycle" in outcomes
