@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import durable
+import durable.testing
 
 
 class Directory(durable.DurableObject):
@@ -139,3 +140,41 @@ class TestBlockingCallsBetweenRuntimes:
                 outcomes = list(pool.map(call, range(40)))
             assert set(outcomes) <= {"pong from a", "pong from b", "cycle"}
             assert "cycle" in outcomes
+
+
+class Named(durable.DurableObject):
+    async def name_inside(self) -> str | None:
+        return self.ctx.id.name
+
+    async def write(self) -> None:
+        await self.ctx.storage.put("k", 1)
+
+
+class TestLongNamesInsideTheObject:
+    """workerd passes a name to the object (``ctx.id.name``) only up to 1,024 UTF-8 bytes; past
+    that the object sees ``undefined`` while the caller's id and stub keep the name (miniflare
+    4.20260426, compatibility date 2026-04-20, both backends: "a" * 1024 and "😀" * 256 arrive,
+    "a" * 1025, "é" * 513 and "😀" * 257 do not)."""
+
+    async def test_the_object_sees_no_name_past_1024_bytes(self, durable_runtime: durable.Runtime) -> None:
+        for storage in ("sqlite", "kv"):
+            ns = durable_runtime.namespace(Named, name=f"N{storage}", storage=storage)
+            for name in ("a" * 1024, "😀" * 256, "é" * 512):
+                assert await ns.get_by_name(name).name_inside() == name
+            for name in ("a" * 1025, "😀" * 257, "é" * 513):
+                stub = ns.get_by_name(name)
+                assert await stub.name_inside() is None
+                assert stub.name == name and stub.id.name == name and ns.id_from_name(name).name == name
+                assert await ns.get(ns.id_from_name(name)).name_inside() is None
+
+    async def test_nor_after_eviction_or_a_restart(self, tmp_path: Any) -> None:
+        name = "b" * 2000
+        async with durable.Runtime(tmp_path) as rt:
+            stub = rt.namespace(Named).get_by_name(name)
+            await stub.write()
+            await durable.testing.evict(stub)
+            assert await stub.name_inside() is None
+        async with durable.Runtime(tmp_path) as rt:
+            ns = rt.namespace(Named)
+            assert await ns.get_by_name(name).name_inside() is None
+            assert [oid.name for oid in await durable.testing.list_ids(ns)] == [None]
