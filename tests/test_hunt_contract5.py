@@ -34,6 +34,14 @@ class Directory(durable.DurableObject):
     async def apply(self, fn: object, x: int) -> int:
         return int(await fn(x))  # type: ignore[operator]
 
+    async def kept(self) -> list[object]:
+        if not hasattr(self, "stubs"):
+            self.stubs: list[object] = [self.env.ROOMS.get_by_name("k"), {"s": self.env.ROOMS.get_by_name("k")}]
+        return self.stubs
+
+    async def kept_types(self) -> list[str]:
+        return [type(self.stubs[0]).__name__, type(self.stubs[1]["s"]).__name__]  # type: ignore[index]
+
     async def cycle(self) -> list[object]:
         here: list[object] = [self.env.ROOMS.get_by_name("c")]
         here.append(here)
@@ -76,6 +84,14 @@ class TestBlockingResults:
             rt.namespace(Room, name="ROOMS")
             double = rt.namespace(Directory, name="DIR").get_by_name("d").doubler()
             assert rt.run(double, 4) == 8
+
+    def test_the_objects_own_value_is_untouched(self) -> None:
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            directory = rt.namespace(Directory, name="DIR").get_by_name("d")
+            got = directory.kept()
+            assert [type(got[0]), type(got[1]["s"])] == [durable.BlockingStub, durable.BlockingStub]
+            assert directory.kept_types() == ["Stub", "Stub"]
 
     def test_a_cycle_in_a_result_is_kept(self) -> None:
         with durable.BlockingRuntime() as rt:
