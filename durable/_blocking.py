@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from ._aliases import camel_aliases
-from ._codec import Transfer, clone, register_transfer
+from ._codec import ATOMIC_TYPES, Transfer, clone, register_transfer
 from ._exceptions import ConnectionClosedError, RuntimeClosedError
 from ._http import Request, Response, buffer_body, build_request, held_body
 from ._id import DurableObjectId
@@ -138,7 +138,7 @@ class BlockingRuntime(Handle):
         self._drained = False
         """Set once the loop is closed and ``_pending`` refused: a call recorded later refuses itself."""
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, name="durable-runtime", daemon=True)
+        self._thread = _RuntimeThread(self._serve)
         self._thread.start()
         _live.add(self)
         try:
@@ -366,7 +366,7 @@ class BlockingRuntime(Handle):
                 raise RuntimeClosedError(self._closed_message) from None  # closed meanwhile
         if self._drained:  # the loop closed as it was sent: its start never runs (_serve)
             _refuse(fut)
-        settled.get()
+        _wait(self._thread, fut, settled)
         return fut.result()
 
     def _check_thread(self, what: str) -> None:
@@ -389,6 +389,65 @@ class BlockingRuntime(Handle):
 
         namespace = self.run(register)
         return BlockingNamespace(self, namespace)
+
+
+class _RuntimeThread(threading.Thread):
+    """A BlockingRuntime's thread, which says what it waits for while an object's code makes a
+    blocking call on it (to another BlockingRuntime: on its own, the call is refused)."""
+
+    def __init__(self, serve: Callable[[], None]) -> None:
+        super().__init__(target=serve, name="durable-runtime", daemon=True)
+        self.waiting: tuple[_RuntimeThread, concurrent.futures.Future[Any]] | None = None
+        """The runtime (its thread) and the call that this thread waits for, if it does."""
+
+
+_CYCLE = (
+    "a blocking call made inside an object of one durable.BlockingRuntime reached another whose "
+    "thread was itself blocked, waiting (through blocking calls made inside objects) for the first "
+    "one: each would have waited for the other for ever, and this call was withdrawn before it "
+    "started. Inside an object, await the async stub instead of blocking its runtime's thread: "
+    "`await blocking_stub.stub.method(...)`"
+)
+
+
+def _wait(target: _RuntimeThread, fut: concurrent.futures.Future[Any], settled: queue.SimpleQueue[object]) -> None:
+    """Wait until ``fut`` (a call sent to the loop of ``target``, a runtime's thread) has settled.
+
+    On a runtime's own thread (an object's code making a blocking call to another runtime), the
+    thread is marked as waiting meanwhile. When the marks make a cycle (runtime A's thread waits
+    for B's, which waits for A's), no thread of it would ever run again: one call of the cycle
+    has not started (its runtime's thread was blocked already), and it is withdrawn; its caller
+    raises ``RuntimeError`` naming the fix, which unblocks the others.
+    """
+    me = threading.current_thread()
+    if type(me) is not _RuntimeThread:
+        settled.get()
+        return
+    me.waiting = (target, fut)
+    try:
+        _break_cycle(me)
+        settled.get()
+    finally:
+        me.waiting = None
+    if fut.cancelled():  # (only _break_cycle cancels a call)
+        raise RuntimeError(_CYCLE)
+
+
+def _break_cycle(me: _RuntimeThread) -> None:
+    """Withdraw a call that has not started, if ``me``'s wait closes a cycle of waiting threads."""
+    futures: list[concurrent.futures.Future[Any]] = []
+    thread = me
+    for _ in range(len(_live) + 1):  # (a chain of waits passes each live runtime once at most)
+        waiting = thread.waiting
+        if waiting is None or waiting[1].done():  # (done: that thread is no longer blocked)
+            return
+        futures.append(waiting[1])
+        thread = waiting[0]
+        if thread is me:
+            for fut in futures:
+                if fut.cancel():  # (not started: it never would)
+                    return
+            return
 
 
 def _refuse(fut: concurrent.futures.Future[Any]) -> None:
@@ -517,7 +576,8 @@ class BlockingStub(Handle, Generic[T]):
             kw: dict[str, Any]
             # One copy of all the arguments, as workerd makes (a value passed twice arrives as one).
             copied, kw = clone((args, kwargs)) if args or kwargs else (args, kwargs)  # type: ignore[misc]
-            return runtime._run_blocking(lambda: call_forwarded(stub, name, copied, kw))
+            result = runtime._run_blocking(lambda: call_forwarded(stub, name, copied, kw))
+            return result if type(result) in ATOMIC_TYPES else _for_sync_code(runtime, result)
 
         call.__name__ = call.__qualname__ = name
         self.__dict__[name] = call
@@ -537,6 +597,62 @@ class BlockingStub(Handle, Generic[T]):
             runtime.run(buffer_body, request)
         stub = self.stub
         return runtime._run_blocking(lambda: fetch_forwarded(stub, request))
+
+
+_SYNC_DEPTH = 100
+"""How deep :func:`_for_sync_code` looks into a result (clone's own recursion bound)."""
+
+
+def _for_sync_code(runtime: BlockingRuntime, value: Any, memo: dict[int, Any] | None = None, depth: int = 0) -> Any:
+    """``value`` (a blocking call's copied result) with the stubs in it made blocking.
+
+    An object may return stubs (``return self.env.ROOMS.get_by_name(room)``); the async ``Stub``
+    it would get is of no use to synchronous code (its calls return coroutines), so it becomes a
+    :class:`BlockingStub`, at the top and inside lists, tuples, dicts and sets. The result is the
+    caller's own copy: lists and dicts are changed in place (shared references and cycles stay).
+    Functions and ``RpcTarget`` stubs stay as they are: ``asyncio.run(fn(x))`` or ``rt.run(fn, x)``
+    calls them (on the runtime's thread), as before.
+    """
+    kind = type(value)
+    if kind in ATOMIC_TYPES:
+        return value
+    if isinstance(value, Stub):
+        return BlockingStub(runtime, value)
+    if depth > _SYNC_DEPTH or kind not in (list, dict, tuple, set, frozenset):
+        return value
+    if memo is None:
+        memo = {}
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    memo[key] = value  # (a cycle back to a tuple or set keeps the original, as tuples cannot be patched)
+    depth += 1
+    if kind is list:
+        for i, item in enumerate(value):
+            if type(item) not in ATOMIC_TYPES:
+                value[i] = _for_sync_code(runtime, item, memo, depth)
+        return value
+    if kind is dict:
+        if all(type(k) in ATOMIC_TYPES for k in value):
+            for k, item in value.items():
+                if type(item) not in ATOMIC_TYPES:
+                    value[k] = _for_sync_code(runtime, item, memo, depth)
+            return value
+        items = [
+            (_for_sync_code(runtime, k, memo, depth), _for_sync_code(runtime, v, memo, depth)) for k, v in value.items()
+        ]
+        value.clear()
+        value.update(items)
+        return value
+    made = kind(_for_sync_code(runtime, item, memo, depth) for item in value)
+    if kind is set:
+        value.clear()
+        value.update(made)
+        return value
+    if all(a is b for a, b in zip(made, value, strict=True)):
+        return value  # (nothing in it changed: the same tuple or frozenset)
+    memo[key] = made
+    return made
 
 
 register_transfer(

@@ -141,7 +141,17 @@ class Namespace(Handle, Generic[T], metaclass=NoPublicConstructor):
         return Stub._create(self, oid)
 
     def host(self, oid: DurableObjectId) -> ObjectHost:
-        """The host of object ``oid``, made if it is not live (for the package's stubs)."""
+        """The host of object ``oid``, made if it is not live (for the package's stubs).
+
+        A name of more than 1,024 UTF-8 bytes does not reach the object: its ``ctx.id.name`` is
+        ``None``, as workerd's is ``undefined`` there (the caller's ``id.name`` and ``stub.name``
+        keep it; measured with miniflare 4.20260426, both backends: 1,024 bytes arrive, 1,025 do
+        not). A name with lone surrogates is measured as ``id.name`` reads it (each surrogate
+        three U+FFFD, nine bytes; workerd counts its three bytes).
+        """
+        name = oid.name
+        if name is not None and len(name) > _NAME_IN_OBJECT_MAX // 4 and len(name.encode()) > _NAME_IN_OBJECT_MAX:
+            oid = self.ids.from_string(oid.to_string())
         return self.runtime.host_for(self, oid)
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
@@ -149,6 +159,10 @@ class Namespace(Handle, Generic[T], metaclass=NoPublicConstructor):
         newUniqueId = new_unique_id
         idFromString = id_from_string
         getByName = get_by_name
+
+
+_NAME_IN_OBJECT_MAX = 1024
+"""The longest name (UTF-8 bytes) that workerd passes to the object as ``ctx.id.name``."""
 
 
 def _check_options(options: dict[str, Any]) -> None:

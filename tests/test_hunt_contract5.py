@@ -1,0 +1,196 @@
+"""Contract audit 5 (docs/api.md, API.md sections 2, 4, 6 and 8): what a test written against the
+contract would catch."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any
+
+import pytest
+
+import durable
+import durable.testing
+
+
+class Directory(durable.DurableObject):
+    """Hands out stubs of other objects and functions, as a directory or a factory does."""
+
+    async def room(self, name: str) -> object:
+        return self.env.ROOMS.get_by_name(name)
+
+    async def rooms(self, *names: str) -> dict[str, object]:
+        stubs = [self.env.ROOMS.get_by_name(name) for name in names]
+        return {"list": stubs, "tuple": tuple(stubs), "nested": {"first": stubs[0]}, "count": len(stubs)}
+
+    async def doubler(self) -> object:
+        def double(x: int) -> int:
+            return x * 2
+
+        return double
+
+    async def greet(self, room: durable.Stub[Room]) -> str:
+        return str(await room.hello())
+
+    async def apply(self, fn: object, x: int) -> int:
+        return int(await fn(x))  # type: ignore[operator]
+
+    async def kept(self) -> list[object]:
+        if not hasattr(self, "stubs"):
+            self.stubs: list[object] = [self.env.ROOMS.get_by_name("k"), {"s": self.env.ROOMS.get_by_name("k")}]
+        return self.stubs
+
+    async def kept_types(self) -> list[str]:
+        return [type(self.stubs[0]).__name__, type(self.stubs[1]["s"]).__name__]  # type: ignore[index]
+
+    async def cycle(self) -> list[object]:
+        here: list[object] = [self.env.ROOMS.get_by_name("c")]
+        here.append(here)
+        return here
+
+
+class Room(durable.DurableObject):
+    async def hello(self) -> str:
+        return f"hello from {self.ctx.id.name}"
+
+
+class TestBlockingResults:
+    """A stub an object returns to a BlockingStub's caller blocks too (API.md 8: "stubs whose
+    methods block and return the result"); it was an async Stub whose calls gave synchronous code
+    a coroutine it could not await."""
+
+    def test_a_returned_stub_blocks(self) -> None:
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            directory = rt.namespace(Directory, name="DIR").get_by_name("d")
+            room = directory.room("a")
+            assert isinstance(room, durable.BlockingStub)
+            assert room.name == "a"
+            assert room.hello() == "hello from a"
+            assert room == rt.namespace(Room, name="ROOMS").get_by_name("a")
+
+    def test_stubs_inside_a_result_block(self) -> None:
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            result = rt.namespace(Directory, name="DIR").get_by_name("d").rooms("a", "b")
+            assert [stub.hello() for stub in result["list"]] == ["hello from a", "hello from b"]
+            assert isinstance(result["tuple"], tuple)
+            assert [stub.hello() for stub in result["tuple"]] == ["hello from a", "hello from b"]
+            assert result["nested"]["first"].hello() == "hello from a"
+            assert result["count"] == 2
+
+    def test_a_returned_function_is_called_through_run(self) -> None:
+        """Functions stay async callback stubs (tests/test_rpc_targets.py calls them with asyncio.run)."""
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            double = rt.namespace(Directory, name="DIR").get_by_name("d").doubler()
+            assert rt.run(double, 4) == 8
+
+    def test_the_objects_own_value_is_untouched(self) -> None:
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            directory = rt.namespace(Directory, name="DIR").get_by_name("d")
+            got = directory.kept()
+            assert [type(got[0]), type(got[1]["s"])] == [durable.BlockingStub, durable.BlockingStub]
+            assert directory.kept_types() == ["Stub", "Stub"]
+
+    def test_a_cycle_in_a_result_is_kept(self) -> None:
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            here = rt.namespace(Directory, name="DIR").get_by_name("d").cycle()
+            assert here[1] is here
+            assert here[0].hello() == "hello from c"
+
+    def test_what_was_returned_passed_back_over_rpc(self) -> None:
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            directory = rt.namespace(Directory, name="DIR").get_by_name("d")
+            assert directory.greet(directory.room("a")) == "hello from a"
+            assert directory.apply(directory.doubler(), 5) == 10
+
+
+_STUBS: dict[str, durable.BlockingStub[Any]] = {}
+"""The blocking stubs the objects of two runtimes call each other through (set by each test)."""
+
+
+class Ping(durable.DurableObject):
+    """Calls the other runtime's object, blocking its own runtime's thread (a plain ``def``)."""
+
+    def ping(self, other: str, n: int) -> str:
+        if n == 0:
+            return f"pong from {self.ctx.id.name}"
+        return str(_STUBS[other].ping("a" if other == "b" else "b", n - 1))
+
+    async def aping(self, other: str, n: int) -> str:
+        if n == 0:
+            return f"pong from {self.ctx.id.name}"
+        return str(await _STUBS[other].stub.aping("a" if other == "b" else "b", n - 1))
+
+
+class TestBlockingCallsBetweenRuntimes:
+    """Objects of two BlockingRuntimes making blocking calls to each other: a cycle of threads
+    waiting for each other hung for ever; one call of it is now refused, naming the fix."""
+
+    def test_a_cycle_raises_instead_of_hanging(self) -> None:
+        with durable.BlockingRuntime() as ra, durable.BlockingRuntime() as rb:
+            _STUBS.update(a=ra.namespace(Ping).get_by_name("a"), b=rb.namespace(Ping).get_by_name("b"))
+            assert _STUBS["a"].ping("b", 1) == "pong from b"  # one way: no cycle, it works
+            with pytest.raises(RuntimeError, match=r"await blocking_stub\.stub\.method"):
+                _STUBS["a"].ping("b", 2)  # a -> b -> a: a's thread is blocked, waiting for b
+            # Neither runtime is left blocked; the fix the error names works.
+            assert _STUBS["a"].ping("b", 1) == "pong from b"
+            assert _STUBS["b"].ping("a", 1) == "pong from a"
+            assert _STUBS["a"].aping("b", 4) == "pong from a"
+
+    def test_many_threads_calling_in_both_directions_never_hang(self) -> None:
+        with durable.BlockingRuntime() as ra, durable.BlockingRuntime() as rb:
+            _STUBS.update(a=ra.namespace(Ping).get_by_name("a"), b=rb.namespace(Ping).get_by_name("b"))
+
+            def call(i: int) -> str:
+                start = "a" if i % 2 else "b"
+                try:
+                    return str(_STUBS[start].ping("b" if start == "a" else "a", 1 + i % 3))
+                except RuntimeError as exc:
+                    return "cycle" if "await blocking_stub.stub.method" in str(exc) else repr(exc)
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                outcomes = list(pool.map(call, range(40)))
+            assert set(outcomes) <= {"pong from a", "pong from b", "cycle"}
+            assert "cycle" in outcomes
+
+
+class Named(durable.DurableObject):
+    async def name_inside(self) -> str | None:
+        return self.ctx.id.name
+
+    async def write(self) -> None:
+        await self.ctx.storage.put("k", 1)
+
+
+class TestLongNamesInsideTheObject:
+    """workerd passes a name to the object (``ctx.id.name``) only up to 1,024 UTF-8 bytes; past
+    that the object sees ``undefined`` while the caller's id and stub keep the name (miniflare
+    4.20260426, compatibility date 2026-04-20, both backends: "a" * 1024 and "😀" * 256 arrive,
+    "a" * 1025, "é" * 513 and "😀" * 257 do not)."""
+
+    async def test_the_object_sees_no_name_past_1024_bytes(self, durable_runtime: durable.Runtime) -> None:
+        for storage in ("sqlite", "kv"):
+            ns = durable_runtime.namespace(Named, name=f"N{storage}", storage=storage)
+            for name in ("a" * 1024, "😀" * 256, "é" * 512):
+                assert await ns.get_by_name(name).name_inside() == name
+            for name in ("a" * 1025, "😀" * 257, "é" * 513):
+                stub = ns.get_by_name(name)
+                assert await stub.name_inside() is None
+                assert stub.name == name and stub.id.name == name and ns.id_from_name(name).name == name
+                assert await ns.get(ns.id_from_name(name)).name_inside() is None
+
+    async def test_nor_after_eviction_or_a_restart(self, tmp_path: Any) -> None:
+        name = "b" * 2000
+        async with durable.Runtime(tmp_path) as rt:
+            stub = rt.namespace(Named).get_by_name(name)
+            await stub.write()
+            await durable.testing.evict(stub)
+            assert await stub.name_inside() is None
+        async with durable.Runtime(tmp_path) as rt:
+            ns = rt.namespace(Named)
+            assert await ns.get_by_name(name).name_inside() is None
+            assert [oid.name for oid in await durable.testing.list_ids(ns)] == [None]
