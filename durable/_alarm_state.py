@@ -256,6 +256,12 @@ class AlarmState:
         """
         self._owner.runtime.alarm_after_commit(self._owner, self._committing, unwaited=unwaited)
 
+    def restoring(self) -> None:
+        """A restore is about to replace the storage: index the object first, as the index must list
+        a superset of the alarms (:meth:`restored` then corrects it); a ``kill -9`` in between used
+        to leave a restored alarm out, and the restarted runtime never ran it."""
+        self._owner.runtime.alarm_before_commit(self._owner, self._owner.now_ms())
+
     def restored(self) -> None:
         """The storage was restored (point-in-time recovery): announce its alarm as of a commit."""
         self._committing = self._owner.db.meta.get_alarm()

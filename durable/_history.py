@@ -408,8 +408,9 @@ class History:
         history.settle_mark(done=True)
         history.anchor = history.last_seq
 
-    def begin_session(self, db: HistoryDatabase) -> bool:
-        """A new instance is about to be built: apply a requested restore. True if one was applied."""
+    def begin_session(self, db: HistoryDatabase, before_restore: Callable[[], None]) -> bool:
+        """A new instance is about to be built: apply a requested restore (True if one was applied),
+        calling ``before_restore`` first (``AlarmState.restoring``)."""
         history = self.log
         history.load()
         # Open the database now: opening brings the history up to date with the file (commits a
@@ -422,10 +423,10 @@ class History:
             return False
         target, undo = history.pending
         image = history.image_at(target)
+        before_restore()
         history.request(target, undo, underway=True)
-        # The MARK naming the state before the restore is written with the restored state's
-        # record, once the database holds it: a restore that fails or is killed before then
-        # stays pending and happens at the next start.
+        # The MARK naming the state before the restore is written with the restored state's record,
+        # once the database holds it: a restore failed or killed before then happens at the next start.
         history.lead_with_mark(undo)
         try:
             db.load_image(unwal(image))
@@ -433,8 +434,7 @@ class History:
             history.settle_mark(done=False)
             raise
         history.settle_mark(done=True)
-        history.pending = None
-        history.anchor = history.last_seq
+        history.pending, history.anchor = None, history.last_seq
         self._prune()
         return True
 
