@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import durable
+import durable.testing
 from durable.testing import MockClock
 
 T0 = 1_700_000_000
@@ -51,6 +52,7 @@ import asyncio, os, sys
 import durable
 import durable._history
 sys.path.insert(0, sys.argv[2])
+import durable.testing
 from durable.testing import MockClock
 from test_hunt_alarm_pitr import Clocked, T0
 
@@ -99,3 +101,71 @@ class TestRestoredAlarmSurvivesACrash:
             ns = rt.namespace(Clocked)
             await clock.advance(100)  # past the restored alarm, without calling the object
             assert await ns.get_by_name("a").get("ran") == (T0 + 100) * 1000
+
+
+class _Odd(int):
+    """An ``int`` subclass whose ``__int__`` lies: Pyodide reads its own value, as durable must."""
+
+    def __int__(self) -> int:
+        return 1
+
+
+class _Odder(float):
+    def __float__(self) -> float:
+        return 1.0
+
+
+class TestNumberSubclassesAreNumbers:
+    """``set_alarm`` refused an ``int`` or ``float`` subclass (an ``IntEnum``, ``numpy.float64``)
+    with ``TypeError: ... parameter 1 is not of type 'date'``, where Pyodide passes any such value
+    to JavaScript as a number (its own value, not an overridden ``__int__`` / ``__float__``), and
+    ``get_bookmark_for_time`` read an overridden ``__int__``. A ``bool`` stays refused (Pyodide
+    makes it a boolean)."""
+
+    async def test_set_alarm_takes_int_and_float_subclasses(self) -> None:
+        import enum
+
+        later = (T0 + 60) * 1000
+
+        class When(enum.IntEnum):
+            LATER = later
+
+        async with durable.Runtime(clock=MockClock(start=T0)) as rt:
+            stub = rt.namespace(Clocked).get_by_name("a")
+
+            def set_then_get(when: Any) -> Any:
+                async def run(_: Any, ctx: durable.State) -> Any:
+                    await ctx.storage.set_alarm(when)
+                    return await ctx.storage.get_alarm()
+
+                return durable.testing.run_in_object(stub, run)
+
+            assert await set_then_get(When.LATER) == later
+            assert await set_then_get(_Odder(later + 1000.5)) == later + 1000
+            assert await set_then_get(_Odd(later + 2000)) == later + 2000
+
+            async def in_transaction(_: Any, ctx: durable.State) -> Any:
+                async def body(txn: Any) -> Any:
+                    await txn.set_alarm(_Odd(later + 3000))
+                    return await txn.get_alarm()
+
+                return await ctx.storage.transaction(body)
+
+            assert await durable.testing.run_in_object(stub, in_transaction) == later + 3000
+            with pytest.raises(TypeError, match=r"parameter 1 is not of type 'date'\.$"):
+                await set_then_get(True)
+
+    async def test_get_bookmark_for_time_reads_a_subclass_own_value(self) -> None:
+        clock = MockClock(start=T0)
+        async with durable.Runtime(clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Clocked).get_by_name("a")
+            await stub.put("k", 1)
+            first = await stub.bookmark()
+            await clock.advance(10)
+            await stub.put("k", 2)
+
+            async def bookmark_for(_: Any, ctx: durable.State) -> Any:
+                return await ctx.storage.get_bookmark_for_time(_Odd((T0 + 5) * 1000))
+
+            # (its __int__ says 1 ms after the epoch: more than 30 days ago, a ValueError)
+            assert await durable.testing.run_in_object(stub, bookmark_for) == first
