@@ -169,3 +169,46 @@ class TestNumberSubclassesAreNumbers:
 
             # (its __int__ says 1 ms after the epoch: more than 30 days ago, a ValueError)
             assert await durable.testing.run_in_object(stub, bookmark_for) == first
+
+
+class TestARestoreThatKeepsTheAlarm:
+    async def test_a_call_between_the_abort_and_the_retry_keeps_the_retry(self) -> None:
+        """A restore forced (``abort()``) by a call while ``alarm()`` runs, to a bookmark that holds
+        the same alarm: the attempt failed, and its retry runs on the restored storage with
+        ``retry_count`` 1 (docs/recovery.md). When another call started the object before the
+        retry, the restore was announced to the scheduler as a new alarm: it replaced the retry,
+        and the handler ran again as attempt 0. A restore that leaves the alarm as it was now
+        announces nothing, as a commit that leaves it unchanged does."""
+        import asyncio
+
+        runs: list[tuple[str, int]] = []
+        go = asyncio.Event()
+
+        class Waits(Clocked):
+            async def alarm(self, info: durable.AlarmInfo) -> None:
+                runs.append((await self.ctx.storage.get("mode"), info.retry_count))
+                if await self.ctx.storage.get("mode") == "wait":
+                    await go.wait()
+
+            async def restore_and_abort(self, bookmark: str) -> None:
+                await self.ctx.storage.on_next_session_restore_bookmark(bookmark)
+                self.ctx.abort("restoring")
+
+        clock = MockClock(start=T0)
+        async with durable.Runtime(clock=clock, point_in_time_recovery=True) as rt:
+            ns = rt.namespace(Waits)
+            stub = ns.get_by_name("a")
+            await stub.put("mode", "wait")
+            await stub.set_alarm_at(T0 * 1000 + 50)
+            bookmark = await stub.bookmark()
+            advance = asyncio.ensure_future(clock.advance(300))
+            async with asyncio.timeout(5):
+                while not runs:
+                    await asyncio.sleep(0.001)
+            with pytest.raises(durable.ObjectResetError):
+                await stub.restore_and_abort(bookmark)
+            stub = ns.get_by_name("a")
+            assert await stub.get("mode") == "wait"  # the restored instance, started before the retry
+            go.set()
+            await advance
+            assert runs == [("wait", 0), ("wait", 1)]
