@@ -212,3 +212,41 @@ class TestARestoreThatKeepsTheAlarm:
             go.set()
             await advance
             assert runs == [("wait", 0), ("wait", 1)]
+
+
+class TestAClockThatWentBack:
+    async def test_get_bookmark_for_time_now_names_the_current_state(self, tmp_path: Path) -> None:
+        """A persisted runtime reopened with an earlier clock (a ``MockClock`` started where the
+        last run started, a wall clock stepped back): the history's records are stamped ahead of
+        the clock (they never go back), and ``get_bookmark_for_time(now)`` named the state before
+        the first of them, the empty one: restoring it lost every write, this session's too. A
+        time is now read as so long before the history's own now."""
+        path = tmp_path / "state"
+        clock = MockClock(start=T0)
+        async with durable.Runtime(path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Clocked).get_by_name("a")
+            await stub.put("k", 1)
+            await clock.advance(3600)
+            await stub.put("k", 2)
+        clock = MockClock(start=T0)  # an hour behind the history
+        async with durable.Runtime(path, clock=clock, point_in_time_recovery=True) as rt:
+            ns = rt.namespace(Clocked)
+            stub = ns.get_by_name("a")
+            await stub.put("k", 3)
+
+            async def bookmark_for(when: int) -> Any:
+                async def run(_: Any, ctx: durable.State) -> str:
+                    return await ctx.storage.get_bookmark_for_time(when)
+
+                return await durable.testing.run_in_object(ns.get_by_name("a"), run)
+
+            now = await bookmark_for(clock.time_ms())
+            earlier = await bookmark_for(clock.time_ms() - 1800_000)  # half an hour before the last commit
+            await stub.restore(earlier)
+            await durable.testing.evict(stub)
+            assert await stub.get("k") == 1
+            await stub.restore(now)
+            await durable.testing.evict(stub)
+            assert await stub.get("k") == 3
+            with pytest.raises(ValueError, match="in the future"):
+                await bookmark_for(clock.time_ms() + 1)
