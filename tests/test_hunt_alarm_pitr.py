@@ -52,7 +52,6 @@ import asyncio, os, sys
 import durable
 import durable._history
 sys.path.insert(0, sys.argv[2])
-import durable.testing
 from durable.testing import MockClock
 from test_hunt_alarm_pitr import Clocked, T0
 
