@@ -28,7 +28,7 @@ import inspect
 import logging
 from typing import TYPE_CHECKING
 
-from ._exceptions import ObjectResetError
+from ._exceptions import DataCorruptionError, ObjectResetError
 from ._util import positional_arity
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from ._host import ObjectHost
     from ._object import AlarmInfo, DurableObject
+    from ._sqlite import ObjectDatabase
 
 log = logging.getLogger("durable")
 _NO_HANDLER = "Attempted to run a scheduled alarm without a handler, did you remember to export an alarm() function?"
@@ -49,11 +50,20 @@ ALARM_TIME_LIMIT_MESSAGE = "Alarm exceeded its allowed execution time"
 """workerd's error for a handler past :data:`ALARM_TIME_LIMIT`."""
 
 
+def _stored_alarm(db: ObjectDatabase) -> int | None:
+    """The stored alarm, or -1 if it is damaged (a restore may well mend it)."""
+    try:
+        return db.meta.get_alarm()
+    except DataCorruptionError:
+        return -1
+
+
 class AlarmState:
     """The alarm of one object: whether its handler runs, and whether it changed since the last commit."""
 
     __slots__ = (
         "_attempt",
+        "_before_restore",
         "_changed_depth",
         "_committing",
         "_dirty_depth",
@@ -86,6 +96,7 @@ class AlarmState:
         """The savepoint depth at which ``changed`` became true, if inside a ``transaction()``:
         rolling that savepoint back makes it false again. ``None``: at depth 0 (or not changed)."""
         self._committing: int | None = None
+        self._before_restore: int | None = -1  # the alarm before a restore underway; -1: none underway
         self._from_none = False
         """Whether the first write of ``changed`` set the alarm where none was stored (so none was
         at the last commit): if none is stored at the next commit either, nothing changed."""
@@ -226,20 +237,18 @@ class AlarmState:
     def settled_writes(self) -> int:
         """``writes``, less the uncommitted ones if they leave no alarm where none was stored.
 
-        workerd (miniflare 4.20260426, SQLite- and KV-backed): a ``deleteAlarm()`` in a
-        ``blockConcurrencyWhile()`` callback while a retry is pending, then ``setAlarm(later);
-        deleteAlarm()``, a ``setTimeout`` and a set to a past time: a first attempt at once (the
-        deletion dropped the retry), as without the set and delete between.
+        workerd (miniflare 4.20260426, SQLite- and KV-backed): a ``deleteAlarm()`` in a ``blockConcurrencyWhile()``
+        callback while a retry is pending, then ``setAlarm(later); deleteAlarm()``, a ``setTimeout`` and a set to a
+        past time: a first attempt at once (the deletion dropped the retry), as without the set and delete between.
         """
         if self.changed and self._from_none and self._owner.db.meta.get_alarm() is None:
             return self._from_writes
         return self.writes
 
     def section_started(self) -> None:
-        """A ``block_concurrency_while()`` callback or a ``transaction()`` closure starts: the
-        deletions whose confirmation is pending are confirmed first, as in workerd, where both wait
-        for the object's lock and the commit's confirmation comes before it (see
-        ``_alarms._defer_deletion``)."""
+        """A ``block_concurrency_while()`` callback or a ``transaction()`` closure starts: the deletions whose
+        confirmation is pending are confirmed first, as in workerd, where both wait for the object's lock and the
+        commit's confirmation comes before it (see ``_alarms._defer_deletion``)."""
         while self.unconfirmed:
             self.unconfirmed.pop(0)()
 
@@ -248,19 +257,24 @@ class AlarmState:
         self._owner.runtime.alarm_before_commit(self._owner, self._committing)
 
     def after_commit(self, unwaited: bool = False) -> None:
-        """The changed alarm committed: the scheduler arms it.
-
-        ``unwaited``: no result or waiter waited for this commit, so nothing shows that it is
-        confirmed yet; the scheduler may hear of a deletion a loop iteration later
-        (``AlarmScheduler.after_commit``).
-        """
+        """The changed alarm committed: the scheduler arms it. ``unwaited``: nothing waited for this commit, so
+        nothing shows that it is confirmed yet; the scheduler may hear of a deletion a loop iteration later
+        (``AlarmScheduler.after_commit``)."""
         self._owner.runtime.alarm_after_commit(self._owner, self._committing, unwaited=unwaited)
 
+    def restoring(self) -> None:
+        """A restore is about to replace the storage: note the alarm, and index the object first (the index lists
+        a superset of the alarms: a ``kill -9`` before :meth:`restored` used to lose a restored one)."""
+        self._before_restore = _stored_alarm(self._owner.db)
+        self._owner.runtime.alarm_before_commit(self._owner, self._owner.now_ms())
+
     def restored(self) -> None:
-        """The storage was restored (point-in-time recovery): announce its alarm as of a commit."""
+        """The storage was restored (PITR): announce its alarm as of a commit, if the restore changed it."""
+        before, self._before_restore = self._before_restore, -1
         self._committing = self._owner.db.meta.get_alarm()
-        self.before_commit()
-        self.after_commit()
+        if self._committing != before:
+            self.before_commit()
+            self.after_commit()
 
     async def run(self, instance: DurableObject, info: AlarmInfo) -> bool:
         """Run the alarm handler; success clears the alarm, unless the handler set a new one.

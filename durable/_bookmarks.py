@@ -17,7 +17,7 @@ from ._done import Done, after, next_turn
 from ._gates import GatedIO, through_gate
 from ._history import NO_PITR_KV, PITR_OFF, RETENTION_MS, History
 from ._history_capture import serialize_image
-from ._keys import check_date_range, datetime_ms
+from ._keys import check_date_range, date_number, datetime_ms
 from ._snapshot import NO_SNAPSHOT_KV, DurableObjectSnapshot, PendingRestore, portable_image, snapshot_image
 
 if TYPE_CHECKING:
@@ -68,12 +68,13 @@ def _time_ms(when: object) -> int:
     """
     if isinstance(when, _dt.datetime):
         return int(datetime_ms(when))  # a naive datetime is local time, as in timestamp()
-    if not isinstance(when, (int, float)) or isinstance(when, bool):
+    number = date_number(when)
+    if number is None:
         raise TypeError(
             "Failed to execute 'getBookmarkForTime' on 'DurableObjectStorage': parameter 1 is not of type 'date'."
         )
-    check_date_range(when)
-    return int(when)
+    check_date_range(number)
+    return int(number)
 
 
 @final

@@ -301,11 +301,8 @@ class History:
             self._given = self.log.last_seq if self.log.exists() else -1
 
     def bookmark_for_time(self, ms: int) -> str:
-        """The bookmark of the state current at ``ms`` (ms since the epoch, already checked).
-
-        Raises ``ValueError`` for a time in the future, more than 30 days ago, or before the
-        object's history starts.
-        """
+        """The bookmark of the state current at ``ms`` (ms since the epoch, already checked); ``ValueError``
+        for a time in the future, more than 30 days ago, or before the object's history starts."""
         history = self.log
         history.load()
         now = self.now_ms()
@@ -318,6 +315,7 @@ class History:
                 f"to {now - history.retention_ms} (the runtime clock minus 30 days)"
                 + (" -- it looks like seconds: pass milliseconds since the epoch, or a datetime" if seconds else "")
             )
+        ms = _on_log_clock(history, ms, now)
         earliest = history.earliest()
         if earliest is not None and ms < earliest[1]:
             raise ValueError(
@@ -408,8 +406,9 @@ class History:
         history.settle_mark(done=True)
         history.anchor = history.last_seq
 
-    def begin_session(self, db: HistoryDatabase) -> bool:
-        """A new instance is about to be built: apply a requested restore. True if one was applied."""
+    def begin_session(self, db: HistoryDatabase, before_restore: Callable[[], None]) -> bool:
+        """A new instance is about to be built: apply a requested restore (True if one was applied),
+        calling ``before_restore`` first (``AlarmState.restoring``)."""
         history = self.log
         history.load()
         # Open the database now: opening brings the history up to date with the file (commits a
@@ -422,10 +421,10 @@ class History:
             return False
         target, undo = history.pending
         image = history.image_at(target)
+        before_restore()
         history.request(target, undo, underway=True)
-        # The MARK naming the state before the restore is written with the restored state's
-        # record, once the database holds it: a restore that fails or is killed before then
-        # stays pending and happens at the next start.
+        # The MARK naming the state before the restore is written with the restored state's record,
+        # once the database holds it: a restore failed or killed before then happens at the next start.
         history.lead_with_mark(undo)
         try:
             db.load_image(unwal(image))
@@ -433,8 +432,7 @@ class History:
             history.settle_mark(done=False)
             raise
         history.settle_mark(done=True)
-        history.pending = None
-        history.anchor = history.last_seq
+        history.pending, history.anchor = None, history.last_seq
         self._prune()
         return True
 
@@ -449,6 +447,17 @@ class History:
             return
         if history.image_at(history.last_seq):
             history.append(BASE, history.last_seq + 1, history.state_time(), b"")
+
+
+def _on_log_clock(history: HistoryLog, ms: int, now: int) -> int:
+    """``ms``, a time on the runtime clock (which says ``now``), as a time of ``history``'s records.
+
+    The log's times never go back (``HistoryLog.state_time``): after the clock did (a persisted runtime
+    reopened with an earlier ``MockClock``, a wall clock stepped back), the records written since are
+    stamped ahead of it, and its now named an older state than the current one (the empty one, whose
+    restore lost every write). A time is read as so long before the log's own now: now is the latest state.
+    """
+    return ms + history.state_time() - now
 
 
 def history_file(database: Path | None) -> Path | None:

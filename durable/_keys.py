@@ -44,6 +44,7 @@ __all__ = [
     "check_value_size",
     "checked_limit",
     "compile_range",
+    "date_number",
     "datetime_ms",
     "encode_checked",
     "list_range",
@@ -382,12 +383,29 @@ def datetime_ms(when: _dt.datetime) -> float:
     return stamp
 
 
+def date_number(when: object) -> int | float | None:
+    """``when`` as the plain ``int`` or ``float`` a Date-taking call reads, or ``None`` if it is no number.
+
+    Pyodide passes any ``int`` or ``float`` subclass (an ``IntEnum``, ``numpy.float64``) to
+    JavaScript as a number, reading its own value, not what an overridden ``__int__`` or
+    ``__float__`` returns; a ``bool`` becomes a boolean, which ``setAlarm`` refuses.
+    """
+    if isinstance(when, bool):
+        return None
+    if isinstance(when, int):
+        return when if type(when) is int else int.__int__(when)
+    if isinstance(when, float):
+        return when if type(when) is float else float.__float__(when)
+    return None
+
+
 def alarm_time_ms(when: object, host: StorageHost, interface: str = "DurableObjectStorage") -> int:
     """``set_alarm(when)``'s time in ms, or workerd's ``TypeError`` (``interface`` names the object
     in the one for a ``when`` of another type: ``DurableObjectTransaction`` for ``txn``'s)."""
     if isinstance(when, _dt.datetime):
         ms = int(datetime_ms(when))
-    elif type(when) is int or type(when) is float:
+    elif (number := date_number(when)) is not None:
+        when = number
         check_date_range(when)
         ms = int(when) if when > 0 else 0  # any time <= 0 is refused below
         _refuse_seconds(when, host)

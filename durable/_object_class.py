@@ -115,7 +115,7 @@ class ObjectClass:
         """
         try:
             history = db.history
-            restored = isinstance(history, History) and history.begin_session(db)
+            restored = isinstance(history, History) and history.begin_session(db, self._alarms.restoring)
             if _apply_snapshot(db):
                 restored = True
             if restored:
