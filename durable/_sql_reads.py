@@ -34,6 +34,7 @@ import warnings
 from typing import Any, Final
 
 from ._sql_loops import JUMPS, loop_rows, loop_shape
+from ._sql_multi import index_rows, multi_rows, multi_shape
 from ._sql_rules import NAMED_NEED_A_DICT, named_parameters
 
 _COUNTED: Final = frozenset({
@@ -67,6 +68,7 @@ as workerd does only if it has no counted instruction at all (``VALUES`` lists, 
 _ROWID_SEEKS: Final = frozenset({"SeekRowid", "NotExists"})
 _PARTIAL: Final = re.compile(r"\bWHERE\b", re.IGNORECASE)
 _CREATE: Final = re.compile(r"\s*CREATE\s", re.IGNORECASE)
+_CREATE_INDEX: Final = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s", re.IGNORECASE)
 
 Shape = tuple[Any, ...]
 """``("none",)``, ``("point", keys)``, ``("count", table)``, ``("scan", table, deletes, filtered)``, or one
@@ -101,6 +103,8 @@ def rows_read(
         # A CREATE that created something cannot be compiled again as it ran (``... IF NOT
         # EXISTS`` now compiles to nothing): its program is the one it has on an empty database.
         created = written > 0 and _CREATE.match(sql) is not None
+        if created and _CREATE_INDEX.match(sql) is not None:
+            return None if stale else index_rows(conn, sql, written, tag)
         key = "\0created " + sql if created else sql
         hit = cache.get(key)
         if hit is not None and hit[0] == epoch:
@@ -115,6 +119,8 @@ def rows_read(
         kind = shape[0]
         if kind == "none":
             return 0
+        if kind in ("join", "insub"):
+            return multi_rows(conn, shape, tag, finished=finished, stale=stale)
         if kind in ("in", "range", "limited", "sorted"):
             return loop_rows(
                 conn, shape, params, tag, returned=returned, finished=finished, changes=changes, stale=stale, sql=sql
@@ -184,7 +190,10 @@ def _shape(conn: sqlite3.Connection, program: list[tuple[Any, ...]], tag: str) -
         return None  # an instruction not known here (a trigger's Program, a later SQLite's)
     shape = _plain_shape(conn, ops, tag)
     if shape is None:
-        return loop_shape(conn, ops, [op for op in ops if op[1] in _COUNTED], tag)
+        counted = [op for op in ops if op[1] in _COUNTED]
+        shape = loop_shape(conn, ops, counted, tag)
+        if shape is None:
+            shape = multi_shape(conn, ops, counted, tag)
     return shape
 
 
