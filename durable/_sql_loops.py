@@ -40,6 +40,7 @@ _STARTS: Final = {
     "Last": "Prev",
 }
 _ENDS: Final = {"IdxGT": ">", "IdxGE": ">=", "IdxLT": "<", "IdxLE": "<=", "Gt": ">", "Ge": ">=", "Lt": "<", "Le": "<="}
+_SEEKS: Final = {"SeekGE": ">=", "SeekGT": ">", "SeekLE": "<=", "SeekLT": "<"}
 _LOADERS: Final = frozenset({"Integer", "Int64", "Real", "String8", "Null", "Variable"})
 _WRITE_P2: Final = frozenset({
     "Integer", "Int64", "Real", "String8", "String", "Variable", "Blob", "Rowid", "IdxRowid", "SCopy", "IntCopy",
@@ -123,7 +124,7 @@ def _range_rows(
     stale: bool,
     sql: str,
 ) -> int | None:
-    _, dml, eq_only, guards, rowid_key, beyond, keys, limit_source = shape
+    _, dml, eq_only, guards, rowid_key, beyond, keys, limit_source, inside = shape
     limit = None if limit_source is None else _whole(_value(limit_source, params))
     if limit is _NO_ROW:
         return None
@@ -138,6 +139,14 @@ def _range_rows(
             return None
         if not _numeric(key):
             return 0  # a rowid seek with a key that is no number jumps without reading
+    if inside is not None:
+        # An aggregate: its loop ran whole on the statement's first step.
+        if stale:
+            return None
+        produced = _inside_rows(conn, inside, params, tag)
+        if produced is None:
+            return None
+        dml, returned, finished = False, produced, True
     if not dml and not finished:
         if limit is not None and 0 < limit <= returned:
             return returned  # no row waits past the LIMIT's last
@@ -174,6 +183,32 @@ def _range_rows(
     return max(produced + past, 1)
 
 
+def _inside_rows(conn: sqlite3.Connection, inside: tuple[Any, ...], params: tuple[Any, ...], tag: str) -> int | None:
+    """The entries of an aggregate's range (``_inside``), ``None`` if unknown. A NULL key stands
+    for the NULLs' end of the index (they sort first): ``a < 3`` starts past them."""
+    source, column, first, last = inside
+    terms: list[str] = []
+    values: list[Any] = []
+    for which, bound in (("start", first), ("end", last)):
+        if bound is None:
+            continue
+        comparison, key = bound
+        value = _value(key, params)
+        if value is _NO_ROW:
+            return None
+        if value is not None:
+            terms.append(f"{column} {comparison} ?" if which == "start" else f"NOT ({column} {comparison} ?)")
+            values.append(value)
+        elif (which, comparison) == ("start", ">"):
+            terms.append(f"{column} IS NOT NULL")
+        elif (which, comparison) == ("end", "<="):
+            terms.append(f"{column} IS NOT NULL")
+        elif (which, comparison) not in (("start", ">="), ("end", "<")):
+            return None
+    where = " AND ".join(terms) if terms else "1"
+    return int(conn.execute(f"SELECT count(*) {source} WHERE {where} -- {tag}", values).fetchone()[0])
+
+
 def _statement_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str) -> int | None:
     """How many rows ``sql``, a ``SELECT`` of a range (nothing else tested in its loop), returns
     with ``params`` now, or ``None`` if that cannot be asked."""
@@ -196,9 +231,13 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
     body = ops[step[3] : step[0]]
     rows = [op for op in body if op[1] == "ResultRow"]
     writes = [op for op in body if op[1] in ("Delete", "Insert")]
-    if any(op[1] == "ResultRow" for op in ops if not step[3] <= op[0] < step[0]):
-        return None
-    if len(rows) == 1 and not writes:
+    after = [op for op in ops if op[1] == "ResultRow" and not step[3] <= op[0] < step[0]]
+    aggregate = not rows and not writes and any(op[1] in ("AggStep", "AggStep1") for op in body)
+    if after and not (aggregate and len(after) == 1 and after[0][0] > step[0]):
+        return None  # (an aggregate's one row comes after its loop)
+    if aggregate:
+        dml = False
+    elif len(rows) == 1 and not writes:
         dml = False
     elif not rows and writes and all(op[1] in ("Delete", "Insert") for op in writes):
         dml = True
@@ -209,7 +248,7 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
         return None
     kind, table, index = opened
     limits = _limits(ops)
-    if limits is None or limits[1] is not None or (dml and limits[0] is not None):
+    if limits is None or limits[1] is not None or ((dml or aggregate) and limits[0] is not None):
         return None  # (a LIMIT is taken for a SELECT's, with no OFFSET)
     end: Op | None = None
     guards: list[Any] = []
@@ -252,7 +291,52 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
         if made is None:
             return None
         beyond, keys = made
-    return ("range", dml, eq_only, tuple(guards), rowid_key, beyond, tuple(keys), limits[0])
+    inside = None
+    if aggregate:
+        inside = _inside(conn, ops, start, end, kind, table, index, tag)
+        if inside is None:
+            return None
+    return ("range", dml, eq_only, tuple(guards), rowid_key, beyond, tuple(keys), limits[0], inside)
+
+
+def _inside(
+    conn: sqlite3.Connection,
+    ops: list[Op],
+    start: Op,
+    end: Op | None,
+    kind: str,
+    table: str,
+    index: str | None,
+    tag: str,
+) -> tuple[str, str, tuple[str, Any] | None, tuple[str, Any] | None] | None:
+    """What counts a range's entries (an aggregate's loop produces no row to count): the table,
+    the column compared (the rowid, or the index's first), and the start's and the end's
+    comparison and key source (``None``: no such end); ``None`` if the range is not of one rowid
+    or one indexed column."""
+    if kind == "table":
+        column = "rowid"
+    else:
+        columns = conn.execute(f"SELECT cid, name, desc, coll FROM pragma_index_xinfo(?) -- {tag}", (index,)).fetchall()
+        if not columns or columns[0][0] < 0 or columns[0][2] or columns[0][1] is None:
+            return None
+        column = f"{_quote(columns[0][1])} COLLATE {_quote(columns[0][3])}"
+    first = None
+    if start[1].startswith("Seek"):
+        if kind == "index" and str(start[5]) != "1":
+            return None  # a key of several columns (``a = 3 AND b > 2``)
+        key = _source(ops, start[4], start[0])
+        if key is None:
+            return None
+        first = (_SEEKS[start[1]], key)
+    last = None
+    if end is not None:
+        if kind == "index" and str(end[5]) != "1":
+            return None
+        key = _source(ops, end[4] if end[1].startswith("Idx") else end[2], end[0])
+        if key is None:
+            return None
+        last = (_ENDS[end[1]], key)
+    return (f'FROM "main".{_quote(table)}', column, first, last)
 
 
 def _beyond(
