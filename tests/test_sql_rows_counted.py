@@ -614,6 +614,42 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("sum-idx-between", ("S", "I"), "SELECT sum(b) FROM t WHERE a BETWEEN 2 AND 4", 4, 0, 4),
     ("sum-pk-lt", ("S",), "SELECT sum(a) FROM t WHERE id < 3", 3, 0, 3),
     (
+        "agg-idx-lt-nulls",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (NULL, 'n'), (NULL, 'm')"),
+        "SELECT count(*) FROM t WHERE a < 3",
+        3,
+        0,
+        3,
+    ),
+    (
+        "agg-idx-le-nulls",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (NULL, 'n'), (NULL, 'm')"),
+        "SELECT sum(a) FROM t WHERE a <= 3",
+        4,
+        0,
+        4,
+    ),
+    (
+        "agg-idx-gt-nulls",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (NULL, 'n'), (NULL, 'm')"),
+        "SELECT count(*) FROM t WHERE a > 3",
+        2,
+        0,
+        2,
+    ),
+    ("agg-idx-text", ("S", "CREATE INDEX tb ON t(b)"), "SELECT count(*) FROM t WHERE b >= 'w'", 4, 0, 4),
+    (
+        "agg-idx-nocase",
+        ("S", "CREATE INDEX tbn ON t(b COLLATE NOCASE)", "INSERT INTO t (a, b) VALUES (9, 'X')"),
+        "SELECT count(*) FROM t WHERE b = 'x' COLLATE NOCASE",
+        3,
+        0,
+        3,
+    ),
+    ("agg-pk-between-empty", ("S",), "SELECT count(*) FROM t WHERE id BETWEEN 4 AND 2", 1, 0, 1),
+    ("agg-idx-lt-max", ("S", "I"), "SELECT max(b) FROM t WHERE a < 3", 3, 0, 3),
+    ("agg-avg-pk-ge-real", ("S",), "SELECT avg(a) FROM t WHERE id >= 2.5", 3, 0, 3),
+    (
         "create-index-100",
         (
             "CREATE TABLE g (a, b)",
@@ -1040,3 +1076,26 @@ async def test_create_index_over_several_pages(durable_runtime: durable.Runtime)
 
     stub = durable_runtime.namespace(Shapes).get_by_name("pages")
     assert await testing.run_in_object(stub, body) == [2005, 2007, 10025]
+
+
+async def test_aggregate_over_a_range_by_binding(durable_runtime: durable.Runtime) -> None:
+    """An aggregate over a range bound by a parameter: workerd (miniflare 4.20260426, 2026-12-07)
+    reads 3 for ``count(*) ... WHERE id > ?`` with 2, 0 for ``a = ?`` (index) with 9 (no equal
+    key) and 0 for ``a > ?`` with NULL (SQLite skips the loop)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for statement in (*_T, *_I):
+            sql.exec(statement)
+        return _read_counts(
+            sql,
+            (
+                ("SELECT count(*) FROM t WHERE id > ?", (2,), None),
+                ("SELECT count(*) FROM t WHERE a = ?", (9,), None),
+                ("SELECT count(*) FROM t WHERE a > ?", (None,), None),
+                ("SELECT count(*) FROM t WHERE id > ?", (2,), 0),  # not read: its loop ran whole
+            ),
+        )
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("agg")
+    assert await testing.run_in_object(stub, body) == [3, 0, 0, 3]
