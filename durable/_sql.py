@@ -915,9 +915,10 @@ class SqlCursor:
                 self._end += changed  # its own changes leave its count as it is
         if len(rows) != limit:
             self._close()
-            if self._end != before + changed + db.schema_epoch:
+            if isinstance(cur, sqlite3.Cursor) and self._end != before + changed + db.schema_epoch:
                 # Written to between its first step and its end (a sort of rows since deleted,
-                # a LIMIT on a table since cut): rows_read counts the rows returned.
+                # a LIMIT on a table since cut): rows_read counts the rows returned. (Rows kept
+                # by _complete come from a statement that ended there: checked then.)
                 self._end = -2
         self._read += len(rows)
         return rows
@@ -934,8 +935,11 @@ class SqlCursor:
         them in ``rows_written`` at once (measured with miniflare); Python's ``sqlite3`` counts
         them only when the statement ends. A failure raises here, from ``exec()``, as in workerd.
         """
+        cur = self._cur
         rows = self._fetch(-1)
         self._read -= len(rows)  # not read by the application yet
+        if isinstance(cur, sqlite3.Cursor):
+            self._changes = cur.rowcount  # (sqlite3 counts them as the statement ends)
         if rows:
             self._cur = _Rows(rows)  # type: ignore[assignment]  # (fetchone/fetchmany/fetchall/close)
 

@@ -30,6 +30,10 @@ from typing import Any, Final
 from ._sql_loops import JUMPS, Op, _integer_affinity, _opened, _quote, _writes
 
 _JUMPERS: Final = JUMPS | {"Jump"}
+_COUNTED: Final = frozenset({
+    "Rewind", "Last", "Sort", "SorterSort", "SeekGE", "SeekGT", "SeekLE", "SeekLT", "SeekRowid", "NotExists",
+    "Next", "Prev", "SorterNext", "VNext", "Count",
+})  # fmt: skip
 _INDEX_NAME: Final = re.compile(
     r"\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?"
     r"(?:(?:\"(?:[^\"]|\"\")*\"|\[[^\]]*\]|`(?:[^`]|``)*`|\w+)\s*\.\s*)?"
@@ -226,3 +230,91 @@ def _unquote(name: str) -> str:
     if name[:1] == "[" and name[-1:] == "]":
         return name[1:-1]
     return name
+
+
+def returning_parts(ops: list[Op]) -> tuple[int, int] | None:
+    """The loops over temporary tables and the second-pass lookups (:func:`passes`) of a write
+    with ``RETURNING``, its loop over the rows it returns left out, or ``None`` if its program is
+    not a write's followed by that loop (around the program's only ``ResultRow``)."""
+    halt = next((op[0] for op in ops if op[1] == "Halt"), len(ops))
+    results = [op for op in ops if op[1] == "ResultRow"]
+    if len(results) != 1 or any(op[1] in ("Last", "Prev", "VNext", "Count", "SorterSort") for op in ops):
+        return None
+    step = next((op for op in ops if op[1] == "Next" and op[3] <= results[0][0] < op[0]), None)
+    if step is None:
+        return None
+    start = next((op for op in ops if op[1] == "Rewind" and op[2] == step[2] and op[0] < step[3]), None)
+    if start is None or start[3] <= step[0] or any(op[1] in _COUNTED and op[0] > step[0] for op in ops):
+        return None
+    if not any(op[1] == "OpenEphemeral" and op[2] == step[2] and op[0] > halt for op in ops):
+        return None  # (SQLite opens the RETURNING buffer in the code the Init runs first)
+    return passes(ops[: start[0]])
+
+
+def passes(ops: list[Op]) -> tuple[int, int]:
+    """The loops of ``ops`` over temporary tables (a ``Rewind`` and its ``Next`` on an
+    ``OpenEphemeral`` cursor) and the rowid lookups inside them or inside a ``RowSetRead`` loop:
+    a write's second pass, and an ``IN`` list's loop."""
+    ephemeral = {op[2] for op in ops if op[1] == "OpenEphemeral"}
+    spans: list[tuple[int, int]] = []
+    loops = 0
+    for op in ops:
+        if op[1] == "Next" and op[2] in ephemeral:
+            start = next((o for o in ops if o[1] == "Rewind" and o[2] == op[2] and o[0] < op[3]), None)
+            if start is not None:
+                loops += 1
+                spans.append((start[0], op[0]))
+        elif op[1] == "RowSetRead":
+            back = next((o for o in ops if o[1] == "Goto" and o[3] == op[0] and o[0] > op[0]), None)
+            if back is not None:
+                spans.append((op[0], back[0]))
+    lookups = sum(
+        1 for op in ops if op[1] in ("NotExists", "SeekRowid") and any(begin < op[0] < end for begin, end in spans)
+    )
+    return loops, lookups
+
+
+def without_returning(sql: str) -> str | None:
+    """``sql`` without its ``RETURNING`` clause, or ``None`` if it has none (outside strings,
+    quoted names, comments and parentheses)."""
+    if "returning" not in sql.lower():
+        return None
+    depth, i, size = 0, 0, len(sql)
+    while i < size:
+        ch = sql[i]
+        if ch in "'\"`":
+            end = sql.find(ch, i + 1)
+            while end != -1 and sql[end + 1 : end + 2] == ch:
+                end = sql.find(ch, end + 2)
+            if end == -1:
+                return None
+            i = end + 1
+            continue
+        if ch == "[":
+            end = sql.find("]", i + 1)
+            if end == -1:
+                return None
+            i = end + 1
+            continue
+        if sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = size if end == -1 else end + 1
+            continue
+        if sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = size if end == -1 else end + 2
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif (
+            depth == 0
+            and ch in "rR"
+            and sql[i : i + 9].lower() == "returning"
+            and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] in "_$"))
+            and not (sql[i + 9 : i + 10].isalnum() or sql[i + 9 : i + 10] in ("_", "$"))
+        ):
+            return sql[:i].rstrip()
+        i += 1
+    return None
