@@ -318,3 +318,73 @@ def without_returning(sql: str) -> str | None:
             return sql[:i].rstrip()
         i += 1
     return None
+
+
+_NAME: Final = r"(\"(?:[^\"]|\"\")*\"|\[[^\]]*\]|`(?:[^`]|``)*`|\w+)"
+DROP: Final = re.compile(
+    rf"\s*DROP\s+(TABLE|INDEX|VIEW|TRIGGER)\s+(?:IF\s+EXISTS\s+)?(?:{_NAME}\s*\.\s*)?{_NAME}\s*;?\s*$", re.IGNORECASE
+)
+"""A ``DROP`` statement: what it drops, the schema named if any, the name."""
+_ADD_COLUMN: Final = re.compile(rf"\s*ALTER\s+TABLE\s+(?:{_NAME}\s*\.\s*)?{_NAME}\s+ADD\s", re.IGNORECASE)
+
+
+def drop_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:
+    """workerd's ``rowsRead`` for ``sql``, a ``DROP``, counted before it runs (what it drops is
+    gone after), or ``None`` if unknown. Each of SQLite's nested ``DELETE``s from
+    ``sqlite_master`` scans it as it then is (one per trigger dropped, then one for the rest),
+    a table's AUTOINCREMENT row is deleted by a scan of ``sqlite_sequence``, and each b-tree
+    dropped (the table's, its indexes') counts 1. workerd (miniflare 4.20260426): 2 for a table
+    alone in the schema, 7 for one with two indexes beside another table, 10 for one with two
+    triggers beside another table, 5 for an index of four schema rows, 4 for a trigger of four."""
+    match = DROP.match(sql)
+    if match is None or (match.group(2) is not None and _unquote(match.group(2)).lower() != "main"):
+        return None
+    kind, name = match.group(1).lower(), _unquote(match.group(3)).lower()
+    rows = conn.execute(f'SELECT type, name, tbl_name, sql FROM "main".sqlite_master -- {tag}').fetchall()
+    if any("REFERENCES" in str(row[3]).upper() for row in rows):
+        return None  # a table's implicit DELETE of its rows, for foreign keys
+    target = [row for row in rows if row[0] == kind and str(row[1]).lower() == name]
+    if len(target) != 1:
+        return None  # (IF EXISTS of nothing: no program to count)
+    schema = len(rows)
+    if kind == "index":
+        return schema + 1
+    if kind == "trigger":
+        return schema
+    created = str(target[0][3]).upper()
+    if "VIRTUAL" in created.split("(", 1)[0]:
+        return None  # a virtual table's xDestroy runs statements of its own
+    owner = name
+    triggers = sum(1 for row in rows if row[0] == "trigger" and str(row[2]).lower() == owner)
+    indexes = sum(1 for row in rows if row[0] == "index" and str(row[2]).lower() == owner)
+    count = sum(schema - j for j in range(triggers)) + schema - triggers
+    if kind == "table":
+        count += 1 + indexes
+        if "AUTOINCREMENT" in created:
+            sequence = conn.execute(f'SELECT count(*) FROM "main".sqlite_sequence -- {tag}').fetchone()[0]
+            count += max(int(sequence), 1)
+    return count
+
+
+def add_column_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:
+    """workerd's ``rowsRead`` for ``sql`` if it is an ``ALTER TABLE ... ADD COLUMN`` that ran:
+    SQLite's ``UPDATE`` of ``sqlite_master`` (a scan of its rows, the row's lookup and one more:
+    miniflare 4.20260426 reads 3, 4 and 5 with 1, 2 and 3 schema rows, whatever the table's), and
+    a ``CHECK`` constraint's ``pragma_quick_check`` 1 more; ``None`` for what runs other checks
+    (``NOT NULL`` without a default, a generated column, ``REFERENCES``) or for anything else."""
+    match = _ADD_COLUMN.match(sql)
+    if match is None or (match.group(1) is not None and _unquote(match.group(1)).lower() != "main"):
+        return None
+    definition = sql[match.end() :].upper()
+    if re.search(r"\bREFERENCES\b|\bGENERATED\b|\bAS\s*\(", definition):
+        return None
+    if re.search(r"\bNOT\s+NULL\b", definition) and not re.search(r"\bDEFAULT\b", definition):
+        return None
+    strict = conn.execute(
+        f"SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = ? COLLATE NOCASE -- {tag}",
+        (_unquote(match.group(2)),),
+    ).fetchone()
+    if strict is None or strict[0]:
+        return None  # (a STRICT table's new column is checked too)
+    schema = int(conn.execute(f'SELECT count(*) FROM "main".sqlite_master -- {tag}').fetchone()[0])
+    return schema + 2 + (1 if re.search(r"\bCHECK\b", definition) else 0)

@@ -34,7 +34,16 @@ import warnings
 from typing import Any, Final
 
 from ._sql_loops import JUMPS, loop_rows, loop_shape
-from ._sql_multi import index_rows, multi_rows, multi_shape, passes, returning_parts, without_returning
+from ._sql_multi import (
+    DROP,
+    add_column_reads,
+    index_rows,
+    multi_rows,
+    multi_shape,
+    passes,
+    returning_parts,
+    without_returning,
+)
 from ._sql_rules import NAMED_NEED_A_DICT, named_parameters
 
 _COUNTED: Final = frozenset({
@@ -72,6 +81,9 @@ collects a DELETE's rowids)."""
 _ROWID_SEEKS: Final = frozenset({"SeekRowid", "NotExists"})
 _PARTIAL: Final = re.compile(r"\bWHERE\b", re.IGNORECASE)
 _CREATE: Final = re.compile(r"\s*CREATE\s", re.IGNORECASE)
+_ALTER: Final = re.compile(r"\s*ALTER\s", re.IGNORECASE)
+DROPPED: Final = "\0drop "
+"""The key of a ``DROP``'s count in ``rows_read``'s cache, set before it runs (``drop_reads``)."""
 _CREATE_INDEX: Final = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s", re.IGNORECASE)
 
 Shape = tuple[Any, ...]
@@ -107,6 +119,12 @@ def rows_read(
         # A CREATE that created something cannot be compiled again as it ran (``... IF NOT
         # EXISTS`` now compiles to nothing): its program is the one it has on an empty database.
         created = written > 0 and _CREATE.match(sql) is not None
+        if DROP.match(sql) is not None:
+            counted = cache.get(DROPPED + sql)  # (counted before it ran: see drop_reads)
+            value: Any = None if stale or counted is None else counted[1]
+            return value if isinstance(value, int) else None
+        if written > 0 and _ALTER.match(sql) is not None:
+            return None if stale else add_column_reads(conn, sql, tag)
         if created and _CREATE_INDEX.match(sql) is not None:
             return None if stale else index_rows(conn, sql, written, tag)
         key = "\0created " + sql if created else sql

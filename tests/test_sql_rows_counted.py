@@ -207,11 +207,11 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("create-index-empty", ("CREATE TABLE e (a)",), "CREATE INDEX ea ON e(a)", 2, 1, 2),
     ("create-view", ("S",), "CREATE VIEW v AS SELECT * FROM t", 1, 2, 1),
     ("select-view", ("S", "CREATE VIEW v AS SELECT * FROM t WHERE a > 2"), "SELECT * FROM v", 5, 0, 5),
-    ("drop-table", ("S",), "DROP TABLE t", 2, 0, 0),
-    ("drop-index", ("S", "I"), "DROP INDEX ta", 3, 0, 0),
+    ("drop-table", ("S",), "DROP TABLE t", 2, 0, 2),
+    ("drop-index", ("S", "I"), "DROP INDEX ta", 3, 0, 3),
     # (What the DROPs measured so far fit: each of SQLite's nested DELETEs from sqlite_master (or
     # sqlite_sequence) scans it as it is then, and each b-tree dropped counts 1; run.py --seed 9651.)
-    ("drop-view", ("CREATE TABLE a (x)", "CREATE VIEW v AS SELECT * FROM a"), "DROP VIEW v", 2, 0, 0),
+    ("drop-view", ("CREATE TABLE a (x)", "CREATE VIEW v AS SELECT * FROM a"), "DROP VIEW v", 2, 0, 2),
     (
         "drop-trigger",
         (
@@ -222,7 +222,7 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
         "DROP TRIGGER tr",
         3,
         0,
-        0,
+        3,
     ),
     (
         "drop-table-trigger",
@@ -234,18 +234,18 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
         "DROP TABLE a",
         6,
         0,
-        0,
+        6,
     ),
-    ("drop-table-unique", ("CREATE TABLE a (x UNIQUE, y UNIQUE)",), "DROP TABLE a", 6, 0, 0),
+    ("drop-table-unique", ("CREATE TABLE a (x UNIQUE, y UNIQUE)",), "DROP TABLE a", 6, 0, 6),
     (
         "drop-table-autoinc",
         ("CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, x)", "INSERT INTO a (x) VALUES (1)"),
         "DROP TABLE a",
         4,
         0,
-        0,
+        4,
     ),
-    ("alter-add", ("S",), "ALTER TABLE t ADD COLUMN c", 3, 1, 0),
+    ("alter-add", ("S",), "ALTER TABLE t ADD COLUMN c", 3, 1, 3),
     ("alter-rename", ("S",), "ALTER TABLE t RENAME TO t2", 10, 2, 0),
     ("multi", ("S",), "SELECT * FROM t; SELECT * FROM t WHERE id = 1", 1, 0, 1),
     (
@@ -681,6 +681,41 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("delete-returning-all", ("S",), "DELETE FROM t RETURNING id", 15, 5, 15),
     ("delete-returning-idx", ("S", "I"), "DELETE FROM t WHERE a = 3 RETURNING id", 4, 1, 4),
     ("delete-returning-range", ("S",), "DELETE FROM t WHERE id > 3 RETURNING id", 6, 2, 6),
+    # (DROP, counted before it runs; ALTER TABLE ... ADD COLUMN)
+    ("drop-table-idx", ("S", "I"), "DROP TABLE t", 4, 0, 4),
+    ("drop-table-more", ("S", "P"), "DROP TABLE t", 3, 0, 3),
+    ("drop-index-more", ("S", "P", "I"), "DROP INDEX ta", 4, 0, 4),
+    ("drop-table-2idx", ("S", "I", "CREATE INDEX tb ON t(b)", "CREATE TABLE z (q)"), "DROP TABLE t", 7, 0, 7),
+    ("drop-table-if", ("S",), "DROP TABLE IF EXISTS t", 2, 0, 2),
+    ("drop-index-3", ("S", "I", "CREATE INDEX tb ON t(b)", "CREATE TABLE z (q)"), "DROP INDEX tb", 5, 0, 5),
+    (
+        "drop-table-triggers",
+        (
+            "S",
+            "CREATE TABLE l (y)",
+            "CREATE TRIGGER tr1 AFTER INSERT ON t BEGIN INSERT INTO l VALUES (1); END",
+            "CREATE TRIGGER tr2 AFTER DELETE ON t BEGIN INSERT INTO l VALUES (2); END",
+        ),
+        "DROP TABLE t",
+        10,
+        0,
+        10,
+    ),
+    (
+        "drop-trigger-more",
+        ("S", "I", "CREATE TABLE l (y)", "CREATE TRIGGER tr1 AFTER INSERT ON t BEGIN INSERT INTO l VALUES (1); END"),
+        "DROP TRIGGER tr1",
+        4,
+        0,
+        4,
+    ),
+    ("alter-add-2", ("S", "CREATE TABLE z (q)"), "ALTER TABLE t ADD COLUMN c", 4, 1, 4),
+    ("alter-add-idx", ("S", "I"), "ALTER TABLE t ADD COLUMN c", 4, 1, 4),
+    ("alter-add-3", ("S", "P", "CREATE TABLE z (q)"), "ALTER TABLE t ADD COLUMN c", 5, 1, 5),
+    ("alter-add-empty", ("CREATE TABLE e (a)",), "ALTER TABLE e ADD COLUMN c", 3, 1, 3),
+    ("alter-add-default", ("S",), "ALTER TABLE t ADD COLUMN c DEFAULT 3", 3, 1, 3),
+    ("alter-add-notnull", ("S",), "ALTER TABLE t ADD COLUMN c NOT NULL DEFAULT 3", 3, 1, 3),
+    ("alter-add-check", ("S",), "ALTER TABLE t ADD COLUMN c CHECK (c > 0)", 4, 1, 4),
     (
         "create-index-100",
         (
