@@ -124,7 +124,7 @@ def _range_rows(
     stale: bool,
     sql: str,
 ) -> int | None:
-    _, dml, eq_only, guards, rowid_key, beyond, keys, limit_source, inside = shape
+    _, dml, eq_only, guards, rowid_key, beyond, keys, limit_source, inside, whole, deletes = shape
     limit = None if limit_source is None else _whole(_value(limit_source, params))
     if limit is _NO_ROW:
         return None
@@ -140,12 +140,15 @@ def _range_rows(
         if not _numeric(key):
             return 0  # a rowid seek with a key that is no number jumps without reading
     if inside is not None:
-        # An aggregate: its loop ran whole on the statement's first step.
-        if stale:
-            return None
+        # An aggregate (its loop ran whole on the statement's first step), or a loop with another
+        # test: it stepped over the range's entries, whichever rows it produced.
+        if stale or not (whole or dml or finished):
+            return None  # a SELECT with a test, read in part: the entries stepped over so far
         produced = _inside_rows(conn, inside, params, tag)
-        if produced is None:
+        if produced is None or (deletes and changes < 0):
             return None
+        if deletes:
+            produced += changes  # the entries it deleted were in the range
         dml, returned, finished = False, produced, True
     if not dml and not finished:
         if limit is not None and 0 < limit <= returned:
@@ -252,6 +255,7 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
         return None  # (a LIMIT is taken for a SELECT's, with no OFFSET)
     end: Op | None = None
     guards: list[Any] = []
+    filtered = False
     for op in ops:
         addr, name, p1, p2 = op[0], op[1], op[2], op[3]
         if addr in (start[0], step[0]) or name not in _JUMPERS:
@@ -269,6 +273,9 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
             if name == "IsNull" and dml and _rowid_read(ops, addr, p1):
                 continue  # an UPDATE's guard on the rowid it just read: never taken
             if _opens_once(ops, op):
+                continue
+            if name != "Jump" and p2 == step[0]:
+                filtered = True  # another test: on to the next entry (the steps are the same)
                 continue
             return None
         if addr < start[0] and name == "IsNull" and p2 >= step[0]:
@@ -292,11 +299,15 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
             return None
         beyond, keys = made
     inside = None
-    if aggregate:
+    if aggregate or filtered:
+        if filtered and limits[0] is not None:
+            return None  # where the LIMIT stops the loop depends on the test
         inside = _inside(conn, ops, start, end, kind, table, index, tag)
         if inside is None:
             return None
-    return ("range", dml, eq_only, tuple(guards), rowid_key, beyond, tuple(keys), limits[0], inside)
+    deletes = dml and not any(op[1] == "Insert" for op in writes)  # (the rows are gone when counted)
+    shape = ("range", dml, eq_only, tuple(guards), rowid_key, beyond, tuple(keys), limits[0], inside, aggregate)
+    return (*shape, deletes)
 
 
 def _inside(
