@@ -10,7 +10,7 @@ follows from the data, asked with a query or two when ``rows_read`` is read:
   (``SELECT * FROM p JOIN t ON t.id = p.tid``, ``LEFT JOIN`` too, tests on either table after
   the lookup): the outer table's rows (at least 1), plus one per outer row whose key SQLite
   reads as an integer (a NULL, a text, a blob or 2.5 is looked up nowhere);
-- ``insub``: ``WHERE id IN (SELECT col FROM u)``: SQLite fills a temporary index with the
+- ``insub``: ``SELECT ... WHERE id IN (SELECT col FROM u)``: SQLite fills a temporary index with the
   subquery's values (a full scan of ``u``, no filter), then loops over it looking each value up:
   ``u``'s rows (at least 1), the distinct values (at least 1), one per integer value;
 - ``CREATE INDEX`` (:func:`index_rows`): the table's scan, the sorter's loop over the entries,
@@ -113,6 +113,8 @@ def _join(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) 
         return None
     if not _after(ops, scan, step, seek) or not _straight_outside(ops, scan, step):
         return None
+    if any(op[1] in ("Insert", "Delete", "IdxDelete") for op in ops):
+        return None  # (an UPDATE ... FROM: not measured)
     opened = _opened(conn, ops, outer, tag)
     inner = _opened(conn, ops, seek[2], tag)
     if opened is None or inner is None or opened[0] != "table" or inner[0] != "table":
@@ -137,6 +139,10 @@ def _in_subquery(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag
         return None
     if [op[2] for op in ops if op[1] == "OpenEphemeral"] != [eph]:
         return None
+    if any(op[1] in ("Insert", "Delete", "IdxDelete") for op in ops) or not any(
+        op[1] == "ResultRow" and step[3] <= op[0] < step[0] for op in ops
+    ):
+        return None  # a SELECT's: workerd's SQLite makes such an UPDATE or DELETE two passes
     body = ops[fill_next[3] : fill_next[0]]
     inserts = [op for op in body if op[1] == "IdxInsert"]
     if len(inserts) != 1 or inserts[0][2] != eph or any(op[1] in _JUMPERS for op in body):

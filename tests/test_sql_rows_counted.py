@@ -599,6 +599,14 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
         0,
         2,
     ),
+    # (workerd's SQLite deletes or updates through such a subquery in two passes: 9 and 11, not
+    # the 7 of one pass that Python's SQLite 3.40's program has; counted as the rows returned)
+    ("in-subquery-delete", ("S", "P"), "DELETE FROM t WHERE id IN (SELECT tid FROM p)", 9, 2, 0),
+    ("in-subquery-update", ("S", "P"), "UPDATE t SET b = 'q' WHERE id IN (SELECT tid FROM p)", 11, 2, 0),
+    ("in-subquery-filter", ("S", "P"), "SELECT * FROM t WHERE id IN (SELECT tid FROM p) AND b <> 'x'", 7, 0, 7),
+    ("join-self", ("P",), "SELECT * FROM p AS x JOIN p AS y ON y.id = x.tid", 6, 0, 6),
+    ("join-count", ("S", "P"), "SELECT count(*) FROM p JOIN t ON t.id = p.tid", 6, 0, 6),
+    ("join-limit", ("S", "P"), "SELECT * FROM p JOIN t ON t.id = p.tid LIMIT 1", 2, 0, 1),
     ("create-index-1", ("CREATE TABLE e (a)", "INSERT INTO e VALUES (1)"), "CREATE INDEX ea ON e(a)", 3, 2, 3),
     ("create-index-2", ("CREATE TABLE e (a)", "INSERT INTO e VALUES (1), (2)"), "CREATE INDEX ea ON e(a)", 6, 3, 6),
     ("create-index-more", ("S", "P", "I"), "CREATE INDEX tb ON t(b)", 12, 6, 12),
