@@ -1,5 +1,6 @@
 """``rows_read`` for statements of more than one loop: joins on a rowid, ``IN (SELECT ...)``,
-and ``CREATE INDEX``.
+``INSERT ... SELECT``, ``CREATE INDEX``, ``DROP``, ``ALTER TABLE ... ADD COLUMN`` and the parts
+of a write with ``RETURNING``.
 
 workerd counts every cursor landing of the statement's program (``durable._sql_reads``): a
 loop's ``Rewind`` (on an empty table too) and each ``Next`` that lands on a row, each rowid
@@ -13,6 +14,9 @@ follows from the data, asked with a query or two when ``rows_read`` is read:
 - ``insub``: ``SELECT ... WHERE id IN (SELECT col FROM u)``: SQLite fills a temporary index with the
   subquery's values (a full scan of ``u``, no filter), then loops over it looking each value up:
   ``u``'s rows (at least 1), the distinct values (at least 1), one per integer value;
+- ``fed``: ``INSERT INTO c SELECT ... FROM t [WHERE ...]``, a full scan of one other table
+  feeding the INSERT through a coroutine: that table's rows, at least 1 (an explicit rowid, or
+  ``t`` itself, make other programs: not these);
 - ``CREATE INDEX`` (:func:`index_rows`): the table's scan, the sorter's loop over the entries,
   and SQLite's ``OP_SeekEnd`` before each entry is appended, which counts when the index's
   cursor is not positioned: before the first two entries, then twice per leaf page the index
@@ -49,7 +53,48 @@ def multi_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag:
         return _join(conn, ops, counted, tag)
     if names == ["Rewind", "Next", "Rewind", "SeekRowid", "Next"]:
         return _in_subquery(conn, ops, counted, tag)
+    if names == ["Rewind", "Next"]:
+        return _insert_select(conn, ops, counted, tag)
     return None
+
+
+def _insert_select(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
+    """``("fed", table)``: ``INSERT INTO c SELECT ... FROM t [WHERE ...]``, its SELECT a full
+    scan of one table in a coroutine that feeds the INSERT's loop (each row yielded is inserted,
+    which reads nothing more): the table's rows, at least 1."""
+    scan, step = counted
+    coroutines = [op for op in ops if op[1] == "InitCoroutine"]
+    if len(coroutines) != 1 or any(op[1] in ("OpenEphemeral", "Gosub", "Return") for op in ops):
+        return None
+    body_start, body_end = coroutines[0][4], coroutines[0][3]
+    if not body_start <= scan[0] < step[0] < body_end or step[2] != scan[2] or step[6] != 1:
+        return None
+    if not scan[0] < step[3] <= step[0] < scan[3]:
+        return None
+    feed = coroutines[0][2]
+    inserts = [op for op in ops if op[1] == "Insert"]
+    if len(inserts) != 1 or inserts[0][2] == scan[2] or inserts[0][0] < body_end:
+        return None
+    last = len(ops) - 1
+    for op in ops:
+        name, addr, target = op[1], op[0], op[3]
+        if name not in _JUMPERS or op is scan or op is step or name == "Init" or (name == "Goto" and addr == last):
+            continue
+        if name == "InitCoroutine":
+            continue
+        if step[3] <= addr < step[0]:
+            if name == "Yield" or (name != "Jump" and target == step[0]):
+                continue  # a row fed to the INSERT, or a test: on to the next row
+            return None
+        if addr >= body_end and name == "Yield" and op[2] == feed:
+            continue  # the INSERT's loop: the next row, or its end
+        if addr >= body_end and name == "Goto" and ops[target][1] == "Yield" and ops[target][2] == feed:
+            continue  # back for the next row
+        if addr >= body_end and name != "Jump" and addr < target <= last:
+            continue  # a constraint's check, forward within the INSERT's loop (nothing counted there)
+        return None
+    opened = _opened(conn, ops, scan[2], tag)
+    return None if opened is None else ("fed", opened[1])
 
 
 def multi_rows(
@@ -58,6 +103,8 @@ def multi_rows(
     """workerd's ``rowsRead`` for a statement of ``shape`` (from :func:`multi_shape`) run to its end."""
     if not finished or stale:
         return None  # read in part: the lookups so far are not known; written since: nor the rows
+    if shape[0] == "fed":
+        return max(_count(conn, shape[1], tag), 1)
     if shape[0] == "join":
         _, table, column = shape
         rows = _count(conn, table, tag)
