@@ -17,6 +17,8 @@ and at least the 1 of its start. This module recognises four loops in a statemen
   per value that is an integer (a lookup, found or not; SQLite skips it for others);
 - ``limited``: a full scan with ``LIMIT``/``OFFSET`` and no ``WHERE``: the rows up to
   ``OFFSET + LIMIT``, at least 1;
+- ``range`` fed to a sorter (``WHERE a = ? ORDER BY b``, no LIMIT): the range's count, then one
+  per row sorted (its entries, or the rows returned if another test filtered them), at least 1;
 - ``sorted``: a full scan fed to a sorter (``ORDER BY`` on no index): the table's rows, then one
   per row sorted (those past a ``LIMIT`` are looked at once each), at least 1 each.
 
@@ -66,9 +68,36 @@ def loop_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: 
         if any(op[1] in ("OpenEphemeral", "SorterOpen", "OpenPseudo") for op in ops):
             return None
         return _range(conn, ops, counted, tag) or _limited(conn, ops, counted, tag)
+    if len(counted) == 4 and counted[0][1] in _SEEKS:
+        return _range_sorted(conn, ops, counted, tag)
     if len(counted) in (4, 5):
         return _sorted(conn, ops, counted, tag)
     return None
+
+
+def _range_sorted(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
+    """A range (``_range``) whose entries go to a sorter (``WHERE a = ? ORDER BY b``, no LIMIT):
+    ``("range", ...)`` with its sorter's loop, which steps once per row sorted."""
+    start, step, sort, sort_next = counted
+    if [sort[1], sort_next[1]] != ["SorterSort", "SorterNext"] or sort_next[2] != sort[2]:
+        return None
+    if not step[0] < sort[0] < sort_next[3] <= sort_next[0] or sort[3] <= sort_next[0]:
+        return None
+    if any(
+        op[1] in ("OffsetLimit", "DecrJumpZero", "IfNotZero") or (op[1] in ("IdxLE", "IdxLT") and op[2] == sort[2])
+        for op in ops
+    ):
+        return None  # a LIMIT: the sorter keeps its rows only
+    results = [op for op in ops if op[1] == "ResultRow"]
+    if len(results) != 1 or not sort_next[3] <= results[0][0] < sort_next[0]:
+        return None
+    inserts = [op for op in ops[step[3] : step[0]] if op[1] == "SorterInsert"]
+    if len(inserts) != 1 or inserts[0][2] != sort[2]:
+        return None
+    for op in ops[sort[0] + 1 : sort_next[0]]:
+        if op[1] in _JUMPERS:
+            return None
+    return _range(conn, ops, [start, step], tag, sorter=(sort[0], sort_next[0]))
 
 
 def loop_rows(
@@ -124,12 +153,26 @@ def _range_rows(
     stale: bool,
     sql: str,
 ) -> int | None:
-    _, dml, eq_only, guards, rowid_key, beyond, keys, limit_source, inside, whole, deletes = shape
+    _, dml, eq_only, guards, rowid_key, beyond, keys, limit_source, inside, whole, deletes, sorted_by = shape
     limit = None if limit_source is None else _whole(_value(limit_source, params))
     if limit is _NO_ROW:
         return None
     if limit == 0:
         return 0  # LIMIT 0 skips the loop
+    if sorted_by is not None:
+        # Then the sorter's loop: one step per row sorted (at least its SorterSort), those read
+        # and the one waiting while the rows are read. The range's entries, or with another test
+        # the rows it let through: the rows returned, known once all are.
+        if sorted_by and not finished:
+            return None
+        if any(_value(source, params) is None for source in guards):
+            return 1  # the range skipped (a NULL key), the sorter's SorterSort still counts
+        sorted_rows = returned if sorted_by else _inside_rows(conn, inside, params, tag)
+        if sorted_rows is None or stale:
+            return None
+        sorting = max(sorted_rows if finished else min(returned + 1, sorted_rows), 1)
+        inside_only = _range_rows(conn, (*shape[:10], False, None), params, tag, returned, True, changes, stale, sql)
+        return None if inside_only is None else inside_only + sorting
     for source in guards:
         if _value(source, params) is None:
             return 0  # an IsNull test jumps past the loop: nothing read
@@ -224,7 +267,11 @@ def _statement_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...],
         return None
 
 
-def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
+def _range(
+    conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str, *, sorter: tuple[int, int] | None = None
+) -> tuple[Any, ...] | None:
+    """``sorter``: the addresses of the ``SorterSort`` and ``SorterNext`` of the loop over the
+    rows the range fed to a sorter (checked by ``_range_sorted``), whose jumps are not this loop's."""
     start, step = counted
     cursor = start[2]
     if start[1] not in _STARTS or step[1] != _STARTS[start[1]] or step[2] != cursor:
@@ -236,9 +283,11 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
     writes = [op for op in body if op[1] in ("Delete", "Insert")]
     after = [op for op in ops if op[1] == "ResultRow" and not step[3] <= op[0] < step[0]]
     aggregate = not rows and not writes and any(op[1] in ("AggStep", "AggStep1") for op in body)
-    if after and not (aggregate and len(after) == 1 and after[0][0] > step[0]):
+    if sorter is not None:
+        aggregate = False
+    elif after and not (aggregate and len(after) == 1 and after[0][0] > step[0]):
         return None  # (an aggregate's one row comes after its loop)
-    if aggregate:
+    if aggregate or sorter is not None:
         dml = False
     elif len(rows) == 1 and not writes:
         dml = False
@@ -259,6 +308,8 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
     for op in ops:
         addr, name, p1, p2 = op[0], op[1], op[2], op[3]
         if addr in (start[0], step[0]) or name not in _JUMPERS:
+            continue
+        if sorter is not None and sorter[0] <= addr <= sorter[1]:
             continue
         if name == "Init" or (name == "Goto" and addr == len(ops) - 1 and p2 == 1):
             continue
@@ -299,7 +350,7 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
             return None
         beyond, keys = made
     inside = None
-    if aggregate or filtered:
+    if aggregate or filtered or sorter is not None:
         if filtered and limits[0] is not None:
             return None  # where the LIMIT stops the loop depends on the test
         inside = _inside(conn, ops, start, end, kind, table, index, tag)
@@ -307,7 +358,7 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
             return None
     deletes = dml and not any(op[1] == "Insert" for op in writes)  # (the rows are gone when counted)
     shape = ("range", dml, eq_only, tuple(guards), rowid_key, beyond, tuple(keys), limits[0], inside, aggregate)
-    return (*shape, deletes)
+    return (*shape, deletes, None if sorter is None else filtered)
 
 
 def _inside(
