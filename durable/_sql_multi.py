@@ -4,8 +4,9 @@ of a write with ``RETURNING``.
 
 workerd counts every cursor landing of the statement's program (``durable._sql_reads``): a
 loop's ``Rewind`` (on an empty table too) and each ``Next`` that lands on a row, each rowid
-lookup whose key is an integer (found or not). This module recognises three programs whose count
-follows from the data, asked with a query or two when ``rows_read`` is read:
+lookup whose key is an integer (found or not). This module recognises these programs, whose
+count follows from the data, asked with a query or two when ``rows_read`` is read (a ``DROP``'s
+just before it runs, as what it drops is gone after: :func:`drop_reads`):
 
 - ``join``: a full scan of one table whose every row looks up one row of another by its rowid
   (``SELECT * FROM p JOIN t ON t.id = p.tid``, ``LEFT JOIN`` too, tests on either table after
@@ -20,7 +21,11 @@ follows from the data, asked with a query or two when ``rows_read`` is read:
 - ``CREATE INDEX`` (:func:`index_rows`): the table's scan, the sorter's loop over the entries,
   and SQLite's ``OP_SeekEnd`` before each entry is appended, which counts when the index's
   cursor is not positioned: before the first two entries, then twice per leaf page the index
-  grew (miniflare 4.20260426: 2005 for 1000 integers, 2007 for 1000 short texts, 10025 for 5000).
+  grew (miniflare 4.20260426: 2005 for 1000 integers, 2007 for 1000 short texts, 10025 for 5000);
+- ``DROP`` (:func:`drop_reads`) and ``ALTER TABLE ... ADD COLUMN`` (:func:`add_column_reads`):
+  the scans of ``sqlite_master`` of SQLite's nested statements;
+- a write with ``RETURNING`` (:func:`returning_parts`, :func:`passes`; counted by
+  ``durable._sql_reads``): the loops over temporary tables and the lookups its two passes add.
 
 Measured with miniflare 4.20260426 (2026-12-07): tests/test_sql_rows_counted.py. Pure functions.
 """
@@ -47,7 +52,7 @@ _INDEX_NAME: Final = re.compile(
 
 
 def multi_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
-    """The ``join`` or ``insub`` shape of a program (see the module), or ``None``."""
+    """The ``join``, ``insub`` or ``fed`` shape of a program (see the module), or ``None``."""
     names = [op[1] for op in counted]
     if names == ["Rewind", "SeekRowid", "Next"]:
         return _join(conn, ops, counted, tag)
