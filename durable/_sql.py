@@ -222,6 +222,8 @@ def _altered_rows(conn: sqlite3.Connection, tag: str, statement: str, table: str
 def _count_drop(conn: sqlite3.Connection, sql: str, reads: dict[str, Any], tag: str) -> None:
     """Count a ``DROP``'s ``rows_read`` before it runs (``durable._sql_multi.drop_reads``: what it
     drops is gone after), for its cursor to find in ``reads``."""
+    if len(reads) > 256:
+        reads.clear()  # (as rows_read keeps it: shapes per statement text, each found again)
     try:
         reads[DROPPED + sql] = (None, drop_reads(conn, sql, tag))
     except sqlite3.Error:
