@@ -18,6 +18,8 @@ just before it runs, as what it drops is gone after: :func:`drop_reads`):
 - ``fed``: ``INSERT INTO c SELECT ... FROM t [WHERE ...]``, a full scan of one other table
   feeding the INSERT through a coroutine: that table's rows, at least 1 (an explicit rowid, or
   ``t`` itself, make other programs: not these);
+- ``grouped``: ``GROUP BY`` through a sorter fed by a full scan with no ``WHERE`` nor
+  ``LIMIT``: the table's rows twice (the scan, the sorter's loop), at least 1 each;
 - ``CREATE INDEX`` (:func:`index_rows`): the table's scan, the sorter's loop over the entries,
   and SQLite's ``OP_SeekEnd`` before each entry is appended, which counts when the index's
   cursor is not positioned: before the first two entries, then twice per leaf page the index
@@ -52,7 +54,7 @@ _INDEX_NAME: Final = re.compile(
 
 
 def multi_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
-    """The ``join``, ``insub`` or ``fed`` shape of a program (see the module), or ``None``."""
+    """The ``join``, ``insub``, ``fed`` or ``grouped`` shape of a program (see the module), or ``None``."""
     names = [op[1] for op in counted]
     if names == ["Rewind", "SeekRowid", "Next"]:
         return _join(conn, ops, counted, tag)
@@ -60,7 +62,29 @@ def multi_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag:
         return _in_subquery(conn, ops, counted, tag)
     if names == ["Rewind", "Next"]:
         return _insert_select(conn, ops, counted, tag)
+    if names == ["Rewind", "Next", "SorterSort", "SorterNext"]:
+        return _grouped(conn, ops, counted, tag)
     return None
+
+
+def _grouped(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
+    """``("grouped", table)``: ``GROUP BY`` through a sorter fed by a full scan of one table with
+    no test (no ``WHERE``), no ``LIMIT``: the table's rows (at least 1: its ``Rewind``), then the
+    sorter's loop over as many (at least its ``SorterSort``), however the groups are output."""
+    scan, step, sort, sort_next = counted
+    if step[2] != scan[2] or step[6] != 1 or sort_next[2] != sort[2] or not any(op[1] == "Gosub" for op in ops):
+        return None
+    if not scan[0] < step[3] <= step[0] < sort[0] < sort_next[3] <= sort_next[0] < sort[3]:
+        return None
+    if any(op[1] in ("OffsetLimit", "DecrJumpZero", "IfNotZero", "InitCoroutine", "OpenEphemeral") for op in ops):
+        return None  # a LIMIT (its end leaves the sorter's loop), a subquery, a DISTINCT aggregate
+    if any(op[1] in _JUMPERS for op in ops[scan[0] + 1 : step[0]]):
+        return None  # a WHERE: the rows sorted are not known
+    inserts = [op for op in ops[step[3] : step[0]] if op[1] == "SorterInsert"]
+    if len(inserts) != 1 or inserts[0][2] != sort[2] or not any(op[1] == "ResultRow" for op in ops):
+        return None
+    opened = _opened(conn, ops, scan[2], tag)
+    return None if opened is None else ("grouped", opened[1])
 
 
 def _insert_select(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
@@ -110,6 +134,8 @@ def multi_rows(
         return None  # read in part: the lookups so far are not known; written since: nor the rows
     if shape[0] == "fed":
         return max(_count(conn, shape[1], tag), 1)
+    if shape[0] == "grouped":
+        return 2 * max(_count(conn, shape[1], tag), 1)
     if shape[0] == "join":
         _, table, column = shape
         rows = _count(conn, table, tag)

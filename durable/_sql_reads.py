@@ -161,7 +161,7 @@ def _shape_rows(
     kind = shape[0]
     if kind == "none":
         return 0
-    if kind in ("join", "insub", "fed"):
+    if kind in ("join", "insub", "fed", "grouped"):
         return multi_rows(conn, shape, tag, finished=finished, stale=stale)
     if kind in ("in", "range", "limited", "sorted"):
         return loop_rows(
