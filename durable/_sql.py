@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Final, final
 from ._aliases import camel_aliases
 from ._codec import copy_as_dict
 from ._exceptions import SqlError
-from ._sql_reads import Shape
+from ._sql_multi import DROP, drop_reads
+from ._sql_reads import DROPPED, Shape
 from ._sql_reads import rows_read as rows_read_of
 from ._sql_rules import (
     ABSENT_TABLES,
@@ -216,6 +217,17 @@ def _altered_rows(conn: sqlite3.Connection, tag: str, statement: str, table: str
         return written + count(_SCHEMA_ROWS + "(type != 'index' OR tbl_name = ?)", table)
     quoted = table.replace('"', '""')
     return written + 1 + count(f'SELECT count(*) FROM "{quoted}"')
+
+
+def _count_drop(conn: sqlite3.Connection, sql: str, reads: dict[str, Any], tag: str) -> None:
+    """Count a ``DROP``'s ``rows_read`` before it runs (``durable._sql_multi.drop_reads``: what it
+    drops is gone after), for its cursor to find in ``reads``."""
+    if len(reads) > 256:
+        reads.clear()  # (as rows_read keeps it: shapes per statement text, each found again)
+    try:
+        reads[DROPPED + sql] = (None, drop_reads(conn, sql, tag))
+    except sqlite3.Error:
+        reads.pop(DROPPED + sql, None)
 
 
 def _reindexed_table(conn: sqlite3.Connection, tag: str, index: str, plan: tuple[tuple[Any, ...], ...]) -> str | None:
@@ -915,9 +927,10 @@ class SqlCursor:
                 self._end += changed  # its own changes leave its count as it is
         if len(rows) != limit:
             self._close()
-            if self._end != before + changed + db.schema_epoch:
+            if isinstance(cur, sqlite3.Cursor) and self._end != before + changed + db.schema_epoch:
                 # Written to between its first step and its end (a sort of rows since deleted,
-                # a LIMIT on a table since cut): rows_read counts the rows returned.
+                # a LIMIT on a table since cut): rows_read counts the rows returned. (Rows kept
+                # by _complete come from a statement that ended there: checked then.)
                 self._end = -2
         self._read += len(rows)
         return rows
@@ -934,8 +947,11 @@ class SqlCursor:
         them in ``rows_written`` at once (measured with miniflare); Python's ``sqlite3`` counts
         them only when the statement ends. A failure raises here, from ``exec()``, as in workerd.
         """
+        cur = self._cur
         rows = self._fetch(-1)
         self._read -= len(rows)  # not read by the application yet
+        if isinstance(cur, sqlite3.Cursor):
+            self._changes = cur.rowcount  # (sqlite3 counts them as the statement ends)
         if rows:
             self._cur = _Rows(rows)  # type: ignore[assignment]  # (fetchone/fetchmany/fetchall/close)
 
@@ -1185,6 +1201,8 @@ class SqlStorage:
         # A CREATE ... IF NOT EXISTS of something that exists writes nothing (workerd: 0 rows), but
         # the authorizer reports its CREATE all the same: the schema's version tells them apart.
         schema = _schema_version(conn, db.tag) if not probe and _IF_NOT_EXISTS.match(sql) else None
+        if not probe and not scratch and DROP.match(sql) is not None:
+            _count_drop(conn, sql, state.reads, db.tag)
         before = conn.total_changes
         state.probe = probe
         state.trusted = trusted

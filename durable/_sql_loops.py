@@ -17,6 +17,8 @@ and at least the 1 of its start. This module recognises four loops in a statemen
   per value that is an integer (a lookup, found or not; SQLite skips it for others);
 - ``limited``: a full scan with ``LIMIT``/``OFFSET`` and no ``WHERE``: the rows up to
   ``OFFSET + LIMIT``, at least 1;
+- ``range`` fed to a sorter (``WHERE a = ? ORDER BY b``, no LIMIT): the range's count, then one
+  per row sorted (its entries, or the rows returned if another test filtered them), at least 1;
 - ``sorted``: a full scan fed to a sorter (``ORDER BY`` on no index): the table's rows, then one
   per row sorted (those past a ``LIMIT`` are looked at once each), at least 1 each.
 
@@ -40,6 +42,7 @@ _STARTS: Final = {
     "Last": "Prev",
 }
 _ENDS: Final = {"IdxGT": ">", "IdxGE": ">=", "IdxLT": "<", "IdxLE": "<=", "Gt": ">", "Ge": ">=", "Lt": "<", "Le": "<="}
+_SEEKS: Final = {"SeekGE": ">=", "SeekGT": ">", "SeekLE": "<=", "SeekLT": "<"}
 _LOADERS: Final = frozenset({"Integer", "Int64", "Real", "String8", "Null", "Variable"})
 _WRITE_P2: Final = frozenset({
     "Integer", "Int64", "Real", "String8", "String", "Variable", "Blob", "Rowid", "IdxRowid", "SCopy", "IntCopy",
@@ -65,9 +68,36 @@ def loop_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: 
         if any(op[1] in ("OpenEphemeral", "SorterOpen", "OpenPseudo") for op in ops):
             return None
         return _range(conn, ops, counted, tag) or _limited(conn, ops, counted, tag)
+    if len(counted) == 4 and counted[0][1] in _SEEKS:
+        return _range_sorted(conn, ops, counted, tag)
     if len(counted) in (4, 5):
         return _sorted(conn, ops, counted, tag)
     return None
+
+
+def _range_sorted(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
+    """A range (``_range``) whose entries go to a sorter (``WHERE a = ? ORDER BY b``, no LIMIT):
+    ``("range", ...)`` with its sorter's loop, which steps once per row sorted."""
+    start, step, sort, sort_next = counted
+    if [sort[1], sort_next[1]] != ["SorterSort", "SorterNext"] or sort_next[2] != sort[2]:
+        return None
+    if not step[0] < sort[0] < sort_next[3] <= sort_next[0] or sort[3] <= sort_next[0]:
+        return None
+    if any(
+        op[1] in ("OffsetLimit", "DecrJumpZero", "IfNotZero") or (op[1] in ("IdxLE", "IdxLT") and op[2] == sort[2])
+        for op in ops
+    ):
+        return None  # a LIMIT: the sorter keeps its rows only
+    results = [op for op in ops if op[1] == "ResultRow"]
+    if len(results) != 1 or not sort_next[3] <= results[0][0] < sort_next[0]:
+        return None
+    inserts = [op for op in ops[step[3] : step[0]] if op[1] == "SorterInsert"]
+    if len(inserts) != 1 or inserts[0][2] != sort[2]:
+        return None
+    for op in ops[sort[0] + 1 : sort_next[0]]:
+        if op[1] in _JUMPERS:
+            return None
+    return _range(conn, ops, [start, step], tag, sorter=(sort[0], sort_next[0]))
 
 
 def loop_rows(
@@ -123,12 +153,26 @@ def _range_rows(
     stale: bool,
     sql: str,
 ) -> int | None:
-    _, dml, eq_only, guards, rowid_key, beyond, keys, limit_source = shape
+    _, dml, eq_only, guards, rowid_key, beyond, keys, limit_source, inside, whole, deletes, sorted_by = shape
     limit = None if limit_source is None else _whole(_value(limit_source, params))
     if limit is _NO_ROW:
         return None
     if limit == 0:
         return 0  # LIMIT 0 skips the loop
+    if sorted_by is not None:
+        # Then the sorter's loop: one step per row sorted (at least its SorterSort), those read
+        # and the one waiting while the rows are read. The range's entries, or with another test
+        # the rows it let through: the rows returned, known once all are.
+        if sorted_by and not finished:
+            return None
+        if any(_value(source, params) is None for source in guards):
+            return 1  # the range skipped (a NULL key), the sorter's SorterSort still counts
+        sorted_rows = returned if sorted_by else _inside_rows(conn, inside, params, tag)
+        if sorted_rows is None or stale:
+            return None
+        sorting = max(sorted_rows if finished else min(returned + 1, sorted_rows), 1)
+        inside_only = _range_rows(conn, (*shape[:10], False, None), params, tag, returned, True, changes, stale, sql)
+        return None if inside_only is None else inside_only + sorting
     for source in guards:
         if _value(source, params) is None:
             return 0  # an IsNull test jumps past the loop: nothing read
@@ -138,6 +182,17 @@ def _range_rows(
             return None
         if not _numeric(key):
             return 0  # a rowid seek with a key that is no number jumps without reading
+    if inside is not None:
+        # An aggregate (its loop ran whole on the statement's first step), or a loop with another
+        # test: it stepped over the range's entries, whichever rows it produced.
+        if stale or not (whole or dml or finished):
+            return None  # a SELECT with a test, read in part: the entries stepped over so far
+        produced = _inside_rows(conn, inside, params, tag)
+        if produced is None or (deletes and changes < 0):
+            return None
+        if deletes:
+            produced += changes  # the entries it deleted were in the range
+        dml, returned, finished = False, produced, True
     if not dml and not finished:
         if limit is not None and 0 < limit <= returned:
             return returned  # no row waits past the LIMIT's last
@@ -174,6 +229,32 @@ def _range_rows(
     return max(produced + past, 1)
 
 
+def _inside_rows(conn: sqlite3.Connection, inside: tuple[Any, ...], params: tuple[Any, ...], tag: str) -> int | None:
+    """The entries of an aggregate's range (``_inside``), ``None`` if unknown. A NULL key stands
+    for the NULLs' end of the index (they sort first): ``a < 3`` starts past them."""
+    source, column, first, last = inside
+    terms: list[str] = []
+    values: list[Any] = []
+    for which, bound in (("start", first), ("end", last)):
+        if bound is None:
+            continue
+        comparison, key = bound
+        value = _value(key, params)
+        if value is _NO_ROW:
+            return None
+        if value is not None:
+            terms.append(f"{column} {comparison} ?" if which == "start" else f"NOT ({column} {comparison} ?)")
+            values.append(value)
+        elif (which, comparison) == ("start", ">"):
+            terms.append(f"{column} IS NOT NULL")
+        elif (which, comparison) == ("end", "<="):
+            terms.append(f"{column} IS NOT NULL")
+        elif (which, comparison) not in (("start", ">="), ("end", "<")):
+            return None
+    where = " AND ".join(terms) if terms else "1"
+    return int(conn.execute(f"SELECT count(*) {source} WHERE {where} -- {tag}", values).fetchone()[0])
+
+
 def _statement_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str) -> int | None:
     """How many rows ``sql``, a ``SELECT`` of a range (nothing else tested in its loop), returns
     with ``params`` now, or ``None`` if that cannot be asked."""
@@ -186,7 +267,11 @@ def _statement_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...],
         return None
 
 
-def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
+def _range(
+    conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str, *, sorter: tuple[int, int] | None = None
+) -> tuple[Any, ...] | None:
+    """``sorter``: the addresses of the ``SorterSort`` and ``SorterNext`` of the loop over the
+    rows the range fed to a sorter (checked by ``_range_sorted``), whose jumps are not this loop's."""
     start, step = counted
     cursor = start[2]
     if start[1] not in _STARTS or step[1] != _STARTS[start[1]] or step[2] != cursor:
@@ -196,9 +281,15 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
     body = ops[step[3] : step[0]]
     rows = [op for op in body if op[1] == "ResultRow"]
     writes = [op for op in body if op[1] in ("Delete", "Insert")]
-    if any(op[1] == "ResultRow" for op in ops if not step[3] <= op[0] < step[0]):
-        return None
-    if len(rows) == 1 and not writes:
+    after = [op for op in ops if op[1] == "ResultRow" and not step[3] <= op[0] < step[0]]
+    aggregate = not rows and not writes and any(op[1] in ("AggStep", "AggStep1") for op in body)
+    if sorter is not None:
+        aggregate = False
+    elif after and not (aggregate and len(after) == 1 and after[0][0] > step[0]):
+        return None  # (an aggregate's one row comes after its loop)
+    if aggregate or sorter is not None:
+        dml = False
+    elif len(rows) == 1 and not writes:
         dml = False
     elif not rows and writes and all(op[1] in ("Delete", "Insert") for op in writes):
         dml = True
@@ -209,13 +300,16 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
         return None
     kind, table, index = opened
     limits = _limits(ops)
-    if limits is None or limits[1] is not None or (dml and limits[0] is not None):
+    if limits is None or limits[1] is not None or ((dml or aggregate) and limits[0] is not None):
         return None  # (a LIMIT is taken for a SELECT's, with no OFFSET)
     end: Op | None = None
     guards: list[Any] = []
+    filtered = False
     for op in ops:
         addr, name, p1, p2 = op[0], op[1], op[2], op[3]
         if addr in (start[0], step[0]) or name not in _JUMPERS:
+            continue
+        if sorter is not None and sorter[0] <= addr <= sorter[1]:
             continue
         if name == "Init" or (name == "Goto" and addr == len(ops) - 1 and p2 == 1):
             continue
@@ -230,6 +324,9 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
             if name == "IsNull" and dml and _rowid_read(ops, addr, p1):
                 continue  # an UPDATE's guard on the rowid it just read: never taken
             if _opens_once(ops, op):
+                continue
+            if name != "Jump" and p2 == step[0]:
+                filtered = True  # another test: on to the next entry (the steps are the same)
                 continue
             return None
         if addr < start[0] and name == "IsNull" and p2 >= step[0]:
@@ -252,7 +349,56 @@ def _range(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str)
         if made is None:
             return None
         beyond, keys = made
-    return ("range", dml, eq_only, tuple(guards), rowid_key, beyond, tuple(keys), limits[0])
+    inside = None
+    if aggregate or filtered or sorter is not None:
+        if filtered and limits[0] is not None:
+            return None  # where the LIMIT stops the loop depends on the test
+        inside = _inside(conn, ops, start, end, kind, table, index, tag)
+        if inside is None:
+            return None
+    deletes = dml and not any(op[1] == "Insert" for op in writes)  # (the rows are gone when counted)
+    shape = ("range", dml, eq_only, tuple(guards), rowid_key, beyond, tuple(keys), limits[0], inside, aggregate)
+    return (*shape, deletes, None if sorter is None else filtered)
+
+
+def _inside(
+    conn: sqlite3.Connection,
+    ops: list[Op],
+    start: Op,
+    end: Op | None,
+    kind: str,
+    table: str,
+    index: str | None,
+    tag: str,
+) -> tuple[str, str, tuple[str, Any] | None, tuple[str, Any] | None] | None:
+    """What counts a range's entries (an aggregate's loop produces no row to count): the table,
+    the column compared (the rowid, or the index's first), and the start's and the end's
+    comparison and key source (``None``: no such end); ``None`` if the range is not of one rowid
+    or one indexed column."""
+    if kind == "table":
+        column = "rowid"
+    else:
+        columns = conn.execute(f"SELECT cid, name, desc, coll FROM pragma_index_xinfo(?) -- {tag}", (index,)).fetchall()
+        if not columns or columns[0][0] < 0 or columns[0][2] or columns[0][1] is None:
+            return None
+        column = f"{_quote(columns[0][1])} COLLATE {_quote(columns[0][3])}"
+    first = None
+    if start[1].startswith("Seek"):
+        if kind == "index" and str(start[5]) != "1":
+            return None  # a key of several columns (``a = 3 AND b > 2``)
+        key = _source(ops, start[4], start[0])
+        if key is None:
+            return None
+        first = (_SEEKS[start[1]], key)
+    last = None
+    if end is not None:
+        if kind == "index" and str(end[5]) != "1":
+            return None
+        key = _source(ops, end[4] if end[1].startswith("Idx") else end[2], end[0])
+        if key is None:
+            return None
+        last = (_ENDS[end[1]], key)
+    return (f'FROM "main".{_quote(table)}', column, first, last)
 
 
 def _beyond(

@@ -34,6 +34,16 @@ import warnings
 from typing import Any, Final
 
 from ._sql_loops import JUMPS, loop_rows, loop_shape
+from ._sql_multi import (
+    DROP,
+    add_column_reads,
+    index_rows,
+    multi_rows,
+    multi_shape,
+    passes,
+    returning_parts,
+    without_returning,
+)
 from ._sql_rules import NAMED_NEED_A_DICT, named_parameters
 
 _COUNTED: Final = frozenset({
@@ -64,9 +74,17 @@ _SUBROUTINES: Final = frozenset({"InitCoroutine", "Yield", "EndCoroutine", "Gosu
 """Instructions that jump to an address held in a register: a program with one of them counts
 as workerd does only if it has no counted instruction at all (``VALUES`` lists, subqueries)."""
 
+_RETURNING: Final = frozenset({"Jump", "FkCheck", "RowSetAdd"})
+"""Instructions known in a write with ``RETURNING`` (``FkCheck`` ends its writes; ``RowSetAdd``
+collects a DELETE's rowids)."""
+
 _ROWID_SEEKS: Final = frozenset({"SeekRowid", "NotExists"})
 _PARTIAL: Final = re.compile(r"\bWHERE\b", re.IGNORECASE)
 _CREATE: Final = re.compile(r"\s*CREATE\s", re.IGNORECASE)
+_ALTER: Final = re.compile(r"\s*ALTER\s", re.IGNORECASE)
+DROPPED: Final = "\0drop "
+"""The key of a ``DROP``'s count in ``rows_read``'s cache, set before it runs (``drop_reads``)."""
+_CREATE_INDEX: Final = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s", re.IGNORECASE)
 
 Shape = tuple[Any, ...]
 """``("none",)``, ``("point", keys)``, ``("count", table)``, ``("scan", table, deletes, filtered)``, or one
@@ -101,6 +119,14 @@ def rows_read(
         # A CREATE that created something cannot be compiled again as it ran (``... IF NOT
         # EXISTS`` now compiles to nothing): its program is the one it has on an empty database.
         created = written > 0 and _CREATE.match(sql) is not None
+        if DROP.match(sql) is not None:
+            counted = cache.get(DROPPED + sql)  # (counted before it ran: see drop_reads)
+            value: Any = None if stale or counted is None else counted[1]
+            return value if isinstance(value, int) else None
+        if written > 0 and _ALTER.match(sql) is not None:
+            return None if stale else add_column_reads(conn, sql, tag)
+        if created and _CREATE_INDEX.match(sql) is not None:
+            return None if stale else index_rows(conn, sql, written, tag)
         key = "\0created " + sql if created else sql
         hit = cache.get(key)
         if hit is not None and hit[0] == epoch:
@@ -112,29 +138,77 @@ def rows_read(
             cache[key] = (epoch, shape)
         if shape is None:
             return None
-        kind = shape[0]
-        if kind == "none":
-            return 0
-        if kind in ("in", "range", "limited", "sorted"):
-            return loop_rows(
-                conn, shape, params, tag, returned=returned, finished=finished, changes=changes, stale=stale, sql=sql
-            )
-        if kind == "point":
-            return sum(1 for key in shape[1] if _integer_key(key, params))
-        if kind == "scan" and not finished:
-            if shape[3]:
-                return None  # the rows stepped to include those the filter skipped: unknown
-            if stale:
-                return returned + 1  # the rows stepped to: those read and the one waiting
-            # ... unless the last row was read (sqlite3 has stepped past it: nothing waits)
-            return min(returned + 1, max(_rows(conn, shape[1], tag), 1))
-        if stale:
-            return None  # written to since: the table's rows now are not those it counted
-        if kind == "count":
-            return _rows(conn, shape[1], tag)
-        return max(_rows(conn, shape[1], tag) + (written if shape[2] else 0), 1)
+        if shape[0] == "returning":
+            return _returning_rows(conn, shape, params, tag, returned, finished, written, stale, changes, sql)
+        return _shape_rows(conn, shape, params, tag, returned, finished, written, stale, changes, sql)
     except Exception:  # an estimate: whatever goes wrong (a closed connection...), count as before
         return None
+
+
+def _shape_rows(
+    conn: sqlite3.Connection,
+    shape: Shape,
+    params: tuple[Any, ...],
+    tag: str,
+    returned: int,
+    finished: bool,
+    written: int,
+    stale: bool,
+    changes: int,
+    sql: str,
+) -> int | None:
+    """``rows_read``'s count for a statement of ``shape`` (the arguments as there)."""
+    kind = shape[0]
+    if kind == "none":
+        return 0
+    if kind in ("join", "insub", "fed", "grouped"):
+        return multi_rows(conn, shape, tag, finished=finished, stale=stale)
+    if kind in ("in", "range", "limited", "sorted"):
+        return loop_rows(
+            conn, shape, params, tag, returned=returned, finished=finished, changes=changes, stale=stale, sql=sql
+        )
+    if kind == "point":
+        return sum(1 for key in shape[1] if _integer_key(key, params))
+    if kind == "scan" and not finished:
+        if shape[3]:
+            return None  # the rows stepped to include those the filter skipped: unknown
+        if stale:
+            return returned + 1  # the rows stepped to: those read and the one waiting
+        # ... unless the last row was read (sqlite3 has stepped past it: nothing waits)
+        return min(returned + 1, max(_rows(conn, shape[1], tag), 1))
+    if stale:
+        return None  # written to since: the table's rows now are not those it counted
+    if kind == "count":
+        return _rows(conn, shape[1], tag)
+    return max(_rows(conn, shape[1], tag) + (written if shape[2] else 0), 1)
+
+
+def _returning_rows(
+    conn: sqlite3.Connection,
+    shape: Shape,
+    params: tuple[Any, ...],
+    tag: str,
+    returned: int,
+    finished: bool,
+    written: int,
+    stale: bool,
+    changes: int,
+    sql: str,
+) -> int | None:
+    """A write with ``RETURNING``: what the write without it reads (its first pass), one landing
+    per row in each temporary table it loops over (at least 1: the rowids an UPDATE collects,
+    the rows of a multi-row ``VALUES``), one lookup per row changed in each second pass, and its
+    loop over the rows it returns: those stepped to so far (the rows read and the one waiting),
+    at least 1. The write ran whole inside ``exec()``."""
+    _, inner, stripped, loops, lookups = shape
+    rows = changes if changes >= 0 else (returned if finished else -1)
+    if rows < 0:
+        return None
+    first = _shape_rows(conn, inner, params, tag, rows, True, written, stale, changes, stripped)
+    if first is None:
+        return None
+    given = max(rows, 1) if finished else max(min(returned + 1, rows), 1)
+    return int(first + loops * max(rows, 1) + lookups * rows + given)
 
 
 def classify(
@@ -146,13 +220,50 @@ def classify(
     (the CREATEs that compile there, such as ``CREATE TABLE``, have the same program there).
     """
     if not created:
-        return _shape(conn, _explain(conn, sql, params, tag), tag)
+        program = _explain(conn, sql, params, tag)
+        stripped = without_returning(sql)
+        if stripped is not None:
+            return _returning_shape(conn, program, stripped, params, tag)
+        return _shape(conn, program, tag)
     empty = sqlite3.connect(":memory:")
     try:
         program = _explain(empty, sql, params, tag)
     finally:
         empty.close()
     return _shape(conn, program, tag)
+
+
+def _returning_shape(
+    conn: sqlite3.Connection, program: list[tuple[Any, ...]], stripped: str, params: tuple[Any, ...], tag: str
+) -> Shape | None:
+    """``("returning", inner, stripped, loops, lookups)``: ``inner`` the shape of the write
+    without its ``RETURNING`` (``stripped``), the rest from the program (``returning_parts``)."""
+    ops = [(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in program]
+    if any(
+        op[1] not in _STRAIGHT and op[1] not in JUMPS and op[1] not in _SUBROUTINES and op[1] not in _RETURNING
+        for op in ops
+    ):
+        return None
+    parts = returning_parts(ops)
+    if parts is None:
+        return None
+    plain = _explain(conn, stripped, params, tag)
+    inner = _shape(conn, plain, tag)
+    if inner == ("none",) and parts[1]:
+        # ``DELETE FROM t``: SQLite clears the table, unless it must return the rows; then it
+        # scans them (the rows deleted, at least 1) and looks each up again.
+        scan = [op for op in ops if op[1] == "Rewind" and op[6] == 0 and op[2] not in _ephemeral(ops)]
+        reads = [op for op in ops if op[1] != "OpenWrite"]  # (its second pass opens it to write)
+        table = _table_of(conn, reads, scan[0][2], tag) if len(scan) == 1 else None
+        inner = None if table is None else ("scan", table, True, False)
+    if inner is None or inner[0] not in ("none", "point", "scan", "range", "in"):
+        return None
+    before = passes([(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in plain])
+    return ("returning", inner, stripped, parts[0] - before[0], parts[1] - before[1])
+
+
+def _ephemeral(ops: list[tuple[Any, ...]]) -> set[int]:
+    return {op[2] for op in ops if op[1] == "OpenEphemeral"}
 
 
 def _explain(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str) -> list[tuple[Any, ...]]:
@@ -184,7 +295,10 @@ def _shape(conn: sqlite3.Connection, program: list[tuple[Any, ...]], tag: str) -
         return None  # an instruction not known here (a trigger's Program, a later SQLite's)
     shape = _plain_shape(conn, ops, tag)
     if shape is None:
-        return loop_shape(conn, ops, [op for op in ops if op[1] in _COUNTED], tag)
+        counted = [op for op in ops if op[1] in _COUNTED]
+        shape = loop_shape(conn, ops, counted, tag)
+        if shape is None:
+            shape = multi_shape(conn, ops, counted, tag)
     return shape
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable import _sql_reads, testing
+from durable import _sql_multi, _sql_reads, testing
 
 _T = (
     "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT)",
@@ -85,14 +85,14 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("min-pk", ("S",), "SELECT min(id) FROM t", 1, 0, 1),
     ("max-noindex", ("S",), "SELECT max(a) FROM t", 5, 0, 5),
     ("max-index", ("S", "I"), "SELECT max(a) FROM t", 1, 0, 1),
-    ("join-pk", ("S", "P"), "SELECT * FROM p JOIN t ON t.id = p.tid", 6, 0, 3),
+    ("join-pk", ("S", "P"), "SELECT * FROM p JOIN t ON t.id = p.tid", 6, 0, 6),
     ("join-noindex", ("S", "P"), "SELECT * FROM t JOIN p ON p.c = t.b", 14, 0, 2),
     ("join-cross", ("S", "P"), "SELECT * FROM t, p", 20, 0, 15),
     ("left-join", ("S", "P"), "SELECT * FROM t LEFT JOIN p ON p.tid = t.id", 12, 0, 6),
-    ("in-subquery", ("S", "P"), "SELECT * FROM t WHERE id IN (SELECT tid FROM p)", 7, 0, 2),
+    ("in-subquery", ("S", "P"), "SELECT * FROM t WHERE id IN (SELECT tid FROM p)", 7, 0, 7),
     ("scalar-subquery", ("S", "P"), "SELECT (SELECT count(*) FROM p), a FROM t", 8, 0, 5),
     ("exists", ("S", "P"), "SELECT * FROM t WHERE EXISTS (SELECT 1 FROM p WHERE p.tid = t.id)", 17, 0, 2),
-    ("group-by", ("S",), "SELECT a % 2, count(*) FROM t GROUP BY a % 2", 10, 0, 2),
+    ("group-by", ("S",), "SELECT a % 2, count(*) FROM t GROUP BY a % 2", 10, 0, 10),
     ("distinct", ("S",), "SELECT DISTINCT a % 2 FROM t", 5, 0, 5),
     ("union", ("S", "P"), "SELECT a FROM t UNION SELECT tid FROM p", 13, 0, 5),
     ("union-all", ("S", "P"), "SELECT a FROM t UNION ALL SELECT tid FROM p", 8, 0, 8),
@@ -113,8 +113,8 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("insert-empty", ("CREATE TABLE e (a)",), "INSERT INTO e VALUES (1)", 0, 1, 0),
     ("insert-index", ("S", "I"), "INSERT INTO t (a, b) VALUES (6, 'u')", 0, 2, 0),
     ("insert-explicit-pk", ("S",), "INSERT INTO t (id, a, b) VALUES (10, 6, 'u')", 1, 1, 1),
-    ("insert-select", ("S", "CREATE TABLE c (a, b)"), "INSERT INTO c SELECT a, b FROM t", 5, 5, 0),
-    ("insert-select-where", ("S", "CREATE TABLE c (a, b)"), "INSERT INTO c SELECT a, b FROM t WHERE a > 3", 5, 2, 0),
+    ("insert-select", ("S", "CREATE TABLE c (a, b)"), "INSERT INTO c SELECT a, b FROM t", 5, 5, 5),
+    ("insert-select-where", ("S", "CREATE TABLE c (a, b)"), "INSERT INTO c SELECT a, b FROM t WHERE a > 3", 5, 2, 5),
     (
         "insert-unique",
         ("CREATE TABLE u (k TEXT UNIQUE, v)", "INSERT INTO u VALUES ('a', 1), ('b', 2)"),
@@ -175,7 +175,7 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("update-all", ("S",), "UPDATE t SET b = 'q'", 5, 5, 5),
     ("update-idx-col", ("S", "I"), "UPDATE t SET a = a + 10 WHERE id = 2", 1, 2, 1),
     ("update-via-idx", ("S", "I"), "UPDATE t SET b = 'q' WHERE a = 3", 2, 1, 2),
-    ("update-returning", ("S",), "UPDATE t SET b = 'q' WHERE a > 3 RETURNING id", 11, 2, 2),
+    ("update-returning", ("S",), "UPDATE t SET b = 'q' WHERE a > 3 RETURNING id", 11, 2, 11),
     ("delete-pk", ("S",), "DELETE FROM t WHERE id = 2", 1, 1, 1),
     ("delete-pk-miss", ("S",), "DELETE FROM t WHERE id = 99", 1, 0, 1),
     ("delete-noindex", ("S",), "DELETE FROM t WHERE a = 3", 5, 1, 5),
@@ -203,15 +203,15 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("create-table", (), "CREATE TABLE x (a)", 1, 2, 1),
     ("create-table-2", ("S",), "CREATE TABLE x (a)", 1, 2, 1),
     ("create-table-pk", (), "CREATE TABLE x (a TEXT PRIMARY KEY, b UNIQUE)", 1, 4, 1),
-    ("create-index", ("S",), "CREATE INDEX tb ON t(b)", 12, 6, 0),
-    ("create-index-empty", ("CREATE TABLE e (a)",), "CREATE INDEX ea ON e(a)", 2, 1, 0),
+    ("create-index", ("S",), "CREATE INDEX tb ON t(b)", 12, 6, 12),
+    ("create-index-empty", ("CREATE TABLE e (a)",), "CREATE INDEX ea ON e(a)", 2, 1, 2),
     ("create-view", ("S",), "CREATE VIEW v AS SELECT * FROM t", 1, 2, 1),
     ("select-view", ("S", "CREATE VIEW v AS SELECT * FROM t WHERE a > 2"), "SELECT * FROM v", 5, 0, 5),
-    ("drop-table", ("S",), "DROP TABLE t", 2, 0, 0),
-    ("drop-index", ("S", "I"), "DROP INDEX ta", 3, 0, 0),
+    ("drop-table", ("S",), "DROP TABLE t", 2, 0, 2),
+    ("drop-index", ("S", "I"), "DROP INDEX ta", 3, 0, 3),
     # (What the DROPs measured so far fit: each of SQLite's nested DELETEs from sqlite_master (or
     # sqlite_sequence) scans it as it is then, and each b-tree dropped counts 1; run.py --seed 9651.)
-    ("drop-view", ("CREATE TABLE a (x)", "CREATE VIEW v AS SELECT * FROM a"), "DROP VIEW v", 2, 0, 0),
+    ("drop-view", ("CREATE TABLE a (x)", "CREATE VIEW v AS SELECT * FROM a"), "DROP VIEW v", 2, 0, 2),
     (
         "drop-trigger",
         (
@@ -222,7 +222,7 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
         "DROP TRIGGER tr",
         3,
         0,
-        0,
+        3,
     ),
     (
         "drop-table-trigger",
@@ -234,18 +234,18 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
         "DROP TABLE a",
         6,
         0,
-        0,
+        6,
     ),
-    ("drop-table-unique", ("CREATE TABLE a (x UNIQUE, y UNIQUE)",), "DROP TABLE a", 6, 0, 0),
+    ("drop-table-unique", ("CREATE TABLE a (x UNIQUE, y UNIQUE)",), "DROP TABLE a", 6, 0, 6),
     (
         "drop-table-autoinc",
         ("CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, x)", "INSERT INTO a (x) VALUES (1)"),
         "DROP TABLE a",
         4,
         0,
-        0,
+        4,
     ),
-    ("alter-add", ("S",), "ALTER TABLE t ADD COLUMN c", 3, 1, 0),
+    ("alter-add", ("S",), "ALTER TABLE t ADD COLUMN c", 3, 1, 3),
     ("alter-rename", ("S",), "ALTER TABLE t RENAME TO t2", 10, 2, 0),
     ("multi", ("S",), "SELECT * FROM t; SELECT * FROM t WHERE id = 1", 1, 0, 1),
     (
@@ -413,7 +413,7 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("idx-lt", ("S", "I"), "SELECT * FROM t WHERE a < 3", 3, 0, 3),
     ("idx-lt-none", ("S", "I"), "SELECT * FROM t WHERE a < 0", 1, 0, 1),
     ("idx-between", ("S", "I"), "SELECT * FROM t WHERE a BETWEEN 2 AND 3", 3, 0, 3),
-    ("idx-eq-filter", ("S", "I"), "SELECT * FROM t WHERE a = 3 AND b = 'q'", 2, 0, 0),
+    ("idx-eq-filter", ("S", "I"), "SELECT * FROM t WHERE a = 3 AND b = 'q'", 2, 0, 2),
     (
         "idx-eq-empty",
         ("CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT)", "I"),
@@ -462,8 +462,8 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("idx-gt-limit", ("S", "I"), "SELECT * FROM t WHERE a > 2 ORDER BY a LIMIT 2", 2, 0, 2),
     ("idx-lt-desc-limit", ("S", "I"), "SELECT * FROM t WHERE a < 4 ORDER BY a DESC LIMIT 9", 3, 0, 3),
     ("idx-eq-limit-miss", ("S", "I"), "SELECT * FROM t WHERE a = 9 LIMIT 1", 0, 0, 0),
-    ("count-pk-range", ("S",), "SELECT count(*) FROM t WHERE id > 2", 3, 0, 1),
-    ("pk-range-filter", ("S",), "SELECT * FROM t WHERE id > 1 AND a > 3", 4, 0, 2),
+    ("count-pk-range", ("S",), "SELECT count(*) FROM t WHERE id > 2", 3, 0, 3),
+    ("pk-range-filter", ("S",), "SELECT * FROM t WHERE id > 1 AND a > 3", 4, 0, 4),
     ("update-via-idx-last", ("S", "I"), "UPDATE t SET b = 'q' WHERE a = 5", 1, 1, 1),
     ("update-via-idx-miss", ("S", "I"), "UPDATE t SET b = 'q' WHERE a = 9", 0, 0, 0),
     (
@@ -543,7 +543,7 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ),
     ("order-where-limit", ("S",), "SELECT * FROM t WHERE a > 1 ORDER BY b LIMIT 2", 9, 0, 2),
     ("order-limit-0", ("S",), "SELECT * FROM t ORDER BY b LIMIT 0", 0, 0, 0),
-    ("count-idx-range", ("S", "I"), "SELECT count(*) FROM t WHERE a > 2", 3, 0, 1),
+    ("count-idx-range", ("S", "I"), "SELECT count(*) FROM t WHERE a > 2", 3, 0, 3),
     # A DELETE through a rowid range or IN list with an index to update (its cursor opened once, in the
     # loop): tests/differential/run.py, seed 0, sequence 80 found the first (workerd 1, durable 0).
     ("delete-pk-range-idx", ("S", "I"), "DELETE FROM t WHERE id > 3", 2, 2, 2),
@@ -551,6 +551,301 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("delete-in-idx", ("S", "I"), "DELETE FROM t WHERE id IN (1, 3)", 4, 2, 4),
     ("update-in", ("S",), "UPDATE t SET b = 'q' WHERE id IN (2, 4, 9)", 6, 2, 6),
     ("update-pk-range-idx", ("S", "I"), "UPDATE t SET a = 0 WHERE id < 3", 3, 4, 3),
+    # Measured with miniflare 4.20260426 (compatibility date 2026-04-07) on 2026-12-07 for
+    # durable._sql_multi: joins on a rowid, IN (SELECT ...), CREATE INDEX.
+    (
+        "join-pk-keys",
+        ("S", "P", "INSERT INTO p (tid, c) VALUES (NULL, 'n'), (99, 'm'), ('abc', 'k')"),
+        "SELECT * FROM p JOIN t ON t.id = p.tid",
+        10,
+        0,
+        10,
+    ),
+    (
+        "join-pk-mixed",
+        ("S", "P", "INSERT INTO p (tid, c) VALUES ('3', 'n'), (2.0, 'm'), (2.5, 'k'), (x'01', 'b')"),
+        "SELECT * FROM p JOIN t ON t.id = p.tid",
+        12,
+        0,
+        12,
+    ),
+    (
+        "join-pk-empty",
+        ("S", "CREATE TABLE p (id INTEGER PRIMARY KEY, tid INTEGER, c TEXT)"),
+        "SELECT * FROM p JOIN t ON t.id = p.tid",
+        1,
+        0,
+        1,
+    ),
+    ("join-pk-cols", ("S", "P"), "SELECT p.c, t.b FROM p JOIN t ON t.id = p.tid", 6, 0, 6),
+    ("join-pk-where-inner", ("S", "P"), "SELECT * FROM p JOIN t ON t.id = p.tid WHERE t.b = 'z'", 6, 0, 6),
+    ("join-pk-where-outer", ("S", "P"), "SELECT * FROM p JOIN t ON t.id = p.tid WHERE p.c = 'z'", 4, 0, 1),
+    ("join-pk-order", ("S", "P"), "SELECT p.c, t.b FROM p JOIN t ON p.tid = t.id ORDER BY p.id", 6, 0, 6),
+    ("left-join-pk", ("S", "P"), "SELECT * FROM p LEFT JOIN t ON t.id = p.tid", 6, 0, 6),
+    ("join-idx", ("S", "P", "CREATE INDEX ptid ON p(tid)"), "SELECT * FROM t JOIN p ON p.tid = t.id", 6, 0, 6),
+    (
+        "in-subquery-keys",
+        ("S", "P", "INSERT INTO p (tid, c) VALUES (5, 'a'), (NULL, 'b'), (99, 'c')"),
+        "SELECT * FROM t WHERE id IN (SELECT tid FROM p)",
+        15,
+        0,
+        15,
+    ),
+    (
+        "in-subquery-empty",
+        ("S", "CREATE TABLE p (id INTEGER PRIMARY KEY, tid INTEGER, c TEXT)"),
+        "SELECT * FROM t WHERE id IN (SELECT tid FROM p)",
+        2,
+        0,
+        2,
+    ),
+    # (workerd's SQLite deletes or updates through such a subquery in two passes: 9 and 11, not
+    # the 7 of one pass that Python's SQLite 3.40's program has; counted as the rows returned)
+    ("in-subquery-delete", ("S", "P"), "DELETE FROM t WHERE id IN (SELECT tid FROM p)", 9, 2, 0),
+    ("in-subquery-update", ("S", "P"), "UPDATE t SET b = 'q' WHERE id IN (SELECT tid FROM p)", 11, 2, 0),
+    ("in-subquery-filter", ("S", "P"), "SELECT * FROM t WHERE id IN (SELECT tid FROM p) AND b <> 'x'", 7, 0, 7),
+    ("join-self", ("P",), "SELECT * FROM p AS x JOIN p AS y ON y.id = x.tid", 6, 0, 6),
+    ("join-count", ("S", "P"), "SELECT count(*) FROM p JOIN t ON t.id = p.tid", 6, 0, 6),
+    ("join-limit", ("S", "P"), "SELECT * FROM p JOIN t ON t.id = p.tid LIMIT 1", 2, 0, 1),
+    # (INSERT ... SELECT fed by a full scan of another table: that table's rows)
+    (
+        "insert-select-empty",
+        ("CREATE TABLE e (a, b)", "CREATE TABLE c (a, b)"),
+        "INSERT INTO c SELECT a, b FROM e",
+        1,
+        0,
+        1,
+    ),
+    (
+        "insert-select-index",
+        ("S", "CREATE TABLE c (a, b)", "CREATE INDEX ca ON c(a)"),
+        "INSERT INTO c SELECT a, b FROM t",
+        5,
+        10,
+        5,
+    ),
+    (
+        "insert-select-unique",
+        ("S", "CREATE TABLE c (a UNIQUE, b)", "INSERT INTO c VALUES (1, 'q')"),
+        "INSERT OR IGNORE INTO c SELECT a, b FROM t",
+        5,
+        8,
+        5,
+    ),
+    ("insert-select-cols", ("S", "CREATE TABLE c (a, b)"), "INSERT INTO c (a) SELECT a FROM t WHERE b <> 'x'", 5, 4, 5),
+    ("insert-select-covering", ("S", "I", "CREATE TABLE c (a, b)"), "INSERT INTO c (a) SELECT a FROM t", 5, 5, 5),
+    ("insert-select-same", ("S",), "INSERT INTO t (a, b) SELECT a, b FROM t", 10, 5, 0),
+    (
+        "insert-select-rowid",
+        ("S", "CREATE TABLE c (id INTEGER PRIMARY KEY, a INTEGER, b TEXT)"),
+        "INSERT INTO c SELECT * FROM t WHERE a > 2",
+        8,
+        3,
+        0,
+    ),
+    ("create-index-1", ("CREATE TABLE e (a)", "INSERT INTO e VALUES (1)"), "CREATE INDEX ea ON e(a)", 3, 2, 3),
+    ("create-index-2", ("CREATE TABLE e (a)", "INSERT INTO e VALUES (1), (2)"), "CREATE INDEX ea ON e(a)", 6, 3, 6),
+    ("create-index-more", ("S", "P", "I"), "CREATE INDEX tb ON t(b)", 12, 6, 12),
+    ("create-index-unique", ("S",), "CREATE UNIQUE INDEX tb ON t(b)", 12, 6, 12),
+    ("create-index-2col", ("S",), "CREATE INDEX tab ON t(a, b)", 12, 6, 12),
+    ("create-index-partial", ("S",), "CREATE INDEX tp ON t(a) WHERE a > 2", 10, 4, 10),
+    ("create-index-if-not-exists", ("S",), "CREATE INDEX IF NOT EXISTS tb ON t(b)", 12, 6, 12),
+    # (an aggregate over a range: the range's entries, plus the one past its end, as a SELECT of them)
+    ("count-pk-between", ("S",), "SELECT count(*) FROM t WHERE id BETWEEN 2 AND 3", 3, 0, 3),
+    ("count-pk-range-none", ("S",), "SELECT count(*) FROM t WHERE id > 9", 1, 0, 1),
+    ("count-idx-between", ("S", "I"), "SELECT count(*) FROM t WHERE a BETWEEN 2 AND 3", 3, 0, 3),
+    ("count-idx-eq", ("S", "I"), "SELECT count(*) FROM t WHERE a = 3", 2, 0, 2),
+    ("sum-idx-between", ("S", "I"), "SELECT sum(b) FROM t WHERE a BETWEEN 2 AND 4", 4, 0, 4),
+    ("sum-pk-lt", ("S",), "SELECT sum(a) FROM t WHERE id < 3", 3, 0, 3),
+    (
+        "agg-idx-lt-nulls",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (NULL, 'n'), (NULL, 'm')"),
+        "SELECT count(*) FROM t WHERE a < 3",
+        3,
+        0,
+        3,
+    ),
+    (
+        "agg-idx-le-nulls",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (NULL, 'n'), (NULL, 'm')"),
+        "SELECT sum(a) FROM t WHERE a <= 3",
+        4,
+        0,
+        4,
+    ),
+    (
+        "agg-idx-gt-nulls",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (NULL, 'n'), (NULL, 'm')"),
+        "SELECT count(*) FROM t WHERE a > 3",
+        2,
+        0,
+        2,
+    ),
+    ("agg-idx-text", ("S", "CREATE INDEX tb ON t(b)"), "SELECT count(*) FROM t WHERE b >= 'w'", 4, 0, 4),
+    (
+        "agg-idx-nocase",
+        ("S", "CREATE INDEX tbn ON t(b COLLATE NOCASE)", "INSERT INTO t (a, b) VALUES (9, 'X')"),
+        "SELECT count(*) FROM t WHERE b = 'x' COLLATE NOCASE",
+        3,
+        0,
+        3,
+    ),
+    ("agg-pk-between-empty", ("S",), "SELECT count(*) FROM t WHERE id BETWEEN 4 AND 2", 1, 0, 1),
+    ("agg-idx-lt-max", ("S", "I"), "SELECT max(b) FROM t WHERE a < 3", 3, 0, 3),
+    ("agg-avg-pk-ge-real", ("S",), "SELECT avg(a) FROM t WHERE id >= 2.5", 3, 0, 3),
+    # (a write with RETURNING: its first pass, the loops over its temporary tables, its second pass's
+    # lookups, and its loop over the rows it returns)
+    ("insert-returning-3", ("S",), "INSERT INTO t (a, b) VALUES (6, 'u'), (7, 'v'), (8, 'w') RETURNING id", 6, 3, 6),
+    ("insert-returning-pk", ("S",), "INSERT INTO t (id, a, b) VALUES (10, 6, 'u') RETURNING id", 2, 1, 2),
+    ("insert-returning-idx", ("S", "I"), "INSERT INTO t (a, b) VALUES (6, 'u') RETURNING *", 1, 2, 1),
+    (
+        "insert-select-returning",
+        ("S", "CREATE TABLE c (a, b)"),
+        "INSERT INTO c SELECT a, b FROM t RETURNING a",
+        15,
+        5,
+        5,
+    ),
+    (
+        "upsert-returning",
+        ("S",),
+        "INSERT INTO t (id, a, b) VALUES (2, 9, 'r') ON CONFLICT (id) DO UPDATE SET b = excluded.b RETURNING id",
+        2,
+        1,
+        2,
+    ),
+    ("update-returning-none", ("S",), "UPDATE t SET b = 'q' WHERE a > 9 RETURNING id", 7, 0, 7),
+    ("update-returning-pk", ("S",), "UPDATE t SET b = 'q' WHERE id = 2 RETURNING id", 2, 1, 2),
+    ("update-returning-all", ("S",), "UPDATE t SET b = 'q' RETURNING id", 20, 5, 20),
+    ("update-returning-idx", ("S", "I"), "UPDATE t SET b = 'q' WHERE a = 3 RETURNING id", 5, 1, 5),
+    ("update-returning-range", ("S",), "UPDATE t SET b = 'q' WHERE id > 3 RETURNING id", 8, 2, 8),
+    ("update-returning-in", ("S",), "UPDATE t SET b = 'q' WHERE id IN (1, 3) RETURNING id", 10, 2, 10),
+    ("delete-returning", ("S",), "DELETE FROM t WHERE a > 3 RETURNING id", 9, 2, 9),
+    ("delete-returning-pk", ("S",), "DELETE FROM t WHERE id = 2 RETURNING id", 2, 1, 2),
+    ("delete-returning-all", ("S",), "DELETE FROM t RETURNING id", 15, 5, 15),
+    ("delete-returning-idx", ("S", "I"), "DELETE FROM t WHERE a = 3 RETURNING id", 4, 1, 4),
+    ("delete-returning-range", ("S",), "DELETE FROM t WHERE id > 3 RETURNING id", 6, 2, 6),
+    # (a range with another test: the range's entries, whichever rows the test let through)
+    ("filter-idx-gt", ("S", "I"), "SELECT * FROM t WHERE a > 2 AND b = 'w'", 3, 0, 3),
+    ("filter-idx-lt-desc", ("S", "I"), "SELECT * FROM t WHERE a < 4 AND b <> 'x' ORDER BY a DESC", 3, 0, 3),
+    ("filter-update-idx", ("S", "I"), "UPDATE t SET b = 'q' WHERE a > 2 AND b = 'w'", 3, 1, 3),
+    ("filter-delete-pk", ("S",), "DELETE FROM t WHERE id > 1 AND a > 3", 4, 2, 4),
+    ("filter-pk-between", ("S",), "SELECT * FROM t WHERE id BETWEEN 2 AND 4 AND b <> 'y'", 4, 0, 4),
+    (
+        "filter-idx-dup",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (3, 'zz'), (3, 'zzz')"),
+        "SELECT * FROM t WHERE a = 3 AND b = 'zz'",
+        4,
+        0,
+        4,
+    ),
+    ("filter-count", ("S",), "SELECT count(*) FROM t WHERE id > 1 AND a > 3", 4, 0, 4),
+    ("filter-idx-miss", ("S", "I"), "SELECT * FROM t WHERE a = 9 AND b = 'z'", 0, 0, 0),
+    ("filter-update-returning", ("S", "I"), "UPDATE t SET b = 'q' WHERE a > 2 AND b = 'w' RETURNING id", 6, 1, 6),
+    # (a range fed to a sorter: the range's count, then one per row sorted, at least 1)
+    (
+        "range-sorted-idx-eq",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (3, 'a'), (3, 'c')"),
+        "SELECT * FROM t WHERE a = 3 ORDER BY b",
+        7,
+        0,
+        7,
+    ),
+    ("range-sorted-idx-gt", ("S", "I"), "SELECT * FROM t WHERE a > 2 ORDER BY b", 6, 0, 6),
+    ("range-sorted-pk-gt", ("S",), "SELECT * FROM t WHERE id > 2 ORDER BY b", 6, 0, 6),
+    ("range-sorted-idx-miss", ("S", "I"), "SELECT * FROM t WHERE a = 9 ORDER BY b", 1, 0, 1),
+    (
+        "range-sorted-desc",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (3, 'a'), (3, 'c')"),
+        "SELECT * FROM t WHERE a = 3 ORDER BY b DESC",
+        7,
+        0,
+        7,
+    ),
+    (
+        "range-sorted-filter",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (3, 'a'), (3, 'c')"),
+        "SELECT * FROM t WHERE a = 3 AND b <> 'a' ORDER BY b",
+        6,
+        0,
+        6,
+    ),
+    (
+        "range-sorted-limit",
+        ("S", "I", "INSERT INTO t (a, b) VALUES (3, 'a'), (3, 'c')"),
+        "SELECT * FROM t WHERE a = 3 ORDER BY b LIMIT 1",
+        7,
+        0,
+        1,
+    ),
+    ("group-by-where", ("S",), "SELECT a % 2, count(*) FROM t WHERE a > 1 GROUP BY a % 2", 9, 0, 2),
+    ("group-by-empty", ("CREATE TABLE e (a)",), "SELECT a, count(*) FROM e GROUP BY a", 2, 0, 2),
+    ("group-by-having", ("S",), "SELECT a % 2, count(*) FROM t GROUP BY a % 2 HAVING count(*) > 2", 10, 0, 10),
+    ("group-by-2col", ("S",), "SELECT a % 2, b, count(*) FROM t GROUP BY a % 2, b", 10, 0, 10),
+    ("group-by-order", ("S",), "SELECT a % 2 AS k, count(*) FROM t GROUP BY k ORDER BY k DESC", 10, 0, 10),
+    ("group-by-sum", ("S",), "SELECT b, sum(a) FROM t GROUP BY b", 10, 0, 10),
+    ("group-by-order-count", ("S",), "SELECT a % 2 AS k, count(*) AS n FROM t GROUP BY k ORDER BY n", 12, 0, 2),
+    (
+        "group-by-big",
+        (
+            "CREATE TABLE g (a, b)",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) INSERT INTO g SELECT x % 7, 'row ' || x FROM c",
+        ),
+        "SELECT a, count(*), max(b) FROM g GROUP BY a",
+        2000,
+        0,
+        2000,
+    ),
+    ("group-by-index", ("S", "I"), "SELECT a, count(*) FROM t GROUP BY a", 5, 0, 5),
+    # (DROP, counted before it runs; ALTER TABLE ... ADD COLUMN)
+    ("drop-table-idx", ("S", "I"), "DROP TABLE t", 4, 0, 4),
+    ("drop-table-more", ("S", "P"), "DROP TABLE t", 3, 0, 3),
+    ("drop-index-more", ("S", "P", "I"), "DROP INDEX ta", 4, 0, 4),
+    ("drop-table-2idx", ("S", "I", "CREATE INDEX tb ON t(b)", "CREATE TABLE z (q)"), "DROP TABLE t", 7, 0, 7),
+    ("drop-table-if", ("S",), "DROP TABLE IF EXISTS t", 2, 0, 2),
+    ("drop-index-3", ("S", "I", "CREATE INDEX tb ON t(b)", "CREATE TABLE z (q)"), "DROP INDEX tb", 5, 0, 5),
+    (
+        "drop-table-triggers",
+        (
+            "S",
+            "CREATE TABLE l (y)",
+            "CREATE TRIGGER tr1 AFTER INSERT ON t BEGIN INSERT INTO l VALUES (1); END",
+            "CREATE TRIGGER tr2 AFTER DELETE ON t BEGIN INSERT INTO l VALUES (2); END",
+        ),
+        "DROP TABLE t",
+        10,
+        0,
+        10,
+    ),
+    (
+        "drop-trigger-more",
+        ("S", "I", "CREATE TABLE l (y)", "CREATE TRIGGER tr1 AFTER INSERT ON t BEGIN INSERT INTO l VALUES (1); END"),
+        "DROP TRIGGER tr1",
+        4,
+        0,
+        4,
+    ),
+    ("alter-rename-col", ("S",), "ALTER TABLE t RENAME COLUMN b TO bb", 14, 2, 0),
+    ("alter-drop-col", ("S",), "ALTER TABLE t DROP COLUMN b", 17, 7, 0),
+    ("alter-rename-more", ("S", "P", "I"), "ALTER TABLE t RENAME TO t2", 22, 5, 0),
+    ("alter-add-2", ("S", "CREATE TABLE z (q)"), "ALTER TABLE t ADD COLUMN c", 4, 1, 4),
+    ("alter-add-idx", ("S", "I"), "ALTER TABLE t ADD COLUMN c", 4, 1, 4),
+    ("alter-add-3", ("S", "P", "CREATE TABLE z (q)"), "ALTER TABLE t ADD COLUMN c", 5, 1, 5),
+    ("alter-add-empty", ("CREATE TABLE e (a)",), "ALTER TABLE e ADD COLUMN c", 3, 1, 3),
+    ("alter-add-default", ("S",), "ALTER TABLE t ADD COLUMN c DEFAULT 3", 3, 1, 3),
+    ("alter-add-notnull", ("S",), "ALTER TABLE t ADD COLUMN c NOT NULL DEFAULT 3", 3, 1, 3),
+    ("alter-add-check", ("S",), "ALTER TABLE t ADD COLUMN c CHECK (c > 0)", 4, 1, 4),
+    (
+        "create-index-100",
+        (
+            "CREATE TABLE g (a, b)",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100) INSERT INTO g SELECT x, 'row ' || x FROM c",
+        ),
+        "CREATE INDEX ga ON g(a)",
+        202,
+        101,
+        202,
+    ),
 )
 
 WRITTEN_DIFFERS = {
@@ -932,3 +1227,149 @@ async def test_a_range_read_in_part_up_to_its_last_row(durable_runtime: durable.
 
     stub = durable_runtime.namespace(Shapes).get_by_name("a")
     assert await testing.run_in_object(stub, body) == [4, 4, 5, 5, 5, 2, 1, 1, 4, 4]
+
+
+def _has_dbstat() -> bool:
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("SELECT count(*) FROM dbstat").fetchone()
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return True
+
+
+@pytest.mark.skipif(not _has_dbstat(), reason="this SQLite has no dbstat table: the leaf pages are not known")
+async def test_create_index_over_several_pages(durable_runtime: durable.Runtime) -> None:
+    """``CREATE INDEX`` on a table whose index spans leaf pages: workerd's ``OP_SeekEnd`` counts
+    again each time the index grows a page. Measured with miniflare 4.20260426 (2026-12-07): 2005
+    for 1000 integers, 2007 for 1000 texts ``'row N'``, 10025 for 5000 integers."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        counts = []
+        for rows, column in ((1000, "a"), (1000, "b"), (5000, "a")):
+            sql.exec("DROP TABLE IF EXISTS g")
+            sql.exec("CREATE TABLE g (a, b)")
+            sql.exec(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
+                "INSERT INTO g SELECT x, 'row ' || x FROM c",
+                rows,
+            )
+            counts.append(sql.exec(f"CREATE INDEX g{column} ON g({column})").rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("pages")
+    assert await testing.run_in_object(stub, body) == [2005, 2007, 10025]
+
+
+async def test_aggregate_over_a_range_by_binding(durable_runtime: durable.Runtime) -> None:
+    """An aggregate over a range bound by a parameter: workerd (miniflare 4.20260426, 2026-12-07)
+    reads 3 for ``count(*) ... WHERE id > ?`` with 2, 0 for ``a = ?`` (index) with 9 (no equal
+    key) and 0 for ``a > ?`` with NULL (SQLite skips the loop)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for statement in (*_T, *_I):
+            sql.exec(statement)
+        return _read_counts(
+            sql,
+            (
+                ("SELECT count(*) FROM t WHERE id > ?", (2,), None),
+                ("SELECT count(*) FROM t WHERE a = ?", (9,), None),
+                ("SELECT count(*) FROM t WHERE a > ?", (None,), None),
+                ("SELECT count(*) FROM t WHERE id > ?", (2,), 0),  # not read: its loop ran whole
+            ),
+        )
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("agg")
+    assert await testing.run_in_object(stub, body) == [3, 0, 0, 3]
+
+
+async def test_a_write_with_returning_read_in_part(durable_runtime: durable.Runtime) -> None:
+    """A write with ``RETURNING`` made all its changes on its first step; its loop over the rows
+    it returns counts those stepped to. workerd (miniflare 4.20260426, 2026-12-07): 12 for an
+    UPDATE of 3 rows not read yet (14 once read), 10 for a DELETE of 3 with one read (11), 5 for an
+    INSERT of 3 with one read (6)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        counts = []
+        for statement, read in (
+            ("UPDATE t SET b = 'q' WHERE a > 2 RETURNING id", 0),
+            ("DELETE FROM t WHERE a > 2 RETURNING id", 1),
+            ("INSERT INTO t (a, b) VALUES (6, 'u'), (7, 'v'), (8, 'w') RETURNING id", 1),
+        ):
+            sql.exec("DROP TABLE IF EXISTS t")
+            for setup in _T:
+                sql.exec(setup)
+            cursor = sql.exec(statement)
+            for _ in range(read):
+                next(cursor)
+            counts.append(cursor.rows_read)
+            cursor.to_array()
+            counts.append(cursor.rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("returning")
+    assert await testing.run_in_object(stub, body) == [12, 14, 10, 11, 5, 6]
+
+
+def test_returning_found_outside_strings_and_names() -> None:
+    """Only a ``RETURNING`` clause of the statement itself is taken off (``durable._sql_multi``)."""
+    strip = _sql_multi.without_returning
+    assert strip("UPDATE t SET b = 'returning' WHERE id = 1") is None
+    assert strip('UPDATE t SET "returning" = 1 -- returning') is None
+    assert strip("UPDATE t SET b = 'x' WHERE id = 1 RETURNING *") == "UPDATE t SET b = 'x' WHERE id = 1"
+    assert strip("INSERT INTO t VALUES ((SELECT 1)) /* returning */ returning id") == (
+        "INSERT INTO t VALUES ((SELECT 1)) /* returning */"
+    )
+    assert strip("DELETE FROM t WHERE b = 'it''s' RETURNING id, b") == "DELETE FROM t WHERE b = 'it''s'"
+    assert strip("SELECT returning_x FROM t") is None
+
+
+async def test_a_range_with_another_test_by_binding_and_in_part(durable_runtime: durable.Runtime) -> None:
+    """A range with another test steps over the range's entries whichever rows pass the test.
+    workerd (miniflare 4.20260426, 2026-12-07): 2 for ``a = ? AND b = ?`` with 3 and 'z'; 3 for
+    ``id > 1 AND a > 2`` after one row read, 4 once read, where durable counts the rows returned
+    while it is read in part (the entries stepped over so far are not known)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for statement in (*_T, *_I):
+            sql.exec(statement)
+        counts = _read_counts(sql, (("SELECT * FROM t WHERE a = ? AND b = ?", (3, "z"), None),))
+        cursor = sql.exec("SELECT * FROM t WHERE id > 1 AND a > 2")
+        next(cursor)
+        counts.append(cursor.rows_read)
+        cursor.to_array()
+        return [*counts, cursor.rows_read]
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("filter")
+    assert await testing.run_in_object(stub, body) == [2, 1, 4]
+
+
+async def test_a_sorted_range_by_binding_and_in_part(durable_runtime: durable.Runtime) -> None:
+    """A range fed to a sorter, its rows read in part or bound: workerd (miniflare 4.20260426,
+    2026-12-07) reads 5 after ``exec()`` (the range's 4, the sorter's first), 6 after one row, 7
+    once read, 7 bound to 3, and 1 bound to NULL (the range skipped, the sorter's SorterSort)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for statement in (*_T, *_I, "INSERT INTO t (a, b) VALUES (3, 'a'), (3, 'c')"):
+            sql.exec(statement)
+        statement = "SELECT * FROM t WHERE a = 3 ORDER BY b"
+        return _read_counts(
+            sql,
+            (
+                (statement, (), 0),
+                (statement, (), 1),
+                (statement, (), None),
+                ("SELECT * FROM t WHERE a = ? ORDER BY b", (3,), None),
+                ("SELECT * FROM t WHERE a = ? ORDER BY b", (None,), None),
+            ),
+        )
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("sorted-range")
+    assert await testing.run_in_object(stub, body) == [5, 6, 7, 7, 1]
