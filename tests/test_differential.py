@@ -350,6 +350,27 @@ class TestGenerator:
         assert {op["end"] for op in ops if op["op"] == "txn" and op.get("after")} == {"commit", "rollback"}
         assert all("wait" not in after for op in ops for after in op.get("after", []))
 
+    def test_widened_draws_leave_the_rest_as_it_was(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``widen``'s options, ``sync`` and ``all`` ops come from a stream of their own: without
+        them, a seed's sequences are what it drew before they were added."""
+        gen = Generator(9)
+        drawn = [gen.sequence() for _ in range(100)]
+
+        def plain(ops: list[Op]) -> list[Op]:
+            out: list[Op] = []
+            for op in ops:
+                if op["op"] == "all":
+                    out.extend(plain(op["ops"]))
+                elif op["op"] != "sync":
+                    op = {k: v for k, v in op.items() if k != "opts"}
+                    out.append({**op, "ops": plain(op["ops"])} if op["op"] == "txn" else op)
+            return out
+
+        monkeypatch.setattr(Generator, "widen", lambda self, ops, in_txn=False: ops)
+        gen = Generator(9)
+        again = [gen.sequence() for _ in range(100)]
+        assert [{**s, "calls": [plain(c) for c in s["calls"]]} for s in drawn] == again
+
     def test_values_round_trip_in_python(self) -> None:
         """Generated values, shared references and cycles included, decode and encode back alike."""
         gen = Generator(3)
