@@ -342,6 +342,18 @@ async function scriptStep(obj, call, at, s, target, pending) {
       sqlTable(storage);
       log(storage.sql.exec("SELECT k, v FROM t ORDER BY k").raw().toArray());
       return;
+    case "sync": await storage.sync(); log("synced"); return;
+    case "txn_sync":
+      try {
+        log(storage.transactionSync(() => {
+          storage.kv.put(s.key, s.value);
+          if (s.end === "throw") throw new Error("sync-boom");
+          return storage.kv.get(s.key);
+        }));
+      } catch (e) {
+        log(`caught ${e?.message}`);
+      }
+      return;
     case "throw": throw new Error(`boom ${call} ${at}`);
     default: throw new Error(`harness: unknown step ${s.s}`);
   }
