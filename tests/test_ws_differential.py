@@ -221,7 +221,19 @@ class TestComparison:
         text = json.dumps([gen.sequence() for _ in range(200)])
         for kind in ("open", "csend", "cclose", "cstate", "srv", "hibernate"):
             assert f'"step": "{kind}"' in text
-        for op in ("send", "close", "attach", "detach", "list", "tags", "auto", "get_auto", "auto_ts", "timeout"):
+        for op in (
+            "send",
+            "close",
+            "attach",
+            "detach",
+            "list",
+            "tags",
+            "auto",
+            "get_auto",
+            "auto_ts",
+            "timeout",
+            "bcast",
+        ):
             assert f'"op": "{op}"' in text or f'\\"op\\": \\"{op}\\"' in text
         assert "throw" in text and "on_close" in text
 

@@ -214,6 +214,15 @@ class WsFuzz(durable.DurableObject):
         if kind == "list":
             found = ctx.get_web_sockets(*([op["tag"]] if "tag" in op else []))
             return [[ctx.get_tags(ws)[0], ws.ready_state] for ws in found]
+        if kind == "bcast":  # (ws_worker.js)
+            sent: list[Any] = []
+            for ws in ctx.get_web_sockets(*([op["tag"]] if "tag" in op else [])):
+                try:
+                    ws.send(message(op["data"]))
+                    sent.append([ctx.get_tags(ws)[0], "sent"])
+                except Exception as exc:
+                    sent.append([ctx.get_tags(ws)[0], failure(exc)])
+            return sent
         if kind == "tags":
             return ctx.get_tags(self.socket(op, current))
         if kind == "auto":
