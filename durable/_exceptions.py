@@ -214,6 +214,13 @@ def copy_handler_error(exc: BaseException) -> BaseException:
     (``overloaded`` alone when both do), whoever set them.
     """
     copy = copy_remote_exception(exc)
+    if isinstance(exc, ObjectResetError) and len(copy.args) == 1 and type(copy.args[0]) is str:
+        if _odd_message(copy.args[0]):
+            # A reset error the handler got from another object's call and let through: thrown on,
+            # its message travels as any thrown error's (an abort() reason's NUL stays only on the
+            # hop from the reset object: workerd, miniflare 4.20260426, A relaying B's
+            # ctx.abort("x\0y") failed A's caller with "x"; run_rpc.py 250 --seed 9747).
+            _message_as_thrown(copy, copy.args[0])
     with contextlib.suppress(AttributeError):  # a class with __slots__ and no __dict__
         for flag in ("retryable", "overloaded"):
             # What the raised error says now: a flag the handler cleared on an error it caught

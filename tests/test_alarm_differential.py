@@ -110,7 +110,7 @@ async def test_sequence_alike(
 
 
 def _sets(value: Any) -> Iterator[dict[str, Any]]:
-    return (op for op in _ops(value) if op["op"] == "set")
+    return (op for op in _ops(value) if op["op"] in ("set", "ensure"))
 
 
 def test_hour_alarms_never_share_a_time() -> None:
@@ -177,7 +177,7 @@ def test_two_calls_sent_together_never_race_an_alarm_with_a_sleep() -> None:
                 ends = list(itertools.accumulate(op["ms"] for op in other if op["op"] == "sleep"))
                 offset = 0
                 for op in call:
-                    for set_op in (sub for sub in _ops(op) if sub["op"] == "set" and 0 < sub["d"] <= 100):
+                    for set_op in (sub for sub in _sets(op) if 0 < sub["d"] <= 100):
                         due = offset + set_op["d"]
                         assert all(abs(due - end) > 5 for end in ends), (number, step)
                         near += any(abs(due - end) <= 10 for end in ends)
@@ -198,3 +198,23 @@ def _ops(value: Any) -> Iterator[dict[str, Any]]:
     elif isinstance(value, list):
         for item in value:
             yield from _ops(item)
+
+
+def test_sets_come_in_everyday_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some sets pass a ``Date`` (a ``datetime``), some only set an alarm if none is set
+    (``ensure``), drawn from a stream of their own: without them a seed draws what it did."""
+    gen = AlarmGenerator(9301)
+    drawn = [gen.sequence() for _ in range(200)]
+    sets = [op for op in _sets(drawn)]
+    assert {op["op"] for op in sets} == {"set", "ensure"}
+    assert any(op.get("date") for op in sets) and any(not op.get("date") for op in sets)
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {k: plain(v) for k, v in value.items() if k != "date"}
+            return {**out, "op": "set"} if out.get("op") == "ensure" else out
+        return [plain(v) for v in value] if isinstance(value, list) else value
+
+    monkeypatch.setattr(AlarmGenerator, "_everyday", lambda self, op: op)
+    gen = AlarmGenerator(9301)
+    assert plain(drawn) == [gen.sequence() for _ in range(200)]

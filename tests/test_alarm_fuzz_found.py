@@ -290,6 +290,15 @@ class FailsOnce(durable.DurableObject):
 
         await self.ctx.block_concurrency_while(set_it)
 
+    async def delete_in_a_transaction_then_set(self, when: int) -> None:
+        """Delete the alarm inside a committed ``transaction()``, then set it to ``when``."""
+
+        async def delete(txn: durable.Transaction) -> None:
+            await txn.delete_alarm()
+
+        await self.ctx.storage.transaction(delete)
+        await self.ctx.storage.set_alarm(when)
+
     async def delete_then_roll_back_a_set(self, when: int) -> None:
         """Delete the alarm, then set it to ``when`` in a ``transaction()`` that rolls back."""
         await self.ctx.storage.delete_alarm()
@@ -369,6 +378,29 @@ async def test_a_delete_in_a_blocked_callback_then_a_set_keeps_the_retry(clock: 
         assert await stub.report() == ([(0, T0_MS + 1000)], T0_MS + 1300)  # (a past time reads as now)
         await clock.advance(1.5)
         assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: durable keeps the retry; the fix belongs in durable/_alarm_state.py (hunt-alarm-pitr's)",
+)
+async def test_a_delete_in_a_transaction_then_a_set_drops_the_retry(clock: MockClock) -> None:
+    """A call deletes the alarm inside a committed ``transaction()`` while a failed first attempt's
+    retry is pending, then (no wait) sets it 73 ms ahead: workerd drops the retry and runs the new
+    alarm at its own time as a first attempt (retryCount 0, its own scheduledTime; miniflare
+    4.20260426, every run, the handler throwing or calling ``ctx.abort()``). A plain
+    ``deleteAlarm()`` there, or the delete in a ``blockConcurrencyWhile()`` callback, or a
+    rolled-back transaction, keeps the retry in both. durable keeps it: the alarm runs ~2 s after
+    the failure as the retry (retryCount 1, the old scheduledTime). Found by ``run_alarm.py 120
+    --seed 9779 --resets`` (sequence 98) and ``run_alarm.py 100 --seed 9781 --resets`` (sequence
+    71, Python 3.13)."""
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(FailsOnce).get_by_name("delete-in-a-transaction")
+        await stub.arm(T0_MS + 1000)
+        await clock.advance(1.3)
+        await stub.delete_in_a_transaction_then_set(SOON)
+        await clock.advance(0.5)
+        assert await stub.report() == ([(0, T0_MS + 1000), (0, SOON)], None)
 
 
 class DeletesAroundASection(FailsOnce):

@@ -247,6 +247,21 @@ OPEN_REPRODUCTIONS: dict[str, Sequence] = {
         [sql("CREATE TABLE t (a)"), sql("INSERT INTO t VALUES (1), (2)")],
         [sql("SELECT a, count(*) FROM t WHERE a > 0 GROUP BY a")],
     ),
+    # (the put, made together with the transaction, runs first in workerd: the closure reads "new"
+    # and the rollback keeps it; durable queues it until the transaction has ended: "old")
+    "txn-sibling-first": seq(
+        "sqlite",
+        [{"op": "put", "key": "k", "value": {"t": "str", "v": "old"}}],
+        [
+            {
+                "op": "all",
+                "ops": [
+                    {"op": "txn", "via": "txn", "end": "rollback", "ops": [{"op": "get", "key": "k"}]},
+                    {"op": "put", "key": "k", "value": {"t": "str", "v": "new"}},
+                ],
+            }
+        ],
+    ),
 }
 """A minimal reproduction of each open defect (``allowances.OPEN``)."""
 
@@ -315,7 +330,16 @@ class TestGenerator:
             "sql_cursor",
             "calls",
             "restart",
+            "all",
+            "sync",
         }
+        assert {name for op in ops for name in op.get("opts", {})} == {
+            "allowConcurrency",
+            "allowUnconfirmed",
+            "noCache",
+        }
+        gathered = [[sub["op"] for sub in op["ops"]] for op in ops if op["op"] == "all"]
+        assert any("txn" in kinds for kinds in gathered) and any("put" in kinds for kinds in gathered)
         modes = {op["mode"] for op in ops if op["op"] == "sql_cursor"}
         assert modes == {"toArray", "one", "unread", "next", "twice"}
         options = {name for op in ops if op["op"] in ("list", "kv_list") for name in op["options"]}
@@ -327,6 +351,27 @@ class TestGenerator:
         # calls on an ended txn, after rollback() and past the commit (not after a throw)
         assert {op["end"] for op in ops if op["op"] == "txn" and op.get("after")} == {"commit", "rollback"}
         assert all("wait" not in after for op in ops for after in op.get("after", []))
+
+    def test_widened_draws_leave_the_rest_as_it_was(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``widen``'s options, ``sync`` and ``all`` ops come from a stream of their own: without
+        them, a seed's sequences are what it drew before they were added."""
+        gen = Generator(9)
+        drawn = [gen.sequence() for _ in range(100)]
+
+        def plain(ops: list[Op]) -> list[Op]:
+            out: list[Op] = []
+            for op in ops:
+                if op["op"] == "all":
+                    out.extend(plain(op["ops"]))
+                elif op["op"] != "sync":
+                    op = {k: v for k, v in op.items() if k != "opts"}
+                    out.append({**op, "ops": plain(op["ops"])} if op["op"] == "txn" else op)
+            return out
+
+        monkeypatch.setattr(Generator, "widen", lambda self, ops, in_txn=False: ops)
+        gen = Generator(9)
+        again = [gen.sequence() for _ in range(100)]
+        assert [{**s, "calls": [plain(c) for c in s["calls"]]} for s in drawn] == again
 
     def test_values_round_trip_in_python(self) -> None:
         """Generated values, shared references and cycles included, decode and encode back alike."""

@@ -145,8 +145,9 @@ class TestGenerator:
         steps = [s for c in cases for call in c["calls"] for s in walk(call)]
         assert {s["s"] for s in steps} == {
             "get", "put", "delete", "list", "resolved", "timer", "other", "other_err",
-            "bcw", "txn", "kv_get", "kv_put", "sql_put", "sql_get", "throw",
+            "bcw", "txn", "kv_get", "kv_put", "sql_put", "sql_get", "throw", "txn_sync",
         }  # fmt: skip
+        assert {s["end"] for s in steps if s["s"] == "txn_sync"} == {"commit", "throw"}
         assert {s["wait"] for s in steps if "wait" in s} == {True, False}
         assert {c["backend"] for c in cases} == {"sqlite", "kv"}
         assert {len(c["calls"]) for c in cases} == {2, 3, 4, 5, 6}

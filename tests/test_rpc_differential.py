@@ -69,6 +69,15 @@ class TestGenerator:
         first = [RpcGenerator(5).interaction() for _ in range(5)]
         assert json.dumps(first) == json.dumps([RpcGenerator(5).interaction() for _ in range(5)])
 
+    def test_relays_leave_the_other_steps_as_they_were(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``relay`` steps come from a stream of their own: without them, a seed's interactions
+        are what it drew before they were added."""
+        gen = RpcGenerator(9745)
+        drawn = [[s for s in gen.interaction() if s["op"] != "relay"] for _ in range(100)]
+        monkeypatch.setattr(RpcGenerator, "everyday", lambda self: {"op": "relay"})
+        gen = RpcGenerator(9745)
+        assert drawn == [[s for s in gen.interaction() if s["op"] != "relay"] for _ in range(100)]
+
     def test_calls_only_functions_as_functions(self) -> None:
         """A ``held_call`` ``as: fn`` names a stub the runners hold for a function.
 
@@ -113,7 +122,9 @@ class TestGenerator:
             "abort",
             "bcw",
             "pipe",
+            "relay",
         }
+        assert {s["via"] for s in steps if s["op"] == "relay"} == {"echo", "pair", "fail", "caught", "make", "abort"}
         assert {s["kind"] for s in steps if s["op"] == "make"} == set(MAKE_KINDS)
         assert {s["src"] for s in steps if s["op"] == "pipe"} == set(PIPE_SOURCES)
         text = json.dumps(steps)

@@ -215,6 +215,44 @@ class TestAbortReason:
         assert str(info.value) == message
 
 
+class Relays(durable.DurableObject):
+    def stop(self, reason: str) -> None:
+        self.ctx.abort(reason)
+
+    async def relay(self, peer: str, reason: str) -> None:
+        await self.env.Relays.get_by_name(peer).stop(reason)
+
+
+class TestAbortReasonLetThrough:
+    """An object that lets another object's abort error through (``await other.stop(reason)``,
+    not caught) throws it on: workerd (miniflare 4.20260426, compatibility date 2026-04-20) carries
+    its message to the caller as any thrown error's, cut at its first NUL (``ctx.abort("x\0y")``
+    two hops away arrives as ``"x"``, one hop away as ``"x\0y"``), without ``durableObjectReset``.
+    Found by ``run_rpc.py 250 --seed 9747 --loop uvloop`` (interaction 132) and ``run_rpc.py 200
+    --seed 9748`` on Python 3.13 (interaction 113). Before: ``"x\0y"`` on both hops."""
+
+    @pytest.mark.parametrize(
+        ("reason", "message"),
+        [
+            ("x\0y", "x"),
+            ("  a\0b", "a"),
+            (" a", "a"),
+            ("\0", ""),
+            ("a\tb \0", "a\tb "),
+            ("a\ud800", "a" + "\ufffd" * 3),
+        ],
+    )
+    async def test_two_hops(self, durable_runtime: durable.Runtime, reason: str, message: str) -> None:
+        ns = durable_runtime.namespace(Relays, name="Relays")
+        with pytest.raises(durable.ObjectAbortedError) as info:
+            await ns.get_by_name("a").relay("b", reason)
+        assert str(info.value) == message
+        assert info.value.remote and not info.value.durable_object_reset
+        with pytest.raises(durable.ObjectAbortedError) as one_hop:  # (from the reset object: whole)
+            await ns.get_by_name("c").stop("x\0y")
+        assert str(one_hop.value) == "x\0y"
+
+
 class Blocked(durable.DurableObject):
     async def bcw(self, message: str) -> None:
         async def fail() -> None:

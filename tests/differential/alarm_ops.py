@@ -3,7 +3,7 @@
 A sequence drives one object: RPC steps (each a list of ops, awaited in turn, or two such calls
 sent together) with waits between them, and the programs its ``alarm()`` handler runs on its 1st,
 2nd, ... invocation. Ops set the alarm to ``now + d`` (d in the past, now, 1-100 ms, an hour and
-some, distinct for each set), read and delete it, write and read storage, ``deleteAll()``, nest
+some, distinct for each set; a number or a ``Date``; ``ensure`` sets it only if none is set), read and delete it, write and read storage, ``deleteAll()``, nest
 in ``transaction()`` (committed, rolled back, thrown) and ``blockConcurrencyWhile()``, and sleep
 (so RPCs arrive while handlers run); handlers can also throw, at most once per sequence (workerd retries 2 s later),
 or, with ``AlarmGenerator(seed, resets=True)`` (``run_alarm.py --resets``), reset the object with
@@ -19,6 +19,7 @@ real clocks, whose readings differ).
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import json
 import random
 from typing import Any
@@ -44,6 +45,9 @@ class AlarmGenerator:
         """With ``resets``, half the handlers' ``throw`` ops are ``abort`` (``ctx.abort()``: the
         object is reset, the attempt fails), often after a ``put`` that the reset loses; drawn from
         this second stream, so that the main one draws what the same seed draws without it."""
+        self._more = random.Random(f"more-{seed}")
+        """The stream of the everyday shapes of a set (``_everyday``), so that the main one draws
+        what it drew before they were added."""
 
     def _set(self) -> Op:
         r = self.random
@@ -55,7 +59,19 @@ class AlarmGenerator:
             # was rolled back; in durable two sets often fall in one millisecond, in workerd
             # rarely (run_alarm.py 300 --seed 9301, sequence 231: workerd "s2", durable "s3").
             d += 100_000 * self._labels
-        return {"op": "set", "d": d, "id": f"s{self._labels}"}
+        return self._everyday({"op": "set", "d": d, "id": f"s{self._labels}"})
+
+    def _everyday(self, op: Op) -> Op:
+        """A set as applications often write it: to a ``Date`` (a ``datetime`` here), or only if no
+        alarm is set (``ensure``: ``if (await getAlarm() === null) await setAlarm(t)``, answering
+        whether it set one)."""
+        more = self._more
+        roll = more.random()
+        if roll < 0.15:
+            return {**op, "op": "ensure", "date": more.random() < 0.3}
+        if roll < 0.35:
+            return {**op, "date": True}
+        return op
 
     def _simple(self, in_handler: bool) -> Op:
         r = self.random
@@ -171,7 +187,7 @@ def _apart(call: list[Op], other: list[Op]) -> list[Op]:
 def _moved(op: Op, offset: int, ends: list[int]) -> Op:
     if op["op"] in ("txn", "bcw"):
         return {**op, "ops": [_moved(sub, offset, ends) for sub in op["ops"]]}
-    if op["op"] != "set" or not 0 < op["d"] <= 100:
+    if op["op"] not in ("set", "ensure") or not 0 < op["d"] <= 100:
         return op
     due = offset + op["d"]
     for end in ends:
@@ -225,14 +241,16 @@ class AlarmFuzz(durable.DurableObject):
         state = self._state()
         storage = self.ctx.storage
         kind = op["op"]
-        if kind == "set":
+        if kind == "ensure" and await target.get_alarm() is not None:
+            return "kept"
+        if kind in ("set", "ensure"):
             time = self.ctx.now_ms() + op["d"]
             if state.current is not None and max(time, self.ctx.now_ms()) == state.current:
                 time = state.current + 1  # normalised: workerd never runs it (alarm_worker.js, docs/differences.md)
             if op["d"] > 0:  # a time <= now is clamped to now, maybe an earlier label's (alarm_worker.js)
                 state.labels[time] = op["id"]
-            await target.set_alarm(time)
-            return None
+            await target.set_alarm(_dt.datetime.fromtimestamp(time / 1000, _dt.UTC) if op.get("date") else time)
+            return None if kind == "set" else "set"
         if kind == "get":
             return self._label(await target.get_alarm())
         if kind == "del":

@@ -34,7 +34,9 @@ export class AlarmFuzz extends DurableObject {
     const s = this.state();
     const storage = this.ctx.storage;
     switch (op.op) {
+      case "ensure":
       case "set": {
+        if (op.op === "ensure" && (await target.getAlarm()) !== null) return "kept";
         let time = Date.now() + op.d;
         // Normalised: workerd leaves an alarm set, while its handler runs, to that handler's own
         // scheduledTime stored but never runs it (measured; docs/differences.md), which a time
@@ -44,8 +46,8 @@ export class AlarmFuzz extends DurableObject {
         // Labels only for future times: a time <= now is clamped to now, which can be the time of
         // an earlier label, in one runtime's millisecond and not the other's.
         if (op.d > 0) s.labels.set(time, op.id);
-        await target.setAlarm(time);
-        return null;
+        await target.setAlarm(op.date ? new Date(time) : time);
+        return op.op === "ensure" ? "set" : null;
       }
       case "get":
         return this.label(await target.getAlarm());

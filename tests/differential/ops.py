@@ -3,6 +3,9 @@
 A sequence is ``{"backend": "sqlite" | "kv", "calls": [[op, ...], ...]}``: each call is one RPC to
 the sequence's own object, each op a JSON object that ``worker.js`` and ``runner.Harness`` both
 execute. A call ``[{"op": "restart"}]`` resets the object (``ctx.abort()``) between two others.
+``widen`` adds, from a stream of its own, the everyday options of the asynchronous calls
+(``opts``), ``await storage.sync()`` (``sync``) and calls made together (``all``: ``Promise.all``,
+``asyncio.gather`` here, each call's result or error in its place).
 Keys come from an alphabet chosen to break naive ordering and encoding (astral characters,
 combining marks, U+FFFF, NUL and its neighbours, the surrogate boundaries); values cover every
 structured-clone type both languages have (see ``codec``). The generator never produces what
@@ -51,6 +54,26 @@ LONE_SURROGATES = ["\ud800", "\udfff", "a\udc00"]
 LATE_ALARMS: list[float] = [] if allowances.is_open("alarm-time-range") else [9_223_372_036_855, 1e300]
 """Alarm times workerd refuses as too late (2**63 ns and more)."""
 
+RESTART: Op = {"op": "restart"}
+
+OPTIONS: dict[str, list[str]] = {
+    "get": ["allowConcurrency", "noCache"],
+    "get_many": ["allowConcurrency", "noCache"],
+    "list": ["allowConcurrency", "noCache"],
+    "put": ["allowUnconfirmed", "noCache"],
+    "put_many": ["allowUnconfirmed", "noCache"],
+    "delete": ["allowUnconfirmed", "noCache"],
+    "delete_many": ["allowUnconfirmed", "noCache"],
+    "get_alarm": ["allowConcurrency"],
+    "set_alarm": ["allowUnconfirmed"],
+    "delete_alarm": ["allowUnconfirmed"],
+}
+"""The options each asynchronous call may get (``opts``, JavaScript's names; ``runner`` passes
+them as ``allow_concurrency=`` and so on)."""
+
+CONCURRENT = {*OPTIONS, "txn", "sync", "delete_all"}
+"""The ops an ``all`` op may run together (each a promise in JavaScript)."""
+
 LIMIT = 2 * 1024 * 1024
 """The largest string, BLOB, row or key plus value of a SQLite-backed object (allowance "production-limits")."""
 
@@ -65,6 +88,8 @@ class Generator:
         self.rng = random.Random(seed)
         self.ended = random.Random(f"ended-{seed}")
         """The stream of the calls on ended transactions (``ended_txn_calls``)."""
+        self.more = random.Random(f"more-{seed}")
+        """The stream of ``widen``'s everyday shapes (options, ``sync()``, ``Promise.all``)."""
         self.keys: list[str] = []
         self.backend = "sqlite"
 
@@ -524,6 +549,17 @@ class Generator:
             ("SELECT 1 WHERE 0", []),
         ]
 
+    @staticmethod
+    def _concurrent(ops: list[Op]) -> bool:
+        """Whether ``ops`` may run together in an ``all``: asynchronous calls, with nothing but
+        other transactions after a transaction while allowance "txn-sibling-first" is open."""
+        if not all(o["op"] in CONCURRENT for o in ops):
+            return False
+        kinds = [o["op"] for o in ops]
+        if allowances.is_open("txn-sibling-first") and "txn" in kinds:
+            return all(k == "txn" for k in kinds[kinds.index("txn") :])
+        return True
+
     def transaction(self, backend: str, depth: int) -> Op:
         rng = self.rng
         inner = [self.op(backend, depth + 1, in_txn=True) for _ in range(rng.randint(0, 4))]
@@ -593,4 +629,29 @@ class Generator:
             if rng.random() < 0.25:
                 # ctx.abort(): the next call reaches a new instance, which reads what was committed.
                 calls.append([{"op": "restart"}])
-        return {"backend": backend, "calls": calls}
+        return {"backend": backend, "calls": [call if call == [RESTART] else self.widen(call) for call in calls]}
+
+    def widen(self, ops: list[Op], *, in_txn: bool = False) -> list[Op]:
+        """``ops`` with shapes applications write every day, drawn from a stream of their own (so
+        that the main stream draws what it drew before they were added): the read and write options
+        (``allowConcurrency``, ``noCache``, ``allowUnconfirmed``: ``OPTIONS``), ``await
+        storage.sync()``, and two or three storage calls made together and awaited with
+        ``Promise.all`` (``asyncio.gather`` here), transactions among them."""
+        more = self.more
+        out: list[Op] = []
+        for op in ops:
+            if op["op"] == "txn":
+                op = {**op, "ops": self.widen(op["ops"], in_txn=True)}
+            if op["op"] in OPTIONS and more.random() < 0.15:
+                names = OPTIONS[op["op"]]
+                op = {**op, "opts": {n: True for n in more.sample(names, more.randint(1, len(names)))}}
+            out.append(op)
+        if more.random() < (0.04 if in_txn else 0.12):
+            out.insert(more.randint(0, len(out)), {"op": "sync"})
+        if more.random() < 0.25:
+            size = more.choice([2, 2, 3])
+            starts = [i for i in range(len(out) - size + 1) if self._concurrent(out[i : i + size])]
+            if starts:
+                at = more.choice(starts)
+                out[at : at + size] = [{"op": "all", "ops": out[at : at + size]}]
+        return out

@@ -26,6 +26,10 @@ a kind or of ``config``, a plain object holding a function, an RpcTarget and a n
 ``fail``; ``echo``; a call on a held RpcTarget or callback stub; the stubs its result holds are
 not held).
 
+``relay`` (drawn from a stream of its own): the object calls another object by name (``echo``,
+``pair``, ``make`` of a value without stubs, ``fail`` thrown on or ``caught`` and returned,
+``abort``) and passes on its result or error.
+
 ``self_pass`` / ``self_call`` (the object's own stub sent over RPC) are not generated: workerd
 refuses a Durable Object stub as an RPC value, ``durable`` sends it; nor is an RpcTarget's stub
 called as a function (docs/differences.md has both).
@@ -75,6 +79,8 @@ class RpcGenerator:
         self.values.backend = "kv"  # no 2 MB strings: RPC has no such limit, they only slow the run
         self.held: list[str] = []  # "fn0", "fn1" or "target", as the stubs of results will be held
         self.kept = False  # whether a "keep" step came (a "call_kept" before it fails by language)
+        self.more = random.Random(f"rpc-more-{seed}")
+        """The stream of ``everyday``'s steps, so that the main one draws what it drew before."""
 
     def text(self) -> str:
         """An error message or abort reason: odd characters (NUL, spaces, lone surrogates) included."""
@@ -239,7 +245,40 @@ class RpcGenerator:
     def interaction(self) -> list[Step]:
         self.held = []
         self.kept = False
-        return [self.step() for _ in range(self.rng.randint(3, 10))]
+        steps = [self.step() for _ in range(self.rng.randint(3, 10))]
+        for _ in range(2):
+            if self.more.random() < 0.3:
+                steps.insert(self.more.randint(0, len(steps)), self.everyday())
+        return steps
+
+    def everyday(self) -> Step:
+        """A call the object passes on to another object (``relay``: ``env.RPC.getByName(peer)``),
+        which echoes, pairs, makes a value without stubs, fails (its error thrown on, or caught and
+        returned) or resets: values and errors cross two hops. Drawn from a stream of its own, with
+        the values drawn from the main one's generator state restored, so that the other steps stay
+        what they were."""
+        more = self.more
+        main, values_rng, keys = self.rng, self.values.rng, list(self.values.keys)
+        self.rng = self.values.rng = more
+        try:
+            via = more.choice(["echo", "echo", "pair", "fail", "caught", "make", "abort"])
+            step: Step = {"op": "relay", "via": via}
+            if via in ("echo", "pair"):
+                step["args"] = [self.arg() for _ in range(1 if via == "pair" else more.randint(0, 3))]
+            elif via in ("fail", "caught"):
+                step["error"] = self.error()
+                if via == "caught" and step["error"]["cls"] == "Custom":
+                    # Thrown to the object, a Custom arrives in workerd as an Error whose message
+                    # starts with "Custom: ", and keeps that message returned as a value; durable
+                    # keeps the class (docs/differences.md "Errors"): not compared.
+                    step["error"]["cls"] = "Error"
+            elif via == "make":
+                step["kind"] = more.choice(["error", "none", "instance", "nested_instance"])
+            else:
+                step["reason"] = self.text()
+            return step
+        finally:
+            self.rng, self.values.rng, self.values.keys = main, values_rng, keys
 
 
 # -- the durable side -----------------------------------------------------------------------------
@@ -422,8 +461,29 @@ class Rpc(durable.DurableObject):
     async def use_held(self, h: Any, kind: str, v: Any) -> Any:
         return await (h(v) if kind == "fn" else h.add(v))
 
+    async def relay(self, peer: str, via: str, *args: Any) -> Any:
+        other: Any = self.env.Rpc.get_by_name(peer)
+        if via == "caught":
+            try:
+                return await other.fail(*args)
+            except Exception as exc:
+                return exc
+        method = {"echo": other.echo, "pair": other.pair, "fail": other.fail, "make": other.make, "abort": other.abort}
+        return await method[via](*args)
 
-async def _act(stub: Any, step: Step, held: list[Any]) -> Any:
+
+def _relay_args(step: Step, args: list[Any]) -> list[Any]:
+    via = step["via"]
+    if via in ("fail", "caught"):
+        return [step["error"]]
+    if via == "make":
+        return [step["kind"]]
+    if via == "abort":
+        return [step["reason"]]
+    return args
+
+
+async def _act(stub: Any, step: Step, held: list[Any], name: str) -> Any:
     args = [decode_value(a) for a in step.get("args", [])]
     op = step["op"]
     if op == "echo":
@@ -450,6 +510,8 @@ async def _act(stub: Any, step: Step, held: list[Any]) -> Any:
         return await stub.abort(step["reason"])
     if op == "bcw":
         return await stub.bcw(step["error"])
+    if op == "relay":
+        return await stub.relay(f"{name}/peer", step["via"], *_relay_args(step, args))
     if op == "pipe":
         return await _pipe(stub, step, held, args)
     if op == "self_pass":
@@ -506,7 +568,7 @@ class RpcSide:
         out: list[Any] = []
         for step in steps:
             try:
-                result = await _act(stub, step, held)
+                result = await _act(stub, step, held, name)
                 # (the stubs a pipelined call gives are not held: the generator does not count them)
                 out.append({"ok": encode_value(result, [] if step["op"] == "pipe" else held)})
             except Exception as exc:

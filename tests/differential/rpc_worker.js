@@ -136,6 +136,25 @@ export class Rpc extends DurableObject {
   async useHeld(h, as, v) {
     return as === "fn" ? await h(v) : await h.add(v);
   }
+  // A call this object makes to another one (by name) and whose result or error it passes on.
+  async relay(peer, via, ...args) {
+    const other = this.env.RPC.getByName(peer);
+    switch (via) {
+      case "echo": return await other.echo(...args);
+      case "pair": return await other.pair(...args);
+      case "fail": return await other.fail(args[0]);
+      case "make": return await other.make(args[0]);
+      case "abort": return await other.abort(args[0]);
+      case "caught": {
+        try {
+          return await other.fail(args[0]);
+        } catch (e) {
+          return e;
+        }
+      }
+    }
+    throw new Error(`rpc harness: unknown relay ${via}`);
+  }
 }
 
 const CALLBACKS = {
@@ -148,7 +167,14 @@ const CALLBACKS = {
   make_fn: (v) => () => "from a callback's result",
 };
 
-async function act(stub, step, held) {
+function relayArgs(step, args) {
+  if (step.via === "fail" || step.via === "caught") return [step.error];
+  if (step.via === "make") return [step.kind];
+  if (step.via === "abort") return [step.reason];
+  return args;
+}
+
+async function act(stub, step, held, name) {
   const args = (step.args ?? []).map((a) => decodeValue(a));
   switch (step.op) {
     case "echo": return await stub.echo(...args);
@@ -163,6 +189,7 @@ async function act(stub, step, held) {
     case "caller_target": return await stub.useHeld(new Counter(), "target", ...args);
     case "abort": return await stub.abort(step.reason);
     case "bcw": return await stub.bcw(step.error);
+    case "relay": return await stub.relay(`${name}/peer`, step.via, ...relayArgs(step, args));
     case "pipe": return await pipe(stub, step, held, args);
     case "self_pass": {
       const [back] = await stub.echo(stub);
@@ -204,7 +231,7 @@ export async function runRpc(env, name, steps) {
   const out = [];
   for (const step of steps) {
     try {
-      const result = await act(stub, step, held);
+      const result = await act(stub, step, held, name);
       out.push({ ok: encodeValue(result, step.op === "pipe" ? [] : held) });
     } catch (e) {
       const info = e instanceof Error ? errorInfo(e, undefined) : { t: "thrown", v: encodeValue(e, []) };

@@ -189,6 +189,10 @@ def _failure(exc: BaseException) -> dict[str, Any]:
     return {"err": {"name": name, "message": str(exc)}}
 
 
+OPTION_NAMES = {"allowConcurrency": "allow_concurrency", "allowUnconfirmed": "allow_unconfirmed", "noCache": "no_cache"}
+"""An op's ``opts`` (JavaScript's names) as durable's keyword options."""
+
+
 def _list_options(options: dict[str, Any]) -> dict[str, Any]:
     return dict(options)
 
@@ -273,33 +277,39 @@ def _step_sync(storage: durable.Storage, op: Op) -> Any:
 
 async def _execute(storage: durable.Storage, target: Any, op: Op) -> Any:
     kind = op["op"]
+    opts = {OPTION_NAMES[name]: value for name, value in op.get("opts", {}).items()}
     if kind == "get":
-        return codec.encode(await target.get(op["key"]))
+        return codec.encode(await target.get(op["key"], **opts))
     if kind == "get_many":
-        return _entries((await target.get(op["keys"])).items())
+        return _entries((await target.get(op["keys"], **opts)).items())
     if kind == "put":
-        done = target.put(op["key"], codec.decode(op["value"]))
+        done = target.put(op["key"], codec.decode(op["value"]), **opts)
         if op.get("wait", True):
             await done  # not awaited: the write still applies, at once
         return None
     if kind == "put_many":
-        await target.put({k: codec.decode(v) for k, v in op["entries"]})
+        await target.put({k: codec.decode(v) for k, v in op["entries"]}, **opts)
         return None
     if kind in ("delete", "delete_many"):
-        return await target.delete(op["key"] if kind == "delete" else op["keys"])
+        return await target.delete(op["key"] if kind == "delete" else op["keys"], **opts)
     if kind == "delete_all":
         await target.delete_all()
         return None
     if kind == "list":
-        return _entries((await target.list(**_list_options(op["options"]))).items())
+        return _entries((await target.list(**_list_options(op["options"]), **opts)).items())
     if kind == "get_alarm":
-        return await target.get_alarm()
+        return await target.get_alarm(**opts)
     if kind == "set_alarm":
-        await target.set_alarm(op["time"])
+        await target.set_alarm(op["time"], **opts)
         return None
     if kind == "delete_alarm":
-        await target.delete_alarm()
+        await target.delete_alarm(**opts)
         return None
+    if kind == "sync":
+        await storage.sync()
+        return None
+    if kind == "all":  # Promise.all of steps (each catches its own error), as in worker.js
+        return list(await asyncio.gather(*(_step(storage, target, sub) for sub in op["ops"])))
     if kind == "txn":
         inner: list[Any] = []
         after: list[Any] = []  # calls on the ended txn (worker.js)

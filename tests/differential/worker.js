@@ -147,26 +147,29 @@ class Boom extends Error {}
 
 async function execute(storage, target, op) {
   switch (op.op) {
-    case "get": return encode(await target.get(op.key));
-    case "get_many": return entries(await target.get(op.keys));
+    case "get": return encode(await target.get(op.key, op.opts));
+    case "get_many": return entries(await target.get(op.keys, op.opts));
     case "put": {
-      const done = target.put(op.key, decode(op.value));
+      const done = target.put(op.key, decode(op.value), op.opts);
       if (op.wait !== false) await done; // not awaited: the write still applies, at once
       return null;
     }
     case "put_many": {
       const obj = {};
       for (const [k, v] of op.entries) obj[k] = decode(v);
-      await target.put(obj);
+      await target.put(obj, op.opts);
       return null;
     }
-    case "delete": return await target.delete(op.key);
-    case "delete_many": return await target.delete(op.keys);
+    case "delete": return await target.delete(op.key, op.opts);
+    case "delete_many": return await target.delete(op.keys, op.opts);
     case "delete_all": await target.deleteAll(); return null;
-    case "list": return entries(await target.list(listOptions(op.options)));
-    case "get_alarm": return await target.getAlarm();
-    case "set_alarm": await target.setAlarm(op.time); return null;
-    case "delete_alarm": await target.deleteAlarm(); return null;
+    case "list": return entries(await target.list({ ...listOptions(op.options), ...op.opts }));
+    case "get_alarm": return await target.getAlarm(op.opts);
+    case "set_alarm": await target.setAlarm(op.time, op.opts); return null;
+    case "delete_alarm": await target.deleteAlarm(op.opts); return null;
+    case "sync": await storage.sync(); return null;
+    // Promise.all of steps (each catches its own error): the calls are made together, in order.
+    case "all": return await Promise.all(op.ops.map((sub) => step(storage, target, sub)));
     case "txn": {
       // op.after: calls on the txn once it has ended (rolled back inside the closure, or kept
       // past its commit), which check their arguments before the transaction.
@@ -338,6 +341,18 @@ async function scriptStep(obj, call, at, s, target, pending) {
     case "sql_get":
       sqlTable(storage);
       log(storage.sql.exec("SELECT k, v FROM t ORDER BY k").raw().toArray());
+      return;
+    case "sync": await storage.sync(); log("synced"); return;
+    case "txn_sync":
+      try {
+        log(storage.transactionSync(() => {
+          storage.kv.put(s.key, s.value);
+          if (s.end === "throw") throw new Error("sync-boom");
+          return storage.kv.get(s.key);
+        }));
+      } catch (e) {
+        log(`caught ${e?.message}`);
+      }
       return;
     case "throw": throw new Error(`boom ${call} ${at}`);
     default: throw new Error(`harness: unknown step ${s.s}`);

@@ -16,7 +16,7 @@ A sequence is ``{"object": NAME, "steps": [step, ...]}``, run in workerd by ``ws
 
 A server op names its socket by id (``ws``; ``"self"`` inside a handler): ``send``, ``close``,
 ``state``, ``props`` (``url``, ``protocol``, ``extensions``), ``attach`` (``serializeAttachment``), ``detach`` (``deserializeAttachment``), ``list``
-(``getWebSockets(tag)``), ``tags``, ``auto`` (``setWebSocketAutoResponse``), ``get_auto``,
+(``getWebSockets(tag)``), ``bcast`` (a send to each of ``getWebSockets(tag)``, from calls only), ``tags``, ``auto`` (``setWebSocketAutoResponse``), ``get_auto``,
 ``auto_ts``, ``timeout`` (``setHibernatableWebSocketEventTimeout``), ``get_timeout``, ``on_close``
 (ops the close handler runs), ``throw``, ``abort`` (``ctx.abort(reason)``: the object is reset,
 every socket disconnected, and the code stops there), and ``kv_put`` / ``kv_get`` (``ctx.storage.kv``,
@@ -68,6 +68,9 @@ class Generator:
         self.rng = random.Random(seed)
         self.count = 0
         self.seed = seed
+        self.more = random.Random(f"more-{seed}")
+        """The stream of the broadcasts ``ops`` adds to calls (``bcast``), so that the main one
+        draws what it drew before they were added."""
         self.resets = random.Random(seed + 1) if resets else None
         """With ``resets``, ops also write and read ``ctx.storage.kv`` and reset the object
         (``abort``, in a call, a command or the ops ``webSocketClose`` runs), drawn from this second stream so that the main one, and so every other
@@ -190,6 +193,14 @@ class Generator:
 
     def ops(self, count: int, *, handler: bool, own: bool = False) -> list[Step]:
         ops = [self.op(handler, own) for _ in range(count)]
+        if not handler and self.more.random() < 0.5:
+            # A broadcast (``for ws of getWebSockets(tag)) ws.send(data)``), from a call only: not
+            # from a handler, whose socket's events interleave with other sockets' (``OWN_OPS``).
+            more = self.more
+            bcast: Step = {"op": "bcast", "data": {"t": more.choice(TEXTS)} if more.random() < 0.8 else {"b": "00ff"}}
+            if more.random() < 0.5:
+                bcast["tag"] = more.choice(["a", "b", "room:1", "é", "none", *self.opened])
+            ops.insert(more.randint(0, len(ops)), bcast)
         if handler and self.rng.random() < 0.08:
             ops.append({"op": "throw", "message": THROWN})
         extra = self.resets

@@ -214,6 +214,15 @@ class WsFuzz(durable.DurableObject):
         if kind == "list":
             found = ctx.get_web_sockets(*([op["tag"]] if "tag" in op else []))
             return [[ctx.get_tags(ws)[0], ws.ready_state] for ws in found]
+        if kind == "bcast":  # (ws_worker.js)
+            sent: list[Any] = []
+            for ws in ctx.get_web_sockets(*([op["tag"]] if "tag" in op else [])):
+                try:
+                    ws.send(message(op["data"]))
+                    sent.append([ctx.get_tags(ws)[0], "sent"])
+                except Exception as exc:
+                    sent.append([ctx.get_tags(ws)[0], failure(exc)])
+            return sent
         if kind == "tags":
             return ctx.get_tags(self.socket(op, current))
         if kind == "auto":
@@ -551,9 +560,31 @@ def _clone_messages(value: Any) -> None:
             _clone_messages(item)
 
 
+def _lost_before_close(workerd: dict[str, Any]) -> set[str]:
+    """The server sockets whose workerd log has a ``Network connection lost.`` error before their
+    first close: workerd then reports no error for a close listener that raises, where durable
+    (with no such error) reports it. Found by ``run_ws.py 150 --seed 9768 --resets --loop uvloop``
+    (sequence 60): an object with sockets accepted with ``accept()`` and hibernatable ones sent
+    on two hibernatable sockets and then closed an ``accept()`` one whose close listener raises
+    (miniflare 4.20260426, every run; with one send, or none, both report the listener's error).
+    Such error events are timing (docs/websockets.md, "What differs"); the close listener's error
+    after that close is not compared for those sockets, on either side."""
+    lost = set()
+    for id, log in workerd["server"].items():
+        closes = [i for i, e in enumerate(log) if e[0] == "close"]
+        if closes and any(e[0] == "error" and e[1] == "Network connection lost." for e in log[: closes[0]]):
+            lost.add(id)
+    return lost
+
+
 def differences(sequence: Sequence, expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
     """What differs between workerd's observations (``expected``) and durable's, after ``normalize``."""
+    lost = _lost_before_close(expected)
     expected, got = normalize(sequence, expected), normalize(sequence, got)
+    for observed in (expected, got):
+        for id in lost & set(observed["server"]):
+            log = observed["server"][id]
+            log[:] = [e for i, e in enumerate(log) if not (e[0] == "error" and any(b[0] == "close" for b in log[:i]))]
     found = []
     for index, (step, want, have) in enumerate(zip(sequence["steps"], expected["results"], got["results"])):
         if want != have:

@@ -178,6 +178,15 @@ export class WsFuzz extends DurableObject {
       case "attach": this.socket(op, current).serializeAttachment(value(op.value)); return "attached";
       case "detach": return shown(this.socket(op, current).deserializeAttachment());
       case "list": return ctx.getWebSockets(...(op.tag === undefined ? [] : [op.tag])).map((ws) => [ctx.getTags(ws)[0], ws.readyState]);
+      case "bcast": // a broadcast, as a chat room writes it: each socket's outcome, in list order
+        return ctx.getWebSockets(...(op.tag === undefined ? [] : [op.tag])).map((ws) => {
+          try {
+            ws.send(message(op.data));
+            return [ctx.getTags(ws)[0], "sent"];
+          } catch (e) {
+            return [ctx.getTags(ws)[0], failure(e)];
+          }
+        });
       case "tags": return ctx.getTags(this.socket(op, current));
       case "auto":
         if (op.pair === null) ctx.setWebSocketAutoResponse();
