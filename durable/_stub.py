@@ -556,14 +556,16 @@ _future_await = asyncio.Future.__await__
 """asyncio's ``Future.__await__`` (C): an iterator of the future, finished at once when it is settled."""
 
 
-class RpcPromise(asyncio.Future[Any]):
-    """The pending result of an RPC call: what ``stub.method(...)`` returns (Cloudflare's "RPC promise").
+class _Promise(asyncio.Future[Any]):
+    """What the promises of calls and fetches share (:class:`RpcPromise`, :class:`_FetchPromise`):
+    the awaiting, settling and coroutine protocol, without promise pipelining's ``__getattr__``.
 
-    The call is already made when you get it; ``await`` it for the result, or hand it to
-    ``asyncio.gather``, ``asyncio.wait``, ``asyncio.wait_for``, ``asyncio.create_task`` or a
-    ``TaskGroup``: it is an ``asyncio.Future`` that ``asyncio.Task`` also takes as a coroutine (see
-    ``_let_tasks_take_promises``). A call nobody awaits still runs to completion, and its error,
-    if any, is dropped, as on Cloudflare.
+    A fetch's promise is not an ``RpcPromise`` since it stopped inheriting that ``__getattr__``
+    (workerd's ``stub.fetch()`` returns a plain Promise: nothing pipelines on it). On CPython 3.11
+    a class-level ``__getattr__`` puts every attribute read of an instance on the slow path
+    (``slot_tp_getattr_hook``: no specialized ``LOAD_ATTR``/``LOAD_METHOD``, a bound method per
+    method read), the ``asyncio.gather`` reads of each fetch's promise too (what that cost:
+    docs/performance.md, "Promise pipelining").
     """
 
     # Slots for the two fields, set by whoever makes a promise: about 740 of the ~99,000
@@ -606,7 +608,7 @@ class RpcPromise(asyncio.Future[Any]):
             # result() (or its error), where this method was a generator stepped to its return:
             # seq-noop 28,184 -> 27,815 instructions (callgrind, thirteenth pass, docs/performance.md).
             return _future_await(self)
-        return RpcPromise._result_when_settled(self)  # (through the class: see __getattr__)
+        return _Promise._result_when_settled(self)  # (through the class: see RpcPromise.__getattr__)
 
     def _result_next_turn(self) -> Generator[Any, None, Any]:
         yield None  # what asyncio.sleep(0) yields: the task runs again on the next turn
@@ -629,19 +631,6 @@ class RpcPromise(asyncio.Future[Any]):
             # by tests/differential/interleave.py, measured with miniflare 4.20260426).
             yield from caller.gate.wait().__await__()
         return _future_result(self)
-
-    def __getattr__(self, name: str) -> PipelinedMember:
-        """``promise.name``: ``name`` of the call's eventual result, pipelined (see ``_pipeline``):
-        call it (``await stub.get_counter(5).inc(1)``) or await it (``await stub.get_config().name``).
-
-        Only for names the promise lacks: a Future's own (``result``, ``done``, ``add_done_callback``,
-        ``_asyncio_future_blocking``...) keep their meaning, and names starting with ``_`` (the
-        dunders that copy, pickle and ``hasattr()`` probe) and those in ``NOT_PIPELINED`` (what
-        asyncio and inspect probe a coroutine for) stay attribute errors.
-        """
-        if name.startswith("_") or name in NOT_PIPELINED:
-            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
-        return PipelinedMember(self, (name,))
 
     def set_exception(self, exception: type | BaseException, /) -> None:
         # A reset or overload error breaks the stub that made the call, awaited or not.
@@ -692,6 +681,32 @@ class RpcPromise(asyncio.Future[Any]):
     def throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
         """Raise what a task throws in (its cancellation) out of the promise's "coroutine"."""
         raise typ if val is None else val
+
+
+class RpcPromise(_Promise):
+    """The pending result of an RPC call: what ``stub.method(...)`` returns (Cloudflare's "RPC promise").
+
+    The call is already made when you get it; ``await`` it for the result, or hand it to
+    ``asyncio.gather``, ``asyncio.wait``, ``asyncio.wait_for``, ``asyncio.create_task`` or a
+    ``TaskGroup``: it is an ``asyncio.Future`` that ``asyncio.Task`` also takes as a coroutine (see
+    ``_let_tasks_take_promises``). A call nobody awaits still runs to completion, and its error,
+    if any, is dropped, as on Cloudflare. Calls and property reads pipeline on it (``__getattr__``).
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> PipelinedMember:
+        """``promise.name``: ``name`` of the call's eventual result, pipelined (see ``_pipeline``):
+        call it (``await stub.get_counter(5).inc(1)``) or await it (``await stub.get_config().name``).
+
+        Only for names the promise lacks: a Future's own (``result``, ``done``, ``add_done_callback``,
+        ``_asyncio_future_blocking``...) keep their meaning, and names starting with ``_`` (the
+        dunders that copy, pickle and ``hasattr()`` probe) and those in ``NOT_PIPELINED`` (what
+        asyncio and inspect probe a coroutine for) stay attribute errors.
+        """
+        if name.startswith("_") or name in NOT_PIPELINED:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        return PipelinedMember(self, (name,))
 
 
 def _close() -> None:
@@ -815,7 +830,7 @@ about 1,200 instructions per call (``seq-noop`` 31,798 -> 30,615, callgrind, ten
 _future_set_result = asyncio.Future.set_result
 
 
-class _FetchPromise(RpcPromise):
+class _FetchPromise(_Promise):
     """The promise ``stub.fetch`` returns: the response says which URL it answers, and a redirect
     is followed when the request's ``redirect`` is ``"follow"``, as workerd's fetch does.
 
@@ -823,6 +838,12 @@ class _FetchPromise(RpcPromise):
     redirect status makes it a :class:`_RedirectedFetch` first (``redirected``), whose
     ``set_result`` may follow it. Without a Python ``set_result`` on every promise: seq-fetch
     96,509 -> 95,586 and conc-fetch 90,835 -> 89,962 instructions (callgrind, eleventh pass).
+
+    Not an :class:`RpcPromise`: nothing pipelines on it, as workerd's ``stub.fetch()`` returns a
+    plain Promise (measured with miniflare 4.20260426: ``stub.fetch(url).status`` is undefined),
+    and it has no ``__getattr__`` (see :class:`_Promise`). A ``Response``'s names read on it
+    (``promise.status``, forgetting the ``await``) say so (``_NotOnFetchPromise``); other names
+    are Python's usual ``AttributeError``.
     """
 
     __slots__ = ("_follows", "_sent")
@@ -831,17 +852,6 @@ class _FetchPromise(RpcPromise):
     """The request sent (only the URL given to a plain ``stub.fetch(url)``, see Stub.fetch), until a
     redirect's response is in (``None`` once it settles the promise)."""
     _follows: bool
-
-    def __getattr__(self, name: str) -> NoReturn:
-        # Not pipelined: workerd's stub.fetch() returns a plain Promise (measured with miniflare
-        # 4.20260426: stub.fetch(url).status is undefined), not an RPC promise.
-        if name.startswith("_") or name in NOT_PIPELINED:
-            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
-        raise AttributeError(
-            f"the promise of stub.fetch() has no attribute '{name}': it is not an RPC promise (as "
-            f"on Cloudflare, where fetch() returns a plain Promise), so nothing is pipelined on it: "
-            f"await it first, (await stub.fetch(...)).{name}"
-        )
 
     def redirected(self) -> None:
         """The response about to settle this promise has a redirect status: it settles through
@@ -859,6 +869,36 @@ class _FetchPromise(RpcPromise):
             if isinstance(result, Response) and result.status in REDIRECT_STATUSES:
                 self.redirected()
         super()._settle_from(task)
+
+
+class _NotOnFetchPromise:
+    """A ``Response``'s attribute name (``status``, ``text``...) on the promise of ``stub.fetch()``:
+    reading it raises an ``AttributeError`` that says to await the promise first.
+
+    The error ``_FetchPromise.__getattr__`` gave for every public name, given by a descriptor per
+    name instead: a class with a ``__getattr__`` has every attribute read on CPython 3.11's slow
+    path, asyncio's reads of the promise too (see :class:`_Promise`)."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        name = self._name
+        raise AttributeError(
+            f"the promise of stub.fetch() has no attribute '{name}': it is not an RPC promise (as "
+            f"on Cloudflare, where fetch() returns a plain Promise), so nothing is pipelined on it: "
+            f"await it first, (await stub.fetch(...)).{name}"
+        )
+
+
+for _name in dir(Response):
+    if not _name.startswith("_") and not hasattr(_FetchPromise, _name):  # (not redirected(): its own)
+        setattr(_FetchPromise, _name, _NotOnFetchPromise(_name))
+del _name
 
 
 @final
@@ -915,8 +955,8 @@ async def _follow_redirects(stub: Stub[Any], request: Request, response: Respons
         target = next_target
 
 
-def _let_tasks_take_promises(promise_type: type[RpcPromise] = RpcPromise) -> bool:
-    """Make ``asyncio.Task`` take a ``promise_type`` (an :class:`RpcPromise` class) as its
+def _let_tasks_take_promises(promise_type: type[_Promise] = RpcPromise) -> bool:
+    """Make ``asyncio.Task`` take a ``promise_type`` (a :class:`_Promise` class) as its
     coroutine; True if it now does. The C ``Task``'s cache holds exact types: each class of
     promise (``_FetchPromise`` too) is introduced on its own.
 
@@ -950,7 +990,7 @@ def _let_tasks_take_promises(promise_type: type[RpcPromise] = RpcPromise) -> boo
         loop.close()
 
 
-def _throwaway_task(loop: asyncio.AbstractEventLoop, promise_type: type[RpcPromise]) -> None:
+def _throwaway_task(loop: asyncio.AbstractEventLoop, promise_type: type[_Promise]) -> None:
     promise = promise_type(loop=loop)
     promise._host = None
     promise.close = _close
@@ -979,7 +1019,7 @@ def _show_promises_in_tasks() -> None:
         return  # (another asyncio, or durable imported twice)
 
     def _format_coroutine(coro: Any) -> str:
-        if isinstance(coro, RpcPromise):
+        if isinstance(coro, _Promise):
             return f"{type(coro).__name__}()"
         return format_coroutine(coro)  # type: ignore[no-any-return]
 
