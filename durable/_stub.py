@@ -293,7 +293,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         loop = _get_running_loop()
         if loop is None or loop is not state.runtime.loop:
             if loop is not None and (home := _runtime_loop(state.runtime, loop)) is not None:
-                return _forwarded(loop, self, self._fetch_forwarded(url_or_request, init, home))
+                return _forwarded(loop, self, self._fetch_forwarded(url_or_request, init, home), fetch=True)
             coro = self._fetch_elsewhere(url_or_request, init)
             return coro if loop is not None else _named_for_no_loop(coro, "stub.fetch(...)")
         # Made without loop=: the running loop is the one a Future takes when given none, and the
@@ -1384,9 +1384,23 @@ def _send_from(
     return _forward(runtime, make, home if outcome is not None else None, outcome, withdraw=False)
 
 
-def _forwarded(loop: asyncio.AbstractEventLoop, stub: Stub[Any], forwarding: Coroutine[Any, Any, Any]) -> RpcPromise:
-    """The promise, on the caller's (another thread's) loop, of a call or fetch sent now by ``forwarding``."""
-    promise = RpcPromise(loop=loop)
+def _forwarded(
+    loop: asyncio.AbstractEventLoop, stub: Stub[Any], forwarding: Coroutine[Any, Any, Any], fetch: bool = False
+) -> _Promise:
+    """The promise, on the caller's (another thread's) loop, of a call or fetch sent now by ``forwarding``.
+
+    A fetch's is a :class:`_FetchPromise`, as on the runtime's loop: nothing pipelines on it (an
+    ``RpcPromise`` made ``stub.fetch(url).status`` a pipelined member there). Its redirects were
+    followed where it was sent: with nothing recorded to send again, a redirect answered settles
+    it as it is (``_RedirectedFetch.set_result``).
+    """
+    promise: _Promise
+    if fetch:
+        promise = _FetchPromise(loop=loop)
+        promise._sent = None
+        promise._follows = False
+    else:
+        promise = RpcPromise(loop=loop)
     promise._stub = stub
     promise._host = None
     promise.close = _close

@@ -481,6 +481,17 @@ async def test_redirects_are_followed_or_not_alike_on_every_path(limit: int | No
         gathered = await asyncio.gather(*(stub.fetch("http://a.com/redirect") for _ in range(3)))
         assert [r.url for r in gathered] == ["http://a.com/final"] * 3
 
+        async def elsewhere() -> list[Any]:  # on another thread's loop: forwarded (a _FetchPromise too)
+            followed, manual = await asyncio.gather(
+                stub.fetch("http://a.com/redirect"), stub.fetch("http://a.com/redirect", redirect="manual")
+            )
+            return [(r.status, r.url, r.redirected) for r in (followed, manual)]
+
+        assert await asyncio.to_thread(asyncio.run, elsewhere()) == [
+            (200, "http://a.com/final", True),
+            (302, "http://a.com/redirect", False),
+        ]
+
 
 async def test_a_fetch_promise_has_no_getattr_hook() -> None:
     """stub.fetch's promise is not pipelined (workerd: a plain Promise), and so has no class-level
