@@ -279,8 +279,9 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         ``headers`` and ``body``. A relative URL fails with ``TypeError``, as on Cloudflare.
 
         On the runtime's loop the request is sent at once, like an RPC call (Cloudflare's
-        ``fetch`` promise): what is returned is an :class:`RpcPromise`, so ``asyncio.gather`` of
-        many fetches makes no task per fetch and their writes share one commit (measured: 1000
+        ``fetch`` promise): what is returned is a promise like an RPC call's (a
+        :class:`_FetchPromise`, on which nothing pipelines, as workerd's fetch promise is no RPC
+        promise), so ``asyncio.gather`` of many fetches makes no task per fetch and their writes share one commit (measured: 1000
         concurrent fetches of the seed counter went from about 24,000/s, one commit each, to
         the figure in docs/performance.md). A bad argument fails the promise, as a rejected
         fetch promise does. Called on another thread's loop, it forwards the request now and
