@@ -503,6 +503,8 @@ async def test_a_fetch_promise_has_no_getattr_hook() -> None:
         stub: Any = rt.namespace(Seer, name="SEER").get_by_name("a")
         promise: Any = stub.fetch("http://a.com/plain")
         assert [k for k in type(promise).__mro__ if "__getattr__" in k.__dict__] == []
+        # Both promise types derive from Future directly (a class more costs each call: _Promise).
+        assert type(promise).__mro__[1:] == durable.RpcPromise.__mro__[1:] == (asyncio.Future, object)
         assert not isinstance(promise, durable.RpcPromise) and issubclass(type(promise), asyncio.Future)
         for name in ("status", "text", "json", "headers", "ok", "array_buffer", "arrayBuffer", "url"):
             with pytest.raises(AttributeError, match=rf"no attribute '{name}': it is not an RPC promise.*\)\.{name}$"):
