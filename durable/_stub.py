@@ -566,14 +566,15 @@ class _Promise(asyncio.Future[Any]):
     a class-level ``__getattr__`` puts every attribute read of an instance on the slow path
     (``slot_tp_getattr_hook``: no specialized ``LOAD_ATTR``/``LOAD_METHOD``, a bound method per
     method read), the ``asyncio.gather`` reads of each fetch's promise too: without it, conc-fetch
-    74,273 -> 70,770 instructions per fetch, seq-fetch 81,790 -> 81,502 (callgrind,
+    74,273 -> 70,712 instructions per fetch, seq-fetch 81,790 -> 81,478 (callgrind,
     ``benchmarks/instructions.sh``, docs/performance.md, "Promise pipelining").
 
     Its methods are copied into both classes (``_share_promise_methods``), which derive from
     ``asyncio.Future`` directly (``_PromiseBase``): type checkers see ``_Promise`` as their base,
     the runtime does not. A class more in ``RpcPromise``'s MRO cost about 105 instructions per
     concurrent call (conc-increment 58,265 -> 58,370, main with an empty base added; 58,382 with
-    this class as a real base), so the methods use no ``super()`` (``_future_set_exception``).
+    this class as a real base, 58,297 flat), so the methods use no ``super()``
+    (``_future_set_exception``).
     """
 
     __slots__ = ()  # (the two fields are slots of each class: see RpcPromise)
