@@ -279,8 +279,9 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         ``headers`` and ``body``. A relative URL fails with ``TypeError``, as on Cloudflare.
 
         On the runtime's loop the request is sent at once, like an RPC call (Cloudflare's
-        ``fetch`` promise): what is returned is an :class:`RpcPromise`, so ``asyncio.gather`` of
-        many fetches makes no task per fetch and their writes share one commit (measured: 1000
+        ``fetch`` promise): what is returned is a promise like an RPC call's (a
+        :class:`_FetchPromise`, on which nothing pipelines, as workerd's fetch promise is no RPC
+        promise), so ``asyncio.gather`` of many fetches makes no task per fetch and their writes share one commit (measured: 1000
         concurrent fetches of the seed counter went from about 24,000/s, one commit each, to
         the figure in docs/performance.md). A bad argument fails the promise, as a rejected
         fetch promise does. Called on another thread's loop, it forwards the request now and
@@ -293,7 +294,7 @@ class Stub(Generic[T], metaclass=NoPublicConstructor):
         loop = _get_running_loop()
         if loop is None or loop is not state.runtime.loop:
             if loop is not None and (home := _runtime_loop(state.runtime, loop)) is not None:
-                return _forwarded(loop, self, self._fetch_forwarded(url_or_request, init, home))
+                return _forwarded(loop, self, self._fetch_forwarded(url_or_request, init, home), fetch=True)
             coro = self._fetch_elsewhere(url_or_request, init)
             return coro if loop is not None else _named_for_no_loop(coro, "stub.fetch(...)")
         # Made without loop=: the running loop is the one a Future takes when given none, and the
@@ -556,20 +557,27 @@ _future_await = asyncio.Future.__await__
 """asyncio's ``Future.__await__`` (C): an iterator of the future, finished at once when it is settled."""
 
 
-class RpcPromise(asyncio.Future[Any]):
-    """The pending result of an RPC call: what ``stub.method(...)`` returns (Cloudflare's "RPC promise").
+class _Promise(asyncio.Future[Any]):
+    """What the promises of calls and fetches share (:class:`RpcPromise`, :class:`_FetchPromise`):
+    the awaiting, settling and coroutine protocol, without promise pipelining's ``__getattr__``.
 
-    The call is already made when you get it; ``await`` it for the result, or hand it to
-    ``asyncio.gather``, ``asyncio.wait``, ``asyncio.wait_for``, ``asyncio.create_task`` or a
-    ``TaskGroup``: it is an ``asyncio.Future`` that ``asyncio.Task`` also takes as a coroutine (see
-    ``_let_tasks_take_promises``). A call nobody awaits still runs to completion, and its error,
-    if any, is dropped, as on Cloudflare.
+    A fetch's promise is not an ``RpcPromise`` since it stopped inheriting that ``__getattr__``
+    (workerd's ``stub.fetch()`` returns a plain Promise: nothing pipelines on it). On CPython 3.11
+    a class-level ``__getattr__`` puts every attribute read of an instance on the slow path
+    (``slot_tp_getattr_hook``: no specialized ``LOAD_ATTR``/``LOAD_METHOD``, a bound method per
+    method read), the ``asyncio.gather`` reads of each fetch's promise too: without it, conc-fetch
+    74,273 -> 70,712 instructions per fetch, seq-fetch 81,790 -> 81,478 (callgrind,
+    ``benchmarks/instructions.sh``, docs/performance.md, "Promise pipelining").
+
+    Its methods are copied into both classes (``_share_promise_methods``), which derive from
+    ``asyncio.Future`` directly (``_PromiseBase``): type checkers see ``_Promise`` as their base,
+    the runtime does not. A class more in ``RpcPromise``'s MRO cost about 105 instructions per
+    concurrent call (conc-increment 58,265 -> 58,370, main with an empty base added; 58,382 with
+    this class as a real base, 58,297 flat), so the methods use no ``super()``
+    (``_future_set_exception``).
     """
 
-    # Slots for the two fields, set by whoever makes a promise: about 740 of the ~99,000
-    # instructions of a sequential in-memory increment against an instance dict (callgrind,
-    # docs/performance.md). The dict every Future can have holds only close() (see below).
-    __slots__ = ("_host", "_stub")
+    __slots__ = ()  # (the two fields are slots of each class: see RpcPromise)
 
     _stub: Stub[Any] | None
     """The stub that made the call (None for a call on a callback or target stub)."""
@@ -606,7 +614,7 @@ class RpcPromise(asyncio.Future[Any]):
             # result() (or its error), where this method was a generator stepped to its return:
             # seq-noop 28,184 -> 27,815 instructions (callgrind, thirteenth pass, docs/performance.md).
             return _future_await(self)
-        return RpcPromise._result_when_settled(self)  # (through the class: see __getattr__)
+        return _Promise._result_when_settled(self)  # (through the class: see RpcPromise.__getattr__)
 
     def _result_next_turn(self) -> Generator[Any, None, Any]:
         yield None  # what asyncio.sleep(0) yields: the task runs again on the next turn
@@ -630,26 +638,13 @@ class RpcPromise(asyncio.Future[Any]):
             yield from caller.gate.wait().__await__()
         return _future_result(self)
 
-    def __getattr__(self, name: str) -> PipelinedMember:
-        """``promise.name``: ``name`` of the call's eventual result, pipelined (see ``_pipeline``):
-        call it (``await stub.get_counter(5).inc(1)``) or await it (``await stub.get_config().name``).
-
-        Only for names the promise lacks: a Future's own (``result``, ``done``, ``add_done_callback``,
-        ``_asyncio_future_blocking``...) keep their meaning, and names starting with ``_`` (the
-        dunders that copy, pickle and ``hasattr()`` probe) and those in ``NOT_PIPELINED`` (what
-        asyncio and inspect probe a coroutine for) stay attribute errors.
-        """
-        if name.startswith("_") or name in NOT_PIPELINED:
-            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
-        return PipelinedMember(self, (name,))
-
     def set_exception(self, exception: type | BaseException, /) -> None:
         # A reset or overload error breaks the stub that made the call, awaited or not.
         if isinstance(exception, BaseException) and _breaks_stub(exception) and (stub := self._stub) is not None:
             state = stub._link
             if state.broken is None:
                 state.broken = exception
-        super().set_exception(exception)
+        _future_set_exception(self, exception)  # (no super(): see _Promise)
         self._log_traceback = False  # an un-awaited call's error is dropped, as on Cloudflare
 
     def _follow(self, task: asyncio.Future[Any]) -> None:
@@ -664,7 +659,7 @@ class RpcPromise(asyncio.Future[Any]):
         if task.cancelled():
             self.cancel()
         elif (exc := task.exception()) is not None:
-            super().set_exception(exc)  # Stub._call already marked the stub broken if it must be
+            _future_set_exception(self, exc)  # Stub._call already marked the stub broken if it must be
             self._log_traceback = False
         else:
             self.set_result(task.result())
@@ -692,6 +687,51 @@ class RpcPromise(asyncio.Future[Any]):
     def throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
         """Raise what a task throws in (its cancellation) out of the promise's "coroutine"."""
         raise typ if val is None else val
+
+
+_future_set_exception = asyncio.Future.set_exception
+
+if TYPE_CHECKING:
+    _PromiseBase = _Promise
+else:
+    _PromiseBase = asyncio.Future  # (see _Promise)
+
+
+def _share_promise_methods(cls: type) -> None:
+    """Give ``cls`` (a direct subclass of ``asyncio.Future``) the methods of :class:`_Promise` it
+    does not define itself."""
+    for name, value in vars(_Promise).items():
+        if callable(value) and not (name.startswith("__") and name != "__await__") and name not in vars(cls):
+            setattr(cls, name, value)
+
+
+class RpcPromise(_PromiseBase):
+    """The pending result of an RPC call: what ``stub.method(...)`` returns (Cloudflare's "RPC promise").
+
+    The call is already made when you get it; ``await`` it for the result, or hand it to
+    ``asyncio.gather``, ``asyncio.wait``, ``asyncio.wait_for``, ``asyncio.create_task`` or a
+    ``TaskGroup``: it is an ``asyncio.Future`` that ``asyncio.Task`` also takes as a coroutine (see
+    ``_let_tasks_take_promises``). A call nobody awaits still runs to completion, and its error,
+    if any, is dropped, as on Cloudflare. Calls and property reads pipeline on it (``__getattr__``).
+    """
+
+    # Slots for the two fields, set by whoever makes a promise: about 740 of the ~99,000
+    # instructions of a sequential in-memory increment against an instance dict (callgrind,
+    # docs/performance.md). The dict every Future can have holds only close() (see _Promise).
+    __slots__ = ("_host", "_stub")
+
+    def __getattr__(self, name: str) -> PipelinedMember:
+        """``promise.name``: ``name`` of the call's eventual result, pipelined (see ``_pipeline``):
+        call it (``await stub.get_counter(5).inc(1)``) or await it (``await stub.get_config().name``).
+
+        Only for names the promise lacks: a Future's own (``result``, ``done``, ``add_done_callback``,
+        ``_asyncio_future_blocking``...) keep their meaning, and names starting with ``_`` (the
+        dunders that copy, pickle and ``hasattr()`` probe) and those in ``NOT_PIPELINED`` (what
+        asyncio and inspect probe a coroutine for) stay attribute errors.
+        """
+        if name.startswith("_") or name in NOT_PIPELINED:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        return PipelinedMember(self, (name,))
 
 
 def _close() -> None:
@@ -815,7 +855,7 @@ about 1,200 instructions per call (``seq-noop`` 31,798 -> 30,615, callgrind, ten
 _future_set_result = asyncio.Future.set_result
 
 
-class _FetchPromise(RpcPromise):
+class _FetchPromise(_PromiseBase):
     """The promise ``stub.fetch`` returns: the response says which URL it answers, and a redirect
     is followed when the request's ``redirect`` is ``"follow"``, as workerd's fetch does.
 
@@ -823,25 +863,20 @@ class _FetchPromise(RpcPromise):
     redirect status makes it a :class:`_RedirectedFetch` first (``redirected``), whose
     ``set_result`` may follow it. Without a Python ``set_result`` on every promise: seq-fetch
     96,509 -> 95,586 and conc-fetch 90,835 -> 89,962 instructions (callgrind, eleventh pass).
+
+    Not an :class:`RpcPromise`: nothing pipelines on it, as workerd's ``stub.fetch()`` returns a
+    plain Promise (measured with miniflare 4.20260426: ``stub.fetch(url).status`` is undefined),
+    and it has no ``__getattr__`` (see :class:`_Promise`). A ``Response``'s names read on it
+    (``promise.status``, forgetting the ``await``) say so (``_NotOnFetchPromise``); other names
+    are Python's usual ``AttributeError``.
     """
 
-    __slots__ = ("_follows", "_sent")
+    __slots__ = ("_follows", "_host", "_sent", "_stub")
 
     _sent: Request | str | None
     """The request sent (only the URL given to a plain ``stub.fetch(url)``, see Stub.fetch), until a
     redirect's response is in (``None`` once it settles the promise)."""
     _follows: bool
-
-    def __getattr__(self, name: str) -> NoReturn:
-        # Not pipelined: workerd's stub.fetch() returns a plain Promise (measured with miniflare
-        # 4.20260426: stub.fetch(url).status is undefined), not an RPC promise.
-        if name.startswith("_") or name in NOT_PIPELINED:
-            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
-        raise AttributeError(
-            f"the promise of stub.fetch() has no attribute '{name}': it is not an RPC promise (as "
-            f"on Cloudflare, where fetch() returns a plain Promise), so nothing is pipelined on it: "
-            f"await it first, (await stub.fetch(...)).{name}"
-        )
 
     def redirected(self) -> None:
         """The response about to settle this promise has a redirect status: it settles through
@@ -858,7 +893,41 @@ class _FetchPromise(RpcPromise):
             result = task.result()
             if isinstance(result, Response) and result.status in REDIRECT_STATUSES:
                 self.redirected()
-        super()._settle_from(task)
+        _Promise._settle_from(self, task)  # (no super(): see _Promise)
+
+
+_share_promise_methods(RpcPromise)
+_share_promise_methods(_FetchPromise)
+
+
+class _NotOnFetchPromise:
+    """A ``Response``'s attribute name (``status``, ``text``...) on the promise of ``stub.fetch()``:
+    reading it raises an ``AttributeError`` that says to await the promise first.
+
+    The error ``_FetchPromise.__getattr__`` gave for every public name, given by a descriptor per
+    name instead: a class with a ``__getattr__`` has every attribute read on CPython 3.11's slow
+    path, asyncio's reads of the promise too (see :class:`_Promise`)."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        name = self._name
+        raise AttributeError(
+            f"the promise of stub.fetch() has no attribute '{name}': it is not an RPC promise (as "
+            f"on Cloudflare, where fetch() returns a plain Promise), so nothing is pipelined on it: "
+            f"await it first, (await stub.fetch(...)).{name}"
+        )
+
+
+for _name in dir(Response):
+    if not _name.startswith("_") and not hasattr(_FetchPromise, _name):  # (not redirected(): its own)
+        setattr(_FetchPromise, _name, _NotOnFetchPromise(_name))
+del _name
 
 
 @final
@@ -915,8 +984,8 @@ async def _follow_redirects(stub: Stub[Any], request: Request, response: Respons
         target = next_target
 
 
-def _let_tasks_take_promises(promise_type: type[RpcPromise] = RpcPromise) -> bool:
-    """Make ``asyncio.Task`` take a ``promise_type`` (an :class:`RpcPromise` class) as its
+def _let_tasks_take_promises(promise_type: type[_Promise] = RpcPromise) -> bool:
+    """Make ``asyncio.Task`` take a ``promise_type`` (a :class:`_Promise` class) as its
     coroutine; True if it now does. The C ``Task``'s cache holds exact types: each class of
     promise (``_FetchPromise`` too) is introduced on its own.
 
@@ -950,7 +1019,7 @@ def _let_tasks_take_promises(promise_type: type[RpcPromise] = RpcPromise) -> boo
         loop.close()
 
 
-def _throwaway_task(loop: asyncio.AbstractEventLoop, promise_type: type[RpcPromise]) -> None:
+def _throwaway_task(loop: asyncio.AbstractEventLoop, promise_type: type[_Promise]) -> None:
     promise = promise_type(loop=loop)
     promise._host = None
     promise.close = _close
@@ -979,7 +1048,7 @@ def _show_promises_in_tasks() -> None:
         return  # (another asyncio, or durable imported twice)
 
     def _format_coroutine(coro: Any) -> str:
-        if isinstance(coro, RpcPromise):
+        if isinstance(coro, (RpcPromise, _FetchPromise)):
             return f"{type(coro).__name__}()"
         return format_coroutine(coro)  # type: ignore[no-any-return]
 
@@ -1344,9 +1413,23 @@ def _send_from(
     return _forward(runtime, make, home if outcome is not None else None, outcome, withdraw=False)
 
 
-def _forwarded(loop: asyncio.AbstractEventLoop, stub: Stub[Any], forwarding: Coroutine[Any, Any, Any]) -> RpcPromise:
-    """The promise, on the caller's (another thread's) loop, of a call or fetch sent now by ``forwarding``."""
-    promise = RpcPromise(loop=loop)
+def _forwarded(
+    loop: asyncio.AbstractEventLoop, stub: Stub[Any], forwarding: Coroutine[Any, Any, Any], fetch: bool = False
+) -> _Promise:
+    """The promise, on the caller's (another thread's) loop, of a call or fetch sent now by ``forwarding``.
+
+    A fetch's is a :class:`_FetchPromise`, as on the runtime's loop: nothing pipelines on it (an
+    ``RpcPromise`` made ``stub.fetch(url).status`` a pipelined member there). Its redirects were
+    followed where it was sent: with nothing recorded to send again, a redirect answered settles
+    it as it is (``_RedirectedFetch.set_result``).
+    """
+    promise: _Promise
+    if fetch:
+        promise = _FetchPromise(loop=loop)
+        promise._sent = None
+        promise._follows = False
+    else:
+        promise = RpcPromise(loop=loop)
     promise._stub = stub
     promise._host = None
     promise.close = _close

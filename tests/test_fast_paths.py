@@ -481,6 +481,41 @@ async def test_redirects_are_followed_or_not_alike_on_every_path(limit: int | No
         gathered = await asyncio.gather(*(stub.fetch("http://a.com/redirect") for _ in range(3)))
         assert [r.url for r in gathered] == ["http://a.com/final"] * 3
 
+        async def elsewhere() -> list[Any]:  # on another thread's loop: forwarded (a _FetchPromise too)
+            followed, manual = await asyncio.gather(
+                stub.fetch("http://a.com/redirect"), stub.fetch("http://a.com/redirect", redirect="manual")
+            )
+            return [(r.status, r.url, r.redirected) for r in (followed, manual)]
+
+        assert await asyncio.to_thread(asyncio.run, elsewhere()) == [
+            (200, "http://a.com/final", True),
+            (302, "http://a.com/redirect", False),
+        ]
+
+
+async def test_a_fetch_promise_has_no_getattr_hook() -> None:
+    """stub.fetch's promise is not pipelined (workerd: a plain Promise), and so has no class-level
+    __getattr__ (on CPython 3.11 one puts every attribute read of it, asyncio.gather's too, on the
+    slow path: conc-fetch, docs/performance.md "Promise pipelining"). A Response's name read on it
+    still says to await it first; any other name is Python's usual AttributeError. It stays an
+    asyncio.Future that tasks take, and its redirected() is its own."""
+    async with durable.Runtime() as rt:
+        stub: Any = rt.namespace(Seer, name="SEER").get_by_name("a")
+        promise: Any = stub.fetch("http://a.com/plain")
+        assert [k for k in type(promise).__mro__ if "__getattr__" in k.__dict__] == []
+        # Both promise types derive from Future directly (a class more costs each call: _Promise).
+        assert type(promise).__mro__[1:] == durable.RpcPromise.__mro__[1:] == (asyncio.Future, object)
+        assert not isinstance(promise, durable.RpcPromise) and issubclass(type(promise), asyncio.Future)
+        for name in ("status", "text", "json", "headers", "ok", "array_buffer", "arrayBuffer", "url"):
+            with pytest.raises(AttributeError, match=rf"no attribute '{name}': it is not an RPC promise.*\)\.{name}$"):
+                getattr(promise, name)
+            assert not hasattr(promise, name)
+        with pytest.raises(AttributeError, match=r"^'_FetchPromise' object has no attribute 'inc'$"):
+            promise.inc
+        assert not hasattr(promise, "cr_frame") and callable(promise.redirected)
+        assert (await promise).status == 200
+        assert (await asyncio.create_task(stub.fetch("http://a.com/redirect"))).redirected
+
 
 class Tally(durable.DurableObject):
     async def bump(self, fail: bool) -> int:

@@ -132,7 +132,7 @@ class TestOtherLoops:
 
     async def test_fetch_from_another_loop_is_a_promise(self) -> None:
         """stub.fetch on another thread's loop returns a promise, as on the runtime's loop and as an
-        RPC call there does: asyncio.wait takes it, and one never awaited (fire and forget, then
+        RPC call there does (a fetch's, on which nothing pipelines): asyncio.wait takes it, and one never awaited (fire and forget, then
         the end of that asyncio.run) still runs, with no "coroutine ... was never awaited" warning."""
         async with durable.Runtime() as rt:
             stub = rt.namespace(Counter).get_by_name("a")
@@ -140,6 +140,10 @@ class TestOtherLoops:
 
             async def waited() -> list[str]:
                 promise: Any = fetched.fetch("http://do/")  # (typed as a coroutine)
+                # Not an RPC promise (nothing pipelines on a fetch's): as on the runtime's loop.
+                assert not isinstance(promise, durable.RpcPromise)
+                with pytest.raises(AttributeError, match="'status': it is not an RPC promise"):
+                    promise.status
                 done, _ = await asyncio.wait([promise], timeout=10)
                 return [await task.result().text() for task in done]
 
