@@ -23,7 +23,8 @@ socket needs its object (the output gate, the input gate for listeners), it asks
 
 Close semantics are Cloudflare's from compatibility date 2026-04-07
 (``web_socket_auto_reply_to_close``): a Close frame is answered by the runtime itself, so the
-receiving end is already ``CLOSED`` when its close event runs.
+receiving end is already ``CLOSED`` when its close event runs (unless it was accepted with
+``allow_half_open=True``: then only its own ``close()`` answers).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ keeps the state of the close handshake, and hands every frame to its socket's
 
 Close semantics are Cloudflare's from compatibility date 2026-04-07
 (``web_socket_auto_reply_to_close``): a Close frame is answered by the runtime itself, so the
-receiving end is already ``CLOSED`` when its close event runs.
+receiving end is already ``CLOSED`` when its close event runs (unless it was accepted with
+``allow_half_open=True``: then only its own ``close()`` answers).
 """
 
 from __future__ import annotations

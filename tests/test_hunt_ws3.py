@@ -222,3 +222,65 @@ class TestAfterAMessageOver32MiB:
                 assert ws.ready_state == durable.WebSocket.CLOSED
                 await settle()
         assert got == ["small", "error"]
+
+
+class TestHalfOpenBeyondTheRuntime:
+    """A half-open end whose client is beyond the runtime (found in review)."""
+
+    async def test_leaving_the_testing_block_does_not_wait_for_a_close_that_never_comes(self) -> None:
+        """``durable.testing.websocket``'s exit closes the client and waited (5 s) for the
+        answer; a half-open end answers only with its object's ``close()`` (workerd's client
+        stays ``CLOSING`` until then), here never. It waits now until the Close was read."""
+        seen: list[Any] = []
+
+        class Obj(durable.DurableObject):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                client, server = durable.WebSocketPair()
+                server.accept(allow_half_open=True)
+                server.add_event_listener("close", lambda e: seen.append((e.code, server.ready_state)))
+                return durable.Response(None, status=101, web_socket=client)
+
+        async with durable.Runtime() as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+            block = durable.testing.websocket(stub, "http://o/")
+            ws = await block.__aenter__()
+            # (a hang guard, not a timing: the exit takes a few loop turns, and waited 5 s)
+            await asyncio.wait_for(block.__aexit__(None, None, None), 4.0)
+            await settle()
+            assert ws.ready_state == durable.WebSocket.CLOSING
+            assert seen == [(1000, durable.WebSocket.CLOSING)]
+            assert durable.testing.hibernation_blockers(stub) == ["standard websocket"]
+
+    async def test_after_an_asgi_clients_close_what_the_object_sends_is_not_kept(self) -> None:
+        """Through ASGI the server answers the client's Close and the connection ends; what a
+        half-open end sends after that (no client receives it: docs/websockets.md) was kept,
+        unread, in the bridge's end for as long as the object held its socket."""
+
+        class Obj(durable.DurableObject):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                client, server = durable.WebSocketPair()
+                server.accept(allow_half_open=True)
+                self.env.kept.append(server)
+                return durable.Response(None, status=101, web_socket=client)
+
+        class Worker(durable.WorkerEntrypoint):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                response: durable.Response = await self.env.OBJ.get_by_name("a").fetch(request)
+                return response
+
+        async with durable.Runtime(vars={"kept": []}) as rt:
+            rt.namespace(Obj, name="OBJ")
+            async with durable.testing.websocket(durable.asgi_app(Worker, rt), "http://o/") as ws:
+                ws.close(4000, "r")
+            server = rt.env.kept[0]
+            stub = rt.env.OBJ.get_by_name("a")
+            for _ in range(3):
+                await durable.testing.run_in_object(stub, lambda obj, ctx: server.send("m"))
+            await settle()
+            assert server.ready_state == durable.WebSocket.CLOSING
+            bridged = server.network.peer
+            assert bridged is not None
+            assert bridged.ready_state == durable.WebSocket.CLOSED
+            assert not bridged.delivery._inbox  # nothing piles up there
+            await durable.testing.run_in_object(stub, lambda obj, ctx: server.close(4001, "s"))
+            assert durable.testing.hibernation_blockers(stub) == []
