@@ -26,6 +26,14 @@ def _catch(f: Any) -> str:
     return "ok"
 
 
+def _record(seen: list[Any], name: str, end: durable.WebSocket) -> None:
+    """Note ``end``'s messages and its close event, each with its ``ready_state`` then."""
+    end.add_event_listener("message", lambda e: seen.append((f"{name} got", e.data, end.ready_state)))
+    end.add_event_listener(
+        "close", lambda e: seen.append((f"{name} close", e.code, e.reason, e.was_clean, end.ready_state))
+    )
+
+
 class TestAllowHalfOpen:
     """``accept(allow_half_open=True)``: the runtime does not answer the peer's Close.
 
@@ -50,10 +58,7 @@ class TestAllowHalfOpen:
             seen.append(("send", _catch(lambda: server.send("late"))))
 
         server.add_event_listener("close", on_server_close)
-        client.add_event_listener("message", lambda e: seen.append(("client got", e.data, client.ready_state)))
-        client.add_event_listener(
-            "close", lambda e: seen.append(("client close", e.code, e.reason, e.was_clean, client.ready_state))
-        )
+        _record(seen, "client", client)
         client.close(4000, "r")
         await settle()
         assert (client.ready_state, server.ready_state) == (2, 2)
@@ -84,10 +89,7 @@ class TestAllowHalfOpen:
             client.send("late")
 
         client.add_event_listener("close", on_client_close)
-        server.add_event_listener("message", lambda e: seen.append(("server got", e.data, server.ready_state)))
-        server.add_event_listener(
-            "close", lambda e: seen.append(("server close", e.code, e.reason, e.was_clean, server.ready_state))
-        )
+        _record(seen, "server", server)
         server.close(4000, "r")
         await settle()
         assert (client.ready_state, server.ready_state) == (2, 2)
@@ -134,8 +136,7 @@ class TestAllowHalfOpen:
         client, server = durable.WebSocketPair()
         client.accept()
         seen: list[Any] = []
-        client.add_event_listener("message", lambda e: seen.append(("client got", e.data, client.ready_state)))
-        client.add_event_listener("close", lambda e: seen.append(("client close", e.code, client.ready_state)))
+        _record(seen, "client", client)
         client.send("m")
         client.close(4000, "r")
         await settle()
@@ -154,7 +155,7 @@ class TestAllowHalfOpen:
             ("server got", "m", 1),
             ("server close", 2),
             ("client got", "late", 2),
-            ("client close", 4001, 3),
+            ("client close", 4001, "s", True, 3),
         ]
 
     async def test_a_second_accept_keeps_the_first_choice(self) -> None:
@@ -185,7 +186,6 @@ class TestAllowHalfOpen:
         client.close(4000, "r")
         await settle()
         assert (client.ready_state, server.ready_state) == (3, 3)
-        await asyncio.sleep(0)
 
 
 class TestAfterAMessageOver32MiB:
