@@ -64,18 +64,20 @@ class NetworkEnd:
             other end of the pair is refused from then on).
         half_open: accepted with ``accept(allow_half_open=True)``: a Close that arrives is not
             answered; the end stays ``CLOSING``, and may still send, until its ``close()``.
+        unread: a client's end that sent a message over 32 MiB (:func:`_refuse_too_large`): the
+            other side reads nothing more from it, so what it sends (its Close too) is dropped.
     """
 
     __slots__ = (
         "_beyond", "_last_words", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone",
-        "half_open", "peer", "replied", "used",
+        "half_open", "peer", "replied", "unread", "used",
     )  # fmt: skip
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self.peer: NetworkEnd | None = None
         self.closed_in = self.closed_out = self.replied = self.gone = self.used = self._last_words = False
-        self.half_open = False
+        self.half_open = self.unread = False
         self.close_info: tuple[int, str, bool] | None = None
         self.close_due: tuple[int, str, bool] | None = None
         self._beyond: str | None = None  # a client beyond the runtime: who answers its Close
@@ -158,6 +160,8 @@ class NetworkEnd:
         Each frame waits for the commit of the writes made before it (its barrier) and for the
         frames sent before it; a frame whose commit failed is dropped (workerd's output gate).
         """
+        if self.unread:
+            return  # the other side's read loop failed: nothing more is read (even held in its backlog)
         barrier, alive = object_hooks().output_barrier()
         pending = self._pending
         if pending is not None:
@@ -345,6 +349,7 @@ def _refuse_too_large(end: NetworkEnd, data: str | bytes) -> None:
     nothing, and the object never got it).
     """
     description = too_large_description(data)
+    end.unread = True
     if end.peer is not None:
         end._post((ERROR, WebSocketError(TOO_LARGE_PREFIX + description)))
     frame = (CLOSE, 1009, description, True)

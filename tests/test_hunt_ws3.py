@@ -223,6 +223,42 @@ class TestAfterAMessageOver32MiB:
                 await settle()
         assert got == ["small", "error"]
 
+    @pytest.mark.parametrize("then", ["send", "close"])
+    async def test_nothing_after_it_reaches_an_end_accepted_later(self, then: str) -> None:
+        """workerd's read loop fails at the big message and reads nothing after it. An object
+        end accepted after the client sent ``"small"``, the big message and then ``"after"`` got
+        its error event and then ``"after"`` (found in review: the client's later message waited
+        in the unaccepted end's backlog, behind the error). The client's ``close()`` there is
+        not read either (no close event after the error)."""
+        seen: list[Any] = []
+
+        class Obj(durable.DurableObject):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                client, server = durable.WebSocketPair()
+                self.env.kept.append(server)
+                return durable.Response(None, status=101, web_socket=client)
+
+        def accept(server: durable.WebSocket) -> None:
+            server.accept()
+            server.add_event_listener("message", lambda e: seen.append(("message", e.data[:5])))
+            server.add_event_listener("error", lambda e: seen.append("error"))
+            server.add_event_listener("close", lambda e: seen.append(("close", e.code)))
+
+        async with durable.Runtime(vars={"kept": []}) as rt:
+            stub = rt.namespace(Obj).get_by_name("a")
+            async with durable.testing.websocket(stub, "http://o/") as ws:
+                ws.send("small")
+                ws.send(b"\0" * ((32 << 20) + 1))
+                if then == "send":
+                    ws.send("after")
+                else:
+                    ws.close(4000, "c")
+                await settle()
+                await durable.testing.run_in_object(stub, lambda obj, ctx: accept(rt.env.kept[0]))
+                await settle()
+                assert seen == [("message", "small"), "error"]
+                assert ws.ready_state == durable.WebSocket.CLOSED
+
 
 class TestHalfOpenBeyondTheRuntime:
     """A half-open end whose client is beyond the runtime (found in review)."""
