@@ -330,6 +330,8 @@ class NetworkEnd:
             else:
                 self.gone = True
         elif kind == ERROR:
+            if len(frame) > 2:
+                self.transmit(frame[2])  # the 1009 of _refuse_too_large: sent as the error is read
             self.closed_in = True
             self.gone = True
             self.close_info = (1006, DISCONNECTED_REASON, False)
@@ -346,13 +348,16 @@ def _refuse_too_large(end: NetworkEnd, data: str | bytes) -> None:
 
     Until that Close arrives ``end`` stays ``OPEN``, and what it sends is dropped (workerd,
     miniflare 4.20260426: a client's ``send("after")`` right after its 33 MiB message raised
-    nothing, and the object never got it).
+    nothing, and the object never got it, nor the client's ``close()`` after it). The Close
+    leaves the object's end as it reads the error, so only once that end is accepted (workerd
+    reads nothing before: its client got the 1009 only after the object's ``accept()``).
     """
     description = too_large_description(data)
     end.unread = True
-    if end.peer is not None:
-        end._post((ERROR, WebSocketError(TOO_LARGE_PREFIX + description)))
     frame = (CLOSE, 1009, description, True)
+    if end.peer is not None:
+        end._post((ERROR, WebSocketError(TOO_LARGE_PREFIX + description), frame))
+        return
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
