@@ -23,7 +23,8 @@ socket needs its object (the output gate, the input gate for listeners), it asks
 
 Close semantics are Cloudflare's from compatibility date 2026-04-07
 (``web_socket_auto_reply_to_close``): a Close frame is answered by the runtime itself, so the
-receiving end is already ``CLOSED`` when its close event runs.
+receiving end is already ``CLOSED`` when its close event runs (unless it was accepted with
+``allow_half_open=True``: then only its own ``close()`` answers).
 """
 
 from __future__ import annotations
@@ -314,8 +315,9 @@ class WebSocket:
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Send a Close frame (``code`` 1000-4999 except 1004/1005/1006/1015; ``reason`` <= 123 bytes).
 
-        A second call, or a call after the other side closed, changes nothing. Waits behind the
-        output gate like :meth:`send`.
+        A second call, or a call after the other side closed, changes nothing (except on an end
+        accepted with ``allow_half_open=True``, whose ``close()`` after the other side's is the
+        answer that side gets). Waits behind the output gate like :meth:`send`.
 
         Raises:
             durable.WebSocketError: an invalid close code, a reason over 123 UTF-8 bytes, or a

@@ -139,6 +139,10 @@ async def bridge(ws: WebSocket, response: Response, receive: Receive, send: Send
                     remote_close(ws, 1006, None, False)
                 else:
                     remote_close(ws, code, reason, True)
+                    # The server answered that Close: the connection is over. What the object
+                    # still sends (an end accepted with allow_half_open=True) is dropped here,
+                    # not kept unread in ws for as long as the object holds its end.
+                    ws.network.gone = True
                 return
     finally:
         if not outgoing.done():

@@ -9,7 +9,8 @@ keeps the state of the close handshake, and hands every frame to its socket's
 
 Close semantics are Cloudflare's from compatibility date 2026-04-07
 (``web_socket_auto_reply_to_close``): a Close frame is answered by the runtime itself, so the
-receiving end is already ``CLOSED`` when its close event runs.
+receiving end is already ``CLOSED`` when its close event runs (unless it was accepted with
+``allow_half_open=True``: then only its own ``close()`` answers).
 """
 
 from __future__ import annotations
@@ -63,18 +64,20 @@ class NetworkEnd:
             other end of the pair is refused from then on).
         half_open: accepted with ``accept(allow_half_open=True)``: a Close that arrives is not
             answered; the end stays ``CLOSING``, and may still send, until its ``close()``.
+        unread: a client's end that sent a message over 32 MiB (:func:`_refuse_too_large`): the
+            other side reads nothing more from it, so what it sends (its Close too) is dropped.
     """
 
     __slots__ = (
         "_beyond", "_last_words", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone",
-        "half_open", "peer", "replied", "used",
+        "half_open", "peer", "replied", "unread", "used",
     )  # fmt: skip
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self.peer: NetworkEnd | None = None
         self.closed_in = self.closed_out = self.replied = self.gone = self.used = self._last_words = False
-        self.half_open = False
+        self.half_open = self.unread = False
         self.close_info: tuple[int, str, bool] | None = None
         self.close_due: tuple[int, str, bool] | None = None
         self._beyond: str | None = None  # a client beyond the runtime: who answers its Close
@@ -157,6 +160,8 @@ class NetworkEnd:
         Each frame waits for the commit of the writes made before it (its barrier) and for the
         frames sent before it; a frame whose commit failed is dropped (workerd's output gate).
         """
+        if self.unread:
+            return  # the other side's read loop failed: nothing more is read (even held in its backlog)
         barrier, alive = object_hooks().output_barrier()
         pending = self._pending
         if pending is not None:
@@ -325,6 +330,8 @@ class NetworkEnd:
             else:
                 self.gone = True
         elif kind == ERROR:
+            if len(frame) > 2:
+                self.transmit(frame[2])  # the 1009 of _refuse_too_large: sent as the error is read
             self.closed_in = True
             self.gone = True
             self.close_info = (1006, DISCONNECTED_REASON, False)
@@ -341,12 +348,16 @@ def _refuse_too_large(end: NetworkEnd, data: str | bytes) -> None:
 
     Until that Close arrives ``end`` stays ``OPEN``, and what it sends is dropped (workerd,
     miniflare 4.20260426: a client's ``send("after")`` right after its 33 MiB message raised
-    nothing, and the object never got it).
+    nothing, and the object never got it, nor the client's ``close()`` after it). The Close
+    leaves the object's end as it reads the error, so only once that end is accepted (workerd
+    reads nothing before: its client got the 1009 only after the object's ``accept()``).
     """
     description = too_large_description(data)
-    if end.peer is not None:
-        end._post((ERROR, WebSocketError(TOO_LARGE_PREFIX + description)))
+    end.unread = True
     frame = (CLOSE, 1009, description, True)
+    if end.peer is not None:
+        end._post((ERROR, WebSocketError(TOO_LARGE_PREFIX + description), frame))
+        return
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

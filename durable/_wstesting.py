@@ -110,7 +110,9 @@ async def websocket(
     ``https://`` URL; the request carries ``Upgrade: websocket``, ``headers`` (a mapping, pairs or
     a ``durable.Headers``, as ``Request`` takes them) and, with ``protocols`` (one name or a
     sequence of names, as JavaScript's ``new WebSocket(url, protocols)``), a
-    ``Sec-WebSocket-Protocol`` header. Leaving the block closes the socket (code 1000).
+    ``Sec-WebSocket-Protocol`` header. Leaving the block closes the socket (code 1000) and waits
+    for the answer (from an end accepted with ``allow_half_open=True``, which answers only with
+    its own ``close()``, until that end has read the Close).
 
     Raises:
         durable.WebSocketError: the upgrade was refused (its ``response`` attribute holds the
@@ -180,6 +182,14 @@ async def websocket(
 
 
 async def _drain(ws: WebSocket) -> None:
+    """Read until the other side's Close arrives. An end accepted with
+    ``accept(allow_half_open=True)`` answers only with its object's own ``close()``, perhaps
+    never (workerd's client would wait for ever): there, only until it has read this end's Close."""
+    other = ws.network.peer
+    if other is not None and other.half_open:
+        while not (other.closed_in or other.gone or ws.network.closed_in):
+            await asyncio.sleep(0)  # (it arrives a loop turn or two after the close())
+        return
     with contextlib.suppress(WebSocketClosed):
         while True:
             await ws.receive()
