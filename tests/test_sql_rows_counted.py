@@ -1373,3 +1373,19 @@ async def test_a_sorted_range_by_binding_and_in_part(durable_runtime: durable.Ru
 
     stub = durable_runtime.namespace(Shapes).get_by_name("sorted-range")
     assert await testing.run_in_object(stub, body) == [5, 6, 7, 7, 1]
+
+
+async def test_a_sorted_rowid_range_bound_to_null(durable_runtime: durable.Runtime) -> None:
+    """A rowid range fed to a sorter, bound to a key that is no number: the seek jumps past the
+    loop, nothing is sorted, and only the sorter's ``SorterSort`` counts. workerd (miniflare
+    4.20260426, 2026-12-07): 1 for NULL and for ``'x'``, 6 for 2 (3 entries, 3 sorted)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for statement in _T:
+            sql.exec(statement)
+        statement = "SELECT * FROM t WHERE id > ? ORDER BY b"
+        return _read_counts(sql, ((statement, (None,), None), (statement, ("x",), None), (statement, (2,), None)))
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("sorted-rowid-null")
+    assert await testing.run_in_object(stub, body) == [1, 1, 6]
