@@ -1130,6 +1130,10 @@ class SqlStorage:
             if not rest and not cut:
                 cur, written = self._run(sql, params, last=True, trusted=trusted)
                 state = self._state
+                reads = state.reads
+                dropped = reads.pop(DROPPED + sql, None) if DROP.match(sql) is not None else None
+                if dropped is not None:
+                    reads = {DROPPED + sql: dropped}  # its own: a later DROP of this text counts anew
                 cursor = SqlCursor(
                     cur,
                     sql,
@@ -1140,7 +1144,7 @@ class SqlStorage:
                     per_row=state.per_row,
                     extra=state.extra,
                     params=params,
-                    reads=state.reads,
+                    reads=reads,
                 )
                 if state.saw_write and cur.description is not None:
                     cursor._complete()  # a write with RETURNING: see _complete

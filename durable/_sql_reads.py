@@ -120,8 +120,10 @@ def rows_read(
         # EXISTS`` now compiles to nothing): its program is the one it has on an empty database.
         created = written > 0 and _CREATE.match(sql) is not None
         if DROP.match(sql) is not None:
-            counted = cache.get(DROPPED + sql)  # (counted before it ran: see drop_reads)
-            value: Any = None if stale or counted is None else counted[1]
+            # Counted before it ran (see drop_reads), from the schema as it was then: later
+            # writes leave it as it is.
+            counted = cache.get(DROPPED + sql)
+            value: Any = None if counted is None else counted[1]
             return value if isinstance(value, int) else None
         if written > 0 and _ALTER.match(sql) is not None:
             return None if stale else add_column_reads(conn, sql, tag)

@@ -1389,3 +1389,23 @@ async def test_a_sorted_rowid_range_bound_to_null(durable_runtime: durable.Runti
 
     stub = durable_runtime.namespace(Shapes).get_by_name("sorted-rowid-null")
     assert await testing.run_in_object(stub, body) == [1, 1, 6]
+
+
+async def test_a_drop_keeps_its_count(durable_runtime: durable.Runtime) -> None:
+    """A ``DROP``'s ``rows_read`` is counted before it runs, and stays: read after later writes, or
+    after the same text ran again (dropping nothing), it is still what workerd reads (miniflare
+    4.20260426, 2026-12-07): 2 for a table alone in the schema (``drop-table``), 3 beside another
+    (``drop-table-more``: ``u``, made by the second round)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        counts = []
+        for later in ("DROP TABLE IF EXISTS t", "CREATE TABLE u (x)", "INSERT INTO u VALUES (1)"):
+            sql.exec("CREATE TABLE t (a)")
+            cursor = sql.exec("DROP TABLE IF EXISTS t")
+            sql.exec(later)
+            counts.append(cursor.rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("drop-kept")
+    assert await testing.run_in_object(stub, body) == [2, 2, 3]
