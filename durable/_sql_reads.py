@@ -83,7 +83,7 @@ _PARTIAL: Final = re.compile(r"\bWHERE\b", re.IGNORECASE)
 _CREATE: Final = re.compile(r"\s*CREATE\s", re.IGNORECASE)
 _ALTER: Final = re.compile(r"\s*ALTER\s", re.IGNORECASE)
 DROPPED: Final = "\0drop "
-"""The key of a ``DROP``'s count in ``rows_read``'s cache, set before it runs (``drop_reads``)."""
+"""The key of a ``DROP``'s count, taken before it ran (``drop_reads``), in its cursor's own cache."""
 _CREATE_INDEX: Final = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s", re.IGNORECASE)
 
 Shape = tuple[Any, ...]
