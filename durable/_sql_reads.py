@@ -141,8 +141,10 @@ def rows_read(
         if shape is None:
             return None
         if shape[0] == "returning":
-            return _returning_rows(conn, shape, params, tag, returned, finished, written, stale, changes, sql)
-        return _shape_rows(conn, shape, params, tag, returned, finished, written, stale, changes, sql)
+            count = _returning_rows(conn, shape, params, tag, returned, finished, written, stale, changes, sql)
+        else:
+            count = _shape_rows(conn, shape, params, tag, returned, finished, written, stale, changes, sql)
+        return None if count is None or count < 0 else count  # (a shape misread: count as before)
     except Exception:  # an estimate: whatever goes wrong (a closed connection...), count as before
         return None
 

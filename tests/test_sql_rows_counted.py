@@ -1409,3 +1409,16 @@ async def test_a_drop_keeps_its_count(durable_runtime: durable.Runtime) -> None:
 
     stub = durable_runtime.namespace(Shapes).get_by_name("drop-kept")
     assert await testing.run_in_object(stub, body) == [2, 2, 3]
+
+
+def test_a_count_below_zero_falls_back() -> None:
+    """A shape whose parts add up below zero (a program misread) leaves the count unknown: the
+    cursor then counts the rows returned, never a negative ``rows_read``."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE TABLE t (a)")
+        sql = "INSERT INTO t VALUES (1) RETURNING a"
+        cache: dict[str, Any] = {sql: (0, ("returning", ("none",), "INSERT INTO t VALUES (1)", -3, 0))}
+        counted = _sql_reads.rows_read(
+            conn, cache, 0, sql, (), tag="x", returned=1, finished=True, written=1, changes=1
+        )
+        assert counted is None
