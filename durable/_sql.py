@@ -362,8 +362,7 @@ class _Connection:
         self._scratch_closer: weakref.finalize[[], _Connection] | None = None
         self.reads: dict[str, tuple[Any, Shape | None]] = {}
         """Statement shapes for ``rows_read`` (``durable._sql_reads``), per statement text."""
-        self.dropped: tuple[str, int | None] | None = None
-        """The last ``DROP`` run and its ``rows_read``, counted before it ran (``_count_drop``), for its cursor."""
+        self.dropped: tuple[str, int | None] | None = None  # the last DROP, its rows_read: _count_drop
         self.cursors: weakref.WeakSet[SqlCursor] = weakref.WeakSet()
         """Cursors that may still have rows to read, which ``delete_all()`` cancels (``wiped``)."""
 
