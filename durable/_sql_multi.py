@@ -409,6 +409,10 @@ DROP: Final = re.compile(
     rf"\s*DROP\s+(TABLE|INDEX|VIEW|TRIGGER)\s+(?:IF\s+EXISTS\s+)?(?:{_NAME}\s*\.\s*)?{_NAME}\s*;?\s*$", re.IGNORECASE
 )
 """A ``DROP`` statement: what it drops, the schema named if any, the name."""
+_QUOTED: Final = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\[[^\]]*\]|`(?:[^`]|``)*`|--[^\n]*|/\*.*?(?:\*/|$)", re.S
+)
+"""A string, a quoted name or a comment: what a column's definition says in them tests nothing."""
 _ADD_COLUMN: Final = re.compile(rf"\s*ALTER\s+TABLE\s+(?:{_NAME}\s*\.\s*)?{_NAME}\s+ADD\s", re.IGNORECASE)
 
 
@@ -459,7 +463,7 @@ def add_column_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None
     match = _ADD_COLUMN.match(sql)
     if match is None or (match.group(1) is not None and _unquote(match.group(1)).lower() != "main"):
         return None
-    definition = sql[match.end() :].upper()
+    definition = _QUOTED.sub(" ", sql[match.end() :]).upper()  # (a DEFAULT 'CHECK' is no CHECK)
     if re.search(r"\bREFERENCES\b|\bGENERATED\b|\bAS\s*\(", definition):
         return None
     if re.search(r"\bNOT\s+NULL\b", definition) and not re.search(r"\bDEFAULT\b", definition):

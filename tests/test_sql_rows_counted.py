@@ -1422,3 +1422,26 @@ def test_a_count_below_zero_falls_back() -> None:
             conn, cache, 0, sql, (), tag="x", returned=1, finished=True, written=1, changes=1
         )
         assert counted is None
+
+
+async def test_add_column_with_check_only_in_a_string(durable_runtime: durable.Runtime) -> None:
+    """``ALTER TABLE ... ADD COLUMN``'s ``CHECK`` costs one more read only as a constraint, not in
+    a default's string, a quoted name or a comment. workerd (miniflare 4.20260426, 2026-12-07),
+    four schema rows: 6 for ``DEFAULT 'CHECK'`` as for a plain column (``ADD e``), 7 for
+    ``CHECK (f > 0)``."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for statement in (*_T, *_I, "CREATE TABLE s (a INTEGER) STRICT", 'CREATE TABLE "Mixed Case" (a)'):
+            sql.exec(statement)
+        counts = []
+        for statement in (
+            "ALTER TABLE t ADD COLUMN c DEFAULT 'CHECK'",
+            'ALTER TABLE t ADD COLUMN "check" /* CHECK */',
+            "ALTER TABLE t ADD COLUMN f INTEGER CHECK (f > 0) DEFAULT 1",
+        ):
+            counts.append(sql.exec(statement).rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("add-column-check")
+    assert await testing.run_in_object(stub, body) == [6, 6, 7]
