@@ -429,7 +429,7 @@ def drop_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:
         return None
     kind, name = match.group(1).lower(), _unquote(match.group(3)).lower()
     rows = conn.execute(f'SELECT type, name, tbl_name, sql FROM "main".sqlite_master -- {tag}').fetchall()
-    if any("REFERENCES" in str(row[3]).upper() for row in rows):
+    if any("REFERENCES" in _QUOTED.sub(" ", str(row[3])).upper() for row in rows):
         return None  # a table's implicit DELETE of its rows, for foreign keys
     target = [row for row in rows if row[0] == kind and str(row[1]).lower() == name]
     if len(target) != 1:
@@ -439,7 +439,7 @@ def drop_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:
         return schema + 1
     if kind == "trigger":
         return schema
-    created = str(target[0][3]).upper()
+    created = _QUOTED.sub(" ", str(target[0][3])).upper()  # (a DEFAULT 'AUTOINCREMENT' is none)
     if "VIRTUAL" in created.split("(", 1)[0]:
         return None  # a virtual table's xDestroy runs statements of its own
     owner = name

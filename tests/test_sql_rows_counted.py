@@ -1445,3 +1445,25 @@ async def test_add_column_with_check_only_in_a_string(durable_runtime: durable.R
 
     stub = durable_runtime.namespace(Shapes).get_by_name("add-column-check")
     assert await testing.run_in_object(stub, body) == [6, 6, 7]
+
+
+async def test_drop_with_keywords_only_in_strings(durable_runtime: durable.Runtime) -> None:
+    """A ``DROP``'s count reads ``AUTOINCREMENT`` and ``REFERENCES`` in the schema as SQL, not in
+    a default's string. workerd (miniflare 4.20260426, 2026-12-07), beside an AUTOINCREMENT table
+    with one row: 5 for ``DROP TABLE y`` (4 schema rows, then its b-tree), 4 for ``x`` (durable
+    said 5, taking it for AUTOINCREMENT), 4 for ``g`` (2 schema rows, its b-tree, its
+    ``sqlite_sequence`` row's scan)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for statement in (
+            "CREATE TABLE g (id INTEGER PRIMARY KEY AUTOINCREMENT, v)",
+            "INSERT INTO g (v) VALUES (1)",
+            "CREATE TABLE x (a DEFAULT 'AUTOINCREMENT')",
+            "CREATE TABLE y (a DEFAULT 'REFERENCES')",
+        ):
+            sql.exec(statement)
+        return [sql.exec(f"DROP TABLE {name}").rows_read for name in ("y", "x", "g")]
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("drop-strings")
+    assert await testing.run_in_object(stub, body) == [5, 4, 4]
