@@ -219,15 +219,13 @@ def _altered_rows(conn: sqlite3.Connection, tag: str, statement: str, table: str
     return written + 1 + count(f'SELECT count(*) FROM "{quoted}"')
 
 
-def _count_drop(conn: sqlite3.Connection, sql: str, reads: dict[str, Any], tag: str) -> None:
-    """Count a ``DROP``'s ``rows_read`` before it runs (``durable._sql_multi.drop_reads``: what it
-    drops is gone after), for its cursor to find in ``reads``."""
-    if len(reads) > 256:
-        reads.clear()  # (as rows_read keeps it: shapes per statement text, each found again)
+def _count_drop(conn: sqlite3.Connection, sql: str, tag: str) -> tuple[str, int | None]:
+    """``sql``, a ``DROP``, and its ``rows_read`` counted before it runs
+    (``durable._sql_multi.drop_reads``: what it drops is gone after), ``None`` if unknown."""
     try:
-        reads[DROPPED + sql] = (None, drop_reads(conn, sql, tag))
-    except sqlite3.Error:
-        reads.pop(DROPPED + sql, None)
+        return sql, drop_reads(conn, sql, tag)
+    except Exception:  # an estimate: whatever goes wrong, its cursor counts as before
+        return sql, None
 
 
 def _reindexed_table(conn: sqlite3.Connection, tag: str, index: str, plan: tuple[tuple[Any, ...], ...]) -> str | None:
@@ -364,6 +362,7 @@ class _Connection:
         self._scratch_closer: weakref.finalize[[], _Connection] | None = None
         self.reads: dict[str, tuple[Any, Shape | None]] = {}
         """Statement shapes for ``rows_read`` (``durable._sql_reads``), per statement text."""
+        self.dropped: tuple[str, int | None] | None = None  # the last DROP, its rows_read: _count_drop
         self.cursors: weakref.WeakSet[SqlCursor] = weakref.WeakSet()
         """Cursors that may still have rows to read, which ``delete_all()`` cancels (``wiped``)."""
 
@@ -1130,6 +1129,13 @@ class SqlStorage:
             if not rest and not cut:
                 cur, written = self._run(sql, params, last=True, trusted=trusted)
                 state = self._state
+                reads = state.reads
+                dropped = state.dropped
+                if dropped is not None:
+                    state.dropped = None
+                    counted: Any = dropped[1]  # (rows_read finds it where a statement's shape would be)
+                    if dropped[0] == sql and counted is not None:
+                        reads = {DROPPED + sql: (None, counted)}  # the cursor's own, counted before it ran
                 cursor = SqlCursor(
                     cur,
                     sql,
@@ -1140,7 +1146,7 @@ class SqlStorage:
                     per_row=state.per_row,
                     extra=state.extra,
                     params=params,
-                    reads=state.reads,
+                    reads=reads,
                 )
                 if state.saw_write and cur.description is not None:
                     cursor._complete()  # a write with RETURNING: see _complete
@@ -1202,7 +1208,7 @@ class SqlStorage:
         # the authorizer reports its CREATE all the same: the schema's version tells them apart.
         schema = _schema_version(conn, db.tag) if not probe and _IF_NOT_EXISTS.match(sql) else None
         if not probe and not scratch and DROP.match(sql) is not None:
-            _count_drop(conn, sql, state.reads, db.tag)
+            state.dropped = _count_drop(conn, sql, db.tag)
         before = conn.total_changes
         state.probe = probe
         state.trusted = trusted

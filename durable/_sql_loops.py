@@ -165,7 +165,10 @@ def _range_rows(
         # the rows it let through: the rows returned, known once all are.
         if sorted_by and not finished:
             return None
-        if any(_value(source, params) is None for source in guards):
+        skipped = _skipped(guards, rowid_key, params)
+        if skipped is None:
+            return None
+        if skipped:
             return 1  # the range skipped (a NULL key), the sorter's SorterSort still counts
         sorted_rows = returned if sorted_by else _inside_rows(conn, inside, params, tag)
         if sorted_rows is None or stale:
@@ -173,15 +176,11 @@ def _range_rows(
         sorting = max(sorted_rows if finished else min(returned + 1, sorted_rows), 1)
         inside_only = _range_rows(conn, (*shape[:10], False, None), params, tag, returned, True, changes, stale, sql)
         return None if inside_only is None else inside_only + sorting
-    for source in guards:
-        if _value(source, params) is None:
-            return 0  # an IsNull test jumps past the loop: nothing read
-    if rowid_key is not None:
-        key = _value(rowid_key, params)
-        if key is _NO_ROW:
-            return None
-        if not _numeric(key):
-            return 0  # a rowid seek with a key that is no number jumps without reading
+    skipped = _skipped(guards, rowid_key, params)
+    if skipped is None:
+        return None
+    if skipped:
+        return 0  # an IsNull test, or a rowid seek's key that is no number: the loop jumped past
     if inside is not None:
         # An aggregate (its loop ran whole on the statement's first step), or a loop with another
         # test: it stepped over the range's entries, whichever rows it produced.
@@ -227,6 +226,17 @@ def _range_rows(
         bound = [] if query is beyond[1] else values
         past = int(conn.execute(f"{query} -- {tag}", bound).fetchone()[0])
     return max(produced + past, 1)
+
+
+def _skipped(guards: tuple[Any, ...], rowid_key: Any, params: tuple[Any, ...]) -> bool | None:
+    """Whether a range's loop is jumped past with ``params`` (``None`` if unknown): an ``IsNull``
+    test of a NULL key, or a rowid seek whose key is no number (a NULL, a text, a blob)."""
+    if any(_value(source, params) is None for source in guards):
+        return True
+    if rowid_key is None:
+        return False
+    key = _value(rowid_key, params)
+    return None if key is _NO_ROW else not _numeric(key)
 
 
 def _inside_rows(conn: sqlite3.Connection, inside: tuple[Any, ...], params: tuple[Any, ...], tag: str) -> int | None:

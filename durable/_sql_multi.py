@@ -409,6 +409,10 @@ DROP: Final = re.compile(
     rf"\s*DROP\s+(TABLE|INDEX|VIEW|TRIGGER)\s+(?:IF\s+EXISTS\s+)?(?:{_NAME}\s*\.\s*)?{_NAME}\s*;?\s*$", re.IGNORECASE
 )
 """A ``DROP`` statement: what it drops, the schema named if any, the name."""
+_QUOTED: Final = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\[[^\]]*\]|`(?:[^`]|``)*`|--[^\n]*|/\*.*?(?:\*/|$)", re.S
+)
+"""A string, a quoted name or a comment: what a column's definition says in them tests nothing."""
 _ADD_COLUMN: Final = re.compile(rf"\s*ALTER\s+TABLE\s+(?:{_NAME}\s*\.\s*)?{_NAME}\s+ADD\s", re.IGNORECASE)
 
 
@@ -425,7 +429,7 @@ def drop_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:
         return None
     kind, name = match.group(1).lower(), _unquote(match.group(3)).lower()
     rows = conn.execute(f'SELECT type, name, tbl_name, sql FROM "main".sqlite_master -- {tag}').fetchall()
-    if any("REFERENCES" in str(row[3]).upper() for row in rows):
+    if any("REFERENCES" in _QUOTED.sub(" ", str(row[3])).upper() for row in rows):
         return None  # a table's implicit DELETE of its rows, for foreign keys
     target = [row for row in rows if row[0] == kind and str(row[1]).lower() == name]
     if len(target) != 1:
@@ -435,7 +439,7 @@ def drop_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:
         return schema + 1
     if kind == "trigger":
         return schema
-    created = str(target[0][3]).upper()
+    created = _QUOTED.sub(" ", str(target[0][3])).upper()  # (a DEFAULT 'AUTOINCREMENT' is none)
     if "VIRTUAL" in created.split("(", 1)[0]:
         return None  # a virtual table's xDestroy runs statements of its own
     owner = name
@@ -459,7 +463,7 @@ def add_column_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None
     match = _ADD_COLUMN.match(sql)
     if match is None or (match.group(1) is not None and _unquote(match.group(1)).lower() != "main"):
         return None
-    definition = sql[match.end() :].upper()
+    definition = _QUOTED.sub(" ", sql[match.end() :]).upper()  # (a DEFAULT 'CHECK' is no CHECK)
     if re.search(r"\bREFERENCES\b|\bGENERATED\b|\bAS\s*\(", definition):
         return None
     if re.search(r"\bNOT\s+NULL\b", definition) and not re.search(r"\bDEFAULT\b", definition):

@@ -31,7 +31,7 @@ import contextlib
 import re
 import sqlite3
 import warnings
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ._sql_loops import JUMPS, loop_rows, loop_shape
 from ._sql_multi import (
@@ -83,7 +83,7 @@ _PARTIAL: Final = re.compile(r"\bWHERE\b", re.IGNORECASE)
 _CREATE: Final = re.compile(r"\s*CREATE\s", re.IGNORECASE)
 _ALTER: Final = re.compile(r"\s*ALTER\s", re.IGNORECASE)
 DROPPED: Final = "\0drop "
-"""The key of a ``DROP``'s count in ``rows_read``'s cache, set before it runs (``drop_reads``)."""
+"""The key of a ``DROP``'s count, taken before it ran (``drop_reads``), in its cursor's own cache."""
 _CREATE_INDEX: Final = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s", re.IGNORECASE)
 
 Shape = tuple[Any, ...]
@@ -120,8 +120,10 @@ def rows_read(
         # EXISTS`` now compiles to nothing): its program is the one it has on an empty database.
         created = written > 0 and _CREATE.match(sql) is not None
         if DROP.match(sql) is not None:
-            counted = cache.get(DROPPED + sql)  # (counted before it ran: see drop_reads)
-            value: Any = None if stale or counted is None else counted[1]
+            # Counted before it ran (see drop_reads), from the schema as it was then: later
+            # writes leave it as it is.
+            counted = cache.get(DROPPED + sql)
+            value: Any = None if counted is None else counted[1]
             return value if isinstance(value, int) else None
         if written > 0 and _ALTER.match(sql) is not None:
             return None if stale else add_column_reads(conn, sql, tag)
@@ -138,26 +140,29 @@ def rows_read(
             cache[key] = (epoch, shape)
         if shape is None:
             return None
-        if shape[0] == "returning":
-            return _returning_rows(conn, shape, params, tag, returned, finished, written, stale, changes, sql)
-        return _shape_rows(conn, shape, params, tag, returned, finished, written, stale, changes, sql)
+        ran = _Ran(params, tag, returned, finished, written, stale, changes, sql)
+        count = (_returning_rows if shape[0] == "returning" else _shape_rows)(conn, shape, ran)
+        return None if count is None or count < 0 else count  # (a shape misread: count as before)
     except Exception:  # an estimate: whatever goes wrong (a closed connection...), count as before
         return None
 
 
-def _shape_rows(
-    conn: sqlite3.Connection,
-    shape: Shape,
-    params: tuple[Any, ...],
-    tag: str,
-    returned: int,
-    finished: bool,
-    written: int,
-    stale: bool,
-    changes: int,
-    sql: str,
-) -> int | None:
-    """``rows_read``'s count for a statement of ``shape`` (the arguments as there)."""
+class _Ran(NamedTuple):
+    """How a statement ran, for its count (``rows_read``'s arguments)."""
+
+    params: tuple[Any, ...]
+    tag: str
+    returned: int
+    finished: bool
+    written: int
+    stale: bool
+    changes: int
+    sql: str
+
+
+def _shape_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | None:
+    """``rows_read``'s count for a statement of ``shape``, run as ``ran`` says."""
+    params, tag, returned, finished, written, stale, changes, sql = ran
     kind = shape[0]
     if kind == "none":
         return 0
@@ -183,31 +188,22 @@ def _shape_rows(
     return max(_rows(conn, shape[1], tag) + (written if shape[2] else 0), 1)
 
 
-def _returning_rows(
-    conn: sqlite3.Connection,
-    shape: Shape,
-    params: tuple[Any, ...],
-    tag: str,
-    returned: int,
-    finished: bool,
-    written: int,
-    stale: bool,
-    changes: int,
-    sql: str,
-) -> int | None:
+def _returning_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | None:
     """A write with ``RETURNING``: what the write without it reads (its first pass), one landing
     per row in each temporary table it loops over (at least 1: the rowids an UPDATE collects,
     the rows of a multi-row ``VALUES``), one lookup per row changed in each second pass, and its
     loop over the rows it returns: those stepped to so far (the rows read and the one waiting),
     at least 1. The write ran whole inside ``exec()``."""
     _, inner, stripped, loops, lookups = shape
-    rows = changes if changes >= 0 else (returned if finished else -1)
+    rows = ran.changes if ran.changes >= 0 else (ran.returned if ran.finished else -1)
     if rows < 0:
         return None
-    first = _shape_rows(conn, inner, params, tag, rows, True, written, stale, changes, stripped)
+    first = _shape_rows(
+        conn, inner, _Ran(ran.params, ran.tag, rows, True, ran.written, ran.stale, ran.changes, stripped)
+    )
     if first is None:
         return None
-    given = max(rows, 1) if finished else max(min(returned + 1, rows), 1)
+    given = max(rows, 1) if ran.finished else max(min(ran.returned + 1, rows), 1)
     return int(first + loops * max(rows, 1) + lookups * rows + given)
 
 

@@ -1373,3 +1373,97 @@ async def test_a_sorted_range_by_binding_and_in_part(durable_runtime: durable.Ru
 
     stub = durable_runtime.namespace(Shapes).get_by_name("sorted-range")
     assert await testing.run_in_object(stub, body) == [5, 6, 7, 7, 1]
+
+
+async def test_a_sorted_rowid_range_bound_to_null(durable_runtime: durable.Runtime) -> None:
+    """A rowid range fed to a sorter, bound to a key that is no number: the seek jumps past the
+    loop, nothing is sorted, and only the sorter's ``SorterSort`` counts. workerd (miniflare
+    4.20260426, 2026-12-07): 1 for NULL and for ``'x'``, 6 for 2 (3 entries, 3 sorted)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for statement in _T:
+            sql.exec(statement)
+        statement = "SELECT * FROM t WHERE id > ? ORDER BY b"
+        return _read_counts(sql, ((statement, (None,), None), (statement, ("x",), None), (statement, (2,), None)))
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("sorted-rowid-null")
+    assert await testing.run_in_object(stub, body) == [1, 1, 6]
+
+
+async def test_a_drop_keeps_its_count(durable_runtime: durable.Runtime) -> None:
+    """A ``DROP``'s ``rows_read`` is counted before it runs, and stays: read after later writes, or
+    after the same text ran again (dropping nothing), it is still what workerd reads (miniflare
+    4.20260426, 2026-12-07): 2 for a table alone in the schema (``drop-table``), 3 beside another
+    (``drop-table-more``: ``u``, made by the second round)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        counts = []
+        for later in ("DROP TABLE IF EXISTS t", "CREATE TABLE u (x)", "INSERT INTO u VALUES (1)"):
+            sql.exec("CREATE TABLE t (a)")
+            cursor = sql.exec("DROP TABLE IF EXISTS t")
+            sql.exec(later)
+            counts.append(cursor.rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("drop-kept")
+    assert await testing.run_in_object(stub, body) == [2, 2, 3]
+
+
+def test_a_count_below_zero_falls_back() -> None:
+    """A shape whose parts add up below zero (a program misread) leaves the count unknown: the
+    cursor then counts the rows returned, never a negative ``rows_read``."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE TABLE t (a)")
+        sql = "INSERT INTO t VALUES (1) RETURNING a"
+        cache: dict[str, Any] = {sql: (0, ("returning", ("none",), "INSERT INTO t VALUES (1)", -3, 0))}
+        counted = _sql_reads.rows_read(
+            conn, cache, 0, sql, (), tag="x", returned=1, finished=True, written=1, changes=1
+        )
+        assert counted is None
+
+
+async def test_add_column_with_check_only_in_a_string(durable_runtime: durable.Runtime) -> None:
+    """``ALTER TABLE ... ADD COLUMN``'s ``CHECK`` costs one more read only as a constraint, not in
+    a default's string, a quoted name or a comment. workerd (miniflare 4.20260426, 2026-12-07),
+    four schema rows: 6 for ``DEFAULT 'CHECK'`` as for a plain column (``ADD e``), 7 for
+    ``CHECK (f > 0)``."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for statement in (*_T, *_I, "CREATE TABLE s (a INTEGER) STRICT", 'CREATE TABLE "Mixed Case" (a)'):
+            sql.exec(statement)
+        counts = []
+        for statement in (
+            "ALTER TABLE t ADD COLUMN c DEFAULT 'CHECK'",
+            'ALTER TABLE t ADD COLUMN "check" /* CHECK */',
+            "ALTER TABLE t ADD COLUMN f INTEGER CHECK (f > 0) DEFAULT 1",
+        ):
+            counts.append(sql.exec(statement).rows_read)
+        return counts
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("add-column-check")
+    assert await testing.run_in_object(stub, body) == [6, 6, 7]
+
+
+async def test_drop_with_keywords_only_in_strings(durable_runtime: durable.Runtime) -> None:
+    """A ``DROP``'s count reads ``AUTOINCREMENT`` and ``REFERENCES`` in the schema as SQL, not in
+    a default's string. workerd (miniflare 4.20260426, 2026-12-07), beside an AUTOINCREMENT table
+    with one row: 5 for ``DROP TABLE y`` (4 schema rows, then its b-tree), 4 for ``x`` (durable
+    said 5, taking it for AUTOINCREMENT), 4 for ``g`` (2 schema rows, its b-tree, its
+    ``sqlite_sequence`` row's scan)."""
+
+    def body(obj: Any, ctx: durable.State) -> list[int]:
+        sql = ctx.storage.sql
+        for statement in (
+            "CREATE TABLE g (id INTEGER PRIMARY KEY AUTOINCREMENT, v)",
+            "INSERT INTO g (v) VALUES (1)",
+            "CREATE TABLE x (a DEFAULT 'AUTOINCREMENT')",
+            "CREATE TABLE y (a DEFAULT 'REFERENCES')",
+        ):
+            sql.exec(statement)
+        return [sql.exec(f"DROP TABLE {name}").rows_read for name in ("y", "x", "g")]
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("drop-strings")
+    assert await testing.run_in_object(stub, body) == [5, 4, 4]
