@@ -493,7 +493,7 @@ class Storage:
         if self._txns.level() is not None:
             raise InvalidTransactionError("Cannot call deleteAll() within a transaction")
         gated = not opts.get("allow_unconfirmed", False)
-        if self._stack:
+        if self._stack and self._txns.where() is not NOW:  # (NOW: before a transaction's closure starts)
             return self._txns.defer(None, lambda: self._table.clear(gated=gated), write=True, gated=gated)
         self._table.clear(gated=gated)
         host.commit_now()  # durable at once, as workerd's (an abort() later in the turn undoes nothing)

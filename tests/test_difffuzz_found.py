@@ -71,3 +71,36 @@ class TestReindexRowsWritten:
         assert await stub.written("REINDEX") == [0]
         await stub.put("a")
         assert await stub.written("REINDEX") == [1]
+
+
+class DeletesAllFirst(durable.DurableObject):
+    async def delete_all_before_the_closure(self) -> list[str]:
+        """``p = transaction(f); delete_all(); await p``: f reads ``k`` and rolls back."""
+        storage = self.ctx.storage
+        log: list[str] = []
+        await storage.put("k", "old")
+
+        async def closure(txn: durable.Transaction) -> None:
+            log.append(f"closure sees {await txn.get('k')}")
+            txn.rollback()
+
+        running = storage.transaction(closure)
+        storage.delete_all()
+        await running
+        log.append(f"final {await storage.get('k')}")
+        return log
+
+
+class TestDeleteAllBeforeATransactionsClosure:
+    """workerd runs a ``deleteAll()`` made by the caller's next line after ``transaction()``, before
+    the closure starts: the closure reads undefined and its rollback keeps the wipe (miniflare
+    4.20260426.0, both backends). durable queued any ``delete_all()`` made while a transaction was
+    open until its end (found by ``run.py 150 --seed 9796``, sequence 58, by helper txn-first)."""
+
+    async def test_sqlite(self, durable_runtime: durable.Runtime) -> None:
+        stub = durable_runtime.namespace(DeletesAllFirst).get_by_name("a")
+        assert await stub.delete_all_before_the_closure() == ["closure sees None", "final None"]
+
+    async def test_kv(self, durable_runtime: durable.Runtime) -> None:
+        stub = durable_runtime.namespace(DeletesAllFirst, storage="kv").get_by_name("a")
+        assert await stub.delete_all_before_the_closure() == ["closure sees None", "final None"]
