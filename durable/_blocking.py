@@ -79,6 +79,8 @@ def _forked_child() -> None:
     that nothing runs, and ``close()`` (an ``atexit`` hook) returns at once: the runtime and its
     storage stay the parent's.
     """
+    global _waits
+    _waits = threading.Lock()  # (a runtime's thread of the parent may have held it at the fork)
     message = _FORKED.format(parent=os.getppid(), child=os.getpid())
     for runtime in list(_live):
         runtime._forget_in_child(message)
@@ -423,21 +425,36 @@ def _wait(target: _RuntimeThread, fut: concurrent.futures.Future[Any], settled: 
     if type(me) is not _RuntimeThread:
         settled.get()
         return
-    me.waiting = (target, fut)
     try:
-        _break_cycle(me)
+        with _waits:
+            me.waiting = (target, fut)
+            _break_cycle(me)
         settled.get()
     finally:
-        me.waiting = None
+        with _waits:
+            me.waiting = None
     if fut.cancelled():  # (only _break_cycle cancels a call)
         raise RuntimeError(_CYCLE)
 
 
+_waits = threading.Lock()
+"""Held by a runtime's thread while it records what it waits for and looks for a cycle, or clears
+that record: the records it reads then stay as they are, and those of a cycle hold for good (each
+thread of it is blocked, and the call it waits for runs on the next one's loop). Without it, two
+threads closing one cycle at once both withdrew their calls, and records read one after the other
+could make a cycle that never existed at any one moment (three runtimes: B's wait for C ended and
+C started waiting for A between two reads), failing a call that would have ended. Only runtime
+threads take it, never while blocked (``_forked_child`` makes a new one in a forked child)."""
+
+
 def _break_cycle(me: _RuntimeThread) -> None:
-    """Withdraw a call that has not started, if ``me``'s wait closes a cycle of waiting threads."""
+    """Withdraw a call that has not started, if ``me``'s wait closes a cycle of waiting threads
+    (under ``_waits``)."""
     futures: list[concurrent.futures.Future[Any]] = []
+    seen: set[_RuntimeThread] = set()
     thread = me
-    for _ in range(len(_live) + 1):  # (a chain of waits passes each live runtime once at most)
+    while thread not in seen:  # (a cycle that does not pass through me was broken as it closed)
+        seen.add(thread)
         waiting = thread.waiting
         if waiting is None or waiting[1].done():  # (done: that thread is no longer blocked)
             return

@@ -4,6 +4,8 @@ contract would catch."""
 from __future__ import annotations
 
 import concurrent.futures
+import queue
+import threading
 from typing import Any
 
 import pytest
@@ -194,3 +196,77 @@ class TestLongNamesInsideTheObject:
             ns = rt.namespace(Named)
             assert await ns.get_by_name(name).name_inside() is None
             assert [oid.name for oid in await durable.testing.list_ids(ns)] == [None]
+
+
+class TestCycleRecordsReadTogether:
+    """The cycle detector records and reads the waits under one lock (review of hunt-contract5)."""
+
+    def test_two_threads_closing_one_cycle_at_once_withdraw_one_call(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Two runtimes' threads that record their waits for each other at the same moment both saw
+        the cycle, and each withdrew its own call where one was enough: now exactly one call fails."""
+        from durable import _blocking
+
+        threads: dict[str, Any] = {}
+        raised: dict[str, BaseException | None] = {}
+        b_recorded, go, b_searched = threading.Event(), threading.Event(), threading.Event()
+        search = _blocking._break_cycle
+
+        def paused_search(me: Any) -> None:
+            """b's thread has recorded its wait; it looks for the cycle once a's thread is on its way."""
+            if me is threads["b"]:
+                b_recorded.set()
+                go.wait()
+            search(me)
+            if me is threads["b"]:
+                b_searched.set()
+
+        monkeypatch.setattr(_blocking, "_break_cycle", paused_search)
+
+        class Lock:
+            """The records' lock: a's thread finding it held lets b's thread go on."""
+
+            def __init__(self, lock: Any) -> None:
+                self.lock = lock
+
+            def __enter__(self) -> None:
+                if not self.lock.acquire(blocking=False):
+                    go.set()
+                    self.lock.acquire()
+
+            def __exit__(self, *exc: object) -> None:
+                self.lock.release()
+
+        if hasattr(_blocking, "_waits"):
+            monkeypatch.setattr(_blocking, "_waits", Lock(_blocking._waits))
+
+        class WithdrawnLast(concurrent.futures.Future[Any]):
+            """a's call: b's thread looks for the cycle before a's withdraws this call."""
+
+            def cancel(self) -> bool:
+                go.set()
+                b_searched.wait()
+                return super().cancel()
+
+        futures: dict[str, concurrent.futures.Future[Any]] = {"a": WithdrawnLast(), "b": concurrent.futures.Future()}
+        settled = {side: queue.SimpleQueue[object]() for side in "ab"}
+        for side, fut in futures.items():
+            fut.add_done_callback(settled[side].put)
+
+        def wait(side: str, other: str) -> None:
+            try:
+                _blocking._wait(threads[other], futures[side], settled[side])
+                raised[side] = None
+            except RuntimeError as exc:
+                raised[side] = exc
+
+        threads["a"] = _blocking._RuntimeThread(lambda: wait("a", "b"))
+        threads["b"] = _blocking._RuntimeThread(lambda: wait("b", "a"))
+        threads["b"].start()
+        b_recorded.wait()
+        threads["a"].start()
+        threads["a"].join()
+        for fut in futures.values():
+            if not fut.done():
+                fut.set_result(None)  # (the call b waits for ends: a's thread runs again)
+        threads["b"].join()
+        assert {side for side, exc in raised.items() if exc is not None} == {"a"}
