@@ -49,6 +49,22 @@ class Directory(durable.DurableObject):
         here.append(here)
         return here
 
+    async def shared(self) -> list[object]:
+        stub = self.env.ROOMS.get_by_name("s")
+        return [stub, {"again": stub}]
+
+    async def deep(self, depth: int) -> list[object]:
+        value: list[object] = [self.env.ROOMS.get_by_name("deep")]
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    async def tuple_cycle(self) -> tuple[object, list[object]]:
+        inside: list[object] = []
+        here = (self.env.ROOMS.get_by_name("t"), inside)
+        inside.append(here)
+        return here
+
 
 class Room(durable.DurableObject):
     async def hello(self) -> str:
@@ -101,6 +117,33 @@ class TestBlockingResults:
             here = rt.namespace(Directory, name="DIR").get_by_name("d").cycle()
             assert here[1] is here
             assert here[0].hello() == "hello from c"
+
+    def test_a_stub_returned_twice_is_one_blocking_stub(self) -> None:
+        """One stub shared in a result is one BlockingStub, as clone keeps shared references."""
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            got = rt.namespace(Directory, name="DIR").get_by_name("d").shared()
+            assert got[0] is got[1]["again"]
+            assert got[0].hello() == "hello from s"
+
+    def test_a_stub_deeper_than_100_lists_blocks(self) -> None:
+        """A stub as deep as RPC carries it blocks too: past 100 levels it stayed an async Stub."""
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            value = rt.namespace(Directory, name="DIR").get_by_name("d").deep(300)
+            for _ in range(301):
+                value = value[0]
+            assert isinstance(value, durable.BlockingStub)
+            assert value.hello() == "hello from deep"
+
+    def test_a_cycle_through_a_tuple_has_one_converted_tuple(self) -> None:
+        """A tuple reached again through a list inside it is the converted tuple: it was the
+        original, whose stub stayed an async Stub."""
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            here = rt.namespace(Directory, name="DIR").get_by_name("d").tuple_cycle()
+            assert here[1][0] is here
+            assert isinstance(here[0], durable.BlockingStub)
 
     def test_what_was_returned_passed_back_over_rpc(self) -> None:
         with durable.BlockingRuntime() as rt:
