@@ -313,3 +313,19 @@ class TestCycleRecordsReadTogether:
                 fut.set_result(None)  # (the call b waits for ends: a's thread runs again)
         threads["b"].join()
         assert {side for side, exc in raised.items() if exc is not None} == {"a"}
+
+
+class TestLoneSurrogatesInLongNames:
+    """A lone surrogate counts its three UTF-8 bytes towards the 1,024 (review of hunt-contract5;
+    miniflare 4.20260426, compatibility date 2026-04-20: ``"\\ud800".repeat(150)`` arrives as 450
+    U+FFFD, ``.repeat(342)`` is undefined, ``"a".repeat(1021) + "\\ud800"`` arrives, 1,022 "a" do not)."""
+
+    async def test_counted_as_workerd_counts_them(self, durable_runtime: durable.Runtime) -> None:
+        """``id.name`` shows each as three U+FFFD (nine bytes), which made 150 of them too long."""
+        ns = durable_runtime.namespace(Named)
+        assert await ns.get_by_name("\ud800" * 150).name_inside() == "\ufffd" * 450
+        assert await ns.get_by_name("a" * 1021 + "\ud800").name_inside() == "a" * 1021 + "\ufffd" * 3
+        assert await ns.get_by_name("\ud800" * 342).name_inside() is None
+        assert await ns.get_by_name("a" * 1022 + "\ud800").name_inside() is None
+        assert await ns.get_by_name("\ufffd" * 342).name_inside() is None  # U+FFFD itself: three bytes
+        assert await ns.get_by_name("\ufffd" * 341 + "a").name_inside() == "\ufffd" * 341 + "a"
