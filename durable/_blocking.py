@@ -21,7 +21,7 @@ import os
 import queue
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
@@ -79,6 +79,8 @@ def _forked_child() -> None:
     that nothing runs, and ``close()`` (an ``atexit`` hook) returns at once: the runtime and its
     storage stay the parent's.
     """
+    global _waits
+    _waits = threading.Lock()  # (a runtime's thread of the parent may have held it at the fork)
     message = _FORKED.format(parent=os.getppid(), child=os.getpid())
     for runtime in list(_live):
         runtime._forget_in_child(message)
@@ -423,21 +425,36 @@ def _wait(target: _RuntimeThread, fut: concurrent.futures.Future[Any], settled: 
     if type(me) is not _RuntimeThread:
         settled.get()
         return
-    me.waiting = (target, fut)
     try:
-        _break_cycle(me)
+        with _waits:
+            me.waiting = (target, fut)
+            _break_cycle(me)
         settled.get()
     finally:
-        me.waiting = None
+        with _waits:
+            me.waiting = None
     if fut.cancelled():  # (only _break_cycle cancels a call)
         raise RuntimeError(_CYCLE)
 
 
+_waits = threading.Lock()
+"""Held by a runtime's thread while it records what it waits for and looks for a cycle, or clears
+that record: the records it reads then stay as they are, and those of a cycle hold for good (each
+thread of it is blocked, and the call it waits for runs on the next one's loop). Without it, two
+threads closing one cycle at once both withdrew their calls, and records read one after the other
+could make a cycle that never existed at any one moment (three runtimes: B's wait for C ended and
+C started waiting for A between two reads), failing a call that would have ended. Only runtime
+threads take it, never while blocked (``_forked_child`` makes a new one in a forked child)."""
+
+
 def _break_cycle(me: _RuntimeThread) -> None:
-    """Withdraw a call that has not started, if ``me``'s wait closes a cycle of waiting threads."""
+    """Withdraw a call that has not started, if ``me``'s wait closes a cycle of waiting threads
+    (under ``_waits``)."""
     futures: list[concurrent.futures.Future[Any]] = []
+    seen: set[_RuntimeThread] = set()
     thread = me
-    for _ in range(len(_live) + 1):  # (a chain of waits passes each live runtime once at most)
+    while thread not in seen:  # (a cycle that does not pass through me was broken as it closed)
+        seen.add(thread)
         waiting = thread.waiting
         if waiting is None or waiting[1].done():  # (done: that thread is no longer blocked)
             return
@@ -599,59 +616,88 @@ class BlockingStub(Handle, Generic[T]):
         return runtime._run_blocking(lambda: fetch_forwarded(stub, request))
 
 
-_SYNC_DEPTH = 100
-"""How deep :func:`_for_sync_code` looks into a result (clone's own recursion bound)."""
-
-
-def _for_sync_code(runtime: BlockingRuntime, value: Any, memo: dict[int, Any] | None = None, depth: int = 0) -> Any:
+def _for_sync_code(runtime: BlockingRuntime, value: Any) -> Any:
     """``value`` (a blocking call's copied result) with the stubs in it made blocking.
 
     An object may return stubs (``return self.env.ROOMS.get_by_name(room)``); the async ``Stub``
     it would get is of no use to synchronous code (its calls return coroutines), so it becomes a
-    :class:`BlockingStub`, at the top and inside lists, tuples, dicts and sets. The result is the
-    caller's own copy: lists and dicts are changed in place (shared references and cycles stay).
+    :class:`BlockingStub`, at the top and inside lists, tuples and dict values, at any depth (as
+    deep as RPC carried them). The result is the caller's own copy: lists and dicts are changed in
+    place, tuples holding a stub are made anew; shared references and cycles stay (one stub shared
+    is one ``BlockingStub``). Stubs are never dict keys or set members: RPC refuses them there.
     Functions and ``RpcTarget`` stubs stay as they are: ``asyncio.run(fn(x))`` or ``rt.run(fn, x)``
     calls them (on the runtime's thread), as before.
+
+    Each container is a generator that yields what it holds and receives its conversion, driven
+    from an explicit stack: as :func:`clone`, which carries a value as deep as the recursion limit
+    lets, whatever the caller's own depth.
     """
-    kind = type(value)
-    if kind in ATOMIC_TYPES:
-        return value
-    if isinstance(value, Stub):
-        return BlockingStub(runtime, value)
-    if depth > _SYNC_DEPTH or kind not in (list, dict, tuple, set, frozenset):
-        return value
-    if memo is None:
-        memo = {}
+    memo: dict[int, Any] = {}
+    stack: list[Generator[Any, Any, Any]] = []
+
+    def convert(item: Any) -> Any:
+        """``item`` converted, or ``stack`` when a generator for it was pushed (its result comes later)."""
+        kind = type(item)
+        if kind in ATOMIC_TYPES:
+            return item
+        key = id(item)
+        if key in memo:
+            return memo[key]
+        if kind is Stub:
+            made = memo[key] = BlockingStub(runtime, item)
+            return made
+        if kind is list or kind is dict or kind is tuple:
+            if ATOMIC_TYPES.issuperset(map(type, item.values() if kind is dict else item)):
+                return item  # (a row of plain values, the common case: no generator for it)
+            stack.append(_contents(item, memo))
+            return stack
+        return item
+
+    top = convert(value)
+    sent = None
+    while stack:
+        try:
+            item = stack[-1].send(sent)
+        except StopIteration as ended:
+            stack.pop()
+            sent = ended.value
+            continue
+        sent = convert(item)
+        if sent is stack:
+            sent = None  # (a generator starts with None)
+    return sent if top is stack else top
+
+
+def _contents(value: list[Any] | dict[Any, Any] | tuple[Any, ...], memo: dict[int, Any]) -> Generator[Any, Any, Any]:
+    """Yield each item of ``value`` that may hold a stub, receive it converted; return ``value``
+    converted (see :func:`_for_sync_code`)."""
+    atomic = ATOMIC_TYPES
     key = id(value)
-    if key in memo:
-        return memo[key]
-    memo[key] = value  # (a cycle back to a tuple or set keeps the original, as tuples cannot be patched)
-    depth += 1
-    if kind is list:
+    if type(value) is list:
+        memo[key] = value
         for i, item in enumerate(value):
-            if type(item) not in ATOMIC_TYPES:
-                value[i] = _for_sync_code(runtime, item, memo, depth)
+            if type(item) not in atomic:
+                value[i] = yield item
         return value
-    if kind is dict:
-        if all(type(k) in ATOMIC_TYPES for k in value):
-            for k, item in value.items():
-                if type(item) not in ATOMIC_TYPES:
-                    value[k] = _for_sync_code(runtime, item, memo, depth)
-            return value
-        items = [
-            (_for_sync_code(runtime, k, memo, depth), _for_sync_code(runtime, v, memo, depth)) for k, v in value.items()
-        ]
-        value.clear()
-        value.update(items)
+    if type(value) is dict:
+        memo[key] = value
+        for k, item in value.items():  # (setting a key it has: the dict keeps its size and order)
+            if type(item) not in atomic:
+                value[k] = yield item
         return value
-    made = kind(_for_sync_code(runtime, item, memo, depth) for item in value)
-    if kind is set:
-        value.clear()
-        value.update(made)
-        return value
-    if all(a is b for a, b in zip(made, value, strict=True)):
-        return value  # (nothing in it changed: the same tuple or frozenset)
-    memo[key] = made
+    items: list[Any] | None = None
+    for i, item in enumerate(value):
+        if type(item) not in atomic:
+            made = yield item
+            if made is not item:
+                if items is None:
+                    items = list(value)
+                items[i] = made
+    if key in memo:
+        # A cycle through this tuple (by way of a list or dict in it) was closed while its items
+        # were converted: the tuple made there is the one the rest of the value refers to (as clone).
+        return memo[key]
+    made = memo[key] = value if items is None else tuple(items)
     return made
 
 

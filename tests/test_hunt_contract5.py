@@ -4,6 +4,8 @@ contract would catch."""
 from __future__ import annotations
 
 import concurrent.futures
+import queue
+import threading
 from typing import Any
 
 import pytest
@@ -45,6 +47,22 @@ class Directory(durable.DurableObject):
     async def cycle(self) -> list[object]:
         here: list[object] = [self.env.ROOMS.get_by_name("c")]
         here.append(here)
+        return here
+
+    async def shared(self) -> list[object]:
+        stub = self.env.ROOMS.get_by_name("s")
+        return [stub, {"again": stub}]
+
+    async def deep(self, depth: int) -> list[object]:
+        value: list[object] = [self.env.ROOMS.get_by_name("deep")]
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    async def tuple_cycle(self) -> tuple[object, list[object]]:
+        inside: list[object] = []
+        here = (self.env.ROOMS.get_by_name("t"), inside)
+        inside.append(here)
         return here
 
 
@@ -99,6 +117,33 @@ class TestBlockingResults:
             here = rt.namespace(Directory, name="DIR").get_by_name("d").cycle()
             assert here[1] is here
             assert here[0].hello() == "hello from c"
+
+    def test_a_stub_returned_twice_is_one_blocking_stub(self) -> None:
+        """One stub shared in a result is one BlockingStub, as clone keeps shared references."""
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            got = rt.namespace(Directory, name="DIR").get_by_name("d").shared()
+            assert got[0] is got[1]["again"]
+            assert got[0].hello() == "hello from s"
+
+    def test_a_stub_deeper_than_100_lists_blocks(self) -> None:
+        """A stub as deep as RPC carries it blocks too: past 100 levels it stayed an async Stub."""
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            value = rt.namespace(Directory, name="DIR").get_by_name("d").deep(300)
+            for _ in range(301):
+                value = value[0]
+            assert isinstance(value, durable.BlockingStub)
+            assert value.hello() == "hello from deep"
+
+    def test_a_cycle_through_a_tuple_has_one_converted_tuple(self) -> None:
+        """A tuple reached again through a list inside it is the converted tuple: it was the
+        original, whose stub stayed an async Stub."""
+        with durable.BlockingRuntime() as rt:
+            rt.namespace(Room, name="ROOMS")
+            here = rt.namespace(Directory, name="DIR").get_by_name("d").tuple_cycle()
+            assert here[1][0] is here
+            assert isinstance(here[0], durable.BlockingStub)
 
     def test_what_was_returned_passed_back_over_rpc(self) -> None:
         with durable.BlockingRuntime() as rt:
@@ -194,3 +239,93 @@ class TestLongNamesInsideTheObject:
             ns = rt.namespace(Named)
             assert await ns.get_by_name(name).name_inside() is None
             assert [oid.name for oid in await durable.testing.list_ids(ns)] == [None]
+
+
+class TestCycleRecordsReadTogether:
+    """The cycle detector records and reads the waits under one lock (review of hunt-contract5)."""
+
+    def test_two_threads_closing_one_cycle_at_once_withdraw_one_call(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Two runtimes' threads that record their waits for each other at the same moment both saw
+        the cycle, and each withdrew its own call where one was enough: now exactly one call fails."""
+        from durable import _blocking
+
+        threads: dict[str, Any] = {}
+        raised: dict[str, BaseException | None] = {}
+        b_recorded, go, b_searched = threading.Event(), threading.Event(), threading.Event()
+        search = _blocking._break_cycle
+
+        def paused_search(me: Any) -> None:
+            """b's thread has recorded its wait; it looks for the cycle once a's thread is on its way."""
+            if me is threads["b"]:
+                b_recorded.set()
+                go.wait()
+            search(me)
+            if me is threads["b"]:
+                b_searched.set()
+
+        monkeypatch.setattr(_blocking, "_break_cycle", paused_search)
+
+        class Lock:
+            """The records' lock: a's thread finding it held lets b's thread go on."""
+
+            def __init__(self, lock: Any) -> None:
+                self.lock = lock
+
+            def __enter__(self) -> None:
+                if not self.lock.acquire(blocking=False):
+                    go.set()
+                    self.lock.acquire()
+
+            def __exit__(self, *exc: object) -> None:
+                self.lock.release()
+
+        if hasattr(_blocking, "_waits"):
+            monkeypatch.setattr(_blocking, "_waits", Lock(_blocking._waits))
+
+        class WithdrawnLast(concurrent.futures.Future[Any]):
+            """a's call: b's thread looks for the cycle before a's withdraws this call."""
+
+            def cancel(self) -> bool:
+                go.set()
+                b_searched.wait()
+                return super().cancel()
+
+        futures: dict[str, concurrent.futures.Future[Any]] = {"a": WithdrawnLast(), "b": concurrent.futures.Future()}
+        settled = {side: queue.SimpleQueue[object]() for side in "ab"}
+        for side, fut in futures.items():
+            fut.add_done_callback(settled[side].put)
+
+        def wait(side: str, other: str) -> None:
+            try:
+                _blocking._wait(threads[other], futures[side], settled[side])
+                raised[side] = None
+            except RuntimeError as exc:
+                raised[side] = exc
+
+        threads["a"] = _blocking._RuntimeThread(lambda: wait("a", "b"))
+        threads["b"] = _blocking._RuntimeThread(lambda: wait("b", "a"))
+        threads["b"].start()
+        b_recorded.wait()
+        threads["a"].start()
+        threads["a"].join()
+        for fut in futures.values():
+            if not fut.done():
+                fut.set_result(None)  # (the call b waits for ends: a's thread runs again)
+        threads["b"].join()
+        assert {side for side, exc in raised.items() if exc is not None} == {"a"}
+
+
+class TestLoneSurrogatesInLongNames:
+    """A lone surrogate counts its three UTF-8 bytes towards the 1,024 (review of hunt-contract5;
+    miniflare 4.20260426, compatibility date 2026-04-20: ``"\\ud800".repeat(150)`` arrives as 450
+    U+FFFD, ``.repeat(342)`` is undefined, ``"a".repeat(1021) + "\\ud800"`` arrives, 1,022 "a" do not)."""
+
+    async def test_counted_as_workerd_counts_them(self, durable_runtime: durable.Runtime) -> None:
+        """``id.name`` shows each as three U+FFFD (nine bytes), which made 150 of them too long."""
+        ns = durable_runtime.namespace(Named)
+        assert await ns.get_by_name("\ud800" * 150).name_inside() == "\ufffd" * 450
+        assert await ns.get_by_name("a" * 1021 + "\ud800").name_inside() == "a" * 1021 + "\ufffd" * 3
+        assert await ns.get_by_name("\ud800" * 342).name_inside() is None
+        assert await ns.get_by_name("a" * 1022 + "\ud800").name_inside() is None
+        assert await ns.get_by_name("\ufffd" * 342).name_inside() is None  # U+FFFD itself: three bytes
+        assert await ns.get_by_name("\ufffd" * 341 + "a").name_inside() == "\ufffd" * 341 + "a"
