@@ -427,8 +427,7 @@ class HistoryLog:
         self._compact_due = float("inf") if second is None else second.time + self.retention_ms + COMPACT_SLACK_MS
 
     def state_time(self, now: int | None = None) -> int:
-        """The time of the next state record: the clock (``now`` if given, already read), never earlier than the
-        last record."""
+        """The time of the next state record: the clock (or ``now``, read), never earlier than the last record."""
         if now is None:
             now = self.now_ms()
         last = self._entries.last_time()
