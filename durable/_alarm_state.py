@@ -71,6 +71,7 @@ class AlarmState:
         "_from_writes",
         "_marks",
         "_owner",
+        "_txn_writes",
         "changed",
         "reset",
         "running",
@@ -113,6 +114,7 @@ class AlarmState:
         self.unconfirmed: list[Callable[[], None]] = []
         """The scheduler's confirmations of deletions, due a loop iteration after their commits
         (``_alarms._defer_deletion``): a section's start runs them first (:meth:`section_started`)."""
+        self._txn_writes: int | None = None  # writes when a root transaction() that wrote the alarm committed
         self._dirty_depth: int | None = None
         """While the handler runs: the shallowest savepoint depth (``transaction()`` nesting) whose
         uncommitted writes set or deleted the alarm; they make ``reset`` true once they reach depth
@@ -173,6 +175,8 @@ class AlarmState:
             before = marks.pop()[1]
             if not kept:
                 self.writes = before
+            elif not depth and self.writes != before and self._owner.inside_own_transaction():
+                self._txn_writes = self.writes  # a transaction() (not transaction_sync()) committed alarm writes
             elif depth and (not marks or marks[-1][0] < depth):
                 marks.append((depth, before))
         first = self._changed_depth
@@ -204,24 +208,17 @@ class AlarmState:
         return stored
 
     def generation_ended(self) -> None:
-        """The object was reset (or evicted): a handler of the old generation no longer counts as running.
-
-        Its code may go on (a handler that caught its own ``abort()``), but its storage calls
-        raise, and the next instance (the retry's handler, or any call) must see the stored
-        alarm as if no handler ran; the old run's end leaves this state alone (:meth:`run`).
-        """
-        self.running = False
-        self.reset = False
-        self._dirty_depth = None
-        self._attempt = None
-        self.changed = False
+        """The object was reset (or evicted): a handler of the old generation no longer counts as running. Its code
+        may go on (a handler that caught its own ``abort()``), but its storage calls raise, and the next instance
+        (the retry's handler, or any call) must see the stored alarm as if no handler ran; the old run's end leaves
+        this state alone (:meth:`run`)."""
+        self.running = self.reset = self.changed = False
+        self._dirty_depth = self._attempt = self._txn_writes = None
         self._marks.clear()  # its savepoints are gone; their writes stay counted (workerd's do)
 
     def take_change(self) -> bool:
         """Whether the alarm changed since the last commit; the change is now this commit's to announce.
-
-        (The output gate reads ``changed`` first: most commits change no alarm.)
-        """
+        (The output gate reads ``changed`` first: most commits change no alarm.)"""
         if not self.changed:
             return False
         self.changed = False
@@ -230,6 +227,7 @@ class AlarmState:
             # Set and deleted again since the last commit, which stored none: no change, and no
             # write either (an earlier deletion still drops a pending retry, as in workerd).
             self.writes = self._from_writes
+            self._txn_writes = None
             return False
         self._committing = alarm
         return True
@@ -260,6 +258,9 @@ class AlarmState:
         """The changed alarm committed: the scheduler arms it. ``unwaited``: nothing waited for this commit, so
         nothing shows that it is confirmed yet; the scheduler may hear of a deletion a loop iteration later
         (``AlarmScheduler.after_commit``)."""
+        # A root transaction()'s commit, nothing written since: workerd commits it at its end (ExplicitTxn::commitImpl)
+        # and its scheduler hears of the alarm before transaction() returns (tests/test_alarm_retry_txn.py).
+        unwaited, self._txn_writes = unwaited and self._txn_writes != self.writes, None
         self._owner.runtime.alarm_after_commit(self._owner, self._committing, unwaited=unwaited)
 
     def restoring(self) -> None:

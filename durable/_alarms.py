@@ -17,8 +17,8 @@ Cloudflare's alarm rules (docs/alarms.md), as implemented here:
   same ``retry_count``, and such failures alone never give the alarm up (the delay stops
   growing at 1024 s, workerd's cap). An alarm set while the handler runs replaces the retry;
   one deleted leaves it pending, and an alarm set before its time runs as the retry. A call's
-  deletion drops a pending retry once its commit is confirmed (at once if a result waited for it,
-  else a loop iteration later, or when a ``block_concurrency_while()`` callback or a
+  deletion drops a pending retry once its commit is confirmed (at once if a result waited for it
+  or a ``transaction()`` committed it, else a loop iteration later, or when a ``block_concurrency_while()`` callback or a
   ``transaction()`` closure starts first), unless the alarm was written again by then
   (``_defer_deletion``).
 - At most one ``alarm()`` runs per object at a time (Cloudflare documents this): an alarm that

@@ -457,7 +457,7 @@ def _on_log_clock(history: HistoryLog, ms: int, now: int) -> int:
     stamped ahead of it, and its now named an older state than the current one (the empty one, whose
     restore lost every write). A time is read as so long before the log's own now: now is the latest state.
     """
-    return ms + history.state_time() - now
+    return ms + history.state_time(now) - now  # the clock read once: a second read may have moved on
 
 
 def history_file(database: Path | None) -> Path | None:

@@ -426,9 +426,10 @@ class HistoryLog:
         second = next(states, None)
         self._compact_due = float("inf") if second is None else second.time + self.retention_ms + COMPACT_SLACK_MS
 
-    def state_time(self) -> int:
-        """The time of the next state record: the clock, never earlier than the last record."""
-        now = self.now_ms()
+    def state_time(self, now: int | None = None) -> int:
+        """The time of the next state record: the clock (or ``now``, read), never earlier than the last record."""
+        if now is None:
+            now = self.now_ms()
         last = self._entries.last_time()
         return last if last is not None and last > now else now
 

@@ -249,3 +249,41 @@ class TestAClockThatWentBack:
             assert await stub.get("k") == 3
             with pytest.raises(ValueError, match="in the future"):
                 await bookmark_for(clock.time_ms() + 1)
+
+
+class _Ticking(MockClock):
+    """A ``MockClock`` whose every read moves it 1 ms on while ``ticking`` (a wall clock read twice)."""
+
+    ticking = False
+
+    def time(self) -> float:
+        if self.ticking:
+            self.extra = getattr(self, "extra", 0.0) + 0.001
+        return super().time() + getattr(self, "extra", 0.0)
+
+
+class TestAClockReadOnce:
+    async def test_a_time_just_before_a_commit_names_the_state_before_it(self) -> None:
+        """``get_bookmark_for_time`` read the clock twice (the runtime's now, then the history's own
+        now for the clock-went-back rule): a clock that moved on in between shifted the time asked
+        for by as much, and a time 1 ms before a commit named the state after it."""
+        clock = _Ticking(start=T0)
+        async with durable.Runtime(clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Clocked).get_by_name("a")
+            await stub.put("k", 1)
+            await clock.advance(1)
+            committed = clock.time_ms()
+            await stub.put("k", 2)
+            await clock.advance(1)
+
+            async def run(_: Any, ctx: durable.State) -> str:
+                clock.ticking = True
+                try:
+                    return await ctx.storage.get_bookmark_for_time(committed - 1)
+                finally:
+                    clock.ticking = False
+
+            before = await durable.testing.run_in_object(stub, run)
+            await stub.restore(before)
+            await durable.testing.evict(stub)
+            assert await stub.get("k") == 1
