@@ -380,18 +380,15 @@ async def test_a_delete_in_a_blocked_callback_then_a_set_keeps_the_retry(clock: 
         assert await stub.report() == ([(0, T0_MS + 1000), (1, T0_MS + 1000)], None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: durable keeps the retry; the fix belongs in durable/_alarm_state.py (hunt-alarm-pitr's)",
-)
 async def test_a_delete_in_a_transaction_then_a_set_drops_the_retry(clock: MockClock) -> None:
     """A call deletes the alarm inside a committed ``transaction()`` while a failed first attempt's
     retry is pending, then (no wait) sets it 73 ms ahead: workerd drops the retry and runs the new
     alarm at its own time as a first attempt (retryCount 0, its own scheduledTime; miniflare
     4.20260426, every run, the handler throwing or calling ``ctx.abort()``). A plain
     ``deleteAlarm()`` there, or the delete in a ``blockConcurrencyWhile()`` callback, or a
-    rolled-back transaction, keeps the retry in both. durable keeps it: the alarm runs ~2 s after
-    the failure as the retry (retryCount 1, the old scheduledTime). Found by ``run_alarm.py 120
+    rolled-back transaction, keeps the retry in both. durable kept it (the alarm ran ~2 s after
+    the failure as the retry, retryCount 1, the old scheduledTime; fixed by review-ap,
+    tests/test_alarm_retry_txn.py). Found by ``run_alarm.py 120
     --seed 9779 --resets`` (sequence 98) and ``run_alarm.py 100 --seed 9781 --resets`` (sequence
     71, Python 3.13)."""
     async with durable.Runtime(clock=clock) as rt:
