@@ -78,6 +78,9 @@ CONCURRENT = {*OPTIONS, "txn", "sync", "delete_all"}
 LIMIT = 2 * 1024 * 1024
 """The largest string, BLOB, row or key plus value of a SQLite-backed object (allowance "production-limits")."""
 
+COLUMNS = "(id INTEGER PRIMARY KEY, b TEXT, c BLOB, d REAL)"
+"""The columns of tables t1 and t2 (``CREATE TABLE IF NOT EXISTS``)."""
+
 ALARM_BASE = 4_102_444_800_000
 """2100-01-01 in ms: alarms are set far in the future so that none fires during a run."""
 
@@ -99,6 +102,8 @@ class Generator:
         """The tables the sequence drawn so far created a trigger on."""
         self.unique: set[str] = {"k"}
         """The tables the sequence drawn so far may have created with a UNIQUE column."""
+        self.made: set[str] = set()
+        """The tables t1 and t2 the sequence drawn so far created (and did not drop since)."""
         self.keys: list[str] = []
         self.backend = "sqlite"
 
@@ -365,7 +370,7 @@ class Generator:
         text = self.text if allowances.is_open("invalid-utf8-text") else self.binding
         unique = "" if allowances.is_open("rows-written-indexes") else " UNIQUE"
         choices: list[tuple[str, list[Any]]] = [
-            (f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, b TEXT, c BLOB, d REAL)", []),
+            (f"CREATE TABLE IF NOT EXISTS {table} {COLUMNS}", []),
             (f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, b{unique}, c, d)", []),
             (f"INSERT INTO {table} (b, c, d) VALUES (?, ?, ?)", [b(), b(), b()]),
             (f"INSERT INTO {table} (id, b) VALUES (?, ?)", [rng.randint(1, 4), b()]),
@@ -417,6 +422,9 @@ class Generator:
         query, bindings = rng.choice(choices)
         if self.counted.random() < 0.5:
             query, bindings = self.counted_draw(table)
+            if missing := [t for t in ("t1", "t2") if re.search(rf"\b{t}\b", query) and t not in self.made]:
+                # (a statement on a table that is not there counts nothing: make it first)
+                query, bindings = f"CREATE TABLE IF NOT EXISTS {missing[0]} {COLUMNS}", []
         op: Op = {"op": "sql", "query": query, "bindings": bindings}
         uncounted = self.uncounted(query)
         if uncounted:
@@ -437,6 +445,10 @@ class Generator:
         """
         if "REFERENCES" in query:
             self.references = True
+        if match := re.match(r"\s*CREATE TABLE (?:IF NOT EXISTS )?(t[12]) ", query):
+            self.made.add(match.group(1))
+        if match := re.match(r"\s*DROP TABLE (?:IF EXISTS )?(t[12])", query):
+            self.made.discard(match.group(1))
         if match := re.match(r"\s*CREATE TRIGGER IF NOT EXISTS \w+ AFTER INSERT ON (\w+)", query):
             self.triggers.add(match.group(1))
         if match := re.match(r"\s*CREATE TABLE (\w+) \([^)]*UNIQUE", query):
@@ -495,6 +507,8 @@ class Generator:
                 [rng.randint(0, 2)],
             ),
             (f"INSERT INTO {other} (b, d) SELECT b, d FROM {table}", []),
+            (f"INSERT INTO {table} (b, c, d) VALUES {', '.join(['(?, ?, ?)'] * 4)}", [b() for _ in range(12)]),
+            (f"INSERT INTO {table} (b, c, d) VALUES {', '.join(['(?, ?, ?)'] * 4)}", [b() for _ in range(12)]),
             (f"INSERT INTO {table} (b, d) VALUES (?, ?), (?, ?), (?, ?) RETURNING id, d", [b() for _ in range(6)]),
             (f"UPDATE {table} SET d = ? WHERE d IS NOT NULL RETURNING id, d", [b()]),
             (f"DELETE FROM {table} WHERE id > ? RETURNING id", [low]),
@@ -708,6 +722,7 @@ class Generator:
                 return self.transaction_sync(backend)
             return {"op": "txn_sync", "end": "commit", "ops": []}
         if roll < 0.15:
+            self.made = set()
             return {"op": "delete_all"}
         if roll < 0.45 and sqlite:
             return self.sync_op(backend)
@@ -716,7 +731,7 @@ class Generator:
     def sequence(self) -> Sequence:
         rng = self.rng
         self.keys = []
-        self.references, self.triggers, self.unique = False, set(), {"k"}
+        self.references, self.triggers, self.unique, self.made = False, set(), {"k"}, set()
         backend = self.backend = rng.choice(["sqlite", "sqlite", "kv"])
         calls: list[list[Op]] = []
         for index in range(rng.randint(1, 4)):
