@@ -252,7 +252,8 @@ class TestRowsReadMask:
 
     def test_counted_shapes_are_drawn_often(self) -> None:
         """The shapes docs/sql.md counts as workerd (``counted_sql``) make up a good part of the
-        statements drawn, each drawn, from a stream of their own."""
+        statements drawn, each drawn, from a stream of their own (one on a table the sequence has
+        not made yet is that table's CREATE TABLE instead: it would count nothing)."""
         gen = Generator(5)
         queries = [
             op["query"]
@@ -264,7 +265,7 @@ class TestRowsReadMask:
         shapes = {q for t in ("t1", "t2") for q, _ in Generator(0).counted_sql(t)}
         stems = {re.sub(r"\d+", "N", q) for q in shapes}
         drawn = [q for q in queries if re.sub(r"\d+", "N", q) in stems]
-        assert len(drawn) > len(queries) / 3
+        assert len(drawn) > len(queries) / 8
         assert {re.sub(r"\d+", "N", q) for q in drawn} == stems
 
     def test_in_lists_the_generator_draws_are_on_columns_it_never_indexes(self) -> None:

@@ -201,6 +201,27 @@ with a UNIQUE column, an INSERT that fires a trigger) the generator marks: ``op[
 _MASK = {"rowsRead": "(open defect)", "rowsWritten": "(allowed: trigger-counts)"}
 
 
+_RANGE_ONLY = re.compile(
+    r"^(?:(?!\bWHERE\b).)*?(?:\bWHERE\s+(?:id\s*(?:[<>=]=?|BETWEEN\s+\?\s+AND)\s*\?|\s+AND\s+)+)?"
+    r"(?:\s*(?:ORDER\s+BY\s+id(?:\s+DESC)?|LIMIT\s+\?|OFFSET\s+\?))*\s*$",
+    re.IGNORECASE,
+)
+"""A statement read in part whose rowsRead durable counts as workerd: no WHERE, or a range of the
+rowid alone (docs/sql.md: those stepped to). Read in part, any other (a filtered scan, an IN
+list, an aggregate with a WHERE, GROUP BY, a join, ``IN (SELECT ...)``) counts the rows returned,
+where workerd's first step may have run its whole loop (an unread ``WHERE b LIKE ?`` on an empty
+table read 1, ``GROUP BY d`` 2, run.py --seed 9820 and 9827)."""
+
+
+def _partial_masked(op: dict[str, Any], lifted: frozenset[str]) -> bool:
+    """Whether the counts of ``op`` (a ``sql_cursor``) taken before it was read to its end are
+    not compared."""
+    query = op["query"]
+    return is_open("rows-read", lifted) and (
+        re.search(r"\b(GROUP\s+BY|JOIN|HAVING)\b", query, re.IGNORECASE) is not None or _RANGE_ONLY.match(query) is None
+    )
+
+
 def _masked_counts(op: dict[str, Any], lifted: frozenset[str]) -> set[str]:
     """The counts (``rowsRead``, ``rowsWritten``) of ``op``'s result that are not compared."""
     marked = set(op.get("uncounted", ()))
@@ -277,6 +298,11 @@ def normalize(op: dict[str, Any], result: Any, lifted: frozenset[str] = frozense
             ok = _normalize_sql(op, ok, lifted)
         elif op["op"] == "sql_cursor":
             ok = _normalize_cursor(_row_order(ok), _masked_counts(op, lifted))
+            if isinstance(ok, dict) and _partial_masked(op, lifted):
+                # (read in part: before the rest of a "next", the whole of an "unread")
+                part = ok.get("before") if op.get("mode") == "next" else ok if op.get("mode") == "unread" else None
+                if isinstance(part, dict) and "rowsRead" in part:
+                    part["rowsRead"] = _MASK["rowsRead"]
         elif op["op"] == "all" and isinstance(ok, list):
             ok = [normalize(sub, r, lifted) for sub, r in zip(op["ops"], ok)]
         elif op["op"] in ("txn", "txn_sync") and isinstance(ok, dict):

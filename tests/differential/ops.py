@@ -487,11 +487,12 @@ class Generator:
         column = rng.randint(0, 3)
         return [
             # (x.c, not x.b: with an index on b, SQLite's outer loop scans it, a join durable counts
-            # otherwise; an IN of another table's rowid, or ORDER BY id DESC, neither)
+            # otherwise; nor an IN of another table's rowid, ORDER BY id DESC, or a key of the REAL
+            # column d on an empty table, an expression in the subquery: durable counts them otherwise)
             (f"SELECT x.id, x.c, y.d FROM {table} AS x JOIN {other} AS y ON y.id = x.id", []),
-            (f"SELECT x.id, y.b FROM {table} AS x LEFT JOIN {other} AS y ON y.id = x.d", []),
-            (f"SELECT id, b FROM {table} WHERE id IN (SELECT d FROM {other})", []),
-            (f"SELECT id FROM {table} WHERE id IN (SELECT c FROM {other})", []),
+            (f"SELECT x.id, y.b FROM {table} AS x LEFT JOIN {other} AS y ON y.id = x.c", []),
+            (f"SELECT id, b FROM {table} WHERE id IN (SELECT c FROM {other})", []),
+            (f"SELECT id, d FROM {table} WHERE id IN (SELECT c FROM {other})", []),
             (f"SELECT count(*) AS n, total(d) FROM {table} WHERE id > ?", [low]),
             (f"SELECT count(*) AS n, max(d) FROM {table} WHERE id BETWEEN ? AND ?", [low, high]),
             (f"SELECT count(*) AS n, min(id) FROM {table} WHERE b BETWEEN ? AND ?", [b(), b()]),
