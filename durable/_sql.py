@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import itertools
 import re
 import sqlite3
 import threading
@@ -176,6 +177,15 @@ _SWITCH_DEFAULTS: Final = (
 )
 """The switches as workerd's new database has them, where ``delete_all()`` puts them back (workerd
 resets the database: measured with miniflare 4, 2026-04-07, every switch reads its default after it)."""
+
+
+_EXPLAIN: Final = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*explain\b", re.IGNORECASE | re.DOTALL)
+_EXPLAINS: Final = itertools.count()
+"""Numbers each ``EXPLAIN`` the application runs, so that its text is new every time: SQLite 3.40
+(Debian 12's) re-prepares a cached statement stepped again after a schema change, and for
+``EXPLAIN DELETE ... RETURNING`` after an ``ALTER TABLE ... ADD COLUMN`` then lists its program from
+freed memory (valgrind: invalid reads in ``sqlite3VdbeDisplayP4``), which can kill the process
+(``_sql_reads._explain`` does the same for its own; tests/test_difffuzz_found.py)."""
 
 
 def _schema_version(conn: sqlite3.Connection, tag: str) -> int:
@@ -1224,6 +1234,8 @@ class SqlStorage:
             state.switches = []
         db.user_sql = True
         conn.text_factory = _lenient_text
+        if ("xplain" in sql or "XPLAIN" in sql) and _EXPLAIN.match(sql):
+            text = f"{text}\n-- {next(_EXPLAINS)}"  # never a cached EXPLAIN: see _EXPLAINS
         if bound is params and NAMED_NEED_A_DICT and "?" in sql and NUMBERED_PARAMETER.search(sql):
             bound = None  # ?NNN binds by position; Python 3.12.0-3.12.x warns that it is "named"
         try:

@@ -28,6 +28,7 @@ statement, no state kept but the cache the caller hands in.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import sqlite3
 import warnings
@@ -262,8 +263,18 @@ def _ephemeral(ops: list[tuple[Any, ...]]) -> set[int]:
     return {op[2] for op in ops if op[1] == "OpenEphemeral"}
 
 
+_EXPLAINS = itertools.count()
+"""Numbers each ``EXPLAIN`` that :func:`_explain` runs, so that its text is new every time."""
+
+
 def _explain(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str) -> list[tuple[Any, ...]]:
-    text = f"EXPLAIN {sql.rstrip().rstrip(';')}\n-- {tag}"
+    # Each EXPLAIN's text is new, so Python's statement cache never hands back one prepared
+    # before a schema change: SQLite 3.40 (Debian 12's) re-prepares such a statement when it is
+    # stepped again, and for `EXPLAIN DELETE ... RETURNING` after an `ALTER TABLE ... ADD COLUMN`
+    # then lists its program from freed memory (valgrind: invalid reads in sqlite3VdbeDisplayP4),
+    # which killed the process with SIGSEGV (tests/test_difffuzz_found.py). An EXPLAIN runs once
+    # per statement text and schema, so the cache gains no more entries than before.
+    text = f"EXPLAIN {sql.rstrip().rstrip(';')}\n-- {tag} {next(_EXPLAINS)}"
     bound: Any = params
     if params and NAMED_NEED_A_DICT and ("$" in sql or ":" in sql or "@" in sql):
         bound = named_parameters(sql, params)

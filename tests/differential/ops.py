@@ -15,6 +15,7 @@ structured-clone type both languages have (see ``codec``). The generator never p
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 from . import allowances
@@ -77,6 +78,9 @@ CONCURRENT = {*OPTIONS, "txn", "sync", "delete_all"}
 LIMIT = 2 * 1024 * 1024
 """The largest string, BLOB, row or key plus value of a SQLite-backed object (allowance "production-limits")."""
 
+COLUMNS = "(id INTEGER PRIMARY KEY, b TEXT, c BLOB, d REAL)"
+"""The columns of tables t1 and t2 (``CREATE TABLE IF NOT EXISTS``)."""
+
 ALARM_BASE = 4_102_444_800_000
 """2100-01-01 in ms: alarms are set far in the future so that none fires during a run."""
 
@@ -90,6 +94,18 @@ class Generator:
         """The stream of the calls on ended transactions (``ended_txn_calls``)."""
         self.more = random.Random(f"more-{seed}")
         """The stream of ``widen``'s everyday shapes (options, ``sync()``, ``Promise.all``)."""
+        self.counted = random.Random(f"counted-{seed}")
+        """The stream of ``counted_sql``'s statements (those whose rowsRead durable counts as workerd)."""
+        self.references = False
+        """Whether the sequence drawn so far created a table with a ``REFERENCES`` clause."""
+        self.triggers: set[str] = set()
+        """The tables the sequence drawn so far created a trigger on."""
+        self.unique: set[str] = {"k"}
+        """The tables the sequence drawn so far may have created with a UNIQUE column."""
+        self.made: set[str] = set()
+        """The tables t1 and t2 the sequence drawn so far created (and did not drop since)."""
+        self.empty_put = False
+        """Whether the sequence drawn so far put no entries (``put({})``)."""
         self.keys: list[str] = []
         self.backend = "sqlite"
 
@@ -356,7 +372,7 @@ class Generator:
         text = self.text if allowances.is_open("invalid-utf8-text") else self.binding
         unique = "" if allowances.is_open("rows-written-indexes") else " UNIQUE"
         choices: list[tuple[str, list[Any]]] = [
-            (f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, b TEXT, c BLOB, d REAL)", []),
+            (f"CREATE TABLE IF NOT EXISTS {table} {COLUMNS}", []),
             (f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, b{unique}, c, d)", []),
             (f"INSERT INTO {table} (b, c, d) VALUES (?, ?, ?)", [b(), b(), b()]),
             (f"INSERT INTO {table} (id, b) VALUES (?, ?)", [rng.randint(1, 4), b()]),
@@ -406,7 +422,112 @@ class Generator:
             *self.everyday_sql(table),
         ]
         query, bindings = rng.choice(choices)
-        return {"op": "sql", "query": query, "bindings": bindings}
+        if self.counted.random() < 0.5:
+            query, bindings = self.counted_draw(table)
+            if missing := [t for t in ("t1", "t2") if re.search(rf"\b{t}\b", query) and t not in self.made]:
+                # (a statement on a table that is not there counts nothing: make it first)
+                query, bindings = f"CREATE TABLE IF NOT EXISTS {missing[0]} {COLUMNS}", []
+        op: Op = {"op": "sql", "query": query, "bindings": bindings}
+        uncounted = self.uncounted(query)
+        if uncounted:
+            op["uncounted"] = uncounted
+        return op
+
+    def uncounted(self, query: str) -> list[str]:
+        """The counts of ``query`` that durable counts otherwise than workerd in the schema the
+        sequence drew so far (docs/sql.md; compared for neither side, ``allowances.normalize``),
+        and the schema ``query`` adds to:
+
+        - a statement that fires a trigger (an INSERT into a table with one): its rows read and
+          written (``trigger-counts``);
+        - in a schema with a ``REFERENCES`` clause, a DROP or a DELETE from the parent table: its
+          rows read (``rows-read``);
+        - ``INSERT OR REPLACE`` and ``ON CONFLICT DO NOTHING`` into a table with a UNIQUE column
+          other than the rowid: its rows read (``rows-read``);
+        - after a ``put({})`` (which makes workerd's ``_cf_KV`` table, not durable's), a DROP or
+          ALTER TABLE, which count ``sqlite_master``'s rows: its rows read.
+        """
+        if "REFERENCES" in query:
+            self.references = True
+        if match := re.match(r"\s*CREATE TABLE (?:IF NOT EXISTS )?(t[12]) ", query):
+            self.made.add(match.group(1))
+        if match := re.match(r"\s*DROP TABLE (?:IF EXISTS )?(t[12])", query):
+            self.made.discard(match.group(1))
+        if match := re.match(r"\s*CREATE TRIGGER IF NOT EXISTS \w+ AFTER INSERT ON (\w+)", query):
+            self.triggers.add(match.group(1))
+        if match := re.match(r"\s*CREATE TABLE (\w+) \([^)]*UNIQUE", query):
+            self.unique.add(match.group(1))
+        if any(re.search(rf"\bINTO {t}\b", query) for t in self.triggers):
+            return ["rowsRead", "rowsWritten"]
+        if self.empty_put and re.match(r"\s*(DROP|ALTER)\b", query):
+            return ["rowsRead"]
+        if self.references and re.match(r"\s*(DROP|DELETE FROM p\b)", query):
+            return ["rowsRead"]
+        replaces = re.match(r"\s*INSERT OR REPLACE INTO (\w+)", query) or re.match(
+            r"\s*INSERT INTO (\w+) .* ON CONFLICT DO NOTHING", query
+        )
+        if replaces and replaces.group(1) in self.unique:
+            return ["rowsRead"]
+        return []
+
+    def counted_draw(self, table: str) -> tuple[str, list[Any]]:
+        """One of ``counted_sql``'s statements, drawn from a stream of its own (so that the main
+        stream draws what it drew before they were added)."""
+        main, keys = self.rng, list(self.keys)
+        self.rng = self.counted
+        try:
+            return self.rng.choice(self.counted_sql(table))
+        finally:
+            self.rng, self.keys = main, keys
+
+    def counted_sql(self, table: str) -> list[tuple[str, list[Any]]]:
+        """Statements of the shapes whose rowsRead durable counts as workerd does (docs/sql.md):
+        joins on a rowid, ``IN (SELECT ...)``, aggregates over a range, ranges with another test
+        and ranges fed to a sorter, GROUP BY of a whole table, INSERT ... SELECT from another table,
+        writes with RETURNING, CREATE INDEX, DROP and ALTER TABLE ... ADD COLUMN; their
+        ``rowsRead`` is compared (``allowances._READS_UNCOUNTED`` leaves them out)."""
+        rng = self.rng
+        b = self.binding
+        other = "t2" if table == "t1" else "t1"
+        low, high = rng.randint(-1, 4), rng.randint(0, 6)
+        column = rng.randint(0, 3)
+        return [
+            # (x.c, not x.b: with an index on b, SQLite's outer loop scans it, a join durable counts
+            # otherwise; nor an IN of another table's rowid, ORDER BY id DESC, or a key of the REAL
+            # column d on an empty table, an expression in the subquery: durable counts them otherwise)
+            (f"SELECT x.id, x.c, y.d FROM {table} AS x JOIN {other} AS y ON y.id = x.id", []),
+            (f"SELECT x.id, y.b FROM {table} AS x LEFT JOIN {other} AS y ON y.id = x.c", []),
+            (f"SELECT id, b FROM {table} WHERE id IN (SELECT c FROM {other})", []),
+            (f"SELECT id, d FROM {table} WHERE id IN (SELECT c FROM {other})", []),
+            (f"SELECT count(*) AS n, total(d) FROM {table} WHERE id > ?", [low]),
+            (f"SELECT count(*) AS n, max(d) FROM {table} WHERE id BETWEEN ? AND ?", [low, high]),
+            (f"SELECT count(*) AS n, min(id) FROM {table} WHERE b BETWEEN ? AND ?", [b(), b()]),
+            (f"SELECT id, b FROM {table} WHERE id >= ? AND d IS NOT NULL", [low]),
+            (f"SELECT id, d FROM {table} WHERE b = ? AND d IS NOT ?", [b(), b()]),
+            (f"UPDATE {table} SET d = ? WHERE id > ? AND b IS NOT NULL", [b(), low]),
+            (f"DELETE FROM {table} WHERE id >= ? AND d < ?", [low, b()]),
+            (f"SELECT id, d FROM {table} WHERE id > ? ORDER BY d", [low]),
+            (f"SELECT id, d FROM {table} WHERE b = ? ORDER BY d DESC, id", [b()]),
+            (f"SELECT d, count(*) AS n FROM {table} GROUP BY d", []),
+            (
+                f"SELECT typeof(b) AS k, count(*) AS n FROM {table} GROUP BY typeof(b) HAVING count(*) > ? ORDER BY k",
+                [rng.randint(0, 2)],
+            ),
+            (f"INSERT INTO {other} (b, d) SELECT b, d FROM {table}", []),
+            (f"INSERT INTO {table} (b, c, d) VALUES {', '.join(['(?, ?, ?)'] * 4)}", [b() for _ in range(12)]),
+            (f"INSERT INTO {table} (b, c, d) VALUES {', '.join(['(?, ?, ?)'] * 4)}", [b() for _ in range(12)]),
+            (f"INSERT INTO {table} (b, d) VALUES (?, ?), (?, ?), (?, ?) RETURNING id, d", [b() for _ in range(6)]),
+            (f"UPDATE {table} SET d = ? WHERE d IS NOT NULL RETURNING id, d", [b()]),
+            (f"DELETE FROM {table} WHERE id > ? RETURNING id", [low]),
+            (f"UPDATE {table} SET b = ? WHERE id BETWEEN ? AND ? RETURNING b", [b(), low, high]),
+            (f"CREATE INDEX IF NOT EXISTS i_{table} ON {table} (b)", []),
+            (f"DROP INDEX IF EXISTS i_{table}", []),
+            (f"DROP TRIGGER IF EXISTS g_{table}", []),
+            (f"DROP TABLE IF EXISTS {other}", []),
+            # (no CHECK: SQLite's check of the table is a statement whose text, and so the columns
+            # exec() reports, depend on the SQLite version: allowance "sqlite-version")
+            (f"ALTER TABLE {table} ADD COLUMN x{column} DEFAULT {rng.randint(0, 9)}", []),
+        ]
 
     def everyday_sql(self, table: str) -> list[tuple[str, list[Any]]]:
         """The queries applications write most: aggregates and GROUP BY, joins, IN and LIKE filters,
@@ -426,7 +547,7 @@ class Generator:
                 f"SELECT b, count(*) AS n, total(d) AS s FROM {table} GROUP BY b HAVING count(*) >= ?",
                 [rng.randint(0, 2)],
             ),
-            (f"SELECT x.id, x.b, y.d FROM {table} AS x JOIN {other} AS y ON y.id = x.id", []),
+            (f"SELECT x.id, x.c, y.d FROM {table} AS x JOIN {other} AS y ON y.id = x.id", []),
             (f"SELECT x.id, y.b FROM {table} AS x LEFT JOIN {other} AS y ON y.b = x.b", []),
             # On d, which no statement here indexes: an IN list on an index (b UNIQUE, CREATE INDEX
             # ... (b)) counts the rows returned (docs/sql.md), a difference of rows-read that
@@ -608,14 +729,22 @@ class Generator:
                 return self.transaction_sync(backend)
             return {"op": "txn_sync", "end": "commit", "ops": []}
         if roll < 0.15:
+            self.made = set()
             return {"op": "delete_all"}
         if roll < 0.45 and sqlite:
             return self.sync_op(backend)
-        return self.kv_op()
+        op = self.kv_op()
+        if op["op"] == "put_many" and not op["entries"]:
+            # put({}) makes workerd's _cf_KV table, not durable's: a row more in sqlite_master
+            # for what counts its rows (ALTER TABLE ... ADD COLUMN read 4 there, 3 here; reported)
+            self.empty_put = True
+        return op
 
     def sequence(self) -> Sequence:
         rng = self.rng
         self.keys = []
+        self.references, self.triggers, self.unique, self.made = False, set(), {"k"}, set()
+        self.empty_put = False
         backend = self.backend = rng.choice(["sqlite", "sqlite", "kv"])
         calls: list[list[Op]] = []
         for index in range(rng.randint(1, 4)):

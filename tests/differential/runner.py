@@ -146,7 +146,14 @@ class Workerd:
         assert self._proc.stdin is not None
         self._proc.stdin.write(json.dumps(payload) + "\n")
         self._proc.stdin.flush()
-        return json.loads(self._next_line())
+        line = self._next_line()
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            # (run_alarm.py 100 --seed 9849 --resets once read a line that was not JSON)
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-2000:].decode("utf-8", "replace")
+            raise RuntimeError(f"the workerd harness answered {line[:500]!r}, not JSON:\n{tail}") from None
 
     def close(self) -> None:
         """Stop the harness (and its workerd)."""
