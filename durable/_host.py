@@ -831,11 +831,11 @@ def _hold_response(host: ObjectHost, fut: Future[Any], gen: int, response: Respo
 
 def _redirect_answered(fut: Future[Response]) -> None:
     """A fetch's response, about to settle ``fut``, has a redirect status: a ``stub.fetch`` promise
-    then settles through its redirect path (``_FetchPromise.redirected``), which may follow it.
+    then settles through its redirect path (``_FetchPromise._redirecting``), which may follow it.
     Other futures (a fetch sent by an object: its promise looks when the task settles it) have none."""
-    redirected = getattr(fut, "redirected", None)
-    if redirected is not None:
-        redirected()
+    redirecting = getattr(fut, "_redirecting", None)
+    if redirecting is not None:
+        redirecting()
 
 
 def _event_ended(host: ObjectHost, call: EventCall) -> None:

@@ -697,12 +697,34 @@ else:
     _PromiseBase = asyncio.Future  # (see _Promise)
 
 
-def _share_promise_methods(cls: type) -> None:
-    """Give ``cls`` (a direct subclass of ``asyncio.Future``) the methods of :class:`_Promise` it
-    does not define itself."""
-    for name, value in vars(_Promise).items():
-        if callable(value) and not (name.startswith("__") and name != "__await__") and name not in vars(cls):
-            setattr(cls, name, value)
+_CLASS_RECORDS = frozenset(
+    {"__module__", "__qualname__", "__doc__", "__annotations__", "__orig_bases__", "__slots__", "__dict__"}
+    | {"__weakref__", "__firstlineno__", "__static_attributes__", "__annotate__", "__annotate_func__"}
+    | {"__annotations_cache__"}
+)
+"""What a ``class`` statement records in the class's namespace about the class itself: not shared."""
+
+
+def _share_promise_methods(cls: type, shared: type = _Promise) -> None:
+    """Give ``cls`` (a direct subclass of ``asyncio.Future``) what ``shared`` (:class:`_Promise`)
+    defines and ``cls`` does not: its methods (dunders such as ``__await__`` too), properties,
+    class attributes. ``tests/test_fast_paths.py`` checks that both promise classes hold the same
+    objects, with one override (``_FetchPromise._settle_from``).
+
+    Raises:
+        TypeError: ``shared`` has slots (their descriptors would not apply to ``cls``'s instances),
+            or a method of it uses ``super()`` (its ``__class__`` would be ``shared``, not ``cls``,
+            failing only when that method runs).
+    """
+    if vars(shared).get("__slots__", ()):
+        raise TypeError(f"{shared.__name__} may have no slots: they would not be {cls.__name__}'s")
+    for name, value in vars(shared).items():
+        if name in _CLASS_RECORDS or name in vars(cls):
+            continue
+        function = value.__func__ if isinstance(value, (classmethod, staticmethod)) else value
+        if "__class__" in getattr(getattr(function, "__code__", None), "co_freevars", ()):
+            raise TypeError(f"{shared.__name__}.{name} uses super() or __class__: not shareable with {cls.__name__}")
+        setattr(cls, name, value)
 
 
 class RpcPromise(_PromiseBase):
@@ -860,7 +882,7 @@ class _FetchPromise(_PromiseBase):
     is followed when the request's ``redirect`` is ``"follow"``, as workerd's fetch does.
 
     A response that is no redirect settles it with asyncio's own ``set_result``: only one with a
-    redirect status makes it a :class:`_RedirectedFetch` first (``redirected``), whose
+    redirect status makes it a :class:`_RedirectedFetch` first (``_redirecting``), whose
     ``set_result`` may follow it. Without a Python ``set_result`` on every promise: seq-fetch
     96,509 -> 95,586 and conc-fetch 90,835 -> 89,962 instructions (callgrind, eleventh pass).
 
@@ -878,12 +900,15 @@ class _FetchPromise(_PromiseBase):
     redirect's response is in (``None`` once it settles the promise)."""
     _follows: bool
 
-    def redirected(self) -> None:
+    def _redirecting(self) -> None:
         """The response about to settle this promise has a redirect status: it settles through
         ``_RedirectedFetch.set_result``, which follows it if it may. Called by the host that
         delivers the response (``_host._redirect_answered``), or by ``_settle_from``.
 
         (The class changes, not a flag tested at every settle: both classes have the same slots.)
+        Named with a ``_``: ``redirected`` is a ``Response``'s, and ``stub.fetch(url).redirected``
+        (the ``await`` forgotten) was this bound method, always true, not the "await it first"
+        ``AttributeError`` of the other names.
         """
         self.__class__ = _RedirectedFetch
 
@@ -892,7 +917,7 @@ class _FetchPromise(_PromiseBase):
         if not self.done() and not task.cancelled() and task.exception() is None:
             result = task.result()
             if isinstance(result, Response) and result.status in REDIRECT_STATUSES:
-                self.redirected()
+                self._redirecting()
         _Promise._settle_from(self, task)  # (no super(): see _Promise)
 
 
@@ -925,14 +950,14 @@ class _NotOnFetchPromise:
 
 
 for _name in dir(Response):
-    if not _name.startswith("_") and not hasattr(_FetchPromise, _name):  # (not redirected(): its own)
+    if not _name.startswith("_") and not hasattr(_FetchPromise, _name):  # (a Future's own names stay)
         setattr(_FetchPromise, _name, _NotOnFetchPromise(_name))
 del _name
 
 
 @final
 class _RedirectedFetch(_FetchPromise):
-    """A :class:`_FetchPromise` whose response has a redirect status (see ``redirected``)."""
+    """A :class:`_FetchPromise` whose response has a redirect status (see ``_redirecting``)."""
 
     __slots__ = ()
 

@@ -12,6 +12,7 @@ import asyncio
 import copy
 import inspect
 import pickle
+import re
 import sqlite3
 import sys
 import textwrap
@@ -497,8 +498,10 @@ async def test_a_fetch_promise_has_no_getattr_hook() -> None:
     """stub.fetch's promise is not pipelined (workerd: a plain Promise), and so has no class-level
     __getattr__ (on CPython 3.11 one puts every attribute read of it, asyncio.gather's too, on the
     slow path: conc-fetch, docs/performance.md "Promise pipelining"). A Response's name read on it
-    still says to await it first; any other name is Python's usual AttributeError. It stays an
-    asyncio.Future that tasks take, and its redirected() is its own."""
+    still says to await it first, every one of them (redirected too: it was the promise's own
+    method, so stub.fetch(url).redirected was a bound method, always true; review-fp), on the
+    runtime's loop and on another thread's; any other name is Python's usual AttributeError. It
+    stays an asyncio.Future that tasks take."""
     async with durable.Runtime() as rt:
         stub: Any = rt.namespace(Seer, name="SEER").get_by_name("a")
         promise: Any = stub.fetch("http://a.com/plain")
@@ -506,15 +509,101 @@ async def test_a_fetch_promise_has_no_getattr_hook() -> None:
         # Both promise types derive from Future directly (a class more costs each call: _Promise).
         assert type(promise).__mro__[1:] == durable.RpcPromise.__mro__[1:] == (asyncio.Future, object)
         assert not isinstance(promise, durable.RpcPromise) and issubclass(type(promise), asyncio.Future)
-        for name in ("status", "text", "json", "headers", "ok", "array_buffer", "arrayBuffer", "url"):
-            with pytest.raises(AttributeError, match=rf"no attribute '{name}': it is not an RPC promise.*\)\.{name}$"):
-                getattr(promise, name)
-            assert not hasattr(promise, name)
+        names = [name for name in dir(durable.Response) if not name.startswith("_")]
+        assert {"status", "text", "json", "headers", "ok", "array_buffer", "arrayBuffer", "url", "redirected"} <= {
+            *names
+        }
+
+        def refused(promise: Any) -> list[str]:
+            """The Response names the promise refuses with the "await it first" error."""
+            found = []
+            for name in names:
+                with pytest.raises(AttributeError) as caught:
+                    getattr(promise, name)
+                if re.fullmatch(rf"[^']*'{name}': it is not an RPC promise.*\)\.{name}", str(caught.value)):
+                    found.append(name)
+            return found
+
+        assert refused(promise) == names
         with pytest.raises(AttributeError, match=r"^'_FetchPromise' object has no attribute 'inc'$"):
             promise.inc
-        assert not hasattr(promise, "cr_frame") and callable(promise.redirected)
+        assert not hasattr(promise, "cr_frame")
         assert (await promise).status == 200
         assert (await asyncio.create_task(stub.fetch("http://a.com/redirect"))).redirected
+        redirecting: Any = stub.fetch("http://a.com/redirect")
+        assert refused(redirecting) == names  # (still a _FetchPromise until its response is in)
+        assert (await redirecting).redirected and type(redirecting).__name__ == "_RedirectedFetch"
+        assert refused(redirecting) == names
+
+        async def elsewhere() -> tuple[list[str], bool]:  # forwarded: a _FetchPromise there too
+            promise: Any = stub.fetch("http://a.com/redirect")
+            return refused(promise), (await promise).redirected
+
+        assert await asyncio.to_thread(asyncio.run, elsewhere()) == (names, True)
+
+
+def test_the_promise_classes_share_their_methods_in_step() -> None:
+    """RpcPromise and _FetchPromise derive from Future directly, each with _Promise's methods copied
+    in (_share_promise_methods): both hold the very same objects, and only _FetchPromise._settle_from
+    overrides one; nothing is written twice in the two classes instead of once in _Promise. Copying
+    is not limited to plain functions (a property, a classmethod, a dunder, a constant would be
+    silently missing from both), and what cannot work once copied is refused at import: a method
+    using super() (its __class__ would be _Promise: a TypeError only when it runs) or slots."""
+    shared = durable._stub._Promise
+    share = durable._stub._share_promise_methods
+    records = durable._stub._CLASS_RECORDS
+    classes = (durable.RpcPromise, durable._stub._FetchPromise)
+    entries = {name: value for name, value in vars(shared).items() if name not in records}
+    assert {"__await__", "set_exception", "send", "throw", "_settle_from"} <= entries.keys()
+    overridden = {
+        f"{cls.__name__}.{name}" for cls in classes for name, value in entries.items() if vars(cls)[name] is not value
+    }
+    # (an override is also bypassed where a shared method calls _Promise.x(self) directly, as
+    # __await__ calls _result_when_settled: list one here only after reading those calls)
+    assert overridden == {"_FetchPromise._settle_from"}
+    slots = {*durable.RpcPromise.__slots__, *durable._stub._FetchPromise.__slots__}
+    both = set(vars(classes[0])) & set(vars(classes[1])) - records - slots - entries.keys()
+    assert both == set(), "defined in both promise classes: define it once, in _Promise"
+    for value in entries.values():  # (no super(): see _Promise)
+        assert "__class__" not in getattr(getattr(value, "__code__", None), "co_freevars", ())
+
+    class Source(asyncio.Future[Any]):
+        __slots__ = ()
+        LIMIT = 3
+
+        def __repr__(self) -> str:
+            return "source"
+
+        @property
+        def twice(self) -> int:
+            return 2 * self.LIMIT
+
+        @classmethod
+        def made(cls) -> str:
+            return cls.__name__
+
+    class Target(asyncio.Future[Any]):
+        __slots__ = ()
+
+    share(Target, Source)
+    target: Any = Target(loop=asyncio.new_event_loop())
+    target.get_loop().close()
+    made: Any = Target
+    assert (repr(target), target.twice, made.made(), made.LIMIT) == ("source", 6, "Target", 3)
+
+    class UsesSuper(asyncio.Future[Any]):
+        __slots__ = ()
+
+        def cancel(self, msg: Any = None) -> bool:
+            return super().cancel(msg)
+
+    class Slotted(asyncio.Future[Any]):
+        __slots__ = ("_x",)
+
+    with pytest.raises(TypeError, match=r"UsesSuper\.cancel uses super\(\)"):
+        share(Target, UsesSuper)
+    with pytest.raises(TypeError, match="Slotted may have no slots"):
+        share(Target, Slotted)
 
 
 class Tally(durable.DurableObject):
