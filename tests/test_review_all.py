@@ -1,0 +1,107 @@
+"""Found reviewing the session's own changes (helper review-all): what an application's ``EXPLAIN``
+through ``sql.exec`` did differently once each one got a text of its own (``_sql.py``'s
+``_EXPLAINS``, against a SQLite 3.40 use-after-free when a cached ``EXPLAIN`` is re-prepared)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import durable
+
+_MARK_FIX = pytest.mark.xfail(
+    strict=True,
+    reason="needs review-all's diff of durable/_sql.py (the EXPLAIN's mark first, within the length limit, any case)",
+)
+
+
+class Explains(durable.DurableObject):
+    def error(self, query: str) -> str:
+        try:
+            self.ctx.storage.sql.exec(query)
+        except durable.SqlError as exc:
+            return str(exc)
+        return "no error"
+
+    def rows(self, query: str) -> int:
+        return len(self.ctx.storage.sql.exec(query).to_array())
+
+
+@_MARK_FIX
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("EXPLAIN SELECT 'abc", 'unrecognized token: "\'abc" at offset 15: SQLITE_ERROR'),
+        ("EXPLAIN SELECT [abc", 'unrecognized token: "[abc" at offset 15: SQLITE_ERROR'),
+        ("explain query plan select 1 `a", 'unrecognized token: "`a" at offset 28: SQLITE_ERROR'),
+    ],
+)
+async def test_an_explains_unterminated_token_is_reported_as_written(
+    durable_runtime: durable.Runtime, query: str, message: str
+) -> None:
+    """An ``EXPLAIN`` ending in an unterminated string or name is reported as any statement's is
+    (as before the mark, and as ``SELECT 'abc`` is: ``unrecognized token: "'abc" at offset 7``).
+    The mark, appended after the statement, ended up inside the token: ``unrecognized token:
+    "'abc\\n-- 0": SQLITE_ERROR``, without the offset."""
+    stub = durable_runtime.namespace(Explains).get_by_name("a")
+    assert await stub.error(query) == message
+
+
+@_MARK_FIX
+async def test_an_explain_at_the_length_limit_runs(durable_runtime: durable.Runtime) -> None:
+    """An ``EXPLAIN`` of exactly 100,000 bytes, SQLite's limit, runs as a ``SELECT`` of that length
+    does; the mark took it past the limit: sqlite3's ``query string is too large`` (not even a
+    ``SqlError``)."""
+    stub = durable_runtime.namespace(Explains).get_by_name("a")
+    for head in ("SELECT '", "EXPLAIN SELECT '"):
+        query = head + "a" * (100_000 - len(head) - 1) + "'"
+        assert len(query.encode()) == 100_000
+        assert await stub.rows(query) == (1 if head == "SELECT '" else 5)
+
+
+_MIXED_CASE = """
+import asyncio
+import durable
+
+
+class O(durable.DurableObject):
+    def around_an_add_column(self):
+        storage = self.ctx.storage
+        storage.sql.exec("CREATE TABLE t1 (id INTEGER PRIMARY KEY, b TEXT)")
+        query = "EXPlain DELETE FROM t1 WHERE id > ? RETURNING id"
+        before = len(storage.sql.exec(query, 3.0).to_array())
+        storage.transaction_sync(lambda: storage.sql.exec("ALTER TABLE t1 ADD COLUMN e DEFAULT 7").to_array())
+        after = len(storage.sql.exec(query, 0.0).to_array())
+        fresh = len(storage.sql.exec(" " + query, 0.0).to_array())
+        return before, after, fresh
+
+
+async def main():
+    async with durable.Runtime() as rt:
+        before, after, fresh = await rt.namespace(O).get_by_name("a").around_an_add_column()
+        print(after == fresh != before, before, after, fresh)
+
+
+asyncio.run(main())
+"""
+
+
+@_MARK_FIX
+def test_an_explain_in_mixed_case_is_prepared_anew() -> None:
+    """``EXPlain`` is an ``EXPLAIN`` too: run again after a schema change it lists the new program
+    (30 rows, not the old 29). The mark's quick test looked for ``xplain`` or ``XPLAIN`` only, so
+    that text stayed cached and reached SQLite 3.40's re-prepare defect (reads of freed memory).
+    In a child process, since that defect may kill it."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MIXED_CASE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "True", done.stdout
