@@ -5,6 +5,7 @@ through ``sql.exec`` did differently once each one got a text of its own (``_sql
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,17 @@ def test_an_explain_in_mixed_case_is_prepared_anew() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[0] == "True", done.stdout
+
+
+def test_the_files_ci_names_exist() -> None:
+    """.ci/run names test files by their stem in ``for file in ...; do`` lists (the files the other
+    passes skip, those the Python 3.12 and 3.13 passes run): a file renamed or not yet merged
+    would fail only there, minutes into CI (pytest's "file or directory not found")."""
+    root = Path(__file__).parent.parent
+    script = (root / ".ci" / "run").read_text().replace("\\\n", " ")
+    lists = re.findall(r"^\s*for file in ([^;]*); do$", script, re.MULTILINE)
+    assert len(lists) >= 3, lists
+    names = [name for found in lists for name in found.split()]
+    assert {"eager", "hunt_ws3", "python_workers", "docs"} <= set(names)
+    assert not [name for name in names if not (root / "tests" / f"test_{name}.py").is_file()]
+    assert len(names) == len(set(names)), "a file named twice"
