@@ -120,3 +120,52 @@ def test_the_files_ci_names_exist() -> None:
     assert {"eager", "hunt_ws3", "python_workers", "docs"} <= set(names)
     assert not [name for name in names if not (root / "tests" / f"test_{name}.py").is_file()]
     assert len(names) == len(set(names)), "a file named twice"
+
+
+_COMMENTED = """
+import asyncio
+import durable
+
+
+class O(durable.DurableObject):
+    def run(self, query):
+        return self.ctx.storage.sql.exec(query).to_array()
+
+
+async def main():
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(O).get_by_name("a")
+        print(await stub.run("-- " + "-" * 76 + "\\nSELECT 1 AS x"))
+        print(await stub.run("/**/" * 64 + "SELECT 2 AS x"))
+        print(len(await stub.run("/* plan */ " * 64 + "EXPLAIN SELECT 3 AS x")))
+        print(await stub.run("-- " * 40 + "\\nSELECT 4 AS x"))
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs review-all's diff of durable/_sql_rules.py and _sql.py (their comment groups made possessive)",
+)
+def test_a_statement_after_many_comments_runs_at_once() -> None:
+    """A statement after a separator line (``-- ------...``, 76 dashes), 64 block comments or a
+    line of 40 ``--`` runs as any other. ``_sql_rules.ALTER`` (tested on every statement),
+    ``RTREE`` and ``_sql._EXPLAIN`` read the comments before the first word with a repeated group
+    whose comment alternatives can split one comment in many ways: the regex backtracked through
+    them all, exponentially, on the object's thread (``"-- " + "-" * 40 + "\\nSELECT 1"`` took
+    61 s, 4 dashes more about 7 times as long). In a child process, so that the defect is a
+    failure (its timeout), not a hang of the suite."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _COMMENTED],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the statement after the comments did not run within 30 s")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:4] == ["[{'x': 1}]", "[{'x': 2}]", "5", "[{'x': 4}]"], done.stdout
