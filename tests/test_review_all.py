@@ -163,11 +163,11 @@ def test_a_statement_after_many_comments_runs_at_once() -> None:
             [sys.executable, "-c", _COMMENTED],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=15,
             env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
         )
     except subprocess.TimeoutExpired:
-        pytest.fail("the statement after the comments did not run within 30 s")
+        pytest.fail("the statement after the comments did not run within 15 s")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[:4] == ["[{'x': 1}]", "[{'x': 2}]", "5", "[{'x': 4}]"], done.stdout
 
@@ -207,10 +207,10 @@ def test_inspect_runs_a_query_after_a_separator_line(tmp_path: Path) -> None:
             [sys.executable, "-c", _INSPECTED, str(tmp_path / "state")],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=15,
             env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
         )
     except subprocess.TimeoutExpired:
-        pytest.fail("durable inspect --sql did not answer within 30 s")
+        pytest.fail("durable inspect --sql did not answer within 15 s")
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["query"]["rows"] == [[7]], done.stdout
