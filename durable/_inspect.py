@@ -496,7 +496,7 @@ def _no_op() -> int:
     return 0
 
 
-_NO_STATEMENT = re.compile(r"(?:\s|;|--[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*")
+_NO_STATEMENT = re.compile(r"(?:\s|;|--[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z))*+")
 """Blanks, semicolons and comments only: SQLite runs no statement (and ``--sql`` would print "(0 rows)").
 A block comment ends at its first ``*/`` (or the end of the query, as SQLite reads an unclosed one):
 with ``.*?`` and ``\\Z`` the match could stretch a leading ``/* */`` over the statement after it,

@@ -179,7 +179,7 @@ _SWITCH_DEFAULTS: Final = (
 resets the database: measured with miniflare 4, 2026-04-07, every switch reads its default after it)."""
 
 
-_EXPLAIN: Final = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*explain\b", re.IGNORECASE | re.DOTALL)
+_EXPLAIN: Final = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*+explain\b", re.IGNORECASE | re.DOTALL)
 _EXPLAINS: Final = itertools.count()
 """Numbers each ``EXPLAIN`` the application runs, so that its text is new every time: SQLite 3.40
 (Debian 12's) re-prepares a cached statement stepped again after a schema change, and for
@@ -1234,8 +1234,18 @@ class SqlStorage:
             state.switches = []
         db.user_sql = True
         conn.text_factory = _lenient_text
-        if ("xplain" in sql or "XPLAIN" in sql) and _EXPLAIN.match(sql):
-            text = f"{text}\n-- {next(_EXPLAINS)}"  # never a cached EXPLAIN: see _EXPLAINS
+        marked = False
+        if (sql[:1] in "eE" or not sql[:1].isalpha()) and _EXPLAIN.match(sql):
+            # Never a cached EXPLAIN (see _EXPLAINS). The mark goes first: after the statement it
+            # would end up in the error of an unterminated string or name; and it is left out
+            # where it would take the text past SQLite's length limit (which sql is within).
+            mark = f"-- {next(_EXPLAINS)}\n"
+            if (
+                len(text) + len(mark) <= SQL_LENGTH // 4
+                or len((mark + text).encode("utf-8", "surrogatepass")) <= SQL_LENGTH
+            ):
+                text = mark + text
+                marked = True  # (never run again: nothing to remember of it)
         if bound is params and NAMED_NEED_A_DICT and "?" in sql and NUMBERED_PARAMETER.search(sql):
             bound = None  # ?NNN binds by position; Python 3.12.0-3.12.x warns that it is "named"
         try:
@@ -1271,7 +1281,7 @@ class SqlStorage:
             conn.text_factory = str
             state.probe = False
             if state.saw_write:
-                if not scratch and not state.probe_hit:
+                if not scratch and not state.probe_hit and not marked:
                     state.remember(text)
                 if not probe:
                     self._host.wrote(gated=True)
@@ -1287,7 +1297,7 @@ class SqlStorage:
         if not probe:
             if state.compiled:
                 plan = tuple(state.targets)
-                if plan or text in state.plans:
+                if (plan or text in state.plans) and not marked:
                     if len(state.plans) > _WRITES_REMEMBERED:
                         state.plans.clear()
                     state.plans[text] = plan

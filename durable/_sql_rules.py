@@ -229,7 +229,7 @@ compared as written, as workerd does: ``PRAGMA TABLE_INFO(t)`` is refused in pro
 
 _VIRTUAL_TABLE_MODULES: Final = frozenset({"fts5", "fts5vocab", "rtree", "rtree_i32"})
 RTREE: Final = re.compile(
-    r"(?is)(?:\s|;|--[^\n]*|/\*.*?\*/)*create\s+virtual\s+table\b.*?\busing\s+[\"'`\[]?rtree(?:_i32)?\b"
+    r"(?is)(?:\s|;|--[^\n]*|/\*.*?\*/)*+create\s+virtual\s+table\b.*?\busing\s+[\"'`\[]?rtree(?:_i32)?\b"
 )
 """A statement creating an R*Tree table. R*Tree's constructor runs ``PRAGMA page_size`` itself,
 which workerd refuses (so its R*Tree creation fails, although the docs list R*Tree as supported);
@@ -390,7 +390,7 @@ is an unrecognized token), and ``/*`` with nothing after it is a slash and a sta
 _SLOW_START: Final = frozenset([*" \t\n\r\f\v;-/", ""])
 """First characters that may start a comment, an empty statement or spaces (and the empty string)."""
 VACUUM_OR_OPTIMIZE = re.compile(r"(?is)[\s;]*(?:vacuum\b|pragma\s+(?:main\s*\.\s*)?optimize\b)")
-ALTER = re.compile(r"(?is)(?:\s|;|--[^\n]*|/\*.*?\*/)*alter\b")
+ALTER = re.compile(r"(?is)(?:\s|;|--[^\n]*|/\*.*?\*/)*+alter\b")
 
 
 def tokens(sql: str) -> Iterator[tuple[str, int, int]]:

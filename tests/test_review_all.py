@@ -15,11 +15,6 @@ import pytest
 
 import durable
 
-_MARK_FIX = pytest.mark.xfail(
-    strict=True,
-    reason="needs review-all's diff of durable/_sql.py (the EXPLAIN's mark first, within the length limit, any case)",
-)
-
 
 class Explains(durable.DurableObject):
     def error(self, query: str) -> str:
@@ -33,7 +28,6 @@ class Explains(durable.DurableObject):
         return len(self.ctx.storage.sql.exec(query).to_array())
 
 
-@_MARK_FIX
 @pytest.mark.parametrize(
     ("query", "message"),
     [
@@ -53,7 +47,6 @@ async def test_an_explains_unterminated_token_is_reported_as_written(
     assert await stub.error(query) == message
 
 
-@_MARK_FIX
 async def test_an_explain_at_the_length_limit_runs(durable_runtime: durable.Runtime) -> None:
     """An ``EXPLAIN`` of exactly 100,000 bytes, SQLite's limit, runs as a ``SELECT`` of that length
     does; the mark took it past the limit: sqlite3's ``query string is too large`` (not even a
@@ -92,7 +85,6 @@ asyncio.run(main())
 """
 
 
-@_MARK_FIX
 def test_an_explain_in_mixed_case_is_prepared_anew() -> None:
     """``EXPlain`` is an ``EXPLAIN`` too: run again after a schema change it lists the new program
     (30 rows, not the old 29). The mark's quick test looked for ``xplain`` or ``XPLAIN`` only, so
@@ -146,10 +138,6 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs review-all's diff of durable/_sql_rules.py and _sql.py (their comment groups made possessive)",
-)
 def test_a_statement_after_many_comments_runs_at_once() -> None:
     """A statement after a separator line (``-- ------...``, 76 dashes), 64 block comments or a
     line of 40 ``--`` runs as any other. ``_sql_rules.ALTER`` (tested on every statement),
@@ -195,9 +183,6 @@ sys.exit(main(["inspect", sys.argv[1], "Table", "a", "--sql", "-- " + "-" * 76 +
 """
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs durable/_inspect.py's _NO_STATEMENT made possessive ((?:...)*+), as the report says"
-)
 def test_inspect_runs_a_query_after_a_separator_line(tmp_path: Path) -> None:
     """``durable inspect --sql`` runs a query after a ``-- ------...`` line (76 dashes). Its check
     for "no statement" (``_inspect._NO_STATEMENT.fullmatch``) backtracked exponentially through the
