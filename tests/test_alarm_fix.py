@@ -1,0 +1,186 @@
+"""An alarm a handler's committed ``transaction()`` set, followed by writes a reset loses.
+
+Measured in workerd (miniflare 4.20260426, compatibility date 2026-04-20, SQLite- and KV-backed
+alike, every run; probe /tmp/alarm-fix-mf): an alarm at +200 ms whose handler sets the alarm to
++44 ms in a ``transaction()``, then (in some variants) writes more and calls ``ctx.abort()``: the
+alarm the transaction set runs at its own time as a first attempt (retryCount 0, its own
+scheduledTime), whatever the handler wrote after it (a set to a past time, a put, a later set, a
+delete: all lost with the reset). The same set in a ``blockConcurrencyWhile()`` callback, a
+``transactionSync()`` or a plain call, then a set to a past time and the abort: the retry runs 2 s
+after the failure for the stored alarm, with retryCount 1 and the first alarm's scheduledTime.
+
+Found by ``run_alarm.py 80 --seed 9852 --resets`` (sequence 15, Python 3.13, on fuzz-17's branch):
+durable ran the transaction's alarm only as the retry, 2 s later, so a call at +600 ms still read
+it with ``get_alarm()`` (and in the sequence deleted it first). review-ap's commit 19529ba (a
+committed root ``transaction()`` tells the scheduler of its alarm before ``transaction()``
+returns) fixed it; these tests failed before it (8 of the 16 cases).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import nullcontext
+
+import pytest
+
+import durable
+from durable.testing import MockClock
+
+from helpers import eager_tasks, needs_eager_tasks
+
+T0 = 1_700_000_000
+T0_MS = T0 * 1000
+FIRST = T0_MS + 200
+"""The alarm armed first; its handler runs at this time and sets the next one 44 ms later."""
+NEXT = FIRST + 44
+
+
+@pytest.fixture
+async def clock() -> AsyncIterator[MockClock]:
+    yield MockClock(start=T0)
+
+
+SEEN: dict[str, list[tuple[int, int, int]]] = {}
+"""Each object's runs (by name, the variant): kept across the reset."""
+
+
+class SetsThenAborts(durable.DurableObject):
+    """Its first alarm() sets the alarm to :data:`NEXT` (as its name says), then writes more and
+    aborts (or raises); every run records ``(retry_count, scheduled_time, now)`` in :data:`SEEN`."""
+
+    async def arm(self) -> None:
+        SEEN[self.variant] = []
+        await self.ctx.storage.set_alarm(FIRST)
+
+    @property
+    def variant(self) -> str:
+        name = self.ctx.id.name
+        assert name is not None
+        return name
+
+    async def report(self) -> tuple[list[tuple[int, int, int]], int | None]:
+        return SEEN[self.variant], await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        seen = SEEN[self.variant]
+        seen.append((info.retry_count, info.scheduled_time, self.ctx.now_ms()))
+        if len(seen) > 1:
+            return
+        storage = self.ctx.storage
+        how, _, rest = self.variant.partition(" ")
+        if how == "txn":
+
+            async def body(txn: durable.Transaction) -> None:
+                await txn.set_alarm(NEXT)
+
+            await storage.transaction(body)
+        elif how == "bcw":
+
+            async def callback() -> None:
+                await storage.set_alarm(NEXT)
+
+            await self.ctx.block_concurrency_while(callback)
+        elif how == "sync":
+            storage.transaction_sync(lambda: storage.set_alarm(NEXT))
+        else:
+            await storage.set_alarm(NEXT)
+        for step in rest.split():
+            if step == "put":
+                await storage.put("a", 1)
+            elif step == "past":
+                await storage.set_alarm(self.ctx.now_ms() - 5000)
+            elif step == "later":
+                await storage.set_alarm(self.ctx.now_ms() + 100)
+            elif step == "del":
+                await storage.delete_alarm()
+        if self.variant.endswith("throw"):
+            raise RuntimeError("boom")
+        self.ctx.abort("alarm abort")
+
+
+AS_FIRST = [(0, FIRST, FIRST), (0, NEXT, NEXT)]
+"""The transaction's alarm ran at its own time as a first attempt."""
+AS_RETRY = [(0, FIRST, FIRST), (1, FIRST, FIRST + 2000)]
+"""The retry ran 2 s after the failure, for the stored alarm (already due), with retry_count 1."""
+
+VARIANTS = [
+    ("txn", AS_FIRST),
+    ("txn past", AS_FIRST),
+    ("txn put past", AS_FIRST),
+    ("txn later", AS_FIRST),
+    ("txn del", AS_FIRST),
+    ("bcw past", AS_RETRY),
+    ("sync past", AS_RETRY),
+    ("plain past", AS_RETRY),
+]
+
+
+@pytest.mark.parametrize(("variant", "runs"), VARIANTS)
+@pytest.mark.parametrize("backend", ["sqlite", "kv", pytest.param("eager", marks=needs_eager_tasks)])
+async def test_the_alarm_a_committed_transaction_set_before_an_abort_runs(
+    clock: MockClock, variant: str, runs: list[tuple[int, int, int]], backend: str
+) -> None:
+    with eager_tasks() if backend == "eager" else nullcontext():
+        async with durable.Runtime(clock=clock) as rt:
+            namespace = rt.namespace(SetsThenAborts, storage="kv" if backend == "kv" else "sqlite")
+            await namespace.get_by_name(variant).arm()
+            await clock.advance(10)
+            assert await namespace.get_by_name(variant).report() == (runs, None)  # (a new stub: reset)
+
+
+class GivenUp(durable.DurableObject):
+    """Its alarm() fails (``ctx.abort()``) until its last attempt, which sets the alarm ``ahead`` ms
+    later in a ``block_concurrency_while()`` callback, deletes it (a write the reset drops) and
+    aborts (``retry_alarm=False`` in the first attempt if ``no_retry``), so the scheduler gives the
+    alarm up: the one the callback stored, which the scheduler was never told of, must still run."""
+
+    async def arm(self) -> None:
+        SEEN[self.key] = []
+        await self.ctx.storage.set_alarm(FIRST)
+
+    @property
+    def key(self) -> str:
+        name = self.ctx.id.name
+        assert name is not None
+        return name
+
+    async def report(self) -> tuple[list[tuple[int, int, int]], int | None]:
+        return SEEN[self.key], await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        seen = SEEN[self.key]
+        seen.append((info.retry_count, info.scheduled_time, self.ctx.now_ms()))
+        no_retry, ahead = self.key.split()
+        last = no_retry == "no_retry" or info.retry_count == 6  # (the last retry)
+        if info.scheduled_time != FIRST:
+            return
+        if last:
+            storage = self.ctx.storage
+            later = self.ctx.now_ms() + int(ahead)
+
+            async def callback() -> None:
+                await storage.set_alarm(later)
+
+            await self.ctx.block_concurrency_while(callback)
+            await storage.delete_alarm()
+        self.ctx.abort("alarm abort", retry_alarm=not (last and no_retry == "no_retry"))
+
+
+@pytest.mark.parametrize("ahead", [45, 3000])
+@pytest.mark.parametrize("no_retry", ["no_retry", "exhausted"])
+async def test_an_alarm_stored_unannounced_runs_once_the_scheduler_gives_up(
+    clock: MockClock, ahead: int, no_retry: str
+) -> None:
+    """A given-up alarm deletes only itself; the alarm stored instead runs at its own time as a
+    first attempt (as a retry finding it not yet due would have run it). Before, the scheduler
+    forgot the object: ``get_alarm()`` reported that time for good and the handler never ran."""
+    name = f"{no_retry} {ahead}"
+    async with durable.Runtime(clock=clock) as rt:
+        namespace = rt.namespace(GivenUp)
+        await namespace.get_by_name(name).arm()
+        await clock.advance(3600)
+        seen, alarm = await namespace.get_by_name(name).report()
+        assert len(seen) >= 2, seen
+        last = seen[-2][2]  # the last attempt of the given-up alarm: when it ran
+        assert seen[-1] == (0, last + ahead, last + ahead)
+        assert alarm is None
