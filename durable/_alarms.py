@@ -272,7 +272,8 @@ def _arm_unannounced(scheduler: AlarmScheduler, key: Key, host: ObjectHost, give
     before its commit is confirmed (``_set_confirmed``); if a reset then dropped that write and the
     attempt was the last (the 7th, or ``ctx.abort(retry_alarm=False)``), no retry found it and
     ``get_alarm()`` reported it for good. An alarm written since the last commit is left to that
-    commit (``AlarmState.changed``), as is a damaged one."""
+    commit (``AlarmState.changed``), as is a damaged one. workerd loses it (miniflare 4.20260426,
+    after a 7th attempt: docs/differences.md); kept on purpose."""
     if host.alarms.changed:
         return
     try:
