@@ -1,0 +1,65 @@
+"""Small fixes of the reviews of round 3 (helper small-fixes): each checked on workerd or its source."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import durable
+from durable._directory import META_FILE
+
+
+class Named(durable.DurableObject):
+    async def name_inside(self) -> str | None:
+        return self.ctx.id.name
+
+    async def write(self) -> None:
+        await self.ctx.storage.put("k", 1)
+
+
+def _record_name(path: Path, namespace: str, hexid: str, name: str) -> None:
+    """Record ``name`` for an object as a durable of before the 1,024-byte rule did."""
+    with sqlite3.connect(path / META_FILE) as meta:
+        meta.execute("INSERT OR REPLACE INTO objects VALUES (?, ?, ?)", (namespace, hexid, name))
+    meta.close()
+
+
+class TestStoredLongNames:
+    """A name over 1,024 UTF-8 bytes that an earlier durable recorded does not reach the object.
+
+    workerd's ``ctx.id.name`` is ``undefined`` for such a name (miniflare 4.20260426, both
+    backends, see ``Namespace.host``); an earlier durable recorded it in the runtime's directory, and
+    ``host_for`` read it back for an id without a name, so the object saw it after a restart.
+    """
+
+    async def test_a_recorded_long_name_is_ignored(self, tmp_path: Path) -> None:
+        long, short = "b" * 1025, "c" * 1024
+        async with durable.Runtime(tmp_path) as rt:
+            ns = rt.namespace(Named)
+            long_id, short_id = ns.id_from_name(long), ns.id_from_name(short)
+            await ns.get(long_id).write()
+            await ns.get(short_id).write()
+        _record_name(tmp_path, "Named", str(long_id), long)
+        async with durable.Runtime(tmp_path) as rt:
+            ns = rt.namespace(Named)
+            assert await ns.get(ns.id_from_string(str(long_id))).name_inside() is None
+            assert await ns.get_by_name(long).name_inside() is None
+            assert await ns.get(ns.id_from_string(str(short_id))).name_inside() == short
+            names = {str(oid): oid.name for oid in await durable.testing.list_ids(ns)}
+            assert names == {str(long_id): None, str(short_id): short}
+
+    async def test_lone_surrogates_count_their_bytes(self, tmp_path: Path) -> None:
+        """A name recorded as workerd reads it (U+FFFD per byte of a lone surrogate) counts the
+        surrogate's three bytes, as ``Namespace.host`` does: 341 of them reach the object, 342 not."""
+        fits, over = "\ud800" * 341, "\ud800" * 342
+        async with durable.Runtime(tmp_path) as rt:
+            ns = rt.namespace(Named)
+            fits_id, over_id = ns.id_from_name(fits), ns.id_from_name(over)
+            await ns.get(fits_id).write()
+            await ns.get(over_id).write()
+            seen = fits_id.name
+        _record_name(tmp_path, "Named", str(over_id), over_id.name or "")
+        async with durable.Runtime(tmp_path) as rt:
+            ns = rt.namespace(Named)
+            assert await ns.get(ns.id_from_string(str(fits_id))).name_inside() == seen == "\ufffd" * 1023
+            assert await ns.get(ns.id_from_string(str(over_id))).name_inside() is None
