@@ -63,3 +63,47 @@ class TestStoredLongNames:
             ns = rt.namespace(Named)
             assert await ns.get(ns.id_from_string(str(fits_id))).name_inside() == seen == "\ufffd" * 1023
             assert await ns.get(ns.id_from_string(str(over_id))).name_inside() is None
+
+
+class TestPythonWorkersStubFetchIsACoroutine:
+    """The SDK's ``stub.fetch(...)`` is a coroutine: sent when it runs, not when it is called.
+
+    cloudflare/workers-py ``packages/runtime-sdk`` at ``b00837d4``: ``_FetcherWrapper.fetch`` (in
+    ``src/workers/rpc.py``) returns ``fetch(*args, fetcher=self._binding.fetch, **kwargs)``, the
+    ``async def fetch`` of ``src/workers/fetch.py``, whose body calls Pyodide's ``pyfetch`` (an
+    ``async def`` too) that calls the JavaScript ``fetch``: until the coroutine is awaited or handed
+    to a task, nothing is sent (and Python warns it was never awaited). durable's ``StubAdapter.fetch``
+    is an ``async def`` and does the same. An RPC call is sent at once in both (the SDK calls the
+    JavaScript method before it returns its coroutine): durable's ``stub.method(...)`` too.
+    """
+
+    async def test_an_unawaited_fetch_is_not_sent(self, durable_runtime: durable.Runtime) -> None:
+        import inspect
+
+        from durable.compat import python_workers as pw
+        from durable.compat.python_workers import workers as sdk
+
+        seen: list[str] = []
+
+        class Target(sdk.DurableObject):
+            async def fetch(self, request: object) -> object:
+                seen.append("fetch")
+                return sdk.Response("ok")
+
+            async def call(self) -> None:
+                seen.append("call")
+
+        pw.install()
+        try:
+            durable_runtime.namespace(Target, name="TARGET")
+            pw.serving(durable_runtime)
+            stub = sdk.env.TARGET.getByName("a")
+            pending = stub.fetch("https://w/")
+            assert inspect.iscoroutine(pending)
+            await stub.call()  # the loop runs: the fetch does not
+            assert seen == ["call"]
+            pending.close()  # never sent, as in the SDK
+            response = await stub.fetch("https://w/")
+            assert await response.text() == "ok" and seen == ["call", "fetch"]
+        finally:
+            pw.uninstall()
