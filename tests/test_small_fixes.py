@@ -107,3 +107,60 @@ class TestPythonWorkersStubFetchIsACoroutine:
             assert await response.text() == "ok" and seen == ["call", "fetch"]
         finally:
             pw.uninstall()
+
+
+class KvTable(durable.DurableObject):
+    async def after(self, op: str) -> tuple[list[str], int]:
+        """What SQL sees after ``op``: ``sqlite_master``'s names, and an ``ALTER TABLE``'s rows_read."""
+        storage = self.ctx.storage
+        if op == "put({})":
+            await storage.put({})
+        elif op == "put({}) unawaited":
+            storage.put({})
+        elif op == "delete([])":
+            assert await storage.delete([]) == 0
+        elif op == "get([])":
+            assert await storage.get([]) == {}
+        elif op == "transaction put({})":
+            await storage.transaction(lambda txn: txn.put({}))
+        elif op == "transaction_sync put({})":
+
+            def put_nothing() -> None:
+                storage.put({})  # (its awaitable is done at once; workerd's promise too)
+
+            storage.transaction_sync(put_nothing)
+        elif op == "rolled back put({})":
+
+            async def rolled_back(txn: durable.Transaction) -> None:
+                await txn.put({})
+                txn.rollback()
+
+            await storage.transaction(rolled_back)
+        names = [row["name"] for row in storage.sql.exec("SELECT name FROM sqlite_master ORDER BY name")]
+        storage.sql.exec("CREATE TABLE t (a)")
+        return names, storage.sql.exec("ALTER TABLE t ADD COLUMN b").rows_read
+
+
+class TestEmptyBatchesAndCfKv:
+    """``put({})`` creates ``_cf_KV`` on a SQLite-backed object, as a delete of a missing key does;
+    ``delete([])`` and ``get([])`` do not. Measured with miniflare 4.20260426.0 (compatibility date
+    2026-04-20): after ``put({})`` (awaited or not, in ``transaction()`` or ``transactionSync()``)
+    ``sqlite_master`` lists ``_cf_KV`` and ``ALTER TABLE t ADD COLUMN b`` reads 4 rows (3 without
+    it); a rolled-back transaction's ``put({})`` leaves no table. durable returned at once and
+    created nothing."""
+
+    async def test_which_calls_create_the_table(self, durable_runtime: durable.Runtime) -> None:
+        ns = durable_runtime.namespace(KvTable)
+        created = (["_cf_KV"], 4)
+        expected = {
+            "nothing": ([], 3),
+            "put({})": created,
+            "put({}) unawaited": created,
+            "transaction put({})": created,
+            "transaction_sync put({})": created,
+            "delete([])": ([], 3),
+            "get([])": ([], 3),
+            "rolled back put({})": ([], 3),
+        }
+        seen = {op: tuple(await ns.get_by_name(op).after(op)) for op in expected}
+        assert seen == {op: (names, rows) for op, (names, rows) in expected.items()}
