@@ -25,6 +25,7 @@ from ._history import History, history_file
 from ._host import HostRuntime, ObjectHost
 from ._id import DurableObjectId
 from ._limits import Limits
+from ._namespace import name_reaches_object
 from ._sqlite import ObjectDatabase
 
 if TYPE_CHECKING:
@@ -61,14 +62,25 @@ class TableRuntime(HostRuntime, Protocol):
         """Whether SQLite-backed objects keep a history of their commits."""
 
 
-def _stored_name(directory: StorageDirectory, key: Key, db: ObjectDatabase) -> str | None:
-    """The name recorded for object ``key``: in the directory, else in its file (an older durable's).
+def _stored_name(
+    directory: StorageDirectory, ns: Namespace[Any], oid: DurableObjectId, db: ObjectDatabase
+) -> str | None:
+    """The name recorded for object ``oid`` of ``ns``: in the directory, else in its file (an older durable's).
 
     ``""`` is a name (``get_by_name("")``): tested against ``None``, not for truth, or an object
     named ``""`` came back nameless after a restart (``ctx.id.name`` and ``list_ids`` gave ``None``).
+
+    A name longer than workerd passes to the object (1,024 UTF-8 bytes, ``name_reaches_object``)
+    is ignored: ``None``. This version never records one, but an earlier one did, and the object
+    would have seen it as ``ctx.id.name`` after a restart, where workerd's is ``undefined``.
     """
+    key = (ns.name, str(oid))
     name = directory.stored_name(key)
-    return name if name is not None else db.stored_name()
+    if name is None:
+        name = db.stored_name()
+    if name is not None and not name_reaches_object(ns.ids, oid, name):
+        return None
+    return name
 
 
 def _has_history(db: ObjectDatabase) -> bool:
@@ -135,7 +147,7 @@ class HostTable:
                 )
             directory.keep(key, db)
         try:
-            if oid.name is None and (stored := _stored_name(directory, key, db)) is not None:
+            if oid.name is None and (stored := _stored_name(directory, ns, oid, db)) is not None:
                 oid = ns.ids.from_string(str(oid), name=stored)
             elif db.name is None and oid.name is not None:
                 db.name = oid.name
@@ -287,7 +299,7 @@ class HostTable:
                 db.name_sink = functools.partial(directory.record_name, key)
             try:
                 if db.has_data():
-                    name = oid.name if oid.name is not None else _stored_name(directory, key, db)
+                    name = oid.name if oid.name is not None else _stored_name(directory, ns, oid, db)
                     found[hexid] = ns.ids.from_string(hexid, name=name) if name is not None else oid
             except DurableError:
                 found[hexid] = oid  # a damaged file still holds storage; its calls report the damage

@@ -232,11 +232,18 @@ class KvCache:
     def delete(self, key: str) -> bool:
         """Delete ``key``; whether it existed."""
         existed = self.get(key) is not None
-        if not existed and not self.exists and not self.dirty:
-            self._wanted = True
+        if not existed:
+            self.touch()
         if existed or key in self.dirty:
             self.dirty[key] = None
         return existed
+
+    def touch(self) -> None:
+        """A write that changed nothing (a delete of a missing key, ``put({})``): workerd creates
+        ``_cf_KV`` for it all the same, so SQL run afterwards sees the table (measured with
+        miniflare 4.20260426: ``sqlite_master`` lists it, and ``ALTER TABLE`` reads one row more)."""
+        if not self.exists and not self.dirty:
+            self._wanted = True
 
     def delete_many(self, keys: list[str]) -> int:
         """Delete ``keys``; how many of them existed."""

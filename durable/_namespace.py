@@ -151,25 +151,9 @@ class Namespace(Handle, Generic[T], metaclass=NoPublicConstructor):
         not (measured there too).
         """
         name = oid.name
-        if (
-            name is not None
-            and len(name) > _NAME_IN_OBJECT_MAX // 4
-            and self._name_bytes(oid, name) > _NAME_IN_OBJECT_MAX
-        ):
+        if name is not None and not name_reaches_object(self.ids, oid, name):
             oid = self.ids.from_string(oid.to_string())
         return self.runtime.host_for(self, oid)
-
-    def _name_bytes(self, oid: DurableObjectId, name: str) -> int:
-        """The UTF-8 bytes of the name ``oid`` was derived from, ``name`` as ``oid.name`` reads it.
-
-        Each U+FFFD that stands for one byte of a lone surrogate (``_as_workerd_reads``) counts
-        one byte: told apart by the id, which is not that of ``name`` itself then. (A name holding
-        both lone surrogates and U+FFFD of its own has each of these counted as one byte too.)
-        """
-        size = len(name.encode())
-        if "\ufffd" in name and self.ids.from_name(name) != oid:
-            size -= 2 * name.count("\ufffd")
-        return size
 
     if TYPE_CHECKING:  # generated from ALIASES in durable/_aliases.py (tests/test_aliases.py)
         idFromName = id_from_name
@@ -180,6 +164,23 @@ class Namespace(Handle, Generic[T], metaclass=NoPublicConstructor):
 
 _NAME_IN_OBJECT_MAX = 1024
 """The longest name (UTF-8 bytes) that workerd passes to the object as ``ctx.id.name``."""
+
+
+def name_reaches_object(ids: IdFactory, oid: DurableObjectId, name: str) -> bool:
+    """Whether workerd passes ``name`` (as ``oid.name`` reads it) to the object as ``ctx.id.name``.
+
+    It does up to ``_NAME_IN_OBJECT_MAX`` UTF-8 bytes of the name ``oid`` was derived from (see
+    :meth:`Namespace.host`). Each U+FFFD that stands for one byte of a lone surrogate
+    (``_as_workerd_reads``) counts one byte: told apart by the id, which is not that of ``name``
+    itself then. (A name holding both lone surrogates and U+FFFD of its own has each of these
+    counted as one byte too.) ``ids`` is the namespace's id factory.
+    """
+    if len(name) <= _NAME_IN_OBJECT_MAX // 4:
+        return True
+    size = len(name.encode())
+    if "\ufffd" in name and ids.from_name(name) != oid:
+        size -= 2 * name.count("\ufffd")
+    return size <= _NAME_IN_OBJECT_MAX
 
 
 def _check_options(options: dict[str, Any]) -> None:

@@ -218,8 +218,19 @@ class _KvTable:
         self._host.wrote(gated=gated)
 
     def put_all(self, blobs: _Pairs, gated: bool) -> None:
-        """Store encoded values, as one batch."""
-        self._db.kv.put_many(blobs)
+        """Store encoded values, as one batch.
+
+        An empty batch (``put({})``) stores nothing but creates ``_cf_KV``, as in workerd
+        (miniflare 4.20260426: SQL run after it lists the table), and as a delete of a missing key
+        does: with no commit of its own outside a transaction (``delete`` below).
+        """
+        db = self._db
+        if blobs:
+            db.kv.put_many(blobs)
+        else:
+            db.kv.touch()
+            if not db.in_transaction:
+                return
         self._host.wrote(gated=gated)
 
     def delete(self, keys: str | KeyList, *, gated: bool) -> bool | int:
@@ -448,11 +459,10 @@ class Storage:
         elif isinstance(key, Mapping) and (value is ... or value is None):  # None: JavaScript's null options
             check_batch(len(key), host)
             blobs = _encoded_pairs(key, host)
-            if not blobs:
-                return _NONE
             if self._stack and (level := self._txns.where()) is not NOW:
                 return self._txns.defer(level, partial(self._table.put_all, blobs, gated), write=True, gated=gated)
-            self._db.kv.put_many(blobs)
+            self._table.put_all(blobs, gated)  # (an empty one creates _cf_KV, as in workerd)
+            return _NONE
         elif isinstance(key, str):
             return self.put(as_key(key, "put"), value, **options)  # a str subclass: its text
         else:
