@@ -56,6 +56,8 @@ _INDEX_NAME: Final = re.compile(
 def multi_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
     """The ``join``, ``insub``, ``fed`` or ``grouped`` shape of a program (see the module), or ``None``."""
     names = [op[1] for op in counted]
+    if names == ["NotExists"]:
+        return _values_fed(ops, counted)
     if names == ["Rewind", "SeekRowid", "Next"]:
         return _join(conn, ops, counted, tag)
     if names == ["Rewind", "Next", "Rewind", "SeekRowid", "Next"]:
@@ -130,6 +132,8 @@ def multi_rows(
     conn: sqlite3.Connection, shape: tuple[Any, ...], tag: str, *, finished: bool, stale: bool
 ) -> int | None:
     """workerd's ``rowsRead`` for a statement of ``shape`` (from :func:`multi_shape`) run to its end."""
+    if shape[0] == "fixed":
+        return int(shape[1])  # (the write ran whole inside ``exec()``)
     if not finished or stale:
         return None  # read in part: the lookups so far are not known; written since: nor the rows
     if shape[0] == "fed":
@@ -476,3 +480,59 @@ def add_column_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None
         return None  # (a STRICT table's new column is checked too)
     schema = int(conn.execute(f'SELECT count(*) FROM "main".sqlite_master -- {tag}').fetchone()[0])
     return schema + 2 + (1 if re.search(r"\bCHECK\b", definition) else 0)
+
+
+def _values_fed(ops: list[Op], counted: list[Op]) -> tuple[Any, ...] | None:
+    """``("fixed", rows)``: ``INSERT INTO t (id, ...) VALUES (...), (...)``, a multi-row ``VALUES``
+    in a coroutine (straight code, one ``Yield`` per row) feeding the INSERT's loop, whose one
+    counted instruction is the rowid lookup of the row's key (``MustBeInt`` before it: an integer,
+    or an error), reached once per row whatever the row: one per row (miniflare 4.20260426: 2 for
+    two rows, ``OR IGNORE`` and ``OR REPLACE`` too)."""
+    seek = counted[0]
+    coroutines = [op for op in ops if op[1] == "InitCoroutine"]
+    if len(coroutines) != 1 or any(op[1] in ("OpenEphemeral", "Gosub", "Return", "Jump") for op in ops):
+        return None
+    feed, body_start, body_end = coroutines[0][2], coroutines[0][4], coroutines[0][3]
+    rows = 0
+    for op in ops[body_start:body_end]:
+        if op[1] == "Yield" and op[2] == feed and not op[3]:
+            rows += 1
+        elif op[1] in _JUMPERS or op[1] in ("InitCoroutine", "Gosub", "Return"):
+            return None
+        elif op[1] == "EndCoroutine" and op[0] != body_end - 1:
+            return None
+    consumer = [op for op in ops if op[1] == "Yield" and op[0] >= body_end]
+    if rows < 2 or len(consumer) != 1 or consumer[0][2] != feed or not consumer[0][0] < seek[0] < consumer[0][3]:
+        return None
+    loop, done = consumer[0][0], consumer[0][3]
+    if not any(op[1] == "MustBeInt" and op[2] == seek[4] for op in ops[loop : seek[0]]):
+        return None
+    if any(
+        _writes(op, seek[4])
+        for op in ops[
+            next(op[0] for op in ops[loop : seek[0]] if op[1] == "MustBeInt" and op[2] == seek[4]) + 1 : seek[0]
+        ]
+    ):
+        return None
+    last = len(ops) - 1
+    for op in ops:
+        name, addr, target = op[1], op[0], op[3]
+        if name not in _JUMPERS or name == "Init" or (name == "Goto" and addr == last) or op is consumer[0]:
+            continue
+        if not target and name != "Goto":
+            continue  # (``MustBeInt`` with no P2: an error, not a jump)
+        if body_end <= addr < done:
+            if name == "Goto" and target == loop:
+                continue  # back for the next row
+            if target <= addr and not (name == "Goto" and target == loop):
+                return None
+            if addr < seek[0] < target:
+                return None  # the lookup may be jumped over
+            if addr != seek[0] and target > done:
+                return None
+            continue
+        if addr < body_end or addr <= done:
+            return None
+        if not (name == "Goto" and target < body_end):  # (the Init code's jump back)
+            return None
+    return ("fixed", rows)

@@ -167,7 +167,7 @@ def _shape_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | None
     kind = shape[0]
     if kind == "none":
         return 0
-    if kind in ("join", "insub", "fed", "grouped"):
+    if kind in ("join", "insub", "fed", "grouped", "fixed"):
         return multi_rows(conn, shape, tag, finished=finished, stale=stale)
     if kind in ("in", "range", "limited", "sorted"):
         return loop_rows(
@@ -253,8 +253,10 @@ def _returning_shape(
         reads = [op for op in ops if op[1] != "OpenWrite"]  # (its second pass opens it to write)
         table = _table_of(conn, reads, scan[0][2], tag) if len(scan) == 1 else None
         inner = None if table is None else ("scan", table, True, False)
-    if inner is None or inner[0] not in ("none", "point", "scan", "range", "in"):
+    if inner is None or inner[0] not in ("none", "point", "scan", "range", "in", "fixed"):
         return None
+    if inner[0] == "fixed":
+        inner = ("none",)  # (its lookups move into the loop over the rows buffered: counted there)
     before = passes([(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in plain])
     return ("returning", inner, stripped, parts[0] - before[0], parts[1] - before[1])
 
