@@ -531,8 +531,69 @@ def _values_fed(ops: list[Op], counted: list[Op]) -> tuple[Any, ...] | None:
             if addr != seek[0] and target > done:
                 return None
             continue
-        if addr < body_end or addr <= done:
+        if addr < body_end or addr < done:
             return None
-        if not (name == "Goto" and target < body_end):  # (the Init code's jump back)
-            return None
+        if not (name == "Goto" and target < body_end) and not addr < target <= last:
+            return None  # (the Init code's jump back; forward after the loop: nothing counted there)
     return ("fixed", rows)
+
+
+def autoincrement_reads(
+    conn: sqlite3.Connection, program: list[tuple[Any, ...]], tag: str
+) -> tuple[list[tuple[Any, ...]], tuple[str, ...]]:
+    """``program`` with the scans of ``sqlite_sequence`` that an INSERT into an ``AUTOINCREMENT``
+    table runs first (to find the table's counter: a loop that stops at its row) made ``Noop``s,
+    and the tables whose rows they look for (none: ``program`` as it is)."""
+    if not any(row[1] == "OpenRead" for row in program):
+        return program, ()
+    root = conn.execute(f"SELECT rootpage FROM sqlite_master WHERE name = 'sqlite_sequence' -- {tag}").fetchone()
+    if root is None:
+        return program, ()
+    out = list(program)
+    names: list[str] = []
+    for row in program:
+        if row[1] != "OpenRead" or row[3] != root[0] or row[4] != 0:
+            continue
+        cursor, opened = row[2], row[0]
+        start = next((op for op in program[opened + 1 :] if op[1] in _COUNTED or op[1] in _JUMPERS), None)
+        if start is None or start[1] != "Rewind" or start[2] != cursor or start[3] < start[0] + 2:
+            return program, ()
+        step = program[start[3] - 1]
+        if step[1] != "Next" or step[2] != cursor or step[3] != start[0] + 1:
+            return program, ()
+        loaded = [op for op in program[opened + 1 : start[0]] if op[1] == "String8"]
+        body = program[start[0] + 1 : step[0]]
+        if len(loaded) != 1 or any(op[1] in _COUNTED for op in body):
+            return program, ()
+        if any(op[1] in _JUMPERS and not start[0] < op[3] <= start[3] + 1 for op in body):
+            return program, ()  # (a jump out of the loop lands just past it)
+        names.append(str(loaded[0][5]))
+        for addr in range(opened, step[0] + 1):
+            out[addr] = (addr, "Noop", 0, 0, 0, None, 0, *program[addr][7:])
+    for row in program if names else ():
+        if row[1] == "OpenWrite" and row[3] == root[0] and row[4] == 0:
+            # its update of the counter, after the INSERT (nothing counted: its key is the row's)
+            close = next((op for op in program[row[0] :] if op[1] == "Close" and op[2] == row[2]), None)
+            if close is None or any(op[1] in _COUNTED for op in program[row[0] : close[0]]):
+                return program, ()
+            for addr in range(row[0], close[0] + 1):
+                out[addr] = (addr, "Noop", 0, 0, 0, None, 0, *program[addr][7:])
+    return out, tuple(names)
+
+
+def sequence_reads(conn: sqlite3.Connection, names: tuple[str, ...], tag: str) -> int | None:
+    """What the scans of ``sqlite_sequence`` (:func:`autoincrement_reads`) read, from the table as
+    the INSERT left it: the rows up to the table's row, where the loop stopped; all of them (at
+    least 1) if it has none. A row last of several may be the one the INSERT added (its scan read
+    the rows before it, at least 1) or one it found there: ``None``."""
+    found = [str(row[0]) for row in conn.execute(f"SELECT name FROM sqlite_sequence ORDER BY rowid -- {tag}")]
+    total = 0
+    for name in names:
+        if name not in found:
+            total += max(len(found), 1)
+            continue
+        position = found.index(name) + 1
+        if position == len(found) and position > 1:
+            return None
+        total += position
+    return total
