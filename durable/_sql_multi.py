@@ -38,7 +38,7 @@ import re
 import sqlite3
 from typing import Any, Final
 
-from ._sql_loops import JUMPS, Op, _integer_affinity, _opened, _quote, _writes
+from ._sql_loops import JUMPS, Op, _integer_affinity, _opened, _quote, _rowid_read, _writes
 
 _JUMPERS: Final = JUMPS | {"Jump"}
 _COUNTED: Final = frozenset({
@@ -58,15 +58,21 @@ def multi_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag:
     names = [op[1] for op in counted]
     if names == ["NotExists"]:
         return _values_fed(ops, counted)
-    if names == ["Rewind", "SeekRowid", "Next"]:
+    # (``ORDER BY id DESC``: the same loop backwards, from its ``Last``, each ``Prev``)
+    backwards = [{"Last": "Rewind", "Prev": "Next"}.get(name, name) for name in names]
+    if backwards == ["Rewind", "SeekRowid", "Next"] and _paired(counted[0], counted[2]):
         return _join(conn, ops, counted, tag)
-    if names == ["Rewind", "Next", "Rewind", "SeekRowid", "Next"]:
-        return _in_subquery(conn, ops, counted, tag)
+    if names[:2] == ["Rewind", "Next"] and backwards[2:] == ["Rewind", "SeekRowid", "Next"]:
+        return _in_subquery(conn, ops, counted, tag) if _paired(counted[2], counted[4]) else None
     if names == ["Rewind", "Next"]:
         return _insert_select(conn, ops, counted, tag)
     if names == ["Rewind", "Next", "SorterSort", "SorterNext"]:
         return _grouped(conn, ops, counted, tag)
     return None
+
+
+def _paired(start: Op, step: Op) -> bool:
+    return (start[1], step[1]) in (("Rewind", "Next"), ("Last", "Prev"))
 
 
 def _grouped(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
@@ -189,7 +195,7 @@ def _leaf_pages(conn: sqlite3.Connection, index: str, tag: str) -> int | None:
 def _join(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
     scan, seek, step = counted
     outer = scan[2]
-    if step[2] != outer or step[6] != 1 or seek[2] == outer:  # (P5 1: a full scan's step)
+    if step[2] != outer or seek[2] == outer:
         return None
     if not scan[0] < step[3] <= seek[0] < step[0] < scan[3]:
         return None
@@ -261,6 +267,8 @@ def _after(ops: list[Op], scan: Op, step: Op, seek: Op) -> bool:
     for op in ops[step[3] : step[0]]:
         if op[1] not in _JUMPERS or op is seek:
             continue
+        if op[1] == "IsNull" and op[0] < seek[0] and op[2] == seek[4] and _rowid_read(ops, op[0], op[2], scan[2]):
+            continue  # (``id IN (SELECT id FROM u)``: a rowid is never NULL)
         if op[0] < seek[0] or op[1] == "Jump":
             return False
         if not seek[0] < op[3] <= step[0]:
@@ -276,13 +284,19 @@ def _straight_outside(ops: list[Op], scan: Op, step: Op) -> bool:
             continue
         if op[1] == "Init" or (op[1] == "Goto" and op[0] == last):
             continue
+        if op[1] == "Once" and op[0] < op[3] <= scan[0]:
+            continue  # (around an OpenRead before the loop)
         return False
     return True
 
 
 def _setter(ops: list[Op], before: int, register: int) -> Op | None:
-    """The instruction before ``before`` that last wrote ``register``."""
-    return next((op for op in reversed(ops[:before]) if _writes(op, register)), None)
+    """The instruction before ``before`` that last wrote ``register`` (the one before a
+    ``RealAffinity``, which makes a REAL column's integer a float again, the same number)."""
+    found = next((op for op in reversed(ops[:before]) if _writes(op, register)), None)
+    if found is not None and found[1] == "RealAffinity":
+        return _setter(ops, found[0], register)
+    return found
 
 
 def _column(conn: sqlite3.Connection, table: str, cid: int, tag: str) -> str | None:
