@@ -205,11 +205,15 @@ def _join(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) 
         return None  # (an UPDATE ... FROM: not measured)
     opened = _opened(conn, ops, outer, tag)
     inner = _opened(conn, ops, seek[2], tag)
-    if opened is None or inner is None or opened[0] != "table" or inner[0] != "table":
+    if opened is None or inner is None or inner[0] != "table":
         return None
     setter = _setter(ops, seek[0], seek[4])
     if setter is None or setter[2] != outer:
         return None
+    if opened[0] == "index":
+        # a scan of a covering index (``ORDER BY x.b``, an index on ``b``), not partial: its
+        # entries are the table's rows, each looked up by the rowid it holds
+        return ("join", opened[1], None) if setter[1] == "IdxRowid" else None
     if setter[1] == "Rowid":
         return ("join", opened[1], None)
     if setter[1] != "Column":

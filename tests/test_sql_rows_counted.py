@@ -744,6 +744,30 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
         0,
         9,
     ),
+    # (the outer loop a scan of a covering index on `b`, each entry's rowid looked up; miniflare
+    # 4.20260426: the index's 6 entries, NULL `b` included, and 6 lookups)
+    (
+        "join-covering-index",
+        (
+            "CREATE TABLE x (id INTEGER PRIMARY KEY, b TEXT)",
+            "INSERT INTO x VALUES (1, 'p'), (2, 'q'), (3, 'r'), (4, 's'), (5, 't'), (9, NULL)",
+            "CREATE INDEX xb ON x(b)",
+            "CREATE TABLE u (id INTEGER PRIMARY KEY, b TEXT)",
+            "INSERT INTO u VALUES (1, 'x'), (3, 'y'), (4, 'z')",
+        ),
+        "SELECT x.b, u.b FROM x, u WHERE u.id = x.id ORDER BY x.b DESC",
+        12,
+        0,
+        12,
+    ),
+    (
+        "join-covering-index-empty",
+        ("CREATE TABLE x (id INTEGER PRIMARY KEY, b TEXT)", "CREATE INDEX xb ON x(b)", "S"),
+        "SELECT x.b, t.b FROM x, t WHERE t.id = x.id ORDER BY x.b",
+        1,
+        0,
+        1,
+    ),
     ("left-join-real-empty", ("S", "CREATE TABLE x (d REAL)"), "SELECT * FROM x LEFT JOIN t ON t.id = x.d", 1, 0, 1),
     ("join-count", ("S", "P"), "SELECT count(*) FROM p JOIN t ON t.id = p.tid", 6, 0, 6),
     ("join-limit", ("S", "P"), "SELECT * FROM p JOIN t ON t.id = p.tid LIMIT 1", 2, 0, 1),
