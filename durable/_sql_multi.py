@@ -556,6 +556,10 @@ def _values_fed(ops: list[Op], counted: list[Op]) -> tuple[Any, ...] | None:
     return ("fixed", rows)
 
 
+_COUNTER_LOOKUP: Final = frozenset({"Column", "Ne", "Rowid", "AddImm", "Copy", "Goto"})
+"""The instructions of the loop over ``sqlite_sequence`` that finds an AUTOINCREMENT counter."""
+
+
 def autoincrement_reads(
     conn: sqlite3.Connection, program: list[tuple[Any, ...]], tag: str
 ) -> tuple[list[tuple[Any, ...]], tuple[str, ...]]:
@@ -581,8 +585,8 @@ def autoincrement_reads(
             return program, ()
         loaded = [op for op in program[opened + 1 : start[0]] if op[1] == "String8"]
         body = program[start[0] + 1 : step[0]]
-        if len(loaded) != 1 or any(op[1] in _COUNTED for op in body):
-            return program, ()
+        if len(loaded) != 1 or any(op[1] not in _COUNTER_LOOKUP for op in body):
+            return program, ()  # (a statement of the application's reading sqlite_sequence)
         if any(op[1] in _JUMPERS and not start[0] < op[3] <= start[3] + 1 for op in body):
             return program, ()  # (a jump out of the loop lands just past it)
         names.append(str(loaded[0][5]))
