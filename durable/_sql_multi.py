@@ -153,7 +153,7 @@ def multi_rows(
         return max(rows, 1) + keys
     _, table, column = shape
     rows = _count(conn, table, tag)
-    found = conn.execute(f'SELECT DISTINCT {_quote(column)} FROM "main".{_quote(table)} -- {tag}').fetchall()
+    found = conn.execute(f'SELECT DISTINCT {column} FROM "main".{_quote(table)} -- {tag}').fetchall()
     # the index's affinity (numeric) made '3' and 3.0 the value 3: one entry
     values = {_integer_affinity(row[0]) for row in found}
     integers = sum(1 for v in values if v[0] == 1 and isinstance(v[1], int))
@@ -243,7 +243,7 @@ def _in_subquery(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag
     if record is None or record[3] != 1 or record[5] not in ("C", "D"):
         return None
     setter = _setter(ops, record[0], record[2])
-    if setter is None or setter[1] != "Column" or setter[2] != fill[2]:
+    if setter is None:  # (what it is: _expression)
         return None
     key = _setter(ops, seek[0], seek[4])
     if key is None or key[1] != "Column" or key[2] != eph or key[3] != 0:
@@ -260,8 +260,45 @@ def _in_subquery(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag
     opened = _opened(conn, ops, fill[2], tag)
     if opened is None or opened[0] != "table" or _opened(conn, ops, seek[2], tag) is None:
         return None
-    column = _column(conn, opened[1], setter[3], tag)
-    return None if column is None else ("insub", opened[1], column)
+    names = [str(row[1]) for row in conn.execute(f"PRAGMA main.table_info({_quote(opened[1])}) -- {tag}")]
+    if "rowid" in (name.lower() for name in names):
+        return None
+    value = _expression(ops, (fill_next[3], record[0]), record[2], fill[2], names)
+    return None if value is None else ("insub", opened[1], value)
+
+
+_ARITHMETIC: Final = {"Add": "+", "Subtract": "-", "Multiply": "*", "Divide": "/", "Remainder": "%", "Concat": "||"}
+
+
+def _expression(ops: list[Op], span: tuple[int, int], register: int, cursor: int, names: list[str]) -> str | None:
+    """The SQL of the value ``register`` holds at ``span[1]``, computed inside ``span`` from the
+    columns of ``cursor`` (named ``names``), constants and arithmetic (``id + 0``, ``d * 2``), or
+    ``None``: something else (a function, a test)."""
+    found = next((op for op in reversed(ops[span[0] : span[1]]) if _writes(op, register)), None)
+    if found is None:  # a constant SQLite loads once, in the code the Init runs first
+        found = next((op for op in ops if _writes(op, register)), None)
+        if found is None or found[1] not in ("Integer", "Int64", "Real", "String8", "Null"):
+            return None
+    name, p1, p2 = found[1], found[2], found[3]
+    if name == "RealAffinity":  # (SQL reads a REAL column's integer as a float too)
+        return _expression(ops, (span[0], found[0]), register, cursor, names)
+    if name == "Column" and p1 == cursor and 0 <= p2 < len(names):
+        return _quote(names[p2])
+    if name == "Rowid" and p1 == cursor:
+        return "rowid"
+    if name == "Integer":
+        return str(int(p1))
+    if name in ("Int64", "Real") and isinstance(found[5], (int, float, str)):
+        return str(found[5])
+    if name == "String8" and isinstance(found[5], str):
+        return "'" + found[5].replace("'", "''") + "'"
+    if name == "Null":
+        return "NULL"
+    if name in _ARITHMETIC:
+        left = _expression(ops, (span[0], found[0]), p2, cursor, names)  # (P3 = P2 op P1)
+        right = _expression(ops, (span[0], found[0]), p1, cursor, names)
+        return None if left is None or right is None else f"({left} {_ARITHMETIC[name]} {right})"
+    return None
 
 
 def _after(ops: list[Op], scan: Op, step: Op, seek: Op) -> bool:

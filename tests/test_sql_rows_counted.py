@@ -728,6 +728,56 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
         0,
         10,
     ),
+    # (a subquery of arithmetic: SQLite fills its temporary index with the values computed;
+    # miniflare 4.20260426, 2026-12-07; a function's falls back)
+    (
+        "in-subquery-expression",
+        (
+            "S",
+            "CREATE TABLE u (id INTEGER PRIMARY KEY, d REAL, n INTEGER)",
+            "INSERT INTO u VALUES (1, 1.0, 3), (3, 3.0, 3), (4, 2.5, 7), (6, NULL, 8)",
+        ),
+        "SELECT * FROM t WHERE id IN (SELECT id + 0 FROM u)",
+        12,
+        0,
+        12,
+    ),
+    (
+        "in-subquery-expression-real",
+        (
+            "S",
+            "CREATE TABLE u (id INTEGER PRIMARY KEY, d REAL, n INTEGER)",
+            "INSERT INTO u VALUES (1, 1.0, 3), (3, 3.0, 3), (4, 2.5, 7), (6, NULL, 8)",
+        ),
+        "SELECT * FROM t WHERE id IN (SELECT d * 2 - 1 FROM u)",
+        11,
+        0,
+        11,
+    ),
+    (
+        "in-subquery-expression-div",
+        (
+            "S",
+            "CREATE TABLE u (id INTEGER PRIMARY KEY, d REAL, n INTEGER)",
+            "INSERT INTO u VALUES (1, 1.0, 3), (3, 3.0, 3), (4, 2.5, 7), (6, NULL, 8)",
+        ),
+        "SELECT * FROM t WHERE id IN (SELECT d / 2 FROM u)",
+        8,
+        0,
+        8,
+    ),
+    (
+        "in-subquery-function",
+        (
+            "S",
+            "CREATE TABLE u (id INTEGER PRIMARY KEY, d REAL, n INTEGER)",
+            "INSERT INTO u VALUES (1, 1.0, 3), (3, 3.0, 3), (4, 2.5, 7), (6, NULL, 8)",
+        ),
+        "SELECT * FROM t WHERE id IN (SELECT abs(n) FROM u)",
+        10,
+        0,
+        1,
+    ),
     (
         "in-subquery-real-empty",
         ("S", "CREATE TABLE u (d REAL)"),
