@@ -10,11 +10,16 @@ just before it runs, as what it drops is gone after: :func:`drop_reads`):
 
 - ``join``: a full scan of one table whose every row looks up one row of another by its rowid
   (``SELECT * FROM p JOIN t ON t.id = p.tid``, ``LEFT JOIN`` too, tests on either table after
-  the lookup): the outer table's rows (at least 1), plus one per outer row whose key SQLite
+  the lookup; ``id IN (SELECT id FROM u)``; backwards for ``DESC``; the outer loop may scan a
+  covering index): the outer table's rows (at least 1), plus one per outer row whose key SQLite
   reads as an integer (a NULL, a text, a blob or 2.5 is looked up nowhere);
-- ``insub``: ``SELECT ... WHERE id IN (SELECT col FROM u)``: SQLite fills a temporary index with the
+- ``insub``: ``SELECT ... WHERE id IN (SELECT col FROM u)`` (``col`` may be arithmetic of
+  ``u``'s columns, :func:`_expression`): SQLite fills a temporary index with the
   subquery's values (a full scan of ``u``, no filter), then loops over it looking each value up:
   ``u``'s rows (at least 1), the distinct values (at least 1), one per integer value;
+- ``fixed``: a multi-row ``INSERT ... VALUES`` that gives the rowid: one lookup per row
+  (:func:`_values_fed`); an INSERT into an ``AUTOINCREMENT`` table adds its scan of
+  ``sqlite_sequence`` (:func:`autoincrement_reads`, :func:`sequence_reads`);
 - ``fed``: ``INSERT INTO c SELECT ... FROM t [WHERE ...]``, a full scan of one other table
   feeding the INSERT through a coroutine: that table's rows, at least 1 (an explicit rowid, or
   ``t`` itself, make other programs: not these);
