@@ -10,11 +10,16 @@ just before it runs, as what it drops is gone after: :func:`drop_reads`):
 
 - ``join``: a full scan of one table whose every row looks up one row of another by its rowid
   (``SELECT * FROM p JOIN t ON t.id = p.tid``, ``LEFT JOIN`` too, tests on either table after
-  the lookup): the outer table's rows (at least 1), plus one per outer row whose key SQLite
+  the lookup; ``id IN (SELECT id FROM u)``; backwards for ``DESC``; the outer loop may scan a
+  covering index): the outer table's rows (at least 1), plus one per outer row whose key SQLite
   reads as an integer (a NULL, a text, a blob or 2.5 is looked up nowhere);
-- ``insub``: ``SELECT ... WHERE id IN (SELECT col FROM u)``: SQLite fills a temporary index with the
+- ``insub``: ``SELECT ... WHERE id IN (SELECT col FROM u)`` (``col`` may be arithmetic of
+  ``u``'s columns, :func:`_expression`): SQLite fills a temporary index with the
   subquery's values (a full scan of ``u``, no filter), then loops over it looking each value up:
   ``u``'s rows (at least 1), the distinct values (at least 1), one per integer value;
+- ``fixed``: a multi-row ``INSERT ... VALUES`` that gives the rowid: one lookup per row
+  (:func:`_values_fed`); an INSERT into an ``AUTOINCREMENT`` table adds its scan of
+  ``sqlite_sequence`` (:func:`autoincrement_reads`, :func:`sequence_reads`);
 - ``fed``: ``INSERT INTO c SELECT ... FROM t [WHERE ...]``, a full scan of one other table
   feeding the INSERT through a coroutine: that table's rows, at least 1 (an explicit rowid, or
   ``t`` itself, make other programs: not these);
@@ -38,7 +43,7 @@ import re
 import sqlite3
 from typing import Any, Final
 
-from ._sql_loops import JUMPS, Op, _integer_affinity, _opened, _quote, _writes
+from ._sql_loops import JUMPS, Op, _integer_affinity, _opened, _quote, _rowid_read, _writes
 
 _JUMPERS: Final = JUMPS | {"Jump"}
 _COUNTED: Final = frozenset({
@@ -56,15 +61,23 @@ _INDEX_NAME: Final = re.compile(
 def multi_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
     """The ``join``, ``insub``, ``fed`` or ``grouped`` shape of a program (see the module), or ``None``."""
     names = [op[1] for op in counted]
-    if names == ["Rewind", "SeekRowid", "Next"]:
+    if names == ["NotExists"]:
+        return _values_fed(ops, counted)
+    # (``ORDER BY id DESC``: the same loop backwards, from its ``Last``, each ``Prev``)
+    backwards = [{"Last": "Rewind", "Prev": "Next"}.get(name, name) for name in names]
+    if backwards == ["Rewind", "SeekRowid", "Next"] and _paired(counted[0], counted[2]):
         return _join(conn, ops, counted, tag)
-    if names == ["Rewind", "Next", "Rewind", "SeekRowid", "Next"]:
-        return _in_subquery(conn, ops, counted, tag)
+    if names[:2] == ["Rewind", "Next"] and backwards[2:] == ["Rewind", "SeekRowid", "Next"]:
+        return _in_subquery(conn, ops, counted, tag) if _paired(counted[2], counted[4]) else None
     if names == ["Rewind", "Next"]:
         return _insert_select(conn, ops, counted, tag)
     if names == ["Rewind", "Next", "SorterSort", "SorterNext"]:
         return _grouped(conn, ops, counted, tag)
     return None
+
+
+def _paired(start: Op, step: Op) -> bool:
+    return (start[1], step[1]) in (("Rewind", "Next"), ("Last", "Prev"))
 
 
 def _grouped(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
@@ -130,6 +143,8 @@ def multi_rows(
     conn: sqlite3.Connection, shape: tuple[Any, ...], tag: str, *, finished: bool, stale: bool
 ) -> int | None:
     """workerd's ``rowsRead`` for a statement of ``shape`` (from :func:`multi_shape`) run to its end."""
+    if shape[0] == "fixed":
+        return int(shape[1])  # (the write ran whole inside ``exec()``)
     if not finished or stale:
         return None  # read in part: the lookups so far are not known; written since: nor the rows
     if shape[0] == "fed":
@@ -143,7 +158,7 @@ def multi_rows(
         return max(rows, 1) + keys
     _, table, column = shape
     rows = _count(conn, table, tag)
-    found = conn.execute(f'SELECT DISTINCT {_quote(column)} FROM "main".{_quote(table)} -- {tag}').fetchall()
+    found = conn.execute(f'SELECT DISTINCT {column} FROM "main".{_quote(table)} -- {tag}').fetchall()
     # the index's affinity (numeric) made '3' and 3.0 the value 3: one entry
     values = {_integer_affinity(row[0]) for row in found}
     integers = sum(1 for v in values if v[0] == 1 and isinstance(v[1], int))
@@ -185,7 +200,7 @@ def _leaf_pages(conn: sqlite3.Connection, index: str, tag: str) -> int | None:
 def _join(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
     scan, seek, step = counted
     outer = scan[2]
-    if step[2] != outer or step[6] != 1 or seek[2] == outer:  # (P5 1: a full scan's step)
+    if step[2] != outer or seek[2] == outer:
         return None
     if not scan[0] < step[3] <= seek[0] < step[0] < scan[3]:
         return None
@@ -195,11 +210,15 @@ def _join(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) 
         return None  # (an UPDATE ... FROM: not measured)
     opened = _opened(conn, ops, outer, tag)
     inner = _opened(conn, ops, seek[2], tag)
-    if opened is None or inner is None or opened[0] != "table" or inner[0] != "table":
+    if opened is None or inner is None or inner[0] != "table":
         return None
     setter = _setter(ops, seek[0], seek[4])
     if setter is None or setter[2] != outer:
         return None
+    if opened[0] == "index":
+        # a scan of a covering index (``ORDER BY x.b``, an index on ``b``), not partial: its
+        # entries are the table's rows, each looked up by the rowid it holds
+        return ("join", opened[1], None) if setter[1] == "IdxRowid" else None
     if setter[1] == "Rowid":
         return ("join", opened[1], None)
     if setter[1] != "Column":
@@ -229,7 +248,7 @@ def _in_subquery(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag
     if record is None or record[3] != 1 or record[5] not in ("C", "D"):
         return None
     setter = _setter(ops, record[0], record[2])
-    if setter is None or setter[1] != "Column" or setter[2] != fill[2]:
+    if setter is None:  # (what it is: _expression)
         return None
     key = _setter(ops, seek[0], seek[4])
     if key is None or key[1] != "Column" or key[2] != eph or key[3] != 0:
@@ -246,8 +265,45 @@ def _in_subquery(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag
     opened = _opened(conn, ops, fill[2], tag)
     if opened is None or opened[0] != "table" or _opened(conn, ops, seek[2], tag) is None:
         return None
-    column = _column(conn, opened[1], setter[3], tag)
-    return None if column is None else ("insub", opened[1], column)
+    names = [str(row[1]) for row in conn.execute(f"PRAGMA main.table_info({_quote(opened[1])}) -- {tag}")]
+    if "rowid" in (name.lower() for name in names):
+        return None
+    value = _expression(ops, (fill_next[3], record[0]), record[2], fill[2], names)
+    return None if value is None else ("insub", opened[1], value)
+
+
+_ARITHMETIC: Final = {"Add": "+", "Subtract": "-", "Multiply": "*", "Divide": "/", "Remainder": "%", "Concat": "||"}
+
+
+def _expression(ops: list[Op], span: tuple[int, int], register: int, cursor: int, names: list[str]) -> str | None:
+    """The SQL of the value ``register`` holds at ``span[1]``, computed inside ``span`` from the
+    columns of ``cursor`` (named ``names``), constants and arithmetic (``id + 0``, ``d * 2``), or
+    ``None``: something else (a function, a test)."""
+    found = next((op for op in reversed(ops[span[0] : span[1]]) if _writes(op, register)), None)
+    if found is None:  # a constant SQLite loads once, in the code the Init runs first
+        found = next((op for op in ops if _writes(op, register)), None)
+        if found is None or found[1] not in ("Integer", "Int64", "Real", "String8", "Null"):
+            return None
+    name, p1, p2 = found[1], found[2], found[3]
+    if name == "RealAffinity":  # (SQL reads a REAL column's integer as a float too)
+        return _expression(ops, (span[0], found[0]), register, cursor, names)
+    if name == "Column" and p1 == cursor and 0 <= p2 < len(names):
+        return _quote(names[p2])
+    if name == "Rowid" and p1 == cursor:
+        return "rowid"
+    if name == "Integer":
+        return str(int(p1))
+    if name in ("Int64", "Real") and isinstance(found[5], (int, float, str)):
+        return str(found[5])
+    if name == "String8" and isinstance(found[5], str):
+        return "'" + found[5].replace("'", "''") + "'"
+    if name == "Null":
+        return "NULL"
+    if name in _ARITHMETIC:
+        left = _expression(ops, (span[0], found[0]), p2, cursor, names)  # (P3 = P2 op P1)
+        right = _expression(ops, (span[0], found[0]), p1, cursor, names)
+        return None if left is None or right is None else f"({left} {_ARITHMETIC[name]} {right})"
+    return None
 
 
 def _after(ops: list[Op], scan: Op, step: Op, seek: Op) -> bool:
@@ -257,6 +313,8 @@ def _after(ops: list[Op], scan: Op, step: Op, seek: Op) -> bool:
     for op in ops[step[3] : step[0]]:
         if op[1] not in _JUMPERS or op is seek:
             continue
+        if op[1] == "IsNull" and op[0] < seek[0] and op[2] == seek[4] and _rowid_read(ops, op[0], op[2], scan[2]):
+            continue  # (``id IN (SELECT id FROM u)``: a rowid is never NULL)
         if op[0] < seek[0] or op[1] == "Jump":
             return False
         if not seek[0] < op[3] <= step[0]:
@@ -272,13 +330,19 @@ def _straight_outside(ops: list[Op], scan: Op, step: Op) -> bool:
             continue
         if op[1] == "Init" or (op[1] == "Goto" and op[0] == last):
             continue
+        if op[1] == "Once" and op[0] < op[3] <= scan[0]:
+            continue  # (around an OpenRead before the loop)
         return False
     return True
 
 
 def _setter(ops: list[Op], before: int, register: int) -> Op | None:
-    """The instruction before ``before`` that last wrote ``register``."""
-    return next((op for op in reversed(ops[:before]) if _writes(op, register)), None)
+    """The instruction before ``before`` that last wrote ``register`` (the one before a
+    ``RealAffinity``, which makes a REAL column's integer a float again, the same number)."""
+    found = next((op for op in reversed(ops[:before]) if _writes(op, register)), None)
+    if found is not None and found[1] == "RealAffinity":
+        return _setter(ops, found[0], register)
+    return found
 
 
 def _column(conn: sqlite3.Connection, table: str, cid: int, tag: str) -> str | None:
@@ -476,3 +540,124 @@ def add_column_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None
         return None  # (a STRICT table's new column is checked too)
     schema = int(conn.execute(f'SELECT count(*) FROM "main".sqlite_master -- {tag}').fetchone()[0])
     return schema + 2 + (1 if re.search(r"\bCHECK\b", definition) else 0)
+
+
+def _values_fed(ops: list[Op], counted: list[Op]) -> tuple[Any, ...] | None:
+    """``("fixed", rows)``: ``INSERT INTO t (id, ...) VALUES (...), (...)``, a multi-row ``VALUES``
+    in a coroutine (straight code, one ``Yield`` per row) feeding the INSERT's loop, whose one
+    counted instruction is the rowid lookup of the row's key (``MustBeInt`` before it: an integer,
+    or an error), reached once per row whatever the row: one per row (miniflare 4.20260426: 2 for
+    two rows, ``OR IGNORE`` and ``OR REPLACE`` too)."""
+    seek = counted[0]
+    coroutines = [op for op in ops if op[1] == "InitCoroutine"]
+    if len(coroutines) != 1 or any(op[1] in ("OpenEphemeral", "Gosub", "Return", "Jump") for op in ops):
+        return None
+    feed, body_start, body_end = coroutines[0][2], coroutines[0][4], coroutines[0][3]
+    rows = 0
+    for op in ops[body_start:body_end]:
+        if op[1] == "Yield" and op[2] == feed and not op[3]:
+            rows += 1
+        elif op[1] in _JUMPERS or op[1] in ("InitCoroutine", "Gosub", "Return"):
+            return None
+        elif op[1] == "EndCoroutine" and op[0] != body_end - 1:
+            return None
+    consumer = [op for op in ops if op[1] == "Yield" and op[0] >= body_end]
+    if rows < 2 or len(consumer) != 1 or consumer[0][2] != feed or not consumer[0][0] < seek[0] < consumer[0][3]:
+        return None
+    loop, done = consumer[0][0], consumer[0][3]
+    if not any(op[1] == "MustBeInt" and op[2] == seek[4] for op in ops[loop : seek[0]]):
+        return None
+    if any(
+        _writes(op, seek[4])
+        for op in ops[
+            next(op[0] for op in ops[loop : seek[0]] if op[1] == "MustBeInt" and op[2] == seek[4]) + 1 : seek[0]
+        ]
+    ):
+        return None
+    last = len(ops) - 1
+    for op in ops:
+        name, addr, target = op[1], op[0], op[3]
+        if name not in _JUMPERS or name == "Init" or (name == "Goto" and addr == last) or op is consumer[0]:
+            continue
+        if not target and name != "Goto":
+            continue  # (``MustBeInt`` with no P2: an error, not a jump)
+        if body_end <= addr < done:
+            if name == "Goto" and target == loop:
+                continue  # back for the next row
+            if target <= addr and not (name == "Goto" and target == loop):
+                return None
+            if addr < seek[0] < target:
+                return None  # the lookup may be jumped over
+            if addr != seek[0] and target > done:
+                return None
+            continue
+        if addr < body_end or addr < done:
+            return None
+        if not (name == "Goto" and target < body_end) and not addr < target <= last:
+            return None  # (the Init code's jump back; forward after the loop: nothing counted there)
+    return ("fixed", rows)
+
+
+_COUNTER_LOOKUP: Final = frozenset({"Column", "Ne", "Rowid", "AddImm", "Copy", "Goto"})
+"""The instructions of the loop over ``sqlite_sequence`` that finds an AUTOINCREMENT counter."""
+
+
+def autoincrement_reads(
+    conn: sqlite3.Connection, program: list[tuple[Any, ...]], tag: str
+) -> tuple[list[tuple[Any, ...]], tuple[str, ...]]:
+    """``program`` with the scans of ``sqlite_sequence`` that an INSERT into an ``AUTOINCREMENT``
+    table runs first (to find the table's counter: a loop that stops at its row) made ``Noop``s,
+    and the tables whose rows they look for (none: ``program`` as it is)."""
+    if not any(row[1] == "OpenRead" for row in program):
+        return program, ()
+    root = conn.execute(f"SELECT rootpage FROM sqlite_master WHERE name = 'sqlite_sequence' -- {tag}").fetchone()
+    if root is None:
+        return program, ()
+    out = list(program)
+    names: list[str] = []
+    for row in program:
+        if row[1] != "OpenRead" or row[3] != root[0] or row[4] != 0:
+            continue
+        cursor, opened = row[2], row[0]
+        start = next((op for op in program[opened + 1 :] if op[1] in _COUNTED or op[1] in _JUMPERS), None)
+        if start is None or start[1] != "Rewind" or start[2] != cursor or start[3] < start[0] + 2:
+            return program, ()
+        step = program[start[3] - 1]
+        if step[1] != "Next" or step[2] != cursor or step[3] != start[0] + 1:
+            return program, ()
+        loaded = [op for op in program[opened + 1 : start[0]] if op[1] == "String8"]
+        body = program[start[0] + 1 : step[0]]
+        if len(loaded) != 1 or any(op[1] not in _COUNTER_LOOKUP for op in body):
+            return program, ()  # (a statement of the application's reading sqlite_sequence)
+        if any(op[1] in _JUMPERS and not start[0] < op[3] <= start[3] + 1 for op in body):
+            return program, ()  # (a jump out of the loop lands just past it)
+        names.append(str(loaded[0][5]))
+        for addr in range(opened, step[0] + 1):
+            out[addr] = (addr, "Noop", 0, 0, 0, None, 0, *program[addr][7:])
+    for row in program if names else ():
+        if row[1] == "OpenWrite" and row[3] == root[0] and row[4] == 0:
+            # its update of the counter, after the INSERT (nothing counted: its key is the row's)
+            close = next((op for op in program[row[0] :] if op[1] == "Close" and op[2] == row[2]), None)
+            if close is None or any(op[1] in _COUNTED for op in program[row[0] : close[0]]):
+                return program, ()
+            for addr in range(row[0], close[0] + 1):
+                out[addr] = (addr, "Noop", 0, 0, 0, None, 0, *program[addr][7:])
+    return out, tuple(names)
+
+
+def sequence_reads(conn: sqlite3.Connection, names: tuple[str, ...], tag: str) -> int | None:
+    """What the scans of ``sqlite_sequence`` (:func:`autoincrement_reads`) read, from the table as
+    the INSERT left it: the rows up to the table's row, where the loop stopped; all of them (at
+    least 1) if it has none. A row last of several may be the one the INSERT added (its scan read
+    the rows before it, at least 1) or one it found there: ``None``."""
+    found = [str(row[0]) for row in conn.execute(f"SELECT name FROM sqlite_sequence ORDER BY rowid -- {tag}")]
+    total = 0
+    for name in names:
+        if name not in found:
+            total += max(len(found), 1)
+            continue
+        position = found.index(name) + 1
+        if position == len(found) and position > 1:
+            return None
+        total += position
+    return total

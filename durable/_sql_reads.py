@@ -38,11 +38,13 @@ from ._sql_loops import JUMPS, loop_rows, loop_shape
 from ._sql_multi import (
     DROP,
     add_column_reads,
+    autoincrement_reads,
     index_rows,
     multi_rows,
     multi_shape,
     passes,
     returning_parts,
+    sequence_reads,
     without_returning,
 )
 from ._sql_rules import NAMED_NEED_A_DICT, named_parameters
@@ -167,7 +169,13 @@ def _shape_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | None
     kind = shape[0]
     if kind == "none":
         return 0
-    if kind in ("join", "insub", "fed", "grouped"):
+    if kind == "autoinc":
+        if stale:
+            return None  # written to since: sqlite_sequence may not be as the statement left it
+        inner = _shape_rows(conn, shape[1], ran)
+        scanned = sequence_reads(conn, shape[2], tag)
+        return None if inner is None or scanned is None else inner + scanned
+    if kind in ("join", "insub", "fed", "grouped", "fixed"):
         return multi_rows(conn, shape, tag, finished=finished, stale=stale)
     if kind in ("in", "range", "limited", "sorted"):
         return loop_rows(
@@ -235,6 +243,7 @@ def _returning_shape(
 ) -> Shape | None:
     """``("returning", inner, stripped, loops, lookups)``: ``inner`` the shape of the write
     without its ``RETURNING`` (``stripped``), the rest from the program (``returning_parts``)."""
+    program, sequences = autoincrement_reads(conn, program, tag)
     ops = [(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in program]
     if any(
         op[1] not in _STRAIGHT and op[1] not in JUMPS and op[1] not in _SUBROUTINES and op[1] not in _RETURNING
@@ -246,6 +255,10 @@ def _returning_shape(
         return None
     plain = _explain(conn, stripped, params, tag)
     inner = _shape(conn, plain, tag)
+    if inner is not None and inner[0] == "autoinc":
+        if inner[2] != sequences:
+            return None
+        inner = inner[1]
     if inner == ("none",) and parts[1]:
         # ``DELETE FROM t``: SQLite clears the table, unless it must return the rows; then it
         # scans them (the rows deleted, at least 1) and looks each up again.
@@ -253,8 +266,12 @@ def _returning_shape(
         reads = [op for op in ops if op[1] != "OpenWrite"]  # (its second pass opens it to write)
         table = _table_of(conn, reads, scan[0][2], tag) if len(scan) == 1 else None
         inner = None if table is None else ("scan", table, True, False)
-    if inner is None or inner[0] not in ("none", "point", "scan", "range", "in"):
+    if inner is None or inner[0] not in ("none", "point", "scan", "range", "in", "fixed"):
         return None
+    if inner[0] == "fixed":
+        inner = ("none",)  # (its lookups move into the loop over the rows buffered: counted there)
+    if sequences:
+        inner = ("autoinc", inner, sequences)
     before = passes([(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in plain])
     return ("returning", inner, stripped, parts[0] - before[0], parts[1] - before[1])
 
@@ -295,6 +312,12 @@ def _explain(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: s
 
 
 def _shape(conn: sqlite3.Connection, program: list[tuple[Any, ...]], tag: str) -> Shape | None:
+    program, sequences = autoincrement_reads(conn, program, tag)
+    shape = _program_shape(conn, program, tag)
+    return ("autoinc", shape, sequences) if sequences and shape is not None else shape
+
+
+def _program_shape(conn: sqlite3.Connection, program: list[tuple[Any, ...]], tag: str) -> Shape | None:
     ops = [(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in program]
     if any(
         op[1] not in _STRAIGHT and op[1] not in JUMPS and op[1] not in _SUBROUTINES and op[1] != "Jump" for op in ops
