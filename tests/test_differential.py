@@ -59,6 +59,17 @@ def walk(ops: list[Op]) -> Iterator[Op]:
         yield from walk(op.get("after", []))
 
 
+def _sql_drawn(gen: Generator) -> list[str]:
+    """The SQL of every statement in ``gen``'s next 400 sequences."""
+    return [
+        op["query"]
+        for s in (gen.sequence() for _ in range(400))
+        for call in s["calls"]
+        for op in walk(call)
+        if op["op"].startswith("sql")
+    ]
+
+
 def tags(value: Any) -> Iterator[str]:
     if isinstance(value, dict):
         if "t" in value:
@@ -254,14 +265,7 @@ class TestRowsReadMask:
         """The shapes docs/sql.md counts as workerd (``counted_sql``) make up a good part of the
         statements drawn, each drawn, from a stream of their own (one on a table the sequence has
         not made yet is that table's CREATE TABLE instead: it would count nothing)."""
-        gen = Generator(5)
-        queries = [
-            op["query"]
-            for s in (gen.sequence() for _ in range(400))
-            for call in s["calls"]
-            for op in walk(call)
-            if op["op"].startswith("sql")
-        ]
+        queries = _sql_drawn(Generator(5))
         shapes = {q for t in ("t1", "t2") for q, _ in Generator(0).counted_sql(t)}
         stems = {re.sub(r"\d+", "N", q) for q in shapes}
         drawn = [q for q in queries if re.sub(r"\d+", "N", q) in stems]
@@ -273,14 +277,7 @@ class TestRowsReadMask:
         index serves it: on an indexed column, durable counts the rows returned (docs/sql.md).
         ``WHERE b IN (?, ?, ?)`` with ``b UNIQUE`` read 3 in workerd, 0 in durable (``run.py 150
         --seed 9681``, sequence 71, an empty ``t1``)."""
-        gen = Generator(11)
-        queries = [
-            op["query"]
-            for s in (gen.sequence() for _ in range(400))
-            for call in s["calls"]
-            for op in walk(call)
-            if op["op"].startswith("sql")
-        ]
+        queries = _sql_drawn(Generator(11))
         in_columns = {m.group(1) for q in queries if (m := re.search(r"WHERE (\w+) IN \(\?", q))}
         assert in_columns
         indexed = {m.group(1) for q in queries for m in re.finditer(r"\b(\w+) UNIQUE\b", q)}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import durable
 
 
@@ -153,12 +155,12 @@ def test_rows_read_after_an_alter_in_transaction_sync_does_not_crash() -> None:
 
 
 class Explains(durable.DurableObject):
-    def explain_around_an_add_column(self) -> tuple[int, int, int]:
-        """The same ``EXPLAIN`` text before and after an ``ALTER TABLE ... ADD COLUMN`` in
-        ``transaction_sync()``, then a new text asking for the same."""
+    def explain_around_an_add_column(self, keyword: str) -> tuple[int, int, int]:
+        """The same ``EXPLAIN`` text (``keyword`` spelling EXPLAIN) before and after an ``ALTER
+        TABLE ... ADD COLUMN`` in ``transaction_sync()``, then a new text asking for the same."""
         storage = self.ctx.storage
         storage.sql.exec("CREATE TABLE t1 (id INTEGER PRIMARY KEY, b TEXT)")
-        query = "EXPLAIN DELETE FROM t1 WHERE id > ? RETURNING id"
+        query = f"{keyword} DELETE FROM t1 WHERE id > ? RETURNING id"
         before = len(storage.sql.exec(query, 3.0).to_array())
         storage.transaction_sync(lambda: storage.sql.exec("ALTER TABLE t1 ADD COLUMN e DEFAULT 7").to_array())
         after = len(storage.sql.exec(query, 0.0).to_array())
@@ -166,12 +168,14 @@ class Explains(durable.DurableObject):
         return before, after, fresh
 
 
+@pytest.mark.parametrize("keyword", ["EXPLAIN", "explain", "EXPlain"])
 async def test_an_applications_explain_after_a_schema_change_lists_the_new_program(
-    durable_runtime: durable.Runtime,
+    durable_runtime: durable.Runtime, keyword: str
 ) -> None:
     """The application's own ``EXPLAIN`` run again after a schema change reached the same SQLite
     defect as rows_read's (valgrind: 4 invalid reads in ``sqlite3VdbeDisplayP4``) and listed the
-    old program (29 rows where the new one has 30); it is prepared anew each time now."""
-    stub = durable_runtime.namespace(Explains).get_by_name("a")
-    before, after, fresh = await stub.explain_around_an_add_column()
+    old program (29 rows where the new one has 30); it is prepared anew each time now, in any
+    case (the mark's first quick test looked for ``xplain`` or ``XPLAIN`` only: review-all)."""
+    stub = durable_runtime.namespace(Explains).get_by_name(keyword)
+    before, after, fresh = await stub.explain_around_an_add_column(keyword)
     assert after == fresh != before
