@@ -39,6 +39,7 @@ Measured with miniflare 4.20260426 (2026-12-07): tests/test_sql_rows_counted.py.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from typing import Any, Final
@@ -158,11 +159,23 @@ def multi_rows(
         return max(rows, 1) + keys
     _, table, column = shape
     rows = _count(conn, table, tag)
-    found = conn.execute(f'SELECT DISTINCT {column} FROM "main".{_quote(table)} -- {tag}').fetchall()
+    found = conn.execute(f'SELECT DISTINCT {column} FROM "main".{_quote(table)} -- {tag}')
     # the index's affinity (numeric) made '3' and 3.0 the value 3: one entry
-    values = {_integer_affinity(row[0]) for row in found}
+    values = {_kept(_integer_affinity(row[0])) for row in found}
     integers = sum(1 for v in values if v[0] == 1 and isinstance(v[1], int))
     return max(rows, 1) + max(len(values), 1) + integers
+
+
+def _kept(value: tuple[int, Any]) -> tuple[int, Any]:
+    """``value`` (from ``_integer_affinity``) as kept to tell the distinct values apart: a long
+    text or blob by its digest, so that a table of large values (``s || s``) is not held in memory
+    whole while ``rows_read`` counts them."""
+    kind, data = value
+    if kind == 2 and len(data) > 64:
+        return (4, hashlib.sha256(data.encode("utf-8", "surrogatepass")).digest())
+    if kind == 3 and len(data) > 64:
+        return (5, hashlib.sha256(data).digest())
+    return value
 
 
 def index_rows(conn: sqlite3.Connection, sql: str, written: int, tag: str) -> int | None:

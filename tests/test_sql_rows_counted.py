@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -1681,3 +1682,30 @@ async def test_drop_with_keywords_only_in_strings(durable_runtime: durable.Runti
 
     stub = durable_runtime.namespace(Shapes).get_by_name("drop-strings")
     assert await testing.run_in_object(stub, body) == [5, 4, 4]
+
+
+async def test_rows_read_of_an_in_subquery_of_large_values(durable_runtime: durable.Runtime) -> None:
+    """``id IN (SELECT s || s FROM u)`` counts the distinct values of ``s || s`` when
+    ``rows_read`` is read: streamed, a long one kept by its digest, never all of them held in
+    memory at once (here 100 of 200 KB, 20 MB: the read stays well under that)."""
+
+    def body(obj: Any, ctx: durable.State) -> tuple[int, int, int]:
+        sql = ctx.storage.sql
+        sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, a)")
+        sql.exec("CREATE TABLE u (id INTEGER PRIMARY KEY, s TEXT)")
+        for n in range(100):
+            sql.exec("INSERT INTO u (s) VALUES (?)", f"{n}:" + "x" * 100_000)
+        cursor = sql.exec("SELECT * FROM t WHERE id IN (SELECT s || s FROM u)")
+        cursor.to_array()
+        tracemalloc.start()
+        try:
+            read = cursor.rows_read
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return read, peak, cursor.rows_written
+
+    stub = durable_runtime.namespace(Shapes).get_by_name("large-values")
+    read, peak, written = await testing.run_in_object(stub, body)
+    assert (read, written) == (200, 0)  # u's 100 rows, its 100 distinct values, no integer
+    assert peak < 5_000_000
