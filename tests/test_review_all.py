@@ -72,6 +72,21 @@ def test_the_files_ci_names_exist() -> None:
     assert len(names) == len(set(names)), "a file named twice"
 
 
+def _child(script: str, *args: str, what: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a child process importing this checkout's durable; fail the test, naming
+    ``what``, if it does not end within 15 s (a hang there is the defect, not the suite's)."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", script, *args],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{what} did not answer within 15 s")
+
+
 _COMMENTED = """
 import asyncio
 import durable
@@ -103,16 +118,7 @@ def test_a_statement_after_many_comments_runs_at_once() -> None:
     them all, exponentially, on the object's thread (``"-- " + "-" * 40 + "\\nSELECT 1"`` took
     61 s, 4 dashes more about 7 times as long). In a child process, so that the defect is a
     failure (its timeout), not a hang of the suite."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _COMMENTED],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("the statement after the comments did not run within 15 s")
+    done = _child(_COMMENTED, what="the statement after the comments")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[:4] == ["[{'x': 1}]", "[{'x': 2}]", "5", "[{'x': 4}]"], done.stdout
 
@@ -144,15 +150,6 @@ def test_inspect_runs_a_query_after_a_separator_line(tmp_path: Path) -> None:
     """``durable inspect --sql`` runs a query after a ``-- ------...`` line (76 dashes). Its check
     for "no statement" (``_inspect._NO_STATEMENT.fullmatch``) backtracked exponentially through the
     ways to split that comment (18 ``-- `` took 39 s). In a child process, with a timeout."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _INSPECTED, str(tmp_path / "state")],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            env={**os.environ, "PYTHONPATH": str(Path(durable.__file__).parent.parent)},
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("durable inspect --sql did not answer within 15 s")
+    done = _child(_INSPECTED, str(tmp_path / "state"), what="durable inspect --sql")
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["query"]["rows"] == [[7]], done.stdout
