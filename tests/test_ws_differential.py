@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from differential.runner import Workerd, harness_missing, started_or_skipped
-from differential.ws_ops import THROWN, Generator
+from differential.ws_ops import STORE_OPS, THROWN, Generator
 from differential.ws_runner import DurableWs, differences, run_in_workerd
 
 import durable
@@ -263,6 +263,10 @@ class TestComparison:
             "auto_ts",
             "timeout",
             "bcast",
+            "st_put",
+            "st_get",
+            "st_delete",
+            "st_list",
         ):
             assert f'"op": "{op}"' in text or f'\\"op\\": \\"{op}\\"' in text
         assert "throw" in text and "on_close" in text
@@ -289,6 +293,73 @@ class TestComparison:
                 resets = resets or _arms_a_resetting_close(step)
                 armed += resets
         assert armed and kept
+
+    def test_storage_ops_leave_the_other_draws_as_they_were(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The awaited storage ops come from a stream of their own: without them, a seed's
+        sequences are what it drew before they were added; a socket accepted with ``accept()``
+        gets none in its commands, and a command's keys are its own socket's."""
+        gen = Generator(9989, resets=True)
+        drawn = [gen.sequence() for _ in range(150)]
+        monkeypatch.setattr(Generator, "stored", lambda self, ops, socket, burst=False: ops)
+        gen = Generator(9989, resets=True)
+        again = [gen.sequence() for _ in range(150)]
+        assert [_without_storage(s) for s in drawn] == again
+        stored = 0
+        for sequence in drawn:
+            standard = {s["id"] for s in sequence["steps"] if s["step"] == "open" and s.get("standard")}
+            for step in _flat(sequence["steps"]):
+                ops = _command(step)
+                keys = {op.get("key", op.get("prefix", "")).split("/")[0] for op in ops if op["op"] in STORE_OPS}
+                stored += bool(keys)
+                assert not keys or (step["c"] not in standard and keys <= {step["c"], ""})
+        assert stored > 50
+
+    def test_no_storage_op_before_a_close_in_a_burst(self) -> None:
+        """In a burst, a command's storage ops come after its ``close``: in workerd a ``close()``
+        made after an awaited ``put()`` with two more of the burst's messages on their way gave
+        the object's ``webSocketClose`` 1006 (not clean), where durable, and workerd with one
+        message or with the ``close()`` first, got the client's answer (run_ws.py 150 --seed 9989,
+        sequence 126; miniflare 4.20260426). That burst's first command is that case."""
+        gen = Generator(9989)
+        sequences = [gen.sequence() for _ in range(200)]
+        burst = sequences[126]["steps"][10]
+        assert burst["step"] == "burst"
+        assert [op["op"] for op in _command(burst["steps"][0])][:2] == ["close", "tags"]
+        for sequence in sequences:
+            for step in sequence["steps"]:
+                for inner in step["steps"] if step["step"] == "burst" else []:
+                    kinds = [op["op"] for op in _command(inner)]
+                    if "close" in kinds:
+                        before = kinds[: len(kinds) - kinds[::-1].index("close")]
+                        assert not set(before) & set(STORE_OPS)
+
+
+def _flat(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [inner for step in steps for inner in (step["steps"] if step["step"] == "burst" else [step])]
+
+
+def _command(step: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ops a client's ``cmd:`` message carries ([] for any other step)."""
+    data = step.get("data", {}).get("t", "") if step["step"] == "csend" else ""
+    return json.loads(data[4:]) if isinstance(data, str) and data.startswith("cmd:") else []
+
+
+def _without_storage(sequence: dict[str, Any]) -> dict[str, Any]:
+    """``sequence`` with its awaited storage ops taken out."""
+
+    def ops(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [op for op in items if op["op"] not in STORE_OPS]
+
+    def step(s: dict[str, Any]) -> dict[str, Any]:
+        if s["step"] == "burst":
+            return {**s, "steps": [step(inner) for inner in s["steps"]]}
+        if s["step"] == "srv":
+            return {**s, "ops": ops(s["ops"])}
+        if _command(s):
+            return {**s, "data": {"t": "cmd:" + json.dumps(ops(_command(s)))}}
+        return s
+
+    return {**sequence, "steps": [step(s) for s in sequence["steps"]]}
 
 
 def _arms_a_resetting_close(step: dict[str, Any]) -> bool:

@@ -20,7 +20,10 @@ A server op names its socket by id (``ws``; ``"self"`` inside a handler): ``send
 ``auto_ts``, ``timeout`` (``setHibernatableWebSocketEventTimeout``), ``get_timeout``, ``on_close``
 (ops the close handler runs), ``throw``, ``abort`` (``ctx.abort(reason)``: the object is reset,
 every socket disconnected, and the code stops there), and ``kv_put`` / ``kv_get`` (``ctx.storage.kv``,
-the synchronous key-value API: what survives a reset). A client message ``"cmd:" + JSON`` makes the object's
+the synchronous key-value API: what survives a reset), and ``st_put`` / ``st_get`` / ``st_delete`` /
+``st_list`` (``await ctx.storage.put(key, value)``, ``get``, ``delete``, ``list({prefix})``: the
+asynchronous API a handler awaits, as a chat room saves each message; ops that hold one run as an
+``async`` list, awaiting each storage call). A client message ``"cmd:" + JSON`` makes the object's
 ``webSocketMessage`` run those ops on the socket it came from (``throw`` makes the handler throw).
 
 Data is ``{"t": text}``, ``{"b": hex}``, ``{"big_t": n, "ch": c}`` or ``{"big_b": n}``; an attachment
@@ -59,6 +62,8 @@ auto-response they share, would see an order that neither side defines."""
 THROWN = "handler boom"
 """The message of the error an op ``throw`` throws."""
 TIMEOUTS = (0, 1, 5000, 604_800_000, 604_800_001, -1, 1.5, None)
+STORE_OPS = ("st_put", "st_get", "st_delete", "st_list")
+"""The ops that await ``ctx.storage`` (``Generator.stored``)."""
 
 
 class Generator:
@@ -71,6 +76,9 @@ class Generator:
         self.more = random.Random(f"more-{seed}")
         """The stream of the broadcasts ``ops`` adds to calls (``bcast``), so that the main one
         draws what it drew before they were added."""
+        self.store = random.Random(f"store-{seed}")
+        """The stream of the awaited storage ops (``stored``) added to calls and to the commands of
+        hibernatable sockets, so that the main one draws what it drew before they were added."""
         self.resets = random.Random(seed + 1) if resets else None
         """With ``resets``, ops also write and read ``ctx.storage.kv`` and reset the object
         (``abort``, in a call, a command or the ops ``webSocketClose`` runs), drawn from this second stream so that the main one, and so every other
@@ -80,6 +88,8 @@ class Generator:
         rng = self.rng
         self.count += 1
         self.opened: list[str] = []
+        self.standard: set[str] = set()
+        """The sockets accepted with ``accept()`` (their commands await no storage call)."""
         self.auto: str | None = None
         self.close_resets = False
         """Whether a close handler that resets the object may be armed (see ``_apart``)."""
@@ -120,6 +130,7 @@ class Generator:
         else:
             tags += rng.sample(["a", "b", "room:1", "é"], rng.randint(0, 3))
         if rng.random() < 0.15:  # accepted with accept(): events to listeners, not hibernatable
+            self.standard.add(id)
             return {"step": "open", "id": id, "tags": [id], "standard": True}
         return {"step": "open", "id": id, "tags": tags}
 
@@ -142,7 +153,7 @@ class Generator:
                 return {"step": "csend", "c": c, "data": {"b": text.encode().hex()}}
             return {"step": "csend", "c": c, "data": {"t": text}}
         if kind == "cmd":
-            ops = self.ops(rng.randint(1, 4), handler=True)
+            ops = self.stored(self.ops(rng.randint(1, 4), handler=True), c)
             return {"step": "csend", "c": c, "data": {"t": "cmd:" + json.dumps(ops)}}
         if kind == "cclose":
             return {"step": "cclose", "c": c, **self.close_args()}
@@ -150,7 +161,7 @@ class Generator:
             return {"step": rng.choice(("cstate", "cprops")), "c": c}
         if kind == "hibernate":
             return {"step": "hibernate"}
-        return {"step": "srv", "ops": self.ops(rng.randint(1, 5), handler=False)}
+        return {"step": "srv", "ops": self.stored(self.ops(rng.randint(1, 5), handler=False), None)}
 
     def client_step(self) -> Step:
         """A step on a client end, for a burst (steps with no wait between them)."""
@@ -162,7 +173,7 @@ class Generator:
         if kind == "auto_send":
             return {"step": "csend", "c": c, "data": {"t": self.auto or "ping"}}
         if kind == "cmd":
-            ops = self.ops(rng.randint(1, 3), handler=True, own=True)
+            ops = self.stored(self.ops(rng.randint(1, 3), handler=True, own=True), c, burst=True)
             return {"step": "csend", "c": c, "data": {"t": "cmd:" + json.dumps(ops)}}
         if kind == "cclose":
             return {"step": "cclose", "c": c, **self.close_args()}
@@ -190,6 +201,42 @@ class Generator:
         if roll < 0.9:
             return {"big_t": rng.choice((100, 70_000, 1_048_577)), "ch": rng.choice(("a", "é", "€"))}
         return {"big_b": rng.choice((21, 65_536, 1_048_577))}
+
+    def stored(self, ops: list[Step], socket: str | None, *, burst: bool = False) -> list[Step]:
+        """``ops`` with, half the time, awaited ``ctx.storage`` calls among them (drawn from a stream
+        of their own): those of a command on keys of its socket's own (``c1/x``: the order of
+        different sockets' events is not defined, see ``OWN_OPS``), none for a socket accepted
+        with ``accept()`` (its listeners are not the object's handlers); a call's on any key.
+        A closing ``throw`` or ``abort`` stays last.
+
+        In a ``burst`` none goes before the command's ``close``: in workerd a ``close()`` made after
+        an awaited ``put()`` (held until the write is confirmed) with two more of the burst's
+        messages on their way made the object's ``webSocketClose`` get 1006 ("WebSocket
+        disconnected without sending Close frame.", ``wasClean`` false), where with one message, or
+        with the ``close()`` before the ``put()``, it got the client's answer (3000 "r", clean),
+        as durable does in each case (run_ws.py 150 --seed 9989, sequence 126; minimal: a burst
+        of ``cmd:[put, close(3000, "r")]``, ``ping``, ``ping``; miniflare 4.20260426). How many
+        messages overtake a held Close is latency."""
+        store = self.store
+        if socket in self.standard or store.random() < 0.5:
+            return ops
+        owners = [socket] if socket is not None else self.opened
+        end = len(ops)
+        while end > 0 and ops[end - 1]["op"] in ("throw", "abort"):
+            end -= 1
+        body, last = ops[:end], ops[end:]
+        closes = [i for i, op in enumerate(body) if op["op"] == "close"] if burst else []
+        for _ in range(store.randint(1, 3)):
+            kind = store.choice(STORE_OPS)
+            key = f"{store.choice(owners)}/{store.choice('xy')}"
+            op: Step = {"op": kind, "key": key}
+            if kind == "st_put":
+                op["value"] = store.choice((0, 1, 7, "hi", "é€", [1, "a"], {"n": 2}, None, True))
+            elif kind == "st_list":
+                op = {"op": kind, "prefix": key.split("/")[0] + "/" if store.random() < 0.7 else ""}
+            first = closes[-1] + 1 if closes else 0
+            body.insert(store.randint(first, len(body)), op)
+        return body + last
 
     def ops(self, count: int, *, handler: bool, own: bool = False) -> list[Step]:
         ops = [self.op(handler, own) for _ in range(count)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -19,7 +19,7 @@ import durable
 import durable.testing
 
 from .runner import Workerd
-from .ws_ops import THROWN, Sequence, Step
+from .ws_ops import STORE_OPS, THROWN, Sequence, Step
 
 LOGS: dict[str, dict[str, list[Any]]] = {}
 """Server events by object id, then socket id: a module global, as ``LOGS`` in ``ws_worker.js``."""
@@ -119,6 +119,11 @@ def shown(v: Any) -> Any:
     return v
 
 
+def _awaits(ops: list[Step]) -> bool:
+    """Whether ``ops`` hold a storage op (they then run as ``ops_async``)."""
+    return any(op["op"] in STORE_OPS for op in ops)
+
+
 id_of = id
 """(``id`` is a socket id's name below.)"""
 
@@ -159,7 +164,7 @@ class WsFuzz(durable.DurableObject):
         return durable.Response(None, status=101, web_socket=client)
 
     async def run(self, ops: list[Step]) -> list[Any]:
-        return self.ops(ops, None)
+        return await self.ops_async(ops, None) if _awaits(ops) else self.ops(ops, None)
 
     async def logs(self) -> dict[str, list[Any]]:
         return LOGS.get(str(self.ctx.id), {})
@@ -178,6 +183,34 @@ class WsFuzz(durable.DurableObject):
             except Exception as exc:
                 out.append(failure(exc))
         return out
+
+    async def ops_async(self, ops: list[Step], current: durable.WebSocket | None) -> list[Any]:
+        """``ops`` with each storage op awaited (``opsAsync`` in ``ws_worker.js``)."""
+        out: list[Any] = []
+        for op in ops:
+            if op["op"] == "throw":
+                raise Error(op["message"])
+            if op["op"] == "abort":
+                for ws in STANDARD.pop(str(self.ctx.id), {}).values():
+                    del STANDARD_IDS[id_of(ws)]
+                self.ctx.abort(op["reason"])
+            try:
+                out.append({"ok": await self.store(op) if op["op"] in STORE_OPS else self.op(op, current)})
+            except Exception as exc:
+                out.append(failure(exc))
+        return out
+
+    async def store(self, op: Step) -> Any:
+        storage = self.ctx.storage
+        kind = op["op"]
+        if kind == "st_put":
+            await storage.put(op["key"], op["value"])
+            return "put"
+        if kind == "st_get":
+            return await storage.get(op["key"])
+        if kind == "st_delete":
+            return await storage.delete(op["key"])
+        return [[k, v] for k, v in (await storage.list(prefix=op["prefix"])).items()]
 
     def socket(self, op: Step, current: durable.WebSocket | None) -> durable.WebSocket:
         if op["ws"] == "self":
@@ -251,12 +284,22 @@ class WsFuzz(durable.DurableObject):
         raise Exception(f"unknown op {kind}")
 
     async def web_socket_message(self, ws: durable.WebSocket, msg: str | bytes) -> None:
-        self.on_message(ws, msg)
+        pending = self.on_message(ws, msg)
+        if pending is not None:
+            await pending
 
-    def on_message(self, ws: durable.WebSocket, msg: str | bytes) -> None:
+    def on_message(self, ws: durable.WebSocket, msg: str | bytes) -> Coroutine[Any, Any, None] | None:
+        """Logs ``msg`` and runs its command; one with storage ops is returned to await."""
         self.log(ws, ["message", describe(msg), ws.ready_state])
         if isinstance(msg, str) and msg.startswith("cmd:"):
-            self.log(ws, ["ran", self.ops(json.loads(msg[4:]), ws)])
+            ops = json.loads(msg[4:])
+            if _awaits(ops):
+                return self._ran_async(ws, ops)
+            self.log(ws, ["ran", self.ops(ops, ws)])
+        return None
+
+    async def _ran_async(self, ws: durable.WebSocket, ops: list[Step]) -> None:
+        self.log(ws, ["ran", await self.ops_async(ops, ws)])
 
     async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
         self.on_close(ws, code, reason, was_clean)

@@ -10,6 +10,10 @@ const ON_CLOSE = new Map(); // object id -> the ops webSocketClose runs (the "on
 const STANDARD = new Map(); // object id -> {socket id -> a socket accepted with accept()}
 const STANDARD_IDS = new WeakMap(); // such a socket -> its id
 
+// The ops that await ctx.storage: a list holding one runs as an async list (opsAsync).
+const STORE_OPS = new Set(["st_put", "st_get", "st_delete", "st_list"]);
+const awaits = (ops) => ops.some((op) => STORE_OPS.has(op.op));
+
 function failure(e) {
   const name = String(e?.name);
   return { err: { name: ["TypeError", "RangeError", "DataCloneError"].includes(name) ? name : "Error", message: String(e?.message ?? e) } };
@@ -126,7 +130,7 @@ export class WsFuzz extends DurableObject {
   }
 
   async run(ops) {
-    return this.ops(ops, null);
+    return awaits(ops) ? await this.opsAsync(ops, null) : this.ops(ops, null);
   }
 
   async logs() {
@@ -148,6 +152,34 @@ export class WsFuzz extends DurableObject {
       }
     }
     return out;
+  }
+
+  // ops() with each storage op awaited (a handler that saves what it got before answering).
+  async opsAsync(ops, current) {
+    const out = [];
+    for (const op of ops) {
+      if (op.op === "throw") throw new Error(op.message);
+      if (op.op === "abort") {
+        STANDARD.delete(this.ctx.id.toString());
+        this.ctx.abort(op.reason);
+      }
+      try {
+        out.push({ ok: STORE_OPS.has(op.op) ? await this.store(op) : this.op(op, current) });
+      } catch (e) {
+        out.push(failure(e));
+      }
+    }
+    return out;
+  }
+
+  async store(op) {
+    const storage = this.ctx.storage;
+    switch (op.op) {
+      case "st_put": await storage.put(op.key, op.value); return "put";
+      case "st_get": return (await storage.get(op.key)) ?? null;
+      case "st_delete": return await storage.delete(op.key);
+      case "st_list": return Array.from(await storage.list({ prefix: op.prefix }));
+    }
   }
 
   socket(op, current) {
@@ -210,13 +242,15 @@ export class WsFuzz extends DurableObject {
   }
 
   async webSocketMessage(ws, msg) {
-    this.onMessage(ws, msg);
+    await this.onMessage(ws, msg);
   }
 
+  // (a command with storage ops returns the promise of its async run; a sync one returns nothing)
   onMessage(ws, msg) {
     this.log(ws, ["message", describe(msg), ws.readyState]);
     if (typeof msg === "string" && msg.startsWith("cmd:")) {
       const ops = JSON.parse(msg.slice(4));
+      if (awaits(ops)) return this.opsAsync(ops, ws).then((out) => this.log(ws, ["ran", out]));
       this.log(ws, ["ran", this.ops(ops, ws)]);
     }
   }
