@@ -146,11 +146,32 @@ class TestGenerator:
         assert {s["s"] for s in steps} == {
             "get", "put", "delete", "list", "resolved", "timer", "other", "other_err",
             "bcw", "txn", "kv_get", "kv_put", "sql_put", "sql_get", "throw", "txn_sync",
+            "get_many", "put_many", "delete_many", "incr",
         }  # fmt: skip
+        assert {s["wait"] for s in steps if s["s"] == "put_many"} == {True, False}
         assert {s["end"] for s in steps if s["s"] == "txn_sync"} == {"commit", "throw"}
         assert {s["wait"] for s in steps if "wait" in s} == {True, False}
         assert {c["backend"] for c in cases} == {"sqlite", "kv"}
         assert {len(c["calls"]) for c in cases} == {2, 3, 4, 5, 6}
+
+    def test_calls_of_many_keys_leave_the_other_draws_as_they_were(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The steps of many keys and the counter come from a stream of their own, each in place of
+        a step drawn all the same (``incr`` of a ``get``): without them, a seed draws what it drew
+        before they were added."""
+        gen = Generator(9966)
+        drawn = [gen.case() for _ in range(60)]
+        monkeypatch.setattr(Generator, "_many", lambda self, step, path: step)
+        gen = Generator(9966)
+        again = [gen.case() for _ in range(60)]
+        single = {"get_many": "get", "put_many": "put", "delete_many": "delete", "incr": "get"}
+
+        def kinds(steps: list[Any]) -> list[Any]:
+            return [[single.get(s["s"], s["s"]), kinds(s.get("steps", []))] for s in steps]
+
+        assert [[kinds(call) for call in c["calls"]] for c in drawn] == [
+            [kinds(call) for call in c["calls"]] for c in again
+        ]
+        assert drawn != again
 
 
 class TestCanonicalLog:

@@ -3,7 +3,8 @@
 A case is ``{"backend": "sqlite" | "kv", "calls": [script, ...]}``: 2 to 6 calls fired together
 into one object (``Promise.all`` of stub calls in ``worker.js``, ``asyncio.gather`` here), each
 running a script of steps. A step is a storage call (``get``, ``put``, ``delete``, ``list``,
-awaited or not), an await that may let other events in (``resolved``: an already resolved
+and the forms of many keys ``get_many``, ``put_many``, ``delete_many``, awaited or not), an
+``incr`` (the counter every example writes: ``await get("n")``, then ``await put("n", v + 1)``), an await that may let other events in (``resolved``: an already resolved
 promise, ``timer``: a 0 ms timer, ``other``: a call to a second object), a ``bcw``
 (``blockConcurrencyWhile``) or ``txn`` (``transaction()``) section running steps of its own, a
 synchronous ``kv_get`` / ``kv_put`` / ``sql_put`` / ``sql_get`` / ``txn_sync`` (SQLite-backed
@@ -35,6 +36,10 @@ Step = dict[str, Any]
 Case = dict[str, Any]
 
 STORAGE_STEPS = ("get", "put", "delete", "list")
+MANY_STEPS = {"get": "get_many", "put": "put_many", "delete": "delete_many"}
+"""The form of many keys of each storage step (``Generator._many``)."""
+COUNTER = "n"
+"""The key ``incr`` steps count in (no other step writes it: a path there would not add up)."""
 SYNC_STEPS = ("kv_get", "kv_put", "sql_put", "sql_get")
 KEYS = ("a", "b", "c")
 
@@ -46,6 +51,8 @@ class Generator:
         self.rng = random.Random(seed)
         self.more = random.Random(f"more-{seed}")
         """The stream of ``_everyday``'s steps, so that the main one draws what it drew before."""
+        self.wide = random.Random(f"many-{seed}")
+        """The stream of ``_many``'s steps, so that the other two draw what they drew before."""
 
     def case(self) -> Case:
         rng = self.rng
@@ -82,7 +89,24 @@ class Generator:
             step["steps"] = self.steps(backend, kind, path, rng.randint(1, 3))
         if kind == "txn":
             step["end"] = rng.choice(["commit", "commit", "rollback", "throw"])
-        return self._everyday(backend, step, path)
+        return self._many(self._everyday(backend, step, path), path)
+
+    def _many(self, step: Step, path: str) -> Step:
+        """``step``, or (from a stream of its own, ``step`` drawn all the same) a storage call of
+        many keys in its place (``get([...])``, ``put({...})``, ``delete([...])``, awaited as
+        ``step`` was), or an ``incr`` in place of a ``get``."""
+        wide = self.wide
+        if step["s"] not in MANY_STEPS or wide.random() >= 0.3:
+            return step
+        if step["s"] == "get" and wide.random() < 0.4:
+            return {"s": "incr"}
+        keys = sorted(wide.sample(KEYS, wide.randint(1, 3)))
+        many: Step = {"s": MANY_STEPS[step["s"]], "wait": step["wait"]}
+        if step["s"] == "put":
+            many["entries"] = [[key, f"{path}/{key}"] for key in keys]
+        else:
+            many["keys"] = keys
+        return many
 
     def _everyday(self, backend: str, step: Step, path: str) -> Step:
         """``step``, or (drawn from a stream of its own, the main one's draws for ``step`` made all
@@ -274,6 +298,23 @@ class Scripted(durable.DurableObject):
             else:
                 log("issued")
                 pending.append((at, awaitable))
+        elif kind in MANY_STEPS.values():
+            if kind == "get_many":
+                awaitable = target.get(step["keys"])
+            elif kind == "put_many":
+                awaitable = target.put(dict(step["entries"]))
+            else:
+                awaitable = target.delete(step["keys"])
+            if step["wait"]:
+                log(_seen(await awaitable))
+            else:
+                log("issued")
+                pending.append((at, awaitable))
+        elif kind == "incr":
+            stored = await target.get(COUNTER)
+            value = 0 if stored is None else stored
+            await target.put(COUNTER, value + 1)
+            log(value)
         elif kind == "resolved":
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)

@@ -297,6 +297,24 @@ async function scriptStep(obj, call, at, s, target, pending) {
       }
       return;
     }
+    case "get_many": case "put_many": case "delete_many": {
+      const p = s.s === "get_many" ? target.get(s.keys)
+        : s.s === "put_many" ? target.put(Object.fromEntries(s.entries))
+        : target.delete(s.keys);
+      const seen = (v) => (v instanceof Map ? Array.from(v) : v ?? null);
+      if (s.wait) log(seen(await p));
+      else {
+        log("issued");
+        pending.push([at, p.then(seen)]);
+      }
+      return;
+    }
+    case "incr": { // the counter every example writes
+      const value = (await target.get("n")) ?? 0;
+      await target.put("n", value + 1);
+      log(value);
+      return;
+    }
     case "resolved": await Promise.resolve(); log("resumed"); return;
     case "timer": await timer0(); log("resumed"); return;
     case "other": {
