@@ -63,6 +63,26 @@ async def test_thrown_messages_as_workerd_cuts_them(workerd: Workerd, durable_ru
     assert first_difference(steps, expected, await RpcSide(durable_runtime).run("rpc-messages", steps)) is None
 
 
+async def test_bumps_made_together_count_in_order(workerd: Workerd, durable_runtime: durable.Runtime) -> None:
+    """Calls made at once on one stub arrive in the order made, and the input gate keeps each
+    bump's read and write together: 0, 1, 2 for one key, whatever runs between them."""
+    bump = {"op": "bump", "key": "n"}
+    steps: list[dict[str, Any]] = [
+        {"op": "together", "calls": [bump, {"op": "echo", "args": []}, bump, {"op": "bump", "key": "m"}, bump]},
+        {"op": "together", "calls": [{"op": "fail", "error": {"t": "error", "cls": "Error", "message": "e"}}, bump]},
+    ]
+    expected = await asyncio.to_thread(workerd.request, {"object": "rpc-together", "rpc": steps})
+    assert [r.get("ok") for r in expected[0]["together"]] == [
+        {"t": "num", "v": 0},
+        {"t": "arr", "v": []},
+        {"t": "num", "v": 1},
+        {"t": "num", "v": 0},
+        {"t": "num", "v": 2},
+    ]
+    assert expected[1]["together"][1] == {"ok": {"t": "num", "v": 3}}
+    assert first_difference(steps, expected, await RpcSide(durable_runtime).run("rpc-together", steps)) is None
+
+
 class TestGenerator:
     def test_deterministic(self) -> None:
         """The same seed gives the same interactions."""
@@ -71,12 +91,14 @@ class TestGenerator:
 
     def test_relays_leave_the_other_steps_as_they_were(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """``relay`` steps come from a stream of their own: without them, a seed's interactions
-        are what it drew before they were added."""
+        are what it drew before they were added (``together`` steps, drawn with the values'
+        generator that relays draw with too, are left out)."""
         gen = RpcGenerator(9745)
-        drawn = [[s for s in gen.interaction() if s["op"] != "relay"] for _ in range(100)]
+        mine = ("relay", "together")
+        drawn = [[s for s in gen.interaction() if s["op"] not in mine] for _ in range(100)]
         monkeypatch.setattr(RpcGenerator, "everyday", lambda self: {"op": "relay"})
         gen = RpcGenerator(9745)
-        assert drawn == [[s for s in gen.interaction() if s["op"] != "relay"] for _ in range(100)]
+        assert drawn == [[s for s in gen.interaction() if s["op"] not in mine] for _ in range(100)]
 
     def test_calls_only_functions_as_functions(self) -> None:
         """A ``held_call`` ``as: fn`` names a stub the runners hold for a function.
@@ -116,6 +138,15 @@ class TestGenerator:
         assert any(unsendable(s) for s in pipes if s["src"] not in ("abort", "bcw"))
         assert any(s["src"] == "abort" and any("args" in seg for seg in s["path"]) for s in pipes)
 
+    def test_calls_made_together_leave_the_other_steps_as_they_were(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``together`` steps come from a stream of their own: without them, a seed's interactions
+        are what it drew before they were added (relays included)."""
+        gen = RpcGenerator(9977)
+        drawn = [[s for s in gen.interaction() if s["op"] != "together"] for _ in range(100)]
+        monkeypatch.setattr(RpcGenerator, "together_step", lambda self: {"op": "together", "calls": []})
+        gen = RpcGenerator(9977)
+        assert drawn == [[s for s in gen.interaction() if s["op"] != "together"] for _ in range(100)]
+
     def test_covers_every_step(self) -> None:
         """150 interactions use every step, every kind of result, every first call of a pipelined
         one, and errors in values."""
@@ -139,7 +170,10 @@ class TestGenerator:
             "bcw",
             "pipe",
             "relay",
+            "together",
         }
+        calls = [c["op"] for s in steps if s["op"] == "together" for c in s["calls"]]
+        assert set(calls) == {"bump", "echo", "pair", "fail", "missing", "prop", "make"}
         assert {s["via"] for s in steps if s["op"] == "relay"} == {"echo", "pair", "fail", "caught", "make", "abort"}
         assert {s["kind"] for s in steps if s["op"] == "make"} == set(MAKE_KINDS)
         assert {s["src"] for s in steps if s["op"] == "pipe"} == set(PIPE_SOURCES)

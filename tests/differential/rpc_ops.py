@@ -30,6 +30,13 @@ not held).
 ``pair``, ``make`` of a value without stubs, ``fail`` thrown on or ``caught`` and returned,
 ``abort``) and passes on its result or error.
 
+``together`` (drawn from a stream of its own): 2 to 5 calls made at once on the stub
+(``Promise.allSettled`` / ``asyncio.gather``) and each one's outcome, in the order made: ``echo``,
+``pair``, ``fail``, ``missing``, ``prop``, ``make`` of a value without stubs, and ``bump``, the
+counter the examples write (``v = await storage.get(k) ?? 0; await storage.put(k, v + 1);
+return v``): calls on one stub arrive in the order made, and the input gate keeps each bump's read
+and write together, so concurrent bumps count 0, 1, 2...
+
 ``self_pass`` / ``self_call`` (the object's own stub sent over RPC) are not generated: workerd
 refuses a Durable Object stub as an RPC value, ``durable`` sends it; nor is an RpcTarget's stub
 called as a function (docs/differences.md has both).
@@ -40,6 +47,7 @@ disposal of stubs received as arguments when their call ends.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -84,6 +92,8 @@ class RpcGenerator:
         self.kept = False  # whether a "keep" step came (a "call_kept" before it fails by language)
         self.more = random.Random(f"rpc-more-{seed}")
         """The stream of ``everyday``'s steps, so that the main one draws what it drew before."""
+        self.together = random.Random(f"rpc-together-{seed}")
+        """The stream of ``together_step``'s steps, so that the other two draw what they drew."""
 
     def text(self) -> str:
         """An error message or abort reason: odd characters (NUL, spaces, lone surrogates) included."""
@@ -261,7 +271,37 @@ class RpcGenerator:
         for _ in range(2):
             if self.more.random() < 0.3:
                 steps.insert(self.more.randint(0, len(steps)), self.everyday())
+        if self.together.random() < 0.4:
+            steps.insert(self.together.randint(0, len(steps)), self.together_step())
         return steps
+
+    def together_step(self) -> Step:
+        """Calls made at once on the stub (see the module's docstring), drawn from their own
+        stream with the values' generator state restored, as ``everyday`` does."""
+        together = self.together
+        main, values_rng, keys = self.rng, self.values.rng, list(self.values.keys)
+        self.rng = self.values.rng = together
+        try:
+            calls: list[Step] = []
+            for _ in range(together.randint(2, 5)):
+                kind = together.choice(["bump", "bump", "bump", "echo", "pair", "fail", "missing", "prop", "make"])
+                if kind == "bump":
+                    calls.append({"op": "bump", "key": together.choice(["n", "m"])})
+                elif kind == "echo":
+                    calls.append({"op": "echo", "args": [self.arg() for _ in range(together.randint(0, 2))]})
+                elif kind == "pair":
+                    calls.append({"op": "pair", "args": [self.arg()]})
+                elif kind == "fail":
+                    calls.append({"op": "fail", "error": self.error()})
+                elif kind == "missing":
+                    calls.append({"op": "missing", "name": together.choice(["nope", "field"]), "args": []})
+                elif kind == "prop":
+                    calls.append({"op": "prop", "name": together.choice(["answer", "field", "nope"])})
+                else:
+                    calls.append({"op": "make", "kind": together.choice(["error", "none", "instance"])})
+            return {"op": "together", "calls": calls}
+        finally:
+            self.rng, self.values.rng, self.values.keys = main, values_rng, keys
 
     def everyday(self) -> Step:
         """A call the object passes on to another object (``relay``: ``env.RPC.getByName(peer)``),
@@ -455,6 +495,14 @@ class Rpc(durable.DurableObject):
     def keep(self, fn: Any) -> None:
         self.kept = fn
 
+    async def bump(self, key: str) -> Any:
+        """The counter the examples write: the value before, then one more stored (floats: a
+        JavaScript number, not a BigInt)."""
+        stored = await self.ctx.storage.get(key)
+        value = 0.0 if stored is None else stored
+        await self.ctx.storage.put(key, value + 1.0)
+        return value
+
     async def call_kept(self, v: Any) -> Any:
         return await self.kept(v)
 
@@ -493,6 +541,19 @@ def _relay_args(step: Step, args: list[Any]) -> list[Any]:
     if via == "abort":
         return [step["reason"]]
     return args
+
+
+async def _together(stub: Any, calls: list[Step], name: str) -> list[Any]:
+    """Each call's outcome, the calls made at once (``together`` in rpc_worker.js)."""
+
+    async def one(call: Step) -> Any:
+        try:
+            result = await (stub.bump(call["key"]) if call["op"] == "bump" else _act(stub, call, [], name))
+            return {"ok": encode_value(result, [])}
+        except Exception as exc:
+            return {"err": error_info(exc)}
+
+    return list(await asyncio.gather(*(one(call) for call in calls)))
 
 
 async def _act(stub: Any, step: Step, held: list[Any], name: str) -> Any:
@@ -579,6 +640,9 @@ class RpcSide:
         held: list[Any] = []
         out: list[Any] = []
         for step in steps:
+            if step["op"] == "together":
+                out.append({"together": await _together(stub, step["calls"], name)})
+                continue
             try:
                 result = await _act(stub, step, held, name)
                 # (the stubs a pipelined call gives are not held: the generator does not count them)
@@ -595,6 +659,8 @@ def normalize(result: Any) -> Any:
     """One step's observation with the allowed differences taken out (``allowances``: sets in a
     canonical order, ``undefined`` as ``null``; docs/differences.md "Errors": a thrown ``Custom``
     arrives in workerd as an ``Error`` whose message starts with its name)."""
+    if isinstance(result, dict) and "together" in result:
+        return {"together": [normalize(r) for r in result["together"]]}
     result = _utf16(allowances.normalize({"op": "get"}, {"ok": result})["ok"])
     if isinstance(result, dict) and "err" in result:
         err = result["err"]

@@ -119,6 +119,12 @@ export class Rpc extends DurableObject {
     this.kept = fn;
     return null;
   }
+  // The counter the examples write: the value before, then one more stored.
+  async bump(key) {
+    const value = (await this.ctx.storage.get(key)) ?? 0;
+    await this.ctx.storage.put(key, value + 1);
+    return value;
+  }
   async callKept(v) {
     return await this.kept(v);
   }
@@ -224,12 +230,24 @@ async function pipe(stub, step, held, args) {
   return await p;
 }
 
+// Calls made at once on the stub, each one's outcome in the order made.
+async function together(stub, calls, name) {
+  const settled = await Promise.allSettled(calls.map((call) => (call.op === "bump" ? stub.bump(call.key) : act(stub, call, [], name))));
+  return settled.map((s) => s.status === "fulfilled"
+    ? { ok: encodeValue(s.value, []) }
+    : { err: s.reason instanceof Error ? errorInfo(s.reason, undefined) : { t: "thrown", v: encodeValue(s.reason, []) } });
+}
+
 export async function runRpc(env, name, steps) {
   const stub = env.RPC.get(env.RPC.idFromName(name));
   self = stub;
   const held = [];
   const out = [];
   for (const step of steps) {
+    if (step.op === "together") {
+      out.push({ together: await together(stub, step.calls, name) });
+      continue;
+    }
     try {
       const result = await act(stub, step, held, name);
       out.push({ ok: encodeValue(result, step.op === "pipe" ? [] : held) });
