@@ -287,12 +287,26 @@ class TestComparison:
         for sequence in sequences:
             resets = False
             for step in sequence["steps"]:
-                closes = step["step"] == "burst" and any(s["step"] == "cclose" for s in step["steps"])
+                closes = step["step"] == "burst" and any(
+                    s["step"] == "cclose" or any(op["op"] == "close" for op in _command(s)) for s in step["steps"]
+                )
                 assert not (resets and closes)
                 kept += closes
                 resets = resets or _arms_a_resetting_close(step)
                 armed += resets
         assert armed and kept
+
+    def test_no_burst_command_closes_its_socket_once_a_close_handler_may_reset(self) -> None:
+        """The same for a command that closes its own socket: with c0's and c1's commands each
+        closing their socket in one burst, workerd ran c1's close handler (which reset the
+        object) first, durable c0's (run_ws.py 200 --seed 9996 --resets, sequence 156). That
+        sequence's burst keeps c0's message and sends the two closing commands after it."""
+        gen = Generator(9996, resets=True)
+        steps = [gen.sequence() for _ in range(157)][156]["steps"]
+        assert [s["step"] for s in steps[10:13]] == ["burst", "csend", "csend"]
+        assert [s["c"] for s in steps[10]["steps"]] == ["c0", "c1", "c0"]
+        assert [s["c"] for s in steps[11:13]] == ["c0", "c1"]
+        assert all(any(op["op"] == "close" for op in _command(s)) for s in steps[11:13])
 
     def test_storage_ops_leave_the_other_draws_as_they_were(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The awaited storage ops come from a stream of their own: without them, a seed's
@@ -313,6 +327,17 @@ class TestComparison:
                 stored += bool(keys)
                 assert not keys or (step["c"] not in standard and keys <= {step["c"], ""})
         assert stored > 50
+        closing = [
+            op
+            for sequence in drawn
+            for step in _flat(sequence["steps"])
+            for on_close in [*step.get("ops", []), *_command(step)]
+            if on_close["op"] == "on_close"
+            for op in on_close["ops"]
+            if op["op"] in STORE_OPS
+        ]
+        assert closing
+        assert {op.get("key", op.get("prefix")) for op in closing} <= {"self/x", "self/y", "self/", ""}
 
     def test_no_storage_op_before_a_close_in_a_burst(self) -> None:
         """In a burst, a command's storage ops come after its ``close``: in workerd a ``close()``
@@ -348,7 +373,8 @@ def _without_storage(sequence: dict[str, Any]) -> dict[str, Any]:
     """``sequence`` with its awaited storage ops taken out."""
 
     def ops(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [op for op in items if op["op"] not in STORE_OPS]
+        kept = [op for op in items if op["op"] not in STORE_OPS]
+        return [{**op, "ops": ops(op["ops"])} if op["op"] == "on_close" else op for op in kept]
 
     def step(s: dict[str, Any]) -> dict[str, Any]:
         if s["step"] == "burst":

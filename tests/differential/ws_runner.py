@@ -195,14 +195,17 @@ class WsFuzz(durable.DurableObject):
                     del STANDARD_IDS[id_of(ws)]
                 self.ctx.abort(op["reason"])
             try:
-                out.append({"ok": await self.store(op) if op["op"] in STORE_OPS else self.op(op, current)})
+                out.append({"ok": await self.store(op, current) if op["op"] in STORE_OPS else self.op(op, current)})
             except Exception as exc:
                 out.append(failure(exc))
         return out
 
-    async def store(self, op: Step) -> Any:
+    async def store(self, op: Step, current: durable.WebSocket | None) -> Any:
         storage = self.ctx.storage
         kind = op["op"]
+        if current is not None:  # "self/x": the handler's socket's own key
+            own = self.ctx.get_tags(current)[0]
+            op = {k: own + v[4:] if k in ("key", "prefix") and v.startswith("self/") else v for k, v in op.items()}
         if kind == "st_put":
             await storage.put(op["key"], op["value"])
             return "put"
@@ -302,13 +305,28 @@ class WsFuzz(durable.DurableObject):
         self.log(ws, ["ran", await self.ops_async(ops, ws)])
 
     async def web_socket_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
-        self.on_close(ws, code, reason, was_clean)
+        pending = self.on_close(ws, code, reason, was_clean)
+        if pending is not None:
+            await pending
 
-    def on_close(self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool) -> None:
+    def on_close(
+        self, ws: durable.WebSocket, code: int, reason: str, was_clean: bool
+    ) -> Coroutine[Any, Any, None] | None:
+        """Logs the close and runs the ``on_close`` ops; those with storage ops, on a hibernatable
+        socket, are returned to await (an ``accept()``ed one runs them without)."""
         self.log(ws, ["close", code, reason, was_clean, ws.ready_state])
         on_close = ON_CLOSE.get(str(self.ctx.id))
         if on_close:
-            self.log(ws, ["ran_close", on_close, self.ops(on_close, ws)])
+            if id_of(ws) in STANDARD_IDS:
+                self.log(ws, ["ran_close", on_close, self.ops([o for o in on_close if o["op"] not in STORE_OPS], ws)])
+            elif _awaits(on_close):
+                return self._ran_close_async(ws, on_close)
+            else:
+                self.log(ws, ["ran_close", on_close, self.ops(on_close, ws)])
+        return None
+
+    async def _ran_close_async(self, ws: durable.WebSocket, ops: list[Step]) -> None:
+        self.log(ws, ["ran_close", ops, await self.ops_async(ops, ws)])
 
     async def web_socket_error(self, ws: durable.WebSocket, error: BaseException) -> None:
         self.log(ws, ["error", str(error)])

@@ -164,7 +164,7 @@ export class WsFuzz extends DurableObject {
         this.ctx.abort(op.reason);
       }
       try {
-        out.push({ ok: STORE_OPS.has(op.op) ? await this.store(op) : this.op(op, current) });
+        out.push({ ok: STORE_OPS.has(op.op) ? await this.store(op, current) : this.op(op, current) });
       } catch (e) {
         out.push(failure(e));
       }
@@ -172,8 +172,12 @@ export class WsFuzz extends DurableObject {
     return out;
   }
 
-  async store(op) {
+  async store(op, current) {
     const storage = this.ctx.storage;
+    if (current) { // "self/x": the handler's socket's own key
+      const own = this.ctx.getTags(current)[0];
+      op = Object.fromEntries(Object.entries(op).map(([k, v]) => [k, (k === "key" || k === "prefix") && v.startsWith("self/") ? own + v.slice(4) : v]));
+    }
     switch (op.op) {
       case "st_put": await storage.put(op.key, op.value); return "put";
       case "st_get": return (await storage.get(op.key)) ?? null;
@@ -256,13 +260,18 @@ export class WsFuzz extends DurableObject {
   }
 
   async webSocketClose(ws, code, reason, wasClean) {
-    this.onClose(ws, code, reason, wasClean);
+    await this.onClose(ws, code, reason, wasClean);
   }
 
+  // (close ops with storage ops, on a hibernatable socket, return the promise of their async run;
+  // a socket accepted with accept() runs them without their storage ops)
   onClose(ws, code, reason, wasClean) {
     this.log(ws, ["close", code, reason, wasClean, ws.readyState]);
     const onClose = ON_CLOSE.get(this.ctx.id.toString());
-    if (onClose?.length) this.log(ws, ["ran_close", onClose, this.ops(onClose, ws)]);
+    if (!onClose?.length) return;
+    if (STANDARD_IDS.has(ws)) this.log(ws, ["ran_close", onClose, this.ops(onClose.filter((op) => !STORE_OPS.has(op.op)), ws)]);
+    else if (awaits(onClose)) return this.opsAsync(onClose, ws).then((out) => this.log(ws, ["ran_close", onClose, out]));
+    else this.log(ws, ["ran_close", onClose, this.ops(onClose, ws)]);
   }
 
   async webSocketError(ws, error) {
