@@ -1,0 +1,206 @@
+"""The order of key-value storage calls around a ``transaction()``, and ``_cf_KV`` after a restart.
+
+1. workerd (miniflare 4.20260426.0, compatibility date 2026-04-20, SQLite- and KV-backed alike)
+starts a ``transaction()``'s closure once the calling code's turn is over: the other branches of a
+``Promise.all`` it is part of run first, outside the transaction. Measured after ``put("k", "old")``,
+with a closure that reads ``k`` and lists, then rolls back (``T``), or reads ``k`` and writes it
+(``T1``/``T2``, writing "one"/"two"; ``T``, writing "t"):
+
+- ``Promise.all([txn(), (async () => put("k", "new"))()])``: put done, T sees new, final new;
+- ``Promise.all([transaction(T), get("k")])``: get old, T sees old, final t (``delete``: delete
+  true, T sees undefined; ``list``: the list has old);
+- a branch that awaits a ``get`` first, then puts: the put still runs before the closure;
+- a branch that waits for a timer first, then puts: the closure runs first (T sees old);
+- ``Promise.all([transaction(T1), transaction(T2), put("k", "new")])``: T1 sees new, T2 sees one;
+- inside a closure, ``Promise.all([transaction(inner), (async () => txn.put("k", "outer"))()])``:
+  the put runs first, inner sees outer.
+
+In Python the branches of ``asyncio.gather`` are tasks that begin after the one that called
+``transaction()``; durable let only that caller go first, so a gathered coroutine's storage call
+waited for the transaction's end (differential allowance "txn-sibling-first", now closed).
+
+2. See the second half of this file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import durable
+
+from helpers import eager_tasks
+
+
+class Order(durable.DurableObject):
+    async def shape(self, shape: str) -> list[str]:
+        storage = self.ctx.storage
+        await storage.delete_all()
+        await storage.put("k", "old")
+        log: list[str] = []
+
+        def reads(name: str) -> Callable[[durable.Transaction], Awaitable[str]]:
+            async def closure(txn: durable.Transaction) -> str:
+                log.append(f"{name} sees {await txn.get('k')}")
+                log.append(f"{name} list {list((await txn.list()).items())}")
+                txn.rollback()
+                return name
+
+            return closure
+
+        def writes(name: str, value: str) -> Callable[[durable.Transaction], Awaitable[str]]:
+            async def closure(txn: durable.Transaction) -> str:
+                log.append(f"{name} sees {await txn.get('k')}")
+                await txn.put("k", value)
+                return name
+
+            return closure
+
+        async def txn(closure: Callable[[durable.Transaction], Awaitable[str]]) -> None:
+            await storage.transaction(closure)
+
+        async def put(value: str) -> None:
+            await storage.put("k", value)
+            log.append(f"put {value} done")
+
+        async def logged(what: str, call: Callable[[], Awaitable[Any]]) -> None:
+            log.append(f"{what} {await call()}")  # (called in the gathered coroutine's own task)
+
+        async def get_then_put() -> None:
+            await storage.get("x")
+            await put("new")
+
+        async def later_put() -> None:
+            while not log:  # (workerd: after a setTimeout of 0, the closure has run)
+                await asyncio.sleep(0)
+            await put("new")
+
+        if shape == "txn,put":
+            await asyncio.gather(txn(reads("T")), put("new"))
+        elif shape == "direct,put":  # transaction() called by the gathering code itself
+            await asyncio.gather(storage.transaction(reads("T")), storage.put("k", "new"))
+        elif shape == "direct,coroutine-put":  # a difference kept (docs/differences.md)
+            await asyncio.gather(storage.transaction(reads("T")), put("new"))
+        elif shape == "txn,get":
+            await asyncio.gather(txn(writes("T", "t")), logged("get", lambda: storage.get("k")))
+        elif shape == "txn,delete":
+            await asyncio.gather(txn(reads("T")), logged("delete", lambda: storage.delete("k")))
+        elif shape == "txn,list":
+            await asyncio.gather(txn(writes("T", "t")), logged("list", lambda: storage.list()))
+        elif shape == "txn,get-then-put":
+            await asyncio.gather(txn(reads("T")), get_then_put())
+        elif shape == "txn,later-put":
+            await asyncio.gather(txn(reads("T")), later_put())
+        elif shape == "txn,txn":
+            await asyncio.gather(txn(writes("T1", "one")), txn(writes("T2", "two")))
+        elif shape == "txn,txn,put":
+            await asyncio.gather(txn(writes("T1", "one")), txn(writes("T2", "two")), put("new"))
+        elif shape == "nested":
+
+            async def outer(t: durable.Transaction) -> None:
+                async def outer_put() -> None:
+                    await t.put("k", "outer")
+                    log.append("outer put done")
+
+                await asyncio.gather(txn(reads("inner")), outer_put())
+                log.append(f"outer sees {await t.get('k')}")
+
+            await storage.transaction(outer)
+        elif shape == "woken":  # another task of the object, woken just before the call
+            woken = asyncio.get_running_loop().create_future()
+
+            async def other() -> None:
+                await woken
+                storage.put("k", "other")
+                log.append("other put")
+
+            task = asyncio.ensure_future(other())
+            await asyncio.sleep(0)  # (it waits for woken)
+            woken.set_result(None)
+            await storage.transaction(reads("T"))
+            await task
+        else:
+            raise ValueError(shape)
+        log.append(f"final {await storage.get('k')}")
+        return log
+
+    async def shape_eager(self, shape: str) -> list[str]:
+        with eager_tasks():
+            return await self.shape(shape)
+
+
+SHAPES = {
+    # as measured in workerd (the module docstring), in Python's words
+    "txn,put": ["put new done", "T sees new", "T list [('k', 'new')]", "final new"],
+    "direct,put": ["T sees new", "T list [('k', 'new')]", "final new"],
+    "direct,coroutine-put": ["T sees old", "T list [('k', 'old')]", "put new done", "final new"],  # workerd: new
+    "txn,get": ["get old", "T sees old", "final t"],
+    "txn,delete": ["delete True", "T sees None", "T list []", "final None"],
+    "txn,list": ["list {'k': 'old'}", "T sees old", "final t"],
+    "txn,get-then-put": ["put new done", "T sees new", "T list [('k', 'new')]", "final new"],
+    "txn,later-put": ["T sees old", "T list [('k', 'old')]", "put new done", "final new"],
+    "txn,txn": ["T1 sees old", "T2 sees one", "final two"],
+    "txn,txn,put": ["put new done", "T1 sees new", "T2 sees one", "final two"],
+    "nested": ["outer put done", "inner sees outer", "inner list [('k', 'outer')]", "outer sees outer", "final outer"],
+    "woken": ["other put", "T sees other", "T list [('k', 'other')]", "final other"],
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("backend", ["sqlite", "kv"])
+async def test_calls_gathered_with_a_transaction_run_before_its_closure(backend: str, shape: str) -> None:
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Order, storage=backend).get_by_name(shape)
+        assert await stub.shape(shape) == SHAPES[shape]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory is new in Python 3.12")
+@pytest.mark.parametrize("shape", ["txn,put", "txn,get", "txn,txn,put", "nested"])
+async def test_the_same_with_eager_tasks(shape: str) -> None:
+    """With ``asyncio.eager_task_factory`` (Python 3.12+) the gathered coroutines start inside
+    ``gather``; the closure still starts after them."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Order).get_by_name(shape)
+        assert await stub.shape_eager(shape) == SHAPES[shape]
+
+
+class Queued(durable.DurableObject):
+    async def run(self) -> list[str]:
+        """Another task's put queued during a transaction, and its next put made before the
+        closure of the transaction queued behind it starts: they keep their order."""
+        storage = self.ctx.storage
+        await storage.put("k", "old")
+        release = asyncio.get_running_loop().create_future()
+        log: list[str] = []
+
+        async def first(txn: durable.Transaction) -> None:
+            await release
+
+        async def second(txn: durable.Transaction) -> None:
+            log.append(f"second sees {await txn.get('k')}")
+
+        running = storage.transaction(first)
+        await asyncio.sleep(0)  # (its closure waits for release)
+        queued = storage.transaction(second)  # waits for the first one
+
+        async def other() -> None:
+            storage.put("k", "a")  # queued after the second transaction
+            release.set_result(None)
+            while not running.done():
+                await asyncio.sleep(0)
+            storage.put("k", "b")  # the first one ended; the second's closure has not started
+
+        await asyncio.gather(running, queued, other())
+        log.append(f"final {await storage.get('k')}")
+        return log
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "kv"])
+async def test_calls_queued_at_a_level_keep_their_order(backend: str) -> None:
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Queued, storage=backend).get_by_name("q")
+        assert await stub.run() == ["second sees old", "final b"]
