@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from differential.runner import DurableSide, Workerd, compare, started_or_skipped
 
 import durable
 
@@ -293,3 +294,49 @@ async def test_cf_kv_made_by_a_write_of_nothing_survives_a_restart(tmp_path: Any
     async with durable.Runtime(path=tmp_path) as rt:
         expected = [] if write == "txn-delete-rollback" else ["_cf_KV"]
         assert await rt.namespace(Empty).get_by_name("a").act("master") == expected
+
+
+# Both, in the differential test's terms (tests/differential/), compared with workerd itself: the
+# reproduction of allowance "txn-sibling-first", and an ALTER TABLE after a write of nothing and a
+# restart, which reads sqlite_master's rows (workerd 4 with _cf_KV, durable read 3 without it).
+
+_STR = {"t": "str", "v": "old"}
+_TABLE = {"op": "sql", "query": "CREATE TABLE t1 (id INTEGER PRIMARY KEY, b TEXT)", "bindings": []}
+_ALTER = {"op": "sql", "query": "ALTER TABLE t1 ADD COLUMN e", "bindings": []}
+ON_WORKERD: dict[str, dict[str, Any]] = {
+    "txn-sibling-first": {
+        "backend": "sqlite",
+        "calls": [
+            [{"op": "put", "key": "k", "value": _STR}],
+            [
+                {
+                    "op": "all",
+                    "ops": [
+                        {"op": "txn", "via": "txn", "end": "rollback", "ops": [{"op": "get", "key": "k"}]},
+                        {"op": "put", "key": "k", "value": {"t": "str", "v": "new"}},
+                    ],
+                }
+            ],
+        ],
+    },
+    "put-empty-restart": {
+        "backend": "sqlite",
+        "calls": [[{"op": "put_many", "entries": []}], [{"op": "restart"}], [_TABLE, _ALTER]],
+    },
+    "delete-missing-restart": {
+        "backend": "sqlite",
+        "calls": [[{"op": "delete", "key": "k"}], [{"op": "restart"}], [_TABLE, _ALTER]],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def workerd() -> Iterator[Workerd]:
+    yield from started_or_skipped()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", list(ON_WORKERD))
+async def test_as_on_workerd(name: str, workerd: Workerd, durable_runtime: durable.Runtime) -> None:
+    difference = await compare(ON_WORKERD[name], f"storage-order-{name}", workerd, DurableSide(durable_runtime))
+    assert difference is None, str(difference)
