@@ -65,10 +65,6 @@ class KvCache:
         """Key-value writes not yet in SQLite (None: delete), in the order made. Read by the
         database's commit (``ObjectDatabase.commit``: a test of this dict, not ``buffered``, as
         it runs per call); changed only here."""
-        self._wanted = False
-        """A delete that changed nothing was made before ``_cf_KV`` existed. workerd creates the
-        table on the first write, so SQL run afterwards sees it (``spill()`` creates it then); by
-        itself it creates no file, as a read would not."""
         self.listing: Callable[[], None] | None = None
         """Called when ``storage.list()`` starts (``SyncKV`` invalidates its live ``kv.list()`` iterator)."""
         self._sql_get = db.tagged("SELECT value FROM _cf_KV WHERE key = ?")
@@ -90,7 +86,6 @@ class KvCache:
         """Forget buffered writes, and cached pairs (they may show writes being rolled back)."""
         self.dirty.clear()
         self.cache.clear()
-        self._wanted = False
 
     def drop_caches(self) -> None:
         """Forget cached pairs (after SQL that may have written ``_cf_KV`` directly)."""
@@ -103,16 +98,13 @@ class KvCache:
 
     @property
     def pending(self) -> bool:
-        """Whether ``spill()`` would write to SQLite (buffered writes, or the table to create)."""
-        return bool(self.dirty) or self._wanted
+        """Whether ``spill()`` would write to SQLite (buffered writes)."""
+        return bool(self.dirty)
 
     def spill(self) -> None:
         """Write the buffered writes into SQLite's transaction (before SQL must see them)."""
         dirty = self.dirty
         if not dirty:
-            if self._wanted:
-                self._ready_for_write()
-                self._wanted = False
             return
         try:
             conn = self._ready_for_write()
@@ -241,9 +233,18 @@ class KvCache:
     def touch(self) -> None:
         """A write that changed nothing (a delete of a missing key, ``put({})``): workerd creates
         ``_cf_KV`` for it all the same, so SQL run afterwards sees the table (measured with
-        miniflare 4.20260426: ``sqlite_master`` lists it, and ``ALTER TABLE`` reads one row more)."""
+        miniflare 4.20260426: ``sqlite_master`` lists it, and ``ALTER TABLE`` reads one row more),
+        and commits it with the turn: a new instance (after a reset, or workerd restarted on the
+        same files) still lists it; a rollback (of the turn, of a ``transaction()``) drops it.
+
+        So the table is created now, in the implicit transaction (opened if need be; the caller
+        then marks the object written, as for any write), and committed with the turn's writes.
+        With writes buffered it is created when they reach SQLite (``spill()``), as they are
+        committed with the turn too. Until 2026-12 the creation waited for SQL of the same
+        instance to need the table, and a reset or restart before that lost it.
+        """
         if not self.exists and not self.dirty:
-            self._wanted = True
+            self._ready_for_write()
 
     def delete_many(self, keys: list[str]) -> int:
         """Delete ``keys``; how many of them existed."""

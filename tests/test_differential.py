@@ -304,21 +304,6 @@ OPEN_REPRODUCTIONS: dict[str, Sequence] = {
         [sql("CREATE TABLE t (a)"), sql("INSERT INTO t VALUES (1), (2)")],
         [sql("SELECT a, count(*) FROM t WHERE a > 0 GROUP BY a")],
     ),
-    # (the put, made together with the transaction, runs first in workerd: the closure reads "new"
-    # and the rollback keeps it; durable queues it until the transaction has ended: "old")
-    "txn-sibling-first": seq(
-        "sqlite",
-        [{"op": "put", "key": "k", "value": {"t": "str", "v": "old"}}],
-        [
-            {
-                "op": "all",
-                "ops": [
-                    {"op": "txn", "via": "txn", "end": "rollback", "ops": [{"op": "get", "key": "k"}]},
-                    {"op": "put", "key": "k", "value": {"t": "str", "v": "new"}},
-                ],
-            }
-        ],
-    ),
 }
 """A minimal reproduction of each open defect (``allowances.OPEN``)."""
 

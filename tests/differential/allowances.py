@@ -131,14 +131,6 @@ OPEN: tuple[Allowance, ...] = (
         "rowid and index ranges, rowid IN lists, LIMIT/OFFSET scans and sorted scans, and counts the rows "
         "returned for other shapes (joins, subqueries, recursive CTEs, REINDEX...). The sequences' rowsRead is compared but for the shapes docs/sql.md lists as different.",
     ),
-    Allowance(
-        "txn-sibling-first",
-        "found here: a storage call made together with a transaction() (`Promise.all([storage.transaction(f), "
-        "storage.put(k, v)])`, `asyncio.gather` here) runs in workerd before the closure starts (workerd "
-        "starts it once the calling code's turn is over: the closure sees the write and its rollback keeps "
-        "it); durable queues a sibling task's call until the transaction has ended. The sequences' `all` "
-        "ops put only other transactions after a transaction.",
-    ),
 )
 """Open defects (not deliberate): avoided by the generator until fixed ("found here" ones were found
 by this test). The generator never reads ``sqlite_master``, ``_cf_`` tables or pragmas, so the

@@ -697,14 +697,8 @@ class Generator:
 
     @staticmethod
     def _concurrent(ops: list[Op]) -> bool:
-        """Whether ``ops`` may run together in an ``all``: asynchronous calls, with nothing but
-        other transactions after a transaction while allowance "txn-sibling-first" is open."""
-        if not all(o["op"] in CONCURRENT for o in ops):
-            return False
-        kinds = [o["op"] for o in ops]
-        if allowances.is_open("txn-sibling-first") and "txn" in kinds:
-            return all(k == "txn" for k in kinds[kinds.index("txn") :])
-        return True
+        """Whether ``ops`` may run together in an ``all``: asynchronous calls."""
+        return all(o["op"] in CONCURRENT for o in ops)
 
     def transaction(self, backend: str, depth: int) -> Op:
         rng = self.rng
