@@ -590,7 +590,7 @@ def _url_from_parts(
     if raw_path is not None and not raw_path.startswith(b"/"):
         raw_path = None  # an absolute-form or '*' target: fall back on the decoded path
     if raw_path is not None:
-        decoded = unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape")
+        decoded = _decoded_like(raw_path, full_path, root_path)
         if decoded == full_path:
             encoded_path = _encode(raw_path)
         elif root_path + decoded == full_path:
@@ -603,6 +603,24 @@ def _url_from_parts(
         encoded_path = "/" + encoded_path
     url = f"{scheme}://{authority}{encoded_path}"
     return f"{url}?{_encode(query, _QUERY_KEEP)}" if query else url
+
+
+def _decoded_like(raw_path: bytes, full_path: str, root_path: str) -> str:
+    """``raw_path`` percent-decoded as the server decoded it into ``path``, if it can be told.
+
+    A percent-encoded byte sequence that is not UTF-8 (``/caf%E9``, a Latin-1 URL) is decoded by
+    uvicorn, httpx and Hypercorn with ``urllib.parse.unquote``, which puts U+FFFD in its place;
+    compared with that, ``raw_path`` is seen to be the target the client sent, and its
+    ``%E9`` reaches the Worker as sent, as in workerd. Taken for another path, it was rebuilt
+    from the decoded one, ``/caf%EF%BF%BD`` (miniflare 4, 2026-12-07: ``/caf%E9``).
+    """
+    raw = unquote_to_bytes(raw_path)
+    decoded = raw.decode("utf-8", "surrogateescape")
+    if decoded != full_path and root_path + decoded != full_path:
+        replaced = raw.decode("utf-8", "replace")
+        if replaced != decoded and (replaced == full_path or root_path + replaced == full_path):
+            return replaced
+    return decoded
 
 
 _ASTERISK: Final = "the request target * (asterisk form) names no resource to hand a Worker"

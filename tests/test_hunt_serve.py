@@ -5,6 +5,7 @@ One server process serves every test that needs one (CI time); the rest run in p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,12 +14,14 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
 import websockets
 from test_serve import ServerProcess
 
+import durable
 from durable._cli import build_parser, load_app
 
 from helpers import REPO
@@ -217,3 +220,79 @@ class TestInterruptWhileLoading:
                     proc.wait()
         assert proc.returncode == 130
         assert err == f"durable: interrupted while loading {app}; nothing was served\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Round of 2026-12-07 (evening): asgi_app driven directly, with the scopes uvicorn and httpx make.
+
+
+class EchoUrl(durable.WorkerEntrypoint):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        return durable.Response(request.url)
+
+
+def uvicorn_scope(target: bytes, **extra: object) -> dict[str, object]:
+    """An ``http`` scope as uvicorn's protocols make it for ``GET target`` (path: urllib's unquote)."""
+    raw_path, _, query = target.partition(b"?")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "server": ("127.0.0.1", 8787),
+        "client": ("127.0.0.1", 5000),
+        "root_path": "",
+        "path": unquote(raw_path.decode("ascii")),
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": [(b"host", b"h")],
+        **extra,
+    }
+
+
+async def call(app: object, scope: dict[str, object], body: bytes = b"") -> tuple[int, bytes]:
+    """Run ``app`` on ``scope`` with ``body``; the status and body it answers."""
+    sent: list[dict[str, object]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, object]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.Event().wait()  # the client stays: ASGI's receive waits for the disconnect
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(app(scope, receive, send), 10)  # type: ignore[operator]
+    status = next(int(m["status"]) for m in sent if m["type"] == "http.response.start")  # type: ignore[call-overload]
+    return status, b"".join(bytes(m.get("body", b"")) for m in sent if m["type"] == "http.response.body")  # type: ignore[call-overload]
+
+
+class TestPathNotUtf8:
+    """A percent-encoded path that is not UTF-8 (``/caf%E9``, a Latin-1 URL): uvicorn's (and
+    httpx's) ``path`` holds U+FFFD for it, and the URL was rebuilt from that path, so the Worker
+    saw ``/caf%EF%BF%BD``; workerd hands it ``/caf%E9`` (miniflare 4.20260426, 2026-12-07)."""
+
+    @pytest.mark.parametrize(
+        "target",
+        [b"/caf%E9", b"/e/caf%E9/%C3%A9%FF?q=%E9", b"/%80%2F%c3", b"/ok%C3%A9%E9"],
+    )
+    async def test_kept_as_sent(self, target: bytes) -> None:
+        async with durable.Runtime() as rt:
+            app = durable.asgi_app(EchoUrl, rt)
+            assert await call(app, uvicorn_scope(target)) == (200, b"http://h" + target)
+
+    async def test_under_a_root_path(self) -> None:
+        async with durable.Runtime() as rt:
+            scope = uvicorn_scope(b"/api/caf%E9", root_path="/api")
+            assert await call(durable.asgi_app(EchoUrl, rt), scope) == (200, b"http://h/api/caf%E9")
+            stripped = durable.asgi_app(EchoUrl, rt, strip_root_path=True)
+            assert await call(stripped, scope) == (200, b"http://h/caf%E9")
+
+    async def test_through_httpx(self) -> None:
+        async with durable.Runtime() as rt:
+            transport = httpx.ASGITransport(app=durable.asgi_app(EchoUrl, rt))
+            async with httpx.AsyncClient(transport=transport, base_url="http://h") as client:
+                assert (await client.get("/caf%E9?q=%E9")).text == "http://h/caf%E9?q=%E9"
