@@ -111,6 +111,11 @@ class _UnknownTransferCoding(_BadRequest):
     reason = "Not Implemented"
 
 
+#: The most request body bytes the disconnect watch holds for a reader that has not taken them
+#: (``_RequestBody._pump``).
+_WATCH_HOLD: Final = 1 << 20
+
+
 class _BodyTooLarge(Exception):
     """The request body exceeded ``max_body_size``: answered with 413."""
 
@@ -358,6 +363,14 @@ class WorkerApp:
 class _RequestBody:
     """The request body as an async iterator over ``http.request`` messages, with a size cap."""
 
+    # While a response streams, the disconnect watch may receive for the reader (see _pump).
+    # Class-level defaults: set per request only when a watch runs.
+    _watch_held: list[Message] | None = None  # messages it received that the reader has not taken yet
+    _watch_held_size = 0
+    _watch_pumping = False
+    _reader_receiving = False  # the reader is in receive()
+    _watch_changed: asyncio.Event | None = None  # set when either side's state changes
+
     def __init__(self, receive: Receive, limit: int) -> None:
         self._receive = receive
         self._limit = limit
@@ -381,10 +394,6 @@ class _RequestBody:
             raise _BodyTooLarge
         return length > 0
 
-    def watchable(self) -> bool:
-        """Whether :meth:`wait_disconnected` may read ``receive``: no one else reads the body now."""
-        return self._done or not self.attached
-
     async def wait_disconnected(self) -> bool:
         """Return True once the client has gone (what is left of a body no one reads is discarded).
 
@@ -392,6 +401,8 @@ class _RequestBody:
         ``receive()`` wait for the disconnect there, and a driver that answers at once instead
         (the same ``http.request`` again) would make this loop spin without ever suspending.
         """
+        if self.attached and not self._done:
+            return await self._pump()
         ended = self._done
         while True:
             message = await self._receive()
@@ -402,9 +413,68 @@ class _RequestBody:
                 return False
             ended = not message.get("more_body", False)
 
+    async def _pump(self) -> bool:
+        """:meth:`wait_disconnected` while the Worker's request may still read the body.
+
+        Only one side may call ``receive()`` (httpx's ``ASGITransport`` fails on two at once, and
+        a body message taken by one is lost to the other), so the watch receives for the
+        reader: it holds the messages until the reader takes them, and watches for the
+        disconnect meanwhile. Without it, a response streamed while the request's body was
+        unread (a ``POST`` answered with server-sent events) went on forever after its client
+        left; workerd stops pulling it (miniflare 4, 2026-04-07). It holds at most
+        :data:`_WATCH_HOLD` bytes of body; beyond that it waits for the reader to take some.
+        """
+        changed = self._watch_changed = self._watch_changed or asyncio.Event()
+        held = self._watch_held = self._watch_held if self._watch_held is not None else []
+        self._watch_pumping = True
+        try:
+            while self._reader_receiving or self._watch_held_size > _WATCH_HOLD:
+                changed.clear()
+                await changed.wait()  # the reader's receive() returns, or it takes what is held
+            ended = self._done or any(not m.get("more_body", False) for m in held if m.get("type") == "http.request")
+            while not self.disconnected:
+                message = await self._receive()
+                held.append(message)
+                self._watch_held_size += len(message.get("body", b""))
+                changed.set()
+                if message.get("type") == "http.disconnect":
+                    self.disconnected = True
+                    return True
+                if ended:
+                    return False  # a message after the end: see wait_disconnected
+                ended = message.get("type") == "http.request" and not message.get("more_body", False)
+                while self._watch_held_size > _WATCH_HOLD:
+                    changed.clear()
+                    await changed.wait()
+            return True
+        finally:
+            self._watch_pumping = False
+            changed.set()  # a reader waiting for a message receives on its own again
+
+    async def _next_message(self) -> Message:
+        """The reader's next message: one the watch holds, else one from ``receive()``."""
+        while True:
+            if self._watch_held:
+                message = self._watch_held.pop(0)
+                self._watch_held_size -= len(message.get("body", b""))
+                if self._watch_changed is not None:
+                    self._watch_changed.set()
+                return message
+            if not self._watch_pumping:
+                self._reader_receiving = True
+                try:
+                    return await self._receive()
+                finally:
+                    self._reader_receiving = False
+                    if self._watch_changed is not None:
+                        self._watch_changed.set()
+            assert self._watch_changed is not None
+            self._watch_changed.clear()
+            await self._watch_changed.wait()
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while not self._done:
-            message = await self._receive()
+            message = await self._next_message()
             kind = message.get("type")
             if kind == "http.disconnect":
                 self.disconnected = True
@@ -729,7 +799,7 @@ async def _send_response(
     # (uvicorn) drop what is sent after a disconnect without a word, so without this watch a
     # stream that never ends (server-sent events) would run, or spin, forever.
     task = asyncio.current_task()
-    watch = _DisconnectWatch(body, task) if task is not None and body is not None and body.watchable() else None
+    watch = _DisconnectWatch(body, task) if task is not None and body is not None else None
     try:
         await _send_stream(send, source, status, headers, too_large)
     except asyncio.CancelledError:
@@ -769,11 +839,18 @@ async def _send_stream(
     # If the stream fails now, the status line is gone: the exception propagates so that the
     # server aborts the connection and the client sees a truncated response, not a
     # complete-looking one.
-    async for chunk in chunks:
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        # A send to a client that has gone returns at once: let the loop run, so that the
-        # disconnect is seen even when the stream never waits.
-        await asyncio.sleep(0)
+    try:
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            # A send to a client that has gone returns at once: let the loop run, so that the
+            # disconnect is seen even when the stream never waits.
+            await asyncio.sleep(0)
+    except _ClientDisconnected:
+        # The stream read the request's body (an echo) and its client went away: nothing to
+        # abort, nobody to tell. It propagated to the server, which logged "Exception in ASGI
+        # application" with a traceback for a client closing its connection.
+        await _close(source)
+        return
     await send({"type": "http.response.body", "body": b""})
 
 

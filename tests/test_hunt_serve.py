@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
@@ -296,3 +298,124 @@ class TestPathNotUtf8:
             transport = httpx.ASGITransport(app=durable.asgi_app(EchoUrl, rt))
             async with httpx.AsyncClient(transport=transport, base_url="http://h") as client:
                 assert (await client.get("/caf%E9?q=%E9")).text == "http://h/caf%E9?q=%E9"
+
+
+class Client:
+    """The client side of one ASGI ``http`` call: feeds ``receive`` and records what is sent."""
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+        self.sent: list[dict[str, object]] = []
+        self.got_body = asyncio.Event()
+
+    async def receive(self) -> dict[str, object]:
+        return await self.incoming.get()
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        self.sent.append(dict(message))
+        if message["type"] == "http.response.body" and message.get("body"):
+            self.got_body.set()
+
+    def chunk(self, data: bytes, more: bool = True) -> None:
+        self.incoming.put_nowait({"type": "http.request", "body": data, "more_body": more})
+
+    def disconnect(self) -> None:
+        self.incoming.put_nowait({"type": "http.disconnect"})
+
+    def body(self) -> bytes:
+        return b"".join(bytes(m.get("body", b"")) for m in self.sent if m["type"] == "http.response.body")  # type: ignore[call-overload]
+
+
+def post_scope(length: int | None) -> dict[str, object]:
+    headers = [(b"host", b"h")]
+    headers.append(
+        (b"content-length", str(length).encode()) if length is not None else (b"transfer-encoding", b"chunked")
+    )
+    return {**uvicorn_scope(b"/"), "method": "POST", "headers": headers}
+
+
+class Endless(durable.WorkerEntrypoint):
+    """Answers with a stream that never ends (server-sent events), reading the body first if asked."""
+
+    closed: list[bytes] = []
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        read = b""
+        if request.url.endswith("?read"):
+            assert request.body is not None
+            read = await anext(aiter(request.body))  # the first chunk only
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield b"data: x\n\n"
+                    await asyncio.sleep(0)
+            finally:
+                Endless.closed.append(read)
+
+        return durable.Response(events(), headers={"content-type": "text/event-stream"})
+
+
+class TestStreamWithUnreadBody:
+    """A response streamed while the request's body was unread (a ``POST`` answered with
+    server-sent events without reading the body, or reading part of it) went on forever after
+    the client left: the disconnect watch only ran once the body had been read whole, so an
+    endless stream kept its task and generator for good. workerd stops pulling a response's
+    stream once its client disconnects (miniflare 4, 2026-04-07)."""
+
+    @pytest.mark.parametrize(("length", "query"), [(5, ""), (10, ""), (None, ""), (10, "?read")])
+    async def test_disconnect_stops_the_stream(self, length: int | None, query: str) -> None:
+        Endless.closed.clear()
+        async with durable.Runtime() as rt:
+            client = Client()
+            client.chunk(b"abcde")
+            scope = {**post_scope(length), "path": "/", "raw_path": b"/", "query_string": query[1:].encode()}
+            call = asyncio.ensure_future(durable.asgi_app(Endless, rt)(scope, client.receive, client.send))
+            await asyncio.wait_for(client.got_body.wait(), 10)
+            client.disconnect()
+            await asyncio.wait_for(call, 10)  # used to run forever
+            assert Endless.closed == [b"abcde" if query else b""]
+
+    async def test_body_read_while_streaming_is_whole(self) -> None:
+        """The watch receives the body for the Worker then: every chunk reaches it, in order."""
+
+        class Late(durable.WorkerEntrypoint):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                async def echo() -> AsyncIterator[bytes]:
+                    yield b"["
+                    assert request.body is not None
+                    async for chunk in request.body:
+                        yield chunk
+                    yield b"]"
+
+                return durable.Response(echo())
+
+        async with durable.Runtime() as rt:
+            client = Client()
+            call = asyncio.ensure_future(durable.asgi_app(Late, rt)(post_scope(None), client.receive, client.send))
+            await asyncio.wait_for(client.got_body.wait(), 10)
+            for part in (b"ab", b"", b"cd"):
+                client.chunk(part)
+                await asyncio.sleep(0)
+            client.chunk(b"ef", more=False)
+            await asyncio.wait_for(call, 10)
+            assert client.body() == b"[abcdef]"
+
+    async def test_echo_whose_client_leaves_ends_quietly(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A Worker streaming the request body back (``Response(request.body)``) whose client
+        left mid-upload: the body's ``_ClientDisconnected`` escaped the app, and uvicorn logged
+        "Exception in ASGI application" with a traceback for a client closing its connection."""
+
+        class Echo(durable.WorkerEntrypoint):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                return durable.Response(request.body)
+
+        async with durable.Runtime() as rt:
+            client = Client()
+            client.chunk(b"abcde")
+            call = asyncio.ensure_future(durable.asgi_app(Echo, rt)(post_scope(None), client.receive, client.send))
+            await asyncio.wait_for(client.got_body.wait(), 10)
+            client.disconnect()
+            await asyncio.wait_for(call, 10)  # used to raise _ClientDisconnected
+            assert client.body() == b"abcde"
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
