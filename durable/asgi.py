@@ -1017,7 +1017,17 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 async def _deny_websocket(scope: Scope, send: Send, response: Response) -> None:
     """Answer a WebSocket handshake with the Worker's own (non-101) response."""
     if "websocket.http.response" in (scope.get("extensions") or {}):
-        text = await response.bytes() if not response.body_used else b""
+        try:
+            text = await response.bytes() if not response.body_used else b""
+        except Exception:
+            # A streamed body that fails: the server takes the answer whole, so nothing has
+            # gone out yet and the client gets a clean 500, as for a stream failing before its
+            # first chunk over HTTP. It escaped to the server, which logged "Exception in ASGI
+            # application" and answered its own "Internal Server Error". (workerd sends the
+            # status and what the stream gave before failing: miniflare 4, 2026-12-07.)
+            logger.exception("The body of the answer to a WebSocket handshake failed")
+            response = _text_response(500, "Worker threw exception")
+            text = await response.bytes()
         headers = [
             (name.encode("latin-1"), value.encode("utf-8"))
             for name, value in response.headers.multi_items()
@@ -1027,5 +1037,7 @@ async def _deny_websocket(scope: Scope, send: Send, response: Response) -> None:
         await send({"type": "websocket.http.response.start", "status": response.status, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": text})
     else:
-        # Closing before accepting makes the server answer the handshake with 403.
+        # Closing before accepting makes the server answer the handshake with 403. The body,
+        # never sent, is closed (a generator behind it gets GeneratorExit), as for a HEAD.
+        await _close(take_body(response))
         await send({"type": "websocket.close", "code": 1011})

@@ -419,3 +419,73 @@ class TestStreamWithUnreadBody:
             await asyncio.wait_for(call, 10)  # used to raise _ClientDisconnected
             assert client.body() == b"abcde"
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+class Refuse(durable.WorkerEntrypoint):
+    """Refuses every WebSocket handshake with a streamed 403 (whose body fails after one chunk at /fail)."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"no"
+            if request.url.endswith("/fail"):
+                raise RuntimeError("the stream failed")
+            yield b"pe"
+
+        if request.url.endswith("/unread"):
+            return durable.Response(Unread(), status=403)
+        return durable.Response(body(), status=403)
+
+
+async def handshake(path: str, extensions: dict[str, object]) -> list[dict[str, object]]:
+    """Drive ``Refuse`` through one ``websocket`` scope; what the app sends."""
+    client = Client()
+    client.incoming.put_nowait({"type": "websocket.connect"})
+    scope = {
+        **uvicorn_scope(path.encode()),
+        "type": "websocket",
+        "scheme": "ws",
+        "extensions": extensions,
+        "headers": [(b"host", b"h"), (b"upgrade", b"websocket"), (b"connection", b"upgrade")],
+    }
+    scope.pop("method")
+    async with durable.Runtime() as rt:
+        await asyncio.wait_for(durable.asgi_app(Refuse, rt)(scope, client.receive, client.send), 10)
+    return client.sent
+
+
+class TestHandshakeRefusedWithAStream:
+    async def test_a_failing_body_gives_the_workers_500(self, caplog: pytest.LogCaptureFixture) -> None:
+        """The body of a refusal that fails escaped to the server: uvicorn logged "Exception in
+        ASGI application" and answered its own `Internal Server Error`. Now the app answers as
+        for an HTTP stream failing before anything went out (the server takes the answer whole)."""
+        sent = await handshake("/fail", {"websocket.http.response": {}})
+        assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 500
+        assert sent[1] == {"type": "websocket.http.response.body", "body": b"Worker threw exception"}
+        assert "The body of the answer to a WebSocket handshake failed" in caplog.text
+        assert "the stream failed" in caplog.text
+
+    async def test_a_streamed_refusal_is_sent_whole(self) -> None:
+        sent = await handshake("/ok", {"websocket.http.response": {}})
+        assert sent[0]["status"] == 403 and sent[1]["body"] == b"nope"
+
+    async def test_without_the_extension_the_body_is_closed(self) -> None:
+        """A server without ``websocket.http.response`` gets a close (its 403): the Worker's
+        stream, never read, was left open; now it is closed (``aclose()``), as a ``HEAD``'s is."""
+        sent = await handshake("/unread", {})
+        assert sent == [{"type": "websocket.close", "code": 1011}]
+        assert Unread.closed
+
+
+class Unread:
+    """A response body that records being closed."""
+
+    closed = False
+
+    def __aiter__(self) -> Unread:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return b"x"
+
+    async def aclose(self) -> None:
+        Unread.closed = True
