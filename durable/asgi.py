@@ -276,21 +276,19 @@ class WorkerApp:
             result: object = instance.fetch(request)
             if type(result) is CoroutineType or inspect.isawaitable(result):  # an async def first, cheaply
                 result = await result
-        except (asyncio.CancelledError, KeyboardInterrupt):  # the server stopping, or Ctrl-C
+        except KeyboardInterrupt:  # Ctrl-C
             raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():  # the server stopping (or the client gone)
+                raise
+            # The Worker's own CancelledError (it awaited a task cancelled elsewhere), with no
+            # cancellation of this request: a thrown value like any other. It went to the
+            # server, which logged "the server stopped before it finished" and answered its own 500.
+            return self._worker_threw(request, body)
         except BaseException:  # also sys.exit() or a BaseException of the Worker's own: workerd
             # answers any thrown value (`throw 42`) with its 500 (miniflare 4, 2026-04-07)
-            if body.disconnected:
-                return None
-            if body.too_large:
-                return _text_response(413, self._too_large_text())
-            logger.exception(
-                "Worker %s raised while handling %s %s",
-                self.worker.__qualname__,
-                request.method,
-                request.url,
-            )
-            return _text_response(500, "Worker threw exception")
+            return self._worker_threw(request, body)
         if body.too_large:
             # The Worker swallowed the error: the client still learns its body was refused.
             return _text_response(413, self._too_large_text())
@@ -312,6 +310,20 @@ class WorkerApp:
             )
             return _text_response(500, "Worker threw exception")
         return result
+
+    def _worker_threw(self, request: Request, body: _RequestBody) -> Response | None:
+        """The answer to a Worker that raised (called in its ``except`` block, to log the error)."""
+        if body.disconnected:
+            return None
+        if body.too_large:
+            return _text_response(413, self._too_large_text())
+        logger.exception(
+            "Worker %s raised while handling %s %s",
+            self.worker.__qualname__,
+            request.method,
+            request.url,
+        )
+        return _text_response(500, "Worker threw exception")
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         from ._wsbridge import bridge

@@ -489,3 +489,43 @@ class Unread:
 
     async def aclose(self) -> None:
         Unread.closed = True
+
+
+class AwaitsCancelled(durable.WorkerEntrypoint):
+    """Awaits a task that something else cancelled: its CancelledError is the Worker's own."""
+
+    hanging: asyncio.Event  # (made per test) set once fetch waits forever at /hang
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        if request.url.endswith("/hang"):
+            AwaitsCancelled.hanging.set()
+            await asyncio.Event().wait()
+        task = asyncio.ensure_future(asyncio.sleep(60))
+        task.cancel()
+        await task
+        return durable.Response("unreachable")
+
+
+class TestWorkersOwnCancelledError:
+    async def test_gives_the_workers_500(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A Worker raising CancelledError with no cancellation of its request (it awaited a task
+        cancelled elsewhere) went to the server: uvicorn answered its own `Internal Server Error`
+        and durable serve logged "a request was cancelled: the server stopped before it
+        finished". workerd answers any thrown value with its 500 (miniflare 4, 2026-04-07)."""
+        async with durable.Runtime() as rt:
+            assert await call(durable.asgi_app(AwaitsCancelled, rt), uvicorn_scope(b"/x")) == (
+                500,
+                b"Worker threw exception",
+            )
+        assert "Worker AwaitsCancelled raised while handling GET http://h/x" in caplog.text
+
+    async def test_a_cancelled_request_is_still_cancelled(self) -> None:
+        """The server cancelling the request (stopping) still cancels it: nothing is answered."""
+        AwaitsCancelled.hanging = asyncio.Event()
+        async with durable.Runtime() as rt:
+            app = durable.asgi_app(AwaitsCancelled, rt)
+            running = asyncio.ensure_future(call(app, uvicorn_scope(b"/hang")))
+            await asyncio.wait_for(AwaitsCancelled.hanging.wait(), 10)
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
