@@ -232,14 +232,25 @@ def _guarded_httptools_protocol(header_timeout: float | None, max_connections: i
         _head_bytes = 0  # bytes received while a head was incomplete
         _head_fields = 0  # the size of the head being parsed, from its parts
         _refused = False
+        _ended_here = False  # a request ended in the chunk being parsed
 
         def data_received(self, data: bytes) -> None:
             self._head_expected()
+            self._ended_here = False
             super().data_received(data)
             if self._in_head and not self._refused:
-                # A head still incomplete: it grows by (at most) this chunk. Bounding it here
-                # bounds what the parser buffers of one huge header or URL.
-                self._head_bytes += len(data)
+                if self._ended_here:
+                    # The head began in this chunk after the end of the request before it
+                    # (pipelined), whose body may fill most of the chunk: only the head's parts
+                    # parsed so far count (a header line in progress counts with the next
+                    # chunk). The whole chunk counted, a 150 KB body followed by the next
+                    # request's first bytes got 431 and the connection closed, the first
+                    # request's response unsent.
+                    self._head_bytes = self._head_fields
+                else:
+                    # A head still incomplete: it grows by (at most) this chunk. Bounding it
+                    # here bounds what the parser buffers of one huge header or URL.
+                    self._head_bytes += len(data)
                 if self._head_bytes > MAX_HEAD_BYTES:
                     self._refused = True
                     self._refuse_large_head()
@@ -249,6 +260,10 @@ def _guarded_httptools_protocol(header_timeout: float | None, max_connections: i
             self._head_bytes = 0
             self._head_fields = 14  # " HTTP/1.1\r\n" after the target, the blank line
             super().on_message_begin()
+
+        def on_message_complete(self) -> None:
+            self._ended_here = True
+            super().on_message_complete()
 
         def on_url(self, url: bytes) -> None:
             self._head_fields += len(url)

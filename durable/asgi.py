@@ -111,6 +111,11 @@ class _UnknownTransferCoding(_BadRequest):
     reason = "Not Implemented"
 
 
+#: The most request body bytes the disconnect watch holds for a reader that has not taken them
+#: (``_RequestBody._pump``).
+_WATCH_HOLD: Final = 1 << 20
+
+
 class _BodyTooLarge(Exception):
     """The request body exceeded ``max_body_size``: answered with 413."""
 
@@ -271,21 +276,19 @@ class WorkerApp:
             result: object = instance.fetch(request)
             if type(result) is CoroutineType or inspect.isawaitable(result):  # an async def first, cheaply
                 result = await result
-        except (asyncio.CancelledError, KeyboardInterrupt):  # the server stopping, or Ctrl-C
+        except KeyboardInterrupt:  # Ctrl-C
             raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():  # the server stopping (or the client gone)
+                raise
+            # The Worker's own CancelledError (it awaited a task cancelled elsewhere), with no
+            # cancellation of this request: a thrown value like any other. It went to the
+            # server, which logged "the server stopped before it finished" and answered its own 500.
+            return self._worker_threw(request, body)
         except BaseException:  # also sys.exit() or a BaseException of the Worker's own: workerd
             # answers any thrown value (`throw 42`) with its 500 (miniflare 4, 2026-04-07)
-            if body.disconnected:
-                return None
-            if body.too_large:
-                return _text_response(413, self._too_large_text())
-            logger.exception(
-                "Worker %s raised while handling %s %s",
-                self.worker.__qualname__,
-                request.method,
-                request.url,
-            )
-            return _text_response(500, "Worker threw exception")
+            return self._worker_threw(request, body)
         if body.too_large:
             # The Worker swallowed the error: the client still learns its body was refused.
             return _text_response(413, self._too_large_text())
@@ -307,6 +310,20 @@ class WorkerApp:
             )
             return _text_response(500, "Worker threw exception")
         return result
+
+    def _worker_threw(self, request: Request, body: _RequestBody) -> Response | None:
+        """The answer to a Worker that raised (called in its ``except`` block, to log the error)."""
+        if body.disconnected:
+            return None
+        if body.too_large:
+            return _text_response(413, self._too_large_text())
+        logger.exception(
+            "Worker %s raised while handling %s %s",
+            self.worker.__qualname__,
+            request.method,
+            request.url,
+        )
+        return _text_response(500, "Worker threw exception")
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         from ._wsbridge import bridge
@@ -358,6 +375,14 @@ class WorkerApp:
 class _RequestBody:
     """The request body as an async iterator over ``http.request`` messages, with a size cap."""
 
+    # While a response streams, the disconnect watch may receive for the reader (see _pump).
+    # Class-level defaults: set per request only when a watch runs.
+    _watch_held: list[Message] | None = None  # messages it received that the reader has not taken yet
+    _watch_held_size = 0
+    _watch_pumping = False
+    _reader_receiving = False  # the reader is in receive()
+    _watch_changed: asyncio.Event | None = None  # set when either side's state changes
+
     def __init__(self, receive: Receive, limit: int) -> None:
         self._receive = receive
         self._limit = limit
@@ -381,10 +406,6 @@ class _RequestBody:
             raise _BodyTooLarge
         return length > 0
 
-    def watchable(self) -> bool:
-        """Whether :meth:`wait_disconnected` may read ``receive``: no one else reads the body now."""
-        return self._done or not self.attached
-
     async def wait_disconnected(self) -> bool:
         """Return True once the client has gone (what is left of a body no one reads is discarded).
 
@@ -392,6 +413,8 @@ class _RequestBody:
         ``receive()`` wait for the disconnect there, and a driver that answers at once instead
         (the same ``http.request`` again) would make this loop spin without ever suspending.
         """
+        if self.attached and not self._done:
+            return await self._pump()
         ended = self._done
         while True:
             message = await self._receive()
@@ -402,9 +425,68 @@ class _RequestBody:
                 return False
             ended = not message.get("more_body", False)
 
+    async def _pump(self) -> bool:
+        """:meth:`wait_disconnected` while the Worker's request may still read the body.
+
+        Only one side may call ``receive()`` (httpx's ``ASGITransport`` fails on two at once, and
+        a body message taken by one is lost to the other), so the watch receives for the
+        reader: it holds the messages until the reader takes them, and watches for the
+        disconnect meanwhile. Without it, a response streamed while the request's body was
+        unread (a ``POST`` answered with server-sent events) went on forever after its client
+        left; workerd stops pulling it (miniflare 4, 2026-04-07). It holds at most
+        :data:`_WATCH_HOLD` bytes of body; beyond that it waits for the reader to take some.
+        """
+        changed = self._watch_changed = self._watch_changed or asyncio.Event()
+        held = self._watch_held = self._watch_held if self._watch_held is not None else []
+        self._watch_pumping = True
+        try:
+            while self._reader_receiving or self._watch_held_size > _WATCH_HOLD:
+                changed.clear()
+                await changed.wait()  # the reader's receive() returns, or it takes what is held
+            ended = self._done or any(not m.get("more_body", False) for m in held if m.get("type") == "http.request")
+            while not self.disconnected:
+                message = await self._receive()
+                held.append(message)
+                self._watch_held_size += len(message.get("body", b""))
+                changed.set()
+                if message.get("type") == "http.disconnect":
+                    self.disconnected = True
+                    return True
+                if ended:
+                    return False  # a message after the end: see wait_disconnected
+                ended = message.get("type") == "http.request" and not message.get("more_body", False)
+                while self._watch_held_size > _WATCH_HOLD:
+                    changed.clear()
+                    await changed.wait()
+            return True
+        finally:
+            self._watch_pumping = False
+            changed.set()  # a reader waiting for a message receives on its own again
+
+    async def _next_message(self) -> Message:
+        """The reader's next message: one the watch holds, else one from ``receive()``."""
+        while True:
+            if self._watch_held:
+                message = self._watch_held.pop(0)
+                self._watch_held_size -= len(message.get("body", b""))
+                if self._watch_changed is not None:
+                    self._watch_changed.set()
+                return message
+            if not self._watch_pumping:
+                self._reader_receiving = True
+                try:
+                    return await self._receive()
+                finally:
+                    self._reader_receiving = False
+                    if self._watch_changed is not None:
+                        self._watch_changed.set()
+            assert self._watch_changed is not None
+            self._watch_changed.clear()
+            await self._watch_changed.wait()
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while not self._done:
-            message = await self._receive()
+            message = await self._next_message()
             kind = message.get("type")
             if kind == "http.disconnect":
                 self.disconnected = True
@@ -590,7 +672,7 @@ def _url_from_parts(
     if raw_path is not None and not raw_path.startswith(b"/"):
         raw_path = None  # an absolute-form or '*' target: fall back on the decoded path
     if raw_path is not None:
-        decoded = unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape")
+        decoded = _decoded_like(raw_path, full_path, root_path)
         if decoded == full_path:
             encoded_path = _encode(raw_path)
         elif root_path + decoded == full_path:
@@ -603,6 +685,24 @@ def _url_from_parts(
         encoded_path = "/" + encoded_path
     url = f"{scheme}://{authority}{encoded_path}"
     return f"{url}?{_encode(query, _QUERY_KEEP)}" if query else url
+
+
+def _decoded_like(raw_path: bytes, full_path: str, root_path: str) -> str:
+    """``raw_path`` percent-decoded as the server decoded it into ``path``, if it can be told.
+
+    A percent-encoded byte sequence that is not UTF-8 (``/caf%E9``, a Latin-1 URL) is decoded by
+    uvicorn, httpx and Hypercorn with ``urllib.parse.unquote``, which puts U+FFFD in its place;
+    compared with that, ``raw_path`` is seen to be the target the client sent, and its
+    ``%E9`` reaches the Worker as sent, as in workerd. Taken for another path, it was rebuilt
+    from the decoded one, ``/caf%EF%BF%BD`` (miniflare 4, 2026-12-07: ``/caf%E9``).
+    """
+    raw = unquote_to_bytes(raw_path)
+    decoded = raw.decode("utf-8", "surrogateescape")
+    if decoded != full_path and root_path + decoded != full_path:
+        replaced = raw.decode("utf-8", "replace")
+        if replaced != decoded and (replaced == full_path or root_path + replaced == full_path):
+            return replaced
+    return decoded
 
 
 _ASTERISK: Final = "the request target * (asterisk form) names no resource to hand a Worker"
@@ -711,7 +811,7 @@ async def _send_response(
     # (uvicorn) drop what is sent after a disconnect without a word, so without this watch a
     # stream that never ends (server-sent events) would run, or spin, forever.
     task = asyncio.current_task()
-    watch = _DisconnectWatch(body, task) if task is not None and body is not None and body.watchable() else None
+    watch = _DisconnectWatch(body, task) if task is not None and body is not None else None
     try:
         await _send_stream(send, source, status, headers, too_large)
     except asyncio.CancelledError:
@@ -751,11 +851,18 @@ async def _send_stream(
     # If the stream fails now, the status line is gone: the exception propagates so that the
     # server aborts the connection and the client sees a truncated response, not a
     # complete-looking one.
-    async for chunk in chunks:
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        # A send to a client that has gone returns at once: let the loop run, so that the
-        # disconnect is seen even when the stream never waits.
-        await asyncio.sleep(0)
+    try:
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            # A send to a client that has gone returns at once: let the loop run, so that the
+            # disconnect is seen even when the stream never waits.
+            await asyncio.sleep(0)
+    except _ClientDisconnected:
+        # The stream read the request's body (an echo) and its client went away: nothing to
+        # abort, nobody to tell. It propagated to the server, which logged "Exception in ASGI
+        # application" with a traceback for a client closing its connection.
+        await _close(source)
+        return
     await send({"type": "http.response.body", "body": b""})
 
 
@@ -922,7 +1029,17 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 async def _deny_websocket(scope: Scope, send: Send, response: Response) -> None:
     """Answer a WebSocket handshake with the Worker's own (non-101) response."""
     if "websocket.http.response" in (scope.get("extensions") or {}):
-        text = await response.bytes() if not response.body_used else b""
+        try:
+            text = await response.bytes() if not response.body_used else b""
+        except Exception:
+            # A streamed body that fails: the server takes the answer whole, so nothing has
+            # gone out yet and the client gets a clean 500, as for a stream failing before its
+            # first chunk over HTTP. It escaped to the server, which logged "Exception in ASGI
+            # application" and answered its own "Internal Server Error". (workerd sends the
+            # status and what the stream gave before failing: miniflare 4, 2026-12-07.)
+            logger.exception("The body of the answer to a WebSocket handshake failed")
+            response = _text_response(500, "Worker threw exception")
+            text = await response.bytes()
         headers = [
             (name.encode("latin-1"), value.encode("utf-8"))
             for name, value in response.headers.multi_items()
@@ -932,5 +1049,7 @@ async def _deny_websocket(scope: Scope, send: Send, response: Response) -> None:
         await send({"type": "websocket.http.response.start", "status": response.status, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": text})
     else:
-        # Closing before accepting makes the server answer the handshake with 403.
+        # Closing before accepting makes the server answer the handshake with 403. The body,
+        # never sent, is closed (a generator behind it gets GeneratorExit), as for a HEAD.
+        await _close(take_body(response))
         await send({"type": "websocket.close", "code": 1011})
