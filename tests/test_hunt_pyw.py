@@ -346,3 +346,101 @@ class TestHibernationApiValues:
             after = json.loads(await client.receive())
         assert type(after["last"]) is int and after["last"] > 0
         assert after["iso"].endswith("Z") and after["iso"].startswith("20")
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL through the SDK: arrays with to_py(), a mixin's __init__, errors as JsException
+
+
+class Ledger(sdk.DurableObject):
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS entry (id INTEGER PRIMARY KEY, note TEXT UNIQUE)")
+
+    async def add(self, note: str) -> Any:
+        from pyodide.ffi import JsException
+
+        try:
+            self.ctx.storage.sql.exec("INSERT INTO entry (note) VALUES (?)", note)
+        except JsException as exc:  # as a public Python Workers project guards its storage calls
+            return [exc.name, str(exc), isinstance(exc, durable.SqlError)]
+        return "added"
+
+    async def rows(self) -> Any:
+        cursor = self.ctx.storage.sql.exec("SELECT id, note FROM entry ORDER BY id")
+        raw = self.ctx.storage.sql.exec("SELECT id, note FROM entry ORDER BY id").raw().toArray()
+        return [cursor.toArray().to_py(), raw.to_py(), raw.length]
+
+    async def failures(self) -> Any:
+        from pyodide.ffi import JsException
+
+        sql, caught = self.ctx.storage.sql, []
+        for query, *bindings in (["SELEC 1"], ["SELECT * FROM entry WHERE id = ?", -1], ["SELECT ?", 1, 2]):
+            try:
+                sql.exec(query, *bindings).one()
+            except JsException as exc:
+                caught.append(str(exc))
+        return caught
+
+
+class DjangoStyleBackend:
+    """django-cf's ``DjangoCFDurableObject``: a mixin whose ``__init__`` keeps ``ctx.storage.sql``."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        self.ctx = ctx
+        self.env = env
+        self.db = self.ctx.storage.sql
+
+    async def run_query(self, query: str) -> Any:
+        stmt = self.db.exec(query)
+        response = stmt.raw().toArray().to_py()
+        return [response, stmt.rowsRead, stmt.rowsWritten]
+
+
+class DjangoStyle(DjangoStyleBackend, sdk.DurableObject):
+    pass
+
+
+class TestSqlThroughTheSdk:
+    async def test_to_array_then_to_py(self, durable_runtime: durable.Runtime) -> None:
+        """``cursor.toArray().to_py()`` and ``cursor.raw().toArray().to_py()``: what code reading
+        workerd's cursor writes (django-cf's Durable Objects backend, in cloudflare/workers-py,
+        ``stmt.raw().toArray().to_py()``; a public Python Workers bot's ``rows =
+        cursor.toArray().to_py()``). durable's ``toArray()`` gave a plain ``list``:
+        ``AttributeError: 'list' object has no attribute 'to_py'``."""
+        durable_runtime.namespace(Ledger, name="LEDGER")
+        stub = env_of(durable_runtime).LEDGER.getByName("a")
+        assert await stub.add("rent") == "added"
+        assert await stub.rows() == [[{"id": 1, "note": "rent"}], [[1, "rent"]], 1]
+
+    async def test_a_mixin_init_listed_first(self, durable_runtime: durable.Runtime) -> None:
+        """``class DjangoDO(DjangoCFDurableObject, DurableObject)`` (django-cf's template) has no
+        ``__init__`` of its own: the SDK does not wrap the mixin's, which gets workerd's
+        JavaScript objects as Pyodide proxies them. durable gave the mixin its own
+        ``durable.State``, whose cursors read as Python lists:
+        ``AttributeError: 'list' object has no attribute 'to_py'``; it now gets the wrapped
+        ``ctx`` and ``env``, which read as the proxies do."""
+        durable_runtime.namespace(DjangoStyle, name="DJANGO")
+        stub = env_of(durable_runtime).DJANGO.getByName("a")
+        created = await stub.run_query("CREATE TABLE blog (id INTEGER PRIMARY KEY, title TEXT)")
+        assert created[0] == []
+        assert (await stub.run_query("INSERT INTO blog (title) VALUES ('hi')"))[2] == 1
+        rows, read, written = await stub.run_query("SELECT id, title FROM blog")
+        assert rows == [[1, "hi"]] and read == 1 and written == 0
+
+    async def test_refused_statements_raise_js_exception(self, durable_runtime: durable.Runtime) -> None:
+        """workerd throws an ``Error`` for a statement SQLite refuses (measured, miniflare
+        4.20260426.0, compatibility date 2026-04-07: ``name`` ``"Error"``, the message SQLite's),
+        which Pyodide raises as ``pyodide.ffi.JsException``: Python Workers code catches it so
+        (a public project's Durable Object answers 503 on ``except JsException``). durable
+        raised its own ``durable.SqlError``, which that ``except`` missed; the error is now both."""
+        durable_runtime.namespace(Ledger, name="LEDGER")
+        stub = env_of(durable_runtime).LEDGER.getByName("b")
+        assert await stub.add("rent") == "added"
+        name, text, is_sql_error = await stub.add("rent")
+        assert name == "Error" and text.startswith("Error: UNIQUE constraint failed: entry.note") and is_sql_error
+        assert await stub.failures() == [
+            'Error: near "SELEC": syntax error at offset 0: SQLITE_ERROR',
+            "Error: Expected exactly one result from SQL query, but got no results.",
+            "Error: Wrong number of parameter bindings for SQL query.",
+        ]
