@@ -444,3 +444,54 @@ class TestSqlThroughTheSdk:
             "Error: Expected exactly one result from SQL query, but got no results.",
             "Error: Wrong number of parameter bindings for SQL query.",
         ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Response.json of what storage, RPC and SQL give: Python data, written with json.dumps
+
+
+class Profile(sdk.DurableObject):
+    async def save(self, profile: Any) -> None:
+        await self.ctx.storage.put("profile", profile)
+
+    async def load(self) -> Any:
+        return await self.ctx.storage.get("profile")
+
+    async def bodies(self) -> Any:
+        import js
+        from pyodide.ffi import to_js
+
+        stored = await self.ctx.storage.get("profile")
+        row = self.ctx.storage.sql.exec("SELECT 'ada' AS name, 1 AS n").one()
+        made = to_js({"a": [1, 2]}, dict_converter=js.Object.fromEntries)
+        return [
+            await sdk.Response.json(stored).text(),
+            await sdk.Response.json(row).text(),
+            await sdk.Response.json(made).text(),
+            await sdk.Response.json(js.JSON.parse('{"b": {"c": 1}}').b).text(),
+        ]
+
+
+class TestResponseJsonOfConvertedValues:
+    async def test_storage_rpc_and_sql_values_are_written_with_json_dumps(
+        self, durable_runtime: durable.Runtime
+    ) -> None:
+        """The SDK's ``Response.json(data)`` (``from_json``, workers-py ``response.py``) hands a
+        ``JsProxy`` to JavaScript's ``Response.json`` (compact) and writes anything else with
+        ``json.dumps(data)``; what storage, RPC and SQL rows give is ``python_from_rpc``'s
+        ``JsDict``, a ``dict``: ``Response.json(await stub.info())`` (the docs' and examples'
+        pattern) is ``{"name": "ada", "city": "Z\\u00fcrich"}``. durable wrote every ``JsDict``
+        compact (``{"name":"ada","city":"Zürich"}``), as if it were a ``JsProxy``; a JavaScript
+        object made in Python (``to_js(..., dict_converter=Object.fromEntries)``,
+        ``JSON.parse``) stays compact."""
+        durable_runtime.namespace(Profile, name="PROFILES")
+        stub = env_of(durable_runtime).PROFILES.getByName("a")
+        await stub.save({"name": "ada", "city": "Zürich"})
+        loaded = await stub.load()
+        assert await sdk.Response.json(loaded).text() == '{"name": "ada", "city": "Z\\u00fcrich"}'
+        assert await stub.bodies() == [
+            '{"name": "ada", "city": "Z\\u00fcrich"}',
+            '{"name": "ada", "n": 1}',
+            '{"a":[1,2]}',
+            '{"c":1}',
+        ]

@@ -267,18 +267,18 @@ class Object:
 
     @staticmethod
     def new() -> Any:
-        """An empty JavaScript object: a ``JsDict`` (attribute and item access, ``to_py()``)."""
-        from ._convert import JsDict
+        """An empty JavaScript object: a ``JsObject`` (attribute and item access, ``to_py()``)."""
+        from ._convert import JsObject
 
-        return JsDict()
+        return JsObject()
 
     @staticmethod
     def fromEntries(entries: Any) -> dict[Any, Any]:
-        """A JavaScript object from ``(key, value)`` pairs: a ``JsDict`` (attribute and item
+        """A JavaScript object from ``(key, value)`` pairs: a ``JsObject`` (attribute and item
         access, ``to_py()``, as Pyodide's proxy of the object)."""
-        from ._convert import JsDict
+        from ._convert import JsObject
 
-        return JsDict(entries)
+        return JsObject(entries)
 
     @staticmethod
     def entries(obj: Any) -> list[list[Any]]:
