@@ -15,7 +15,6 @@ them when used; any other name raises ``AttributeError``.
 
 from __future__ import annotations
 
-import json as _json
 import logging
 import math
 import sys
@@ -312,8 +311,13 @@ class JSON:
     """``js.JSON``: ``stringify`` and ``parse``."""
 
     @staticmethod
-    def stringify(value: Any) -> str:
-        return _json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    def stringify(value: Any, replacer: Any = None, space: Any = None, /) -> Any:
+        """JavaScript's, with its ``replacer`` (a function or a list of keys) and ``space``
+        (``JSON.stringify(data, None, 2)`` indents by 2): a ``str``, or ``None`` for JavaScript's
+        ``undefined`` (a function alone); see :mod:`._jsjson`."""
+        from ._jsjson import stringify
+
+        return stringify(value, replacer, space)
 
     @staticmethod
     def parse(text: str) -> Any:
