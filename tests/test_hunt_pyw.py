@@ -6,6 +6,7 @@ in each test's docstring."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -554,3 +555,71 @@ class TestJsonStringify:
         loop["self"] = loop
         with pytest.raises(JsException, match="^TypeError: Converting circular structure to JSON"):
             js.JSON.stringify(loop)
+
+
+# ---------------------------------------------------------------------------------------------
+# js.Date's setters and locale strings; the rest of js.console
+
+
+class TestJsDateAndConsole:
+    def test_date_setters_and_locale_strings(self) -> None:
+        """A ``Date`` from ``js.Date.new()`` is changed with ``setHours`` / ``setDate`` ... (the
+        usual "midnight tomorrow" arithmetic) and shown with ``toLocaleString()``; durable's
+        ``Date`` had neither (``AttributeError: 'JsDate' object has no attribute 'setHours'``).
+        Expected values measured in workerd (miniflare 4.20260426.0, compatibility date
+        2026-04-07; its default locale is en-US and its time zone UTC), with the same calls."""
+        import math
+
+        import js
+
+        moment = js.Date.new(js.Date.UTC(2024, 0, 2, 15, 4, 5, 6))
+        assert moment.toLocaleString() == "1/2/2024, 3:04:05 PM"
+        assert moment.toLocaleDateString() == "1/2/2024" and moment.toLocaleTimeString("en-US") == "3:04:05 PM"
+        assert js.Date.new(0).toLocaleTimeString() == "12:00:00 AM"
+        assert moment.toTimeString() == "15:04:05 GMT+0000 (Coordinated Universal Time)"
+        assert js.Date.new(math.nan).toLocaleString() == "Invalid Date"
+        with pytest.raises(NotImplementedError, match=r"Date\.toLocaleString\(\).*en-US"):
+            moment.toLocaleString("de-DE")
+        date = js.Date.new(0)
+        assert date.setFullYear(2020, 1, 29) == 1582934400000 and date.toISOString() == "2020-02-29T00:00:00.000Z"
+        date = js.Date.new(0)
+        assert date.setHours(25, 61, 61, 1001) == 93722001 and date.toISOString() == "1970-01-02T02:02:02.001Z"
+        date = js.Date.new(0)
+        assert [date.setMonth(13), date.setDate(0), date.setSeconds(30, 500), date.setUTCMilliseconds(7)] == [
+            34214400000,
+            34128000000,
+            34128030500,
+            34128030007,
+        ]
+        invalid = js.Date.new(math.nan)
+        assert math.isnan(invalid.setHours(1)) and invalid.setFullYear(2000) == 946684800000
+        date = js.Date.new(0)
+        assert math.isnan(date.setMinutes(math.nan)) and math.isnan(date.getTime())
+        assert js.Date.new(0).setTime(1.7) == 1 and math.isnan(js.Date.new(0).setTime(8.64e15 + 1))
+
+    def test_console_methods(self, caplog: pytest.LogCaptureFixture) -> None:
+        """``console.table`` / ``count`` / ``time`` / ``group`` ... exist in workerd (MDN's console
+        API, which Cloudflare's Python logging example points to): durable's ``js.console`` had
+        only ``log``, ``info``, ``warn``, ``error``, ``debug`` (``AttributeError: type object
+        'console' has no attribute 'table'``). They log to ``durable.js``."""
+        import logging
+
+        from js import console
+
+        with caplog.at_level(logging.DEBUG, logger="durable.js"):
+            console.group("rows")
+            console.count("seen")
+            console.count("seen")
+            console.table([1, 2])
+            console.groupEnd()
+            console.countReset("seen")
+            console.count("seen")
+            console.time("load")
+            console.timeEnd("load")
+            console.assert_(0, "math")
+            console.trace("here")
+            console.dir({"a": 1})
+        lines = [record.getMessage() for record in caplog.records if record.name == "durable.js"]
+        assert lines[:5] == ["rows", "  seen: 1", "  seen: 2", "  [1, 2]", "seen: 1"]
+        assert re.fullmatch(r"load: \d+\.\d{3}ms", lines[5])
+        assert lines[6:] == ["Assertion failed: math", "here", "{'a': 1}"]

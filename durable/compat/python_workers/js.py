@@ -19,7 +19,7 @@ import logging
 import math
 import sys
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from durable._http import parse_json
 
@@ -334,25 +334,83 @@ class JSON:
 
 
 class console:  # noqa: N801 - the JavaScript global's name
-    """``js.console``: ``log``, ``info``, ``warn``, ``error``, ``debug`` go to the ``durable.js`` logger."""
+    """``js.console``: ``log``, ``info``, ``warn``, ``error``, ``debug`` go to the ``durable.js``
+    logger, and so do ``trace``, ``dir``, ``table`` (as ``log``), ``count`` / ``countReset``,
+    ``time`` / ``timeLog`` / ``timeEnd`` (``label: 1.5ms``), ``group`` / ``groupCollapsed`` /
+    ``groupEnd`` (indenting by two spaces) and ``assert_`` (Pyodide's name for
+    ``console.assert``: ``Assertion failed`` at ``error`` when its first argument is falsy)."""
+
+    _counts: ClassVar[dict[str, int]] = {}
+    _timers: ClassVar[dict[str, float]] = {}
+    _depth: ClassVar[list[int]] = [0]
+
+    @staticmethod
+    def _text(args: tuple[Any, ...]) -> str:
+        return "  " * console._depth[0] + " ".join(map(str, args))
 
     @staticmethod
     def log(*args: Any) -> None:
-        _log.info(" ".join(map(str, args)))
+        _log.info(console._text(args))
 
     info = log
+    trace = log
+    dir = log
+    table = log
 
     @staticmethod
     def warn(*args: Any) -> None:
-        _log.warning(" ".join(map(str, args)))
+        _log.warning(console._text(args))
 
     @staticmethod
     def error(*args: Any) -> None:
-        _log.error(" ".join(map(str, args)))
+        _log.error(console._text(args))
 
     @staticmethod
     def debug(*args: Any) -> None:
-        _log.debug(" ".join(map(str, args)))
+        _log.debug(console._text(args))
+
+    @staticmethod
+    def assert_(condition: Any = False, *args: Any) -> None:
+        if not condition:
+            console.error(*("Assertion failed" + (":" if args else ""), *args))
+
+    @staticmethod
+    def count(label: str = "default") -> None:
+        console._counts[label] = console._counts.get(label, 0) + 1
+        console.log(f"{label}: {console._counts[label]}")
+
+    @staticmethod
+    def countReset(label: str = "default") -> None:
+        console._counts.pop(label, None)
+
+    @staticmethod
+    def time(label: str = "default") -> None:
+        console._timers[label] = time.perf_counter()
+
+    @staticmethod
+    def timeLog(label: str = "default", *args: Any) -> None:
+        started = console._timers.get(label)
+        if started is None:
+            console.warn(f"Timer '{label}' does not exist")
+            return
+        console.log(f"{label}: {(time.perf_counter() - started) * 1000:.3f}ms", *args)
+
+    @staticmethod
+    def timeEnd(label: str = "default") -> None:
+        console.timeLog(label)
+        console._timers.pop(label, None)
+
+    @staticmethod
+    def group(*args: Any) -> None:
+        if args:
+            console.log(*args)
+        console._depth[0] += 1
+
+    groupCollapsed = group
+
+    @staticmethod
+    def groupEnd() -> None:
+        console._depth[0] = max(0, console._depth[0] - 1)
 
 
 class Response:
