@@ -95,6 +95,20 @@ class JsDict(dict[str, Any]):
 copy_as_dict(JsDict)
 
 
+class JsObject(JsDict):
+    """A JavaScript object Python Workers code holds unconverted, as Pyodide's ``JsProxy``:
+    what ``Object.fromEntries`` (so ``to_js(d, dict_converter=Object.fromEntries)``),
+    ``Object.new()``, ``JSON.parse`` and ``structuredClone`` give. It reads as a :class:`JsDict`;
+    the difference is the SDK's ``Response.json(value)``, which hands a ``JsProxy`` to
+    JavaScript's ``Response.json`` (compact JSON) and writes a ``dict`` (the ``JsDict`` that
+    storage, RPC and SQL rows give) with ``json.dumps``."""
+
+    __slots__ = ()
+
+
+copy_as_dict(JsObject)
+
+
 class JsList(list[Any]):
     """A ``list`` with what Pyodide's proxy of a JavaScript array adds: ``to_py()`` and
     ``length``. What the ``js`` globals give for an array (``Array.from(cursor)``,
@@ -192,10 +206,13 @@ _CONVERTING = object()
 
 
 def js_arrays(value: Any) -> Any:
-    """``value`` with its lists, at any depth inside lists and dicts, as :class:`JsList` (the
-    arrays of a value Pyodide hands out as a JavaScript value, such as ``JSON.parse``'s)."""
+    """``value`` with its lists, at any depth inside lists and dicts, as :class:`JsList`, and its
+    ``JsDict`` objects as :class:`JsObject` (a value Pyodide hands out as a JavaScript value,
+    such as ``JSON.parse``'s)."""
     if isinstance(value, list):
         return JsList(js_arrays(item) for item in value)
+    if type(value) is JsDict:
+        object.__setattr__(value, "__class__", JsObject)  # (JsDict.__setattr__ sets a key)
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(item, (list, dict)):

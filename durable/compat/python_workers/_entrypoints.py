@@ -203,7 +203,7 @@ def _wrap_rpc_methods(cls: type) -> None:
 
 
 def _wrap_init(cls: type, context: bool) -> None:
-    init = cls.__dict__.get("__init__")
+    init = cls.__dict__.get("__init__") or _mixin_init(cls)
     if init is None or getattr(init, "__durable_wrapped__", False):
         return
 
@@ -217,6 +217,24 @@ def _wrap_init(cls: type, context: bool) -> None:
 
     __init__.__durable_wrapped__ = True  # type: ignore[attr-defined]
     cls.__init__ = __init__  # type: ignore[misc]
+
+
+def _mixin_init(cls: type) -> Any:
+    """The ``__init__`` ``cls`` inherits from a mixin listed before the Durable Object or
+    entrypoint class (django-cf's ``class DjangoDO(DjangoCFDurableObject, DurableObject)``), or
+    ``None``.
+
+    The SDK wraps only a class's own ``__init__``, so there such a mixin gets workerd's
+    JavaScript ``ctx`` and ``env`` as Pyodide proxies them; `durable` wraps it as any other, since
+    its adapters read as those proxies do (``cursor.raw().toArray().to_py()``, ``row.name``,
+    ``rowsRead``) where `durable`'s own objects would not."""
+    for base in cls.__mro__[1:]:
+        init = base.__dict__.get("__init__")
+        if init is not None:
+            if base is object or issubclass(base, (durable.DurableObject, durable.WorkerEntrypoint)):
+                return None
+            return init
+    return None
 
 
 def _wrap_handlers(cls: type, names: tuple[str, ...]) -> None:

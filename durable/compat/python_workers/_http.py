@@ -23,7 +23,7 @@ from typing import Any, NoReturn, overload
 import durable
 from durable._util import unbuilt_safe_repr
 
-from ._convert import JsDict
+from ._convert import JsDict, JsObject
 from ._forms import Blob, FormData, encode_body, mime_type, parse_form
 from .pyodide.ffi import ArrayBuffer
 
@@ -143,10 +143,12 @@ class FetchResponse(durable.Response):
         """Build a JSON response (``application/json``), as the SDK's ``Response.from_json``.
 
         As there, Python data is written with ``json.dumps(data)`` (its default spacing and
-        ASCII escapes: ``{"a": 1, "\\u00e9": 2}``); a value read from JavaScript (a ``JsDict``,
-        Pyodide's ``JsProxy``) goes through ``Response.json``, compact as ``JSON.stringify``.
+        ASCII escapes: ``{"a": 1, "\\u00e9": 2}``), the ``JsDict`` that storage, RPC and SQL give
+        too (the SDK converts those to a ``dict``); a JavaScript object held unconverted (a
+        ``JsObject``: ``to_js(d, dict_converter=Object.fromEntries)``, ``JSON.parse``'s, Pyodide's
+        ``JsProxy``) goes through ``Response.json``, compact as ``JSON.stringify``.
         """
-        if isinstance(data, JsDict):
+        if isinstance(data, JsObject):
             text = _json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         else:
             text = _json.dumps(data)

@@ -156,6 +156,26 @@ class _Fields(NamedTuple):
         return f"-{-self.year:04d}" if self.year < 0 else f"{self.year:04d}"
 
 
+_SETTABLE = {
+    "year": ("year", "month", "day"),
+    "month": ("month", "day"),
+    "day": ("day",),
+    "hour": ("hour", "minute", "second", "ms"),
+    "minute": ("minute", "second", "ms"),
+    "second": ("second", "ms"),
+    "ms": ("ms",),
+}
+
+
+def _en_us(name: str, locales: Any, options: Any) -> None:
+    """Refuse what ``Date.prototype.<name>`` would format with ICU data `durable` does not have."""
+    if locales not in (None, "en-US") or options is not None:
+        raise NotImplementedError(
+            f"Date.{name}() is emulated for workerd's default locale and time zone only (en-US, UTC): "
+            f"not {locales!r:.40} with options {options!r:.60}; format the date in Python (datetime) instead"
+        )
+
+
 class JsDate:
     """What ``js.Date.new()`` gives: a JavaScript ``Date`` (ms since the epoch, or ``NaN``).
 
@@ -259,6 +279,92 @@ class JsDate:
     def getTimezoneOffset(self) -> int | float:
         """0: workerd runs in UTC."""
         return math.nan if math.isnan(self._ms) else 0
+
+    def toTimeString(self) -> str:
+        """``15:04:05 GMT+0000 (Coordinated Universal Time)``."""
+        if math.isnan(self._ms):
+            return "Invalid Date"
+        return f"{self._utc().hms} GMT+0000 (Coordinated Universal Time)"
+
+    def toLocaleDateString(self, locales: Any = None, options: Any = None, /) -> str:
+        """``1/2/2024``: workerd's default locale (``en-US``) and time zone (UTC)."""
+        _en_us("toLocaleDateString", locales, options)
+        if math.isnan(self._ms):
+            return "Invalid Date"
+        m = self._utc()
+        return f"{m.month}/{m.day}/{m.year}"
+
+    def toLocaleTimeString(self, locales: Any = None, options: Any = None, /) -> str:
+        """``3:04:05 PM``, as ``toLocaleDateString``."""
+        _en_us("toLocaleTimeString", locales, options)
+        if math.isnan(self._ms):
+            return "Invalid Date"
+        m = self._utc()
+        return f"{m.hour % 12 or 12}:{m.minute:02d}:{m.second:02d} {'AM' if m.hour < 12 else 'PM'}"
+
+    def toLocaleString(self, locales: Any = None, options: Any = None, /) -> str:
+        """``1/2/2024, 3:04:05 PM``, as ``toLocaleDateString``."""
+        _en_us("toLocaleString", locales, options)
+        if math.isnan(self._ms):
+            return "Invalid Date"
+        return f"{self.toLocaleDateString()}, {self.toLocaleTimeString()}"
+
+    def setTime(self, ms: Any) -> int | float:
+        """Set the time (ms since the epoch, whole, ``NaN`` beyond the range) and return it."""
+        self._ms = _clip(float(ms))
+        return self.getTime()
+
+    def _set(self, first: str, values: tuple[Any, ...]) -> int | float:
+        """JavaScript's ``setFullYear`` ... ``setMilliseconds`` (local time is UTC): the fields
+        from ``first`` on take ``values``, which roll over; returns the new time."""
+        if not values:
+            values = (math.nan,)
+        if math.isnan(self._ms) and first != "year":
+            return math.nan  # only setFullYear starts an invalid date again (from +0)
+        m = JsDate(0)._utc() if math.isnan(self._ms) else self._utc()
+        fields = {"year": m.year, "month": m.month - 1, "day": m.day, "hour": m.hour}
+        fields.update(minute=m.minute, second=m.second, ms=m.ms)
+        names = list(fields)
+        given = [float(value) for value in values[: len(_SETTABLE[first])]]
+        if not all(math.isfinite(value) for value in given):
+            self._ms = math.nan
+            return math.nan
+        for name, value in zip(_SETTABLE[first], given):
+            fields[name] = math.trunc(value)
+        self._ms = _make(*(fields[name] for name in names))
+        return self.getTime()
+
+    def setFullYear(self, *values: Any) -> int | float:
+        """``setFullYear(year, month0?, day?)``."""
+        return self._set("year", values)
+
+    def setMonth(self, *values: Any) -> int | float:
+        """``setMonth(month0, day?)``."""
+        return self._set("month", values)
+
+    def setDate(self, *values: Any) -> int | float:
+        return self._set("day", values)
+
+    def setHours(self, *values: Any) -> int | float:
+        """``setHours(hours, minutes?, seconds?, ms?)``."""
+        return self._set("hour", values)
+
+    def setMinutes(self, *values: Any) -> int | float:
+        return self._set("minute", values)
+
+    def setSeconds(self, *values: Any) -> int | float:
+        return self._set("second", values)
+
+    def setMilliseconds(self, *values: Any) -> int | float:
+        return self._set("ms", values)
+
+    setUTCFullYear = setFullYear
+    setUTCMonth = setMonth
+    setUTCDate = setDate
+    setUTCHours = setHours
+    setUTCMinutes = setMinutes
+    setUTCSeconds = setSeconds
+    setUTCMilliseconds = setMilliseconds
 
     getUTCFullYear = getFullYear
     getUTCMonth = getMonth

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._convert import JsDate, JsDict, JsList, JsMapDict, js_key
+from ._convert import JsDate, JsList, JsMapDict, JsObject, js_key
 from .pyodide.ffi import ArrayBuffer as _ArrayBuffer
 from .pyodide.ffi import JsException
 from .pyodide.ffi import Uint8Array as _Uint8Array
@@ -244,7 +244,7 @@ _SUBTLE = _Subtle()
 
 def structuredClone(value: Any, options: Any = None, /) -> Any:
     """A deep copy of ``value``, as JavaScript's ``structuredClone``: objects (dicts) come back as
-    ``JsDict``, arrays (lists, tuples) as arrays (``JsList``), binary data as a ``Uint8Array``
+    ``JsObject``, arrays (lists, tuples) as arrays (``JsList``), binary data as a ``Uint8Array``
     (an ``ArrayBuffer`` stays one), a ``Date`` as a ``Date``; shared and circular references are
     kept. Python values are taken as ``to_js`` would give them (under `durable` it is an identity).
 
@@ -267,7 +267,7 @@ def _clone(value: Any, memo: dict[int, Any]) -> Any:
         for key, item in value.items():
             copy[key] = _clone(item, memo)
     elif isinstance(value, Mapping):
-        copy = memo[id(value)] = JsDict()
+        copy = memo[id(value)] = JsObject()
         for key, item in value.items():
             copy[str(js_key(key))] = _clone(item, memo)
     elif isinstance(value, (list, tuple)):

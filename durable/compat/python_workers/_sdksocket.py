@@ -17,7 +17,7 @@ from typing import Any
 
 import durable
 
-from ._convert import python_from_rpc
+from ._convert import js_arrays, python_from_rpc
 from ._forms import Blob
 from .pyodide.ffi import ArrayBuffer
 
@@ -52,8 +52,9 @@ class SdkWebSocket(durable.WebSocket):  # type: ignore[misc]  # (final to users;
     __slots__ = ()
 
     def deserializeAttachment(self) -> Any:
-        """The attachment as the SDK's users read it (dicts with attribute access, ``to_py()``)."""
-        return python_from_rpc(self.deserialize_attachment())
+        """The attachment as the SDK's users read it, Pyodide's proxy of workerd's value (objects
+        with attribute access and ``to_py()``, arrays with ``to_py()`` and ``length``)."""
+        return js_arrays(python_from_rpc(self.deserialize_attachment()))
 
     @property
     def binaryType(self) -> str:

@@ -11,18 +11,47 @@ workerd's ``SqlStorage``, which binds every JavaScript number as ``REAL``.
 Measured in workerd (miniflare 4, compatibility date 2026-04-07): ``SELECT ? / 2`` with ``5`` is
 ``2.5``, ``typeof(?)`` of ``1`` is ``real``, ``5`` inserted into a ``TEXT`` column reads ``"5.0"``;
 ``cursor.next()`` gives ``{done: false, value: row}`` then ``{done: true, value: undefined}``;
-the cursor's class is ``Cursor``, which has no ``length``.
+the cursor's class is ``Cursor``, which has no ``length``. A refused statement throws a plain
+``Error`` (``name`` ``"Error"``, the message SQLite's, as `durable`'s :class:`durable.SqlError`
+gives it), which Pyodide raises as ``pyodide.ffi.JsException``: here a :class:`SqlJsException`,
+both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-from ._convert import JsDict, to_durable
+import durable
+
+from ._convert import JsDict, JsList, to_durable
 from .pyodide.ffi import JsException
 
-__all__ = ["SqlAdapter", "SqlCursorAdapter", "sql_binding", "sql_value"]
+__all__ = ["SqlAdapter", "SqlCursorAdapter", "SqlJsException", "sql_binding", "sql_value"]
+
+_T = TypeVar("_T")
+
+
+class SqlJsException(JsException, durable.SqlError):
+    """A statement SQLite refused, as Python Workers code catches it: workerd throws an ``Error``
+    and Pyodide raises it as ``pyodide.ffi.JsException`` (``except JsException:``, ``name``
+    ``"Error"``, ``str()`` ``"Error: <message>"``); it is a :class:`durable.SqlError` too, with
+    its ``code``."""
+
+    def __init__(self, name: str = "", message: str | None = None, *, code: str | None = None) -> None:
+        JsException.__init__(self, name, message)
+        self.code = code
+
+
+def _sql_call(call: Callable[[], _T]) -> _T:
+    """``call()``, a :class:`durable.SqlError` it raises raised as a :class:`SqlJsException`."""
+    try:
+        return call()
+    except SqlJsException:
+        raise
+    except durable.SqlError as exc:
+        raise SqlJsException("Error", str(exc), code=exc.code) from None
+
 
 _MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 
@@ -73,6 +102,9 @@ def _raw_row(values: Any) -> list[Any]:
     return [sql_value(value) for value in values]
 
 
+_END: Any = object()
+
+
 def _done() -> JsDict:
     done = JsDict()
     dict.update(done, {"done": True, "value": None})  # value: undefined, which Pyodide gives as None
@@ -105,7 +137,8 @@ class SqlCursorAdapter:
         return f"<workers Cursor {self._cursor!r}>"
 
     def __iter__(self) -> Iterator[JsDict]:
-        for row in self._cursor:
+        rows = iter(self._cursor)
+        while (row := _sql_call(lambda: next(rows, _END))) is not _END:
             yield _row(row)
 
     def __len__(self) -> int:
@@ -114,19 +147,21 @@ class SqlCursorAdapter:
     def __bool__(self) -> bool:
         return True
 
-    def toArray(self) -> list[JsDict]:
-        """Every remaining row."""
-        return [_row(row) for row in self._cursor.to_array()]
+    def toArray(self) -> JsList:
+        """Every remaining row, in an array (a list with ``to_py()`` and ``length``: code reading
+        workerd's cursor itself, as a class without an ``__init__`` of its own gets it from the
+        SDK, writes ``cursor.toArray().to_py()``)."""
+        return JsList(_row(row) for row in _sql_call(self._cursor.to_array))
 
     def one(self) -> JsDict:
         """The one row of the result (workerd's error when there are none or several)."""
-        return _row(self._cursor.one())
+        return _row(_sql_call(self._cursor.one))
 
     def next(self) -> JsDict:
         """JavaScript's ``cursor.next()``: ``{"done": False, "value": row}``, then
         ``{"done": True, "value": None}``."""
-        for row in self._cursor:
-            return _step(_row(row))
+        for row in self:
+            return _step(row)
         return _done()
 
     def raw(self) -> SqlRawIteratorAdapter:
@@ -151,7 +186,8 @@ class SqlRawIteratorAdapter:
         self._raw = raw
 
     def __iter__(self) -> Iterator[list[Any]]:
-        for values in self._raw:
+        rows = iter(self._raw)
+        while (values := _sql_call(lambda: next(rows, _END))) is not _END:
             yield _raw_row(values)
 
     def __len__(self) -> int:
@@ -160,14 +196,16 @@ class SqlRawIteratorAdapter:
     def __bool__(self) -> bool:
         return True
 
-    def toArray(self) -> list[list[Any]]:
-        """Every remaining row, as lists of values."""
-        return [_raw_row(values) for values in self._raw.to_array()]
+    def toArray(self) -> JsList:
+        """Every remaining row, as arrays of values, in an array (lists with ``to_py()`` and
+        ``length``: ``cursor.raw().toArray().to_py()``, as django-cf's Durable Objects backend reads
+        them)."""
+        return JsList(JsList(_raw_row(values)) for values in _sql_call(self._raw.to_array))
 
     def next(self) -> JsDict:
         """JavaScript's ``next()``: ``{"done": False, "value": [...]}``, then ``{"done": True, "value": None}``."""
-        for values in self._raw:
-            return _step(_raw_row(values))
+        for values in self:
+            return _step(values)
         return _done()
 
     to_array = toArray
@@ -184,8 +222,9 @@ class SqlAdapter:
         self._target = sql
 
     def exec(self, query: str, *bindings: Any) -> SqlCursorAdapter:
-        """Run ``query`` with ``bindings``."""
-        return SqlCursorAdapter(self._target.exec(query, *map(sql_binding, bindings)))
+        """Run ``query`` with ``bindings`` (a statement SQLite refuses raises :class:`SqlJsException`)."""
+        values = [sql_binding(value) for value in bindings]
+        return SqlCursorAdapter(_sql_call(lambda: self._target.exec(query, *values)))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._target, name)

@@ -15,12 +15,11 @@ them when used; any other name raises ``AttributeError``.
 
 from __future__ import annotations
 
-import json as _json
 import logging
 import math
 import sys
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from durable._http import parse_json
 
@@ -267,18 +266,18 @@ class Object:
 
     @staticmethod
     def new() -> Any:
-        """An empty JavaScript object: a ``JsDict`` (attribute and item access, ``to_py()``)."""
-        from ._convert import JsDict
+        """An empty JavaScript object: a ``JsObject`` (attribute and item access, ``to_py()``)."""
+        from ._convert import JsObject
 
-        return JsDict()
+        return JsObject()
 
     @staticmethod
     def fromEntries(entries: Any) -> dict[Any, Any]:
-        """A JavaScript object from ``(key, value)`` pairs: a ``JsDict`` (attribute and item
+        """A JavaScript object from ``(key, value)`` pairs: a ``JsObject`` (attribute and item
         access, ``to_py()``, as Pyodide's proxy of the object)."""
-        from ._convert import JsDict
+        from ._convert import JsObject
 
-        return JsDict(entries)
+        return JsObject(entries)
 
     @staticmethod
     def entries(obj: Any) -> list[list[Any]]:
@@ -312,8 +311,13 @@ class JSON:
     """``js.JSON``: ``stringify`` and ``parse``."""
 
     @staticmethod
-    def stringify(value: Any) -> str:
-        return _json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    def stringify(value: Any, replacer: Any = None, space: Any = None, /) -> Any:
+        """JavaScript's, with its ``replacer`` (a function or a list of keys) and ``space``
+        (``JSON.stringify(data, None, 2)`` indents by 2): a ``str``, or ``None`` for JavaScript's
+        ``undefined`` (a function alone); see :mod:`._jsjson`."""
+        from ._jsjson import stringify
+
+        return stringify(value, replacer, space)
 
     @staticmethod
     def parse(text: str) -> Any:
@@ -330,25 +334,83 @@ class JSON:
 
 
 class console:  # noqa: N801 - the JavaScript global's name
-    """``js.console``: ``log``, ``info``, ``warn``, ``error``, ``debug`` go to the ``durable.js`` logger."""
+    """``js.console``: ``log``, ``info``, ``warn``, ``error``, ``debug`` go to the ``durable.js``
+    logger, and so do ``trace``, ``dir``, ``table`` (as ``log``), ``count`` / ``countReset``,
+    ``time`` / ``timeLog`` / ``timeEnd`` (``label: 1.5ms``), ``group`` / ``groupCollapsed`` /
+    ``groupEnd`` (indenting by two spaces) and ``assert_`` (Pyodide's name for
+    ``console.assert``: ``Assertion failed`` at ``error`` when its first argument is falsy)."""
+
+    _counts: ClassVar[dict[str, int]] = {}
+    _timers: ClassVar[dict[str, float]] = {}
+    _depth: ClassVar[list[int]] = [0]
+
+    @staticmethod
+    def _text(args: tuple[Any, ...]) -> str:
+        return "  " * console._depth[0] + " ".join(map(str, args))
 
     @staticmethod
     def log(*args: Any) -> None:
-        _log.info(" ".join(map(str, args)))
+        _log.info(console._text(args))
 
     info = log
+    trace = log
+    dir = log
+    table = log
 
     @staticmethod
     def warn(*args: Any) -> None:
-        _log.warning(" ".join(map(str, args)))
+        _log.warning(console._text(args))
 
     @staticmethod
     def error(*args: Any) -> None:
-        _log.error(" ".join(map(str, args)))
+        _log.error(console._text(args))
 
     @staticmethod
     def debug(*args: Any) -> None:
-        _log.debug(" ".join(map(str, args)))
+        _log.debug(console._text(args))
+
+    @staticmethod
+    def assert_(condition: Any = False, *args: Any) -> None:
+        if not condition:
+            console.error(*("Assertion failed" + (":" if args else ""), *args))
+
+    @staticmethod
+    def count(label: str = "default") -> None:
+        console._counts[label] = console._counts.get(label, 0) + 1
+        console.log(f"{label}: {console._counts[label]}")
+
+    @staticmethod
+    def countReset(label: str = "default") -> None:
+        console._counts.pop(label, None)
+
+    @staticmethod
+    def time(label: str = "default") -> None:
+        console._timers[label] = time.perf_counter()
+
+    @staticmethod
+    def timeLog(label: str = "default", *args: Any) -> None:
+        started = console._timers.get(label)
+        if started is None:
+            console.warn(f"Timer '{label}' does not exist")
+            return
+        console.log(f"{label}: {(time.perf_counter() - started) * 1000:.3f}ms", *args)
+
+    @staticmethod
+    def timeEnd(label: str = "default") -> None:
+        console.timeLog(label)
+        console._timers.pop(label, None)
+
+    @staticmethod
+    def group(*args: Any) -> None:
+        if args:
+            console.log(*args)
+        console._depth[0] += 1
+
+    groupCollapsed = group
+
+    @staticmethod
+    def groupEnd() -> None:
+        console._depth[0] = max(0, console._depth[0] - 1)
 
 
 class Response:
