@@ -118,9 +118,10 @@ class AlarmGenerator:
             if r.random() < 0.2:  # two calls sent together, the second not waiting for the first
                 first, second = ([self._op(False) for _ in range(r.randint(1, 3))] for _ in range(2))
                 second = [_later(op) for op in second]
+                first, second = _clear(first), _clear(second)
                 steps.append({"rpcs": [_apart(first, second, second=False), _apart(second, first, second=True)]})
             else:
-                steps.append({"rpc": [self._op(False) for _ in range(r.randint(1, 3))]})
+                steps.append({"rpc": _clear([self._op(False) for _ in range(r.randint(1, 3))])})
         handlers = []
         for _ in range(r.randint(0, 3)):
             program = [self._op(True) for _ in range(r.randint(0, 3))]
@@ -168,6 +169,33 @@ LAG_MS = 40
 the end, or one of the call sent first due after it."""
 MARGIN_MS = 5
 """How far past the edge of its window a moved alarm lands."""
+
+
+OWN_MS = 5
+"""An alarm due this close to the end of a later sleep of the call that set it is moved
+:data:`MARGIN_MS` past that window (``_clear``)."""
+
+
+def _clear(call: list[Op]) -> list[Op]:
+    """The call, its alarms due within :data:`OWN_MS` of the end of one of its own sleeps moved
+    :data:`MARGIN_MS` past that window, on their side.
+
+    A call that sets the alarm ``d`` ms ahead, then sleeps ``d`` ms, wakes first in workerd, whose
+    ``Date.now()`` stands still while code runs, and usually runs the alarm first here, whose clock
+    moves between the two (a difference kept on purpose: docs/differences.md, "An alarm and a
+    timer set for the same instant"): ``set 50``, ``sleep 50`` (``run_alarm.py 30 --seed 9937``,
+    sequence 14) differed in some runs. The generator's random draws stay as they were."""
+    ends: list[int] = []
+    for op in call:
+        if op["op"] == "sleep":
+            ends.append((ends[-1] if ends else 0) + op["ms"])
+    offset = 0
+    moved: list[Op] = []
+    for op in call:
+        moved.append(_moved(op, offset, ends, (OWN_MS, OWN_MS), False))
+        if op["op"] == "sleep":
+            offset += op["ms"]
+    return moved
 
 
 def _apart(call: list[Op], other: list[Op], *, second: bool) -> list[Op]:
