@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable.testing import run_alarm
+from durable.testing import MockClock, run_alarm
 
 from helpers import wait_until
 
@@ -154,3 +154,24 @@ def test_a_call_keeps_its_alarms_away_from_its_own_sleeps() -> None:
                     for due, op in _sets(call):
                         assert all(abs(due - end) > OWN_MS for end in _ends(call)), (seed, op)
     assert calls > 500
+
+
+async def test_two_sets_to_one_time_keep_their_own_labels() -> None:
+    """The random test names an alarm time by the set that gave it: two sets to one time (``d``
+    ms apart, ``d`` ms apart in time, in one runtime only) made the later label name both, so a
+    rolled-back set's label named the alarm the earlier set stored (``run_alarm.py 40 --seed
+    9930``, sequence 27: workerd "s3", durable "s2", its sets 12 ms apart in workerd only). A set
+    to a time already named now moves 1 ms on (alarm_ops.py and alarm_worker.js alike). With a
+    mock clock, which stands still, two sets of the same ``d`` give one time."""
+    from differential.alarm_ops import AlarmFuzz
+
+    async with durable.Runtime(clock=MockClock(1_700_000_000)) as rt:
+        stub = rt.namespace(AlarmFuzz, storage="sqlite").get_by_name("labels")
+        await stub.setup([])
+        ops = [
+            {"op": "set", "d": 7, "id": "s1"},
+            {"op": "txn", "ops": [{"op": "set", "d": 7, "id": "s2"}, {"op": "get"}], "end": "throw"},
+            {"op": "get"},
+        ]
+        assert await stub.run(0, ops) == [{"ok": None}, {"err": "Error"}, {"ok": "s1"}]
+        assert (await stub.final())["alarm"] == "s1"

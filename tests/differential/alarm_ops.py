@@ -304,6 +304,8 @@ class AlarmFuzz(durable.DurableObject):
             if state.current is not None and max(time, self.ctx.now_ms()) == state.current:
                 time = state.current + 1  # normalised: workerd never runs it (alarm_worker.js, docs/differences.md)
             if op["d"] > 0:  # a time <= now is clamped to now, maybe an earlier label's (alarm_worker.js)
+                while time in state.labels:  # another set's time: 1 ms on (alarm_worker.js)
+                    time += 1
                 state.labels[time] = op["id"]
             await target.set_alarm(_dt.datetime.fromtimestamp(time / 1000, _dt.UTC) if op.get("date") else time)
             return None if kind == "set" else "set"
