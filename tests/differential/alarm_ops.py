@@ -441,7 +441,10 @@ async def run_durable(namespace: durable.Namespace[AlarmFuzz], name: str, sequen
     quiet = 0
     while loop.time() < deadline and quiet < QUIET_POLLS:
         await asyncio.sleep(0.05)
-        seen = await fresh().peek()
+        try:
+            seen = await fresh().peek()
+        except durable.ObjectResetError:  # reset by a handler's abort while it ran: not quiet yet
+            seen = {"running": 1, "far": False}
         quiet = quiet + 1 if seen["running"] == 0 and seen["far"] else 0
     final = await fresh().final()
     return {"returned": returned, **final, "quiet": quiet >= QUIET_POLLS}
