@@ -78,6 +78,12 @@ RUN_ALARM_WAIT_LIMIT = 1000
 """How many runs in a row of one object's alarm ``run_alarm()`` waits for before it raises (a
 handler that sets its alarm to now again and again never ends: MockClock.SAME_INSTANT_LIMIT)."""
 
+DUE_ALARM_TURNS = 32
+"""Loop turns an alarm already due when armed waits before its event starts (``_alarm_timer``): the
+stand-in for workerd's loop, which fires a timer only once no other work is ready. A call's
+``transaction()`` or ``block_concurrency_while()`` takes two; a loop with nothing else to do runs
+them at once."""
+
 _delivering: ContextVar[frozenset[Key]] = ContextVar("durable_delivering_alarms", default=frozenset())
 """The objects whose ``alarm()`` the current call chain descends from (calls inherit the context):
 ``run_alarm()`` from there would wait for a handler that waits for it."""
@@ -226,7 +232,7 @@ def _set_confirmed(
 
 def _alarm_timer(clock: Clock, at: float, fire: Callable[[], None], key: Key) -> TimerHandle:
     """The timer of the alarm of ``key``, due at ``at``, which calls ``fire`` (``RuntimeError`` if
-    no loop runs); for an alarm already due, a loop turn later.
+    no loop runs); for an alarm already due, :data:`DUE_ALARM_TURNS` loop turns later.
 
     workerd's event loop looks at its timers only once no other work is ready, so an alarm set to
     a past time while a call runs on without waiting for I/O starts after that work: a second set
@@ -237,8 +243,15 @@ def _alarm_timer(clock: Clock, at: float, fire: Callable[[], None], key: Key) ->
     failing handler, retried with retryCount 1: ``--seed 9643``, sequence 11). uvloop runs a timer
     due at once before the callbacks queued meanwhile, asyncio's loop after them but in the same
     turn, before the call's next steps: either started the first set's event, which waited at the
-    gate, and ran the second set as a second first attempt. The extra turn, on every loop (a
-    user's own loop included), lets those steps run first. A timer due later is left alone: one
+    gate, and ran the second set as a second first attempt. The extra turns, on every loop (a
+    user's own loop included), let those steps run first. One turn was enough for a callback, not
+    for two ``transaction()`` calls (two turns each, the task's start and its end): a call that
+    sets a past time, runs a ``transaction()`` that sets the alarm and rolls back, then one that
+    sets it to now, and a failing handler: workerd (miniflare 4.20260426, every run) ran the moved
+    alarm, then its retry (retryCount 1), durable the first set's event (which waited at the
+    gate), then the moved alarm as a second first attempt (``run_alarm.py 99 --seed 9779
+    --resets``, sequence 98; tests/test_alarm_order.py). A loop with nothing else to do runs the
+    turns at once. A timer due later is left alone: one
     that falls due with another (a call's ``asyncio.sleep`` a little later) must keep its place
     before it (``--seed 9616``, sequence 116). A :class:`MockClock` runs due timers from loop
     callbacks on either loop.
@@ -250,8 +263,11 @@ def _alarm_timer(clock: Clock, at: float, fire: Callable[[], None], key: Key) ->
         return clock.call_at(at, fire, label)
     loop = asyncio.get_running_loop()
 
-    def after_ready() -> None:
-        loop.call_soon(fire)
+    def after_ready(turns: int = DUE_ALARM_TURNS) -> None:
+        if turns:
+            loop.call_soon(after_ready, turns - 1)
+        else:
+            fire()
 
     return clock.call_at(at, after_ready, label)
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from differential.alarm_ops import AlarmFuzz, AlarmGenerator, Sequence, first_difference, run_durable
+from differential.alarm_ops import LAG_MS, AlarmFuzz, AlarmGenerator, Sequence, first_difference, run_durable
 from differential.runner import Workerd, started_or_skipped
 
 import durable
@@ -168,7 +168,8 @@ def test_two_calls_sent_together_never_race_an_alarm_with_a_sleep() -> None:
     the other: ``sleep 50`` with ``set 49`` ran the alarm first in durable, whose two calls start in
     one millisecond, and the sleep's end first in workerd, whose second call started a millisecond
     or more later. ``run_alarm.py 120 --seed 9511 --resets`` (sequence 18) differed every time that
-    way; 10 ms apart both agree (miniflare 4.20260426)."""
+    way; 10 ms apart both agree (miniflare 4.20260426). The moved ones now land 20 or 45 ms away
+    (``alarm_ops.LAG_MS``: tests/test_alarm_order.py, ``--seed 9865``, sequence 59)."""
     gen = AlarmGenerator(9511, resets=True)
     near = 0
     for number in range(300):
@@ -180,9 +181,9 @@ def test_two_calls_sent_together_never_race_an_alarm_with_a_sleep() -> None:
                     for set_op in (sub for sub in _sets(op) if 0 < sub["d"] <= 100):
                         due = offset + set_op["d"]
                         assert all(abs(due - end) > 5 for end in ends), (number, step)
-                        near += any(abs(due - end) <= 10 for end in ends)
+                        near += any(abs(due - end) <= LAG_MS + 5 for end in ends)
                     offset += op["ms"] if op["op"] == "sleep" else 0
-    assert near > 0  # moved ones land 10 ms away: the check above saw them
+    assert near > 0  # moved ones land 20 or 45 ms away: the check above saw them
 
 
 def _sleeps(value: Any) -> Iterator[dict[str, Any]]:
