@@ -48,6 +48,7 @@ from ._sql_multi import (
     without_returning,
 )
 from ._sql_rules import NAMED_NEED_A_DICT, named_parameters
+from ._sql_twin import listed
 
 _COUNTED: Final = frozenset({
     "Rewind", "Last", "Sort", "SorterSort", "SeekGE", "SeekGT", "SeekLE", "SeekLT", "SeekRowid", "NotExists",
@@ -137,7 +138,7 @@ def rows_read(
         if hit is not None and hit[0] == epoch:
             shape = hit[1]
         else:
-            shape = classify(conn, sql, params, tag, created=created)
+            shape = classify(conn, sql, params, tag, created=created, cache=cache)
             if len(cache) > 256:
                 cache.clear()
             cache[key] = (epoch, shape)
@@ -217,18 +218,26 @@ def _returning_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | 
 
 
 def classify(
-    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str, *, created: bool = False
+    conn: sqlite3.Connection,
+    sql: str,
+    params: tuple[Any, ...],
+    tag: str,
+    *,
+    created: bool = False,
+    cache: dict[str, Any] | None = None,
 ) -> Shape | None:
     """The shape of ``sql``'s program (see the module's docstring), ``None`` if none fits.
 
     ``created``: ``sql`` is a CREATE that created what it names, compiled on an empty database
     (the CREATEs that compile there, such as ``CREATE TABLE``, have the same program there).
+    ``cache``: ``rows_read``'s, where the twin that lists a write's program without resetting
+    ``changes()`` is kept (``durable._sql_twin``); without it, programs are listed on ``conn``.
     """
     if not created:
-        program = _explain(conn, sql, params, tag)
+        program = listed(conn, cache, sql, params, tag, _explain)
         stripped = without_returning(sql)
         if stripped is not None:
-            return _returning_shape(conn, program, stripped, params, tag)
+            return _returning_shape(conn, program, stripped, params, tag, cache)
         return _shape(conn, program, tag)
     empty = sqlite3.connect(":memory:")
     try:
@@ -239,7 +248,12 @@ def classify(
 
 
 def _returning_shape(
-    conn: sqlite3.Connection, program: list[tuple[Any, ...]], stripped: str, params: tuple[Any, ...], tag: str
+    conn: sqlite3.Connection,
+    program: list[tuple[Any, ...]],
+    stripped: str,
+    params: tuple[Any, ...],
+    tag: str,
+    cache: dict[str, Any] | None,
 ) -> Shape | None:
     """``("returning", inner, stripped, loops, lookups)``: ``inner`` the shape of the write
     without its ``RETURNING`` (``stripped``), the rest from the program (``returning_parts``)."""
@@ -253,7 +267,7 @@ def _returning_shape(
     parts = returning_parts(ops)
     if parts is None:
         return None
-    plain = _explain(conn, stripped, params, tag)
+    plain = listed(conn, cache, stripped, params, tag, _explain)
     inner = _shape(conn, plain, tag)
     if inner is not None and inner[0] == "autoinc":
         if inner[2] != sequences:

@@ -1,0 +1,102 @@
+"""``rows_read`` / ``rows_written`` and SQLite's own counters, against workerd.
+
+Every expected value below was measured in workerd (npm's ``miniflare`` 4.20260426.0,
+compatibility date 2026-04-20, a SQLite-backed object; 2026-12-07): the statements ran in order in
+a fresh object, each cursor read with ``raw().toArray()``, then ``rowsRead`` and ``rowsWritten``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import durable
+from durable import testing
+
+
+class Counts(durable.DurableObject):
+    pass
+
+
+def _steps(statements: list[str]) -> Any:
+    def body(obj: Any, ctx: durable.State) -> list[tuple[list[list[Any]], int, int]]:
+        out = []
+        for statement in statements:
+            cursor = ctx.storage.sql.exec(statement)
+            rows = [list(row) for row in cursor.raw()]
+            out.append((rows, cursor.rows_read, cursor.rows_written))
+        return out
+
+    return body
+
+
+async def _run(runtime: durable.Runtime, statements: list[str]) -> list[tuple[list[list[Any]], int, int]]:
+    stub = runtime.namespace(Counts).get_by_name("a")
+    result: list[tuple[list[list[Any]], int, int]] = await testing.run_in_object(stub, _steps(statements))
+    return result
+
+
+_COUNTERS = "SELECT changes(), total_changes(), last_insert_rowid()"
+
+
+async def test_changes_after_reading_rows_read(durable_runtime: durable.Runtime) -> None:
+    """Reading ``rows_read`` of a write (its first read lists the write's program) leaves
+    ``changes()``, ``total_changes()`` and ``last_insert_rowid()`` as the write left them, as in
+    workerd. (``rows_read`` of each write below is read before the next ``SELECT changes()``.)"""
+    statements = [
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a, b)",
+        "CREATE INDEX ta ON t(a)",
+        "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z'), (4, 'w')",
+        _COUNTERS,
+        "UPDATE t SET b = 'q' WHERE a > 1",
+        _COUNTERS,
+        "DELETE FROM t WHERE id = 4",
+        _COUNTERS,
+        "INSERT INTO t (a, b) VALUES (7, 'r'), (8, 's') RETURNING id",
+        _COUNTERS,
+        "UPDATE t SET b = 'k' WHERE a BETWEEN 2 AND 3 RETURNING id",
+        _COUNTERS,
+        "DELETE FROM t WHERE id IN (1, 2)",
+        _COUNTERS,
+        "SELECT * FROM t",
+        _COUNTERS,
+    ]
+    workerd: list[tuple[list[list[Any]], int, int]] = [
+        ([], 1, 2),
+        ([], 2, 1),
+        ([], 0, 8),
+        ([[4, 4, 4]], 0, 0),
+        ([], 3, 3),
+        ([[3, 7, 4]], 0, 0),
+        ([], 1, 1),
+        ([[1, 8, 4]], 0, 0),
+        ([[4], [5]], 4, 4),
+        ([[2, 10, 5]], 0, 0),
+        ([[2], [3]], 9, 2),
+        ([[2, 12, 5]], 0, 0),
+        ([], 4, 2),
+        ([[2, 14, 5]], 0, 0),
+        ([[3, 3, "k"], [4, 7, "r"], [5, 8, "s"]], 3, 0),
+        ([[2, 14, 5]], 0, 0),
+    ]
+    assert await _run(durable_runtime, statements) == workerd
+
+
+async def test_changes_after_rows_read_with_triggers_and_foreign_keys(durable_runtime: durable.Runtime) -> None:
+    """The write's program is listed on a twin of the schema: triggers, foreign keys and an
+    AUTOINCREMENT table compile there as on the object's database (its root pages mapped back).
+    ``changes()`` counts the statement's own rows, not its trigger's."""
+    statements = [
+        "CREATE TABLE p (id INTEGER PRIMARY KEY AUTOINCREMENT, v)",
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, pid REFERENCES p(id))",
+        "CREATE TABLE log (n)",
+        "CREATE TRIGGER tr AFTER UPDATE ON p BEGIN INSERT INTO log VALUES (new.v); END",
+        "INSERT INTO p (v) VALUES (1), (2), (3)",
+        "INSERT INTO c (pid) VALUES (1), (2)",
+        _COUNTERS,
+        "UPDATE p SET v = v + 10 WHERE id = 2",
+        _COUNTERS,
+        "WITH x AS (SELECT 3 AS k) DELETE FROM p WHERE id IN (SELECT k FROM x)",
+        _COUNTERS,
+    ]
+    counters = [row[0] for row in await _run(durable_runtime, statements) if row[0] and len(row[0][0]) == 3]
+    assert counters == [[[2, 5, 2]], [[1, 7, 2]], [[1, 8, 2]]]
