@@ -30,13 +30,14 @@ TWIN: Final = "\0twin"
 
 _READS: Final = re.compile(r"(?is)\s*(?:SELECT|VALUES|PRAGMA|CREATE|DROP|ALTER|EXPLAIN|ANALYZE|REINDEX)\b")
 """Statements whose program never sets ``changes()`` (their nested writes do not count)."""
-_LIKE: Final = re.compile(r"(?i)LIKE")
+_LIKE: Final = re.compile(r"(?i)\bLIKE\b")
 _VIRTUAL: Final = re.compile(r"(?is)\s*CREATE\s+VIRTUAL\b")
-_SWITCHES: Final = (
-    "foreign_keys", "defer_foreign_keys", "ignore_check_constraints", "legacy_alter_table", "recursive_triggers",
-    "reverse_unordered_selects",
-)  # fmt: skip
-"""The switches that change a program and can be read back (not ``case_sensitive_like``)."""
+_SWITCHES: Final = ("foreign_keys", "ignore_check_constraints", "recursive_triggers", "reverse_unordered_selects")
+"""The switches that change a write's program and can be read back (not ``case_sensitive_like``;
+``defer_foreign_keys`` only turns a foreign key's check into a count, and SQLite switches it off
+at every commit; ``legacy_alter_table`` changes only ALTER TABLE)."""
+_STATE: Final = "SELECT changes(), " + ", ".join(f"(SELECT * FROM pragma_{name})" for name in _SWITCHES)
+"""``changes()`` and the switches, in one statement."""
 _OPENS: Final = frozenset({"OpenRead", "OpenWrite", "ReopenIdx"})
 
 Explain = Callable[[sqlite3.Connection, str, tuple[Any, ...], str], list[tuple[Any, ...]]]
@@ -54,9 +55,10 @@ def listed(
     listing them on ``conn`` would reset ``changes()`` (see the module's docstring)."""
     if cache is None or _READS.match(sql) is not None or _LIKE.search(sql) is not None:
         return explain(conn, sql, params, tag)
-    if not conn.execute(f"SELECT changes() -- {tag}").fetchone()[0]:
+    state = conn.execute(f"{_STATE} -- {tag}").fetchone()
+    if not state[0]:
         return explain(conn, sql, params, tag)  # (nothing to reset)
-    twin = _twin(conn, cache, tag)
+    twin = _twin(conn, cache, tag, tuple(int(value) for value in state[1:]))
     if twin is None:
         return explain(conn, sql, params, tag)
     other, roots = twin
@@ -64,46 +66,38 @@ def listed(
         program = explain(other, sql, params, tag)
     except sqlite3.Error:
         return explain(conn, sql, params, tag)
-    mapped = []
-    for row in program:
-        if row[1] in _OPENS and row[4] == 0 and not row[6] & 0x02:  # main database; P2 a root page
-            root = roots.get(row[3])
-            if root is None:
-                return explain(conn, sql, params, tag)
-            row = (*row[:3], root, *row[4:])
-        mapped.append(row)
+    # P2 of an open of the main database (P3 = 0) is a root page, unless P5 says it is a register.
+    mapped = [
+        (*row[:3], roots.get(row[3], 0), *row[4:]) if row[1] in _OPENS and row[4] == 0 and not row[6] & 0x02 else row
+        for row in program
+    ]
+    if any(row[3] == 0 and row[1] in _OPENS for row in mapped):
+        return explain(conn, sql, params, tag)  # (a b-tree the twin has and the database not)
     return mapped
 
 
 def _twin(
-    conn: sqlite3.Connection, cache: dict[str, Any], tag: str
+    conn: sqlite3.Connection, cache: dict[str, Any], tag: str, switches: tuple[int, ...]
 ) -> tuple[sqlite3.Connection, dict[int, int]] | None:
-    """The twin of ``conn``'s schema and the map of its root pages to ``conn``'s, or ``None``
-    where a twin may compile another program."""
+    """The twin of ``conn``'s schema and ``switches`` and the map of its root pages to
+    ``conn``'s, or ``None`` where a twin may compile another program (kept in ``cache``, with
+    the schema and switches it was made for)."""
     rows = conn.execute(f'SELECT type, name, tbl_name, rootpage, sql FROM "main".sqlite_master -- {tag}').fetchall()
+    key = (rows, switches)
+    hit = cache.get(TWIN)
+    if hit is not None and hit[0] == key:
+        twin: tuple[sqlite3.Connection, dict[int, int]] | None = hit[1][0]
+        return twin
+    cache.pop(TWIN, None)
+    twin = _build(rows, switches)
+    cache[TWIN] = (key, (twin,))
+    return twin
+
+
+def _build(rows: list[Any], switches: tuple[int, ...]) -> tuple[sqlite3.Connection, dict[int, int]] | None:
     for _, name, _, _, text in rows:
         if str(name).lower().startswith("sqlite_stat") or (text is not None and _VIRTUAL.match(text)):
             return None
-    switches = tuple(int(conn.execute(f"PRAGMA {name} -- {tag}").fetchone()[0]) for name in _SWITCHES)
-    key = (tuple((row[0], row[1], row[2], row[4]) for row in rows), switches)
-    hit = cache.get(TWIN)
-    if hit is not None and hit[0] == key:
-        other = hit[1][0]
-    else:
-        cache.pop(TWIN, None)
-        other = _build(rows, switches)
-        if other is None:
-            return None
-        cache[TWIN] = (key, (other,))
-    theirs = {str(name): root for name, root in other.execute("SELECT name, rootpage FROM sqlite_master")}
-    roots = {1: 1}
-    for _, name, _, root, _ in rows:
-        if root and str(name) in theirs:
-            roots[theirs[str(name)]] = root
-    return other, roots
-
-
-def _build(rows: list[Any], switches: tuple[int, ...]) -> sqlite3.Connection | None:
     other = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     try:
         for name, value in zip(_SWITCHES, switches, strict=True):
@@ -113,10 +107,15 @@ def _build(rows: list[Any], switches: tuple[int, ...]) -> sqlite3.Connection | N
         for _, name, _, _, text in rows:
             if text is not None and str(name).lower() != "sqlite_sequence":
                 other.execute(text)
+        theirs = {str(name): root for name, root in other.execute("SELECT name, rootpage FROM sqlite_master")}
     except sqlite3.Error:
         other.close()
         return None
-    return other
+    roots = {1: 1}
+    for _, name, _, root, _ in rows:
+        if root and str(name) in theirs:
+            roots[theirs[str(name)]] = root
+    return other, roots
 
 
 def _nothing(*_: Any) -> None:
