@@ -100,3 +100,49 @@ async def test_changes_after_rows_read_with_triggers_and_foreign_keys(durable_ru
     ]
     counters = [row[0] for row in await _run(durable_runtime, statements) if row[0] and len(row[0][0]) == 3]
     assert counters == [[[2, 5, 2]], [[1, 7, 2]], [[1, 8, 2]]]
+
+
+async def test_rows_written_counts_the_autoincrement_counter_only_when_it_moves(
+    durable_runtime: durable.Runtime,
+) -> None:
+    """SQLite writes an AUTOINCREMENT table's ``sqlite_sequence`` row at the statement's end only
+    if the counter grew (a new rowid; an explicit one above it, even in a row then ignored) or had
+    no row yet, and workerd counts that row only then: an explicit id at or below the counter,
+    an upsert's ``DO UPDATE`` or a REPLACE of a lower id writes none."""
+    steps = [
+        ("CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v UNIQUE)", 5),
+        ("INSERT INTO ai (v) VALUES (1)", 3),
+        ("INSERT OR IGNORE INTO ai (id, v) VALUES (50, 1)", 1),  # ignored, but the counter is 50
+        ("INSERT OR IGNORE INTO ai (v) VALUES (1)", 1),  # ignored, the counter 51
+        ("INSERT INTO ai (id, v) VALUES (3, 2), (60, 3)", 5),
+        ("INSERT INTO ai (id, v) VALUES (60, 9) ON CONFLICT(id) DO UPDATE SET v = 10", 2),
+        ("INSERT INTO ai (id, v) VALUES (61, 10) ON CONFLICT(v) DO UPDATE SET v = 11", 3),
+        ("INSERT INTO ai (id, v) VALUES (5, 20) RETURNING id", 2),
+        ("INSERT INTO ai (id, v) VALUES (70, 21) RETURNING id", 3),
+        ("INSERT INTO ai (v) VALUES (22) RETURNING id", 3),
+        ("INSERT INTO ai (id, v) VALUES (-5, 30)", 2),
+        ("REPLACE INTO ai (id, v) VALUES (71, 21)", 2),
+        ("REPLACE INTO ai (id, v) VALUES (7, 21)", 2),
+        ("UPDATE sqlite_sequence SET seq = 1000", 1),
+        ('INSERT INTO "ai" (id, v) VALUES (100, 40)', 2),
+        ("INSERT INTO main.AI (v) VALUES (41)", 3),
+        ("DELETE FROM sqlite_sequence", 1),
+        ("INSERT INTO ai (id, v) VALUES (8, 42)", 3),  # no row: written, whatever the id
+        ("UPDATE ai SET id = 2000 WHERE id = 8", 2),
+        ("DELETE FROM ai WHERE id = 2000", 1),
+    ]
+    result = await _run(durable_runtime, [statement for statement, _ in steps])
+    assert [written for _, _, written in result] == [written for _, written in steps]
+
+
+async def test_the_first_row_of_an_empty_counter_is_written_for_any_id(durable_runtime: durable.Runtime) -> None:
+    """An explicit id of 0 or below leaves the counter at 0, but its first INSERT creates the
+    counter's row (workerd: 2); the next such INSERT writes only its row (1)."""
+    statements = [
+        "CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v)",
+        "INSERT INTO ai (id, v) VALUES (-5, 30)",
+        "INSERT INTO ai (id, v) VALUES (0, 30)",
+        "SELECT * FROM sqlite_sequence",
+    ]
+    result = await _run(durable_runtime, statements)
+    assert [(rows, written) for rows, _, written in result] == [([], 4), ([], 2), ([], 1), ([["ai", 0]], 0)]
