@@ -146,3 +146,37 @@ async def test_the_first_row_of_an_empty_counter_is_written_for_any_id(durable_r
     ]
     result = await _run(durable_runtime, statements)
     assert [(rows, written) for rows, _, written in result] == [([], 4), ([], 2), ([], 1), ([["ai", 0]], 0)]
+
+
+def _bound(setup: list[str], statement: str, *bindings: Any) -> Any:
+    def body(obj: Any, ctx: durable.State) -> tuple[int, int]:
+        for step in setup:
+            ctx.storage.sql.exec(step)
+        cursor = ctx.storage.sql.exec(statement, *bindings)
+        cursor.to_array()
+        return cursor.rows_read, cursor.rows_written
+
+    return body
+
+
+_T = [
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT)",
+    "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z'), (4, 'w'), (5, 'v')",
+    "CREATE TABLE p (id INTEGER PRIMARY KEY, tid INTEGER, c TEXT)",
+    "INSERT INTO p (tid, c) VALUES (1, 'x'), (3, 'z'), (3, 'q')",
+]
+
+
+async def test_rows_read_of_writes_through_a_rowid_subquery(durable_runtime: durable.Runtime) -> None:
+    """UPDATE and DELETE ``WHERE id IN (SELECT ...)`` count what the SELECT reads plus workerd's
+    second pass, with bindings in SET or WHERE, a quoted or qualified name, ``OR IGNORE`` and
+    another test in the WHERE; a subquery of the table written counts the rows returned."""
+    cases: list[tuple[list[str], str, tuple[Any, ...], tuple[int, int]]] = [
+        (_T, "UPDATE t SET b = ? WHERE id IN (SELECT tid FROM p)", ("k",), (11, 2)),
+        (_T, "UPDATE OR IGNORE \"t\" SET b = 'k' WHERE id IN (SELECT tid FROM p);", (), (11, 2)),
+        (_T, "DELETE FROM main.t WHERE id IN (SELECT tid FROM p) AND b <> ?", ("x",), (8, 1)),
+        (_T[:2], "DELETE FROM t WHERE id IN (SELECT a - 1 FROM t)", (), (0, 4)),  # workerd: 19
+    ]
+    for number, (setup, statement, bindings, expected) in enumerate(cases):
+        stub = durable_runtime.namespace(Counts).get_by_name(f"w{number}")
+        assert await testing.run_in_object(stub, _bound(setup, statement, *bindings)) == expected, statement
