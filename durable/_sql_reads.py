@@ -176,6 +176,9 @@ def _shape_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | None
         inner = _shape_rows(conn, shape[1], ran)
         scanned = sequence_reads(conn, shape[2], tag)
         return None if inner is None or scanned is None else inner + scanned
+    if kind == "groupwhere":
+        kept = None if stale or not finished else _where_rows(conn, sql, params, tag)
+        return None if kept is None else max(_rows(conn, shape[1], tag), 1) + max(kept, 1)
     if kind == "twopass":
         inner = multi_rows(conn, shape[1], tag, finished=finished, stale=stale)
         if inner is None or changes < 0:
@@ -363,6 +366,32 @@ def _where_of(sql: str) -> tuple[str, str, bool, bool] | None:
     if where < 0 or (where != end and not update):
         return None
     return target, sql[words[where][2] :].rstrip().rstrip(";"), update, variables
+
+
+def _where_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str) -> int | None:
+    """The rows ``SELECT ... FROM t WHERE ... GROUP BY ...`` keeps before grouping, counted with
+    its ``FROM`` and ``WHERE`` (``None`` if they cannot be cut out: a parameter outside the WHERE,
+    a WHERE naming a result column)."""
+    words = [(kind, sql[start:end], start) for kind, start, end in tokens(sql) if kind not in ("space", "comment")]
+    depth, marks = 0, dict[str, int]()
+    for kind, text, start in words:
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+        elif depth == 0 and kind == "word" and text.upper() in ("FROM", "WHERE", "GROUP"):
+            marks.setdefault(text.upper(), start)
+    if len(marks) != 3 or not marks["FROM"] < marks["WHERE"] < marks["GROUP"]:
+        return None
+    source, where = sql[marks["FROM"] : marks["WHERE"]], sql[marks["WHERE"] : marks["GROUP"]]
+    variables = [(text, start) for kind, text, start in words if kind == "variable"]
+    if any(text != "?" or not marks["WHERE"] <= start < marks["GROUP"] for text, start in variables):
+        return None  # (numbered and named ones would need the statement's numbering)
+    try:
+        row = conn.execute(f"SELECT count(*) {source}{where}-- {tag}", params if variables else ()).fetchone()
+    except sqlite3.Error:
+        return None
+    return int(row[0])
 
 
 def _unquoted(name: str) -> str:
