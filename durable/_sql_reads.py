@@ -347,7 +347,7 @@ def _where_of(sql: str) -> tuple[str, str, bool, bool] | None:
     depth, where, variables = 0, -1, False
     if update and words[end][1].upper() != "SET":
         return None
-    for index in range(end if update else end - 1, len(words)):
+    for index in range(end, len(words)):
         kind, text, _, _ = words[index]
         if text == "(":
             depth += 1
@@ -394,8 +394,9 @@ def _where_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag
     return int(row[0])
 
 
-def _unquoted(name: str) -> str:
-    name = name.split(".")[-1] if name[:1] not in '"[`' else name
+def _unquoted(target: str) -> str:
+    """The table's name in ``target`` (``t``, ``"t"``, ``main.t``...), without its quotes."""
+    name = [target[start:end] for kind, start, end in tokens(target) if kind in ("word", "quoted")][-1]
     if name[:1] in '"`[':
         return name[1:-1].replace(name[0] * 2, name[0]) if name[0] != "[" else name[1:-1]
     return name
