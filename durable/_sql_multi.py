@@ -68,8 +68,10 @@ def multi_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag:
     backwards = [{"Last": "Rewind", "Prev": "Next"}.get(name, name) for name in names]
     if backwards == ["Rewind", "SeekRowid", "Next"] and _paired(counted[0], counted[2]):
         return _join(conn, ops, counted, tag)
-    if names[:2] == ["Rewind", "Next"] and backwards[2:] == ["Rewind", "SeekRowid", "Next"]:
-        return _in_subquery(conn, ops, counted, tag) if _paired(counted[2], counted[4]) else None
+    if backwards[:2] == ["Rewind", "Next"] and backwards[2:] == ["Rewind", "SeekRowid", "Next"]:
+        # (the subquery's scan runs backwards too under ``PRAGMA reverse_unordered_selects``)
+        paired = _paired(counted[0], counted[1]) and _paired(counted[2], counted[4])
+        return _in_subquery(conn, ops, counted, tag) if paired else None
     if names == ["Rewind", "Next"]:
         return _insert_select(conn, ops, counted, tag)
     if names == ["Rewind", "Next", "SorterSort", "SorterNext"]:
