@@ -27,7 +27,7 @@ keep its shape: a layer starts with its number and its modules, the role follows
            -- ctx.storage.sql: the connection, rows, cursors; the storage directory
            (path lock, metadata database, alarm index, object names, file naming and removal);
            storage's parts: ctx.storage.kv, transactions, the alarm methods, bookmarks
-    0  _sql_rules, _sql_reads, _sql_loops, _sql_multi, _sqlite, _codec, _v8size, _gates, _id, _clock, _limits, _http, _url, _object, _aliases,
+    0  _sql_rules, _sql_reads, _sql_loops, _sql_multi, _sql_twin, _sqlite, _codec, _v8size, _gates, _id, _clock, _limits, _http, _url, _object, _aliases,
        _exceptions, _history, _websocket, _context, _util, _output_gate, _eager,
        _history_log, _history_capture, _snapshot, _kvcache, _dbmeta, _dbfile, _done, _keys, _wsbase, _wsnetwork, _wsdelivery,
        _alarm_state, _object_class

@@ -320,6 +320,96 @@ class _TableShape:
         return cls(indexes, frozenset(key), autoincrement=autoincrement)
 
 
+def _autoindexes(conn: sqlite3.Connection, table: str, tag: str) -> int:
+    """Rows a new table's UNIQUE and PRIMARY KEY constraints wrote to ``sqlite_master``, and
+    the rows ``CREATE TABLE ... AS SELECT`` wrote into it.
+
+    One per index SQLite kept: the authorizer also reports a duplicate constraint's index, which
+    SQLite drops, and a WITHOUT ROWID table's primary key, which is the table itself.
+    """
+    quoted = '"' + table.replace('"', '""') + '"'
+    try:
+        row = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND lower(tbl_name) = ? AND "
+            f"name LIKE 'sqlite\\_autoindex\\_%' ESCAPE '\\' -- {tag}",
+            (table.lower(),),
+        ).fetchone()
+        # A new table holds rows only if CREATE TABLE ... AS SELECT put them there (one b-tree
+        # row each; sqlite3 does not report them as changes).
+        filled = conn.execute(f"SELECT count(*) FROM {quoted} -- {tag}").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) + int(filled[0])
+
+
+def _count(conn: sqlite3.Connection, index: str, table: str, tag: str) -> int:
+    """Entries of a new index: the table's rows (those its WHERE selects, for a partial index)."""
+    quoted = '"' + table.replace('"', '""') + '"'
+    try:
+        row = conn.execute(
+            f"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? -- {tag}", (index,)
+        ).fetchone()
+        where = _PARTIAL.search(row[0]) if row is not None and row[0] is not None else None
+        condition = f" WHERE {where.group(1)}" if where is not None else ""
+        count = conn.execute(f"SELECT count(*) FROM {quoted}{condition} -- {tag}").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(count[0])
+
+
+_INSERT_INTO: Final = re.compile(
+    r'(?is)\s*(?:INSERT(?:\s+OR\s+\w+)?|REPLACE)\s+INTO\s+(?:(?:main|"main")\s*\.\s*)?'
+    r'("(?:[^"]|"")+"|\[[^\]]+\]|`(?:[^`]|``)+`|[A-Za-z_\u0080-\U0010ffff][\w$\u0080-\U0010ffff]*)'
+)
+
+
+def _sequence(state: _Connection, conn: sqlite3.Connection, sql: str) -> tuple[str, int | None] | None:
+    """The AUTOINCREMENT table an INSERT (or REPLACE) names, lower case, and its counter in
+    ``sqlite_sequence`` before it runs (``None``: no row yet); ``None`` for other statements.
+    The counter read after the last such statement is used while nothing was written since and no
+    rollback came (a rollback moves the schema epoch)."""
+    match = _INSERT_INTO.match(sql)
+    if match is None:
+        return None
+    name = match.group(1)
+    if name[0] in '"[`':
+        name = name[1:-1].replace(name[0] * 2, name[0]) if name[0] != "[" else name[1:-1]
+    table = name.lower()
+    shape = state.table_shape(conn, table)
+    if shape is None or not shape.autoincrement:
+        return None
+    known = state.counters.get(table)
+    if known is not None and known[0] == conn.total_changes and known[1] == state.db.schema_epoch:
+        return table, known[2]
+    try:
+        row = conn.execute(
+            f"SELECT seq FROM sqlite_sequence WHERE name = ? COLLATE NOCASE -- {state.db.tag}", (name,)
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    return table, None if row is None else row[0]
+
+
+def _moved(state: _Connection, conn: sqlite3.Connection, table: str, before: tuple[str, int | None] | None) -> int:
+    """1 if the statement that inserted into AUTOINCREMENT ``table`` wrote its ``sqlite_sequence``
+    row, else 0. SQLite writes it at the statement's end when the counter grew (a new rowid, or an
+    explicit one above it, even in a row then ignored) or had no row yet, as workerd counts it
+    (measured with miniflare 4.20260426). Unknown (``before`` is not about ``table``): 1."""
+    if before is None or before[0] != table:
+        return 1
+    try:
+        row = conn.execute(
+            f"SELECT seq FROM sqlite_sequence WHERE name = ? COLLATE NOCASE -- {state.db.tag}", (table,)
+        ).fetchone()
+    except sqlite3.Error:
+        return 1
+    value = None if row is None else row[0]
+    if len(state.counters) > _WRITES_REMEMBERED:
+        state.counters.clear()
+    state.counters[table] = (conn.total_changes, state.db.schema_epoch, value)
+    return 1 if value is not None and (before[1] is None or value > before[1]) else 0
+
+
 class _ProbeHit(Exception):
     """A statement run as a read turned out to write (its first write action was refused)."""
 
@@ -364,6 +454,10 @@ class _Connection:
         """b-tree rows the last statement writes per changed row (the row and its index entries)."""
         self.extra = 0
         """b-tree rows the last statement writes once if it changes any (an AUTOINCREMENT counter)."""
+        self.sequence: tuple[str, int | None] | None = None
+        """The AUTOINCREMENT table the statement inserts into and its counter before (``_sequence``)."""
+        self.counters: dict[str, tuple[int, int, int | None]] = {}
+        """AUTOINCREMENT counters last read: (``total_changes``, schema epoch, value) per table (``_moved``)."""
         self.switches: list[tuple[str, str]] = []
         """Switch PRAGMAs (``foreign_keys = OFF``...) the current statement sets."""
         self.replay: list[tuple[str, str]] = []
@@ -477,10 +571,11 @@ class _Connection:
     ) -> int:
         """b-tree rows a statement wrote (see ``_rows_written``), from a per-statement cache for DML."""
         cost = self.costs.get(text)
+        sequence = self.sequence  # (an AUTOINCREMENT counter's row counts when the counter moved)
         if cost is not None and cost[0] == self.db.schema_epoch:
             self.per_row = cost[1]
-            self.extra = cost[2]
-            return changes * cost[1] + (cost[2] if changes else 0)
+            self.extra = cost[2] if sequence is None else _moved(self, conn, sequence[0], sequence)
+            return changes * cost[1] + (self.extra if changes or sequence else 0)
         written = self._rows_written(conn, plan, changes)
         if changes and self.per_row >= 1 and plan and all(a[0] in DML_ACTIONS for a in plan):
             if len(self.costs) > _WRITES_REMEMBERED:
@@ -510,16 +605,16 @@ class _Connection:
             if action == sqlite3.SQLITE_CREATE_TABLE or action == sqlite3.SQLITE_CREATE_VIEW:
                 fixed += 2
                 if action == sqlite3.SQLITE_CREATE_TABLE and arg1 is not None:
-                    fixed += self._autoindexes(conn, arg1)  # and the rows of CREATE TABLE ... AS SELECT
+                    fixed += _autoindexes(conn, arg1, self.db.tag)  # and the rows of CREATE TABLE ... AS SELECT
             elif action == sqlite3.SQLITE_CREATE_INDEX:
                 if arg1 is not None and arg1.lower().startswith("sqlite_autoindex_"):
                     continue  # a UNIQUE or PRIMARY KEY constraint's index: counted with its table
-                fixed += 1 + (self._count(conn, arg1, arg2) if arg1 is not None and arg2 is not None else 0)
+                fixed += 1 + (_count(conn, arg1, arg2, self.db.tag) if arg1 is not None and arg2 is not None else 0)
             elif action == sqlite3.SQLITE_CREATE_TRIGGER:
                 fixed += 1
             elif action == sqlite3.SQLITE_REINDEX and arg1 is not None:
                 table = _reindexed_table(conn, self.db.tag, arg1, plan)
-                fixed += self._count(conn, arg1, table) if table is not None else 0
+                fixed += _count(conn, arg1, table, self.db.tag) if table is not None else 0
             elif action == sqlite3.SQLITE_ALTER_TABLE:
                 if not altered:  # (a virtual table's own ALTERs, run inside it, are not counted)
                     fixed += _altered_rows(conn, self.db.tag, self.statement, arg2 or "")
@@ -535,7 +630,7 @@ class _Connection:
         if fixed or mixed or len(tables) != 1:
             return changes + fixed
         ((table, (inserted, columns)),) = tables.items()
-        shape = self._shape(conn, table)
+        shape = self.table_shape(conn, table)
         if shape is None:
             return changes
         if inserted:
@@ -550,48 +645,13 @@ class _Connection:
         # Set even when nothing changed yet: a statement with RETURNING reports its changes only
         # as its rows are fetched, and the cursor counts them with this.
         self.per_row = 1 + entries
-        self.extra = 1 if inserted and shape.autoincrement else 0  # the row of sqlite_sequence
+        # The row of sqlite_sequence, written when the counter moved (even by a row ignored).
+        self.extra = _moved(self, conn, table, self.sequence) if inserted and shape.autoincrement else 0
         if not changes:
-            return 0
+            return self.extra if self.sequence else 0
         return changes * (1 + entries) + self.extra
 
-    def _autoindexes(self, conn: sqlite3.Connection, table: str) -> int:
-        """Rows a new table's UNIQUE and PRIMARY KEY constraints wrote to ``sqlite_master``, and
-        the rows ``CREATE TABLE ... AS SELECT`` wrote into it.
-
-        One per index SQLite kept: the authorizer also reports a duplicate constraint's index, which
-        SQLite drops, and a WITHOUT ROWID table's primary key, which is the table itself.
-        """
-        quoted = '"' + table.replace('"', '""') + '"'
-        try:
-            row = conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND lower(tbl_name) = ? AND "
-                f"name LIKE 'sqlite\\_autoindex\\_%' ESCAPE '\\' -- {self.db.tag}",
-                (table.lower(),),
-            ).fetchone()
-            # A new table holds rows only if CREATE TABLE ... AS SELECT put them there (one b-tree
-            # row each; sqlite3 does not report them as changes).
-            filled = conn.execute(f"SELECT count(*) FROM {quoted} -- {self.db.tag}").fetchone()
-        except sqlite3.Error:
-            return 0
-        return int(row[0]) + int(filled[0])
-
-    def _count(self, conn: sqlite3.Connection, index: str, table: str) -> int:
-        """Entries of a new index: the table's rows (those its WHERE selects, for a partial index)."""
-        quoted = '"' + table.replace('"', '""') + '"'
-        tag = self.db.tag
-        try:
-            row = conn.execute(
-                f"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? -- {tag}", (index,)
-            ).fetchone()
-            where = _PARTIAL.search(row[0]) if row is not None and row[0] is not None else None
-            condition = f" WHERE {where.group(1)}" if where is not None else ""
-            count = conn.execute(f"SELECT count(*) FROM {quoted}{condition} -- {tag}").fetchone()
-        except sqlite3.Error:
-            return 0
-        return int(count[0])
-
-    def _shape(self, conn: sqlite3.Connection, table: str) -> _TableShape | None:
+    def table_shape(self, conn: sqlite3.Connection, table: str) -> _TableShape | None:
         """The indexes of ``table`` (cached until the schema may have changed)."""
         if self.tables_epoch != self.db.schema_epoch:
             self.tables.clear()
@@ -1219,6 +1279,7 @@ class SqlStorage:
         schema = _schema_version(conn, db.tag) if not probe and _IF_NOT_EXISTS.match(sql) else None
         if not probe and not scratch and DROP.match(sql) is not None:
             state.dropped = _count_drop(conn, sql, db.tag)
+        state.sequence = _sequence(state, conn, sql) if not probe and not scratch and sql[:1] in "iIrR" else None
         before = conn.total_changes
         state.probe = probe
         state.trusted = trusted

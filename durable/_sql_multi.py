@@ -68,8 +68,10 @@ def multi_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag:
     backwards = [{"Last": "Rewind", "Prev": "Next"}.get(name, name) for name in names]
     if backwards == ["Rewind", "SeekRowid", "Next"] and _paired(counted[0], counted[2]):
         return _join(conn, ops, counted, tag)
-    if names[:2] == ["Rewind", "Next"] and backwards[2:] == ["Rewind", "SeekRowid", "Next"]:
-        return _in_subquery(conn, ops, counted, tag) if _paired(counted[2], counted[4]) else None
+    if backwards[:2] == ["Rewind", "Next"] and backwards[2:] == ["Rewind", "SeekRowid", "Next"]:
+        # (the subquery's scan runs backwards too under ``PRAGMA reverse_unordered_selects``)
+        paired = _paired(counted[0], counted[1]) and _paired(counted[2], counted[4])
+        return _in_subquery(conn, ops, counted, tag) if paired else None
     if names == ["Rewind", "Next"]:
         return _insert_select(conn, ops, counted, tag)
     if names == ["Rewind", "Next", "SorterSort", "SorterNext"]:
@@ -84,7 +86,9 @@ def _paired(start: Op, step: Op) -> bool:
 def _grouped(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
     """``("grouped", table)``: ``GROUP BY`` through a sorter fed by a full scan of one table with
     no test (no ``WHERE``), no ``LIMIT``: the table's rows (at least 1: its ``Rewind``), then the
-    sorter's loop over as many (at least its ``SorterSort``), however the groups are output."""
+    sorter's loop over as many (at least its ``SorterSort``), however the groups are output.
+    ``("groupwhere", table)``: the same with a ``WHERE`` whose tests skip rows: the sorter's loop
+    is over the rows it keeps (``durable._sql_reads`` counts them with the WHERE's text)."""
     scan, step, sort, sort_next = counted
     if step[2] != scan[2] or step[6] != 1 or sort_next[2] != sort[2] or not any(op[1] == "Gosub" for op in ops):
         return None
@@ -92,13 +96,15 @@ def _grouped(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: st
         return None
     if any(op[1] in ("OffsetLimit", "DecrJumpZero", "IfNotZero", "InitCoroutine", "OpenEphemeral") for op in ops):
         return None  # a LIMIT (its end leaves the sorter's loop), a subquery, a DISTINCT aggregate
-    if any(op[1] in _JUMPERS for op in ops[scan[0] + 1 : step[0]]):
-        return None  # a WHERE: the rows sorted are not known
+    tests = [op for op in ops[scan[0] + 1 : step[0]] if op[1] in _JUMPERS]
+    if any(op[1] == "Jump" or op[3] != step[0] for op in tests):
+        return None  # not a WHERE's test, whose row is skipped (on to the scan's next row)
     inserts = [op for op in ops[step[3] : step[0]] if op[1] == "SorterInsert"]
     if len(inserts) != 1 or inserts[0][2] != sort[2] or not any(op[1] == "ResultRow" for op in ops):
         return None
     opened = _opened(conn, ops, scan[2], tag)
-    return None if opened is None else ("grouped", opened[1])
+    # With a WHERE, the rows sorted are those it keeps: counted again from the statement's text.
+    return None if opened is None else ("groupwhere" if tests else "grouped", opened[1])
 
 
 def _insert_select(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:

@@ -47,7 +47,8 @@ from ._sql_multi import (
     sequence_reads,
     without_returning,
 )
-from ._sql_rules import NAMED_NEED_A_DICT, named_parameters
+from ._sql_rules import NAMED_NEED_A_DICT, named_parameters, tokens
+from ._sql_twin import listed
 
 _COUNTED: Final = frozenset({
     "Rewind", "Last", "Sort", "SorterSort", "SeekGE", "SeekGT", "SeekLE", "SeekLT", "SeekRowid", "NotExists",
@@ -137,7 +138,7 @@ def rows_read(
         if hit is not None and hit[0] == epoch:
             shape = hit[1]
         else:
-            shape = classify(conn, sql, params, tag, created=created)
+            shape = classify(conn, sql, params, tag, created=created, cache=cache)
             if len(cache) > 256:
                 cache.clear()
             cache[key] = (epoch, shape)
@@ -175,6 +176,14 @@ def _shape_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | None
         inner = _shape_rows(conn, shape[1], ran)
         scanned = sequence_reads(conn, shape[2], tag)
         return None if inner is None or scanned is None else inner + scanned
+    if kind == "groupwhere":
+        kept = None if stale or not finished else _where_rows(conn, sql, params, tag)
+        return None if kept is None else max(_rows(conn, shape[1], tag), 1) + max(kept, 1)
+    if kind == "twopass":
+        inner = multi_rows(conn, shape[1], tag, finished=finished, stale=stale)
+        if inner is None or changes < 0:
+            return None
+        return inner + changes + (max(changes, 1) if shape[2] else 0)
     if kind in ("join", "insub", "fed", "grouped", "fixed"):
         return multi_rows(conn, shape, tag, finished=finished, stale=stale)
     if kind in ("in", "range", "limited", "sorted"):
@@ -217,19 +226,28 @@ def _returning_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | 
 
 
 def classify(
-    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str, *, created: bool = False
+    conn: sqlite3.Connection,
+    sql: str,
+    params: tuple[Any, ...],
+    tag: str,
+    *,
+    created: bool = False,
+    cache: dict[str, Any] | None = None,
 ) -> Shape | None:
     """The shape of ``sql``'s program (see the module's docstring), ``None`` if none fits.
 
     ``created``: ``sql`` is a CREATE that created what it names, compiled on an empty database
     (the CREATEs that compile there, such as ``CREATE TABLE``, have the same program there).
+    ``cache``: ``rows_read``'s, where the twin that lists a write's program without resetting
+    ``changes()`` is kept (``durable._sql_twin``); without it, programs are listed on ``conn``.
     """
     if not created:
-        program = _explain(conn, sql, params, tag)
+        program = listed(conn, cache, sql, params, tag, _explain)
         stripped = without_returning(sql)
         if stripped is not None:
-            return _returning_shape(conn, program, stripped, params, tag)
-        return _shape(conn, program, tag)
+            return _returning_shape(conn, program, stripped, params, tag, cache)
+        shape = _shape(conn, program, tag)
+        return shape if shape is not None else _two_pass(conn, sql, params, tag, cache)
     empty = sqlite3.connect(":memory:")
     try:
         program = _explain(empty, sql, params, tag)
@@ -239,7 +257,12 @@ def classify(
 
 
 def _returning_shape(
-    conn: sqlite3.Connection, program: list[tuple[Any, ...]], stripped: str, params: tuple[Any, ...], tag: str
+    conn: sqlite3.Connection,
+    program: list[tuple[Any, ...]],
+    stripped: str,
+    params: tuple[Any, ...],
+    tag: str,
+    cache: dict[str, Any] | None,
 ) -> Shape | None:
     """``("returning", inner, stripped, loops, lookups)``: ``inner`` the shape of the write
     without its ``RETURNING`` (``stripped``), the rest from the program (``returning_parts``)."""
@@ -253,7 +276,7 @@ def _returning_shape(
     parts = returning_parts(ops)
     if parts is None:
         return None
-    plain = _explain(conn, stripped, params, tag)
+    plain = listed(conn, cache, stripped, params, tag, _explain)
     inner = _shape(conn, plain, tag)
     if inner is not None and inner[0] == "autoinc":
         if inner[2] != sequences:
@@ -274,6 +297,109 @@ def _returning_shape(
         inner = ("autoinc", inner, sequences)
     before = passes([(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in plain])
     return ("returning", inner, stripped, parts[0] - before[0], parts[1] - before[1])
+
+
+_WRITE_HEAD: Final = re.compile(r"(?is)\s*(?:DELETE\s+FROM|UPDATE(?:\s+OR\s+\w+)?)\s")
+
+
+def _two_pass(
+    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str, cache: dict[str, Any] | None
+) -> Shape | None:
+    """``("twopass", inner, update)`` for an UPDATE or DELETE whose ``WHERE`` selects rowids
+    through a subquery of another table (``WHERE id IN (SELECT tid FROM p)``), ``inner`` the
+    shape of the same ``SELECT * FROM t WHERE ...`` (``insub`` or ``join``); else ``None``.
+
+    workerd's SQLite runs such a write in two passes (measured with miniflare 4.20260426, where
+    Python's SQLite 3.40 makes one): what the SELECT reads, then, for a DELETE, one lookup per row
+    deleted (its rowids kept where nothing counts), for an UPDATE, a loop over the rowids kept
+    (at least 1) and one lookup per row updated: 9 and 11 for 2 rows of 5 where the SELECT reads 7.
+    """
+    parts = _where_of(sql)
+    if parts is None:
+        return None
+    target, where, update, set_variables = parts
+    where_variables = any(kind == "variable" for kind, _, _ in tokens(where))
+    if set_variables and where_variables:
+        return None  # (the WHERE's parameters are not numbered alone)
+    select = f"SELECT * FROM {target} {where}"
+    inner = _shape(conn, listed(conn, cache, select, params if where_variables else (), tag, _explain), tag)
+    if inner is None or inner[0] not in ("insub", "join") or str(inner[1]).lower() == _unquoted(target).lower():
+        return None
+    return ("twopass", inner, update)
+
+
+def _where_of(sql: str) -> tuple[str, str, bool, bool] | None:
+    """``(table, "WHERE ...", update, variables in SET)`` of ``DELETE FROM t WHERE ...`` or
+    ``UPDATE t SET ... WHERE ...`` (no alias, ``INDEXED BY``, ``FROM``, ``ORDER BY`` or ``LIMIT``);
+    else ``None``."""
+    if _WRITE_HEAD.match(sql) is None or "select" not in sql.lower():
+        return None
+    words = [(kind, sql[start:end], start, end) for kind, start, end in tokens(sql) if kind not in ("space", "comment")]
+    update = words[0][1].upper() == "UPDATE"
+    at = 1 if not update else (3 if words[1][1].upper() == "OR" else 1)
+    at += 0 if update else 1  # (past FROM)
+    if len(words) < at + 3 or words[at][0] not in ("word", "quoted"):
+        return None
+    end = at + 1
+    if words[end][1] == "." and len(words) > end + 1:
+        end += 2
+    target = sql[words[at][2] : words[end - 1][3]]
+    depth, where, variables = 0, -1, False
+    if update and words[end][1].upper() != "SET":
+        return None
+    for index in range(end, len(words)):
+        kind, text, _, _ = words[index]
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+        elif kind == "variable" and where < 0:
+            variables = True
+        elif depth == 0 and kind == "word":
+            word = text.upper()
+            if where < 0 and word == "WHERE":
+                where = index
+            elif word in ("FROM", "ORDER", "LIMIT", "RETURNING", "INDEXED", "NOT", "AS") and where < 0:
+                return None
+            elif word in ("ORDER", "LIMIT", "RETURNING"):
+                return None
+    if where < 0 or (where != end and not update):
+        return None
+    return target, sql[words[where][2] :].rstrip().rstrip(";"), update, variables
+
+
+def _where_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str) -> int | None:
+    """The rows ``SELECT ... FROM t WHERE ... GROUP BY ...`` keeps before grouping, counted with
+    its ``FROM`` and ``WHERE`` (``None`` if they cannot be cut out: a parameter outside the WHERE,
+    a WHERE naming a result column)."""
+    words = [(kind, sql[start:end], start) for kind, start, end in tokens(sql) if kind not in ("space", "comment")]
+    depth, marks = 0, dict[str, int]()
+    for kind, text, start in words:
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+        elif depth == 0 and kind == "word" and text.upper() in ("FROM", "WHERE", "GROUP"):
+            marks.setdefault(text.upper(), start)
+    if len(marks) != 3 or not marks["FROM"] < marks["WHERE"] < marks["GROUP"]:
+        return None
+    source, where = sql[marks["FROM"] : marks["WHERE"]], sql[marks["WHERE"] : marks["GROUP"]]
+    variables = [(text, start) for kind, text, start in words if kind == "variable"]
+    if any(text != "?" or not marks["WHERE"] <= start < marks["GROUP"] for text, start in variables):
+        return None  # (numbered and named ones would need the statement's numbering)
+    try:
+        row = conn.execute(f"SELECT count(*) {source}{where}-- {tag}", params if variables else ()).fetchone()
+    except sqlite3.Error:
+        return None
+    return int(row[0])
+
+
+def _unquoted(target: str) -> str:
+    """The table's name in ``target`` (``t``, ``"t"``, ``main.t``...), without its quotes."""
+    name = [target[start:end] for kind, start, end in tokens(target) if kind in ("word", "quoted")][-1]
+    if name[:1] in '"`[':
+        return name[1:-1].replace(name[0] * 2, name[0]) if name[0] != "[" else name[1:-1]
+    return name
 
 
 def _ephemeral(ops: list[tuple[Any, ...]]) -> set[int]:

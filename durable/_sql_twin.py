@@ -1,0 +1,122 @@
+"""A statement's program listed where listing it cannot reset the application's ``changes()``.
+
+``rows_read`` reads a statement's program with ``EXPLAIN`` (``durable._sql_reads``). SQLite
+marks the program of an ``INSERT``, ``UPDATE`` or ``DELETE`` to set the connection's change
+count when it halts, and an ``EXPLAIN`` of it halts too, having changed nothing: SQLite's
+``changes()`` reads 0 after it, where workerd (which counts inside SQLite and lists no program)
+still answers the write's count. No SQL sets ``changes()`` back without adding to
+``total_changes()`` as well, so such a program is listed on a twin instead: an in-memory
+database given the same schema (``sqlite_master``'s statements, run in order) and switches
+(``foreign_keys``...), whose program is the one SQLite compiles on the object's database but for
+the b-trees' root pages, which are mapped back by name.
+
+The twin is used only where an ``EXPLAIN`` would change something (the statement may write and
+``changes()`` is not 0) and where it compiles the same program for certain: a schema with
+statistics (``ANALYZE``'s ``sqlite_stat1``, which the planner reads), a virtual table, or a
+statement with ``LIKE`` (``PRAGMA case_sensitive_like`` cannot be read back) is listed on the
+object's connection, as before. The twin is kept per connection state, built again when the
+schema or a switch changes.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from typing import Any, Final
+
+TWIN: Final = "\0twin"
+"""The key of the twin in the cache of statement shapes that ``rows_read`` is handed."""
+
+_READS: Final = re.compile(r"(?is)\s*(?:SELECT|VALUES|PRAGMA|CREATE|DROP|ALTER|EXPLAIN|ANALYZE|REINDEX)\b")
+"""Statements whose program never sets ``changes()`` (their nested writes do not count)."""
+_LIKE: Final = re.compile(r"(?i)\bLIKE\b")
+_VIRTUAL: Final = re.compile(r"(?is)\s*CREATE\s+VIRTUAL\b")
+_SWITCHES: Final = ("foreign_keys", "ignore_check_constraints", "recursive_triggers", "reverse_unordered_selects")
+"""The switches that change a write's program and can be read back (not ``case_sensitive_like``;
+``defer_foreign_keys`` only turns a foreign key's check into a count, and SQLite switches it off
+at every commit; ``legacy_alter_table`` changes only ALTER TABLE)."""
+_STATE: Final = "SELECT changes(), " + ", ".join(f"(SELECT * FROM pragma_{name})" for name in _SWITCHES)
+"""``changes()`` and the switches, in one statement."""
+_OPENS: Final = frozenset({"OpenRead", "OpenWrite", "ReopenIdx"})
+
+Explain = Callable[[sqlite3.Connection, str, tuple[Any, ...], str], list[tuple[Any, ...]]]
+
+
+def listed(
+    conn: sqlite3.Connection,
+    cache: dict[str, Any] | None,
+    sql: str,
+    params: tuple[Any, ...],
+    tag: str,
+    explain: Explain,
+) -> list[tuple[Any, ...]]:
+    """``explain(conn, sql, params, tag)``'s rows, listed on a twin of ``conn``'s schema where
+    listing them on ``conn`` would reset ``changes()`` (see the module's docstring)."""
+    if cache is None or _READS.match(sql) is not None or _LIKE.search(sql) is not None:
+        return explain(conn, sql, params, tag)
+    state = conn.execute(f"{_STATE} -- {tag}").fetchone()
+    if not state[0]:
+        return explain(conn, sql, params, tag)  # (nothing to reset)
+    twin = _twin(conn, cache, tag, tuple(int(value) for value in state[1:]))
+    if twin is None:
+        return explain(conn, sql, params, tag)
+    other, roots = twin
+    try:
+        program = explain(other, sql, params, tag)
+    except sqlite3.Error:
+        return explain(conn, sql, params, tag)
+    # P2 of an open of the main database (P3 = 0) is a root page, unless P5 says it is a register.
+    mapped = [
+        (*row[:3], roots.get(row[3], 0), *row[4:]) if row[1] in _OPENS and row[4] == 0 and not row[6] & 0x02 else row
+        for row in program
+    ]
+    if any(row[3] == 0 and row[1] in _OPENS for row in mapped):
+        return explain(conn, sql, params, tag)  # (a b-tree the twin has and the database not)
+    return mapped
+
+
+def _twin(
+    conn: sqlite3.Connection, cache: dict[str, Any], tag: str, switches: tuple[int, ...]
+) -> tuple[sqlite3.Connection, dict[int, int]] | None:
+    """The twin of ``conn``'s schema and ``switches`` and the map of its root pages to
+    ``conn``'s, or ``None`` where a twin may compile another program (kept in ``cache``, with
+    the schema and switches it was made for)."""
+    rows = conn.execute(f'SELECT type, name, tbl_name, rootpage, sql FROM "main".sqlite_master -- {tag}').fetchall()
+    key = (rows, switches)
+    hit = cache.get(TWIN)
+    if hit is not None and hit[0] == key:
+        twin: tuple[sqlite3.Connection, dict[int, int]] | None = hit[1][0]
+        return twin
+    cache.pop(TWIN, None)
+    twin = _build(rows, switches)
+    cache[TWIN] = (key, (twin,))
+    return twin
+
+
+def _build(rows: list[Any], switches: tuple[int, ...]) -> tuple[sqlite3.Connection, dict[int, int]] | None:
+    for _, name, _, _, text in rows:
+        if str(name).lower().startswith("sqlite_stat") or (text is not None and _VIRTUAL.match(text)):
+            return None
+    other = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    try:
+        for name, value in zip(_SWITCHES, switches, strict=True):
+            other.execute(f"PRAGMA {name} = {value}")
+        for name in ("printf", "format"):  # (durable's own on the object's connection: _sql._limit)
+            other.create_function(name, -1, _nothing, deterministic=True)
+        for _, name, _, _, text in rows:
+            if text is not None and str(name).lower() != "sqlite_sequence":
+                other.execute(text)
+        theirs = {str(name): root for name, root in other.execute("SELECT name, rootpage FROM sqlite_master")}
+    except sqlite3.Error:
+        other.close()
+        return None
+    roots = {1: 1}
+    for _, name, _, root, _ in rows:
+        if root and str(name) in theirs:
+            roots[theirs[str(name)]] = root
+    return other, roots
+
+
+def _nothing(*_: Any) -> None:
+    return None
