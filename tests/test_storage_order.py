@@ -34,7 +34,7 @@ from differential.runner import DurableSide, Workerd, compare, started_or_skippe
 
 import durable
 
-from helpers import eager_tasks
+from helpers import eager_tasks, settle, wait_until
 
 
 class Order(durable.DurableObject):
@@ -205,6 +205,50 @@ async def test_calls_queued_at_a_level_keep_their_order(backend: str) -> None:
     async with durable.Runtime() as rt:
         stub = rt.namespace(Queued, storage=backend).get_by_name("q")
         assert await stub.run() == ["second sees old", "final b"]
+
+
+class CrossEvent(durable.DurableObject):
+    """Another event's code woken by the caller of ``transaction()`` just before the call."""
+
+    woken: asyncio.Future[None] | None = None
+
+    async def waiter(self) -> str:
+        CrossEvent.woken = asyncio.get_running_loop().create_future()
+        await CrossEvent.woken
+        self.ctx.storage.put("x", "other")
+        return "put"
+
+    async def wake_then_transaction(self) -> str:
+        assert CrossEvent.woken is not None
+        CrossEvent.woken.set_result(None)
+
+        async def closure(txn: durable.Transaction) -> Any:
+            seen = await txn.get("x")
+            await txn.put("x", "txn")
+            txn.rollback()
+            return seen
+
+        seen = await self.ctx.storage.transaction(closure)
+        return f"txn saw {seen}, after {await self.ctx.storage.get('x')}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "kv"])
+async def test_another_event_woken_by_the_caller_runs_before_the_closure(backend: str) -> None:
+    """One event waits for a promise; another resolves it, then calls ``transaction()`` (its
+    closure reads ``x``, writes it and rolls back). workerd (miniflare 4.20260426.0, compatibility
+    date 2026-04-20, every run of three) ran the woken event's ``put("x", "other")`` first, outside
+    the transaction: "txn saw other, after other". Code of the object that is ready when
+    ``transaction()`` is called goes first whatever event it belongs to (the closure's task starts
+    behind it); durable made it wait for the transaction's end before the txn-sibling-first fix
+    ("txn saw undefined, after other")."""
+    CrossEvent.woken = None
+    async with durable.Runtime() as rt:
+        ns = rt.namespace(CrossEvent, storage=backend)
+        waiting = asyncio.ensure_future(ns.get_by_name("a").waiter())
+        await wait_until(lambda: CrossEvent.woken is not None, what="the waiting event")
+        await settle(20)  # (its task waits for the future)
+        assert await ns.get_by_name("a").wake_then_transaction() == "txn saw other, after other"
+        assert await waiting == "put"
 
 
 # 2. ``_cf_KV`` after a restart. workerd (miniflare 4.20260426.0, compatibility date 2026-04-20,
