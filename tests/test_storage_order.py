@@ -384,3 +384,33 @@ def workerd() -> Iterator[Workerd]:
 async def test_as_on_workerd(name: str, workerd: Workerd, durable_runtime: durable.Runtime) -> None:
     difference = await compare(ON_WORKERD[name], f"storage-order-{name}", workerd, DurableSide(durable_runtime))
     assert difference is None, str(difference)
+
+
+@pytest.mark.parametrize("write", ["delete", "delete-many", "put-empty", "kv.delete"])
+async def test_cf_kv_that_cannot_be_made_fails_the_call_with_durables_error(write: str) -> None:
+    """The table made by a write of nothing, in a database that cannot grow (``PRAGMA
+    max_page_count`` at its size: SQLITE_FULL, as a full disk), fails the call with
+    ``durable.SqlError``, as a spilled write does; ``sqlite3.OperationalError`` escaped."""
+    from durable.testing import query, run_in_object
+
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Empty).get_by_name("full")
+        await query(stub, "CREATE TABLE t (a)")
+        (pages,) = (await query(stub, "PRAGMA page_count", unrestricted=True))[0].values()
+        await query(stub, f"PRAGMA max_page_count = {pages}", unrestricted=True)
+
+        async def body(obj: Any, ctx: durable.State) -> Any:
+            storage = ctx.storage
+            if write == "delete":
+                return await storage.delete("missing")
+            if write == "delete-many":
+                return await storage.delete(["missing", "other"])
+            if write == "put-empty":
+                return await storage.put({})
+            return storage.kv.delete("missing")
+
+        with pytest.raises(durable.SqlError) as info:
+            await run_in_object(stub, body)
+        assert info.value.code == "SQLITE_FULL"
+        await query(stub, "PRAGMA max_page_count = 1000", unrestricted=True)
+        assert await run_in_object(stub, lambda obj, ctx: ctx.storage.kv.delete("missing")) is False
