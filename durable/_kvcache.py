@@ -244,7 +244,12 @@ class KvCache:
         instance to need the table, and a reset or restart before that lost it.
         """
         if not self.exists and not self.dirty:
-            self._ready_for_write()
+            try:
+                self._ready_for_write()
+            except sqlite3.Error as exc:
+                # As spill() reports it: the call that made the write fails with durable's error
+                # (a full disk: SqlError with SQLITE_FULL; a damaged file: DataCorruptionError).
+                raise wrap_error(exc, self._conns.file) from exc
 
     def delete_many(self, keys: list[str]) -> int:
         """Delete ``keys``; how many of them existed."""

@@ -34,7 +34,7 @@ from differential.runner import DurableSide, Workerd, compare, started_or_skippe
 
 import durable
 
-from helpers import eager_tasks
+from helpers import eager_tasks, settle, wait_until
 
 
 class Order(durable.DurableObject):
@@ -207,6 +207,50 @@ async def test_calls_queued_at_a_level_keep_their_order(backend: str) -> None:
         assert await stub.run() == ["second sees old", "final b"]
 
 
+class CrossEvent(durable.DurableObject):
+    """Another event's code woken by the caller of ``transaction()`` just before the call."""
+
+    woken: asyncio.Future[None] | None = None
+
+    async def waiter(self) -> str:
+        CrossEvent.woken = asyncio.get_running_loop().create_future()
+        await CrossEvent.woken
+        self.ctx.storage.put("x", "other")
+        return "put"
+
+    async def wake_then_transaction(self) -> str:
+        assert CrossEvent.woken is not None
+        CrossEvent.woken.set_result(None)
+
+        async def closure(txn: durable.Transaction) -> Any:
+            seen = await txn.get("x")
+            await txn.put("x", "txn")
+            txn.rollback()
+            return seen
+
+        seen = await self.ctx.storage.transaction(closure)
+        return f"txn saw {seen}, after {await self.ctx.storage.get('x')}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "kv"])
+async def test_another_event_woken_by_the_caller_runs_before_the_closure(backend: str) -> None:
+    """One event waits for a promise; another resolves it, then calls ``transaction()`` (its
+    closure reads ``x``, writes it and rolls back). workerd (miniflare 4.20260426.0, compatibility
+    date 2026-04-20, every run of three) ran the woken event's ``put("x", "other")`` first, outside
+    the transaction: "txn saw other, after other". Code of the object that is ready when
+    ``transaction()`` is called goes first whatever event it belongs to (the closure's task starts
+    behind it); durable made it wait for the transaction's end before the txn-sibling-first fix
+    ("txn saw undefined, after other")."""
+    CrossEvent.woken = None
+    async with durable.Runtime() as rt:
+        ns = rt.namespace(CrossEvent, storage=backend)
+        waiting = asyncio.ensure_future(ns.get_by_name("a").waiter())
+        await wait_until(lambda: CrossEvent.woken is not None, what="the waiting event")
+        await settle(20)  # (its task waits for the future)
+        assert await ns.get_by_name("a").wake_then_transaction() == "txn saw other, after other"
+        assert await waiting == "put"
+
+
 # 2. ``_cf_KV`` after a restart. workerd (miniflare 4.20260426.0, compatibility date 2026-04-20,
 # SQLite-backed) creates ``_cf_KV`` for a key-value write that changes nothing (a delete of a
 # missing key, ``put({})``, ``delete([...])`` of missing keys, an un-awaited delete) and commits it
@@ -340,3 +384,33 @@ def workerd() -> Iterator[Workerd]:
 async def test_as_on_workerd(name: str, workerd: Workerd, durable_runtime: durable.Runtime) -> None:
     difference = await compare(ON_WORKERD[name], f"storage-order-{name}", workerd, DurableSide(durable_runtime))
     assert difference is None, str(difference)
+
+
+@pytest.mark.parametrize("write", ["delete", "delete-many", "put-empty", "kv.delete"])
+async def test_cf_kv_that_cannot_be_made_fails_the_call_with_durables_error(write: str) -> None:
+    """The table made by a write of nothing, in a database that cannot grow (``PRAGMA
+    max_page_count`` at its size: SQLITE_FULL, as a full disk), fails the call with
+    ``durable.SqlError``, as a spilled write does; ``sqlite3.OperationalError`` escaped."""
+    from durable.testing import query, run_in_object
+
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Empty).get_by_name("full")
+        await query(stub, "CREATE TABLE t (a)")
+        (pages,) = (await query(stub, "PRAGMA page_count", unrestricted=True))[0].values()
+        await query(stub, f"PRAGMA max_page_count = {pages}", unrestricted=True)
+
+        async def body(obj: Any, ctx: durable.State) -> Any:
+            storage = ctx.storage
+            if write == "delete":
+                return await storage.delete("missing")
+            if write == "delete-many":
+                return await storage.delete(["missing", "other"])
+            if write == "put-empty":
+                return await storage.put({})
+            return storage.kv.delete("missing")
+
+        with pytest.raises(durable.SqlError) as info:
+            await run_in_object(stub, body)
+        assert info.value.code == "SQLITE_FULL"
+        await query(stub, "PRAGMA max_page_count = 1000", unrestricted=True)
+        assert await run_in_object(stub, lambda obj, ctx: ctx.storage.kv.delete("missing")) is False
