@@ -305,7 +305,18 @@ class OutputGate:
     commit). A gate made with a ``commit`` callable and no owner (the unit tests) calls only that.
     """
 
-    __slots__ = ("_commit", "_contended", "_db", "_flusher", "_handle", "_loop", "_owner", "batch", "steps")
+    __slots__ = (
+        "_commit",
+        "_contended",
+        "_db",
+        "_flusher",
+        "_handle",
+        "_loop",
+        "_owner",
+        "batch",
+        "steps",
+        "turn_wrote",
+    )
 
     def __init__(self, commit: Callable[[], None] | None = None, *, owner: GateOwner | None = None) -> None:
         if commit is None and owner is None:
@@ -323,6 +334,9 @@ class OutputGate:
         """The writes since the last commit (None: nothing to commit)."""
         self.steps = 0
         """Synchronous steps of events running right now (nested when events call back in)."""
+        self.turn_wrote = False
+        """Whether the turn running now wrote: a write since the last step of an event ended with
+        no other step running (:meth:`keep_ended_turns`)."""
 
     @property
     def pending(self) -> bool:
@@ -348,6 +362,7 @@ class OutputGate:
             batch = self.batch = Batch()
         if gated:
             batch.gated = True
+        self.turn_wrote = True
         if not self.steps:
             self.schedule_commit()
 
@@ -360,7 +375,10 @@ class OutputGate:
         (:meth:`flush_now`): then no loop turn passes.
         """
         self.steps -= 1
-        if self.steps or self.batch is None:
+        if self.steps:
+            return
+        self.turn_wrote = False  # what is uncommitted now is of turns that ended (keep_ended_turns)
+        if self.batch is None:
             return
         if self._handle is not None and self._loop is _get_running_loop():
             return  # a commit is already scheduled on this loop (schedule_commit's test, without the call)
@@ -376,6 +394,35 @@ class OutputGate:
         batch, self.batch = self.batch, None
         if batch is not None:
             batch.fail(error)
+
+    def keep_ended_turns(self) -> None:
+        """Commit the writes of turns that ended, as a reset is about to drop what is uncommitted.
+
+        workerd commits a turn's writes on the next turn of its event loop, before it runs the
+        next event; a reset (``ctx.abort()``) by a later event does not undo them, but the results
+        they held still fail with the reset error (miniflare 4.20260426, both backends: of
+        ``put()`` in one call and ``abort()`` in a second one sent at the same time, both callers
+        get the abort error and the write is kept). Here events that run in the same loop turn
+        share one commit, still pending when the later one resets: it is made now, unless the
+        turn running now wrote too (its writes and the earlier ones share the implicit transaction,
+        and workerd drops those of the resetting turn: all are dropped, docs/differences.md) or a
+        ``transaction()`` is open. The batch stays, for :meth:`fail` to fail what it held.
+        """
+        owner = self._owner
+        db = self._db
+        if self.turn_wrote or self.batch is None or owner is None or db.savepoint_depth or not db.in_transaction:
+            return
+        alarms = owner.alarms
+        alarm_changed = alarms.changed and alarms.take_change()
+        try:
+            if alarm_changed:
+                alarms.before_commit()
+            db.commit()
+        except BaseException as exc:  # (rolled back: the reset drops them, as before)
+            log.error("durable: commit before the reset failed for %r", owner.id, exc_info=exc)
+            return
+        if alarm_changed:
+            alarms.after_commit(True)  # (nothing waits for this commit: its results fail with the reset)
 
     def schedule_commit(self) -> None:
         """Commit when this loop turn ends; a commit already scheduled on this loop will do."""
