@@ -312,6 +312,7 @@ class OutputGate:
         "_flusher",
         "_handle",
         "_loop",
+        "_loose",
         "_owner",
         "batch",
         "steps",
@@ -335,8 +336,13 @@ class OutputGate:
         self.steps = 0
         """Synchronous steps of events running right now (nested when events call back in)."""
         self.turn_wrote = False
-        """Whether the turn running now wrote: a write since the last step of an event ended with
-        no other step running (:meth:`keep_ended_turns`)."""
+        """Whether the turn running now wrote: a write in an event's step since the last step of
+        an event ended with no other step running (:meth:`keep_ended_turns`)."""
+        self._loose: set[object] | None = None
+        """The tasks that wrote outside any counted step since the last commit (background work,
+        ``block_concurrency_while`` callbacks, the later steps of an eager task on 3.12+): a
+        task's uncommitted writes are of its running step, as its earlier steps' commit ran
+        before it resumed (:meth:`keep_ended_turns`)."""
 
     @property
     def pending(self) -> bool:
@@ -350,6 +356,19 @@ class OutputGate:
             batch = self.batch = Batch()
         if gated:
             batch.gated = True
+        if self.steps:
+            self.turn_wrote = True
+        else:
+            self._wrote_loose()
+
+    def _wrote_loose(self) -> None:
+        """A write outside any counted step: note its task (:meth:`keep_ended_turns`)."""
+        loop = _get_running_loop()
+        task = None if loop is None else asyncio.current_task(loop)
+        if self._loose is None:
+            self._loose = {task}
+        else:
+            self._loose.add(task)
 
     def wrote_in_turn(self, gated: bool) -> None:
         """A write of the owner's code: recorded, and committed at the end of the turn if no event step runs.
@@ -362,8 +381,10 @@ class OutputGate:
             batch = self.batch = Batch()
         if gated:
             batch.gated = True
-        self.turn_wrote = True
-        if not self.steps:
+        if self.steps:
+            self.turn_wrote = True
+        else:
+            self._wrote_loose()
             self.schedule_commit()
 
     def step_done(self) -> None:
@@ -375,11 +396,9 @@ class OutputGate:
         (:meth:`flush_now`): then no loop turn passes.
         """
         self.steps -= 1
-        if self.steps:
+        if self.steps or self.batch is None:
             return
         self.turn_wrote = False  # what is uncommitted now is of turns that ended (keep_ended_turns)
-        if self.batch is None:
-            return
         if self._handle is not None and self._loop is _get_running_loop():
             return  # a commit is already scheduled on this loop (schedule_commit's test, without the call)
         self.schedule_commit()
@@ -387,11 +406,13 @@ class OutputGate:
     def take(self) -> Batch | None:
         """The batch to commit now; the gate starts a new one (empty until the next write)."""
         batch, self.batch = self.batch, None
+        self._loose = None
         return batch
 
     def fail(self, error: BaseException) -> None:
         """The uncommitted writes are dropped (reset): what waited for them gets ``error``."""
         batch, self.batch = self.batch, None
+        self._loose = None
         if batch is not None:
             batch.fail(error)
 
@@ -412,6 +433,10 @@ class OutputGate:
         db = self._db
         if self.turn_wrote or self.batch is None or owner is None or db.savepoint_depth or not db.in_transaction:
             return
+        if self._loose is not None:
+            loop = _get_running_loop()
+            if (None if loop is None else asyncio.current_task(loop)) in self._loose:
+                return  # the task resetting wrote in this step: its writes are not to be kept
         alarms = owner.alarms
         alarm_changed = alarms.changed and alarms.take_change()
         try:
@@ -486,6 +511,7 @@ class OutputGate:
         if db.savepoint_depth:
             return  # the transaction's end (ObjectHost.transaction_ended) schedules the commit
         batch, self.batch = self.batch, None
+        self._loose = None
         alarms = owner.alarms
         alarm_changed = alarms.changed and alarms.take_change()
         try:
