@@ -444,6 +444,7 @@ class ObjectHost:
         self._broken = error
         old_gate, self.gate = self.gate, InputGate()
         old_gate.break_(error)
+        self.output.keep_ended_turns()  # the writes of turns that ended commit (workerd's had begun)
         self.db.rollback()
         # Cursors it kept (in a global) must not hold their statements open on a connection the
         # next instance uses: its DROP TABLE failed with SQLITE_LOCKED (closing does it too).

@@ -305,7 +305,19 @@ class OutputGate:
     commit). A gate made with a ``commit`` callable and no owner (the unit tests) calls only that.
     """
 
-    __slots__ = ("_commit", "_contended", "_db", "_flusher", "_handle", "_loop", "_owner", "batch", "steps")
+    __slots__ = (
+        "_commit",
+        "_contended",
+        "_db",
+        "_flusher",
+        "_handle",
+        "_loop",
+        "_loose",
+        "_owner",
+        "batch",
+        "steps",
+        "turn_wrote",
+    )
 
     def __init__(self, commit: Callable[[], None] | None = None, *, owner: GateOwner | None = None) -> None:
         if commit is None and owner is None:
@@ -323,6 +335,14 @@ class OutputGate:
         """The writes since the last commit (None: nothing to commit)."""
         self.steps = 0
         """Synchronous steps of events running right now (nested when events call back in)."""
+        self.turn_wrote = False
+        """Whether the turn running now wrote: a write in an event's step since the last step of
+        an event ended with no other step running (:meth:`keep_ended_turns`)."""
+        self._loose: set[object] | None = None
+        """The tasks that wrote outside any counted step since the last commit (background work,
+        ``block_concurrency_while`` callbacks, the later steps of an eager task on 3.12+): a
+        task's uncommitted writes are of its running step, as its earlier steps' commit ran
+        before it resumed (:meth:`keep_ended_turns`)."""
 
     @property
     def pending(self) -> bool:
@@ -336,6 +356,19 @@ class OutputGate:
             batch = self.batch = Batch()
         if gated:
             batch.gated = True
+        if self.steps:
+            self.turn_wrote = True
+        else:
+            self._wrote_loose()
+
+    def _wrote_loose(self) -> None:
+        """A write outside any counted step: note its task (:meth:`keep_ended_turns`)."""
+        loop = _get_running_loop()
+        task = None if loop is None else asyncio.current_task(loop)
+        if self._loose is None:
+            self._loose = {task}
+        else:
+            self._loose.add(task)
 
     def wrote_in_turn(self, gated: bool) -> None:
         """A write of the owner's code: recorded, and committed at the end of the turn if no event step runs.
@@ -348,7 +381,10 @@ class OutputGate:
             batch = self.batch = Batch()
         if gated:
             batch.gated = True
-        if not self.steps:
+        if self.steps:
+            self.turn_wrote = True
+        else:
+            self._wrote_loose()
             self.schedule_commit()
 
     def step_done(self) -> None:
@@ -362,6 +398,7 @@ class OutputGate:
         self.steps -= 1
         if self.steps or self.batch is None:
             return
+        self.turn_wrote = False  # what is uncommitted now is of turns that ended (keep_ended_turns)
         if self._handle is not None and self._loop is _get_running_loop():
             return  # a commit is already scheduled on this loop (schedule_commit's test, without the call)
         self.schedule_commit()
@@ -369,13 +406,48 @@ class OutputGate:
     def take(self) -> Batch | None:
         """The batch to commit now; the gate starts a new one (empty until the next write)."""
         batch, self.batch = self.batch, None
+        self._loose = None
         return batch
 
     def fail(self, error: BaseException) -> None:
         """The uncommitted writes are dropped (reset): what waited for them gets ``error``."""
         batch, self.batch = self.batch, None
+        self._loose = None
         if batch is not None:
             batch.fail(error)
+
+    def keep_ended_turns(self) -> None:
+        """Commit the writes of turns that ended, as a reset is about to drop what is uncommitted.
+
+        workerd commits a turn's writes on the next turn of its event loop, before it runs the
+        next event; a reset (``ctx.abort()``) by a later event does not undo them, but the results
+        they held still fail with the reset error (miniflare 4.20260426, both backends: of
+        ``put()`` in one call and ``abort()`` in a second one sent at the same time, both callers
+        get the abort error and the write is kept). Here events that run in the same loop turn
+        share one commit, still pending when the later one resets: it is made now, unless the
+        turn running now wrote too (its writes and the earlier ones share the implicit transaction,
+        and workerd drops those of the resetting turn: all are dropped, docs/differences.md) or a
+        ``transaction()`` is open. The batch stays, for :meth:`fail` to fail what it held.
+        """
+        owner = self._owner
+        db = self._db
+        if self.turn_wrote or self.batch is None or owner is None or db.savepoint_depth or not db.in_transaction:
+            return
+        if self._loose is not None:
+            loop = _get_running_loop()
+            if (None if loop is None else asyncio.current_task(loop)) in self._loose:
+                return  # the task resetting wrote in this step: its writes are not to be kept
+        alarms = owner.alarms
+        alarm_changed = alarms.changed and alarms.take_change()
+        try:
+            if alarm_changed:
+                alarms.before_commit()
+            db.commit()
+        except BaseException as exc:  # (rolled back: the reset drops them, as before)
+            log.error("durable: commit before the reset failed for %r", owner.id, exc_info=exc)
+            return
+        if alarm_changed:
+            alarms.after_commit(True)  # (nothing waits for this commit: its results fail with the reset)
 
     def schedule_commit(self) -> None:
         """Commit when this loop turn ends; a commit already scheduled on this loop will do."""
@@ -439,6 +511,7 @@ class OutputGate:
         if db.savepoint_depth:
             return  # the transaction's end (ObjectHost.transaction_ended) schedules the commit
         batch, self.batch = self.batch, None
+        self._loose = None
         alarms = owner.alarms
         alarm_changed = alarms.changed and alarms.take_change()
         try:
