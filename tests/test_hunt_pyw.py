@@ -623,3 +623,51 @@ class TestJsDateAndConsole:
         assert lines[:5] == ["rows", "  seen: 1", "  seen: 2", "  [1, 2]", "seen: 1"]
         assert re.fullmatch(r"load: \d+\.\d{3}ms", lines[5])
         assert lines[6:] == ["Assertion failed: math", "here", "{'a': 1}"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Response.json of a JavaScript value: JSON.stringify's text (review of hunt-pyw)
+
+
+class TestResponseJsonOfJavaScriptValues:
+    async def test_javascript_values_are_written_by_json_stringify(self) -> None:
+        """The SDK hands a ``JsProxy`` to JavaScript's ``Response.json``, whose body is
+        ``JSON.stringify(data)`` (node 20: ``Response.json({a: 1.0, b: NaN})`` is
+        ``{"a":1,"b":null}``). durable wrote a ``JsObject`` with ``json.dumps`` made compact:
+        ``{"a":1.0,"b":NaN}`` (``NaN`` is not JSON), and a JavaScript array (``JSON.parse``'s,
+        ``Object.keys``', a ``JsProxy`` too) with ``json.dumps``' spacing: ``[1, 2]``."""
+        import math
+
+        import js
+        from pyodide.ffi import to_js
+
+        made = to_js({"a": 1.0, "b": math.nan, "2": "x"}, dict_converter=js.Object.fromEntries)
+        assert await sdk.Response.json(made).text() == '{"2":"x","a":1,"b":null}'
+        assert await sdk.Response.json(js.JSON.parse("[1, 2.5, [3]]")).text() == "[1,2.5,[3]]"
+        assert await sdk.Response.json(js.Object.keys({"a": 1, "b": 2})).text() == '["a","b"]'
+        assert await sdk.Response.json(js.Date.new(0)).text() == '"1970-01-01T00:00:00.000Z"'
+        assert await js.Response.json({"a": 1.0, "b": [math.inf]}).text() == '{"a":1,"b":[null]}'
+        # Python data is still the SDK's json.dumps
+        assert await sdk.Response.json({"a": 1.0, "b": [1, 2]}).text() == '{"a": 1.0, "b": [1, 2]}'
+
+    def test_javascript_response_json_of_a_function_is_refused(self) -> None:
+        """``Response.json(() => 1)`` throws ``TypeError: Value is not JSON serializable`` (node
+        20); durable's body was the text ``null``."""
+        import js
+        from pyodide.ffi import JsException
+
+        with pytest.raises(JsException, match="^TypeError: Value is not JSON serializable$"):
+            js.Response.json(len)
+
+    def test_stringify_writes_array_index_keys_first(self) -> None:
+        """A JavaScript object lists its array-index keys first, ascending (node:
+        ``JSON.stringify({b: 1, 2: 2, 1: 3, a: 4})`` is ``{"1":3,"2":2,"b":1,"a":4}``;
+        ``"01"``, ``"-1"`` and ``"4294967295"`` are not indices); durable kept the insertion
+        order. A replacer list still sets the order."""
+        import js
+
+        assert js.JSON.stringify({"b": 1, "2": 2, "1": 3, "a": 4}) == '{"1":3,"2":2,"b":1,"a":4}'
+        assert js.JSON.stringify({"a": 1, "4294967295": 2, "01": 3, "-1": 4, "4294967294": 5, "10": 6, 9: 7}) == (
+            '{"9":7,"10":6,"4294967294":5,"a":1,"4294967295":2,"01":3,"-1":4}'
+        )
+        assert js.JSON.stringify({"b": 1, "1": 2}, ["b", "1"]) == '{"b":1,"1":2}'

@@ -438,16 +438,17 @@ class Response:
 
     @staticmethod
     def json(data: Any, init: dict[str, Any] | None = None, /, **fields: Any) -> Any:
-        """JavaScript's ``Response.json``: the body is ``JSON.stringify(data)`` (compact)."""
-        import json
-
+        """JavaScript's ``Response.json``: the body is ``JSON.stringify(data)`` (compact: ``1.0``
+        is ``1``, ``NaN`` ``null``); a value ``JSON.stringify`` leaves ``undefined`` (a function)
+        raises ``TypeError: Value is not JSON serializable``."""
         from ._http import Response as SdkResponse
+        from ._jsjson import js_json_text
 
         options = {**(init or {}), **fields}
         headers = durable_headers(options.get("headers"))
         if "content-type" not in headers:
             headers["content-type"] = "application/json"
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        text = js_json_text(data)
         return SdkResponse(text, options.get("status", 200), options.get("statusText", ""), headers)
 
     @staticmethod
