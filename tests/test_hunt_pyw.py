@@ -597,32 +597,49 @@ class TestJsDateAndConsole:
         assert math.isnan(date.setMinutes(math.nan)) and math.isnan(date.getTime())
         assert js.Date.new(0).setTime(1.7) == 1 and math.isnan(js.Date.new(0).setTime(8.64e15 + 1))
 
-    def test_console_methods(self, caplog: pytest.LogCaptureFixture) -> None:
+    def test_console_methods(self, capsys: pytest.CaptureFixture[str]) -> None:
         """``console.table`` / ``count`` / ``time`` / ``group`` ... exist in workerd (MDN's console
         API, which Cloudflare's Python logging example points to): durable's ``js.console`` had
         only ``log``, ``info``, ``warn``, ``error``, ``debug`` (``AttributeError: type object
-        'console' has no attribute 'table'``). They log to ``durable.js``."""
-        import logging
-
+        'console' has no attribute 'table'``). They print as ``log`` does (``assert_`` as ``error``)."""
         from js import console
 
-        with caplog.at_level(logging.DEBUG, logger="durable.js"):
-            console.group("rows")
-            console.count("seen")
-            console.count("seen")
-            console.table([1, 2])
-            console.groupEnd()
-            console.countReset("seen")
-            console.count("seen")
-            console.time("load")
-            console.timeEnd("load")
-            console.assert_(0, "math")
-            console.trace("here")
-            console.dir({"a": 1})
-        lines = [record.getMessage() for record in caplog.records if record.name == "durable.js"]
+        console.group("rows")
+        console.count("seen")
+        console.count("seen")
+        console.table([1, 2])
+        console.groupEnd()
+        console.countReset("seen")
+        console.count("seen")
+        console.time("load")
+        console.timeEnd("load")
+        console.assert_(0, "math")
+        console.trace("here")
+        console.dir({"a": 1})
+        out, err = capsys.readouterr()
+        lines = out.splitlines()
         assert lines[:5] == ["rows", "  seen: 1", "  seen: 2", "  [1, 2]", "seen: 1"]
         assert re.fullmatch(r"load: \d+\.\d{3}ms", lines[5])
-        assert lines[6:] == ["Assertion failed: math", "here", "{'a': 1}"]
+        assert lines[6:] == ["here", "{'a': 1}"]
+        assert err == "Assertion failed: math\n"
+
+    def test_console_prints_as_workerd(
+        self, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """workerd prints ``console.log`` / ``info`` / ``debug`` to its standard output and
+        ``warn`` / ``error`` to its standard error (miniflare 4.20260426.0, compatibility date
+        2026-04-07, read through ``handleRuntimeStdio``). durable logged them to ``durable.js``
+        at ``INFO`` (``debug`` at ``DEBUG``): with logging not configured (a script, a test) a
+        ``console.log`` showed nowhere, where ``print()`` showed."""
+        from js import console
+
+        console.log("LOG", 1)
+        console.info("INFO")
+        console.debug("DEBUG")
+        console.warn("WARN")
+        console.error("ERROR")
+        assert capsys.readouterr() == ("LOG 1\nINFO\nDEBUG\n", "WARN\nERROR\n")
+        assert not [record for record in caplog.records if record.name == "durable.js"]
 
 
 # ---------------------------------------------------------------------------------------------
