@@ -688,3 +688,35 @@ class TestResponseJsonOfJavaScriptValues:
             '{"9":7,"10":6,"4294967294":5,"a":1,"4294967295":2,"01":3,"-1":4}'
         )
         assert js.JSON.stringify({"b": 1, "1": 2}, ["b", "1"]) == '{"b":1,"1":2}'
+
+
+# ---------------------------------------------------------------------------------------------
+# to_py() converts at every depth, as Pyodide's (review of hunt-pyw)
+
+
+class RawRows(sdk.DurableObject):
+    async def kinds(self) -> Any:
+        rows = self.ctx.storage.sql.exec("SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y'").raw().toArray().to_py()
+        objects = self.ctx.storage.sql.exec("SELECT 1 AS a").toArray().to_py()
+        return [[type(row).__name__ for row in rows], [type(row).__name__ for row in objects], rows]
+
+
+class TestToPyIsDeep:
+    async def test_raw_to_array_to_py_is_a_list_of_lists(self, durable_runtime: durable.Runtime) -> None:
+        """Pyodide's ``to_py()`` converts at every depth (``depth=-1``): django-cf's
+        ``stmt.raw().toArray().to_py()`` is a ``list`` of ``list``; durable's converted one
+        level, leaving each row a ``JsList`` (and each object a ``JsDict``) inside."""
+        durable_runtime.namespace(RawRows, name="RAW")
+        kinds = await env_of(durable_runtime).RAW.getByName("a").kinds()
+        assert kinds == [["list", "list"], ["dict"], [[1, "x"], [2, "y"]]]
+
+    def test_json_parse_to_py_and_depth(self) -> None:
+        import js
+
+        value = js.JSON.parse('[[1, [2]], {"a": {"b": [3]}}]')
+        plain = value.to_py()
+        assert plain == [[1, [2]], {"a": {"b": [3]}}]
+        assert [type(plain[0]), type(plain[0][1]), type(plain[1]), type(plain[1]["a"]["b"])] == [list, list, dict, list]
+        assert type(js.JSON.parse('{"a": {"b": 1}}').to_py()["a"]) is dict
+        shallow = value.to_py(depth=1)
+        assert type(shallow) is list and type(shallow[0]) is not list and shallow[0].to_py() == [1, [2]]
