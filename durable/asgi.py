@@ -34,6 +34,7 @@ from types import CoroutineType
 from typing import Any, Final, Protocol
 from urllib.parse import unquote_to_bytes
 
+from ._exceptions import DurableError
 from ._http import (
     NOT_AN_UPGRADE,
     ExecutionContext,
@@ -111,13 +112,15 @@ class _UnknownTransferCoding(_BadRequest):
     reason = "Not Implemented"
 
 
-#: The most request body bytes the disconnect watch holds for a reader that has not taken them
-#: (``_RequestBody._pump``).
-_WATCH_HOLD: Final = 1 << 20
+class _BodyTooLarge(DurableError):
+    """The request body exceeded ``max_body_size``: answered with 413.
 
-
-class _BodyTooLarge(Exception):
-    """The request body exceeded ``max_body_size``: answered with 413."""
+    A :class:`durable.DurableError`, as the Worker (or an object it forwards the request to)
+    may see it: its ``await request.text()`` raises it, and ``except durable.DurableError``
+    catches it. (It was a bare ``Exception`` of this private module.) Cloudflare refuses a body
+    over its limit at its edge, so no Worker there reads one: there is no workerd error to
+    follow.
+    """
 
 
 class _ClientDisconnected(Exception):
@@ -433,31 +436,35 @@ class _RequestBody:
         reader: it holds the messages until the reader takes them, and watches for the
         disconnect meanwhile. Without it, a response streamed while the request's body was
         unread (a ``POST`` answered with server-sent events) went on forever after its client
-        left; workerd stops pulling it (miniflare 4, 2026-04-07). It holds at most
-        :data:`_WATCH_HOLD` bytes of body; beyond that it waits for the reader to take some.
+        left; workerd stops pulling it (miniflare 4, 2026-04-07).
+
+        It holds up to ``max_body_size`` bytes of body, the most a Worker may read anyway (as
+        ``await request.text()`` holds it): it cannot wait for the reader to take some, as it
+        learns of the disconnect only by receiving. (It waited past 1 MiB, so a Worker streaming
+        events without reading a larger body ran forever after its client left.) Body past the
+        limit is dropped: the reader stops with 413's error at the message that crossed it.
         """
         changed = self._watch_changed = self._watch_changed or asyncio.Event()
         held = self._watch_held = self._watch_held if self._watch_held is not None else []
         self._watch_pumping = True
         try:
-            while self._reader_receiving or self._watch_held_size > _WATCH_HOLD:
+            while self._reader_receiving:
                 changed.clear()
-                await changed.wait()  # the reader's receive() returns, or it takes what is held
+                await changed.wait()  # the reader's receive() returns
             ended = self._done or any(not m.get("more_body", False) for m in held if m.get("type") == "http.request")
             while not self.disconnected:
                 message = await self._receive()
-                held.append(message)
-                self._watch_held_size += len(message.get("body", b""))
-                changed.set()
+                size = len(message.get("body", b""))
+                if self._size + self._watch_held_size <= self._limit or message.get("type") != "http.request":
+                    held.append(message)
+                    self._watch_held_size += size
+                    changed.set()
                 if message.get("type") == "http.disconnect":
                     self.disconnected = True
                     return True
                 if ended:
                     return False  # a message after the end: see wait_disconnected
                 ended = message.get("type") == "http.request" and not message.get("more_body", False)
-                while self._watch_held_size > _WATCH_HOLD:
-                    changed.clear()
-                    await changed.wait()
             return True
         finally:
             self._watch_pumping = False
@@ -500,7 +507,9 @@ class _RequestBody:
             if self._size > self._limit:
                 self.too_large = True
                 self._done = True
-                raise _BodyTooLarge(f"the request body exceeds {self._limit} bytes")
+                raise _BodyTooLarge(
+                    f"the request body exceeds {self._limit} bytes, the server's max_body_size: it is refused with 413"
+                )
             if chunk:
                 yield chunk
 

@@ -597,29 +597,126 @@ class TestJsDateAndConsole:
         assert math.isnan(date.setMinutes(math.nan)) and math.isnan(date.getTime())
         assert js.Date.new(0).setTime(1.7) == 1 and math.isnan(js.Date.new(0).setTime(8.64e15 + 1))
 
-    def test_console_methods(self, caplog: pytest.LogCaptureFixture) -> None:
+    def test_console_methods(self, capsys: pytest.CaptureFixture[str]) -> None:
         """``console.table`` / ``count`` / ``time`` / ``group`` ... exist in workerd (MDN's console
         API, which Cloudflare's Python logging example points to): durable's ``js.console`` had
         only ``log``, ``info``, ``warn``, ``error``, ``debug`` (``AttributeError: type object
-        'console' has no attribute 'table'``). They log to ``durable.js``."""
-        import logging
-
+        'console' has no attribute 'table'``). They print as ``log`` does (``assert_`` as ``error``)."""
         from js import console
 
-        with caplog.at_level(logging.DEBUG, logger="durable.js"):
-            console.group("rows")
-            console.count("seen")
-            console.count("seen")
-            console.table([1, 2])
-            console.groupEnd()
-            console.countReset("seen")
-            console.count("seen")
-            console.time("load")
-            console.timeEnd("load")
-            console.assert_(0, "math")
-            console.trace("here")
-            console.dir({"a": 1})
-        lines = [record.getMessage() for record in caplog.records if record.name == "durable.js"]
+        console.group("rows")
+        console.count("seen")
+        console.count("seen")
+        console.table([1, 2])
+        console.groupEnd()
+        console.countReset("seen")
+        console.count("seen")
+        console.time("load")
+        console.timeEnd("load")
+        console.assert_(0, "math")
+        console.trace("here")
+        console.dir({"a": 1})
+        out, err = capsys.readouterr()
+        lines = out.splitlines()
         assert lines[:5] == ["rows", "  seen: 1", "  seen: 2", "  [1, 2]", "seen: 1"]
         assert re.fullmatch(r"load: \d+\.\d{3}ms", lines[5])
-        assert lines[6:] == ["Assertion failed: math", "here", "{'a': 1}"]
+        assert lines[6:] == ["here", "{'a': 1}"]
+        assert err == "Assertion failed: math\n"
+
+    def test_console_prints_as_workerd(
+        self, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """workerd prints ``console.log`` / ``info`` / ``debug`` to its standard output and
+        ``warn`` / ``error`` to its standard error (miniflare 4.20260426.0, compatibility date
+        2026-04-07, read through ``handleRuntimeStdio``). durable logged them to ``durable.js``
+        at ``INFO`` (``debug`` at ``DEBUG``): with logging not configured (a script, a test) a
+        ``console.log`` showed nowhere, where ``print()`` showed."""
+        from js import console
+
+        console.log("LOG", 1)
+        console.info("INFO")
+        console.debug("DEBUG")
+        console.warn("WARN")
+        console.error("ERROR")
+        assert capsys.readouterr() == ("LOG 1\nINFO\nDEBUG\n", "WARN\nERROR\n")
+        assert not [record for record in caplog.records if record.name == "durable.js"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Response.json of a JavaScript value: JSON.stringify's text (review of hunt-pyw)
+
+
+class TestResponseJsonOfJavaScriptValues:
+    async def test_javascript_values_are_written_by_json_stringify(self) -> None:
+        """The SDK hands a ``JsProxy`` to JavaScript's ``Response.json``, whose body is
+        ``JSON.stringify(data)`` (node 20: ``Response.json({a: 1.0, b: NaN})`` is
+        ``{"a":1,"b":null}``). durable wrote a ``JsObject`` with ``json.dumps`` made compact:
+        ``{"a":1.0,"b":NaN}`` (``NaN`` is not JSON), and a JavaScript array (``JSON.parse``'s,
+        ``Object.keys``', a ``JsProxy`` too) with ``json.dumps``' spacing: ``[1, 2]``."""
+        import math
+
+        import js
+        from pyodide.ffi import to_js
+
+        made = to_js({"a": 1.0, "b": math.nan, "2": "x"}, dict_converter=js.Object.fromEntries)
+        assert await sdk.Response.json(made).text() == '{"2":"x","a":1,"b":null}'
+        assert await sdk.Response.json(js.JSON.parse("[1, 2.5, [3]]")).text() == "[1,2.5,[3]]"
+        assert await sdk.Response.json(js.Object.keys({"a": 1, "b": 2})).text() == '["a","b"]'
+        assert await sdk.Response.json(js.Date.new(0)).text() == '"1970-01-01T00:00:00.000Z"'
+        assert await js.Response.json({"a": 1.0, "b": [math.inf]}).text() == '{"a":1,"b":[null]}'
+        # Python data is still the SDK's json.dumps
+        assert await sdk.Response.json({"a": 1.0, "b": [1, 2]}).text() == '{"a": 1.0, "b": [1, 2]}'
+
+    def test_javascript_response_json_of_a_function_is_refused(self) -> None:
+        """``Response.json(() => 1)`` throws ``TypeError: Value is not JSON serializable`` (node
+        20); durable's body was the text ``null``."""
+        import js
+        from pyodide.ffi import JsException
+
+        with pytest.raises(JsException, match="^TypeError: Value is not JSON serializable$"):
+            js.Response.json(len)
+
+    def test_stringify_writes_array_index_keys_first(self) -> None:
+        """A JavaScript object lists its array-index keys first, ascending (node:
+        ``JSON.stringify({b: 1, 2: 2, 1: 3, a: 4})`` is ``{"1":3,"2":2,"b":1,"a":4}``;
+        ``"01"``, ``"-1"`` and ``"4294967295"`` are not indices); durable kept the insertion
+        order. A replacer list still sets the order."""
+        import js
+
+        assert js.JSON.stringify({"b": 1, "2": 2, "1": 3, "a": 4}) == '{"1":3,"2":2,"b":1,"a":4}'
+        assert js.JSON.stringify({"a": 1, "4294967295": 2, "01": 3, "-1": 4, "4294967294": 5, "10": 6, 9: 7}) == (
+            '{"9":7,"10":6,"4294967294":5,"a":1,"4294967295":2,"01":3,"-1":4}'
+        )
+        assert js.JSON.stringify({"b": 1, "1": 2}, ["b", "1"]) == '{"b":1,"1":2}'
+
+
+# ---------------------------------------------------------------------------------------------
+# to_py() converts at every depth, as Pyodide's (review of hunt-pyw)
+
+
+class RawRows(sdk.DurableObject):
+    async def kinds(self) -> Any:
+        rows = self.ctx.storage.sql.exec("SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y'").raw().toArray().to_py()
+        objects = self.ctx.storage.sql.exec("SELECT 1 AS a").toArray().to_py()
+        return [[type(row).__name__ for row in rows], [type(row).__name__ for row in objects], rows]
+
+
+class TestToPyIsDeep:
+    async def test_raw_to_array_to_py_is_a_list_of_lists(self, durable_runtime: durable.Runtime) -> None:
+        """Pyodide's ``to_py()`` converts at every depth (``depth=-1``): django-cf's
+        ``stmt.raw().toArray().to_py()`` is a ``list`` of ``list``; durable's converted one
+        level, leaving each row a ``JsList`` (and each object a ``JsDict``) inside."""
+        durable_runtime.namespace(RawRows, name="RAW")
+        kinds = await env_of(durable_runtime).RAW.getByName("a").kinds()
+        assert kinds == [["list", "list"], ["dict"], [[1, "x"], [2, "y"]]]
+
+    def test_json_parse_to_py_and_depth(self) -> None:
+        import js
+
+        value = js.JSON.parse('[[1, [2]], {"a": {"b": [3]}}]')
+        plain = value.to_py()
+        assert plain == [[1, [2]], {"a": {"b": [3]}}]
+        assert [type(plain[0]), type(plain[0][1]), type(plain[1]), type(plain[1]["a"]["b"])] == [list, list, dict, list]
+        assert type(js.JSON.parse('{"a": {"b": 1}}').to_py()["a"]) is dict
+        shallow = value.to_py(depth=1)
+        assert type(shallow) is list and type(shallow[0]) is not list and shallow[0].to_py() == [1, [2]]

@@ -620,3 +620,97 @@ class TestPipelinedAfterALargeBody:
         big = b"GET /2 HTTP/1.1\r\nHost: h\r\nX-Big: " + b"b" * 140_000
         transport = await self.exchange([(head + body + big, 1), (b"\r\n\r\n", 1)])
         assert transport.out.startswith(b"HTTP/1.1 200 OK") and b"431 Request Header Fields Too Large" in transport.out
+
+
+class TestWatchHoldsUnreadBody:
+    """The disconnect watch stopped receiving once it held 1 MiB the Worker had not read, so it
+    no longer saw the client leave: a Worker streaming events without reading a larger body (or
+    reading it slowly) ran forever after its client left. It holds up to ``max_body_size`` now."""
+
+    async def test_disconnect_after_a_large_unread_body_stops_the_stream(self) -> None:
+        Endless.closed.clear()
+        async with durable.Runtime() as rt:
+            client = Client()
+            client.chunk(b"a")
+            call = asyncio.ensure_future(durable.asgi_app(Endless, rt)(post_scope(None), client.receive, client.send))
+            await asyncio.wait_for(client.got_body.wait(), 10)
+            for _ in range(40):  # 2.5 MiB
+                client.chunk(b"x" * 65536)
+            client.disconnect()
+            await asyncio.wait_for(call, 10)  # ran forever
+            assert Endless.closed == [b""]
+
+    @pytest.mark.parametrize(
+        ("limit", "expected"),
+        [(None, b"[" + b"0123456789" * 300_000 + b"]"), (1_000_000, b"[" + (b"0123456789" * 300_000)[: 15 * 65536])],
+    )
+    async def test_a_large_body_read_late_is_whole_or_refused(self, limit: int | None, expected: bytes) -> None:
+        """Held past 1 MiB, every byte reaches a Worker that reads late, in order; past
+        ``max_body_size`` the reader stops with the body's error at the chunk that crosses it."""
+        started = asyncio.Event()
+
+        class Late(durable.WorkerEntrypoint):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                async def echo() -> AsyncIterator[bytes]:
+                    yield b"["
+                    await started.wait()
+                    assert request.body is not None
+                    async for chunk in request.body:
+                        yield chunk
+                    yield b"]"
+
+                return durable.Response(echo())
+
+        async with durable.Runtime() as rt:
+            client = Client()
+            app = durable.asgi_app(Late, rt) if limit is None else durable.asgi_app(Late, rt, max_body_size=limit)
+            call = asyncio.ensure_future(app(post_scope(None), client.receive, client.send))
+            await asyncio.wait_for(client.got_body.wait(), 10)
+            data = b"0123456789" * 300_000
+            for at in range(0, len(data), 65536):
+                client.chunk(data[at : at + 65536])
+            client.chunk(b"", more=False)
+            while not client.incoming.empty():  # the watch takes them all while the Worker waits
+                await asyncio.sleep(0)
+            started.set()
+            if limit is None:
+                await asyncio.wait_for(call, 10)
+            else:  # the status line went out: the server aborts the connection (a truncated response)
+                with pytest.raises(durable.DurableError, match="exceeds 1000000 bytes"):
+                    await asyncio.wait_for(call, 10)
+            assert len(client.body()) == len(expected) and client.body() == expected
+
+
+class TestBodyTooLargeIsPublic:
+    """A body over ``max_body_size`` read by the Worker, or by the object it forwards the request
+    to, raised ``durable.asgi._BodyTooLarge``, a bare ``Exception`` of a private module: no public
+    class caught it. It is a ``durable.DurableError`` now, whose message names the limit."""
+
+    async def test_an_object_reading_a_forwarded_body_catches_durable_error(self) -> None:
+        seen: list[str] = []
+
+        class Reader(durable.DurableObject):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                try:
+                    await request.text()
+                except durable.DurableError as exc:
+                    seen.append(str(exc))
+                    raise
+                return durable.Response("read")
+
+        class Forward(durable.WorkerEntrypoint):
+            async def fetch(self, request: durable.Request) -> durable.Response:
+                response: durable.Response = await self.env.READER.get_by_name("a").fetch(request)
+                return response
+
+        async def upload() -> AsyncIterator[bytes]:
+            for _ in range(4):
+                yield b"x" * 10
+
+        async with durable.Runtime() as rt:
+            rt.namespace(Reader, name="READER")
+            transport = httpx.ASGITransport(app=durable.asgi_app(Forward, rt, max_body_size=25))
+            async with httpx.AsyncClient(transport=transport, base_url="http://h") as client:
+                response = await client.post("/", content=upload())
+        assert response.status_code == 413
+        assert seen == ["the request body exceeds 25 bytes, the server's max_body_size: it is refused with 413"]

@@ -85,9 +85,10 @@ class JsDict(dict[str, Any]):
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value
 
-    def to_py(self) -> dict[str, Any]:
-        """The value as a plain ``dict`` (as pyodide's ``JsProxy.to_py()``)."""
-        return dict(self)
+    def to_py(self, *, depth: int = -1) -> dict[str, Any]:
+        """The value as a plain ``dict``, as pyodide's ``JsProxy.to_py()``: at any depth (or
+        ``depth`` levels), objects inside are plain dicts and arrays plain lists."""
+        return _plain(self, depth)  # type: ignore[no-any-return]
 
 
 # What storage and RPC give Python Workers code goes back in as a plain dict, as the SDK's
@@ -117,9 +118,11 @@ class JsList(list[Any]):
 
     __slots__ = ()
 
-    def to_py(self) -> list[Any]:
-        """The value as a plain ``list`` (as pyodide's ``JsProxy.to_py()``)."""
-        return list(self)
+    def to_py(self, *, depth: int = -1) -> list[Any]:
+        """The value as a plain ``list``, as pyodide's ``JsProxy.to_py()``: at any depth (or
+        ``depth`` levels), arrays inside are plain lists and objects plain dicts
+        (``cursor.raw().toArray().to_py()`` is a list of lists). It converted one level only."""
+        return _plain(self, depth)  # type: ignore[no-any-return]
 
     @property
     def length(self) -> int:
@@ -128,6 +131,18 @@ class JsList(list[Any]):
 
 
 copy_as_list(JsList)
+
+
+def _plain(value: Any, depth: int) -> Any:
+    """``value``'s JavaScript arrays and objects as plain lists and dicts, ``depth`` levels down
+    (``-1``: all), as Pyodide's ``to_py(depth=...)``."""
+    if depth == 0:
+        return value
+    if isinstance(value, list):
+        return [_plain(item, depth - 1) for item in value]
+    if isinstance(value, JsDict):
+        return {key: _plain(item, depth - 1) for key, item in value.items()}
+    return value
 
 
 class JsMapDict(dict[Any, Any]):

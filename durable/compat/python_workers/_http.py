@@ -23,9 +23,10 @@ from typing import Any, NoReturn, overload
 import durable
 from durable._util import unbuilt_safe_repr
 
-from ._convert import JsDict, JsObject
+from ._convert import JsDate, JsDict, JsList, JsMapDict, JsObject
 from ._forms import Blob, FormData, encode_body, mime_type, parse_form
-from .pyodide.ffi import ArrayBuffer
+from ._jsjson import js_json_text
+from .pyodide.ffi import ArrayBuffer, JsProxy
 
 __all__ = ["FetchResponse", "Request", "Response", "as_fetch_response", "unwrap_request"]
 
@@ -146,10 +147,12 @@ class FetchResponse(durable.Response):
         ASCII escapes: ``{"a": 1, "\\u00e9": 2}``), the ``JsDict`` that storage, RPC and SQL give
         too (the SDK converts those to a ``dict``); a JavaScript object held unconverted (a
         ``JsObject``: ``to_js(d, dict_converter=Object.fromEntries)``, ``JSON.parse``'s, Pyodide's
-        ``JsProxy``) goes through ``Response.json``, compact as ``JSON.stringify``.
+        ``JsProxy``), or a JavaScript array (a ``JsList``: ``JSON.parse("[...]")``, ``Array.from``),
+        goes through ``Response.json``: ``JSON.stringify``'s text, compact, ``1.0`` written ``1``
+        and ``NaN`` ``null`` (it was ``json.dumps``'s: ``1.0``, and ``NaN``, which is not JSON).
         """
-        if isinstance(data, JsObject):
-            text = _json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if isinstance(data, (JsObject, JsList, JsMapDict, JsDate, JsProxy)):
+            text = js_json_text(data)
         else:
             text = _json.dumps(data)
         merged = durable.Headers(headers)

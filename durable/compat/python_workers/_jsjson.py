@@ -5,7 +5,8 @@ Measured in workerd (miniflare 4.20260426.0, compatibility date 2026-04-07): ``s
 indents by that many spaces (at most 10; below 1 none), a string by its first 10 characters;
 ``replacer`` a function is called with ``(key, value)`` for the holder's ``""`` first, then each
 key (array indices as strings), its result used instead; a list keeps only the object keys it
-names (numbers as their strings), in its order. Numbers are JavaScript's (``1.0`` is ``1``,
+names (numbers as their strings), in its order; otherwise an object's keys come in JavaScript's
+order (array indices first, ascending: ``{"b": 1, "2": 2, "1": 3}`` is ``{"1":3,"2":2,"b":1}``). Numbers are JavaScript's (``1.0`` is ``1``,
 ``1e16`` ``10000000000000000``, ``1e-7`` ``1e-7``; ``NaN`` and infinities ``null``); a lone
 surrogate is escaped (``\\ud800``), other characters are written as they are; a ``Map`` (``to_js``
 of a dict without ``dict_converter``) is ``{}``, a ``Uint8Array`` an object of its indices, a
@@ -25,9 +26,10 @@ from typing import Any
 from ._convert import JsDate, JsMapDict, js_key
 from .pyodide.ffi import JsException, jsnull
 
-__all__ = ["stringify"]
+__all__ = ["js_json_text", "stringify"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_INDEX = re.compile("0|[1-9][0-9]*")
 _OMIT: Any = object()  # JavaScript's undefined: the member is left out
 
 
@@ -42,6 +44,19 @@ def stringify(value: Any, replacer: Any = None, space: Any = None) -> str | None
     writer = _Writer(call, keep, _gap(space))
     text = writer.property({"": value}, "", value, "")
     return None if text is _OMIT else text
+
+
+def js_json_text(value: Any) -> str:
+    """The body JavaScript's ``Response.json(value)`` writes: ``JSON.stringify(value)``.
+
+    Raises:
+        JsException: ``TypeError: Value is not JSON serializable`` for a value ``JSON.stringify``
+            leaves ``undefined`` (a function), as ``Response.json`` does (node 20's undici).
+    """
+    text = stringify(value)
+    if text is None:
+        raise JsException("TypeError", "Value is not JSON serializable")
+    return text
 
 
 def _gap(space: Any) -> str:
@@ -96,8 +111,8 @@ class _Writer:
     def object(self, value: Mapping[Any, Any], indent: str) -> str:
         self.enter(value)
         inner = indent + self.gap
-        keys = [str(js_key(key)) for key in value] if self.keep is None else self.keep
         items = {str(js_key(key)): item for key, item in value.items()}
+        keys = _own_keys(items) if self.keep is None else self.keep
         parts = []
         for key in keys:
             if key not in items:
@@ -124,6 +139,17 @@ class _Writer:
         if not self.gap:
             return start + ",".join(parts) + end
         return f"{start}\n{inner}" + f",\n{inner}".join(parts) + f"\n{indent}{end}"
+
+
+def _own_keys(items: dict[str, Any]) -> list[str]:
+    """A JavaScript object's keys in its own order: array indices (``"0"`` to ``"4294967294"``,
+    as JavaScript writes them) first, ascending, then the others as inserted (node:
+    ``JSON.stringify({b: 1, 2: 2, 1: 3})`` is ``{"1":3,"2":2,"b":1}``)."""
+    indices = [key for key in items if _INDEX.fullmatch(key) and int(key) < 2**32 - 1]
+    if not indices:
+        return list(items)
+    indices.sort(key=int)
+    return indices + [key for key in items if key not in set(indices)]
 
 
 def _quote(text: str) -> str:

@@ -15,7 +15,6 @@ them when used; any other name raises ``AttributeError``.
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 import time
@@ -99,8 +98,6 @@ __all__ = [
     "structuredClone",
     "undefined",
 ]
-
-_log = logging.getLogger("durable.js")
 
 
 class _Pair:
@@ -334,8 +331,11 @@ class JSON:
 
 
 class console:  # noqa: N801 - the JavaScript global's name
-    """``js.console``: ``log``, ``info``, ``warn``, ``error``, ``debug`` go to the ``durable.js``
-    logger, and so do ``trace``, ``dir``, ``table`` (as ``log``), ``count`` / ``countReset``,
+    """``js.console``: ``log``, ``info`` and ``debug`` print to standard output, ``warn`` and
+    ``error`` to standard error, as workerd prints them (miniflare 4.20260426.0: workerd's stdout
+    and stderr); they went to the ``durable.js`` logger at ``INFO`` and so were shown nowhere
+    unless logging was configured, where ``print()`` (which a Python Worker's ``console.log``
+    is too) showed. ``trace``, ``dir``, ``table`` print as ``log``, and so do ``count`` / ``countReset``,
     ``time`` / ``timeLog`` / ``timeEnd`` (``label: 1.5ms``), ``group`` / ``groupCollapsed`` /
     ``groupEnd`` (indenting by two spaces) and ``assert_`` (Pyodide's name for
     ``console.assert``: ``Assertion failed`` at ``error`` when its first argument is falsy)."""
@@ -350,24 +350,19 @@ class console:  # noqa: N801 - the JavaScript global's name
 
     @staticmethod
     def log(*args: Any) -> None:
-        _log.info(console._text(args))
+        print(console._text(args), file=sys.stdout, flush=True)
 
     info = log
+    debug = log
     trace = log
     dir = log
     table = log
 
     @staticmethod
     def warn(*args: Any) -> None:
-        _log.warning(console._text(args))
+        print(console._text(args), file=sys.stderr, flush=True)
 
-    @staticmethod
-    def error(*args: Any) -> None:
-        _log.error(console._text(args))
-
-    @staticmethod
-    def debug(*args: Any) -> None:
-        _log.debug(console._text(args))
+    error = warn
 
     @staticmethod
     def assert_(condition: Any = False, *args: Any) -> None:
@@ -438,16 +433,17 @@ class Response:
 
     @staticmethod
     def json(data: Any, init: dict[str, Any] | None = None, /, **fields: Any) -> Any:
-        """JavaScript's ``Response.json``: the body is ``JSON.stringify(data)`` (compact)."""
-        import json
-
+        """JavaScript's ``Response.json``: the body is ``JSON.stringify(data)`` (compact: ``1.0``
+        is ``1``, ``NaN`` ``null``); a value ``JSON.stringify`` leaves ``undefined`` (a function)
+        raises ``TypeError: Value is not JSON serializable``."""
         from ._http import Response as SdkResponse
+        from ._jsjson import js_json_text
 
         options = {**(init or {}), **fields}
         headers = durable_headers(options.get("headers"))
         if "content-type" not in headers:
             headers["content-type"] = "application/json"
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        text = js_json_text(data)
         return SdkResponse(text, options.get("status", 200), options.get("statusText", ""), headers)
 
     @staticmethod
