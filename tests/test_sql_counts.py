@@ -198,3 +198,16 @@ async def test_in_subquery_under_reverse_unordered_selects(durable_runtime: dura
     stub = durable_runtime.namespace(Counts).get_by_name("r-empty")
     empty = [_T[0], _T[2], "PRAGMA reverse_unordered_selects = 1"]
     assert await testing.run_in_object(stub, _bound(empty, "SELECT * FROM t WHERE id IN (SELECT tid FROM p)")) == (2, 0)
+
+
+async def test_update_scan_whose_index_root_page_equals_the_rowid_register(durable_runtime: durable.Runtime) -> None:
+    """An UPDATE's scan opens the index it rewrites ``Once`` inside the loop (``OpenWrite 1 5``):
+    with two tables before it, the index's root page (5) is also the number of the register that
+    holds the rowid, whose ``IsNull`` guard is not a way out of the loop (workerd: 2 and 3, fuzz
+    seed 9950, sequence 116; counted the rows returned, 0)."""
+    setup = ["CREATE TABLE t0(x)", "CREATE TABLE t1(x)", "CREATE TABLE k(c UNIQUE)", "INSERT INTO k VALUES (1),(2)"]
+    stub = durable_runtime.namespace(Counts).get_by_name("root5")
+    assert await testing.run_in_object(stub, _bound(setup, "UPDATE k SET c = c+10")) == (2, 4)
+    setup = [*setup[:2], "CREATE TABLE t2(x)", "CREATE TABLE k(c UNIQUE, d)", "INSERT INTO k VALUES (1,1),(2,2),(3,3)"]
+    stub = durable_runtime.namespace(Counts).get_by_name("root6")
+    assert await testing.run_in_object(stub, _bound(setup, "UPDATE k SET c = c+10 WHERE d > 1")) == (3, 4)
