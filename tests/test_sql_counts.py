@@ -211,3 +211,23 @@ async def test_update_scan_whose_index_root_page_equals_the_rowid_register(durab
     setup = [*setup[:2], "CREATE TABLE t2(x)", "CREATE TABLE k(c UNIQUE, d)", "INSERT INTO k VALUES (1,1),(2,2),(3,3)"]
     stub = durable_runtime.namespace(Counts).get_by_name("root6")
     assert await testing.run_in_object(stub, _bound(setup, "UPDATE k SET c = c+10 WHERE d > 1")) == (3, 4)
+
+
+async def test_twin_maps_an_equality_seeks_index_back(durable_runtime: durable.Runtime) -> None:
+    """The twin's root pages differ from the database's (here a dropped table freed page 2): an
+    index opened for an equality (``OpenWrite`` with P5 = ``OPFLAG_SEEKEQ``, 0x02, taken for
+    ``OPFLAG_P2ISREG``) kept the twin's root page, which named the table on the database, and
+    ``rows_read`` counted the rows returned (workerd, miniflare 4.20260426: 2 and 2)."""
+    statements = [
+        "CREATE TABLE x (y)",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT)",
+        "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z'), (4, 'w'), (5, 'v')",
+        "CREATE INDEX ta ON t(a)",
+        "DROP TABLE x",
+        "UPDATE t SET b = 'q' WHERE a = 3",
+        _COUNTERS,
+        "DELETE FROM t WHERE a = 4",
+        _COUNTERS,
+    ]
+    result = await _run(durable_runtime, statements)
+    assert [(rows, read) for rows, read, _ in result[5:]] == [([], 2), ([[1, 6, 5]], 0), ([], 2), ([[1, 7, 5]], 0)]
