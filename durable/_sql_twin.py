@@ -77,6 +77,15 @@ def listed(
     return mapped
 
 
+def close(cache: dict[str, Any]) -> None:
+    """Close the twin kept in ``cache``, if any: the instance that used it ended (eviction,
+    hibernation, reset), and an object's twin holds its schema's pages until the object's
+    database is dropped, which an evicted object's never is."""
+    hit = cache.pop(TWIN, None)
+    if hit is not None and hit[1][0] is not None:
+        hit[1][0][0].close()
+
+
 def _twin(
     conn: sqlite3.Connection, cache: dict[str, Any], tag: str, switches: tuple[int, ...]
 ) -> tuple[sqlite3.Connection, dict[int, int]] | None:

@@ -231,3 +231,31 @@ async def test_twin_maps_an_equality_seeks_index_back(durable_runtime: durable.R
     ]
     result = await _run(durable_runtime, statements)
     assert [(rows, read) for rows, read, _ in result[5:]] == [([], 2), ([[1, 6, 5]], 0), ([], 2), ([[1, 7, 5]], 0)]
+
+
+async def test_the_twin_closes_with_the_instance(tmp_path: Any) -> None:
+    """The in-memory twin that a write's ``rows_read`` built closes when the instance ends
+    (eviction here): it stayed open, its schema's pages held, for as long as the runtime kept
+    the object's state, which it does for every object it ran."""
+    from durable._sql_twin import TWIN
+
+    def body(obj: Any, ctx: durable.State) -> Any:
+        sql = ctx.storage.sql
+        sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, a)")
+        sql.exec("INSERT INTO t (a) VALUES (1), (2)")
+        cursor = sql.exec("UPDATE t SET a = a + 1 WHERE a > 0")
+        assert cursor.rows_read == 2
+        hit: Any = sql._state.reads[TWIN]
+        return hit[1][0][0]
+
+    async with durable.Runtime(path=tmp_path) as runtime:
+        stub = runtime.namespace(Counts).get_by_name("twin")
+        twin = await testing.run_in_object(stub, body)
+        assert twin.execute("SELECT 1").fetchone() == (1,)
+        await testing.evict(stub)
+        try:
+            twin.execute("SELECT 1")
+        except Exception as exc:
+            assert "closed" in str(exc)
+        else:
+            raise AssertionError("the twin is still open")
