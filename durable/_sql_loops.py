@@ -338,6 +338,8 @@ def _range(
             if name != "Jump" and p2 == step[0]:
                 filtered = True  # another test: on to the next entry (the steps are the same)
                 continue
+            if dml and name != "Jump" and addr < p2 <= min(w[0] for w in writes):
+                continue  # a constraint's check (NoConflict of a UNIQUE index, CHECK): on to the write
             return None
         if addr < start[0] and name == "IsNull" and p2 >= step[0]:
             guards.append(_source(ops, p1, addr))

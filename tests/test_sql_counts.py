@@ -259,3 +259,27 @@ async def test_the_twin_closes_with_the_instance(tmp_path: Any) -> None:
             assert "closed" in str(exc)
         else:
             raise AssertionError("the twin is still open")
+
+
+async def test_range_writes_that_check_a_unique_or_check_constraint(durable_runtime: durable.Runtime) -> None:
+    """An UPDATE over a rowid or index range that sets a UNIQUE column or one with a CHECK tests
+    the constraint inside its loop (a jump forward to the write, not out of the loop): counted as
+    the same range, with ``RETURNING`` too (workerd, miniflare 4.20260426; fuzz seeds 9904, 9905:
+    an empty range with ``RETURNING`` read 3, counted 0)."""
+    setup = [
+        "CREATE TABLE t1 (id INTEGER PRIMARY KEY, b UNIQUE, c CHECK (c IS NULL OR c < 100), d)",
+        "CREATE INDEX td ON t1(d)",
+        "INSERT INTO t1 (b, d) VALUES (1, 1), (2, 1), (3, 0), (4, 0)",
+    ]
+    cases: list[tuple[str, tuple[Any, ...], tuple[int, int]]] = [
+        ("UPDATE t1 SET b = ? WHERE id BETWEEN ? AND ? RETURNING b", (2.5, 1, 0), (3, 0)),
+        ("UPDATE t1 SET b = ? WHERE id BETWEEN ? AND ?", (8, 2, 2), (2, 2)),
+        ("UPDATE t1 SET b = b + ? WHERE id BETWEEN ? AND ? RETURNING b", (10, 1, 3), (13, 6)),
+        ("UPDATE OR IGNORE t1 SET b = ? WHERE id BETWEEN ? AND ?", (1, 1, 3), (4, 2)),
+        ("UPDATE t1 SET c = ? WHERE id BETWEEN ? AND ?", (5, 1, 3), (4, 3)),
+        ("UPDATE t1 SET b = b + 10 WHERE d = 1", (), (2, 4)),
+        ("UPDATE t1 SET b = b + 10 WHERE d = 1 RETURNING b", (), (8, 4)),
+    ]
+    for number, (statement, bindings, expected) in enumerate(cases):
+        stub = durable_runtime.namespace(Counts).get_by_name(f"unique{number}")
+        assert await testing.run_in_object(stub, _bound(setup, statement, *bindings)) == expected, statement
