@@ -48,6 +48,7 @@ from ._sql_multi import (
     without_returning,
 )
 from ._sql_rules import NAMED_NEED_A_DICT, named_parameters, tokens
+from ._sql_twin import close as close_twin
 from ._sql_twin import listed
 
 _COUNTED: Final = frozenset({
@@ -140,6 +141,7 @@ def rows_read(
         else:
             shape = classify(conn, sql, params, tag, created=created, cache=cache)
             if len(cache) > 256:
+                close_twin(cache)
                 cache.clear()
             cache[key] = (epoch, shape)
         if shape is None:

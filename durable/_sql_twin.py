@@ -98,7 +98,7 @@ def _twin(
     if hit is not None and hit[0] == key:
         twin: tuple[sqlite3.Connection, dict[int, int]] | None = hit[1][0]
         return twin
-    cache.pop(TWIN, None)
+    close(cache)  # (Python 3.13 warns of a connection left to the garbage collector)
     twin = _build(rows, switches)
     cache[TWIN] = (key, (twin,))
     return twin
