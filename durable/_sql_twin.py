@@ -20,6 +20,7 @@ schema or a switch changes.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Callable
@@ -83,7 +84,8 @@ def close(cache: dict[str, Any]) -> None:
     database is dropped, which an evicted object's never is."""
     hit = cache.pop(TWIN, None)
     if hit is not None and hit[1][0] is not None:
-        hit[1][0][0].close()
+        with contextlib.suppress(sqlite3.Error):  # (never in the way of the database's own close)
+            hit[1][0][0].close()
 
 
 def _twin(
