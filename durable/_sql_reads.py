@@ -34,7 +34,7 @@ import sqlite3
 import warnings
 from typing import Any, Final, NamedTuple
 
-from ._sql_loops import JUMPS, loop_rows, loop_shape
+from ._sql_loops import JUMPS, _rowid_read, loop_rows, loop_shape
 from ._sql_multi import (
     DROP,
     add_column_reads,
@@ -48,6 +48,7 @@ from ._sql_multi import (
     without_returning,
 )
 from ._sql_rules import NAMED_NEED_A_DICT, named_parameters, tokens
+from ._sql_twin import close as close_twin
 from ._sql_twin import listed
 
 _COUNTED: Final = frozenset({
@@ -140,6 +141,7 @@ def rows_read(
         else:
             shape = classify(conn, sql, params, tag, created=created, cache=cache)
             if len(cache) > 256:
+                close_twin(cache)
                 cache.clear()
             cache[key] = (epoch, shape)
         if shape is None:
@@ -548,13 +550,9 @@ def _inline_subroutines(ops: list[tuple[Any, ...]]) -> dict[int, int]:
 def _rowid_guard(ops: list[tuple[Any, ...]], addr: int) -> bool:
     """Whether the jump at ``addr`` is an ``IsNull`` of a rowid just read (an UPDATE's guard,
     never taken: a row always has a rowid)."""
-    name, register = ops[addr][1], ops[addr][2]
-    if name != "IsNull":
-        return False
-    for op in reversed(ops[:addr]):
-        if op[3] == register and op[1] != "IsNull":
-            return bool(op[1] == "Rowid")
-    return False
+    # (What last wrote the register, by each instruction's output operand: a P2 equal to it may
+    # be a root page, as in the ``OpenWrite`` of an index opened ``Once`` inside the loop.)
+    return ops[addr][1] == "IsNull" and _rowid_read(ops, addr, ops[addr][2])
 
 
 def _key_source(ops: list[tuple[Any, ...]], before: int, register: int) -> tuple[str, Any] | None:

@@ -6,7 +6,7 @@ count when it halts, and an ``EXPLAIN`` of it halts too, having changed nothing:
 ``changes()`` reads 0 after it, where workerd (which counts inside SQLite and lists no program)
 still answers the write's count. No SQL sets ``changes()`` back without adding to
 ``total_changes()`` as well, so such a program is listed on a twin instead: an in-memory
-database given the same schema (``sqlite_master``'s statements, run in order) and switches
+database given the same schema (``sqlite_master``'s rows, written there) and switches
 (``foreign_keys``...), whose program is the one SQLite compiles on the object's database but for
 the b-trees' root pages, which are mapped back by name.
 
@@ -20,6 +20,7 @@ schema or a switch changes.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Callable
@@ -66,14 +67,25 @@ def listed(
         program = explain(other, sql, params, tag)
     except sqlite3.Error:
         return explain(conn, sql, params, tag)
-    # P2 of an open of the main database (P3 = 0) is a root page, unless P5 says it is a register.
+    # P2 of an open of the main database (P3 = 0) is a root page, unless P5 says it is a register
+    # (OPFLAG_P2ISREG, 0x10; 0x02 is OPFLAG_SEEKEQ, which an index's open for an equality has).
     mapped = [
-        (*row[:3], roots.get(row[3], 0), *row[4:]) if row[1] in _OPENS and row[4] == 0 and not row[6] & 0x02 else row
+        (*row[:3], roots.get(row[3], 0), *row[4:]) if row[1] in _OPENS and row[4] == 0 and not row[6] & 0x10 else row
         for row in program
     ]
     if any(row[3] == 0 and row[1] in _OPENS for row in mapped):
         return explain(conn, sql, params, tag)  # (a b-tree the twin has and the database not)
     return mapped
+
+
+def close(cache: dict[str, Any]) -> None:
+    """Close the twin kept in ``cache``, if any: the instance that used it ended (eviction,
+    hibernation, reset), and an object's twin holds its schema's pages until the object's
+    database is dropped, which an evicted object's never is."""
+    hit = cache.pop(TWIN, None)
+    if hit is not None and hit[1][0] is not None:
+        with contextlib.suppress(sqlite3.Error):  # (never in the way of the database's own close)
+            hit[1][0][0].close()
 
 
 def _twin(
@@ -88,33 +100,49 @@ def _twin(
     if hit is not None and hit[0] == key:
         twin: tuple[sqlite3.Connection, dict[int, int]] | None = hit[1][0]
         return twin
-    cache.pop(TWIN, None)
+    close(cache)  # (Python 3.13 warns of a connection left to the garbage collector)
     twin = _build(rows, switches)
     cache[TWIN] = (key, (twin,))
     return twin
 
 
 def _build(rows: list[Any], switches: tuple[int, ...]) -> tuple[sqlite3.Connection, dict[int, int]] | None:
+    """The twin, its ``sqlite_master`` written row by row (``writable_schema``) rather than built
+    by running each ``CREATE``: SQLite parses each new object's rows again from a scan of all of
+    ``sqlite_master``, so that a schema of n objects took n scans to build (0.4 s for 3000 on
+    SQLite 3.40, at every first ``rows_read`` of a write after a schema change). A program is only
+    listed there, never run: each object's root page is a page of the twin's (numbered 3, 4...
+    in ``sqlite_master``'s order; SQLite refuses a root page past the database's end, so the
+    twin is made as long with a blob of 512-byte pages), mapped back to the database's."""
     for _, name, _, _, text in rows:
         if str(name).lower().startswith("sqlite_stat") or (text is not None and _VIRTUAL.match(text)):
             return None
     other = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    roots = {1: 1}
+    entries = []
+    for number, (kind, name, table, root, text) in enumerate(rows):
+        mine = number + 3 if root else 0
+        if root:
+            roots[mine] = root
+        entries.append((kind, name, table, mine, text))
     try:
         for name, value in zip(_SWITCHES, switches, strict=True):
             other.execute(f"PRAGMA {name} = {value}")
         for name in ("printf", "format"):  # (durable's own on the object's connection: _sql._limit)
             other.create_function(name, -1, _nothing, deterministic=True)
-        for _, name, _, _, text in rows:
-            if text is not None and str(name).lower() != "sqlite_sequence":
-                other.execute(text)
-        theirs = {str(name): root for name, root in other.execute("SELECT name, rootpage FROM sqlite_master")}
+        other.execute("PRAGMA page_size = 512")
+        other.execute("BEGIN")
+        other.execute("CREATE TABLE pages (x)")
+        other.execute("INSERT INTO pages VALUES (zeroblob(?))", ((len(rows) + 3) * 512,))
+        other.execute("PRAGMA writable_schema = ON")
+        other.execute("DELETE FROM sqlite_master")
+        other.executemany("INSERT INTO sqlite_master VALUES (?, ?, ?, ?, ?)", entries)
+        other.execute("COMMIT")
+        other.execute("PRAGMA writable_schema = RESET")  # (off, and the schema read afresh)
+        other.execute("SELECT * FROM sqlite_master LIMIT 0").fetchall()  # (parsed now: a bad one fails here)
     except sqlite3.Error:
         other.close()
         return None
-    roots = {1: 1}
-    for _, name, _, root, _ in rows:
-        if root and str(name) in theirs:
-            roots[theirs[str(name)]] = root
     return other, roots
 
 
