@@ -45,6 +45,7 @@ __all__ = [
     "CallbackStub",
     "RpcTarget",
     "TargetStub",
+    "call_target_member",
     "copy_params",
     "dispose_all",
     "register_promise_type",
@@ -342,9 +343,7 @@ class _TargetMember:
         self._name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._target_stub._start_call(
-            functools.partial(_call_member, self._target_stub._value, self._name), args, kwargs
-        )
+        return call_target_member(self._target_stub, self._name, self._name, args, kwargs)
 
     def __await__(self) -> Generator[Any, None, Any]:
         awaitable = self._target_stub._start_call(
@@ -374,7 +373,14 @@ class _NoMember:
         return awaitable.__await__()  # type: ignore[no-any-return]
 
 
-def _no_member(name: str, *args: Any, **kwargs: Any) -> NoReturn:
+def call_target_member(stub: TargetStub, name: str, label: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call the method ``name`` of the target ``stub`` reaches (``await t.name(*args, **kwargs)``);
+    ``label``, the path that reached it, names it in workerd's ``"<label>" is not a function.``
+    (``_pipeline``: a call at the end of a longer path, as ``p.target.size()``)."""
+    return stub._start_call(functools.partial(_call_member, stub._value, name, label), args, kwargs)
+
+
+def _no_member(name: str, /, *args: Any, **kwargs: Any) -> NoReturn:
     raise TypeError(f'The RPC receiver does not implement the method "{name}".')
 
 
@@ -389,12 +395,13 @@ def _resolve(target: RpcTarget, name: str) -> Any:
     raise TypeError(f'The RPC receiver does not implement the method "{name}".')
 
 
-def _call_member(target: RpcTarget, name: str, *args: Any, **kwargs: Any) -> Any:
+def _call_member(target: RpcTarget, name: str, label: str, /, *args: Any, **kwargs: Any) -> Any:
+    # (Positional-only: the method's own keyword arguments may be called ``name`` or ``target``.)
     attr = _resolve(target, name)
     get = getattr(type(attr), "__get__", None)
     value = get(attr, target, type(target)) if get is not None else attr
     if not callable(value):
-        raise TypeError(f'"{name}" is not a function.')
+        raise TypeError(f'"{label}" is not a function.')
     return value(*args, **kwargs)
 
 
