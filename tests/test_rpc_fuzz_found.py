@@ -397,3 +397,45 @@ class TestKeywordsOfATargetsMethod:
         assert await box.named(name=1, target=2, label=3) == [1, 2, 3]
         assert await stub.box().named(name=4) == [4, None, None]
         assert await stub.config().target.named(target=5) == [None, 5, None]
+
+
+class TestHeldTargetPaths:
+    """workerd (miniflare 4.20260426, compatibility date 2026-04-20) walks a path on a held
+    ``RpcTarget`` stub where the target lives: ``await t.child.size`` reads, ``t.child.add(1)``
+    calls, ``t.child.size(1)`` raises ``"child.size" is not a function.`` (remote), a name missing
+    on the way ``does not implement the method "nope".``, one walked on from a number names the
+    member before it. Before: ``AttributeError: '_TargetMember' object has no attribute ...``."""
+
+    async def test_reads_and_calls(self, durable_runtime: durable.Runtime) -> None:
+        box = await durable_runtime.namespace(Configs).get_by_name("c").box()
+        assert await box.child.size == 0
+        assert await box.obj.k == 1
+        assert await box.child.add(2) == [2]
+        assert await box.obj.t.child.add(3) == [3]
+        assert await box.child.named(name=4) == [4, None, None]
+
+    @pytest.mark.parametrize(
+        ("path", "message"),
+        [
+            (("child", "size"), '"child.size" is not a function.'),
+            (("obj", "k"), '"obj.k" is not a function.'),
+            (("obj", "t", "child", "size"), '"obj.t.child.size" is not a function.'),
+            (("child", "nope"), 'The RPC receiver does not implement the method "nope".'),
+            (("obj", "nope", "x"), 'The RPC receiver does not implement the method "nope".'),
+            (("size", "x"), 'The RPC receiver does not implement the method "size".'),
+            (("obj", "k", "x"), 'The RPC receiver does not implement the method "k".'),
+        ],
+    )
+    async def test_errors(self, durable_runtime: durable.Runtime, path: tuple[str, ...], message: str) -> None:
+        member: Any = await durable_runtime.namespace(Configs).get_by_name("c").box()
+        for name in path:
+            member = getattr(member, name)
+        with pytest.raises(TypeError) as info:
+            await member(1)
+        assert info.value.args == (message,) and info.value.remote  # type: ignore[attr-defined]
+
+    async def test_a_functions_member_path(self, maker: Any) -> None:
+        """workerd: ``fn.a.x()`` on a function's stub names ``"a"``."""
+        fn, _, _ = await maker.make()
+        with pytest.raises(TypeError, match=r'^The RPC receiver does not implement the method "a"\.$'):
+            await fn.a.x()
