@@ -380,8 +380,9 @@ class _NoMember:
         self._name = name
 
     def __getattr__(self, name: str) -> _NoMember:
-        # ``cb.a.b()``: workerd names the first member, the one the function lacks.
-        if name.startswith("__") and name.endswith("__"):
+        # ``cb.a.b()``: workerd names the first member, the one the function lacks. (As on the
+        # stub: names starting with ``_`` are Python's protocols.)
+        if name.startswith("_"):
             raise AttributeError(name)
         return self
 
