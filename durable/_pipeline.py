@@ -13,7 +13,8 @@ What the name reaches, once the first call's result is in (the same as workerd):
 - a stub (an ``RpcTarget``'s, a function's, a Durable Object's): its member, as
   ``(await promise).name`` gives it;
 - a plain ``dict`` (a JavaScript object): its key ``name``; calling it works only if its value is a
-  function (which crossed as a callback stub), else ``TypeError: "name" is not a function.``;
+  function (which crossed as a callback stub), else ``TypeError: "name" is not a function.``
+  (a call at the end of a longer path names the whole path: ``"a.b.name" is not a function.``);
 - anything else (``None``, a number, a string, a list, a ``dict`` without the key): ``TypeError:
   The RPC receiver does not implement the method "name".``;
 - ``dup`` is refused everywhere: ``TypeError: 'dup' is a reserved method and cannot be called
@@ -41,7 +42,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, final
 
 from ._codec import ATOMIC_TYPES
-from ._rpc_target import CallbackStub, TargetStub, copy_params, dispose_all
+from ._rpc_target import CallbackStub, TargetStub, call_target_member, copy_params, dispose_all
 
 if TYPE_CHECKING:
     from ._stub import RpcPromise
@@ -113,7 +114,7 @@ class PipelinedMember:
                 return _new_promise(self._source, exc)
         path = self._path
         if len(path) == 1:  # made by a done callback of the source (see the module's docstring)
-            promise = _new_promise(self._source, functools.partial(_call_member, path[0], args, kwargs))
+            promise = _new_promise(self._source, functools.partial(_call_member, path, args, kwargs))
         else:
             promise = _new_promise(self._source, _call(self._source, path, args, kwargs))
         if received is not None:  # disposed when the call ends, as a call's (_rpc_target)
@@ -138,19 +139,24 @@ async def _read_path(source: RpcPromise, path: tuple[str, ...]) -> Any:
 
 
 async def _call(source: RpcPromise, path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    previous = path[-2] if len(path) > 1 else None
-    result = _call_member(path[-1], args, kwargs, await _read_path(source, path[:-1]), previous)
+    result = _call_member(path, args, kwargs, await _read_path(source, path[:-1]))
     return await result if inspect.isawaitable(result) else result
 
 
-def _call_member(
-    name: str, args: tuple[Any, ...], kwargs: dict[str, Any], value: Any, previous: str | None = None
-) -> Any:
-    """Call ``name`` of ``value`` (a result, not awaited; reached by the member ``previous`` of a
-    longer path): its promise, or workerd's TypeError."""
-    method = _member(value, name, previous)
+def _call_member(path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any], value: Any) -> Any:
+    """Call ``path[-1]`` of ``value`` (a result, not awaited, reached by the rest of ``path``):
+    its promise, or workerd's TypeError. A member that is not a function is named by the whole
+    path from the first call's result, as workerd names it (measured with miniflare 4.20260426,
+    compatibility date 2026-04-20: ``getConfig().target.size(1)``, ``size`` a getter of an
+    ``RpcTarget``, raises ``"target.size" is not a function.``; ``.nested.inner.x(1)`` on a
+    plain object ``"nested.inner.x" ...``; ``getTarget().size(1)`` ``"size" ...``; found by
+    ``run_rpc.py --seed 9975 --loop uvloop``)."""
+    name = path[-1]
+    method = _member(value, name, path[-2] if len(path) > 1 else None)
+    if type(value) is TargetStub:  # named where the target lives, its error crossing back from there
+        return call_target_member(value, name, ".".join(path), args, kwargs)
     if not callable(method):
-        raise _remote(TypeError(f'"{name}" is not a function.'))
+        raise _remote(TypeError(f'"{".".join(path)}" is not a function.'))
     return method(*args, **kwargs)
 
 

@@ -392,9 +392,14 @@ def in_listener(socket: WebSocket) -> bool:
 
 
 def close_listener_raised(socket: WebSocket) -> bool:
-    """Whether a ``"close"`` listener of ``socket`` raised: ``ctx.get_tags()`` words its error
-    for an end accepted with ``accept()`` as for an open one from then on (``_state.tags_of``)."""
-    return socket.delivery._raised == CLOSE
+    """Whether a ``"close"`` listener of ``socket`` raised on a close the peer began: ``ctx.get_tags()``
+    words its error for an end accepted with ``accept()`` as for an open one from then on
+    (``_state.tags_of``). Not when the close event answered this end's own ``close()``: workerd
+    (miniflare 4.20260426, compatibility date 2026-04-20) then says "you must call
+    'acceptWebSocket()' ..." as for any CLOSED end (``run_ws.py 100 --seed 10031 --resets``,
+    sequence 91); a listener that calls ``close()`` on the peer's close, then raises, still
+    gets "only hibernatable ..."."""
+    return socket.delivery._raised == CLOSE and not socket.network.began_close
 
 
 def _listen(socket: WebSocket, listener: Callable[[Any], Any], event: Any) -> Any:

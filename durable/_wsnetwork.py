@@ -55,6 +55,7 @@ class NetworkEnd:
         closed_in: a Close (or an error) arrived from the peer.
         closed_out: this end sent its Close.
         replied: that Close was the runtime's answer to the peer's (and the object's ``close()`` came not since).
+        began_close: this end's ``close()`` sent its Close before the peer's arrived.
         close_due: ``(code, reason, was_clean)`` of a close that arrived on a hibernatable end
             and waits for its close event (:meth:`take_close`); until then the object sees the
             end ``OPEN`` (or ``CLOSING`` after its own ``close()``), as in workerd.
@@ -69,15 +70,15 @@ class NetworkEnd:
     """
 
     __slots__ = (
-        "_beyond", "_last_words", "_pending", "close_due", "close_info", "closed_in", "closed_out", "delivery", "gone",
-        "half_open", "peer", "replied", "unread", "used",
+        "_beyond", "_last_words", "_pending", "began_close", "close_due", "close_info", "closed_in", "closed_out",
+        "delivery", "gone", "half_open", "peer", "replied", "unread", "used",
     )  # fmt: skip
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self.peer: NetworkEnd | None = None
         self.closed_in = self.closed_out = self.replied = self.gone = self.used = self._last_words = False
-        self.half_open = self.unread = False
+        self.half_open = self.unread = self.began_close = False
         self.close_info: tuple[int, str, bool] | None = None
         self.close_due: tuple[int, str, bool] | None = None
         self._beyond: str | None = None  # a client beyond the runtime: who answers its Close
@@ -111,7 +112,7 @@ class NetworkEnd:
         if self.peer is not None:
             self.peer.peer = other
         other.closed_in, other.closed_out, other.gone = self.closed_in, self.closed_out, self.gone
-        other.replied, other.close_due = self.replied, self.close_due
+        other.replied, other.close_due, other.began_close = self.replied, self.close_due, self.began_close
         other.close_info, other._beyond = self.close_info, self._beyond
         self.peer = None
 
@@ -149,7 +150,7 @@ class NetworkEnd:
             if self.close_due is not None:
                 self.closed_out = True  # CLOSING until the close event, as in workerd
             return
-        self.closed_out = True
+        self.closed_out, self.began_close = True, not self.closed_in
         self.emit((CLOSE, code, reason, True))
         if self.closed_in:
             self.delivery.finished()

@@ -296,3 +296,146 @@ class TestLoneSurrogates:
         with pytest.raises(durable.ObjectAbortedError) as info:
             await maker.stop("x\ud800")
         assert str(info.value) == "x\ufffd\ufffd\ufffd"
+
+
+class Box(durable.RpcTarget):
+    def add(self, v: int) -> list[int]:
+        return [v]
+
+    def named(self, name: Any = None, target: Any = None, label: Any = None) -> list[Any]:
+        return [name, target, label]
+
+    @property
+    def size(self) -> int:
+        return 0
+
+    @property
+    def child(self) -> Box:
+        return Box()
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        return {"k": 1, "t": Box()}
+
+
+class Configs(durable.DurableObject):
+    def config(self) -> dict[str, Any]:
+        return {"name": "n", "target": Box(), "nested": {"val": 7, "inner": {"x": 1, "t": Box()}}}
+
+    def box(self) -> Box:
+        return Box()
+
+
+class TestPipelinedNotAFunction:
+    """workerd (miniflare 4.20260426, compatibility date 2026-04-20) names a pipelined call's
+    member that is not a function by its whole path from the first call's result:
+    ``getConfig().target.size(1)`` raises ``TypeError: "target.size" is not a function.`` (remote),
+    ``getConfig().nested.inner.x(1)`` ``"nested.inner.x" ...``; a call right on the result names
+    the one name (``getConfig().name(1)``, ``getTarget().size(1)``: ``"size" ...``), and so does a
+    call on a held stub (``(await getTarget()).size(1)``). Found by ``run_rpc.py --seed 9975 --loop
+    uvloop`` (interaction 116). Before: the last name only (``"size" is not a function.``)."""
+
+    @pytest.mark.parametrize(
+        ("source", "path", "label"),
+        [
+            ("config", ("target", "size"), "target.size"),
+            ("config", ("name",), "name"),
+            ("config", ("nested", "val"), "nested.val"),
+            ("config", ("nested", "inner", "x"), "nested.inner.x"),
+            ("config", ("nested", "inner", "t", "size"), "nested.inner.t.size"),
+            ("config", ("target", "child", "child", "size"), "target.child.child.size"),
+            ("config", ("target", "obj", "t", "size"), "target.obj.t.size"),
+            ("box", ("size",), "size"),
+            ("box", ("child", "size"), "child.size"),
+            ("box", ("obj", "k"), "obj.k"),
+        ],
+    )
+    async def test_names_the_path(
+        self, durable_runtime: durable.Runtime, source: str, path: tuple[str, ...], label: str
+    ) -> None:
+        member: Any = getattr(durable_runtime.namespace(Configs).get_by_name("c"), source)()
+        for name in path:
+            member = getattr(member, name)
+        with pytest.raises(TypeError) as info:
+            await member(1)
+        assert info.value.args == (f'"{label}" is not a function.',) and info.value.remote  # type: ignore[attr-defined]
+
+    async def test_a_held_stub_names_the_name(self, durable_runtime: durable.Runtime) -> None:
+        box = await durable_runtime.namespace(Configs).get_by_name("c").box()
+        with pytest.raises(TypeError, match=r'^"size" is not a function\.$'):
+            await box.size(1)
+
+    @pytest.mark.parametrize(
+        ("path", "missing"),
+        [
+            (("target", "nope"), "nope"),
+            (("nested", "nope", "y"), "nope"),
+            (("name", "x"), "name"),
+            (("target", "size", "x"), "size"),
+        ],
+    )
+    async def test_a_missing_member_is_named_alone(
+        self, durable_runtime: durable.Runtime, path: tuple[str, ...], missing: str
+    ) -> None:
+        """workerd: a member missing on the way (or walked on from a number, a string) is named
+        alone: ``getConfig().nested.nope.y()`` raises ``... does not implement the method "nope".``"""
+        member: Any = durable_runtime.namespace(Configs).get_by_name("c").config()
+        for name in path:
+            member = getattr(member, name)
+        with pytest.raises(TypeError, match=rf'^The RPC receiver does not implement the method "{missing}"\.$'):
+            await member(1)
+
+
+class TestKeywordsOfATargetsMethod:
+    """A target's method whose keyword arguments are called ``name``, ``target`` or ``label``
+    (the names of durable's own helper's parameters): before, ``await box.named(name=1)`` raised
+    ``TypeError: _call_member() got multiple values for argument 'name'``."""
+
+    async def test_called_by_keyword(self, durable_runtime: durable.Runtime) -> None:
+        stub = durable_runtime.namespace(Configs).get_by_name("c")
+        box = await stub.box()
+        assert await box.named(name=1, target=2, label=3) == [1, 2, 3]
+        assert await stub.box().named(name=4) == [4, None, None]
+        assert await stub.config().target.named(target=5) == [None, 5, None]
+
+
+class TestHeldTargetPaths:
+    """workerd (miniflare 4.20260426, compatibility date 2026-04-20) walks a path on a held
+    ``RpcTarget`` stub where the target lives: ``await t.child.size`` reads, ``t.child.add(1)``
+    calls, ``t.child.size(1)`` raises ``"child.size" is not a function.`` (remote), a name missing
+    on the way ``does not implement the method "nope".``, one walked on from a number names the
+    member before it. Before: ``AttributeError: '_TargetMember' object has no attribute ...``."""
+
+    async def test_reads_and_calls(self, durable_runtime: durable.Runtime) -> None:
+        box = await durable_runtime.namespace(Configs).get_by_name("c").box()
+        assert await box.child.size == 0
+        assert await box.obj.k == 1
+        assert await box.child.add(2) == [2]
+        assert await box.obj.t.child.add(3) == [3]
+        assert await box.child.named(name=4) == [4, None, None]
+
+    @pytest.mark.parametrize(
+        ("path", "message"),
+        [
+            (("child", "size"), '"child.size" is not a function.'),
+            (("obj", "k"), '"obj.k" is not a function.'),
+            (("obj", "t", "child", "size"), '"obj.t.child.size" is not a function.'),
+            (("child", "nope"), 'The RPC receiver does not implement the method "nope".'),
+            (("obj", "nope", "x"), 'The RPC receiver does not implement the method "nope".'),
+            (("size", "x"), 'The RPC receiver does not implement the method "size".'),
+            (("obj", "k", "x"), 'The RPC receiver does not implement the method "k".'),
+        ],
+    )
+    async def test_errors(self, durable_runtime: durable.Runtime, path: tuple[str, ...], message: str) -> None:
+        member: Any = await durable_runtime.namespace(Configs).get_by_name("c").box()
+        for name in path:
+            member = getattr(member, name)
+        with pytest.raises(TypeError) as info:
+            await member(1)
+        assert info.value.args == (message,) and info.value.remote  # type: ignore[attr-defined]
+
+    async def test_a_functions_member_path(self, maker: Any) -> None:
+        """workerd: ``fn.a.x()`` on a function's stub names ``"a"``."""
+        fn, _, _ = await maker.make()
+        with pytest.raises(TypeError, match=r'^The RPC receiver does not implement the method "a"\.$'):
+            await fn.a.x()

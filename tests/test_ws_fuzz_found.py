@@ -402,3 +402,37 @@ class TestSendAfterCloseInTheCloseHandler:
                     break
             after = "send: Can't call WebSocket send() after close()."
             assert rt.env.log == (["send: ok", "close: ok", after] if close else ["send: ok", "send: ok"])
+
+
+class TestTagsAfterACloseListenerRaisedOnItsOwnClose:
+    """An end accepted with ``accept()`` that closed first (``server.close(1000)``), whose
+    ``"close"`` listener raised on the peer's answer, is CLOSED like any other: workerd (miniflare
+    4.20260426, compatibility date 2026-04-20) answers ``ctx.getTags()`` with "you must call
+    'acceptWebSocket()' ...", in the close's event and later. Only a close the peer began leaves
+    "only hibernatable ..." for good after a raising listener (also when the listener called
+    ``close()`` before raising). Found by ``run_ws.py 100 --seed 10031 --resets`` (sequence 91).
+    durable said "only hibernatable ..."."""
+
+    async def test_own_close_first(self, durable_runtime: durable.Runtime) -> None:
+        stub = durable_runtime.namespace(RaisingCloseListener).get_by_name("own")
+        async with websocket(stub, "http://a/close") as ws:
+
+            def close(obj: durable.DurableObject, ctx: durable.State) -> None:
+                obj.server.close(1000)  # type: ignore[attr-defined]
+
+            await run_in_object(stub, close)
+            with pytest.raises(durable.WebSocketClosed):
+                await asyncio.wait_for(ws.receive(), 5)
+
+        def tags(obj: durable.DurableObject, ctx: durable.State) -> str:
+            server = obj.server  # type: ignore[attr-defined]
+            try:
+                return str(ctx.get_tags(server))
+            except durable.WebSocketError as exc:
+                return f"{server.ready_state} {exc}"
+
+        for _ in range(50):  # (the client's answer reaches the server end, whose listener raises)
+            if (await run_in_object(stub, tags)).endswith(NOT_ACCEPTED_TAGS):
+                break
+            await asyncio.sleep(0.01)
+        assert await run_in_object(stub, tags) == f"3 {NOT_ACCEPTED_TAGS}"

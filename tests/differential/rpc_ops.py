@@ -20,7 +20,8 @@ method: unknown, an instance field, a getter), ``prop`` (a property read), ``cal
 passes a function the object calls), ``keep`` / ``call_kept`` (a function passed as an argument,
 kept and called from a later call: disposed), ``caller_target`` (an RpcTarget of the caller's the
 object calls), ``pass_back`` (a stub held from an earlier result sent back to the object, which
-calls it), ``held_call`` / ``held_prop`` (calls and reads on a held stub), ``pipe`` (promise
+calls it), ``held_call`` / ``held_prop`` (calls and reads on a held stub, on a target's stub
+sometimes through ``via``, the getter ``child`` once or twice: ``h.child.child.add(v)``), ``pipe`` (promise
 pipelining: a chain of calls and property reads on the promise of a call not awaited, ``make`` of
 a kind or of ``config``, a plain object holding a function, an RpcTarget and a nested object;
 ``fail``; ``echo``; a call on a held RpcTarget or callback stub; the stubs its result holds are
@@ -68,7 +69,7 @@ PIPE_SOURCES = [*MAKE_KINDS, "config", "config", "fail", "echo", "held", "held",
 held stub (``h(v)`` or ``h.add(v)``), or one that resets the object (``abort``, ``bcw``). Not a
 property of the object's stub (``stub.answer.x``): ``durable`` has no property paths on a Durable
 Object stub (docs/differences.md)."""
-PIPE_NAMES = ["add", "size", "items", "fail", "nope", "name", "fn", "target", "nested", "deep", "dup"]
+PIPE_NAMES = ["add", "size", "items", "fail", "nope", "name", "fn", "target", "nested", "deep", "dup", "child"]
 PIPE_ARITY = {"add": 1, "fn": 1, "deep": 0, "fail": 1}
 """How many arguments a pipelined call of each name gets (Python binds them as Python does)."""
 UNSENDABLE: Tagged = {"t": "arr", "v": [{"t": "plain"}]}
@@ -200,15 +201,18 @@ class RpcGenerator:
             if roll < 0.5:
                 return {"op": "held_call", "index": index, "as": "fn", "name": "nope", "args": []}
             return {"op": "held_call", "index": index, "as": "fn", "args": [self.arg()][: int(held[2])]}
+        # A path through the target's getter ``child`` (a new Counter), walked where the target
+        # lives: "child.size" is not a function., does not implement "items" (fuzz-19).
+        via = ["child"] * rng.choice([0, 0, 0, 1, 2])
         if roll < 0.5:
-            return {"op": "held_prop", "index": index, "name": rng.choice(["size", "items", "nope"])}
+            return {"op": "held_prop", "index": index, "name": rng.choice(["size", "items", "nope"]), "via": via}
         name = rng.choice(["add", "add", "size", "items", "nope", "fail"])
         args = [self.error()] if name == "fail" else [self.arg()]
         if name == "fail" and args[0]["cls"] == "Custom":
             # A Custom error sent as a value arrives in workerd as an Error, so it throws an Error
             # where durable's keeps its class (docs/differences.md "Errors"): not compared.
             args[0]["cls"] = "Error"
-        return {"op": "held_call", "index": index, "as": "target", "name": name, "args": args}
+        return {"op": "held_call", "index": index, "as": "target", "name": name, "args": args, "via": via}
 
     def pipe_step(self) -> Step:
         """Calls and property reads on the promise of a call not awaited (promise pipelining),
@@ -430,6 +434,10 @@ class Counter(durable.RpcTarget):
     def size(self) -> float:
         return float(len(self.items))
 
+    @property
+    def child(self) -> Counter:
+        return Counter()
+
     def fail(self, error: Exception) -> None:
         raise error
 
@@ -597,6 +605,8 @@ async def _act(stub: Any, step: Step, held: list[Any], name: str) -> Any:
     h = held[step["index"]]
     if op == "pass_back":
         return await stub.use_held(h, step["as"], *args)
+    for name in step.get("via", []):
+        h = getattr(h, name)
     if op == "held_call":
         return await (h(*args) if "name" not in step else getattr(h, step["name"])(*args))
     if op == "held_prop":

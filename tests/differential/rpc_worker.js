@@ -74,6 +74,9 @@ class Counter extends RpcTarget {
   get size() {
     return this.items.length;
   }
+  get child() {
+    return new Counter();
+  }
   fail(error) {
     throw error;
   }
@@ -204,7 +207,8 @@ async function act(stub, step, held, name) {
     case "self_call": return await stub.useStub(stub, ...args);
   }
   if (step.index >= held.length) return "no such stub";
-  const h = held[step.index];
+  let h = held[step.index];
+  for (const name of step.via ?? []) h = h[name];
   switch (step.op) {
     case "pass_back": return await stub.useHeld(h, step.as, ...args);
     case "held_call": return step.name === undefined ? await h(...args) : await h[step.name](...args);
