@@ -396,9 +396,11 @@ class OutputGate:
         (:meth:`flush_now`): then no loop turn passes.
         """
         self.steps -= 1
-        if self.steps or self.batch is None:
+        if self.steps:
             return
-        self.turn_wrote = False  # what is uncommitted now is of turns that ended (keep_ended_turns)
+        self.turn_wrote = False  # uncommitted now: of turns that ended (keep_ended_turns); no batch too, after a reset
+        if self.batch is None:
+            return
         if self._handle is not None and self._loop is _get_running_loop():
             return  # a commit is already scheduled on this loop (schedule_commit's test, without the call)
         self.schedule_commit()

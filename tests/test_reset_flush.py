@@ -211,3 +211,73 @@ def test_a_loop_turn_before_the_resetting_turns_writes_keeps_the_earlier_ones(st
     aborts, and what is stored is workerd's (the first put kept, the second dropped). The first
     put's commit ran before the abort here, so its result was released."""
     assert run("asyncio", lambda: calls(storage, "put_sync", "sleep_put_abort")) == (["put", ABORTED], {"n": 9})
+
+
+async def _after_a_reset(storage: str, first: str) -> tuple[list[Any], Any]:
+    async with durable.Runtime() as rt:
+        ns = rt.namespace(Obj, storage=storage)
+        await asyncio.gather(getattr(ns.get_by_name("a"), first)(), return_exceptions=True)
+        stub = ns.get_by_name("a")  # (the first stub is broken by the reset, as in workerd)
+        results = await asyncio.gather(stub.later_put(), stub.later_abort(), return_exceptions=True)
+        return [outcome(r) for r in results], await ns.get_by_name("a").stored()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("storage", BACKENDS)
+@pytest.mark.parametrize("first", ["abort", "put_abort", "put_get_abort"])
+def test_the_rule_holds_after_a_reset_by_a_turn_that_wrote(loop: str, storage: str, first: str) -> None:
+    """The rule of ``test_writes_after_an_await_survive_an_abort_after_an_await`` on a new instance,
+    after a reset by a turn that wrote: that turn's mark (it wrote) outlived it, as no batch was
+    left when its step ended, and the next reset dropped the put made after an await (3.12+,
+    where the later steps of an event are not counted)."""
+    result = run(loop, lambda: _after_a_reset(storage, first))
+    assert result == ([ABORTED, ABORTED], {"n": 9})
+
+
+async def _kept_commit_fails(storage: str) -> tuple[list[Any], Any, Any]:
+    from durable.testing import fail_next_commit
+
+    async with durable.Runtime() as rt:
+        ns = rt.namespace(Obj, storage=storage)
+        stub = ns.get_by_name("a")
+        fail_next_commit(stub)
+        results = await asyncio.gather(stub.put_sync(), stub.abort(), return_exceptions=True)
+        stored = await ns.get_by_name("a").stored()
+        return [outcome(r) for r in results], stored, await ns.get_by_name("a").put_awaited()
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+def test_a_failed_commit_of_the_ended_turns_keeps_the_resets_error(storage: str) -> None:
+    """The commit made before the reset fails (a full disk): it is logged, the writes are lost, and
+    the reset goes on with its own error, once (no second reset for the failed commit); the next
+    instance works."""
+    assert run("asyncio", lambda: _kept_commit_fails(storage)) == ([ABORTED, ABORTED], {}, "put")
+
+
+class Bookmarked(Obj):
+    async def bookmark(self) -> str:
+        return await self.ctx.storage.get_current_bookmark()
+
+    async def restore(self, bookmark: str) -> None:
+        await self.ctx.storage.on_next_session_restore_bookmark(bookmark)
+        self.ctx.abort("restore")
+
+
+async def _restore_to_kept(path: Any) -> Any:
+    async with durable.Runtime(path, point_in_time_recovery=True) as rt:
+        ns = rt.namespace(Bookmarked)
+        stub = ns.get_by_name("a")
+        await stub.put_awaited()
+        await asyncio.gather(stub.put_sync(), stub.abort(), return_exceptions=True)
+        stub = ns.get_by_name("a")
+        bookmark = await stub.bookmark()
+        await stub.bump()  # 9 -> 10
+        with pytest.raises(durable.ObjectAbortedError):
+            await stub.restore(bookmark)
+        return await ns.get_by_name("a").stored()
+
+
+def test_the_kept_commit_is_in_the_point_in_time_history(tmp_path: Any) -> None:
+    """The commit made before a reset is recorded as any commit is: a bookmark taken after it
+    restores the kept put (9), not the state before it (7)."""
+    assert run("asyncio", lambda: _restore_to_kept(tmp_path)) == {"n": 9}
