@@ -94,6 +94,15 @@ ONLY_HIBERNATABLE = "only hibernatable websockets can have tags."
 NOT_ACCEPTED_TAGS = "you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket."
 
 
+def _server_tags(obj: durable.DurableObject, ctx: durable.State) -> str:
+    """``ctx.get_tags()`` of the object's ``server`` socket, or its state and the error it raised."""
+    server = obj.server  # type: ignore[attr-defined]
+    try:
+        return str(ctx.get_tags(server))
+    except durable.WebSocketError as exc:
+        return f"{server.ready_state} {exc}"
+
+
 class TestTagsOfAClosedStandardSocket:
     """``ctx.getTags(ws)`` on an end accepted with ``accept()`` says "only hibernatable websockets
     can have tags." while it is OPEN or CLOSING, and "you must call 'acceptWebSocket()' ..." once
@@ -189,14 +198,7 @@ class TestTagsOfAClosedStandardSocket:
             with pytest.raises(durable.WebSocketClosed):
                 await asyncio.wait_for(ws.receive(), 5)
 
-        def tags(obj: durable.DurableObject, ctx: durable.State) -> str:
-            server = obj.server  # type: ignore[attr-defined]
-            try:
-                return str(ctx.get_tags(server))
-            except durable.WebSocketError as exc:
-                return f"{server.ready_state} {exc}"
-
-        assert await run_in_object(stub, tags) == f"3 {message}"
+        assert await run_in_object(stub, _server_tags) == f"3 {message}"
 
 
 class _MyError(Exception):
@@ -424,15 +426,8 @@ class TestTagsAfterACloseListenerRaisedOnItsOwnClose:
             with pytest.raises(durable.WebSocketClosed):
                 await asyncio.wait_for(ws.receive(), 5)
 
-        def tags(obj: durable.DurableObject, ctx: durable.State) -> str:
-            server = obj.server  # type: ignore[attr-defined]
-            try:
-                return str(ctx.get_tags(server))
-            except durable.WebSocketError as exc:
-                return f"{server.ready_state} {exc}"
-
         for _ in range(50):  # (the client's answer reaches the server end, whose listener raises)
-            if (await run_in_object(stub, tags)).endswith(NOT_ACCEPTED_TAGS):
+            if (await run_in_object(stub, _server_tags)).endswith(NOT_ACCEPTED_TAGS):
                 break
             await asyncio.sleep(0.01)
-        assert await run_in_object(stub, tags) == f"3 {NOT_ACCEPTED_TAGS}"
+        assert await run_in_object(stub, _server_tags) == f"3 {NOT_ACCEPTED_TAGS}"
