@@ -100,7 +100,7 @@ class PipelinedMember:
             raise AttributeError(f"'PipelinedMember' object has no attribute '{name}'")
         return PipelinedMember(self._source, (*self._path, name))
 
-    def __call__(self, *args: Any, **kwargs: Any) -> RpcPromise:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> RpcPromise:
         """Call the member on the eventual result now; await the promise returned for its result.
 
         The arguments are copied now (workerd: a change made after the call is not seen); one that

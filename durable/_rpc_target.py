@@ -300,7 +300,7 @@ class CallbackStub(_RemoteStub):
 
     __slots__ = ()
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         return self._start_call(self._value, args, kwargs)
 
     def __getattr__(self, name: str) -> _NoMember:
@@ -355,7 +355,7 @@ class _TargetMember:
             raise AttributeError(name)
         return _TargetMember(self._target_stub, (*self._path, name))
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         path = self._path
         return call_target_member(self._target_stub, path[-1], ".".join(path), args, kwargs, path[:-1])
 
@@ -386,7 +386,7 @@ class _NoMember:
             raise AttributeError(name)
         return self
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         return self._callback_stub._start_call(functools.partial(_no_member, self._name), args, kwargs)
 
     def __await__(self) -> Generator[Any, None, Any]:

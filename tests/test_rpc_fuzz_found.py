@@ -439,3 +439,41 @@ class TestHeldTargetPaths:
         fn, _, _ = await maker.make()
         with pytest.raises(TypeError, match=r'^The RPC receiver does not implement the method "a"\.$'):
             await fn.a.x()
+
+
+class _Keywords(durable.RpcTarget):
+    def kws(self, /, **kwargs: Any) -> dict[str, Any]:  # (``self=`` works called directly too)
+        return kwargs
+
+    @property
+    def child(self) -> _Keywords:
+        return _Keywords()
+
+
+def _keywords(**kwargs: Any) -> dict[str, Any]:
+    return kwargs
+
+
+class KeywordsObj(durable.DurableObject):
+    def target(self) -> _Keywords:
+        return _Keywords()
+
+    def fn(self) -> Any:
+        return _keywords
+
+
+class TestAKeywordNamedSelf:
+    """A method (``def kws(self, /, **kwargs)``) or function taking ``**kwargs`` gets ``self=``, through a held target stub,
+    its member path, a pipelined call and a function's stub (Python only: JavaScript has no
+    keyword arguments). Before: ``TypeError: _TargetMember.__call__() got multiple values for
+    argument 'self'`` (the stub's own ``__call__`` took it)."""
+
+    async def test_self_keyword(self, durable_runtime: durable.Runtime) -> None:
+        stub = durable_runtime.namespace(KeywordsObj).get_by_name("k")
+        t = await stub.target()
+        assert await t.kws(self=1, name=2) == {"self": 1, "name": 2}
+        assert await t.child.kws(self=3) == {"self": 3}
+        assert await stub.target().kws(self=4) == {"self": 4}
+        assert await stub.target().child.kws(self=5) == {"self": 5}
+        fn = await stub.fn()
+        assert await fn(self=6) == {"self": 6}
