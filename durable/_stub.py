@@ -413,7 +413,7 @@ class RpcMethod:
     def __repr__(self) -> str:
         return f"<durable.RpcMethod {self._name} of {self._stub!r}>"
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:  # (a keyword named self reaches the method)
         """Make the call now and return its :class:`RpcPromise` (await it for the result).
 
         Arguments are copied (structured clone) at once. As on Cloudflare, the call runs whether

@@ -461,6 +461,9 @@ class KeywordsObj(durable.DurableObject):
     def fn(self) -> Any:
         return _keywords
 
+    def kws(self, /, **kwargs: Any) -> dict[str, Any]:
+        return kwargs
+
 
 class TestAKeywordNamedSelf:
     """A method (``def kws(self, /, **kwargs)``) or function taking ``**kwargs`` gets ``self=``, through a held target stub,
@@ -477,3 +480,8 @@ class TestAKeywordNamedSelf:
         assert await stub.target().child.kws(self=5) == {"self": 5}
         fn = await stub.fn()
         assert await fn(self=6) == {"self": 6}
+
+    async def test_self_keyword_on_a_durable_object_stub(self, durable_runtime: durable.Runtime) -> None:
+        """The object's own method through its stub (``RpcMethod.__call__``) gets ``self=`` too."""
+        stub = durable_runtime.namespace(KeywordsObj).get_by_name("k")
+        assert await stub.kws(self=7, name=8) == {"self": 7, "name": 8}
