@@ -292,6 +292,10 @@ class _Savepoints(Protocol):
     def rollback_to(self, name: str) -> None: ...
 
 
+class _SavepointOwner(Protocol):
+    def savepoint_ended(self, kept: bool) -> None: ...
+
+
 def _leave_savepoints(owner: GateOwner, db: GateDatabase) -> bool:
     """Roll back the open ``transaction()`` savepoints before a reset; whether the writes made before
     them may commit (:meth:`OutputGate.keep_ended_turns`).
@@ -300,15 +304,16 @@ def _leave_savepoints(owner: GateOwner, db: GateDatabase) -> bool:
     KV-backed: ``put(); await transaction(async txn => { await txn.put(); abort() })`` keeps the
     first put only; the closure starts after the calling turn ended). While a transaction is open
     nothing else writes outside it. Kept nothing (docs/differences.md): a reset by other code (one
-    already running, which workerd would not run) or with the alarm changed since the last commit
-    (its bookkeeping follows the savepoints).
+    already running, which workerd would not run). The alarm bookkeeping hears of each rollback (an
+    alarm set in the closure is dropped; workerd too, measured as above).
     """
-    if owner.alarms.changed or not owner.inside_own_transaction():
+    if not owner.inside_own_transaction():
         return False
-    sp = cast("_Savepoints", db)  # (the owner's ObjectDatabase: only it has savepoints)
+    sp = cast("_Savepoints", db)  # (the owner's ObjectDatabase and ObjectHost: only they have savepoints)
     try:
         while sp.savepoint_depth:  # innermost first: each call ends one level
             sp.rollback_to(f"_cf_savepoint_{sp.savepoint_depth - 1}")
+            cast("_SavepointOwner", owner).savepoint_ended(False)
     except BaseException as exc:  # (the reset's rollback drops everything, as before)
         log.error("durable: rollback before the reset failed for %r", owner.id, exc_info=exc)
         return False

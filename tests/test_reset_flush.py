@@ -108,6 +108,24 @@ class Obj(durable.DurableObject):
         self.ctx.storage.put("x", 1)
         await self.txn_abort()
 
+    async def put_nested_txn_abort(self) -> None:
+        self.ctx.storage.put("x", 1)
+
+        async def outer(txn: Any) -> None:
+            await txn.put("c", 1)
+            await self.txn_abort()
+
+        await self.ctx.storage.transaction(outer)
+
+    async def put_txn_alarm_abort(self) -> None:
+        self.ctx.storage.put("x", 1)
+
+        async def closure(txn: Any) -> None:
+            await txn.set_alarm(self.ctx.now_ms() + 600_000)
+            self.ctx.abort("x")
+
+        await self.ctx.storage.transaction(closure)
+
     async def put_txn_abort_sync(self) -> None:
         self.ctx.storage.put("x", 1)
         await self.txn_abort_sync()
@@ -316,6 +334,8 @@ def test_the_kept_commit_is_in_the_point_in_time_history(tmp_path: Any) -> None:
         (("put_sync", "put_txn_abort"), ["put", ABORTED], {"n": 9, "x": 1}),
         (("put_sync", "txn_abort_sync"), ["put", ABORTED], {"n": 9}),
         (("txn_abort", "put_sync"), [ABORTED, ABORTED], {}),  # the put waits for the transaction
+        (("put_nested_txn_abort",), [ABORTED], {"x": 1}),
+        (("put_txn_alarm_abort",), [ABORTED], {"x": 1}),  # and no alarm (has_alarm below)
     ],
 )
 def test_an_abort_inside_a_transaction_keeps_the_writes_before_it(
@@ -328,3 +348,10 @@ def test_an_abort_inside_a_transaction_keeps_the_writes_before_it(
     opened its savepoint before the commit of the calling turn ran, and a reset with a savepoint
     open kept nothing."""
     assert run(loop, lambda: calls(storage, *methods)) == (results, kept)
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+def test_an_alarm_set_in_the_aborting_transaction_is_dropped(storage: str) -> None:
+    """workerd: ``put("x"); transaction(async txn => { await txn.setAlarm(later); abort() })``
+    keeps ``x`` and stores no alarm (miniflare 4.20260426, both backends)."""
+    assert run("asyncio", lambda: calls(storage, "put_txn_alarm_abort", read="has_alarm")) == ([ABORTED], False)
