@@ -89,6 +89,47 @@ class Obj(durable.DurableObject):
             return f"caught {exc}"
         return "not raised"
 
+    async def txn_abort(self) -> None:
+        async def closure(txn: Any) -> None:
+            await txn.put("b", 1)
+            await asyncio.sleep(0.001)  # (a timer: workerd's probe waited 10 ms)
+            self.ctx.abort("x")
+
+        await self.ctx.storage.transaction(closure)
+
+    async def txn_abort_sync(self) -> None:
+        async def closure(txn: Any) -> None:
+            await txn.put("b", 1)
+            self.ctx.abort("x")
+
+        await self.ctx.storage.transaction(closure)
+
+    async def put_txn_abort(self) -> None:
+        self.ctx.storage.put("x", 1)
+        await self.txn_abort()
+
+    async def put_nested_txn_abort(self) -> None:
+        self.ctx.storage.put("x", 1)
+
+        async def outer(txn: Any) -> None:
+            await txn.put("c", 1)
+            await self.txn_abort()
+
+        await self.ctx.storage.transaction(outer)
+
+    async def put_txn_alarm_abort(self) -> None:
+        self.ctx.storage.put("x", 1)
+
+        async def closure(txn: Any) -> None:
+            await txn.set_alarm(self.ctx.now_ms() + 600_000)
+            self.ctx.abort("x")
+
+        await self.ctx.storage.transaction(closure)
+
+    async def put_txn_abort_sync(self) -> None:
+        self.ctx.storage.put("x", 1)
+        await self.txn_abort_sync()
+
     async def alarm(self) -> None:
         pass
 
@@ -281,3 +322,36 @@ def test_the_kept_commit_is_in_the_point_in_time_history(tmp_path: Any) -> None:
     """The commit made before a reset is recorded as any commit is: a bookmark taken after it
     restores the kept put (9), not the state before it (7)."""
     assert run("asyncio", lambda: _restore_to_kept(tmp_path)) == {"n": 9}
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("storage", BACKENDS)
+@pytest.mark.parametrize(
+    ("methods", "results", "kept"),
+    [
+        (("put_txn_abort",), [ABORTED], {"x": 1}),
+        (("put_txn_abort_sync",), [ABORTED], {"x": 1}),
+        (("put_sync", "put_txn_abort"), ["put", ABORTED], {"n": 9, "x": 1}),
+        (("put_sync", "txn_abort_sync"), ["put", ABORTED], {"n": 9}),
+        (("txn_abort", "put_sync"), [ABORTED, ABORTED], {}),  # the put waits for the transaction
+        (("put_nested_txn_abort",), [ABORTED], {"x": 1}),
+        (("put_txn_alarm_abort",), [ABORTED], {"x": 1}),  # and no alarm (has_alarm below)
+    ],
+)
+def test_an_abort_inside_a_transaction_keeps_the_writes_before_it(
+    loop: str, storage: str, methods: tuple[str, ...], results: list[Any], kept: Any
+) -> None:
+    """workerd (miniflare 4.20260426, compatibility date 2026-04-20, SQLite- and KV-backed):
+    ``put("x"); await transaction(async txn => { await txn.put("b"); abort() })`` keeps ``x`` and
+    drops ``b``, with or without a timer before the abort, and an earlier call's put too; a call
+    sent after the transaction's waits for it and never runs. durable dropped ``x``: the closure
+    opened its savepoint before the commit of the calling turn ran, and a reset with a savepoint
+    open kept nothing."""
+    assert run(loop, lambda: calls(storage, *methods)) == (results, kept)
+
+
+@pytest.mark.parametrize("storage", BACKENDS)
+def test_an_alarm_set_in_the_aborting_transaction_is_dropped(storage: str) -> None:
+    """workerd: ``put("x"); transaction(async txn => { await txn.setAlarm(later); abort() })``
+    keeps ``x`` and stores no alarm (miniflare 4.20260426, both backends)."""
+    assert run("asyncio", lambda: calls(storage, "put_txn_alarm_abort", read="has_alarm")) == ([ABORTED], False)
