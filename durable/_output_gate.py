@@ -289,7 +289,7 @@ class GateOwner(Protocol):
 class _Savepoints(Protocol):
     savepoint_depth: int
 
-    def rollback_to(self, name: str) -> None: ...
+    def rollback_to(self, name: str | None = None) -> None: ...
 
 
 class _SavepointOwner(Protocol):
@@ -312,7 +312,7 @@ def _leave_savepoints(owner: GateOwner, db: GateDatabase) -> bool:
     sp = cast("_Savepoints", db)  # (the owner's ObjectDatabase and ObjectHost: only they have savepoints)
     try:
         while sp.savepoint_depth:  # innermost first: each call ends one level
-            sp.rollback_to(f"_cf_savepoint_{sp.savepoint_depth - 1}")
+            sp.rollback_to()  # (the innermost)
             cast("_SavepointOwner", owner).savepoint_ended(False)
     except BaseException as exc:  # (the reset's rollback drops everything, as before)
         log.error("durable: rollback before the reset failed for %r", owner.id, exc_info=exc)

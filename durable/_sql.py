@@ -364,6 +364,12 @@ _INSERT_INTO: Final = re.compile(
 )
 
 
+def _counter(conn: sqlite3.Connection, table: str, tag: str) -> int | None:
+    """AUTOINCREMENT ``table``'s counter in ``sqlite_sequence`` (``None``: no row yet)."""
+    row = conn.execute(f"SELECT seq FROM sqlite_sequence WHERE name = ? COLLATE NOCASE -- {tag}", (table,)).fetchone()
+    return None if row is None else row[0]
+
+
 def _sequence(state: _Connection, conn: sqlite3.Connection, sql: str) -> tuple[str, int | None] | None:
     """The AUTOINCREMENT table an INSERT (or REPLACE) names, lower case, and its counter in
     ``sqlite_sequence`` before it runs (``None``: no row yet); ``None`` for other statements.
@@ -383,12 +389,9 @@ def _sequence(state: _Connection, conn: sqlite3.Connection, sql: str) -> tuple[s
     if known is not None and known[0] == conn.total_changes and known[1] == state.db.schema_epoch:
         return table, known[2]
     try:
-        row = conn.execute(
-            f"SELECT seq FROM sqlite_sequence WHERE name = ? COLLATE NOCASE -- {state.db.tag}", (name,)
-        ).fetchone()
+        return table, _counter(conn, name, state.db.tag)
     except sqlite3.Error:
         return None
-    return table, None if row is None else row[0]
 
 
 def _moved(state: _Connection, conn: sqlite3.Connection, table: str, before: tuple[str, int | None] | None) -> int:
@@ -399,12 +402,9 @@ def _moved(state: _Connection, conn: sqlite3.Connection, table: str, before: tup
     if before is None or before[0] != table:
         return 1
     try:
-        row = conn.execute(
-            f"SELECT seq FROM sqlite_sequence WHERE name = ? COLLATE NOCASE -- {state.db.tag}", (table,)
-        ).fetchone()
+        value = _counter(conn, table, state.db.tag)
     except sqlite3.Error:
         return 1
-    value = None if row is None else row[0]
     if len(state.counters) > _WRITES_REMEMBERED:
         state.counters.clear()
     state.counters[table] = (conn.total_changes, state.db.schema_epoch, value)

@@ -58,6 +58,11 @@ class CommitHooks(Protocol):
     def closed(self, file: Path | None) -> None: ...
 
 
+def _savepoint_name(depth: int) -> str:
+    """The name of the savepoint opened at ``depth`` (0 for the outermost)."""
+    return f"_cf_savepoint_{depth}"
+
+
 class ObjectDatabase:
     """The storage of one Durable Object: lazily opened, transactional, closable and reopenable.
 
@@ -282,7 +287,7 @@ class ObjectDatabase:
         """Open a nested savepoint inside the implicit transaction; returns its name."""
         self.kv.spill()  # what is buffered now belongs before the savepoint: rollback_to keeps it
         conn = self.write_conn()
-        name = f"_cf_savepoint_{self.savepoint_depth}"
+        name = _savepoint_name(self.savepoint_depth)
         conn.execute(self.tagged(f"SAVEPOINT {name}"))
         self.savepoint_depth += 1
         return name
@@ -298,9 +303,11 @@ class ObjectDatabase:
         finally:
             self.savepoint_depth = max(0, self.savepoint_depth - 1)
 
-    def rollback_to(self, name: str) -> None:
-        """Undo a savepoint's writes and end it (the depth is restored even if SQLite fails)."""
+    def rollback_to(self, name: str | None = None) -> None:
+        """Undo a savepoint's writes and end it, the innermost's if ``name`` is None (the depth is
+        restored even if SQLite fails)."""
         assert self._conn is not None
+        name = _savepoint_name(self.savepoint_depth - 1) if name is None else name
         self.kv.discard()  # buffered writes were all made inside the savepoint
         try:
             self._conn.execute(self.tagged(f"ROLLBACK TO {name}"))
