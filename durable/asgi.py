@@ -29,6 +29,7 @@ import inspect
 import logging
 import re
 import zlib
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, MutableMapping
 from types import CoroutineType
 from typing import Any, Final, Protocol
@@ -380,7 +381,7 @@ class _RequestBody:
 
     # While a response streams, the disconnect watch may receive for the reader (see _pump).
     # Class-level defaults: set per request only when a watch runs.
-    _watch_held: list[Message] | None = None  # messages it received that the reader has not taken yet
+    _watch_held: deque[Message] | None = None  # messages it received that the reader has not taken yet
     _watch_held_size = 0
     _watch_pumping = False
     _reader_receiving = False  # the reader is in receive()
@@ -445,7 +446,7 @@ class _RequestBody:
         limit is dropped: the reader stops with 413's error at the message that crossed it.
         """
         changed = self._watch_changed = self._watch_changed or asyncio.Event()
-        held = self._watch_held = self._watch_held if self._watch_held is not None else []
+        held = self._watch_held = self._watch_held if self._watch_held is not None else deque()
         self._watch_pumping = True
         try:
             while self._reader_receiving:
@@ -474,7 +475,7 @@ class _RequestBody:
         """The reader's next message: one the watch holds, else one from ``receive()``."""
         while True:
             if self._watch_held:
-                message = self._watch_held.pop(0)
+                message = self._watch_held.popleft()
                 self._watch_held_size -= len(message.get("body", b""))
                 if self._watch_changed is not None:
                     self._watch_changed.set()
