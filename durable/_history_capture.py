@@ -162,7 +162,7 @@ class HistoryCapture:
         """The database file was closed cleanly: it now holds exactly the last state."""
         history = self.history_log
         if file is not None and history.exists() and file.exists():
-            history.append(CLOSE, 0, history.state_time(), struct.pack("<qq", *_file_crc(file)))
+            history.record_close(struct.pack("<qq", *_file_crc(file)))
         history.close()
 
     # -- capture --

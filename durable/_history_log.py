@@ -193,6 +193,11 @@ class Entries:
     def __len__(self) -> int:
         return len(self._kind)
 
+    def pop(self) -> None:
+        """Drop the last record."""
+        for column in (self._kind, self._seq, self._time, self._offset, self._size):
+            column.pop()
+
     def last_time(self) -> int | None:
         """The time of the last record (``None`` if there is none), without making an ``Entry``."""
         return self._time[-1] if self._time else None
@@ -454,6 +459,19 @@ class HistoryLog:
                 return entry
         return None
 
+    def record_close(self, payload: bytes) -> None:
+        """Append a ``CLOSE`` record in place of one that ends the log (only the last is read): an object
+        stopped again and again without a write would add one per stop forever (compaction keeps what
+        follows the last state). Killed after the old one went, the next open compares file and log."""
+        self.load()
+        last = self.last_entry()
+        if last is not None and last.kind == CLOSE:
+            if self.read(last) == payload:
+                return
+            self._store.truncate(last.offset - _REC.size)
+            self._entries.pop()
+        self.append(CLOSE, 0, self.state_time(), payload)
+
     def request(self, target: int, undo: int, *, underway: bool = False) -> None:
         """Record a restore of ``target`` for the next session (``undo``: the state before it); ``underway``:
         written by the start applying it, just before the restored state (seq ``UNDERWAY``)."""
@@ -549,22 +567,9 @@ class HistoryLog:
             return
         if first is None:
             first = len(self._entries)  # the last state is older than the window: it alone stays
-        image = self.image_at(keep_seq)
         base_time = base_entry.time if base_entry is not None else self.created_ms
-        out = io.BytesIO()
-        out.write(
-            _header(
-                {"namespace": self.namespace, "id": self.hexid, "lineage": self.lineage, "created_ms": self.created_ms}
-            )
-        )
-        if keep_seq or image:
-            out.write(_record(BASE, keep_seq, base_time, image))
-        if self.pending is not None:
-            out.write(_record(REQUEST, 0, base_time, struct.pack("<QQ", *self.pending)))
-        for index in range(first, len(self._entries)):
-            entry = self._entries[index]
-            out.write(_record(entry.kind, entry.seq, entry.time, self._store.read(entry.offset, entry.size)))
-        self._store.replace(out.getvalue())
+        out = _compacted(self, self._entries, (self.image_at(keep_seq), keep_seq, base_time), first)
+        self._store.replace(out)
         self._loaded = False
         self._entries = Entries()
         pending, anchor = self.pending, self.anchor
@@ -575,6 +580,23 @@ class HistoryLog:
     def size(self) -> int:
         """Bytes the log takes."""
         return self._store.size() if self._store.exists() else 0
+
+
+def _compacted(history: HistoryLog, entries: Entries, base: tuple[bytes, int, int], first: int) -> bytes:
+    """``history`` compacted (:meth:`HistoryLog.compact`): a ``BASE`` of ``base`` (image, seq, time),
+    the pending restore's ``REQUEST``, then the records of ``entries`` from index ``first`` on."""
+    image, keep_seq, base_time = base
+    meta = {"namespace": history.namespace, "id": history.hexid, "lineage": history.lineage}
+    out = io.BytesIO()
+    out.write(_header({**meta, "created_ms": history.created_ms}))
+    if keep_seq or image:
+        out.write(_record(BASE, keep_seq, base_time, image))
+    if history.pending is not None:
+        out.write(_record(REQUEST, 0, base_time, struct.pack("<QQ", *history.pending)))
+    for index in range(first, len(entries)):
+        entry = entries[index]
+        out.write(_record(entry.kind, entry.seq, entry.time, history.read(entry)))
+    return out.getvalue()
 
 
 def read_history(path: Path) -> dict[str, object]:
