@@ -70,9 +70,10 @@ def _time_ms(when: object) -> int:
         return int(datetime_ms(when))  # a naive datetime is local time, as in timestamp()
     number = date_number(when)
     if number is None:
-        raise TypeError(
-            "Failed to execute 'getBookmarkForTime' on 'DurableObjectStorage': parameter 1 is not of type 'date'."
-        )
+        text = "Failed to execute 'getBookmarkForTime' on 'DurableObjectStorage': parameter 1 is not of type 'date'."
+        if isinstance(when, _dt.date):  # a Python date (no time of day) reads as a JavaScript Date only in name
+            text += " (a datetime.date has no time of day: pass a datetime.datetime, or ms since the epoch)"
+        raise TypeError(text)
     check_date_range(number)
     return int(number)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import durable
 from durable.testing import MockClock, evict
@@ -47,3 +50,17 @@ class TestLogGrowth:
             await stub.restore(bookmark)
             await evict(stub)
             assert await stub.get("k") == 1
+
+
+class TestTimeArgument:
+    async def test_a_date_without_time_says_what_to_pass(self) -> None:
+        """``get_bookmark_for_time(date.today())`` said "parameter 1 is not of type 'date'" for a date,
+        workerd's words for a value that is no JavaScript Date; it now says what to pass instead."""
+
+        class Dates(durable.DurableObject):
+            async def for_day(self) -> str:
+                return await self.ctx.storage.get_bookmark_for_time(dt.date(2023, 11, 14))  # type: ignore[arg-type]
+
+        async with durable.Runtime(clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
+            with pytest.raises(TypeError, match=r"not of type 'date'\. \(a datetime\.date has no time of day"):
+                await rt.namespace(Dates).get_by_name("a").for_day()
