@@ -162,7 +162,7 @@ class HistoryCapture:
         """The database file was closed cleanly: it now holds exactly the last state."""
         history = self.history_log
         if file is not None and history.exists() and file.exists():
-            history.record_close(struct.pack("<qq", *_file_crc(file)))
+            history.control(CLOSE, 0, struct.pack("<qq", *_file_crc(file)))
         history.close()
 
     # -- capture --

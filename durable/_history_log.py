@@ -459,24 +459,24 @@ class HistoryLog:
                 return entry
         return None
 
-    def record_close(self, payload: bytes) -> None:
-        """Append a ``CLOSE`` record in place of one that ends the log (only the last is read): an object
-        stopped again and again without a write would add one per stop forever (compaction keeps what
-        follows the last state). Killed after the old one went, the next open compares file and log."""
-        self.load()
+    def control(self, kind: int, seq: int, payload: bytes) -> None:
+        """Append a control record unless the log ends with the same one (a ``CLOSE`` replaces one there):
+        else stops without a write, or the same restore asked for again, grew it forever. Needs load()."""
         last = self.last_entry()
-        if last is not None and last.kind == CLOSE:
+        if last is not None and last.kind == kind and last.seq == seq:
             if self.read(last) == payload:
                 return
-            self._store.truncate(last.offset - _REC.size)
-            self._entries.pop()
-        self.append(CLOSE, 0, self.state_time(), payload)
+            if kind == CLOSE:
+                self._store.truncate(last.offset - _REC.size)  # killed now: the next open reads the file
+                self._entries.pop()
+        self.append(kind, seq, self.state_time(), payload)
 
     def request(self, target: int, undo: int, *, underway: bool = False) -> None:
         """Record a restore of ``target`` for the next session (``undo``: the state before it); ``underway``:
         written by the start applying it, just before the restored state (seq ``UNDERWAY``)."""
+        self.load()  # before pending is set: loading reads it from the log
         self.pending = (target, undo)
-        self.append(REQUEST, UNDERWAY if underway else 0, self.state_time(), struct.pack("<QQ", target, undo))
+        self.control(REQUEST, UNDERWAY if underway else 0, struct.pack("<QQ", target, undo))
 
     def has_state(self, seq: int) -> bool:
         """Whether the log holds a state record ``seq``."""

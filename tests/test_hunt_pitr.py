@@ -51,6 +51,27 @@ class TestLogGrowth:
             await evict(stub)
             assert await stub.get("k") == 1
 
+    async def test_the_same_restore_asked_for_again_does_not_grow_the_log(self, tmp_path: Path) -> None:
+        """Each on_next_session_restore_bookmark() appended a REQUEST record, the same one too: a
+        session asking again and again (a retried request, without abort()) grew the log forever."""
+        clock = MockClock(start=T0)
+        async with durable.Runtime(tmp_path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            bookmark = await stub.bookmark()
+            await stub.put("k", 2)
+            undo = await stub.restore(bookmark)
+            (log,) = tmp_path.rglob("*.history")
+            size = log.stat().st_size
+            for _ in range(5):
+                assert await stub.restore(bookmark) == undo
+            assert log.stat().st_size == size
+            await evict(stub)
+            assert await stub.get("k") == 1
+            await stub.restore(undo)
+            await evict(stub)
+            assert await stub.get("k") == 2
+
 
 class TestTimeArgument:
     async def test_a_date_without_time_says_what_to_pass(self) -> None:
