@@ -1,0 +1,67 @@
+"""Contract hunt (API.md sections 2, 3, 6 and 8): what a demanding user's test would catch."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+
+import durable
+import durable.testing
+
+
+class Later(durable.DurableObject):
+    """Starts ``ctx.wait_until()`` work and returns before it has run a step."""
+
+    RAN: list[str] = []
+
+    async def later(self, tag: str) -> None:
+        await asyncio.sleep(0)
+        await self.ctx.storage.put(tag, 1)
+        Later.RAN.append(tag)
+
+    async def start(self, tag: str) -> None:
+        self.ctx.wait_until(self.later(tag))
+
+    async def start_and_abort(self, tag: str) -> None:
+        self.ctx.wait_until(self.later(tag))
+        self.ctx.abort("stop")
+
+    async def keys(self) -> list[str]:
+        return list(await self.ctx.storage.list())
+
+
+def _unawaited(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if "never awaited" in str(w.message)]
+
+
+class TestWaitUntilCancelledBeforeItStarts:
+    """A reset (``rt.reset()``, ``ctx.abort()``) that cancels ``wait_until`` work before its first
+    step closes the coroutine: Python warned "coroutine ... was never awaited" (a failing test
+    under ``filterwarnings = error``, as an unraisable-exception warning)."""
+
+    async def test_runtime_reset_right_after_wait_until(self) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            async with durable.Runtime() as rt:
+                stub = rt.namespace(Later).get_by_name("a")
+                await stub.start("reset")
+                await rt.reset()
+                await asyncio.sleep(0.01)
+                assert await rt.namespace(Later).get_by_name("a").keys() == []
+            gc.collect()
+        assert _unawaited(caught) == []
+        assert "reset" not in Later.RAN
+
+    async def test_abort_right_after_wait_until(self) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            async with durable.Runtime() as rt:
+                ns = rt.namespace(Later)
+                try:
+                    await ns.get_by_name("a").start_and_abort("abort")
+                except durable.ObjectAbortedError:
+                    pass
+                assert await ns.get_by_name("a").keys() == []
+            gc.collect()
+        assert _unawaited(caught) == []
