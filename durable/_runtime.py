@@ -98,6 +98,20 @@ def _closed_under_run_alarm(host: ObjectHost) -> None:
         ) from None
 
 
+def _enter(runtime: Runtime) -> None:
+    """Open ``runtime`` on the running loop (``async with``), unless it runs on another loop, running in another thread.
+
+    Such a runtime (a ``BlockingRuntime``'s ``runtime``, or one a server thread's loop uses)
+    stays on its loop: its objects, their tasks and its timers are there, and taking it over
+    sent every later call to this loop, where a call that waits (a ``BlockingRuntime``
+    stub's) waited forever. It is used from here as from any other loop (calls forwarded);
+    leaving the block closes it.
+    """
+    home = runtime.loop
+    if home is None or home is asyncio.get_running_loop() or home.is_closed() or not home.is_running():
+        runtime.attach_loop()
+
+
 def _closed_message(runtime: Runtime) -> str:
     parent = _forked.get(runtime)
     return _CLOSED if parent is None else _FORKED.format(parent=parent, child=os.getpid())
@@ -406,7 +420,7 @@ class Runtime(Handle):
 
     async def __aenter__(self) -> Runtime:
         self.check_open()
-        self.attach_loop()
+        _enter(self)
         return self
 
     async def __aexit__(

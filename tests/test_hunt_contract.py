@@ -65,3 +65,33 @@ class TestWaitUntilCancelledBeforeItStarts:
                 assert await ns.get_by_name("a").keys() == []
             gc.collect()
         assert _unawaited(caught) == []
+
+
+class Count(durable.DurableObject):
+    async def inc(self) -> int:
+        value: int = (await self.ctx.storage.get("n")) or 0
+        await asyncio.sleep(0)
+        await self.ctx.storage.put("n", value + 1)
+        return value + 1
+
+
+class TestEnteringARuntimeThatRunsElsewhere:
+    """``async with runtime`` on a loop while the runtime runs on another loop, in another thread
+    (a ``BlockingRuntime``'s ``runtime``): it stays on its loop. It was taken over by the entering
+    loop, under its live objects, and a ``BlockingRuntime`` stub called from that loop's thread
+    then waited forever (its call was sent to the loop it blocked)."""
+
+    async def test_blocking_runtime_runtime_entered_from_another_loop(self) -> None:
+        brt = durable.BlockingRuntime()
+        try:
+            blocking = brt.namespace(Count).get_by_name("a")
+            assert blocking.inc() == 1
+            home = brt.runtime.loop
+            async with brt.runtime as rt:
+                assert rt.loop is home  # not taken over by this loop
+                assert await rt.namespace(Count).get_by_name("a").inc() == 2
+                assert blocking.inc() == 3  # (blocked forever before: sent to this very loop)
+                assert await asyncio.to_thread(blocking.inc) == 4
+            assert rt.closed
+        finally:
+            brt.close()
