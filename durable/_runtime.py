@@ -356,7 +356,7 @@ class Runtime(Handle):
         if name is not None:
             bind(self.env, name, ns)  # first: a name env already has refuses the whole registration
         self._namespaces[ns_name] = ns
-        self._alarms.namespace_bound(ns_name)
+        on_runtime_thread(self, lambda: self._alarms.namespace_bound(ns_name))  # (its timers: on its loop)
         return ns
 
     # -- hosts (the table in _hosts.py) -----------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import warnings
 
 import durable
@@ -95,3 +96,40 @@ class TestEnteringARuntimeThatRunsElsewhere:
             assert rt.closed
         finally:
             brt.close()
+
+
+class Alarmed(durable.DurableObject):
+    RUNS: list[str | None] = []
+
+    async def alarm(self, info: durable.AlarmInfo) -> None:
+        Alarmed.RUNS.append(self.ctx.id.name)
+
+    async def set(self, when_ms: int) -> None:
+        await self.ctx.storage.set_alarm(when_ms)
+
+    async def get(self) -> int | None:
+        return await self.ctx.storage.get_alarm()
+
+
+class TestNamespaceRegisteredFromAnotherThreadsLoop:
+    """A persisted runtime's namespace registered from a worker thread's own loop (``asyncio.run``
+    there) while the runtime runs on its loop: the objects' stored alarms are armed on the
+    runtime's loop. They were armed on the thread's loop, and lost (never run) when it ended."""
+
+    async def test_stored_alarm_runs(self, tmp_path: object) -> None:
+        # A real clock: a MockClock's advance() fires a timer whatever loop it was set on.
+        Alarmed.RUNS.clear()
+        async with durable.Runtime(str(tmp_path)) as rt:
+            await rt.namespace(Alarmed).get_by_name("a").set(int(time.time() * 1000) + 50)
+        async with durable.Runtime(str(tmp_path)) as rt:
+
+            async def register() -> durable.Namespace[Alarmed]:
+                return rt.namespace(Alarmed)
+
+            ns = await asyncio.to_thread(asyncio.run, register())
+            for _ in range(500):  # until the alarm has run (at most 5 s)
+                if Alarmed.RUNS:
+                    break
+                await asyncio.sleep(0.01)
+            assert Alarmed.RUNS == ["a"]
+            assert await ns.get_by_name("a").get() is None
