@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import os
+import threading
 import warnings
 import weakref
 from collections.abc import Mapping
@@ -78,6 +79,8 @@ def _forked_child() -> None:
     thread runs) and its databases are the parent's, which goes on writing them: the child must
     never write them, nor flush or close them (``Runtime.__del__`` skips a closed runtime).
     """
+    global _registering
+    _registering = threading.Lock()  # (another thread of the parent may have held it at the fork)
     parent = os.getppid()
     for runtime in list(_live):
         if not runtime.closed:
@@ -200,6 +203,10 @@ def _close_collected(runtime: Runtime) -> None:
             stacklevel=3,
             source=runtime,
         )
+
+
+_registering = threading.Lock()
+"""Held while ``Runtime.namespace()`` looks a name up and registers it (never while it waits for a loop)."""
 
 
 _UNPICKLABLE = (
@@ -333,9 +340,8 @@ class Runtime(Handle):
             storage: ``"sqlite"`` (default, Cloudflare's recommended backend, with ``sql`` and
                 ``kv``) or ``"kv"`` (the legacy key-value backend, with its stricter limits).
 
-        Raises ``TypeError`` for a class that is not a DurableObject, ``ValueError`` for an unknown backend,
-        objects on disk of the other backend (never converted, as on Cloudflare), a name registered twice,
-        an empty name, a name with a lone surrogate, or one of the form ``ns-<hex>`` or ``nsh-<64 hex digits>``."""
+        Raises ``TypeError`` for a non-DurableObject class, ``ValueError`` for an unknown backend, objects on disk
+        of the other (never converted), a name taken, ``""``, a lone surrogate, ``ns-<hex>``, ``nsh-<64 hex>``."""
         self.check_open()
         if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
             raise TypeError(f"namespace() takes a durable.DurableObject subclass, not {shown(cls)}")
@@ -343,19 +349,20 @@ class Runtime(Handle):
             raise ValueError(f"storage must be 'sqlite' or 'kv', not {shown(storage)}")
         # A str subclass (a StrEnum member) names the namespace by its text, as an id's name does.
         ns_name = str.__str__(check_namespace_name(cls.__name__ if name is None else name))
-        existing = self._namespaces.get(ns_name)
-        if existing is not None:
-            if existing.cls is not cls or existing.storage != storage:
-                was = f"{existing.cls.__name__}, storage={existing.storage!r}"
-                raise ValueError(f"namespace {ns_name!r} is already registered (for {was}); give another name=")
-            if name is not None and getattr(self.env, name, None) is not existing:
-                bind(self.env, name, existing)  # registered before without name=: bound on env now
-            return existing
-        ns = Namespace._create(self, cls, ns_name, storage)
-        self._directory.fix_backend(ns_name, storage)
-        if name is not None:
-            bind(self.env, name, ns)  # first: a name env already has refuses the whole registration
-        self._namespaces[ns_name] = ns
+        with _registering:  # (threads registering one class at once: one registers, the others get it)
+            existing = self._namespaces.get(ns_name)
+            if existing is not None:
+                if existing.cls is not cls or existing.storage != storage:
+                    was = f"{existing.cls.__name__}, storage={existing.storage!r}"
+                    raise ValueError(f"namespace {ns_name!r} is already registered (for {was}); give another name=")
+                if name is not None and getattr(self.env, name, None) is not existing:
+                    bind(self.env, name, existing)  # registered before without name=: bound on env now
+                return existing
+            ns = Namespace._create(self, cls, ns_name, storage)
+            self._directory.fix_backend(ns_name, storage)
+            if name is not None:
+                bind(self.env, name, ns)  # first: a name env already has refuses the whole registration
+            self._namespaces[ns_name] = ns
         on_runtime_thread(self, lambda: self._alarms.namespace_bound(ns_name))  # (its timers: on its loop)
         return ns
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
 import warnings
 
@@ -133,3 +134,36 @@ class TestNamespaceRegisteredFromAnotherThreadsLoop:
                 await asyncio.sleep(0.01)
             assert Alarmed.RUNS == ["a"]
             assert await ns.get_by_name("a").get() is None
+
+
+class TestNamespaceRegisteredByThreadsAtOnce:
+    """``rt.namespace(cls, name="X")`` called by several threads at once (a threaded web app
+    registering its class on first use): one registers it, the others get the same namespace.
+    Each checked that the name was free, then all but one failed with ``ValueError: env already
+    has a binding named 'X'``."""
+
+    def test_same_registration_from_threads(self) -> None:
+        rt = durable.Runtime()
+        directory = rt.hosts.directory
+        fix_backend = directory.fix_backend
+
+        def slow_fix_backend(namespace: str, storage: str) -> None:
+            time.sleep(0.02)  # (widens the window between the lookup and the registration)
+            fix_backend(namespace, storage)
+
+        directory.fix_backend = slow_fix_backend  # type: ignore[method-assign]
+        results: list[object] = []
+
+        def register() -> None:
+            try:
+                results.append(rt.namespace(Count, name="COUNTER"))
+            except Exception as exc:  # collected for the assertion
+                results.append(exc)
+
+        threads = [threading.Thread(target=register) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        asyncio.run(rt.aclose())
+        assert all(result is rt.env.COUNTER for result in results), results
