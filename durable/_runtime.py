@@ -20,7 +20,7 @@ import os
 import threading
 import warnings
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
@@ -113,6 +113,22 @@ def _enter(runtime: Runtime) -> None:
     home = runtime.loop
     if home is None or home is asyncio.get_running_loop() or home.is_closed() or not home.is_running():
         runtime.attach_loop()
+
+
+def _arm_stored_alarms(runtime: Runtime, arm: Callable[[], None]) -> None:
+    """Call ``arm`` (a namespace's stored alarms are scheduled) where their timers belong.
+
+    Called on a loop that is not the runtime's (a worker thread's ``asyncio.run``), it runs on the
+    runtime's loop if one runs: the timers were armed on the calling loop, and lost when it ended.
+    Without a loop here, the timers wait for the runtime's next event (``Runtime.host_busy``), and
+    this never waits for a loop that a thread blocked.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        arm()
+    else:
+        on_runtime_thread(runtime, arm)
 
 
 def _closed_message(runtime: Runtime) -> str:
@@ -363,7 +379,7 @@ class Runtime(Handle):
             if name is not None:
                 bind(self.env, name, ns)  # first: a name env already has refuses the whole registration
             self._namespaces[ns_name] = ns
-        on_runtime_thread(self, lambda: self._alarms.namespace_bound(ns_name))  # (its timers: on its loop)
+        _arm_stored_alarms(self, lambda: self._alarms.namespace_bound(ns_name))
         return ns
 
     # -- hosts (the table in _hosts.py) -----------------------------------------------------
