@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -104,6 +104,14 @@ class BackgroundHost(Protocol):
     def maybe_idle(self) -> None:
         """Tell the runtime the object is idle, if it is."""
         ...
+
+
+def _close_unstarted(work: Coroutine[Any, Any, Any]) -> None:
+    """Close ``wait_until()`` work that a reset cancelled before its first step (a reset, or
+    ``ctx.abort()``, right after the call): Python warned "coroutine ... was never awaited" for
+    it, which fails a test run with warnings as errors (pytest's unraisable-exception warning)."""
+    if inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
+        work.close()
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
@@ -247,7 +255,11 @@ class BackgroundWork:
         if not inspect.isawaitable(work):
             raise TypeError(f"wait_until() takes an awaitable, not {type(work).__name__}")
         # (a coroutine is marked as this work, for Runtime.aclose(): see own_work)
-        fut = asyncio.ensure_future(_as_own_work(work) if inspect.iscoroutine(work) else work)
+        if inspect.iscoroutine(work):
+            fut: asyncio.Future[Any] = asyncio.ensure_future(_as_own_work(work))
+            fut.add_done_callback(lambda _: _close_unstarted(work))
+        else:
+            fut = asyncio.ensure_future(work)
         self.tasks.add(fut)
         fut.add_done_callback(self._done)
         fut.add_done_callback(self._log_error)

@@ -17,9 +17,10 @@ import contextlib
 import logging
 import math
 import os
+import threading
 import warnings
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
@@ -78,6 +79,8 @@ def _forked_child() -> None:
     thread runs) and its databases are the parent's, which goes on writing them: the child must
     never write them, nor flush or close them (``Runtime.__del__`` skips a closed runtime).
     """
+    global _registering
+    _registering = threading.Lock()  # (another thread of the parent may have held it at the fork)
     parent = os.getppid()
     for runtime in list(_live):
         if not runtime.closed:
@@ -96,6 +99,36 @@ def _closed_under_run_alarm(host: ObjectHost) -> None:
             "Connection closed: the runtime was closed while run_alarm() waited for the alarm() "
             f"handler of {host.key[0]}/{host.key[1]}, which was cancelled"
         ) from None
+
+
+def _enter(runtime: Runtime) -> None:
+    """Open ``runtime`` on the running loop (``async with``), unless it runs on another loop, running in another thread.
+
+    Such a runtime (a ``BlockingRuntime``'s ``runtime``, or one a server thread's loop uses)
+    stays on its loop: its objects, their tasks and its timers are there, and taking it over
+    sent every later call to this loop, where a call that waits (a ``BlockingRuntime``
+    stub's) waited forever. It is used from here as from any other loop (calls forwarded);
+    leaving the block closes it.
+    """
+    home = runtime.loop
+    if home is None or home is asyncio.get_running_loop() or home.is_closed() or not home.is_running():
+        runtime.attach_loop()
+
+
+def _arm_stored_alarms(runtime: Runtime, arm: Callable[[], None]) -> None:
+    """Call ``arm`` (a namespace's stored alarms are scheduled) where their timers belong.
+
+    Called on a loop that is not the runtime's (a worker thread's ``asyncio.run``), it runs on the
+    runtime's loop if one runs: the timers were armed on the calling loop, and lost when it ended.
+    Without a loop here, the timers wait for the runtime's next event (``Runtime.host_busy``), and
+    this never waits for a loop that a thread blocked.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        arm()
+    else:
+        on_runtime_thread(runtime, arm)
 
 
 def _closed_message(runtime: Runtime) -> str:
@@ -186,6 +219,10 @@ def _close_collected(runtime: Runtime) -> None:
             stacklevel=3,
             source=runtime,
         )
+
+
+_registering = threading.Lock()
+"""Held while ``Runtime.namespace()`` looks a name up and registers it (never while it waits for a loop)."""
 
 
 _UNPICKLABLE = (
@@ -319,9 +356,8 @@ class Runtime(Handle):
             storage: ``"sqlite"`` (default, Cloudflare's recommended backend, with ``sql`` and
                 ``kv``) or ``"kv"`` (the legacy key-value backend, with its stricter limits).
 
-        Raises ``TypeError`` for a class that is not a DurableObject, ``ValueError`` for an unknown backend,
-        objects on disk of the other backend (never converted, as on Cloudflare), a name registered twice,
-        an empty name, a name with a lone surrogate, or one of the form ``ns-<hex>`` or ``nsh-<64 hex digits>``."""
+        Raises ``TypeError`` for a non-DurableObject class, ``ValueError`` for an unknown backend, objects on disk
+        of the other (never converted), a name taken, ``""``, a lone surrogate, ``ns-<hex>``, ``nsh-<64 hex>``."""
         self.check_open()
         if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
             raise TypeError(f"namespace() takes a durable.DurableObject subclass, not {shown(cls)}")
@@ -329,20 +365,21 @@ class Runtime(Handle):
             raise ValueError(f"storage must be 'sqlite' or 'kv', not {shown(storage)}")
         # A str subclass (a StrEnum member) names the namespace by its text, as an id's name does.
         ns_name = str.__str__(check_namespace_name(cls.__name__ if name is None else name))
-        existing = self._namespaces.get(ns_name)
-        if existing is not None:
-            if existing.cls is not cls or existing.storage != storage:
-                was = f"{existing.cls.__name__}, storage={existing.storage!r}"
-                raise ValueError(f"namespace {ns_name!r} is already registered (for {was}); give another name=")
-            if name is not None and getattr(self.env, name, None) is not existing:
-                bind(self.env, name, existing)  # registered before without name=: bound on env now
-            return existing
-        ns = Namespace._create(self, cls, ns_name, storage)
-        self._directory.fix_backend(ns_name, storage)
-        if name is not None:
-            bind(self.env, name, ns)  # first: a name env already has refuses the whole registration
-        self._namespaces[ns_name] = ns
-        self._alarms.namespace_bound(ns_name)
+        with _registering:  # (threads registering one class at once: one registers, the others get it)
+            existing = self._namespaces.get(ns_name)
+            if existing is not None:
+                if existing.cls is not cls or existing.storage != storage:
+                    was = f"{existing.cls.__name__}, storage={existing.storage!r}"
+                    raise ValueError(f"namespace {ns_name!r} is already registered (for {was}); give another name=")
+                if name is not None and getattr(self.env, name, None) is not existing:
+                    bind(self.env, name, existing)  # registered before without name=: bound on env now
+                return existing
+            ns = Namespace._create(self, cls, ns_name, storage)
+            self._directory.fix_backend(ns_name, storage)
+            if name is not None:
+                bind(self.env, name, ns)  # first: a name env already has refuses the whole registration
+            self._namespaces[ns_name] = ns
+        _arm_stored_alarms(self, lambda: self._alarms.namespace_bound(ns_name))
         return ns
 
     # -- hosts (the table in _hosts.py) -----------------------------------------------------
@@ -406,7 +443,7 @@ class Runtime(Handle):
 
     async def __aenter__(self) -> Runtime:
         self.check_open()
-        self.attach_loop()
+        _enter(self)
         return self
 
     async def __aexit__(
