@@ -279,13 +279,14 @@ class SocketRegistry:
                 host.maybe_idle()
             self.manager.maybe_forget(self)
 
-    def dispatch(self, ws: WebSocket, callback: Callable[[], Any]) -> None:
+    def dispatch(self, ws: WebSocket, callback: Callable[[], Any]) -> asyncio.Future[Any] | None:
         try:
             host = self.manager.runtime.host_for_key(self.key)
             fut = host.invoke("run", _listener_event(callback), (), {})
         except RuntimeClosedError:
-            return
+            return None
         fut.add_done_callback(_retrieve)
+        return fut
 
     # -- hibernation -----------------------------------------------------------------------------
 

@@ -302,6 +302,8 @@ class NetworkEnd:
         if kind != MESSAGE and self.delivery.waiting:
             self.delivery.hold(frame)  # read once the end is accepted, as in workerd
             return
+        if kind != MESSAGE and self.delivery.queue_held(frame):
+            return  # read after the frames before it (Delivery.queue_held)
         if self.close_due is not None:
             # A Close is waiting for its close event: the peer sends nothing after it, but the
             # connection may still be lost before the event runs (then no reply can go out).

@@ -97,3 +97,82 @@ async def test_messages_read_before_the_answer_to_the_objects_close_see_closing(
             s0.close(1000, "ok")
             await until(lambda: "s0:close" in ORDER)
         assert STATES == [("close me", 1), ("m2", 2), ("m3", 2)]
+
+
+class Standard(durable.DurableObject):
+    """Accepts each socket with ``accept()`` and logs its messages from a listener."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        name = request.url.rsplit("/", 1)[1]
+        server.accept()
+        server.add_event_listener("message", lambda e: ORDER.append(f"{name}:{e.data}"))
+        return durable.Response(None, status=101, web_socket=client)
+
+
+async def test_frames_of_two_standard_sockets_sent_at_once_are_read_in_turn() -> None:
+    """workerd: on two sockets accepted with accept() in one object, "a1", "a2", "a3" on one and
+    then "b1", "b2", "b3" on the other, sent with no wait, ran the listeners a1, b1, a2, b2, a3,
+    b3, every run."""
+    ORDER.clear()
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Standard).get_by_name("standard")
+        async with websocket(stub, "http://o/s0") as s0, websocket(stub, "http://o/s1") as s1:
+            for text in ("a1", "a2", "a3"):
+                s0.send(text)
+            for text in ("b1", "b2", "b3"):
+                s1.send(text)
+            await until(lambda: len(ORDER) == 6)
+            assert ORDER == ["s0:a1", "s1:b1", "s0:a2", "s1:b2", "s0:a3", "s1:b3"]
+
+
+async def test_a_standard_listener_awaiting_the_next_message_does_not_block_it() -> None:
+    """workerd's read loop does not wait for a listener's promise: an async listener that waits
+    for the socket's next message gets it."""
+    got: list[str] = []
+
+    class Waits(durable.DurableObject):
+        async def fetch(self, request: durable.Request) -> durable.Response:
+            client, server = durable.WebSocketPair()
+            server.accept()
+            second = asyncio.get_running_loop().create_future()
+
+            async def on_message(e: Any) -> None:
+                if e.data == "first":
+                    got.append(await second)
+                elif not second.done():
+                    second.set_result(e.data)
+
+            server.add_event_listener("message", on_message)
+            return durable.Response(None, status=101, web_socket=client)
+
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Waits).get_by_name("w")
+        async with websocket(stub, "http://o/w") as ws:
+            ws.send("first")
+            ws.send("second")
+            await until(lambda: got == ["second"])
+
+
+async def test_standard_messages_read_before_the_clients_close_see_open() -> None:
+    """workerd (run_ws.py 100 --seed 10353 --resets --loop uvloop, sequence 4): on a socket
+    accepted with accept(), messages and then the client's close(), sent at once, are read in
+    order: the listeners of the messages see OPEN (1), not CLOSED; the close comes after."""
+    seen: list[Any] = []
+
+    class Listens(durable.DurableObject):
+        async def fetch(self, request: durable.Request) -> durable.Response:
+            client, server = durable.WebSocketPair()
+            server.accept()
+            server.add_event_listener("message", lambda e: seen.append((e.data, server.ready_state)))
+            server.add_event_listener("close", lambda e: seen.append(("close", e.code)))
+            return durable.Response(None, status=101, web_socket=client)
+
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Listens).get_by_name("l")
+        async with websocket(stub, "http://o/l") as ws:
+            for text in ("m1", "m2", "m3"):
+                ws.send(text)
+            ws.close(4000)
+            await until(lambda: ("close", 4000) in seen)
+        assert seen == [("m1", 1), ("m2", 1), ("m3", 1), ("close", 4000)]
