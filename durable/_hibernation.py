@@ -189,6 +189,21 @@ class SocketRegistry:
         token = self.seq = self.seq + 1
         self.reading[ws] = token
         try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._invoke(name, camel, args, token, last)
+        else:
+            loop.call_soon(self._invoke, name, camel, args, token, last, context=contextvars.Context())
+
+    def _invoke(self, name: str, camel: str, args: tuple[Any, ...], token: int, last: bool) -> None:
+        """Start the event, a loop turn after its frame was read: workerd's hibernatable event
+        starts a turn after the read, where a listener of an ``accept()``ed socket runs at once
+        (miniflare 4.20260426: "c1"-"c3" on a hibernatable socket and then "d1"-"d4" on an
+        ``accept()``ed one, sent at once, ran d1, c1, d2, d3, c2, d4, c3, every run)."""
+        ws: WebSocket = args[0]
+        if self.reading.get(ws) != token:
+            return  # (released, or disconnected, meanwhile)
+        try:
             host = self.manager.runtime.host_for_key(self.key)
             fut = host.invoke("run", _handler_event(self, name, camel, args, token), (), {})
         except RuntimeClosedError:

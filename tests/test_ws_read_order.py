@@ -176,3 +176,40 @@ async def test_standard_messages_read_before_the_clients_close_see_open() -> Non
             ws.close(4000)
             await until(lambda: ("close", 4000) in seen)
         assert seen == [("m1", 1), ("m2", 1), ("m3", 1), ("close", 4000)]
+
+
+class Both(durable.DurableObject):
+    """Accepts ``/std...`` sockets with ``accept()`` and the others with ``ctx.accept_web_socket()``."""
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        name = request.url.rsplit("/", 1)[1]
+        if name.startswith("std"):
+            server.accept()
+            server.add_event_listener("message", lambda e: ORDER.append(f"{name}:{e.data}"))
+        else:
+            self.ctx.accept_web_socket(server, [name])
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: Any) -> None:
+        ORDER.append(f"{self.ctx.get_tags(ws)[0]}:{message}")
+
+
+async def test_a_hibernatable_event_starts_a_turn_after_its_frame_is_read() -> None:
+    """workerd: "c1"-"c3" on a hibernatable socket and then "d1"-"d4" on an accept()ed one of the
+    same object, sent at once, ran d1, c1, d2, d3, c2, d4, c3 (a hibernatable event starts a turn
+    of the loop after its frame is read, a listener at once); "c1", "d1", "c2", "d2", "c3", "d3"
+    alternating ran d1, c1, d2, d3, c2, c3 (every run)."""
+    ORDER.clear()
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Both).get_by_name("both")
+        async with websocket(stub, "http://o/s0") as hib, websocket(stub, "http://o/std1") as std:
+            for ws, text in ((hib, "c1"), (hib, "c2"), (hib, "c3"), (std, "d1"), (std, "d2"), (std, "d3"), (std, "d4")):
+                ws.send(text)
+            await until(lambda: len(ORDER) == 7)
+            assert ORDER == ["std1:d1", "s0:c1", "std1:d2", "std1:d3", "s0:c2", "std1:d4", "s0:c3"]
+            ORDER.clear()
+            for ws, text in ((hib, "c1"), (std, "d1"), (hib, "c2"), (std, "d2"), (hib, "c3"), (std, "d3")):
+                ws.send(text)
+            await until(lambda: len(ORDER) == 6)
+            assert ORDER == ["std1:d1", "s0:c1", "std1:d2", "std1:d3", "s0:c2", "s0:c3"]
