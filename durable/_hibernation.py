@@ -16,8 +16,10 @@ Rules, and the Cloudflare behaviour each mirrors:
 - A text message equal to the auto-response request is answered here, with no event and without
   waking a hibernated object; the socket's timestamp is recorded.
 - A socket's next frame is read only once the event of its previous one has started (workerd's
-  read loop awaits each dispatch): behind a message the object cannot take yet (it wakes, or
-  ``block_concurrency_while`` holds it) frames wait, auto-response requests and the Close included.
+  read loop awaits each dispatch), and on a later loop turn: behind a message the object cannot
+  take yet (it wakes, or ``block_concurrency_while`` holds it) frames wait, auto-response requests
+  and the Close included; frames that reach several sockets at once are read one of each socket at
+  a time (workerd's read loops, one per socket, take turns).
 - Handlers are optional (a missing one drops the event), are called with only the parameters
   they declare (Python Workers calls them that way), and an exception in one is logged: the
   socket stays and the object is not reset (workerd's ``HibernatableWebSocketCustomEvent::run``).
@@ -41,6 +43,7 @@ import functools
 import inspect
 import logging
 import weakref
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final
 
@@ -102,7 +105,7 @@ class SocketRegistry:
         # The sockets whose last event has not started yet (the value names the event; 0: its
         # next frames are about to be read), and the frames that arrived since.
         self.reading: dict[WebSocket, int] = {}
-        self.backlog: dict[WebSocket, list[tuple[Any, ...]]] = {}
+        self.backlog: dict[WebSocket, deque[tuple[Any, ...]]] = {}
         self.seq = 0
 
     # -- the Hibernation API (called through ctx) ----------------------------------------------
@@ -156,9 +159,10 @@ class SocketRegistry:
             # the previous one has started (its read loop awaits each dispatch): until then it
             # waits, auto-response requests included (measured with miniflare 4, 2026-04-07: to
             # an object held by blockConcurrencyWhile, "m1", "ping" gets "echo:m1" then "pong").
-            self.backlog.setdefault(ws, []).append(frame)
+            self.backlog.setdefault(ws, deque()).append(frame)
             return
         self._read(ws, frame)
+        self._next_turn(ws)
 
     def _read(self, ws: WebSocket, frame: tuple[Any, ...]) -> None:
         kind = frame[0]
@@ -185,6 +189,21 @@ class SocketRegistry:
         token = self.seq = self.seq + 1
         self.reading[ws] = token
         try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._invoke(name, camel, args, token, last)
+        else:
+            loop.call_soon(self._invoke, name, camel, args, token, last, context=contextvars.Context())
+
+    def _invoke(self, name: str, camel: str, args: tuple[Any, ...], token: int, last: bool) -> None:
+        """Start the event, a loop turn after its frame was read: workerd's hibernatable event
+        starts a turn after the read, where a listener of an ``accept()``ed socket runs at once
+        (miniflare 4.20260426: "c1"-"c3" on a hibernatable socket and then "d1"-"d4" on an
+        ``accept()``ed one, sent at once, ran d1, c1, d2, d3, c2, d4, c3, every run)."""
+        ws: WebSocket = args[0]
+        if self.reading.get(ws) != token:
+            return  # (released, or disconnected, meanwhile)
+        try:
             host = self.manager.runtime.host_for_key(self.key)
             fut = host.invoke("run", _handler_event(self, name, camel, args, token), (), {})
         except RuntimeClosedError:
@@ -203,28 +222,47 @@ class SocketRegistry:
             fut.add_done_callback(lambda _: self._release(ws))
 
     def started(self, ws: WebSocket, token: int) -> None:
-        """The event ``token`` of ``ws`` starts: the frames that wait behind it are read next."""
+        """The event ``token`` of ``ws`` starts: the next frame is read on a later turn."""
         if self.reading.get(ws) != token:
             return
-        backlog = self.backlog.pop(ws, None)
-        if not backlog:
-            del self.reading[ws]
-            return
         # After the handler's first step (workerd's dispatch returns once the handler is
-        # running), in a context of their own.
+        # running), in a context of its own.
         self.reading[ws] = 0
-        asyncio.get_running_loop().call_soon(self._drain, ws, backlog, context=contextvars.Context())
+        asyncio.get_running_loop().call_soon(self._drain, ws, context=contextvars.Context())
 
-    def _drain(self, ws: WebSocket, backlog: list[tuple[Any, ...]]) -> None:
+    def _next_turn(self, ws: WebSocket) -> None:
+        """A frame of ``ws`` was read and no event waits to start (an auto-response, or an event
+        that started at once): its next frame is read on a later loop turn, not at once.
+
+        workerd's read loop takes a few turns of its event loop between two frames of a socket,
+        and each socket has its own loop: frames that reach several sockets at once are read
+        in turn, one of each socket at a time, not in the order they arrived (miniflare
+        4.20260426, 2026-04-20: a client sending "a1", "a2", "a3" on one socket and then "b1",
+        "b2", "b3" on another, with no wait, had the handlers start a1, b1, a2, b2, a3, b3,
+        every run; with three sockets and a1-a3, b1, c1-c2: a1, b1, c1, a2, c2, a3)."""
+        if ws in self.reading or ws not in self.sockets:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # (no loop runs: nothing else is read meanwhile either)
+        self.reading[ws] = 0
+        loop.call_soon(self._drain, ws, context=contextvars.Context())
+
+    def _drain(self, ws: WebSocket) -> None:
+        """Read the next frame of ``ws`` that waited, if any (one per turn, see :meth:`_next_turn`)."""
         if self.reading.get(ws) != 0:
             return
         del self.reading[ws]
-        backlog.extend(self.backlog.pop(ws, ()))
-        for i, frame in enumerate(backlog):
-            self._read(ws, frame)
-            if ws in self.reading:  # an event was dispatched: the rest waits for it to start
-                self.backlog.setdefault(ws, []).extend(backlog[i + 1 :])
-                return
+        backlog = self.backlog.get(ws)
+        if not backlog:
+            self.backlog.pop(ws, None)
+            return
+        frame = backlog.popleft()
+        if not backlog:
+            del self.backlog[ws]
+        self._read(ws, frame)
+        self._next_turn(ws)
 
     def _ended(self, ws: WebSocket, token: int, fut: asyncio.Future[Any]) -> None:
         _retrieve(fut)
@@ -256,13 +294,14 @@ class SocketRegistry:
                 host.maybe_idle()
             self.manager.maybe_forget(self)
 
-    def dispatch(self, ws: WebSocket, callback: Callable[[], Any]) -> None:
+    def dispatch(self, ws: WebSocket, callback: Callable[[], Any]) -> asyncio.Future[Any] | None:
         try:
             host = self.manager.runtime.host_for_key(self.key)
             fut = host.invoke("run", _listener_event(callback), (), {})
         except RuntimeClosedError:
-            return
+            return None
         fut.add_done_callback(_retrieve)
+        return fut
 
     # -- hibernation -----------------------------------------------------------------------------
 

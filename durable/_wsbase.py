@@ -261,8 +261,9 @@ class StandardOwner(Protocol):
     def release(self, ws: WebSocket) -> None:
         """``ws`` is closed: stop tracking it."""
 
-    def dispatch(self, ws: WebSocket, callback: Callable[[], Any]) -> None:
-        """Run ``callback()`` as an event of the object (through its input gate)."""
+    def dispatch(self, ws: WebSocket, callback: Callable[[], Any]) -> asyncio.Future[Any] | None:
+        """Run ``callback()`` as an event of the object (through its input gate); the event's
+        future (None if the runtime is closed)."""
 
 
 class Receiver(Protocol):

@@ -66,7 +66,8 @@ class Delivery:
     """
 
     __slots__ = (
-        "_backlog", "_inbox", "_listeners", "_mode", "_owner", "_raised", "_receiver", "_waiter", "hibernation", "socket"
+        "_backlog", "_inbox", "_listeners", "_mode", "_owner", "_raised", "_receiver", "_turns", "_waiter", "hibernation",
+        "socket",
     )  # fmt: skip
 
     _inbox: deque[tuple[Any, ...]] | None  # made on first use: a deque costs ~600 bytes
@@ -82,6 +83,9 @@ class Delivery:
         self._owner: StandardOwner | None = None
         self._receiver: Receiver | None = None
         self._raised: bool | str = False  # a listener raised (its event's type): the read loop is over
+        # Inside an object, on the standard path: while the listeners of the last frame read have
+        # not run, the frames that arrived since, with the owner they arrived under (_read_standard).
+        self._turns: deque[tuple[tuple[Any, ...], StandardOwner | None]] | None = None
         # Tags and auto-response time from ctx.accept_web_socket(), kept after the close as in workerd.
         self.hibernation: HibernatableEntry | None = None
 
@@ -270,27 +274,23 @@ class Delivery:
             self._deliver_standard(frame)
 
     def _deliver_standard(self, frame: tuple[Any, ...]) -> None:
-        if self._raised:
-            return  # a listener raised: nothing more is read
-        kind = frame[0]
-        all_listeners = self._listeners or {}
-        listeners = all_listeners.get(kind)
-        if not listeners:
-            if kind != ERROR or not all_listeners.get(CLOSE):
-                self._push(frame)
+        turns = self._turns
+        if turns is not None:
+            turns.append((frame, self._owner))
             return
-        socket = self.socket
-        event = _make_event(socket, frame)
-        if kind != MESSAGE:
-            self._push(frame)  # receive() still learns the socket is closed
-        owner = self._owner
-        for listener in list(listeners):
-            call = functools.partial(self._call_listener, listener, event)
-            if owner is not None:
-                owner.dispatch(socket, call)
-            else:
-                if not _run_listener(call):
-                    return  # it raised: the later listeners are skipped (see _listener_raised)
+        self.read_turn(frame, self._owner)
+
+    def read_turn(self, frame: tuple[Any, ...], owner: StandardOwner | None) -> bool:
+        return _read_standard(self, frame, owner, self._listeners)
+
+    def queue_held(self, frame: tuple[Any, ...]) -> bool:
+        """Keep a Close (or a lost connection) that arrives while frames wait for their turn
+        (:func:`_read_standard`), to be read after them (:func:`_next_standard`); or False."""
+        turns = self._turns
+        if turns is None or self._mode != _STANDARD:
+            return False
+        turns.append(((_HELD, frame), self._owner))
+        return True
 
     def _call_listener(self, listener: Callable[[Any], Any], event: Any) -> Any:
         """Call ``listener(event)`` unless a listener raised before (:func:`_listener_raised`) or it
@@ -383,6 +383,113 @@ def _listener_raised(socket: WebSocket, error_listeners: list[Callable[[Any], An
 
 _LISTENING: set[int] = set()
 """``id()`` of each socket one of whose listeners is running (:func:`in_listener`)."""
+
+
+def _read_standard(
+    delivery: Delivery,
+    frame: tuple[Any, ...],
+    owner: StandardOwner | None,
+    all_listeners: dict[str, list[Callable[[Any], Any]]] | None,
+) -> bool:
+    """Hand ``frame`` to ``delivery``'s listeners (through ``owner``'s gate, if any).
+
+    Inside an object the next frame is read only once this one's listeners have run, on a later
+    loop turn (:func:`_next_standard`): workerd's read loop of a socket accepted with
+    ``accept()`` awaits each frame's event, and frames that reach several such sockets at once
+    are read one of each socket at a time (miniflare 4.20260426: "a1", "a2", "a3" on one socket
+    and then "b1", "b2", "b3" on another, sent with no wait, ran the listeners a1, b1, a2, b2,
+    a3, b3, every run). Returns whether an event was dispatched.
+    """
+    if delivery._raised:
+        return False  # a listener raised: nothing more is read
+    kind = frame[0]
+    listeners = (all_listeners or {}).get(kind)
+    if not listeners:
+        if kind != ERROR or not (all_listeners or {}).get(CLOSE):
+            delivery._push(frame)
+        return False
+    socket = delivery.socket
+    event = _make_event(socket, frame)
+    if kind != MESSAGE:
+        delivery._push(frame)  # receive() still learns the socket is closed
+    call = delivery._call_listener
+    if owner is None:
+        for listener in list(listeners):
+            if not _run_listener(functools.partial(call, listener, event)):
+                return False  # it raised: the later listeners are skipped (see _listener_raised)
+        return False
+    *first, final = listeners
+    for listener in first:
+        owner.dispatch(socket, functools.partial(call, listener, event))
+    read_next = _ReadNext(delivery)
+    fut = owner.dispatch(socket, functools.partial(read_next.after, call, final, event))
+    if fut is None:
+        return False
+    if delivery._turns is None:
+        delivery._turns = deque()
+    fut.add_done_callback(read_next)  # (an event that never ran: the object was reset first)
+    return True
+
+
+def _next_standard(delivery: Delivery) -> None:
+    """The listeners of the last frame read have run: read the next frame that waited. A Close
+    kept by :meth:`Delivery.queue_held` is read then: the network end takes it (and answers it),
+    so the listeners of the frames before it saw the socket ``OPEN``, as in workerd, whose read
+    loop reads the Close after them (run_ws.py 100 --seed 10353 --resets --loop uvloop, sequence 4)."""
+    turns = delivery._turns
+    if not turns:
+        delivery._turns = None
+        return
+    frame, owner = turns.popleft()
+    if frame[0] is not _HELD:
+        if not delivery.read_turn(frame, owner):
+            _later(functools.partial(_next_standard, delivery))  # no listener: the next frame next turn
+        return
+    delivery._turns = None
+    delivery.socket.network.arrive(frame[1])  # the close state, the reply, then delivered
+    if turns:  # (what arrived after it)
+        _resume(delivery, turns)
+
+
+def _resume(delivery: Delivery, turns: deque[tuple[tuple[Any, ...], StandardOwner | None]]) -> None:
+    """Put back ``turns``, the frames that waited behind a Close just read."""
+    if delivery._turns is None:
+        delivery._turns = turns
+        _later(functools.partial(_next_standard, delivery))
+    else:
+        delivery._turns.extend(turns)
+
+
+def _later(callback: Callable[[], None]) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        callback()
+    else:
+        loop.call_soon(callback, context=contextvars.Context())
+
+
+class _ReadNext:
+    """Reads a socket's next frame once, on the turn after its last listener's call returned
+    (workerd's read loop does not wait for a listener's promise), or after the event ended
+    without running it."""
+
+    __slots__ = ("delivery", "done")
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.done = False
+
+    def after(self, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        finally:
+            self(None)
+
+    def __call__(self, _: object) -> None:
+        if not self.done:
+            self.done = True
+            _later(functools.partial(_next_standard, self.delivery))
 
 
 def in_listener(socket: WebSocket) -> bool:
