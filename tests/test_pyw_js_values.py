@@ -295,3 +295,54 @@ class TestUnwrappedContext:
             "rewrap": True,
             "binding": 5,
         }
+
+
+class TestConstructorErrors:
+    """workers-py's ``Response.__init__`` and ``Request.__init__`` call ``js.Response.new`` /
+    ``js.Request.new`` without converting their errors (only ``from_json``, ``redirect`` and
+    ``form_data`` go through ``_to_python_exception``), so workerd's ``RangeError`` / ``TypeError``
+    reach Python as ``pyodide.ffi.JsException``. They were plain ``ValueError`` / ``TypeError``,
+    which they remain too. Messages measured in workerd (miniflare 4.20260426.0)."""
+
+    @pytest.mark.parametrize(
+        ("build", "name", "message"),
+        [
+            (
+                lambda: sdk.Response("x", status=99),
+                "RangeError",
+                "Responses may only be constructed with status codes in the range 200 to 599, inclusive.",
+            ),
+            (
+                lambda: sdk.Response("x", status=204),
+                "TypeError",
+                "Response with null body status (101, 204, 205, or 304) cannot have a body.",
+            ),
+            (lambda: sdk.Response("x", status_text="a\nb"), "TypeError", "Invalid statusText"),
+            (
+                lambda: sdk.Request("https://example.com/", body="x"),
+                "TypeError",
+                "Request with a GET or HEAD method cannot have a body.",
+            ),
+            (lambda: sdk.Request("/x"), "TypeError", "Invalid URL: /x"),
+        ],
+    )
+    def test_javascript_errors(self, build: Any, name: str, message: str) -> None:
+        with pytest.raises(_ffi().JsException) as caught:
+            build()
+        assert (caught.value.name, caught.value.message) == (name, message)
+        assert isinstance(caught.value, ValueError if name == "RangeError" else TypeError)
+
+    def test_the_sdks_own_errors_stay_python_ones(self) -> None:
+        """``Unsupported type in Response: dict`` is the SDK's ``TypeError``; ``Response.redirect``
+        converts workerd's ``RangeError`` to ``ValueError`` (``_to_python_exception``)."""
+        with pytest.raises(TypeError) as caught:
+            sdk.Response({"a": 1})
+        assert not isinstance(caught.value, _ffi().JsException)
+        with pytest.raises(ValueError) as redirect:
+            sdk.Response.redirect("https://example.com/", 200)
+        assert not isinstance(redirect.value, _ffi().JsException)
+
+    def test_status_zero_is_the_default(self) -> None:
+        """The SDK sends a status only ``if status:``, so ``status=0`` makes workerd's default 200;
+        it raised ``ValueError``."""
+        assert sdk.Response("x", status=0).status == 200
