@@ -29,6 +29,7 @@ from typing import Any, Final
 import durable
 
 from ..._object import bind
+from ._devvars import dev_vars
 from ._entrypoints import legacy_worker, set_current_env
 from ._wrangler import (
     CONFIG_NAMES,
@@ -82,7 +83,7 @@ class Project:
         module: the imported entry module.
         worker: the class that serves HTTP (``Default``, or one made around ``on_fetch``).
         bindings: the Durable Object bindings, in config order.
-        vars: the config's ``vars``.
+        vars: the config's ``vars``, with the local secrets of ``.dev.vars`` (or ``.env``) over them.
         compatibility_date: the config's ``compatibility_date`` (``None`` when absent).
         env: the wrangler environment applied (``--env``), ``None`` for the top level.
         warnings: what wrangler would warn about and what durable ignores (each names the field);
@@ -221,6 +222,11 @@ def load_project(path: str | Path, *, env: str | None = None) -> Project:
         raise config.error("name", "must be a string")
     date = check_compatibility(config)
     raw_vars = check_vars(config)
+    try:
+        secrets, _ = dev_vars(path_.parent, config.env)
+    except ValueError as exc:
+        raise ProjectError(str(exc)) from None
+    raw_vars.update(secrets)  # wrangler dev: .dev.vars / .env values override vars
     unsupported = unsupported_bindings(config)
     checked = _check_bindings(config, storage_kinds(config), set(raw_vars) | set(unsupported))
     config_file = path_
