@@ -346,3 +346,35 @@ class TestConstructorErrors:
         """The SDK sends a status only ``if status:``, so ``status=0`` makes workerd's default 200;
         it raised ``ValueError``."""
         assert sdk.Response("x", status=0).status == 200
+
+
+class Keywords(sdk.DurableObject):
+    async def seen(self, *args: Any, **kwargs: Any) -> Any:
+        return (
+            [type(arg).__name__ for arg in args],
+            [arg.to_py() if hasattr(arg, "to_py") else arg for arg in args],
+            kwargs,
+        )
+
+    async def strict(self, a: Any, *, b: Any = None) -> Any:
+        return a, b
+
+
+class TestRpcKeywordArguments:
+    async def test_keywords_arrive_as_one_trailing_object(self) -> None:
+        """The SDK's stub calls ``fn(*js_args, **js_kwargs)`` on workerd's RPC stub, and Pyodide
+        passes a JavaScript function's keyword arguments as one object after the positional ones
+        (``JsProxy.__call__``), so ``await stub.seen(1, b=2)`` runs ``seen(1, {"b": 2})`` (the object
+        converted by ``python_from_rpc``: a ``JsDict``). They arrived as keyword arguments."""
+        async with durable.Runtime() as runtime:
+            runtime.namespace(Keywords, name="KW")
+            pw.serving(runtime)
+            stub = sdk.env.KW.getByName("a")
+            assert list(await stub.seen(1, b=2)) == [
+                ["int", "JsDict"],
+                [1, {"b": 2}],
+                {},
+            ]
+            assert list(await stub.seen(1, 2)) == [["int", "int"], [1, 2], {}]
+            with pytest.raises(TypeError, match="positional argument"):
+                await stub.strict(1, b=2)  # strict(1, {"b": 2}): b is keyword-only

@@ -389,11 +389,12 @@ class StubAdapter:
         method = getattr(self._stub, name)
 
         def call(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+            if kwargs:
+                # Pyodide calls a JavaScript function's keyword arguments as one object after the
+                # others (the SDK's stub calls fn(*js_args, **js_kwargs)): the method gets a dict.
+                args = (*args, kwargs)
             check_rpc_value(list(args))
-            check_rpc_value(kwargs)
-            args = tuple(map(to_durable, args))
-            kwargs = {key: to_durable(value) for key, value in kwargs.items()}
-            return Converted(method(*args, **kwargs), _from_rpc_result)
+            return Converted(method(*map(to_durable, args)), _from_rpc_result)
 
         call.__name__ = call.__qualname__ = name
         return call
