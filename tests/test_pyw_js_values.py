@@ -9,6 +9,7 @@ Python function called from JavaScript gets every argument; ``None`` goes to Jav
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from typing import Any
@@ -378,3 +379,30 @@ class TestRpcKeywordArguments:
             assert list(await stub.seen(1, 2)) == [["int", "int"], [1, 2], {}]
             with pytest.raises(TypeError, match="positional argument"):
                 await stub.strict(1, b=2)  # strict(1, {"b": 2}): b is keyword-only
+
+
+class Dates(sdk.DurableObject):
+    async def echo(self, value: Any) -> Any:
+        return value
+
+    async def stored(self, value: Any) -> Any:
+        await self.ctx.storage.put("when", value)
+        return await self.ctx.storage.get("when")
+
+
+class TestDatetimes:
+    async def test_a_datetime_comes_back_as_the_sdk_reads_a_date(self) -> None:
+        """workers-py sends a ``datetime`` as ``js.Date.new(dt.timestamp() * 1000)`` and reads a
+        ``Date`` as ``datetime.fromtimestamp(ms / 1000)``: naive local time, to the millisecond,
+        over RPC and from storage, at any depth. It came back as it was sent (aware, microseconds)."""
+        aware = datetime.datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+        expected = datetime.datetime.fromtimestamp(int(aware.timestamp() * 1000) / 1000)
+        async with durable.Runtime() as runtime:
+            runtime.namespace(Dates, name="DATES")
+            pw.serving(runtime)
+            stub = sdk.env.DATES.getByName("a")
+            assert await stub.echo(aware) == expected and (await stub.echo(aware)).tzinfo is None
+            assert await stub.stored(aware) == expected
+            assert (await stub.echo({"at": [aware]})).at[0] == expected
+            naive = datetime.datetime(2024, 1, 2, 3, 4, 5, 999999)
+            assert await stub.echo(naive) == naive.replace(microsecond=999000)
