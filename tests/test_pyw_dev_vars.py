@@ -29,13 +29,13 @@ class Default(WorkerEntrypoint):
 """
 
 
-def project(tmp_path: Path, files: dict[str, str], env_section: bool = False) -> Path:
+def project(tmp_path: Path, files: dict[str, str], env_section: bool = False, extra: str = "") -> Path:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "entry.py").write_text(textwrap.dedent(ENTRY))
     envs = ', "env": {"staging": {"vars": {"MODE": "staging-var"}}}' if env_section else ""
     (tmp_path / "wrangler.jsonc").write_text(
         '{"main": "src/entry.py", "compatibility_date": "2026-04-07", "compatibility_flags": ["python_workers"],'
-        f' "vars": {{"MODE": "var", "ONLY_VAR": "kept"}}{envs}}}'
+        f' "vars": {{"MODE": "var", "ONLY_VAR": "kept"}}{envs}{extra}}}'
     )
     for name, text in files.items():
         (tmp_path / name).write_text(textwrap.dedent(text))
@@ -78,6 +78,19 @@ class TestDevVars:
             "ONLY_VAR": None,
         }
         assert pw.load_project(path).vars == {"MODE": "var", "ONLY_VAR": "kept", "API_KEY": "top", "URL": "u"}
+
+    async def test_secrets_required_keeps_only_the_names_it_lists(self, tmp_path: Path) -> None:
+        """With ``"secrets": {"required": [...]}`` only those keys are loaded; one no file
+        defines is a warning naming it."""
+        files = {".dev.vars": "API_KEY=k\nURL=not-required\n"}
+        path = project(tmp_path, files, extra=', "secrets": {"required": ["API_KEY", "TOKEN"]}')
+        assert await served(path) == {"API_KEY": "k", "MODE": "var", "URL": None, "ONLY_VAR": "kept"}
+        assert any("`secrets.required` names TOKEN" in warning for warning in pw.load_project(path).warnings)
+
+    def test_secrets_required_must_be_a_list_of_names(self, tmp_path: Path) -> None:
+        path = project(tmp_path, {".dev.vars": "A=1\n"}, extra=', "secrets": {"required": "A"}')
+        with pytest.raises(pw.ProjectError, match="secrets.required` must be a list of secret names"):
+            pw.load_project(path)
 
 
 def test_dotenv_syntax() -> None:
