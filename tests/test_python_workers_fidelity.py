@@ -33,7 +33,7 @@ class Mixin:
 
 
 class Inbox(Mixin, sdk.DurableObject):
-    async def take(self, message: Any, *, extra: Any = None) -> Any:
+    async def take(self, message: Any, extra: Any = None) -> Any:
         # workerd passes RPC arguments through python_from_rpc: a JS object arrives as a JsDict.
         kinds = [type(message).__name__, type(message["items"][0]).__name__]
         if extra is not None:
@@ -80,7 +80,7 @@ class TestRpcArguments:
         stub = env_of(durable_runtime).INBOX.getByName("a")
         kinds, text, n = await stub.take({"text": "hi", "items": [{"n": 3}]})
         assert (kinds, text, n) == (["JsDict", "JsDict"], "hi", 3)
-        assert (await stub.take({"text": "x", "items": [{"n": 1}]}, extra={"a": 1}))[0][2] == "JsDict"
+        assert (await stub.take({"text": "x", "items": [{"n": 1}]}, {"a": 1}))[0][2] == "JsDict"
         assert await stub.sync_take({"a": 1}) == "JsDict"
 
     async def test_plain_durable_stub_and_mixins(self, durable_runtime: durable.Runtime) -> None:

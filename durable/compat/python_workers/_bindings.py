@@ -19,6 +19,7 @@ from durable._util import shown
 
 from ._convert import Converted, JsDate, JsDict, JsList, check_rpc_value, js_key, python_from_rpc, to_durable
 from ._http import FetchResponse, Request, as_fetch_response, unwrap_request
+from ._rawctx import RawContext, RawEnv
 from ._sdksocket import sdk_socket
 from ._sql import SqlAdapter
 
@@ -57,6 +58,17 @@ def _options(name: str, options: object, kwargs: dict[str, Any]) -> dict[str, An
     for field in _KEY_OPTIONS.intersection(merged):
         merged[field] = js_key(merged[field])
     return merged
+
+
+def list_options(options: object, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``list()``'s options, given as a positional dict and/or keywords."""
+    return _options("list", options, kwargs)
+
+
+def storage_list(storage: StorageAdapter, options: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> Awaitable[Any]:
+    """``await storage.list(options)`` of the storage under ``storage``, as workerd's promise gives
+    it (``StorageAdapter.list`` itself gives the SDK's iterator of pairs)."""
+    return _StorageCalls.list(storage, options, **kwargs)
 
 
 # list()'s options that workerd reads as strings (String(value), as its keys).
@@ -196,7 +208,7 @@ class SyncKVAdapter:
     def list(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
         """An iterator of ``(key, value)`` pairs (dicts as ``JsDict``); options as a positional
         dict or keywords."""
-        return ((key, python_from_rpc(value)) for key, value in self._target.list(**_options("list", options, kwargs)))
+        return ((key, python_from_rpc(value)) for key, value in self._target.list(**list_options(options, kwargs)))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._target, name)
@@ -243,24 +255,33 @@ class ContextAdapter:
 
     Every attribute passes through to the :class:`durable.State` (``id``, ``blockConcurrencyWhile``,
     ``waitUntil``, ``acceptWebSocket``...); ``storage`` takes the SDK's call shapes and ``abort()``
-    raises :class:`DurableObjectAbort`.
+    raises :class:`DurableObjectAbort`. ``_ctx`` is what the SDK's ``_ctx`` holds, workerd's
+    ``DurableObjectState`` as Pyodide proxies it (:class:`~._rawctx.RawContext`).
     """
 
-    __slots__ = ("_ctx", "storage")
+    __slots__ = ("_raw", "_state", "storage")
 
-    _ctx: Any
+    _raw: RawContext | None
+    _state: Any
     storage: StorageAdapter
 
     def __new__(cls, ctx: Any) -> ContextAdapter:
         if isinstance(ctx, ContextAdapter):
             return ctx
+        if isinstance(ctx, RawContext):  # DurableObjectContext(ctx._ctx): the same object again
+            return ctx.wrapper  # type: ignore[no-any-return]
         self = super().__new__(cls)
-        self._ctx = ctx
+        self._state = ctx
+        self._raw = None
         return self
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_ctx":  # the SDK's wrapped JavaScript DurableObjectState, which code unwraps
+            if self._raw is None:
+                self._raw = RawContext(self)
+            return self._raw
         if name == "storage":  # made at first use, as the SDK wraps it (DurableObjectContext(x) takes any x)
-            self.storage = StorageAdapter(self._ctx.storage)
+            self.storage = StorageAdapter(self._state.storage)
             return self.storage
         if name in ("getWebSockets", "get_websockets"):  # the latter: the docs' Python spelling
             return self._get_websockets
@@ -269,37 +290,37 @@ class ContextAdapter:
         if name == "getTags":
             return self._get_tags
         try:
-            return getattr(self._ctx, name)
+            return getattr(self._state, name)
         except AttributeError:
             if name in _STATE_EXTRAS:
                 return _STATE_EXTRAS[name]()
             raise
 
     def __repr__(self) -> str:
-        return f"<workers DurableObjectContext {self._ctx!r}>"
+        return f"<workers DurableObjectContext {self._state!r}>"
 
     def _get_websockets(self, tag: str | None = None) -> list[Any]:
         """``getWebSockets(tag)``: the accepted sockets, as :class:`SdkWebSocket`, in a JavaScript
         array's stand-in (``to_py()``, ``length``)."""
-        sockets: list[Any] = self._ctx.getWebSockets(tag)
+        sockets: list[Any] = self._state.getWebSockets(tag)
         return JsList(sdk_socket(ws) for ws in sockets)
 
     def _get_tags(self, ws: Any) -> list[str]:
         """``getTags(ws)``: the socket's tags, in a JavaScript array's stand-in."""
-        return JsList(self._ctx.getTags(ws))
+        return JsList(self._state.getTags(ws))
 
     def _auto_response_timestamp(self, ws: Any) -> JsDate | None:
         """``getWebSocketAutoResponseTimestamp(ws)``: a JavaScript ``Date`` in workerd, which the
         SDK's context passes through unconverted (Pyodide's proxy of it: ``getTime()``,
         ``toISOString()``, ``to_py()``): a :class:`JsDate`; ``None`` (``null``) before any
         auto-response."""
-        when: datetime.datetime | None = self._ctx.getWebSocketAutoResponseTimestamp(ws)
+        when: datetime.datetime | None = self._state.getWebSocketAutoResponseTimestamp(ws)
         return None if when is None else JsDate(round(when.timestamp() * 1000))
 
     @property
     def js_object(self) -> Any:
         """The underlying :class:`durable.State`."""
-        return self._ctx
+        return self._state
 
     def abort(self, reason: object = None, options: Any = None, **kwargs: Any) -> NoReturn:
         """Reset the object and raise :class:`DurableObjectAbort` to stop the running code.
@@ -312,7 +333,7 @@ class ContextAdapter:
             # (PyProxy.toString: str(o) by default): the caller sees "x", not "IndexError: x".
             reason = shown(reason, limit=10_000, text=True)
         try:
-            self._ctx.abort(reason, options, **kwargs)
+            self._state.abort(reason, options, **kwargs)
         except BaseException as exc:
             if isinstance(exc, TypeError) and not getattr(exc, "durable_object_reset", False):
                 raise  # options that are not {"retryAlarm": bool}: nothing was reset
@@ -368,11 +389,12 @@ class StubAdapter:
         method = getattr(self._stub, name)
 
         def call(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+            if kwargs:
+                # Pyodide calls a JavaScript function's keyword arguments as one object after the
+                # others (the SDK's stub calls fn(*js_args, **js_kwargs)): the method gets a dict.
+                args = (*args, kwargs)
             check_rpc_value(list(args))
-            check_rpc_value(kwargs)
-            args = tuple(map(to_durable, args))
-            kwargs = {key: to_durable(value) for key, value in kwargs.items()}
-            return Converted(method(*args, **kwargs), _from_rpc_result)
+            return Converted(method(*map(to_durable, args)), _from_rpc_result)
 
         call.__name__ = call.__qualname__ = name
         return call
@@ -440,40 +462,47 @@ class NamespaceAdapter:
 
 
 class EnvAdapter:
-    """``self.env`` as the SDK shows it: namespaces wrapped as :class:`NamespaceAdapter`, vars as they are."""
+    """``self.env`` as the SDK shows it: namespaces wrapped as :class:`NamespaceAdapter`, vars as they are.
 
-    __slots__ = ("_cache", "_env")
+    ``_env`` is what the SDK's ``_EnvWrapper._env`` holds, workerd's env as Pyodide proxies it
+    (:class:`~._rawctx.RawEnv`)."""
+
+    __slots__ = ("_cache", "_target")
 
     _cache: dict[str, Any]
-    _env: Any
+    _target: Any
 
     def __new__(cls, env: Any) -> EnvAdapter:
         if isinstance(env, EnvAdapter):
             return env
+        if isinstance(env, RawEnv):  # _EnvWrapper(env._env): the same object again
+            return env.wrapper  # type: ignore[no-any-return]
         self = super().__new__(cls)
-        self._env = env
+        self._target = env
         self._cache = {}
         return self
 
     def __repr__(self) -> str:
-        return f"<workers env {self._env!r}>"
+        return f"<workers env {self._target!r}>"
 
     @property
     def js_object(self) -> Any:
         """The underlying :class:`durable.Env`."""
-        return self._env
+        return self._target
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        if name == "_env":  # the SDK's wrapped JavaScript env, which code unwraps
+            return RawEnv(self)
         try:
             return self._cache[name]
         except KeyError:
             pass
         try:
-            value = getattr(self._env, name)
+            value = getattr(self._target, name)
         except AttributeError as exc:
-            if not isinstance(self._env, durable.Env):
+            if not isinstance(self._target, durable.Env):
                 raise
             # durable.Env names rt.namespace() and a served file's dicts; a Python Workers
             # project declares its bindings in its wrangler config, which it names too.
@@ -500,10 +529,10 @@ class EnvAdapter:
             raise KeyError(name) from None
 
     def __contains__(self, name: object) -> bool:
-        return name in self._env
+        return name in self._target
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._env)
+        return iter(self._target)
 
     def __dir__(self) -> list[str]:
-        return dir(self._env)
+        return dir(self._target)

@@ -14,6 +14,7 @@ alarm(self)`` works.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import inspect
 import math
@@ -245,7 +246,8 @@ def python_from_rpc(value: Any) -> Any:
     and Pyodide converts a number that ``Number.isSafeInteger()`` to an ``int``: ``1.0`` comes
     back as ``1``); a JavaScript ``Error`` (what the SDK sends for a Python exception) becomes
     ``Exception("Error: message")``; a ``durable.Request`` (a JavaScript ``Request`` there) the
-    SDK's ``Request``. Everything else is returned as it is.
+    SDK's ``Request``; a ``datetime`` (a JavaScript ``Date`` there) a naive local one, to the
+    millisecond, as the SDK reads a ``Date``. Everything else is returned as it is.
     """
     return _from_rpc(value, {})
 
@@ -274,6 +276,10 @@ def _from_rpc(value: Any, memo: dict[int, Any]) -> Any:
         return int(value)  # a JavaScript number: Pyodide gives an int when Number.isSafeInteger()
     if isinstance(value, durable.Request):
         return sdk_request()(value)  # the SDK's python_from_rpc wraps a JavaScript Request
+    if kind is datetime.datetime:
+        # The SDK sends js.Date.new(dt.timestamp() * 1000) (milliseconds, the rest truncated) and
+        # reads a Date back as datetime.fromtimestamp(ms / 1000): naive, local time.
+        return datetime.datetime.fromtimestamp(int(value.timestamp() * 1000) / 1000)
     return value
 
 

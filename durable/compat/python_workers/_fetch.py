@@ -113,6 +113,8 @@ async def js_fetch(resource: Any, init: Mapping[str, Any] | None = None, /, **fi
 async def _fetch(resource: Any, options: dict[str, Any]) -> Response:
     try:
         request, follow = _outbound_request(resource, options)
+    except JsException as exc:  # the Request constructor's (a JsException that is a TypeError too)
+        raise FetchError(exc.name, exc.message) from None
     except (TypeError, ValueError) as exc:
         raise FetchError("TypeError" if isinstance(exc, TypeError) else "RangeError", str(exc)) from None
     host = running_host()

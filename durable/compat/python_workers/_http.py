@@ -15,9 +15,10 @@ Both response classes subclass :class:`durable.Response`, so a handler may retur
 from __future__ import annotations
 
 import builtins
+import contextlib
 import http
 import json as _json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, NoReturn, overload
 
 import durable
@@ -26,7 +27,7 @@ from durable._util import unbuilt_safe_repr
 from ._convert import JsDate, JsDict, JsList, JsMapDict, JsObject
 from ._forms import Blob, FormData, encode_body, mime_type, parse_form
 from ._jsjson import js_json_text
-from .pyodide.ffi import ArrayBuffer, JsProxy
+from .pyodide.ffi import ArrayBuffer, JsException, JsProxy
 
 __all__ = ["FetchResponse", "Request", "Response", "as_fetch_response", "unwrap_request"]
 
@@ -191,6 +192,30 @@ def _check_returnable(web_socket: Any) -> None:
         )
 
 
+class JsTypeError(JsException, TypeError):
+    """workerd's ``TypeError`` as Pyodide raises it (a ``JsException`` named ``TypeError``), and a
+    Python ``TypeError`` too, as `durable` raised before."""
+
+
+class JsRangeError(JsException, ValueError):
+    """workerd's ``RangeError`` as Pyodide raises it, and the ``ValueError`` `durable` raised before."""
+
+
+@contextlib.contextmanager
+def js_errors() -> Iterator[None]:
+    """Errors of a JavaScript constructor the SDK calls without converting them (``js.Response.new``,
+    ``js.Request.new``, ``js.Headers.new`` in workers-py ``Response.__init__`` / ``Request.__init__``):
+    workerd's ``TypeError`` / ``RangeError`` reach the code as ``pyodide.ffi.JsException``."""
+    try:
+        yield
+    except JsException:
+        raise
+    except TypeError as exc:
+        raise JsTypeError("TypeError", str(exc)) from exc
+    except ValueError as exc:
+        raise JsRangeError("RangeError", str(exc)) from exc
+
+
 class Response(FetchResponse):
     """The SDK's ``Response``: ``Response(body=None, status=None, status_text="", headers=None, web_socket=None)``.
 
@@ -224,18 +249,19 @@ class Response(FetchResponse):
         if body is not None and not isinstance(body, (str, builtins.bytes, FormData, Blob)):
             # workers-py response.py: only str, bytes, FormData and JavaScript bodies are accepted.
             raise TypeError(f"Unsupported type in Response: {type(body).__name__}")
-        body, headers = with_form_body(body, headers)
         options: dict[str, Any] = {}
         if web_socket is not None:
             _check_returnable(web_socket)
             options["web_socket"] = web_socket  # accepted by durable.Response where WebSockets exist
-        super().__init__(
-            body,
-            status=200 if status is None else int(status),
-            headers=headers,
-            status_text=status_text or None,
-            **options,
-        )
+        with js_errors():
+            body, headers = with_form_body(body, headers)
+            super().__init__(
+                body,
+                status=int(status) if status else 200,  # the SDK passes no status for 0 (`if status:`)
+                headers=headers,
+                status_text=status_text or None,
+                **options,
+            )
 
     @unbuilt_safe_repr
     def __repr__(self) -> str:
@@ -408,16 +434,17 @@ class Request:
         if isinstance(input, durable.Request) and not options:
             self._req = input
             return
-        if "body" in options:
-            options["body"], options["headers"] = with_form_body(options["body"], options.get("headers"))
-            if options["headers"] is None:
-                del options["headers"]
         if isinstance(options.get("method"), http.HTTPMethod):
             options["method"] = options["method"].value
         unknown = sorted(set(options) - {"method", "headers", "body", "redirect"})
         if unknown:
             raise TypeError(f"Request() got an unsupported option {unknown[0]!r}")
-        self._req = durable.Request(input, **options)
+        with js_errors():
+            if "body" in options:
+                options["body"], options["headers"] = with_form_body(options["body"], options.get("headers"))
+                if options["headers"] is None:
+                    del options["headers"]
+            self._req = durable.Request(input, **options)
 
     def init_options(self) -> dict[str, Any]:
         """The constructor's options that live on this wrapper (``cache``, ``cf``...) and ``redirect``."""

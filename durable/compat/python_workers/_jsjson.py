@@ -26,7 +26,7 @@ from typing import Any
 from ._convert import JsDate, JsMapDict, js_key
 from .pyodide.ffi import JsException, jsnull
 
-__all__ = ["js_json_text", "stringify"]
+__all__ = ["JsonSyntaxError", "js_json_text", "parse", "stringify"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _INDEX = re.compile("0|[1-9][0-9]*")
@@ -165,3 +165,110 @@ def _number(number: int | float) -> str:
     if isinstance(number, int) and abs(number) > 2**53:  # Pyodide gives JavaScript a BigInt
         raise JsException("TypeError", "Do not know how to serialize a BigInt")
     return str(js_key(number))
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON.parse(text, reviver)
+#
+# Measured in workerd (miniflare 4.20260426.0, compatibility date 2026-04-07): the reviver is
+# called bottom-up, an object's members in its key order (array indices first), then the holder's
+# "" key last, each with THREE arguments, (key, value, context): V8 passes JSON.parse's source
+# text access context, {source: "1"} for a primitive (its text as written) and {} for an object
+# or array. Pyodide calls a Python function with every argument JavaScript passes, so a reviver
+# written `def revive(key, value)` raises TypeError there, as here. Returning undefined (Python's
+# None) deletes an object's member; an array keeps its length, the element a hole (`None`).
+# Bad JSON is a SyntaxError (`"[1,]" is not valid JSON`), which reaches Python as a JsException.
+
+_JSON_TOKEN = re.compile(r'[ \t\n\r]*(?:("(?:[^"\\]|\\.)*")|([{}\[\]:,])|([^ \t\n\r{}\[\]:,"]+))', re.DOTALL)
+
+
+class JsonSyntaxError(JsException, json.JSONDecodeError):
+    """``JSON.parse`` of text that is not JSON: JavaScript's ``SyntaxError`` (a
+    :class:`~durable.compat.python_workers.pyodide.ffi.JsException` named ``SyntaxError``), and
+    also the ``json.JSONDecodeError`` this layer raised before (``except ValueError`` keeps working).
+    The message is Python's parser's, not V8's."""
+
+    def __init__(self, error: json.JSONDecodeError) -> None:
+        json.JSONDecodeError.__init__(self, error.msg, error.doc, error.pos)
+        self.name = "SyntaxError"
+        self.message = f"{error.msg} in JSON at position {error.pos}"
+        self.args = (f"SyntaxError: {self.message}",)  # str(): JavaScript's "Name: message"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (json.JSONDecodeError, (self.msg, self.doc, self.pos))
+
+
+def parse(text: Any, reviver: Any = None) -> Any:
+    """``JSON.parse(text, reviver)``: the value as Pyodide hands it to Python (objects
+    :class:`JsObject`, arrays :class:`JsList`, safe integral numbers ``int``); ``text`` that is
+    not a ``str`` is read as JavaScript's ``String(text)`` (``None`` is ``"undefined"``).
+
+    Raises:
+        JsonSyntaxError: the text is not JSON.
+    """
+    from durable._http import parse_json
+
+    from ._convert import js_arrays, python_from_rpc
+
+    source = "undefined" if text is None else "null" if text is jsnull else js_key(text)
+    if not isinstance(source, str):
+        source = str(source)  # Pyodide hands JavaScript a PyProxy, whose String() is str()
+    try:
+        plain = parse_json(source)
+    except json.JSONDecodeError as exc:
+        raise JsonSyntaxError(exc) from None
+    if not callable(reviver):
+        return js_arrays(python_from_rpc(plain))
+    tokens = [m.group(m.lastindex or 0) for m in _JSON_TOKEN.finditer(source) if m.lastindex]
+    tree, _ = _node(tokens, 0)
+    return _Reviver(reviver).walk("", tree)
+
+
+def _node(tokens: list[str], at: int) -> tuple[Any, int]:
+    """The JSON value starting at ``tokens[at]`` (already valid JSON), as a tree keeping each
+    primitive's source text: ``("=", value, text)``, ``("{", [(key, node)...])``, ``("[", [node...])``."""
+    token = tokens[at]
+    if token not in ("{", "["):
+        value = json.loads(token)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            from ._jsglobals import js_number
+
+            value = js_number(float(value))  # a JavaScript number, as Pyodide converts it
+        return ("=", value, token), at + 1
+    members: list[Any] = []
+    at += 1
+    while tokens[at] not in ("}", "]"):
+        if tokens[at] == ",":
+            at += 1
+        if token == "{":
+            key = json.loads(tokens[at])
+            child, at = _node(tokens, at + 2)  # past the key and its ':'
+            members.append((key, child))
+        else:
+            child, at = _node(tokens, at)
+            members.append(child)
+    return (token, members), at + 1
+
+
+class _Reviver:
+    __slots__ = ("call",)
+
+    def __init__(self, call: Callable[..., Any]) -> None:
+        self.call = call
+
+    def walk(self, key: str, node: Any) -> Any:
+        from ._convert import JsList, JsObject
+
+        if node[0] == "=":
+            return self.call(key, node[1], JsObject(source=node[2]))
+        value: Any
+        if node[0] == "[":
+            value = JsList(self.walk(str(index), child) for index, child in enumerate(node[1]))
+        else:
+            children = dict(node[1])  # a repeated key: the last one, as JavaScript's object keeps
+            value = JsObject()
+            for name in _own_keys(dict.fromkeys(children)):
+                revived = self.walk(name, children[name])
+                if revived is not None:  # undefined: the member is deleted
+                    dict.__setitem__(value, name, revived)
+        return self.call(key, value, JsObject())

@@ -29,6 +29,7 @@ from typing import Any, Final
 import durable
 
 from ..._object import bind
+from ._devvars import dev_vars
 from ._entrypoints import legacy_worker, set_current_env
 from ._wrangler import (
     CONFIG_NAMES,
@@ -82,7 +83,7 @@ class Project:
         module: the imported entry module.
         worker: the class that serves HTTP (``Default``, or one made around ``on_fetch``).
         bindings: the Durable Object bindings, in config order.
-        vars: the config's ``vars``.
+        vars: the config's ``vars``, with the local secrets of ``.dev.vars`` (or ``.env``) over them.
         compatibility_date: the config's ``compatibility_date`` (``None`` when absent).
         env: the wrangler environment applied (``--env``), ``None`` for the top level.
         warnings: what wrangler would warn about and what durable ignores (each names the field);
@@ -221,6 +222,11 @@ def load_project(path: str | Path, *, env: str | None = None) -> Project:
         raise config.error("name", "must be a string")
     date = check_compatibility(config)
     raw_vars = check_vars(config)
+    try:
+        secrets, _ = dev_vars(path_.parent, config.env)
+    except ValueError as exc:
+        raise ProjectError(str(exc)) from None
+    raw_vars.update(_required_secrets(config, secrets))  # wrangler dev: .dev.vars / .env values override vars
     unsupported = unsupported_bindings(config)
     checked = _check_bindings(config, storage_kinds(config), set(raw_vars) | set(unsupported))
     config_file = path_
@@ -275,6 +281,25 @@ def load_project(path: str | Path, *, env: str | None = None) -> Project:
         warnings=tuple(config.warnings),
         unsupported=unsupported,
     )
+
+
+def _required_secrets(config: Config, secrets: dict[str, str]) -> dict[str, str]:
+    """``secrets`` as ``secrets.required`` keeps them: with that list in the config, only the keys
+    it names are loaded, and each it names that no file defines is warned about (Cloudflare's
+    docs, "Environment variables and secrets"); without it, all of them."""
+    section = config.data.get("secrets")
+    if section is None:
+        return secrets
+    required = section.get("required") if isinstance(section, dict) else None
+    if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
+        raise config.error("secrets.required", 'must be a list of secret names, e.g. {"required": ["API_KEY"]}')
+    missing = [name for name in required if name not in secrets]
+    if missing:
+        config.warn(
+            "secrets.required",
+            f"names {', '.join(missing)}, which no .dev.vars or .env file defines: env has no such binding",
+        )
+    return {name: value for name, value in secrets.items() if name in required}
 
 
 _BINDING_KEYS: Final = frozenset({"name", "class_name", "script_name", "environment"})

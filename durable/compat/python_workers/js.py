@@ -6,7 +6,7 @@ module: ``WebSocketPair`` (``WebSocketPair.new().object_values()``), ``Date.now(
 ``URL``, ``URLSearchParams``, ``fetch`` (outbound HTTP), ``WebSocket`` (outbound WebSockets:
 ``WebSocket.new(url, protocols)``), and the globals of ``_jsglobals`` (``crypto.randomUUID``,
 ``Math``, ``TextEncoder``, ``Uint8Array``, ``btoa``, ``encodeURIComponent``, ``structuredClone``,
-``crypto.subtle.digest``...), ``performance.now()``, ``globalThis`` / ``self`` (this module), and
+``crypto.subtle.digest``...), ``Number`` and ``String`` (``_jsnumber``), ``performance.now()``, ``globalThis`` / ``self`` (this module), and
 the timers and promises of ``_jsasync`` (``setTimeout``, ``clearTimeout``, ``setInterval``,
 ``queueMicrotask``, ``Promise``). Other globals of the Workers runtime (``HTMLRewriter``,
 ``AbortController``, ``Map``...) can be imported, and raise ``NotImplementedError`` naming
@@ -19,8 +19,6 @@ import math
 import sys
 import time
 from typing import Any, ClassVar
-
-from durable._http import parse_json
 
 from ._jsasync import Promise as Promise
 from ._jsasync import clearInterval as clearInterval
@@ -48,6 +46,8 @@ from ._jsglobals import isNaN as isNaN
 from ._jsglobals import parseFloat as parseFloat
 from ._jsglobals import parseInt as parseInt
 from ._jsglobals import structuredClone as structuredClone
+from ._jsnumber import Number as Number
+from ._jsnumber import String as String
 from ._jsurl import URL as URL
 from ._jsurl import URLSearchParams as URLSearchParams
 
@@ -63,11 +63,13 @@ __all__ = [
     "FormData",
     "Headers",
     "Math",
+    "Number",
     "Object",
     "Promise",
     "RangeError",
     "Request",
     "Response",
+    "String",
     "TextDecoder",
     "TextEncoder",
     "TypeError",
@@ -317,17 +319,21 @@ class JSON:
         return stringify(value, replacer, space)
 
     @staticmethod
-    def parse(text: str) -> Any:
-        """JavaScript's: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (``json.JSONDecodeError``).
+    def parse(text: Any, reviver: Any = None, /) -> Any:
+        """JavaScript's, with its ``reviver``: called bottom-up with ``(key, value, context)``
+        (V8's three arguments: ``context.source`` is a primitive's text as written), its
+        ``None`` (``undefined``) deleting the member. Text that is not JSON (``NaN``,
+        ``Infinity``, ``[1,]``) raises ``SyntaxError`` as a ``pyodide.ffi.JsException`` (also a
+        ``json.JSONDecodeError``).
 
         An object comes back as Pyodide hands out a JavaScript object, with attribute access
         (``JSON.parse(text).name``): a :class:`~durable.compat.python_workers.JsDict`, at any
         depth, and an array with ``to_py()`` and ``length`` (a ``JsList``); a number with an
         integral value is an ``int`` (``1.0`` is ``1``), as Pyodide converts a safe integer.
         """
-        from ._convert import js_arrays, python_from_rpc
+        from ._jsjson import parse
 
-        return js_arrays(python_from_rpc(parse_json(text)))
+        return parse(text, reviver)
 
 
 class console:  # noqa: N801 - the JavaScript global's name
@@ -546,7 +552,7 @@ _NOT_EMULATED = frozenset(
         "CustomEvent", "MessageChannel", "Promise", "DataView", "Int8Array", "Uint16Array", "Int16Array",
         "Uint32Array", "Int32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array",
         "Map", "Set", "WeakMap", "WeakRef", "SyntaxError", "DOMException",
-        "Number", "String", "Boolean", "Symbol", "Reflect", "Proxy", "BigInt", "Intl",
+        "Boolean", "Symbol", "Reflect", "Proxy", "BigInt", "Intl",
     }
 )  # fmt: skip
 
