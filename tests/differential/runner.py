@@ -298,7 +298,10 @@ async def _execute(storage: durable.Storage, target: Any, op: Op) -> Any:
         await target.put({k: codec.decode(v) for k, v in op["entries"]}, **opts)
         return None
     if kind in ("delete", "delete_many"):
-        return await target.delete(op["key"] if kind == "delete" else op["keys"], **opts)
+        deleted = target.delete(op["key"] if kind == "delete" else op["keys"], **opts)
+        if not op.get("wait", True):
+            return None  # not awaited: the delete still applies, at once (as in worker.js)
+        return await deleted
     if kind == "delete_all":
         await target.delete_all()
         return None

@@ -160,8 +160,11 @@ async function execute(storage, target, op) {
       await target.put(obj, op.opts);
       return null;
     }
-    case "delete": return await target.delete(op.key, op.opts);
-    case "delete_many": return await target.delete(op.keys, op.opts);
+    case "delete": case "delete_many": {
+      const done = target.delete(op.op === "delete" ? op.key : op.keys, op.opts);
+      if (op.wait === false) return null; // not awaited: the delete still applies, at once
+      return await done;
+    }
     case "delete_all": await target.deleteAll(); return null;
     case "list": return entries(await target.list({ ...listOptions(op.options), ...op.opts }));
     case "get_alarm": return await target.getAlarm(op.opts);
