@@ -439,7 +439,8 @@ class TestGenerator:
     def test_edges_are_drawn_and_leave_the_rest_as_it_was(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """``edges`` draws deletes not awaited with lists after them, keys at the 2,048-byte limit
         and values of 128 KiB less 0 to 1000 bytes in V8 (none past either), from a stream of its
-        own: without it, a seed's sequences are the same but for what it adds."""
+        own: without it, a seed's sequences are the same but for what it adds. Map keys and Set
+        members include Dates and Uint8Arrays (``hashable``)."""
         gen = Generator(10)
         drawn = [gen.sequence() for _ in range(300)]
         ops = [op for s in drawn for call in s["calls"] for op in walk(call)]
@@ -453,6 +454,21 @@ class TestGenerator:
         assert {v["t"] for v in big} == {"str", "bytes"}
         assert all(v8_serialized_size(codec.decode(v)) <= 131072 for v in big)
         assert max(v8_serialized_size(codec.decode(v)) for v in big) == 131072
+
+        def members(value: Any) -> Iterator[str]:
+            """The tags of the Map keys and Set members in ``value``."""
+            if isinstance(value, dict):
+                if value.get("t") == "map":
+                    yield from (k["t"] for k, _ in value["v"])
+                if value.get("t") == "set":
+                    yield from (m["t"] for m in value["v"])
+                for item in value.values():
+                    yield from members(item)
+            elif isinstance(value, list):
+                for item in value:
+                    yield from members(item)
+
+        assert {"date", "bytes"} <= set(members(ops))
 
         monkeypatch.setattr(Generator, "edges", lambda self, ops, in_txn=False: ops)
         gen = Generator(10)

@@ -121,6 +121,8 @@ class Generator:
         """The stream of ``widen``'s everyday shapes (options, ``sync()``, ``Promise.all``)."""
         self.counted = random.Random(f"counted-{seed}")
         """The stream of ``counted_sql``'s statements (those whose rowsRead durable counts as workerd)."""
+        self.keyed = random.Random(f"keyed-{seed}")
+        """The stream of ``hashable``'s Date and Uint8Array keys and members."""
         self.edge = random.Random(f"edges-{seed}")
         """The stream of ``edges``' shapes (deletes not awaited, lists right after them, keys and
         values at the key-value backend's limits), so that the other streams draw what they drew."""
@@ -202,14 +204,24 @@ class Generator:
         """A Map key or Set member that no other in the same container equals on either side.
 
         Python merges ``1``, ``1.0`` and ``True`` and never matches NaN; JavaScript's SameValueZero
-        merges ``0`` and ``-0``. Drawing from strings, BigInts, non-integral finite numbers and
-        null, and skipping repeats, keeps both sides with the same members.
+        merges ``0`` and ``-0``. Drawing from strings, BigInts, non-integral finite numbers, null,
+        Dates and Uint8Arrays, and skipping repeats (equal Dates or Uint8Arrays are two members in
+        JavaScript, one here), keeps both sides with the same members.
         """
         rng = self.rng
         while True:
             kind = rng.choice(["str", "str", "big", "num", "null"])
-            if kind == "str":
-                item: Tagged = {"t": "str", "v": "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 3)))}
+            keyed = self.keyed
+            if keyed.random() < 0.1:
+                # (from a stream of its own: the main one draws what it drew before) A Date or a
+                # Uint8Array, a Map key or Set member by identity in JavaScript, by value here.
+                kind = keyed.choice(["date", "bytes"])
+            if kind == "date":
+                item: Tagged = {"t": "date", "v": keyed.choice([0, -1, 5, 253_402_300_799_999])}
+            elif kind == "bytes":
+                item = {"t": "bytes", "v": keyed.randbytes(keyed.randint(0, 2)).hex()}
+            elif kind == "str":
+                item = {"t": "str", "v": "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 3)))}
             elif kind == "big":
                 item = {"t": "big", "v": str(rng.randint(-5, 5))}
             elif kind == "num":
