@@ -816,7 +816,8 @@ class Generator:
     # -- edges: drawn from a stream of their own, after widen --
 
     def edges(self, ops: list[Op], *, in_txn: bool = False) -> list[Op]:
-        """``ops`` with, from ``self.edge``: deletes not awaited (``"wait": False``, the write applied
+        """``ops`` with, from ``self.edge``: a txn's calls after its end made on ``storage``
+        (``afterVia``), deletes not awaited (``"wait": False``, the write applied
         at the call in both), followed sometimes by lists of bounds, prefixes, ``reverse`` and
         ``limit`` in the same turn; and, outside transactions, a run of calls on a key at the
         key-value backend's 2,048-byte limit or a value at its 128 KiB one (``LONG_KEYS``,
@@ -826,6 +827,18 @@ class Generator:
         for op in ops:
             if op["op"] == "txn":
                 op = {**op, "ops": self.edges(op["ops"], in_txn=True)}
+                if "after" in op and edge.random() < 0.4:
+                    # The calls after the end made on ``storage``, not on the txn: inside the
+                    # closure after ``rollback()`` (they write and read outside the txn), or after
+                    # the commit.
+                    op["afterVia"] = "storage"
+                    if self.backend == "sqlite" and edge.random() < 0.5:
+                        key = edge.choice(self.keys or ["k"])
+                        sync = [
+                            {"op": "kv_put", "key": key, "value": {"t": "str", "v": "after"}},
+                            {"op": "kv_get", "key": key},
+                        ]
+                        op["after"] = [*op["after"], *sync]
             if op["op"] in ("delete", "delete_many") and edge.random() < 0.2:
                 out.append({**op, "wait": False})
                 if edge.random() < 0.6:
