@@ -475,10 +475,10 @@ class TestGenerator:
         again = [gen.sequence() for _ in range(300)]
 
         def flat(call: list[Op]) -> list[str]:
-            """The call's ops in walk order, without their nested ops and deletes' ``wait``."""
+            """The call's ops in walk order, without their nested ops, deletes' ``wait`` and ``afterVia``."""
             out = []
             for op in walk(call):
-                op = {k: v for k, v in op.items() if k not in ("ops", "after", "wait")}
+                op = {k: v for k, v in op.items() if k not in ("ops", "after", "afterVia", "wait")}
                 out.append(json.dumps(op, sort_keys=True))
             return out
 
