@@ -300,7 +300,7 @@ async function scriptStep(obj, call, at, s, target, pending) {
       const p = s.s === "get" ? target.get(s.key)
         : s.s === "put" ? target.put(s.key, s.value)
         : s.s === "delete" ? target.delete(s.key)
-        : target.list();
+        : target.list(s.options ?? {});
       const seen = (v) => (v instanceof Map ? Array.from(v) : v ?? null);
       if (s.wait) log(seen(await p));
       else {
