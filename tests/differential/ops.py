@@ -211,17 +211,8 @@ class Generator:
         rng = self.rng
         while True:
             kind = rng.choice(["str", "str", "big", "num", "null"])
-            keyed = self.keyed
-            if keyed.random() < 0.1:
-                # (from a stream of its own: the main one draws what it drew before) A Date or a
-                # Uint8Array, a Map key or Set member by identity in JavaScript, by value here.
-                kind = keyed.choice(["date", "bytes"])
-            if kind == "date":
-                item: Tagged = {"t": "date", "v": keyed.choice([0, -1, 5, 253_402_300_799_999])}
-            elif kind == "bytes":
-                item = {"t": "bytes", "v": keyed.randbytes(keyed.randint(0, 2)).hex()}
-            elif kind == "str":
-                item = {"t": "str", "v": "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 3)))}
+            if kind == "str":
+                item: Tagged = {"t": "str", "v": "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 3)))}
             elif kind == "big":
                 item = {"t": "big", "v": str(rng.randint(-5, 5))}
             elif kind == "num":
@@ -231,7 +222,21 @@ class Generator:
             ident = repr(sorted(item.items()))
             if ident not in used:
                 used.add(ident)
-                return item
+                break
+        keyed = self.keyed
+        if keyed.random() >= 0.1:
+            return item
+        # In its place (from a stream of its own: the main one draws what it drew before) a Date
+        # or a Uint8Array, a Map key or Set member by identity in JavaScript, by value here.
+        while True:
+            if keyed.random() < 0.5:
+                other: Tagged = {"t": "date", "v": keyed.choice([0, -1, 5, 253_402_300_799_999])}
+            else:
+                other = {"t": "bytes", "v": keyed.randbytes(keyed.randint(0, 2)).hex()}
+            ident = repr(sorted(other.items()))
+            if ident not in used:
+                used.add(ident)
+                return other
 
     def value(self) -> Tagged:
         """A stored value: a scalar or containers up to 3 deep, sometimes shared or cyclic.
