@@ -34,6 +34,7 @@ from differential.runner import (
 )
 
 import durable
+from durable._v8size import v8_serialized_size
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "differences.md"
 
@@ -415,7 +416,8 @@ class TestGenerator:
 
     def test_widened_draws_leave_the_rest_as_it_was(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """``widen``'s options, ``sync`` and ``all`` ops come from a stream of their own: without
-        them, a seed's sequences are what it drew before they were added."""
+        them, a seed's sequences are what it drew before they were added (``edges``' additions aside)."""
+        monkeypatch.setattr(Generator, "edges", lambda self, ops, in_txn=False: ops)
         gen = Generator(9)
         drawn = [gen.sequence() for _ in range(100)]
 
@@ -433,6 +435,61 @@ class TestGenerator:
         gen = Generator(9)
         again = [gen.sequence() for _ in range(100)]
         assert [{**s, "calls": [plain(c) for c in s["calls"]]} for s in drawn] == again
+
+    def test_edges_are_drawn_and_leave_the_rest_as_it_was(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``edges`` draws deletes not awaited with lists after them, keys at the 2,048-byte limit
+        and values of 128 KiB less 0 to 1000 bytes in V8 (none past either), from a stream of its
+        own: without it, a seed's sequences are the same but for what it adds. Map keys and Set
+        members include Dates and Uint8Arrays (``hashable``)."""
+        gen = Generator(10)
+        drawn = [gen.sequence() for _ in range(300)]
+        ops = [op for s in drawn for call in s["calls"] for op in walk(call)]
+        unawaited = [op for op in ops if op["op"] in ("delete", "delete_many") and op.get("wait") is False]
+        assert {op["op"] for op in unawaited} == {"delete", "delete_many"}
+        sizes = {len(op["key"].encode()) for op in ops if op["op"] == "put" and len(op.get("key", "")) >= 512}
+        assert {2048, 2047, 2046} <= sizes
+        kv = [op for s in drawn if s["backend"] == "kv" for call in s["calls"] for op in walk(call)]
+        assert all(len(op["key"].encode()) <= 2048 for op in kv if "key" in op)
+        big = [op["value"] for op in kv if op["op"] == "put" and len(str(op["value"].get("v", ""))) > 60000]
+        assert {v["t"] for v in big} == {"str", "bytes"}
+        assert all(v8_serialized_size(codec.decode(v)) <= 131072 for v in big)
+        assert max(v8_serialized_size(codec.decode(v)) for v in big) == 131072
+
+        def members(value: Any) -> Iterator[str]:
+            """The tags of the Map keys and Set members in ``value``."""
+            if isinstance(value, dict):
+                if value.get("t") == "map":
+                    yield from (k["t"] for k, _ in value["v"])
+                if value.get("t") == "set":
+                    yield from (m["t"] for m in value["v"])
+                for item in value.values():
+                    yield from members(item)
+            elif isinstance(value, list):
+                for item in value:
+                    yield from members(item)
+
+        assert {"date", "bytes"} <= set(members(ops))
+
+        monkeypatch.setattr(Generator, "edges", lambda self, ops, in_txn=False: ops)
+        gen = Generator(10)
+        again = [gen.sequence() for _ in range(300)]
+
+        def flat(call: list[Op]) -> list[str]:
+            """The call's ops in walk order, without their nested ops, deletes' ``wait`` and ``afterVia``."""
+            out = []
+            for op in walk(call):
+                op = {k: v for k, v in op.items() if k not in ("ops", "after", "afterVia", "wait")}
+                out.append(json.dumps(op, sort_keys=True))
+            return out
+
+        def within(small: list[str], large: list[str]) -> bool:
+            rest = iter(large)
+            return all(any(x == y for y in rest) for x in small)
+
+        assert [s["backend"] for s in drawn] == [s["backend"] for s in again]
+        for s, plain in zip(drawn, again):
+            assert len(s["calls"]) == len(plain["calls"])
+            assert all(within(flat(p), flat(c)) for c, p in zip(s["calls"], plain["calls"]))
 
     def test_one_long_text_a_written_row(self) -> None:
         """A statement that writes rows keeps one of the long texts drawn for it when together they

@@ -153,6 +153,8 @@ class TestGenerator:
         assert {s["wait"] for s in steps if "wait" in s} == {True, False}
         assert {c["backend"] for c in cases} == {"sqlite", "kv"}
         assert {len(c["calls"]) for c in cases} == {2, 3, 4, 5, 6}
+        options = {name for s in steps if s["s"] == "list" for name in s.get("options", {})}
+        assert options == {"start", "end", "prefix", "reverse", "limit"}
 
     def test_calls_of_many_keys_leave_the_other_draws_as_they_were(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The steps of many keys and the counter come from a stream of their own, each in place of
@@ -172,6 +174,24 @@ class TestGenerator:
             [kinds(call) for call in c["calls"]] for c in again
         ]
         assert drawn != again
+
+    def test_list_options_leave_the_other_draws_as_they_were(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A list's options come from a stream of their own: without them, a seed's cases are what
+        they were before they were added."""
+        gen = Generator(10150)
+        drawn = [gen.case() for _ in range(60)]
+        monkeypatch.setattr(Generator, "_bounded", lambda self, step: step)
+        gen = Generator(10150)
+        again = [gen.case() for _ in range(60)]
+
+        def plain(x: Any) -> Any:
+            if isinstance(x, list):
+                return [plain(y) for y in x]
+            if isinstance(x, dict):
+                return {k: plain(v) for k, v in x.items() if k != "options"}
+            return x
+
+        assert plain(drawn) == again != drawn
 
 
 class TestCanonicalLog:

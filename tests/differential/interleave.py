@@ -2,7 +2,8 @@
 
 A case is ``{"backend": "sqlite" | "kv", "calls": [script, ...]}``: 2 to 6 calls fired together
 into one object (``Promise.all`` of stub calls in ``worker.js``, ``asyncio.gather`` here), each
-running a script of steps. A step is a storage call (``get``, ``put``, ``delete``, ``list``,
+running a script of steps. A step is a storage call (``get``, ``put``, ``delete``, ``list`` (with bounds, a prefix,
+``reverse`` or a ``limit`` sometimes),
 and the forms of many keys ``get_many``, ``put_many``, ``delete_many``, awaited or not), an
 ``incr`` (the counter every example writes: ``await get("n")``, then ``await put("n", v + 1)``), an await that may let other events in (``resolved``: an already resolved
 promise, ``timer``: a 0 ms timer, ``other``: a call to a second object), a ``bcw``
@@ -53,6 +54,8 @@ class Generator:
         """The stream of ``_everyday``'s steps, so that the main one draws what it drew before."""
         self.wide = random.Random(f"many-{seed}")
         """The stream of ``_many``'s steps, so that the other two draw what they drew before."""
+        self.bounds = random.Random(f"bounds-{seed}")
+        """The stream of ``_bounded``'s list options, so that the others draw what they drew."""
 
     def case(self) -> Case:
         rng = self.rng
@@ -89,7 +92,23 @@ class Generator:
             step["steps"] = self.steps(backend, kind, path, rng.randint(1, 3))
         if kind == "txn":
             step["end"] = rng.choice(["commit", "commit", "rollback", "throw"])
-        return self._many(self._everyday(backend, step, path), path)
+        return self._bounded(self._many(self._everyday(backend, step, path), path))
+
+    def _bounded(self, step: Step) -> Step:
+        """``step``, or (from a stream of its own) a ``list`` with options: ``start``, ``end``,
+        ``prefix``, ``reverse`` and ``limit``, over keys other calls write and delete meanwhile."""
+        bounds = self.bounds
+        if step["s"] != "list" or bounds.random() >= 0.5:
+            return step
+        options: dict[str, Any] = {}
+        for name in ("start", "end", "prefix"):
+            if bounds.random() < 0.3:
+                options[name] = bounds.choice(["", "a", "b", "c", "d", COUNTER])
+        if bounds.random() < 0.4:
+            options["reverse"] = True
+        if bounds.random() < 0.4:
+            options["limit"] = bounds.choice([1, 2])
+        return {**step, "options": options}
 
     def _many(self, step: Step, path: str) -> Step:
         """``step``, or (from a stream of its own, ``step`` drawn all the same) a storage call of
@@ -292,7 +311,7 @@ class Scripted(durable.DurableObject):
             elif kind == "delete":
                 awaitable = target.delete(step["key"])
             else:
-                awaitable = target.list()
+                awaitable = target.list(**step.get("options", {}))
             if step["wait"]:
                 log(_seen(await awaitable))
             else:

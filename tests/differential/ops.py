@@ -121,6 +121,11 @@ class Generator:
         """The stream of ``widen``'s everyday shapes (options, ``sync()``, ``Promise.all``)."""
         self.counted = random.Random(f"counted-{seed}")
         """The stream of ``counted_sql``'s statements (those whose rowsRead durable counts as workerd)."""
+        self.keyed = random.Random(f"keyed-{seed}")
+        """The stream of ``hashable``'s Date and Uint8Array keys and members."""
+        self.edge = random.Random(f"edges-{seed}")
+        """The stream of ``edges``' shapes (deletes not awaited, lists right after them, keys and
+        values at the key-value backend's limits), so that the other streams draw what they drew."""
         self.references = False
         """Whether the sequence drawn so far created a table with a ``REFERENCES`` clause."""
         self.triggers: set[str] = set()
@@ -199,8 +204,9 @@ class Generator:
         """A Map key or Set member that no other in the same container equals on either side.
 
         Python merges ``1``, ``1.0`` and ``True`` and never matches NaN; JavaScript's SameValueZero
-        merges ``0`` and ``-0``. Drawing from strings, BigInts, non-integral finite numbers and
-        null, and skipping repeats, keeps both sides with the same members.
+        merges ``0`` and ``-0``. Drawing from strings, BigInts, non-integral finite numbers, null,
+        Dates and Uint8Arrays, and skipping repeats (equal Dates or Uint8Arrays are two members in
+        JavaScript, one here), keeps both sides with the same members.
         """
         rng = self.rng
         while True:
@@ -216,7 +222,21 @@ class Generator:
             ident = repr(sorted(item.items()))
             if ident not in used:
                 used.add(ident)
-                return item
+                break
+        keyed = self.keyed
+        if keyed.random() >= 0.1:
+            return item
+        # In its place (from a stream of its own: the main one draws what it drew before) a Date
+        # or a Uint8Array, a Map key or Set member by identity in JavaScript, by value here.
+        while True:
+            if keyed.random() < 0.5:
+                other: Tagged = {"t": "date", "v": keyed.choice([0, -1, 5, 253_402_300_799_999])}
+            else:
+                other = {"t": "bytes", "v": keyed.randbytes(keyed.randint(0, 2)).hex()}
+            ident = repr(sorted(other.items()))
+            if ident not in used:
+                used.add(ident)
+                return other
 
     def value(self) -> Tagged:
         """A stored value: a scalar or containers up to 3 deep, sometimes shared or cyclic.
@@ -768,7 +788,10 @@ class Generator:
             if rng.random() < 0.25:
                 # ctx.abort(): the next call reaches a new instance, which reads what was committed.
                 calls.append([{"op": "restart"}])
-        return {"backend": backend, "calls": [call if call == [RESTART] else self.widen(call) for call in calls]}
+        return {
+            "backend": backend,
+            "calls": [call if call == [RESTART] else self.edges(self.widen(call)) for call in calls],
+        }
 
     def widen(self, ops: list[Op], *, in_txn: bool = False) -> list[Op]:
         """``ops`` with shapes applications write every day, drawn from a stream of their own (so
@@ -794,3 +817,106 @@ class Generator:
                 at = more.choice(starts)
                 out[at : at + size] = [{"op": "all", "ops": out[at : at + size]}]
         return out
+
+    # -- edges: drawn from a stream of their own, after widen --
+
+    def edges(self, ops: list[Op], *, in_txn: bool = False) -> list[Op]:
+        """``ops`` with, from ``self.edge``: a txn's calls after its end made on ``storage``
+        (``afterVia``), deletes not awaited (``"wait": False``, the write applied
+        at the call in both), followed sometimes by lists of bounds, prefixes, ``reverse`` and
+        ``limit`` in the same turn; and, outside transactions, a run of calls on a key at the
+        key-value backend's 2,048-byte limit or a value at its 128 KiB one (``LONG_KEYS``,
+        ``big_value``), which ``durable`` must accept as workerd does."""
+        edge = self.edge
+        out: list[Op] = []
+        for op in ops:
+            if op["op"] == "txn":
+                op = {**op, "ops": self.edges(op["ops"], in_txn=True)}
+                if "after" in op and edge.random() < 0.4:
+                    # The calls after the end made on ``storage``, not on the txn: inside the
+                    # closure after ``rollback()`` (they write and read outside the txn), or after
+                    # the commit.
+                    op["afterVia"] = "storage"
+                    if self.backend == "sqlite" and edge.random() < 0.5:
+                        key = edge.choice(self.keys or ["k"])
+                        sync = [
+                            {"op": "kv_put", "key": key, "value": {"t": "str", "v": "after"}},
+                            {"op": "kv_get", "key": key},
+                        ]
+                        op["after"] = [*op["after"], *sync]
+            if op["op"] in ("delete", "delete_many") and edge.random() < 0.2:
+                out.append({**op, "wait": False})
+                if edge.random() < 0.6:
+                    out.extend(self._edge_lists(edge.randint(1, 3)))
+                continue
+            out.append(op)
+        if not in_txn and edge.random() < 0.12:
+            run = self._long_key_run() if self.backend == "sqlite" or edge.random() < 0.5 else self._big_value_run()
+            at = edge.randint(0, len(out))
+            out[at:at] = run
+        return out
+
+    def _edge_lists(self, count: int) -> list[Op]:
+        """``count`` list ops with options drawn by ``list_options`` from the edge stream (the keys
+        it draws are forgotten, so that the main stream goes on as before)."""
+        main, keys = self.rng, list(self.keys)
+        self.rng = self.edge
+        try:
+            return [{"op": "list", "options": self.list_options()} for _ in range(count)]
+        finally:
+            self.rng, self.keys = main, keys
+
+    def _long_key_run(self) -> list[Op]:
+        """Calls on a key of up to 2,048 UTF-8 bytes (production's limit for the key-value backend,
+        which durable enforces and local workerd does not: allowance "production-limits"): a put,
+        lists bounded by its prefixes, a get, a delete (awaited or not) and a list after it."""
+        edge = self.edge
+        char, count = edge.choice(LONG_KEYS)
+        key = char * count
+        prefix = key[: edge.choice([0, 1, count // 2, count - 1, count])]
+        value: Tagged = {"t": "str", "v": "v"} if edge.random() < 0.7 else {"t": "big", "v": "7"}
+        run: list[Op] = [
+            {"op": "put", "key": key, "value": value},
+            {"op": "list", "options": {"prefix": prefix}},
+            {"op": "list", "options": {"start": prefix, "reverse": edge.random() < 0.5, "limit": edge.choice([1, 2])}},
+            {"op": "get", "key": key},
+        ]
+        if edge.random() < 0.6:
+            run.append({"op": "delete", "key": key, **({"wait": False} if edge.random() < 0.5 else {})})
+            run.append({"op": "list", "options": {"end": key + "a", "start": prefix}})
+        return run
+
+    def _big_value_run(self) -> list[Op]:
+        """Calls on a value of up to 131,072 bytes in V8's serialization (production's limit for the
+        key-value backend, allowance "production-limits"): a put, then a get and a list of it."""
+        edge = self.edge
+        key = edge.choice(self.keys) if self.keys and edge.random() < 0.5 else "big"
+        under = edge.choice([0, 0, 1, 2, 1000])
+        return [
+            {"op": "put", "key": key, "value": big_value(edge.choice(list(BIG_SHAPES)), under)},
+            {"op": "get", "key": key},
+            {"op": "list", "options": {"start": key, "limit": 1}},
+        ]
+
+
+LONG_KEYS: list[tuple[str, int]] = [("k", 2048), ("k", 2047), ("\u00e9", 1024), ("\U0001f600", 512), ("\uffff", 682)]
+"""Keys at (or one byte under) the key-value backend's 2,048-byte limit: 1-, 2-, 4- and 3-byte characters."""
+
+VALUE_LIMIT = 131072
+"""The key-value backend's value limit, in bytes of V8's serialization (docs/values.md, "Size")."""
+
+BIG_SHAPES: dict[str, int] = {"one-byte": 6, "two-byte": 6, "bytes": 13}
+"""The V8 bytes a value of each shape takes beyond its content near 128 KiB: a string a header of 2,
+a tag and a 3-byte varint of its byte length (two-byte strings: content at an even offset, no
+padding byte); a Uint8Array (``bytes``) that, its ArrayBuffer's tag and length, and a view's tag,
+subtag and three varints (offset, 3-byte length, flags): tests/test_v8size.py's boundaries."""
+
+
+def big_value(shape: str, under: int) -> Tagged:
+    """A value of ``shape`` (``BIG_SHAPES``) that takes ``VALUE_LIMIT - under`` bytes in V8."""
+    room = VALUE_LIMIT - BIG_SHAPES[shape] - under
+    if shape == "one-byte":
+        return {"t": "str", "v": "x" * room}
+    if shape == "two-byte":
+        return {"t": "str", "v": "\u0101" * (room // 2)}
+    return {"t": "bytes", "v": "ab" * room}

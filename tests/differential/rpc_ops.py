@@ -284,6 +284,7 @@ class RpcGenerator:
         stream with the values' generator state restored, as ``everyday`` does."""
         together = self.together
         main, values_rng, keys = self.rng, self.values.rng, list(self.values.keys)
+        keyed = self.values.keyed.getstate()  # (the Map keys' stream: see Generator.hashable)
         self.rng = self.values.rng = together
         try:
             calls: list[Step] = []
@@ -306,6 +307,7 @@ class RpcGenerator:
             return {"op": "together", "calls": calls}
         finally:
             self.rng, self.values.rng, self.values.keys = main, values_rng, keys
+            self.values.keyed.setstate(keyed)
 
     def everyday(self) -> Step:
         """A call the object passes on to another object (``relay``: ``env.RPC.getByName(peer)``),
@@ -315,6 +317,7 @@ class RpcGenerator:
         what they were."""
         more = self.more
         main, values_rng, keys = self.rng, self.values.rng, list(self.values.keys)
+        keyed = self.values.keyed.getstate()  # (the Map keys' stream: see Generator.hashable)
         self.rng = self.values.rng = more
         try:
             via = more.choice(["echo", "echo", "pair", "fail", "caught", "make", "abort"])
@@ -335,6 +338,7 @@ class RpcGenerator:
             return step
         finally:
             self.rng, self.values.rng, self.values.keys = main, values_rng, keys
+            self.values.keyed.setstate(keyed)
 
 
 # -- the durable side -----------------------------------------------------------------------------

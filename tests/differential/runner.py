@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import json
 import os
 import queue
@@ -248,9 +249,17 @@ def _row_entries(row: Any) -> list[list[Any]]:
     return [[k, codec.cell_to_json(c)] for k, c in row.items()]
 
 
+_kept_cursors: contextvars.ContextVar[list[durable.SqlCursor]] = contextvars.ContextVar("kept_cursors")
+"""The cursors of the object running (``Harness.run`` sets the instance's own list), each kept as
+long as its instance lives, as worker.js keeps them: a cursor not read to its end holds its
+statement open, and a DROP TABLE or DROP INDEX meanwhile fails with ``SQLITE_LOCKED``, until V8
+collects it there, or at once here when nothing refers to it (run.py --seed 10147, sequence 16)."""
+
+
 def _cursor_op(storage: durable.Storage, op: Op) -> Any:
     """One way of reading a cursor (``op["mode"]``), as ``cursorOp`` in worker.js."""
     cursor = storage.sql.exec(op["query"], *(codec.cell_from_json(c) for c in op["bindings"]))
+    _kept_cursors.get().append(cursor)
 
     def meta() -> dict[str, Any]:
         return {"columns": cursor.column_names, "rowsRead": cursor.rows_read, "rowsWritten": cursor.rows_written}
@@ -298,7 +307,10 @@ async def _execute(storage: durable.Storage, target: Any, op: Op) -> Any:
         await target.put({k: codec.decode(v) for k, v in op["entries"]}, **opts)
         return None
     if kind in ("delete", "delete_many"):
-        return await target.delete(op["key"] if kind == "delete" else op["keys"], **opts)
+        deleted = target.delete(op["key"] if kind == "delete" else op["keys"], **opts)
+        if not op.get("wait", True):
+            return None  # not awaited: the delete still applies, at once (as in worker.js)
+        return await deleted
     if kind == "delete_all":
         await target.delete_all()
         return None
@@ -329,7 +341,7 @@ async def _execute(storage: durable.Storage, target: Any, op: Op) -> Any:
             if op["end"] == "rollback":
                 txn.rollback()
                 for sub in op.get("after", []):
-                    after.append(await _step(storage, txn, sub))
+                    after.append(await _step(storage, storage if op.get("afterVia") == "storage" else txn, sub))
             if op["end"] == "throw":
                 raise Boom("boom")
             return "done"
@@ -337,7 +349,7 @@ async def _execute(storage: durable.Storage, target: Any, op: Op) -> Any:
         value = await storage.transaction(closure)
         if op["end"] == "commit":
             for sub in op.get("after", []):
-                after.append(await _step(storage, kept[0], sub))
+                after.append(await _step(storage, storage if op.get("afterVia") == "storage" else kept[0], sub))
         return {"inner": inner, "value": value, "after": after} if "after" in op else {"inner": inner, "value": value}
     return _sync(storage, op)
 
@@ -357,6 +369,8 @@ class Harness(durable.DurableObject):
         if ops == [{"op": "restart"}]:
             self.ctx.abort("restart")
         self.calls = getattr(self, "calls", 0) + 1
+        self.cursors: list[durable.SqlCursor] = getattr(self, "cursors", [])
+        _kept_cursors.set(self.cursors)
         storage = self.ctx.storage
         # "calls": how many calls this instance has served, which shows when a restart happened.
         results = [{"ok": self.calls} if op["op"] == "calls" else await _step(storage, storage, op) for op in ops]
