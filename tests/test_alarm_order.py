@@ -175,3 +175,23 @@ async def test_two_sets_to_one_time_keep_their_own_labels() -> None:
         ]
         assert await stub.run(0, ops) == [{"ok": None}, {"err": "Error"}, {"ok": "s1"}]
         assert (await stub.final())["alarm"] == "s1"
+
+
+class TestRerunVerdict:
+    """How ``run_alarm.py`` judges a sequence that differed, once run again on both sides."""
+
+    def test_durable_showing_one_of_workerds_varying_reports_is_accepted(self) -> None:
+        """workerd's timing decides (seed 10047 --resets, sequence 19): durable's report is one of its."""
+        from differential.run_alarm import verdict
+
+        assert verdict({"before", "after"}, {"after"}) == "varies in workerd"
+        assert verdict({"before", "after"}, {"before", "after"}) == "varies in workerd"
+
+    def test_anything_else_is_a_difference(self) -> None:
+        """A report workerd never gave, or durable varying where workerd does not, still counts."""
+        from differential.run_alarm import verdict
+
+        assert verdict({"a"}, {"b"}) == "differs every time"
+        assert verdict({"a", "b"}, {"c"}) == "TIMING: not the same on a rerun"
+        assert verdict({"a", "b"}, {"a", "c"}) == "TIMING: not the same on a rerun"
+        assert verdict({"a"}, {"a", "b"}) == "TIMING: not the same on a rerun"
