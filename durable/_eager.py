@@ -478,8 +478,11 @@ class _Resume:
                 yielded._asyncio_future_blocking = False
                 yielded.add_done_callback(self.wake, context=self.context)
                 self.waits = yielded
-                if cancelled and yielded.cancel():
-                    self.consumed = parked
+                if cancelled:  # (as Task.__step cancels the future it is given when asked to)
+                    if yielded.cancel():
+                        self.consumed = parked
+                    else:
+                        self.must_throw = True
         if self.state == _TASK:
             self.waits = yielded
         if not parked.done():
