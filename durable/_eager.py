@@ -386,7 +386,10 @@ def _hand_over(
     if getattr(yielded, "_asyncio_future_blocking", None) is not None:  # an asyncio future (pending)
         yielded.add_done_callback(resume.wake, context=context)
         resume.waits = yielded
-    loop.create_task(_drive(resume, yielded, host.gen), context=context)
+    # The task runs in a context of its own (each step of the event runs in ``context``): it ends a
+    # loop turn after an event whose last step a wake-up made, and must not count meanwhile as a
+    # task the object created (which keeps it from hibernating, ``Hibernation.blockers``).
+    loop.create_task(_drive(resume, yielded, host.gen), context=contextvars.Context())
 
 
 _BEGINNING, _PARKED, _TASK, _ENDED = range(4)
@@ -539,7 +542,7 @@ async def _drive(resume: _Resume, yielded: Any, gen: int) -> None:
         if await resume.park():
             return
         yielded, first = resume.waits, False
-    host, coro, loop = resume.host, resume.coro, resume.loop
+    host, coro, loop, context = resume.host, resume.coro, resume.loop, resume.context
     resume.state = _TASK  # (a wake-up queued on a future this task waits on does nothing)
     while True:
         if not cancel:
@@ -572,9 +575,9 @@ async def _drive(resume: _Resume, yielded: Any, gen: int) -> None:
         try:
             if cancel:
                 cancel = False
-                yielded = coro.throw(asyncio.CancelledError())
+                yielded = context.run(coro.throw, asyncio.CancelledError())
             else:
-                yielded = coro.send(None)
+                yielded = context.run(coro.send, None)
         except StopIteration:
             return
         finally:
