@@ -8,8 +8,9 @@ client goes away).
 
 On Python 3.12 and later this is asyncio's own eager task (``asyncio.Task(..., eager_start=True)``).
 Python 3.11 has none, so :func:`_drive` reproduces it there by hand (with ``_host``'s
-``_first_step``, the places in the package that step a coroutine themselves).
-``tests/test_eager.py`` proves that both behave alike. By hand, the event's code sees its
+``_first_step``, the places in the package that step a coroutine themselves), and
+:class:`_Resume` makes the steps that an eager task would make before ``_drive``'s task can.
+``tests/test_eager.py`` and ``tests/test_eager_order.py`` prove that both behave alike. By hand, the event's code sees its
 :class:`EventCall` as the current task in every step, the first included (asyncio's current-task
 entry is set around each step), so what captures the current task there (``asyncio.timeout()``,
 a ``TaskGroup``) binds to the event, as it does to the eager task on 3.12+. Stepping by hand on
@@ -352,7 +353,7 @@ def start_eagerly(
     finally:
         swap_current_task(loop, caller)
         counter.step_done()
-    loop.create_task(_drive(host, call, coro, yielded, host.gen), context=context)
+    _hand_over(host, call, coro, yielded, loop, context)
 
 
 def continue_in_task(host: Stepping, call: EventCall, coro: Steppable, yielded: Any) -> None:
@@ -363,10 +364,158 @@ def continue_in_task(host: Stepping, call: EventCall, coro: Steppable, yielded: 
     ``call_fetch`` on 3.11. ``coro`` (which never raises)
     is resumed once ``yielded`` is done, as a task would resume it, and stepped to its end.
     """
-    call.fut.get_loop().create_task(_drive(host, call, coro, yielded, host.gen))
+    _hand_over(host, call, coro, yielded, call.fut.get_loop(), contextvars.copy_context())
 
 
-async def _drive(host: Stepping, call: EventCall, coro: Steppable, yielded: Any, gen: int) -> None:
+def _hand_over(
+    host: Stepping,
+    call: EventCall,
+    coro: Steppable,
+    yielded: Any,
+    loop: asyncio.AbstractEventLoop,
+    context: contextvars.Context,
+) -> None:
+    """Python 3.11: the first step of ``coro`` suspended on ``yielded``; a task (``_drive``) continues it.
+
+    An eager task resumes where ``yielded`` is done: its wake-up is queued on the future right at
+    the end of its first step. The continuing task's first step comes later (on the next loop
+    turn), so it is queued here too (``_Resume.wake``): if the future is done by the time the task
+    begins, the wake-up steps the event where the eager task's would, not a loop turn later.
+    """
+    resume = _Resume(host, call, coro, loop, context)
+    if getattr(yielded, "_asyncio_future_blocking", None) is not None:  # an asyncio future (pending)
+        yielded.add_done_callback(resume.wake, context=context)
+        resume.waits = yielded
+    # The task runs in a context of its own (each step of the event runs in ``context``): it ends a
+    # loop turn after an event whose last step a wake-up made, and must not count meanwhile as a
+    # task the object created (which keeps it from hibernating, ``Hibernation.blockers``).
+    loop.create_task(_drive(resume, yielded, host.gen), context=contextvars.Context())
+
+
+_BEGINNING, _PARKED, _TASK, _ENDED = range(4)
+"""``_Resume.state``: its task has not begun; the wake-ups step the event while its task waits
+(parked); its task steps the event; the event ended (while parked)."""
+
+
+class _Resume:
+    """Python 3.11: the steps of a hand-stepped event after its first, and who makes them.
+
+    Its task (``_drive``) makes them once it waits on the future the event waits on before that
+    future is done (an eager task's own ``await``); until then (the future was done before the task
+    began, or the event yields to the loop) they are made by the wake-ups queued where the eager
+    task's own would be (:meth:`wake`), while the task waits parked, ready to take over. The task
+    is the event's all along (``EventCall.task``): a cancellation of it while parked reaches the
+    event at its next step, as a task's own cancellation does.
+    """
+
+    __slots__ = (
+        "call",
+        "consumed",
+        "context",
+        "coro",
+        "error",
+        "host",
+        "loop",
+        "must_throw",
+        "parked",
+        "state",
+        "waits",
+    )
+
+    def __init__(
+        self,
+        host: Stepping,
+        call: EventCall,
+        coro: Steppable,
+        loop: asyncio.AbstractEventLoop,
+        context: contextvars.Context,
+    ) -> None:
+        self.host, self.call, self.coro, self.loop, self.context = host, call, coro, loop, context
+        self.state = _BEGINNING
+        self.waits: Any = None
+        """The future a wake-up is queued on (None: none)."""
+        self.parked: asyncio.Future[None] | None = None
+        """What the parked task waits on: done after each step a wake-up makes, cancelled with the task."""
+        self.consumed: asyncio.Future[None] | None = None
+        """The parked future whose cancellation already reached the event (thrown in, or its future cancelled)."""
+        self.must_throw = False
+        """A cancellation of the task waits for the next wake-up to be thrown in."""
+        self.error: BaseException | None = None
+
+    def wake(self, _done: object = None) -> None:
+        """Step the event where an eager task would (a future it waited on is done, or a loop turn passed)."""
+        if self.state != _PARKED:
+            return  # its task steps it (or has not begun: it never began, cancelled before)
+        parked = self.parked
+        assert parked is not None
+        throw = self.must_throw or (parked.cancelled() and self.consumed is not parked)
+        self.must_throw = False
+        if parked.cancelled():
+            self.consumed = parked
+        host, loop = self.host, self.loop
+        counter = host.output
+        counter.steps += 1
+        caller = swap_current_task(loop, self.call)
+        try:
+            yielded = self.coro.throw(asyncio.CancelledError()) if throw else self.coro.send(None)
+        except StopIteration:
+            self.state = _ENDED
+            yielded = None
+        except BaseException as exc:  # (an event never raises: kept for its task to raise)
+            self.state, self.error = _ENDED, exc
+            yielded = None
+        finally:
+            swap_current_task(loop, caller)
+            counter.step_done()
+        if self.state == _ENDED:  # its task ends on its next step: it keeps nothing of the event
+            self.coro = self.context = None  # type: ignore[assignment]
+        self.waits = None
+        if self.state == _PARKED:
+            cancelled = parked.cancelled() and self.consumed is not parked  # asked for during the step
+            if yielded is None:
+                loop.call_soon(self.wake, context=self.context)  # a bare yield: the next loop turn
+                self.must_throw = cancelled
+            elif getattr(yielded, "_asyncio_future_blocking", None) is None:
+                self.state = _TASK  # not a future: the task handles it (as _drive always did)
+            else:
+                yielded._asyncio_future_blocking = False
+                yielded.add_done_callback(self.wake, context=self.context)
+                self.waits = yielded
+                if cancelled:  # (as Task.__step cancels the future it is given when asked to)
+                    if yielded.cancel():
+                        self.consumed = parked
+                    else:
+                        self.must_throw = True
+        if self.state == _TASK:
+            self.waits = yielded
+        if not parked.done():
+            parked.set_result(None)
+
+    async def park(self) -> bool:
+        """Wait, parked, while wake-ups step the event; True once it ended, False once the task takes over."""
+        self.state = _PARKED
+        while True:
+            parked = self.parked = self.loop.create_future()
+            try:
+                await parked
+            except asyncio.CancelledError:
+                if not (parked.cancelled() and self.consumed is parked) and self.state == _PARKED:
+                    # The task was cancelled after the last wake-up: cancel what the event waits
+                    # on (as Task.cancel does), or throw it in at the next wake-up.
+                    if self.waits is not None and not self.waits.done():
+                        self.waits.cancel()
+                    else:
+                        self.must_throw = True
+            if self.state == _ENDED:
+                if self.error is not None:
+                    raise self.error
+                return True
+            if self.state == _TASK or (self.waits is not None and not self.waits.done() and not self.must_throw):
+                self.state = _TASK  # the task waits on it itself from now on (its wake-up does nothing)
+                return False
+
+
+async def _drive(resume: _Resume, yielded: Any, gen: int) -> None:
     """Python 3.11 only: continue an eagerly started event that suspended, stepping it as a task would.
 
     This reproduces what ``asyncio.Task.__step`` does with the coroutine it runs (and what
@@ -375,19 +524,32 @@ async def _drive(host: Stepping, call: EventCall, coro: Steppable, yielded: Any,
     the future's outcome itself. If this task is cancelled (the object was reset), the cancellation
     reaches the coroutine the way a task's would; so it does if the object was reset (generation
     ``gen`` ended) before this task began. Every step counts as one of ``host``'s steps, as the
-    first did. ``tests/test_eager.py`` proves it (it runs on every Python in CI).
+    first did. Where the eager task would resume the event before this task can wait on its
+    future (done before this task began), :class:`_Resume` wake-ups step it meanwhile.
+    ``tests/test_eager.py`` and ``tests/test_eager_order.py`` prove it (they run on every Python in CI).
     """
+    call = resume.call
     task = call.task = asyncio.current_task()
     assert task is not None
-    loop = task.get_loop()
-    cancel = gen != host.gen
-    for _ in range(getattr(call, "cancels", 0)):  # asked for (of asyncio.current_task()) in the first step
+    cancel = gen != resume.host.gen
+    cancels = getattr(call, "cancels", 0)
+    for _ in range(cancels):  # asked for (of asyncio.current_task()) in the first step
         task.cancel(call.cancel_msg)  # (what the event waits on is cancelled, as a task does)
+    first = not cancel and not cancels  # a bare yield's loop turn is this task's beginning
+    if first and yielded is not None and resume.waits is yielded and yielded.done():
+        # The eager task's wake-up is queued already (the future was done before this task began).
+        yielded = None  # (the task, which ends a loop turn after the event, keeps nothing of it)
+        if await resume.park():
+            return
+        yielded, first = resume.waits, False
+    host, coro, loop, context = resume.host, resume.coro, resume.loop, resume.context
+    resume.state = _TASK  # (a wake-up queued on a future this task waits on does nothing)
     while True:
         if not cancel:
             try:
                 if yielded is None:
-                    await asyncio.sleep(0)
+                    if not first:
+                        await asyncio.sleep(0)
                 else:
                     # What Task.__step does with a yielded future: mark it as taken over, so that
                     # awaiting it here (and the coroutine's own await resuming) is legitimate.
@@ -406,15 +568,16 @@ async def _drive(host: Stepping, call: EventCall, coro: Steppable, yielded: Any,
                 raise  # this task was collected pending (its loop closed): the event's code is too
             except BaseException:
                 pass  # the future failed: the coroutine raises it when resumed
+        first = False
         counter = host.output
         counter.steps += 1
         swap_current_task(loop, call)  # the event's code sees the same current task in every step
         try:
             if cancel:
                 cancel = False
-                yielded = coro.throw(asyncio.CancelledError())
+                yielded = context.run(coro.throw, asyncio.CancelledError())
             else:
-                yielded = coro.send(None)
+                yielded = context.run(coro.send, None)
         except StopIteration:
             return
         finally:

@@ -175,3 +175,41 @@ async def test_two_sets_to_one_time_keep_their_own_labels() -> None:
         ]
         assert await stub.run(0, ops) == [{"ok": None}, {"err": "Error"}, {"ok": "s1"}]
         assert (await stub.final())["alarm"] == "s1"
+
+
+async def test_a_set_to_now_is_past_even_at_a_labelled_time() -> None:
+    """A set to now (or before) names its time "past", even when an earlier set named that
+    millisecond: a handler's set to now fell in the millisecond of a rolled-back set's time in
+    durable's run only, and the alarm was named after that set (``run_alarm.py 8 --seed 10329``,
+    sequence 5: durable "s2", workerd "past"). alarm_ops.py and alarm_worker.js alike."""
+    from differential.alarm_ops import AlarmFuzz
+
+    clock = MockClock(1_700_000_000)
+    async with durable.Runtime(clock=clock) as rt:
+        stub = rt.namespace(AlarmFuzz, storage="sqlite").get_by_name("past")
+        await stub.setup([])
+        rolled_back = {"op": "txn", "ops": [{"op": "set", "d": 30, "id": "s1"}], "end": "rollback"}
+        assert await stub.run(0, [rolled_back]) == [{"ok": [{"ok": None}]}]
+        await clock.advance(0.030)
+        ops = [{"op": "set", "d": 0, "id": "s2"}, {"op": "get"}]
+        assert await stub.run(1, ops) == [{"ok": None}, {"ok": "past"}]
+
+
+class TestRerunVerdict:
+    """How ``run_alarm.py`` judges a sequence that differed, once run again on both sides."""
+
+    def test_durable_showing_one_of_workerds_varying_reports_is_accepted(self) -> None:
+        """workerd's timing decides (seed 10047 --resets, sequence 19): durable's report is one of its."""
+        from differential.run_alarm import verdict
+
+        assert verdict({"before", "after"}, {"after"}) == "varies in workerd"
+        assert verdict({"before", "after"}, {"before", "after"}) == "varies in workerd"
+
+    def test_anything_else_is_a_difference(self) -> None:
+        """A report workerd never gave, or durable varying where workerd does not, still counts."""
+        from differential.run_alarm import verdict
+
+        assert verdict({"a"}, {"b"}) == "differs every time"
+        assert verdict({"a", "b"}, {"c"}) == "TIMING: not the same on a rerun"
+        assert verdict({"a", "b"}, {"a", "c"}) == "TIMING: not the same on a rerun"
+        assert verdict({"a"}, {"a", "b"}) == "TIMING: not the same on a rerun"

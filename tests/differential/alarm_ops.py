@@ -321,6 +321,8 @@ class AlarmFuzz(durable.DurableObject):
                 while time in state.labels:  # another set's time: 1 ms on (alarm_worker.js)
                     time += 1
                 state.labels[time] = op["id"]
+            else:  # the time it is clamped to is "past" from now on (alarm_worker.js)
+                state.labels[max(time, self.ctx.now_ms())] = "past"
             await target.set_alarm(_dt.datetime.fromtimestamp(time / 1000, _dt.UTC) if op.get("date") else time)
             return None if kind == "set" else "set"
         if kind == "get":

@@ -4,7 +4,9 @@ Usage: ``python tests/differential/run_alarm.py [N] [--seed S] [--resets] [--loo
 30; ``--resets`` makes handlers also reset the object, see ``AlarmGenerator``), from
 the repository root after ``npm install --prefix tests/differential``. Each sequence takes up to a
 few seconds (handlers that throw are retried 2 s later). Each difference is printed with the
-sequence that shows it; the exit code is 1 if there was any. See ``alarm_ops``.
+sequence that shows it; the exit code is 1 if there was any. A sequence that differed is run again
+(``_rerun``): where workerd's own reports vary and durable's is one of them, it is not counted. See
+``alarm_ops``.
 """
 
 from __future__ import annotations
@@ -22,15 +24,40 @@ import durable
 from differential.alarm_ops import AlarmFuzz, AlarmGenerator, first_difference, run_durable
 from differential.runner import Workerd, add_loop_option, harness_missing, run_main
 
+RERUNS = 3
+"""How many more times a sequence that differed runs on each side (``_rerun``)."""
 
-async def _again(workerd: Workerd, namespace: Any, name: str, sequence: Any, expected: Any) -> bool:
-    """Whether ``sequence`` differs twice more, with workerd's report the same each time."""
-    for attempt in range(2):
+
+async def _rerun(workerd: Workerd, namespace: Any, name: str, sequence: Any, expected: Any, got: Any) -> str:
+    """Run a sequence that differed :data:`RERUNS` more times on each side; what the runs show.
+
+    ``"varies in workerd"``: workerd's reports were not all alike and every report of durable's is
+    one workerd gave too, which is accepted: workerd's own timing decides there, and durable shows
+    one of its outcomes. ``run_alarm.py 20 --seed 10047 --resets --loop uvloop`` (sequence 19: a
+    ``transaction()`` sets the alarm 74 ms ahead and commits, then the call sleeps 50 ms) ran the
+    handler before the sleep's end in 4 of 6 of workerd's runs and after it in the others (the
+    commit delays the sleep's start there, by a time that depends on the machine's load), and
+    after it in all 6 of durable's (miniflare 4.20260426, compatibility date 2026-04-20).
+    Otherwise ``"differs every time"`` (workerd alike in every run, durable's report never
+    workerd's), or ``"TIMING: not the same on a rerun"``: counted as a difference.
+    """
+    workerd_seen = {json.dumps(expected, sort_keys=True)}
+    durable_seen = {json.dumps(got, sort_keys=True)}
+    for attempt in range(RERUNS):
         again = await asyncio.to_thread(workerd.request, {"object": f"{name}-again{attempt}", **sequence})
-        got = await run_durable(namespace, f"{name}-again{attempt}", sequence)
-        if first_difference(again, expected) is not None or first_difference(again, got) is None:
-            return False
-    return True
+        mine = await run_durable(namespace, f"{name}-again{attempt}", sequence)
+        workerd_seen.add(json.dumps(again, sort_keys=True))
+        durable_seen.add(json.dumps(mine, sort_keys=True))
+    return verdict(workerd_seen, durable_seen)
+
+
+def verdict(workerd_seen: set[str], durable_seen: set[str]) -> str:
+    """What the reports of a sequence run a few times on each side show (``_rerun``)."""
+    if len(workerd_seen) > 1 and durable_seen <= workerd_seen:
+        return "varies in workerd"
+    if len(workerd_seen) == 1 and not durable_seen & workerd_seen:
+        return "differs every time"
+    return "TIMING: not the same on a rerun"
 
 
 async def main(count: int, seed: int, verbose: bool, resets: bool = False) -> int:
@@ -39,7 +66,7 @@ async def main(count: int, seed: int, verbose: bool, resets: bool = False) -> in
         print(f"cannot run: {missing}", file=sys.stderr)
         return 2
     workerd = Workerd("alarm")
-    found = steps = timing = 0
+    found = steps = timing = varies = 0
     try:
         async with durable.Runtime() as rt:
             namespace = rt.namespace(AlarmFuzz, storage="sqlite")
@@ -56,17 +83,21 @@ async def main(count: int, seed: int, verbose: bool, resets: bool = False) -> in
                     print(json.dumps({"sequence": sequence, "workerd": expected, "durable": got}))
                 difference = first_difference(expected, got)
                 if difference is not None:
-                    stable = await _again(workerd, namespace, name, sequence, expected)
+                    kind = await _rerun(workerd, namespace, name, sequence, expected, got)
+                    if kind == "varies in workerd":
+                        varies += 1
+                        print(f"--- sequence {number} (seed {seed}): varies in workerd, durable's report is one of its")
+                        continue
                     found += 1
-                    timing += not stable
-                    kind = "differs every time" if stable else "TIMING: not the same on a rerun"
+                    timing += kind != "differs every time"
                     print(
                         f"--- sequence {number} (seed {seed}), {kind}: {difference}\n  sequence: {json.dumps(sequence)}"
                     )
     finally:
         workerd.close()
     print(
-        f"{count} sequences ({steps} steps, seed {seed}) against miniflare {workerd.version}: {found} differ ({timing} of them not on a rerun)"
+        f"{count} sequences ({steps} steps, seed {seed}) against miniflare {workerd.version}: {found} differ "
+        f"({timing} of them not on a rerun), {varies} vary in workerd (durable's report one of workerd's)"
     )
     return 1 if found else 0
 
