@@ -47,7 +47,7 @@ from ._sql_multi import (
     sequence_reads,
     without_returning,
 )
-from ._sql_rules import NAMED_NEED_A_DICT, named_parameters, tokens
+from ._sql_rules import NAMED_NEED_A_DICT, named_parameters, statement_head, tokens
 from ._sql_twin import close as close_twin
 from ._sql_twin import listed
 
@@ -121,13 +121,16 @@ def rows_read(
     DELETE changed (SQLite's ``changes()``; -1 if unknown).
     """
     try:
+        whole = sql
+        if not sql[:1].isalpha():
+            sql = statement_head(sql)  # (`-- c\nCREATE ...` is a CREATE: read past what SQLite skips)
         # A CREATE that created something cannot be compiled again as it ran (``... IF NOT
         # EXISTS`` now compiles to nothing): its program is the one it has on an empty database.
         created = written > 0 and _CREATE.match(sql) is not None
         if DROP.match(sql) is not None:
             # Counted before it ran (see drop_reads), from the schema as it was then: later
             # writes leave it as it is.
-            counted = cache.get(DROPPED + sql)
+            counted = cache.get(DROPPED + whole)
             value: Any = None if counted is None else counted[1]
             return value if isinstance(value, int) else None
         if written > 0 and _ALTER.match(sql) is not None:

@@ -405,6 +405,17 @@ def tokens(sql: str) -> Iterator[tuple[str, int, int]]:
         pos = m.end()
 
 
+def statement_head(sql: str) -> str:
+    """``sql`` from its first token on: without the spaces and comments SQLite skips before it
+    (``-- c\nINSERT ...`` is an ``INSERT``), for the checks that read what a statement is."""
+    if sql[:1].isalpha():
+        return sql
+    for kind, start, _ in tokens(sql):
+        if kind != "space" and kind != "comment":
+            return sql[start:]
+    return ""
+
+
 def first_statement(code: str) -> tuple[int, int] | None:
     """Where the first statement of ``code`` starts and ends, as ``sqlite3_prepare`` would see it.
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import durable
 from durable import testing
 
@@ -307,3 +309,39 @@ async def test_ranges_with_both_bounds_bound_to_parameters(durable_runtime: dura
     for number, (statement, bindings, expected) in enumerate(cases):
         stub = durable_runtime.namespace(Counts).get_by_name(f"bounds{number}")
         assert await testing.run_in_object(stub, _bound(setup, statement, *bindings)) == expected, statement
+
+
+_HEADED = [
+    ("INSERT INTO ai (id, v) VALUES (0, 2)", 2, 1),  # at or below the counter: no sqlite_sequence row
+    ("REPLACE INTO ai (id, v) VALUES (1, 5)", 2, 1),
+    ("insert or ignore into ai (id, v) values (1, 5)", 2, 0),
+    ("CREATE TABLE IF NOT EXISTS t (x)", 0, 0),
+    ("CREATE TABLE IF NOT EXISTS n (x)", 1, 2),
+    ("DELETE FROM t WHERE id IN (SELECT tid FROM p)", 12, 3),
+    ("CREATE INDEX tb ON t(b)", 6, 3),
+    ("ALTER TABLE t ADD COLUMN d", 9, 1),
+    ("DROP INDEX ta", 8, 0),
+    ("DROP TABLE p", 7, 0),
+]
+
+
+@pytest.mark.parametrize("head", ["", "  ", "-- c\n", "/* c */ ", "\n/* a */ -- b\n\t"])
+async def test_counts_read_past_spaces_and_comments_before_the_statement(
+    durable_runtime: durable.Runtime, head: str
+) -> None:
+    """SQLite skips the spaces and comments before a statement, and so do the counts: workerd
+    (miniflare 4.20260426.0, compatibility date 2026-04-20) gives each statement below the same
+    counts with any of these heads. durable read `-- c\\nINSERT ...` as no INSERT (counting the
+    AUTOINCREMENT counter's row every time), `-- c\\nCREATE TABLE IF NOT EXISTS` of a table that
+    exists as a CREATE that wrote, and the DDL's and two-pass writes' reads as the rows returned."""
+    setup = [
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a, b)",
+        "CREATE INDEX ta ON t(a)",
+        "INSERT INTO t (a, b) VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e')",
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, tid, c)",
+        "INSERT INTO p (tid, c) VALUES (1, 'x'), (3, 'y'), (5, 'z')",
+        "CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v)",
+        "INSERT INTO ai (v) VALUES (1)",
+    ]
+    result = await _run(durable_runtime, setup + [head + statement for statement, _, _ in _HEADED])
+    assert [(read, written) for _, read, written in result[len(setup) :]] == [(r, w) for _, r, w in _HEADED]
