@@ -37,7 +37,7 @@ from typing import Any, Final, NamedTuple
 from ._sql_loops import JUMPS, _rowid_read, loop_rows, loop_shape
 from ._sql_multi import (
     DROP,
-    add_column_reads,
+    alter_reads,
     autoincrement_reads,
     index_rows,
     multi_rows,
@@ -134,7 +134,7 @@ def rows_read(
             value: Any = None if counted is None else counted[1]
             return value if isinstance(value, int) else None
         if written > 0 and _ALTER.match(sql) is not None:
-            return None if stale else add_column_reads(conn, sql, tag)
+            return None if stale else alter_reads(conn, sql, written, tag)
         if created and _CREATE_INDEX.match(sql) is not None:
             return None if stale else index_rows(conn, sql, written, tag)
         key = "\0created " + sql if created else sql

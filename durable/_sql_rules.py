@@ -483,6 +483,14 @@ def alter_kind(sql: str) -> tuple[str, str | None]:
     return ("drop" if upper[:1] == ["DROP"] else "add"), None
 
 
+def altered_table(sql: str) -> tuple[str | None, str | None]:
+    """The schema named (if any) and the table of ``ALTER TABLE`` statement ``sql``, unquoted."""
+    words = [w for w, _, _ in _words(sql)]
+    if len(words) > 3 and words[3] == ".":
+        return _unquote(words[2]), _unquote(words[4]) if len(words) > 4 else None
+    return None, _unquote(words[2]) if len(words) > 2 else None
+
+
 def _utf8_offset(sql: str, index: int) -> int:
     return len(sql[:index].encode("utf-8", "surrogatepass"))
 

@@ -412,3 +412,48 @@ async def test_changes_after_rows_read_with_statistics_and_like(durable_runtime:
         ([], 1),
         ([[1, 54]], 0),
     ]
+
+
+_ALTERS = ("ALTER TABLE t RENAME TO t2", "ALTER TABLE t RENAME COLUMN b TO bb", "ALTER TABLE t DROP COLUMN b")
+_TABLE = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT)"
+_ROWS = "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z'), (4, 'w'), (5, 'v')"
+_AI = "CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v)"
+
+
+@pytest.mark.parametrize(
+    ("setup", "counts"),
+    [
+        ([_TABLE], [(10, 2), (14, 2), (13, 2)]),
+        ([_TABLE, _ROWS], [(10, 2), (14, 2), (17, 7)]),
+        ([_TABLE, _ROWS, "CREATE TABLE u (x)", "CREATE TABLE v (y)"], [(20, 4), (30, 6), (29, 9)]),
+        ([_TABLE, _ROWS, "CREATE INDEX ta ON t(a)"], [(17, 4), (22, 4), (23, 8)]),
+        ([_TABLE, _ROWS, "CREATE TABLE u (x)", "CREATE INDEX ux ON u(x)"], [(18, 3), (28, 5), (29, 9)]),
+        ([_TABLE, _ROWS, "CREATE TRIGGER tt AFTER INSERT ON t BEGIN SELECT 1; END"], [(17, 4), (22, 4), (23, 8)]),
+        ([_TABLE, _ROWS, "CREATE VIEW vw AS SELECT 1"], [(15, 3), (22, 4), (23, 8)]),
+        ([_TABLE.replace("PRIMARY KEY", "PRIMARY KEY AUTOINCREMENT"), _ROWS], [(16, 3), (18, 2), (21, 7)]),
+        ([_TABLE, _ROWS, _AI], [(20, 3), (26, 4), (27, 8)]),
+        (
+            [_TABLE.replace("PRIMARY KEY", "PRIMARY KEY AUTOINCREMENT"), _ROWS, _AI, "INSERT INTO ai (v) VALUES (1)"],
+            [(22, 4), (26, 4), (27, 8)],
+        ),
+        ([_TABLE.replace("a INTEGER", "a INTEGER UNIQUE"), _ROWS], [(15, 3), (18, 2), (21, 7)]),
+        ([_TABLE, _ROWS, "CREATE INDEX ta ON t(a)", "ANALYZE"], [(20, 4), (26, 4), (27, 8)]),
+        ([_TABLE, _ROWS, "CREATE VIRTUAL TABLE f USING fts5(x)"], [(40, 8), (60, 13), (51, 12)]),
+        (
+            ["CREATE TABLE u (id INTEGER PRIMARY KEY)", _TABLE.replace("a INTEGER", "a INTEGER REFERENCES u(id)")],
+            [(15, 3), (22, 4), (19, 3)],
+        ),
+    ],
+)
+async def test_rows_read_of_alter_table(durable_runtime: durable.Runtime, setup: list[str], counts: Any) -> None:
+    """ALTER TABLE's RENAME TO, RENAME COLUMN and DROP COLUMN scan ``sqlite_master`` in SQLite's
+    nested statements, and each row their UPDATEs rewrite counts twice (workerd, miniflare
+    4.20260426.0, compatibility date 2026-04-20; each in a fresh object after ``setup``): RENAME
+    TO 3 N + 2 per row written + 3 (+ the scan of ``sqlite_sequence``, 1, and 1 per row of it
+    renamed), RENAME COLUMN 4 N + 2 per row written + 6, DROP COLUMN 4 N + 2 per schema row
+    written + 6 + the table's rows (at least 1). durable counted the rows returned, 0."""
+    result = []
+    for n, alter in enumerate(_ALTERS):
+        stub = durable_runtime.namespace(Counts).get_by_name(f"alter-{n}")
+        result.append(await testing.run_in_object(stub, _bound(setup, alter)))
+    assert result == counts
