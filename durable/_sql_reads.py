@@ -137,12 +137,13 @@ def rows_read(
             return None if stale else alter_reads(conn, sql, written, tag)
         if created and _CREATE_INDEX.match(sql) is not None:
             return None if stale else index_rows(conn, sql, written, tag)
-        key = "\0created " + sql if created else sql
+        sequenced = created and _AUTOINCREMENT.search(sql) is not None and _sequence_before(conn, tag)
+        key = ("\0created " + ("\0sequenced " if sequenced else "") + sql) if created else sql
         hit = cache.get(key)
         if hit is not None and hit[0] == epoch:
             shape = hit[1]
         else:
-            shape = classify(conn, sql, params, tag, created=created, cache=cache)
+            shape = classify(conn, sql, params, tag, created=created, cache=cache, sequenced=sequenced)
             if len(cache) > 256:
                 close_twin(cache)
                 cache.clear()
@@ -154,6 +155,20 @@ def rows_read(
         return None if count is None or count < 0 else count  # (a shape misread: count as before)
     except Exception:  # an estimate: whatever goes wrong (a closed connection...), count as before
         return None
+
+
+_AUTOINCREMENT: Final = re.compile(r"(?i)\bAUTOINCREMENT\b")
+
+
+def _sequence_before(conn: sqlite3.Connection, tag: str) -> bool:
+    """Whether ``sqlite_sequence`` existed before the CREATE of an AUTOINCREMENT table that just
+    ran: one that CREATE made is the last row of ``sqlite_master`` (SQLite adds it after the
+    table's, and every new row after the others)."""
+    row = conn.execute(
+        f"SELECT (SELECT rowid FROM \"main\".sqlite_master WHERE name = 'sqlite_sequence'),"
+        f' (SELECT max(rowid) FROM "main".sqlite_master) -- {tag}'
+    ).fetchone()
+    return row is not None and row[0] is not None and row[0] != row[1]
 
 
 class _Ran(NamedTuple):
@@ -238,11 +253,15 @@ def classify(
     *,
     created: bool = False,
     cache: dict[str, Any] | None = None,
+    sequenced: bool = False,
 ) -> Shape | None:
     """The shape of ``sql``'s program (see the module's docstring), ``None`` if none fits.
 
     ``created``: ``sql`` is a CREATE that created what it names, compiled on an empty database
     (the CREATEs that compile there, such as ``CREATE TABLE``, have the same program there).
+    ``sequenced``: ``sqlite_sequence`` existed before that CREATE (of an AUTOINCREMENT table), which
+    then did not create it (workerd, miniflare 4.20260426: such a CREATE TABLE reads 1, 2 when it
+    creates ``sqlite_sequence`` too): the empty database gets one first.
     ``cache``: ``rows_read``'s, where the twin that lists a write's program without resetting
     ``changes()`` is kept (``durable._sql_twin``); without it, programs are listed on ``conn``.
     """
@@ -255,6 +274,8 @@ def classify(
         return shape if shape is not None else _two_pass(conn, sql, params, tag, cache)
     empty = sqlite3.connect(":memory:")
     try:
+        if sequenced:
+            empty.execute('CREATE TABLE "durable sequence" (id INTEGER PRIMARY KEY AUTOINCREMENT)')
         program = _explain(empty, sql, params, tag)
     finally:
         empty.close()

@@ -1104,6 +1104,17 @@ SHAPES: tuple[tuple[str, tuple[str, ...], str, int, int, int], ...] = (
     ("alter-drop-col", ("S",), "ALTER TABLE t DROP COLUMN b", 17, 7, 17),
     ("alter-rename-more", ("S", "P", "I"), "ALTER TABLE t RENAME TO t2", 22, 5, 22),
     ("alter-add-2", ("S", "CREATE TABLE z (q)"), "ALTER TABLE t ADD COLUMN c", 4, 1, 4),
+    # (a CREATE of an AUTOINCREMENT table reads 2 when it creates sqlite_sequence too, 1 after:
+    # miniflare 4.20260426.0, compatibility date 2026-04-20; durable read 2 for both)
+    ("create-autoinc-first", ("S",), "CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v)", 2, 4, 2),
+    (
+        "create-autoinc-second",
+        ("CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v)", "CREATE TABLE x (y)"),
+        "CREATE TABLE ai2 (id INTEGER PRIMARY KEY AUTOINCREMENT, v)",
+        1,
+        2,
+        1,
+    ),
     ("alter-add-idx", ("S", "I"), "ALTER TABLE t ADD COLUMN c", 4, 1, 4),
     ("alter-add-3", ("S", "P", "CREATE TABLE z (q)"), "ALTER TABLE t ADD COLUMN c", 5, 1, 5),
     ("alter-add-empty", ("CREATE TABLE e (a)",), "ALTER TABLE e ADD COLUMN c", 3, 1, 3),
