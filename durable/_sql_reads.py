@@ -199,6 +199,11 @@ def _shape_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | None
     if kind == "groupwhere":
         kept = None if stale or not finished else _where_rows(conn, sql, params, tag)
         return None if kept is None else max(_rows(conn, shape[1], tag), 1) + max(kept, 1)
+    if kind == "twopass" and shape[1][0] == "scan":  # (a write that fires triggers: _two_pass)
+        if stale or changes < 0:
+            return None
+        scanned = max(_rows(conn, shape[1][1], tag) + (changes if shape[1][2] else 0), 1)
+        return scanned + int(shape[3]) * changes + (max(changes, 1) if shape[2] else 0)
     if kind == "twopass":
         inner = multi_rows(conn, shape[1], tag, finished=finished, stale=stale)
         if inner is None or changes < 0:
@@ -271,7 +276,7 @@ def classify(
         if stripped is not None:
             return _returning_shape(conn, program, stripped, params, tag, cache)
         shape = _shape(conn, program, tag)
-        return shape if shape is not None else _two_pass(conn, sql, params, tag, cache)
+        return shape if shape is not None else _two_pass(conn, sql, params, tag, cache, program)
     empty = sqlite3.connect(":memory:")
     try:
         if sequenced:
@@ -329,7 +334,12 @@ _WRITE_HEAD: Final = re.compile(r"(?is)\s*(?:DELETE\s+FROM|UPDATE(?:\s+OR\s+\w+)
 
 
 def _two_pass(
-    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str, cache: dict[str, Any] | None
+    conn: sqlite3.Connection,
+    sql: str,
+    params: tuple[Any, ...],
+    tag: str,
+    cache: dict[str, Any] | None,
+    program: list[tuple[Any, ...]],
 ) -> Shape | None:
     """``("twopass", inner, update)`` for an UPDATE or DELETE whose ``WHERE`` selects rowids
     through a subquery of another table (``WHERE id IN (SELECT tid FROM p)``), ``inner`` the
@@ -339,8 +349,17 @@ def _two_pass(
     Python's SQLite 3.40 makes one): what the SELECT reads, then, for a DELETE, one lookup per row
     deleted (its rowids kept where nothing counts), for an UPDATE, a loop over the rowids kept
     (at least 1) and one lookup per row updated: 9 and 11 for 2 rows of 5 where the SELECT reads 7.
+
+    A write that fires triggers whose programs count nothing (``INSERT INTO log VALUES
+    (new.a)``) is one too when its rows come from a full scan of the table it writes:
+    ``("twopass", scan, update, lookups)``, ``scan`` that scan (a DELETE's deleted rows included;
+    SQLite makes two passes for any such write), ``lookups`` the rowid lookups per row changed (2
+    with a BEFORE trigger, after which SQLite looks the row up again). By rowid, it makes one:
+    the lookup's shape, alone (workerd: 9 for ``UPDATE t SET b = 'q' WHERE a > 3``, 2 rows of 5,
+    11 with a BEFORE trigger, 15 for all 5 rows, 7 for such a DELETE, 1 by rowid).
     """
-    parts = _where_of(sql)
+    triggered = _quiet_triggers(program)
+    parts = _where_of(sql, any_where=triggered)
     if parts is None:
         return None
     target, where, update, set_variables = parts
@@ -349,29 +368,50 @@ def _two_pass(
         return None  # (the WHERE's parameters are not numbered alone)
     select = f"SELECT * FROM {target} {where}"
     inner = _shape(conn, listed(conn, cache, select, params if where_variables else (), tag, _explain), tag)
+    if triggered:
+        if inner is None or inner[0] not in ("point", "scan"):
+            return None
+        main = program[: next(i for i, row in enumerate(program) if i and row[0] == 0)]
+        lookups = sum(1 for row in main if row[1] == "NotExists")  # (2 each with a BEFORE trigger)
+        if inner[0] == "point" or not lookups:
+            return inner if inner[0] == "point" else None
+        return ("twopass", ("scan", inner[1], not update, inner[3]), update, lookups)
     if inner is None or inner[0] not in ("insub", "join") or str(inner[1]).lower() == _unquoted(target).lower():
         return None
     return ("twopass", inner, update)
 
 
-def _where_of(sql: str) -> tuple[str, str, bool, bool] | None:
+def _quiet_triggers(program: list[tuple[Any, ...]]) -> bool:
+    """Whether ``program`` runs triggers (``Program``) whose own programs, listed after it by
+    ``EXPLAIN``, count nothing in workerd (no cursor steps, seeks or lookups), and nothing else
+    nested (no foreign key's check)."""
+    if not any(row[1] == "Program" for row in program):
+        return False
+    starts = [i for i, row in enumerate(program) if row[0] == 0]
+    if len(starts) < 2 or any(row[1] in ("FkCheck", "FkCounter", "FkIfZero") for row in program):
+        return False
+    return not any(row[1] in _COUNTED or row[1] == "Program" for row in program[starts[1] :])
+
+
+def _where_of(sql: str, *, any_where: bool = False) -> tuple[str, str, bool, bool] | None:
     """``(table, "WHERE ...", update, variables in SET)`` of ``DELETE FROM t WHERE ...`` or
-    ``UPDATE t SET ... WHERE ...`` (no alias, ``INDEXED BY``, ``FROM``, ``ORDER BY`` or ``LIMIT``);
-    else ``None``."""
-    if _WRITE_HEAD.match(sql) is None or "select" not in sql.lower():
+    ``UPDATE t SET ... WHERE ...`` (no alias, ``INDEXED BY``, ``FROM``, ``ORDER BY`` or ``LIMIT``)
+    whose ``WHERE`` has a subquery, or (``any_where``) any ``WHERE`` or none (``WHERE ...`` is
+    then ``""``); else ``None``."""
+    if _WRITE_HEAD.match(sql) is None or ("select" not in sql.lower() and not any_where):
         return None
     words = [(kind, sql[start:end], start, end) for kind, start, end in tokens(sql) if kind not in ("space", "comment")]
     update = words[0][1].upper() == "UPDATE"
     at = 1 if not update else (3 if words[1][1].upper() == "OR" else 1)
     at += 0 if update else 1  # (past FROM)
-    if len(words) < at + 3 or words[at][0] not in ("word", "quoted"):
+    if len(words) < at + (1 if any_where else 3) or words[at][0] not in ("word", "quoted"):
         return None
     end = at + 1
-    if words[end][1] == "." and len(words) > end + 1:
+    if len(words) > end + 1 and words[end][1] == ".":
         end += 2
     target = sql[words[at][2] : words[end - 1][3]]
     depth, where, variables = 0, -1, False
-    if update and words[end][1].upper() != "SET":
+    if update and (len(words) <= end or words[end][1].upper() != "SET"):
         return None
     for index in range(end, len(words)):
         kind, text, _, _ = words[index]
@@ -389,6 +429,8 @@ def _where_of(sql: str) -> tuple[str, str, bool, bool] | None:
                 return None
             elif word in ("ORDER", "LIMIT", "RETURNING"):
                 return None
+    if where < 0 and any_where and (update or len(words) == end or words[end][1] == ";"):
+        return target, "", update, variables
     if where < 0 or (where != end and not update):
         return None
     return target, sql[words[where][2] :].rstrip().rstrip(";"), update, variables

@@ -457,3 +457,48 @@ async def test_rows_read_of_alter_table(durable_runtime: durable.Runtime, setup:
         stub = durable_runtime.namespace(Counts).get_by_name(f"alter-{n}")
         result.append(await testing.run_in_object(stub, _bound(setup, alter)))
     assert result == counts
+
+
+_LOG = "CREATE TABLE log (x)"
+
+
+@pytest.mark.parametrize(
+    ("setup", "statements", "reads"),
+    [
+        (
+            ["CREATE TRIGGER tr AFTER UPDATE ON t BEGIN INSERT INTO log VALUES (new.a); END"],
+            ["UPDATE t SET b = 'q' WHERE a > 3", "UPDATE t SET b = 'q' WHERE id = 1", "UPDATE t SET b = 'r'"],
+            [9, 1, 15],
+        ),
+        (
+            ["CREATE TRIGGER tr BEFORE UPDATE ON t BEGIN INSERT INTO log VALUES (old.a); END"],
+            ["UPDATE t SET b = 'q' WHERE a > 3", "UPDATE t SET b = 'q' WHERE a > 9", "UPDATE t SET a = a + 1"],
+            [11, 6, 20],
+        ),
+        (
+            ["CREATE TRIGGER tr AFTER UPDATE OF a ON t BEGIN INSERT INTO log VALUES (new.a); END"],
+            ["UPDATE t SET b = 'q' WHERE a > 3", "UPDATE t SET a = 7 WHERE a > 3"],
+            [5, 9],
+        ),
+        (
+            ["CREATE TRIGGER tr AFTER UPDATE ON t WHEN new.a > 4 BEGIN INSERT INTO log VALUES (new.a); END"],
+            ["UPDATE t SET b = 'q' WHERE a > 3", "UPDATE t SET b = 'q' WHERE id = 5"],
+            [9, 1],
+        ),
+        (
+            ["CREATE TRIGGER tr AFTER DELETE ON t BEGIN INSERT INTO log VALUES (old.a); END"],
+            ["DELETE FROM t WHERE a > 9", "DELETE FROM t WHERE b = 'x'", "DELETE FROM t"],
+            [5, 6, 8],
+        ),
+    ],
+)
+async def test_rows_read_of_writes_that_fire_triggers(
+    durable_runtime: durable.Runtime, setup: list[str], statements: list[str], reads: list[int]
+) -> None:
+    """An UPDATE or DELETE that fires triggers runs in two passes when a full scan finds its rows
+    (workerd, miniflare 4.20260426.0, compatibility date 2026-04-20): the scan (a DELETE's
+    deleted rows included), then for each row changed a rowid lookup (two with a BEFORE trigger),
+    and for an UPDATE a loop over the rowids kept (at least 1); by rowid, one lookup. The
+    triggers' own INSERTs count nothing. durable counted the rows returned, 0."""
+    result = await _run(durable_runtime, [_TABLE, _ROWS, _LOG, *setup, *statements])
+    assert [read for _, read, _ in result[-len(statements) :]] == reads
