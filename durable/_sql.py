@@ -48,6 +48,7 @@ from ._sql_rules import (
     COUNTED_ACTIONS,
     DENY,
     DML_ACTIONS,
+    HEAD_START,
     MULTI_PARAMETERS,
     MULTIPLE_RESULTS,
     NAMED_NEED_A_DICT,
@@ -1281,11 +1282,15 @@ class SqlStorage:
         # A CREATE ... IF NOT EXISTS of something that exists writes nothing (workerd: 0 rows), but
         # the authorizer reports its CREATE all the same: the schema's version tells them apart.
         # What the statement is, read past the spaces and comments before it (`-- c\nINSERT ...`).
-        head = sql if sql[:1].isalpha() else statement_head(sql)
+        first = sql[:1]
+        head = sql
+        if first in HEAD_START:
+            head = statement_head(sql)
+            first = head[:1]
         schema = _schema_version(conn, db.tag) if not probe and _IF_NOT_EXISTS.match(head) else None
         if not probe and not scratch and DROP.match(head) is not None:
             state.dropped = (sql, _count_drop(conn, head, db.tag))
-        state.sequence = _sequence(state, conn, head) if not probe and not scratch and head[:1] in "iIrR" else None
+        state.sequence = _sequence(state, conn, head) if not probe and not scratch and first in "iIrR" else None
         before = conn.total_changes
         state.probe = probe
         state.trusted = trusted

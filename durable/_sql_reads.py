@@ -47,7 +47,7 @@ from ._sql_multi import (
     sequence_reads,
     without_returning,
 )
-from ._sql_rules import NAMED_NEED_A_DICT, named_parameters, statement_head, tokens
+from ._sql_rules import HEAD_START, NAMED_NEED_A_DICT, named_parameters, statement_head, tokens
 from ._sql_twin import close as close_twin
 from ._sql_twin import listed
 
@@ -122,7 +122,7 @@ def rows_read(
     """
     try:
         whole = sql
-        if not sql[:1].isalpha():
+        if sql[:1] in HEAD_START:
             sql = statement_head(sql)  # (`-- c\nCREATE ...` is a CREATE: read past what SQLite skips)
         # A CREATE that created something cannot be compiled again as it ran (``... IF NOT
         # EXISTS`` now compiles to nothing): its program is the one it has on an empty database.
@@ -137,8 +137,10 @@ def rows_read(
             return None if stale else alter_reads(conn, sql, written, tag)
         if created and _CREATE_INDEX.match(sql) is not None:
             return None if stale else index_rows(conn, sql, written, tag)
-        sequenced = created and _AUTOINCREMENT.search(sql) is not None and _sequence_before(conn, tag)
-        key = ("\0created " + ("\0sequenced " if sequenced else "") + sql) if created else sql
+        key, sequenced = sql, False
+        if created:
+            sequenced = _AUTOINCREMENT.search(sql) is not None and _sequence_before(conn, tag)
+            key = "\0created " + ("\0sequenced " if sequenced else "") + sql
         hit = cache.get(key)
         if hit is not None and hit[0] == epoch:
             shape = hit[1]
