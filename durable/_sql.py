@@ -1281,12 +1281,8 @@ class SqlStorage:
         scratch = conn is state._scratch
         # A CREATE ... IF NOT EXISTS of something that exists writes nothing (workerd: 0 rows), but
         # the authorizer reports its CREATE all the same: the schema's version tells them apart.
-        # What the statement is, read past the spaces and comments before it (`-- c\nINSERT ...`).
-        first = sql[:1]
-        head = sql
-        if first in HEAD_START:
-            head = statement_head(sql)
-            first = head[:1]
+        head = statement_head(sql) if sql[:1] in HEAD_START else sql  # (`-- c\nINSERT` is an INSERT)
+        first = head[:1]
         schema = _schema_version(conn, db.tag) if not probe and _IF_NOT_EXISTS.match(head) else None
         if not probe and not scratch and DROP.match(head) is not None:
             state.dropped = (sql, _count_drop(conn, head, db.tag))
