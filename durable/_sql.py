@@ -48,6 +48,7 @@ from ._sql_rules import (
     COUNTED_ACTIONS,
     DENY,
     DML_ACTIONS,
+    HEAD_START,
     MULTI_PARAMETERS,
     MULTIPLE_RESULTS,
     NAMED_NEED_A_DICT,
@@ -79,6 +80,7 @@ from ._sql_rules import (
     shadow_refusal,
     shadow_tables,
     sql_error,
+    statement_head,
 )
 from ._sql_twin import close as close_twin
 from ._sqlite import ObjectDatabase, connect
@@ -230,13 +232,13 @@ def _altered_rows(conn: sqlite3.Connection, tag: str, statement: str, table: str
     return written + 1 + count(f'SELECT count(*) FROM "{quoted}"')
 
 
-def _count_drop(conn: sqlite3.Connection, sql: str, tag: str) -> tuple[str, int | None]:
-    """``sql``, a ``DROP``, and its ``rows_read`` counted before it runs
+def _count_drop(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:
+    """The ``rows_read`` of ``sql``, a ``DROP``, counted before it runs
     (``durable._sql_multi.drop_reads``: what it drops is gone after), ``None`` if unknown."""
     try:
-        return sql, drop_reads(conn, sql, tag)
+        return drop_reads(conn, sql, tag)
     except Exception:  # an estimate: whatever goes wrong, its cursor counts as before
-        return sql, None
+        return None
 
 
 def _reindexed_table(conn: sqlite3.Connection, tag: str, index: str, plan: tuple[tuple[Any, ...], ...]) -> str | None:
@@ -1279,10 +1281,12 @@ class SqlStorage:
         scratch = conn is state._scratch
         # A CREATE ... IF NOT EXISTS of something that exists writes nothing (workerd: 0 rows), but
         # the authorizer reports its CREATE all the same: the schema's version tells them apart.
-        schema = _schema_version(conn, db.tag) if not probe and _IF_NOT_EXISTS.match(sql) else None
-        if not probe and not scratch and DROP.match(sql) is not None:
-            state.dropped = _count_drop(conn, sql, db.tag)
-        state.sequence = _sequence(state, conn, sql) if not probe and not scratch and sql[:1] in "iIrR" else None
+        head = statement_head(sql) if sql[:1] in HEAD_START else sql  # (`-- c\nINSERT` is an INSERT)
+        first = head[:1]
+        schema = _schema_version(conn, db.tag) if not probe and _IF_NOT_EXISTS.match(head) else None
+        if not probe and not scratch and DROP.match(head) is not None:
+            state.dropped = (sql, _count_drop(conn, head, db.tag))
+        state.sequence = _sequence(state, conn, head) if not probe and not scratch and first in "iIrR" else None
         before = conn.total_changes
         state.probe = probe
         state.trusted = trusted

@@ -29,8 +29,8 @@ just before it runs, as what it drops is gone after: :func:`drop_reads`):
   and SQLite's ``OP_SeekEnd`` before each entry is appended, which counts when the index's
   cursor is not positioned: before the first two entries, then twice per leaf page the index
   grew (miniflare 4.20260426: 2005 for 1000 integers, 2007 for 1000 short texts, 10025 for 5000);
-- ``DROP`` (:func:`drop_reads`) and ``ALTER TABLE ... ADD COLUMN`` (:func:`add_column_reads`):
-  the scans of ``sqlite_master`` of SQLite's nested statements;
+- ``DROP`` (:func:`drop_reads`) and ``ALTER TABLE`` (:func:`alter_reads`): the scans of
+  ``sqlite_master`` of SQLite's nested statements;
 - a write with ``RETURNING`` (:func:`returning_parts`, :func:`passes`; counted by
   ``durable._sql_reads``): the loops over temporary tables and the lookups its two passes add.
 
@@ -45,6 +45,7 @@ import sqlite3
 from typing import Any, Final
 
 from ._sql_loops import JUMPS, Op, _integer_affinity, _opened, _quote, _rowid_read, _writes
+from ._sql_rules import alter_kind, altered_table
 
 _JUMPERS: Final = JUMPS | {"Jump"}
 _COUNTED: Final = frozenset({
@@ -535,6 +536,54 @@ def drop_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:
             sequence = conn.execute(f'SELECT count(*) FROM "main".sqlite_sequence -- {tag}').fetchone()[0]
             count += max(int(sequence), 1)
     return count
+
+
+def alter_reads(conn: sqlite3.Connection, sql: str, written: int, tag: str) -> int | None:
+    """workerd's ``rowsRead`` for ``sql``, an ``ALTER TABLE`` that ran and wrote ``written``
+    rows (its ``rows_written``), or ``None`` if unknown. ADD COLUMN: :func:`add_column_reads`.
+    The others scan ``sqlite_master`` (N rows) in SQLite's nested statements, and each row their
+    UPDATEs rewrite counts twice (its scan's step and its lookup), as workerd counts (miniflare
+    4.20260426, on schemas of 1 to 7 rows: tables, indexes, triggers, views, autoindexes,
+    AUTOINCREMENT, statistics, an FTS5 table beside the one altered):
+
+    - RENAME TO: 3 N + 2 per ``sqlite_master`` row written + 3, and, when ``sqlite_sequence``
+      exists, its scan (its rows, at least 1), 1 more, and 1 per row of it renamed;
+    - RENAME COLUMN: 4 N + 2 per row written + 6;
+    - DROP COLUMN: 4 N + 2 per ``sqlite_master`` row written but the table's + 6, and the table's
+      rows, rewritten (at least 1: its scan's ``Rewind``).
+
+    A virtual table altered (its module's own statements run) is unknown."""
+    kind, new = alter_kind(sql)
+    if kind == "add":
+        return add_column_reads(conn, sql, tag)
+    schema, table = altered_table(sql)
+    if schema is not None and schema.lower() != "main":
+        return None
+    name = new if kind == "rename" and new is not None else table
+    if name is None:
+        return None
+
+    def count(query: str, *args: Any) -> int:
+        return int(conn.execute(f"{query} -- {tag}", args).fetchone()[0])
+
+    target = conn.execute(
+        f"SELECT sql FROM \"main\".sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE -- {tag}", (name,)
+    ).fetchone()
+    if target is None or str(target[0]).lstrip()[:14].upper().startswith("CREATE VIRTUAL"):
+        return None
+    rows = count('SELECT count(*) FROM "main".sqlite_master')
+    if kind == "column":
+        return 4 * rows + 2 * written + 6
+    if kind == "drop":
+        quoted = name.replace('"', '""')
+        stored = count(f'SELECT count(*) FROM "main"."{quoted}"')
+        return 4 * rows + 2 * (written - 1 - stored) + max(stored, 1) + 6
+    reads = 3 * rows + 2 * written + 3
+    if count("SELECT count(*) FROM \"main\".sqlite_master WHERE name = 'sqlite_sequence'"):
+        sequences = count('SELECT count(*) FROM "main".sqlite_sequence')
+        renamed = count('SELECT count(*) FROM "main".sqlite_sequence WHERE name = ?', name)
+        reads += max(sequences, 1) + 1 - renamed  # (written counts the renamed rows: once each here)
+    return reads
 
 
 def add_column_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:

@@ -37,7 +37,7 @@ from typing import Any, Final, NamedTuple
 from ._sql_loops import JUMPS, _rowid_read, loop_rows, loop_shape
 from ._sql_multi import (
     DROP,
-    add_column_reads,
+    alter_reads,
     autoincrement_reads,
     index_rows,
     multi_rows,
@@ -47,7 +47,7 @@ from ._sql_multi import (
     sequence_reads,
     without_returning,
 )
-from ._sql_rules import NAMED_NEED_A_DICT, named_parameters, tokens
+from ._sql_rules import HEAD_START, NAMED_NEED_A_DICT, named_parameters, statement_head, tokens
 from ._sql_twin import close as close_twin
 from ._sql_twin import listed
 
@@ -121,25 +121,31 @@ def rows_read(
     DELETE changed (SQLite's ``changes()``; -1 if unknown).
     """
     try:
+        whole = sql
+        if sql[:1] in HEAD_START:
+            sql = statement_head(sql)  # (`-- c\nCREATE ...` is a CREATE: read past what SQLite skips)
         # A CREATE that created something cannot be compiled again as it ran (``... IF NOT
         # EXISTS`` now compiles to nothing): its program is the one it has on an empty database.
         created = written > 0 and _CREATE.match(sql) is not None
         if DROP.match(sql) is not None:
             # Counted before it ran (see drop_reads), from the schema as it was then: later
             # writes leave it as it is.
-            counted = cache.get(DROPPED + sql)
+            counted = cache.get(DROPPED + whole)
             value: Any = None if counted is None else counted[1]
             return value if isinstance(value, int) else None
         if written > 0 and _ALTER.match(sql) is not None:
-            return None if stale else add_column_reads(conn, sql, tag)
+            return None if stale else alter_reads(conn, sql, written, tag)
         if created and _CREATE_INDEX.match(sql) is not None:
             return None if stale else index_rows(conn, sql, written, tag)
-        key = "\0created " + sql if created else sql
+        key, sequenced = sql, False
+        if created:
+            sequenced = _AUTOINCREMENT.search(sql) is not None and _sequence_before(conn, tag)
+            key = "\0created " + ("\0sequenced " if sequenced else "") + sql
         hit = cache.get(key)
         if hit is not None and hit[0] == epoch:
             shape = hit[1]
         else:
-            shape = classify(conn, sql, params, tag, created=created, cache=cache)
+            shape = classify(conn, sql, params, tag, created=created, cache=cache, sequenced=sequenced)
             if len(cache) > 256:
                 close_twin(cache)
                 cache.clear()
@@ -151,6 +157,20 @@ def rows_read(
         return None if count is None or count < 0 else count  # (a shape misread: count as before)
     except Exception:  # an estimate: whatever goes wrong (a closed connection...), count as before
         return None
+
+
+_AUTOINCREMENT: Final = re.compile(r"(?i)\bAUTOINCREMENT\b")
+
+
+def _sequence_before(conn: sqlite3.Connection, tag: str) -> bool:
+    """Whether ``sqlite_sequence`` existed before the CREATE of an AUTOINCREMENT table that just
+    ran: one that CREATE made is the last row of ``sqlite_master`` (SQLite adds it after the
+    table's, and every new row after the others)."""
+    row = conn.execute(
+        f"SELECT (SELECT rowid FROM \"main\".sqlite_master WHERE name = 'sqlite_sequence'),"
+        f' (SELECT max(rowid) FROM "main".sqlite_master) -- {tag}'
+    ).fetchone()
+    return row is not None and row[0] is not None and row[0] != row[1]
 
 
 class _Ran(NamedTuple):
@@ -181,6 +201,11 @@ def _shape_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | None
     if kind == "groupwhere":
         kept = None if stale or not finished else _where_rows(conn, sql, params, tag)
         return None if kept is None else max(_rows(conn, shape[1], tag), 1) + max(kept, 1)
+    if kind == "twopass" and shape[1][0] == "scan":  # (a write that fires triggers: _two_pass)
+        if stale or changes < 0:
+            return None
+        scanned = max(_rows(conn, shape[1][1], tag) + (changes if shape[1][2] else 0), 1)
+        return scanned + int(shape[3]) * changes + (max(changes, 1) if shape[2] else 0)
     if kind == "twopass":
         inner = multi_rows(conn, shape[1], tag, finished=finished, stale=stale)
         if inner is None or changes < 0:
@@ -235,11 +260,15 @@ def classify(
     *,
     created: bool = False,
     cache: dict[str, Any] | None = None,
+    sequenced: bool = False,
 ) -> Shape | None:
     """The shape of ``sql``'s program (see the module's docstring), ``None`` if none fits.
 
     ``created``: ``sql`` is a CREATE that created what it names, compiled on an empty database
     (the CREATEs that compile there, such as ``CREATE TABLE``, have the same program there).
+    ``sequenced``: ``sqlite_sequence`` existed before that CREATE (of an AUTOINCREMENT table), which
+    then did not create it (workerd, miniflare 4.20260426: such a CREATE TABLE reads 1, 2 when it
+    creates ``sqlite_sequence`` too): the empty database gets one first.
     ``cache``: ``rows_read``'s, where the twin that lists a write's program without resetting
     ``changes()`` is kept (``durable._sql_twin``); without it, programs are listed on ``conn``.
     """
@@ -249,9 +278,11 @@ def classify(
         if stripped is not None:
             return _returning_shape(conn, program, stripped, params, tag, cache)
         shape = _shape(conn, program, tag)
-        return shape if shape is not None else _two_pass(conn, sql, params, tag, cache)
+        return shape if shape is not None else _two_pass(conn, sql, params, tag, cache, program)
     empty = sqlite3.connect(":memory:")
     try:
+        if sequenced:
+            empty.execute('CREATE TABLE "durable sequence" (id INTEGER PRIMARY KEY AUTOINCREMENT)')
         program = _explain(empty, sql, params, tag)
     finally:
         empty.close()
@@ -305,7 +336,12 @@ _WRITE_HEAD: Final = re.compile(r"(?is)\s*(?:DELETE\s+FROM|UPDATE(?:\s+OR\s+\w+)
 
 
 def _two_pass(
-    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], tag: str, cache: dict[str, Any] | None
+    conn: sqlite3.Connection,
+    sql: str,
+    params: tuple[Any, ...],
+    tag: str,
+    cache: dict[str, Any] | None,
+    program: list[tuple[Any, ...]],
 ) -> Shape | None:
     """``("twopass", inner, update)`` for an UPDATE or DELETE whose ``WHERE`` selects rowids
     through a subquery of another table (``WHERE id IN (SELECT tid FROM p)``), ``inner`` the
@@ -315,8 +351,17 @@ def _two_pass(
     Python's SQLite 3.40 makes one): what the SELECT reads, then, for a DELETE, one lookup per row
     deleted (its rowids kept where nothing counts), for an UPDATE, a loop over the rowids kept
     (at least 1) and one lookup per row updated: 9 and 11 for 2 rows of 5 where the SELECT reads 7.
+
+    A write that fires triggers whose programs count nothing (``INSERT INTO log VALUES
+    (new.a)``) is one too when its rows come from a full scan of the table it writes:
+    ``("twopass", scan, update, lookups)``, ``scan`` that scan (a DELETE's deleted rows included;
+    SQLite makes two passes for any such write), ``lookups`` the rowid lookups per row changed (2
+    with a BEFORE trigger, after which SQLite looks the row up again). By rowid, it makes one:
+    the lookup's shape, alone (workerd: 9 for ``UPDATE t SET b = 'q' WHERE a > 3``, 2 rows of 5,
+    11 with a BEFORE trigger, 15 for all 5 rows, 7 for such a DELETE, 1 by rowid).
     """
-    parts = _where_of(sql)
+    triggered = _quiet_triggers(program)
+    parts = _where_of(sql, any_where=triggered)
     if parts is None:
         return None
     target, where, update, set_variables = parts
@@ -325,29 +370,50 @@ def _two_pass(
         return None  # (the WHERE's parameters are not numbered alone)
     select = f"SELECT * FROM {target} {where}"
     inner = _shape(conn, listed(conn, cache, select, params if where_variables else (), tag, _explain), tag)
+    if triggered:
+        if inner is None or inner[0] not in ("point", "scan"):
+            return None
+        main = program[: next(i for i, row in enumerate(program) if i and row[0] == 0)]
+        lookups = sum(1 for row in main if row[1] == "NotExists")  # (2 each with a BEFORE trigger)
+        if inner[0] == "point" or not lookups:
+            return inner if inner[0] == "point" else None
+        return ("twopass", ("scan", inner[1], not update, inner[3]), update, lookups)
     if inner is None or inner[0] not in ("insub", "join") or str(inner[1]).lower() == _unquoted(target).lower():
         return None
     return ("twopass", inner, update)
 
 
-def _where_of(sql: str) -> tuple[str, str, bool, bool] | None:
+def _quiet_triggers(program: list[tuple[Any, ...]]) -> bool:
+    """Whether ``program`` runs triggers (``Program``) whose own programs, listed after it by
+    ``EXPLAIN``, count nothing in workerd (no cursor steps, seeks or lookups), and nothing else
+    nested (no foreign key's check)."""
+    if not any(row[1] == "Program" for row in program):
+        return False
+    starts = [i for i, row in enumerate(program) if row[0] == 0]
+    if len(starts) < 2 or any(row[1] in ("FkCheck", "FkCounter", "FkIfZero") for row in program):
+        return False
+    return not any(row[1] in _COUNTED or row[1] == "Program" for row in program[starts[1] :])
+
+
+def _where_of(sql: str, *, any_where: bool = False) -> tuple[str, str, bool, bool] | None:
     """``(table, "WHERE ...", update, variables in SET)`` of ``DELETE FROM t WHERE ...`` or
-    ``UPDATE t SET ... WHERE ...`` (no alias, ``INDEXED BY``, ``FROM``, ``ORDER BY`` or ``LIMIT``);
-    else ``None``."""
-    if _WRITE_HEAD.match(sql) is None or "select" not in sql.lower():
+    ``UPDATE t SET ... WHERE ...`` (no alias, ``INDEXED BY``, ``FROM``, ``ORDER BY`` or ``LIMIT``)
+    whose ``WHERE`` has a subquery, or (``any_where``) any ``WHERE`` or none (``WHERE ...`` is
+    then ``""``); else ``None``."""
+    if _WRITE_HEAD.match(sql) is None or ("select" not in sql.lower() and not any_where):
         return None
     words = [(kind, sql[start:end], start, end) for kind, start, end in tokens(sql) if kind not in ("space", "comment")]
     update = words[0][1].upper() == "UPDATE"
     at = 1 if not update else (3 if words[1][1].upper() == "OR" else 1)
     at += 0 if update else 1  # (past FROM)
-    if len(words) < at + 3 or words[at][0] not in ("word", "quoted"):
+    if len(words) < at + (1 if any_where else 3) or words[at][0] not in ("word", "quoted"):
         return None
     end = at + 1
-    if words[end][1] == "." and len(words) > end + 1:
+    if len(words) > end + 1 and words[end][1] == ".":
         end += 2
     target = sql[words[at][2] : words[end - 1][3]]
     depth, where, variables = 0, -1, False
-    if update and words[end][1].upper() != "SET":
+    if update and (len(words) <= end or words[end][1].upper() != "SET"):
         return None
     for index in range(end, len(words)):
         kind, text, _, _ = words[index]
@@ -365,6 +431,8 @@ def _where_of(sql: str) -> tuple[str, str, bool, bool] | None:
                 return None
             elif word in ("ORDER", "LIMIT", "RETURNING"):
                 return None
+    if where < 0 and any_where and (update or len(words) == end or words[end][1] == ";"):
+        return target, "", update, variables
     if where < 0 or (where != end and not update):
         return None
     return target, sql[words[where][2] :].rstrip().rstrip(";"), update, variables

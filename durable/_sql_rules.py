@@ -405,6 +405,22 @@ def tokens(sql: str) -> Iterator[tuple[str, int, int]]:
         pos = m.end()
 
 
+HEAD_START: Final = frozenset(" \t\n\r\f\v-/")
+"""First characters of SQL whose :func:`statement_head` may start later (spaces, comments)."""
+
+
+def statement_head(sql: str) -> str:
+    """``sql`` from its first token on: without the spaces and comments SQLite skips before it
+    (``-- c\nINSERT ...`` is an ``INSERT``), for the checks that read what a statement is.
+    Callers on a hot path test ``sql[:1] in HEAD_START`` first."""
+    if sql[:1] not in HEAD_START:
+        return sql
+    for kind, start, _ in tokens(sql):
+        if kind != "space" and kind != "comment":
+            return sql[start:]
+    return ""
+
+
 def first_statement(code: str) -> tuple[int, int] | None:
     """Where the first statement of ``code`` starts and ends, as ``sqlite3_prepare`` would see it.
 
@@ -470,6 +486,14 @@ def alter_kind(sql: str) -> tuple[str, str | None]:
             return "rename", _unquote(words[at + 2])
         return "column", None
     return ("drop" if upper[:1] == ["DROP"] else "add"), None
+
+
+def altered_table(sql: str) -> tuple[str | None, str | None]:
+    """The schema named (if any) and the table of ``ALTER TABLE`` statement ``sql``, unquoted."""
+    words = [w for w, _, _ in _words(sql)]
+    if len(words) > 3 and words[3] == ".":
+        return _unquote(words[2]), _unquote(words[4]) if len(words) > 4 else None
+    return None, _unquote(words[2]) if len(words) > 2 else None
 
 
 def _utf8_offset(sql: str, index: int) -> int:

@@ -11,11 +11,12 @@ database given the same schema (``sqlite_master``'s rows, written there) and swi
 the b-trees' root pages, which are mapped back by name.
 
 The twin is used only where an ``EXPLAIN`` would change something (the statement may write and
-``changes()`` is not 0) and where it compiles the same program for certain: a schema with
-statistics (``ANALYZE``'s ``sqlite_stat1``, which the planner reads), a virtual table, or a
-statement with ``LIKE`` (``PRAGMA case_sensitive_like`` cannot be read back) is listed on the
-object's connection, as before. The twin is kept per connection state, built again when the
-schema or a switch changes.
+``changes()`` is not 0) and where it compiles the same program for certain: statistics
+(``ANALYZE``'s ``sqlite_stat1``, which the planner reads) are copied into it, and
+``case_sensitive_like`` (which has no value to read back) is told by whether ``LIKE`` matches
+across case; a schema with a virtual table (whose module would read its shadow tables) or with
+``sqlite_stat4`` is listed on the object's connection, as before. The twin is kept per
+connection state, built again when the schema, its statistics or a switch changes.
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ TWIN: Final = "\0twin"
 
 _READS: Final = re.compile(r"(?is)\s*(?:SELECT|VALUES|PRAGMA|CREATE|DROP|ALTER|EXPLAIN|ANALYZE|REINDEX)\b")
 """Statements whose program never sets ``changes()`` (their nested writes do not count)."""
-_LIKE: Final = re.compile(r"(?i)\bLIKE\b")
 _VIRTUAL: Final = re.compile(r"(?is)\s*CREATE\s+VIRTUAL\b")
 _SWITCHES: Final = ("foreign_keys", "ignore_check_constraints", "recursive_triggers", "reverse_unordered_selects")
 """The switches that change a write's program and can be read back (not ``case_sensitive_like``;
 ``defer_foreign_keys`` only turns a foreign key's check into a count, and SQLite switches it off
 at every commit; ``legacy_alter_table`` changes only ALTER TABLE)."""
-_STATE: Final = "SELECT changes(), " + ", ".join(f"(SELECT * FROM pragma_{name})" for name in _SWITCHES)
-"""``changes()`` and the switches, in one statement."""
+_STATE: Final = (
+    "SELECT changes(), " + ", ".join(f"(SELECT * FROM pragma_{name})" for name in _SWITCHES) + ", 'a' LIKE 'A'"
+)
+"""``changes()``, the switches and ``case_sensitive_like`` (which has no value to read back: whether
+``LIKE`` matches across case tells it), in one statement."""
 _OPENS: Final = frozenset({"OpenRead", "OpenWrite", "ReopenIdx"})
 
 Explain = Callable[[sqlite3.Connection, str, tuple[Any, ...], str], list[tuple[Any, ...]]]
@@ -54,7 +57,7 @@ def listed(
 ) -> list[tuple[Any, ...]]:
     """``explain(conn, sql, params, tag)``'s rows, listed on a twin of ``conn``'s schema where
     listing them on ``conn`` would reset ``changes()`` (see the module's docstring)."""
-    if cache is None or _READS.match(sql) is not None or _LIKE.search(sql) is not None:
+    if cache is None or _READS.match(sql) is not None:
         return explain(conn, sql, params, tag)
     state = conn.execute(f"{_STATE} -- {tag}").fetchone()
     if not state[0]:
@@ -95,28 +98,42 @@ def _twin(
     ``conn``'s, or ``None`` where a twin may compile another program (kept in ``cache``, with
     the schema and switches it was made for)."""
     rows = conn.execute(f'SELECT type, name, tbl_name, rootpage, sql FROM "main".sqlite_master -- {tag}').fetchall()
-    key = (rows, switches)
+    stats: list[Any] = []
+    for _, name, _, _, _ in rows:
+        if str(name).lower().startswith("sqlite_stat"):
+            if str(name).lower() != "sqlite_stat1":
+                return None  # (sqlite_stat4, of a build with STAT4: not copied)
+            stats = conn.execute(f'SELECT tbl, idx, stat FROM "main".sqlite_stat1 -- {tag}').fetchall()
+    key = (rows, switches, stats)
     hit = cache.get(TWIN)
     if hit is not None and hit[0] == key:
         twin: tuple[sqlite3.Connection, dict[int, int]] | None = hit[1][0]
         return twin
     close(cache)  # (Python 3.13 warns of a connection left to the garbage collector)
-    twin = _build(rows, switches)
+    twin = _build(rows, switches, stats)
     cache[TWIN] = (key, (twin,))
     return twin
 
 
-def _build(rows: list[Any], switches: tuple[int, ...]) -> tuple[sqlite3.Connection, dict[int, int]] | None:
+def _build(
+    rows: list[Any], switches: tuple[int, ...], stats: list[Any]
+) -> tuple[sqlite3.Connection, dict[int, int]] | None:
     """The twin, its ``sqlite_master`` written row by row (``writable_schema``) rather than built
     by running each ``CREATE``: SQLite parses each new object's rows again from a scan of all of
     ``sqlite_master``, so that a schema of n objects took n scans to build (0.4 s for 3000 on
     SQLite 3.40, at every first ``rows_read`` of a write after a schema change). A program is only
     listed there, never run: each object's root page is a page of the twin's (numbered 3, 4...
     in ``sqlite_master``'s order; SQLite refuses a root page past the database's end, so the
-    twin is made as long with a blob of 512-byte pages), mapped back to the database's."""
-    for _, name, _, _, text in rows:
-        if str(name).lower().startswith("sqlite_stat") or (text is not None and _VIRTUAL.match(text)):
+    twin is made as long with a blob of 512-byte pages), mapped back to the database's.
+
+    ``stats``, the rows of ``sqlite_stat1`` (``ANALYZE``'s statistics, which the planner reads
+    when the schema loads), go into a real ``sqlite_stat1`` of the twin's, made by its own
+    ``ANALYZE`` (SQLite makes that table only so), before the schema is read afresh. Its root page
+    is none of the database's: a program that opens it is listed on the database instead."""
+    for _, _, _, _, text in rows:
+        if text is not None and _VIRTUAL.match(text):
             return None
+    rows = [row for row in rows if str(row[1]).lower() != "sqlite_stat1"]
     other = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     roots = {1: 1}
     entries = []
@@ -126,8 +143,9 @@ def _build(rows: list[Any], switches: tuple[int, ...]) -> tuple[sqlite3.Connecti
             roots[mine] = root
         entries.append((kind, name, table, mine, text))
     try:
-        for name, value in zip(_SWITCHES, switches, strict=True):
+        for name, value in zip(_SWITCHES, switches[:-1], strict=True):
             other.execute(f"PRAGMA {name} = {value}")
+        other.execute(f"PRAGMA case_sensitive_like = {0 if switches[-1] else 1}")
         for name in ("printf", "format"):  # (durable's own on the object's connection: _sql._limit)
             other.create_function(name, -1, _nothing, deterministic=True)
         other.execute("PRAGMA page_size = 512")
@@ -135,7 +153,11 @@ def _build(rows: list[Any], switches: tuple[int, ...]) -> tuple[sqlite3.Connecti
         other.execute("CREATE TABLE pages (x)")
         other.execute("INSERT INTO pages VALUES (zeroblob(?))", ((len(rows) + 3) * 512,))
         other.execute("PRAGMA writable_schema = ON")
-        other.execute("DELETE FROM sqlite_master")
+        if stats:
+            other.execute("ANALYZE")  # (makes sqlite_stat1, with a row of its own for pages)
+            other.execute("DELETE FROM sqlite_stat1")
+            other.executemany("INSERT INTO sqlite_stat1 VALUES (?, ?, ?)", stats)
+        other.execute("DELETE FROM sqlite_master WHERE name != 'sqlite_stat1'")
         other.executemany("INSERT INTO sqlite_master VALUES (?, ?, ?, ?, ?)", entries)
         other.execute("COMMIT")
         other.execute("PRAGMA writable_schema = RESET")  # (off, and the schema read afresh)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import durable
 from durable import testing
 
@@ -307,3 +309,196 @@ async def test_ranges_with_both_bounds_bound_to_parameters(durable_runtime: dura
     for number, (statement, bindings, expected) in enumerate(cases):
         stub = durable_runtime.namespace(Counts).get_by_name(f"bounds{number}")
         assert await testing.run_in_object(stub, _bound(setup, statement, *bindings)) == expected, statement
+
+
+_HEADED = [
+    ("INSERT INTO ai (id, v) VALUES (0, 2)", 2, 1),  # at or below the counter: no sqlite_sequence row
+    ("REPLACE INTO ai (id, v) VALUES (1, 5)", 2, 1),
+    ("insert or ignore into ai (id, v) values (1, 5)", 2, 0),
+    ("CREATE TABLE IF NOT EXISTS t (x)", 0, 0),
+    ("CREATE TABLE IF NOT EXISTS n (x)", 1, 2),
+    ("DELETE FROM t WHERE id IN (SELECT tid FROM p)", 12, 3),
+    ("CREATE INDEX tb ON t(b)", 6, 3),
+    ("ALTER TABLE t ADD COLUMN d", 9, 1),
+    ("DROP INDEX ta", 8, 0),
+    ("DROP TABLE p", 7, 0),
+]
+
+
+@pytest.mark.parametrize("head", ["", "  ", "-- c\n", "/* c */ ", "\n/* a */ -- b\n\t"])
+async def test_counts_read_past_spaces_and_comments_before_the_statement(
+    durable_runtime: durable.Runtime, head: str
+) -> None:
+    """SQLite skips the spaces and comments before a statement, and so do the counts: workerd
+    (miniflare 4.20260426.0, compatibility date 2026-04-20) gives each statement below the same
+    counts with any of these heads. durable read `-- c\\nINSERT ...` as no INSERT (counting the
+    AUTOINCREMENT counter's row every time), `-- c\\nCREATE TABLE IF NOT EXISTS` of a table that
+    exists as a CREATE that wrote, and the DDL's and two-pass writes' reads as the rows returned."""
+    setup = [
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a, b)",
+        "CREATE INDEX ta ON t(a)",
+        "INSERT INTO t (a, b) VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e')",
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, tid, c)",
+        "INSERT INTO p (tid, c) VALUES (1, 'x'), (3, 'y'), (5, 'z')",
+        "CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v)",
+        "INSERT INTO ai (v) VALUES (1)",
+    ]
+    result = await _run(durable_runtime, setup + [head + statement for statement, _, _ in _HEADED])
+    assert [(read, written) for _, read, written in result[len(setup) :]] == [(r, w) for _, r, w in _HEADED]
+
+
+async def test_changes_after_rows_read_with_statistics_and_like(durable_runtime: durable.Runtime) -> None:
+    """``rows_read`` of a write lists its program on the twin of the schema also when the schema
+    has statistics (``ANALYZE``'s ``sqlite_stat1``, copied into the twin: the UPDATE's plan below
+    takes index ``tb`` with them, ``ta`` without) and for a ``LIKE`` under either
+    ``case_sensitive_like``, so ``changes()`` still answers the write's count, as in workerd
+    (miniflare 4.20260426.0, compatibility date 2026-04-20). It read 0 after the first
+    ``rows_read`` in these cases."""
+    values = ", ".join(f"(1, {i}, 'v{i}')" for i in range(20))
+    statements = [
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a, b, c)",
+        "CREATE INDEX ta ON t(a)",
+        "CREATE INDEX tb ON t(b)",
+        "CREATE INDEX tc ON t(c)",
+        f"INSERT INTO t (a, b, c) VALUES {values}",
+        "ANALYZE",
+        "UPDATE t SET c = 'x' WHERE a = 1 AND b = 3",
+        "SELECT changes(), total_changes()",
+        "UPDATE t SET c = 'y' || id WHERE a = 1 AND b > 15",
+        "SELECT changes(), total_changes()",
+        "DELETE FROM t WHERE b = 19",
+        "SELECT changes(), total_changes()",
+    ]
+    result = await _run(durable_runtime, statements)
+    assert result[6:] == [
+        ([], 2, 2),
+        ([[1, 21]], 0, 0),
+        ([], 4, 8),
+        ([[4, 25]], 0, 0),
+        ([], 1, 1),
+        ([[1, 26]], 0, 0),
+    ]
+    statements = [
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a, b, c)",
+        "CREATE INDEX tc ON t(c)",
+        f"INSERT INTO t (a, b, c) VALUES {values}",
+        "UPDATE t SET a = 2 WHERE c LIKE 'v1%'",
+        "SELECT changes(), total_changes()",
+        "PRAGMA case_sensitive_like = 1",
+        "UPDATE t SET a = 3 WHERE c LIKE 'v1%'",
+        "SELECT changes(), total_changes()",
+        "UPDATE t SET a = 4 WHERE c LIKE 'V1%'",
+        "SELECT changes(), total_changes()",
+        "PRAGMA case_sensitive_like = 0",
+        "UPDATE t SET a = 5 WHERE c LIKE 'V1%'",
+        "SELECT changes(), total_changes()",
+        "DELETE FROM t WHERE c LIKE 'v2%'",
+        "SELECT changes(), total_changes()",
+    ]
+    stub = durable_runtime.namespace(Counts).get_by_name("like")
+    result = await testing.run_in_object(stub, _steps(statements))
+    # (rows_read of the case-sensitive LIKE's index range is 13 and 2 in workerd, 12 and 1 here)
+    assert [(rows, written) for rows, _, written in result[3:]] == [
+        ([], 11),
+        ([[11, 31]], 0),
+        ([], 0),
+        ([], 11),
+        ([[11, 42]], 0),
+        ([], 0),
+        ([[0, 42]], 0),
+        ([], 0),
+        ([], 11),
+        ([[11, 53]], 0),
+        ([], 1),
+        ([[1, 54]], 0),
+    ]
+
+
+_ALTERS = ("ALTER TABLE t RENAME TO t2", "ALTER TABLE t RENAME COLUMN b TO bb", "ALTER TABLE t DROP COLUMN b")
+_TABLE = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT)"
+_ROWS = "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z'), (4, 'w'), (5, 'v')"
+_AI = "CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v)"
+
+
+@pytest.mark.parametrize(
+    ("setup", "counts"),
+    [
+        ([_TABLE], [(10, 2), (14, 2), (13, 2)]),
+        ([_TABLE, _ROWS], [(10, 2), (14, 2), (17, 7)]),
+        ([_TABLE, _ROWS, "CREATE TABLE u (x)", "CREATE TABLE v (y)"], [(20, 4), (30, 6), (29, 9)]),
+        ([_TABLE, _ROWS, "CREATE INDEX ta ON t(a)"], [(17, 4), (22, 4), (23, 8)]),
+        ([_TABLE, _ROWS, "CREATE TABLE u (x)", "CREATE INDEX ux ON u(x)"], [(18, 3), (28, 5), (29, 9)]),
+        ([_TABLE, _ROWS, "CREATE TRIGGER tt AFTER INSERT ON t BEGIN SELECT 1; END"], [(17, 4), (22, 4), (23, 8)]),
+        ([_TABLE, _ROWS, "CREATE VIEW vw AS SELECT 1"], [(15, 3), (22, 4), (23, 8)]),
+        ([_TABLE.replace("PRIMARY KEY", "PRIMARY KEY AUTOINCREMENT"), _ROWS], [(16, 3), (18, 2), (21, 7)]),
+        ([_TABLE, _ROWS, _AI], [(20, 3), (26, 4), (27, 8)]),
+        (
+            [_TABLE.replace("PRIMARY KEY", "PRIMARY KEY AUTOINCREMENT"), _ROWS, _AI, "INSERT INTO ai (v) VALUES (1)"],
+            [(22, 4), (26, 4), (27, 8)],
+        ),
+        ([_TABLE.replace("a INTEGER", "a INTEGER UNIQUE"), _ROWS], [(15, 3), (18, 2), (21, 7)]),
+        ([_TABLE, _ROWS, "CREATE INDEX ta ON t(a)", "ANALYZE"], [(20, 4), (26, 4), (27, 8)]),
+        ([_TABLE, _ROWS, "CREATE VIRTUAL TABLE f USING fts5(x)"], [(40, 8), (60, 13), (51, 12)]),
+        (
+            ["CREATE TABLE u (id INTEGER PRIMARY KEY)", _TABLE.replace("a INTEGER", "a INTEGER REFERENCES u(id)")],
+            [(15, 3), (22, 4), (19, 3)],
+        ),
+    ],
+)
+async def test_rows_read_of_alter_table(durable_runtime: durable.Runtime, setup: list[str], counts: Any) -> None:
+    """ALTER TABLE's RENAME TO, RENAME COLUMN and DROP COLUMN scan ``sqlite_master`` in SQLite's
+    nested statements, and each row their UPDATEs rewrite counts twice (workerd, miniflare
+    4.20260426.0, compatibility date 2026-04-20; each in a fresh object after ``setup``): RENAME
+    TO 3 N + 2 per row written + 3 (+ the scan of ``sqlite_sequence``, 1, and 1 per row of it
+    renamed), RENAME COLUMN 4 N + 2 per row written + 6, DROP COLUMN 4 N + 2 per schema row
+    written + 6 + the table's rows (at least 1). durable counted the rows returned, 0."""
+    result = []
+    for n, alter in enumerate(_ALTERS):
+        stub = durable_runtime.namespace(Counts).get_by_name(f"alter-{n}")
+        result.append(await testing.run_in_object(stub, _bound(setup, alter)))
+    assert result == counts
+
+
+_LOG = "CREATE TABLE log (x)"
+
+
+@pytest.mark.parametrize(
+    ("setup", "statements", "reads"),
+    [
+        (
+            ["CREATE TRIGGER tr AFTER UPDATE ON t BEGIN INSERT INTO log VALUES (new.a); END"],
+            ["UPDATE t SET b = 'q' WHERE a > 3", "UPDATE t SET b = 'q' WHERE id = 1", "UPDATE t SET b = 'r'"],
+            [9, 1, 15],
+        ),
+        (
+            ["CREATE TRIGGER tr BEFORE UPDATE ON t BEGIN INSERT INTO log VALUES (old.a); END"],
+            ["UPDATE t SET b = 'q' WHERE a > 3", "UPDATE t SET b = 'q' WHERE a > 9", "UPDATE t SET a = a + 1"],
+            [11, 6, 20],
+        ),
+        (
+            ["CREATE TRIGGER tr AFTER UPDATE OF a ON t BEGIN INSERT INTO log VALUES (new.a); END"],
+            ["UPDATE t SET b = 'q' WHERE a > 3", "UPDATE t SET a = 7 WHERE a > 3"],
+            [5, 9],
+        ),
+        (
+            ["CREATE TRIGGER tr AFTER UPDATE ON t WHEN new.a > 4 BEGIN INSERT INTO log VALUES (new.a); END"],
+            ["UPDATE t SET b = 'q' WHERE a > 3", "UPDATE t SET b = 'q' WHERE id = 5"],
+            [9, 1],
+        ),
+        (
+            ["CREATE TRIGGER tr AFTER DELETE ON t BEGIN INSERT INTO log VALUES (old.a); END"],
+            ["DELETE FROM t WHERE a > 9", "DELETE FROM t WHERE b = 'x'", "DELETE FROM t"],
+            [5, 6, 8],
+        ),
+    ],
+)
+async def test_rows_read_of_writes_that_fire_triggers(
+    durable_runtime: durable.Runtime, setup: list[str], statements: list[str], reads: list[int]
+) -> None:
+    """An UPDATE or DELETE that fires triggers runs in two passes when a full scan finds its rows
+    (workerd, miniflare 4.20260426.0, compatibility date 2026-04-20): the scan (a DELETE's
+    deleted rows included), then for each row changed a rowid lookup (two with a BEFORE trigger),
+    and for an UPDATE a loop over the rowids kept (at least 1); by rowid, one lookup. The
+    triggers' own INSERTs count nothing. durable counted the rows returned, 0."""
+    result = await _run(durable_runtime, [_TABLE, _ROWS, _LOG, *setup, *statements])
+    assert [read for _, read, _ in result[-len(statements) :]] == reads
