@@ -28,6 +28,9 @@ __all__ = ["AlarmCommits", "Batch", "GateDatabase", "GateOwner", "OutputGate", "
 
 log = logging.getLogger("durable")
 
+_new = object.__new__
+"""``object.__new__``, read once (see ``OutputGate.wrote_in_turn``)."""
+
 
 def reset_copy(error: BaseException, *, keep_cause: bool = True) -> BaseException:
     """A copy of ``error`` as a caller of a reset object sees it, marked ``durable_object_reset``.
@@ -345,10 +348,10 @@ class OutputGate:
         "_db",
         "_flusher",
         "_handle",
-        "_loop",
         "_loose",
         "_owner",
         "batch",
+        "scheduled_on",
         "steps",
         "turn_wrote",
     )
@@ -360,7 +363,9 @@ class OutputGate:
         self._db: GateDatabase = owner.db if owner is not None else _NoDatabase()
         self._commit = commit if commit is not None else self.flush
         self._handle: asyncio.Handle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.scheduled_on: asyncio.AbstractEventLoop | None = None
+        """The loop on which a commit is scheduled (:meth:`schedule_commit`), None when none is.
+        Public for ``_host``'s copies of :meth:`step_done`'s end (see there)."""
         self._flusher: object = None
         """The task that last committed early (``flush_for``) since the scheduled commit last ran."""
         self._contended = False
@@ -412,7 +417,14 @@ class OutputGate:
         """
         batch = self.batch  # wrote(), inlined: this runs for every write (docs/performance.md)
         if batch is None:
-            batch = self.batch = Batch()
+            # Batch() without its Python __init__ (type_call, slot_tp_init, a frame): made and filled
+            # here as __init__ does, once per commit: seq-increment about -270, seq-fetch about -200
+            # instructions (callgrind, nineteenth pass; kept in the twentieth, docs/performance.md).
+            # Keep the two alike (tests/test_fast_paths.py compares them).
+            batch = self.batch = _new(Batch)
+            batch.gated = False
+            batch.held = []
+            batch.waiters = ()
         if gated:
             batch.gated = True
         if self.steps:
@@ -435,7 +447,7 @@ class OutputGate:
         self.turn_wrote = False  # uncommitted now: of turns that ended (keep_ended_turns); no batch too, after a reset
         if self.batch is None:
             return
-        if self._handle is not None and self._loop is _get_running_loop():
+        if (on := self.scheduled_on) is not None and on is _get_running_loop():
             return  # a commit is already scheduled on this loop (schedule_commit's test, without the call)
         self.schedule_commit()
 
@@ -453,50 +465,21 @@ class OutputGate:
             batch.fail(error)
 
     def keep_ended_turns(self) -> None:
-        """Commit the writes of turns that ended, as a reset is about to drop what is uncommitted.
-
-        workerd commits a turn's writes on the next turn of its event loop, before it runs the
-        next event; a reset (``ctx.abort()``) by a later event does not undo them, but the results
-        they held still fail with the reset error (miniflare 4.20260426, both backends: of
-        ``put()`` in one call and ``abort()`` in a second one sent at the same time, both callers
-        get the abort error and the write is kept). Here events that run in the same loop turn
-        share one commit, still pending when the later one resets: it is made now, unless the
-        turn running now wrote too (its writes and the earlier ones share the implicit transaction,
-        and workerd drops those of the resetting turn: all are dropped, docs/differences.md; with a
-        ``transaction()`` open, :func:`_leave_savepoints`). The batch stays, for :meth:`fail`.
-        """
-        owner = self._owner
-        db = self._db
-        if self.turn_wrote or self.batch is None or owner is None or not db.in_transaction:
-            return
-        if (opened := db.savepoint_depth) and not _leave_savepoints(owner, db):
-            return
-        if self._loose is not None and not opened:  # (the closure's writes were in its savepoints)
-            loop = _get_running_loop()
-            if (None if loop is None else asyncio.current_task(loop)) in self._loose:
-                return  # the task resetting wrote in this step: its writes are not to be kept
-        alarms = owner.alarms
-        alarm_changed = alarms.changed and alarms.take_change()
-        try:
-            if alarm_changed:
-                alarms.before_commit()
-            db.commit()
-        except BaseException as exc:  # (rolled back: the reset drops them, as before)
-            log.error("durable: commit before the reset failed for %r", owner.id, exc_info=exc)
-            return
-        if alarm_changed:
-            alarms.after_commit(True)  # (nothing waits for this commit: its results fail with the reset)
+        """Commit the writes of turns that ended, as a reset is about to drop what is uncommitted
+        (:func:`_keep_ended_turns`, a function to keep this class under 300 lines)."""
+        _keep_ended_turns(self, self._owner, self._db, self._loose)
 
     def schedule_commit(self) -> None:
         """Commit when this loop turn ends; a commit already scheduled on this loop will do."""
         loop = asyncio.get_running_loop()
-        if self._handle is None or self._loop is not loop:
+        if self.scheduled_on is not loop:  # (None: nothing scheduled)
             # (A commit left on another loop, one that stopped before running it, never runs.)
             self._handle = loop.call_soon(self._scheduled)
-            self._loop = loop
+            self.scheduled_on = loop
 
     def _scheduled(self) -> None:
         self._handle = None
+        self.scheduled_on = None
         self._flusher = None
         self._contended = self.batch is not None and len(self.batch.held) > 1
         self._commit()
@@ -518,8 +501,8 @@ class OutputGate:
         if (
             flusher is not task  # (a task awaiting call after call commits at once, every time)
             and (self._contended or flusher is not None)
-            and self._handle is not None
-            and self._loop is _get_running_loop()
+            and (on := self.scheduled_on) is not None
+            and on is _get_running_loop()
         ):
             self._contended = True
             return  # the scheduled commit, at the end of this turn, commits for them all
@@ -630,3 +613,38 @@ class OutputGate:
         """A future settled when the current batch is durable; None if nothing waits for a commit."""
         batch = self.batch
         return None if batch is None else batch.waiter()
+
+
+def _keep_ended_turns(gate: OutputGate, owner: GateOwner | None, db: GateDatabase, loose: set[object] | None) -> None:
+    """``gate.keep_ended_turns()``: commit the writes of turns that ended, as a reset is about to
+    drop what is uncommitted.
+
+    workerd commits a turn's writes on the next turn of its event loop, before it runs the
+    next event; a reset (``ctx.abort()``) by a later event does not undo them, but the results
+    they held still fail with the reset error (miniflare 4.20260426, both backends: of
+    ``put()`` in one call and ``abort()`` in a second one sent at the same time, both callers
+    get the abort error and the write is kept). Here events that run in the same loop turn
+    share one commit, still pending when the later one resets: it is made now, unless the
+    turn running now wrote too (its writes and the earlier ones share the implicit transaction,
+    and workerd drops those of the resetting turn: all are dropped, docs/differences.md; with a
+    ``transaction()`` open, :func:`_leave_savepoints`). The batch stays, for :meth:`OutputGate.fail`.
+    """
+    if gate.turn_wrote or gate.batch is None or owner is None or not db.in_transaction:
+        return
+    if (opened := db.savepoint_depth) and not _leave_savepoints(owner, db):
+        return
+    if loose is not None and not opened:  # (the closure's writes were in its savepoints)
+        loop = _get_running_loop()
+        if (None if loop is None else asyncio.current_task(loop)) in loose:
+            return  # the task resetting wrote in this step: its writes are not to be kept
+    alarms = owner.alarms
+    alarm_changed = alarms.changed and alarms.take_change()
+    try:
+        if alarm_changed:
+            alarms.before_commit()
+        db.commit()
+    except BaseException as exc:  # (rolled back: the reset drops them, as before)
+        log.error("durable: commit before the reset failed for %r", owner.id, exc_info=exc)
+        return
+    if alarm_changed:
+        alarms.after_commit(True)  # (nothing waits for this commit: its results fail with the reset)

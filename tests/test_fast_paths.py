@@ -962,7 +962,10 @@ def test_first_steps_inlined_delivery_is_delivers_own() -> None:
     ifs = [s for s in ast.walk(ast.Module(body=body, type_ignores=[])) if isinstance(s, ast.If)]
     inlined = next(s for s in ifs if "ATOMIC_TYPES" in ast.unparse(s.test))
     assert ast.unparse(inlined.test) == "fetch is None and type(result) in ATOMIC_TYPES and (gen == host.gen)"
-    assert [ast.unparse(s) for s in inlined.orelse] == ["_deliver(host, call, gen, result, fetch)"]
+    # Else a fetch's response (twentieth pass, below), else _deliver.
+    fetch_branch = inlined.orelse[0]
+    assert isinstance(fetch_branch, ast.If) and ast.unparse(fetch_branch.test) == "fetch is not None"
+    assert [ast.unparse(s) for s in fetch_branch.orelse] == ["_deliver(host, call, gen, result, fetch)"]
     deliver = _statements(_host._deliver)
     tail = deliver[[ast.unparse(s) for s in deliver].index("fut = call.fut") :]
     # The one difference: _first_step delivers RPC results only, whose promises never override
@@ -975,6 +978,84 @@ def test_first_steps_inlined_delivery_is_delivers_own() -> None:
     assert [ast.unparse(s) for s in inlined.body] == [
         ast.unparse(s).replace(fetch_check, "_future_set_result(fut, result)") for s in tail
     ]
+
+
+def test_first_steps_inlined_fetch_delivery_is_delivers_own() -> None:
+    """``_first_step`` hands a fetch's response on itself (twentieth pass): the block is
+    ``_deliver``'s fetch branch and tail, statement for statement, with the ``return`` after
+    ``_hold_response`` written as an ``else`` over the tail."""
+    from durable import _host
+
+    body = _statements(_host._first_step)
+    ifs = [s for s in ast.walk(ast.Module(body=body, type_ignores=[])) if isinstance(s, ast.If)]
+    inlined = next(
+        s for s in ifs if ast.unparse(s.test) == "fetch is not None" and "check_response" in ast.unparse(s.body[0])
+    )
+    deliver = [s for s in _statements(_host._deliver) if not isinstance(s, ast.Expr)]  # (its docstring)
+    branch = deliver[0]
+    assert isinstance(branch, ast.If) and ast.unparse(branch.test) == "fetch is not None"
+    *checks, hold = branch.body
+    assert isinstance(hold, ast.If) and ast.unparse(hold.body[-1]) == "return"
+    tail = [ast.unparse(s) for s in deliver[1:]]
+    *inlined_checks, inlined_hold = inlined.body
+    assert [ast.unparse(s) for s in inlined_checks] == [ast.unparse(s) for s in checks]
+    assert isinstance(inlined_hold, ast.If) and ast.unparse(inlined_hold.test) == ast.unparse(hold.test)
+    assert [ast.unparse(s) for s in inlined_hold.body] == [ast.unparse(s) for s in hold.body[:-1]]
+    assert [ast.unparse(s) for s in inlined_hold.orelse] == tail
+
+
+def test_the_inlined_step_done_is_step_dones_own() -> None:
+    """``call_rpc``, ``start_fetch`` and ``_start_fast`` end a step with ``OutputGate.step_done``'s
+    statements (twentieth pass), the running loop known: ``scheduled_on is not loop`` where
+    ``step_done`` asks ``_get_running_loop()``. The three copies are alike, and ``step_done`` still
+    reads as the copies assume."""
+    from durable import _host, _output_gate
+
+    expected = [
+        "output.steps -= 1",
+        "if not output.steps:\n    output.turn_wrote = False\n"
+        "    if output.batch is not None and output.scheduled_on is not loop:\n        output.schedule_commit()",
+    ]
+    for function in (_host.call_rpc, _host.start_fetch, _host._start_fast):
+        tries = [s for s in ast.walk(ast.Module(body=_statements(function), type_ignores=[])) if isinstance(s, ast.Try)]
+        (outer,) = [t for t in tries if t.finalbody]
+        assert [ast.unparse(s) for s in outer.finalbody[1:]] == expected, function.__name__
+    body = [ast.unparse(s) for s in _statements(_output_gate.OutputGate.step_done)[1:]]  # (after its docstring)
+    assert body == [
+        "self.steps -= 1",
+        "if self.steps:\n    return",
+        "self.turn_wrote = False",
+        "if self.batch is None:\n    return",
+        "if (on := self.scheduled_on) is not None and on is _get_running_loop():\n    return",
+        "self.schedule_commit()",
+    ]
+
+
+def test_the_inlined_batch_is_batch_init() -> None:
+    """``OutputGate.wrote_in_turn`` makes its ``Batch`` without ``__init__`` (twentieth pass): the
+    fields it sets are ``Batch.__init__``'s, with the same values."""
+    from durable import _output_gate
+
+    init = [  # (the annotations dropped: assignments of the same fields)
+        f"{ast.unparse(s.target)} = {ast.unparse(s.value or s.target)}".replace("self.", "batch.")
+        if isinstance(s, ast.AnnAssign)
+        else ast.unparse(s).replace("self.", "batch.")
+        for s in _statements(_output_gate.Batch.__init__)
+        if isinstance(s, (ast.Assign, ast.AnnAssign))
+    ]
+    body = _statements(_output_gate.OutputGate.wrote_in_turn)
+    made = next(s for s in body if isinstance(s, ast.If) and ast.unparse(s.test) == "batch is None")
+    assert ast.unparse(made.body[0]) == "batch = self.batch = _new(Batch)"
+    assert [ast.unparse(s) for s in made.body[1:]] == init
+    gate = _output_gate.OutputGate(commit=lambda: None)
+    fresh = _output_gate.Batch()
+
+    async def write() -> None:
+        gate.wrote_in_turn(False)
+
+    asyncio.run(write())
+    assert gate.batch is not None
+    assert {n: getattr(gate.batch, n) for n in fresh.__slots__} == {n: getattr(fresh, n) for n in fresh.__slots__}
 
 
 class Returns(durable.DurableObject):
