@@ -9,6 +9,7 @@ import pytest
 import durable
 from durable.compat.python_workers import js
 from durable.compat.python_workers import workers as sdk
+from durable.testing import MockClock
 
 pytestmark = pytest.mark.usefixtures("python_workers_shims")
 
@@ -54,3 +55,45 @@ class TestRequestFromAJavaScriptRequest:
         assert (posted.method, await posted.text()) == ("POST", "b")
         again = js.Request.new(raw, {"method": "PUT"})
         assert (again.method, again.url) == ("PUT", "https://x.example/p")
+
+
+ALARM_SEEN: list[dict[str, object]] = []
+
+
+class Alarmed(sdk.DurableObject):
+    async def arm(self, at: int) -> None:
+        await self.ctx.storage.setAlarm(at)
+
+    async def alarm(self, info: object) -> None:
+        seen: dict[str, object] = {"str": str(info), "json": js.JSON.stringify(info)}
+        seen["fields"] = [getattr(info, name, "missing") for name in ("retryCount", "isRetry", "retry_count")]
+        try:
+            await self.ctx.storage.put("info", info)
+        except durable.DataCloneError as exc:
+            seen["put"] = str(exc)
+        ALARM_SEEN.append(seen)
+
+
+class TestAlarmInvocationInfo:
+    async def test_the_alarm_argument_is_workerds_object(
+        self, durable_runtime: durable.Runtime, mock_clock: MockClock
+    ) -> None:
+        """workerd calls ``alarm(info)`` with an ``AlarmInvocationInfo`` (miniflare 4.20260426.0,
+        compatibility date 2026-04-20): own properties ``scheduledTime``, ``retryCount``,
+        ``isRetry`` (Pyodide's proxy has no snake_case names), ``String()`` ``[object
+        AlarmInvocationInfo]``, ``JSON.stringify`` its three fields, and storing it raises
+        ``DataCloneError: Could not serialize object of type "AlarmInvocationInfo". This type does
+        not support serialization.``. It was durable's ``AlarmInfo`` (``retry_count`` too, a
+        dataclass's repr, JSON.stringify refused it)."""
+        ALARM_SEEN.clear()
+        at = int(mock_clock.time() * 1000) + 1000
+        await durable_runtime.namespace(Alarmed).get_by_name("a").arm(at)
+        await mock_clock.advance(2)
+        assert [
+            {
+                "str": "[object AlarmInvocationInfo]",
+                "json": f'{{"scheduledTime":{at},"retryCount":0,"isRetry":false}}',
+                "fields": [0, False, "missing"],
+                "put": 'Could not serialize object of type "AlarmInvocationInfo". This type does not support serialization.',
+            }
+        ] == ALARM_SEEN
