@@ -352,7 +352,9 @@ class console:  # noqa: N801 - the JavaScript global's name
 
     @staticmethod
     def _text(args: tuple[Any, ...]) -> str:
-        return "  " * console._depth[0] + " ".join(map(str, args))
+        from ._jsinspect import console_text
+
+        return "  " * console._depth[0] + console_text(args)
 
     @staticmethod
     def log(*args: Any) -> None:
