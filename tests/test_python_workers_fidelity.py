@@ -329,6 +329,8 @@ class TestRedirectMode:
         inner = durable.Request("https://x.com/a", redirect="manual")
         assert sdk.Request(inner).redirect == "manual"
         assert sdk.Request(inner).clone().redirect == "manual"
-        assert sdk.Request(inner, redirect="follow").redirect == "follow"
+        assert (
+            sdk.Request(sdk.Request(inner), redirect="follow").redirect == "follow"
+        )  # (a js.Request takes no options)
         assert inner.redirect == "manual"  # the received request itself is not changed
         assert sdk.Request("https://x.com/a", redirect="manual").js_object.redirect == "manual"

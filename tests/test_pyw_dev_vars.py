@@ -30,7 +30,7 @@ class Default(WorkerEntrypoint):
 
 
 def project(tmp_path: Path, files: dict[str, str], env_section: bool = False, extra: str = "") -> Path:
-    (tmp_path / "src").mkdir()
+    (tmp_path / "src").mkdir(parents=True)
     (tmp_path / "src" / "entry.py").write_text(textwrap.dedent(ENTRY))
     envs = ', "env": {"staging": {"vars": {"MODE": "staging-var"}}}' if env_section else ""
     (tmp_path / "wrangler.jsonc").write_text(
@@ -113,3 +113,76 @@ def test_dotenv_syntax() -> None:
         "J.K-L": "ok",
         "M": "has # hash",
     }
+
+
+class TestWranglerRules:
+    """Measured against wrangler's code (workers-sdk, ``dev/dev-vars.ts``, ``config/dot-env.ts``)
+    and the packages it runs (``dotenv`` 16.3.1, ``dotenv-expand`` 12.0.3, run under Node)."""
+
+    async def test_a_secrets_section_still_lets_files_override_vars(self, tmp_path: Path) -> None:
+        """With ``secrets`` declared, a file's key that the config's ``vars`` define overrides it
+        (``key in result || required.includes(key)``); ``"secrets": {}`` is valid (``required`` is
+        optional). MODE kept its var, and ``{}`` raised ProjectError."""
+        files = {".dev.vars": "API_KEY=k\nMODE=dev\nURL=dropped\n"}
+        path = project(tmp_path, files, extra=', "secrets": {"required": ["API_KEY"]}')
+        assert await served(path) == {"API_KEY": "k", "MODE": "dev", "URL": None, "ONLY_VAR": "kept"}
+        path = project(tmp_path / "b", files, extra=', "secrets": {}')
+        assert await served(path) == {"API_KEY": None, "MODE": "dev", "URL": None, "ONLY_VAR": "kept"}
+
+    async def test_a_secrets_section_reads_the_process_environment(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without ``.dev.vars``, declared secrets come from ``.env`` and the process environment,
+        which wins (``includeProcessEnv: !!secrets``; dotenv-expand keeps a process value). The
+        process environment was never read."""
+        monkeypatch.setenv("API_KEY", "from-shell")
+        monkeypatch.setenv("URL", "shell-url")
+        path = project(
+            tmp_path,
+            {".env": "API_KEY=from-file\nURL=${API_KEY}\n"},
+            extra=', "secrets": {"required": ["API_KEY", "URL"]}',
+        )
+        assert await served(path) == {"API_KEY": "from-shell", "MODE": "var", "URL": "shell-url", "ONLY_VAR": "kept"}
+        # Without a secrets section it is read only under CLOUDFLARE_INCLUDE_PROCESS_ENV=true.
+        assert (await served(project(tmp_path / "b", {".env": "X=1\n"})))["API_KEY"] is None
+        monkeypatch.setenv("CLOUDFLARE_INCLUDE_PROCESS_ENV", "TRUE")
+        assert (await served(project(tmp_path / "c", {".env": "X=1\n"})))["API_KEY"] == "from-shell"
+        monkeypatch.setenv("CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV", "false")
+        assert (await served(project(tmp_path / "d", {".env": "API_KEY=f\n"})))["API_KEY"] is None
+        monkeypatch.setenv("CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV", "no")
+        with pytest.raises(pw.ProjectError, match='CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV to be "true" or "false"'):
+            pw.load_project(project(tmp_path / "e", {".env": "API_KEY=f\n"}))
+
+    async def test_expansion_is_progressive_as_dotenv_expand_12(self, tmp_path: Path) -> None:
+        """A reference sees only the keys above it (a later one is empty), ``${X:+alt}`` gives
+        ``alt`` when X is set, ``\\$`` is a literal ``$``, a ``$&`` in a value is JavaScript's
+        replacement pattern. Forward references were resolved and ``:+`` left as written."""
+        text = "URL=${HOST}/x\nHOST=h\nAPI_KEY=${HOST:+set}-${NOPE:+no}\nMODE=\\$HOST ${HOST}\nONLY_VAR=a$&\n"
+        assert await served(project(tmp_path, {".env": text})) == {
+            "URL": "/x",
+            "API_KEY": "set-",
+            "MODE": "$HOST h",
+            "ONLY_VAR": "a$&",
+        }
+
+    def test_an_endless_expansion_is_an_error_not_a_hang(self, tmp_path: Path) -> None:
+        """dotenv-expand 12 loops forever on ``B='x\\$B'`` then ``A='y$B'`` (Node runs out of
+        memory): refused with an error naming the key."""
+        path = project(tmp_path, {".env": "B='x\\$B'\nA='y$B'\n"})
+        with pytest.raises(pw.ProjectError, match="value of A in the .env files expands without end"):
+            pw.load_project(path)
+
+    async def test_files_are_read_as_node_reads_them(self, tmp_path: Path) -> None:
+        """A byte-order mark before the first key is JavaScript whitespace (the key was lost);
+        undecodable bytes become U+FFFD (it raised ProjectError)."""
+        path = project(tmp_path, {})
+        (path / ".dev.vars").write_bytes(b"\xef\xbb\xbfAPI_KEY=k\nMODE=\xff\n")
+        assert await served(path) == {"API_KEY": "k", "MODE": "\ufffd", "URL": None, "ONLY_VAR": "kept"}
+
+
+def test_dotenv_syntax_is_javascripts() -> None:
+    """dotenv's expressions under JavaScript's rules: ``\\w`` is ASCII (``CLÉ=1`` is not an
+    assignment), ``\\s`` spans lines (``K\\n=v`` is ``K=v``), ``trim()`` strips a BOM. Each was read differently."""
+    assert parse_dotenv("CLÉ=1\nA=2") == {"A": "2"}
+    assert parse_dotenv("K\n=v") == {"K": "v"}
+    assert parse_dotenv("A=\ufeffx\ufeff") == {"A": "x"}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import durable
 from durable._object import RESERVED_METHODS
 
+from ._alarminfo import alarm_info
 from ._bindings import ContextAdapter, EnvAdapter
 from ._convert import python_from_rpc, relaxed, to_durable
 from ._globals import patched_env, running_env, tracks_request
@@ -263,6 +264,7 @@ def _wrap_handlers(cls: type, names: tuple[str, ...]) -> None:
 
 _CONVERT_ARGUMENTS: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {
     "fetch": _request_first,
+    "alarm": alarm_info,
     "webSocketMessage": _message_buffer,
     "web_socket_message": _message_buffer,
     "webSocketClose": _socket_first,

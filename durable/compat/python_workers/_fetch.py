@@ -45,7 +45,7 @@ from durable._http import (
 )
 from durable._util import rebuilt_exception
 
-from ._http import Request, Response
+from ._http import Request, Response, request_from
 from .pyodide.ffi import JsException
 
 __all__ = ["NETWORK_LOST", "fetch", "js_fetch", "pyfetch"]
@@ -141,7 +141,7 @@ async def _fetch(resource: Any, options: dict[str, Any]) -> Response:
 def _outbound_request(resource: Any, options: dict[str, Any]) -> tuple[durable.Request, bool]:
     """The request to send, and whether to follow redirects (``redirect != "manual"``)."""
     fields = {name: options[name] for name in _REQUEST_FIELDS if name in options}
-    sdk_request = Request(resource, fields)
+    sdk_request = request_from(resource, fields)
     request = sdk_request.js_object
     if request is resource or (isinstance(resource, Request) and request is resource.js_object):
         request = durable.Request(request)  # fetch sends a copy: the body moves over

@@ -117,8 +117,9 @@ class Blob:
 
     @property
     def js_object(self) -> Blob:
-        """The blob itself (there is no separate JavaScript object)."""
-        return self
+        """The JavaScript ``Blob`` behind it: a :class:`JsBlob` (:class:`JsFile`) with the same
+        bytes, which ``Response()`` takes as a body where it refuses the SDK's ``Blob``."""
+        return js_blob(self)
 
     async def text(self) -> str:
         """The contents decoded as UTF-8 (invalid bytes become U+FFFD)."""
@@ -193,6 +194,39 @@ class File(Blob):
     @unbuilt_safe_repr
     def __repr__(self) -> str:
         return f"File(name={self._file_name!r}, size={self.size}, content_type={self._blob_type!r})"
+
+
+class JsBlob(Blob):
+    """A JavaScript ``Blob`` held by Python code (``js.Blob.new(...)``, ``blob.js_object``): the
+    same API; ``Response(body)`` accepts it (its constructor name is in the SDK's
+    ``RESPONSE_ACCEPTED_TYPES``) and refuses the SDK's own ``workers.Blob``."""
+
+    __slots__ = ()
+
+    @property
+    def js_object(self) -> Blob:
+        return self
+
+
+class JsFile(File, JsBlob):
+    """A JavaScript ``File`` held by Python code (``js.File.new(...)``, ``file.js_object``);
+    ``Response(body)`` refuses it, as the SDK does (``File`` is not in its accepted types)."""
+
+    __slots__ = ()
+
+
+def js_blob(blob: Blob) -> JsBlob:
+    """``blob`` as the JavaScript object it wraps (the same bytes, not copied)."""
+    if isinstance(blob, JsBlob):
+        return blob
+    view: JsBlob
+    if isinstance(blob, File):
+        view = JsFile.__new__(JsFile)
+        view._file_name, view._file_modified = blob._file_name, blob._file_modified
+    else:
+        view = JsBlob.__new__(JsBlob)
+    view._blob_data, view._blob_type = blob._blob_data, blob._blob_type
+    return view
 
 
 def _js_string(value: object) -> str:

@@ -25,7 +25,7 @@ import durable
 from durable._util import unbuilt_safe_repr
 
 from ._convert import JsDate, JsDict, JsList, JsMapDict, JsObject
-from ._forms import Blob, FormData, encode_body, mime_type, parse_form
+from ._forms import Blob, File, FormData, JsBlob, encode_body, mime_type, parse_form
 from ._jsjson import js_json_text
 from .pyodide.ffi import ArrayBuffer, JsException, JsProxy
 
@@ -246,9 +246,13 @@ class Response(FetchResponse):
                 raise ValueError("Expected no options when constructing Response from a js.Response")
             _share(body, self)
             return
-        if body is not None and not isinstance(body, (str, builtins.bytes, FormData, Blob)):
-            # workers-py response.py: only str, bytes, FormData and JavaScript bodies are accepted.
-            raise TypeError(f"Unsupported type in Response: {type(body).__name__}")
+        if body is not None and (
+            not isinstance(body, (str, builtins.bytes, FormData, JsBlob)) or isinstance(body, File)
+        ):
+            # workers-py response.py: only str, bytes, FormData and JavaScript bodies of the types in
+            # RESPONSE_ACCEPTED_TYPES (a js.Blob, not a js.File nor the SDK's own Blob / File).
+            kind = "File" if isinstance(body, File) else "Blob" if isinstance(body, Blob) else type(body).__name__
+            raise TypeError(f"Unsupported type in Response: {kind}")
         options: dict[str, Any] = {}
         if web_socket is not None:
             _check_returnable(web_socket)
@@ -415,7 +419,13 @@ class Request:
     _extra: dict[str, Any]
 
     def __init__(self, input: Any, init: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
-        options = {**(init or {}), **kwargs}
+        if (init or kwargs) and isinstance(input, (JsRequest, durable.Request)):
+            # workers-py request.py: a js.Request (request.js_object, js.Request.new(...)) is
+            # wrapped as it is; options with it are refused (a workers.Request takes them).
+            raise ValueError("Expected no options when constructing Request from a js.Request")
+        self._setup(input, {**(init or {}), **kwargs})
+
+    def _setup(self, input: Any, options: dict[str, Any]) -> None:
         extra: dict[str, Any] = {}
         if isinstance(input, Request):
             extra = input.init_options()
@@ -558,7 +568,22 @@ class Request:
     def clone(self) -> Request:
         """A copy that can be read independently. Raises ``OSError`` if the body was read."""
         self._check_unused()
-        return Request(self._req.clone(), self._extra)
+        return request_from(self._req.clone(), self._extra)
+
+
+class JsRequest(Request):
+    """A JavaScript ``Request`` held by Python code (``js.Request.new(...)``): the same API; the
+    SDK's ``Request(it)`` wraps it and refuses options with it."""
+
+    __slots__ = ()
+
+
+def request_from(input: Any, options: Mapping[str, Any], kind: type[Request] = Request) -> Request:
+    """``new Request(input, options)`` as JavaScript makes it (options with a JavaScript request
+    allowed), as ``kind``: what ``fetch()``, ``clone()`` and ``js.Request.new`` build."""
+    request = kind.__new__(kind)
+    request._setup(input, dict(options))
+    return request
 
 
 _EXTRA_OPTIONS = ("redirect", "cache", "integrity", "keepalive", "cf")

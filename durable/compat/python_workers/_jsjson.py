@@ -79,6 +79,8 @@ class _Writer:
     def property(self, holder: Any, key: str, value: Any, indent: str) -> Any:
         if isinstance(value, JsDate):
             value = value.toJSON()
+        elif hasattr(type(value), "__js_fields__"):
+            value = value.__js_fields__()  # a runtime object (AlarmInvocationInfo): its own properties
         if self.call is not None:
             value = self.call(key, value)
             if value is None:

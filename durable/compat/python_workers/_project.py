@@ -21,6 +21,7 @@ import importlib.util
 import logging
 import sys
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -223,10 +224,10 @@ def load_project(path: str | Path, *, env: str | None = None) -> Project:
     date = check_compatibility(config)
     raw_vars = check_vars(config)
     try:
-        secrets, _ = dev_vars(path_.parent, config.env)
+        secrets, _ = dev_vars(path_.parent, config.env, secrets_declared=config.data.get("secrets") is not None)
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
-    raw_vars.update(_required_secrets(config, secrets))  # wrangler dev: .dev.vars / .env values override vars
+    raw_vars.update(_required_secrets(config, secrets, raw_vars))  # wrangler dev: local secrets override vars
     unsupported = unsupported_bindings(config)
     checked = _check_bindings(config, storage_kinds(config), set(raw_vars) | set(unsupported))
     config_file = path_
@@ -283,23 +284,27 @@ def load_project(path: str | Path, *, env: str | None = None) -> Project:
     )
 
 
-def _required_secrets(config: Config, secrets: dict[str, str]) -> dict[str, str]:
-    """``secrets`` as ``secrets.required`` keeps them: with that list in the config, only the keys
-    it names are loaded, and each it names that no file defines is warned about (Cloudflare's
-    docs, "Environment variables and secrets"); without it, all of them."""
+def _required_secrets(config: Config, secrets: dict[str, str], vars: Mapping[str, Any]) -> dict[str, str]:
+    """``secrets`` as wrangler dev keeps them (``getVarsForDev``): with a ``secrets`` section in
+    the config, only the keys ``secrets.required`` lists and those the config's ``vars`` already
+    define, and each required one that no file (nor the process environment) defines is warned
+    about; without the section, all of them."""
     section = config.data.get("secrets")
     if section is None:
         return secrets
-    required = section.get("required") if isinstance(section, dict) else None
+    if not isinstance(section, dict):
+        raise config.error("secrets", 'must be an object, e.g. {"required": ["API_KEY"]}')
+    required = section.get("required", [])
     if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
         raise config.error("secrets.required", 'must be a list of secret names, e.g. {"required": ["API_KEY"]}')
     missing = [name for name in required if name not in secrets]
     if missing:
         config.warn(
             "secrets.required",
-            f"names {', '.join(missing)}, which no .dev.vars or .env file defines: env has no such binding",
+            f"names {', '.join(missing)}, which no .dev.vars or .env file (nor the process environment)"
+            " defines: env has no such binding",
         )
-    return {name: value for name, value in secrets.items() if name in required}
+    return {name: value for name, value in secrets.items() if name in required or name in vars}
 
 
 _BINDING_KEYS: Final = frozenset({"name", "class_name", "script_name", "environment"})

@@ -352,7 +352,9 @@ class console:  # noqa: N801 - the JavaScript global's name
 
     @staticmethod
     def _text(args: tuple[Any, ...]) -> str:
-        return "  " * console._depth[0] + " ".join(map(str, args))
+        from ._jsinspect import console_text
+
+        return "  " * console._depth[0] + console_text(args)
 
     @staticmethod
     def log(*args: Any) -> None:
@@ -473,25 +475,27 @@ async def fetch(resource: Any, init: dict[str, Any] | None = None, /, **fields: 
 
 
 class Blob:
-    """``js.Blob``: ``Blob.new(parts, {"type": ...})`` (or ``type=`` as a keyword) is a ``workers.Blob``."""
+    """``js.Blob``: ``Blob.new(parts, {"type": ...})`` (or ``type=`` as a keyword) is a JavaScript ``Blob`` (a ``workers.Blob`` subclass)."""
 
     @staticmethod
     def new(parts: Any = (), options: dict[str, Any] | None = None, /, **fields: Any) -> Any:
         from ._forms import Blob as SdkBlob
+        from ._forms import js_blob
 
         init = {**(options or {}), **fields}
-        return SdkBlob(list(parts), init.get("type"), init.get("endings"))
+        return js_blob(SdkBlob(list(parts), init.get("type"), init.get("endings")))
 
 
 class File:
-    """``js.File``: ``File.new(parts, name, {"type": ..., "lastModified": ...})`` is a ``workers.File``."""
+    """``js.File``: ``File.new(parts, name, {"type": ..., "lastModified": ...})`` is a JavaScript ``File`` (a ``workers.File`` subclass)."""
 
     @staticmethod
     def new(parts: Any, name: str, options: dict[str, Any] | None = None, /, **fields: Any) -> Any:
         from ._forms import File as SdkFile
+        from ._forms import js_blob
 
         init = {**(options or {}), **fields}
-        return SdkFile(list(parts), name, init.get("type"), init.get("endings"), init.get("lastModified"))
+        return js_blob(SdkFile(list(parts), name, init.get("type"), init.get("endings"), init.get("lastModified")))
 
 
 class FormData:
@@ -532,13 +536,13 @@ class Headers:
 
 
 class Request:
-    """``js.Request``: ``Request.new(url, init)`` (or keyword init fields) is the SDK's ``Request``."""
+    """``js.Request``: ``Request.new(url, init)`` (or keyword init fields) is a JavaScript ``Request`` (the SDK's ``Request`` API)."""
 
     @staticmethod
     def new(input: Any, init: dict[str, Any] | None = None, /, **fields: Any) -> Any:
-        from ._http import Request as SdkRequest
+        from ._http import JsRequest, request_from
 
-        return SdkRequest(input, {**(init or {}), **fields})
+        return request_from(input, {**(init or {}), **fields}, JsRequest)
 
 
 # JavaScript globals of the Workers runtime that `durable` does not emulate: reading them works
