@@ -211,7 +211,7 @@ def _shape_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | None
         if inner is None or changes < 0:
             return None
         return inner + changes + (max(changes, 1) if shape[2] else 0)
-    if kind in ("join", "insub", "fed", "grouped", "fixed"):
+    if kind in ("join", "insub", "fed", "grouped", "ordered", "fixed"):
         return multi_rows(conn, shape, tag, finished=finished, stale=stale)
     if kind in ("in", "range", "limited", "sorted"):
         return loop_rows(
