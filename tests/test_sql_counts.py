@@ -552,3 +552,41 @@ async def test_rows_read_of_group_by_in_an_index_order(
 
     stub = durable_runtime.namespace(Counts).get_by_name("grouped")
     assert await testing.run_in_object(stub, body) == reads
+
+
+_PARENT = ["CREATE TABLE p (id INTEGER PRIMARY KEY, v)", "INSERT INTO p (v) VALUES ('a'), ('b'), ('c')"]
+_CHILD = "CREATE TABLE c (id INTEGER PRIMARY KEY, pid REFERENCES p(id), w)"
+
+
+@pytest.mark.parametrize(
+    ("statement", "bindings", "read"),
+    [
+        ("INSERT INTO c (pid) VALUES (1)", (), 1),
+        ("INSERT INTO c (pid) VALUES (NULL)", (), 0),
+        ("INSERT INTO c (pid) VALUES (?)", (2,), 1),
+        ("INSERT INTO c (pid) VALUES (?)", (None,), 0),
+        ("INSERT INTO c (pid) VALUES ('3')", (), 1),
+        ("INSERT INTO c (id, pid) VALUES (100, 2)", (), 2),
+        ("INSERT INTO c (id, pid) VALUES (101, NULL)", (), 1),
+        ("INSERT INTO c (pid) VALUES (2) RETURNING id", (), 2),
+        ("UPDATE c SET pid = 2 WHERE id = 1", (), 2),
+        ("UPDATE c SET pid = ? WHERE id = ?", (None, 2), 1),
+        ("UPDATE c SET pid = ? WHERE id = ?", (1, 77), 1),
+        ("UPDATE c SET w = 5 WHERE id = 3", (), 1),
+        ("UPDATE c SET pid = 1 WHERE id = 1 RETURNING pid", (), 3),
+        ("DELETE FROM c WHERE id = 3", (), 1),
+        ("DELETE FROM c WHERE id = 99", (), 1),
+    ],
+)
+async def test_rows_read_of_foreign_key_checks_by_rowid(
+    durable_runtime: durable.Runtime, statement: str, bindings: tuple[Any, ...], read: int
+) -> None:
+    """A write to a child table checks each new key in its parent with one rowid lookup (none for a
+    NULL key), on top of its own lookups; the old key's check (made only once the statement has
+    violated a key) counts nothing, nor does the row's when the row written is not found (workerd,
+    miniflare 4.20260426.0, compatibility date 2026-04-20; a 3-row parent and a 3-row child).
+    durable counted the rows returned, 0 (1 with RETURNING)."""
+    setup = [*_PARENT, _CHILD, "INSERT INTO c (pid) VALUES (1), (2), (3)"]
+    stub = durable_runtime.namespace(Counts).get_by_name("fk")
+    reads, _ = await testing.run_in_object(stub, _bound(setup, statement, *bindings))
+    assert reads == read
