@@ -61,7 +61,7 @@ _INDEX_NAME: Final = re.compile(
 
 
 def multi_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
-    """The ``join``, ``insub``, ``fed`` or ``grouped`` shape of a program (see the module), or ``None``."""
+    """The ``join``, ``insub``, ``fed``, ``grouped`` or ``ordered`` shape of a program (see the module), or ``None``."""
     names = [op[1] for op in counted]
     if names == ["NotExists"]:
         return _values_fed(ops, counted)
@@ -73,8 +73,10 @@ def multi_shape(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag:
         # (the subquery's scan runs backwards too under ``PRAGMA reverse_unordered_selects``)
         paired = _paired(counted[0], counted[1]) and _paired(counted[2], counted[4])
         return _in_subquery(conn, ops, counted, tag) if paired else None
-    if names == ["Rewind", "Next"]:
-        return _insert_select(conn, ops, counted, tag)
+    if backwards == ["Rewind", "Next"] and _paired(counted[0], counted[1]):
+        if any(op[1] == "Gosub" for op in ops):
+            return _index_grouped(conn, ops, counted, tag)
+        return _insert_select(conn, ops, counted, tag) if names == ["Rewind", "Next"] else None
     if names == ["Rewind", "Next", "SorterSort", "SorterNext"]:
         return _grouped(conn, ops, counted, tag)
     return None
@@ -106,6 +108,41 @@ def _grouped(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: st
     opened = _opened(conn, ops, scan[2], tag)
     # With a WHERE, the rows sorted are those it keeps: counted again from the statement's text.
     return None if opened is None else ("groupwhere" if tests else "grouped", opened[1])
+
+
+def _index_grouped(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
+    """``("ordered", table)``: ``GROUP BY`` over a full scan of one table, or of an index on all
+    its rows, in the grouped order (``GROUP BY b`` with ``b UNIQUE`` or an index on ``b``, ``GROUP
+    BY id``), no sorter: the groups are output by subroutines as the scan goes, which count
+    nothing, and the rowid lookups of an index's rows (``DeferredSeek``) count nothing either. No
+    ``LIMIT`` (its end leaves the scan: 3 for ``LIMIT 2`` of 5 groups), no subquery, no ``DISTINCT``
+    aggregate: the table's rows, at least 1 (workerd, miniflare 4.20260426: 1 on an empty table,
+    5 for 5 rows in 2 or 5 groups, with or without ``WHERE`` / ``HAVING``)."""
+    scan, step = counted
+    if step[2] != scan[2] or step[6] != 1 or not scan[0] < step[3] <= step[0] < scan[3]:
+        return None
+    refused = ("OffsetLimit", "DecrJumpZero", "IfNotZero", "InitCoroutine", "OpenEphemeral", "SorterOpen")
+    if any(op[1] in refused or op[1] in ("Insert", "Delete", "OpenWrite") for op in ops):
+        return None
+    if not any(op[1] == "ResultRow" for op in ops):
+        return None
+    last = len(ops) - 1
+    for op in ops:
+        name, addr, target = op[1], op[0], op[3]
+        if name not in _JUMPERS or op is scan or op is step or name in ("Init", "Gosub", "Return"):
+            continue
+        if name == "Jump":
+            targets = [t for t in (op[2], op[3], op[4]) if t]
+            if any(t <= addr for t in targets) or (scan[0] < addr < step[0] and any(t > step[0] for t in targets)):
+                return None
+            continue
+        if target <= addr and not (name == "Goto" and addr == last and target == 1):
+            if not (addr > step[0] and ops[target][1] == "Return"):
+                return None  # a loop of its own (HAVING's test: back to its subroutine's Return)
+        if scan[0] < addr < step[0] and target > step[0] and name != "IfPos":
+            return None  # a way out of the scan (IfPos: the abort flag a LIMIT would set)
+    opened = _opened(conn, ops, scan[2], tag)
+    return None if opened is None else ("ordered", opened[1])
 
 
 def _insert_select(conn: sqlite3.Connection, ops: list[Op], counted: list[Op], tag: str) -> tuple[Any, ...] | None:
@@ -155,7 +192,7 @@ def multi_rows(
         return int(shape[1])  # (the write ran whole inside ``exec()``)
     if not finished or stale:
         return None  # read in part: the lookups so far are not known; written since: nor the rows
-    if shape[0] == "fed":
+    if shape[0] in ("fed", "ordered"):
         return max(_count(conn, shape[1], tag), 1)
     if shape[0] == "grouped":
         return 2 * max(_count(conn, shape[1], tag), 1)
@@ -507,7 +544,9 @@ def drop_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:
     a table's AUTOINCREMENT row is deleted by a scan of ``sqlite_sequence``, and each b-tree
     dropped (the table's, its indexes') counts 1. workerd (miniflare 4.20260426): 2 for a table
     alone in the schema, 7 for one with two indexes beside another table, 10 for one with two
-    triggers beside another table, 5 for an index of four schema rows, 4 for a trigger of four."""
+    triggers beside another table, 5 for an index of four schema rows, 4 for a trigger of four.
+    With ``ANALYZE``'s ``sqlite_stat1``, a DROP INDEX or DROP TABLE also scans it (its rows, at
+    least 1): 8 for an index of five schema rows with 2 statistics rows, 9 of seven with none."""
     match = DROP.match(sql)
     if match is None or (match.group(2) is not None and _unquote(match.group(2)).lower() != "main"):
         return None
@@ -519,8 +558,18 @@ def drop_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:
     if len(target) != 1:
         return None  # (IF EXISTS of nothing: no program to count)
     schema = len(rows)
+    stats = {str(row[1]).lower() for row in rows if str(row[1]).lower().startswith("sqlite_stat")}
+    if stats - {"sqlite_stat1"}:
+        return None  # (sqlite_stat4, of a build with STAT4: not measured)
+    if stats and kind in ("index", "table"):
+        # SQLite deletes the statistics of what it drops by a scan of sqlite_stat1 (workerd: its
+        # rows, at least 1, for a DROP INDEX or DROP TABLE, none for a view or a trigger)
+        scanned = conn.execute(f'SELECT count(*) FROM "main".sqlite_stat1 -- {tag}').fetchone()[0]
+        stat_scan = max(int(scanned), 1)
+    else:
+        stat_scan = 0
     if kind == "index":
-        return schema + 1
+        return schema + 1 + stat_scan
     if kind == "trigger":
         return schema
     created = _QUOTED.sub(" ", str(target[0][3])).upper()  # (a DEFAULT 'AUTOINCREMENT' is none)
@@ -535,7 +584,7 @@ def drop_reads(conn: sqlite3.Connection, sql: str, tag: str) -> int | None:
         if "AUTOINCREMENT" in created:
             sequence = conn.execute(f'SELECT count(*) FROM "main".sqlite_sequence -- {tag}').fetchone()[0]
             count += max(int(sequence), 1)
-    return count
+    return count + stat_scan
 
 
 def alter_reads(conn: sqlite3.Connection, sql: str, written: int, tag: str) -> int | None:

@@ -84,6 +84,11 @@ _RETURNING: Final = frozenset({"Jump", "FkCheck", "RowSetAdd"})
 collects a DELETE's rowids)."""
 
 _ROWID_SEEKS: Final = frozenset({"SeekRowid", "NotExists"})
+_NO_OUTPUT: Final = frozenset({
+    "MakeRecord", "OpenRead", "OpenWrite", "ReopenIdx", "Close", "Insert", "Delete", "Halt", "Transaction",
+    "ResultRow", "FkCounter", "Noop",
+})  # fmt: skip
+"""Instructions whose P2 is no register they write (:func:`_key_source` looks past them)."""
 _PARTIAL: Final = re.compile(r"\bWHERE\b", re.IGNORECASE)
 _CREATE: Final = re.compile(r"\s*CREATE\s", re.IGNORECASE)
 _ALTER: Final = re.compile(r"\s*ALTER\s", re.IGNORECASE)
@@ -211,14 +216,20 @@ def _shape_rows(conn: sqlite3.Connection, shape: Shape, ran: _Ran) -> int | None
         if inner is None or changes < 0:
             return None
         return inner + changes + (max(changes, 1) if shape[2] else 0)
-    if kind in ("join", "insub", "fed", "grouped", "fixed"):
+    if kind in ("join", "insub", "fed", "grouped", "ordered", "fixed"):
         return multi_rows(conn, shape, tag, finished=finished, stale=stale)
     if kind in ("in", "range", "limited", "sorted"):
         return loop_rows(
             conn, shape, params, tag, returned=returned, finished=finished, changes=changes, stale=stale, sql=sql
         )
     if kind == "point":
-        return sum(1 for key in shape[1] if _integer_key(key, params))
+        if changes < 0 and any(key is not None and key[0] == "found" for key in shape[1]):
+            return None
+        return sum(
+            1
+            for key in shape[1]
+            if (key is None or key[0] != "found" or changes > 0) and _integer_key(_unfound(key), params)
+        )
     if kind == "scan" and not finished:
         if shape[3]:
             return None  # the rows stepped to include those the filter skipped: unknown
@@ -552,10 +563,24 @@ def _plain_shape(conn: sqlite3.Connection, ops: list[tuple[Any, ...]], tag: str)
     if subroutines:
         return None
     if all(op[1] in _ROWID_SEEKS for op in counted):
-        for addr, target in jumps:  # straight code: no loop, no jump over a lookup
-            if (target <= addr and not (addr == last and target == 1)) or any(addr < op[0] < target for op in counted):
+        unchecked: set[int] = set()
+        found: set[int] = set()
+        for addr, target in jumps:  # straight code: no loop, no jump over a lookup but a key's check's
+            if target <= addr and not (addr == last and target == 1):
                 return None
-        return ("point", tuple(_key_source(ops, op[0], op[4]) for op in counted))
+            skipped = [op for op in counted if addr < op[0] < target]
+            if not skipped:
+                continue
+            kind = _key_check(ops, addr, skipped)
+            if kind is None:
+                return None
+            (unchecked if kind == "unchecked" else found).update(op[0] for op in skipped)
+        keys = [
+            ("found", _key_source(ops, op[0], op[4])) if op[0] in found else _key_source(ops, op[0], op[4])
+            for op in counted
+            if op[0] not in unchecked
+        ]
+        return ("point", tuple(keys))
     loop = None
     if len(counted) == 2:
         start, step = counted
@@ -623,11 +648,68 @@ def _rowid_guard(ops: list[tuple[Any, ...]], addr: int) -> bool:
     return ops[addr][1] == "IsNull" and _rowid_read(ops, addr, ops[addr][2])
 
 
+def _key_check(ops: list[tuple[Any, ...]], addr: int, skipped: list[tuple[Any, ...]]) -> str | None:
+    """Why the jump at ``addr`` skips the rowid lookups ``skipped`` (a foreign key's checks of its
+    parent, as SQLite writes them; workerd, miniflare 4.20260426: 1 for ``INSERT INTO c (pid)
+    VALUES (1)``, 2 with an explicit ``id`` or for ``UPDATE c SET pid = 2 WHERE id = 1``, 1 for
+    ``DELETE FROM c WHERE id = 3``, 0 for a NULL ``pid``), or ``None`` if not known:
+
+    - ``"key"``: the key is NULL (``IsNull`` of the column copied into their key) or no integer
+      (``MustBeInt`` of their key): :func:`_integer_key` counts such a key 0 already;
+    - ``"unchecked"``: ``FkIfZero`` of the statement's counter, the check of the row's old key,
+      made only once the statement has violated a key (then it fails): never counted;
+    - ``"found"``: the row written was not found (a lookup, or ``IsNull`` of its rowid, of a
+      cursor opened to write): counted when the statement changed rows."""
+    op = ops[addr]
+    keys = [_key_registers(ops, lookup[0], lookup[4]) for lookup in skipped]
+    if op[1] in ("IsNull", "MustBeInt") and all(op[2] in registers for registers in keys):
+        return "key"
+    if op[1] == "FkIfZero" and op[2] == 0:
+        return "unchecked"
+    written = {o[2] for o in ops if o[1] == "OpenWrite"}
+    if op[1] in _ROWID_SEEKS and op[2] in written:
+        return "found"
+    if op[1] == "IsNull":
+        source = next((o for o in reversed(ops[:addr]) if o[1] not in ("Noop",) and _sets(o, op[2])), None)
+        if source is not None and source[1] == "Rowid" and source[2] in written:
+            return "found"
+    return None
+
+
+def _sets(op: tuple[Any, ...], register: int) -> bool:
+    """Whether ``op`` (``Rowid``, ``Column``, a constant...) writes ``register`` (its P2, or P3)."""
+    if op[1] in ("Rowid", "Integer", "Int64", "String8", "Real", "Variable", "Null", "SCopy", "Copy"):
+        return bool(op[3] == register)
+    return bool(op[1] == "Column" and op[4] == register)
+
+
+def _key_registers(ops: list[tuple[Any, ...]], before: int, register: int) -> set[int]:
+    """``register`` and those it was copied from (``SCopy``, ``Copy``) before ``before``."""
+    found = {register}
+    for _, name, p1, p2, _, _, _ in reversed(ops[:before]):
+        if p2 == register and name in ("SCopy", "Copy"):
+            register = p1
+            found.add(register)
+        elif p2 == register and name != "MustBeInt":
+            break
+    return found
+
+
 def _key_source(ops: list[tuple[Any, ...]], before: int, register: int) -> tuple[str, Any] | None:
-    """What last set the key register of a rowid lookup: ``("param", index)``, ``("value", v)``."""
-    for _, name, p1, p2, _, p4, _ in reversed(ops[:before]):
+    """What last set the key register of a rowid lookup: ``("param", index)``, ``("value", v)``
+    (through ``SCopy`` / ``Copy``: a foreign key's lookup copies the child's column)."""
+    for index in range(before - 1, -1, -1):
+        _, name, p1, p2, p3, p4, _ = ops[index]
+        if name == "Null" and p2 < register <= p3:
+            return ("value", None)  # (a range of NULLs)
+        if name in JUMPS or name in _NO_OUTPUT:
+            continue  # (their P2 is a jump's target, a count, a root page: the key is set before)
         if p2 != register:
+            if p3 == register and name not in ("SeekRowid", "NotExists"):
+                return None  # (written by an instruction whose output is its P3: Column, Add...)
             continue
+        if name in ("SCopy", "Copy"):
+            return _key_source(ops, index, p1)
         if name == "Variable":
             return ("param", p1)
         if name == "Null":
@@ -638,6 +720,11 @@ def _key_source(ops: list[tuple[Any, ...]], before: int, register: int) -> tuple
             return ("value", 1)
         return None
     return None
+
+
+def _unfound(key: tuple[str, Any] | None) -> tuple[str, Any] | None:
+    """A ``point`` shape's key without its ``"found"`` mark (see :func:`_key_check`)."""
+    return key[1] if key is not None and key[0] == "found" else key
 
 
 def _integer_key(source: tuple[str, Any] | None, params: tuple[Any, ...]) -> bool:
