@@ -437,7 +437,9 @@ def _next_standard(delivery: Delivery) -> None:
     so the listeners of the frames before it saw the socket ``OPEN``, as in workerd, whose read
     loop reads the Close after them (run_ws.py 100 --seed 10353 --resets --loop uvloop, sequence 4)."""
     turns = delivery._turns
-    if not turns:
+    if not turns or delivery.socket.network.gone:
+        # (gone: the object was reset or shut down, or a listener raised: what waited is never
+        # read, and must not reach the object's next instance through its owner)
         delivery._turns = None
         return
     frame, owner = turns.popleft()

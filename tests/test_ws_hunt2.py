@@ -1,0 +1,69 @@
+"""WebSocket behaviours found by the second review of the per-turn read loops, and probes of
+workerd's WebSocket limits and errors (miniflare 4.20260426.0, compatibility date 2026-04-20).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import durable
+from durable.testing import websocket
+
+LOG: list[Any] = []
+GO: list[asyncio.Event] = []
+
+
+async def turns(count: int = 30) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+class Held(durable.DurableObject):
+    def __init__(self, ctx: durable.DurableObjectState, env: Any) -> None:
+        super().__init__(ctx, env)
+        LOG.append("constructed")
+
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        if request.url.endswith("/hold"):
+
+            async def hold() -> None:
+                LOG.append("holding")
+                await GO[0].wait()
+                raise RuntimeError("the callback fails: the object is reset")
+
+            await self.ctx.block_concurrency_while(hold)
+            return durable.Response("never")
+        client, server = durable.WebSocketPair()
+        server.accept()
+        server.add_event_listener("message", lambda event: LOG.append(event.data))
+        return durable.Response(None, status=101, web_socket=client)
+
+
+async def test_frames_waiting_for_their_turn_die_with_a_reset_object() -> None:
+    """Frames of an ``accept()``ed socket that wait for their turn (behind a message whose event
+    the object's held input gate has not run) are never read once the object is reset: they used
+    to be handed to the object's next instance, constructing it and running the dead socket's
+    listeners there."""
+    LOG.clear()
+    GO[:] = [asyncio.Event()]
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Held).get_by_name("reset")
+        async with websocket(stub, "http://o/") as ws:
+            hold = asyncio.ensure_future(stub.fetch("http://o/hold"))
+            while "holding" not in LOG:
+                await asyncio.sleep(0)
+            for text in ("m1", "m2", "m3", "m4"):
+                ws.send(text)
+            await turns()
+            GO[0].set()
+            try:
+                await hold
+            except RuntimeError:
+                pass
+            try:
+                await ws.receive()
+            except durable.WebSocketClosed as closed:
+                assert closed.code == 1006
+            await turns()
+    assert LOG == ["constructed", "holding"]
