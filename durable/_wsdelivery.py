@@ -427,7 +427,8 @@ def _read_standard(
         return False
     if delivery._turns is None:
         delivery._turns = deque()
-    fut.add_done_callback(read_next)  # (an event that never ran: the object was reset first)
+    if not read_next.done:  # (the listener ran eagerly, in dispatch: no callback, a loop turn less)
+        fut.add_done_callback(read_next)  # (an event that never ran: the object was reset first)
     return True
 
 
