@@ -67,3 +67,38 @@ async def test_frames_waiting_for_their_turn_die_with_a_reset_object() -> None:
                 assert closed.code == 1006
             await turns()
     assert LOG == ["constructed", "holding"]
+
+
+class Swapping(durable.DurableObject):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        server.accept()
+
+        def second(event: durable.MessageEvent) -> None:
+            LOG.append(("second", event.data))
+
+        def first(event: durable.MessageEvent) -> None:
+            LOG.append(("first", event.data))
+            server.remove_event_listener("message", first)
+            server.add_event_listener("message", second)
+
+        server.add_event_listener("message", first)
+        server.add_event_listener("close", lambda event: LOG.append(("close", event.code, server.ready_state)))
+        return durable.Response(None, status=101, web_socket=client)
+
+
+async def test_a_listener_added_by_the_previous_frames_listener_gets_the_next_frame() -> None:
+    """workerd reads a frame once the listeners of the one before have run, so a listener that
+    swaps itself for another hands it the frames sent with no wait behind its own (miniflare
+    4.20260426: "m1", "m2", "m3" and a Close sent at once ran first(m1), second(m2), second(m3),
+    then the close listener, the socket CLOSED there)."""
+    LOG.clear()
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Swapping).get_by_name("swap")
+        async with websocket(stub, "http://o/") as ws:
+            for text in ("m1", "m2", "m3"):
+                ws.send(text)
+            ws.close(3000, "done")
+            while len(LOG) < 4:
+                await asyncio.sleep(0)
+    assert LOG == [("first", "m1"), ("second", "m2"), ("second", "m3"), ("close", 3000, durable.WebSocket.CLOSED)]
