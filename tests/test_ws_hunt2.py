@@ -74,10 +74,10 @@ class Swapping(durable.DurableObject):
         client, server = durable.WebSocketPair()
         server.accept()
 
-        def second(event: durable.MessageEvent) -> None:
+        def second(event: Any) -> None:
             LOG.append(("second", event.data))
 
-        def first(event: durable.MessageEvent) -> None:
+        def first(event: Any) -> None:
             LOG.append(("first", event.data))
             server.remove_event_listener("message", first)
             server.add_event_listener("message", second)
@@ -102,3 +102,58 @@ async def test_a_listener_added_by_the_previous_frames_listener_gets_the_next_fr
             while len(LOG) < 4:
                 await asyncio.sleep(0)
     assert LOG == [("first", "m1"), ("second", "m2"), ("second", "m3"), ("close", 3000, durable.WebSocket.CLOSED)]
+
+
+class Crowded(durable.DurableObject):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        if request.url.endswith("/hold"):
+
+            async def hold() -> None:
+                LOG.append("holding")
+                await GO[0].wait()
+
+            await self.ctx.block_concurrency_while(hold)
+            return durable.Response("held")
+        client, server = durable.WebSocketPair()
+        if request.url.endswith("/standard"):
+            server.accept()
+            server.add_event_listener("message", lambda event: server.send(f"echo:{event.data}"))
+        else:
+            self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: Any) -> None:
+        ws.send(f"echo:{message}")
+
+
+async def _crowded(path: str) -> list[str | bytes]:
+    """Messages sent while the object's queue is full (``max_queued_calls``) are dropped and
+    logged; the socket's later messages are still read."""
+    LOG.clear()
+    GO[:] = [asyncio.Event()]
+    async with durable.Runtime(max_queued_calls=3) as rt:
+        stub = rt.namespace(Crowded).get_by_name(path)
+        async with websocket(stub, f"http://o/{path}") as ws:
+            holds = [asyncio.ensure_future(stub.fetch("http://o/hold")) for _ in range(3)]
+            while "holding" not in LOG:
+                await asyncio.sleep(0)
+            await turns()
+            for text in ("m1", "m2"):
+                ws.send(text)
+            await turns()
+            GO[0].set()
+            await asyncio.gather(*holds)
+            ws.send("after")
+            return [await asyncio.wait_for(ws.receive(), 5)]
+
+
+async def test_a_hibernatable_message_refused_as_overloaded_does_not_stop_the_socket(caplog: Any) -> None:
+    """The refused event used to leave the socket waiting for it to start: nothing more was ever
+    read from it (``"after"`` got no answer)."""
+    assert await _crowded("hibernatable") == ["echo:after"]
+    assert "event was dropped: Durable Object is overloaded" in caplog.text
+
+
+async def test_a_listener_call_refused_as_overloaded_is_logged_and_the_socket_goes_on(caplog: Any) -> None:
+    assert await _crowded("standard") == ["echo:after"]
+    assert "listener call was dropped: Durable Object is overloaded" in caplog.text
