@@ -20,7 +20,7 @@ async def turns(count: int = 30) -> None:
 
 
 class Held(durable.DurableObject):
-    def __init__(self, ctx: durable.DurableObjectState, env: Any) -> None:
+    def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
         LOG.append("constructed")
 
