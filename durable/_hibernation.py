@@ -409,8 +409,8 @@ def _handler_event(
 ) -> Callable[[Any, Any], Coroutine[Any, Any, None]]:
     async def event(instance: Any, ctx: Any) -> None:
         registry.started(args[0], token)
-        if name == "web_socket_close":
-            args[0].network.take_close()  # a client's Close is answered now (see NetworkEnd.arrive)
+        if name != "web_socket_message":
+            args[0].network.take_close()  # a client's Close is answered now, an error taken (see NetworkEnd.arrive)
         handler = getattr(instance, name, None)
         if handler is None:
             handler = getattr(instance, camel, None)

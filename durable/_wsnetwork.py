@@ -71,7 +71,7 @@ class NetworkEnd:
 
     __slots__ = (
         "_beyond", "_last_words", "_pending", "began_close", "close_due", "close_info", "closed_in", "closed_out",
-        "delivery", "gone", "half_open", "peer", "replied", "unread", "used",
+        "delivery", "error_due", "gone", "half_open", "peer", "replied", "unread", "used",
     )  # fmt: skip
 
     def __init__(self, delivery: Delivery) -> None:
@@ -81,6 +81,7 @@ class NetworkEnd:
         self.half_open = self.unread = self.began_close = False
         self.close_info: tuple[int, str, bool] | None = None
         self.close_due: tuple[int, str, bool] | None = None
+        self.error_due: tuple[Any, ...] | None = None  # the error frame behind close_due, if any
         self._beyond: str | None = None  # a client beyond the runtime: who answers its Close
         self._pending: _Pending | None = None
 
@@ -113,6 +114,7 @@ class NetworkEnd:
             self.peer.peer = other
         other.closed_in, other.closed_out, other.gone = self.closed_in, self.closed_out, self.gone
         other.replied, other.close_due, other.began_close = self.replied, self.close_due, self.began_close
+        other.error_due = self.error_due
         other.close_info, other._beyond = self.close_info, self._beyond
         self.peer = None
 
@@ -212,7 +214,14 @@ class NetworkEnd:
         due = self.close_due
         if due is None:
             return
+        error = self.error_due
         self._settle_due()
+        if error is not None:  # an error event: the connection is over (the 1009 of _refuse_too_large leaves now)
+            if len(error) > 2:
+                self.transmit(error[2])
+            self.gone = True
+            self.delivery.finished()
+            return
         if not self.closed_out and not self.gone:
             self.closed_out = self.replied = True
             frame = (CLOSE, due[0], due[1], True)
@@ -225,7 +234,7 @@ class NetworkEnd:
     def _settle_due(self) -> None:
         due = self.close_due
         if due is not None:
-            self.close_due = None
+            self.close_due = self.error_due = None
             self.closed_in = True
             self.close_info = due
 
@@ -309,6 +318,15 @@ class NetworkEnd:
             # connection may still be lost before the event runs (then no reply can go out).
             if kind != MESSAGE and not (kind == CLOSE and frame[3]):
                 self.gone = True
+            return
+        if kind == ERROR and self.delivery.hibernatable:
+            # As a Close: workerd's read loop meets the error (a message over 32 MiB) after the
+            # messages before it, whose handlers see OPEN and whose sends reach the client
+            # (miniflare 4.20260426, a dispatchFetch client sending "m1" and 33 MiB: the handler
+            # of m1 saw OPEN and its echo arrived); the end takes it when its error event starts.
+            self.close_due = (1006, DISCONNECTED_REASON, False)
+            self.error_due = frame
+            self.delivery.deliver(frame)
             return
         if kind == CLOSE and self.delivery.hibernatable:
             # workerd's hibernation manager reads a frame only once the previous one's event has

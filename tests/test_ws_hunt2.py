@@ -157,3 +157,38 @@ async def test_a_hibernatable_message_refused_as_overloaded_does_not_stop_the_so
 async def test_a_listener_call_refused_as_overloaded_is_logged_and_the_socket_goes_on(caplog: Any) -> None:
     assert await _crowded("standard") == ["echo:after"]
     assert "listener call was dropped: Durable Object is overloaded" in caplog.text
+
+
+class Large(durable.DurableObject):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    async def web_socket_message(self, ws: durable.WebSocket, message: Any) -> None:
+        LOG.append(("message", message[:2], ws.ready_state))
+        ws.send(f"echo:{message[:2]}")
+
+    async def web_socket_error(self, ws: durable.WebSocket, error: Exception) -> None:
+        LOG.append(("error", ws.ready_state))
+
+
+async def test_a_too_large_message_is_read_after_the_messages_before_it_on_a_hibernatable_socket() -> None:
+    """workerd (miniflare 4.20260426, a dispatchFetch client sending "m1" and then 33 MiB at once
+    to a hibernatable socket): the handler of m1 sees OPEN and its echo reaches the client; the
+    error comes after. Here the error used to close the end on arrival: m1's handler saw CLOSED
+    and its echo was lost."""
+    LOG.clear()
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Large).get_by_name("large")
+        async with websocket(stub, "http://o/") as ws:
+            ws.send("m1")
+            ws.send("x" * (32 * 1024 * 1024 + 1))
+            assert await ws.receive() == "echo:m1"
+            try:
+                await ws.receive()
+            except durable.WebSocketClosed as closed:
+                assert closed.code == 1009
+            while len(LOG) < 2:
+                await asyncio.sleep(0)
+    assert LOG == [("message", "m1", durable.WebSocket.OPEN), ("error", durable.WebSocket.CLOSED)]
