@@ -319,27 +319,8 @@ class NetworkEnd:
             if kind != MESSAGE and not (kind == CLOSE and frame[3]):
                 self.gone = True
             return
-        if kind == ERROR and self.delivery.hibernatable:
-            # As a Close: workerd's read loop meets the error (a message over 32 MiB) after the
-            # messages before it, whose handlers see OPEN and whose sends reach the client
-            # (miniflare 4.20260426, a dispatchFetch client sending "m1" and 33 MiB: the handler
-            # of m1 saw OPEN and its echo arrived); the end takes it when its error event starts.
-            self.close_due = (1006, DISCONNECTED_REASON, False)
-            self.error_due = frame
-            self.delivery.deliver(frame)
-            return
-        if kind == CLOSE and self.delivery.hibernatable:
-            # workerd's hibernation manager reads a frame only once the previous one's event has
-            # started: a Close is seen (and answered), or a lost connection noticed, when its
-            # close event starts, after the message events before it, whose handlers see OPEN and
-            # whose sends reach the client (measured with miniflare 4, 2026-04-07). The client's
-            # answer to the object's close() too: those handlers see CLOSING, not CLOSED
-            # (run_ws.py 150 --seed 10042 --loop uvloop, sequence 94).
-            self.close_due = (frame[1], frame[2], frame[3])
-            if not frame[3]:
-                self.gone = True  # what the object sends meanwhile goes nowhere
-            self.delivery.deliver(frame)
-            return
+        if kind != MESSAGE and self.delivery.hibernatable:
+            return _read_later(self, frame)
         if kind == CLOSE:
             self.closed_in = True
             self.close_info = (frame[1], frame[2], frame[3])
@@ -362,6 +343,28 @@ class NetworkEnd:
         delivery.deliver(frame)
         if kind != MESSAGE:
             delivery.finished()
+
+
+def _read_later(end: NetworkEnd, frame: tuple[Any, ...]) -> None:
+    """A Close or an error that arrived on a hibernatable ``end``: kept in ``end.close_due`` (and
+    ``end.error_due``) until its event starts (:meth:`NetworkEnd.take_close`).
+
+    workerd's hibernation manager reads a frame only once the previous one's event has started:
+    a Close is seen (and answered), or a lost connection noticed, when its close event starts,
+    after the message events before it, whose handlers see OPEN and whose sends reach the client
+    (measured with miniflare 4, 2026-04-07). The client's answer to the object's close() too:
+    those handlers see CLOSING, not CLOSED (run_ws.py 150 --seed 10042 --loop uvloop, sequence
+    94). An error (a message over 32 MiB) likewise (miniflare 4.20260426, a dispatchFetch client
+    sending "m1" and 33 MiB: the handler of m1 saw OPEN and its echo arrived).
+    """
+    if frame[0] == ERROR:
+        end.close_due = (1006, DISCONNECTED_REASON, False)
+        end.error_due = frame
+    else:
+        end.close_due = (frame[1], frame[2], frame[3])
+        if not frame[3]:
+            end.gone = True  # what the object sends meanwhile goes nowhere
+    end.delivery.deliver(frame)
 
 
 def _refuse_too_large(end: NetworkEnd, data: str | bytes) -> None:
