@@ -192,3 +192,39 @@ async def test_a_too_large_message_is_read_after_the_messages_before_it_on_a_hib
             while len(LOG) < 2:
                 await asyncio.sleep(0)
     assert LOG == [("message", "m1", durable.WebSocket.OPEN), ("error", durable.WebSocket.CLOSED)]
+
+
+class Gated(durable.DurableObject):
+    async def fetch(self, request: durable.Request) -> durable.Response:
+        client, server = durable.WebSocketPair()
+        self.ctx.accept_web_socket(server)
+        return durable.Response(None, status=101, web_socket=client)
+
+    def put_and_send(self) -> str:
+        self.ctx.storage.kv.put("k", 1)
+        for ws in self.ctx.get_web_sockets():
+            ws.send("ping")
+        return "sent"
+
+    def boom(self) -> None:
+        self.ctx.abort("reset by the test")
+
+
+async def test_a_message_that_passed_the_output_gate_leaves_before_a_later_reset() -> None:
+    """workerd (miniflare 4.20260426): a call that writes and then sends, and, once it returned,
+    a call that aborts the object: the client gets the message, then 1006. Here the message still
+    waited for its turn to leave when the reset came, and was dropped (run_ws.py 100 --seed 10403
+    --resets --loop uvloop, sequence 12)."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(Gated).get_by_name("gated")
+        async with websocket(stub, "http://o/") as ws:
+            assert await stub.put_and_send() == "sent"
+            try:
+                await stub.boom()
+            except durable.ObjectResetError:
+                pass
+            assert await ws.receive() == "ping"
+            try:
+                await ws.receive()
+            except durable.WebSocketClosed as closed:
+                assert closed.code == 1006
