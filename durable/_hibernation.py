@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._clock import TimerHandle
 from ._context import running_host, task_context
-from ._exceptions import ObjectResetError, RuntimeClosedError
+from ._exceptions import ObjectResetError, OverloadedError, RuntimeClosedError
 from ._host import ObjectHost
 from ._util import as_workerd_text, lone_surrogate_at, positional_arity
 from ._websocket import (
@@ -206,11 +206,18 @@ class SocketRegistry:
         try:
             host = self.manager.runtime.host_for_key(self.key)
             fut = host.invoke("run", _handler_event(self, name, camel, args, token), (), {})
-        except RuntimeClosedError:
+        except (RuntimeClosedError, OverloadedError) as exc:
+            if isinstance(exc, OverloadedError):
+                # The object refuses the event (Runtime(max_queued_calls=...)): the frame is
+                # dropped, logged, and the socket's next frames are still read (they waited
+                # behind it for good).
+                log.warning("durable: a WebSocket %s event was dropped: %s", camel, exc)
             self.reading.pop(ws, None)
             if last:
                 ws.network.take_close()
                 self._release(ws)
+            elif ws in self.backlog:
+                self._next_turn(ws)
             return
         if self.reading.get(ws) == token:
             # Not started yet (most events start inside invoke): one that never starts (its
@@ -299,6 +306,11 @@ class SocketRegistry:
             host = self.manager.runtime.host_for_key(self.key)
             fut = host.invoke("run", _listener_event(callback), (), {})
         except RuntimeClosedError:
+            return None
+        except OverloadedError as exc:
+            # Refused (Runtime(max_queued_calls=...)): this listener call is dropped and logged;
+            # the socket's next frames are still read.
+            log.warning("durable: a WebSocket listener call was dropped: %s", exc)
             return None
         fut.add_done_callback(_retrieve)
         return fut
@@ -397,8 +409,8 @@ def _handler_event(
 ) -> Callable[[Any, Any], Coroutine[Any, Any, None]]:
     async def event(instance: Any, ctx: Any) -> None:
         registry.started(args[0], token)
-        if name == "web_socket_close":
-            args[0].network.take_close()  # a client's Close is answered now (see NetworkEnd.arrive)
+        if name != "web_socket_message":
+            args[0].network.take_close()  # a client's Close is answered now, an error taken (see NetworkEnd.arrive)
         handler = getattr(instance, name, None)
         if handler is None:
             handler = getattr(instance, camel, None)

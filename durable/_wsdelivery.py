@@ -427,7 +427,8 @@ def _read_standard(
         return False
     if delivery._turns is None:
         delivery._turns = deque()
-    fut.add_done_callback(read_next)  # (an event that never ran: the object was reset first)
+    if not read_next.done:  # (the listener ran eagerly, in dispatch: no callback, a loop turn less)
+        fut.add_done_callback(read_next)  # (an event that never ran: the object was reset first)
     return True
 
 
@@ -437,7 +438,9 @@ def _next_standard(delivery: Delivery) -> None:
     so the listeners of the frames before it saw the socket ``OPEN``, as in workerd, whose read
     loop reads the Close after them (run_ws.py 100 --seed 10353 --resets --loop uvloop, sequence 4)."""
     turns = delivery._turns
-    if not turns:
+    if not turns or delivery.socket.network.gone:
+        # (gone: the object was reset or shut down, or a listener raised: what waited is never
+        # read, and must not reach the object's next instance through its owner)
         delivery._turns = None
         return
     frame, owner = turns.popleft()

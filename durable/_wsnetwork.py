@@ -71,7 +71,7 @@ class NetworkEnd:
 
     __slots__ = (
         "_beyond", "_last_words", "_pending", "began_close", "close_due", "close_info", "closed_in", "closed_out",
-        "delivery", "gone", "half_open", "peer", "replied", "unread", "used",
+        "delivery", "error_due", "gone", "half_open", "peer", "replied", "unread", "used",
     )  # fmt: skip
 
     def __init__(self, delivery: Delivery) -> None:
@@ -81,6 +81,7 @@ class NetworkEnd:
         self.half_open = self.unread = self.began_close = False
         self.close_info: tuple[int, str, bool] | None = None
         self.close_due: tuple[int, str, bool] | None = None
+        self.error_due: tuple[Any, ...] | None = None  # the error frame behind close_due, if any
         self._beyond: str | None = None  # a client beyond the runtime: who answers its Close
         self._pending: _Pending | None = None
 
@@ -113,6 +114,7 @@ class NetworkEnd:
             self.peer.peer = other
         other.closed_in, other.closed_out, other.gone = self.closed_in, self.closed_out, self.gone
         other.replied, other.close_due, other.began_close = self.replied, self.close_due, self.began_close
+        other.error_due = self.error_due
         other.close_info, other._beyond = self.close_info, self._beyond
         self.peer = None
 
@@ -188,7 +190,7 @@ class NetworkEnd:
                     continue  # its commit failed: it never leaves
             pending.popleft()
             if self.peer is not None and (not self.gone or self._last_words):
-                self._post(frame, alive)
+                self._post(frame, None if barrier is not None else alive)  # (see Released frames, below)
         self._pending, self._last_words = None, False
 
     def auto_respond(self, data: str) -> None:
@@ -212,7 +214,10 @@ class NetworkEnd:
         due = self.close_due
         if due is None:
             return
+        error = self.error_due
         self._settle_due()
+        if error is not None:
+            return _take_error(self, error)
         if not self.closed_out and not self.gone:
             self.closed_out = self.replied = True
             frame = (CLOSE, due[0], due[1], True)
@@ -225,7 +230,7 @@ class NetworkEnd:
     def _settle_due(self) -> None:
         due = self.close_due
         if due is not None:
-            self.close_due = None
+            self.close_due = self.error_due = None
             self.closed_in = True
             self.close_info = due
 
@@ -261,6 +266,8 @@ class NetworkEnd:
         self._settle_due()
         if self.gone:
             return
+        if self._pending and not after_sent:
+            self._drain()  # what passed the output gate already leaves first (see Released frames, below)
         self.gone = True
         frame = (CLOSE, code, reason, False)
         if after_sent and self._pending and self.peer is not None:  # (_listener_raised)
@@ -310,18 +317,8 @@ class NetworkEnd:
             if kind != MESSAGE and not (kind == CLOSE and frame[3]):
                 self.gone = True
             return
-        if kind == CLOSE and self.delivery.hibernatable:
-            # workerd's hibernation manager reads a frame only once the previous one's event has
-            # started: a Close is seen (and answered), or a lost connection noticed, when its
-            # close event starts, after the message events before it, whose handlers see OPEN and
-            # whose sends reach the client (measured with miniflare 4, 2026-04-07). The client's
-            # answer to the object's close() too: those handlers see CLOSING, not CLOSED
-            # (run_ws.py 150 --seed 10042 --loop uvloop, sequence 94).
-            self.close_due = (frame[1], frame[2], frame[3])
-            if not frame[3]:
-                self.gone = True  # what the object sends meanwhile goes nowhere
-            self.delivery.deliver(frame)
-            return
+        if kind != MESSAGE and self.delivery.hibernatable:
+            return _read_later(self, frame)
         if kind == CLOSE:
             self.closed_in = True
             self.close_info = (frame[1], frame[2], frame[3])
@@ -344,6 +341,45 @@ class NetworkEnd:
         delivery.deliver(frame)
         if kind != MESSAGE:
             delivery.finished()
+
+
+def _read_later(end: NetworkEnd, frame: tuple[Any, ...]) -> None:
+    """A Close or an error that arrived on a hibernatable ``end``: kept in ``end.close_due`` (and
+    ``end.error_due``) until its event starts (:meth:`NetworkEnd.take_close`).
+
+    workerd's hibernation manager reads a frame only once the previous one's event has started:
+    a Close is seen (and answered), or a lost connection noticed, when its close event starts,
+    after the message events before it, whose handlers see OPEN and whose sends reach the client
+    (measured with miniflare 4, 2026-04-07). The client's answer to the object's close() too:
+    those handlers see CLOSING, not CLOSED (run_ws.py 150 --seed 10042 --loop uvloop, sequence
+    94). An error (a message over 32 MiB) likewise (miniflare 4.20260426, a dispatchFetch client
+    sending "m1" and 33 MiB: the handler of m1 saw OPEN and its echo arrived).
+    """
+    if frame[0] == ERROR:
+        end.close_due = (1006, DISCONNECTED_REASON, False)
+        end.error_due = frame
+    else:
+        end.close_due = (frame[1], frame[2], frame[3])
+        if not frame[3]:
+            end.gone = True  # what the object sends meanwhile goes nowhere
+    end.delivery.deliver(frame)
+
+
+def _take_error(end: NetworkEnd, error: tuple[Any, ...]) -> None:
+    """The error event of an error kept by :func:`_read_later` starts: the connection is over
+    (the 1009 Close of :func:`_refuse_too_large` leaves now)."""
+    if len(error) > 2:
+        end.transmit(error[2])
+    end.gone = True
+    end.delivery.finished()
+
+
+# Released frames: a frame whose barrier (the commit of the writes before it) succeeded has left
+# the object. NetworkEnd._drain sends it even if the object was reset since, and a disconnect (the
+# reset's) sends such frames before its 1006. workerd (miniflare 4.20260426): a call that writes
+# then sends, and once it returned a call that aborts the object: the client got the message, then
+# 1006 (run_ws.py 100 --seed 10403 --resets --loop uvloop, sequence 12). A frame sent with no
+# write before it is still dropped by a reset before it crosses.
 
 
 def _refuse_too_large(end: NetworkEnd, data: str | bytes) -> None:
