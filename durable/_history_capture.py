@@ -161,9 +161,18 @@ class HistoryCapture:
     def closed(self, file: Path | None) -> None:
         """The database file was closed cleanly: it now holds exactly the last state."""
         history = self.history_log
-        if file is not None and history.exists() and file.exists():
-            history.control(CLOSE, 0, struct.pack("<qq", *_file_crc(file)))
-        history.close()
+        try:
+            if file is not None and history.exists() and file.exists():
+                history.control(CLOSE, 0, struct.pack("<qq", *_file_crc(file)))
+        except OSError as exc:  # (a full disk): only a shortcut is lost, the next open compares file and log
+            log.error(
+                "durable: the point-in-time history of %s/%s could not record its clean close: %s",
+                history.namespace,
+                history.hexid,
+                exc,
+            )
+        finally:
+            history.close()
 
     # -- capture --
 

@@ -460,8 +460,8 @@ class HistoryLog:
         return None
 
     def control(self, kind: int, seq: int, payload: bytes) -> None:
-        """Append a control record unless the log ends with the same one (a ``CLOSE`` replaces one there):
-        else stops without a write, or the same restore asked for again, grew it forever. Needs load()."""
+        """Append a control record unless the log ends with it (a ``CLOSE`` replaces one there): no endless growth."""
+        self.load()  # (unloaded, the log looked empty: the record was repeated)
         last = self.last_entry()
         if last is not None and last.kind == kind and last.seq == seq:
             if self.read(last) == payload:

@@ -85,3 +85,94 @@ class TestTimeArgument:
         async with durable.Runtime(clock=MockClock(start=T0), point_in_time_recovery=True) as rt:
             with pytest.raises(TypeError, match=r"not of type 'date'\. \(a datetime\.date has no time of day"):
                 await rt.namespace(Dates).get_by_name("a").for_day()
+
+
+class TestCloseRecord:
+    """The ``CLOSE`` record a clean close writes (``HistoryLog.control``) is only a shortcut for the
+    next open: failing to write it, or dying while it replaces the one before, loses nothing."""
+
+    async def test_a_close_record_that_cannot_be_written_is_logged_not_raised(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A full disk at the clean close raised ``OSError`` out of the close (``evict()``, an idle
+        eviction, the runtime's shutdown), and left the log's file open."""
+        from durable import _history_log
+
+        append = _history_log._Store.append
+
+        def full_for_close(store: Any, data: bytes) -> None:
+            if data[8] == _history_log.CLOSE:  # (the kind byte of the record)
+                raise OSError(28, "No space left on device")
+            append(store, data)
+
+        async with durable.Runtime(tmp_path, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            bookmark = await stub.bookmark()
+            await stub.put("k", 2)
+            monkeypatch.setattr(_history_log._Store, "append", full_for_close)
+            await evict(stub)  # (raised OSError)
+            assert "could not record its clean close" in caplog.text
+            monkeypatch.undo()
+            assert await stub.get("k") == 2
+            await stub.restore(bookmark)
+            await evict(stub)
+            assert await stub.get("k") == 1
+
+    async def test_killed_between_dropping_the_last_close_and_appending_its_successor(self, tmp_path: Path) -> None:
+        """``kill -9`` after ``control()`` cut the log's last ``CLOSE`` and before it appended the new one:
+        the next open compares the file with the log's last state, and every state stays restorable."""
+        clock = MockClock(start=T0)
+        async with durable.Runtime(tmp_path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            await stub.put("k", 1)
+            first = await stub.bookmark()
+            await stub.put("k", 2)
+            await evict(stub)
+        (path,) = tmp_path.rglob("*.history")
+        history = _log_of(path)
+        last = history.last_entry()
+        assert last is not None and last.kind == _history_log_module().CLOSE
+        history.close()
+        with open(path, "r+b") as handle:  # the file as the kill left it: the CLOSE cut, none after
+            handle.truncate(last.offset - _history_log_module()._REC.size)
+        states = len(_log_of(path).states())
+        async with durable.Runtime(tmp_path, clock=clock, point_in_time_recovery=True) as rt:
+            stub = rt.namespace(Pit).get_by_name("a")
+            assert await stub.get("k") == 2
+            await stub.restore(first)
+            await evict(stub)
+            assert await stub.get("k") == 1
+        reopened = _log_of(path)
+        kinds = [entry.kind for entry in reopened._entries]
+        assert _history_log_module().BASE not in kinds  # the file was the log's last state: no new BASE
+        assert len(reopened.states()) == states + 2  # the restore's undo MARK and restored state only
+
+    def test_control_on_a_log_not_loaded_yet_reads_it_first(self, tmp_path: Path) -> None:
+        """``HistoryLog.control()`` on a log not loaded yet took it for empty and repeated its last record."""
+        mod = _history_log_module()
+        path = tmp_path / "obj.history"
+        first = _log_of(path)
+        first.append(mod.DELTA, 1, T0 * 1000, b"x")
+        first.control(mod.CLOSE, 0, b"c" * 16)
+        first.close()
+        size = path.stat().st_size
+        again = _log_of(path, load=False)
+        again.control(mod.CLOSE, 0, b"c" * 16)
+        again.close()
+        assert path.stat().st_size == size
+
+
+def _history_log_module() -> Any:
+    from durable import _history_log
+
+    return _history_log
+
+
+def _log_of(path: Path, *, load: bool = True) -> Any:
+    log = _history_log_module().HistoryLog(
+        path, namespace="Pit", hexid="00" * 32, now_ms=lambda: T0 * 1000, fsync=False, retention_ms=30 * DAY * 1000
+    )
+    if load:
+        log.load()
+    return log
