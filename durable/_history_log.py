@@ -258,6 +258,25 @@ def _pending_restore(store: _Store, entries: Entries) -> tuple[int, int] | None:
     return pending
 
 
+def _distinct_states(entries: Entries) -> Iterator[Entry]:
+    """The state records of ``entries``, a checkpoint left out (a ``BASE`` of the seq just before it)."""
+    last = None
+    for entry in entries:
+        if entry.kind in STATE_KINDS and entry.seq != last:
+            last = entry.seq
+            yield entry
+
+
+def _replayed(entries: Entries) -> int:
+    total = 0
+    for entry in reversed(entries):
+        if entry.kind == BASE:
+            break
+        if entry.kind == DELTA:
+            total += entry.size
+    return total
+
+
 def _apply_frames(image: bytearray, payload: bytes) -> None:
     page_size, _, _, _ = DELTA_HEAD.unpack_from(payload, 0)
     offset = DELTA_HEAD.size
@@ -278,6 +297,9 @@ def unwal(image: bytes) -> bytes:
     if len(image) >= 20 and image[18:20] == b"\x02\x02":
         return image[:18] + b"\x01\x01" + image[20:]
     return image
+
+
+_DAMAGED = "durable: the history log %s cannot be read (%s); moved to %s, a new one starts"
 
 
 class HistoryLog:
@@ -344,12 +366,7 @@ class HistoryLog:
             aside = store.path.with_name(f"{store.path.name}.damaged-{self.now_ms()}")
             store.close()
             os.replace(store.path, aside)
-            log.error(
-                "durable: the history log %s cannot be read (%s); moved to %s, a new one starts",
-                store.path,
-                exc,
-                aside.name,
-            )
+            log.error(_DAMAGED, store.path, exc, aside.name)
             return
         if valid < store.size():
             store.truncate(valid)  # a torn append: the commit is still in the WAL (see opened())
@@ -426,7 +443,7 @@ class HistoryLog:
 
     def _update_compact_due(self) -> None:
         """The oldest state can be dropped once the state after it is older than the window (and the slack)."""
-        states = (e for e in self._entries if e.kind in STATE_KINDS)
+        states = _distinct_states(self._entries)
         next(states, None)
         second = next(states, None)
         self._compact_due = float("inf") if second is None else second.time + self.retention_ms + COMPACT_SLACK_MS
@@ -478,6 +495,10 @@ class HistoryLog:
         self.pending = (target, undo)
         self.control(REQUEST, UNDERWAY if underway else 0, struct.pack("<QQ", target, undo))
 
+    def replayed_bytes(self) -> int:
+        """The bytes of ``DELTA`` records that rebuilding the last state replays (after the last ``BASE``)."""
+        return _replayed(self._entries)
+
     def has_state(self, seq: int) -> bool:
         """Whether the log holds a state record ``seq``."""
         return any(e.kind in STATE_KINDS and e.seq == seq for e in self._entries)
@@ -509,7 +530,7 @@ class HistoryLog:
     def states(self) -> list[tuple[int, int]]:
         """(seq, time in ms) of every state the log can restore, oldest first."""
         self.load()
-        found = [(e.seq, e.time) for e in self._entries if e.kind in STATE_KINDS]
+        found = [(e.seq, e.time) for e in _distinct_states(self._entries)]
         if self.earliest() is None:
             found.insert(0, (0, self.created_ms))
         return found
@@ -604,7 +625,7 @@ def read_history(path: Path) -> dict[str, object]:
     store = _Store(path, False, readonly=True)
     try:
         meta, entries, valid = _scan(store)
-        states = [e for e in entries if e.kind in STATE_KINDS]
+        states = list(_distinct_states(entries))
         return {
             "bytes": store.size(),
             "states": len(states),
