@@ -267,6 +267,18 @@ def _distinct_states(entries: Entries) -> Iterator[Entry]:
             yield entry
 
 
+def _last_state(entries: Entries) -> Entry | None:
+    """The last state record of ``entries``; of a checkpoint (a ``BASE`` after the ``DELTA`` of its seq),
+    the ``DELTA``, which says where the WAL stood (``HistoryCapture.opened`` copies the rest from there)."""
+    found = None
+    for entry in reversed(entries):
+        if entry.kind in STATE_KINDS:
+            if found is not None and (entry.seq != found.seq or entry.kind != DELTA):
+                return found
+            found = entry
+    return found
+
+
 def _replayed(entries: Entries) -> int:
     total = 0
     for entry in reversed(entries):
@@ -470,11 +482,8 @@ class HistoryLog:
         return self._entries[-1] if self._entries else None
 
     def last_state_entry(self) -> Entry | None:
-        """The last state record of the log; ``None`` if it has none."""
-        for entry in reversed(self._entries):
-            if entry.kind in STATE_KINDS:
-                return entry
-        return None
+        """The last state record of the log (a checkpoint's ``DELTA``, not its ``BASE``); ``None`` if none."""
+        return _last_state(self._entries)
 
     def control(self, kind: int, seq: int, payload: bytes) -> None:
         """Append a control record unless the log ends with it (a ``CLOSE`` replaces one there): no endless growth."""

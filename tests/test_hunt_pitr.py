@@ -221,3 +221,62 @@ async def _host_history(stub: Any) -> Any:
     from durable._stub import host_of
 
     return host_of(stub).db.history
+
+
+class TestCrashAfterACheckpoint:
+    def test_the_commits_a_kill_left_in_the_wal_are_states_of_their_own(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Killed after a checkpoint (the ``BASE`` following a ``DELTA``), the next open took the log's
+        last state for a ``BASE`` and compared the database with it: the commits the WAL held were
+        one ``BASE``, not a state each (their bookmarks named nothing). It continues from the DELTA."""
+        import sqlite3
+
+        from durable import _history_capture, _history_log
+        from durable._history_capture import HistoryCapture
+
+        monkeypatch.setattr(_history_capture, "REBUILD_MIN_BYTES", 0)
+        monkeypatch.setattr(_history_capture, "REBUILD_RATIO", 1)
+        file = tmp_path / "obj.sqlite"
+        conn = sqlite3.connect(file, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        capture = HistoryCapture(_log_of(tmp_path / "obj.history", load=False))
+        capture.opened(conn, file)
+        conn.execute("CREATE TABLE t (v)")
+        capture.committed(conn, file)
+        written: list[int] = []
+        while len(written) < 10:
+            written.append(len(written) + 1)
+            conn.execute("INSERT INTO t VALUES (?)", (written[-1],))
+            capture.committed(conn, file)
+            last = capture.history_log.last_entry()
+            if last is not None and last.kind == _history_log.BASE:
+                break  # (a checkpoint ends the log)
+        assert last is not None and last.kind == _history_log.BASE
+        lost = [written[-1] + 1, written[-1] + 2]
+        for value in lost:
+            conn.execute("INSERT INTO t VALUES (?)", (value,))  # killed before the log has them
+        capture.history_log.close()
+        reopened = sqlite3.connect(file, isolation_level=None)
+        history = _log_of(tmp_path / "obj.history", load=False)
+        HistoryCapture(history).opened(reopened, file)
+        values = [_rows(history.image_at(seq)) for seq, _ in history.states()]
+        assert values[-3:] == [written, written + lost[:1], written + lost]
+        reopened.close()
+        conn.close()
+
+
+def _rows(image: bytes) -> list[int]:
+    import sqlite3
+
+    from durable._history_log import unwal
+
+    conn = sqlite3.connect(":memory:")
+    try:
+        if image:
+            conn.deserialize(unwal(image))
+        if not conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 't'").fetchone()[0]:
+            return []
+        return [row[0] for row in conn.execute("SELECT v FROM t ORDER BY rowid")]
+    finally:
+        conn.close()
