@@ -31,10 +31,17 @@ from ._history_log import BASE, CLOSE, DELTA, DELTA_HEAD, FRAME, HistoryLog, unw
 
 log = logging.getLogger("durable")
 
-__all__ = ["CHECKPOINTFRAMES", "HistoryCapture", "serialize_image"]
+__all__ = ["CHECKPOINTFRAMES", "REBUILD_MIN_BYTES", "REBUILD_RATIO", "HistoryCapture", "serialize_image"]
 
 CHECKPOINTFRAMES = 1000
 """WAL frames after which the history checkpoints the WAL (SQLite's own default, ``wal_autocheckpoint``)."""
+
+
+REBUILD_MIN_BYTES = 8 << 20
+REBUILD_RATIO = 4
+"""A ``BASE`` of the state just committed follows its ``DELTA`` once the ``DELTA`` records since the last
+``BASE`` (what rebuilding the state replays) exceed ``REBUILD_RATIO`` times the database or 8 MB: a rebuild
+reads at most about that much, however long the object has lived (see docs/recovery.md)."""
 
 
 def serialize_image(conn: sqlite3.Connection) -> bytes:
@@ -75,11 +82,14 @@ class HistoryCapture:
         self._check_header = True
         self._page_size = 0
         self._image: bytes | None = None  # the last image (in-memory databases)
+        self._rebuild_due = 0  # the log size at which the DELTAs to replay are measured again
+        self._log_seen = 0  # the log size last seen (smaller now: compacted, measure again)
 
     def opened(self, conn: sqlite3.Connection, file: Path | None) -> None:
         """The database was opened: recover what a crash left in the WAL, then record from here."""
         history = self.history_log
         history.load()
+        self._rebuild_due = 0
         if file is None:
             self._image = serialize_image(conn)
             if history.last_seq and self._image != history.image_at(history.last_seq):
@@ -137,10 +147,12 @@ class HistoryCapture:
         error is logged and the pages are copied at the next commit (they stay in the WAL).
         """
         try:
+            before = self.history_log.size()
             if file is None:
                 self._capture_image(conn)
             else:
                 self._capture_wal(conn, file)
+            self._bound_rebuild(conn, before)
             self.history_log.compact_if_due()
         except OSError as exc:
             log.error(
@@ -161,9 +173,46 @@ class HistoryCapture:
     def closed(self, file: Path | None) -> None:
         """The database file was closed cleanly: it now holds exactly the last state."""
         history = self.history_log
-        if file is not None and history.exists() and file.exists():
-            history.control(CLOSE, 0, struct.pack("<qq", *_file_crc(file)))
-        history.close()
+        try:
+            if file is not None and history.exists() and file.exists():
+                history.control(CLOSE, 0, struct.pack("<qq", *_file_crc(file)))
+        except OSError as exc:  # (a full disk): only a shortcut is lost, the next open compares file and log
+            log.error(
+                "durable: the point-in-time history of %s/%s could not record its clean close: %s",
+                history.namespace,
+                history.hexid,
+                exc,
+            )
+        finally:
+            history.close()
+
+    def _bound_rebuild(self, conn: sqlite3.Connection, before: int) -> None:
+        """Append a ``BASE`` of the state just committed (the seq of its ``DELTA``) once rebuilding it
+        replays more than ``REBUILD_RATIO`` times the database (or ``REBUILD_MIN_BYTES``) of ``DELTA``s.
+
+        ``before``: the log's size before this commit was captured. Only a ``DELTA`` appended now is
+        followed (the database holds its state): none, and the commit waits in the WAL for the next.
+        """
+        history = self.history_log
+        size = history.size()
+        if size < self._log_seen:
+            self._rebuild_due = 0  # compacted: the records before the last state moved
+        self._log_seen = size
+        if size < self._rebuild_due:
+            return  # (the fast path: a comparison per commit)
+        last = history.last_entry()
+        if last is None or last.kind != DELTA or size == before:
+            return
+        database = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+        limit = max(REBUILD_MIN_BYTES, REBUILD_RATIO * database)
+        replayed = history.replayed_bytes()
+        if replayed < limit:
+            self._rebuild_due = size + limit - replayed  # (the log grows at least as fast as its DELTAs)
+            return
+        image = self._image if self._image is not None else serialize_image(conn)
+        history.append(BASE, last.seq, last.time, image)
+        self._log_seen = history.size()
+        self._rebuild_due = self._log_seen + limit
 
     # -- capture --
 

@@ -258,6 +258,37 @@ def _pending_restore(store: _Store, entries: Entries) -> tuple[int, int] | None:
     return pending
 
 
+def _distinct_states(entries: Entries) -> Iterator[Entry]:
+    """The state records of ``entries``, a checkpoint left out (a ``BASE`` of the seq just before it)."""
+    last = None
+    for entry in entries:
+        if entry.kind in STATE_KINDS and entry.seq != last:
+            last = entry.seq
+            yield entry
+
+
+def _last_state(entries: Entries) -> Entry | None:
+    """The last state record of ``entries``; of a checkpoint (a ``BASE`` after the ``DELTA`` of its seq),
+    the ``DELTA``, which says where the WAL stood (``HistoryCapture.opened`` copies the rest from there)."""
+    found = None
+    for entry in reversed(entries):
+        if entry.kind in STATE_KINDS:
+            if found is not None and (entry.seq != found.seq or entry.kind != DELTA):
+                return found
+            found = entry
+    return found
+
+
+def _replayed(entries: Entries) -> int:
+    total = 0
+    for entry in reversed(entries):
+        if entry.kind == BASE:
+            break
+        if entry.kind == DELTA:
+            total += entry.size
+    return total
+
+
 def _apply_frames(image: bytearray, payload: bytes) -> None:
     page_size, _, _, _ = DELTA_HEAD.unpack_from(payload, 0)
     offset = DELTA_HEAD.size
@@ -278,6 +309,9 @@ def unwal(image: bytes) -> bytes:
     if len(image) >= 20 and image[18:20] == b"\x02\x02":
         return image[:18] + b"\x01\x01" + image[20:]
     return image
+
+
+_DAMAGED = "durable: the history log %s cannot be read (%s); moved to %s, a new one starts"
 
 
 class HistoryLog:
@@ -344,12 +378,7 @@ class HistoryLog:
             aside = store.path.with_name(f"{store.path.name}.damaged-{self.now_ms()}")
             store.close()
             os.replace(store.path, aside)
-            log.error(
-                "durable: the history log %s cannot be read (%s); moved to %s, a new one starts",
-                store.path,
-                exc,
-                aside.name,
-            )
+            log.error(_DAMAGED, store.path, exc, aside.name)
             return
         if valid < store.size():
             store.truncate(valid)  # a torn append: the commit is still in the WAL (see opened())
@@ -426,7 +455,7 @@ class HistoryLog:
 
     def _update_compact_due(self) -> None:
         """The oldest state can be dropped once the state after it is older than the window (and the slack)."""
-        states = (e for e in self._entries if e.kind in STATE_KINDS)
+        states = _distinct_states(self._entries)
         next(states, None)
         second = next(states, None)
         self._compact_due = float("inf") if second is None else second.time + self.retention_ms + COMPACT_SLACK_MS
@@ -453,15 +482,12 @@ class HistoryLog:
         return self._entries[-1] if self._entries else None
 
     def last_state_entry(self) -> Entry | None:
-        """The last state record of the log; ``None`` if it has none."""
-        for entry in reversed(self._entries):
-            if entry.kind in STATE_KINDS:
-                return entry
-        return None
+        """The last state record of the log (a checkpoint's ``DELTA``, not its ``BASE``); ``None`` if none."""
+        return _last_state(self._entries)
 
     def control(self, kind: int, seq: int, payload: bytes) -> None:
-        """Append a control record unless the log ends with the same one (a ``CLOSE`` replaces one there):
-        else stops without a write, or the same restore asked for again, grew it forever. Needs load()."""
+        """Append a control record unless the log ends with it (a ``CLOSE`` replaces one there): no endless growth."""
+        self.load()  # (unloaded, the log looked empty: the record was repeated)
         last = self.last_entry()
         if last is not None and last.kind == kind and last.seq == seq:
             if self.read(last) == payload:
@@ -477,6 +503,10 @@ class HistoryLog:
         self.load()  # before pending is set: loading reads it from the log
         self.pending = (target, undo)
         self.control(REQUEST, UNDERWAY if underway else 0, struct.pack("<QQ", target, undo))
+
+    def replayed_bytes(self) -> int:
+        """The bytes of ``DELTA`` records that rebuilding the last state replays (after the last ``BASE``)."""
+        return _replayed(self._entries)
 
     def has_state(self, seq: int) -> bool:
         """Whether the log holds a state record ``seq``."""
@@ -509,7 +539,7 @@ class HistoryLog:
     def states(self) -> list[tuple[int, int]]:
         """(seq, time in ms) of every state the log can restore, oldest first."""
         self.load()
-        found = [(e.seq, e.time) for e in self._entries if e.kind in STATE_KINDS]
+        found = [(e.seq, e.time) for e in _distinct_states(self._entries)]
         if self.earliest() is None:
             found.insert(0, (0, self.created_ms))
         return found
@@ -604,7 +634,7 @@ def read_history(path: Path) -> dict[str, object]:
     store = _Store(path, False, readonly=True)
     try:
         meta, entries, valid = _scan(store)
-        states = [e for e in entries if e.kind in STATE_KINDS]
+        states = list(_distinct_states(entries))
         return {
             "bytes": store.size(),
             "states": len(states),

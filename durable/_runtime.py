@@ -115,20 +115,59 @@ def _enter(runtime: Runtime) -> None:
         runtime.attach_loop()
 
 
+class _PostedArm:
+    """A namespace's stored alarms, handed to the runtime's loop (:func:`_arm_stored_alarms`): run once,
+    by that loop's callback, or by the next loop the runtime attaches if that one stopped first."""
+
+    __slots__ = ("arm", "runtime", "taken")
+
+    def __init__(self, runtime: Runtime, arm: Callable[[], None]) -> None:
+        self.runtime = runtime
+        self.arm = arm
+        self.taken = threading.Lock()
+
+    def __call__(self) -> None:
+        if self.taken.acquire(blocking=False):
+            with contextlib.suppress(ValueError):
+                _posted_arms.get(self.runtime, []).remove(self)
+            if not self.runtime.closed:
+                self.arm()
+
+
+_posted_arms: weakref.WeakKeyDictionary[Runtime, list[_PostedArm]] = weakref.WeakKeyDictionary()
+"""The stored alarms handed to a runtime's loop from another thread and not armed yet (``Runtime.attach_loop``)."""
+
+
 def _arm_stored_alarms(runtime: Runtime, arm: Callable[[], None]) -> None:
     """Call ``arm`` (a namespace's stored alarms are scheduled) where their timers belong.
 
-    Called on a loop that is not the runtime's (a worker thread's ``asyncio.run``), it runs on the
-    runtime's loop if one runs: the timers were armed on the calling loop, and lost when it ended.
-    Without a loop here, the timers wait for the runtime's next event (``Runtime.host_busy``), and
-    this never waits for a loop that a thread blocked.
+    While the runtime's loop runs in another thread, it is handed to that loop and not waited for:
+    called from a worker thread's own loop (``asyncio.run``) the timers were armed on that loop, and
+    lost when it ended; from a thread without a loop they waited for the runtime's next event, and an
+    object that only waits for its alarm got none. Waiting for the runtime's loop hung for ever when
+    that loop was blocked on the registering thread (``thread.join()`` in a test, a server thread's
+    startup waited for). Where no loop runs the runtime, or on its own loop, ``arm`` runs at once.
     """
+    home = runtime.loop
     try:
-        asyncio.get_running_loop()
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
+        running = None
+    if home is None or home is running or home.is_closed() or not home.is_running():
         arm()
-    else:
-        on_runtime_thread(runtime, arm)
+        return
+    posted = _PostedArm(runtime, arm)
+    _posted_arms.setdefault(runtime, []).append(posted)
+    try:
+        home.call_soon_threadsafe(posted)
+    except RuntimeError:  # closed meanwhile: the next loop the runtime attaches arms it
+        pass
+
+
+def _run_posted_arms(runtime: Runtime) -> None:
+    """Arm what :func:`_arm_stored_alarms` handed to a loop that stopped before it ran it."""
+    for posted in list(_posted_arms.get(runtime, ()) if _posted_arms else ()):
+        posted()
 
 
 def _closed_message(runtime: Runtime) -> str:
@@ -353,8 +392,7 @@ class Runtime(Handle):
             cls: a :class:`durable.DurableObject` subclass.
             name: identifies the namespace (default: ``cls.__name__``); ids and stored data are keyed
                 by it. Given explicitly, it is also bound on ``env`` (``env.COUNTER``).
-            storage: ``"sqlite"`` (default, Cloudflare's recommended backend, with ``sql`` and
-                ``kv``) or ``"kv"`` (the legacy key-value backend, with its stricter limits).
+            storage: ``"sqlite"`` (default, Cloudflare's recommended, with ``sql`` and ``kv``) or ``"kv"`` (legacy).
 
         Raises ``TypeError`` for a non-DurableObject class, ``ValueError`` for an unknown backend, objects on disk
         of the other (never converted), a name taken, ``""``, a lone surrogate, ``ns-<hex>``, ``nsh-<64 hex>``."""
@@ -417,6 +455,7 @@ class Runtime(Handle):
         """Make the running loop the runtime's loop, and arm timers set while none ran."""
         self._alarms.attach_loop()
         self.loop = self._alarms.loop
+        _run_posted_arms(self)  # (handed to a loop that stopped before it ran them)
 
     async def run_alarm(self, host: ObjectHost) -> bool:
         """Run ``host``'s stored alarm now, as its timer would (``durable.testing.run_alarm``)."""

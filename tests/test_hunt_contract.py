@@ -167,3 +167,39 @@ class TestNamespaceRegisteredByThreadsAtOnce:
             thread.join()
         asyncio.run(rt.aclose())
         assert all(result is rt.env.COUNTER for result in results), results
+
+
+class TestNamespaceRegisteredWhileTheRuntimesLoopWaits:
+    """A namespace registered from another thread never waits for the runtime's loop: a thread's
+    own loop (``asyncio.run``) registering it while the runtime's loop was blocked on that thread
+    (``thread.join()``, a server thread's startup waited for) hung both for ever, the registration
+    waiting for the loop to arm the stored alarms. From a thread without a loop, the stored alarms
+    waited for the runtime's next event: an object that only waits for its alarm got none."""
+
+    async def test_thread_loop_registers_while_the_runtime_loop_joins_it(self) -> None:
+        async with durable.Runtime() as rt:
+            assert await rt.namespace(Count).get_by_name("a").inc() == 1  # (the runtime is on this loop)
+
+            async def register() -> None:
+                rt.namespace(Alarmed)
+
+            thread = threading.Thread(target=asyncio.run, args=(register(),), daemon=True)
+            thread.start()
+            thread.join(10)  # (blocks this loop, the runtime's: the registration must not wait for it)
+            finished = not thread.is_alive()
+            await asyncio.to_thread(thread.join)
+            assert finished, "rt.namespace() from a thread's loop waited for the runtime's blocked loop"
+
+    async def test_stored_alarm_runs_when_registered_from_a_thread_without_a_loop(self, tmp_path: object) -> None:
+        Alarmed.RUNS.clear()
+        async with durable.Runtime(str(tmp_path)) as rt:
+            await rt.namespace(Alarmed).get_by_name("a").set(int(time.time() * 1000) + 50)
+        async with durable.Runtime(str(tmp_path)) as rt:
+            assert await rt.namespace(Count).get_by_name("a").inc() == 1  # (the runtime is on this loop)
+            ns = await asyncio.to_thread(rt.namespace, Alarmed)
+            for _ in range(500):  # until the alarm has run (at most 5 s); no call to the runtime meanwhile
+                if Alarmed.RUNS:
+                    break
+                await asyncio.sleep(0.01)
+            assert Alarmed.RUNS == ["a"]
+            assert await ns.get_by_name("a").get() is None
