@@ -38,6 +38,10 @@ class MetadataTable:
         self._conns = db
         self.exists = False
         """Whether ``_cf_METADATA`` exists in SQLite's current view (set by the database as it learns)."""
+        self.wiped = False
+        """``delete_all()`` ran in the transaction not committed yet, and no ``get_alarm()`` read the
+        alarm since: workerd's alarm cache is unknown then, and a ``delete_alarm()`` runs its
+        ``DELETE``, which creates the table (see :meth:`create`)."""
 
     def get_alarm(self) -> int | None:
         """The stored alarm time (milliseconds), or ``None``.
@@ -72,13 +76,26 @@ class MetadataTable:
                 conn.execute(tagged("DELETE FROM _cf_METADATA WHERE key = 'alarm'"))
             else:
                 if not self.exists:  # workerd creates it with the first alarm
-                    conn.execute(
-                        tagged("CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
-                    )
-                    self.exists = True
+                    self.create()
                 conn.execute(tagged("INSERT OR REPLACE INTO _cf_METADATA VALUES ('alarm', ?)"), (when_ms,))
         except sqlite3.Error as exc:
             raise wrap_error(exc, self._conns.file) from exc
+
+    def create(self) -> None:
+        """Create the (empty) table: the first ``set_alarm``, or a ``delete_alarm()`` after a
+        ``delete_all()`` of the same transaction (:attr:`wiped`; workerd, miniflare 4.20260426.0,
+        compatibility date 2026-04-20: ``deleteAll(); deleteAlarm()`` in one call leaves
+        ``_cf_METADATA`` in ``sqlite_master``, which user SQL sees (``ALTER`` reads one schema row
+        more); not with a ``getAlarm()`` between them, nor once the ``deleteAll()`` committed)."""
+        try:
+            self._conns.write_conn().execute(
+                self._conns.tagged(
+                    "CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID"
+                )
+            )
+        except sqlite3.Error as exc:
+            raise wrap_error(exc, self._conns.file) from exc
+        self.exists = True
 
     def clean_legacy(self, conn: sqlite3.Connection, found_name: Callable[[str], None]) -> bool:
         """Move what an older durable kept in ``_cf_METADATA`` out of it; True if the table is gone.

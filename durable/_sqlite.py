@@ -68,8 +68,7 @@ class ObjectDatabase:
 
     Args:
         file: the database file, or ``None`` for an in-memory one (it lives as long as this object).
-        name: the object's name, handed to ``name_sink`` when the file is created (so ids rebuilt
-            from storage keep it); an in-memory database keeps it here.
+        name: the object's name, for ``name_sink`` when the file is made (ids rebuilt from storage keep it).
         synchronous: the ``PRAGMA synchronous`` level for file databases.
     """
 
@@ -92,8 +91,7 @@ class ObjectDatabase:
         """Whether ``BEGIN`` ran: SQLite holds uncommitted writes."""
         self.savepoint_depth = 0
         self.schema_epoch = 0
-        """Changes whenever the schema may have changed behind the SQL layer's back (a rollback,
-        ``delete_all``, a new connection), so what it cached about tables is read again."""
+        """Changes whenever the schema may have changed behind the SQL layer's back (rollback, ``delete_all``...)."""
         self.user_sql = False
         """True while user SQL (``sql.exec``) is being prepared; the SQL authorizer applies only then."""
         self.fail_next: BaseException | None = None
@@ -108,8 +106,7 @@ class ObjectDatabase:
         self.after_commit: list[Callable[[], None]] = []
         """Called once right after the next successful commit (a snapshot of its state); a rollback drops them."""
         self.name_sink: Callable[[str], None] | None = None
-        """Where the object's name is recorded (the runtime's directory): called with ``name`` when
-        the file is created, and with the name found in a file of an older durable."""
+        """Where the object's name is recorded (the runtime's directory): at the file's creation, or as an old file has it."""
 
     @property
     def tag(self) -> str:
@@ -222,6 +219,7 @@ class ObjectDatabase:
     def commit(self) -> None:
         """Commit the implicit transaction. On failure it is rolled back and the error raised."""
         if not (self._began or self.kv.dirty):  # not self.in_transaction: without its two property
+            self.meta.wiped = False  # (a delete_all() of a database never opened: nothing to commit)
             return  # calls (seq-increment 86,423 -> 85,307 instructions, callgrind, ninth pass)
         # fail_next and after_commit are read before anything is stored to them, and the error's
         # wording is a function's (_commit_error, which keeps the class under 300 lines): a tuple
@@ -242,7 +240,7 @@ class ObjectDatabase:
             if isinstance(exc, sqlite3.Error):
                 raise _commit_error(exc, self.file) from exc
             raise
-        self._began = False
+        self._began = self.meta.wiped = False
         if self.history is not None:
             assert self._conn is not None
             self.history.committed(self._conn, self.file)
@@ -268,6 +266,7 @@ class ObjectDatabase:
         """Drop every write not yet committed."""
         self.kv.discard()
         self.after_commit.clear()
+        self.meta.wiped = False
         conn = self._conn
         if conn is None or not self._began:
             return
@@ -332,6 +331,7 @@ class ObjectDatabase:
         self.kv.discard()
         for hook in self.on_wipe:
             hook()
+        self.meta.wiped = True  # (until the commit: a delete_alarm() then creates _cf_METADATA)
         if self.read_conn() is None:
             return
         conn = self.write_conn()

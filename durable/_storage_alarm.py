@@ -60,6 +60,7 @@ class StorageAlarm:
         if options:
             normalize_options("get_alarm", options, ALARM_GET_OPTIONS)
         txns = self._txns
+        self._db.meta.wiped = False  # (workerd's alarm cache is known again: see MetadataTable.wiped)
         if txns.stack and (level := txns.where()) is not NOW:
             return txns.defer(level, lambda: host.alarm_visible(self._db.meta.get_alarm()))
         return Done(host.alarm_visible(self._db.meta.get_alarm()))
@@ -102,6 +103,10 @@ class StorageAlarm:
             # No alarm stored: nothing for the scheduler (a pending retry goes on, as in workerd),
             # but still a handler-set marker, see AlarmState.written.
             host.alarm_written(stored_changed=False)
+            meta = self._db.meta
+            if meta.wiped and not meta.exists:  # after delete_all(): workerd's DELETE creates the table
+                meta.create()
+                host.wrote(gated=gated)
             return
         self._db.meta.set_alarm(None)
         host.alarm_written()
