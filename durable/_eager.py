@@ -574,6 +574,8 @@ async def _drive(resume: _Resume, yielded: Any, gen: int) -> None:
     task = call.task = asyncio.current_task()
     assert task is not None
     cancel = gen != resume.host.gen
+    if cancel and resume.waits is not None:  # reset before this task began: the reset's Task.cancel()
+        resume.waits.cancel()  # would have cancelled the future it waits on (its wake-up then lets go of it)
     message: BaseException | None = None
     cancels = getattr(call, "cancels", 0)
     for _ in range(cancels):  # asked for (of asyncio.current_task()) in the first step

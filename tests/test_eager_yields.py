@@ -253,3 +253,33 @@ async def test_a_future_of_another_loop(stepping: str) -> None:
         await stub.ready()
         await stub.other_loop()
     assert seen == [True]
+
+
+SHARED: list[asyncio.Future[None]] = []
+
+
+class S(P):
+    async def waits_shared(self) -> None:
+        try:
+            await SHARED[0]
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+
+async def test_a_reset_before_the_task_begins_cancels_what_the_event_waits_on(stepping: str) -> None:
+    """The object reset between the event's first suspension and its task's first step: the future
+    it waits on is cancelled (as ``Task.cancel()`` cancels it), and nothing of the event stays on it."""
+    SHARED[:] = [asyncio.get_running_loop().create_future()]
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(S).get_by_name("s")
+        await stub.ready()
+        call = stub.waits_shared()
+        with pytest.raises(durable.ObjectAbortedError):
+            await durable.testing.run_in_object(stub, lambda obj, ctx: ctx.abort("stop"))
+        with pytest.raises(durable.ObjectAbortedError):
+            await call
+        for _ in range(3):
+            await asyncio.sleep(0)
+    assert seen == ["cancelled"]
+    assert SHARED[0].cancelled()
