@@ -638,5 +638,4 @@ async def _drive(resume: _Resume, yielded: Any, gen: int) -> None:
         finally:
             swap_current_task(loop, task)
             counter.step_done()
-        if yielded is not None:
-            bad = _bad_yield(yielded, loop, call)  # (None for a future of this loop it awaits)
+        bad = None if yielded is None else _bad_yield(yielded, loop, call)  # (None: a future of this loop)

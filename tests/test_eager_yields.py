@@ -283,3 +283,29 @@ async def test_a_reset_before_the_task_begins_cancels_what_the_event_waits_on(st
             await asyncio.sleep(0)
     assert seen == ["cancelled"]
     assert SHARED[0].cancelled()
+
+
+class T(P):
+    async def bad_first_then_reset(self) -> None:
+        try:
+            await bad_yield(42)
+        except BaseException as e:
+            seen.append(type(e).__name__)
+        await asyncio.sleep(0)  # a bare yield next: resumed, with no stale error thrown in
+        seen.append("went on")
+
+
+async def test_a_reset_before_a_bad_yields_error_is_thrown_in(stepping: str) -> None:
+    """The object reset before the task threw in the error of a bad first yield: the event sees
+    ``CancelledError`` (as ``Task.__step`` throws it instead), and its next bare yield resumes it."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(T).get_by_name("t")
+        await stub.ready()
+        call = stub.bad_first_then_reset()
+        with pytest.raises(durable.ObjectAbortedError):
+            await durable.testing.run_in_object(stub, lambda obj, ctx: ctx.abort("stop"))
+        with pytest.raises(durable.ObjectAbortedError):
+            await call
+        for _ in range(4):
+            await asyncio.sleep(0)
+    assert seen == ["CancelledError", "went on"]
