@@ -567,8 +567,11 @@ async def _drive(resume: _Resume, yielded: Any, gen: int) -> None:
     reaches the coroutine the way a task's would; so it does if the object was reset (generation
     ``gen`` ended) before this task began. Every step counts as one of ``host``'s steps, as the
     first did. Where the eager task would resume the event before this task can wait on its
-    future (done before this task began), :class:`_Resume` wake-ups step it meanwhile.
-    ``tests/test_eager.py`` and ``tests/test_eager_order.py`` prove it (they run on every Python in CI).
+    future (done before this task began), :class:`_Resume` wake-ups step it meanwhile. What the
+    coroutine yields that is no future of this loop gets ``Task.__step``'s ``RuntimeError`` thrown
+    in (:func:`_bad_yield`), and a cancellation keeps its message.
+    ``tests/test_eager.py``, ``tests/test_eager_order.py`` and ``tests/test_eager_yields.py`` prove it
+    (they run on every Python in CI).
     """
     call = resume.call
     task = call.task = asyncio.current_task()
