@@ -539,7 +539,9 @@ class _Resume:
             try:
                 await parked
             except asyncio.CancelledError as exc:
-                if not (parked.cancelled() and self.consumed is parked) and self.state == _PARKED:
+                if parked.cancelled() and self.consumed is parked:
+                    pass  # (it reached the event already)
+                elif self.state == _PARKED:
                     # The task was cancelled after the last wake-up: cancel what the event waits
                     # on (as Task.cancel does), or throw it in at the next wake-up.
                     if self.waits is not None and not self.waits.done():

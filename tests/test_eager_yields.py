@@ -309,3 +309,29 @@ async def test_a_reset_before_a_bad_yields_error_is_thrown_in(stepping: str) -> 
         for _ in range(4):
             await asyncio.sleep(0)
     assert seen == ["CancelledError", "went on"]
+
+
+class U(P):
+    async def cancelled_then_bad(self) -> None:
+        self.me = asyncio.current_task()
+        try:
+            await self.future
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+        try:
+            await bad_yield(42)
+        except BaseException as e:
+            seen.append(type(e).__name__)
+
+
+async def test_a_cancellation_thrown_in_by_a_wake_up_is_not_thrown_again(stepping: str) -> None:
+    """Cancelled before the wake-up, which throws it in; the event catches it and yields a value:
+    it gets the ``RuntimeError``, not the same cancellation a second time."""
+    async with durable.Runtime() as rt:
+        stub = rt.namespace(U).get_by_name("u")
+        await stub.ready()
+        call = stub.cancelled_then_bad()
+        asyncio.get_running_loop().call_soon(lambda: INSTANCES[-1].me.cancel())  # after the task began
+        await stub.release()
+        await call
+    assert seen == ["cancelled", "RuntimeError"]
