@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import sys
 import threading
 from collections.abc import Callable, Coroutine
@@ -383,13 +384,46 @@ def _hand_over(
     begins, the wake-up steps the event where the eager task's would, not a loop turn later.
     """
     resume = _Resume(host, call, coro, loop, context)
-    if getattr(yielded, "_asyncio_future_blocking", None) is not None:  # an asyncio future (pending)
+    if yielded is not None and (bad := _bad_yield(yielded, loop, call)) is not None:
+        resume.bad = bad  # thrown in by the task's first step, as Task.__step's call_soon would
+    elif yielded is not None:  # an asyncio future of this loop (pending)
+        yielded._asyncio_future_blocking = False  # (taken over, as Task.__step marks it)
         yielded.add_done_callback(resume.wake, context=context)
         resume.waits = yielded
     # The task runs in a context of its own (each step of the event runs in ``context``): it ends a
     # loop turn after an event whose last step a wake-up made, and must not count meanwhile as a
     # task the object created (which keeps it from hibernating, ``Hibernation.blockers``).
     loop.create_task(_drive(resume, yielded, host.gen), context=contextvars.Context())
+
+
+def _bad_yield(yielded: Any, loop: asyncio.AbstractEventLoop, call: EventCall) -> RuntimeError | None:
+    """What ``Task.__step`` throws into a coroutine that yielded ``yielded`` (not None) on ``loop``:
+    None for a pending future of that loop it awaits, else the error (its texts, Python 3.11-3.13)
+    that an eager task throws in on the next loop turn: a future of another loop, a future yielded
+    without ``await``, a generator, anything else."""
+    blocking = getattr(yielded, "_asyncio_future_blocking", None)
+    if blocking is not None:
+        get_loop = getattr(yielded, "get_loop", None)  # (every asyncio future has it, uvloop's too)
+        if get_loop is None or get_loop() is not loop:
+            return RuntimeError(f"Task {call!r} got Future {yielded!r} attached to a different loop")
+        if blocking:
+            return None
+        return RuntimeError(f"yield was used instead of yield from in task {call!r} with {yielded!r}")
+    if inspect.isgenerator(yielded):
+        return RuntimeError(f"yield was used instead of yield from for generator in task {call!r} with {yielded!r}")
+    return RuntimeError(f"Task got bad yield: {yielded!r}")
+
+
+def _cancelled_error(source: BaseException | asyncio.Future[Any]) -> asyncio.CancelledError:
+    """A new ``CancelledError`` with the message of a cancellation (a cancelled future, or the
+    ``CancelledError`` a task's cancellation raised): ``Task.cancel(msg)``'s ``msg`` reaches the event."""
+    if isinstance(source, BaseException):
+        return asyncio.CancelledError(*source.args)
+    try:
+        source.result()
+    except asyncio.CancelledError as exc:
+        return asyncio.CancelledError(*exc.args)
+    return asyncio.CancelledError()
 
 
 _BEGINNING, _PARKED, _TASK, _ENDED = range(4)
@@ -409,6 +443,7 @@ class _Resume:
     """
 
     __slots__ = (
+        "bad",
         "call",
         "consumed",
         "context",
@@ -438,9 +473,11 @@ class _Resume:
         """What the parked task waits on: done after each step a wake-up makes, cancelled with the task."""
         self.consumed: asyncio.Future[None] | None = None
         """The parked future whose cancellation already reached the event (thrown in, or its future cancelled)."""
-        self.must_throw = False
-        """A cancellation of the task waits for the next wake-up to be thrown in."""
+        self.must_throw: asyncio.CancelledError | None = None
+        """A cancellation of the task, waiting for the next wake-up to be thrown in."""
         self.error: BaseException | None = None
+        self.bad: RuntimeError | None = None
+        """What the event yielded last is no future it can wait on: the error its task throws in."""
 
     def wake(self, _done: object = None) -> None:
         """Step the event where an eager task would (a future it waited on is done, or a loop turn passed)."""
@@ -448,8 +485,10 @@ class _Resume:
             return  # its task steps it (or has not begun: it never began, cancelled before)
         parked = self.parked
         assert parked is not None
-        throw = self.must_throw or (parked.cancelled() and self.consumed is not parked)
-        self.must_throw = False
+        throw = self.must_throw
+        if throw is None and parked.cancelled() and self.consumed is not parked:
+            throw = _cancelled_error(parked)
+        self.must_throw = None
         if parked.cancelled():
             self.consumed = parked
         host, loop = self.host, self.loop
@@ -457,7 +496,7 @@ class _Resume:
         counter.steps += 1
         caller = swap_current_task(loop, self.call)
         try:
-            yielded = self.coro.throw(asyncio.CancelledError()) if throw else self.coro.send(None)
+            yielded = self.coro.send(None) if throw is None else self.coro.throw(throw)
         except StopIteration:
             self.state = _ENDED
             yielded = None
@@ -471,21 +510,22 @@ class _Resume:
             self.coro = self.context = None  # type: ignore[assignment]
         self.waits = None
         if self.state == _PARKED:
-            cancelled = parked.cancelled() and self.consumed is not parked  # asked for during the step
+            # asked for during the step:
+            cancelled = _cancelled_error(parked) if parked.cancelled() and self.consumed is not parked else None
             if yielded is None:
                 loop.call_soon(self.wake, context=self.context)  # a bare yield: the next loop turn
                 self.must_throw = cancelled
-            elif getattr(yielded, "_asyncio_future_blocking", None) is None:
-                self.state = _TASK  # not a future: the task handles it (as _drive always did)
+            elif (bad := _bad_yield(yielded, loop, self.call)) is not None:
+                self.state, self.bad = _TASK, bad  # its task throws it in (it is resumed right after)
             else:
                 yielded._asyncio_future_blocking = False
                 yielded.add_done_callback(self.wake, context=self.context)
                 self.waits = yielded
-                if cancelled:  # (as Task.__step cancels the future it is given when asked to)
-                    if yielded.cancel():
+                if cancelled is not None:  # (as Task.__step cancels the future it is given when asked to)
+                    if yielded.cancel(*cancelled.args):
                         self.consumed = parked
                     else:
-                        self.must_throw = True
+                        self.must_throw = cancelled
         if self.state == _TASK:
             self.waits = yielded
         if not parked.done():
@@ -498,19 +538,23 @@ class _Resume:
             parked = self.parked = self.loop.create_future()
             try:
                 await parked
-            except asyncio.CancelledError:
-                if not (parked.cancelled() and self.consumed is parked) and self.state == _PARKED:
+            except asyncio.CancelledError as exc:
+                if parked.cancelled() and self.consumed is parked:
+                    pass  # (it reached the event already)
+                elif self.state == _PARKED:
                     # The task was cancelled after the last wake-up: cancel what the event waits
                     # on (as Task.cancel does), or throw it in at the next wake-up.
                     if self.waits is not None and not self.waits.done():
-                        self.waits.cancel()
+                        self.waits.cancel(*exc.args)
                     else:
-                        self.must_throw = True
+                        self.must_throw = _cancelled_error(exc)
+                elif self.state == _TASK:  # (a bad yield's error to throw in: the task throws this instead)
+                    self.must_throw = _cancelled_error(exc)
             if self.state == _ENDED:
                 if self.error is not None:
                     raise self.error
                 return True
-            if self.state == _TASK or (self.waits is not None and not self.waits.done() and not self.must_throw):
+            if self.state == _TASK or (self.waits is not None and not self.waits.done() and self.must_throw is None):
                 self.state = _TASK  # the task waits on it itself from now on (its wake-up does nothing)
                 return False
 
@@ -525,13 +569,19 @@ async def _drive(resume: _Resume, yielded: Any, gen: int) -> None:
     reaches the coroutine the way a task's would; so it does if the object was reset (generation
     ``gen`` ended) before this task began. Every step counts as one of ``host``'s steps, as the
     first did. Where the eager task would resume the event before this task can wait on its
-    future (done before this task began), :class:`_Resume` wake-ups step it meanwhile.
-    ``tests/test_eager.py`` and ``tests/test_eager_order.py`` prove it (they run on every Python in CI).
+    future (done before this task began), :class:`_Resume` wake-ups step it meanwhile. What the
+    coroutine yields that is no future of this loop gets ``Task.__step``'s ``RuntimeError`` thrown
+    in (:func:`_bad_yield`), and a cancellation keeps its message.
+    ``tests/test_eager.py``, ``tests/test_eager_order.py`` and ``tests/test_eager_yields.py`` prove it
+    (they run on every Python in CI).
     """
     call = resume.call
     task = call.task = asyncio.current_task()
     assert task is not None
     cancel = gen != resume.host.gen
+    if cancel and resume.waits is not None:  # reset before this task began: the reset's Task.cancel()
+        resume.waits.cancel()  # would have cancelled the future it waits on (its wake-up then lets go of it)
+    message: BaseException | None = None
     cancels = getattr(call, "cancels", 0)
     for _ in range(cancels):  # asked for (of asyncio.current_task()) in the first step
         task.cancel(call.cancel_msg)  # (what the event waits on is cancelled, as a task does)
@@ -541,15 +591,19 @@ async def _drive(resume: _Resume, yielded: Any, gen: int) -> None:
         yielded = None  # (the task, which ends a loop turn after the event, keeps nothing of it)
         if await resume.park():
             return
-        yielded, first = resume.waits, False
+        # (a bad yield's error is thrown in at once: Task.__step queued it at the end of that step)
+        yielded, first = resume.waits, resume.bad is not None
+        if resume.must_throw is not None:  # cancelled as it took over
+            cancel, first, message, resume.bad = True, False, resume.must_throw, None
     host, coro, loop, context = resume.host, resume.coro, resume.loop, resume.context
+    bad, resume.bad = resume.bad, None
     resume.state = _TASK  # (a wake-up queued on a future this task waits on does nothing)
     while True:
         if not cancel:
             try:
-                if yielded is None:
+                if yielded is None or bad is not None:  # a bare yield, or an error to throw in
                     if not first:
-                        await asyncio.sleep(0)
+                        await asyncio.sleep(0)  # (Task.__step's call_soon: the next loop turn)
                 else:
                     # What Task.__step does with a yielded future: mark it as taken over, so that
                     # awaiting it here (and the coroutine's own await resuming) is legitimate.
@@ -561,9 +615,10 @@ async def _drive(resume: _Resume, yielded: Any, gen: int) -> None:
                         # events that waited on it longer (two `put(); await sync()`).
                         await asyncio.sleep(0)
                     await yielded
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
                 # This task itself was cancelled, unless the future was (the coroutine sees that).
-                cancel = yielded is None or not yielded.cancelled()
+                if yielded is None or bad is not None or not yielded.cancelled():
+                    cancel, bad, message = True, None, exc  # (Task.__step throws it instead of ``bad``)
             except GeneratorExit:
                 raise  # this task was collected pending (its loop closed): the event's code is too
             except BaseException:
@@ -575,7 +630,12 @@ async def _drive(resume: _Resume, yielded: Any, gen: int) -> None:
         try:
             if cancel:
                 cancel = False
-                yielded = context.run(coro.throw, asyncio.CancelledError())
+                error: BaseException = asyncio.CancelledError() if message is None else _cancelled_error(message)
+                message = None
+                yielded = context.run(coro.throw, error)
+            elif bad is not None:
+                error, bad = bad, None
+                yielded = context.run(coro.throw, error)
             else:
                 yielded = context.run(coro.send, None)
         except StopIteration:
@@ -583,3 +643,4 @@ async def _drive(resume: _Resume, yielded: Any, gen: int) -> None:
         finally:
             swap_current_task(loop, task)
             counter.step_done()
+        bad = None if yielded is None else _bad_yield(yielded, loop, call)  # (None: a future of this loop)

@@ -1017,6 +1017,10 @@ def test_the_inlined_step_done_is_step_dones_own() -> None:
         "    if output.batch is not None and output.scheduled_on is not loop:\n        output.schedule_commit()",
     ]
     for function in (_host.call_rpc, _host.start_fetch, _host._start_fast):
+        # ``loop`` is the runtime's loop, the running one there (RpcMethod.__call__ and Stub.fetch
+        # forward a call made on another loop, or attach the runtime to it, before these run)
+        source = ast.unparse(ast.Module(body=_statements(function), type_ignores=[]))
+        assert "loop = runtime.loop" in source or "loop = host.runtime.loop" in source, function.__name__
         tries = [s for s in ast.walk(ast.Module(body=_statements(function), type_ignores=[])) if isinstance(s, ast.Try)]
         (outer,) = [t for t in tries if t.finalbody]
         assert [ast.unparse(s) for s in outer.finalbody[1:]] == expected, function.__name__
@@ -1043,6 +1047,10 @@ def test_the_inlined_batch_is_batch_init() -> None:
         for s in _statements(_output_gate.Batch.__init__)
         if isinstance(s, (ast.Assign, ast.AnnAssign))
     ]
+    # (every statement of __init__ is one of those assignments: one of another kind would be missed)
+    others = [s for s in _statements(_output_gate.Batch.__init__) if not isinstance(s, (ast.Assign, ast.AnnAssign))]
+    assert all(isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) for s in others), others
+    assert type(_output_gate.Batch).__call__ is type.__call__ and _output_gate.Batch.__new__ is object.__new__
     body = _statements(_output_gate.OutputGate.wrote_in_turn)
     made = next(s for s in body if isinstance(s, ast.If) and ast.unparse(s.test) == "batch is None")
     assert ast.unparse(made.body[0]) == "batch = self.batch = _new(Batch)"
