@@ -398,8 +398,18 @@ class AlarmScheduler:
     # -- timers --------------------------------------------------------------------------------
 
     def attach_loop(self) -> None:
-        """The runtime is used on the running loop: remember it, and arm timers set without one."""
-        self.loop = running_loop("a durable.Runtime")
+        """The runtime is used on the running loop: remember it, and arm timers set without one.
+
+        A new loop taking the runtime over (the previous one stopped: ``asyncio.run`` after
+        ``asyncio.run``) arms again the timers armed on the previous one, which will never run
+        them: an alarm set in one ``asyncio.run`` runs in the next.
+        """
+        previous = self.loop
+        self.loop = loop = running_loop("a durable.Runtime")
+        if previous is not None and previous is not loop and not self._stopped:
+            for key, entry in list(self._entries.items()):
+                if entry.handle is not None and key not in self._active:
+                    self._arm(key, entry, entry.due_ms / 1000)
         if self._unarmed:
             unarmed, self._unarmed = self._unarmed, {}
             for key, (entry, at) in unarmed.items():
