@@ -25,6 +25,7 @@ import inspect
 import os
 import sys
 import threading
+import time
 import weakref
 from asyncio import _get_running_loop
 from asyncio import current_task as _current_task
@@ -1198,9 +1199,15 @@ async def _forward(
 
 async def _ended(loop: asyncio.AbstractEventLoop) -> None:
     """Wait until ``loop``, whose ``asyncio.run`` is ending (``_ending``), no longer runs: its
-    shutdown (the calls it finishes, then its async generators and executor) takes a few turns."""
+    shutdown (the calls it finishes, then its async generators and executor) takes a few turns.
+    One that still runs long after (run again by hand after its tasks were cancelled) is no
+    longer taken for ending: the call is forwarded there again."""
     delay = 0.001
+    deadline = time.monotonic() + 2 * SHUTDOWN_GRACE_SECONDS
     while loop.is_running() and not loop.is_closed():
+        if time.monotonic() > deadline:
+            _ending.discard(loop)
+            return
         await asyncio.sleep(delay)
         delay = min(delay * 2, POLL_SECONDS)
 
@@ -1257,12 +1264,13 @@ def submit(
             return
         if not outcome.set_running_or_notify_cancel():
             return  # withdrawn before it started
+        inner: asyncio.Future[Any]
         try:
             made = make()
             if not inspect.iscoroutine(made):
                 inner = asyncio.ensure_future(made)
             elif runtime is None or runtime in _pinned:
-                inner = loop.create_task(_contained(made))
+                inner = asyncio.ensure_future(_contained(made))
             else:
                 inner = _Forwarded(_contained(made), loop=loop)
                 inner.runtime = runtime
