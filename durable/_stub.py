@@ -1135,6 +1135,7 @@ def _runtime_loop(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> asyncio.
             if not runtime.closed:  # (a closed one is not taken over: the call fails here)
                 runtime.attach_loop()  # the runtime's loop is now `loop` (and its timers are armed there)
                 _ending.discard(loop)  # (a loop run again by hand after a shutdown)
+                _taken.add(loop)
                 _guard_loop(loop)  # (calls other threads forward here must not start as it ends)
             return None
         return home
@@ -1259,7 +1260,7 @@ def submit(
         outcome = concurrent.futures.Future()
 
     def start() -> None:
-        if runtime is not None and runtime not in _pinned and not _guard_loop(loop):
+        if loop in _taken and not _guard_loop(loop):
             outcome.cancel()  # its loop is ending (asyncio.run returned): the caller routes it again
             return
         if not outcome.set_running_or_notify_cancel():
@@ -1293,6 +1294,11 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 _ending: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 """Loops that took a runtime over and whose ``asyncio.run`` is ending: no forwarded call starts there."""
 
+_taken: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+"""Loops that took a runtime over (``_runtime_loop``): the ones ``_LoopGuard`` watches, not the
+loop a runtime was opened on (a task waiting for ever there would make code that waits for all its
+loop's tasks wait for ever)."""
+
 _guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = weakref.WeakKeyDictionary()
 """The :class:`_LoopGuard` of each loop that runs forwarded calls of a runtime it took over."""
 
@@ -1313,7 +1319,8 @@ async def _forever(never: asyncio.Future[None]) -> None:
 
 
 class _LoopGuard(asyncio.Task):  # type: ignore[type-arg]
-    """A task waiting for ever on a loop that runs calls forwarded from other threads.
+    """A task waiting for ever on a loop that took a runtime over (``_taken``, made then), which
+    may run calls forwarded from other threads.
 
     ``asyncio.run`` ends by cancelling every task of its loop while the loop is stopped: this
     task's cancellation then marks the loop as ending (``_ending``), so that no forwarded call
