@@ -11,7 +11,9 @@ caller's loop (:func:`_forward`). A call made where no loop runs returns a corou
 routed when it is awaited. If the runtime's loop has stopped or closed, the caller's loop becomes
 the runtime's loop (it "adopts" the runtime), so a runtime used by one ``asyncio.run`` after
 another keeps working; a forwarded call that had not started when the runtime's loop stopped is
-withdrawn and routed again, so it is neither lost nor left waiting forever.
+withdrawn and routed again, so it is neither lost nor left waiting forever. A loop that took a
+runtime over finishes, as its ``asyncio.run`` ends, the calls it runs for other threads
+(:class:`_Forwarded`), and starts none after that (:class:`_LoopGuard`).
 """
 
 from __future__ import annotations
@@ -1136,7 +1138,7 @@ def _runtime_loop(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> asyncio.
                 runtime.attach_loop()  # the runtime's loop is now `loop` (and its timers are armed there)
                 _ending.discard(loop)  # (a loop run again by hand after a shutdown)
                 _taken.add(loop)
-                _guard_loop(loop)  # (calls other threads forward here must not start as it ends)
+                _guard_loop(loop, runtime)  # (calls other threads forward here must not start as it ends)
             return None
         return home
 
@@ -1260,7 +1262,7 @@ def submit(
         outcome = concurrent.futures.Future()
 
     def start() -> None:
-        if loop in _taken and not _guard_loop(loop):
+        if runtime is not None and loop in _taken and not _guard_loop(loop, runtime):
             outcome.cancel()  # its loop is ending (asyncio.run returned): the caller routes it again
             return
         if not outcome.set_running_or_notify_cancel():
@@ -1303,24 +1305,32 @@ _guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]]
 """The :class:`_LoopGuard` of each loop that runs forwarded calls of a runtime it took over."""
 
 
-def _guard_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    """Watch ``loop`` (the running one) for the end of its ``asyncio.run``; False if it is ending."""
+def _guard_loop(loop: asyncio.AbstractEventLoop, runtime: Runtime) -> bool:
+    """Watch ``loop`` (the running one), which holds ``runtime``, for the end of its ``asyncio.run``;
+    False if it is ending."""
     if loop in _ending:
         return False
     if loop not in _guards:
-        guard = _LoopGuard(_forever(loop.create_future()), loop=loop)
+        guard = _LoopGuard(_watch(loop, runtime), loop=loop)
         guard._log_destroy_pending = False  # type: ignore[attr-defined]  # (a loop closed by hand)
         _guards[loop] = guard
     return True
 
 
-async def _forever(never: asyncio.Future[None]) -> None:
-    await never
+async def _watch(loop: asyncio.AbstractEventLoop, runtime: Runtime) -> None:
+    """The guard's work: wait while ``loop`` holds ``runtime`` (until it is closed or moves)."""
+    try:
+        while runtime.loop is loop and not runtime.closed:
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        if _guards.get(loop) is asyncio.current_task():
+            del _guards[loop]
 
 
 class _LoopGuard(asyncio.Task):  # type: ignore[type-arg]
-    """A task waiting for ever on a loop that took a runtime over (``_taken``, made then), which
-    may run calls forwarded from other threads.
+    """A task on a loop that took a runtime over (``_taken``, made then), which may run calls
+    forwarded from other threads, for as long as the loop holds the runtime (``_watch``: code
+    that closes the runtime, then waits for all its loop's tasks, does not wait for ever).
 
     ``asyncio.run`` ends by cancelling every task of its loop while the loop is stopped: this
     task's cancellation then marks the loop as ending (``_ending``), so that no forwarded call
