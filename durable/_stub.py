@@ -1311,16 +1311,18 @@ def _guard_loop(loop: asyncio.AbstractEventLoop, runtime: Runtime) -> bool:
     if loop in _ending:
         return False
     if loop not in _guards:
-        guard = _LoopGuard(_watch(loop, runtime), loop=loop)
+        guard = _LoopGuard(_watch(loop, weakref.ref(runtime)), loop=loop)
         guard._log_destroy_pending = False  # type: ignore[attr-defined]  # (a loop closed by hand)
         _guards[loop] = guard
     return True
 
 
-async def _watch(loop: asyncio.AbstractEventLoop, runtime: Runtime) -> None:
-    """The guard's work: wait while ``loop`` holds ``runtime`` (until it is closed or moves)."""
+async def _watch(loop: asyncio.AbstractEventLoop, runtime: weakref.ref[Runtime]) -> None:
+    """The guard's work: wait while ``loop`` holds the runtime (until it is closed, moves, or is
+    collected: held weakly, so that a runtime dropped without ``aclose()`` is still collected)."""
     try:
-        while runtime.loop is loop and not runtime.closed:
+        while (held := runtime()) is not None and held.loop is loop and not held.closed:
+            del held
             await asyncio.sleep(POLL_SECONDS)
     finally:
         if _guards.get(loop) is asyncio.current_task():
