@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Container, Coroutine
 from contextvars import Context, ContextVar
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -300,6 +300,25 @@ def _arm_unannounced(scheduler: AlarmScheduler, key: Key, host: ObjectHost, give
         scheduler.schedule(key, stored)
 
 
+def _arm_again(
+    entries: dict[Key, _Entry],
+    unarmed: dict[Key, tuple[_Entry, float]],
+    arm: Callable[[Key, _Entry, float], None],
+    active: Container[Key] | None,
+) -> None:
+    """Arm the timers set while no loop ran (``unarmed``) on the runtime's new loop and, given the
+    objects whose ``alarm()`` runs (``active``: the runtime moved there from a loop that ended,
+    ``asyncio.run`` after ``asyncio.run``), the timers armed on that loop, which will never run
+    them: an alarm set in one ``asyncio.run`` runs in the next (tests/test_threads_loops.py)."""
+    for key, (entry, at) in unarmed.items():
+        if entries.get(key) is entry:
+            arm(key, entry, at)
+    if active is not None:
+        for key, entry in list(entries.items()):
+            if entry.handle is not None and key not in active and key not in unarmed:
+                arm(key, entry, entry.due_ms / 1000)
+
+
 class AlarmScheduler:
     """One per runtime. Keys are ``(namespace name, id hex)``.
 
@@ -398,13 +417,11 @@ class AlarmScheduler:
     # -- timers --------------------------------------------------------------------------------
 
     def attach_loop(self) -> None:
-        """The runtime is used on the running loop: remember it, and arm timers set without one."""
-        self.loop = running_loop("a durable.Runtime")
-        if self._unarmed:
-            unarmed, self._unarmed = self._unarmed, {}
-            for key, (entry, at) in unarmed.items():
-                if self._entries.get(key) is entry:
-                    self._arm(key, entry, at)
+        """The runtime is used on the running loop: remember it, and arm timers set without one, or on a loop that ended."""
+        previous, self.loop = self.loop, running_loop("a durable.Runtime")
+        unarmed, self._unarmed = self._unarmed, {}
+        moved = previous is not None and previous is not self.loop and not self._stopped
+        _arm_again(self._entries, unarmed, self._arm, self._active if moved else None)
         self._note_armed()
 
     def schedule(self, key: Key, when_ms: int | None, retry_count: int = 0) -> None:

@@ -11,7 +11,9 @@ caller's loop (:func:`_forward`). A call made where no loop runs returns a corou
 routed when it is awaited. If the runtime's loop has stopped or closed, the caller's loop becomes
 the runtime's loop (it "adopts" the runtime), so a runtime used by one ``asyncio.run`` after
 another keeps working; a forwarded call that had not started when the runtime's loop stopped is
-withdrawn and routed again, so it is neither lost nor left waiting forever.
+withdrawn and routed again, so it is neither lost nor left waiting forever. A loop that took a
+runtime over finishes, as its ``asyncio.run`` ends, the calls it runs for other threads
+(:class:`_Forwarded`), and starts none after that (:class:`_LoopGuard`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import inspect
 import os
 import sys
 import threading
+import time
 import weakref
 from asyncio import _get_running_loop
 from asyncio import current_task as _current_task
@@ -1133,6 +1136,9 @@ def _runtime_loop(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> asyncio.
                 return home  # stopped between two runs of its thread: the call waits for it there
             if not runtime.closed:  # (a closed one is not taken over: the call fails here)
                 runtime.attach_loop()  # the runtime's loop is now `loop` (and its timers are armed there)
+                _ending.discard(loop)  # (a loop run again by hand after a shutdown)
+                _taken.add(loop)
+                _guard_loop(loop, runtime)  # (calls other threads forward here must not start as it ends)
             return None
         return home
 
@@ -1164,7 +1170,7 @@ async def _forward(
                     runtime.check_open()  # would be forwarded again (Stub._call), for ever
                 return await make()
             try:
-                outcome = submit(home, make)
+                outcome = submit(home, make, runtime=runtime)
             except RuntimeError:
                 home = None
                 continue  # the loop closed meanwhile: route again
@@ -1174,6 +1180,10 @@ async def _forward(
             while True:
                 done, _ = await asyncio.wait((waiter,), timeout=POLL_SECONDS)
                 if done:
+                    if outcome.cancelled():  # refused by its loop, which is ending (submit)
+                        await _ended(home)
+                        home = outcome = None
+                        break  # route it again
                     return waiter.result()
                 if home.is_closed() or not home.is_running():
                     if outcome.cancel():
@@ -1188,6 +1198,21 @@ async def _forward(
             if withdraw and outcome is not None:
                 outcome.cancel()  # a call that has not started never will; a started one runs on
             raise
+
+
+async def _ended(loop: asyncio.AbstractEventLoop) -> None:
+    """Wait until ``loop``, whose ``asyncio.run`` is ending (``_ending``), no longer runs: its
+    shutdown (the calls it finishes, then its async generators and executor) takes a few turns.
+    One that still runs long after (run again by hand after its tasks were cancelled) is no
+    longer taken for ending: the call is forwarded there again."""
+    delay = 0.001
+    deadline = time.monotonic() + 2 * SHUTDOWN_GRACE_SECONDS
+    while loop.is_running() and not loop.is_closed():
+        if time.monotonic() > deadline:
+            _ending.discard(loop)
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, POLL_SECONDS)
 
 
 def _waiter(outcome: concurrent.futures.Future[Any], loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
@@ -1220,6 +1245,7 @@ def submit(
     make: Callable[[], Awaitable[T_co]],
     outcome: concurrent.futures.Future[T_co] | None = None,
     cancelled: str = "",
+    runtime: Runtime | None = None,
 ) -> concurrent.futures.Future[T_co]:
     """Call ``make()`` on ``loop`` (running in another thread); its outcome settles the future returned
     (``outcome`` if given: a caller may add its callbacks before the loop's thread can settle it).
@@ -1236,11 +1262,21 @@ def submit(
         outcome = concurrent.futures.Future()
 
     def start() -> None:
+        if runtime is not None and loop in _taken and not _guard_loop(loop, runtime):
+            outcome.cancel()  # its loop is ending (asyncio.run returned): the caller routes it again
+            return
         if not outcome.set_running_or_notify_cancel():
             return  # withdrawn before it started
+        inner: asyncio.Future[Any]
         try:
             made = make()
-            inner = asyncio.ensure_future(_contained(made) if inspect.iscoroutine(made) else made)
+            if not inspect.iscoroutine(made):
+                inner = asyncio.ensure_future(made)
+            elif runtime is None or runtime in _pinned:
+                inner = asyncio.ensure_future(_contained(made))
+            else:
+                inner = _Forwarded(_contained(made), loop=loop)
+                inner.runtime = runtime
         except BaseException as exc:
             outcome.set_exception(exc)
             return
@@ -1253,6 +1289,87 @@ def submit(
     return outcome
 
 
+SHUTDOWN_GRACE_SECONDS = 5.0
+"""How long a forwarded call still running when its loop's ``asyncio.run`` ends may go on (``_Forwarded``)."""
+
+
+_ending: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+"""Loops that took a runtime over and whose ``asyncio.run`` is ending: no forwarded call starts there."""
+
+_taken: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+"""Loops that took a runtime over (``_runtime_loop``): the ones ``_LoopGuard`` watches, not the
+loop a runtime was opened on (a task waiting for ever there would make code that waits for all its
+loop's tasks wait for ever)."""
+
+_guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = weakref.WeakKeyDictionary()
+"""The :class:`_LoopGuard` of each loop that runs forwarded calls of a runtime it took over."""
+
+
+def _guard_loop(loop: asyncio.AbstractEventLoop, runtime: Runtime) -> bool:
+    """Watch ``loop`` (the running one), which holds ``runtime``, for the end of its ``asyncio.run``;
+    False if it is ending."""
+    if loop in _ending:
+        return False
+    if loop not in _guards:
+        guard = _LoopGuard(_watch(loop, weakref.ref(runtime)), loop=loop)
+        guard._log_destroy_pending = False  # type: ignore[attr-defined]  # (a loop closed by hand)
+        _guards[loop] = guard
+    return True
+
+
+async def _watch(loop: asyncio.AbstractEventLoop, runtime: weakref.ref[Runtime]) -> None:
+    """The guard's work: wait while ``loop`` holds the runtime (until it is closed, moves, or is
+    collected: held weakly, so that a runtime dropped without ``aclose()`` is still collected)."""
+    try:
+        while (held := runtime()) is not None and held.loop is loop and not held.closed:
+            del held
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        if _guards.get(loop) is asyncio.current_task():
+            del _guards[loop]
+
+
+class _LoopGuard(asyncio.Task):  # type: ignore[type-arg]
+    """A task on a loop that took a runtime over (``_taken``, made then), which may run calls
+    forwarded from other threads, for as long as the loop holds the runtime (``_watch``: code
+    that closes the runtime, then waits for all its loop's tasks, does not wait for ever).
+
+    ``asyncio.run`` ends by cancelling every task of its loop while the loop is stopped: this
+    task's cancellation then marks the loop as ending (``_ending``), so that no forwarded call
+    starts there any more (it would be cut off by the loop's close): their callers route them
+    again, to the loop that takes the runtime over next. Cancelled while its loop runs (code
+    cancelling every task), it ends, and the next forwarded call makes another.
+    """
+
+    def cancel(self, msg: Any = None) -> bool:
+        loop = self.get_loop()
+        if not loop.is_running() and not loop.is_closed():
+            _ending.add(loop)
+        if _guards.get(loop) is self:
+            del _guards[loop]
+        return super().cancel(msg)
+
+
+class _Forwarded(asyncio.Task):  # type: ignore[type-arg]
+    """The task of a call forwarded to a loop that is not the runtime's own (one it took over).
+
+    ``asyncio.run`` ends by cancelling every task of its loop (with the loop stopped), then runs
+    the loop until they end. A call another thread forwarded there would fail with
+    ``ConnectionClosedError`` though its object did (most of) its work: instead it goes on, and
+    the shutdown waits for it, up to ``SHUTDOWN_GRACE_SECONDS`` (then it is cancelled after all).
+    """
+
+    runtime: Runtime
+
+    def cancel(self, msg: Any = None) -> bool:
+        loop = self.get_loop()
+        if loop.is_running() or loop.is_closed() or self.runtime.closed or self.done():
+            return super().cancel(msg)
+        _ending.add(loop)
+        loop.call_later(SHUTDOWN_GRACE_SECONDS, super().cancel, msg)
+        return False
+
+
 _LOOP_CLOSED = (
     "Connection closed: the runtime's event loop stopped before the call ended (the runtime was "
     "closed, or the loop it runs on ended: open a runtime on a loop that outlives the calls made from "
@@ -1262,7 +1379,7 @@ _LOOP_CLOSED = (
 
 @final
 class _Raised:
-    """A ``KeyboardInterrupt`` or ``SystemExit`` a forwarded call raised, carried as its task's result."""
+    """What a forwarded call raised (but a cancellation), carried as its task's result (``_contained``)."""
 
     __slots__ = ("exc",)
 
@@ -1280,7 +1397,9 @@ async def _contained(call: Coroutine[Any, Any, T_co]) -> T_co | _Raised:
     """
     try:
         return await call
-    except (KeyboardInterrupt, SystemExit) as exc:
+    except (KeyboardInterrupt, SystemExit, Exception) as exc:
+        # (Exception too: a task of a loop's asyncio.run shutdown that ends with an error is
+        # logged as "unhandled exception during asyncio.run() shutdown", see _Forwarded.)
         return _Raised(exc)
 
 
@@ -1434,7 +1553,7 @@ def _send_from(
         return _shielded(task)
     outcome = None
     with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: _forward routes it again
-        outcome = submit(home, make)
+        outcome = submit(home, make, runtime=runtime)
     return _forward(runtime, make, home if outcome is not None else None, outcome, withdraw=False)
 
 
